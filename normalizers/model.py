@@ -1,0 +1,123 @@
+"""Canonical entries: what every channel (HL7v2, CDA, PDF) turns into before deposit.
+
+Plain dataclasses, no storage concerns: pipelines/ turns them into rows. Everything a reader
+of the dossier needs is here; ``details`` keeps the rest of what the sender said so that
+nothing coded is thrown away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Entry types
+LAB_REPORT = "lab_report"
+LAB_RESULT = "lab_result"
+DOCUMENT = "document"
+
+# Actions on what we already hold (dedupe level 3)
+ACTION_NEW = "new"
+ACTION_REPLACE = "replace"
+ACTION_DELETE = "delete"
+
+
+@dataclass(slots=True)
+class Attachment:
+    """Binary content carried by a message (HL7 ED, CDA nonXMLBody). Archived by sha256."""
+
+    data: bytes
+    media_type: str  # 'text/xml', 'application/pdf', 'application/octet-stream'...
+    encoding_note: str | None = None  # e.g. 'base64 padding repaired'
+
+
+@dataclass(slots=True)
+class Entry:
+    """One clinical fact or document, with enough identity to be deduplicated.
+
+    ``key`` identifies the fact within one patient's dossier across messages (the same result
+    resent, or corrected, has the same key). ``source_ref`` says where in the input it came
+    from ('OBX[7]', 'OBR[3]'), for provenance and error messages.
+    """
+
+    type: str
+    key: str
+    source_ref: str
+    code: str | None = None
+    system: str | None = None  # 'LN' (LOINC) or the sender's coding system
+    display: str | None = None
+    mapped: bool = True  # False: a local code with no LOINC mapping ('unmapped')
+    value: str | None = None  # the value as text (always set when the sender gave one)
+    value_type: str | None = None  # HL7 value type (NM, ST, TX, CE, CWE, SN, ED, ...)
+    value_num: float | None = None
+    comparator: str | None = None  # '<', '<=', '>', '>=' for SN values like '<0.5'
+    unit: str | None = None  # UCUM when known
+    unit_original: str | None = None  # as sent
+    reference_range: str | None = None
+    interpretation: str | None = None  # abnormal flags (H, L, N, A, ...)
+    status: str = "final"  # final, preliminary, corrected, cancelled, entered-in-error, ...
+    effective: str | None = None  # ISO 8601 with offset, precision kept
+    issued: str | None = None
+    specimen_time: str | None = None
+    performer: str | None = None
+    parent_key: str | None = None  # a result's report (OBR)
+    action: str = ACTION_NEW
+    replaces_key: str | None = None  # ACTION_REPLACE / ACTION_DELETE: the key held before
+    attachment: Attachment | None = None
+    masking: dict[str, bool] = field(default_factory=dict)  # MetaDMPMSS flags
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def content(self) -> tuple:
+        """What makes two versions of the same fact different (for dedupe level 3/4)."""
+        return (self.code, self.system, self.value, self.unit, self.reference_range,
+                self.interpretation, self.status, self.effective, self.action,
+                self.attachment and len(self.attachment.data))
+
+
+@dataclass(slots=True)
+class InsIdentifier:
+    nir: str
+    oid: str
+    kind: str  # 'INS-NIR', 'INS-NIA', 'INS-NIR-TEST', 'INS-NIR-DEMO', 'NIR', 'NIA', 'INS-C'
+    key_valid: bool
+
+
+@dataclass(slots=True)
+class LocalIdentifier:
+    authority: str  # assigning authority: namespace id or OID (CX.4.1 or CX.4.2)
+    value: str
+    type_code: str = ""  # CX.5 (PI, PN, ...)
+
+
+@dataclass(slots=True)
+class PatientIdentity:
+    """Who the message is about, as the sender stated it."""
+
+    ins: list[InsIdentifier] = field(default_factory=list)
+    local_ids: list[LocalIdentifier] = field(default_factory=list)
+    family: str = ""
+    given: str = ""
+    birth_family: str = ""
+    birth_date: str = ""  # ISO YYYY-MM-DD ('' when absent or partial)
+    sex: str = ""  # F, M, U, O...
+    identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class NormalizedMessage:
+    """Everything one input yields: identity, entries, and the logical id for dedupe level 2."""
+
+    logical_id: str  # sender + MSH-10, or the CDA document id
+    identity: PatientIdentity
+    entries: list[Entry]
+    warnings: list[str] = field(default_factory=list)
+
+
+class NormalizationError(ValueError):
+    """Input parsed but cannot be turned into entries. Same contract as HL7ParseError:
+    a stable code and a human text that names the location and never carries patient data."""
+
+    def __init__(self, code: str, message: str, location: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.location = location

@@ -1,0 +1,175 @@
+"""A faithful, lazy parsed form of one HL7v2 message in ER7 (pipe) encoding.
+
+Why not keep python-hl7's tree: it builds every container eagerly (about 1,500 messages/s
+for a 15-OBX result here), and our pipeline needs a few dozen fields per message. We split
+segments and fields once, and components/subcomponents only when a field is read. python-hl7
+stays the reference: the tests check that both agree on every field (tests/test_er7.py).
+
+Positions follow the standard: ``msg.get("PID", 3, rep=2, comp=4, sub=2)`` is PID-3, second
+repetition, CX.4, HD.2. For MSH, field 1 is the field separator and field 2 the encoding
+characters, as in the standard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from parsers.hl7v2.errors import HL7ParseError
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiters:
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+
+
+@dataclass(slots=True)
+class Segment:
+    """One segment: ``fields[0]`` is the segment name, ``fields[n]`` is field n (still escaped)."""
+
+    name: str
+    fields: list[str]
+    index: int  # 1-based position of the segment in the message
+
+    def raw(self, n: int) -> str:
+        """Field n as sent (escaped, with all repetitions), '' when absent."""
+        return self.fields[n] if 0 <= n < len(self.fields) else ""
+
+
+@dataclass(slots=True)
+class Message:
+    segments: list[Segment]
+    delimiters: Delimiters
+    charset: str = "utf-8"  # the Python codec the text was decoded with
+    warnings: list[str] = field(default_factory=list)
+
+    # -- navigation -------------------------------------------------------------------------
+    def all(self, name: str) -> list[Segment]:
+        return [s for s in self.segments if s.name == name]
+
+    def first(self, name: str) -> Segment | None:
+        for s in self.segments:
+            if s.name == name:
+                return s
+        return None
+
+    def __iter__(self) -> Iterator[Segment]:
+        return iter(self.segments)
+
+    # -- values -----------------------------------------------------------------------------
+    def get(self, seg: Segment | str | None, n: int, rep: int = 1, comp: int = 1,
+            sub: int = 1) -> str:
+        """One leaf value, unescaped; '' when any level is absent."""
+        if isinstance(seg, str):
+            seg = self.first(seg)
+        if seg is None:
+            return ""
+        return self.unescape(leaf(seg.raw(n), self.delimiters, rep, comp, sub))
+
+    def reps(self, seg: Segment, n: int) -> list[str]:
+        """The repetitions of field n, each still escaped (use ``component`` to read them)."""
+        raw = seg.raw(n)
+        return raw.split(self.delimiters.repetition) if raw else []
+
+    def component(self, value: str, comp: int = 1, sub: int = 1) -> str:
+        """Component ``comp`` (subcomponent ``sub``) of one repetition, unescaped."""
+        return self.unescape(leaf(value, self.delimiters, 1, comp, sub))
+
+    def unescape(self, value: str) -> str:
+        from parsers.hl7v2.escape import unescape
+
+        if self.delimiters.escape not in value:
+            return value
+        return unescape(value, self.delimiters)
+
+    # -- header shortcuts ---------------------------------------------------------------
+    @property
+    def msh(self) -> Segment:
+        return self.segments[0]
+
+    @property
+    def control_id(self) -> str:
+        return self.get(self.msh, 10)
+
+    @property
+    def message_type(self) -> tuple[str, str, str]:
+        """(MSH-9.1, MSH-9.2, MSH-9.3), e.g. ('ORU', 'R01', 'ORU_R01')."""
+        return (self.get(self.msh, 9, comp=1), self.get(self.msh, 9, comp=2),
+                self.get(self.msh, 9, comp=3))
+
+    @property
+    def version(self) -> str:
+        return self.get(self.msh, 12)
+
+    @property
+    def sender(self) -> str:
+        """Sending application and facility (MSH-3 / MSH-4), the namespace of MSH-10."""
+        return f"{self.get(self.msh, 3)}|{self.get(self.msh, 4)}"
+
+
+def leaf(raw: str, d: Delimiters, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
+    """Pick repetition/component/subcomponent out of a raw field without building a tree."""
+    if not raw:
+        return ""
+    if rep != 1 or d.repetition in raw:
+        parts = raw.split(d.repetition)
+        if rep > len(parts):
+            return ""
+        raw = parts[rep - 1]
+    if comp != 1 or d.component in raw:
+        parts = raw.split(d.component)
+        if comp > len(parts):
+            return ""
+        raw = parts[comp - 1]
+    if sub != 1 or d.subcomponent in raw:
+        parts = raw.split(d.subcomponent)
+        if sub > len(parts):
+            return ""
+        raw = parts[sub - 1]
+    return raw
+
+
+def split_segments(text: str) -> list[str]:
+    """Segments separated by CR, LF or CRLF (published French examples use LF); blanks dropped."""
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+    return [s for s in text.split("\r") if s.strip()]
+
+
+def parse_text(text: str, charset: str = "utf-8") -> Message:
+    """Parse one decoded message. Raises HL7ParseError naming the segment and field at fault."""
+    lines = split_segments(text.lstrip("\ufeff"))
+    if not lines or not lines[0].startswith("MSH"):
+        raise HL7ParseError("HL7_NO_MSH", "the message does not start with an MSH segment",
+                            segment="MSH", position=1)
+    head = lines[0]
+    if len(head) < 8:
+        raise HL7ParseError("HL7_BAD_MSH", "MSH segment is too short to hold its delimiters",
+                            segment="MSH", position=1, field=2)
+    fsep = head[3]
+    enc = head[4:8].split(fsep)[0]
+    if fsep.isalnum() or len(enc) < 3 or len(set(enc + fsep)) != len(enc) + 1 \
+            or any(c.isalnum() for c in enc):
+        raise HL7ParseError("HL7_BAD_ENCODING_CHARS",
+                            f"MSH-1/MSH-2 do not define valid delimiters ({fsep!r}, {enc!r})",
+                            segment="MSH", position=1, field=2)
+    delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
+                        escape=enc[2] if len(enc) > 2 else "\\",
+                        subcomponent=enc[3] if len(enc) > 3 else "&")
+    segments: list[Segment] = []
+    for i, line in enumerate(lines, start=1):
+        parts = line.split(fsep)
+        name = parts[0]
+        if len(name) != 3 or not name.isalnum() or not name[0].isalpha() or not name.isupper():
+            raise HL7ParseError("HL7_BAD_SEGMENT",
+                                f"segment {i} has no valid segment name ({name[:10]!r})",
+                                segment=name[:3] or "?", position=i)
+        if name == "MSH":
+            # MSH-1 is the separator itself: shift so that fields[n] is MSH-n.
+            parts = [name, fsep, *parts[1:]]
+        segments.append(Segment(name, parts, i))
+    return Message(segments, delims, charset)

@@ -1,0 +1,65 @@
+r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\ and friends.
+
+Formatting commands (\H\ \N\ \.sp\ ...) carry no text and are dropped, except line breaks
+(\.br\, \.sp\) which become newlines. \Xhh\ is hexadecimal data in the message's charset: it is
+decoded as UTF-8 when valid, else latin-1, which is what senders who use it put there.
+Unknown or unterminated sequences are kept verbatim: a faithful parse never invents text.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parsers.hl7v2.er7 import Delimiters
+
+
+def unescape(value: str, d: Delimiters) -> str:
+    esc = d.escape
+    if esc not in value:
+        return value
+    out: list[str] = []
+    i = 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c != esc:
+            out.append(c)
+            i += 1
+            continue
+        end = value.find(esc, i + 1)
+        if end == -1:
+            out.append(value[i:])
+            break
+        seq = value[i + 1:end]
+        repl = _expand(seq, d)
+        if repl is None:
+            out.append(value[i:end + 1])
+        else:
+            out.append(repl)
+        i = end + 1
+    return "".join(out)
+
+
+def _expand(seq: str, d: Delimiters) -> str | None:
+    simple = {"F": d.field, "S": d.component, "T": d.subcomponent, "R": d.repetition,
+              "E": d.escape, "P": "&"}
+    if seq in simple:
+        return simple[seq]
+    if seq in ("H", "N"):
+        return ""
+    if seq.startswith("."):
+        return "\n" if seq[1:3] in ("br", "sp") else ""
+    if seq[:1] == "X" and len(seq) > 1:
+        try:
+            raw = binascii.unhexlify(seq[1:])
+        except (binascii.Error, ValueError):
+            return None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    if seq[:1] in ("C", "M", "Z"):
+        return ""  # charset switches and locally defined sequences: no text of their own
+    return None
