@@ -1,0 +1,46 @@
+"""Files given on the command line (or found in folders): raw bytes plus where they came from.
+
+A connector only reads and hands bytes over; the format is detected from the content later,
+never from the file name. Hidden files and temporary upload names are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines.intake import Received
+
+SKIPPED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
+
+
+class InputPathError(ValueError):
+    """A path given by the user does not exist or cannot be read."""
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and not name.endswith(SKIPPED_SUFFIXES):
+                        yield Path(root) / name
+        elif path.is_file():
+            yield path
+        else:
+            raise InputPathError(f"no such file or folder: {raw}")
+
+
+def read_files(paths: Iterable[str | Path], source: str,
+               channel: str = "file") -> Iterator[Received]:
+    for path in iter_files(paths):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputPathError(f"cannot read {path}: {exc.strerror}") from exc
+        yield Received(data=data, source=source, channel=channel, peer=str(path.parent),
+                       file_name=path.name, received_at=datetime.now(UTC))

@@ -1,0 +1,134 @@
+"""Deposit entries into a dossier: dedupe levels 3 and 4, versions, provenance.
+
+Each entry carries a ``key`` naming the clinical fact inside the dossier. With what the
+dossier already holds under that key:
+- nothing -> a new entry (version 1);
+- the same content -> no new row, one more provenance link ('confirmed'): a duplicate;
+- other content (a correction, a final after a preliminary) -> a new version becomes current,
+  the old one stays, marked superseded_by the new one (history kept);
+- a delete action -> a new version with status 'withdrawn' becomes current.
+The caller runs this inside the message's transaction: all of a message or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from sqlalchemy import Connection, insert, select, update
+
+from dossiers.schema import entries, provenance
+from normalizers.model import ACTION_DELETE, ACTION_REPLACE, Entry
+
+_COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
+             "reference_range", "interpretation", "effective", "attachment_sha256",
+             "masking")
+
+
+@dataclass(slots=True)
+class DepositResult:
+    created: int = 0  # new entries and new versions
+    duplicates: int = 0  # facts we already held, unchanged
+    superseded: int = 0  # earlier versions replaced or withdrawn
+    missing_targets: int = 0  # replace/delete of something we never received
+
+
+def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
+         now: datetime) -> dict:
+    return {
+        "patient_id": patient_id, "type": entry.type, "key": entry.key,
+        "status": entry.status, "code": entry.code, "system": entry.system,
+        "display": entry.display, "mapped": entry.mapped, "value": entry.value,
+        "value_type": entry.value_type, "value_num": entry.value_num,
+        "comparator": entry.comparator, "unit": entry.unit,
+        "unit_original": entry.unit_original, "reference_range": entry.reference_range,
+        "interpretation": entry.interpretation, "effective": entry.effective,
+        "issued": entry.issued, "specimen_time": entry.specimen_time,
+        "performer": entry.performer, "attachment_sha256": attachment_sha,
+        "media_type": entry.attachment.media_type if entry.attachment else None,
+        "masking": entry.masking or None, "details": entry.details or None,
+        "import_id": import_id, "created_at": now,
+    }
+
+
+def _same(new: dict, old) -> bool:  # noqa: ANN001
+    return all(new[c] == getattr(old, c) for c in _COMPARED)
+
+
+def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
+            items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
+    """Deposit (entry, attachment sha256) pairs; parents must come before their children."""
+    now = datetime.now(UTC)
+    result = DepositResult()
+    keys = {e.key for e, _ in items} | {e.replaces_key for e, _ in items if e.replaces_key} \
+        | {e.parent_key for e, _ in items if e.parent_key}
+    held: dict[str, object] = {}  # key -> current row
+    latest: dict[str, int] = {}  # key -> highest version stored, current or not
+    if keys:
+        for row in conn.execute(select(entries).where(
+                entries.c.patient_id == patient_id, entries.c.key.in_(keys))):
+            latest[row.key] = max(latest.get(row.key, 0), row.version)
+            if row.current:
+                held[row.key] = row
+    ids_by_key: dict[str, int] = {k: r.id for k, r in held.items()}
+    links: list[dict] = []
+
+    for entry, sha in items:
+        row = _row(entry, patient_id, import_id, sha, now)
+        if entry.parent_key:
+            row["parent_id"] = ids_by_key.get(entry.parent_key)
+        if entry.action in (ACTION_REPLACE, ACTION_DELETE):
+            old = held.get(entry.replaces_key or entry.key) or held.get(entry.key)
+        else:
+            old = held.get(entry.key)
+        if entry.action == ACTION_DELETE:
+            if old is None:
+                result.missing_targets += 1
+                continue
+            if old.status == "withdrawn":
+                result.duplicates += 1
+                links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed", now))
+                continue
+            row = {c.name: getattr(old, c.name) for c in entries.columns if c.name != "id"}
+            row.update(status="withdrawn", import_id=import_id, created_at=now)
+        elif old is None and entry.action == ACTION_REPLACE:
+            result.missing_targets += 1  # a correction of something we never received
+        if old is not None and old.key == row["key"] and entry.action != ACTION_DELETE \
+                and _same(row, old):
+            result.duplicates += 1
+            ids_by_key[entry.key] = old.id
+            if old.import_id != import_id:
+                links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed",
+                                   now))
+            continue
+        key = row["key"]
+        row["version"] = latest.get(key, 0) + 1
+        row["current"] = True
+        previous_same_key = held.get(key)
+        if previous_same_key is not None and previous_same_key is not old:
+            conn.execute(update(entries).where(entries.c.id == previous_same_key.id)
+                         .values(current=False))
+        new_id = conn.execute(insert(entries).values(**row).returning(entries.c.id)).scalar_one()
+        if old is not None:
+            conn.execute(update(entries).where(entries.c.id == old.id)
+                         .values(current=False, superseded_by=new_id))
+            held.pop(old.key, None)
+            result.superseded += 1
+            links.append(_link(old.id, import_id, source, entry.source_ref, "superseded", now))
+        latest[key] = row["version"]
+        held[key] = SimpleNamespace(id=new_id, **row)  # a repeat within this message is seen
+        ids_by_key[key] = new_id
+        links.append(_link(new_id, import_id, source, entry.source_ref,
+                           "withdrew" if entry.action == ACTION_DELETE else "created", now))
+        result.created += 1
+    if links:
+        conn.execute(insert(provenance), links)
+    return result
+
+
+def _link(entry_id: int, import_id: int, source: str, ref: str, relation: str,
+          now: datetime) -> dict:
+    return {"entry_id": entry_id, "import_id": import_id, "source": source,
+            "source_ref": ref, "relation": relation, "created_at": now}

@@ -1,0 +1,103 @@
+"""Patients (dossiers) and their identifiers: create, find by INS, local id, demographics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, insert, select
+
+from dossiers.names import fold_name
+from dossiers.schema import patient_identifiers, patients
+
+
+class PatientError(ValueError):
+    """A dossier cannot be created or found as asked (user error, shown as one line)."""
+
+
+@dataclass(slots=True)
+class Patient:
+    id: int
+    ins: str | None
+    family: str
+    given: str
+    birth_date: str
+    sex: str
+    opposed: bool
+
+
+def _row_to_patient(row) -> Patient:  # noqa: ANN001
+    return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
+                   bool(row.opposed))
+
+
+def create_patient(conn: Connection, *, family: str, given: str, birth_date: str, sex: str,
+                   ins: str | None = None, ins_oid: str | None = None,
+                   birth_family: str | None = None, created_by: str = "admin",
+                   identifiers: list[tuple[str, str, str]] = ()) -> int:
+    if ins and conn.execute(select(patients.c.id).where(patients.c.ins == ins)).first():
+        raise PatientError("a dossier with this INS already exists")
+    pid = conn.execute(insert(patients).values(
+        ins=ins, ins_oid=ins_oid, family=family, given=given, birth_family=birth_family,
+        birth_date=birth_date, sex=sex, family_key=fold_name(family),
+        given_key=fold_name(given), opposed=False, created_at=datetime.now(UTC),
+        created_by=created_by,
+    ).returning(patients.c.id)).scalar_one()
+    for authority, value, type_code in identifiers:
+        add_identifier(conn, pid, authority, value, type_code)
+    return pid
+
+
+def add_identifier(conn: Connection, patient_id: int, authority: str, value: str,
+                   type_code: str = "") -> None:
+    """Remember a sender's local id for this patient (next time it resolves directly)."""
+    existing = conn.execute(select(patient_identifiers.c.patient_id).where(
+        patient_identifiers.c.authority == authority,
+        patient_identifiers.c.value == value)).first()
+    if existing is None:
+        conn.execute(insert(patient_identifiers).values(
+            patient_id=patient_id, authority=authority, value=value, type_code=type_code))
+
+
+def get_patient(conn: Connection, patient_id: int) -> Patient | None:
+    row = conn.execute(select(patients).where(patients.c.id == patient_id)).first()
+    return _row_to_patient(row) if row else None
+
+
+def find_by_ins(conn: Connection, ins: str) -> Patient | None:
+    row = conn.execute(select(patients).where(patients.c.ins == ins)).first()
+    return _row_to_patient(row) if row else None
+
+
+def find_by_reference(conn: Connection, ref: str) -> Patient | None:
+    """A PATIENT argument: an INS (15 characters) or the internal id."""
+    ref = ref.strip()
+    if len(ref) == 15:
+        found = find_by_ins(conn, ref.upper())
+        if found:
+            return found
+    if ref.isdigit():
+        return get_patient(conn, int(ref))
+    return None
+
+
+def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
+    rows = conn.execute(select(patient_identifiers.c.patient_id).where(
+        patient_identifiers.c.authority == authority,
+        patient_identifiers.c.value == value)).all()
+    return [r.patient_id for r in rows]
+
+
+def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
+                         sex: str) -> list[int]:
+    """Strict match: folded family and first given name, full birth date, sex."""
+    first_given = fold_name(given).split(" ")[0] if given else ""
+    rows = conn.execute(select(patients.c.id, patients.c.given_key).where(
+        patients.c.family_key == fold_name(family),
+        patients.c.birth_date == birth_date,
+        patients.c.sex == sex)).all()
+    return [r.id for r in rows if r.given_key.split(" ")[0] == first_given]
+
+
+def list_patients(conn: Connection) -> list[Patient]:
+    return [_row_to_patient(r) for r in conn.execute(select(patients).order_by(patients.c.id))]

@@ -1,0 +1,165 @@
+"""The store's tables (SQLAlchemy Core): import ledger, patients, entries, provenance.
+
+Core rather than the ORM: the pipeline writes thousands of rows a second in batches, and the
+rows are plain records. One MetaData for everything so one ``create_all`` (or, later, one
+Alembic history) sets up a database, SQLite or PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# BigInteger ids on PostgreSQL, plain INTEGER (rowid alias, autoincrement) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# -- the import ledger ---------------------------------------------------------------------
+imports = Table(
+    "imports", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("channel", String(20), nullable=False),  # file, folder, mllp, s3, http, edit
+    Column("peer", String(200)),  # remote address, bucket/key, path
+    Column("file_name", String(500)),
+    Column("part", Integer),  # position of this message in its file/batch (1-based)
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("format", String(20)),  # hl7v2, cda, pdf, unknown
+    Column("logical_id", String(400)),  # sender + MSH-10, CDA document id
+    Column("status", String(20), nullable=False),  # received/processing/deposited/duplicate/...
+    Column("stage", String(20)),  # where it stopped: intake, parse, normalize, identity, deposit
+    Column("error_code", String(60)),
+    Column("error_message", Text),
+    Column("error_location", String(100)),
+    Column("warnings", JSON),
+    Column("entries_count", Integer, nullable=False, default=0),
+    Column("duplicates_count", Integer, nullable=False, default=0),
+    Column("patient_id", Id, ForeignKey("patients.id")),
+    Column("duplicate_of", Id, ForeignKey("imports.id")),
+    Column("batch_of", Id, ForeignKey("imports.id")),  # the file-level row of a batch
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(100)),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+Index("ix_imports_status", imports.c.status, imports.c.id)
+Index("ix_imports_source_sha", imports.c.source, imports.c.sha256)
+Index("ix_imports_logical", imports.c.logical_id)
+Index("ix_imports_patient", imports.c.patient_id)
+
+# Every processing attempt of an import: the history an admin reads.
+import_attempts = Table(
+    "import_attempts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("import_id", Id, ForeignKey("imports.id"), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("code_version", String(40)),
+    Column("status", String(20)),
+    Column("error_code", String(60)),
+    Column("error_message", Text),
+    Column("trigger", String(20)),  # ingest, serve, rerun
+)
+
+# A logical message or document is deposited once (dedupe level 2): the primary key is the
+# arbiter, even with several workers racing.
+logical_messages = Table(
+    "logical_messages", metadata,
+    Column("logical_id", String(400), primary_key=True),
+    Column("import_id", Id, ForeignKey("imports.id"), nullable=False),
+)
+
+# -- patients and dossiers -------------------------------------------------------------------
+patients = Table(
+    "patients", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ins", String(15), unique=True),  # NIR/NIA with its key, when known
+    Column("ins_oid", String(40)),
+    Column("family", String(200), nullable=False),
+    Column("given", String(200), nullable=False),
+    Column("birth_family", String(200)),
+    Column("birth_date", String(10), nullable=False),
+    Column("sex", String(1), nullable=False),
+    Column("family_key", String(200), nullable=False),  # accent/case-folded, for matching
+    Column("given_key", String(200), nullable=False),
+    Column("opposed", Boolean, nullable=False, default=False),  # opposition to feeding
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(40)),  # 'admin', 'auto-create'
+)
+Index("ix_patients_demo", patients.c.family_key, patients.c.birth_date, patients.c.sex)
+
+patient_identifiers = Table(
+    "patient_identifiers", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False, index=True),
+    Column("authority", String(200), nullable=False),
+    Column("value", String(100), nullable=False),
+    Column("type_code", String(10)),
+    UniqueConstraint("authority", "value", name="uq_identifier"),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False),
+    Column("type", String(30), nullable=False),
+    Column("key", String(500), nullable=False),  # identity of the fact within the dossier
+    Column("version", Integer, nullable=False),
+    Column("current", Boolean, nullable=False),  # the version a reader sees
+    Column("status", String(30), nullable=False),  # final, corrected, ..., withdrawn
+    Column("code", String(100)),
+    Column("system", String(100)),
+    Column("display", String(500)),
+    Column("mapped", Boolean, nullable=False, default=True),
+    Column("value", Text),
+    Column("value_type", String(10)),
+    Column("value_num", Float),
+    Column("comparator", String(2)),
+    Column("unit", String(60)),
+    Column("unit_original", String(60)),
+    Column("reference_range", String(120)),
+    Column("interpretation", String(60)),
+    Column("effective", String(40)),
+    Column("issued", String(40)),
+    Column("specimen_time", String(40)),
+    Column("performer", String(300)),
+    Column("parent_id", Id, ForeignKey("entries.id")),
+    Column("attachment_sha256", String(64)),
+    Column("media_type", String(100)),
+    Column("masking", JSON),
+    Column("details", JSON),
+    Column("superseded_by", Id, ForeignKey("entries.id")),
+    Column("import_id", Id, ForeignKey("imports.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("patient_id", "key", "version", name="uq_entry_version"),
+)
+Index("ix_entries_current", entries.c.patient_id, entries.c.key, entries.c.current)
+
+# Which imports brought (or confirmed) an entry: the same fact twice is one entry, two links.
+provenance = Table(
+    "provenance", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False, index=True),
+    Column("import_id", Id, ForeignKey("imports.id"), nullable=False, index=True),
+    Column("source", String(200), nullable=False),
+    Column("source_ref", String(100)),  # 'OBX[7]', 'section 30954-2'...
+    Column("relation", String(20), nullable=False),  # created, confirmed, superseded, withdrew
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

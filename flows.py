@@ -1,0 +1,100 @@
+"""Prefect flows: thin wrappers that call pipelines/ in batches.
+
+A Prefect task costs milliseconds, so a task handles a batch (hundreds of files at intake,
+``batch_size`` ledger rows at processing), never one message. Without PREFECT_API_URL the
+flows run in Prefect's ephemeral mode (a temporary local server); point PREFECT_API_URL at a
+Prefect server to see and schedule them there (README, "Prefect").
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from itertools import islice
+
+from prefect import flow, task
+
+from connectors.files import read_files
+from pipelines.intake import intake
+from pipelines.ledger import claim_batch
+from pipelines.process import Context, process_claimed
+from pipelines.settings import load_settings
+
+INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
+
+
+@cache
+def _context(trigger: str) -> Context:
+    """One context per worker process and trigger: engine, archive, mapping tables."""
+    return Context.from_settings(load_settings(), trigger=trigger)
+
+
+@task(name="intake-files")
+def intake_files(paths: list[str], source: str) -> dict:
+    ctx = _context("ingest")
+    ids: list[int] = []
+    batch_ids: list[int] = []
+    files = read_files(paths, source)
+    while chunk := list(islice(files, INTAKE_CHUNK)):
+        for result in intake(ctx.engine, ctx.archive, chunk):
+            ids.extend(result.message_ids)
+            if result.batch_id is not None:
+                batch_ids.append(result.batch_id)
+    return {"message_ids": ids, "batch_ids": batch_ids}
+
+
+@task(name="process-batch")
+def process_batch(ids: list[int], trigger: str) -> dict[str, int]:
+    ctx = _context(trigger)
+    claimed = claim_batch(ctx.engine, limit=len(ids), worker=ctx.worker, ids=ids)
+    return process_claimed(ctx, claimed)
+
+
+def _batches(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+@flow(name="ingest-files", log_prints=False)
+def ingest_files(paths: list[str], source: str = "files") -> dict:
+    """Intake every file, then process the messages received, batch by batch."""
+    received = intake_files(paths, source)
+    size = _context("ingest").settings.batch_size
+    for batch in _batches(received["message_ids"], size):
+        process_batch(batch, "ingest")
+    return received
+
+
+@task(name="drain-batch")
+def drain_batch(trigger: str) -> dict[str, int]:
+    """Claim the next batch of received rows (a lease, safe with several workers), process it."""
+    ctx = _context(trigger)
+    claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker)
+    return process_claimed(ctx, claimed)
+
+
+@flow(name="drain-ledger", log_prints=False)
+def drain_ledger(max_batches: int | None = None) -> dict[str, int]:
+    """Process whatever the ledger holds as received (the service's and reruns' flow)."""
+    totals: dict[str, int] = {}
+    done = 0
+    while max_batches is None or done < max_batches:
+        counts = drain_batch("serve")
+        if not counts:
+            break
+        for status, n in counts.items():
+            totals[status] = totals.get(status, 0) + n
+        done += 1
+    return totals
+
+
+@flow(name="rerun-imports", log_prints=False)
+def rerun_imports(ids: list[int]) -> dict[str, int]:
+    """Replay imports from their archived bytes with today's code and tables."""
+    from pipelines.rerun import reopen
+
+    ctx = _context("rerun")
+    reopened = reopen(ctx.engine, ids)
+    totals: dict[str, int] = {}
+    for batch in _batches(reopened, ctx.settings.batch_size):
+        for status, n in process_batch(batch, "rerun").items():
+            totals[status] = totals.get(status, 0) + n
+    return totals

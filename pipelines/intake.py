@@ -1,0 +1,115 @@
+"""Intake: archive the raw bytes, write the ledger rows, both durable before returning.
+
+This is the only thing a connector calls. A connector may acknowledge its sender once
+``intake`` has returned: the bytes are fsynced in the archive and the ledger rows committed.
+A file or frame holding several HL7v2 messages (concatenated, or FHS/BHS batches) gets one
+ledger row per message plus a file-level row ('split', or 'failed' when the envelope's counts
+do not match: a truncated batch is reported, its messages still processed).
+Dedupe level 1 happens here: the same bytes from the same source again get a row of their own,
+marked duplicate of the first, and are never processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, func, insert, select
+
+from dossiers.schema import imports
+from parsers.detect import detect_format
+from parsers.hl7v2.framing import split_batch
+from pipelines.archive import Archive, sha256_hex
+from pipelines.ledger import DUPLICATE, FAILED, RECEIVED, SPLIT, now
+
+
+@dataclass(slots=True)
+class Received:
+    """Raw bytes as a connector got them, with where they came from."""
+
+    data: bytes
+    source: str
+    channel: str
+    peer: str | None = None
+    file_name: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class IntakeResult:
+    message_ids: list[int] = field(default_factory=list)  # rows to process (or repeats)
+    repeats: int = 0  # byte-identical repeats (dedupe level 1)
+    batch_id: int | None = None
+    batch_problems: list[str] = field(default_factory=list)
+
+
+def _split(item: Received) -> tuple[str, list[bytes], list]:
+    fmt = detect_format(item.data)
+    if fmt != "hl7v2":
+        return fmt, [item.data], []
+    batch = split_batch(item.data)
+    return fmt, batch.messages or [item.data], list(batch.problems)
+
+
+def intake(engine: Engine, archive: Archive, items: Iterable[Received]) -> list[IntakeResult]:
+    """Archive and record a group of inputs with one archive sync and one commit."""
+    prepared = []
+    blobs: dict[str, bytes] = {}
+    for item in items:
+        fmt, parts, problems = _split(item)
+        hashed = [(sha256_hex(p), p) for p in parts]
+        for sha, p in hashed:
+            blobs[sha] = p
+        whole = None
+        if len(parts) > 1 or problems:
+            whole = sha256_hex(item.data)
+            blobs[whole] = item.data
+        prepared.append((item, fmt, hashed, problems, whole))
+    if hasattr(archive, "put_many"):
+        archive.put_many(list(blobs.items()))
+    else:
+        for data in blobs.values():
+            archive.put(data)
+
+    results: list[IntakeResult] = []
+    with engine.begin() as conn:
+        for item, fmt, hashed, problems, whole in prepared:
+            received_at = item.received_at or now()
+            base = {"source": item.source, "channel": item.channel, "peer": item.peer,
+                    "file_name": item.file_name, "received_at": received_at,
+                    "format": fmt, "entries_count": 0, "duplicates_count": 0,
+                    "attempts": 0, "updated_at": received_at}
+            result = IntakeResult()
+            if whole is not None:
+                bad = problems
+                result.batch_problems = [f"{p.code}: {p.message}" for p in bad]
+                result.batch_id = conn.execute(insert(imports).values(
+                    **base, sha256=whole, size=len(item.data),
+                    status=FAILED if bad else SPLIT, stage="intake",
+                    error_code=bad[0].code if bad else None,
+                    error_message="; ".join(p.message for p in bad) or None,
+                    warnings=[f"{p.code}: {p.message}" for p in bad[1:]] or None,
+                ).returning(imports.c.id)).scalar_one()
+            shas = {sha for sha, _ in hashed}
+            first_seen = dict(conn.execute(
+                select(imports.c.sha256, func.min(imports.c.id))
+                .where(imports.c.source == item.source, imports.c.sha256.in_(shas),
+                       imports.c.status != SPLIT)
+                .group_by(imports.c.sha256)).all())
+            for part, (sha, data) in enumerate(hashed, start=1):
+                row = {**base, "sha256": sha, "size": len(data), "batch_of": result.batch_id,
+                       "part": part if whole is not None else None}
+                original = first_seen.get(sha)
+                if original is not None:
+                    row.update(status=DUPLICATE, stage="intake", duplicate_of=original,
+                               error_message=f"same bytes as import {original} from this source")
+                    result.repeats += 1
+                else:
+                    row.update(status=RECEIVED, stage="intake")
+                new_id = conn.execute(insert(imports).values(**row)
+                                      .returning(imports.c.id)).scalar_one()
+                first_seen.setdefault(sha, new_id)
+                result.message_ids.append(new_id)
+            results.append(result)
+    return results

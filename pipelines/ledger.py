@@ -1,0 +1,112 @@
+"""The import ledger: one row per received message, its status, and every attempt.
+
+Statuses: received -> processing -> deposited | duplicate | failed | quarantined (terminal),
+plus 'split' for the file-level row of a batch whose messages have rows of their own, and
+'discarded' for what an admin withdrew. Claims are leases so that a dead worker's batch is
+taken again once ``claimed_until`` has passed; on PostgreSQL concurrent workers skip each
+other's rows (FOR UPDATE SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+
+from dossiers.schema import import_attempts, imports
+
+RECEIVED = "received"
+PROCESSING = "processing"
+DEPOSITED = "deposited"
+DUPLICATE = "duplicate"
+FAILED = "failed"
+QUARANTINED = "quarantined"
+SPLIT = "split"
+DISCARDED = "discarded"
+TERMINAL = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
+COUNTED = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED)  # what a summary reports
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one processing attempt ended; written to the ledger row and its attempt."""
+
+    status: str
+    stage: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_location: str | None = None
+    entries: int = 0
+    duplicates: int = 0
+    patient_id: int | None = None
+    logical_id: str | None = None
+    duplicate_of: int | None = None
+    warnings: list[str] | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int = 600,
+                ids: list[int] | None = None) -> list[int]:
+    """Atomically take up to ``limit`` rows to process (received, or with an expired lease)."""
+    t = now()
+    with engine.begin() as conn:
+        cond = or_(imports.c.status == RECEIVED,
+                   and_(imports.c.status == PROCESSING, imports.c.claimed_until < t))
+        if ids is not None:
+            cond = and_(cond, imports.c.id.in_(ids))
+        query = select(imports.c.id).where(cond).order_by(imports.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        claimed = list(conn.execute(query).scalars())
+        if claimed:
+            conn.execute(update(imports).where(imports.c.id.in_(claimed)).values(
+                status=PROCESSING, claimed_by=worker,
+                claimed_until=t + timedelta(seconds=lease_seconds), updated_at=t))
+    return claimed
+
+
+def record_outcome(conn: Connection, import_id: int, outcome: Outcome, *, started: datetime,
+                   code_version: str, trigger: str) -> None:
+    t = now()
+    conn.execute(update(imports).where(imports.c.id == import_id).values(
+        status=outcome.status, stage=outcome.stage, error_code=outcome.error_code,
+        error_message=outcome.error_message, error_location=outcome.error_location,
+        entries_count=outcome.entries, duplicates_count=outcome.duplicates,
+        patient_id=outcome.patient_id, logical_id=outcome.logical_id,
+        duplicate_of=outcome.duplicate_of, warnings=outcome.warnings or None,
+        attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None, updated_at=t))
+    conn.execute(import_attempts.insert().values(
+        import_id=import_id, started_at=started, finished_at=t, code_version=code_version,
+        status=outcome.status, error_code=outcome.error_code,
+        error_message=outcome.error_message, trigger=trigger))
+
+
+def reset_for_rerun(conn: Connection, ids: list[int]) -> list[int]:
+    """Put terminal rows back to 'received' so the next drain replays them from the archive.
+    Deposited rows are left alone (rerunning them would change nothing), as are rows whose
+    outcome was decided at intake (byte-identical repeats, batch envelopes) and rows being
+    processed."""
+    rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.stage)
+                        .where(imports.c.id.in_(ids))).all()
+    todo = [r.id for r in rows
+            if r.status in (FAILED, QUARANTINED, DUPLICATE) and r.stage != "intake"]
+    if todo:
+        conn.execute(update(imports).where(imports.c.id.in_(todo)).values(
+            status=RECEIVED, updated_at=now()))
+    return todo
+
+
+def counts_by_status(conn: Connection, ids: list[int] | None = None) -> dict[str, int]:
+    q = select(imports.c.status, func.count()).group_by(imports.c.status)
+    if ids is not None:
+        q = q.where(imports.c.id.in_(ids))
+    return {status: n for status, n in conn.execute(q)}
+
+
+def pending_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(imports).where(
+        imports.c.status.in_((RECEIVED, PROCESSING)))).scalar_one()
