@@ -1,0 +1,36 @@
+"""HL7v2 (ER7) parsing: bytes of a file -> messages (framing) -> text (charset) -> Message.
+
+Typical use, one file or MLLP frame::
+
+    batch = split_batch(raw)             # never raises; batch.problems say what is odd
+    for chunk in batch.messages:
+        msg = parse_message(chunk, fallback_charset=source.charset)  # may raise HL7ParseError
+"""
+
+from __future__ import annotations
+
+from parsers.hl7v2.charset import decode
+from parsers.hl7v2.er7 import Delimiters, Message, Segment, parse_text
+from parsers.hl7v2.errors import HL7ParseError
+from parsers.hl7v2.framing import Batch, BatchProblem, split_batch
+
+__all__ = ["Batch", "BatchProblem", "Delimiters", "HL7ParseError", "Message", "Segment",
+           "decode", "parse_message", "split_batch"]
+
+
+def parse_message(data: bytes, fallback_charset: str | None = None) -> Message:
+    """Decode one message (charset from MSH-18, see charset.py) and parse it.
+
+    ``data`` is one message as cut by split_batch; an MLLP frame (VT ... FS CR) can also be
+    passed as is, and blank lines are ignored by the ER7 parser. Charset warnings end up in
+    ``Message.warnings`` and ``Message.charset`` is the Python codec actually used.
+    Raises HL7ParseError (HL7_BAD_CHARSET, HL7_UNKNOWN_CHARSET, HL7_NO_MSH, ...)."""
+    if data.startswith(b"\x0b"):
+        data = data[1:]
+    if data.endswith((b"\x1c", b"\x1c\r")):
+        data = data[:data.rindex(b"\x1c")]
+    text, codec, warnings = decode(data, fallback_charset)
+    msg = parse_text(text, codec)
+    if warnings:
+        msg.warnings[:0] = warnings
+    return msg

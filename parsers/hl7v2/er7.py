@@ -68,6 +68,9 @@ class Message:
             seg = self.first(seg)
         if seg is None:
             return ""
+        if n <= 2 and seg.name == "MSH":
+            # MSH-1 and MSH-2 are the delimiters themselves: never split nor unescaped.
+            return seg.raw(n) if rep == comp == sub == 1 else ""
         return self.unescape(leaf(seg.raw(n), self.delimiters, rep, comp, sub))
 
     def reps(self, seg: Segment, n: int) -> list[str]:
@@ -165,11 +168,18 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
         parts = line.split(fsep)
         name = parts[0]
         if len(name) != 3 or not name.isalnum() or not name[0].isalpha() or not name.isupper():
+            # The line's text is not quoted: it may be a field value cut by a stray line end.
             raise HL7ParseError("HL7_BAD_SEGMENT",
-                                f"segment {i} has no valid segment name ({name[:10]!r})",
-                                segment=name[:3] or "?", position=i)
+                                f"segment {i} has no valid segment name (3 upper-case letters "
+                                f"or digits before the field separator expected)",
+                                segment="?", position=i)
         if name == "MSH":
             # MSH-1 is the separator itself: shift so that fields[n] is MSH-n.
             parts = [name, fsep, *parts[1:]]
         segments.append(Segment(name, parts, i))
-    return Message(segments, delims, charset)
+    msg = Message(segments, delims, charset)
+    if not (fsep + enc).isascii():
+        # Seen in ANS examples: '~' typed as U+02DC. Consistent use still parses; say so.
+        odd = ", ".join(f"U+{ord(c):04X}" for c in fsep + enc if not c.isascii())
+        msg.warnings.append(f"HL7_ODD_DELIMITERS: MSH-1/MSH-2 use non-ASCII delimiters ({odd})")
+    return msg

@@ -1,0 +1,77 @@
+"""Which parser a received input goes to, decided from its content, never from its name.
+
+Drop folders and S3 buckets are full of '.txt' HL7 and '.dat' PDFs; MLLP has no names at all.
+Only the head of the input is read (a few KB), with byte comparisons and one regex: this runs on
+every input before anything is known about it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+HL7V2 = "hl7v2"
+CDA = "cda"
+PDF = "pdf"
+UNKNOWN = "unknown"
+
+CDA_NAMESPACE = b"urn:hl7-org:v3"
+_HEAD = 8192  # the XML prolog (declaration, stylesheet, comments) fits; the body is not read
+_SKIP = b" \t\r\n\x0b\x0c\x00"  # whitespace, MLLP start block, NUL padding
+_HL7_STARTS = (b"MSH", b"FHS", b"BHS")
+# Prolog items before the root element: declaration/PIs, comments, DOCTYPE (internal subset
+# included), whitespace.
+_PROLOG = re.compile(
+    rb"(?:\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)*", re.S | re.I)
+# <prefix:name attributes... (the '>' may lie beyond the head: it is not required)
+_ROOT = re.compile(
+    rb"<(?:([A-Za-z_][\w.\-]*):)?([A-Za-z_][\w.\-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)")
+_XMLNS = re.compile(rb"\bxmlns(?::([\w.\-]+))?\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+
+
+def detect_format(data: bytes) -> str:
+    """'hl7v2', 'cda', 'pdf' or 'unknown' from the first bytes of ``data``.
+
+    HL7v2: starts with MSH, FHS or BHS followed by a field separator. PDF: '%PDF-' at the
+    start (or within the first 1024 bytes, where readers also accept it). CDA: XML whose root
+    element is ClinicalDocument in the urn:hl7-org:v3 namespace; any other XML is 'unknown'
+    (a CDA without its namespace is not a CDA for the CDA parser either)."""
+    head = _text_head(data)
+    if head[:3] in _HL7_STARTS and len(head) > 3 and not head[3:4].isalnum() \
+            and head[3:4] not in b" \t\r\n":
+        return HL7V2
+    if head.startswith(b"%PDF-"):
+        return PDF
+    if head.startswith(b"<"):
+        return CDA if _is_cda(head) else UNKNOWN
+    if b"%PDF-" in data[:1024]:
+        return PDF
+    return UNKNOWN
+
+
+def _text_head(data: bytes) -> bytes:
+    """The first KB without BOM and leading whitespace; UTF-16 re-encoded as UTF-8 so that the
+    byte patterns apply (XML is legitimately sent as UTF-16)."""
+    head = data[:_HEAD]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        head = head[: len(head) // 2 * 2].decode("utf-16", "replace").encode("utf-8")
+    elif head[:4] in (b"<\x00?\x00", b"<\x00C\x00", b"M\x00S\x00"):
+        head = head[: len(head) // 2 * 2].decode("utf-16-le", "replace").encode("utf-8")
+    elif head[:4] in (b"\x00<\x00?", b"\x00<\x00C", b"\x00M\x00S"):
+        head = head[: len(head) // 2 * 2].decode("utf-16-be", "replace").encode("utf-8")
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    return head.lstrip(_SKIP)
+
+
+def _is_cda(head: bytes) -> bool:
+    """Root element is {urn:hl7-org:v3}ClinicalDocument (prefixed or default namespace)."""
+    pos = _PROLOG.match(head).end()
+    m = _ROOT.match(head, pos)
+    if not m or m.group(2) != b"ClinicalDocument":
+        return False
+    prefix = m.group(1) or b""
+    for ns in _XMLNS.finditer(m.group(3)):
+        if (ns.group(1) or b"") == prefix:
+            return (ns.group(2) if ns.group(2) is not None else ns.group(3)) == CDA_NAMESPACE
+    return False
