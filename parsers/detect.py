@@ -19,6 +19,9 @@ CDA_NAMESPACE = b"urn:hl7-org:v3"
 _HEAD = 8192  # the XML prolog (declaration, stylesheet, comments) fits; the body is not read
 _SKIP = b" \t\r\n\x0b\x0c\x00"  # whitespace, MLLP start block, NUL padding
 _HL7_STARTS = (b"MSH", b"FHS", b"BHS")
+# Any segment line ('PID|...'): HL7v2 that lost its header, which the HL7 parser reports as
+# HL7_NO_MSH; far more useful to the sender than 'unknown format'.
+_SEGMENT_LINE = re.compile(rb"[A-Z][A-Z0-9]{2}\|")
 # Prolog items before the root element: declaration/PIs, comments, DOCTYPE (internal subset
 # included), whitespace.
 _PROLOG = re.compile(
@@ -32,7 +35,8 @@ _XMLNS = re.compile(rb"\bxmlns(?::([\w.\-]+))?\s*=\s*(?:\"([^\"]*)\"|'([^']*)')"
 def detect_format(data: bytes) -> str:
     """'hl7v2', 'cda', 'pdf' or 'unknown' from the first bytes of ``data``.
 
-    HL7v2: starts with MSH, FHS or BHS followed by a field separator. PDF: '%PDF-' at the
+    HL7v2: starts with MSH, FHS or BHS followed by a field separator (or with another
+    segment line, a message without its header). PDF: '%PDF-' at the
     start (or within the first 1024 bytes, where readers also accept it). CDA: XML whose root
     element is ClinicalDocument in the urn:hl7-org:v3 namespace; any other XML is 'unknown'
     (a CDA without its namespace is not a CDA for the CDA parser either)."""
@@ -46,6 +50,8 @@ def detect_format(data: bytes) -> str:
         return CDA if _is_cda(head) else UNKNOWN
     if b"%PDF-" in data[:1024]:
         return PDF
+    if _SEGMENT_LINE.match(head):
+        return HL7V2
     return UNKNOWN
 
 

@@ -31,7 +31,7 @@ def test_hl7v2(data):
 
 
 @pytest.mark.parametrize("data", [
-    b"MSHA|x", b"MSH", b"MSH |x", b"PID|1||x\r", b"msh|^~\\&|", b"BTS|1\r", b"",
+    b"MSHA|x", b"MSH", b"MSH |x", b"msh|^~\\&|", b"",
     b"   \r\n", b"hello world", b"\x00\x01\x02",
 ])
 def test_not_hl7v2(data):
@@ -107,3 +107,9 @@ def test_corpus(path: Path):
     else:
         expected = "unknown" if path.name in AUTO_PRESENTABLE else "cda"
     assert detect_format(path.read_bytes()) == expected
+
+
+@pytest.mark.parametrize("data", [b"PID|1||x\r", b"BTS|1\r", b"OBX|1|NM|X||1\r"])
+def test_headerless_segments_go_to_the_hl7_parser(data):
+    """So that the sender is told 'no MSH segment', not 'unknown format'."""
+    assert detect_format(data) == "hl7v2"

@@ -1,0 +1,51 @@
+# Two commands do all the set-up on a fresh Debian machine:
+#   make run   - install, create the sample dossiers, ingest samples/ into ./var, print the outcome
+#   make test  - install, run the whole test suite (it starts and stops its own PostgreSQL
+#                and S3 servers)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DMP_HOME ?= $(CURDIR)/var
+
+.PHONY: run test lint bench system-deps clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Debian packages: PostgreSQL (store tests), tesseract with French data (OCR). Installed only
+# when missing, and only when we are root (otherwise say what is missing).
+system-deps:
+	@missing=""; \
+	command -v tesseract >/dev/null || missing="$$missing tesseract-ocr"; \
+	[ -e /usr/share/tesseract-ocr/5/tessdata/fra.traineddata ] || ls /usr/share/tesseract-ocr/*/tessdata/fra.traineddata >/dev/null 2>&1 || missing="$$missing tesseract-ocr-fra"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages:$$missing (run as root, or install them)"; fi; \
+	fi
+
+run: $(STAMP)
+	@mkdir -p $(DMP_HOME)
+	@$(BIN)/dmp-ingest dossier create --from-csv samples/patients.csv
+	@$(BIN)/dmp-ingest ingest --source samples samples/hl7v2
+
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) var

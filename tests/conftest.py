@@ -1,0 +1,128 @@
+"""Shared fixtures: a real PostgreSQL server for the session, stores on SQLite and PostgreSQL.
+
+The PostgreSQL server is a throwaway cluster (initdb in a temporary folder, loopback port,
+fsync off) started on first use and stopped at the end of the session, so `make test` needs no
+running service. As root, the cluster runs as the 'postgres' system user (initdb refuses
+root). Without PostgreSQL binaries the PostgreSQL variants skip, unless DMP_REQUIRE_POSTGRES=1
+(set by `make test`), where they fail: CI must never silently test less.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+SAMPLES = ROOT / "samples"
+
+
+def corpus_path(*parts: str) -> Path:
+    path = CORPUS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"public corpus not present ({path})")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+    _counter = itertools.count(1)
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = f"t{os.getpid()}_{next(self._counter)}"
+        with psycopg.connect(f"host={self.host} port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{name}"
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        if os.environ.get("DMP_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL binaries not found and DMP_REQUIRE_POSTGRES=1")
+        pytest.skip("PostgreSQL binaries not found")
+    base = Path(tempfile.mkdtemp(prefix="dmp-pg-"))
+    data = base / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "-E", "UTF8", "--no-sync"], **run)
+    opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"),
+                    "-w", "-t", "60", "start"], **run)
+    try:
+        yield PostgresServer("127.0.0.1", port)
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:  # noqa: ANN001
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()
+
+
+@pytest.fixture
+def settings(database_url, tmp_path):  # noqa: ANN001, ANN201
+    from pipelines.settings import load_settings
+
+    return load_settings(env={"DMP_HOME": str(tmp_path / "home"),
+                              "DMP_DATABASE_URL": database_url,
+                              "DMP_ARCHIVE_URL": str(tmp_path / "archive")})
+
+
+@pytest.fixture
+def ctx(settings):  # noqa: ANN001, ANN201
+    from pipelines.process import Context
+
+    context = Context.from_settings(settings)
+    yield context
+    context.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path):  # noqa: ANN001, ANN201
+    """A SQLite-only context for tests that are about logic, not the database."""
+    from pipelines.process import Context
+    from pipelines.settings import load_settings
+
+    settings = load_settings(env={"DMP_HOME": str(tmp_path / "home")})
+    context = Context.from_settings(settings)
+    yield context
+    context.engine.dispose()
