@@ -39,10 +39,11 @@ def _quiet_prefect() -> None:
 
 
 def _context():  # noqa: ANN202
+    from sqlalchemy.exc import OperationalError
+
     from pipelines.archive import ArchiveError
     from pipelines.process import Context
     from pipelines.settings import load_settings
-    from sqlalchemy.exc import OperationalError
 
     try:
         return Context.from_settings(load_settings())
@@ -64,7 +65,8 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
         table.add_column(col)
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
-    Console().print(table)
+    # Piped output (scripts, CI logs) gets a wide fixed width instead of rich's 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 # -- ingest ---------------------------------------------------------------------------------
