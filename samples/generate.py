@@ -1203,8 +1203,9 @@ def build_sample_set(seed: int = SAMPLE_SEED) -> tuple[list[SampleFile], list[Pa
     write_batch(buf, (enc(m) for m in t_msgs), app=chu.app, facility=chu.facility,
                 created=paris(2025, 12, 3, 6, 15), batch_id=f"{g.tag}0002", bts_count=3)
     add("16_chu_batch_tronque.hl7", buf.getvalue(), "failed", "batch count mismatch", "K5 K6", 2,
-        0, "batch whose BTS-1 says 3 messages but holds 2 (transfer cut): the batch fails as a "
-        "whole (count mismatch); nothing from it is deposited until the sender re-sends it")
+        0, "batch whose BTS-1 says 3 messages but holds 2 (transfer cut): the batch's own ledger "
+        "row fails (HL7_BATCH_COUNT_MISMATCH) and is reported; the 2 complete messages it holds "
+        "are still processed (deposited), so nothing received is lost")
     # 17-24 broken messages, one fault each
     m = msg(labm, K1, ["LIPIDES"], paris(2025, 3, 11, 9, 0))
     text = g.render(m)
@@ -1246,10 +1247,11 @@ def build_sample_set(seed: int = SAMPLE_SEED) -> tuple[list[SampleFile], list[Pa
         "message this intake handles: failed 'unsupported message type ADT^A01'")
     m = msg(bioazur, K8, ["IONO"], paris(2025, 3, 20, 9, 0))
     text = g.render(m, "utf-8")
-    add("24_casse_charset.hl7", text.encode("iso-8859-1"), "deposited", "charset mismatch",
-        "K8", 1, m.results, "MSH-18 says UNICODE UTF-8 but the bytes are ISO-8859-1 (Maëlys, "
-        "Créatinine...): not valid UTF-8. Accept with a warning (decode as 8859-1/15), per "
-        "'accept what senders send, record a warning'")
+    add("24_casse_charset.hl7", text.encode("iso-8859-1"), "failed", "charset mismatch",
+        "K8", 1, 0, "MSH-18 says UNICODE UTF-8 but the bytes are ISO-8859-1 (Maëlys, "
+        "Créatinine...): not valid UTF-8, HL7_BAD_CHARSET naming MSH-18 and the byte offset. "
+        "The fix is a per-source fallback (DMP_SOURCE_CHARSETS='samples=iso-8859-1'), then a "
+        "rerun: deposited with a warning")
     return files, patients
 
 
