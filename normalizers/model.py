@@ -111,6 +111,10 @@ class NormalizedMessage:
     identity: PatientIdentity
     entries: list[Entry]
     warnings: list[str] = field(default_factory=list)
+    # Why a person must look before anything is deposited (e.g. 'CISIS_PATIENT_MISMATCH ...':
+    # the CDA inside names another patient than PID). Non-empty -> the pipeline quarantines.
+    # Codes and locations only, never patient data.
+    quarantine_reasons: list[str] = field(default_factory=list)
 
 
 class NormalizationError(ValueError):

@@ -1,0 +1,153 @@
+"""The header of a CDA R2 document carried inside an HL7v2 message (ids, type, versions).
+
+Why a separate, tiny reader: the normalizer only needs the header to key the document
+(ClinicalDocument/id), to know which version it replaces (relatedDocument RPLC) and to check
+the patient; the full CDA parser (parsers/cda) is for CDA inputs. The payload comes from a
+sender, so the parse is hardened (no entities, no DTD, no network, no huge trees) and it
+stops at the body (``component``): a 500 kB level-1 document with its PDF costs nothing more
+than its header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+V3 = "urn:hl7-org:v3"
+_ROOT = f"{{{V3}}}ClinicalDocument"
+_CHUNK = 16384
+_PARSER_OPTIONS: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+}
+_HEADER = {"id", "setId", "versionNumber", "code", "title", "effectiveTime",
+           "confidentialityCode", "languageCode"}
+
+
+def hardened_parser() -> etree.XMLParser:
+    """The parser options every CDA read in this package uses."""
+    return etree.XMLParser(**_PARSER_OPTIONS)
+
+
+@dataclass(slots=True)
+class CdaHeader:
+    id_root: str = ""
+    id_extension: str = ""
+    set_id: str = ""  # root^extension
+    version_number: str = ""
+    code: str = ""
+    code_system: str = ""
+    code_display: str = ""
+    title: str = ""
+    effective_time: str = ""  # as in the document (HL7 TS form)
+    confidentiality_code: str = ""
+    language_code: str = ""
+    related: list[tuple[str, str]] = field(default_factory=list)  # (typeCode, parent id)
+    patient_ids: list[tuple[str, str]] = field(default_factory=list)  # (root, extension)
+
+    @property
+    def document_id(self) -> str:
+        return ii_key(self.id_root, self.id_extension)
+
+    def replaced_id(self) -> str:
+        """The parent document id of relatedDocument typeCode RPLC, '' when none."""
+        for type_code, parent in self.related:
+            if type_code == "RPLC" and parent:
+                return parent
+        return ""
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "id": self.document_id, "set_id": self.set_id, "version_number": self.version_number,
+            "code": self.code, "code_system": self.code_system, "title": self.title,
+            "effective_time": self.effective_time,
+            "confidentiality_code": self.confidentiality_code,
+            "language_code": self.language_code,
+            "related": [{"type": t, "parent_id": p} for t, p in self.related],
+        }
+
+
+def ii_key(root: str, extension: str) -> str:
+    """One text for an HL7 v3 II: 'root^extension', or 'root' alone."""
+    return f"{root}^{extension}" if extension else root
+
+
+def looks_like_xml(data: bytes) -> bool:
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")
+
+
+def read_cda_header(data: bytes) -> CdaHeader | None:
+    """The header of a CDA document, None when ``data`` is not a CDA ClinicalDocument."""
+    if not looks_like_xml(data):
+        return None
+    header = CdaHeader()
+    path: list[str] = []
+    try:
+        for event, el in _events(data):
+            if event == "start":
+                name = etree.QName(el).localname if isinstance(el.tag, str) else ""
+                path.append(name)
+                if len(path) == 1 and el.tag != _ROOT:
+                    return None
+                if len(path) == 2 and name == "component":
+                    return header  # the body: everything we need is above it
+                continue
+            _on_end(el, path, header)
+            path.pop()
+    except etree.XMLSyntaxError:
+        return None
+    return header if header.id_root or header.code else None
+
+
+def _events(data: bytes) -> Iterator[tuple[str, Any]]:
+    """Parse events, fed by chunks so that the caller can stop at the body."""
+    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
+    try:
+        for pos in range(0, len(data), _CHUNK):
+            parser.feed(data[pos:pos + _CHUNK])
+            yield from parser.read_events()
+        parser.close()
+    except etree.XMLSyntaxError:
+        # What was parsed before the fault still counts: a broken body after a sound
+        # header is the body's problem (the full CDA parser reports it), not the key's.
+        yield from parser.read_events()
+        raise
+    yield from parser.read_events()
+
+
+def _on_end(el: etree._Element, path: list[str], header: CdaHeader) -> None:
+    depth = len(path)
+    name = path[-1]
+    if depth == 2 and name in _HEADER:
+        a = el.attrib
+        if name == "id":
+            header.id_root, header.id_extension = a.get("root", ""), a.get("extension", "")
+        elif name == "setId":
+            header.set_id = ii_key(a.get("root", ""), a.get("extension", ""))
+        elif name == "versionNumber":
+            header.version_number = a.get("value", "")
+        elif name == "code":
+            header.code = a.get("code", "")
+            header.code_system = a.get("codeSystem", "")
+            header.code_display = a.get("displayName", "")
+        elif name == "title":
+            header.title = " ".join("".join(el.itertext()).split())
+        elif name == "effectiveTime":
+            header.effective_time = a.get("value", "")
+        elif name == "confidentialityCode":
+            header.confidentiality_code = a.get("code", "")
+        elif name == "languageCode":
+            header.language_code = a.get("code", "")
+    elif depth == 2 and name == "relatedDocument":
+        parent = el.find(f"{{{V3}}}parentDocument/{{{V3}}}id")
+        pid = ii_key(parent.get("root", ""), parent.get("extension", "")) if parent is not None \
+            else ""
+        header.related.append((el.get("typeCode", ""), pid))
+    elif depth == 4 and name == "id" and path[1] == "recordTarget" and path[2] == "patientRole":
+        header.patient_ids.append((el.get("root", ""), el.get("extension", "")))

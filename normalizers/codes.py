@@ -1,0 +1,105 @@
+"""Observation codes (OBX-3, OBR-4) to LOINC.
+
+Order of trust: the sender's own LOINC (primary triplet, then the alternate triplet CE.4-6),
+then the mapping tables (per source, then '*' for every source), else the local code is kept
+as sent and flagged unmapped: design rule, unknown codes are never dropped.
+
+The mapping tables are CSV data (tables/local_to_loinc.csv plus per-source files in a
+directory chosen by the caller), loaded by ``load_mappings`` into a ``CodeMappings`` object
+that the caller keeps and passes to every normalization (no global mutable state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+
+from normalizers.tabledata import TABLES_DIR, read_csv_rows
+
+LOINC = "LN"
+LOINC_SYSTEMS = frozenset({"LN", "LOINC", "2.16.840.1.113883.6.1", "HTTP://LOINC.ORG",
+                           "URN:OID:2.16.840.1.113883.6.1"})
+LOCAL = "L"
+ANY_SOURCE = "*"
+_COLUMNS = ("coding_system", "local_code", "loinc")
+
+
+def is_loinc_system(system: str) -> bool:
+    return system.upper() in LOINC_SYSTEMS
+
+
+class CodeResult(NamedTuple):
+    code: str
+    system: str  # 'LN' when LOINC, else the sender's coding system ('L' when none given)
+    display: str
+    mapped: bool
+    local: tuple[str, str, str] | None  # (code, system, display) as sent, when it was not LOINC
+
+
+@dataclass(slots=True)
+class CodeMappings:
+    """(source, coding system, local code) -> (LOINC, display). Build with ``load_mappings``."""
+
+    rows: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def lookup(self, source: str, system: str, code: str) -> tuple[str, str] | None:
+        hit = self.rows.get((source, system, code))
+        if hit is None:
+            hit = self.rows.get((ANY_SOURCE, system, code))
+        return hit
+
+    def add_file(self, path: Path, default_source: str | None = None) -> None:
+        """Add the rows of one CSV; later files win over earlier ones for the same key."""
+        rows = read_csv_rows(path)
+        if rows:
+            missing = [c for c in _COLUMNS if c not in rows[0]]
+            if missing:
+                raise ValueError(f"mapping table {path.name} lacks column(s) {', '.join(missing)}")
+        for row in rows:
+            source = row.get("source") or default_source or ANY_SOURCE
+            if not row["local_code"] or not row["loinc"]:
+                continue
+            key = (source, row["coding_system"] or LOCAL, row["local_code"])
+            self.rows[key] = (row["loinc"], row.get("display", ""))
+        self.files.append(path.name)
+
+
+@cache
+def _base() -> CodeMappings:
+    base = CodeMappings()
+    base.add_file(TABLES_DIR / "local_to_loinc.csv")
+    return base
+
+
+def load_mappings(extra_dir: Path | None = None) -> CodeMappings:
+    """The shipped table plus every ``*.csv`` in ``extra_dir`` (sorted by name; a file without
+    a 'source' column applies to the source named like the file). Call once, keep the result.
+    """
+    base = _base()
+    maps = CodeMappings(dict(base.rows), list(base.files))
+    if extra_dir is not None:
+        for path in sorted(Path(extra_dir).glob("*.csv")):
+            maps.add_file(path, default_source=path.stem)
+    return maps
+
+
+def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_display: str = "",
+                 alt_system: str = "", *, source: str = "",
+                 mappings: CodeMappings | None = None) -> CodeResult:
+    """Pick the LOINC for one coded element (CE/CWE triplet plus alternate triplet)."""
+    if code and is_loinc_system(system):
+        return CodeResult(code, LOINC, display, True, None)
+    if alt_code and is_loinc_system(alt_system):
+        local = (code, system, display) if code else None
+        return CodeResult(alt_code, LOINC, alt_display or display, True, local)
+    if not code and alt_code:  # only the alternate triplet was filled
+        code, display, system = alt_code, alt_display, alt_system
+    local_system = system or LOCAL
+    if mappings is not None and code:
+        hit = mappings.lookup(source, local_system, code)
+        if hit is not None:
+            return CodeResult(hit[0], LOINC, hit[1] or display, True, (code, local_system, display))
+    return CodeResult(code, local_system, display, False, None)

@@ -1,0 +1,91 @@
+"""HL7v2 TS/DTM/DT values to ISO 8601, keeping the precision the sender gave.
+
+Why keep precision: '2024-03' (a month) is not '2024-03-01', and a birth year is not a birth
+date; inventing digits would make later deduplication and display lie. A value with a time
+gets an offset: the one sent, else the one of ``default_tz`` (Europe/Paris) at that local time,
+which is what French senders mean when they send none (summer time included).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from functools import cache, lru_cache
+from zoneinfo import ZoneInfo
+
+_TS = re.compile(
+    r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
+    r"(?:([+-])(\d{2})(\d{2}))?"
+)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@lru_cache(maxsize=4096)
+def _offset(tz: str, y: int, mo: int, d: int, h: int, mi: int) -> str:
+    """'+01:00' style offset of a local wall time in ``tz`` (cached: many values per day)."""
+    off = datetime(y, mo, d, h, mi, tzinfo=_zone(tz)).utcoffset() or timedelta(0)
+    return _fmt_offset(int(off.total_seconds()) // 60)
+
+
+def _fmt_offset(minutes: int) -> str:
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@lru_cache(maxsize=8192)
+def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
+    """'202403151230' -> '2024-03-15T12:30+01:00'; '2024' -> '2024'; '20240315' -> '2024-03-15'.
+
+    Accepts YYYY[MM[DD[HH[MM[SS[.S{1,4}]]]]]][+/-ZZZZ] and the v2.3 TS form 'value^precision'
+    (only the value is read); results are cached, values repeat a lot. Raises ValueError for
+    anything else, including impossible dates (Feb 30), hours > 23 and offsets beyond +/-14:00.
+    ``default_tz=None`` leaves a time without offset when the sender gave none.
+    """
+    caret = ts.find("^")
+    if caret != -1:
+        ts = ts[:caret]
+    ts = ts.strip()
+    m = _TS.fullmatch(ts)
+    if m is None:
+        raise ValueError("not an HL7 date/time")
+    ys, mos, ds, hs, mis, ss, frac, sign, oh, om = m.groups()
+    y = int(ys)
+    if y < 1:
+        raise ValueError("year out of range")
+    if mos is None:
+        return ys
+    mo = int(mos)
+    if not 1 <= mo <= 12:
+        raise ValueError("month out of range")
+    if ds is None:
+        return f"{ys}-{mos}"
+    date(y, mo, int(ds))  # raises ValueError for Feb 30 and friends
+    day = f"{ys}-{mos}-{ds}"
+    if hs is None:
+        return day  # a date has no time zone: any offset sent with it is dropped
+    h = int(hs)
+    mi = int(mis) if mis is not None else 0
+    if h > 23 or mi > 59 or (ss is not None and int(ss) > 59):
+        raise ValueError("time out of range")
+    if sign is not None:
+        if int(oh) > 14 or int(om) > 59:
+            raise ValueError("offset out of range")
+        offset = f"{sign}{oh}:{om}"
+    elif default_tz:
+        offset = _offset(default_tz, y, mo, int(ds), h, mi)
+    else:
+        offset = ""
+    out = f"{day}T{hs}"
+    if mis is not None:
+        out += f":{mis}"
+        if ss is not None:
+            out += f":{ss}"
+            if frac is not None:
+                out += f".{frac}"
+    return out + offset
+

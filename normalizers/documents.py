@@ -1,0 +1,506 @@
+"""Documents carried in HL7v2 (CI-SIS "transmission de documents CDA en HL7v2", MDM and ED).
+
+A document travels in an OBX of type ED (``^TEXT^XML^Base64^...`` in ORU, ``^text^XML^...`` in
+MDM). It becomes one DOCUMENT entry keyed by the CDA ClinicalDocument/id when the payload is a
+CDA document, else by the message's own document id (TXA-12 in MDM; the order number and OBX
+sub-id in ORU). The MetaDMPMSS OBX that follow carry the DMP/MSSanté flags: Y/N flags become
+``Entry.masking`` of every document of the message, texts (mail bodies) go to ``details``.
+
+The action comes from three places that CI-SIS requires to agree: the trigger (MDM T02 new,
+T10 replace, T04 delete), ORC-1 (NW, RO, CA) and OBX-11 (F, C, D). A disagreement rejects the
+message (CISIS_ACTION_MISMATCH). Real senders (the ANS examples of v2.0) send ORC-1 = 'SC'
+whatever the action: that ORC-1 says nothing, so it is accepted with a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from normalizers.cda_header import CdaHeader, looks_like_xml, read_cda_header
+from normalizers.codes import LOINC, CodeMappings, is_loinc_system, resolve_code
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.fields import (
+    comps,
+    first_rep,
+    loc,
+    logical_id,
+    part,
+    person_name,
+    reps,
+    sub,
+    text,
+    ts_field,
+    unescaped,
+)
+from normalizers.identity import extract_identity, single_pid
+from normalizers.model import (
+    ACTION_DELETE,
+    ACTION_NEW,
+    ACTION_REPLACE,
+    DOCUMENT,
+    Attachment,
+    Entry,
+    NormalizationError,
+    NormalizedMessage,
+    PatientIdentity,
+)
+from normalizers.nir import ins_kind
+from normalizers.tabledata import column_map, table
+from parsers.hl7v2.er7 import Message, Segment
+
+META_SYSTEM = "MetaDMPMSS"
+MAIL_PREFIX = "XDM/"  # LPS MSSanté: OBX-3.2 'XDM/1.0/DDM+<mail subject>', OBX-5 the mail body
+CISIS_PROFILE_MARK = "CISIS"
+OCTET_STREAM = "application/octet-stream"
+PATIENT_MISMATCH = "CISIS_PATIENT_MISMATCH"
+_WS = str.maketrans("", "", " \t\r\n")
+
+# What an OBX is, for the normalizers
+OBX_RESULT = "result"
+OBX_DOCUMENT = "document"
+OBX_META = "meta"
+OBX_MAIL = "mail"
+
+
+# -- tables ---------------------------------------------------------------------------------
+@cache
+def _meta_codes() -> dict[str, tuple[str, str]]:
+    return {row["code"]: (row["name"], row["kind"]) for row in table("metadmpmss")}
+
+
+@cache
+def _actions() -> dict[tuple[str, str], str]:
+    return {(row["field"], row["code"]): row["action"] for row in table("cisis_actions")}
+
+
+@cache
+def _media_types() -> dict[tuple[str, str], str]:
+    return {(row["component"], row["code"]): row["media_type"] for row in table("ed_media_types")}
+
+
+@cache
+def _obx_statuses() -> dict[str, tuple[str, str]]:
+    return {row["code"]: (row["status"], row["action"]) for row in table("result_status")}
+
+
+def obx_status(code: str) -> tuple[str, str]:
+    """(entry status, action) for an OBX-11 code, from tables/result_status.csv;
+    ('unknown', 'new') for a code the table does not know."""
+    return _obx_statuses().get(code, ("unknown", ACTION_NEW))
+
+
+# -- classification -------------------------------------------------------------------------
+def is_cisis(msg: Message) -> bool:
+    """MSH-21 names a CI-SIS profile (e.g. '2.1^CISIS_CDA_HL7_V2', '1.0^CISIS_CDA_HL7_LPS')."""
+    return any(CISIS_PROFILE_MARK in rep.upper() for rep in reps(msg, msg.msh, 21))
+
+
+def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
+    """(canonical flag name, kind) when the OBX is a MetaDMPMSS flag, else None.
+
+    Recognised by OBX-3.3 = 'MetaDMPMSS', or, for the v1.x guides that sent no coding system,
+    by a code from tables/metadmpmss.csv with an empty OBX-3.3.
+    """
+    c = comps(msg, first_rep(msg, obx, 3))
+    code, system = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
+    hit = _meta_codes().get(code)
+    if system == META_SYSTEM:
+        return hit or (code, "flag")
+    if not system and hit is not None:
+        return hit
+    return None
+
+
+def classify_obx(msg: Message, obx: Segment) -> str:
+    """OBX_META, OBX_MAIL, OBX_DOCUMENT (type ED) or OBX_RESULT. Runs for every OBX: the
+    common case (a result) is decided on raw text without splitting anything."""
+    f = obx.fields
+    raw3 = f[3] if len(f) > 3 else ""
+    if (META_SYSTEM in raw3 or raw3.split(msg.delimiters.component, 1)[0] in _meta_codes()) \
+            and meta_name(msg, obx) is not None:
+        return OBX_META
+    vtype = f[2] if len(f) > 2 else ""
+    if vtype != "ED" and vtype.strip().upper() != "ED":
+        return OBX_RESULT
+    display = sub(msg, part(comps(msg, first_rep(msg, obx, 3)), 2), 1)
+    return OBX_MAIL if display.startswith(MAIL_PREFIX) else OBX_DOCUMENT
+
+
+# -- ED payloads ----------------------------------------------------------------------------
+def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
+    """Base64 with the faults real senders make repaired (missing '=' padding, a dangling last
+    character, line breaks). Returns (bytes, note about the repair or None). Raises ValueError
+    on characters outside the base64 alphabet."""
+    s = data.translate(_WS)
+    stripped = s.rstrip("=")
+    note = None
+    if len(stripped) % 4 == 1:
+        stripped = stripped[:-1]
+        note = "base64 data truncated: dangling last character dropped"
+    rebuilt = stripped + "=" * (-len(stripped) % 4)
+    if note is None and rebuilt != s:
+        note = "base64 padding repaired"
+    return base64.b64decode(rebuilt, validate=True), note
+
+
+def media_type(type_of_data: str, subtype: str) -> str:
+    """ED.2/ED.3 to a media type ('TEXT','XML' -> 'text/xml'; 'AP','PDF' -> application/pdf)."""
+    sub_u = subtype.strip().upper()
+    if "/" in sub_u:  # a sender who put a MIME type in the subtype
+        return subtype.strip().lower()
+    types = _media_types()
+    return (types.get(("subtype", sub_u)) or types.get(("type", type_of_data.strip().upper()))
+            or OCTET_STREAM)
+
+
+def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
+    """The ED of OBX-5 as an Attachment; the note says what was repaired.
+
+    Raises NormalizationError ED_BAD_ENCODING / ED_BAD_BASE64 naming OBX[i]-5.
+    """
+    c = comps(msg, first_rep(msg, obx, 5))
+    type_of_data, subtype = text(msg, part(c, 2)), text(msg, part(c, 3))
+    encoding = text(msg, part(c, 4)).upper()
+    raw = part(c, 5)
+    where = loc(obx, 5)
+    note: str | None = None
+    if encoding in ("BASE64", "B64"):
+        try:
+            data, note = b64decode_lenient(unescaped(msg, raw))
+        except (ValueError, binascii.Error):
+            raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
+                                     where) from None
+    elif encoding in ("", "A", "NONE"):
+        data = unescaped(msg, raw).encode("utf-8")
+    elif encoding == "HEX":
+        try:
+            data = bytes.fromhex(unescaped(msg, raw))
+        except ValueError:
+            raise NormalizationError("ED_BAD_HEX", f"{where}: data is not valid hexadecimal",
+                                     where) from None
+    else:
+        raise NormalizationError("ED_BAD_ENCODING",
+                                 f"{where}: unknown ED encoding {encoding[:12]!r}", where)
+    return Attachment(data=data, media_type=media_type(type_of_data, subtype),
+                      encoding_note=note), note
+
+
+def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
+    """A text ED (mail body) or plain value, decoded as UTF-8 (latin-1 as a last resort)."""
+    if text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() != "ED":
+        return text(msg, first_rep(msg, obx, 5)), None
+    att, note = decode_ed(msg, obx)
+    try:
+        return att.data.decode("utf-8"), note
+    except UnicodeDecodeError:
+        return att.data.decode("latin-1"), note
+
+
+# -- message-wide metadata ------------------------------------------------------------------
+@dataclass(slots=True)
+class MessageMeta:
+    """MetaDMPMSS flags and mail texts of one message: applied to each of its documents."""
+
+    masking: dict[str, bool] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[str]) -> None:
+    """Add one MetaDMPMSS or mail OBX to ``meta``."""
+    named = meta_name(msg, obx)
+    where = loc(obx, 5)
+    if named is None:  # the LPS mail (XDM) OBX
+        display = sub(msg, part(comps(msg, first_rep(msg, obx, 3)), 2), 1)
+        body, note = _safe_text(msg, obx, warnings)
+        meta.details["mail_subject"] = display[len(MAIL_PREFIX):].partition("+")[2]
+        meta.details["mail_body"] = body
+        return
+    name, kind = named
+    if kind == "flag":
+        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).upper()
+        if value in ("Y", "N"):
+            meta.masking[name] = value == "Y"
+        else:
+            warnings.append(f"{where}: MetaDMPMSS flag {name} is not Y or N, ignored")
+    elif kind == "list":
+        c = comps(msg, first_rep(msg, obx, 5))
+        meta.details.setdefault(name, []).append(
+            "^".join(x for x in (text(msg, part(c, 1)), text(msg, part(c, 2))) if x))
+    else:
+        body, _ = _safe_text(msg, obx, warnings)
+        meta.details[name] = body
+
+
+def _safe_text(msg: Message, obx: Segment, warnings: list[str]) -> tuple[str, str | None]:
+    """Mail texts are accessories: a broken one is a warning, not a rejected message."""
+    where = loc(obx, 5)
+    try:
+        body, note = decode_text(msg, obx)
+    except NormalizationError as exc:
+        warnings.append(f"{where}: {exc.code}, text ignored")
+        return "", None
+    if note:
+        warnings.append(f"{where}: {note}")
+    return body, note
+
+
+# -- actions --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class ActionSource:
+    location: str  # 'MSH-9', 'ORC[4]-1', 'OBX[6]-11'
+    code: str
+    action: str | None  # None: this source says nothing about the action
+
+
+def order_control_source(msg: Message, orc: Segment | None, cisis: bool,
+                         warnings: list[str]) -> ActionSource | None:
+    if orc is None:
+        return None
+    code = text(msg, first_rep(msg, orc, 1)).upper()
+    if not cisis:  # outside CI-SIS, ORC-1 on results is order bookkeeping ('NW', 'RE'...)
+        return ActionSource(loc(orc, 1), code, None)
+    action = _actions().get(("ORC-1", code))
+    if action is None:
+        warnings.append(f"{loc(orc, 1)}: order control {code[:4]!r} is not NW/RO/CA; "
+                        "action taken from the other segments")
+    return ActionSource(loc(orc, 1), code, action)
+
+
+def trigger_source(msg: Message) -> ActionSource:
+    trigger = msg.message_type[1].upper()
+    return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", trigger)))
+
+
+def obx_status_source(msg: Message, obx: Segment, cisis: bool) -> ActionSource:
+    """OBX-11 as an action source. Outside CI-SIS, 'F' is what every sender puts on every
+    document, so only C/D/W speak there."""
+    code = text(msg, first_rep(msg, obx, 11)).upper()
+    action = column_map("result_status", "code", "action").get(code)
+    if not cisis and action == ACTION_NEW:
+        action = None
+    return ActionSource(loc(obx, 11), code, action)
+
+
+def decide_action(sources: list[ActionSource | None]) -> str:
+    """The one action the decisive sources agree on ('new' when none speaks).
+
+    Raises NormalizationError CISIS_ACTION_MISMATCH naming the segments that disagree."""
+    decisive = [s for s in sources if s is not None and s.action is not None]
+    for other in decisive[1:]:
+        if other.action != decisive[0].action:
+            first = decisive[0]
+            raise NormalizationError(
+                "CISIS_ACTION_MISMATCH",
+                f"{first.location} {first.code[:4]!r} ({first.action}) and {other.location} "
+                f"{other.code[:4]!r} ({other.action}) disagree on the document action",
+                f"{first.location},{other.location}")
+    return decisive[0].action if decisive else ACTION_NEW  # type: ignore[return-value]
+
+
+# -- one document ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class DocumentContext:
+    """What the enclosing message says about the document of one OBX."""
+
+    source: str
+    mappings: CodeMappings | None
+    fallback_id: str  # TXA-12 (MDM) or order number + OBX sub-id (ORU)
+    fallback_is_slot: bool  # True for ORU: the same slot in a later message is the same document
+    parent_id: str = ""  # TXA-13
+    action_sources: list[ActionSource | None] = field(default_factory=list)
+    effective: str | None = None
+    issued: str | None = None
+    performer: str | None = None
+    parent_key: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
+                   cisis: bool, warnings: list[str], quarantine: list[str]) -> Entry:
+    """One DOCUMENT entry for an OBX of type ED. Quarantine reasons are appended to
+    ``quarantine``, warnings to ``warnings``."""
+    where = loc(obx, 5)
+    attachment, note = decode_ed(msg, obx)
+    if note:
+        warnings.append(f"{where}: {note}")
+    if not attachment.data:
+        warnings.append(f"{where}: empty document")
+    header: CdaHeader | None = None
+    reason = None
+    if attachment.media_type in ("text/xml", "application/xml") or looks_like_xml(attachment.data):
+        header = read_cda_header(attachment.data)
+        if header is None:
+            warnings.append(f"{where}: payload is not a CDA document")
+        else:
+            attachment.media_type = "text/xml"
+            reason = check_patient(identity, header, where)
+            if reason:
+                quarantine.append(reason)
+                warnings.append(reason)
+
+    status_source = obx_status_source(msg, obx, cisis)
+    action = decide_action([*ctx.action_sources, status_source])
+    status = obx_status(status_source.code)[0] if status_source.code else "final"
+
+    doc_id = header.document_id if header is not None and header.id_root else ctx.fallback_id
+    key = f"document|{doc_id}"
+    replaces_key = None
+    if action == ACTION_DELETE:
+        replaces_key = key
+    elif action == ACTION_REPLACE:
+        parent = (header.replaced_id() if header is not None else "") or ctx.parent_id
+        if parent:
+            replaces_key = f"document|{parent}"
+        elif ctx.fallback_is_slot and (header is None or not header.id_root):
+            replaces_key = key
+        else:
+            warnings.append(f"{loc(obx)}: replacement names no parent document "
+                            "(no relatedDocument RPLC, no TXA-13); match it by setId")
+    elif header is not None and header.replaced_id():
+        warnings.append(f"{loc(obx)}: the CDA replaces a parent document but the message "
+                        "sends it as new")
+
+    c3 = comps(msg, first_rep(msg, obx, 3))
+    coded = resolve_code(sub(msg, part(c3, 1), 1), sub(msg, part(c3, 2), 1),
+                         sub(msg, part(c3, 3), 1), sub(msg, part(c3, 4), 1),
+                         sub(msg, part(c3, 5), 1), sub(msg, part(c3, 6), 1),
+                         source=ctx.source, mappings=ctx.mappings)
+    code, system, display, mapped = coded.code, coded.system, coded.display, coded.mapped
+    effective = ctx.effective
+    details: dict[str, Any] = {"media_type": attachment.media_type,
+                               "obx_status": status_source.code, **ctx.details}
+    if header is not None:
+        details["cda"] = header.as_details()
+        if header.code:
+            code, display = header.code, header.code_display or display
+            system = LOINC if is_loinc_system(header.code_system) else header.code_system
+            mapped = system == LOINC
+        if header.effective_time:
+            try:
+                effective = hl7_ts_to_iso(header.effective_time)
+            except ValueError:
+                warnings.append(f"{where}: CDA effectiveTime is not a valid date, ignored")
+    if reason:
+        details["patient_mismatch"] = True
+    if ctx.fallback_id and doc_id != ctx.fallback_id:
+        details["message_document_id"] = ctx.fallback_id
+    return Entry(
+        type=DOCUMENT, key=key, source_ref=loc(obx), code=code or None, system=system or None,
+        display=(header.title if header is not None and header.title else display) or None,
+        mapped=mapped, value_type="ED", status=status, effective=effective, issued=ctx.issued,
+        performer=ctx.performer, parent_key=ctx.parent_key, action=action,
+        replaces_key=replaces_key, attachment=attachment, details=details)
+
+
+def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> str | None:
+    """CI-SIS: PID-3 must equal the CDA patientRole/id. Only INS compare across the two; when
+    both carry INS and none matches, the document may be about someone else. Returns the
+    quarantine reason (code and location only), None when nothing is wrong.
+
+    Not a rejection: the published ANS examples themselves embed CDA documents of another
+    test patient, so this is left to a person (the pipeline quarantines)."""
+    cda_ins = {(root, ext) for root, ext in header.patient_ids if ins_kind(root)}
+    pid_ins = {(i.oid, i.nir) for i in identity.ins}
+    if cda_ins and pid_ins and not cda_ins & pid_ins:
+        return f"{PATIENT_MISMATCH} {where}: the CDA patientRole/id does not match the INS of PID-3"
+    return None
+
+
+def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> None:
+    docs = [e for e in entries if e.type == DOCUMENT]
+    if not docs and (meta.masking or meta.details):
+        warnings.append("MetaDMPMSS flags in a message without document, ignored")
+    for e in docs:
+        e.masking = dict(meta.masking)
+        e.details.update(meta.details)
+
+
+def ei_id(msg: Message, rep: str) -> str:
+    """An EI (entity id ^ namespace ^ universal id ^ type) as one id text: 'universal^entity'
+    when a universal id (OID root) is given, like a CDA II; else the entity id alone."""
+    c = comps(msg, rep)
+    entity, universal = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
+    return f"{universal}^{entity}" if universal and entity else entity or universal
+
+
+def sender_performer(msg: Message) -> str | None:
+    """The sender named by a PRT segment with role SB (CI-SIS), as a person name."""
+    for prt in msg.all("PRT"):
+        if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() == "SB":
+            return person_name(msg, first_rep(msg, prt, 5)) or None
+    return None
+
+
+# -- MDM ------------------------------------------------------------------------------------
+def normalize_mdm(msg: Message, source: str,
+                  mappings: CodeMappings | None = None) -> NormalizedMessage:
+    """MDM^T02 (new), T10 (replace), T04 (delete): one DOCUMENT entry per ED OBX."""
+    warnings: list[str] = []
+    lid = logical_id(msg)
+    identity = extract_identity(msg, single_pid(msg))
+    txa = msg.first("TXA")
+    if txa is None:
+        raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
+    cisis = is_cisis(msg)
+    doc_id = ei_id(msg, first_rep(msg, txa, 12))
+    if not doc_id:
+        raise NormalizationError("MDM_NO_DOCUMENT_ID",
+                                 f"{loc(txa, 12)}: no unique document number", loc(txa, 12))
+    orc = msg.first("ORC")
+    ctx = DocumentContext(
+        source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
+        parent_id=ei_id(msg, first_rep(msg, txa, 13)),
+        action_sources=[trigger_source(msg), order_control_source(msg, orc, cisis, warnings)],
+        effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
+        performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
+        or person_name(msg, first_rep(msg, txa, 22)) or None,
+        details=_txa_details(msg, txa))
+    meta = MessageMeta()
+    quarantine: list[str] = []
+    entries: list[Entry] = []
+    others: list[dict[str, str]] = []
+    for obx in msg.all("OBX"):
+        kind = classify_obx(msg, obx)
+        if kind == OBX_DOCUMENT:
+            entry = document_entry(msg, obx, ctx, identity, cisis, warnings, quarantine)
+            _unique_key(entry, entries, obx, warnings)
+            entries.append(entry)
+        elif kind == OBX_RESULT:
+            c3 = comps(msg, first_rep(msg, obx, 3))
+            others.append({"code": text(msg, part(c3, 1)), "system": text(msg, part(c3, 3)),
+                           "value_type": text(msg, obx.fields[2] if len(obx.fields) > 2 else ""),
+                           "value": text(msg, first_rep(msg, obx, 5))})
+        else:
+            collect_meta(msg, obx, meta, warnings)
+    if not entries:
+        raise NormalizationError("MDM_NO_DOCUMENT",
+                                 "the MDM message carries no document (no OBX of type ED)", "OBX")
+    if others:
+        meta.details["observations"] = others
+    apply_meta(entries, meta, warnings)
+    return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                             warnings=identity.warnings + warnings,
+                             quarantine_reasons=quarantine)
+
+
+def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:
+    out = {"document_type": text(msg, part(comps(msg, first_rep(msg, txa, 2)), 1)),
+           "completion_status": text(msg, first_rep(msg, txa, 17)),
+           "confidentiality_status": text(msg, first_rep(msg, txa, 18))}
+    return {k: v for k, v in out.items() if v}
+
+
+def _unique_key(entry: Entry, entries: list[Entry], obx: Segment, warnings: list[str]) -> None:
+    """Two documents of one message with the same key would collapse into one: the later one
+    gets its OBX set id appended (stable: the same message always gives the same keys)."""
+    keys = {e.key for e in entries}
+    if entry.key in keys:
+        set_id = obx.fields[1] if len(obx.fields) > 1 and obx.fields[1] else str(obx.index)
+        entry.key = f"{entry.key}|{set_id}"
+        if entry.replaces_key and entry.action == ACTION_DELETE:
+            entry.replaces_key = entry.key
+        warnings.append(f"{loc(obx)}: same document id as an earlier OBX, key made unique")

@@ -1,0 +1,144 @@
+"""Small helpers to read HL7v2 data types out of a parsed segment without building trees.
+
+Why not ``Message.get`` everywhere: it splits the field again for every component read. A
+normalizer reads several components of the same field, so it splits once here (and unescapes
+only the components it keeps). Positions are 1-based, as in the standard.
+"""
+
+from __future__ import annotations
+
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.model import NormalizationError
+from parsers.hl7v2.er7 import Delimiters, Message, Segment
+from parsers.hl7v2.escape import unescape
+
+
+def loc(seg: Segment, field: int | None = None) -> str:
+    """'OBX[7]-5': segment name, its position in the message, field. Never patient data."""
+    out = f"{seg.name}[{seg.index}]"
+    return out if field is None else f"{out}-{field}"
+
+
+def reps(msg: Message, seg: Segment, n: int) -> list[str]:
+    """Raw (escaped) repetitions of field n; [] when empty."""
+    raw = seg.fields[n] if n < len(seg.fields) else ""
+    return raw.split(msg.delimiters.repetition) if raw else []
+
+
+def first_rep(msg: Message, seg: Segment, n: int) -> str:
+    raw = seg.fields[n] if n < len(seg.fields) else ""
+    rsep = msg.delimiters.repetition
+    return raw.split(rsep, 1)[0] if rsep in raw else raw
+
+
+def comps(msg: Message, rep: str) -> list[str]:
+    """Raw components of one repetition."""
+    return rep.split(msg.delimiters.component) if rep else []
+
+
+def part(parts: list[str], i: int) -> str:
+    """Element i (1-based) of a split list, '' when absent."""
+    return parts[i - 1] if i <= len(parts) else ""
+
+
+def text(msg: Message, raw: str) -> str:
+    """Unescape a leaf value; surrounding blanks removed (padding from fixed-width senders).
+
+    Calls the escape module directly: most values hold no escape at all, and this is the
+    hottest function of the normalizers."""
+    if not raw:
+        return ""
+    d = msg.delimiters
+    if d.escape in raw:
+        return unescape(raw, d).strip()
+    return raw.strip()
+
+
+def unescaped(msg: Message, raw: str) -> str:
+    """Unescape without stripping (text values whose leading blanks are layout)."""
+    d = msg.delimiters
+    return unescape(raw, d) if raw and d.escape in raw else raw
+
+
+def sub(msg: Message, component: str, i: int) -> str:
+    """Subcomponent i (1-based) of a raw component, unescaped."""
+    if not component:
+        return ""
+    d = msg.delimiters
+    if d.subcomponent not in component:
+        if i != 1:
+            return ""
+        return unescape(component, d).strip() if d.escape in component else component.strip()
+    return text(msg, part(component.split(d.subcomponent), i))
+
+
+def field_text(msg: Message, seg: Segment, n: int, comp: int = 1) -> str:
+    """Component ``comp`` (subcomponent 1) of the first repetition of field n, unescaped."""
+    return sub(msg, part(comps(msg, first_rep(msg, seg, n)), comp), 1)
+
+
+def person_name(msg: Message, rep: str, family_at: int = 2) -> str:
+    """An XCN / CNN / NDL person as 'PREFIX GIVEN FAMILY' (or its id when no name is given).
+
+    ``family_at`` is 2 for XCN (id^family^given^middle^suffix^prefix) and 1 for XPN.
+    """
+    c = comps(msg, rep)
+    if len(c) == 1 and msg.delimiters.subcomponent in rep:  # CNN inside NDL: id&family&given
+        s = [text(msg, x) for x in rep.split(msg.delimiters.subcomponent)]
+        c_id, family, given, prefix = part(s, 1), part(s, 2), part(s, 3), part(s, 6)
+    else:
+        c_id = sub(msg, part(c, 1), 1) if family_at == 2 else ""
+        family = sub(msg, part(c, family_at), 1)
+        given = sub(msg, part(c, family_at + 1), 1)
+        prefix = sub(msg, part(c, family_at + 4), 1)
+    name = " ".join(x for x in (prefix, given, family) if x)
+    return name or c_id
+
+
+def organization(msg: Message, rep: str) -> str:
+    """An XON as its name (XON.1), else its identifier (XON.10, or XON.3 before v2.5)."""
+    c = comps(msg, rep)
+    return sub(msg, part(c, 1), 1) or sub(msg, part(c, 10), 1) or sub(msg, part(c, 3), 1)
+
+
+def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
+    """A TS/DTM field as ISO 8601 (precision kept), None when empty.
+
+    Raises NormalizationError HL7_BAD_DATE naming the field ('OBR[3]-7'), never the value.
+    """
+    raw = part(comps(msg, first_rep(msg, seg, n)), 1)
+    if not raw:
+        return None
+    try:
+        return hl7_ts_to_iso(text(msg, raw))
+    except ValueError:
+        where = loc(seg, n)
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+                                 where) from None
+
+
+def logical_id(msg: Message) -> str:
+    """Sender (MSH-3|MSH-4) + '|' + MSH-10: the id of the message for dedupe level 2."""
+    control_id = msg.control_id.strip()
+    if not control_id:
+        raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id", "MSH-10")
+    return f"{msg.sender}|{control_id}"
+
+
+def leaf(d: Delimiters, x: str) -> str:
+    """A component as a value: first subcomponent, unescaped, stripped. The fast path of the
+    hot loops (one call instead of part/sub/text)."""
+    if not x:
+        return ""
+    if d.subcomponent in x:
+        x = x.split(d.subcomponent, 1)[0]
+    if d.escape in x:
+        x = unescape(x, d)
+    return x.strip()
+
+
+def split_field(d: Delimiters, raw: str) -> list[str]:
+    """Components of the first repetition of a raw field ([''] when empty)."""
+    if d.repetition in raw:
+        raw = raw.split(d.repetition, 1)[0]
+    return raw.split(d.component)

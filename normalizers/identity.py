@@ -1,0 +1,164 @@
+"""Patient identity as stated in PID: INS, local identifiers, names, birth date, sex, status.
+
+Rules (IHE PAM France / CI-SIS):
+- PID-3 repetitions whose assigning authority (CX.4.2) is an INS OID are INS identifiers,
+  whatever CX.5 says, except CX.5 = 'NH': that is the NIR used for billing, not an identity,
+  so it stays a local identifier and is never used as an INS.
+- Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
+  (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
+- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage).
+- PID-32 is the identity status; the INS is to be trusted only when it is 'VALI' (that
+  decision belongs to identity resolution, not here).
+Nothing here is logged or put in an error text: warnings only name fields.
+"""
+
+from __future__ import annotations
+
+import re
+
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.fields import comps, loc, part, reps, sub, text
+from normalizers.model import (
+    InsIdentifier,
+    LocalIdentifier,
+    NormalizationError,
+    PatientIdentity,
+)
+from normalizers.nir import ins_kind, ins_nir_like, ins_oid_for_namespace, nir_key_valid
+from parsers.hl7v2.er7 import Message, Segment
+
+_OID = re.compile(r"[0-2](?:\.\d+)+")
+BILLING_NIR = "NH"
+INS_TYPE = "INS"
+BIRTH_NAME = "L"
+USED_NAME = "D"
+
+
+def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
+    """Canonical assigning authority: the OID when there is one, else the namespace."""
+    if universal_id and (universal_type.upper() == "ISO" or _OID.fullmatch(universal_id)):
+        return universal_id
+    return namespace or universal_id
+
+
+def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentity:
+    """PatientIdentity from the PID segment (the first one unless ``pid`` is given).
+
+    Raises NormalizationError HL7_NO_PID when the message has no PID segment.
+    """
+    if pid is None:
+        pid = msg.first("PID")
+    if pid is None:
+        raise NormalizationError("HL7_NO_PID", "the message has no PID segment", "PID")
+    ident = PatientIdentity()
+    seen: set[tuple[str, str, str]] = set()
+    # PID-2 (external id) is where v2.3 senders often put their id; it was withdrawn in v2.7.
+    for field_no in (3, 2):
+        for n, rep in enumerate(reps(msg, pid, field_no), start=1):
+            _add_identifier(msg, ident, rep, f"{loc(pid, field_no)} repetition {n}", seen)
+    _names(msg, pid, ident)
+    _birth_date(msg, pid, ident)
+    ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
+    ident.identity_status = text(msg, part(comps(msg, _first(msg, pid, 32)), 1)).upper()
+    return ident
+
+
+def _first(msg: Message, seg: Segment, n: int) -> str:
+    r = reps(msg, seg, n)
+    return r[0] if r else ""
+
+
+def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
+                    seen: set[tuple[str, str, str]]) -> None:
+    c = comps(msg, rep)
+    value = sub(msg, part(c, 1), 1)
+    if not value:
+        return
+    hd = part(c, 4)
+    namespace, oid, oid_type = sub(msg, hd, 1), sub(msg, hd, 2), sub(msg, hd, 3)
+    type_code = text(msg, part(c, 5)).upper()
+    kind = ins_kind(oid) if oid else None
+    if kind is None and type_code == INS_TYPE and not oid:
+        guessed = ins_oid_for_namespace(namespace)
+        if guessed:
+            oid, kind = guessed, ins_kind(guessed)
+            ident.warnings.append(f"{where}: INS without OID, kind taken from its namespace")
+    if kind is not None and type_code != BILLING_NIR:
+        nir = value.replace(" ", "").upper()
+        if ("ins", oid, nir) in seen:
+            return
+        seen.add(("ins", oid, nir))
+        nir_like = ins_nir_like(oid)
+        valid = nir_key_valid(nir) if nir_like else False
+        ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
+        if nir_like and not valid:
+            ident.warnings.append(f"{where}: INS key is not valid")
+        return
+    if type_code == INS_TYPE:
+        ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
+    authority = authority_of(namespace, oid, oid_type)
+    if not authority:
+        ident.warnings.append(f"{where}: identifier without assigning authority")
+    if (authority, value, type_code) in seen:
+        return
+    seen.add((authority, value, type_code))
+    ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code))
+
+
+def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
+    by_type: dict[str, tuple[str, str]] = {}
+    first: tuple[str, str] | None = None
+    for rep in reps(msg, pid, 5):
+        c = comps(msg, rep)
+        family, given = sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1)
+        if not family and not given:
+            continue
+        if first is None:
+            first = (family, given)
+        by_type.setdefault(text(msg, part(c, 7)).upper(), (family, given))
+    birth = by_type.get(BIRTH_NAME)
+    used = by_type.get(USED_NAME)
+    if birth is None and used is None:
+        birth = used = first
+    elif birth is None:
+        birth = used
+    elif used is None:
+        used = birth
+    if birth is None or used is None:
+        ident.warnings.append(f"{loc(pid, 5)}: no patient name")
+        return
+    ident.family = used[0] or birth[0]
+    ident.birth_family = birth[0]
+    ident.given = birth[1] or used[1]
+
+
+def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
+    raw = part(comps(msg, _first(msg, pid, 7)), 1)
+    if not raw:
+        return
+    try:
+        iso = hl7_ts_to_iso(text(msg, raw), None)
+    except ValueError:
+        ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
+        return
+    if len(iso) < 10:
+        ident.warnings.append(f"{loc(pid, 7)}: birth date is partial, kept empty")
+        return
+    ident.birth_date = iso[:10]
+
+
+def single_pid(msg: Message) -> Segment:
+    """The PID of a message about one patient.
+
+    Raises HL7_NO_PID when there is none and HL7_MULTIPLE_PATIENTS when an ORU carries
+    several patients (one NormalizedMessage is one patient: never mix their data)."""
+    pids = msg.all("PID")
+    if not pids:
+        raise NormalizationError("HL7_NO_PID", "the message has no PID segment", "PID")
+    first = pids[0]
+    for other in pids[1:]:
+        if other.raw(3) != first.raw(3):
+            where = loc(other, 3)
+            raise NormalizationError("HL7_MULTIPLE_PATIENTS",
+                                     f"{where}: a second patient in the same message", where)
+    return first

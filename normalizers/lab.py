@@ -1,0 +1,521 @@
+"""ORU^R01 (v2.3 to v2.5.1 and later) to LAB_REPORT / LAB_RESULT / DOCUMENT entries.
+
+One LAB_REPORT per OBR, one LAB_RESULT per OBX under it, one DOCUMENT per OBX of type ED (a CDA
+or PDF report: never a result of type ED). Segments are grouped by position (an OBX belongs to
+the OBR before it), which reads the v2.5 group structure and the flat v2.3 layout alike.
+
+Keys are built from what the sender keeps stable across a resend or a correction: the order
+number (filler, else placer), the observation code *as sent* (not its mapping, which may change
+with the tables) and the sub-id. A correction (OBX-11 = C) replaces the same key; D / W delete it.
+
+Speed matters (10,000 messages/s end to end): every field is split once, tables are dicts
+built once, dates are cached, nothing is compiled per call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from normalizers.codes import CodeMappings, CodeResult, resolve_code
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.documents import (
+    OBX_DOCUMENT,
+    OBX_RESULT,
+    DocumentContext,
+    MessageMeta,
+    apply_meta,
+    classify_obx,
+    collect_meta,
+    document_entry,
+    is_cisis,
+    normalize_mdm,
+    obx_status,
+    order_control_source,
+    sender_performer,
+)
+from normalizers.fields import (
+    comps,
+    first_rep,
+    leaf,
+    loc,
+    logical_id,
+    organization,
+    part,
+    person_name,
+    reps,
+    split_field,
+    sub,
+    text,
+    ts_field,
+    unescaped,
+)
+from normalizers.identity import extract_identity, single_pid
+from normalizers.model import (
+    ACTION_DELETE,
+    ACTION_REPLACE,
+    LAB_REPORT,
+    LAB_RESULT,
+    Entry,
+    NormalizationError,
+    NormalizedMessage,
+)
+from normalizers.tabledata import column_map
+from normalizers.units import to_ucum
+from parsers.hl7v2.er7 import Delimiters, Message, Segment
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
+COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
+TEXT_TYPES = frozenset({"ST", "TX", "FT"})
+CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
+DATE_TYPES = frozenset({"DT", "TS", "DTM"})
+# Segments after which an NTE no longer comments the last OBX / OBR.
+_NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ1", "TQ2",
+                            "CTD", "FT1", "CTI", "SAC"})
+
+# -- dispatch ---------------------------------------------------------------------------------
+_HANDLED = {("ORU", "R01"): "oru", ("MDM", "T02"): "mdm", ("MDM", "T04"): "mdm",
+            ("MDM", "T10"): "mdm"}
+
+
+def normalize_message(msg: Message, source: str,
+                      mappings: CodeMappings | None = None) -> NormalizedMessage:
+    """Dispatch on MSH-9: ORU^R01 -> lab results and documents; MDM^T02/T04/T10 -> documents.
+
+    Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
+    """
+    kind, trigger, _ = msg.message_type
+    handler = _HANDLED.get((kind.upper(), trigger.upper()))
+    if handler == "oru":
+        return normalize_oru(msg, source, mappings)
+    if handler == "mdm":
+        return normalize_mdm(msg, source, mappings)
+    name = f"{kind}^{trigger}" if trigger else kind or "(none)"
+    raise NormalizationError("HL7_UNSUPPORTED_TYPE",
+                             f"message type {name[:16]} is not handled by this intake", "MSH-9")
+
+
+# -- grouping ---------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Group:
+    """One OBR with what belongs to it."""
+
+    obr: Segment
+    orc: Segment | None
+    notes: list[Segment] = field(default_factory=list)
+    observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
+    specimens: list[Segment] = field(default_factory=list)
+
+
+def _groups(msg: Message) -> list[_Group]:
+    groups: list[_Group] = []
+    current: _Group | None = None
+    orc: Segment | None = None
+    notes: list[Segment] | None = None
+    for seg in msg.segments:
+        name = seg.name
+        if name == "OBX":
+            if current is None:
+                where = loc(seg)
+                raise NormalizationError("HL7_OBX_WITHOUT_OBR",
+                                         f"{where}: observation before any OBR", where)
+            notes = []
+            current.observations.append((seg, notes))
+        elif name == "NTE":
+            if notes is not None:
+                notes.append(seg)
+        elif name == "OBR":
+            current = _Group(seg, orc)
+            groups.append(current)
+            notes = current.notes
+        elif name == "SPM" and current is not None:
+            current.specimens.append(seg)
+            notes = None
+        elif name in _NOTE_BREAKERS:
+            notes = None
+            if name == "ORC":
+                orc = seg
+    return groups
+
+
+# -- ORU ----------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Ctx:
+    msg: Message
+    source: str
+    mappings: CodeMappings | None
+    warnings: list[str]
+    keys: set[str] = field(default_factory=set)
+
+
+def normalize_oru(msg: Message, source: str,
+                  mappings: CodeMappings | None = None) -> NormalizedMessage:
+    """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings)."""
+    warnings: list[str] = []
+    lid = logical_id(msg)
+    identity = extract_identity(msg, single_pid(msg))
+    groups = _groups(msg)
+    ctx = _Ctx(msg, source, mappings, warnings)
+    cisis = is_cisis(msg)
+    meta = MessageMeta()
+    quarantine: list[str] = []
+    entries: list[Entry] = []
+    for g in groups:
+        obr = g.obr
+        order_no, ns = _order_number(msg, g)
+        c4 = comps(msg, first_rep(msg, obr, 4))
+        obr_code = sub(msg, part(c4, 1), 1)
+        report_key = f"report|{order_no}|{ns}|{obr_code}"
+        if report_key in ctx.keys:
+            report_key = _unique_key(ctx, report_key, obr)
+        ctx.keys.add(report_key)
+        effective = ts_field(msg, obr, 7)
+        issued = ts_field(msg, obr, 22)
+        specimen_time = _specimen_time(msg, g) or effective
+        kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
+        with_report = not kinds or OBX_RESULT in kinds
+        report_performer = _report_performer(msg, obr)
+        results: list[Entry] = []
+        doc_ctx: DocumentContext | None = None
+        for (obx, notes), kind in zip(g.observations, kinds, strict=True):
+            if kind == OBX_RESULT:
+                results.append(_result(ctx, obx, notes, order_no, ns, effective, issued,
+                                       specimen_time, report_key if with_report else None))
+            elif kind == OBX_DOCUMENT:
+                if doc_ctx is None:
+                    doc_ctx = DocumentContext(
+                        source=source, mappings=mappings, fallback_id="", fallback_is_slot=True,
+                        action_sources=[order_control_source(msg, g.orc, cisis, warnings)],
+                        effective=effective, issued=issued,
+                        performer=sender_performer(msg) or report_performer,
+                        parent_key=report_key if with_report else None)
+                sub_id = text(msg, obx.raw(4)) or text(msg, obx.raw(1)) or str(obx.index)
+                doc_ctx.fallback_id = f"{order_no}|{ns}|{sub_id}"
+                entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
+                                       quarantine)
+                if entry.key in ctx.keys:
+                    _make_unique(ctx, entry, obx)
+                ctx.keys.add(entry.key)
+                results.append(entry)
+            else:
+                collect_meta(msg, obx, meta, warnings)
+        if with_report:
+            entries.append(_report(ctx, g, report_key, obr_code, effective, issued,
+                                   specimen_time, report_performer, results))
+        entries.extend(results)
+    apply_meta(entries, meta, warnings)
+    return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                             warnings=identity.warnings + warnings,
+                             quarantine_reasons=quarantine)
+
+
+def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
+    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2)."""
+    candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
+    for seg, n in candidates:
+        if seg is None:
+            continue
+        c = comps(msg, first_rep(msg, seg, n))
+        number = sub(msg, part(c, 1), 1)
+        if number:
+            return number, sub(msg, part(c, 2), 1) or sub(msg, part(c, 3), 1)
+    where = loc(g.obr, 3)
+    raise NormalizationError("HL7_NO_ORDER_NUMBER",
+                             f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
+                             where)
+
+
+def _specimen_time(msg: Message, g: _Group) -> str | None:
+    for spm in g.specimens:
+        value = ts_field(msg, spm, 17)
+        if value:
+            return value
+    return None
+
+
+def _report_performer(msg: Message, obr: Segment) -> str | None:
+    """OBR-32 principal result interpreter, else the sending facility (MSH-4)."""
+    rep = first_rep(msg, obr, 32)
+    return (person_name(msg, rep) if rep else "") or msg.get(msg.msh, 4) or None
+
+
+@cache
+def _report_statuses() -> dict[str, str]:
+    return column_map("report_status", "code", "status")
+
+
+def _report(ctx: _Ctx, g: _Group, key: str, obr_code: str, effective: str | None,
+            issued: str | None, specimen_time: str | None, performer: str | None,
+            results: list[Entry]) -> Entry:
+    msg, obr = ctx.msg, g.obr
+    c4 = comps(msg, first_rep(msg, obr, 4))
+    coded = resolve_code(obr_code, sub(msg, part(c4, 2), 1), sub(msg, part(c4, 3), 1),
+                         sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
+                         sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
+    code25 = text(msg, first_rep(msg, obr, 25)).upper()
+    if code25:
+        status = _report_statuses().get(code25)
+        if status is None:
+            status = "unknown"
+            ctx.warnings.append(f"{loc(obr, 25)}: unknown result status, kept as unknown")
+    else:  # optional before v2.5: the results tell
+        statuses = {r.status for r in results if r.type == LAB_RESULT}
+        status = statuses.pop() if len(statuses) == 1 else "unknown"
+    details: dict[str, Any] = {}
+    if coded.local:
+        details["local_code"] = dict(zip(("code", "system", "display"), coded.local, strict=True))
+    placer = sub(msg, part(comps(msg, first_rep(msg, obr, 2)), 1), 1)
+    if placer:
+        details["placer_order"] = placer
+    ordering = first_rep(msg, obr, 16)
+    if ordering:
+        details["ordering_provider"] = person_name(msg, ordering)
+    if g.notes:
+        details["comments"] = _notes(msg, g.notes)
+    entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
+                  system=coded.system or None, display=coded.display or None,
+                  mapped=coded.mapped, status=status, effective=effective, issued=issued,
+                  specimen_time=specimen_time, performer=performer, details=details)
+    if code25 == "C":
+        entry.action, entry.replaces_key = ACTION_REPLACE, key
+    return entry
+
+
+# -- one OBX ------------------------------------------------------------------------------------
+def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
+            obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
+            parent_key: str | None) -> Entry:
+    """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message."""
+    msg = ctx.msg
+    d = msg.delimiters
+    f = obx.fields
+    nf = len(f)
+    c3 = split_field(d, f[3]) if nf > 3 else [""]
+    n3 = len(c3)
+    code = leaf(d, c3[0])
+    if not code:
+        where = loc(obx, 3)
+        raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
+                                 where)
+    display = leaf(d, c3[1]) if n3 > 1 else ""
+    system = leaf(d, c3[2]) if n3 > 2 else ""
+    if system == "LN" and code:
+        coded = CodeResult(code, "LN", display, True, None)
+    elif n3 > 3:
+        coded = resolve_code(code, display, system, leaf(d, c3[3]),
+                             leaf(d, c3[4]) if n3 > 4 else "", leaf(d, c3[5]) if n3 > 5 else "",
+                             source=ctx.source, mappings=ctx.mappings)
+    else:
+        coded = resolve_code(code, display, system, source=ctx.source, mappings=ctx.mappings)
+    sub_id = leaf(d, f[4]) if nf > 4 else ""
+    key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
+    status_code = leaf(d, f[11]).upper() if nf > 11 else ""
+    status, action = obx_status(status_code)
+    if status == "unknown" and status_code:
+        ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
+    entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=coded.code,
+                  system=coded.system, display=coded.display or None, mapped=coded.mapped,
+                  status=status, specimen_time=specimen_time, parent_key=parent_key,
+                  action=action)
+    if key in ctx.keys:
+        _make_unique(ctx, entry, obx)
+    ctx.keys.add(entry.key)
+    if action == ACTION_REPLACE or action == ACTION_DELETE:
+        entry.replaces_key = entry.key
+    if coded.local:
+        lc, ls, ld = coded.local
+        entry.details["local_code"] = {"code": lc, "system": ls, "display": ld}
+    vtype = f[2] if nf > 2 else ""
+    raw5 = f[5] if nf > 5 else ""
+    if vtype == "NM" and raw5 and _NUMBER.fullmatch(raw5):  # the common case, inline
+        entry.value_type, entry.value, entry.value_num = "NM", raw5, float(raw5)
+    elif raw5:
+        _value(ctx, obx, entry)
+    else:
+        entry.value_type = leaf(d, vtype).upper() or None
+    if nf > 6 and f[6]:
+        _unit(d, split_field(d, f[6]), entry)
+    if nf > 7 and f[7]:
+        entry.reference_range = leaf(d, f[7].split(d.repetition, 1)[0]) or None
+    if nf > 8 and f[8]:
+        raw8 = f[8]
+        if d.repetition in raw8 or d.component in raw8:
+            flags = [leaf(d, r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
+            entry.interpretation = ",".join(x for x in flags if x) or None
+        else:
+            entry.interpretation = leaf(d, raw8) or None
+    entry.effective = (_ts(obx, 14, d) if nf > 14 and f[14] else None) or obr_effective
+    entry.issued = (_ts(obx, 19, d) if nf > 19 and f[19] else None) or obr_issued
+    if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
+        org = split_field(d, f[23])
+        entry.performer = leaf(d, org[0]) or (leaf(d, org[9]) if len(org) > 9 else "") or None
+    if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
+        entry.performer = _result_performer(msg, obx)
+    if notes:
+        entry.details["comments"] = _notes(msg, notes)
+    return entry
+
+
+def _ts(seg: Segment, n: int, d: Delimiters) -> str | None:
+    value = seg.fields[n]
+    if d.component in value or d.repetition in value or d.escape in value:
+        value = leaf(d, split_field(d, value)[0])
+        if not value:
+            return None
+    try:
+        return hl7_ts_to_iso(value)
+    except ValueError:
+        where = loc(seg, n)
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+                                 where) from None
+
+
+def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
+    entry.key = _unique_key(ctx, entry.key, obx)
+
+
+def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
+    """Keys are unique within a message: the same order or the same code and sub-id twice
+    get their rank appended, so that nothing silently overwrites another entry (stable
+    across resends of the same message)."""
+    n = 2
+    while f"{key}#{n}" in ctx.keys:
+        n += 1
+    ctx.warnings.append(f"{loc(seg)}: same key as an earlier segment of the message; "
+                        "key made unique")
+    return f"{key}#{n}"
+
+
+def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+    msg = ctx.msg
+    vtype = text(msg, obx.raw(2)).upper()
+    raw5 = obx.raw(5)
+    entry.value_type = vtype or None
+    if not raw5:
+        return
+    where = loc(obx, 5)
+    if not vtype:
+        ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
+        vtype = "ST"
+        entry.value_type = vtype
+    if vtype == "NM":
+        _numeric(ctx, text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)), entry, where)
+    elif vtype == "SN":
+        _structured_numeric(ctx, comps(msg, first_rep(msg, obx, 5)), entry, where)
+    elif vtype in TEXT_TYPES:
+        # whole repetitions: a text value has no components, and leading blanks are layout
+        entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+    elif vtype in CODED_TYPES:
+        _coded(msg, obx, entry)
+    elif vtype in DATE_TYPES:
+        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        try:
+            entry.value = hl7_ts_to_iso(value)
+        except ValueError:
+            raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+                                     where) from None
+    else:  # TM, ID, IS, RP, HD, FN... kept as sent
+        entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
+
+
+def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
+    if _NUMBER.fullmatch(value):
+        return float(value)
+    if "," in value and "." not in value:
+        dotted = value.replace(",", ".", 1)
+        if _NUMBER.fullmatch(dotted):
+            ctx.warnings.append(f"{where}: decimal comma read as a decimal point")
+            return float(dotted)
+    return None
+
+
+def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str) -> None:
+    if not value:
+        return
+    entry.value = value
+    num = _parse_number(ctx, value, where)
+    if num is None:
+        m = _COMPARED.fullmatch(value)
+        if m is not None:  # '<0.5' sent as NM: unambiguous, accepted as SN would have been
+            num = _parse_number(ctx, m.group(2), where)
+            if m.group(1) != "=":
+                entry.comparator = m.group(1)
+            ctx.warnings.append(f"{where}: comparator in an NM value, read as SN")
+    if num is None:
+        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type NM)",
+                                 where)
+    entry.value_num = num
+
+
+def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
+    """SN = comparator ^ num1 ^ separator/suffix ^ num2. '<^0.5' -> comparator '<', 0.5;
+    ratios and ranges ('1^:^128', '^10^-^20') are kept as text."""
+    msg = ctx.msg
+    comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
+    separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if comparator and comparator not in COMPARATORS:
+        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
+    shown = comparator if comparator != "=" else ""
+    entry.value = f"{shown}{num1}{separator}{num2}" or None
+    for n in (num1, num2):
+        if n and _parse_number(ctx, n, where) is None:
+            raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",
+                                     where)
+    if separator or num2:
+        entry.details["sn"] = {"comparator": comparator, "num1": num1, "separator": separator,
+                               "num2": num2}
+        return
+    if num1:
+        entry.value_num = _parse_number(ctx, num1, where)
+        entry.comparator = shown or None
+
+
+def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
+    coded: list[dict[str, str]] = []
+    for rep in reps(msg, obx, 5):
+        c = comps(msg, rep)
+        item = {"code": sub(msg, part(c, 1), 1), "display": sub(msg, part(c, 2), 1),
+                "system": sub(msg, part(c, 3), 1)}
+        if part(c, 4):
+            item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=sub(msg, part(c, 5), 1),
+                        alt_system=sub(msg, part(c, 6), 1))
+        coded.append(item)
+    entry.value = "; ".join(i["display"] or i["code"] for i in coded) or None
+    entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
+
+
+def _unit(d: Delimiters, c: list[str], entry: Entry) -> None:
+    """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept."""
+    sent = leaf(d, c[0]) or (leaf(d, c[1]) if len(c) > 1 else "")
+    if not sent:
+        return
+    entry.unit_original = sent
+    if len(c) > 2 and leaf(d, c[2]).upper() == "UCUM":
+        entry.unit = sent
+        return
+    unit, mapped = to_ucum(sent)
+    entry.unit = unit
+    if not mapped:
+        entry.details["unit_unmapped"] = True
+
+
+def _result_performer(msg: Message, obx: Segment) -> str | None:
+    """OBX-23 performing organization, else OBX-15 producer, else OBX-16 responsible observer."""
+    rep = first_rep(msg, obx, 23)
+    if rep:
+        name = organization(msg, rep)
+        if name:
+            return name
+    c15 = comps(msg, first_rep(msg, obx, 15))
+    producer = sub(msg, part(c15, 2), 1) or sub(msg, part(c15, 1), 1)
+    if producer:
+        return producer
+    rep = first_rep(msg, obx, 16)
+    return (person_name(msg, rep) or None) if rep else None
+
+
+def _notes(msg: Message, notes: list[Segment]) -> list[str]:
+    return ["\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes]

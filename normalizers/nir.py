@@ -1,0 +1,65 @@
+"""NIR (French social security number) key check and INS kinds.
+
+The INS is the NIR (or NIA) of the person, qualified by an OID that says which kind it is. A
+NIR is 13 characters plus a 2-digit key: key = 97 - (the 13 first digits mod 97), where
+Corsican departments 2A / 2B (characters 6-7) count as 19 / 18. A wrong key is a typing
+error or a test record: identity resolution must then quarantine, never guess.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from normalizers.tabledata import table
+
+_CORSICA = {"2A": "19", "2B": "18"}
+
+
+def nir_key(base13: str) -> int | None:
+    """The key of the 13 first characters of a NIR, None when they are not a NIR."""
+    if len(base13) != 13:
+        return None
+    dept = base13[5:7].upper()
+    if dept in _CORSICA:
+        base13 = base13[:5] + _CORSICA[dept] + base13[7:]
+    if not base13.isdigit() or not base13.isascii():
+        return None
+    return 97 - int(base13) % 97
+
+
+def nir_key_valid(nir: str) -> bool:
+    """True when ``nir`` is 15 characters (13 + key) and the key matches."""
+    if len(nir) != 15:
+        return False
+    key = nir[13:]
+    if not key.isdigit() or not key.isascii():
+        return False
+    expected = nir_key(nir[:13])
+    return expected is not None and expected == int(key)
+
+
+@cache
+def _oids() -> dict[str, dict[str, str]]:
+    return {row["oid"]: row for row in table("ins_oids")}
+
+
+@cache
+def _namespaces() -> dict[str, str]:
+    return {row["namespace"].upper(): row["oid"] for row in table("ins_oids") if row["namespace"]}
+
+
+def ins_kind(oid: str) -> str | None:
+    """'INS-NIR', 'INS-NIA', 'INS-NIR-TEST', ... for an INS OID; None for any other OID."""
+    row = _oids().get(oid.strip())
+    return row["kind"] if row else None
+
+
+def ins_nir_like(oid: str) -> bool:
+    """Whether identifiers under this OID are NIR-shaped (15 chars with a key): not INS-C."""
+    row = _oids().get(oid.strip())
+    return bool(row) and row["nir_like"] == "1"
+
+
+def ins_oid_for_namespace(namespace: str) -> str | None:
+    """The INS OID of an assigning-authority namespace such as 'ASIP-SANTE-INS-NIR'."""
+    return _namespaces().get(namespace.strip().upper())

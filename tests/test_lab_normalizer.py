@@ -1,0 +1,271 @@
+"""ORU^R01 to lab entries: keys, typed values, units, codes, statuses, errors, corpus."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from normalizers.codes import load_mappings
+from normalizers.lab import normalize_message, normalize_oru
+from normalizers.model import (
+    ACTION_DELETE,
+    ACTION_NEW,
+    ACTION_REPLACE,
+    DOCUMENT,
+    LAB_REPORT,
+    LAB_RESULT,
+    NormalizationError,
+)
+from parsers.hl7v2.er7 import parse_text
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+MAPS = load_mappings(None)
+NIR = "279035121518989"  # ANS test INS (valid key)
+
+MSH = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP-INTAKE|GHT|20240315104500||ORU^R01^ORU_R01|MSG-0001|"
+       "P|2.5|||||FRA|UNICODE UTF-8")
+PID = (f"PID|||LD-778^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI~{NIR}^^^ASIP-SANTE-INS-NIR&"
+       "1.2.250.1.213.1.4.10&ISO^INS||LEFÈVRE-ÜNAL^Hélène^^^^^D~MARTIN^Hélène^^^^^L||19790328|F"
+       + "|" * 24 + "VALI")
+ORC = "ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO"
+OBR = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan biochimique^L|||"
+       "202403150810|||||||||^MARTIN^Paul^^^DR||||||202403151045|||F|||||||"
+       "L07&DURAND&Julie")
+PDF = base64.b64encode(b"%PDF-1.4\n% compte rendu n 1\n%%EOF\n").decode().rstrip("=")
+assert len(PDF) % 4
+
+
+def oru(*obx: str, header: str = MSH, pid: str = PID, order: tuple[str, ...] = (ORC, OBR),
+        tail: tuple[str, ...] = ()) -> str:
+    return "\r".join([header, pid, *order, *obx, *tail]) + "\r"
+
+
+def norm(text: str, source: str = "demo-lab"):
+    return normalize_message(parse_text(text), source, MAPS)
+
+
+OBXS = (
+    "OBX|1|NM|GLY^Glycémie à jeun^L||5.4|mmol/L|3.9-5.8|N|||F|||202403150810|||||202403151030"
+    "||||LABO DEMO^^^^^&1.2.250.1.71.4.2.2&ISO^FINEG^^^750000001",
+    "OBX|2|NM|CREA^Créatinine^L||78,5|µmol/l|45-84||||F",
+    "OBX|3|SN|1988-5^CRP^LN||<^0.5|mg/L|<5||||F",
+    "OBX|4|SN|5334-8^Rubéole IgG titre^LN||^1^:^128||||||F",
+    "OBX|5|ST|GRP^Groupe sanguin^L||A Rh+ (positif)||||||F",
+    "OBX|6|TX|COM^Commentaire^L||Prélèvement hémolysé.~À contrôler.||||||F",
+    "OBX|7|CE|664-3^Gram stain^LN||POS^Positif^L||||||F",
+    "OBX|8|DT|DDR^Date des dernières règles^L||20240201||||||F",
+    "OBX|9|NM|LEUCO^Leucocytes^L^6690-2^Leukocytes^LN||7.2|G/L|4.0-10.0|N|||C",
+    "OBX|10|NM|K^Potassium^L||6.1|mmol/L|3.5-5.1|H~A|||D",
+    "OBX|11|NM|ZZZ^Analyse maison^99LAB||12|bidules/champ|||||X",
+    "OBX|12|NM|XTRA^En cours^L||||||||I",
+)
+
+
+def test_report_and_results():
+    nm = norm(oru(*OBXS, tail=("SPM|1|||BLD" + "|" * 13 + "202403150805",)))
+    assert nm.logical_id == "SIL-BIO|LABO-DEMO|MSG-0001"
+    report, *results = nm.entries
+    assert report.type == LAB_REPORT and report.source_ref == "OBR[4]"
+    assert report.key == "report|24C0315-07|LABO-DEMO|BIOCHIMIE"
+    assert (report.code, report.system, report.mapped) == ("BIOCHIMIE", "L", False)
+    assert report.effective == "2024-03-15T08:10+01:00"
+    assert report.issued == "2024-03-15T10:45+01:00"
+    assert report.specimen_time == "2024-03-15T08:05+01:00"  # SPM-17 wins over OBR-7
+    assert report.status == "final" and report.performer == "Julie DURAND"
+    assert report.details["ordering_provider"] == "DR Paul MARTIN"
+    assert len(results) == 12 and all(r.type == LAB_RESULT for r in results)
+    assert all(r.parent_key == report.key for r in results)
+    by = {r.source_ref: r for r in results}
+
+    gly = by["OBX[5]"]
+    assert gly.key == "result|24C0315-07|LABO-DEMO|GLY|L|"
+    assert (gly.code, gly.system, gly.mapped) == ("2345-7", "LN", True)  # demo-lab table
+    assert gly.details["local_code"] == {"code": "GLY", "system": "L",
+                                         "display": "Glycémie à jeun"}
+    assert (gly.value, gly.value_num, gly.unit, gly.unit_original) == ("5.4", 5.4, "mmol/L",
+                                                                        "mmol/L")
+    assert (gly.reference_range, gly.interpretation, gly.status) == ("3.9-5.8", "N", "final")
+    assert gly.effective == "2024-03-15T08:10+01:00"
+    assert gly.issued == "2024-03-15T10:30+01:00"
+    assert gly.performer == "LABO DEMO"
+
+    crea = by["OBX[6]"]
+    assert (crea.value_num, crea.unit, crea.unit_original) == (78.5, "umol/L", "µmol/l")
+    assert any("OBX[6]-5" in w and "comma" in w for w in nm.warnings)
+    assert crea.effective == report.effective  # OBX-14 absent: OBR-7
+
+    crp = by["OBX[7]"]
+    assert (crp.value, crp.comparator, crp.value_num, crp.system) == ("<0.5", "<", 0.5, "LN")
+    titre = by["OBX[8]"]
+    assert (titre.value, titre.value_num, titre.comparator) == ("1:128", None, None)
+    assert by["OBX[9]"].value == "A Rh+ (positif)"
+    assert by["OBX[10]"].value == "Prélèvement hémolysé.\nÀ contrôler."
+    gram = by["OBX[11]"]
+    assert gram.value == "Positif" and gram.details["coded_value"]["code"] == "POS"
+    assert by["OBX[12]"].value == "2024-02-01"
+
+    leuco = by["OBX[13]"]
+    assert (leuco.code, leuco.system, leuco.unit) == ("6690-2", "LN", "10*9/L")
+    assert leuco.key == "result|24C0315-07|LABO-DEMO|LEUCO|L|"  # key uses the code as sent
+    assert (leuco.status, leuco.action, leuco.replaces_key) == ("corrected", ACTION_REPLACE,
+                                                                leuco.key)
+    k = by["OBX[14]"]
+    assert (k.status, k.action, k.replaces_key, k.interpretation) == (
+        "entered-in-error", ACTION_DELETE, k.key, "H,A")
+    zzz = by["OBX[15]"]
+    assert (zzz.code, zzz.system, zzz.mapped, zzz.status) == ("ZZZ", "99LAB", False, "cancelled")
+    assert (zzz.unit, zzz.details["unit_unmapped"]) == ("bidules/champ", True)
+    pending = by["OBX[16]"]
+    assert (pending.value, pending.value_num, pending.status) == (None, None, "registered")
+    assert all(r.action == ACTION_NEW for r in (gly, crea, crp, zzz))
+
+
+def test_nothing_personal_in_warnings():
+    nm = norm(oru(*OBXS))
+    text = " ".join(nm.warnings)
+    for secret in (NIR, "LEFÈVRE", "Hélène", "78,5", "1979"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(("obx", "code", "where"), [
+    ("OBX|1|NM|GLY^Glycémie^L||cinq|mmol/L|||||F", "OBX_BAD_NUMBER", "OBX[5]-5"),
+    ("OBX|1|NM|GLY^Glycémie^L||5.4.1|mmol/L|||||F", "OBX_BAD_NUMBER", "OBX[5]-5"),
+    ("OBX|1|NM|GLY^Glycémie^L||nan|mmol/L|||||F", "OBX_BAD_NUMBER", "OBX[5]-5"),
+    ("OBX|1|SN|GLY^Glycémie^L||≈^5|mmol/L|||||F", "OBX_BAD_NUMBER", "OBX[5]-5"),
+    ("OBX|1|SN|GLY^Glycémie^L||<^abc|mmol/L|||||F", "OBX_BAD_NUMBER", "OBX[5]-5"),
+    ("OBX|1|DT|DDR^DDR^L||20240230||||||F", "HL7_BAD_DATE", "OBX[5]-5"),
+    ("OBX|1|NM|GLY^Glycémie^L||5|mmol/L|||||F|||2024031599", "HL7_BAD_DATE", "OBX[5]-14"),
+    ("OBX|1|NM|^Glycémie^L||5|mmol/L|||||F", "OBX_NO_CODE", "OBX[5]-3"),
+])
+def test_errors_name_the_field_never_the_value(obx, code, where):
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(obx))
+    assert exc.value.code == code and exc.value.location == where
+    assert where in str(exc.value)
+    for secret in ("cinq", "5.4.1", "abc", "20240230", "2024031599", NIR):
+        assert secret not in str(exc.value)
+
+
+def test_bad_obr_date_names_obr():
+    bad = OBR.replace("202403150810", "20241315")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], order=(ORC, bad)))
+    assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBR[4]-7")
+
+
+def test_nm_with_comparator_is_accepted_with_warning():
+    nm = norm(oru("OBX|1|NM|CRP^CRP^L||<0,5|mg/L|||||F"))
+    r = nm.entries[1]
+    assert (r.comparator, r.value_num, r.value) == ("<", 0.5, "<0,5")
+    assert any("comparator" in w for w in nm.warnings)
+
+
+def test_structural_errors():
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], pid="ZZZ|1"))
+    assert exc.value.code == "HL7_NO_PID"
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(order=(), tail=(OBXS[0],)))
+    assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[3]")
+    other = PID.replace("LD-778", "LD-999")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], tail=(other, ORC, OBR, OBXS[0])))
+    assert (exc.value.code, exc.value.location) == ("HL7_MULTIPLE_PATIENTS", "PID[6]-3")
+    no_order = "OBR|1|||GLY^Glycémie^L|||202403150810"
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], order=(no_order,)))
+    assert (exc.value.code, exc.value.location) == ("HL7_NO_ORDER_NUMBER", "OBR[3]-3")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], header=MSH.replace("MSG-0001", "")))
+    assert exc.value.code == "HL7_NO_CONTROL_ID"
+
+
+def test_unsupported_type():
+    adt = MSH.replace("ORU^R01^ORU_R01", "ADT^A01^ADT_A01")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], header=adt))
+    assert exc.value.code == "HL7_UNSUPPORTED_TYPE"
+    assert str(exc.value) == "message type ADT^A01 is not handled by this intake"
+
+
+def test_same_patient_twice_is_fine_and_results_get_unique_keys():
+    nm = norm(oru(OBXS[0], OBXS[0].replace("OBX|1", "OBX|2"), tail=(PID, ORC, OBR, OBXS[0])))
+    keys = [e.key for e in nm.entries]
+    assert len(keys) == len(set(keys))
+    assert any(k.endswith("#2") for k in keys)
+
+
+def test_v23_flat_oru_with_placer_only_and_no_obr25():
+    text = ("MSH|^~\\&|LAB|HOPITAL|||20020215093000||ORU^R01|CNTRL-3456|P|2.3\r"
+            "PID|||555-44-4444^^^HOPITAL^MR||DUPONT^Marie||19620320|F\r"
+            "OBR|1|845439^HOPITAL||1554-5^GLUCOSE^LN|||200202150730\r"
+            "OBX|1|NM|1554-5^GLUCOSE^LN||1.82|g/l|0.70-1.05|H|||F\r"
+            "NTE|1||Patient non à jeun\r")
+    nm = normalize_oru(parse_text(text), "any", MAPS)
+    report, result = nm.entries
+    assert report.key == "report|845439|HOPITAL|1554-5"
+    assert report.status == "final"  # from the results when OBR-25 is absent
+    assert (result.unit, result.value_num, result.effective) == ("g/L", 1.82,
+                                                                 "2002-02-15T07:30+01:00")
+    assert result.details["comments"] == ["Patient non à jeun"]
+
+
+def test_pdf_report_in_oru_is_a_document_not_a_result():
+    obx_pdf = f"OBX|2|ED|11502-2^CR d'examens biologiques^LN||^AP^PDF^Base64^{PDF}||||||F"
+    nm = norm(oru(OBXS[0], obx_pdf))
+    report, gly, doc = nm.entries
+    assert doc.type == DOCUMENT and doc.parent_key == report.key
+    assert doc.attachment.media_type == "application/pdf"
+    assert doc.attachment.data.startswith(b"%PDF-1.4")
+    assert doc.key == "document|24C0315-07|LABO-DEMO|2"
+    assert any("padding" in w for w in nm.warnings)
+
+
+@settings(max_examples=200)
+@given(st.floats(allow_nan=False, allow_infinity=False, width=32))
+def test_any_decimal_number_parses(x):
+    value = repr(float(x))
+    if "e" in value or "inf" in value:
+        value = f"{x:.6f}"
+    nm = norm(oru(f"OBX|1|NM|GLY^Glycémie^L||{value}|mmol/L|||||F"))
+    assert nm.entries[1].value_num == pytest.approx(float(value))
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet=st.characters(blacklist_characters="|^~\\&\r\n", codec="utf-8"),
+               min_size=1, max_size=12))
+def test_garbage_numbers_fail_cleanly(value):
+    text = oru(f"OBX|1|NM|GLY^Glycémie^L||{value}|mmol/L|||||F")
+    try:
+        nm = norm(text)
+    except NormalizationError as exc:
+        assert exc.code == "OBX_BAD_NUMBER" and exc.location == "OBX[5]-5"
+        assert str(exc) == "OBX[5]-5: not a number (value type NM)"  # the value never shows
+    else:
+        assert nm.entries[1].value_num is not None or not value.strip()
+
+
+@pytest.mark.skipif(not (CORPUS / "intl" / "hl7v2").is_dir(), reason="shared corpus absent")
+def test_corpus_fhir_converter_lab():
+    text = (CORPUS / "intl" / "hl7v2" / "fhir-converter_LAB-ORU-1.hl7").read_text()
+    nm = normalize_message(parse_text(text), "intl", MAPS)
+    reports = [e for e in nm.entries if e.type == LAB_REPORT]
+    results = [e for e in nm.entries if e.type == LAB_RESULT]
+    assert len(reports) == 2 and len(results) == 10
+    assert {r.unit for r in results if r.unit} == {"10*12/L", "%", "10*9/L"}
+    assert all(r.specimen_time == "2014-10-06T05:35+02:00" for r in results)
+    pending = [r for r in results if r.value is None]
+    assert len(pending) == 2 and all(r.status == "registered" for r in pending)
+
+
+@pytest.mark.skipif(not (CORPUS / "intl" / "hl7v2").is_dir(), reason="shared corpus absent")
+def test_corpus_python_hl7_sample():
+    text = (CORPUS / "intl" / "hl7v2" / "python-hl7_sample_hl7.hl7").read_text()
+    nm = normalize_message(parse_text(text), "intl", MAPS)
+    sn = nm.entries[1]
+    assert (sn.value_num, sn.unit, sn.reference_range) == (182.0, "mg/dL", "70_105")
+    assert nm.identity.birth_date == ""  # '196203520' is not a date
