@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from dossiers.schema import entries, provenance
 from normalizers.model import ACTION_DELETE, ACTION_REPLACE, Entry
@@ -59,7 +58,13 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
 
 def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
             items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
-    """Deposit (entry, attachment sha256) pairs; parents must come before their children."""
+    """Deposit (entry, attachment sha256) pairs of one message.
+
+    Decisions are taken first against what the dossier holds (one query), then the new rows
+    are written with two multi-row inserts (entries without a parent in this message, then
+    their children) and one multi-row update for the versions they supersede: a message costs
+    a handful of statements whatever its number of results.
+    """
     now = datetime.now(UTC)
     result = DepositResult()
     keys = {e.key for e, _ in items} | {e.replaces_key for e, _ in items if e.replaces_key} \
@@ -74,11 +79,14 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
                 held[row.key] = row
     ids_by_key: dict[str, int] = {k: r.id for k, r in held.items()}
     links: list[dict] = []
+    new_rows: list[dict] = []  # rows to insert, in message order
+    supersedes: list[tuple[dict, int]] = []  # (new row, id of the version it replaces)
+    taken: dict[str, dict] = {}  # keys given a new row by this message
 
     for entry, sha in items:
         row = _row(entry, patient_id, import_id, sha, now)
-        if entry.parent_key:
-            row["parent_id"] = ids_by_key.get(entry.parent_key)
+        row["_parent_key"] = entry.parent_key
+        row["_ref"] = entry.source_ref
         if entry.action in (ACTION_REPLACE, ACTION_DELETE):
             old = held.get(entry.replaces_key or entry.key) or held.get(entry.key)
         else:
@@ -92,37 +100,63 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
                 links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed", now))
                 continue
             row = {c.name: getattr(old, c.name) for c in entries.columns if c.name != "id"}
-            row.update(status="withdrawn", import_id=import_id, created_at=now)
+            row.update(status="withdrawn", import_id=import_id, created_at=now,
+                       _parent_key=None, _ref=entry.source_ref, _withdraw=True)
         elif old is None and entry.action == ACTION_REPLACE:
             result.missing_targets += 1  # a correction of something we never received
-        if old is not None and old.key == row["key"] and entry.action != ACTION_DELETE \
+        key = row["key"]
+        if key in taken:
+            if _same(row, taken[key]):
+                result.duplicates += 1  # the same fact twice in one message
+                continue
+            # Two different facts under one key in one message: keep both, never drop data.
+            row["key"] = key = f"{key}#{sum(1 for k in taken if k.startswith(key))}"
+            old = None
+        elif old is not None and old.key == key and entry.action != ACTION_DELETE \
                 and _same(row, old):
             result.duplicates += 1
-            ids_by_key[entry.key] = old.id
-            if old.import_id != import_id:
+            ids_by_key[key] = old.id
+            if old.import_id != import_id:  # a rerun of the same import adds no link
                 links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
-        key = row["key"]
         row["version"] = latest.get(key, 0) + 1
         row["current"] = True
-        previous_same_key = held.get(key)
-        if previous_same_key is not None and previous_same_key is not old:
-            conn.execute(update(entries).where(entries.c.id == previous_same_key.id)
-                         .values(current=False))
-        new_id = conn.execute(insert(entries).values(**row).returning(entries.c.id)).scalar_one()
+        taken[key] = row
+        new_rows.append(row)
         if old is not None:
-            conn.execute(update(entries).where(entries.c.id == old.id)
-                         .values(current=False, superseded_by=new_id))
-            held.pop(old.key, None)
-            result.superseded += 1
-            links.append(_link(old.id, import_id, source, entry.source_ref, "superseded", now))
-        latest[key] = row["version"]
-        held[key] = SimpleNamespace(id=new_id, **row)  # a repeat within this message is seen
-        ids_by_key[key] = new_id
-        links.append(_link(new_id, import_id, source, entry.source_ref,
-                           "withdrew" if entry.action == ACTION_DELETE else "created", now))
-        result.created += 1
+            supersedes.append((row, old.id))
+        elif key in held:  # a replacement re-sent under its own key: one current version
+            supersedes.append((row, held[key].id))
+
+    new_keys = {r["key"] for r in new_rows}
+    first = [r for r in new_rows if r["_parent_key"] not in new_keys]
+    second = [r for r in new_rows if r["_parent_key"] in new_keys]
+    for batch in (first, second):
+        if not batch:
+            continue
+        for r in batch:
+            if r["_parent_key"]:
+                r["parent_id"] = ids_by_key.get(r["_parent_key"])
+        params = [{c: v for c, v in r.items() if not c.startswith("_")} for r in batch]
+        for p in params:
+            p.setdefault("parent_id", None)
+        ids = conn.execute(insert(entries).returning(entries.c.id,
+                                                     sort_by_parameter_order=True),
+                           params).scalars().all()
+        for r, new_id in zip(batch, ids, strict=True):
+            r["_id"] = new_id
+            ids_by_key[r["key"]] = new_id
+            links.append(_link(new_id, import_id, source, r["_ref"],
+                               "withdrew" if r.get("_withdraw") else "created", now))
+    if supersedes:
+        conn.execute(update(entries).where(entries.c.id == bindparam("old_id"))
+                     .values(current=False, superseded_by=bindparam("new_id")),
+                     [{"old_id": old_id, "new_id": r["_id"]} for r, old_id in supersedes])
+        for r, old_id in supersedes:
+            links.append(_link(old_id, import_id, source, r["_ref"], "superseded", now))
+    result.created = len(new_rows)
+    result.superseded = len(supersedes)
     if links:
         conn.execute(insert(provenance), links)
     return result

@@ -45,11 +45,16 @@ class CodeMappings:
     rows: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
-    def lookup(self, source: str, system: str, code: str) -> tuple[str, str] | None:
-        hit = self.rows.get((source, system, code))
-        if hit is None:
-            hit = self.rows.get((ANY_SOURCE, system, code))
-        return hit
+    def lookup(self, source: str | tuple[str, ...], system: str,
+               code: str) -> tuple[str, str] | None:
+        """``source`` may name several candidates, most specific first (the intake source id,
+        then the sender MSH-3.1|MSH-4.1): local codes belong to the lab that sends them,
+        whichever connector they came through."""
+        for name in (source,) if isinstance(source, str) else source:
+            hit = self.rows.get((name, system, code))
+            if hit is not None:
+                return hit
+        return self.rows.get((ANY_SOURCE, system, code))
 
     def add_file(self, path: Path, default_source: str | None = None) -> None:
         """Add the rows of one CSV; later files win over earlier ones for the same key."""
@@ -87,7 +92,7 @@ def load_mappings(extra_dir: Path | None = None) -> CodeMappings:
 
 
 def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_display: str = "",
-                 alt_system: str = "", *, source: str = "",
+                 alt_system: str = "", *, source: str | tuple[str, ...] = "",
                  mappings: CodeMappings | None = None) -> CodeResult:
     """Pick the LOINC for one coded element (CE/CWE triplet plus alternate triplet)."""
     if code and is_loinc_system(system):

@@ -145,7 +145,7 @@ def _groups(msg: Message) -> list[_Group]:
 @dataclass(slots=True)
 class _Ctx:
     msg: Message
-    source: str
+    source: tuple[str, ...]  # mapping table candidates: intake source id, then sender
     mappings: CodeMappings | None
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
@@ -158,7 +158,8 @@ def normalize_oru(msg: Message, source: str,
     lid = logical_id(msg)
     identity = extract_identity(msg, single_pid(msg))
     groups = _groups(msg)
-    ctx = _Ctx(msg, source, mappings, warnings)
+    sender = f"{msg.get(msg.msh, 3)}|{msg.get(msg.msh, 4)}"
+    ctx = _Ctx(msg, (source, sender), mappings, warnings)
     cisis = is_cisis(msg)
     meta = MessageMeta()
     quarantine: list[str] = []

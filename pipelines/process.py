@@ -144,6 +144,11 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
                             logical_id=_logical_id(msg))) from None
     warnings = list(msg.warnings) + list(normalized.warnings)
     logical_id = normalized.logical_id
+    if normalized.quarantine_reasons:  # e.g. the CDA inside names another patient than PID
+        code, _, text = normalized.quarantine_reasons[0].partition(" ")
+        raise _Stop(Outcome(QUARANTINED, stage="normalize", error_code=code,
+                            error_message=text or code, logical_id=logical_id,
+                            warnings=warnings))
 
     # Identity
     resolution = resolve_identity(conn, normalized.identity,
