@@ -36,7 +36,7 @@ system-deps:
 run: $(STAMP)
 	@mkdir -p $(DMP_HOME)
 	@$(BIN)/dmp-ingest dossier create --from-csv samples/patients.csv
-	@$(BIN)/dmp-ingest ingest --source samples samples/hl7v2
+	@DMP_MAPPINGS_DIR=$(CURDIR)/samples/mappings $(BIN)/dmp-ingest ingest --source samples samples/hl7v2
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider

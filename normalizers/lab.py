@@ -314,6 +314,12 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     sub_id = leaf(d, f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
     status_code = leaf(d, f[11]).upper() if nf > 11 else ""
+    if not status_code:
+        # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a
+        # preliminary one, and it is what a message cut in transit loses first.
+        where = loc(obx, 11)
+        raise NormalizationError("OBX_NO_STATUS", f"{where}: observation result status "
+                                 "(OBX-11) is missing; truncated message?", where)
     status, action = obx_status(status_code)
     if status == "unknown" and status_code:
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
