@@ -84,6 +84,9 @@ logical_messages = Table(
     "logical_messages", metadata,
     Column("logical_id", String(400), primary_key=True),
     Column("import_id", Id, ForeignKey("imports.id"), nullable=False),
+    # sha256 of what the message says (its entries), to tell a true resend from a sender that
+    # reuses a control id for another message.
+    Column("fingerprint", String(64)),
 )
 
 # -- patients and dossiers -------------------------------------------------------------------

@@ -9,6 +9,7 @@ replayed from the archive, which is idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -159,19 +160,28 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
                             error_message=resolution.reason, logical_id=logical_id,
                             warnings=warnings))
 
-    # Dedupe level 2: the same logical message deposited before.
-    held = conn.execute(select(logical_messages.c.import_id)
-                        .where(logical_messages.c.logical_id == logical_id)).scalar()
-    if held is not None and held != row.id:
+    # Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
+    # before with the same content. A sender that reuses a control id for another message
+    # (the ANS examples do) is not a duplicate: it is deposited, with a warning.
+    fingerprint = _fingerprint(normalized)
+    variant = f"{logical_id}#{fingerprint[:16]}"
+    held = conn.execute(select(logical_messages).where(
+        logical_messages.c.logical_id.in_((logical_id, variant)))).all()
+    same = [h for h in held if h.fingerprint == fingerprint and h.import_id != row.id]
+    if same:
         raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
-                            patient_id=resolution.patient_id, duplicate_of=held,
-                            error_message=f"message already deposited by import {held}",
-                            warnings=warnings))
-    if held is None:
+                            patient_id=resolution.patient_id, duplicate_of=same[0].import_id,
+                            error_message=f"message already deposited by import "
+                            f"{same[0].import_id}", warnings=warnings))
+    if not any(h.import_id == row.id for h in held):
+        if held:
+            warnings.append("control id reused by the sender for a message with other "
+                            f"content (first deposited by import {held[0].import_id})")
         try:
             with conn.begin_nested():
-                conn.execute(insert(logical_messages).values(logical_id=logical_id,
-                                                             import_id=row.id))
+                conn.execute(insert(logical_messages).values(
+                    logical_id=variant if held else logical_id, import_id=row.id,
+                    fingerprint=fingerprint))
         except IntegrityError:  # another worker deposited it a moment ago
             raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
                                 patient_id=resolution.patient_id,
@@ -203,6 +213,16 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
     return Outcome(status, stage="deposit", entries=result.created,
                    duplicates=result.duplicates, patient_id=resolution.patient_id,
                    logical_id=logical_id, warnings=warnings or None)
+
+
+def _fingerprint(normalized: NormalizedMessage) -> str:
+    """What the message says, independent of its bytes (line ends, charset, field padding)."""
+    digest = hashlib.sha256()
+    for e in normalized.entries:
+        attachment = sha256_hex(e.attachment.data) if e.attachment is not None else ""
+        digest.update(repr((e.type, e.key, e.content(), e.replaces_key, attachment,
+                            sorted(e.masking.items()))).encode())
+    return digest.hexdigest()
 
 
 def _logical_id(msg) -> str | None:  # noqa: ANN001

@@ -53,7 +53,7 @@ def test_ingest_twice_then_rerun_through_prefect(prefect_harness, home, capsys) 
                                              family="SANTONI", given="Ange",
                                              birth="19881002"))
     (folder / "broken.hl7").write_bytes(oru(
-        "MSG-4", extra_obx="OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L||||F"))
+        "MSG-4", extra_obx="OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L|||||F"))
     create_patient(capsys)
 
     code, out, _ = run_cli(capsys, "ingest", str(folder), "--source", "lab", "--json")

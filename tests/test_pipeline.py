@@ -178,7 +178,7 @@ def test_demographic_match_is_strict_but_accent_insensitive(ctx) -> None:  # noq
 def test_bad_messages_fail_with_codes_and_do_not_stop_others(ctx) -> None:  # noqa: ANN001
     make_patient(ctx)
     good = oru("MSG-1")
-    bad_number = oru("MSG-2", extra_obx="OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L||||F")
+    bad_number = oru("MSG-2", extra_obx="OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L|||||F")
     no_msh = b"PID|||123\rOBX|1|NM|X||1\r"
     bad_date = oru("MSG-3").replace(b"20240315083000+0100|||||||||", b"20241345|||||||||", 1)
     ids = ingest(ctx, good + bad_number, no_msh, bad_date)
