@@ -39,7 +39,7 @@ run: $(STAMP)
 	@DMP_MAPPINGS_DIR=$(CURDIR)/samples/mappings $(BIN)/dmp-ingest ingest --source samples samples/hl7v2
 
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	DMP_REQUIRE_POSTGRES=1 $(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
