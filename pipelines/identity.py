@@ -76,7 +76,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *,
                                  ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
             _remember(conn, pid, local_ids)
             return Resolution(pid, via="auto-create", warnings=warnings)
-        return _accept(conn, patient.id, "ins", local_ids, warnings)
+        return _accept(conn, patient.id, "ins", local_ids, warnings, opposed=patient.opposed)
 
     matches: set[int] = set()
     for li in local_ids:
@@ -107,9 +107,12 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *,
                        warnings)
 
 
-def _accept(conn: Connection, patient_id: int, via: str, local_ids, warnings) -> Resolution:  # noqa: ANN001
-    patient = get_patient(conn, patient_id)
-    if patient is not None and patient.opposed:
+def _accept(conn: Connection, patient_id: int, via: str, local_ids, warnings,  # noqa: ANN001
+            opposed: bool | None = None) -> Resolution:
+    if opposed is None:
+        patient = get_patient(conn, patient_id)
+        opposed = patient is not None and patient.opposed
+    if opposed:
         return _quarantine("DOSSIER_OPPOSED",
                            "the patient has opposed the feeding of their dossier", warnings)
     _remember(conn, patient_id, local_ids)

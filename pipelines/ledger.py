@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from dossiers.schema import import_attempts, imports
 
@@ -69,20 +69,33 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
     return claimed
 
 
-def record_outcome(conn: Connection, import_id: int, outcome: Outcome, *, started: datetime,
-                   code_version: str, trigger: str) -> None:
+def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime]], *,
+                    code_version: str, trigger: str) -> None:
+    """Write a batch's outcomes: one multi-row update of the ledger and one multi-row insert
+    of attempts (bound parameters, so the statements are compiled once per batch)."""
+    if not results:
+        return
     t = now()
-    conn.execute(update(imports).where(imports.c.id == import_id).values(
-        status=outcome.status, stage=outcome.stage, error_code=outcome.error_code,
-        error_message=outcome.error_message, error_location=outcome.error_location,
-        entries_count=outcome.entries, duplicates_count=outcome.duplicates,
-        patient_id=outcome.patient_id, logical_id=outcome.logical_id,
-        duplicate_of=outcome.duplicate_of, warnings=outcome.warnings or None,
-        attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None, updated_at=t))
-    conn.execute(import_attempts.insert().values(
-        import_id=import_id, started_at=started, finished_at=t, code_version=code_version,
-        status=outcome.status, error_code=outcome.error_code,
-        error_message=outcome.error_message, trigger=trigger))
+    conn.execute(
+        update(imports).where(imports.c.id == bindparam("b_id")).values(
+            status=bindparam("b_status"), stage=bindparam("b_stage"),
+            error_code=bindparam("b_code"), error_message=bindparam("b_message"),
+            error_location=bindparam("b_location"), entries_count=bindparam("b_entries"),
+            duplicates_count=bindparam("b_dups"), patient_id=bindparam("b_patient"),
+            logical_id=bindparam("b_logical"), duplicate_of=bindparam("b_dup_of"),
+            warnings=bindparam("b_warnings", type_=imports.c.warnings.type),
+            attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None,
+            updated_at=t),
+        [{"b_id": i, "b_status": o.status, "b_stage": o.stage, "b_code": o.error_code,
+          "b_message": o.error_message, "b_location": o.error_location,
+          "b_entries": o.entries, "b_dups": o.duplicates, "b_patient": o.patient_id,
+          "b_logical": o.logical_id, "b_dup_of": o.duplicate_of,
+          "b_warnings": o.warnings or None} for i, o, _ in results])
+    conn.execute(import_attempts.insert(), [
+        {"import_id": i, "started_at": started, "finished_at": t,
+         "code_version": code_version, "status": o.status, "error_code": o.error_code,
+         "error_message": o.error_message, "trigger": trigger}
+        for i, o, started in results])
 
 
 def reset_for_rerun(conn: Connection, ids: list[int]) -> list[int]:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 from sqlalchemy import Engine, insert, select
@@ -34,7 +35,7 @@ from pipelines.ledger import (
     Outcome,
     claim_batch,
     now,
-    record_outcome,
+    record_outcomes,
 )
 from pipelines.settings import Settings
 
@@ -83,6 +84,7 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
     with ctx.engine.begin() as conn:
         rows = conn.execute(select(imports).where(imports.c.id.in_(ids))
                             .order_by(imports.c.id)).all()
+        results: list[tuple[int, Outcome, datetime]] = []
         for row in rows:
             started = now()
             savepoint = conn.begin_nested()
@@ -99,9 +101,9 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
                 outcome = Outcome(FAILED, stage="internal", error_code="INTERNAL_ERROR",
                                   error_message=f"unexpected {type(exc).__name__} while "
                                   f"processing; see the service log for import {row.id}")
-            record_outcome(conn, row.id, outcome, started=started, code_version=CODE_VERSION,
-                           trigger=ctx.trigger)
+            results.append((row.id, outcome, started))
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        record_outcomes(conn, results, code_version=CODE_VERSION, trigger=ctx.trigger)
     return counts
 
 
