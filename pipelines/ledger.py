@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
 
 from dossiers.schema import import_attempts, imports
 
@@ -43,6 +43,20 @@ class Outcome:
     logical_id: str | None = None
     duplicate_of: int | None = None
     warnings: list[str] | None = None
+
+
+def where_filter(query: Select, *, status: str | None = None, source: str | None = None,
+                 error_code: str | None = None, since: datetime | None = None) -> Select:
+    """The admin's filter on the ledger, shared by listing and rerun."""
+    if status:
+        query = query.where(imports.c.status == status)
+    if source:
+        query = query.where(imports.c.source == source)
+    if error_code:
+        query = query.where(imports.c.error_code == error_code)
+    if since:
+        query = query.where(imports.c.received_at >= since)
+    return query
 
 
 def now() -> datetime:

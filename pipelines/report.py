@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients
-from pipelines.ledger import COUNTED
+from pipelines.ledger import COUNTED, where_filter
 
 
 def _iso(value) -> str | None:  # noqa: ANN001
@@ -75,13 +75,8 @@ def _import_dict(r) -> dict:  # noqa: ANN001
 
 def list_imports(engine: Engine, *, status: str | None = None, source: str | None = None,
                  error_code: str | None = None, limit: int = 200) -> list[dict]:
-    q = select(imports).order_by(imports.c.id.desc()).limit(limit)
-    if status:
-        q = q.where(imports.c.status == status)
-    if source:
-        q = q.where(imports.c.source == source)
-    if error_code:
-        q = q.where(imports.c.error_code == error_code)
+    q = where_filter(select(imports).order_by(imports.c.id.desc()).limit(limit),
+                     status=status, source=source, error_code=error_code)
     with engine.connect() as conn:
         return [_import_dict(r) for r in conn.execute(q)]
 

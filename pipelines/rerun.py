@@ -12,21 +12,14 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 
 from dossiers.schema import imports
-from pipelines.ledger import reset_for_rerun
+from pipelines.ledger import reset_for_rerun, where_filter
 
 
 def select_ids(engine: Engine, *, status: str | None = None, source: str | None = None,
                error_code: str | None = None, since: datetime | None = None) -> list[int]:
     """Ids matching an admin's filter, oldest first."""
-    q = select(imports.c.id).order_by(imports.c.id)
-    if status:
-        q = q.where(imports.c.status == status)
-    if source:
-        q = q.where(imports.c.source == source)
-    if error_code:
-        q = q.where(imports.c.error_code == error_code)
-    if since:
-        q = q.where(imports.c.received_at >= since)
+    q = where_filter(select(imports.c.id).order_by(imports.c.id), status=status, source=source,
+                     error_code=error_code, since=since)
     with engine.connect() as conn:
         return list(conn.execute(q).scalars())
 
