@@ -1,0 +1,95 @@
+"""The raw archive: local directory, and S3 through boto3 against moto's server on loopback."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pipelines.archive import ArchiveError, DirectoryArchive, open_archive, sha256_hex
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from pipelines.report import show_import
+from tests.test_pipeline import make_patient, oru
+
+DATA = "MSH|^~\\&|LAB|Hôpital Saint-Éloi\r".encode()
+
+
+def test_directory_archive_round_trip_and_corruption(tmp_path) -> None:  # noqa: ANN001
+    archive = DirectoryArchive(tmp_path / "a")
+    sha = archive.put(DATA)
+    assert sha == sha256_hex(DATA) and archive.get(sha) == DATA
+    assert archive.put(DATA) == sha  # content-addressed: stored once
+    archive.path(sha).write_bytes(b"tampered")
+    with pytest.raises(ArchiveError, match="corrupt"):
+        archive.get(sha)
+    with pytest.raises(ArchiveError, match="missing"):
+        archive.get("0" * 64)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():  # noqa: ANN201
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch):  # noqa: ANN001, ANN201
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    if "dmp-archive" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket="dmp-archive",
+                             CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    return s3_endpoint
+
+
+def test_s3_archive_round_trip_verify_and_missing(s3_env) -> None:  # noqa: ANN001
+    archive = open_archive("s3://dmp-archive/raw", endpoint_url=s3_env)
+    sha = archive.put(DATA)
+    assert archive.get(sha) == DATA
+    assert archive.client.head_object(Bucket="dmp-archive", Key=f"raw/{sha[:2]}/{sha[2:4]}/{sha}")
+    archive.client.put_object(Bucket="dmp-archive", Key=archive.key(sha), Body=b"tampered")
+    with pytest.raises(ArchiveError, match="corrupt"):
+        archive.get(sha)
+    with pytest.raises(ArchiveError, match="missing"):
+        archive.get("1" * 64)
+
+
+def test_pipeline_on_s3_archive(s3_env, sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx
+    ctx.archive = open_archive("s3://dmp-archive/pipeline", endpoint_url=s3_env)
+    make_patient(ctx)
+    ids = intake(ctx.engine, ctx.archive, [Received(data=oru("S3-1"), source="lab",
+                                                    channel="s3")])[0].message_ids
+    drain(ctx)
+    assert show_import(ctx.engine, ids[0])["status"] == "deposited"
+
+
+def test_unreachable_s3_refuses_intake(monkeypatch, sqlite_ctx) -> None:  # noqa: ANN001
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    import boto3
+    from botocore.config import Config
+
+    from pipelines.s3_archive import S3Archive
+
+    client = boto3.client("s3", endpoint_url="http://127.0.0.1:1",
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    archive = S3Archive("dmp-archive", client=client)
+    with pytest.raises(ArchiveError):
+        intake(sqlite_ctx.engine, archive, [Received(data=DATA, source="lab", channel="s3")])
+    assert show_import(sqlite_ctx.engine, 1) is None  # no ledger row without archived bytes
