@@ -20,6 +20,10 @@ class ArchiveError(RuntimeError):
 class Archive(Protocol):
     def put(self, data: bytes) -> str: ...
 
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Store (sha256, bytes) pairs; durable when it returns (one sync for the group)."""
+        ...
+
     def get(self, sha256: str) -> bytes: ...
 
 

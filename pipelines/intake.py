@@ -66,11 +66,7 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received]) -> list[
             whole = sha256_hex(item.data)
             blobs[whole] = item.data
         prepared.append((item, fmt, hashed, problems, whole))
-    if hasattr(archive, "put_many"):
-        archive.put_many(list(blobs.items()))
-    else:
-        for data in blobs.values():
-            archive.put(data)
+    archive.put_many(list(blobs.items()))
 
     results: list[IntakeResult] = []
     with engine.begin() as conn:
@@ -82,14 +78,13 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received]) -> list[
                     "attempts": 0, "updated_at": received_at}
             result = IntakeResult()
             if whole is not None:
-                bad = problems
-                result.batch_problems = [f"{p.code}: {p.message}" for p in bad]
+                result.batch_problems = [f"{p.code}: {p.message}" for p in problems]
                 result.batch_id = conn.execute(insert(imports).values(
                     **base, sha256=whole, size=len(item.data),
-                    status=FAILED if bad else SPLIT, stage="intake",
-                    error_code=bad[0].code if bad else None,
-                    error_message="; ".join(p.message for p in bad) or None,
-                    warnings=[f"{p.code}: {p.message}" for p in bad[1:]] or None,
+                    status=FAILED if problems else SPLIT, stage="intake",
+                    error_code=problems[0].code if problems else None,
+                    error_message="; ".join(p.message for p in problems) or None,
+                    warnings=[f"{p.code}: {p.message}" for p in problems[1:]] or None,
                 ).returning(imports.c.id)).scalar_one()
             shas = {sha for sha, _ in hashed}
             first_seen = dict(conn.execute(

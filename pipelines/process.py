@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
@@ -23,7 +23,7 @@ from dossiers.deposit import deposit
 from dossiers.schema import imports, logical_messages
 from normalizers.codes import load_mappings
 from normalizers.lab import normalize_message
-from normalizers.model import NormalizationError, NormalizedMessage
+from normalizers.model import Entry, NormalizationError, NormalizedMessage
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, open_archive, sha256_hex
 from pipelines.identity import resolve_identity
@@ -53,7 +53,6 @@ class Context:
     archive: Archive
     worker: str = "local"
     trigger: str = "ingest"
-    stats: dict[str, int] = field(default_factory=dict)
 
     @cached_property
     def mappings(self):  # noqa: ANN201
@@ -165,7 +164,9 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
     # Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
     # before with the same content. A sender that reuses a control id for another message
     # (the ANS examples do) is not a duplicate: it is deposited, with a warning.
-    fingerprint = _fingerprint(normalized)
+    items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
+             for e in normalized.entries]  # attachment hashes, computed once
+    fingerprint = _fingerprint(items)
     variant = f"{logical_id}#{fingerprint[:16]}"
     held = conn.execute(select(logical_messages).where(
         logical_messages.c.logical_id.in_((logical_id, variant)))).all()
@@ -191,20 +192,9 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
                                 warnings=warnings)) from None
 
     # Attachments (embedded documents) go to the archive before the entries point at them.
-    items = []
-    blobs = []
-    for entry in normalized.entries:
-        sha = None
-        if entry.attachment is not None:
-            sha = sha256_hex(entry.attachment.data)
-            blobs.append((sha, entry.attachment.data))
-        items.append((entry, sha))
+    blobs = [(sha, entry.attachment.data) for entry, sha in items if sha is not None]
     if blobs:
-        if hasattr(ctx.archive, "put_many"):
-            ctx.archive.put_many(blobs)
-        else:
-            for _, data in blobs:
-                ctx.archive.put(data)
+        ctx.archive.put_many(blobs)
 
     result = deposit(conn, patient_id=resolution.patient_id, import_id=row.id,
                      source=row.source, items=items)
@@ -217,12 +207,11 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
                    logical_id=logical_id, warnings=warnings or None)
 
 
-def _fingerprint(normalized: NormalizedMessage) -> str:
+def _fingerprint(items: list[tuple[Entry, str | None]]) -> str:
     """What the message says, independent of its bytes (line ends, charset, field padding)."""
     digest = hashlib.sha256()
-    for e in normalized.entries:
-        attachment = sha256_hex(e.attachment.data) if e.attachment is not None else ""
-        digest.update(repr((e.type, e.key, e.content(), e.replaces_key, attachment,
+    for e, attachment_sha in items:
+        digest.update(repr((e.type, e.key, e.content(), e.replaces_key, attachment_sha or "",
                             sorted(e.masking.items()))).encode())
     return digest.hexdigest()
 

@@ -20,8 +20,8 @@ from normalizers.model import (
     NormalizationError,
 )
 from parsers.hl7v2.er7 import parse_text
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 MAPS = load_mappings(None)
 NIR = "279035121518989"
 TEST_OID = "1.2.250.1.213.1.4.10"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,8 +20,8 @@ from normalizers.model import (
     NormalizationError,
 )
 from parsers.hl7v2.er7 import parse_text
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 MAPS = load_mappings(None)
 NIR = "279035121518989"  # ANS test INS (valid key)
 
