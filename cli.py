@@ -43,10 +43,12 @@ def _context():  # noqa: ANN202
 
     from pipelines.archive import ArchiveError
     from pipelines.process import Context
-    from pipelines.settings import load_settings
+    from pipelines.settings import SettingsError, load_settings
 
     try:
         return Context.from_settings(load_settings())
+    except SettingsError as exc:
+        raise UserError(f"settings: {exc}") from None
     except (OperationalError, ArchiveError) as exc:
         raise Unavailable(f"store or archive unavailable: {type(exc).__name__}") from exc
 
@@ -175,6 +177,34 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- serve ----------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+
+    from connectors.service import serve
+    from pipelines.settings import SettingsError
+
+    ctx = _context()
+    changes = {k: v for k, v in (("host", args.mllp_host), ("port", args.mllp_port),
+                                 ("ack_mode", args.ack_mode)) if v is not None}
+    if changes:
+        listener = dataclasses.replace(ctx.settings.listener, **changes)
+        ctx.settings = dataclasses.replace(ctx.settings, listener=listener)
+    if args.no_mllp and args.no_process:
+        raise UserError("nothing to serve: --no-mllp and --no-process together")
+    try:
+        counters = asyncio.run(serve(ctx, mllp=not args.no_mllp, process=not args.no_process))
+    except OSError as exc:  # port taken, TLS files unreadable
+        raise UserError(f"cannot start the listener: {exc.strerror or exc}") from None
+    except SettingsError as exc:
+        raise UserError(str(exc)) from None
+    done = ", ".join(f"{n} {s}" for s, n in sorted(counters["processed"].items())) or "none"
+    print(f"dmp-ingest serve: stopped; {counters['connections']} connection(s), "
+          f"{counters['acks']} ACK(s) sent; processed: {done}")
+    return EXIT_OK
+
+
 # -- dossiers -------------------------------------------------------------------------------
 def cmd_dossier_create(args: argparse.Namespace) -> int:
     from pipelines.dossier_admin import DossierInput, create_dossiers
@@ -261,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code", help="error code")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_rerun)
+
+    p = sub.add_parser("serve", help="the long-running service: MLLP listener and processing")
+    p.add_argument("--mllp-host", dest="mllp_host", help="listen address (DMP_MLLP_HOST)")
+    p.add_argument("--mllp-port", dest="mllp_port", type=int,
+                   help="listen port (DMP_MLLP_PORT, default 2575; 0 picks a free one)")
+    p.add_argument("--ack-mode", dest="ack_mode", choices=["accept", "application"],
+                   help="AA once stored (accept, default) or once processed (application)")
+    p.add_argument("--no-mllp", dest="no_mllp", action="store_true",
+                   help="do not listen; only process the ledger")
+    p.add_argument("--no-process", dest="no_process", action="store_true",
+                   help="only receive; leave processing to other workers")
+    p.set_defaults(func=cmd_serve)
 
     dossier = sub.add_parser("dossier", help="patient dossiers").add_subparsers(
         dest="action", required=True)

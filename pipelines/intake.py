@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select
 
@@ -21,7 +21,7 @@ from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import split_batch
 from pipelines.archive import Archive, sha256_hex
-from pipelines.ledger import DUPLICATE, FAILED, RECEIVED, SPLIT, now
+from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
 
 
 @dataclass(slots=True)
@@ -34,6 +34,9 @@ class Received:
     peer: str | None = None
     file_name: str | None = None
     received_at: datetime | None = None
+    # Refused by the connector before intake (unknown sender, oversize frame...): recorded
+    # as a failed import with this (code, message), archived, never processed.
+    rejection: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -46,14 +49,19 @@ class IntakeResult:
 
 def _split(item: Received) -> tuple[str, list[bytes], list]:
     fmt = detect_format(item.data)
-    if fmt != "hl7v2":
+    if fmt != "hl7v2" or item.rejection is not None:
         return fmt, [item.data], []
     batch = split_batch(item.data)
     return fmt, batch.messages or [item.data], list(batch.problems)
 
 
-def intake(engine: Engine, archive: Archive, items: Iterable[Received]) -> list[IntakeResult]:
-    """Archive and record a group of inputs with one archive sync and one commit."""
+def intake(engine: Engine, archive: Archive, items: Iterable[Received], *,
+           claim_for: str | None = None, lease_seconds: int = 600) -> list[IntakeResult]:
+    """Archive and record a group of inputs with one archive sync and one commit.
+
+    ``claim_for``: the new rows are written already claimed by that worker (status
+    'processing' with a lease), for a caller that processes them at once (the listener in
+    application-ACK mode) without a background worker taking them meanwhile."""
     prepared = []
     blobs: dict[str, bytes] = {}
     for item in items:
@@ -96,10 +104,19 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received]) -> list[
                 row = {**base, "sha256": sha, "size": len(data), "batch_of": result.batch_id,
                        "part": part if whole is not None else None}
                 original = first_seen.get(sha)
+                if item.rejection is not None:
+                    row.update(status=FAILED, stage="intake", error_code=item.rejection[0],
+                               error_message=item.rejection[1])
+                    result.message_ids.append(conn.execute(
+                        insert(imports).values(**row).returning(imports.c.id)).scalar_one())
+                    continue
                 if original is not None:
                     row.update(status=DUPLICATE, stage="intake", duplicate_of=original,
                                error_message=f"same bytes as import {original} from this source")
                     result.repeats += 1
+                elif claim_for is not None:
+                    row.update(status=PROCESSING, stage="intake", claimed_by=claim_for,
+                               claimed_until=received_at + timedelta(seconds=lease_seconds))
                 else:
                     row.update(status=RECEIVED, stage="intake")
                 new_id = conn.execute(insert(imports).values(**row)

@@ -63,3 +63,19 @@ def _expand(seq: str, d: Delimiters) -> str | None:
     if seq[:1] in ("C", "M", "Z"):
         return ""  # charset switches and locally defined sequences: no text of their own
     return None
+
+
+def escape(value: str, d: Delimiters) -> str:
+    """Escape delimiters in free text we write (ACK texts): the inverse of ``unescape`` for
+    \\F\\ \\S\\ \\T\\ \\R\\ \\E\\; line ends become \\.br\\ so a text never cuts a segment."""
+    out: list[str] = []
+    table = {d.escape: "E", d.field: "F", d.component: "S", d.subcomponent: "T",
+             d.repetition: "R"}
+    for c in value:
+        if c in table:
+            out.append(f"{d.escape}{table[c]}{d.escape}")
+        elif c in "\r\n":
+            out.append(f"{d.escape}.br{d.escape}")
+        else:
+            out.append(c)
+    return "".join(out)

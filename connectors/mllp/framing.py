@@ -1,0 +1,110 @@
+"""MLLP framing: VT <message> FS CR (HL7 v2.5 appendix C), bytes in, bytes out.
+
+Ours rather than python-hl7's asyncio streams: those decode text before framing (ASCII by
+default, so a latin-1 or UTF-8 accent stalls the read, python-hl7 issue #54) and can stall on
+an escape sequence (#59). Here a frame is bytes; its charset is decided later from MSH-18.
+
+Tolerance, as real senders need it: bytes between frames (a CR or LF after FS CR, keep-alive
+noise) are skipped and counted; a frame may end with FS alone (the CR, if it comes, is then
+inter-frame noise); a VT inside a frame abandons the unfinished frame and starts a new one.
+A frame over ``max_size`` is read to its end without being kept (only its head is, for the
+error report), so one oversize message does not cost the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+VT, FS, CR = b"\x0b", b"\x1c", b"\r"
+START, END = 0x0B, 0x1C
+HEAD_KEPT = 65536
+READ_SIZE = 65536
+
+
+def frame(payload: bytes) -> bytes:
+    """Wrap one message for sending."""
+    return VT + payload + FS + CR
+
+
+@dataclass(slots=True)
+class Oversize:
+    """A frame over the limit: its first bytes and its full size."""
+
+    head: bytes
+    size: int
+
+
+class FrameReader:
+    """Reads successive frames from one connection's StreamReader."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_size: int) -> None:
+        self.reader = reader
+        self.max_size = max_size
+        self.buffer = bytearray()
+        self.skipped = 0  # noise bytes outside frames (not CR/LF)
+        self.abandoned = 0  # frames cut by a VT before their FS
+
+    async def _fill(self) -> bool:
+        chunk = await self.reader.read(READ_SIZE)
+        if not chunk:
+            return False
+        self.buffer += chunk
+        return True
+
+    async def next(self) -> bytes | Oversize | None:
+        """The next frame's payload, an Oversize, or None at end of stream. Bytes of an
+        unfinished frame at end of stream are dropped (never acknowledged, so the sender
+        still holds them)."""
+        buf = self.buffer
+        # 1. find the start block
+        while True:
+            start = buf.find(VT)
+            if start >= 0:
+                self._count_noise(buf[:start])
+                del buf[:start + 1]
+                break
+            self._count_noise(buf)
+            buf.clear()
+            if not await self._fill():
+                return None
+        # 2. find the end block, bounded
+        scanned = 0
+        kept: bytearray | None = None
+        size = 0
+        while True:
+            end = buf.find(FS, scanned)
+            restart = buf.find(VT, scanned, end if end >= 0 else len(buf))
+            if restart >= 0:  # a new frame starts before this one ended
+                self.abandoned += 1
+                del buf[:restart + 1]
+                scanned, kept, size = 0, None, 0
+                continue
+            if end >= 0:
+                if kept is not None:
+                    kept += buf[:max(0, HEAD_KEPT - len(kept))][:end]
+                    size += end
+                    del buf[:end + 1]
+                    return Oversize(bytes(kept[:HEAD_KEPT]), size)
+                if end > self.max_size:
+                    head = bytes(buf[:HEAD_KEPT])
+                    del buf[:end + 1]
+                    return Oversize(head, end)
+                payload = bytes(buf[:end])
+                del buf[:end + 1]
+                return payload
+            if kept is None and len(buf) > self.max_size:
+                kept = bytearray(buf[:HEAD_KEPT])
+                size = len(buf)
+                buf.clear()
+            elif kept is not None:
+                if len(kept) < HEAD_KEPT:
+                    kept += buf[:HEAD_KEPT - len(kept)]
+                size += len(buf)
+                buf.clear()
+            scanned = len(buf)
+            if not await self._fill():
+                return None
+
+    def _count_noise(self, data: bytes | bytearray) -> None:
+        self.skipped += len(data) - data.count(b"\r") - data.count(b"\n")

@@ -1,0 +1,186 @@
+"""The asyncio MLLP listener: many connections, each carrying many messages, one ACK each.
+
+Each connection reads a frame, hands it to the group committer and writes back the answer
+before reading the next frame (MLLP is request/response per connection; a sender that
+pipelines gets its ACKs in order). The committer runs the storing handler in one thread on
+whatever frames are waiting, so the frames of many connections share one archive sync and one
+ledger commit: throughput grows with concurrency while each ACK still follows durable storage.
+
+Shutdown (``stop``): stop accepting, let every connection finish the frame it is handling and
+write its ACK, close the idle ones, then stop the committer. Nothing here parses HL7: the
+handler (pipelines.acknowledge) does, on bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from connectors.mllp.framing import FrameReader, Oversize
+from pipelines.acknowledge import Frame
+
+log = logging.getLogger("dmp.mllp")
+
+Handler = Callable[[list[Frame]], list[bytes | None]]
+
+
+class GroupCommitter:
+    """Queues frames from all connections; one thread stores them group by group."""
+
+    def __init__(self, handler: Handler, max_group: int = 500) -> None:
+        self.handler = handler
+        self.max_group = max_group
+        self.queue: list[tuple[Frame, asyncio.Future]] = []
+        self.wakeup = asyncio.Event()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="mllp-commit")
+        self.closing = False
+        self.groups = 0
+        self.frames = 0
+
+    async def submit(self, frame: Frame) -> bytes | None:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((frame, future))
+        self.wakeup.set()
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.queue:
+                group = self.queue[:self.max_group]
+                del self.queue[:self.max_group]
+                try:
+                    answers = await loop.run_in_executor(
+                        self.executor, self.handler, [f for f, _ in group])
+                except Exception as exc:  # a bug: no ACK at all rather than a wrong one
+                    log.exception("storing a group of %d frame(s) failed", len(group))
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self.groups += 1
+                self.frames += len(group)
+                for (_, fut), answer in zip(group, answers, strict=True):
+                    if not fut.done():
+                        fut.set_result(answer)
+            if self.closing:
+                return
+
+    async def close(self) -> None:
+        self.closing = True
+        self.wakeup.set()
+
+
+def tls_context(cert: Path, key: Path | None = None,
+                client_ca: Path | None = None) -> ssl.SSLContext:
+    """Server TLS; with ``client_ca`` every client must present a certificate it signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key) if key else None)
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(str(client_ca))
+    return context
+
+
+class MLLPServer:
+    def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
+                 max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.committer = GroupCommitter(handler)
+        self.host, self.port = host, port
+        self.max_frame_bytes = max_frame_bytes
+        self.idle_timeout = idle_timeout
+        self.ssl_context = ssl_context
+        self.server: asyncio.Server | None = None
+        self._committer_task: asyncio.Task | None = None
+        self._idle: dict[asyncio.Task, bool] = {}  # connection task -> waiting for a frame
+        self.closing = False
+        self.connections = 0
+        self.acks = 0
+
+    async def start(self) -> None:
+        self._committer_task = asyncio.create_task(self.committer.run())
+        self.server = await asyncio.start_server(
+            self._serve_connection, self.host, self.port, ssl=self.ssl_context,
+            limit=1 << 20, reuse_address=True)
+        self.port = self.server.sockets[0].getsockname()[1]  # the real one when port was 0
+        log.info("MLLP listening on %s:%s%s", self.host, self.port,
+                 " (TLS)" if self.ssl_context else "")
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting; finish in-flight frames (ACK written); close idle connections."""
+        self.closing = True
+        if self.server is not None:
+            self.server.close()
+        for task, idle in list(self._idle.items()):
+            if idle:
+                task.cancel()
+        if self._idle:
+            await asyncio.wait(list(self._idle), timeout=grace)
+        for task in list(self._idle):  # still busy after the grace period
+            task.cancel()
+        await self.committer.close()
+        if self._committer_task is not None:
+            await asyncio.wait([self._committer_task], timeout=grace)
+        self.committer.executor.shutdown(wait=True)
+
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        peername = writer.get_extra_info("peername")
+        peer = peername[0] if isinstance(peername, tuple) else None
+        self._idle[task] = True
+        self.connections += 1
+        frames = FrameReader(reader, self.max_frame_bytes)
+        count = 0
+        try:
+            while not self.closing:
+                self._idle[task] = True
+                try:
+                    got = await asyncio.wait_for(frames.next(), self.idle_timeout)
+                except TimeoutError:
+                    log.info("connection from %s idle for %ss: closed", peer, self.idle_timeout)
+                    break
+                if got is None:
+                    break
+                self._idle[task] = False
+                received_at = datetime.now(UTC)
+                if isinstance(got, Oversize):
+                    log.warning("frame of %d bytes from %s over the %d-byte limit", got.size,
+                                peer, self.max_frame_bytes)
+                    item = Frame(got.head, peer, received_at, size=got.size)
+                else:
+                    item = Frame(got, peer, received_at)
+                answer = await self.committer.submit(item)
+                count += 1
+                if answer is not None:
+                    writer.write(b"\x0b" + answer + b"\x1c\r")
+                    await asyncio.wait_for(writer.drain(), self.idle_timeout)
+                    self.acks += 1
+        except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
+            log.info("connection from %s ended: %s", peer, type(exc).__name__)
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the handler's bug: this connection ends, the others go on
+            log.exception("connection from %s failed", peer)
+        finally:
+            self._idle.pop(task, None)
+            if frames.skipped or frames.abandoned:
+                log.warning("connection from %s: %d byte(s) outside frames skipped, %d "
+                            "unfinished frame(s) abandoned", peer, frames.skipped,
+                            frames.abandoned)
+            log.debug("connection from %s closed after %d frame(s)", peer, count)
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 5)
+            except (Exception, asyncio.CancelledError):
+                pass

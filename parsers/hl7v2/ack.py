@@ -1,0 +1,135 @@
+"""Write an HL7v2 acknowledgment (ACK) for a received message header (v2.5 chapter 2.9, 2.14).
+
+The ACK answers in the sender's own terms: MSH-3/4 and MSH-5/6 swapped, the same encoding
+characters, version (MSH-12), processing id (MSH-11) and character set (MSH-18, and the bytes
+encoded with it), a new control id in MSH-10, and MSA-2 = the received MSH-10. An error is
+carried by an ERR segment: for v2.5 and later ERR-2 (location), ERR-3 (HL7 table 0357 code),
+ERR-4 (severity) and ERR-8 (text); before v2.5 the same in ERR-1 (ELD). MSA-3 repeats the text
+for receivers that only read MSA. Texts are ours (codes, positions), never message content.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from parsers.hl7v2.er7 import Delimiters
+from parsers.hl7v2.escape import escape
+from parsers.hl7v2.header import Header
+
+# HL7 table 0357 texts for the codes we send
+ERROR_TEXTS = {
+    "0": "Message accepted", "100": "Segment sequence error", "101": "Required field missing",
+    "102": "Data type error", "103": "Table value not found", "104": "Value too long",
+    "200": "Unsupported message type", "201": "Unsupported event code",
+    "202": "Unsupported processing id", "203": "Unsupported version id",
+    "204": "Unknown key identifier", "205": "Duplicate key identifier",
+    "206": "Application record locked", "207": "Application internal error",
+}
+_LOCATION = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\[(\d+)\])?"
+                       r"(?:\.(\d+))?(?:\.(\d+))?)?")
+_counter = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class AckError:
+    """What went wrong, for the ERR segment."""
+
+    hl7_code: str  # HL7 table 0357
+    text: str  # ours: code and reason, no patient data
+    location: str = ""  # 'OBX[4]-5.1' style (parsers.hl7v2.errors), '' when unknown
+    severity: str = "E"  # E error, W warning, I information
+
+
+def new_control_id() -> str:
+    """20 characters at most (MSH-10 is ST 20 before v2.7), unique within this process and
+    increasing across restarts (milliseconds, then a counter)."""
+    return f"A{int(time.time() * 1000):013d}{next(_counter) % 1_000_000:06d}"
+
+
+def build_ack(header: Header | None, code: str, *, error: AckError | None = None,
+              control_id: str | None = None, now: datetime | None = None,
+              application: str = "DMP") -> bytes:
+    """The ACK message for ``header`` (None: the frame held no readable MSH; the answer then
+    uses default delimiters, v2.5 and UTF-8), encoded in the message's charset."""
+    d = header.delimiters if header is not None else Delimiters()
+    stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
+    if header is not None:
+        version = header.get(12) or "2.5"
+        trigger = header.get(9, comp=2)
+        fields = ["MSH", d.field, header.raw(2),
+                  header.raw(5) or application, header.raw(6),  # we answer as the receiver
+                  header.raw(3), header.raw(4), stamp, "",
+                  _message_type(trigger, version, d), control_id or new_control_id(),
+                  header.raw(11) or "P", header.raw(12) or "2.5"]
+        tail = [header.raw(n) for n in (13, 14, 15, 16, 17, 18, 19)]
+        tail[:4] = ["", "", "", ""]  # MSH-13 to -16: an ACK is not itself acknowledged
+        while tail and not tail[-1]:
+            tail.pop()
+        fields += tail
+        received_id = header.raw(10)
+        codec = header.codec
+    else:
+        version = "2.5"
+        fields = ["MSH", d.field, _encoding(d), application, "", "", "", stamp, "", "ACK",
+                  control_id or new_control_id(), "P", version]
+        received_id = ""
+        codec = "utf-8"
+    msh = d.field.join([fields[0], *fields[2:]])
+    msa = ["MSA", code, received_id]
+    segments = [msh]
+    if error is not None:
+        msa.append(escape(_truncate(error.text, 80), d))
+        segments.append(d.field.join(msa))
+        segments.append(_err(error, version, d))
+    else:
+        segments.append(d.field.join(msa))
+    return ("\r".join(segments) + "\r").encode(codec, errors="replace")
+
+
+def _encoding(d: Delimiters) -> str:
+    return d.component + d.repetition + d.escape + d.subcomponent
+
+
+def _message_type(trigger: str, version: str, d: Delimiters) -> str:
+    """ACK^<trigger>^ACK from v2.3.1 on (MSG.3 message structure), ACK^<trigger> before."""
+    parts = ["ACK", trigger] if trigger else ["ACK"]
+    if trigger and _version_at_least(version, (2, 3, 1)):
+        parts.append("ACK")
+    return d.component.join(parts)
+
+
+def _version_at_least(version: str, floor: tuple[int, ...]) -> bool:
+    try:
+        numbers = tuple(int(p) for p in version.split(".")[:3])
+    except ValueError:
+        return True
+    return numbers >= floor
+
+
+def _err(error: AckError, version: str, d: Delimiters) -> str:
+    text = escape(error.text, d)
+    hl7_text = ERROR_TEXTS.get(error.hl7_code, "")
+    seg, seq, field, rep, comp, sub = _location(error.location)
+    if _version_at_least(version, (2, 5)):
+        erl = d.component.join([seg, seq, field, rep, comp, sub]).rstrip(d.component)
+        cwe = d.component.join([error.hl7_code, hl7_text, "HL70357"])
+        return d.field.join(["ERR", "", erl, cwe, error.severity, "", "", "", text])
+    # ERR-1 (ELD): segment ^ sequence ^ field ^ code&text&table
+    ce = d.subcomponent.join([error.hl7_code, hl7_text, "HL70357"])
+    return d.field.join(["ERR", d.component.join([seg, seq, field, ce])])
+
+
+def _location(location: str) -> tuple[str, str, str, str, str, str]:
+    m = _LOCATION.match(location or "")
+    if not m:
+        return ("", "", "", "", "", "")
+    seg, seq, field, rep, comp, sub = m.groups()
+    return (seg, seq or "1", field or "", (rep or "1") if field else "", comp or "", sub or "")
+
+
+def _truncate(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."

@@ -1,0 +1,89 @@
+"""Read the MSH segment of a raw message cheaply and without failing.
+
+The listener needs MSH before anything else: who sent the message (MSH-3/4, to route and to
+refuse unknown senders), its control id, version, charset and acknowledgment types (MSH-10,
+-12, -18, -15/-16) to answer it. Only the MSH line is decoded, with the charset MSH-18
+declares; bytes that do not decode are replaced rather than refused, because an ACK must be
+sent even for a message we will reject.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from parsers.hl7v2.charset import decode
+from parsers.hl7v2.er7 import Message, parse_text
+from parsers.hl7v2.errors import HL7ParseError
+
+_MSH = re.compile(rb"[\r\n]MSH")
+_LINE_END = re.compile(rb"[\r\n\x1c]")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The MSH of one message; ``get(n, comp)`` returns MSH-n (unescaped)."""
+
+    msh: Message  # a one-segment message: the MSH line alone
+    codec: str  # the Python codec the message's text uses (for the answer)
+
+    def get(self, n: int, comp: int = 1) -> str:
+        return self.msh.get(self.msh.msh, n, comp=comp)
+
+    def raw(self, n: int) -> str:
+        """MSH-n as sent, escaped, all components (to be echoed unchanged)."""
+        return self.msh.msh.raw(n)
+
+    @property
+    def delimiters(self):  # noqa: ANN201
+        return self.msh.delimiters
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(MSH-3.1, MSH-4.1): sending application and facility namespace ids."""
+        return self.get(3), self.get(4)
+
+    @property
+    def control_id(self) -> str:
+        return self.get(10)
+
+    @property
+    def version(self) -> str:
+        return self.get(12)
+
+    @property
+    def enhanced(self) -> bool:
+        """Enhanced acknowledgment mode: MSH-15 or MSH-16 valued (v2.5 2.9.2)."""
+        return bool(self.get(15) or self.get(16))
+
+
+def read_header(data: bytes) -> Header | None:
+    """The first MSH of ``data`` (which may start with VT, BOM, blank lines or FHS/BHS), or
+    None when there is no readable MSH segment."""
+    body = data.lstrip(b"\x0b\r\n \t")
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    if body.startswith(b"MSH"):
+        start = 0
+    else:  # a batch envelope (FHS/BHS) before the first message
+        m = _MSH.search(body, 0, 65536)
+        if m is None:
+            return None
+        start = m.end() - 3
+    data = body
+    end = _LINE_END.search(data, start)
+    line = data[start:end.start() if end else len(data)]
+    try:
+        text, codec, _ = decode(line)
+    except HL7ParseError:
+        text, codec = line.decode("latin-1"), "latin-1"
+    try:
+        msh = parse_text(text, codec)
+    except HL7ParseError:
+        return None
+    return Header(msh, _encodable(codec))
+
+
+def _encodable(codec: str) -> str:
+    """UTF-16 text decoded from bytes cannot be answered in kind over 8-bit MLLP: UTF-8."""
+    return "utf-8" if codec.startswith("utf-16") else codec

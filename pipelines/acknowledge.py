@@ -1,0 +1,212 @@
+"""Acknowledged intake: a group of received HL7v2 frames -> stored -> one ACK each.
+
+The MLLP listener hands us every frame that arrived while the previous group was being
+stored (group commit: one archive sync and one ledger commit for many connections), and sends
+back what we return. The rules:
+
+- AA (CA in enhanced mode) only once the frame's bytes are in the archive and its ledger row
+  is committed. If storing fails, the whole group gets AR (CE) with HL7 error 207: the sender
+  keeps the message and sends it again later. No AA, ever, for what is not stored.
+- A frame we refuse (no readable MSH, sender not declared, peer not allowed for that sender,
+  frame over the size limit) is still archived and recorded as a failed import, then answered
+  AR (CR in enhanced mode) with an ERR saying why.
+- In application mode the stored messages are processed before answering: AE with an ERR
+  (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
+  for an unsupported message type; AA once filed, quarantined (held for an admin) or a
+  duplicate. Enhanced mode has no return channel for application ACKs here, so an enhanced
+  message gets its commit ACK after storage whatever the mode.
+- Enhanced mode follows MSH-15: AL always answers, NE never, ER only on error, SU only on
+  success.
+
+A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
+duplicate (dedupe level 1) and files nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dossiers.schema import imports
+from parsers.hl7v2.ack import AckError, build_ack
+from parsers.hl7v2.header import Header, read_header
+from pipelines.intake import Received, intake
+from pipelines.ledger import FAILED, now
+from pipelines.process import Context, process_claimed
+from pipelines.settings import Source
+
+log = logging.getLogger("dmp.acknowledge")
+
+ACCEPT, APPLICATION = "accept", "application"
+UNKNOWN_SOURCE = "unknown"
+HEAD_KEPT = 65536  # bytes of an oversize frame kept in the archive, for the admin to read
+
+_TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
+
+
+@dataclass(slots=True)
+class Frame:
+    """One MLLP frame as received (VT and FS CR removed)."""
+
+    data: bytes
+    peer: str | None
+    received_at: datetime
+    size: int | None = None  # set when the frame was over the limit: ``data`` is its head
+
+
+@dataclass(frozen=True, slots=True)
+class AckRule:
+    ack: str  # AE or AR (original mode); CE/CR derived for enhanced mode
+    hl7_code: str  # HL7 table 0357
+
+
+@cache
+def ack_rules(path: Path = _TABLE) -> dict[str, AckRule]:
+    """Our error codes -> (AE/AR, HL7 table 0357 code): a data file, not an if chain."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return {r["error_code"]: AckRule(r["ack"], r["hl7_code"]) for r in rows}
+
+
+def _rule(code: str | None) -> AckRule:
+    rules = ack_rules()
+    return rules.get(code or "") or rules["*"]
+
+
+def match_source(sources: tuple[Source, ...], header: Header, peer: str | None,
+                 accept_unknown: bool) -> tuple[str, tuple[str, str] | None]:
+    """(source id, rejection or None) for a message's MSH-3/MSH-4 and the peer address."""
+    application, facility = header.sender
+    named = [s for s in sources if s.names(application, facility)]
+    for source in named:
+        if source.allows_peer(peer):
+            return source.id, None
+    if named:
+        return named[0].id, ("MLLP_PEER_NOT_ALLOWED",
+                             f"sender {application}/{facility} (source {named[0].id}) is not "
+                             f"allowed to connect from this address")
+    if accept_unknown:
+        return "mllp", None
+    return UNKNOWN_SOURCE, ("MLLP_UNKNOWN_SENDER",
+                            f"sending application {application!r}, facility {facility!r} "
+                            f"(MSH-3, MSH-4) is not a declared source")
+
+
+def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[str, str] | None:
+    if frame.size is not None:
+        return ("MLLP_FRAME_TOO_LARGE",
+                f"frame of {frame.size} bytes is over the listener's limit of {limit} bytes; "
+                f"only its first {len(frame.data)} bytes were kept")
+    if header is None:
+        return ("HL7_NO_MSH", "the frame holds no readable MSH segment")
+    return None
+
+
+def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
+                channel: str = "mllp", worker: str = "listener") -> list[bytes | None]:
+    """Store a group of frames and return the ACK bytes for each (None: no ACK wanted)."""
+    listener = ctx.settings.listener
+    headers = [read_header(f.data) for f in frames]
+    items: list[Received] = []
+    for frame, header in zip(frames, headers, strict=True):
+        rejection = _refusal(frame, header, listener.max_frame_bytes)
+        source = UNKNOWN_SOURCE
+        if rejection is None and header is not None:
+            source, rejection = match_source(ctx.settings.sources, header, frame.peer,
+                                             listener.accept_unknown_senders)
+        items.append(Received(frame.data, source, channel, peer=frame.peer,
+                              received_at=frame.received_at, rejection=rejection))
+    application = mode == APPLICATION
+    try:
+        results = intake(ctx.engine, ctx.archive, items,
+                         claim_for=worker if application else None)
+    except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
+        log.error("intake of %d frame(s) failed: %s", len(frames), type(exc).__name__)
+        error = AckError("207", "DMP_STORE_UNAVAILABLE: the message could not be stored; "
+                         "send it again later")
+        return [_answer(h, "AR", error) for h in headers]
+
+    outcomes: dict[int, tuple] = {}
+    if application:
+        # Enhanced-mode messages get their commit ACK now; the background worker files them.
+        direct = [h is not None and not h.enhanced for h in headers]
+        todo = [i for r, d, item in zip(results, direct, items, strict=True)
+                if d and item.rejection is None for i in r.message_ids]
+        _release(ctx, [i for r, d in zip(results, direct, strict=True) if not d
+                       for i in r.message_ids])
+        if todo:
+            try:
+                process_claimed(ctx, todo)
+            except Exception as exc:  # stored and leased: a worker finishes it later
+                log.error("processing %d stored message(s) for their ACK failed: %s",
+                          len(todo), type(exc).__name__)
+            outcomes = _outcomes(ctx, todo)
+
+    answers = []
+    for item, header, result in zip(items, headers, results, strict=True):
+        if item.rejection is not None:
+            code, text = item.rejection
+            error = AckError(_rule(code).hl7_code, f"{code}: {text}")
+            answers.append(_answer(header, "AR", error))
+            continue
+        first = result.message_ids[0] if result.message_ids else None
+        answers.append(_answer(header, *_verdict(outcomes.get(first))))
+    return answers
+
+
+def _answer(header: Header | None, code: str, error: AckError | None) -> bytes | None:
+    """The ACK; for an enhanced-mode message a commit ACK (CA/CE/CR) sent or not according
+    to MSH-15 (AL always, NE never, ER on error only, SU on success only)."""
+    if header is not None and header.enhanced:
+        if code == "AA":
+            code = "CA"
+        elif error is not None and error.hl7_code == "207":
+            code = "CE"  # not stored: an error of ours, the sender should try again
+        else:
+            code = "CR"
+        wanted = (header.get(15) or "AL").upper()
+        if wanted == "NE" or (wanted == "ER" and code == "CA") or \
+                (wanted == "SU" and code != "CA"):
+            return None
+    return build_ack(header, code, error=error)
+
+
+def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
+    """Application ACK code for a processed message (AA when not processed here: accept
+    mode, or the message was filed, quarantined for an admin, or a duplicate)."""
+    if outcome is None:
+        return "AA", None
+    status, code, message, location = outcome
+    if status != FAILED:
+        return "AA", None
+    rule = _rule(code)
+    text = f"{code}: {message}" if message else str(code)
+    return rule.ack, AckError(rule.hl7_code, text, location or "")
+
+
+def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.error_code,
+                                   imports.c.error_message, imports.c.error_location)
+                            .where(imports.c.id.in_(ids))).all()
+    return {r.id: (r.status, r.error_code, r.error_message, r.error_location) for r in rows}
+
+
+def _release(ctx: Context, ids: list[int]) -> None:
+    if not ids:
+        return
+    from sqlalchemy import update
+
+    from pipelines.ledger import PROCESSING, RECEIVED
+
+    with ctx.engine.begin() as conn:
+        conn.execute(update(imports).where(imports.c.id.in_(ids),
+                                           imports.c.status == PROCESSING)
+                     .values(status=RECEIVED, claimed_by=None, claimed_until=None,
+                             updated_at=now()))
