@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import signal
-import threading
+from collections.abc import Callable
 
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import acknowledge
@@ -22,9 +22,10 @@ log = logging.getLogger("dmp.service")
 
 
 async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
-                ready: threading.Event | None = None,
+                on_ready: Callable[[int | None], None] | None = None,
                 stop: asyncio.Event | None = None) -> dict:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set); return counters for the exit line."""
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); return counters for the exit line.
+    ``on_ready(port)`` is called once listening (the real port when 0 was asked)."""
     listener = ctx.settings.listener
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,7 +40,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
 
     server = None
     if mllp:
-        def handler(frames: list) -> list[bytes | None]:
+        def handler(frames: list) -> list[list[bytes]]:
             answers = acknowledge(ctx, frames, mode=listener.ack_mode)
             if worker is not None:
                 worker.wake()
@@ -57,8 +58,8 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
                         "declare [sources.<id>] in the settings file")
     print(f"dmp-ingest serve: MLLP on {listener.host}:{server.port}" if server
           else "dmp-ingest serve: processing only", flush=True)
-    if ready is not None:
-        ready.set()
+    if on_ready is not None:
+        on_ready(server.port if server else None)
     await stop.wait()
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:

@@ -26,6 +26,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            # We issue BEGIN ourselves (below), not the driver.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             # WAL lets readers (CLI, API) work while the pipeline writes; FULL makes every
             # commit durable (fsync), which intake promises before any acknowledgement.
@@ -33,6 +35,14 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn) -> None:  # noqa: ANN001
+            # A deferred transaction that reads, then writes after another connection has
+            # committed (the listener's intake beside the worker) fails at once with
+            # "database is locked" (SQLITE_BUSY_SNAPSHOT), whatever the busy timeout.
+            # Taking the write lock at BEGIN makes writers queue instead (timeout 30 s).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -1,4 +1,4 @@
-"""Acknowledged intake: a group of received HL7v2 frames -> stored -> one ACK each.
+"""Acknowledged intake: a group of received HL7v2 frames -> stored -> their ACKs.
 
 The MLLP listener hands us every frame that arrived while the previous group was being
 stored (group commit: one archive sync and one ledger commit for many connections), and sends
@@ -13,10 +13,12 @@ back what we return. The rules:
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for an unsupported message type; AA once filed, quarantined (held for an admin) or a
-  duplicate. Enhanced mode has no return channel for application ACKs here, so an enhanced
-  message gets its commit ACK after storage whatever the mode.
-- Enhanced mode follows MSH-15: AL always answers, NE never, ER only on error, SU only on
-  success.
+  duplicate.
+- Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
+  CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). In
+  application mode, if MSH-16 asks for an application ACK, it follows the commit ACK on the
+  same connection (the way MLLP clients such as @medplum/hl7 wait for it); with MSH-16 NE the
+  message is left to the background worker.
 
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
@@ -35,7 +37,7 @@ from sqlalchemy import select
 
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
-from parsers.hl7v2.header import Header, read_header
+from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.intake import Received, intake
 from pipelines.ledger import FAILED, now
 from pipelines.process import Context, process_claimed
@@ -45,7 +47,7 @@ log = logging.getLogger("dmp.acknowledge")
 
 ACCEPT, APPLICATION = "accept", "application"
 UNKNOWN_SOURCE = "unknown"
-HEAD_KEPT = 65536  # bytes of an oversize frame kept in the archive, for the admin to read
+STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
 
@@ -109,8 +111,9 @@ def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[st
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
-                channel: str = "mllp", worker: str = "listener") -> list[bytes | None]:
-    """Store a group of frames and return the ACK bytes for each (None: no ACK wanted)."""
+                channel: str = "mllp", worker: str = "listener") -> list[list[bytes]]:
+    """Store a group of frames; return for each the ACK messages to send back, in order
+    (none, one, or a commit ACK then an application ACK)."""
     listener = ctx.settings.listener
     headers = [read_header(f.data) for f in frames]
     items: list[Received] = []
@@ -128,18 +131,18 @@ def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
                          claim_for=worker if application else None)
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(frames), type(exc).__name__)
-        error = AckError("207", "DMP_STORE_UNAVAILABLE: the message could not be stored; "
+        error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return [_answer(h, "AR", error) for h in headers]
+        return [_answers(h, "AR", error) for h in headers]
 
     outcomes: dict[int, tuple] = {}
     if application:
-        # Enhanced-mode messages get their commit ACK now; the background worker files them.
-        direct = [h is not None and not h.enhanced for h in headers]
-        todo = [i for r, d, item in zip(results, direct, items, strict=True)
-                if d and item.rejection is None for i in r.message_ids]
-        _release(ctx, [i for r, d in zip(results, direct, strict=True) if not d
-                       for i in r.message_ids])
+        # Processed now: original-mode messages, and enhanced ones whose MSH-16 asks for an
+        # application ACK. The others are left to the background worker.
+        wanted = [h is not None and (not h.enhanced or _app_ack_wanted(h)) for h in headers]
+        todo = [i for r, w in zip(results, wanted, strict=True) if w for i in r.claimed_ids]
+        _release(ctx, [i for r, w in zip(results, wanted, strict=True) if not w
+                       for i in r.claimed_ids])
         if todo:
             try:
                 process_claimed(ctx, todo)
@@ -150,31 +153,53 @@ def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
 
     answers = []
     for item, header, result in zip(items, headers, results, strict=True):
+        if result.message_ids and result.message_ids[0] in outcomes:
+            status, code, message, location = outcomes[result.message_ids[0]]
+            outcomes[result.message_ids[0]] = (status, code, message,
+                                               occurrence_location(item.data, location or ""))
         if item.rejection is not None:
             code, text = item.rejection
-            error = AckError(_rule(code).hl7_code, f"{code}: {text}")
-            answers.append(_answer(header, "AR", error))
+            answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
+                                                           f"{code}: {text}")))
             continue
         first = result.message_ids[0] if result.message_ids else None
-        answers.append(_answer(header, *_verdict(outcomes.get(first))))
+        if not application:
+            answers.append(_answers(header, "AA", None))
+        else:
+            answers.append(_answers(header, *_verdict(outcomes.get(first)), processed=True))
     return answers
 
 
-def _answer(header: Header | None, code: str, error: AckError | None) -> bytes | None:
-    """The ACK; for an enhanced-mode message a commit ACK (CA/CE/CR) sent or not according
-    to MSH-15 (AL always, NE never, ER on error only, SU on success only)."""
-    if header is not None and header.enhanced:
-        if code == "AA":
-            code = "CA"
-        elif error is not None and error.hl7_code == "207":
-            code = "CE"  # not stored: an error of ours, the sender should try again
-        else:
-            code = "CR"
-        wanted = (header.get(15) or "AL").upper()
-        if wanted == "NE" or (wanted == "ER" and code == "CA") or \
-                (wanted == "SU" and code != "CA"):
-            return None
-    return build_ack(header, code, error=error)
+def _answers(header: Header | None, code: str, error: AckError | None, *,
+             processed: bool = False) -> list[bytes]:
+    """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
+    stored, CE when storing failed, CR when refused) filtered by MSH-15, then, if the message
+    was processed here, the application ACK filtered by MSH-16."""
+    if header is None or not header.enhanced:
+        return [build_ack(header, code, error=error)]
+    out = []
+    if error is not None and error.hl7_code == "207" and code == "AR":
+        commit, commit_error = "CE", error  # not stored: ours to fix, the sender retries
+    elif code == "AR" and not processed:
+        commit, commit_error = "CR", error
+    else:
+        commit, commit_error = "CA", None
+    if _condition(header.get(15), commit == "CA"):
+        out.append(build_ack(header, commit, error=commit_error))
+    if processed and _condition(header.get(16), code == "AA"):
+        out.append(build_ack(header, code, error=error))
+    return out
+
+
+def _condition(value: str, success: bool) -> bool:
+    """MSH-15/MSH-16 (HL7 table 0155): AL always, NE never, ER on error, SU on success;
+    empty means always for the commit ACK (v2.5 2.9.2.1)."""
+    value = (value or "AL").upper()
+    return value == "AL" or (value == "ER" and not success) or (value == "SU" and success)
+
+
+def _app_ack_wanted(header: Header) -> bool:
+    return (header.get(16) or "").upper() in ("AL", "ER", "SU")
 
 
 def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:

@@ -45,6 +45,7 @@ class IntakeResult:
     repeats: int = 0  # byte-identical repeats (dedupe level 1)
     batch_id: int | None = None
     batch_problems: list[str] = field(default_factory=list)
+    claimed_ids: list[int] = field(default_factory=list)  # rows written claimed (claim_for)
 
 
 def _split(item: Received) -> tuple[str, list[bytes], list]:
@@ -123,5 +124,7 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received], *,
                                       .returning(imports.c.id)).scalar_one()
                 first_seen.setdefault(sha, new_id)
                 result.message_ids.append(new_id)
+                if row["status"] == PROCESSING:
+                    result.claimed_ids.append(new_id)
             results.append(result)
     return results

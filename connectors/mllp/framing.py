@@ -87,7 +87,7 @@ class FrameReader:
                     del buf[:end + 1]
                     return Oversize(bytes(kept[:HEAD_KEPT]), size)
                 if end > self.max_size:
-                    head = bytes(buf[:HEAD_KEPT])
+                    head = bytes(buf[:min(end, HEAD_KEPT)])
                     del buf[:end + 1]
                     return Oversize(head, end)
                 payload = bytes(buf[:end])

@@ -26,7 +26,7 @@ from pipelines.acknowledge import Frame
 
 log = logging.getLogger("dmp.mllp")
 
-Handler = Callable[[list[Frame]], list[bytes | None]]
+Handler = Callable[[list[Frame]], list[list[bytes]]]
 
 
 class GroupCommitter:
@@ -42,7 +42,7 @@ class GroupCommitter:
         self.groups = 0
         self.frames = 0
 
-    async def submit(self, frame: Frame) -> bytes | None:
+    async def submit(self, frame: Frame) -> list[bytes]:
         future = asyncio.get_running_loop().create_future()
         self.queue.append((frame, future))
         self.wakeup.set()
@@ -160,12 +160,12 @@ class MLLPServer:
                     item = Frame(got.head, peer, received_at, size=got.size)
                 else:
                     item = Frame(got, peer, received_at)
-                answer = await self.committer.submit(item)
+                answers = await self.committer.submit(item)
                 count += 1
-                if answer is not None:
-                    writer.write(b"\x0b" + answer + b"\x1c\r")
+                if answers:
+                    writer.write(b"".join(b"\x0b" + a + b"\x1c\r" for a in answers))
                     await asyncio.wait_for(writer.drain(), self.idle_timeout)
-                    self.acks += 1
+                    self.acks += len(answers)
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
             log.info("connection from %s ended: %s", peer, type(exc).__name__)
         except asyncio.CancelledError:

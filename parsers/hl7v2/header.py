@@ -87,3 +87,20 @@ def read_header(data: bytes) -> Header | None:
 def _encodable(codec: str) -> str:
     """UTF-16 text decoded from bytes cannot be answered in kind over 8-bit MLLP: UTF-8."""
     return "utf-8" if codec.startswith("utf-16") else codec
+
+
+_POSITION = re.compile(r"^([A-Z][A-Z0-9]{2})\[(\d+)\]")
+
+
+def occurrence_location(data: bytes, location: str) -> str:
+    """Turn our location 'OBX[7]-5' (7th segment of the message) into the HL7 ERL sense
+    'OBX[2]-5' (2nd OBX), which is what ERR-2 reports."""
+    m = _POSITION.match(location or "")
+    if not m:
+        return location
+    name, position = m.group(1), int(m.group(2))
+    lines = [line for line in re.split(rb"[\r\n]+", data.lstrip(b"\x0b")) if line.strip()]
+    names = [line[:3].decode("latin-1") for line in lines[:position]]
+    if len(names) < position or names[-1] != name:
+        return location
+    return f"{name}[{names.count(name)}]{location[m.end():]}"

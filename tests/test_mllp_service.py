@@ -1,0 +1,387 @@
+"""The MLLP listener over real sockets: ACK rules, concurrency, bad frames, TLS, outages.
+
+The service runs in a thread of the test process (tests/mllp_support.py) on a free port, on
+SQLite and PostgreSQL. Clients written by others are in test_mllp_clients.py; kills of the
+real process in test_mllp_crash.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from pipelines.archive import ArchiveError, sha256_hex
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.process import Context
+from pipelines.settings import ListenerSettings, Source, load_settings
+from tests.conftest import SAMPLES
+from tests.mllp_support import (
+    Client,
+    msa,
+    read_frame,
+    running_service,
+    segment,
+    statuses,
+    wait_processed,
+)
+
+HL7 = SAMPLES / "hl7v2"
+ANY = (Source("labs"),)
+
+
+def sample(name: str) -> bytes:
+    """A sample file as one MLLP payload (segments separated by CR)."""
+    data = (HL7 / name).read_bytes()
+    return b"\r".join(line for line in data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                      .split(b"\n") if line) + b"\r"
+
+
+def original_mode(data: bytes) -> bytes:
+    """The same message without MSH-15/16 (original acknowledgment mode)."""
+    first, _, rest = data.partition(b"\r")
+    fields = first.split(b"|")
+    fields[14:16] = [b"", b""]
+    return b"|".join(fields) + b"\r" + rest
+
+
+def make_ctx(tmp_path: Path, database_url: str, *, sources=ANY, **listener) -> Context:  # noqa: ANN001
+    settings = load_settings(
+        env={"DMP_HOME": str(tmp_path / "home"), "DMP_DATABASE_URL": database_url,
+             "DMP_ARCHIVE_URL": str(tmp_path / "archive"),
+             "DMP_MAPPINGS_DIR": str(SAMPLES / "mappings")},
+        sources=sources, listener=ListenerSettings(port=0, **listener))
+    ctx = Context.from_settings(settings)
+    with (SAMPLES / "patients.csv").open(encoding="utf-8", newline="") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)],
+                        skip_existing=True)
+    return ctx
+
+
+@pytest.fixture
+def ctx(tmp_path, database_url):  # noqa: ANN001, ANN201
+    context = make_ctx(tmp_path, database_url)
+    yield context
+    context.engine.dispose()
+
+
+def test_ack_after_storage_and_processing_follows(ctx) -> None:  # noqa: ANN001
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        data = original_mode(sample("01_labm_nfs.hl7"))
+        ack = client.send(data)
+        fields = msa(ack)
+        assert fields[1:3] == ["AA", "RB2501140000001"]
+        # stored before the ACK: the ledger row exists as soon as the ACK is read
+        with ctx.engine.connect() as conn:
+            row = conn.execute(select(imports).where(imports.c.channel == "mllp")).one()
+        assert row.source == "labs" and row.peer == "127.0.0.1"
+        assert ctx.archive.get(row.sha256) == data
+        wait_processed(ctx)
+    assert statuses(ctx) == {"deposited": 1}
+
+
+def test_ack_header_swaps_sender_and_receiver_and_keeps_charset(ctx) -> None:  # noqa: ANN001
+    data = original_mode(sample("06_bioazur_iono_vitd.hl7"))  # 8859/15
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        ack = client.send(data)
+    msh_in = data.split(b"\r")[0].decode("iso-8859-15").split("|")
+    msh = segment(ack, "MSH", "iso-8859-15")
+    assert msh[2:4] == msh_in[4:6] and msh[4:6] == msh_in[2:4]
+    assert msh[8] == "ACK^R01^ACK" and msh[9] != msh_in[9]
+    assert msh[11] == msh_in[11] == "2.5" and msh[17] == "8859/15"
+    assert msa(ack, "iso-8859-15")[2] == msh_in[9]
+
+
+def test_enhanced_mode_commit_ack_follows_msh15(ctx) -> None:  # noqa: ANN001
+    data = sample("01_labm_nfs.hl7")  # MSH-15 AL, MSH-16 NE (CI-SIS)
+    never = data.replace(b"|P|2.5|||AL|NE|", b"|P|2.5|||NE|NE|", 1)
+    never = never.replace(b"RB2501140000001|", b"RB2501140000099|", 1)
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        assert msa(client.send(data))[1] == "CA"
+        client.sock.sendall(b"\x0b" + never + b"\x1c\r")  # MSH-15 NE: no answer at all
+        # so the next answer on this connection is the third message's
+        third = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
+        assert msa(third)[1:3] == ["AA", "RB2504080000001"]
+        wait_processed(ctx)
+    # the NE message was stored too (same results under a new control id: a duplicate)
+    assert statuses(ctx) == {"deposited": 2, "duplicate": 1}
+
+
+def test_retransmission_is_acknowledged_again_and_files_nothing_twice(ctx) -> None:  # noqa: ANN001
+    data = original_mode(sample("03_synlab_iono_creatinine.hl7"))
+    with running_service(ctx) as svc:
+        with Client(svc.port) as client:
+            assert msa(client.send(data))[1] == "AA"
+        with Client(svc.port) as client:  # the sender reconnects after a lost ACK
+            assert msa(client.send(data))[1] == "AA"
+        wait_processed(ctx)
+    assert statuses(ctx) == {"deposited": 1, "duplicate": 1}
+    with ctx.engine.connect() as conn:
+        keys = conn.execute(select(entries.c.key).where(entries.c.current)).scalars().all()
+    assert len(keys) == len(set(keys)) > 0
+
+
+def test_unknown_sender_and_wrong_peer_are_refused_and_recorded(tmp_path, database_url) -> None:  # noqa: ANN001
+    import ipaddress
+
+    sources = (Source("labm", "LABM", "CERBALLIANCE_LYON"),
+               Source("synlab", "SYNLAB", "*", peers=(ipaddress.ip_network("10.0.0.0/8"),)))
+    ctx = make_ctx(tmp_path, database_url, sources=sources)
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        ack = client.send(original_mode(sample("06_bioazur_iono_vitd.hl7")), )
+        assert msa(ack, "latin-1")[1] == "AR"
+        err = segment(ack, "ERR", "latin-1")
+        assert err[3].startswith("204^") and "MLLP_UNKNOWN_SENDER" in err[8]
+        ack = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
+        assert msa(ack)[1] == "AR" and "MLLP_PEER_NOT_ALLOWED" in segment(ack, "ERR")[8]
+        assert msa(client.send(original_mode(sample("01_labm_nfs.hl7"))))[1] == "AA"
+        wait_processed(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.source, imports.c.status, imports.c.error_code)
+                            .order_by(imports.c.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("unknown", "failed", "MLLP_UNKNOWN_SENDER"),
+        ("synlab", "failed", "MLLP_PEER_NOT_ALLOWED"),
+        ("labm", "deposited", None)]
+    ctx.engine.dispose()
+
+
+def test_application_mode_answers_after_processing(tmp_path, database_url) -> None:  # noqa: ANN001
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        ok = client.send(original_mode(sample("01_labm_nfs.hl7")))
+        assert msa(ok)[1] == "AA"
+        with ctx.engine.connect() as conn:  # processed before the ACK, no worker running
+            assert conn.execute(select(imports.c.status)).scalar_one() == "deposited"
+        bad = client.send(original_mode(sample("20_casse_nm_non_numerique.hl7")))
+        assert msa(bad)[1] == "AE"
+        err = segment(bad, "ERR")
+        assert err[2] == "OBX^2^5^1" and err[3].startswith("102^") and err[4] == "E"
+        assert err[8].startswith("OBX_BAD_NUMBER")
+        adt = client.send(original_mode(sample("23_casse_adt_a01.hl7")))
+        fields = msa(adt, "latin-1")
+        assert fields[1] == "AR" and segment(adt, "ERR", "latin-1")[3].startswith("200^")
+        quarantined = client.send(original_mode(sample("11_labm_patient_inconnu.hl7")))
+        assert msa(quarantined)[1] == "AA"  # held for an admin: accepted
+    assert statuses(ctx) == {"deposited": 1, "failed": 2, "quarantined": 1}
+    ctx.engine.dispose()
+
+
+def test_application_mode_enhanced_commit_then_application_ack(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    data = sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|", 1)
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        commit = client.send(data)
+        assert msa(commit)[1] == "CA"
+        application = read_frame(client.sock, client.buffer)
+        assert msa(application)[1] == "AE"
+        # MSH-16 NE: the commit ACK only, the worker files it later
+        assert msa(client.send(sample("01_labm_nfs.hl7")))[1] == "CA"
+    ctx.engine.dispose()
+
+
+def test_concurrent_keep_alive_connections(ctx) -> None:  # noqa: ANN001
+    from samples.generate import Traffic
+
+    traffic = iter(Traffic(7, patients=20, corrections=0, duplicates=0))
+    per_client = [[original_mode(next(traffic).replace(b"\n", b"\r")) for _ in range(25)]
+                  for _ in range(8)]
+    codes: list[str] = []
+    errors: list[BaseException] = []
+
+    def run(port: int, messages: list[bytes]) -> None:
+        try:
+            with Client(port) as client:
+                for m in messages:
+                    codes.append(msa(client.send(m), "latin-1")[1])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    with running_service(ctx) as svc:
+        threads = [threading.Thread(target=run, args=(svc.port, m)) for m in per_client]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        wait_processed(ctx)
+    assert not errors and codes == ["AA"] * 200
+    counts = statuses(ctx)
+    assert sum(counts.values()) == 200 and "failed" not in counts
+
+
+def test_bad_frames_do_not_stop_other_clients(ctx) -> None:  # noqa: ANN001
+    ok = original_mode(sample("01_labm_nfs.hl7"))
+    with running_service(ctx) as svc:
+        garbage = socket.create_connection(("127.0.0.1", svc.port))
+        noise = bytes(b for b in range(256) if b not in (0x0B, 0x1C)) * 10
+        garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + noise)
+        half_open = socket.create_connection(("127.0.0.1", svc.port))
+        half_open.sendall(b"\x0bMSH|^~\\&|LABM|CERBALLIANCE_LYON|")  # never finished
+        with Client(svc.port) as client:
+            # noise and an abandoned frame before a good one, on the same connection
+            client.sock.sendall(b"noise\r\n\x0bMSH|^~\\&|cut short")
+            assert msa(client.send(ok))[1] == "AA"
+            not_hl7 = client.send(b"this is not HL7 at all")
+            assert msa(not_hl7)[1] == "AR" and "HL7_NO_MSH" in segment(not_hl7, "ERR")[8]
+        garbage.close()
+        half_open.close()
+        with Client(svc.port) as client:
+            assert msa(client.send(original_mode(sample("03_synlab_iono_creatinine.hl7"))))[1] \
+                == "AA"
+        wait_processed(ctx)
+    counts = statuses(ctx)
+    assert counts == {"deposited": 2, "failed": 1}
+
+
+def test_oversize_frame_is_refused_and_the_connection_goes_on(tmp_path, database_url) -> None:  # noqa: ANN001
+    ctx = make_ctx(tmp_path, database_url, max_frame_bytes=20_000)
+    big = original_mode(sample("01_labm_nfs.hl7")) + b"NTE|1||" + b"x" * 50_000 + b"\r"
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        ack = client.send(big)
+        assert msa(ack)[1:3] == ["AR", "RB2501140000001"]
+        assert "MLLP_FRAME_TOO_LARGE" in segment(ack, "ERR")[8]
+        assert msa(client.send(original_mode(sample("03_synlab_iono_creatinine.hl7"))))[1] \
+            == "AA"
+        wait_processed(ctx)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(imports).where(imports.c.error_code.is_not(None))).one()
+    assert row.status == "failed" and row.error_code == "MLLP_FRAME_TOO_LARGE"
+    assert row.size == len(big)  # the real size; only the head is archived
+    ctx.engine.dispose()
+
+
+def test_idle_connection_is_closed(tmp_path, database_url) -> None:  # noqa: ANN001
+    ctx = make_ctx(tmp_path, database_url, idle_timeout=0.3)
+    with running_service(ctx) as svc:
+        sock = socket.create_connection(("127.0.0.1", svc.port))
+        sock.settimeout(5)
+        assert sock.recv(10) == b""  # closed by the server
+        sock.close()
+    ctx.engine.dispose()
+
+
+class FlakyArchive:
+    """The real archive, or a full disk while ``down``."""
+
+    def __init__(self, real) -> None:  # noqa: ANN001
+        self.real, self.down = real, True
+
+    def put(self, data: bytes) -> str:
+        self._check()
+        return self.real.put(data)
+
+    def put_many(self, items: list) -> None:
+        self._check()
+        self.real.put_many(items)
+
+    def get(self, sha: str) -> bytes:
+        return self.real.get(sha)
+
+    def _check(self) -> None:
+        if self.down:
+            raise ArchiveError("archive write failed (No space left on device)")
+
+
+def test_no_aa_when_the_message_cannot_be_stored(ctx) -> None:  # noqa: ANN001
+    ctx.archive = archive = FlakyArchive(ctx.archive)
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        ack = client.send(original_mode(sample("01_labm_nfs.hl7")))
+        assert msa(ack)[1] == "AR"
+        assert segment(ack, "ERR")[3].startswith("207^")
+        commit = client.send(sample("03_synlab_iono_creatinine.hl7"))  # enhanced: CE
+        assert msa(commit)[1] == "CE"
+        assert statuses(ctx) == {}  # nothing recorded that is not stored
+        archive.down = False  # the outage ends: the resend is stored
+        assert msa(client.send(original_mode(sample("01_labm_nfs.hl7"))))[1] == "AA"
+        wait_processed(ctx)
+    assert statuses(ctx) == {"deposited": 1}
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    d = tmp_path_factory.mktemp("tls")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=test-ca")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+            f"{name}.csr", "-subj", f"/CN={name}")
+        (d / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem",
+                               "client.key")}
+
+
+def test_tls_with_client_certificates(tmp_path, tls_files) -> None:  # noqa: ANN001
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+                   tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
+                   tls_client_ca=tls_files["ca.pem"])
+    data = original_mode(sample("01_labm_nfs.hl7"))
+    with running_service(ctx) as svc:
+        context = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
+        context.load_cert_chain(str(tls_files["client.pem"]), str(tls_files["client.key"]))
+        with socket.create_connection(("127.0.0.1", svc.port)) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"\x0b" + data + b"\x1c\r")
+            assert msa(read_frame(sock, bytearray()))[1] == "AA"
+        # without a client certificate the handshake is refused; the listener goes on
+        anonymous = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
+        with socket.create_connection(("127.0.0.1", svc.port)) as raw:
+            try:  # TLS 1.3: the refusal arrives after the client's side of the handshake
+                with anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                    sock.sendall(b"\x0b" + data + b"\x1c\r")
+                    got = sock.recv(100)
+            except (ssl.SSLError, ConnectionError):
+                got = b""
+            assert got == b""  # no ACK: the connection was refused
+        with socket.create_connection(("127.0.0.1", svc.port)) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"\x0b" + original_mode(sample("03_synlab_iono_creatinine.hl7"))
+                         + b"\x1c\r")
+            assert msa(read_frame(sock, bytearray()))[1] == "AA"
+    ctx.engine.dispose()
+
+
+def test_stop_finishes_in_flight_messages(ctx) -> None:  # noqa: ANN001
+    """A stop while a client is mid-stream: every ACK it got is for a stored message."""
+    from samples.generate import Traffic
+
+    traffic = iter(Traffic(11, patients=20, corrections=0, duplicates=0))
+    messages = [original_mode(next(traffic).replace(b"\n", b"\r")) for _ in range(300)]
+    acked: list[str] = []
+    with running_service(ctx) as svc:
+        def stream() -> None:
+            try:
+                with Client(svc.port) as client:
+                    for m in messages:
+                        ack = client.send(m)
+                        if ack is None:
+                            return
+                        assert msa(ack, "latin-1")[1] == "AA"
+                        acked.append(sha256_hex(m))
+            except OSError:
+                return
+
+        t = threading.Thread(target=stream)
+        t.start()
+        while len(acked) < 50:
+            time.sleep(0.01)
+        result = svc.stop()
+        t.join(30)
+    assert result["acks"] == len(acked) >= 50
+    with ctx.engine.connect() as conn:
+        stored = set(conn.execute(select(imports.c.sha256)).scalars())
+    assert set(acked) <= stored
