@@ -59,7 +59,7 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
     stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
     if header is not None:
         version = header.get(12) or "2.5"
-        trigger = header.get(9, comp=2)
+        trigger = escape(header.get(9, comp=2), d)  # as text again: never a delimiter
         fields = ["MSH", d.field, header.raw(2),
                   header.raw(5) or application, header.raw(6),  # we answer as the receiver
                   header.raw(3), header.raw(4), stamp, "",
@@ -82,7 +82,7 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
     msa = ["MSA", code, received_id]
     segments = [msh]
     if error is not None:
-        msa.append(escape(_truncate(error.text, 80), d))
+        msa.append(_truncate(error.text, 80, d))
         segments.append(d.field.join(msa))
         segments.append(_err(error, version, d))
     else:
@@ -131,5 +131,18 @@ def _location(location: str) -> tuple[str, str, str, str, str, str]:
     return (seg, seq or "1", field or "", (rep or "1") if field else "", comp or "", sub or "")
 
 
-def _truncate(text: str, n: int) -> str:
-    return text if len(text) <= n else text[:n - 3] + "..."
+def _truncate(text: str, n: int, d: Delimiters) -> str:
+    """``text`` escaped, ``n`` characters at most once escaped (MSA-3 is ST 80 on the wire);
+    a cut is marked '...' and never falls inside an escape sequence."""
+    out = escape(text, d)
+    if len(out) <= n:
+        return out
+    kept: list[str] = []
+    size = 3
+    for c in text:
+        e = escape(c, d)
+        if size + len(e) > n:
+            break
+        kept.append(e)
+        size += len(e)
+    return "".join(kept) + "..."

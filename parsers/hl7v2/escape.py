@@ -67,7 +67,8 @@ def _expand(seq: str, d: Delimiters) -> str | None:
 
 def escape(value: str, d: Delimiters) -> str:
     """Escape delimiters in free text we write (ACK texts): the inverse of ``unescape`` for
-    \\F\\ \\S\\ \\T\\ \\R\\ \\E\\; line ends become \\.br\\ so a text never cuts a segment."""
+    \\F\\ \\S\\ \\T\\ \\R\\ \\E\\; line ends become \\.br\\ so a text never cuts a segment,
+    and VT/FS become \\X0B\\/\\X1C\\ so it never cuts an MLLP frame."""
     out: list[str] = []
     table = {d.escape: "E", d.field: "F", d.component: "S", d.subcomponent: "T",
              d.repetition: "R"}
@@ -76,6 +77,8 @@ def escape(value: str, d: Delimiters) -> str:
             out.append(f"{d.escape}{table[c]}{d.escape}")
         elif c in "\r\n":
             out.append(f"{d.escape}.br{d.escape}")
+        elif c in "\x0b\x1c":  # MLLP's start and end bytes: raw, they would cut the frame
+            out.append(f"{d.escape}X{ord(c):02X}{d.escape}")
         else:
             out.append(c)
     return "".join(out)
