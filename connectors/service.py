@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import acknowledge
+from pipelines.ledger import release_claims
 from pipelines.process import Context
 from pipelines.worker import Worker
 
@@ -34,14 +35,23 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
-    worker = Worker(Context(ctx.settings, ctx.engine, ctx.archive, worker="serve",
+    name = ctx.settings.worker_id
+    released = release_claims(ctx.engine, [f"{name}/serve", f"{name}/listener"])
+    if released:
+        log.warning("%d ledger row(s) left claimed by a previous run of %s: taken again",
+                    released, name)
+    worker = Worker(Context(ctx.settings, ctx.engine, ctx.archive, worker=f"{name}/serve",
                             trigger="serve")) if process else None
     thread = worker.start_thread() if worker else None
 
     server = None
     if mllp:
+        receiving = Context(ctx.settings, ctx.engine, ctx.archive, worker=f"{name}/listener",
+                            trigger="mllp")
+
         def handler(frames: list) -> list[list[bytes]]:
-            answers = acknowledge(ctx, frames, mode=listener.ack_mode)
+            answers = acknowledge(receiving, frames, mode=listener.ack_mode,
+                                  worker=receiving.worker)
             if worker is not None:
                 worker.wake()
             return answers

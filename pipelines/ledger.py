@@ -83,6 +83,16 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
     return claimed
 
 
+def release_claims(engine: Engine, workers: list[str]) -> int:
+    """Give back the rows these workers held: called by a service starting under a name
+    whose previous process died (SIGKILL, power cut) so its batch is taken again at once
+    instead of when the lease expires."""
+    with engine.begin() as conn:
+        return conn.execute(update(imports).where(
+            imports.c.status == PROCESSING, imports.c.claimed_by.in_(workers)).values(
+            status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
+
+
 def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime]], *,
                     code_version: str, trigger: str) -> None:
     """Write a batch's outcomes: one multi-row update of the ledger and one multi-row insert

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ class Settings:
     batch_size: int = 500  # ledger rows claimed per processing batch
     s3_endpoint_url: str | None = None
     sources: tuple[Source, ...] = ()
+    # Names this process's ledger claims; unique per running service (default: host name).
+    # A service that starts releases the claims left under its name by a previous life.
+    worker_id: str = field(default_factory=socket.gethostname)
     listener: ListenerSettings = field(default_factory=ListenerSettings)
 
     def fallback_charset(self, source: str) -> str | None:
@@ -122,6 +126,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         batch_size=int(str(pick("batch_size", 500))),
         s3_endpoint_url=(str(pick("s3_endpoint_url")) if pick("s3_endpoint_url") else None),
         sources=sources,
+        worker_id=str(pick("worker_id") or socket.gethostname()),
         listener=_listener(pick),
     )
     values.update(overrides)

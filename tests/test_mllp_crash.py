@@ -1,0 +1,176 @@
+"""`dmp-ingest serve` as a real process: SIGKILL mid-stream loses nothing acknowledged and
+duplicates nothing; SIGTERM stops cleanly with exit status 0."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dossiers.db import make_engine
+from dossiers.schema import entries, imports
+from pipelines.archive import sha256_hex
+from tests.conftest import ROOT
+from tests.mllp_support import Client, msa
+
+DMP = str(Path(sys.executable).with_name("dmp-ingest"))
+
+
+def _generate(n: int, seed: int) -> tuple[list[bytes], list]:
+    from samples.generate import Traffic
+
+    traffic = Traffic(seed, patients=60, corrections=0, duplicates=0)
+    stream = iter(traffic)
+    messages = [next(stream) for _ in range(n)]
+    return messages, traffic.used_patients()
+
+
+def _home(tmp_path: Path, database_url: str, patients: list) -> dict[str, str]:
+    from samples.generate import write_mappings, write_patients_csv
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dmp.toml").write_text(
+        'worker_id = "crash-test"\n[sources.labs]\nsending_application = "*"\n')
+    write_patients_csv(tmp_path / "patients.csv", patients)
+    write_mappings(tmp_path / "mappings")
+    env = {**os.environ, "DMP_HOME": str(home), "DMP_DATABASE_URL": database_url,
+           "DMP_ARCHIVE_URL": str(tmp_path / "archive"), "DMP_MLLP_PORT": "0",
+           "DMP_MAPPINGS_DIR": str(tmp_path / "mappings"), "DMP_LOG_LEVEL": "WARNING"}
+    subprocess.run([DMP, "dossier", "create", "--from-csv", str(tmp_path / "patients.csv")],
+                   env=env, check=True, capture_output=True, cwd=ROOT)
+    return env
+
+
+def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([DMP, "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=log.open("ab"), text=True)
+    line = proc.stdout.readline()
+    assert "MLLP on" in line, f"serve did not start: {line!r} {log.read_text()[-2000:]}"
+    return proc, int(line.rsplit(":", 1)[1])
+
+
+def _stream(port: int, messages: list[bytes], acked: set[str], stop_after: int | None = None,
+            senders: int = 4) -> None:
+    """Send over ``senders`` connections; record the sha256 of every message answered AA/CA.
+    Stops quietly when the server goes away."""
+    lock = threading.Lock()
+
+    def run(part: list[bytes]) -> None:
+        try:
+            with Client(port) as client:
+                for m in part:
+                    ack = client.send(m, timeout=30)
+                    if ack is None:
+                        return
+                    code = msa(ack, "latin-1")[1]
+                    assert code in ("AA", "CA"), code
+                    with lock:
+                        acked.add(sha256_hex(m))
+        except OSError:
+            return
+
+    threads = [threading.Thread(target=run, args=(messages[i::senders],))
+               for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+
+
+def _wait_processed(url: str, expected_rows: int, timeout: float = 120) -> None:
+    engine = make_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                pending = conn.execute(select(func.count()).select_from(imports).where(
+                    imports.c.status.in_(("received", "processing")))).scalar_one()
+                rows = conn.execute(select(func.count()).select_from(imports)).scalar_one()
+            if pending == 0 and rows >= expected_rows:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{pending} row(s) pending, {rows} row(s) after {timeout}s")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, seed) -> None:  # noqa: ANN001
+    messages, patients = _generate(2000, seed)
+    assert len({sha256_hex(m) for m in messages}) == len(messages)
+    env = _home(tmp_path, database_url, patients)
+    log = tmp_path / "serve.log"
+    kill_at = random.Random(seed).randint(300, 1500)
+
+    proc, port = _start(env, log)
+    acked: set[str] = set()
+    sender = threading.Thread(target=_stream, args=(port, messages, acked))
+    sender.start()
+    while len(acked) < kill_at and sender.is_alive():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    sender.join(60)
+    first_life = set(acked)
+    assert kill_at <= len(first_life) < len(messages), "the kill came too late to mean much"
+
+    # Every message acknowledged before the kill is in the ledger and the archive.
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(imports.c.sha256)).scalars())
+    assert first_life <= stored
+
+    # Restart; the sender resends whatever it has no ACK for.
+    proc, port = _start(env, log)
+    try:
+        _stream(port, [m for m in messages if sha256_hex(m) not in first_life], acked)
+        assert len(acked) == len(messages)
+        _wait_processed(database_url, len(messages))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    with engine.connect() as conn:
+        rows = conn.execute(select(imports.c.sha256, imports.c.status, imports.c.logical_id,
+                                   imports.c.error_code)).all()
+        keys = conn.execute(select(entries.c.patient_id, entries.c.key)
+                            .where(entries.c.current)).all()
+    engine.dispose()
+    deposited = [r for r in rows if r.status == "deposited"]
+    # each message deposited exactly once; the resent ones that had been stored before the
+    # kill are byte-identical repeats
+    assert len(deposited) == len(messages), {r.status for r in rows}
+    assert {r.sha256 for r in deposited} == {sha256_hex(m) for m in messages}
+    assert {r.status for r in rows} <= {"deposited", "duplicate"}
+    assert len(keys) == len(set(keys)), "an entry was filed twice"
+    assert "Traceback" not in log.read_text()
+
+
+def test_sigterm_stops_cleanly_with_status_0(tmp_path) -> None:  # noqa: ANN001
+    messages, patients = _generate(200, 5)
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    env = _home(tmp_path, url, patients)
+    proc, port = _start(env, tmp_path / "serve.log")
+    acked: set[str] = set()
+    sender = threading.Thread(target=_stream, args=(port, messages, acked, None, 2))
+    sender.start()
+    while len(acked) < 50:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    sender.join(60)
+    assert proc.returncode == 0
+    assert "stopped;" in out
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(imports.c.sha256)).scalars())
+    engine.dispose()
+    assert acked <= stored
