@@ -26,6 +26,8 @@ system-deps:
 	[ -e /usr/share/tesseract-ocr/5/tessdata/fra.traineddata ] || ls /usr/share/tesseract-ocr/*/tessdata/fra.traineddata >/dev/null 2>&1 || missing="$$missing tesseract-ocr-fra"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -38,8 +40,14 @@ run: $(STAMP)
 	@$(BIN)/dmp-ingest dossier create --from-csv samples/patients.csv
 	@DMP_MAPPINGS_DIR=$(CURDIR)/samples/mappings $(BIN)/dmp-ingest ingest --source samples samples/hl7v2
 
-test: $(STAMP)
-	DMP_REQUIRE_POSTGRES=1 $(BIN)/pytest -q -p no:cacheprovider
+# The MLLP tests drive @medplum/hl7's Hl7Client (a client we did not write) with Node.js.
+NODE_CLIENT := tests/node_mllp
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+	npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) $(NODE_CLIENT)/node_modules/.installed
+	DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 $(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -48,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(NODE_CLIENT)/node_modules

@@ -1,0 +1,151 @@
+"""Our listener against MLLP clients we did not write: python-hl7's `mllp_send` command and
+@medplum/hl7's `Hl7Client` (npm, run with the machine's Node.js by tests/node_mllp/send.mjs).
+
+Both send sample traffic with accented names in UTF-8 and ISO-8859-1/-15 over one keep-alive
+connection; we check the ACKs they received and what landed in the dossiers.
+`make test` installs the npm client (`npm ci`) and sets DMP_REQUIRE_NODE=1, so there the
+Node.js test fails rather than skips when the client is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports, patients
+from tests.conftest import ROOT
+from tests.mllp_support import running_service, statuses, wait_processed
+from tests.test_mllp_service import make_ctx, original_mode, sample
+
+NODE_CLIENT = ROOT / "tests" / "node_mllp"
+MLLP_SEND = str(Path(sys.executable).with_name("mllp_send"))
+
+# (file, charset on the wire): accented patient names and result labels in each
+TRAFFIC = [("01_labm_nfs.hl7", "utf-8"), ("05_chu_hba1c.hl7", "latin-1"),
+           ("06_bioazur_iono_vitd.hl7", "iso-8859-15"), ("03_synlab_iono_creatinine.hl7",
+                                                         "utf-8")]
+
+
+@pytest.fixture
+def ctx(tmp_path, database_url):  # noqa: ANN001, ANN201
+    context = make_ctx(tmp_path, database_url)
+    yield context
+    context.engine.dispose()
+
+
+def _control_id(data: bytes) -> str:
+    return data.split(b"\r", 1)[0].split(b"|")[9].decode()
+
+
+def _check_dossiers(ctx) -> None:  # noqa: ANN001
+    """Every message deposited once, with its accented labels decoded right."""
+    wait_processed(ctx)
+    assert statuses(ctx) == {"deposited": len(TRAFFIC)}
+    with ctx.engine.connect() as conn:
+        displays = set(conn.execute(select(entries.c.display)).scalars())
+        sources = set(conn.execute(select(imports.c.channel, imports.c.peer)).all())
+        names = set(conn.execute(select(patients.c.family)).scalars())
+    assert sources == {("mllp", "127.0.0.1")}
+    assert {"Hémoglobine", "Hémoglobine glyquée (HbA1c)"} & displays
+    assert any("Protéines" in (d or "") for d in displays)  # from the 8859/15 message
+    assert not any("Ã" in (d or "") or "\ufffd" in (d or "") for d in displays)  # no mojibake
+    assert "N'Diaye" in names or any("è" in n for n in names)
+
+
+def test_python_hl7_mllp_send(ctx, tmp_path) -> None:  # noqa: ANN001
+    """`mllp_send` reads a file of MLLP frames and sends them over one connection."""
+    stream = tmp_path / "stream.mllp"
+    payloads = [sample(name) for name, _ in TRAFFIC]
+    stream.write_bytes(b"".join(b"\x0b" + p + b"\x1c\r" for p in payloads))
+    with running_service(ctx) as svc:
+        out = subprocess.run([MLLP_SEND, "-p", str(svc.port), "-f", str(stream), "127.0.0.1"],
+                             capture_output=True, timeout=60)
+        assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+        acks = [a for a in out.stdout.decode("latin-1").split("\x0b") if "MSA" in a]
+        _check_dossiers(ctx)
+    assert svc.result["connections"] == 1
+    assert len(acks) == len(payloads)
+    for ack, payload in zip(acks, payloads, strict=True):
+        msa = next(s for s in ack.split("\r") if s.startswith("MSA")).split("|")
+        assert msa[1:3] == ["CA", _control_id(payload)]  # CI-SIS senders: enhanced mode, AL
+
+
+def test_python_hl7_mllp_send_loose_original_mode(ctx, tmp_path) -> None:  # noqa: ANN001
+    """`--loose`: a plain file with LF line ends; original mode answers AA."""
+    plain = tmp_path / "plain.hl7"
+    payloads = [original_mode(sample(name)) for name, _ in TRAFFIC]
+    plain.write_bytes(b"".join(p.replace(b"\r", b"\n") for p in payloads))
+    with running_service(ctx) as svc:
+        out = subprocess.run([MLLP_SEND, "--loose", "-p", str(svc.port), "-f", str(plain),
+                              "127.0.0.1"], capture_output=True, timeout=60)
+        assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+        codes = [line.split("|")[1] for line in out.stdout.decode("latin-1").split("\r")
+                 if line.startswith("MSA")]
+        _check_dossiers(ctx)
+    assert codes == ["AA"] * len(payloads)
+
+
+def _node_client() -> list[str]:
+    node = shutil.which("node")
+    installed = (NODE_CLIENT / "node_modules" / "@medplum" / "hl7").is_dir()
+    if node is None or not installed:
+        if os.environ.get("DMP_REQUIRE_NODE") == "1":
+            pytest.fail("Node.js or tests/node_mllp/node_modules missing (npm ci --prefix "
+                        "tests/node_mllp) and DMP_REQUIRE_NODE=1")
+        pytest.skip("Node.js MLLP client not installed (npm ci --prefix tests/node_mllp)")
+    return [node, str(NODE_CLIENT / "send.mjs")]
+
+
+def _node_send(port: int, files: list[Path], encoding: str) -> list[dict]:
+    out = subprocess.run([*_node_client(), "--port", str(port), "--encoding", encoding,
+                          "--timeout-ms", "20000", *map(str, files)],
+                         capture_output=True, text=True, timeout=120)
+    results = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    assert out.returncode == 0, (out.stderr[-2000:], results)
+    return results
+
+
+def test_medplum_hl7client(ctx, tmp_path) -> None:  # noqa: ANN001
+    """Hl7Client over one connection; each file sent in its own charset (iconv-lite)."""
+    _node_client()
+    results = []
+    with running_service(ctx) as svc:
+        for name, charset in TRAFFIC:
+            path = tmp_path / name
+            path.write_bytes(original_mode(sample(name)))
+            encoding = {"latin-1": "latin1", "iso-8859-15": "iso-8859-15"}.get(charset, charset)
+            results += _node_send(svc.port, [path], encoding)
+        _check_dossiers(ctx)
+    for (name, _), result in zip(TRAFFIC, results, strict=True):
+        assert result["msa1"] == "AA", result
+        assert result["msa2"] == _control_id(sample(name))
+        assert "MSH|^~\\&|" in result["ack"]
+
+
+def test_medplum_hl7client_keep_alive_many_messages(ctx, tmp_path) -> None:  # noqa: ANN001
+    """Fifty messages from one Hl7Client: one connection, fifty ACKs, in order."""
+    _node_client()
+    from samples.generate import Traffic
+
+    traffic = iter(Traffic(21, patients=10, corrections=0, duplicates=0, charset="utf-8"))
+    files = []
+    for i in range(50):
+        path = tmp_path / f"{i:03d}.hl7"
+        path.write_bytes(next(traffic))
+        files.append(path)
+    with running_service(ctx) as svc:
+        results = _node_send(svc.port, files, "utf-8")
+        wait_processed(ctx)
+    assert [r["connection"] for r in results] == [1] * 50
+    assert [r["msa1"] for r in results] == ["CA"] * 50  # generated traffic: enhanced mode
+    assert [r["msa2"] for r in results] == [_control_id(p.read_bytes().replace(b"\n", b"\r"))
+                                           for p in files]
+    assert svc.result["connections"] == 1
+    assert sum(statuses(ctx).values()) == 50
