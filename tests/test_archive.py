@@ -93,3 +93,16 @@ def test_unreachable_s3_refuses_intake(monkeypatch, sqlite_ctx) -> None:  # noqa
     with pytest.raises(ArchiveError):
         intake(sqlite_ctx.engine, archive, [Received(data=DATA, source="lab", channel="s3")])
     assert show_import(sqlite_ctx.engine, 1) is None  # no ledger row without archived bytes
+
+
+def test_directory_group_write_is_complete_and_leaves_no_temp_files(tmp_path) -> None:  # noqa: ANN001
+    """Several blobs at once take the syncfs group path: all readable, sha-checked."""
+    from pipelines.archive import DirectoryArchive, sha256_hex
+
+    archive = DirectoryArchive(tmp_path / "a")
+    blobs = [f"MSH|^~\\&|LAB|{i}|\r".encode() * (i + 1) for i in range(50)]
+    items = [(sha256_hex(b), b) for b in blobs]
+    archive.put_many(items + items[:5])  # repeats within a group are written once
+    archive.put_many(items)  # and already stored ones are skipped
+    assert [archive.get(sha) for sha, _ in items] == blobs
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.name.endswith(".tmp")]
