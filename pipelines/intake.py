@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, or_, select
 
 from dossiers.schema import imports
 from parsers.detect import detect_format
@@ -77,54 +77,96 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received], *,
         prepared.append((item, fmt, hashed, problems, whole))
     archive.put_many(list(blobs.items()))
 
-    results: list[IntakeResult] = []
     with engine.begin() as conn:
-        for item, fmt, hashed, problems, whole in prepared:
-            received_at = item.received_at or now()
-            base = {"source": item.source, "channel": item.channel, "peer": item.peer,
-                    "file_name": item.file_name, "received_at": received_at,
-                    "format": fmt, "entries_count": 0, "duplicates_count": 0,
-                    "attempts": 0, "updated_at": received_at}
-            result = IntakeResult()
-            if whole is not None:
-                result.batch_problems = [f"{p.code}: {p.message}" for p in problems]
-                result.batch_id = conn.execute(insert(imports).values(
-                    **base, sha256=whole, size=len(item.data),
-                    status=FAILED if problems else SPLIT, stage="intake",
-                    error_code=problems[0].code if problems else None,
-                    error_message="; ".join(p.message for p in problems) or None,
-                    warnings=[f"{p.code}: {p.message}" for p in problems[1:]] or None,
-                ).returning(imports.c.id)).scalar_one()
-            shas = {sha for sha, _ in hashed}
-            first_seen = dict(conn.execute(
-                select(imports.c.sha256, func.min(imports.c.id))
-                .where(imports.c.source == item.source, imports.c.sha256.in_(shas),
-                       imports.c.status != SPLIT)
-                .group_by(imports.c.sha256)).all())
-            for part, (sha, data) in enumerate(hashed, start=1):
-                row = {**base, "sha256": sha, "size": len(data), "batch_of": result.batch_id,
-                       "part": part if whole is not None else None}
-                original = first_seen.get(sha)
-                if item.rejection is not None:
-                    row.update(status=FAILED, stage="intake", error_code=item.rejection[0],
-                               error_message=item.rejection[1])
-                    result.message_ids.append(conn.execute(
-                        insert(imports).values(**row).returning(imports.c.id)).scalar_one())
-                    continue
-                if original is not None:
-                    row.update(status=DUPLICATE, stage="intake", duplicate_of=original,
-                               error_message=f"same bytes as import {original} from this source")
-                    result.repeats += 1
-                elif claim_for is not None:
-                    row.update(status=PROCESSING, stage="intake", claimed_by=claim_for,
-                               claimed_until=received_at + timedelta(seconds=lease_seconds))
-                else:
-                    row.update(status=RECEIVED, stage="intake")
-                new_id = conn.execute(insert(imports).values(**row)
-                                      .returning(imports.c.id)).scalar_one()
-                first_seen.setdefault(sha, new_id)
-                result.message_ids.append(new_id)
-                if row["status"] == PROCESSING:
-                    result.claimed_ids.append(new_id)
-            results.append(result)
+        return _record(conn, prepared, claim_for, lease_seconds)
+
+
+def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
+            lease_seconds: int) -> list[IntakeResult]:
+    """The ledger rows of a group: batch rows first (their ids are the messages' batch_of),
+    then every message row in one multi-row insert, then the in-group repeats (whose
+    duplicate_of is a row of the same group). Level-1 dedupe is one query for the group."""
+    results = [IntakeResult() for _ in prepared]
+    bases = []
+    for (item, fmt, _, problems, whole), result in zip(prepared, results, strict=True):
+        received_at = item.received_at or now()
+        base = {"source": item.source, "channel": item.channel, "peer": item.peer,
+                "file_name": item.file_name, "received_at": received_at,
+                "format": fmt, "entries_count": 0, "duplicates_count": 0,
+                "attempts": 0, "updated_at": received_at, "batch_of": None, "part": None,
+                "duplicate_of": None, "error_code": None, "error_message": None,
+                "claimed_by": None, "claimed_until": None}
+        if whole is not None:
+            result.batch_problems = [f"{p.code}: {p.message}" for p in problems]
+            result.batch_id = conn.execute(insert(imports).values(
+                {**base, "sha256": whole, "size": len(item.data),
+                 "status": FAILED if problems else SPLIT, "stage": "intake",
+                 "error_code": problems[0].code if problems else None,
+                 "error_message": "; ".join(p.message for p in problems) or None,
+                 "warnings": [f"{p.code}: {p.message}" for p in problems[1:]] or None},
+            ).returning(imports.c.id)).scalar_one()
+        bases.append(base)
+
+    wanted = {(item.source, sha) for item, _, hashed, _, _ in prepared
+              if item.rejection is None for sha, _ in hashed}
+    first_seen: dict[tuple[str, str], int] = {}
+    if wanted:
+        for source, sha, first in conn.execute(
+                select(imports.c.source, imports.c.sha256, func.min(imports.c.id))
+                .where(imports.c.sha256.in_({sha for _, sha in wanted}),
+                       imports.c.status != SPLIT,
+                       # refused at intake (unknown sender...): never an original
+                       or_(imports.c.status != FAILED, imports.c.stage != "intake"))
+                .group_by(imports.c.source, imports.c.sha256)):
+            if (source, sha) in wanted:
+                first_seen[(source, sha)] = first
+
+    rows: list[dict] = []  # (result index, row) in arrival order
+    owners: list[int] = []
+    repeats: list[tuple[int, dict, tuple[str, str]]] = []
+    in_group: set[tuple[str, str]] = set()
+    for n, ((item, _, hashed, _, whole), base) in enumerate(zip(prepared, bases, strict=True)):
+        for part, (sha, data) in enumerate(hashed, start=1):
+            row = {**base, "sha256": sha, "size": len(data), "warnings": None,
+                   "batch_of": results[n].batch_id, "part": part if whole is not None else None}
+            key = (item.source, sha)
+            if item.rejection is not None:
+                row.update(status=FAILED, stage="intake", error_code=item.rejection[0],
+                           error_message=item.rejection[1])
+            elif key in first_seen or key in in_group:
+                repeats.append((n, row, key))
+                continue
+            elif claim_for is not None:
+                row.update(status=PROCESSING, stage="intake", claimed_by=claim_for,
+                           claimed_until=base["received_at"] + timedelta(seconds=lease_seconds))
+                in_group.add(key)
+            else:
+                row.update(status=RECEIVED, stage="intake")
+                in_group.add(key)
+            rows.append(row)
+            owners.append(n)
+    for n, row, new_id in zip(owners, rows, _insert_many(conn, rows), strict=True):
+        results[n].message_ids.append(new_id)
+        if row["status"] == PROCESSING:
+            results[n].claimed_ids.append(new_id)
+        key = (row["source"], row["sha256"])
+        if row["status"] != FAILED:
+            first_seen.setdefault(key, new_id)
+    for _, row, key in repeats:
+        original = first_seen[key]
+        row.update(status=DUPLICATE, stage="intake", duplicate_of=original,
+                   error_message=f"same bytes as import {original} from this source")
+    for (n, _, _), new_id in zip(repeats, _insert_many(conn, [r for _, r, _ in repeats]),
+                                 strict=True):
+        results[n].message_ids.append(new_id)
+        results[n].repeats += 1
     return results
+
+
+def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
+    """Ids of rows inserted with one multi-row statement, in the order given."""
+    if not rows:
+        return []
+    return list(conn.execute(insert(imports).returning(imports.c.id,
+                                                       sort_by_parameter_order=True),
+                             rows).scalars())

@@ -90,8 +90,9 @@ def read_frame(sock: socket.socket, buffer: bytearray, timeout: float = 10.0) ->
 class Client:
     """A minimal MLLP sender (one keep-alive connection) for the tests."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=10)
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None) -> None:
+        self.sock = socket.create_connection((host, port), timeout=10,
+                                             source_address=(source, 0) if source else None)
         self.buffer = bytearray()
 
     def send(self, payload: bytes, timeout: float = 10.0) -> bytes | None:

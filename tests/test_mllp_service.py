@@ -154,6 +154,23 @@ def test_unknown_sender_and_wrong_peer_are_refused_and_recorded(tmp_path, databa
     ctx.engine.dispose()
 
 
+def test_refused_message_sent_again_from_an_allowed_peer_is_filed(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    """A refusal is not an original for dedupe: the same bytes, now allowed, are processed."""
+    import ipaddress
+
+    sources = (Source("labm", "LABM", "*", peers=(ipaddress.ip_network("127.0.0.2/32"),)),)
+    ctx = make_ctx(tmp_path, database_url, sources=sources)
+    data = original_mode(sample("01_labm_nfs.hl7"))
+    with running_service(ctx) as svc:
+        with Client(svc.port) as client:
+            assert msa(client.send(data))[1] == "AR"
+        with Client(svc.port, source="127.0.0.2") as client:
+            assert msa(client.send(data))[1] == "AA"
+        wait_processed(ctx)
+    assert statuses(ctx) == {"failed": 1, "deposited": 1}
+    ctx.engine.dispose()
+
+
 def test_application_mode_answers_after_processing(tmp_path, database_url) -> None:  # noqa: ANN001
     ctx = make_ctx(tmp_path, database_url, ack_mode="application")
     with running_service(ctx, process=False) as svc, Client(svc.port) as client:
