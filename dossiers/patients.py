@@ -26,7 +26,7 @@ class Patient:
     opposed: bool
 
 
-def _row_to_patient(row) -> Patient:  # noqa: ANN001
+def patient_from_row(row) -> Patient:  # noqa: ANN001
     return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
                    bool(row.opposed))
 
@@ -61,12 +61,12 @@ def add_identifier(conn: Connection, patient_id: int, authority: str, value: str
 
 def get_patient(conn: Connection, patient_id: int) -> Patient | None:
     row = conn.execute(select(patients).where(patients.c.id == patient_id)).first()
-    return _row_to_patient(row) if row else None
+    return patient_from_row(row) if row else None
 
 
 def find_by_ins(conn: Connection, ins: str) -> Patient | None:
     row = conn.execute(select(patients).where(patients.c.ins == ins)).first()
-    return _row_to_patient(row) if row else None
+    return patient_from_row(row) if row else None
 
 
 def find_by_reference(conn: Connection, ref: str) -> Patient | None:
@@ -100,4 +100,4 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
 
 
 def list_patients(conn: Connection) -> list[Patient]:
-    return [_row_to_patient(r) for r in conn.execute(select(patients).order_by(patients.c.id))]
+    return [patient_from_row(r) for r in conn.execute(select(patients).order_by(patients.c.id))]

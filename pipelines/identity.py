@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert, select
 
 from dossiers.patients import (
+    Patient,
     add_identifier,
     create_patient,
     find_by_demographics,
     find_by_ins,
     find_by_local_id,
     get_patient,
+    patient_from_row,
 )
+from dossiers.schema import patient_identifiers, patients
 from normalizers.model import PatientIdentity
 
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
@@ -34,12 +37,104 @@ class Resolution:
     warnings: list[str] | None = None
 
 
+class NeedsOwnTransaction(Exception):
+    """Raised by a batch lookup for what it does not do in bulk (creating a dossier): the
+    message is filed on its own instead."""
+
+
+class StoreLookup:
+    """Identity lookups and writes straight against the store, one message at a time."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def by_ins(self, nir: str) -> Patient | None:
+        return find_by_ins(self.conn, nir)
+
+    def by_local_id(self, authority: str, value: str) -> list[int]:
+        return find_by_local_id(self.conn, authority, value)
+
+    def by_demographics(self, family: str, given: str, birth_date: str, sex: str) -> list[int]:
+        return find_by_demographics(self.conn, family, given, birth_date, sex)
+
+    def patient(self, patient_id: int) -> Patient | None:
+        return get_patient(self.conn, patient_id)
+
+    def remember(self, patient_id: int, authority: str, value: str, type_code: str) -> None:
+        add_identifier(self.conn, patient_id, authority, value, type_code)
+
+    def create(self, **fields) -> int:  # noqa: ANN003
+        return create_patient(self.conn, **fields)
+
+
+class BatchLookup(StoreLookup):
+    """The same lookups for a batch of messages: the patients named by INS or by local id in
+    any of them are read with a few queries up front, identifiers learnt are written in one
+    statement by ``flush``; creating a dossier is left to the one-by-one path."""
+
+    def __init__(self, conn: Connection, identities: list[PatientIdentity]) -> None:
+        super().__init__(conn)
+        nirs = {i.nir for ident in identities for i in ident.ins}
+        values = {li.value for ident in identities for li in ident.local_ids if li.value}
+        self.by_nir: dict[str, Patient] = {}
+        self.patients: dict[int, Patient] = {}
+        self.identifiers: dict[tuple[str, str], list[int]] = {}
+        self.learnt: list[dict] = []
+        if nirs:
+            for row in conn.execute(select(patients).where(patients.c.ins.in_(nirs))):
+                self._keep(patient_from_row(row))
+        if values:
+            for row in conn.execute(select(patient_identifiers).where(
+                    patient_identifiers.c.value.in_(values))):
+                self.identifiers.setdefault((row.authority, row.value), []).append(
+                    row.patient_id)
+            missing = {p for ids in self.identifiers.values() for p in ids} - set(self.patients)
+            if missing:
+                for row in conn.execute(select(patients).where(patients.c.id.in_(missing))):
+                    self._keep(patient_from_row(row))
+
+    def _keep(self, patient: Patient) -> None:
+        self.patients[patient.id] = patient
+        if patient.ins:
+            self.by_nir[patient.ins] = patient
+
+    def by_ins(self, nir: str) -> Patient | None:
+        return self.by_nir.get(nir)
+
+    def by_local_id(self, authority: str, value: str) -> list[int]:
+        return list(self.identifiers.get((authority, value), []))
+
+    def patient(self, patient_id: int) -> Patient | None:
+        if patient_id not in self.patients:
+            found = get_patient(self.conn, patient_id)
+            if found is None:
+                return None
+            self._keep(found)
+        return self.patients[patient_id]
+
+    def remember(self, patient_id: int, authority: str, value: str, type_code: str) -> None:
+        if (authority, value) not in self.identifiers:
+            self.identifiers[(authority, value)] = [patient_id]
+            self.learnt.append({"patient_id": patient_id, "authority": authority,
+                                "value": value, "type_code": type_code})
+
+    def create(self, **fields) -> int:  # noqa: ANN003
+        raise NeedsOwnTransaction
+
+    def flush(self) -> None:
+        if self.learnt:
+            self.conn.execute(insert(patient_identifiers), self.learnt)
+            self.learnt = []
+
+
 def _quarantine(code: str, reason: str, warnings: list[str]) -> Resolution:
     return Resolution(None, code=code, reason=reason, warnings=warnings)
 
 
-def resolve_identity(conn: Connection, identity: PatientIdentity, *,
-                     auto_create: bool) -> Resolution:
+def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create: bool,
+                     lookup: StoreLookup | None = None) -> Resolution:
+    """Find the dossier (``lookup``: the store, or a batch's prefetched view of it)."""
+    lookup = lookup or StoreLookup(conn)
     warnings: list[str] = []
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
@@ -59,7 +154,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *,
 
     local_ids = [li for li in identity.local_ids if li.type_code != "NH"]
     if chosen is not None:
-        patient = find_by_ins(conn, chosen.nir)
+        patient = lookup.by_ins(chosen.nir)
         if patient is None:
             if not auto_create:
                 return _quarantine("IDENTITY_UNKNOWN_PATIENT",
@@ -70,19 +165,19 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *,
                 return _quarantine("IDENTITY_INCOMPLETE",
                                    "dossier auto-creation needs family name, given name, "
                                    "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
-            pid = create_patient(conn, family=identity.family, given=identity.given,
-                                 birth_family=identity.birth_family or None,
-                                 birth_date=identity.birth_date, sex=identity.sex,
-                                 ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
-            _remember(conn, pid, local_ids)
+            pid = lookup.create(family=identity.family, given=identity.given,
+                                birth_family=identity.birth_family or None,
+                                birth_date=identity.birth_date, sex=identity.sex,
+                                ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
+            _remember(lookup, pid, local_ids)
             return Resolution(pid, via="auto-create", warnings=warnings)
-        return _accept(conn, patient.id, "ins", local_ids, warnings, opposed=patient.opposed)
+        return _accept(lookup, patient.id, "ins", local_ids, warnings, opposed=patient.opposed)
 
     matches: set[int] = set()
     for li in local_ids:
-        matches.update(find_by_local_id(conn, li.authority, li.value))
+        matches.update(lookup.by_local_id(li.authority, li.value))
     if len(matches) == 1:
-        return _accept(conn, matches.pop(), "local-id", local_ids, warnings)
+        return _accept(lookup, matches.pop(), "local-id", local_ids, warnings)
     if len(matches) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"local identifiers point to {len(matches)} different dossiers",
@@ -92,13 +187,13 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *,
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "
                            "incomplete for a strict match", warnings)
-    found = find_by_demographics(conn, identity.family, identity.given,
-                                 identity.birth_date, identity.sex)
+    found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
+                                   identity.sex)
     if identity.birth_family and identity.birth_family != identity.family:
-        found = sorted(set(found) | set(find_by_demographics(
-            conn, identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+        found = sorted(set(found) | set(lookup.by_demographics(
+            identity.birth_family, identity.given, identity.birth_date, identity.sex)))
     if len(found) == 1:
-        return _accept(conn, found[0], "demographics", local_ids, warnings)
+        return _accept(lookup, found[0], "demographics", local_ids, warnings)
     if len(found) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"demographics match {len(found)} dossiers", warnings)
@@ -107,19 +202,19 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *,
                        warnings)
 
 
-def _accept(conn: Connection, patient_id: int, via: str, local_ids, warnings,  # noqa: ANN001
+def _accept(lookup: StoreLookup, patient_id: int, via: str, local_ids, warnings,  # noqa: ANN001
             opposed: bool | None = None) -> Resolution:
     if opposed is None:
-        patient = get_patient(conn, patient_id)
+        patient = lookup.patient(patient_id)
         opposed = patient is not None and patient.opposed
     if opposed:
         return _quarantine("DOSSIER_OPPOSED",
                            "the patient has opposed the feeding of their dossier", warnings)
-    _remember(conn, patient_id, local_ids)
+    _remember(lookup, patient_id, local_ids)
     return Resolution(patient_id, via=via, warnings=warnings)
 
 
-def _remember(conn: Connection, patient_id: int, local_ids) -> None:  # noqa: ANN001
+def _remember(lookup: StoreLookup, patient_id: int, local_ids) -> None:  # noqa: ANN001
     for li in local_ids:
         if li.authority and li.value:
-            add_identifier(conn, patient_id, li.authority, li.value, li.type_code)
+            lookup.remember(patient_id, li.authority, li.value, li.type_code)

@@ -1,9 +1,11 @@
 """Processing: archived bytes -> parse -> normalize -> identity -> dedupe -> deposit -> outcome.
 
-A batch of claimed ledger rows is processed in one database transaction, each message in a
-savepoint of its own: a message deposits all its entries or none, one bad message never
-stops the others, and the batch costs one commit (one fsync) instead of one per message.
-If the process dies mid-batch nothing is committed and the rows' leases expire: the batch is
+A batch of claimed ledger rows is processed in one database transaction: the messages that
+are independent of each other are filed together (a few multi-row statements for the whole
+batch: that is what makes processing fast), the others one by one, each in a savepoint of
+its own. Either way a message deposits all its entries or none, one bad message never stops
+the others, and the batch costs one commit (one fsync) instead of one per message. If the
+process dies mid-batch nothing is committed and the rows' leases expire: the batch is
 replayed from the archive, which is idempotent.
 """
 
@@ -15,18 +17,26 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from dossiers.deposit import deposit
+from dossiers.deposit import (
+    DepositResult,
+    deposit,
+    held_entries,
+    keys_of,
+    plan_deposit,
+    write_deposits,
+)
 from dossiers.schema import imports, logical_messages
 from normalizers.codes import load_mappings
 from normalizers.lab import normalize_message
 from normalizers.model import Entry, NormalizationError, NormalizedMessage
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, open_archive, sha256_hex
-from pipelines.identity import resolve_identity
+from pipelines.identity import BatchLookup, NeedsOwnTransaction, StoreLookup, resolve_identity
 from pipelines.ledger import (
     DEPOSITED,
     DUPLICATE,
@@ -75,35 +85,69 @@ class _Stop(Exception):
         self.outcome = outcome
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A message read and normalized, not yet filed (no database write so far)."""
+
+    row: Any
+    normalized: NormalizedMessage
+    items: list[tuple[Entry, str | None]]  # entries with their attachment's sha256
+    fingerprint: str
+    warnings: list[str]
+    started: datetime
+
+
 def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
-    """Process rows already claimed by this worker; return counts per outcome status."""
+    """Process rows already claimed by this worker; return counts per outcome status.
+
+    Three phases in one transaction: read, parse and normalize every message (no writes);
+    file the messages that do not touch each other (different logical ids, patients or keys)
+    with a few statements for the whole batch; then file the rest one by one, each in a
+    savepoint (a message that deposits all or nothing, whatever happens to the others). If
+    the batch filing fails for any reason, every message takes the one-by-one path."""
     counts: dict[str, int] = {}
     if not ids:
         return counts
     with ctx.engine.begin() as conn:
         rows = conn.execute(select(imports).where(imports.c.id.in_(ids))
                             .order_by(imports.c.id)).all()
-        results: list[tuple[int, Outcome, datetime]] = []
+        outcomes: dict[int, tuple[Outcome, datetime]] = {}
+        prepared: list[Prepared] = []
         for row in rows:
             started = now()
+            try:
+                prepared.append(_prepare(ctx, row, started))
+            except _Stop as stop:
+                outcomes[row.id] = (stop.outcome, started)
+            except Exception as exc:  # a bug, not bad input: never a traceback to users
+                outcomes[row.id] = (_internal_error(row.id, exc), started)
+        one_by_one = file_in_bulk(ctx, conn, prepared, outcomes) if len(prepared) > 1 \
+            else prepared
+        for item in one_by_one:
             savepoint = conn.begin_nested()
             try:
-                outcome = _process_row(ctx, conn, row)
+                outcome = _file(ctx, conn, item)
                 savepoint.commit()
             except _Stop as stop:
                 savepoint.rollback()
                 outcome = stop.outcome
-            except Exception as exc:  # a bug, not bad input: never a traceback to users
+            except Exception as exc:
                 savepoint.rollback()
-                log.error("import %s: internal error %s at\n%s", row.id, type(exc).__name__,
-                          "".join(traceback.format_tb(exc.__traceback__)))
-                outcome = Outcome(FAILED, stage="internal", error_code="INTERNAL_ERROR",
-                                  error_message=f"unexpected {type(exc).__name__} while "
-                                  f"processing; see the service log for import {row.id}")
-            results.append((row.id, outcome, started))
+                outcome = _internal_error(item.row.id, exc)
+            outcomes[item.row.id] = (outcome, item.started)
+        results = [(row.id, *outcomes[row.id]) for row in rows]
+        for _, outcome, _ in results:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
         record_outcomes(conn, results, code_version=CODE_VERSION, trigger=ctx.trigger)
     return counts
+
+
+def _internal_error(import_id: int, exc: Exception) -> Outcome:
+    log.error("import %s: internal error %s at\n%s", import_id, type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)))
+    return Outcome(FAILED, stage="internal", error_code="INTERNAL_ERROR",
+                   error_message=f"unexpected {type(exc).__name__} while processing; see the "
+                   f"service log for import {import_id}")
 
 
 def drain(ctx: Context, *, limit: int | None = None, ids: list[int] | None = None) -> dict:
@@ -121,7 +165,8 @@ def drain(ctx: Context, *, limit: int | None = None, ids: list[int] | None = Non
     return totals
 
 
-def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
+def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
+    """Archive -> parse -> normalize (raises _Stop with the outcome when it ends here)."""
     try:
         data = ctx.archive.get(row.sha256)
     except ArchiveError as exc:
@@ -129,15 +174,11 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
                             error_message=str(exc))) from None
     if row.format != "hl7v2":
         raise _Stop(_unsupported_format(row.format))
-
-    # Parse
     try:
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
         raise _Stop(Outcome(FAILED, stage="parse", error_code=exc.code,
                             error_message=str(exc), error_location=exc.location)) from None
-
-    # Normalize
     try:
         normalized: NormalizedMessage = normalize_message(msg, row.source, ctx.mappings)
     except NormalizationError as exc:
@@ -145,66 +186,168 @@ def _process_row(ctx: Context, conn, row) -> Outcome:  # noqa: ANN001
                             error_message=str(exc), error_location=exc.location or None,
                             logical_id=_logical_id(msg))) from None
     warnings = list(msg.warnings) + list(normalized.warnings)
-    logical_id = normalized.logical_id
     if normalized.quarantine_reasons:  # e.g. the CDA inside names another patient than PID
         code, _, text = normalized.quarantine_reasons[0].partition(" ")
         raise _Stop(Outcome(QUARANTINED, stage="normalize", error_code=code,
-                            error_message=text or code, logical_id=logical_id,
+                            error_message=text or code, logical_id=normalized.logical_id,
                             warnings=warnings))
-
-    # Identity
-    resolution = resolve_identity(conn, normalized.identity,
-                                  auto_create=ctx.settings.auto_create)
-    warnings += normalized.identity.warnings + (resolution.warnings or [])
-    if resolution.patient_id is None:
-        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
-                            error_message=resolution.reason, logical_id=logical_id,
-                            warnings=warnings))
-
-    # Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
-    # before with the same content. A sender that reuses a control id for another message
-    # (the ANS examples do) is not a duplicate: it is deposited, with a warning.
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]  # attachment hashes, computed once
-    fingerprint = _fingerprint(items)
-    variant = f"{logical_id}#{fingerprint[:16]}"
-    held = conn.execute(select(logical_messages).where(
-        logical_messages.c.logical_id.in_((logical_id, variant)))).all()
-    same = [h for h in held if h.fingerprint == fingerprint and h.import_id != row.id]
+    return Prepared(row, normalized, items, _fingerprint(items), warnings, started)
+
+
+def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
+             lookup: StoreLookup | None = None) -> tuple[int, list[str]]:
+    """The dossier's id and the warnings so far, or _Stop (quarantined)."""
+    normalized = item.normalized
+    resolution = resolve_identity(conn, normalized.identity,
+                                  auto_create=ctx.settings.auto_create, lookup=lookup)
+    warnings = item.warnings + normalized.identity.warnings + (resolution.warnings or [])
+    if resolution.patient_id is None:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
+                            error_message=resolution.reason,
+                            logical_id=normalized.logical_id, warnings=warnings))
+    return resolution.patient_id, warnings
+
+
+def _dedupe(item: Prepared, held: list, patient_id: int,
+            warnings: list[str]) -> dict | None:
+    """Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
+    before with the same content is a duplicate (_Stop). A sender that reuses a control id
+    for another message (the ANS examples do) is not: it is deposited, with a warning. Returns
+    the logical_messages row to write (None on a rerun of the import that wrote it)."""
+    logical_id = item.normalized.logical_id
+    same = [h for h in held if h.fingerprint == item.fingerprint and h.import_id != item.row.id]
     if same:
         raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
-                            patient_id=resolution.patient_id, duplicate_of=same[0].import_id,
+                            patient_id=patient_id, duplicate_of=same[0].import_id,
                             error_message=f"message already deposited by import "
                             f"{same[0].import_id}", warnings=warnings))
-    if not any(h.import_id == row.id for h in held):
-        if held:
-            warnings.append("control id reused by the sender for a message with other "
-                            f"content (first deposited by import {held[0].import_id})")
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(logical_messages).values(
-                    logical_id=variant if held else logical_id, import_id=row.id,
-                    fingerprint=fingerprint))
-        except IntegrityError:  # another worker deposited it a moment ago
-            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
-                                patient_id=resolution.patient_id,
-                                error_message="message already deposited by another import",
-                                warnings=warnings)) from None
+    if any(h.import_id == item.row.id for h in held):
+        return None
+    if held:
+        warnings.append("control id reused by the sender for a message with other content "
+                        f"(first deposited by import {held[0].import_id})")
+    return {"logical_id": _variant(item) if held else logical_id, "import_id": item.row.id,
+            "fingerprint": item.fingerprint}
 
-    # Attachments (embedded documents) go to the archive before the entries point at them.
-    blobs = [(sha, entry.attachment.data) for entry, sha in items if sha is not None]
-    if blobs:
-        ctx.archive.put_many(blobs)
 
-    result = deposit(conn, patient_id=resolution.patient_id, import_id=row.id,
-                     source=row.source, items=items)
+def _variant(item: Prepared) -> str:
+    return f"{item.normalized.logical_id}#{item.fingerprint[:16]}"
+
+
+def _deposited(item: Prepared, patient_id: int, result: DepositResult,
+               warnings: list[str]) -> Outcome:
     if result.missing_targets:
         warnings.append(f"{result.missing_targets} correction(s)/deletion(s) refer to "
                         "entries this dossier does not hold")
     status = DEPOSITED if result.created or not result.duplicates else DUPLICATE
     return Outcome(status, stage="deposit", entries=result.created,
-                   duplicates=result.duplicates, patient_id=resolution.patient_id,
-                   logical_id=logical_id, warnings=warnings or None)
+                   duplicates=result.duplicates, patient_id=patient_id,
+                   logical_id=item.normalized.logical_id, warnings=warnings or None)
+
+
+def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
+    patient_id, warnings = _resolve(ctx, conn, item)
+    logical_id = item.normalized.logical_id
+    held = conn.execute(select(logical_messages).where(
+        logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
+    record = _dedupe(item, held, patient_id, warnings)
+    if record is not None:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(logical_messages).values(**record))
+        except IntegrityError:  # another worker deposited it a moment ago
+            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
+                                patient_id=patient_id,
+                                error_message="message already deposited by another import",
+                                warnings=warnings)) from None
+    # Attachments (embedded documents) go to the archive before the entries point at them.
+    blobs = [(sha, entry.attachment.data) for entry, sha in item.items if sha is not None]
+    if blobs:
+        ctx.archive.put_many(blobs)
+    result = deposit(conn, patient_id=patient_id, import_id=item.row.id,
+                     source=item.row.source, items=item.items)
+    return _deposited(item, patient_id, result, warnings)
+
+
+def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
+                 outcomes: dict[int, tuple[Outcome, datetime]]) -> list[Prepared]:
+    """File, with a few statements for the whole batch, the messages that touch nothing
+    another message of the batch touches; return the others (and all of them if anything
+    goes wrong) for the one-by-one path. Outcomes decided here are added to ``outcomes``."""
+    decided: dict[int, Outcome] = {}
+    later: list[Prepared] = []
+    savepoint = conn.begin_nested()
+    try:
+        lookup = BatchLookup(conn, [p.normalized.identity for p in prepared])
+        resolved: list[tuple[Prepared, int, list[str]]] = []
+        logical_seen: set[str] = set()
+        pairs_seen: set[tuple[int, str]] = set()
+        for item in prepared:
+            try:
+                patient_id, warnings = _resolve(ctx, conn, item, lookup)
+            except _Stop as stop:
+                decided[item.row.id] = stop.outcome
+                continue
+            except NeedsOwnTransaction:
+                later.append(item)
+                continue
+            pairs = {(patient_id, k) for k in keys_of(item.items)}
+            logical_id = item.normalized.logical_id
+            if logical_id in logical_seen or pairs & pairs_seen:
+                later.append(item)  # depends on another message of this batch
+                continue
+            logical_seen.add(logical_id)
+            pairs_seen |= pairs
+            resolved.append((item, patient_id, warnings))
+
+        wanted = {x for item, _, _ in resolved for x in (item.normalized.logical_id,
+                                                        _variant(item))}
+        held: dict[str, list] = {}
+        if wanted:
+            for h in conn.execute(select(logical_messages).where(
+                    logical_messages.c.logical_id.in_(wanted))):
+                held.setdefault(h.logical_id, []).append(h)
+        records: list[dict] = []
+        filing: list[tuple[Prepared, int, list[str]]] = []
+        for item, patient_id, warnings in resolved:
+            mine = held.get(item.normalized.logical_id, []) + held.get(_variant(item), [])
+            try:
+                record = _dedupe(item, mine, patient_id, warnings)
+            except _Stop as stop:
+                decided[item.row.id] = stop.outcome
+                continue
+            if record is not None:
+                records.append(record)
+            filing.append((item, patient_id, warnings))
+
+        stored = held_entries(conn, {(pid, k) for item, pid, _ in filing
+                                     for k in keys_of(item.items)})
+        plans = [plan_deposit(stored, patient_id=pid, import_id=item.row.id,
+                              source=item.row.source, items=item.items)
+                 for item, pid, _ in filing]
+        blobs = [(sha, e.attachment.data) for item, _, _ in filing for e, sha in item.items
+                 if sha is not None]
+        if blobs:
+            ctx.archive.put_many(blobs)
+        lookup.flush()
+        if records:
+            conn.execute(insert(logical_messages), records)
+        write_deposits(conn, plans)
+        for (item, pid, warnings), plan in zip(filing, plans, strict=True):
+            decided[item.row.id] = _deposited(item, pid, plan.result, warnings)
+        savepoint.commit()
+    except Exception as exc:  # a conflict with another worker, a bug: take the safe path
+        savepoint.rollback()
+        log.warning("batch filing of %d message(s) fell back to one by one (%s)",
+                    len(prepared), type(exc).__name__)
+        return prepared
+    for item in prepared:
+        if item.row.id in decided:
+            outcomes[item.row.id] = (decided[item.row.id], item.started)
+    return later
 
 
 def _fingerprint(items: list[tuple[Entry, str | None]]) -> str:
