@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DMP_HOME ?= $(CURDIR)/var
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench bench-mllp system-deps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -54,6 +54,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+
+bench-mllp: $(STAMP)
+	$(BIN)/python bench/bench_mllp.py
 
 clean:
 	rm -rf $(VENV) var $(NODE_CLIENT)/node_modules
