@@ -165,12 +165,27 @@ class Server:
 
 
 # -- the ledger -----------------------------------------------------------------------------
-def _query(db: Path, sql: str, *params: object) -> list[tuple]:
+def _query(db: Path | str, sql: str, *params: object) -> list[tuple]:
+    """``db``: the SQLite file, or a database URL (--database-url)."""
+    if isinstance(db, str):
+        from sqlalchemy import text
+
+        from dossiers.db import make_engine
+
+        engine = _ENGINES.setdefault(db, make_engine(db))
+        names = {f"p{i}": v for i, v in enumerate(params)}
+        for i in range(len(params)):
+            sql = sql.replace("?", f":p{i}", 1)
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), names)]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+_ENGINES: dict = {}
 
 
 def last_id(db: Path) -> int:
@@ -398,6 +413,10 @@ def main() -> None:
                         "in application mode); default: enhanced in accept mode, original "
                         "in application mode")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database-url", help="store of the server (default: SQLite in its "
+                        "temporary DMP_HOME), e.g. postgresql://postgres@127.0.0.1:5432/bench")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes of the server (DMP_WORKERS; default 1)")
     parser.add_argument("--drain-timeout", type=float, default=600.0,
                         help="seconds to wait for the worker to drain a level's backlog")
     parser.add_argument("--no-process", action="store_true",
@@ -434,6 +453,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
     env.update(DMP_HOME=str(home), DMP_MLLP_PORT="0", DMP_MLLP_ACK_MODE=args.ack_mode,
                DMP_MAPPINGS_DIR=str(mappings),
+               **({"DMP_DATABASE_URL": args.database_url} if args.database_url else {}),
+               **({"DMP_WORKERS": str(args.workers)} if args.workers is not None else {}),
                # the server runs the code of the tree this script is in (a checkout of another
                # commit included), not whatever the venv's editable install points at
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
@@ -451,7 +472,8 @@ def main() -> None:
         print(f"server pid {server.proc.pid} on {server.host}:{server.port}", flush=True)
         batches = [messages[i * args.messages:(i + 1) * args.messages]
                    for i in range(len(senders))]
-        levels = asyncio.run(run(args, server, home / "dmp.sqlite3", batches, senders))
+        db = args.database_url or home / "dmp.sqlite3"
+        levels = asyncio.run(run(args, server, db, batches, senders))
     finally:
         code, took = server.stop()
         print_table(levels)

@@ -8,16 +8,18 @@ acknowledged, idle connections are closed, the worker finishes its batch; exit s
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import multiprocessing
+import queue
 import signal
+import threading
 from collections.abc import Callable
 
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import acknowledge
 from pipelines.ledger import release_claims
 from pipelines.process import Context
-from pipelines.worker import Worker
+from pipelines.worker import Worker, run_worker_process
 
 log = logging.getLogger("dmp.service")
 
@@ -36,14 +38,11 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
     name = ctx.settings.worker_id
-    released = release_claims(ctx.engine, [f"{name}/serve", f"{name}/listener"])
+    released = release_claims(ctx.engine, f"{name}/")
     if released:
         log.warning("%d ledger row(s) left claimed by a previous run of %s: taken again",
                     released, name)
-    worker = Worker(Context(ctx.settings, ctx.engine, ctx.archive, worker=f"{name}/serve",
-                            trigger="serve")) if process else None
-    thread = worker.start_thread() if worker else None
-
+    workers = Workers(ctx, name) if process else None
     server = None
     if mllp:
         receiving = Context(ctx.settings, ctx.engine, ctx.archive, worker=f"{name}/listener",
@@ -52,8 +51,8 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
         def handler(frames: list) -> list[list[bytes]]:
             answers = acknowledge(receiving, frames, mode=listener.ack_mode,
                                   worker=receiving.worker)
-            if worker is not None:
-                worker.wake()
+            if workers is not None:
+                workers.wake()
             return answers
 
         context = None
@@ -74,9 +73,54 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:
         await server.stop()
-    if worker is not None and thread is not None:
-        worker.stop()
-        await loop.run_in_executor(None, functools.partial(thread.join, 60))
+    processed = await loop.run_in_executor(None, workers.stop) if workers else {}
     return {"connections": server.connections if server else 0,
-            "acks": server.acks if server else 0,
-            "processed": dict(worker.totals) if worker else {}}
+            "acks": server.acks if server else 0, "processed": processed}
+
+
+class Workers:
+    """The ledger workers: ``settings.workers`` processes, or one thread when it is 0."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        count = ctx.settings.workers
+        self.threads: list[threading.Thread] = []
+        self.processes: list = []
+        if count <= 0:
+            self.worker = Worker(Context(ctx.settings, ctx.engine, ctx.archive,
+                                         worker=f"{name}/serve", trigger="serve"))
+            self.threads.append(self.worker.start_thread())
+            self.stop_event, self.wake_event = self.worker.stop_event, self.worker.wake_event
+            return
+        mp = multiprocessing.get_context("spawn")
+        self.stop_event, self.wake_event = mp.Event(), mp.Event()
+        self.results = mp.Queue()
+        for i in range(count):
+            proc = mp.Process(target=run_worker_process, name=f"dmp-worker-{i + 1}",
+                              args=(ctx.settings, f"{name}/serve-{i + 1}", self.stop_event,
+                                    self.wake_event, self.results), daemon=True)
+            proc.start()
+            self.processes.append(proc)
+
+    def wake(self) -> None:
+        self.wake_event.set()
+
+    def stop(self, timeout: float = 60.0) -> dict[str, int]:
+        """Let every worker finish its batch; their outcome counts, added up."""
+        self.stop_event.set()
+        self.wake_event.set()
+        totals: dict[str, int] = {}
+        if self.threads:
+            for t in self.threads:
+                t.join(timeout)
+            return dict(self.worker.totals)
+        for _ in self.processes:
+            try:
+                for status, n in self.results.get(timeout=timeout).items():
+                    totals[status] = totals.get(status, 0) + n
+            except queue.Empty:
+                break
+        for proc in self.processes:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+        return totals

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text
 
 from dossiers.schema import metadata
 
@@ -51,3 +51,18 @@ def make_engine(url: str) -> Engine:
 def create_schema(engine: Engine) -> None:
     """Create missing tables (idempotent)."""
     metadata.create_all(engine)
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` new ids for ``table``, so that rows referring to each other can be written in
+    one executemany. PostgreSQL: from the id column's sequence. SQLite: after the highest id,
+    safe because every transaction here holds the write lock from its start (BEGIN
+    IMMEDIATE) and rows of these tables are never deleted."""
+    if n <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(text(
+            "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n}).scalars())
+    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + n + 1))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, insert, text, update
 
+from dossiers.db import allocate_ids
 from dossiers.schema import entries, provenance
 from normalizers.model import ACTION_DELETE, ACTION_REPLACE, Entry
 
@@ -81,19 +82,29 @@ PAIRS_PER_QUERY = 2000  # bound parameters stay well under SQLite's and psycopg'
 def held_entries(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
     """Every stored version of these (patient, key) pairs.
 
-    A join with a VALUES list, so each pair is one index probe (ix_entries_current): two
-    IN lists (patient_id IN ... AND key IN ...) would make the database try every patient
-    with every key, half a second for a 500-message batch here."""
+    A join with the list of pairs, so each pair is one index probe (ix_entries_current):
+    two IN lists (patient_id IN ... AND key IN ...) would make the database try every patient
+    with every key, half a second for a 500-message batch here. PostgreSQL gets the pairs as
+    two arrays (two parameters); SQLite as a VALUES list."""
     found: dict[tuple[int, str], list] = {}
     ordered = sorted(pairs)
-    for start in range(0, len(ordered), PAIRS_PER_QUERY):
-        chunk = ordered[start:start + PAIRS_PER_QUERY]
-        params: dict[str, object] = {}
-        rows = []
-        for i, (pid, key) in enumerate(chunk):
-            params[f"p{i}"], params[f"k{i}"] = pid, key
-            rows.append(f"(:p{i}, :k{i})")
-        query = text(f"WITH wanted(p, k) AS (VALUES {', '.join(rows)}) "  # noqa: S608
+    if conn.dialect.name == "postgresql":
+        chunks = [ordered] if ordered else []
+    else:
+        chunks = [ordered[i:i + PAIRS_PER_QUERY] for i in range(0, len(ordered),
+                                                                   PAIRS_PER_QUERY)]
+    for chunk in chunks:
+        if conn.dialect.name == "postgresql":
+            params: dict[str, object] = {"p": [p for p, _ in chunk], "k": [k for _, k in chunk]}
+            wanted = "SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))"
+        else:
+            params = {}
+            rows = []
+            for i, (pid, key) in enumerate(chunk):
+                params[f"p{i}"], params[f"k{i}"] = pid, key
+                rows.append(f"(:p{i}, :k{i})")
+            wanted = f"VALUES {', '.join(rows)}"
+        query = text(f"WITH wanted(p, k) AS ({wanted}) "  # noqa: S608
                      "SELECT entries.* FROM entries JOIN wanted "
                      "ON entries.patient_id = wanted.p AND entries.key = wanted.k"
                      ).columns(*entries.c)
@@ -186,34 +197,34 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
 
 
 def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
-    """Write the plans of one or many messages (of different patients or keys) with two
-    multi-row inserts of entries (reports, then the results that point at them), one
-    multi-row update for superseded versions and one insert of provenance links."""
+    """Write the plans of one or many messages (of different patients or keys): ids are
+    allocated up front, so the entries (reports before the results that point at them) go in
+    one executemany without RETURNING, then one multi-row update for superseded versions and
+    one insert of provenance links. (Multi-row INSERT ... RETURNING costs psycopg a parse of
+    a query with tens of thousands of placeholders per page: most of the time on PostgreSQL.)"""
     now = datetime.now(UTC)
     waves: tuple[list, list] = ([], [])
     for plan in plans:
         new_keys = {r["key"] for r in plan.new_rows}
         for r in plan.new_rows:
             waves[r["_parent_key"] in new_keys].append((plan, r))
+    ordered = waves[0] + waves[1]
     links = [link for plan in plans for link in plan.links]
-    for wave in waves:
-        if not wave:
-            continue
-        params = []
-        for plan, r in wave:
-            if r["_parent_key"]:
-                r["parent_id"] = plan.ids_by_key.get(r["_parent_key"])
-            param = {c: v for c, v in r.items() if not c.startswith("_")}
-            param.setdefault("parent_id", None)
-            params.append(param)
-        ids = conn.execute(insert(entries).returning(entries.c.id,
-                                                     sort_by_parameter_order=True),
-                           params).scalars().all()
-        for (plan, r), new_id in zip(wave, ids, strict=True):
-            r["_id"] = new_id
-            plan.ids_by_key[r["key"]] = new_id
-            links.append(_link(new_id, plan.import_id, plan.source, r["_ref"],
-                               "withdrew" if r.get("_withdraw") else "created", now))
+    for (plan, r), new_id in zip(ordered, allocate_ids(conn, entries, len(ordered)),
+                                 strict=True):
+        r["_id"] = new_id
+        plan.ids_by_key[r["key"]] = new_id
+    params = []
+    for plan, r in ordered:
+        param = {c: v for c, v in r.items() if not c.startswith("_")}
+        param["id"] = r["_id"]
+        param["parent_id"] = plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] \
+            else None
+        params.append(param)
+        links.append(_link(r["_id"], plan.import_id, plan.source, r["_ref"],
+                           "withdrew" if r.get("_withdraw") else "created", now))
+    if params:
+        conn.execute(insert(entries), params)
     supersedes = [(plan, r, old_id) for plan in plans for r, old_id in plan.supersedes]
     if supersedes:
         conn.execute(update(entries).where(entries.c.id == bindparam("old_id"))

@@ -86,17 +86,18 @@ def match_source(sources: tuple[Source, ...], header: Header, peer: str | None,
     """(source id, rejection or None) for a message's MSH-3/MSH-4 and the peer address."""
     application, facility = header.sender
     named = [s for s in sources if s.names(application, facility)]
+    shown_app, shown_facility = application[:40], facility[:40]  # a malformed MSH shifts fields
     for source in named:
         if source.allows_peer(peer):
             return source.id, None
     if named:
         return named[0].id, ("MLLP_PEER_NOT_ALLOWED",
-                             f"sender {application}/{facility} (source {named[0].id}) is not "
+                             f"sender {shown_app}/{shown_facility} (source {named[0].id}) is not "
                              f"allowed to connect from this address")
     if accept_unknown:
         return "mllp", None
     return UNKNOWN_SOURCE, ("MLLP_UNKNOWN_SENDER",
-                            f"sending application {application!r}, facility {facility!r} "
+                            f"sending application {shown_app!r}, facility {shown_facility!r} "
                             f"(MSH-3, MSH-4) is not a declared source")
 
 

@@ -83,13 +83,14 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
     return claimed
 
 
-def release_claims(engine: Engine, workers: list[str]) -> int:
-    """Give back the rows these workers held: called by a service starting under a name
-    whose previous process died (SIGKILL, power cut) so its batch is taken again at once
-    instead of when the lease expires."""
+def release_claims(engine: Engine, prefix: str) -> int:
+    """Give back the rows held by workers named ``prefix``...: called by a service starting
+    under a name whose previous process died (SIGKILL, power cut), so its batches are taken
+    again at once instead of when their leases expire."""
     with engine.begin() as conn:
         return conn.execute(update(imports).where(
-            imports.c.status == PROCESSING, imports.c.claimed_by.in_(workers)).values(
+            imports.c.status == PROCESSING,
+            imports.c.claimed_by.startswith(prefix, autoescape=True)).values(
             status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
 
 

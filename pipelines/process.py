@@ -100,46 +100,60 @@ class Prepared:
 def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
     """Process rows already claimed by this worker; return counts per outcome status.
 
-    Three phases in one transaction: read, parse and normalize every message (no writes);
-    file the messages that do not touch each other (different logical ids, patients or keys)
-    with a few statements for the whole batch; then file the rest one by one, each in a
-    savepoint (a message that deposits all or nothing, whatever happens to the others). If
-    the batch filing fails for any reason, every message takes the one-by-one path."""
+    Read, parse and normalize every message (no transaction); then, in transactions of up to
+    ``commit_every`` messages, file the messages that do not touch each other (different
+    logical ids, patients or keys) with a few statements for all of them, then the rest one
+    by one, each in a savepoint (a message deposits all or nothing, whatever happens to the
+    others), and record the outcomes. If the bulk filing fails for any reason, every message
+    of that transaction takes the one-by-one path."""
     counts: dict[str, int] = {}
     if not ids:
         return counts
-    with ctx.engine.begin() as conn:
+    with ctx.engine.connect() as conn:
         rows = conn.execute(select(imports).where(imports.c.id.in_(ids))
                             .order_by(imports.c.id)).all()
-        outcomes: dict[int, tuple[Outcome, datetime]] = {}
-        prepared: list[Prepared] = []
-        for row in rows:
-            started = now()
-            try:
-                prepared.append(_prepare(ctx, row, started))
-            except _Stop as stop:
-                outcomes[row.id] = (stop.outcome, started)
-            except Exception as exc:  # a bug, not bad input: never a traceback to users
-                outcomes[row.id] = (_internal_error(row.id, exc), started)
-        one_by_one = file_in_bulk(ctx, conn, prepared, outcomes) if len(prepared) > 1 \
-            else prepared
-        for item in one_by_one:
-            savepoint = conn.begin_nested()
-            try:
-                outcome = _file(ctx, conn, item)
-                savepoint.commit()
-            except _Stop as stop:
-                savepoint.rollback()
-                outcome = stop.outcome
-            except Exception as exc:
-                savepoint.rollback()
-                outcome = _internal_error(item.row.id, exc)
-            outcomes[item.row.id] = (outcome, item.started)
-        results = [(row.id, *outcomes[row.id]) for row in rows]
-        for _, outcome, _ in results:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        record_outcomes(conn, results, code_version=CODE_VERSION, trigger=ctx.trigger)
+    # Reading, parsing and normalizing need no transaction: with SQLite the write lock is
+    # then held only while filing, so the listener's intake waits less.
+    outcomes: dict[int, tuple[Outcome, datetime]] = {}
+    prepared: list[Prepared] = []
+    for row in rows:
+        started = now()
+        try:
+            prepared.append(_prepare(ctx, row, started))
+        except _Stop as stop:
+            outcomes[row.id] = (stop.outcome, started)
+        except Exception as exc:  # a bug, not bad input: never a traceback to users
+            outcomes[row.id] = (_internal_error(row.id, exc), started)
+    # Filing in transactions of at most ``commit_every`` messages: with SQLite's single
+    # write lock, the listener's intake never waits long behind a big batch.
+    size = max(1, ctx.settings.commit_every)
+    pieces = [prepared[i:i + size] for i in range(0, len(prepared), size)] or [[]]
+    for n, piece in enumerate(pieces):
+        with ctx.engine.begin() as conn:
+            decided = dict(outcomes) if n == 0 else {}
+            _file_piece(ctx, conn, piece, decided)
+            results = [(row_id, *outcome) for row_id, outcome in decided.items()]
+            for _, outcome, _ in results:
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            record_outcomes(conn, results, code_version=CODE_VERSION, trigger=ctx.trigger)
     return counts
+
+
+def _file_piece(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
+                outcomes: dict[int, tuple[Outcome, datetime]]) -> None:
+    one_by_one = file_in_bulk(ctx, conn, piece, outcomes) if len(piece) > 1 else piece
+    for item in one_by_one:
+        savepoint = conn.begin_nested()
+        try:
+            outcome = _file(ctx, conn, item)
+            savepoint.commit()
+        except _Stop as stop:
+            savepoint.rollback()
+            outcome = stop.outcome
+        except Exception as exc:
+            savepoint.rollback()
+            outcome = _internal_error(item.row.id, exc)
+        outcomes[item.row.id] = (outcome, item.started)
 
 
 def _internal_error(import_id: int, exc: Exception) -> Outcome:

@@ -70,6 +70,8 @@ class Settings:
     mappings_dir: Path | None = None  # extra per-source local->LOINC CSV tables
     source_charsets: dict[str, str] = field(default_factory=dict)  # source -> fallback codec
     batch_size: int = 500  # ledger rows claimed per processing batch
+    commit_every: int = 100  # messages filed per transaction (bounds store lock waits)
+    workers: int = 1  # `serve`: worker processes draining the ledger (0: a thread instead)
     s3_endpoint_url: str | None = None
     sources: tuple[Source, ...] = ()
     # Names this process's ledger claims; unique per running service (default: host name).
@@ -124,6 +126,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         mappings_dir=Path(str(mappings)) if mappings else None,
         source_charsets=charsets,
         batch_size=int(str(pick("batch_size", 500))),
+        commit_every=int(str(pick("commit_every", 100))),
+        workers=int(str(pick("workers", 1))),
         s3_endpoint_url=(str(pick("s3_endpoint_url")) if pick("s3_endpoint_url") else None),
         sources=sources,
         worker_id=str(pick("worker_id") or socket.gethostname()),

@@ -106,3 +106,17 @@ def test_directory_group_write_is_complete_and_leaves_no_temp_files(tmp_path) ->
     archive.put_many(items)  # and already stored ones are skipped
     assert [archive.get(sha) for sha, _ in items] == blobs
     assert not [p for p in (tmp_path / "a").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_blob_cut_by_a_crash_is_rewritten_when_sent_again(tmp_path) -> None:  # noqa: ANN001
+    """A crash before the flush can leave a partial file under the final name; no ledger row
+    points at it. When the sender sends the message again, it is written whole."""
+    from pipelines.archive import DirectoryArchive, sha256_hex
+
+    archive = DirectoryArchive(tmp_path / "a")
+    data = "MSH|^~\\&|LABM|CERBALLIANCE_LYON|\rPID|1||X^^^Héloïse\r".encode() * 40
+    sha = sha256_hex(data)
+    archive.path(sha).parent.mkdir(parents=True)
+    archive.path(sha).write_bytes(data[:100])  # what the crash left
+    archive.put_many([(sha, data)])
+    assert archive.get(sha) == data

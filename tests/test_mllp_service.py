@@ -58,7 +58,8 @@ def make_ctx(tmp_path: Path, database_url: str, *, sources=ANY, **listener) -> C
         env={"DMP_HOME": str(tmp_path / "home"), "DMP_DATABASE_URL": database_url,
              "DMP_ARCHIVE_URL": str(tmp_path / "archive"),
              "DMP_MAPPINGS_DIR": str(SAMPLES / "mappings")},
-        sources=sources, listener=ListenerSettings(port=0, **listener))
+        sources=sources, listener=ListenerSettings(port=0, **listener),
+        workers=0)  # the worker as a thread: no process start-up per test
     ctx = Context.from_settings(settings)
     with (SAMPLES / "patients.csv").open(encoding="utf-8", newline="") as fh:
         create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)],
