@@ -39,7 +39,7 @@ from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.intake import Received, intake
-from pipelines.ledger import FAILED, now
+from pipelines.ledger import FAILED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
 
@@ -142,8 +142,8 @@ def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
         # application ACK. The others are left to the background worker.
         wanted = [h is not None and (not h.enhanced or _app_ack_wanted(h)) for h in headers]
         todo = [i for r, w in zip(results, wanted, strict=True) if w for i in r.claimed_ids]
-        _release(ctx, [i for r, w in zip(results, wanted, strict=True) if not w
-                       for i in r.claimed_ids])
+        release_claims(ctx.engine, ids=[i for r, w in zip(results, wanted, strict=True)
+                                        if not w for i in r.claimed_ids])
         if todo:
             try:
                 process_claimed(ctx, todo)
@@ -222,17 +222,3 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
                                    imports.c.error_message, imports.c.error_location)
                             .where(imports.c.id.in_(ids))).all()
     return {r.id: (r.status, r.error_code, r.error_message, r.error_location) for r in rows}
-
-
-def _release(ctx: Context, ids: list[int]) -> None:
-    if not ids:
-        return
-    from sqlalchemy import update
-
-    from pipelines.ledger import PROCESSING, RECEIVED
-
-    with ctx.engine.begin() as conn:
-        conn.execute(update(imports).where(imports.c.id.in_(ids),
-                                           imports.c.status == PROCESSING)
-                     .values(status=RECEIVED, claimed_by=None, claimed_until=None,
-                             updated_at=now()))

@@ -83,14 +83,23 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
     return claimed
 
 
-def release_claims(engine: Engine, prefix: str) -> int:
-    """Give back the rows held by workers named ``prefix``...: called by a service starting
-    under a name whose previous process died (SIGKILL, power cut), so its batches are taken
-    again at once instead of when their leases expire."""
+def release_claims(engine: Engine, prefix: str | None = None,
+                   ids: list[int] | None = None) -> int:
+    """Give back claimed rows so that any worker takes them: those held by workers named
+    ``prefix``... (a service starting under a name whose previous process died: SIGKILL,
+    power cut; its batches are taken again at once instead of when their leases expire), or
+    the rows ``ids`` (claimed at intake by the listener, then left to the workers)."""
+    if prefix is None and ids is None:
+        raise ValueError("release_claims needs a worker name prefix or row ids")
+    cond = imports.c.status == PROCESSING
+    if prefix is not None:
+        cond = and_(cond, imports.c.claimed_by.startswith(prefix, autoescape=True))
+    if ids is not None:
+        if not ids:
+            return 0
+        cond = and_(cond, imports.c.id.in_(ids))
     with engine.begin() as conn:
-        return conn.execute(update(imports).where(
-            imports.c.status == PROCESSING,
-            imports.c.claimed_by.startswith(prefix, autoescape=True)).values(
+        return conn.execute(update(imports).where(cond).values(
             status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
 
 

@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 from pipelines.ledger import claim_batch
@@ -109,14 +108,3 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-
-
-def wait_idle(ctx: Context, timeout: float, pending) -> bool:  # noqa: ANN001
-    """Wait until ``pending(conn)`` is 0 (tests, benchmarks): True if it got there in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with ctx.engine.connect() as conn:
-            if pending(conn) == 0:
-                return True
-        time.sleep(0.05)
-    return False
