@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, text
+from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event, func, select, text
 
 from dossiers.schema import metadata
 
@@ -66,3 +66,26 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
             {"t": table.name, "n": n}).scalars())
     start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
     return list(range(start + 1, start + n + 1))
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
+    """Insert many rows (all with the same keys) inside the caller's transaction.
+
+    PostgreSQL: COPY, about ten times cheaper per row than an executemany of INSERTs through
+    psycopg (which prepares and sends each row). SQLite: executemany (sqlite3's C loop)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    from psycopg.types.json import Json
+
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    wrap = [c in json_columns for c in columns]
+    cursor = conn.connection.dbapi_connection.cursor()
+    names = ", ".join(f'"{c}"' for c in columns)
+    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([Json(row[c]) if w and row[c] is not None else row[c]
+                            for c, w in zip(columns, wrap, strict=True)])

@@ -12,19 +12,23 @@ The caller runs this inside the message's transaction: all of a message or none 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, insert, text, update
+from sqlalchemy import Connection, bindparam, text, update
 
-from dossiers.db import allocate_ids
+from dossiers.db import allocate_ids, bulk_insert
 from dossiers.schema import entries, provenance
 from normalizers.model import ACTION_DELETE, ACTION_REPLACE, Entry
 
 _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
              "reference_range", "interpretation", "effective", "attachment_sha256",
              "masking")
+
+
+_COLUMNS = [c.name for c in entries.columns]
 
 
 @dataclass(slots=True)
@@ -76,7 +80,15 @@ def keys_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
         | {e.parent_key for e, _ in items if e.parent_key}
 
 
-PAIRS_PER_QUERY = 2000  # bound parameters stay well under SQLite's and psycopg's limits
+_HELD = ("WITH wanted(p, k) AS ({pairs}) SELECT entries.* FROM entries JOIN wanted "
+         "ON entries.patient_id = wanted.p AND entries.key = wanted.k")
+# The pairs travel as one parameter, so the statement text never changes (compiled and
+# parsed once): two arrays on PostgreSQL, a JSON list on SQLite (json_each, built in).
+_HELD_PG = text(_HELD.format(
+    pairs="SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))")).columns(*entries.c)
+_HELD_SQLITE = text(_HELD.format(
+    pairs="SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+          "FROM json_each(:pairs)")).columns(*entries.c)
 
 
 def held_entries(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
@@ -84,32 +96,18 @@ def held_entries(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[in
 
     A join with the list of pairs, so each pair is one index probe (ix_entries_current):
     two IN lists (patient_id IN ... AND key IN ...) would make the database try every patient
-    with every key, half a second for a 500-message batch here. PostgreSQL gets the pairs as
-    two arrays (two parameters); SQLite as a VALUES list."""
+    with every key, half a second for a 500-message batch here."""
     found: dict[tuple[int, str], list] = {}
+    if not pairs:
+        return found
     ordered = sorted(pairs)
     if conn.dialect.name == "postgresql":
-        chunks = [ordered] if ordered else []
+        rows = conn.execute(_HELD_PG, {"p": [p for p, _ in ordered],
+                                       "k": [k for _, k in ordered]})
     else:
-        chunks = [ordered[i:i + PAIRS_PER_QUERY] for i in range(0, len(ordered),
-                                                                   PAIRS_PER_QUERY)]
-    for chunk in chunks:
-        if conn.dialect.name == "postgresql":
-            params: dict[str, object] = {"p": [p for p, _ in chunk], "k": [k for _, k in chunk]}
-            wanted = "SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))"
-        else:
-            params = {}
-            rows = []
-            for i, (pid, key) in enumerate(chunk):
-                params[f"p{i}"], params[f"k{i}"] = pid, key
-                rows.append(f"(:p{i}, :k{i})")
-            wanted = f"VALUES {', '.join(rows)}"
-        query = text(f"WITH wanted(p, k) AS ({wanted}) "  # noqa: S608
-                     "SELECT entries.* FROM entries JOIN wanted "
-                     "ON entries.patient_id = wanted.p AND entries.key = wanted.k"
-                     ).columns(*entries.c)
-        for row in conn.execute(query, params):
-            found.setdefault((row.patient_id, row.key), []).append(row)
+        rows = conn.execute(_HELD_SQLITE, {"pairs": json.dumps(ordered)})
+    for row in rows:
+        found.setdefault((row.patient_id, row.key), []).append(row)
     return found
 
 
@@ -216,15 +214,16 @@ def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
         plan.ids_by_key[r["key"]] = new_id
     params = []
     for plan, r in ordered:
-        param = {c: v for c, v in r.items() if not c.startswith("_")}
+        # every column in every row (a withdrawal copies its target's row, a new entry has
+        # no superseded_by...): one column list for the whole executemany / COPY
+        param = {c: r.get(c) for c in _COLUMNS}
         param["id"] = r["_id"]
         param["parent_id"] = plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] \
             else None
         params.append(param)
         links.append(_link(r["_id"], plan.import_id, plan.source, r["_ref"],
                            "withdrew" if r.get("_withdraw") else "created", now))
-    if params:
-        conn.execute(insert(entries), params)
+    bulk_insert(conn, entries, params)
     supersedes = [(plan, r, old_id) for plan in plans for r, old_id in plan.supersedes]
     if supersedes:
         conn.execute(update(entries).where(entries.c.id == bindparam("old_id"))
@@ -233,8 +232,7 @@ def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
         for plan, r, old_id in supersedes:
             links.append(_link(old_id, plan.import_id, plan.source, r["_ref"], "superseded",
                                now))
-    if links:
-        conn.execute(insert(provenance), links)
+    bulk_insert(conn, provenance, links)
 
 
 def _link(entry_id: int, import_id: int, source: str, ref: str, relation: str,

@@ -40,13 +40,19 @@ class DirectoryArchive:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
+        self._made: set[str] = set()  # subdirectories known to exist (no mkdir per blob)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ArchiveError(f"archive directory cannot be created ({exc.strerror})") from exc
 
     def path(self, sha: str) -> Path:
-        return self.root / sha[:2] / sha[2:4] / sha
+        return Path(self._file(sha))
+
+    def _file(self, sha: str) -> str:
+        # plain strings: pathlib costs more than the write itself on the listener's hot path
+        return os.path.join(self._root, sha[:2], sha[2:4], sha)
 
     def put(self, data: bytes) -> str:
         sha = sha256_hex(data)
@@ -69,14 +75,14 @@ class DirectoryArchive:
             if _syncfs is not None:
                 if todo:
                     for sha, data in todo:
-                        self._write(self.path(sha), data, sync=False)
+                        self._write(self._file(sha), data, sync=False)
                     _sync_filesystem(self.root)
                 return
             dirs: set[Path] = set()
             for sha, data in todo:
                 target = self.path(sha)
                 tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
-                self._write(tmp, data, sync=True)
+                self._write(str(tmp), data, sync=True)
                 os.replace(tmp, target)
                 dirs.add(target.parent)
             for d in dirs:
@@ -87,12 +93,16 @@ class DirectoryArchive:
     def _intact(self, sha: str) -> bool:
         """Stored already, and whole (a crash may have cut a file that was never synced)."""
         try:
-            return sha256_hex(self.path(sha).read_bytes()) == sha
+            with open(self._file(sha), "rb") as fh:
+                return sha256_hex(fh.read()) == sha
         except FileNotFoundError:
             return False
 
-    def _write(self, path: Path, data: bytes, *, sync: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _write(self, path: str, data: bytes, *, sync: bool) -> None:
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             _write_all(fd, data)
