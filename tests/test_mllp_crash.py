@@ -86,6 +86,27 @@ def _stream(port: int, messages: list[bytes], acked: set[str], stop_after: int |
         t.join(300)
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the service's worker processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _wait_processed(url: str, expected_rows: int, timeout: float = 120) -> None:
     engine = make_engine(url)
     deadline = time.monotonic() + timeout
@@ -117,8 +138,14 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, s
     sender.start()
     while len(acked) < kill_at and sender.is_alive():
         time.sleep(0.005)
+    workers = _children(proc.pid)
+    assert workers, "serve should run its ledger worker in a process of its own"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
+    deadline = time.monotonic() + 10  # the workers die with the service (no orphan filing)
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
     sender.join(60)
     first_life = set(acked)
     assert kill_at <= len(first_life) < len(messages), "the kill came too late to mean much"
