@@ -12,6 +12,7 @@ The caller runs this inside the message's transaction: all of a message or none 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,39 @@ _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "un
 
 
 _COLUMNS = [c.name for c in entries.columns]
+# Entry types another channel may bring again as the same fact (dedupe level 4)
+FACT_TYPES = frozenset({"lab_result", "vital_sign"})
+
+
+def fact_of(entry: Entry) -> str | None:
+    """The channel-independent identity of a result: type, coding system and code, the
+    instant (to the minute, in UTC), comparator, value and unit. None when one is missing
+    (a fact we cannot recognise is never merged with another)."""
+    if entry.type not in FACT_TYPES or entry.action == ACTION_DELETE or not entry.code:
+        return None
+    when = _instant(entry.effective or entry.specimen_time)
+    value = repr(entry.value_num) if entry.value_num is not None else (entry.value or "").strip()
+    if not when or not value:
+        return None
+    raw = "\x1f".join((entry.type, entry.system or "", entry.code, when,
+                       entry.comparator or "", value, entry.unit or ""))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _instant(iso: str | None) -> str | None:
+    """'2025-01-13T10:47+01:00' and '2025-01-13T09:47:00Z' -> '2025-01-13T09:47Z'; a date
+    stays a date; a time without offset stays as written, to the minute."""
+    if not iso:
+        return None
+    if len(iso) <= 10:
+        return iso
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%dT%H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 @dataclass(slots=True)
@@ -53,7 +87,7 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
         "performer": entry.performer, "attachment_sha256": attachment_sha,
         "media_type": entry.attachment.media_type if entry.attachment else None,
         "masking": entry.masking or None, "details": entry.details or None,
-        "import_id": import_id, "created_at": now,
+        "import_id": import_id, "created_at": now, "fact": fact_of(entry),
     }
 
 
@@ -111,22 +145,55 @@ def held_entries(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[in
     return found
 
 
+_FACTS = ("WITH wanted(p, f) AS ({pairs}) SELECT entries.* FROM entries JOIN wanted "
+          "ON entries.patient_id = wanted.p AND entries.fact = wanted.f "
+          "WHERE entries.current AND entries.status <> 'withdrawn'")
+_FACTS_PG = text(_FACTS.format(
+    pairs="SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))")).columns(*entries.c)
+_FACTS_SQLITE = text(_FACTS.format(
+    pairs="SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+          "FROM json_each(:pairs)")).columns(*entries.c)
+
+
+def facts_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
+    return {f for e, _ in items if (f := fact_of(e))}
+
+
+def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], object]:
+    """The current entries holding these (patient, fact) pairs, whatever their key."""
+    found: dict[tuple[int, str], object] = {}
+    if not pairs:
+        return found
+    ordered = sorted(pairs)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_FACTS_PG, {"p": [p for p, _ in ordered],
+                                        "k": [f for _, f in ordered]})
+    else:
+        rows = conn.execute(_FACTS_SQLITE, {"pairs": json.dumps(ordered)})
+    for row in rows:
+        found.setdefault((row.patient_id, row.fact), row)
+    return found
+
+
 def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
             items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
     """Deposit (entry, attachment sha256) pairs of one message (one query, then a handful of
     multi-row statements whatever its number of results)."""
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
+    facts = held_facts(conn, {(patient_id, f) for f in facts_of(items)})
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
-                        items=items)
+                        items=items, facts=facts)
     write_deposits(conn, [plan])
     return plan.result
 
 
 def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import_id: int,
                  source: str, items: Sequence[tuple[Entry, str | None]],
+                 facts: dict[tuple[int, str], object] | None = None,
                  now: datetime | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
-    of its keys (``held_entries``)."""
+    of its keys (``held_entries``) and the entries holding its facts (``held_facts``)."""
+    facts = facts or {}
     now = now or datetime.now(UTC)
     result = DepositResult()
     held: dict[str, object] = {}  # key -> current row
@@ -179,6 +246,16 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             ids_by_key[key] = old.id
             if old.import_id != import_id:  # a rerun of the same import adds no link
                 links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed",
+                                   now))
+            continue
+        same = facts.get((patient_id, row["fact"])) if row.get("fact") else None
+        if same is not None and old is None and key not in held and same.key != key:
+            # The same result through another channel (HL7v2, then inside a CDA lab report):
+            # one entry, one more provenance link (dedupe level 4).
+            result.duplicates += 1
+            ids_by_key[key] = same.id
+            if same.import_id != import_id:
+                links.append(_link(same.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
         row["version"] = latest.get(key, 0) + 1

@@ -151,9 +151,13 @@ entries = Table(
     Column("superseded_by", Id, ForeignKey("entries.id")),
     Column("import_id", Id, ForeignKey("imports.id"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The clinical fact whatever the channel (type, code, instant, value, unit), hashed: the
+    # same result by HL7v2 and inside a CDA lab report is one entry (dedupe level 4).
+    Column("fact", String(64)),
     UniqueConstraint("patient_id", "key", "version", name="uq_entry_version"),
 )
 Index("ix_entries_current", entries.c.patient_id, entries.c.key, entries.c.current)
+Index("ix_entries_fact", entries.c.patient_id, entries.c.fact)
 
 # Which imports brought (or confirmed) an entry: the same fact twice is one entry, two links.
 provenance = Table(

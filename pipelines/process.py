@@ -25,7 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from dossiers.deposit import (
     DepositResult,
     deposit,
+    facts_of,
     held_entries,
+    held_facts,
     keys_of,
     plan_deposit,
     write_deposits,
@@ -308,7 +310,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             except NeedsOwnTransaction:
                 later.append(item)
                 continue
-            pairs = {(patient_id, k) for k in keys_of(item.items)}
+            pairs = {(patient_id, k) for k in keys_of(item.items)} | \
+                {(patient_id, f"fact:{f}") for f in facts_of(item.items)}
             logical_id = item.normalized.logical_id
             if logical_id in logical_seen or pairs & pairs_seen:
                 later.append(item)  # depends on another message of this batch
@@ -339,8 +342,10 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
 
         stored = held_entries(conn, {(pid, k) for item, pid, _ in filing
                                      for k in keys_of(item.items)})
+        facts = held_facts(conn, {(pid, f) for item, pid, _ in filing
+                                  for f in facts_of(item.items)})
         plans = [plan_deposit(stored, patient_id=pid, import_id=item.row.id,
-                              source=item.row.source, items=item.items)
+                              source=item.row.source, items=item.items, facts=facts)
                  for item, pid, _ in filing]
         blobs = [(sha, e.attachment.data) for item, _, _ in filing for e, sha in item.items
                  if sha is not None]

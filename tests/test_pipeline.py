@@ -211,3 +211,32 @@ def test_rerun_of_deposited_import_changes_nothing(ctx) -> None:  # noqa: ANN001
     assert reopen(ctx.engine, ids) == []
     with ctx.engine.connect() as conn:
         assert len(conn.execute(select(import_attempts)).all()) == 1
+
+
+def test_same_result_under_another_order_is_one_entry_with_two_links(ctx) -> None:  # noqa: ANN001
+    """Dedupe level 4: the same results (code, instant, value, unit) reach us again under
+    another order number (another channel, another sender's numbering): no new entry, one
+    more provenance link on each. Sent in one batch and in two, the outcome is the same."""
+    make_patient(ctx)
+    first = ingest(ctx, oru("MSG-1"))
+    again = ingest(ctx, oru("OTHER-9", filler="CR-BIO-55"))
+    # deposited: the report (OBR) under its new order number is an entry of its own
+    assert statuses(ctx, first + again) == ["deposited", "deposited"]
+    info = show_import(ctx.engine, again[0])
+    assert (info["entries"], info["duplicates"]) == (1, 3)  # 3 results confirmed
+    with ctx.engine.connect() as conn:
+        results = conn.execute(select(entries).where(entries.c.type == "lab_result",
+                                                     entries.c.code == "14749-6")).all()
+        assert len(results) == 1
+        links = conn.execute(select(provenance.c.import_id, provenance.c.relation).where(
+            provenance.c.entry_id == results[0].id)).all()
+    assert sorted(tuple(link) for link in links) == [(first[0], "created"),
+                                                     (again[0], "confirmed")]
+
+
+def test_same_result_twice_in_one_batch_is_one_entry(ctx) -> None:  # noqa: ANN001
+    make_patient(ctx)
+    ids = ingest(ctx, oru("MSG-1"), oru("OTHER-9", filler="CR-BIO-55"))
+    assert [show_import(ctx.engine, i)["duplicates"] for i in ids] == [0, 3]
+    with ctx.engine.connect() as conn:
+        assert len(conn.execute(select(entries).where(entries.c.code == "14749-6")).all()) == 1
