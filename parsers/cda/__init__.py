@@ -1,0 +1,89 @@
+"""CDA R2 parsing: bytes of one document -> a faithful Document (no business rules).
+
+Typical use::
+
+    doc = parse_cda(raw)                     # may raise CdaParseError (code, message, location)
+    doc.header.id.key, doc.header.code.code  # document id, type (LOINC)
+    for section, act in iter_acts(doc):      # every clinical statement, nested ones included
+        ...
+
+The parse is hardened against hostile input (see reader.py): size and depth limits, no DTD,
+no entity expansion, no file or network access. Documents wrapped in the CI-SIS
+self-presenting XSL envelope are read as the CDA they carry (``Document.envelope``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from parsers.cda.document import build_document
+from parsers.cda.errors import ERROR_CODES, CdaParseError, ParseWarning
+from parsers.cda.model import (
+    CD,
+    ED,
+    II,
+    IVL,
+    PQ,
+    ClinicalStatement,
+    Document,
+    Entry,
+    Header,
+    NonXmlBody,
+    Observation,
+    Organizer,
+    Section,
+    SubstanceAdministration,
+    Value,
+)
+from parsers.cda.reader import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_root
+
+__all__ = ["CD", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "ED", "ERROR_CODES", "II", "IVL",
+           "PQ", "CdaParseError", "ClinicalStatement", "Document", "Entry", "Header",
+           "NonXmlBody", "Observation", "Organizer", "ParseWarning", "Section",
+           "SubstanceAdministration", "Value", "iter_acts", "iter_sections", "parse_cda"]
+
+
+def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
+              max_depth: int = DEFAULT_MAX_DEPTH) -> Document:
+    """Parse one CDA R2 document.
+
+    ``max_bytes`` bounds the input (CDA_TOO_LARGE before anything is parsed); ``max_depth``
+    the element nesting (CDA_TOO_DEEP; libxml2 caps it at 256 anyway). Raises CdaParseError
+    only: CDA_NOT_XML, CDA_NOT_CDA, CDA_DTD_FORBIDDEN, CDA_TOO_LARGE, CDA_TOO_DEEP,
+    CDA_BAD_BASE64. Oddities that do not prevent reading are in ``Document.warnings``
+    (an empty body is one of them: CDA_NO_BODY)."""
+    root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth)
+    return build_document(root, envelope)
+
+
+def iter_sections(document: Document) -> Iterator[Section]:
+    """Every section, subsections included, in document order."""
+    stack = list(reversed(document.sections))
+    while stack:
+        section = stack.pop()
+        yield section
+        stack.extend(reversed(section.sections))
+
+
+def iter_acts(document: Document) -> Iterator[tuple[Section, ClinicalStatement]]:
+    """(section, statement) for every clinical statement in document order: the entries'
+    statements, then, depth first, what they contain (organizer components and
+    entryRelationship targets). The section is the innermost one holding the entry.
+    Preconditions (criteria) are not clinical statements and are not yielded."""
+    for section in iter_sections(document):
+        for entry in section.entries:
+            if entry.act is not None:
+                yield from _act_tree(section, entry.act)
+
+
+def _act_tree(section: Section,
+              act: ClinicalStatement) -> Iterator[tuple[Section, ClinicalStatement]]:
+    stack = [act]
+    while stack:
+        current = stack.pop()
+        yield section, current
+        nested: list[ClinicalStatement] = []
+        if isinstance(current, Organizer):
+            nested.extend(current.components)
+        nested.extend(er.act for er in current.entry_relationships if er.act is not None)
+        stack.extend(reversed(nested))

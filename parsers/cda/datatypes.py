@@ -1,0 +1,392 @@
+"""HL7 v3 data types (R1, as CDA R2 uses them): one lxml element -> one model object.
+
+Why direct child iteration and tag comparisons instead of XPath: a lab report has thousands of
+small elements and XPath costs a compilation or a context per call; comparing Clark tags
+('{urn:hl7-org:v3}low') is a string comparison. Nothing here raises on odd content: what
+cannot be typed is kept as sent (AnyValue) with a warning.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from parsers.cda.errors import CDA_UNKNOWN_XSI_TYPE, CDA_XSI_TYPE_NAMESPACE, ParseWarning
+from parsers.cda.model import (
+    BL,
+    CD,
+    ED,
+    EIVL_TS,
+    II,
+    INT,
+    IVL,
+    MO,
+    PIVL_TS,
+    PN,
+    PQ,
+    PQR,
+    REAL,
+    RTO,
+    ST,
+    SXPR_TS,
+    TEL,
+    TS,
+    Addr,
+    AnyValue,
+    Extension,
+    NamePart,
+    Value,
+)
+
+V3 = "urn:hl7-org:v3"
+V = f"{{{V3}}}"
+_VL = len(V)
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_PREFIXES = {
+    "urn:hl7-org:sdtc": "sdtc",
+    "urn:ihe:pharm:medication": "pharm",
+    "urn:ihe:pharm": "pharm",
+    "urn:oid:1.3.6.1.4.1.19376.1.3.2": "lab",
+    "http://www.w3.org/2001/XMLSchema-instance": "xsi",
+}
+_WS = str.maketrans("\t\r\n", "   ")
+
+T_ORIGINAL_TEXT = V + "originalText"
+T_TRANSLATION = V + "translation"
+T_QUALIFIER = V + "qualifier"
+T_NAME = V + "name"
+T_VALUE = V + "value"
+T_REFERENCE = V + "reference"
+T_LOW = V + "low"
+T_HIGH = V + "high"
+T_CENTER = V + "center"
+T_WIDTH = V + "width"
+T_PHASE = V + "phase"
+T_PERIOD = V + "period"
+T_EVENT = V + "event"
+T_OFFSET = V + "offset"
+T_COMP = V + "comp"
+T_NUMERATOR = V + "numerator"
+T_DENOMINATOR = V + "denominator"
+T_THUMBNAIL = V + "thumbnail"
+
+
+def local_name(tag: str) -> str:
+    """'id' for an HL7 v3 element, 'sdtc:id' (a prefix) for any other namespace."""
+    if tag.startswith(V):
+        return tag[_VL:]
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return f"{_PREFIXES.get(ns, 'ns')}:{name}"
+    return f"ns0:{tag}"  # no namespace at all: never mistaken for a CDA element
+
+
+def kids(el: etree._Element, path: str) -> list[tuple[str, etree._Element, str]]:
+    """Element children as (name, element, path); ``[n]`` only where the name repeats."""
+    found: list[tuple[str, etree._Element]] = []
+    counts: dict[str, int] = {}
+    for c in el:
+        tag = c.tag
+        if type(tag) is not str:  # entity references and the like (comments/PIs are removed)
+            continue
+        name = tag[_VL:] if tag.startswith(V) else local_name(tag)
+        found.append((name, c))
+        counts[name] = counts.get(name, 0) + 1
+    out: list[tuple[str, etree._Element, str]] = []
+    seen: dict[str, int] = {}
+    for name, c in found:
+        if counts[name] > 1:
+            i = seen[name] = seen.get(name, 0) + 1
+            out.append((name, c, f"{path}/{name}[{i}]"))
+        else:
+            out.append((name, c, f"{path}/{name}"))
+    return out
+
+
+def collapse(text: str) -> str:
+    """Whitespace runs to one space, trimmed: how titles and short texts read."""
+    return " ".join(text.split())
+
+
+def all_text(el: etree._Element) -> str:
+    return "".join(el.itertext())
+
+
+def text_and_reference(el: etree._Element) -> tuple[str, str]:
+    """(collapsed text, reference/@value) of an element like originalText or an act's text."""
+    ref = ""
+    parts = [el.text or ""]
+    for c in el:
+        if c.tag == T_REFERENCE:
+            ref = ref or c.get("value", "")
+        elif type(c.tag) is str:
+            parts.extend(c.itertext())
+        parts.append(c.tail or "")
+    return collapse("".join(parts)), ref
+
+
+def extension(el: etree._Element, path: str) -> Extension:
+    tag = el.tag
+    ns, _, name = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    ext = Extension(namespace=ns, name=name, attributes=dict(el.attrib),
+                    text=(el.text or "").strip(), path=path)
+    if len(el):
+        ext.children = [extension(c, p) for _, c, p in kids(el, path)]
+    return ext
+
+
+# -- simple types -------------------------------------------------------------------------------
+def ii(el: etree._Element, path: str = "") -> II:
+    g = el.get
+    return II(root=g("root", ""), extension=g("extension", ""),
+              assigning_authority_name=g("assigningAuthorityName", ""),
+              null_flavor=g("nullFlavor", ""), path=path)
+
+
+def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
+    g = el.get
+    c = CD(type=type_, code=g("code", ""), code_system=g("codeSystem", ""),
+           code_system_name=g("codeSystemName", ""),
+           code_system_version=g("codeSystemVersion", ""), display=g("displayName", ""),
+           null_flavor=g("nullFlavor", ""), path=path)
+    if len(el):
+        for name, k, p in kids(el, path):
+            if name == "originalText":
+                c.original_text, c.original_text_reference = text_and_reference(k)
+            elif name == "translation":
+                c.translations.append(cd(k, p, "CD"))
+            elif name == "qualifier":
+                qn = qv = None
+                for kn, q, qp in kids(k, p):
+                    if kn == "name":
+                        qn = cd(q, qp, "CV")
+                    elif kn == "value":
+                        qv = cd(q, qp, "CD")
+                c.qualifiers.append((qn, qv))
+    return c
+
+
+def ts(el: etree._Element, path: str = "") -> TS:
+    return TS(value=el.get("value", ""), null_flavor=el.get("nullFlavor", ""), path=path)
+
+
+def tel(el: etree._Element) -> TEL:
+    return TEL(value=el.get("value", ""), use=el.get("use", ""),
+               null_flavor=el.get("nullFlavor", ""))
+
+
+def pn(el: etree._Element) -> PN:
+    name = PN(use=el.get("use", ""), null_flavor=el.get("nullFlavor", ""))
+    free = [el.text or ""]
+    for c in el:
+        tag = c.tag
+        if type(tag) is str and tag.startswith(V):
+            part = NamePart(collapse(all_text(c)), c.get("qualifier", ""))
+            kind = tag[_VL:]
+            if kind == "family":
+                name.family.append(part)
+            elif kind == "given":
+                name.given.append(part)
+            elif kind == "prefix":
+                name.prefix.append(part)
+            elif kind == "suffix":
+                name.suffix.append(part)
+        free.append(c.tail or "")
+    name.text = collapse("".join(free))
+    return name
+
+
+def addr(el: etree._Element) -> Addr:
+    a = Addr(use=el.get("use", ""), null_flavor=el.get("nullFlavor", ""))
+    free = [el.text or ""]
+    for c in el:
+        tag = c.tag
+        if type(tag) is str and tag.startswith(V) and tag != V + "useablePeriod":
+            a.parts.append((tag[_VL:], collapse(all_text(c))))
+        free.append(c.tail or "")
+    a.text = collapse("".join(free))
+    return a
+
+
+# -- typed values (ANY and its specializations) -------------------------------------------------
+def value(el: etree._Element, path: str, default: str,
+          warnings: list[ParseWarning]) -> Value:
+    """The value of ``el`` typed by its xsi:type, else by ``default`` (the schema's type for
+    that element: 'IVL_PQ' for doseQuantity...). '' as default means ANY: an untyped value."""
+    raw = el.get(XSI_TYPE) or ""
+    type_ = raw.strip()
+    if ":" in type_:
+        prefix, _, type_ = type_.partition(":")
+        if el.nsmap.get(prefix) != V3:
+            warnings.append(ParseWarning(
+                CDA_XSI_TYPE_NAMESPACE, "xsi:type prefix not bound to urn:hl7-org:v3", path))
+    type_ = type_ or default
+    reader = _READERS.get(type_)
+    if reader is None:
+        if type_.startswith("IVL_"):
+            reader = _ivl
+        elif type_.startswith("RTO"):
+            reader = _rto
+        else:
+            reader = _any
+            what = f"xsi:type {type_!r} not modelled" if type_ else "value without xsi:type"
+            warnings.append(ParseWarning(CDA_UNKNOWN_XSI_TYPE, what, path))
+    v = reader(el, path, type_, warnings)
+    v.type = type_
+    v.xsi_type = raw
+    v.path = path
+    if not v.null_flavor:
+        v.null_flavor = el.get("nullFlavor", "")
+    return v
+
+
+def _cd(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    return cd(el, path, type_)
+
+
+def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    q = PQ(value=el.get("value", ""), unit=el.get("unit", ""))
+    if len(el):
+        for name, t, p in kids(el, path):
+            if name == "translation":
+                q.translations.append(PQR(
+                    value=t.get("value", ""), code=t.get("code", ""),
+                    code_system=t.get("codeSystem", ""),
+                    code_system_name=t.get("codeSystemName", ""),
+                    display=t.get("displayName", ""), null_flavor=t.get("nullFlavor", ""),
+                    path=p))
+    return q
+
+
+def _pqr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    g = el.get
+    return PQR(value=g("value", ""), code=g("code", ""), code_system=g("codeSystem", ""),
+               code_system_name=g("codeSystemName", ""), display=g("displayName", ""))
+
+
+def _simple(cls: type) -> object:
+    def read(el: etree._Element, path: str, type_: str,
+             warnings: list[ParseWarning]) -> Value:
+        return cls(value=el.get("value", ""))
+    return read
+
+
+def _mo(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    return MO(value=el.get("value", ""), currency=el.get("currency", ""))
+
+
+def _st(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    code = cd(el, path, "CD") if el.get("code") is not None else None
+    return ST(text=all_text(el).strip(), code=code)
+
+
+def _ed(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> ED:
+    g = el.get
+    e = ED(media_type=g("mediaType", ""), representation=g("representation", ""),
+           compression=g("compression", ""), language=g("language", ""))
+    parts = [el.text or ""]
+    for c in el:
+        if c.tag == T_REFERENCE:
+            e.reference = e.reference or c.get("value", "")
+        elif type(c.tag) is str and c.tag != T_THUMBNAIL:
+            parts.extend(c.itertext())
+        parts.append(c.tail or "")
+    text = "".join(parts)
+    e.text = text.strip() if e.representation == "B64" or not text.strip() else text
+    return e
+
+
+def read_ed(el: etree._Element, path: str) -> ED:
+    """An element read as ED whatever its xsi:type (nonXMLBody/text is an ED by schema)."""
+    e = _ed(el, path, "ED", [])
+    e.path, e.null_flavor = path, el.get("nullFlavor", "")
+    return e
+
+
+def _ii(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    return ii(el, path)
+
+
+_POINT = {"IVL_TS": "TS", "IVL_PQ": "PQ", "IVL_INT": "INT", "IVL_REAL": "REAL", "IVL_MO": "MO"}
+
+
+def _ivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    point = _POINT.get(type_, "TS" if type_.endswith("_TS") else "PQ")
+    i = IVL(value=el.get("value", ""), unit=el.get("unit", ""), operator=el.get("operator", ""))
+    if len(el):
+        for name, c, p in kids(el, path):
+            if name == "low":
+                i.low = value(c, p, point, warnings)
+                i.low_inclusive = c.get("inclusive", "true").strip() != "false"
+            elif name == "high":
+                i.high = value(c, p, point, warnings)
+                i.high_inclusive = c.get("inclusive", "true").strip() != "false"
+            elif name == "center":
+                i.center = value(c, p, point, warnings)
+            elif name == "width":
+                i.width = value(c, p, "PQ", warnings)
+    return i
+
+
+def _pivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    v = PIVL_TS(operator=el.get("operator", ""), alignment=el.get("alignment", ""),
+                institution_specified=el.get("institutionSpecified", ""))
+    for name, c, p in kids(el, path):
+        if name == "phase":
+            phase = value(c, p, "IVL_TS", warnings)
+            v.phase = phase if isinstance(phase, IVL) else None
+        elif name == "period":
+            period = value(c, p, "PQ", warnings)
+            v.period = period if isinstance(period, PQ) else None
+    return v
+
+
+def _eivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    v = EIVL_TS(operator=el.get("operator", ""))
+    for name, c, p in kids(el, path):
+        if name == "event":
+            v.event = cd(c, p, "CE")
+        elif name == "offset":
+            offset = value(c, p, "IVL_PQ", warnings)
+            v.offset = offset if isinstance(offset, IVL) else None
+    return v
+
+
+def _sxpr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    v = SXPR_TS(operator=el.get("operator", ""))
+    for name, c, p in kids(el, path):
+        if name == "comp":
+            v.comps.append(value(c, p, "IVL_TS", warnings))
+    return v
+
+
+def _sxcm(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    # SXCM_TS is a TS with an operator; read as an interval so low/high survive if present
+    return _ivl(el, path, "IVL_TS", warnings)
+
+
+def _rto(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    kinds = type_.split("_")[1:3] if type_.count("_") >= 2 else ["PQ", "PQ"]
+    num_type, den_type = (k if k != "QTY" else "PQ" for k in kinds)
+    r = RTO()
+    for name, c, p in kids(el, path):
+        if name == "numerator":
+            r.numerator = value(c, p, num_type, warnings)
+        elif name == "denominator":
+            r.denominator = value(c, p, den_type, warnings)
+    return r
+
+
+def _any(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
+    attrs = {k: v for k, v in el.attrib.items() if k != XSI_TYPE}
+    return AnyValue(attributes=attrs, text=all_text(el).strip())
+
+
+_READERS = {
+    "CD": _cd, "CE": _cd, "CV": _cd, "CO": _cd, "CS": _cd,
+    "PQ": _pq, "PQR": _pqr,
+    "INT": _simple(INT), "REAL": _simple(REAL), "BL": _simple(BL), "TS": _simple(TS),
+    "MO": _mo, "ST": _st, "SC": _st, "ED": _ed, "II": _ii,
+    "IVL_TS": _ivl, "IVL_PQ": _ivl, "IVL_INT": _ivl, "IVL_REAL": _ivl,
+    "PIVL_TS": _pivl, "EIVL_TS": _eivl, "SXPR_TS": _sxpr, "SXCM_TS": _sxcm,
+    "RTO": _rto, "RTO_PQ_PQ": _rto,
+}

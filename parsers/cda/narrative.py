@@ -1,0 +1,86 @@
+"""The CDA narrative block (section/text) flattened to readable plain text.
+
+Why plain text: it is what a human reads in the document and what report entries and search
+keep; the markup (styleCode, tables laid out for print) is presentation. Rules: paragraphs,
+list items, captions and table rows go on their own lines; table cells are separated by
+' | ' (empty cells kept, so columns stay countable); <br/> breaks the line; inline markup
+(content, sub, sup, linkHtml, footnote) reads as its text; renderMultiMedia has no text.
+Whitespace inside lines collapses to single spaces (the XML's indentation is not content) and
+blank lines are dropped.
+
+Elements carrying an ID attribute are also returned (ID -> their plain text): originalText and
+act texts point into the narrative with '#ID' references.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+_BREAK = "\x00"  # cannot occur in XML text (libxml2 refuses NUL), so a safe line marker
+_WS = str.maketrans("\t\r\n", "   ")
+_BLOCKS = frozenset({
+    "paragraph", "caption", "item", "tr", "list", "table", "thead", "tbody", "tfoot",
+    # XHTML names some senders put in the narrative by mistake: read them the same way
+    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+})
+_CELLS = frozenset({"td", "th"})
+_SKIP = frozenset({"renderMultiMedia", "col", "colgroup"})
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2] if tag.startswith("{") else tag
+
+
+def flatten(el: etree._Element) -> tuple[str, dict[str, str]]:
+    """(plain text, {ID: plain text of that element}) of a narrative block."""
+    out: list[str] = []
+    ids: dict[str, str] = {}
+    if el.text:
+        out.append(el.text.translate(_WS))
+    _children(el, out, ids)
+    return _lines("".join(out)), ids
+
+
+def _children(el: etree._Element, out: list[str], ids: dict[str, str]) -> None:
+    first_cell = True
+    for c in el:
+        tag = c.tag
+        if type(tag) is str:
+            name = _local(tag)
+            if name in _CELLS:
+                if not first_cell:
+                    out.append(" | ")
+                first_cell = False
+            start = len(out)
+            _element(c, name, out, ids)
+            ident = c.get("ID")
+            if ident:
+                ids[ident] = _lines("".join(out[start:]))
+        if c.tail:
+            out.append(c.tail.translate(_WS))
+
+
+def _element(el: etree._Element, name: str, out: list[str], ids: dict[str, str]) -> None:
+    if name in _SKIP:
+        return
+    if name == "br":
+        out.append(_BREAK)
+        return
+    block = name in _BLOCKS
+    if block:
+        out.append(_BREAK)
+    if el.text:
+        out.append(el.text.translate(_WS))
+    if len(el):
+        _children(el, out, ids)
+    if block:
+        out.append(_BREAK)
+
+
+def _lines(text: str) -> str:
+    lines = []
+    for line in text.split(_BREAK):
+        line = " ".join(line.split())
+        if line and line.strip(" |"):
+            lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""Bytes -> the ClinicalDocument element, refusing hostile input before it can do harm.
+
+Why each guard:
+- size first (``max_bytes``): nothing is decoded or parsed beyond the limit;
+- DTDs are refused *before* parsing by reading the prolog (the declaration, comments and
+  processing instructions that may precede the root element): any ``<!DOCTYPE``, ``<!ENTITY``
+  or other markup declaration there is CDA_DTD_FORBIDDEN. XXE, billion laughs and external
+  DTDs all need one, and CDA never uses one. The tree's docinfo is checked again after the
+  parse, for encodings the byte scan cannot read (the parser options below already make that
+  parse harmless: no entity expansion, no DTD loading, no network);
+- lxml/libxml2 with ``resolve_entities=False, no_network=True, load_dtd=False,
+  huge_tree=False`` (the options of normalizers/cda_header.py): libxml2 then also caps the
+  nesting at 256 levels and a single text node at 10,000,000 bytes;
+- depth (``max_depth``): our walkers recurse along the tree, so the nesting is bounded before
+  they run. Above 256, libxml2's own cap answers first (huge_tree stays off), so 256 is both
+  the default and the effective maximum.
+Comments and processing instructions are dropped at parse time (libxml2 merges the text
+around them), which keeps narrative text whole and the tree smaller.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Any
+
+from lxml import etree
+
+from parsers.cda.errors import (
+    CDA_DTD_FORBIDDEN,
+    CDA_NOT_CDA,
+    CDA_NOT_XML,
+    CDA_TOO_DEEP,
+    CDA_TOO_LARGE,
+    CdaParseError,
+)
+
+V3 = "urn:hl7-org:v3"
+CDA_ROOT = f"{{{V3}}}ClinicalDocument"
+XSL_STYLESHEET = "{http://www.w3.org/1999/XSL/Transform}stylesheet"
+CISIS_CONTENT = "{urn:asip-sante:ci-sis}Contenu"
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_DEPTH = 256
+LIBXML_MAX_DEPTH = 256  # libxml2's nesting cap without XML_PARSE_HUGE
+
+_PARSER_OPTIONS: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "dtd_validation": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+}
+
+# Prolog items that may precede the root element: whitespace, <?...?>, <!--...-->.
+_PROLOG_ITEM = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.S)
+_DEPTH_XPATH: dict[int, etree.XPath] = {}
+
+
+def hardened_parser() -> etree.XMLParser:
+    """A new parser with our options (lxml parsers are not thread-safe: one per parse)."""
+    return etree.XMLParser(**_PARSER_OPTIONS)
+
+
+def read_root(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
+              max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[etree._Element, str]:
+    """(the ClinicalDocument element, envelope) or CdaParseError.
+
+    ``envelope`` is '' for a plain CDA and 'xsl:stylesheet' for the CI-SIS self-presenting
+    form ("document autoprésentable"): an XSL stylesheet whose data:Contenu
+    (urn:asip-sante:ci-sis) child holds the ClinicalDocument. The stylesheet is never run."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("parse_cda expects bytes")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise CdaParseError(CDA_TOO_LARGE,
+                            f"document of {len(data)} bytes over the limit of {max_bytes}")
+    _refuse_dtd(data)
+    try:
+        root = etree.fromstring(data, hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        raise _syntax_error(exc) from None
+    except ValueError as exc:  # lxml refuses some inputs before libxml2 sees them
+        raise CdaParseError(CDA_NOT_XML, f"not XML ({type(exc).__name__})") from None
+    if root is None:
+        raise CdaParseError(CDA_NOT_XML, "no root element")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise CdaParseError(CDA_DTD_FORBIDDEN, "a DOCTYPE is not allowed in a CDA document")
+    if max_depth < LIBXML_MAX_DEPTH:
+        _check_depth(root, max_depth)
+    return _clinical_document(root)
+
+
+def _refuse_dtd(data: bytes) -> None:
+    """CDA_DTD_FORBIDDEN when the prolog holds a markup declaration (<!DOCTYPE, <!ENTITY...)."""
+    head = _ascii_compatible(data)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    pos, end = 0, len(head)
+    while pos < end:
+        m = _PROLOG_ITEM.match(head, pos)
+        if m is None or m.end() == pos:
+            break
+        pos = m.end()
+    if head.startswith(b"<!", pos) and not head.startswith(b"<!--", pos):
+        line = head.count(b"\n", 0, pos) + 1
+        raise CdaParseError(CDA_DTD_FORBIDDEN,
+                            "DTD markup (DOCTYPE/ENTITY) is not allowed in a CDA document",
+                            f"line {line}")
+
+
+def _ascii_compatible(data: bytes) -> bytes:
+    """The bytes as UTF-8 when they are UTF-16/32 (by BOM or by the '<' pattern), so that the
+    prolog scan reads them; other encodings are ASCII-compatible (or caught after the parse)."""
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(codec, "replace").encode("utf-8")
+    if data[:2] == b"<\x00" and data[2:4] != b"\x00\x00":
+        return data.decode("utf-16-le", "replace").encode("utf-8")
+    if data[:2] == b"\x00<":
+        return data.decode("utf-16-be", "replace").encode("utf-8")
+    return data
+
+
+def _syntax_error(exc: etree.XMLSyntaxError) -> CdaParseError:
+    """Our code for libxml2's complaint; the message keeps libxml2's wording (element names and
+    positions) but drops the bytes it quotes from the input, which could be patient data."""
+    text = " ".join(str(exc.msg or exc).split("Bytes:")[0].split(", line ")[0].split())
+    text = text[:120] or "XML syntax error"
+    line, column = exc.position if exc.position else (exc.lineno or 0, 0)
+    location = f"line {line}, column {column}" if line else ""
+    lower = text.lower()
+    if "excessive depth" in lower:
+        return CdaParseError(CDA_TOO_DEEP,
+                             f"element nesting over the parser's limit of {LIBXML_MAX_DEPTH}",
+                             location)
+    if "huge" in lower or "too long" in lower or "exceeds" in lower:
+        return CdaParseError(CDA_TOO_LARGE, f"over an XML parser limit: {text}", location)
+    return CdaParseError(CDA_NOT_XML, f"not well-formed XML: {text}", location)
+
+
+def _check_depth(root: etree._Element, max_depth: int) -> None:
+    """One XPath evaluated in C: is there an element at depth max_depth + 1?"""
+    xp = _DEPTH_XPATH.get(max_depth)
+    if xp is None:
+        xp = _DEPTH_XPATH[max_depth] = etree.XPath("/*" * (max_depth + 1) + "[1]")
+    found = xp(root)
+    if found:
+        line = found[0].sourceline
+        raise CdaParseError(CDA_TOO_DEEP, f"element nesting over {max_depth} levels",
+                            f"line {line}" if line else "")
+
+
+def _clinical_document(root: etree._Element) -> tuple[etree._Element, str]:
+    tag = root.tag
+    if tag == CDA_ROOT:
+        return root, ""
+    if tag == XSL_STYLESHEET:
+        for child in root:
+            if child.tag == CISIS_CONTENT:
+                for cda in child:
+                    if cda.tag == CDA_ROOT:
+                        return cda, "xsl:stylesheet"
+        raise CdaParseError(CDA_NOT_CDA, "an XSL stylesheet without a CI-SIS data:Contenu/"
+                            "ClinicalDocument inside", "/stylesheet")
+    qname = etree.QName(root) if isinstance(tag, str) else None
+    name = qname.localname if qname else "?"
+    if name == "ClinicalDocument":
+        ns = qname.namespace if qname else None
+        where = f"namespace {ns!r}" if ns else "no namespace"
+        raise CdaParseError(CDA_NOT_CDA,
+                            f"ClinicalDocument in {where}, expected {V3!r}", "/ClinicalDocument")
+    raise CdaParseError(CDA_NOT_CDA, f"root element is {name!r}, not ClinicalDocument",
+                        f"/{name}")
