@@ -80,26 +80,45 @@ def local_name(tag: str) -> str:
     return f"ns0:{tag}"  # no namespace at all: never mistaken for a CDA element
 
 
+_NAMES: dict[str, str] = {}  # Clark tag -> name, for the CDA vocabulary (bounded below)
+
+
 def kids(el: etree._Element, path: str) -> list[tuple[str, etree._Element, str]]:
-    """Element children as (name, element, path); ``[n]`` only where the name repeats."""
-    found: list[tuple[str, etree._Element]] = []
-    counts: dict[str, int] = {}
+    """Element children as (name, element, path); ``[n]`` only where the name repeats.
+
+    The hot loop of the parser (every element goes through it once): names come from a small
+    cache, paths are built once, repeated names are fixed up only when there are some."""
+    out: list[tuple[str, etree._Element, str]] = []
     for c in el:
         tag = c.tag
-        if type(tag) is not str:  # entity references and the like (comments/PIs are removed)
-            continue
-        name = tag[_VL:] if tag.startswith(V) else local_name(tag)
-        found.append((name, c))
-        counts[name] = counts.get(name, 0) + 1
-    out: list[tuple[str, etree._Element, str]] = []
-    seen: dict[str, int] = {}
-    for name, c in found:
-        if counts[name] > 1:
-            i = seen[name] = seen.get(name, 0) + 1
-            out.append((name, c, f"{path}/{name}[{i}]"))
-        else:
-            out.append((name, c, f"{path}/{name}"))
+        name = _NAMES.get(tag)
+        if name is None:
+            if tag.__class__ is not str:  # entity references (comments/PIs are removed)
+                continue
+            name = local_name(tag)
+            if len(_NAMES) < 4096:  # hostile documents cannot grow it without bound
+                _NAMES[tag] = name
+        out.append((name, c, f"{path}/{name}"))
+    if len(out) > 1:
+        names = [t[0] for t in out]
+        if len(set(names)) != len(names):
+            return _indexed(names, out, path)
     return out
+
+
+def _indexed(names: list[str], out: list[tuple[str, etree._Element, str]],
+             path: str) -> list[tuple[str, etree._Element, str]]:
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    seen: dict[str, int] = {}
+    fixed = []
+    for n, c, p in out:
+        if counts[n] > 1:
+            i = seen[n] = seen.get(n, 0) + 1
+            p = f"{path}/{n}[{i}]"
+        fixed.append((n, c, p))
+    return fixed
 
 
 def collapse(text: str) -> str:

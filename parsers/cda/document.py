@@ -438,7 +438,7 @@ class _Walker:
         return data
 
     def section(self, el: etree._Element, path: str) -> Section:
-        s = Section(path=path)
+        s = Section(xml_id=el.get("ID", ""), path=path)
         for n, c, p in kids(el, path):
             if n == "entry":
                 s.entries.append(self.entry(c, p))
@@ -482,7 +482,8 @@ class _Walker:
     def statement(self, kind: str, el: etree._Element, path: str) -> ClinicalStatement:
         g = el.get
         act = STATEMENTS[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
-                               negation_ind=g("negationInd", ""), path=path)
+                               negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
+                               path=path)
         specific = _SPECIFIC.get(kind, {})
         for n, c, p in kids(el, path):
             handler = specific.get(n) or _COMMON.get(n)

@@ -549,6 +549,7 @@ class ClinicalStatement:
     class_code: str = ""
     mood_code: str = ""
     negation_ind: str = ""  # 'true'/'false' as written, '' when absent
+    xml_id: str = ""  # the ID attribute (what renderMultiMedia/referencedObject points at)
     template_ids: list[II] = field(default_factory=list)
     ids: list[II] = field(default_factory=list)
     code: CD | None = None
@@ -709,6 +710,7 @@ class Section:
 
     template_ids: list[II] = field(default_factory=list)
     id: II | None = None
+    xml_id: str = ""  # the ID attribute
     code: CD | None = None
     title: str = ""
     text: str = ""

@@ -27,8 +27,16 @@ _CELLS = frozenset({"td", "th"})
 _SKIP = frozenset({"renderMultiMedia", "col", "colgroup"})
 
 
+_LOCAL: dict[str, str] = {}
+
+
 def _local(tag: str) -> str:
-    return tag.rpartition("}")[2] if tag.startswith("{") else tag
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2]
+        if len(_LOCAL) < 1024:
+            _LOCAL[tag] = name
+    return name
 
 
 def flatten(el: etree._Element) -> tuple[str, dict[str, str]]:

@@ -57,7 +57,6 @@ _PARSER_OPTIONS: dict[str, Any] = {
 
 # Prolog items that may precede the root element: whitespace, <?...?>, <!--...-->.
 _PROLOG_ITEM = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.S)
-_DEPTH_XPATH: dict[int, etree.XPath] = {}
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -114,15 +113,16 @@ def _refuse_dtd(data: bytes) -> None:
 
 
 def _ascii_compatible(data: bytes) -> bytes:
-    """The bytes as UTF-8 when they are UTF-16/32 (by BOM or by the '<' pattern), so that the
+    """The bytes as UTF-8 when they are UTF-16/32 (by BOM or by alternating NULs), so that the
     prolog scan reads them; other encodings are ASCII-compatible (or caught after the parse)."""
     for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
                        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
             return data.decode(codec, "replace").encode("utf-8")
-    if data[:2] == b"<\x00" and data[2:4] != b"\x00\x00":
+    head = data[:4]
+    if len(head) == 4 and head[0] and not head[1] and not head[3]:  # '<\0?\0', '\n\0<\0'
         return data.decode("utf-16-le", "replace").encode("utf-8")
-    if data[:2] == b"\x00<":
+    if len(head) == 4 and not head[0] and head[1] and not head[2]:
         return data.decode("utf-16-be", "replace").encode("utf-8")
     return data
 
@@ -139,6 +139,9 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> CdaParseError:
         return CdaParseError(CDA_TOO_DEEP,
                              f"element nesting over the parser's limit of {LIBXML_MAX_DEPTH}",
                              location)
+    if "amplification" in lower or "entity reference loop" in lower:
+        # only DTD entities amplify; reached when the prolog scan could not read the encoding
+        return CdaParseError(CDA_DTD_FORBIDDEN, f"DTD entities refused: {text}", location)
     if "huge" in lower or "too long" in lower or "exceeds" in lower:
         return CdaParseError(CDA_TOO_LARGE, f"over an XML parser limit: {text}", location)
     return CdaParseError(CDA_NOT_XML, f"not well-formed XML: {text}", location)
@@ -146,10 +149,7 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> CdaParseError:
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
     """One XPath evaluated in C: is there an element at depth max_depth + 1?"""
-    xp = _DEPTH_XPATH.get(max_depth)
-    if xp is None:
-        xp = _DEPTH_XPATH[max_depth] = etree.XPath("/*" * (max_depth + 1) + "[1]")
-    found = xp(root)
+    found = root.xpath("/*" * (max_depth + 1) + "[1]")
     if found:
         line = found[0].sourceline
         raise CdaParseError(CDA_TOO_DEEP, f"element nesting over {max_depth} levels",
