@@ -8,6 +8,8 @@ cannot be typed is kept as sent (AnyValue) with a warning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lxml import etree
 
 from parsers.cda.errors import CDA_UNKNOWN_XSI_TYPE, CDA_XSI_TYPE_NAMESPACE, ParseWarning
@@ -282,7 +284,10 @@ def _pqr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
                code_system_name=g("codeSystemName", ""), display=g("displayName", ""))
 
 
-def _simple(cls: type) -> object:
+_Reader = Callable[[etree._Element, str, str, list[ParseWarning]], Value]
+
+
+def _simple(cls: type[INT | REAL | BL | TS]) -> _Reader:
     def read(el: etree._Element, path: str, type_: str,
              warnings: list[ParseWarning]) -> Value:
         return cls(value=el.get("value", ""))
@@ -400,7 +405,7 @@ def _any(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
     return AnyValue(attributes=attrs, text=all_text(el).strip())
 
 
-_READERS = {
+_READERS: dict[str, _Reader] = {
     "CD": _cd, "CE": _cd, "CV": _cd, "CO": _cd, "CS": _cd,
     "PQ": _pq, "PQR": _pqr,
     "INT": _simple(INT), "REAL": _simple(REAL), "BL": _simple(BL), "TS": _simple(TS),

@@ -9,6 +9,9 @@ document's whole content) is an error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from lxml import etree
 
 from parsers.cda.datatypes import (
@@ -72,6 +75,7 @@ from parsers.cda.model import (
 from parsers.cda.narrative import flatten
 
 ROOT_PATH = "/ClinicalDocument"
+El = etree._Element
 
 STATEMENTS: dict[str, type[ClinicalStatement]] = {
     "observation": Observation, "act": Act, "organizer": Organizer,
@@ -588,27 +592,29 @@ class _Walker:
 
 
 # -- statement child handlers (walker, act, element, path) --------------------------------------
-def _template_id(w: _Walker, act, c, p) -> None:
+# ``act`` is typed Any: each handler is registered only for the statement kinds that have the
+# field it sets (see _SPECIFIC), which a static type cannot express without one class per kind.
+def _template_id(w: _Walker, act: Any, c: El, p: str) -> None:
     act.template_ids.append(ii(c, p))
 
 
-def _id(w: _Walker, act, c, p) -> None:
+def _id(w: _Walker, act: Any, c: El, p: str) -> None:
     act.ids.append(ii(c, p))
 
 
-def _code(w: _Walker, act, c, p) -> None:
+def _code(w: _Walker, act: Any, c: El, p: str) -> None:
     act.code = cd(c, p, "CD")
 
 
-def _text(w: _Walker, act, c, p) -> None:
+def _text(w: _Walker, act: Any, c: El, p: str) -> None:
     act.text, act.text_reference = text_and_reference(c)
 
 
-def _status(w: _Walker, act, c, p) -> None:
+def _status(w: _Walker, act: Any, c: El, p: str) -> None:
     act.status_code = c.get("code", "")
 
 
-def _effective_time(w: _Walker, act, c, p) -> None:
+def _effective_time(w: _Walker, act: Any, c: El, p: str) -> None:
     v = value(c, p, "IVL_TS", w.warnings)
     if act.effective_time is None:
         act.effective_time = v
@@ -617,110 +623,110 @@ def _effective_time(w: _Walker, act, c, p) -> None:
         times.append(v)
 
 
-def _priority(w: _Walker, act, c, p) -> None:
+def _priority(w: _Walker, act: Any, c: El, p: str) -> None:
     act.priority_code = cd(c, p, "CE")
 
 
-def _author(w: _Walker, act, c, p) -> None:
+def _author(w: _Walker, act: Any, c: El, p: str) -> None:
     act.authors.append(w.participation(c, p, Author, "TS"))
 
 
-def _performer(w: _Walker, act, c, p) -> None:
+def _performer(w: _Walker, act: Any, c: El, p: str) -> None:
     act.performers.append(w.participation(c, p))
 
 
-def _participant(w: _Walker, act, c, p) -> None:
+def _participant(w: _Walker, act: Any, c: El, p: str) -> None:
     act.participants.append(w.participation(c, p))
 
 
-def _informant(w: _Walker, act, c, p) -> None:
+def _informant(w: _Walker, act: Any, c: El, p: str) -> None:
     act.informants.append(w.participation(c, p))
 
 
-def _specimen(w: _Walker, act, c, p) -> None:
+def _specimen(w: _Walker, act: Any, c: El, p: str) -> None:
     act.specimens.append(w.participation(c, p))
 
 
-def _subject(w: _Walker, act, c, p) -> None:
+def _subject(w: _Walker, act: Any, c: El, p: str) -> None:
     for n, role, rp in kids(c, p):
         if n in _ROLES:
             act.subject = w.entity(role, rp)
 
 
-def _reference(w: _Walker, act, c, p) -> None:
+def _reference(w: _Walker, act: Any, c: El, p: str) -> None:
     act.references.append(w.reference(c, p))
 
 
-def _precondition(w: _Walker, act, c, p) -> None:
+def _precondition(w: _Walker, act: Any, c: El, p: str) -> None:
     for n, crit, cp in kids(c, p):
         if n == "criterion":
             act.preconditions.append(w.criterion(crit, cp))
 
 
-def _entry_relationship(w: _Walker, act, c, p) -> None:
+def _entry_relationship(w: _Walker, act: Any, c: El, p: str) -> None:
     act.entry_relationships.append(w.entry_relationship(c, p))
 
 
-def _value(w: _Walker, act, c, p) -> None:
+def _value(w: _Walker, act: Any, c: El, p: str) -> None:
     act.values.append(value(c, p, "", w.warnings))
 
 
-def _interpretation(w: _Walker, act, c, p) -> None:
+def _interpretation(w: _Walker, act: Any, c: El, p: str) -> None:
     act.interpretation_codes.append(cd(c, p, "CE"))
 
 
-def _method(w: _Walker, act, c, p) -> None:
+def _method(w: _Walker, act: Any, c: El, p: str) -> None:
     act.method_codes.append(cd(c, p, "CE"))
 
 
-def _target_site(w: _Walker, act, c, p) -> None:
+def _target_site(w: _Walker, act: Any, c: El, p: str) -> None:
     act.target_site_codes.append(cd(c, p, "CD"))
 
 
-def _approach_site(w: _Walker, act, c, p) -> None:
+def _approach_site(w: _Walker, act: Any, c: El, p: str) -> None:
     act.approach_site_codes.append(cd(c, p, "CD"))
 
 
-def _reference_range(w: _Walker, act, c, p) -> None:
+def _reference_range(w: _Walker, act: Any, c: El, p: str) -> None:
     act.reference_ranges.append(w.reference_range(c, p))
 
 
-def _quantity(field: str, schema_type: str):
-    def handler(w: _Walker, act, c, p) -> None:
+def _quantity(field: str, schema_type: str) -> Callable[[_Walker, Any, El, str], None]:
+    def handler(w: _Walker, act: Any, c: El, p: str) -> None:
         setattr(act, field, value(c, p, schema_type, w.warnings))
     return handler
 
 
-def _route(w: _Walker, act, c, p) -> None:
+def _route(w: _Walker, act: Any, c: El, p: str) -> None:
     act.route_code = cd(c, p, "CE")
 
 
-def _admin_unit(w: _Walker, act, c, p) -> None:
+def _admin_unit(w: _Walker, act: Any, c: El, p: str) -> None:
     act.administration_unit_code = cd(c, p, "CE")
 
 
-def _consumable(w: _Walker, act, c, p) -> None:
+def _consumable(w: _Walker, act: Any, c: El, p: str) -> None:
     act.consumable = w.product(c, p)
 
 
-def _product(w: _Walker, act, c, p) -> None:
+def _product(w: _Walker, act: Any, c: El, p: str) -> None:
     act.product = w.product(c, p)
 
 
-def _independent(w: _Walker, act, c, p) -> None:
+def _independent(w: _Walker, act: Any, c: El, p: str) -> None:
     act.independent_ind = c.get("value", "")
 
 
-def _media_value(w: _Walker, act, c, p) -> None:
+def _media_value(w: _Walker, act: Any, c: El, p: str) -> None:
     v = value(c, p, "ED", w.warnings)
     act.value = v if isinstance(v, ED) else None
 
 
-def _language(w: _Walker, act, c, p) -> None:
+def _language(w: _Walker, act: Any, c: El, p: str) -> None:
     act.language_code = c.get("code", "")
 
 
-def _component(w: _Walker, act, c, p) -> None:
+def _component(w: _Walker, act: Any, c: El, p: str) -> None:
     for n, k, kp in kids(c, p):
         if n in STATEMENTS:
             act.components.append(w.statement(n, k, kp))

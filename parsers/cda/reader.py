@@ -55,8 +55,8 @@ _PARSER_OPTIONS: dict[str, Any] = {
     "collect_ids": False,
 }
 
-# Prolog items that may precede the root element: whitespace, <?...?>, <!--...-->.
-_PROLOG_ITEM = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.S)
+# The prolog items that may precede the root element: whitespace, <?...?>, <!--...-->.
+_PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -99,12 +99,7 @@ def _refuse_dtd(data: bytes) -> None:
     head = _ascii_compatible(data)
     if head.startswith(codecs.BOM_UTF8):
         head = head[3:]
-    pos, end = 0, len(head)
-    while pos < end:
-        m = _PROLOG_ITEM.match(head, pos)
-        if m is None or m.end() == pos:
-            break
-        pos = m.end()
+    pos = _PROLOG.match(head).end()
     if head.startswith(b"<!", pos) and not head.startswith(b"<!--", pos):
         line = head.count(b"\n", 0, pos) + 1
         raise CdaParseError(CDA_DTD_FORBIDDEN,
