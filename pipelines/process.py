@@ -33,9 +33,11 @@ from dossiers.deposit import (
     write_deposits,
 )
 from dossiers.schema import imports, logical_messages
+from normalizers.cda import normalize_cda
 from normalizers.codes import load_mappings
 from normalizers.lab import normalize_message
 from normalizers.model import Entry, NormalizationError, NormalizedMessage
+from parsers.cda import CdaParseError, parse_cda
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, open_archive, sha256_hex
 from pipelines.identity import BatchLookup, NeedsOwnTransaction, StoreLookup, resolve_identity
@@ -188,6 +190,10 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     except ArchiveError as exc:
         raise _Stop(Outcome(FAILED, stage="archive", error_code="ARCHIVE_UNREADABLE",
                             error_message=str(exc))) from None
+    if row.format == "cda" or (row.format == "unknown" and data.lstrip()[:1] == b"<"):
+        # Other XML goes to the CDA parser too: it says precisely what is wrong (wrong root or
+        # namespace, broken XML) and reads CI-SIS documents wrapped in their XSL envelope.
+        return _prepare_cda(ctx, row, data, started)
     if row.format != "hl7v2":
         raise _Stop(_unsupported_format(row.format))
     try:
@@ -210,6 +216,26 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]  # attachment hashes, computed once
     return Prepared(row, normalized, items, _fingerprint(items), warnings, started)
+
+
+def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:  # noqa: ANN001
+    """CDA R2 document -> parse (hardened) -> normalize."""
+    try:
+        document = parse_cda(data)
+    except CdaParseError as exc:
+        raise _Stop(Outcome(FAILED, stage="parse", error_code=exc.code,
+                            error_message=str(exc), error_location=exc.location or None)) \
+            from None
+    try:
+        normalized = normalize_cda(document, data, row.source, ctx.mappings)
+    except NormalizationError as exc:
+        raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
+                            error_message=str(exc), error_location=exc.location or None)) \
+            from None
+    items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
+             for e in normalized.entries]
+    return Prepared(row, normalized, items, _fingerprint(items), list(normalized.warnings),
+                    started)
 
 
 def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
@@ -384,7 +410,7 @@ def _logical_id(msg) -> str | None:  # noqa: ANN001
 
 
 def _unsupported_format(fmt: str | None) -> Outcome:
-    if fmt in ("cda", "pdf"):
+    if fmt == "pdf":
         return Outcome(FAILED, stage="parse", error_code="FORMAT_NOT_SUPPORTED",
                        error_message=f"{fmt.upper()} inputs are archived but not processed by "
                        "this version; rerun the import once it is supported")

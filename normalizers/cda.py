@@ -1,0 +1,516 @@
+"""A parsed CDA R2 document (parsers/cda) -> one DOCUMENT entry and the coded entries of its body.
+
+The document itself is kept whole (the original XML is the entry's attachment, so it stays
+retrievable from the dossier) and every coded clinical statement of the structured body becomes
+an entry of the same model as HL7v2 results, pointing at the document (``parent_key``):
+results (LOINC, PQ/CD/ST/IVL values, UCUM units, interpretation, reference range, time),
+problems (CIM-10), medications, allergies, vital signs, immunizations, procedures. The plain
+narrative of each section goes to the document's ``details`` for display and search.
+
+Keys: the document is ``document|<ClinicalDocument/id>``, as for a CDA carried in HL7v2, so
+the same document by both channels is one document. A relatedDocument RPLC replaces the parent
+id (dedupe level 3, history kept). Body entries are keyed by the document's setId (the same
+across versions) and the statement's own id when it has one, else its position, so that a new
+version of the document supersedes them statement by statement.
+
+Identity: recordTarget/patientRole/id under an INS OID (1.2.250.1.213.1.4.8, test .10, demo
+.11...) is the INS; CI-SIS only lets a qualified INS into a document, so it is trusted as
+PID-32 = VALI would be. Other ids are the producer's local ids (root = authority).
+Masking: confidentialityCode through ``tables/cda_confidentiality.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from normalizers.codes import LOINC, CodeMappings, resolve_code
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.model import (
+    ACTION_NEW,
+    ACTION_REPLACE,
+    DOCUMENT,
+    LAB_RESULT,
+    Attachment,
+    Entry,
+    InsIdentifier,
+    LocalIdentifier,
+    NormalizationError,
+    NormalizedMessage,
+    PatientIdentity,
+)
+from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
+from normalizers.tabledata import table
+from normalizers.units import to_ucum
+from parsers.cda.model import (
+    CD,
+    ED,
+    INT,
+    IVL,
+    PQ,
+    REAL,
+    ST,
+    TS,
+    ClinicalStatement,
+    Document,
+    Observation,
+    Organizer,
+    RecordTarget,
+    Section,
+    SubstanceAdministration,
+    Value,
+)
+
+PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
+VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
+                                                    "observation")
+SKIP = "skip"
+CIM10 = "CIM-10"
+RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729-4", "18767-4",
+                   "18768-2", "18769-0", "26436-6", "26437-4", "26438-2", "18716-1", "26435-8",
+                   "26439-0", "26440-8", "26441-6", "18717-9", "18718-7", "18720-3", "18721-1",
+                   "18722-9", "18724-0", "18727-8"}  # LOINC lab specialty sections (CR-BIO)
+MEDIA_PDF = "application/pdf"
+
+
+@cache
+def _systems() -> dict[str, str]:
+    return {row["oid"]: row["name"] for row in table("code_systems")}
+
+
+@cache
+def _kinds() -> dict[str, str]:
+    return {row["template"]: row["type"] for row in table("cda_entry_kinds")}
+
+
+@cache
+def _masking() -> dict[str, dict[str, bool]]:
+    flags = ("masque_ps", "invisible_patient", "invisible_rep_legaux")
+    return {row["code"]: {f.upper(): True for f in flags if row[f] == "1"}
+            for row in table("cda_confidentiality")}
+
+
+def system_name(oid: str, name: str = "") -> str:
+    """Our short name for a code system OID ('LN' for LOINC), else the OID (or its name)."""
+    return _systems().get(oid) or oid or name
+
+
+@dataclass
+class _Ctx:
+    source: str | tuple[str, ...]
+    mappings: CodeMappings | None
+    doc_key: str
+    set_key: str
+    effective: str | None
+    masking: dict[str, bool]
+    warnings: list[str] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+
+
+def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
+                  mappings: CodeMappings | None = None) -> NormalizedMessage:
+    """The NormalizedMessage of one CDA document (``data``: its original bytes, attached to
+    the document entry). Raises NormalizationError for what makes it unusable."""
+    header = doc.header
+    if header.id is None or not header.id.root:
+        raise NormalizationError("CDA_NO_DOCUMENT_ID", "ClinicalDocument/id is missing",
+                                 "/ClinicalDocument/id")
+    if not header.record_targets:
+        raise NormalizationError("CDA_NO_RECORD_TARGET", "the document names no patient "
+                                 "(recordTarget missing)", "/ClinicalDocument/recordTarget")
+    if len(header.record_targets) > 1:
+        raise NormalizationError("CDA_MULTIPLE_PATIENTS", f"the document names "
+                                 f"{len(header.record_targets)} patients (recordTarget)",
+                                 header.record_targets[1].path)
+    warnings = [f"{w.code}: {w.message}" for w in doc.warnings] if doc.warnings else []
+    identity = _identity(header.record_targets[0])
+    doc_id = header.id.key
+    set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
+    effective = _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
+    confidentiality = header.confidentiality_code.code if header.confidentiality_code else ""
+    masking = dict(_masking().get(confidentiality.upper(), {}))
+    if confidentiality and confidentiality.upper() not in _masking():
+        warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: confidentialityCode {confidentiality!r} "
+                        "is not in table cda_confidentiality; nothing masked")
+    ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
+
+    document = _document_entry(doc, data, ctx)
+    entries = [document]
+    for section in doc.sections:
+        entries.extend(_section_entries(section, ctx, section.code.code if section.code
+                                        else ""))
+    return NormalizedMessage(logical_id=f"cda|{doc_id}", identity=identity, entries=entries,
+                             warnings=ctx.warnings)
+
+
+# -- identity -----------------------------------------------------------------------------------
+def _identity(rt: RecordTarget) -> PatientIdentity:
+    identity = PatientIdentity()
+    for ii in rt.ids:
+        if not ii.root or not ii.extension:
+            continue
+        kind = ins_kind(ii.root)
+        if kind is not None:
+            nir = ii.extension.strip().upper()
+            valid = nir_key_valid(nir) if ins_nir_like(ii.root) else True
+            identity.ins.append(InsIdentifier(nir, ii.root, kind, valid))
+        else:
+            identity.local_ids.append(LocalIdentifier(ii.root, ii.extension.strip(), "PI"))
+    if identity.ins:
+        identity.identity_status = "VALI"  # CI-SIS: only a qualified INS goes into a CDA
+    name = rt.names[0] if rt.names else None
+    if name is not None:
+        birth = name.families("BR")
+        used = name.families("SP") or name.families("CL")
+        other = [p.value for p in name.family if p.qualifier not in ("BR", "SP", "CL")]
+        identity.birth_family = birth[0] if birth else ""
+        identity.family = (used or other or birth or [""])[0]
+        givens = [p.value for p in name.given if p.qualifier != "CL"] or \
+            [p.value for p in name.given]
+        identity.given = givens[0].split(" ")[0] if givens else ""
+    if rt.administrative_gender is not None:
+        identity.sex = rt.administrative_gender.code.upper()[:1]
+    if rt.birth_time is not None and len(rt.birth_time.value) >= 8:
+        v = rt.birth_time.value
+        identity.birth_date = f"{v[:4]}-{v[4:6]}-{v[6:8]}"
+    return identity
+
+
+# -- the document -------------------------------------------------------------------------------
+def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
+    header = doc.header
+    code = header.code
+    action, replaces = ACTION_NEW, None
+    for related in header.related_documents:
+        if related.type_code == "RPLC" and related.ids:
+            action, replaces = ACTION_REPLACE, f"document|{related.ids[0].key}"
+    details: dict[str, Any] = {
+        "media_type": "text/xml", "set_id": ctx.set_key,
+        "version": header.version_number or None,
+        "confidentiality": header.confidentiality_code.code
+        if header.confidentiality_code else None,
+        "template_ids": sorted(header.template_roots),
+        "authors": [_author(a) for a in header.authors],
+        "custodian": _org_ids(header.custodian.organization)
+        if header.custodian and header.custodian.organization else None,
+        "encounter": _encounter(header),
+        "sections": _narratives(doc.sections),
+        "body": doc.body_kind,
+    }
+    for related in header.related_documents:
+        details.setdefault("related", []).append(
+            {"type": related.type_code, "ids": [i.key for i in related.ids]})
+    if doc.non_xml_body is not None:
+        details["body_media_type"] = doc.non_xml_body.media_type
+    return Entry(type=DOCUMENT, key=ctx.doc_key, source_ref="ClinicalDocument",
+                 code=code.code if code else None,
+                 system=system_name(code.code_system) if code else None,
+                 display=header.title or (code.display if code else None),
+                 mapped=bool(code and system_name(code.code_system) == LOINC),
+                 value_type="ED", status="final", effective=ctx.effective,
+                 performer=_performer(header.authors[0]) if header.authors else None,
+                 action=action, replaces_key=replaces,
+                 attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
+                 details={k: v for k, v in details.items() if v not in (None, [], {})})
+
+
+def _author(author) -> dict:  # noqa: ANN001
+    entity = author.entity
+    out: dict[str, Any] = {}
+    if entity is not None:
+        out["ids"] = [i.key for i in entity.ids if i.root]  # RPPS 1.2.250.1.71.4.2.1, ADELI
+        if entity.code is not None and entity.code.code:
+            out["role"] = entity.code.code
+        if entity.organization is not None:
+            out["organization"] = [i.key for i in entity.organization.ids if i.root]
+    if author.time is not None and isinstance(author.time, TS):
+        out["time"] = author.time.value
+    return out
+
+
+def _performer(author) -> str | None:  # noqa: ANN001
+    entity = author.entity
+    if entity is None:
+        return None
+    ids = [i.key for i in entity.ids if i.root]
+    return ids[0] if ids else None
+
+
+def _org_ids(org) -> list[str]:  # noqa: ANN001
+    return [i.key for i in org.ids if i.root]
+
+
+def _encounter(header) -> dict | None:  # noqa: ANN001
+    enc = header.encounter
+    if enc is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in enc.ids if i.root]}
+    if enc.code is not None and enc.code.code:
+        out["code"] = enc.code.code
+    if isinstance(enc.effective_time, IVL):
+        for name in ("low", "high"):
+            v = getattr(enc.effective_time, name)
+            if isinstance(v, TS) and v.value:
+                out[name] = v.value
+    return out
+
+
+def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
+    """Every section's title, LOINC code and plain narrative text, nested sections flattened."""
+    out = []
+    for s in sections:
+        if s.text or s.title:
+            out.append({"code": s.code.code if s.code else None, "title": s.title or None,
+                        "text": s.text or None, "level": depth})
+        out.extend(_narratives(s.sections, depth + 1))
+    return out
+
+
+# -- the body -----------------------------------------------------------------------------------
+def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
+    code = section.code.code if section.code else ""
+    results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
+    for entry in section.entries:
+        if entry.act is not None:
+            yield from _statement(entry.act, section, ctx, results_section, None)
+    for sub in section.sections:
+        yield from _section_entries(sub, ctx, top_code)
+
+
+def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
+               parent_key: str | None) -> Iterator[Entry]:
+    """Entries for one clinical statement and what it nests (organizer components,
+    entryRelationships: a problem concern's problem, an allergy concern's allergy)."""
+    kind = _kind(act, in_results)
+    if kind == SKIP:
+        return
+    made: Entry | None = None
+    if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY) and \
+            isinstance(act, Observation):
+        made = _observation(act, kind, section, ctx, parent_key)
+    elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
+        made = _medication(act, kind, section, ctx, parent_key)
+    elif kind == PROCEDURE and act.code is not None and act.code.code:
+        made = _base(act, PROCEDURE, section, ctx, parent_key)
+    if made is not None:
+        yield made
+    inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
+    if isinstance(act, Organizer):
+        for component in act.components:
+            yield from _statement(component, section, ctx, inner_results, parent_key)
+    for rel in act.entry_relationships:
+        if rel.act is None:
+            continue
+        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY) and \
+                rel.type_code in ("SUBJ", "REFR", "RSON", "COMP", "MFST"):
+            continue  # a problem's status or severity, a medication's reason: not entries
+        yield from _statement(rel.act, section, ctx, inner_results, parent_key)
+
+
+# A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
+# (an immunization is also a CCD medication activity, a vital sign a CCD result).
+_PRECEDENCE = (SKIP, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT, MEDICATION,
+               PROCEDURE)
+
+
+def _kind(act: ClinicalStatement, in_results: bool) -> str | None:
+    kinds = _kinds()
+    found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
+    if found:
+        return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
+    if isinstance(act, SubstanceAdministration):
+        return MEDICATION
+    if isinstance(act, Observation) and act.values:
+        value = act.values[0]
+        if isinstance(value, CD) and system_name(value.code_system) == CIM10:
+            return PROBLEM
+        if in_results:
+            return LAB_RESULT
+        return OBSERVATION
+    return None
+
+
+def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
+          parent_key: str | None) -> Entry:
+    code = act.code
+    coded = _code(code, ctx) if code is not None else None
+    own = next((i.key for i in act.ids if i.root and not i.null_flavor), "")
+    key = f"cda|{ctx.set_key}|{kind}|{own or act.path}"
+    if key in ctx.keys:  # two statements with one id: keep both
+        key = f"{key}#{act.path}"
+    ctx.keys.add(key)
+    entry = Entry(type=kind, key=key, source_ref=act.path,
+                  code=coded[0] if coded else None, system=coded[1] if coded else None,
+                  display=coded[2] if coded else None, mapped=coded[3] if coded else True,
+                  status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
+                  masking=dict(ctx.masking))
+    entry.effective = _effective(act.effective_time, ctx) or None
+    if section.code is not None and section.code.code:
+        entry.details["section"] = section.code.code
+    if act.negation_ind == "true":
+        entry.details["negated"] = True
+    return entry
+
+
+def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
+                 parent_key: str | None) -> Entry | None:
+    if act.code is None or (not act.code.code and not act.code.translations):
+        if kind in (PROBLEM, ALLERGY) and act.values:
+            pass  # a problem is identified by its value (the diagnosis code)
+        else:
+            return None
+    entry = _base(act, kind, section, ctx, parent_key)
+    if act.values:
+        _value(act.values[0], entry, ctx)
+        if kind in (PROBLEM, ALLERGY) and isinstance(act.values[0], CD):
+            # the diagnosis / allergen is the value; the observation code says 'diagnosis'
+            coded = _code(act.values[0], ctx)
+            if coded and coded[0]:
+                entry.details["observation_code"] = entry.code
+                entry.code, entry.system, entry.display, entry.mapped = coded
+    if act.interpretation_codes:
+        entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
+            or None
+    if act.reference_ranges:
+        entry.reference_range = _range(act.reference_ranges[0].value) or \
+            act.reference_ranges[0].text or None
+    if entry.code is None and entry.value is None:
+        return None
+    return entry
+
+
+def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: _Ctx,
+                parent_key: str | None) -> Entry | None:
+    product = act.consumable
+    entry = _base(act, kind, section, ctx, parent_key)
+    if product is not None and product.code is not None and (product.code.code or
+                                                             product.code.translations):
+        coded = _code(product.code, ctx)
+        entry.code, entry.system, entry.display, entry.mapped = coded
+        entry.details["substance"] = [
+            {"code": t.code, "system": system_name(t.code_system)}
+            for t in product.code.translations if t.code]
+    if product is not None and product.name:
+        entry.display = entry.display or product.name
+        entry.details["product_name"] = product.name
+    if entry.code is None and not entry.display:
+        return None
+    if isinstance(act.dose_quantity, (PQ, IVL)):
+        dose = _range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
+            _quantity(act.dose_quantity)
+        if dose:
+            entry.details["dose"] = dose
+    if act.route_code is not None and act.route_code.code:
+        entry.details["route"] = act.route_code.code
+    for t in act.effective_times:
+        if isinstance(t, IVL):
+            for name in ("low", "high"):
+                v = getattr(t, name)
+                if isinstance(v, TS) and v.value:
+                    entry.details[f"period_{name}"] = _iso_value(v.value)
+        elif t.type == "PIVL_TS":
+            period = getattr(t, "period", None)
+            if isinstance(period, PQ) and period.value:
+                entry.details["frequency"] = f"every {period.value} {period.unit}".strip()
+    return entry
+
+
+def _value(value: Value, entry: Entry, ctx: _Ctx) -> None:
+    entry.value_type = value.type or None
+    if isinstance(value, PQ):
+        entry.value = value.value or None
+        number = value.number
+        entry.value_num = float(number) if number is not None else None
+        if value.unit and value.unit != "1":
+            entry.unit_original = value.unit
+            entry.unit = to_ucum(value.unit).unit
+    elif isinstance(value, (INT, REAL)):
+        entry.value = value.value or None
+        number = value.number
+        entry.value_num = float(number) if number is not None else None
+    elif isinstance(value, CD):
+        coded = _code(value, ctx)
+        if coded:
+            entry.value = coded[2] or coded[0]
+            entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
+        else:
+            entry.value = value.original_text or None
+    elif isinstance(value, IVL):
+        entry.value = _range(value)
+    elif isinstance(value, ST):
+        entry.value = value.text or None
+    elif isinstance(value, ED):
+        entry.value = value.text[:2000] if value.representation != "B64" else None
+    elif isinstance(value, TS):
+        entry.value = _iso_value(value.value)
+
+
+def _code(code: CD, ctx: _Ctx) -> tuple[str, str, str, bool] | None:
+    """(code, system, display, mapped): LOINC from the code or a translation, else the
+    sender's code through the per-source mapping tables (as for HL7v2)."""
+    candidates = [code, *code.translations]
+    for c in candidates:
+        if c.code and system_name(c.code_system) == LOINC:
+            return c.code, LOINC, c.display or code.display or code.original_text, True
+    main = next((c for c in candidates if c.code), None)
+    if main is None:
+        return None
+    system = system_name(main.code_system, main.code_system_name)
+    r = resolve_code(main.code, main.display, system, source=ctx.source, mappings=ctx.mappings)
+    if r.system == LOINC:
+        return r.code, r.system, r.display, True
+    # not a result code: a diagnosis, a drug, an allergen is coded in its own system
+    return main.code, system, main.display or main.original_text, r.mapped
+
+
+def _quantity(pq: PQ) -> str:
+    return f"{pq.value} {pq.unit}".strip() if pq.value else ""
+
+
+def _range(value: Value | None) -> str | None:
+    if not isinstance(value, IVL):
+        return _quantity(value) if isinstance(value, PQ) else None
+    low = value.low.value if isinstance(value.low, (PQ, INT, REAL)) else ""
+    high = value.high.value if isinstance(value.high, (PQ, INT, REAL)) else ""
+    if low and high:
+        return f"{low}-{high}"
+    if low:
+        return f">{'=' if value.low_inclusive else ''}{low}"
+    if high:
+        return f"<{'=' if value.high_inclusive else ''}{high}"
+    return value.value or None
+
+
+def _status(code: str) -> str:
+    return {"completed": "final", "active": "active", "aborted": "cancelled",
+            "cancelled": "cancelled", "suspended": "suspended", "new": "preliminary",
+            "held": "preliminary"}.get(code, code or "final")
+
+
+def _effective(value: Value | None, ctx: _Ctx) -> str:
+    if isinstance(value, TS) and value.value:
+        return _iso_value(value.value, ctx.warnings, value.path)
+    if isinstance(value, IVL):
+        if value.value:
+            return _iso_value(value.value, ctx.warnings, value.path)
+        for v in (value.low, value.center, value.high):
+            if isinstance(v, TS) and v.value:
+                return _iso_value(v.value, ctx.warnings, v.path)
+    return ""
+
+
+def _iso(ts: TS | None, warnings: list[str], where: str) -> str | None:
+    if ts is None or not ts.value:
+        return None
+    return _iso_value(ts.value, warnings, where) or None
+
+
+def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -> str:
+    try:
+        return hl7_ts_to_iso(value)
+    except ValueError:
+        if warnings is not None:
+            warnings.append(f"CDA_BAD_DATE: {where}: not a valid HL7 date/time, ignored")
+        return ""
