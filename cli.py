@@ -194,14 +194,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.no_mllp and args.no_process:
         raise UserError("nothing to serve: --no-mllp and --no-process together")
     try:
-        counters = asyncio.run(serve(ctx, mllp=not args.no_mllp, process=not args.no_process))
+        counters = asyncio.run(serve(ctx, mllp=not args.no_mllp, process=not args.no_process,
+                                     pollers=not args.no_pollers))
     except OSError as exc:  # port taken, TLS files unreadable
         raise UserError(f"cannot start the listener: {exc.strerror or exc}") from None
     except SettingsError as exc:
         raise UserError(str(exc)) from None
     done = ", ".join(f"{n} {s}" for s, n in sorted(counters["processed"].items())) or "none"
+    polled = counters.get("polled") or {}
+    taken = (f"; polled: {sum(polled.values())} file(s)/object(s) from {len(polled)} "
+             f"source(s)" if polled else "")
     print(f"dmp-ingest serve: stopped; {counters['connections']} connection(s), "
-          f"{counters['acks']} ACK(s) sent; processed: {done}")
+          f"{counters['acks']} ACK(s) sent; processed: {done}{taken}")
     return EXIT_OK
 
 
@@ -302,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not listen; only process the ledger")
     p.add_argument("--no-process", dest="no_process", action="store_true",
                    help="only receive; leave processing to other workers")
+    p.add_argument("--no-pollers", dest="no_pollers", action="store_true",
+                   help="do not poll the declared [folders.*] and [buckets.*] sources")
     p.set_defaults(func=cmd_serve)
 
     dossier = sub.add_parser("dossier", help="patient dossiers").add_subparsers(

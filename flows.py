@@ -8,6 +8,7 @@ Prefect server to see and schedule them there (README, "Prefect").
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from functools import cache
 from itertools import islice
 
@@ -98,3 +99,63 @@ def rerun_imports(ids: list[int]) -> dict[str, int]:
         for status, n in process_batch(batch, "rerun").items():
             totals[status] = totals.get(status, 0) + n
     return totals
+
+
+# -- folder and bucket pollers ----------------------------------------------------------------
+class PollFailed(RuntimeError):
+    """A source could not be polled (unreachable, store down); what was taken is processed."""
+
+
+@task(name="poll-folder")
+def poll_folder(source_id: str) -> dict:
+    """One poll of a declared folder: settled files recorded (moved to done/ or failed/)."""
+    from connectors.folder import FolderPoller
+
+    ctx = _context("poll")
+    source = next(f for f in ctx.settings.folders if f.id == source_id)
+    with FolderPoller(source, ctx.engine, ctx.archive, name=ctx.settings.worker_id) as poller:
+        return asdict(poller.poll())
+
+
+@task(name="poll-bucket")
+def poll_bucket(source_id: str) -> dict:
+    """One poll of a declared bucket prefix: new objects recorded, then tagged or moved."""
+    from connectors.s3_bucket import BucketPoller
+
+    ctx = _context("poll")
+    source = next(b for b in ctx.settings.buckets if b.id == source_id)
+    with BucketPoller(source, ctx.engine, ctx.archive,
+                      endpoint_url=ctx.settings.s3_endpoint_url) as poller:
+        return asdict(poller.poll())
+
+
+def _process_polled(results: list[dict]) -> dict:
+    """Process what the polls received, batch by batch; fail the run (after processing) if a
+    source could not be polled."""
+    ids = [i for r in results for i in r["message_ids"]]
+    for batch in _batches(ids, _context("poll").settings.batch_size):
+        process_batch(batch, "poll")
+    summary = {"sources": {r["source"]: {k: r[k] for k in ("taken", "refused", "pending",
+                                                           "error")} for r in results},
+               "message_ids": ids, "batch_ids": [i for r in results for i in r["batch_ids"]]}
+    errors = [r["error"] for r in results if r["error"]]
+    if errors:
+        raise PollFailed("; ".join(errors))
+    return summary
+
+
+@flow(name="poll-folders", log_prints=False)
+def poll_folders(sources: list[str] | None = None) -> dict:
+    """One poll of every declared folder (or of ``sources``), then processing of what came
+    in. Deploy it on a schedule, or let `dmp-ingest serve` poll continuously."""
+    folders = _context("poll").settings.folders
+    return _process_polled([poll_folder(f.id) for f in folders
+                            if sources is None or f.id in sources])
+
+
+@flow(name="poll-buckets", log_prints=False)
+def poll_buckets(sources: list[str] | None = None) -> dict:
+    """One poll of every declared bucket source (or of ``sources``), then processing."""
+    buckets = _context("poll").settings.buckets
+    return _process_polled([poll_bucket(b.id) for b in buckets
+                            if sources is None or b.id in sources])

@@ -1,8 +1,13 @@
-"""`dmp-ingest serve`: the long-running service, composed of the MLLP listener and the ledger
-worker (later the folder/S3 pollers and the HTTP API), with a clean shutdown.
+"""`dmp-ingest serve`: the long-running service, composed of the MLLP listener, the folder
+and S3 bucket pollers and the ledger worker (later the HTTP API), with a clean shutdown.
+
+Each declared folder or bucket source gets an asyncio task that runs its (synchronous) poll
+in a thread every ``poll_interval`` seconds and wakes the ledger workers after each intake;
+a poll that fails (source or store unreachable) is retried with a growing delay.
 
 SIGTERM or SIGINT: the listener stops accepting, the frames being handled are stored and
-acknowledged, idle connections are closed, the worker finishes its batch; exit status 0.
+acknowledged, idle connections are closed, the pollers finish the group of files in hand and
+stop, the worker finishes its batch; exit status 0.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import acknowledge
@@ -24,11 +31,12 @@ from pipelines.worker import Worker, run_worker_process
 log = logging.getLogger("dmp.service")
 
 
-async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
+async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, pollers: bool = True,
                 on_ready: Callable[[int | None], None] | None = None,
                 stop: asyncio.Event | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return counters for the exit line.
-    ``on_ready(port)`` is called once listening (the real port when 0 was asked)."""
+    ``on_ready(port)`` is called once listening (the real port when 0 was asked).
+    ``pollers``: poll the declared folder and bucket sources."""
     listener = ctx.settings.listener
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,17 +73,103 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True,
         if not ctx.settings.sources and not listener.accept_unknown_senders:
             log.warning("no sources declared: every MLLP message will be refused (AR); "
                         "declare [sources.<id>] in the settings file")
+    polling = Pollers(ctx, workers) if pollers else None
     print(f"dmp-ingest serve: MLLP on {listener.host}:{server.port}" if server
-          else "dmp-ingest serve: processing only", flush=True)
+          else "dmp-ingest serve: processing only" if not polling or not polling.loops
+          else "dmp-ingest serve: no MLLP listener", flush=True)
+    if polling is not None and polling.loops:
+        polling.start()
+        print(f"dmp-ingest serve: polling {polling.describe()}", flush=True)
     if on_ready is not None:
         on_ready(server.port if server else None)
     await stop.wait()
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:
         await server.stop()
+    polled = await polling.stop() if polling is not None else {}
     processed = await loop.run_in_executor(None, workers.stop) if workers else {}
     return {"connections": server.connections if server else 0,
-            "acks": server.acks if server else 0, "processed": processed}
+            "acks": server.acks if server else 0, "processed": processed, "polled": polled}
+
+
+@dataclass
+class _PollLoop:
+    poller: Any  # FolderPoller or BucketPoller: poll() -> PollResult, close(), stop_event
+    interval: float
+    kind: str
+    taken: int = 0
+    task: asyncio.Task | None = None
+
+
+class Pollers:
+    """One asyncio task per declared folder or bucket source; each runs the source's
+    synchronous poll in a thread, then sleeps ``poll_interval`` (longer after failures)."""
+
+    MAX_BACKOFF = 300.0
+
+    def __init__(self, ctx: Context, workers: Workers | None) -> None:
+        from connectors.folder import FolderPoller
+        from connectors.s3_bucket import BucketPoller
+
+        settings = ctx.settings
+        self.stopping = asyncio.Event()
+        wake = workers.wake if workers is not None else None
+        self.loops: list[_PollLoop] = []
+        for folder in settings.folders:
+            poller = FolderPoller(folder, ctx.engine, ctx.archive, name=settings.worker_id,
+                                  on_intake=wake)
+            self.loops.append(_PollLoop(poller, folder.poll_interval or settings.poll_interval,
+                                        "folder"))
+        for bucket in settings.buckets:
+            poller = BucketPoller(bucket, ctx.engine, ctx.archive,
+                                  endpoint_url=settings.s3_endpoint_url, on_intake=wake)
+            self.loops.append(_PollLoop(poller, bucket.poll_interval or settings.poll_interval,
+                                        "bucket"))
+
+    def describe(self) -> str:
+        folders = sum(1 for p in self.loops if p.kind == "folder")
+        return f"{folders} folder(s), {len(self.loops) - folders} bucket(s)"
+
+    def start(self) -> None:
+        for p in self.loops:
+            p.task = asyncio.create_task(self._run(p), name=f"poll-{p.poller.source.id}")
+
+    async def _run(self, p: _PollLoop) -> None:
+        loop = asyncio.get_running_loop()
+        source = p.poller.source.id
+        failures = 0
+        try:
+            while not self.stopping.is_set():
+                try:
+                    result = await loop.run_in_executor(None, p.poller.poll)
+                    p.taken += result.taken
+                    failures = failures + 1 if result.error else 0
+                except Exception as exc:  # a bug: keep the service and the other pollers up
+                    log.error("poll of source %s failed (%s)", source, type(exc).__name__)
+                    log.debug("poll failure", exc_info=True)
+                    failures += 1
+                delay = p.interval
+                if failures:
+                    delay = min(p.interval * 2 ** min(failures, 10),
+                                max(p.interval, self.MAX_BACKOFF))
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+        finally:
+            await loop.run_in_executor(None, p.poller.close)
+
+    async def stop(self) -> dict[str, int]:
+        """No new poll; a poll in progress ends after the group of files in hand (those
+        claimed and not yet recorded are taken at the next start). Files or objects taken,
+        per source."""
+        self.stopping.set()
+        for p in self.loops:
+            p.poller.stop_event.set()
+        tasks = [p.task for p in self.loops if p.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return {p.poller.source.id: p.taken for p in self.loops}
 
 
 class Workers:

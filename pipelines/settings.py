@@ -61,6 +61,37 @@ class ListenerSettings:
     tls_client_ca: Path | None = None  # client certificates required when set
 
 
+DEFAULT_POLL_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A watched drop folder (``[folders.<id>]``): files dropped there are taken by the folder
+    poller (connectors/folder.py) as coming from source ``id``."""
+
+    id: str
+    path: Path
+    settle_seconds: float = 2.0  # a file must be this old and unchanged since the last scan
+    max_bytes: int = DEFAULT_POLL_MAX_BYTES  # larger files are refused (moved to failed/)
+    recursive: bool = True  # also take files in subfolders (not hidden ones, not done/failed)
+    poll_interval: float | None = None  # seconds between polls; None: Settings.poll_interval
+
+
+@dataclass(frozen=True)
+class BucketSource:
+    """An S3 bucket prefix (``[buckets.<id>]``) polled by connectors/s3_bucket.py."""
+
+    id: str
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None  # None: Settings.s3_endpoint_url
+    after: str = "tag"  # tag: tag dmp-intake=done in place; move: copy under processed_prefix
+    processed_prefix: str = "processed/"  # after = "move": where taken objects go
+    refused_prefix: str = "refused/"  # after = "move": where refused (too large) objects go
+    max_bytes: int = DEFAULT_POLL_MAX_BYTES  # larger objects are refused (tagged/moved)
+    poll_interval: float | None = None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -78,6 +109,9 @@ class Settings:
     # A service that starts releases the claims left under its name by a previous life.
     worker_id: str = field(default_factory=socket.gethostname)
     listener: ListenerSettings = field(default_factory=ListenerSettings)
+    folders: tuple[FolderSource, ...] = ()
+    buckets: tuple[BucketSource, ...] = ()
+    poll_interval: float = 10.0  # `serve`: seconds between two polls of a folder or bucket
 
     def fallback_charset(self, source: str) -> str | None:
         return self.source_charsets.get(source) or self.source_charsets.get("*")
@@ -132,6 +166,9 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         sources=sources,
         worker_id=str(pick("worker_id") or socket.gethostname()),
         listener=_listener(pick),
+        folders=_folders(conf.get("folders", {}), config_path.parent),
+        buckets=_buckets(conf.get("buckets", {})),
+        poll_interval=_seconds("poll_interval", pick("poll_interval", 10.0), positive=True),
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -175,4 +212,124 @@ def _sources(table: dict) -> tuple[Source, ...]:
             sending_application=str(conf.get("sending_application", "*")),
             sending_facility=str(conf.get("sending_facility", "*")),
             peers=peers, charset=conf.get("charset")))
+    return tuple(found)
+
+
+_FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
+_BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "after", "processed_prefix",
+                "refused_prefix", "max_bytes", "poll_interval"}
+
+
+def _seconds(where: str, value: object, *, positive: bool = False) -> float:
+    """A number of seconds (>= 0, or > 0 when ``positive``); TOML numbers or numeric text."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(str(value))
+    except ValueError:
+        raise SettingsError(f"{where}: a number of seconds expected, not {value!r}") from None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0 or (
+            positive and seconds == 0):
+        raise SettingsError(f"{where}: must be {'above' if positive else 'at least'} 0, "
+                            f"not {value!r}")
+    return seconds
+
+
+def _max_bytes(where: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SettingsError(f"{where}: a positive whole number of bytes expected, "
+                            f"not {value!r}")
+    return value
+
+
+def _poll_tables(kind: str, table: object, keys: set[str]) -> list[tuple[str, dict]]:
+    if not isinstance(table, dict):
+        raise SettingsError(f"[{kind}] must hold [{kind}.<source>] tables")
+    found = []
+    for source_id, conf in table.items():
+        where = f"[{kind}.{source_id}]"
+        if not str(source_id).strip():
+            raise SettingsError(f"[{kind}] a source id cannot be empty")
+        if not isinstance(conf, dict):
+            raise SettingsError(f"{where} must be a table")
+        unknown = sorted(set(conf) - keys)
+        if unknown:
+            raise SettingsError(f"{where} unknown setting {unknown[0]!r} "
+                                f"(known: {', '.join(sorted(keys))})")
+        found.append((str(source_id), conf))
+    return found
+
+
+def _text(where: str, conf: dict, name: str, default: str | None = None) -> str | None:
+    value = conf.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise SettingsError(f"{where} {name}: text expected, not {value!r}")
+    return value
+
+
+def _folders(table: object, base: Path) -> tuple[FolderSource, ...]:
+    """[folders.<id>] tables: path (required; a relative path is relative to the settings
+    file's folder), settle_seconds, max_bytes, recursive, poll_interval."""
+    found = []
+    paths: dict[Path, str] = {}
+    for source_id, conf in _poll_tables("folders", table, _FOLDER_KEYS):
+        where = f"[folders.{source_id}]"
+        raw = _text(where, conf, "path")
+        if not raw or not raw.strip():
+            raise SettingsError(f"{where} path: required (the folder to watch)")
+        if "\0" in raw:
+            raise SettingsError(f"{where} path: must not contain a NUL character")
+        path = (base / Path(raw).expanduser()).resolve()
+        if path in paths:
+            raise SettingsError(f"{where} path: already watched by [folders.{paths[path]}]")
+        paths[path] = source_id
+        recursive = conf.get("recursive", True)
+        if not isinstance(recursive, bool):
+            raise SettingsError(f"{where} recursive: true or false expected, not {recursive!r}")
+        interval = conf.get("poll_interval")
+        found.append(FolderSource(
+            id=source_id, path=path,
+            settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 2.0)),
+            max_bytes=_max_bytes(f"{where} max_bytes",
+                                 conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
+            recursive=recursive,
+            poll_interval=(None if interval is None else
+                           _seconds(f"{where} poll_interval", interval, positive=True))))
+    return tuple(found)
+
+
+def _buckets(table: object) -> tuple[BucketSource, ...]:
+    """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, after (tag|move),
+    processed_prefix, refused_prefix, max_bytes, poll_interval."""
+    found = []
+    for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS):
+        where = f"[buckets.{source_id}]"
+        bucket = _text(where, conf, "bucket")
+        if not bucket or not bucket.strip() or "/" in bucket:
+            raise SettingsError(f"{where} bucket: required, a bucket name (no '/'), "
+                                f"not {bucket!r}")
+        after = _text(where, conf, "after", "tag")
+        if after not in ("tag", "move"):
+            raise SettingsError(f"{where} after: 'tag' or 'move', not {after!r}")
+        prefix = _text(where, conf, "prefix", "") or ""
+        processed = _text(where, conf, "processed_prefix", "processed/") or ""
+        refused = _text(where, conf, "refused_prefix", "refused/") or ""
+        if after == "move":
+            for name, value in (("processed_prefix", processed), ("refused_prefix", refused)):
+                if not value.strip("/"):
+                    raise SettingsError(f"{where} {name}: required with after = 'move'")
+            if processed == refused:
+                raise SettingsError(f"{where} processed_prefix and refused_prefix must differ")
+        endpoint = _text(where, conf, "endpoint_url")
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise SettingsError(f"{where} endpoint_url: an http(s):// URL expected, "
+                                f"not {endpoint!r}")
+        interval = conf.get("poll_interval")
+        found.append(BucketSource(
+            id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
+            after=after, processed_prefix=processed, refused_prefix=refused,
+            max_bytes=_max_bytes(f"{where} max_bytes",
+                                 conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
+            poll_interval=(None if interval is None else
+                           _seconds(f"{where} poll_interval", interval, positive=True))))
     return tuple(found)

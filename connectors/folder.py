@@ -1,0 +1,654 @@
+"""Watched drop folders: files dropped in a folder are taken once, handed to intake, then moved
+aside. Nothing is ever deleted; a connector never parses (CDA, PDF and HL7v2 files alike).
+
+Layout inside a watched folder (everything on the folder's own filesystem, so every move is a
+``rename``):
+
+    <folder>/...                         dropped files, subfolders too (``recursive``, default)
+    <folder>/.claimed/<poller>/.lock     held (flock) by the live poller owning that claim folder
+    <folder>/.claimed/<poller>/<n>/<rel> taken by that poller, not yet recorded by intake
+    <folder>/done/<rel>                  recorded: bytes archived and ledger row committed
+    <folder>/failed/<rel>                refused (too large, unreadable, a link, not a file...)
+    <folder>/failed/<rel>.error.txt      why, in codes and sizes (no patient data)
+
+One poll:
+
+1. Claim folders of pollers that are gone (their flock is free: a crash, a kill) are adopted,
+   and every file in a claim folder held by this poller is taken again first.
+2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
+   temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
+   ``*.partial``, ``*~``) are skipped. A file is *settled* when it was seen unchanged (size,
+   mtime, inode) by scans at least ``settle_seconds`` apart and its mtime is at least
+   ``settle_seconds`` old; a poller's first poll scans, waits ``settle_seconds`` and scans again.
+3. Settled files are claimed by renaming them into this poller's claim folder: ``rename`` is
+   atomic, so of two pollers only one gets a file (the other's rename finds nothing).
+4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
+   one commit); once it has returned they move to ``done/`` (same relative path; a name already
+   there gets ``.1``, ``.2``... before its extension). Refused files are recorded by intake as
+   failed imports (code ``FOLDER_*``, the first 64 KiB archived for a file over ``max_bytes``)
+   and moved to ``failed/`` with a ``.error.txt``.
+5. When intake raises because the archive or the store is down, the files stay claimed and the
+   poll stops; the next poll takes them again first.
+
+Symbolic links are never followed (a link is moved to ``failed/`` as it is: the link, not its
+target) and the walk does not enter linked folders. Names are recorded as the file system gives
+them (control characters included; bytes that are not UTF-8 as ``\\xNN``). A crash between
+intake and the move to ``done/`` takes the file again after restart: intake records it as a
+byte-identical repeat, nothing is filed twice.
+
+Several pollers may watch the same folder (threads, processes, hosts whose file system honours
+``flock``, e.g. local disks and NFSv4): each file is taken once.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines.archive import ArchiveError
+from pipelines.intake import IntakeResult, Received, intake
+from pipelines.settings import FolderSource
+
+log = logging.getLogger("dmp.folder")
+
+CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
+SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
+INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
+CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
+HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
+PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
+
+
+class PollError(RuntimeError):
+    """The poll could not do its job (source missing, store down); nothing was lost."""
+
+
+@dataclass
+class PollResult:
+    """What one poll of one source did."""
+
+    source: str
+    taken: int = 0  # files or objects recorded by intake (moved to done/ or failed/, tagged)
+    refused: int = 0  # of which refused (failed/, tagged refused)
+    message_ids: list[int] = field(default_factory=list)  # ledger rows to process
+    batch_ids: list[int] = field(default_factory=list)
+    pending: int = 0  # claimed but not recorded (store down): taken again at the next poll
+    error: str | None = None  # why the poll stopped early (no patient data)
+
+    def add(self, results: list[IntakeResult]) -> None:
+        for res in results:
+            self.message_ids.extend(res.message_ids)
+            if res.batch_id is not None:
+                self.batch_ids.append(res.batch_id)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """An error of the archive or the store (retry later), not of the input."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, TimeoutError
+
+    return isinstance(exc, ArchiveError | OperationalError | InterfaceError | DisconnectionError
+                      | TimeoutError | OSError)
+
+
+def outage_text(exc: BaseException) -> str:
+    """One line for logs and PollResult.error: our archive messages, else the type only (a
+    database error's text can hold statement parameters, i.e. file names)."""
+    if isinstance(exc, ArchiveError):
+        return f"archive unavailable: {exc}"
+    return f"store or archive unavailable ({type(exc).__name__})"
+
+
+def shown(text: str, limit: int) -> str:
+    """A name for the ledger: bytes that are not UTF-8 as \\xNN, cut to the column's size."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+@dataclass
+class Claim:
+    path: Path  # where it is now, under .claimed/<poller>/<n>/
+    rel: str  # its path relative to the watched folder ('/'-separated)
+    received_at: datetime
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    ino: int
+    since: float  # monotonic time of the first scan that saw it in this state
+    scan: int  # the number of that scan
+
+
+class FolderPoller:
+    """Polls one declared folder; ``poll()`` is synchronous (serve runs it in a thread)."""
+
+    def __init__(self, source: FolderSource, engine, archive, *,  # noqa: ANN001
+                 name: str = "poller", on_intake: Callable[[], None] | None = None,
+                 stop_event: threading.Event | None = None,
+                 max_files: int = 5000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.engine, self.archive = engine, archive
+        self.root = Path(source.path)
+        self.claimed_root = self.root / CLAIMED
+        self.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "poller"
+        self.on_intake = on_intake
+        self.stop_event = stop_event or threading.Event()
+        self.max_files = max_files  # new files claimed per poll (a poll ends in bounded time)
+        self._clock = clock
+        self._seen: dict[str, _Seen] | None = None  # None: never scanned
+        self._scans = 0
+        self._current: Path | None = None  # this poll's claim folder
+        self._held: dict[Path, int] = {}  # claim folders this poller holds -> lock fd
+        self._own: Path | None = None
+        self._recorded: dict[Path, tuple[str, str | None]] = {}  # intake done, move pending
+
+    # -- the poll ---------------------------------------------------------------------------
+    def poll(self) -> PollResult:
+        """One pass: claims left from before, then the files settled since the last scan.
+        Problems of the folder or the store end up in ``result.error`` (nothing lost)."""
+        result = PollResult(self.source.id)
+        try:
+            if not stat.S_ISDIR(os.stat(self.root).st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+            self.claimed_root.mkdir(exist_ok=True)
+            self._adopt()
+            # 1. what was claimed before (by us, or by a poller that is gone) goes first
+            if self._take(list(self._claims()), result):
+                self._take_new(result)
+        except OSError as exc:
+            result.error = (f"folder source {self.source.id}: folder unusable "
+                            f"({exc.strerror or type(exc).__name__})")
+            log.error("%s", result.error)
+        finally:
+            self._tidy()
+        return result
+
+    def _take_new(self, result: PollResult) -> None:
+        if self._seen is None:  # first poll: two scans settle_seconds apart
+            self._scan()
+            if self.stop_event.wait(self.source.settle_seconds):
+                return
+        settled = self._settled(self._scan())
+        batch: list[Claim] = []
+        size = 0
+        for rel, seen in settled[:self.max_files]:
+            if self.stop_event.is_set():
+                break
+            claim = self._claim(rel, seen)
+            if claim is None:
+                continue
+            batch.append(claim)
+            size += seen.size
+            if len(batch) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
+                if not self._take(batch, result):
+                    return
+                batch, size = [], 0
+        if batch:
+            self._take(batch, result)
+
+    # -- scanning -------------------------------------------------------------------------
+    def scan(self) -> None:
+        """Look at the folder without taking anything (the next poll compares with this)."""
+        self._scan()
+
+    def _scan(self) -> dict[str, _Seen]:
+        """Every candidate file (relative path -> state); remembers them for the next scan."""
+        now = self._clock()
+        self._scans += 1
+        previous = self._seen or {}
+        current: dict[str, _Seen] = {}
+        for rel, st in self._walk():
+            before = previous.get(rel)
+            state = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if before is not None and (before.size, before.mtime_ns, before.ino) == state:
+                current[rel] = before
+            else:
+                current[rel] = _Seen(*state, since=now, scan=self._scans)
+        self._seen = current
+        return current
+
+    def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
+        stack = [("", self.root)]
+        while stack:
+            prefix, folder = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                if folder == self.root:
+                    raise
+                log.warning("folder source %s: a subfolder cannot be listed (%s)",
+                            self.source.id, exc.strerror)
+                continue
+            subfolders = []
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES):
+                    continue
+                if not prefix and name in (DONE, FAILED):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # gone meanwhile
+                if stat.S_ISDIR(st.st_mode):
+                    if self.source.recursive:
+                        subfolders.append((f"{prefix}{name}/", Path(entry.path)))
+                    continue
+                yield prefix + name, st
+            stack.extend(reversed(subfolders))
+
+    def _settled(self, scan: dict[str, _Seen]) -> list[tuple[str, _Seen]]:
+        """Files unchanged for settle_seconds by our clock, across two scans at least, and not
+        modified in the last settle_seconds by their mtime (one in the future is judged by our
+        observation alone: clock skew on a shared file system)."""
+        settle = self.source.settle_seconds
+        now, wall = self._clock(), time.time_ns()
+        ready = []
+        for rel, seen in scan.items():
+            if seen.scan == self._scans or now - seen.since < settle:
+                continue  # first seen by this scan, or not for long enough
+            age = (wall - seen.mtime_ns) / 1e9
+            if 0 <= age < settle:
+                continue
+            ready.append((rel, seen))
+        ready.sort(key=lambda item: (item[1].mtime_ns, item[0]))  # oldest first
+        return ready
+
+    # -- claiming -------------------------------------------------------------------------
+    def _claim(self, rel: str, seen: _Seen) -> Claim | None:
+        """Rename the file into this poll's claim folder; None if another poller was first.
+
+        The file claimed must be the one scanned (inode, size, mtime): if another poller took
+        it and a new upload began under the same name meanwhile, it is put back."""
+        target = self._poll_folder() / rel
+        original = self.root / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(target):  # cannot happen within one poll; never overwrite
+                return None
+            os.rename(original, target)
+        except FileNotFoundError:
+            return None  # taken by another poller, or withdrawn by the sender
+        except OSError as exc:
+            log.warning("folder source %s: a file cannot be claimed (%s); left in place",
+                        self.source.id, exc.strerror)
+            return None
+        if self._seen is not None:
+            self._seen.pop(rel, None)
+        try:
+            st = os.lstat(target)
+            if (st.st_ino, st.st_size, st.st_mtime_ns) != (seen.ino, seen.size, seen.mtime_ns):
+                os.link(target, original, follow_symlinks=False)  # never replaces
+                os.unlink(target)
+                return None
+        except OSError:
+            pass  # cannot put it back: it stays claimed, read as it is
+        return Claim(target, rel, datetime.now(UTC))
+
+    def _poll_folder(self) -> Path:
+        """This poll's numbered folder under the poller's own claim folder."""
+        if self._current is not None:
+            return self._current
+        own = self._own_folder()
+        n = 1
+        while True:
+            candidate = own / str(n)
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                n += 1
+                continue
+            self._current = candidate
+            return candidate
+
+    def _own_folder(self) -> Path:
+        """Created under a hidden name, locked, then renamed: never adopted while being made."""
+        if self._own is not None:
+            return self._own
+        for _ in range(100):
+            token = f"{self.name}-{os.getpid()}-{secrets.token_hex(4)}"
+            making = self.claimed_root / f".new-{token}"
+            making.mkdir()
+            try:
+                fd = _open_lock(making / ".lock")
+            except OSError:  # removed as abandoned by another poller meanwhile: try again
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                final = self.claimed_root / token
+                os.rename(making, final)
+            except OSError:
+                os.close(fd)
+                continue
+            self._held[final] = fd
+            self._own = final
+            return final
+        raise OSError(errno.EAGAIN, "cannot make a claim folder")
+
+    def _adopt(self) -> None:
+        """Take over the claim folders whose poller is gone (their lock is free)."""
+        for held, fd in list(self._held.items()):  # removed by hand: forget it
+            if not held.is_dir():
+                os.close(fd)
+                del self._held[held]
+                if held == self._own:
+                    self._own = None
+        try:
+            names = sorted(os.listdir(self.claimed_root))
+        except OSError:
+            return
+        for name in names:
+            path = self.claimed_root / name
+            if path in self._held or not path.is_dir() or path.is_symlink():
+                continue
+            if name.startswith(".new-"):  # a crash while a claim folder was being made
+                _drop_if_abandoned(path)
+                continue
+            if name.startswith("."):
+                continue
+            try:
+                fd = _open_lock(path / ".lock")
+            except OSError:
+                continue  # removed meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # its poller is alive
+                continue
+            if not (path / ".lock").exists():  # emptied and removed by its last holder
+                os.close(fd)
+                continue
+            log.warning("folder source %s: files claimed by a poller that is gone are taken "
+                        "again", self.source.id)
+            self._held[path] = fd
+
+    def _claims(self) -> Iterator[Claim]:
+        """Files in every claim folder held, in the order they were claimed."""
+        for held in list(self._held):
+            try:
+                polls = sorted((p for p in held.iterdir() if p.name.isdigit()),
+                               key=lambda p: int(p.name))
+            except OSError:
+                continue
+            for folder in polls:
+                for dirpath, dirnames, filenames in os.walk(folder):
+                    dirnames.sort()
+                    base = Path(dirpath)
+                    rel_dir = base.relative_to(folder).as_posix()
+                    names = sorted(filenames) + [d for d in dirnames
+                                                 if (base / d).is_symlink()]
+                    for name in sorted(names):
+                        rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                        yield Claim(base / name, rel, datetime.now(UTC))
+
+    # -- intake and after -----------------------------------------------------------------
+    def _take(self, claims: list[Claim], result: PollResult) -> bool:
+        """Record claimed files (by groups), then move them out. False: the store is down
+        (the files stay claimed) or we are stopping."""
+        group: list[tuple[Claim, Received]] = []
+        size = 0
+        for claim in claims:
+            if claim.path in self._recorded:  # recorded before, only the move is left
+                self._move_out(claim, *self._recorded[claim.path], result)
+                continue
+            item = self._read(claim)
+            if item is None:
+                continue
+            group.append((claim, item))
+            size += len(item.data)
+            if len(group) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
+                if not self._record(group, result):
+                    return False
+                group, size = [], 0
+        return self._record(group, result) if group else True
+
+    def _read(self, claim: Claim) -> Received | None:
+        limit = self.source.max_bytes
+        rejection = None
+        data = b""
+        try:
+            st = os.lstat(claim.path)
+            if stat.S_ISLNK(st.st_mode):
+                rejection = ("FOLDER_SYMLINK", "a symbolic link: links are not followed; "
+                             "drop the file itself")
+            elif not stat.S_ISREG(st.st_mode):
+                rejection = ("FOLDER_NOT_A_FILE", "not a regular file (device, pipe or socket)")
+            else:
+                fd = os.open(claim.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                             | os.O_CLOEXEC)
+                try:
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        raise OSError(errno.EINVAL, "not a regular file")
+                    data = _read_up_to(fd, max(limit + 1, HEAD_KEPT))
+                finally:
+                    os.close(fd)
+                if len(data) > limit:
+                    size = max(st.st_size, len(data))
+                    data = data[:HEAD_KEPT]
+                    rejection = ("FOLDER_FILE_TOO_LARGE",
+                                 f"file of {size} bytes is over the folder's limit of {limit} "
+                                 f"bytes (max_bytes); only its first {len(data)} bytes were "
+                                 f"archived, the file is in failed/")
+        except FileNotFoundError:
+            log.warning("folder source %s: a claimed file vanished (moved by hand?)",
+                        self.source.id)
+            return None
+        except OSError as exc:
+            data = b""
+            code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            rejection = ("FOLDER_FILE_UNREADABLE",
+                         f"the file cannot be read ({code}: {exc.strerror}); it is in failed/")
+        return Received(data=data, source=self.source.id, channel="folder",
+                        peer=shown(str(self.root), PEER_MAX),
+                        file_name=shown(claim.rel, FILE_NAME_MAX),
+                        received_at=claim.received_at, rejection=rejection)
+
+    def _record(self, group: list[tuple[Claim, Received]], result: PollResult) -> bool:
+        try:
+            results = intake(self.engine, self.archive, [item for _, item in group])
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_outage(exc):
+                result.pending += len(group)
+                result.error = f"folder source {self.source.id}: {outage_text(exc)}"
+                log.error("%s; %d file(s) stay claimed, taken again at the next poll",
+                          result.error, len(group))
+                return False
+            if len(group) > 1:  # one input the intake cannot take: find it, take the others
+                return all(self._record([one], result) for one in group)
+            claim, _ = group[0]
+            log.error("folder source %s: intake refused a file (%s); moved to failed/",
+                      self.source.id, type(exc).__name__)
+            self._recorded[claim.path] = ("FOLDER_INTAKE_ERROR",
+                                          f"intake raised {type(exc).__name__}; no import was "
+                                          f"recorded")
+            self._move_out(claim, *self._recorded[claim.path], result)
+            return True
+        result.add(results)
+        for (claim, item), res in zip(group, results, strict=True):
+            if item.rejection is not None:
+                code, message = item.rejection
+                ids = ", ".join(map(str, res.message_ids))
+                self._recorded[claim.path] = (code, f"{message}\nimport: {ids} (dmp-ingest "
+                                              f"imports show {res.message_ids[0]})")
+                log.warning("folder source %s: import %s refused (%s)", self.source.id, ids,
+                            code)
+            else:
+                self._recorded[claim.path] = ("", None)
+            self._move_out(claim, *self._recorded[claim.path], result)
+        if self.on_intake is not None:
+            self.on_intake()
+        return not self.stop_event.is_set()
+
+    def _move_out(self, claim: Claim, code: str, why: str | None, result: PollResult) -> None:
+        """To done/ (or failed/ with the reason beside it) under the same relative path."""
+        where = DONE if not code else FAILED
+        try:
+            target = _place(claim.path, self.root / where / claim.rel)
+        except OSError as exc:
+            log.error("folder source %s: a recorded file cannot be moved to %s/ (%s); "
+                      "retried at the next poll", self.source.id, where, exc.strerror)
+            return
+        self._recorded.pop(claim.path, None)
+        result.taken += 1
+        if code:
+            result.refused += 1
+            _write_error(target, self.source.id, code, why or "")
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def _tidy(self) -> None:
+        """Empty poll folders removed; adopted claim folders released once empty."""
+        self._current = None
+        for held, fd in list(self._held.items()):
+            _remove_empty_dirs(held)
+            if held != self._own and _only_lock(held):
+                _release(held, fd)
+                del self._held[held]
+
+    def close(self) -> None:
+        """Release the claim folders (removed when empty); files still claimed stay there
+        and are taken by the next poller."""
+        self._current = None
+        for held, fd in list(self._held.items()):
+            _remove_empty_dirs(held)
+            if _only_lock(held):
+                _release(held, fd)
+            else:
+                os.close(fd)
+        self._held.clear()
+        self._own = None
+
+    def __enter__(self) -> FolderPoller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    chunks, total = [], 0
+    while total < limit:
+        chunk = os.read(fd, min(1 << 20, limit - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _place(src: Path, target: Path) -> Path:
+    """Move ``src`` to ``target`` without ever replacing a file there: ``name.1.ext``,
+    ``name.2.ext``... when taken. A hard link then an unlink (atomic no-replace); on file
+    systems without hard links, a rename after an existence check."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stem, suffix = _split_name(target.name)
+    n = 0
+    while True:
+        candidate = target if n == 0 else target.with_name(f"{stem}.{n}{suffix}")
+        n += 1
+        try:
+            os.link(src, candidate, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
+                                 errno.ENOSYS):
+                raise
+            if os.path.lexists(candidate):
+                continue
+            os.rename(src, candidate)
+            return candidate
+        os.unlink(src)
+        return candidate
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    dot = name.rfind(".")
+    if dot <= 0:
+        return name, ""
+    return name[:dot], name[dot:]
+
+
+def _write_error(target: Path, source: str, code: str, why: str) -> None:
+    text = (f"dmp-ingest did not take this file.\nsource: {source}\ncode: {code}\n"
+            f"reason: {why}\nat: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+            "To try again once the cause is fixed, move the file back into the folder.\n")
+    stem, suffix = _split_name(target.name + ".error.txt")
+    n = 0
+    while True:
+        path = target.with_name(target.name + ".error.txt" if n == 0 else f"{stem}.{n}{suffix}")
+        n += 1
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            log.warning("an .error.txt cannot be written (%s); the reason is on the ledger",
+                        exc.strerror)
+            return
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        return
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    for dirpath, _, _ in sorted(os.walk(top, topdown=False), key=lambda w: -len(w[0])):
+        if Path(dirpath) != top:
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
+def _only_lock(folder: Path) -> bool:
+    try:
+        return [p.name for p in folder.iterdir()] in ([".lock"], [])
+    except OSError:
+        return False
+
+
+def _drop_if_abandoned(folder: Path, min_age: float = 60.0) -> None:
+    """A ``.new-*`` claim folder left by a crash while it was being made (old enough)."""
+    try:
+        if time.time() - folder.stat().st_mtime < min_age:
+            return
+        fd = _open_lock(folder / ".lock")
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return
+    _remove_empty_dirs(folder)
+    if _only_lock(folder):
+        _release(folder, fd)
+    else:
+        os.close(fd)
+
+
+def _release(folder: Path, fd: int) -> None:
+    """Remove an empty claim folder while holding its lock, then let go."""
+    try:
+        os.unlink(folder / ".lock")
+        os.rmdir(folder)
+    except OSError:
+        pass
+    os.close(fd)

@@ -1,0 +1,313 @@
+"""S3 bucket pollers: objects put under a prefix are taken once, handed to intake, then marked.
+
+One poll of a ``[buckets.<id>]`` source lists the objects under its prefix (every page), skips
+what is already marked, fetches the rest (a few requests at a time) and hands them to
+``intake`` in groups (one archive sync, one commit per group). Only once intake has returned
+is an object marked, so an outage of the endpoint, the archive or the store never loses one:
+it is simply taken at a later poll.
+
+Marking (``after``):
+
+- ``tag`` (default): the object stays where it is and gets the tag ``dmp-intake=done`` (its
+  other tags kept) and ``dmp-intake-import=<first import id>``. Objects tagged ``done`` or
+  ``refused`` are skipped (one GetObjectTagging per object and process; then remembered by
+  key and ETag, so a poller does not ask again for the objects it already knows).
+- ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
+  only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
+  from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
+  refused prefixes are never taken.
+
+An object over ``max_bytes`` is not read whole: its first 64 KiB are archived with a failed
+import (``S3_OBJECT_TOO_LARGE``: the admin sees it with ``imports list --status failed``), it
+is tagged ``dmp-intake=refused`` (``move``: moved under ``refused_prefix``) and its key and
+size are logged. Keys are data, never paths: nothing here touches the local file system, and a
+key with ``../``, a leading ``/`` or control characters is recorded as given (in the ledger's
+``file_name``; ``peer`` is ``s3://bucket/key``; both cut to the ledger's column sizes).
+
+Run one poller per bucket source: two pollers on the same objects would both take them (the
+second copy is recorded as a byte-identical repeat and never filed twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from connectors.folder import (
+    CHUNK_BYTES,
+    FILE_NAME_MAX,
+    HEAD_KEPT,
+    INTAKE_CHUNK,
+    PEER_MAX,
+    PollResult,
+    is_outage,
+    outage_text,
+    shown,
+)
+from pipelines.intake import Received, intake
+from pipelines.settings import BucketSource
+
+log = logging.getLogger("dmp.s3_bucket")
+
+TAG = "dmp-intake"
+TAG_IMPORT = "dmp-intake-import"
+DONE, REFUSED = "done", "refused"
+MAX_TAGS = 10  # S3's limit per object
+
+
+@dataclass
+class _Object:
+    key: str
+    etag: str
+    size: int
+    tags: dict[str, str] | None = None
+    version: str | None = None
+    item: Received | None = None
+
+
+class BucketPoller:
+    """Polls one declared bucket prefix; ``poll()`` is synchronous (serve runs it in a thread).
+    """
+
+    def __init__(self, source: BucketSource, engine, archive, *,  # noqa: ANN001
+                 endpoint_url: str | None = None, client=None,  # noqa: ANN001
+                 on_intake: Callable[[], None] | None = None,
+                 stop_event: threading.Event | None = None, concurrency: int = 8) -> None:
+        self.source = source
+        self.engine, self.archive = engine, archive
+        self.endpoint_url = source.endpoint_url or endpoint_url
+        self.on_intake = on_intake
+        self.stop_event = stop_event or threading.Event()
+        self.concurrency = concurrency
+        self._client = client
+        self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
+
+    @property
+    def client(self):  # noqa: ANN201
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3", endpoint_url=self.endpoint_url,
+                config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                              connect_timeout=5, read_timeout=60,
+                              max_pool_connections=self.concurrency + 2))
+        return self._client
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.source.bucket}/{self.source.prefix}"
+
+    # -- the poll ---------------------------------------------------------------------------
+    def poll(self) -> PollResult:
+        """One pass over every object under the prefix. Problems of the endpoint or the store
+        end up in ``result.error`` (nothing lost: unmarked objects are taken next time)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        result = PollResult(self.source.id)
+        seen: dict[tuple[str, str], str] = {}
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-poll") as pool:
+                complete = True
+                for chunk in self._chunks(seen):
+                    if self.stop_event.is_set() or not self._take(chunk, pool, seen, result):
+                        complete = False
+                        break
+                if complete:
+                    self._known = seen  # forget objects no longer there
+                else:
+                    self._known.update(seen)
+        except (BotoCoreError, ClientError) as exc:
+            result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
+            log.error("%s; unmarked objects are taken at a later poll", result.error)
+        return result
+
+    def _describe(self, exc: Exception) -> str:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        endpoint = self.endpoint_url or "AWS"
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            return (f"S3 refused {exc.operation_name} on {self.where} "
+                    f"({err.get('Code', '?')})")
+        if isinstance(exc, EndpointConnectionError):
+            return f"cannot reach the S3 endpoint {endpoint} (EndpointConnectionError)"
+        if isinstance(exc, NoCredentialsError):
+            return "no S3 credentials (environment or AWS profile)"
+        return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
+
+    def _chunks(self, seen: dict[tuple[str, str], str]) -> Iterator[list[_Object]]:
+        """Objects to look at, listed page by page, in groups bounded in count and bytes."""
+        skip = ()
+        if self.source.after == "move":
+            skip = (self.source.processed_prefix, self.source.refused_prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.source.bucket, Prefix=self.source.prefix)
+        chunk: list[_Object] = []
+        size = 0
+        for page in pages:
+            for entry in page.get("Contents", []):
+                key, etag = entry["Key"], entry.get("ETag", "")
+                if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
+                    continue  # ours, or a "folder" marker
+                known = self._known.get((key, etag))
+                if known is not None:
+                    seen[(key, etag)] = known
+                    continue
+                chunk.append(_Object(key, etag, entry["Size"]))
+                size += min(entry["Size"], self.source.max_bytes)
+                if len(chunk) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
+                    yield chunk
+                    chunk, size = [], 0
+        if chunk:
+            yield chunk
+
+    # -- one group --------------------------------------------------------------------------
+    def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
+              seen: dict[tuple[str, str], str], result: PollResult) -> bool:
+        fetched = [obj for obj in pool.map(self._fetch, chunk) if obj is not None]
+        todo = []
+        for obj in fetched:
+            if obj.item is None:  # marked before
+                seen[(obj.key, obj.etag)] = (obj.tags or {}).get(TAG, DONE)
+            else:
+                todo.append(obj)
+        if not todo:
+            return True
+        marks = self._record(todo, result)
+        if marks is None:
+            return False
+        list(pool.map(lambda m: self._mark(*m), marks))
+        for obj, status, _, _ in marks:
+            seen[(obj.key, obj.etag)] = status
+        if self.on_intake is not None:
+            self.on_intake()
+        return True
+
+    def _fetch(self, obj: _Object) -> _Object | None:
+        """Its tags, then its bytes (or only its head when too large); None when it changed
+        or vanished since the listing (looked at again at the next poll)."""
+        from botocore.exceptions import ClientError
+
+        client, bucket = self.client, self.source.bucket
+        try:
+            obj.tags = {t["Key"]: t["Value"] for t in client.get_object_tagging(
+                Bucket=bucket, Key=obj.key)["TagSet"]}
+            if obj.tags.get(TAG) in (DONE, REFUSED):
+                return obj
+            received_at = datetime.now(UTC)
+            limit = self.source.max_bytes
+            rejection = None
+            if obj.size > limit:
+                response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
+                                             Range=f"bytes=0-{HEAD_KEPT - 1}")
+                data = response["Body"].read()
+                rejection = ("S3_OBJECT_TOO_LARGE",
+                             f"object of {obj.size} bytes is over the bucket source's limit of "
+                             f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
+                             f"were archived")
+            else:
+                response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                data = response["Body"].read()
+            obj.version = response.get("VersionId")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404", "PreconditionFailed", "412", "InvalidRange"):
+                return None
+            raise
+        obj.item = Received(data=data, source=self.source.id, channel="s3",
+                            peer=shown(f"s3://{bucket}/{obj.key}", PEER_MAX),
+                            file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
+                            rejection=rejection)
+        return obj
+
+    def _record(self, todo: list[_Object],
+                result: PollResult) -> list[tuple[_Object, str, int | None, str | None]] | None:
+        """intake; (object, done/refused, first import id, refusal code) per object; None
+        when the store is down (nothing marked)."""
+        try:
+            results = intake(self.engine, self.archive, [obj.item for obj in todo])
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if is_outage(exc):
+                result.pending += len(todo)
+                result.error = f"bucket source {self.source.id}: {outage_text(exc)}"
+                log.error("%s; %d object(s) left unmarked, taken at a later poll",
+                          result.error, len(todo))
+                return None
+            if len(todo) == 1:
+                log.error("bucket source %s: intake refused object %r (%s); marked refused",
+                          self.source.id, todo[0].key, type(exc).__name__)
+                result.taken += 1
+                result.refused += 1
+                return [(todo[0], REFUSED, None, "S3_INTAKE_ERROR")]
+            marks = []
+            for obj in todo:  # one input the intake cannot take: find it, take the others
+                one = self._record([obj], result)
+                if one is None:
+                    return marks or None
+                marks.extend(one)
+            return marks
+        result.add(results)
+        marks = []
+        for obj, res in zip(todo, results, strict=True):
+            first = res.message_ids[0] if res.message_ids else res.batch_id
+            result.taken += 1
+            if obj.item.rejection is not None:
+                result.refused += 1
+                code = obj.item.rejection[0]
+                log.warning("bucket source %s: object %r of %d bytes refused (%s), import %s",
+                            self.source.id, obj.key, obj.size, code, first)
+                marks.append((obj, REFUSED, first, code))
+            else:
+                marks.append((obj, DONE, first, None))
+        return marks
+
+    def _mark(self, obj: _Object, status: str, import_id: int | None,
+              code: str | None) -> None:
+        """Tag (or move) an object recorded by intake. A failure is logged: the object is
+        remembered by this poller; another process would record it again as a repeat."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        tags = dict(obj.tags or {})
+        tags[TAG] = status
+        if import_id is not None:
+            tags[TAG_IMPORT] = str(import_id)
+        if len(tags) > MAX_TAGS:
+            tags.pop(TAG_IMPORT, None)
+        bucket = self.source.bucket
+        try:
+            if self.source.after == "move":
+                prefix = (self.source.processed_prefix if status == DONE
+                          else self.source.refused_prefix)
+                source = {"Bucket": bucket, "Key": obj.key}
+                if obj.version:
+                    source["VersionId"] = obj.version
+                self.client.copy_object(Bucket=bucket, Key=prefix + obj.key, CopySource=source,
+                                        CopySourceIfMatch=obj.etag, TaggingDirective="REPLACE",
+                                        Tagging=urlencode(tags))
+                self.client.delete_object(Bucket=bucket, Key=obj.key)
+            else:
+                extra = {"VersionId": obj.version} if obj.version else {}
+                self.client.put_object_tagging(
+                    Bucket=bucket, Key=obj.key, **extra,
+                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+        except (BotoCoreError, ClientError) as exc:
+            log.error("bucket source %s: import %s recorded but object %r not marked %s (%s)",
+                      self.source.id, import_id, obj.key, status,
+                      self._describe(exc) if isinstance(exc, ClientError)
+                      else type(exc).__name__)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> BucketPoller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,406 @@
+"""The S3 bucket poller (connectors/s3_bucket.py) through boto3 against moto's S3 server on
+loopback (no mock of boto3): taken once, tagged or moved after intake, odd keys, outages,
+pagination; bucket settings."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.s3_bucket import BucketPoller
+from dossiers.schema import imports
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.settings import BucketSource, SettingsError
+from tests.conftest import SAMPLES, corpus_path
+from tests.test_folder_connector import FlakyArchive, settings_from
+
+HL7 = SAMPLES / "hl7v2"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():  # noqa: ANN201
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
+_buckets = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def bucket(s3_server, aws_env):  # noqa: ANN001, ANN201
+    """A fresh bucket on the moto server: (endpoint, name, client)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server)
+    name = f"dmp-drop-{os.getpid()}-{next(_buckets)}"
+    client.create_bucket(Bucket=name,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    return s3_server, name, client
+
+
+def bucket_source(name: str, **kw) -> BucketSource:  # noqa: ANN003
+    kw.setdefault("prefix", "incoming/")
+    return BucketSource(id="lab-s3", bucket=name, **kw)
+
+
+def ledger(engine) -> list[dict]:  # noqa: ANN001
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(imports).order_by(imports.c.id))]
+
+
+def tags(client, name: str, key: str) -> dict[str, str]:  # noqa: ANN001
+    return {t["Key"]: t["Value"] for t in
+            client.get_object_tagging(Bucket=name, Key=key)["TagSet"]}
+
+
+def keys(client, name: str, prefix: str = "") -> list[str]:  # noqa: ANN001
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def test_objects_under_the_prefix_are_taken_once_and_tagged(ctx, bucket) -> None:  # noqa: ANN001
+    endpoint, name, client = bucket
+    nfs = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    batch = (HL7 / "15_chu_batch.hl7").read_bytes()
+    cda = sorted(corpus_path("cda").glob("*.xml"))[0].read_bytes()
+    client.put_object(Bucket=name, Key="incoming/01_labm_nfs.hl7", Body=nfs)
+    client.put_object(Bucket=name, Key="incoming/2026/04/batch.hl7", Body=batch,
+                      Tagging="team=biologie")
+    client.put_object(Bucket=name, Key="incoming/cr.xml", Body=cda)
+    client.put_object(Bucket=name, Key="incoming/done-before.hl7", Body=b"MSH|^~\\&|OLD\r",
+                      Tagging="dmp-intake=done")
+    client.put_object(Bucket=name, Key="incoming/folder/", Body=b"")  # a console's "folder"
+    client.put_object(Bucket=name, Key="elsewhere/x.hl7", Body=nfs)
+
+    woken = []
+    poller = BucketPoller(bucket_source(name), ctx.engine, ctx.archive, endpoint_url=endpoint,
+                          on_intake=lambda: woken.append(1))
+    result = poller.poll()
+    assert result.error is None and (result.taken, result.refused) == (3, 0) and woken
+    rows = ledger(ctx.engine)
+    files = {r["file_name"]: r for r in rows if r["batch_of"] is None}
+    assert set(files) == {"incoming/01_labm_nfs.hl7", "incoming/2026/04/batch.hl7",
+                          "incoming/cr.xml"}
+    assert {(r["channel"], r["source"]) for r in rows} == {("s3", "lab-s3")}
+    assert files["incoming/cr.xml"]["peer"] == f"s3://{name}/incoming/cr.xml"
+    assert ctx.archive.get(files["incoming/01_labm_nfs.hl7"]["sha256"]) == nfs
+    assert ctx.archive.get(files["incoming/cr.xml"]["sha256"]) == cda
+    assert sorted(result.message_ids) == sorted(r["id"] for r in rows if r["status"] != "split")
+
+    assert tags(client, name, "incoming/01_labm_nfs.hl7") == {
+        "dmp-intake": "done",
+        "dmp-intake-import": str(files["incoming/01_labm_nfs.hl7"]["id"])}
+    assert tags(client, name, "incoming/2026/04/batch.hl7")["team"] == "biologie"  # kept
+    assert tags(client, name, "elsewhere/x.hl7") == {}
+    assert keys(client, name) == sorted([  # nothing moved, nothing deleted
+        "incoming/01_labm_nfs.hl7", "incoming/2026/04/batch.hl7", "incoming/cr.xml",
+        "incoming/done-before.hl7", "incoming/folder/", "elsewhere/x.hl7"])
+
+    assert poller.poll().taken == 0  # remembered
+    fresh = BucketPoller(bucket_source(name), ctx.engine, ctx.archive, endpoint_url=endpoint)
+    assert fresh.poll().taken == 0  # another process: reads the tags
+    assert len(ledger(ctx.engine)) == len(rows)
+
+    client.put_object(Bucket=name, Key="incoming/01_labm_nfs.hl7", Body=nfs + b"NTE|1||x\r")
+    again = poller.poll()  # same key, new object (no tags): taken
+    assert again.taken == 1
+    assert ledger(ctx.engine)[-1]["file_name"] == "incoming/01_labm_nfs.hl7"
+
+
+def test_after_move_copies_under_processed_then_deletes(sqlite_ctx, bucket) -> None:  # noqa: ANN001
+    endpoint, name, client = bucket
+    data = {f"incoming/{n}": (HL7 / n).read_bytes()
+            for n in ("02_labm_lipides_glycemie.hl7", "05_chu_hba1c.hl7")}
+    for key, body in data.items():
+        client.put_object(Bucket=name, Key=key, Body=body)
+    client.put_object(Bucket=name, Key="incoming/big.pdf", Body=b"%PDF-1.4\n" + b"0" * 30000)
+    source = bucket_source(name, prefix="", after="move", max_bytes=20000)
+    poller = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive, endpoint_url=endpoint)
+    result = poller.poll()
+    assert (result.taken, result.refused) == (3, 1)
+    assert keys(client, name) == sorted(
+        ["processed/" + k for k in data] + ["refused/incoming/big.pdf"])
+    for key, body in data.items():
+        moved = client.get_object(Bucket=name, Key="processed/" + key)["Body"].read()
+        assert moved == body
+        assert tags(client, name, "processed/" + key)["dmp-intake"] == "done"
+    assert tags(client, name, "refused/incoming/big.pdf")["dmp-intake"] == "refused"
+    rows = {r["file_name"]: r for r in ledger(sqlite_ctx.engine)}
+    assert rows["incoming/big.pdf"]["error_code"] == "S3_OBJECT_TOO_LARGE"
+    assert rows["incoming/big.pdf"]["status"] == "failed"
+    assert poller.poll().taken == 0  # processed/ and refused/ are never taken
+    assert BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive,
+                        endpoint_url=endpoint).poll().taken == 0
+
+
+def test_too_large_objects_are_tagged_refused_and_recorded(sqlite_ctx, bucket, caplog) -> None:  # noqa: ANN001
+    endpoint, name, client = bucket
+    big = b"MSH|^~\\&|BIG|" + b"x" * 100_000 + b"\r"
+    client.put_object(Bucket=name, Key="incoming/big.hl7", Body=big)
+    poller = BucketPoller(bucket_source(name, max_bytes=10_000), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    with caplog.at_level("WARNING", logger="dmp.s3_bucket"):
+        result = poller.poll()
+    assert (result.taken, result.refused) == (1, 1)
+    row = ledger(sqlite_ctx.engine)[0]
+    assert (row["status"], row["stage"], row["error_code"]) == (
+        "failed", "intake", "S3_OBJECT_TOO_LARGE")
+    assert "100014 bytes" in row["error_message"]
+    assert sqlite_ctx.archive.get(row["sha256"]) == big[:65536]  # only the head was read
+    assert tags(client, name, "incoming/big.hl7") == {"dmp-intake": "refused",
+                                                      "dmp-intake-import": str(row["id"])}
+    assert "'incoming/big.hl7' of 100014 bytes refused" in caplog.text
+    assert "xxxx" not in caplog.text
+    assert BucketPoller(bucket_source(name, max_bytes=10_000), sqlite_ctx.engine,
+                        sqlite_ctx.archive, endpoint_url=endpoint).poll().taken == 0
+
+
+ODD_KEYS = ["incoming/../../etc/passwd", "incoming/./x.hl7", "incoming//double.hl7",
+            "incoming/%2e%2e/enc.hl7", "incoming/tab\there é.hl7", "incoming/ctrl\x01\x1b[31m",
+            "incoming/曲 Hélène.hl7", "incoming/" + "k" * 600]
+
+
+def test_odd_keys_are_recorded_as_given_and_never_touch_the_disk(sqlite_ctx, bucket,  # noqa: ANN001
+                                                                 tmp_path) -> None:
+    endpoint, name, client = bucket
+    for i, key in enumerate(ODD_KEYS + ["/abs.hl7"]):
+        client.put_object(Bucket=name, Key=key, Body=f"MSH|^~\\&|K|{i}\r".encode())
+    before = sorted(p for p in tmp_path.rglob("*") if "archive" not in p.parts)
+    cwd_before = sorted(os.listdir("."))
+    poller = BucketPoller(bucket_source(name, prefix=""), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    result = poller.poll()
+    assert result.error is None and result.taken == len(ODD_KEYS) + 1
+    rows = ledger(sqlite_ctx.engine)
+    recorded = {r["file_name"] for r in rows}
+    long_key = "incoming/" + "k" * 600
+    assert recorded == (set(ODD_KEYS) - {long_key}) | {"/abs.hl7", long_key[:499] + "…"}
+    peers = {r["peer"] for r in rows}
+    assert f"s3://{name}/incoming/../../etc/passwd" in peers
+    assert all(len(p) <= 200 for p in peers)
+    for key in ODD_KEYS + ["/abs.hl7"]:
+        assert tags(client, name, key)["dmp-intake"] == "done"
+    after = sorted(p for p in tmp_path.rglob("*") if "archive" not in p.parts)
+    assert after == before and sorted(os.listdir(".")) == cwd_before
+    assert not Path("/etc/passwd").read_bytes().startswith(b"MSH")
+
+
+def test_endpoint_down_is_a_clear_error_and_nothing_is_lost(sqlite_ctx, aws_env) -> None:  # noqa: ANN001
+    """The endpoint stops answering: the poll says so in one line; when it is back, the
+    object (not tagged meanwhile) is taken."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    client = boto3.client("s3", endpoint_url=endpoint)
+    name = f"dmp-down-{os.getpid()}"
+    client.create_bucket(Bucket=name,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    data = (HL7 / "06_bioazur_iono_vitd.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/vitd.hl7", Body=data)
+    server.stop()
+    try:
+        poller = BucketPoller(bucket_source(name, endpoint_url=endpoint), sqlite_ctx.engine,
+                              sqlite_ctx.archive)
+        result = poller.poll()
+        assert result.taken == 0
+        assert result.error == (f"bucket source lab-s3: cannot reach the S3 endpoint "
+                                f"{endpoint} (EndpointConnectionError)")
+        assert ledger(sqlite_ctx.engine) == []
+    finally:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()  # moto keeps its state in the process: the same bucket again
+    try:
+        assert tags(client, name, "incoming/vitd.hl7") == {}
+        result = poller.poll()
+        assert result.error is None and result.taken == 1
+        assert tags(client, name, "incoming/vitd.hl7")["dmp-intake"] == "done"
+        assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["incoming/vitd.hl7"]
+    finally:
+        server.stop()
+
+
+def test_unknown_bucket_is_a_clear_error(sqlite_ctx, bucket) -> None:  # noqa: ANN001
+    endpoint, name, _ = bucket
+    result = BucketPoller(bucket_source(name + "-nope"), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint).poll()
+    assert result.error == (f"bucket source lab-s3: S3 refused ListObjectsV2 on "
+                            f"s3://{name}-nope/incoming/ (NoSuchBucket)")
+
+
+def test_archive_down_leaves_objects_unmarked_and_retries(sqlite_ctx, bucket,  # noqa: ANN001
+                                                          tmp_path) -> None:
+    endpoint, name, client = bucket
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    archive = FlakyArchive(tmp_path / "flaky")
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, archive,
+                          endpoint_url=endpoint)
+    archive.down = True
+    result = poller.poll()
+    assert result.taken == 0 and result.pending == 1 and "archive unavailable" in result.error
+    assert tags(client, name, "incoming/a.hl7") == {} and ledger(sqlite_ctx.engine) == []
+    archive.down = False
+    assert poller.poll().taken == 1
+    assert tags(client, name, "incoming/a.hl7")["dmp-intake"] == "done"
+
+
+def test_pagination_over_more_than_a_thousand_objects(sqlite_ctx, bucket) -> None:  # noqa: ANN001
+    endpoint, name, client = bucket
+    n = 1050
+
+    def put(i: int) -> None:
+        client.put_object(Bucket=name, Key=f"incoming/{i:05d}.hl7",
+                          Body=f"MSH|^~\\&|LAB|FAC|||20260101||ORU^R01|P{i}|P|2.5\r".encode())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(n)))
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint)
+    result = poller.poll()
+    assert result.error is None and result.taken == n
+    rows = ledger(sqlite_ctx.engine)
+    assert sorted(r["file_name"] for r in rows) == [f"incoming/{i:05d}.hl7" for i in range(n)]
+    assert all(r["status"] == "received" for r in rows)
+    assert poller.poll().taken == 0
+    assert tags(client, name, "incoming/01049.hl7")["dmp-intake"] == "done"
+    assert len(ledger(sqlite_ctx.engine)) == n
+
+
+# -- settings -------------------------------------------------------------------------------
+def test_bucket_settings(tmp_path) -> None:  # noqa: ANN001
+    settings = settings_from(tmp_path, """
+s3_endpoint_url = "http://minio:9000"
+[buckets.labs]
+bucket = "dmp-drop"
+prefix = "labs/"
+after = "move"
+processed_prefix = "done/"
+max_bytes = 5000000
+poll_interval = 15
+[buckets.scans]
+bucket = "scans"
+endpoint_url = "https://s3.example.org"
+""")
+    labs, scans = settings.buckets
+    assert labs == BucketSource(id="labs", bucket="dmp-drop", prefix="labs/", after="move",
+                                processed_prefix="done/", max_bytes=5000000,
+                                poll_interval=15.0)
+    assert (scans.after, scans.prefix, scans.endpoint_url) == (
+        "tag", "", "https://s3.example.org")
+    assert settings.s3_endpoint_url == "http://minio:9000"
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[buckets.a]\nprefix = "x/"', r"\[buckets.a\] bucket: required"),
+    ('[buckets.a]\nbucket = "a/b"', r"bucket: required, a bucket name"),
+    ('[buckets.a]\nbucket = "b"\nafter = "delete"', r"after: 'tag' or 'move', not 'delete'"),
+    ('[buckets.a]\nbucket = "b"\nafter = "move"\nprocessed_prefix = ""',
+     r"processed_prefix: required with after = 'move'"),
+    ('[buckets.a]\nbucket = "b"\nafter = "move"\nrefused_prefix = "processed/"',
+     r"must differ"),
+    ('[buckets.a]\nbucket = "b"\nendpoint_url = "minio:9000"', r"an http\(s\):// URL"),
+    ('[buckets.a]\nbucket = "b"\nmax_bytes = -5', r"max_bytes: a positive whole number"),
+    ('[buckets.a]\nbucket = "b"\nprefx = "x"', r"unknown setting 'prefx'"),
+    ('[buckets.a]\nbucket = "b"\nprefix = 3', r"prefix: text expected"),
+])
+def test_bad_bucket_settings_are_one_line_errors(tmp_path, toml, message) -> None:  # noqa: ANN001
+    with pytest.raises(SettingsError, match=message) as info:
+        settings_from(tmp_path, toml)
+    assert "\n" not in str(info.value)
+
+
+# -- Prefect flows ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def prefect_api():  # noqa: ANN201
+    """Prefect's test harness: the one test_flows_cli started when it is running (one server
+    per session, not two), else our own."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    running = SubprocessASGIServer._instances.get(None)
+    if running is not None and PREFECT_API_URL.value() == running.api_url:
+        yield
+        return
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_poll_folders_and_poll_buckets_flows(tmp_path, monkeypatch, bucket) -> None:  # noqa: ANN001
+    """One poll of every declared source, then processing of what came in, through Prefect;
+    an unreachable source fails the run after the rest was processed."""
+    import flows
+
+    endpoint, bucket, client = bucket
+    home = tmp_path / "home"
+    home.mkdir()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (home / "dmp.toml").write_text(f"""
+[folders.labm]
+path = "{drop}"
+settle_seconds = 0
+[folders.gone]
+path = "{tmp_path / 'absent'}"
+[buckets.synlab]
+bucket = "{bucket}"
+prefix = "in/"
+endpoint_url = "{endpoint}"
+""", encoding="utf-8")
+    monkeypatch.setenv("DMP_HOME", str(home))
+    for name in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_CONFIG", "DMP_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    flows._context.cache_clear()
+    try:
+        ctx = flows._context("poll")
+        with (SAMPLES / "patients.csv").open(encoding="utf-8", newline="") as fh:
+            create_dossiers(ctx.engine,
+                            [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+        (drop / "nfs.hl7").write_bytes((HL7 / "01_labm_nfs.hl7").read_bytes())
+        client.put_object(Bucket=bucket, Key="in/iono.hl7",
+                          Body=(HL7 / "03_synlab_iono_creatinine.hl7").read_bytes())
+
+        summary = flows.poll_folders(sources=["labm"])
+        assert summary["sources"] == {"labm": {"taken": 1, "refused": 0, "pending": 0,
+                                               "error": None}}
+        summary = flows.poll_buckets()
+        assert summary["sources"]["synlab"]["taken"] == 1
+        assert [(r["channel"], r["status"]) for r in ledger(ctx.engine)] == [
+            ("folder", "deposited"), ("s3", "deposited")]
+        with pytest.raises(flows.PollFailed, match="folder source gone: folder unusable"):
+            flows.poll_folders()
+    finally:
+        flows._context.cache_clear()
+
