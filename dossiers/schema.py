@@ -47,7 +47,7 @@ imports = Table(
     Column("stage", String(20)),  # where it stopped: intake, parse, normalize, identity, deposit
     Column("error_code", String(60)),
     Column("error_message", Text),
-    Column("error_location", String(100)),
+    Column("error_location", String(500)),  # OBX[4]-5.1, a CDA element path
     Column("warnings", JSON),
     Column("entries_count", Integer, nullable=False, default=0),
     Column("duplicates_count", Integer, nullable=False, default=0),
@@ -166,7 +166,7 @@ provenance = Table(
     Column("entry_id", Id, ForeignKey("entries.id"), nullable=False, index=True),
     Column("import_id", Id, ForeignKey("imports.id"), nullable=False, index=True),
     Column("source", String(200), nullable=False),
-    Column("source_ref", String(100)),  # 'OBX[7]', 'section 30954-2'...
+    Column("source_ref", String(500)),  # OBX[7]; a CDA element path
     Column("relation", String(20), nullable=False),  # created, confirmed, superseded, withdrew
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -304,8 +304,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if rel.act is None:
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY) and \
-                rel.type_code in ("SUBJ", "REFR", "RSON", "COMP", "MFST"):
-            continue  # a problem's status or severity, a medication's reason: not entries
+                not _typed(rel.act):
+            continue  # a problem's status or severity, a medication's dosing: not entries
+            # (a statement with an entry template of its own, e.g. the reaction of an
+            # allergy coded as a problem, is one)
         yield from _statement(rel.act, section, ctx, inner_results, parent_key)
 
 
@@ -313,6 +315,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
 # (an immunization is also a CCD medication activity, a vital sign a CCD result).
 _PRECEDENCE = (SKIP, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT, MEDICATION,
                PROCEDURE)
+
+
+def _typed(act: ClinicalStatement) -> bool:
+    kinds = _kinds()
+    return any(t.root in kinds and kinds[t.root] != SKIP for t in act.template_ids)
 
 
 def _kind(act: ClinicalStatement, in_results: bool) -> str | None:

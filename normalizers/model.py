@@ -67,10 +67,10 @@ class Entry:
     details: dict[str, Any] = field(default_factory=dict)
 
     def content(self) -> tuple:
-        """What makes two versions of the same fact different (for dedupe level 3/4)."""
+        """What makes two versions of the same fact different (for dedupe level 2; the
+        attachment is compared by its digest beside this)."""
         return (self.code, self.system, self.value, self.unit, self.reference_range,
-                self.interpretation, self.status, self.effective, self.action,
-                self.attachment and len(self.attachment.data))
+                self.interpretation, self.status, self.effective, self.action)
 
 
 @dataclass(slots=True)

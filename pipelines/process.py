@@ -399,9 +399,26 @@ def _fingerprint(items: list[tuple[Entry, str | None]]) -> str:
     """What the message says, independent of its bytes (line ends, charset, field padding)."""
     digest = hashlib.sha256()
     for e, attachment_sha in items:
-        digest.update(repr((e.type, e.key, e.content(), e.replaces_key, attachment_sha or "",
+        digest.update(repr((e.type, e.key, e.content(), e.replaces_key,
+                            _content_digest(e, attachment_sha),
                             sorted(e.masking.items()))).encode())
     return digest.hexdigest()
+
+
+_XML_TYPES = ("text/xml", "application/xml")
+
+
+def _content_digest(entry: Entry, attachment_sha: str | None) -> str:
+    """An attachment's identity for dedupe level 2: its sha256, except that an XML document's
+    line ends do not count (XML reads CRLF, CR and LF alike: a CDA re-sent by a system that
+    rewrote them is the same document)."""
+    attachment = entry.attachment
+    if attachment is None or attachment_sha is None:
+        return ""
+    if attachment.media_type in _XML_TYPES:
+        data = attachment.data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return sha256_hex(data)
+    return attachment_sha
 
 
 def _logical_id(msg) -> str | None:  # noqa: ANN001
