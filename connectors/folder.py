@@ -70,10 +70,6 @@ HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refus
 PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
 
 
-class PollError(RuntimeError):
-    """The poll could not do its job (source missing, store down); nothing was lost."""
-
-
 @dataclass
 class PollResult:
     """What one poll of one source did."""
@@ -559,7 +555,7 @@ def _place(src: Path, target: Path) -> Path:
     stem, suffix = _split_name(target.name)
     n = 0
     while True:
-        candidate = target if n == 0 else target.with_name(f"{stem}.{n}{suffix}")
+        candidate = target if n == 0 else target.with_name(_fit(stem, f".{n}{suffix}"))
         n += 1
         try:
             os.link(src, candidate, follow_symlinks=False)
@@ -577,6 +573,13 @@ def _place(src: Path, target: Path) -> Path:
         return candidate
 
 
+def _fit(stem: str, tail: str, limit: int = 255) -> str:
+    """stem + tail, the stem shortened if needed to fit a file name's byte limit."""
+    while stem and len(os.fsencode(stem + tail)) > limit:
+        stem = stem[:-1]
+    return stem + tail
+
+
 def _split_name(name: str) -> tuple[str, str]:
     dot = name.rfind(".")
     if dot <= 0:
@@ -588,10 +591,10 @@ def _write_error(target: Path, source: str, code: str, why: str) -> None:
     text = (f"dmp-ingest did not take this file.\nsource: {source}\ncode: {code}\n"
             f"reason: {why}\nat: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
             "To try again once the cause is fixed, move the file back into the folder.\n")
-    stem, suffix = _split_name(target.name + ".error.txt")
     n = 0
     while True:
-        path = target.with_name(target.name + ".error.txt" if n == 0 else f"{stem}.{n}{suffix}")
+        path = target.with_name(_fit(target.name, ".error.txt" if n == 0
+                                     else f".{n}.error.txt"))
         n += 1
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)

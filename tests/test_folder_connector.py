@@ -243,6 +243,57 @@ def test_files_left_claimed_by_a_crash_are_taken_again_first(sqlite_ctx, drop) -
     assert not (drop / CLAIMED).exists() or not list((drop / CLAIMED).iterdir())
 
 
+STUCK_POLLER = """
+import sys, time
+from pathlib import Path
+from connectors.folder import FolderPoller
+from dossiers.db import make_engine
+from pipelines.settings import FolderSource
+
+class StuckArchive:  # hangs in the write: the process is killed while holding its claims
+    def put_many(self, items):
+        print("claimed", flush=True)
+        time.sleep(3600)
+
+poller = FolderPoller(FolderSource(id="drop", path=Path(sys.argv[1]), settle_seconds=0),
+                      make_engine(sys.argv[2]), StuckArchive(), name="doomed")
+poller.poll()
+"""
+
+
+def test_a_poller_killed_with_sigkill_loses_nothing(sqlite_ctx, drop) -> None:  # noqa: ANN001
+    """A real crash: the process holding the claim dies (SIGKILL); while it lives its claim
+    is left alone, once it is dead the next poller takes the file."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    (drop / "hba1c.hl7").write_bytes(data)
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_POLLER, str(drop),
+                             str(sqlite_ctx.engine.url)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "claimed"
+        assert claimed_files(drop) == ["hba1c.hl7"]
+        with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+            assert poller.poll().taken == 0  # its poller is alive
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            result = poller.poll()
+        assert result.taken == 1 and result.error is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stdout.close()
+    assert files_under(drop / "done") == {"hba1c.hl7": data}
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["hba1c.hl7"]
+    assert not claimed_files(drop)
+
+
 def test_a_live_pollers_claims_are_not_taken(sqlite_ctx, drop, tmp_path) -> None:  # noqa: ANN001
     """Store down: the file stays claimed by its poller (not taken by another one while it
     lives), no ledger row; taken at a later poll once the store is back; nothing deleted."""
@@ -390,6 +441,23 @@ def test_same_name_again_is_kept_beside_never_replaced(sqlite_ctx, drop) -> None
                                           "results.2.hl7": first}
     rows = ledger(sqlite_ctx.engine)
     assert [r["status"] for r in rows] == ["received", "received", "duplicate"]
+
+
+def test_names_at_the_length_limit_still_fit_beside_each_other(sqlite_ctx, drop) -> None:  # noqa: ANN001
+    name = "é" * 125 + ".hl7"  # 254 bytes: name.1.hl7 would not fit
+    with FolderPoller(source(drop, max_bytes=5), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        for data in (b"MSH|1", b"MSH|2", b"MSH|too large"):
+            (drop / name).write_bytes(data)
+            poller.scan()
+            assert poller.poll().taken == 1
+    done = sorted(files_under(drop / "done").items(), key=lambda item: item[1])
+    assert [(n, d) for n, d in done] == [(name, b"MSH|1"),
+                                         ("é" * 124 + ".1.hl7", b"MSH|2")]
+    failed = files_under(drop / "failed")
+    error = next(n for n in failed if n.endswith(".error.txt"))
+    assert set(failed) == {name, error} and len(os.fsencode(error)) <= 255
+    assert "FOLDER_FILE_TOO_LARGE" in failed[error].decode()
 
 
 def test_missing_folder_is_a_poll_error(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
