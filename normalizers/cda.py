@@ -137,12 +137,28 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
 
     document = _document_entry(doc, data, ctx)
-    entries = [document]
-    for section in doc.sections:
-        entries.extend(_section_entries(section, ctx, section.code.code if section.code
-                                        else ""))
+    entries = [document, *_body(doc, ctx)]
     return NormalizedMessage(logical_id=f"cda|{doc_id}", identity=identity, entries=entries,
                              warnings=ctx.warnings)
+
+
+def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, ...],
+                 mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
+    """The coded entries of a document's body, pointing at ``document_key``: for a CDA that
+    arrived inside an HL7v2 message (its DOCUMENT entry is made there, with the message's
+    DMP flags, which then apply to these entries too)."""
+    header = doc.header
+    doc_id = header.id.key if header.id is not None else document_key
+    set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
+    ctx = _Ctx(source, mappings, document_key, set_id,
+               _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
+               warnings)
+    return list(_body(doc, ctx))
+
+
+def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
+    for section in doc.sections:
+        yield from _section_entries(section, ctx, section.code.code if section.code else "")
 
 
 # -- identity -----------------------------------------------------------------------------------

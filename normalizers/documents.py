@@ -411,12 +411,45 @@ def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> s
 
 
 def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> None:
+    """The message's MetaDMPMSS flags on its documents and on the entries read from their
+    bodies (masking a document masks what it says); mail texts on the documents."""
     docs = [e for e in entries if e.type == DOCUMENT]
     if not docs and (meta.masking or meta.details):
         warnings.append("MetaDMPMSS flags in a message without document, ignored")
+    doc_keys = {e.key for e in docs}
     for e in docs:
         e.masking = dict(meta.masking)
         e.details.update(meta.details)
+    for e in entries:
+        if e.type != DOCUMENT and e.parent_key in doc_keys:
+            e.masking = dict(meta.masking)
+
+
+def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
+                         mappings: CodeMappings | None, warnings: list[str]) -> None:
+    """Append the coded entries of every CDA document of the message (not of deletions)."""
+    for doc in [e for e in entries if e.type == DOCUMENT and e.action != ACTION_DELETE]:
+        entries.extend(embedded_entries(doc, source, mappings, warnings))
+
+
+def embedded_entries(document: Entry, source: str | tuple[str, ...],
+                     mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
+    """The coded entries of a CDA carried in an OBX: the same extraction as a CDA received as
+    a file (normalizers/cda.py), so the same document by both channels files the same
+    entries once. A body that cannot be read leaves the document filed, with a warning."""
+    if document.attachment is None or "cda" not in document.details:
+        return []
+    from normalizers.cda import body_entries
+    from parsers.cda import CdaParseError, parse_cda
+
+    try:
+        parsed = parse_cda(document.attachment.data)
+    except CdaParseError as exc:
+        warnings.append(f"{document.source_ref}: the CDA body could not be read "
+                        f"({exc.code}); the document is filed without its coded entries")
+        return []
+    return body_entries(parsed, document_key=document.key, source=source,
+                        mappings=mappings, warnings=warnings)
 
 
 def ei_id(msg: Message, rep: str) -> str:
@@ -481,6 +514,7 @@ def normalize_mdm(msg: Message, source: str,
                                  "the MDM message carries no document (no OBX of type ED)", "OBX")
     if others:
         meta.details["observations"] = others
+    add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,

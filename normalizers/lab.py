@@ -26,6 +26,7 @@ from normalizers.documents import (
     OBX_RESULT,
     DocumentContext,
     MessageMeta,
+    add_embedded_entries,
     apply_meta,
     classify_obx,
     collect_meta,
@@ -207,6 +208,7 @@ def normalize_oru(msg: Message, source: str,
             entries.append(_report(ctx, g, report_key, obr_code, effective, issued,
                                    specimen_time, report_performer, results))
         entries.extend(results)
+    add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,

@@ -307,7 +307,12 @@ def test_ans_example(path: Path):
     nm = norm(path.read_text(encoding="utf-8"))
     expected = next((a for k, a in _ACTIONS.items() if k in path.name), ACTION_NEW)
     docs = [e for e in nm.entries if e.type == DOCUMENT]
-    assert docs and len(docs) == len(nm.entries)  # documents only, never ED lab results
+    assert docs  # the ED OBX are documents, never lab results of the message...
+    doc_keys = {d.key for d in docs}
+    for e in nm.entries:  # ...and what else there is comes from inside the CDA documents
+        if e.type != DOCUMENT:
+            assert e.parent_key in doc_keys and e.source_ref.startswith("/ClinicalDocument")
+            assert e.masking == next(d.masking for d in docs if d.key == e.parent_key)
     for doc in docs:
         assert doc.action == expected
         assert doc.masking and set(doc.masking.values()) <= {True, False}
@@ -326,7 +331,7 @@ def test_ans_example(path: Path):
 def test_ans_cda_ids_and_versions():
     rplc = ANS / ("Volets_TRANS_DOC_CDA_HL7V2_V2.0_ORU_Remplacement_ORU_message_ORU_CR_Bio_"
                   "RPLC_N1_Base64_N3_Base64.er7")
-    n1, n3 = norm(rplc.read_text(encoding="utf-8")).entries
+    n1, n3 = [e for e in norm(rplc.read_text(encoding="utf-8")).entries if e.type == DOCUMENT]
     assert (n1.key, n1.replaces_key) == ("document|1.2.250.1.213.1.1.12",
                                          "document|1.2.250.1.213.1.1.10")
     assert n1.details["cda"]["version_number"] == "2"
