@@ -191,8 +191,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if changes:
         listener = dataclasses.replace(ctx.settings.listener, **changes)
         ctx.settings = dataclasses.replace(ctx.settings, listener=listener)
-    if args.no_mllp and args.no_process:
-        raise UserError("nothing to serve: --no-mllp and --no-process together")
+    polls = not args.no_pollers and bool(ctx.settings.folders or ctx.settings.buckets)
+    if args.no_mllp and args.no_process and not polls:
+        raise UserError("nothing to serve: --no-mllp and --no-process, and no folder or "
+                        "bucket source to poll")
     try:
         counters = asyncio.run(serve(ctx, mllp=not args.no_mllp, process=not args.no_process,
                                      pollers=not args.no_pollers))
