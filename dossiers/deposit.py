@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert
 from dossiers.schema import entries, provenance
-from normalizers.model import ACTION_DELETE, ACTION_REPLACE, Entry
+from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT, Entry
 
 _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
              "reference_range", "interpretation", "effective", "attachment_sha256",
@@ -175,6 +175,19 @@ def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int,
     return found
 
 
+def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict[int, list]:
+    """The current entries read from the documents among ``stored`` (parent_id), so that a
+    document replaced or deleted takes along what it no longer states."""
+    doc_ids = {r.id for rows in stored.values() for r in rows
+               if r.current and r.type == DOCUMENT}
+    found: dict[int, list] = {}
+    if doc_ids:
+        for row in conn.execute(select(entries).where(entries.c.parent_id.in_(doc_ids),
+                                                      entries.c.current)):
+            found.setdefault(row.parent_id, []).append(row)
+    return found
+
+
 def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
             items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
     """Deposit (entry, attachment sha256) pairs of one message (one query, then a handful of
@@ -182,7 +195,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items)})
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
-                        items=items, facts=facts)
+                        items=items, facts=facts, children=held_children(conn, stored))
     write_deposits(conn, [plan])
     return plan.result
 
@@ -190,10 +203,15 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
 def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import_id: int,
                  source: str, items: Sequence[tuple[Entry, str | None]],
                  facts: dict[tuple[int, str], object] | None = None,
+                 children: dict[int, list] | None = None,
                  now: datetime | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
-    of its keys (``held_entries``) and the entries holding its facts (``held_facts``)."""
+    of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
+    entries read from the documents it replaces or deletes (``held_children``)."""
     facts = facts or {}
+    children = children or {}
+    replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
+    stated = {e.key for e, _ in items}
     now = now or datetime.now(UTC)
     result = DepositResult()
     held: dict[str, object] = {}  # key -> current row
@@ -217,6 +235,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row["_ref"] = entry.source_ref
         if entry.action in (ACTION_REPLACE, ACTION_DELETE):
             old = held.get(entry.replaces_key or entry.key) or held.get(entry.key)
+            if old is not None and entry.type == DOCUMENT:
+                replaced_docs.append((old, entry.source_ref))
         else:
             old = held.get(entry.key)
         if entry.action == ACTION_DELETE:
@@ -266,6 +286,19 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             supersedes.append((row, old.id))
         elif key in held:  # a replacement re-sent under its own key: one current version
             supersedes.append((row, held[key].id))
+    # What a replaced or deleted document said and its new version no longer says is
+    # withdrawn with it (a new version, history kept), not left current.
+    for doc, ref in replaced_docs:
+        for child in children.get(doc.id, []):
+            if child.key in stated or child.key in taken or child.status == "withdrawn":
+                continue
+            row = {c.name: getattr(child, c.name) for c in entries.columns if c.name != "id"}
+            row.update(status="withdrawn", import_id=import_id, created_at=now,
+                       version=latest.get(child.key, child.version) + 1, current=True,
+                       _parent_key=None, _ref=ref, _withdraw=True)
+            taken[child.key] = row
+            new_rows.append(row)
+            supersedes.append((row, child.id))
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)

@@ -158,6 +158,7 @@ entries = Table(
 )
 Index("ix_entries_current", entries.c.patient_id, entries.c.key, entries.c.current)
 Index("ix_entries_fact", entries.c.patient_id, entries.c.fact)
+Index("ix_entries_parent", entries.c.parent_id)
 
 # Which imports brought (or confirmed) an entry: the same fact twice is one entry, two links.
 provenance = Table(

@@ -26,6 +26,7 @@ from dossiers.deposit import (
     DepositResult,
     deposit,
     facts_of,
+    held_children,
     held_entries,
     held_facts,
     keys_of,
@@ -370,8 +371,10 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                      for k in keys_of(item.items)})
         facts = held_facts(conn, {(pid, f) for item, pid, _ in filing
                                   for f in facts_of(item.items)})
+        children = held_children(conn, stored)
         plans = [plan_deposit(stored, patient_id=pid, import_id=item.row.id,
-                              source=item.row.source, items=item.items, facts=facts)
+                              source=item.row.source, items=item.items, facts=facts,
+                              children=children)
                  for item, pid, _ in filing]
         blobs = [(sha, e.attachment.data) for item, _, _ in filing for e, sha in item.items
                  if sha is not None]

@@ -198,3 +198,29 @@ def test_bad_documents_fail_with_their_code(sqlite_ctx, tmp_path, xml, code) -> 
     row = _ingest(sqlite_ctx, [path])["bad.xml"]
     assert (row.status, row.error_code) == ("failed", code)
     assert "passwd" not in (row.error_message or "")
+
+
+def test_deleted_document_takes_its_entries_along(ctx) -> None:  # noqa: ANN001
+    """CI-SIS over HL7v2: a CR-BIO (CDA in OBX, base64) then its deletion. The results read
+    from the document are withdrawn with it (new versions, history kept), not left current."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    root = corpus_path("hl7v2")
+    prefix = "Volets_TRANS_DOC_CDA_HL7V2_V2.0_ORU_"
+    sent = _ingest(ctx, [root / f"{prefix}Remplacement_ORU_message_ORU_CR_Bio_RPLC_N1_Base64_"
+                                  "N3_Base64.er7"], source="ans")
+    assert [r.status for r in sent.values()] == ["deposited"]
+    with ctx.engine.connect() as conn:
+        filed = conn.execute(select(entries.c.key).where(
+            entries.c.type == "lab_result", entries.c.current,
+            entries.c.status != "withdrawn")).scalars().all()
+    assert len(filed) > 10
+    _ingest(ctx, [root / f"{prefix}Suppression_ORU_message_ORU_CR_Bio_DEL_N1_Base64_N3_"
+                         "Base64.er7"], source="ans")
+    with ctx.engine.connect() as conn:
+        current = {r.key: r.status for r in conn.execute(
+            select(entries.c.key, entries.c.status).where(entries.c.key.in_(filed),
+                                                          entries.c.current))}
+        history = conn.execute(select(entries.c.key).where(
+            entries.c.key.in_(filed), entries.c.status != "withdrawn")).scalars().all()
+    assert current == {k: "withdrawn" for k in filed}
+    assert sorted(history) == sorted(filed)  # the results as they were stay in the history
