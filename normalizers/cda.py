@@ -484,8 +484,10 @@ def _code(code: CD, ctx: _Ctx) -> tuple[str, str, str, bool] | None:
     r = resolve_code(main.code, main.display, system, source=ctx.source, mappings=ctx.mappings)
     if r.system == LOINC:
         return r.code, r.system, r.display, True
-    # not a result code: a diagnosis, a drug, an allergen is coded in its own system
-    return main.code, system, main.display or main.original_text, r.mapped
+    # not a result code: a diagnosis, a drug, an allergen is coded in its own system; it is
+    # 'mapped' (a shared terminology) when that system is a known one, not a local code
+    known = system in _systems().values()
+    return main.code, system, main.display or main.original_text, known or r.mapped
 
 
 def _quantity(pq: PQ) -> str:
