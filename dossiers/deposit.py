@@ -12,8 +12,10 @@ The caller runs this inside the message's transaction: all of a message or none 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +34,22 @@ _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "un
 _COLUMNS = [c.name for c in entries.columns]
 # Entry types another channel may bring again as the same fact (dedupe level 4)
 FACT_TYPES = frozenset({"lab_result", "vital_sign"})
+# Reports read from PDFs: the same report scanned twice never has the same bytes nor quite the
+# same OCR text. Their fact is the exam (type, date, modality, region); two reports of one
+# exam are one when their texts are this similar (difflib ratio, normalised text).
+REPORT_TYPES = frozenset({"report", "imaging_report"})
+REPORT_SIMILARITY = 0.9
 
 
 def fact_of(entry: Entry) -> str | None:
     """The channel-independent identity of a result: type, coding system and code, the
     instant (to the minute, in UTC), comparator, value and unit. None when one is missing
-    (a fact we cannot recognise is never merged with another)."""
+    (a fact we cannot recognise is never merged with another). For a report: the exam."""
+    if entry.type in REPORT_TYPES and entry.action != ACTION_DELETE and entry.effective:
+        field = (entry.details.get("fields") or {}).get("body_region") or {}
+        region = str(field.get("value") or "") if isinstance(field, dict) else ""
+        raw = "\x1f".join((entry.type, entry.effective[:10], entry.code or "", region))
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
     if entry.type not in FACT_TYPES or entry.action == ACTION_DELETE or not entry.code:
         return None
     when = _instant(entry.effective or entry.specimen_time)
@@ -159,9 +171,9 @@ def facts_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
     return {f for e, _ in items if (f := fact_of(e))}
 
 
-def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], object]:
+def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
     """The current entries holding these (patient, fact) pairs, whatever their key."""
-    found: dict[tuple[int, str], object] = {}
+    found: dict[tuple[int, str], list] = {}
     if not pairs:
         return found
     ordered = sorted(pairs)
@@ -171,8 +183,30 @@ def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int,
     else:
         rows = conn.execute(_FACTS_SQLITE, {"pairs": json.dumps(ordered)})
     for row in rows:
-        found.setdefault((row.patient_id, row.fact), row)
+        found.setdefault((row.patient_id, row.fact), []).append(row)
     return found
+
+
+def _comparable(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c if c.isalnum() else " " for c in folded
+                            if not unicodedata.combining(c)).split())
+
+
+def _same_fact(row: dict, held: list) -> object | None:
+    """The held entry that states the same fact as ``row``: any of them for a result (the
+    fact includes the value); for a report, one whose text is REPORT_SIMILARITY alike."""
+    if row["type"] not in REPORT_TYPES:
+        return held[0] if held else None
+    mine = _comparable(str((row.get("details") or {}).get("text") or row.get("value") or ""))
+    for other in held:
+        theirs = _comparable(str((other.details or {}).get("text") or other.value or ""))
+        matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
+        if mine and theirs and matcher.real_quick_ratio() >= REPORT_SIMILARITY \
+                and matcher.quick_ratio() >= REPORT_SIMILARITY \
+                and matcher.ratio() >= REPORT_SIMILARITY:
+            return other
+    return None
 
 
 def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict[int, list]:
@@ -202,7 +236,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
 
 def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import_id: int,
                  source: str, items: Sequence[tuple[Entry, str | None]],
-                 facts: dict[tuple[int, str], object] | None = None,
+                 facts: dict[tuple[int, str], list] | None = None,
                  children: dict[int, list] | None = None,
                  now: datetime | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
@@ -268,10 +302,11 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
-        same = facts.get((patient_id, row["fact"])) if row.get("fact") else None
+        same = _same_fact(row, facts.get((patient_id, row["fact"]), [])) \
+            if row.get("fact") else None
         if same is not None and old is None and key not in held and same.key != key:
-            # The same result through another channel (HL7v2, then inside a CDA lab report):
-            # one entry, one more provenance link (dedupe level 4).
+            # The same result through another channel (HL7v2, then inside a CDA lab report),
+            # the same report scanned again: one entry, one more provenance link (level 4).
             result.duplicates += 1
             ids_by_key[key] = same.id
             if same.import_id != import_id:
