@@ -1,0 +1,386 @@
+"""PDF reports -> PdfDocument: the text layer when the page has one, OCR when it is scanned.
+
+``parse_pdf(data, limits)`` reads a PDF from bytes, page by page:
+
+- a page whose text layer (pdfplumber) holds at least ``min_text_chars`` letters or digits is
+  read from it: words with their boxes, grouped into lines by their top, confidence 100,
+  source TEXT_LAYER;
+- any other page (scanned, image-only, text layer unreadable) is rasterised by pdfium at
+  ``dpi`` and read by tesseract (``lang``, ``--psm 3``): words with tesseract's confidence,
+  boxes converted back to points, lines in tesseract's reading order, source OCR.
+
+Mixed documents are handled page by page. When several pages need OCR they run in parallel
+in a process pool reused across documents (module level, one per worker count, started with
+'forkserver' so that it is safe in a threaded service), at most ``processes`` pages in flight:
+each worker rasterises its own page from the PDF bytes, so memory stays bounded whatever the
+page count. One page to OCR is read inline (no pool at all).
+
+Limits (PdfLimits) are checked before the work they protect: bytes before opening, page count
+after opening, each page's raster size (points x dpi) before rasterising it, the document's
+time limit between pages and while waiting for OCR, each page's OCR time through tesseract's
+own timeout (min(page_timeout_seconds, time left to the document)).
+
+Errors are PdfParseError (see errors.py) with stable codes; warnings are 'CODE: text' strings
+in PdfDocument.warnings; neither ever holds report text or metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import multiprocessing
+import os
+import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import pdfplumber
+import pypdfium2 as pdfium
+import pytesseract
+from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+
+from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
+from .errors import (
+    PDF_CORRUPT,
+    PDF_ENCRYPTED,
+    PDF_NOT_PDF,
+    PDF_OCR_LOW_CONFIDENCE,
+    PDF_OCR_UNAVAILABLE,
+    PDF_PAGE_EMPTY,
+    PDF_PAGE_TOO_LARGE,
+    PDF_TEXT_LAYER_UNREADABLE,
+    PDF_TIMEOUT,
+    PDF_TOO_LARGE,
+    PDF_TOO_MANY_PAGES,
+    PdfParseError,
+)
+from .model import OCR, TEXT_LAYER, Page, PdfDocument, Word
+
+__all__ = ["OCR", "TEXT_LAYER", "Page", "PdfDocument", "PdfLimits", "PdfParseError", "Word",
+           "parse_pdf"]
+
+MiB = 1024 * 1024
+# A3 portrait at 300 dpi is 3508 x 4961 px = 17.4 Mpx (8-bit grayscale: 17.4 MB, tesseract
+# holds a few copies). 18 Mpx lets A3 through with a few points of slack (scanner margins,
+# Letter/A3 rounding) and refuses anything bigger at 300 dpi (A2 is 35 Mpx).
+DEFAULT_MAX_PAGE_PIXELS = 18_000_000
+
+
+@dataclass(frozen=True)
+class PdfLimits:
+    max_bytes: int = 50 * MiB
+    max_pages: int = 100
+    dpi: int = 300  # rasterisation for OCR
+    max_page_pixels: int = DEFAULT_MAX_PAGE_PIXELS  # per page to OCR, at dpi (bomb guard)
+    timeout_seconds: float = 120.0  # whole document
+    page_timeout_seconds: float = 60.0  # one page's OCR (tesseract killed past it)
+    lang: str = "fra"  # tesseract language(s), 'fra' or 'fra+eng'
+    min_text_chars: int = 20  # fewer letters/digits in the text layer: the page is OCR'd
+    processes: int = 0  # OCR worker processes; 0 = os.cpu_count()
+    low_confidence: float = 60.0  # OCR'd page mean confidence under it: a warning
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pages", "dpi", "max_page_pixels"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PdfLimits.{name} must be positive")
+        if self.timeout_seconds <= 0 or self.page_timeout_seconds <= 0:
+            raise ValueError("PdfLimits time limits must be positive")
+        if self.processes < 0 or self.min_text_chars < 0:
+            raise ValueError("PdfLimits.processes and min_text_chars must be >= 0")
+        if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.lang):
+            raise ValueError("PdfLimits.lang must be tesseract language names joined by '+'")
+
+
+def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
+    """Read a PDF report from its bytes; raises PdfParseError (stable ``code``)."""
+    limits = limits or PdfLimits()
+    started = time.monotonic()
+    deadline = started + limits.timeout_seconds
+    wall_deadline = time.time() + limits.timeout_seconds  # for worker processes
+    data = bytes(data)
+    if len(data) > limits.max_bytes:
+        raise PdfParseError(PDF_TOO_LARGE, f"PDF of {len(data)} bytes, over the limit of "
+                            f"{limits.max_bytes} bytes")
+    if b"%PDF-" not in data[:1024]:
+        raise PdfParseError(PDF_NOT_PDF, "no '%PDF-' header in the first 1024 bytes")
+
+    sizes, metadata = _open_with_pdfium(data, limits)
+    warnings: list[str] = []
+    pages: list[Page | None] = [None] * len(sizes)
+    to_ocr: list[int] = []
+    with _open_with_pdfminer(data) as plumber:
+        count = len(plumber.pages)
+        for index in range(len(sizes)):
+            _check_deadline(deadline, limits, index)
+            if index >= count:  # pdfminer found fewer pages than pdfium (damaged page tree)
+                to_ocr.append(index)
+                continue
+            ppage = plumber.pages[index]
+            try:
+                page = _text_layer_page(ppage, index + 1, limits.min_text_chars)
+            except Exception:  # noqa: BLE001 (pdfminer raises anything on a broken stream)
+                warnings.append(f"{PDF_TEXT_LAYER_UNREADABLE}: page {index + 1} text layer "
+                                "could not be read, page OCR'd")
+                page = None
+            finally:
+                ppage.close()
+            if page is None:
+                to_ocr.append(index)
+            else:
+                pages[index] = page
+
+    for index in to_ocr:  # bomb guard, before anything is rasterised
+        width, height = sizes[index]
+        pixels = math.ceil(width * limits.dpi / 72) * math.ceil(height * limits.dpi / 72)
+        if pixels > limits.max_page_pixels:
+            raise PdfParseError(PDF_PAGE_TOO_LARGE, f"page of {width:.0f} x {height:.0f} pt "
+                                f"would be {pixels} px at {limits.dpi} dpi, over the limit of "
+                                f"{limits.max_page_pixels} px", f"page {index + 1}")
+    if to_ocr:
+        _require_tesseract(limits.lang)
+        for page in _ocr_pages(data, to_ocr, limits, deadline, wall_deadline):
+            pages[page.number - 1] = page
+
+    done = [p for p in pages if p is not None]
+    for page in done:
+        if not page.words:
+            warnings.append(f"{PDF_PAGE_EMPTY}: page {page.number} has no text")
+        elif page.source == OCR and page.confidence < limits.low_confidence:
+            warnings.append(f"{PDF_OCR_LOW_CONFIDENCE}: page {page.number} mean confidence "
+                            f"{page.confidence:.0f}")
+    return PdfDocument(pages=done, metadata=metadata, warnings=warnings)
+
+
+# -- opening ----------------------------------------------------------------------------------
+
+def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float, float]],
+                                                                 dict[str, str]]:
+    """Page sizes (points, as displayed) and the info dictionary; refuses encrypted, broken
+    and over-long documents."""
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_PASSWORD:
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
+            if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_SECURITY:
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF uses an unsupported security "
+                                    "handler") from None
+            raise PdfParseError(PDF_CORRUPT, "pdfium cannot read the PDF (error "
+                                f"{getattr(exc, 'err_code', '?')})") from None
+        try:
+            count = len(pdf)
+            if count > limits.max_pages:
+                raise PdfParseError(PDF_TOO_MANY_PAGES, f"{count} pages, over the limit of "
+                                    f"{limits.max_pages}")
+            if count == 0:
+                raise PdfParseError(PDF_CORRUPT, "the PDF has no pages")
+            sizes = []
+            for index in range(count):
+                try:
+                    sizes.append(tuple(float(v) for v in pdf.get_page_size(index)))
+                except pdfium.PdfiumError:
+                    raise PdfParseError(PDF_CORRUPT, "pdfium cannot read the page",
+                                        f"page {index + 1}") from None
+            metadata = _metadata(pdf)
+        finally:
+            pdf.close()
+    return sizes, metadata
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _metadata(pdf: pdfium.PdfDocument) -> dict[str, str]:
+    """The document info dictionary as strings (pdfium decodes PDFDocEncoding and UTF-16);
+    empty values dropped, control characters removed, values capped at 1000 characters."""
+    try:
+        raw = pdf.get_metadata_dict(skip_empty=True)
+    except Exception:  # noqa: BLE001 (metadata never fails a document)
+        return {}
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            value = _CONTROL.sub("", value).strip()[:1000]
+            if value:
+                out[str(key)] = value
+    return out
+
+
+class _Plumber:
+    """pdfplumber.open as a context manager whose failures are PdfParseErrors."""
+
+    def __init__(self, data: bytes) -> None:
+        try:
+            self.pdf = pdfplumber.open(io.BytesIO(data))
+        except Exception as exc:  # noqa: BLE001 (PdfminerException wraps anything)
+            cause = exc.args[0] if exc.args else exc
+            if isinstance(cause, (PDFPasswordIncorrect, PDFEncryptionError)) or isinstance(
+                    exc, (PDFPasswordIncorrect, PDFEncryptionError)):
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
+            raise PdfParseError(PDF_CORRUPT, "pdfminer cannot read the PDF "
+                                f"({type(cause).__name__})") from None
+        try:
+            self.pages = self.pdf.pages
+        except Exception as exc:  # noqa: BLE001
+            self.pdf.close()
+            raise PdfParseError(PDF_CORRUPT, "pdfminer cannot read the page tree "
+                                f"({type(exc).__name__})") from None
+
+    def __enter__(self) -> _Plumber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pdf.close()
+
+
+def _open_with_pdfminer(data: bytes) -> _Plumber:
+    return _Plumber(data)
+
+
+# -- text layer -------------------------------------------------------------------------------
+
+_CID = re.compile(r"\(cid:\d+\)")  # glyphs without a Unicode mapping: not text
+
+
+def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
+    """The page from its text layer, or None when it has fewer than ``min_text_chars``
+    letters/digits (scanned page, or a text layer of unmapped glyphs)."""
+    words = []
+    for w in ppage.extract_words(keep_blank_chars=False, use_text_flow=False):
+        text = _CID.sub("", w["text"]).strip()
+        if text:
+            words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
+                          text))
+    if sum(ch.isalnum() for *_, text in words for ch in text) < min_text_chars:
+        return None
+    # Lines: words sorted by top; a word joins the current line when its top is within
+    # max(1 pt, 40 % of the line's first word height) of that word's top.
+    words.sort(key=lambda w: (w[0], w[2]))
+    lines: list[list[tuple]] = []
+    line_top = line_tol = None
+    for w in words:
+        if line_top is None or w[0] - line_top > line_tol:
+            lines.append([])
+            line_top, line_tol = w[0], max(1.0, 0.4 * (w[1] - w[0]))
+        lines[-1].append(w)
+    out: list[Word] = []
+    texts = []
+    for n, line in enumerate(lines):
+        line.sort(key=lambda w: w[2])
+        texts.append(" ".join(w[4] for w in line))
+        out.extend(Word(text=w[4], confidence=100.0,
+                        bbox=(round(w[2], 2), round(w[0], 2), round(w[3], 2), round(w[1], 2)),
+                        line=n) for w in line)
+    return Page(number=number, source=TEXT_LAYER, text="\n".join(texts), words=out,
+                confidence=100.0, width=float(ppage.width), height=float(ppage.height))
+
+
+# -- OCR --------------------------------------------------------------------------------------
+
+_tesseract_ok: set[str] = set()
+
+
+def _require_tesseract(lang: str) -> None:
+    """PDF_OCR_UNAVAILABLE unless tesseract runs and has every language of ``lang``
+    (successes cached: installing tesseract later needs no restart)."""
+    if lang in _tesseract_ok:
+        return
+    try:
+        available = set(pytesseract.get_languages(config=""))
+    except pytesseract.TesseractNotFoundError:
+        raise PdfParseError(PDF_OCR_UNAVAILABLE, "tesseract is not installed") from None
+    except Exception as exc:  # noqa: BLE001
+        raise PdfParseError(PDF_OCR_UNAVAILABLE, "tesseract does not run "
+                            f"({type(exc).__name__})") from None
+    missing = [part for part in lang.split("+") if part not in available]
+    if missing:
+        raise PdfParseError(PDF_OCR_UNAVAILABLE, "tesseract has no language data for "
+                            f"{', '.join(missing)}")
+    _tesseract_ok.add(lang)
+
+
+def _check_deadline(deadline: float, limits: PdfLimits, index: int | None) -> None:
+    if time.monotonic() > deadline:
+        raise PdfParseError(PDF_TIMEOUT, f"document time limit of {limits.timeout_seconds:g} s "
+                            "exceeded", "" if index is None else f"page {index + 1}")
+
+
+def _ocr_pages(data: bytes, indexes: list[int], limits: PdfLimits, deadline: float,
+               wall_deadline: float) -> list[Page]:
+    args = (limits.dpi, limits.lang, limits.page_timeout_seconds, wall_deadline)
+    workers = min(limits.processes or os.cpu_count() or 1, len(indexes))
+    if workers <= 1:  # inline: no pool start-up, no copy of the bytes
+        out = []
+        for index in indexes:
+            _check_deadline(deadline, limits, index)
+            out.append(ocr_page(data, index, *args))
+        return out
+    pool = _pool(workers)
+    pending: dict[Future, int] = {}
+    queue = iter(indexes)
+    out = []
+
+    def submit_next() -> None:
+        index = next(queue, None)
+        if index is not None:
+            pending[pool.submit(ocr_page, data, index, *args)] = index
+
+    try:
+        for _ in range(workers):  # at most `workers` pages in flight
+            submit_next()
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _check_deadline(deadline, limits, min(pending.values()))
+            done, _ = wait(pending, timeout=max(remaining, 0), return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    out.append(future.result())
+                except BrokenProcessPool:
+                    _discard_pool(workers, pool)
+                    raise PdfParseError(PDF_CORRUPT, "the OCR worker died while rendering or "
+                                        "reading the page", f"page {index + 1}") from None
+                submit_next()
+    finally:
+        for future in pending:  # an error or the time limit: drop the pages not started
+            future.cancel()
+    return out
+
+
+# Pools reused across documents, one per worker count; (pid, pool) so that a forked child
+# never uses its parent's pool.
+_pools: dict[int, tuple[int, ProcessPoolExecutor]] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    with _pools_lock:
+        entry = _pools.get(workers)
+        if entry is not None and entry[0] == os.getpid():
+            return entry[1]
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=worker_init)
+        _pools[workers] = (os.getpid(), pool)
+        return pool
+
+
+def _discard_pool(workers: int, pool: ProcessPoolExecutor) -> None:
+    with _pools_lock:
+        if _pools.get(workers, (None, None))[1] is pool:
+            del _pools[workers]
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown_pools() -> None:
+    """Stop the OCR worker processes (they are also stopped at interpreter exit)."""
+    with _pools_lock:
+        pools = [pool for _, pool in _pools.values()]
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,113 @@
+"""One scanned page: rasterised by pdfium, read by tesseract. Runs in the parent or in a worker.
+
+Kept apart from ``__init__`` so that worker processes import only what they need (pypdfium2,
+pytesseract, the model); the function takes the PDF bytes and a page index and rasterises its
+own page, so the parent never holds more than the pages in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pypdfium2 as pdfium
+import pytesseract
+from pytesseract import Output
+
+from .errors import PDF_CORRUPT, PDF_OCR_UNAVAILABLE, PDF_TIMEOUT, PdfParseError
+from .model import OCR, Page, Word
+
+# PDFium is not thread-safe: every call into it, in one process, goes under this lock.
+PDFIUM_LOCK = threading.RLock()
+
+
+def worker_init() -> None:
+    """Pool worker start-up: tesseract single-threaded (the pool is the parallelism; OpenMP
+    threads on top of it would oversubscribe the cores)."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+
+
+def render_page(data: bytes, index: int, dpi: int):  # noqa: ANN201 (PIL.Image)
+    """Page ``index`` (0-based) as a grayscale PIL image at ``dpi``, and its size in points."""
+    with PDFIUM_LOCK:
+        pdf = pdfium.PdfDocument(data)
+        try:
+            page = pdf[index]
+            try:
+                width, height = page.get_size()
+                bitmap = page.render(scale=dpi / 72, grayscale=True)
+                image = bitmap.to_pil().copy()  # own buffer: the bitmap is released below
+                bitmap.close()
+            finally:
+                page.close()
+        finally:
+            pdf.close()
+    return image, float(width), float(height)
+
+
+def ocr_page(data: bytes, index: int, dpi: int, lang: str, page_timeout: float,
+             deadline: float, psm: int = 3) -> Page:
+    """Rasterise and OCR page ``index``; ``deadline`` is the document's (time.time() clock).
+
+    tesseract is given min(page_timeout, time left to the document); pytesseract kills it when
+    that runs out ('Tesseract process timeout') and we raise PDF_TIMEOUT for the page."""
+    where = f"page {index + 1}"
+    try:
+        image, width, height = render_page(data, index, dpi)
+    except pdfium.PdfiumError as exc:
+        raise PdfParseError(PDF_CORRUPT, "pdfium could not render the page", where) from exc
+    timeout = min(page_timeout, deadline - time.time())
+    if timeout <= 0:  # pytesseract treats 0 as 'no timeout': never pass it
+        raise PdfParseError(PDF_TIMEOUT, "document time limit exceeded before the page's OCR",
+                            where)
+    try:
+        data_dict = pytesseract.image_to_data(image, lang=lang, config=f"--psm {psm}",
+                                              output_type=Output.DICT, timeout=timeout)
+    except RuntimeError as exc:
+        if "timeout" in str(exc).lower():
+            limit = "page" if timeout == page_timeout else "document"
+            raise PdfParseError(PDF_TIMEOUT, f"OCR of the page killed by the {limit} time limit "
+                                f"({timeout:.3g} s)", where) from None
+        raise
+    except pytesseract.TesseractNotFoundError:
+        raise PdfParseError(PDF_OCR_UNAVAILABLE, "tesseract is not installed", where) from None
+    except pytesseract.TesseractError as exc:
+        if "language" in str(exc).lower() or "traineddata" in str(exc).lower():
+            raise PdfParseError(PDF_OCR_UNAVAILABLE, f"tesseract has no '{lang}' language data",
+                                where) from None
+        raise PdfParseError(PDF_CORRUPT, f"tesseract failed on the page image (status "
+                            f"{exc.status})", where) from None
+    finally:
+        image.close()
+    return page_from_tesseract(data_dict, index + 1, dpi, width, height)
+
+
+def page_from_tesseract(d: dict, number: int, dpi: int, width: float, height: float) -> Page:
+    """tesseract's image_to_data dict -> Page: words with confidence (conf -1 and empty
+    entries dropped), boxes back in PDF points, lines numbered in tesseract's reading order
+    (one line per (block_num, par_num, line_num))."""
+    scale = 72.0 / dpi
+    line_of: dict[tuple[int, int, int], int] = {}
+    words: list[Word] = []
+    lines: list[list[str]] = []
+    for i, raw in enumerate(d["text"]):
+        text = (raw or "").strip()
+        conf = float(d["conf"][i])
+        if not text or conf < 0:
+            continue
+        key = (int(d["block_num"][i]), int(d["par_num"][i]), int(d["line_num"][i]))
+        line = line_of.get(key)
+        if line is None:
+            line = line_of[key] = len(lines)
+            lines.append([])
+        lines[line].append(text)
+        left, top = int(d["left"][i]), int(d["top"][i])
+        right, bottom = left + int(d["width"][i]), top + int(d["height"][i])
+        words.append(Word(text=text, confidence=conf,
+                          bbox=(round(left * scale, 2), round(top * scale, 2),
+                                round(right * scale, 2), round(bottom * scale, 2)),
+                          line=line))
+    confidence = round(sum(w.confidence for w in words) / len(words), 1) if words else 0.0
+    return Page(number=number, source=OCR, text="\n".join(" ".join(ws) for ws in lines),
+                words=words, confidence=confidence, width=width, height=height)
