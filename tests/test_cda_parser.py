@@ -735,3 +735,21 @@ def test_depth_limit_below_the_parser_cap_on_a_real_document() -> None:
     start = time.perf_counter()
     assert _error(data, max_depth=12).code == "CDA_TOO_DEEP"
     assert time.perf_counter() - start < 0.5
+
+
+def test_paths_index_only_repeated_names_whatever_their_order() -> None:
+    """kids() numbers a name from its second occurrence on, fixing up the first: interleaved
+    repeats, a name seen three times and foreign namespaces all get XPath's indexes."""
+    from parsers.cda.datatypes import kids
+
+    root = etree.fromstring(
+        b'<x xmlns="urn:hl7-org:v3" xmlns:sdtc="urn:hl7-org:sdtc"><a/><b/><a/><c/>'
+        b'<sdtc:a/><b/><a/><sdtc:a/><d/></x>')
+    got = [(n, p) for n, _, p in kids(root, "/x")]
+    assert got == [("a", "/x/a[1]"), ("b", "/x/b[1]"), ("a", "/x/a[2]"), ("c", "/x/c"),
+                   ("sdtc:a", "/x/sdtc:a[1]"), ("b", "/x/b[2]"), ("a", "/x/a[3]"),
+                   ("sdtc:a", "/x/sdtc:a[2]"), ("d", "/x/d")]
+    for _, el, path in kids(root, "/x"):
+        step = path.removeprefix("/x/")
+        step = step if ":" in step else f"v3:{step}"
+        assert root.xpath(f"/v3:x/{step}", namespaces=NS) == [el]

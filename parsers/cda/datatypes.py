@@ -89,38 +89,39 @@ def kids(el: etree._Element, path: str) -> list[tuple[str, etree._Element, str]]
     """Element children as (name, element, path); ``[n]`` only where the name repeats.
 
     The hot loop of the parser (every element goes through it once): names come from a small
-    cache, paths are built once, repeated names are fixed up only when there are some."""
+    cache, paths are built once, in one pass: a name seen again gets ``[n]`` and its first
+    occurrence (remembered by position) is given its ``[1]`` then."""
     out: list[tuple[str, etree._Element, str]] = []
-    for c in el:
+    append = out.append
+    names = _NAMES
+    prefix = path + "/"
+    first: dict[str, int] = {}  # name -> position of its first occurrence in out
+    repeats: dict[str, int] | None = None  # name -> last index given, for repeated names
+    for c in el[:]:  # slicing collects the children in C: faster than iterating
         tag = c.tag
-        name = _NAMES.get(tag)
+        name = names.get(tag)
         if name is None:
             if tag.__class__ is not str:  # entity references (comments/PIs are removed)
                 continue
             name = local_name(tag)
-            if len(_NAMES) < 4096:  # hostile documents cannot grow it without bound
-                _NAMES[tag] = name
-        out.append((name, c, f"{path}/{name}"))
-    if len(out) > 1:
-        names = [t[0] for t in out]
-        if len(set(names)) != len(names):
-            return _indexed(names, out, path)
+            if len(names) < 4096:  # hostile documents cannot grow it without bound
+                names[tag] = name
+        i = first.get(name)
+        if i is None:
+            first[name] = len(out)
+            append((name, c, prefix + name))
+            continue
+        if repeats is None:
+            repeats = {}
+        n = repeats.get(name)
+        if n is None:
+            out[i] = (name, out[i][1], f"{prefix}{name}[1]")
+            n = 2
+        else:
+            n += 1
+        repeats[name] = n
+        append((name, c, f"{prefix}{name}[{n}]"))
     return out
-
-
-def _indexed(names: list[str], out: list[tuple[str, etree._Element, str]],
-             path: str) -> list[tuple[str, etree._Element, str]]:
-    counts: dict[str, int] = {}
-    for n in names:
-        counts[n] = counts.get(n, 0) + 1
-    seen: dict[str, int] = {}
-    fixed = []
-    for n, c, p in out:
-        if counts[n] > 1:
-            i = seen[n] = seen.get(n, 0) + 1
-            p = f"{path}/{n}[{i}]"
-        fixed.append((n, c, p))
-    return fixed
 
 
 def collapse(text: str) -> str:
@@ -233,14 +234,19 @@ def value(el: etree._Element, path: str, default: str,
           warnings: list[ParseWarning]) -> Value:
     """The value of ``el`` typed by its xsi:type, else by ``default`` (the schema's type for
     that element: 'IVL_PQ' for doseQuantity...). '' as default means ANY: an untyped value."""
-    raw = el.get(XSI_TYPE) or ""
-    type_ = raw.strip()
-    if ":" in type_:
-        prefix, _, type_ = type_.partition(":")
-        if el.nsmap.get(prefix) != V3:
-            warnings.append(ParseWarning(
-                CDA_XSI_TYPE_NAMESPACE, "xsi:type prefix not bound to urn:hl7-org:v3", path))
-    type_ = type_ or default
+    raw = el.get(XSI_TYPE)
+    if raw:
+        type_ = raw.strip()
+        if ":" in type_:
+            prefix, _, type_ = type_.partition(":")
+            if el.nsmap.get(prefix) != V3:
+                warnings.append(ParseWarning(
+                    CDA_XSI_TYPE_NAMESPACE, "xsi:type prefix not bound to urn:hl7-org:v3",
+                    path))
+        type_ = type_ or default
+    else:
+        raw = ""
+        type_ = default
     reader = _READERS.get(type_)
     if reader is None:
         if type_.startswith("IVL_"):
@@ -256,7 +262,9 @@ def value(el: etree._Element, path: str, default: str,
     v.xsi_type = raw
     v.path = path
     if not v.null_flavor:
-        v.null_flavor = el.get("nullFlavor", "")
+        null_flavor = el.get("nullFlavor")
+        if null_flavor:
+            v.null_flavor = null_flavor
     return v
 
 

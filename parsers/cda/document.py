@@ -488,9 +488,9 @@ class _Walker:
         act = STATEMENTS[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
                                negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
                                path=path)
-        specific = _SPECIFIC.get(kind, {})
+        handlers = _HANDLERS[kind]
         for n, c, p in kids(el, path):
-            handler = specific.get(n) or _COMMON.get(n)
+            handler = handlers.get(n)
             if handler is not None:
                 handler(self, act, c, p)
             elif ":" in n:
@@ -767,6 +767,9 @@ _SPECIFIC = {
     },
     "organizer": {"component": _component},
 }
+
+# Per statement kind, its own handlers over the common ones (one lookup per child).
+_HANDLERS = {kind: {**_COMMON, **_SPECIFIC.get(kind, {})} for kind in STATEMENTS}
 
 
 def build_document(root: etree._Element, envelope: str) -> Document:

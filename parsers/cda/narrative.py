@@ -17,7 +17,6 @@ from __future__ import annotations
 from lxml import etree
 
 _BREAK = "\x00"  # cannot occur in XML text (libxml2 refuses NUL), so a safe line marker
-_WS = str.maketrans("\t\r\n", "   ")
 _BLOCKS = frozenset({
     "paragraph", "caption", "item", "tr", "list", "table", "thead", "tbody", "tfoot",
     # XHTML names some senders put in the narrative by mistake: read them the same way
@@ -44,45 +43,54 @@ def flatten(el: etree._Element) -> tuple[str, dict[str, str]]:
     out: list[str] = []
     ids: dict[str, str] = {}
     if el.text:
-        out.append(el.text.translate(_WS))
-    _children(el, out, ids)
+        out.append(el.text)
+    if len(el):
+        _children(el, out, ids)
     return _lines("".join(out)), ids
 
 
 def _children(el: etree._Element, out: list[str], ids: dict[str, str]) -> None:
+    """The children of ``el`` (and their tails) into ``out``, one pass, leaves inline.
+
+    Text goes in untouched: tabs and newlines are whitespace that _lines collapses anyway."""
+    append = out.append
+    local = _LOCAL
     first_cell = True
-    for c in el:
+    for c in el[:]:
         tag = c.tag
-        if type(tag) is str:
-            name = _local(tag)
+        if tag.__class__ is str:
+            name = local.get(tag)
+            if name is None:
+                name = _local(tag)
             if name in _CELLS:
                 if not first_cell:
-                    out.append(" | ")
+                    append(" | ")
                 first_cell = False
-            start = len(out)
-            _element(c, name, out, ids)
             ident = c.get("ID")
+            start = len(out)
+            if name in _SKIP:
+                pass
+            elif name == "br":
+                append(_BREAK)
+            elif name in _BLOCKS:
+                append(_BREAK)
+                text = c.text
+                if text:
+                    append(text)
+                if len(c):
+                    _children(c, out, ids)
+                append(_BREAK)
+            else:
+                text = c.text
+                if text:
+                    append(text)
+                if len(c):
+                    _children(c, out, ids)
             if ident:
                 ids[ident] = _lines("".join(out[start:]))
-        if c.tail:
-            out.append(c.tail.translate(_WS))
-
-
-def _element(el: etree._Element, name: str, out: list[str], ids: dict[str, str]) -> None:
-    if name in _SKIP:
-        return
-    if name == "br":
-        out.append(_BREAK)
-        return
-    block = name in _BLOCKS
-    if block:
-        out.append(_BREAK)
-    if el.text:
-        out.append(el.text.translate(_WS))
-    if len(el):
-        _children(el, out, ids)
-    if block:
-        out.append(_BREAK)
+        tail = c.tail
+        if tail:
+            append(tail)
 
 
 def _lines(text: str) -> str:

@@ -1,0 +1,76 @@
+"""Micro-benchmark of parsers.cda.parse_cda: median ms per document.
+
+    .venv/bin/python bench/bench_cda_parse.py            # 40 CR-BIO of 100 results + corpus
+    .venv/bin/python bench/bench_cda_parse.py --profile  # cProfile of the CR-BIO run
+
+Each document is parsed ``--repeat`` times and its best time kept (noise from the machine only
+ever adds time); the figure is the median of those over the documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from parsers.cda import parse_cda  # noqa: E402
+from samples.generate_cda import cr_bio  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus" / "cda"
+CORPUS_FILES = (
+    "BIO-CR-BIO_2021.01_Auto-Presentable.xml",
+    "BIO-CR-BIO_2021.01_Electrophorese.xml",
+    "ANEST-CR-ANEST_2022.01.xml",
+)
+
+
+def best_ms(data: bytes, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        parse_cda(data)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000
+
+
+def median_ms(docs: list[bytes], repeat: int) -> float:
+    return statistics.median(best_ms(d, repeat) for d in docs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=40)
+    ap.add_argument("--results", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+    docs = [cr_bio(args.results, s) for s in range(1, args.docs + 1)]
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        for d in docs:
+            parse_cda(d)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+        return 0
+    size = statistics.median(len(d) for d in docs) / 1024
+    print(f"CR-BIO {args.results} results ({size:.0f} KB, {len(docs)} docs): "
+          f"{median_ms(docs, args.repeat):.2f} ms/doc")
+    for name in CORPUS_FILES:
+        path = CORPUS / name
+        if path.exists():
+            data = path.read_bytes()
+            print(f"{name} ({len(data) / 1024:.0f} KB): "
+                  f"{median_ms([data] * args.docs, args.repeat):.2f} ms/doc")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
