@@ -1,0 +1,741 @@
+"""A parsed PDF report (parsers/pdf) -> one report entry and the patient's identity as printed.
+
+Imaging centres and hospitals send reports as PDFs: born-digital (text layer) or scanned (OCR,
+with its errors). Nothing is coded in them; what the dossier needs is read from the words:
+the patient (names, birth date, sex, NIR), the examination (date, DICOM modality and body
+region from ``tables/imaging_modalities.csv`` and ``tables/body_regions.csv``, title line),
+the prescriber, the signing radiologist and the conclusion. Matching is case- and
+accent-insensitive and forgives the usual OCR confusions (O for 0, l / I / | for 1 in numbers,
+spaces broken or added inside the NIR's groups).
+
+Every field says where it was read: ``{"value", "page", "source" ('text' or 'ocr'),
+"confidence"}`` (mean confidence of the words it is made of; 100 for the text layer), in
+``entry.details["fields"]``.
+
+Identity: a NIR printed on a report is the social security number, not a qualified INS (no
+identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
+1.2.250.1.213.1.4.13, "NIR used as a social security number"), which identity resolution
+does not trust for matching; the report is filed on strict demographics. A NIR whose key is
+wrong, or whose sex / birth year / month disagree with the printed demographics (a child
+reported under a parent's number), is not put in the identity at all (warning). When the family
+name or the birth date cannot be read, or an identity field was read by OCR below
+``min_identity_confidence``, the message carries IDENTITY_UNCERTAIN so that the pipeline
+quarantines it instead of filing it on a guess. Warnings and reasons name fields, pages and
+confidences, never their values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from typing import Any
+
+from normalizers.model import (
+    Attachment,
+    Entry,
+    InsIdentifier,
+    NormalizationError,
+    NormalizedMessage,
+    PatientIdentity,
+)
+from normalizers.nir import nir_key_valid
+from normalizers.tabledata import table
+from parsers.pdf.model import OCR, TEXT_LAYER, PdfDocument
+
+IMAGING_REPORT = "imaging_report"
+REPORT = "report"
+MODALITY_SYSTEM = "DICOM-MODALITY"
+NIR_OID = "1.2.250.1.213.1.4.13"  # NIR used as a social security number (not an INS)
+NIR_KIND = "NIR"
+MEDIA_PDF = "application/pdf"
+TEXT_CAP = 100_000  # bytes of full text kept in details
+IDENTITY_FIELDS = (("family", "family name"), ("given", "given name"),
+                   ("birth_date", "birth date"))
+_MAX_CONCLUSION_LINES = 80
+
+
+# -- folding: one character in, one character out, so that offsets stay valid ------------------
+_SPECIAL = {"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'", "–": "-", "—": "-", "‐": "-",
+            "‑": "-", "œ": "o", "Œ": "o", "æ": "a", "Æ": "a", "ß": "s"}
+
+
+@cache
+def _fold_char(c: str) -> str:
+    if c in _SPECIAL:
+        return _SPECIAL[c]
+    if c.isspace():
+        return " "
+    base = "".join(ch for ch in unicodedata.normalize("NFKD", c) if not unicodedata.combining(ch))
+    return (base.lower()[:1] or c) if base else c
+
+
+def fold(s: str) -> str:
+    """Lower case, no accents, typographic quotes and dashes made plain; same length as ``s``."""
+    return "".join(_fold_char(c) for c in s)
+
+
+def _normalised(s: str) -> str:
+    """What digests are computed on: folded, blanks collapsed."""
+    return " ".join(fold(s).split())
+
+
+def _sha(s: str) -> str:
+    return hashlib.sha256(_normalised(s).encode("utf-8")).hexdigest()
+
+
+# -- the text, as lines of words with their confidence ------------------------------------------
+@dataclass(slots=True)
+class _Line:
+    page: int
+    source: str
+    text: str
+    folded: str
+    spans: list[tuple[int, int, float]]  # (start, end, confidence) of each word in ``text``
+
+
+def _lines(doc: PdfDocument) -> list[_Line]:
+    out: list[_Line] = []
+    for page in doc.pages:
+        source = page.source if page.source in (TEXT_LAYER, OCR) else OCR
+        default = 100.0 if source == TEXT_LAYER else _num(page.confidence, 0.0)
+        words = [w for w in page.words if isinstance(w.text, str) and w.text.strip()]
+        if words:
+            by_line: dict[int, list] = {}
+            for w in words:
+                by_line.setdefault(w.line if isinstance(w.line, int) else 0, []).append(w)
+            for n in sorted(by_line):
+                parts, spans, pos = [], [], 0
+                for w in by_line[n]:
+                    t = " ".join(w.text.split())
+                    conf = 100.0 if source == TEXT_LAYER else _num(w.confidence, default)
+                    spans.append((pos, pos + len(t), conf))
+                    parts.append(t)
+                    pos += len(t) + 1
+                text = " ".join(parts)
+                out.append(_Line(page.number, source, text, fold(text), spans))
+        else:
+            for raw in (page.text or "").splitlines():
+                text = raw.replace("\f", " ").rstrip()
+                if not text.strip():
+                    continue
+                spans = [(m.start(), m.end(), default) for m in re.finditer(r"\S+", text)]
+                out.append(_Line(page.number, source, text, fold(text), spans))
+    return out
+
+
+def _num(x: object, default: float) -> float:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return v if v == v else default  # NaN
+
+
+def _conf(line: _Line, start: int, end: int) -> float:
+    confs = [c for s, e, c in line.spans if s < end and e > start]
+    if not confs:
+        return 100.0 if line.source == TEXT_LAYER else 0.0
+    return round(sum(confs) / len(confs), 1)
+
+
+def _field(value: Any, line: _Line, start: int, end: int) -> dict[str, Any]:
+    return {"value": value, "page": line.page, "source": line.source,
+            "confidence": _conf(line, start, end)}
+
+
+def _multi_field(value: Any, parts: list[tuple[_Line, int, int]]) -> dict[str, Any]:
+    """A field made of several lines: confidence is the mean over all its words."""
+    confs: list[float] = []
+    for line, start, end in parts:
+        confs.extend(c for s, e, c in line.spans if s < end and e > start)
+    first = parts[0][0]
+    conf = round(sum(confs) / len(confs), 1) if confs else _conf(first, 0, 0)
+    sources = {p[0].source for p in parts}
+    return {"value": value, "page": first.page,
+            "source": OCR if OCR in sources else TEXT_LAYER, "confidence": conf}
+
+
+# -- dates --------------------------------------------------------------------------------------
+_D = r"[0-9oli|]"
+_MONTHS = {"janvier": 1, "janv": 1, "jan": 1, "fevrier": 2, "fevr": 2, "fev": 2, "mars": 3,
+           "avril": 4, "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "aout": 8,
+           "septembre": 9, "sept": 9, "sep": 9, "octobre": 10, "oct": 10, "novembre": 11,
+           "nov": 11, "decembre": 12, "dec": 12}
+_MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_DATE = re.compile(
+    rf"(?<![0-9a-z])(?:(?P<d>{_D}{{1,2}}) ?[/.\-] ?(?P<m>{_D}{{1,2}}) ?[/.\-] ?"
+    rf"(?P<y>{_D}{{4}}|[0-9]{{2}})(?![0-9])"
+    rf"|(?P<d2>1er|{_D}{{1,2}}) +(?P<mon>{_MONTH_RE})\.? +(?P<y2>{_D}{{4}})(?![0-9]))")
+_OCR_DIGITS = str.maketrans("oli|", "0111")
+
+
+def _digits(s: str) -> str | None:
+    """OCR-tolerant digits of a date part: None unless it holds at least one real digit."""
+    if not any(c.isdigit() for c in s):
+        return None
+    return s.translate(_OCR_DIGITS)
+
+
+def _date_from(m: re.Match[str]) -> str | None:
+    if m.group("mon"):
+        d = "1" if m.group("d2") == "1er" else _digits(m.group("d2"))
+        mo: str | None = str(_MONTHS[m.group("mon")])
+        y = _digits(m.group("y2"))
+    else:
+        d, mo, y = _digits(m.group("d")), _digits(m.group("m")), _digits(m.group("y"))
+    if d is None or mo is None or y is None:
+        return None
+    year = int(y)
+    if len(y) == 2:
+        year += 2000 if 2000 + year <= date.today().year else 1900
+    try:
+        value = date(year, int(mo), int(d))
+    except ValueError:
+        return None
+    if not 1880 <= value.year <= date.today().year + 1:
+        return None
+    return value.isoformat()
+
+
+def _date_after(line: _Line, pos: int, limit: int = 12) -> tuple[str, int, int] | None:
+    """The first valid date starting within ``limit`` characters after ``pos``."""
+    for m in _DATE.finditer(line.folded, pos):
+        if m.start() - pos > limit:
+            return None
+        iso = _date_from(m)
+        if iso:
+            return iso, m.start(), m.end()
+    return None
+
+
+# -- names --------------------------------------------------------------------------------------
+_NAME_STOP = {
+    "le", "la", "les", "du", "de", "des", "et", "ne", "nee", "ne(e)", "nee(e)", "date", "sexe",
+    "age", "ans", "ddn", "prenom", "prenoms", "prenom(s)", "nom", "naissance", "patient",
+    "patiente", "dr", "docteur", "pr", "professeur", "medecin", "radiologue", "prescripteur",
+    "ipp", "nir", "ins", "n", "no", "tel", "adresse", "sexe:", "examen", "service", "chambre",
+    "dossier", "a", "au", "en", "pour", "par", "sur", "avec", "usage", "d'usage", "utilise",
+    "compte", "rendu", "centre", "cabinet", "madame", "monsieur", "mme", "mlle", "m.", "mr",
+}
+_NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['\-][^\W\d_]+)*\.?")
+
+
+def _name_tokens(line: _Line, pos: int, max_tokens: int = 4,
+                 same_case: bool = False) -> list[tuple[int, int]]:
+    """Spans of the name-like words starting at ``pos``, up to a label, a digit, punctuation,
+    a lower-case word ('Register at www...'), or (``same_case``) a change between UPPER and
+    Title case ('Prénom : DOMINIQUE Register')."""
+    out: list[tuple[int, int]] = []
+    for m in re.finditer(r"\S+", line.text[pos:]):
+        start, end = pos + m.start(), pos + m.end()
+        raw = line.text[start:end]
+        trailing = raw[-1] in ",;:" if raw else False
+        word = raw.rstrip(",;:")
+        folded = fold(word)
+        if not word or folded in _NAME_STOP or not _NAME_TOKEN.fullmatch(word) \
+                or (word.endswith(".") and len(word) <= 3) \
+                or (out and word[0].islower()) \
+                or (same_case and out and _is_upper(word) != _is_upper(line.text[slice(*out[0])])):
+            break
+        out.append((start, start + len(word)))
+        if trailing or len(out) >= max_tokens:
+            break
+    return out
+
+
+def _is_upper(word: str) -> bool:
+    letters = [c for c in word if c.isalpha()]
+    return bool(letters) and all(c.isupper() for c in letters) and len(letters) > 1
+
+
+def _split_name(line: _Line, spans: list[tuple[int, int]]) \
+        -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool]:
+    """(family spans, given spans, guessed): 'DUPONT Marie' / 'Marie DUPONT' by case; all in
+    capitals: 'NOM PRÉNOM' (the French convention); all in Title case ('Antoine Bousicot')
+    cannot be told apart: 'Prénom Nom' is assumed and the order is flagged as guessed."""
+    words = [line.text[s:e] for s, e in spans]
+    upper = [_is_upper(w) for w in words]
+    if any(upper) and not all(upper):
+        return ([sp for sp, u in zip(spans, upper, strict=True) if u],
+                [sp for sp, u in zip(spans, upper, strict=True) if not u], False)
+    if all(upper) or len(spans) == 1:
+        return spans[:1], spans[1:], False
+    return spans[-1:], spans[:-1], True
+
+
+def _join(line: _Line, spans: list[tuple[int, int]]) -> str:
+    return " ".join(line.text[s:e].rstrip(".") for s, e in spans)
+
+
+# -- patterns (on folded text) ------------------------------------------------------------------
+_L_USED = re.compile(r"\bnom (?:d'usage|marital|usuel|utilise)\s*:?\s*")
+_L_BIRTH_NAME = re.compile(r"\bnom de (?:naissance|jeune fille)\s*:?\s*")
+_L_FAMILY = re.compile(r"\bnom(?: de famille| du patient| patient| de la patiente)?\s*:\s*")
+_L_GIVEN = re.compile(r"(?<!nom et )\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
+                      r"(?![a-z])\s*:?\s*")
+_L_NEE = re.compile(r"\bnee\s+(?!le\b)")
+_L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+le|\bdate de naissance|\bddn|"
+                           r"\bne\(e\) le|\bnaissance)\s*:?\s*")
+_L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
+_L_PATIENT = re.compile(r"^\W{0,3}(?:nom (?:du |de la )?)?patient(?:e|\(e\))?\s*(?::\s*|$)")
+_NOT_PATIENT = re.compile(r"\b(?:preleveur|prescripteur|contact|confiance|tuteur|representant"
+                          r"|auteur|approbateur|signataire|destinataire|copie|adresse a)\b")
+_CIVILITY = re.compile(r"(?<![a-z.])(madame|mademoiselle|monsieur|mme|mlle|mr|m\.)(?= )\s*")
+_CIVILITY_SEX = {"madame": "F", "mademoiselle": "F", "mme": "F", "mlle": "F",
+                 "monsieur": "M", "mr": "M", "m.": "M"}
+_SEX_WORDS = {"feminin": "F", "femme": "F", "f": "F", "masculin": "M", "homme": "M", "m": "M"}
+_NIR_LABEL = re.compile(r"\b(?:nir|ins|securite sociale|n ?° ?ss|no ?ss|matricule|immatriculation)"
+                        r"\b")
+_SP = "[ .]{0,2}"
+_NIR = re.compile(
+    rf"(?<![0-9a-z])({_D}(?:{_SP}{_D}){{4}}{_SP}(?:2{_SP}[ab]|{_D}{_SP}{_D})"
+    rf"(?:{_SP}{_D}){{6}}{_SP}{_D}{_SP}{_D})(?![0-9a-z])")
+_EXAM_DATE = re.compile(
+    r"(?:\bdate (?:de l'|d')?(?:examen|exam|acte|realisation)|\bexamen (?:realise |effectue )?"
+    r"(?:du|le)|\brealisee? le|\beffectuee? le|\bpratiquee? le|\bexamen :)\s*:?\s*")
+_REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, le|\bcompte[ -]rendu du|\bdate du compte"
+                          r"[ -]rendu\s*:?|\bfait le|\bedite le)\s*:?\s*")
+_PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
+                         r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
+_DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)\.?\s+")
+_PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
+_SIGNED_BY = re.compile(r"(?:compte[ -]rendu (?:valide|signe|dicte)|valide par|signe par"
+                        r"|\bradiologue\s*:)\s*(?:par\s*)?:?\s*")
+_CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
+                         r"[:\-.,]?\s*")
+_CONCLUSION_END = re.compile(
+    r"^\W{0,3}(?:dr\.?\s|docteur\s|pr\.?\s|professeur\s|signe|signature|compte[ -]rendu valide"
+    r"|valide par|ce compte[ -]rendu|cordialement|bien confraternellement|confraternellement"
+    r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
+    r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
+    r"|[a-z][a-z\-' ]{1,30}, le \d)")
+_TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
+                         r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
+                         r"|technique|resultat|conclusion)")
+_SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cotes)(?![a-z])")
+_DOCTOR_NAME_STOP = (_NAME_STOP - {"de", "du", "la"}) | {"radiologue", "(medecin"}
+_PARTICLES = {"de", "du", "la", "le", "des", "d'"}
+
+
+# -- tables -------------------------------------------------------------------------------------
+@cache
+def _term_regex(name: str) -> tuple[re.Pattern[str], dict[str, dict[str, str]]]:
+    rows = {" ".join(fold(r["term"]).split()): r for r in table(name) if r["term"]}
+    terms = sorted(rows, key=len, reverse=True)
+    alternation = "|".join(re.escape(t).replace(r"\ ", " +") for t in terms)
+    return re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])"), rows
+
+
+def _terms(name: str, folded: str) -> list[tuple[dict[str, str], int, int]]:
+    pattern, rows = _term_regex(name)
+    return [(rows[" ".join(m.group(0).split())], m.start(), m.end())
+            for m in pattern.finditer(folded)]
+
+
+# -- the normalizer -----------------------------------------------------------------------------
+def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
+                     min_identity_confidence: float = 80.0) -> NormalizedMessage:
+    """The NormalizedMessage of one PDF report (``data``: the PDF's bytes, attached to the
+    entry; ``source``: the sender, recorded in the details). Raises NormalizationError
+    REPORT_EMPTY when no page has any text."""
+    lines = _lines(doc)
+    full_text = doc.text if any((p.text or "").strip() for p in doc.pages) \
+        else "\n".join(ln.text for ln in lines)
+    if not lines or not full_text.strip():
+        raise NormalizationError("REPORT_EMPTY", "the PDF has no text (no text layer and "
+                                 "nothing read by OCR)", "pdf")
+    warnings = [w for w in doc.warnings if isinstance(w, str)]
+    fields: dict[str, dict[str, Any]] = {}
+
+    _identity_fields(lines, fields)
+    nir_field, nir_warnings = _nir(lines)
+    warnings.extend(nir_warnings)
+    if nir_field:
+        fields["nir"] = nir_field
+    _exam_fields(lines, fields)
+    title = _title(lines, fields)
+    _people(lines, fields)
+    _conclusion(lines, fields)
+
+    identity = PatientIdentity(
+        family=_value(fields, "family"), given=_first_given(_value(fields, "given")),
+        birth_family=_value(fields, "birth_family"), birth_date=_value(fields, "birth_date"),
+        sex=_value(fields, "sex"))
+    if nir_field and nir_field["key_valid"]:
+        mismatch = _nir_mismatch(nir_field["value"], identity)
+        if mismatch:
+            warnings.append(f"REPORT_NIR_MISMATCH: the NIR on page {nir_field['page']} "
+                            f"disagrees with the printed {mismatch}; not used as an identifier")
+        else:
+            identity.ins.append(InsIdentifier(nir_field["value"], NIR_OID, NIR_KIND, True))
+    quarantine = _uncertain(fields, min_identity_confidence)
+
+    conclusion = _value(fields, "conclusion")
+    modality = _value(fields, "modality")
+    region = _value(fields, "region")
+    exam_date = _value(fields, "exam_date")
+    digest = _sha(conclusion or full_text)[:16]
+    key = f"report|{exam_date or 'nodate'}|{modality}|{region}|{digest}"
+
+    text_bytes = full_text.encode("utf-8")
+    confs = [c for ln in lines for _, _, c in ln.spans]
+    details: dict[str, Any] = {
+        "fields": fields,
+        "text": text_bytes[:TEXT_CAP].decode("utf-8", errors="ignore"),
+        "pages": doc.page_count,
+        "ocr_pages": [p.number for p in doc.pages if p.source == OCR],
+        "mean_confidence": round(sum(confs) / len(confs), 1) if confs else 0.0,
+        "source": source,
+        "media_type": MEDIA_PDF,
+    }
+    if len(text_bytes) > TEXT_CAP:
+        details["text_truncated"] = True
+        warnings.append(f"REPORT_TEXT_TRUNCATED: the text ({len(text_bytes)} bytes) is kept "
+                        f"up to {TEXT_CAP} bytes in the details; the PDF is attached whole")
+    if doc.metadata.get("Title") if isinstance(doc.metadata, dict) else None:
+        details["pdf_title"] = str(doc.metadata["Title"])[:300]
+
+    entry = Entry(
+        type=IMAGING_REPORT if modality else REPORT, key=key, source_ref="pdf",
+        code=modality or None, system=MODALITY_SYSTEM if modality else None,
+        display=title or details.get("pdf_title"), mapped=True,
+        value=conclusion or None, value_type="TX" if conclusion else None, status="final",
+        effective=exam_date or None, issued=_value(fields, "report_date") or None,
+        performer=_value(fields, "radiologist") or None,
+        attachment=Attachment(data, MEDIA_PDF), details=details)
+    return NormalizedMessage(logical_id=f"pdf|{_sha(full_text)}", identity=identity,
+                             entries=[entry], warnings=warnings, quarantine_reasons=quarantine)
+
+
+def _value(fields: dict[str, dict[str, Any]], name: str) -> str:
+    f = fields.get(name)
+    return str(f["value"]) if f and f.get("value") else ""
+
+
+def _first_given(given: str) -> str:
+    return given.split(" ")[0] if given else ""
+
+
+# -- identity -----------------------------------------------------------------------------------
+def _labelled_name(lines: list[_Line], pattern: re.Pattern[str]) \
+        -> tuple[_Line, list[tuple[int, int]]] | None:
+    for line in lines:
+        for m in pattern.finditer(line.folded):
+            spans = _name_tokens(line, m.end(), same_case=True)
+            if spans:
+                return line, spans
+    return None
+
+
+def _set(fields: dict, name: str, line: _Line, spans: list[tuple[int, int]],
+         guessed: bool = False) -> None:
+    if name not in fields and spans:
+        fields[name] = _field(_join(line, spans), line, spans[0][0], spans[-1][1])
+        if guessed:
+            fields[name]["order_guessed"] = True
+
+
+def _person_line(lines: list[_Line]) -> tuple[_Line, re.Match[str] | None, list] | None:
+    """The patient's name line: after a 'Patient(e) :' label (on it or on the next line),
+    else the first 'Mme / M. / Monsieur ...' that is not a doctor."""
+    for i, line in enumerate(lines):
+        m = _L_PATIENT.match(line.folded)
+        if not m:
+            continue
+        for cand, pos in ((line, m.end()), *(((lines[i + 1], 0),) if i + 1 < len(lines)
+                                             and not line.folded[m.end():].strip() else ())):
+            c = _CIVILITY.match(cand.folded, pos)
+            spans = _name_tokens(cand, c.end() if c else pos)
+            if spans:
+                return cand, c, spans
+    for line in lines:
+        for c in _CIVILITY.finditer(line.folded):
+            if _DOCTOR.search(line.folded[max(0, c.start() - 12):c.start()]) \
+                    or _NOT_PATIENT.search(line.folded[:c.start()]):
+                continue
+            spans = _name_tokens(line, c.end())
+            if spans:
+                return line, c, spans
+    return None
+
+
+def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    used = _labelled_name(lines, _L_USED)
+    if used:
+        _set(fields, "family", *used)
+    birth = _labelled_name(lines, _L_BIRTH_NAME)
+    if birth:
+        _set(fields, "birth_family", *birth)
+    plain = _labelled_name(lines, _L_FAMILY)
+    given = _labelled_name(lines, _L_GIVEN)
+    if plain:
+        line, spans = plain
+        if given is None and len(spans) > 1:  # 'Nom : DUPONT Marie' with no 'Prénom' label
+            fam, giv, guessed = _split_name(line, spans)
+            _set(fields, "family", line, fam, guessed)
+            _set(fields, "given", line, giv, guessed)
+        else:
+            _set(fields, "family", line, spans)
+    if given:
+        _set(fields, "given", *given)
+    if "family" not in fields and "birth_family" in fields:
+        fields["family"] = dict(fields["birth_family"])
+    for line in lines:  # an explicit 'Sexe' wins over the civility
+        m = _L_SEX.search(line.folded)
+        if m:
+            fields["sex"] = _field(_SEX_WORDS[m.group(1)], line, m.start(1), m.end(1))
+            break
+
+    person = _person_line(lines)  # 'Patient : Mme DUPONT Marie, née MARTIN le 14/03/1968'
+    if person:
+        line, civility, spans = person
+        if civility and "sex" not in fields:
+            fields["sex"] = _field(_CIVILITY_SEX[civility.group(1)], line, civility.start(),
+                                   civility.end())
+        if "family" not in fields:
+            fam, giv, guessed = _split_name(line, spans)
+            _set(fields, "family", line, fam, guessed)
+            _set(fields, "given", line, giv, guessed)
+
+    for line in lines:
+        m = _L_NEE.search(line.folded)
+        if m and "birth_family" not in fields:
+            _set(fields, "birth_family", line, _name_tokens(line, m.end(), 2))
+    for line in lines:
+        if "birth_date" in fields:
+            break
+        for m in _L_BIRTH_DATE.finditer(line.folded):
+            found = _date_after(line, m.end())
+            if found:
+                fields["birth_date"] = _field(found[0], line, found[1], found[2])
+                break
+
+
+def _nir(lines: list[_Line]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The NIR printed on the report: a labelled one first, a valid key first."""
+    candidates: list[tuple[int, int, dict[str, Any]]] = []
+    for line in lines:
+        labelled = bool(_NIR_LABEL.search(line.folded))
+        for m in _NIR.finditer(line.folded):
+            raw = re.sub(r"[ .]", "", m.group(1))
+            if sum(c.isdigit() for c in raw) < 11:
+                continue
+            dept = raw[5:7]
+            nir = (raw[:5].translate(_OCR_DIGITS) + dept.upper() + raw[7:].translate(_OCR_DIGITS)
+                   if dept in ("2a", "2b") else raw.translate(_OCR_DIGITS))
+            if nir[0] not in "12378":
+                continue
+            valid = nir_key_valid(nir)
+            f = _field(nir, line, m.start(1), m.end(1))
+            f["key_valid"] = valid
+            candidates.append((0 if valid else 1, 0 if labelled else 1, f))
+    if not candidates:
+        return None, []
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    best = candidates[0][2]
+    if not best["key_valid"]:
+        return best, [f"REPORT_NIR_INVALID_KEY: the NIR read on page {best['page']} "
+                      f"({best['source']}) has an invalid key; not used as an identifier"]
+    return best, []
+
+
+def _nir_mismatch(nir: str, identity: PatientIdentity) -> str:
+    wrong = []
+    if identity.sex in ("F", "M") and nir[0] in "12" and {"1": "M", "2": "F"}[nir[0]] \
+            != identity.sex:
+        wrong.append("sex")
+    if identity.birth_date:
+        if nir[1:3] != identity.birth_date[2:4]:
+            wrong.append("birth year")
+        elif nir[3:5].isdigit() and 1 <= int(nir[3:5]) <= 12 \
+                and nir[3:5] != identity.birth_date[5:7]:
+            wrong.append("birth month")
+    return " and ".join(wrong)
+
+
+def _uncertain(fields: dict[str, dict[str, Any]], minimum: float) -> list[str]:
+    problems = []
+    if any(fields.get(n, {}).get("order_guessed") for n in ("family", "given")):
+        problems.append("family and given names not told apart (both in Title case)")
+    for name, label in IDENTITY_FIELDS:
+        f = fields.get(name)
+        if f is None:
+            if name != "given":
+                problems.append(f"{label} not found")
+        elif f["source"] == OCR and f["confidence"] < minimum:
+            problems.append(f"{label} read by OCR on page {f['page']} with confidence "
+                            f"{f['confidence']:g} < {minimum:g}")
+    if not problems:
+        return []
+    return ["IDENTITY_UNCERTAIN " + "; ".join(problems)
+            + ": a person must check the patient before the report is filed"]
+
+
+# -- the examination ----------------------------------------------------------------------------
+def _exam_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    for name, pattern, limit in (("exam_date", _EXAM_DATE, 12), ("report_date", _REPORT_DATE, 4)):
+        for line in lines:
+            if name in fields:
+                break
+            for m in pattern.finditer(line.folded):
+                found = _date_after(line, m.end(), limit)
+                if found:
+                    fields[name] = _field(found[0], line, found[1], found[2])
+                    break
+
+
+def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
+    """The exam title line: the first short line naming a modality near its start."""
+    for i, line in enumerate(lines):
+        if len(line.folded) > 140 or _TITLE_SKIP.match(line.folded):
+            continue
+        found = [t for t in _terms("imaging_modalities", line.folded) if t[0]["code"]]
+        if not found or found[0][1] > 40:
+            continue
+        row, start, end = found[0]
+        fields["modality"] = _field(row["code"], line, start, end)
+        title = " ".join(line.text.split())
+        fields["exam_type"] = _field(title, line, 0, len(line.text))
+        _region(lines, i, end, row.get("default_region", ""), fields)
+        return title
+    return ""
+
+
+def _region(lines: list[_Line], i: int, after: int, default: str,
+            fields: dict[str, dict[str, Any]]) -> None:
+    candidates = [(lines[i], after)]
+    if i + 1 < len(lines) and lines[i + 1].page == lines[i].page \
+            and len(lines[i + 1].folded) <= 80:
+        candidates.append((lines[i + 1], 0))
+    for line, pos in candidates:
+        found = [t for t in _terms("body_regions", line.folded) if t[1] >= pos]
+        if found:
+            row, start, end = found[0]
+            _with_side(row["region"], row["lateral"] == "1", line, start, end, fields)
+            return
+    if default:
+        line = lines[i]
+        _with_side(default, any(r["region"] == default and r["lateral"] == "1"
+                                for r in table("body_regions")), line, 0, 0, fields, implied=True)
+
+
+def _with_side(region: str, lateral: bool, line: _Line, start: int, end: int,
+               fields: dict[str, dict[str, Any]], implied: bool = False) -> None:
+    side = ""
+    if lateral:
+        sides = {_side_word(m.group(1)) for m in _SIDE.finditer(line.folded)}
+        side = "bilatéral" if "bilatéral" in sides or {"droit", "gauche"} <= sides \
+            else next(iter(sides), "")
+    value = f"{region} {side}" if side else region
+    f = _field(value, line, start, end) if not implied else \
+        {"value": value, "page": line.page, "source": line.source,
+         "confidence": _conf(line, 0, len(line.text)), "implied_by": "modality"}
+    fields["region"] = f
+    if side:
+        fields["laterality"] = {**f, "value": side}
+
+
+def _side_word(w: str) -> str:
+    return "droit" if w.startswith("droit") else "gauche" if w == "gauche" else "bilatéral"
+
+
+# -- people -------------------------------------------------------------------------------------
+def _doctor_at(line: _Line, pos: int) -> tuple[str, int, int] | None:
+    """'Dr Paul MARTIN' starting at ``pos`` (the title kept, as printed)."""
+    m = _DOCTOR.match(line.folded, pos)
+    start = pos
+    name_at = m.end() if m else pos
+    spans = []
+    for t in re.finditer(r"\S+", line.text[name_at:]):
+        s, e = name_at + t.start(), name_at + t.end()
+        word = line.text[s:e].rstrip(",;:")
+        if not word or fold(word) in _DOCTOR_NAME_STOP or not _NAME_TOKEN.fullmatch(word) \
+                or len(spans) >= 4:
+            break
+        spans.append((s, s + len(word)))
+        if line.text[s:e] != word:
+            break
+    while spans and fold(line.text[spans[-1][0]:spans[-1][1]]) in _PARTICLES:
+        spans.pop()
+    if not spans:
+        return None
+    end = spans[-1][1]
+    return " ".join(line.text[start:end].split()), start, end
+
+
+def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    prescriber: tuple[_Line, tuple[str, int, int]] | None = None
+    for line in lines:
+        m = _PRESCRIBER.search(line.folded)
+        if m:
+            found = _doctor_at(line, m.end())
+            if found:
+                prescriber = (line, found)
+                break
+        for d in _DOCTOR.finditer(line.folded):
+            found = _doctor_at(line, d.start())
+            if found and _PRESCRIBER_AFTER.match(line.folded[found[2]:]):
+                prescriber = (line, found)
+                break
+        if prescriber:
+            break
+    if prescriber:
+        line, (value, s, e) = prescriber
+        fields["prescriber"] = _field(value, line, s, e)
+
+    def take(line: _Line, found: tuple[str, int, int]) -> bool:
+        if prescriber and _normalised(found[0]) == _normalised(prescriber[1][0]):
+            return False
+        fields["radiologist"] = _field(found[0], line, found[1], found[2])
+        return True
+
+    for line in lines:  # 'Compte rendu validé par : Dr X', 'Radiologue : Dr X'
+        m = _SIGNED_BY.search(line.folded)
+        if m:
+            found = _doctor_at(line, m.end())
+            if found and take(line, found):
+                return
+    for i, line in enumerate(lines):  # 'Dr X, radiologue' or 'Dr X' next to 'radiologue'
+        if "radiolog" not in line.folded or "centre" in line.folded:
+            continue
+        for j in (i, i - 1, i + 1):
+            if 0 <= j < len(lines) and lines[j].page == line.page:
+                for d in _DOCTOR.finditer(lines[j].folded):
+                    found = _doctor_at(lines[j], d.start())
+                    if found and take(lines[j], found):
+                        return
+    start = next((i for i, ln in enumerate(lines) if _CONCLUSION.match(ln.folded)), None)
+    if start is not None:  # the signature after the conclusion
+        for line in lines[start:]:
+            for d in _DOCTOR.finditer(line.folded):
+                found = _doctor_at(line, d.start())
+                if found and take(line, found):
+                    return
+
+
+# -- conclusion ---------------------------------------------------------------------------------
+def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    for i, line in enumerate(lines):
+        m = _CONCLUSION.match(line.folded)
+        if not m:
+            continue
+        parts: list[tuple[_Line, int, int]] = []
+        texts: list[str] = []
+        rest = line.text[m.end():].strip()
+        if rest:
+            parts.append((line, m.end(), len(line.text)))
+            texts.append(rest)
+        for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
+            if _CONCLUSION_END.match(nxt.folded):
+                break
+            if not texts and _CONCLUSION.fullmatch(nxt.folded.strip()):
+                continue  # the heading printed twice
+            parts.append((nxt, 0, len(nxt.text)))
+            texts.append(nxt.text.strip())
+        if texts:
+            fields["conclusion"] = _multi_field("\n".join(texts), parts)
+            return
