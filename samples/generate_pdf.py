@@ -662,6 +662,18 @@ def find_fonts() -> tuple[dict[str, str | None], str]:
     return found, label
 
 
+def scan_environment() -> dict[str, str]:
+    """What the scans' bytes depend on besides the seed: Pillow (its JPEG encoder) and the
+    font files. Same values -> same bytes; otherwise the scans differ slightly."""
+    import PIL
+    paths, label = find_fonts()
+    env = {"pillow": PIL.__version__, "font": label}
+    for kind, path in sorted(paths.items()):
+        if path:
+            env[f"font_{kind}_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return env
+
+
 def _font(kind: str, px: float):
     from PIL import ImageFont
     path = find_fonts()[0][kind]
@@ -867,7 +879,7 @@ def write_set(out: Path, seed: int = SEED) -> list[Path]:
         w.writeheader()
         w.writerows(truth)
     (out / "truth.json").write_text(json.dumps(
-        {"seed": seed, "fonts_scan": find_fonts()[1], "dpi": DPI, "files": truth},
+        {"seed": seed, "dpi": DPI, "scan_environment": scan_environment(), "files": truth},
         ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return paths + [out / "truth.csv", out / "truth.json"]
 
