@@ -1,0 +1,433 @@
+"""PDF parser: text layer, OCR with the real tesseract ('fra'), limits and errors.
+
+Scans are made here: French text drawn with a TrueType font on a white image at 300 dpi,
+slightly rotated, blurred and noisy, saved as an image-only PDF by Pillow. Text pages are
+hand-written PDFs (WinAnsi Helvetica), so every input's content is known.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import time
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+import parsers.pdf as pdfmod
+from parsers.pdf import OCR, TEXT_LAYER, PdfLimits, parse_pdf
+from parsers.pdf import _ocr as ocrmod
+from parsers.pdf.errors import (
+    ERROR_CODES,
+    PDF_CORRUPT,
+    PDF_ENCRYPTED,
+    PDF_NOT_PDF,
+    PDF_OCR_UNAVAILABLE,
+    PDF_PAGE_EMPTY,
+    PDF_PAGE_TOO_LARGE,
+    PDF_TIMEOUT,
+    PDF_TOO_LARGE,
+    PDF_TOO_MANY_PAGES,
+    PdfParseError,
+)
+from tests.conftest import corpus_path
+
+pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract missing")
+
+FONT_CANDIDATES = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                   "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+                   "/usr/share/fonts/TTF/DejaVuSans.ttf"]
+
+REPORT_LINES = [
+    "Compte rendu d'échographie abdominale",
+    "Mme LEFÈVRE Hélène née BÉRANGER le 14/03/1968",
+    "NIR 2 68 03 75 116 042 41",
+    "Conclusion : foie de taille normale, pas de lésion",
+    "Le médecin radiologue, Dr Gérard MARTIN",
+]
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    for path in FONT_CANDIDATES:
+        if Path(path).exists():
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size=size)
+
+
+def make_scan(lines: list[str], *, dpi: int = 300, width_in: float = 8.27,
+              seed: int = 1, rotate: float = 0.6) -> Image.Image:
+    """A grayscale 'scan' of ``lines``: 11-pt text at ``dpi``, slightly rotated, blurred,
+    with salt-and-pepper noise. Height fits the lines (a strip, to keep OCR quick)."""
+    size = round(11 / 72 * dpi * 1.0)
+    line_h = round(size * 1.8)
+    width = round(width_in * dpi)
+    height = line_h * (len(lines) + 2)
+    img = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(img)
+    font = _font(size)
+    for n, line in enumerate(lines):
+        draw.text((round(0.8 * dpi), line_h * (n + 1)), line, fill=20, font=font)
+    img = img.rotate(rotate, resample=Image.BICUBIC, fillcolor=255, expand=False)
+    img = img.filter(ImageFilter.GaussianBlur(0.7))
+    rng = random.Random(seed)
+    px = img.load()
+    for _ in range(width * height // 400):
+        x, y = rng.randrange(width), rng.randrange(height)
+        px[x, y] = rng.choice((0, 255))
+    return img
+
+
+def image_pdf(images: list[Image.Image], dpi: int = 300, **info: str) -> bytes:
+    out = io.BytesIO()
+    images[0].save(out, "PDF", resolution=dpi, save_all=True, append_images=images[1:], **info)
+    return out.getvalue()
+
+
+def build_pdf(objects: list[bytes], trailer: bytes = b"") -> bytes:
+    """A PDF from its numbered objects (1..n; object 1 the catalog) with a correct xref."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, trailer, xref)
+    return bytes(out)
+
+
+def text_pdf(pages: list[list[str]], mediabox: tuple[int, int] = (595, 842),
+             trailer: bytes = b"", extra: list[bytes] | None = None) -> bytes:
+    """Born-digital pages: each a list of lines in Helvetica 12 (WinAnsi, accents allowed)."""
+    n = len(pages)
+    kids = b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(n))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, n),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+               b"/Encoding /WinAnsiEncoding >>"]
+    for i, lines in enumerate(pages):
+        ops = [b"BT /F1 12 Tf 72 %d Td" % (mediabox[1] - 72)]
+        for line in lines:
+            escaped = line.encode("cp1252").replace(b"\\", b"\\\\").replace(
+                b"(", b"\\(").replace(b")", b"\\)")
+            ops.append(b"(" + escaped + b") Tj 0 -18 Td")
+        ops.append(b"ET")
+        stream = b"\n".join(ops)
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources "
+                       b"<< /Font << /F1 3 0 R >> >> /Contents %d 0 R >>"
+                       % (mediabox[0], mediabox[1], 5 + 2 * i))
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream +
+                       b"\nendstream")
+    return build_pdf(objects + (extra or []), trailer)
+
+
+def merge(*docs: bytes) -> bytes:
+    """One PDF of the pages of ``docs`` (pdfium import_pages + save)."""
+    out = pdfium.PdfDocument.new()
+    for data in docs:
+        src = pdfium.PdfDocument(data)
+        out.import_pages(src)
+        src.close()
+    buf = io.BytesIO()
+    out.save(buf)
+    out.close()
+    return buf.getvalue()
+
+
+TEXT_PAGE = ["Compte rendu de radiographie du thorax",
+             "Indication : toux persistante depuis trois semaines",
+             "Conclusion : pas d'anomalie pleuro-parenchymateuse décelée"]
+
+
+@pytest.fixture(scope="module")
+def scan_pdf() -> bytes:
+    return image_pdf([make_scan(REPORT_LINES)], title="Échographie abdominale",
+                     author="Centre d'imagerie")
+
+
+def _err(excinfo) -> PdfParseError:  # noqa: ANN001
+    assert excinfo.value.code in ERROR_CODES
+    return excinfo.value
+
+
+# -- text layer -------------------------------------------------------------------------------
+
+def test_text_layer_page_lines_words_and_accents() -> None:
+    doc = parse_pdf(text_pdf([TEXT_PAGE]))
+    (page,) = doc.pages
+    assert page.source == TEXT_LAYER and page.confidence == 100.0 and page.number == 1
+    assert page.text.split("\n") == TEXT_PAGE
+    assert (page.width, page.height) == (595.0, 842.0)
+    first = page.words[0]
+    assert first.text == "Compte" and first.line == 0 and first.confidence == 100.0
+    x0, top, x1, bottom = first.bbox
+    assert 71 < x0 < 73 and x1 > x0 and 60 < top < bottom < 80  # top-left origin, points
+    assert {w.line for w in page.words} == {0, 1, 2}
+    assert "décelée" in page.text
+    assert doc.warnings == [] and doc.text == page.text
+
+
+def test_too_little_text_goes_to_ocr() -> None:
+    # 'Page 1' has 5 letters/digits < min_text_chars: treated as a scan, and OCR reads it.
+    doc = parse_pdf(text_pdf([["Page 1"]]))
+    assert doc.pages[0].source == OCR and doc.pages[0].text == "Page 1"
+    assert doc.pages[0].words[0].confidence < 100
+    doc = parse_pdf(text_pdf([[]]))  # a blank page: OCR'd, nothing found, a warning
+    assert doc.pages[0].source == OCR and doc.pages[0].words == [] and doc.pages[0].text == ""
+    assert doc.warnings == [f"{PDF_PAGE_EMPTY}: page 1 has no text"]
+    doc = parse_pdf(text_pdf([["Page 1"]]), PdfLimits(min_text_chars=3))
+    assert doc.pages[0].source == TEXT_LAYER and doc.pages[0].text == "Page 1"
+
+
+# -- OCR --------------------------------------------------------------------------------------
+
+def test_synthetic_scan_is_ocred_with_accents(scan_pdf: bytes) -> None:
+    doc = parse_pdf(scan_pdf)
+    (page,) = doc.pages
+    assert page.source == OCR
+    text = page.text
+    for word in ("Compte", "rendu", "échographie", "abdominale", "Conclusion", "foie",
+                 "taille", "normale", "Hélène", "LEFÈVRE", "14/03/1968",
+                 "2 68 03 75 116 042 41"):
+        assert word in text, word
+    assert "é" in text and "è" in text.lower()
+    assert page.confidence > 60
+    assert len(text.split("\n")) == len(REPORT_LINES)
+    assert all(w.confidence >= 0 and w.text for w in page.words)
+    word = next(w for w in page.words if w.text == "Conclusion")
+    assert word.line == 3
+    x0, top, x1, bottom = word.bbox  # points: the line starts 0.8 in from the left edge
+    assert 50 < x0 < 65 and 0 < top < bottom < page.height and x1 - x0 > 40
+    assert round(page.width) == 595
+    assert doc.metadata["Title"] == "Échographie abdominale"
+    assert doc.metadata["Author"] == "Centre d'imagerie"
+    assert not any(w.startswith("PDF_OCR_LOW_CONFIDENCE") for w in doc.warnings)
+
+
+def test_mixed_document_page_by_page(scan_pdf: bytes) -> None:
+    doc = parse_pdf(merge(text_pdf([TEXT_PAGE]), scan_pdf, text_pdf([TEXT_PAGE[::-1]])))
+    assert [p.source for p in doc.pages] == [TEXT_LAYER, OCR, TEXT_LAYER]
+    assert [p.number for p in doc.pages] == [1, 2, 3]
+    assert doc.pages[0].text.startswith("Compte rendu de radiographie")
+    assert "foie" in doc.pages[1].text
+    assert doc.pages[2].text.startswith("Conclusion")
+    assert doc.text.count("\f") == 2
+
+
+def test_several_scanned_pages_in_the_process_pool() -> None:
+    lines = [["Premier feuillet du compte rendu opératoire"],
+             ["Deuxième feuillet : suites opératoires simples"],
+             ["Troisième feuillet : sortie prévue demain matin"]]
+    data = image_pdf([make_scan(ls, dpi=200, width_in=6, seed=n) for n, ls in enumerate(lines)],
+                     dpi=200)
+    limits = PdfLimits(dpi=200, processes=2)
+    doc = parse_pdf(data, limits)
+    assert [p.source for p in doc.pages] == [OCR] * 3
+    for page, word in zip(doc.pages, ("Premier", "Deuxième", "Troisième"), strict=True):
+        assert word in page.text
+    pool = pdfmod._pools[2][1]
+    doc2 = parse_pdf(data, limits)  # the pool is reused, same result
+    assert pdfmod._pools[2][1] is pool
+    assert [p.text for p in doc2.pages] == [p.text for p in doc.pages]
+
+
+def test_low_confidence_warning(scan_pdf: bytes) -> None:
+    doc = parse_pdf(scan_pdf, PdfLimits(low_confidence=99.9))  # any real scan is under it
+    page = doc.pages[0]
+    assert page.source == OCR and page.confidence < 99.9
+    assert doc.warnings == [f"PDF_OCR_LOW_CONFIDENCE: page 1 mean confidence "
+                            f"{page.confidence:.0f}"]
+
+
+# -- corpus -----------------------------------------------------------------------------------
+
+CORPUS_WORDS = {
+    "ANEST-CR-ANEST_2022.01_0.pdf": ["Échographie-doppler", "Conclusion", "thrombose"],
+    "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1_15.pdf": ["Conclusion"],
+    "BIO-CR-BIO_2021.01_CR-2nde-intention_4.pdf": [],
+}
+IMAGE_ONLY = "BIO-CR-BIO_2021.01_CDA-R2-Niveau-1_3.pdf"
+
+
+def _corpus_files() -> list[Path]:
+    folder = corpus_path("pdf")
+    return sorted(folder.glob("*.pdf"))
+
+
+def test_corpus_every_file_parses() -> None:
+    files = _corpus_files()
+    assert files
+    for path in files:
+        doc = parse_pdf(path.read_bytes())
+        assert doc.page_count >= 1, path.name
+        assert all(p.text for p in doc.pages), path.name
+        for page in doc.pages:
+            if page.source == TEXT_LAYER:
+                assert page.confidence == 100.0
+            else:
+                assert 0 < page.confidence <= 100, path.name
+        if path.name in CORPUS_WORDS:
+            assert all(p.source == TEXT_LAYER for p in doc.pages), path.name
+            for word in CORPUS_WORDS[path.name]:
+                assert word in doc.text, (path.name, word)
+
+
+def test_corpus_image_only_report_is_ocred() -> None:
+    doc = parse_pdf(corpus_path("pdf", IMAGE_ONLY).read_bytes())
+    assert [p.source for p in doc.pages] == [OCR, OCR]
+    one, two = doc.pages[0].text, doc.pages[1].text
+    for word in ("Laboratoire des charmes", "Compte rendu d'examens biologiques",
+                 "BIOCHIMIE", "ELECTROPHORESE", "Triglycérides", "Cholestérol"):
+        assert word in one, word
+    for word in ("Glycémie", "Transaminases", "Objectifs thérapeutiques", "BILAN THYROIDIEN"):
+        assert word in two, word
+    assert all(p.confidence > 70 for p in doc.pages)
+    assert doc.metadata.get("Producer", "").startswith("Microsoft")
+
+
+def test_corpus_unmapped_glyphs_are_ocred() -> None:
+    # A text layer of '(cid:N)' glyphs only (no ToUnicode): not text, the page is OCR'd.
+    doc = parse_pdf(corpus_path("pdf", "DLU-EHPAD-FLUDR_2022.01_9.pdf").read_bytes())
+    assert doc.pages[0].source == OCR and "(cid:" not in doc.text
+    assert doc.pages[0].confidence > 70
+
+
+# -- limits and errors ------------------------------------------------------------------------
+
+def test_not_a_pdf() -> None:
+    for data in (b"", b"MSH|^~\\&|LAB", b"\x89PNG\r\n\x1a\n" + bytes(2000),
+                 b" " * 1100 + b"%PDF-1.4\n"):
+        with pytest.raises(PdfParseError) as excinfo:
+            parse_pdf(data)
+        assert _err(excinfo).code == PDF_NOT_PDF
+
+
+def test_header_after_junk_within_1k_is_accepted() -> None:
+    doc = parse_pdf(b"\x00junk\r\n" * 10 + text_pdf([TEXT_PAGE]))
+    assert doc.pages[0].source == TEXT_LAYER
+
+
+def test_too_large() -> None:
+    data = text_pdf([TEXT_PAGE])
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data, PdfLimits(max_bytes=len(data) - 1))
+    err = _err(excinfo)
+    assert err.code == PDF_TOO_LARGE and str(len(data)) in err.message
+    assert parse_pdf(data, PdfLimits(max_bytes=len(data))).page_count == 1
+
+
+def test_too_many_pages() -> None:
+    data = text_pdf([TEXT_PAGE] * 3)
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data, PdfLimits(max_pages=2))
+    assert _err(excinfo).code == PDF_TOO_MANY_PAGES
+    assert parse_pdf(data, PdfLimits(max_pages=3)).page_count == 3
+
+
+def test_huge_page_refused_before_rasterising(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_render(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("rasterised")
+
+    monkeypatch.setattr(ocrmod, "render_page", no_render)
+    data = text_pdf([[]], mediabox=(200 * 72, 200 * 72))  # 200 x 200 inches, no text
+    started = time.monotonic()
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data)
+    err = _err(excinfo)
+    assert err.code == PDF_PAGE_TOO_LARGE and err.location == "page 1"
+    assert time.monotonic() - started < 2
+    # the same page with text is read from its text layer: nothing to rasterise
+    doc = parse_pdf(text_pdf([TEXT_PAGE], mediabox=(200 * 72, 200 * 72)))
+    assert doc.pages[0].source == TEXT_LAYER
+
+
+def test_a3_scan_is_within_the_default_pixel_limit() -> None:
+    a3 = (842, 1191)
+    limits = PdfLimits()
+    assert (a3[0] * limits.dpi // 72 + 1) * (a3[1] * limits.dpi // 72 + 1) \
+        <= limits.max_page_pixels
+
+
+@pytest.mark.parametrize("cut", ["garbage", "truncated"])
+def test_corrupt(cut: str) -> None:
+    if cut == "garbage":
+        data = b"%PDF-1.7\n" + bytes(range(256)) * 20
+    else:
+        data = text_pdf([TEXT_PAGE])[:30]
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data)
+    assert _err(excinfo).code == PDF_CORRUPT
+
+
+def test_damaged_xref_is_read_anyway() -> None:
+    # Wrong startxref offset: both readers rebuild the cross-reference table.
+    data = text_pdf([TEXT_PAGE])
+    head, _, _ = data.rpartition(b"startxref\n")
+    doc = parse_pdf(head + b"startxref\n12\n%%EOF\n")
+    assert doc.pages[0].text.split("\n") == TEXT_PAGE
+
+
+def test_encrypted_is_refused() -> None:
+    # Standard security handler, RC4 40-bit: /U does not match the empty user password, so
+    # the document needs a password we do not have (none is tried).
+    encrypt = (b"<< /Filter /Standard /V 1 /R 2 /P -44 /O <" + b"3" * 64 + b"> /U <"
+               + b"7" * 64 + b"> >>")
+    trailer = b"/Encrypt 7 0 R /ID [<0123456789abcdef0123456789abcdef>" \
+              b"<0123456789abcdef0123456789abcdef>] "
+    data = text_pdf([TEXT_PAGE], trailer=trailer, extra=[b"null", encrypt])
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data)
+    err = _err(excinfo)
+    assert err.code == PDF_ENCRYPTED and "password" in err.message
+
+
+def test_ocr_page_timeout(scan_pdf: bytes) -> None:
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(scan_pdf, PdfLimits(page_timeout_seconds=0.001))
+    err = _err(excinfo)
+    assert err.code == PDF_TIMEOUT and err.location == "page 1"
+
+
+def test_document_timeout() -> None:
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(text_pdf([TEXT_PAGE] * 2), PdfLimits(timeout_seconds=1e-9))
+    assert _err(excinfo).code == PDF_TIMEOUT
+
+
+def test_ocr_unavailable(monkeypatch: pytest.MonkeyPatch, scan_pdf: bytes) -> None:
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(scan_pdf, PdfLimits(lang="xyz"))
+    assert _err(excinfo).code == PDF_OCR_UNAVAILABLE and "xyz" in excinfo.value.message
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    monkeypatch.setattr(pdfmod, "_tesseract_ok", set())
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(scan_pdf)
+    assert _err(excinfo).code == PDF_OCR_UNAVAILABLE
+    # a born-digital PDF needs no tesseract
+    assert parse_pdf(text_pdf([TEXT_PAGE])).pages[0].source == TEXT_LAYER
+
+
+def test_errors_hold_no_patient_data_and_pickle() -> None:
+    import pickle
+
+    err = PdfParseError(PDF_TIMEOUT, "OCR of the page killed", "page 2")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.code, copy.message, copy.location, str(copy)) == (
+        PDF_TIMEOUT, "OCR of the page killed", "page 2", "OCR of the page killed")
+
+
+def test_limits_validated() -> None:
+    with pytest.raises(ValueError):
+        PdfLimits(dpi=0)
+    with pytest.raises(ValueError):
+        PdfLimits(lang="fra; rm -rf /")
+    with pytest.raises(ValueError):
+        PdfLimits(timeout_seconds=0)
