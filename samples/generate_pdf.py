@@ -91,6 +91,9 @@ def load_patients(path: Path = HERE / "patients.csv") -> dict[str, Person]:
                                         date.fromisoformat(row["birth_date"]), row["sex"],
                                         row["ins"])
     people["U1"] = U1
+    for person in people.values():
+        if nir_key(person.nir[:13]) != person.nir[13:]:
+            raise ValueError(f"{person.key}: NIR key is invalid")
     return people
 
 
@@ -399,7 +402,8 @@ class Line:
         """(x, text) pieces as drawn: table lines are cells separated by ' | '."""
         if self.style != "table":
             return [(self.x, self.text)]
-        return [(self.x + dx, t) for dx, t in zip(TABLE_COLUMNS, self.text.split(" | "))]
+        return [(self.x + dx, t) for dx, t in zip(TABLE_COLUMNS, self.text.split(" | "),
+                                                       strict=False)]
 
     @property
     def font(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pdfplumber
 import pytest
+from pdfplumber.utils.exceptions import PdfminerException
 
 from samples import generate_pdf
 from samples.generate import nir_is_valid, nir_key
@@ -168,7 +169,7 @@ def test_text_layer_reads_back_exactly(row: dict):
     with pdfplumber.open(PDF_DIR / row["file"]) as pdf:
         assert len(pdf.pages) == row["pages"]
         texts = [pdf.pages[i - 1].extract_text() for i in text_pages]
-    for i, text in zip(text_pages, texts):
+    for i, text in zip(text_pages, texts, strict=True):
         assert text == row["page_texts"][i - 1], f"page {i}"
     whole = "\n".join(texts)
     assert row["family"].upper() in whole and row["given"] in whole
@@ -235,7 +236,7 @@ def test_encrypted_pdf_needs_its_password():
     (row,) = by_outcome("PDF_ENCRYPTED")
     path = PDF_DIR / row["file"]
     assert b"/Encrypt" in path.read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises(PdfminerException):
         with pdfplumber.open(path) as pdf:
             pdf.pages[0].extract_text()
     with pdfplumber.open(path, password=generate_pdf.USER_PASSWORD) as pdf:
@@ -246,7 +247,7 @@ def test_truncated_pdf_is_corrupt():
     (row,) = by_outcome("PDF_CORRUPT")
     data = (PDF_DIR / row["file"]).read_bytes()
     assert data.startswith(b"%PDF-1.4") and b"%%EOF" not in data and b"xref" not in data
-    with pytest.raises(Exception):
+    with pytest.raises(PdfminerException):
         with pdfplumber.open(PDF_DIR / row["file"]) as pdf:
             pdf.pages[0].extract_text()
 
