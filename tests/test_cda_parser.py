@@ -753,3 +753,21 @@ def test_paths_index_only_repeated_names_whatever_their_order() -> None:
         step = path.removeprefix("/x/")
         step = step if ":" in step else f"v3:{step}"
         assert root.xpath(f"/v3:x/{step}", namespaces=NS) == [el]
+
+
+def test_the_garbage_collector_is_left_as_it_was() -> None:
+    """parse_cda pauses the cyclic GC during the walk: it is back on afterwards, errors
+    raised during the walk included, and a caller that had it off finds it still off."""
+    import gc
+
+    assert gc.isenabled()
+    parse_cda(_level1(base64.b64encode(b"%PDF-1.4 tiny").decode()))
+    assert gc.isenabled()
+    assert _error(_level1("JVBERi0x!!!not*base64")).code == "CDA_BAD_BASE64"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_cda(_level1(base64.b64encode(b"%PDF-1.4 tiny").decode()))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
