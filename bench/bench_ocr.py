@@ -1,0 +1,159 @@
+"""OCR of scanned reports: raw tesseract vs parse_pdf on the same pages; prints figures.
+
+```
+.venv/bin/python bench/bench_ocr.py [--pages 20] [--processes 2] [--dpi 300]
+```
+
+Generates N A4 'scans' at ``dpi`` (a French report page: about 40 lines of 11-pt DejaVu Sans,
+slightly rotated, blurred, with noise; as tests/test_pdf_parser.py makes them), saves them as
+one image-only PDF (Pillow), then times in the same run:
+
+1. raw tesseract, sequential: ``pytesseract.image_to_data(img, lang='fra', config='--psm 3')``
+   on the in-memory images, one after the other;
+2. raw tesseract, P at a time (a thread pool of P: each thread waits on its tesseract
+   process; the cheapest way to run P tesseracts at once);
+3. ``parse_pdf`` on the PDF with ``processes=1`` (inline: rasterise + OCR page by page);
+4. ``parse_pdf`` with ``processes=P``, first with a cold pool (worker start-up included), then
+   warm (the module-level pool reused, as in a long-running service).
+
+and prints seconds per page, pages per minute and our overhead over raw tesseract at the same
+parallelism: what pdfium rasterisation, the page bytes sent to workers, the text-layer probe
+and the result assembly cost on top of tesseract itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pytesseract  # noqa: E402
+from PIL import Image, ImageDraw, ImageFilter, ImageFont  # noqa: E402
+from pytesseract import Output  # noqa: E402
+
+import parsers.pdf as pdfmod  # noqa: E402
+from parsers.pdf import PdfLimits, parse_pdf  # noqa: E402
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+WORDS = ("compte rendu échographie abdominale foie taille normale vésicule biliaire alithiasique "
+         "voies biliaires intra hépatiques extra non dilatées pancréas rate reins lésion "
+         "focale épanchement péritonéal conclusion examen réalisé le patient présente douleur "
+         "hypochondre droit depuis trois semaines sans fièvre contrôle échographique dans six "
+         "mois médecin radiologue Hélène Gérard LEFÈVRE BÉRANGER née mesure 12,5 cm 14/03/1968"
+         ).split()
+
+
+def make_page(n: int, dpi: int) -> Image.Image:
+    rng = random.Random(n)
+    width, height = round(8.27 * dpi), round(11.69 * dpi)
+    size = round(11 / 72 * dpi)
+    img = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(FONT, size) if Path(FONT).exists() else \
+        ImageFont.load_default(size=size)
+    y = round(0.8 * dpi)
+    draw.text((round(0.8 * dpi), y), f"Compte rendu d'échographie abdominale - page {n + 1}",
+              fill=20, font=font)
+    y += size * 3
+    while y < height - dpi:
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 11)))
+        draw.text((round(0.8 * dpi), y), line[:1].upper() + line[1:], fill=20, font=font)
+        y += round(size * 1.7)
+    img = img.rotate(rng.uniform(-0.8, 0.8), resample=Image.BICUBIC, fillcolor=255)
+    img = img.filter(ImageFilter.GaussianBlur(0.7))
+    px = img.load()
+    for _ in range(width * height // 400):
+        px[rng.randrange(width), rng.randrange(height)] = rng.choice((0, 255))
+    return img
+
+
+def raw_ocr_pgm(img: Image.Image) -> int:
+    """Raw tesseract fed an uncompressed PGM instead of pytesseract's PNG (as parse_pdf does):
+    isolates what our own work costs."""
+    img = img.copy()
+    img.format = "PPM"
+    return raw_ocr(img)
+
+
+def raw_ocr(img: Image.Image) -> int:
+    d = pytesseract.image_to_data(img, lang="fra", config="--psm 3", output_type=Output.DICT)
+    return sum(1 for t, c in zip(d["text"], d["conf"], strict=True)
+               if t.strip() and float(c) >= 0)
+
+
+def timed(label: str, pages: int, fn, results: dict) -> float:  # noqa: ANN001
+    started = time.perf_counter()
+    words = fn()
+    seconds = time.perf_counter() - started
+    results[label] = seconds
+    print(f"{label:<42} {seconds:7.2f} s  {seconds / pages:5.2f} s/page  "
+          f"{60 * pages / seconds:6.1f} pages/min  ({words} words)", flush=True)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--dpi", type=int, default=300)
+    args = parser.parse_args()
+    n, p, dpi = args.pages, args.processes, args.dpi
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # same for both sides (our workers set it too)
+
+    started = time.perf_counter()
+    images = [make_page(i, dpi) for i in range(n)]
+    pdf_path = Path(f"/tmp/bench_ocr_{n}p_{dpi}dpi.pdf")
+    images[0].save(pdf_path, "PDF", resolution=dpi, save_all=True, append_images=images[1:])
+    data = pdf_path.read_bytes()
+    print(f"{n} A4 scans at {dpi} dpi ({images[0].size[0]}x{images[0].size[1]} px), "
+          f"PDF {len(data) / 1e6:.1f} MB, made in {time.perf_counter() - started:.1f} s; "
+          f"{os.cpu_count()} CPUs, {p} processes\n", flush=True)
+    limits = dict(dpi=dpi, timeout_seconds=3600.0, page_timeout_seconds=600.0)
+    r: dict[str, float] = {}
+
+    def ours(processes: int):  # noqa: ANN202
+        def run() -> int:
+            doc = parse_pdf(data, PdfLimits(processes=processes, **limits))
+            assert all(pg.source == "ocr" for pg in doc.pages)
+            return sum(len(pg.words) for pg in doc.pages)
+        return run
+
+    timed("raw tesseract, sequential", n, lambda: sum(map(raw_ocr, images)), r)
+    timed("raw tesseract, sequential, PGM input", n, lambda: sum(map(raw_ocr_pgm, images)), r)
+    timed("parse_pdf, processes=1 (inline)", n, ours(1), r)
+    with ThreadPoolExecutor(p) as threads:
+        timed(f"raw tesseract, {p} at a time", n, lambda: sum(threads.map(raw_ocr, images)), r)
+        timed(f"raw tesseract, {p} at a time, PGM input", n,
+              lambda: sum(threads.map(raw_ocr_pgm, images)), r)
+    pdfmod.shutdown_pools()
+    timed(f"parse_pdf, processes={p}, cold pool", n, ours(p), r)
+    timed(f"parse_pdf, processes={p}, warm pool", n, ours(p), r)
+    pdfmod.shutdown_pools()
+
+    seq = r["parse_pdf, processes=1 (inline)"] / r["raw tesseract, sequential"] - 1
+    par_raw = r[f"raw tesseract, {p} at a time"]
+    cold = r[f"parse_pdf, processes={p}, cold pool"] / par_raw - 1
+    warm = r[f"parse_pdf, processes={p}, warm pool"] / par_raw - 1
+    print(f"\noverhead over raw tesseract: sequential {100 * seq:+.1f} %, "
+          f"{p} processes cold pool {100 * cold:+.1f} %, warm pool {100 * warm:+.1f} % "
+          "(target < 15 %)")
+    seq_pgm = r["parse_pdf, processes=1 (inline)"] / r["raw tesseract, sequential, PGM input"] - 1
+    warm_pgm = r[f"parse_pdf, processes={p}, warm pool"] / r[
+        f"raw tesseract, {p} at a time, PGM input"] - 1
+    print(f"overhead over raw tesseract fed the same PGM: sequential {100 * seq_pgm:+.1f} %, "
+          f"{p} processes warm pool {100 * warm_pgm:+.1f} %")
+    print(f"{n}-page document with {p} processes: "
+          f"{60 * n / r[f'parse_pdf, processes={p}, warm pool']:.1f} pages/min warm, "
+          f"{60 * n / r[f'parse_pdf, processes={p}, cold pool']:.1f} pages/min cold; "
+          f"parallel speed-up over inline x"
+          f"{r['parse_pdf, processes=1 (inline)'] / r[f'parse_pdf, processes={p}, warm pool']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
