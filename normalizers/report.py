@@ -303,8 +303,9 @@ _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande pa
                          r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
 _DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)\.?\s+")
 _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
-_SIGNED_BY = re.compile(r"(?:compte[ -]rendu (?:valide|signe|dicte)|valide par|signe par"
-                        r"|\bradiologue\s*:)\s*(?:par\s*)?:?\s*")
+_SIGNED_BY = re.compile(r"(?:compte[ -]rendu (?:valide|signe|dicte)|valide|signe|dicte)"
+                        r"(?: electroniquement| numeriquement)?(?: par)?\s*:?\s*"
+                        r"|\bradiologue\s*:\s*")
 _CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
                          r"[:\-.,]?\s*")
 _CONCLUSION_END = re.compile(
@@ -522,7 +523,7 @@ def _nir(lines: list[_Line]) -> tuple[dict[str, Any] | None, list[str]]:
         labelled = bool(_NIR_LABEL.search(line.folded))
         for m in _NIR.finditer(line.folded):
             raw = re.sub(r"[ .]", "", m.group(1))
-            if sum(c.isdigit() for c in raw) < 11:
+            if sum(c.isdigit() for c in raw) < 9:  # the rest read as O / l / I
                 continue
             dept = raw[5:7]
             nir = (raw[:5].translate(_OCR_DIGITS) + dept.upper() + raw[7:].translate(_OCR_DIGITS)
@@ -654,7 +655,7 @@ def _doctor_at(line: _Line, pos: int) -> tuple[str, int, int] | None:
         s, e = name_at + t.start(), name_at + t.end()
         word = line.text[s:e].rstrip(",;:")
         if not word or fold(word) in _DOCTOR_NAME_STOP or not _NAME_TOKEN.fullmatch(word) \
-                or len(spans) >= 4:
+                or len(spans) >= 4 or (word[0].islower() and fold(word) not in _PARTICLES):
             break
         spans.append((s, s + len(word)))
         if line.text[s:e] != word:
