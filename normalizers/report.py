@@ -78,6 +78,15 @@ def fold(s: str) -> str:
     return "".join(_fold_char(c) for c in s)
 
 
+_OCR_IN_WORD = re.compile(r"(?<=[a-z])[01](?=[a-z])")
+
+
+def _fold_line(s: str) -> str:
+    """``fold`` plus the OCR's digits inside words read as letters ('C0NCLUSI0N', 'Examen
+    d1u'): only for finding labels, never for values."""
+    return _OCR_IN_WORD.sub(lambda m: "o" if m.group(0) == "0" else "l", fold(s))
+
+
 def _normalised(s: str) -> str:
     """What digests are computed on: folded, blanks collapsed."""
     return " ".join(fold(s).split())
@@ -116,14 +125,14 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                     parts.append(t)
                     pos += len(t) + 1
                 text = " ".join(parts)
-                out.append(_Line(page.number, source, text, fold(text), spans))
+                out.append(_Line(page.number, source, text, _fold_line(text), spans))
         else:
             for raw in (page.text or "").splitlines():
                 text = raw.replace("\f", " ").rstrip()
                 if not text.strip():
                     continue
                 spans = [(m.start(), m.end(), default) for m in re.finditer(r"\S+", text)]
-                out.append(_Line(page.number, source, text, fold(text), spans))
+                out.append(_Line(page.number, source, text, _fold_line(text), spans))
     return out
 
 
@@ -132,7 +141,7 @@ def _num(x: object, default: float) -> float:
         v = float(x)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return default
-    return v if v == v else default  # NaN
+    return min(100.0, max(0.0, v)) if v == v else default  # NaN; clamped to 0-100
 
 
 def _conf(line: _Line, start: int, end: int) -> float:
@@ -397,8 +406,9 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         details["text_truncated"] = True
         warnings.append(f"REPORT_TEXT_TRUNCATED: the text ({len(text_bytes)} bytes) is kept "
                         f"up to {TEXT_CAP} bytes in the details; the PDF is attached whole")
-    if doc.metadata.get("Title") if isinstance(doc.metadata, dict) else None:
-        details["pdf_title"] = str(doc.metadata["Title"])[:300]
+    pdf_title = doc.metadata.get("Title") if isinstance(doc.metadata, dict) else None
+    if pdf_title and str(pdf_title).strip():
+        details["pdf_title"] = " ".join(str(pdf_title).split())[:300]
 
     entry = Entry(
         type=IMAGING_REPORT if modality else REPORT, key=key, source_ref="pdf",
@@ -422,11 +432,11 @@ def _first_given(given: str) -> str:
 
 
 # -- identity -----------------------------------------------------------------------------------
-def _labelled_name(lines: list[_Line], pattern: re.Pattern[str]) \
+def _labelled_name(lines: list[_Line], pattern: re.Pattern[str], same_case: bool = True) \
         -> tuple[_Line, list[tuple[int, int]]] | None:
     for line in lines:
         for m in pattern.finditer(line.folded):
-            spans = _name_tokens(line, m.end(), same_case=True)
+            spans = _name_tokens(line, m.end(), same_case=same_case)
             if spans:
                 return line, spans
     return None
@@ -471,7 +481,7 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
     birth = _labelled_name(lines, _L_BIRTH_NAME)
     if birth:
         _set(fields, "birth_family", *birth)
-    plain = _labelled_name(lines, _L_FAMILY)
+    plain = _labelled_name(lines, _L_FAMILY, same_case=False)
     given = _labelled_name(lines, _L_GIVEN)
     if plain:
         line, spans = plain
@@ -601,6 +611,10 @@ def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
         fields["modality"] = _field(row["code"], line, start, end)
         title = " ".join(line.text.split())
         fields["exam_type"] = _field(title, line, 0, len(line.text))
+        if "exam_date" not in fields:  # 'IRM DU GENOU DROIT DU 12/03/2024'
+            found_date = _date_after(line, end, 60)
+            if found_date:
+                fields["exam_date"] = _field(found_date[0], line, found_date[1], found_date[2])
         _region(lines, i, end, row.get("default_region", ""), fields)
         return title
     return ""
@@ -608,34 +622,41 @@ def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
 
 def _region(lines: list[_Line], i: int, after: int, default: str,
             fields: dict[str, dict[str, Any]]) -> None:
+    """The region named after the modality on the title line (or on the short line below it),
+    else the one the modality implies (mammographie -> sein)."""
     candidates = [(lines[i], after)]
     if i + 1 < len(lines) and lines[i + 1].page == lines[i].page \
-            and len(lines[i + 1].folded) <= 80:
+            and len(lines[i + 1].folded) <= 80 and not _TITLE_SKIP.match(lines[i + 1].folded):
         candidates.append((lines[i + 1], 0))
     for line, pos in candidates:
         found = [t for t in _terms("body_regions", line.folded) if t[1] >= pos]
         if found:
             row, start, end = found[0]
-            _with_side(row["region"], row["lateral"] == "1", line, start, end, fields)
+            # The side is the one written after the region, before the next region named
+            # ('genou droit et hanche gauche'), else the one just before it.
+            stop = found[1][1] if len(found) > 1 else len(line.folded)
+            side = _side(line.folded[end:stop]) or _side(line.folded[pos:start])
+            _set_region(row["region"], side if row["lateral"] == "1" else "",
+                        _field(row["region"], line, start, end), fields)
             return
     if default:
         line = lines[i]
-        _with_side(default, any(r["region"] == default and r["lateral"] == "1"
-                                for r in table("body_regions")), line, 0, 0, fields, implied=True)
+        lateral = any(r["region"] == default and r["lateral"] == "1" for r in table("body_regions"))
+        f = {"value": default, "page": line.page, "source": line.source,
+             "confidence": _conf(line, 0, len(line.text)), "implied_by": "modality"}
+        _set_region(default, _side(line.folded) if lateral else "", f, fields)
 
 
-def _with_side(region: str, lateral: bool, line: _Line, start: int, end: int,
-               fields: dict[str, dict[str, Any]], implied: bool = False) -> None:
-    side = ""
-    if lateral:
-        sides = {_side_word(m.group(1)) for m in _SIDE.finditer(line.folded)}
-        side = "bilatéral" if "bilatéral" in sides or {"droit", "gauche"} <= sides \
-            else next(iter(sides), "")
-    value = f"{region} {side}" if side else region
-    f = _field(value, line, start, end) if not implied else \
-        {"value": value, "page": line.page, "source": line.source,
-         "confidence": _conf(line, 0, len(line.text)), "implied_by": "modality"}
-    fields["region"] = f
+def _side(folded: str) -> str:
+    sides = {_side_word(m.group(1)) for m in _SIDE.finditer(folded)}
+    if "bilatéral" in sides or {"droit", "gauche"} <= sides:
+        return "bilatéral"
+    return next(iter(sides), "")
+
+
+def _set_region(region: str, side: str, f: dict[str, Any],
+                fields: dict[str, dict[str, Any]]) -> None:
+    fields["region"] = {**f, "value": f"{region} {side}" if side else region}
     if side:
         fields["laterality"] = {**f, "value": side}
 

@@ -600,3 +600,42 @@ def test_random_pages_raise_only_normalization_error(texts, ocr, conf):
     for field in msg.entries[0].details["fields"].values():
         assert field["source"] in (TEXT_LAYER, OCR)
         assert field["page"] >= 1
+
+
+# -- more shapes --------------------------------------------------------------------------------
+def test_side_belongs_to_its_region():
+    text = ("Mme DUPONT Marie\nDate de naissance : 14/03/1968\n"
+            "RADIOGRAPHIE DU GENOU DROIT ET DE LA HANCHE GAUCHE\nConclusion : RAS.")
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["region"]["value"] == "genou droit" and f["laterality"]["value"] == "droit"
+
+
+def test_exam_date_on_the_title_line_and_ocr_letters_in_labels():
+    text = ("Mme DUPONT Marie\nDate de naissance : 14/03/1968\n"
+            "ECHOGRAPHIE THYROIDIENNE DU 04/06/2024\nC0NCLUSI0N : nodule EU-TIRADS 3.")
+    msg = normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s")
+    f = fields_of(msg)
+    assert f["exam_date"]["value"] == "2024-06-04" and f["region"]["value"] == "thyroïde"
+    assert f["conclusion"]["value"] == "nodule EU-TIRADS 3."
+    assert msg.entries[0].key.startswith("report|2024-06-04|US|thyroïde|")
+
+
+def test_name_without_given_label_is_split_by_case():
+    text = "Nom : DUPONT Marie\nDate de naissance : 14/03/1968\nConclusion : RAS."
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["family"]["value"] == "DUPONT" and f["given"]["value"] == "Marie"
+
+
+def test_pdf_title_is_the_display_when_no_exam_title():
+    d = doc(page(1, "Compte rendu\nConclusion : RAS."))
+    d.metadata["Title"] = "CR consultation"
+    e = normalize_report(d, PDF, "s").entries[0]
+    assert e.display == "CR consultation" and e.type == REPORT
+
+
+def test_odd_confidences_are_clamped():
+    p = page(1, IRM_OCR, OCR, conf=250.0, low={"PETIT": float("nan"), "Lucas": -3.0})
+    msg = normalize_report(doc(p), PDF, "s")
+    f = fields_of(msg)
+    assert 0 <= f["given"]["confidence"] <= 100 and f["exam_type"]["confidence"] == 100.0
+    assert "given name" in msg.quarantine_reasons[0]
