@@ -286,9 +286,9 @@ _L_BIRTH_NAME = re.compile(r"\bnom de (?:naissance|jeune fille)\s*:?\s*")
 _L_FAMILY = re.compile(r"\bnom(?: de famille| du patient| patient| de la patiente)?\s*:\s*")
 _L_GIVEN = re.compile(r"(?<!nom et )\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
                       r"(?![a-z])\s*:?\s*")
-_L_NEE = re.compile(r"\bnee\s+(?!le\b)")
-_L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+le|\bdate de naissance|\bddn|"
-                           r"\bne\(e\) le|\bnaissance)\s*:?\s*")
+_L_NEE = re.compile(r"\bnee\s+(?![li1|]e\b)")
+_L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+[li1|]e\b|\bdate de naissance|\bddn|"
+                           r"\bne\(e\) [li1|]e\b|\bnaissance)\s*:?\s*")
 _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
 _L_PATIENT = re.compile(r"^\W{0,3}(?:nom (?:du |de la )?)?patient(?:e|\(e\))?\s*(?::\s*|$)")
 _NOT_PATIENT = re.compile(r"\b(?:preleveur|prescripteur|contact|confiance|tuteur|representant"
@@ -305,9 +305,9 @@ _NIR = re.compile(
     rf"(?:{_SP}{_D}){{6}}{_SP}{_D}{_SP}{_D})(?![0-9a-z])")
 _EXAM_DATE = re.compile(
     r"(?:\bdate (?:de l'|d')?(?:examen|exam|acte|realisation)|\bexamen (?:realise |effectue )?"
-    r"(?:du|le)|\brealisee? le|\beffectuee? le|\bpratiquee? le|\bexamen :)\s*:?\s*")
-_REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, le|\bcompte[ -]rendu du|\bdate du compte"
-                          r"[ -]rendu\s*:?|\bfait le|\bedite le)\s*:?\s*")
+    r"(?:du|[li1|]e)\b|\b(?:realis|effectu|pratiqu)ee? [li1|]e\b|\bexamen :)\s*:?\s*")
+_REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
+                          r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
                          r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
 _DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)\.?\s+")

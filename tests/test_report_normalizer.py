@@ -639,3 +639,11 @@ def test_odd_confidences_are_clamped():
     f = fields_of(msg)
     assert 0 <= f["given"]["confidence"] <= 100 and f["exam_type"]["confidence"] == 100.0
     assert "given name" in msg.quarantine_reasons[0]
+
+
+def test_ocr_capital_i_for_l_in_le():
+    text = ("Patiente : Mme DUPONT Marie\nNée Ie 14/03/1968\nIRM DU GENOU GAUCHE\n"
+            "Examen réalisé Ie 02/02/2024\nConclusion : RAS.")
+    f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
+    assert f["birth_date"]["value"] == "1968-03-14" and f["exam_date"]["value"] == "2024-02-02"
+    assert "birth_family" not in f and f["region"]["value"] == "genou gauche"
