@@ -319,10 +319,12 @@ _CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|gener
                          r"[:\-.,]?\s*")
 _CONCLUSION_END = re.compile(
     r"^\W{0,3}(?:dr\.?\s|docteur\s|pr\.?\s|professeur\s|signe|signature|compte[ -]rendu valide"
-    r"|valide par|ce compte[ -]rendu|cordialement|bien confraternellement|confraternellement"
+    r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
+    r"|bien confraternellement|confraternellement"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
     r"|[a-z][a-z\-' ]{1,30}, le \d)")
+_PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")
@@ -756,6 +758,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                 break
             if not texts and _CONCLUSION.fullmatch(nxt.folded.strip()):
                 continue  # the heading printed twice
+            if _PAGE_NUMBER.fullmatch(nxt.folded.strip()):
+                continue  # a page footer inside the conclusion
             parts.append((nxt, 0, len(nxt.text)))
             texts.append(nxt.text.strip())
         if texts:
