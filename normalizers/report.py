@@ -320,7 +320,7 @@ _CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|gener
 _CONCLUSION_END = re.compile(
     r"^\W{0,3}(?:dr\.?\s|docteur\s|pr\.?\s|professeur\s|signe|signature|compte[ -]rendu valide"
     r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
-    r"|bien confraternellement|confraternellement"
+    r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
     r"|[a-z][a-z\-' ]{1,30}, le \d)")
@@ -723,6 +723,14 @@ def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
             found = _doctor_at(line, m.end())
             if found and take(line, found):
                 return
+    start = next((i for i, ln in enumerate(lines) if _CONCLUSION.match(ln.folded)), None)
+    if start is not None:  # a signature line after the conclusion: 'Dr X' starting a line
+        for line in lines[start + 1:]:
+            d = _DOCTOR.match(line.folded, len(line.folded) - len(line.folded.lstrip(" -*")))
+            if d and not _NOT_PATIENT.search(line.folded):
+                found = _doctor_at(line, d.start())
+                if found and take(line, found):
+                    return
     for i, line in enumerate(lines):  # 'Dr X, radiologue' or 'Dr X' next to 'radiologue'
         if "radiolog" not in line.folded or "centre" in line.folded:
             continue
@@ -732,13 +740,6 @@ def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                     found = _doctor_at(lines[j], d.start())
                     if found and take(lines[j], found):
                         return
-    start = next((i for i, ln in enumerate(lines) if _CONCLUSION.match(ln.folded)), None)
-    if start is not None:  # the signature after the conclusion
-        for line in lines[start:]:
-            for d in _DOCTOR.finditer(line.folded):
-                found = _doctor_at(line, d.start())
-                if found and take(line, found):
-                    return
 
 
 # -- conclusion ---------------------------------------------------------------------------------

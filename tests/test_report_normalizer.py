@@ -647,3 +647,18 @@ def test_ocr_capital_i_for_l_in_le():
     f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
     assert f["birth_date"]["value"] == "1968-03-14" and f["exam_date"]["value"] == "2024-02-02"
     assert "birth_family" not in f and f["region"]["value"] == "genou gauche"
+
+
+def test_signer_after_the_conclusion_beats_the_header_list():
+    text = """Dr Alain ROBERT - Dr Claire FONTAINE - Dr Marc BLANC
+Radiologues associés
+Mme DUPONT Marie
+Date de naissance : 14/03/1968
+SCANNER CÉRÉBRAL
+Conclusion : pas d'anomalie, à revoir avec le Dr Paul LEROY si besoin.
+Copie : Dr Paul LEROY
+Dr Marc BLANC"""
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["radiologist"]["value"] == "Dr Marc BLANC"
+    assert f["region"]["value"] == "encéphale"
+    assert f["conclusion"]["value"] == "pas d'anomalie, à revoir avec le Dr Paul LEROY si besoin."
