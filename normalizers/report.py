@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -312,9 +313,9 @@ _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande pa
                          r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
 _DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)\.?\s+")
 _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
-_SIGNED_BY = re.compile(r"(?:compte[ -]rendu (?:valide|signe|dicte)|valide|signe|dicte)"
-                        r"(?: electroniquement| numeriquement)?(?: par)?\s*:?\s*"
-                        r"|\bradiologue\s*:\s*")
+_SIGNED = r"(?:valide|signe|dicte)e?s?(?: electroniquement| numeriquement)?"
+_SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par|\bradiologue)"
+                        r"\s*:?\s*")
 _CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
                          r"[:\-.,]?\s*")
 _CONCLUSION_END = re.compile(
@@ -436,12 +437,22 @@ def _first_given(given: str) -> str:
 # -- identity -----------------------------------------------------------------------------------
 def _labelled_name(lines: list[_Line], pattern: re.Pattern[str], same_case: bool = True) \
         -> tuple[_Line, list[tuple[int, int]]] | None:
-    for line in lines:
-        for m in pattern.finditer(line.folded):
-            spans = _name_tokens(line, m.end(), same_case=same_case)
-            if spans:
-                return line, spans
+    for line, pos in _after_labels(lines, pattern):
+        spans = _name_tokens(line, pos, same_case=same_case)
+        if spans:
+            return line, spans
     return None
+
+
+def _after_labels(lines: list[_Line], pattern: re.Pattern[str]) -> Iterator[tuple[_Line, int]]:
+    """Where the value of each ``pattern`` label starts: after it on its line, or at the start
+    of the next line when the label ends its line (a two-column table read row by row)."""
+    for i, line in enumerate(lines):
+        for m in pattern.finditer(line.folded):
+            yield line, m.end()
+            if not line.folded[m.end():].strip() and i + 1 < len(lines) \
+                    and lines[i + 1].page == line.page:
+                yield lines[i + 1], 0
 
 
 def _set(fields: dict, name: str, line: _Line, spans: list[tuple[int, int]],
@@ -518,14 +529,11 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
         m = _L_NEE.search(line.folded)
         if m and "birth_family" not in fields:
             _set(fields, "birth_family", line, _name_tokens(line, m.end(), 2))
-    for line in lines:
-        if "birth_date" in fields:
+    for line, pos in _after_labels(lines, _L_BIRTH_DATE):
+        found = _date_after(line, pos)
+        if found:
+            fields["birth_date"] = _field(found[0], line, found[1], found[2])
             break
-        for m in _L_BIRTH_DATE.finditer(line.folded):
-            found = _date_after(line, m.end())
-            if found:
-                fields["birth_date"] = _field(found[0], line, found[1], found[2])
-                break
 
 
 def _nir(lines: list[_Line]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -591,14 +599,11 @@ def _uncertain(fields: dict[str, dict[str, Any]], minimum: float) -> list[str]:
 # -- the examination ----------------------------------------------------------------------------
 def _exam_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
     for name, pattern, limit in (("exam_date", _EXAM_DATE, 12), ("report_date", _REPORT_DATE, 4)):
-        for line in lines:
-            if name in fields:
+        for line, pos in _after_labels(lines, pattern):
+            found = _date_after(line, pos, limit)
+            if found:
+                fields[name] = _field(found[0], line, found[1], found[2])
                 break
-            for m in pattern.finditer(line.folded):
-                found = _date_after(line, m.end(), limit)
-                if found:
-                    fields[name] = _field(found[0], line, found[1], found[2])
-                    break
 
 
 def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:

@@ -662,3 +662,31 @@ Dr Marc BLANC"""
     assert f["radiologist"]["value"] == "Dr Marc BLANC"
     assert f["region"]["value"] == "encéphale"
     assert f["conclusion"]["value"] == "pas d'anomalie, à revoir avec le Dr Paul LEROY si besoin."
+
+
+def test_labels_and_values_on_consecutive_lines():
+    text = """Nom de naissance
+GARNIER
+Prénom
+Camille
+Date de naissance
+21/09/1985
+Date de l'examen
+08/01/2024
+RADIOGRAPHIE DU BASSIN
+Conclusion
+Pas d'anomalie osseuse."""
+    values = {k: v["value"] for k, v in fields_of(
+        normalize_report(doc(page(1, text)), PDF, "s")).items()}
+    assert values["family"] == "GARNIER" and values["birth_family"] == "GARNIER"
+    assert values["given"] == "Camille" and values["birth_date"] == "1985-09-21"
+    assert values["exam_date"] == "2024-01-08" and values["region"] == "bassin"
+    assert values["conclusion"] == "Pas d'anomalie osseuse."
+
+
+def test_signed_by_needs_a_name_after_it():
+    text = ("Mme DUPONT Marie\nDate de naissance : 14/03/1968\nÉCHOGRAPHIE HÉPATIQUE\n"
+            "Conclusion : signe Murphy négatif.\nExamen validé par Dr Louis PERRIN")
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["radiologist"]["value"] == "Dr Louis PERRIN"
+    assert f["conclusion"]["value"] == "signe Murphy négatif."
