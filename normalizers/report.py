@@ -224,8 +224,8 @@ def _date_after(line: _Line, pos: int, limit: int = 12) -> tuple[str, int, int] 
 
 # -- names --------------------------------------------------------------------------------------
 _NAME_STOP = {
-    "le", "la", "les", "du", "de", "des", "et", "ne", "nee", "ne(e)", "nee(e)", "date", "sexe",
-    "age", "ans", "ddn", "prenom", "prenoms", "prenom(s)", "nom", "naissance", "patient",
+    "le", "ie", "la", "les", "du", "de", "des", "et", "ne", "nee", "ne(e)", "nee(e)", "date",
+    "sexe", "age", "ans", "ddn", "prenom", "prenoms", "prenom(s)", "nom", "naissance", "patient",
     "patiente", "dr", "docteur", "pr", "professeur", "medecin", "radiologue", "prescripteur",
     "ipp", "nir", "ins", "n", "no", "tel", "adresse", "sexe:", "examen", "service", "chambre",
     "dossier", "a", "au", "en", "pour", "par", "sur", "avec", "usage", "d'usage", "utilise",
@@ -240,13 +240,18 @@ def _name_tokens(line: _Line, pos: int, max_tokens: int = 4,
     a lower-case word ('Register at www...'), or (``same_case``) a change between UPPER and
     Title case ('Prénom : DOMINIQUE Register')."""
     out: list[tuple[int, int]] = []
-    for m in re.finditer(r"\S+", line.text[pos:]):
-        start, end = pos + m.start(), pos + m.end()
+    tokens = [(pos + m.start(), pos + m.end()) for m in re.finditer(r"\S+", line.text[pos:])]
+    for n, (start, end) in enumerate(tokens):
         raw = line.text[start:end]
-        trailing = raw[-1] in ",;:" if raw else False
+        trailing = raw[-1] in ",;:"
         word = raw.rstrip(",;:")
         folded = fold(word)
-        if not word or folded in _NAME_STOP or not _NAME_TOKEN.fullmatch(word) \
+        stop = folded in _NAME_STOP
+        if stop and folded in _PARTICLES and _is_upper(word) and not trailing \
+                and n + 1 < len(tokens) and _is_upper(line.text[slice(*tokens[n + 1])]) \
+                and fold(line.text[slice(*tokens[n + 1])]).rstrip(",;:") not in _NAME_STOP:
+            stop = False  # 'DE SOUSA', 'LE GALL': a particle in capitals inside the name
+        if not word or stop or not _NAME_TOKEN.fullmatch(word) \
                 or (word.endswith(".") and len(word) <= 3) \
                 or (out and word[0].islower()) \
                 or (same_case and out and _is_upper(word) != _is_upper(line.text[slice(*out[0])])):
@@ -287,7 +292,7 @@ _L_BIRTH_NAME = re.compile(r"\bnom de (?:naissance|jeune fille)\s*:?\s*")
 _L_FAMILY = re.compile(r"\bnom(?: de famille| du patient| patient| de la patiente)?\s*:\s*")
 _L_GIVEN = re.compile(r"(?<!nom et )\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
                       r"(?![a-z])\s*:?\s*")
-_L_NEE = re.compile(r"\bnee\s+(?![li1|]e\b)")
+_L_NEE = re.compile(r"\bnee\s+")  # 'née le ...': 'le' is no name (_NAME_STOP)
 _L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+[li1|]e\b|\bdate de naissance|\bddn|"
                            r"\bne\(e\) [li1|]e\b|\bnaissance)\s*:?\s*")
 _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")

@@ -690,3 +690,12 @@ def test_signed_by_needs_a_name_after_it():
     f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
     assert f["radiologist"]["value"] == "Dr Louis PERRIN"
     assert f["conclusion"]["value"] == "signe Murphy négatif."
+
+
+def test_particles_in_capitals_belong_to_the_family_name():
+    text = ("Patiente : Mme DE SOUSA Ana, née LE GALL le 02/02/1980\nIRM PELVIENNE\n"
+            "Conclusion : RAS.")
+    values = {k: v["value"] for k, v in fields_of(
+        normalize_report(doc(page(1, text)), PDF, "s")).items()}
+    assert values["family"] == "DE SOUSA" and values["given"] == "Ana"
+    assert values["birth_family"] == "LE GALL" and values["birth_date"] == "1980-02-02"
