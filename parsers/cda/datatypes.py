@@ -342,7 +342,7 @@ _POINT = {"IVL_TS": "TS", "IVL_PQ": "PQ", "IVL_INT": "INT", "IVL_REAL": "REAL", 
 
 
 def _ivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    point = _POINT.get(type_, "TS" if type_.endswith("_TS") else "PQ")
+    point = _POINT.get(type_) or ("TS" if type_.endswith("_TS") else "PQ")
     i = IVL(value=el.get("value", ""), unit=el.get("unit", ""), operator=el.get("operator", ""))
     if len(el):
         for name, c, p in kids(el, path):
