@@ -366,7 +366,7 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
     if not lines or not full_text.strip():
         raise NormalizationError("REPORT_EMPTY", "the PDF has no text (no text layer and "
                                  "nothing read by OCR)", "pdf")
-    warnings = [w for w in doc.warnings if isinstance(w, str)]
+    warnings: list[str] = []  # the parser's own (doc.warnings) are the pipeline's to add
     fields: dict[str, dict[str, Any]] = {}
 
     _identity_fields(lines, fields)
@@ -394,7 +394,7 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
 
     conclusion = _value(fields, "conclusion")
     modality = _value(fields, "modality")
-    region = _value(fields, "region")
+    region = _value(fields, "body_region")
     exam_date = _value(fields, "exam_date")
     digest = _sha(conclusion or full_text)[:16]
     key = f"report|{exam_date or 'nodate'}|{modality}|{region}|{digest}"
@@ -668,7 +668,7 @@ def _side(folded: str) -> str:
 
 def _set_region(region: str, side: str, f: dict[str, Any],
                 fields: dict[str, dict[str, Any]]) -> None:
-    fields["region"] = {**f, "value": f"{region} {side}" if side else region}
+    fields["body_region"] = {**f, "value": f"{region} {side}" if side else region}
     if side:
         fields["laterality"] = {**f, "value": side}
 

@@ -164,7 +164,7 @@ def test_echographie_abdominale_every_field():
     assert values["report_date"] == "2024-03-15"
     assert values["modality"] == "US"
     assert values["exam_type"] == "ÉCHOGRAPHIE ABDOMINALE"
-    assert values["region"] == "abdomen"
+    assert values["body_region"] == "abdomen"
     assert "laterality" not in f
     assert values["prescriber"] == "Dr Paul LEROY"
     assert values["radiologist"] == "Dr Claire FONTAINE"
@@ -213,7 +213,7 @@ def test_scanner_thoracique_labelled_identity():
     assert values["family"] == "BERNARD" and values["given"] == "Jean-Pierre"
     assert values["birth_date"] == "1955-11-02" and values["sex"] == "M"
     assert values["exam_date"] == "2024-02-05"
-    assert values["modality"] == "CT" and values["region"] == "thorax"
+    assert values["modality"] == "CT" and values["body_region"] == "thorax"
     assert values["exam_type"] == "SCANNER THORACIQUE SANS ET AVEC INJECTION"
     assert values["prescriber"] == "Dr Sophie MOREAU"
     assert values["radiologist"] == "Dr Antoine GIRARD"
@@ -231,7 +231,7 @@ def test_irm_genou_droit_ocr_with_errors_and_corsican_nir():
     f = fields_of(msg)
     values = {k: v["value"] for k, v in f.items()}
     assert values["modality"] == "MR"
-    assert values["region"] == "genou droit"
+    assert values["body_region"] == "genou droit"
     assert values["laterality"] == "droit"
     assert values["exam_type"] == "IRM DU GENOU DROIT"
     assert values["family"] == "PETIT" and values["given"] == "Lucas" and values["sex"] == "M"
@@ -259,7 +259,7 @@ def test_mammographie_bilaterale_and_textual_dates():
     msg = normalize_report(doc(page(1, MAMMO)), PDF, "cif")
     values = {k: v["value"] for k, v in fields_of(msg).items()}
     assert values["modality"] == "MG"
-    assert values["region"] == "sein bilatéral" and values["laterality"] == "bilatéral"
+    assert values["body_region"] == "sein bilatéral" and values["laterality"] == "bilatéral"
     assert values["family"] == "DURAND" and values["given"] == "Sophie" and values["sex"] == "F"
     assert values["birth_date"] == "1972-04-03"
     assert values["exam_date"] == "2024-02-01"  # '1er février 2024'
@@ -275,7 +275,7 @@ def test_radiographie_thorax_birth_and_used_names_and_prescriber_in_brackets():
     assert values["family"] == "LEFEBVRE" and values["birth_family"] == "GARNIER"
     assert values["given"] == "Camille Louise" and msg.identity.given == "Camille"
     assert values["birth_date"] == "1985-09-21" and values["sex"] == "F"
-    assert values["modality"] == "XR" and values["region"] == "thorax"
+    assert values["modality"] == "XR" and values["body_region"] == "thorax"
     assert values["prescriber"] == "Dr Julien MERCIER"
     assert values["radiologist"] == "Dr Isabelle NOËL"
     assert values["conclusion"] == "Radiographie thoracique normale."
@@ -327,7 +327,7 @@ def test_valid_nir_is_a_plain_nir_not_a_trusted_ins():
     assert (ins.nir, ins.oid, ins.kind, ins.key_valid) == (NIR_DUPONT, NIR_OID, NIR_KIND, True)
     assert ins.kind not in {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
     assert msg.identity.identity_status == ""
-    assert fields_of(msg)["region"]["value"] == "rachis lombaire"
+    assert fields_of(msg)["body_region"]["value"] == "rachis lombaire"
 
 
 @pytest.mark.parametrize("spell", [
@@ -411,7 +411,7 @@ def test_missing_family_or_birth_date_quarantines():
     msg = normalize_report(doc(page(1, text)), PDF, "s")
     (reason,) = msg.quarantine_reasons
     assert "family name not found" in reason and "birth date not found" in reason
-    assert fields_of(msg)["region"]["value"] == "pelvis"
+    assert fields_of(msg)["body_region"]["value"] == "pelvis"
 
 
 def test_title_case_name_order_is_not_guessed_silently():
@@ -508,7 +508,7 @@ def test_titles(title, code, region):
     text = f"Mme DUPONT Marie\nDate de naissance : 14/03/1968\n{title}\nConclusion : RAS."
     f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
     assert f["modality"]["value"] == code
-    assert f.get("region", {}).get("value", "") == region
+    assert f.get("body_region", {}).get("value", "") == region
 
 
 def test_radiology_centre_and_qr_hint_are_not_modalities():
@@ -570,7 +570,7 @@ def test_corpus_imaging_reports(name):
     code, region, conclusion = KNOWN[name]
     e = msg.entries[0]
     assert e.type == IMAGING_REPORT and e.code == code
-    assert fields_of(msg).get("region", {}).get("value", "") == region
+    assert fields_of(msg).get("body_region", {}).get("value", "") == region
     assert e.value.startswith(conclusion)
 
 
@@ -607,7 +607,7 @@ def test_side_belongs_to_its_region():
     text = ("Mme DUPONT Marie\nDate de naissance : 14/03/1968\n"
             "RADIOGRAPHIE DU GENOU DROIT ET DE LA HANCHE GAUCHE\nConclusion : RAS.")
     f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
-    assert f["region"]["value"] == "genou droit" and f["laterality"]["value"] == "droit"
+    assert f["body_region"]["value"] == "genou droit" and f["laterality"]["value"] == "droit"
 
 
 def test_exam_date_on_the_title_line_and_ocr_letters_in_labels():
@@ -615,7 +615,7 @@ def test_exam_date_on_the_title_line_and_ocr_letters_in_labels():
             "ECHOGRAPHIE THYROIDIENNE DU 04/06/2024\nC0NCLUSI0N : nodule EU-TIRADS 3.")
     msg = normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s")
     f = fields_of(msg)
-    assert f["exam_date"]["value"] == "2024-06-04" and f["region"]["value"] == "thyroïde"
+    assert f["exam_date"]["value"] == "2024-06-04" and f["body_region"]["value"] == "thyroïde"
     assert f["conclusion"]["value"] == "nodule EU-TIRADS 3."
     assert msg.entries[0].key.startswith("report|2024-06-04|US|thyroïde|")
 
@@ -646,7 +646,7 @@ def test_ocr_capital_i_for_l_in_le():
             "Examen réalisé Ie 02/02/2024\nConclusion : RAS.")
     f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
     assert f["birth_date"]["value"] == "1968-03-14" and f["exam_date"]["value"] == "2024-02-02"
-    assert "birth_family" not in f and f["region"]["value"] == "genou gauche"
+    assert "birth_family" not in f and f["body_region"]["value"] == "genou gauche"
 
 
 def test_signer_after_the_conclusion_beats_the_header_list():
@@ -660,7 +660,7 @@ Copie : Dr Paul LEROY
 Dr Marc BLANC"""
     f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
     assert f["radiologist"]["value"] == "Dr Marc BLANC"
-    assert f["region"]["value"] == "encéphale"
+    assert f["body_region"]["value"] == "encéphale"
     assert f["conclusion"]["value"] == "pas d'anomalie, à revoir avec le Dr Paul LEROY si besoin."
 
 
@@ -680,7 +680,7 @@ Pas d'anomalie osseuse."""
         normalize_report(doc(page(1, text)), PDF, "s")).items()}
     assert values["family"] == "GARNIER" and values["birth_family"] == "GARNIER"
     assert values["given"] == "Camille" and values["birth_date"] == "1985-09-21"
-    assert values["exam_date"] == "2024-01-08" and values["region"] == "bassin"
+    assert values["exam_date"] == "2024-01-08" and values["body_region"] == "bassin"
     assert values["conclusion"] == "Pas d'anomalie osseuse."
 
 
