@@ -230,6 +230,7 @@ _NAME_STOP = {
     "ipp", "nir", "ins", "n", "no", "tel", "adresse", "sexe:", "examen", "service", "chambre",
     "dossier", "a", "au", "en", "pour", "par", "sur", "avec", "usage", "d'usage", "utilise",
     "compte", "rendu", "centre", "cabinet", "madame", "monsieur", "mme", "mlle", "m.", "mr",
+    "enfant",
 }
 _NAME_TOKEN = re.compile(r"[^\W\d_]+(?:['\-][^\W\d_]+)*\.?")
 
@@ -299,9 +300,9 @@ _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
 _L_PATIENT = re.compile(r"^\W{0,3}(?:nom (?:du |de la )?)?patient(?:e|\(e\))?\s*(?::\s*|$)")
 _NOT_PATIENT = re.compile(r"\b(?:preleveur|prescripteur|contact|confiance|tuteur|representant"
                           r"|auteur|approbateur|signataire|destinataire|copie|adresse a)\b")
-_CIVILITY = re.compile(r"(?<![a-z.])(madame|mademoiselle|monsieur|mme|mlle|mr|m\.)(?= )\s*")
+_CIVILITY = re.compile(r"(?<![a-z.])(madame|mademoiselle|monsieur|mme|mlle|mr|m\.|enfant)(?= )\s*")
 _CIVILITY_SEX = {"madame": "F", "mademoiselle": "F", "mme": "F", "mlle": "F",
-                 "monsieur": "M", "mr": "M", "m.": "M"}
+                 "monsieur": "M", "mr": "M", "m.": "M", "enfant": ""}
 _SEX_WORDS = {"feminin": "F", "femme": "F", "f": "F", "masculin": "M", "homme": "M", "m": "M"}
 _NIR_LABEL = re.compile(r"\b(?:nir|ins|securite sociale|n ?° ?ss|no ?ss|matricule|immatriculation)"
                         r"\b")
@@ -330,6 +331,7 @@ _CONCLUSION_END = re.compile(
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
     r"|[a-z][a-z\-' ]{1,30}, le \d)")
+_EDGE_PUNCT = re.compile(r"^[\s.,;:|_\-]+(?=\w)|(?<=[\w.)!?])(?:\s+[,;:|_\-]+)+\s*$")
 _PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
@@ -522,7 +524,7 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
     person = _person_line(lines)  # 'Patient : Mme DUPONT Marie, née MARTIN le 14/03/1968'
     if person:
         line, civility, spans = person
-        if civility and "sex" not in fields:
+        if civility and _CIVILITY_SEX[civility.group(1)] and "sex" not in fields:
             fields["sex"] = _field(_CIVILITY_SEX[civility.group(1)], line, civility.start(),
                                    civility.end())
         if "family" not in fields:
@@ -642,15 +644,28 @@ def _region(lines: list[_Line], i: int, after: int, default: str,
         candidates.append((lines[i + 1], 0))
     for line, pos in candidates:
         found = [t for t in _terms("body_regions", line.folded) if t[1] >= pos]
-        if found:
-            row, start, end = found[0]
-            # The side is the one written after the region, before the next region named
-            # ('genou droit et hanche gauche'), else the one just before it.
-            stop = found[1][1] if len(found) > 1 else len(line.folded)
-            side = _side(line.folded[end:stop]) or _side(line.folded[pos:start])
-            _set_region(row["region"], side if row["lateral"] == "1" else "",
-                        _field(row["region"], line, start, end), fields)
-            return
+        if not found:
+            continue
+        # Each region keeps the side written after it, before the next region named
+        # ('genou droit et hanche gauche'), else the one just before it ('bilatérale ...
+        # mammaire'); several regions are joined with 'et'.
+        named: list[str] = []
+        first_side = ""
+        for n, (row, start, end) in enumerate(found):
+            stop = found[n + 1][1] if n + 1 < len(found) else len(line.folded)
+            before = found[n - 1][2] if n else pos
+            side = (_side(line.folded[end:stop]) or _side(line.folded[before:start])) \
+                if row["lateral"] == "1" else ""
+            label = f"{row['region']} {side}" if side else row["region"]
+            if label not in named:
+                named.append(label)
+                first_side = first_side or side
+        row, start, end = found[0]
+        f = _field(" et ".join(named), line, start, found[-1][2])
+        fields["body_region"] = f
+        if first_side:
+            fields["laterality"] = {**f, "value": first_side}
+        return
     if default:
         line = lines[i]
         lateral = any(r["region"] == default and r["lateral"] == "1" for r in table("body_regions"))
@@ -684,10 +699,15 @@ def _doctor_at(line: _Line, pos: int) -> tuple[str, int, int] | None:
     start = pos
     name_at = m.end() if m else pos
     spans = []
-    for t in re.finditer(r"\S+", line.text[name_at:]):
+    tokens = list(re.finditer(r"\S+", line.text[name_at:]))
+    for n, t in enumerate(tokens):
         s, e = name_at + t.start(), name_at + t.end()
         word = line.text[s:e].rstrip(",;:")
-        if not word or fold(word) in _DOCTOR_NAME_STOP or not _NAME_TOKEN.fullmatch(word) \
+        stop = fold(word) in _DOCTOR_NAME_STOP
+        if stop and fold(word) in _PARTICLES and _is_upper(word) and n + 1 < len(tokens) \
+                and _is_upper(tokens[n + 1].group(0)):
+            stop = False  # 'Dr Yann LE GALL'
+        if not word or stop or not _NAME_TOKEN.fullmatch(word) \
                 or len(spans) >= 4 or (word[0].islower() and fold(word) not in _PARTICLES):
             break
         spans.append((s, s + len(word)))
@@ -773,6 +793,7 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                 continue  # a page footer inside the conclusion
             parts.append((nxt, 0, len(nxt.text)))
             texts.append(nxt.text.strip())
-        if texts:
-            fields["conclusion"] = _multi_field("\n".join(texts), parts)
+        value = _EDGE_PUNCT.sub("", "\n".join(texts))
+        if value:
+            fields["conclusion"] = _multi_field(value, parts)
             return

@@ -496,7 +496,9 @@ def test_region_table():
     ("TEP-TDM CORPS ENTIER", "PT", "corps entier"),
     ("Scintigraphie osseuse du squelette", "NM", "squelette"),
     ("Ostéodensitométrie (DMO)", "DXA", ""),
-    ("Scanner abdomino-pelvien avec injection", "CT", "abdomen-pelvis"),
+    ("Scanner abdomino-pelvien avec injection", "CT", "abdomen et pelvis"),
+    ("TEP-TDM au 18F-FDG", "PT", "corps entier"),
+    ("Radiographie du thorax et de l'abdomen", "XR", "thorax et abdomen"),
     ("Radio de l'épaule gauche", "XR", "épaule gauche"),
     ("ECHO-DOPPLER DES MEMBRES INFERIEURS", "US", "membre inférieur"),
     ("IRM cérébrale", "MR", "encéphale"),
@@ -607,7 +609,8 @@ def test_side_belongs_to_its_region():
     text = ("Mme DUPONT Marie\nDate de naissance : 14/03/1968\n"
             "RADIOGRAPHIE DU GENOU DROIT ET DE LA HANCHE GAUCHE\nConclusion : RAS.")
     f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
-    assert f["body_region"]["value"] == "genou droit" and f["laterality"]["value"] == "droit"
+    assert f["body_region"]["value"] == "genou droit et hanche gauche"
+    assert f["laterality"]["value"] == "droit"  # the first region's
 
 
 def test_exam_date_on_the_title_line_and_ocr_letters_in_labels():
@@ -682,6 +685,23 @@ Pas d'anomalie osseuse."""
     assert values["given"] == "Camille" and values["birth_date"] == "1985-09-21"
     assert values["exam_date"] == "2024-01-08" and values["body_region"] == "bassin"
     assert values["conclusion"] == "Pas d'anomalie osseuse."
+
+
+def test_child_conclusion_punctuation_and_doctor_particles():
+    text = """Patient : Enfant MÜLLER Zoé
+Date de naissance : 30/09/2012
+RADIOGRAPHIE DU POIGNET GAUCHE
+Prescripteur : Dr Yann LE GALL
+Conclusion
+; Fracture en motte de beurre, non déplacée. : :
+Dr Thibaut LE MOAL, radiologue"""
+    values = {k: v["value"] for k, v in fields_of(
+        normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s")).items()}
+    assert values["family"] == "MÜLLER" and values["given"] == "Zoé" and "sex" not in values
+    assert values["conclusion"] == "Fracture en motte de beurre, non déplacée."
+    assert values["prescriber"] == "Dr Yann LE GALL"
+    assert values["radiologist"] == "Dr Thibaut LE MOAL"
+    assert values["body_region"] == "poignet gauche"
 
 
 def test_signed_by_needs_a_name_after_it():
