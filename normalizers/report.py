@@ -392,6 +392,10 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
                             f"disagrees with the printed {mismatch}; not used as an identifier")
         else:
             identity.ins.append(InsIdentifier(nir_field["value"], NIR_OID, NIR_KIND, True))
+            if not identity.sex and nir_field["value"][0] in "12":  # 'Enfant X': the NIR says
+                identity.sex = "M" if nir_field["value"][0] == "1" else "F"
+                fields["sex"] = {**nir_field, "value": identity.sex, "from": "nir"}
+                fields["sex"].pop("key_valid", None)
     quarantine = _uncertain(fields, min_identity_confidence)
 
     conclusion = _value(fields, "conclusion")
@@ -656,7 +660,7 @@ def _region(lines: list[_Line], i: int, after: int, default: str,
             before = found[n - 1][2] if n else pos
             side = (_side(line.folded[end:stop]) or _side(line.folded[before:start])) \
                 if row["lateral"] == "1" else ""
-            label = f"{row['region']} {side}" if side else row["region"]
+            label = _region_label(row["region"], side, row.get("bilateral", ""))
             if label not in named:
                 named.append(label)
                 first_side = first_side or side
@@ -668,10 +672,14 @@ def _region(lines: list[_Line], i: int, after: int, default: str,
         return
     if default:
         line = lines[i]
-        lateral = any(r["region"] == default and r["lateral"] == "1" for r in table("body_regions"))
-        f = {"value": default, "page": line.page, "source": line.source,
-             "confidence": _conf(line, 0, len(line.text)), "implied_by": "modality"}
-        _set_region(default, _side(line.folded) if lateral else "", f, fields)
+        row = next((r for r in table("body_regions") if r["region"] == default), {})
+        side = _side(line.folded) if row.get("lateral") == "1" else ""
+        f = {"value": _region_label(default, side, row.get("bilateral", "")), "page": line.page,
+             "source": line.source, "confidence": _conf(line, 0, len(line.text)),
+             "implied_by": "modality"}
+        fields["body_region"] = f
+        if side:
+            fields["laterality"] = {**f, "value": side}
 
 
 def _side(folded: str) -> str:
@@ -681,11 +689,10 @@ def _side(folded: str) -> str:
     return next(iter(sides), "")
 
 
-def _set_region(region: str, side: str, f: dict[str, Any],
-                fields: dict[str, dict[str, Any]]) -> None:
-    fields["body_region"] = {**f, "value": f"{region} {side}" if side else region}
-    if side:
-        fields["laterality"] = {**f, "value": side}
+def _region_label(region: str, side: str, bilateral: str) -> str:
+    if side == "bilatéral" and bilateral:
+        return bilateral
+    return f"{region} {side}" if side else region
 
 
 def _side_word(w: str) -> str:

@@ -259,7 +259,7 @@ def test_mammographie_bilaterale_and_textual_dates():
     msg = normalize_report(doc(page(1, MAMMO)), PDF, "cif")
     values = {k: v["value"] for k, v in fields_of(msg).items()}
     assert values["modality"] == "MG"
-    assert values["body_region"] == "sein bilatéral" and values["laterality"] == "bilatéral"
+    assert values["body_region"] == "seins" and values["laterality"] == "bilatéral"
     assert values["family"] == "DURAND" and values["given"] == "Sophie" and values["sex"] == "F"
     assert values["birth_date"] == "1972-04-03"
     assert values["exam_date"] == "2024-02-01"  # '1er février 2024'
@@ -702,6 +702,27 @@ Dr Thibaut LE MOAL, radiologue"""
     assert values["prescriber"] == "Dr Yann LE GALL"
     assert values["radiologist"] == "Dr Thibaut LE MOAL"
     assert values["body_region"] == "poignet gauche"
+
+
+def test_sex_from_a_consistent_nir_when_no_civility_says_it():
+    child = nir("2120967482755")
+    text = ("Patient : Enfant MÜLLER Zoé\nDate de naissance : 30/09/2012\n"
+            f"N° de sécurité sociale : {child}\nRADIOGRAPHIE DU POIGNET GAUCHE\nConclusion : RAS.")
+    msg = normalize_report(doc(page(1, text)), PDF, "s")
+    f = fields_of(msg)
+    assert msg.identity.sex == "F" and f["sex"]["value"] == "F" and f["sex"]["from"] == "nir"
+    parent = nir("1750967482755")  # a parent's number: says nothing of the child
+    msg = normalize_report(doc(page(1, text.replace(child, parent))), PDF, "s")
+    assert msg.identity.sex == "" and msg.identity.ins == []
+
+
+def test_mammography_without_side_is_both_breasts():
+    text = "Mme DUPONT Marie\nDate de naissance : 14/03/1968\nMAMMOGRAPHIE\nConclusion : ACR 1."
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["body_region"]["value"] == "seins" and f["body_region"]["implied_by"] == "modality"
+    text = text.replace("MAMMOGRAPHIE", "MAMMOGRAPHIE DU SEIN GAUCHE")
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["body_region"]["value"] == "sein gauche"
 
 
 def test_signed_by_needs_a_name_after_it():
