@@ -740,3 +740,35 @@ def test_particles_in_capitals_belong_to_the_family_name():
         normalize_report(doc(page(1, text)), PDF, "s")).items()}
     assert values["family"] == "DE SOUSA" and values["given"] == "Ana"
     assert values["birth_family"] == "LE GALL" and values["birth_date"] == "1980-02-02"
+
+
+# -- the sample set (samples/pdf, born-digital ones: text layer read with pdfplumber) -----------
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "pdf"
+
+
+def _sample_rows() -> list[dict[str, str]]:
+    truth = SAMPLES / "truth.csv"
+    if not truth.exists():
+        return []
+    import csv
+
+    with truth.open(encoding="utf-8", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["form"] == "text"
+                and r["outcome"] != "failed" and (SAMPLES / r["file"]).exists()]
+
+
+@pytest.mark.skipif(not _sample_rows(), reason="samples/pdf is absent")
+@pytest.mark.parametrize("row", _sample_rows(), ids=lambda r: r["file"])
+def test_text_layer_samples_match_their_truth(row):
+    path = SAMPLES / row["file"]
+    msg = normalize_report(_pdfplumber_doc(path), path.read_bytes(), "samples")
+    f = {k: str(v["value"]) for k, v in fields_of(msg).items()}
+    for name in ("family", "given", "birth_date", "sex", "exam_date", "modality", "body_region",
+                 "prescriber", "radiologist"):
+        assert fold(f.get(name, "")) == fold(row[name]), name
+    if row["birth_family"] != row["family"]:
+        assert fold(f["birth_family"]) == fold(row["birth_family"])
+    assert f.get("nir", "") == row["nir"]
+    assert " ".join(f["conclusion"].split()) == row["conclusion"]
+    assert msg.entries[0].type == IMAGING_REPORT and msg.entries[0].effective == row["exam_date"]
+    assert msg.quarantine_reasons == []
