@@ -10,7 +10,10 @@ spaces broken or added inside the NIR's groups).
 
 Every field says where it was read: ``{"value", "page", "source" ('text' or 'ocr'),
 "confidence"}`` (mean confidence of the words it is made of; 100 for the text layer), in
-``entry.details["fields"]``.
+``entry.details["fields"]``. Names: family, given, birth_family, birth_date, sex, nir (with
+key_valid), exam_date, report_date ('Lyon, le ...', the entry's ``issued``), modality,
+exam_type (the title line), body_region ('genou droit', 'abdomen et pelvis', 'seins'; what
+dedupe level 4 reads), laterality, prescriber, radiologist (the signer), conclusion.
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -20,8 +23,10 @@ wrong, or whose sex / birth year / month disagree with the printed demographics 
 reported under a parent's number), is not put in the identity at all (warning). When the family
 name or the birth date cannot be read, or an identity field was read by OCR below
 ``min_identity_confidence``, the message carries IDENTITY_UNCERTAIN so that the pipeline
-quarantines it instead of filing it on a guess. Warnings and reasons name fields, pages and
-confidences, never their values.
+quarantines it instead of filing it on a guess; so does a name whose family and given parts
+cannot be told apart ('Monsieur Antoine Bousicot': both in Title case). The sex, when no
+civility or 'Sexe' says it, is taken from a NIR consistent with the birth date. Warnings and
+reasons name fields, pages and confidences, never their values.
 """
 
 from __future__ import annotations
