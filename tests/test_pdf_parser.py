@@ -8,8 +8,11 @@ hand-written PDFs (WinAnsi Helvetica), so every input's content is known.
 from __future__ import annotations
 
 import io
+import os
 import random
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -235,6 +238,32 @@ def test_several_scanned_pages_in_the_process_pool() -> None:
     doc2 = parse_pdf(data, limits)  # the pool is reused, same result
     assert pdfmod._pools[2][1] is pool
     assert [p.text for p in doc2.pages] == [p.text for p in doc.pages]
+
+
+def test_worker_death_fails_the_document_and_the_pool_is_replaced() -> None:
+    data = image_pdf([make_scan(REPORT_LINES * 6, seed=n) for n in range(2)])
+    limits = PdfLimits(processes=2)
+    parse_pdf(image_pdf([make_scan(["Mise en route"], dpi=100)] * 2, dpi=100),
+              PdfLimits(dpi=100, processes=2))  # the pool is started
+    pool = pdfmod._pools[2][1]
+    victim = next(iter(pool._processes))
+    threading.Timer(0.4, os.kill, (victim, signal.SIGKILL)).start()  # while its page is read
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data, limits)
+    err = _err(excinfo)
+    assert err.code == PDF_CORRUPT and "worker" in err.message and err.location.startswith("page")
+    doc = parse_pdf(data, limits)  # a fresh pool
+    assert pdfmod._pools[2][1] is not pool
+    assert [p.source for p in doc.pages] == [OCR, OCR]
+    # a worker killed while idle: noticed before the next document, which gets a new pool
+    pool = pdfmod._pools[2][1]
+    os.kill(next(iter(pool._processes)), signal.SIGKILL)
+    for _ in range(100):
+        if pool._broken:
+            break
+        time.sleep(0.05)
+    assert parse_pdf(data, limits).page_count == 2
+    assert pdfmod._pools[2][1] is not pool
 
 
 def test_low_confidence_warning(scan_pdf: bytes) -> None:

@@ -79,7 +79,7 @@ class PdfLimits:
     page_timeout_seconds: float = 60.0  # one page's OCR (tesseract killed past it)
     lang: str = "fra"  # tesseract language(s), 'fra' or 'fra+eng'
     min_text_chars: int = 20  # fewer letters/digits in the text layer: the page is OCR'd
-    processes: int = 0  # OCR worker processes; 0 = os.cpu_count()
+    processes: int = 0  # OCR worker processes; 0 = the CPUs available (os.cpu_count())
     low_confidence: float = 60.0  # OCR'd page mean confidence under it: a warning
 
     def __post_init__(self) -> None:
@@ -309,10 +309,18 @@ def _check_deadline(deadline: float, limits: PdfLimits, index: int | None) -> No
                             "exceeded", "" if index is None else f"page {index + 1}")
 
 
+def _cpu_count() -> int:
+    """The CPUs this process may run on (affinity/cpuset), else os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _ocr_pages(data: bytes, indexes: list[int], limits: PdfLimits, deadline: float,
                wall_deadline: float) -> list[Page]:
     args = (limits.dpi, limits.lang, limits.page_timeout_seconds, wall_deadline)
-    workers = min(limits.processes or os.cpu_count() or 1, len(indexes))
+    workers = min(limits.processes or _cpu_count(), len(indexes))
     if workers <= 1:  # inline: no pool start-up, no copy of the bytes
         out = []
         for index in indexes:
@@ -329,6 +337,7 @@ def _ocr_pages(data: bytes, indexes: list[int], limits: PdfLimits, deadline: flo
         if index is not None:
             pending[pool.submit(ocr_page, data, index, *args)] = index
 
+    current = indexes[0]
     try:
         for _ in range(workers):  # at most `workers` pages in flight
             submit_next()
@@ -337,15 +346,14 @@ def _ocr_pages(data: bytes, indexes: list[int], limits: PdfLimits, deadline: flo
             if remaining <= 0:
                 _check_deadline(deadline, limits, min(pending.values()))
             done, _ = wait(pending, timeout=max(remaining, 0), return_when=FIRST_COMPLETED)
-            for future in done:
-                index = pending.pop(future)
-                try:
-                    out.append(future.result())
-                except BrokenProcessPool:
-                    _discard_pool(workers, pool)
-                    raise PdfParseError(PDF_CORRUPT, "the OCR worker died while rendering or "
-                                        "reading the page", f"page {index + 1}") from None
+            for future in sorted(done, key=pending.__getitem__):
+                current = pending.pop(future)
+                out.append(future.result())
                 submit_next()
+    except BrokenProcessPool:  # a worker died (pdfium crash, OOM kill): a fresh pool next time
+        _discard_pool(workers, pool)
+        raise PdfParseError(PDF_CORRUPT, "the OCR worker process died while rendering or "
+                            "reading the page", f"page {current + 1}") from None
     finally:
         for future in pending:  # an error or the time limit: drop the pages not started
             future.cancel()
@@ -362,7 +370,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     with _pools_lock:
         entry = _pools.get(workers)
         if entry is not None and entry[0] == os.getpid():
-            return entry[1]
+            if not getattr(entry[1], "_broken", False):
+                return entry[1]
+            entry[1].shutdown(wait=False, cancel_futures=True)  # a worker died while idle
         context = multiprocessing.get_context("forkserver")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                    initializer=worker_init)
