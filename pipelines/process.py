@@ -191,10 +191,13 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     except ArchiveError as exc:
         raise _Stop(Outcome(FAILED, stage="archive", error_code="ARCHIVE_UNREADABLE",
                             error_message=str(exc))) from None
-    if row.format == "cda" or (row.format == "unknown" and data.lstrip()[:1] == b"<"):
-        # Other XML goes to the CDA parser too: it says precisely what is wrong (wrong root or
-        # namespace, broken XML) and reads CI-SIS documents wrapped in their XSL envelope.
+    if row.format == "cda" or (row.format == "unknown" and data.lstrip()[:1] == b"<"
+                               and b"urn:hl7-org:v3" in data[:65536]):
+        # Other HL7 v3 XML goes to the CDA parser too: it says precisely what is wrong (wrong
+        # root, broken XML) and reads CI-SIS documents wrapped in their XSL envelope.
         return _prepare_cda(ctx, row, data, started)
+    if row.format == "pdf":
+        return _prepare_pdf(ctx, row, data, started)
     if row.format != "hl7v2":
         raise _Stop(_unsupported_format(row.format))
     try:
@@ -208,14 +211,21 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
                             error_message=str(exc), error_location=exc.location or None,
                             logical_id=_logical_id(msg))) from None
-    warnings = list(msg.warnings) + list(normalized.warnings)
-    if normalized.quarantine_reasons:  # e.g. the CDA inside names another patient than PID
+    return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
+
+
+def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: ANN001
+              started: datetime) -> Prepared:
+    """The end of every format's path: a quarantine the normalizer asked for (the CDA inside
+    names another patient than PID, an identity read by OCR with low confidence), else the
+    entries with their attachment hashes (computed once) and the message's fingerprint."""
+    if normalized.quarantine_reasons:
         code, _, text = normalized.quarantine_reasons[0].partition(" ")
         raise _Stop(Outcome(QUARANTINED, stage="normalize", error_code=code,
                             error_message=text or code, logical_id=normalized.logical_id,
                             warnings=warnings))
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
-             for e in normalized.entries]  # attachment hashes, computed once
+             for e in normalized.entries]
     return Prepared(row, normalized, items, _fingerprint(items), warnings, started)
 
 
@@ -233,10 +243,33 @@ def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
         raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
                             error_message=str(exc), error_location=exc.location or None)) \
             from None
-    items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
-             for e in normalized.entries]
-    return Prepared(row, normalized, items, _fingerprint(items), list(normalized.warnings),
-                    started)
+    return _prepared(row, normalized, list(normalized.warnings), started)
+
+
+def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:  # noqa: ANN001
+    """PDF report -> text layer or OCR, page by page (parsers/pdf) -> fields (normalizers)."""
+    from normalizers.report import normalize_report
+    from parsers.pdf import PdfLimits, PdfParseError, parse_pdf
+
+    settings = ctx.settings
+    limits = PdfLimits(max_pages=settings.pdf_max_pages, lang=settings.ocr_lang,
+                       timeout_seconds=settings.pdf_timeout_seconds,
+                       page_timeout_seconds=settings.pdf_timeout_seconds / 2)
+    try:
+        document = parse_pdf(data, limits)
+    except PdfParseError as exc:
+        raise _Stop(Outcome(FAILED, stage="parse", error_code=exc.code,
+                            error_message=str(exc), error_location=exc.location or None)) \
+            from None
+    try:
+        normalized = normalize_report(document, data, row.source,
+                                      min_identity_confidence=settings.ocr_identity_confidence)
+    except NormalizationError as exc:
+        raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
+                            error_message=str(exc), error_location=exc.location or None)) \
+            from None
+    return _prepared(row, normalized, list(document.warnings) + list(normalized.warnings),
+                     started)
 
 
 def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
@@ -430,10 +463,6 @@ def _logical_id(msg) -> str | None:  # noqa: ANN001
 
 
 def _unsupported_format(fmt: str | None) -> Outcome:
-    if fmt == "pdf":
-        return Outcome(FAILED, stage="parse", error_code="FORMAT_NOT_SUPPORTED",
-                       error_message=f"{fmt.upper()} inputs are archived but not processed by "
-                       "this version; rerun the import once it is supported")
     return Outcome(FAILED, stage="parse", error_code="UNKNOWN_FORMAT",
                    error_message="content is neither HL7v2 (MSH/FHS/BHS), CDA "
                    "(ClinicalDocument) nor PDF")

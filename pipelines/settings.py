@@ -103,6 +103,10 @@ class Settings:
     batch_size: int = 500  # ledger rows claimed per processing batch
     commit_every: int = 100  # messages filed per transaction (bounds store lock waits)
     workers: int = 1  # `serve`: worker processes draining the ledger (0: a thread instead)
+    ocr_lang: str = "fra"  # tesseract language of scanned reports
+    pdf_max_pages: int = 100
+    pdf_timeout_seconds: float = 120.0  # whole document (each page's OCR: half of it)
+    ocr_identity_confidence: float = 80.0  # identity read by OCR below this: quarantined
     s3_endpoint_url: str | None = None
     sources: tuple[Source, ...] = ()
     # Names this process's ledger claims; unique per running service (default: host name).
@@ -162,6 +166,10 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         batch_size=int(str(pick("batch_size", 500))),
         commit_every=int(str(pick("commit_every", 100))),
         workers=int(str(pick("workers", 1))),
+        ocr_lang=str(pick("ocr_lang", "fra")),
+        pdf_max_pages=int(str(pick("pdf_max_pages", 100))),
+        pdf_timeout_seconds=float(str(pick("pdf_timeout_seconds", 120))),
+        ocr_identity_confidence=float(str(pick("ocr_identity_confidence", 80))),
         s3_endpoint_url=(str(pick("s3_endpoint_url")) if pick("s3_endpoint_url") else None),
         sources=sources,
         worker_id=str(pick("worker_id") or socket.gethostname()),

@@ -184,7 +184,7 @@ def test_ans_corpus_read_whole(ctx) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("xml, code", [
-    (b"<not-closed", "CDA_NOT_XML"),
+    (b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>cut in transit', "CDA_NOT_XML"),
     (b'<?xml version="1.0"?><Document xmlns="urn:hl7-org:v3"/>', "CDA_NOT_CDA"),
     (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
      b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&e;</title></ClinicalDocument>',
