@@ -191,7 +191,9 @@ class Workers:
         for i in range(count):
             proc = mp.Process(target=run_worker_process, name=f"dmp-worker-{i + 1}",
                               args=(ctx.settings, f"{name}/serve-{i + 1}", self.stop_event,
-                                    self.wake_event, self.results), daemon=True)
+                                    self.wake_event, self.results))
+            # not daemonic: a worker runs its own OCR process pool (daemons may not have
+            # children); it dies with the service anyway (PR_SET_PDEATHSIG) and stop() joins it
             proc.start()
             self.processes.append(proc)
 

@@ -96,6 +96,11 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     try:
         worker.run(parent_pid=parent)
     finally:
+        # The OCR process pool must go first: a multiprocessing child joins its own children
+        # on exit, and an idle pool's workers never end by themselves.
+        from parsers.pdf import shutdown_pools
+
+        shutdown_pools()
         results.put(worker.totals)
         ctx.engine.dispose()
 

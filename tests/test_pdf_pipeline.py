@@ -81,3 +81,48 @@ def test_public_pdfs_reach_a_terminal_state(sqlite_ctx) -> None:  # noqa: ANN001
     for name, status, code in rows:
         assert status in ("quarantined", "failed", "deposited"), name
         assert code != "INTERNAL_ERROR", name
+
+
+def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path) -> None:  # noqa: ANN001
+    """The real service: a 3-page scanned report dropped in a watched folder is OCR'd by the ledger
+    worker process (which runs its own OCR process pool) and filed; SIGTERM exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from dossiers.db import make_engine
+    from tests.conftest import ROOT
+
+    dmp = str(Path(sys.executable).with_name("dmp-ingest"))
+    home, drop = tmp_path / "home", tmp_path / "drop"
+    home.mkdir()
+    drop.mkdir()
+    (home / "dmp.toml").write_text(
+        f'worker_id = "pdf-test"\npoll_interval = 0.5\n'
+        f'[folders.imaging]\npath = "{drop}"\nsettle_seconds = 0.2\n')
+    env = {**os.environ, "DMP_HOME": str(home), "DMP_ARCHIVE_URL": str(tmp_path / "archive")}
+    subprocess.run([dmp, "dossier", "create", "--from-csv", str(SAMPLES / "patients.csv")],
+                   env=env, check=True, capture_output=True, cwd=ROOT)
+    proc = subprocess.Popen([dmp, "serve", "--no-mllp"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        (drop / "scan.pdf").write_bytes((PDF / "08_irm_pelvienne_K8_scan_3pages.pdf").read_bytes())
+        engine = make_engine(f"sqlite:///{home / 'dmp.sqlite3'}")
+        status = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and status not in ("deposited", "failed",
+                                                             "quarantined"):
+            time.sleep(0.5)
+            with engine.connect() as conn:
+                status = conn.execute(select(imports.c.status)).scalar()
+        with engine.connect() as conn:
+            row = conn.execute(select(imports)).one()
+        engine.dispose()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert (row.status, row.error_code) == ("deposited", None), (row.error_message, err[-2000:])
+    assert proc.returncode == 0
