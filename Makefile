@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh Debian machine:
-#   make run   - install, create the sample dossiers, ingest samples/ (HL7v2 and CDA) into ./var,
+#   make run   - install, create the sample dossiers, ingest samples/ (HL7v2, CDA, PDF) into ./var,
 #                print the outcome
 #   make test  - install, run the whole test suite (it starts and stops its own PostgreSQL
 #                and S3 servers)
@@ -39,7 +39,7 @@ system-deps:
 run: $(STAMP)
 	@mkdir -p $(DMP_HOME)
 	@$(BIN)/dmp-ingest dossier create --from-csv samples/patients.csv
-	@DMP_MAPPINGS_DIR=$(CURDIR)/samples/mappings $(BIN)/dmp-ingest ingest --source samples samples/hl7v2 samples/cda/*.xml
+	@DMP_MAPPINGS_DIR=$(CURDIR)/samples/mappings $(BIN)/dmp-ingest ingest --source samples samples/hl7v2 samples/cda/*.xml samples/pdf/*.pdf
 
 # The MLLP tests drive @medplum/hl7's Hl7Client (a client we did not write) with Node.js.
 NODE_CLIENT := tests/node_mllp
