@@ -14,6 +14,7 @@ import shutil
 import signal
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -240,6 +241,39 @@ def test_several_scanned_pages_in_the_process_pool() -> None:
     assert [p.text for p in doc2.pages] == [p.text for p in doc.pages]
 
 
+def scan_with_stamp_pdf(stamp: list[str], dpi: int = 150) -> bytes:
+    """A page-sized scan (image XObject) with a line of real text over it (a fax header)."""
+    img = make_scan(REPORT_LINES, dpi=dpi)
+    w_pt, h_pt = img.width * 72 / dpi, img.height * 72 / dpi
+    raw = zlib.compress(img.tobytes())
+    ops = [b"q %.2f 0 0 %.2f 0 0 cm /Im1 Do Q" % (w_pt, h_pt), b"BT /F1 8 Tf 20 %.2f Td"
+           % (h_pt - 12)]
+    ops += [b"(" + line.encode("cp1252") + b") Tj 0 -9 Td" for line in stamp] + [b"ET"]
+    content = b"\n".join(ops)
+    return build_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f] /Resources << /Font "
+        b"<< /F1 3 0 R >> /XObject << /Im1 6 0 R >> >> /Contents 5 0 R >>" % (w_pt, h_pt),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+        % (img.width, img.height, len(raw)) + raw + b"\nendstream"])
+
+
+def test_scan_with_a_stamped_text_line_is_ocred() -> None:
+    data = scan_with_stamp_pdf(["Fax recu le 12/03/2024 a 10:42 de 01 45 67 89 10 page 1/1"])
+    doc = parse_pdf(data, PdfLimits(dpi=150))
+    page = doc.pages[0]
+    assert page.source == OCR
+    assert "foie de taille normale" in page.text and "Fax" in page.text
+    # a searchable scan (an OCR text layer over the image): its text layer is kept
+    layer = [f"Ligne {n} du compte rendu numerise avec sa couche de texte" for n in range(5)]
+    doc = parse_pdf(scan_with_stamp_pdf(layer), PdfLimits(dpi=150))
+    assert doc.pages[0].source == TEXT_LAYER and doc.pages[0].text.startswith("Ligne 0")
+
+
 def test_worker_death_fails_the_document_and_the_pool_is_replaced() -> None:
     data = image_pdf([make_scan(REPORT_LINES * 6, seed=n) for n in range(2)])
     limits = PdfLimits(processes=2)
@@ -282,6 +316,9 @@ CORPUS_WORDS = {
     "BIO-CR-BIO_2021.01_CR-2nde-intention_4.pdf": [],
 }
 IMAGE_ONLY = "BIO-CR-BIO_2021.01_CDA-R2-Niveau-1_3.pdf"
+# the image-only report, and two whose text layer is unmapped glyphs ('(cid:N)'): all
+# others are born-digital and read from their text layer
+OCR_EXPECTED = {IMAGE_ONLY, "DLU-EHPAD-FLUDR_2022.01_8.pdf", "DLU-EHPAD-FLUDR_2022.01_9.pdf"}
 
 
 def _corpus_files() -> list[Path]:
@@ -301,6 +338,8 @@ def test_corpus_every_file_parses() -> None:
                 assert page.confidence == 100.0
             else:
                 assert 0 < page.confidence <= 100, path.name
+        ocr = any(p.source == OCR for p in doc.pages)
+        assert ocr == (path.name in OCR_EXPECTED), path.name
         if path.name in CORPUS_WORDS:
             assert all(p.source == TEXT_LAYER for p in doc.pages), path.name
             for word in CORPUS_WORDS[path.name]:

@@ -2,9 +2,10 @@
 
 ``parse_pdf(data, limits)`` reads a PDF from bytes, page by page:
 
-- a page whose text layer (pdfplumber) holds at least ``min_text_chars`` letters or digits is
-  read from it: words with their boxes, grouped into lines by their top, confidence 100,
-  source TEXT_LAYER;
+- a page whose text layer (pdfplumber) holds at least ``min_text_chars`` letters or digits
+  (and is not a page-sized image with a stamped line of text, see SCAN_COVERAGE) is read
+  from it: words with their boxes, grouped into lines by their top, confidence 100, source
+  TEXT_LAYER;
 - any other page (scanned, image-only, text layer unreadable) is rasterised by pdfium at
   ``dpi`` and read by tesseract (``lang``, ``--psm 3``): words with tesseract's confidence,
   boxes converted back to points, lines in tesseract's reading order, source OCR.
@@ -244,6 +245,23 @@ def _open_with_pdfminer(data: bytes) -> _Plumber:
 # -- text layer -------------------------------------------------------------------------------
 
 _CID = re.compile(r"\(cid:\d+\)")  # glyphs without a Unicode mapping: not text
+# A page mostly covered by images (>= SCAN_COVERAGE of its area) with a little text
+# (< STAMP_CHARS letters/digits: a fax header, a scanner's banner, a page number) is a scan
+# whose text is in the image: OCR'd. Searchable scans (an OCR text layer over the image)
+# carry far more text and keep their text layer.
+SCAN_COVERAGE = 0.5
+STAMP_CHARS = 200
+
+
+def _image_coverage(ppage) -> float:  # noqa: ANN001
+    """Share of the page's area under its largest image (clipped to the page)."""
+    width, height = float(ppage.width), float(ppage.height)
+    best = 0.0
+    for image in ppage.images:
+        x0, x1 = max(0.0, float(image["x0"])), min(width, float(image["x1"]))
+        top, bottom = max(0.0, float(image["top"])), min(height, float(image["bottom"]))
+        best = max(best, max(0.0, x1 - x0) * max(0.0, bottom - top))
+    return best / (width * height) if width and height else 0.0
 
 
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
@@ -255,8 +273,11 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
         if text:
             words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
                           text))
-    if sum(ch.isalnum() for *_, text in words for ch in text) < min_text_chars:
+    meaningful = sum(ch.isalnum() for *_, text in words for ch in text)
+    if meaningful < min_text_chars:
         return None
+    if meaningful < STAMP_CHARS and _image_coverage(ppage) >= SCAN_COVERAGE:
+        return None  # a scan with a stamped line of text (fax header, scanner banner)
     # Lines: words sorted by top; a word joins the current line when its top is within
     # max(1 pt, 40 % of the line's first word height) of that word's top.
     words.sort(key=lambda w: (w[0], w[2]))
