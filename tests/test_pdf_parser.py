@@ -300,6 +300,11 @@ def test_worker_death_fails_the_document_and_the_pool_is_replaced() -> None:
     assert pdfmod._pools[2][1] is not pool
 
 
+def test_tesseract_runs_single_threaded() -> None:
+    # OpenMP threads per tesseract made a 300-dpi page 8 times slower on 2 CPUs
+    assert os.environ.get("OMP_THREAD_LIMIT")
+
+
 def test_low_confidence_warning(scan_pdf: bytes) -> None:
     doc = parse_pdf(scan_pdf, PdfLimits(low_confidence=99.9))  # any real scan is under it
     page = doc.pages[0]
