@@ -12,6 +12,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -298,6 +300,21 @@ def test_worker_death_fails_the_document_and_the_pool_is_replaced() -> None:
         time.sleep(0.05)
     assert parse_pdf(data, limits).page_count == 2
     assert pdfmod._pools[2][1] is not pool
+
+
+def test_main_script_from_stdin_reads_pages_inline(tmp_path: Path) -> None:
+    # forkserver workers cannot re-run a '<stdin>' main: parse_pdf reads the pages inline
+    data = image_pdf([make_scan(["Page lue sans processus"], dpi=100, width_in=4)] * 2, dpi=100)
+    (tmp_path / "scan.pdf").write_bytes(data)
+    root, pdf = str(Path(__file__).resolve().parents[1]), str(tmp_path / "scan.pdf")
+    script = (f"import sys; sys.path.insert(0, {root!r})\n"
+              "from parsers.pdf import PdfLimits, parse_pdf\n"
+              f"doc = parse_pdf(open({pdf!r}, 'rb').read(), PdfLimits(dpi=100, processes=2))\n"
+              "print([p.source for p in doc.pages], 'processus' in doc.text)\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['ocr', 'ocr'] True"
 
 
 def test_tesseract_runs_single_threaded() -> None:

@@ -32,6 +32,7 @@ import math
 import multiprocessing
 import os
 import re
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -338,11 +339,18 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _workers_can_start() -> bool:
+    """forkserver workers re-run the main script by its path (as spawn does): a main read
+    from stdin ('<stdin>') has none, and every worker would die at start-up."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 def _ocr_pages(data: bytes, indexes: list[int], limits: PdfLimits, deadline: float,
                wall_deadline: float) -> list[Page]:
     args = (limits.dpi, limits.lang, limits.page_timeout_seconds, wall_deadline)
     workers = min(limits.processes or _cpu_count(), len(indexes))
-    if workers <= 1:  # inline: no pool start-up, no copy of the bytes
+    if workers <= 1 or not _workers_can_start():  # inline: no pool start-up, no copy
         out = []
         for index in indexes:
             _check_deadline(deadline, limits, index)
