@@ -543,7 +543,9 @@ def test_serve_polls_folders_and_processes(tmp_path, drop) -> None:  # noqa: ANN
                 break
             time.sleep(0.1)
         result = svc.stop()
-    assert [r["status"] for r in ledger(ctx.engine)] == ["deposited"]
+    rows = ledger(ctx.engine)
+    assert [r["status"] for r in rows] == ["deposited"], [
+        (r["status"], r["stage"], r["error_code"], r["error_message"]) for r in rows]
     assert (drop / "done" / "nfs.hl7").read_bytes() == data
     assert result["polled"] == {"drop": 1}
 
