@@ -535,7 +535,10 @@ def test_serve_polls_folders_and_processes(tmp_path, drop) -> None:  # noqa: ANN
         create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
     data = (HL7 / "01_labm_nfs.hl7").read_bytes()
     with running_service(ctx) as svc:
-        (drop / "nfs.hl7").write_bytes(data)
+        # settle_seconds is 0 here: write under a hidden name then rename, as an uploader
+        # should, or the poller may take the file between its creation and its write
+        (drop / ".nfs.hl7").write_bytes(data)
+        (drop / ".nfs.hl7").rename(drop / "nfs.hl7")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             rows = ledger(ctx.engine)
