@@ -126,45 +126,44 @@ def keys_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
         | {e.parent_key for e, _ in items if e.parent_key}
 
 
-_HELD = ("WITH wanted(p, k) AS ({pairs}) SELECT entries.* FROM entries JOIN wanted "
-         "ON entries.patient_id = wanted.p AND entries.key = wanted.k")
-# The pairs travel as one parameter, so the statement text never changes (compiled and
-# parsed once): two arrays on PostgreSQL, a JSON list on SQLite (json_each, built in).
-_HELD_PG = text(_HELD.format(
-    pairs="SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))")).columns(*entries.c)
-_HELD_SQLITE = text(_HELD.format(
-    pairs="SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-          "FROM json_each(:pairs)")).columns(*entries.c)
+# Lookups by (patient, something) pairs join the entries with the list of pairs, so that each
+# pair is one index probe: two IN lists (patient_id IN ... AND key IN ...) would make the
+# database try every patient with every key, half a second for a 500-message batch here. The
+# pairs travel as one parameter, so the statement text never changes (compiled and parsed
+# once): two arrays on PostgreSQL, a JSON list on SQLite (json_each, built in).
+_PAIRS = {
+    "postgresql": "SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))",
+    "sqlite": "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+              "FROM json_each(:pairs)",
+}
+
+
+def _pair_lookup(column: str, where: str = "") -> dict[str, object]:
+    sql = (f"WITH wanted(p, k) AS ({{pairs}}) SELECT entries.* FROM entries JOIN wanted "
+           f"ON entries.patient_id = wanted.p AND entries.{column} = wanted.k {where}")
+    return {dialect: text(sql.format(pairs=pairs)).columns(*entries.c)
+            for dialect, pairs in _PAIRS.items()}
+
+
+_BY_KEY = _pair_lookup("key")
+_BY_FACT = _pair_lookup("fact", "WHERE entries.current AND entries.status <> 'withdrawn'")
+
+
+def _rows_for_pairs(conn: Connection, statements: dict, pairs: set[tuple[int, str]]):  # noqa: ANN202
+    ordered = sorted(pairs)
+    if conn.dialect.name == "postgresql":
+        return conn.execute(statements["postgresql"], {"p": [p for p, _ in ordered],
+                                                       "k": [k for _, k in ordered]})
+    return conn.execute(statements["sqlite"], {"pairs": json.dumps(ordered)})
 
 
 def held_entries(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
-    """Every stored version of these (patient, key) pairs.
-
-    A join with the list of pairs, so each pair is one index probe (ix_entries_current):
-    two IN lists (patient_id IN ... AND key IN ...) would make the database try every patient
-    with every key, half a second for a 500-message batch here."""
+    """Every stored version of these (patient, key) pairs."""
     found: dict[tuple[int, str], list] = {}
-    if not pairs:
-        return found
-    ordered = sorted(pairs)
-    if conn.dialect.name == "postgresql":
-        rows = conn.execute(_HELD_PG, {"p": [p for p, _ in ordered],
-                                       "k": [k for _, k in ordered]})
-    else:
-        rows = conn.execute(_HELD_SQLITE, {"pairs": json.dumps(ordered)})
-    for row in rows:
-        found.setdefault((row.patient_id, row.key), []).append(row)
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_KEY, pairs):
+            found.setdefault((row.patient_id, row.key), []).append(row)
     return found
-
-
-_FACTS = ("WITH wanted(p, f) AS ({pairs}) SELECT entries.* FROM entries JOIN wanted "
-          "ON entries.patient_id = wanted.p AND entries.fact = wanted.f "
-          "WHERE entries.current AND entries.status <> 'withdrawn'")
-_FACTS_PG = text(_FACTS.format(
-    pairs="SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:k AS text[]))")).columns(*entries.c)
-_FACTS_SQLITE = text(_FACTS.format(
-    pairs="SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-          "FROM json_each(:pairs)")).columns(*entries.c)
 
 
 def facts_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
@@ -174,16 +173,9 @@ def facts_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
 def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
     """The current entries holding these (patient, fact) pairs, whatever their key."""
     found: dict[tuple[int, str], list] = {}
-    if not pairs:
-        return found
-    ordered = sorted(pairs)
-    if conn.dialect.name == "postgresql":
-        rows = conn.execute(_FACTS_PG, {"p": [p for p, _ in ordered],
-                                        "k": [f for _, f in ordered]})
-    else:
-        rows = conn.execute(_FACTS_SQLITE, {"pairs": json.dumps(ordered)})
-    for row in rows:
-        found.setdefault((row.patient_id, row.fact), []).append(row)
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_FACT, pairs):
+            found.setdefault((row.patient_id, row.fact), []).append(row)
     return found
 
 
