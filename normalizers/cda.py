@@ -138,6 +138,11 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
 
     document = _document_entry(doc, data, ctx)
     entries = [document, *_body(doc, ctx)]
+    body = doc.non_xml_body
+    if body is not None and body.media_type == "application/pdf" and body.data:
+        from normalizers.documents import pdf_report_entries
+
+        entries.extend(pdf_report_entries(document, body.data, source, ctx.warnings))
     return NormalizedMessage(logical_id=f"cda|{doc_id}", identity=identity, entries=entries,
                              warnings=ctx.warnings)
 

@@ -427,9 +427,44 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
 
 def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
                          mappings: CodeMappings | None, warnings: list[str]) -> None:
-    """Append the coded entries of every CDA document of the message (not of deletions)."""
+    """Append the coded entries of every CDA document of the message, and the report read
+    from every PDF document (not for deletions)."""
     for doc in [e for e in entries if e.type == DOCUMENT and e.action != ACTION_DELETE]:
-        entries.extend(embedded_entries(doc, source, mappings, warnings))
+        if doc.attachment is not None and doc.attachment.media_type == PDF_MEDIA_TYPE:
+            entries.extend(pdf_report_entries(doc, doc.attachment.data, source, warnings))
+        else:
+            entries.extend(embedded_entries(doc, source, mappings, warnings))
+
+
+PDF_MEDIA_TYPE = "application/pdf"
+
+
+def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...],
+                       warnings: list[str]) -> list[Entry]:
+    """The report read from a PDF a document carries (an HL7 ED, a CDA nonXMLBody): the same
+    path as a PDF received as a file (text layer or OCR, then the report's fields), filed
+    under the document. The message's or document's identity is the one that counts; a PDF
+    that cannot be read leaves the document filed, with a warning."""
+    from normalizers.report import normalize_report
+    from parsers.pdf import PdfParseError, parse_pdf
+
+    where = document.source_ref
+    try:
+        parsed = parse_pdf(pdf)
+        report = normalize_report(parsed, pdf, source if isinstance(source, str)
+                                  else source[0])
+    except (PdfParseError, NormalizationError) as exc:
+        warnings.append(f"{where}: the PDF could not be read ({exc.code}); the document is "
+                        "filed without its report entry")
+        return []
+    out = []
+    for entry in report.entries:
+        entry.key = f"{document.key}|report"
+        entry.parent_key = document.key
+        entry.source_ref = f"{where} (PDF)"
+        entry.masking = dict(document.masking)
+        out.append(entry)
+    return out
 
 
 def embedded_entries(document: Entry, source: str | tuple[str, ...],

@@ -1823,7 +1823,8 @@ def _doc_level1_pdf(c: _Ctx) -> list[CdaFile]:
     doc = clinical_document(h, body)
     out.append(CdaFile(
         "09_crbio_niveau1_pdf.xml", serialize(doc), "CR-BIO-N1", "K4", "deposited", "",
-        "document=1 (level 1: the PDF as an attachment, application/pdf, text layer readable)",
+        "document=1 report=1 (level 1: the PDF inside; its text layer read into a report "
+        "entry under the document)",
         "none", "",
         "level-1 CDA (XDS-SD template 1.3.6.1.4.1.19376.1.2.20): nonXMLBody/text "
         "mediaType=application/pdf representation=B64, base64 in 76-character lines; the PDF "

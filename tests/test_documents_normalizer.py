@@ -357,3 +357,22 @@ def test_ans_v21_examples_embed_another_patients_cda():
     nm = norm(path.read_text(encoding="utf-8"))
     assert len(nm.quarantine_reasons) == 2
     assert all(r.startswith("CISIS_PATIENT_MISMATCH") for r in nm.quarantine_reasons)
+
+
+def test_mdm_carrying_a_pdf_report_adds_the_report_read_from_it():
+    """An imaging report sent as a PDF in an MDM ED goes through the PDF path (text layer or
+    OCR, then its fields): one report entry under the document, with the message's masking."""
+    from tests.conftest import SAMPLES
+
+    pdf = (SAMPLES / "pdf" / "01_irm_genou_droit_K1_texte.pdf").read_bytes()
+    text = mdm("T02", "F", base64.b64encode(pdf).decode()).replace(
+        "^text^XML^Base64^", "^AP^PDF^Base64^")
+    nm = norm(text)
+    docs = [e for e in nm.entries if e.type == DOCUMENT]
+    reports = [e for e in nm.entries if e.type == "imaging_report"]
+    assert len(docs) == 1 and docs[0].attachment.media_type == "application/pdf"
+    assert len(reports) == 1
+    report = reports[0]
+    assert report.parent_key == docs[0].key and report.masking == docs[0].masking
+    assert (report.code, report.effective) == ("MR", "2025-03-14")
+    assert report.details["fields"]["conclusion"]["source"] == "text"
