@@ -30,6 +30,7 @@ second copy is recorded as a byte-identical repeat and never filed twice).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -241,8 +242,8 @@ class BucketPoller:
                           result.error, len(todo))
                 return None
             if len(todo) == 1:
-                log.error("bucket source %s: intake refused object %r (%s); marked refused",
-                          self.source.id, todo[0].key, type(exc).__name__)
+                log.error("bucket source %s: intake refused object %s (%s); marked refused",
+                          self.source.id, key_ref(todo[0].key), type(exc).__name__)
                 result.taken += 1
                 result.refused += 1
                 return [(todo[0], REFUSED, None, "S3_INTAKE_ERROR")]
@@ -261,8 +262,8 @@ class BucketPoller:
             if obj.item.rejection is not None:
                 result.refused += 1
                 code = obj.item.rejection[0]
-                log.warning("bucket source %s: object %r of %d bytes refused (%s), import %s",
-                            self.source.id, obj.key, obj.size, code, first)
+                log.warning("bucket source %s: object %s of %d bytes refused (%s), import %s",
+                            self.source.id, key_ref(obj.key), obj.size, code, first)
                 marks.append((obj, REFUSED, first, code))
             else:
                 marks.append((obj, DONE, first, None))
@@ -298,8 +299,8 @@ class BucketPoller:
                     Bucket=bucket, Key=obj.key, **extra,
                     Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
         except (BotoCoreError, ClientError) as exc:
-            log.error("bucket source %s: import %s recorded but object %r not marked %s (%s)",
-                      self.source.id, import_id, obj.key, status,
+            log.error("bucket source %s: import %s recorded but object %s not marked %s (%s)",
+                      self.source.id, import_id, key_ref(obj.key), status,
                       self._describe(exc) if isinstance(exc, ClientError)
                       else type(exc).__name__)
 
@@ -311,3 +312,9 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def key_ref(key: str) -> str:
+    """How logs name an object: keys are often file names, and file names of medical reports
+    hold patient names. The ledger keeps the key (imports show); logs keep a digest of it."""
+    return "key#" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
