@@ -203,15 +203,20 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     try:
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
-        raise _Stop(Outcome(FAILED, stage="parse", error_code=exc.code,
-                            error_message=str(exc), error_location=exc.location)) from None
+        raise _failed("parse", exc) from None
     try:
         normalized: NormalizedMessage = normalize_message(msg, row.source, ctx.mappings)
     except NormalizationError as exc:
-        raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
-                            error_message=str(exc), error_location=exc.location or None,
-                            logical_id=_logical_id(msg))) from None
+        raise _failed("normalize", exc, logical_id=_logical_id(msg)) from None
     return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
+
+
+def _failed(stage: str, exc: HL7ParseError | CdaParseError | NormalizationError,
+            logical_id: str | None = None) -> _Stop:
+    """A parse or normalization error of any format, as the import's outcome: its stable
+    code, its text (no patient data) and where in the input."""
+    return _Stop(Outcome(FAILED, stage=stage, error_code=exc.code, error_message=str(exc),
+                         error_location=exc.location or None, logical_id=logical_id))
 
 
 def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: ANN001
@@ -234,15 +239,11 @@ def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
     try:
         document = parse_cda(data)
     except CdaParseError as exc:
-        raise _Stop(Outcome(FAILED, stage="parse", error_code=exc.code,
-                            error_message=str(exc), error_location=exc.location or None)) \
-            from None
+        raise _failed("parse", exc) from None
     try:
         normalized = normalize_cda(document, data, row.source, ctx.mappings)
     except NormalizationError as exc:
-        raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
-                            error_message=str(exc), error_location=exc.location or None)) \
-            from None
+        raise _failed("normalize", exc) from None
     return _prepared(row, normalized, list(normalized.warnings), started)
 
 
@@ -258,16 +259,12 @@ def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
     try:
         document = parse_pdf(data, limits)
     except PdfParseError as exc:
-        raise _Stop(Outcome(FAILED, stage="parse", error_code=exc.code,
-                            error_message=str(exc), error_location=exc.location or None)) \
-            from None
+        raise _failed("parse", exc) from None
     try:
         normalized = normalize_report(document, data, row.source,
                                       min_identity_confidence=settings.ocr_identity_confidence)
     except NormalizationError as exc:
-        raise _Stop(Outcome(FAILED, stage="normalize", error_code=exc.code,
-                            error_message=str(exc), error_location=exc.location or None)) \
-            from None
+        raise _failed("normalize", exc) from None
     return _prepared(row, normalized, list(document.warnings) + list(normalized.warnings),
                      started)
 
