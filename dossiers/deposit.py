@@ -349,18 +349,15 @@ def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
                                  strict=True):
         r["_id"] = new_id
         plan.ids_by_key[r["key"]] = new_id
-    params = []
     for plan, r in ordered:
         # every column in every row (a withdrawal copies its target's row, a new entry has
         # no superseded_by...): one column list for the whole executemany / COPY
-        param = {c: r.get(c) for c in _COLUMNS}
-        param["id"] = r["_id"]
-        param["parent_id"] = plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] \
-            else None
-        params.append(param)
+        r["id"] = r["_id"]
+        r["parent_id"] = plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] else None
+        r.setdefault("superseded_by", None)
         links.append(_link(r["_id"], plan.import_id, plan.source, r["_ref"],
                            "withdrew" if r.get("_withdraw") else "created", now))
-    bulk_insert(conn, entries, params)
+    bulk_insert(conn, entries, [r for _, r in ordered], columns=_COLUMNS)
     supersedes = [(plan, r, old_id) for plan in plans for r, old_id in plan.supersedes]
     if supersedes:
         conn.execute(update(entries).where(entries.c.id == bindparam("old_id"))

@@ -100,6 +100,8 @@ class Prepared:
     fingerprint: str
     warnings: list[str]
     started: datetime
+    keys: set[str]  # every dossier key it reads or writes (computed once, outside the lock)
+    facts: set[str]  # its level-4 facts
 
 
 def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
@@ -231,7 +233,8 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
                             warnings=warnings))
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]
-    return Prepared(row, normalized, items, _fingerprint(items), warnings, started)
+    return Prepared(row, normalized, items, _fingerprint(items), warnings, started,
+                    keys_of(items), facts_of(items))
 
 
 def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:  # noqa: ANN001
@@ -367,8 +370,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             except NeedsOwnTransaction:
                 later.append(item)
                 continue
-            pairs = {(patient_id, k) for k in keys_of(item.items)} | \
-                {(patient_id, f"fact:{f}") for f in facts_of(item.items)}
+            pairs = {(patient_id, k) for k in item.keys} | \
+                {(patient_id, f"fact:{f}") for f in item.facts}
             logical_id = item.normalized.logical_id
             if logical_id in logical_seen or pairs & pairs_seen:
                 later.append(item)  # depends on another message of this batch
@@ -397,10 +400,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                 records.append(record)
             filing.append((item, patient_id, warnings))
 
-        stored = held_entries(conn, {(pid, k) for item, pid, _ in filing
-                                     for k in keys_of(item.items)})
-        facts = held_facts(conn, {(pid, f) for item, pid, _ in filing
-                                  for f in facts_of(item.items)})
+        stored = held_entries(conn, {(pid, k) for item, pid, _ in filing for k in item.keys})
+        facts = held_facts(conn, {(pid, f) for item, pid, _ in filing for f in item.facts})
         children = held_children(conn, stored)
         plans = [plan_deposit(stored, patient_id=pid, import_id=item.row.id,
                               source=item.row.source, items=item.items, facts=facts,
