@@ -56,9 +56,11 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         receiving = Context(ctx.settings, ctx.engine, ctx.archive, worker=f"{name}/listener",
                             trigger="mllp")
 
+        ledger_turn = threading.Lock()
+
         def handler(frames: list) -> list[list[bytes]]:
             answers = acknowledge(receiving, frames, mode=listener.ack_mode,
-                                  worker=receiving.worker)
+                                  worker=receiving.worker, ledger_turn=ledger_turn)
             if workers is not None:
                 workers.wake()
             return answers

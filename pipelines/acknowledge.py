@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -38,7 +39,7 @@ from sqlalchemy import select
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.header import Header, occurrence_location, read_header
-from pipelines.intake import Received, intake
+from pipelines.intake import Received, archive_group, record_group
 from pipelines.ledger import FAILED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -112,9 +113,15 @@ def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[st
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
-                channel: str = "mllp", worker: str = "listener") -> list[list[bytes]]:
+                channel: str = "mllp", worker: str = "listener",
+                ledger_turn: AbstractContextManager | None = None) -> list[list[bytes]]:
     """Store a group of frames; return for each the ACK messages to send back, in order
-    (none, one, or a commit ACK then an application ACK)."""
+    (none, one, or a commit ACK then an application ACK).
+
+    ``ledger_turn`` (a lock), when groups are stored by several threads: each archives its
+    bytes at once (the archive syncs of two groups overlap, and overlap the other's ledger
+    commit) and writes its ledger rows in turn. SQLite would serialize the ledger writes
+    anyway, but with its busy handler's sleeps, not a wake-up."""
     listener = ctx.settings.listener
     headers = [read_header(f.data) for f in frames]
     items: list[Received] = []
@@ -128,8 +135,10 @@ def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
                               received_at=frame.received_at, rejection=rejection))
     application = mode == APPLICATION
     try:
-        results = intake(ctx.engine, ctx.archive, items,
-                         claim_for=worker if application else None)
+        archived = archive_group(ctx.archive, items)
+        with ledger_turn or nullcontext():
+            results = record_group(ctx.engine, archived,
+                                   claim_for=worker if application else None)
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(frames), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "

@@ -75,7 +75,7 @@ class DirectoryArchive:
             if _syncfs is not None:
                 if todo:
                     for sha, data in todo:
-                        self._write(self._file(sha), data, sync=False)
+                        self._write_new(sha, data)
                     _sync_filesystem(self.root)
                 return
             dirs: set[Path] = set()
@@ -98,12 +98,26 @@ class DirectoryArchive:
         except FileNotFoundError:
             return False
 
-    def _write(self, path: str, data: bytes, *, sync: bool) -> None:
+    def _write_new(self, sha: str, data: bytes) -> None:
+        """Write a blob under its final name, never truncating a file in place: another
+        thread or process may be storing the same bytes at this moment (a resend racing its
+        original) and must not see its synced, acknowledged file emptied under it. A file
+        that exists already (cut by a crash, or being written) is replaced whole, by rename."""
+        path = self._file(sha)
+        try:
+            self._write(path, data, sync=False, exclusive=True)
+        except FileExistsError:
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            self._write(tmp, data, sync=False)
+            os.replace(tmp, path)
+
+    def _write(self, path: str, data: bytes, *, sync: bool, exclusive: bool = False) -> None:
         parent = os.path.dirname(path)
         if parent not in self._made:
             os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        fd = os.open(path, flags, 0o640)
         try:
             _write_all(fd, data)
             if sync:

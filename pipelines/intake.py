@@ -56,6 +56,14 @@ def _split(item: Received) -> tuple[str, list[bytes], list]:
     return fmt, batch.messages or [item.data], list(batch.problems)
 
 
+@dataclass(slots=True)
+class Archived:
+    """A group whose bytes are durable in the archive and whose ledger rows are not written
+    yet (the first of intake's two steps; see ``archive_group`` and ``record_group``)."""
+
+    parts: list  # (item, format, [(sha256, bytes)], batch problems, sha256 of the whole)
+
+
 def intake(engine: Engine, archive: Archive, items: Iterable[Received], *,
            claim_for: str | None = None, lease_seconds: int = 600) -> list[IntakeResult]:
     """Archive and record a group of inputs with one archive sync and one commit.
@@ -63,6 +71,15 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received], *,
     ``claim_for``: the new rows are written already claimed by that worker (status
     'processing' with a lease), for a caller that processes them at once (the listener in
     application-ACK mode) without a background worker taking them meanwhile."""
+    return record_group(engine, archive_group(archive, items), claim_for=claim_for,
+                        lease_seconds=lease_seconds)
+
+
+def archive_group(archive: Archive, items: Iterable[Received]) -> Archived:
+    """Step 1: split, hash and archive a group (durable when this returns). Needs no
+    database: a caller may archive one group while the ledger rows of the previous one are
+    being committed (the listener does), as long as each group's rows are written after its
+    bytes, never before."""
     prepared = []
     blobs: dict[str, bytes] = {}
     for item in items:
@@ -76,9 +93,14 @@ def intake(engine: Engine, archive: Archive, items: Iterable[Received], *,
             blobs[whole] = item.data
         prepared.append((item, fmt, hashed, problems, whole))
     archive.put_many(list(blobs.items()))
+    return Archived(prepared)
 
+
+def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = None,
+                 lease_seconds: int = 600) -> list[IntakeResult]:
+    """Step 2: the ledger rows of an archived group, in one committed transaction."""
     with engine.begin() as conn:
-        return _record(conn, prepared, claim_for, lease_seconds)
+        return _record(conn, archived.parts, claim_for, lease_seconds)
 
 
 def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001

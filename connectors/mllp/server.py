@@ -30,14 +30,18 @@ Handler = Callable[[list[Frame]], list[list[bytes]]]
 
 
 class GroupCommitter:
-    """Queues frames from all connections; one thread stores them group by group."""
+    """Queues frames from all connections and stores them group by group, with up to
+    ``in_flight`` groups being stored at once (each by a thread of its own): while one
+    group's ledger rows are committed, the next group's bytes are archived. A connection has
+    one frame in flight at a time, so its ACKs keep their order whatever the groups do."""
 
-    def __init__(self, handler: Handler, max_group: int = 500) -> None:
+    def __init__(self, handler: Handler, max_group: int = 500, in_flight: int = 2) -> None:
         self.handler = handler
         self.max_group = max_group
+        self.in_flight = max(1, in_flight)
         self.queue: list[tuple[Frame, asyncio.Future]] = []
         self.wakeup = asyncio.Event()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="mllp-commit")
+        self.executor = ThreadPoolExecutor(self.in_flight, thread_name_prefix="mllp-commit")
         self.closing = False
         self.groups = 0
         self.frames = 0
@@ -49,29 +53,41 @@ class GroupCommitter:
         return await future
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        storing: set[asyncio.Task] = set()
         while True:
             await self.wakeup.wait()
             self.wakeup.clear()
-            while self.queue:
+            while self.queue and len(storing) < self.in_flight:
                 group = self.queue[:self.max_group]
                 del self.queue[:self.max_group]
-                try:
-                    answers = await loop.run_in_executor(
-                        self.executor, self.handler, [f for f, _ in group])
-                except Exception as exc:  # a bug: no ACK at all rather than a wrong one
-                    log.exception("storing a group of %d frame(s) failed", len(group))
-                    for _, fut in group:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                self.groups += 1
-                self.frames += len(group)
-                for (_, fut), answer in zip(group, answers, strict=True):
-                    if not fut.done():
-                        fut.set_result(answer)
-            if self.closing:
+                task = asyncio.create_task(self._store(group))
+                storing.add(task)
+                task.add_done_callback(self._stored(storing))
+            if self.closing and not self.queue and not storing:
                 return
+
+    def _stored(self, storing: set[asyncio.Task]):  # noqa: ANN202
+        def done(task: asyncio.Task) -> None:
+            storing.discard(task)
+            self.wakeup.set()  # room for the next group
+        return done
+
+    async def _store(self, group: list[tuple[Frame, asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            answers = await loop.run_in_executor(self.executor, self.handler,
+                                                 [f for f, _ in group])
+        except Exception as exc:  # a bug: no ACK at all rather than a wrong one
+            log.exception("storing a group of %d frame(s) failed", len(group))
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.groups += 1
+        self.frames += len(group)
+        for (_, fut), answer in zip(group, answers, strict=True):
+            if not fut.done():
+                fut.set_result(answer)
 
     async def close(self) -> None:
         self.closing = True
