@@ -349,3 +349,33 @@ def test_thousand_imports_failed_by_a_missing_mapping_rerun_by_filter(ctx, tmp_p
     assert import_stats(ctx.engine, ImportFilter(source="bulklab"))["by_status"] == {
         "deposited": 1000}
     assert rerun(ctx, ids)["outcomes"] == {}  # idempotent: nothing reopened
+
+
+class _S3Stub:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def get_object(self, **_kw) -> dict:  # noqa: ANN003
+        raise self.exc
+
+
+def test_s3_read_errors_tell_unavailable_from_missing() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from pipelines.archive import ArchiveCorrupt, ArchiveError, ArchiveMissing
+    from pipelines.s3_archive import S3Archive
+
+    def client_error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code},
+                            "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+    cases = [(client_error("NoSuchKey", 404), ArchiveMissing),
+             (client_error("InternalError", 500), ArchiveUnavailable),
+             (client_error("SlowDown", 503), ArchiveUnavailable),
+             (EndpointConnectionError(endpoint_url="http://s3"), ArchiveUnavailable)]
+    for exc, expected in cases:
+        with pytest.raises(expected):
+            S3Archive("b", client=_S3Stub(exc)).get("ab" * 32)
+    with pytest.raises(ArchiveError) as denied:
+        S3Archive("b", client=_S3Stub(client_error("AccessDenied", 403))).get("ab" * 32)
+    assert not isinstance(denied.value, ArchiveUnavailable | ArchiveMissing | ArchiveCorrupt)
