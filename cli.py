@@ -408,6 +408,8 @@ def _edit_in_editor(ctx, args: argparse.Namespace) -> bytes:  # noqa: ANN001
         if done.returncode != 0:
             raise UserError(f"the editor exited with code {done.returncode}; nothing stored")
         edited = path.read_text(encoding="utf-8")
+    if edited == text:
+        raise UserError(f"import {args.id}: no change made in the editor; nothing stored")
     if hl7:
         edited = "\r".join(line for line in edited.splitlines() if line.strip()) + "\r"
     try:
