@@ -112,21 +112,61 @@ def _print_ingest(summary: dict) -> None:
 
 
 # -- imports --------------------------------------------------------------------------------
+PROGRESS_MIN = 200  # reruns of fewer imports finish too fast for a progress bar
+
+
+def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
+    """The ImportFilter of the filter options (shared by list, stats, rerun)."""
+    from pipelines.filters import FilterError, build_filter
+
+    try:
+        return build_filter(ctx.engine, status=args.status, source=args.source,
+                            channel=args.channel, stage=args.stage, code=args.code,
+                            since=args.since, until=args.until, patient=args.patient)
+    except FilterError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _actor(args: argparse.Namespace):  # noqa: ANN202
+    from pipelines.audit import Actor
+
+    return Actor.current(getattr(args, "actor", None))
+
+
 def cmd_imports_list(args: argparse.Namespace) -> int:
     from pipelines.report import list_imports
 
     ctx = _context()
-    rows = list_imports(ctx.engine, status=args.status, source=args.source,
-                        error_code=args.code, limit=args.limit)
+    try:
+        rows = list_imports(ctx.engine, _filter(ctx, args), sort=args.sort, limit=args.limit)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if args.json:
         _print_json(rows)
     else:
         _table(f"Imports ({len(rows)})",
-               ["id", "received", "source", "file", "format", "status", "stage", "code",
-                "entries", "dup."],
-               [(r["id"], r["received_at"][:19], r["source"], r["file_name"], r["format"],
-                 r["status"], r["stage"], r["error_code"], r["entries"], r["duplicates"])
-                for r in rows])
+               ["id", "received", "source", "channel", "file", "format", "status", "stage",
+                "code", "where", "entries", "dup.", "att."],
+               [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
+                 r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
+                 r["entries"], r["duplicates"], r["attempts_count"]) for r in rows])
+    return EXIT_OK
+
+
+def cmd_imports_stats(args: argparse.Namespace) -> int:
+    from pipelines.report import import_stats
+
+    ctx = _context()
+    stats = import_stats(ctx.engine, _filter(ctx, args))
+    if args.json:
+        _print_json(stats)
+        return EXIT_OK
+    _table(f"Imports per status ({stats['total']})", ["status", "count"],
+           list(stats["by_status"].items()))
+    if stats["by_code"]:
+        _table("Per error code", ["code", "status", "stage", "count"],
+               [(r["error_code"], r["status"], r["stage"], r["count"])
+                for r in stats["by_code"]])
     return EXIT_OK
 
 
@@ -134,46 +174,264 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
     from pipelines.report import show_import
 
     ctx = _context()
+    raw = _read_raw(ctx, args) if args.raw else None  # first: the audit shows this read
     info = show_import(ctx.engine, args.id)
     if info is None:
         raise UserError(f"no import {args.id}")
     if args.json:
+        if raw is not None:
+            info["raw"] = {"format": raw.format, "charset": raw.charset, "text": raw.text,
+                           "size": len(raw.data)}
         _print_json(info)
         return EXIT_OK
     for key in ("id", "status", "stage", "error_code", "error_location", "error_message",
-                "source", "channel", "file_name", "part", "received_at", "format", "sha256",
-                "size", "logical_id", "patient_id", "entries", "duplicates", "duplicate_of",
-                "batch_of"):
-        if info.get(key) not in (None, ""):
-            print(f"{key:>15}: {info[key]}")
+                "discard_reason", "source", "channel", "file_name", "part", "received_at",
+                "format", "sha256", "size", "logical_id", "patient_id", "assigned_patient_id",
+                "entries", "duplicates", "duplicate_of", "batch_of", "edited_from",
+                "not_before", "retries"):
+        if info.get(key) not in (None, "", 0) or key in ("entries", "duplicates"):
+            print(f"{key:>19}: {info[key]}")
+    if info["edited_as"]:
+        print(f"{'edited as':>19}: " + ", ".join(map(str, info["edited_as"])))
     for w in info.get("warnings") or []:
-        print(f"{'warning':>15}: {w}")
+        print(f"{'warning':>19}: {w}")
     if info["attempts"]:
         _table("Attempts", ["started", "trigger", "code version", "status", "code", "message"],
                [(a["started_at"][:19], a["trigger"], a["code_version"], a["status"],
                  a["error_code"], a["error_message"]) for a in info["attempts"]])
+    if info["produced"]:
+        _table(f"Entries ({len(info['produced'])})",
+               ["entry", "patient", "type", "code", "system", "v", "current", "status",
+                "relation", "from"],
+               [(e["entry_id"], e["patient_id"], e["type"], e["code"], e["system"],
+                 e["version"], e["current"], e["status"], e["relation"], e["source_ref"])
+                for e in info["produced"]])
+    if info["audit"]:
+        _table("Audit", ["at", "who", "action", "patient", "reason"],
+               [(a["at"][:19], a["actor"], a["action"], a["patient_id"], a["reason"])
+                for a in info["audit"]])
+    if raw is not None:
+        _print_raw(raw, args.output)
     return EXIT_OK
 
 
-def cmd_imports_rerun(args: argparse.Namespace) -> int:
-    from pipelines.rerun import select_ids
+def _read_raw(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
+    """The archived bytes (patient data): audited; --output writes the bytes to a file."""
+    from pipelines.admin import AdminError, read_raw
+    from pipelines.archive import ArchiveUnavailable
 
-    ctx = _context()
-    ids = list(args.ids)
-    if args.status or args.source or args.code:
-        ids += select_ids(ctx.engine, status=args.status, source=args.source,
-                          error_code=args.code)
-    if not ids:
-        raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
+    try:
+        raw = read_raw(ctx.engine, ctx.archive, args.id, _actor(args), reason=args.reason,
+                       settings=ctx.settings)
+    except AdminError as exc:
+        raise UserError(str(exc)) from None
+    except ArchiveUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    if args.output:
+        try:
+            Path(args.output).write_bytes(raw.data)
+        except OSError as exc:
+            raise UserError(f"cannot write {args.output}: {exc.strerror}") from None
+    return raw
+
+
+def _print_raw(raw, output: str | None) -> None:  # noqa: ANN001
+    if output:
+        print(f"raw content ({len(raw.data)} bytes) written to {output}")
+    elif raw.text is None:
+        print(f"raw content: {raw.format} ({len(raw.data)} bytes, binary); use --output FILE")
+    else:
+        print(f"--- raw content ({raw.format}, {raw.charset}, {len(raw.data)} bytes) ---")
+        print(raw.text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n"))
+
+
+def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  # noqa: ANN001
+           progress: bool = True) -> dict:
+    """Run the rerun flow (filter options from ``args``), with a progress bar on a TTY."""
+    from pipelines.archive import ArchiveUnavailable
+    from pipelines.filters import FilterError
+
+    params: dict = {"ids": ids or None}
+    if args is not None:
+        params.update(status=args.status, source=args.source, channel=args.channel,
+                      stage=args.stage, code=args.code, since=args.since, until=args.until,
+                      patient=args.patient)
     _quiet_prefect()
     from flows import rerun_imports
 
-    totals = rerun_imports(sorted(set(ids)))
-    if args.json:
-        _print_json({"requested": len(set(ids)), "outcomes": totals})
+    try:
+        if not progress or not sys.stderr.isatty():
+            return rerun_imports(**params)
+        return _with_progress(ctx, ids, args, lambda: rerun_imports(**params))
+    except FilterError as exc:
+        raise UserError(str(exc)) from None
+    except ArchiveUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+
+
+def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202
+    """A rich progress bar fed by the ledger (attempts recorded by the rerun) while the flow
+    runs in this thread."""
+    import threading
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from pipelines.ledger import now
+    from pipelines.report import rerun_progress
+    from pipelines.rerun import plan_rerun, targets
+
+    wanted = targets(ctx.engine, ids, _filter(ctx, args) if args is not None else None)
+    total = len(plan_rerun(ctx.engine, None, wanted).to_process)
+    if total < PROGRESS_MIN:
+        return run()
+    started, stop = now(), threading.Event()
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("rerun", total=total)
+
+        def poll() -> None:
+            while not stop.wait(0.5):
+                bar.update(task, completed=rerun_progress(ctx.engine, started))
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            return run()
+        finally:
+            stop.set()
+            thread.join()
+
+
+def cmd_imports_rerun(args: argparse.Namespace) -> int:
+    ctx = _context()
+    flt = _filter(ctx, args)
+    if not args.ids and flt.is_empty():
+        raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
+    if args.dry_run:  # a read: no Prefect run needed
+        from pipelines.archive import ArchiveUnavailable
+        from pipelines.rerun import dry_run, targets
+
+        try:
+            result = dry_run(ctx.engine, ctx.archive, targets(ctx.engine, args.ids, flt))
+        except ArchiveUnavailable as exc:
+            raise Unavailable(str(exc)) from None
     else:
-        done = ", ".join(f"{n} {s}" for s, n in sorted(totals.items())) or "nothing reopened"
-        print(f"rerun of {len(set(ids))} import(s): {done}")
+        result = _rerun(ctx, list(args.ids), args)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    _print_rerun(result)
+    return EXIT_OK
+
+
+def _print_rerun(result: dict) -> None:
+    verb = "would reopen" if result["dry_run"] else "reopened"
+    print(f"rerun of {result['requested']} import(s): {verb} {len(result['reopen'])}, "
+          f"{len(result['queued'])} already queued")
+    for left in result["left_alone"]:
+        print(f"  left alone: {left['count']} {left['reason']}")
+    for item in result["cannot_reprocess"]:
+        print(f"  import {item['id']} {item['reason']}")
+    if result["unknown"]:
+        print("  not in the ledger: " + ", ".join(map(str, result["unknown"])))
+    if not result["dry_run"]:
+        done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
+        print(f"outcomes: {done or 'nothing processed'}")
+
+
+def cmd_imports_assign(args: argparse.Namespace) -> int:
+    from pipelines.admin import AdminError, assign
+
+    ctx = _context()
+    try:
+        patient_id = assign(ctx.engine, args.id, args.patient, _actor(args), args.reason)
+    except AdminError as exc:
+        raise UserError(str(exc)) from None
+    result = _rerun(ctx, [args.id], progress=False)
+    return _print_after(args, {"import": args.id, "patient_id": patient_id, **result},
+                        f"import {args.id} assigned to dossier {patient_id}")
+
+
+def _print_after(args: argparse.Namespace, result: dict, head: str) -> int:
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
+    print(f"{head}; rerun: {done or 'nothing processed'}")
+    return EXIT_OK
+
+
+def cmd_imports_edit(args: argparse.Namespace) -> int:
+    from pipelines.admin import AdminError, edit
+
+    ctx = _context()
+    actor = _actor(args)
+    if args.from_file:
+        try:
+            data = Path(args.from_file).read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {args.from_file}: {exc.strerror}") from None
+    else:
+        data = _edit_in_editor(ctx, args)
+    try:
+        new_ids = edit(ctx.engine, ctx.archive, args.id, data, actor, reason=args.reason)
+    except AdminError as exc:
+        raise UserError(str(exc)) from None
+    result = _rerun(ctx, new_ids, progress=False)
+    return _print_after(args, {"import": args.id, "new_imports": new_ids, **result},
+                        f"import {args.id} edited as import(s) "
+                        + ", ".join(map(str, new_ids)))
+
+
+def _edit_in_editor(ctx, args: argparse.Namespace) -> bytes:  # noqa: ANN001
+    """The raw message in $EDITOR (HL7v2 segments one a line), read back in its charset."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    raw = _read_raw(ctx, argparse.Namespace(id=args.id, actor=args.actor, output=None,
+                                            reason=args.reason or "edit"))
+    if raw.text is None:
+        raise UserError(f"import {args.id} is binary ({raw.format}): use --from-file")
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    hl7 = raw.format == "hl7v2"
+    text = raw.text.replace("\r\n", "\n").replace("\r", "\n") if hl7 else raw.text
+    codec = raw.charset if raw.charset and "replacement" not in raw.charset else "utf-8"
+    with tempfile.TemporaryDirectory(prefix="dmp-edit-") as tmp:
+        path = Path(tmp) / f"import-{args.id}.{'hl7' if hl7 else 'xml'}"
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600)
+        try:
+            done = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except OSError as exc:
+            raise UserError(f"cannot start the editor {editor!r}: {exc.strerror}") from None
+        if done.returncode != 0:
+            raise UserError(f"the editor exited with code {done.returncode}; nothing stored")
+        edited = path.read_text(encoding="utf-8")
+    if edited == text:
+        raise UserError(f"import {args.id}: no change made in the editor; nothing stored")
+    if hl7:
+        edited = "\r".join(line for line in edited.splitlines() if line.strip()) + "\r"
+    try:
+        return edited.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        raise UserError(f"the edited text cannot be written in the message's charset "
+                        f"({codec})") from None
+
+
+def cmd_imports_discard(args: argparse.Namespace) -> int:
+    from pipelines.admin import AdminError, discard
+
+    ctx = _context()
+    try:
+        changed = discard(ctx.engine, args.id, _actor(args), args.reason)
+    except AdminError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json({"import": args.id, "discarded": changed})
+    else:
+        print(f"import {args.id} discarded" if changed else
+              f"import {args.id} was discarded already")
     return EXIT_OK
 
 
@@ -263,6 +521,19 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------
+def _filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--status", help="received, processing, deposited, duplicate, failed, "
+                   "quarantined, split, discarded")
+    p.add_argument("--source", help="sender id")
+    p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")
+    p.add_argument("--stage", help="where it stopped: intake, archive, parse, normalize, "
+                   "identity, dedupe, deposit")
+    p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED)")
+    p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
+    p.add_argument("--until", help="received before (same forms)")
+    p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmp-ingest",
                                      description="Intake of lab results and documents into "
@@ -279,24 +550,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = sub.add_parser("imports", help="the import ledger").add_subparsers(
         dest="action", required=True)
-    p = imports.add_parser("list", help="list imports")
-    p.add_argument("--status")
-    p.add_argument("--source")
-    p.add_argument("--code", help="error code")
+    p = imports.add_parser("list", help="list imports (filters, sorting)")
+    _filter_options(p)
+    p.add_argument("--sort", default="-id",
+                   help="id, received, updated, status, source, code, stage, attempts; "
+                   "'-' first for descending (default -id: newest first)")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_list)
-    p = imports.add_parser("show", help="one import, with every attempt")
+    p = imports.add_parser("stats", help="counts per status and per error code")
+    _filter_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_imports_stats)
+    p = imports.add_parser("show", help="one import: attempts, error, entries, raw content")
     p.add_argument("id", type=int)
+    p.add_argument("--raw", action="store_true",
+                   help="print the archived message (patient data: the access is audited)")
+    p.add_argument("--output", help="with --raw: write the archived bytes to this file")
+    p.add_argument("--reason", help="why the raw content is read (kept in the audit trail)")
+    p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_show)
-    p = imports.add_parser("rerun", help="replay imports from the archive")
+    p = imports.add_parser("rerun", help="replay imports from the archive (ids or a filter)")
     p.add_argument("ids", nargs="*", type=int)
-    p.add_argument("--status")
-    p.add_argument("--source")
-    p.add_argument("--code", help="error code")
+    _filter_options(p)
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="say what would be reopened, left alone (and why), not reprocessable")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_rerun)
+    p = imports.add_parser("assign", help="file a quarantined import in a dossier, then rerun")
+    p.add_argument("id", type=int)
+    p.add_argument("--patient", required=True, help="INS or dossier id")
+    p.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    p.add_argument("--as", dest="actor", help="who decides (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_imports_assign)
+    p = imports.add_parser("edit", help="correct a message ($EDITOR or --from-file), rerun "
+                           "it as a new import; the original is kept")
+    p.add_argument("id", type=int)
+    p.add_argument("--from-file", dest="from_file", help="the corrected message")
+    p.add_argument("--reason", help="why (kept in the audit trail)")
+    p.add_argument("--as", dest="actor", help="who edits (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_imports_edit)
+    p = imports.add_parser("discard", help="close an import deliberately (bytes kept)")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True, help="why (kept on the import and audited)")
+    p.add_argument("--as", dest="actor", help="who decides (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_imports_discard)
 
     p = sub.add_parser("serve", help="the long-running service: MLLP listener and processing")
     p.add_argument("--mllp-host", dest="mllp_host", help="listen address (DMP_MLLP_HOST)")

@@ -9,6 +9,7 @@ Prefect server to see and schedule them there (README, "Prefect").
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from functools import cache
 from itertools import islice
 
@@ -17,7 +18,8 @@ from prefect import flow, task
 from connectors.files import read_files
 from pipelines.intake import intake
 from pipelines.ledger import claim_batch
-from pipelines.process import Context, process_claimed
+from pipelines.process import CODE_VERSION, Context
+from pipelines.resilient import process_or_defer
 from pipelines.settings import load_settings
 
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
@@ -47,7 +49,7 @@ def intake_files(paths: list[str], source: str) -> dict:
 def process_batch(ids: list[int], trigger: str) -> dict[str, int]:
     ctx = _context(trigger)
     claimed = claim_batch(ctx.engine, limit=len(ids), worker=ctx.worker, ids=ids)
-    return process_claimed(ctx, claimed)
+    return process_or_defer(ctx, claimed)
 
 
 def _batches(ids: list[int], size: int) -> list[list[int]]:
@@ -69,7 +71,7 @@ def drain_batch(trigger: str) -> dict[str, int]:
     """Claim the next batch of received rows (a lease, safe with several workers), process it."""
     ctx = _context(trigger)
     claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker)
-    return process_claimed(ctx, claimed)
+    return process_or_defer(ctx, claimed)
 
 
 @flow(name="drain-ledger", log_prints=False)
@@ -88,17 +90,32 @@ def drain_ledger(max_batches: int | None = None) -> dict[str, int]:
 
 
 @flow(name="rerun-imports", log_prints=False)
-def rerun_imports(ids: list[int]) -> dict[str, int]:
-    """Replay imports from their archived bytes with today's code and tables."""
-    from pipelines.rerun import reopen
+def rerun_imports(ids: list[int] | None = None, status: str | None = None,
+                  source: str | None = None, channel: str | None = None,
+                  stage: str | None = None, code: str | None = None,
+                  since: datetime | str | None = None, until: datetime | str | None = None,
+                  patient: str | None = None, dry_run: bool = False) -> dict:
+    """Replay imports from their archived bytes with today's code and tables: the ``ids``
+    given plus those the filter selects (status, source, channel, stage, error code, received
+    since/until: ISO time or '24h', '7d'; patient: INS or dossier id), so that it can be
+    started from the Prefect UI or a schedule too. ``dry_run``: only say what would happen.
+    Returns the plan (reopened, left alone and why, cannot be reprocessed) and the outcomes."""
+    from pipelines.filters import build_filter
+    from pipelines.rerun import dry_run as plan_only
+    from pipelines.rerun import reopen_checked, targets
 
     ctx = _context("rerun")
-    reopened = reopen(ctx.engine, ids)
+    flt = build_filter(ctx.engine, status=status, source=source, channel=channel, stage=stage,
+                       code=code, since=since, until=until, patient=patient)
+    wanted = targets(ctx.engine, ids, flt)
+    if dry_run:
+        return plan_only(ctx.engine, ctx.archive, wanted)
+    plan = reopen_checked(ctx.engine, ctx.archive, wanted, code_version=CODE_VERSION)
     totals: dict[str, int] = {}
-    for batch in _batches(reopened, ctx.settings.batch_size):
-        for status, n in process_batch(batch, "rerun").items():
-            totals[status] = totals.get(status, 0) + n
-    return totals
+    for batch in _batches(plan.to_process, ctx.settings.batch_size):
+        for state, n in process_batch(batch, "rerun").items():
+            totals[state] = totals.get(state, 0) + n
+    return {"requested": len(wanted), "dry_run": False, "outcomes": totals, **plan.summary()}
 
 
 # -- folder and bucket pollers ----------------------------------------------------------------

@@ -58,6 +58,12 @@ imports = Table(
     Column("claimed_by", String(100)),
     Column("claimed_until", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True)),
+    # Operations console (issue 6). All nullable or defaulted: existing writers need not know.
+    Column("not_before", DateTime(timezone=True)),  # a transient failure's retry time
+    Column("retries", Integer, nullable=False, default=0),  # consecutive transient failures
+    Column("assigned_patient_id", Id, ForeignKey("patients.id")),  # forced by an admin
+    Column("edited_from", Id, ForeignKey("imports.id")),  # the import this edit corrects
+    Column("discard_reason", Text),  # why an admin closed it (or "edited as import N")
 )
 Index("ix_imports_status", imports.c.status, imports.c.id)
 Index("ix_imports_source_sha", imports.c.source, imports.c.sha256)
@@ -77,6 +83,22 @@ import_attempts = Table(
     Column("error_message", Text),
     Column("trigger", String(20)),  # ingest, serve, rerun
 )
+
+# Who did what to which import or dossier, and why: admin actions (assign, edit, discard, reading
+# raw bytes) now, dossier reads later. Append-only; names people, never patient data.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),  # import.raw, import.assign, ...
+    Column("import_id", Id, ForeignKey("imports.id")),
+    Column("patient_id", Id, ForeignKey("patients.id")),
+    Column("reason", Text),
+    Column("details", JSON),
+)
+Index("ix_audit_import", audit_log.c.import_id)
+Index("ix_audit_patient", audit_log.c.patient_id)
 
 # A logical message or document is deposited once (dedupe level 2): the primary key is the
 # arbiter, even with several workers racing.

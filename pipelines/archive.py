@@ -20,6 +20,26 @@ from typing import Protocol
 class ArchiveError(RuntimeError):
     """The archive cannot store or return bytes: intake must not acknowledge."""
 
+    code = "ARCHIVE_UNREADABLE"
+
+
+class ArchiveMissing(ArchiveError):
+    """The object is not in the archive: replaying it can never succeed (permanent)."""
+
+    code = "ARCHIVE_MISSING"
+
+
+class ArchiveCorrupt(ArchiveError):
+    """The object's bytes do not match its sha256: never replayed (permanent)."""
+
+    code = "ARCHIVE_CORRUPT"
+
+
+class ArchiveUnavailable(ArchiveError):
+    """The archive cannot be reached now (I/O error, S3 down or throttling): worth retrying."""
+
+    code = "ARCHIVE_UNAVAILABLE"
+
 
 class Archive(Protocol):
     def put(self, data: bytes) -> str: ...
@@ -129,9 +149,11 @@ class DirectoryArchive:
         try:
             data = self.path(sha).read_bytes()
         except FileNotFoundError as exc:
-            raise ArchiveError(f"archived object {sha} is missing") from exc
+            raise ArchiveMissing(f"archived object {sha} is missing") from exc
+        except OSError as exc:  # EIO, a stale network mount: the object may well be there
+            raise ArchiveUnavailable(f"archive read failed ({exc.strerror})") from exc
         if sha256_hex(data) != sha:
-            raise ArchiveError(f"archived object {sha} is corrupt (sha256 mismatch)")
+            raise ArchiveCorrupt(f"archived object {sha} is corrupt (sha256 mismatch)")
         return data
 
 

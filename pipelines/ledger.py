@@ -24,6 +24,7 @@ FAILED = "failed"
 QUARANTINED = "quarantined"
 SPLIT = "split"
 DISCARDED = "discarded"
+RETRY = "retry"  # an attempt's status only: transient failure, the row waits in 'received'
 TERMINAL = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
 COUNTED = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED)  # what a summary reports
 
@@ -43,19 +44,51 @@ class Outcome:
     logical_id: str | None = None
     duplicate_of: int | None = None
     warnings: list[str] | None = None
+    # A transient failure (archive or store unavailable): status RECEIVED, retried after
+    # ``not_before``; ``retries`` counts consecutive transient failures (0 resets it).
+    not_before: datetime | None = None
+    retries: int = 0
 
 
-def where_filter(query: Select, *, status: str | None = None, source: str | None = None,
-                 error_code: str | None = None, since: datetime | None = None) -> Select:
-    """The admin's filter on the ledger, shared by listing and rerun."""
-    if status:
-        query = query.where(imports.c.status == status)
-    if source:
-        query = query.where(imports.c.source == source)
-    if error_code:
-        query = query.where(imports.c.error_code == error_code)
-    if since:
-        query = query.where(imports.c.received_at >= since)
+@dataclass(frozen=True, slots=True)
+class ImportFilter:
+    """The admin's filter on the ledger, shared by list, stats, rerun (CLI and Prefect flow).
+    Every field is optional; set fields are combined with AND."""
+
+    status: str | None = None
+    source: str | None = None
+    channel: str | None = None
+    stage: str | None = None
+    error_code: str | None = None
+    since: datetime | None = None  # received at or after
+    until: datetime | None = None  # received before
+    patient_id: int | None = None  # filed in (or assigned to) this dossier
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in self.__slots__)
+
+
+def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str | None = None,
+                 source: str | None = None, error_code: str | None = None,
+                 since: datetime | None = None) -> Select:
+    """The admin's filter on the ledger, shared by listing and rerun (an ImportFilter, or
+    the older keyword form)."""
+    if flt is None:
+        flt = ImportFilter(status=status or None, source=source or None,
+                           error_code=error_code or None, since=since)
+    c = imports.c
+    for column, value in ((c.status, flt.status), (c.source, flt.source),
+                          (c.channel, flt.channel), (c.stage, flt.stage),
+                          (c.error_code, flt.error_code)):
+        if value is not None:
+            query = query.where(column == value)
+    if flt.since is not None:
+        query = query.where(c.received_at >= flt.since)
+    if flt.until is not None:
+        query = query.where(c.received_at < flt.until)
+    if flt.patient_id is not None:
+        query = query.where(or_(c.patient_id == flt.patient_id,
+                                c.assigned_patient_id == flt.patient_id))
     return query
 
 
@@ -68,7 +101,9 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
     """Atomically take up to ``limit`` rows to process (received, or with an expired lease)."""
     t = now()
     with engine.begin() as conn:
-        cond = or_(imports.c.status == RECEIVED,
+        # a row put back after a transient failure waits for its not_before (backoff)
+        cond = or_(and_(imports.c.status == RECEIVED,
+                        or_(imports.c.not_before.is_(None), imports.c.not_before <= t)),
                    and_(imports.c.status == PROCESSING, imports.c.claimed_until < t))
         if ids is not None:
             cond = and_(cond, imports.c.id.in_(ids))
@@ -119,15 +154,18 @@ def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime
             logical_id=bindparam("b_logical"), duplicate_of=bindparam("b_dup_of"),
             warnings=bindparam("b_warnings", type_=imports.c.warnings.type),
             attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None,
+            not_before=bindparam("b_not_before"), retries=bindparam("b_retries"),
             updated_at=t),
         [{"b_id": i, "b_status": o.status, "b_stage": o.stage, "b_code": o.error_code,
           "b_message": o.error_message, "b_location": o.error_location,
           "b_entries": o.entries, "b_dups": o.duplicates, "b_patient": o.patient_id,
           "b_logical": o.logical_id, "b_dup_of": o.duplicate_of,
-          "b_warnings": o.warnings or None} for i, o, _ in results])
+          "b_warnings": o.warnings or None, "b_not_before": o.not_before,
+          "b_retries": o.retries} for i, o, _ in results])
     conn.execute(import_attempts.insert(), [
         {"import_id": i, "started_at": started, "finished_at": t,
-         "code_version": code_version, "status": o.status, "error_code": o.error_code,
+         "code_version": code_version, "status": RETRY if o.status == RECEIVED else o.status,
+         "error_code": o.error_code,
          "error_message": o.error_message, "trigger": trigger}
         for i, o, started in results])
 
@@ -139,12 +177,16 @@ def reset_for_rerun(conn: Connection, ids: list[int]) -> list[int]:
     processed."""
     rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.stage)
                         .where(imports.c.id.in_(ids))).all()
-    todo = [r.id for r in rows
-            if r.status in (FAILED, QUARANTINED, DUPLICATE) and r.stage != "intake"]
+    todo = [r.id for r in rows if reopenable(r.status, r.stage)]
     if todo:
         conn.execute(update(imports).where(imports.c.id.in_(todo)).values(
-            status=RECEIVED, updated_at=now()))
+            status=RECEIVED, not_before=None, retries=0, updated_at=now()))
     return todo
+
+
+def reopenable(status: str, stage: str | None) -> bool:
+    """What a rerun puts back in the queue (``reset_for_rerun``)."""
+    return status in (FAILED, QUARANTINED, DUPLICATE) and stage != "intake"
 
 
 def counts_by_status(conn: Connection, ids: list[int] | None = None) -> dict[str, int]:

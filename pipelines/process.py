@@ -40,7 +40,7 @@ from normalizers.lab import normalize_message
 from normalizers.model import Entry, NormalizationError, NormalizedMessage
 from parsers.cda import CdaParseError, parse_cda
 from parsers.hl7v2 import HL7ParseError, parse_message
-from pipelines.archive import Archive, ArchiveError, open_archive, sha256_hex
+from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.identity import BatchLookup, NeedsOwnTransaction, StoreLookup, resolve_identity
 from pipelines.ledger import (
     DEPOSITED,
@@ -52,6 +52,8 @@ from pipelines.ledger import (
     now,
     record_outcomes,
 )
+from pipelines.mapping_policy import unmapped_failure
+from pipelines.retry import transient_outcome
 from pipelines.settings import Settings
 
 log = logging.getLogger("dmp.process")
@@ -190,8 +192,13 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     """Archive -> parse -> normalize (raises _Stop with the outcome when it ends here)."""
     try:
         data = ctx.archive.get(row.sha256)
-    except ArchiveError as exc:
-        raise _Stop(Outcome(FAILED, stage="archive", error_code="ARCHIVE_UNREADABLE",
+    except ArchiveUnavailable as exc:  # transient: back to the queue after a backoff
+        raise _Stop(transient_outcome(row.retries or 0, retry_max=ctx.settings.retry_max,
+                                      base_seconds=ctx.settings.retry_base_seconds,
+                                      stage="archive", code=exc.code,
+                                      message=str(exc))) from None
+    except ArchiveError as exc:  # missing or corrupt object: permanent
+        raise _Stop(Outcome(FAILED, stage="archive", error_code=exc.code,
                             error_message=str(exc))) from None
     if row.format == "cda" or (row.format == "unknown" and data.lstrip()[:1] == b"<"
                                and b"urn:hl7-org:v3" in data[:65536]):
@@ -210,6 +217,8 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         normalized: NormalizedMessage = normalize_message(msg, row.source, ctx.mappings)
     except NormalizationError as exc:
         raise _failed("normalize", exc, logical_id=_logical_id(msg)) from None
+    if (unmapped := unmapped_failure(ctx.settings, row.source, normalized)) is not None:
+        raise _Stop(unmapped)
     return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
 
 
@@ -226,7 +235,7 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     """The end of every format's path: a quarantine the normalizer asked for (the CDA inside
     names another patient than PID, an identity read by OCR with low confidence), else the
     entries with their attachment hashes (computed once) and the message's fingerprint."""
-    if normalized.quarantine_reasons:
+    if normalized.quarantine_reasons and row.assigned_patient_id is None:  # not if assigned
         code, _, text = normalized.quarantine_reasons[0].partition(" ")
         raise _Stop(Outcome(QUARANTINED, stage="normalize", error_code=code,
                             error_message=text or code, logical_id=normalized.logical_id,
@@ -276,6 +285,8 @@ def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
              lookup: StoreLookup | None = None) -> tuple[int, list[str]]:
     """The dossier's id and the warnings so far, or _Stop (quarantined)."""
     normalized = item.normalized
+    if item.row.assigned_patient_id is not None:  # an admin's choice (imports assign)
+        return item.row.assigned_patient_id, item.warnings + ["patient assigned by an admin"]
     resolution = resolve_identity(conn, normalized.identity,
                                   auto_create=ctx.settings.auto_create, lookup=lookup)
     warnings = item.warnings + normalized.identity.warnings + (resolution.warnings or [])

@@ -6,11 +6,19 @@ JSON, and the HTTP API will serve the same dicts.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Engine, func, select
 
 from dossiers.patients import find_by_reference
-from dossiers.schema import entries, import_attempts, imports, patients
-from pipelines.ledger import COUNTED, where_filter
+from dossiers.schema import entries, import_attempts, imports, patients, provenance
+from pipelines.audit import trail
+from pipelines.ledger import COUNTED, ImportFilter, where_filter
+
+# `imports list --sort`: a key, '-key' for descending.
+SORTS = {"id": imports.c.id, "received": imports.c.received_at, "updated": imports.c.updated_at,
+         "status": imports.c.status, "source": imports.c.source, "code": imports.c.error_code,
+         "stage": imports.c.stage, "attempts": imports.c.attempts}
 
 
 def _iso(value) -> str | None:  # noqa: ANN001
@@ -70,15 +78,56 @@ def _import_dict(r) -> dict:  # noqa: ANN001
             "sha256": r.sha256, "size": r.size, "logical_id": r.logical_id,
             "patient_id": r.patient_id, "entries": r.entries_count,
             "duplicates": r.duplicates_count, "duplicate_of": r.duplicate_of,
-            "batch_of": r.batch_of, "attempts_count": r.attempts, "warnings": r.warnings}
+            "batch_of": r.batch_of, "attempts_count": r.attempts, "warnings": r.warnings,
+            "assigned_patient_id": r.assigned_patient_id, "edited_from": r.edited_from,
+            "discard_reason": r.discard_reason, "not_before": _iso(r.not_before),
+            "retries": r.retries}
 
 
-def list_imports(engine: Engine, *, status: str | None = None, source: str | None = None,
-                 error_code: str | None = None, limit: int = 200) -> list[dict]:
-    q = where_filter(select(imports).order_by(imports.c.id.desc()).limit(limit),
-                     status=status, source=source, error_code=error_code)
+def sort_order(sort: str) -> list:
+    """ORDER BY for a --sort value ('received', '-code'); ties broken by id. ValueError if
+    the key is unknown."""
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        raise ValueError(f"unknown sort key {key!r} (one of: {', '.join(SORTS)})")
+    desc = sort.startswith("-")
+    column = SORTS[key]
+    order = [column.desc() if desc else column.asc()]
+    if key != "id":
+        order.append(imports.c.id.desc() if desc else imports.c.id.asc())
+    return order
+
+
+def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str | None = None,
+                 source: str | None = None, error_code: str | None = None,
+                 sort: str = "-id", limit: int | None = 200) -> list[dict]:
+    """Ledger rows matching a filter, sorted (newest first by default), at most ``limit``."""
+    if flt is None:
+        flt = ImportFilter(status=status, source=source, error_code=error_code)
+    q = where_filter(select(imports).order_by(*sort_order(sort)), flt)
+    if limit is not None:
+        q = q.limit(limit)
     with engine.connect() as conn:
         return [_import_dict(r) for r in conn.execute(q)]
+
+
+def import_stats(engine: Engine, flt: ImportFilter | None = None) -> dict:
+    """Counts per status and per (error code, status) over the rows a filter selects: what
+    failed and why, at a glance, before a rerun by code."""
+    flt = flt or ImportFilter()
+    with engine.connect() as conn:
+        by_status = {s: n for s, n in conn.execute(where_filter(
+            select(imports.c.status, func.count()).group_by(imports.c.status), flt))}
+        by_code = [{"error_code": code, "status": status, "stage": stage, "count": n}
+                   for code, status, stage, n in conn.execute(where_filter(
+                       select(imports.c.error_code, imports.c.status, imports.c.stage,
+                              func.count())
+                       .where(imports.c.error_code.is_not(None))
+                       .group_by(imports.c.error_code, imports.c.status, imports.c.stage),
+                       flt))]
+    by_code.sort(key=lambda r: (-r["count"], r["error_code"], r["status"]))
+    return {"total": sum(by_status.values()), "by_status": dict(sorted(by_status.items())),
+            "by_code": by_code}
 
 
 def show_import(engine: Engine, import_id: int) -> dict | None:
@@ -97,7 +146,31 @@ def show_import(engine: Engine, import_id: int) -> dict | None:
         info["entries_produced"] = conn.execute(
             select(func.count()).select_from(entries)
             .where(entries.c.import_id == import_id)).scalar_one()
+        # What it filed or touched, through provenance: ids, types, codes, no values.
+        info["produced"] = [
+            {"entry_id": e.id, "patient_id": e.patient_id, "type": e.type, "code": e.code,
+             "system": e.system, "version": e.version, "current": e.current,
+             "status": e.status, "relation": e.relation, "source_ref": e.source_ref}
+            for e in conn.execute(
+                select(entries.c.id, entries.c.patient_id, entries.c.type, entries.c.code,
+                       entries.c.system, entries.c.version, entries.c.current,
+                       entries.c.status, provenance.c.relation, provenance.c.source_ref)
+                .join(provenance, provenance.c.entry_id == entries.c.id)
+                .where(provenance.c.import_id == import_id)
+                .order_by(provenance.c.id))]
+        info["edited_as"] = list(conn.execute(
+            select(imports.c.id).where(imports.c.edited_from == import_id)
+            .order_by(imports.c.id)).scalars())
+    info["audit"] = trail(engine, import_id=import_id)
     return info
+
+
+def rerun_progress(engine: Engine, since: datetime) -> int:
+    """Attempts recorded by reruns since ``since``: a long rerun's progress bar."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(import_attempts).where(
+            import_attempts.c.trigger == "rerun",
+            import_attempts.c.finished_at >= since)).scalar_one()
 
 
 def _entry_dict(e) -> dict:  # noqa: ANN001

@@ -1,31 +1,183 @@
 """Rerun: put imports back in the queue so they are replayed from their archived bytes.
 
 The ledger row is the same (its attempts table keeps every earlier outcome), the bytes are the
-original ones from the archive, and the code and mapping tables are today's. Deposited rows are
-not reopened: rerunning them would change nothing.
+original ones from the archive, and the code and mapping tables are today's. What is reopened
+and what is left alone (and why) is decided once, by ``plan_rerun``, for the dry run and the
+real run alike. Before anything is reopened its archived object is read back and checked
+against its sha256: an import whose object is missing or corrupt cannot be reprocessed; it is
+said plainly and recorded as an attempt, never replayed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from dossiers.schema import imports
-from pipelines.ledger import reset_for_rerun, where_filter
+from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing
+from pipelines.ledger import (
+    DEPOSITED,
+    DISCARDED,
+    FAILED,
+    PROCESSING,
+    RECEIVED,
+    SPLIT,
+    ImportFilter,
+    Outcome,
+    now,
+    record_outcomes,
+    reopenable,
+    reset_for_rerun,
+    where_filter,
+)
+
+LEFT_DEPOSITED = "deposited: nothing to do"
+LEFT_INTAKE = "decided at intake (byte-identical repeat or refused by the connector)"
+LEFT_SPLIT = "batch envelope: its messages have rows of their own"
+LEFT_DISCARDED = "discarded by an admin"
+LEFT_IN_PROGRESS = "in progress (claimed by a worker)"
+CANNOT = "cannot be reprocessed: archived object {}"
 
 
-def select_ids(engine: Engine, *, status: str | None = None, source: str | None = None,
-               error_code: str | None = None, since: datetime | None = None) -> list[int]:
+@dataclass
+class RerunPlan:
+    """What a rerun of some ids does. ``reopen``: terminal rows put back in the queue;
+    ``queued``: rows already waiting (processed now); ``left``: id -> why nothing is done;
+    ``cannot``: id -> why it cannot be reprocessed (archive); ``unknown``: not in the ledger."""
+
+    reopen: list[int] = field(default_factory=list)
+    queued: list[int] = field(default_factory=list)
+    left: dict[int, str] = field(default_factory=dict)
+    cannot: dict[int, str] = field(default_factory=dict)
+    unknown: list[int] = field(default_factory=list)
+
+    @property
+    def to_process(self) -> list[int]:
+        return sorted(self.reopen + self.queued)
+
+    def summary(self) -> dict:
+        """Counts and ids for people and scripts (the dry run's output)."""
+        left: dict[str, list[int]] = {}
+        for i, why in sorted(self.left.items()):
+            left.setdefault(why, []).append(i)
+        return {"reopen": self.reopen, "queued": self.queued,
+                "left_alone": [{"reason": k, "count": len(v), "ids": v}
+                               for k, v in left.items()],
+                "cannot_reprocess": [{"id": i, "reason": why}
+                                     for i, why in sorted(self.cannot.items())],
+                "unknown": self.unknown}
+
+
+def select_ids(engine: Engine, flt: ImportFilter | None = None, *, status: str | None = None,
+               source: str | None = None, error_code: str | None = None,
+               since: datetime | None = None) -> list[int]:
     """Ids matching an admin's filter, oldest first."""
-    q = where_filter(select(imports.c.id).order_by(imports.c.id), status=status, source=source,
-                     error_code=error_code, since=since)
+    flt = flt or ImportFilter(status=status, source=source, error_code=error_code, since=since)
+    q = where_filter(select(imports.c.id).order_by(imports.c.id), flt)
     with engine.connect() as conn:
         return list(conn.execute(q).scalars())
 
 
+def targets(engine: Engine, ids: list[int] | None, flt: ImportFilter | None) -> list[int]:
+    """The ids given plus those a filter selects (an empty filter selects nothing)."""
+    wanted = set(ids or [])
+    if flt is not None and not flt.is_empty():
+        wanted |= set(select_ids(engine, flt))
+    return sorted(wanted)
+
+
+def dry_run(engine: Engine, archive: Archive | None, ids: list[int]) -> dict:
+    """What a rerun would do, for people and scripts (nothing written)."""
+    return {"requested": len(ids), "dry_run": True, "outcomes": {},
+            **plan_rerun(engine, archive, ids).summary()}
+
+
+def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
+    """Why a row is not rerun, or None if it is."""
+    if row.status == DEPOSITED:
+        return LEFT_DEPOSITED
+    if row.status == SPLIT:
+        return LEFT_SPLIT
+    if row.status == DISCARDED:
+        return LEFT_DISCARDED
+    if row.status == PROCESSING and row.claimed_until is not None and \
+            _aware(row.claimed_until) >= t:
+        return LEFT_IN_PROGRESS
+    if row.status in (RECEIVED, PROCESSING) or reopenable(row.status, row.stage):
+        return None
+    return LEFT_INTAKE
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> RerunPlan:
+    """Decide, without writing anything, what rerunning ``ids`` does; with ``archive``, also
+    check every candidate's archived object (read back, sha256 verified). An archive that
+    cannot be reached raises ArchiveUnavailable: nothing can be said about the objects."""
+    plan = RerunPlan()
+    wanted = sorted(set(ids))
+    t = now()
+    rows = {}
+    with engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            for r in conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
+                                         imports.c.sha256, imports.c.claimed_until)
+                                  .where(imports.c.id.in_(wanted[i:i + 500]))):
+                rows[r.id] = r
+    for i in wanted:
+        row = rows.get(i)
+        if row is None:
+            plan.unknown.append(i)
+            continue
+        why = _left_reason(row, t)
+        if why is not None:
+            plan.left[i] = why
+            continue
+        if archive is not None:
+            try:
+                archive.get(row.sha256)
+            except ArchiveMissing:
+                plan.cannot[i] = CANNOT.format("missing")
+                continue
+            except ArchiveCorrupt:
+                plan.cannot[i] = CANNOT.format("corrupt (sha256 mismatch)")
+                continue
+        (plan.queued if row.status in (RECEIVED, PROCESSING) else plan.reopen).append(i)
+    return plan
+
+
+def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
+                   code_version: str, trigger: str = "rerun") -> RerunPlan:
+    """Carry out a plan: record the imports that cannot be reprocessed (failed, with an
+    attempt saying why: the admin sees it in `imports show`), reopen the others. Returns the
+    plan; its ``to_process`` are the rows to process now."""
+    plan = plan_rerun(engine, archive, ids)
+    with engine.begin() as conn:
+        if plan.cannot:
+            t = now()
+            record_outcomes(conn, [
+                (i, Outcome(FAILED, stage="archive",
+                            error_code="ARCHIVE_MISSING" if "missing" in why
+                            else "ARCHIVE_CORRUPT", error_message=why), t)
+                for i, why in sorted(plan.cannot.items())],
+                code_version=code_version, trigger=trigger)
+        for i in range(0, len(plan.reopen), 500):
+            reset_for_rerun(conn, plan.reopen[i:i + 500])
+        if plan.queued:  # waiting after a transient failure: now, not after the backoff
+            conn.execute(update(imports).where(imports.c.id.in_(plan.queued),
+                                               imports.c.status == RECEIVED)
+                         .values(not_before=None))
+    return plan
+
+
 def reopen(engine: Engine, ids: list[int]) -> list[int]:
-    """Mark the given imports 'received' again; returns those actually reopened."""
+    """Mark the given imports 'received' again; returns those actually reopened (no archive
+    check: see ``reopen_checked``)."""
     if not ids:
         return []
     with engine.begin() as conn:

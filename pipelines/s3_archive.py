@@ -12,7 +12,16 @@ import base64
 import hashlib
 from urllib.parse import urlparse
 
-from pipelines.archive import ArchiveError, sha256_hex
+from pipelines.archive import (
+    ArchiveCorrupt,
+    ArchiveError,
+    ArchiveMissing,
+    ArchiveUnavailable,
+    sha256_hex,
+)
+
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                    "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"}
 
 
 class S3Archive:
@@ -62,11 +71,15 @@ class S3Archive:
         try:
             data = self.client.get_object(Bucket=self.bucket, Key=self.key(sha))["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise ArchiveError(f"archived object {sha} is missing") from exc
-            raise ArchiveError(f"S3 archive read failed ({type(exc).__name__})") from exc
-        except BotoCoreError as exc:
-            raise ArchiveError(f"S3 archive read failed ({type(exc).__name__})") from exc
+            error = exc.response.get("Error", {}).get("Code")
+            if error in ("NoSuchKey", "404"):
+                raise ArchiveMissing(f"archived object {sha} is missing") from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500 or error in _TRANSIENT_CODES:
+                raise ArchiveUnavailable(f"S3 archive read failed ({error or status})") from exc
+            raise ArchiveError(f"S3 archive read failed ({error or type(exc).__name__})") from exc
+        except BotoCoreError as exc:  # connection refused, timeout: S3 unreachable
+            raise ArchiveUnavailable(f"S3 archive read failed ({type(exc).__name__})") from exc
         if sha256_hex(data) != sha:
-            raise ArchiveError(f"archived object {sha} is corrupt (sha256 mismatch)")
+            raise ArchiveCorrupt(f"archived object {sha} is corrupt (sha256 mismatch)")
         return data

@@ -116,6 +116,11 @@ class Settings:
     folders: tuple[FolderSource, ...] = ()
     buckets: tuple[BucketSource, ...] = ()
     poll_interval: float = 10.0  # `serve`: seconds between two polls of a folder or bucket
+    retry_max: int = 5  # consecutive transient failures before TRANSIENT_EXHAUSTED
+    retry_base_seconds: float = 30.0  # first retry delay; doubled each time
+    # Sources whose local codes must all map to LOINC: an unmapped code fails the import
+    # (CODE_UNMAPPED) instead of being filed flagged, so it is rerun once the table is fixed.
+    require_mapping: frozenset[str] = frozenset()
 
     def fallback_charset(self, source: str) -> str | None:
         return self.source_charsets.get(source) or self.source_charsets.get("*")
@@ -177,9 +182,19 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         folders=_folders(conf.get("folders", {}), config_path.parent),
         buckets=_buckets(conf.get("buckets", {})),
         poll_interval=_seconds("poll_interval", pick("poll_interval", 10.0), positive=True),
+        retry_max=max(1, int(str(pick("retry_max", 5)))),
+        retry_base_seconds=_seconds("retry_base_seconds", pick("retry_base_seconds", 30.0)),
+        require_mapping=_names(pick("require_mapping", "")),
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _names(value: object) -> frozenset[str]:
+    """A list of source ids: a TOML array, or a comma-separated string (environment)."""
+    if isinstance(value, list | tuple):
+        return frozenset(str(v).strip() for v in value if str(v).strip())
+    return frozenset(v.strip() for v in str(value or "").split(",") if v.strip())
 
 
 def _listener(pick) -> ListenerSettings:  # noqa: ANN001

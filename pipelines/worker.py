@@ -21,7 +21,8 @@ import threading
 from dataclasses import dataclass, field
 
 from pipelines.ledger import claim_batch
-from pipelines.process import Context, process_claimed
+from pipelines.process import Context
+from pipelines.resilient import process_or_defer
 
 log = logging.getLogger("dmp.worker")
 
@@ -55,7 +56,7 @@ class Worker:
             try:
                 claimed = claim_batch(self.ctx.engine, limit=self.ctx.settings.batch_size,
                                       worker=self.ctx.worker)
-                counts = process_claimed(self.ctx, claimed) if claimed else {}
+                counts = process_or_defer(self.ctx, claimed) if claimed else {}
             except Exception as exc:  # store down: wait and retry, never give up
                 log.error("processing batch failed (%s); retrying in %.0fs",
                           type(exc).__name__, backoff)

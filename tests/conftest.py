@@ -126,3 +126,26 @@ def sqlite_ctx(tmp_path):  # noqa: ANN001, ANN201
     context = Context.from_settings(settings)
     yield context
     context.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():  # noqa: ANN201
+    """One Prefect test server for the whole session (it takes seconds to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    """A `dmp-ingest` home of its own (SQLite store, local archive), flows' contexts reset."""
+    monkeypatch.setenv("DMP_HOME", str(tmp_path / "var"))
+    for name in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_AUTO_CREATE", "DMP_CONFIG",
+                 "DMP_MAPPINGS_DIR", "DMP_REQUIRE_MAPPING", "DMP_ADMIN"):
+        monkeypatch.delenv(name, raising=False)
+    import flows
+
+    flows._context.cache_clear()
+    yield tmp_path
+    flows._context.cache_clear()

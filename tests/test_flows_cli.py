@@ -1,4 +1,5 @@
-"""Prefect flows and the `dmp-ingest` command, end to end (one Prefect harness per session)."""
+"""Prefect flows and the `dmp-ingest` command, end to end (one Prefect harness per session:
+the ``prefect_harness`` and ``home`` fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,8 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 import cli
 from tests.test_pipeline import NIR, oru
-
-
-@pytest.fixture(scope="session")
-def prefect_harness():  # noqa: ANN201
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("DMP_HOME", str(tmp_path / "var"))
-    for name in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_AUTO_CREATE", "DMP_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-    import flows
-
-    flows._context.cache_clear()
-    yield tmp_path
-    flows._context.cache_clear()
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:  # noqa: ANN001

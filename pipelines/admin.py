@@ -1,0 +1,188 @@
+"""The admin's hands on the ledger: read the raw bytes, assign a patient, edit, discard.
+
+Every action here is audited (pipelines/audit) in the same transaction as its effect, and
+none of them ever changes or deletes archived bytes: an edit is a new archived object and a
+new ledger row (channel 'edit', ``edited_from`` the original), and the original row is closed
+as 'discarded' with the reason "edited as import N" so whoever reads it sees what replaced it.
+Processing after assign/edit is the caller's (the rerun flow): these functions only decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, select, update
+
+from dossiers.patients import find_by_reference
+from dossiers.schema import import_attempts, imports
+from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing, sha256_hex
+from pipelines.audit import Actor, record
+from pipelines.intake import Received, intake
+from pipelines.ledger import (
+    DEPOSITED,
+    DISCARDED,
+    FAILED,
+    PROCESSING,
+    QUARANTINED,
+    SPLIT,
+    now,
+    reset_for_rerun,
+)
+from pipelines.process import CODE_VERSION
+from pipelines.settings import Settings
+
+
+class AdminError(ValueError):
+    """An action that cannot be done as asked: one line for the admin, no patient data."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawContent:
+    data: bytes
+    format: str | None
+    text: str | None  # decoded by the message's charset; None for binary content (PDF)
+    charset: str | None
+
+
+def _row(conn: Connection, import_id: int):  # noqa: ANN202
+    row = conn.execute(select(imports).where(imports.c.id == import_id)).first()
+    if row is None:
+        raise AdminError(f"no import {import_id}")
+    return row
+
+
+def _attempt(conn: Connection, import_id: int, status: str, message: str) -> None:
+    """An admin's action in the import's history, beside the processing attempts."""
+    t = now()
+    conn.execute(import_attempts.insert().values(
+        import_id=import_id, started_at=t, finished_at=t, code_version=CODE_VERSION,
+        status=status, error_code=None, error_message=message, trigger="admin"))
+
+
+def _archived(archive: Archive, import_id: int, sha: str) -> bytes:
+    try:
+        return archive.get(sha)
+    except ArchiveMissing:
+        raise AdminError(f"import {import_id}: archived object missing") from None
+    except ArchiveCorrupt:
+        raise AdminError(f"import {import_id}: archived object corrupt (sha256 mismatch)") \
+            from None
+
+
+def decode_raw(data: bytes, fmt: str | None, fallback: str | None = None) -> tuple[str | None,
+                                                                               str | None]:
+    """(text, charset) of archived bytes: HL7v2 by MSH-18 (or the source's fallback), XML
+    by its declaration (utf-8 by default); None for PDF and other binary content."""
+    if fmt == "pdf" or data[:5] == b"%PDF-":
+        return None, None
+    if fmt == "hl7v2":
+        from parsers.hl7v2.charset import decode
+
+        try:
+            text, codec, _ = decode(data, fallback)
+            return text, codec
+        except (UnicodeDecodeError, LookupError, ValueError):
+            pass
+    if fmt == "cda" or data.lstrip()[:1] == b"<":
+        import re
+
+        declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", data)
+        codec = declared.group(1).decode("ascii") if declared else "utf-8"
+        try:
+            return data.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return data.decode("utf-8", errors="replace"), "utf-8 (with replacements)"
+
+
+def read_raw(engine: Engine, archive: Archive, import_id: int, actor: Actor,
+             reason: str | None = None, settings: Settings | None = None) -> RawContent:
+    """The archived bytes of an import (patient data): audited before they are returned.
+    ``settings``: for the source's fallback charset (HL7v2 without MSH-18)."""
+    with engine.begin() as conn:
+        row = _row(conn, import_id)
+        data = _archived(archive, import_id, row.sha256)
+        record(conn, actor, "import.raw", import_id=import_id, patient_id=row.patient_id,
+               reason=reason)
+    fallback = settings.fallback_charset(row.source) if settings is not None else None
+    text, charset = decode_raw(data, row.format, fallback)
+    return RawContent(data, row.format, text, charset)
+
+
+def assign(engine: Engine, import_id: int, patient_ref: str, actor: Actor,
+           reason: str) -> int:
+    """Resolve a quarantined identity by hand: the import will be filed in this dossier on
+    its next run (``assigned_patient_id``, honored by processing for this import only), and
+    it is reopened. Returns the dossier's id."""
+    if not reason.strip():
+        raise AdminError("a reason is required (--reason)")
+    with engine.begin() as conn:
+        row = _row(conn, import_id)
+        if row.status != QUARANTINED:
+            raise AdminError(f"import {import_id} is {row.status}, not quarantined")
+        patient = find_by_reference(conn, patient_ref)
+        if patient is None:
+            raise AdminError(f"no dossier {patient_ref}")
+        if patient.opposed:
+            raise AdminError(f"dossier {patient.id}: the patient opposed its feeding")
+        conn.execute(update(imports).where(imports.c.id == import_id)
+                     .values(assigned_patient_id=patient.id, updated_at=now()))
+        record(conn, actor, "import.assign", import_id=import_id, patient_id=patient.id,
+               reason=reason)
+        _attempt(conn, import_id, "assigned", f"patient {patient.id} assigned by {actor.name}")
+        reset_for_rerun(conn, [import_id])
+    return patient.id
+
+
+def edit(engine: Engine, archive: Archive, import_id: int, data: bytes, actor: Actor,
+         reason: str | None = None) -> list[int]:
+    """Store an edited version of a failed or quarantined import as a new archived object and
+    new ledger row(s) linked to the original (``edited_from``), received and ready to process;
+    close the original ('discarded', "edited as import N"). The original bytes and row are
+    otherwise untouched. Returns the new message ids."""
+    with engine.connect() as conn:
+        row = _row(conn, import_id)
+    if row.status not in (FAILED, QUARANTINED):
+        raise AdminError(f"import {import_id} is {row.status}: only failed or quarantined "
+                         "imports can be edited")
+    if sha256_hex(data) == row.sha256:
+        raise AdminError(f"import {import_id}: the edited content is unchanged")
+    if not data.strip():
+        raise AdminError(f"import {import_id}: the edited content is empty")
+    result = intake(engine, archive, [Received(data=data, source=row.source, channel="edit",
+                                               peer=f"import:{import_id}",
+                                               file_name=row.file_name)])[0]
+    new_ids = list(result.message_ids)
+    linked = new_ids + ([result.batch_id] if result.batch_id is not None else [])
+    first = min(new_ids) if new_ids else result.batch_id
+    with engine.begin() as conn:
+        conn.execute(update(imports).where(imports.c.id.in_(linked)).values(
+            edited_from=import_id, assigned_patient_id=row.assigned_patient_id))
+        conn.execute(update(imports).where(imports.c.id == import_id).values(
+            status=DISCARDED, discard_reason=f"edited as import {first}", updated_at=now()))
+        _attempt(conn, import_id, DISCARDED, f"edited as import {first} by {actor.name}")
+        record(conn, actor, "import.edit", import_id=import_id, reason=reason,
+               details={"new_imports": new_ids, "sha256": sha256_hex(data)})
+    return new_ids
+
+
+def discard(engine: Engine, import_id: int, actor: Actor, reason: str) -> bool:
+    """Close an import deliberately ('discarded', with the reason); the archived bytes stay.
+    False if it was discarded already (nothing done)."""
+    if not reason.strip():
+        raise AdminError("a reason is required (--reason)")
+    with engine.begin() as conn:
+        row = _row(conn, import_id)
+        if row.status == DISCARDED:
+            return False
+        if row.status in (DEPOSITED, SPLIT):
+            raise AdminError(f"import {import_id} is {row.status}: its content is filed, "
+                             "nothing to discard")
+        if row.status == PROCESSING:
+            raise AdminError(f"import {import_id} is being processed; try again in a moment")
+        conn.execute(update(imports).where(imports.c.id == import_id).values(
+            status=DISCARDED, discard_reason=reason, not_before=None, updated_at=now()))
+        _attempt(conn, import_id, DISCARDED, f"discarded by {actor.name}")
+        record(conn, actor, "import.discard", import_id=import_id,
+               patient_id=row.patient_id, reason=reason)
+    return True

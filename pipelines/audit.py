@@ -1,0 +1,63 @@
+"""The audit trail of people's actions: who did what to which import or dossier, when, why.
+
+Kept general on purpose (actor, action, import id and/or patient id, reason, details) so that
+dossier reads (issue 8) go in the same table. Append-only: nothing here updates or deletes.
+Rows name people and ids, never patient data.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert, or_, select
+
+from dossiers.schema import audit_log
+from pipelines.ledger import now
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The person acting: ``--as``, else DMP_ADMIN, else the OS user."""
+
+    name: str
+
+    @classmethod
+    def current(cls, explicit: str | None = None) -> Actor:
+        if explicit and explicit.strip():
+            return cls(explicit.strip())
+        env = os.environ.get("DMP_ADMIN", "").strip()
+        if env:
+            return cls(env)
+        try:
+            return cls(getpass.getuser())
+        except (KeyError, OSError):  # no passwd entry (containers)
+            return cls(f"uid:{os.getuid()}")
+
+
+def record(conn: Connection, actor: Actor, action: str, *, import_id: int | None = None,
+           patient_id: int | None = None, reason: str | None = None,
+           details: dict | None = None, at: datetime | None = None) -> None:
+    """Append one row, in the caller's transaction (the action and its trace commit together)."""
+    conn.execute(insert(audit_log).values(at=at or now(), actor=actor.name, action=action,
+                                          import_id=import_id, patient_id=patient_id,
+                                          reason=reason, details=details))
+
+
+def trail(engine: Engine, *, import_id: int | None = None,
+          patient_id: int | None = None) -> list[dict]:
+    """The rows about an import and/or a patient, oldest first."""
+    q = select(audit_log).order_by(audit_log.c.id)
+    conds = []
+    if import_id is not None:
+        conds.append(audit_log.c.import_id == import_id)
+    if patient_id is not None:
+        conds.append(audit_log.c.patient_id == patient_id)
+    if conds:
+        q = q.where(or_(*conds))
+    with engine.connect() as conn:
+        return [{"at": r.at.isoformat() if r.at else None, "actor": r.actor,
+                 "action": r.action, "import_id": r.import_id, "patient_id": r.patient_id,
+                 "reason": r.reason, "details": r.details} for r in conn.execute(q)]

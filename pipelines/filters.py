@@ -1,0 +1,63 @@
+"""An admin's filter as typed (CLI options, Prefect flow parameters) -> an ImportFilter.
+
+One place parses times and patient references, so `imports list`, `stats`, `rerun` and the
+`rerun_imports` flow select exactly the same rows for the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from dossiers.patients import find_by_reference
+from pipelines.ledger import ImportFilter, now
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be understood: one line for the admin."""
+
+
+def parse_time(text: str | datetime | None) -> datetime | None:
+    """'2026-11-25', '2026-11-25T08:00', '2026-11-25T08:00+01:00' (no zone: UTC), or a
+    duration back from now: '30m', '24h', '7d', '2w'."""
+    if text is None or isinstance(text, datetime):
+        return _utc(text) if text is not None else None
+    value = text.strip()
+    if m := _RELATIVE.match(value.lower()):
+        return now() - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        raise FilterError(f"not a date, time or duration: {value!r} (e.g. 2026-11-25, "
+                          "2026-11-25T08:00+01:00, 24h, 7d)") from None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def build_filter(engine: Engine, *, status: str | None = None, source: str | None = None,
+                 channel: str | None = None, stage: str | None = None,
+                 code: str | None = None, since: str | datetime | None = None,
+                 until: str | datetime | None = None,
+                 patient: str | int | None = None) -> ImportFilter:
+    """The ImportFilter for these words; ``patient`` is an INS or a dossier id."""
+    patient_id = None
+    if patient is not None and str(patient).strip():
+        with engine.connect() as conn:
+            found = find_by_reference(conn, str(patient))
+        if found is None:
+            raise FilterError(f"no dossier {patient}")
+        patient_id = found.id
+    return ImportFilter(status=status or None, source=source or None, channel=channel or None,
+                        stage=stage or None, error_code=code.upper() if code else None,
+                        since=parse_time(since), until=parse_time(until),
+                        patient_id=patient_id)
