@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
 
@@ -47,6 +49,41 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def replayable_commits(conn: Connection) -> Iterator[Connection]:
+    """Commits on ``conn`` that need not reach the disk before returning: for work that is
+    replayed if lost (processing: its input is archived and its ledger rows stay claimed
+    until the commit that records the outcome; a commit lost in a power cut leaves them
+    claimed, and they are processed again, with the same result). The databases write
+    their log in order, so a later durable commit (intake's, before an ACK) makes every
+    earlier one durable too: nothing acknowledged depends on these. On SQLite the fsync per
+    commit costs more than the rows of a whole batch (WAL, synchronous=NORMAL instead of
+    FULL; it can only change outside a transaction); on PostgreSQL, synchronous_commit=off
+    for each transaction (SET LOCAL, see ``begin_replayable``)."""
+    if conn.dialect.name != "sqlite":
+        yield conn
+        return
+    dbapi = conn.connection.dbapi_connection
+    dbapi.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield conn
+    finally:
+        try:
+            dbapi.execute("PRAGMA synchronous=FULL")
+        except Exception:
+            conn.invalidate()  # never hand a relaxed connection to intake
+            raise
+
+
+def begin_replayable(conn: Connection):  # noqa: ANN201
+    """``conn.begin()``, with PostgreSQL's commit of this transaction not waiting for its
+    WAL flush (see ``replayable_commits``, which the connection must be inside)."""
+    transaction = conn.begin()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    return transaction
 
 
 def create_schema(engine: Engine) -> None:
