@@ -144,9 +144,16 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     data = []
-    for row in rows:
+    last: dict[int, tuple[object, object]] = {}  # column -> (value, converted): the same
+    for row in rows:                             # timestamp in every row is converted once
         vals = list(values(row))
         for i, process in processors:
-            vals[i] = process(vals[i])
+            value = vals[i]
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                vals[i] = seen[1]
+            else:
+                vals[i] = converted = process(value)
+                last[i] = (value, converted)
         data.append(tuple(vals))
     conn.exec_driver_sql(sql, data)

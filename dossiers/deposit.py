@@ -86,7 +86,7 @@ class DepositResult:
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
-         now: datetime) -> dict:
+         now: datetime, fact: str | None) -> dict:
     return {
         "patient_id": patient_id, "type": entry.type, "key": entry.key,
         "status": entry.status, "code": entry.code, "system": entry.system,
@@ -99,7 +99,7 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
         "performer": entry.performer, "attachment_sha256": attachment_sha,
         "media_type": entry.attachment.media_type if entry.attachment else None,
         "masking": entry.masking or None, "details": entry.details or None,
-        "import_id": import_id, "created_at": now, "fact": fact_of(entry),
+        "import_id": import_id, "created_at": now, "fact": fact,
     }
 
 
@@ -166,8 +166,14 @@ def held_entries(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[in
     return found
 
 
-def facts_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
-    return {f for e, _ in items if (f := fact_of(e))}
+def entry_facts(items: Sequence[tuple[Entry, str | None]]) -> list[str | None]:
+    """``fact_of`` each entry, in order (computed once per message: hashing is not free)."""
+    return [fact_of(e) for e, _ in items]
+
+
+def facts_of(items: Sequence[tuple[Entry, str | None]],
+             facts: Sequence[str | None] | None = None) -> set[str]:
+    return {f for f in (facts if facts is not None else entry_facts(items)) if f}
 
 
 def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
@@ -218,10 +224,12 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
             items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
     """Deposit (entry, attachment sha256) pairs of one message (one query, then a handful of
     multi-row statements whatever its number of results)."""
+    mine = entry_facts(items)
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
-    facts = held_facts(conn, {(patient_id, f) for f in facts_of(items)})
+    facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
-                        items=items, facts=facts, children=held_children(conn, stored))
+                        items=items, facts=facts, children=held_children(conn, stored),
+                        item_facts=mine)
     write_deposits(conn, [plan])
     return plan.result
 
@@ -230,10 +238,12 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  source: str, items: Sequence[tuple[Entry, str | None]],
                  facts: dict[tuple[int, str], list] | None = None,
                  children: dict[int, list] | None = None,
-                 now: datetime | None = None) -> DepositPlan:
+                 now: datetime | None = None,
+                 item_facts: Sequence[str | None] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
-    entries read from the documents it replaces or deletes (``held_children``)."""
+    entries read from the documents it replaces or deletes (``held_children``).
+    ``item_facts``: ``entry_facts(items)`` when the caller has it already."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
@@ -255,8 +265,10 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     supersedes: list[tuple[dict, int]] = []  # (new row, id of the version it replaces)
     taken: dict[str, dict] = {}  # keys given a new row by this message
 
-    for entry, sha in items:
-        row = _row(entry, patient_id, import_id, sha, now)
+    if item_facts is None:
+        item_facts = entry_facts(items)
+    for (entry, sha), fact in zip(items, item_facts, strict=True):
+        row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref
         if entry.action in (ACTION_REPLACE, ACTION_DELETE):

@@ -27,6 +27,7 @@ from dossiers.db import begin_replayable, replayable_commits
 from dossiers.deposit import (
     DepositResult,
     deposit,
+    entry_facts,
     facts_of,
     held_children,
     held_entries,
@@ -106,6 +107,7 @@ class Prepared:
     started: datetime
     keys: set[str]  # every dossier key it reads or writes (computed once, outside the lock)
     facts: set[str]  # its level-4 facts
+    item_facts: list[str | None]  # the fact of each entry, in order
 
 
 def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
@@ -246,8 +248,9 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
                             warnings=warnings))
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]
+    facts = entry_facts(items)
     return Prepared(row, normalized, items, _fingerprint(items), warnings, started,
-                    keys_of(items), facts_of(items))
+                    keys_of(items), facts_of(items, facts), facts)
 
 
 def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:  # noqa: ANN001
@@ -420,7 +423,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         children = held_children(conn, stored)
         plans = [plan_deposit(stored, patient_id=pid, import_id=item.row.id,
                               source=item.row.source, items=item.items, facts=facts,
-                              children=children)
+                              children=children, item_facts=item.item_facts)
                  for item, pid, _ in filing]
         blobs = [(sha, e.attachment.data) for item, _, _ in filing for e, sha in item.items
                  if sha is not None]
