@@ -497,9 +497,21 @@ def test_too_large() -> None:
     err = _error(big)
     assert err.code == "CDA_TOO_LARGE" and err.location == ""
     assert _error(_wrap("<title>x</title>" * 200), max_bytes=1024).code == "CDA_TOO_LARGE"
-    # under max_bytes but one text node over libxml2's 10 MB cap (huge_tree stays off)
-    huge_node = _level1("A" * 10_500_000)
-    assert _error(huge_node).code == "CDA_TOO_LARGE"
+
+
+def test_level1_pdf_over_libxml2s_text_node_cap() -> None:
+    """A base64 PDF of 8 MB is one text node over libxml2's 10 MB cap: read whole (a second
+    parse without the cap), while the depth and DTD guards still hold for such documents."""
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * (8_000_000 // 256)
+    doc = parse_cda(_level1(base64.b64encode(pdf).decode()))
+    assert doc.non_xml_body.data == pdf
+    deep = _wrap("<component>" * 300 + "</component>" * 300
+                 + f"<text>{'A' * 10_500_000}</text>")
+    assert _error(deep).code == "CDA_TOO_DEEP"
+    assert _error(_wrap("<a><b><c/></b></a>" + f"<t>{'A' * 10_500_000}</t>"),
+                  max_depth=2).code == "CDA_TOO_DEEP"
+    hidden = XXE.replace(b"<title>", b"<text>" + b"A" * 10_500_000 + b"</text><title>")
+    assert _error(hidden).code == "CDA_DTD_FORBIDDEN"
 
 
 @pytest.mark.parametrize(("data", "code"), [

@@ -78,20 +78,49 @@ def read_root(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
         raise CdaParseError(CDA_TOO_LARGE,
                             f"document of {len(data)} bytes over the limit of {max_bytes}")
     _refuse_dtd(data)
+    huge = False
     try:
-        root = etree.fromstring(data, hardened_parser())
-    except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc) from None
-    except ValueError as exc:  # lxml refuses some inputs before libxml2 sees them
-        raise CdaParseError(CDA_NOT_XML, f"not XML ({type(exc).__name__})") from None
+        root = _parse(data, huge=False)
+    except _TextTooLong:
+        # A level-1 document whose base64 PDF is over 7.5 MB: one text node over libxml2's
+        # 10 MB cap. Parsed again without the cap, which is safe here: no DTD can be in the
+        # document (refused above, checked again below), entities are never expanded, the
+        # size is bounded by max_bytes, and the nesting is checked by us (the cap on it
+        # rises to 2048 with huge trees).
+        huge = True
+        root = _parse(data, huge=True)
     if root is None:
         raise CdaParseError(CDA_NOT_XML, "no root element")
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise CdaParseError(CDA_DTD_FORBIDDEN, "a DOCTYPE is not allowed in a CDA document")
-    if max_depth < LIBXML_MAX_DEPTH:
-        _check_depth(root, max_depth)
+    if max_depth < LIBXML_MAX_DEPTH or huge:
+        _check_depth(root, min(max_depth, LIBXML_MAX_DEPTH))
     return _clinical_document(root)
+
+
+class _TextTooLong(Exception):
+    """Internal: libxml2's 10 MB cap on one text node was hit."""
+
+
+def _parse(data: bytes, *, huge: bool) -> etree._Element:
+    parser = etree.XMLParser(**{**_PARSER_OPTIONS, "huge_tree": huge})
+    try:
+        return etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        error = _syntax_error(exc)
+        if not huge and error.code == CDA_TOO_LARGE and _is_text_cap(exc):
+            raise _TextTooLong() from None
+        raise error from None
+    except ValueError as exc:  # lxml refuses some inputs before libxml2 sees them
+        raise CdaParseError(CDA_NOT_XML, f"not XML ({type(exc).__name__})") from None
+
+
+def _is_text_cap(exc: etree.XMLSyntaxError) -> bool:
+    """libxml2's wording for a text node over XML_MAX_TEXT_LENGTH ("xmlSAX2Characters:
+    huge text node", "Text node too long"), as opposed to its other limits."""
+    text = str(exc.msg or exc).lower()
+    return "text node" in text or "too long" in text
 
 
 def _refuse_dtd(data: bytes) -> None:
