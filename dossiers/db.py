@@ -112,15 +112,21 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict],
     the keys of the first row, which every row must have; other keys are ignored).
 
     PostgreSQL: COPY, about ten times cheaper per row than an executemany of INSERTs through
-    psycopg (which prepares and sends each row). SQLite: executemany (sqlite3's C loop)."""
+    psycopg (which prepares and sends each row). SQLite: executemany (sqlite3's C loop).
+    Both bypass SQLAlchemy's insert(), so the columns' scalar defaults are applied here."""
     if not rows:
         return
+    columns = columns or list(rows[0])
+    defaults = {c.name: c.default.arg for c in table.columns
+                if c.name not in columns and c.default is not None and c.default.is_scalar}
+    if defaults:
+        columns = [*columns, *defaults]
+        rows = [{**defaults, **row} for row in rows]
     if conn.dialect.name != "postgresql":
-        _sqlite_executemany(conn, table, rows, columns or list(rows[0]))
+        _sqlite_executemany(conn, table, rows, columns)
         return
     from psycopg.types.json import Json
 
-    columns = columns or list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     wrap = [c in json_columns for c in columns]
     cursor = conn.connection.dbapi_connection.cursor()
