@@ -72,9 +72,8 @@ def replayable_commits(conn: Connection) -> Iterator[Connection]:
     finally:
         try:
             dbapi.execute("PRAGMA synchronous=FULL")
-        except Exception:
-            conn.invalidate()  # never hand a relaxed connection to intake
-            raise
+        except Exception:  # the connection broke: dropped, never handed back relaxed
+            conn.invalidate()
 
 
 def begin_replayable(conn: Connection):  # noqa: ANN201
