@@ -16,6 +16,7 @@ from parsers.hl7v2.framing import (
     BATCH_TRUNCATED,
     BATCH_UNEXPECTED,
     GARBAGE,
+    iter_batch,
 )
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -266,3 +267,49 @@ def test_whole_corpus_concatenated_in_one_file():
     batch = split_batch(data)
     assert len(batch.messages) == len(files)
     assert batch.problems == []
+
+
+# -- streaming: iter_batch over windows gives what split_batch gives over the whole ------------
+envelope_piece = st.sampled_from([b"FHS|^~\\&|LAB\r", b"BHS|^~\\&|LAB\r", b"BTS|2\r", b"BTS|x\n",
+                                  b"FTS|1\r\n", b"BTS\r", b"\r\n\r\n", b"garbage line\r",
+                                  b"\x0b", b"\x1c\r", b"   \n", b"MSHX|not a header\r"])
+
+
+@st.composite
+def streams(draw) -> bytes:
+    head = draw(st.sampled_from([b"", b"\xef\xbb\xbf", b"\r\n", b"\x0b", b"junk\r"]))
+    parts = draw(st.lists(st.one_of(message(), envelope_piece), min_size=1, max_size=8))
+    return head + b"".join(parts)
+
+
+def _streamed(data: bytes, window: int) -> Batch:
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        chunk = data[pos:pos + n]
+        pos += len(chunk)
+        return chunk
+
+    out = list(iter_batch(read, window))
+    batch = out.pop()
+    assert isinstance(batch, Batch) and not batch.messages
+    return Batch(out, batch.problems, batch.envelope)
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), st.integers(1, 64))
+def test_streaming_split_equals_whole_split(data: bytes, window: int) -> None:
+    whole = split_batch(data)
+    if whole.messages == [data] and not whole.problems and not whole.envelope:
+        return  # no MSH/FHS/BHS at all: the caller of iter_batch detects that case
+    assert _streamed(data, window) == whole
+
+
+@pytest.mark.parametrize("window", [7, 4096])
+def test_streaming_split_of_a_generated_batch_file(tmp_path, window: int) -> None:
+    from samples.generate import write_bulk
+
+    _, folder = write_bulk(tmp_path, 300, 11, batch=True)
+    data = next(folder.iterdir()).read_bytes()
+    assert _streamed(data, window) == split_batch(data)

@@ -29,6 +29,7 @@ code and location instead of a framing guess. An envelope without any MSH (an em
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # Problem codes (stable: they end up as ledger error codes and in admin filters).
@@ -83,58 +84,124 @@ def split_batch(data: bytes) -> Batch:
     bounds = _boundaries(data, start)
     if not any(name in ("MSH", "FHS", "BHS") for _, name in bounds):
         return Batch([data])  # not HL7 framing at all: let the parser say why (module doc)
-    problems: list[BatchProblem] = []
+    splitter = _Splitter()
     if bounds[0][0] > start:
-        _garbage(data, start, bounds[0][0], problems, "before the first segment")
-    messages: list[bytes] = []
-    envelope = False
-    file: _Open | None = None
-    batch: _Open | None = None
-    for i, (pos, name) in enumerate(bounds):
-        end = bounds[i + 1][0] if i + 1 < len(bounds) else len(data)
-        if name == "MSH":
-            messages.append(data[pos:_message_end(data, pos, end)])
-            if batch is not None:
-                batch.count += 1
-            elif file is not None:
-                file.loose = True
+        _garbage(data, start, bounds[0][0], splitter.problems, "before the first segment")
+    messages = [data[a:b] for a, b in splitter.cut(data, 0, bounds, len(data))]
+    return splitter.finish(messages)
+
+
+def iter_batch(read, window: int = 16 * 1024 * 1024) -> Iterator[bytes | Batch]:  # noqa: ANN001
+    """``split_batch`` over a stream (``read(n) -> bytes``, b"" at the end), for files too
+    big to hold: yields each message as soon as the next segment boundary is read, then, last,
+    the ``Batch`` of the problems (its ``messages`` empty). Memory: one window plus the
+    longest message. Offsets in problems count from the start of the stream, as if the whole
+    had been given to split_batch, which gives the same messages and problems (a test checks
+    it), except for input with no MSH, FHS or BHS at all: that is the caller's to detect."""
+    splitter = _Splitter()
+    buf, base = b"", 0
+    start: int | None = None  # where boundaries are searched in buf (after the lead)
+    lead_checked = False  # the bytes before the first segment were looked at
+    while True:
+        chunk = read(window)
+        final = not chunk
+        buf += chunk
+        if start is None:
+            if not final and len(buf) < 4:
+                continue  # too short to tell a byte order mark or a segment name
+            start = _skip_lead(buf)
+            if not final and start == len(buf):
+                start = None  # only leading junk so far
+                continue
+        bounds = _boundaries(buf, start)
+        if not final:
+            # A boundary at the very end may be a longer name cut by the window ("MSH" of
+            # "MSHX"), and the last one ends only where the next starts: both wait.
+            bounds = [b for b in bounds if b[0] + 4 < len(buf)]
+        if bounds and not lead_checked:
+            lead_checked = True
+            if bounds[0][0] > start:
+                _garbage(buf, start, bounds[0][0], splitter.problems,
+                         "before the first segment")
+        if final:
+            for a, b in splitter.cut(buf, base, bounds, len(buf)):
+                yield buf[a:b]
+            yield splitter.finish([])
+            return
+        if len(bounds) < 2:
             continue
-        envelope = True
-        line_end = _line_end(data, pos, end)
-        _garbage(data, line_end, end, problems, f"after the {name} segment")
-        if name == "FHS":
-            _close_batch(batch, problems, f"FHS at byte {pos}")
-            batch = None
-            if file is not None:
-                _close_file(file, problems, f"FHS at byte {pos}")
-            file = _Open("FHS", pos)
-        elif name == "BHS":
-            _close_batch(batch, problems, f"BHS at byte {pos}")
-            batch = _Open("BHS", pos)
-            if file is not None:
-                file.count += 1
-        elif name == "BTS":
-            if batch is None:
-                problems.append(BatchProblem(
-                    BATCH_UNEXPECTED, f"BTS at byte {pos} closes no open batch (no BHS)", pos))
+        for a, b in splitter.cut(buf, base, bounds[:-1], bounds[-1][0]):
+            yield buf[a:b]
+        keep = bounds[-1][0] - 1  # from the line end before the last boundary
+        buf, base, start = buf[keep:], base + keep, 1
+
+
+class _Splitter:
+    """The envelope state of one input (open FHS/BHS, counts, problems), fed its segment
+    boundaries in order, window by window."""
+
+    def __init__(self) -> None:
+        self.problems: list[BatchProblem] = []
+        self.envelope = False
+        self.file: _Open | None = None
+        self.batch: _Open | None = None
+
+    def cut(self, data: bytes, base: int, bounds: list[tuple[int, str]],
+            stop: int) -> Iterator[tuple[int, int]]:
+        """(start, end) in ``data`` of each message among ``bounds``, the last one ending
+        before ``stop``; ``base`` is the offset of data[0] in the whole input."""
+        problems = self.problems
+        for i, (pos, name) in enumerate(bounds):
+            end = bounds[i + 1][0] if i + 1 < len(bounds) else stop
+            if name == "MSH":
+                yield pos, _message_end(data, pos, end)
+                if self.batch is not None:
+                    self.batch.count += 1
+                elif self.file is not None:
+                    self.file.loose = True
                 continue
-            _check_count(data, pos, line_end, batch.count, "BTS", "message", problems)
-            batch = None
-        else:  # FTS
-            _close_batch(batch, problems, f"FTS at byte {pos}")
-            batch = None
-            if file is None:
-                problems.append(BatchProblem(
-                    BATCH_UNEXPECTED, f"FTS at byte {pos} closes no open file (no FHS)", pos))
-                continue
-            found = file.count + (1 if file.loose else 0)
-            _check_count(data, pos, line_end, found, "FTS", "batch", problems)
-            file = None
-    _close_batch(batch, problems, "the end of the input")
-    if file is not None:
-        _close_file(file, problems, "the end of the input")
-    problems.sort(key=lambda p: p.offset or 0)  # stable: in the order of the input
-    return Batch(messages, problems, envelope)
+            self.envelope = True
+            at = base + pos
+            line_end = _line_end(data, pos, end)
+            _garbage(data, line_end, end, problems, f"after the {name} segment", base)
+            if name == "FHS":
+                _close_batch(self.batch, problems, f"FHS at byte {at}")
+                self.batch = None
+                if self.file is not None:
+                    _close_file(self.file, problems, f"FHS at byte {at}")
+                self.file = _Open("FHS", at)
+            elif name == "BHS":
+                _close_batch(self.batch, problems, f"BHS at byte {at}")
+                self.batch = _Open("BHS", at)
+                if self.file is not None:
+                    self.file.count += 1
+            elif name == "BTS":
+                if self.batch is None:
+                    problems.append(BatchProblem(
+                        BATCH_UNEXPECTED, f"BTS at byte {at} closes no open batch (no BHS)",
+                        at))
+                    continue
+                _check_count(data, pos, line_end, self.batch.count, "BTS", "message",
+                             problems, base)
+                self.batch = None
+            else:  # FTS
+                _close_batch(self.batch, problems, f"FTS at byte {at}")
+                self.batch = None
+                if self.file is None:
+                    problems.append(BatchProblem(
+                        BATCH_UNEXPECTED, f"FTS at byte {at} closes no open file (no FHS)",
+                        at))
+                    continue
+                found = self.file.count + (1 if self.file.loose else 0)
+                _check_count(data, pos, line_end, found, "FTS", "batch", problems, base)
+                self.file = None
+
+    def finish(self, messages: list[bytes]) -> Batch:
+        _close_batch(self.batch, self.problems, "the end of the input")
+        if self.file is not None:
+            _close_file(self.file, self.problems, "the end of the input")
+        self.problems.sort(key=lambda p: p.offset or 0)  # stable: in the order of the input
+        return Batch(messages, self.problems, self.envelope)
 
 
 def _skip_lead(data: bytes) -> int:
@@ -188,7 +255,7 @@ def _message_end(data: bytes, pos: int, end: int) -> int:
 
 
 def _garbage(data: bytes, start: int, end: int, problems: list[BatchProblem],
-             where: str) -> None:
+             where: str, base: int = 0) -> None:
     """Report non-blank bytes in data[start:end] (position and size only, never content)."""
     if start >= end:
         return
@@ -196,7 +263,7 @@ def _garbage(data: bytes, start: int, end: int, problems: list[BatchProblem],
     stripped = chunk.lstrip(_JUNK)
     if not stripped.rstrip(_JUNK):
         return
-    first = start + len(chunk) - len(stripped)
+    first = base + start + len(chunk) - len(stripped)
     size = len(stripped.rstrip(_JUNK))
     lines = len(_LINE_END.split(stripped.rstrip(_JUNK)))
     problems.append(BatchProblem(
@@ -207,7 +274,7 @@ def _garbage(data: bytes, start: int, end: int, problems: list[BatchProblem],
 
 
 def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, what: str,
-                 problems: list[BatchProblem]) -> None:
+                 problems: list[BatchProblem], base: int = 0) -> None:
     """Compare BTS-1 (messages in the batch) or FTS-1 (batches in the file) with ``found``.
 
     Field 1 sits between the byte after the segment name (the field separator) and the next
@@ -219,7 +286,7 @@ def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, wh
         return
     if not value.isdigit():
         problems.append(BatchProblem(
-            BATCH_BAD_COUNT, f"{name}-1 at byte {pos} is not a count", pos))
+            BATCH_BAD_COUNT, f"{name}-1 at byte {base + pos} is not a count", base + pos))
         return
     announced = int(value)
     if announced != found:
@@ -228,7 +295,7 @@ def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, wh
             BATCH_COUNT_MISMATCH,
             f"{name}-1 announces {announced} {plural}, {found} found: "
             f"truncated {'batch' if name == 'BTS' else 'file'}?",
-            pos))
+            base + pos))
 
 
 def _close_batch(batch: _Open | None, problems: list[BatchProblem], by: str) -> None:
