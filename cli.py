@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+SUMMARY_ROWS = 200  # rows per table of an ingest summary for people (--json has them all)
 
 
 class UserError(Exception):
@@ -100,15 +101,19 @@ def _print_ingest(summary: dict) -> None:
     print(f"received {summary['received']} message(s): {summary['deposited']} deposited, "
           f"{summary['duplicate']} duplicate, {summary['failed']} failed, "
           f"{summary['quarantined']} quarantined; {summary['entries']} entries filed")
-    if summary["patients"]:
+    shown = SUMMARY_ROWS
+    patients, problems = summary["patients"], summary["problems"]
+    if patients:
         _table("Filed per dossier", ["patient", "imports", "entries", "duplicates"],
                [(p["patient"], p["imports"], p["entries"], p["duplicates"])
-                for p in summary["patients"]])
-    problems = summary["problems"]
+                for p in patients[:shown]])
     if problems:
         _table("Failed and quarantined", ["import", "file", "status", "code", "where", "why"],
                [(p["id"], p["file"], p["status"], p["error_code"], p["error_location"],
-                 p["error_message"]) for p in problems])
+                 p["error_message"]) for p in problems[:shown]])
+    if len(patients) > shown or len(problems) > shown:
+        print(f"(the first {shown} of {len(patients)} dossier(s) and {len(problems)} "
+              "problem(s) shown; --json lists all, `dmp-ingest imports list` filters them)")
 
 
 # -- imports --------------------------------------------------------------------------------

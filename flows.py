@@ -15,8 +15,9 @@ from itertools import islice
 
 from prefect import flow, task
 
-from connectors.files import read_files
+from connectors.files import iter_files, read_files
 from pipelines.intake import intake
+from pipelines.intake_stream import intake_file, is_large_hl7
 from pipelines.ledger import claim_batch
 from pipelines.process import CODE_VERSION, Context
 from pipelines.resilient import process_or_defer
@@ -36,12 +37,19 @@ def intake_files(paths: list[str], source: str) -> dict:
     ctx = _context("ingest")
     ids: list[int] = []
     batch_ids: list[int] = []
-    files = read_files(paths, source)
+    every = list(iter_files(paths))
+    large = [p for p in every if is_large_hl7(p)]  # streamed, never read whole
+    files = read_files([p for p in every if p not in large], source)
     while chunk := list(islice(files, INTAKE_CHUNK)):
         for result in intake(ctx.engine, ctx.archive, chunk):
             ids.extend(result.message_ids)
             if result.batch_id is not None:
                 batch_ids.append(result.batch_id)
+    for path in large:
+        result = intake_file(ctx.engine, ctx.archive, path, source=source,
+                             peer=str(path.parent), file_name=path.name)
+        ids.extend(result.message_ids)
+        batch_ids.append(result.batch_id)
     return {"message_ids": ids, "batch_ids": batch_ids}
 
 

@@ -7,6 +7,7 @@ two methods; ``open_archive`` picks by URL.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -49,6 +50,11 @@ class Archive(Protocol):
         ...
 
     def get(self, sha256: str) -> bytes: ...
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Store a file's bytes read in chunks, never whole in memory (a batch file of a
+        gigabyte); durable when it returns. Returns (sha256, size)."""
+        ...
 
 
 def sha256_hex(data: bytes) -> str:
@@ -109,6 +115,31 @@ class DirectoryArchive:
                 _fsync_dir(d)
         except OSError as exc:
             raise ArchiveError(f"archive write failed ({exc.strerror})") from exc
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Copied in 1 MiB chunks to a temporary name beside the final one, fsynced, renamed
+        (atomic: a blob is whole or absent, even when the same bytes are being stored by
+        someone else), directory fsynced."""
+        digest, size = hashlib.sha256(), 0
+        tmp = os.path.join(self._root, f".incoming.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            sha = digest.hexdigest()
+            target = self._file(sha)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(tmp, target)
+            _fsync_dir(Path(target).parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise ArchiveError(f"archive write failed ({exc.strerror})") from exc
+        return sha, size
 
     def _intact(self, sha: str) -> bool:
         """Stored already, and whole (a crash may have cut a file that was never synced)."""

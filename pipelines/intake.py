@@ -37,6 +37,10 @@ class Received:
     # Refused by the connector before intake (unknown sender, oversize frame...): recorded
     # as a failed import with this (code, message), archived, never processed.
     rejection: tuple[str, str] | None = None
+    # One message of a file cut by the caller (pipelines/intake_stream.py: a file too big to
+    # hold): the id of the file's row and the message's position in it.
+    batch_of: int | None = None
+    part: int | None = None
 
 
 @dataclass(slots=True)
@@ -150,7 +154,8 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
     for n, ((item, _, hashed, _, whole), base) in enumerate(zip(prepared, bases, strict=True)):
         for part, (sha, data) in enumerate(hashed, start=1):
             row = {**base, "sha256": sha, "size": len(data), "warnings": None,
-                   "batch_of": results[n].batch_id, "part": part if whole is not None else None}
+                   "batch_of": results[n].batch_id if whole is not None else item.batch_of,
+                   "part": part if whole is not None else item.part}
             key = (item.source, sha)
             if item.rejection is not None:
                 row.update(status=FAILED, stage="intake", error_code=item.rejection[0],

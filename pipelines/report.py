@@ -31,37 +31,47 @@ def _chunks(ids: list[int], size: int = 500):  # noqa: ANN202
 
 
 def ingest_summary(engine: Engine, message_ids: list[int], batch_ids: list[int]) -> dict:
-    """Counts of what became of the messages of one ingest run, per dossier and per problem."""
+    """Counts of what became of the messages of one ingest run, per dossier and per problem.
+
+    Aggregated by the database, chunk by chunk of ids: a batch file of hundreds of thousands
+    of messages is summed without loading its ledger rows (which would cost more memory than
+    the whole ingest)."""
     counts = dict.fromkeys(COUNTED, 0)
     per_patient: dict[int, dict] = {}
-    problems: list[dict] = []
+    problem_rows: list = []
     entries_total = 0
+    wanted = (imports.c.status.in_(("failed", "quarantined")))
     with engine.connect() as conn:
-        rows = []
-        for chunk in _chunks(message_ids + batch_ids):
-            rows += conn.execute(select(imports).where(imports.c.id.in_(chunk))).all()
-    batch_set = set(batch_ids)
-    for r in sorted(rows, key=lambda r: r.id):
-        if r.id in batch_set:
-            if r.status == "failed":
-                problems.append(_problem(r))
-            continue
-        if r.status in counts:
-            counts[r.status] += 1
-        entries_total += r.entries_count or 0
-        if r.patient_id is not None and r.status in ("deposited", "duplicate"):
-            p = per_patient.setdefault(r.patient_id, {"patient": r.patient_id, "imports": 0,
-                                                      "entries": 0, "duplicates": 0})
-            p["imports"] += 1
-            p["entries"] += r.entries_count or 0
-            p["duplicates"] += r.duplicates_count or 0
-        if r.status in ("failed", "quarantined"):
-            problems.append(_problem(r))
+        for chunk in _chunks(message_ids, 2000):
+            mine = imports.c.id.in_(chunk)
+            for status, n, filed in conn.execute(
+                    select(imports.c.status, func.count(),
+                           func.coalesce(func.sum(imports.c.entries_count), 0))
+                    .where(mine).group_by(imports.c.status)):
+                if status in counts:
+                    counts[status] += n
+                entries_total += filed
+            for pid, n, filed, dups in conn.execute(
+                    select(imports.c.patient_id, func.count(),
+                           func.coalesce(func.sum(imports.c.entries_count), 0),
+                           func.coalesce(func.sum(imports.c.duplicates_count), 0))
+                    .where(mine, imports.c.patient_id.is_not(None),
+                           imports.c.status.in_(("deposited", "duplicate")))
+                    .group_by(imports.c.patient_id)):
+                p = per_patient.setdefault(pid, {"patient": pid, "imports": 0, "entries": 0,
+                                                 "duplicates": 0})
+                p["imports"] += n
+                p["entries"] += filed
+                p["duplicates"] += dups
+            problem_rows += conn.execute(select(imports).where(mine, wanted)).all()
+        for chunk in _chunks(batch_ids, 2000):
+            problem_rows += conn.execute(select(imports).where(
+                imports.c.id.in_(chunk), imports.c.status == "failed")).all()
     pending = len(message_ids) - sum(counts.values())
     return {"received": len(message_ids), **counts, "pending": pending,
             "entries": entries_total,
             "patients": [per_patient[k] for k in sorted(per_patient)],
-            "problems": problems}
+            "problems": [_problem(r) for r in sorted(problem_rows, key=lambda r: r.id)]}
 
 
 def _problem(r) -> dict:  # noqa: ANN001

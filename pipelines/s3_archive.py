@@ -65,6 +65,25 @@ class S3Archive:
             except (BotoCoreError, ClientError) as exc:
                 raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
 
+    def put_file(self, path) -> tuple[str, int]:  # noqa: ANN001
+        """Read once to hash, then boto3's managed upload (multipart for big files, each part
+        checked by S3); the object exists only once the upload completes."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest, size = hashlib.sha256(), 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        sha = digest.hexdigest()
+        extra = {"ServerSideEncryption": self.sse} if self.sse else {}
+        try:
+            self.client.upload_file(str(path), self.bucket, self.key(sha), ExtraArgs=extra)
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
+        return sha, size
+
     def get(self, sha: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 

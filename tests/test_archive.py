@@ -120,3 +120,20 @@ def test_a_blob_cut_by_a_crash_is_rewritten_when_sent_again(tmp_path) -> None:  
     archive.path(sha).write_bytes(data[:100])  # what the crash left
     archive.put_many([(sha, data)])
     assert archive.get(sha) == data
+
+
+def test_put_file_streams_a_file_into_the_archive(tmp_path, s3_env) -> None:  # noqa: ANN001
+    """A batch file too big to hold is archived from disk in chunks: same sha256 and bytes as
+    put(), on a directory and on S3 (a multipart upload above boto3's 8 MB threshold)."""
+    import hashlib
+
+    data = bytes(range(256)) * (9 * 1024 * 1024 // 256) + b"tail"
+    path = tmp_path / "big.hl7"
+    path.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    for archive in (DirectoryArchive(tmp_path / "archive"),
+                    open_archive("s3://dmp-archive/raw", endpoint_url=s3_env)):
+        assert archive.put_file(path) == (sha, len(data))
+        assert archive.get(sha) == data
+        assert archive.put_file(path) == (sha, len(data))  # again: still whole
+    assert not [p for p in (tmp_path / "archive").rglob("*") if p.name.endswith(".tmp")]
