@@ -1,0 +1,101 @@
+"""Peak memory of `dmp-ingest ingest` on one big HL7v2 batch file (target: 1 GB under 400 MB).
+
+Prints figures; asserts nothing (performance is measured here, never in tests).
+
+    .venv/bin/python bench/bench_memory.py [--megabytes 1024] [--intake-only] [--keep]
+
+Generates one batch file of about ``--megabytes`` with samples/generate.py (French lab
+traffic, ORU^R01 with 5 to 30 OBX), creates its patients' dossiers, then runs the real command
+(`dmp-ingest ingest FILE`, through the Prefect flow, into a fresh SQLite store) as a child
+process and reads its peak resident memory from the kernel (``wait4``'s ru_maxrss: the
+child's high-water mark; the Prefect server it starts is a process of its own, measured
+apart as the largest of the grandchildren). ``--intake-only`` measures the intake alone
+(archive, split, ledger) in a child calling pipelines/ directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+INTAKE_ONLY = """
+import sys
+from pathlib import Path
+from pipelines.intake_stream import intake_file
+from pipelines.process import Context
+from pipelines.settings import load_settings
+ctx = Context.from_settings(load_settings())
+result = intake_file(ctx.engine, ctx.archive, Path(sys.argv[1]), source="bench")
+print(f"{len(result.message_ids)} message rows")
+"""
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS of the child in bytes, of its largest descendant, output)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    assert child.stdout is not None
+    output = child.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    import resource
+
+    descendants = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return wall, usage.ru_maxrss * 1024, descendants, output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--megabytes", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--intake-only", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+
+    from samples.generate import write_bulk
+
+    work = Path(tempfile.mkdtemp(prefix="dmp-memory-"))
+    start = time.perf_counter()
+    count, folder = write_bulk(work / "data", None, args.seed, batch=True,
+                               max_bytes=args.megabytes * 1024 * 1024)
+    batch = next(folder.iterdir())
+    size = batch.stat().st_size
+    print(f"{count:,} messages, {size / 1e6:,.0f} MB, generated in "
+          f"{time.perf_counter() - start:.0f} s; {os.cpu_count()} cores", flush=True)
+    env = dict(os.environ, DMP_HOME=str(work / "home"), PYTHONPATH=str(ROOT),
+               DMP_MAPPINGS_DIR=str(work / "data" / "mappings"))
+    subprocess.run([sys.executable, "-m", "cli", "dossier", "create", "--from-csv",
+                    str(work / "data" / "patients.csv")], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    if args.intake_only:
+        command = [sys.executable, "-c", INTAKE_ONLY, str(batch)]
+        label = "intake alone (archive, split, ledger)"
+    else:
+        command = [sys.executable, "-m", "cli", "ingest", "--source", "bench", str(batch)]
+        label = "dmp-ingest ingest (intake + processing, Prefect flow)"
+    wall, peak, largest, output = run_measured(command, env)
+    lines = output.strip().splitlines()
+    print(f"{label}: {wall:,.0f} s wall, {count / wall:,.0f} messages/s")
+    print(f"peak RSS of the ingest process: {peak / 1e6:,.0f} MB "
+          f"({peak / size * 100:.0f}% of the file); largest process of the run: "
+          f"{largest / 1e6:,.0f} MB")
+    print("output: " + (lines[0] if lines else "(none)"))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"kept: {work}")
+
+
+if __name__ == "__main__":
+    main()
