@@ -60,16 +60,22 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--intake-only", action="store_true")
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--reuse", help="the folder a --keep run printed: its file again")
     args = parser.parse_args()
 
     from samples.generate import write_bulk
 
-    work = Path(tempfile.mkdtemp(prefix="dmp-memory-"))
+    work = Path(args.reuse or tempfile.mkdtemp(prefix="dmp-memory-"))
     start = time.perf_counter()
-    count, folder = write_bulk(work / "data", None, args.seed, batch=True,
-                               max_bytes=args.megabytes * 1024 * 1024)
-    batch = next(folder.iterdir())
+    if args.reuse:  # the data of an earlier --keep run: generating a gigabyte takes minutes
+        shutil.rmtree(work / "home", ignore_errors=True)
+        batch = next((work / "data" / "hl7v2").iterdir())
+        count = batch.read_bytes().count(b"\rMSH|")
+    else:
+        count, folder = write_bulk(work / "data", None, args.seed, batch=True,
+                                   max_bytes=args.megabytes * 1024 * 1024)
+        batch = next(folder.iterdir())
     size = batch.stat().st_size
     print(f"{count:,} messages, {size / 1e6:,.0f} MB, generated in "
           f"{time.perf_counter() - start:.0f} s; {os.cpu_count()} cores", flush=True)
@@ -90,8 +96,8 @@ def main() -> None:
     print(f"peak RSS of the ingest process: {peak / 1e6:,.0f} MB "
           f"({peak / size * 100:.0f}% of the file); largest process of the run: "
           f"{largest / 1e6:,.0f} MB")
-    print("output: " + (lines[0] if lines else "(none)"))
-    if not args.keep:
+    print("output: " + ("\n".join(lines[-12:]) if lines else "(none)"))
+    if not args.keep and not args.reuse:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"kept: {work}")
