@@ -93,19 +93,54 @@ def ocr_page(data: bytes, index: int, dpi: int, lang: str, page_timeout: float,
     return page_from_tesseract(data_dict, index + 1, dpi, width, height)
 
 
+# A dust speck, a staple hole or a fleck of toner is read by tesseract as a 'word' of one or
+# two characters ('.', 'S', '-', 'Le') with a box far smaller than the text around it and a
+# low confidence; in running text it becomes a stray character (' S' after a conclusion).
+# Such a 'word' is dropped when both hold: confidence under SPECK_CONFIDENCE, and a box
+# shorter than SPECK_HEIGHT times the median height of the page's words (no letter or digit
+# is that small; real punctuation is kept by its confidence: a dash is as flat as a speck but
+# tesseract is sure of it). A mark that never stands alone between spaces in French text (a
+# full stop, a comma, a quote: tesseract attaches real ones to their word) is a speck
+# whatever its confidence, when it is that small.
+SPECK_CONFIDENCE = 50.0
+SPECK_HEIGHT = 0.4
+LONE_MARKS = frozenset(".,'`\"‘’“”„·˙¸¨~_")
+
+
+def _specks(d: dict) -> set[int]:
+    """Indexes of the entries of ``d`` that are specks of dirt, not words (see above)."""
+    heights = sorted(int(d["height"][i]) for i, t in enumerate(d["text"])
+                     if (t or "").strip() and float(d["conf"][i]) >= SPECK_CONFIDENCE)
+    if not heights:
+        return set()
+    limit = SPECK_HEIGHT * heights[len(heights) // 2]
+    return {i for i, t in enumerate(d["text"])
+            if (t or "").strip() and float(d["conf"][i]) >= 0 and int(d["height"][i]) < limit
+            and (float(d["conf"][i]) < SPECK_CONFIDENCE or t.strip() in LONE_MARKS)}
+
+
+# Typographic ligatures (U+FB00-FB06) that tesseract sometimes returns for a typeset 'fi' or
+# 'fl': the letters they stand for, so that words are searchable ('conﬁrme' is 'confirme').
+# 'œ' is a letter of French, not a ligature: kept.
+LIGATURES = str.maketrans({"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl",
+                           "ﬅ": "st", "ﬆ": "st"})
+
+
 def page_from_tesseract(d: dict, number: int, dpi: int, width: float, height: float) -> Page:
-    """tesseract's image_to_data dict -> Page: words with confidence (conf -1 and empty
-    entries dropped), boxes back in PDF points, lines numbered in tesseract's reading order
-    (one line per (block_num, par_num, line_num))."""
+    """tesseract's image_to_data dict -> Page: words with confidence (conf -1, empty entries
+    and specks of dirt dropped, ligatures spelt out), boxes back in PDF points, lines numbered
+    in tesseract's reading order (one line per (block_num, par_num, line_num))."""
     scale = 72.0 / dpi
     line_of: dict[tuple[int, int, int], int] = {}
     words: list[Word] = []
     lines: list[list[str]] = []
+    specks = _specks(d)
     for i, raw in enumerate(d["text"]):
         text = (raw or "").strip()
         conf = float(d["conf"][i])
-        if not text or conf < 0:
+        if not text or conf < 0 or i in specks:
             continue
+        text = text.translate(LIGATURES)
         key = (int(d["block_num"][i]), int(d["par_num"][i]), int(d["line_num"][i]))
         line = line_of.get(key)
         if line is None:
