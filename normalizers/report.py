@@ -322,7 +322,9 @@ _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rend
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
                          r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
-_DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)\.?\s+")
+# 'Dr Paul X', 'Dr. Paul X', and 'Dr.Paul X' as OCR often reads it (the space after the
+# full stop lost)
+_DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)(?:\.\s*|\s+)")
 _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
 _SIGNED = r"(?:valide|signe|dicte)e?s?(?: electroniquement| numeriquement)?"
 _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par|\bradiologue)"
@@ -330,7 +332,7 @@ _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par
 _CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
                          r"[:\-.,]?\s*")
 _CONCLUSION_END = re.compile(
-    r"^\W{0,3}(?:dr\.?\s|docteur\s|pr\.?\s|professeur\s|signe|signature|compte[ -]rendu valide"
+    r"^\W{0,3}(?:(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature|compte[ -]rendu valide"
     r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
@@ -342,13 +344,14 @@ _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|mot
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")
 _SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cotes)(?![a-z])")
-# Section headings, alone on their line or followed by ':' ('Technique :', 'INDICATION',
-# 'Renseignements cliniques :'); _SECTION_KIND says which ones _region_in_body reads.
+# Section headings, alone on their line (give or take a speck read as 1-3 characters) or
+# followed by ':' ('Technique :', 'INDICATION', 'Renseignements cliniques :'); _SECTION_KIND
+# says which ones _region_in_body reads.
 _SECTION_HEAD = re.compile(
     r"^\W{0,3}(?P<name>techniques?|protocoles?|indications?|motifs?|renseignements? cliniques?"
     r"|resultats?|descriptions?|commentaires?|comparaisons?|antecedents?|histoire clinique"
     r"|conclusions?|examens? compares?)(?: de l'examen| d'examen| d'acquisition)?"
-    r"\s*(?:[:\-.]\s*|$)")
+    r"(?:\s*[:\-.]\s*|\s*$|\s+\S{1,3}$)")  # 'Technique he': a speck read after the heading
 _SECTION_KIND = {"technique": "technique", "protocole": "technique",
                  "indication": "indication", "motif": "indication",
                  "renseignement": "indication"}

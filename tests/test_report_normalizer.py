@@ -640,6 +640,14 @@ def test_region_from_the_indication_when_the_technique_names_none():
     assert f["body_region"]["source"] == TEXT_LAYER and f["body_region"]["confidence"] == 100.0
 
 
+def test_a_speck_after_a_heading_still_ends_the_section_before_it():
+    text = (HEADER + "Ostéodensitométrie\nIndication\nAntécédent de fracture du poignet.\n"
+            "Technique he\nAbsorptiométrie du rachis lombaire.\nConclusion : ostéopénie.")
+    f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
+    assert f["body_region"]["value"] == "rachis lombaire"
+    assert f["body_region"]["found_in"] == "technique"
+
+
 def test_region_wrapped_in_the_technique_and_its_side_in_its_own_sentence():
     text = (HEADER + "Page 1\nIRM\nTechnique\nSéquences sagittales du rachis\nlombaire et de "
             "l'épaule. Pas d'injection à\ndroite.\nConclusion : RAS.")
@@ -657,6 +665,14 @@ def test_title_and_modality_default_win_over_the_body():
         text = f"{HEADER}{title}\nTechnique : {technique}\n{results}"
         f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
         assert f.get("body_region", {}).get("value", "") == region, title
+
+
+def test_ocr_losing_the_space_after_dr_still_ends_the_conclusion():
+    text = (HEADER + "Radiographie du thorax\nConclusion\nPas d'épanchement pleural.\n"
+            "Dr.Isabelle FERRAND, radiologue (RPPS 80000518910)\nCompte rendu validé")
+    f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
+    assert f["conclusion"]["value"] == "Pas d'épanchement pleural."
+    assert f["radiologist"]["value"] == "Dr.Isabelle FERRAND"
 
 
 def test_exam_date_on_the_title_line_and_ocr_letters_in_labels():
