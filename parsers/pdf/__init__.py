@@ -404,7 +404,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             entry[1].shutdown(wait=False, cancel_futures=True)  # a worker died while idle
         context = multiprocessing.get_context("forkserver")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=worker_init)
+                                   initializer=worker_init, initargs=(os.getpid(),))
         _pools[workers] = (os.getpid(), pool)
         return pool
 

@@ -15,6 +15,7 @@ import pypdfium2 as pdfium
 import pytesseract
 from pytesseract import Output
 
+from ..process_lifetime import die_with
 from .errors import PDF_CORRUPT, PDF_OCR_UNAVAILABLE, PDF_TIMEOUT, PdfParseError
 from .model import OCR, Page, Word
 
@@ -28,10 +29,14 @@ PDFIUM_LOCK = threading.RLock()
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
-def worker_init() -> None:
+def worker_init(owner_pid: int | None = None) -> None:
     """Pool worker start-up: tesseract single-threaded (the pool is the parallelism; OpenMP
-    threads on top of it would oversubscribe the cores)."""
+    threads on top of it would oversubscribe the cores), and the worker ends when the pool's
+    owner ``owner_pid`` ends (parsers/process_lifetime.py): a SIGKILLed owner leaves no OCR
+    worker waiting forever for pages, nor, once they are gone, its forkserver."""
     os.environ["OMP_THREAD_LIMIT"] = "1"
+    if owner_pid is not None:
+        die_with(owner_pid)
 
 
 def render_page(data: bytes, index: int, dpi: int):  # noqa: ANN201 (PIL.Image)
