@@ -13,7 +13,9 @@ Every field says where it was read: ``{"value", "page", "source" ('text' or 'ocr
 ``entry.details["fields"]``. Names: family, given, birth_family, birth_date, sex, nir (with
 key_valid), exam_date, report_date ('Lyon, le ...', the entry's ``issued``), modality,
 exam_type (the title line), body_region ('genou droit', 'abdomen et pelvis', 'seins'; what
-dedupe level 4 reads), laterality, prescriber, radiologist (the signer), conclusion.
+dedupe level 4 reads: named by the title, else implied by the modality with ``implied_by``,
+else named by the 'Technique' or 'Indication' section with ``found_in``), laterality,
+prescriber, radiologist (the signer), conclusion.
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID

@@ -3,7 +3,7 @@ pipeline's path, the real tesseract with its French data) is compared with what 
 generator printed, as a character error rate (bench/cer.py). Not timed: a regression in the
 OCR call, the image handling or the conclusion's extraction shows as a higher CER.
 
-bench/bench_ocr_cer.py measures the same on 24 documents (mean 0.7 % when written); these
+bench/bench_ocr_cer.py measures the same on 24 documents (mean 0.5 % when written); these
 three keep the test short. Also: the CER arithmetic itself, and the speck filter of
 parsers/pdf/_ocr.py on a hand-made tesseract result.
 """
