@@ -761,12 +761,12 @@ def _sections(lines: list[_Line], kind: str) -> Iterator[list[tuple[_Line, int]]
             yield section
 
 
-def _section_text(section: list[tuple[_Line, int]]) -> tuple[str, list[tuple[_Line, int, int,
-                                                                             int]]]:
-    """The section as one folded text, and per line (line, offset of the line's text in it,
-    start, end on the line)."""
+def _section_text(section: list[tuple[_Line, int]]) \
+        -> tuple[str, list[tuple[_Line, int, int, int]]]:
+    """The section as one folded text, and per line (line, offset to add to a position on
+    the line to get its position in the text, start and end of what the text took from it)."""
     pieces: list[str] = []
-    parts = []
+    parts: list[tuple[_Line, int, int, int]] = []
     offset = 0
     for line, start in section:
         parts.append((line, offset - start, start, len(line.folded)))
