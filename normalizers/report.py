@@ -13,7 +13,9 @@ Every field says where it was read: ``{"value", "page", "source" ('text' or 'ocr
 ``entry.details["fields"]``. Names: family, given, birth_family, birth_date, sex, nir (with
 key_valid), exam_date, report_date ('Lyon, le ...', the entry's ``issued``), modality,
 exam_type (the title line), body_region ('genou droit', 'abdomen et pelvis', 'seins'; what
-dedupe level 4 reads), laterality, prescriber, radiologist (the signer), conclusion.
+dedupe level 4 reads: named by the title, else implied by the modality with ``implied_by``,
+else named by the 'Technique' or 'Indication' section with ``found_in``), laterality,
+prescriber, radiologist (the signer), conclusion.
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -322,7 +324,9 @@ _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rend
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
                          r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
-_DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)\.?\s+")
+# 'Dr Paul X', 'Dr. Paul X', and 'Dr.Paul X' as OCR often reads it (the space after the
+# full stop lost)
+_DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)(?:\.\s*|\s+)")
 _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
 _SIGNED = r"(?:valide|signe|dicte)e?s?(?: electroniquement| numeriquement)?"
 _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par|\bradiologue)"
@@ -330,7 +334,7 @@ _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par
 _CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
                          r"[:\-.,]?\s*")
 _CONCLUSION_END = re.compile(
-    r"^\W{0,3}(?:dr\.?\s|docteur\s|pr\.?\s|professeur\s|signe|signature|compte[ -]rendu valide"
+    r"^\W{0,3}(?:(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature|compte[ -]rendu valide"
     r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
@@ -342,6 +346,20 @@ _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|mot
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")
 _SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cotes)(?![a-z])")
+# Section headings, alone on their line (give or take a speck read as 1-3 characters) or
+# followed by ':' ('Technique :', 'INDICATION', 'Renseignements cliniques :'); _SECTION_KIND
+# says which ones _region_in_body reads.
+_SECTION_HEAD = re.compile(
+    r"^\W{0,3}(?P<name>techniques?|protocoles?|indications?|motifs?|renseignements? cliniques?"
+    r"|resultats?|descriptions?|commentaires?|comparaisons?|antecedents?|histoire clinique"
+    r"|conclusions?|examens? compares?)(?: de l'examen| d'examen| d'acquisition)?"
+    r"(?:\s*[:\-.]\s*|\s*$|\s+\S{1,3}$)")  # 'Technique he': a speck read after the heading
+_SECTION_KIND = {"technique": "technique", "protocole": "technique",
+                 "indication": "indication", "motif": "indication",
+                 "renseignement": "indication"}
+_MAX_SECTION_LINES = 15
+_SENTENCE_END = re.compile(r"[.;](?:\s|$)")
+_SIDE_REACH = 30  # characters around a region named in running text where its side may be
 _DOCTOR_NAME_STOP = (_NAME_STOP - {"de", "du", "la"}) | {"radiologue", "(medecin"}
 _PARTICLES = {"de", "du", "la", "le", "des", "d'"}
 
@@ -383,6 +401,8 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         fields["nir"] = nir_field
     _exam_fields(lines, fields)
     title = _title(lines, fields)
+    if "body_region" not in fields:
+        _region_in_body(lines, fields)
     _people(lines, fields)
     _conclusion(lines, fields)
 
@@ -655,22 +675,8 @@ def _region(lines: list[_Line], i: int, after: int, default: str,
         found = [t for t in _terms("body_regions", line.folded) if t[1] >= pos]
         if not found:
             continue
-        # Each region keeps the side written after it, before the next region named
-        # ('genou droit et hanche gauche'), else the one just before it ('bilatérale ...
-        # mammaire'); several regions are joined with 'et'.
-        named: list[str] = []
-        first_side = ""
-        for n, (row, start, end) in enumerate(found):
-            stop = found[n + 1][1] if n + 1 < len(found) else len(line.folded)
-            before = found[n - 1][2] if n else pos
-            side = (_side(line.folded[end:stop]) or _side(line.folded[before:start])) \
-                if row["lateral"] == "1" else ""
-            label = _region_label(row["region"], side, row.get("bilateral", ""))
-            if label not in named:
-                named.append(label)
-                first_side = first_side or side
-        row, start, end = found[0]
-        f = _field(" et ".join(named), line, start, found[-1][2])
+        named, first_side = _named_regions(line.folded, pos, found)
+        f = _field(" et ".join(named), line, found[0][1], found[-1][2])
         fields["body_region"] = f
         if first_side:
             fields["laterality"] = {**f, "value": first_side}
@@ -685,6 +691,88 @@ def _region(lines: list[_Line], i: int, after: int, default: str,
         fields["body_region"] = f
         if side:
             fields["laterality"] = {**f, "value": side}
+
+
+def _named_regions(folded: str, pos: int, found: list[tuple[dict[str, str], int, int]],
+                   sentence: bool = False) -> tuple[list[str], str]:
+    """The labels of the regions ``found`` in ``folded`` (several joined by the caller with
+    'et') and the first one's side. Each region keeps the side written after it, before the
+    next region named ('genou droit et hanche gauche'), else the one just before it
+    ('bilatérale ... mammaire'). ``sentence``: in running text, a side is looked for only in
+    the region's own sentence and within _SIDE_REACH characters ('... du genou. Pas de lésion
+    à droite' is no right knee)."""
+    named: list[str] = []
+    first_side = ""
+    for n, (row, start, end) in enumerate(found):
+        stop = found[n + 1][1] if n + 1 < len(found) else len(folded)
+        before = found[n - 1][2] if n else pos
+        if sentence:
+            stop = min(stop, end + _SIDE_REACH, *(m.start() for m in
+                                                  _SENTENCE_END.finditer(folded, end, stop)))
+            before = max(before, start - _SIDE_REACH, *(m.end() for m in
+                                                       _SENTENCE_END.finditer(folded, before,
+                                                                              start)))
+        side = (_side(folded[end:stop]) or _side(folded[before:start])) \
+            if row["lateral"] == "1" else ""
+        label = _region_label(row["region"], side, row.get("bilateral", ""))
+        if label not in named:
+            named.append(label)
+            first_side = first_side or side
+    return named, first_side
+
+
+def _region_in_body(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    """When neither the title nor the modality names the region: the one the 'Technique'
+    section names ('Radiographies du genou gauche de face et de profil'), else the
+    'Indication' section. Results and conclusion are not read: they name every organ seen
+    on the way. The section's lines are read as one text (a term or its side may be wrapped
+    onto the next line); the field says ``found_in`` which section."""
+    for kind in ("technique", "indication"):
+        for section in _sections(lines, kind):
+            text, parts = _section_text(section)
+            found = _terms("body_regions", text)
+            if not found:
+                continue
+            named, first_side = _named_regions(text, 0, found, sentence=True)
+            start, end = found[0][1], found[-1][2]
+            covered = [(line, max(s, start - off), min(e, end - off))
+                       for line, off, s, e in parts if off + s < end and off + e > start]
+            f = _multi_field(" et ".join(named), covered)
+            f["found_in"] = kind
+            fields["body_region"] = f
+            if first_side:
+                fields["laterality"] = {**f, "value": first_side}
+            return
+
+
+def _sections(lines: list[_Line], kind: str) -> Iterator[list[tuple[_Line, int]]]:
+    """Each section of ``kind`` ('technique' or 'indication'): its lines with where its text
+    starts on them (after the heading on the heading's own line), up to the next heading."""
+    for i, line in enumerate(lines):
+        m = _SECTION_HEAD.match(line.folded)
+        if not m or _SECTION_KIND.get(m.group("name").split()[0].rstrip("s")) != kind:
+            continue
+        section = [(line, m.end())] if line.folded[m.end():].strip() else []
+        for nxt in lines[i + 1:i + 1 + _MAX_SECTION_LINES]:
+            if _SECTION_HEAD.match(nxt.folded) or _CONCLUSION.match(nxt.folded):
+                break
+            section.append((nxt, 0))
+        if section:
+            yield section
+
+
+def _section_text(section: list[tuple[_Line, int]]) \
+        -> tuple[str, list[tuple[_Line, int, int, int]]]:
+    """The section as one folded text, and per line (line, offset to add to a position on
+    the line to get its position in the text, start and end of what the text took from it)."""
+    pieces: list[str] = []
+    parts: list[tuple[_Line, int, int, int]] = []
+    offset = 0
+    for line, start in section:
+        parts.append((line, offset - start, start, len(line.folded)))
+        pieces.append(line.folded[start:])
+        offset += len(line.folded) - start + 1
+    return " ".join(pieces), parts
 
 
 def _side(folded: str) -> str:

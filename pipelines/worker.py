@@ -12,14 +12,13 @@ is never lost to it (its row stays 'received', or its lease expires and it is ta
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 
+from parsers.process_lifetime import die_with_parent
 from pipelines.ledger import claim_batch
 from pipelines.process import Context
 from pipelines.resilient import process_or_defer
@@ -87,7 +86,7 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     dies (SIGKILL), the kernel kills this process too, so a restarted service never finds
     an orphan still filing beside its new workers."""
     parent = os.getppid()
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=os.environ.get("DMP_LOG_LEVEL", "WARNING"),
@@ -104,13 +103,3 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
         shutdown_pools()
         results.put(worker.totals)
         ctx.engine.dispose()
-
-
-def _die_with_parent() -> None:
-    """prctl(PR_SET_PDEATHSIG, SIGKILL) on Linux: die when the service dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass

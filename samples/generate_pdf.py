@@ -754,12 +754,10 @@ NOT_PDF = (b"<!DOCTYPE html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\">"
            b"plus tard.</p>\n<hr><address>nginx</address></body></html>\n")
 
 
-def build(seed: int = SEED) -> tuple[dict[str, bytes], list[dict]]:
-    """Every file of the set (name -> bytes) and its truth row (with 'page_texts')."""
+def prepared_reports(seed: int = SEED) -> dict[str, Report]:
+    """The reports by file name, with their radiologist, RPPS and accession number drawn
+    from ``seed`` (the same draws as the committed set for the same seed)."""
     rng = Random(f"dmp-samples:pdf:{seed}")
-    people = load_patients()
-    files: dict[str, bytes] = {}
-    truth: list[dict] = []
     rads = list(RADIOLOGISTS)
     rng.shuffle(rads)
     by_name: dict[str, Report] = {}
@@ -769,6 +767,44 @@ def build(seed: int = SEED) -> tuple[dict[str, bytes], list[dict]]:
         r.radiologist_rpps = "8" + "".join(str(rng.randrange(10)) for _ in range(10))
         r.accession = f"{r.modality}{r.exam_date:%y%m%d}{rng.randrange(1000, 10000)}"
         by_name[r.file] = r
+    return by_name
+
+
+def report_pages(r: Report, people: dict[str, Person]) -> tuple[Person, list[list[Line]]]:
+    """The report's patient and its laid-out pages (footer 'NAME Given - date - page i/n')."""
+    p = people[r.patient]
+    footer = f"{p.family.upper()} {p.given} - {fmt_date(r.exam_date)}"
+    return p, layout(report_blocks(r, p), footer)
+
+
+def scan_set(count: int, seed: int = SEED) -> list[tuple[str, bytes, dict]]:
+    """``count`` scanned reports for measurements (bench/bench_ocr_cer.py), not part of the
+    committed set: every readable report of the set in turn (born-digital ones too), each
+    scanned as an image-only PDF with noise, angle and blur of its own. Returns (name, PDF
+    bytes, truth) with truth holding 'conclusion', 'body_region', 'exam_date', 'modality' and
+    'page_texts' (the printed lines)."""
+    people = load_patients()
+    usable = [r for name, r in prepared_reports(seed).items()
+              if not name.startswith(("13_", "14_"))]  # encrypted / truncated twins: same kind
+    out = []
+    for n in range(count):
+        r = usable[n % len(usable)]
+        _, pages = report_pages(r, people)
+        name = f"cer_{n + 1:02d}_{Path(r.file).stem}.pdf"
+        data = pillow_pdf(scan_images(pages, f"{seed}:cer:{n}"), r.title)
+        out.append((name, data, {"file": name, "conclusion": r.conclusion,
+                                 "body_region": r.body_region, "modality": r.modality,
+                                 "exam_date": r.exam_date.isoformat(),
+                                 "page_texts": [page_text(pg) for pg in pages]}))
+    return out
+
+
+def build(seed: int = SEED) -> tuple[dict[str, bytes], list[dict]]:
+    """Every file of the set (name -> bytes) and its truth row (with 'page_texts')."""
+    people = load_patients()
+    files: dict[str, bytes] = {}
+    truth: list[dict] = []
+    by_name = prepared_reports(seed)
 
     def row(r: Report, p: Person | None, pages: list[list[Line]], form: str, outcome: str,
             code: str = "", duplicate_of: str = "", detail: str = "",
@@ -790,13 +826,8 @@ def build(seed: int = SEED) -> tuple[dict[str, bytes], list[dict]]:
             "page_texts": [page_text(pg) for pg in pages],
         }
 
-    def pages_of(r: Report) -> tuple[Person, list[list[Line]]]:
-        p = people[r.patient]
-        footer = f"{p.family.upper()} {p.given} - {fmt_date(r.exam_date)}"
-        return p, layout(report_blocks(r, p), footer)
-
     for name, r in by_name.items():
-        p, pages = pages_of(r)
+        p, pages = report_pages(r, people)
         if name.startswith("09_"):  # mixed: text page(s) + one scanned annex page
             annex = layout([("centre", CENTRES[r.centre].name),
                             ("label", patient_line(p, r.exam_date)),

@@ -302,6 +302,69 @@ def test_worker_death_fails_the_document_and_the_pool_is_replaced() -> None:
     assert pdfmod._pools[2][1] is not pool
 
 
+OWNER_SCRIPT = """
+import os, subprocess, sys, time
+sys.path.insert(0, {root!r})
+import parsers.pdf as pdfmod
+
+
+def start_child() -> int:  # stands for a tesseract in flight in the worker
+    return subprocess.Popen(["sleep", "600"]).pid
+
+
+if __name__ == "__main__":
+    pool = pdfmod._pool(2)
+    for f in [pool.submit(time.sleep, 0.3) for _ in range(4)]:  # both workers started
+        f.result()
+    child = pool.submit(start_child).result()
+    print(" ".join(map(str, [child, *pool._processes])), flush=True)
+    time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Neither gone nor a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("PPid:"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process lifetime")
+def test_sigkilled_owner_leaves_no_ocr_worker_behind(tmp_path: Path) -> None:
+    """The process owning an OCR pool is SIGKILLed (no clean-up runs): its pool's workers,
+    the forkserver they were forked from and a child of a worker (a tesseract) all end."""
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER_SCRIPT.format(root=str(Path(__file__).resolve().parents[1])))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 3, pids
+        pids.append(_parent(pids[1]))  # the forkserver
+        assert pids[-1] != owner.pid and all(_running(p) for p in pids)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=30)
+        for _ in range(300):  # they go within milliseconds; a loaded machine gets 30 s
+            if not any(_running(p) for p in pids):
+                break
+            time.sleep(0.1)
+        assert [p for p in pids if _running(p)] == []
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        owner.stdout.close()
+        for pid in pids:  # whatever survived a failure: ours to end
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_main_script_from_stdin_reads_pages_inline(tmp_path: Path) -> None:
     # forkserver workers cannot re-run a '<stdin>' main: parse_pdf reads the pages inline
     data = image_pdf([make_scan(["Page lue sans processus"], dpi=100, width_in=4)] * 2, dpi=100)

@@ -613,6 +613,68 @@ def test_side_belongs_to_its_region():
     assert f["laterality"]["value"] == "droit"  # the first region's
 
 
+HEADER = "Mme DUPONT Marie\nDate de naissance : 14/03/1968\n"
+
+
+def test_region_named_only_in_the_technique_section():
+    text = (HEADER + "RADIOGRAPHIE\nExamen du 08/01/2024\nIndication :\nChute à ski.\n"
+            "Technique :\nRadiographies du genou gauche de face et de profil.\n"
+            "Résultats :\nPas de fracture du plateau tibial droit.\nConclusion : RAS.")
+    msg = normalize_report(doc(page(1, text, OCR, 90.0, low={"genou": 70.0})), PDF, "s")
+    f = fields_of(msg)
+    assert f["modality"]["value"] == "XR"
+    region = f["body_region"]
+    assert (region["value"], region["page"], region["source"], region["found_in"]) == \
+        ("genou gauche", 1, OCR, "technique")
+    assert region["confidence"] == 70.0  # the words of the region named, as on a title
+    assert f["laterality"]["value"] == "gauche" and f["laterality"]["found_in"] == "technique"
+    assert "|XR|genou gauche|" in msg.entries[0].key
+
+
+def test_region_from_the_indication_when_the_technique_names_none():
+    text = (HEADER + "Radiographie\nIndication : traumatisme du coude droit.\n"
+            "Technique : clichés de face et de profil.\nConclusion : RAS.")
+    f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+    assert f["body_region"]["value"] == "coude droit"
+    assert f["body_region"]["found_in"] == "indication"
+    assert f["body_region"]["source"] == TEXT_LAYER and f["body_region"]["confidence"] == 100.0
+
+
+def test_a_speck_after_a_heading_still_ends_the_section_before_it():
+    text = (HEADER + "Ostéodensitométrie\nIndication\nAntécédent de fracture du poignet.\n"
+            "Technique he\nAbsorptiométrie du rachis lombaire.\nConclusion : ostéopénie.")
+    f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
+    assert f["body_region"]["value"] == "rachis lombaire"
+    assert f["body_region"]["found_in"] == "technique"
+
+
+def test_region_wrapped_in_the_technique_and_its_side_in_its_own_sentence():
+    text = (HEADER + "Page 1\nIRM\nTechnique\nSéquences sagittales du rachis\nlombaire et de "
+            "l'épaule. Pas d'injection à\ndroite.\nConclusion : RAS.")
+    f = fields_of(normalize_report(doc(page(1, text), page(2, "Suite")), PDF, "s"))
+    assert f["body_region"]["value"] == "rachis lombaire et épaule"
+    assert "laterality" not in f
+
+
+def test_title_and_modality_default_win_over_the_body():
+    results = "Résultats : kyste du rein droit.\nConclusion : RAS."
+    for title, technique, region in (
+            ("Radiographie du poignet gauche", "clichés du coude droit.", "poignet gauche"),
+            ("TEP-TDM au 18F-FDG", "acquisition du vertex à la mi-cuisse.", "corps entier"),
+            ("Radiographie", "clichés de face.", "")):  # results are not read
+        text = f"{HEADER}{title}\nTechnique : {technique}\n{results}"
+        f = fields_of(normalize_report(doc(page(1, text)), PDF, "s"))
+        assert f.get("body_region", {}).get("value", "") == region, title
+
+
+def test_ocr_losing_the_space_after_dr_still_ends_the_conclusion():
+    text = (HEADER + "Radiographie du thorax\nConclusion\nPas d'épanchement pleural.\n"
+            "Dr.Isabelle FERRAND, radiologue (RPPS 80000518910)\nCompte rendu validé")
+    f = fields_of(normalize_report(doc(page(1, text, OCR, 90.0)), PDF, "s"))
+    assert f["conclusion"]["value"] == "Pas d'épanchement pleural."
+    assert f["radiologist"]["value"] == "Dr.Isabelle FERRAND"
+
+
 def test_exam_date_on_the_title_line_and_ocr_letters_in_labels():
     text = ("Mme DUPONT Marie\nDate de naissance : 14/03/1968\n"
             "ECHOGRAPHIE THYROIDIENNE DU 04/06/2024\nC0NCLUSI0N : nodule EU-TIRADS 3.")

@@ -7,8 +7,9 @@
   from it: words with their boxes, grouped into lines by their top, confidence 100, source
   TEXT_LAYER;
 - any other page (scanned, image-only, text layer unreadable) is rasterised by pdfium at
-  ``dpi`` and read by tesseract (``lang``, ``--psm 3``): words with tesseract's confidence,
-  boxes converted back to points, lines in tesseract's reading order, source OCR.
+  ``dpi`` and read by tesseract (``lang``, ``--psm 3``, Sauvola binarisation): words with
+  tesseract's confidence (specks of dirt dropped), boxes converted back to points, lines in
+  tesseract's reading order, source OCR.
 
 Mixed documents are handled page by page. When several pages need OCR they run in parallel
 in a process pool reused across documents (module level, one per worker count, started with
@@ -404,7 +405,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             entry[1].shutdown(wait=False, cancel_futures=True)  # a worker died while idle
         context = multiprocessing.get_context("forkserver")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=worker_init)
+                                   initializer=worker_init, initargs=(os.getpid(),))
         _pools[workers] = (os.getpid(), pool)
         return pool
 
