@@ -131,9 +131,15 @@ class LedgerCheck:
     entries: int
     entries_without_one_creation: int  # entries with zero or several 'created' links
     entries_counted: int  # sum of the ledger's entries_count
+    # Rows failed INTERNAL_ERROR: on PostgreSQL, two workers filing the same patient's same
+    # entry key at once collide on uq_entry_version in dossiers/deposit.py and the loser's
+    # message fails (rerunnable, nothing filed twice). Counted apart: a known bug of the
+    # filing path, not of the claims.
+    internal_errors: int
 
     @property
     def exactly_once(self) -> bool:
+        """Nothing left, nothing twice: one outcome per row, one creation per entry."""
         return (self.not_terminal == 0 and self.rows_with_several_outcomes == 0
                 and self.entries_without_one_creation == 0
                 and self.entries == self.entries_counted)
@@ -154,8 +160,11 @@ def check_ledger(engine: Engine) -> LedgerCheck:
                             .where(created.c.n == 1)).scalar_one()
         counted = conn.execute(select(func.coalesce(func.sum(imports.c.entries_count), 0))
                                ).scalar_one()
+        internal = conn.execute(select(func.count()).select_from(imports).where(
+            imports.c.error_code == "INTERNAL_ERROR")).scalar_one()
     return LedgerCheck(
         rows=sum(by_status.values()), by_status=by_status,
         not_terminal=sum(n for s, n in by_status.items() if s not in TERMINAL),
         rows_with_several_outcomes=several, entries=entries,
-        entries_without_one_creation=entries - ones, entries_counted=int(counted))
+        entries_without_one_creation=entries - ones, entries_counted=int(counted),
+        internal_errors=internal)
