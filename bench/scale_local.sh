@@ -111,7 +111,8 @@ say "work pool, deployments (prefect.yaml), two workers"
     || { tail -30 "$WORK/deploy.log"; exit 1; }
 "$PREFECT" deployment ls
 for w in 1 2; do
-    "$PREFECT" worker start --pool dmp-process --name "worker-$w" --limit 2 \
+    # one flow run at a time each, so that the two drains below go to both workers
+    "$PREFECT" worker start --pool dmp-process --name "worker-$w" --limit 1 \
         >"$WORK/worker-$w.log" 2>&1 &
     PIDS+=($!)
 done
