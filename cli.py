@@ -54,6 +54,42 @@ def _context():  # noqa: ANN202
         raise Unavailable(f"store or archive unavailable: {type(exc).__name__}") from exc
 
 
+def _engine():  # noqa: ANN202
+    """The store's engine alone (``db`` commands: no migration on open, no archive)."""
+    from dossiers.db import make_engine
+    from pipelines.settings import SettingsError, load_settings
+
+    try:
+        return make_engine(load_settings().database_url)
+    except SettingsError as exc:
+        raise UserError(f"settings: {exc}") from None
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """``db current``: the store's revision and the code's; ``db upgrade``: migrate to head."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dossiers import migrate
+
+    engine = _engine()
+    try:
+        done = migrate.upgrade(engine) if args.action == "upgrade" else []
+        result = {"current": migrate.current(engine), "head": migrate.head(), "done": done}
+    except SQLAlchemyError as exc:
+        raise Unavailable(f"store unavailable or not migratable: {type(exc).__name__}") from exc
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json(result)
+    else:
+        for line in done:
+            print(line)
+        state = "up to date" if result["current"] == result["head"] else "upgrade needed"
+        print(f"store revision {result['current'] or 'none'}, code head {result['head']}: "
+              f"{state}")
+    return 0
+
+
 def _print_json(obj: object) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, default=str)
     sys.stdout.write("\n")
@@ -618,6 +654,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pollers", dest="no_pollers", action="store_true",
                    help="do not poll the declared [folders.*] and [buckets.*] sources")
     p.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="the store's schema (Alembic migrations)").add_subparsers(
+        dest="action", required=True)
+    for action, text in (("current", "the store's schema revision and the code's"),
+                         ("upgrade", "migrate the store to the code's schema (also done at "
+                          "every start)")):
+        p = db.add_parser(action, help=text)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_db)
 
     dossier = sub.add_parser("dossier", help="patient dossiers").add_subparsers(
         dest="action", required=True)

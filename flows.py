@@ -8,6 +8,7 @@ Prefect server to see and schedule them there (README, "Prefect").
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from datetime import datetime
 from functools import cache
@@ -28,8 +29,13 @@ INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit eac
 
 @cache
 def _context(trigger: str) -> Context:
-    """One context per worker process and trigger: engine, archive, mapping tables."""
-    return Context.from_settings(load_settings(), trigger=trigger)
+    """One context per worker process and trigger: engine, archive, mapping tables. Its
+    ledger claims are named after the host and process (``flow:<worker_id>:<pid>``), so that
+    flow runs on several Prefect workers are told apart, and a `serve` restarting on the same
+    host (which releases claims named ``<worker_id>/...``) leaves them alone."""
+    settings = load_settings()
+    return Context.from_settings(settings, trigger=trigger,
+                                 worker=f"flow:{settings.worker_id}:{os.getpid()}")
 
 
 @task(name="intake-files")
@@ -56,7 +62,8 @@ def intake_files(paths: list[str], source: str) -> dict:
 @task(name="process-batch")
 def process_batch(ids: list[int], trigger: str) -> dict[str, int]:
     ctx = _context(trigger)
-    claimed = claim_batch(ctx.engine, limit=len(ids), worker=ctx.worker, ids=ids)
+    claimed = claim_batch(ctx.engine, limit=len(ids), worker=ctx.worker, ids=ids,
+                          lease_seconds=ctx.settings.lease_seconds)
     return process_or_defer(ctx, claimed)
 
 
@@ -78,7 +85,8 @@ def ingest_files(paths: list[str], source: str = "files") -> dict:
 def drain_batch(trigger: str) -> dict[str, int]:
     """Claim the next batch of received rows (a lease, safe with several workers), process it."""
     ctx = _context(trigger)
-    claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker)
+    claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker,
+                          lease_seconds=ctx.settings.lease_seconds)
     return process_or_defer(ctx, claimed)
 
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event, func, select, text
 
-from dossiers.schema import metadata
-
 
 def normalize_url(url: str) -> str:
     """Plain 'postgresql://' URLs use psycopg 3 (the driver we ship), not psycopg2."""
@@ -86,8 +84,11 @@ def begin_replayable(conn: Connection):  # noqa: ANN201
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    metadata.create_all(engine)
+    """Bring the store to the current schema: Alembic migrations (``dossiers.migrate``), a
+    single read of the version table when it is already there (called at every start)."""
+    from dossiers.migrate import upgrade
+
+    upgrade(engine)
 
 
 def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 from dossiers.names import fold_name
 from dossiers.schema import patient_identifiers, patients
@@ -51,12 +51,40 @@ def create_patient(conn: Connection, *, family: str, given: str, birth_date: str
 def add_identifier(conn: Connection, patient_id: int, authority: str, value: str,
                    type_code: str = "") -> None:
     """Remember a sender's local id for this patient (next time it resolves directly)."""
-    existing = conn.execute(select(patient_identifiers.c.patient_id).where(
-        patient_identifiers.c.authority == authority,
-        patient_identifiers.c.value == value)).first()
-    if existing is None:
-        conn.execute(insert(patient_identifiers).values(
-            patient_id=patient_id, authority=authority, value=value, type_code=type_code))
+    add_identifiers(conn, [{"patient_id": patient_id, "authority": authority, "value": value,
+                            "type_code": type_code}])
+
+
+def add_identifiers(conn: Connection, rows: list[dict]) -> None:
+    """Remember local ids; one already known (to this or any patient) is left as it is.
+
+    INSERT ... ON CONFLICT DO NOTHING rather than look-then-insert: two workers filing the
+    first messages of one patient at the same time would otherwise both insert the id, and
+    the second would fail on uq_identifier. On PostgreSQL an insert still waits for another
+    transaction inserting the same id, and two batches waiting on each other's ids deadlock
+    (the message then fails): so an id another transaction is writing right now is skipped
+    (``pg_try_advisory_xact_lock`` per id, never waiting); that transaction records it."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+
+        rows = _not_being_written(conn, rows)
+        if not rows:
+            return
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    conn.execute(dialect_insert(patient_identifiers).on_conflict_do_nothing(
+        index_elements=["authority", "value"]), rows)
+
+
+def _not_being_written(conn: Connection, rows: list[dict]) -> list[dict]:
+    """The rows whose (authority, value) this transaction could lock (held until its end)."""
+    keys = [f"{r['authority']}\x1f{r['value']}" for r in rows]
+    got = dict(conn.execute(text(
+        "SELECT k, pg_try_advisory_xact_lock(hashtextextended(k, 17)) "
+        "FROM unnest(CAST(:keys AS text[])) AS t(k)"), {"keys": keys}).all())
+    return [r for r, k in zip(rows, keys, strict=True) if got[k]]
 
 
 def get_patient(conn: Connection, patient_id: int) -> Patient | None:

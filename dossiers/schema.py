@@ -1,8 +1,8 @@
 """The store's tables (SQLAlchemy Core): import ledger, patients, entries, provenance.
 
 Core rather than the ORM: the pipeline writes thousands of rows a second in batches, and the
-rows are plain records. One MetaData for everything so one ``create_all`` (or, later, one
-Alembic history) sets up a database, SQLite or PostgreSQL alike.
+rows are plain records. One MetaData for everything; the Alembic history in
+``dossiers/migrations`` builds the same tables, SQLite or PostgreSQL alike (a test compares).
 """
 
 from __future__ import annotations

@@ -224,11 +224,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def open_archive(url: str, endpoint_url: str | None = None) -> Archive:
+def open_archive(url: str, endpoint_url: str | None = None, s3_options=None) -> Archive:  # noqa: ANN001
+    """A directory or ``s3://bucket/prefix``; ``s3_options`` (pipelines.s3_archive.S3Options,
+    encryption and profile) default to the DMP_S3_* environment variables."""
     if url.startswith("s3://"):
         from pipelines.s3_archive import S3Archive
 
-        return S3Archive.from_url(url, endpoint_url=endpoint_url)
+        return S3Archive.from_url(url, endpoint_url=endpoint_url, options=s3_options)
     if url.startswith("file://"):
         url = url[len("file://"):]
     return DirectoryArchive(Path(url))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from dossiers.patients import (
     Patient,
     add_identifier,
+    add_identifiers,
     create_patient,
     find_by_demographics,
     find_by_ins,
@@ -123,7 +124,7 @@ class BatchLookup(StoreLookup):
 
     def flush(self) -> None:
         if self.learnt:
-            self.conn.execute(insert(patient_identifiers), self.learnt)
+            add_identifiers(self.conn, self.learnt)
             self.learnt = []
 
 

@@ -3,13 +3,17 @@
 Objects are named ``<prefix>/ab/cd/<sha256>``. ``put`` returns only once S3 has answered the
 PUT (S3 acknowledges a write only after storing it durably), and checks the returned checksum;
 ``get`` verifies the sha256 of what it reads back. Credentials come from the environment or an
-AWS profile, as boto3 finds them.
+AWS profile (``S3Options.profile``, else AWS_PROFILE as boto3 reads it). Server-side
+encryption (``S3Options.sse``: AES256, aws:kms with an optional key id) is asked of every PUT.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from pipelines.archive import (
@@ -19,6 +23,56 @@ from pipelines.archive import (
     ArchiveUnavailable,
     sha256_hex,
 )
+from pipelines.settings import SettingsError
+
+SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
+
+
+@dataclass(frozen=True, slots=True)
+class S3Options:
+    """How the archive talks to S3 beyond the bucket: encryption at rest and credentials."""
+
+    sse: str | None = None  # ServerSideEncryption of every PUT
+    kms_key_id: str | None = None  # SSEKMSKeyId (aws:kms only; None: the bucket's default key)
+    profile: str | None = None  # an AWS profile (None: environment, AWS_PROFILE, instance role)
+
+    def __post_init__(self) -> None:
+        if self.sse is not None and self.sse not in SSE_ALGORITHMS:
+            raise SettingsError(f"DMP_S3_SSE must be one of {', '.join(SSE_ALGORITHMS)}, "
+                                f"not {self.sse!r}")
+        if self.kms_key_id and not (self.sse or "").startswith("aws:kms"):
+            raise SettingsError("DMP_S3_KMS_KEY_ID needs DMP_S3_SSE=aws:kms")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Options:
+        """DMP_S3_SSE, DMP_S3_KMS_KEY_ID, DMP_S3_PROFILE (empty values count as unset)."""
+        env = os.environ if env is None else env
+        return cls(sse=env.get("DMP_S3_SSE") or None,
+                   kms_key_id=env.get("DMP_S3_KMS_KEY_ID") or None,
+                   profile=env.get("DMP_S3_PROFILE") or None)
+
+    def put_arguments(self) -> dict[str, str]:
+        """The encryption arguments of put_object."""
+        extra = {"ServerSideEncryption": self.sse} if self.sse else {}
+        if self.kms_key_id:
+            extra["SSEKMSKeyId"] = self.kms_key_id
+        return extra
+
+
+def s3_client(endpoint_url: str | None = None, profile: str | None = None):  # noqa: ANN201
+    """A boto3 S3 client; with ``profile``, that profile's credentials and region."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    try:
+        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        return session.client("s3", endpoint_url=endpoint_url)
+    except ProfileNotFound:
+        raise SettingsError(f"AWS profile {profile or os.environ.get('AWS_PROFILE')!r} "
+                            "not found (DMP_S3_PROFILE or AWS_PROFILE)") from None
+    except BotoCoreError as exc:  # a malformed config file...
+        raise ArchiveError(f"S3 client cannot be set up ({type(exc).__name__})") from exc
+
 
 _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                     "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"}
@@ -26,22 +80,32 @@ _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTim
 
 class S3Archive:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 client=None, server_side_encryption: str | None = None) -> None:  # noqa: ANN001
+                 client=None, server_side_encryption: str | None = None,  # noqa: ANN001
+                 options: S3Options | None = None) -> None:
+        if options is None:
+            options = S3Options(sse=server_side_encryption)
         if client is None:
-            import boto3
-
-            client = boto3.client("s3", endpoint_url=endpoint_url)
+            client = s3_client(endpoint_url, options.profile)
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.sse = server_side_encryption
+        self.options = options
+        self._put_extra = options.put_arguments()
+
+    @property
+    def sse(self) -> str | None:
+        return self.options.sse
 
     @classmethod
-    def from_url(cls, url: str, endpoint_url: str | None = None) -> S3Archive:
+    def from_url(cls, url: str, endpoint_url: str | None = None,
+                 options: S3Options | None = None) -> S3Archive:
+        """``options`` None: from the environment (DMP_S3_SSE, DMP_S3_KMS_KEY_ID,
+        DMP_S3_PROFILE), so every process that opens the archive by URL encrypts alike."""
         parsed = urlparse(url)  # s3://bucket/prefix
         if not parsed.netloc:
             raise ArchiveError("archive URL must look like s3://bucket/prefix")
-        return cls(parsed.netloc, parsed.path, endpoint_url=endpoint_url)
+        return cls(parsed.netloc, parsed.path, endpoint_url=endpoint_url,
+                   options=S3Options.from_env() if options is None else options)
 
     def key(self, sha: str) -> str:
         name = f"{sha[:2]}/{sha[2:4]}/{sha}"
@@ -56,12 +120,11 @@ class S3Archive:
         from botocore.exceptions import BotoCoreError, ClientError
 
         for sha, data in items:
-            extra = {"ServerSideEncryption": self.sse} if self.sse else {}
             try:
                 self.client.put_object(
                     Bucket=self.bucket, Key=self.key(sha), Body=data,
                     ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
-                    **extra)
+                    **self._put_extra)
             except (BotoCoreError, ClientError) as exc:
                 raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
 

@@ -54,7 +54,8 @@ class Worker:
                 return
             try:
                 claimed = claim_batch(self.ctx.engine, limit=self.ctx.settings.batch_size,
-                                      worker=self.ctx.worker)
+                                      worker=self.ctx.worker,
+                                      lease_seconds=self.ctx.settings.lease_seconds)
                 counts = process_or_defer(self.ctx, claimed) if claimed else {}
             except Exception as exc:  # store down: wait and retry, never give up
                 log.error("processing batch failed (%s); retrying in %.0fs",

@@ -137,3 +137,80 @@ def test_put_file_streams_a_file_into_the_archive(tmp_path, s3_env) -> None:  # 
         assert archive.get(sha) == data
         assert archive.put_file(path) == (sha, len(data))  # again: still whole
     assert not [p for p in (tmp_path / "archive").rglob("*") if p.name.endswith(".tmp")]
+
+def _sse_of(archive, sha: str) -> dict:  # noqa: ANN001
+    head = archive.client.head_object(Bucket="dmp-archive", Key=archive.key(sha))
+    return {k: head.get(k) for k in ("ServerSideEncryption", "SSEKMSKeyId")}
+
+
+def test_s3_server_side_encryption_from_the_environment(s3_env, monkeypatch) -> None:  # noqa: ANN001
+    """DMP_S3_SSE reaches every PUT of an archive opened by URL (as the service opens it)."""
+    monkeypatch.setenv("DMP_S3_SSE", "AES256")
+    archive = open_archive("s3://dmp-archive/sse", endpoint_url=s3_env)
+    sha = archive.put(DATA + b"aes")
+    assert _sse_of(archive, sha)["ServerSideEncryption"] == "AES256"
+    assert archive.get(sha) == DATA + b"aes"
+
+    monkeypatch.setenv("DMP_S3_SSE", "aws:kms")
+    monkeypatch.setenv("DMP_S3_KMS_KEY_ID", "alias/dmp-archive")
+    archive = open_archive("s3://dmp-archive/kms", endpoint_url=s3_env)
+    sha = archive.put(DATA + b"kms")
+    sse = _sse_of(archive, sha)
+    assert sse["ServerSideEncryption"] == "aws:kms"
+    assert "alias/dmp-archive" in sse["SSEKMSKeyId"]
+
+    monkeypatch.delenv("DMP_S3_SSE")
+    monkeypatch.delenv("DMP_S3_KMS_KEY_ID")
+    archive = open_archive("s3://dmp-archive/plain", endpoint_url=s3_env)
+    assert _sse_of(archive, archive.put(DATA + b"plain"))["SSEKMSKeyId"] is None
+
+
+def test_s3_settings_through_the_service_context(s3_env, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    from pipelines.process import Context
+    from pipelines.settings import load_settings
+
+    monkeypatch.setenv("DMP_S3_SSE", "AES256")
+    settings = load_settings(env={"DMP_HOME": str(tmp_path), "DMP_ARCHIVE_URL":
+                                  "s3://dmp-archive/ctx", "DMP_S3_ENDPOINT_URL": s3_env})
+    ctx = Context.from_settings(settings)
+    try:
+        sha = ctx.archive.put(DATA + b"ctx")
+        assert _sse_of(ctx.archive, sha)["ServerSideEncryption"] == "AES256"
+    finally:
+        ctx.engine.dispose()
+
+
+def test_s3_credentials_from_an_aws_profile(s3_env, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[dmp-archive]\naws_access_key_id = profilekey\n"
+                           "aws_secret_access_key = profilesecret\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("DMP_S3_PROFILE", "dmp-archive")
+    archive = open_archive("s3://dmp-archive/profile", endpoint_url=s3_env)
+    assert archive.client._request_signer._credentials.access_key == "profilekey"
+    sha = archive.put(DATA)
+    assert archive.get(sha) == DATA
+    monkeypatch.delenv("DMP_S3_PROFILE")
+    monkeypatch.setenv("AWS_PROFILE", "dmp-archive")
+    archive = open_archive("s3://dmp-archive/profile", endpoint_url=s3_env)
+    assert archive.client._request_signer._credentials.access_key == "profilekey"
+
+
+def test_s3_bad_settings_are_one_line(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    from pipelines.settings import SettingsError
+
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for env, message in (({"DMP_S3_SSE": "rot13"}, "DMP_S3_SSE must be one of"),
+                         ({"DMP_S3_KMS_KEY_ID": "k"}, "needs DMP_S3_SSE=aws:kms"),
+                         ({"DMP_S3_PROFILE": "nobody"}, "AWS profile 'nobody' not found")):
+        for name in ("DMP_S3_SSE", "DMP_S3_KMS_KEY_ID", "DMP_S3_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=message) as info:
+            open_archive("s3://dmp-archive/x", endpoint_url="http://127.0.0.1:1")
+        assert "\n" not in str(info.value)

@@ -1,0 +1,121 @@
+"""Two and four worker processes draining one PostgreSQL ledger: every message filed exactly
+once, and a worker killed mid-batch (SIGKILL) has its batch finished by another once its lease
+has expired.
+
+3,000 messages here (the suite must stay fast on 2 cores); bench/bench_workers.py drains
+20,000 the same way (bench/README.md).
+
+Known bug, outside the claims: two workers filing the same patient's same entry key at the
+same moment collide on uq_entry_version (dossiers/deposit.py) and the loser's message is
+failed INTERNAL_ERROR (rerunnable; nothing is filed twice). The tests then end as xfail
+after every other check has passed, so that the race stays visible until the filing path
+retries or serializes per patient.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from sqlalchemy import select
+
+from bench.drain_workers import (
+    WorkerPool,
+    check_ledger,
+    copy_database,
+    held_by,
+    prepare_ledger,
+    wait_drained,
+)
+from dossiers.db import make_engine
+from dossiers.schema import import_attempts, imports
+from pipelines.settings import load_settings
+
+MESSAGES = int(os.environ.get("DMP_TEST_WORKER_MESSAGES", "3000"))
+LEASE = 8  # seconds: longer than a batch takes here, short enough to wait for
+
+
+def _settings(url: str, tmp: str):  # noqa: ANN202
+    return load_settings(env={"DMP_HOME": f"{tmp}/home", "DMP_DATABASE_URL": url,
+                              "DMP_ARCHIVE_URL": f"{tmp}/archive", "DMP_BATCH_SIZE": "100",
+                              "DMP_COMMIT_EVERY": "50", "DMP_LEASE_SECONDS": str(LEASE),
+                              "DMP_WORKER_ID": "test"})
+
+
+@pytest.fixture(scope="module")
+def ledger(postgres_server, tmp_path_factory):  # noqa: ANN001, ANN201
+    """A PostgreSQL store holding MESSAGES received rows (copied for each test)."""
+    work = tmp_path_factory.mktemp("workers")
+    url = postgres_server.new_database()
+    count = prepare_ledger(_settings(url, str(work)), work, MESSAGES)
+    return url, str(work), count
+
+
+def _xfail_on_filing_race(check) -> None:  # noqa: ANN001
+    if check.internal_errors:
+        pytest.xfail(f"{check.internal_errors} message(s) failed INTERNAL_ERROR: "
+                     "uq_entry_version race between workers in dossiers/deposit.py")
+
+
+def _run(ledger, n: int, name: str):  # noqa: ANN001, ANN202
+    template, work, count = ledger
+    url = copy_database(template, name)
+    settings = _settings(url, work)
+    return settings, make_engine(url), WorkerPool(settings, n), count
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_workers_file_every_message_exactly_once(ledger, n) -> None:  # noqa: ANN001
+    settings, engine, pool, count = _run(ledger, n, f"drain{n}_{os.getpid()}")
+    try:
+        pool.start()
+        wait_drained(engine, timeout=300)
+        totals = pool.stop()
+        check = check_ledger(engine)
+        assert check.exactly_once, check
+        assert sum(sum(t.values()) for t in totals) == count
+        assert sum(1 for t in totals if t) == n  # every worker took part
+        _xfail_on_filing_race(check)
+    finally:
+        engine.dispose()
+
+
+def test_a_killed_workers_batch_is_finished_by_another(ledger) -> None:  # noqa: ANN001
+    settings, engine, pool, count = _run(ledger, 4, f"kill_{os.getpid()}")
+    victim = pool.processes[0]
+    try:
+        pool.start()
+        deadline = time.monotonic() + 120
+        while not (held := held_by(engine, "w1")):
+            assert time.monotonic() < deadline, "w1 never claimed a batch"
+            time.sleep(0.02)
+        os.kill(victim.pid, signal.SIGSTOP)  # freeze it: what it holds cannot change
+        held = held_by(engine, "w1")
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.time()
+        victim.join(10)
+        assert held, "w1 had recorded its batch before the kill"
+        wait_drained(engine, timeout=300)
+        recovered_after = time.time() - killed_at
+        totals = pool.stop()
+        check = check_ledger(engine)
+        assert check.exactly_once, check
+        # the three survivors did everything w1 had not recorded, its held rows included
+        assert len(held) <= sum(sum(t.values()) for t in totals) <= count
+        with engine.connect() as conn:
+            rows = conn.execute(select(imports.c.status, imports.c.claimed_by)
+                                .where(imports.c.id.in_(held))).all()
+            finished = conn.execute(select(import_attempts.c.finished_at)
+                                    .where(import_attempts.c.import_id.in_(held))).scalars()
+            finished = list(finished)
+        assert all(r.claimed_by is None and r.status != "processing" for r in rows)
+        assert len(finished) == len(held)  # one outcome each, recorded by a survivor
+        assert min(f.timestamp() for f in finished) >= killed_at + LEASE - 1
+        assert recovered_after >= LEASE - 1
+        _xfail_on_filing_race(check)
+    finally:
+        if victim.exitcode is None:
+            victim.kill()
+        engine.dispose()

@@ -1,0 +1,99 @@
+"""Alembic migrations: from empty, from revision 0001 with rows, stores made by create_all
+before migrations existed; the head schema equals dossiers/schema.py (no forgotten migration)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+
+from dossiers import migrate
+from dossiers.db import create_schema, make_engine
+from dossiers.schema import audit_log, imports, metadata
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url):  # noqa: ANN001, ANN201
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def differences(engine) -> list:  # noqa: ANN001
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+def test_upgrade_from_empty_gives_the_declared_schema(engine) -> None:  # noqa: ANN001
+    assert migrate.current(engine) is None
+    assert migrate.upgrade(engine) == [f"upgraded to {migrate.head()}"]
+    assert migrate.current(engine) == migrate.head() == "0002"
+    assert differences(engine) == []
+    assert migrate.upgrade(engine) == []  # at head: nothing to do
+
+
+def test_upgrade_from_0001_keeps_rows(engine) -> None:  # noqa: ANN001
+    migrate.upgrade(engine, "0001")
+    assert "retries" not in {c["name"] for c in inspect(engine).get_columns("imports")}
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO imports (source, channel, received_at, sha256, size, status,"
+            " entries_count, duplicates_count, attempts) VALUES"
+            " ('lab', 'mllp', :t, :sha, 12, 'failed', 0, 0, 1)"), {"t": NOW, "sha": "ab" * 32})
+    create_schema(engine)
+    assert migrate.current(engine) == "0002"
+    assert differences(engine) == []
+    with engine.begin() as conn:
+        row = conn.execute(select(imports)).one()
+        assert (row.source, row.status, row.sha256, row.retries) == ("lab", "failed",
+                                                                     "ab" * 32, 0)
+        assert row.not_before is None and row.assigned_patient_id is None
+        conn.execute(audit_log.insert().values(at=NOW, actor="admin", action="import.raw",
+                                               import_id=row.id))
+        conn.execute(imports.update().values(retries=2, edited_from=row.id))
+
+
+def _drop_version_table(engine) -> None:  # noqa: ANN001
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+
+
+def test_store_made_at_0001_by_create_all_is_stamped_then_upgraded(engine) -> None:  # noqa: ANN001, E501
+    """Made by the old create_all (tables, no version table), then opened by code that
+    added audit_log by create_all but not the new columns: both end at head."""
+    migrate.upgrade(engine, "0001")
+    _drop_version_table(engine)
+    audit_log.create(engine)
+    assert migrate.upgrade(engine) == ["stamped 0001 (created before migrations)",
+                                       "upgraded to 0002"]
+    assert differences(engine) == []
+
+
+def test_store_created_at_head_by_create_all_is_stamped(engine) -> None:  # noqa: ANN001
+    metadata.create_all(engine)
+    create_schema(engine)
+    assert migrate.current(engine) == "0002"
+    assert differences(engine) == []
+
+
+def test_db_commands(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from cli import main
+
+    monkeypatch.setenv("DMP_HOME", str(tmp_path))
+    monkeypatch.delenv("DMP_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DMP_CONFIG", raising=False)
+    assert main(["db", "current"]) == 0
+    assert "store revision none, code head 0002: upgrade needed" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "upgraded to 0002" in capsys.readouterr().out
+    assert main(["db", "current"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    monkeypatch.setenv("DMP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    assert main(["db", "current"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unavailable" in err
