@@ -158,17 +158,45 @@ def _file_piece(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
                 outcomes: dict[int, tuple[Outcome, datetime]]) -> None:
     one_by_one = file_in_bulk(ctx, conn, piece, outcomes) if len(piece) > 1 else piece
     for item in one_by_one:
+        outcomes[item.row.id] = (_file_in_savepoint(ctx, conn, item), item.started)
+
+
+CONFLICT_RETRIES = 3
+
+
+def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """One message, all or nothing. Another worker filing the same patient's same entry at
+    the same moment makes our insert of that version collide with its committed row (or the
+    two deadlock): the message is then filed again, seeing that row (read committed), and
+    becomes a confirmation or a new version of it, as if it had come second."""
+    for attempt in range(CONFLICT_RETRIES + 1):
         savepoint = conn.begin_nested()
         try:
             outcome = _file(ctx, conn, item)
             savepoint.commit()
+            return outcome
         except _Stop as stop:
             savepoint.rollback()
-            outcome = stop.outcome
+            return stop.outcome
         except Exception as exc:
             savepoint.rollback()
-            outcome = _internal_error(item.row.id, exc)
-        outcomes[item.row.id] = (outcome, item.started)
+            if attempt < CONFLICT_RETRIES and _concurrent_conflict(exc):
+                log.info("import %s: filed at the same moment as another worker's message; "
+                         "filing it again", item.row.id)
+                continue
+            return _internal_error(item.row.id, exc)
+    raise AssertionError("unreachable")
+
+
+def _concurrent_conflict(exc: Exception) -> bool:
+    """A unique violation or a deadlock/serialization failure: what two writers of the same
+    rows cause (PostgreSQL SQLSTATE 23505, 40P01, 40001), wrapped by SQLAlchemy or raw from
+    psycopg (the COPY of dossiers.db.bulk_insert goes to the driver directly)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate",
+                                                      None)
+    return state in ("23505", "40P01", "40001")
 
 
 def _internal_error(import_id: int, exc: Exception) -> Outcome:

@@ -5,11 +5,9 @@ has expired.
 3,000 messages here (the suite must stay fast on 2 cores); bench/bench_workers.py drains
 20,000 the same way (bench/README.md).
 
-Known bug, outside the claims: two workers filing the same patient's same entry key at the
-same moment collide on uq_entry_version (dossiers/deposit.py) and the loser's message is
-failed INTERNAL_ERROR (rerunnable; nothing is filed twice). The tests then end as xfail
-after every other check has passed, so that the race stays visible until the filing path
-retries or serializes per patient.
+Two workers filing the same patient's same entry key at the same moment collide on
+uq_entry_version; the loser's message is filed again, seeing the winner's row
+(pipelines/process.py, _file_in_savepoint): no message may end INTERNAL_ERROR.
 """
 
 from __future__ import annotations
@@ -53,10 +51,8 @@ def ledger(postgres_server, tmp_path_factory):  # noqa: ANN001, ANN201
     return url, str(work), count
 
 
-def _xfail_on_filing_race(check) -> None:  # noqa: ANN001
-    if check.internal_errors:
-        pytest.xfail(f"{check.internal_errors} message(s) failed INTERNAL_ERROR: "
-                     "uq_entry_version race between workers in dossiers/deposit.py")
+def _no_filing_race(check) -> None:  # noqa: ANN001
+    assert check.internal_errors == 0, "a concurrent filing conflict was not filed again"
 
 
 def _run(ledger, n: int, name: str):  # noqa: ANN001, ANN202
@@ -77,7 +73,7 @@ def test_workers_file_every_message_exactly_once(ledger, n) -> None:  # noqa: AN
         assert check.exactly_once, check
         assert sum(sum(t.values()) for t in totals) == count
         assert sum(1 for t in totals if t) == n  # every worker took part
-        _xfail_on_filing_race(check)
+        _no_filing_race(check)
     finally:
         engine.dispose()
 
@@ -114,7 +110,7 @@ def test_a_killed_workers_batch_is_finished_by_another(ledger) -> None:  # noqa:
         assert len(finished) == len(held)  # one outcome each, recorded by a survivor
         assert min(f.timestamp() for f in finished) >= killed_at + LEASE - 1
         assert recovered_after >= LEASE - 1
-        _xfail_on_filing_race(check)
+        _no_filing_race(check)
     finally:
         if victim.exitcode is None:
             victim.kill()
