@@ -435,6 +435,29 @@ def cmd_imports_discard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- check ----------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from pipelines.check import check
+
+    ctx = _context()
+    report = check(ctx.engine, ctx.archive, backlog_minutes=args.backlog_minutes,
+                   verify_hashes=not args.quick)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        orphans = "not countable" if report.orphans is None else str(report.orphans)
+        print(f"checked {report.imports} import(s), {report.entries} entries, "
+              f"{report.archive_objects_checked} archived object(s); "
+              f"{orphans} orphan archive object(s)")
+        for f in report.findings:
+            shown = ", ".join(map(str, f.ids))
+            more = f" (first {len(f.ids)})" if f.count > len(f.ids) else ""
+            print(f"{f.code}: {f.count} {f.what}{more}: {shown}")
+        print("consistent" if report.consistent else
+              f"inconsistent: {len(report.findings)} kind(s) of finding")
+    return EXIT_OK if report.consistent else EXIT_USER
+
+
 # -- serve ----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
@@ -599,6 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="actor", help="who decides (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_discard)
+
+    p = sub.add_parser("check", help="consistency of ledger, archive and dossiers (read-only)")
+    p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float, default=60,
+                   help="report 'received' rows older than this (default 60)")
+    p.add_argument("--quick", action="store_true",
+                   help="check that archived objects exist, without re-reading them")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("serve", help="the long-running service: MLLP listener and processing")
     p.add_argument("--mllp-host", dest="mllp_host", help="listen address (DMP_MLLP_HOST)")
