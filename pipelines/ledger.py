@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
 
 from dossiers.schema import import_attempts, imports
+from pipelines.faults import fault_point
 
 RECEIVED = "received"
 PROCESSING = "processing"
@@ -115,6 +116,7 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
             conn.execute(update(imports).where(imports.c.id.in_(claimed)).values(
                 status=PROCESSING, claimed_by=worker,
                 claimed_until=t + timedelta(seconds=lease_seconds), updated_at=t))
+    fault_point("ledger.claimed")
     return claimed
 
 
