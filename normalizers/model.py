@@ -136,6 +136,18 @@ def check_sizes(message: NormalizedMessage) -> None:
         raise NormalizationError("FIELD_TOO_LONG", f"the message id (sender and control id) "
                                  f"is {len(message.logical_id)} characters long, at most "
                                  f"{LOGICAL_ID_MAX} are stored", "MSH-10")
+    identity = message.identity
+    too_long = [f"{name} ({len(value)} characters, at most {limit})" for name, value, limit in (
+        *(("family name", identity.family, 200), ("given name", identity.given, 200),
+          ("birth name", identity.birth_family, 200)),
+        *(("INS OID", i.oid, 40) for i in identity.ins),
+        *(("identifier", li.value, 100) for li in identity.local_ids),
+        *(("assigning authority", li.authority, 200) for li in identity.local_ids),
+        *(("identifier type", li.type_code, 10) for li in identity.local_ids))
+        if len(value or "") > limit]
+    if too_long:
+        raise NormalizationError("FIELD_TOO_LONG", f"patient {too_long[0]} cannot be stored",
+                                 "PID")
     for entry in message.entries:
         for name, limit in ENTRY_MAX.items():
             value = getattr(entry, name)

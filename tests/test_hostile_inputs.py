@@ -192,6 +192,12 @@ def test_values_longer_than_their_column_are_refused_with_a_code(store) -> None:
         (FAILED, "FIELD_TOO_LONG"), (FAILED, "FIELD_TOO_LONG"), ("deposited", None)]
     assert rows[0].error_location == "OBX[4]" and "uuu" not in rows[0].error_message
     assert len(rows[1].logical_id) == 400
+    long_local = oru("LONG3")
+    put(long_local, "PID", 3, "268036912354128^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS"
+        "~" + "9" * 101 + "^^^LAB&1.2.3&ISO^PI")  # learnt for K1: patient_identifiers.value
+    (row,) = ingest(store, render(long_local))
+    assert (row.status, row.error_code, row.error_location) == (FAILED, "FIELD_TOO_LONG", "PID")
+    assert "999" not in row.error_message
 
 
 def test_size_limits_match_the_schema() -> None:
