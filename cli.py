@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -666,8 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("DMP_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from pipelines.logs import configure_logging
+
+    configure_logging()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
