@@ -140,6 +140,15 @@ def release_claims(engine: Engine, prefix: str | None = None,
             status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
 
 
+def release_worker(engine: Engine, worker: str) -> int:
+    """Give back the rows claimed by exactly this worker (one that died: the service starts
+    another in its place, and its batch need not wait for the lease to expire)."""
+    with engine.begin() as conn:
+        return conn.execute(update(imports).where(
+            imports.c.status == PROCESSING, imports.c.claimed_by == worker).values(
+            status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
+
+
 def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime]], *,
                     code_version: str, trigger: str) -> None:
     """Write a batch's outcomes: one multi-row update of the ledger and one multi-row insert

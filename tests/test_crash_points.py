@@ -232,3 +232,40 @@ def test_fault_list_kills(tmp_path: Path) -> None:
                             *map(str, INPUTS)], env=_env(settings, fault), cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL
+
+
+def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
+    """`serve`'s worker process is SIGKILLed after filing its first batch (uncommitted): the
+    service starts another, which takes the batch again; the listener never stopped
+    acknowledging, and every message is deposited once."""
+    from tests.mllp_support import Client, msa
+    from tests.test_mllp_crash import _generate, _home, _start, _wait_processed
+
+    messages, patients = _generate(60, 8)
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    env = _home(tmp_path, url, patients)
+    env.update(PYTHONPATH=str(ROOT), DMP_FAULT="process.filed:1",
+               DMP_FAULT_ONCE=str(tmp_path / "fired"))
+    log = tmp_path / "serve.log"
+    proc, port = _start(env, log)
+    try:
+        with Client(port) as client:
+            for m in messages:
+                assert msa(client.send(m, timeout=60), "latin-1")[1] in ("AA", "CA")
+        _wait_processed(url, len(messages))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0
+    assert (tmp_path / "fired").exists(), "the worker was never killed"
+    assert "died" in log.read_text()
+    ctx = Context.from_settings(load_settings(env={
+        "DMP_HOME": env["DMP_HOME"], "DMP_DATABASE_URL": url,
+        "DMP_ARCHIVE_URL": env["DMP_ARCHIVE_URL"]}))
+    try:
+        assert check(ctx.engine, ctx.archive).consistent
+        with ctx.engine.connect() as conn:
+            deposited = conn.execute(select(imports.c.logical_id).where(
+                imports.c.status == "deposited")).scalars().all()
+        assert len(deposited) == len(set(deposited)) == len(messages)
+    finally:
+        ctx.engine.dispose()
