@@ -132,3 +132,44 @@ def test_postgresql_restarted_under_the_service(tmp_path) -> None:  # noqa: ANN0
     finally:
         ctx.engine.dispose()
         cluster.remove()
+
+
+def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The archive on S3 (moto's server on loopback) stops answering, then comes back on the
+    same address: no AA meanwhile, AA again after, without a restart."""
+    import boto3
+    from botocore.config import Config
+    from moto.server import ThreadedMotoServer
+
+    from pipelines.s3_archive import S3Archive
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                        ("AWS_DEFAULT_REGION", "eu-west-3")):
+        monkeypatch.setenv(name, value)
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    client = boto3.client("s3", endpoint_url=endpoint, config=Config(
+        retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5))
+    client.create_bucket(Bucket="dmp-archive",
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx.archive = S3Archive("dmp-archive", "raw", client=client)
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client_:
+            assert msa(client_.send(original_mode(sample(MESSAGES[0]))))[1] == "AA"
+            server.stop()
+            down = msa(client_.send(original_mode(sample(MESSAGES[1])), timeout=60))[1]
+            assert down in ("AR", "AE"), down
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            server.start()  # moto keeps its buckets in the process: the same store is back
+            back = [msa(client_.send(original_mode(sample(m)), timeout=60))[1]
+                    for m in MESSAGES[1:]]
+            assert back == ["AA"] * (len(MESSAGES) - 1)
+            wait_processed(ctx, timeout=120)
+        assert statuses(ctx) == {"deposited": len(MESSAGES)}
+        assert check(ctx.engine, ctx.archive).consistent
+    finally:
+        ctx.engine.dispose()
+        server.stop()
