@@ -35,7 +35,8 @@ def render(crash: list, fuzz: list, soak: dict | None, pytest_status: int,
            + ", ".join(f"{k} = {v}" for k, v in settings.items()) + ".", ""]
     verdict = "passed" if pytest_status == 0 else f"FAILED (pytest exit {pytest_status})"
     out += ["## Crash points (tests/test_crash_points.py)", "",
-            "A one-shot ingest, a worker draining the ledger and a drop-folder poller are "
+            "A one-shot ingest, a worker draining the ledger, a drop-folder poller and `serve`'s "
+            "worker process are "
             "SIGKILLed at a named point of the real code path (pipelines/faults.py); after "
             "recovery the store must equal an uninterrupted run's (ledger outcomes, entries, "
             "provenance) and `check` must find it consistent. Only runs whose checks passed "
@@ -43,8 +44,8 @@ def render(crash: list, fuzz: list, soak: dict | None, pytest_status: int,
             f"- runs: {len(crash)}; crashes survived (process killed, then recovered): "
             f"**{len(killed)}**; point not reached n times (ran to the end): "
             f"{len(crash) - len(killed)}",
-            f"- inputs per run: {crash[0][4] if crash else '-'} files "
-            f"({sum(int(c[4]) for c in crash)} inputs in all)",
+            f"- inputs: {sum(int(c[4]) for c in crash)} in all (13 files per run; 60 MLLP "
+            "messages for the service's worker)",
             "- lost: **0**, duplicated: **0** (any difference fails the run)", "",
             "| kind | point | runs | killed |", "|---|---|---|---|"]
     by_point = Counter((c[0], c[1]) for c in crash)

@@ -198,13 +198,13 @@ def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
         ctx.engine.dispose()
 
 
-def _record(kind: str, point: str, n: int, killed: bool) -> None:
+def _record(kind: str, point: str, n: int, killed: bool, inputs: int = len(INPUTS)) -> None:
     """One line per run for `make soak`'s report (DMP_RELIABILITY_LOG)."""
     path = os.environ.get("DMP_RELIABILITY_LOG")
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(f"crash\t{kind}\t{point}\t{n}\t{'killed' if killed else 'not-reached'}"
-                     f"\t{len(INPUTS)}\n")
+                     f"\t{inputs}\n")
 
 
 @pytest.mark.parametrize(("kind", "point", "n"), CI_POINTS + RANDOM_POINTS)
@@ -267,5 +267,6 @@ def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
             deposited = conn.execute(select(imports.c.logical_id).where(
                 imports.c.status == "deposited")).scalars().all()
         assert len(deposited) == len(set(deposited)) == len(messages)
+        _record("serve-worker", "process.filed", 1, True, len(messages))
     finally:
         ctx.engine.dispose()
