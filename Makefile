@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DMP_HOME ?= $(CURDIR)/var
 
-.PHONY: run test lint bench bench-mllp system-deps clean
+.PHONY: run test lint bench bench-mllp soak system-deps clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -58,6 +58,29 @@ bench: $(STAMP)
 
 bench-mllp: $(STAMP)
 	$(BIN)/python bench/bench_mllp.py
+
+# Not part of `make test`: crash points at random (both stores), fuzzing with many examples,
+# a steady-rate MLLP soak; then docs/reliability.md. Shorter: make soak SOAK_MINUTES=2
+SOAK_MINUTES ?= 30
+SOAK_RATE ?= 20
+SOAK_FUZZ ?= 2000
+SOAK_CRASHES ?= 60
+SOAK_DIR := var/soak
+soak: $(STAMP)
+	@mkdir -p $(SOAK_DIR) && rm -f $(SOAK_DIR)/reliability.log $(SOAK_DIR)/mllp.json
+	status=0; PYTHONPATH=$(CURDIR) DMP_RELIABILITY_LOG=$(CURDIR)/$(SOAK_DIR)/reliability.log \
+	  DMP_CRASH_RANDOM=$(SOAK_CRASHES) DMP_CRASH_SEED=$$RANDOM DMP_FUZZ_EXAMPLES=$(SOAK_FUZZ) \
+	  DMP_FUZZ_RANDOM=1 DMP_REQUIRE_POSTGRES=1 \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_crash_points.py \
+	  tests/test_fuzz.py || status=$$?; \
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/soak_mllp.py --minutes $(SOAK_MINUTES) \
+	  --rate $(SOAK_RATE) --out $(SOAK_DIR)/mllp.json; \
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/reliability_report.py \
+	  --log $(SOAK_DIR)/reliability.log --soak $(SOAK_DIR)/mllp.json --pytest-status $$status \
+	  --setting "crash points drawn at random=$(SOAK_CRASHES)" \
+	  --setting "fuzz examples per strategy and store=$(SOAK_FUZZ)" \
+	  --setting "soak minutes=$(SOAK_MINUTES)" --setting "soak rate=$(SOAK_RATE)/s"; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) var $(NODE_CLIENT)/node_modules

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -476,6 +475,29 @@ def cmd_imports_discard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- check ----------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from pipelines.check import check
+
+    ctx = _context()
+    report = check(ctx.engine, ctx.archive, backlog_minutes=args.backlog_minutes,
+                   verify_hashes=not args.quick)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        orphans = "not countable" if report.orphans is None else str(report.orphans)
+        print(f"checked {report.imports} import(s), {report.entries} entries, "
+              f"{report.archive_objects_checked} archived object(s); "
+              f"{orphans} orphan archive object(s)")
+        for f in report.findings:
+            shown = ", ".join(map(str, f.ids))
+            more = f" (first {len(f.ids)})" if f.count > len(f.ids) else ""
+            print(f"{f.code}: {f.count} {f.what}{more}: {shown}")
+        print("consistent" if report.consistent else
+              f"inconsistent: {len(report.findings)} kind(s) of finding")
+    return EXIT_OK if report.consistent else EXIT_USER
+
+
 # -- serve ----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
@@ -641,6 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_discard)
 
+    p = sub.add_parser("check", help="consistency of ledger, archive and dossiers (read-only)")
+    p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float, default=60,
+                   help="report 'received' rows older than this (default 60)")
+    p.add_argument("--quick", action="store_true",
+                   help="check that archived objects exist, without re-reading them")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("serve", help="the long-running service: MLLP listener and processing")
     p.add_argument("--mllp-host", dest="mllp_host", help="listen address (DMP_MLLP_HOST)")
     p.add_argument("--mllp-port", dest="mllp_port", type=int,
@@ -685,8 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("DMP_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from pipelines.logs import configure_logging
+
+    configure_logging()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

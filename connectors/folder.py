@@ -57,6 +57,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.archive import ArchiveError
+from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, intake
 from pipelines.settings import FolderSource
 
@@ -291,6 +292,7 @@ class FolderPoller:
                 return None
         except OSError:
             pass  # cannot put it back: it stays claimed, read as it is
+        fault_point("folder.claimed")
         return Claim(target, rel, datetime.now(UTC))
 
     def _poll_folder(self) -> Path:
@@ -472,6 +474,7 @@ class FolderPoller:
             self._move_out(claim, *self._recorded[claim.path], result)
             return True
         result.add(results)
+        fault_point("folder.recorded")
         for (claim, item), res in zip(group, results, strict=True):
             if item.rejection is not None:
                 code, message = item.rejection

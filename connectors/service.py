@@ -24,11 +24,12 @@ from typing import Any
 
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import acknowledge
-from pipelines.ledger import release_claims
+from pipelines.ledger import release_claims, release_worker
 from pipelines.process import Context
 from pipelines.worker import Worker, run_worker_process
 
 log = logging.getLogger("dmp.service")
+SUPERVISE_SECONDS = 2.0  # how often the service looks for dead worker processes
 
 
 async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, pollers: bool = True,
@@ -84,7 +85,12 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         print(f"dmp-ingest serve: polling {polling.describe()}", flush=True)
     if on_ready is not None:
         on_ready(server.port if server else None)
-    await stop.wait()
+    while not stop.is_set():  # a worker process that died (OOM killer...) is replaced
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=SUPERVISE_SECONDS)
+        except TimeoutError:
+            if workers is not None:
+                await loop.run_in_executor(None, workers.revive, ctx)
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:
         await server.stop()
@@ -190,14 +196,35 @@ class Workers:
         mp = multiprocessing.get_context("spawn")
         self.stop_event, self.wake_event = mp.Event(), mp.Event()
         self.results = mp.Queue()
+        self._mp, self._settings, self._name = mp, ctx.settings, name
         for i in range(count):
-            proc = mp.Process(target=run_worker_process, name=f"dmp-worker-{i + 1}",
-                              args=(ctx.settings, f"{name}/serve-{i + 1}", self.stop_event,
-                                    self.wake_event, self.results))
-            # not daemonic: a worker runs its own OCR process pool (daemons may not have
-            # children); it dies with the service anyway (PR_SET_PDEATHSIG) and stop() joins it
-            proc.start()
-            self.processes.append(proc)
+            self.processes.append(self._start(i))
+
+    def _start(self, i: int):  # noqa: ANN202
+        proc = self._mp.Process(target=run_worker_process, name=f"dmp-worker-{i + 1}",
+                                args=(self._settings, f"{self._name}/serve-{i + 1}",
+                                      self.stop_event, self.wake_event, self.results))
+        # not daemonic: a worker runs its own OCR process pool (daemons may not have
+        # children); it dies with the service anyway (PR_SET_PDEATHSIG) and stop() joins it
+        proc.start()
+        return proc
+
+    def revive(self, ctx: Context) -> int:
+        """Replace the worker processes that died (killed, out of memory): their claims are
+        given back, a new process takes their place. Without this the listener would go on
+        acknowledging while nothing drains the ledger."""
+        revived = 0
+        for i, proc in enumerate(self.processes):
+            if proc.is_alive() or self.stop_event.is_set():
+                continue
+            worker = f"{self._name}/serve-{i + 1}"
+            released = release_worker(ctx.engine, worker)
+            log.error("worker process %s died (exit code %s); %d claimed row(s) given back, "
+                      "a new worker started", worker, proc.exitcode, released)
+            self.processes[i] = self._start(i)
+            self.wake_event.set()
+            revived += 1
+        return revived
 
     def wake(self) -> None:
         self.wake_event.set()

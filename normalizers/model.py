@@ -116,6 +116,47 @@ class NormalizedMessage:
     # Codes and locations only, never patient data.
     quarantine_reasons: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        check_sizes(self)
+
+
+# The store's column sizes (dossiers/schema.py; a test keeps them equal). A value longer than
+# its column is refused here, with its location, rather than failing the database write
+# (PostgreSQL enforces them; SQLite does not).
+ENTRY_MAX = {"key": 500, "source_ref": 500, "code": 100, "system": 100, "display": 500, "unit": 60,
+             "unit_original": 60, "reference_range": 120, "interpretation": 60,
+             "effective": 40, "issued": 40, "specimen_time": 40, "performer": 300,
+             "comparator": 2, "status": 30, "type": 30, "value_type": 10}
+LOGICAL_ID_MAX = 400
+
+
+def check_sizes(message: NormalizedMessage) -> None:
+    """Raise NormalizationError FIELD_TOO_LONG naming the entry and field (never the value)."""
+    if len(message.logical_id or "") > LOGICAL_ID_MAX:
+        raise NormalizationError("FIELD_TOO_LONG", f"the message id (sender and control id) "
+                                 f"is {len(message.logical_id)} characters long, at most "
+                                 f"{LOGICAL_ID_MAX} are stored", "MSH-10")
+    identity = message.identity
+    too_long = [f"{name} ({len(value)} characters, at most {limit})" for name, value, limit in (
+        *(("family name", identity.family, 200), ("given name", identity.given, 200),
+          ("birth name", identity.birth_family, 200)),
+        *(("INS OID", i.oid, 40) for i in identity.ins),
+        *(("identifier", li.value, 100) for li in identity.local_ids),
+        *(("assigning authority", li.authority, 200) for li in identity.local_ids),
+        *(("identifier type", li.type_code, 10) for li in identity.local_ids))
+        if len(value or "") > limit]
+    if too_long:
+        raise NormalizationError("FIELD_TOO_LONG", f"patient {too_long[0]} cannot be stored",
+                                 "PID")
+    for entry in message.entries:
+        for name, limit in ENTRY_MAX.items():
+            value = getattr(entry, name)
+            if isinstance(value, str) and len(value) > limit:
+                raise NormalizationError("FIELD_TOO_LONG", f"{name} of entry "
+                                         f"{entry.source_ref or entry.type} is {len(value)} "
+                                         f"characters long, at most {limit} are stored",
+                                         entry.source_ref or "")
+
 
 class NormalizationError(ValueError):
     """Input parsed but cannot be turned into entries. Same contract as HL7ParseError:

@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from pipelines.faults import fault_point
+
 
 class ArchiveError(RuntimeError):
     """The archive cannot store or return bytes: intake must not acknowledge."""
@@ -102,6 +104,7 @@ class DirectoryArchive:
                 if todo:
                     for sha, data in todo:
                         self._write_new(sha, data)
+                    fault_point("archive.written")
                     _sync_filesystem(self.root)
                 return
             dirs: set[Path] = set()

@@ -21,6 +21,7 @@ from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import split_batch
 from pipelines.archive import Archive, sha256_hex
+from pipelines.faults import fault_point
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
 
 
@@ -97,6 +98,7 @@ def archive_group(archive: Archive, items: Iterable[Received]) -> Archived:
             blobs[whole] = item.data
         prepared.append((item, fmt, hashed, problems, whole))
     archive.put_many(list(blobs.items()))
+    fault_point("intake.archived")
     return Archived(prepared)
 
 
@@ -187,6 +189,7 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
                                  strict=True):
         results[n].message_ids.append(new_id)
         results[n].repeats += 1
+    fault_point("intake.uncommitted")
     return results
 
 

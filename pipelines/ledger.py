@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
 
 from dossiers.schema import import_attempts, imports
+from pipelines.faults import fault_point
 
 RECEIVED = "received"
 PROCESSING = "processing"
@@ -115,6 +116,7 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
             conn.execute(update(imports).where(imports.c.id.in_(claimed)).values(
                 status=PROCESSING, claimed_by=worker,
                 claimed_until=t + timedelta(seconds=lease_seconds), updated_at=t))
+    fault_point("ledger.claimed")
     return claimed
 
 
@@ -138,6 +140,15 @@ def release_claims(engine: Engine, prefix: str | None = None,
             status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
 
 
+def release_worker(engine: Engine, worker: str) -> int:
+    """Give back the rows claimed by exactly this worker (one that died: the service starts
+    another in its place, and its batch need not wait for the lease to expire)."""
+    with engine.begin() as conn:
+        return conn.execute(update(imports).where(
+            imports.c.status == PROCESSING, imports.c.claimed_by == worker).values(
+            status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now())).rowcount
+
+
 def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime]], *,
                     code_version: str, trigger: str) -> None:
     """Write a batch's outcomes: one multi-row update of the ledger and one multi-row insert
@@ -157,17 +168,30 @@ def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime
             not_before=bindparam("b_not_before"), retries=bindparam("b_retries"),
             updated_at=t),
         [{"b_id": i, "b_status": o.status, "b_stage": o.stage, "b_code": o.error_code,
-          "b_message": o.error_message, "b_location": o.error_location,
+          "b_message": _storable(o.error_message), "b_location": _storable(o.error_location, 500),
           "b_entries": o.entries, "b_dups": o.duplicates, "b_patient": o.patient_id,
-          "b_logical": o.logical_id, "b_dup_of": o.duplicate_of,
-          "b_warnings": o.warnings or None, "b_not_before": o.not_before,
+          "b_logical": _storable(o.logical_id, 400), "b_dup_of": o.duplicate_of,
+          "b_warnings": [_storable(w) for w in o.warnings] if o.warnings else None,
+          "b_not_before": o.not_before,
           "b_retries": o.retries} for i, o, _ in results])
     conn.execute(import_attempts.insert(), [
         {"import_id": i, "started_at": started, "finished_at": t,
          "code_version": code_version, "status": RETRY if o.status == RECEIVED else o.status,
          "error_code": o.error_code,
-         "error_message": o.error_message, "trigger": trigger}
+         "error_message": _storable(o.error_message), "trigger": trigger}
         for i, o, started in results])
+
+
+def _storable(text: str | None, limit: int | None = None) -> str | None:
+    """An outcome's text as PostgreSQL can store it: no NUL (a parser's message quoting what
+    it read) and no longer than its column (a sender's oversized control id in logical_id).
+    Either would make the whole batch's outcome update fail, and the batch be replayed
+    forever."""
+    if text and "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if text and limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return text
 
 
 def reset_for_rerun(conn: Connection, ids: list[int]) -> list[int]:

@@ -44,6 +44,7 @@ from normalizers.model import Entry, NormalizationError, NormalizedMessage
 from parsers.cda import CdaParseError, parse_cda
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
+from pipelines.faults import fault_point
 from pipelines.identity import BatchLookup, NeedsOwnTransaction, StoreLookup, resolve_identity
 from pipelines.ledger import (
     DEPOSITED,
@@ -137,6 +138,7 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
             outcomes[row.id] = (stop.outcome, started)
         except Exception as exc:  # a bug, not bad input: never a traceback to users
             outcomes[row.id] = (_internal_error(row.id, exc), started)
+    fault_point("process.prepared")
     # Filing in transactions of at most ``commit_every`` messages: with SQLite's single
     # write lock, the listener's intake never waits long behind a big batch.
     size = max(1, ctx.settings.commit_every)
@@ -146,11 +148,14 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
             with begin_replayable(conn):
                 decided = dict(outcomes) if n == 0 else {}
                 _file_piece(ctx, conn, piece, decided)
+                fault_point("process.filed")
                 results = [(row_id, *outcome) for row_id, outcome in decided.items()]
                 for _, outcome, _ in results:
                     counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 record_outcomes(conn, results, code_version=CODE_VERSION,
                                 trigger=ctx.trigger)
+                fault_point("process.recorded")
+            fault_point("process.committed")
     return counts
 
 
@@ -174,6 +179,7 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
         try:
             outcome = _file(ctx, conn, item)
             savepoint.commit()
+            fault_point("process.file_one")
             return outcome
         except _Stop as stop:
             savepoint.rollback()

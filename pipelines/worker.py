@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from parsers.process_lifetime import die_with_parent
 from pipelines.ledger import claim_batch
+from pipelines.logs import configure_logging
 from pipelines.process import Context
 from pipelines.resilient import process_or_defer
 
@@ -90,8 +91,7 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=os.environ.get("DMP_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     ctx = Context.from_settings(settings, worker=name, trigger="serve")
     worker = Worker(ctx, stop_event=stop_event, wake_event=wake_event)
     try:

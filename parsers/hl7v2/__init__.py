@@ -31,6 +31,20 @@ def parse_message(data: bytes, fallback_charset: str | None = None) -> Message:
         data = data[:data.rindex(b"\x1c")]
     text, codec, warnings = decode(data, fallback_charset)
     msg = parse_text(text, codec)
+    if "\x00" in text:
+        _refuse_nul(msg)
     if warnings:
         msg.warnings[:0] = warnings
     return msg
+
+
+def _refuse_nul(msg: Message) -> None:
+    """NUL is not text: a message holding one is refused where it is (PostgreSQL could not
+    store the field, and no sender means it). Raised by parse_message, the pipeline's entry;
+    parse_text stays a faithful reader."""
+    for seg in msg.segments:
+        for n, value in enumerate(seg.fields):
+            if "\x00" in value:
+                raise HL7ParseError("HL7_NUL_CHARACTER",
+                                    f"segment {seg.index} holds a NUL character",
+                                    segment=seg.name, position=seg.index, field=n)

@@ -56,6 +56,8 @@ def _expand(seq: str, d: Delimiters) -> str | None:
             raw = binascii.unhexlify(seq[1:])
         except (binascii.Error, ValueError):
             return None
+        if b"\x00" in raw:  # NUL is not text (nor storable): the sequence stays as sent
+            return None
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:

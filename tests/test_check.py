@@ -1,0 +1,143 @@
+"""`dmp-ingest check`: a clean store is consistent; each kind of damage is reported (ids and
+codes only), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from dossiers.schema import entries, imports, provenance
+from pipelines.check import check
+from pipelines.ledger import now
+from tests.conftest import ROOT
+from tests.reliability_support import load_sample_set
+
+
+@pytest.fixture
+def loaded(ctx):  # noqa: ANN001, ANN201
+    load_sample_set(ctx, pdfs=False)
+    return ctx
+
+
+def _codes(ctx) -> dict[str, list]:  # noqa: ANN001
+    return {f.code: f.ids for f in check(ctx.engine, ctx.archive).findings}
+
+
+def _deposited_entry(ctx):  # noqa: ANN001, ANN202
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(entries).where(entries.c.current)
+                            .order_by(entries.c.id)).first()
+
+
+def test_clean_store_is_consistent(loaded) -> None:  # noqa: ANN001
+    report = check(loaded.engine, loaded.archive)
+    assert report.consistent, report.as_dict()
+    assert report.imports > 20 and report.entries > 50
+    assert report.orphans == 0
+
+
+def test_missing_and_corrupt_archive_objects(loaded) -> None:  # noqa: ANN001
+    with loaded.engine.connect() as conn:
+        a, b = conn.execute(select(imports.c.sha256).distinct().limit(2)).scalars()
+    loaded.archive.path(a).unlink()
+    loaded.archive.path(b).write_bytes(b"not what was received")
+    codes = _codes(loaded)
+    assert codes.pop("ARCHIVE_MISSING") == [a]
+    assert codes.pop("ARCHIVE_CORRUPT") == [b]
+    assert codes == {}
+    quick = check(loaded.engine, loaded.archive, verify_hashes=False)
+    assert [f.code for f in quick.findings] == ["ARCHIVE_MISSING"]
+
+
+def test_entry_without_provenance(loaded) -> None:  # noqa: ANN001
+    entry = _deposited_entry(loaded)
+    with loaded.engine.begin() as conn:
+        conn.execute(delete(provenance).where(provenance.c.entry_id == entry.id))
+    codes = _codes(loaded)
+    assert codes["ENTRY_WITHOUT_PROVENANCE"] == [entry.id]
+
+
+def test_deposited_import_without_entries(loaded) -> None:  # noqa: ANN001
+    with loaded.engine.begin() as conn:
+        row = conn.execute(select(imports).where(imports.c.status == "deposited",
+                                                 imports.c.entries_count > 0)).first()
+        conn.execute(update(imports).where(imports.c.id == row.id).values(entries_count=99))
+        conn.execute(delete(provenance).where(provenance.c.import_id == row.id))
+    assert row.id in _codes(loaded)["DEPOSITED_WITHOUT_ENTRIES"]
+
+
+def test_two_current_versions(loaded) -> None:  # noqa: ANN001
+    with loaded.engine.begin() as conn:
+        old = conn.execute(select(entries).where(entries.c.current.is_(False))).first()
+        assert old is not None, "the samples hold corrections"
+        conn.execute(update(entries).where(entries.c.id == old.id).values(current=True))
+    codes = _codes(loaded)
+    assert codes["TWO_CURRENT_VERSIONS"] == [(old.patient_id, old.key)]
+
+
+def test_duplicate_fact(loaded) -> None:  # noqa: ANN001
+    entry = _deposited_entry(loaded)
+    with loaded.engine.begin() as conn:
+        lab = conn.execute(select(entries).where(entries.c.current, entries.c.type ==
+                                                 "lab_result", entries.c.fact.is_not(None),
+                                                 entries.c.id != entry.id)).first()
+        other = conn.execute(select(entries).where(
+            entries.c.current, entries.c.type == "lab_result", entries.c.fact != lab.fact,
+            entries.c.patient_id == lab.patient_id)).first()
+        conn.execute(update(entries).where(entries.c.id == other.id).values(fact=lab.fact))
+    assert _codes(loaded)["DUPLICATE_FACT"] == [(lab.patient_id, lab.fact)]
+
+
+def test_expired_lease_and_backlog(loaded) -> None:  # noqa: ANN001
+    with loaded.engine.begin() as conn:
+        a, b = conn.execute(select(imports.c.id).where(imports.c.status == "failed")
+                            .order_by(imports.c.id).limit(2)).scalars()
+        conn.execute(update(imports).where(imports.c.id == a).values(
+            status="processing", claimed_by="dead", claimed_until=now() - timedelta(minutes=1)))
+        conn.execute(update(imports).where(imports.c.id == b).values(
+            status="received", received_at=now() - timedelta(hours=3)))
+    codes = _codes(loaded)
+    assert codes == {"LEASE_EXPIRED": [a], "BACKLOG": [b]}
+    assert "BACKLOG" not in {f.code for f in check(loaded.engine, loaded.archive,
+                                                   backlog_minutes=600).findings}
+
+
+def test_orphans_counted_not_deleted(loaded) -> None:  # noqa: ANN001
+    sha = loaded.archive.put(b"archived, then the intake died before its ledger commit")
+    report = check(loaded.engine, loaded.archive)
+    assert report.consistent and report.orphans == 1
+    assert loaded.archive.path(sha).exists()
+
+
+def test_cli_check_exit_codes_and_json(settings, tmp_path) -> None:  # noqa: ANN001
+    from pipelines.process import Context
+
+    ctx = Context.from_settings(settings)
+    try:
+        load_sample_set(ctx, pdfs=False)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_HOME": str(settings.home),
+               "DMP_DATABASE_URL": settings.database_url,
+               "DMP_ARCHIVE_URL": settings.archive_url}
+        cmd = [sys.executable, "-m", "cli", "check"]
+        ok = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.strip().endswith("consistent")
+        entry = _deposited_entry(ctx)
+        with ctx.engine.begin() as conn:
+            conn.execute(delete(provenance).where(provenance.c.entry_id == entry.id))
+        bad = subprocess.run([*cmd, "--json"], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert bad.returncode == 1, bad.stderr
+        report = json.loads(bad.stdout)
+        assert report["consistent"] is False
+        assert report["findings"] == [{"code": "ENTRY_WITHOUT_PROVENANCE", "count": 1,
+                                       "ids": [entry.id], "what": "entry"}]
+    finally:
+        ctx.engine.dispose()

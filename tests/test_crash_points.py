@@ -1,0 +1,272 @@
+"""SIGKILL at named points of the real code path (pipelines/faults.py), then recovery: the
+store ends exactly as an uninterrupted run leaves it (nothing lost, nothing filed twice) and
+`check` finds it consistent.
+
+Three kinds of process are killed: a one-shot ingest (intake then drain), a worker draining
+rows recorded before, and a drop-folder poller. Recovery is what an operator or a restarted
+service does: the worker's claims are released (a service restarting under its name), the
+one-shot ingest is run again on the same files (what was recorded is a byte-identical repeat),
+the folder is polled again (the dead poller's claim folder is adopted), and the ledger drained.
+
+CI runs the fixed list below on SQLite (and a few points on PostgreSQL); `make soak` sets
+DMP_CRASH_RANDOM=N to add N random (kind, point, n) draws on both stores.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.folder import FolderPoller
+from dossiers.schema import entries, imports, provenance
+from pipelines.check import check
+from pipelines.intake import Received, intake
+from pipelines.ledger import release_claims
+from pipelines.process import Context, drain
+from pipelines.settings import FolderSource, load_settings
+from tests.conftest import ROOT, SAMPLES
+from tests.reliability_support import create_sample_dossiers, not_terminal
+
+WORKER = "crash-child"
+INPUTS = [*(SAMPLES / "hl7v2" / n for n in (
+    "01_labm_nfs.hl7", "02_labm_lipides_glycemie.hl7", "03_synlab_iono_creatinine.hl7",
+    "05_chu_hba1c.hl7", "08_labm_creatinine_prov.hl7", "09_synlab_nfs_crp_groupe.hl7",
+    "12_labm_nfs_correction.hl7", "13_labm_lipides_glycemie_copie.hl7",
+    "15_chu_batch.hl7", "19_casse_tronque.hl7")),
+    *(SAMPLES / "cda" / n for n in ("01_crbio_labm_lipides_glycemie.xml",
+                                      "02_crbio_synlab_bilan_renal_v1.xml",
+                                      "03_crbio_synlab_bilan_renal_v2_rplc.xml"))]
+
+INTAKE = ["archive.written", "intake.archived", "intake.uncommitted"]
+PROCESS = ["ledger.claimed", "process.prepared", "process.file_one", "process.filed",
+           "process.recorded", "process.committed"]
+# (kind, point, n): killed the n-th time the point is reached. Batches of 4 rows and
+# transactions of 2 messages make the later points reached several times.
+CI_POINTS = [
+    *(("ingest", p, 1) for p in INTAKE + PROCESS),
+    ("ingest", "ledger.claimed", 3), ("ingest", "process.committed", 2),
+    ("ingest", "process.recorded", 4), ("ingest", "process.filed", 3),
+    ("drain", "process.prepared", 2), ("drain", "process.filed", 3),
+    ("drain", "process.committed", 5), ("drain", "process.file_one", 2),
+    ("folder", "folder.claimed", 1), ("folder", "folder.claimed", 5),
+    ("folder", "archive.written", 1), ("folder", "intake.uncommitted", 1),
+    ("folder", "folder.recorded", 1), ("folder", "process.filed", 1),
+]
+PG_POINTS = [("ingest", "intake.uncommitted", 1), ("ingest", "process.recorded", 2),
+             ("drain", "process.committed", 3), ("folder", "folder.recorded", 1)]
+
+
+def _random_points(n: int) -> list[tuple[str, str, int]]:
+    rng = random.Random(os.environ.get("DMP_CRASH_SEED", "9"))
+    kinds = {"ingest": INTAKE + PROCESS, "drain": PROCESS,
+             "folder": ["folder.claimed", "folder.recorded", *INTAKE, *PROCESS]}
+    out = []
+    for _ in range(n):
+        kind = rng.choice(sorted(kinds))
+        out.append((kind, rng.choice(kinds[kind]), rng.randint(1, 6)))
+    return out
+
+
+RANDOM_POINTS = _random_points(int(os.environ.get("DMP_CRASH_RANDOM", "0")))
+
+
+def _settings(tmp_path: Path, database_url: str):  # noqa: ANN202
+    return load_settings(env={
+        "DMP_HOME": str(tmp_path / "home"), "DMP_DATABASE_URL": database_url,
+        "DMP_ARCHIVE_URL": str(tmp_path / "archive"), "DMP_MAPPINGS_DIR": str(SAMPLES /
+                                                                             "mappings"),
+        "DMP_BATCH_SIZE": "4", "DMP_COMMIT_EVERY": "2", "DMP_WORKER_ID": WORKER})
+
+
+def _env(settings, fault: str | None) -> dict[str, str]:  # noqa: ANN001
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
+    env.update(PYTHONPATH=str(ROOT), DMP_HOME=str(settings.home),
+               DMP_DATABASE_URL=settings.database_url, DMP_ARCHIVE_URL=settings.archive_url,
+               DMP_MAPPINGS_DIR=str(settings.mappings_dir), DMP_BATCH_SIZE="4",
+               DMP_COMMIT_EVERY="2", DMP_WORKER_ID=WORKER, DMP_LOG_LEVEL="ERROR")
+    if fault:
+        env["DMP_FAULT"] = fault
+    return env
+
+
+def _drop(folder: Path) -> None:
+    """Dropped oldest first in name order: a poller takes new files by age, and files it
+    finds claimed by a dead poller by name; with both orders alike, the level-4 attribution
+    (which import brought a result both an HL7v2 message and a CDA state) is the same."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for age, f in enumerate(sorted(INPUTS, key=lambda f: f.name)):
+        shutil.copy(f, folder / f.name)
+        os.utime(folder / f.name, (1_700_000_000 + age, 1_700_000_000 + age))
+
+
+def _received() -> list[Received]:
+    return [Received(data=f.read_bytes(), source="crash", channel="file", file_name=f.name)
+            for f in INPUTS]
+
+
+def _poll(ctx: Context, folder: Path) -> None:
+    source = FolderSource(id="crash", path=folder, settle_seconds=0)
+    with FolderPoller(source, ctx.engine, ctx.archive, name="recovery") as poller:
+        poller.poll()
+
+
+def _state(ctx: Context) -> dict:
+    """What the store holds, independent of row ids and of repeats recorded at intake."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports)).all()
+        # a file received again gets its own envelope row ('split') and intake repeats
+        ledger = Counter((r.file_name, r.part, r.status, r.error_code, r.entries_count)
+                         for r in rows if r.status != "split" and not
+                         (r.status == "duplicate" and r.stage == "intake"))
+        ledger.update({(r.file_name, "envelope") for r in rows if r.status == "split"})
+        rows = {r.id: (r.patient_id, r.key, r.version) for r in conn.execute(select(entries))}
+        found = Counter((r.patient_id, r.key, r.version, r.current, r.status, r.value, r.fact)
+                        for r in conn.execute(select(entries)))
+        links = Counter((rows[r.entry_id], r.relation)
+                        for r in conn.execute(select(provenance)))
+    return {"ledger": ledger, "entries": found, "links": links}
+
+
+_baselines: dict[str, dict] = {}
+
+
+def _baseline(kind: str, tmp_path: Path) -> dict:
+    """The store after an uninterrupted run of the same inputs (SQLite; once per kind)."""
+    if kind not in _baselines:
+        base = tmp_path / "baseline"
+        ctx = Context.from_settings(_settings(base, f"sqlite:///{base / 'b.sqlite3'}"),
+                                    worker="baseline")
+        create_sample_dossiers(ctx)
+        if kind == "folder":
+            _drop(base / "drop")
+            _poll(ctx, base / "drop")
+        else:
+            intake(ctx.engine, ctx.archive, _received())
+        drain(ctx)
+        _baselines[kind] = _state(ctx)
+        ctx.engine.dispose()
+    return _baselines[kind]
+
+
+def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
+                       database_url: str) -> bool:
+    """True if the child was killed (False: the point was not reached n times)."""
+    settings = _settings(tmp_path / "run", database_url)
+    ctx = Context.from_settings(settings, worker="recovery")
+    try:
+        create_sample_dossiers(ctx)
+        args = {"ingest": [str(f) for f in INPUTS], "drain": [],
+                "folder": [str(tmp_path / "drop")]}[kind]
+        if kind == "drain":
+            intake(ctx.engine, ctx.archive, _received())
+        if kind == "folder":
+            _drop(tmp_path / "drop")
+        child = subprocess.run([sys.executable, "-m", "tests.crash_child", kind, *args],
+                               env=_env(settings, f"{point}:{n}"), cwd=ROOT,
+                               capture_output=True, text=True, timeout=120)
+        assert child.returncode in (0, -signal.SIGKILL), child.stderr[-3000:]
+        # recovery: the restarted worker gives back its dead claims, the input comes again
+        release_claims(ctx.engine, WORKER)
+        if kind == "ingest":
+            intake(ctx.engine, ctx.archive, _received())
+        elif kind == "folder":
+            _poll(ctx, tmp_path / "drop")
+            left = [p for p in (tmp_path / "drop").rglob("*")
+                    if p.is_file() and "done" not in p.parts and p.name != ".lock"]
+            assert left == [], left
+        drain(ctx)
+        assert not_terminal(ctx.engine) == []
+        report = check(ctx.engine, ctx.archive)
+        assert report.consistent, report.as_dict()
+        after = _state(ctx)
+        expected = _baseline(kind, tmp_path)
+        assert after["ledger"] == expected["ledger"], "ledger differs from an uninterrupted run"
+        assert after["entries"] == expected["entries"], "entries lost or filed twice"
+        assert after["links"] == expected["links"], "provenance differs"
+        _record(kind, point, n, child.returncode == -signal.SIGKILL)
+        return child.returncode == -signal.SIGKILL
+    finally:
+        ctx.engine.dispose()
+
+
+def _record(kind: str, point: str, n: int, killed: bool, inputs: int = len(INPUTS)) -> None:
+    """One line per run for `make soak`'s report (DMP_RELIABILITY_LOG)."""
+    path = os.environ.get("DMP_RELIABILITY_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"crash\t{kind}\t{point}\t{n}\t{'killed' if killed else 'not-reached'}"
+                     f"\t{inputs}\n")
+
+
+@pytest.mark.parametrize(("kind", "point", "n"), CI_POINTS + RANDOM_POINTS)
+def test_crash_point_sqlite(kind: str, point: str, n: int, tmp_path: Path) -> None:
+    killed = _crash_and_recover(kind, point, n, tmp_path,
+                                f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
+
+
+@pytest.mark.parametrize(("kind", "point", "n"), PG_POINTS + RANDOM_POINTS)
+def test_crash_point_postgresql(kind: str, point: str, n: int, tmp_path: Path,
+                                postgres_server) -> None:  # noqa: ANN001
+    killed = _crash_and_recover(kind, point, n, tmp_path, postgres_server.new_database())
+    assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
+
+
+def test_fault_list_kills(tmp_path: Path) -> None:
+    """A list of points in DMP_FAULT: the first one reached kills."""
+    settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx = Context.from_settings(settings)
+    create_sample_dossiers(ctx)
+    ctx.engine.dispose()
+    fault = ",".join(f"{p}:1" for p in INTAKE + PROCESS)
+    child = subprocess.run([sys.executable, "-m", "tests.crash_child", "ingest",
+                            *map(str, INPUTS)], env=_env(settings, fault), cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
+    """`serve`'s worker process is SIGKILLed after filing its first batch (uncommitted): the
+    service starts another, which takes the batch again; the listener never stopped
+    acknowledging, and every message is deposited once."""
+    from tests.mllp_support import Client, msa
+    from tests.test_mllp_crash import _generate, _home, _start, _wait_processed
+
+    messages, patients = _generate(60, 8)
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    env = _home(tmp_path, url, patients)
+    env.update(PYTHONPATH=str(ROOT), DMP_FAULT="process.filed:1",
+               DMP_FAULT_ONCE=str(tmp_path / "fired"))
+    log = tmp_path / "serve.log"
+    proc, port = _start(env, log)
+    try:
+        with Client(port) as client:
+            for m in messages:
+                assert msa(client.send(m, timeout=60), "latin-1")[1] in ("AA", "CA")
+        _wait_processed(url, len(messages))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0
+    assert (tmp_path / "fired").exists(), "the worker was never killed"
+    assert "died" in log.read_text()
+    ctx = Context.from_settings(load_settings(env={
+        "DMP_HOME": env["DMP_HOME"], "DMP_DATABASE_URL": url,
+        "DMP_ARCHIVE_URL": env["DMP_ARCHIVE_URL"]}))
+    try:
+        assert check(ctx.engine, ctx.archive).consistent
+        with ctx.engine.connect() as conn:
+            deposited = conn.execute(select(imports.c.logical_id).where(
+                imports.c.status == "deposited")).scalars().all()
+        assert len(deposited) == len(set(deposited)) == len(messages)
+        _record("serve-worker", "process.filed", 1, True, len(messages))
+    finally:
+        ctx.engine.dispose()

@@ -1,0 +1,211 @@
+"""Hostile inputs through the real pipeline, beyond what the parser and connector tests cover
+(XXE, billion laughs, PDF bombs, oversize frames, odd S3 keys, control characters in file
+names and a sender claiming another's MSH-3/4 are tested there): SQL metacharacters in every
+field, NUL bytes, invalid UTF-8 under a UTF-8 label, names that look like path traversal in
+a drop folder. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from connectors.folder import FolderPoller
+from dossiers.schema import entries, imports, patients
+from parsers.hl7v2 import HL7ParseError, parse_message
+from pipelines.check import check
+from pipelines.intake import Received, intake
+from pipelines.ledger import FAILED, Outcome, claim_batch, record_outcomes
+from pipelines.process import drain
+from pipelines.settings import FolderSource
+from tests.conftest import SAMPLES
+from tests.reliability_support import create_sample_dossiers
+
+SQL = "x'); DROP TABLE entries; -- \" OR 1=1 /* %_ */ ; SELECT pg_sleep(30);"
+# Where the payload goes: (segment, field) of the message below, MSH numbered from MSH-1.
+FIELDS = [("MSH", n) for n in (3, 4, 5, 6, 10, 11, 12)] + \
+    [("PID", n) for n in (2, 4, 6, 8, 11, 13, 18, 32)] + \
+    [("OBR", n) for n in (2, 3, 4, 16, 25)] + \
+    [("OBX", n) for n in (3, 4, 5, 6, 7, 8, 11, 14, 15, 16)]
+
+
+def oru(control: str, obx5: str = "Hémolysé", *, charset: str = "UNICODE UTF-8") -> list[list]:
+    """An ORU^R01 for patient K1 of samples/patients.csv, as fields (MSH-n at index n)."""
+    return [
+        ["MSH", "|", "^~\\&", "LABM", "CERBA", "DMP", "DMP", "20250114114200+0100", "",
+         "ORU^R01^ORU_R01", control, "P", "2.5", "", "", "", "", "FRA", charset],
+        ["PID", "1", "", "268036912354128^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS",
+         "", "Béranger^Hélène^^^^^L~Lefèvre^Hélène^^^^^D", "", "19680314", "F",
+         *[""] * 23, "VALI"],
+        ["OBR", "1", "P-1", f"F-{control}", "58410-2^NFS^LN", "", "", "202501131047+0100"],
+        ["OBX", "1", "ST", "8251-1^Commentaire^LN", "", obx5, "", "", "", "", "", "F", "", "",
+         "202501131047+0100"],
+    ]
+
+
+def render(segments: list[list], encoding: str = "utf-8") -> bytes:
+    lines = []
+    for seg in segments:
+        fields = [seg[0], *seg[2:]] if seg[0] == "MSH" else seg
+        lines.append("|".join(fields))
+    return ("\r".join(lines) + "\r").encode(encoding)
+
+
+def put(segments: list[list], name: str, field: int, value: str) -> None:
+    seg = next(s for s in segments if s[0] == name)
+    seg.extend([""] * (field + 1 - len(seg)))
+    seg[field] = value
+
+
+def ingest(ctx, *blobs: bytes) -> list:  # noqa: ANN001
+    results = intake(ctx.engine, ctx.archive, [Received(data=b, source="hostile",
+                                                        channel="file", file_name=f"h{i}")
+                                               for i, b in enumerate(blobs)])
+    ids = [i for r in results for i in r.message_ids]
+    drain(ctx, ids=ids)
+    with ctx.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(imports).where(imports.c.id.in_(ids)))}
+    return [rows[i] for i in ids]
+
+
+@pytest.fixture
+def store(ctx):  # noqa: ANN001, ANN201
+    ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")
+    create_sample_dossiers(ctx)
+    return ctx
+
+
+def test_sql_metacharacters_in_every_field(store) -> None:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        n_patients = conn.execute(select(func.count()).select_from(patients)).scalar_one()
+    blobs = []
+    for n, (name, field) in enumerate(FIELDS):
+        msg = oru(f"SQL{n}")
+        put(msg, name, field, SQL)
+        blobs.append(render(msg))
+    rows = ingest(store, *blobs)
+    for (name, field), row in zip(FIELDS, rows, strict=True):
+        assert row.status in ("deposited", "duplicate", "failed", "quarantined"), (name, field)
+        assert row.error_code != "INTERNAL_ERROR", (name, field, row.error_message)
+    by_field = dict(zip(FIELDS, rows, strict=True))
+    assert by_field[("OBX", 5)].status == "deposited"
+    assert by_field[("MSH", 10)].logical_id.endswith("|" + SQL)  # control id round-trips
+    with store.engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) == tables
+        assert conn.execute(select(func.count()).select_from(patients)).scalar_one() \
+            == n_patients
+        values = set(conn.execute(select(entries.c.value).where(
+            entries.c.import_id == by_field[("OBX", 5)].id)).scalars())
+        codes = set(conn.execute(select(entries.c.code).where(
+            entries.c.import_id == by_field[("OBX", 3)].id)).scalars())
+    assert SQL in values
+    assert by_field[("OBX", 3)].status != "deposited" or SQL in codes
+    assert check(store.engine, store.archive).consistent
+
+
+def test_nul_bytes_are_refused_with_a_location(store) -> None:  # noqa: ANN001
+    raw = oru("NUL1", obx5="avant\x00après")
+    hexed = oru("NUL2", obx5="avant\\X00\\après")  # an escape that would decode to NUL
+    in_msh = oru("NUL\x003")
+    rows = ingest(store, render(raw), render(hexed), render(in_msh))
+    assert [(r.status, r.error_code, r.error_location) for r in rows] == [
+        (FAILED, "HL7_NUL_CHARACTER", "OBX[4]-5"), ("deposited", None, None),
+        (FAILED, "HL7_NUL_CHARACTER", "MSH[1]-10")]
+    with store.engine.connect() as conn:
+        values = conn.execute(select(entries.c.value).where(
+            entries.c.import_id == rows[1].id)).scalars().all()
+    assert "avant\\X00\\après" in values  # kept as sent, never a NUL in the store
+    with pytest.raises(HL7ParseError) as err:
+        parse_message(render(raw))
+    assert "après" not in str(err.value)
+
+
+def test_a_nul_in_an_outcome_text_does_not_sink_the_batch(store) -> None:  # noqa: ANN001
+    """PostgreSQL refuses NUL in text: one outcome quoting one must not fail the update of
+    the whole batch (which would then be replayed forever)."""
+    ids = [i for r in intake(store.engine, store.archive, [
+        Received(data=render(oru(f"B{n}")), source="hostile", channel="file")
+        for n in range(3)]) for i in r.message_ids]
+    claimed = claim_batch(store.engine, limit=10, worker="t", ids=ids)
+    started = datetime.now(UTC)
+    with store.engine.begin() as conn:
+        record_outcomes(conn, [(i, Outcome(FAILED, stage="parse", error_code="X",
+                                           error_message="read \x00 here",
+                                           warnings=["w\x00"]), started) for i in claimed],
+                        code_version="t", trigger="t")
+    with store.engine.connect() as conn:
+        messages = set(conn.execute(select(imports.c.error_message)
+                                    .where(imports.c.id.in_(ids))).scalars())
+    assert messages == {"read \\x00 here"}
+
+
+def test_invalid_utf8_under_a_utf8_label(store) -> None:  # noqa: ANN001
+    msg = render(oru("BADUTF8", obx5="Hémolysé")).replace("é".encode(), b"\xe9\xff")
+    (row,) = ingest(store, msg)
+    assert (row.status, row.error_code) == (FAILED, "HL7_BAD_CHARSET")
+    assert "Hélène" not in (row.error_message or "") and "Béranger" not in row.error_message
+
+
+TRAVERSAL_NAMES = ["..\\..\\evil.hl7", "..%2f..%2fevil.hl7", "sub/..evil.hl7", "done/x.hl7",
+                   "sub/done/y.hl7", "failed", "..hl7.", "-rf", "$(touch pwned).hl7",
+                   "`id`.hl7", "a\x7fb.hl7"]
+
+
+def test_path_traversal_like_names_stay_inside_the_drop_folder(store, tmp_path) -> None:  # noqa: ANN001
+    parent = tmp_path / "outside"
+    drop = parent / "drop"
+    drop.mkdir(parents=True)
+    for n, name in enumerate(TRAVERSAL_NAMES):
+        path = drop / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(render(oru(f"T{n}")))
+    source = FolderSource(id="drop", path=drop, settle_seconds=0)
+    with FolderPoller(source, store.engine, store.archive) as poller:
+        result = poller.poll()
+    assert result.error is None
+    assert sorted(os.listdir(parent)) == ["drop"]  # nothing written beside the folder
+    assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
+    with store.engine.connect() as conn:
+        names = set(conn.execute(select(imports.c.file_name)
+                                 .where(imports.c.source == "drop")).scalars())
+    # a top-level 'done' or 'failed' is the poller's own, hidden names ('.x') are skipped:
+    # those stay where they are
+    taken = {n for n in TRAVERSAL_NAMES if n.split("/")[0] not in ("done", "failed")
+             and not any(part.startswith(".") for part in n.split("/"))}
+    assert names == taken
+    for name in taken:
+        assert (drop / "done" / name).is_file(), name
+
+
+def test_values_longer_than_their_column_are_refused_with_a_code(store) -> None:  # noqa: ANN001
+    """Found by fuzzing on PostgreSQL: a 61-character unit failed the write (INTERNAL_ERROR),
+    an over-long control id the whole batch's outcome update."""
+    long_unit = oru("LONG1")
+    put(long_unit, "OBX", 6, "u" * 61)
+    long_id = oru("L" * 420)
+    rows = ingest(store, render(long_unit), render(long_id), render(oru("FINE")))
+    assert [(r.status, r.error_code) for r in rows] == [
+        (FAILED, "FIELD_TOO_LONG"), (FAILED, "FIELD_TOO_LONG"), ("deposited", None)]
+    assert rows[0].error_location == "OBX[4]" and "uuu" not in rows[0].error_message
+    assert len(rows[1].logical_id) == 400
+    long_local = oru("LONG3")
+    put(long_local, "PID", 3, "268036912354128^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS"
+        "~" + "9" * 101 + "^^^LAB&1.2.3&ISO^PI")  # learnt for K1: patient_identifiers.value
+    (row,) = ingest(store, render(long_local))
+    assert (row.status, row.error_code, row.error_location) == (FAILED, "FIELD_TOO_LONG", "PID")
+    assert "999" not in row.error_message
+
+
+def test_size_limits_match_the_schema() -> None:
+    from dossiers.schema import logical_messages, provenance
+    from normalizers.model import ENTRY_MAX, LOGICAL_ID_MAX
+
+    for name, limit in ENTRY_MAX.items():
+        column = provenance.c[name] if name == "source_ref" else entries.c[name]
+        assert column.type.length == limit, name
+    assert logical_messages.c.logical_id.type.length == LOGICAL_ID_MAX
+    assert imports.c.logical_id.type.length == LOGICAL_ID_MAX
