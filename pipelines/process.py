@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
@@ -166,14 +168,17 @@ def _file_piece(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
         outcomes[item.row.id] = (_file_in_savepoint(ctx, conn, item), item.started)
 
 
-CONFLICT_RETRIES = 3
+CONFLICT_RETRIES = 3  # in place, with a growing random pause; then back to the queue
+CONFLICT_BACKOFF_SECONDS = 1.0
 
 
 def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """One message, all or nothing. Another worker filing the same patient's same entry at
     the same moment makes our insert of that version collide with its committed row (or the
     two deadlock): the message is then filed again, seeing that row (read committed), and
-    becomes a confirmation or a new version of it, as if it had come second."""
+    becomes a confirmation or a new version of it, as if it had come second (after a short
+    random pause, so that two losers do not meet again). A deadlock, or conflicts that go on,
+    send the message back to the queue for a moment later (``transient_outcome``)."""
     for attempt in range(CONFLICT_RETRIES + 1):
         savepoint = conn.begin_nested()
         try:
@@ -186,23 +191,39 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
             return stop.outcome
         except Exception as exc:
             savepoint.rollback()
-            if attempt < CONFLICT_RETRIES and _concurrent_conflict(exc):
+            conflict = _concurrent_conflict(exc)
+            if conflict == "deadlock" or (conflict and attempt == CONFLICT_RETRIES):
+                # Our transaction holds the rows of the messages filed before this one, which
+                # the other worker may be waiting for: trying again inside it can deadlock
+                # again. The message goes back to the queue, for a moment later.
+                log.info("import %s: filing conflict with another worker (%s); back to the "
+                         "queue", item.row.id, conflict)
+                return transient_outcome(item.row.retries or 0,
+                                         retry_max=ctx.settings.retry_max,
+                                         base_seconds=CONFLICT_BACKOFF_SECONDS,
+                                         stage="deposit", code="FILING_CONFLICT",
+                                         message="filed at the same moment as another "
+                                         "worker's message; taken again")
+            if conflict:
                 log.info("import %s: filed at the same moment as another worker's message; "
                          "filing it again", item.row.id)
+                time.sleep(random.uniform(0, 0.01 * 2 ** attempt))
                 continue
             return _internal_error(item.row.id, exc)
     raise AssertionError("unreachable")
 
 
-def _concurrent_conflict(exc: Exception) -> bool:
+def _concurrent_conflict(exc: Exception) -> str | None:
     """A unique violation or a deadlock/serialization failure: what two writers of the same
     rows cause (PostgreSQL SQLSTATE 23505, 40P01, 40001), wrapped by SQLAlchemy or raw from
     psycopg (the COPY of dossiers.db.bulk_insert goes to the driver directly)."""
-    if isinstance(exc, IntegrityError):
-        return True
     state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate",
                                                       None)
-    return state in ("23505", "40P01", "40001")
+    if state in ("40P01", "40001"):
+        return "deadlock"
+    if state == "23505" or isinstance(exc, IntegrityError):
+        return "unique"
+    return None
 
 
 def _internal_error(import_id: int, exc: Exception) -> Outcome:

@@ -152,8 +152,11 @@ def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN0
     server.start()
     client = boto3.client("s3", endpoint_url=endpoint, config=Config(
         retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5))
-    client.create_bucket(Bucket="dmp-archive",
-                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    try:  # moto keeps its buckets per process: another test's server may have made it
+        client.create_bucket(Bucket="dmp-archive",
+                             CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
     ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
     ctx.archive = S3Archive("dmp-archive", "raw", client=client)
     try:
