@@ -191,7 +191,8 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
             return stop.outcome
         except Exception as exc:
             savepoint.rollback()
-            conflict = _concurrent_conflict(exc)
+            # SQLite has one writer: a constraint error there is a bug, never a race
+            conflict = _concurrent_conflict(exc) if conn.dialect.name == "postgresql" else None
             if conflict == "deadlock" or (conflict and attempt == CONFLICT_RETRIES):
                 # Our transaction holds the rows of the messages filed before this one, which
                 # the other worker may be waiting for: trying again inside it can deadlock
