@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bench.soak_mllp import children
 from dossiers.db import make_engine
 from dossiers.schema import entries, imports
 from pipelines.archive import sha256_hex
@@ -86,19 +87,6 @@ def _stream(port: int, messages: list[bytes], acked: set[str], stop_after: int |
         t.join(300)
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (the service's worker processes)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -138,7 +126,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, s
     sender.start()
     while len(acked) < kill_at and sender.is_alive():
         time.sleep(0.005)
-    workers = _children(proc.pid)
+    workers = children(proc.pid)  # the service's worker processes
     assert workers, "serve should run its ledger worker in a process of its own"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
