@@ -100,6 +100,7 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
         "media_type": entry.attachment.media_type if entry.attachment else None,
         "masking": entry.masking or None, "details": entry.details or None,
         "import_id": import_id, "created_at": now, "fact": fact,
+        "mask_override": None, "withdrawn_by": None,
     }
 
 

@@ -96,7 +96,15 @@ audit_log = Table(
     Column("patient_id", Id, ForeignKey("patients.id")),
     Column("reason", Text),
     Column("details", JSON),
+    # Hash chain (issue 8): one chain per dossier (chain = patient id; 0 for rows about no
+    # dossier), seq counts its rows from 1, hash = sha256(prev_hash + the row's content).
+    # Editing, deleting or inserting a row breaks it (dossiers/audit.py, `audit verify`).
+    Column("chain", Id),
+    Column("seq", Integer),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
 )
+Index("uq_audit_chain_seq", audit_log.c.chain, audit_log.c.seq, unique=True)
 Index("ix_audit_import", audit_log.c.import_id)
 Index("ix_audit_patient", audit_log.c.patient_id)
 
@@ -127,6 +135,11 @@ patients = Table(
     Column("opposed", Boolean, nullable=False, default=False),  # opposition to feeding
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(40)),  # 'admin', 'auto-create'
+    # The patient's current choices (their history: `consents`). ZFA-1: ACTIF, FERME,
+    # INEXISTANT; ZFA-11 consent to consultation: NA, INC, IC. None: never stated.
+    Column("dmp_status", String(12)),
+    Column("consultation_consent", String(3)),
+    Column("treating_rpps", String(20)),  # the médecin traitant (RPPS id)
 )
 Index("ix_patients_demo", patients.c.family_key, patients.c.birth_date, patients.c.sex)
 
@@ -176,11 +189,69 @@ entries = Table(
     # The clinical fact whatever the channel (type, code, instant, value, unit), hashed: the
     # same result by HL7v2 and inside a CDA lab report is one entry (dedupe level 4).
     Column("fact", String(64)),
+    # The patient's own choice (mask / unmask), over the sender's MASQUE_PS; None: theirs.
+    Column("mask_override", Boolean),
+    # Withdrawn by its author (a version with status 'withdrawn'): who, kept for the audit.
+    Column("withdrawn_by", String(200)),
     UniqueConstraint("patient_id", "key", "version", name="uq_entry_version"),
 )
 Index("ix_entries_current", entries.c.patient_id, entries.c.key, entries.c.current)
 Index("ix_entries_fact", entries.c.patient_id, entries.c.fact)
 Index("ix_entries_parent", entries.c.parent_id)
+
+# Who may read a dossier, as the patient decided. Rows are never deleted: revoking sets
+# revoked_at, so the history stays readable.
+professionals = Table(
+    "professionals", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rpps", String(20), nullable=False, unique=True),
+    Column("family", String(200), nullable=False),
+    Column("given", String(200)),
+    Column("role", String(60), nullable=False),  # médecin, infirmier, pharmacien, ...
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+authorizations = Table(
+    "authorizations", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False),
+    Column("rpps", String(20), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("granted_by", String(200), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", String(200)),
+)
+Index("ix_authorizations_patient", authorizations.c.patient_id, authorizations.c.rpps)
+
+# Break-glass: an emergency read outside the patient's authorisations, for a limited time,
+# always with a reason; every read inside it is marked as such in the audit trail.
+break_glass = Table(
+    "break_glass", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False),
+    Column("rpps", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_break_glass_patient", break_glass.c.patient_id, break_glass.c.rpps)
+
+# The history of a patient's DMP status, opposition to feeding and consent to consultation,
+# as stated by hospital ADT messages (ZFA) or by the patient; the current values are on
+# `patients`.
+consents = Table(
+    "consents", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),  # source id of the ADT, or who acted
+    Column("import_id", Id, ForeignKey("imports.id")),
+    Column("dmp_status", String(12)),  # ZFA-1
+    Column("opposition", String(3)),  # ZFA-9: NA, IO, INO
+    Column("opposition_date", String(40)),  # ZFA-10
+    Column("consultation", String(3)),  # ZFA-11: NA, INC, IC
+    Column("consultation_date", String(40)),  # ZFA-12
+)
 
 # Which imports brought (or confirmed) an entry: the same fact twice is one entry, two links.
 provenance = Table(

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 
+from dossiers.audit import AuditEvent, append
 from dossiers.schema import audit_log
-from pipelines.ledger import now
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +40,13 @@ class Actor:
 def record(conn: Connection, actor: Actor, action: str, *, import_id: int | None = None,
            patient_id: int | None = None, reason: str | None = None,
            details: dict | None = None, at: datetime | None = None) -> None:
-    """Append one row, in the caller's transaction (the action and its trace commit together)."""
-    conn.execute(insert(audit_log).values(at=at or now(), actor=actor.name, action=action,
-                                          import_id=import_id, patient_id=patient_id,
-                                          reason=reason, details=details))
+    """Append one row, in the caller's transaction (the action and its trace commit together),
+    to the hash-chained trail (dossiers/audit.py)."""
+    event = AuditEvent(actor.name, action, patient_id=patient_id, import_id=import_id,
+                       reason=reason, details=details)
+    if at is not None:
+        event.at = at
+    append(conn, [event])
 
 
 def trail(engine: Engine, *, import_id: int | None = None,

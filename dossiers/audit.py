@@ -1,0 +1,202 @@
+"""The audit trail: append-only and hash-chained, so that tampering with it is detectable.
+
+Every read, write, mask, unmask, authorisation change, break-glass and admin action appends
+one row to ``audit_log``. Rows form one chain per dossier (``chain`` = the patient id; 0 for
+rows about no dossier): ``seq`` counts the chain's rows from 1 and ``hash`` is the sha256 of
+the previous row's hash followed by this row's content. Editing a row, deleting one, or
+inserting one in the middle breaks the chain; ``verify`` finds where.
+
+Why one chain per dossier rather than one for the whole store: appending takes the chain's
+head under a lock, and with several workers filing different patients a single chain would
+make every transaction wait for every other. Per dossier, only writers of the same patient
+wait for each other, and the patient's own trail verifies on its own.
+
+Rows name people (actor) and ids, never patient data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, text
+
+from dossiers.schema import audit_log
+
+GENESIS = "0" * 64  # the prev_hash of a chain's first row
+NO_DOSSIER = 0  # the chain of rows about no dossier (admin actions on imports only)
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One action to append (the chain, seq and hashes are filled in by ``append``)."""
+
+    actor: str
+    action: str
+    patient_id: int | None = None
+    import_id: int | None = None
+    reason: str | None = None
+    details: dict | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def canonical_time(at: datetime) -> str:
+    """The instant as hashed: UTC, microseconds. SQLite gives back naive datetimes (stored
+    as UTC), PostgreSQL aware ones: both hash the same."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(timespec="microseconds")
+
+
+def row_hash(prev_hash: str, *, chain: int, seq: int, at: datetime, actor: str, action: str,
+             import_id: int | None, patient_id: int | None, reason: str | None,
+             details: dict | None) -> str:
+    """sha256 over the previous hash and a canonical JSON of the row's content."""
+    content = json.dumps(
+        [chain, seq, canonical_time(at), actor, action, import_id, patient_id, reason,
+         details], sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + content).encode("utf-8")).hexdigest()
+
+
+def _chain_of(event: AuditEvent) -> int:
+    return event.patient_id if event.patient_id is not None else NO_DOSSIER
+
+
+def _lock_chains(conn: Connection, chains: Sequence[int]) -> None:
+    """PostgreSQL: take each chain's head for this transaction, in a fixed order (no
+    deadlock between two appenders). SQLite: the transaction already holds the write lock."""
+    if conn.dialect.name != "postgresql":
+        return
+    for chain in chains:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"),
+                     {"a": 4_700_418, "b": chain % 2_147_483_647})
+
+
+def _heads(conn: Connection, chains: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Each chain's last (seq, hash); chains without rows are absent."""
+    last = (select(audit_log.c.chain, func.max(audit_log.c.seq).label("seq"))
+            .where(audit_log.c.chain.in_(chains)).group_by(audit_log.c.chain).subquery())
+    rows = conn.execute(select(audit_log.c.chain, audit_log.c.seq, audit_log.c.hash).join(
+        last, and_(audit_log.c.chain == last.c.chain, audit_log.c.seq == last.c.seq)))
+    return {r.chain: (r.seq, r.hash) for r in rows}
+
+
+def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
+    """Append events in the caller's transaction: the action and its trace commit together
+    (or neither does)."""
+    events = list(events)
+    if not events:
+        return
+    chains = sorted({_chain_of(e) for e in events})
+    _lock_chains(conn, chains)
+    heads = _heads(conn, chains)
+    rows = []
+    for event in events:
+        chain = _chain_of(event)
+        seq, prev = heads.get(chain, (0, GENESIS))
+        seq += 1
+        digest = row_hash(prev, chain=chain, seq=seq, at=event.at, actor=event.actor,
+                          action=event.action, import_id=event.import_id,
+                          patient_id=event.patient_id, reason=event.reason,
+                          details=event.details)
+        heads[chain] = (seq, digest)
+        rows.append({"at": event.at, "actor": event.actor, "action": event.action,
+                     "import_id": event.import_id, "patient_id": event.patient_id,
+                     "reason": event.reason, "details": event.details, "chain": chain,
+                     "seq": seq, "prev_hash": prev, "hash": digest})
+    conn.execute(insert(audit_log), rows)
+
+
+def record(conn: Connection, actor: str, action: str, **kwargs: object) -> None:
+    """Append one event (see ``AuditEvent`` for the keyword arguments)."""
+    append(conn, [AuditEvent(actor, action, **kwargs)])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """Where a chain stops being intact."""
+
+    chain: int
+    seq: int | None
+    row_id: int | None
+    problem: str  # 'edited', 'missing row', 'unchained', 'reordered'
+
+    def describe(self) -> str:
+        where = f"chain {self.chain}" + (f" seq {self.seq}" if self.seq is not None else "")
+        return f"{where} (audit row {self.row_id}): {self.problem}"
+
+
+@dataclass(slots=True)
+class Verification:
+    rows: int = 0
+    chains: int = 0
+    breaks: list[Break] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Verification:
+    """Recompute every chain (or one) from its first row; report each row whose hash, seq or
+    link does not follow. Reads in batches: a store with millions of rows verifies in
+    bounded memory."""
+    result = Verification()
+    q = select(audit_log).order_by(audit_log.c.chain, audit_log.c.seq, audit_log.c.id)
+    if chain is not None:
+        q = q.where(audit_log.c.chain == chain)
+    current: int | None = None
+    expected_seq, prev = 0, GENESIS
+    with engine.connect() as conn:
+        for part in conn.execution_options(yield_per=batch).execute(q).partitions():
+            for r in part:
+                result.rows += 1
+                if r.chain is None or r.seq is None or r.hash is None:
+                    result.breaks.append(Break(-1, None, r.id, "unchained"))
+                    continue
+                if r.chain != current:
+                    current, expected_seq, prev = r.chain, 0, GENESIS
+                    result.chains += 1
+                expected_seq += 1
+                if r.seq != expected_seq:
+                    result.breaks.append(Break(r.chain, r.seq, r.id, "missing row"))
+                    expected_seq = r.seq
+                if r.prev_hash != prev:
+                    result.breaks.append(Break(r.chain, r.seq, r.id, "reordered"))
+                digest = row_hash(r.prev_hash or "", chain=r.chain, seq=r.seq, at=r.at,
+                                  actor=r.actor, action=r.action, import_id=r.import_id,
+                                  patient_id=r.patient_id, reason=r.reason,
+                                  details=r.details)
+                if digest != r.hash:
+                    result.breaks.append(Break(r.chain, r.seq, r.id, "edited"))
+                if r.chain != (r.patient_id if r.patient_id is not None else NO_DOSSIER):
+                    result.breaks.append(Break(r.chain, r.seq, r.id, "moved to another chain"))
+                prev = r.hash
+    return result
+
+
+def trail(engine: Engine, *, import_id: int | None = None, patient_id: int | None = None,
+          limit: int | None = None, offset: int = 0) -> list[dict]:
+    """The rows about an import and/or a patient, oldest first."""
+    q = select(audit_log).order_by(audit_log.c.id)
+    if import_id is not None:
+        q = q.where(audit_log.c.import_id == import_id)
+    if patient_id is not None:
+        q = q.where(audit_log.c.patient_id == patient_id)
+    if limit is not None:
+        q = q.limit(limit).offset(offset)
+    with engine.connect() as conn:
+        return [{"id": r.id, "at": _iso(r.at), "actor": r.actor, "action": r.action,
+                 "import_id": r.import_id, "patient_id": r.patient_id, "reason": r.reason,
+                 "details": r.details} for r in conn.execute(q)]
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.isoformat()
