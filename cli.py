@@ -498,6 +498,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.consistent else EXIT_USER
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from dossiers.audit import verify
+
+    ctx = _context()
+    result = verify(ctx.engine, chain=args.patient)
+    if args.json:
+        _print_json({"ok": result.ok, "rows": result.rows, "chains": result.chains,
+                     "breaks": [{"chain": b.chain, "seq": b.seq, "row_id": b.row_id,
+                                 "problem": b.problem} for b in result.breaks]})
+    else:
+        print(f"checked {result.rows} audit row(s) in {result.chains} chain(s)")
+        for b in result.breaks[:200]:
+            print(f"broken: {b.describe()}")
+        if len(result.breaks) > 200:
+            print(f"... and {len(result.breaks) - 200} more")
+        print("intact" if result.ok else f"TAMPERED: {len(result.breaks)} break(s)")
+    return EXIT_OK if result.ok else EXIT_USER
+
+
 # -- serve ----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
@@ -684,6 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pollers", dest="no_pollers", action="store_true",
                    help="do not poll the declared [folders.*] and [buckets.*] sources")
     p.set_defaults(func=cmd_serve)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="action", required=True)
+    p = audit.add_parser("verify", help="recompute the audit trail's hash chains; exit 1 "
+                         "when a row was edited, deleted or inserted")
+    p.add_argument("--patient", type=int, help="only this dossier's chain (internal id)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit_verify)
 
     db = sub.add_parser("db", help="the store's schema (Alembic migrations)").add_subparsers(
         dest="action", required=True)
