@@ -257,3 +257,12 @@ def test_audit_verify_command(dossier, monkeypatch, capsys) -> None:  # noqa: AN
     assert main(["audit", "verify", "--patient", d.pid]) == 1
     out = capsys.readouterr().out
     assert f"broken: chain {d.pid} seq 1" in out and "TAMPERED: 1 break(s)" in out
+
+
+def test_deposits_are_in_the_patients_trail(dossier) -> None:  # noqa: ANN001
+    d = dossier
+    events = access.read_audit(d.engine, d.patient, d.pid)["events"]
+    assert events[0]["action"] == "dossier.deposit" and events[0]["seq"] == 1
+    assert events[0]["actor"] == "sender:hospital"
+    assert events[0]["details"]["entries"] == 2 and len(events[0]["details"]["imports"]) == 1
+    assert [e["action"] for e in events[1:]] == ["treating.set", "authorization.grant"]
