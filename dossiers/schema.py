@@ -61,6 +61,9 @@ imports = Table(
     # Operations console (issue 6). All nullable or defaulted: existing writers need not know.
     Column("not_before", DateTime(timezone=True)),  # a transient failure's retry time
     Column("retries", Integer, nullable=False, default=0),  # consecutive transient failures
+    # Times taken by a worker since its last recorded outcome: above 0 at a claim, its last
+    # worker died with it (or its lease ran out); see ledger.claim_batch (poison messages).
+    Column("claims", Integer, nullable=False, default=0),
     Column("assigned_patient_id", Id, ForeignKey("patients.id")),  # forced by an admin
     Column("edited_from", Id, ForeignKey("imports.id")),  # the import this edit corrects
     Column("discard_reason", Text),  # why an admin closed it (or "edited as import N")

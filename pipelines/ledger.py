@@ -97,9 +97,23 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# A row taken again without an outcome recorded since its last claim is a suspect: the
+# worker that had it died (SIGKILL, OOM, a crash in a C library) or overran its lease.
+# Suspects taken once before come in small groups (an eighth of a batch: after one crash the
+# dead worker's batch is soon done), those taken twice or more come alone, so that a message
+# that kills its worker takes nothing else down with it. One taken POISON_AFTER times (so
+# alone at least twice) is failed instead of retried forever.
+POISON_AFTER = 4
+POISON_CODE = "POISON_MESSAGE"
+
+
 def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int = 600,
                 ids: list[int] | None = None) -> list[int]:
-    """Atomically take up to ``limit`` rows to process (received, or with an expired lease)."""
+    """Atomically take up to ``limit`` rows to process (received, or with an expired lease).
+
+    Suspects (see POISON_AFTER) come in small groups, then alone; a suspect already taken
+    POISON_AFTER times is failed with POISON_MESSAGE in this same transaction and not
+    returned."""
     t = now()
     with engine.begin() as conn:
         # a row put back after a transient failure waits for its not_before (backoff)
@@ -108,16 +122,42 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
                    and_(imports.c.status == PROCESSING, imports.c.claimed_until < t))
         if ids is not None:
             cond = and_(cond, imports.c.id.in_(ids))
-        query = select(imports.c.id).where(cond).order_by(imports.c.id).limit(limit)
+        query = select(imports.c.id, imports.c.claims).where(cond).order_by(imports.c.id) \
+            .limit(limit)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        claimed = list(conn.execute(query).scalars())
+        rows = conn.execute(query).all()
+        poisoned = [r.id for r in rows if r.claims >= POISON_AFTER]
+        if poisoned:
+            _fail_poisoned(conn, poisoned, t)
+        rows = [r for r in rows if r.claims < POISON_AFTER]
+        suspects = [r for r in rows if r.claims > 0]
+        if suspects:
+            level = suspects[0].claims
+            size = max(1, limit // 8) if level == 1 else 1
+            claimed = [r.id for r in suspects if r.claims == level][:size]
+        else:
+            claimed = [r.id for r in rows]
         if claimed:
             conn.execute(update(imports).where(imports.c.id.in_(claimed)).values(
-                status=PROCESSING, claimed_by=worker,
+                status=PROCESSING, claimed_by=worker, claims=imports.c.claims + 1,
                 claimed_until=t + timedelta(seconds=lease_seconds), updated_at=t))
     fault_point("ledger.claimed")
     return claimed
+
+
+def _fail_poisoned(conn: Connection, ids: list[int], t: datetime) -> None:
+    message = (f"taken by a worker {POISON_AFTER} times without an outcome: each time the "
+               "worker processing it stopped (killed, crashed, or past its lease); not "
+               "retried again (rerun it once the cause is fixed)")
+    conn.execute(update(imports).where(imports.c.id.in_(ids)).values(
+        status=FAILED, stage="process", error_code=POISON_CODE, error_message=message,
+        error_location=None, claimed_by=None, claimed_until=None, claims=0,
+        attempts=imports.c.attempts + 1, updated_at=t))
+    conn.execute(import_attempts.insert(), [
+        {"import_id": i, "started_at": t, "finished_at": t, "status": FAILED,
+         "error_code": POISON_CODE, "error_message": message, "trigger": "claim"}
+        for i in ids])
 
 
 def release_claims(engine: Engine, prefix: str | None = None,
@@ -164,7 +204,7 @@ def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime
             duplicates_count=bindparam("b_dups"), patient_id=bindparam("b_patient"),
             logical_id=bindparam("b_logical"), duplicate_of=bindparam("b_dup_of"),
             warnings=bindparam("b_warnings", type_=imports.c.warnings.type),
-            attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None,
+            attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None, claims=0,
             not_before=bindparam("b_not_before"), retries=bindparam("b_retries"),
             updated_at=t),
         [{"b_id": i, "b_status": o.status, "b_stage": o.stage, "b_code": o.error_code,
@@ -204,7 +244,7 @@ def reset_for_rerun(conn: Connection, ids: list[int]) -> list[int]:
     todo = [r.id for r in rows if reopenable(r.status, r.stage)]
     if todo:
         conn.execute(update(imports).where(imports.c.id.in_(todo)).values(
-            status=RECEIVED, not_before=None, retries=0, updated_at=now()))
+            status=RECEIVED, not_before=None, retries=0, claims=0, updated_at=now()))
     return todo
 
 

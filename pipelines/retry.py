@@ -72,7 +72,7 @@ def defer_claimed(engine: Engine, ids: list[int], *, retry_max: int, base_second
                 status=o.status, stage=o.stage, error_code=o.error_code,
                 error_message=o.error_message, not_before=o.not_before, retries=o.retries,
                 attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None,
-                updated_at=t))
+                claims=0, updated_at=t))
             attempts.append({"import_id": row.id, "started_at": t, "finished_at": t,
                              "code_version": code_version,
                              "status": RETRY if o.status == RECEIVED else o.status,

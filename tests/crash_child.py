@@ -4,10 +4,15 @@ folder poller, through the real pipelines (``DMP_FAULT`` arms a kill at a named 
     python -m tests.crash_child ingest FILE...   intake of the files, then drain
     python -m tests.crash_child drain            drain the ledger (a worker)
     python -m tests.crash_child folder DIR       one poll of a drop folder, then drain
+
+``DMP_TEST_POISON=sha256``: the process dies (SIGKILL) whenever it prepares the message with
+these bytes, as a worker does on an input that crashes a C library or exhausts memory.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,8 +21,23 @@ from pipelines.process import Context, drain
 from pipelines.settings import FolderSource, load_settings
 
 
+def _arm_poison(sha: str) -> None:
+    import pipelines.process as process
+
+    prepare = process._prepare
+
+    def dying(ctx, row, started):  # noqa: ANN001, ANN202
+        if row.sha256 == sha:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return prepare(ctx, row, started)
+
+    process._prepare = dying
+
+
 def main(argv: list[str]) -> int:
     mode, args = argv[0], argv[1:]
+    if os.environ.get("DMP_TEST_POISON"):
+        _arm_poison(os.environ["DMP_TEST_POISON"])
     settings = load_settings()
     ctx = Context.from_settings(settings, worker=settings.worker_id)
     if mode == "ingest":
