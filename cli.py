@@ -606,6 +606,11 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     dossier = show_dossier(ctx.engine, args.patient, history=args.history)
     if dossier is None:
         raise UserError(f"no dossier {args.patient}")
+    from pipelines.audit import Actor, record
+
+    with ctx.engine.begin() as conn:  # an operator's read is traced like anyone's
+        record(conn, Actor.current(), "dossier.show", patient_id=dossier["patient"]["id"],
+               details={"entries": len(dossier["entries"]), "history": args.history})
     if args.json:
         _print_json(dossier)
         return EXIT_OK

@@ -326,6 +326,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             supersedes.append((row, old.id))
         elif key in held:  # a replacement re-sent under its own key: one current version
             supersedes.append((row, held[key].id))
+        earlier = old if old is not None else held.get(key)
+        if earlier is not None and earlier.mask_override is not None:
+            row["mask_override"] = earlier.mask_override  # the patient's choice outlives v1
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
     for doc, ref in replaced_docs:

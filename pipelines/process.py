@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from dossiers.audit import AuditEvent, append
 from dossiers.db import begin_replayable, replayable_commits
 from dossiers.deposit import (
     DepositResult,
@@ -132,6 +133,7 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
     # then held only while filing, so the listener's intake waits less.
     outcomes: dict[int, tuple[Outcome, datetime]] = {}
     prepared: list[Prepared] = []
+    sources = {row.id: row.source for row in rows}
     for row in rows:
         started = now()
         try:
@@ -150,6 +152,7 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
             with begin_replayable(conn):
                 decided = dict(outcomes) if n == 0 else {}
                 _file_piece(ctx, conn, piece, decided)
+                append(conn, deposit_events(decided, sources))
                 fault_point("process.filed")
                 results = [(row_id, *outcome) for row_id, outcome in decided.items()]
                 for _, outcome, _ in results:
@@ -159,6 +162,23 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
                 fault_point("process.recorded")
             fault_point("process.committed")
     return counts
+
+
+def deposit_events(decided: dict[int, tuple[Outcome, datetime]],
+                   sources: dict[int, str]) -> list[AuditEvent]:
+    """The dossier writes of one transaction, for the patients' audit trails: one row per
+    dossier and sender (the imports and the number of entries filed), not one per message,
+    so that the trail costs little on the hot path and stays readable."""
+    grouped: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    for row_id, (outcome, _) in decided.items():
+        if outcome.status == DEPOSITED and outcome.patient_id is not None and outcome.entries:
+            grouped.setdefault((outcome.patient_id, sources[row_id]), []).append(
+                (row_id, outcome.entries))
+    return [AuditEvent(f"sender:{source}", "dossier.deposit", patient_id=patient_id,
+                       import_id=filed[0][0] if len(filed) == 1 else None,
+                       details={"imports": sorted(i for i, _ in filed),
+                                "entries": sum(n for _, n in filed)})
+            for (patient_id, source), filed in sorted(grouped.items())]
 
 
 def _file_piece(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001

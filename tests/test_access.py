@@ -257,3 +257,27 @@ def test_audit_verify_command(dossier, monkeypatch, capsys) -> None:  # noqa: AN
     assert main(["audit", "verify", "--patient", d.pid]) == 1
     out = capsys.readouterr().out
     assert f"broken: chain {d.pid} seq 1" in out and "TAMPERED: 1 break(s)" in out
+
+
+def test_deposits_are_in_the_patients_trail(dossier) -> None:  # noqa: ANN001
+    d = dossier
+    events = access.read_audit(d.engine, d.patient, d.pid)["events"]
+    assert events[0]["action"] == "dossier.deposit" and events[0]["seq"] == 1
+    assert events[0]["actor"] == "sender:hospital"
+    assert events[0]["details"]["entries"] == 2 and len(events[0]["details"]["imports"]) == 1
+    assert [e["action"] for e in events[1:]] == ["treating.set", "authorization.grant"]
+
+
+def test_patients_mask_survives_a_new_version_of_the_document(ctx) -> None:  # noqa: ANN001
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    _file(ctx, "02_crbio_synlab_bilan_renal_v1.xml")
+    with ctx.engine.connect() as conn:
+        doc = conn.execute(select(entries).where(entries.c.type == "document")).one()
+    patient = Principal("patient", str(doc.patient_id))
+    access.set_mask(ctx.engine, patient, doc.id, True)
+    _file(ctx, "03_crbio_synlab_bilan_renal_v2_rplc.xml")
+    with ctx.engine.connect() as conn:
+        current = conn.execute(select(entries).where(
+            entries.c.type == "document", entries.c.current.is_(True))).one()
+    assert current.id != doc.id and current.mask_override is True
