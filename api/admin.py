@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.app import ApiError, requires, state
+from api.app import MAX_ID, ApiError, requires, state
 from dossiers.access import Principal
 from pipelines.archive import ArchiveUnavailable
 from pipelines.filters import FilterError, build_filter
@@ -26,6 +26,7 @@ from pipelines.resilient import process_or_defer
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
+ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
 MAX_LISTED = 10_000  # offset + limit: deeper pages are for filters, not paging
 
 
@@ -43,7 +44,8 @@ class Filter(BaseModel):
 
 
 class Rerun(BaseModel):
-    ids: list[int] = Field(default_factory=list)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(default_factory=list,
+                                                              max_length=100_000)
     filter: Filter | None = None
     dry_run: bool = False
     wait: bool = Field(False, description="process now and return the outcomes")
@@ -76,7 +78,7 @@ def imports_list(request: Request, who: ADMIN,
 
 
 @router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")
-def imports_show(import_id: int, request: Request, who: ADMIN) -> dict:
+def imports_show(import_id: ImportId, request: Request, who: ADMIN) -> dict:
     info = show_import(state(request).ctx.engine, import_id)
     if info is None:
         raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
@@ -95,7 +97,7 @@ def imports_rerun(body: Rerun, request: Request,
 
 @router.post("/imports/{import_id}/rerun", summary="Replay one import from the archive",
              responses={202: {"description": "reopened; the workers process it"}})
-def imports_rerun_one(import_id: int, request: Request, who: ADMIN,
+def imports_rerun_one(import_id: ImportId, request: Request, who: ADMIN,
                       body: Rerun | None = None) -> JSONResponse:
     if show_import(state(request).ctx.engine, import_id) is None:
         raise ApiError(404, "NOT_FOUND", f"no import {import_id}")

@@ -31,6 +31,7 @@ from dossiers.access import AccessError, Principal
 from pipelines.process import Context
 
 log = logging.getLogger("dmp.api")
+MAX_ID = 2**63 - 1  # ids are BIGINT: larger numbers are 422, not a database error
 
 
 class ApiError(Exception):
@@ -171,8 +172,8 @@ class Contain:
         try:
             await self.app(scope, receive, sending)
         except Exception as exc:
-            log.error("%s %s failed (%s)", scope.get("method"), scope.get("route_path")
-                      or _template(scope), type(exc).__name__)
+            log.error("%s %s failed (%s)", scope.get("method"), _template(scope),
+                      type(exc).__name__)
             log.debug("request failure", exc_info=True)
             if not started:
                 await error(500, "INTERNAL_ERROR", "the request could not be handled")(

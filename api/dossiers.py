@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from api.app import ApiError, requires, state
+from api.app import MAX_ID, ApiError, requires, state
 from dossiers import access
 from dossiers.access import Principal
 from pipelines.archive import ArchiveError, ArchiveMissing
@@ -29,6 +29,7 @@ PATIENT = Annotated[Principal, Depends(requires("patient"))]
 PROFESSIONAL = Annotated[Principal, Depends(requires("professional"))]
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
 PATIENT_OR_ADMIN = Annotated[Principal, Depends(requires("patient", "admin"))]
+EntryId = Annotated[int, Path(ge=1, le=MAX_ID, description="an entry (document) id")]
 
 
 class Rpps(BaseModel):
@@ -94,7 +95,7 @@ def get_fhir(patient: str, request: Request, who: READER) -> Response:
 @router.get("/documents/{entry_id}", summary="A document's original file",
             response_class=Response,
             responses={200: {"content": {"application/pdf": {}, "text/xml": {}}}})
-def get_document(entry_id: int, request: Request,
+def get_document(entry_id: EntryId, request: Request,
                  who: READER) -> Response:
     ctx = state(request).ctx
     found = access.read_document(ctx.engine, who, entry_id)
@@ -113,17 +114,17 @@ def get_document(entry_id: int, request: Request,
 
 @router.post("/documents/{entry_id}/mask", summary="Mask a document from professionals "
              "(patient)")
-def mask(entry_id: int, request: Request, who: PATIENT) -> dict:
+def mask(entry_id: EntryId, request: Request, who: PATIENT) -> dict:
     return access.set_mask(_engine(request), who, entry_id, True)
 
 
 @router.post("/documents/{entry_id}/unmask", summary="Unmask a document (patient)")
-def unmask(entry_id: int, request: Request, who: PATIENT) -> dict:
+def unmask(entry_id: EntryId, request: Request, who: PATIENT) -> dict:
     return access.set_mask(_engine(request), who, entry_id, False)
 
 
 @router.post("/documents/{entry_id}/withdraw", summary="Withdraw a document (its author)")
-def withdraw(entry_id: int, body: Reason, request: Request,
+def withdraw(entry_id: EntryId, body: Reason, request: Request,
              who: PROFESSIONAL) -> dict:
     return access.withdraw(_engine(request), who, entry_id, body.reason)
 

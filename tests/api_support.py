@@ -33,6 +33,7 @@ class RunningApi:
     loop: asyncio.AbstractEventLoop
     stop_event: asyncio.Event
     thread: threading.Thread
+    verify: object = True  # httpx's: an ssl.SSLContext trusting the test CA for HTTPS
 
     def token(self, scope: str, **claims: object) -> str:
         return mint(self.ctx.settings, scope, **claims)
@@ -45,7 +46,8 @@ class RunningApi:
             token = self.token(scope, **claims)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60,
+                            verify=self.verify)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop_event.set)
@@ -54,9 +56,11 @@ class RunningApi:
 
 
 @contextmanager
-def running_api(ctx, *, process: bool = False) -> Iterator[RunningApi]:  # noqa: ANN001
+def running_api(ctx, *, process: bool = False,  # noqa: ANN001
+                verify: object = True) -> Iterator[RunningApi]:
     """`serve` with the HTTP API only (no MLLP, no pollers) in a background thread; with
     ``process`` its ledger worker too (``ctx.settings.workers`` = 0: a thread)."""
+    from api.server import tls_files
     from connectors.service import serve
 
     ready = threading.Event()
@@ -83,8 +87,9 @@ def running_api(ctx, *, process: bool = False) -> Iterator[RunningApi]:  # noqa:
     thread = threading.Thread(target=main, daemon=True)
     thread.start()
     assert ready.wait(60) and "port" in box, f"service did not start: {box.get('error')!r}"
-    running = RunningApi(ctx, f"http://127.0.0.1:{box['port']}", box["loop"], box["stop"],
-                         thread)
+    scheme = "https" if tls_files(ctx)[0] else "http"
+    running = RunningApi(ctx, f"{scheme}://127.0.0.1:{box['port']}", box["loop"],
+                         box["stop"], thread, verify)
     try:
         yield running
     finally:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import ssl
+import subprocess
 import time
 
+import httpx
 import jwt
 import pytest
 from sqlalchemy import select, update
@@ -23,6 +26,7 @@ from dossiers.audit import verify
 from dossiers.schema import entries, imports
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context, drain
+from pipelines.settings import load_settings
 from tests.api_support import SECRET, api_settings, running_api
 from tests.conftest import SAMPLES
 
@@ -184,6 +188,7 @@ def test_admin_list_show_rerun(api) -> None:  # noqa: ANN001
         r = c.get("/admin/imports/999999")
         assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND")
         assert c.get("/admin/imports/abc").status_code == 422
+        assert c.get(f"/admin/imports/{2**64}").status_code == 422  # not a database error
 
         dry = c.post("/admin/imports/rerun", json={"filter": {"status": "failed"},
                                                    "dry_run": True}).json()
@@ -240,6 +245,30 @@ def test_serve_worker_processes_what_http_received(settings) -> None:  # noqa: A
                 _row(ctx, answer["import_id"]).status != "deposited":
             time.sleep(0.1)
         assert _row(ctx, answer["import_id"]).status == "deposited"
+    ctx.engine.dispose()
+
+
+def test_https_with_the_listeners_certificate(tmp_path) -> None:  # noqa: ANN001
+    """With the MLLP listener's certificate configured (and no http_tls_*), the API is
+    served over TLS only."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+        "server.pem", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+        "subjectAltName=IP:127.0.0.1")
+    settings = load_settings(env={"DMP_HOME": str(tmp_path / "home"),
+                                  "DMP_MLLP_TLS_CERT": str(tmp_path / "server.pem"),
+                                  "DMP_MLLP_TLS_KEY": str(tmp_path / "server.key")})
+    ctx = Context.from_settings(api_settings(settings))
+    trust = ssl.create_default_context(cafile=str(tmp_path / "server.pem"))
+    with running_api(ctx, verify=trust) as running:
+        assert running.url.startswith("https://")
+        with running.client("admin", subject="alice") as c:
+            assert c.get("/admin/imports").status_code == 200
+        plain = running.url.replace("https://", "http://")
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(plain + "/openapi.json", timeout=5)
     ctx.engine.dispose()
 
 
