@@ -29,6 +29,7 @@ from pipelines.process import Context, drain
 from pipelines.settings import load_settings
 from tests.api_support import SECRET, api_settings, running_api
 from tests.conftest import SAMPLES
+from tests.test_privacy import debug_logging, hits  # noqa: F401 (a fixture)
 
 MAX_BODY = 512 * 1024
 FHIR = importlib.util.find_spec("dossiers.fhir") is not None  # 501 until it is merged
@@ -380,9 +381,11 @@ def _seen(client, pid: str) -> tuple[int, set[int] | dict]:  # noqa: ANN001
     return 200, {e["id"] for e in r.json()["entries"]}
 
 
-def test_permission_matrix(api, k1) -> None:  # noqa: ANN001
+@pytest.mark.usefixtures("debug_logging")  # first: the fixtures' requests are logged too
+def test_permission_matrix(caplog, api, k1) -> None:  # noqa: ANN001
     """Roles x masked/unmasked x authorised or not x break-glass, over HTTP; then the
-    patient's mask, a revocation, a withdrawal, and the audit trail of it all."""
+    patient's mask, a revocation, a withdrawal, and the audit trail of it all. Logged at
+    DEBUG meanwhile, without a patient's name or NIR."""
     unmasked = k1.ids["lab"] | k1.ids["scan"] | k1.ids["invisible"]
     everything = unmasked | k1.ids["letter"]
     expected_sets = {"all": everything, "unmasked": unmasked}
@@ -481,6 +484,9 @@ def test_permission_matrix(api, k1) -> None:  # noqa: ANN001
 
     _withdraw(api, k1, letter)
     assert verify(api.ctx.engine).ok
+    logs = [r.getMessage() for phase in ("setup", "call") for r in caplog.get_records(phase)]
+    assert any("over HTTP" in line for line in logs)  # the intake lines were captured
+    assert hits(logs) == []
 
 
 def _mask_and_revoke(api, k1, scan: int) -> None:  # noqa: ANN001
