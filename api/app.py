@@ -84,7 +84,7 @@ _bearer = HTTPBearer(auto_error=False, description="A token from `dmp-ingest tok
 def requires(*scopes: str) -> Callable[..., Principal]:
     """A dependency: the caller's Principal, if its token is valid and its scope one of
     ``scopes`` (401 for a missing or invalid token, 403 for another scope)."""
-    def principal(request: Request, credentials: Annotated[
+    async def principal(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ApiError(401, "TOKEN_MISSING", "a bearer token is required",

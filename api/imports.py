@@ -92,13 +92,20 @@ async def post_import(request: Request, who: SENDER) -> JSONResponse:
                     received_at=datetime.now(UTC))
     try:
         result = (await run_in_threadpool(intake, api.ctx.engine, api.ctx.archive, [item]))[0]
-        answer = await run_in_threadpool(_answer, api, result)
     except Exception as exc:  # archive or store down: nothing acknowledged
         log.error("HTTP intake from source %s failed (%s)", source, type(exc).__name__)
         raise ApiError(503, "STORE_UNAVAILABLE",
                        "the content could not be stored; send it again later",
                        {"Retry-After": "30"}) from None
     api.wake()
+    try:
+        answer = await run_in_threadpool(_answer, api, result)
+    except Exception as exc:  # stored and committed: 202 all the same, with what we know
+        log.warning("import %s: its state could not be read back (%s)",
+                    (result.batch_id or result.message_ids[0]), type(exc).__name__)
+        answer = {"import_id": result.batch_id or result.message_ids[0],
+                  "status": "duplicate" if result.repeats and len(result.message_ids) == 1
+                  else "received", "duplicate_of": None, "format": None}
     log.info("import %s from source %s over HTTP: %s, %s (declared %s)", answer["import_id"],
              source, answer["format"], answer["status"],
              (request.headers.get("content-type") or "-")[:60])

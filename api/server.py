@@ -74,7 +74,11 @@ class ApiServer:
             server_header=False, proxy_headers=False,
             ssl_certfile=str(cert) if cert else None, ssl_keyfile=str(key) if key else None,
             timeout_graceful_shutdown=int(self.grace))
-        sock = bind(self.host, self.port)
+        try:
+            sock = bind(self.host, self.port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"HTTP API on {self.host}:{self.port}: "
+                          f"{exc.strerror or exc}") from None
         self.port = sock.getsockname()[1]
         self.server = _Server(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="http-api")

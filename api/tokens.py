@@ -105,9 +105,10 @@ def mint(settings: Settings, scope: str, *, subject: str | None = None,
         claims.update(rpps=number, role=role)
         subject = subject or number
     elif scope == "patient":
-        if patient is None or not str(patient).strip().isdigit():
+        if patient is None or not str(patient).strip().isascii() or \
+                not str(patient).strip().isdigit():
             raise ValueError("a patient token needs --patient (the dossier's internal id)")
-        claims["patient"] = str(patient).strip()
+        claims["patient"] = str(int(str(patient).strip()))
         subject = subject or claims["patient"]
     elif not subject:
         raise ValueError("an admin token needs --name")
@@ -146,6 +147,8 @@ def principal_from(token: str, key: bytes) -> Principal:
             raise TokenError("TOKEN_INVALID",
                              "a professional token needs 'rpps' (11 digits) and 'role'")
         return Principal("professional", number, role.strip())
-    if scope == "patient" and not value.isdigit():
-        raise TokenError("TOKEN_INVALID", "'patient' is the dossier's internal id")
+    if scope == "patient":
+        if not value.isascii() or not value.isdigit():
+            raise TokenError("TOKEN_INVALID", "'patient' is the dossier's internal id")
+        value = str(int(value))  # "012" is dossier 12
     return Principal(scope, value)
