@@ -42,6 +42,10 @@ def clean_file_name(value: str | None) -> str | None:
     at most 200 characters; None when nothing usable is left."""
     if not value:
         return None
+    try:  # HTTP headers arrive as latin-1: a UTF-8 name is read back as UTF-8
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
     name = unicodedata.normalize("NFC", value).replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", "".join(c for c in name if c.isprintable())).strip(" .")
     return name[:200] or None

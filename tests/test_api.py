@@ -128,6 +128,18 @@ def test_push_is_durable_before_202_then_processed(api, source, path, content_ty
     assert (again["status"], again["duplicate_of"]) == ("duplicate", answer["import_id"])
 
 
+def test_file_names_are_cleaned() -> None:
+    from api.imports import clean_file_name
+
+    assert clean_file_name("C:\\lab\\out\\cr_2025.hl7") == "cr_2025.hl7"
+    assert clean_file_name("../../etc/passwd") == "passwd"
+    assert clean_file_name("compte rendu é.pdf".encode().decode("latin-1")) == \
+        "compte rendu é.pdf"
+    assert clean_file_name("a\x00b;rm -rf $HOME|.xml") == "ab_rm -rf _HOME_.xml"
+    assert clean_file_name("..") is None and clean_file_name("") is None
+    assert len(clean_file_name("x" * 1000 + ".pdf")) == 200
+
+
 def test_push_refused(api, monkeypatch) -> None:  # noqa: ANN001
     data = (SAMPLES / "hl7v2" / "01_labm_nfs.hl7").read_bytes()
 
