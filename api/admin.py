@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.app import MAX_ID, ApiError, requires, state
+from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
 from pipelines.archive import ArchiveUnavailable
 from pipelines.filters import FilterError, build_filter
@@ -40,7 +40,7 @@ class Filter(BaseModel):
     code: str | None = Field(None, description="error code, e.g. CODE_UNMAPPED")
     since: str | None = Field(None, description="2026-11-25, 2026-11-25T08:00, 24h, 7d")
     until: str | None = None
-    patient: str | None = Field(None, description="INS or dossier id")
+    patient: str | None = Field(None, pattern=PATIENT_REF, description="INS or dossier id")
 
 
 class Rerun(BaseModel):
@@ -63,7 +63,8 @@ def imports_list(request: Request, who: ADMIN,
                  status: str | None = None, source: str | None = None,
                  channel: str | None = None, stage: str | None = None,
                  code: str | None = None, since: str | None = None,
-                 until: str | None = None, patient: str | None = None,
+                 until: str | None = None,
+                 patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
                  sort: str = Query("-id", description="id, received, updated, status, "
                                    "source, code, stage, attempts; '-' for descending"),
                  limit: int = Query(200, ge=1, le=5000),

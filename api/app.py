@@ -32,6 +32,9 @@ from pipelines.process import Context
 
 log = logging.getLogger("dmp.api")
 MAX_ID = 2**63 - 1  # ids are BIGINT: larger numbers are 422, not a database error
+# A patient reference: an INS (15 characters) or a dossier id (a BIGINT). Anything else is
+# 422, the same for every caller and dossier (a reference's form says nothing of a patient).
+PATIENT_REF = r"^(?:[0-9]{1,18}|[0-9A-Za-z]{15})$"
 
 
 class ApiError(Exception):

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from api.app import MAX_ID, ApiError, requires, state
+from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers import access
 from dossiers.access import Principal
 from pipelines.archive import ArchiveError, ArchiveMissing
@@ -30,6 +30,8 @@ PROFESSIONAL = Annotated[Principal, Depends(requires("professional"))]
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
 PATIENT_OR_ADMIN = Annotated[Principal, Depends(requires("patient", "admin"))]
 EntryId = Annotated[int, Path(ge=1, le=MAX_ID, description="an entry (document) id")]
+PatientRef = Annotated[str, Path(pattern=PATIENT_REF,
+                                 description="INS (15 characters) or dossier id")]
 
 
 class Rpps(BaseModel):
@@ -56,12 +58,12 @@ def _engine(request: Request):  # noqa: ANN202
 
 
 @router.get("/dossiers/{patient}", summary="A dossier: identity, access basis, counts")
-def get_dossier(patient: str, request: Request, who: READER) -> dict:
+def get_dossier(patient: PatientRef, request: Request, who: READER) -> dict:
     return access.read_dossier(_engine(request), who, patient)
 
 
 @router.get("/dossiers/{patient}/entries", summary="The entries the caller may see")
-def get_entries(patient: str, request: Request, who: READER,
+def get_entries(patient: PatientRef, request: Request, who: READER,
                 type: str | None = None, code: str | None = None,  # noqa: A002
                 date_from: str | None = Query(None, alias="from",
                                               description="YYYY, YYYY-MM or YYYY-MM-DD"),
@@ -74,14 +76,14 @@ def get_entries(patient: str, request: Request, who: READER,
 
 
 @router.get("/dossiers/{patient}/audit", summary="Who read or changed the dossier (patient)")
-def get_audit(patient: str, request: Request, who: PATIENT,
+def get_audit(patient: PatientRef, request: Request, who: PATIENT,
               limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0)) -> dict:
     return access.read_audit(_engine(request), who, patient, limit=limit, offset=offset)
 
 
 @router.get("/dossiers/{patient}/fhir", summary="The dossier as a FHIR R4 Bundle",
             response_class=JSONResponse)
-def get_fhir(patient: str, request: Request, who: READER) -> Response:
+def get_fhir(patient: PatientRef, request: Request, who: READER) -> Response:
     try:
         bundle = access.export_fhir(_engine(request), who, patient,
                                     base_url=str(request.base_url).rstrip("/"))
@@ -131,28 +133,28 @@ def withdraw(entry_id: EntryId, body: Reason, request: Request,
 
 @router.post("/dossiers/{patient}/authorizations", status_code=201,
              summary="Authorise a professional to read the dossier (patient)")
-def grant(patient: str, body: Rpps, request: Request,
+def grant(patient: PatientRef, body: Rpps, request: Request,
           who: PATIENT) -> dict:
     return access.grant(_engine(request), who, patient, body.rpps)
 
 
 @router.delete("/dossiers/{patient}/authorizations/{rpps}",
                summary="Revoke a professional's authorisation (patient)")
-def revoke(patient: str, rpps: str, request: Request,
+def revoke(patient: PatientRef, rpps: str, request: Request,
            who: PATIENT) -> dict:
     return access.revoke(_engine(request), who, patient, rpps)
 
 
 @router.put("/dossiers/{patient}/treating-doctor",
             summary="Name or clear the médecin traitant (patient or admin)")
-def treating(patient: str, body: Treating, request: Request,
+def treating(patient: PatientRef, body: Treating, request: Request,
              who: PATIENT_OR_ADMIN) -> dict:
     return access.set_treating(_engine(request), who, patient, body.rpps)
 
 
 @router.post("/dossiers/{patient}/break-glass", status_code=201,
              summary="Emergency access with a reason, time-limited and traced (professional)")
-def break_glass(patient: str, body: Reason, request: Request,
+def break_glass(patient: PatientRef, body: Reason, request: Request,
                 who: PROFESSIONAL) -> dict:
     return access.open_break_glass(_engine(request), who, patient, body.reason)
 

@@ -195,7 +195,8 @@ def test_admin_list_show_rerun(api) -> None:  # noqa: ANN001
                              ({"patient": "999999"}, "BAD_FILTER")):
             r = c.get("/admin/imports", params=params)
             assert (r.status_code, r.json()["error"]) == (400, code)
-        assert c.get("/admin/imports", params={"limit": 0}).status_code == 422
+        for params in ({"limit": 0}, {"patient": "9" * 20}):
+            assert c.get("/admin/imports", params=params).status_code == 422
         shown = c.get(f"/admin/imports/{bad['import_id']}").json()
         assert shown["status"] == "failed" and len(shown["attempts"]) == 1
         r = c.get("/admin/imports/999999")
@@ -454,7 +455,7 @@ def test_permission_matrix(caplog, api, k1) -> None:  # noqa: ANN001
         if not glass:
             # an unauthorised professional learns nothing about existence: same answers
             with _pro(api, STRANGER) as c:
-                for ref in ("999999", UNKNOWN_INS, "not-a-ref"):
+                for ref in ("999999", UNKNOWN_INS, "1" * 18):
                     for path in (f"/dossiers/{ref}", f"/dossiers/{ref}/entries",
                                  *([f"/dossiers/{ref}/fhir"] if FHIR else [])):
                         r = c.get(path)
@@ -464,6 +465,9 @@ def test_permission_matrix(caplog, api, k1) -> None:  # noqa: ANN001
                            json={"reason": "patient inconscient aux urgences"})
                 assert r.status_code == 403
                 denied_bodies.add(r.content)
+                for ref in ("9" * 20, "not-a-ref", "%C2%B9"):  # not a reference at all
+                    r = c.get(f"/dossiers/{ref}/entries")
+                    assert (r.status_code, r.json()["error"]) == (422, "INVALID_REQUEST")
             assert len(denied_bodies) == 1, denied_bodies
             _mask_and_revoke(api, k1, scan)
 
