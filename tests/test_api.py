@@ -13,8 +13,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import os
+import signal
 import ssl
 import subprocess
+import sys
 import time
 
 import httpx
@@ -28,7 +31,7 @@ from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
 from tests.api_support import SECRET, api_settings, running_api
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 from tests.test_privacy import debug_logging, hits  # noqa: F401 (a fixture)
 
 MAX_BODY = 512 * 1024
@@ -284,6 +287,34 @@ def test_https_with_the_listeners_certificate(tmp_path) -> None:  # noqa: ANN001
         with pytest.raises(httpx.HTTPError):
             httpx.get(plain + "/openapi.json", timeout=5)
     ctx.engine.dispose()
+
+
+def test_dmp_ingest_serve_http_and_sigterm(tmp_path) -> None:  # noqa: ANN001
+    """The real command: `serve --no-mllp --http-port 0` answers a sender, and SIGTERM
+    (handled by the service, not by uvicorn) stops it with status 0."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dmp.toml").write_text('worker_id = "api-test"\n[sources.labm]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
+    env.update(PYTHONPATH=str(ROOT), DMP_HOME=str(home), DMP_WORKERS="0")
+    cli = [sys.executable, "-m", "cli"]
+    token = subprocess.run([*cli, "token", "mint", "--scope", "sender", "--source", "labm"],
+                           env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+                           timeout=60).stdout.strip()
+    proc = subprocess.Popen([*cli, "serve", "--no-mllp", "--http-port", "0"], env=env,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        url = next(line.split(" on ", 1)[1].strip() for line in lines if "HTTP API" in line)
+        r = httpx.post(f"{url}/imports", headers={"Authorization": f"Bearer {token}"},
+                       content=(SAMPLES / "hl7v2" / "01_labm_nfs.hl7").read_bytes())
+        assert r.status_code == 202 and r.json()["import_id"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "dmp-ingest serve: stopped" in out
 
 
 def test_token_mint_command(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
