@@ -531,13 +531,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if changes:
         listener = dataclasses.replace(ctx.settings.listener, **changes)
         ctx.settings = dataclasses.replace(ctx.settings, listener=listener)
+    http = {k: v for k, v in (("host", args.http_host), ("port", args.http_port))
+            if v is not None}
+    if http:
+        ctx.settings = dataclasses.replace(
+            ctx.settings, http=dataclasses.replace(ctx.settings.http, **http))
     polls = not args.no_pollers and bool(ctx.settings.folders or ctx.settings.buckets)
-    if args.no_mllp and args.no_process and not polls:
-        raise UserError("nothing to serve: --no-mllp and --no-process, and no folder or "
-                        "bucket source to poll")
+    if args.no_mllp and args.no_process and args.no_http and not polls:
+        raise UserError("nothing to serve: --no-mllp, --no-http and --no-process, and no "
+                        "folder or bucket source to poll")
     try:
         counters = asyncio.run(serve(ctx, mllp=not args.no_mllp, process=not args.no_process,
-                                     pollers=not args.no_pollers))
+                                     pollers=not args.no_pollers, http=not args.no_http))
     except OSError as exc:  # port taken, TLS files unreadable
         raise UserError(f"cannot start the listener: {exc.strerror or exc}") from None
     except SettingsError as exc:
@@ -548,6 +553,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
              f"source(s)" if polled else "")
     print(f"dmp-ingest serve: stopped; {counters['connections']} connection(s), "
           f"{counters['acks']} ACK(s) sent; processed: {done}{taken}")
+    return EXIT_OK
+
+
+# -- token ----------------------------------------------------------------------------------
+def cmd_token_mint(args: argparse.Namespace) -> int:
+    """A signed API token, for tests, demos and the senders' configuration."""
+    from api.tokens import mint
+    from pipelines.settings import SettingsError, load_settings
+
+    try:
+        token = mint(load_settings(), args.scope, subject=args.name, source=args.source,
+                     rpps=args.rpps, role=args.role, patient=args.patient, ttl=args.ttl)
+    except (ValueError, SettingsError, OSError) as exc:
+        raise UserError(f"token: {exc}") from None
+    print(token)
     return EXIT_OK
 
 
@@ -695,14 +715,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("serve", help="the long-running service: MLLP listener and processing")
+    p = sub.add_parser("serve", help="the long-running service: MLLP listener, HTTP API and "
+                       "processing")
     p.add_argument("--mllp-host", dest="mllp_host", help="listen address (DMP_MLLP_HOST)")
     p.add_argument("--mllp-port", dest="mllp_port", type=int,
                    help="listen port (DMP_MLLP_PORT, default 2575; 0 picks a free one)")
     p.add_argument("--ack-mode", dest="ack_mode", choices=["accept", "application"],
                    help="AA once stored (accept, default) or once processed (application)")
     p.add_argument("--no-mllp", dest="no_mllp", action="store_true",
-                   help="do not listen; only process the ledger")
+                   help="do not listen for MLLP")
+    p.add_argument("--http-host", dest="http_host",
+                   help="HTTP API listen address (DMP_HTTP_HOST, default 127.0.0.1)")
+    p.add_argument("--http-port", dest="http_port", type=int,
+                   help="HTTP API port (DMP_HTTP_PORT, default 8080; 0 picks a free one)")
+    p.add_argument("--no-http", dest="no_http", action="store_true",
+                   help="do not serve the HTTP API")
     p.add_argument("--no-process", dest="no_process", action="store_true",
                    help="only receive; leave processing to other workers")
     p.add_argument("--no-pollers", dest="no_pollers", action="store_true",
@@ -716,6 +743,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient", type=int, help="only this dossier's chain (internal id)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit_verify)
+
+    token = sub.add_parser("token", help="HTTP API tokens").add_subparsers(
+        dest="action", required=True)
+    p = token.add_parser("mint", help="print a signed token (tests, demos, senders)")
+    p.add_argument("--scope", required=True,
+                   choices=["sender", "professional", "patient", "admin"])
+    p.add_argument("--source", help="sender: its declared source id")
+    p.add_argument("--rpps", help="professional: RPPS number (11 digits)")
+    p.add_argument("--role", help="professional: médecin, infirmier, biologiste...")
+    p.add_argument("--patient", help="patient: the dossier's internal id")
+    p.add_argument("--name", help="admin: who (also the subject of other scopes)")
+    p.add_argument("--ttl", type=int, default=3600, help="seconds of validity (default 3600)")
+    p.set_defaults(func=cmd_token_mint)
 
     db = sub.add_parser("db", help="the store's schema (Alembic migrations)").add_subparsers(
         dest="action", required=True)

@@ -1,13 +1,15 @@
-"""`dmp-ingest serve`: the long-running service, composed of the MLLP listener, the folder
-and S3 bucket pollers and the ledger worker (later the HTTP API), with a clean shutdown.
+"""`dmp-ingest serve`: the long-running service, composed of the MLLP listener, the HTTP API
+(api/, uvicorn in this same loop), the folder and S3 bucket pollers and the ledger workers,
+with a clean shutdown.
 
 Each declared folder or bucket source gets an asyncio task that runs its (synchronous) poll
 in a thread every ``poll_interval`` seconds and wakes the ledger workers after each intake;
 a poll that fails (source or store unreachable) is retried with a growing delay.
 
 SIGTERM or SIGINT: the listener stops accepting, the frames being handled are stored and
-acknowledged, idle connections are closed, the pollers finish the group of files in hand and
-stop, the worker finishes its batch; exit status 0.
+acknowledged, idle connections are closed, the HTTP API answers the requests in progress
+(a POST /imports being stored still gets its 202) and closes, the pollers finish the group
+of files in hand and stop, the worker finishes its batch; exit status 0.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ SUPERVISE_SECONDS = 2.0  # how often the service looks for dead worker processes
 
 
 async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, pollers: bool = True,
-                on_ready: Callable[[int | None], None] | None = None,
+                http: bool = False, on_ready: Callable[[int | None], None] | None = None,
+                on_http_ready: Callable[[int], None] | None = None,
                 stop: asyncio.Event | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); return counters for the exit line.
     ``on_ready(port)`` is called once listening (the real port when 0 was asked).
-    ``pollers``: poll the declared folder and bucket sources."""
+    ``pollers``: poll the declared folder and bucket sources. ``http``: serve the HTTP API
+    on ``settings.http`` host and port (``on_http_ready(port)`` once it listens)."""
     listener = ctx.settings.listener
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,15 +80,35 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         if not ctx.settings.sources and not listener.accept_unknown_senders:
             log.warning("no sources declared: every MLLP message will be refused (AR); "
                         "declare [sources.<id>] in the settings file")
+    api = None
+    if http:
+        from api.server import ApiServer
+
+        api = ApiServer(ctx, host=ctx.settings.http.host, port=ctx.settings.http.port,
+                        on_intake=workers.wake if workers is not None else None)
+        try:
+            await api.start()
+        except BaseException:
+            if server is not None:
+                await server.stop()
+            if workers is not None:
+                await loop.run_in_executor(None, workers.stop)
+            raise
     polling = Pollers(ctx, workers) if pollers else None
     print(f"dmp-ingest serve: MLLP on {listener.host}:{server.port}" if server
-          else "dmp-ingest serve: processing only" if not polling or not polling.loops
+          else "dmp-ingest serve: processing only" if not api and (not polling
+                                                                  or not polling.loops)
           else "dmp-ingest serve: no MLLP listener", flush=True)
+    if api is not None:
+        print(f"dmp-ingest serve: HTTP API on {'https' if api.tls else 'http'}://"
+              f"{api.host}:{api.port}", flush=True)
     if polling is not None and polling.loops:
         polling.start()
         print(f"dmp-ingest serve: polling {polling.describe()}", flush=True)
     if on_ready is not None:
         on_ready(server.port if server else None)
+    if on_http_ready is not None and api is not None:
+        on_http_ready(api.port)
     while not stop.is_set():  # a worker process that died (OOM killer...) is replaced
         try:
             await asyncio.wait_for(stop.wait(), timeout=SUPERVISE_SECONDS)
@@ -94,6 +118,8 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:
         await server.stop()
+    if api is not None:
+        await api.stop()
     polled = await polling.stop() if polling is not None else {}
     processed = await loop.run_in_executor(None, workers.stop) if workers else {}
     return {"connections": server.connections if server else 0,

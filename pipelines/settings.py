@@ -61,6 +61,18 @@ class ListenerSettings:
     tls_client_ca: Path | None = None  # client certificates required when set
 
 
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP API (`dmp-ingest serve`). TLS: its own certificate and key, else the MLLP
+    listener's when those are set (one certificate for the host's two services)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body: int = 10 * 1024 * 1024  # POST /imports: larger bodies get 413
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
 DEFAULT_POLL_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -124,6 +136,10 @@ class Settings:
     # Sources whose local codes must all map to LOINC: an unmapped code fails the import
     # (CODE_UNMAPPED) instead of being filed flagged, so it is rerun once the table is fixed.
     require_mapping: frozenset[str] = frozenset()
+    http: HttpSettings = field(default_factory=HttpSettings)
+    # The HTTP API's token signing key (HS256). None: api/tokens.py keeps a random one in
+    # $DMP_HOME/api_secret, so that `serve` and `token mint` on this host agree.
+    api_secret: str | None = None
 
     def fallback_charset(self, source: str) -> str | None:
         return self.source_charsets.get(source) or self.source_charsets.get("*")
@@ -189,6 +205,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         retry_max=max(1, int(str(pick("retry_max", 5)))),
         retry_base_seconds=_seconds("retry_base_seconds", pick("retry_base_seconds", 30.0)),
         require_mapping=_names(pick("require_mapping", "")),
+        http=_http(pick),
+        api_secret=str(pick("api_secret")) if pick("api_secret") else None,
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -221,6 +239,25 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
             tls_client_ca=path("mllp_tls_client_ca"))
     except ValueError as exc:
         raise SettingsError(f"invalid mllp setting: {exc}") from None
+
+
+def _http(pick) -> HttpSettings:  # noqa: ANN001
+    """DMP_HTTP_HOST, DMP_HTTP_PORT, DMP_HTTP_MAX_BODY, DMP_HTTP_TLS_CERT, DMP_HTTP_TLS_KEY
+    (or host, port... in an [http] table)."""
+    def path(name: str) -> Path | None:
+        value = pick(name)
+        return Path(str(value)) if value else None
+
+    try:
+        settings = HttpSettings(host=str(pick("http_host", "127.0.0.1")),
+                                port=int(str(pick("http_port", 8080))),
+                                max_body=int(str(pick("http_max_body", 10 * 1024 * 1024))),
+                                tls_cert=path("http_tls_cert"), tls_key=path("http_tls_key"))
+    except ValueError as exc:
+        raise SettingsError(f"invalid http setting: {exc}") from None
+    if settings.max_body <= 0:
+        raise SettingsError("http max_body: a positive number of bytes expected")
+    return settings
 
 
 def _sources(table: dict) -> tuple[Source, ...]:

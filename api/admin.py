@@ -1,0 +1,129 @@
+"""The admin's endpoints, mirroring `dmp-ingest imports list / show / rerun` for a console.
+
+Same filters, same dicts as the CLI (pipelines/filters.py, pipelines/report.py,
+pipelines/rerun.py). A rerun reopens the imports and lets the service's workers process them
+(202); with ``"wait": true`` they are processed in the request, and the outcomes returned
+(what the CLI does), for small reruns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
+from dossiers.access import Principal
+from pipelines.archive import ArchiveUnavailable
+from pipelines.filters import FilterError, build_filter
+from pipelines.ledger import ImportFilter, claim_batch
+from pipelines.process import CODE_VERSION
+from pipelines.report import list_imports, show_import
+from pipelines.rerun import dry_run, reopen_checked, targets
+from pipelines.resilient import process_or_defer
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+ADMIN = Annotated[Principal, Depends(requires("admin"))]
+ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
+MAX_LISTED = 10_000  # offset + limit: deeper pages are for filters, not paging
+
+
+class Filter(BaseModel):
+    """The filter options of `imports list/rerun` (all optional, combined with AND)."""
+
+    status: str | None = None
+    source: str | None = None
+    channel: str | None = None
+    stage: str | None = None
+    code: str | None = Field(None, description="error code, e.g. CODE_UNMAPPED")
+    since: str | None = Field(None, description="2026-11-25, 2026-11-25T08:00, 24h, 7d")
+    until: str | None = None
+    patient: str | None = Field(None, pattern=PATIENT_REF, description="INS or dossier id")
+
+
+class Rerun(BaseModel):
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(default_factory=list,
+                                                              max_length=100_000)
+    filter: Filter | None = None
+    dry_run: bool = False
+    wait: bool = Field(False, description="process now and return the outcomes")
+
+
+def _filter(request: Request, f: Filter | None) -> ImportFilter:
+    try:
+        return build_filter(state(request).ctx.engine, **(f or Filter()).model_dump())
+    except FilterError as exc:
+        raise ApiError(400, "BAD_FILTER", str(exc)) from None
+
+
+@router.get("/imports", summary="Imports matching a filter, sorted (imports list)")
+def imports_list(request: Request, who: ADMIN,
+                 status: str | None = None, source: str | None = None,
+                 channel: str | None = None, stage: str | None = None,
+                 code: str | None = None, since: str | None = None,
+                 until: str | None = None,
+                 patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
+                 sort: str = Query("-id", description="id, received, updated, status, "
+                                   "source, code, stage, attempts; '-' for descending"),
+                 limit: int = Query(200, ge=1, le=5000),
+                 offset: int = Query(0, ge=0, le=MAX_LISTED)) -> dict:
+    flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
+                                  code=code, since=since, until=until, patient=patient))
+    try:
+        rows = list_imports(state(request).ctx.engine, flt, sort=sort, limit=offset + limit)
+    except ValueError as exc:  # unknown sort key
+        raise ApiError(400, "BAD_SORT", str(exc)) from None
+    return {"imports": rows[offset:], "offset": offset, "limit": limit}
+
+
+@router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")
+def imports_show(import_id: ImportId, request: Request, who: ADMIN) -> dict:
+    info = show_import(state(request).ctx.engine, import_id)
+    if info is None:
+        raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
+    return info
+
+
+@router.post("/imports/rerun", summary="Replay imports from the archive (ids and/or filter)",
+             responses={202: {"description": "reopened; the workers process them"}})
+def imports_rerun(body: Rerun, request: Request,
+                  who: ADMIN) -> JSONResponse:
+    flt = _filter(request, body.filter)
+    if not body.ids and flt.is_empty():
+        raise ApiError(400, "NOTHING_TO_RERUN", "give import ids or a filter")
+    return _rerun(request, targets(state(request).ctx.engine, body.ids, flt), body)
+
+
+@router.post("/imports/{import_id}/rerun", summary="Replay one import from the archive",
+             responses={202: {"description": "reopened; the workers process it"}})
+def imports_rerun_one(import_id: ImportId, request: Request, who: ADMIN,
+                      body: Rerun | None = None) -> JSONResponse:
+    if show_import(state(request).ctx.engine, import_id) is None:
+        raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
+    return _rerun(request, [import_id], body or Rerun())
+
+
+def _rerun(request: Request, ids: list[int], body: Rerun) -> JSONResponse:
+    api = state(request)
+    ctx = api.ctx
+    try:
+        if body.dry_run:
+            return JSONResponse(dry_run(ctx.engine, ctx.archive, ids))
+        plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION)
+    except ArchiveUnavailable:
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    result = {"requested": len(ids), "dry_run": False, "outcomes": {}, **plan.summary()}
+    if not body.wait:
+        api.wake()
+        return JSONResponse({**result, "processing": "queued"}, status_code=202)
+    worker = api.rerun_ctx
+    todo = plan.to_process
+    size = ctx.settings.batch_size
+    for i in range(0, len(todo), size):
+        claimed = claim_batch(ctx.engine, limit=size, worker=worker.worker,
+                              ids=todo[i:i + size], lease_seconds=ctx.settings.lease_seconds)
+        for status, n in process_or_defer(worker, claimed).items():
+            result["outcomes"][status] = result["outcomes"].get(status, 0) + n
+    return JSONResponse({**result, "processing": "done"})

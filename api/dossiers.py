@@ -1,0 +1,166 @@
+"""The dossier endpoints: reads for professionals and the patient, the patient's choices,
+break-glass, withdrawal, professionals' registration.
+
+Each handler is one call into dossiers/access.py, which applies the DMP's rules and writes
+the audit trail in the same transaction; its AccessDenied / NotFound / InvalidRequest become
+403 / 404 / 400 (api/app.py). Handlers are plain ``def``: FastAPI runs them in its thread
+pool, so the event loop (and the MLLP listener beside it) never waits on the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
+from dossiers import access
+from dossiers.access import Principal
+from pipelines.archive import ArchiveError, ArchiveMissing
+
+log = logging.getLogger("dmp.api.dossiers")
+router = APIRouter(tags=["dossiers"])
+
+READER = Annotated[Principal, Depends(requires("professional", "patient"))]
+PATIENT = Annotated[Principal, Depends(requires("patient"))]
+PROFESSIONAL = Annotated[Principal, Depends(requires("professional"))]
+ADMIN = Annotated[Principal, Depends(requires("admin"))]
+PATIENT_OR_ADMIN = Annotated[Principal, Depends(requires("patient", "admin"))]
+EntryId = Annotated[int, Path(ge=1, le=MAX_ID, description="an entry (document) id")]
+PatientRef = Annotated[str, Path(pattern=PATIENT_REF,
+                                 description="INS (15 characters) or dossier id")]
+
+
+class Rpps(BaseModel):
+    rpps: str = Field(description="the professional's RPPS number (11 digits)")
+
+
+class Treating(BaseModel):
+    rpps: str | None = Field(description="RPPS of the médecin traitant; null to clear")
+
+
+class Reason(BaseModel):
+    reason: str = Field(description="why (kept in the audit trail the patient reads)")
+
+
+class Professional(BaseModel):
+    rpps: str
+    family: str
+    given: str | None = None
+    role: str = Field(description="médecin, infirmier, biologiste...")
+
+
+def _engine(request: Request):  # noqa: ANN202
+    return state(request).ctx.engine
+
+
+@router.get("/dossiers/{patient}", summary="A dossier: identity, access basis, counts")
+def get_dossier(patient: PatientRef, request: Request, who: READER) -> dict:
+    return access.read_dossier(_engine(request), who, patient)
+
+
+@router.get("/dossiers/{patient}/entries", summary="The entries the caller may see")
+def get_entries(patient: PatientRef, request: Request, who: READER,
+                type: str | None = None, code: str | None = None,  # noqa: A002
+                date_from: str | None = Query(None, alias="from",
+                                              description="YYYY, YYYY-MM or YYYY-MM-DD"),
+                date_to: str | None = Query(None, alias="to"),
+                limit: int = Query(500, ge=1, le=5000),
+                offset: int = Query(0, ge=0)) -> dict:
+    return access.read_entries(_engine(request), who, patient, type=type, code=code,
+                               date_from=date_from, date_to=date_to, limit=limit,
+                               offset=offset)
+
+
+@router.get("/dossiers/{patient}/audit", summary="Who read or changed the dossier (patient)")
+def get_audit(patient: PatientRef, request: Request, who: PATIENT,
+              limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0)) -> dict:
+    return access.read_audit(_engine(request), who, patient, limit=limit, offset=offset)
+
+
+@router.get("/dossiers/{patient}/fhir", summary="The dossier as a FHIR R4 Bundle",
+            response_class=JSONResponse)
+def get_fhir(patient: PatientRef, request: Request, who: READER) -> Response:
+    try:
+        bundle = access.export_fhir(_engine(request), who, patient,
+                                    base_url=str(request.base_url).rstrip("/"))
+    except ModuleNotFoundError as exc:  # dossiers/fhir.py not in this build yet
+        if not (exc.name or "").startswith("dossiers"):
+            raise
+        raise ApiError(501, "NOT_AVAILABLE", "the FHIR export is not available") from None
+    return JSONResponse(bundle, media_type="application/fhir+json")
+
+
+@router.get("/documents/{entry_id}", summary="A document's original file",
+            response_class=Response,
+            responses={200: {"content": {"application/pdf": {}, "text/xml": {}}}})
+def get_document(entry_id: EntryId, request: Request,
+                 who: READER) -> Response:
+    ctx = state(request).ctx
+    found = access.read_document(ctx.engine, who, entry_id)
+    try:
+        data = ctx.archive.get(found["sha256"])
+    except ArchiveMissing:
+        log.error("document %s: archived object missing", entry_id)
+        raise ApiError(500, "ARCHIVE_MISSING", "the document's file is missing") from None
+    except ArchiveError as exc:
+        log.error("document %s: archive read failed (%s)", entry_id, type(exc).__name__)
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    return Response(data, media_type=found["media_type"], headers={
+        "Content-Disposition": f'attachment; filename="{found["file_name"]}"',
+        "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/documents/{entry_id}/mask", summary="Mask a document from professionals "
+             "(patient)")
+def mask(entry_id: EntryId, request: Request, who: PATIENT) -> dict:
+    return access.set_mask(_engine(request), who, entry_id, True)
+
+
+@router.post("/documents/{entry_id}/unmask", summary="Unmask a document (patient)")
+def unmask(entry_id: EntryId, request: Request, who: PATIENT) -> dict:
+    return access.set_mask(_engine(request), who, entry_id, False)
+
+
+@router.post("/documents/{entry_id}/withdraw", summary="Withdraw a document (its author)")
+def withdraw(entry_id: EntryId, body: Reason, request: Request,
+             who: PROFESSIONAL) -> dict:
+    return access.withdraw(_engine(request), who, entry_id, body.reason)
+
+
+@router.post("/dossiers/{patient}/authorizations", status_code=201,
+             summary="Authorise a professional to read the dossier (patient)")
+def grant(patient: PatientRef, body: Rpps, request: Request,
+          who: PATIENT) -> dict:
+    return access.grant(_engine(request), who, patient, body.rpps)
+
+
+@router.delete("/dossiers/{patient}/authorizations/{rpps}",
+               summary="Revoke a professional's authorisation (patient)")
+def revoke(patient: PatientRef, rpps: str, request: Request,
+           who: PATIENT) -> dict:
+    return access.revoke(_engine(request), who, patient, rpps)
+
+
+@router.put("/dossiers/{patient}/treating-doctor",
+            summary="Name or clear the médecin traitant (patient or admin)")
+def treating(patient: PatientRef, body: Treating, request: Request,
+             who: PATIENT_OR_ADMIN) -> dict:
+    return access.set_treating(_engine(request), who, patient, body.rpps)
+
+
+@router.post("/dossiers/{patient}/break-glass", status_code=201,
+             summary="Emergency access with a reason, time-limited and traced (professional)")
+def break_glass(patient: PatientRef, body: Reason, request: Request,
+                who: PROFESSIONAL) -> dict:
+    return access.open_break_glass(_engine(request), who, patient, body.reason)
+
+
+@router.post("/professionals", status_code=201, tags=["admin"],
+             summary="Register (or update) a professional: RPPS, name, role (admin)")
+def register(body: Professional, request: Request, who: ADMIN) -> dict:
+    return access.register_professional(_engine(request), who, body.rpps, body.family,
+                                        body.given, body.role)

@@ -1,0 +1,134 @@
+"""POST /imports: senders that push over HTTPS, the HTTP twin of the MLLP listener.
+
+The body is the message or document as sent (HL7v2, CDA, PDF: the format is detected from the
+bytes, the Content-Type header is only logged); the source is the token's ``source`` claim.
+The answer is 202 with the import id only once intake (pipelines/intake.py) has returned,
+i.e. the bytes are synced in the archive and the ledger row committed: a sender that gets
+202 may forget the message. If storing fails the answer is 503 and the sender sends again
+(a byte-identical repeat is recorded as a duplicate, never processed twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from api.app import ApiError, requires, state
+from dossiers.access import Principal
+from dossiers.schema import imports as ledger
+from pipelines.intake import Received, intake
+
+log = logging.getLogger("dmp.api.imports")
+router = APIRouter(tags=["imports"])
+_UNSAFE = re.compile(r"[^\w.()+@ -]")
+SENDER = Annotated[Principal, Depends(requires("sender"))]
+
+_BODY = {"content": {"application/octet-stream": {"schema": {"type": "string",
+                                                             "format": "binary"}}},
+         "required": True,
+         "description": "An HL7v2 message (or batch), a CDA R2 document or a PDF, as is."}
+
+
+def clean_file_name(value: str | None) -> str | None:
+    """The last component of a sender's X-File-Name, without control or path characters,
+    at most 200 characters; None when nothing usable is left."""
+    if not value:
+        return None
+    try:  # HTTP headers arrive as latin-1: a UTF-8 name is read back as UTF-8
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
+    name = unicodedata.normalize("NFC", value).replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", "".join(c for c in name if c.isprintable())).strip(" .")
+    return name[:200] or None
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "TOO_LARGE", f"the body is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "TOO_LARGE", f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _declared_source(request: Request, who: Principal, peer: str | None) -> str:
+    """The token's source, if the settings declare it and allow this peer (403 otherwise)."""
+    settings = state(request).ctx.settings
+    declared = {s.id: s for s in settings.sources}
+    source = declared.get(who.subject)
+    if source is None:
+        if settings.listener.accept_unknown_senders:
+            return who.subject
+        raise ApiError(403, "UNKNOWN_SOURCE", "this token's source is not a declared sender")
+    if not source.allows_peer(peer):
+        raise ApiError(403, "PEER_NOT_ALLOWED",
+                       "this sender may not send from this address")
+    return source.id
+
+
+@router.post("/imports", status_code=202, openapi_extra={"requestBody": _BODY},
+             summary="Push an HL7v2 message, a CDA document or a PDF (sender token)")
+async def post_import(request: Request, who: SENDER) -> JSONResponse:
+    """202 with the import id once the bytes are durable (archive synced, ledger committed);
+    503 if they could not be stored (send again later); 413 over the size limit."""
+    api = state(request)
+    peer = request.client.host if request.client else None
+    source = _declared_source(request, who, peer)
+    data = await _body(request, api.ctx.settings.http.max_body)
+    if not data.strip():
+        raise ApiError(400, "EMPTY_BODY", "the body is empty")
+    item = Received(data, source, "http", peer=peer,
+                    file_name=clean_file_name(request.headers.get("x-file-name")),
+                    received_at=datetime.now(UTC))
+    try:
+        result = (await run_in_threadpool(intake, api.ctx.engine, api.ctx.archive, [item]))[0]
+    except Exception as exc:  # archive or store down: nothing acknowledged
+        log.error("HTTP intake from source %s failed (%s)", source, type(exc).__name__)
+        raise ApiError(503, "STORE_UNAVAILABLE",
+                       "the content could not be stored; send it again later",
+                       {"Retry-After": "30"}) from None
+    api.wake()
+    try:
+        answer = await run_in_threadpool(_answer, api, result)
+    except Exception as exc:  # stored and committed: 202 all the same, with what we know
+        log.warning("import %s: its state could not be read back (%s)",
+                    (result.batch_id or result.message_ids[0]), type(exc).__name__)
+        answer = {"import_id": result.batch_id or result.message_ids[0],
+                  "status": "duplicate" if result.repeats and len(result.message_ids) == 1
+                  else "received", "duplicate_of": None, "format": None}
+    log.info("import %s from source %s over HTTP: %s, %s (declared %s)", answer["import_id"],
+             source, answer["format"], answer["status"],
+             (request.headers.get("content-type") or "-")[:60])
+    return JSONResponse(answer, status_code=202)
+
+
+def _answer(api, result) -> dict:  # noqa: ANN001
+    """The ids and states intake gave (a batch: its file row and one row per message)."""
+    ids = ([result.batch_id] if result.batch_id is not None else []) + result.message_ids
+    with api.ctx.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(
+            select(ledger.c.id, ledger.c.status, ledger.c.duplicate_of, ledger.c.format)
+            .where(ledger.c.id.in_(ids)))}
+    head = rows[ids[0]]
+    answer = {"import_id": head.id, "status": head.status, "duplicate_of": head.duplicate_of,
+              "format": head.format}
+    if result.batch_id is not None:
+        answer["messages"] = [{"import_id": i, "status": rows[i].status,
+                               "duplicate_of": rows[i].duplicate_of}
+                              for i in result.message_ids]
+        answer["batch_problems"] = result.batch_problems
+    return answer
