@@ -127,8 +127,8 @@ class Server:
         self.home = home
         self.log_path = home / "serve.log"
         self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(dmp_ingest() + ["serve", *extra], env=env, cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=self.log)
+        self.proc = subprocess.Popen(dmp_ingest() + ["serve", "--no-http", *extra], env=env,
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log)
         self.host, self.port = "127.0.0.1", 0
         self.lines: list[str] = []
 

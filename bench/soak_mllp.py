@@ -139,7 +139,7 @@ def main() -> int:
     subprocess.run([*cli, "dossier", "create", "--from-csv", str(work / "patients.csv")],
                    env=env, cwd=ROOT, check=True, capture_output=True)
     log = (work / "serve.log").open("wb")
-    proc = subprocess.Popen([*cli, "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*cli, "serve", "--no-http"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=log, text=True)
     line = proc.stdout.readline()
     if "MLLP on" not in line:

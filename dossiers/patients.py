@@ -104,7 +104,7 @@ def find_by_reference(conn: Connection, ref: str) -> Patient | None:
         found = find_by_ins(conn, ref.upper())
         if found:
             return found
-    if ref.isdigit():
+    if ref.isdigit() and len(ref) <= 18:  # a larger number is no id (and overflows BIGINT)
         return get_patient(conn, int(ref))
     return None
 

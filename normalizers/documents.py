@@ -414,8 +414,14 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
     """The message's MetaDMPMSS flags on its documents and on the entries read from their
     bodies (masking a document masks what it says); mail texts on the documents."""
     docs = [e for e in entries if e.type == DOCUMENT]
-    if not docs and (meta.masking or meta.details):
-        warnings.append("MetaDMPMSS flags in a message without document, ignored")
+    if not docs:
+        # A result message (no document) flagged MASQUE_PS: the flags are about what the
+        # message says, so they go on its entries; a masked result must not show.
+        for e in entries:
+            e.masking = dict(meta.masking)
+        if meta.details:
+            warnings.append("MetaDMPMSS texts in a message without document, ignored")
+        return
     doc_keys = {e.key for e in docs}
     for e in docs:
         e.masking = dict(meta.masking)

@@ -281,3 +281,16 @@ def test_patients_mask_survives_a_new_version_of_the_document(ctx) -> None:  # n
         current = conn.execute(select(entries).where(
             entries.c.type == "document", entries.c.current.is_(True))).one()
     assert current.id != doc.id and current.mask_override is True
+
+
+def test_hl7v2_results_flagged_masque_ps_are_masked(ctx) -> None:  # noqa: ANN001
+    """MetaDMPMSS MASQUE_PS=Y on a result message without document masks its results."""
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    name = "07_labm_crp_ferritine_masque.hl7"
+    intake(ctx.engine, ctx.archive, [Received((SAMPLES / "hl7v2" / name).read_bytes(), "labm",
+                                              "file", file_name=name)])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries)).all()
+    assert rows and all(access.is_masked(r) for r in rows)

@@ -106,7 +106,7 @@ def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path) -> None:  # noqa: AN
     env = {**os.environ, "DMP_HOME": str(home), "DMP_ARCHIVE_URL": str(tmp_path / "archive")}
     subprocess.run([dmp, "dossier", "create", "--from-csv", str(SAMPLES / "patients.csv")],
                    env=env, check=True, capture_output=True, cwd=ROOT)
-    proc = subprocess.Popen([dmp, "serve", "--no-mllp"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([dmp, "serve", "--no-mllp", "--no-http"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         (drop / "scan.pdf").write_bytes((PDF / "08_irm_pelvienne_K8_scan_3pages.pdf").read_bytes())
