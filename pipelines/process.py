@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from dossiers.consent import apply_consent, update_identity
 from dossiers.db import begin_replayable, replayable_commits
 from dossiers.deposit import (
     DepositResult,
@@ -38,6 +39,7 @@ from dossiers.deposit import (
     plan_deposit,
     write_deposits,
 )
+from dossiers.patients import get_patient
 from dossiers.schema import imports, logical_messages
 from normalizers.cda import normalize_cda
 from normalizers.codes import load_mappings
@@ -47,7 +49,13 @@ from parsers.cda import CdaParseError, parse_cda
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
-from pipelines.identity import BatchLookup, NeedsOwnTransaction, StoreLookup, resolve_identity
+from pipelines.identity import (
+    BatchLookup,
+    NeedsOwnTransaction,
+    StoreLookup,
+    dossier_refusal,
+    resolve_identity,
+)
 from pipelines.ledger import (
     DEPOSITED,
     DUPLICATE,
@@ -65,6 +73,7 @@ from pipelines.settings import Settings
 log = logging.getLogger("dmp.process")
 
 CODE_VERSION = "0.1.0"
+ADT_STAGE = "consent"  # the ledger stage of an ADT applied to a dossier (no entries)
 
 
 @dataclass
@@ -305,7 +314,8 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]
     facts = entry_facts(items)
-    return Prepared(row, normalized, items, _fingerprint(items), warnings, started,
+    fingerprint = _fingerprint(items) if normalized.adt is None else _adt_fingerprint(normalized)
+    return Prepared(row, normalized, items, fingerprint, warnings, started,
                     keys_of(items), facts_of(items, facts), facts)
 
 
@@ -347,17 +357,33 @@ def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
 def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
              lookup: StoreLookup | None = None) -> tuple[int, list[str]]:
     """The dossier's id and the warnings so far, or _Stop (quarantined)."""
+    patient_id, _, warnings = _resolve_via(ctx, conn, item, lookup)
+    return patient_id, warnings
+
+
+def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
+                 lookup: StoreLookup | None = None) -> tuple[int, str, list[str]]:
+    """The dossier's id, how it was found ('ins', 'local-id', 'demographics', 'auto-create',
+    'assigned') and the warnings so far, or _Stop (quarantined)."""
     normalized = item.normalized
-    if item.row.assigned_patient_id is not None:  # an admin's choice (imports assign)
-        return item.row.assigned_patient_id, item.warnings + ["patient assigned by an admin"]
+    feeding = normalized.adt is None  # an ADT states the opposition: never refused for it
+    assigned = item.row.assigned_patient_id
+    if assigned is not None:  # an admin's choice (imports assign); the patient's still wins
+        refusal = dossier_refusal(get_patient(conn, assigned)) if feeding else None
+        if refusal is not None:
+            raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refusal[0],
+                                error_message=refusal[1], logical_id=normalized.logical_id,
+                                warnings=item.warnings))
+        return assigned, "assigned", item.warnings + ["patient assigned by an admin"]
     resolution = resolve_identity(conn, normalized.identity,
-                                  auto_create=ctx.settings.auto_create, lookup=lookup)
+                                  auto_create=ctx.settings.auto_create, lookup=lookup,
+                                  feeding=feeding)
     warnings = item.warnings + normalized.identity.warnings + (resolution.warnings or [])
     if resolution.patient_id is None:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
                             error_message=resolution.reason,
                             logical_id=normalized.logical_id, warnings=warnings))
-    return resolution.patient_id, warnings
+    return resolution.patient_id, resolution.via, warnings
 
 
 def _dedupe(item: Prepared, held: list, patient_id: int,
@@ -399,7 +425,9 @@ def _deposited(item: Prepared, patient_id: int, result: DepositResult,
 
 def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
-    patient_id, warnings = _resolve(ctx, conn, item)
+    patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    if item.normalized.adt is not None:
+        return _file_adt(conn, item, patient_id, via, warnings)
     logical_id = item.normalized.logical_id
     held = conn.execute(select(logical_messages).where(
         logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
@@ -422,6 +450,61 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     return _deposited(item, patient_id, result, warnings)
 
 
+# Matches that make an ADT's PID trustworthy enough to update the dossier's demographics: a
+# qualified INS (VALI) or the hospital's own identifier. Not demographics (they are what would
+# change), not an auto-created dossier (it was just made from this PID), not an admin's
+# assignment (it says which dossier, not that the PID is right).
+TRUSTED_MATCHES = ("ins", "local-id")
+
+
+def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
+              warnings: list[str]) -> Outcome:
+    """An ADT: dedupe level 2 like any message, then its consent statement (ZFA) and, for
+    A08/A31 with a trusted match, its identity (PID) applied to the dossier. Recorded as
+    'deposited' without entries, stage 'consent': what it did is in the dossier's consent
+    history and audit trail, and in a warning-free note on the ledger row."""
+    adt = item.normalized.adt
+    logical_id = item.normalized.logical_id
+    held = conn.execute(select(logical_messages).where(
+        logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
+    record = _dedupe(item, held, patient_id, warnings)
+    if record is not None:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(logical_messages).values(**record))
+        except IntegrityError:  # another worker applied it a moment ago
+            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
+                                patient_id=patient_id,
+                                error_message="message already applied by another import",
+                                warnings=warnings)) from None
+    actor, import_id = item.row.source, item.row.id
+    done: list[str] = []
+    if adt.consent is not None:
+        change = apply_consent(conn, patient_id, adt.consent, actor=actor,
+                               import_id=import_id, trigger=adt.trigger)
+        if change.applied:
+            done.append("consent applied: " + ", ".join(change.applied))
+        if change.kept_newer:
+            warnings.append("older than what the dossier holds, kept in its history only: "
+                            + ", ".join(change.kept_newer))
+    if adt.updates_identity:
+        if via in TRUSTED_MATCHES:
+            ident = item.normalized.identity
+            sex = ident.sex if ident.sex in ("F", "M") else None
+            changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
+                                      family=ident.family, given=ident.given,
+                                      birth_family=ident.birth_family,
+                                      birth_date=ident.birth_date, sex=sex)
+            if changed:
+                done.append("identity updated: " + ", ".join(changed))
+        else:
+            warnings.append("identity not updated: the patient was not matched by a "
+                            "qualified INS (PID-32 VALI) or a known local identifier")
+    note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to change"
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
+                   error_message=note, warnings=warnings or None)
+
+
 def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                  outcomes: dict[int, tuple[Outcome, datetime]]) -> list[Prepared]:
     """File, with a few statements for the whole batch, the messages that touch nothing
@@ -435,7 +518,12 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         resolved: list[tuple[Prepared, int, list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
-        for item in prepared:
+        for n, item in enumerate(prepared):
+            if item.normalized.adt is not None:
+                # An ADT changes what the messages after it may do (an opposition refuses
+                # them): it and everything after it are filed one by one, in order.
+                later.extend(prepared[n:])
+                break
             try:
                 patient_id, warnings = _resolve(ctx, conn, item, lookup)
             except _Stop as stop:
@@ -501,6 +589,17 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         if item.row.id in decided:
             outcomes[item.row.id] = (decided[item.row.id], item.started)
     return later
+
+
+def _adt_fingerprint(normalized: NormalizedMessage) -> str:
+    """What an ADT says (it has no entries): trigger, consent statement, identity."""
+    adt, ident = normalized.adt, normalized.identity
+    return hashlib.sha256(repr((
+        "adt", adt.trigger, adt.stated_at, adt.updates_identity, adt.consent,
+        [(i.nir, i.oid) for i in ident.ins],
+        [(li.authority, li.value, li.type_code) for li in ident.local_ids],
+        ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,
+        ident.identity_status)).encode()).hexdigest()
 
 
 def _fingerprint(items: list[tuple[Entry, str | None]]) -> str:
