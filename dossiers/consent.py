@@ -59,7 +59,10 @@ def instant(iso: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=_PARIS)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: as early (late) as can be stored
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _aware(at: datetime) -> datetime:

@@ -462,7 +462,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     """An ADT: dedupe level 2 like any message, then its consent statement (ZFA) and, for
     A08/A31 with a trusted match, its identity (PID) applied to the dossier. Recorded as
     'deposited' without entries, stage 'consent': what it did is in the dossier's consent
-    history and audit trail, and in a warning-free note on the ledger row."""
+    history and audit trail, and in a note on the ledger row (its message column)."""
     adt = item.normalized.adt
     logical_id = item.normalized.logical_id
     held = conn.execute(select(logical_messages).where(
@@ -500,7 +500,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
         else:
             warnings.append("identity not updated: the patient was not matched by a "
                             "qualified INS (PID-32 VALI) or a known local identifier")
-    note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to change"
+    note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
 

@@ -349,3 +349,32 @@ def test_current_state_is_the_latest_dated_statement(sqlite_ctx, data, n: int) -
     assert row.opposed == (latest(lambda s: s.opposition_date or s.stated_at).opposition == "IO")
     assert row.consultation_consent == latest(lambda s: s.consultation_date).consultation
     assert len(history(ctx, pid)) == n
+
+
+# -- the committed sample set -------------------------------------------------------------
+def test_sample_set_adt_story(ctx) -> None:  # noqa: ANN001
+    """25: K3's consent state (A28, UTF-8); 26: K9 objects (A31, 8859/15); 27: her results
+    are refused; 28: her married name (A08). 23: an A01 without ZFA, recorded."""
+    import csv
+
+    from tests.conftest import SAMPLES
+    from tests.test_samples_e2e import load_samples
+
+    ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")
+    by_file = load_samples(ctx)
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        ins = {r["key"]: r["ins"] for r in csv.DictReader(fh)}
+    with ctx.engine.connect() as conn:
+        people = {r.ins: r for r in conn.execute(select(patients))}
+    k3, k9 = people[ins["K3"]], people[ins["K9"]]
+    assert (k3.dmp_status, k3.opposed, k3.consultation_consent) == ("ACTIF", False, "IC")
+    assert (k9.dmp_status, k9.opposed, k9.consultation_consent) == ("ACTIF", True, "NA")
+    assert (k9.family, k9.birth_family, k9.given) == ("Fontaine", "Rousseau", "Léa")
+    refused = by_file["27_labm_tsh_opposition.hl7"][0]
+    assert (refused.status, refused.error_code) == ("quarantined", OPPOSITION)
+    a01 = by_file["23_casse_adt_a01.hl7"][0]
+    assert (a01.status, a01.stage, a01.entries_count) == ("deposited", "consent", 0)
+    assert a01.error_message == "ADT^A01 recorded, nothing to apply"
+    assert by_file["28_gam_annecy_a08_identite.hl7"][0].error_message == (
+        "identity updated: family")
+    assert [h["opposition"] for h in history(ctx, k9.id)] == ["IO"]
