@@ -57,6 +57,7 @@ from pipelines.identity import (
     resolve_identity,
 )
 from pipelines.ledger import (
+    ADT_STAGE,
     DEPOSITED,
     DUPLICATE,
     FAILED,
@@ -73,7 +74,6 @@ from pipelines.settings import Settings
 log = logging.getLogger("dmp.process")
 
 CODE_VERSION = "0.1.0"
-ADT_STAGE = "consent"  # the ledger stage of an ADT applied to a dossier (no entries)
 
 
 @dataclass
