@@ -93,11 +93,14 @@ def apply_consent(conn: Connection, patient_id: int, statement: ConsentStatement
             consents.c.import_id == import_id)).first() is not None:
         return change
     stated = instant(statement.stated_at)
-    history = conn.execute(select(consents).where(consents.c.patient_id == patient_id)
-                           .order_by(consents.c.id)).all()
+    # The patient's row locked first (PostgreSQL; SQLite has one writer): two workers applying
+    # statements of one patient at once would each compare with a history missing the other's
+    # row, and the older one could become current.
     current = conn.execute(select(patients.c.dmp_status, patients.c.opposed,
                                   patients.c.consultation_consent)
-                           .where(patients.c.id == patient_id)).one()
+                           .where(patients.c.id == patient_id).with_for_update()).one()
+    history = conn.execute(select(consents).where(consents.c.patient_id == patient_id)
+                           .order_by(consents.c.id)).all()
     values: dict[str, object] = {}
     for name, date_name in _FIELDS:
         value = getattr(statement, name)
