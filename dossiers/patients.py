@@ -71,6 +71,15 @@ def update_demographics(conn: Connection, patient_id: int, **values: str | None)
     return [name for name in DEMOGRAPHICS if name in changed]
 
 
+def remove_ins(conn: Connection, patient_id: int, nir: str) -> bool:
+    """Take the INS ``nir`` off the dossier (an ADT^A47 said it was not this patient's): the
+    dossier stays, reachable by its local identifiers and demographics. False when the
+    dossier does not hold that INS."""
+    return conn.execute(update(patients).where(patients.c.id == patient_id,
+                                               patients.c.ins == nir)
+                        .values(ins=None, ins_oid=None)).rowcount == 1
+
+
 def add_identifier(conn: Connection, patient_id: int, authority: str, value: str,
                    type_code: str = "") -> None:
     """Remember a sender's local id for this patient (next time it resolves directly)."""

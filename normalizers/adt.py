@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import cache
 
 from normalizers.fields import field_text, loc, logical_id, ts_field
-from normalizers.identity import extract_identity, single_pid
+from normalizers.identity import extract_identity, identifiers_in, single_pid
 from normalizers.model import AdtEvent, ConsentStatement, NormalizationError, NormalizedMessage
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
@@ -46,8 +46,12 @@ def zfa_codes() -> dict[int, frozenset[str]]:
     return {n: frozenset(c) for n, c in codes.items()}
 
 
+CHANGE_IDENTIFIER = "A47"  # read apart: only to remove an INS named in MRG-1
+
+
 def handles(kind: str, trigger: str) -> bool:
-    return kind.upper() == "ADT" and trigger.upper() in adt_triggers()
+    return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
+                                      or trigger.upper() == CHANGE_IDENTIFIER)
 
 
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
@@ -65,9 +69,27 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     if len(zfas) > 1:
         warnings.append(f"{loc(zfas[1])}: more than one ZFA segment, only the first is read")
     event = AdtEvent(trigger=trigger, stated_at=stated_at,
-                     updates_identity=adt_triggers()[trigger], consent=consent)
+                     updates_identity=adt_triggers().get(trigger, False), consent=consent)
+    if trigger == CHANGE_IDENTIFIER:
+        event.removed_ins = _removed_ins(msg)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=[],
                              warnings=identity.warnings + warnings, adt=event)
+
+
+def _removed_ins(msg: Message) -> list[tuple[str, str]]:
+    """ADT^A47: MRG-1 is the identifier that was wrong. Only an INS there is applied (the
+    dossier holding it loses it, DMP-FACTS.md); a change of local identifiers would move
+    a hospital's id from one dossier to another on the sender's word: refused."""
+    mrg = msg.first("MRG")
+    if mrg is None:
+        raise NormalizationError("HL7_NO_MRG", "ADT^A47 without MRG segment", "MRG")
+    ins = identifiers_in(msg, mrg, 1).ins
+    if not ins:
+        where = loc(mrg, 1)
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no INS; "
+                                 "a change of local identifiers is not applied by this "
+                                 "intake", where)
+    return [(i.nir, i.kind) for i in ins]
 
 
 def _event_time(msg: Message) -> str:

@@ -129,6 +129,9 @@ class AdtEvent:
     stated_at: str  # EVN-2, else MSH-7 (ISO 8601)
     updates_identity: bool  # PID is an identity statement to apply (A08, A31)
     consent: ConsentStatement | None = None  # None: no ZFA segment
+    # ADT^A47 with an INS in MRG-1: the hospital says that INS is not this patient's; the
+    # dossier holding it loses it. [(NIR, kind)]
+    removed_ins: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from dossiers.audit import record as record_audit
 from dossiers.consent import apply_consent, update_identity
 from dossiers.db import begin_replayable, replayable_commits
 from dossiers.deposit import (
@@ -39,7 +40,13 @@ from dossiers.deposit import (
     plan_deposit,
     write_deposits,
 )
-from dossiers.patients import get_patient
+from dossiers.patients import (
+    add_identifiers,
+    find_by_ins,
+    find_by_local_id,
+    get_patient,
+    remove_ins,
+)
 from dossiers.schema import imports, logical_messages
 from normalizers.cda import normalize_cda
 from normalizers.codes import load_mappings
@@ -425,6 +432,8 @@ def _deposited(item: Prepared, patient_id: int, result: DepositResult,
 
 def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
+    if item.normalized.adt is not None and item.normalized.adt.removed_ins:
+        return _file_ins_removal(conn, item)
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
     if item.normalized.adt is not None:
         return _file_adt(conn, item, patient_id, via, warnings)
@@ -465,18 +474,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     history and audit trail, and in a note on the ledger row (its message column)."""
     adt = item.normalized.adt
     logical_id = item.normalized.logical_id
-    held = conn.execute(select(logical_messages).where(
-        logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
-    record = _dedupe(item, held, patient_id, warnings)
-    if record is not None:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(logical_messages).values(**record))
-        except IntegrityError:  # another worker applied it a moment ago
-            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
-                                patient_id=patient_id,
-                                error_message="message already applied by another import",
-                                warnings=warnings)) from None
+    _claim_logical_id(conn, item, patient_id, warnings)
     actor, import_id = item.row.source, item.row.id
     done: list[str] = []
     if adt.consent is not None:
@@ -503,6 +501,58 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
+
+
+def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN001
+                      warnings: list[str]) -> None:
+    """Dedupe level 2 for an ADT (no entries): _Stop(duplicate) when already applied."""
+    logical_id = item.normalized.logical_id
+    held = conn.execute(select(logical_messages).where(
+        logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
+    record = _dedupe(item, held, patient_id, warnings)
+    if record is not None:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(logical_messages).values(**record))
+        except IntegrityError:  # another worker applied it a moment ago
+            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
+                                patient_id=patient_id,
+                                error_message="message already applied by another import",
+                                warnings=warnings)) from None
+
+
+def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """ADT^A47 with an INS in MRG-1: the dossier holding that INS loses it. The dossier is
+    the one holding the INS (or the one an admin assigned); PID-3's local identifiers, when
+    known, must name the same dossier, else nothing is done on a guess (IDENTITY_AMBIGUOUS).
+    No dossier holds it: recorded, nothing to remove."""
+    normalized = item.normalized
+    logical_id, warnings = normalized.logical_id, item.warnings + normalized.identity.warnings
+    nir, kind = normalized.adt.removed_ins[0]
+    if len(normalized.adt.removed_ins) > 1:
+        warnings.append("MRG-1 holds several INS: only the first is removed")
+    holder = find_by_ins(conn, nir)
+    target = item.row.assigned_patient_id or (holder.id if holder else None)
+    local_ids = [li for li in normalized.identity.local_ids if li.type_code != "NH"]
+    named = {p for li in local_ids for p in find_by_local_id(conn, li.authority, li.value)}
+    if target is not None and named - {target}:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_AMBIGUOUS",
+                            error_message="the INS of MRG-1 and the local identifiers of "
+                            "PID-3 name different dossiers", logical_id=logical_id,
+                            warnings=warnings))
+    _claim_logical_id(conn, item, target, warnings)
+    if target is None or not remove_ins(conn, target, nir):
+        return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
+                       error_message="no dossier holds the INS of MRG-1: nothing removed",
+                       warnings=warnings or None)
+    record_audit(conn, item.row.source, "identity.ins_removed", patient_id=target,
+                 import_id=item.row.id, details={"kind": kind, "trigger": "A47"})
+    add_identifiers(conn, [{"patient_id": target, "authority": li.authority,
+                            "value": li.value, "type_code": li.type_code}
+                           for li in local_ids if li.authority and li.value])
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
+                   error_message=f"{kind} removed from the dossier (ADT^A47, MRG-1)",
+                   warnings=warnings or None)
 
 
 def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
@@ -596,6 +646,7 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
     adt, ident = normalized.adt, normalized.identity
     return hashlib.sha256(repr((
         "adt", adt.trigger, adt.stated_at, adt.updates_identity, adt.consent,
+        adt.removed_ins,
         [(i.nir, i.oid) for i in ident.ins],
         [(li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,

@@ -115,7 +115,7 @@ def test_bad_zfa_date_and_unsupported_triggers() -> None:
     with pytest.raises(NormalizationError) as exc:
         normalize(adt("C1", "A40"))  # a merge: not applied on a guess
     assert exc.value.code == "HL7_UNSUPPORTED_TYPE"
-    assert "A40" not in adt_triggers() and "A47" not in adt_triggers()
+    assert "A40" not in adt_triggers()
 
 
 def test_without_zfa_or_with_empty_zfa() -> None:
@@ -378,3 +378,58 @@ def test_sample_set_adt_story(ctx) -> None:  # noqa: ANN001
     assert by_file["28_gam_annecy_a08_identite.hl7"][0].error_message == (
         "identity updated: family")
     assert [h["opposition"] for h in history(ctx, k9.id)] == ["IO"]
+
+
+# -- ADT^A47: an INS that was not this patient's ------------------------------------------
+def a47(control_id: str, wrong_nir: str = NIR, local_id: str = "IPP0042") -> bytes:
+    """ADT^A47: PID-3 the patient's identifiers now (the local id, no INS, PID-32 PROV),
+    MRG-1 the INS that was wrong."""
+    segs = [
+        f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240307090000||ADT^A47^ADT_A30|{control_id}|P|"
+        "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+        "EVN||20240307090000",
+        f"PID|1||{local_id}^^^CHU-X&1.2.250.1.999.9&ISO^PI||LEFÈVRE^Hélène^^^^^L||19790328|F"
+        + "|" * 24 + "PROV",
+        f"MRG|{wrong_nir}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS",
+    ]
+    return ("\r".join(segs) + "\r").encode()
+
+
+def test_a47_removes_the_ins_named_in_mrg(ctx) -> None:  # noqa: ANN001
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31", zfa=zfa("ACTIF", "INO")), source=SOURCE)  # learns IPP0042
+    ids = ingest(ctx, a47("C2"), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"]
+    row = patient_row(ctx, pid)
+    assert (row.ins, row.ins_oid) == (None, None)
+    assert ledger(ctx, ids[0]).error_message == (
+        "INS-NIR-TEST removed from the dossier (ADT^A47, MRG-1)")
+    with ctx.engine.connect() as conn:
+        audit = conn.execute(select(audit_log).where(
+            audit_log.c.action == "identity.ins_removed")).one()
+    assert audit.patient_id == pid and NIR not in repr(audit.details)
+    # the same A47 again: duplicate; results with that INS no longer reach the dossier
+    assert statuses(ctx, ingest(ctx, a47("C2"), source=SOURCE)) == ["duplicate"]
+    assert statuses(ctx, ingest(ctx, oru("MSG-1", local_id="OTHER"))) == ["quarantined"]
+    # the hospital's own id still does
+    later = ingest(ctx, adt("C3", "A08", pid32="PROV"), source=SOURCE)
+    assert ledger(ctx, later[0]).patient_id == pid
+
+
+def test_a47_nothing_held_conflict_and_local_only(ctx) -> None:  # noqa: ANN001
+    ids = ingest(ctx, a47("C1"), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"]
+    assert "nothing removed" in ledger(ctx, ids[0]).error_message
+    make_patient(ctx)
+    make_patient(ctx, nir="188102B17295165", family="Santoni", given="Ange",
+                 birth_date="1988-10-02", sex="M")
+    ingest(ctx, adt("C2", "A31", nir="188102B17295165", family="SANTONI", given="Ange",
+                    birth="19881002", sex="M", local_id="IPP0099"), source=SOURCE)
+    ids = ingest(ctx, a47("C3", local_id="IPP0099"), source=SOURCE)  # NIR held by the other
+    assert ledger(ctx, ids[0]).error_code == "IDENTITY_AMBIGUOUS"
+    data = a47("C4").replace(f"MRG|{NIR}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS".encode(),
+                             b"MRG|OLD0001^^^CHU-X&1.2.250.1.999.9&ISO^PI")
+    ids = ingest(ctx, data, source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.error_code, row.error_location) == (
+        "failed", "HL7_UNSUPPORTED_TYPE", "MRG[4]-1")
