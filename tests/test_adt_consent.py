@@ -281,6 +281,13 @@ def test_closed_dmp_refuses_documents(ctx) -> None:  # noqa: ANN001
     ids = ingest(ctx, oru("MSG-1"))
     assert statuses(ctx, ids) == ["quarantined"]
     assert ledger(ctx, ids[0]).error_code == "DOSSIER_CLOSED"
+    # reopened later (ACTIF, a later EVN-2): the rerun deposits
+    ingest(ctx, adt("C2", "A08", evn="20240401090000", zfa=zfa("ACTIF")), source=SOURCE)
+    reopen(ctx.engine, ids)
+    from pipelines.process import drain
+
+    drain(ctx)
+    assert statuses(ctx, ids) == ["deposited"]
 
 
 def test_opposition_and_document_in_one_batch_keep_their_order(ctx) -> None:  # noqa: ANN001
@@ -308,8 +315,9 @@ def test_latin9_adt_with_accents(ctx) -> None:  # noqa: ANN001
 
 # -- property: the current state is the latest-dated statement, whatever the order ----------
 _BASE = datetime(2024, 1, 1, tzinfo=UTC)
-statement = st.tuples(st.sampled_from(["ACTIF", "FERME", "INEXISTANT"]),
-                      st.sampled_from(["IO", "INO"]), st.sampled_from(["INC", "IC"]))
+statement = st.tuples(st.sampled_from([None, "ACTIF", "FERME", "INEXISTANT"]),
+                      st.sampled_from([None, "NA", "IO", "INO"]),
+                      st.sampled_from([None, "NA", "INC", "IC"]))
 
 
 @settings(max_examples=40, deadline=None,
@@ -330,24 +338,33 @@ def test_current_state_is_the_latest_dated_statement(sqlite_ctx, data, n: int) -
     stmts = []
     for i, (status, opp, con) in enumerate(values):
         at = _BASE + timedelta(days=days["at"][i], hours=10)
-        opp_date = None if undated[i] else (_BASE + timedelta(days=days["opp"][i])).date()
-        stmts.append(ConsentStatement(
-            at.isoformat(), dmp_status=status, opposition=opp,
-            opposition_date=opp_date.isoformat() if opp_date else None, consultation=con,
-            consultation_date=(_BASE + timedelta(days=days["con"][i], hours=12)).isoformat()))
+        opp_date = None if undated[i] or opp is None else (
+            _BASE + timedelta(days=days["opp"][i])).date().isoformat()
+        con_date = None if con is None else (
+            _BASE + timedelta(days=days["con"][i], hours=12)).isoformat()
+        stmts.append(ConsentStatement(at.isoformat(), dmp_status=status, opposition=opp,
+                                      opposition_date=opp_date, consultation=con,
+                                      consultation_date=con_date))
     order = data.draw(st.permutations(range(n)))
     for i in order:
         with ctx.engine.begin() as conn:
             apply_consent(conn, pid, stmts[i], actor=SOURCE)
 
-    def latest(date) -> ConsentStatement:  # noqa: ANN001
-        """The statement with the latest date (dates are distinct by construction)."""
-        return max(stmts, key=lambda s: instant(date(s)))
+    def latest(name: str, date, choices: tuple[str, ...]) -> str | None:  # noqa: ANN001
+        """The value of the latest-dated statement that states one of ``choices`` (dates are
+        distinct by construction); None when none does."""
+        said = [s for s in stmts if getattr(s, name) in choices]
+        return getattr(max(said, key=lambda s: instant(date(s))), name) if said else None
 
     row = patient_row(ctx, pid)
-    assert row.dmp_status == latest(lambda s: s.stated_at).dmp_status
-    assert row.opposed == (latest(lambda s: s.opposition_date or s.stated_at).opposition == "IO")
-    assert row.consultation_consent == latest(lambda s: s.consultation_date).consultation
+    assert row.dmp_status == latest("dmp_status", lambda s: s.stated_at,
+                                    ("ACTIF", "FERME", "INEXISTANT"))
+    assert row.opposed == (latest("opposition", lambda s: s.opposition_date or s.stated_at,
+                                  ("IO", "INO")) == "IO")
+    consultation = latest("consultation", lambda s: s.consultation_date, ("INC", "IC"))
+    if consultation is None and any(s.consultation == "NA" for s in stmts):
+        consultation = "NA"  # not asked: only ever the value when nothing else was said
+    assert row.consultation_consent == consultation
     assert len(history(ctx, pid)) == n
 
 
