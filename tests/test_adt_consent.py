@@ -450,3 +450,23 @@ def test_a47_nothing_held_conflict_and_local_only(ctx) -> None:  # noqa: ANN001
     row = ledger(ctx, ids[0])
     assert (row.status, row.error_code, row.error_location) == (
         "failed", "HL7_UNSUPPORTED_TYPE", "MRG[4]-1")
+
+
+def test_unknown_patient_assigned_by_an_admin_then_rerun(ctx) -> None:  # noqa: ANN001
+    """The ADT names nobody the store knows (no auto-creation): quarantined; once an admin
+    assigns the dossier, the rerun applies the consent, never the PID's demographics."""
+    pid = make_patient(ctx, nir="188102B17295165", family="Santoni", given="Ange",
+                       birth_date="1988-10-02", sex="M")
+    ids = ingest(ctx, adt("C1", "A31", zfa=zfa("ACTIF", "IO")), source=SOURCE)
+    assert ledger(ctx, ids[0]).error_code == "IDENTITY_UNKNOWN_PATIENT"
+    with ctx.engine.begin() as conn:
+        conn.execute(imports.update().where(imports.c.id == ids[0])
+                     .values(assigned_patient_id=pid))
+    reopen(ctx.engine, ids)
+    from pipelines.process import drain
+
+    drain(ctx)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", pid)
+    assert "identity not updated" in " ".join(row.warnings)
+    assert patient_row(ctx, pid).opposed and patient_row(ctx, pid).family == "Santoni"
