@@ -323,8 +323,9 @@ statement = st.tuples(st.sampled_from([None, "ACTIF", "FERME", "INEXISTANT"]),
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), n=st.integers(min_value=1, max_value=6))
-def test_current_state_is_the_latest_dated_statement(sqlite_ctx, data, n: int) -> None:  # noqa: ANN001
-    ctx = sqlite_ctx
+def test_current_state_is_the_latest_dated_statement(ctx, data, n: int) -> None:  # noqa: ANN001
+    """Random valid statements applied in a random order: the dossier's current values are
+    those of the latest-dated statement of each kind (the store is emptied per example)."""
     with ctx.engine.begin() as conn:
         conn.execute(consents.delete())
         conn.execute(audit_log.delete())
