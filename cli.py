@@ -136,6 +136,9 @@ def _print_ingest(summary: dict) -> None:
     print(f"received {summary['received']} message(s): {summary['deposited']} deposited, "
           f"{summary['duplicate']} duplicate, {summary['failed']} failed, "
           f"{summary['quarantined']} quarantined; {summary['entries']} entries filed")
+    if summary.get("adt"):
+        print(f"{summary['adt']} hospital ADT message(s) applied to dossiers (consent, "
+              "identity): deposited without entries")
     shown = SUMMARY_ROWS
     patients, problems = summary["patients"], summary["problems"]
     if patients:

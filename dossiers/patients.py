@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, insert, select, text, update
 
 from dossiers.names import fold_name
 from dossiers.schema import patient_identifiers, patients
@@ -24,11 +24,12 @@ class Patient:
     birth_date: str
     sex: str
     opposed: bool
+    dmp_status: str | None = None  # ZFA-1 as last stated: a FERME dossier is not fed
 
 
 def patient_from_row(row) -> Patient:  # noqa: ANN001
     return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
-                   bool(row.opposed))
+                   bool(row.opposed), row.dmp_status)
 
 
 def create_patient(conn: Connection, *, family: str, given: str, birth_date: str, sex: str,
@@ -46,6 +47,37 @@ def create_patient(conn: Connection, *, family: str, given: str, birth_date: str
     for authority, value, type_code in identifiers:
         add_identifier(conn, pid, authority, value, type_code)
     return pid
+
+
+DEMOGRAPHICS = ("family", "given", "birth_family", "birth_date", "sex")
+
+
+def update_demographics(conn: Connection, patient_id: int, **values: str | None) -> list[str]:
+    """Set the dossier's demographics (``DEMOGRAPHICS``) to the values given; empty ones are
+    left as they are (a sender that omits a field does not erase it). Returns the names of
+    the fields that changed, never their values (for the audit trail)."""
+    row = conn.execute(select(patients).where(patients.c.id == patient_id)).first()
+    if row is None:
+        raise PatientError(f"no dossier {patient_id}")
+    changed = {name: value for name, value in values.items()
+               if name in DEMOGRAPHICS and value and value != getattr(row, name)}
+    if not changed:
+        return []
+    if "family" in changed:
+        changed["family_key"] = fold_name(changed["family"])
+    if "given" in changed:
+        changed["given_key"] = fold_name(changed["given"])
+    conn.execute(update(patients).where(patients.c.id == patient_id).values(**changed))
+    return [name for name in DEMOGRAPHICS if name in changed]
+
+
+def remove_ins(conn: Connection, patient_id: int, nir: str) -> bool:
+    """Take the INS ``nir`` off the dossier (an ADT^A47 said it was not this patient's): the
+    dossier stays, reachable by its local identifiers and demographics. False when the
+    dossier does not hold that INS."""
+    return conn.execute(update(patients).where(patients.c.id == patient_id,
+                                               patients.c.ins == nir)
+                        .values(ins=None, ins_oid=None)).rowcount == 1
 
 
 def add_identifier(conn: Connection, patient_id: int, authority: str, value: str,

@@ -63,6 +63,16 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
     return ident
 
 
+def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:
+    """The identifiers of any CX field (MRG-1 of an ADT^A47...), read as PID-3 is: INS kept
+    apart from local ids. Only ``ins``, ``local_ids`` and ``warnings`` are filled."""
+    ident = PatientIdentity()
+    seen: set[tuple[str, str, str]] = set()
+    for k, rep in enumerate(reps(msg, seg, n), start=1):
+        _add_identifier(msg, ident, rep, f"{loc(seg, n)} repetition {k}", seen)
+    return ident
+
+
 def _first(msg: Message, seg: Segment, n: int) -> str:
     r = reps(msg, seg, n)
     return r[0] if r else ""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from normalizers.adt import handles, normalize_adt
 from normalizers.codes import CodeMappings, CodeResult, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.documents import (
@@ -84,12 +85,15 @@ _HANDLED = {("ORU", "R01"): "oru", ("MDM", "T02"): "mdm", ("MDM", "T04"): "mdm",
 
 def normalize_message(msg: Message, source: str,
                       mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """Dispatch on MSH-9: ORU^R01 -> lab results and documents; MDM^T02/T04/T10 -> documents.
+    """Dispatch on MSH-9: ORU^R01 -> lab results and documents; MDM^T02/T04/T10 -> documents;
+    IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
     """
     kind, trigger, _ = msg.message_type
     handler = _HANDLED.get((kind.upper(), trigger.upper()))
+    if handler is None and handles(kind, trigger):
+        return normalize_adt(msg, source)
     if handler == "oru":
         return normalize_oru(msg, source, mappings)
     if handler == "mdm":

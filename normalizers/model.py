@@ -104,6 +104,36 @@ class PatientIdentity:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentStatement:
+    """What a hospital's ADT (IHE PAM France, segment ZFA) says about the patient's DMP.
+
+    ``None``: the field was empty (nothing said). Dates are ISO 8601 with their precision;
+    ``stated_at`` is when the hospital stated it (EVN-2, else MSH-7), which dates the DMP
+    status and the choices whose own date (ZFA-10, ZFA-12) is absent: an older statement
+    arriving late must not override a newer one."""
+
+    stated_at: str
+    dmp_status: str | None = None  # ZFA-1: ACTIF, FERME, INEXISTANT
+    opposition: str | None = None  # ZFA-9: NA, IO, INO
+    opposition_date: str | None = None  # ZFA-10
+    consultation: str | None = None  # ZFA-11: NA, INC, IC
+    consultation_date: str | None = None  # ZFA-12
+
+
+@dataclass(slots=True)
+class AdtEvent:
+    """An ADT message: no entries, but the patient's consent and perhaps their identity."""
+
+    trigger: str  # MSH-9.2: A01, A08, A31...
+    stated_at: str  # EVN-2, else MSH-7 (ISO 8601)
+    updates_identity: bool  # PID is an identity statement to apply (A08, A31)
+    consent: ConsentStatement | None = None  # None: no ZFA segment
+    # ADT^A47 with an INS in MRG-1: the hospital says that INS is not this patient's; the
+    # dossier holding it loses it. [(NIR, kind)]
+    removed_ins: list[tuple[str, str]] = field(default_factory=list)
+
+
 @dataclass(slots=True)
 class NormalizedMessage:
     """Everything one input yields: identity, entries, and the logical id for dedupe level 2."""
@@ -116,6 +146,8 @@ class NormalizedMessage:
     # the CDA inside names another patient than PID). Non-empty -> the pipeline quarantines.
     # Codes and locations only, never patient data.
     quarantine_reasons: list[str] = field(default_factory=list)
+    # An ADT message (consent, identity) instead of entries; None for everything else.
+    adt: AdtEvent | None = None
 
     def __post_init__(self) -> None:
         check_sizes(self)

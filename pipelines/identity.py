@@ -4,6 +4,8 @@ Order (DESIGN.md): a trusted INS (valid key, identity status VALI), then a known
 identifier (assigning authority + id), then a strict demographic match (folded family name,
 first given name, full birth date, sex). Anything ambiguous or unknown is quarantined with
 the reason; nothing is filed on a guess. Reasons name identifiers by kind, never by value.
+A dossier the patient opposed (OPPOSITION) or whose DMP is closed (DOSSIER_CLOSED) is not
+fed: what would feed it is quarantined as well.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from dossiers.patients import (
 from dossiers.schema import patient_identifiers, patients
 from normalizers.model import PatientIdentity
 
+OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
+DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
+CLOSED = "FERME"
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
 
 
@@ -132,9 +137,25 @@ def _quarantine(code: str, reason: str, warnings: list[str]) -> Resolution:
     return Resolution(None, code=code, reason=reason, warnings=warnings)
 
 
+def dossier_refusal(patient: Patient | None) -> tuple[str, str] | None:
+    """(code, reason) when the dossier must not be fed: the patient opposed its feeding
+    (ZFA-9 IO), or their DMP is closed (ZFA-1 FERME). None when it may be fed."""
+    if patient is None:
+        return None
+    if patient.opposed:
+        return OPPOSITION, "the patient has opposed the feeding of their dossier"
+    if patient.dmp_status == CLOSED:
+        return DOSSIER_CLOSED, "the patient's DMP is closed: it is not fed"
+    return None
+
+
 def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create: bool,
-                     lookup: StoreLookup | None = None) -> Resolution:
-    """Find the dossier (``lookup``: the store, or a batch's prefetched view of it)."""
+                     lookup: StoreLookup | None = None, feeding: bool = True) -> Resolution:
+    """Find the dossier (``lookup``: the store, or a batch's prefetched view of it).
+
+    ``feeding``: the input would feed the dossier (results, documents), so a dossier the
+    patient opposed or closed is refused. An ADT is not feeding: it is what states the
+    opposition, and what lifts it."""
     lookup = lookup or StoreLookup(conn)
     warnings: list[str] = []
     chosen = None
@@ -172,13 +193,14 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                                 ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
             _remember(lookup, pid, local_ids)
             return Resolution(pid, via="auto-create", warnings=warnings)
-        return _accept(lookup, patient.id, "ins", local_ids, warnings, opposed=patient.opposed)
+        return _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
+                       patient=patient)
 
     matches: set[int] = set()
     for li in local_ids:
         matches.update(lookup.by_local_id(li.authority, li.value))
     if len(matches) == 1:
-        return _accept(lookup, matches.pop(), "local-id", local_ids, warnings)
+        return _accept(lookup, matches.pop(), "local-id", local_ids, warnings, feeding)
     if len(matches) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"local identifiers point to {len(matches)} different dossiers",
@@ -194,7 +216,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
         found = sorted(set(found) | set(lookup.by_demographics(
             identity.birth_family, identity.given, identity.birth_date, identity.sex)))
     if len(found) == 1:
-        return _accept(lookup, found[0], "demographics", local_ids, warnings)
+        return _accept(lookup, found[0], "demographics", local_ids, warnings, feeding)
     if len(found) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"demographics match {len(found)} dossiers", warnings)
@@ -204,13 +226,11 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
 
 
 def _accept(lookup: StoreLookup, patient_id: int, via: str, local_ids, warnings,  # noqa: ANN001
-            opposed: bool | None = None) -> Resolution:
-    if opposed is None:
-        patient = lookup.patient(patient_id)
-        opposed = patient is not None and patient.opposed
-    if opposed:
-        return _quarantine("DOSSIER_OPPOSED",
-                           "the patient has opposed the feeding of their dossier", warnings)
+            feeding: bool, patient: Patient | None = None) -> Resolution:
+    if feeding:
+        refusal = dossier_refusal(patient or lookup.patient(patient_id))
+        if refusal is not None:
+            return _quarantine(*refusal, warnings)
     _remember(lookup, patient_id, local_ids)
     return Resolution(patient_id, via=via, warnings=warnings)
 

@@ -26,6 +26,7 @@ QUARANTINED = "quarantined"
 SPLIT = "split"
 DISCARDED = "discarded"
 RETRY = "retry"  # an attempt's status only: transient failure, the row waits in 'received'
+ADT_STAGE = "consent"  # the stage of an ADT applied to a dossier: deposited without entries
 TERMINAL = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
 COUNTED = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED)  # what a summary reports
 

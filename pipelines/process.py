@@ -26,6 +26,8 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dossiers.audit import AuditEvent, append
+from dossiers.audit import record as record_audit
+from dossiers.consent import apply_consent, update_identity
 from dossiers.db import begin_replayable, replayable_commits
 from dossiers.deposit import (
     DepositResult,
@@ -39,6 +41,13 @@ from dossiers.deposit import (
     plan_deposit,
     write_deposits,
 )
+from dossiers.patients import (
+    add_identifiers,
+    find_by_ins,
+    find_by_local_id,
+    get_patient,
+    remove_ins,
+)
 from dossiers.schema import imports, logical_messages
 from normalizers.cda import normalize_cda
 from normalizers.codes import load_mappings
@@ -48,8 +57,15 @@ from parsers.cda import CdaParseError, parse_cda
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
-from pipelines.identity import BatchLookup, NeedsOwnTransaction, StoreLookup, resolve_identity
+from pipelines.identity import (
+    BatchLookup,
+    NeedsOwnTransaction,
+    StoreLookup,
+    dossier_refusal,
+    resolve_identity,
+)
 from pipelines.ledger import (
+    ADT_STAGE,
     DEPOSITED,
     DUPLICATE,
     FAILED,
@@ -325,7 +341,8 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]
     facts = entry_facts(items)
-    return Prepared(row, normalized, items, _fingerprint(items), warnings, started,
+    fingerprint = _fingerprint(items) if normalized.adt is None else _adt_fingerprint(normalized)
+    return Prepared(row, normalized, items, fingerprint, warnings, started,
                     keys_of(items), facts_of(items, facts), facts)
 
 
@@ -367,17 +384,33 @@ def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
 def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
              lookup: StoreLookup | None = None) -> tuple[int, list[str]]:
     """The dossier's id and the warnings so far, or _Stop (quarantined)."""
+    patient_id, _, warnings = _resolve_via(ctx, conn, item, lookup)
+    return patient_id, warnings
+
+
+def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
+                 lookup: StoreLookup | None = None) -> tuple[int, str, list[str]]:
+    """The dossier's id, how it was found ('ins', 'local-id', 'demographics', 'auto-create',
+    'assigned') and the warnings so far, or _Stop (quarantined)."""
     normalized = item.normalized
-    if item.row.assigned_patient_id is not None:  # an admin's choice (imports assign)
-        return item.row.assigned_patient_id, item.warnings + ["patient assigned by an admin"]
+    feeding = normalized.adt is None  # an ADT states the opposition: never refused for it
+    assigned = item.row.assigned_patient_id
+    if assigned is not None:  # an admin's choice (imports assign); the patient's still wins
+        refusal = dossier_refusal(get_patient(conn, assigned)) if feeding else None
+        if refusal is not None:
+            raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refusal[0],
+                                error_message=refusal[1], logical_id=normalized.logical_id,
+                                warnings=item.warnings))
+        return assigned, "assigned", item.warnings + ["patient assigned by an admin"]
     resolution = resolve_identity(conn, normalized.identity,
-                                  auto_create=ctx.settings.auto_create, lookup=lookup)
+                                  auto_create=ctx.settings.auto_create, lookup=lookup,
+                                  feeding=feeding)
     warnings = item.warnings + normalized.identity.warnings + (resolution.warnings or [])
     if resolution.patient_id is None:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
                             error_message=resolution.reason,
                             logical_id=normalized.logical_id, warnings=warnings))
-    return resolution.patient_id, warnings
+    return resolution.patient_id, resolution.via, warnings
 
 
 def _dedupe(item: Prepared, held: list, patient_id: int,
@@ -419,7 +452,11 @@ def _deposited(item: Prepared, patient_id: int, result: DepositResult,
 
 def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
-    patient_id, warnings = _resolve(ctx, conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.removed_ins:
+        return _file_ins_removal(conn, item)
+    patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    if item.normalized.adt is not None:
+        return _file_adt(conn, item, patient_id, via, warnings)
     logical_id = item.normalized.logical_id
     held = conn.execute(select(logical_messages).where(
         logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
@@ -442,6 +479,102 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     return _deposited(item, patient_id, result, warnings)
 
 
+# Matches that make an ADT's PID trustworthy enough to update the dossier's demographics: a
+# qualified INS (VALI) or the hospital's own identifier. Not demographics (they are what would
+# change), not an auto-created dossier (it was just made from this PID), not an admin's
+# assignment (it says which dossier, not that the PID is right).
+TRUSTED_MATCHES = ("ins", "local-id")
+
+
+def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
+              warnings: list[str]) -> Outcome:
+    """An ADT: dedupe level 2 like any message, then its consent statement (ZFA) and, for
+    A08/A31 with a trusted match, its identity (PID) applied to the dossier. Recorded as
+    'deposited' without entries, stage 'consent': what it did is in the dossier's consent
+    history and audit trail, and in a note on the ledger row (its message column)."""
+    adt = item.normalized.adt
+    logical_id = item.normalized.logical_id
+    _claim_logical_id(conn, item, patient_id, warnings)
+    actor, import_id = item.row.source, item.row.id
+    done: list[str] = []
+    if adt.consent is not None:
+        change = apply_consent(conn, patient_id, adt.consent, actor=actor,
+                               import_id=import_id, trigger=adt.trigger)
+        if change.applied:
+            done.append("consent applied: " + ", ".join(change.applied))
+        if change.kept_newer:
+            warnings.append("older than what the dossier holds, kept in its history only: "
+                            + ", ".join(change.kept_newer))
+    if adt.updates_identity:
+        if via in TRUSTED_MATCHES:
+            ident = item.normalized.identity
+            sex = ident.sex if ident.sex in ("F", "M") else None
+            changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
+                                      family=ident.family, given=ident.given,
+                                      birth_family=ident.birth_family,
+                                      birth_date=ident.birth_date, sex=sex)
+            if changed:
+                done.append("identity updated: " + ", ".join(changed))
+        else:
+            warnings.append("identity not updated: the patient was not matched by a "
+                            "qualified INS (PID-32 VALI) or a known local identifier")
+    note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
+                   error_message=note, warnings=warnings or None)
+
+
+def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN001
+                      warnings: list[str]) -> None:
+    """Dedupe level 2 for an ADT (no entries): _Stop(duplicate) when already applied."""
+    logical_id = item.normalized.logical_id
+    held = conn.execute(select(logical_messages).where(
+        logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
+    record = _dedupe(item, held, patient_id, warnings)
+    if record is not None:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(logical_messages).values(**record))
+        except IntegrityError:  # another worker applied it a moment ago
+            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
+                                patient_id=patient_id,
+                                error_message="message already applied by another import",
+                                warnings=warnings)) from None
+
+
+def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """ADT^A47 with an INS in MRG-1: the dossier holding that INS loses it. The dossier is
+    the one holding the INS (or the one an admin assigned); PID-3's local identifiers, when
+    known, must name the same dossier, else nothing is done on a guess (IDENTITY_AMBIGUOUS).
+    No dossier holds it: recorded, nothing to remove."""
+    normalized = item.normalized
+    logical_id, warnings = normalized.logical_id, item.warnings + normalized.identity.warnings
+    nir, kind = normalized.adt.removed_ins[0]
+    if len(normalized.adt.removed_ins) > 1:
+        warnings.append("MRG-1 holds several INS: only the first is removed")
+    holder = find_by_ins(conn, nir)
+    target = item.row.assigned_patient_id or (holder.id if holder else None)
+    local_ids = [li for li in normalized.identity.local_ids if li.type_code != "NH"]
+    named = {p for li in local_ids for p in find_by_local_id(conn, li.authority, li.value)}
+    if target is not None and named - {target}:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_AMBIGUOUS",
+                            error_message="the INS of MRG-1 and the local identifiers of "
+                            "PID-3 name different dossiers", logical_id=logical_id,
+                            warnings=warnings))
+    _claim_logical_id(conn, item, target, warnings)
+    if target is None or not remove_ins(conn, target, nir):
+        return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
+                       error_message="no dossier holds the INS of MRG-1: nothing removed",
+                       warnings=warnings or None)
+    record_audit(conn, item.row.source, "identity.ins_removed", patient_id=target,
+                 import_id=item.row.id, details={"kind": kind, "trigger": "A47"})
+    add_identifiers(conn, [{"patient_id": target, "authority": li.authority,
+                            "value": li.value, "type_code": li.type_code}
+                           for li in local_ids if li.authority and li.value])
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
+                   error_message=f"{kind} removed from the dossier (ADT^A47, MRG-1)",
+                   warnings=warnings or None)
+
+
 def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                  outcomes: dict[int, tuple[Outcome, datetime]]) -> list[Prepared]:
     """File, with a few statements for the whole batch, the messages that touch nothing
@@ -455,7 +588,12 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         resolved: list[tuple[Prepared, int, list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
-        for item in prepared:
+        for n, item in enumerate(prepared):
+            if item.normalized.adt is not None:
+                # An ADT changes what the messages after it may do (an opposition refuses
+                # them): it and everything after it are filed one by one, in order.
+                later.extend(prepared[n:])
+                break
             try:
                 patient_id, warnings = _resolve(ctx, conn, item, lookup)
             except _Stop as stop:
@@ -521,6 +659,18 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         if item.row.id in decided:
             outcomes[item.row.id] = (decided[item.row.id], item.started)
     return later
+
+
+def _adt_fingerprint(normalized: NormalizedMessage) -> str:
+    """What an ADT says (it has no entries): trigger, consent statement, identity."""
+    adt, ident = normalized.adt, normalized.identity
+    return hashlib.sha256(repr((
+        "adt", adt.trigger, adt.stated_at, adt.updates_identity, adt.consent,
+        adt.removed_ins,
+        [(i.nir, i.oid) for i in ident.ins],
+        [(li.authority, li.value, li.type_code) for li in ident.local_ids],
+        ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,
+        ident.identity_status)).encode()).hexdigest()
 
 
 def _fingerprint(items: list[tuple[Entry, str | None]]) -> str:

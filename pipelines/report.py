@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
 from pipelines.audit import trail
-from pipelines.ledger import COUNTED, ImportFilter, where_filter
+from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, where_filter
 
 # `imports list --sort`: a key, '-key' for descending.
 SORTS = {"id": imports.c.id, "received": imports.c.received_at, "updated": imports.c.updated_at,
@@ -40,6 +40,7 @@ def ingest_summary(engine: Engine, message_ids: list[int], batch_ids: list[int])
     per_patient: dict[int, dict] = {}
     problem_rows: list = []
     entries_total = 0
+    adt = 0  # hospital ADT applied to dossiers (consent, identity): deposited, no entries
     wanted = (imports.c.status.in_(("failed", "quarantined")))
     with engine.connect() as conn:
         for chunk in _chunks(message_ids, 2000):
@@ -51,6 +52,9 @@ def ingest_summary(engine: Engine, message_ids: list[int], batch_ids: list[int])
                 if status in counts:
                     counts[status] += n
                 entries_total += filed
+            adt += conn.execute(select(func.count()).select_from(imports).where(
+                mine, imports.c.status == "deposited",
+                imports.c.stage == ADT_STAGE)).scalar_one()
             for pid, n, filed, dups in conn.execute(
                     select(imports.c.patient_id, func.count(),
                            func.coalesce(func.sum(imports.c.entries_count), 0),
@@ -69,7 +73,7 @@ def ingest_summary(engine: Engine, message_ids: list[int], batch_ids: list[int])
                 imports.c.id.in_(chunk), imports.c.status == "failed")).all()
     pending = len(message_ids) - sum(counts.values())
     return {"received": len(message_ids), **counts, "pending": pending,
-            "entries": entries_total,
+            "entries": entries_total, "adt": adt,
             "patients": [per_patient[k] for k in sorted(per_patient)],
             "problems": [_problem(r) for r in sorted(problem_rows, key=lambda r: r.id)]}
 
@@ -210,5 +214,7 @@ def show_dossier(engine: Engine, ref: str, *, history: bool = False) -> dict | N
     return {"patient": {"id": row.id, "ins": row.ins, "ins_oid": row.ins_oid,
                         "family": row.family, "given": row.given,
                         "birth_family": row.birth_family, "birth_date": row.birth_date,
-                        "sex": row.sex, "opposed": row.opposed, "created_by": row.created_by},
+                        "sex": row.sex, "opposed": row.opposed, "created_by": row.created_by,
+                        "dmp_status": row.dmp_status,
+                        "consultation_consent": row.consultation_consent},
             "entries": [_entry_dict(e) for e in rows]}

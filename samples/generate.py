@@ -257,6 +257,18 @@ LABS = [
         decimal_comma_ranges=True, ipp=lambda n: f"BAZ{1000000 + n * 13:07d}"),
 ]
 LAB_BY_KEY = {lab.key: lab for lab in LABS}
+# Hospitals' patient administration (GAM) sending IHE PAM France ADT with the ZFA segment (the
+# patient's DMP). Not in LABS: they send no results, and bulk traffic does not draw them.
+HOSPITALS = [
+    Lab("annecy", "GAM", "CH_ANNECY_GENEVOIS", _finess("74078001"),
+        "Centre hospitalier Annecy Genevois", "CHANGE", "2.999.250.2.1", "8859/15", "\r", 0,
+        (("Annecy", "74000"), ("Épagny Metz-Tessy", "74330")), (),
+        ipp=lambda n: f"{7400000 + n * 17:08d}"),
+    Lab("nice", "GAM", "CHU_NICE", _finess("06078801"), "CHU de Nice", "CHU-NICE",
+        "2.999.250.2.2", "utf-8", "\n", 0, (("Nice", "06000"),), (),
+        ipp=lambda n: f"N{6000000 + n * 19:08d}"),
+]
+HOSPITAL_BY_KEY = {h.key: h for h in HOSPITALS}
 BIOLOGIST_IDS = {b: f"80{_pr.randrange(10**9, 10**10)}" for lab in LABS for b in lab.biologists}
 # Local codes deliberately absent from the mapping tables (they must come out 'unmapped').
 UNMAPPED = {("bioazur", "62292-8")}
@@ -475,8 +487,8 @@ class Generator:
         self.rng = Random(f"dmp-samples:{stream}:{seed}")
         tag_rng = Random(f"dmp-samples:tag:{stream}:{seed}")
         self.tag = "".join(tag_rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(2))
-        self.seq: dict[str, int] = {lab.key: 0 for lab in LABS}
-        self.ipp_seq: dict[str, int] = {lab.key: 0 for lab in LABS}
+        self.seq: dict[str, int] = {lab.key: 0 for lab in LABS + HOSPITALS}
+        self.ipp_seq: dict[str, int] = {lab.key: 0 for lab in LABS + HOSPITALS}
         self.nirs: set[str] = set()
 
     # -- patients -------------------------------------------------------------------------
@@ -825,6 +837,41 @@ class Generator:
             CHARSETS[lab.charset][0])),
             f"EVN||{hl7_ts(sent)}", self.pid(m), "PV1|" + "|".join(pv1[1:])]
         return "\r".join(segs) + "\r"
+
+
+    def pam_adt(self, hosp: Lab, p: Patient, trigger: str, sent: datetime, *,
+                zfa: str | None = None) -> str:
+        """An IHE PAM France 2.11 ADT (as the ANS SGL examples): MSH-12 '2.5^FRA^2.11',
+        MSH-21 the PAM profile, EVN-2 and EVN-6, PID, PV1 (class N for the person-level
+        A28/A31), then the ZFA segment when given (its fields 1 to 12, 4 to 8 obsolete)."""
+        control_id, n = self.next_ids(hosp, sent)
+        self.ipp(p, hosp)
+        m = LabMessage(hosp, p, control_id, sent, [])
+        structure = {"A28": "ADT_A05", "A31": "ADT_A05"}.get(trigger, "ADT_A01")
+        if trigger in ("A28", "A31"):
+            pv1 = "PV1|1|N"
+        else:
+            pv1 = (f"PV1|1|I|MED2^^^{hosp.facility}" + "|" * 16
+                   + f"{sent.year % 100:02d}{n:07d}^^^{hosp.id_ns}&{hosp.id_oid}&ISO^VN")
+        segs = ["MSH|^~\\&|" + "|".join((
+            hosp.app, hosp.msh4, RECEIVING_APP, RECEIVING_FACILITY, hl7_ts(sent), "",
+            f"ADT^{trigger}^{structure}", control_id, "P", "2.5^FRA^2.11", "", "", "AL", "NE",
+            "FRA", CHARSETS[hosp.charset][0], "FR", "", "2.11^IHE_FRANCE-2.11-PAM")),
+            f"EVN||{hl7_ts(sent)}||||{hl7_ts(sent)}", self.pid(m), pv1]
+        if zfa is not None:
+            segs.append(f"ZFA|{zfa}")
+        return "\r".join(segs) + "\r"
+
+
+def zfa_segment(status: str, when: datetime, opposition: str = "", opposition_at: datetime |
+                None = None, consultation: str = "", consultation_at: datetime | None = None
+                ) -> str:
+    """ZFA-1 .. ZFA-12: DMP status and its date, 4 to 8 (obsolete) empty, opposition to
+    feeding (NA, IO, INO) and its date, consent to consultation (NA, INC, IC) and its date."""
+    def ts(at: datetime | None) -> str:
+        return hl7_ts(at) if at is not None else ""
+    return (f"{status}|{ts(when)}|||||||{opposition}|{ts(opposition_at)}|{consultation}|"
+            f"{ts(consultation_at)}")
 
 
 def fmt_range(lo: float | None, hi: float | None, dec: int, comma: bool) -> str:
@@ -1242,9 +1289,11 @@ def build_sample_set(seed: int = SAMPLE_SEED) -> tuple[list[SampleFile], list[Pa
     add("22_casse_date.hl7", enc(m), "failed", "invalid date", "K6", 1, 0,
         "OBR-7 (and OBX-14) = 20241345 (month 13, day 45): the message fails naming OBR-7")
     text = g.adt_a01(chu, K5, paris(2025, 3, 19, 9, 0))
-    add("23_casse_adt_a01.hl7", encode(text, chu.charset, chu.eol), "failed",
-        "unsupported message type", "K5", 1, 0, "ADT^A01 (admission, PAM France) is not a result "
-        "message this intake handles: failed 'unsupported message type ADT^A01'")
+    add("23_casse_adt_a01.hl7", encode(text, chu.charset, chu.eol), "deposited",
+        "adt without ZFA", "K5", 1, 0, "ADT^A01 (admission) without ZFA segment: no result, no "
+        "consent statement, and an admission does not update identity; the patient is found by "
+        "INS and the message recorded ('deposited', no entries, stage 'consent', 'nothing to "
+        "apply')")
     m = msg(bioazur, K8, ["IONO"], paris(2025, 3, 20, 9, 0))
     text = g.render(m, "utf-8")
     add("24_casse_charset.hl7", text.encode("iso-8859-1"), "failed", "charset mismatch",
@@ -1252,6 +1301,41 @@ def build_sample_set(seed: int = SAMPLE_SEED) -> tuple[list[SampleFile], list[Pa
         "Créatinine...): not valid UTF-8, HL7_BAD_CHARSET naming MSH-18 and the byte offset. "
         "The fix is a per-source fallback (DMP_SOURCE_CHARSETS='samples=iso-8859-1'), then a "
         "rerun: deposited with a warning")
+    # 25-28 hospitals' ADT (IHE PAM France 2.11, ZFA). Made after every other file, with a
+    # patient of their own (K9), so that the files above keep their bytes and K1..K8 their
+    # dossiers: K9 objects to the feeding of her DMP, and nothing of hers may be filed.
+    K9 = fp("K9", "F", "Léa Céleste", "Rousseau", "Rousseau", date(1983, 4, 9), "74010", "VALI",
+            "14 avenue d'Albigny", "Annecy", "74000", "labm", 0.2)
+    patients.append(K9)
+    annecy, nice = HOSPITAL_BY_KEY["annecy"], HOSPITAL_BY_KEY["nice"]
+    sent = paris(2025, 3, 21, 10, 12)
+    text = g.pam_adt(nice, K3, "A28", sent, zfa=zfa_segment("ACTIF", sent, "INO", sent, "IC",
+                                                              sent))
+    add("25_gam_nice_a28_consentement.hl7", encode(text, nice.charset, nice.eol), "deposited",
+        "consent", "K3", 1, 0, "ADT^A28 (add person) from the CHU de Nice, UTF-8, LF: ZFA "
+        "DMP ACTIF, does not object to feeding (INO), consents to consultation (IC), each dated: "
+        "the dossier's consent history starts, current values set, audit 'consent.update'")
+    sent = paris(2025, 3, 24, 15, 40)
+    text = g.pam_adt(annecy, K9, "A31", sent, zfa=zfa_segment(
+        "ACTIF", sent, "IO", paris(2025, 3, 24, 15, 30), "NA"))
+    add("26_gam_annecy_a31_opposition.hl7", encode(text, annecy.charset, annecy.eol),
+        "deposited", "opposition", "K9", 1, 0, "ADT^A31 (update person) from the CH Annecy "
+        "Genevois, ISO-8859-15: ZFA-9 = IO, the patient objects to the feeding of her DMP "
+        "(ZFA-10 its date), consultation not asked (NA): recorded, the dossier is now closed "
+        "to feeding")
+    m27 = msg(labm, K9, ["TSH"], paris(2025, 3, 26, 9, 5))
+    add("27_labm_tsh_opposition.hl7", enc(m27), "quarantined", "opposition", "K9", 1,
+        m27.results, "results for K9 after her opposition (26): quarantined OPPOSITION ('the "
+        "patient has opposed the feeding of their dossier'), never deposited; deposited on "
+        "rerun only once an ADT with a later INO lifts it")
+    married = replace(K9, family="Fontaine")
+    sent = paris(2025, 4, 2, 11, 0)
+    text = g.pam_adt(annecy, married, "A08", sent)
+    add("28_gam_annecy_a08_identite.hl7", encode(text, annecy.charset, annecy.eol),
+        "deposited", "identity update", "K9", 1, 0, "ADT^A08 (update patient information), no "
+        "ZFA: K9 now uses her married name (PID-5 L Rousseau, D Fontaine); matched by her "
+        "qualified INS (VALI), so the dossier's family name is updated (audit 'identity.update' "
+        "names the field, never the value); her opposition stays")
     return files, patients
 
 

@@ -51,6 +51,6 @@ def test_every_corpus_message_reaches_a_terminal_state(sqlite_ctx) -> None:  # n
     for i in ids:
         info = show_import(ctx.engine, i)
         assert info["status"] in ("deposited", "duplicate", "failed", "quarantined")
-        if info["status"] == "failed":  # ACKs and ADTs are not handled: said clearly
+        if info["status"] == "failed":  # ACKs are not handled: said clearly
             assert info["error_code"] == "HL7_UNSUPPORTED_TYPE", info["error_message"]
             assert info["error_code"] != "INTERNAL_ERROR"

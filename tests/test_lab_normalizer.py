@@ -184,11 +184,12 @@ def test_structural_errors():
 
 
 def test_unsupported_type():
-    adt = MSH.replace("ORU^R01^ORU_R01", "ADT^A01^ADT_A01")
+    # ADT^A40 (merge two patients) is not applied: which dossier is which is an admin's call
+    adt = MSH.replace("ORU^R01^ORU_R01", "ADT^A40^ADT_A39")
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], header=adt))
     assert exc.value.code == "HL7_UNSUPPORTED_TYPE"
-    assert str(exc.value) == "message type ADT^A01 is not handled by this intake"
+    assert str(exc.value) == "message type ADT^A40 is not handled by this intake"
 
 
 def test_same_patient_twice_is_fine_and_results_get_unique_keys():

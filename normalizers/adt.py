@@ -1,0 +1,134 @@
+"""IHE PAM France ADT messages: the patient's identity (PID) and DMP choices (ZFA).
+
+Why ADT goes through the same channel as results: hospitals send their patient-administration
+stream (admissions, discharges, updates) over the same MLLP link, and it is the only place the
+DMP status, the opposition to feeding and the consent to consultation are stated (segment ZFA,
+DMP-FACTS.md). An ADT yields no entry: an ``AdtEvent`` that the pipeline applies to the
+dossier (dossiers/consent.py).
+
+- Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
+  PID); the others (merges, identifier moves) stay HL7_UNSUPPORTED_TYPE.
+- ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
+  refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
+  decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
+- The statement is dated by EVN-2 (recorded), else MSH-7: what orders statements arriving out
+  of order; ZFA-10 / ZFA-12 date the opposition and the consent themselves when present.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from normalizers.fields import field_text, loc, logical_id, ts_field
+from normalizers.identity import extract_identity, identifiers_in, single_pid
+from normalizers.model import AdtEvent, ConsentStatement, NormalizationError, NormalizedMessage
+from normalizers.tabledata import table
+from parsers.hl7v2.er7 import Message, Segment
+
+ZFA_STATUS, ZFA_OPPOSITION, ZFA_OPPOSITION_DATE = 1, 9, 10
+ZFA_CONSULTATION, ZFA_CONSULTATION_DATE = 11, 12
+_CODE_SHOWN = 12  # an unknown code is quoted in the error, cut to this length
+
+
+@cache
+def adt_triggers() -> dict[str, bool]:
+    """{trigger: updates identity} for the ADT triggers this intake reads."""
+    return {row["trigger"].upper(): row["identity"].lower() == "yes"
+            for row in table("adt_triggers")}
+
+
+@cache
+def zfa_codes() -> dict[int, frozenset[str]]:
+    """{ZFA field number: the codes it may carry}."""
+    codes: dict[int, set[str]] = {}
+    for row in table("zfa_codes"):
+        codes.setdefault(int(row["field"]), set()).add(row["code"].upper())
+    return {n: frozenset(c) for n, c in codes.items()}
+
+
+CHANGE_IDENTIFIER = "A47"  # read apart: only to remove an INS named in MRG-1
+
+
+def handles(kind: str, trigger: str) -> bool:
+    return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
+                                      or trigger.upper() == CHANGE_IDENTIFIER)
+
+
+def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
+    """ADT^Axx to a NormalizedMessage without entries, carrying an ``AdtEvent``.
+
+    Raises NormalizationError: HL7_NO_PID, HL7_MULTIPLE_PATIENTS, HL7_BAD_DATE (EVN-2, MSH-7,
+    ZFA-10, ZFA-12), ZFA_UNKNOWN_CODE, ADT_NO_DATE (neither EVN-2 nor MSH-7)."""
+    lid = logical_id(msg)
+    trigger = msg.message_type[1].upper()
+    identity = extract_identity(msg, single_pid(msg))
+    warnings: list[str] = []
+    stated_at = _event_time(msg)
+    zfas = msg.all("ZFA")
+    consent = _consent(msg, zfas[0], stated_at, warnings) if zfas else None
+    if len(zfas) > 1:
+        warnings.append(f"{loc(zfas[1])}: more than one ZFA segment, only the first is read")
+    event = AdtEvent(trigger=trigger, stated_at=stated_at,
+                     updates_identity=adt_triggers().get(trigger, False), consent=consent)
+    if trigger == CHANGE_IDENTIFIER:
+        event.removed_ins = _removed_ins(msg)
+    return NormalizedMessage(logical_id=lid, identity=identity, entries=[],
+                             warnings=identity.warnings + warnings, adt=event)
+
+
+def _removed_ins(msg: Message) -> list[tuple[str, str]]:
+    """ADT^A47: MRG-1 is the identifier that was wrong. Only an INS there is applied (the
+    dossier holding it loses it, DMP-FACTS.md); a change of local identifiers would move
+    a hospital's id from one dossier to another on the sender's word: refused."""
+    mrg = msg.first("MRG")
+    if mrg is None:
+        raise NormalizationError("HL7_NO_MRG", "ADT^A47 without MRG segment", "MRG")
+    ins = identifiers_in(msg, mrg, 1).ins
+    if not ins:
+        where = loc(mrg, 1)
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no INS; "
+                                 "a change of local identifiers is not applied by this "
+                                 "intake", where)
+    return [(i.nir, i.kind) for i in ins]
+
+
+def _event_time(msg: Message) -> str:
+    evn = msg.first("EVN")
+    stated = ts_field(msg, evn, 2) if evn is not None else None
+    stated = stated or ts_field(msg, msg.msh, 7)
+    if not stated:
+        raise NormalizationError("ADT_NO_DATE", "neither EVN-2 nor MSH-7 dates the message: "
+                                 "its consent statement cannot be ordered", "MSH-7")
+    return stated
+
+
+def _consent(msg: Message, zfa: Segment, stated_at: str,
+             warnings: list[str]) -> ConsentStatement | None:
+    status = _code(msg, zfa, ZFA_STATUS)
+    opposition = _code(msg, zfa, ZFA_OPPOSITION)
+    consultation = _code(msg, zfa, ZFA_CONSULTATION)
+    if status is None and opposition is None and consultation is None:
+        warnings.append(f"{loc(zfa)}: ZFA states neither DMP status, opposition nor consent; "
+                        "nothing applied")
+        return None
+    return ConsentStatement(
+        stated_at=stated_at, dmp_status=status, opposition=opposition,
+        opposition_date=ts_field(msg, zfa, ZFA_OPPOSITION_DATE) if opposition else None,
+        consultation=consultation,
+        consultation_date=ts_field(msg, zfa, ZFA_CONSULTATION_DATE) if consultation else None)
+
+
+def _code(msg: Message, zfa: Segment, n: int) -> str | None:
+    """The code of ZFA-n, None when empty; ZFA_UNKNOWN_CODE when not in the table (the code is
+    quoted, cut short: it is a sender's code, never patient data)."""
+    value = field_text(msg, zfa, n).strip().upper()
+    if not value:
+        return None
+    allowed = zfa_codes()[n]
+    if value not in allowed:
+        where = loc(zfa, n)
+        shown = value[:_CODE_SHOWN] + ("..." if len(value) > _CODE_SHOWN else "")
+        raise NormalizationError("ZFA_UNKNOWN_CODE",
+                                 f"{where}: unknown code {shown!r} in ZFA-{n} (expected one of "
+                                 f"{', '.join(sorted(allowed))})", where)
+    return value
