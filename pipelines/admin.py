@@ -123,8 +123,8 @@ def assign(engine: Engine, import_id: int, patient_ref: str, actor: Actor,
         patient = find_by_reference(conn, patient_ref)
         if patient is None:
             raise AdminError(f"no dossier {patient_ref}")
-        if patient.opposed:
-            raise AdminError(f"dossier {patient.id}: the patient opposed its feeding")
+        # An opposed or closed dossier is not refused here: the rerun decides (a document is
+        # quarantined OPPOSITION again; an ADT that lifts the opposition is applied).
         conn.execute(update(imports).where(imports.c.id == import_id)
                      .values(assigned_patient_id=patient.id, updated_at=now()))
         record(conn, actor, "import.assign", import_id=import_id, patient_id=patient.id,
