@@ -75,7 +75,6 @@ from normalizers.tabledata import read_csv_rows, table
 TABLES = Path(__file__).resolve().parent / "tables"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:dmp-ingest:fhir")
 UCUM = "http://unitsofmeasure.org"
-LOINC = "http://loinc.org"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 RFC3986 = "urn:ietf:rfc:3986"
@@ -86,8 +85,8 @@ CONFIDENTIALITY_CODES = frozenset({"U", "L", "M", "N", "R", "V"})
 INTERPRETATIONS = frozenset(
     "< > A AA AC B CAR Carrier D DET E EX EXP H HH HM HU HX I IE IND L LL LU LX MS N NCL ND "
     "NEG NR NS OBX POS QCF R RR S SDD SYN-R SYN-S TOX U UNE VS W WR".split())
-MASKING_FLAGS = ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REP_LEGAUX")
 FALLBACK_RESOURCE = "Observation"
+NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 
 # FHIR R4 primitive formats (what the validators check)
 _FHIR_DATETIME = re.compile(
@@ -100,8 +99,6 @@ _FHIR_DATE = re.compile(
 _OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as it is
                    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d+)?)?)?)?"  # the time
                    r"(Z|[+-]\d{2}:?\d{2})?")
-# the blanks that are printable but not ' ' (the FHIR string pattern is [ \r\n\t\S]+)
-_BLANKS = {c: " " for c in range(0x80, 0x3001) if chr(c).isspace()}
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"\s*({_NUMBER})\s*-\s*({_NUMBER})\s*")
@@ -242,15 +239,14 @@ def _json(value: Any) -> Any:  # noqa: ANN401
 def _text(value: Any) -> str | None:  # noqa: ANN401
     """A FHIR string: not blank (FHIR forbids empty strings), other blanks than space, tab
     and line breaks (non-breaking spaces of French typography...) made spaces and control
-    characters dropped, as the FHIR string pattern requires."""
+    characters dropped, as the FHIR string pattern (Unicode-aware) requires."""
     if value is None:
         return None
     text = str(value)
-    if not text.isprintable():
+    if not text.isprintable():  # rare: one pass over the characters only then
         text = "".join(c if c.isprintable() or c in "\t\r\n" else " " if c.isspace() else ""
                        for c in text)
-    text = text.translate(_BLANKS).strip()
-    return text or None
+    return text.strip() or None
 
 
 def _code(value: Any) -> str | None:  # noqa: ANN401
@@ -389,7 +385,7 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
 
 # -- resources --------------------------------------------------------------------------------
 def _patient_resource(patient: Mapping) -> dict:
-    ins, oid = _text(patient.get("ins")), _text(patient.get("oid") or patient.get("ins_oid"))
+    ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
     identifiers = []
     if ins:
         identifiers.append({"use": "official",
@@ -430,6 +426,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    referenceRange=_reference_range(entry))
         res.update(_value(entry, details, base_url))
         notes = [{"text": _text(c)} for c in details.get("comments") or [] if _text(c)]
+        if details.get("negated"):  # R4 Observation cannot say 'not': said in words
+            notes.insert(0, {"text": NEGATED})
         res["note"] = notes
     elif resource == "DiagnosticReport":
         res.update(status=fhir_status(status, resource), category=category,

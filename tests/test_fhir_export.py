@@ -313,11 +313,21 @@ def test_patient_ins_and_partial_dates() -> None:
             _row(4, effective="2025-03-19T08+01:00"),
             _row(5, status="withdrawn"),
             _row(6, current=False, superseded_by=7),
-            _row(7, type="problem", effective="2016", code="I10", system="CIM-10")]
+            _row(7, type="problem", effective="2016", code="I10", system="CIM-10"),
+            _row(8, type="immunization", code="3400932857241", system="1.2.250.1.215.200"),
+            _row(9, type="observation", details={"negated": True}, value="fièvre"),
+            _row(10, type="allergy", details={"negated": True}, code="416098002",
+                 system="SNOMED-CT", effective="2004-07")]
     bundle = to_bundle(PATIENT, rows, timestamp=None)
     check_bundle(bundle)
     mapped = by_entry_id(bundle)
-    assert set(mapped) == {1, 2, 3, 4, 7}
+    assert set(mapped) == {1, 2, 3, 4, 7, 8, 9, 10}
+    assert mapped[8]["resourceType"] == "Immunization"
+    assert mapped[8]["occurrenceString"] == "date not stated by the sender"
+    assert mapped[8]["vaccineCode"]["coding"][0]["system"] == "urn:oid:1.2.250.1.215.200"
+    assert "NOT observed" in mapped[9]["note"][0]["text"]
+    assert mapped[10]["verificationStatus"]["coding"][0]["code"] == "refuted"
+    assert mapped[10]["onsetDateTime"] == "2004-07"
     assert mapped[1]["effectiveDateTime"] == "2025-03"
     assert "issued" not in mapped[1]  # an instant needs a time: not invented
     assert mapped[2]["effectiveDateTime"] == "2025"
