@@ -34,6 +34,7 @@ from dossiers.fhir import (
 )
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, imports, patients
+from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from tests.conftest import SAMPLES, corpus_path
@@ -289,6 +290,34 @@ def test_problems_medications_allergies(store) -> None:  # noqa: ANN001
                 assert res["effectivePeriod"]["start"] == r["details"]["period_low"]
         if r["type"] == "allergy":
             assert res["patient"]["reference"] == bundle["entry"][0]["fullUrl"]
+
+
+def test_export_reads_on_both_databases(ctx) -> None:  # noqa: ANN001
+    """load_dossier_rows / load_provenance on SQLite and PostgreSQL: a replaced CDA (v1 then
+    v2, RPLC) exports its current version only, with its provenance."""
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    files = [SAMPLES / "cda" / n for n in ("02_crbio_synlab_bilan_renal_v1.xml",
+                                           "03_crbio_synlab_bilan_renal_v2_rplc.xml",
+                                           "11_ldl_ses_tres_restreint.xml")]
+    intake(ctx.engine, ctx.archive, [Received(f.read_bytes(), "samples", "file",
+                                              file_name=f.name) for f in files])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        pids = conn.execute(select(entries.c.patient_id).distinct()).scalars().all()
+        old = conn.execute(select(entries.c.id).where(entries.c.current.is_(False))
+                           ).scalars().all()
+        assert pids and old
+        for pid in pids:
+            row, rows = load_dossier_rows(conn, pid)
+            prov = load_provenance(conn, [r["id"] for r in rows])
+            assert all(r["current"] and r["status"] != "withdrawn" for r in rows)
+            assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+            assert set(prov) == {r["id"] for r in rows}
+            bundle = to_bundle(row, rows, provenance=prov)
+            check_bundle(bundle)
+            assert not set(old) & set(by_entry_id(bundle))
+        assert load_dossier_rows(conn, 999999) == (None, [])
 
 
 # -- rows made up -----------------------------------------------------------------------------
