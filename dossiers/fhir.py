@@ -29,7 +29,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   statusCode 'completed' documents the statement, not the end of the treatment).
 - Codes: LOINC ('LN') -> http://loinc.org; known systems -> their URI
   (fhir_code_systems.csv); OIDs -> urn:oid:; a sender's local system -> a local URI under
-  base_url. Unmapped local codes are exported as they are, with their local system.
+  base_url. Unmapped local codes are exported as they are, with their local system; a local
+  code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
   is a UCUM code we know, else the unit as text); a coded value -> valueCodeableConcept; any
   other text -> valueString. The reference range is kept as text (low/high too when it is a
@@ -273,14 +274,28 @@ def _coding(code: Any, system: str | None, display: Any, base_url: str) -> dict:
             "display": _text(display)}
 
 
-def _concept(entry: Mapping, base_url: str, fallback: str) -> dict:
+def _concept(entry: Mapping, base_url: str, fallback: str,
+             details: Mapping | None = None) -> dict:
     """The entry's code as a CodeableConcept; its display (or the fallback) as text when it
-    has no code (FHIR requires a code on most resources)."""
+    has no code (FHIR requires a code on most resources). The sender's own code, when we
+    mapped it to LOINC (details.local_code), and a product's other codes (details.substance:
+    the ATC of a CIS) follow as further codings: nothing the sender coded is lost."""
     code, display = _code(entry.get("code")), _text(entry.get("display"))
     concept: dict[str, Any] = {"text": display or (None if code else
                                                    _text(fallback) or "entry")}
-    if code:
-        concept["coding"] = [_coding(code, entry.get("system"), display, base_url)]
+    codings = [_coding(code, entry.get("system"), display, base_url)] if code else []
+    details = details or {}
+    substances = details.get("substance")
+    others = [details.get("local_code"), *(substances if isinstance(substances, list) else [])]
+    for other in others:
+        if isinstance(other, Mapping) and _code(other.get("code")):
+            coding = _coding(other.get("code"), other.get("system"), other.get("display"),
+                             base_url)
+            if all((c.get("system"), c.get("code")) != (coding["system"], coding["code"])
+                   for c in codings):
+                codings.append(coding)
+    if codings:
+        concept["coding"] = codings
     return concept
 
 
@@ -418,7 +433,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
     res: dict[str, Any] = {"resourceType": resource}
     if resource == "Observation":
         res.update(status=fhir_status(status, resource), category=category,
-                   code=_concept(entry, base_url, entry.get("type") or "observation"),
+                   code=_concept(entry, base_url, entry.get("type") or "observation",
+                                 details),
                    subject=subject, effectiveDateTime=effective,
                    issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
@@ -431,7 +447,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
         res["note"] = notes
     elif resource == "DiagnosticReport":
         res.update(status=fhir_status(status, resource), category=category,
-                   code=_concept(entry, base_url, "report"), subject=subject,
+                   code=_concept(entry, base_url, "report", details), subject=subject,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
                    conclusion=_text(entry.get("value")))
@@ -467,7 +483,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                                 if _text(details.get(k)))
         route = _code(details.get("route"))
         res.update(status=taken or "unknown",
-                   medicationCodeableConcept=_concept(entry, base_url, "medication"),
+                   medicationCodeableConcept=_concept(entry, base_url, "medication",
+                                                      details),
                    subject=subject,
                    dosage=[{"text": dosage_text or None,
                             "route": {"coding": [{"code": route}]} if route else None}])

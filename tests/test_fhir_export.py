@@ -226,6 +226,11 @@ def test_comparator_coded_value_and_unmapped_code(store) -> None:  # noqa: ANN00
             if r["value_type"] == "CE" and r["type"] == "lab_result":
                 concept = mapped[r["id"]]["valueCodeableConcept"]
                 assert concept["coding"][0]["system"] == "http://snomed.info/sct"
+    # a local code mapped to LOINC (samples/mappings): both codings, LOINC first
+    k2 = export(store, people["K2"]["ins"])[0]
+    assert any([(c["system"], c["code"]) for c in e["resource"]["code"]["coding"]] ==
+               [("http://loinc.org", "1558-6"), ("urn:dmp/CodeSystem/L", "GLY")]
+               for e in k2["entry"] if e["resource"].get("code", {}).get("coding"))
     k3 = export(store, people["K3"]["ins"])[0]
     codes = {c["code"] for e in k3["entry"] for c in
              e["resource"].get("code", {}).get("coding", [])}
