@@ -630,6 +630,45 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dossier_export(args: argparse.Namespace) -> int:
+    """The dossier as a FHIR R4 Bundle. An operator's read: every current entry, masked ones
+    included, and one audit row written in the same transaction as the read."""
+    from datetime import UTC, datetime
+
+    from dossiers.audit import record
+    from dossiers.export import load_dossier_rows, load_provenance
+    from dossiers.fhir import to_bundle
+    from dossiers.patients import find_by_reference
+
+    ctx = _context()
+    actor = "admin:" + _actor(args).name
+    out = sys.stdout
+    try:
+        with ctx.engine.begin() as conn:
+            patient = find_by_reference(conn, args.patient)
+            if patient is None:
+                raise UserError(f"no dossier {args.patient}")
+            row, rows = load_dossier_rows(conn, patient.id)
+            provenance = load_provenance(conn, [r["id"] for r in rows])
+            bundle = to_bundle(row, rows, provenance=provenance, timestamp=datetime.now(UTC))
+            if args.output:  # before the audit row: a file we cannot write is no read
+                try:
+                    out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+                except OSError as exc:
+                    raise UserError(f"cannot write {args.output}: {exc.strerror}") from None
+            record(conn, actor, "dossier.export", patient_id=patient.id,
+                   details={"format": args.format, "entries": len(rows)})
+        json.dump(bundle, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.output:
+        print(f"dossier {patient.id}: {len(rows)} entries written to {args.output}",
+              file=sys.stderr)
+    return EXIT_OK
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", help="received, processing, deposited, duplicate, failed, "
@@ -786,6 +825,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", action="store_true", help="include superseded versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_show)
+    p = dossier.add_parser("export", help="a dossier as a FHIR R4 Bundle (JSON on stdout); an "
+                           "operator's read: masked entries included, the read is audited")
+    p.add_argument("patient", help="INS or internal id")
+    p.add_argument("--format", choices=["fhir"], default="fhir",
+                   help="fhir: a FHIR R4 Bundle of type collection (the only format)")
+    p.add_argument("--output", help="write the Bundle to this file instead of stdout")
+    p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
+    p.set_defaults(func=cmd_dossier_export)
     return parser
 
 

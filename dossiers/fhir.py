@@ -1,0 +1,641 @@
+"""A patient's dossier as a FHIR R4 Bundle (plain JSON-ready dicts).
+
+Why plain dicts and no fhir.resources models here: the export runs on every dossier read of
+the HTTP API and must stay cheap and dependency-free; the models are a test dependency that
+validates what this module writes (tests/test_fhir_export.py).
+
+What a caller passes in is what the reader may see: the CLI (an operator) and the HTTP API
+(a professional, the patient) filter entries for access rights and masking themselves. This
+module only drops, defensively, entries that are no longer current or are withdrawn: a
+superseded or withdrawn fact must never leave the store as if it were valid.
+
+Mapping decisions (the tables are in dossiers/tables/):
+- Bundle type ``collection``: a dossier export is a set of resources about one patient, not
+  the answer to a search (``searchset`` would need search modes and a total that mean
+  nothing here) and not a ``document`` (that needs a Composition nobody authored).
+- fullUrl ``urn:uuid:`` + uuid5 of the entry id (patient: its id), resource id the same uuid:
+  two exports of one dossier name every resource alike, and a reference never points outside
+  the Bundle. Each resource also carries our entry id as an identifier
+  (``<base_url>/entries``).
+- Entry types -> resources (fhir_entry_types.csv): lab_result, vital_sign, observation ->
+  Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
+  DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
+  MedicationStatement; immunization -> Immunization; procedure -> Procedure. Any other type
+  (none today) becomes an Observation coded as the entry is.
+- Statuses (fhir_statuses.csv): ours (HL7v2 OBX-11/OBR-25 and CDA statusCode, normalised)
+  onto each resource's value set. Condition and AllergyIntolerance get a verificationStatus
+  only when ours says something (preliminary, entered-in-error, negated); a
+  MedicationStatement is 'unknown' unless the sender said active/suspended/cancelled (a CDA
+  statusCode 'completed' documents the statement, not the end of the treatment).
+- Codes: LOINC ('LN') -> http://loinc.org; known systems -> their URI
+  (fhir_code_systems.csv); OIDs -> urn:oid:; a sender's local system -> a local URI under
+  base_url. Unmapped local codes are exported as they are, with their local system; a local
+  code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
+- Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
+  is a UCUM code we know, else the unit as text); a coded value -> valueCodeableConcept; any
+  other text -> valueString. The reference range is kept as text (low/high too when it is a
+  plain 'low-high' of two numbers).
+- Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are. FHIR times
+  need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
+  allows); a time to the hour only, or a time without offset, is cut back to its date (FHIR
+  has no hour precision and we never invent an offset). ``issued`` and
+  ``DocumentReference.date`` are FHIR instants: left out when we hold less than a full time
+  with offset.
+- Documents: content.attachment with contentType and url ``<base_url>/documents/<entry id>``.
+  FHIR's attachment.hash is SHA-1 and we only hold the sha256 of the archived bytes, so the
+  sha256 goes in an identifier (RFC 6920 ``ni:///sha-256;...`` URI). The sender's
+  confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality); the effective DMP
+  masking (the patient's mask_override, else the sender's MASQUE_PS...) -> securityLabel
+  and meta.security codes of ``<base_url>/CodeSystem/masking``, on every masked resource.
+- Links: a result's report (parent_id) -> DiagnosticReport.result; an entry read from a
+  document -> Observation/MedicationStatement.derivedFrom, Condition.evidence.detail,
+  Procedure.report (AllergyIntolerance and Immunization have no such element: their
+  Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
+  one Provenance per import and relation, targeting the entries it brought or confirmed.
+- Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
+  the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
+  the OID tells them apart, we never guess it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from normalizers.tabledata import read_csv_rows, table
+
+TABLES = Path(__file__).resolve().parent / "tables"
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:dmp-ingest:fhir")
+UCUM = "http://unitsofmeasure.org"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+RFC3986 = "urn:ietf:rfc:3986"
+GENDERS = {"F": "female", "M": "male", "U": "unknown", "O": "other"}
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+CONFIDENTIALITY_CODES = frozenset({"U", "L", "M", "N", "R", "V"})
+# v3 ObservationInterpretation codes (HL7v2 table 0078 flags are the same codes)
+INTERPRETATIONS = frozenset(
+    "< > A AA AC B CAR Carrier D DET E EX EXP H HH HM HU HX I IE IND L LL LU LX MS N NCL ND "
+    "NEG NR NS OBX POS QCF R RR S SDD SYN-R SYN-S TOX U UNE VS W WR".split())
+FALLBACK_RESOURCE = "Observation"
+NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
+
+# FHIR R4 primitive formats (what the validators check)
+_FHIR_DATETIME = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]"
+    r"|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?)?)?"
+    r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)?)?)?")
+_FHIR_DATE = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2]"
+    r"[0-9]|3[0-1]))?)?")
+_OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as it is
+                   r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d+)?)?)?)?"  # the time
+                   r"(Z|[+-]\d{2}:?\d{2})?")
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+_NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
+_RANGE = re.compile(rf"\s*({_NUMBER})\s*-\s*({_NUMBER})\s*")
+
+
+# -- tables -----------------------------------------------------------------------------------
+@cache
+def _types() -> dict[str, dict[str, str]]:
+    return {r["type"]: r for r in read_csv_rows(TABLES / "fhir_entry_types.csv")}
+
+
+@cache
+def _statuses() -> dict[str, dict[str, str]]:
+    return {r["status"]: r for r in read_csv_rows(TABLES / "fhir_statuses.csv")}
+
+
+@cache
+def _systems() -> dict[str, str]:
+    return {r["name"]: r["uri"] for r in read_csv_rows(TABLES / "fhir_code_systems.csv")}
+
+
+@cache
+def _ucum_codes() -> frozenset[str]:
+    """The UCUM codes our unit table maps to: a unit among them is exported as UCUM."""
+    return frozenset(r["ucum"] for r in table("ucum_units"))
+
+
+@cache
+def _ins_kinds() -> dict[str, str]:
+    return {r["oid"]: r["kind"] for r in table("ins_oids")}
+
+
+def resource_type(entry_type: str) -> str:
+    """The FHIR resource an entry type is exported as (Observation when not listed)."""
+    row = _types().get(entry_type)
+    return row["resource"] if row else FALLBACK_RESOURCE
+
+
+def fhir_status(status: str | None, resource: str) -> str:
+    """Our status onto the resource's status value set ('' for 'not stated')."""
+    row = _statuses().get(status or "") or _statuses()["*"]
+    return row.get(resource, "")
+
+
+def system_uri(system: str | None, base_url: str = "urn:dmp") -> str | None:
+    """Our coding system name -> a FHIR system URI (None when the entry names none)."""
+    if not system:
+        return None
+    known = _systems().get(system) or _systems().get(system.upper())
+    if known:
+        return known
+    if _OID.fullmatch(system):
+        return f"urn:oid:{system}"
+    if system.startswith(("http://", "https://", "urn:")) and not any(
+            c.isspace() for c in system):
+        return system
+    return f"{base_url}/CodeSystem/{quote(system, safe='')}"
+
+
+# -- primitives -------------------------------------------------------------------------------
+def fhir_datetime(value: str | None) -> str | None:
+    """Our ISO 8601 (precision kept) -> a FHIR dateTime, never more precise than ours.
+
+    '2025', '2025-03', '2025-03-19' unchanged; '2025-03-19T08:30+01:00' ->
+    '2025-03-19T08:30:00+01:00' (FHIR requires seconds and lets them be zero-filled);
+    a time to the hour, or without offset, -> its date. None when it is not a date at all."""
+    if not value:
+        return None
+    m = _OURS.fullmatch(value.strip())
+    if m is None:
+        return None
+    day, hour, minute, second, frac, offset = m.groups()
+    if not _FHIR_DATETIME.fullmatch(day) or not _real_day(day):
+        return None
+    out = day
+    if hour is not None and minute is not None and offset:
+        if offset != "Z" and ":" not in offset:
+            offset = f"{offset[:3]}:{offset[3:]}"
+        out = f"{day}T{hour}:{minute}:{second or '00'}{(frac or '')[:7]}{offset}"
+        if not _FHIR_DATETIME.fullmatch(out) or int(hour) > 23 or int(minute) > 59 \
+                or int(second or 0) > 59:
+            return day  # a time that cannot be: the date alone is what we can vouch for
+    return out
+
+
+def _real_day(day: str) -> bool:
+    """'2025-02-30' is no day (the FHIR pattern alone lets it through)."""
+    if len(day) < 10:
+        return True
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
+
+
+def fhir_instant(value: str | None) -> str | None:
+    """A FHIR instant (full time with offset), or None when we hold less than that."""
+    out = fhir_datetime(value)
+    return out if out and "T" in out else None
+
+
+def fhir_date(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = value.strip()
+    return value if _FHIR_DATE.fullmatch(value) and _real_day(value) else None
+
+
+def _instant_of(moment: Any) -> str | None:  # noqa: ANN401
+    """A stored timestamp (datetime, naive = UTC as SQLite gives them, or ISO text)."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.isoformat()
+    if isinstance(moment, str):
+        try:
+            return _instant_of(datetime.fromisoformat(moment.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def full_url(kind: str, ident: object) -> str:
+    return f"urn:uuid:{uuid.uuid5(NAMESPACE, f'{kind}/{ident}')}"
+
+
+def _json(value: Any) -> Any:  # noqa: ANN401
+    """JSON columns come back decoded from SQLAlchemy; raw text when a caller passes it."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _text(value: Any) -> str | None:  # noqa: ANN401
+    """A FHIR string: not blank (FHIR forbids empty strings), other blanks than space, tab
+    and line breaks (non-breaking spaces of French typography...) made spaces and control
+    characters dropped, as the FHIR string pattern (Unicode-aware) requires."""
+    if value is None:
+        return None
+    text = str(value)
+    if not text.isprintable():  # rare: one pass over the characters only then
+        text = "".join(c if c.isprintable() or c in "\t\r\n" else " " if c.isspace() else ""
+                       for c in text)
+    return text.strip() or None
+
+
+def _code(value: Any) -> str | None:  # noqa: ANN401
+    """A FHIR code: no leading, trailing or repeated blanks (its pattern forbids them)."""
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+def _clean(obj: Any) -> Any:  # noqa: ANN401
+    """Drop None, empty strings, lists and dicts (FHIR forbids empty elements)."""
+    if isinstance(obj, dict):
+        out = {k: _clean(v) for k, v in obj.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(obj, list):
+        out = [_clean(v) for v in obj]
+        return [v for v in out if v not in (None, "", [], {})]
+    return obj
+
+
+# -- pieces -----------------------------------------------------------------------------------
+def _coding(code: Any, system: str | None, display: Any, base_url: str) -> dict:  # noqa: ANN401
+    return {"system": system_uri(system, base_url), "code": _code(code),
+            "display": _text(display)}
+
+
+def _concept(entry: Mapping, base_url: str, fallback: str,
+             details: Mapping | None = None) -> dict:
+    """The entry's code as a CodeableConcept; its display (or the fallback) as text when it
+    has no code (FHIR requires a code on most resources). The sender's own code, when we
+    mapped it to LOINC (details.local_code), and a product's other codes (details.substance:
+    the ATC of a CIS) follow as further codings: nothing the sender coded is lost."""
+    code, display = _code(entry.get("code")), _text(entry.get("display"))
+    concept: dict[str, Any] = {"text": display or (None if code else
+                                                   _text(fallback) or "entry")}
+    codings = [_coding(code, entry.get("system"), display, base_url)] if code else []
+    details = details or {}
+    substances = details.get("substance")
+    others = [details.get("local_code"), *(substances if isinstance(substances, list) else [])]
+    for other in others:
+        if isinstance(other, Mapping) and _code(other.get("code")):
+            coding = _coding(other.get("code"), other.get("system"), other.get("display"),
+                             base_url)
+            if all((c.get("system"), c.get("code")) != (coding["system"], coding["code"])
+                   for c in codings):
+                codings.append(coding)
+    if codings:
+        concept["coding"] = codings
+    return concept
+
+
+def _performer(value: Any) -> dict | None:  # noqa: ANN401
+    """'<oid>^<id>' (a CDA author id) -> a logical reference; a name -> a display."""
+    text = _text(value)
+    if not text:
+        return None
+    root, sep, ext = text.partition("^")
+    if sep and _OID.fullmatch(root.strip()) and _text(ext):
+        return {"identifier": {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}}
+    return {"display": text}
+
+
+def masking_of(entry: Mapping) -> dict[str, bool]:
+    """The DMP masking in force: the sender's flags, MASQUE_PS overridden by the patient's
+    own choice (mask_override) when there is one."""
+    flags = {k: bool(v) for k, v in (_json(entry.get("masking")) or {}).items()
+             if isinstance(k, str)}
+    override = entry.get("mask_override")
+    if override is not None:
+        flags["MASQUE_PS"] = bool(override)
+    return {k: v for k, v in flags.items() if v}
+
+
+def _security(entry: Mapping, details: Mapping, base_url: str) -> list[dict]:
+    labels = []
+    conf = _text(details.get("confidentiality"))
+    if conf and conf.upper() in CONFIDENTIALITY_CODES:
+        labels.append({"system": CONFIDENTIALITY, "code": conf.upper()})
+    for flag in sorted({_code(f) for f in masking_of(entry)} - {None}):
+        labels.append({"system": f"{base_url}/CodeSystem/masking", "code": flag})
+    return labels
+
+
+def _quantity(number: float, unit: str | None, unit_original: str | None,
+              comparator: str | None = None) -> dict:
+    q: dict[str, Any] = {"value": number}
+    if comparator in COMPARATORS:
+        q["comparator"] = comparator
+    unit = _text(unit)
+    if unit:
+        q["unit"] = _text(unit_original) or unit
+        if unit in _ucum_codes():
+            q["system"], q["code"] = UCUM, unit
+    return q
+
+
+def _number(value: Any) -> float | None:  # noqa: ANN401
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _reference_range(entry: Mapping) -> list[dict]:
+    text = _text(entry.get("reference_range"))
+    if not text:
+        return []
+    rng: dict[str, Any] = {"text": text}
+    m = _RANGE.fullmatch(text)
+    if m:
+        low, high = (float(g.replace(",", ".")) for g in m.groups())
+        if low <= high:
+            rng["low"] = _quantity(low, entry.get("unit"), entry.get("unit_original"))
+            rng["high"] = _quantity(high, entry.get("unit"), entry.get("unit_original"))
+    return [rng]
+
+
+def _interpretation(entry: Mapping) -> list[dict]:
+    text = _text(entry.get("interpretation"))
+    if not text:
+        return []
+    out = []
+    for code in (c.strip() for c in text.split(",")):
+        if code in INTERPRETATIONS:
+            out.append({"coding": [{"system": INTERPRETATION, "code": code}]})
+        elif code:
+            out.append({"text": _text(code)})
+    return out
+
+
+def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
+    """value[x] of an Observation: quantity, coded concept or string."""
+    number = _number(entry.get("value_num"))
+    if number is not None:
+        return {"valueQuantity": _quantity(number, entry.get("unit"),
+                                           entry.get("unit_original"),
+                                           entry.get("comparator"))}
+    text = _text(entry.get("value"))
+    coded = details.get("coded_value") or details.get("value_code")
+    if isinstance(coded, Mapping) and _code(coded.get("code")):
+        return {"valueCodeableConcept": {
+            "coding": [_coding(coded.get("code"), coded.get("system"),
+                               coded.get("display") or text, base_url)],
+            "text": text}}
+    return {"valueString": text} if text else {}
+
+
+# -- resources --------------------------------------------------------------------------------
+def _patient_resource(patient: Mapping) -> dict:
+    ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
+    identifiers = []
+    if ins:
+        identifiers.append({"use": "official",
+                            "type": {"text": _ins_kinds().get(oid or "", "INS")},
+                            "system": f"urn:oid:{oid}" if oid else None, "value": ins})
+    given = _text(patient.get("given"))
+    names = [{"use": "usual", "family": _text(patient.get("family")),
+              "given": [given] if given else []}]
+    birth = _text(patient.get("birth_family"))
+    if birth and birth != _text(patient.get("family")):
+        names.append({"use": "maiden", "family": birth, "given": [given] if given else []})
+    return {"resourceType": "Patient", "identifier": identifiers, "name": names,
+            "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
+            "birthDate": fhir_date(patient.get("birth_date"))}
+
+
+def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str) -> dict:
+    """The resource of one entry, without its links to other entries (added later)."""
+    details = _json(entry.get("details")) or {}
+    if not isinstance(details, Mapping):
+        details = {}
+    status = entry.get("status")
+    effective = fhir_datetime(entry.get("effective"))
+    category_row = _types().get(entry.get("type") or "") or {}
+    category = [{"coding": [{"system": category_row["category_system"],
+                             "code": category_row["category_code"],
+                             "display": category_row.get("category_display")}]}] \
+        if category_row.get("category_code") else []
+    performer = _performer(entry.get("performer"))
+    res: dict[str, Any] = {"resourceType": resource}
+    if resource == "Observation":
+        res.update(status=fhir_status(status, resource), category=category,
+                   code=_concept(entry, base_url, entry.get("type") or "observation",
+                                 details),
+                   subject=subject, effectiveDateTime=effective,
+                   issued=fhir_instant(entry.get("issued")),
+                   performer=[performer] if performer else [],
+                   interpretation=_interpretation(entry),
+                   referenceRange=_reference_range(entry))
+        res.update(_value(entry, details, base_url))
+        notes = [{"text": _text(c)} for c in details.get("comments") or [] if _text(c)]
+        if details.get("negated"):  # R4 Observation cannot say 'not': said in words
+            notes.insert(0, {"text": NEGATED})
+        res["note"] = notes
+    elif resource == "DiagnosticReport":
+        res.update(status=fhir_status(status, resource), category=category,
+                   code=_concept(entry, base_url, "report", details), subject=subject,
+                   effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
+                   performer=[performer] if performer else [],
+                   conclusion=_text(entry.get("value")))
+        if entry.get("attachment_sha256") or entry.get("media_type"):
+            res["presentedForm"] = [_attachment(entry, base_url)]
+    elif resource == "DocumentReference":
+        error = fhir_status(status, resource) == "entered-in-error"
+        res.update(status="entered-in-error" if error else "current",
+                   docStatus=None if error else fhir_status(status, resource),
+                   type=_concept(entry, base_url, "document"), subject=subject,
+                   date=fhir_instant(entry.get("effective")) or
+                   fhir_instant(entry.get("issued")),
+                   author=[performer] if performer else [],
+                   description=_text(entry.get("display")),
+                   securityLabel=[{"coding": [s]} for s in _security(entry, details, base_url)],
+                   content=[{"attachment": _attachment(entry, base_url)}])
+        res["identifier"] = _document_identifiers(entry, details)
+    elif resource == "Condition":
+        res.update(verificationStatus=_verification(status, resource, details,
+                                                    "condition-ver-status"),
+                   code=_concept(entry, base_url, "problem"), subject=subject,
+                   onsetDateTime=effective)
+    elif resource == "AllergyIntolerance":
+        res.update(verificationStatus=_verification(status, resource, details,
+                                                    "allergyintolerance-verification"),
+                   code=_concept(entry, base_url, "allergy"), patient=subject,
+                   onsetDateTime=effective)
+    elif resource == "MedicationStatement":
+        taken = "not-taken" if details.get("negated") else fhir_status(status, resource)
+        low = fhir_datetime(details.get("period_low"))
+        high = fhir_datetime(details.get("period_high"))
+        dosage_text = "; ".join(_text(details[k]) for k in ("dose", "frequency")
+                                if _text(details.get(k)))
+        route = _code(details.get("route"))
+        res.update(status=taken or "unknown",
+                   medicationCodeableConcept=_concept(entry, base_url, "medication",
+                                                      details),
+                   subject=subject,
+                   dosage=[{"text": dosage_text or None,
+                            "route": {"coding": [{"code": route}]} if route else None}])
+        if low or high:
+            res["effectivePeriod"] = {"start": low, "end": high}
+        else:
+            res["effectiveDateTime"] = effective
+    elif resource == "Immunization":
+        res.update(status="not-done" if details.get("negated")
+                   else fhir_status(status, resource) or "completed",
+                   vaccineCode=_concept(entry, base_url, "immunization"), patient=subject)
+        if effective:
+            res["occurrenceDateTime"] = effective
+        else:  # required in R4; said as it is rather than invented
+            res["occurrenceString"] = "date not stated by the sender"
+    elif resource == "Procedure":
+        res.update(status="not-done" if details.get("negated")
+                   else fhir_status(status, resource) or "unknown",
+                   code=_concept(entry, base_url, "procedure"), subject=subject,
+                   performedDateTime=effective)
+    else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
+        raise ValueError(f"no FHIR mapping for resource {resource}")
+    res.setdefault("identifier", [])
+    res["identifier"].insert(0, {"system": f"{base_url}/entries",
+                                 "value": str(entry.get("id"))})
+    security = _security(entry, details, base_url)
+    if security:
+        res["meta"] = {"security": security}
+    return res
+
+
+def _verification(status: str | None, resource: str, details: Mapping,
+                  system: str) -> dict | None:
+    code = "refuted" if details.get("negated") else fhir_status(status, resource)
+    if not code:
+        return None
+    return {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}",
+                        "code": code}]}
+
+
+def _attachment(entry: Mapping, base_url: str) -> dict:
+    return {"contentType": _code(entry.get("media_type")),
+            "url": f"{base_url}/documents/{entry.get('id')}",
+            "title": _text(entry.get("display"))}
+
+
+def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
+    out = []
+    sha = _text(entry.get("attachment_sha256"))
+    if sha and re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        digest = base64.urlsafe_b64encode(bytes.fromhex(sha)).decode().rstrip("=")
+        out.append({"system": RFC3986, "type": {"text": "sha256 of the content"},
+                    "value": f"ni:///sha-256;{digest}"})
+    set_id = _text(details.get("set_id"))
+    if set_id:
+        root, _, ext = set_id.partition("^")
+        oid = _OID.fullmatch(root) and _text(ext)
+        out.append({"type": {"text": "setId"}, "system": f"urn:oid:{root}" if oid else None,
+                    "value": _text(ext) if oid else set_id})
+    return out
+
+
+def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int, str],
+                 base_url: str) -> list[tuple[str, dict]]:
+    """One Provenance per (import, relation): which import brought or confirmed which of the
+    exported entries, from which sender."""
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for entry_id, links in provenance.items():
+        if entry_id not in urls:
+            continue
+        for link in links:
+            key = (link.get("import_id"), link.get("relation") or "created")
+            group = groups.setdefault(key, {"targets": [], "recorded": [], "sources": set()})
+            if urls[entry_id] not in group["targets"]:
+                group["targets"].append(urls[entry_id])
+            recorded = _instant_of(link.get("created_at"))
+            if recorded:
+                group["recorded"].append(recorded)
+            if _text(link.get("source")):
+                group["sources"].add(_text(link["source"]))
+    out = []
+    for (import_id, relation), group in sorted(groups.items(), key=lambda kv: (
+            str(kv[0][0]), kv[0][1])):
+        if not group["recorded"] or import_id is None:
+            continue  # recorded is required: a link without its time is not exported
+        sources = sorted(group["sources"]) or ["unknown sender"]
+        out.append((full_url("provenance", f"{import_id}/{relation}"), {
+            "resourceType": "Provenance",
+            "target": [{"reference": t} for t in group["targets"]],
+            "recorded": min(group["recorded"]),
+            "activity": {"text": _text(relation) or "created"},
+            "agent": [{"type": {"text": "sender"}, "who": {"display": s}} for s in sources],
+            "entity": [{"role": "source", "what": {
+                "identifier": {"system": f"{base_url}/imports", "value": str(import_id)},
+                "display": f"import {import_id}"}}]}))
+    return out
+
+
+def _bundle_entry(url: str, resource: dict) -> dict:
+    """fullUrl and resource, whose id is the uuid of its fullUrl (resourceType, id first)."""
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id")}
+    return {"fullUrl": url, "resource": {"resourceType": resource["resourceType"],
+                                         "id": url.removeprefix("urn:uuid:"), **rest}}
+
+
+def _exported(entry: Mapping) -> bool:
+    """Current, not withdrawn, not superseded (the caller should have filtered: defensive)."""
+    current = entry.get("current", True)
+    return bool(current) and entry.get("status") != "withdrawn" \
+        and entry.get("superseded_by") is None and entry.get("id") is not None
+
+
+def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
+              provenance: Mapping[int, Sequence[Mapping]] | None = None,
+              base_url: str = "urn:dmp", timestamp: datetime | None = None) -> dict:
+    """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
+    why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
+    rows of ``entries`` already filtered for the reader (masking is NOT applied here);
+    ``provenance`` maps entry ids to their rows of ``provenance``; ``timestamp`` (given by
+    the caller, so that the same dossier exports the same) becomes Bundle.timestamp."""
+    base_url = base_url.rstrip("/")
+    patient_url = full_url("patient", patient.get("id"))
+    subject = {"reference": patient_url}
+    kept = [e for e in entries if _exported(e)]
+    urls = {e["id"]: full_url("entry", e["id"]) for e in kept}
+    resources: dict[int, dict] = {}
+    for e in kept:
+        resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or ""),
+                                             subject, base_url)
+    for e in kept:  # links: only to resources inside this Bundle
+        parent = resources.get(e.get("parent_id")) if e.get("parent_id") is not None else None
+        if parent is None or e.get("parent_id") == e["id"]:
+            continue
+        mine, ref = resources[e["id"]], {"reference": urls[e["parent_id"]]}
+        me = {"reference": urls[e["id"]]}
+        if parent["resourceType"] == "DiagnosticReport" and mine["resourceType"] == "Observation":
+            parent.setdefault("result", []).append(me)
+        elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
+            if mine["resourceType"] in ("Observation", "MedicationStatement"):
+                mine.setdefault("derivedFrom", []).append(ref)
+            elif mine["resourceType"] == "Condition":
+                mine.setdefault("evidence", []).append({"detail": [ref]})
+            elif mine["resourceType"] == "Procedure":
+                mine.setdefault("report", []).append(ref)
+    bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
+    bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
+    bundle_entries += [_bundle_entry(url, res)
+                       for url, res in _provenances(provenance or {}, urls, base_url)]
+    bundle = {"resourceType": "Bundle",
+              "id": str(uuid.uuid5(NAMESPACE, f"bundle/{patient.get('id')}")),
+              "type": "collection",
+              "timestamp": _instant_of(timestamp) if timestamp else None,
+              "entry": bundle_entries}
+    return _clean(bundle)

@@ -1,0 +1,513 @@
+"""The dossier as a FHIR R4 Bundle (dossiers/fhir.py, `dmp-ingest dossier export`).
+
+The samples (HL7v2, CDA, PDF) are filed once for the module through pipelines/ (no Prefect);
+every dossier's Bundle is validated whole with the fhir.resources R4B models, each resource
+with its own model, statuses against the R4 value sets (the models check patterns, not value
+sets) and every reference against the Bundle's fullUrls.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+import cli
+from dossiers import audit
+from dossiers.export import load_dossier_rows, load_provenance
+from dossiers.fhir import (
+    _statuses,
+    _types,
+    fhir_datetime,
+    full_url,
+    resource_type,
+    to_bundle,
+)
+from dossiers.patients import find_by_reference
+from dossiers.schema import entries, imports, patients
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.conftest import SAMPLES, corpus_path
+from tests.test_samples_e2e import load_samples
+
+# FHIR R4 required value sets (fhir.resources checks the code pattern only)
+STATUSES = {
+    "Observation": {"registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                    "entered-in-error", "unknown"},
+    "DiagnosticReport": {"registered", "partial", "preliminary", "final", "amended",
+                         "corrected", "appended", "cancelled", "entered-in-error", "unknown"},
+    "DocumentReference": {"current", "superseded", "entered-in-error"},
+    "MedicationStatement": {"active", "completed", "entered-in-error", "intended", "stopped",
+                            "on-hold", "unknown", "not-taken"},
+    "Immunization": {"completed", "entered-in-error", "not-done"},
+    "Procedure": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+                  "entered-in-error", "unknown"},
+}
+DOC_STATUSES = {"preliminary", "final", "amended", "entered-in-error"}
+VERIFICATION = {
+    "Condition": {"unconfirmed", "provisional", "differential", "confirmed", "refuted",
+                  "entered-in-error"},
+    "AllergyIntolerance": {"unconfirmed", "confirmed", "refuted", "entered-in-error"},
+}
+UCUM = "http://unitsofmeasure.org"
+
+
+def check_bundle(bundle: dict) -> Counter:
+    """Validate the Bundle and each resource; statuses in their value sets; references
+    resolved inside the Bundle. Returns the count of resources per type."""
+    json.dumps(bundle)  # JSON-ready: plain types only
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "collection"
+    urls = [e["fullUrl"] for e in bundle["entry"]]
+    assert len(urls) == len(set(urls))
+    kinds: Counter = Counter()
+    for item in bundle["entry"]:
+        res = item["resource"]
+        kind = res["resourceType"]
+        kinds[kind] += 1
+        get_fhir_model_class(kind).model_validate(res)
+        assert item["fullUrl"] == f"urn:uuid:{res['id']}"
+        if kind in STATUSES:
+            assert res["status"] in STATUSES[kind], (kind, res["status"])
+        if kind == "DocumentReference" and "docStatus" in res:
+            assert res["docStatus"] in DOC_STATUSES
+        if kind in VERIFICATION and "verificationStatus" in res:
+            assert res["verificationStatus"]["coding"][0]["code"] in VERIFICATION[kind]
+        for ref in _references(res):
+            assert ref in urls, (kind, ref)
+    assert kinds["Patient"] == 1
+    return kinds
+
+
+def _references(obj: object) -> list[str]:
+    if isinstance(obj, dict):
+        found = [obj["reference"]] if isinstance(obj.get("reference"), str) else []
+        return found + [r for v in obj.values() for r in _references(v)]
+    if isinstance(obj, list):
+        return [r for v in obj for r in _references(v)]
+    return []
+
+
+def by_entry_id(bundle: dict) -> dict[int, dict]:
+    """entry id -> its resource (our id is the resource's first identifier)."""
+    out = {}
+    for item in bundle["entry"]:
+        for ident in item["resource"].get("identifier", []):
+            if ident.get("system") == "urn:dmp/entries":
+                out[int(ident["value"])] = item["resource"]
+    return out
+
+
+# -- the samples ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):  # noqa: ANN001, ANN201
+    """The samples filed in a SQLite store of the module's own (HL7v2, CDA, PDF)."""
+    from pipelines.process import Context
+    from pipelines.settings import load_settings
+
+    home = tmp_path_factory.mktemp("fhir") / "home"
+    ctx = Context.from_settings(load_settings(env={"DMP_HOME": str(home)}))
+    ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")
+    load_samples(ctx)  # the dossiers and the HL7v2 samples
+    files = sorted((SAMPLES / "cda").glob("*.xml")) + sorted((SAMPLES / "pdf").glob("*.pdf"))
+    intake(ctx.engine, ctx.archive, [Received(f.read_bytes(), "samples", "file",
+                                              file_name=f.name) for f in files])
+    drain(ctx)
+    ctx.home = home
+    yield ctx
+    ctx.engine.dispose()
+
+
+def _patients() -> dict[str, dict]:
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        return {r["key"]: r for r in csv.DictReader(fh)}
+
+
+def export(ctx, ins: str) -> tuple[dict, list]:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        patient = find_by_reference(conn, ins)
+        row, rows = load_dossier_rows(conn, patient.id)
+        prov = load_provenance(conn, [r["id"] for r in rows])
+    return to_bundle(row, rows, provenance=prov), rows
+
+
+def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        ids = conn.execute(select(patients.c.id).order_by(patients.c.id)).scalars().all()
+        types = set(conn.execute(select(entries.c.type).where(entries.c.current))
+                    .scalars())
+    seen: Counter = Counter()
+    for pid in ids:
+        with store.engine.connect() as conn:
+            row, rows = load_dossier_rows(conn, pid)
+            prov = load_provenance(conn, [r["id"] for r in rows])
+        bundle = to_bundle(row, rows, provenance=prov)
+        kinds = check_bundle(bundle)
+        seen.update(kinds)
+        assert sum(n for k, n in kinds.items() if k not in ("Patient", "Provenance")) \
+            == len(rows)
+        mapped = by_entry_id(bundle)
+        for r in rows:  # every entry, whatever its type, is its resource
+            assert mapped[r["id"]]["resourceType"] == resource_type(r["type"])
+        assert to_bundle(row, rows, provenance=prov) == bundle  # stable
+    # every entry type of the samples has its own mapping (none falls back unseen)
+    assert types <= set(_types()), types - set(_types())
+    for kind in ("Observation", "DiagnosticReport", "DocumentReference", "Condition",
+                 "MedicationStatement", "AllergyIntolerance", "Provenance"):
+        assert seen[kind] > 0, kind
+
+
+def test_lab_results_codes_units_ranges(store) -> None:  # noqa: ANN001
+    """K1: a LOINC result with its UCUM unit and range; the corrected platelet count is the
+    only one exported (the superseded 96 G/L is not), unit as sent kept as its text."""
+    k1 = _patients()["K1"]["ins"]
+    bundle, rows = export(store, k1)
+    mapped = by_entry_id(bundle)
+    hb = next(r for r in rows if r["code"] == "718-7" and r["reference_range"])
+    obs = mapped[hb["id"]]
+    assert obs["code"]["coding"][0]["system"] == "http://loinc.org"
+    assert obs["code"]["coding"][0]["code"] == "718-7"
+    assert obs["valueQuantity"] == {"value": hb["value_num"], "unit": "g/dL", "system": UCUM,
+                                    "code": "g/dL"}
+    assert obs["referenceRange"][0]["text"] == hb["reference_range"]
+    assert obs["referenceRange"][0]["low"]["code"] == "g/dL"
+    assert obs["category"][0]["coding"][0]["code"] == "laboratory"
+    assert obs["effectiveDateTime"] == fhir_datetime(hb["effective"])
+    assert obs["effectiveDateTime"].count(":") == 3  # zero-filled seconds and the offset
+    platelets = [r for r in bundle["entry"] if r["resource"]["resourceType"] == "Observation"
+                 and r["resource"]["code"]["coding"][0]["code"] == "777-3"]
+    values = {p["resource"]["valueQuantity"]["value"]: p["resource"] for p in platelets}
+    assert 96.0 not in values
+    assert values[212.0]["status"] == "corrected"
+    assert values[212.0]["valueQuantity"]["unit"] == "G/L"  # as sent
+    assert values[212.0]["valueQuantity"]["code"] == "10*9/L"  # UCUM
+    # the report lists its results
+    report = next(e["resource"] for e in bundle["entry"]
+                  if {"reference": f"urn:uuid:{values[212.0]['id']}"} in
+                  e["resource"].get("result", []))
+    assert report["resourceType"] == "DiagnosticReport"
+    assert report["status"] == "corrected"
+    # the history handed to to_bundle anyway: superseded versions still left out
+    with store.engine.connect() as conn:
+        pid = find_by_reference(conn, k1).id
+        everything = [r._mapping for r in conn.execute(
+            select(entries).where(entries.c.patient_id == pid))]
+        row = conn.execute(select(patients).where(patients.c.id == pid)).one()._mapping
+    assert any(not r["current"] for r in everything)
+    again = to_bundle(row, everything)
+    assert set(by_entry_id(again)) == {r["id"] for r in everything if r["current"]}
+
+
+def test_comparator_coded_value_and_unmapped_code(store) -> None:  # noqa: ANN001
+    people = _patients()
+    bundle, rows = export(store, people["K1"]["ins"])
+    mapped = by_entry_id(bundle)
+    crp = next((r for r in rows if r["comparator"] == "<"), None)
+    if crp is not None:
+        assert mapped[crp["id"]]["valueQuantity"]["comparator"] == "<"
+    for k in people:
+        bundle, rows = export(store, people[k]["ins"])
+        mapped = by_entry_id(bundle)
+        for r in rows:
+            if r["type"] == "lab_result" and not r["mapped"]:
+                coding = mapped[r["id"]]["code"]["coding"][0]
+                assert coding["code"] == r["code"]  # the sender's code, kept
+                assert coding["system"] == f"urn:dmp/CodeSystem/{r['system']}"
+            if r["value_type"] == "CE" and r["type"] == "lab_result":
+                concept = mapped[r["id"]]["valueCodeableConcept"]
+                assert concept["coding"][0]["system"] == "http://snomed.info/sct"
+    # a local code mapped to LOINC (samples/mappings): both codings, LOINC first
+    k2 = export(store, people["K2"]["ins"])[0]
+    assert any([(c["system"], c["code"]) for c in e["resource"]["code"]["coding"]] ==
+               [("http://loinc.org", "1558-6"), ("urn:dmp/CodeSystem/L", "GLY")]
+               for e in k2["entry"] if e["resource"].get("code", {}).get("coding"))
+    k3 = export(store, people["K3"]["ins"])[0]
+    codes = {c["code"] for e in k3["entry"] for c in
+             e["resource"].get("code", {}).get("coding", [])}
+    assert "VITD25" in codes
+
+
+def test_documents_reports_and_masking(store) -> None:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        docs = conn.execute(select(entries).where(entries.c.type == "document",
+                                                  entries.c.current)).all()
+        masked = next(d for d in docs if d.masking and d.masking.get("MASQUE_PS"))
+        owner = conn.execute(select(patients.c.ins).where(
+            patients.c.id == masked.patient_id)).scalar_one()
+    bundle, rows = export(store, owner)
+    mapped = by_entry_id(bundle)
+    doc = mapped[masked.id]
+    assert doc["resourceType"] == "DocumentReference"
+    assert doc["status"] == "current"
+    attachment = doc["content"][0]["attachment"]
+    assert attachment["contentType"] == masked.media_type == "text/xml"
+    assert attachment["url"] == f"urn:dmp/documents/{masked.id}"
+    assert "hash" not in attachment  # FHIR's hash is SHA-1: the sha256 is an identifier
+    assert any(i["value"].startswith("ni:///sha-256;") for i in doc["identifier"])
+    labels = {(c["system"], c["code"]) for s in doc["securityLabel"] for c in s["coding"]}
+    assert ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+            masked.details["confidentiality"]) in labels
+    assert ("urn:dmp/CodeSystem/masking", "MASQUE_PS") in labels
+    # what was read from the masked document is masked too, and points to it
+    children = [r for r in rows if r["parent_id"] == masked.id]
+    assert children
+    for child in children:
+        res = mapped[child["id"]]
+        assert {"system": "urn:dmp/CodeSystem/masking", "code": "MASQUE_PS"} in \
+            res["meta"]["security"]
+    # a scanned imaging report: date-only effective stays a date, the PDF is its form
+    imaging = next(r for k in _patients().values() for r in export(store, k["ins"])[1]
+                   if r["type"] == "imaging_report")
+    owner_bundle = export(store, next(k["ins"] for k in _patients().values() if any(
+        r["id"] == imaging["id"] for r in export(store, k["ins"])[1])))[0]
+    rep = by_entry_id(owner_bundle)[imaging["id"]]
+    assert rep["effectiveDateTime"] == imaging["effective"] and len(imaging["effective"]) == 10
+    assert rep["presentedForm"][0]["contentType"] == "application/pdf"
+    assert rep["category"][0]["coding"][0]["code"] == "RAD"
+
+
+def test_problems_medications_allergies(store) -> None:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        pid = conn.execute(select(entries.c.patient_id).where(
+            entries.c.type == "medication")).scalars().first()
+        ins = conn.execute(select(patients.c.ins).where(patients.c.id == pid)).scalar_one()
+    bundle, rows = export(store, ins)
+    mapped = by_entry_id(bundle)
+    for r in rows:
+        res = mapped[r["id"]]
+        if r["type"] == "problem":
+            assert res["code"]["coding"][0]["system"] == "http://hl7.org/fhir/sid/icd-10"
+            assert res["onsetDateTime"] == r["effective"]  # a date stays a date
+        if r["type"] == "medication":
+            assert res["status"] == "unknown"
+            assert res["medicationCodeableConcept"]["coding"][0]["code"] == r["code"]
+            if r["details"].get("period_low"):
+                assert res["effectivePeriod"]["start"] == r["details"]["period_low"]
+        if r["type"] == "allergy":
+            assert res["patient"]["reference"] == bundle["entry"][0]["fullUrl"]
+
+
+def test_export_reads_on_both_databases(ctx) -> None:  # noqa: ANN001
+    """load_dossier_rows / load_provenance on SQLite and PostgreSQL: a replaced CDA (v1 then
+    v2, RPLC) exports its current version only, with its provenance."""
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    files = [SAMPLES / "cda" / n for n in ("02_crbio_synlab_bilan_renal_v1.xml",
+                                           "03_crbio_synlab_bilan_renal_v2_rplc.xml",
+                                           "11_ldl_ses_tres_restreint.xml")]
+    intake(ctx.engine, ctx.archive, [Received(f.read_bytes(), "samples", "file",
+                                              file_name=f.name) for f in files])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        pids = conn.execute(select(entries.c.patient_id).distinct()).scalars().all()
+        old = conn.execute(select(entries.c.id).where(entries.c.current.is_(False))
+                           ).scalars().all()
+        assert pids and old
+        for pid in pids:
+            row, rows = load_dossier_rows(conn, pid)
+            prov = load_provenance(conn, [r["id"] for r in rows])
+            assert all(r["current"] and r["status"] != "withdrawn" for r in rows)
+            assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+            assert set(prov) == {r["id"] for r in rows}
+            bundle = to_bundle(row, rows, provenance=prov)
+            check_bundle(bundle)
+            assert not set(old) & set(by_entry_id(bundle))
+        assert load_dossier_rows(conn, 999999) == (None, [])
+
+
+# -- rows made up -----------------------------------------------------------------------------
+PATIENT = {"id": 7, "ins": "268036912354128", "ins_oid": "1.2.250.1.213.1.4.10",
+           "family": "DURAND", "given": "Marie", "birth_family": "MARTIN",
+           "birth_date": "1968-03-14", "sex": "F"}
+
+
+def _row(i: int, **kw: object) -> dict:
+    base = {"id": i, "type": "lab_result", "status": "final", "current": True,
+            "code": "2345-7", "system": "LN", "display": "Glucose", "mapped": True,
+            "superseded_by": None, "parent_id": None}
+    base.update(kw)
+    return base
+
+
+def test_patient_ins_and_partial_dates() -> None:
+    rows = [_row(1, effective="2025-03", issued="2025-03-19"),
+            _row(2, effective="2025", value="positif", value_type="ST"),
+            _row(3, effective="2025-03-19T08:30+01:00", issued="2025-03-19T09:00+01:00",
+                 value_num=5.4, value="5.40", unit="mmol/L"),
+            _row(4, effective="2025-03-19T08+01:00"),
+            _row(5, status="withdrawn"),
+            _row(6, current=False, superseded_by=7),
+            _row(7, type="problem", effective="2016", code="I10", system="CIM-10"),
+            _row(8, type="immunization", code="3400932857241", system="1.2.250.1.215.200"),
+            _row(9, type="observation", details={"negated": True}, value="fièvre"),
+            _row(10, type="allergy", details={"negated": True}, code="416098002",
+                 system="SNOMED-CT", effective="2004-07")]
+    bundle = to_bundle(PATIENT, rows, timestamp=None)
+    check_bundle(bundle)
+    mapped = by_entry_id(bundle)
+    assert set(mapped) == {1, 2, 3, 4, 7, 8, 9, 10}
+    assert mapped[8]["resourceType"] == "Immunization"
+    assert mapped[8]["occurrenceString"] == "date not stated by the sender"
+    assert mapped[8]["vaccineCode"]["coding"][0]["system"] == "urn:oid:1.2.250.1.215.200"
+    assert "NOT observed" in mapped[9]["note"][0]["text"]
+    assert mapped[10]["verificationStatus"]["coding"][0]["code"] == "refuted"
+    assert mapped[10]["onsetDateTime"] == "2004-07"
+    assert mapped[1]["effectiveDateTime"] == "2025-03"
+    assert "issued" not in mapped[1]  # an instant needs a time: not invented
+    assert mapped[2]["effectiveDateTime"] == "2025"
+    assert mapped[2]["valueString"] == "positif"
+    assert mapped[3]["effectiveDateTime"] == "2025-03-19T08:30:00+01:00"
+    assert mapped[3]["issued"] == "2025-03-19T09:00:00+01:00"
+    assert mapped[4]["effectiveDateTime"] == "2025-03-19"  # no hour precision in FHIR
+    assert mapped[7]["onsetDateTime"] == "2016"
+    patient = bundle["entry"][0]["resource"]
+    assert patient["identifier"][0]["system"] == "urn:oid:1.2.250.1.213.1.4.10"
+    assert patient["identifier"][0]["value"] == PATIENT["ins"]
+    assert patient["identifier"][0]["type"]["text"] == "INS-NIR-TEST"
+    assert patient["gender"] == "female" and patient["birthDate"] == "1968-03-14"
+    assert {n["use"] for n in patient["name"]} == {"usual", "maiden"}
+    assert bundle["entry"][1]["fullUrl"] == full_url("entry", 1)
+    # without the INS's OID: no system guessed
+    no_oid = to_bundle({**PATIENT, "ins_oid": None}, [])
+    check_bundle(no_oid)
+    assert "system" not in no_oid["entry"][0]["resource"]["identifier"][0]
+
+
+def test_status_tables_stay_in_the_r4_value_sets() -> None:
+    for status, row in _statuses().items():
+        for resource, allowed in STATUSES.items():
+            if resource == "DocumentReference":
+                allowed = DOC_STATUSES | {""}  # docStatus is optional: blank, left out
+            assert row[resource] in allowed, (status, resource)
+        for resource, allowed in VERIFICATION.items():
+            assert row[resource] in allowed | {""}, (status, resource)
+    for row in _types().values():
+        assert row["resource"] in set(STATUSES) | set(VERIFICATION) | {"Observation"}
+
+
+# -- hypothesis: made-up rows always make a valid Bundle ---------------------------------------
+def _dates() -> st.SearchStrategy[str | None]:
+    """Our ISO forms at every precision (some impossible: month 13, hour 61...), and junk."""
+    two = st.integers(0, 61).map(lambda n: f"{n:02d}")
+    full = st.builds(lambda y, mo, d, h, mi, s: f"{y:04d}-{mo}-{d}T{h}:{mi}:{s}",
+                     st.integers(0, 2100), two, two, two, two, two)
+    cut = st.builds(lambda f, n, off: f[:n] + (off if n > 10 else ""), full,
+                    st.sampled_from([4, 7, 10, 13, 16, 19]),
+                    st.sampled_from(["", "Z", "+01:00", "-05:00", "+0200", "+14:00", "+15:00"]))
+    return st.one_of(st.none(), st.text(max_size=12), cut)
+
+
+_text = st.one_of(st.none(), st.text(max_size=20))
+_entry_rows = st.fixed_dictionaries({
+    "type": st.one_of(st.sampled_from(sorted(_types())), st.text(max_size=12)),
+    "status": st.one_of(st.sampled_from(sorted(_statuses())), st.text(max_size=12)),
+    "current": st.booleans(),
+    "code": _text, "system": st.one_of(_text, st.sampled_from(["LN", "CIM-10", "99BAZ",
+                                                               "1.2.3.4", "http://x y"])),
+    "display": _text, "mapped": st.booleans(), "value": _text,
+    "value_type": st.sampled_from([None, "NM", "ST", "CE", "SN", "ED", "PQ"]),
+    "value_num": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    "comparator": st.sampled_from([None, "<", ">=", "=", "<>"]),
+    "unit": st.one_of(st.none(), st.sampled_from(["mmol/L", "10*9/L", "g/L", "G/L", "%"]),
+                      st.text(max_size=8)),
+    "unit_original": _text,
+    "reference_range": st.one_of(_text, st.sampled_from(["3.5-5.1", "10-2", "<5", "30,0-100,0"])),
+    "interpretation": st.one_of(_text, st.sampled_from(["H", "L,A", "HH", "??"])),
+    "effective": _dates(), "issued": _dates(), "performer": _text,
+    "attachment_sha256": st.sampled_from([None, "ab" * 32, "xyz"]),
+    "media_type": st.sampled_from([None, "text/xml", "application/pdf", " odd  type "]),
+    "masking": st.one_of(st.none(), st.dictionaries(
+        st.sampled_from(["MASQUE_PS", "INVISIBLE_PATIENT", "odd flag"]), st.booleans())),
+    "mask_override": st.sampled_from([None, True, False]),
+    "details": st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+        "confidentiality": st.sampled_from(["N", "R", "V", "x"]),
+        "negated": st.booleans(),
+        "period_low": _dates(), "period_high": _dates(),
+        "dose": _text, "frequency": _text, "route": _text,
+        "coded_value": st.fixed_dictionaries({"code": _text, "system": _text}),
+        "set_id": st.sampled_from(["1.2.3^ABC", "plain", ""]),
+        "comments": st.lists(st.text(max_size=10), max_size=2)})),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(_entry_rows, max_size=8), parents=st.lists(st.integers(0, 9), max_size=8),
+       birth=_dates(), sex=st.sampled_from(["F", "M", "U", "X", ""]))
+def test_any_rows_make_a_valid_bundle(rows, parents, birth, sex) -> None:  # noqa: ANN001
+    entries_ = [{**r, "id": i + 1, "superseded_by": None,
+                 "parent_id": parents[i] if i < len(parents) and parents[i] else None}
+                for i, r in enumerate(rows)]
+    patient = {**PATIENT, "birth_date": birth, "sex": sex}
+    provenance = {e["id"]: [{"import_id": e["id"] % 3, "source": "lab", "relation": "created",
+                             "created_at": "2026-11-25T10:00:00"}] for e in entries_}
+    bundle = to_bundle(patient, entries_, provenance=provenance, base_url="https://dmp.test/")
+    check_bundle(bundle)
+    kept = {e["id"] for e in entries_ if e["current"] and e["status"] != "withdrawn"}
+    assert len(bundle["entry"]) - 1 - sum(
+        1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance") == len(kept)
+
+
+# -- the public ANS corpus --------------------------------------------------------------------
+@pytest.mark.corpus
+def test_ans_corpus_dossiers_are_valid_bundles(sqlite_ctx) -> None:  # noqa: ANN001
+    files = sorted(corpus_path("cda").glob("*.xml"))
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    intake(sqlite_ctx.engine, sqlite_ctx.archive,
+           [Received(f.read_bytes(), "ans", "file", file_name=f.name) for f in files])
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        ids = conn.execute(select(patients.c.id)).scalars().all()
+        deposited = conn.execute(select(imports.c.id).where(
+            imports.c.status == "deposited")).scalars().all()
+    assert ids and deposited
+    seen: Counter = Counter()
+    for pid in ids:
+        with sqlite_ctx.engine.connect() as conn:
+            row, rows = load_dossier_rows(conn, pid)
+            prov = load_provenance(conn, [r["id"] for r in rows])
+        seen.update(check_bundle(to_bundle(row, rows, provenance=prov)))
+    assert seen["DocumentReference"] >= len(deposited) // 2
+    assert seen["Observation"] > 0
+
+
+# -- the command ------------------------------------------------------------------------------
+def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, capsys,  # noqa: ANN001
+                                                        tmp_path: Path) -> None:
+    monkeypatch.setenv("DMP_HOME", str(store.home))
+    for name in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_CONFIG", "DMP_ADMIN"):
+        monkeypatch.delenv(name, raising=False)
+    ins = _patients()["K2"]["ins"]
+    assert cli.main(["dossier", "export", ins, "--format", "fhir", "--as", "tester"]) == 0
+    bundle = json.loads(capsys.readouterr().out)
+    kinds = check_bundle(bundle)
+    n = sum(v for k, v in kinds.items() if k not in ("Patient", "Provenance"))
+    rows = audit.trail(store.engine)
+    mine = [r for r in rows if r["action"] == "dossier.export"]
+    assert mine[-1]["actor"] == "admin:tester"
+    assert mine[-1]["details"] == {"format": "fhir", "entries": n}
+    with store.engine.connect() as conn:
+        assert mine[-1]["patient_id"] == find_by_reference(conn, ins).id
+    assert audit.verify(store.engine).ok
+    # to a file, by internal id
+    out = tmp_path / "b.json"
+    assert cli.main(["dossier", "export", str(mine[-1]["patient_id"]), "--output",
+                     str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["entry"][0]["fullUrl"] == \
+        bundle["entry"][0]["fullUrl"]
+    assert "written to" in capsys.readouterr().err
+    # unknown dossier: one line, exit 1, nothing audited
+    before = len(audit.trail(store.engine))
+    assert cli.main(["dossier", "export", "999999"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "dmp-ingest: no dossier 999999"
+    assert len(audit.trail(store.engine)) == before
