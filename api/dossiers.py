@@ -84,13 +84,8 @@ def get_audit(patient: PatientRef, request: Request, who: PATIENT,
 @router.get("/dossiers/{patient}/fhir", summary="The dossier as a FHIR R4 Bundle",
             response_class=JSONResponse)
 def get_fhir(patient: PatientRef, request: Request, who: READER) -> Response:
-    try:
-        bundle = access.export_fhir(_engine(request), who, patient,
-                                    base_url=str(request.base_url).rstrip("/"))
-    except ModuleNotFoundError as exc:  # dossiers/fhir.py not in this build yet
-        if not (exc.name or "").startswith("dossiers"):
-            raise
-        raise ApiError(501, "NOT_AVAILABLE", "the FHIR export is not available") from None
+    bundle = access.export_fhir(_engine(request), who, patient,
+                                base_url=str(request.base_url).rstrip("/"))
     return JSONResponse(bundle, media_type="application/fhir+json")
 
 

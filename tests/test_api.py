@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import os
 import signal
 import ssl
@@ -23,6 +22,7 @@ import time
 import httpx
 import jwt
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, update
 
 from dossiers.audit import verify
@@ -35,7 +35,6 @@ from tests.conftest import ROOT, SAMPLES
 from tests.test_privacy import debug_logging, hits  # noqa: F401 (a fixture)
 
 MAX_BODY = 512 * 1024
-FHIR = importlib.util.find_spec("dossiers.fhir") is not None  # 501 until it is merged
 
 
 @pytest.fixture
@@ -459,9 +458,6 @@ def test_permission_matrix(caplog, api, k1) -> None:  # noqa: ANN001
                                  f"/dossiers/{k1.pid}/entries?type=lab_result",
                                  f"/documents/{scan}", f"/documents/{letter}"):
                         r = c.get(path)
-                        if path.endswith("/fhir") and not FHIR:
-                            assert r.status_code == 501, (where, path)
-                            continue
                         assert r.status_code == 403, (where, path)
                         denied_bodies.add(r.content)
                     continue
@@ -479,16 +475,19 @@ def test_permission_matrix(caplog, api, k1) -> None:  # noqa: ANN001
                 else:  # masked: as if it did not exist
                     assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND"), where
                 fhir = c.get(f"/dossiers/{k1.pid}/fhir")
-                assert fhir.status_code == (200 if FHIR else 501), where
-                if FHIR:
-                    assert fhir.json()["resourceType"] == "Bundle"
-                    assert fhir.headers["content-type"] == "application/fhir+json"
+                assert fhir.status_code == 200, where
+                assert fhir.headers["content-type"] == "application/fhir+json"
+                bundle = Bundle.model_validate(fhir.json())  # valid R4(B)
+                ids = {i.value for e in bundle.entry for i in
+                       (getattr(e.resource, "identifier", None) or [])
+                       if i.system and i.system.endswith("/entries")}
+                assert (str(letter) in ids) == (expected == "all"), where
         if not glass:
             # an unauthorised professional learns nothing about existence: same answers
             with _pro(api, STRANGER) as c:
                 for ref in ("999999", UNKNOWN_INS, "1" * 18):
                     for path in (f"/dossiers/{ref}", f"/dossiers/{ref}/entries",
-                                 *([f"/dossiers/{ref}/fhir"] if FHIR else [])):
+                                 f"/dossiers/{ref}/fhir"):
                         r = c.get(path)
                         assert r.status_code == 403
                         denied_bodies.add(r.content)
