@@ -501,6 +501,43 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.consistent else EXIT_USER
 
 
+def cmd_professional_add(args: argparse.Namespace) -> int:
+    from dossiers.access import AccessError, Principal, register_professional
+    from pipelines.audit import Actor
+
+    ctx = _context()
+    try:
+        done = register_professional(ctx.engine, Principal("admin", Actor.current(args.actor)
+                                                           .name),
+                                     args.rpps, args.family, args.given, args.role)
+    except AccessError as exc:
+        raise UserError(exc.message) from None
+    if args.json:
+        _print_json(done)
+    else:
+        print(f"professional {done['rpps']} registered ({done['role']})")
+    return EXIT_OK
+
+
+def cmd_professional_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from dossiers.schema import professionals
+
+    ctx = _context()
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(professionals).order_by(professionals.c.rpps)).all()
+    found = [{"rpps": r.rpps, "family": r.family, "given": r.given, "role": r.role}
+             for r in rows]
+    if args.json:
+        _print_json(found)
+    else:
+        _table(f"Professionals ({len(found)})", ["rpps", "name", "role"],
+               [(f["rpps"], " ".join(filter(None, (f["given"], f["family"]))), f["role"])
+                for f in found])
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dossiers.audit import verify
 
@@ -777,6 +814,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pollers", dest="no_pollers", action="store_true",
                    help="do not poll the declared [folders.*] and [buckets.*] sources")
     p.set_defaults(func=cmd_serve)
+
+    pro = sub.add_parser("professional", help="professionals who may read dossiers "
+                         "(RPPS)").add_subparsers(dest="action", required=True)
+    p = pro.add_parser("add", help="register (or update) a professional")
+    p.add_argument("--rpps", required=True, help="the 11-digit RPPS number")
+    p.add_argument("--family", required=True)
+    p.add_argument("--given")
+    p.add_argument("--role", required=True, help="médecin, infirmier, pharmacien...")
+    p.add_argument("--as", dest="actor", help="who registers (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_professional_add)
+    p = pro.add_parser("list", help="the registered professionals")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_professional_list)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="action", required=True)

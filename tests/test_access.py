@@ -294,3 +294,20 @@ def test_hl7v2_results_flagged_masque_ps_are_masked(ctx) -> None:  # noqa: ANN00
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(entries)).all()
     assert rows and all(access.is_masked(r) for r in rows)
+
+
+def test_professional_commands(ctx, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from cli import main
+
+    monkeypatch.setenv("DMP_HOME", str(ctx.settings.home))
+    monkeypatch.setenv("DMP_DATABASE_URL", ctx.settings.database_url)
+    monkeypatch.setenv("DMP_ARCHIVE_URL", ctx.settings.archive_url)
+    assert main(["professional", "add", "--rpps", "810001234567", "--family", "Lefèvre",
+                 "--given", "Hélène", "--role", "médecin", "--as", "alice"]) == 0
+    assert "professional 10001234567 registered" in capsys.readouterr().out
+    assert main(["professional", "add", "--rpps", "123", "--family", "X",
+                 "--role", "médecin"]) == 1
+    assert "11 digits" in capsys.readouterr().err
+    assert main(["professional", "list", "--json"]) == 0
+    assert '"rpps": "10001234567"' in capsys.readouterr().out
+    assert verify(ctx.engine).ok
