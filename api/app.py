@@ -107,7 +107,7 @@ def requires(*scopes: str) -> Callable[..., Principal]:
 def create_app(ctx: Context, *, on_intake: Callable[[], None] | None = None) -> FastAPI:
     """The application for one service context. ``on_intake``: called after every intake or
     rerun (the service wakes its ledger workers)."""
-    from api import admin, dossiers, imports
+    from api import admin, console, dossiers, imports
 
     app = FastAPI(title="dmp-ingest", version="1.0",
                   summary="Intake and patient dossiers of a shared medical record (DMP)",
@@ -116,6 +116,7 @@ def create_app(ctx: Context, *, on_intake: Callable[[], None] | None = None) -> 
     app.include_router(imports.router)
     app.include_router(dossiers.router)
     app.include_router(admin.router)
+    console.install(app)  # the web console under /console/ (api/console/)
     _errors(app)
     app.add_middleware(Contain)
 

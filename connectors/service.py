@@ -21,7 +21,8 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.mllp.server import MLLPServer, tls_context
@@ -34,6 +35,34 @@ log = logging.getLogger("dmp.service")
 SUPERVISE_SECONDS = 2.0  # how often the service looks for dead worker processes
 
 
+@dataclass
+class PollerHealth:
+    source: str
+    kind: str  # folder or bucket
+    last_poll: datetime | None = None
+    last_error: str | None = None  # the poll's own words (no patient data), or an exception type
+    taken: int = 0
+
+
+@dataclass
+class ServiceStatus:
+    """What the console's dashboard shows of the running service: the listener and each
+    poller, updated by the service as it goes (read only by the console)."""
+
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    listener: Any = None  # the MLLPServer (its port and connection count), None if not run
+    listener_tls: bool = False
+    pollers: list[PollerHealth] = field(default_factory=list)
+
+    def snapshot(self) -> dict:
+        server = self.listener
+        return {"started_at": self.started_at.isoformat(),
+                "listener": None if server is None else {
+                    "up": getattr(server, "port", None) is not None, "port": server.port,
+                    "tls": self.listener_tls, "connections": server.connections},
+                "pollers": [vars(p).copy() for p in self.pollers]}
+
+
 async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, pollers: bool = True,
                 http: bool = False, on_ready: Callable[[int | None], None] | None = None,
                 on_http_ready: Callable[[int], None] | None = None,
@@ -44,6 +73,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
     on ``settings.http`` host and port (``on_http_ready(port)`` once it listens)."""
     listener = ctx.settings.listener
     stop = stop or asyncio.Event()
+    status = ServiceStatus()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -77,6 +107,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
                             max_frame_bytes=listener.max_frame_bytes,
                             idle_timeout=listener.idle_timeout, ssl_context=context)
         await server.start()
+        status.listener, status.listener_tls = server, listener.tls_cert is not None
         if not ctx.settings.sources and not listener.accept_unknown_senders:
             log.warning("no sources declared: every MLLP message will be refused (AR); "
                         "declare [sources.<id>] in the settings file")
@@ -94,7 +125,9 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
             if workers is not None:
                 await loop.run_in_executor(None, workers.stop)
             raise
-    polling = Pollers(ctx, workers) if pollers else None
+        if api.server is not None:  # the console's dashboard reads it
+            api.server.config.app.state.service_status = status
+    polling = Pollers(ctx, workers, status) if pollers else None
     print(f"dmp-ingest serve: MLLP on {listener.host}:{server.port}" if server
           else "dmp-ingest serve: processing only" if not api and (not polling
                                                                   or not polling.loops)
@@ -133,6 +166,7 @@ class _PollLoop:
     kind: str
     taken: int = 0
     task: asyncio.Task | None = None
+    health: PollerHealth | None = None
 
 
 class Pollers:
@@ -141,7 +175,8 @@ class Pollers:
 
     MAX_BACKOFF = 300.0
 
-    def __init__(self, ctx: Context, workers: Workers | None) -> None:
+    def __init__(self, ctx: Context, workers: Workers | None,
+                 status: ServiceStatus | None = None) -> None:
         from connectors.folder import FolderPoller
         from connectors.s3_bucket import BucketPoller
 
@@ -159,6 +194,10 @@ class Pollers:
                                   endpoint_url=settings.s3_endpoint_url, on_intake=wake)
             self.loops.append(_PollLoop(poller, bucket.poll_interval or settings.poll_interval,
                                         "bucket"))
+        for p in self.loops:
+            p.health = PollerHealth(p.poller.source.id, p.kind)
+            if status is not None:
+                status.pollers.append(p.health)
 
     def describe(self) -> str:
         folders = sum(1 for p in self.loops if p.kind == "folder")
@@ -178,10 +217,12 @@ class Pollers:
                     result = await loop.run_in_executor(None, p.poller.poll)
                     p.taken += result.taken
                     failures = failures + 1 if result.error else 0
+                    _health(p, result.error)
                 except Exception as exc:  # a bug: keep the service and the other pollers up
                     log.error("poll of source %s failed (%s)", source, type(exc).__name__)
                     log.debug("poll failure", exc_info=True)
                     failures += 1
+                    _health(p, type(exc).__name__)
                 delay = p.interval
                 if failures:
                     delay = min(p.interval * 2 ** min(failures, 10),
@@ -204,6 +245,12 @@ class Pollers:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return {p.poller.source.id: p.taken for p in self.loops}
+
+
+def _health(p: _PollLoop, error: str | None) -> None:
+    if p.health is not None:
+        p.health.last_poll, p.health.last_error = datetime.now(UTC), error
+        p.health.taken = p.taken
 
 
 class Workers:

@@ -1,0 +1,532 @@
+"""The console's pages. Each handler: the session's role checked, one or two calls into
+pipelines/ or dossiers/access.py, a template filled with what they returned.
+
+Actions are POST forms carrying the session's CSRF token; each is confirmed first (a JS
+confirm() adds ``confirmed=1``; without JS the POST answers a confirmation page that posts
+again). Handlers are plain ``def`` where they touch the store (FastAPI's thread pool); those
+that read a form are ``async`` and hand the store work to a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from api.app import MAX_ID, PATIENT_REF, state
+from api.console import jobs
+from api.console.render import (
+    STATUS_COLOURS,
+    cda_view,
+    raw_lines,
+    reference_bounds,
+    sparkline,
+    stacked_bars,
+)
+from api.console.session import (
+    HERE,
+    LANG_COOKIE,
+    LANGUAGES,
+    PRELOGIN_COOKIE,
+    SESSION_COOKIE,
+    CsrfError,
+    Forbidden,
+    LoginRequired,
+    Session,
+    check_csrf,
+    check_prelogin,
+    current,
+    form,
+    is_https,
+    language,
+    new_prelogin,
+    require,
+    translator,
+)
+from api.tokens import TokenError, principal_from
+from dossiers import access
+from dossiers.access import AccessError, Principal
+from pipelines import dashboard
+from pipelines.admin import AdminError, assign, discard, edit, read_raw
+from pipelines.archive import ArchiveError, ArchiveUnavailable
+from pipelines.audit import Actor
+from pipelines.filters import FilterError, build_filter
+from pipelines.report import import_stats, list_imports, show_import
+from pipelines.rerun import targets
+
+log = logging.getLogger("dmp.console")
+router = APIRouter(prefix="/console", include_in_schema=False)
+PAGE = 50
+FILTERS = ("status", "source", "channel", "code", "since", "until", "patient")
+STATUSES = ("received", "processing", "deposited", "duplicate", "failed", "quarantined",
+            "discarded", "split")
+ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PatientRef = Annotated[str, Path(pattern=PATIENT_REF)]
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; "
+       "base-uri 'none'")
+
+_env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                   autoescape=select_autoescape(default=True, default_for_string=True),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+class ConsoleError(Exception):
+    """A refusal or failure shown as a page (status, code, one line without patient data)."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def page(request: Request, template: str, session: Session | None, status: int = 200,
+         **values: object) -> HTMLResponse:
+    lang = language(request)
+    t = translator(lang)
+    query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    body = _env.get_template(template).render(
+        t=t, lang=lang, languages=LANGUAGES, session=session,
+        who=session.principal if session else None, request=request,
+        path=request.url.path, query=query, colours=STATUS_COLOURS, **values)
+    response = HTMLResponse(body, status_code=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict",
+                            secure=is_https(request), httponly=True, path="/console")
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def error_pages(app: FastAPI) -> None:
+    """The console's own exceptions become pages (the API's stay JSON)."""
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        target = "/console/login" + (f"?{urlencode({'expired': 1})}" if exc.reason else "")
+        response = redirect(target)
+        if exc.reason:
+            response.delete_cookie(SESSION_COOKIE, path="/console")
+        return response
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        return page(request, "error.html", current(request), 403, code="FORBIDDEN",
+                    message=translator(language(request))("forbidden"))
+
+    @app.exception_handler(CsrfError)
+    async def csrf(request: Request, exc: CsrfError) -> Response:
+        return page(request, "error.html", current(request), 403, code="CSRF",
+                    message=translator(language(request))("csrf_refused"))
+
+    @app.exception_handler(ConsoleError)
+    async def console_error(request: Request, exc: ConsoleError) -> Response:
+        return page(request, exc.extra.pop("template", "error.html"), current(request),
+                    exc.status, code=exc.code, message=exc.message, **exc.extra)
+
+
+def _access_error(exc: AccessError) -> ConsoleError:
+    return ConsoleError(exc.status, exc.code, exc.message)
+
+
+# -- login ------------------------------------------------------------------------------------
+@router.get("/")
+def home(request: Request) -> Response:
+    session = current(request)
+    if session is None:
+        return redirect("/console/login")
+    who = session.principal
+    if who.kind == "admin":
+        return redirect("/console/dashboard")
+    if who.kind == "patient":
+        return redirect(f"/console/dossiers/{who.subject}")
+    if who.kind == "professional":
+        return redirect("/console/dossier")
+    raise Forbidden()
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    nonce = request.cookies.get(PRELOGIN_COOKIE) or new_prelogin()
+    response = page(request, "login.html", None, nonce=nonce,
+                    expired=bool(request.query_params.get("expired")))
+    response.set_cookie(PRELOGIN_COOKIE, nonce, httponly=True, samesite="strict",
+                        secure=is_https(request), path="/console")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    fields = await form(request)
+    check_prelogin(request, fields)
+    token = fields.get("token", "").strip()
+    t = translator(language(request))
+    try:
+        who = principal_from(token, state(request).key)
+    except TokenError as exc:
+        response = page(request, "login.html", None, 401, nonce=request.cookies[PRELOGIN_COOKIE],
+                        problem=f"{t('login_refused')} ({exc.code})")
+        return response
+    if who.kind == "sender":
+        return page(request, "login.html", None, 403, nonce=request.cookies[PRELOGIN_COOKIE],
+                    problem=t("login_sender"))
+    response = redirect("/console/")
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+                        secure=is_https(request), path="/console")
+    response.delete_cookie(PRELOGIN_COOKIE, path="/console")
+    log.info("console login (%s)", who.kind)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    session = require(request)
+    check_csrf(session, await form(request))
+    response = redirect("/console/login")
+    response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+# -- admin: dashboard -------------------------------------------------------------------------
+@router.get("/dashboard")
+def dashboard_page(request: Request, source: str | None = None) -> Response:
+    session = require(request, "admin")
+    engine = state(request).ctx.engine
+    t = translator(language(request))
+    hourly = dashboard.timeline(engine, hourly=True, source=source or None)
+    daily = dashboard.timeline(engine, hourly=False, source=source or None)
+    status = getattr(request.app.state, "service_status", None)
+    return page(request, "dashboard.html", session, source=source or "",
+                hourly=hourly, daily=daily,
+                hourly_chart=stacked_bars(hourly["labels"], hourly["series"],
+                                          title=t("chart_24h")),
+                daily_chart=stacked_bars(daily["labels"], daily["series"],
+                                         title=t("chart_30d")),
+                per_source=dashboard.per_source(engine), backlog=dashboard.backlog(engine),
+                codes=import_stats(engine)["by_code"][:15],
+                service=status.snapshot() if status is not None else None)
+
+
+# -- admin: imports ---------------------------------------------------------------------------
+def _filter_values(request: Request) -> dict[str, str]:
+    return {k: request.query_params.get(k, "").strip() for k in FILTERS}
+
+
+def _build(request: Request, values: dict[str, str]):  # noqa: ANN202
+    try:
+        return build_filter(state(request).ctx.engine,
+                            **{k: (v or None) for k, v in values.items()})
+    except FilterError as exc:
+        raise ConsoleError(400, "BAD_FILTER", str(exc)) from None
+
+
+@router.get("/imports")
+def imports_page(request: Request, offset: int = 0) -> Response:
+    session = require(request, "admin")
+    values = _filter_values(request)
+    flt = _build(request, values)
+    offset = max(0, min(offset, 100_000))
+    rows = list_imports(state(request).ctx.engine, flt, limit=offset + PAGE + 1)
+    shown = rows[offset:offset + PAGE]
+    base = {k: v for k, v in values.items() if v}
+    return page(request, "imports.html", session, rows=shown, values=values,
+                statuses=STATUSES, offset=offset, page_size=PAGE,
+                has_next=len(rows) > offset + PAGE,
+                prev_url=f"?{urlencode({**base, 'offset': max(0, offset - PAGE)})}",
+                next_url=f"?{urlencode({**base, 'offset': offset + PAGE})}",
+                filtered=not flt.is_empty())
+
+
+@router.get("/imports/{import_id}")
+def import_page(import_id: ImportId, request: Request, raw: int = 0) -> Response:
+    session = require(request, "admin")
+    ctx = state(request).ctx
+    info = show_import(ctx.engine, import_id)
+    if info is None:
+        raise ConsoleError(404, "NOT_FOUND", f"no import {import_id}")
+    content = lines = None
+    raw_problem = None
+    if raw:
+        try:
+            content = read_raw(ctx.engine, ctx.archive, import_id,
+                               Actor(session.principal.subject), reason="console",
+                               settings=ctx.settings)
+        except AdminError as exc:
+            raw_problem = str(exc)
+        except ArchiveUnavailable:
+            raw_problem = "the archive cannot be read now"
+        if content is not None and content.text is not None:
+            lines = raw_lines(content.text, content.format, info["error_location"])
+    editable = info["status"] in ("failed", "quarantined")
+    edit_text = None
+    if content is not None and content.text is not None and editable:
+        edit_text = content.text.replace("\r\n", "\n").replace("\r", "\n") \
+            if content.format == "hl7v2" else content.text
+    return page(request, "import.html", session, info=info, raw=raw, content=content,
+                lines=lines, raw_problem=raw_problem, editable=editable, edit_text=edit_text,
+                done=request.query_params.get("done"),
+                outcome=request.query_params.get("outcome"))
+
+
+ACTIONS = ("rerun", "assign", "edit", "discard")
+
+
+@router.post("/imports/{import_id}/{action}")
+async def import_action(import_id: ImportId, action: str, request: Request) -> Response:
+    session = require(request, "admin")
+    fields = await form(request)
+    check_csrf(session, fields)
+    if action not in ACTIONS:
+        raise ConsoleError(404, "NOT_FOUND", "no such action")
+    if fields.get("confirmed") != "1":
+        return page(request, "confirm.html", session, action=action, import_id=import_id,
+                    fields={k: v for k, v in fields.items() if k not in ("csrf", "confirmed")},
+                    target=f"/console/imports/{import_id}/{action}",
+                    back=f"/console/imports/{import_id}")
+    api = state(request)
+    actor = Actor(session.principal.subject)
+    reason = fields.get("reason", "").strip()
+
+    def act() -> tuple[int, dict]:
+        if action == "assign":
+            assign(api.ctx.engine, import_id, fields.get("patient", "").strip(), actor, reason)
+            return import_id, jobs.run(api, [import_id])
+        if action == "discard":
+            discard(api.ctx.engine, import_id, actor, reason)
+            return import_id, {"outcomes": {"discarded": 1}}
+        if action == "edit":
+            data = _edited_bytes(api, import_id, fields.get("content", ""), actor)
+            new_ids = edit(api.ctx.engine, api.ctx.archive, import_id, data, actor,
+                           reason=reason or None)
+            return (min(new_ids) if new_ids else import_id), jobs.run(api, new_ids)
+        if show_import(api.ctx.engine, import_id) is None:
+            raise AdminError(f"no import {import_id}")
+        jobs.audit_rerun(api, actor, [import_id], reason or None)
+        return import_id, jobs.run(api, [import_id])
+
+    try:
+        shown, result = await run_in_threadpool(act)
+    except AdminError as exc:
+        raise ConsoleError(400, "ACTION_REFUSED", str(exc),
+                           back=f"/console/imports/{import_id}") from None
+    except ArchiveError:
+        raise ConsoleError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") \
+            from None
+    outcome = ",".join(f"{s}:{n}" for s, n in sorted(result.get("outcomes", {}).items()))
+    return redirect(f"/console/imports/{shown}?{urlencode({'done': action, 'outcome': outcome})}")
+
+
+def _edited_bytes(api, import_id: int, text: str, actor: Actor) -> bytes:  # noqa: ANN001
+    """The edited text in the message's own charset; HL7v2 segments joined by CR again."""
+    raw = read_raw(api.ctx.engine, api.ctx.archive, import_id, actor,
+                   reason="edit", settings=api.ctx.settings)
+    if raw.text is None:
+        raise AdminError(f"import {import_id} is binary ({raw.format}): it cannot be edited "
+                         "as text")
+    if raw.format == "hl7v2":
+        text = "\r".join(line for line in text.replace("\r\n", "\n").split("\n")
+                         if line.strip()) + "\r"
+    codec = raw.charset if raw.charset and "replacement" not in raw.charset else "utf-8"
+    try:
+        return text.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        raise AdminError(f"the edited text cannot be written in the message's charset "
+                         f"({codec})") from None
+
+
+@router.post("/bulk-rerun")
+async def bulk_rerun(request: Request) -> Response:
+    session = require(request, "admin")
+    fields = await form(request)
+    check_csrf(session, fields)
+    values = {k: fields.get(k, "").strip() for k in FILTERS}
+    api = state(request)
+    flt = await run_in_threadpool(_build, request, values)
+    if flt.is_empty():
+        raise ConsoleError(400, "NOTHING_TO_RERUN", "choose a filter first",
+                           back="/console/imports")
+    ids = await run_in_threadpool(targets, api.ctx.engine, [], flt)
+    if fields.get("confirmed") != "1":
+        return page(request, "confirm.html", session, action="bulk", count=len(ids),
+                    fields={k: v for k, v in values.items() if v},
+                    target="/console/bulk-rerun",
+                    back="/console/imports?" + urlencode({k: v for k, v in values.items()
+                                                          if v}))
+    actor = Actor(session.principal.subject)
+    await run_in_threadpool(jobs.audit_rerun, api, actor, ids,
+                            fields.get("reason", "").strip() or "bulk rerun (console)")
+    job = jobs.start_bulk(api, ids, actor)
+    return redirect(f"/console/jobs/{job.id}")
+
+
+@router.get("/jobs/{job_id}.json")
+def job_json(job_id: str, request: Request) -> Response:
+    require(request, "admin")
+    job = jobs.get(job_id)
+    if job is None:
+        return JSONResponse({"error": "NOT_FOUND"}, status_code=404)
+    return JSONResponse(job.as_dict())
+
+
+@router.get("/jobs/{job_id}")
+def job_page(job_id: str, request: Request) -> Response:
+    session = require(request, "admin")
+    job = jobs.get(job_id)
+    if job is None:
+        raise ConsoleError(404, "NOT_FOUND", "no such rerun")
+    response = page(request, "job.html", session, job=job.as_dict(), summary=job.summary)
+    if not job.finished:  # without JS the page reloads itself until the rerun is done
+        response.headers["Refresh"] = "2"
+    return response
+
+
+# -- dossiers ---------------------------------------------------------------------------------
+@router.get("/dossier")
+def dossier_pick(request: Request, ref: str | None = None) -> Response:
+    session = require(request, "professional", "patient")
+    if session.principal.kind == "patient":
+        return redirect(f"/console/dossiers/{session.principal.subject}")
+    if ref:
+        import re
+
+        ref = ref.strip()
+        if re.match(PATIENT_REF, ref):
+            return redirect(f"/console/dossiers/{ref}")
+        return page(request, "pick.html", session, 400, problem=True, ref=ref)
+    return page(request, "pick.html", session)
+
+
+def _reader(session: Session) -> Principal:
+    return session.principal
+
+
+@router.get("/dossiers/{patient}")
+def dossier_page(patient: PatientRef, request: Request) -> Response:
+    session = require(request, "professional", "patient")
+    engine = state(request).ctx.engine
+    try:
+        dossier = access.read_dossier(engine, _reader(session), patient)
+        found = access.read_entries(engine, _reader(session), patient, limit=5000)
+    except AccessError as exc:
+        if exc.status == 403 and session.principal.kind == "professional":
+            raise ConsoleError(403, exc.code, exc.message, template="denied.html",
+                               patient=patient) from None
+        raise _access_error(exc) from None
+    return page(request, "dossier.html", session, patient=patient, dossier=dossier,
+                **group_entries(found["entries"]))
+
+
+def group_entries(entries: list[dict]) -> dict:
+    """Results (a table), trends (codes measured at least twice), documents (with a file),
+    the rest per type: only a layout of what dossiers/access.py let through."""
+    by_id = {e["id"]: e for e in entries}
+    results = [e for e in entries if e["type"] == "lab_result"]
+    results.sort(key=lambda e: (e["effective"] or "", e["id"]), reverse=True)
+    series: dict[tuple, list] = defaultdict(list)
+    for e in results:
+        if e["value_num"] is not None and e["code"]:
+            series[(e["code"], e["unit"] or "")].append(e)
+    trends = []
+    for (code, unit), items in sorted(series.items()):
+        if len(items) < 2:
+            continue
+        items = sorted(items, key=lambda e: (e["effective"] or "", e["id"]))
+        low, high = reference_bounds(items[-1]["reference_range"])
+        trends.append({"code": code, "unit": unit, "display": items[-1]["display"] or code,
+                       "last": items[-1], "count": len(items),
+                       "chart": sparkline([(e["effective"] or "", float(e["value_num"]))
+                                           for e in items], low=low, high=high)})
+    documents = [e for e in entries if e["has_file"]]
+    others: dict[str, list] = defaultdict(list)
+    for e in entries:
+        if e["type"] != "lab_result" and not e["has_file"]:
+            others[e["type"]].append(e)
+    return {"results": results, "trends": trends, "documents": documents,
+            "others": dict(sorted(others.items())), "by_id": by_id}
+
+
+@router.post("/dossiers/{patient}/break-glass")
+async def break_glass(patient: PatientRef, request: Request) -> Response:
+    session = require(request, "professional")
+    fields = await form(request)
+    check_csrf(session, fields)
+    if fields.get("confirmed") != "1":
+        return page(request, "confirm.html", session, action="break_glass",
+                    fields={"reason": fields.get("reason", "")},
+                    target=f"/console/dossiers/{patient}/break-glass",
+                    back=f"/console/dossiers/{patient}")
+    try:
+        await run_in_threadpool(access.open_break_glass, state(request).ctx.engine,
+                                session.principal, patient, fields.get("reason", ""))
+    except AccessError as exc:
+        raise _access_error(exc) from None
+    return redirect(f"/console/dossiers/{patient}")
+
+
+@router.get("/dossiers/{patient}/audit")
+def audit_page(patient: PatientRef, request: Request) -> Response:
+    session = require(request, "patient")
+    try:
+        trail = access.read_audit(state(request).ctx.engine, session.principal, patient)
+    except AccessError as exc:
+        raise _access_error(exc) from None
+    events = list(reversed(trail["events"]))
+    return page(request, "audit.html", session, patient=patient, events=events)
+
+
+@router.get("/documents/{entry_id}")
+def document_page(entry_id: ImportId, request: Request, kind: str | None = None) -> Response:
+    """A PDF is shown by the browser from /file (one audited read); a CDA is read here
+    (audited) and laid out as HTML."""
+    session = require(request, "professional", "patient")
+    if kind == "pdf":
+        return page(request, "document.html", session, entry_id=entry_id, pdf=True)
+    ctx = state(request).ctx
+    try:
+        found = access.read_document(ctx.engine, session.principal, entry_id)
+    except AccessError as exc:
+        raise _access_error(exc) from None
+    if found["media_type"] == "application/pdf":
+        return page(request, "document.html", session, entry_id=entry_id, pdf=True)
+    data = _archived(ctx, found["sha256"])
+    try:
+        view = cda_view(data)
+    except ValueError:
+        view = None
+    return page(request, "document.html", session, entry_id=entry_id, pdf=False, view=view,
+                patient=found["patient_id"])
+
+
+def _archived(ctx, sha: str) -> bytes:  # noqa: ANN001
+    try:
+        return ctx.archive.get(sha)
+    except ArchiveError:
+        raise ConsoleError(503, "ARCHIVE_UNAVAILABLE", "the document's file cannot be read "
+                           "now") from None
+
+
+@router.get("/documents/{entry_id}/file")
+def document_file(entry_id: ImportId, request: Request) -> Response:
+    session = require(request, "professional", "patient")
+    ctx = state(request).ctx
+    try:
+        found = access.read_document(ctx.engine, session.principal, entry_id)
+    except AccessError as exc:
+        raise _access_error(exc) from None
+    data = _archived(ctx, found["sha256"])
+    pdf = found["media_type"] == "application/pdf"
+    return Response(data, media_type=found["media_type"] if pdf else "application/octet-stream",
+                    headers={"Content-Disposition": f'{"inline" if pdf else "attachment"}; '
+                             f'filename="{found["file_name"]}"',
+                             "X-Content-Type-Options": "nosniff",
+                             # the browser's own PDF viewer needs no policy; nothing else runs
+                             **({} if pdf else {"Content-Security-Policy": "sandbox"})})
