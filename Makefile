@@ -19,7 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Debian packages: PostgreSQL (store tests), tesseract with French data (OCR). Installed only
+# Debian packages: PostgreSQL (store tests), tesseract with French data (OCR), chromium and
+# its chromedriver (the console's browser tests). Installed only
 # when missing, and only when we are root (otherwise say what is missing).
 system-deps:
 	@missing=""; \
@@ -29,6 +30,8 @@ system-deps:
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -47,8 +50,8 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(STAMP) $(NODE_CLIENT)/node_modules/.installed
-	DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 $(BIN)/pytest -q -p no:cacheprovider
+test: system-deps $(STAMP) $(NODE_CLIENT)/node_modules/.installed
+	DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 DMP_REQUIRE_CHROMIUM=1 $(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

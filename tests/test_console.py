@@ -1,0 +1,484 @@
+"""The web console over real HTTP (uvicorn in `serve`, httpx), then end to end in headless
+Chromium (Selenium, Debian's chromium and chromedriver).
+
+Fast tests: login and logout, CSRF refusals, every page for every role and the pages each
+role may not open, escaping of what messages carry, the French/English switch, the actions'
+confirmation and a bulk rerun with its progress. The dashboard's aggregates run on SQLite and
+PostgreSQL. The browser: an admin sees a quarantined import (unknown patient), the dossier is
+created, the admin reruns it from the page and sees it deposited; an authorised professional
+does not see a masked document, the médecin traitant does. Screenshots go to
+var/test-artifacts/console/.
+
+Without chromium the browser tests skip, unless DMP_REQUIRE_CHROMIUM=1 (`make test`), where
+they fail: CI never silently tests less.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from dossiers import access
+from dossiers.access import Principal
+from dossiers.schema import imports
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import Context, drain
+from pipelines.report import show_import
+from tests.api_support import api_settings, running_api
+from tests.conftest import ROOT, SAMPLES
+
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "console"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+TREATING, TRUSTED = "10000000001", "10000000002"
+SCRIPT = "<script>alert('x')</script>"
+UNKNOWN = DossierInput(family="Le Bihan", given="Gaëlle", birth_date="1990-07-04", sex="F",
+                       ins="290075626024810")  # the patient of samples/hl7v2/11
+
+
+def _push(ctx: Context, source: str, data: bytes, name: str) -> int:
+    result = intake(ctx.engine, ctx.archive, [Received(data=data, source=source,
+                                                       channel="http", file_name=name)])[0]
+    return result.message_ids[0]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):  # noqa: ANN001, ANN201
+    """One service (SQLite) for the module: the sample dossiers, a deposited lab report, an
+    unknown patient's message (quarantined), a broken message carrying a script (failed),
+    K8's masked CDA, professionals, K8's médecin traitant and an authorised professional."""
+    from pipelines.settings import load_settings
+
+    tmp = tmp_path_factory.mktemp("console")
+    settings = api_settings(load_settings(env={
+        "DMP_HOME": str(tmp / "home"), "DMP_DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "DMP_ARCHIVE_URL": str(tmp / "archive")}))
+    ctx = Context.from_settings(settings)
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    ids = dict(zip([r["key"] for r in rows], create_dossiers(
+        ctx.engine, [DossierInput.from_mapping(r) for r in rows]), strict=True))
+    broken = (SAMPLES / "hl7v2" / "20_casse_nm_non_numerique.hl7").read_bytes() \
+        .replace(b"||abc|", b"||" + SCRIPT.encode() + b"|")
+    pushed = {
+        "lab": _push(ctx, "labm", (SAMPLES / "hl7v2" / "01_labm_nfs.hl7").read_bytes(), "nfs.hl7"),
+        "unknown": _push(ctx, "labm", (SAMPLES / "hl7v2" / "11_labm_patient_inconnu.hl7")
+                         .read_bytes(), "inconnu.hl7"),
+        "broken": _push(ctx, "labm", broken, "broken.hl7"),
+        "masked": _push(ctx, "hospital", (SAMPLES / "cda" / "10_crbio_hcg_restreint.xml")
+                        .read_bytes(), "hcg.xml")}
+    drain(ctx)
+    statuses = {k: show_import(ctx.engine, i)["status"] for k, i in pushed.items()}
+    assert statuses == {"lab": "deposited", "unknown": "quarantined", "broken": "failed",
+                        "masked": "deposited"}, statuses
+    with ctx.engine.begin() as conn:  # what a page shows of a message is escaped
+        conn.execute(update(imports).where(imports.c.id == pushed["broken"])
+                     .values(error_message=f"bad value {SCRIPT}"))
+    produced = show_import(ctx.engine, pushed["masked"])["produced"]
+    masked_doc = min(e["entry_id"] for e in produced)
+    k8 = str(ids["K8"])
+    admin = Principal("admin", "alice")
+    for rpps, family in ((TREATING, "Durand"), (TRUSTED, "Nguyen")):
+        access.register_professional(ctx.engine, admin, rpps, family, "Anne", "médecin")
+    patient = Principal("patient", k8)
+    access.set_treating(ctx.engine, patient, k8, TREATING)
+    access.grant(ctx.engine, patient, k8, TRUSTED)
+    with running_api(ctx) as api:
+        yield api, {"imports": pushed, "k1": str(ids["K1"]), "k8": k8,
+                    "masked_doc": masked_doc}
+    ctx.engine.dispose()
+
+
+@contextmanager
+def _login(api, scope: str, **claims: object) -> Iterator[httpx.Client]:  # noqa: ANN001
+    """A browser-like client logged in through the login form."""
+    with httpx.Client(base_url=api.url, timeout=60) as c:
+        form = c.get("/console/login")
+        nonce = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        r = c.post("/console/login", data={"csrf": nonce, "token": api.token(scope, **claims)})
+        assert r.status_code == 303, r.text
+        yield c
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+# -- login, CSRF, roles -------------------------------------------------------------------------
+def test_login_logout_and_bad_tokens(world) -> None:  # noqa: ANN001
+    api, _ = world
+    with httpx.Client(base_url=api.url, timeout=60) as c:
+        assert c.get("/console/dashboard").headers["location"] == "/console/login"
+        form = c.get("/console/login")
+        assert form.status_code == 200 and 'name="token"' in form.text
+        cookie = form.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        nonce = _csrf(form.text)
+        # no pre-login token: refused (nobody logs a victim into another session)
+        r = c.post("/console/login", data={"token": api.token("admin", subject="a")})
+        assert r.status_code == 403
+        r = c.post("/console/login", data={"csrf": nonce, "token": "not.a.token"})
+        assert r.status_code == 401 and "TOKEN_INVALID" in r.text
+        expired = api.token("admin", subject="a", ttl=60, now=time.time() - 3600)
+        r = c.post("/console/login", data={"csrf": nonce, "token": expired})
+        assert r.status_code == 401 and "TOKEN_EXPIRED" in r.text
+        r = c.post("/console/login", data={"csrf": nonce,
+                                           "token": api.token("sender", source="labm")})
+        assert r.status_code == 403
+        r = c.post("/console/login", data={"csrf": nonce,
+                                           "token": api.token("admin", subject="alice")})
+        assert r.status_code == 303
+        session = r.headers["set-cookie"]
+        assert "dmp_console=" in session and "HttpOnly" in session
+        assert "SameSite=strict" in session
+        page = c.get("/console/dashboard")
+        assert page.status_code == 200 and "alice" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        r = c.post("/console/logout", data={"csrf": _csrf(page.text)})
+        assert r.status_code == 303
+        assert c.get("/console/dashboard").status_code == 303
+    # an expired session goes back to the login page, saying why
+    with httpx.Client(base_url=api.url, timeout=60,
+                      cookies={"dmp_console": expired}) as c:
+        r = c.get("/console/imports")
+        assert r.status_code == 303 and "expired=1" in r.headers["location"]
+
+
+def test_posts_without_the_form_token_are_refused(world) -> None:  # noqa: ANN001
+    api, data = world
+    unknown = data["imports"]["unknown"]
+    with _login(api, "admin", subject="alice") as c:
+        for path, fields in ((f"/console/imports/{unknown}/rerun", {"confirmed": "1"}),
+                             (f"/console/imports/{unknown}/discard",
+                              {"confirmed": "1", "reason": "x"}),
+                             ("/console/bulk-rerun", {"status": "failed", "confirmed": "1"}),
+                             ("/console/logout", {})):
+            for token in (None, "0" * 64):
+                body = dict(fields, **({"csrf": token} if token else {}))
+                r = c.post(path, data=body)
+                assert r.status_code == 403 and "CSRF" in r.text, (path, token)
+        assert show_import(api.ctx.engine, unknown)["status"] == "quarantined"
+    with _login(api, "professional", rpps=TRUSTED, role="médecin") as c:
+        r = c.post(f"/console/dossiers/{data['k8']}/break-glass",
+                   data={"reason": "urgence", "confirmed": "1"})
+        assert r.status_code == 403 and "CSRF" in r.text
+
+
+ADMIN_PAGES = ("/console/dashboard", "/console/imports", "/console/imports?status=failed",
+               "/console/imports?code=OBX_BAD_NUMBER&since=7d&source=labm&channel=http")
+READER_PAGES = ("/console/dossier",)
+
+
+def test_each_page_for_each_role(world) -> None:  # noqa: ANN001
+    api, data = world
+    k8, doc = data["k8"], data["masked_doc"]
+    broken = data["imports"]["broken"]
+    with _login(api, "admin", subject="alice") as c:
+        for path in (*ADMIN_PAGES, f"/console/imports/{broken}",
+                     f"/console/imports/{broken}?raw=1"):
+            r = c.get(path)
+            assert r.status_code == 200, (path, r.text[:500])
+        assert c.get("/console/imports/999999").status_code == 404
+        assert c.get("/console/imports?patient=999999999").status_code == 400
+        for path in (f"/console/dossiers/{k8}", f"/console/dossiers/{k8}/audit",
+                     f"/console/documents/{doc}", "/console/dossier"):
+            assert c.get(path).status_code == 403, path
+    with _login(api, "professional", rpps=TREATING, role="médecin") as c:
+        assert c.get("/console/").headers["location"] == "/console/dossier"
+        assert c.get(f"/console/dossier?ref={k8}").headers["location"] == \
+            f"/console/dossiers/{k8}"
+        page = c.get(f"/console/dossiers/{k8}")
+        assert page.status_code == 200 and f'href="/console/documents/{doc}"' in page.text
+        assert c.get(f"/console/documents/{doc}").status_code == 200
+        for path in (*ADMIN_PAGES, f"/console/imports/{broken}",
+                     f"/console/dossiers/{k8}/audit"):
+            assert c.get(path).status_code == 403, path
+    with _login(api, "patient", patient=k8) as c:
+        assert c.get("/console/").headers["location"] == f"/console/dossiers/{k8}"
+        page = c.get(f"/console/dossiers/{k8}")
+        assert page.status_code == 200 and "masqué aux professionnels" in page.text
+        audit = c.get(f"/console/dossiers/{k8}/audit")
+        assert audit.status_code == 200 and "authorization.grant" in audit.text
+        assert "dossier.read" in audit.text
+        # another patient's dossier: refused by dossiers/access.py, shown as a page
+        r = c.get(f"/console/dossiers/{data['k1']}")
+        assert r.status_code == 403 and "ACCESS_DENIED" in r.text
+        for path in ADMIN_PAGES:
+            assert c.get(path).status_code == 403, path
+
+
+def test_masked_document_and_break_glass(world) -> None:  # noqa: ANN001
+    """An authorised professional sees K8's dossier without the masked report (its page is
+    404, like a document that does not exist); a stranger is refused and offered
+    break-glass, which is confirmed, recorded, and then opens the dossier (masked still
+    hidden)."""
+    api, data = world
+    k8, doc = data["k8"], data["masked_doc"]
+    with _login(api, "professional", rpps=TRUSTED, role="infirmière") as c:
+        page = c.get(f"/console/dossiers/{k8}")
+        assert page.status_code == 200 and f"/console/documents/{doc}" not in page.text
+        assert c.get(f"/console/documents/{doc}").status_code == 404
+        assert c.get(f"/console/documents/{doc}/file").status_code == 404
+    with _login(api, "professional", rpps="10000000009", role="médecin") as c:
+        denied = c.get(f"/console/dossiers/{k8}")
+        assert denied.status_code == 403 and "break-glass-form" in denied.text
+        csrf = _csrf(denied.text)
+        confirm = c.post(f"/console/dossiers/{k8}/break-glass",
+                         data={"csrf": csrf, "reason": "patient inconscient aux urgences"})
+        assert confirm.status_code == 200 and 'name="confirmed" value="1"' in confirm.text
+        r = c.post(f"/console/dossiers/{k8}/break-glass",
+                   data={"csrf": csrf, "reason": "patient inconscient aux urgences",
+                         "confirmed": "1"})
+        assert r.status_code == 303
+        page = c.get(f"/console/dossiers/{k8}")
+        assert page.status_code == 200 and "bris de glace" in page.text
+        assert f"/console/documents/{doc}" not in page.text
+
+
+def test_what_messages_carry_is_escaped(world) -> None:  # noqa: ANN001
+    api, data = world
+    broken = data["imports"]["broken"]
+    with _login(api, "admin", subject="alice") as c:
+        for path in ("/console/imports?status=failed", f"/console/imports/{broken}?raw=1"):
+            page = c.get(path).text
+            assert SCRIPT not in page and "&lt;script&gt;" in page, path
+        raw = c.get(f"/console/imports/{broken}?raw=1").text
+        # the error's field (OBX[7]-5) highlighted in its segment
+        assert re.search(r'class="line marked"[^\n]*<mark>&lt;script&gt;alert\(&#39;x&#39;\)'
+                         r'&lt;/script&gt;</mark>', raw), raw
+        # reading the raw message is in the audit trail
+        assert any(e["action"] == "import.raw"
+                   for e in show_import(api.ctx.engine, broken)["audit"])
+
+
+def test_french_by_default_english_on_request(world) -> None:  # noqa: ANN001
+    api, _ = world
+    with httpx.Client(base_url=api.url, timeout=60) as c:
+        assert "Connexion" in c.get("/console/login").text
+        assert "Log in" in c.get("/console/login",
+                                 headers={"Accept-Language": "en-GB,en;q=0.8"}).text
+        r = c.get("/console/login?lang=en")
+        assert "Log in" in r.text and "dmp_lang=en" in r.headers["set-cookie"]
+        assert "Log in" in c.get("/console/login").text  # the cookie keeps it
+        assert "Connexion" in c.get("/console/login?lang=fr").text
+    with _login(api, "admin", subject="alice") as c:
+        assert "Tableau de bord" in c.get("/console/dashboard").text
+        assert "Dashboard" in c.get("/console/dashboard?lang=en").text
+
+
+def test_actions_are_confirmed_then_done(world) -> None:  # noqa: ANN001
+    """Without JS: the first POST answers a confirmation page, the second acts. A discard
+    without a reason is refused by pipelines/admin.py, shown as a page."""
+    api, data = world
+    broken = data["imports"]["broken"]
+    with _login(api, "admin", subject="alice") as c:
+        csrf = _csrf(c.get(f"/console/imports/{broken}").text)
+        confirm = c.post(f"/console/imports/{broken}/rerun", data={"csrf": csrf})
+        assert confirm.status_code == 200 and "confirm-form" in confirm.text
+        r = c.post(f"/console/imports/{broken}/rerun", data={"csrf": csrf, "confirmed": "1"})
+        assert r.status_code == 303 and "done=rerun" in r.headers["location"]
+        info = show_import(api.ctx.engine, broken)
+        assert info["status"] == "failed" and len(info["attempts"]) == 2
+        assert any(e["action"] == "import.rerun" for e in info["audit"])
+        r = c.post(f"/console/imports/{broken}/discard",
+                   data={"csrf": csrf, "confirmed": "1", "reason": " "})
+        assert r.status_code == 400 and "reason" in r.text
+
+
+def test_bulk_rerun_with_progress(world) -> None:  # noqa: ANN001
+    api, _ = world
+    with _login(api, "admin", subject="alice") as c:
+        csrf = _csrf(c.get("/console/imports?status=failed").text)
+        confirm = c.post("/console/bulk-rerun", data={"csrf": csrf, "status": "failed"})
+        assert confirm.status_code == 200 and "1" in confirm.text
+        r = c.post("/console/bulk-rerun", data={"csrf": csrf, "status": "failed",
+                                                "confirmed": "1"})
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/jobs/")
+        job = r.headers["location"]
+        deadline = time.monotonic() + 60
+        while True:
+            state = c.get(job + ".json").json()
+            if state["finished"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert state["finished"] and state["error"] is None
+        assert state["percent"] == 100 and state["outcomes"] == {"failed": 1}
+        page = c.get(job)
+        assert page.status_code == 200 and "job-progress" in page.text
+        assert "refresh" not in page.headers
+
+
+def test_dashboard_aggregates(ctx) -> None:  # noqa: ANN001
+    """Per hour and per day, per source and status, on SQLite and PostgreSQL."""
+    from pipelines.dashboard import backlog, per_source, timeline
+
+    _push(ctx, "labm", (SAMPLES / "hl7v2" / "01_labm_nfs.hl7").read_bytes(), "a.hl7")
+    _push(ctx, "labm", b"not a message at all", "b.hl7")
+    _push(ctx, "hospital", (SAMPLES / "cda" / "10_crbio_hcg_restreint.xml").read_bytes(),
+          "c.xml")
+    assert backlog(ctx.engine)["received"] == 3
+    drain(ctx)
+    hourly = timeline(ctx.engine, hourly=True)
+    assert len(hourly["labels"]) == 24 and hourly["sources"] == {"hospital": 1, "labm": 2}
+    # no dossier in this store: both messages wait for their patient
+    assert {s: sum(v) for s, v in hourly["series"].items()} == {"failed": 1,
+                                                               "quarantined": 2}
+    assert sum(hourly["series"]["failed"][-2:]) == 1  # this hour (or the previous one)
+    daily = timeline(ctx.engine, hourly=False, source="labm")
+    assert len(daily["labels"]) == 30
+    assert {s: sum(v) for s, v in daily["series"].items()} == {"quarantined": 1, "failed": 1}
+    assert per_source(ctx.engine) == [
+        {"source": "hospital", "counts": {"quarantined": 1}, "total": 1},
+        {"source": "labm", "counts": {"quarantined": 1, "failed": 1}, "total": 2}]
+    assert backlog(ctx.engine)["received"] == 0
+
+
+# -- end to end in headless Chromium ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    """One headless Chromium for the module, driven through Debian's chromedriver (Selenium
+    Manager is never asked to download anything)."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        if os.environ.get("DMP_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("chromium/chromedriver not found and DMP_REQUIRE_CHROMIUM=1")
+        pytest.skip("chromium and chromium-driver not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--lang=fr-FR", "--no-first-run",
+                "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "fr-FR,fr"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _shot(driver, name: str) -> Path:  # noqa: ANN001
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def _browser_login(driver, api, token: str) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(api.url + "/console/login")
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.ID, "login-submit").click()
+
+
+def test_browser_admin_fixes_a_quarantined_import(world, browser) -> None:  # noqa: ANN001
+    """Log in, see the quarantined import (unknown patient), create the missing dossier,
+    rerun it from the page (JS confirm accepted), see it deposited."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api, data = world
+    unknown = data["imports"]["unknown"]
+    wait = WebDriverWait(browser, 30)
+    _browser_login(browser, api, api.token("admin", subject="alice"))
+    wait.until(ec.presence_of_element_located((By.ID, "health")))
+    assert "Tableau de bord" in browser.page_source
+    _shot(browser, "01-dashboard")
+    browser.get(api.url + "/console/imports?status=quarantined")
+    row = browser.find_element(By.ID, f"import-{unknown}")
+    assert "IDENTITY_UNKNOWN_PATIENT" in row.text
+    _shot(browser, "02-imports-quarantined")
+    row.find_element(By.LINK_TEXT, str(unknown)).click()
+    wait.until(ec.presence_of_element_located((By.ID, "rerun")))
+    assert browser.find_element(By.ID, "import-status").text == "quarantined"
+    browser.set_window_size(768, 1024)  # tablet width: still usable
+    _shot(browser, "03-import-quarantined-tablet")
+    browser.set_window_size(1280, 1000)
+    create_dossiers(api.ctx.engine, [UNKNOWN])  # the fix: the missing dossier
+    browser.find_element(By.ID, "rerun").click()
+    wait.until(ec.alert_is_present()).accept()
+    wait.until(ec.presence_of_element_located((By.ID, "done")))
+    assert browser.find_element(By.ID, "import-status").text == "deposited"
+    assert "deposited:1" in browser.find_element(By.ID, "done").text
+    _shot(browser, "04-import-deposited")
+    assert show_import(api.ctx.engine, unknown)["status"] == "deposited"
+
+
+def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
+    """An authorised professional does not see K8's masked report; the médecin traitant
+    sees it and reads it rendered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api, data = world
+    k8, doc = data["k8"], data["masked_doc"]
+    wait = WebDriverWait(browser, 30)
+    _browser_login(browser, api, api.token("professional", rpps=TRUSTED, role="infirmière"))
+    wait.until(ec.presence_of_element_located((By.ID, "pick-form")))
+    browser.find_element(By.ID, "ref").send_keys(k8)
+    browser.find_element(By.ID, "pick-open").click()
+    wait.until(ec.presence_of_element_located((By.ID, "documents")))
+    assert not browser.find_elements(By.ID, f"doc-{doc}")
+    _shot(browser, "05-professional-without-masked")
+    browser.get(api.url + f"/console/documents/{doc}")
+    assert "NOT_FOUND" in browser.find_element(By.ID, "error-message").text
+    _browser_login(browser, api, api.token("professional", rpps=TREATING, role="médecin"))
+    wait.until(ec.presence_of_element_located((By.ID, "pick-form")))
+    browser.get(api.url + f"/console/dossiers/{k8}")
+    row = wait.until(ec.presence_of_element_located((By.ID, f"doc-{doc}")))
+    assert "masqué" in row.text
+    _shot(browser, "06-treating-with-masked")
+    row.find_element(By.CLASS_NAME, "open-doc").click()
+    cda = wait.until(ec.presence_of_element_located((By.ID, "cda")))
+    assert cda.find_elements(By.TAG_NAME, "h3")
+    _shot(browser, "07-treating-reads-the-cda")
+
+
+def teardown_module() -> None:
+    """Screenshots of a skipped run are not left half-made."""
+    if ARTIFACTS.exists() and not any(ARTIFACTS.iterdir()):
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+
+
+def test_cda_narrative_is_whitelisted_and_escaped() -> None:
+    """A CDA's narrative keeps paragraphs, lists and tables; scripts, handlers, links and
+    styles are dropped to their text; a DTD is never loaded."""
+    from api.console.render import cda_view, raw_lines
+
+    doc = b"""<?xml version="1.0"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3"><title>CR &lt;b&gt;</title><component>
+<structuredBody><component><section><title>Conclusion<script>x()</script></title>
+<text><paragraph onclick="x()">Normal <content styleCode="Bold">ici</content></paragraph>
+<list><item>a</item></list><table><tr><td>1</td></tr></table>
+<linkHtml href="javascript:x()">lien</linkHtml><renderMultiMedia referencedObject="i"/>
+</text></section></component></structuredBody></component></ClinicalDocument>"""
+    view = cda_view(doc)
+    assert view.title == "CR <b>"
+    heading, body = view.sections[0]
+    assert heading == "Conclusion"
+    assert str(body) == ("<p>Normal <span>ici</span></p>\n<ul><li>a</li></ul><table><tr><td>1"
+                         "</td></tr></table>\nlien\n")
+    with pytest.raises(ValueError):
+        cda_view(b"<ClinicalDocument><unclosed></ClinicalDocument>")
+    xml = "<a>\n<b>\n<recordTarget/>\n</b>\n</a>"
+    assert [line.number for line in raw_lines(xml, "cda", "line 2, column 3")
+            if line.marked] == [2]
+    assert [line.number for line in raw_lines(xml, "cda", "/ClinicalDocument/recordTarget")
+            if line.marked] == [3]
