@@ -16,6 +16,7 @@ they fail: CI never silently tests less.
 from __future__ import annotations
 
 import csv
+import html
 import os
 import re
 import shutil
@@ -76,11 +77,13 @@ def world(tmp_path_factory):  # noqa: ANN001, ANN201
                          .read_bytes(), "inconnu.hl7"),
         "broken": _push(ctx, "labm", broken, "broken.hl7"),
         "masked": _push(ctx, "hospital", (SAMPLES / "cda" / "10_crbio_hcg_restreint.xml")
-                        .read_bytes(), "hcg.xml")}
+                        .read_bytes(), "hcg.xml"),
+        "stranger": _push(ctx, "hospital", (SAMPLES / "cda" / "12_crbio_patient_inconnu.xml")
+                          .read_bytes(), "inconnu.xml")}
     drain(ctx)
     statuses = {k: show_import(ctx.engine, i)["status"] for k, i in pushed.items()}
     assert statuses == {"lab": "deposited", "unknown": "quarantined", "broken": "failed",
-                        "masked": "deposited"}, statuses
+                        "masked": "deposited", "stranger": "quarantined"}, statuses
     with ctx.engine.begin() as conn:  # what a page shows of a message is escaped
         conn.execute(update(imports).where(imports.c.id == pushed["broken"])
                      .values(error_message=f"bad value {SCRIPT}"))
@@ -316,6 +319,40 @@ def test_bulk_rerun_with_progress(world) -> None:  # noqa: ANN001
         page = c.get(job)
         assert page.status_code == 200 and "job-progress" in page.text
         assert "refresh" not in page.headers
+
+
+def test_assign_and_edit_from_the_page(world) -> None:  # noqa: ANN001
+    """Assign a quarantined CDA to a dossier (then rerun): deposited there. Edit the broken
+    message (the script replaced by a number): a new import, deposited; the original is
+    closed as edited. Both in the audit trail, by the logged-in admin."""
+    api, data = world
+    stranger, broken = data["imports"]["stranger"], data["imports"]["broken"]
+    with _login(api, "admin", subject="bob") as c:
+        csrf = _csrf(c.get(f"/console/imports/{stranger}").text)
+        r = c.post(f"/console/imports/{stranger}/assign",
+                   data={"csrf": csrf, "confirmed": "1", "patient": data["k1"],
+                         "reason": "identité vérifiée par téléphone"})
+        assert r.status_code == 303 and "done=assign" in r.headers["location"]
+        info = show_import(api.ctx.engine, stranger)
+        assert (info["status"], str(info["patient_id"])) == ("deposited", data["k1"])
+        assert {("import.assign", "bob")} <= {(e["action"], e["actor"])
+                                              for e in info["audit"]}
+        page = c.get(f"/console/imports/{broken}?raw=1").text
+        text = re.search(r'<textarea name="content"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+        text = html.unescape(text)
+        assert SCRIPT in text
+        r = c.post(f"/console/imports/{broken}/edit",
+                   data={"csrf": csrf, "confirmed": "1", "reason": "valeur corrigée",
+                         "content": text.replace(SCRIPT, "13.2")})
+        assert r.status_code == 303, r.text
+        new_id = int(re.search(r"/console/imports/(\d+)", r.headers["location"]).group(1))
+        assert new_id != broken
+        assert show_import(api.ctx.engine, new_id)["status"] == "deposited"
+        original = show_import(api.ctx.engine, broken)
+        assert original["status"] == "discarded" and original["edited_as"] == [new_id]
+        assert any(e["action"] == "import.edit" and e["actor"] == "bob"
+                   for e in original["audit"])
+        assert f"/console/imports/{new_id}" in c.get(f"/console/imports/{broken}").text
 
 
 def test_dashboard_aggregates(ctx) -> None:  # noqa: ANN001

@@ -10,6 +10,7 @@ that read a form are ``async`` and hand the store work to a thread.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from typing import Annotated
 from urllib.parse import urlencode
@@ -396,8 +397,6 @@ def dossier_pick(request: Request, ref: str | None = None) -> Response:
     if session.principal.kind == "patient":
         return redirect(f"/console/dossiers/{session.principal.subject}")
     if ref:
-        import re
-
         ref = ref.strip()
         if re.match(PATIENT_REF, ref):
             return redirect(f"/console/dossiers/{ref}")
