@@ -29,6 +29,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from api.tokens import mint
 from dossiers import access
 from dossiers.access import Principal
 from dossiers.schema import imports
@@ -519,3 +520,64 @@ def test_cda_narrative_is_whitelisted_and_escaped() -> None:
             if line.marked] == [2]
     assert [line.number for line in raw_lines(xml, "cda", "/ClinicalDocument/recordTarget")
             if line.marked] == [3]
+
+
+def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
+    """`serve` with its MLLP listener and a drop folder: the dashboard shows the listener's
+    port and each poller's last poll."""
+    import asyncio
+    import dataclasses
+    import threading
+
+    from connectors.service import serve
+    from pipelines.settings import FolderSource, load_settings
+
+    base = api_settings(load_settings(env={
+        "DMP_HOME": str(tmp_path / "home"),
+        "DMP_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DMP_ARCHIVE_URL": str(tmp_path / "archive")}))
+    (tmp_path / "drop").mkdir()
+    settings = dataclasses.replace(
+        base, listener=dataclasses.replace(base.listener, port=0),
+        folders=(FolderSource(id="drop", path=tmp_path / "drop", settle_seconds=0,
+                              poll_interval=0.2),))
+    ctx = Context.from_settings(settings)
+    box: dict = {}
+    ready = threading.Event()
+
+    def main() -> None:
+        async def run() -> None:
+            box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+
+            def on_http(port: int) -> None:
+                box["port"] = port
+                ready.set()
+            await serve(ctx, mllp=True, process=False, pollers=True, http=True,
+                        on_http_ready=on_http, stop=box["stop"])
+        try:
+            asyncio.run(run())
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(60) and "port" in box
+        api = type("Api", (), {"url": f"http://127.0.0.1:{box['port']}",
+                               "token": staticmethod(lambda scope, **kw: mint(
+                                   settings, scope, **kw))})
+        with _login(api, "admin", subject="alice") as c:
+            deadline = time.monotonic() + 30
+            while True:
+                page = c.get("/console/dashboard?lang=en").text
+                if "last poll never" not in page or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        health = re.search(r'id="health">(.*?)</section>', page, re.S).group(1)
+        assert "MLLP listener" in health and "not running" not in health
+        assert re.search(r"port \d+", health) and "<b>drop</b>" in health
+        assert "last poll never" not in health
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(60)
+        ctx.engine.dispose()
