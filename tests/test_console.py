@@ -456,6 +456,13 @@ def test_browser_admin_fixes_a_quarantined_import(world, browser) -> None:  # no
     assert "deposited:1" in browser.find_element(By.ID, "done").text
     _shot(browser, "04-import-deposited")
     assert show_import(api.ctx.engine, unknown)["status"] == "deposited"
+    # a failed message: its raw text with the error's field highlighted, the script inert
+    browser.get(api.url + f"/console/imports/{data['imports']['broken']}")
+    browser.find_element(By.ID, "show-raw").click()
+    mark = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".line.marked mark")))
+    assert mark.text == SCRIPT
+    browser.execute_script("arguments[0].scrollIntoView()", mark)
+    _shot(browser, "05-raw-message-highlighted")
 
 
 def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
@@ -474,7 +481,7 @@ def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
     browser.find_element(By.ID, "pick-open").click()
     wait.until(ec.presence_of_element_located((By.ID, "documents")))
     assert not browser.find_elements(By.ID, f"doc-{doc}")
-    _shot(browser, "05-professional-without-masked")
+    _shot(browser, "06-professional-without-masked")
     browser.get(api.url + f"/console/documents/{doc}")
     assert "NOT_FOUND" in browser.find_element(By.ID, "error-message").text
     _browser_login(browser, api, api.token("professional", rpps=TREATING, role="médecin"))
@@ -482,11 +489,11 @@ def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
     browser.get(api.url + f"/console/dossiers/{k8}")
     row = wait.until(ec.presence_of_element_located((By.ID, f"doc-{doc}")))
     assert "masqué" in row.text
-    _shot(browser, "06-treating-with-masked")
+    _shot(browser, "07-treating-with-masked")
     row.find_element(By.CLASS_NAME, "open-doc").click()
     cda = wait.until(ec.presence_of_element_located((By.ID, "cda")))
     assert cda.find_elements(By.TAG_NAME, "h3")
-    _shot(browser, "07-treating-reads-the-cda")
+    _shot(browser, "08-treating-reads-the-cda")
 
 
 def teardown_module() -> None:
