@@ -490,6 +490,9 @@ def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
     row = wait.until(ec.presence_of_element_located((By.ID, f"doc-{doc}")))
     assert "masqué" in row.text
     _shot(browser, "07-treating-with-masked")
+    browser.set_window_size(768, 1024)
+    _shot(browser, "07b-treating-with-masked-tablet")
+    browser.set_window_size(1280, 1000)
     row.find_element(By.CLASS_NAME, "open-doc").click()
     cda = wait.until(ec.presence_of_element_located((By.ID, "cda")))
     assert cda.find_elements(By.TAG_NAME, "h3")
@@ -588,3 +591,28 @@ def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(60)
         ctx.engine.dispose()
+
+
+def test_results_trends_and_documents_are_grouped() -> None:
+    """The viewer's layout of what access.read_entries returned: a code measured twice is a
+    trend (an SVG with its reference range), files are documents, the rest per type."""
+    from api.console.web import group_entries
+
+    def entry(i: int, **kw: object) -> dict:
+        base = {"id": i, "type": "lab_result", "code": "718-7", "unit": "g/dL",
+                "display": "Hémoglobine", "value": None, "value_num": None,
+                "reference_range": "12.0-16.0", "effective": f"2025-0{i}-01",
+                "has_file": False, "masked": False}
+        return {**base, **kw}
+
+    grouped = group_entries([
+        entry(1, value="13.1", value_num=13.1), entry(2, value="11.2", value_num=11.2),
+        entry(3, code="2951-2", value="140", value_num=140.0),
+        entry(4, type="document", code="11502-2", has_file=True),
+        entry(5, type="problem", code="I10")])
+    assert [r["id"] for r in grouped["results"]] == [3, 2, 1]
+    (trend,) = grouped["trends"]
+    assert (trend["code"], trend["count"], trend["last"]["id"]) == ("718-7", 2, 2)
+    assert str(trend["chart"]).startswith("<svg") and "<rect" in str(trend["chart"])
+    assert [d["id"] for d in grouped["documents"]] == [4]
+    assert list(grouped["others"]) == ["problem"]
