@@ -616,3 +616,32 @@ def test_results_trends_and_documents_are_grouped() -> None:
     assert str(trend["chart"]).startswith("<svg") and "<rect" in str(trend["chart"])
     assert [d["id"] for d in grouped["documents"]] == [4]
     assert list(grouped["others"]) == ["problem"]
+
+
+def test_pages_on_postgresql(postgres_server, tmp_path) -> None:  # noqa: ANN001
+    """The admin's pages and a dossier over the PostgreSQL store (its own date buckets)."""
+    from pipelines.settings import load_settings
+
+    settings = api_settings(load_settings(env={
+        "DMP_HOME": str(tmp_path / "home"), "DMP_DATABASE_URL": postgres_server.new_database(),
+        "DMP_ARCHIVE_URL": str(tmp_path / "archive")}))
+    ctx = Context.from_settings(settings)
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    lab = _push(ctx, "labm", (SAMPLES / "hl7v2" / "01_labm_nfs.hl7").read_bytes(), "a.hl7")
+    _push(ctx, "labm", b"not a message at all", "b.hl7")
+    drain(ctx)
+    patient = str(show_import(ctx.engine, lab)["patient_id"])
+    try:
+        with running_api(ctx) as api:
+            with _login(api, "admin", subject="alice") as c:
+                page = c.get("/console/dashboard")
+                assert page.status_code == 200 and "<svg" in page.text
+                assert "UNKNOWN_FORMAT" in page.text
+                assert c.get("/console/imports?status=failed&since=1h").status_code == 200
+                assert c.get(f"/console/imports/{lab}?raw=1").status_code == 200
+            with _login(api, "patient", patient=patient) as c:
+                page = c.get(f"/console/dossiers/{patient}")
+                assert page.status_code == 200 and 'id="results"' in page.text
+    finally:
+        ctx.engine.dispose()
