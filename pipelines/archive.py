@@ -69,7 +69,6 @@ class DirectoryArchive:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._root = str(self.root)
-        self._made: set[str] = set()  # subdirectories known to exist (no mkdir per blob)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -166,12 +165,12 @@ class DirectoryArchive:
             os.replace(tmp, path)
 
     def _write(self, path: str, data: bytes, *, sync: bool, exclusive: bool = False) -> None:
-        parent = os.path.dirname(path)
-        if parent not in self._made:
-            os.makedirs(parent, exist_ok=True)
-            self._made.add(parent)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-        fd = os.open(path, flags, 0o640)
+        try:
+            fd = os.open(path, flags, 0o640)
+        except FileNotFoundError:  # its subdirectory is not made yet: no mkdir per blob, and
+            os.makedirs(os.path.dirname(path), exist_ok=True)  # no set of known directories
+            fd = os.open(path, flags, 0o640)                   # growing in a long-lived service
         try:
             _write_all(fd, data)
             if sync:
