@@ -26,6 +26,35 @@ def read_log(path: Path) -> tuple[list[list[str]], list[list[str]]]:
     return crash, fuzz
 
 
+def slope(samples: list[dict], key: str) -> float | None:
+    """Least-squares growth in MiB per 10 minutes over the second half of the run (the first
+    half warms caches up: SQLite pages, compiled statements, the allocator's arenas)."""
+    half = [s for s in samples if s["minute"] >= samples[-1]["minute"] / 2]
+    if len(half) < 3:
+        return None
+    xs, ys = [s["minute"] for s in half], [s[key] for s in half]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return 10 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else None
+
+
+def memory_lines(samples: list[dict]) -> list[str]:
+    """Memory flat or not, as figures: the growth over the second half, and the backlog's
+    largest value (bounded: processing keeps pace)."""
+    if not samples:
+        return []
+    lines = []
+    for key, what in (("rss_mib", "service + workers"), ("listener_rss_mib", "listener")):
+        growth = slope(samples, key)
+        if growth is not None:
+            lines.append(f"- RSS of the {what}: {samples[0][key]} MiB at start, "
+                         f"{samples[-1][key]} MiB at the end; growth over the second half: "
+                         f"**{growth:+.2f} MiB per 10 minutes**")
+    lines.append(f"- backlog (received, not yet processed): at most "
+                 f"**{max(s['backlog'] for s in samples)}** over the run")
+    return lines
+
+
 def render(crash: list, fuzz: list, soak: dict | None, pytest_status: int,
            settings: dict) -> str:
     killed = [c for c in crash if c[3] == "killed"]
@@ -76,7 +105,8 @@ def render(crash: list, fuzz: list, soak: dict | None, pytest_status: int,
                 f"(deposited twice): **{soak['duplicated']}**; `check` consistent: "
                 f"**{soak['consistent']}**",
                 f"- outcomes: {', '.join(f'{k} {v}' for k, v in sorted(soak['statuses'].items()))}",
-                f"- service exit code after SIGTERM: {soak['exit_code']}", "",
+                f"- service exit code after SIGTERM: {soak['exit_code']}",
+                *memory_lines(soak["samples"]), "",
                 "| minute | RSS service + workers (MiB) | RSS listener (MiB) | backlog | "
                 "acknowledged |", "|---|---|---|---|---|"]
         out += [f"| {s['minute']} | {s['rss_mib']} | {s['listener_rss_mib']} | "
