@@ -299,6 +299,30 @@ def test_actions_are_confirmed_then_done(world) -> None:  # noqa: ANN001
         assert r.status_code == 400 and "reason" in r.text
 
 
+def test_failed_pdf_opens_at_the_errors_page(world) -> None:  # noqa: ANN001
+    """A PDF has no lines to highlight: the detail page shows it in the browser's viewer at
+    the page the error names; reading it is audited."""
+    from api.console.web import pdf_page
+
+    api, _ = world
+    data = (SAMPLES / "pdf" / "14_radio_rachis_lombaire_K5_tronque.pdf").read_bytes()
+    pdf = _push(api.ctx, "imaging", data, "tronque.pdf")
+    with api.ctx.engine.begin() as conn:
+        conn.execute(update(imports).where(imports.c.id == pdf).values(
+            status="failed", error_code="PDF_CORRUPT", error_location="page 2"))
+    with _login(api, "admin", subject="alice") as c:
+        detail = c.get(f"/console/imports/{pdf}?raw=1")
+        assert f'src="/console/imports/{pdf}/raw.pdf#page=2"' in detail.text
+        r = c.get(f"/console/imports/{pdf}/raw.pdf")
+        assert (r.status_code, r.headers["content-type"], r.content) == (
+            200, "application/pdf", data)
+        lab = world[1]["imports"]["lab"]
+        assert c.get(f"/console/imports/{lab}/raw.pdf").status_code == 404
+    assert [a["action"] for a in show_import(api.ctx.engine, pdf)["audit"]] == [
+        "import.raw", "import.raw"]
+    assert (pdf_page("page 12"), pdf_page("OBX[4]-5"), pdf_page(None)) == (12, None, None)
+
+
 def test_bulk_rerun_with_progress(world) -> None:  # noqa: ANN001
     api, _ = world
     with _login(api, "admin", subject="alice") as c:

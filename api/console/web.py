@@ -274,8 +274,37 @@ def import_page(import_id: ImportId, request: Request, raw: int = 0) -> Response
             if content.format == "hl7v2" else content.text
     return page(request, "import.html", session, info=info, raw=raw, content=content,
                 lines=lines, raw_problem=raw_problem, editable=editable, edit_text=edit_text,
+                pdf_page=pdf_page(info["error_location"]) if info["format"] == "pdf" else None,
                 done=request.query_params.get("done"),
                 outcome=request.query_params.get("outcome"))
+
+
+@router.get("/imports/{import_id}/raw.pdf")
+def import_raw_pdf(import_id: ImportId, request: Request) -> Response:
+    """An imported PDF as the browser's viewer shows it (the detail page opens it at the
+    error's page). Reading it is audited like any raw read."""
+    session = require(request, "admin")
+    ctx = state(request).ctx
+    try:
+        content = read_raw(ctx.engine, ctx.archive, import_id,
+                           Actor(session.principal.subject), reason="console (pdf view)",
+                           settings=ctx.settings)
+    except AdminError as exc:
+        raise ConsoleError(404, "NOT_FOUND", str(exc)) from None
+    except ArchiveUnavailable:
+        raise ConsoleError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") \
+            from None
+    if content.format != "pdf" or not content.data.startswith(b"%PDF"):
+        raise ConsoleError(404, "NOT_PDF", f"import {import_id} is not a PDF")
+    return Response(content.data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="import-{import_id}.pdf"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
+def pdf_page(location: str | None) -> int | None:
+    """The page an error location names ('page 3'), for the PDF viewer's #page=."""
+    found = re.search(r"\bpage (\d+)", location or "")
+    return int(found.group(1)) if found else None
 
 
 ACTIONS = ("rerun", "assign", "edit", "discard")
