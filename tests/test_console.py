@@ -468,7 +468,8 @@ def test_browser_admin_fixes_a_quarantined_import(world, browser) -> None:  # no
     _shot(browser, "02-imports-quarantined")
     row.find_element(By.LINK_TEXT, str(unknown)).click()
     wait.until(ec.presence_of_element_located((By.ID, "rerun")))
-    assert browser.find_element(By.ID, "import-status").text == "quarantined"
+    badge = browser.find_element(By.ID, "import-status")
+    assert (badge.get_attribute("data-status"), badge.text) == ("quarantined", "en quarantaine")
     browser.set_window_size(768, 1024)  # tablet width: still usable
     _shot(browser, "03-import-quarantined-tablet")
     browser.set_window_size(1280, 1000)
@@ -476,7 +477,8 @@ def test_browser_admin_fixes_a_quarantined_import(world, browser) -> None:  # no
     browser.find_element(By.ID, "rerun").click()
     wait.until(ec.alert_is_present()).accept()
     wait.until(ec.presence_of_element_located((By.ID, "done")))
-    assert browser.find_element(By.ID, "import-status").text == "deposited"
+    badge = browser.find_element(By.ID, "import-status")
+    assert (badge.get_attribute("data-status"), badge.text) == ("deposited", "déposé")
     assert "deposited:1" in browser.find_element(By.ID, "done").text
     _shot(browser, "04-import-deposited")
     assert show_import(api.ctx.engine, unknown)["status"] == "deposited"

@@ -145,3 +145,13 @@ def translator(lang: str):  # noqa: ANN201
         text = table.get(key, key)
         return text.format(**values) if values else text
     return t
+
+
+def status_namer(lang: str):  # noqa: ANN201
+    """A ledger status as people read it ('quarantined' -> 'en quarantaine'); the code
+    itself when the table has no text for it."""
+    table = messages()[lang]
+
+    def st(status: str | None) -> str:
+        return table.get(f"status.{status}", status or "")
+    return st

@@ -48,6 +48,7 @@ from api.console.session import (
     language,
     new_prelogin,
     require,
+    status_namer,
     translator,
 )
 from api.tokens import TokenError, principal_from
@@ -92,7 +93,7 @@ def page(request: Request, template: str, session: Session | None, status: int =
     t = translator(lang)
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
     body = _env.get_template(template).render(
-        t=t, lang=lang, languages=LANGUAGES, session=session,
+        t=t, st=status_namer(lang), lang=lang, languages=LANGUAGES, session=session,
         who=session.principal if session else None, request=request,
         path=request.url.path, query=query, colours=STATUS_COLOURS, **values)
     response = HTMLResponse(body, status_code=status)
