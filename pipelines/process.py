@@ -457,19 +457,7 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
     if item.normalized.adt is not None:
         return _file_adt(conn, item, patient_id, via, warnings)
-    logical_id = item.normalized.logical_id
-    held = conn.execute(select(logical_messages).where(
-        logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
-    record = _dedupe(item, held, patient_id, warnings)
-    if record is not None:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(logical_messages).values(**record))
-        except IntegrityError:  # another worker deposited it a moment ago
-            raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
-                                patient_id=patient_id,
-                                error_message="message already deposited by another import",
-                                warnings=warnings)) from None
+    _claim_logical_id(conn, item, patient_id, warnings, "deposited")
     # Attachments (embedded documents) go to the archive before the entries point at them.
     blobs = [(sha, entry.attachment.data) for entry, sha in item.items if sha is not None]
     if blobs:
@@ -524,8 +512,9 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
 
 
 def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN001
-                      warnings: list[str]) -> None:
-    """Dedupe level 2 for an ADT (no entries): _Stop(duplicate) when already applied."""
+                      warnings: list[str], done: str = "applied") -> None:
+    """Dedupe level 2, one message at a time: _Stop(duplicate) when another import already
+    ``done`` (deposited, applied) this logical message, even a moment ago in another worker."""
     logical_id = item.normalized.logical_id
     held = conn.execute(select(logical_messages).where(
         logical_messages.c.logical_id.in_((logical_id, _variant(item))))).all()
@@ -534,10 +523,10 @@ def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN
         try:
             with conn.begin_nested():
                 conn.execute(insert(logical_messages).values(**record))
-        except IntegrityError:  # another worker applied it a moment ago
+        except IntegrityError:  # another worker took it a moment ago
             raise _Stop(Outcome(DUPLICATE, stage="dedupe", logical_id=logical_id,
                                 patient_id=patient_id,
-                                error_message="message already applied by another import",
+                                error_message=f"message already {done} by another import",
                                 warnings=warnings)) from None
 
 
