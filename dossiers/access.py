@@ -237,10 +237,22 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
 
 
 def _documents_of(conn: Connection, rows: Sequence) -> dict[int, object]:
+    """{parent id: the parent's current version}. An entry confirmed unchanged by a new
+    version of its report or document keeps pointing at the version that brought it: what it
+    follows (masking, author, withdrawal) is the newest version of that parent."""
     parents = {r.parent_id for r in rows if r.parent_id is not None}
     if not parents:
         return {}
-    return {r.id: r for r in conn.execute(select(entries).where(entries.c.id.in_(parents)))}
+    found = {r.id: r for r in conn.execute(select(entries).where(entries.c.id.in_(parents)))}
+    stale = {(r.patient_id, r.key) for r in found.values() if not r.current}
+    if stale:
+        newest = {(r.patient_id, r.key): r for r in conn.execute(select(entries).where(
+            entries.c.patient_id.in_({p for p, _ in stale}),
+            entries.c.key.in_({k for _, k in stale}), entries.c.current.is_(True)))}
+        for parent_id, r in list(found.items()):
+            if not r.current and (r.patient_id, r.key) in newest:
+                found[parent_id] = newest[(r.patient_id, r.key)]
+    return found
 
 
 def _visible(conn: Connection, rows: Sequence, access: Access) -> list:
@@ -437,9 +449,13 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
 
 # -- changes ---------------------------------------------------------------------------------
 def _document_family(conn: Connection, row) -> list:  # noqa: ANN001
-    """A document and the current entries it holds (what masking or withdrawing it acts on)."""
+    """A document and the current entries it holds, whichever of its versions brought them
+    (what masking or withdrawing it acts on)."""
+    versions = select(entries.c.id).where(entries.c.patient_id == row.patient_id,
+                                          entries.c.key == row.key)
     children = list(conn.execute(select(entries).where(
-        entries.c.parent_id == row.id, entries.c.current.is_(True))))
+        entries.c.parent_id.in_(versions), entries.c.current.is_(True),
+        entries.c.id != row.id)))
     return [row, *children]
 
 

@@ -311,3 +311,28 @@ def test_professional_commands(ctx, monkeypatch, capsys) -> None:  # noqa: ANN00
     assert main(["professional", "list", "--json"]) == 0
     assert '"rpps": "10001234567"' in capsys.readouterr().out
     assert verify(ctx.engine).ok
+
+
+def test_results_kept_by_a_corrected_report_stay_visible_and_follow_it(ctx) -> None:  # noqa: ANN001, E501
+    """A correction supersedes the report; its unchanged results stay current, pointing at
+    the first version: every reader still sees them, and masking the report masks them."""
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    for name in ("01_labm_nfs.hl7", "12_labm_nfs_correction.hl7"):
+        intake(ctx.engine, ctx.archive, [Received((SAMPLES / "hl7v2" / name).read_bytes(),
+                                                  "labm", "file", file_name=name)])
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        current = conn.execute(select(entries).where(entries.c.current.is_(True))).all()
+        stale = {r.id for r in conn.execute(select(entries.c.id).where(
+            entries.c.current.is_(False)))}
+    kept = [r for r in current if r.parent_id in stale]
+    assert kept, "the sample no longer exercises this case"
+    patient = Principal("patient", str(current[0].patient_id))
+    report = next(r.id for r in current if r.type == "lab_report")
+    seen = {e["id"] for e in access.read_entries(ctx.engine, patient, patient.subject)["entries"]}
+    assert seen == {r.id for r in current}
+    assert access.set_mask(ctx.engine, patient, report, True)["entries"] == len(current)
+    access.register_professional(ctx.engine, ADMIN, TRUSTED, "Nguyen", "Anne", "infirmière")
+    access.grant(ctx.engine, patient, patient.subject, TRUSTED)
+    assert _seen(SimpleNamespace(engine=ctx.engine, pid=patient.subject), pro(TRUSTED)) == set()
