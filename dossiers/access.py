@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from dossiers.audit import AuditEvent, append
+from dossiers.audit import AuditEvent, append, iso_utc
 from dossiers.patients import find_by_reference
 from dossiers.schema import (
     audit_log,
@@ -410,7 +410,7 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
         names = _professional_names(conn, rows)
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
         return {"patient_id": patient.id, "events": [
-            {"seq": r.seq, "at": _iso(r.at), "actor": r.actor,
+            {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,
              "break_glass": (r.details or {}).get("basis") == "break_glass"
@@ -425,12 +425,6 @@ def _professional_names(conn: Connection, rows: Iterable) -> dict[str, str]:
     return {f"professional:{p.rpps}": " ".join(filter(None, (p.given, p.family)))
             + f" ({p.role})" for p in conn.execute(
                 select(professionals).where(professionals.c.rpps.in_(rpps)))}
-
-
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,

@@ -178,23 +178,8 @@ def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Ve
     return result
 
 
-def trail(engine: Engine, *, import_id: int | None = None, patient_id: int | None = None,
-          limit: int | None = None, offset: int = 0) -> list[dict]:
-    """The rows about an import and/or a patient, oldest first."""
-    q = select(audit_log).order_by(audit_log.c.id)
-    if import_id is not None:
-        q = q.where(audit_log.c.import_id == import_id)
-    if patient_id is not None:
-        q = q.where(audit_log.c.patient_id == patient_id)
-    if limit is not None:
-        q = q.limit(limit).offset(offset)
-    with engine.connect() as conn:
-        return [{"id": r.id, "at": _iso(r.at), "actor": r.actor, "action": r.action,
-                 "import_id": r.import_id, "patient_id": r.patient_id, "reason": r.reason,
-                 "details": r.details} for r in conn.execute(q)]
-
-
-def _iso(at: datetime | None) -> str | None:
+def iso_utc(at: datetime | None) -> str | None:
+    """A stored instant as ISO text with its offset (SQLite gives it back naive, in UTC)."""
     if at is None:
         return None
     if at.tzinfo is None:
