@@ -56,10 +56,10 @@ class RunningApi:
 
 
 @contextmanager
-def running_api(ctx, *, process: bool = False,  # noqa: ANN001
-                verify: object = True) -> Iterator[RunningApi]:
-    """`serve` with the HTTP API only (no MLLP, no pollers) in a background thread; with
-    ``process`` its ledger worker too (``ctx.settings.workers`` = 0: a thread)."""
+def running_api(ctx, *, process: bool = False, mllp: bool = False,  # noqa: ANN001
+                pollers: bool = False, verify: object = True) -> Iterator[RunningApi]:
+    """`serve` with the HTTP API (by default alone: no MLLP, no pollers) in a background
+    thread; with ``process`` its ledger worker too (``ctx.settings.workers`` = 0: a thread)."""
     from api.server import tls_files
     from connectors.service import serve
 
@@ -75,7 +75,7 @@ def running_api(ctx, *, process: bool = False,  # noqa: ANN001
                 box["port"] = port
                 ready.set()
 
-            await serve(ctx, mllp=False, process=process, pollers=False, http=True,
+            await serve(ctx, mllp=mllp, process=process, pollers=pollers, http=True,
                         on_http_ready=on_http_ready, stop=box["stop"])
         try:
             asyncio.run(run())

@@ -29,7 +29,6 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from api.tokens import mint
 from dossiers import access
 from dossiers.access import Principal
 from dossiers.schema import imports
@@ -561,11 +560,8 @@ def test_cda_narrative_is_whitelisted_and_escaped() -> None:
 def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
     """`serve` with its MLLP listener and a drop folder: the dashboard shows the listener's
     port and each poller's last poll."""
-    import asyncio
     import dataclasses
-    import threading
 
-    from connectors.service import serve
     from pipelines.settings import FolderSource, load_settings
 
     base = api_settings(load_settings(env={
@@ -578,31 +574,9 @@ def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
         folders=(FolderSource(id="drop", path=tmp_path / "drop", settle_seconds=0,
                               poll_interval=0.2),))
     ctx = Context.from_settings(settings)
-    box: dict = {}
-    ready = threading.Event()
-
-    def main() -> None:
-        async def run() -> None:
-            box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
-
-            def on_http(port: int) -> None:
-                box["port"] = port
-                ready.set()
-            await serve(ctx, mllp=True, process=False, pollers=True, http=True,
-                        on_http_ready=on_http, stop=box["stop"])
-        try:
-            asyncio.run(run())
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
     try:
-        assert ready.wait(60) and "port" in box
-        api = type("Api", (), {"url": f"http://127.0.0.1:{box['port']}",
-                               "token": staticmethod(lambda scope, **kw: mint(
-                                   settings, scope, **kw))})
-        with _login(api, "admin", subject="alice") as c:
+        with running_api(ctx, mllp=True, pollers=True) as api, \
+                _login(api, "admin", subject="alice") as c:
             deadline = time.monotonic() + 30
             while True:
                 page = c.get("/console/dashboard?lang=en").text
@@ -614,8 +588,6 @@ def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
         assert re.search(r"port \d+", health) and "<b>drop</b>" in health
         assert "last poll never" not in health
     finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(60)
         ctx.engine.dispose()
 
 
