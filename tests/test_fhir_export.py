@@ -34,6 +34,7 @@ from dossiers.fhir import (
 )
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, imports, patients
+from pipelines.audit import trail
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -491,7 +492,7 @@ def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, caps
     bundle = json.loads(capsys.readouterr().out)
     kinds = check_bundle(bundle)
     n = sum(v for k, v in kinds.items() if k not in ("Patient", "Provenance"))
-    rows = audit.trail(store.engine)
+    rows = trail(store.engine)
     mine = [r for r in rows if r["action"] == "dossier.export"]
     assert mine[-1]["actor"] == "admin:tester"
     assert mine[-1]["details"] == {"format": "fhir", "entries": n}
@@ -506,8 +507,8 @@ def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, caps
         bundle["entry"][0]["fullUrl"]
     assert "written to" in capsys.readouterr().err
     # unknown dossier: one line, exit 1, nothing audited
-    before = len(audit.trail(store.engine))
+    before = len(trail(store.engine))
     assert cli.main(["dossier", "export", "999999"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "dmp-ingest: no dossier 999999"
-    assert len(audit.trail(store.engine)) == before
+    assert len(trail(store.engine)) == before

@@ -29,6 +29,7 @@ from bench.drain_workers import (
 )
 from dossiers.db import make_engine
 from dossiers.schema import import_attempts, imports
+from pipelines.ledger import RECEIVED
 from pipelines.settings import load_settings
 
 MESSAGES = int(os.environ.get("DMP_TEST_WORKER_MESSAGES", "3000"))
@@ -55,6 +56,12 @@ def _no_filing_race(check) -> None:  # noqa: ANN001
     assert check.internal_errors == 0, "a concurrent filing conflict was not filed again"
 
 
+def _terminal(totals: list[dict[str, int]]) -> int:
+    """Messages the workers finished: a message sent back to the queue (a filing conflict
+    with another worker, status 'received') is counted again when it is taken again."""
+    return sum(n for t in totals for status, n in t.items() if status != RECEIVED)
+
+
 def _run(ledger, n: int, name: str):  # noqa: ANN001, ANN202
     template, work, count = ledger
     url = copy_database(template, name)
@@ -71,7 +78,7 @@ def test_workers_file_every_message_exactly_once(ledger, n) -> None:  # noqa: AN
         totals = pool.stop()
         check = check_ledger(engine)
         assert check.exactly_once, check
-        assert sum(sum(t.values()) for t in totals) == count
+        assert _terminal(totals) == count
         assert sum(1 for t in totals if t) == n  # every worker took part
         _no_filing_race(check)
     finally:
@@ -99,7 +106,7 @@ def test_a_killed_workers_batch_is_finished_by_another(ledger) -> None:  # noqa:
         check = check_ledger(engine)
         assert check.exactly_once, check
         # the three survivors did everything w1 had not recorded, its held rows included
-        assert len(held) <= sum(sum(t.values()) for t in totals) <= count
+        assert len(held) <= _terminal(totals) <= count
         with engine.connect() as conn:
             rows = conn.execute(select(imports.c.status, imports.c.claimed_by)
                                 .where(imports.c.id.in_(held))).all()
