@@ -76,6 +76,7 @@ from pipelines.ledger import (
     record_outcomes,
 )
 from pipelines.mapping_policy import unmapped_failure
+from pipelines.prepare_pool import Preparing, start_preparing
 from pipelines.retry import transient_outcome
 from pipelines.settings import Settings
 
@@ -133,23 +134,27 @@ class Prepared:
 def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
     """Process rows already claimed by this worker; return counts per outcome status.
 
-    Read, parse and normalize every message (no transaction); then, in transactions of up to
-    ``commit_every`` messages, file the messages that do not touch each other (different
-    logical ids, patients or keys) with a few statements for all of them, then the rest one
-    by one, each in a savepoint (a message deposits all or nothing, whatever happens to the
-    others), and record the outcomes. If the bulk filing fails for any reason, every message
-    of that transaction takes the one-by-one path."""
-    counts: dict[str, int] = {}
+    Read, parse and normalize every message (no transaction; in the preparing processes when
+    the batch is large, pipelines/prepare_pool.py); then file them (``file_prepared``)."""
     if not ids:
-        return counts
+        return {}
+    return file_prepared(ctx, start_preparing(ctx, read_claimed(ctx, ids)))
+
+
+def read_claimed(ctx: Context, ids: list[int]) -> list:
+    """The ledger rows of ``ids``, in id order (the order messages are filed in)."""
     with ctx.engine.connect() as conn:
-        rows = conn.execute(select(imports).where(imports.c.id.in_(ids))
+        return conn.execute(select(imports).where(imports.c.id.in_(ids))
                             .order_by(imports.c.id)).all()
-    # Reading, parsing and normalizing need no transaction: with SQLite the write lock is
-    # then held only while filing, so the listener's intake waits less.
+
+
+def prepare_rows(ctx: Context, rows: list) -> tuple[list[Prepared],  # noqa: ANN001
+                                                    dict[int, tuple[Outcome, datetime]]]:
+    """Read, parse and normalize each row's message: the messages ready to file, and the
+    outcomes decided on the way (a parse error, a quarantine...). Needs no store: it runs
+    in this process or in a preparing process (pipelines/prepare_pool.py) alike."""
     outcomes: dict[int, tuple[Outcome, datetime]] = {}
     prepared: list[Prepared] = []
-    sources = {row.id: row.source for row in rows}
     for row in rows:
         started = now()
         try:
@@ -158,6 +163,21 @@ def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
             outcomes[row.id] = (stop.outcome, started)
         except Exception as exc:  # a bug, not bad input: never a traceback to users
             outcomes[row.id] = (_internal_error(row.id, exc), started)
+    return prepared, outcomes
+
+
+def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
+    """File a prepared batch: in transactions of up to ``commit_every`` messages, file the
+    messages that do not touch each other (different logical ids, patients or keys) with a
+    few statements for all of them, then the rest one by one, each in a savepoint (a message
+    deposits all or nothing, whatever happens to the others), and record the outcomes. If the
+    bulk filing fails for any reason, every message of that transaction takes the one-by-one
+    path. Returns counts per outcome status."""
+    # Reading, parsing and normalizing took no transaction: with SQLite the write lock is
+    # held only while filing, so the listener's intake waits less.
+    prepared, outcomes = preparing.result()
+    sources = {row.id: row.source for row in preparing.rows}
+    counts: dict[str, int] = {}
     fault_point("process.prepared")
     # Filing in transactions of at most ``commit_every`` messages: with SQLite's single
     # write lock, the listener's intake never waits long behind a big batch.
@@ -272,18 +292,28 @@ def _internal_error(import_id: int, exc: Exception) -> Outcome:
 
 
 def drain(ctx: Context, *, limit: int | None = None, ids: list[int] | None = None) -> dict:
-    """Claim and process batches until nothing is left (or ``limit`` batches)."""
+    """Claim and process batches until nothing is left (or ``limit`` batches). With the
+    preparing pool, the next batch is claimed and handed to it before this one is filed:
+    preparing and filing overlap."""
     totals: dict[str, int] = {}
     batches = 0
+    ahead: Preparing | None = None
     while limit is None or batches < limit:
-        claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker,
-                              ids=ids)
-        if not claimed:
+        current = ahead or _claim_and_start(ctx, ids)
+        if current is None:
             break
-        for status, n in process_claimed(ctx, claimed).items():
-            totals[status] = totals.get(status, 0) + n
         batches += 1
+        more = limit is None or batches < limit
+        ahead = _claim_and_start(ctx, ids) if more and current.parallel else None
+        for status, n in file_prepared(ctx, current).items():
+            totals[status] = totals.get(status, 0) + n
     return totals
+
+
+def _claim_and_start(ctx: Context, ids: list[int] | None) -> Preparing | None:
+    claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker,
+                          lease_seconds=ctx.settings.lease_seconds, ids=ids)
+    return start_preparing(ctx, read_claimed(ctx, claimed)) if claimed else None
 
 
 def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001

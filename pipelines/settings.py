@@ -115,6 +115,9 @@ class Settings:
     batch_size: int = 500  # ledger rows claimed per processing batch
     commit_every: int = 100  # messages filed per transaction (bounds store lock waits)
     workers: int = 1  # `serve`: worker processes draining the ledger (0: a thread instead)
+    # Processes preparing (read, parse, normalize) large batches while the worker files:
+    # None = one per core when there are several; 0 = all in the worker (prepare_pool.py).
+    prepare_processes: int | None = None
     # How long a claimed batch is a worker's: past it, another worker takes the batch again
     # (the owner died). Must exceed the time a batch takes, with a wide margin.
     lease_seconds: int = 600
@@ -190,6 +193,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         batch_size=int(str(pick("batch_size", 500))),
         commit_every=int(str(pick("commit_every", 100))),
         workers=int(str(pick("workers", 1))),
+        prepare_processes=(int(str(pick("prepare_processes")))
+                           if pick("prepare_processes") not in (None, "") else None),
         lease_seconds=max(1, int(str(pick("lease_seconds", 600)))),
         ocr_lang=str(pick("ocr_lang", "fra")),
         pdf_max_pages=int(str(pick("pdf_max_pages", 100))),

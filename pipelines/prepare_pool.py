@@ -1,0 +1,208 @@
+"""Reading, parsing and normalizing claimed messages on every core, while this process files.
+
+Filing has one writer at a time (SQLite's write lock), but reading a message from the archive,
+parsing and normalizing it needs nothing from the store and is about half of a message's CPU
+time. A pool of processes prepares a batch in chunks, and ``drain`` hands it the next batch
+while this process files the current one: on two cores both are busy, which one process
+never achieves (one Python process is one core at most).
+
+What crosses the process boundary is plain data: the ledger rows as dicts, the settings
+(pickled once, a worker keeps its context per settings), and back the ``Prepared`` messages
+or their outcomes. The same function prepares a batch in the pool and inline
+(``pipelines.process.prepare_rows``): the result is the same either way.
+
+- PDF reports stay in the calling process: their OCR has a pool of its own (parsers/pdf).
+- Small batches stay in the calling process: below ``MIN_ROWS`` the round trips cost more
+  than they save, and `dmp-ingest ingest one-file.hl7` never starts a pool.
+- A pool worker that dies (a crash in a C library on a hostile input) breaks the pool: the
+  batch is prepared again in the calling process, where the ledger's poison-message handling
+  (claims counted per row, pipelines/ledger.py) isolates the culprit as for any crash, and a
+  new pool is started for the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.ledger import Outcome
+    from pipelines.process import Context, Prepared
+    from pipelines.settings import Settings
+
+log = logging.getLogger("dmp.process")
+
+MIN_ROWS = 32  # a batch smaller than this is prepared inline
+CHUNK_MIN = 16  # rows per task sent to a pool worker, at least
+INLINE_FORMATS = frozenset({"pdf"})
+
+Decided = dict[int, tuple["Outcome", datetime]]
+
+
+def pool_processes(settings: Settings) -> int:
+    """How many preparing processes: the setting, else one per core on a machine with
+    several (0: everything inline)."""
+    if settings.prepare_processes is not None:
+        return max(0, settings.prepare_processes)
+    cores = os.cpu_count() or 1
+    return min(cores, 8) if cores > 1 else 0
+
+
+@dataclass
+class Preparing:
+    """A batch whose messages are being prepared (in the pool) or will be (inline)."""
+
+    ctx: Context
+    rows: list[Any]
+    inline: list[Any]  # rows prepared by this process when ``result`` is asked
+    futures: list[Future] = field(default_factory=list)
+
+    @property
+    def parallel(self) -> bool:
+        return bool(self.futures)
+
+    def result(self) -> tuple[list[Prepared], Decided]:
+        """The batch's messages ready to file (in ledger order) and the outcomes already
+        decided (failed parse, quarantined...)."""
+        from pipelines.process import prepare_rows
+
+        by_id = {row.id: row for row in self.rows}
+        prepared: list[Prepared] = []
+        decided: Decided = {}
+        pending = list(self.futures)
+        redo: list[Any] = []
+        try:
+            for future in pending:
+                done, outcomes = future.result()
+                for item in done:
+                    item.row = by_id[item.row.id]  # the ledger row, not its copy
+                prepared.extend(done)
+                decided.update(outcomes)
+        except BrokenProcessPool:
+            log.error("a preparing process died: %d message(s) prepared again in this process",
+                      len(self.rows) - len(self.inline))
+            _discard_pool()
+            prepared, decided = [], {}
+            redo = [row for row in self.rows if row.format not in INLINE_FORMATS]
+        more, more_decided = prepare_rows(self.ctx, self.inline + redo)
+        prepared.extend(more)
+        decided.update(more_decided)
+        order = {row.id: n for n, row in enumerate(self.rows)}
+        prepared.sort(key=lambda item: order[item.row.id])
+        return prepared, decided
+
+
+def start_preparing(ctx: Context, rows: list[Any]) -> Preparing:
+    """Send the batch's messages to the pool (nothing waits here), or keep them for inline
+    preparation when the pool is off or the batch small."""
+    processes = pool_processes(ctx.settings)
+    pooled = [row for row in rows if row.format not in INLINE_FORMATS]
+    if processes == 0 or len(pooled) < MIN_ROWS:
+        return Preparing(ctx, rows, inline=list(rows))
+    inline = [row for row in rows if row.format in INLINE_FORMATS]
+    blob = _settings_blob(ctx.settings)
+    size = max(CHUNK_MIN, -(-len(pooled) // (2 * processes)))
+    try:
+        pool = _pool(processes)
+        futures = [pool.submit(_prepare_chunk, blob, [dict(row._mapping) for row in chunk])
+                   for chunk in (pooled[i:i + size] for i in range(0, len(pooled), size))]
+    except BrokenProcessPool:  # it died while idle: this batch inline, a new pool next time
+        _discard_pool()
+        return Preparing(ctx, rows, inline=list(rows))
+    return Preparing(ctx, rows, inline=inline, futures=futures)
+
+
+# -- the pool, one per process (a forked child never uses its parent's) ------------------------
+_lock = threading.Lock()
+_current: tuple[int, int, ProcessPoolExecutor] | None = None  # (owner pid, size, pool)
+_blobs: dict[int, bytes] = {}
+
+
+def _settings_blob(settings: Settings) -> bytes:
+    key = id(settings)
+    blob = _blobs.get(key)
+    if blob is None:
+        blob = pickle.dumps(settings)
+        _blobs.clear()  # one settings object per process in practice
+        _blobs[key] = blob
+    return blob
+
+
+def _pool(processes: int) -> ProcessPoolExecutor:
+    global _current
+    with _lock:
+        if _current is not None:
+            pid, size, pool = _current
+            if pid == os.getpid() and size == processes and not getattr(pool, "_broken", False):
+                return pool
+            if pid == os.getpid():
+                pool.shutdown(wait=False, cancel_futures=True)
+        # forkserver, not fork: this process runs threads (Prefect, the listener)
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(max_workers=processes, mp_context=context,
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        _current = (os.getpid(), processes, pool)
+        return pool
+
+
+def _discard_pool() -> None:
+    global _current
+    with _lock:
+        if _current is not None and _current[0] == os.getpid():
+            _current[2].shutdown(wait=False, cancel_futures=True)
+        _current = None
+
+
+def shutdown_pool() -> None:
+    """Stop the preparing processes (also done at interpreter exit)."""
+    global _current
+    with _lock:
+        current, _current = _current, None
+    if current is not None and current[0] == os.getpid():
+        current[2].shutdown(wait=True, cancel_futures=True)
+
+
+# -- in the pool's processes -------------------------------------------------------------------
+_contexts: dict[bytes, Context] = {}
+
+
+def _worker_init(owner_pid: int) -> None:
+    """A preparing process ends with the process it works for (parsers/process_lifetime), and
+    logs like the service does (import ids and codes only)."""
+    from parsers.process_lifetime import die_with
+    from pipelines.logs import configure_logging
+
+    die_with(owner_pid)
+    configure_logging()
+
+
+def _worker_context(blob: bytes) -> Context:
+    """The context of a preparing process: settings, archive and code tables; no store
+    (preparing never reads or writes it)."""
+    ctx = _contexts.get(blob)
+    if ctx is None:
+        from pipelines.archive import open_archive
+        from pipelines.process import Context
+
+        settings = pickle.loads(blob)
+        ctx = Context(settings=settings, engine=None,  # type: ignore[arg-type]
+                      archive=open_archive(settings.archive_url, settings.s3_endpoint_url),
+                      worker="prepare")
+        _contexts.clear()
+        _contexts[blob] = ctx
+    return ctx
+
+
+def _prepare_chunk(blob: bytes, rows: list[dict]) -> tuple[list[Prepared], Decided]:
+    from pipelines.process import prepare_rows
+
+    return prepare_rows(_worker_context(blob), [SimpleNamespace(**row) for row in rows])
