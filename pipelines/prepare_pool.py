@@ -87,10 +87,13 @@ class Preparing:
                     item.row = by_id[item.row.id]  # the ledger row, not its copy
                 prepared.extend(done)
                 decided.update(outcomes)
-        except BrokenProcessPool:
-            log.error("a preparing process died: %d message(s) prepared again in this process",
-                      len(self.rows) - len(self.inline))
-            _discard_pool()
+        except Exception as exc:  # BrokenProcessPool: a worker died; else a bug
+            log.error("preparing in the pool failed (%s): %d message(s) prepared again in "
+                      "this process", type(exc).__name__, len(self.rows) - len(self.inline))
+            if isinstance(exc, BrokenProcessPool):
+                _discard_pool()
+            for future in pending:
+                future.cancel()
             prepared, decided = [], {}
             redo = [row for row in self.rows if row.format not in INLINE_FORMATS]
         more, more_decided = prepare_rows(self.ctx, self.inline + redo)

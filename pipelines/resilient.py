@@ -9,8 +9,10 @@ the leases expire as before: nothing is lost either way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from pipelines.process import CODE_VERSION, Context, process_claimed
+from pipelines.prepare_pool import Preparing, start_preparing
+from pipelines.process import CODE_VERSION, Context, file_prepared, read_claimed
 from pipelines.retry import defer_claimed, is_store_outage
 
 log = logging.getLogger("dmp.process")
@@ -19,8 +21,20 @@ log = logging.getLogger("dmp.process")
 def process_or_defer(ctx: Context, ids: list[int]) -> dict[str, int]:
     """``process_claimed``; on a store outage, the rows deferred ('retry': n) instead of an
     exception. Any other exception (a bug) propagates."""
+    if not ids:
+        return {}
+    return _or_defer(ctx, ids, lambda: start_preparing(ctx, read_claimed(ctx, ids)))
+
+
+def file_or_defer(ctx: Context, preparing: Preparing) -> dict[str, int]:
+    """``file_prepared`` of a batch handed to the preparing pool earlier, with the same
+    deferral on a store outage."""
+    return _or_defer(ctx, [row.id for row in preparing.rows], lambda: preparing)
+
+
+def _or_defer(ctx: Context, ids: list[int], batch: Callable[[], Preparing]) -> dict[str, int]:
     try:
-        return process_claimed(ctx, ids)
+        return file_prepared(ctx, batch())
     except Exception as exc:
         if not is_store_outage(exc):
             raise

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from parsers.process_lifetime import die_with_parent
 from pipelines.ledger import claim_batch
 from pipelines.logs import configure_logging
-from pipelines.process import Context
-from pipelines.resilient import process_or_defer
+from pipelines.prepare_pool import Preparing, shutdown_pool, start_preparing
+from pipelines.process import Context, read_claimed
+from pipelines.resilient import file_or_defer
+from pipelines.retry import is_store_outage
 
 log = logging.getLogger("dmp.worker")
 
@@ -49,15 +51,16 @@ class Worker:
 
     def run(self, parent_pid: int | None = None) -> None:
         backoff = self.poll_seconds
-        while not self.stop_event.is_set():
+        ahead: Preparing | None = None  # the next batch, being prepared by the pool
+        while not self.stop_event.is_set() or ahead is not None:
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.error("the service process is gone: worker stops")
                 return
             try:
-                claimed = claim_batch(self.ctx.engine, limit=self.ctx.settings.batch_size,
-                                      worker=self.ctx.worker,
-                                      lease_seconds=self.ctx.settings.lease_seconds)
-                counts = process_or_defer(self.ctx, claimed) if claimed else {}
+                current, ahead = ahead or self._claim(), None
+                if current is not None and current.parallel and not self.stop_event.is_set():
+                    ahead = self._claim_ahead()  # prepared by the pool while this is filed
+                counts = file_or_defer(self.ctx, current) if current is not None else {}
             except Exception as exc:  # store down: wait and retry, never give up
                 log.error("processing batch failed (%s); retrying in %.0fs",
                           type(exc).__name__, backoff)
@@ -69,11 +72,28 @@ class Worker:
                 self.batches += 1
                 for status, n in counts.items():
                     self.totals[status] = self.totals.get(status, 0) + n
-                if len(claimed) >= self.ctx.settings.batch_size:
+                if ahead is not None or len(current.rows) >= self.ctx.settings.batch_size:
                     continue  # a backlog: go on at once
             if self.wake_event.wait(self.poll_seconds):
                 self.stop_event.wait(self.linger_seconds)
             self.wake_event.clear()
+
+    def _claim_ahead(self) -> Preparing | None:
+        """The next batch, or None if the store does not answer now: the batch in hand is
+        filed (or deferred) first either way."""
+        try:
+            return self._claim()
+        except Exception as exc:
+            if not is_store_outage(exc):
+                raise
+            return None
+
+    def _claim(self) -> Preparing | None:
+        """Claim the next batch (a lease) and start preparing it."""
+        ctx = self.ctx
+        claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker,
+                              lease_seconds=ctx.settings.lease_seconds)
+        return start_preparing(ctx, read_claimed(ctx, claimed)) if claimed else None
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="ledger-worker", daemon=True)
@@ -102,5 +122,6 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
         from parsers.pdf import shutdown_pools
 
         shutdown_pools()
+        shutdown_pool()
         results.put(worker.totals)
         ctx.engine.dispose()

@@ -3,7 +3,9 @@
 Generated traffic with repeats, corrections (new versions of results sent earlier, some in
 the same batch), unknown patients and a reused control id, processed twice: in batches of 250
 (the bulk path, with its fall-back for messages that depend on each other) and in batches of
-one (the one-by-one path). Ledger outcomes and dossiers must be identical.
+one (the one-by-one path). Ledger outcomes and dossiers must be identical. The bulk run
+prepares its batches in the pool of processes (pipelines/prepare_pool.py), the one-by-one run
+in the filing process; a third run, bulk without the pool, must agree too.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from pipelines.process import Context, drain
 from pipelines.settings import load_settings
 
 
-def _run(tmp_path, messages: list[bytes], patients, batch_size: int):  # noqa: ANN001, ANN202
-    settings = load_settings(env={"DMP_HOME": str(tmp_path / f"home{batch_size}"),
-                                  "DMP_ARCHIVE_URL": str(tmp_path / f"archive{batch_size}")})
-    settings = dataclasses.replace(settings, batch_size=batch_size)
+def _run(tmp_path, messages: list[bytes], patients, batch_size: int,  # noqa: ANN001, ANN202
+         prepare_processes: int = 2):
+    name = f"{batch_size}-{prepare_processes}"
+    settings = load_settings(env={"DMP_HOME": str(tmp_path / f"home{name}"),
+                                  "DMP_ARCHIVE_URL": str(tmp_path / f"archive{name}")})
+    settings = dataclasses.replace(settings, batch_size=batch_size,
+                                   prepare_processes=prepare_processes)
     ctx = Context.from_settings(settings)
     create_dossiers(ctx.engine, [DossierInput(ins=p.nir, family=p.family, given=p.given,
                                               birth_date=p.birth_date.isoformat(), sex=p.sex)
@@ -62,3 +67,4 @@ def test_bulk_and_one_by_one_agree(tmp_path, caplog) -> None:  # noqa: ANN001
     assert bulk[0] == single[0]
     assert bulk[1] == single[1]
     assert bulk[2] == single[2]
+    assert _run(tmp_path, messages, known, 250, prepare_processes=0) == bulk

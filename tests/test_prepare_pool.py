@@ -1,0 +1,96 @@
+"""The preparing pool (pipelines/prepare_pool.py) gives what preparing in this process gives,
+and survives the death of its processes.
+
+The bundled samples (HL7v2, CDA, PDF with a text layer, and bad inputs) are taken in together
+so that one batch holds every format; their preparation in the pool is compared, message by
+message, with their preparation inline: normalized content, entries, fingerprints, keys,
+facts, warnings, and the outcomes decided before filing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from pipelines import prepare_pool
+from pipelines.intake import Received, intake
+from pipelines.prepare_pool import start_preparing
+from pipelines.process import Context, read_claimed
+from pipelines.settings import load_settings
+from tests.conftest import SAMPLES
+
+BAD = [b"MSH|^~\\&|LAB|FAC|DMP|DMP|20250101||ORU^R01|X1|P|2.5\rPID|||\rOBX|1|NM|",
+       b"not a message at all", b"<?xml version='1.0'?><ClinicalDocument/>"]
+
+
+def _inputs() -> list[Received]:
+    files = sorted(p for d in ("hl7v2", "cda", "pdf") for p in (SAMPLES / d).glob("*")
+                   if p.is_file() and p.suffix in (".hl7", ".xml", ".pdf"))
+    received = [Received(p.read_bytes(), "samples", "file", file_name=p.name) for p in files]
+    received += [Received(b, "samples", "file", file_name=f"bad{i}") for i, b in enumerate(BAD)]
+    assert len(received) >= prepare_pool.MIN_ROWS
+    return received
+
+
+@pytest.fixture
+def rows_ctx(tmp_path: Path):  # noqa: ANN201
+    settings = load_settings(env={"DMP_HOME": str(tmp_path / "home")})
+    ctx = Context.from_settings(dataclasses.replace(settings, prepare_processes=2))
+    results = intake(ctx.engine, ctx.archive, _inputs())
+    ids = [i for r in results for i in r.message_ids]
+    yield ctx, read_claimed(ctx, ids)
+    ctx.engine.dispose()
+
+
+def _comparable(prepared, decided) -> tuple:  # noqa: ANN001
+    items = [(p.row.id, p.normalized, p.items, p.fingerprint, p.warnings, p.keys, p.facts,
+              p.item_facts) for p in prepared]
+    outcomes = sorted((i, o) for i, (o, _) in decided.items())
+    return items, outcomes
+
+
+def _inline(ctx: Context, rows: list) -> tuple:
+    off = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings,
+                                                                prepare_processes=0))
+    preparing = start_preparing(off, rows)
+    assert not preparing.parallel
+    return _comparable(*preparing.result())
+
+
+def test_the_pool_prepares_every_format_as_this_process_does(rows_ctx) -> None:  # noqa: ANN001
+    ctx, rows = rows_ctx
+    assert {r.format for r in rows} >= {"hl7v2", "cda", "pdf"}
+    preparing = start_preparing(ctx, rows)
+    assert preparing.parallel
+    assert {r.format for r in preparing.inline} == {"pdf"}  # OCR has its own pool
+    pooled = _comparable(*preparing.result())
+    assert [item[0] for item in pooled[0]] == sorted(item[0] for item in pooled[0])
+    assert pooled == _inline(ctx, rows)
+    assert {o.error_code for _, o in pooled[1]} >= {"UNKNOWN_FORMAT"}
+
+
+def test_a_killed_preparing_process_costs_nothing(rows_ctx) -> None:  # noqa: ANN001
+    ctx, rows = rows_ctx
+    start_preparing(ctx, rows).result()  # the pool is up
+    pool = prepare_pool._current[2]
+    preparing = start_preparing(ctx, rows)
+    for process in list(pool._processes.values()):
+        os.kill(process.pid, signal.SIGKILL)
+    assert _comparable(*preparing.result()) == _inline(ctx, rows)
+    again = start_preparing(ctx, rows)  # a new pool
+    assert again.parallel and prepare_pool._current[2] is not pool
+    assert _comparable(*again.result()) == _inline(ctx, rows)
+
+
+def test_small_batches_and_a_pool_turned_off_stay_in_this_process(rows_ctx) -> None:  # noqa: ANN001
+    ctx, rows = rows_ctx
+    assert not start_preparing(ctx, rows[:prepare_pool.MIN_ROWS - 1]).parallel
+    off = dataclasses.replace(ctx.settings, prepare_processes=0)
+    assert prepare_pool.pool_processes(off) == 0
+    auto = dataclasses.replace(ctx.settings, prepare_processes=None)
+    assert prepare_pool.pool_processes(auto) == (0 if (os.cpu_count() or 1) == 1
+                                                  else min(os.cpu_count(), 8))
