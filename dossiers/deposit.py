@@ -312,8 +312,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
-        same = _same_fact(row, facts.get((patient_id, row["fact"]), [])) \
-            if row.get("fact") else None
+        fact = row.get("fact")
+        holding = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
+        same = _same_fact(row, holding) if holding else None
         if same is not None and old is None and key not in held and same.key != key:
             # The same result through another channel (HL7v2, then inside a CDA lab report),
             # the same report scanned again: one entry, one more provenance link (level 4).
