@@ -127,12 +127,13 @@ def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
                                  where) from None
 
 
-def logical_id(msg: Message) -> str:
-    """Sender (MSH-3|MSH-4) + '|' + MSH-10: the id of the message for dedupe level 2."""
+def logical_id(msg: Message, sender: str | None = None) -> str:
+    """Sender (MSH-3|MSH-4) + '|' + MSH-10: the id of the message for dedupe level 2.
+    ``sender``: ``msg.sender`` when the caller has it already."""
     control_id = msg.control_id.strip()
     if not control_id:
         raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id", "MSH-10")
-    return f"{msg.sender}|{control_id}"
+    return f"{msg.sender if sender is None else sender}|{control_id}"
 
 
 def leaf(d: Delimiters, x: str) -> str:

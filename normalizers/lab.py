@@ -161,10 +161,10 @@ def normalize_oru(msg: Message, source: str,
                   mappings: CodeMappings | None = None) -> NormalizedMessage:
     """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings)."""
     warnings: list[str] = []
-    lid = logical_id(msg)
+    sender = msg.sender  # MSH-3|MSH-4: part of the logical id, and a mapping table candidate
+    lid = logical_id(msg, sender)
     identity = extract_identity(msg, single_pid(msg))
     groups = _groups(msg)
-    sender = f"{msg.get(msg.msh, 3)}|{msg.get(msg.msh, 4)}"
     ctx = _Ctx(msg, (source, sender), mappings, warnings)
     cisis = is_cisis(msg)
     meta = MessageMeta()
@@ -210,7 +210,7 @@ def normalize_oru(msg: Message, source: str,
             else:
                 collect_meta(msg, obx, meta, warnings)
         if with_report:
-            entries.append(_report(ctx, g, report_key, obr_code, effective, issued,
+            entries.append(_report(ctx, g, report_key, c4, obr_code, effective, issued,
                                    specimen_time, report_performer, results))
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
@@ -255,11 +255,11 @@ def _report_statuses() -> dict[str, str]:
     return column_map("report_status", "code", "status")
 
 
-def _report(ctx: _Ctx, g: _Group, key: str, obr_code: str, effective: str | None,
-            issued: str | None, specimen_time: str | None, performer: str | None,
-            results: list[Entry]) -> Entry:
+def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
+            effective: str | None, issued: str | None, specimen_time: str | None,
+            performer: str | None, results: list[Entry]) -> Entry:
+    """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
-    c4 = comps(msg, first_rep(msg, obr, 4))
     coded = resolve_code(obr_code, sub(msg, part(c4, 2), 1), sub(msg, part(c4, 3), 1),
                          sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
                          sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
