@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from json.encoder import c_make_encoder, encode_basestring_ascii
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event, func, select, text
+from sqlalchemy.engine import Dialect
 
 
 def normalize_url(url: str) -> str:
@@ -143,7 +147,8 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
     SQLAlchemy bind processors (so they read back exactly as if SQLAlchemy had written them:
     JSON text, timestamps, booleans). SQLAlchemy's own executemany spends more time building
     per-row parameters than SQLite spends inserting the rows."""
-    processors = [(i, p) for i, c in enumerate(columns)
+    processors = [(i, _json_text(p, conn.dialect) if isinstance(table.c[c].type, JSON) else p)
+                  for i, c in enumerate(columns)
                   if (p := table.c[c].type.dialect_impl(conn.dialect).bind_processor(
                       conn.dialect)) is not None]
     names = ", ".join(f'"{c}"' for c in columns)
@@ -163,3 +168,29 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
                 last[i] = (value, converted)
         data.append(tuple(vals))
     conn.exec_driver_sql(sql, data)
+
+
+_PROBE = {"b": "\u00e9\u4e2d", "a": [1.5, -0.0, None, True, 10**20, {"x": "\n\"'"}]}
+
+
+def _json_text(process: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """A JSON column's bind processor, with its common value (a plain dict: ``details``,
+    ``masking``) encoded by one reused C encoder. ``json.dumps``, which SQLAlchemy calls, sets
+    up a new encoder for each value: most of the cost of a small dict. Anything else (None,
+    lists, values the encoder refuses) goes to SQLAlchemy's processor; so does every value
+    unless the dialect serializes with plain ``json.dumps`` (the probe checks the output)."""
+    if c_make_encoder is None or getattr(dialect, "_json_serializer", None) is not None:
+        return process
+    markers: dict[int, Any] = {}
+    encode = c_make_encoder(markers, json.JSONEncoder().default, encode_basestring_ascii, None,
+                            ": ", ", ", False, False, True)
+
+    def encoded(value: Any) -> Any:  # noqa: ANN401
+        if type(value) is dict:
+            try:
+                return "".join(encode(value, 0))
+            except Exception:  # noqa: BLE001 - SQLAlchemy's processor raises it as before
+                markers.clear()
+        return process(value)
+
+    return encoded if encoded(_PROBE) == process(_PROBE) == json.dumps(_PROBE) else process

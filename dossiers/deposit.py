@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import Connection, bindparam, select, text, update
 
@@ -61,9 +62,13 @@ def fact_of(entry: Entry) -> str | None:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+@lru_cache(maxsize=4096)
 def _instant(iso: str | None) -> str | None:
     """'2025-01-13T10:47+01:00' and '2025-01-13T09:47:00Z' -> '2025-01-13T09:47Z'; a date
-    stays a date; a time without offset stays as written, to the minute."""
+    stays a date; a time without offset stays as written, to the minute.
+
+    Cached: the results of one message (and of one lab's day) share a few instants, and
+    parsing plus strftime cost more than the fact's hash."""
     if not iso:
         return None
     if len(iso) <= 10:
@@ -307,8 +312,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
-        same = _same_fact(row, facts.get((patient_id, row["fact"]), [])) \
-            if row.get("fact") else None
+        fact = row.get("fact")
+        holding = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
+        same = _same_fact(row, holding) if holding else None
         if same is not None and old is None and key not in held and same.key != key:
             # The same result through another channel (HL7v2, then inside a CDA lab report),
             # the same report scanned again: one entry, one more provenance link (level 4).

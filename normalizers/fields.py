@@ -7,6 +7,8 @@ only the components it keeps). Positions are 1-based, as in the standard.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.model import NormalizationError
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
@@ -82,15 +84,23 @@ def person_name(msg: Message, rep: str, family_at: int = 2) -> str:
 
     ``family_at`` is 2 for XCN (id^family^given^middle^suffix^prefix) and 1 for XPN.
     """
-    c = comps(msg, rep)
-    if len(c) == 1 and msg.delimiters.subcomponent in rep:  # CNN inside NDL: id&family&given
-        s = [text(msg, x) for x in rep.split(msg.delimiters.subcomponent)]
+    return _person_name(msg.delimiters, rep, family_at)
+
+
+@lru_cache(maxsize=4096)
+def _person_name(d: Delimiters, rep: str, family_at: int) -> str:
+    """``person_name`` of the raw text alone (cached: every report of a lab names the same
+    few practitioners). ``leaf`` reads a component as ``sub(msg, x, 1)`` does and a
+    subcomponent as ``text`` does."""
+    c = rep.split(d.component) if rep else []
+    if len(c) == 1 and d.subcomponent in rep:  # CNN inside NDL: id&family&given
+        s = [leaf(d, x) for x in rep.split(d.subcomponent)]
         c_id, family, given, prefix = part(s, 1), part(s, 2), part(s, 3), part(s, 6)
     else:
-        c_id = sub(msg, part(c, 1), 1) if family_at == 2 else ""
-        family = sub(msg, part(c, family_at), 1)
-        given = sub(msg, part(c, family_at + 1), 1)
-        prefix = sub(msg, part(c, family_at + 4), 1)
+        c_id = leaf(d, part(c, 1)) if family_at == 2 else ""
+        family = leaf(d, part(c, family_at))
+        given = leaf(d, part(c, family_at + 1))
+        prefix = leaf(d, part(c, family_at + 4))
     name = " ".join(x for x in (prefix, given, family) if x)
     return name or c_id
 
@@ -117,12 +127,13 @@ def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
                                  where) from None
 
 
-def logical_id(msg: Message) -> str:
-    """Sender (MSH-3|MSH-4) + '|' + MSH-10: the id of the message for dedupe level 2."""
+def logical_id(msg: Message, sender: str | None = None) -> str:
+    """Sender (MSH-3|MSH-4) + '|' + MSH-10: the id of the message for dedupe level 2.
+    ``sender``: ``msg.sender`` when the caller has it already."""
     control_id = msg.control_id.strip()
     if not control_id:
         raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id", "MSH-10")
-    return f"{msg.sender}|{control_id}"
+    return f"{msg.sender if sender is None else sender}|{control_id}"
 
 
 def leaf(d: Delimiters, x: str) -> str:

@@ -15,12 +15,13 @@ built once, dates are cached, nothing is compiled per call.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from normalizers.adt import handles, normalize_adt
-from normalizers.codes import CodeMappings, CodeResult, resolve_code
+from normalizers.codes import CodeMappings, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
@@ -160,10 +161,10 @@ def normalize_oru(msg: Message, source: str,
                   mappings: CodeMappings | None = None) -> NormalizedMessage:
     """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings)."""
     warnings: list[str] = []
-    lid = logical_id(msg)
+    sender = msg.sender  # MSH-3|MSH-4: part of the logical id, and a mapping table candidate
+    lid = logical_id(msg, sender)
     identity = extract_identity(msg, single_pid(msg))
     groups = _groups(msg)
-    sender = f"{msg.get(msg.msh, 3)}|{msg.get(msg.msh, 4)}"
     ctx = _Ctx(msg, (source, sender), mappings, warnings)
     cisis = is_cisis(msg)
     meta = MessageMeta()
@@ -209,7 +210,7 @@ def normalize_oru(msg: Message, source: str,
             else:
                 collect_meta(msg, obx, meta, warnings)
         if with_report:
-            entries.append(_report(ctx, g, report_key, obr_code, effective, issued,
+            entries.append(_report(ctx, g, report_key, c4, obr_code, effective, issued,
                                    specimen_time, report_performer, results))
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
@@ -254,11 +255,11 @@ def _report_statuses() -> dict[str, str]:
     return column_map("report_status", "code", "status")
 
 
-def _report(ctx: _Ctx, g: _Group, key: str, obr_code: str, effective: str | None,
-            issued: str | None, specimen_time: str | None, performer: str | None,
-            results: list[Entry]) -> Entry:
+def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
+            effective: str | None, issued: str | None, specimen_time: str | None,
+            performer: str | None, results: list[Entry]) -> Entry:
+    """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
-    c4 = comps(msg, first_rep(msg, obr, 4))
     coded = resolve_code(obr_code, sub(msg, part(c4, 2), 1), sub(msg, part(c4, 3), 1),
                          sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
                          sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
@@ -292,6 +293,16 @@ def _report(ctx: _Ctx, g: _Group, key: str, obr_code: str, effective: str | None
 
 
 # -- one OBX ------------------------------------------------------------------------------------
+def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
+    """``leaf(d, x)`` for values cut from ``fields``. Most segments hold no subcomponent and no
+    escape at all: then a leaf is just the text stripped, and ``str.strip`` (a C call) reads
+    it instead of a Python call per value."""
+    joined = "".join(fields)
+    if d.subcomponent in joined or d.escape in joined:
+        return partial(leaf, d)
+    return str.strip
+
+
 def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
             parent_key: str | None) -> Entry:
@@ -300,26 +311,28 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     d = msg.delimiters
     f = obx.fields
     nf = len(f)
+    lf = _leaf_reader(d, f)
     c3 = split_field(d, f[3]) if nf > 3 else [""]
     n3 = len(c3)
-    code = leaf(d, c3[0])
+    code = lf(c3[0])
     if not code:
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
-    display = leaf(d, c3[1]) if n3 > 1 else ""
-    system = leaf(d, c3[2]) if n3 > 2 else ""
-    if system == "LN" and code:
-        coded = CodeResult(code, "LN", display, True, None)
+    display = lf(c3[1]) if n3 > 1 else ""
+    system = lf(c3[2]) if n3 > 2 else ""
+    if system == "LN":  # the sender's own LOINC: nothing to resolve
+        r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
-        coded = resolve_code(code, display, system, leaf(d, c3[3]),
-                             leaf(d, c3[4]) if n3 > 4 else "", leaf(d, c3[5]) if n3 > 5 else "",
-                             source=ctx.source, mappings=ctx.mappings)
+        r_code, r_system, r_display, mapped, local = resolve_code(
+            code, display, system, lf(c3[3]), lf(c3[4]) if n3 > 4 else "",
+            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings)
     else:
-        coded = resolve_code(code, display, system, source=ctx.source, mappings=ctx.mappings)
-    sub_id = leaf(d, f[4]) if nf > 4 else ""
+        r_code, r_system, r_display, mapped, local = resolve_code(
+            code, display, system, source=ctx.source, mappings=ctx.mappings)
+    sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
-    status_code = leaf(d, f[11]).upper() if nf > 11 else ""
+    status_code = lf(f[11]).upper() if nf > 11 else ""
     if not status_code:
         # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a
         # preliminary one, and it is what a message cut in transit loses first.
@@ -327,10 +340,10 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         raise NormalizationError("OBX_NO_STATUS", f"{where}: observation result status "
                                  "(OBX-11) is missing; truncated message?", where)
     status, action = obx_status(status_code)
-    if status == "unknown" and status_code:
+    if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
-    entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=coded.code,
-                  system=coded.system, display=coded.display or None, mapped=coded.mapped,
+    entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
+                  system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
                   action=action)
     if key in ctx.keys:
@@ -338,8 +351,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
-    if coded.local:
-        lc, ls, ld = coded.local
+    if local:
+        lc, ls, ld = local
         entry.details["local_code"] = {"code": lc, "system": ls, "display": ld}
     vtype = f[2] if nf > 2 else ""
     raw5 = f[5] if nf > 5 else ""
@@ -348,23 +361,23 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     elif raw5:
         _value(ctx, obx, entry)
     else:
-        entry.value_type = leaf(d, vtype).upper() or None
+        entry.value_type = lf(vtype).upper() or None
     if nf > 6 and f[6]:
-        _unit(d, split_field(d, f[6]), entry)
+        _unit(lf, split_field(d, f[6]), entry)
     if nf > 7 and f[7]:
-        entry.reference_range = leaf(d, f[7].split(d.repetition, 1)[0]) or None
+        entry.reference_range = lf(f[7].split(d.repetition, 1)[0]) or None
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
-            flags = [leaf(d, r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
+            flags = [lf(r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
             entry.interpretation = ",".join(x for x in flags if x) or None
         else:
-            entry.interpretation = leaf(d, raw8) or None
+            entry.interpretation = lf(raw8) or None
     entry.effective = (_ts(obx, 14, d) if nf > 14 and f[14] else None) or obr_effective
     entry.issued = (_ts(obx, 19, d) if nf > 19 and f[19] else None) or obr_issued
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])
-        entry.performer = leaf(d, org[0]) or (leaf(d, org[9]) if len(org) > 9 else "") or None
+        entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
     if notes:
@@ -500,13 +513,14 @@ def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
 
 
-def _unit(d: Delimiters, c: list[str], entry: Entry) -> None:
-    """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept."""
-    sent = leaf(d, c[0]) or (leaf(d, c[1]) if len(c) > 1 else "")
+def _unit(lf: Callable[[str], str], c: list[str], entry: Entry) -> None:
+    """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept.
+    ``lf`` reads a leaf (see ``_leaf_reader``)."""
+    sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
     entry.unit_original = sent
-    if len(c) > 2 and leaf(d, c[2]).upper() == "UCUM":
+    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
         entry.unit = sent
         return
     unit, mapped = to_ucum(sent)

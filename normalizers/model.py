@@ -184,13 +184,20 @@ def check_sizes(message: NormalizedMessage) -> None:
         raise NormalizationError("FIELD_TOO_LONG", f"patient {too_long[0]} cannot be stored",
                                  "PID")
     for entry in message.entries:  # on every message: one attrgetter, no getattr per field
-        for value, limit, name in zip(_ENTRY_FIELDS(entry), _ENTRY_LIMITS, ENTRY_MAX,
-                                      strict=True):
+        for value, limit in zip(_ENTRY_FIELDS(entry), _ENTRY_LIMITS, strict=True):
             if value is not None and len(value) > limit:
-                raise NormalizationError("FIELD_TOO_LONG", f"{name} of entry "
-                                         f"{entry.source_ref or entry.type} is {len(value)} "
-                                         f"characters long, at most {limit} are stored",
-                                         entry.source_ref or "")
+                _refuse_entry(entry)
+
+
+def _refuse_entry(entry: Entry) -> None:
+    """Raise FIELD_TOO_LONG for the first field of ``entry`` over its limit. Apart from the
+    check's loop, which runs for every entry of every message and only needs the limits."""
+    for value, limit, name in zip(_ENTRY_FIELDS(entry), _ENTRY_LIMITS, ENTRY_MAX, strict=True):
+        if value is not None and len(value) > limit:
+            raise NormalizationError("FIELD_TOO_LONG", f"{name} of entry "
+                                     f"{entry.source_ref or entry.type} is {len(value)} "
+                                     f"characters long, at most {limit} are stored",
+                                     entry.source_ref or "")
 
 
 class NormalizationError(ValueError):
