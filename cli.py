@@ -888,10 +888,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pipelines.gc_tuning import tune_for_batches
     from pipelines.logs import configure_logging
 
     configure_logging()
     args = build_parser().parse_args(argv)
+    tune_for_batches()
     try:
         return args.func(args)
     except UserError as exc:

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 
 from parsers.process_lifetime import die_with_parent
+from pipelines.gc_tuning import tune_for_batches
 from pipelines.ledger import claim_batch
 from pipelines.logs import configure_logging
 from pipelines.prepare_pool import Preparing, shutdown_pool, start_preparing
@@ -113,6 +114,7 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging()
     ctx = Context.from_settings(settings, worker=name, trigger="serve")
+    tune_for_batches()
     worker = Worker(ctx, stop_event=stop_event, wake_event=wake_event)
     try:
         worker.run(parent_pid=parent)
