@@ -27,9 +27,10 @@ import multiprocessing
 import os
 import pickle
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -59,69 +60,81 @@ def pool_processes(settings: Settings) -> int:
 
 @dataclass
 class Preparing:
-    """A batch whose messages are being prepared (in the pool) or will be (inline)."""
+    """A batch whose messages are being prepared: consecutive runs of its rows, each sent to
+    the pool (a future) or kept for this process (None), in ledger order."""
 
     ctx: Context
     rows: list[Any]
-    inline: list[Any]  # rows prepared by this process when ``result`` is asked
-    futures: list[Future] = field(default_factory=list)
+    parts: list[tuple[list[Any], Future | None]]
 
     @property
     def parallel(self) -> bool:
-        return bool(self.futures)
+        return any(future is not None for _, future in self.parts)
 
-    def result(self) -> tuple[list[Prepared], Decided]:
-        """The batch's messages ready to file (in ledger order) and the outcomes already
-        decided (failed parse, quarantined...)."""
+    def chunks(self) -> Iterator[tuple[list[Prepared], Decided]]:
+        """The messages ready to file and the outcomes already decided (a parse error, a
+        quarantine...), run by run in ledger order, each as soon as it is ready: filing
+        starts before the whole batch is prepared."""
         from pipelines.process import prepare_rows
 
-        by_id = {row.id: row for row in self.rows}
+        for rows, future in self.parts:
+            if future is None:
+                yield prepare_rows(self.ctx, rows)
+                continue
+            try:
+                done, decided = future.result()
+            except Exception as exc:  # BrokenProcessPool: a worker died; else a bug
+                log.error("preparing in the pool failed (%s): %d message(s) prepared again "
+                          "in this process", type(exc).__name__, len(rows))
+                if isinstance(exc, BrokenProcessPool):
+                    _discard_pool()
+                yield prepare_rows(self.ctx, rows)
+                continue
+            by_id = {row.id: row for row in rows}
+            for item in done:
+                item.row = by_id[item.row.id]  # the ledger row, not its copy
+            yield done, decided
+
+    def result(self) -> tuple[list[Prepared], Decided]:
+        """The whole batch at once."""
         prepared: list[Prepared] = []
         decided: Decided = {}
-        pending = list(self.futures)
-        redo: list[Any] = []
-        try:
-            for future in pending:
-                done, outcomes = future.result()
-                for item in done:
-                    item.row = by_id[item.row.id]  # the ledger row, not its copy
-                prepared.extend(done)
-                decided.update(outcomes)
-        except Exception as exc:  # BrokenProcessPool: a worker died; else a bug
-            log.error("preparing in the pool failed (%s): %d message(s) prepared again in "
-                      "this process", type(exc).__name__, len(self.rows) - len(self.inline))
-            if isinstance(exc, BrokenProcessPool):
-                _discard_pool()
-            for future in pending:
-                future.cancel()
-            prepared, decided = [], {}
-            redo = [row for row in self.rows if row.format not in INLINE_FORMATS]
-        more, more_decided = prepare_rows(self.ctx, self.inline + redo)
-        prepared.extend(more)
-        decided.update(more_decided)
-        order = {row.id: n for n, row in enumerate(self.rows)}
-        prepared.sort(key=lambda item: order[item.row.id])
+        for done, outcomes in self.chunks():
+            prepared.extend(done)
+            decided.update(outcomes)
         return prepared, decided
 
 
 def start_preparing(ctx: Context, rows: list[Any]) -> Preparing:
-    """Send the batch's messages to the pool (nothing waits here), or keep them for inline
-    preparation when the pool is off or the batch small."""
+    """Send the batch's messages to the pool (nothing waits here), or keep them for
+    preparation in this process when the pool is off or the batch small."""
     processes = pool_processes(ctx.settings)
-    pooled = [row for row in rows if row.format not in INLINE_FORMATS]
-    if processes == 0 or len(pooled) < MIN_ROWS:
-        return Preparing(ctx, rows, inline=list(rows))
-    inline = [row for row in rows if row.format in INLINE_FORMATS]
+    pooled = sum(1 for row in rows if row.format not in INLINE_FORMATS)
+    if processes == 0 or pooled < MIN_ROWS:
+        return Preparing(ctx, rows, [(list(rows), None)])
+    size = max(CHUNK_MIN, -(-pooled // (2 * processes)))
     blob = _settings_blob(ctx.settings)
-    size = max(CHUNK_MIN, -(-len(pooled) // (2 * processes)))
     try:
         pool = _pool(processes)
-        futures = [pool.submit(_prepare_chunk, blob, [dict(row._mapping) for row in chunk])
-                   for chunk in (pooled[i:i + size] for i in range(0, len(pooled), size))]
-    except BrokenProcessPool:  # it died while idle: this batch inline, a new pool next time
+        parts = [(run, pool.submit(_prepare_chunk, blob, [dict(r._mapping) for r in run])
+                  if pooled_run else None) for run, pooled_run in _runs(rows, size)]
+    except BrokenProcessPool:  # it died while idle: this batch here, a new pool next time
         _discard_pool()
-        return Preparing(ctx, rows, inline=list(rows))
-    return Preparing(ctx, rows, inline=inline, futures=futures)
+        return Preparing(ctx, rows, [(list(rows), None)])
+    return Preparing(ctx, rows, parts)
+
+
+def _runs(rows: list[Any], size: int) -> Iterator[tuple[list[Any], bool]]:
+    """Consecutive runs of rows for the pool (at most ``size``) or for this process."""
+    run: list[Any] = []
+    for row in rows:
+        pooled = row.format not in INLINE_FORMATS
+        if run and (pooled != (run[-1].format not in INLINE_FORMATS) or len(run) >= size):
+            yield run, run[-1].format not in INLINE_FORMATS
+            run = []
+        run.append(row)
+    if run:
+        yield run, run[-1].format not in INLINE_FORMATS
 
 
 # -- the pool, one per process (a forked child never uses its parent's) ------------------------
@@ -179,13 +192,17 @@ _contexts: dict[bytes, Context] = {}
 
 
 def _worker_init(owner_pid: int) -> None:
-    """A preparing process ends with the process it works for (parsers/process_lifetime), and
-    logs like the service does (import ids and codes only)."""
+    """A preparing process ends with the process it works for (parsers/process_lifetime),
+    logs like the service does (import ids and codes only), and has its code imported and
+    the collector paced before the first chunk comes."""
     from parsers.process_lifetime import die_with
+    from pipelines.gc_tuning import tune_for_batches
     from pipelines.logs import configure_logging
+    from pipelines.process import prepare_rows  # noqa: F401 (imported before the freeze)
 
     die_with(owner_pid)
     configure_logging()
+    tune_for_batches()
 
 
 def _worker_context(blob: bytes) -> Context:

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -172,21 +173,18 @@ def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
     few statements for all of them, then the rest one by one, each in a savepoint (a message
     deposits all or nothing, whatever happens to the others), and record the outcomes. If the
     bulk filing fails for any reason, every message of that transaction takes the one-by-one
-    path. Returns counts per outcome status."""
+    path. Filing starts with the first messages the pool has ready. Returns counts per
+    outcome status."""
     # Reading, parsing and normalizing took no transaction: with SQLite the write lock is
     # held only while filing, so the listener's intake waits less.
-    prepared, outcomes = preparing.result()
     sources = {row.id: row.source for row in preparing.rows}
     counts: dict[str, int] = {}
-    fault_point("process.prepared")
-    # Filing in transactions of at most ``commit_every`` messages: with SQLite's single
-    # write lock, the listener's intake never waits long behind a big batch.
-    size = max(1, ctx.settings.commit_every)
-    pieces = [prepared[i:i + size] for i in range(0, len(prepared), size)] or [[]]
     with ctx.engine.connect() as conn, replayable_commits(conn):
-        for n, piece in enumerate(pieces):
+        for n, (piece, outcomes) in enumerate(_pieces(preparing, ctx.settings.commit_every)):
+            if n == 0:
+                fault_point("process.prepared")
             with begin_replayable(conn):
-                decided = dict(outcomes) if n == 0 else {}
+                decided = dict(outcomes)
                 _file_piece(ctx, conn, piece, decided)
                 append(conn, deposit_events(decided, sources))
                 fault_point("process.filed")
@@ -198,6 +196,25 @@ def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
                 fault_point("process.recorded")
             fault_point("process.committed")
     return counts
+
+
+def _pieces(preparing: Preparing, commit_every: int) -> Iterator[
+        tuple[list[Prepared], dict[int, tuple[Outcome, datetime]]]]:
+    """The batch in transactions of at most ``commit_every`` messages (with SQLite's single
+    write lock, the listener's intake never waits long behind a big batch), each with the
+    outcomes decided while preparing that are not recorded yet; filed as soon as the pool
+    has prepared them. At least one, so that a batch of failures is recorded too."""
+    size = max(1, commit_every)
+    ready: list[Prepared] = []
+    outcomes: dict[int, tuple[Outcome, datetime]] = {}
+    for done, decided in preparing.chunks():
+        ready.extend(done)
+        outcomes.update(decided)
+        while len(ready) >= size:
+            yield ready[:size], outcomes
+            ready, outcomes = ready[size:], {}
+    if ready or outcomes:
+        yield ready, outcomes
 
 
 def deposit_events(decided: dict[int, tuple[Outcome, datetime]],
