@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=500)
     parser.add_argument("--results", type=int, default=100)
     parser.add_argument("--database-url")
+    parser.add_argument("--prepare-processes", type=int, default=None,
+                        help="processes preparing batches beside the filing one (default: "
+                        "one per core; 0: everything in one process)")
     args = parser.parse_args()
 
     from samples.generate import write_patients_csv
@@ -65,11 +68,16 @@ def main() -> None:
     env = {"DMP_HOME": str(work / "home")}
     if args.database_url:
         env["DMP_DATABASE_URL"] = args.database_url
+    if args.prepare_processes is not None:
+        env["DMP_PREPARE_PROCESSES"] = str(args.prepare_processes)
     ctx = Context.from_settings(load_settings(env=env))
     write_patients_csv(work / "patients.csv", patients)
     with open(work / "patients.csv", encoding="utf-8") as fh:
         create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
 
+    from pipelines.gc_tuning import tune_for_batches
+
+    tune_for_batches()  # as `dmp-ingest` does
     items = [Received(d, "bench", "file", file_name=f"{i}.xml") for i, d in enumerate(docs)]
     t_intake = timed("intake (archive + ledger)", n, lambda: intake(ctx.engine, ctx.archive,
                                                                       items))

@@ -43,6 +43,9 @@ def main() -> None:
                         help="time hl7apy on the first N messages only (about 30/s: the "
                         "whole file takes minutes); its rate is what is compared")
     parser.add_argument("--with-prefect", action="store_true")
+    parser.add_argument("--prepare-processes", type=int, default=None,
+                        help="processes preparing batches beside the filing one (default: "
+                        "one per core; 0: everything in one process)")
     args = parser.parse_args()
 
     from samples.generate import write_bulk
@@ -90,6 +93,7 @@ def main() -> None:
     timed("parse + normalize", count, parse_normalize)
 
     from pipelines.dossier_admin import DossierInput, create_dossiers
+    from pipelines.gc_tuning import tune_for_batches
     from pipelines.intake import Received, intake
     from pipelines.process import Context, drain
     from pipelines.settings import load_settings
@@ -98,12 +102,15 @@ def main() -> None:
     env = {"DMP_HOME": str(home), "DMP_MAPPINGS_DIR": str(work / "data" / "mappings")}
     if args.database_url:
         env["DMP_DATABASE_URL"] = args.database_url
+    if args.prepare_processes is not None:
+        env["DMP_PREPARE_PROCESSES"] = str(args.prepare_processes)
     ctx = Context.from_settings(load_settings(env=env))
     import csv
 
     with open(work / "data" / "patients.csv", encoding="utf-8") as fh:
         create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
 
+    tune_for_batches()  # as `dmp-ingest` does
     t_intake = timed("intake (split, archive+fsync, ledger commit)", count, lambda: intake(
         ctx.engine, ctx.archive, [Received(data=data, source="bench", channel="file")]))
     totals: dict[str, int] = {}
