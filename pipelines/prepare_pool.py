@@ -43,7 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("dmp.process")
 
 MIN_ROWS = 32  # a batch smaller than this is prepared inline
-CHUNK_MIN = 16  # rows per task sent to a pool worker, at least
+CHUNK_MIN = 8  # rows per task sent to a pool worker, at least
+# Tasks per preparing process and batch: small enough that filing starts soon after the
+# batch is handed over (a CR-BIO document takes about 8 ms to prepare), large enough that
+# the round trip per task stays small beside the work.
+CHUNKS_PER_PROCESS = 4
 INLINE_FORMATS = frozenset({"pdf"})
 
 Decided = dict[int, tuple["Outcome", datetime]]
@@ -66,6 +70,7 @@ class Preparing:
     ctx: Context
     rows: list[Any]
     parts: list[tuple[list[Any], Future | None]]
+    _next: int = 0  # the part ``chunks`` reads next
 
     @property
     def parallel(self) -> bool:
@@ -77,7 +82,8 @@ class Preparing:
         starts before the whole batch is prepared."""
         from pipelines.process import prepare_rows
 
-        for rows, future in self.parts:
+        for n, (rows, future) in enumerate(self.parts):
+            self._next = n + 1
             if future is None:
                 yield prepare_rows(self.ctx, rows)
                 continue
@@ -94,6 +100,14 @@ class Preparing:
             for item in done:
                 item.row = by_id[item.row.id]  # the ledger row, not its copy
             yield done, decided
+
+    def ready_ahead(self) -> bool:
+        """Whether ``chunks`` would yield its next part without waiting for the pool: the
+        filing process files what it has instead of waiting idle."""
+        if self._next >= len(self.parts):
+            return True
+        future = self.parts[self._next][1]
+        return future is None or future.done()
 
     def result(self) -> tuple[list[Prepared], Decided]:
         """The whole batch at once."""
@@ -112,7 +126,7 @@ def start_preparing(ctx: Context, rows: list[Any]) -> Preparing:
     pooled = sum(1 for row in rows if row.format not in INLINE_FORMATS)
     if processes == 0 or pooled < MIN_ROWS:
         return Preparing(ctx, rows, [(list(rows), None)])
-    size = max(CHUNK_MIN, -(-pooled // (2 * processes)))
+    size = max(CHUNK_MIN, -(-pooled // (CHUNKS_PER_PROCESS * processes)))
     blob = _settings_blob(ctx.settings)
     try:
         pool = _pool(processes)

@@ -203,7 +203,8 @@ def _pieces(preparing: Preparing, commit_every: int) -> Iterator[
     """The batch in transactions of at most ``commit_every`` messages (with SQLite's single
     write lock, the listener's intake never waits long behind a big batch), each with the
     outcomes decided while preparing that are not recorded yet; filed as soon as the pool
-    has prepared them. At least one, so that a batch of failures is recorded too."""
+    has prepared them, in a smaller transaction when the pool is behind (rather than wait
+    idle). At least one, so that a batch of failures is recorded too."""
     size = max(1, commit_every)
     ready: list[Prepared] = []
     outcomes: dict[int, tuple[Outcome, datetime]] = {}
@@ -213,6 +214,9 @@ def _pieces(preparing: Preparing, commit_every: int) -> Iterator[
         while len(ready) >= size:
             yield ready[:size], outcomes
             ready, outcomes = ready[size:], {}
+        if ready and not preparing.ready_ahead():  # file these while the pool works
+            yield ready, outcomes
+            ready, outcomes = [], {}
     if ready or outcomes:
         yield ready, outcomes
 
