@@ -9,8 +9,10 @@ traffic, ORU^R01 with 5 to 30 OBX), creates its patients' dossiers, then runs th
 (`dmp-ingest ingest FILE`, through the Prefect flow, into a fresh SQLite store) as a child
 process and reads its peak resident memory from the kernel (``wait4``'s ru_maxrss: the
 child's high-water mark; the Prefect server it starts is a process of its own, measured
-apart as the largest of the grandchildren). ``--intake-only`` measures the intake alone
-(archive, split, ledger) in a child calling pipelines/ directly.
+apart as the largest of the grandchildren), and samples the whole process tree: the
+preparing pool's processes (pipelines/prepare_pool.py) count in the ingest's memory.
+``--intake-only`` measures the intake alone (archive, split, ledger) in a child calling
+pipelines/ directly.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,20 +42,80 @@ print(f"{len(result.message_ids)} message rows")
 """
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS of the child in bytes, of its largest descendant, output)."""
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def _pss(pid: int) -> tuple[int, bool]:
+    """(proportional set size in bytes, whether it is one of the ingest's own processes:
+    the command itself, its preparing pool and their forkserver, not the Prefect server)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            kb = next(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read()
+    except (OSError, StopIteration, ValueError):
+        return 0, False
+    return kb * 1024, b"multiprocessing" in cmd or b"cli" in cmd
+
+
+class TreeSampler(threading.Thread):
+    """Every half second, the memory of the whole process tree (PSS, so that the pages
+    forked processes share are counted once): the peak of the ingest's own processes
+    (the command, its preparing processes, their forkserver) and of everything."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.own, self.all, self.root_hwm = root, 0, 0, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            try:  # the command's own high-water mark (wait4's includes the children it reaped)
+                with open(f"/proc/{self.root}/status", encoding="ascii") as fh:
+                    kb = next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
+                self.root_hwm = max(self.root_hwm, kb * 1024)
+            except (OSError, StopIteration, ValueError):
+                pass
+            sizes = [_pss(pid) for pid in _tree(self.root)]
+            self.own = max(self.own, sum(size for size, own in sizes if own))
+            self.all = max(self.all, sum(size for size, _ in sizes))
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, str,
+                                                                    TreeSampler]:
+    """(wall seconds, peak RSS of the child in bytes, of its largest descendant, output,
+    the tree's peaks)."""
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
+    sampler = TreeSampler(child.pid)
+    sampler.start()
     assert child.stdout is not None
     output = child.stdout.read().decode(errors="replace")
+    sampler.done.set()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     import resource
 
     descendants = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return wall, usage.ru_maxrss * 1024, descendants, output
+    return wall, usage.ru_maxrss * 1024, descendants, output, sampler
 
 
 def main() -> None:
@@ -90,12 +153,17 @@ def main() -> None:
     else:
         command = [sys.executable, "-m", "cli", "ingest", "--source", "bench", str(batch)]
         label = "dmp-ingest ingest (intake + processing, Prefect flow)"
-    wall, peak, largest, output = run_measured(command, env)
+    wall, peak, largest, output, tree = run_measured(command, env)
     lines = output.strip().splitlines()
     print(f"{label}: {wall:,.0f} s wall, {count / wall:,.0f} messages/s")
     print(f"peak RSS of the ingest process: {peak / 1e6:,.0f} MB "
           f"({peak / size * 100:.0f}% of the file); largest process of the run: "
           f"{largest / 1e6:,.0f} MB")
+    print(f"peak RSS of the command's own process (VmHWM, last sample): "
+          f"{tree.root_hwm / 1e6:,.0f} MB")
+    print(f"peak of the sum over processes (PSS, sampled every 0.5 s): the ingest's own "
+          f"(command, preparing pool, forkserver) {tree.own / 1e6:,.0f} MB; everything, "
+          f"Prefect's server included, {tree.all / 1e6:,.0f} MB")
     print("output: " + ("\n".join(lines[-12:]) if lines else "(none)"))
     if not args.keep and not args.reuse:
         shutil.rmtree(work, ignore_errors=True)
