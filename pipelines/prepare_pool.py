@@ -154,16 +154,19 @@ def _runs(rows: list[Any], size: int) -> Iterator[tuple[list[Any], bool]]:
 # -- the pool, one per process (a forked child never uses its parent's) ------------------------
 _lock = threading.Lock()
 _current: tuple[int, int, ProcessPoolExecutor] | None = None  # (owner pid, size, pool)
-_blobs: dict[int, bytes] = {}
+_blob: tuple[Settings, bytes] | None = None
 
 
 def _settings_blob(settings: Settings) -> bytes:
-    key = id(settings)
-    blob = _blobs.get(key)
-    if blob is None:
-        blob = pickle.dumps(settings)
-        _blobs.clear()  # one settings object per process in practice
-        _blobs[key] = blob
+    """The settings pickled once (a process has one settings object in practice); the
+    object is kept with its pickle, so that another one at the same address after it was
+    freed is never taken for it."""
+    global _blob
+    cached = _blob
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    blob = pickle.dumps(settings)
+    _blob = (settings, blob)
     return blob
 
 
