@@ -675,7 +675,11 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         stored = held_entries(conn, {(pid, k) for item, pid, _ in filing for k in item.keys})
         facts = held_facts(conn, {(pid, f) for item, pid, _ in filing for f in item.facts})
         children = held_children(conn, stored)
-        plans = [plan_deposit(stored, patient_id=pid, import_id=item.row.id,
+        # plan_deposit reads every stored version it is given: one patient's, not the batch's
+        by_patient: dict[int, dict[tuple[int, str], list]] = {}
+        for pair, versions in stored.items():
+            by_patient.setdefault(pair[0], {})[pair] = versions
+        plans = [plan_deposit(by_patient.get(pid, {}), patient_id=pid, import_id=item.row.id,
                               source=item.row.source, items=item.items, facts=facts,
                               children=children, item_facts=item.item_facts)
                  for item, pid, _ in filing]
