@@ -79,6 +79,21 @@ def _base() -> CodeMappings:
     return base
 
 
+def tables_version(extra_dir: Path | None = None) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the per-source tables on disk (name, size, modification time of each
+    CSV): two processes that read the same version have the same tables."""
+    if extra_dir is None:
+        return ()
+    version = []
+    for path in sorted(Path(extra_dir).glob("*.csv")):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        version.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(version)
+
+
 def load_mappings(extra_dir: Path | None = None) -> CodeMappings:
     """The shipped table plus every ``*.csv`` in ``extra_dir`` (sorted by name; a file without
     a 'source' column applies to the source named like the file). Call once, keep the result.

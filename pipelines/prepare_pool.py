@@ -90,8 +90,9 @@ class Preparing:
             try:
                 done, decided = future.result()
             except Exception as exc:  # BrokenProcessPool: a worker died; else a bug
-                log.error("preparing in the pool failed (%s): %d message(s) prepared again "
-                          "in this process", type(exc).__name__, len(rows))
+                level = logging.INFO if isinstance(exc, TablesChanged) else logging.ERROR
+                log.log(level, "preparing in the pool failed (%s): %d message(s) prepared "
+                        "again in this process", type(exc).__name__, len(rows))
                 if isinstance(exc, BrokenProcessPool):
                     _discard_pool()
                 yield prepare_rows(self.ctx, rows)
@@ -127,7 +128,7 @@ def start_preparing(ctx: Context, rows: list[Any]) -> Preparing:
     if processes == 0 or pooled < MIN_ROWS:
         return Preparing(ctx, rows, [(list(rows), None)])
     size = max(CHUNK_MIN, -(-pooled // (CHUNKS_PER_PROCESS * processes)))
-    blob = _settings_blob(ctx.settings)
+    blob = _context_blob(ctx)
     try:
         pool = _pool(processes)
         parts = [(run, pool.submit(_prepare_chunk, blob, [dict(r._mapping) for r in run])
@@ -154,20 +155,24 @@ def _runs(rows: list[Any], size: int) -> Iterator[tuple[list[Any], bool]]:
 # -- the pool, one per process (a forked child never uses its parent's) ------------------------
 _lock = threading.Lock()
 _current: tuple[int, int, ProcessPoolExecutor] | None = None  # (owner pid, size, pool)
-_blob: tuple[Settings, bytes] | None = None
+_blob: tuple[Context, bytes] | None = None
 
 
-def _settings_blob(settings: Settings) -> bytes:
-    """The settings pickled once (a process has one settings object in practice); the
-    object is kept with its pickle, so that another one at the same address after it was
-    freed is never taken for it."""
+def _context_blob(ctx: Context) -> bytes:
+    """What a preparing process needs to act as ``ctx``: its settings and the version of its
+    code tables, pickled once per context (the context is kept with its pickle, so that
+    another one at the same address after it was freed is never taken for it)."""
     global _blob
     cached = _blob
-    if cached is not None and cached[0] is settings:
+    if cached is not None and cached[0] is ctx:
         return cached[1]
-    blob = pickle.dumps(settings)
-    _blob = (settings, blob)
+    blob = pickle.dumps((ctx.settings, ctx.tables[0]))
+    _blob = (ctx, blob)
     return blob
+
+
+class TablesChanged(RuntimeError):
+    """The code tables on disk are not the version the filing process normalizes with."""
 
 
 def _pool(processes: int) -> ProcessPoolExecutor:
@@ -224,16 +229,20 @@ def _worker_init(owner_pid: int) -> None:
 
 def _worker_context(blob: bytes) -> Context:
     """The context of a preparing process: settings, archive and code tables; no store
-    (preparing never reads or writes it)."""
+    (preparing never reads or writes it). Its tables must be the version the filing process
+    uses: if they changed on disk in between, TablesChanged, and that process prepares the
+    chunk itself."""
     ctx = _contexts.get(blob)
     if ctx is None:
         from pipelines.archive import open_archive
         from pipelines.process import Context
 
-        settings = pickle.loads(blob)
+        settings, version = pickle.loads(blob)
         ctx = Context(settings=settings, engine=None,  # type: ignore[arg-type]
                       archive=open_archive(settings.archive_url, settings.s3_endpoint_url),
                       worker="prepare")
+        if ctx.tables[0] != version:
+            raise TablesChanged("the code tables changed on disk")
         _contexts.clear()
         _contexts[blob] = ctx
     return ctx

@@ -51,7 +51,7 @@ from dossiers.patients import (
 )
 from dossiers.schema import imports, logical_messages
 from normalizers.cda import normalize_cda
-from normalizers.codes import load_mappings
+from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.lab import normalize_message
 from normalizers.model import Entry, NormalizationError, NormalizedMessage
 from parsers.cda import CdaParseError, parse_cda
@@ -97,8 +97,15 @@ class Context:
     trigger: str = "ingest"
 
     @cached_property
-    def mappings(self):  # noqa: ANN201
-        return load_mappings(self.settings.mappings_dir)
+    def tables(self) -> tuple[tuple, CodeMappings]:
+        """The code tables, loaded once per context, and the version read (the preparing
+        processes must normalize with the same tables: pipelines/prepare_pool.py)."""
+        version = tables_version(self.settings.mappings_dir)
+        return version, load_mappings(self.settings.mappings_dir)
+
+    @property
+    def mappings(self) -> CodeMappings:
+        return self.tables[1]
 
     @classmethod
     def from_settings(cls, settings: Settings, **kw) -> Context:  # noqa: ANN003

@@ -277,7 +277,7 @@ def test_store_outage_mid_batch_defers_claimed_rows(ctx, monkeypatch) -> None:  
     def down(*_a, **_k) -> None:  # noqa: ANN002, ANN003
         raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
 
-    monkeypatch.setattr(resilient, "process_claimed", down)
+    monkeypatch.setattr(resilient, "file_prepared", down)
     assert resilient.process_or_defer(ctx, claimed) == {"retry": 1}
     info = show_import(ctx.engine, claimed[0])
     assert (info["status"], info["error_code"], info["retries"]) == (
@@ -287,7 +287,7 @@ def test_store_outage_mid_batch_defers_claimed_rows(ctx, monkeypatch) -> None:  
     def bug(*_a, **_k) -> None:  # noqa: ANN002, ANN003
         raise KeyError("a bug, not an outage")
 
-    monkeypatch.setattr(resilient, "process_claimed", bug)
+    monkeypatch.setattr(resilient, "file_prepared", bug)
     with pytest.raises(KeyError):
         resilient.process_or_defer(ctx, claimed)
 
