@@ -217,6 +217,7 @@ def _worker_init(owner_pid: int) -> None:
     """A preparing process ends with the process it works for (parsers/process_lifetime),
     logs like the service does (import ids and codes only), and has its code imported and
     the collector paced before the first chunk comes."""
+    from parsers.pdf import ocr_in_this_process
     from parsers.process_lifetime import die_with
     from pipelines.gc_tuning import tune_for_batches
     from pipelines.logs import configure_logging
@@ -224,6 +225,7 @@ def _worker_init(owner_pid: int) -> None:
 
     die_with(owner_pid)
     configure_logging()
+    ocr_in_this_process()  # a PDF inside an HL7 message: read here, no pool in the pool
     tune_for_batches()
 
 

@@ -9,9 +9,11 @@ facts, warnings, and the outcomes decided before filing.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,20 @@ def _inputs() -> list[Received]:
                    if p.is_file() and p.suffix in (".hl7", ".xml", ".pdf"))
     received = [Received(p.read_bytes(), "samples", "file", file_name=p.name) for p in files]
     received += [Received(b, "samples", "file", file_name=f"bad{i}") for i, b in enumerate(BAD)]
+    received.append(Received(_mdm_with_scan(), "samples", "file", file_name="mdm-scan.hl7"))
     assert len(received) >= prepare_pool.MIN_ROWS
     return received
+
+
+def _mdm_with_scan() -> bytes:
+    """An MDM carrying a scanned PDF of 3 pages: read by OCR while the message is normalized,
+    in the preparing process (with an OCR pool of its own, it could not exit)."""
+    from tests.test_documents_normalizer import mdm
+
+    pdf = (SAMPLES / "pdf" / "08_irm_pelvienne_K8_scan_3pages.pdf").read_bytes()
+    text = mdm("T02", "F", base64.b64encode(pdf).decode()).replace(
+        "^text^XML^Base64^", "^AP^PDF^Base64^")
+    return text.encode()
 
 
 @pytest.fixture
@@ -95,3 +109,14 @@ def test_small_batches_and_a_pool_turned_off_stay_in_this_process(rows_ctx) -> N
     auto = dataclasses.replace(ctx.settings, prepare_processes=None)
     assert prepare_pool.pool_processes(auto) == (0 if (os.cpu_count() or 1) == 1
                                                   else min(os.cpu_count(), 8))
+
+
+def test_the_pool_stops_even_after_reading_pdfs_inside_messages(rows_ctx) -> None:  # noqa: ANN001
+    """A preparing process reads a PDF carried in an HL7 message itself: an OCR pool inside
+    it would keep it from exiting (a multiprocessing child waits for its children)."""
+    ctx, rows = rows_ctx
+    start_preparing(ctx, rows).result()
+    stopping = threading.Thread(target=prepare_pool.shutdown_pool, daemon=True)
+    stopping.start()
+    stopping.join(60)
+    assert not stopping.is_alive(), "the preparing processes did not stop"

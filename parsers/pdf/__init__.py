@@ -347,11 +347,23 @@ def _workers_can_start() -> bool:
     return main_file is None or os.path.exists(main_file)
 
 
+_pool_allowed = True
+
+
+def ocr_in_this_process() -> None:
+    """Never start an OCR pool in this process: for a process that is itself one of a pool's
+    workers (pipelines/prepare_pool.py). The cores are its pool's already, and a pool inside
+    it would have to be stopped before it can exit (a multiprocessing child waits for its
+    own children), which its pool's shutdown does not do."""
+    global _pool_allowed
+    _pool_allowed = False
+
+
 def _ocr_pages(data: bytes, indexes: list[int], limits: PdfLimits, deadline: float,
                wall_deadline: float) -> list[Page]:
     args = (limits.dpi, limits.lang, limits.page_timeout_seconds, wall_deadline)
     workers = min(limits.processes or _cpu_count(), len(indexes))
-    if workers <= 1 or not _workers_can_start():  # inline: no pool start-up, no copy
+    if workers <= 1 or not _pool_allowed or not _workers_can_start():  # inline
         out = []
         for index in indexes:
             _check_deadline(deadline, limits, index)
