@@ -15,14 +15,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, or_, select
+from sqlalchemy import Engine, bindparam, func, insert, or_, select
 
+from dossiers.db import allocate_ids, bulk_insert
 from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import split_batch
 from pipelines.archive import Archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
+
+# The columns of a message row (the others are NULL or their scalar default), and the
+# level-1 dedupe lookup: both fixed, so that a group's rows go to the driver as one
+# executemany (SQLite) or COPY (PostgreSQL) with ids allocated first (dossiers.db), without
+# SQLAlchemy building and compiling statements per group.
+_COLUMNS = ["id", "source", "channel", "peer", "file_name", "received_at", "format",
+            "entries_count", "duplicates_count", "attempts", "updated_at", "batch_of", "part",
+            "duplicate_of", "error_code", "error_message", "claimed_by", "claimed_until",
+            "sha256", "size", "warnings", "status", "stage"]
+_FIRST_SEEN = (select(imports.c.source, imports.c.sha256, func.min(imports.c.id))
+               .where(imports.c.sha256.in_(bindparam("shas", expanding=True)),
+                      imports.c.status != SPLIT,
+                      # refused at intake (unknown sender...): never an original
+                      or_(imports.c.status != FAILED, imports.c.stage != "intake"))
+               .group_by(imports.c.source, imports.c.sha256))
 
 
 @dataclass(slots=True)
@@ -112,8 +128,10 @@ def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = 
 def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
             lease_seconds: int) -> list[IntakeResult]:
     """The ledger rows of a group: batch rows first (their ids are the messages' batch_of),
-    then every message row in one multi-row insert, then the in-group repeats (whose
-    duplicate_of is a row of the same group). Level-1 dedupe is one query for the group."""
+    then every message row and, after them, the in-group repeats (whose duplicate_of is a row
+    of the same group) in one bulk insert with ids allocated beforehand (the ids they got from
+    the two ``INSERT ... RETURNING`` this replaced, in the same order). Level-1 dedupe is one
+    query for the group."""
     results = [IntakeResult() for _ in prepared]
     bases = []
     for (item, fmt, _, problems, whole), result in zip(prepared, results, strict=True):
@@ -137,17 +155,7 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
 
     wanted = {(item.source, sha) for item, _, hashed, _, _ in prepared
               if item.rejection is None for sha, _ in hashed}
-    first_seen: dict[tuple[str, str], int] = {}
-    if wanted:
-        for source, sha, first in conn.execute(
-                select(imports.c.source, imports.c.sha256, func.min(imports.c.id))
-                .where(imports.c.sha256.in_({sha for _, sha in wanted}),
-                       imports.c.status != SPLIT,
-                       # refused at intake (unknown sender...): never an original
-                       or_(imports.c.status != FAILED, imports.c.stage != "intake"))
-                .group_by(imports.c.source, imports.c.sha256)):
-            if (source, sha) in wanted:
-                first_seen[(source, sha)] = first
+    first_seen = _first_seen(conn, wanted)
 
     rows: list[dict] = []  # (result index, row) in arrival order
     owners: list[int] = []
@@ -174,29 +182,35 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
                 in_group.add(key)
             rows.append(row)
             owners.append(n)
-    for n, row, new_id in zip(owners, rows, _insert_many(conn, rows), strict=True):
+    ids = allocate_ids(conn, imports, len(rows) + len(repeats))
+    for n, row, new_id in zip(owners, rows, ids, strict=False):
+        row["id"] = new_id
         results[n].message_ids.append(new_id)
         if row["status"] == PROCESSING:
             results[n].claimed_ids.append(new_id)
         key = (row["source"], row["sha256"])
         if row["status"] != FAILED:
             first_seen.setdefault(key, new_id)
-    for _, row, key in repeats:
+    for (n, row, key), new_id in zip(repeats, ids[len(rows):], strict=True):
         original = first_seen[key]
-        row.update(status=DUPLICATE, stage="intake", duplicate_of=original,
+        row.update(id=new_id, status=DUPLICATE, stage="intake", duplicate_of=original,
                    error_message=f"same bytes as import {original} from this source")
-    for (n, _, _), new_id in zip(repeats, _insert_many(conn, [r for _, r, _ in repeats]),
-                                 strict=True):
         results[n].message_ids.append(new_id)
         results[n].repeats += 1
+    # originals before their repeats: a repeat's duplicate_of is written before it
+    bulk_insert(conn, imports, rows + [r for _, r, _ in repeats], columns=_COLUMNS)
     fault_point("intake.uncommitted")
     return results
 
 
-def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
-    """Ids of rows inserted with one multi-row statement, in the order given."""
-    if not rows:
-        return []
-    return list(conn.execute(insert(imports).returning(imports.c.id,
-                                                       sort_by_parameter_order=True),
-                             rows).scalars())
+def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:  # noqa: ANN001
+    """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. One
+    statement built once (its expanding IN makes every call a compiled-cache hit): building
+    the expression per group cost more than running it."""
+    first_seen: dict[tuple[str, str], int] = {}
+    if wanted:
+        for source, sha, first in conn.execute(_FIRST_SEEN,
+                                               {"shas": sorted({sha for _, sha in wanted})}):
+            if (source, sha) in wanted:
+                first_seen[(source, sha)] = first
+    return first_seen
