@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import Engine, bindparam, func, insert, or_, select
 
-from dossiers.db import allocate_ids, bulk_insert
 from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import split_batch
@@ -25,10 +25,9 @@ from pipelines.archive import Archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
 
-# The columns of a message row (the others are NULL or their scalar default), and the
-# level-1 dedupe lookup: both fixed, so that a group's rows go to the driver as one
-# executemany (SQLite) or COPY (PostgreSQL) with ids allocated first (dossiers.db), without
-# SQLAlchemy building and compiling statements per group.
+# The columns of a message row (the others are NULL or their scalar default) and the
+# level-1 dedupe lookup, fixed once: on SQLite both go to sqlite3 as text (see _insert_many);
+# SQLAlchemy building and compiling them per group cost the listener more than SQLite did.
 _COLUMNS = ["id", "source", "channel", "peer", "file_name", "received_at", "format",
             "entries_count", "duplicates_count", "attempts", "updated_at", "batch_of", "part",
             "duplicate_of", "error_code", "error_message", "claimed_by", "claimed_until",
@@ -39,6 +38,9 @@ _FIRST_SEEN = (select(imports.c.source, imports.c.sha256, func.min(imports.c.id)
                       # refused at intake (unknown sender...): never an original
                       or_(imports.c.status != FAILED, imports.c.stage != "intake"))
                .group_by(imports.c.source, imports.c.sha256))
+_FIRST_SEEN_SQLITE = ("SELECT source, sha256, min(id) FROM imports WHERE sha256 IN ({}) "
+                      "AND status != ? AND (status != ? OR stage != ?) "
+                      "GROUP BY source, sha256")
 
 
 @dataclass(slots=True)
@@ -128,10 +130,8 @@ def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = 
 def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
             lease_seconds: int) -> list[IntakeResult]:
     """The ledger rows of a group: batch rows first (their ids are the messages' batch_of),
-    then every message row and, after them, the in-group repeats (whose duplicate_of is a row
-    of the same group) in one bulk insert with ids allocated beforehand (the ids they got from
-    the two ``INSERT ... RETURNING`` this replaced, in the same order). Level-1 dedupe is one
-    query for the group."""
+    then every message row in one insert, then the in-group repeats (whose duplicate_of is a
+    row of the same group). Level-1 dedupe is one query for the group."""
     results = [IntakeResult() for _ in prepared]
     bases = []
     for (item, fmt, _, problems, whole), result in zip(prepared, results, strict=True):
@@ -182,35 +182,85 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
                 in_group.add(key)
             rows.append(row)
             owners.append(n)
-    ids = allocate_ids(conn, imports, len(rows) + len(repeats))
-    for n, row, new_id in zip(owners, rows, ids, strict=False):
-        row["id"] = new_id
+    for n, row, new_id in zip(owners, rows, _insert_many(conn, rows), strict=True):
         results[n].message_ids.append(new_id)
         if row["status"] == PROCESSING:
             results[n].claimed_ids.append(new_id)
         key = (row["source"], row["sha256"])
         if row["status"] != FAILED:
             first_seen.setdefault(key, new_id)
-    for (n, row, key), new_id in zip(repeats, ids[len(rows):], strict=True):
+    for _, row, key in repeats:
         original = first_seen[key]
-        row.update(id=new_id, status=DUPLICATE, stage="intake", duplicate_of=original,
+        row.update(status=DUPLICATE, stage="intake", duplicate_of=original,
                    error_message=f"same bytes as import {original} from this source")
+    for (n, _, _), new_id in zip(repeats, _insert_many(conn, [r for _, r, _ in repeats]),
+                                 strict=True):
         results[n].message_ids.append(new_id)
         results[n].repeats += 1
-    # originals before their repeats: a repeat's duplicate_of is written before it
-    bulk_insert(conn, imports, rows + [r for _, r, _ in repeats], columns=_COLUMNS)
     fault_point("intake.uncommitted")
     return results
 
 
 def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:  # noqa: ANN001
-    """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. One
-    statement built once (its expanding IN makes every call a compiled-cache hit): building
-    the expression per group cost more than running it."""
+    """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. On
+    SQLite the statement goes to sqlite3 as text; elsewhere it is built once (its expanding
+    IN makes every call a compiled-cache hit). Building the expression and its execution
+    context per group cost the listener more than running the query."""
     first_seen: dict[tuple[str, str], int] = {}
-    if wanted:
-        for source, sha, first in conn.execute(_FIRST_SEEN,
-                                               {"shas": sorted({sha for _, sha in wanted})}):
-            if (source, sha) in wanted:
-                first_seen[(source, sha)] = first
+    if not wanted:
+        return first_seen
+    shas = sorted({sha for _, sha in wanted})
+    if conn.dialect.name == "sqlite":
+        found = conn.connection.dbapi_connection.execute(
+            _FIRST_SEEN_SQLITE.format(", ".join("?" * len(shas))),
+            [*shas, SPLIT, FAILED, "intake"])
+    else:
+        found = conn.execute(_FIRST_SEEN, {"shas": shas})
+    for source, sha, first in found:
+        if (source, sha) in wanted:
+            first_seen[(source, sha)] = first
     return first_seen
+
+
+def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
+    """Ids of rows inserted with one statement, in the order given. SQLite: ids allocated
+    after the highest (as dossiers.db.allocate_ids does: every transaction here holds the
+    write lock from BEGIN IMMEDIATE), then one executemany straight to sqlite3, values
+    converted by the columns' own bind processors (looked up once per dialect), so they read
+    back exactly as if SQLAlchemy had written them ('null' for a None JSON, timestamps as
+    text). SQLAlchemy's multi-row ``INSERT ... RETURNING`` cost the listener more per group
+    than SQLite's commit. Elsewhere that statement, as before."""
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(insert(imports).returning(imports.c.id,
+                                                           sort_by_parameter_order=True),
+                                 rows).scalars())
+    dbapi = conn.connection.dbapi_connection
+    (start,), = dbapi.execute("SELECT coalesce(max(id), 0) FROM imports").fetchall()
+    ids = list(range(start + 1, start + len(rows) + 1))
+    sql, columns, processors = _sqlite_insert(conn.dialect)
+    values = []
+    for row, new_id in zip(rows, ids, strict=True):
+        vals = [row.get(c, default) for c, default in columns]
+        vals[0] = new_id
+        for i, process in processors:
+            vals[i] = process(vals[i])
+        values.append(vals)
+    dbapi.executemany(sql, values)
+    return ids
+
+
+@lru_cache(maxsize=8)  # one per engine in use
+def _sqlite_insert(dialect) -> tuple[str, list, list]:  # noqa: ANN001
+    """(INSERT statement, [(column, default)], [(index, bind processor)]) for message rows:
+    ``_COLUMNS`` and the columns with a scalar default (as SQLAlchemy's insert applies it)."""
+    columns = [(c, None) for c in _COLUMNS] + [
+        (c.name, c.default.arg) for c in imports.columns
+        if c.name not in _COLUMNS and c.default is not None and c.default.is_scalar]
+    processors = [(i, p) for i, (c, _) in enumerate(columns)
+                  if (p := imports.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+                  is not None]
+    names = ", ".join(f'"{c}"' for c, _ in columns)
+    sql = f'INSERT INTO imports ({names}) VALUES ({", ".join("?" * len(columns))})'
+    return sql, columns, processors
