@@ -106,18 +106,64 @@ def archive_group(archive: Archive, items: Iterable[Received]) -> Archived:
     prepared = []
     blobs: dict[str, bytes] = {}
     for item in items:
-        fmt, parts, problems = _split(item)
-        hashed = [(sha256_hex(p), p) for p in parts]
-        for sha, p in hashed:
-            blobs[sha] = p
-        whole = None
-        if len(parts) > 1 or problems:
-            whole = sha256_hex(item.data)
-            blobs[whole] = item.data
-        prepared.append((item, fmt, hashed, problems, whole))
+        part, item_blobs = split_item(item)
+        blobs.update(item_blobs)
+        prepared.append(part)
     archive.put_many(list(blobs.items()))
     fault_point("intake.archived")
     return Archived(prepared)
+
+
+def split_item(item: Received) -> tuple[tuple, list[tuple[str, bytes]]]:
+    """One input cut into messages and hashed: its part of an ``Archived`` group and the
+    (sha256, bytes) blobs to store (the whole input too when it held several messages)."""
+    fmt, parts, problems = _split(item)
+    hashed = [(sha256_hex(p), p) for p in parts]
+    blobs = list(hashed)
+    whole = None
+    if len(parts) > 1 or problems:
+        whole = sha256_hex(item.data)
+        blobs.append((whole, item.data))
+    return (item, fmt, hashed, problems, whole), blobs
+
+
+@dataclass(slots=True)
+class Staged:
+    """One input split, hashed and, when the archive can (``DirectoryArchive.write_many``),
+    written to it but not yet durable: ``archive_staged`` makes a group of them durable."""
+
+    part: tuple
+    blobs: list[tuple[str, bytes]]
+    written: bool
+
+
+def stage(archive: Archive, item: Received) -> Staged:
+    """Step 1a, for a caller that receives inputs one by one (the MLLP listener): split,
+    hash and write one input as soon as it arrives, while the previous group is still being
+    synced and committed, so that a group's own step 1 is little more than one sync. An
+    archive without ``write_many`` (S3, test doubles) stores the group in ``archive_staged``
+    instead. Raises ArchiveError when the write fails."""
+    part, blobs = split_item(item)
+    write = getattr(archive, "write_many", None)
+    if write is not None and getattr(archive, "sync", None) is not None:
+        write(blobs)
+        return Staged(part, blobs, True)
+    return Staged(part, blobs, False)
+
+
+def archive_staged(archive: Archive, staged: list[Staged]) -> Archived:
+    """Step 1b: make a group of staged inputs durable (one sync for those already written,
+    ``put_many`` for the others). Always syncs when some were written, even when they were
+    all stored already (a resend): the earlier copy may be one that a failed sync left
+    unflushed."""
+    pending = {sha: data for s in staged if not s.written for sha, data in s.blobs}
+    if pending:
+        archive.put_many(list(pending.items()))
+    if any(s.written for s in staged):
+        fault_point("archive.written")
+        archive.sync()
+    fault_point("intake.archived")
+    return Archived([s.part for s in staged])
 
 
 def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = None,
