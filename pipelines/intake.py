@@ -33,13 +33,14 @@ _COLUMNS = ["id", "source", "channel", "peer", "file_name", "received_at", "form
             "duplicate_of", "error_code", "error_message", "claimed_by", "claimed_until",
             "sha256", "size", "warnings", "status", "stage"]
 _FIRST_SEEN = (select(imports.c.source, imports.c.sha256, func.min(imports.c.id))
-               .where(imports.c.sha256.in_(bindparam("shas", expanding=True)),
+               .where(imports.c.source.in_(bindparam("sources", expanding=True)),
+                      imports.c.sha256.in_(bindparam("shas", expanding=True)),
                       imports.c.status != SPLIT,
                       # refused at intake (unknown sender...): never an original
                       or_(imports.c.status != FAILED, imports.c.stage != "intake"))
                .group_by(imports.c.source, imports.c.sha256))
-_FIRST_SEEN_SQLITE = ("SELECT source, sha256, min(id) FROM imports WHERE sha256 IN ({}) "
-                      "AND status != ? AND (status != ? OR stage != ?) "
+_FIRST_SEEN_SQLITE = ("SELECT source, sha256, min(id) FROM imports WHERE source IN ({}) "
+                      "AND sha256 IN ({}) AND status != ? AND (status != ? OR stage != ?) "
                       "GROUP BY source, sha256")
 
 
@@ -248,20 +249,24 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
 
 
 def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:  # noqa: ANN001
-    """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. On
+    """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. Both
+    columns are constrained, so that the (source, sha256) index is searched: on sha256 alone
+    the query read the whole index, a cost growing with the ledger, paid by every group. On
     SQLite the statement goes to sqlite3 as text; elsewhere it is built once (its expanding
-    IN makes every call a compiled-cache hit). Building the expression and its execution
+    INs make every call a compiled-cache hit). Building the expression and its execution
     context per group cost the listener more than running the query."""
     first_seen: dict[tuple[str, str], int] = {}
     if not wanted:
         return first_seen
+    sources = sorted({source for source, _ in wanted})
     shas = sorted({sha for _, sha in wanted})
     if conn.dialect.name == "sqlite":
         found = conn.connection.dbapi_connection.execute(
-            _FIRST_SEEN_SQLITE.format(", ".join("?" * len(shas))),
-            [*shas, SPLIT, FAILED, "intake"])
+            _FIRST_SEEN_SQLITE.format(", ".join("?" * len(sources)),
+                                      ", ".join("?" * len(shas))),
+            [*sources, *shas, SPLIT, FAILED, "intake"])
     else:
-        found = conn.execute(_FIRST_SEEN, {"shas": shas})
+        found = conn.execute(_FIRST_SEEN, {"sources": sources, "shas": shas})
     for source, sha, first in found:
         if (source, sha) in wanted:
             first_seen[(source, sha)] = first
