@@ -26,7 +26,7 @@ from pipelines.faults import fault_point
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
 
 # The columns of a message row (the others are NULL or their scalar default) and the
-# level-1 dedupe lookup, fixed once: on SQLite both go to sqlite3 as text (see _insert_many);
+# level-1 dedupe lookup, fixed once: on SQLite both go to the driver as text (_insert_many);
 # SQLAlchemy building and compiling them per group cost the listener more than SQLite did.
 _COLUMNS = ["id", "source", "channel", "peer", "file_name", "received_at", "format",
             "entries_count", "duplicates_count", "attempts", "updated_at", "batch_of", "part",
@@ -252,7 +252,7 @@ def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int
     """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. Both
     columns are constrained, so that the (source, sha256) index is searched: on sha256 alone
     the query read the whole index, a cost growing with the ledger, paid by every group. On
-    SQLite the statement goes to sqlite3 as text; elsewhere it is built once (its expanding
+    SQLite the statement goes to the driver as text; elsewhere it is built once (its expanding
     INs make every call a compiled-cache hit). Building the expression and its execution
     context per group cost the listener more than running the query."""
     first_seen: dict[tuple[str, str], int] = {}
@@ -261,10 +261,10 @@ def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int
     sources = sorted({source for source, _ in wanted})
     shas = sorted({sha for _, sha in wanted})
     if conn.dialect.name == "sqlite":
-        found = conn.connection.dbapi_connection.execute(
+        found = conn.exec_driver_sql(
             _FIRST_SEEN_SQLITE.format(", ".join("?" * len(sources)),
                                       ", ".join("?" * len(shas))),
-            [*sources, *shas, SPLIT, FAILED, "intake"])
+            (*sources, *shas, SPLIT, FAILED, "intake"))
     else:
         found = conn.execute(_FIRST_SEEN, {"sources": sources, "shas": shas})
     for source, sha, first in found:
@@ -276,7 +276,8 @@ def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int
 def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
     """Ids of rows inserted with one statement, in the order given. SQLite: ids allocated
     after the highest (as dossiers.db.allocate_ids does: every transaction here holds the
-    write lock from BEGIN IMMEDIATE), then one executemany straight to sqlite3, values
+    write lock from BEGIN IMMEDIATE), then one executemany of SQL text (``exec_driver_sql``:
+    errors still come wrapped, an OperationalError still says the store is down), values
     converted by the columns' own bind processors (looked up once per dialect), so they read
     back exactly as if SQLAlchemy had written them ('null' for a None JSON, timestamps as
     text). SQLAlchemy's multi-row ``INSERT ... RETURNING`` cost the listener more per group
@@ -287,8 +288,7 @@ def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
         return list(conn.execute(insert(imports).returning(imports.c.id,
                                                            sort_by_parameter_order=True),
                                  rows).scalars())
-    dbapi = conn.connection.dbapi_connection
-    (start,), = dbapi.execute("SELECT coalesce(max(id), 0) FROM imports").fetchall()
+    start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM imports").scalar_one()
     ids = list(range(start + 1, start + len(rows) + 1))
     sql, columns, processors = _sqlite_insert(conn.dialect)
     values = []
@@ -297,8 +297,8 @@ def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
         vals[0] = new_id
         for i, process in processors:
             vals[i] = process(vals[i])
-        values.append(vals)
-    dbapi.executemany(sql, values)
+        values.append(tuple(vals))
+    conn.exec_driver_sql(sql, values)
     return ids
 
 
