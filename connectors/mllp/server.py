@@ -189,7 +189,8 @@ class MLLPServer:
             while not self.closing:
                 self._idle[task] = True
                 try:
-                    got = await asyncio.wait_for(frames.next(), self.idle_timeout)
+                    async with asyncio.timeout(self.idle_timeout):  # no task per frame, as
+                        got = await frames.next()                  # wait_for makes (3.11)
                 except TimeoutError:
                     log.info("connection from %s idle for %ss: closed", peer, self.idle_timeout)
                     break
@@ -207,7 +208,8 @@ class MLLPServer:
                 count += 1
                 if answers:
                     writer.write(b"".join(b"\x0b" + a + b"\x1c\r" for a in answers))
-                    await asyncio.wait_for(writer.drain(), self.idle_timeout)
+                    async with asyncio.timeout(self.idle_timeout):
+                        await writer.drain()
                     self.acks += len(answers)
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
             log.info("connection from %s ended: %s", peer, type(exc).__name__)
