@@ -39,7 +39,7 @@ from sqlalchemy import select
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.header import Header, occurrence_location, read_header
-from pipelines.intake import Received, Staged, archive_staged, record_group, stage
+from pipelines.intake import Received, Staged, stage, store_staged
 from pipelines.ledger import FAILED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -160,10 +160,9 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
     """Store a group of prepared frames (their archive sync, then their ledger rows in one
     committed transaction); return for each the ACK messages to send back, in order.
 
-    ``ledger_turn`` (a lock), when groups are stored by several threads: each archives its
-    bytes at once (the archive syncs of two groups overlap, and overlap the other's ledger
-    commit) and writes its ledger rows in turn. SQLite would serialize the ledger writes
-    anyway, but with its busy handler's sleeps, not a wake-up."""
+    ``ledger_turn`` (a lock), when groups are stored by several threads: they store in
+    turn. SQLite would serialize the ledger writes anyway, but with its busy handler's
+    sleeps, not a wake-up."""
     headers = [p.header for p in prepared]
     items = [p.item for p in prepared]
     application = mode == APPLICATION
@@ -171,9 +170,8 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         for p in prepared:
             if p.error is not None:
                 raise p.error
-        archived = archive_staged(ctx.archive, [p.staged for p in prepared])
         with ledger_turn or nullcontext():
-            results = record_group(ctx.engine, archived,
+            results = store_staged(ctx.engine, ctx.archive, [p.staged for p in prepared],
                                    claim_for=worker if application else None)
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
