@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.mllp.server import MLLPServer, tls_context
-from pipelines.acknowledge import acknowledge
+from pipelines.acknowledge import Frame, Prepared, acknowledge_prepared, prepare_frame
 from pipelines.ledger import release_claims, release_worker
 from pipelines.process import Context
 from pipelines.worker import Worker, run_worker_process
@@ -93,9 +93,12 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
 
         ledger_turn = threading.Lock()
 
-        def handler(frames: list) -> list[list[bytes]]:
-            answers = acknowledge(receiving, frames, mode=listener.ack_mode,
-                                  worker=receiving.worker, ledger_turn=ledger_turn)
+        def prepare(frame: Frame) -> Prepared:
+            return prepare_frame(receiving, frame)
+
+        def handler(prepared: list[Prepared]) -> list[list[bytes]]:
+            answers = acknowledge_prepared(receiving, prepared, mode=listener.ack_mode,
+                                           worker=receiving.worker, ledger_turn=ledger_turn)
             if workers is not None:
                 workers.wake()
             return answers
@@ -105,7 +108,8 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
             context = tls_context(listener.tls_cert, listener.tls_key, listener.tls_client_ca)
         server = MLLPServer(handler, host=listener.host, port=listener.port,
                             max_frame_bytes=listener.max_frame_bytes,
-                            idle_timeout=listener.idle_timeout, ssl_context=context)
+                            idle_timeout=listener.idle_timeout, ssl_context=context,
+                            prepare=prepare)
         await server.start()
         status.listener, status.listener_tls = server, listener.tls_cert is not None
         if not ctx.settings.sources and not listener.accept_unknown_senders:

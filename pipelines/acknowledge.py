@@ -39,7 +39,7 @@ from sqlalchemy import select
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.header import Header, occurrence_location, read_header
-from pipelines.intake import Received, archive_group, record_group
+from pipelines.intake import Received, Staged, stage, store_staged
 from pipelines.ledger import FAILED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -112,35 +112,69 @@ def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[st
     return None
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A frame made ready for its group as soon as it arrived (``prepare_frame``): its
+    header read, its sender checked, its bytes split, hashed and written to the archive
+    (not yet durable). ``error``: the archive write failed (the group is then refused)."""
+
+    frame: Frame
+    header: Header | None
+    item: Received
+    staged: Staged | None
+    error: Exception | None = None
+
+
+def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
+    """The work of one frame that needs no other frame: done by the listener as each frame
+    arrives, while the previous group is being synced and committed (``acknowledge_prepared``
+    then has one sync, one commit and the answers left to do)."""
+    listener = ctx.settings.listener
+    header = read_header(frame.data)
+    rejection = _refusal(frame, header, listener.max_frame_bytes)
+    source = UNKNOWN_SOURCE
+    if rejection is None and header is not None:
+        source, rejection = match_source(ctx.settings.sources, header, frame.peer,
+                                         listener.accept_unknown_senders)
+    item = Received(frame.data, source, channel, peer=frame.peer,
+                    received_at=frame.received_at, rejection=rejection)
+    try:
+        return Prepared(frame, header, item, stage(ctx.archive, item))
+    except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
+        return Prepared(frame, header, item, None, exc)
+
+
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
                 channel: str = "mllp", worker: str = "listener",
                 ledger_turn: AbstractContextManager | None = None) -> list[list[bytes]]:
     """Store a group of frames; return for each the ACK messages to send back, in order
-    (none, one, or a commit ACK then an application ACK).
+    (none, one, or a commit ACK then an application ACK). See ``acknowledge_prepared``."""
+    return acknowledge_prepared(ctx, [prepare_frame(ctx, f, channel) for f in frames],
+                                mode=mode, worker=worker, ledger_turn=ledger_turn)
 
-    ``ledger_turn`` (a lock), when groups are stored by several threads: each archives its
-    bytes at once (the archive syncs of two groups overlap, and overlap the other's ledger
-    commit) and writes its ledger rows in turn. SQLite would serialize the ledger writes
-    anyway, but with its busy handler's sleeps, not a wake-up."""
-    listener = ctx.settings.listener
-    headers = [read_header(f.data) for f in frames]
-    items: list[Received] = []
-    for frame, header in zip(frames, headers, strict=True):
-        rejection = _refusal(frame, header, listener.max_frame_bytes)
-        source = UNKNOWN_SOURCE
-        if rejection is None and header is not None:
-            source, rejection = match_source(ctx.settings.sources, header, frame.peer,
-                                             listener.accept_unknown_senders)
-        items.append(Received(frame.data, source, channel, peer=frame.peer,
-                              received_at=frame.received_at, rejection=rejection))
+
+def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
+                         worker: str = "listener",
+                         ledger_turn: AbstractContextManager | None = None
+                         ) -> list[list[bytes]]:
+    """Store a group of prepared frames (their archive sync, then their ledger rows in one
+    committed transaction); return for each the ACK messages to send back, in order.
+
+    ``ledger_turn`` (a lock), when groups are stored by several threads: they store in
+    turn. SQLite would serialize the ledger writes anyway, but with its busy handler's
+    sleeps, not a wake-up."""
+    headers = [p.header for p in prepared]
+    items = [p.item for p in prepared]
     application = mode == APPLICATION
     try:
-        archived = archive_group(ctx.archive, items)
+        for p in prepared:
+            if p.error is not None:
+                raise p.error
         with ledger_turn or nullcontext():
-            results = record_group(ctx.engine, archived,
+            results = store_staged(ctx.engine, ctx.archive, [p.staged for p in prepared],
                                    claim_for=worker if application else None)
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
-        log.error("intake of %d frame(s) failed: %s", len(frames), type(exc).__name__)
+        log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
         return [_answers(h, "AR", error) for h in headers]

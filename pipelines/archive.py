@@ -96,25 +96,45 @@ class DirectoryArchive:
         commits after this returns) and nothing was acknowledged; when the sender sends the
         message again, the existing file is checked against its sha256 and rewritten.
         Elsewhere: temp file, fsync, rename, directory fsync, blob by blob."""
+        if self.write_many(items):
+            fault_point("archive.written")
+            self.sync()
+
+    def write_many(self, items: list[tuple[str, bytes]]) -> int:
+        """``put_many`` without its flush: the blobs not stored yet (or cut by a crash) are
+        written under their final names, not durable until ``sync`` (on Linux; elsewhere
+        each is durable already and ``sync`` does nothing). Returns how many were written.
+        The MLLP listener writes each frame's blob as it arrives, while the previous group
+        is being flushed and committed, and syncs once per group."""
+        written = 0
         try:
-            todo = [(sha, data) for sha, data in dict(items).items()
-                    if not self._intact(sha)]
             if _syncfs is not None:
-                if todo:
-                    for sha, data in todo:
-                        self._write_new(sha, data)
-                    fault_point("archive.written")
-                    _sync_filesystem(self.root)
-                return
+                for sha, data in dict(items).items():
+                    written += self._write_new(sha, data)
+                return written
             dirs: set[Path] = set()
-            for sha, data in todo:
+            for sha, data in dict(items).items():
+                if self._intact(sha):
+                    continue
                 target = self.path(sha)
                 tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
                 self._write(str(tmp), data, sync=True)
                 os.replace(tmp, target)
                 dirs.add(target.parent)
+                written += 1
             for d in dirs:
                 _fsync_dir(d)
+        except OSError as exc:
+            raise ArchiveError(f"archive write failed ({exc.strerror})") from exc
+        return written
+
+    def sync(self) -> None:
+        """Make every blob ``write_many`` wrote before this call durable (one ``syncfs`` of
+        the archive's filesystem on Linux)."""
+        if _syncfs is None:
+            return
+        try:
+            _sync_filesystem(self.root)
         except OSError as exc:
             raise ArchiveError(f"archive write failed ({exc.strerror})") from exc
 
@@ -151,18 +171,25 @@ class DirectoryArchive:
         except FileNotFoundError:
             return False
 
-    def _write_new(self, sha: str, data: bytes) -> None:
-        """Write a blob under its final name, never truncating a file in place: another
-        thread or process may be storing the same bytes at this moment (a resend racing its
-        original) and must not see its synced, acknowledged file emptied under it. A file
-        that exists already (cut by a crash, or being written) is replaced whole, by rename."""
+    def _write_new(self, sha: str, data: bytes) -> int:
+        """Write a blob under its final name unless it is stored already and whole; 1 if
+        written. Never truncates a file in place: another thread or process may be storing
+        the same bytes at this moment (a resend racing its original) and must not see its
+        synced, acknowledged file emptied under it. A file that exists already and is not
+        whole (cut by a crash, or being written) is replaced whole, by rename. The exclusive
+        create comes first: for a new blob (nearly all) it saves the failed open of the
+        check."""
         path = self._file(sha)
         try:
             self._write(path, data, sync=False, exclusive=True)
+            return 1
         except FileExistsError:
-            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            self._write(tmp, data, sync=False)
-            os.replace(tmp, path)
+            if self._intact(sha):
+                return 0
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        self._write(tmp, data, sync=False)
+        os.replace(tmp, path)
+        return 1
 
     def _write(self, path: str, data: bytes, *, sync: bool, exclusive: bool = False) -> None:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)

@@ -12,10 +12,12 @@ marked duplicate of the first, and are never processed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache, lru_cache
 
-from sqlalchemy import Engine, func, insert, or_, select
+from sqlalchemy import Engine, bindparam, func, insert, or_, select
 
 from dossiers.schema import imports
 from parsers.detect import detect_format
@@ -23,6 +25,24 @@ from parsers.hl7v2.framing import split_batch
 from pipelines.archive import Archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
+
+# The columns of a message row (the others are NULL or their scalar default) and the
+# level-1 dedupe lookup, fixed once: on SQLite both go to the driver as text (_insert_many);
+# SQLAlchemy building and compiling them per group cost the listener more than SQLite did.
+_COLUMNS = ["id", "source", "channel", "peer", "file_name", "received_at", "format",
+            "entries_count", "duplicates_count", "attempts", "updated_at", "batch_of", "part",
+            "duplicate_of", "error_code", "error_message", "claimed_by", "claimed_until",
+            "sha256", "size", "warnings", "status", "stage"]
+_FIRST_SEEN = (select(imports.c.source, imports.c.sha256, func.min(imports.c.id))
+               .where(imports.c.source.in_(bindparam("sources", expanding=True)),
+                      imports.c.sha256.in_(bindparam("shas", expanding=True)),
+                      imports.c.status != SPLIT,
+                      # refused at intake (unknown sender...): never an original
+                      or_(imports.c.status != FAILED, imports.c.stage != "intake"))
+               .group_by(imports.c.source, imports.c.sha256))
+_FIRST_SEEN_SQLITE = ("SELECT source, sha256, min(id) FROM imports WHERE source IN ({}) "
+                      "AND sha256 IN ({}) AND status != ? AND (status != ? OR stage != ?) "
+                      "GROUP BY source, sha256")
 
 
 @dataclass(slots=True)
@@ -88,18 +108,85 @@ def archive_group(archive: Archive, items: Iterable[Received]) -> Archived:
     prepared = []
     blobs: dict[str, bytes] = {}
     for item in items:
-        fmt, parts, problems = _split(item)
-        hashed = [(sha256_hex(p), p) for p in parts]
-        for sha, p in hashed:
-            blobs[sha] = p
-        whole = None
-        if len(parts) > 1 or problems:
-            whole = sha256_hex(item.data)
-            blobs[whole] = item.data
-        prepared.append((item, fmt, hashed, problems, whole))
+        part, item_blobs = split_item(item)
+        blobs.update(item_blobs)
+        prepared.append(part)
     archive.put_many(list(blobs.items()))
     fault_point("intake.archived")
     return Archived(prepared)
+
+
+def split_item(item: Received) -> tuple[tuple, list[tuple[str, bytes]]]:
+    """One input cut into messages and hashed: its part of an ``Archived`` group and the
+    (sha256, bytes) blobs to store (the whole input too when it held several messages)."""
+    fmt, parts, problems = _split(item)
+    hashed = [(sha256_hex(p), p) for p in parts]
+    blobs = list(hashed)
+    whole = None
+    if len(parts) > 1 or problems:
+        whole = sha256_hex(item.data)
+        blobs.append((whole, item.data))
+    return (item, fmt, hashed, problems, whole), blobs
+
+
+@dataclass(slots=True)
+class Staged:
+    """One input split, hashed and, when the archive can (``DirectoryArchive.write_many``),
+    written to it but not yet durable: ``archive_staged`` makes a group of them durable."""
+
+    part: tuple
+    blobs: list[tuple[str, bytes]]
+    written: bool
+
+
+def stage(archive: Archive, item: Received) -> Staged:
+    """Step 1a, for a caller that receives inputs one by one (the MLLP listener): split,
+    hash and write one input as soon as it arrives, while the previous group is still being
+    synced and committed, so that a group's own step 1 is little more than one sync. An
+    archive without ``write_many`` (S3, test doubles) stores the group in ``archive_staged``
+    instead. Raises ArchiveError when the write fails."""
+    part, blobs = split_item(item)
+    write = getattr(archive, "write_many", None)
+    if write is not None and getattr(archive, "sync", None) is not None:
+        write(blobs)
+        return Staged(part, blobs, True)
+    return Staged(part, blobs, False)
+
+
+def archive_staged(archive: Archive, staged: list[Staged]) -> Archived:
+    """Step 1b: make a group of staged inputs durable (one sync for those already written,
+    ``put_many`` for the others). Always syncs when some were written, even when they were
+    all stored already (a resend): the earlier copy may be one that a failed sync left
+    unflushed."""
+    pending = {sha: data for s in staged if not s.written for sha, data in s.blobs}
+    if pending:
+        archive.put_many(list(pending.items()))
+    if any(s.written for s in staged):
+        fault_point("archive.written")
+        archive.sync()
+    fault_point("intake.archived")
+    return Archived([s.part for s in staged])
+
+
+def store_staged(engine: Engine, archive: Archive, staged: list[Staged], *,
+                 claim_for: str | None = None, lease_seconds: int = 600) -> list[IntakeResult]:
+    """``archive_staged`` then ``record_group``, overlapped: the ledger rows are written
+    while another thread syncs the archive, and committed only once the sync has returned
+    (a row is never durable before its bytes; a failed sync rolls the rows back). The
+    group's time is then its sync or its inserts, whichever is longer, plus the commit."""
+    syncing = _syncer().submit(archive_staged, archive, staged)
+    try:
+        with engine.begin() as conn:
+            results = _record(conn, [s.part for s in staged], claim_for, lease_seconds)
+            syncing.result()  # raises ArchiveError: rolled back, nothing acknowledged
+            return results
+    finally:
+        wait([syncing])  # the next group's sync never overlaps this one's
+
+
+@cache
+def _syncer() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="archive-sync")
 
 
 def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = None,
@@ -112,8 +199,8 @@ def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = 
 def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
             lease_seconds: int) -> list[IntakeResult]:
     """The ledger rows of a group: batch rows first (their ids are the messages' batch_of),
-    then every message row in one multi-row insert, then the in-group repeats (whose
-    duplicate_of is a row of the same group). Level-1 dedupe is one query for the group."""
+    then every message row in one insert, then the in-group repeats (whose duplicate_of is a
+    row of the same group). Level-1 dedupe is one query for the group."""
     results = [IntakeResult() for _ in prepared]
     bases = []
     for (item, fmt, _, problems, whole), result in zip(prepared, results, strict=True):
@@ -137,17 +224,7 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
 
     wanted = {(item.source, sha) for item, _, hashed, _, _ in prepared
               if item.rejection is None for sha, _ in hashed}
-    first_seen: dict[tuple[str, str], int] = {}
-    if wanted:
-        for source, sha, first in conn.execute(
-                select(imports.c.source, imports.c.sha256, func.min(imports.c.id))
-                .where(imports.c.sha256.in_({sha for _, sha in wanted}),
-                       imports.c.status != SPLIT,
-                       # refused at intake (unknown sender...): never an original
-                       or_(imports.c.status != FAILED, imports.c.stage != "intake"))
-                .group_by(imports.c.source, imports.c.sha256)):
-            if (source, sha) in wanted:
-                first_seen[(source, sha)] = first
+    first_seen = _first_seen(conn, wanted)
 
     rows: list[dict] = []  # (result index, row) in arrival order
     owners: list[int] = []
@@ -193,10 +270,70 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
     return results
 
 
+def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:  # noqa: ANN001
+    """Level-1 dedupe: the first row of each (source, sha256) already in the ledger. Both
+    columns are constrained, so that the (source, sha256) index is searched: on sha256 alone
+    the query read the whole index, a cost growing with the ledger, paid by every group. On
+    SQLite the statement goes to the driver as text; elsewhere it is built once (its expanding
+    INs make every call a compiled-cache hit). Building the expression and its execution
+    context per group cost the listener more than running the query."""
+    first_seen: dict[tuple[str, str], int] = {}
+    if not wanted:
+        return first_seen
+    sources = sorted({source for source, _ in wanted})
+    shas = sorted({sha for _, sha in wanted})
+    if conn.dialect.name == "sqlite":
+        found = conn.exec_driver_sql(
+            _FIRST_SEEN_SQLITE.format(", ".join("?" * len(sources)),
+                                      ", ".join("?" * len(shas))),
+            (*sources, *shas, SPLIT, FAILED, "intake"))
+    else:
+        found = conn.execute(_FIRST_SEEN, {"sources": sources, "shas": shas})
+    for source, sha, first in found:
+        if (source, sha) in wanted:
+            first_seen[(source, sha)] = first
+    return first_seen
+
+
 def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
-    """Ids of rows inserted with one multi-row statement, in the order given."""
+    """Ids of rows inserted with one statement, in the order given. SQLite: ids allocated
+    after the highest (as dossiers.db.allocate_ids does: every transaction here holds the
+    write lock from BEGIN IMMEDIATE), then one executemany of SQL text (``exec_driver_sql``:
+    errors still come wrapped, an OperationalError still says the store is down), values
+    converted by the columns' own bind processors (looked up once per dialect), so they read
+    back exactly as if SQLAlchemy had written them ('null' for a None JSON, timestamps as
+    text). SQLAlchemy's multi-row ``INSERT ... RETURNING`` cost the listener more per group
+    than SQLite's commit. Elsewhere that statement, as before."""
     if not rows:
         return []
-    return list(conn.execute(insert(imports).returning(imports.c.id,
-                                                       sort_by_parameter_order=True),
-                             rows).scalars())
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(insert(imports).returning(imports.c.id,
+                                                           sort_by_parameter_order=True),
+                                 rows).scalars())
+    start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM imports").scalar_one()
+    ids = list(range(start + 1, start + len(rows) + 1))
+    sql, columns, processors = _sqlite_insert(conn.dialect)
+    values = []
+    for row, new_id in zip(rows, ids, strict=True):
+        vals = [row.get(c, default) for c, default in columns]
+        vals[0] = new_id
+        for i, process in processors:
+            vals[i] = process(vals[i])
+        values.append(tuple(vals))
+    conn.exec_driver_sql(sql, values)
+    return ids
+
+
+@lru_cache(maxsize=8)  # one per engine in use
+def _sqlite_insert(dialect) -> tuple[str, list, list]:  # noqa: ANN001
+    """(INSERT statement, [(column, default)], [(index, bind processor)]) for message rows:
+    ``_COLUMNS`` and the columns with a scalar default (as SQLAlchemy's insert applies it)."""
+    columns = [(c, None) for c in _COLUMNS] + [
+        (c.name, c.default.arg) for c in imports.columns
+        if c.name not in _COLUMNS and c.default is not None and c.default.is_scalar]
+    processors = [(i, p) for i, (c, _) in enumerate(columns)
+                  if (p := imports.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+                  is not None]
+    names = ", ".join(f'"{c}"' for c, _ in columns)
+    sql = f'INSERT INTO imports ({names}) VALUES ({", ".join("?" * len(columns))})'
+    return sql, columns, processors
