@@ -116,13 +116,19 @@ def kids(el: etree._Element, path: str) -> list[tuple[str, etree._Element, str]]
     The hot loop of the parser (every element goes through it once): names come from a small
     cache, paths are built once, in one pass: a name seen again gets ``[n]`` and its first
     occurrence (remembered by position) is given its ``[1]`` then."""
+    children = el[:]  # slicing collects the children in C: faster than iterating
+    names = _NAMES
+    if len(children) == 1:  # half the calls (entry, component, observationRange...)
+        c = children[0]
+        name = names.get(c.tag)
+        if name is not None:
+            return [(name, c, f"{path}/{name}")]
     out: list[tuple[str, etree._Element, str]] = []
     append = out.append
-    names = _NAMES
     prefix = path + "/"
     first: dict[str, int] = {}  # name -> position of its first occurrence in out
     repeats: dict[str, int] | None = None  # name -> last index given, for repeated names
-    for c in el[:]:  # slicing collects the children in C: faster than iterating
+    for c in children:
         tag = c.tag
         name = names.get(tag)
         if name is None:
