@@ -37,7 +37,32 @@ from parsers.cda.model import (
     Extension,
     NamePart,
     Value,
+    constructor,
 )
+
+# The model's classes built without type.__call__ (see model.constructor): the hot paths.
+_new_BL = constructor(BL)
+_new_CD = constructor(CD)
+_new_ED = constructor(ED)
+_new_EIVL_TS = constructor(EIVL_TS)
+_new_II = constructor(II)
+_new_INT = constructor(INT)
+_new_IVL = constructor(IVL)
+_new_MO = constructor(MO)
+_new_PIVL_TS = constructor(PIVL_TS)
+_new_PN = constructor(PN)
+_new_PQ = constructor(PQ)
+_new_PQR = constructor(PQR)
+_new_REAL = constructor(REAL)
+_new_RTO = constructor(RTO)
+_new_ST = constructor(ST)
+_new_SXPR_TS = constructor(SXPR_TS)
+_new_TEL = constructor(TEL)
+_new_TS = constructor(TS)
+_new_Addr = constructor(Addr)
+_new_AnyValue = constructor(AnyValue)
+_new_Extension = constructor(Extension)
+_new_NamePart = constructor(NamePart)
 
 V3 = "urn:hl7-org:v3"
 V = f"{{{V3}}}"
@@ -91,13 +116,19 @@ def kids(el: etree._Element, path: str) -> list[tuple[str, etree._Element, str]]
     The hot loop of the parser (every element goes through it once): names come from a small
     cache, paths are built once, in one pass: a name seen again gets ``[n]`` and its first
     occurrence (remembered by position) is given its ``[1]`` then."""
+    children = el[:]  # slicing collects the children in C: faster than iterating
+    names = _NAMES
+    if len(children) == 1:  # half the calls (entry, component, observationRange...)
+        c = children[0]
+        name = names.get(c.tag)
+        if name is not None:
+            return [(name, c, f"{path}/{name}")]
     out: list[tuple[str, etree._Element, str]] = []
     append = out.append
-    names = _NAMES
     prefix = path + "/"
     first: dict[str, int] = {}  # name -> position of its first occurrence in out
     repeats: dict[str, int] | None = None  # name -> last index given, for repeated names
-    for c in el[:]:  # slicing collects the children in C: faster than iterating
+    for c in children:
         tag = c.tag
         name = names.get(tag)
         if name is None:
@@ -149,8 +180,8 @@ def text_and_reference(el: etree._Element) -> tuple[str, str]:
 def extension(el: etree._Element, path: str) -> Extension:
     tag = el.tag
     ns, _, name = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
-    ext = Extension(namespace=ns, name=name, attributes=dict(el.attrib),
-                    text=(el.text or "").strip(), path=path)
+    ext = _new_Extension(namespace=ns, name=name, attributes=dict(el.attrib),
+                         text=(el.text or "").strip(), path=path)
     if len(el):
         ext.children = [extension(c, p) for _, c, p in kids(el, path)]
     return ext
@@ -159,17 +190,17 @@ def extension(el: etree._Element, path: str) -> Extension:
 # -- simple types -------------------------------------------------------------------------------
 def ii(el: etree._Element, path: str = "") -> II:
     g = el.get
-    return II(root=g("root", ""), extension=g("extension", ""),
-              assigning_authority_name=g("assigningAuthorityName", ""),
-              null_flavor=g("nullFlavor", ""), path=path)
+    return _new_II(root=g("root", ""), extension=g("extension", ""),
+                   assigning_authority_name=g("assigningAuthorityName", ""),
+                   null_flavor=g("nullFlavor", ""), path=path)
 
 
 def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
     g = el.get
-    c = CD(type=type_, code=g("code", ""), code_system=g("codeSystem", ""),
-           code_system_name=g("codeSystemName", ""),
-           code_system_version=g("codeSystemVersion", ""), display=g("displayName", ""),
-           null_flavor=g("nullFlavor", ""), path=path)
+    c = _new_CD(type=type_, code=g("code", ""), code_system=g("codeSystem", ""),
+                code_system_name=g("codeSystemName", ""),
+                code_system_version=g("codeSystemVersion", ""), display=g("displayName", ""),
+                null_flavor=g("nullFlavor", ""), path=path)
     if len(el):
         for name, k, p in kids(el, path):
             if name == "originalText":
@@ -188,21 +219,21 @@ def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
 
 
 def ts(el: etree._Element, path: str = "") -> TS:
-    return TS(value=el.get("value", ""), null_flavor=el.get("nullFlavor", ""), path=path)
+    return _new_TS(value=el.get("value", ""), null_flavor=el.get("nullFlavor", ""), path=path)
 
 
 def tel(el: etree._Element) -> TEL:
-    return TEL(value=el.get("value", ""), use=el.get("use", ""),
-               null_flavor=el.get("nullFlavor", ""))
+    return _new_TEL(value=el.get("value", ""), use=el.get("use", ""),
+                    null_flavor=el.get("nullFlavor", ""))
 
 
 def pn(el: etree._Element) -> PN:
-    name = PN(use=el.get("use", ""), null_flavor=el.get("nullFlavor", ""))
+    name = _new_PN(use=el.get("use", ""), null_flavor=el.get("nullFlavor", ""))
     free = [el.text or ""]
     for c in el:
         tag = c.tag
         if type(tag) is str and tag.startswith(V):
-            part = NamePart(collapse(all_text(c)), c.get("qualifier", ""))
+            part = _new_NamePart(value=collapse(all_text(c)), qualifier=c.get("qualifier", ""))
             kind = tag[_VL:]
             if kind == "family":
                 name.family.append(part)
@@ -218,7 +249,7 @@ def pn(el: etree._Element) -> PN:
 
 
 def addr(el: etree._Element) -> Addr:
-    a = Addr(use=el.get("use", ""), null_flavor=el.get("nullFlavor", ""))
+    a = _new_Addr(use=el.get("use", ""), null_flavor=el.get("nullFlavor", ""))
     free = [el.text or ""]
     for c in el:
         tag = c.tag
@@ -273,11 +304,11 @@ def _cd(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
 
 
 def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    q = PQ(value=el.get("value", ""), unit=el.get("unit", ""))
+    q = _new_PQ(value=el.get("value", ""), unit=el.get("unit", ""))
     if len(el):
         for name, t, p in kids(el, path):
             if name == "translation":
-                q.translations.append(PQR(
+                q.translations.append(_new_PQR(
                     value=t.get("value", ""), code=t.get("code", ""),
                     code_system=t.get("codeSystem", ""),
                     code_system_name=t.get("codeSystemName", ""),
@@ -288,33 +319,35 @@ def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
 
 def _pqr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
     g = el.get
-    return PQR(value=g("value", ""), code=g("code", ""), code_system=g("codeSystem", ""),
-               code_system_name=g("codeSystemName", ""), display=g("displayName", ""))
+    return _new_PQR(value=g("value", ""), code=g("code", ""), code_system=g("codeSystem", ""),
+                    code_system_name=g("codeSystemName", ""), display=g("displayName", ""))
 
 
 _Reader = Callable[[etree._Element, str, str, list[ParseWarning]], Value]
 
 
 def _simple(cls: type[INT | REAL | BL | TS]) -> _Reader:
+    new = constructor(cls)
+
     def read(el: etree._Element, path: str, type_: str,
              warnings: list[ParseWarning]) -> Value:
-        return cls(value=el.get("value", ""))
+        return new(value=el.get("value", ""))
     return read
 
 
 def _mo(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    return MO(value=el.get("value", ""), currency=el.get("currency", ""))
+    return _new_MO(value=el.get("value", ""), currency=el.get("currency", ""))
 
 
 def _st(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
     code = cd(el, path, "CD") if el.get("code") is not None else None
-    return ST(text=all_text(el).strip(), code=code)
+    return _new_ST(text=all_text(el).strip(), code=code)
 
 
 def _ed(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> ED:
     g = el.get
-    e = ED(media_type=g("mediaType", ""), representation=g("representation", ""),
-           compression=g("compression", ""), language=g("language", ""))
+    e = _new_ED(media_type=g("mediaType", ""), representation=g("representation", ""),
+                compression=g("compression", ""), language=g("language", ""))
     parts = [el.text or ""]
     for c in el:
         if c.tag == T_REFERENCE:
@@ -343,7 +376,8 @@ _POINT = {"IVL_TS": "TS", "IVL_PQ": "PQ", "IVL_INT": "INT", "IVL_REAL": "REAL", 
 
 def _ivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
     point = _POINT.get(type_) or ("TS" if type_.endswith("_TS") else "PQ")
-    i = IVL(value=el.get("value", ""), unit=el.get("unit", ""), operator=el.get("operator", ""))
+    i = _new_IVL(value=el.get("value", ""), unit=el.get("unit", ""),
+                 operator=el.get("operator", ""))
     if len(el):
         for name, c, p in kids(el, path):
             if name == "low":
@@ -360,8 +394,8 @@ def _ivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
 
 
 def _pivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    v = PIVL_TS(operator=el.get("operator", ""), alignment=el.get("alignment", ""),
-                institution_specified=el.get("institutionSpecified", ""))
+    v = _new_PIVL_TS(operator=el.get("operator", ""), alignment=el.get("alignment", ""),
+                     institution_specified=el.get("institutionSpecified", ""))
     for name, c, p in kids(el, path):
         if name == "phase":
             phase = value(c, p, "IVL_TS", warnings)
@@ -373,7 +407,7 @@ def _pivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning
 
 
 def _eivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    v = EIVL_TS(operator=el.get("operator", ""))
+    v = _new_EIVL_TS(operator=el.get("operator", ""))
     for name, c, p in kids(el, path):
         if name == "event":
             v.event = cd(c, p, "CE")
@@ -384,7 +418,7 @@ def _eivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning
 
 
 def _sxpr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    v = SXPR_TS(operator=el.get("operator", ""))
+    v = _new_SXPR_TS(operator=el.get("operator", ""))
     for name, c, p in kids(el, path):
         if name == "comp":
             v.comps.append(value(c, p, "IVL_TS", warnings))
@@ -399,7 +433,7 @@ def _sxcm(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning
 def _rto(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
     kinds = type_.split("_")[1:3] if type_.count("_") >= 2 else ["PQ", "PQ"]
     num_type, den_type = (k if k != "QTY" else "PQ" for k in kinds)
-    r = RTO()
+    r = _new_RTO()
     for name, c, p in kids(el, path):
         if name == "numerator":
             r.numerator = value(c, p, num_type, warnings)
@@ -410,7 +444,7 @@ def _rto(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
 
 def _any(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
     attrs = {k: v for k, v in el.attrib.items() if k != XSI_TYPE}
-    return AnyValue(attributes=attrs, text=all_text(el).strip())
+    return _new_AnyValue(attributes=attrs, text=all_text(el).strip())
 
 
 _READERS: dict[str, _Reader] = {

@@ -71,6 +71,7 @@ from parsers.cda.model import (
     SubstanceAdministration,
     Supply,
     b64decode_lenient,
+    constructor,
 )
 from parsers.cda.narrative import flatten
 
@@ -83,6 +84,30 @@ STATEMENTS: dict[str, type[ClinicalStatement]] = {
     "procedure": Procedure, "encounter": Encounter, "observationMedia": ObservationMedia,
     "regionOfInterest": RegionOfInterest,
 }
+_NEW_STATEMENT = {kind: constructor(cls) for kind, cls in STATEMENTS.items()}
+# The model's classes built without type.__call__ (see model.constructor): the hot paths.
+_new_Header = constructor(Header)
+_new_Document = constructor(Document)
+_new_RecordTarget = constructor(RecordTarget)
+_new_Place = constructor(Place)
+_new_Organization = constructor(Organization)
+_new_Person = constructor(Person)
+_new_Entity = constructor(Entity)
+_new_Custodian = constructor(Custodian)
+_new_ServiceEvent = constructor(ServiceEvent)
+_new_RelatedDocument = constructor(RelatedDocument)
+_new_EncompassingEncounter = constructor(EncompassingEncounter)
+_new_HealthCareFacility = constructor(HealthCareFacility)
+_new_NonXmlBody = constructor(NonXmlBody)
+_new_Section = constructor(Section)
+_new_Entry = constructor(Entry)
+_new_Observation = constructor(Observation)
+_new_EntryRelationship = constructor(EntryRelationship)
+_new_Product = constructor(Product)
+_new_Reference = constructor(Reference)
+_new_ReferenceRange = constructor(ReferenceRange)
+_NEW_PARTICIPATION = {cls: constructor(cls) for cls in (Participation, Author, Authenticator)}
+
 # Role elements (the entity inside a participation) and what plays them.
 _ROLES = frozenset({
     "assignedAuthor", "assignedEntity", "associatedEntity", "intendedRecipient",
@@ -115,8 +140,8 @@ class _Walker:
 
     # -- document ---------------------------------------------------------------------------
     def document(self, root: etree._Element, envelope: str) -> Document:
-        header = Header()
-        doc = Document(header=header, envelope=envelope)
+        header = _new_Header()
+        doc = _new_Document(header=header, envelope=envelope)
         for name, c, p in kids(root, ROOT_PATH):
             if name == "component":
                 self.body(c, p, doc)
@@ -198,7 +223,7 @@ class _Walker:
 
     # -- header parts -----------------------------------------------------------------------
     def record_target(self, el: etree._Element, path: str) -> RecordTarget:
-        rt = RecordTarget(path=path)
+        rt = _new_RecordTarget(path=path)
         for name, role, rp in kids(el, path):
             if name != "patientRole":
                 continue
@@ -243,7 +268,7 @@ class _Walker:
                 rt.extensions.append(extension(c, p))
 
     def place(self, el: etree._Element, path: str) -> Place:
-        place = Place()
+        place = _new_Place()
         for n, c, _p in kids(el, path):
             if n == "name":
                 place.name = collapse("".join(c.itertext()))
@@ -252,7 +277,7 @@ class _Walker:
         return place
 
     def organization(self, el: etree._Element, path: str) -> Organization:
-        org = Organization()
+        org = _new_Organization()
         for n, c, p in kids(el, path):
             if n == "id":
                 org.ids.append(ii(c, p))
@@ -269,7 +294,7 @@ class _Walker:
         return org
 
     def person(self, el: etree._Element, path: str) -> Person:
-        person = Person()
+        person = _new_Person()
         for n, c, p in kids(el, path):
             if n == "name":
                 person.names.append(pn(c))
@@ -282,8 +307,8 @@ class _Walker:
         return person
 
     def entity(self, el: etree._Element, path: str) -> Entity:
-        e = Entity(role=el.tag.rpartition("}")[2], class_code=el.get("classCode", ""),
-                   path=path)
+        e = _new_Entity(role=el.tag.rpartition("}")[2], class_code=el.get("classCode", ""),
+                        path=path)
         for n, c, p in kids(el, path):
             if n == "id":
                 e.ids.append(ii(c, p))
@@ -310,7 +335,8 @@ class _Walker:
     def participation(self, el: etree._Element, path: str,
                       cls: type[Participation] = Participation,
                       time_type: str = "IVL_TS") -> Participation:
-        part = cls(name=el.tag.rpartition("}")[2], type_code=el.get("typeCode", ""), path=path)
+        part = _NEW_PARTICIPATION[cls](name=el.tag.rpartition("}")[2],
+                                       type_code=el.get("typeCode", ""), path=path)
         for n, c, p in kids(el, path):
             if n in _ROLES:
                 part.entity = self.entity(c, p)
@@ -325,7 +351,7 @@ class _Walker:
         return part
 
     def custodian(self, el: etree._Element, path: str) -> Custodian:
-        cust = Custodian(path=path)
+        cust = _new_Custodian(path=path)
         for n, c, p in kids(el, path):
             if n == "assignedCustodian":
                 for k, org, op in kids(c, p):
@@ -334,7 +360,7 @@ class _Walker:
         return cust
 
     def service_event(self, el: etree._Element, path: str) -> ServiceEvent:
-        se = ServiceEvent(class_code=el.get("classCode", ""), path=path)
+        se = _new_ServiceEvent(class_code=el.get("classCode", ""), path=path)
         for n, c, p in kids(el, path):
             if n == "id":
                 se.ids.append(ii(c, p))
@@ -349,7 +375,7 @@ class _Walker:
         return se
 
     def related_document(self, el: etree._Element, path: str) -> RelatedDocument:
-        rd = RelatedDocument(type_code=el.get("typeCode", ""), path=path)
+        rd = _new_RelatedDocument(type_code=el.get("typeCode", ""), path=path)
         for n, parent, pp in kids(el, path):
             if n != "parentDocument":
                 continue
@@ -365,7 +391,7 @@ class _Walker:
         return rd
 
     def encounter(self, el: etree._Element, path: str) -> EncompassingEncounter:
-        enc = EncompassingEncounter(path=path)
+        enc = _new_EncompassingEncounter(path=path)
         for n, c, p in kids(el, path):
             if n == "id":
                 enc.ids.append(ii(c, p))
@@ -388,7 +414,7 @@ class _Walker:
         return enc
 
     def facility(self, el: etree._Element, path: str) -> HealthCareFacility:
-        f = HealthCareFacility()
+        f = _new_HealthCareFacility()
         for n, c, p in kids(el, path):
             if n == "id":
                 f.ids.append(ii(c, p))
@@ -415,7 +441,7 @@ class _Walker:
                 doc.non_xml_body = self.non_xml_body(c, p)
 
     def non_xml_body(self, el: etree._Element, path: str) -> NonXmlBody:
-        body = NonXmlBody(path=path)
+        body = _new_NonXmlBody(path=path)
         for n, c, p in kids(el, path):
             if n == "languageCode":
                 body.language_code = c.get("code", "")
@@ -442,7 +468,7 @@ class _Walker:
         return data
 
     def section(self, el: etree._Element, path: str) -> Section:
-        s = Section(xml_id=el.get("ID", ""), path=path)
+        s = _new_Section(xml_id=el.get("ID", ""), path=path)
         for n, c, p in kids(el, path):
             if n == "entry":
                 s.entries.append(self.entry(c, p))
@@ -471,7 +497,7 @@ class _Walker:
         return s
 
     def entry(self, el: etree._Element, path: str) -> Entry:
-        e = Entry(type_code=el.get("typeCode", ""), path=path)
+        e = _new_Entry(type_code=el.get("typeCode", ""), path=path)
         for n, c, p in kids(el, path):
             if n in STATEMENTS:
                 e.act = self.statement(n, c, p)
@@ -485,9 +511,9 @@ class _Walker:
     # -- clinical statements ----------------------------------------------------------------
     def statement(self, kind: str, el: etree._Element, path: str) -> ClinicalStatement:
         g = el.get
-        act = STATEMENTS[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
-                               negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
-                               path=path)
+        act = _NEW_STATEMENT[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
+                                   negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
+                                   path=path)
         handlers = _HANDLERS[kind]
         for n, c, p in kids(el, path):
             handler = handlers.get(n)
@@ -499,8 +525,8 @@ class _Walker:
 
     def criterion(self, el: etree._Element, path: str) -> ClinicalStatement:
         """precondition/criterion: a code, a text and a value, read as an observation."""
-        crit = Observation(kind="criterion", class_code=el.get("classCode", ""),
-                           mood_code=el.get("moodCode", ""), path=path)
+        crit = _new_Observation(kind="criterion", class_code=el.get("classCode", ""),
+                                mood_code=el.get("moodCode", ""), path=path)
         for n, c, p in kids(el, path):
             if n == "code":
                 crit.code = cd(c, p, "CD")
@@ -514,8 +540,9 @@ class _Walker:
 
     def entry_relationship(self, el: etree._Element, path: str) -> EntryRelationship:
         g = el.get
-        er = EntryRelationship(type_code=g("typeCode", ""), inversion_ind=g("inversionInd", ""),
-                               negation_ind=g("negationInd", ""), path=path)
+        er = _new_EntryRelationship(type_code=g("typeCode", ""),
+                                    inversion_ind=g("inversionInd", ""),
+                                    negation_ind=g("negationInd", ""), path=path)
         for n, c, p in kids(el, path):
             if n in STATEMENTS:
                 er.act = self.statement(n, c, p)
@@ -533,7 +560,7 @@ class _Walker:
         for n, mp, mpp in kids(el, path):
             if n != "manufacturedProduct":
                 continue
-            prod = Product(path=mpp)
+            prod = _new_Product(path=mpp)
             for k, c, p in kids(mp, mpp):
                 if k == "templateId":
                     prod.template_ids.append(ii(c, p))
@@ -555,7 +582,7 @@ class _Walker:
         return None
 
     def reference(self, el: etree._Element, path: str) -> Reference:
-        ref = Reference(type_code=el.get("typeCode", ""))
+        ref = _new_Reference(type_code=el.get("typeCode", ""))
         for n, ext, ep in kids(el, path):
             if not n.startswith("external"):
                 continue
@@ -574,7 +601,7 @@ class _Walker:
         return ref
 
     def reference_range(self, el: etree._Element, path: str) -> ReferenceRange:
-        rr = ReferenceRange(type_code=el.get("typeCode", ""), path=path)
+        rr = _new_ReferenceRange(type_code=el.get("typeCode", ""), path=path)
         for n, orange, op in kids(el, path):
             if n != "observationRange":
                 continue

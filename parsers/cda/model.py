@@ -24,8 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from parsers.cda.errors import CDA_BAD_COMPRESSION, CDA_TOO_LARGE, CdaParseError, ParseWarning
 
@@ -794,3 +796,35 @@ class Document:
     body_kind: str = "none"
     envelope: str = ""
     warnings: list[ParseWarning] = field(default_factory=list)
+
+
+def constructor(cls: type) -> Callable[..., Any]:
+    """A function that builds a ``cls`` exactly as its dataclass ``__init__`` does (every field,
+    keyword arguments only, the same defaults, a new list/dict per default_factory), for the
+    parser's hot paths: calling the class goes through ``type.__call__`` with a keyword dict,
+    which costs about twice the building itself (a lab report builds ~2,500 such objects).
+    Generated from ``dataclasses.fields`` so that it follows the model."""
+    params: list[str] = []
+    body: list[str] = []
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": MISSING}
+    for f in fields(cls):
+        if not f.init:
+            raise TypeError(f"{cls.__name__}.{f.name}: init=False is not supported")
+        name = f.name
+        if f.default is not MISSING:
+            namespace[f"_d_{name}"] = f.default
+            params.append(f"{name}=_d_{name}")
+            body.append(f"    o.{name} = {name}")
+        elif f.default_factory is not MISSING:
+            namespace[f"_f_{name}"] = f.default_factory
+            params.append(f"{name}=_MISSING")
+            body.append(f"    o.{name} = _f_{name}() if {name} is _MISSING else {name}")
+        else:
+            params.append(name)
+            body.append(f"    o.{name} = {name}")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ is not supported")
+    source = (f"def new_{cls.__name__}(*, {', '.join(params)}):\n    o = _new(_cls)\n"
+              + "\n".join(body) + "\n    return o\n")
+    exec(source, namespace)  # noqa: S102 - generated from the dataclass fields above
+    return namespace[f"new_{cls.__name__}"]
