@@ -82,7 +82,7 @@ class WorkerPool:
         self.results = mp.Queue()
         self.processes = [mp.Process(target=run_worker_process, name=f"w{i}",
                                      args=(self.settings, f"w{i}", self.stop_event,
-                                           self.wake_event, self.results), daemon=True)
+                                           self.wake_event, self.results), daemon=False)
                           for i in range(1, self.n + 1)]
 
     def start(self) -> None:

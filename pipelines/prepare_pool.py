@@ -54,12 +54,17 @@ Decided = dict[int, tuple["Outcome", datetime]]
 
 
 def pool_processes(settings: Settings) -> int:
-    """How many preparing processes: the setting, else one per core on a machine with
-    several (0: everything inline)."""
+    """How many preparing processes: the setting, else the cores shared among `serve`'s
+    worker processes (``workers``: one per core for `ingest`), none on one core (0:
+    everything inline); none in a daemonic process (it may not have children)."""
+    if multiprocessing.current_process().daemon:
+        return 0  # a daemonic process may not have children
     if settings.prepare_processes is not None:
         return max(0, settings.prepare_processes)
     cores = os.cpu_count() or 1
-    return min(cores, 8) if cores > 1 else 0
+    if cores == 1:
+        return 0
+    return min(cores // max(1, settings.workers), 8)  # `serve`'s workers share the cores
 
 
 @dataclass
@@ -133,7 +138,9 @@ def start_preparing(ctx: Context, rows: list[Any]) -> Preparing:
         pool = _pool(processes)
         parts = [(run, pool.submit(_prepare_chunk, blob, [dict(r._mapping) for r in run])
                   if pooled_run else None) for run, pooled_run in _runs(rows, size)]
-    except BrokenProcessPool:  # it died while idle: this batch here, a new pool next time
+    except Exception as exc:  # it died while idle, or cannot start: this batch here
+        log.error("the preparing pool cannot take a batch (%s): prepared in this process",
+                  type(exc).__name__)
         _discard_pool()
         return Preparing(ctx, rows, [(list(rows), None)])
     return Preparing(ctx, rows, parts)

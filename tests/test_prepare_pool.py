@@ -106,9 +106,11 @@ def test_small_batches_and_a_pool_turned_off_stay_in_this_process(rows_ctx) -> N
     assert not start_preparing(ctx, rows[:prepare_pool.MIN_ROWS - 1]).parallel
     off = dataclasses.replace(ctx.settings, prepare_processes=0)
     assert prepare_pool.pool_processes(off) == 0
-    auto = dataclasses.replace(ctx.settings, prepare_processes=None)
-    assert prepare_pool.pool_processes(auto) == (0 if (os.cpu_count() or 1) == 1
-                                                  else min(os.cpu_count(), 8))
+    auto = dataclasses.replace(ctx.settings, prepare_processes=None, workers=1)
+    cores = os.cpu_count() or 1
+    assert prepare_pool.pool_processes(auto) == (0 if cores == 1 else min(cores, 8))
+    shared = dataclasses.replace(auto, workers=cores)  # serve's workers, one per core
+    assert prepare_pool.pool_processes(shared) == (0 if cores == 1 else 1)
 
 
 def test_the_pool_stops_even_after_reading_pdfs_inside_messages(rows_ctx) -> None:  # noqa: ANN001
