@@ -6,10 +6,11 @@ time. A pool of processes prepares a batch in chunks, and ``drain`` hands it the
 while this process files the current one: on two cores both are busy, which one process
 never achieves (one Python process is one core at most).
 
-What crosses the process boundary is plain data: the ledger rows as dicts, the settings
-(pickled once, a worker keeps its context per settings), and back the ``Prepared`` messages
-or their outcomes. The same function prepares a batch in the pool and inline
-(``pipelines.process.prepare_rows``): the result is the same either way.
+What crosses the process boundary is plain data: the ledger rows as dicts, the settings and
+the version of the code tables (pickled once per context; a preparing process keeps its
+context for them), and back the ``Prepared`` messages or their outcomes. The same function
+prepares a batch in the pool and inline (``pipelines.process.prepare_rows``): the result is
+the same either way.
 
 - PDF reports stay in the calling process: their OCR has a pool of its own (parsers/pdf).
 - Small batches stay in the calling process: below ``MIN_ROWS`` the round trips cost more

@@ -327,18 +327,19 @@ def drain(ctx: Context, *, limit: int | None = None, ids: list[int] | None = Non
     batches = 0
     ahead: Preparing | None = None
     while limit is None or batches < limit:
-        current = ahead or _claim_and_start(ctx, ids)
+        current = ahead or claim_and_start(ctx, ids=ids)
         if current is None:
             break
         batches += 1
         more = limit is None or batches < limit
-        ahead = _claim_and_start(ctx, ids) if more and current.parallel else None
+        ahead = claim_and_start(ctx, ids=ids) if more and current.parallel else None
         for status, n in file_prepared(ctx, current).items():
             totals[status] = totals.get(status, 0) + n
     return totals
 
 
-def _claim_and_start(ctx: Context, ids: list[int] | None) -> Preparing | None:
+def claim_and_start(ctx: Context, *, ids: list[int] | None = None) -> Preparing | None:
+    """Claim the next batch (a lease; among ``ids`` when given) and start preparing it."""
     claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker,
                           lease_seconds=ctx.settings.lease_seconds, ids=ids)
     return start_preparing(ctx, read_claimed(ctx, claimed)) if claimed else None

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 
 from parsers.process_lifetime import die_with_parent
 from pipelines.gc_tuning import tune_for_batches
-from pipelines.ledger import claim_batch
 from pipelines.logs import configure_logging
-from pipelines.prepare_pool import Preparing, shutdown_pool, start_preparing
-from pipelines.process import Context, read_claimed
+from pipelines.prepare_pool import Preparing, shutdown_pool
+from pipelines.process import Context, claim_and_start
 from pipelines.resilient import file_or_defer
 from pipelines.retry import is_store_outage
 
@@ -58,7 +57,7 @@ class Worker:
                 log.error("the service process is gone: worker stops")
                 return
             try:
-                current, ahead = ahead or self._claim(), None
+                current, ahead = ahead or claim_and_start(self.ctx), None
                 if current is not None and current.parallel and not self.stop_event.is_set():
                     ahead = self._claim_ahead()  # prepared by the pool while this is filed
                 counts = file_or_defer(self.ctx, current) if current is not None else {}
@@ -83,18 +82,12 @@ class Worker:
         """The next batch, or None if the store does not answer now: the batch in hand is
         filed (or deferred) first either way."""
         try:
-            return self._claim()
+            return claim_and_start(self.ctx)
         except Exception as exc:
             if not is_store_outage(exc):
                 raise
             return None
 
-    def _claim(self) -> Preparing | None:
-        """Claim the next batch (a lease) and start preparing it."""
-        ctx = self.ctx
-        claimed = claim_batch(ctx.engine, limit=ctx.settings.batch_size, worker=ctx.worker,
-                              lease_seconds=ctx.settings.lease_seconds)
-        return start_preparing(ctx, read_claimed(ctx, claimed)) if claimed else None
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="ledger-worker", daemon=True)
