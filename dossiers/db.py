@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from json.encoder import c_make_encoder, encode_basestring_ascii
 from operator import itemgetter
 from pathlib import Path
@@ -161,12 +162,7 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
     SQLAlchemy bind processors (so they read back exactly as if SQLAlchemy had written them:
     JSON text, timestamps, booleans). SQLAlchemy's own executemany spends more time building
     per-row parameters than SQLite spends inserting the rows."""
-    processors = [(i, _json_text(p, conn.dialect) if isinstance(table.c[c].type, JSON) else p)
-                  for i, c in enumerate(columns)
-                  if (p := table.c[c].type.dialect_impl(conn.dialect).bind_processor(
-                      conn.dialect)) is not None]
-    names = ", ".join(f'"{c}"' for c in columns)
-    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+    sql, processors = _sqlite_statement(table, tuple(columns), conn.dialect)
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     data = []
     last: dict[int, tuple[object, object]] = {}  # column -> (value, converted): the same
@@ -182,6 +178,20 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
                 last[i] = (value, converted)
         data.append(tuple(vals))
     conn.exec_driver_sql(sql, data)
+
+
+@lru_cache(maxsize=64)  # (table, columns) pairs of one or two dialects
+def _sqlite_statement(table: Table, columns: tuple[str, ...],
+                      dialect: Dialect) -> tuple[str, list[tuple[int, Callable]]]:
+    """The INSERT of ``columns`` and their bind processors, built once: per call they cost
+    the listener's intake (a group of a few messages) more than SQLite's insert."""
+    processors = [(i, _json_text(p, dialect) if isinstance(table.c[c].type, JSON) else p)
+                  for i, c in enumerate(columns)
+                  if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
+                  is not None]
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+    return sql, processors
 
 
 _PROBE = {"b": "\u00e9\u4e2d", "a": [1.5, -0.0, None, True, 10**20, {"x": "\n\"'"}]}

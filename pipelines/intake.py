@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache
 
 from sqlalchemy import Engine, bindparam, func, insert, or_, select
 
+from dossiers.db import allocate_ids, bulk_insert
 from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import split_batch
@@ -297,43 +298,19 @@ def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int
 
 def _insert_many(conn, rows: list[dict]) -> list[int]:  # noqa: ANN001
     """Ids of rows inserted with one statement, in the order given. SQLite: ids allocated
-    after the highest (as dossiers.db.allocate_ids does: every transaction here holds the
-    write lock from BEGIN IMMEDIATE), then one executemany of SQL text (``exec_driver_sql``:
-    errors still come wrapped, an OperationalError still says the store is down), values
-    converted by the columns' own bind processors (looked up once per dialect), so they read
-    back exactly as if SQLAlchemy had written them ('null' for a None JSON, timestamps as
-    text). SQLAlchemy's multi-row ``INSERT ... RETURNING`` cost the listener more per group
-    than SQLite's commit. Elsewhere that statement, as before."""
+    first and one executemany straight to sqlite3 (``dossiers.db``: the values converted by
+    the columns' own bind processors, read back as if SQLAlchemy had written them);
+    SQLAlchemy's multi-row ``INSERT ... RETURNING`` cost the listener more per group than
+    SQLite's commit. Elsewhere that statement, as before."""
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
         return list(conn.execute(insert(imports).returning(imports.c.id,
                                                            sort_by_parameter_order=True),
                                  rows).scalars())
-    start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM imports").scalar_one()
-    ids = list(range(start + 1, start + len(rows) + 1))
-    sql, columns, processors = _sqlite_insert(conn.dialect)
-    values = []
-    for row, new_id in zip(rows, ids, strict=True):
-        vals = [row.get(c, default) for c, default in columns]
-        vals[0] = new_id
-        for i, process in processors:
-            vals[i] = process(vals[i])
-        values.append(tuple(vals))
-    conn.exec_driver_sql(sql, values)
+    ids = allocate_ids(conn, imports, len(rows))
+    empty = dict.fromkeys(_COLUMNS)
+    bulk_insert(conn, imports, [{**empty, **row, "id": new_id}
+                                for row, new_id in zip(rows, ids, strict=True)],
+                columns=_COLUMNS)
     return ids
-
-
-@lru_cache(maxsize=8)  # one per engine in use
-def _sqlite_insert(dialect) -> tuple[str, list, list]:  # noqa: ANN001
-    """(INSERT statement, [(column, default)], [(index, bind processor)]) for message rows:
-    ``_COLUMNS`` and the columns with a scalar default (as SQLAlchemy's insert applies it)."""
-    columns = [(c, None) for c in _COLUMNS] + [
-        (c.name, c.default.arg) for c in imports.columns
-        if c.name not in _COLUMNS and c.default is not None and c.default.is_scalar]
-    processors = [(i, p) for i, (c, _) in enumerate(columns)
-                  if (p := imports.c[c].type.dialect_impl(dialect).bind_processor(dialect))
-                  is not None]
-    names = ", ".join(f'"{c}"' for c, _ in columns)
-    sql = f'INSERT INTO imports ({names}) VALUES ({", ".join("?" * len(columns))})'
-    return sql, columns, processors
