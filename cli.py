@@ -28,7 +28,7 @@ class Unavailable(Exception):
 
 
 def _quiet_prefect() -> None:
-    """Prefect's ephemeral mode, no telemetry, no console chatter; all overridable."""
+    """Prefect's home under DMP_HOME, no telemetry, no console chatter; all overridable."""
     home = Path(os.environ.get("DMP_HOME", "var")).resolve()
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -36,6 +36,39 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_API_ENABLE_HTTP2", "false")
+
+
+def _prefect_api():  # noqa: ANN202
+    """Where this command's flows run: the configured Prefect API when there is one (a
+    server, or the test harness), else the warm local server of pipelines/prefect_local
+    (``DMP_PREFECT_SERVER=ephemeral`` gives Prefect's own per-command server back)."""
+    from contextlib import nullcontext
+
+    _quiet_prefect()
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    if get_current_settings().api.url or os.environ.get("DMP_PREFECT_SERVER") == "ephemeral":
+        return nullcontext()
+    from pipelines.prefect_local import LocalServerError, use_local_server
+
+    idle = os.environ.get("DMP_PREFECT_IDLE_SECONDS")
+    try:
+        url = use_local_server(Path(os.environ["PREFECT_HOME"]),
+                               **({"idle_seconds": float(idle)} if idle else {}))
+    except ValueError:
+        raise UserError(f"DMP_PREFECT_IDLE_SECONDS: a number of seconds expected, "
+                        f"not {idle!r}") from None
+    except LocalServerError as exc:
+        raise Unavailable(str(exc)) from None
+    # No heartbeats to the local server: nothing watches them there (they serve a remote
+    # server's crash detection), and stopping their thread cost up to 1 s at every flow's end.
+    return temporary_settings(updates={PREFECT_API_URL: url,
+                                       PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def _context():  # noqa: ANN202
@@ -89,6 +122,25 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prefect(args: argparse.Namespace) -> int:
+    """``prefect status``: the warm local Prefect server, if any; ``prefect stop``: stop it
+    (the next command starts one again)."""
+    from pipelines import prefect_local
+
+    _quiet_prefect()
+    home = Path(os.environ["PREFECT_HOME"])
+    if args.action == "stop":
+        stopped = prefect_local.stop_local_server(home)
+        print("local Prefect server stopped" if stopped else "no local Prefect server running")
+        return 0
+    server = prefect_local.read_state(home)
+    if server is None or not prefect_local.is_running(server):
+        print("no local Prefect server running")
+    else:
+        print(f"local Prefect server: pid {server.pid}, API {server.api_url}")
+    return 0
+
+
 def _print_json(obj: object) -> None:
     json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, default=str)
     sys.stdout.write("\n")
@@ -116,10 +168,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except InputPathError as exc:
         raise UserError(str(exc)) from None
     ctx = _context()  # fail early (exit 3) when the store or archive is unreachable
-    _quiet_prefect()
-    from flows import ingest_files
+    with _prefect_api():
+        from flows import ingest_files
 
-    received = ingest_files(files, source=args.source)
+        received = ingest_files(files, source=args.source)
     from pipelines.report import ingest_summary
 
     summary = ingest_summary(ctx.engine, received["message_ids"], received["batch_ids"])
@@ -299,13 +351,13 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
         params.update(status=args.status, source=args.source, channel=args.channel,
                       stage=args.stage, code=args.code, since=args.since, until=args.until,
                       patient=args.patient)
-    _quiet_prefect()
-    from flows import rerun_imports
-
     try:
-        if not progress or not sys.stderr.isatty():
-            return rerun_imports(**params)
-        return _with_progress(ctx, ids, args, lambda: rerun_imports(**params))
+        with _prefect_api():
+            from flows import rerun_imports
+
+            if not progress or not sys.stderr.isatty():
+                return rerun_imports(**params)
+            return _with_progress(ctx, ids, args, lambda: rerun_imports(**params))
     except FilterError as exc:
         raise UserError(str(exc)) from None
     except ArchiveUnavailable as exc:
@@ -836,6 +888,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient", type=int, help="only this dossier's chain (internal id)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit_verify)
+
+    prefect = sub.add_parser("prefect", help="the warm local Prefect server the commands use "
+                             "when no PREFECT_API_URL is set").add_subparsers(
+        dest="action", required=True)
+    for action, text in (("status", "is it running, where"), ("stop", "stop it now")):
+        p = prefect.add_parser(action, help=text)
+        p.set_defaults(func=cmd_prefect)
 
     token = sub.add_parser("token", help="HTTP API tokens").add_subparsers(
         dest="action", required=True)

@@ -2,8 +2,9 @@
 
 A Prefect task costs milliseconds, so a task handles a batch (hundreds of files at intake,
 ``batch_size`` ledger rows at processing), never one message. Without PREFECT_API_URL the
-flows run in Prefect's ephemeral mode (a temporary local server); point PREFECT_API_URL at a
-Prefect server to see and schedule them there (README, "Prefect").
+CLI runs them against a warm local server (pipelines/prefect_local.py) instead of Prefect's
+per-command ephemeral one; point PREFECT_API_URL at a Prefect server to see and schedule them
+there (README, "Prefect").
 """
 
 from __future__ import annotations
