@@ -133,6 +133,8 @@ def main() -> None:
         timed("dmp-ingest ingest (CLI + Prefect flow)", count, lambda: subprocess.run(
             [sys.executable, "-m", "cli", "ingest", str(batch_file)], env=env2, cwd=ROOT,
             check=True, stdout=subprocess.DEVNULL))
+        subprocess.run([sys.executable, "-m", "cli", "prefect", "stop"], env=env2, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)  # the local server the command started
 
 
 if __name__ == "__main__":

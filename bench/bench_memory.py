@@ -154,6 +154,8 @@ def main() -> None:
         command = [sys.executable, "-m", "cli", "ingest", "--source", "bench", str(batch)]
         label = "dmp-ingest ingest (intake + processing, Prefect flow)"
     wall, peak, largest, output, tree = run_measured(command, env)
+    subprocess.run([sys.executable, "-m", "cli", "prefect", "stop"], env=env, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)  # the local Prefect server the command started
     lines = output.strip().splitlines()
     print(f"{label}: {wall:,.0f} s wall, {count / wall:,.0f} messages/s")
     print(f"peak RSS of the ingest process: {peak / 1e6:,.0f} MB "

@@ -124,6 +124,8 @@ def main() -> None:
                         "--source", "benchlab", "--code", "CODE_UNMAPPED"], env=cli_env,
                        cwd=ROOT, check=True)
         total = time.perf_counter() - start
+        subprocess.run([sys.executable, "-m", "cli", "prefect", "stop"], env=cli_env, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)  # the local server the command started
         print(f"{'dmp-ingest imports rerun (CLI + Prefect), TOTAL':<52} {total:8.2f} s  "
               f"{count / total:10,.0f} messages/s")
     shutil.rmtree(work, ignore_errors=True)
