@@ -123,7 +123,7 @@ class Access:
     """A granted read: on which dossier, on what basis."""
 
     patient_id: int
-    basis: str  # patient, treating, authorised, break_glass
+    basis: str  # patient, treating, authorised, break_glass; author (withdrawal only)
     principal: Principal
 
     @property
@@ -468,17 +468,40 @@ def set_mask(engine: Engine, principal: Principal, entry_id: int, masked: bool) 
     return _with_trace(engine, principal, work)
 
 
+def _own_document(conn: Connection, principal: Principal, entry_id: int) -> tuple | None:
+    """(entry row, Access on the basis 'author') when a professional names a current entry
+    they authored, whether or not the patient authorised them: a document filed in the wrong
+    dossier is withdrawn by its author, who has no reason to be allowed to read that
+    dossier. None otherwise (the usual rules then decide, and refuse). The row is locked
+    (PostgreSQL): of two withdrawals at once, the second finds it no longer current."""
+    if principal.kind != "professional" or principal.rpps is None:
+        return None
+    row = conn.execute(select(entries).where(entries.c.id == entry_id)
+                       .with_for_update()).first()
+    if row is None or not row.current or row.status == "withdrawn" \
+            or principal.rpps not in author_rpps(row):
+        return None
+    document = _documents_of(conn, [row]).get(row.parent_id)
+    if document is not None and (not document.current or document.status == "withdrawn"):
+        return None
+    return row, Access(row.patient_id, "author", principal)
+
+
 def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -> dict:
     """The author withdraws a document: a new version with status 'withdrawn' (its entries
-    too) replaces what readers saw; the old versions stay, for the audit."""
+    too) replaces what readers saw; the old versions stay, for the audit. The author needs
+    no read access to the dossier (``_own_document``); anyone else is refused, as a read
+    would be (403 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise InvalidRequest("REASON_REQUIRED", "a reason is required to withdraw")
 
     def work(conn: Connection) -> dict:
-        row, _, _, access = _entry_for(conn, principal, entry_id, "document.withdraw")
-        if principal.kind != "professional" or principal.rpps not in author_rpps(row):
+        own = _own_document(conn, principal, entry_id)
+        if own is None:
+            _entry_for(conn, principal, entry_id, "document.withdraw")  # 404 / 403, traced
             raise AccessDenied("AUTHOR_ONLY", "only the document's author withdraws it")
+        row, access = own
         now = datetime.now(UTC)
         family = _document_family(conn, row)
         for old in family:

@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -26,7 +27,7 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, update
 
 from dossiers.audit import verify
-from dossiers.schema import entries, imports
+from dossiers.schema import break_glass, entries, imports
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
@@ -559,14 +560,21 @@ def _mask_and_revoke(api, k1, scan: int) -> None:  # noqa: ANN001
 
 
 def _withdraw(api, k1, letter: int) -> None:  # noqa: ANN001
-    """Only the author withdraws; then nobody sees the document, the patient included."""
+    """Only the author withdraws, even once the patient revoked their access (a document in
+    the wrong dossier); then nobody sees the document, the patient included."""
     with _pro(api, TREATING) as treating, _pro(api, AUTHOR) as author:
         r = treating.post(f"/documents/{letter}/withdraw", json={"reason": "erreur"})
         assert (r.status_code, r.json()["error"]) == (403, "AUTHOR_ONLY")
         assert author.post(f"/documents/{letter}/withdraw", json={}).status_code == 422
+        assert k1.patient.delete(f"/dossiers/{k1.pid}/authorizations/{AUTHOR}").status_code \
+            == 200
+        with api.ctx.engine.begin() as conn:  # and their break-glass of the matrix is over
+            conn.execute(update(break_glass).where(break_glass.c.rpps == AUTHOR)
+                         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        assert _seen(author, k1.pid)[0] == 403
         r = author.post(f"/documents/{letter}/withdraw",
                         json={"reason": "erreur de patient"})
         assert r.status_code == 200 and r.json()["withdrawn"] == len(k1.ids["letter"])
-        for c in (k1.patient, treating, author):
+        for c in (k1.patient, treating):
             assert not (_seen(c, k1.pid)[1] & k1.ids["letter"])
             assert c.get(f"/documents/{letter}").status_code == 404
