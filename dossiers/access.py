@@ -10,8 +10,8 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
 
 - A **patient** reads their own dossier, masked documents included, except documents flagged
   INVISIBLE_PATIENT (waiting for the announcement consultation). They grant and revoke
-  professionals' access, mask and unmask documents, name their médecin traitant, and read
-  their audit trail.
+  professionals' access, mask and unmask documents, name their médecin traitant, oppose
+  (or stop opposing) the feeding of their dossier, and read their audit trail.
 - A **professional** reads a dossier when they are its médecin traitant, when the patient
   authorised them (not revoked), or through break-glass (an emergency, with a reason, for
   ``BREAK_GLASS_HOURS``; every read inside it is traced as such). A patient who stated no
@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from dossiers.audit import AuditEvent, append, iso_utc
+from dossiers.consent import DOES_NOT_OBJECT, OBJECTS, apply_consent
 from dossiers.patients import find_by_reference
 from dossiers.schema import (
     audit_log,
@@ -49,6 +50,7 @@ from dossiers.schema import (
     patients,
     professionals,
 )
+from normalizers.model import ConsentStatement
 
 BREAK_GLASS_HOURS = 4
 RPPS_OID = "1.2.250.1.71.4.2.1"  # CDA author ids: root RPPS_OID, extension "8" + RPPS
@@ -586,6 +588,26 @@ def set_treating(engine: Engine, principal: Principal, patient_ref: str,
         append(conn, [AuditEvent(principal.actor, "treating.set", patient_id=patient.id,
                                  details={"rpps": number})])
         return {"patient_id": patient.id, "treating_rpps": number}
+    return _with_trace(engine, principal, work)
+
+
+def set_opposition(engine: Engine, principal: Principal, patient_ref: str,
+                   opposed: bool) -> dict:
+    """The patient opposes (or stops opposing) the feeding of their dossier themselves, not
+    only through a hospital's ADT: a statement of their own (ZFA-9 IO / INO, dated now) in
+    the same consent history, under the same rule (the most recent statement by its date is
+    current), audited 'consent.update' by dossiers/consent.py. What is filed from then on
+    is quarantined OPPOSITION (pipelines/identity.py); what is already filed stays."""
+    def work(conn: Connection) -> dict:
+        patient, _ = _patient_only(conn, principal, patient_ref, "opposition.set")
+        stated = datetime.now(UTC).isoformat(timespec="seconds")
+        change = apply_consent(conn, patient.id, ConsentStatement(
+            stated, opposition=OBJECTS if opposed else DOES_NOT_OBJECT,
+            opposition_date=stated), actor=principal.actor)
+        now_opposed = conn.execute(select(patients.c.opposed).where(
+            patients.c.id == patient.id)).scalar_one()
+        return {"patient_id": patient.id, "opposed": bool(now_opposed),
+                "applied": "opposition" in change.applied}
     return _with_trace(engine, principal, work)
 
 
