@@ -289,6 +289,14 @@ def test_audit_verify_command(dossier, monkeypatch, capsys) -> None:  # noqa: AN
     assert main(["audit", "verify", "--patient", d.pid]) == 1
     out = capsys.readouterr().out
     assert f"broken: chain {d.pid} seq 1" in out and "TAMPERED: 1 break(s)" in out
+    with d.engine.connect() as conn:  # the dossier named by its INS: the same chain
+        ins = conn.execute(select(patients.c.ins).where(patients.c.id == int(d.pid))).scalar()
+    assert main(["audit", "verify", "--patient", ins]) == 1
+    assert f"broken: chain {d.pid} seq 1" in capsys.readouterr().out
+    # an unknown dossier is an error, not an empty chain reported "intact"
+    assert main(["audit", "verify", "--patient", "999999"]) == 1
+    captured = capsys.readouterr()
+    assert "intact" not in captured.out and "no dossier 999999" in captured.err
 
 
 def test_deposits_are_in_the_patients_trail(dossier) -> None:  # noqa: ANN001
