@@ -594,7 +594,18 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dossiers.audit import verify
 
     ctx = _context()
-    result = verify(ctx.engine, chain=args.patient)
+    chain = None
+    if args.patient is not None:
+        # the dossier named (INS or id) must exist: an unknown one, or an INS taken for an
+        # id, would verify an empty chain and print "intact" about nothing
+        from dossiers.patients import find_by_reference
+
+        with ctx.engine.connect() as conn:
+            patient = find_by_reference(conn, args.patient)
+        if patient is None:
+            raise UserError(f"no dossier {args.patient}")
+        chain = patient.id
+    result = verify(ctx.engine, chain=chain)
     if args.json:
         _print_json({"ok": result.ok, "rows": result.rows, "chains": result.chains,
                      "breaks": [{"chain": b.chain, "seq": b.seq, "row_id": b.row_id,
@@ -885,7 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     p = audit.add_parser("verify", help="recompute the audit trail's hash chains; exit 1 "
                          "when a row was edited, deleted or inserted")
-    p.add_argument("--patient", type=int, help="only this dossier's chain (internal id)")
+    p.add_argument("--patient", help="only this dossier's chain (INS or internal id)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit_verify)
 

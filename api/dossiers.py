@@ -46,6 +46,10 @@ class Reason(BaseModel):
     reason: str = Field(description="why (kept in the audit trail the patient reads)")
 
 
+class Opposition(BaseModel):
+    opposed: bool = Field(description="true: the dossier is no longer fed; false: it is again")
+
+
 class Professional(BaseModel):
     rpps: str
     family: str
@@ -145,6 +149,13 @@ def revoke(patient: PatientRef, rpps: str, request: Request,
 def treating(patient: PatientRef, body: Treating, request: Request,
              who: PATIENT_OR_ADMIN) -> dict:
     return access.set_treating(_engine(request), who, patient, body.rpps)
+
+
+@router.put("/dossiers/{patient}/opposition",
+            summary="Oppose (or stop opposing) the feeding of the dossier (patient)")
+def opposition(patient: PatientRef, body: Opposition, request: Request,
+               who: PATIENT) -> dict:
+    return access.set_opposition(_engine(request), who, patient, body.opposed)
 
 
 @router.post("/dossiers/{patient}/break-glass", status_code=201,

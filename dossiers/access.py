@@ -10,8 +10,8 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
 
 - A **patient** reads their own dossier, masked documents included, except documents flagged
   INVISIBLE_PATIENT (waiting for the announcement consultation). They grant and revoke
-  professionals' access, mask and unmask documents, name their médecin traitant, and read
-  their audit trail.
+  professionals' access, mask and unmask documents, name their médecin traitant, oppose
+  (or stop opposing) the feeding of their dossier, and read their audit trail.
 - A **professional** reads a dossier when they are its médecin traitant, when the patient
   authorised them (not revoked), or through break-glass (an emergency, with a reason, for
   ``BREAK_GLASS_HOURS``; every read inside it is traced as such). A patient who stated no
@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from dossiers.audit import AuditEvent, append, iso_utc
+from dossiers.consent import DOES_NOT_OBJECT, OBJECTS, apply_consent
 from dossiers.patients import find_by_reference
 from dossiers.schema import (
     audit_log,
@@ -49,6 +50,7 @@ from dossiers.schema import (
     patients,
     professionals,
 )
+from normalizers.model import ConsentStatement
 
 BREAK_GLASS_HOURS = 4
 RPPS_OID = "1.2.250.1.71.4.2.1"  # CDA author ids: root RPPS_OID, extension "8" + RPPS
@@ -123,7 +125,7 @@ class Access:
     """A granted read: on which dossier, on what basis."""
 
     patient_id: int
-    basis: str  # patient, treating, authorised, break_glass
+    basis: str  # patient, treating, authorised, break_glass; author (withdrawal only)
     principal: Principal
 
     @property
@@ -468,17 +470,40 @@ def set_mask(engine: Engine, principal: Principal, entry_id: int, masked: bool) 
     return _with_trace(engine, principal, work)
 
 
+def _own_document(conn: Connection, principal: Principal, entry_id: int) -> tuple | None:
+    """(entry row, Access on the basis 'author') when a professional names a current entry
+    they authored, whether or not the patient authorised them: a document filed in the wrong
+    dossier is withdrawn by its author, who has no reason to be allowed to read that
+    dossier. None otherwise (the usual rules then decide, and refuse). The row is locked
+    (PostgreSQL): of two withdrawals at once, the second finds it no longer current."""
+    if principal.kind != "professional" or principal.rpps is None:
+        return None
+    row = conn.execute(select(entries).where(entries.c.id == entry_id)
+                       .with_for_update()).first()
+    if row is None or not row.current or row.status == "withdrawn" \
+            or principal.rpps not in author_rpps(row):
+        return None
+    document = _documents_of(conn, [row]).get(row.parent_id)
+    if document is not None and (not document.current or document.status == "withdrawn"):
+        return None
+    return row, Access(row.patient_id, "author", principal)
+
+
 def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -> dict:
     """The author withdraws a document: a new version with status 'withdrawn' (its entries
-    too) replaces what readers saw; the old versions stay, for the audit."""
+    too) replaces what readers saw; the old versions stay, for the audit. The author needs
+    no read access to the dossier (``_own_document``); anyone else is refused, as a read
+    would be (403 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise InvalidRequest("REASON_REQUIRED", "a reason is required to withdraw")
 
     def work(conn: Connection) -> dict:
-        row, _, _, access = _entry_for(conn, principal, entry_id, "document.withdraw")
-        if principal.kind != "professional" or principal.rpps not in author_rpps(row):
+        own = _own_document(conn, principal, entry_id)
+        if own is None:
+            _entry_for(conn, principal, entry_id, "document.withdraw")  # 404 / 403, traced
             raise AccessDenied("AUTHOR_ONLY", "only the document's author withdraws it")
+        row, access = own
         now = datetime.now(UTC)
         family = _document_family(conn, row)
         for old in family:
@@ -563,6 +588,26 @@ def set_treating(engine: Engine, principal: Principal, patient_ref: str,
         append(conn, [AuditEvent(principal.actor, "treating.set", patient_id=patient.id,
                                  details={"rpps": number})])
         return {"patient_id": patient.id, "treating_rpps": number}
+    return _with_trace(engine, principal, work)
+
+
+def set_opposition(engine: Engine, principal: Principal, patient_ref: str,
+                   opposed: bool) -> dict:
+    """The patient opposes (or stops opposing) the feeding of their dossier themselves, not
+    only through a hospital's ADT: a statement of their own (ZFA-9 IO / INO, dated now) in
+    the same consent history, under the same rule (the most recent statement by its date is
+    current), audited 'consent.update' by dossiers/consent.py. What is filed from then on
+    is quarantined OPPOSITION (pipelines/identity.py); what is already filed stays."""
+    def work(conn: Connection) -> dict:
+        patient, _ = _patient_only(conn, principal, patient_ref, "opposition.set")
+        stated = datetime.now(UTC).isoformat(timespec="seconds")
+        change = apply_consent(conn, patient.id, ConsentStatement(
+            stated, opposition=OBJECTS if opposed else DOES_NOT_OBJECT,
+            opposition_date=stated), actor=principal.actor)
+        now_opposed = conn.execute(select(patients.c.opposed).where(
+            patients.c.id == patient.id)).scalar_one()
+        return {"patient_id": patient.id, "opposed": bool(now_opposed),
+                "applied": "opposition" in change.applied}
     return _with_trace(engine, principal, work)
 
 

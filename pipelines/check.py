@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Engine, and_, exists, func, not_, select, union
+from sqlalchemy import Engine, and_, exists, func, not_, or_, select, union
 
 from dossiers.deposit import FACT_TYPES
 from dossiers.schema import entries, imports, provenance
@@ -86,7 +86,11 @@ def _store_queries(t, backlog_minutes: float) -> list[tuple[str, str, object]]: 
     """(code, what the ids are, query) for every check of the store; each query returns the
     offending ids, nothing when all is well."""
     e, i, p = entries.c, imports.c, provenance.c
-    born = exists().where(p.entry_id == e.id, p.relation.in_(("created", "withdrew")))
+    # An entry is born of an import ('created', or 'withdrew' for a sender's delete), or is
+    # the 'withdrawn' version an author made through the API (dossiers/access.withdraw):
+    # no import did that, who did is on the row (withdrawn_by) and in the audit trail.
+    born = or_(exists().where(p.entry_id == e.id, p.relation.in_(("created", "withdrew"))),
+               and_(e.status == "withdrawn", e.withdrawn_by.is_not(None)))
     linked = exists().where(p.import_id == i.id)
     current = entries.alias("cur")
     return [

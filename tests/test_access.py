@@ -16,6 +16,7 @@ from dossiers import access
 from dossiers.access import AccessDenied, InvalidRequest, NotFound, Principal
 from dossiers.audit import verify
 from dossiers.schema import audit_log, entries, patients
+from pipelines.check import check
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -152,6 +153,37 @@ def test_author_withdraws_document_kept_for_audit(dossier) -> None:  # noqa: ANN
     assert rows[0].superseded_by == rows[2].id
 
 
+def test_author_withdraws_without_access_to_the_dossier(dossier) -> None:  # noqa: ANN001
+    """A document filed in the wrong dossier: its author, whom that patient never authorised,
+    withdraws it all the same (and reads nothing); others are refused as before; the store
+    stays consistent for `dmp-ingest check` (no import made the withdrawn versions)."""
+    d = dossier
+    with pytest.raises(AccessDenied):  # the author may not read this dossier...
+        access.read_entries(d.engine, pro(AUTHOR), d.pid)
+    with pytest.raises(AccessDenied) as refused:  # a stranger: refused like a read
+        access.withdraw(d.engine, pro(STRANGER), d.doc, "erreur de patient")
+    assert refused.value.code == "ACCESS_DENIED"
+    with pytest.raises(AccessDenied) as refused:  # one who reads it, not its author
+        access.withdraw(d.engine, pro(TREATING), d.doc, "erreur de patient")
+    assert refused.value.code == "AUTHOR_ONLY"
+    with pytest.raises(NotFound):  # the result inside it: not the author's own entry
+        access.withdraw(d.engine, pro(TRUSTED), d.result, "erreur de patient")
+    # ...but withdraws the document they wrote
+    assert access.withdraw(d.engine, pro(AUTHOR), d.doc, "erreur de patient")["withdrawn"] == 2
+    assert _seen(d, d.patient) == set() and _seen(d, pro(TREATING)) == set()
+    with pytest.raises(AccessDenied):  # once withdrawn, no longer the author's to act on
+        access.withdraw(d.engine, pro(AUTHOR), d.doc, "erreur de patient")
+    trail = access.read_audit(d.engine, d.patient, d.pid)["events"]
+    done = [e for e in trail if e["action"] == "document.withdraw"]
+    assert [(e["actor"], e["details"]["basis"], e["reason"]) for e in done] == [
+        (f"professional:{AUTHOR}", "author", "erreur de patient")]
+    assert {e["actor"] for e in trail if e["action"] == "access.denied"} == {
+        f"professional:{STRANGER}", f"professional:{AUTHOR}"}
+    report = check(d.engine, d.ctx.archive)
+    assert report.consistent, report.as_dict()["findings"]
+    assert verify(d.engine).ok
+
+
 def test_consent_refused_or_dossier_closed_leaves_break_glass_only(dossier) -> None:  # noqa: ANN001, E501
     d = dossier
     for column, value in (("consultation_consent", "INC"), ("dmp_status", "FERME")):
@@ -257,6 +289,14 @@ def test_audit_verify_command(dossier, monkeypatch, capsys) -> None:  # noqa: AN
     assert main(["audit", "verify", "--patient", d.pid]) == 1
     out = capsys.readouterr().out
     assert f"broken: chain {d.pid} seq 1" in out and "TAMPERED: 1 break(s)" in out
+    with d.engine.connect() as conn:  # the dossier named by its INS: the same chain
+        ins = conn.execute(select(patients.c.ins).where(patients.c.id == int(d.pid))).scalar()
+    assert main(["audit", "verify", "--patient", ins]) == 1
+    assert f"broken: chain {d.pid} seq 1" in capsys.readouterr().out
+    # an unknown dossier is an error, not an empty chain reported "intact"
+    assert main(["audit", "verify", "--patient", "999999"]) == 1
+    captured = capsys.readouterr()
+    assert "intact" not in captured.out and "no dossier 999999" in captured.err
 
 
 def test_deposits_are_in_the_patients_trail(dossier) -> None:  # noqa: ANN001

@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -26,7 +27,7 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, update
 
 from dossiers.audit import verify
-from dossiers.schema import entries, imports
+from dossiers.schema import break_glass, entries, imports, patients
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
@@ -234,6 +235,7 @@ def test_openapi_docs_and_errors(api) -> None:  # noqa: ANN001
                      "/dossiers/{patient}/authorizations",
                      "/dossiers/{patient}/authorizations/{rpps}",
                      "/dossiers/{patient}/treating-doctor", "/dossiers/{patient}/break-glass",
+                     "/dossiers/{patient}/opposition",
                      "/professionals", "/admin/imports", "/admin/imports/{import_id}",
                      "/admin/imports/rerun", "/admin/imports/{import_id}/rerun"):
             assert path in schema["paths"], path
@@ -559,14 +561,58 @@ def _mask_and_revoke(api, k1, scan: int) -> None:  # noqa: ANN001
 
 
 def _withdraw(api, k1, letter: int) -> None:  # noqa: ANN001
-    """Only the author withdraws; then nobody sees the document, the patient included."""
+    """Only the author withdraws, even once the patient revoked their access (a document in
+    the wrong dossier); then nobody sees the document, the patient included."""
     with _pro(api, TREATING) as treating, _pro(api, AUTHOR) as author:
         r = treating.post(f"/documents/{letter}/withdraw", json={"reason": "erreur"})
         assert (r.status_code, r.json()["error"]) == (403, "AUTHOR_ONLY")
         assert author.post(f"/documents/{letter}/withdraw", json={}).status_code == 422
+        assert k1.patient.delete(f"/dossiers/{k1.pid}/authorizations/{AUTHOR}").status_code \
+            == 200
+        with api.ctx.engine.begin() as conn:  # and their break-glass of the matrix is over
+            conn.execute(update(break_glass).where(break_glass.c.rpps == AUTHOR)
+                         .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        assert _seen(author, k1.pid)[0] == 403
         r = author.post(f"/documents/{letter}/withdraw",
                         json={"reason": "erreur de patient"})
         assert r.status_code == 200 and r.json()["withdrawn"] == len(k1.ids["letter"])
-        for c in (k1.patient, treating, author):
+        for c in (k1.patient, treating):
             assert not (_seen(c, k1.pid)[1] & k1.ids["letter"])
             assert c.get(f"/documents/{letter}").status_code == 404
+
+
+def test_patient_opposes_feeding_over_http(api) -> None:  # noqa: ANN001
+    """The patient states their opposition themselves: what is sent next is quarantined
+    OPPOSITION, never deposited; lifted, a rerun files it. Only the patient may say so."""
+    with api.ctx.engine.connect() as conn:
+        pid = str(conn.execute(select(patients.c.id).where(
+            patients.c.ins == "268036912354128")).scalar_one())  # K1 of samples/hl7v2/01
+    path = f"/dossiers/{pid}/opposition"
+    with _pro(api, TREATING) as pro:
+        r = pro.put(path, json={"opposed": True})
+        assert (r.status_code, r.json()["error"]) == (403, "WRONG_SCOPE")
+    with api.client("patient", patient=int(pid) + 1) as other:
+        r = other.put(path, json={"opposed": True})
+        assert (r.status_code, r.json()["error"]) == (403, "ACCESS_DENIED")
+    with api.client("patient", patient=pid) as patient, \
+            api.client("admin", subject="alice") as admin:
+        assert patient.put(path, json={"opposed": "maybe"}).status_code == 422
+        r = patient.put(path, json={"opposed": True})
+        assert r.status_code == 200 and r.json() == {"patient_id": int(pid), "opposed": True,
+                                                     "applied": True}
+        assert patient.get(f"/dossiers/{pid}").json()["patient"]["opposed"] is True
+        pushed = _push(api, "labm", SAMPLES / "hl7v2" / "01_labm_nfs.hl7")["import_id"]
+        drain(api.ctx)
+        row = _row(api.ctx, pushed)
+        assert (row.status, row.error_code, row.entries_count) == ("quarantined",
+                                                                   "OPPOSITION", 0)
+        with api.ctx.engine.connect() as conn:
+            assert conn.execute(select(entries.c.id)).first() is None
+        assert patient.put(path, json={"opposed": False}).json()["opposed"] is False
+        r = admin.post(f"/admin/imports/{pushed}/rerun", json={"wait": True})
+        assert r.json()["outcomes"] == {"deposited": 1}
+        trail = patient.get(f"/dossiers/{pid}/audit").json()["events"]
+    mine = [e["details"]["opposition"] for e in trail
+            if e["action"] == "consent.update" and e["actor"] == f"patient:{pid}"]
+    assert mine == ["IO", "INO"]
+    assert verify(api.ctx.engine).ok
