@@ -553,8 +553,68 @@ def test_cda_narrative_is_whitelisted_and_escaped() -> None:
     xml = "<a>\n<b>\n<recordTarget/>\n</b>\n</a>"
     assert [line.number for line in raw_lines(xml, "cda", "line 2, column 3")
             if line.marked] == [2]
+    xml = "<ClinicalDocument>\n<b>\n</b>\n<recordTarget/>\n</ClinicalDocument>"
     assert [line.number for line in raw_lines(xml, "cda", "/ClinicalDocument/recordTarget")
-            if line.marked] == [3]
+            if line.marked] == [4]
+
+
+def test_cda_error_path_is_found_in_the_document() -> None:
+    """A CDA error's XPath-like location (local names, [n] among same-named siblings, as
+    parsers/cda writes them) marks the line of the element it names, not the first element
+    of that name, and highlights its start tag, also when the whole document is one line."""
+    from api.console.render import raw_lines
+
+    doc = ('<?xml version="1.0" encoding="ISO-8859-1"?>\r\n'
+           '<ClinicalDocument xmlns="urn:hl7-org:v3">\r\n'
+           '  <recordTarget><patientRole/></recordTarget>\r\n'
+           '  <recordTarget><patientRole/></recordTarget>\r\n'
+           '  <component><structuredBody>\r\n'
+           '    <component><section><title>A</title></section></component>\r\n'
+           '    <component>\r\n'
+           '      <section ID="s2"><title>B</title></section>\r\n'
+           '    </component>\r\n'
+           '  </structuredBody></component>\r\n'
+           '</ClinicalDocument>\r\n')
+
+    def marked(text: str, location: str) -> list[tuple[int, list[str]]]:
+        return [(line.number, [t for t, hit in line.parts if hit])
+                for line in raw_lines(text, "cda", location) if line.marked]
+
+    assert marked(doc, "/ClinicalDocument/recordTarget[2]") == [(4, ["<recordTarget>"])]
+    assert marked(doc, "/ClinicalDocument/recordTarget[1]/patientRole") == [
+        (3, ["<patientRole/>"])]
+    assert marked(doc, "/ClinicalDocument/component/structuredBody/component[2]/section") \
+        == [(8, ['<section ID="s2">'])]
+    assert marked(doc, "/ClinicalDocument/component/structuredBody/component[2]/section/"
+                  "@ID") == [(8, ['<section ID="s2">'])]
+    one_line = doc.replace("\r\n", "")
+    assert marked(one_line, "/ClinicalDocument/recordTarget[2]/patientRole") == [
+        (1, ["<patientRole/>"])]
+    lines = raw_lines(one_line, "cda", "/ClinicalDocument/recordTarget[2]/patientRole")
+    before = "".join(t for t, hit in lines[0].parts[:1])
+    assert before.count("<patientRole/>") == 1  # the second one is the highlighted one
+    # a path naming nothing in the document: nothing marked rather than a wrong guess; a
+    # text that is not XML (cut short): the first element of that name, at best
+    assert marked(doc, "/ClinicalDocument/recordTarget[3]") == []
+    assert marked(doc[:-30], "/ClinicalDocument/recordTarget[2]") == [(3, [])]
+
+
+def test_cda_error_location_from_the_pipeline(ctx) -> None:  # noqa: ANN001
+    """A CDA naming two patients fails with the second recordTarget's path: the detail
+    page's raw view marks that element's line."""
+    from api.console.render import raw_lines
+
+    text = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_text(encoding="utf-8")
+    block = re.search(r"  <recordTarget>.*?</recordTarget>\n", text, re.S).group(0)
+    twice = text.replace(block, block + block, 1)
+    import_id = _push(ctx, "hospital", twice.encode("utf-8"), "deux.xml")
+    drain(ctx)
+    info = show_import(ctx.engine, import_id)
+    assert (info["status"], info["error_code"]) == ("failed", "CDA_MULTIPLE_PATIENTS")
+    second = twice[:twice.index(block) + len(block)].count("\n") + 1
+    lines = raw_lines(twice, "cda", info["error_location"])
+    assert [line.number for line in lines if line.marked] == [second], info["error_location"]
+    assert lines[second - 1].parts[1] == ("<recordTarget>", True)
 
 
 def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
