@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import os
 import re
 import shutil
@@ -211,8 +212,15 @@ def test_each_page_for_each_role(world) -> None:  # noqa: ANN001
         page = c.get(f"/console/dossiers/{k8}")
         assert page.status_code == 200 and "masqué aux professionnels" in page.text
         audit = c.get(f"/console/dossiers/{k8}/audit")
-        assert audit.status_code == 200 and "authorization.grant" in audit.text
-        assert "dossier.read" in audit.text
+        assert audit.status_code == 200 and 'data-action="authorization.grant"' in audit.text
+        assert 'data-action="dossier.read"' in audit.text
+        # in people's words, not the trail's codes: who (the patient is "vous") and what
+        assert "a autorisé un professionnel" in audit.text
+        assert "a déposé des éléments dans le dossier" in audit.text
+        assert ">vous<" in audit.text and "source d&#39;envoi hospital" in audit.text
+        assert ">authorization.grant<" not in audit.text and ">patient:" not in audit.text
+        english = c.get(f"/console/dossiers/{k8}/audit?lang=en").text
+        assert "authorised a professional" in english and ">you<" in english
         # another patient's dossier: refused by dossiers/access.py, shown as a page
         r = c.get(f"/console/dossiers/{data['k1']}")
         assert r.status_code == 403 and "ACCESS_DENIED" in r.text
@@ -343,6 +351,10 @@ def test_bulk_rerun_with_progress(world) -> None:  # noqa: ANN001
         page = c.get(job)
         assert page.status_code == 200 and "job-progress" in page.text
         assert "refresh" not in page.headers
+        assert "en échec 1" in page.text  # outcomes in the page's language, not as codes
+        names = json.loads(html.unescape(re.search(r"data-names='([^']*)'", page.text)
+                                         .group(1)))
+        assert names["failed"] == "en échec"  # ... also for the live (JS) updates
 
 
 def test_assign_and_edit_from_the_page(world) -> None:  # noqa: ANN001
@@ -522,6 +534,48 @@ def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
     cda = wait.until(ec.presence_of_element_located((By.ID, "cda")))
     assert cda.find_elements(By.TAG_NAME, "h3")
     _shot(browser, "08-treating-reads-the-cda")
+
+
+def _overflow(driver) -> int:  # noqa: ANN001
+    """How many CSS pixels the page is wider than the window (0: no sideways scrolling; wide
+    tables and raw messages scroll inside their own box)."""
+    return driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def test_browser_pages_fit_1280_and_tablet(world, browser) -> None:  # noqa: ANN001
+    """Every role's pages at 1280 px and at a tablet's width (768 px, portrait): nothing
+    wider than the window, the navigation and the language links still there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api, data = world
+    k8, doc = data["k8"], data["masked_doc"]
+    broken = data["imports"]["broken"]
+    wait = WebDriverWait(browser, 30)
+    roles = (
+        (api.token("admin", subject="alice"), "health",
+         ("/console/dashboard", "/console/imports", f"/console/imports/{broken}?raw=1")),
+        (api.token("professional", rpps=TREATING, role="médecin"), "pick-form",
+         (f"/console/dossiers/{k8}", f"/console/documents/{doc}")),
+        (api.token("patient", patient=k8), "documents",
+         (f"/console/dossiers/{k8}", f"/console/dossiers/{k8}/audit")))
+    try:
+        for token, landing, paths in roles:
+            _browser_login(browser, api, token)
+            wait.until(ec.presence_of_element_located((By.ID, landing)))
+            for width, height in ((1280, 1000), (768, 1024)):
+                browser.set_window_size(width, height)
+                for path in paths:
+                    browser.get(api.url + path)
+                    wait.until(ec.presence_of_element_located((By.TAG_NAME, "main")))
+                    assert _overflow(browser) <= 0, (path, width, _overflow(browser))
+                    assert browser.find_element(By.ID, "lang-en").is_displayed(), path
+                    assert browser.find_element(By.ID, "logout").is_displayed(), path
+        _shot(browser, "09-patient-audit-tablet")
+    finally:
+        browser.set_window_size(1280, 1000)
 
 
 def teardown_module() -> None:

@@ -414,7 +414,9 @@ def job_page(job_id: str, request: Request) -> Response:
     job = jobs.get(job_id)
     if job is None:
         raise ConsoleError(404, "NOT_FOUND", "no such rerun")
-    response = page(request, "job.html", session, job=job.as_dict(), summary=job.summary)
+    st = status_namer(language(request))
+    response = page(request, "job.html", session, job=job.as_dict(), summary=job.summary,
+                    status_names={s: st(s) for s in STATUSES})
     if not job.finished:  # without JS the page reloads itself until the rerun is done
         response.headers["Refresh"] = "2"
     return response
