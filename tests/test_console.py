@@ -256,6 +256,34 @@ def test_masked_document_and_break_glass(world) -> None:  # noqa: ANN001
         assert f"/console/documents/{doc}" not in page.text
 
 
+def test_level1_cda_shows_the_pdf_it_carries(world) -> None:  # noqa: ANN001
+    """A level-1 CDA (a PDF in its nonXMLBody): the document's page shows the CDA's header
+    and the PDF itself in the browser's viewer; reading it goes through dossiers/access.py
+    (audited, refused to whoever may not read the document). A structured CDA has none."""
+    api, data = world
+    import_id = _push(api.ctx, "hospital",
+                      (SAMPLES / "cda" / "09_crbio_niveau1_pdf.xml").read_bytes(), "n1.xml")
+    drain(api.ctx)
+    info = show_import(api.ctx.engine, import_id)
+    assert info["status"] == "deposited", info
+    patient = str(info["patient_id"])
+    doc = min(e["entry_id"] for e in info["produced"] if e["type"] == "document")
+    with _login(api, "patient", patient=patient) as c:
+        page = c.get(f"/console/documents/{doc}")
+        assert page.status_code == 200 and 'id="cda"' in page.text
+        assert f'src="/console/documents/{doc}/embedded.pdf"' in page.text
+        r = c.get(f"/console/documents/{doc}/embedded.pdf")
+        assert (r.status_code, r.headers["content-type"]) == (200, "application/pdf")
+        assert r.content.startswith(b"%PDF") and b"Ferritine" in r.content
+        audit = c.get(f"/console/dossiers/{patient}/audit").text
+        assert audit.count('data-action="document.read"') == 2  # the page, then the PDF
+    with _login(api, "professional", rpps=TRUSTED, role="médecin") as c:
+        assert c.get(f"/console/documents/{doc}/embedded.pdf").status_code == 403
+    with _login(api, "professional", rpps=TREATING, role="médecin") as c:
+        r = c.get(f"/console/documents/{data['masked_doc']}/embedded.pdf")
+        assert r.status_code == 404 and "NO_EMBEDDED_PDF" in r.text
+
+
 def test_what_messages_carry_is_escaped(world) -> None:  # noqa: ANN001
     api, data = world
     broken = data["imports"]["broken"]
@@ -285,6 +313,38 @@ def test_french_by_default_english_on_request(world) -> None:  # noqa: ANN001
     with _login(api, "admin", subject="alice") as c:
         assert "Tableau de bord" in c.get("/console/dashboard").text
         assert "Dashboard" in c.get("/console/dashboard?lang=en").text
+
+
+def test_imports_list_filters_and_pages(world, monkeypatch) -> None:  # noqa: ANN001
+    """The list by status, source, channel, code, time and patient; pages (two rows a page
+    here) that keep the filter, next and previous, every row once."""
+    monkeypatch.setattr("api.console.web.PAGE", 2)
+    api, data = world
+    pushed = data["imports"]
+
+    def ids(page: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<tr class="row-\w+" id="import-(\d+)"', page)]
+
+    with _login(api, "admin", subject="alice") as c:
+        seen, url = [], "/console/imports?channel=http&since=24h"
+        while url:
+            page = c.get(url).text
+            assert len(ids(page)) <= 2 and not set(ids(page)) & set(seen)
+            seen += ids(page)
+            found = re.search(r'href="(\?[^"]*)" id="next-page"', page)
+            url = "/console/imports" + html.unescape(found.group(1)) if found else None
+            if url:
+                assert "channel=http" in url and "since=24h" in url
+        assert set(pushed.values()) <= set(seen) and len(seen) == len(set(seen)) >= 5
+        assert "offset=" in page and ids(page)  # the last page links back
+        assert ids(c.get("/console/imports?status=quarantined&source=labm").text) == [
+            pushed["unknown"]]
+        assert ids(c.get("/console/imports?source=hospital&code=IDENTITY_UNKNOWN_PATIENT")
+                   .text) == [pushed["stranger"]]
+        lab_patient = str(show_import(api.ctx.engine, pushed["lab"])["patient_id"])
+        assert pushed["lab"] in ids(c.get(f"/console/imports?patient={lab_patient}").text)
+        assert ids(c.get("/console/imports?until=2000-01-01").text) == []
+        assert ids(c.get("/console/imports?channel=mllp").text) == []
 
 
 def test_actions_are_confirmed_then_done(world) -> None:  # noqa: ANN001

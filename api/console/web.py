@@ -58,6 +58,7 @@ from pipelines import dashboard
 from pipelines.admin import AdminError, assign, discard, edit, read_raw
 from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
+from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
 from pipelines.filters import FilterError, build_filter
 from pipelines.report import import_stats, list_imports, show_import
 from pipelines.rerun import targets
@@ -535,6 +536,26 @@ def document_page(entry_id: ImportId, request: Request, kind: str | None = None)
         view = None
     return page(request, "document.html", session, entry_id=entry_id, pdf=False, view=view,
                 patient=found["patient_id"])
+
+
+@router.get("/documents/{entry_id}/embedded.pdf")
+def document_embedded_pdf(entry_id: ImportId, request: Request) -> Response:
+    """The PDF inside a level-1 CDA, for the browser's viewer on the document's page (the
+    read is checked and audited by dossiers/access.py like any document read)."""
+    session = require(request, "professional", "patient")
+    ctx = state(request).ctx
+    try:
+        found = access.read_document(ctx.engine, session.principal, entry_id)
+    except AccessError as exc:
+        raise _access_error(exc) from None
+    pdf = None
+    if found["media_type"] != PDF_MEDIA_TYPE:
+        pdf = embedded_pdf(_archived(ctx, found["sha256"]))
+    if pdf is None:
+        raise ConsoleError(404, "NO_EMBEDDED_PDF", f"document {entry_id} carries no PDF")
+    return Response(pdf, media_type=PDF_MEDIA_TYPE,
+                    headers={"Content-Disposition": f'inline; filename="document-{entry_id}.pdf"',
+                             "X-Content-Type-Options": "nosniff"})
 
 
 def _archived(ctx, sha: str) -> bytes:  # noqa: ANN001
