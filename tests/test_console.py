@@ -284,6 +284,24 @@ def test_level1_cda_shows_the_pdf_it_carries(world) -> None:  # noqa: ANN001
         assert r.status_code == 404 and "NO_EMBEDDED_PDF" in r.text
 
 
+def test_results_table_shows_ranges_and_flags(world) -> None:  # noqa: ANN001
+    """The patient of the deposited blood count reads the results as a table: value, unit,
+    reference range, flag; the low platelet count stands out."""
+    api, data = world
+    patient = str(show_import(api.ctx.engine, data["imports"]["lab"])["patient_id"])
+    with _login(api, "patient", patient=patient) as c:
+        page = c.get(f"/console/dossiers/{patient}").text
+    table = re.search(r'<table class="results">(.*?)</table>', page, re.S).group(1)
+    rows = {re.sub(r"<[^>]+>", "|", row) for row in re.findall(r"<tr[^>]*>.*?</tr>", table,
+                                                                re.S)}
+    platelets = next(r for r in rows if "Plaquettes" in r)
+    assert "96" in platelets and "150-400" in platelets and "|L|" in platelets
+    assert re.search(r'<tr class="abnormal"><td>[^<]*</td><td>Plaquettes', table)
+    haemoglobin = next(r for r in rows if "Hémoglobine" in r)
+    assert "12.0-16.0" in haemoglobin and "|N|" in haemoglobin
+    assert not re.search(r'<tr class="abnormal"><td>[^<]*</td><td>Hémoglobine', table)
+
+
 def test_what_messages_carry_is_escaped(world) -> None:  # noqa: ANN001
     api, data = world
     broken = data["imports"]["broken"]
@@ -364,6 +382,31 @@ def test_actions_are_confirmed_then_done(world) -> None:  # noqa: ANN001
         r = c.post(f"/console/imports/{broken}/discard",
                    data={"csrf": csrf, "confirmed": "1", "reason": " "})
         assert r.status_code == 400 and "reason" in r.text
+
+
+def test_discard_with_a_reason_from_the_page(world) -> None:  # noqa: ANN001
+    """Discard: confirmed first, then done with its reason, shown on the page and in the
+    audit trail under the logged-in admin."""
+    api, _ = world
+    junk = _push(api.ctx, "labm", b"neither HL7 nor CDA nor PDF", "junk.bin")
+    drain(api.ctx)
+    assert show_import(api.ctx.engine, junk)["status"] == "failed"
+    with _login(api, "admin", subject="carol") as c:
+        page = c.get(f"/console/imports/{junk}").text
+        assert 'id="discard-form"' in page and 'data-confirm="' in page
+        csrf = _csrf(page)
+        confirm = c.post(f"/console/imports/{junk}/discard",
+                         data={"csrf": csrf, "reason": "fichier de test du labo"})
+        assert confirm.status_code == 200 and "fichier de test du labo" in confirm.text
+        assert show_import(api.ctx.engine, junk)["status"] == "failed"  # not yet
+        r = c.post(f"/console/imports/{junk}/discard",
+                   data={"csrf": csrf, "confirmed": "1", "reason": "fichier de test du labo"})
+        assert r.status_code == 303 and "done=discard" in r.headers["location"]
+        assert "fichier de test du labo" in c.get(r.headers["location"]).text
+    info = show_import(api.ctx.engine, junk)
+    assert (info["status"], info["discard_reason"]) == ("discarded", "fichier de test du labo")
+    assert [(e["action"], e["actor"], e["reason"]) for e in info["audit"]] == [
+        ("import.discard", "carol", "fichier de test du labo")]
 
 
 def test_failed_pdf_opens_at_the_errors_page(world) -> None:  # noqa: ANN001
@@ -633,6 +676,10 @@ def test_browser_pages_fit_1280_and_tablet(world, browser) -> None:  # noqa: ANN
                     assert _overflow(browser) <= 0, (path, width, _overflow(browser))
                     assert browser.find_element(By.ID, "lang-en").is_displayed(), path
                     assert browser.find_element(By.ID, "logout").is_displayed(), path
+                    loaded = browser.execute_script(
+                        "return performance.getEntriesByType('resource').map(e => e.name)")
+                    assert loaded and all(u.startswith(api.url + "/console/") for u in loaded), \
+                        loaded  # the stylesheet and script, from here: no CDN
         _shot(browser, "09-patient-audit-tablet")
     finally:
         browser.set_window_size(1280, 1000)
