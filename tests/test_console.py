@@ -254,6 +254,11 @@ def test_masked_document_and_break_glass(world) -> None:  # noqa: ANN001
         page = c.get(f"/console/dossiers/{k8}")
         assert page.status_code == 200 and "bris de glace" in page.text
         assert f"/console/documents/{doc}" not in page.text
+    with _login(api, "patient", patient=k8) as c:  # the patient sees it, with its reason
+        audit = c.get(f"/console/dossiers/{k8}/audit").text
+        glass = re.search(r'<tr class="glass">(?:(?!</tr>).)*data-action="break_glass.open"'
+                          r'(?:(?!</tr>).)*</tr>', audit, re.S)
+        assert glass and "patient inconscient aux urgences" in glass.group(0)
 
 
 def test_level1_cda_shows_the_pdf_it_carries(world) -> None:  # noqa: ANN001
@@ -603,6 +608,19 @@ def test_browser_admin_fixes_a_quarantined_import(world, browser) -> None:  # no
     assert mark.text == SCRIPT
     browser.execute_script("arguments[0].scrollIntoView()", mark)
     _shot(browser, "05-raw-message-highlighted")
+    # a bulk rerun of a source's failed ones: confirmed on its page, then a progress bar to
+    # the end, the outcomes in the page's language
+    for i in range(3):
+        _push(api.ctx, "bulk-lab", b"not a message %d" % i, f"junk{i}.txt")
+    drain(api.ctx)
+    browser.get(api.url + "/console/imports?status=failed&source=bulk-lab")
+    browser.find_element(By.ID, "bulk-rerun").click()
+    wait.until(ec.presence_of_element_located((By.ID, "confirm-yes"))).click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#job[data-finished="1"]')))
+    assert browser.find_element(By.ID, "job-progress").get_attribute("value") == "100"
+    assert browser.find_element(By.ID, "job-state").text == "Terminé"
+    assert browser.find_element(By.ID, "job-outcomes").text.strip() == "en échec 3"
+    _shot(browser, "05b-bulk-rerun-done")
 
 
 def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
