@@ -222,8 +222,11 @@ def test_each_page_for_each_role(world) -> None:  # noqa: ANN001
         english = c.get(f"/console/dossiers/{k8}/audit?lang=en").text
         assert "authorised a professional" in english and ">you<" in english
         # another patient's dossier: refused by dossiers/access.py, shown as a page
-        r = c.get(f"/console/dossiers/{data['k1']}")
+        r = c.get(f"/console/dossiers/{data['k1']}?lang=fr")
         assert r.status_code == 403 and "ACCESS_DENIED" in r.text
+        assert "Vous n&#39;avez pas accès à ce dossier." in r.text  # in the page's language
+        r = c.get(f"/console/dossiers/{data['k1']}?lang=en")
+        assert "You have no access to this dossier." in r.text
         for path in ADMIN_PAGES:
             assert c.get(path).status_code == 403, path
 
