@@ -417,6 +417,23 @@ def test_discard_with_a_reason_from_the_page(world) -> None:  # noqa: ANN001
         ("import.discard", "carol", "fichier de test du labo")]
 
 
+def test_archive_down_is_said_on_the_page(world, monkeypatch) -> None:  # noqa: ANN001
+    """The raw message cannot be read (archive unreachable): the detail page still opens and
+    says so in its language."""
+    from pipelines.archive import ArchiveUnavailable
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ArchiveUnavailable("s3 unreachable")
+
+    monkeypatch.setattr("api.console.web.read_raw", down)
+    api, data = world
+    with _login(api, "admin", subject="alice") as c:
+        r = c.get(f"/console/imports/{data['imports']['lab']}?raw=1&lang=fr")
+        assert r.status_code == 200 and "ne peut pas être lue pour le moment" in r.text
+        r = c.get(f"/console/imports/{data['imports']['lab']}?raw=1&lang=en")
+        assert "The archive cannot be read now." in r.text
+
+
 def test_failed_pdf_opens_at_the_errors_page(world) -> None:  # noqa: ANN001
     """A PDF has no lines to highlight: the detail page shows it in the browser's viewer at
     the page the error names; reading it is audited."""

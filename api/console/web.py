@@ -266,7 +266,7 @@ def import_page(import_id: ImportId, request: Request, raw: int = 0) -> Response
         except AdminError as exc:
             raw_problem = str(exc)
         except ArchiveUnavailable:
-            raw_problem = "the archive cannot be read now"
+            raw_problem = translator(language(request))("error.ARCHIVE_UNAVAILABLE")
         if content is not None and content.text is not None:
             lines = raw_lines(content.text, content.format, info["error_location"])
     editable = info["status"] in ("failed", "quarantined")
