@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import os
 import re
 import shutil
@@ -211,11 +212,21 @@ def test_each_page_for_each_role(world) -> None:  # noqa: ANN001
         page = c.get(f"/console/dossiers/{k8}")
         assert page.status_code == 200 and "masqué aux professionnels" in page.text
         audit = c.get(f"/console/dossiers/{k8}/audit")
-        assert audit.status_code == 200 and "authorization.grant" in audit.text
-        assert "dossier.read" in audit.text
+        assert audit.status_code == 200 and 'data-action="authorization.grant"' in audit.text
+        assert 'data-action="dossier.read"' in audit.text
+        # in people's words, not the trail's codes: who (the patient is "vous") and what
+        assert "a autorisé un professionnel" in audit.text
+        assert "a déposé des éléments dans le dossier" in audit.text
+        assert ">vous<" in audit.text and "source d&#39;envoi hospital" in audit.text
+        assert ">authorization.grant<" not in audit.text and ">patient:" not in audit.text
+        english = c.get(f"/console/dossiers/{k8}/audit?lang=en").text
+        assert "authorised a professional" in english and ">you<" in english
         # another patient's dossier: refused by dossiers/access.py, shown as a page
-        r = c.get(f"/console/dossiers/{data['k1']}")
+        r = c.get(f"/console/dossiers/{data['k1']}?lang=fr")
         assert r.status_code == 403 and "ACCESS_DENIED" in r.text
+        assert "Vous n&#39;avez pas accès à ce dossier." in r.text  # in the page's language
+        r = c.get(f"/console/dossiers/{data['k1']}?lang=en")
+        assert "You have no access to this dossier." in r.text
         for path in ADMIN_PAGES:
             assert c.get(path).status_code == 403, path
 
@@ -246,6 +257,57 @@ def test_masked_document_and_break_glass(world) -> None:  # noqa: ANN001
         page = c.get(f"/console/dossiers/{k8}")
         assert page.status_code == 200 and "bris de glace" in page.text
         assert f"/console/documents/{doc}" not in page.text
+    with _login(api, "patient", patient=k8) as c:  # the patient sees it, with its reason
+        audit = c.get(f"/console/dossiers/{k8}/audit").text
+        glass = re.search(r'<tr class="glass">(?:(?!</tr>).)*data-action="break_glass.open"'
+                          r'(?:(?!</tr>).)*</tr>', audit, re.S)
+        assert glass and "patient inconscient aux urgences" in glass.group(0)
+
+
+def test_level1_cda_shows_the_pdf_it_carries(world) -> None:  # noqa: ANN001
+    """A level-1 CDA (a PDF in its nonXMLBody): the document's page shows the CDA's header
+    and the PDF itself in the browser's viewer; reading it goes through dossiers/access.py
+    (audited, refused to whoever may not read the document). A structured CDA has none."""
+    api, data = world
+    import_id = _push(api.ctx, "hospital",
+                      (SAMPLES / "cda" / "09_crbio_niveau1_pdf.xml").read_bytes(), "n1.xml")
+    drain(api.ctx)
+    info = show_import(api.ctx.engine, import_id)
+    assert info["status"] == "deposited", info
+    patient = str(info["patient_id"])
+    doc = min(e["entry_id"] for e in info["produced"] if e["type"] == "document")
+    with _login(api, "patient", patient=patient) as c:
+        page = c.get(f"/console/documents/{doc}")
+        assert page.status_code == 200 and 'id="cda"' in page.text
+        assert f'src="/console/documents/{doc}/embedded.pdf"' in page.text
+        r = c.get(f"/console/documents/{doc}/embedded.pdf")
+        assert (r.status_code, r.headers["content-type"]) == (200, "application/pdf")
+        assert r.content.startswith(b"%PDF") and b"Ferritine" in r.content
+        audit = c.get(f"/console/dossiers/{patient}/audit").text
+        assert audit.count('data-action="document.read"') == 2  # the page, then the PDF
+    with _login(api, "professional", rpps=TRUSTED, role="médecin") as c:
+        assert c.get(f"/console/documents/{doc}/embedded.pdf").status_code == 403
+    with _login(api, "professional", rpps=TREATING, role="médecin") as c:
+        r = c.get(f"/console/documents/{data['masked_doc']}/embedded.pdf")
+        assert r.status_code == 404 and "NO_EMBEDDED_PDF" in r.text
+
+
+def test_results_table_shows_ranges_and_flags(world) -> None:  # noqa: ANN001
+    """The patient of the deposited blood count reads the results as a table: value, unit,
+    reference range, flag; the low platelet count stands out."""
+    api, data = world
+    patient = str(show_import(api.ctx.engine, data["imports"]["lab"])["patient_id"])
+    with _login(api, "patient", patient=patient) as c:
+        page = c.get(f"/console/dossiers/{patient}").text
+    table = re.search(r'<table class="results">(.*?)</table>', page, re.S).group(1)
+    rows = {re.sub(r"<[^>]+>", "|", row) for row in re.findall(r"<tr[^>]*>.*?</tr>", table,
+                                                                re.S)}
+    platelets = next(r for r in rows if "Plaquettes" in r)
+    assert "96" in platelets and "150-400" in platelets and "|L|" in platelets
+    assert re.search(r'<tr class="abnormal"><td>[^<]*</td><td>Plaquettes', table)
+    haemoglobin = next(r for r in rows if "Hémoglobine" in r)
+    assert "12.0-16.0" in haemoglobin and "|N|" in haemoglobin
+    assert not re.search(r'<tr class="abnormal"><td>[^<]*</td><td>Hémoglobine', table)
 
 
 def test_what_messages_carry_is_escaped(world) -> None:  # noqa: ANN001
@@ -279,6 +341,38 @@ def test_french_by_default_english_on_request(world) -> None:  # noqa: ANN001
         assert "Dashboard" in c.get("/console/dashboard?lang=en").text
 
 
+def test_imports_list_filters_and_pages(world, monkeypatch) -> None:  # noqa: ANN001
+    """The list by status, source, channel, code, time and patient; pages (two rows a page
+    here) that keep the filter, next and previous, every row once."""
+    monkeypatch.setattr("api.console.web.PAGE", 2)
+    api, data = world
+    pushed = data["imports"]
+
+    def ids(page: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<tr class="row-\w+" id="import-(\d+)"', page)]
+
+    with _login(api, "admin", subject="alice") as c:
+        seen, url = [], "/console/imports?channel=http&since=24h"
+        while url:
+            page = c.get(url).text
+            assert len(ids(page)) <= 2 and not set(ids(page)) & set(seen)
+            seen += ids(page)
+            found = re.search(r'href="(\?[^"]*)" id="next-page"', page)
+            url = "/console/imports" + html.unescape(found.group(1)) if found else None
+            if url:
+                assert "channel=http" in url and "since=24h" in url
+        assert set(pushed.values()) <= set(seen) and len(seen) == len(set(seen)) >= 5
+        assert "offset=" in page and ids(page)  # the last page links back
+        assert ids(c.get("/console/imports?status=quarantined&source=labm").text) == [
+            pushed["unknown"]]
+        assert ids(c.get("/console/imports?source=hospital&code=IDENTITY_UNKNOWN_PATIENT")
+                   .text) == [pushed["stranger"]]
+        lab_patient = str(show_import(api.ctx.engine, pushed["lab"])["patient_id"])
+        assert pushed["lab"] in ids(c.get(f"/console/imports?patient={lab_patient}").text)
+        assert ids(c.get("/console/imports?until=2000-01-01").text) == []
+        assert ids(c.get("/console/imports?channel=mllp").text) == []
+
+
 def test_actions_are_confirmed_then_done(world) -> None:  # noqa: ANN001
     """Without JS: the first POST answers a confirmation page, the second acts. A discard
     without a reason is refused by pipelines/admin.py, shown as a page."""
@@ -296,6 +390,48 @@ def test_actions_are_confirmed_then_done(world) -> None:  # noqa: ANN001
         r = c.post(f"/console/imports/{broken}/discard",
                    data={"csrf": csrf, "confirmed": "1", "reason": " "})
         assert r.status_code == 400 and "reason" in r.text
+
+
+def test_discard_with_a_reason_from_the_page(world) -> None:  # noqa: ANN001
+    """Discard: confirmed first, then done with its reason, shown on the page and in the
+    audit trail under the logged-in admin."""
+    api, _ = world
+    junk = _push(api.ctx, "labm", b"neither HL7 nor CDA nor PDF", "junk.bin")
+    drain(api.ctx)
+    assert show_import(api.ctx.engine, junk)["status"] == "failed"
+    with _login(api, "admin", subject="carol") as c:
+        page = c.get(f"/console/imports/{junk}").text
+        assert 'id="discard-form"' in page and 'data-confirm="' in page
+        csrf = _csrf(page)
+        confirm = c.post(f"/console/imports/{junk}/discard",
+                         data={"csrf": csrf, "reason": "fichier de test du labo"})
+        assert confirm.status_code == 200 and "fichier de test du labo" in confirm.text
+        assert show_import(api.ctx.engine, junk)["status"] == "failed"  # not yet
+        r = c.post(f"/console/imports/{junk}/discard",
+                   data={"csrf": csrf, "confirmed": "1", "reason": "fichier de test du labo"})
+        assert r.status_code == 303 and "done=discard" in r.headers["location"]
+        assert "fichier de test du labo" in c.get(r.headers["location"]).text
+    info = show_import(api.ctx.engine, junk)
+    assert (info["status"], info["discard_reason"]) == ("discarded", "fichier de test du labo")
+    assert [(e["action"], e["actor"], e["reason"]) for e in info["audit"]] == [
+        ("import.discard", "carol", "fichier de test du labo")]
+
+
+def test_archive_down_is_said_on_the_page(world, monkeypatch) -> None:  # noqa: ANN001
+    """The raw message cannot be read (archive unreachable): the detail page still opens and
+    says so in its language."""
+    from pipelines.archive import ArchiveUnavailable
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ArchiveUnavailable("s3 unreachable")
+
+    monkeypatch.setattr("api.console.web.read_raw", down)
+    api, data = world
+    with _login(api, "admin", subject="alice") as c:
+        r = c.get(f"/console/imports/{data['imports']['lab']}?raw=1&lang=fr")
+        assert r.status_code == 200 and "ne peut pas être lue pour le moment" in r.text
+        r = c.get(f"/console/imports/{data['imports']['lab']}?raw=1&lang=en")
+        assert "The archive cannot be read now." in r.text
 
 
 def test_failed_pdf_opens_at_the_errors_page(world) -> None:  # noqa: ANN001
@@ -343,6 +479,10 @@ def test_bulk_rerun_with_progress(world) -> None:  # noqa: ANN001
         page = c.get(job)
         assert page.status_code == 200 and "job-progress" in page.text
         assert "refresh" not in page.headers
+        assert "en échec 1" in page.text  # outcomes in the page's language, not as codes
+        names = json.loads(html.unescape(re.search(r"data-names='([^']*)'", page.text)
+                                         .group(1)))
+        assert names["failed"] == "en échec"  # ... also for the live (JS) updates
 
 
 def test_assign_and_edit_from_the_page(world) -> None:  # noqa: ANN001
@@ -488,6 +628,19 @@ def test_browser_admin_fixes_a_quarantined_import(world, browser) -> None:  # no
     assert mark.text == SCRIPT
     browser.execute_script("arguments[0].scrollIntoView()", mark)
     _shot(browser, "05-raw-message-highlighted")
+    # a bulk rerun of a source's failed ones: confirmed on its page, then a progress bar to
+    # the end, the outcomes in the page's language
+    for i in range(3):
+        _push(api.ctx, "bulk-lab", b"not a message %d" % i, f"junk{i}.txt")
+    drain(api.ctx)
+    browser.get(api.url + "/console/imports?status=failed&source=bulk-lab")
+    browser.find_element(By.ID, "bulk-rerun").click()
+    wait.until(ec.presence_of_element_located((By.ID, "confirm-yes"))).click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#job[data-finished="1"]')))
+    assert browser.find_element(By.ID, "job-progress").get_attribute("value") == "100"
+    assert browser.find_element(By.ID, "job-state").text == "Terminé"
+    assert browser.find_element(By.ID, "job-outcomes").text.strip() == "en échec 3"
+    _shot(browser, "05b-bulk-rerun-done")
 
 
 def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
@@ -524,6 +677,52 @@ def test_browser_masked_document(world, browser) -> None:  # noqa: ANN001
     _shot(browser, "08-treating-reads-the-cda")
 
 
+def _overflow(driver) -> int:  # noqa: ANN001
+    """How many CSS pixels the page is wider than the window (0: no sideways scrolling; wide
+    tables and raw messages scroll inside their own box)."""
+    return driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def test_browser_pages_fit_1280_and_tablet(world, browser) -> None:  # noqa: ANN001
+    """Every role's pages at 1280 px and at a tablet's width (768 px, portrait): nothing
+    wider than the window, the navigation and the language links still there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api, data = world
+    k8, doc = data["k8"], data["masked_doc"]
+    broken = data["imports"]["broken"]
+    wait = WebDriverWait(browser, 30)
+    roles = (
+        (api.token("admin", subject="alice"), "health",
+         ("/console/dashboard", "/console/imports", f"/console/imports/{broken}?raw=1")),
+        (api.token("professional", rpps=TREATING, role="médecin"), "pick-form",
+         (f"/console/dossiers/{k8}", f"/console/documents/{doc}")),
+        (api.token("patient", patient=k8), "documents",
+         (f"/console/dossiers/{k8}", f"/console/dossiers/{k8}/audit")))
+    try:
+        for token, landing, paths in roles:
+            _browser_login(browser, api, token)
+            wait.until(ec.presence_of_element_located((By.ID, landing)))
+            for width, height in ((1280, 1000), (768, 1024)):
+                browser.set_window_size(width, height)
+                for path in paths:
+                    browser.get(api.url + path)
+                    wait.until(ec.presence_of_element_located((By.TAG_NAME, "main")))
+                    assert _overflow(browser) <= 0, (path, width, _overflow(browser))
+                    assert browser.find_element(By.ID, "lang-en").is_displayed(), path
+                    assert browser.find_element(By.ID, "logout").is_displayed(), path
+                    loaded = browser.execute_script(
+                        "return performance.getEntriesByType('resource').map(e => e.name)")
+                    assert loaded and all(u.startswith(api.url + "/console/") for u in loaded), \
+                        loaded  # the stylesheet and script, from here: no CDN
+        _shot(browser, "09-patient-audit-tablet")
+    finally:
+        browser.set_window_size(1280, 1000)
+
+
 def teardown_module() -> None:
     """Screenshots of a skipped run are not left half-made."""
     if ARTIFACTS.exists() and not any(ARTIFACTS.iterdir()):
@@ -553,8 +752,68 @@ def test_cda_narrative_is_whitelisted_and_escaped() -> None:
     xml = "<a>\n<b>\n<recordTarget/>\n</b>\n</a>"
     assert [line.number for line in raw_lines(xml, "cda", "line 2, column 3")
             if line.marked] == [2]
+    xml = "<ClinicalDocument>\n<b>\n</b>\n<recordTarget/>\n</ClinicalDocument>"
     assert [line.number for line in raw_lines(xml, "cda", "/ClinicalDocument/recordTarget")
-            if line.marked] == [3]
+            if line.marked] == [4]
+
+
+def test_cda_error_path_is_found_in_the_document() -> None:
+    """A CDA error's XPath-like location (local names, [n] among same-named siblings, as
+    parsers/cda writes them) marks the line of the element it names, not the first element
+    of that name, and highlights its start tag, also when the whole document is one line."""
+    from api.console.render import raw_lines
+
+    doc = ('<?xml version="1.0" encoding="ISO-8859-1"?>\r\n'
+           '<ClinicalDocument xmlns="urn:hl7-org:v3">\r\n'
+           '  <recordTarget><patientRole/></recordTarget>\r\n'
+           '  <recordTarget><patientRole/></recordTarget>\r\n'
+           '  <component><structuredBody>\r\n'
+           '    <component><section><title>A</title></section></component>\r\n'
+           '    <component>\r\n'
+           '      <section ID="s2"><title>B</title></section>\r\n'
+           '    </component>\r\n'
+           '  </structuredBody></component>\r\n'
+           '</ClinicalDocument>\r\n')
+
+    def marked(text: str, location: str) -> list[tuple[int, list[str]]]:
+        return [(line.number, [t for t, hit in line.parts if hit])
+                for line in raw_lines(text, "cda", location) if line.marked]
+
+    assert marked(doc, "/ClinicalDocument/recordTarget[2]") == [(4, ["<recordTarget>"])]
+    assert marked(doc, "/ClinicalDocument/recordTarget[1]/patientRole") == [
+        (3, ["<patientRole/>"])]
+    assert marked(doc, "/ClinicalDocument/component/structuredBody/component[2]/section") \
+        == [(8, ['<section ID="s2">'])]
+    assert marked(doc, "/ClinicalDocument/component/structuredBody/component[2]/section/"
+                  "@ID") == [(8, ['<section ID="s2">'])]
+    one_line = doc.replace("\r\n", "")
+    assert marked(one_line, "/ClinicalDocument/recordTarget[2]/patientRole") == [
+        (1, ["<patientRole/>"])]
+    lines = raw_lines(one_line, "cda", "/ClinicalDocument/recordTarget[2]/patientRole")
+    before = "".join(t for t, hit in lines[0].parts[:1])
+    assert before.count("<patientRole/>") == 1  # the second one is the highlighted one
+    # a path naming nothing in the document: nothing marked rather than a wrong guess; a
+    # text that is not XML (cut short): the first element of that name, at best
+    assert marked(doc, "/ClinicalDocument/recordTarget[3]") == []
+    assert marked(doc[:-30], "/ClinicalDocument/recordTarget[2]") == [(3, [])]
+
+
+def test_cda_error_location_from_the_pipeline(ctx) -> None:  # noqa: ANN001
+    """A CDA naming two patients fails with the second recordTarget's path: the detail
+    page's raw view marks that element's line."""
+    from api.console.render import raw_lines
+
+    text = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_text(encoding="utf-8")
+    block = re.search(r"  <recordTarget>.*?</recordTarget>\n", text, re.S).group(0)
+    twice = text.replace(block, block + block, 1)
+    import_id = _push(ctx, "hospital", twice.encode("utf-8"), "deux.xml")
+    drain(ctx)
+    info = show_import(ctx.engine, import_id)
+    assert (info["status"], info["error_code"]) == ("failed", "CDA_MULTIPLE_PATIENTS")
+    second = twice[:twice.index(block) + len(block)].count("\n") + 1
+    lines = raw_lines(twice, "cda", info["error_location"])
+    assert [line.number for line in lines if line.marked] == [second], info["error_location"]
+    assert lines[second - 1].parts[1] == ("<recordTarget>", True)
 
 
 def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001

@@ -108,11 +108,15 @@ def raw_lines(text: str, fmt: str | None, location: str | None) -> list[Line]:
     """The message one segment (HL7v2) or one line (XML) per row; the row the error's
     location names is marked, and for HL7v2 its field (and component) highlighted.
     Locations: 'OBX[10]-5' or 'OBX[10]-5.1' (segment position, field, component), 'MSH-9',
-    'line 435, column 65', '/ClinicalDocument/recordTarget'."""
+    'line 435, column 65', or an XPath-like path as parsers/cda and normalizers/cda write
+    it ('/ClinicalDocument/component/structuredBody/component[3]/section': the element it
+    names is found in the document, its line marked and its start tag highlighted)."""
     if fmt == "hl7v2":
         rows = [r for r in re.split(r"\r\n|\r|\n", text) if r != ""]
-    else:
-        rows = text.splitlines()
+    else:  # the line breaks the XML parser counts (its sourceline), no others
+        rows = re.split(r"\r\n|\r|\n", text)
+        if rows and rows[-1] == "":
+            rows.pop()
     lines = [Line(i + 1, [(row, False)]) for i, row in enumerate(rows)]
     if not location:
         return lines
@@ -169,15 +173,93 @@ def _mark_xml(lines: list[Line], rows: list[str], location: str) -> None:
         if 0 < n <= len(lines):
             lines[n - 1].marked = True
         return
+    root = _readable_xml(rows)
+    target = xml_path_target(root, rows, location) if root is not None else None
+    if target is not None:
+        number, name, nth = target
+        row = rows[number - 1]
+        lines[number - 1].marked = True
+        hits = list(re.finditer(rf"<(?:[\w.-]+:)?{re.escape(name)}(?=[\s/>])", row))
+        if nth < len(hits):
+            start = hits[nth].start()
+            end = row.find(">", start)
+            end = len(row) if end < 0 else end + 1
+            lines[number - 1].parts = [(row[:start], False), (row[start:end], True),
+                                       (row[end:], False)]
+        return
+    if root is not None:  # a path naming nothing in this document: no guess
+        return
+    # not readable XML (cut short...): the first element of the last step's name
     steps = [re.sub(r"\[.*?\]", "", s).split(":")[-1] for s in location.split("/") if s]
+    steps = [s for s in steps if s and not s.startswith("@")]
     if not steps:
         return
-    name = re.escape(steps[-1])
-    tag = re.compile(rf"<(?:\w+:)?{name}[\s/>]")
+    tag = re.compile(rf"<(?:[\w.-]+:)?{re.escape(steps[-1])}[\s/>]")
     for line, row in zip(lines, rows, strict=True):
         if tag.search(row):
             line.marked = True
             return
+
+
+_STEP = re.compile(r"(?:[\w.-]+:)?([\w.-]+)(?:\[(\d+)\])?")
+_ENCODING = re.compile(r"""^(\s*<\?xml[^>]*?)\sencoding\s*=\s*(["'])[^"']*\2""")
+
+
+def _readable_xml(rows: list[str]):  # noqa: ANN202
+    """The text's root element (lxml, line numbers kept), or None if it is not readable XML.
+    Parsed without DTD, entities or network, like every CDA here."""
+    from lxml import etree
+
+    # the text is already decoded: its declared encoding no longer applies (same line count)
+    text = _ENCODING.sub(r"\1", "\n".join(rows), count=1)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             dtd_validation=False, huge_tree=False)
+    try:
+        return etree.fromstring(text.encode("utf-8"), parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def xml_path_target(root, rows: list[str],  # noqa: ANN001
+                    location: str) -> tuple[int, str, int] | None:
+    """Where the element an XPath-like location names starts: (line number, its local name,
+    how many elements of that name start before it on that line), or None when the path
+    names nothing in ``root``. Steps are local names, ``[n]`` counting the siblings of that
+    name (as parsers/cda's paths do); a trailing ``@attribute`` names its element."""
+    steps: list[tuple[str, int]] = []
+    for step in location.strip().split("/"):
+        if not step:
+            continue
+        if step.startswith("@"):
+            break
+        found = _STEP.fullmatch(step)
+        if found is None:
+            return None
+        steps.append((found.group(1), int(found.group(2) or 1)))
+    if not steps:
+        return None
+    (first, n), rest = steps[0], steps[1:]
+    # the document's root, or (a CDA inside an envelope) the first element of that name
+    node = root if _local(root.tag) == first else next(
+        (e for e in root.iter() if _local(e.tag) == first), None)
+    if node is None or n != 1:
+        return None
+    for name, n in rest:
+        same = [c for c in node if _local(c.tag) == name]
+        if not 0 < n <= len(same):
+            return None
+        node = same[n - 1]
+    number = node.sourceline
+    if not number or number > len(rows):
+        return None
+    name = _local(node.tag)
+    before = 0  # elements of that name starting earlier on the same line (document order)
+    for element in root.iter():
+        if element is node:
+            break
+        if element.sourceline == number and _local(element.tag) == name:
+            before += 1
+    return number, name, before
 
 
 # -- a CDA document as HTML -------------------------------------------------------------------

@@ -58,6 +58,7 @@ from pipelines import dashboard
 from pipelines.admin import AdminError, assign, discard, edit, read_raw
 from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
+from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
 from pipelines.filters import FilterError, build_filter
 from pipelines.report import import_stats, list_imports, show_import
 from pipelines.rerun import targets
@@ -265,7 +266,7 @@ def import_page(import_id: ImportId, request: Request, raw: int = 0) -> Response
         except AdminError as exc:
             raw_problem = str(exc)
         except ArchiveUnavailable:
-            raw_problem = "the archive cannot be read now"
+            raw_problem = translator(language(request))("error.ARCHIVE_UNAVAILABLE")
         if content is not None and content.text is not None:
             lines = raw_lines(content.text, content.format, info["error_location"])
     editable = info["status"] in ("failed", "quarantined")
@@ -414,7 +415,9 @@ def job_page(job_id: str, request: Request) -> Response:
     job = jobs.get(job_id)
     if job is None:
         raise ConsoleError(404, "NOT_FOUND", "no such rerun")
-    response = page(request, "job.html", session, job=job.as_dict(), summary=job.summary)
+    st = status_namer(language(request))
+    response = page(request, "job.html", session, job=job.as_dict(), summary=job.summary,
+                    status_names={s: st(s) for s in STATUSES})
     if not job.finished:  # without JS the page reloads itself until the rerun is done
         response.headers["Refresh"] = "2"
     return response
@@ -533,6 +536,26 @@ def document_page(entry_id: ImportId, request: Request, kind: str | None = None)
         view = None
     return page(request, "document.html", session, entry_id=entry_id, pdf=False, view=view,
                 patient=found["patient_id"])
+
+
+@router.get("/documents/{entry_id}/embedded.pdf")
+def document_embedded_pdf(entry_id: ImportId, request: Request) -> Response:
+    """The PDF inside a level-1 CDA, for the browser's viewer on the document's page (the
+    read is checked and audited by dossiers/access.py like any document read)."""
+    session = require(request, "professional", "patient")
+    ctx = state(request).ctx
+    try:
+        found = access.read_document(ctx.engine, session.principal, entry_id)
+    except AccessError as exc:
+        raise _access_error(exc) from None
+    pdf = None
+    if found["media_type"] != PDF_MEDIA_TYPE:
+        pdf = embedded_pdf(_archived(ctx, found["sha256"]))
+    if pdf is None:
+        raise ConsoleError(404, "NO_EMBEDDED_PDF", f"document {entry_id} carries no PDF")
+    return Response(pdf, media_type=PDF_MEDIA_TYPE,
+                    headers={"Content-Disposition": f'inline; filename="document-{entry_id}.pdf"',
+                             "X-Content-Type-Options": "nosniff"})
 
 
 def _archived(ctx, sha: str) -> bytes:  # noqa: ANN001

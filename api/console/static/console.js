@@ -27,12 +27,13 @@ document.addEventListener("DOMContentLoaded", function () {
           document.getElementById("job-progress").value = state.percent;
           document.getElementById("job-count").textContent = job.dataset.progress
             .replace("{done}", state.done).replace("{total}", state.total);
+          var names = JSON.parse(job.dataset.names || "{}");
           var out = document.getElementById("job-outcomes");
           out.textContent = "";
           Object.keys(state.outcomes).forEach(function (k) {
             var span = document.createElement("span");
             span.className = "badge st-" + k;
-            span.textContent = k + " " + state.outcomes[k];
+            span.textContent = (names[k] || k) + " " + state.outcomes[k];
             out.appendChild(span);
             out.appendChild(document.createTextNode(" "));
           });
