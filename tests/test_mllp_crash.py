@@ -1,5 +1,6 @@
 """`dmp-ingest serve` as a real process: SIGKILL mid-stream loses nothing acknowledged and
-duplicates nothing; SIGTERM stops cleanly with exit status 0."""
+duplicates nothing; SIGTERM stops cleanly with exit status 0. (Killed at a named point of
+the listener's intake or of its worker: tests/test_crash_points.py.)"""
 
 from __future__ import annotations
 
