@@ -27,7 +27,7 @@ from pipelines.check import check
 from pipelines.intake import Received, intake
 from pipelines.ledger import FAILED, Outcome, claim_batch, record_outcomes
 from pipelines.process import drain
-from pipelines.settings import FolderSource
+from pipelines.settings import FolderSource, Source
 from tests.conftest import SAMPLES
 from tests.mllp_support import (
     VT,
@@ -295,4 +295,42 @@ def test_zip_and_gzip_bombs_are_refused_without_inflating(store) -> None:  # noq
     rows = ingest(store, zipped, gzipped)
     assert [(r.status, r.error_code) for r in rows] == [(FAILED, "UNKNOWN_FORMAT")] * 2
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 128 * 1024
+    assert check(store.engine, store.archive).consistent
+
+
+def test_a_message_claiming_another_sender_cannot_supersede_its_results(store) -> None:  # noqa: ANN001
+    """A laboratory's drop folder holds a message claiming SYNLAB's MSH-3/MSH-4 and one of its
+    control ids, with other values. Its folder is declared as LABM's: the message is refused
+    (SENDER_NOT_SOURCE) and SYNLAB's results stay current; from SYNLAB's own source the same
+    correction is filed. (Over MLLP: test_mllp_service.py, unknown sender and wrong peer.)"""
+    import re
+
+    store.settings = replace(store.settings, sources=(Source("labm", "LABM", "*"),
+                                                      Source("synlab", "SYNLAB", "*")))
+    real = (SAMPLES / "hl7v2" / "03_synlab_iono_creatinine.hl7").read_bytes()
+    forged = re.sub(rb"(OBX\|\d+\|NM\|[^|]*\|[^|]*\|)([^|]*)", rb"\g<1>999", real)
+    assert forged != real
+
+    def received(data: bytes, source: str) -> list:
+        results = intake(store.engine, store.archive,
+                         [Received(data=data, source=source, channel="file", file_name="x")])
+        ids = [i for r in results for i in r.message_ids]
+        drain(store, ids=ids)
+        with store.engine.connect() as conn:
+            return conn.execute(select(imports).where(imports.c.id.in_(ids))).all()
+
+    (genuine,) = received(real, "synlab")
+    (spoof,) = received(forged, "labm")
+    assert genuine.status == "deposited"
+    assert (spoof.status, spoof.error_code, spoof.error_location) == (
+        FAILED, "SENDER_NOT_SOURCE", "MSH")
+    with store.engine.connect() as conn:
+        current = set(conn.execute(select(entries.c.value).where(
+            entries.c.current, entries.c.import_id == genuine.id)).scalars())
+        forged_entries = conn.execute(select(func.count()).select_from(entries).where(
+            entries.c.import_id == spoof.id)).scalar_one()
+    assert "999" not in current and len(current) > 1 and forged_entries == 0
+    # SYNLAB itself may send the correction
+    (own,) = received(forged, "synlab")
+    assert own.status == "deposited"
     assert check(store.engine, store.archive).consistent
