@@ -275,21 +275,41 @@ def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
         ctx.engine.dispose()
 
 
-@pytest.mark.parametrize(("point", "n"), [("archive.written", 5), ("intake.archived", 7),
-                                          ("intake.uncommitted", 9)])
-def test_listener_killed_at_a_named_intake_point(tmp_path, point: str, n: int) -> None:  # noqa: ANN001
-    """`serve`'s listener SIGKILLed inside its intake of an MLLP group (after the archive
-    write, after its sync, before the ledger commit: none of that group is acknowledged);
-    after a restart the sender resends what got no ACK, and every message is deposited
-    exactly once, the store consistent."""
+def _original_mode(message: bytes) -> bytes:
+    """The message without MSH-15/MSH-16 (original acknowledgment mode), whatever its
+    segment ends."""
+    end = min(i for i in (message.find(b"\r"), message.find(b"\n"), len(message)) if i >= 0)
+    fields = message[:end].split(b"|")
+    fields[14:16] = [b"", b""]
+    return b"|".join(fields) + message[end:]
+
+
+LISTENER_POINTS = [("accept", "archive.written", 5), ("accept", "intake.archived", 7),
+                   ("accept", "intake.uncommitted", 9), ("accept", "mllp.committed", 6),
+                   ("application", "intake.uncommitted", 4),
+                   ("application", "mllp.committed", 3),
+                   ("application", "process.filed", 3), ("application", "process.recorded", 2)]
+
+
+@pytest.mark.parametrize(("mode", "point", "n"), LISTENER_POINTS)
+def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: int) -> None:  # noqa: ANN001
+    """`serve`'s listener SIGKILLed inside its handling of an MLLP group: in its intake
+    (after the archive write, after its sync, before the ledger commit), once the group is
+    committed but not acknowledged, and in application-ACK mode (no worker process: the
+    listener files the messages before answering) mid-filing. After a restart (claims of
+    the dead listener released) the sender resends what got no ACK, and every message is
+    deposited exactly once, the store consistent."""
     from tests.test_mllp_crash import _generate, _home, _start, _stream, _wait_processed
 
     messages, patients = _generate(200, 7)
+    if mode == "application":  # original mode: every message's ACK waits for its filing
+        messages = [_original_mode(m) for m in messages]
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     env = _home(tmp_path, url, patients)
     log = tmp_path / "serve.log"
+    args = ("--ack-mode", mode, "--no-process") if mode == "application" else ()
     proc, port = _start({**env, "DMP_FAULT": f"{point}:{n}",
-                         "DMP_FAULT_ONCE": str(tmp_path / "fired")}, log)
+                         "DMP_FAULT_ONCE": str(tmp_path / "fired")}, log, *args)
     acked: set[str] = set()
     _stream(port, messages, acked)
     assert proc.wait(60) == -signal.SIGKILL, "the listener was not killed at the point"
@@ -301,7 +321,7 @@ def test_listener_killed_at_a_named_intake_point(tmp_path, point: str, n: int) -
         stored = set(conn.execute(select(imports.c.sha256)).scalars())
     assert first_life <= stored  # acknowledged means committed
 
-    proc, port = _start(env, log)
+    proc, port = _start(env, log, "--ack-mode", mode)
     try:
         _stream(port, [m for m in messages if sha256_hex(m) not in first_life], acked)
         assert len(acked) == len(messages)
@@ -325,4 +345,4 @@ def test_listener_killed_at_a_named_intake_point(tmp_path, point: str, n: int) -
         assert check(ctx.engine, ctx.archive).consistent
     finally:
         ctx.engine.dispose()
-    _record("listener", point, n, True, len(messages))
+    _record(f"listener-{mode}", point, n, True, len(messages))
