@@ -545,6 +545,36 @@ def test_flate_bomb_is_refused_while_inflating(monkeypatch: pytest.MonkeyPatch) 
     assert doc.pages[0].source == TEXT_LAYER and "anomalie" in doc.pages[0].text
 
 
+def lzw_bomb(rounds: int) -> bytes:
+    """LZW codes (9 bits, PDF's early change) for ``rounds`` x 32,131 bytes of 'A': each round
+    a clear code, 'A', then codes 258..509, each one byte longer than the last."""
+    codes = [c for _ in range(rounds) for c in (256, 65, *range(258, 510))] + [257]
+    packed = 0
+    for code in codes:
+        packed = (packed << 9) | code
+    pad = -9 * len(codes) % 8
+    return (packed << pad).to_bytes((9 * len(codes) + pad) // 8, "big")
+
+
+def test_lzw_bomb_is_refused_and_lzw_still_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdfminer.lzw import lzwdecode
+
+    from parsers.pdf._inflate import bounded_lzwdecode
+
+    small = lzw_bomb(2)
+    assert bounded_lzwdecode(small) == lzwdecode(small) == b"A" * 2 * 32_131
+    monkeypatch.setattr(ocrmod, "render_page", lambda *a, **k: pytest.fail("rasterised"))
+    stream = lzw_bomb(200)  # 6.4 MB from 57 KB
+    data = build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                      b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                      b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+                      b"<< /Length %d /Filter /LZWDecode >>\nstream\n" % len(stream) + stream
+                      + b"\nendstream"])
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data, PdfLimits(max_inflated_bytes=1 << 20))
+    assert _err(excinfo).code == PDF_TOO_LARGE
+
+
 def test_a3_scan_is_within_the_default_pixel_limit() -> None:
     a3 = (842, 1191)
     limits = PdfLimits()

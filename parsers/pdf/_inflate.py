@@ -1,4 +1,4 @@
-"""A bound on the bytes pdfminer inflates (FlateDecode) while reading one document.
+"""A bound on the bytes pdfminer inflates (FlateDecode, LZWDecode) while reading one document.
 
 Why: pdfminer inflates a stream whole, with no limit (``zlib.decompress``). One megabyte of
 deflated spaces is a gigabyte of content stream: a 1 MB "PDF bomb" took 2 GB of memory, and a
@@ -6,9 +6,10 @@ file at PdfLimits.max_bytes (50 MB) would take the worker down. The byte and pag
 checked before the work they protect; this one is checked while inflating, so that the memory
 used stays within ``max_inflated_bytes`` (plus one chunk) whatever the compression ratio.
 
-How: pdfminer.pdftypes reaches zlib through its module attribute ``zlib``; ``install()``
-replaces that attribute with BoundedZlib, whose ``decompress`` and ``decompressobj`` draw on
-the budget ``budget(n)`` opens for the current thread (a context variable). Outside a budget
+How: pdfminer.pdftypes reaches zlib and lzwdecode through its module attributes;
+``install()`` replaces them with BoundedZlib (``decompress``, ``decompressobj``) and
+bounded_lzwdecode, which draw on the budget ``budget(n)`` opens for the current thread (a
+context variable). Outside a budget
 (pdfminer used by other code) the default limit applies. Past the budget InflateLimit is
 raised; parse_pdf turns it into PDF_TOO_LARGE. pdfium (the OCR side) is not concerned: a page
 is only rasterised after its text layer was read through pdfminer.
@@ -16,6 +17,7 @@ is only rasterised after its text layer was read through pdfminer.
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,9 +109,21 @@ class BoundedZlib:
         return getattr(zlib, name)
 
 
+def bounded_lzwdecode(data: bytes) -> bytes:
+    """pdfminer's lzwdecode, drawing on the same budget (LZW reaches about 2,700:1)."""
+    from pdfminer.lzw import LZWDecoder
+
+    spend = _budget()
+    out = bytearray()
+    for chunk in LZWDecoder(io.BytesIO(data)).run():
+        out += spend.take(chunk)
+    return bytes(out)
+
+
 def install() -> None:
-    """Make pdfminer inflate through BoundedZlib (idempotent)."""
+    """Make pdfminer inflate through BoundedZlib and bounded_lzwdecode (idempotent)."""
     from pdfminer import pdftypes
 
     if not isinstance(pdftypes.zlib, BoundedZlib):
         pdftypes.zlib = BoundedZlib()
+    pdftypes.lzwdecode = bounded_lzwdecode
