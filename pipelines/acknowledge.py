@@ -39,6 +39,7 @@ from sqlalchemy import select
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.header import Header, occurrence_location, read_header
+from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
 from pipelines.ledger import FAILED, release_claims
 from pipelines.process import Context, process_claimed
@@ -173,6 +174,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         with ledger_turn or nullcontext():
             results = store_staged(ctx.engine, ctx.archive, [p.staged for p in prepared],
                                    claim_for=worker if application else None)
+        fault_point("mllp.committed")  # stored, not acknowledged: the sender sends it again
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "

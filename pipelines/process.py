@@ -370,6 +370,8 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
         raise _failed("parse", exc) from None
+    if (refused := sender_not_source(ctx.settings, row.source, msg.sender)) is not None:
+        raise _Stop(refused)
     try:
         normalized: NormalizedMessage = normalize_message(msg, row.source, ctx.mappings)
     except NormalizationError as exc:
@@ -377,6 +379,28 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     if (unmapped := unmapped_failure(ctx.settings, row.source, normalized)) is not None:
         raise _Stop(unmapped)
     return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
+
+
+def sender_not_source(settings: Settings, source: str, sender: str) -> Outcome | None:
+    """A failed outcome when an HL7v2 message names a sender (MSH-3, MSH-4) that the source
+    it came through is not declared to send for (``[sources.<id>]`` of the same id as the
+    drop folder, bucket or listener source); None otherwise, and for undeclared sources.
+
+    Why: the sender is the namespace of MSH-10 (dedupe level 2) and of corrections (level
+    3). A laboratory's drop folder holding a message that claims another laboratory's
+    MSH-3/MSH-4 and control id would otherwise supersede that laboratory's results. The
+    listener already picks the source by these names (and refuses unknown senders); this
+    holds folders and buckets to the same declaration, and rows rerun after it changed."""
+    declared = next((s for s in settings.sources if s.id == source), None)
+    if declared is None:
+        return None
+    application, _, facility = sender.partition("|")
+    if declared.names(application, facility):
+        return None
+    return Outcome(FAILED, stage="parse", error_code="SENDER_NOT_SOURCE",
+                   error_message=f"MSH-3/MSH-4 name a sender that source {source!r} is not "
+                   "declared to send for (sending_application, sending_facility)",
+                   error_location="MSH")
 
 
 def _failed(stage: str, exc: HL7ParseError | CdaParseError | NormalizationError,

@@ -27,19 +27,23 @@ def create_sample_dossiers(ctx) -> None:  # noqa: ANN001
                         skip_existing=True)
 
 
-def sample_files(pdfs: bool = True) -> list[Path]:
+def sample_files(pdfs: bool = True, scanned: bool = False) -> list[Path]:
+    """The HL7v2 and CDA samples, with the text-layer PDFs (``pdfs``) or every PDF sample,
+    scanned, encrypted and broken ones included (``scanned``: about 15 s of OCR)."""
     files = sorted((SAMPLES / "hl7v2").glob("*.hl7")) + sorted((SAMPLES / "cda").glob("*.xml"))
-    if pdfs:
+    if scanned:
+        files += sorted((SAMPLES / "pdf").glob("*.pdf"))
+    elif pdfs:
         files += [SAMPLES / "pdf" / name for name in TEXT_PDFS]
     return files
 
 
-def load_sample_set(ctx, pdfs: bool = True) -> list[int]:  # noqa: ANN001
+def load_sample_set(ctx, pdfs: bool = True, scanned: bool = False) -> list[int]:  # noqa: ANN001
     """Dossiers of samples/patients.csv, then every sample file through intake and drain."""
     ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")
     create_sample_dossiers(ctx)
     items = [Received(data=f.read_bytes(), source="samples", channel="file", file_name=f.name)
-             for f in sample_files(pdfs)]
+             for f in sample_files(pdfs, scanned)]
     ids = [i for r in intake(ctx.engine, ctx.archive, items) for i in r.message_ids]
     drain(ctx)
     return ids

@@ -3,8 +3,9 @@ store ends exactly as an uninterrupted run leaves it (nothing lost, nothing file
 `check` finds it consistent.
 
 Three kinds of process are killed: a one-shot ingest (intake then drain), a worker draining
-rows recorded before, and a drop-folder poller. Recovery is what an operator or a restarted
-service does: the worker's claims are released (a service restarting under its name), the
+rows recorded before, and a drop-folder poller; and `serve` over MLLP, its listener inside
+its intake of a group and its worker process mid-batch. Recovery is what an operator or a
+restarted service does: the worker's claims are released (a service restarting under its name), the
 one-shot ingest is run again on the same files (what was recorded is a byte-identical repeat),
 the folder is polled again (the dead poller's claim folder is adopted), and the ledger drained.
 
@@ -27,7 +28,9 @@ import pytest
 from sqlalchemy import select
 
 from connectors.folder import FolderPoller
+from dossiers.db import make_engine
 from dossiers.schema import entries, imports, provenance
+from pipelines.archive import sha256_hex
 from pipelines.check import check
 from pipelines.intake import Received, intake
 from pipelines.ledger import release_claims
@@ -270,3 +273,76 @@ def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
         _record("serve-worker", "process.filed", 1, True, len(messages))
     finally:
         ctx.engine.dispose()
+
+
+def _original_mode(message: bytes) -> bytes:
+    """The message without MSH-15/MSH-16 (original acknowledgment mode), whatever its
+    segment ends."""
+    end = min(i for i in (message.find(b"\r"), message.find(b"\n"), len(message)) if i >= 0)
+    fields = message[:end].split(b"|")
+    fields[14:16] = [b"", b""]
+    return b"|".join(fields) + message[end:]
+
+
+LISTENER_POINTS = [("accept", "archive.written", 5), ("accept", "intake.archived", 7),
+                   ("accept", "intake.uncommitted", 9), ("accept", "mllp.committed", 6),
+                   ("application", "intake.uncommitted", 4),
+                   ("application", "mllp.committed", 3),
+                   ("application", "process.filed", 3), ("application", "process.recorded", 2)]
+
+
+@pytest.mark.parametrize(("mode", "point", "n"), LISTENER_POINTS)
+def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: int) -> None:  # noqa: ANN001
+    """`serve`'s listener SIGKILLed inside its handling of an MLLP group: in its intake
+    (after the archive write, after its sync, before the ledger commit), once the group is
+    committed but not acknowledged, and in application-ACK mode (no worker process: the
+    listener files the messages before answering) mid-filing. After a restart (claims of
+    the dead listener released) the sender resends what got no ACK, and every message is
+    deposited exactly once, the store consistent."""
+    from tests.test_mllp_crash import _generate, _home, _start, _stream, _wait_processed
+
+    messages, patients = _generate(200, 7)
+    if mode == "application":  # original mode: every message's ACK waits for its filing
+        messages = [_original_mode(m) for m in messages]
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    env = _home(tmp_path, url, patients)
+    log = tmp_path / "serve.log"
+    args = ("--ack-mode", mode, "--no-process") if mode == "application" else ()
+    proc, port = _start({**env, "DMP_FAULT": f"{point}:{n}",
+                         "DMP_FAULT_ONCE": str(tmp_path / "fired")}, log, *args)
+    acked: set[str] = set()
+    _stream(port, messages, acked)
+    assert proc.wait(60) == -signal.SIGKILL, "the listener was not killed at the point"
+    assert (tmp_path / "fired").exists()
+    first_life = set(acked)
+    assert len(first_life) < len(messages)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(imports.c.sha256)).scalars())
+    assert first_life <= stored  # acknowledged means committed
+
+    proc, port = _start(env, log, "--ack-mode", mode)
+    try:
+        _stream(port, [m for m in messages if sha256_hex(m) not in first_life], acked)
+        assert len(acked) == len(messages)
+        _wait_processed(url, len(messages))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    with engine.connect() as conn:
+        rows = conn.execute(select(imports.c.sha256, imports.c.status)).all()
+        keys = conn.execute(select(entries.c.patient_id, entries.c.key)
+                            .where(entries.c.current)).all()
+    engine.dispose()
+    deposited = [r.sha256 for r in rows if r.status == "deposited"]
+    assert sorted(deposited) == sorted(sha256_hex(m) for m in messages)
+    assert {r.status for r in rows} <= {"deposited", "duplicate"}
+    assert len(keys) == len(set(keys)), "an entry was filed twice"
+    ctx = Context.from_settings(load_settings(env={
+        "DMP_HOME": env["DMP_HOME"], "DMP_DATABASE_URL": url,
+        "DMP_ARCHIVE_URL": env["DMP_ARCHIVE_URL"]}))
+    try:
+        assert check(ctx.engine, ctx.archive).consistent
+    finally:
+        ctx.engine.dispose()
+    _record(f"listener-{mode}", point, n, True, len(messages))

@@ -5,8 +5,8 @@ HL7v2 messages built with random field contents (delimiters, escapes, non-ASCII,
 random byte mutations of real messages (samples/hl7v2, ../shared/corpus/hl7v2 when present),
 mutated CDA documents (elements deleted or duplicated, attribute values replaced,
 truncation), and random byte streams to a real MLLP listener that must keep serving a
-well-behaved client. CI runs a few dozen examples per strategy; DMP_FUZZ_EXAMPLES raises
-it (`make soak`).
+well-behaved client, and every frame they held ends in a terminal ledger state. CI runs a
+few dozen examples per strategy; DMP_FUZZ_EXAMPLES raises it (`make soak`).
 """
 
 from __future__ import annotations
@@ -281,5 +281,18 @@ def test_fuzz_mllp_streams_do_not_stop_the_listener(tmp_path) -> None:  # noqa: 
     try:
         with running_service(ctx, process=False) as running:
             hostile()
+        # every frame the streams held (and every good message) was recorded: each ends
+        # in a terminal state, failures with a specific code
+        with time_limit(PER_INPUT_SECONDS * 10):
+            drain(ctx)
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
+                                       imports.c.error_code)).all()
+        assert len(rows) >= counter[0]
+        for row in rows:
+            assert row.status in ENDED, (row.id, row.status)
+            if row.status == FAILED:
+                assert row.error_code and row.error_code != "INTERNAL_ERROR", tuple(row)
+            assert row.stage != "internal"
     finally:
         ctx.engine.dispose()

@@ -1,12 +1,19 @@
 """Hostile inputs through the real pipeline, beyond what the parser and connector tests cover
-(XXE, billion laughs, PDF bombs, oversize frames, odd S3 keys, control characters in file
-names and a sender claiming another's MSH-3/4 are tested there): SQL metacharacters in every
-field, NUL bytes, invalid UTF-8 under a UTF-8 label, names that look like path traversal in
-a drop folder. On SQLite and PostgreSQL."""
+(XXE, billion laughs, external DTD, deep nesting: test_cda_parser.py; PDF page and flate
+bombs: test_pdf_parser.py; odd S3 keys: test_s3_connector.py; control characters in file
+names: test_folder_connector.py; a sender claiming another's MSH-3/4:
+test_mllp_service.py): SQL metacharacters in every field, NUL bytes, invalid UTF-8 under a
+UTF-8 label, names that look like path traversal in a drop folder, zip and gzip bombs (on
+SQLite and PostgreSQL), and a 1 GiB MLLP frame to the real listener."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
+import resource
+import threading
+import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -20,9 +27,19 @@ from pipelines.check import check
 from pipelines.intake import Received, intake
 from pipelines.ledger import FAILED, Outcome, claim_batch, record_outcomes
 from pipelines.process import drain
-from pipelines.settings import FolderSource
+from pipelines.settings import FolderSource, Source
 from tests.conftest import SAMPLES
+from tests.mllp_support import (
+    VT,
+    Client,
+    msa,
+    read_frame,
+    running_service,
+    segment,
+    wait_processed,
+)
 from tests.reliability_support import create_sample_dossiers
+from tests.test_mllp_service import make_ctx, original_mode, sample
 
 SQL = "x'); DROP TABLE entries; -- \" OR 1=1 /* %_ */ ; SELECT pg_sleep(30);"
 # Where the payload goes: (segment, field) of the message below, MSH numbered from MSH-1.
@@ -209,3 +226,111 @@ def test_size_limits_match_the_schema() -> None:
         assert column.type.length == limit, name
     assert logical_messages.c.logical_id.type.length == LOGICAL_ID_MAX
     assert imports.c.logical_id.type.length == LOGICAL_ID_MAX
+
+
+def test_a_one_gibibyte_frame_is_refused_in_bounded_memory(tmp_path) -> None:  # noqa: ANN001
+    """1 GiB in one MLLP frame to the real listener at its default limit (10 MiB): streamed
+    through, never held (the service's memory grows by far less than the frame), answered
+    AR MLLP_FRAME_TOO_LARGE, recorded as a failed import (its head archived); meanwhile
+    another connection is served, and the same connection goes on afterwards."""
+    gib, chunk = 1 << 30, b"x" * (1 << 20)
+    head = original_mode(sample("01_labm_nfs.hl7")) + b"NTE|1||"
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    assert ctx.settings.listener.max_frame_bytes == 10 * 1024 * 1024  # the default
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; the listener is here
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as big:
+            def stream() -> None:
+                big.sock.sendall(VT + head)
+                for _ in range((gib - len(head)) // len(chunk)):
+                    big.sock.sendall(chunk)
+                big.sock.sendall(b"x" * ((gib - len(head)) % len(chunk)) + b"\x1c\r")
+
+            sender = threading.Thread(target=stream, daemon=True)
+            sender.start()
+            with Client(svc.port) as other:  # served while the gigabyte comes in
+                assert msa(other.send(original_mode(sample("03_synlab_iono_creatinine.hl7")),
+                                      timeout=60))[1] == "AA"
+            sender.join(600)
+            assert not sender.is_alive(), "the listener stopped reading"
+            ack = read_frame(big.sock, big.buffer, timeout=120)
+            assert ack is not None and msa(ack)[1] == "AR"
+            assert "MLLP_FRAME_TOO_LARGE" in segment(ack, "ERR")[8]
+            assert msa(big.send(original_mode(sample("05_chu_hba1c.hl7")), timeout=60))[1] \
+                == "AA"
+            wait_processed(ctx, timeout=120)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+        assert grown < 256 * 1024, f"peak memory grew by {grown} KiB"
+        with ctx.engine.connect() as conn:
+            refused = conn.execute(select(imports).where(
+                imports.c.error_code == "MLLP_FRAME_TOO_LARGE")).one()
+        # the ledger row is the archived head's (sha256, size); the message tells the size
+        assert refused.status == FAILED and refused.size < (1 << 20)
+        assert f"frame of {gib} bytes" in refused.error_message
+        assert check(ctx.engine, ctx.archive).consistent
+    finally:
+        ctx.engine.dispose()
+
+
+def _zip_bomb(inflated: int) -> bytes:
+    """A zip archive of one member of ``inflated`` zero bytes (about 1/1000 of it)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf, \
+            zf.open("rapport.hl7", "w", force_zip64=True) as member:
+        zeros = b"\0" * (1 << 20)
+        for _ in range(inflated >> 20):
+            member.write(zeros)
+    return buf.getvalue()
+
+
+def test_zip_and_gzip_bombs_are_refused_without_inflating(store) -> None:  # noqa: ANN001
+    """Nothing in the pipeline inflates an archive: a zip or gzip bomb (1 GiB of zeros) is an
+    input of unknown format, failed with its code in the ledger, read by its first bytes
+    only. (PDF bombs: tests/test_pdf_parser.py; a CDA's compressed nonXMLBody is kept as
+    sent, and NonXmlBody.decompressed is bounded: tests/test_cda_parser.py.)"""
+    zipped = _zip_bomb(1 << 30)
+    gzipped = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    assert len(zipped) < 2 * 1024 * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rows = ingest(store, zipped, gzipped)
+    assert [(r.status, r.error_code) for r in rows] == [(FAILED, "UNKNOWN_FORMAT")] * 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 128 * 1024
+    assert check(store.engine, store.archive).consistent
+
+
+def test_a_message_claiming_another_sender_cannot_supersede_its_results(store) -> None:  # noqa: ANN001
+    """A laboratory's drop folder holds a message claiming SYNLAB's MSH-3/MSH-4 and one of its
+    control ids, with other values. Its folder is declared as LABM's: the message is refused
+    (SENDER_NOT_SOURCE) and SYNLAB's results stay current; from SYNLAB's own source the same
+    correction is filed. (Over MLLP: test_mllp_service.py, unknown sender and wrong peer.)"""
+    import re
+
+    store.settings = replace(store.settings, sources=(Source("labm", "LABM", "*"),
+                                                      Source("synlab", "SYNLAB", "*")))
+    real = (SAMPLES / "hl7v2" / "03_synlab_iono_creatinine.hl7").read_bytes()
+    forged = re.sub(rb"(OBX\|\d+\|NM\|[^|]*\|[^|]*\|)([^|]*)", rb"\g<1>999", real)
+    assert forged != real
+
+    def received(data: bytes, source: str) -> list:
+        results = intake(store.engine, store.archive,
+                         [Received(data=data, source=source, channel="file", file_name="x")])
+        ids = [i for r in results for i in r.message_ids]
+        drain(store, ids=ids)
+        with store.engine.connect() as conn:
+            return conn.execute(select(imports).where(imports.c.id.in_(ids))).all()
+
+    (genuine,) = received(real, "synlab")
+    (spoof,) = received(forged, "labm")
+    assert genuine.status == "deposited"
+    assert (spoof.status, spoof.error_code, spoof.error_location) == (
+        FAILED, "SENDER_NOT_SOURCE", "MSH")
+    with store.engine.connect() as conn:
+        current = set(conn.execute(select(entries.c.value).where(
+            entries.c.current, entries.c.import_id == genuine.id)).scalars())
+        forged_entries = conn.execute(select(func.count()).select_from(entries).where(
+            entries.c.import_id == spoof.id)).scalar_one()
+    assert "999" not in current and len(current) > 1 and forged_entries == 0
+    # SYNLAB itself may send the correction
+    (own,) = received(forged, "synlab")
+    assert own.status == "deposited"
+    assert check(store.engine, store.archive).consistent

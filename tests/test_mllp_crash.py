@@ -1,5 +1,6 @@
 """`dmp-ingest serve` as a real process: SIGKILL mid-stream loses nothing acknowledged and
-duplicates nothing; SIGTERM stops cleanly with exit status 0."""
+duplicates nothing; SIGTERM stops cleanly with exit status 0. (Killed at a named point of
+the listener's intake or of its worker: tests/test_crash_points.py.)"""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def _home(tmp_path: Path, database_url: str, patients: list) -> dict[str, str]:
     return env
 
 
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([DMP, "serve", "--no-http"], env=env, cwd=ROOT,
+def _start(env: dict[str, str], log: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([DMP, "serve", "--no-http", *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=log.open("ab"), text=True)
     line = proc.stdout.readline()
     assert "MLLP on" in line, f"serve did not start: {line!r} {log.read_text()[-2000:]}"

@@ -500,6 +500,81 @@ def test_huge_page_refused_before_rasterising(monkeypatch: pytest.MonkeyPatch) -
     assert doc.pages[0].source == TEXT_LAYER
 
 
+def flate_bomb(inflated: int, text: str = "Compte rendu") -> bytes:
+    """A one-page PDF whose content stream is ``inflated`` bytes once inflated (blanks after
+    one line of text): a few hundred bytes per megabyte."""
+    packer = zlib.compressobj(9)
+    packed = packer.compress(b"BT /F1 12 Tf 72 770 Td (%s) Tj ET\n" % text.encode())
+    blanks = b" " * (1 << 20)
+    for _ in range(inflated >> 20):
+        packed += packer.compress(blanks)
+    packed += packer.flush()
+    return build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                      b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+                      b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+                      b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
+                      b"<< /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+                      b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed)
+                      + packed + b"\nendstream"])
+
+
+def test_flate_bomb_is_refused_while_inflating(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 MB PDF whose content stream inflates to 1 GiB (pdfminer inflated it whole: 2 GB
+    of memory) is refused once the document's inflate budget is spent, before any OCR."""
+    import resource
+
+    def no_render(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("rasterised")
+
+    monkeypatch.setattr(ocrmod, "render_page", no_render)
+    bomb = flate_bomb(1 << 30)
+    assert len(bomb) < 2 * 1024 * 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(bomb)
+    err = _err(excinfo)
+    assert err.code == PDF_TOO_LARGE and err.location == "page 1"
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown < 900 * 1024, f"{grown} KiB"  # the 256 MiB budget, not the gigabyte
+    # under a budget the same document is read; the limit is the document's, not global
+    small = flate_bomb(4 << 20, "Bilan sanguin normal, aucune anomalie")
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(small, PdfLimits(max_inflated_bytes=1 << 20))
+    assert _err(excinfo).code == PDF_TOO_LARGE
+    doc = parse_pdf(small)
+    assert doc.pages[0].source == TEXT_LAYER and "anomalie" in doc.pages[0].text
+
+
+def lzw_bomb(rounds: int) -> bytes:
+    """LZW codes (9 bits, PDF's early change) for ``rounds`` x 32,131 bytes of 'A': each round
+    a clear code, 'A', then codes 258..509, each one byte longer than the last."""
+    codes = [c for _ in range(rounds) for c in (256, 65, *range(258, 510))] + [257]
+    packed = 0
+    for code in codes:
+        packed = (packed << 9) | code
+    pad = -9 * len(codes) % 8
+    return (packed << pad).to_bytes((9 * len(codes) + pad) // 8, "big")
+
+
+def test_lzw_bomb_is_refused_and_lzw_still_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdfminer.lzw import lzwdecode
+
+    from parsers.pdf._inflate import bounded_lzwdecode
+
+    small = lzw_bomb(2)
+    assert bounded_lzwdecode(small) == lzwdecode(small) == b"A" * 2 * 32_131
+    monkeypatch.setattr(ocrmod, "render_page", lambda *a, **k: pytest.fail("rasterised"))
+    stream = lzw_bomb(200)  # 6.4 MB from 57 KB
+    data = build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                      b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                      b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+                      b"<< /Length %d /Filter /LZWDecode >>\nstream\n" % len(stream) + stream
+                      + b"\nendstream"])
+    with pytest.raises(PdfParseError) as excinfo:
+        parse_pdf(data, PdfLimits(max_inflated_bytes=1 << 20))
+    assert _err(excinfo).code == PDF_TOO_LARGE
+
+
 def test_a3_scan_is_within_the_default_pixel_limit() -> None:
     a3 = (842, 1191)
     limits = PdfLimits()

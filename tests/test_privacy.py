@@ -1,8 +1,9 @@
-"""No patient data in logs or error texts: the whole sample set (HL7v2, CDA, the text-layer
-PDFs) goes through the pipeline with logging at DEBUG, and through one `serve` run (MLLP and
-a drop folder) at DMP_LOG_LEVEL=DEBUG; every log line, ledger error message, warning and
-attempt text is searched for each patient's family name, given name, birth name and NIR
-(samples/patients.csv, the PDF truth file, and the PID/recordTarget of every sample)."""
+"""No patient data in logs or error texts: the whole sample set (HL7v2, CDA, every PDF:
+text-layer, scanned and OCR'd, encrypted, broken) goes through the pipeline with logging at
+DEBUG, and through one `serve` run (MLLP and a drop folder) at DMP_LOG_LEVEL=DEBUG; every log
+line, ledger error message, warning and attempt text is searched for each patient's family
+name, given name, birth name and NIR (samples/patients.csv, the PDF truth file, and the
+PID/recordTarget of every sample)."""
 
 from __future__ import annotations
 
@@ -101,9 +102,11 @@ def debug_logging(caplog):  # noqa: ANN001, ANN201
 
 def test_pipeline_logs_and_ledger_hold_no_patient_data(ctx, debug_logging) -> None:  # noqa: ANN001
     caplog = debug_logging
-    load_sample_set(ctx)
+    load_sample_set(ctx, scanned=True)
     with ctx.engine.connect() as conn:
         statuses = set(conn.execute(select(imports.c.status)).scalars())
+        pdfs = conn.execute(select(imports.c.id).where(imports.c.file_name.like("%.pdf"))).all()
+    assert len(pdfs) == len(list((SAMPLES / "pdf").glob("*.pdf")))
     assert {"deposited", "failed", "quarantined"} <= statuses  # errors were written
     texts = ledger_texts(ctx.engine)
     assert len(texts) > 20
@@ -138,11 +141,12 @@ def test_serve_stderr_at_debug_holds_no_patient_data(tmp_path) -> None:  # noqa:
             for f in sorted((SAMPLES / "hl7v2").glob("*.hl7")):
                 data = f.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r")
                 client.send(data, timeout=60)
-        for f in sample_files():
+        for f in sample_files(scanned=True):
             if f.suffix != ".hl7":
                 shutil.copy(f, drop / f".{f.name}")
                 (drop / f".{f.name}").rename(drop / f.name)
-        _wait_done(drop, home, len([f for f in sample_files() if f.suffix != ".hl7"]))
+        _wait_done(drop, home, len([f for f in sample_files(scanned=True)
+                                    if f.suffix != ".hl7"]))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)

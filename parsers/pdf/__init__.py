@@ -45,6 +45,7 @@ import pypdfium2 as pdfium
 import pytesseract
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 
+from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
 from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
 from .errors import (
     PDF_CORRUPT,
@@ -65,6 +66,8 @@ from .model import OCR, TEXT_LAYER, Page, PdfDocument, Word
 __all__ = ["OCR", "TEXT_LAYER", "Page", "PdfDocument", "PdfLimits", "PdfParseError", "Word",
            "parse_pdf"]
 
+install()  # pdfminer inflates within PdfLimits.max_inflated_bytes (see _inflate.py)
+
 MiB = 1024 * 1024
 # A3 portrait at 300 dpi is 3508 x 4961 px = 17.4 Mpx (8-bit grayscale: 17.4 MB, tesseract
 # holds a few copies). 18 Mpx lets A3 through with a few points of slack (scanner margins,
@@ -84,9 +87,11 @@ class PdfLimits:
     min_text_chars: int = 20  # fewer letters/digits in the text layer: the page is OCR'd
     processes: int = 0  # OCR worker processes; 0 = the CPUs available (os.cpu_count())
     low_confidence: float = 60.0  # OCR'd page mean confidence under it: a warning
+    # what pdfminer may inflate (FlateDecode) for the whole document (bomb guard, _inflate.py)
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pages", "dpi", "max_page_pixels"):
+        for name in ("max_bytes", "max_pages", "dpi", "max_page_pixels", "max_inflated_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"PdfLimits.{name} must be positive")
         if self.timeout_seconds <= 0 or self.page_timeout_seconds <= 0:
@@ -114,7 +119,7 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
     warnings: list[str] = []
     pages: list[Page | None] = [None] * len(sizes)
     to_ocr: list[int] = []
-    with _open_with_pdfminer(data) as plumber:
+    with budget(limits.max_inflated_bytes), _open_with_pdfminer(data, limits) as plumber:
         count = len(plumber.pages)
         for index in range(len(sizes)):
             _check_deadline(deadline, limits, index)
@@ -124,7 +129,11 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
             ppage = plumber.pages[index]
             try:
                 page = _text_layer_page(ppage, index + 1, limits.min_text_chars)
-            except Exception:  # noqa: BLE001 (pdfminer raises anything on a broken stream)
+            except InflateLimit:
+                raise _inflate_error(limits, f"page {index + 1}") from None
+            except Exception as exc:  # noqa: BLE001 (pdfminer raises anything on a broken stream)
+                if isinstance(exc.__cause__ or exc.__context__, InflateLimit):
+                    raise _inflate_error(limits, f"page {index + 1}") from None
                 warnings.append(f"{PDF_TEXT_LAYER_UNREADABLE}: page {index + 1} text layer "
                                 "could not be read, page OCR'd")
                 page = None
@@ -213,14 +222,21 @@ def _metadata(pdf: pdfium.PdfDocument) -> dict[str, str]:
     return out
 
 
+def _inflate_error(limits: PdfLimits, location: str = "") -> PdfParseError:
+    return PdfParseError(PDF_TOO_LARGE, "the PDF's compressed streams inflate to more than "
+                         f"{limits.max_inflated_bytes} bytes", location)
+
+
 class _Plumber:
     """pdfplumber.open as a context manager whose failures are PdfParseErrors."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, limits: PdfLimits) -> None:
         try:
             self.pdf = pdfplumber.open(io.BytesIO(data))
         except Exception as exc:  # noqa: BLE001 (PdfminerException wraps anything)
             cause = exc.args[0] if exc.args else exc
+            if isinstance(cause, InflateLimit) or isinstance(exc, InflateLimit):
+                raise _inflate_error(limits) from None
             if isinstance(cause, (PDFPasswordIncorrect, PDFEncryptionError)) or isinstance(
                     exc, (PDFPasswordIncorrect, PDFEncryptionError)):
                 raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
@@ -230,6 +246,8 @@ class _Plumber:
             self.pages = self.pdf.pages
         except Exception as exc:  # noqa: BLE001
             self.pdf.close()
+            if isinstance(exc, InflateLimit) or isinstance(exc.__cause__, InflateLimit):
+                raise _inflate_error(limits) from None
             raise PdfParseError(PDF_CORRUPT, "pdfminer cannot read the page tree "
                                 f"({type(exc).__name__})") from None
 
@@ -240,8 +258,8 @@ class _Plumber:
         self.pdf.close()
 
 
-def _open_with_pdfminer(data: bytes) -> _Plumber:
-    return _Plumber(data)
+def _open_with_pdfminer(data: bytes, limits: PdfLimits) -> _Plumber:
+    return _Plumber(data, limits)
 
 
 # -- text layer -------------------------------------------------------------------------------
