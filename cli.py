@@ -40,7 +40,7 @@ def _quiet_prefect() -> None:
 
 def _prefect_api():  # noqa: ANN202
     """Where this command's flows run: the configured Prefect API when there is one (a
-    server, or the test harness), else the warm local server of pipelines/prefect_local
+    server, or the test harness), else the warm local server of flows.py
     (``DMP_PREFECT_SERVER=ephemeral`` gives Prefect's own per-command server back)."""
     from contextlib import nullcontext
 
@@ -54,7 +54,7 @@ def _prefect_api():  # noqa: ANN202
 
     if get_current_settings().api.url or os.environ.get("DMP_PREFECT_SERVER") == "ephemeral":
         return nullcontext()
-    from pipelines.prefect_local import LocalServerError, use_local_server
+    from flows import LocalServerError, use_local_server
 
     idle = os.environ.get("DMP_PREFECT_IDLE_SECONDS")
     try:
@@ -125,16 +125,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_prefect(args: argparse.Namespace) -> int:
     """``prefect status``: the warm local Prefect server, if any; ``prefect stop``: stop it
     (the next command starts one again)."""
-    from pipelines import prefect_local
+    import flows
 
     _quiet_prefect()
     home = Path(os.environ["PREFECT_HOME"])
     if args.action == "stop":
-        stopped = prefect_local.stop_local_server(home)
+        stopped = flows.stop_local_server(home)
         print("local Prefect server stopped" if stopped else "no local Prefect server running")
         return 0
-    server = prefect_local.read_state(home)
-    if server is None or not prefect_local.is_running(server):
+    server = flows.read_local_server(home)
+    if server is None or not flows.local_server_answers(server):
         print("no local Prefect server running")
     else:
         print(f"local Prefect server: pid {server.pid}, API {server.api_url}")

@@ -1,4 +1,4 @@
-"""The warm local Prefect server (pipelines/prefect_local): started by the first command,
+"""The warm local Prefect server (flows.py, use_local_server): started by the first command,
 used by the next, gone once idle and unleased; commands with a configured API leave it alone.
 
 Each command here is a real subprocess without PREFECT_API_URL, as an operator runs it; the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import prefect_local
+import flows
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "hl7v2"
@@ -37,7 +37,7 @@ def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
 def _gone(pid: int, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if not prefect_local._alive(pid):
+        if not flows._alive(pid):
             return True
         time.sleep(0.1)
     return False
@@ -48,7 +48,7 @@ def home(tmp_path: Path):  # noqa: ANN201
     home = tmp_path / "home"
     home.mkdir()
     yield home
-    prefect_local.stop_local_server(home / "prefect")
+    flows.stop_local_server(home / "prefect")
 
 
 def test_commands_share_one_server_that_leaves_when_idle(home: Path) -> None:
@@ -56,19 +56,19 @@ def test_commands_share_one_server_that_leaves_when_idle(home: Path) -> None:
     sample = sorted(SAMPLE.glob("*.hl7"))[0]
     first = _cli(env, "ingest", "--json", str(sample))
     assert first.returncode == 0, first.stderr[-2000:]
-    server = prefect_local.read_state(home / "prefect")
-    assert server is not None and prefect_local.is_running(server)
+    server = flows.read_local_server(home / "prefect")
+    assert server is not None and flows.local_server_answers(server)
 
     again = _cli(env, "ingest", "--json", str(sample))
     assert again.returncode == 0, again.stderr[-2000:]
-    assert prefect_local.read_state(home / "prefect") == server  # the same process, reused
+    assert flows.read_local_server(home / "prefect") == server  # the same process, reused
     assert '"duplicate": 1' in again.stdout
 
     status = _cli(env, "prefect", "status")
     assert f"pid {server.pid}" in status.stdout
     # nobody holds the lease any more: the server leaves after 2 s without a request
     assert _gone(server.pid, within=30), "the idle local server did not leave"
-    assert prefect_local.read_state(home / "prefect") is None
+    assert flows.read_local_server(home / "prefect") is None
     assert "no local Prefect server" in _cli(env, "prefect", "status").stdout
 
 
@@ -77,16 +77,16 @@ def test_a_command_alive_keeps_the_server_however_long_it_is_quiet(home: Path) -
     env = _env(home, PREFECT_HOME=str(prefect_home))
     started = subprocess.run(
         [sys.executable, "-c", "import sys; from pathlib import Path; "
-         "from pipelines.prefect_local import use_local_server; "
+         "from flows import use_local_server; "
          "print(use_local_server(Path(sys.argv[1]), idle_seconds=1))", str(prefect_home)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stderr[-2000:]
-    server = prefect_local.read_state(prefect_home)
+    server = flows.read_local_server(prefect_home)
     assert server is not None and started.stdout.strip() == server.api_url
-    with open(prefect_home / prefect_local.LEASE_FILE, "a+") as lease:
+    with open(prefect_home / flows.LEASE_FILE, "a+") as lease:
         fcntl.flock(lease, fcntl.LOCK_SH)  # as a long command does, for its whole life
         time.sleep(4)
-        assert prefect_local.is_running(server)
+        assert flows.local_server_answers(server)
     assert _gone(server.pid, within=30)
 
 
@@ -96,15 +96,15 @@ def test_stop_and_the_ephemeral_choice(home: Path) -> None:
     sample = sorted(SAMPLE.glob("*.hl7"))[0]
     done = _cli(env, "ingest", "--json", str(sample))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert prefect_local.read_state(prefect_home) is None  # Prefect's own server, gone
+    assert flows.read_local_server(prefect_home) is None  # Prefect's own server, gone
     assert "no local Prefect server" in _cli(env, "prefect", "stop").stdout
 
-    url = prefect_local.use_local_server(prefect_home, idle_seconds=600)
-    server = prefect_local.read_state(prefect_home)
+    url = flows.use_local_server(prefect_home, idle_seconds=600)
+    server = flows.read_local_server(prefect_home)
     assert server is not None and url == server.api_url
     assert "stopped" in _cli(env, "prefect", "stop").stdout
     assert _gone(server.pid, within=15)
-    assert prefect_local.read_state(prefect_home) is None
+    assert flows.read_local_server(prefect_home) is None
 
 
 def test_bad_idle_setting_is_a_user_error(home: Path) -> None:
