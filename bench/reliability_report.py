@@ -64,8 +64,8 @@ def render(crash: list, fuzz: list, soak: dict | None, pytest_status: int,
            + ", ".join(f"{k} = {v}" for k, v in settings.items()) + ".", ""]
     verdict = "passed" if pytest_status == 0 else f"FAILED (pytest exit {pytest_status})"
     out += ["## Crash points (tests/test_crash_points.py)", "",
-            "A one-shot ingest, a worker draining the ledger, a drop-folder poller, `serve`'s "
-            "MLLP listener and `serve`'s worker process are "
+            "A one-shot ingest, a worker draining the ledger, a drop-folder poller, a rerun, "
+            "`serve`'s MLLP listener and `serve`'s worker process are "
             "SIGKILLed at a named point of the real code path (pipelines/faults.py); after "
             "recovery the store must equal an uninterrupted run's (ledger outcomes, entries, "
             "provenance) and `check` must find it consistent. Only runs whose checks passed "
@@ -73,6 +73,9 @@ def render(crash: list, fuzz: list, soak: dict | None, pytest_status: int,
             f"- runs: {len(crash)}; crashes survived (process killed, then recovered): "
             f"**{len(killed)}**; point not reached n times (ran to the end): "
             f"{len(crash) - len(killed)}",
+            f"- distinct points: {len({c[1] for c in crash})} run, "
+            f"{len({c[1] for c in killed})} killed at (across intake, connectors, "
+            "processing and deposit)",
             f"- inputs: {sum(int(c[4]) for c in crash)} in all (13 files per run; 200 MLLP "
             "messages for the listener, 60 for the service's worker)",
             "- lost: **0**, duplicated: **0** (any difference fails the run)", "",

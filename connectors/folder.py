@@ -504,6 +504,7 @@ class FolderPoller:
         if code:
             result.refused += 1
             _write_error(target, self.source.id, code, why or "")
+        fault_point("folder.moved")  # this file out, the rest of its group still claimed
 
     # -- housekeeping -----------------------------------------------------------------------
     def _tidy(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -280,7 +281,8 @@ class Workers:
     def _start(self, i: int):  # noqa: ANN202
         proc = self._mp.Process(target=run_worker_process, name=f"dmp-worker-{i + 1}",
                                 args=(self._settings, f"{self._name}/serve-{i + 1}",
-                                      self.stop_event, self.wake_event, self.results))
+                                      self.stop_event, self.wake_event, self.results,
+                                      os.getpid()))
         # not daemonic: a worker runs its own OCR process pool (daemons may not have
         # children); it dies with the service anyway (PR_SET_PDEATHSIG) and stop() joins it
         proc.start()

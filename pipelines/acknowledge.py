@@ -140,9 +140,11 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
     try:
-        return Prepared(frame, header, item, stage(ctx.archive, item))
+        staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
         return Prepared(frame, header, item, None, exc)
+    fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
+    return Prepared(frame, header, item, staged)
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
@@ -195,6 +197,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
             except Exception as exc:  # stored and leased: a worker finishes it later
                 log.error("processing %d stored message(s) for their ACK failed: %s",
                           len(todo), type(exc).__name__)
+            fault_point("mllp.processed")  # filed and committed, not acknowledged
             outcomes = _outcomes(ctx, todo)
 
     answers = []

@@ -180,9 +180,10 @@ def store_staged(engine: Engine, archive: Archive, staged: list[Staged], *,
         with engine.begin() as conn:
             results = _record(conn, [s.part for s in staged], claim_for, lease_seconds)
             syncing.result()  # raises ArchiveError: rolled back, nothing acknowledged
-            return results
     finally:
         wait([syncing])  # the next group's sync never overlaps this one's
+    fault_point("intake.committed")  # recorded; the caller has not acknowledged or moved it
+    return results
 
 
 @cache
@@ -194,7 +195,9 @@ def record_group(engine: Engine, archived: Archived, *, claim_for: str | None = 
                  lease_seconds: int = 600) -> list[IntakeResult]:
     """Step 2: the ledger rows of an archived group, in one committed transaction."""
     with engine.begin() as conn:
-        return _record(conn, archived.parts, claim_for, lease_seconds)
+        results = _record(conn, archived.parts, claim_for, lease_seconds)
+    fault_point("intake.committed")  # recorded; the caller has not acknowledged or moved it
+    return results
 
 
 def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001

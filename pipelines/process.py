@@ -545,8 +545,10 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     blobs = [(sha, entry.attachment.data) for entry, sha in item.items if sha is not None]
     if blobs:
         ctx.archive.put_many(blobs)
+        fault_point("deposit.attached")  # attachments durable, no entry points at them yet
     result = deposit(conn, patient_id=patient_id, import_id=item.row.id,
                      source=item.row.source, items=item.items)
+    fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
     return _deposited(item, patient_id, result, warnings)
 
 
@@ -715,14 +717,17 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                               source=item.row.source, items=item.items, facts=facts,
                               children=children, item_facts=item.item_facts)
                  for item, pid, _ in filing]
+        fault_point("deposit.planned")  # versions read and planned, nothing written
         blobs = [(sha, e.attachment.data) for item, _, _ in filing for e, sha in item.items
                  if sha is not None]
         if blobs:
             ctx.archive.put_many(blobs)
+            fault_point("deposit.attached")  # attachments durable, no entry points at them
         lookup.flush()
         if records:
             conn.execute(insert(logical_messages), records)
         write_deposits(conn, plans)
+        fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
         for (item, pid, warnings), plan in zip(filing, plans, strict=True):
             decided[item.row.id] = _deposited(item, pid, plan.result, warnings)
         savepoint.commit()

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select, update
 
 from dossiers.schema import imports
 from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing
+from pipelines.faults import fault_point
 from pipelines.ledger import (
     DEPOSITED,
     DISCARDED,
@@ -172,6 +173,7 @@ def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
             conn.execute(update(imports).where(imports.c.id.in_(plan.queued),
                                                imports.c.status == RECEIVED)
                          .values(not_before=None))
+    fault_point("rerun.reopened")  # back in the queue, their earlier outcomes cleared
     return plan
 
 

@@ -96,13 +96,21 @@ class Worker:
 
 
 def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN001
-                       results) -> None:  # noqa: ANN001
+                       results, service_pid: int | None = None) -> None:  # noqa: ANN001
     """Entry point of a worker process (multiprocessing 'spawn'). The service decides when
     it stops (SIGINT/SIGTERM ignored here, ``stop_event`` set by the service); if the service
     dies (SIGKILL), the kernel kills this process too, so a restarted service never finds
-    an orphan still filing beside its new workers."""
-    parent = os.getppid()
+    an orphan still filing beside its new workers.
+
+    ``service_pid``: the pid of the service that started it. A service killed while this
+    process was still starting (importing, before ``die_with_parent``) sends no signal: the
+    process is an orphan already, whose parent is now init or a subreaper. It must not run:
+    it would claim and file rows under the dead service's worker name while the restarted
+    service gives that name's claims to its own workers (the same rows filed twice)."""
     die_with_parent()
+    parent = service_pid if service_pid is not None else os.getppid()
+    if os.getppid() != parent:
+        return  # the service died before die_with_parent: nothing was claimed yet
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging()

@@ -4,6 +4,7 @@ folder poller, through the real pipelines (``DMP_FAULT`` arms a kill at a named 
     python -m tests.crash_child ingest FILE...   intake of the files, then drain
     python -m tests.crash_child drain            drain the ledger (a worker)
     python -m tests.crash_child folder DIR       one poll of a drop folder, then drain
+    python -m tests.crash_child rerun            rerun every import (reopen, then process)
 
 ``DMP_TEST_POISON=sha256``: the process dies (SIGKILL) whenever it prepares the message with
 these bytes, as a worker does on an input that crashes a C library or exhausts memory.
@@ -50,6 +51,13 @@ def main(argv: list[str]) -> int:
         source = FolderSource(id="crash", path=Path(args[0]), settle_seconds=0)
         with FolderPoller(source, ctx.engine, ctx.archive, name=settings.worker_id) as poller:
             poller.poll()
+    elif mode == "rerun":  # what `dmp-ingest rerun` does: reopen, then process those rows
+        from pipelines.process import CODE_VERSION
+        from pipelines.rerun import reopen_checked, select_ids
+
+        plan = reopen_checked(ctx.engine, ctx.archive, select_ids(ctx.engine),
+                              code_version=CODE_VERSION)
+        drain(ctx, ids=plan.to_process)
     elif mode != "drain":
         print(f"unknown mode {mode}", file=sys.stderr)
         return 2

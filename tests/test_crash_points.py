@@ -2,12 +2,14 @@
 store ends exactly as an uninterrupted run leaves it (nothing lost, nothing filed twice) and
 `check` finds it consistent.
 
-Three kinds of process are killed: a one-shot ingest (intake then drain), a worker draining
-rows recorded before, and a drop-folder poller; and `serve` over MLLP, its listener inside
-its intake of a group and its worker process mid-batch. Recovery is what an operator or a
-restarted service does: the worker's claims are released (a service restarting under its name), the
-one-shot ingest is run again on the same files (what was recorded is a byte-identical repeat),
-the folder is polled again (the dead poller's claim folder is adopted), and the ledger drained.
+Four kinds of process are killed: a one-shot ingest (intake then drain), a worker draining
+rows recorded before, a drop-folder poller and a rerun of every import (reopen, then
+process); and `serve` over MLLP, its listener inside its intake of a group and its worker
+process mid-batch. Recovery is what an operator or a restarted service does: the worker's
+claims are released (a service restarting under its name), the one-shot ingest is run again
+on the same files (what was recorded is a byte-identical repeat), the folder is polled again
+(the dead poller's claim folder is adopted), and the ledger drained (rows a rerun reopened
+are 'received': the drain processes them).
 
 CI runs the fixed list below on SQLite (and a few points on PostgreSQL); `make soak` sets
 DMP_CRASH_RANDOM=N to add N random (kind, point, n) draws on both stores.
@@ -21,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -49,13 +52,20 @@ INPUTS = [*(SAMPLES / "hl7v2" / n for n in (
                                       "02_crbio_synlab_bilan_renal_v1.xml",
                                       "03_crbio_synlab_bilan_renal_v2_rplc.xml"))]
 
-INTAKE = ["archive.written", "intake.archived", "intake.uncommitted"]
+INTAKE = ["archive.written", "intake.archived", "intake.uncommitted", "intake.committed"]
 PROCESS = ["ledger.claimed", "process.prepared", "process.file_one", "process.filed",
            "process.recorded", "process.committed"]
+# inside filing, around the calls into dossiers/deposit.py (the bulk path and one by one)
+DEPOSIT = ["deposit.planned", "deposit.attached", "deposit.written"]
+FOLDER = ["folder.claimed", "folder.recorded", "folder.moved"]
+KINDS = {"ingest": INTAKE + PROCESS + DEPOSIT, "drain": PROCESS + DEPOSIT,
+         "folder": [*FOLDER, *INTAKE, *PROCESS, *DEPOSIT],
+         # the rows a rerun reopens here are failures and duplicates: nothing to deposit
+         "rerun": ["rerun.reopened", *(p for p in PROCESS if p != "process.file_one")]}
 # (kind, point, n): killed the n-th time the point is reached. Batches of 4 rows and
 # transactions of 2 messages make the later points reached several times.
 CI_POINTS = [
-    *(("ingest", p, 1) for p in INTAKE + PROCESS),
+    *(("ingest", p, 1) for p in INTAKE + PROCESS + DEPOSIT),
     ("ingest", "ledger.claimed", 3), ("ingest", "process.committed", 2),
     ("ingest", "process.recorded", 4), ("ingest", "process.filed", 3),
     ("drain", "process.prepared", 2), ("drain", "process.filed", 3),
@@ -63,19 +73,22 @@ CI_POINTS = [
     ("folder", "folder.claimed", 1), ("folder", "folder.claimed", 5),
     ("folder", "archive.written", 1), ("folder", "intake.uncommitted", 1),
     ("folder", "folder.recorded", 1), ("folder", "process.filed", 1),
+    ("drain", "deposit.written", 3), ("drain", "deposit.attached", 2),
+    ("folder", "folder.moved", 1), ("folder", "folder.moved", 6),
+    ("folder", "deposit.planned", 2), ("rerun", "rerun.reopened", 1),
+    ("rerun", "process.committed", 1),
 ]
 PG_POINTS = [("ingest", "intake.uncommitted", 1), ("ingest", "process.recorded", 2),
-             ("drain", "process.committed", 3), ("folder", "folder.recorded", 1)]
+             ("drain", "process.committed", 3), ("folder", "folder.recorded", 1),
+             ("drain", "deposit.written", 2), ("rerun", "rerun.reopened", 1)]
 
 
 def _random_points(n: int) -> list[tuple[str, str, int]]:
     rng = random.Random(os.environ.get("DMP_CRASH_SEED", "9"))
-    kinds = {"ingest": INTAKE + PROCESS, "drain": PROCESS,
-             "folder": ["folder.claimed", "folder.recorded", *INTAKE, *PROCESS]}
     out = []
     for _ in range(n):
-        kind = rng.choice(sorted(kinds))
-        out.append((kind, rng.choice(kinds[kind]), rng.randint(1, 6)))
+        kind = rng.choice(sorted(KINDS))
+        out.append((kind, rng.choice(KINDS[kind]), rng.randint(1, 6)))
     return out
 
 
@@ -155,9 +168,22 @@ def _baseline(kind: str, tmp_path: Path) -> dict:
         else:
             intake(ctx.engine, ctx.archive, _received())
         drain(ctx)
+        if kind == "rerun":
+            _rerun_all(ctx)
         _baselines[kind] = _state(ctx)
         ctx.engine.dispose()
     return _baselines[kind]
+
+
+def _rerun_all(ctx: Context) -> None:
+    """Every import rerun, as tests.crash_child's rerun does, uninterrupted."""
+    from pipelines.process import CODE_VERSION
+    from pipelines.rerun import reopen_checked, select_ids
+
+    plan = reopen_checked(ctx.engine, ctx.archive, select_ids(ctx.engine),
+                          code_version=CODE_VERSION)
+    assert plan.reopen, "nothing to rerun: the rerun crash points would test nothing"
+    drain(ctx, ids=plan.to_process)
 
 
 def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
@@ -167,10 +193,12 @@ def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
     ctx = Context.from_settings(settings, worker="recovery")
     try:
         create_sample_dossiers(ctx)
-        args = {"ingest": [str(f) for f in INPUTS], "drain": [],
+        args = {"ingest": [str(f) for f in INPUTS], "drain": [], "rerun": [],
                 "folder": [str(tmp_path / "drop")]}[kind]
-        if kind == "drain":
+        if kind in ("drain", "rerun"):
             intake(ctx.engine, ctx.archive, _received())
+        if kind == "rerun":
+            drain(ctx)
         if kind == "folder":
             _drop(tmp_path / "drop")
         child = subprocess.run([sys.executable, "-m", "tests.crash_child", kind, *args],
@@ -284,19 +312,66 @@ def _original_mode(message: bytes) -> bytes:
     return b"|".join(fields) + message[end:]
 
 
+def _no_survivor(home: str, timeout: float = 30) -> None:
+    """Every process of a killed service ends: its worker processes die with it, even one
+    that was still starting (before its PR_SET_PDEATHSIG), and their pools. An orphan worker
+    would go on claiming and filing beside the restarted service."""
+    from tests.test_mllp_crash import _alive
+
+    needle = f"DMP_HOME={home}".encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and needle in (d / "environ").read_bytes().split(b"\0") \
+                        and _alive(int(d.name)):
+                    left.append(int(d.name))
+            except OSError:
+                continue
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"processes of the killed service left: {left}"
+        time.sleep(0.2)
+
+
 LISTENER_POINTS = [("accept", "archive.written", 5), ("accept", "intake.archived", 7),
                    ("accept", "intake.uncommitted", 9), ("accept", "mllp.committed", 6),
                    ("application", "intake.uncommitted", 4),
                    ("application", "mllp.committed", 3),
-                   ("application", "process.filed", 3), ("application", "process.recorded", 2)]
+                   ("application", "process.filed", 3), ("application", "process.recorded", 2),
+                   ("accept", "mllp.staged", 12), ("accept", "mllp.acked", 10),
+                   ("application", "mllp.processed", 3), ("application", "mllp.acked", 5)]
+# `make soak`: DMP_CRASH_RANDOM=N adds N // 4 random (mode, point, n) draws; every point is
+# reached at least 12 times in either mode (a group, a frame or a piece of 200 messages).
+LISTENER_KINDS = {
+    "accept": ["archive.written", "intake.archived", "intake.uncommitted",
+               "intake.committed", "mllp.committed", "mllp.staged", "mllp.acked"],
+    "application": ["intake.uncommitted", "intake.committed", "mllp.committed",
+                    "process.filed", "process.recorded", "process.committed",
+                    "mllp.processed", "mllp.acked"]}
 
 
-@pytest.mark.parametrize(("mode", "point", "n"), LISTENER_POINTS)
+def _random_listener_points(n: int) -> list[tuple[str, str, int]]:
+    rng = random.Random(os.environ.get("DMP_CRASH_SEED", "9") + "/listener")
+    out = []
+    for _ in range(n):
+        mode = rng.choice(sorted(LISTENER_KINDS))
+        out.append((mode, rng.choice(LISTENER_KINDS[mode]), rng.randint(1, 12)))
+    return out
+
+
+RANDOM_LISTENER_POINTS = _random_listener_points(
+    int(os.environ.get("DMP_CRASH_RANDOM", "0")) // 4)
+
+
+@pytest.mark.parametrize(("mode", "point", "n"), LISTENER_POINTS + RANDOM_LISTENER_POINTS)
 def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: int) -> None:  # noqa: ANN001
     """`serve`'s listener SIGKILLed inside its handling of an MLLP group: in its intake
     (after the archive write, after its sync, before the ledger commit), once the group is
-    committed but not acknowledged, and in application-ACK mode (no worker process: the
-    listener files the messages before answering) mid-filing. After a restart (claims of
+    committed but not acknowledged, once acknowledged, and in application-ACK mode (no
+    worker process: the listener files the messages before answering) mid-filing and once
+    filed but not acknowledged. After a restart (claims of
     the dead listener released) the sender resends what got no ACK, and every message is
     deposited exactly once, the store consistent."""
     from tests.test_mllp_crash import _generate, _home, _start, _stream, _wait_processed
@@ -314,6 +389,7 @@ def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: in
     _stream(port, messages, acked)
     assert proc.wait(60) == -signal.SIGKILL, "the listener was not killed at the point"
     assert (tmp_path / "fired").exists()
+    _no_survivor(env["DMP_HOME"])
     first_life = set(acked)
     assert len(first_life) < len(messages)
     engine = make_engine(url)

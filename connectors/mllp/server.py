@@ -25,6 +25,7 @@ from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
 from pipelines.acknowledge import Frame
+from pipelines.faults import fault_point
 
 log = logging.getLogger("dmp.mllp")
 
@@ -251,6 +252,7 @@ class MLLPServer:
                     async with asyncio.timeout(self.idle_timeout):
                         await writer.drain()
                     self.acks += len(answers)
+                    fault_point("mllp.acked")  # acknowledged: the sender will not send it again
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
             log.info("connection from %s ended: %s", peer, type(exc).__name__)
         except asyncio.CancelledError:
