@@ -374,7 +374,7 @@ def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: in
     filed but not acknowledged. After a restart (claims of
     the dead listener released) the sender resends what got no ACK, and every message is
     deposited exactly once, the store consistent."""
-    from tests.test_mllp_crash import _generate, _home, _start, _stream, _wait_processed
+    from tests.test_mllp_crash import _generate, _home, _start, _stream, resend_after_restart
 
     messages, patients = _generate(200, 7)
     if mode == "application":  # original mode: every message's ACK waits for its filing
@@ -397,14 +397,7 @@ def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: in
         stored = set(conn.execute(select(imports.c.sha256)).scalars())
     assert first_life <= stored  # acknowledged means committed
 
-    proc, port = _start(env, log, "--ack-mode", mode)
-    try:
-        _stream(port, [m for m in messages if sha256_hex(m) not in first_life], acked)
-        assert len(acked) == len(messages)
-        _wait_processed(url, len(messages))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+    resend_after_restart(env, log, messages, first_life, acked, url, "--ack-mode", mode)
     with engine.connect() as conn:
         rows = conn.execute(select(imports.c.sha256, imports.c.status)).all()
         keys = conn.execute(select(entries.c.patient_id, entries.c.key)

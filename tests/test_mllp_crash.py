@@ -96,6 +96,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def resend_after_restart(env: dict[str, str], log: Path, messages: list[bytes],
+                         first_life: set[str], acked: set[str], url: str, *args: str) -> None:
+    """Restart the service (``args``: its options); the sender resends whatever it has no ACK
+    for; every message must then be acknowledged and processed, and SIGTERM exit 0."""
+    proc, port = _start(env, log, *args)
+    try:
+        _stream(port, [m for m in messages if sha256_hex(m) not in first_life], acked)
+        assert len(acked) == len(messages)
+        _wait_processed(url, len(messages))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+
+
 def _wait_processed(url: str, expected_rows: int, timeout: float = 120) -> None:
     engine = make_engine(url)
     deadline = time.monotonic() + timeout
@@ -145,15 +159,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, s
         stored = set(conn.execute(select(imports.c.sha256)).scalars())
     assert first_life <= stored
 
-    # Restart; the sender resends whatever it has no ACK for.
-    proc, port = _start(env, log)
-    try:
-        _stream(port, [m for m in messages if sha256_hex(m) not in first_life], acked)
-        assert len(acked) == len(messages)
-        _wait_processed(database_url, len(messages))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+    resend_after_restart(env, log, messages, first_life, acked, database_url)
     with engine.connect() as conn:
         rows = conn.execute(select(imports.c.sha256, imports.c.status, imports.c.logical_id,
                                    imports.c.error_code)).all()
