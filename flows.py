@@ -29,6 +29,7 @@ from typing import IO
 from prefect import flow, task
 
 from connectors.files import iter_files, read_files
+from parsers.process_lifetime import process_alive
 from pipelines.intake import intake
 from pipelines.intake_stream import intake_file, is_large_hl7
 from pipelines.ledger import claim_batch
@@ -280,12 +281,12 @@ def stop_local_server(prefect_home: Path, timeout: float = 10.0) -> bool:
     """Stop the recorded server (SIGTERM: it finishes the requests in hand). True when one
     was running."""
     server = read_local_server(prefect_home)
-    if server is None or not _alive(server.pid):
+    if server is None or not process_alive(server.pid):
         (prefect_home / STATE_FILE).unlink(missing_ok=True)
         return False
     os.kill(server.pid, 15)
     deadline = time.monotonic() + timeout
-    while _alive(server.pid) and time.monotonic() < deadline:
+    while process_alive(server.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     (prefect_home / STATE_FILE).unlink(missing_ok=True)
     return True
@@ -297,29 +298,13 @@ def local_server_answers(server: LocalServer) -> bool:
 
 
 def _healthy(server: LocalServer, timeout: float = 2.0) -> bool:
-    if not _alive(server.pid):
+    if not process_alive(server.pid):
         return False
     try:
         with urllib.request.urlopen(f"{server.api_url}/health", timeout=timeout) as answer:
             return answer.status == 200
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and has not exited (a zombie left for its parent to reap, as the
-    server is when the command that started it is still running, is not alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _free_port() -> int:

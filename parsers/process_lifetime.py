@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -63,19 +64,25 @@ def _watch(owner_pid: int, fd: int | None) -> None:
     if fd is not None:
         select.select([fd], [], [])  # a pidfd is readable once its process has ended
     else:
-        while _alive(owner_pid):
+        while process_alive(owner_pid):
             time.sleep(1.0)
     _end()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """The process exists and has not exited: a zombie (ended, not yet reaped by its parent,
+    as a detached server is while the command that started it still runs) is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, under another user
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _end() -> None:

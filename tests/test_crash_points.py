@@ -316,7 +316,7 @@ def _no_survivor(home: str, timeout: float = 30) -> None:
     """Every process of a killed service ends: its worker processes die with it, even one
     that was still starting (before its PR_SET_PDEATHSIG), and their pools. An orphan worker
     would go on claiming and filing beside the restarted service."""
-    from tests.test_mllp_crash import _alive
+    from parsers.process_lifetime import process_alive
 
     needle = f"DMP_HOME={home}".encode()
     deadline = time.monotonic() + timeout
@@ -325,7 +325,7 @@ def _no_survivor(home: str, timeout: float = 30) -> None:
         for d in Path("/proc").iterdir():
             try:
                 if d.name.isdigit() and needle in (d / "environ").read_bytes().split(b"\0") \
-                        and _alive(int(d.name)):
+                        and process_alive(int(d.name)):
                     left.append(int(d.name))
             except OSError:
                 continue

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from bench.soak_mllp import children
 from dossiers.db import make_engine
 from dossiers.schema import entries, imports
+from parsers.process_lifetime import process_alive
 from pipelines.archive import sha256_hex
 from tests.conftest import ROOT
 from tests.mllp_support import Client, msa
@@ -88,14 +89,6 @@ def _stream(port: int, messages: list[bytes], acked: set[str], stop_after: int |
         t.join(300)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def resend_after_restart(env: dict[str, str], log: Path, messages: list[bytes],
                          first_life: set[str], acked: set[str], url: str, *args: str) -> None:
     """Restart the service (``args``: its options); the sender resends whatever it has no ACK
@@ -146,9 +139,9 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, s
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     deadline = time.monotonic() + 10  # the workers die with the service (no orphan filing)
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+    while any(process_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(w) for w in workers)
+    assert not any(process_alive(w) for w in workers)
     sender.join(60)
     first_life = set(acked)
     assert kill_at <= len(first_life) < len(messages), "the kill came too late to mean much"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import flows
+from parsers.process_lifetime import process_alive
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "hl7v2"
@@ -37,7 +38,7 @@ def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
 def _gone(pid: int, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if not flows._alive(pid):
+        if not process_alive(pid):
             return True
         time.sleep(0.1)
     return False
