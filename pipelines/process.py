@@ -18,7 +18,7 @@ import random
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -425,8 +425,30 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
              for e in normalized.entries]
     facts = entry_facts(items)
     fingerprint = _fingerprint(items) if normalized.adt is None else _adt_fingerprint(normalized)
+    _drop_archived_bytes(items, row.sha256)
     return Prepared(row, normalized, items, fingerprint, warnings, started,
                     keys_of(items), facts_of(items, facts), facts)
+
+
+def _drop_archived_bytes(items: list[tuple[Entry, str | None]], received_sha: str) -> None:
+    """Empty the bytes of attachments that are the received input itself (a CDA document,
+    a PDF report: the document entry's file is the import's own archived object).
+
+    Why: they are in the archive since intake, durable before the ledger row existed, so
+    filing has nothing to store for them (``_new_blobs``); carrying them on would copy every
+    document from a preparing process to the filing one (a 130 KB CR-BIO was 70 % of the
+    pickled batch) and hash it again when the archive finds it stored already. Done after
+    the fingerprint and hashes, which read the bytes; the media type stays for the entry."""
+    for entry, sha in items:
+        if sha is not None and sha == received_sha and entry.attachment is not None:
+            entry.attachment = replace(entry.attachment, data=b"")
+
+
+def _new_blobs(item: Prepared) -> list[tuple[str, bytes]]:
+    """The attachments filing must store: every one but the received input's own bytes
+    (archived at intake; see ``_drop_archived_bytes``)."""
+    return [(sha, entry.attachment.data) for entry, sha in item.items
+            if sha is not None and sha != item.row.sha256]
 
 
 def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:  # noqa: ANN001
@@ -542,7 +564,7 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_adt(conn, item, patient_id, via, warnings)
     _claim_logical_id(conn, item, patient_id, warnings, "deposited")
     # Attachments (embedded documents) go to the archive before the entries point at them.
-    blobs = [(sha, entry.attachment.data) for entry, sha in item.items if sha is not None]
+    blobs = _new_blobs(item)
     if blobs:
         ctx.archive.put_many(blobs)
         fault_point("deposit.attached")  # attachments durable, no entry points at them yet
@@ -718,8 +740,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                               children=children, item_facts=item.item_facts)
                  for item, pid, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written
-        blobs = [(sha, e.attachment.data) for item, _, _ in filing for e, sha in item.items
-                 if sha is not None]
+        blobs = [blob for item, _, _ in filing for blob in _new_blobs(item)]
         if blobs:
             ctx.archive.put_many(blobs)
             fault_point("deposit.attached")  # attachments durable, no entry points at them

@@ -50,7 +50,9 @@ INPUTS = [*(SAMPLES / "hl7v2" / n for n in (
     "15_chu_batch.hl7", "19_casse_tronque.hl7")),
     *(SAMPLES / "cda" / n for n in ("01_crbio_labm_lipides_glycemie.xml",
                                       "02_crbio_synlab_bilan_renal_v1.xml",
-                                      "03_crbio_synlab_bilan_renal_v2_rplc.xml"))]
+                                      "03_crbio_synlab_bilan_renal_v2_rplc.xml",
+                                      # its PDF is the attachment filing stores (deposit.*)
+                                      "09_crbio_niveau1_pdf.xml"))]
 
 INTAKE = ["archive.written", "intake.archived", "intake.uncommitted", "intake.committed"]
 PROCESS = ["ledger.claimed", "process.prepared", "process.file_one", "process.filed",
@@ -73,7 +75,7 @@ CI_POINTS = [
     ("folder", "folder.claimed", 1), ("folder", "folder.claimed", 5),
     ("folder", "archive.written", 1), ("folder", "intake.uncommitted", 1),
     ("folder", "folder.recorded", 1), ("folder", "process.filed", 1),
-    ("drain", "deposit.written", 3), ("drain", "deposit.attached", 2),
+    ("drain", "deposit.written", 3), ("drain", "deposit.attached", 1),
     ("folder", "folder.moved", 1), ("folder", "folder.moved", 6),
     ("folder", "deposit.planned", 2), ("rerun", "rerun.reopened", 1),
     ("rerun", "process.committed", 1),

@@ -122,3 +122,19 @@ def test_the_pool_stops_even_after_reading_pdfs_inside_messages(rows_ctx) -> Non
     stopping.start()
     stopping.join(60)
     assert not stopping.is_alive(), "the preparing processes did not stop"
+
+
+def test_a_document_is_not_copied_to_the_filing_process(rows_ctx) -> None:  # noqa: ANN001
+    """A CDA or PDF document entry's file is the received input, archived at intake: the
+    prepared message carries its hash and media type, not its bytes (they would cross the
+    process boundary for nothing), and filing leaves it where intake put it."""
+    ctx, rows = rows_ctx
+    prepared, _ = start_preparing(ctx, rows).result()
+    own = [(p, e, sha) for p in prepared for e, sha in p.items if sha == p.row.sha256]
+    assert {p.row.format for p, _, _ in own} >= {"cda", "pdf"}
+    for _, entry, sha in own:
+        assert entry.attachment.data == b"" and entry.attachment.media_type
+        assert ctx.archive.get(sha)  # intake's object: what the dossier's document reads
+    embedded = [(e, sha) for p in prepared for e, sha in p.items
+                if sha is not None and sha != p.row.sha256]
+    assert embedded and all(len(e.attachment.data) > 0 for e, _ in embedded)  # HL7 ED: kept
