@@ -425,6 +425,9 @@ def main() -> None:
                         "temporary DMP_HOME), e.g. postgresql://postgres@127.0.0.1:5432/bench")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes of the server (DMP_WORKERS; default 1)")
+    parser.add_argument("--commit-every", type=int, default=None,
+                        help="messages filed per processing transaction (DMP_COMMIT_EVERY; "
+                        "default the server's)")
     parser.add_argument("--drain-timeout", type=float, default=600.0,
                         help="seconds to wait for the worker to drain a level's backlog")
     parser.add_argument("--no-process", action="store_true",
@@ -468,6 +471,8 @@ def main() -> None:
                DMP_MAPPINGS_DIR=str(mappings),
                **({"DMP_DATABASE_URL": args.database_url} if args.database_url else {}),
                **({"DMP_WORKERS": str(args.workers)} if args.workers is not None else {}),
+               **({"DMP_COMMIT_EVERY": str(args.commit_every)}
+                  if args.commit_every is not None else {}),
                # the server runs the code of the tree this script is in (a checkout of another
                # commit included), not whatever the venv's editable install points at
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))

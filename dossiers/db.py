@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -13,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event, func, select, text
 from sqlalchemy.engine import Dialect
+
+log = logging.getLogger("dmp.store")
 
 
 def normalize_url(url: str) -> str:
@@ -48,11 +51,70 @@ def make_engine(url: str) -> Engine:
             # A deferred transaction that reads, then writes after another connection has
             # committed (the listener's intake beside the worker) fails at once with
             # "database is locked" (SQLITE_BUSY_SNAPSHOT), whatever the busy timeout.
-            # Taking the write lock at BEGIN makes writers queue instead (timeout 30 s).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Taking the write lock at BEGIN makes writers queue instead: in turn
+            # (dossiers/write_turn.py), else SQLite's busy handler (timeout 30 s).
+            turn = conn.connection.info.get("write_turn")
+            if turn is not None:
+                turn.take()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if turn is not None:
+                    turn.give_back()
+                raise
 
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _take_turns(engine, path)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _take_turns(engine: Engine, database: str) -> None:
+    """Each pooled connection gets its place in the queue for the write lock (taken by the
+    "begin" event above), given back once its COMMIT or ROLLBACK has returned: the
+    dialect's own calls are wrapped, because SQLAlchemy's commit and rollback events come
+    before them, when SQLite still holds the lock."""
+    from dossiers.write_turn import WriteTurn
+
+    @event.listens_for(engine, "connect")
+    def _open_turn(_dbapi_conn, record) -> None:  # noqa: ANN001
+        try:
+            record.info["write_turn"] = WriteTurn(database)
+        except OSError as exc:  # a read-only directory: SQLite's own queue, as before
+            log.warning("no write turns beside the store (%s): writers queue in SQLite",
+                        exc.strerror)
+
+    @event.listens_for(engine, "close")
+    def _close_turn(_dbapi_conn, record) -> None:  # noqa: ANN001
+        turn = record.info.pop("write_turn", None)
+        if turn is not None:
+            turn.close()
+
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def give_back(connection: Any) -> None:  # noqa: ANN401 - the pool's proxied connection
+        try:
+            turn = connection.info.get("write_turn")
+        except (AttributeError, NotImplementedError):  # a raw or ad-hoc (first connect) one
+            return
+        if turn is not None:
+            turn.give_back()
+
+    def do_commit(connection: Any) -> None:  # noqa: ANN401
+        try:
+            commit(connection)
+        finally:
+            give_back(connection)
+
+    def do_rollback(connection: Any) -> None:  # noqa: ANN401
+        try:
+            rollback(connection)
+        finally:
+            give_back(connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 # SQLite copies its write-ahead log into the database (a checkpoint, with an fsync) at the
@@ -100,6 +162,17 @@ def begin_replayable(conn: Connection):  # noqa: ANN201
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
     return transaction
+
+
+def write_turn_wanted(conn: Connection) -> bool:
+    """Whether another connection waits for the write lock this one holds (SQLite; never on
+    PostgreSQL, which locks rows, not the store): a long writer ends its transaction early
+    for it (dossiers/write_turn.py)."""
+    try:
+        turn = conn.connection.info.get("write_turn")
+    except (AttributeError, NotImplementedError):
+        return False
+    return turn is not None and turn.wanted()
 
 
 def create_schema(engine: Engine) -> None:

@@ -113,12 +113,14 @@ class Preparing:
             yield done, decided
 
     def ready_ahead(self) -> bool:
-        """Whether ``chunks`` would yield its next part without waiting for the pool: the
-        filing process files what it has instead of waiting idle."""
+        """Whether ``chunks`` would yield its next part at once, with no work: the pool has
+        prepared it (or nothing is left). Not a part prepared in this process: that is work,
+        maybe OCR. The filing process files what it has instead of waiting idle, and ends
+        its transaction rather than hold the store's write lock meanwhile."""
         if self._next >= len(self.parts):
             return True
         future = self.parts[self._next][1]
-        return future is None or future.done()
+        return future is not None and future.done()
 
     def result(self) -> tuple[list[Prepared], Decided]:
         """The whole batch at once."""

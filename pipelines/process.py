@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from dossiers.audit import AuditEvent, append
 from dossiers.audit import record as record_audit
 from dossiers.consent import apply_consent, update_identity
-from dossiers.db import begin_replayable, replayable_commits
+from dossiers.db import begin_replayable, replayable_commits, write_turn_wanted
 from dossiers.deposit import (
     DepositResult,
     deposit,
@@ -181,37 +181,66 @@ def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
     deposits all or nothing, whatever happens to the others), and record the outcomes. If the
     bulk filing fails for any reason, every message of that transaction takes the one-by-one
     path. Filing starts with the first messages the pool has ready. Returns counts per
-    outcome status."""
+    outcome status.
+
+    On SQLite a transaction is filed piece by piece (``YIELD_EVERY`` messages) and ends
+    early, between two pieces, when another connection waits for its write lock (the listener, to
+    acknowledge: dossiers/write_turn.py) or when the next piece is not prepared yet (the lock
+    is never held while waiting for the pool). Large transactions while nobody waits, a
+    short wait for whoever does."""
     # Reading, parsing and normalizing took no transaction: with SQLite the write lock is
     # held only while filing, so the listener's intake waits less.
     sources = {row.id: row.source for row in preparing.rows}
     counts: dict[str, int] = {}
+    commit_every = max(1, ctx.settings.commit_every)
+    # PostgreSQL: one piece per transaction, as its row locks are taken in one sorted order
+    # per piece (two workers' transactions of several pieces each would deadlock)
+    one_writer = ctx.engine.dialect.name == "sqlite"
+    pieces = _pieces(preparing, min(commit_every, YIELD_EVERY) if one_writer else commit_every)
     with ctx.engine.connect() as conn, replayable_commits(conn):
-        for n, (piece, outcomes) in enumerate(_pieces(preparing, ctx.settings.commit_every)):
-            if n == 0:
+        first = True
+        for piece, outcomes in pieces:
+            if first:
                 fault_point("process.prepared")
+                first = False
             with begin_replayable(conn):
-                decided = dict(outcomes)
-                _file_piece(ctx, conn, piece, decided)
-                append(conn, deposit_events(decided, sources))
-                fault_point("process.filed")
-                results = [(row_id, *outcome) for row_id, outcome in decided.items()]
-                for _, outcome, _ in results:
-                    counts[outcome.status] = counts.get(outcome.status, 0) + 1
-                record_outcomes(conn, results, code_version=CODE_VERSION,
-                                trigger=ctx.trigger)
-                fault_point("process.recorded")
+                filed = _file_and_record(ctx, conn, piece, outcomes, sources, counts)
+                while one_writer and filed < commit_every and preparing.ready_ahead() \
+                        and not write_turn_wanted(conn):
+                    more = next(pieces, None)
+                    if more is None:
+                        break
+                    filed += _file_and_record(ctx, conn, *more, sources, counts)
             fault_point("process.committed")
     return counts
 
 
+YIELD_EVERY = 20  # messages filed between two looks at who waits for the write lock
+
+
+def _file_and_record(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
+                     outcomes: dict[int, tuple[Outcome, datetime]], sources: dict[int, str],
+                     counts: dict[str, int]) -> int:
+    """File one piece and record its outcomes (and those decided while preparing), inside
+    the caller's transaction; the number of outcomes recorded."""
+    decided = dict(outcomes)
+    _file_piece(ctx, conn, piece, decided)
+    append(conn, deposit_events(decided, sources))
+    fault_point("process.filed")
+    results = [(row_id, *outcome) for row_id, outcome in decided.items()]
+    for _, outcome, _ in results:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    record_outcomes(conn, results, code_version=CODE_VERSION, trigger=ctx.trigger)
+    fault_point("process.recorded")
+    return len(results)
+
+
 def _pieces(preparing: Preparing, commit_every: int) -> Iterator[
         tuple[list[Prepared], dict[int, tuple[Outcome, datetime]]]]:
-    """The batch in transactions of at most ``commit_every`` messages (with SQLite's single
-    write lock, the listener's intake never waits long behind a big batch), each with the
-    outcomes decided while preparing that are not recorded yet; filed as soon as the pool
-    has prepared them, in a smaller transaction when the pool is behind (rather than wait
-    idle). At least one, so that a batch of failures is recorded too."""
+    """The batch in pieces of at most ``commit_every`` messages, each with the outcomes
+    decided while preparing that are not recorded yet; filed as soon as the pool has
+    prepared them, in a smaller piece when the pool is behind (rather than wait idle). At
+    least one, so that a batch of failures is recorded too."""
     size = max(1, commit_every)
     ready: list[Prepared] = []
     outcomes: dict[int, tuple[Outcome, datetime]] = {}
