@@ -238,7 +238,7 @@ class PIVL_TS(Value):  # noqa: N801 - the HL7 type name
     alignment: str = ""
     institution_specified: str = ""
     phase: IVL | None = None
-    period: PQ | None = None
+    period: PQ | IVL | None = None  # IVL_PQ when the sender gives a range (every 4-6 h)
 
 
 @dataclass(slots=True, kw_only=True)
