@@ -1,0 +1,377 @@
+"""CDA structures seen in real senders' documents (C-CDA vendor exports, IHE PCC, CI-SIS) that
+the ANS examples do not exercise: each test builds a small invented document with one such
+structure and checks what parsers/cda and normalizers/cda make of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.cda import normalize_cda
+from normalizers.model import Entry
+from parsers.cda import CdaParseError, parse_cda
+
+HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xmlns:sdtc="urn:hl7-org:sdtc">
+  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
+  <templateId root="2.16.840.1.113883.2.8.2.1"/>
+  <id root="1.2.250.1.999.1.2" extension="DOC-REEL-1"/>
+  <code code="34133-9" codeSystem="2.16.840.1.113883.6.1"/>
+  <title>Synthèse</title>
+  <effectiveTime value="20240312101500+0100"/>
+  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
+  <recordTarget><patientRole>
+    <id root="1.2.250.1.999.1.1" extension="IPP-4242"/>
+    <patient><name><given>Jeanne</given><family qualifier="BR">Essai</family></name>
+      <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+      <birthTime value="19620415"/></patient>
+  </patientRole></recordTarget>
+  <author><time value="20240312"/><assignedAuthor><id root="1.2.250.1.71.4.2.1"
+    extension="810000000001"/></assignedAuthor></author>
+  <custodian><assignedCustodian><representedCustodianOrganization>
+    <id root="1.2.250.1.999"/></representedCustodianOrganization></assignedCustodian></custodian>
+  <component><structuredBody>
+"""
+TAIL = "</structuredBody></component></ClinicalDocument>"
+
+
+def _section(code: str, narrative: str, entries: str) -> str:
+    return (f'<component><section><code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>'
+            f"<title>Section</title><text>{narrative}</text>{entries}</section></component>")
+
+
+def _entries(*sections: str) -> list[Entry]:
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    return msg.entries[1:]  # the body's entries (the first one is the document)
+
+
+def _one(*sections: str) -> Entry:
+    got = _entries(*sections)
+    assert len(got) == 1, [(e.type, e.code) for e in got]
+    return got[0]
+
+
+# -- allergies: the substance is a participant, not the value ----------------------------------
+CCDA_ALLERGY = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.30"/><id root="1.2.250.1.999.7" extension="A1"/>
+  <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN"{neg}>
+    <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+    <id root="1.2.250.1.999.7" extension="A1-obs"/>
+    <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+    <effectiveTime><low value="2006"/></effectiveTime>
+    <value xsi:type="CD" code="416098002" codeSystem="2.16.840.1.113883.6.96"
+      displayName="allergie médicamenteuse"/>
+    <participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="J01CA04" codeSystem="2.16.840.1.113883.6.73"
+        displayName="amoxicilline"><originalText><reference value="#agent1"/></originalText>
+      </code></playingEntity></participantRole></participant>
+    <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9"/>
+      <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+      <value xsi:type="CD" code="126485001" codeSystem="2.16.840.1.113883.6.96"
+        displayName="urticaire"/></observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_allergy_substance_comes_from_the_consumable_participant() -> None:
+    """C-CDA: code ASSERTION, value = the kind of allergy, participant CSM = the substance.
+    The substance is what the allergy is to: it becomes the entry's code."""
+    entry = _one(_section("48765-2", '<content ID="agent1">Amoxicilline</content>',
+                          CCDA_ALLERGY.format(neg="")))
+    assert entry.type == "allergy"
+    assert (entry.code, entry.system, entry.display) == ("J01CA04", "ATC", "amoxicilline")
+    assert entry.details["allergy_type"] == {"code": "416098002", "system": "SNOMED-CT",
+                                             "display": "allergie médicamenteuse"}
+    assert "negated" not in entry.details
+
+
+def test_negated_allergy_keeps_its_substance_and_is_flagged() -> None:
+    entry = _one(_section("48765-2", "Pas d'allergie à l'amoxicilline",
+                          CCDA_ALLERGY.format(neg=' negationInd="true"')))
+    assert entry.code == "J01CA04"
+    assert entry.details["negated"] is True
+
+
+def test_ihe_pcc_allergy_type_in_the_code_and_an_empty_value() -> None:
+    """IHE PCC / CI-SIS: the code says the kind of allergy, the value (a description) is
+    often empty: the substance still becomes the code, the kind goes to allergy_type."""
+    entry = _one(_section("48765-2", '<content ID="desc">Éruption après la prise</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.6"/>
+        <id root="1.2.250.1.999.7" extension="A2"/>
+        <code code="416098002" codeSystem="2.16.840.1.113883.6.96"
+          displayName="allergie médicamenteuse"/>
+        <value xsi:type="CD"><originalText><reference value="#desc"/></originalText></value>
+        <participant typeCode="CSM"><participantRole classCode="MANU">
+          <playingEntity classCode="MMAT"><code code="N02BE01"
+            codeSystem="2.16.840.1.113883.6.73" displayName="paracétamol"/></playingEntity>
+        </participantRole></participant>
+      </observation></entry>"""))
+    assert (entry.code, entry.system) == ("N02BE01", "ATC")
+    assert entry.details["allergy_type"]["code"] == "416098002"
+    assert entry.value == "Éruption après la prise"
+
+
+def test_allergy_with_an_uncoded_substance_keeps_its_name() -> None:
+    entry = _one(_section("48765-2", '<content ID="ag">Pollen de bouleau</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="419199007" codeSystem="2.16.840.1.113883.6.96"
+          displayName="allergie à une substance"/>
+        <participant typeCode="CSM"><participantRole><playingEntity>
+          <code nullFlavor="OTH"><originalText><reference value="#ag"/></originalText></code>
+        </playingEntity></participantRole></participant>
+      </observation></entry>"""))
+    assert entry.code == "419199007"
+    assert entry.details["allergen_text"] == "Pollen de bouleau"
+
+
+# -- problems whose value is not coded ----------------------------------------------------------
+PROBLEM = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.3"/><code nullFlavor="NA"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.4"/>
+    <id root="1.2.250.1.999.8" extension="{ident}"/>
+    <code code="55607006" codeSystem="2.16.840.1.113883.6.96" displayName="problème"/>
+    <effectiveTime><low value="20090709"/></effectiveTime>
+    {value}
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_uncoded_problem_reads_its_text_in_the_narrative() -> None:
+    """value nullFlavor=OTH with originalText pointing into the narrative: the problem is
+    that text, not the observation code ('problem'), which stays in details."""
+    entry = _one(_section("11450-4", '<content ID="p1">Hypertension artérielle essentielle'
+                          "</content>", PROBLEM.format(ident="P1", value="""
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#p1"/>
+      </originalText></value>""")))
+    assert entry.type == "problem"
+    assert entry.code is None and entry.system is None
+    assert entry.display == entry.value == "Hypertension artérielle essentielle"
+    assert entry.mapped is False
+    assert entry.details["observation_code"] == "55607006"
+
+
+def test_problem_coded_only_in_a_translation() -> None:
+    entry = _one(_section("11450-4", '<content ID="p2">Bronchopneumopathie chronique</content>',
+                          PROBLEM.format(ident="P2", value="""
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#p2"/>
+      </originalText><translation code="J44.9" codeSystem="2.16.840.1.113883.6.3"/></value>""")))
+    assert (entry.code, entry.system) == ("J44.9", "CIM-10")
+    assert entry.display == "Bronchopneumopathie chronique"  # the translation has no display
+
+
+def test_problem_whose_text_cannot_be_found_keeps_the_observation_code() -> None:
+    entry = _one(_section("11450-4", "Antécédents", PROBLEM.format(ident="P3", value="""
+      <value xsi:type="CD" nullFlavor="NA"><originalText><reference value="#absent"/>
+      </originalText></value>""")))
+    assert entry.code == "55607006"
+
+
+# -- results ------------------------------------------------------------------------------------
+def _result(value: str, extra: str = "", mood: str = "EVN", code: str = "2160-0") -> str:
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/>
+      <component><observation classCode="OBS" moodCode="{mood}">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <id root="1.2.250.1.999.9" extension="R-{code}"/>
+        <code code="{code}" codeSystem="2.16.840.1.113883.6.1" displayName="Créatinine"/>
+        <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>
+        {value}{extra}
+      </observation></component></organizer></entry>"""
+
+
+def test_interval_result_keeps_its_unit_and_one_sided_bound() -> None:
+    """IVL_PQ values: '< 5 µmol/L' is an interval with only a high bound (exclusive)."""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="IVL_PQ"><high value="5" unit="umol/L" inclusive="false"/></value>')))
+    assert entry.type == "lab_result"
+    assert (entry.value, entry.comparator, entry.value_num) == ("<5", "<", 5.0)
+    assert entry.unit == "umol/L"
+
+
+def test_closed_interval_result_keeps_its_unit() -> None:
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="IVL_PQ"><low value="0" unit="pg/mL"/><high value="5" unit="pg/mL"/>'
+        "</value>")))
+    assert (entry.value, entry.unit, entry.comparator) == ("0-5", "pg/mL", None)
+
+
+def test_units_observation_under_a_result_is_its_unit_not_a_result() -> None:
+    """C-CDA: a non-numeric value with its unit in a child observation coded 'units'."""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="ST">Non calculable</value>', """
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="246514001" codeSystem="2.16.840.1.113883.6.96" displayName="units"/>
+          <value xsi:type="CD" code="mg/dL" codeSystem="2.16.840.1.113883.6.8"/>
+        </observation></entryRelationship>""")))
+    assert (entry.code, entry.value, entry.unit) == ("2160-0", "Non calculable", "mg/dL")
+
+
+def test_previous_result_nested_in_a_result_is_still_a_result() -> None:
+    got = _entries(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>', """
+        <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="20230101"/><value xsi:type="PQ" value="75" unit="umol/L"/>
+        </observation></entryRelationship>""")))
+    assert [(e.type, e.value) for e in got] == [("lab_result", "80"), ("lab_result", "75")]
+
+
+@pytest.mark.parametrize("mood", ["RQO", "INT", "PRP", "GOL"])
+def test_planned_observation_is_not_filed_as_a_result(mood: str) -> None:
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>', mood=mood)))
+    assert entry.type == "observation"
+    assert entry.details["mood"] == mood
+
+
+def test_coded_result_value_reads_its_text_in_the_narrative() -> None:
+    entry = _one(_section("30954-2", '<content ID="c1">jaune paille</content>', _result(
+        '<value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#c1"/>'
+        "</originalText></value>", code="5778-6")))
+    assert entry.value == "jaune paille"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('<value xsi:type="BL" value="true"/>', "true"),
+    ('<value xsi:type="RTO_PQ_PQ"><numerator value="1" unit="1"/>'
+     '<denominator value="64" unit="1"/></value>', "1/64"),
+    ('<value xsi:type="IVL_TS"><low value="20240101"/><high nullFlavor="UNK"/></value>',
+     "2024-01-01/"),
+    ('<value xsi:type="ZZ" value="7"/>', "7"),
+])
+def test_other_value_types_keep_what_they_say(value: str, expected: str) -> None:
+    entry = _one(_section("29762-2", "Mode de vie", f"""<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="11345-6" codeSystem="2.16.840.1.113883.6.1"/>{value}
+      </observation></entry>"""))
+    assert entry.value == expected
+
+
+def test_a_number_beyond_float_range_is_no_infinite_value() -> None:
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="REAL" value="1e400"/>')))
+    assert entry.value == "1e400" and entry.value_num is None
+
+
+# -- medications --------------------------------------------------------------------------------
+def _medication(inner: str, mood: str = "EVN", product: str = "") -> str:
+    product = product or """<code code="60234173" codeSystem="1.2.250.1.213.2.3.1"
+        displayName="INSULINE GLARGINE 100 U/ml"/>"""
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="{mood}">
+      <templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+      <id root="1.2.250.1.999.10" extension="M1"/>
+      {inner}
+      <consumable><manufacturedProduct><manufacturedMaterial>{product}
+      </manufacturedMaterial></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""
+
+
+def test_dose_without_xsi_type_keeps_its_unit() -> None:
+    """doseQuantity is an IVL_PQ by schema: a plain value + unit is a point interval."""
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>'
+        '<effectiveTime xsi:type="EIVL_TS" operator="A"><event code="HS"/></effectiveTime>'
+        '<doseQuantity value="40" unit="[iU]"/>')))
+    assert entry.details["dose"] == "40 [iU]"
+    assert entry.details["event"] == "HS"
+    assert entry.details["period_low"] == "2024-01-01"
+
+
+def test_frequency_given_as_a_range_of_periods() -> None:
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<effectiveTime xsi:type="PIVL_TS" institutionSpecified="false" operator="A">'
+        '<period xsi:type="IVL_PQ"><low value="4" unit="h"/><high value="6" unit="h"/>'
+        "</period></effectiveTime>")))
+    assert entry.details["frequency"] == "every 4-6 h"
+
+
+def test_intended_medication_is_kept_and_says_so() -> None:
+    entry = _one(_section("10160-0", "Traitements", _medication("", mood="INT")))
+    assert entry.type == "medication"
+    assert entry.details["mood"] == "INT"
+
+
+def test_medication_named_only_in_the_narrative() -> None:
+    """A translation without displayName, the name in the narrative via originalText."""
+    entry = _one(_section("10160-0", '<content ID="m1">Metformine 850 mg cp</content>',
+                          _medication("", product="""<code nullFlavor="OTH">
+          <originalText><reference value="#m1"/></originalText>
+          <translation code="60000000" codeSystem="1.2.250.1.213.2.3.1"/></code>""")))
+    assert (entry.code, entry.system) == ("60000000", "CIS")
+    assert entry.display == "Metformine 850 mg cp"
+
+
+def test_free_text_medication_without_any_code() -> None:
+    entry = _one(_section("10160-0", '<content ID="m2">Préparation magistrale</content>',
+                          _medication("", product="""<code nullFlavor="UNK">
+          <originalText><reference value="#m2"/></originalText></code>""")))
+    assert entry.code is None
+    assert entry.display == "Préparation magistrale"
+
+
+# -- documents as some senders write them -------------------------------------------------------
+def test_hl7_namespace_bound_to_a_prefix() -> None:
+    """<cda:ClinicalDocument xmlns:cda="urn:hl7-org:v3">: the same document."""
+    plain = (HEAD + _section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>')) + TAIL)
+    prefixed = plain.replace('xmlns="urn:hl7-org:v3"', 'xmlns:cda="urn:hl7-org:v3"')
+    prefixed = prefixed.replace("<", "<cda:").replace("<cda:/", "</cda:")
+    prefixed = prefixed.replace("<cda:?xml", "<?xml")
+    prefixed = prefixed.replace('xsi:type="PQ"', 'xsi:type="cda:PQ"')
+    data = prefixed.encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    entry = msg.entries[1]
+    assert (entry.type, entry.code, entry.value, entry.unit) == ("lab_result", "2160-0", "80",
+                                                                 "umol/L")
+    assert not msg.warnings
+
+
+def test_null_flavors_everywhere_are_no_error() -> None:
+    got = _entries(_section("30954-2", "Résultats", """
+      <entry><organizer classCode="BATTERY" moodCode="EVN"><id nullFlavor="NI"/>
+        <code nullFlavor="UNK"/><statusCode nullFlavor="UNK"/><effectiveTime nullFlavor="UNK"/>
+        <component><observation classCode="OBS" moodCode="EVN"><id nullFlavor="NI"/>
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime><low nullFlavor="UNK"/></effectiveTime>
+          <value xsi:type="PQ" nullFlavor="NI"/>
+          <interpretationCode nullFlavor="NI"/>
+          <referenceRange><observationRange><value xsi:type="IVL_PQ"><low nullFlavor="NINF"/>
+            <high value="104" unit="umol/L"/></value></observationRange></referenceRange>
+        </observation></component></organizer></entry>"""))
+    assert [(e.code, e.value, e.effective, e.reference_range) for e in got] == [
+        ("2160-0", None, None, "<=104")]
+
+
+def test_statement_without_any_content_is_skipped_quietly() -> None:
+    assert _entries(_section("10160-0", "Traitements", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN"/></entry>
+      <entry><observation classCode="OBS" moodCode="EVN"/></entry>
+      <entry><act classCode="ACT" moodCode="EVN"><entryRelationship typeCode="SUBJ"/></act>
+      </entry>""")) == []
+
+
+def test_broken_document_is_our_error_without_its_content() -> None:
+    data = (HEAD + "<component><section><title>Jeanne Essai" + TAIL).encode()
+    with pytest.raises(CdaParseError) as info:
+        parse_cda(data)
+    assert info.value.code == "CDA_NOT_XML"
+    assert "Essai" not in str(info.value) and "Essai" not in info.value.location
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('<value code="I10" codeSystem="2.16.840.1.113883.6.3" displayName="HTA essentielle"/>',
+     ("problem", "I10", "HTA essentielle", None)),
+    ('<value value="38.2" unit="Cel"/>', ("observation", "8310-5", "38.2", "Cel")),
+])
+def test_value_without_xsi_type_is_read_by_its_attributes(
+        value: str, expected: tuple[str, str, str, str | None]) -> None:
+    """xsi:type forgotten (invalid, seen in the wild): a code makes it a CD, a unit a PQ."""
+    entry = _one(_section("11450-4", "Antécédents", f"""<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="8310-5" codeSystem="2.16.840.1.113883.6.1"/>{value}
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.value, entry.unit) == expected
