@@ -429,6 +429,15 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["section"] = section.code.code
     if act.negation_ind == "true":
         entry.details["negated"] = True
+    sites = getattr(act, "target_site_codes", None)
+    if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
+        site = sites[0]
+        if site.code:
+            entry.details["target_site"] = {"code": site.code,
+                                            "system": system_name(site.code_system)}
+            laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
+            if laterality:
+                entry.details["target_site"]["qualifiers"] = laterality
     return entry
 
 

@@ -375,3 +375,28 @@ def test_value_without_xsi_type_is_read_by_its_attributes(
       moodCode="EVN"><code code="8310-5" codeSystem="2.16.840.1.113883.6.1"/>{value}
       </observation></entry>"""))
     assert (entry.type, entry.code, entry.value, entry.unit) == expected
+
+
+def test_procedure_activity_act_and_body_site() -> None:
+    """C-CDA puts procedures that change nothing physical in an act (template 4.12), which
+    was dropped; the body site and its laterality qualifier are kept with the procedure."""
+    got = _entries(_section("47519-4", "Actes", """
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.12"/>
+        <id root="1.2.250.1.999.11" extension="ACT-1"/>
+        <code code="409063005" codeSystem="2.16.840.1.113883.6.96"
+          displayName="conseil diététique"/>
+        <statusCode code="completed"/><effectiveTime value="20240110"/></act></entry>
+      <entry><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+        <id root="1.2.250.1.999.11" extension="PROC-1"/>
+        <code code="NFFA004" codeSystem="1.2.250.1.213.2.5" displayName="arthroscopie du genou"/>
+        <targetSiteCode code="72696002" codeSystem="2.16.840.1.113883.6.96"
+          displayName="genou"><qualifier><name code="272741003"
+          codeSystem="2.16.840.1.113883.6.96"/><value code="7771000"
+          codeSystem="2.16.840.1.113883.6.96" displayName="gauche"/></qualifier>
+        </targetSiteCode></procedure></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("procedure", "409063005"),
+                                               ("procedure", "NFFA004")]
+    assert got[1].details["target_site"] == {"code": "72696002", "system": "SNOMED-CT",
+                                             "qualifiers": ["7771000"]}
