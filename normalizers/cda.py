@@ -61,6 +61,7 @@ from parsers.cda.model import (
     AnyValue,
     ClinicalStatement,
     Document,
+    Extension,
     Observation,
     Organizer,
     RecordTarget,
@@ -79,6 +80,7 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
                    "26439-0", "26440-8", "26441-6", "18717-9", "18718-7", "18720-3", "18721-1",
                    "18722-9", "18724-0", "18727-8"}  # LOINC lab specialty sections (CR-BIO)
 MEDIA_PDF = "application/pdf"
+PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
 
 
 @cache
@@ -507,6 +509,34 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
         return
 
 
+def _pharm_codes(ext: Extension) -> Iterator[dict[str, str]]:
+    """The pharm:code elements under ``ext`` (any depth), as {code, system, display}."""
+    for child in ext.children:
+        if child.name == "code" and child.attributes.get("code"):
+            a = child.attributes
+            yield {"code": a["code"], "system": system_name(a.get("codeSystem", "")),
+                   "display": a.get("displayName", "")}
+        else:
+            yield from _pharm_codes(child)
+
+
+def _pharm_details(extensions: list[Extension], entry: Entry) -> None:
+    """IHE Pharm (urn:ihe:pharm:medication) parts of a product: its active ingredients
+    (pharm:ingredient, the substances of a mixture or a magistral preparation; CI-SIS nests
+    pharm:ingredient in pharm:ingredient) and its generic class (pharm:asSpecializedKind,
+    the ATC of a brand in CI-SIS)."""
+    for ext in extensions:
+        if ext.namespace not in PHARM_NAMESPACES:
+            continue
+        if ext.name == "ingredient":
+            entry.details.setdefault("ingredients", []).extend(_pharm_codes(ext))
+        elif ext.name == "asSpecializedKind":
+            entry.details.setdefault("generic", []).extend(_pharm_codes(ext))
+    for name in ("ingredients", "generic"):
+        if name in entry.details and not entry.details[name]:
+            del entry.details[name]
+
+
 def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: _Ctx,
                 parent_key: str | None) -> Entry | None:
     product = act.consumable
@@ -521,6 +551,8 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
     if product is not None and product.name:
         entry.display = entry.display or product.name
         entry.details["product_name"] = product.name
+    if product is not None and product.extensions:
+        _pharm_details(product.extensions, entry)
     if entry.code is None and not entry.display and product is not None and \
             product.code is not None:
         entry.display = original_text(product.code, section) or None  # free-text drug

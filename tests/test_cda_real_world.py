@@ -400,3 +400,36 @@ def test_procedure_activity_act_and_body_site() -> None:
                                                ("procedure", "NFFA004")]
     assert got[1].details["target_site"] == {"code": "72696002", "system": "SNOMED-CT",
                                              "qualifiers": ["7771000"]}
+
+
+def test_mixture_ingredients_and_generic_class_from_ihe_pharm() -> None:
+    """A magistral mixture has no product code, only pharm:ingredient substances (C-CDA /
+    IHE Pharm); CI-SIS nests pharm:ingredient twice and gives the ATC class in
+    pharm:asSpecializedKind. Both were dropped."""
+    pharm = 'xmlns:pharm="urn:ihe:pharm:medication"'
+    got = _entries(_section("10160-0", "Traitements", _medication("", product=f"""
+        <code nullFlavor="OTH"/><name>Bain de bouche lidocaïne + bicarbonate</name>
+        <pharm:ingredient {pharm} classCode="ACTI"><pharm:quantity>
+          <pharm:numerator xsi:type="PQ" value="50" unit="mg"/></pharm:quantity>
+          <pharm:ingredientSubstance><pharm:code code="N01BB02"
+            codeSystem="2.16.840.1.113883.6.73" displayName="lidocaïne"/>
+          </pharm:ingredientSubstance></pharm:ingredient>
+        <pharm:ingredient {pharm} classCode="ACTI"><pharm:ingredientSubstance>
+          <pharm:code code="B05XA02" codeSystem="2.16.840.1.113883.6.73"
+            displayName="bicarbonate de sodium"/></pharm:ingredientSubstance>
+        </pharm:ingredient>""") + _medication("", product=f"""
+        <code code="60000001" codeSystem="1.2.250.1.213.2.3.1" displayName="DOLIPRANE 500"/>
+        <pharm:asSpecializedKind {pharm} classCode="GRIC"><pharm:generalizedMedicineClass>
+          <pharm:code code="N02BE01" codeSystem="2.16.840.1.113883.6.73"
+            displayName="paracétamol"/></pharm:generalizedMedicineClass>
+        </pharm:asSpecializedKind>
+        <pharm:ingredient {pharm} classCode="ACTI"><pharm:ingredient classCode="MMAT">
+          <pharm:code code="100000090270" codeSystem="2.16.840.1.113883.3.6905.2"
+            displayName="Paracétamol"/></pharm:ingredient></pharm:ingredient>""")))
+    mixture, brand = got
+    assert mixture.code is None
+    assert mixture.display == "Bain de bouche lidocaïne + bicarbonate"
+    assert [i["code"] for i in mixture.details["ingredients"]] == ["N01BB02", "B05XA02"]
+    assert brand.details["generic"] == [{"code": "N02BE01", "system": "ATC",
+                                         "display": "paracétamol"}]
+    assert brand.details["ingredients"][0]["code"] == "100000090270"
