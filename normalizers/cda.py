@@ -503,10 +503,30 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
                 entry.value = entry.display  # an uncoded description stays the value
             entry.code, entry.system, entry.display, entry.mapped = coded
         else:
-            text = original_text(agent, section) or agent.display
+            names = part.entity.player_names
+            text = original_text(agent, section) or agent.display or (names[0] if names
+                                                                      else "")
             if text:
                 entry.details["allergen_text"] = text
-        return
+        break
+    reactions = [_reaction(rel.act, ctx, section) for rel in act.entry_relationships
+                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)
+                 and not _typed(rel.act)]
+    reactions = [r for r in reactions if r]
+    if reactions:
+        entry.details["reactions"] = reactions
+
+
+def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A reaction (manifestation) of an allergy: its coded value, else its words."""
+    value = _untyped(act.values[0]) if act.values else None
+    coded = _code(value, ctx, section) if isinstance(value, CD) else None
+    if coded and coded[0]:
+        return {"code": coded[0], "system": coded[1], "display": coded[2]}
+    text = (original_text(value, section) if isinstance(value, CD) else "") or act.text or \
+        (section.narrative_ids.get(act.text_reference[1:], "")
+         if act.text_reference.startswith("#") else "")
+    return {"text": text} if text else None
 
 
 def _pharm_codes(ext: Extension) -> Iterator[dict[str, str]]:

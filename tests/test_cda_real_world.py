@@ -433,3 +433,30 @@ def test_mixture_ingredients_and_generic_class_from_ihe_pharm() -> None:
     assert brand.details["generic"] == [{"code": "N02BE01", "system": "ATC",
                                          "display": "paracétamol"}]
     assert brand.details["ingredients"][0]["code"] == "100000090270"
+
+
+def test_allergy_reactions_and_substance_named_by_the_playing_entity() -> None:
+    """Reactions (MFST observations, coded or only in words) go with the allergy; a
+    substance with no code and no narrative text keeps the playingEntity's name."""
+    entry = _one(_section("48765-2", '<content ID="r2">plaques rouges</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="419199007" codeSystem="2.16.840.1.113883.6.96"/>
+        <participant typeCode="CSM"><participantRole><playingEntity>
+          <code nullFlavor="NA"/><name>sulfate de codéine</name></playingEntity>
+        </participantRole></participant>
+        <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+          moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9"/>
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <value xsi:type="CD" code="422587007" codeSystem="2.16.840.1.113883.6.96"
+            displayName="nausées"/></observation></entryRelationship>
+        <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+          moodCode="EVN"><code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <text><reference value="#r2"/></text><value xsi:type="CD" nullFlavor="OTH"/>
+        </observation></entryRelationship>
+      </observation></entry>"""))
+    assert entry.details["allergen_text"] == "sulfate de codéine"
+    assert entry.details["reactions"] == [
+        {"code": "422587007", "system": "SNOMED-CT", "display": "nausées"},
+        {"text": "plaques rouges"}]
