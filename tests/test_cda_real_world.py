@@ -460,3 +460,25 @@ def test_allergy_reactions_and_substance_named_by_the_playing_entity() -> None:
     assert entry.details["reactions"] == [
         {"code": "422587007", "system": "SNOMED-CT", "display": "nausées"},
         {"text": "plaques rouges"}]
+
+
+def test_header_of_a_self_presenting_cisis_document_carried_in_hl7v2() -> None:
+    """The HL7v2 path reads only the CDA header (normalizers/cda_header.py): a CI-SIS
+    'autoprésentable' document (XSL stylesheet around data:Contenu/ClinicalDocument) was
+    taken for a non-CDA payload, so not keyed by its id nor checked against the patient."""
+    from normalizers.cda_header import read_cda_header
+
+    cda = (HEAD + _section("30954-2", "Résultats", "") + TAIL).split("?>", 1)[1]
+    wrapped = ('<?xml version="1.0" encoding="UTF-8"?>'
+               '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"'
+               ' xmlns:data="urn:asip-sante:ci-sis">'
+               '<xsl:template match="/"><html><body><p>Compte rendu</p><id>leurre</id>'
+               '</body></html></xsl:template>'
+               f"<data:Contenu>{cda}</data:Contenu></xsl:stylesheet>").encode()
+    header = read_cda_header(wrapped)
+    assert header is not None
+    assert header.document_id == "1.2.250.1.999.1.2^DOC-REEL-1"
+    assert header.patient_ids == [("1.2.250.1.999.1.1", "IPP-4242")]
+    assert header.title == "Synthèse" and header.code == "34133-9"
+    stray = wrapped.replace(b"urn:asip-sante:ci-sis", b"urn:autre")
+    assert read_cda_header(stray) is None
