@@ -482,3 +482,18 @@ def test_header_of_a_self_presenting_cisis_document_carried_in_hl7v2() -> None:
     assert header.title == "Synthèse" and header.code == "34133-9"
     stray = wrapped.replace(b"urn:asip-sante:ci-sis", b"urn:autre")
     assert read_cda_header(stray) is None
+
+
+def test_reference_to_the_section_text_element_itself() -> None:
+    """<text ID="..."> is a reference target like any narrative element (C-CDA 'No known
+    problems' examples point there)."""
+    data = (HEAD + '<component><section><code code="11450-4" '
+            'codeSystem="2.16.840.1.113883.6.1"/><text ID="tout">Aucun antécédent connu</text>'
+            + PROBLEM.format(ident="P9", value="""<value xsi:type="CD" nullFlavor="OTH">
+              <originalText><reference value="#tout"/></originalText></value>""")
+            + "</section></component>" + TAIL).encode()
+    doc = parse_cda(data)
+    assert doc.sections[0].narrative_ids["tout"] == "Aucun antécédent connu"
+    entry = normalize_cda(doc, data, "test").entries[1]
+    assert entry.display == "Aucun antécédent connu"
+
