@@ -573,6 +573,8 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
         entry.details["product_name"] = product.name
     if product is not None and product.extensions:
         _pharm_details(product.extensions, entry)
+    if product is not None and product.lot_number:
+        entry.details["lot_number"] = product.lot_number  # vaccines: traceability
     if entry.code is None and not entry.display and product is not None and \
             product.code is not None:
         entry.display = original_text(product.code, section) or None  # free-text drug

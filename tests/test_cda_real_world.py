@@ -497,3 +497,15 @@ def test_reference_to_the_section_text_element_itself() -> None:
     entry = normalize_cda(doc, data, "test").entries[1]
     assert entry.display == "Aucun antécédent connu"
 
+
+def test_vaccine_lot_number_is_kept() -> None:
+    entry = _one(_section("11369-6", "Vaccins", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.52"/>
+        <effectiveTime value="20231015"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="grippe"/>
+          <lotNumberText>AB1234</lotNumberText>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, entry.details["lot_number"]) == ("immunization", "AB1234")
