@@ -334,6 +334,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     kind = _kind(act, in_results)
     if kind == SKIP:
         return
+    if act.null_flavor:  # 'unknown whether pregnant': the statement is no fact at all
+        ctx.warnings.append(f"CDA_NULL_STATEMENT: {act.path}: {act.kind} with nullFlavor "
+                            f"{act.null_flavor[:8]!r} not filed")
+        return
     mood = act.mood_code
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet

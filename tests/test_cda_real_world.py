@@ -509,3 +509,19 @@ def test_vaccine_lot_number_is_kept() -> None:
         </manufacturedMaterial></manufacturedProduct></consumable>
       </substanceAdministration></entry>"""))
     assert (entry.type, entry.details["lot_number"]) == ("immunization", "AB1234")
+
+
+def test_statement_with_a_null_flavor_is_not_filed() -> None:
+    """<observation nullFlavor="UNK"> 'unknown whether pregnant': its value (pregnancy) is no
+    fact; it was filed as one. A warning says where, nothing of what."""
+    data = (HEAD + _section("29762-2", '<paragraph ID="g1">Grossesse : ne sait pas</paragraph>',
+                            """<entry><observation classCode="OBS" moodCode="EVN"
+        nullFlavor="UNK"><code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <text><reference value="#g1"/></text><effectiveTime value="20240101"/>
+        <value xsi:type="CD" code="77386006" codeSystem="2.16.840.1.113883.6.96"
+          displayName="grossesse"/></observation></entry>""") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[1:] == []
+    warning = next(w for w in msg.warnings if w.startswith("CDA_NULL_STATEMENT"))
+    assert "/observation" in warning and "grossesse" not in warning.lower()
+

@@ -516,6 +516,7 @@ class _Walker:
         g = el.get
         act = _NEW_STATEMENT[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
                                    negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
+                                   null_flavor=g("nullFlavor", ""),
                                    path=path)
         handlers = _HANDLERS[kind]
         for n, c, p in kids(el, path):

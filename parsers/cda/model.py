@@ -551,6 +551,7 @@ class ClinicalStatement:
     class_code: str = ""
     mood_code: str = ""
     negation_ind: str = ""  # 'true'/'false' as written, '' when absent
+    null_flavor: str = ""  # on the statement itself: the whole statement is unknown (UNK...)
     xml_id: str = ""  # the ID attribute (what renderMultiMedia/referencedObject points at)
     template_ids: list[II] = field(default_factory=list)
     ids: list[II] = field(default_factory=list)
