@@ -582,6 +582,11 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
     if entry.code is None and not entry.display and product is not None and \
             product.code is not None:
         entry.display = original_text(product.code, section) or None  # free-text drug
+    if entry.code is None and not entry.display and product is not None:
+        # no product code nor name: the statement's own words (C-CDA free-text medication)
+        entry.display = (act.text or (section.narrative_ids.get(act.text_reference[1:], "")
+                                      if act.text_reference.startswith("#") else ""))[:500] \
+            or None
     if entry.code is None and not entry.display:
         return None
     if isinstance(act.dose_quantity, (PQ, IVL)):

@@ -525,3 +525,24 @@ def test_statement_with_a_null_flavor_is_not_filed() -> None:
     warning = next(w for w in msg.warnings if w.startswith("CDA_NULL_STATEMENT"))
     assert "/observation" in warning and "grossesse" not in warning.lower()
 
+
+def test_free_text_medication_and_its_sig_are_one_medication() -> None:
+    """C-CDA free-text medication: no product code nor name, the words in the narrative, and
+    a 'Medication Free Text Sig' child (template 4.147, code LOINC 76662-6) that was filed as
+    a medication of its own ('Medication Instructions')."""
+    entry = _one(_section("10160-0", '<paragraph ID="t1">Tisane maison, une tasse le soir'
+                          "</paragraph>", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+        <text><reference value="#t1"/></text>
+        <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="UNK"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <entryRelationship typeCode="COMP"><substanceAdministration classCode="SBADM"
+          moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.147"/>
+          <code code="76662-6" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#t1"/></text>
+          <consumable><manufacturedProduct><manufacturedLabeledDrug nullFlavor="NA"/>
+          </manufacturedProduct></consumable></substanceAdministration></entryRelationship>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code) == ("medication", None)
+    assert entry.display == "Tisane maison, une tasse le soir"
