@@ -772,7 +772,8 @@ def _range(value: Value | None) -> str | None:
 def _status(code: str) -> str:
     return {"completed": "final", "active": "active", "aborted": "cancelled",
             "cancelled": "cancelled", "suspended": "suspended", "new": "preliminary",
-            "held": "preliminary"}.get(code, code or "final")
+            "held": "preliminary",
+            "nullified": "entered-in-error"}.get(code, code or "final")  # ActStatus
 
 
 def _effective(value: Value | None, ctx: _Ctx) -> str:

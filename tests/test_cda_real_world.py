@@ -546,3 +546,11 @@ def test_free_text_medication_and_its_sig_are_one_medication() -> None:
       </substanceAdministration></entry>"""))
     assert (entry.type, entry.code) == ("medication", None)
     assert entry.display == "Tisane maison, une tasse le soir"
+
+
+def test_nullified_statement_is_entered_in_error() -> None:
+    """ActStatus 'nullified' (recorded in error) passed through as an unknown status."""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>').replace(
+        '<statusCode code="completed"/>', '<statusCode code="nullified"/>')))
+    assert entry.status == "entered-in-error"
