@@ -5,6 +5,8 @@ structure and checks what parsers/cda and normalizers/cda make of it."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from normalizers.cda import normalize_cda
 from normalizers.model import Entry
@@ -554,3 +556,52 @@ def test_nullified_statement_is_entered_in_error() -> None:
         '<value xsi:type="PQ" value="80" unit="umol/L"/>').replace(
         '<statusCode code="completed"/>', '<statusCode code="nullified"/>')))
     assert entry.status == "entered-in-error"
+
+
+# -- whatever the values say, normalizing never raises anything but our own errors -------------
+_SEED = (HEAD + _section("48765-2", '<content ID="agent1">Amoxicilline</content>',
+                         CCDA_ALLERGY.format(neg=""))
+         + _section("30954-2", '<content ID="c1">jaune</content>', _result(
+             '<value xsi:type="IVL_PQ"><low value="0" unit="pg/mL"/><high value="5"/></value>'))
+         + _section("10160-0", "Traitements", _medication(
+             '<effectiveTime xsi:type="PIVL_TS"><period value="8" unit="h"/></effectiveTime>'
+             '<doseQuantity value="1" unit="1"/>'))
+         + _section("11450-4", '<content ID="p1">HTA</content>', PROBLEM.format(
+             ident="P1", value='<value xsi:type="CD" nullFlavor="OTH"><originalText>'
+             '<reference value="#p1"/></originalText></value>'))
+         + TAIL).encode()
+
+
+def _mutate(data: bytes, draw) -> bytes:  # noqa: ANN001
+    from lxml import etree
+
+    root = etree.fromstring(data)
+    elements = [e for e in root.iter() if isinstance(e.tag, str)]
+    xsi = "{http://www.w3.org/2001/XMLSchema-instance}type"
+    for _ in range(draw(st.integers(1, 5))):
+        victim = elements[draw(st.integers(0, len(elements) - 1))]
+        what = draw(st.sampled_from(["type", "attr", "drop"]))
+        if what == "type":
+            victim.set(xsi, draw(st.sampled_from(
+                ["", "PQ", "IVL_PQ", "IVL_TS", "RTO", "RTO_PQ_PQ", "BL", "INT", "REAL", "TS",
+                 "ST", "SC", "ED", "CD", "CE", "II", "PIVL_TS", "EIVL_TS", "SXPR_TS", "ZZ",
+                 "x:y:z"])))
+        elif what == "attr" and victim.attrib:
+            victim.set(draw(st.sampled_from(sorted(victim.attrib))), draw(st.sampled_from(
+                ["", "1e400", "NaN", "-0", "abc", "#", "#absent", "20241399", "UNK",
+                 "99999999999999999999999", "true"])))
+        elif what == "drop" and victim.getparent() is not None:
+            victim.getparent().remove(victim)
+    return etree.tostring(root)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_documents_normalize_or_fail_cleanly(data) -> None:  # noqa: ANN001
+    from normalizers.model import NormalizationError
+
+    raw = _mutate(_SEED, data.draw)
+    try:
+        normalize_cda(parse_cda(raw), raw, "test")
+    except (CdaParseError, NormalizationError):
+        pass
