@@ -331,7 +331,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                parent_key: str | None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy)."""
-    kind = _kind(act, in_results)
+    kind = _kind(act, in_results, section.code.code if section.code is not None else "")
     if kind == SKIP:
         return
     if act.null_flavor:  # 'unknown whether pregnant': the statement is no fact at all
@@ -399,17 +399,33 @@ def _typed(act: ClinicalStatement) -> bool:
     return any(t.root in kinds and kinds[t.root] != SKIP for t in act.template_ids)
 
 
-def _kind(act: ClinicalStatement, in_results: bool) -> str | None:
+# Sections whose untyped statements (no templateId at all: senders do omit them) are still
+# of one kind when their structure agrees: a measurement among vital signs, a coded
+# problem in a problem list, an observation naming a substance among allergies.
+SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
+
+
+def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
     kinds = _kinds()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
     if found:
         return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
     if isinstance(act, SubstanceAdministration):
         return MEDICATION
-    if isinstance(act, Observation) and act.values:
+    if not isinstance(act, Observation):
+        return None
+    by_section = SECTION_KINDS.get(section_code) if not act.template_ids else None
+    if by_section == ALLERGY and any(p.type_code == "CSM" and p.entity is not None and
+                                     p.entity.player_code is not None
+                                     for p in act.participants):
+        return ALLERGY
+    if act.values:
         value = _untyped(act.values[0])
-        if isinstance(value, CD) and system_name(value.code_system) == CIM10:
+        if isinstance(value, CD) and (system_name(value.code_system) == CIM10 or
+                                      by_section == PROBLEM):
             return PROBLEM
+        if by_section == VITAL_SIGN and isinstance(value, PQ | IVL):
+            return VITAL_SIGN
         if in_results:
             return LAB_RESULT
         return OBSERVATION
@@ -470,8 +486,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 # there is, and the observation code ('problem', 'symptom') is no diagnosis
                 entry.code = entry.system = None
                 entry.display, entry.mapped = entry.value, False
-        if kind == ALLERGY:
-            _allergen(act, entry, ctx, section)
+    if kind == ALLERGY:
+        _allergen(act, entry, ctx, section)
     if act.interpretation_codes:
         entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
             or None

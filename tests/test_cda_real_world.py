@@ -605,3 +605,27 @@ def test_mutated_documents_normalize_or_fail_cleanly(data) -> None:  # noqa: ANN
         normalize_cda(parse_cda(raw), raw, "test")
     except (CdaParseError, NormalizationError):
         pass
+
+
+def test_statements_without_template_ids_typed_by_their_section() -> None:
+    """Some senders put no templateId on entries: a measurement among vital signs, a coded
+    observation in the problem list, an observation naming a consumed substance among
+    allergies are still a vital sign, a problem, an allergy (they were 'observation')."""
+    got = _entries(
+        _section("8716-3", "Constantes", """<entry><observation classCode="OBS" moodCode="EVN">
+          <code code="8867-4" codeSystem="2.16.840.1.113883.6.1" displayName="Pouls"/>
+          <effectiveTime value="20240312"/><value xsi:type="PQ" value="72" unit="/min"/>
+          </observation></entry>"""),
+        _section("11450-4", "Problèmes", """<entry><observation classCode="OBS" moodCode="EVN">
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="38341003" codeSystem="2.16.840.1.113883.6.96"
+            displayName="hypertension artérielle"/></observation></entry>"""),
+        _section("48765-2", "Allergies", """<entry><observation classCode="OBS" moodCode="EVN">
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <participant typeCode="CSM"><participantRole><playingEntity>
+            <code code="227493005" codeSystem="2.16.840.1.113883.6.96"
+              displayName="noix de cajou"/></playingEntity></participantRole></participant>
+          </observation></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("vital_sign", "8867-4"),
+                                               ("problem", "38341003"),
+                                               ("allergy", "227493005")]
