@@ -328,9 +328,11 @@ def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Ent
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
-               parent_key: str | None) -> Iterator[Entry]:
+               parent_key: str | None, specimen: str | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
-    entryRelationships: a problem concern's problem, an allergy concern's allergy)."""
+    entryRelationships: a problem concern's problem, an allergy concern's allergy).
+    ``specimen`` is the collection time of the specimen the enclosing act or battery
+    describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it."""
     kind = _kind(act, in_results, section.code.code if section.code is not None else "")
     if kind == SKIP:
         return
@@ -341,10 +343,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     mood = act.mood_code
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
+    if not isinstance(act, Observation):
+        specimen = _specimen_time(act, ctx) or specimen
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
+        if made is not None and kind == LAB_RESULT and specimen:
+            made.specimen_time = specimen
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None and act.code.code:
@@ -356,7 +362,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
     if isinstance(act, Organizer):
         for component in act.components:
-            yield from _statement(component, section, ctx, inner_results, parent_key)
+            yield from _statement(component, section, ctx, inner_results, parent_key,
+                                  specimen)
+    # what an observation nests (a previous result, CR-BIO) is not of the same specimen
+    inner_specimen = None if isinstance(act, Observation) else specimen
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
@@ -368,7 +377,29 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
-        yield from _statement(rel.act, section, ctx, inner_results, parent_key)
+        yield from _statement(rel.act, section, ctx, inner_results, parent_key,
+                              inner_specimen)
+
+
+SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
+
+
+def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
+    """When the specimen was taken: the effectiveTime of the Specimen Collection procedure
+    an IHE LAB act or battery nests (CI-SIS FR-Prelevement puts it in high)."""
+    for rel in act.entry_relationships:
+        proc = rel.act
+        if proc is None or proc.kind != "procedure" or \
+                SPECIMEN_COLLECTION not in proc.template_roots:
+            continue
+        t = proc.effective_time
+        if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
+            for bound in (t.high, t.low, t.center):
+                if isinstance(bound, TS) and bound.value:
+                    return _iso_value(bound.value, ctx.warnings, bound.path) or None
+            return None
+        return _effective(t, ctx) or None
+    return None
 
 
 UNITS_CONCEPT = "246514001"  # SNOMED CT 'units': C-CDA puts a result's unit in such a child

@@ -629,3 +629,34 @@ def test_statements_without_template_ids_typed_by_their_section() -> None:
     assert [(e.type, e.code) for e in got] == [("vital_sign", "8867-4"),
                                                ("problem", "38341003"),
                                                ("allergy", "227493005")]
+
+
+def test_specimen_collection_time_goes_to_the_results_it_was_taken_for() -> None:
+    """IHE LAB / CI-SIS FR-Prelevement: the act of a CR-BIO nests the Specimen Collection
+    procedure (its effectiveTime, often only a high) beside the battery; the results get it
+    as specimen_time, a previous result nested in one of them does not."""
+    got = _entries(_section("18719-5", "Biochimie", """
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+        <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+        <entryRelationship typeCode="COMP"><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+          <code code="9050" codeSystem="1.2.250.1.213.2.7" displayName="ponction veineuse"/>
+          <effectiveTime><high value="202403110735+0100"/></effectiveTime></procedure>
+        </entryRelationship>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403111030+0100"/>
+            <value xsi:type="PQ" value="80" unit="umol/L"/>
+            <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+              <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+              <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+              <effectiveTime value="20230101"/><value xsi:type="PQ" value="75" unit="umol/L"/>
+            </observation></entryRelationship>
+          </observation></component></organizer></entryRelationship>
+      </act></entry>"""))
+    assert [(e.value, e.specimen_time) for e in got] == [("80", "2024-03-11T07:35+01:00"),
+                                                         ("75", None)]
