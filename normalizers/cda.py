@@ -328,11 +328,13 @@ def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Ent
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
-               parent_key: str | None, specimen: str | None = None) -> Iterator[Entry]:
+               parent_key: str | None, specimen: str | None = None,
+               panel: dict[str, str] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
-    describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it."""
+    describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
+    code of the battery (organizer) a result belongs to."""
     kind = _kind(act, in_results, section.code.code if section.code is not None else "")
     if kind == SKIP:
         return
@@ -349,8 +351,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
-        if made is not None and kind == LAB_RESULT and specimen:
-            made.specimen_time = specimen
+        if made is not None and kind == LAB_RESULT:
+            made.specimen_time = specimen or made.specimen_time
+            if panel:
+                made.details["panel"] = panel
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None and act.code.code:
@@ -361,9 +365,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
     if isinstance(act, Organizer):
+        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen)
+                                  specimen, battery or panel)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
     for rel in act.entry_relationships:
@@ -379,6 +384,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             # typeCode REFR, as CR-BIO sends them, still is one)
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
                               inner_specimen)
+
+
+def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results."""
+    coded = _code(act.code, ctx, section) if act.code is not None else None
+    if not coded or not coded[0]:
+        return None
+    return {"code": coded[0], "system": coded[1], "display": coded[2]}
 
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure

@@ -660,3 +660,5 @@ def test_specimen_collection_time_goes_to_the_results_it_was_taken_for() -> None
       </act></entry>"""))
     assert [(e.value, e.specimen_time) for e in got] == [("80", "2024-03-11T07:35+01:00"),
                                                          ("75", None)]
+    assert got[0].details["panel"] == {"code": "24320-4", "system": "LN", "display": ""}
+    assert "panel" not in got[1].details
