@@ -22,6 +22,7 @@ Masking: confidentialityCode through ``tables/cda_confidentiality.csv``.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -46,16 +47,21 @@ from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
 from normalizers.tabledata import table
 from normalizers.units import to_ucum
 from parsers.cda.model import (
+    BL,
     CD,
     ED,
+    EIVL_TS,
     INT,
     IVL,
     PQ,
     REAL,
+    RTO,
     ST,
     TS,
+    AnyValue,
     ClinicalStatement,
     Document,
+    Extension,
     Observation,
     Organizer,
     RecordTarget,
@@ -74,6 +80,7 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
                    "26439-0", "26440-8", "26441-6", "18717-9", "18718-7", "18720-3", "18721-1",
                    "18722-9", "18724-0", "18727-8"}  # LOINC lab specialty sections (CR-BIO)
 MEDIA_PDF = "application/pdf"
+PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
 
 
 @cache
@@ -321,26 +328,49 @@ def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Ent
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
-               parent_key: str | None) -> Iterator[Entry]:
+               parent_key: str | None, specimen: str | None = None,
+               panel: dict[str, str] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
-    entryRelationships: a problem concern's problem, an allergy concern's allergy)."""
-    kind = _kind(act, in_results)
+    entryRelationships: a problem concern's problem, an allergy concern's allergy).
+    ``specimen`` is the collection time of the specimen the enclosing act or battery
+    describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
+    code of the battery (organizer) a result belongs to."""
+    kind = _kind(act, in_results, section.code.code if section.code is not None else "")
     if kind == SKIP:
         return
+    if act.null_flavor:  # 'unknown whether pregnant': the statement is no fact at all
+        ctx.warnings.append(f"CDA_NULL_STATEMENT: {act.path}: {act.kind} with nullFlavor "
+                            f"{act.null_flavor[:8]!r} not filed")
+        return
+    mood = act.mood_code
+    if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
+        kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
+    if not isinstance(act, Observation):
+        specimen = _specimen_time(act, ctx) or specimen
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
+        if made is not None and kind == LAB_RESULT:
+            made.specimen_time = specimen or made.specimen_time
+            if panel:
+                made.details["panel"] = panel
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None and act.code.code:
         made = _base(act, PROCEDURE, section, ctx, parent_key)
     if made is not None:
+        if mood not in ("", "EVN"):
+            made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
     if isinstance(act, Organizer):
+        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
         for component in act.components:
-            yield from _statement(component, section, ctx, inner_results, parent_key)
+            yield from _statement(component, section, ctx, inner_results, parent_key,
+                                  specimen, battery or panel)
+    # what an observation nests (a previous result, CR-BIO) is not of the same specimen
+    inner_specimen = None if isinstance(act, Observation) else specimen
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
@@ -349,7 +379,57 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
-        yield from _statement(rel.act, section, ctx, inner_results, parent_key)
+        if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
+            continue  # the result's unit, not a result (a previous result nested with
+            # typeCode REFR, as CR-BIO sends them, still is one)
+        yield from _statement(rel.act, section, ctx, inner_results, parent_key,
+                              inner_specimen)
+
+
+def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results."""
+    coded = _code(act.code, ctx, section) if act.code is not None else None
+    if not coded or not coded[0]:
+        return None
+    return {"code": coded[0], "system": coded[1], "display": coded[2]}
+
+
+SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
+
+
+def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
+    """When the specimen was taken: the effectiveTime of the Specimen Collection procedure
+    an IHE LAB act or battery nests (CI-SIS FR-Prelevement puts it in high)."""
+    for rel in act.entry_relationships:
+        proc = rel.act
+        if proc is None or proc.kind != "procedure" or \
+                SPECIMEN_COLLECTION not in proc.template_roots:
+            continue
+        t = proc.effective_time
+        if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
+            for bound in (t.high, t.low, t.center):
+                if isinstance(bound, TS) and bound.value:
+                    return _iso_value(bound.value, ctx.warnings, bound.path) or None
+            return None
+        return _effective(t, ctx) or None
+    return None
+
+
+UNITS_CONCEPT = "246514001"  # SNOMED CT 'units': C-CDA puts a result's unit in such a child
+
+
+def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
+    """True when ``act`` is the 'units' observation C-CDA nests in a result whose value
+    cannot carry it (an ST 'Unable to calculate'; a unit translated from a non-UCUM one):
+    its UCUM unit then goes on the result when the value gave none."""
+    if not isinstance(act, Observation) or act.code is None or \
+            act.code.code != UNITS_CONCEPT or system_name(act.code.code_system) != "SNOMED-CT":
+        return False
+    unit = act.values[0] if act.values else None
+    if isinstance(unit, CD) and unit.code and not entry.unit:
+        entry.unit_original = unit.original_text or unit.code
+        entry.unit = to_ucum(unit.code).unit
+    return True
 
 
 # A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
@@ -363,17 +443,33 @@ def _typed(act: ClinicalStatement) -> bool:
     return any(t.root in kinds and kinds[t.root] != SKIP for t in act.template_ids)
 
 
-def _kind(act: ClinicalStatement, in_results: bool) -> str | None:
+# Sections whose untyped statements (no templateId at all: senders do omit them) are still
+# of one kind when their structure agrees: a measurement among vital signs, a coded
+# problem in a problem list, an observation naming a substance among allergies.
+SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
+
+
+def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
     kinds = _kinds()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
     if found:
         return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
     if isinstance(act, SubstanceAdministration):
         return MEDICATION
-    if isinstance(act, Observation) and act.values:
-        value = act.values[0]
-        if isinstance(value, CD) and system_name(value.code_system) == CIM10:
+    if not isinstance(act, Observation):
+        return None
+    by_section = SECTION_KINDS.get(section_code) if not act.template_ids else None
+    if by_section == ALLERGY and any(p.type_code == "CSM" and p.entity is not None and
+                                     p.entity.player_code is not None
+                                     for p in act.participants):
+        return ALLERGY
+    if act.values:
+        value = _untyped(act.values[0])
+        if isinstance(value, CD) and (system_name(value.code_system) == CIM10 or
+                                      by_section == PROBLEM):
             return PROBLEM
+        if by_section == VITAL_SIGN and isinstance(value, PQ | IVL):
+            return VITAL_SIGN
         if in_results:
             return LAB_RESULT
         return OBSERVATION
@@ -383,7 +479,7 @@ def _kind(act: ClinicalStatement, in_results: bool) -> str | None:
 def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
           parent_key: str | None) -> Entry:
     code = act.code
-    coded = _code(code, ctx) if code is not None else None
+    coded = _code(code, ctx, section) if code is not None else None
     own = next((i.key for i in act.ids if i.root and not i.null_flavor), "")
     key = f"cda|{ctx.set_key}|{kind}|{own or act.path}"
     if key in ctx.keys:  # two statements with one id: keep both
@@ -399,6 +495,15 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["section"] = section.code.code
     if act.negation_ind == "true":
         entry.details["negated"] = True
+    sites = getattr(act, "target_site_codes", None)
+    if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
+        site = sites[0]
+        if site.code:
+            entry.details["target_site"] = {"code": site.code,
+                                            "system": system_name(site.code_system)}
+            laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
+            if laterality:
+                entry.details["target_site"]["qualifiers"] = laterality
     return entry
 
 
@@ -411,13 +516,22 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             return None
     entry = _base(act, kind, section, ctx, parent_key)
     if act.values:
-        _value(act.values[0], entry, ctx)
-        if kind in (PROBLEM, ALLERGY) and isinstance(act.values[0], CD):
-            # the diagnosis / allergen is the value; the observation code says 'diagnosis'
-            coded = _code(act.values[0], ctx)
-            if coded and coded[0]:
+        value = _untyped(act.values[0])
+        _value(value, entry, ctx, section)
+        if kind in (PROBLEM, ALLERGY) and isinstance(value, CD):
+            # the diagnosis / allergy type is the value; the observation code only says
+            # 'diagnosis' or 'assertion'
+            coded = _code(value, ctx, section)
+            if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
+            if coded and coded[0]:
                 entry.code, entry.system, entry.display, entry.mapped = coded
+            elif entry.value:  # not coded (nullFlavor OTH...): the sender's words are all
+                # there is, and the observation code ('problem', 'symptom') is no diagnosis
+                entry.code = entry.system = None
+                entry.display, entry.mapped = entry.value, False
+    if kind == ALLERGY:
+        _allergen(act, entry, ctx, section)
     if act.interpretation_codes:
         entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
             or None
@@ -429,13 +543,91 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     return entry
 
 
+def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
+    """The substance of an allergy: participant typeCode CSM / participantRole /
+    playingEntity / code (C-CDA, IHE PCC, CI-SIS alike). The kind of reaction ('drug
+    allergy', 'food intolerance') is the value in C-CDA (code ASSERTION), the code in IHE
+    PCC / CI-SIS (value: a description, often empty). A coded substance becomes the
+    entry's code, the kind going to details.allergy_type."""
+    for part in act.participants:
+        if part.type_code != "CSM" or part.entity is None or part.entity.player_code is None:
+            continue
+        agent = part.entity.player_code
+        coded = _code(agent, ctx, section)
+        if coded and coded[0]:
+            kind = (entry.code, entry.system, entry.display) if entry.code else None
+            if kind is None and act.code is not None and act.code.code and \
+                    act.code.code != "ASSERTION":
+                own = _code(act.code, ctx, section)
+                kind = own[:3] if own else None
+            if kind is not None:
+                entry.details["allergy_type"] = dict(zip(("code", "system", "display"), kind,
+                                                         strict=True))
+            if entry.value is None and entry.display and not entry.code:
+                entry.value = entry.display  # an uncoded description stays the value
+            entry.code, entry.system, entry.display, entry.mapped = coded
+        else:
+            names = part.entity.player_names
+            text = original_text(agent, section) or agent.display or (names[0] if names
+                                                                      else "")
+            if text:
+                entry.details["allergen_text"] = text
+        break
+    reactions = [_reaction(rel.act, ctx, section) for rel in act.entry_relationships
+                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)
+                 and not _typed(rel.act)]
+    reactions = [r for r in reactions if r]
+    if reactions:
+        entry.details["reactions"] = reactions
+
+
+def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A reaction (manifestation) of an allergy: its coded value, else its words."""
+    value = _untyped(act.values[0]) if act.values else None
+    coded = _code(value, ctx, section) if isinstance(value, CD) else None
+    if coded and coded[0]:
+        return {"code": coded[0], "system": coded[1], "display": coded[2]}
+    text = (original_text(value, section) if isinstance(value, CD) else "") or act.text or \
+        (section.narrative_ids.get(act.text_reference[1:], "")
+         if act.text_reference.startswith("#") else "")
+    return {"text": text} if text else None
+
+
+def _pharm_codes(ext: Extension) -> Iterator[dict[str, str]]:
+    """The pharm:code elements under ``ext`` (any depth), as {code, system, display}."""
+    for child in ext.children:
+        if child.name == "code" and child.attributes.get("code"):
+            a = child.attributes
+            yield {"code": a["code"], "system": system_name(a.get("codeSystem", "")),
+                   "display": a.get("displayName", "")}
+        else:
+            yield from _pharm_codes(child)
+
+
+def _pharm_details(extensions: list[Extension], entry: Entry) -> None:
+    """IHE Pharm (urn:ihe:pharm:medication) parts of a product: its active ingredients
+    (pharm:ingredient, the substances of a mixture or a magistral preparation; CI-SIS nests
+    pharm:ingredient in pharm:ingredient) and its generic class (pharm:asSpecializedKind,
+    the ATC of a brand in CI-SIS)."""
+    for ext in extensions:
+        if ext.namespace not in PHARM_NAMESPACES:
+            continue
+        if ext.name == "ingredient":
+            entry.details.setdefault("ingredients", []).extend(_pharm_codes(ext))
+        elif ext.name == "asSpecializedKind":
+            entry.details.setdefault("generic", []).extend(_pharm_codes(ext))
+    for name in ("ingredients", "generic"):
+        if name in entry.details and not entry.details[name]:
+            del entry.details[name]
+
+
 def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: _Ctx,
                 parent_key: str | None) -> Entry | None:
     product = act.consumable
     entry = _base(act, kind, section, ctx, parent_key)
     if product is not None and product.code is not None and (product.code.code or
                                                              product.code.translations):
-        coded = _code(product.code, ctx)
+        coded = _code(product.code, ctx, section)
         entry.code, entry.system, entry.display, entry.mapped = coded
         entry.details["substance"] = [
             {"code": t.code, "system": system_name(t.code_system)}
@@ -443,6 +635,18 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
     if product is not None and product.name:
         entry.display = entry.display or product.name
         entry.details["product_name"] = product.name
+    if product is not None and product.extensions:
+        _pharm_details(product.extensions, entry)
+    if product is not None and product.lot_number:
+        entry.details["lot_number"] = product.lot_number  # vaccines: traceability
+    if entry.code is None and not entry.display and product is not None and \
+            product.code is not None:
+        entry.display = original_text(product.code, section) or None  # free-text drug
+    if entry.code is None and not entry.display and product is not None:
+        # no product code nor name: the statement's own words (C-CDA free-text medication)
+        entry.display = (act.text or (section.narrative_ids.get(act.text_reference[1:], "")
+                                      if act.text_reference.startswith("#") else ""))[:500] \
+            or None
     if entry.code is None and not entry.display:
         return None
     if isinstance(act.dose_quantity, (PQ, IVL)):
@@ -462,10 +666,37 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
             period = getattr(t, "period", None)
             if isinstance(period, PQ) and period.value:
                 entry.details["frequency"] = f"every {period.value} {period.unit}".strip()
+            elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
+                bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
+                             None)
+                unit = bound.unit if bound is not None and bound.unit != "1" else ""
+                entry.details["frequency"] = f"every {_range(period)} {unit}".strip()
+        elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
+            entry.details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
+    if act.mood_code not in ("", "EVN"):
+        entry.details["mood"] = act.mood_code
     return entry
 
 
-def _value(value: Value, entry: Entry, ctx: _Ctx) -> None:
+def _untyped(value: Value) -> Value:
+    """A value sent without xsi:type (invalid, but some senders forget it) read as what its
+    attributes say: a CD when it has a code, a PQ when it has a unit; else as it is. The
+    parser kept it as AnyValue with a CDA_UNKNOWN_XSI_TYPE warning."""
+    if not isinstance(value, AnyValue) or value.xsi_type:
+        return value
+    a = value.attributes
+    if a.get("code") or a.get("codeSystem"):
+        return CD(type="CD", code=a.get("code", ""), code_system=a.get("codeSystem", ""),
+                  code_system_name=a.get("codeSystemName", ""),
+                  display=a.get("displayName", ""), null_flavor=value.null_flavor,
+                  path=value.path)
+    if a.get("unit"):
+        return PQ(type="PQ", value=a.get("value", ""), unit=a["unit"],
+                  null_flavor=value.null_flavor, path=value.path)
+    return value
+
+
+def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None) -> None:
     entry.value_type = value.type or None
     if isinstance(value, PQ):
         entry.value = value.value or None
@@ -479,29 +710,56 @@ def _value(value: Value, entry: Entry, ctx: _Ctx) -> None:
         number = value.number
         entry.value_num = float(number) if number is not None else None
     elif isinstance(value, CD):
-        coded = _code(value, ctx)
+        coded = _code(value, ctx, section)
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
         else:
-            entry.value = value.original_text or None
+            entry.value = original_text(value, section)[:2000] or None
+    elif isinstance(value, IVL) and value.type.endswith("_TS"):
+        entry.value = _period_text(value)
     elif isinstance(value, IVL):
         entry.value = _range(value)
+        low, high = value.low, value.high
+        bound = next((b for b in (low, high, value.center) if isinstance(b, PQ) and b.unit),
+                     None)
+        if bound is not None and bound.unit != "1":
+            entry.unit_original = bound.unit
+            entry.unit = to_ucum(bound.unit).unit
+        one = (low if not isinstance(high, (PQ, INT, REAL)) or not high.value else
+               high if not isinstance(low, (PQ, INT, REAL)) or not low.value else None)
+        if isinstance(one, (PQ, INT, REAL)) and one.value:  # '<5', '>=100': one bound only
+            number = one.number
+            entry.value_num = float(number) if number is not None else None
+            entry.comparator = (">" if one is low else "<") + \
+                ("=" if (value.low_inclusive if one is low else value.high_inclusive) else "")
     elif isinstance(value, ST):
         entry.value = value.text or None
     elif isinstance(value, ED):
         entry.value = value.text[:2000] if value.representation != "B64" else None
     elif isinstance(value, TS):
         entry.value = _iso_value(value.value)
+    elif isinstance(value, BL):
+        entry.value = value.value.strip() or None
+    elif isinstance(value, RTO):
+        entry.value = _ratio(value)
+    elif isinstance(value, AnyValue):  # an xsi:type we do not model: what it says, as sent
+        entry.value = (value.attributes.get("value") or value.text)[:2000] or None
+    if entry.value_num is not None and not math.isfinite(entry.value_num):
+        entry.value_num = None  # '1e400' is a Decimal but no float
 
 
-def _code(code: CD, ctx: _Ctx) -> tuple[str, str, str, bool] | None:
+def _code(code: CD, ctx: _Ctx,
+          section: Section | None = None) -> tuple[str, str, str, bool] | None:
     """(code, system, display, mapped): LOINC from the code or a translation, else the
-    sender's code through the per-source mapping tables (as for HL7v2)."""
+    sender's code through the per-source mapping tables (as for HL7v2). The display falls
+    back on the original text, read in the section narrative when it is only a '#ID'
+    reference there (C-CDA's usual form)."""
     candidates = [code, *code.translations]
     for c in candidates:
         if c.code and system_name(c.code_system) == LOINC:
-            return c.code, LOINC, c.display or code.display or code.original_text, True
+            return (c.code, LOINC,
+                    c.display or code.display or original_text(code, section), True)
     main = next((c for c in candidates if c.code), None)
     if main is None:
         return None
@@ -512,7 +770,43 @@ def _code(code: CD, ctx: _Ctx) -> tuple[str, str, str, bool] | None:
     # not a result code: a diagnosis, a drug, an allergen is coded in its own system; it is
     # 'mapped' (a shared terminology) when that system is a known one, not a local code
     known = system in _systems().values()
-    return main.code, system, main.display or main.original_text, known or r.mapped
+    display = main.display or code.display or original_text(code, section)
+    return main.code, system, display, known or r.mapped
+
+
+def original_text(code: CD, section: Section | None) -> str:
+    """The originalText of a coded value: as written inside it, else the narrative element
+    its reference ('#ID') points at in the section text; '' when neither is there."""
+    if code.original_text:
+        return code.original_text
+    ref = code.original_text_reference
+    if ref and section is not None and ref.startswith("#"):
+        return section.narrative_ids.get(ref[1:], "")
+    return ""
+
+
+def _period_text(value: IVL) -> str | None:
+    """An IVL_TS value as 'start/end' in ISO form (either side may be empty)."""
+    if value.value:
+        return _iso_value(value.value) or None
+    low = _iso_value(value.low.value) if isinstance(value.low, TS) and value.low.value else ""
+    high = _iso_value(value.high.value) if isinstance(value.high, TS) and value.high.value \
+        else ""
+    return f"{low}/{high}" if low or high else None
+
+
+def _ratio(value: RTO) -> str | None:
+    """'1/64' (a titer), '5 mg/1 mL': a ratio's terms with their units when they are not 1."""
+    terms = []
+    for term in (value.numerator, value.denominator):
+        if isinstance(term, PQ):
+            unit = term.unit if term.unit not in ("", "1") else ""
+            terms.append(f"{term.value} {unit}".strip())
+        elif isinstance(term, (INT, REAL)):
+            terms.append(term.value)
+        else:
+            terms.append("")
+    return "/".join(terms) if all(terms) else None
 
 
 def _quantity(pq: PQ) -> str:
@@ -530,13 +824,16 @@ def _range(value: Value | None) -> str | None:
         return f">{'=' if value.low_inclusive else ''}{low}"
     if high:
         return f"<{'=' if value.high_inclusive else ''}{high}"
+    if value.value and value.unit and value.unit != "1":  # a dose of '40 [IU]'
+        return f"{value.value} {value.unit}"
     return value.value or None
 
 
 def _status(code: str) -> str:
     return {"completed": "final", "active": "active", "aborted": "cancelled",
             "cancelled": "cancelled", "suspended": "suspended", "new": "preliminary",
-            "held": "preliminary"}.get(code, code or "final")
+            "held": "preliminary",
+            "nullified": "entered-in-error"}.get(code, code or "final")  # ActStatus
 
 
 def _effective(value: Value | None, ctx: _Ctx) -> str:

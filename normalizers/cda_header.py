@@ -18,6 +18,10 @@ from lxml import etree
 
 V3 = "urn:hl7-org:v3"
 _ROOT = f"{{{V3}}}ClinicalDocument"
+# CI-SIS self-presenting form ("document autoprésentable"): an XSL stylesheet whose
+# data:Contenu child holds the ClinicalDocument (as parsers/cda/reader.py reads it)
+_XSL_ROOT = "{http://www.w3.org/1999/XSL/Transform}stylesheet"
+_CISIS_CONTENT = "{urn:asip-sante:ci-sis}Contenu"
 _CHUNK = 16384
 _PARSER_OPTIONS: dict[str, Any] = {
     "resolve_entities": False,
@@ -83,23 +87,37 @@ def looks_like_xml(data: bytes) -> bool:
 
 
 def read_cda_header(data: bytes) -> CdaHeader | None:
-    """The header of a CDA document, None when ``data`` is not a CDA ClinicalDocument."""
+    """The header of a CDA document, None when ``data`` is not a CDA ClinicalDocument (also
+    read inside the CI-SIS self-presenting XSL envelope, whose CDA is data:Contenu's)."""
     if not looks_like_xml(data):
         return None
     header = CdaHeader()
     path: list[str] = []
+    tags: list[str] = []
+    base = 0  # elements above the ClinicalDocument: 2 in the XSL envelope, else 0
+    envelope = False
     try:
         for event, el in _events(data):
             if event == "start":
-                name = etree.QName(el).localname if isinstance(el.tag, str) else ""
-                path.append(name)
-                if len(path) == 1 and el.tag != _ROOT:
-                    return None
-                if len(path) == 2 and name == "component":
+                tag = el.tag if isinstance(el.tag, str) else ""
+                path.append(etree.QName(el).localname if tag else "")
+                tags.append(tag)
+                depth = len(path)
+                if depth == 1 and tag != _ROOT:
+                    if tag != _XSL_ROOT:
+                        return None
+                    envelope = True
+                if envelope and not base:
+                    if depth == 3 and tag == _ROOT and tags[1] == _CISIS_CONTENT:
+                        base = 2
+                    continue
+                if depth - base == 2 and path[-1] == "component":
                     return header  # the body: everything we need is above it
                 continue
-            _on_end(el, path, header)
+            if not envelope or base:
+                _on_end(el, path[base:], header)
             path.pop()
+            tags.pop()
     except etree.XMLSyntaxError:
         return None
     return header if header.id_root or header.code else None

@@ -402,6 +402,21 @@ def test_values_typed_by_xsi_type_and_by_schema() -> None:
     assert doc.warnings[-1].location.endswith("/observation/value[8]")
 
 
+def test_frequency_period_given_as_an_interval_is_kept() -> None:
+    """C-CDA 'every 4 to 6 hours': PIVL_TS/period as an IVL_PQ (was dropped as not a PQ)."""
+    sa = ('<substanceAdministration classCode="SBADM" moodCode="EVN">'
+          '<effectiveTime xsi:type="PIVL_TS" institutionSpecified="false" operator="A">'
+          '<period xsi:type="IVL_PQ"><low value="4" unit="h"/><high value="6" unit="h"/>'
+          '</period></effectiveTime><effectiveTime xsi:type="PIVL_TS">'
+          '<period value="8" unit="h"/></effectiveTime></substanceAdministration>')
+    body = ('<component><structuredBody><component><section>'
+            f'<entry>{sa}</entry></section></component></structuredBody></component>')
+    ranged, fixed = parse_cda(_wrap(body)).sections[0].entries[0].act.effective_times
+    assert isinstance(ranged, PIVL_TS) and isinstance(ranged.period, IVL)
+    assert (ranged.period.low.value, ranged.period.high.unit) == ("4", "h")
+    assert isinstance(fixed.period, PQ) and fixed.period.value == "8"
+
+
 def test_empty_body_is_a_warning_not_an_error() -> None:
     doc = parse_cda(_wrap(""))
     assert doc.body_kind == "none" and not doc.sections and doc.non_xml_body is None

@@ -402,7 +402,8 @@ def _pivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning
             v.phase = phase if isinstance(phase, IVL) else None
         elif name == "period":
             period = value(c, p, "PQ", warnings)
-            v.period = period if isinstance(period, PQ) else None
+            # a PQ ('every 8 h'), or an IVL_PQ for a range ('every 4 to 6 h', C-CDA)
+            v.period = period if isinstance(period, PQ | IVL) else None
     return v
 
 

@@ -480,6 +480,9 @@ class _Walker:
                 s.title = collapse("".join(c.itertext()))
             elif n == "text":
                 s.text, s.narrative_ids = flatten(c)
+                own = c.get("ID")
+                if own:  # <text ID="..."> itself is a reference target too (C-CDA)
+                    s.narrative_ids.setdefault(own, s.text)
             elif n == "component":
                 for k, sub, sp in kids(c, p):
                     if k == "section":
@@ -513,6 +516,7 @@ class _Walker:
         g = el.get
         act = _NEW_STATEMENT[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
                                    negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
+                                   null_flavor=g("nullFlavor", ""),
                                    path=path)
         handlers = _HANDLERS[kind]
         for n, c, p in kids(el, path):

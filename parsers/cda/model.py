@@ -238,7 +238,7 @@ class PIVL_TS(Value):  # noqa: N801 - the HL7 type name
     alignment: str = ""
     institution_specified: str = ""
     phase: IVL | None = None
-    period: PQ | None = None
+    period: PQ | IVL | None = None  # IVL_PQ when the sender gives a range (every 4-6 h)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -551,6 +551,7 @@ class ClinicalStatement:
     class_code: str = ""
     mood_code: str = ""
     negation_ind: str = ""  # 'true'/'false' as written, '' when absent
+    null_flavor: str = ""  # on the statement itself: the whole statement is unknown (UNK...)
     xml_id: str = ""  # the ID attribute (what renderMultiMedia/referencedObject points at)
     template_ids: list[II] = field(default_factory=list)
     ids: list[II] = field(default_factory=list)

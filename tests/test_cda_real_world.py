@@ -1,0 +1,664 @@
+"""CDA structures seen in real senders' documents (C-CDA vendor exports, IHE PCC, CI-SIS) that
+the ANS examples do not exercise: each test builds a small invented document with one such
+structure and checks what parsers/cda and normalizers/cda make of it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from normalizers.cda import normalize_cda
+from normalizers.model import Entry
+from parsers.cda import CdaParseError, parse_cda
+
+HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xmlns:sdtc="urn:hl7-org:sdtc">
+  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
+  <templateId root="2.16.840.1.113883.2.8.2.1"/>
+  <id root="1.2.250.1.999.1.2" extension="DOC-REEL-1"/>
+  <code code="34133-9" codeSystem="2.16.840.1.113883.6.1"/>
+  <title>Synthèse</title>
+  <effectiveTime value="20240312101500+0100"/>
+  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
+  <recordTarget><patientRole>
+    <id root="1.2.250.1.999.1.1" extension="IPP-4242"/>
+    <patient><name><given>Jeanne</given><family qualifier="BR">Essai</family></name>
+      <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+      <birthTime value="19620415"/></patient>
+  </patientRole></recordTarget>
+  <author><time value="20240312"/><assignedAuthor><id root="1.2.250.1.71.4.2.1"
+    extension="810000000001"/></assignedAuthor></author>
+  <custodian><assignedCustodian><representedCustodianOrganization>
+    <id root="1.2.250.1.999"/></representedCustodianOrganization></assignedCustodian></custodian>
+  <component><structuredBody>
+"""
+TAIL = "</structuredBody></component></ClinicalDocument>"
+
+
+def _section(code: str, narrative: str, entries: str) -> str:
+    return (f'<component><section><code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>'
+            f"<title>Section</title><text>{narrative}</text>{entries}</section></component>")
+
+
+def _entries(*sections: str) -> list[Entry]:
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    return msg.entries[1:]  # the body's entries (the first one is the document)
+
+
+def _one(*sections: str) -> Entry:
+    got = _entries(*sections)
+    assert len(got) == 1, [(e.type, e.code) for e in got]
+    return got[0]
+
+
+# -- allergies: the substance is a participant, not the value ----------------------------------
+CCDA_ALLERGY = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.30"/><id root="1.2.250.1.999.7" extension="A1"/>
+  <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN"{neg}>
+    <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+    <id root="1.2.250.1.999.7" extension="A1-obs"/>
+    <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+    <effectiveTime><low value="2006"/></effectiveTime>
+    <value xsi:type="CD" code="416098002" codeSystem="2.16.840.1.113883.6.96"
+      displayName="allergie médicamenteuse"/>
+    <participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="J01CA04" codeSystem="2.16.840.1.113883.6.73"
+        displayName="amoxicilline"><originalText><reference value="#agent1"/></originalText>
+      </code></playingEntity></participantRole></participant>
+    <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9"/>
+      <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+      <value xsi:type="CD" code="126485001" codeSystem="2.16.840.1.113883.6.96"
+        displayName="urticaire"/></observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_allergy_substance_comes_from_the_consumable_participant() -> None:
+    """C-CDA: code ASSERTION, value = the kind of allergy, participant CSM = the substance.
+    The substance is what the allergy is to: it becomes the entry's code."""
+    entry = _one(_section("48765-2", '<content ID="agent1">Amoxicilline</content>',
+                          CCDA_ALLERGY.format(neg="")))
+    assert entry.type == "allergy"
+    assert (entry.code, entry.system, entry.display) == ("J01CA04", "ATC", "amoxicilline")
+    assert entry.details["allergy_type"] == {"code": "416098002", "system": "SNOMED-CT",
+                                             "display": "allergie médicamenteuse"}
+    assert "negated" not in entry.details
+
+
+def test_negated_allergy_keeps_its_substance_and_is_flagged() -> None:
+    entry = _one(_section("48765-2", "Pas d'allergie à l'amoxicilline",
+                          CCDA_ALLERGY.format(neg=' negationInd="true"')))
+    assert entry.code == "J01CA04"
+    assert entry.details["negated"] is True
+
+
+def test_ihe_pcc_allergy_type_in_the_code_and_an_empty_value() -> None:
+    """IHE PCC / CI-SIS: the code says the kind of allergy, the value (a description) is
+    often empty: the substance still becomes the code, the kind goes to allergy_type."""
+    entry = _one(_section("48765-2", '<content ID="desc">Éruption après la prise</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.6"/>
+        <id root="1.2.250.1.999.7" extension="A2"/>
+        <code code="416098002" codeSystem="2.16.840.1.113883.6.96"
+          displayName="allergie médicamenteuse"/>
+        <value xsi:type="CD"><originalText><reference value="#desc"/></originalText></value>
+        <participant typeCode="CSM"><participantRole classCode="MANU">
+          <playingEntity classCode="MMAT"><code code="N02BE01"
+            codeSystem="2.16.840.1.113883.6.73" displayName="paracétamol"/></playingEntity>
+        </participantRole></participant>
+      </observation></entry>"""))
+    assert (entry.code, entry.system) == ("N02BE01", "ATC")
+    assert entry.details["allergy_type"]["code"] == "416098002"
+    assert entry.value == "Éruption après la prise"
+
+
+def test_allergy_with_an_uncoded_substance_keeps_its_name() -> None:
+    entry = _one(_section("48765-2", '<content ID="ag">Pollen de bouleau</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="419199007" codeSystem="2.16.840.1.113883.6.96"
+          displayName="allergie à une substance"/>
+        <participant typeCode="CSM"><participantRole><playingEntity>
+          <code nullFlavor="OTH"><originalText><reference value="#ag"/></originalText></code>
+        </playingEntity></participantRole></participant>
+      </observation></entry>"""))
+    assert entry.code == "419199007"
+    assert entry.details["allergen_text"] == "Pollen de bouleau"
+
+
+# -- problems whose value is not coded ----------------------------------------------------------
+PROBLEM = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.3"/><code nullFlavor="NA"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.4"/>
+    <id root="1.2.250.1.999.8" extension="{ident}"/>
+    <code code="55607006" codeSystem="2.16.840.1.113883.6.96" displayName="problème"/>
+    <effectiveTime><low value="20090709"/></effectiveTime>
+    {value}
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_uncoded_problem_reads_its_text_in_the_narrative() -> None:
+    """value nullFlavor=OTH with originalText pointing into the narrative: the problem is
+    that text, not the observation code ('problem'), which stays in details."""
+    entry = _one(_section("11450-4", '<content ID="p1">Hypertension artérielle essentielle'
+                          "</content>", PROBLEM.format(ident="P1", value="""
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#p1"/>
+      </originalText></value>""")))
+    assert entry.type == "problem"
+    assert entry.code is None and entry.system is None
+    assert entry.display == entry.value == "Hypertension artérielle essentielle"
+    assert entry.mapped is False
+    assert entry.details["observation_code"] == "55607006"
+
+
+def test_problem_coded_only_in_a_translation() -> None:
+    entry = _one(_section("11450-4", '<content ID="p2">Bronchopneumopathie chronique</content>',
+                          PROBLEM.format(ident="P2", value="""
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#p2"/>
+      </originalText><translation code="J44.9" codeSystem="2.16.840.1.113883.6.3"/></value>""")))
+    assert (entry.code, entry.system) == ("J44.9", "CIM-10")
+    assert entry.display == "Bronchopneumopathie chronique"  # the translation has no display
+
+
+def test_problem_whose_text_cannot_be_found_keeps_the_observation_code() -> None:
+    entry = _one(_section("11450-4", "Antécédents", PROBLEM.format(ident="P3", value="""
+      <value xsi:type="CD" nullFlavor="NA"><originalText><reference value="#absent"/>
+      </originalText></value>""")))
+    assert entry.code == "55607006"
+
+
+# -- results ------------------------------------------------------------------------------------
+def _result(value: str, extra: str = "", mood: str = "EVN", code: str = "2160-0") -> str:
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/>
+      <component><observation classCode="OBS" moodCode="{mood}">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <id root="1.2.250.1.999.9" extension="R-{code}"/>
+        <code code="{code}" codeSystem="2.16.840.1.113883.6.1" displayName="Créatinine"/>
+        <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>
+        {value}{extra}
+      </observation></component></organizer></entry>"""
+
+
+def test_interval_result_keeps_its_unit_and_one_sided_bound() -> None:
+    """IVL_PQ values: '< 5 µmol/L' is an interval with only a high bound (exclusive)."""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="IVL_PQ"><high value="5" unit="umol/L" inclusive="false"/></value>')))
+    assert entry.type == "lab_result"
+    assert (entry.value, entry.comparator, entry.value_num) == ("<5", "<", 5.0)
+    assert entry.unit == "umol/L"
+
+
+def test_closed_interval_result_keeps_its_unit() -> None:
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="IVL_PQ"><low value="0" unit="pg/mL"/><high value="5" unit="pg/mL"/>'
+        "</value>")))
+    assert (entry.value, entry.unit, entry.comparator) == ("0-5", "pg/mL", None)
+
+
+def test_units_observation_under_a_result_is_its_unit_not_a_result() -> None:
+    """C-CDA: a non-numeric value with its unit in a child observation coded 'units'."""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="ST">Non calculable</value>', """
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="246514001" codeSystem="2.16.840.1.113883.6.96" displayName="units"/>
+          <value xsi:type="CD" code="mg/dL" codeSystem="2.16.840.1.113883.6.8"/>
+        </observation></entryRelationship>""")))
+    assert (entry.code, entry.value, entry.unit) == ("2160-0", "Non calculable", "mg/dL")
+
+
+def test_previous_result_nested_in_a_result_is_still_a_result() -> None:
+    got = _entries(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>', """
+        <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="20230101"/><value xsi:type="PQ" value="75" unit="umol/L"/>
+        </observation></entryRelationship>""")))
+    assert [(e.type, e.value) for e in got] == [("lab_result", "80"), ("lab_result", "75")]
+
+
+@pytest.mark.parametrize("mood", ["RQO", "INT", "PRP", "GOL"])
+def test_planned_observation_is_not_filed_as_a_result(mood: str) -> None:
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>', mood=mood)))
+    assert entry.type == "observation"
+    assert entry.details["mood"] == mood
+
+
+def test_coded_result_value_reads_its_text_in_the_narrative() -> None:
+    entry = _one(_section("30954-2", '<content ID="c1">jaune paille</content>', _result(
+        '<value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#c1"/>'
+        "</originalText></value>", code="5778-6")))
+    assert entry.value == "jaune paille"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('<value xsi:type="BL" value="true"/>', "true"),
+    ('<value xsi:type="RTO_PQ_PQ"><numerator value="1" unit="1"/>'
+     '<denominator value="64" unit="1"/></value>', "1/64"),
+    ('<value xsi:type="IVL_TS"><low value="20240101"/><high nullFlavor="UNK"/></value>',
+     "2024-01-01/"),
+    ('<value xsi:type="ZZ" value="7"/>', "7"),
+])
+def test_other_value_types_keep_what_they_say(value: str, expected: str) -> None:
+    entry = _one(_section("29762-2", "Mode de vie", f"""<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="11345-6" codeSystem="2.16.840.1.113883.6.1"/>{value}
+      </observation></entry>"""))
+    assert entry.value == expected
+
+
+def test_a_number_beyond_float_range_is_no_infinite_value() -> None:
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="REAL" value="1e400"/>')))
+    assert entry.value == "1e400" and entry.value_num is None
+
+
+# -- medications --------------------------------------------------------------------------------
+def _medication(inner: str, mood: str = "EVN", product: str = "") -> str:
+    product = product or """<code code="60234173" codeSystem="1.2.250.1.213.2.3.1"
+        displayName="INSULINE GLARGINE 100 U/ml"/>"""
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="{mood}">
+      <templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+      <id root="1.2.250.1.999.10" extension="M1"/>
+      {inner}
+      <consumable><manufacturedProduct><manufacturedMaterial>{product}
+      </manufacturedMaterial></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""
+
+
+def test_dose_without_xsi_type_keeps_its_unit() -> None:
+    """doseQuantity is an IVL_PQ by schema: a plain value + unit is a point interval."""
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>'
+        '<effectiveTime xsi:type="EIVL_TS" operator="A"><event code="HS"/></effectiveTime>'
+        '<doseQuantity value="40" unit="[iU]"/>')))
+    assert entry.details["dose"] == "40 [iU]"
+    assert entry.details["event"] == "HS"
+    assert entry.details["period_low"] == "2024-01-01"
+
+
+def test_frequency_given_as_a_range_of_periods() -> None:
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<effectiveTime xsi:type="PIVL_TS" institutionSpecified="false" operator="A">'
+        '<period xsi:type="IVL_PQ"><low value="4" unit="h"/><high value="6" unit="h"/>'
+        "</period></effectiveTime>")))
+    assert entry.details["frequency"] == "every 4-6 h"
+
+
+def test_intended_medication_is_kept_and_says_so() -> None:
+    entry = _one(_section("10160-0", "Traitements", _medication("", mood="INT")))
+    assert entry.type == "medication"
+    assert entry.details["mood"] == "INT"
+
+
+def test_medication_named_only_in_the_narrative() -> None:
+    """A translation without displayName, the name in the narrative via originalText."""
+    entry = _one(_section("10160-0", '<content ID="m1">Metformine 850 mg cp</content>',
+                          _medication("", product="""<code nullFlavor="OTH">
+          <originalText><reference value="#m1"/></originalText>
+          <translation code="60000000" codeSystem="1.2.250.1.213.2.3.1"/></code>""")))
+    assert (entry.code, entry.system) == ("60000000", "CIS")
+    assert entry.display == "Metformine 850 mg cp"
+
+
+def test_free_text_medication_without_any_code() -> None:
+    entry = _one(_section("10160-0", '<content ID="m2">Préparation magistrale</content>',
+                          _medication("", product="""<code nullFlavor="UNK">
+          <originalText><reference value="#m2"/></originalText></code>""")))
+    assert entry.code is None
+    assert entry.display == "Préparation magistrale"
+
+
+# -- documents as some senders write them -------------------------------------------------------
+def test_hl7_namespace_bound_to_a_prefix() -> None:
+    """<cda:ClinicalDocument xmlns:cda="urn:hl7-org:v3">: the same document."""
+    plain = (HEAD + _section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>')) + TAIL)
+    prefixed = plain.replace('xmlns="urn:hl7-org:v3"', 'xmlns:cda="urn:hl7-org:v3"')
+    prefixed = prefixed.replace("<", "<cda:").replace("<cda:/", "</cda:")
+    prefixed = prefixed.replace("<cda:?xml", "<?xml")
+    prefixed = prefixed.replace('xsi:type="PQ"', 'xsi:type="cda:PQ"')
+    data = prefixed.encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    entry = msg.entries[1]
+    assert (entry.type, entry.code, entry.value, entry.unit) == ("lab_result", "2160-0", "80",
+                                                                 "umol/L")
+    assert not msg.warnings
+
+
+def test_null_flavors_everywhere_are_no_error() -> None:
+    got = _entries(_section("30954-2", "Résultats", """
+      <entry><organizer classCode="BATTERY" moodCode="EVN"><id nullFlavor="NI"/>
+        <code nullFlavor="UNK"/><statusCode nullFlavor="UNK"/><effectiveTime nullFlavor="UNK"/>
+        <component><observation classCode="OBS" moodCode="EVN"><id nullFlavor="NI"/>
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime><low nullFlavor="UNK"/></effectiveTime>
+          <value xsi:type="PQ" nullFlavor="NI"/>
+          <interpretationCode nullFlavor="NI"/>
+          <referenceRange><observationRange><value xsi:type="IVL_PQ"><low nullFlavor="NINF"/>
+            <high value="104" unit="umol/L"/></value></observationRange></referenceRange>
+        </observation></component></organizer></entry>"""))
+    assert [(e.code, e.value, e.effective, e.reference_range) for e in got] == [
+        ("2160-0", None, None, "<=104")]
+
+
+def test_statement_without_any_content_is_skipped_quietly() -> None:
+    assert _entries(_section("10160-0", "Traitements", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN"/></entry>
+      <entry><observation classCode="OBS" moodCode="EVN"/></entry>
+      <entry><act classCode="ACT" moodCode="EVN"><entryRelationship typeCode="SUBJ"/></act>
+      </entry>""")) == []
+
+
+def test_broken_document_is_our_error_without_its_content() -> None:
+    data = (HEAD + "<component><section><title>Jeanne Essai" + TAIL).encode()
+    with pytest.raises(CdaParseError) as info:
+        parse_cda(data)
+    assert info.value.code == "CDA_NOT_XML"
+    assert "Essai" not in str(info.value) and "Essai" not in info.value.location
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('<value code="I10" codeSystem="2.16.840.1.113883.6.3" displayName="HTA essentielle"/>',
+     ("problem", "I10", "HTA essentielle", None)),
+    ('<value value="38.2" unit="Cel"/>', ("observation", "8310-5", "38.2", "Cel")),
+])
+def test_value_without_xsi_type_is_read_by_its_attributes(
+        value: str, expected: tuple[str, str, str, str | None]) -> None:
+    """xsi:type forgotten (invalid, seen in the wild): a code makes it a CD, a unit a PQ."""
+    entry = _one(_section("11450-4", "Antécédents", f"""<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="8310-5" codeSystem="2.16.840.1.113883.6.1"/>{value}
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.value, entry.unit) == expected
+
+
+def test_procedure_activity_act_and_body_site() -> None:
+    """C-CDA puts procedures that change nothing physical in an act (template 4.12), which
+    was dropped; the body site and its laterality qualifier are kept with the procedure."""
+    got = _entries(_section("47519-4", "Actes", """
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.12"/>
+        <id root="1.2.250.1.999.11" extension="ACT-1"/>
+        <code code="409063005" codeSystem="2.16.840.1.113883.6.96"
+          displayName="conseil diététique"/>
+        <statusCode code="completed"/><effectiveTime value="20240110"/></act></entry>
+      <entry><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+        <id root="1.2.250.1.999.11" extension="PROC-1"/>
+        <code code="NFFA004" codeSystem="1.2.250.1.213.2.5" displayName="arthroscopie du genou"/>
+        <targetSiteCode code="72696002" codeSystem="2.16.840.1.113883.6.96"
+          displayName="genou"><qualifier><name code="272741003"
+          codeSystem="2.16.840.1.113883.6.96"/><value code="7771000"
+          codeSystem="2.16.840.1.113883.6.96" displayName="gauche"/></qualifier>
+        </targetSiteCode></procedure></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("procedure", "409063005"),
+                                               ("procedure", "NFFA004")]
+    assert got[1].details["target_site"] == {"code": "72696002", "system": "SNOMED-CT",
+                                             "qualifiers": ["7771000"]}
+
+
+def test_mixture_ingredients_and_generic_class_from_ihe_pharm() -> None:
+    """A magistral mixture has no product code, only pharm:ingredient substances (C-CDA /
+    IHE Pharm); CI-SIS nests pharm:ingredient twice and gives the ATC class in
+    pharm:asSpecializedKind. Both were dropped."""
+    pharm = 'xmlns:pharm="urn:ihe:pharm:medication"'
+    got = _entries(_section("10160-0", "Traitements", _medication("", product=f"""
+        <code nullFlavor="OTH"/><name>Bain de bouche lidocaïne + bicarbonate</name>
+        <pharm:ingredient {pharm} classCode="ACTI"><pharm:quantity>
+          <pharm:numerator xsi:type="PQ" value="50" unit="mg"/></pharm:quantity>
+          <pharm:ingredientSubstance><pharm:code code="N01BB02"
+            codeSystem="2.16.840.1.113883.6.73" displayName="lidocaïne"/>
+          </pharm:ingredientSubstance></pharm:ingredient>
+        <pharm:ingredient {pharm} classCode="ACTI"><pharm:ingredientSubstance>
+          <pharm:code code="B05XA02" codeSystem="2.16.840.1.113883.6.73"
+            displayName="bicarbonate de sodium"/></pharm:ingredientSubstance>
+        </pharm:ingredient>""") + _medication("", product=f"""
+        <code code="60000001" codeSystem="1.2.250.1.213.2.3.1" displayName="DOLIPRANE 500"/>
+        <pharm:asSpecializedKind {pharm} classCode="GRIC"><pharm:generalizedMedicineClass>
+          <pharm:code code="N02BE01" codeSystem="2.16.840.1.113883.6.73"
+            displayName="paracétamol"/></pharm:generalizedMedicineClass>
+        </pharm:asSpecializedKind>
+        <pharm:ingredient {pharm} classCode="ACTI"><pharm:ingredient classCode="MMAT">
+          <pharm:code code="100000090270" codeSystem="2.16.840.1.113883.3.6905.2"
+            displayName="Paracétamol"/></pharm:ingredient></pharm:ingredient>""")))
+    mixture, brand = got
+    assert mixture.code is None
+    assert mixture.display == "Bain de bouche lidocaïne + bicarbonate"
+    assert [i["code"] for i in mixture.details["ingredients"]] == ["N01BB02", "B05XA02"]
+    assert brand.details["generic"] == [{"code": "N02BE01", "system": "ATC",
+                                         "display": "paracétamol"}]
+    assert brand.details["ingredients"][0]["code"] == "100000090270"
+
+
+def test_allergy_reactions_and_substance_named_by_the_playing_entity() -> None:
+    """Reactions (MFST observations, coded or only in words) go with the allergy; a
+    substance with no code and no narrative text keeps the playingEntity's name."""
+    entry = _one(_section("48765-2", '<content ID="r2">plaques rouges</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="419199007" codeSystem="2.16.840.1.113883.6.96"/>
+        <participant typeCode="CSM"><participantRole><playingEntity>
+          <code nullFlavor="NA"/><name>sulfate de codéine</name></playingEntity>
+        </participantRole></participant>
+        <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+          moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9"/>
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <value xsi:type="CD" code="422587007" codeSystem="2.16.840.1.113883.6.96"
+            displayName="nausées"/></observation></entryRelationship>
+        <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+          moodCode="EVN"><code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <text><reference value="#r2"/></text><value xsi:type="CD" nullFlavor="OTH"/>
+        </observation></entryRelationship>
+      </observation></entry>"""))
+    assert entry.details["allergen_text"] == "sulfate de codéine"
+    assert entry.details["reactions"] == [
+        {"code": "422587007", "system": "SNOMED-CT", "display": "nausées"},
+        {"text": "plaques rouges"}]
+
+
+def test_header_of_a_self_presenting_cisis_document_carried_in_hl7v2() -> None:
+    """The HL7v2 path reads only the CDA header (normalizers/cda_header.py): a CI-SIS
+    'autoprésentable' document (XSL stylesheet around data:Contenu/ClinicalDocument) was
+    taken for a non-CDA payload, so not keyed by its id nor checked against the patient."""
+    from normalizers.cda_header import read_cda_header
+
+    cda = (HEAD + _section("30954-2", "Résultats", "") + TAIL).split("?>", 1)[1]
+    wrapped = ('<?xml version="1.0" encoding="UTF-8"?>'
+               '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"'
+               ' xmlns:data="urn:asip-sante:ci-sis">'
+               '<xsl:template match="/"><html><body><p>Compte rendu</p><id>leurre</id>'
+               '</body></html></xsl:template>'
+               f"<data:Contenu>{cda}</data:Contenu></xsl:stylesheet>").encode()
+    header = read_cda_header(wrapped)
+    assert header is not None
+    assert header.document_id == "1.2.250.1.999.1.2^DOC-REEL-1"
+    assert header.patient_ids == [("1.2.250.1.999.1.1", "IPP-4242")]
+    assert header.title == "Synthèse" and header.code == "34133-9"
+    stray = wrapped.replace(b"urn:asip-sante:ci-sis", b"urn:autre")
+    assert read_cda_header(stray) is None
+
+
+def test_reference_to_the_section_text_element_itself() -> None:
+    """<text ID="..."> is a reference target like any narrative element (C-CDA 'No known
+    problems' examples point there)."""
+    data = (HEAD + '<component><section><code code="11450-4" '
+            'codeSystem="2.16.840.1.113883.6.1"/><text ID="tout">Aucun antécédent connu</text>'
+            + PROBLEM.format(ident="P9", value="""<value xsi:type="CD" nullFlavor="OTH">
+              <originalText><reference value="#tout"/></originalText></value>""")
+            + "</section></component>" + TAIL).encode()
+    doc = parse_cda(data)
+    assert doc.sections[0].narrative_ids["tout"] == "Aucun antécédent connu"
+    entry = normalize_cda(doc, data, "test").entries[1]
+    assert entry.display == "Aucun antécédent connu"
+
+
+def test_vaccine_lot_number_is_kept() -> None:
+    entry = _one(_section("11369-6", "Vaccins", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.52"/>
+        <effectiveTime value="20231015"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="grippe"/>
+          <lotNumberText>AB1234</lotNumberText>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, entry.details["lot_number"]) == ("immunization", "AB1234")
+
+
+def test_statement_with_a_null_flavor_is_not_filed() -> None:
+    """<observation nullFlavor="UNK"> 'unknown whether pregnant': its value (pregnancy) is no
+    fact; it was filed as one. A warning says where, nothing of what."""
+    data = (HEAD + _section("29762-2", '<paragraph ID="g1">Grossesse : ne sait pas</paragraph>',
+                            """<entry><observation classCode="OBS" moodCode="EVN"
+        nullFlavor="UNK"><code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <text><reference value="#g1"/></text><effectiveTime value="20240101"/>
+        <value xsi:type="CD" code="77386006" codeSystem="2.16.840.1.113883.6.96"
+          displayName="grossesse"/></observation></entry>""") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[1:] == []
+    warning = next(w for w in msg.warnings if w.startswith("CDA_NULL_STATEMENT"))
+    assert "/observation" in warning and "grossesse" not in warning.lower()
+
+
+def test_free_text_medication_and_its_sig_are_one_medication() -> None:
+    """C-CDA free-text medication: no product code nor name, the words in the narrative, and
+    a 'Medication Free Text Sig' child (template 4.147, code LOINC 76662-6) that was filed as
+    a medication of its own ('Medication Instructions')."""
+    entry = _one(_section("10160-0", '<paragraph ID="t1">Tisane maison, une tasse le soir'
+                          "</paragraph>", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+        <text><reference value="#t1"/></text>
+        <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="UNK"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <entryRelationship typeCode="COMP"><substanceAdministration classCode="SBADM"
+          moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.147"/>
+          <code code="76662-6" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#t1"/></text>
+          <consumable><manufacturedProduct><manufacturedLabeledDrug nullFlavor="NA"/>
+          </manufacturedProduct></consumable></substanceAdministration></entryRelationship>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code) == ("medication", None)
+    assert entry.display == "Tisane maison, une tasse le soir"
+
+
+def test_nullified_statement_is_entered_in_error() -> None:
+    """ActStatus 'nullified' (recorded in error) passed through as an unknown status."""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="80" unit="umol/L"/>').replace(
+        '<statusCode code="completed"/>', '<statusCode code="nullified"/>')))
+    assert entry.status == "entered-in-error"
+
+
+# -- whatever the values say, normalizing never raises anything but our own errors -------------
+_SEED = (HEAD + _section("48765-2", '<content ID="agent1">Amoxicilline</content>',
+                         CCDA_ALLERGY.format(neg=""))
+         + _section("30954-2", '<content ID="c1">jaune</content>', _result(
+             '<value xsi:type="IVL_PQ"><low value="0" unit="pg/mL"/><high value="5"/></value>'))
+         + _section("10160-0", "Traitements", _medication(
+             '<effectiveTime xsi:type="PIVL_TS"><period value="8" unit="h"/></effectiveTime>'
+             '<doseQuantity value="1" unit="1"/>'))
+         + _section("11450-4", '<content ID="p1">HTA</content>', PROBLEM.format(
+             ident="P1", value='<value xsi:type="CD" nullFlavor="OTH"><originalText>'
+             '<reference value="#p1"/></originalText></value>'))
+         + TAIL).encode()
+
+
+def _mutate(data: bytes, draw) -> bytes:  # noqa: ANN001
+    from lxml import etree
+
+    root = etree.fromstring(data)
+    elements = [e for e in root.iter() if isinstance(e.tag, str)]
+    xsi = "{http://www.w3.org/2001/XMLSchema-instance}type"
+    for _ in range(draw(st.integers(1, 5))):
+        victim = elements[draw(st.integers(0, len(elements) - 1))]
+        what = draw(st.sampled_from(["type", "attr", "drop"]))
+        if what == "type":
+            victim.set(xsi, draw(st.sampled_from(
+                ["", "PQ", "IVL_PQ", "IVL_TS", "RTO", "RTO_PQ_PQ", "BL", "INT", "REAL", "TS",
+                 "ST", "SC", "ED", "CD", "CE", "II", "PIVL_TS", "EIVL_TS", "SXPR_TS", "ZZ",
+                 "x:y:z"])))
+        elif what == "attr" and victim.attrib:
+            victim.set(draw(st.sampled_from(sorted(victim.attrib))), draw(st.sampled_from(
+                ["", "1e400", "NaN", "-0", "abc", "#", "#absent", "20241399", "UNK",
+                 "99999999999999999999999", "true"])))
+        elif what == "drop" and victim.getparent() is not None:
+            victim.getparent().remove(victim)
+    return etree.tostring(root)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_documents_normalize_or_fail_cleanly(data) -> None:  # noqa: ANN001
+    from normalizers.model import NormalizationError
+
+    raw = _mutate(_SEED, data.draw)
+    try:
+        normalize_cda(parse_cda(raw), raw, "test")
+    except (CdaParseError, NormalizationError):
+        pass
+
+
+def test_statements_without_template_ids_typed_by_their_section() -> None:
+    """Some senders put no templateId on entries: a measurement among vital signs, a coded
+    observation in the problem list, an observation naming a consumed substance among
+    allergies are still a vital sign, a problem, an allergy (they were 'observation')."""
+    got = _entries(
+        _section("8716-3", "Constantes", """<entry><observation classCode="OBS" moodCode="EVN">
+          <code code="8867-4" codeSystem="2.16.840.1.113883.6.1" displayName="Pouls"/>
+          <effectiveTime value="20240312"/><value xsi:type="PQ" value="72" unit="/min"/>
+          </observation></entry>"""),
+        _section("11450-4", "Problèmes", """<entry><observation classCode="OBS" moodCode="EVN">
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="38341003" codeSystem="2.16.840.1.113883.6.96"
+            displayName="hypertension artérielle"/></observation></entry>"""),
+        _section("48765-2", "Allergies", """<entry><observation classCode="OBS" moodCode="EVN">
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <participant typeCode="CSM"><participantRole><playingEntity>
+            <code code="227493005" codeSystem="2.16.840.1.113883.6.96"
+              displayName="noix de cajou"/></playingEntity></participantRole></participant>
+          </observation></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("vital_sign", "8867-4"),
+                                               ("problem", "38341003"),
+                                               ("allergy", "227493005")]
+
+
+def test_specimen_collection_time_goes_to_the_results_it_was_taken_for() -> None:
+    """IHE LAB / CI-SIS FR-Prelevement: the act of a CR-BIO nests the Specimen Collection
+    procedure (its effectiveTime, often only a high) beside the battery; the results get it
+    as specimen_time, a previous result nested in one of them does not."""
+    got = _entries(_section("18719-5", "Biochimie", """
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+        <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+        <entryRelationship typeCode="COMP"><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+          <code code="9050" codeSystem="1.2.250.1.213.2.7" displayName="ponction veineuse"/>
+          <effectiveTime><high value="202403110735+0100"/></effectiveTime></procedure>
+        </entryRelationship>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403111030+0100"/>
+            <value xsi:type="PQ" value="80" unit="umol/L"/>
+            <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+              <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+              <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+              <effectiveTime value="20230101"/><value xsi:type="PQ" value="75" unit="umol/L"/>
+            </observation></entryRelationship>
+          </observation></component></organizer></entryRelationship>
+      </act></entry>"""))
+    assert [(e.value, e.specimen_time) for e in got] == [("80", "2024-03-11T07:35+01:00"),
+                                                         ("75", None)]
+    assert got[0].details["panel"] == {"code": "24320-4", "system": "LN", "display": ""}
+    assert "panel" not in got[1].details
