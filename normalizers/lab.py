@@ -75,6 +75,10 @@ COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
 DATE_TYPES = frozenset({"DT", "TS", "DTM"})
+# OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
+# result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
+NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN"}) | DATE_TYPES
 # Segments after which an NTE no longer comments the last OBX / OBR.
 _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ1", "TQ2",
                             "CTD", "FT1", "CTI", "SAC"})
@@ -170,6 +174,8 @@ def normalize_oru(msg: Message, source: str,
     meta = MessageMeta()
     quarantine: list[str] = []
     entries: list[Entry] = []
+    d = msg.delimiters
+    no_id_start = ("", " ", d.component, d.repetition, d.subcomponent)
     for g in groups:
         obr = g.obr
         order_no, ns = _order_number(msg, g)
@@ -186,9 +192,16 @@ def normalize_oru(msg: Message, source: str,
         with_report = not kinds or OBX_RESULT in kinds
         report_performer = _report_performer(msg, obr)
         results: list[Entry] = []
+        report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
         for (obx, notes), kind in zip(g.observations, kinds, strict=True):
             if kind == OBX_RESULT:
+                f = obx.fields
+                if (f[3][:1] if len(f) > 3 else "") in no_id_start:  # rare: OBX-3 may be empty
+                    lines = _untitled_text(msg, obx, notes)
+                    if lines is not None:
+                        report_text.extend(lines)
+                        continue
                 results.append(_result(ctx, obx, notes, order_no, ns, effective, issued,
                                        specimen_time, report_key if with_report else None))
             elif kind == OBX_DOCUMENT:
@@ -209,15 +222,38 @@ def normalize_oru(msg: Message, source: str,
                 results.append(entry)
             else:
                 collect_meta(msg, obx, meta, warnings)
+        if report_text:
+            warnings.append(f"{loc(obr)}: text lines without observation identifier (OBX-3) "
+                            "kept as the report's text")
         if with_report:
-            entries.append(_report(ctx, g, report_key, c4, obr_code, effective, issued,
-                                   specimen_time, report_performer, results))
+            report = _report(ctx, g, report_key, c4, obr_code, effective, issued,
+                             specimen_time, report_performer, results)
+            if report_text:
+                report.details["text"] = "\n".join(report_text).strip("\n")
+            entries.append(report)
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,
                              quarantine_reasons=quarantine)
+
+
+def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str] | None:
+    """The lines of a text OBX (ST, TX, FT) sent without observation identifier, else None.
+
+    Transcription and radiology systems send a narrative report one line per OBX, OBX-3 left
+    empty (empty lines are paragraph breaks). There is no observation to key a result on, but
+    the text belongs to the report of the OBR: it is kept there, in order, notes included.
+    Any other OBX without identifier still fails (OBX_NO_CODE)."""
+    f = obx.fields
+    c3 = comps(msg, first_rep(msg, obx, 3))
+    if sub(msg, part(c3, 1), 1) or sub(msg, part(c3, 4), 1):  # identifier or alternate one
+        return None
+    if (f[2] if len(f) > 2 else "").strip().upper() not in TEXT_TYPES:
+        return None
+    lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
+    return lines + _notes(msg, notes)
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
@@ -281,8 +317,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     ordering = first_rep(msg, obr, 16)
     if ordering:
         details["ordering_provider"] = person_name(msg, ordering)
-    if g.notes:
-        details["comments"] = _notes(msg, g.notes)
+    comments = _notes(msg, g.notes) if g.notes else None
+    if comments:
+        details["comments"] = comments
     entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
                   system=coded.system or None, display=coded.display or None,
                   mapped=coded.mapped, status=status, effective=effective, issued=issued,
@@ -315,6 +352,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     c3 = split_field(d, f[3]) if nf > 3 else [""]
     n3 = len(c3)
     code = lf(c3[0])
+    if not code and n3 > 3 and lf(c3[3]):
+        # Only the alternate triplet (OBX-3.4-6) is filled: it is the identifier.
+        c3 = c3[3:]
+        n3 = len(c3)
+        code = lf(c3[0])
     if not code:
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
@@ -342,6 +384,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
+    withheld = status in NO_VALUE_STATUSES
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
@@ -356,7 +399,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.details["local_code"] = {"code": lc, "system": ls, "display": ld}
     vtype = f[2] if nf > 2 else ""
     raw5 = f[5] if nf > 5 else ""
-    if vtype == "NM" and raw5 and _NUMBER.fullmatch(raw5):  # the common case, inline
+    if withheld:
+        entry.value_type = lf(vtype).upper() or None
+        if raw5:
+            _withhold(ctx, obx, entry, status_code)
+    elif vtype == "NM" and raw5 and _NUMBER.fullmatch(raw5):  # the common case, inline
         entry.value_type, entry.value, entry.value_num = "NM", raw5, float(raw5)
     elif raw5:
         _value(ctx, obx, entry)
@@ -380,8 +427,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
-    if notes:
-        entry.details["comments"] = _notes(msg, notes)
+    comments = _notes(msg, notes) if notes else None
+    if comments:
+        entry.details["comments"] = comments
     return entry
 
 
@@ -415,6 +463,17 @@ def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
     return f"{key}#{n}"
 
 
+def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
+    """OBX-11 X or N (no result could be obtained) or D / W (the result is withdrawn): what OBX-5
+    holds is not a result and is never filed as the value. It is kept, as sent, in
+    ``details['value_withheld']`` (a lab often says there why the analysis was not done)."""
+    where = loc(obx, 5)
+    entry.details["value_withheld"] = "\n".join(
+        unescaped(ctx.msg, r).rstrip() for r in reps(ctx.msg, obx, 5))
+    ctx.warnings.append(f"{where}: result status {status_code[:2]} ({entry.status}): the value "
+                        "is not filed as a result")
+
+
 def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     msg = ctx.msg
     vtype = text(msg, obx.raw(2)).upper()
@@ -427,6 +486,12 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
         vtype = "ST"
         entry.value_type = vtype
+    if vtype in SINGLE_VALUE_TYPES and msg.delimiters.repetition in raw5:
+        # One NM, SN or date per OBX: further repetitions are not lost, but not the value.
+        others = [text(msg, r) for r in reps(msg, obx, 5)[1:]]
+        entry.details["other_values"] = others
+        ctx.warnings.append(f"{where}: {len(others) + 1} repetitions of a single {vtype} value: "
+                            "the first is the value, the others are kept apart")
     if vtype == "NM":
         _numeric(ctx, text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)), entry, where)
     elif vtype == "SN":
@@ -458,7 +523,7 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
     return None
 
 
-def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str) -> None:
+def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM") -> None:
     if not value:
         return
     entry.value = value
@@ -469,9 +534,10 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str) -> None:
             num = _parse_number(ctx, m.group(2), where)
             if m.group(1) != "=":
                 entry.comparator = m.group(1)
-            ctx.warnings.append(f"{where}: comparator in an NM value, read as SN")
+            ctx.warnings.append(f"{where}: comparator in an {vtype} value without components, "
+                                "read as SN")
     if num is None:
-        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type NM)",
+        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
 
@@ -480,6 +546,11 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     """SN = comparator ^ num1 ^ separator/suffix ^ num2. '<^0.5' -> comparator '<', 0.5;
     ratios and ranges ('1^:^128', '^10^-^20') are kept as text."""
     msg = ctx.msg
+    if len(c) == 1:
+        # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a sender
+        # means is clear, and it is what an NM value may hold: read the same way.
+        _numeric(ctx, text(msg, c[0]), entry, where, "SN")
+        return
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
     if comparator and comparator not in COMPARATORS:
@@ -545,4 +616,6 @@ def _result_performer(msg: Message, obx: Segment) -> str | None:
 
 
 def _notes(msg: Message, notes: list[Segment]) -> list[str]:
-    return ["\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes]
+    """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
+    texts = ("\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes)
+    return [t for t in texts if t.strip()]

@@ -1,0 +1,110 @@
+"""What real senders send that the textbook examples do not, each with a fixture written here
+(French lab traffic, invented patients): found by running messages collected from public HL7
+v2 test suites and converters through the parser and the normalizer."""
+
+from __future__ import annotations
+
+from normalizers.model import ACTION_DELETE, ACTION_NEW
+from tests.test_lab_normalizer import norm, oru
+
+
+def by_ref(nm):
+    return {e.source_ref: e for e in nm.entries}
+
+
+def test_obx11_x_n_d_w_never_file_the_value():
+    """HL7 v2.5 7.4.2.11: X 'results cannot be obtained', N 'not asked', D 'deletes the OBX
+    record', W 'post original as wrong': whatever OBX-5 holds is not a result."""
+    nm = norm(oru(
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+        "OBX|2|ST|HBA1C^Hémoglobine glyquée^L||Non réalisé : prélèvement coagulé||||||X",
+        "OBX|3|NM|K^Potassium^L||6.1|mmol/L|3.5-5.1|H|||D",
+        "OBX|4|NM|NA^Sodium^L||152|mmol/L|135-145|H|||W",
+        "OBX|5|NM|CL^Chlorure^L||<1|mmol/L|||||N",
+        "OBX|6|NM|CA^Calcium^L||||||||X",
+    ))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value, r["OBX[5]"].value_num) == ("5.4", 5.4)
+    hba1c, k, na, cl, ca = (r[f"OBX[{i}]"] for i in range(6, 11))
+    for e in (hba1c, k, na, cl, ca):
+        assert (e.value, e.value_num, e.comparator) == (None, None, None)
+    assert hba1c.status == "cancelled" and hba1c.action == ACTION_NEW
+    assert hba1c.details["value_withheld"] == "Non réalisé : prélèvement coagulé"
+    assert (k.status, k.action, k.replaces_key) == ("entered-in-error", ACTION_DELETE, k.key)
+    assert na.action == ACTION_DELETE and na.details["value_withheld"] == "152"
+    assert cl.details["value_withheld"] == "<1"
+    assert "value_withheld" not in ca.details  # nothing was sent: nothing to say
+    warned = [w for w in nm.warnings if "not filed as a result" in w]
+    assert [w.split(":")[0] for w in warned] == ["OBX[6]-5", "OBX[7]-5", "OBX[8]-5", "OBX[9]-5"]
+    assert not any("coagulé" in w or "152" in w for w in nm.warnings)
+
+
+def test_repeated_single_values_keep_the_others_apart():
+    """OBX-5 may repeat, but an NM, SN or date is one value: the first one is the result, the
+    others are kept (never silently dropped) and said."""
+    nm = norm(oru("OBX|1|NM|FC^Fréquence cardiaque^L||72~118|/min|60-100|N~H|||F",
+                  "OBX|2|SN|TIT^Titre rubéole^L||^1^:^40~^1^:^80||||||F",
+                  "OBX|3|CE|ABO^Groupe^L||A^A^L~RH+^Rhésus positif^L||||||F"))
+    r = by_ref(nm)
+    fc, tit, abo = r["OBX[5]"], r["OBX[6]"], r["OBX[7]"]
+    assert (fc.value, fc.value_num, fc.details["other_values"]) == ("72", 72.0, ["118"])
+    assert fc.interpretation == "N,H"
+    assert (tit.value, tit.details["other_values"]) == ("1:40", ["^1^:^80"])
+    assert "other_values" not in abo.details and abo.value == "A; Rhésus positif"
+    assert any(w.startswith("OBX[5]-5: 2 repetitions of a single NM") for w in nm.warnings)
+
+
+def test_sn_without_components_reads_like_nm():
+    """'182' or '>10' where '^182' or '>^10' was due: seen from older v2.3 senders."""
+    nm = norm(oru("OBX|1|SN|GLY^Glycémie^L||182|mg/dL|70-105|H|||F",
+                  "OBX|2|SN|AC^Anticorps anti-HBs^L||>1000|UI/L|>10||||F",
+                  "OBX|3|SN|CRP^CRP^L||<0,5|mg/L|<5||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value_num, r["OBX[5]"].comparator) == (182.0, None)
+    assert (r["OBX[6]"].value_num, r["OBX[6]"].comparator, r["OBX[6]"].value) == (
+        1000.0, ">", ">1000")
+    assert (r["OBX[7]"].value_num, r["OBX[7]"].comparator) == (0.5, "<")
+
+
+def test_sn_without_components_that_is_no_number_fails_naming_sn():
+    import pytest
+
+    from normalizers.model import NormalizationError
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|SN|GLY^Glycémie^L||positif|mg/dL|||||F"))
+    assert (exc.value.code, str(exc.value)) == ("OBX_BAD_NUMBER",
+                                                 "OBX[5]-5: not a number (value type SN)")
+
+
+def test_narrative_lines_without_identifier_become_the_report_text():
+    """A transcription system's report, one TX line per OBX and OBX-3 empty: no observation
+    to file, but the text is the report's, in order, blank lines kept as paragraph breaks."""
+    nm = norm(oru("OBX|1|TX|||ÉCHOGRAPHIE ABDOMINALE||||||F",
+                  "OBX|2|TX|||||||||F",
+                  "OBX|3|TX|||Foie de taille normale, \\T\\ homogène.||||||F",
+                  "NTE|1||Dicté par le Dr Bérénice Lagarde",
+                  "OBX|4|FT|^^L||Conclusion : examen normal.||||||F",
+                  "OBX|5|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F"))
+    report, gly = nm.entries
+    assert report.details["text"] == ("ÉCHOGRAPHIE ABDOMINALE\n\nFoie de taille normale, & "
+                                      "homogène.\nDicté par le Dr Bérénice Lagarde\n"
+                                      "Conclusion : examen normal.")
+    assert gly.code == "2345-7" and gly.parent_key == report.key
+    assert "OBR[4]: text lines without observation identifier (OBX-3) kept as the report's " \
+           "text" in nm.warnings
+
+
+def test_empty_notes_are_not_comments():
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F", "NTE|1||",
+                  "NTE|2|L|   ", "OBX|2|NM|K^Potassium^L||4.1|mmol/L|||||F", "NTE|1|L|À jeun"))
+    r = by_ref(nm)
+    assert "comments" not in r["OBX[5]"].details
+    assert r["OBX[8]"].details["comments"] == ["À jeun"]
+
+
+def test_identifier_in_the_alternate_triplet_only():
+    nm = norm(oru("OBX|1|NM|^^^2345-7^Glucose [Moles/volume] in Serum or Plasma^LN||5.4|mmol/L"
+                  "|3.9-5.8|N|||F"))
+    gly = nm.entries[1]
+    assert (gly.code, gly.system, gly.value_num) == ("2345-7", "LN", 5.4)
+    assert gly.key == "result|24C0315-07|LABO-DEMO|2345-7|LN|"
