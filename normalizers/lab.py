@@ -410,7 +410,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     else:
         entry.value_type = lf(vtype).upper() or None
     if nf > 6 and f[6]:
-        _unit(lf, split_field(d, f[6]), entry)
+        _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
     if nf > 7 and f[7]:
         entry.reference_range = lf(f[7].split(d.repetition, 1)[0]) or None
     if nf > 8 and f[8]:
@@ -584,9 +584,18 @@ def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
 
 
-def _unit(lf: Callable[[str], str], c: list[str], entry: Entry) -> None:
+def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],
+          obx: Segment) -> None:
     """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept.
-    ``lf`` reads a leaf (see ``_leaf_reader``)."""
+    ``lf`` reads a leaf (see ``_leaf_reader``).
+
+    '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
+    bare number and no unit's text starts with a digit, so the two are put back together
+    (with a warning) rather than filing the unit '10'."""
+    if 1 < len(c) < 4 and c[0].strip().isdigit() and c[1][:1].isdigit() \
+            and (len(c) == 2 or not c[2].strip()):
+        c = [f"{c[0].strip()}^{c[1].strip()}"]
+        warnings.append(f"{loc(obx, 6)}: unescaped '^' inside the unit read as an exponent")
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return

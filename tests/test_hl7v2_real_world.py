@@ -108,3 +108,19 @@ def test_identifier_in_the_alternate_triplet_only():
     gly = nm.entries[1]
     assert (gly.code, gly.system, gly.value_num) == ("2345-7", "LN", 5.4)
     assert gly.key == "result|24C0315-07|LABO-DEMO|2345-7|LN|"
+
+
+def test_unescaped_caret_in_a_unit_is_an_exponent():
+    """'10^9/L' typed into OBX-6 without \\S\\: it arrives as code '10', text '9/L'."""
+    nm = norm(oru("OBX|1|NM|LEUCO^Leucocytes^L||7.2|10^9/L|4.0-10.0|N|||F",
+                  "OBX|2|NM|PLQ^Plaquettes^L||245|10^3/µL|150-400|N|||F",
+                  "OBX|3|NM|HB^Hémoglobine^L||13.5|g/dL^grammes par décilitre^L|12-16|N|||F",
+                  "OBX|4|NM|GR^Hématies^L||4.5|10\\S\\12/L|4.2-5.7|N|||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].unit, r["OBX[5]"].unit_original) == ("10*9/L", "10^9/L")
+    assert (r["OBX[6]"].unit, r["OBX[6]"].unit_original) == ("10*3/uL", "10^3/µL")
+    assert (r["OBX[7]"].unit, r["OBX[7]"].unit_original) == ("g/dL", "g/dL")
+    assert (r["OBX[8]"].unit, r["OBX[8]"].unit_original) == ("10*12/L", "10^12/L")
+    assert [w for w in nm.warnings if "exponent" in w] == [
+        "OBX[5]-6: unescaped '^' inside the unit read as an exponent",
+        "OBX[6]-6: unescaped '^' inside the unit read as an exponent"]
