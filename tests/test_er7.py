@@ -149,6 +149,11 @@ def test_reps_and_component_read_the_same_leaves(generated):
     ("\\E\\F\\E\\ ", "\\F\\ "),  # an escaped escape does not start a sequence
     ("line 1\\X0D0A\\line 2", "line 1\r\nline 2"),
     ("line 1\\.br\\line 2", "line 1\nline 2"),
+    ("Conclusion\\.sp2\\Avis", "Conclusion\n\nAvis"),  # end the line, skip 2 lines
+    ("Conclusion\\.sp\\Avis", "Conclusion\nAvis"),
+    ("Nom :\\.sk4\\Hélène", "Nom :    Hélène"),  # skip 4 spaces
+    ("Titre\\.ce\\Centré", "Titre\nCentré"),  # .ce ends the line
+    ("\\.in+4\\Retrait\\.ti-2\\\\.fi\\\\.nf\\", "Retrait"),  # no text of their own
     ("\\XC3A9\\", "é"),  # hex data that is UTF-8
     ("\\XE9\\", "é"),  # hex data that is not UTF-8: latin-1
     ("\\H\\important\\N\\", "important"),
@@ -160,6 +165,15 @@ def test_reps_and_component_read_the_same_leaves(generated):
 ])
 def test_unescape(raw, expected):
     assert unescape(raw, D) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["sp", "sk", "br", "ce", "in", "ti"]),
+       st.text(alphabet="0123456789+- ²", max_size=12), st.text(alphabet=SAFE, max_size=8))
+def test_formatting_commands_never_blow_up(command, arg, tail):
+    """Whatever number a formatting command carries, the text it becomes stays small."""
+    out = unescape(f"a\\.{command}{arg}\\{tail}", D)
+    assert out.startswith("a") and out.endswith(tail) and len(out) <= 1 + 20 + len(tail)
 
 
 @pytest.mark.parametrize("raw", ["a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f",
