@@ -483,8 +483,14 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         return
     where = loc(obx, 5)
     if not vtype:
-        ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
-        vtype = "ST"
+        # OBX-2 is required when OBX-5 is valued; older senders leave it out. A plain number
+        # is read as one (else a glucose would be filed as text, out of every trend).
+        if _NUMBER.fullmatch(text(msg, raw5)):
+            ctx.warnings.append(f"{loc(obx, 2)}: no value type, numeric value read as NM")
+            vtype = "NM"
+        else:
+            ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
+            vtype = "ST"
         entry.value_type = vtype
     if vtype in SINGLE_VALUE_TYPES and msg.delimiters.repetition in raw5:
         # One NM, SN or date per OBX: further repetitions are not lost, but not the value.

@@ -124,3 +124,15 @@ def test_unescaped_caret_in_a_unit_is_an_exponent():
     assert [w for w in nm.warnings if "exponent" in w] == [
         "OBX[5]-6: unescaped '^' inside the unit read as an exponent",
         "OBX[6]-6: unescaped '^' inside the unit read as an exponent"]
+
+
+def test_missing_value_type_reads_a_plain_number_as_nm():
+    nm = norm(oru("OBX|1||GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|2||ASP^Aspect du sérum^L||Lactescent||||||F",
+                  "OBX|3||CRP^CRP^L||<5|mg/L|||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value_type, r["OBX[5]"].value_num) == ("NM", 5.4)
+    assert (r["OBX[6]"].value_type, r["OBX[6]"].value) == ("ST", "Lactescent")
+    assert (r["OBX[7]"].value_type, r["OBX[7]"].value) == ("ST", "<5")  # not guessed further
+    assert "OBX[5]-2: no value type, numeric value read as NM" in nm.warnings
+    assert "OBX[6]-2: no value type, value read as text" in nm.warnings
