@@ -59,6 +59,7 @@ from normalizers.identity import extract_identity, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
+    ENTRY_MAX,
     LAB_REPORT,
     LAB_RESULT,
     Entry,
@@ -230,6 +231,7 @@ def normalize_oru(msg: Message, source: str,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
+            _fit(report, warnings)
             entries.append(report)
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
@@ -430,7 +432,26 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
+    _fit(entry, ctx.warnings)
     return entry
+
+
+# Free text the sender writes as it likes, stored in bounded columns (normalizers/model.py).
+_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in (
+    "reference_range", "interpretation", "unit_original", "unit", "display", "performer"))
+
+
+def _fit(entry: Entry, warnings: list[str]) -> None:
+    """A reference range written out in words ('Phase folliculaire : 2,5 à 10,2 UI/L ; ...')
+    is longer than the column it goes to: shortened there (ending with '…') and kept whole
+    in ``details['full_text']``, rather than failing the whole message as FIELD_TOO_LONG."""
+    for name, limit in _FREE_TEXT:
+        value = getattr(entry, name)
+        if value is not None and len(value) > limit:
+            entry.details.setdefault("full_text", {})[name] = value
+            setattr(entry, name, value[:limit - 1] + "…")
+            warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
+                            "shortened (the whole text is kept in details)")
 
 
 def _ts(seg: Segment, n: int, d: Delimiters) -> str | None:

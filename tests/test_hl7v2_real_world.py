@@ -136,3 +136,20 @@ def test_missing_value_type_reads_a_plain_number_as_nm():
     assert (r["OBX[7]"].value_type, r["OBX[7]"].value) == ("ST", "<5")  # not guessed further
     assert "OBX[5]-2: no value type, numeric value read as NM" in nm.warnings
     assert "OBX[6]-2: no value type, value read as text" in nm.warnings
+
+
+def test_reference_range_in_words_is_shortened_not_fatal():
+    """OBX-7 is an ST of 60 characters in v2.5, but labs write hormone ranges out in full."""
+    rng = ("Phase folliculaire : 2,5 à 10,2 UI/L ; pic ovulatoire : 3,4 à 33,4 UI/L ; "
+           "phase lutéale : 1,5 à 9,1 UI/L ; ménopause : 23,0 à 116,3 UI/L")
+    flags = "~".join(["Anormalement élevé pour la phase du cycle"] * 2)
+    nm = norm(oru(f"OBX|1|NM|FSH^Hormone folliculo-stimulante^L||5.1|UI/L|{rng}|{flags}|||F"))
+    fsh = nm.entries[1]
+    assert len(fsh.reference_range) == 120 and fsh.reference_range.endswith("…")
+    assert fsh.reference_range[:-1] == rng[:119]
+    assert fsh.details["full_text"]["reference_range"] == rng
+    assert len(fsh.interpretation) == 60
+    assert fsh.details["full_text"]["interpretation"].count("élevé") == 2
+    assert "OBX[5]: reference_range longer than 120 characters, shortened (the whole text " \
+           "is kept in details)" in nm.warnings
+    assert fsh.value_num == 5.1
