@@ -59,6 +59,7 @@ from normalizers.identity import extract_identity, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
+    DOCUMENT,
     ENTRY_MAX,
     LAB_REPORT,
     LAB_RESULT,
@@ -175,8 +176,6 @@ def normalize_oru(msg: Message, source: str,
     meta = MessageMeta()
     quarantine: list[str] = []
     entries: list[Entry] = []
-    d = msg.delimiters
-    no_id_start = ("", " ", d.component, d.repetition, d.subcomponent)
     for g in groups:
         obr = g.obr
         order_no, ns = _order_number(msg, g)
@@ -197,14 +196,12 @@ def normalize_oru(msg: Message, source: str,
         doc_ctx: DocumentContext | None = None
         for (obx, notes), kind in zip(g.observations, kinds, strict=True):
             if kind == OBX_RESULT:
-                f = obx.fields
-                if (f[3][:1] if len(f) > 3 else "") in no_id_start:  # rare: OBX-3 may be empty
-                    lines = _untitled_text(msg, obx, notes)
-                    if lines is not None:
-                        report_text.extend(lines)
-                        continue
-                results.append(_result(ctx, obx, notes, order_no, ns, effective, issued,
-                                       specimen_time, report_key if with_report else None))
+                result = _result(ctx, obx, notes, order_no, ns, effective, issued,
+                                 specimen_time, report_key if with_report else None)
+                if result is None:  # a line of text without identifier: the report's
+                    report_text.extend(_untitled_text(msg, obx, notes))
+                    continue
+                results.append(result)
             elif kind == OBX_DOCUMENT:
                 if doc_ctx is None:
                     doc_ctx = DocumentContext(
@@ -231,29 +228,32 @@ def normalize_oru(msg: Message, source: str,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
-            _fit(report, warnings)
             entries.append(report)
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
-    return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
-                             warnings=identity.warnings + warnings,
-                             quarantine_reasons=quarantine)
+    try:
+        return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                                 warnings=identity.warnings + warnings,
+                                 quarantine_reasons=quarantine)
+    except NormalizationError as exc:  # checked there once for all: nothing to pay before
+        if exc.code != "FIELD_TOO_LONG":
+            raise
+        for entry in entries:
+            if entry.type != DOCUMENT:
+                _fit(entry, warnings)
+        return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                                 warnings=identity.warnings + warnings,
+                                 quarantine_reasons=quarantine)
 
 
-def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str] | None:
-    """The lines of a text OBX (ST, TX, FT) sent without observation identifier, else None.
+def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str]:
+    """The lines of a text OBX (ST, TX, FT) sent without observation identifier.
 
     Transcription and radiology systems send a narrative report one line per OBX, OBX-3 left
     empty (empty lines are paragraph breaks). There is no observation to key a result on, but
     the text belongs to the report of the OBR: it is kept there, in order, notes included.
-    Any other OBX without identifier still fails (OBX_NO_CODE)."""
-    f = obx.fields
-    c3 = comps(msg, first_rep(msg, obx, 3))
-    if sub(msg, part(c3, 1), 1) or sub(msg, part(c3, 4), 1):  # identifier or alternate one
-        return None
-    if (f[2] if len(f) > 2 else "").strip().upper() not in TEXT_TYPES:
-        return None
+    Any other OBX without identifier still fails (OBX_NO_CODE, see ``_result``)."""
     lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
     return lines + _notes(msg, notes)
 
@@ -344,8 +344,9 @@ def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
 
 def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
-            parent_key: str | None) -> Entry:
-    """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message."""
+            parent_key: str | None) -> Entry | None:
+    """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
+    None for a text OBX without any identifier (see ``_untitled_text``)."""
     msg = ctx.msg
     d = msg.delimiters
     f = obx.fields
@@ -360,6 +361,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         n3 = len(c3)
         code = lf(c3[0])
     if not code:
+        if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
+            return None  # a line of narrative text: the caller keeps it with the report
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
@@ -432,7 +435,6 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
-    _fit(entry, ctx.warnings)
     return entry
 
 
@@ -444,7 +446,9 @@ _FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in (
 def _fit(entry: Entry, warnings: list[str]) -> None:
     """A reference range written out in words ('Phase folliculaire : 2,5 à 10,2 UI/L ; ...')
     is longer than the column it goes to: shortened there (ending with '…') and kept whole
-    in ``details['full_text']``, rather than failing the whole message as FIELD_TOO_LONG."""
+    in ``details['full_text']``, rather than failing the whole message as FIELD_TOO_LONG.
+    Called only once the message's sizes were found too long (NormalizedMessage checks
+    them), so that the common case pays nothing."""
     for name, limit in _FREE_TEXT:
         value = getattr(entry, name)
         if value is not None and len(value) > limit:
