@@ -81,6 +81,8 @@ DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
 NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
 SINGLE_VALUE_TYPES = frozenset({"NM", "SN"}) | DATE_TYPES
+# Segments whose explicitly null fields ("") are read as empty (see _nulled).
+_NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
 _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ1", "TQ2",
                             "CTD", "FT1", "CTI", "SAC"})
@@ -122,6 +124,16 @@ class _Group:
     specimens: list[Segment] = field(default_factory=list)
 
 
+NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null, it holds no text
+
+
+def _nulled(seg: Segment) -> Segment:
+    """``seg`` with its explicitly null fields ("") read as empty (a copy: the parsed message
+    stays as sent). Senders write "" for 'no value'; read as text it became a value '""', a
+    number that fails, a date that fails."""
+    return Segment(seg.name, ["" if x == NULL else x for x in seg.fields], seg.index)
+
+
 def _groups(msg: Message) -> list[_Group]:
     groups: list[_Group] = []
     current: _Group | None = None
@@ -129,6 +141,8 @@ def _groups(msg: Message) -> list[_Group]:
     notes: list[Segment] | None = None
     for seg in msg.segments:
         name = seg.name
+        if NULL in seg.fields and name in _NULLABLE:  # rare: one C-level scan of the fields
+            seg = _nulled(seg)
         if name == "OBX":
             if current is None:
                 where = loc(seg)

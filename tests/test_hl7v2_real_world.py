@@ -153,3 +153,27 @@ def test_reference_range_in_words_is_shortened_not_fatal():
     assert "OBX[5]: reference_range longer than 120 characters, shortened (the whole text " \
            "is kept in details)" in nm.warnings
     assert fsh.value_num == 5.1
+
+
+def test_explicit_null_fields_are_empty_not_text():
+    """HL7 v2.5 2.5.3: "" (two double quotes) is an explicit null. Laboratory systems send it
+    for every field they have no value for."""
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2.er7 import parse_text
+    from tests.test_lab_normalizer import MAPS, ORC
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan biochimique^L|||"
+           '202403150810|""||||||||^MARTIN^Paul^^^DR||||||202403151045|||""')
+    text = oru('OBX|1|NM|GLY^Glycémie^L||""|""|""|""|||F|||""',
+               'OBX|2|ST|COM^Commentaire^L||""||||||F', 'NTE|1|L|""',
+               'OBX|3|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|""|||F',
+               order=(ORC, obr))
+    msg = parse_text(text)
+    nm = normalize_message(msg, "demo-lab", MAPS)
+    report, gly, com, k = nm.entries
+    assert report.effective == "2024-03-15T08:10+01:00" and report.status == "final"
+    assert (gly.value, gly.value_num, gly.unit, gly.reference_range, gly.interpretation) == (
+        None, None, None, None, None)
+    assert gly.effective == report.effective  # OBX-14 null: OBR-7
+    assert com.value is None and "comments" not in com.details
+    assert (k.value_num, k.interpretation) == (4.1, None)
+    assert msg.get("OBX", 5) == '""'  # the parsed message itself stays as sent
