@@ -4,7 +4,10 @@ v2 test suites and converters through the parser and the normalizer."""
 
 from __future__ import annotations
 
-from normalizers.model import ACTION_DELETE, ACTION_NEW
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from normalizers.model import ACTION_DELETE, ACTION_NEW, NormalizationError
 from tests.test_lab_normalizer import norm, oru
 
 
@@ -177,3 +180,39 @@ def test_explicit_null_fields_are_empty_not_text():
     assert com.value is None and "comments" not in com.details
     assert (k.value_num, k.interpretation) == (4.1, None)
     assert msg.get("OBX", 5) == '""'  # the parsed message itself stays as sent
+
+
+_VALUES = st.one_of(
+    st.from_regex(r"[<>]?=?-?[0-9]{1,4}([.,][0-9]{1,3})?", fullmatch=True),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèàçô ÉÈ:;.,'()-+", min_size=1, max_size=20),
+    st.just('""'))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["NM", "SN", "ST", "TX", "CE", ""]), st.sampled_from("XNDWxndw"),
+       st.lists(_VALUES, min_size=1, max_size=3))
+def test_property_withdrawn_or_unobtained_results_never_carry_a_value(vtype, status, values):
+    """Whatever OBX-2 and OBX-5 hold, OBX-11 X, N, D or W never files a value, never fails."""
+    five = "~".join(v.replace("|", "").replace("^", "").replace("~", "") for v in values)
+    nm = norm(oru(f"OBX|1|{vtype}|GLY^Glycémie^L||{five}|mmol/L|||||{status}"))
+    result = nm.entries[1]
+    assert (result.value, result.value_num, result.comparator) == (None, None, None)
+    assert result.status in ("cancelled", "entered-in-error")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(['""', "", "5.4", "mmol/L", "3.9-5.8", "N", "F"]),
+                min_size=12, max_size=20))
+def test_property_explicit_null_is_never_text(fields):
+    """An OBX whose fields are any mix of values and explicit nulls ("") never shows '""'."""
+    fields[0:4] = ["1", "NM", "GLY^Glycémie^L", ""]
+    fields[10] = "F"
+    try:
+        nm = norm(oru("OBX|" + "|".join(fields)))
+    except NormalizationError as exc:  # a value that is no number (here 'mmol/L' in OBX-5)
+        assert exc.code in ("OBX_BAD_NUMBER", "HL7_BAD_DATE")
+        return
+    result = nm.entries[1]
+    shown = (result.value, result.unit, result.unit_original, result.reference_range,
+             result.interpretation, result.effective, result.issued)
+    assert not any(isinstance(v, str) and '""' in v for v in shown)
