@@ -139,9 +139,10 @@ def _groups(msg: Message) -> list[_Group]:
     current: _Group | None = None
     orc: Segment | None = None
     notes: list[Segment] | None = None
+    maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     for seg in msg.segments:
         name = seg.name
-        if NULL in seg.fields and name in _NULLABLE:  # rare: one C-level scan of the fields
+        if maybe_null and NULL in seg.fields and name in _NULLABLE:
             seg = _nulled(seg)
         if name == "OBX":
             if current is None:
@@ -453,8 +454,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
 
 
 # Free text the sender writes as it likes, stored in bounded columns (normalizers/model.py).
-_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in (
-    "reference_range", "interpretation", "unit_original", "unit", "display", "performer"))
+# Only those two are prose in practice; an over-long unit, code or name is refused
+# (FIELD_TOO_LONG), never shortened: it is no unit or code any more.
+_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in ("reference_range", "interpretation"))
 
 
 def _fit(entry: Entry, warnings: list[str]) -> None:

@@ -47,6 +47,9 @@ class Message:
     delimiters: Delimiters
     charset: str = "utf-8"  # the Python codec the text was decoded with
     warnings: list[str] = field(default_factory=list)
+    # False when the text holds no '"' at all: no field is an HL7 explicit null '""' (v2.5
+    # 2.5.3), which spares readers looking for one field by field.
+    maybe_null: bool = True
 
     # -- navigation -------------------------------------------------------------------------
     def all(self, name: str) -> list[Segment]:
@@ -235,7 +238,7 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
                             f"segment {bad} has no valid segment name (3 upper-case letters "
                             f"or digits before the field separator expected)",
                             segment="?", position=bad)
-    msg = Message(segments, delims, charset)
+    msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
     if joined:
         msg.warnings.append(f"HL7_LINE_BREAK_IN_VALUE: {joined} line break(s) not followed by a "
                             "segment read as text inside the value before them")
