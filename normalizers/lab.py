@@ -432,7 +432,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if nf > 6 and f[6]:
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
     if nf > 7 and f[7]:
-        entry.reference_range = lf(f[7].split(d.repetition, 1)[0]) or None
+        # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
+        entry.reference_range = text(msg, f[7].split(d.repetition, 1)[0]) or None
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:

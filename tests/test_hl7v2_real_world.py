@@ -216,3 +216,12 @@ def test_property_explicit_null_is_never_text(fields):
     shown = (result.value, result.unit, result.unit_original, result.reference_range,
              result.interpretation, result.effective, result.issued)
     assert not any(isinstance(v, str) and '""' in v for v in shown)
+
+
+def test_reference_range_is_text_whole():
+    """OBX-7 is an ST: an unescaped '&' (or '^') in it is text, not a subcomponent."""
+    nm = norm(oru("OBX|1|NM|HB^Hémoglobine^L||13.5|g/dL|H & F adultes : 12-17|N|||F",
+                  "OBX|2|NM|K^Potassium^L||4.1|mmol/L|3.5 \\T\\ 5.1~autre|N|||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].reference_range == "H & F adultes : 12-17"
+    assert r["OBX[6]"].reference_range == "3.5 & 5.1"
