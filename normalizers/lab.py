@@ -313,7 +313,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             performer: str | None, results: list[Entry]) -> Entry:
     """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
-    coded = resolve_code(obr_code, sub(msg, part(c4, 2), 1), sub(msg, part(c4, 3), 1),
+    coded = resolve_code(obr_code, text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1),
                          sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
                          sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
@@ -381,13 +381,13 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
-    display = lf(c3[1]) if n3 > 1 else ""
+    display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""
     if system == "LN":  # the sender's own LOINC: nothing to resolve
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
-            code, display, system, lf(c3[3]), lf(c3[4]) if n3 > 4 else "",
+            code, display, system, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
             lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings)
     else:
         r_code, r_system, r_display, mapped, local = resolve_code(
@@ -622,10 +622,10 @@ def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
         c = comps(msg, rep)
-        item = {"code": sub(msg, part(c, 1), 1), "display": sub(msg, part(c, 2), 1),
+        item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
         if part(c, 4):
-            item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=sub(msg, part(c, 5), 1),
+            item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1))
         coded.append(item)
     entry.value = "; ".join(i["display"] or i["code"] for i in coded) or None

@@ -225,3 +225,13 @@ def test_reference_range_is_text_whole():
     r = by_ref(nm)
     assert r["OBX[5]"].reference_range == "H & F adultes : 12-17"
     assert r["OBX[6]"].reference_range == "3.5 & 5.1"
+
+
+def test_coded_texts_keep_an_unescaped_ampersand():
+    """CE/CWE texts are ST: 'anti-HBs & anti-HBc' is one text, not two subcomponents."""
+    nm = norm(oru("OBX|1|CE|HBV^Sérologie hépatite B & C^L||POS^Anticorps anti-HBs & anti-HBc"
+                  "^L||||||F"))
+    hbv = nm.entries[1]
+    assert hbv.display == "Sérologie hépatite B & C"
+    assert hbv.value == "Anticorps anti-HBs & anti-HBc"
+    assert hbv.details["coded_value"]["display"] == "Anticorps anti-HBs & anti-HBc"
