@@ -100,7 +100,13 @@ def normalize_message(msg: Message, source: str,
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
     """
     kind, trigger, _ = msg.message_type
-    handler = _HANDLED.get((kind.upper(), trigger.upper()))
+    kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    if kind == "ORU" and not trigger:
+        # v2.1 MSH-9 names the message alone, and its only ORU is the unsolicited result.
+        nm = normalize_oru(msg, source, mappings)
+        nm.warnings.append("MSH-9: no trigger event (v2.1 style), read as ORU^R01")
+        return nm
+    handler = _HANDLED.get((kind, trigger))
     if handler is None and handles(kind, trigger):
         return normalize_adt(msg, source)
     if handler == "oru":

@@ -235,3 +235,13 @@ def test_coded_texts_keep_an_unescaped_ampersand():
     assert hbv.display == "Sérologie hépatite B & C"
     assert hbv.value == "Anticorps anti-HBs & anti-HBc"
     assert hbv.details["coded_value"]["display"] == "Anticorps anti-HBs & anti-HBc"
+
+
+def test_v21_oru_without_trigger_and_padded_msh9():
+    from tests.test_lab_normalizer import MSH
+    obx = "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F"
+    nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "ORU").replace("|2.5|", "|2.1|")))
+    assert nm.entries[1].value_num == 5.4
+    assert "MSH-9: no trigger event (v2.1 style), read as ORU^R01" in nm.warnings
+    nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "oru^r01 ")))
+    assert nm.entries[1].value_num == 5.4
