@@ -59,6 +59,8 @@ from normalizers.identity import extract_identity, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
+    DOCUMENT,
+    ENTRY_MAX,
     LAB_REPORT,
     LAB_RESULT,
     Entry,
@@ -75,6 +77,12 @@ COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
 DATE_TYPES = frozenset({"DT", "TS", "DTM"})
+# OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
+# result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
+NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN"}) | DATE_TYPES
+# Segments whose explicitly null fields ("") are read as empty (see _nulled).
+_NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
 _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ1", "TQ2",
                             "CTD", "FT1", "CTI", "SAC"})
@@ -92,7 +100,13 @@ def normalize_message(msg: Message, source: str,
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
     """
     kind, trigger, _ = msg.message_type
-    handler = _HANDLED.get((kind.upper(), trigger.upper()))
+    kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    if kind == "ORU" and not trigger:
+        # v2.1 MSH-9 names the message alone, and its only ORU is the unsolicited result.
+        nm = normalize_oru(msg, source, mappings)
+        nm.warnings.append("MSH-9: no trigger event (v2.1 style), read as ORU^R01")
+        return nm
+    handler = _HANDLED.get((kind, trigger))
     if handler is None and handles(kind, trigger):
         return normalize_adt(msg, source)
     if handler == "oru":
@@ -116,13 +130,26 @@ class _Group:
     specimens: list[Segment] = field(default_factory=list)
 
 
+NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null, it holds no text
+
+
+def _nulled(seg: Segment) -> Segment:
+    """``seg`` with its explicitly null fields ("") read as empty (a copy: the parsed message
+    stays as sent). Senders write "" for 'no value'; read as text it became a value '""', a
+    number that fails, a date that fails."""
+    return Segment(seg.name, ["" if x == NULL else x for x in seg.fields], seg.index)
+
+
 def _groups(msg: Message) -> list[_Group]:
     groups: list[_Group] = []
     current: _Group | None = None
     orc: Segment | None = None
     notes: list[Segment] | None = None
+    maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     for seg in msg.segments:
         name = seg.name
+        if maybe_null and NULL in seg.fields and name in _NULLABLE:
+            seg = _nulled(seg)
         if name == "OBX":
             if current is None:
                 where = loc(seg)
@@ -186,11 +213,16 @@ def normalize_oru(msg: Message, source: str,
         with_report = not kinds or OBX_RESULT in kinds
         report_performer = _report_performer(msg, obr)
         results: list[Entry] = []
+        report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
         for (obx, notes), kind in zip(g.observations, kinds, strict=True):
             if kind == OBX_RESULT:
-                results.append(_result(ctx, obx, notes, order_no, ns, effective, issued,
-                                       specimen_time, report_key if with_report else None))
+                result = _result(ctx, obx, notes, order_no, ns, effective, issued,
+                                 specimen_time, report_key if with_report else None)
+                if result is None:  # a line of text without identifier: the report's
+                    report_text.extend(_untitled_text(msg, obx, notes))
+                    continue
+                results.append(result)
             elif kind == OBX_DOCUMENT:
                 if doc_ctx is None:
                     doc_ctx = DocumentContext(
@@ -209,15 +241,42 @@ def normalize_oru(msg: Message, source: str,
                 results.append(entry)
             else:
                 collect_meta(msg, obx, meta, warnings)
+        if report_text:
+            warnings.append(f"{loc(obr)}: text lines without observation identifier (OBX-3) "
+                            "kept as the report's text")
         if with_report:
-            entries.append(_report(ctx, g, report_key, c4, obr_code, effective, issued,
-                                   specimen_time, report_performer, results))
+            report = _report(ctx, g, report_key, c4, obr_code, effective, issued,
+                             specimen_time, report_performer, results)
+            if report_text:
+                report.details["text"] = "\n".join(report_text).strip("\n")
+            entries.append(report)
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
-    return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
-                             warnings=identity.warnings + warnings,
-                             quarantine_reasons=quarantine)
+    try:
+        return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                                 warnings=identity.warnings + warnings,
+                                 quarantine_reasons=quarantine)
+    except NormalizationError as exc:  # checked there once for all: nothing to pay before
+        if exc.code != "FIELD_TOO_LONG":
+            raise
+        for entry in entries:
+            if entry.type != DOCUMENT:
+                _fit(entry, warnings)
+        return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                                 warnings=identity.warnings + warnings,
+                                 quarantine_reasons=quarantine)
+
+
+def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str]:
+    """The lines of a text OBX (ST, TX, FT) sent without observation identifier.
+
+    Transcription and radiology systems send a narrative report one line per OBX, OBX-3 left
+    empty (empty lines are paragraph breaks). There is no observation to key a result on, but
+    the text belongs to the report of the OBR: it is kept there, in order, notes included.
+    Any other OBX without identifier still fails (OBX_NO_CODE, see ``_result``)."""
+    lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
+    return lines + _notes(msg, notes)
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
@@ -260,7 +319,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             performer: str | None, results: list[Entry]) -> Entry:
     """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
-    coded = resolve_code(obr_code, sub(msg, part(c4, 2), 1), sub(msg, part(c4, 3), 1),
+    coded = resolve_code(obr_code, text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1),
                          sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
                          sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
@@ -281,8 +340,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     ordering = first_rep(msg, obr, 16)
     if ordering:
         details["ordering_provider"] = person_name(msg, ordering)
-    if g.notes:
-        details["comments"] = _notes(msg, g.notes)
+    comments = _notes(msg, g.notes) if g.notes else None
+    if comments:
+        details["comments"] = comments
     entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
                   system=coded.system or None, display=coded.display or None,
                   mapped=coded.mapped, status=status, effective=effective, issued=issued,
@@ -305,8 +365,9 @@ def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
 
 def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
-            parent_key: str | None) -> Entry:
-    """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message."""
+            parent_key: str | None) -> Entry | None:
+    """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
+    None for a text OBX without any identifier (see ``_untitled_text``)."""
     msg = ctx.msg
     d = msg.delimiters
     f = obx.fields
@@ -315,17 +376,24 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     c3 = split_field(d, f[3]) if nf > 3 else [""]
     n3 = len(c3)
     code = lf(c3[0])
+    if not code and n3 > 3 and lf(c3[3]):
+        # Only the alternate triplet (OBX-3.4-6) is filled: it is the identifier.
+        c3 = c3[3:]
+        n3 = len(c3)
+        code = lf(c3[0])
     if not code:
+        if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
+            return None  # a line of narrative text: the caller keeps it with the report
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
-    display = lf(c3[1]) if n3 > 1 else ""
+    display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""
     if system == "LN":  # the sender's own LOINC: nothing to resolve
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
-            code, display, system, lf(c3[3]), lf(c3[4]) if n3 > 4 else "",
+            code, display, system, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
             lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings)
     else:
         r_code, r_system, r_display, mapped, local = resolve_code(
@@ -342,6 +410,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
+    withheld = status in NO_VALUE_STATUSES
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
@@ -356,16 +425,21 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.details["local_code"] = {"code": lc, "system": ls, "display": ld}
     vtype = f[2] if nf > 2 else ""
     raw5 = f[5] if nf > 5 else ""
-    if vtype == "NM" and raw5 and _NUMBER.fullmatch(raw5):  # the common case, inline
+    if withheld:
+        entry.value_type = lf(vtype).upper() or None
+        if raw5:
+            _withhold(ctx, obx, entry, status_code)
+    elif vtype == "NM" and raw5 and _NUMBER.fullmatch(raw5):  # the common case, inline
         entry.value_type, entry.value, entry.value_num = "NM", raw5, float(raw5)
     elif raw5:
         _value(ctx, obx, entry)
     else:
         entry.value_type = lf(vtype).upper() or None
     if nf > 6 and f[6]:
-        _unit(lf, split_field(d, f[6]), entry)
+        _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
     if nf > 7 and f[7]:
-        entry.reference_range = lf(f[7].split(d.repetition, 1)[0]) or None
+        # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
+        entry.reference_range = text(msg, f[7].split(d.repetition, 1)[0]) or None
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
@@ -380,9 +454,31 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
-    if notes:
-        entry.details["comments"] = _notes(msg, notes)
+    comments = _notes(msg, notes) if notes else None
+    if comments:
+        entry.details["comments"] = comments
     return entry
+
+
+# Free text the sender writes as it likes, stored in bounded columns (normalizers/model.py).
+# Only those two are prose in practice; an over-long unit, code or name is refused
+# (FIELD_TOO_LONG), never shortened: it is no unit or code any more.
+_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in ("reference_range", "interpretation"))
+
+
+def _fit(entry: Entry, warnings: list[str]) -> None:
+    """A reference range written out in words ('Phase folliculaire : 2,5 à 10,2 UI/L ; ...')
+    is longer than the column it goes to: shortened there (ending with '…') and kept whole
+    in ``details['full_text']``, rather than failing the whole message as FIELD_TOO_LONG.
+    Called only once the message's sizes were found too long (NormalizedMessage checks
+    them), so that the common case pays nothing."""
+    for name, limit in _FREE_TEXT:
+        value = getattr(entry, name)
+        if value is not None and len(value) > limit:
+            entry.details.setdefault("full_text", {})[name] = value
+            setattr(entry, name, value[:limit - 1] + "…")
+            warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
+                            "shortened (the whole text is kept in details)")
 
 
 def _ts(seg: Segment, n: int, d: Delimiters) -> str | None:
@@ -415,6 +511,17 @@ def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
     return f"{key}#{n}"
 
 
+def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
+    """OBX-11 X or N (no result could be obtained) or D / W (the result is withdrawn): what OBX-5
+    holds is not a result and is never filed as the value. It is kept, as sent, in
+    ``details['value_withheld']`` (a lab often says there why the analysis was not done)."""
+    where = loc(obx, 5)
+    entry.details["value_withheld"] = "\n".join(
+        unescaped(ctx.msg, r).rstrip() for r in reps(ctx.msg, obx, 5))
+    ctx.warnings.append(f"{where}: result status {status_code[:2]} ({entry.status}): the value "
+                        "is not filed as a result")
+
+
 def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     msg = ctx.msg
     vtype = text(msg, obx.raw(2)).upper()
@@ -424,9 +531,21 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         return
     where = loc(obx, 5)
     if not vtype:
-        ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
-        vtype = "ST"
+        # OBX-2 is required when OBX-5 is valued; older senders leave it out. A plain number
+        # is read as one (else a glucose would be filed as text, out of every trend).
+        if _NUMBER.fullmatch(text(msg, raw5)):
+            ctx.warnings.append(f"{loc(obx, 2)}: no value type, numeric value read as NM")
+            vtype = "NM"
+        else:
+            ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
+            vtype = "ST"
         entry.value_type = vtype
+    if vtype in SINGLE_VALUE_TYPES and msg.delimiters.repetition in raw5:
+        # One NM, SN or date per OBX: further repetitions are not lost, but not the value.
+        others = [text(msg, r) for r in reps(msg, obx, 5)[1:]]
+        entry.details["other_values"] = others
+        ctx.warnings.append(f"{where}: {len(others) + 1} repetitions of a single {vtype} value: "
+                            "the first is the value, the others are kept apart")
     if vtype == "NM":
         _numeric(ctx, text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)), entry, where)
     elif vtype == "SN":
@@ -458,7 +577,7 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
     return None
 
 
-def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str) -> None:
+def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM") -> None:
     if not value:
         return
     entry.value = value
@@ -469,9 +588,10 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str) -> None:
             num = _parse_number(ctx, m.group(2), where)
             if m.group(1) != "=":
                 entry.comparator = m.group(1)
-            ctx.warnings.append(f"{where}: comparator in an NM value, read as SN")
+            ctx.warnings.append(f"{where}: comparator in an {vtype} value without components, "
+                                "read as SN")
     if num is None:
-        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type NM)",
+        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
 
@@ -480,6 +600,11 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     """SN = comparator ^ num1 ^ separator/suffix ^ num2. '<^0.5' -> comparator '<', 0.5;
     ratios and ranges ('1^:^128', '^10^-^20') are kept as text."""
     msg = ctx.msg
+    if len(c) == 1:
+        # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a sender
+        # means is clear, and it is what an NM value may hold: read the same way.
+        _numeric(ctx, text(msg, c[0]), entry, where, "SN")
+        return
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
     if comparator and comparator not in COMPARATORS:
@@ -503,19 +628,28 @@ def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
         c = comps(msg, rep)
-        item = {"code": sub(msg, part(c, 1), 1), "display": sub(msg, part(c, 2), 1),
+        item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
         if part(c, 4):
-            item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=sub(msg, part(c, 5), 1),
+            item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1))
         coded.append(item)
     entry.value = "; ".join(i["display"] or i["code"] for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
 
 
-def _unit(lf: Callable[[str], str], c: list[str], entry: Entry) -> None:
+def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],
+          obx: Segment) -> None:
     """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept.
-    ``lf`` reads a leaf (see ``_leaf_reader``)."""
+    ``lf`` reads a leaf (see ``_leaf_reader``).
+
+    '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
+    bare number and no unit's text starts with a digit, so the two are put back together
+    (with a warning) rather than filing the unit '10'."""
+    if 1 < len(c) < 4 and c[0].strip().isdigit() and c[1][:1].isdigit() \
+            and (len(c) == 2 or not c[2].strip()):
+        c = [f"{c[0].strip()}^{c[1].strip()}"]
+        warnings.append(f"{loc(obx, 6)}: unescaped '^' inside the unit read as an exponent")
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -545,4 +679,6 @@ def _result_performer(msg: Message, obx: Segment) -> str | None:
 
 
 def _notes(msg: Message, notes: list[Segment]) -> list[str]:
-    return ["\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes]
+    """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
+    texts = ("\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes)
+    return [t for t in texts if t.strip()]

@@ -149,6 +149,11 @@ def test_reps_and_component_read_the_same_leaves(generated):
     ("\\E\\F\\E\\ ", "\\F\\ "),  # an escaped escape does not start a sequence
     ("line 1\\X0D0A\\line 2", "line 1\r\nline 2"),
     ("line 1\\.br\\line 2", "line 1\nline 2"),
+    ("Conclusion\\.sp2\\Avis", "Conclusion\n\nAvis"),  # end the line, skip 2 lines
+    ("Conclusion\\.sp\\Avis", "Conclusion\nAvis"),
+    ("Nom :\\.sk4\\Hélène", "Nom :    Hélène"),  # skip 4 spaces
+    ("Titre\\.ce\\Centré", "Titre\nCentré"),  # .ce ends the line
+    ("\\.in+4\\Retrait\\.ti-2\\\\.fi\\\\.nf\\", "Retrait"),  # no text of their own
     ("\\XC3A9\\", "é"),  # hex data that is UTF-8
     ("\\XE9\\", "é"),  # hex data that is not UTF-8: latin-1
     ("\\H\\important\\N\\", "important"),
@@ -160,6 +165,15 @@ def test_reps_and_component_read_the_same_leaves(generated):
 ])
 def test_unescape(raw, expected):
     assert unescape(raw, D) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["sp", "sk", "br", "ce", "in", "ti"]),
+       st.text(alphabet="0123456789+- ²", max_size=12), st.text(alphabet=SAFE, max_size=8))
+def test_formatting_commands_never_blow_up(command, arg, tail):
+    """Whatever number a formatting command carries, the text it becomes stays small."""
+    out = unescape(f"a\\.{command}{arg}\\{tail}", D)
+    assert out.startswith("a") and out.endswith(tail) and len(out) <= 1 + 20 + len(tail)
 
 
 @pytest.mark.parametrize("raw", ["a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f",
@@ -194,7 +208,56 @@ def test_msh_1_and_2_are_returned_verbatim():
 
 
 def test_split_segments_accepts_cr_lf_crlf_and_drops_blank_lines():
-    assert split_segments("A\rB\nC\r\nD\r\n\r\n  \n") == ["A", "B", "C", "D"]
+    assert split_segments("MSH|a\rPID|b\nOBR|c\r\nOBX|d\r\n\r\n  \n") == [
+        "MSH|a", "PID|b", "OBR|c", "OBX|d"]
+    assert split_segments("A\rB\rC") == ["A", "B", "C"]  # CR always ends a segment
+
+
+def test_line_break_inside_a_value_stays_in_the_value():
+    """CR ends a segment (v2.5 2.5.2); LF and CRLF are tolerated as segment ends only where a
+    segment follows. Otherwise they are the line break of a comment a sender left unescaped."""
+    text = ("MSH|^~\\&|LABO\rPID|1||LD-778^^^LABO^PI||LEFÈVRE^Hélène\r"
+            "OBX|1|TX|COM^Commentaire^L||Prélèvement hémolysé,\n   à contrôler\r\n"
+            "sur un nouveau tube.|||N|||F\r"
+            "NTE|1|L|Appel du Dr Brémont\n\nle 15/03\rZBE|1\r")
+    msg = parse_text(text)
+    assert [s.name for s in msg] == ["MSH", "PID", "OBX", "NTE", "ZBE"]
+    assert msg.get("OBX", 5) == "Prélèvement hémolysé,\n   à contrôler\nsur un nouveau tube."
+    assert msg.get("OBX", 8) == "N" and msg.get("OBX", 11) == "F"
+    assert msg.get("NTE", 3) == "Appel du Dr Brémont\nle 15/03"  # a blank line is no text
+    assert msg.warnings == ["HL7_LINE_BREAK_IN_VALUE: 3 line break(s) not followed by a "
+                            "segment read as text inside the value before them"]
+    assert "Brémont" not in " ".join(msg.warnings)
+
+
+def test_wrapped_segment_of_an_old_sender_is_joined():
+    """A v2.2 sender wrapping long segments: the next line starts with a value, not a segment."""
+    msg = parse_text("MSH|^~\\&|LCS|LCA|||199807311532||ORU^R01|3630|P|2.2\n"
+                     "PID|3|2161348473|20923085580||DURAND^Gaëlle||19730204|\n"
+                     "F|||^^^^75012\nPV1||I\n")
+    assert [s.name for s in msg] == ["MSH", "PID", "PV1"]
+    assert msg.get("PID", 8).strip() == "F" and msg.get("PID", 11, comp=5) == "75012"
+
+
+_LINE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz éèàçÉ0123456789.,:;'()-", min_size=1,
+                max_size=20).filter(lambda s: s.strip())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_LINE, min_size=1, max_size=5), st.data())
+def test_property_unescaped_line_breaks_never_cut_a_segment(lines, data):
+    """Whatever the segment ends (CR, LF, CRLF) and the breaks inside an OBX-5 (LF, CRLF),
+    the segments are the same and the value is its lines joined by a newline."""
+    breaks = data.draw(st.lists(st.sampled_from(["\n", "\r\n"]), min_size=len(lines) - 1,
+                                max_size=len(lines) - 1))
+    value = lines[0] + "".join(b + line for b, line in zip(breaks, lines[1:], strict=True))
+    ends = data.draw(st.lists(st.sampled_from(["\r", "\n", "\r\n"]), min_size=4, max_size=4))
+    segments = ["MSH|^~\\&|LABO", "PID|1||LD-778", f"OBX|1|TX|COM^Comm^L||{value}||||||F",
+                "NTE|1||fin"]
+    msg = parse_text("".join(s + e for s, e in zip(segments, ends, strict=True)))
+    assert [s.name for s in msg] == ["MSH", "PID", "OBX", "NTE"]
+    assert msg.get("OBX", 5) == "\n".join(lines) and msg.get("OBX", 11) == "F"
+    assert msg.get("NTE", 3) == "fin"
 
 
 def test_leaf_absent_levels():

@@ -239,3 +239,15 @@ def test_corpus_charsets():
     assert oru.charset == "utf-8" and oru.delimiters.repetition == "\u02dc"
     assert any(w.startswith("HL7_ODD_DELIMITERS") for w in oru.warnings)
     assert any("é" in s.raw(3) for s in oru.all("OBX"))
+
+
+@pytest.mark.parametrize(("label", "encoding"), [
+    ("ISO_IR 100", "iso-8859-1"), ("ISO IR 100", "iso-8859-1"), ("ISO 8859-1", "iso-8859-1"),
+    ("ISO 8859-15", "iso-8859-15"), ("ISO_IR 192", "utf-8"), ("iso_ir 192", "utf-8"),
+])
+def test_dicom_and_iso_spellings_of_msh18(label, encoding):
+    """What RIS/PACS interfaces write in MSH-18 (DICOM's Specific Character Set spellings)."""
+    name, note = (NAME, NOTE) if encoding != "iso-8859-1" else ("LEFÈVRE^Hélène", "Déjà réglé")
+    text, codec, warnings = decode(msg(label, encoding, name, note))
+    assert name in text and note in text and codec == encoding
+    assert len(warnings) == 1 and warnings[0].startswith(W_ALIAS)

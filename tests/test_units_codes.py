@@ -25,6 +25,10 @@ from normalizers.units import to_ucum
     ("mL/min/1,73m2", "mL/min/{1.73_m2}"), ("ml/min/1.73m²", "mL/min/{1.73_m2}"),
     ("sec", "s"), ("s", "s"), ("mm/h", "mm/h"), ("ng/mL", "ng/mL"), ("pmol/L", "pmol/L"),
     ("µg/L", "ug/L"), (" mmol/L ", "mmol/L"),
+    # per-microlitre counts as US senders (and analysers) write them
+    ("10^3/uL", "10*3/uL"), ("10*3/µL", "10*3/uL"), ("K/uL", "10*3/uL"),
+    ("10^6/uL", "10*6/uL"), ("M/uL", "10*6/uL"),
+    ("mL/min/1.73 sq.m.", "mL/min/{1.73_m2}"), ("mL/min/{1.73_m2}", "mL/min/{1.73_m2}"),
 ])
 def test_known_units(sent, ucum):
     assert to_ucum(sent) == (ucum, True)

@@ -12,6 +12,7 @@ characters, as in the standard.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -46,6 +47,9 @@ class Message:
     delimiters: Delimiters
     charset: str = "utf-8"  # the Python codec the text was decoded with
     warnings: list[str] = field(default_factory=list)
+    # False when the text holds no '"' at all: no field is an HL7 explicit null '""' (v2.5
+    # 2.5.3), which spares readers looking for one field by field.
+    maybe_null: bool = True
 
     # -- navigation -------------------------------------------------------------------------
     def all(self, name: str) -> list[Segment]:
@@ -136,16 +140,74 @@ def leaf(raw: str, d: Delimiters, rep: int = 1, comp: int = 1, sub: int = 1) -> 
     return raw
 
 
-def split_segments(text: str) -> list[str]:
-    """Segments separated by CR, LF or CRLF (published French examples use LF); blanks dropped."""
+def split_segments(text: str, fsep: str = "|") -> list[str]:
+    """Segments separated by CR, LF or CRLF (published French examples use LF); blanks dropped.
+
+    CR is the segment terminator of the standard; LF and CRLF are tolerated as such only where
+    a segment follows (a segment name, then the field separator or nothing more). Elsewhere
+    they are a line break a sender left unescaped inside a value (a comment, a report line, a
+    wrapped segment): it stays in the value as '\\n' instead of cutting the segment in two. A
+    line of just three capitals ('FIN') is taken for a segment: nothing tells them apart."""
+    return _split(text, fsep)[0]
+
+
+def _split_fast(text: str) -> list[str]:
+    """Every CR, LF and CRLF ends a segment: right whenever each line starts a segment."""
     if "\n" in text:
         text = text.replace("\r\n", "\r").replace("\n", "\r")
     return [s for s in text.split("\r") if s.strip()]
 
 
+_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+
+def _split(text: str, fsep: str) -> tuple[list[str], int]:
+    """(segments, how many LF / CRLF were read as text inside a value); see split_segments."""
+    if "\n" not in text:
+        return _split_fast(text), 0
+    parts = _BREAK.split(text)
+    lines: list[str] = []
+    joined = 0
+    for i in range(0, len(parts), 2):
+        line = parts[i]
+        if not line.strip():
+            continue
+        if lines and parts[i - 1] != "\r" and not _starts_segment(line, fsep):
+            lines[-1] += "\n" + line
+            joined += 1
+        else:
+            lines.append(line)
+    return lines, joined
+
+
+def _valid_name(name: str) -> bool:
+    return len(name) == 3 and name.isalnum() and name[0].isalpha() and name.isupper()
+
+
+def _starts_segment(line: str, fsep: str) -> bool:
+    """A segment name, then the field separator or nothing more ('PV1' alone is a segment)."""
+    return (line[3:4] == fsep or not line[3:].strip()) and _valid_name(line[:3])
+
+
+def _segments(lines: list[str], fsep: str) -> tuple[list[Segment], int]:
+    """The segments of ``lines``, or the 1-based position of the first line that is none."""
+    segments: list[Segment] = []
+    for i, line in enumerate(lines, start=1):
+        parts = line.split(fsep)
+        name = parts[0]
+        if len(name) != 3 or not name.isalnum() or not name[0].isalpha() or not name.isupper():
+            return segments, i
+        if name == "MSH":
+            # MSH-1 is the separator itself: shift so that fields[n] is MSH-n.
+            parts = [name, fsep, *parts[1:]]
+        segments.append(Segment(name, parts, i))
+    return segments, 0
+
+
 def parse_text(text: str, charset: str = "utf-8") -> Message:
     """Parse one decoded message. Raises HL7ParseError naming the segment and field at fault."""
-    lines = split_segments(text.lstrip("\ufeff"))
+    text = text.lstrip("\ufeff")
+    lines = _split_fast(text)
     if not lines or not lines[0].startswith("MSH"):
         raise HL7ParseError("HL7_NO_MSH", "the message does not start with an MSH segment",
                             segment="MSH", position=1)
@@ -163,21 +225,23 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
                         escape=enc[2] if len(enc) > 2 else "\\",
                         subcomponent=enc[3] if len(enc) > 3 else "&")
-    segments: list[Segment] = []
-    for i, line in enumerate(lines, start=1):
-        parts = line.split(fsep)
-        name = parts[0]
-        if len(name) != 3 or not name.isalnum() or not name[0].isalpha() or not name.isupper():
-            # The line's text is not quoted: it may be a field value cut by a stray line end.
-            raise HL7ParseError("HL7_BAD_SEGMENT",
-                                f"segment {i} has no valid segment name (3 upper-case letters "
-                                f"or digits before the field separator expected)",
-                                segment="?", position=i)
-        if name == "MSH":
-            # MSH-1 is the separator itself: shift so that fields[n] is MSH-n.
-            parts = [name, fsep, *parts[1:]]
-        segments.append(Segment(name, parts, i))
-    msg = Message(segments, delims, charset)
+    segments, bad = _segments(lines, fsep)
+    joined = 0
+    if bad and "\n" in text:
+        # A line that starts no segment after an LF: a line break inside a value (the slow
+        # path, taken only then; see split_segments).
+        lines, joined = _split(text, fsep)
+        segments, bad = _segments(lines, fsep)
+    if bad:
+        # The line's text is not quoted: it may be a field value cut by a stray line end.
+        raise HL7ParseError("HL7_BAD_SEGMENT",
+                            f"segment {bad} has no valid segment name (3 upper-case letters "
+                            f"or digits before the field separator expected)",
+                            segment="?", position=bad)
+    msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
+    if joined:
+        msg.warnings.append(f"HL7_LINE_BREAK_IN_VALUE: {joined} line break(s) not followed by a "
+                            "segment read as text inside the value before them")
     if not (fsep + enc).isascii():
         # Seen in ANS examples: '~' typed as U+02DC. Consistent use still parses; say so.
         odd = ", ".join(f"U+{ord(c):04X}" for c in fsep + enc if not c.isascii())

@@ -1,8 +1,9 @@
 r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\ and friends.
 
-Formatting commands (\H\ \N\ \.sp\ ...) carry no text and are dropped, except line breaks
-(\.br\, \.sp\) which become newlines. \Xhh\ is hexadecimal data in the message's charset: it is
-decoded as UTF-8 when valid, else latin-1, which is what senders who use it put there.
+Formatting commands carry no text and are dropped (\H\ \N\ \.in\ \.fi\ ...), except those
+that move the text: \.br\ \.ce\ (a newline), \.sp<n>\ (n newlines), \.sk<n>\ (n spaces).
+\Xhh\ is hexadecimal data in the message's charset: it is decoded as UTF-8 when valid, else
+latin-1, which is what senders who use it put there.
 Unknown or unterminated sequences are kept verbatim: a faithful parse never invents text.
 """
 
@@ -50,7 +51,7 @@ def _expand(seq: str, d: Delimiters) -> str | None:
     if seq in ("H", "N"):
         return ""
     if seq.startswith("."):
-        return "\n" if seq[1:3] in ("br", "sp") else ""
+        return _format(seq[1:3], seq[3:])
     if seq[:1] == "X" and len(seq) > 1:
         try:
             raw = binascii.unhexlify(seq[1:])
@@ -65,6 +66,22 @@ def _expand(seq: str, d: Delimiters) -> str | None:
     if seq[:1] in ("C", "M", "Z"):
         return ""  # charset switches and locally defined sequences: no text of their own
     return None
+
+
+_MAX_SKIP = 20  # a '\\.sp999999\\' must not become a megabyte of blank lines
+
+
+def _format(command: str, arg: str) -> str:
+    """Formatted-text commands (v2.5 2.7.6) as plain text: \\.br\\ and \\.ce\\ end the
+    line, \\.sp<n>\\ ends it and skips n lines (one when n is absent), \\.sk<n>\\ skips n
+    spaces; indents and fill modes (.in .ti .fi .nf) carry no text."""
+    if command in ("br", "ce"):
+        return "\n"
+    if command in ("sp", "sk"):
+        n = arg.strip().lstrip("+")
+        count = min(int(n), _MAX_SKIP) if n.isascii() and n.isdigit() else 1
+        return "\n" * max(count, 1) if command == "sp" else " " * count
+    return ""
 
 
 def escape(value: str, d: Delimiters) -> str:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from parsers.hl7v2.charset import decode
-from parsers.hl7v2.er7 import Message, parse_text
+from parsers.hl7v2.er7 import Message, parse_text, split_segments
 from parsers.hl7v2.errors import HL7ParseError
 
 _MSH = re.compile(rb"[\r\n]MSH")
@@ -99,8 +99,9 @@ def occurrence_location(data: bytes, location: str) -> str:
     if not m:
         return location
     name, position = m.group(1), int(m.group(2))
-    lines = [line for line in re.split(rb"[\r\n]+", data.lstrip(b"\x0b")) if line.strip()]
-    names = [line[:3].decode("latin-1") for line in lines[:position]]
+    text = data.lstrip(b"\x0b").decode("latin-1")  # structure only: segment names are ASCII
+    lines = split_segments(text, text[3:4] if text.startswith("MSH") else "|")
+    names = [line[:3] for line in lines[:position]]
     if len(names) < position or names[-1] != name:
         return location
     return f"{name}[{names.count(name)}]{location[m.end():]}"

@@ -1,0 +1,247 @@
+"""What real senders send that the textbook examples do not, each with a fixture written here
+(French lab traffic, invented patients): found by running messages collected from public HL7
+v2 test suites and converters through the parser and the normalizer."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from normalizers.model import ACTION_DELETE, ACTION_NEW, NormalizationError
+from tests.test_lab_normalizer import norm, oru
+
+
+def by_ref(nm):
+    return {e.source_ref: e for e in nm.entries}
+
+
+def test_obx11_x_n_d_w_never_file_the_value():
+    """HL7 v2.5 7.4.2.11: X 'results cannot be obtained', N 'not asked', D 'deletes the OBX
+    record', W 'post original as wrong': whatever OBX-5 holds is not a result."""
+    nm = norm(oru(
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+        "OBX|2|ST|HBA1C^Hémoglobine glyquée^L||Non réalisé : prélèvement coagulé||||||X",
+        "OBX|3|NM|K^Potassium^L||6.1|mmol/L|3.5-5.1|H|||D",
+        "OBX|4|NM|NA^Sodium^L||152|mmol/L|135-145|H|||W",
+        "OBX|5|NM|CL^Chlorure^L||<1|mmol/L|||||N",
+        "OBX|6|NM|CA^Calcium^L||||||||X",
+    ))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value, r["OBX[5]"].value_num) == ("5.4", 5.4)
+    hba1c, k, na, cl, ca = (r[f"OBX[{i}]"] for i in range(6, 11))
+    for e in (hba1c, k, na, cl, ca):
+        assert (e.value, e.value_num, e.comparator) == (None, None, None)
+    assert hba1c.status == "cancelled" and hba1c.action == ACTION_NEW
+    assert hba1c.details["value_withheld"] == "Non réalisé : prélèvement coagulé"
+    assert (k.status, k.action, k.replaces_key) == ("entered-in-error", ACTION_DELETE, k.key)
+    assert na.action == ACTION_DELETE and na.details["value_withheld"] == "152"
+    assert cl.details["value_withheld"] == "<1"
+    assert "value_withheld" not in ca.details  # nothing was sent: nothing to say
+    warned = [w for w in nm.warnings if "not filed as a result" in w]
+    assert [w.split(":")[0] for w in warned] == ["OBX[6]-5", "OBX[7]-5", "OBX[8]-5", "OBX[9]-5"]
+    assert not any("coagulé" in w or "152" in w for w in nm.warnings)
+
+
+def test_repeated_single_values_keep_the_others_apart():
+    """OBX-5 may repeat, but an NM, SN or date is one value: the first one is the result, the
+    others are kept (never silently dropped) and said."""
+    nm = norm(oru("OBX|1|NM|FC^Fréquence cardiaque^L||72~118|/min|60-100|N~H|||F",
+                  "OBX|2|SN|TIT^Titre rubéole^L||^1^:^40~^1^:^80||||||F",
+                  "OBX|3|CE|ABO^Groupe^L||A^A^L~RH+^Rhésus positif^L||||||F"))
+    r = by_ref(nm)
+    fc, tit, abo = r["OBX[5]"], r["OBX[6]"], r["OBX[7]"]
+    assert (fc.value, fc.value_num, fc.details["other_values"]) == ("72", 72.0, ["118"])
+    assert fc.interpretation == "N,H"
+    assert (tit.value, tit.details["other_values"]) == ("1:40", ["^1^:^80"])
+    assert "other_values" not in abo.details and abo.value == "A; Rhésus positif"
+    assert any(w.startswith("OBX[5]-5: 2 repetitions of a single NM") for w in nm.warnings)
+
+
+def test_sn_without_components_reads_like_nm():
+    """'182' or '>10' where '^182' or '>^10' was due: seen from older v2.3 senders."""
+    nm = norm(oru("OBX|1|SN|GLY^Glycémie^L||182|mg/dL|70-105|H|||F",
+                  "OBX|2|SN|AC^Anticorps anti-HBs^L||>1000|UI/L|>10||||F",
+                  "OBX|3|SN|CRP^CRP^L||<0,5|mg/L|<5||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value_num, r["OBX[5]"].comparator) == (182.0, None)
+    assert (r["OBX[6]"].value_num, r["OBX[6]"].comparator, r["OBX[6]"].value) == (
+        1000.0, ">", ">1000")
+    assert (r["OBX[7]"].value_num, r["OBX[7]"].comparator) == (0.5, "<")
+
+
+def test_sn_without_components_that_is_no_number_fails_naming_sn():
+    import pytest
+
+    from normalizers.model import NormalizationError
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|SN|GLY^Glycémie^L||positif|mg/dL|||||F"))
+    assert (exc.value.code, str(exc.value)) == ("OBX_BAD_NUMBER",
+                                                 "OBX[5]-5: not a number (value type SN)")
+
+
+def test_narrative_lines_without_identifier_become_the_report_text():
+    """A transcription system's report, one TX line per OBX and OBX-3 empty: no observation
+    to file, but the text is the report's, in order, blank lines kept as paragraph breaks."""
+    nm = norm(oru("OBX|1|TX|||ÉCHOGRAPHIE ABDOMINALE||||||F",
+                  "OBX|2|TX|||||||||F",
+                  "OBX|3|TX|||Foie de taille normale, \\T\\ homogène.||||||F",
+                  "NTE|1||Dicté par le Dr Bérénice Lagarde",
+                  "OBX|4|FT|^^L||Conclusion : examen normal.||||||F",
+                  "OBX|5|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F"))
+    report, gly = nm.entries
+    assert report.details["text"] == ("ÉCHOGRAPHIE ABDOMINALE\n\nFoie de taille normale, & "
+                                      "homogène.\nDicté par le Dr Bérénice Lagarde\n"
+                                      "Conclusion : examen normal.")
+    assert gly.code == "2345-7" and gly.parent_key == report.key
+    assert "OBR[4]: text lines without observation identifier (OBX-3) kept as the report's " \
+           "text" in nm.warnings
+
+
+def test_empty_notes_are_not_comments():
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F", "NTE|1||",
+                  "NTE|2|L|   ", "OBX|2|NM|K^Potassium^L||4.1|mmol/L|||||F", "NTE|1|L|À jeun"))
+    r = by_ref(nm)
+    assert "comments" not in r["OBX[5]"].details
+    assert r["OBX[8]"].details["comments"] == ["À jeun"]
+
+
+def test_identifier_in_the_alternate_triplet_only():
+    nm = norm(oru("OBX|1|NM|^^^2345-7^Glucose [Moles/volume] in Serum or Plasma^LN||5.4|mmol/L"
+                  "|3.9-5.8|N|||F"))
+    gly = nm.entries[1]
+    assert (gly.code, gly.system, gly.value_num) == ("2345-7", "LN", 5.4)
+    assert gly.key == "result|24C0315-07|LABO-DEMO|2345-7|LN|"
+
+
+def test_unescaped_caret_in_a_unit_is_an_exponent():
+    """'10^9/L' typed into OBX-6 without \\S\\: it arrives as code '10', text '9/L'."""
+    nm = norm(oru("OBX|1|NM|LEUCO^Leucocytes^L||7.2|10^9/L|4.0-10.0|N|||F",
+                  "OBX|2|NM|PLQ^Plaquettes^L||245|10^3/µL|150-400|N|||F",
+                  "OBX|3|NM|HB^Hémoglobine^L||13.5|g/dL^grammes par décilitre^L|12-16|N|||F",
+                  "OBX|4|NM|GR^Hématies^L||4.5|10\\S\\12/L|4.2-5.7|N|||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].unit, r["OBX[5]"].unit_original) == ("10*9/L", "10^9/L")
+    assert (r["OBX[6]"].unit, r["OBX[6]"].unit_original) == ("10*3/uL", "10^3/µL")
+    assert (r["OBX[7]"].unit, r["OBX[7]"].unit_original) == ("g/dL", "g/dL")
+    assert (r["OBX[8]"].unit, r["OBX[8]"].unit_original) == ("10*12/L", "10^12/L")
+    assert [w for w in nm.warnings if "exponent" in w] == [
+        "OBX[5]-6: unescaped '^' inside the unit read as an exponent",
+        "OBX[6]-6: unescaped '^' inside the unit read as an exponent"]
+
+
+def test_missing_value_type_reads_a_plain_number_as_nm():
+    nm = norm(oru("OBX|1||GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|2||ASP^Aspect du sérum^L||Lactescent||||||F",
+                  "OBX|3||CRP^CRP^L||<5|mg/L|||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value_type, r["OBX[5]"].value_num) == ("NM", 5.4)
+    assert (r["OBX[6]"].value_type, r["OBX[6]"].value) == ("ST", "Lactescent")
+    assert (r["OBX[7]"].value_type, r["OBX[7]"].value) == ("ST", "<5")  # not guessed further
+    assert "OBX[5]-2: no value type, numeric value read as NM" in nm.warnings
+    assert "OBX[6]-2: no value type, value read as text" in nm.warnings
+
+
+def test_reference_range_in_words_is_shortened_not_fatal():
+    """OBX-7 is an ST of 60 characters in v2.5, but labs write hormone ranges out in full."""
+    rng = ("Phase folliculaire : 2,5 à 10,2 UI/L ; pic ovulatoire : 3,4 à 33,4 UI/L ; "
+           "phase lutéale : 1,5 à 9,1 UI/L ; ménopause : 23,0 à 116,3 UI/L")
+    flags = "~".join(["Anormalement élevé pour la phase du cycle"] * 2)
+    nm = norm(oru(f"OBX|1|NM|FSH^Hormone folliculo-stimulante^L||5.1|UI/L|{rng}|{flags}|||F"))
+    fsh = nm.entries[1]
+    assert len(fsh.reference_range) == 120 and fsh.reference_range.endswith("…")
+    assert fsh.reference_range[:-1] == rng[:119]
+    assert fsh.details["full_text"]["reference_range"] == rng
+    assert len(fsh.interpretation) == 60
+    assert fsh.details["full_text"]["interpretation"].count("élevé") == 2
+    assert "OBX[5]: reference_range longer than 120 characters, shortened (the whole text " \
+           "is kept in details)" in nm.warnings
+    assert fsh.value_num == 5.1
+
+
+def test_explicit_null_fields_are_empty_not_text():
+    """HL7 v2.5 2.5.3: "" (two double quotes) is an explicit null. Laboratory systems send it
+    for every field they have no value for."""
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2.er7 import parse_text
+    from tests.test_lab_normalizer import MAPS, ORC
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan biochimique^L|||"
+           '202403150810|""||||||||^MARTIN^Paul^^^DR||||||202403151045|||""')
+    text = oru('OBX|1|NM|GLY^Glycémie^L||""|""|""|""|||F|||""',
+               'OBX|2|ST|COM^Commentaire^L||""||||||F', 'NTE|1|L|""',
+               'OBX|3|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|""|||F',
+               order=(ORC, obr))
+    msg = parse_text(text)
+    nm = normalize_message(msg, "demo-lab", MAPS)
+    report, gly, com, k = nm.entries
+    assert report.effective == "2024-03-15T08:10+01:00" and report.status == "final"
+    assert (gly.value, gly.value_num, gly.unit, gly.reference_range, gly.interpretation) == (
+        None, None, None, None, None)
+    assert gly.effective == report.effective  # OBX-14 null: OBR-7
+    assert com.value is None and "comments" not in com.details
+    assert (k.value_num, k.interpretation) == (4.1, None)
+    assert msg.get("OBX", 5) == '""'  # the parsed message itself stays as sent
+
+
+_VALUES = st.one_of(
+    st.from_regex(r"[<>]?=?-?[0-9]{1,4}([.,][0-9]{1,3})?", fullmatch=True),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèàçô ÉÈ:;.,'()-+", min_size=1, max_size=20),
+    st.just('""'))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["NM", "SN", "ST", "TX", "CE", ""]), st.sampled_from("XNDWxndw"),
+       st.lists(_VALUES, min_size=1, max_size=3))
+def test_property_withdrawn_or_unobtained_results_never_carry_a_value(vtype, status, values):
+    """Whatever OBX-2 and OBX-5 hold, OBX-11 X, N, D or W never files a value, never fails."""
+    five = "~".join(v.replace("|", "").replace("^", "").replace("~", "") for v in values)
+    nm = norm(oru(f"OBX|1|{vtype}|GLY^Glycémie^L||{five}|mmol/L|||||{status}"))
+    result = nm.entries[1]
+    assert (result.value, result.value_num, result.comparator) == (None, None, None)
+    assert result.status in ("cancelled", "entered-in-error")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(['""', "", "5.4", "mmol/L", "3.9-5.8", "N", "F"]),
+                min_size=12, max_size=20))
+def test_property_explicit_null_is_never_text(fields):
+    """An OBX whose fields are any mix of values and explicit nulls ("") never shows '""'."""
+    fields[0:4] = ["1", "NM", "GLY^Glycémie^L", ""]
+    fields[10] = "F"
+    try:
+        nm = norm(oru("OBX|" + "|".join(fields)))
+    except NormalizationError as exc:  # a value that is no number (here 'mmol/L' in OBX-5)
+        assert exc.code in ("OBX_BAD_NUMBER", "HL7_BAD_DATE")
+        return
+    result = nm.entries[1]
+    shown = (result.value, result.unit, result.unit_original, result.reference_range,
+             result.interpretation, result.effective, result.issued)
+    assert not any(isinstance(v, str) and '""' in v for v in shown)
+
+
+def test_reference_range_is_text_whole():
+    """OBX-7 is an ST: an unescaped '&' (or '^') in it is text, not a subcomponent."""
+    nm = norm(oru("OBX|1|NM|HB^Hémoglobine^L||13.5|g/dL|H & F adultes : 12-17|N|||F",
+                  "OBX|2|NM|K^Potassium^L||4.1|mmol/L|3.5 \\T\\ 5.1~autre|N|||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].reference_range == "H & F adultes : 12-17"
+    assert r["OBX[6]"].reference_range == "3.5 & 5.1"
+
+
+def test_coded_texts_keep_an_unescaped_ampersand():
+    """CE/CWE texts are ST: 'anti-HBs & anti-HBc' is one text, not two subcomponents."""
+    nm = norm(oru("OBX|1|CE|HBV^Sérologie hépatite B & C^L||POS^Anticorps anti-HBs & anti-HBc"
+                  "^L||||||F"))
+    hbv = nm.entries[1]
+    assert hbv.display == "Sérologie hépatite B & C"
+    assert hbv.value == "Anticorps anti-HBs & anti-HBc"
+    assert hbv.details["coded_value"]["display"] == "Anticorps anti-HBs & anti-HBc"
+
+
+def test_v21_oru_without_trigger_and_padded_msh9():
+    from tests.test_lab_normalizer import MSH
+    obx = "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F"
+    nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "ORU").replace("|2.5|", "|2.1|")))
+    assert nm.entries[1].value_num == 5.4
+    assert "MSH-9: no trigger event (v2.1 style), read as ORU^R01" in nm.warnings
+    nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "oru^r01 ")))
+    assert nm.entries[1].value_num == 5.4
