@@ -52,10 +52,6 @@ CHUNKS_PER_PROCESS = 4
 INLINE_FORMATS = frozenset({"pdf"})
 
 Decided = dict[int, tuple["Outcome", datetime]]
-# Imported once by the fork server, before it forks the preparing processes: each then starts
-# with the code loaded (about 0.4 s of CPU per process otherwise, paid again by each one).
-# Only modules without threads or open resources at import: the fork server forks them.
-PRELOAD = ["pipelines.process", "parsers.cda", "normalizers.cda", "pipelines.logs"]
 
 
 def pool_processes(settings: Settings) -> int:
@@ -200,7 +196,6 @@ def _pool(processes: int) -> ProcessPoolExecutor:
                 pool.shutdown(wait=False, cancel_futures=True)
         # forkserver, not fork: this process runs threads (Prefect, the listener)
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(max_workers=processes, mp_context=context,
                                    initializer=_worker_init, initargs=(os.getpid(),))
         _current = (os.getpid(), processes, pool)
