@@ -120,3 +120,16 @@ def test_unknown_local_codes_are_kept(code, system):
 def test_code_mappings_object_is_plain_data():
     maps = CodeMappings()
     assert maps.lookup("s", "L", "X") is None
+
+
+def test_every_code_system_a_document_names_has_a_fhir_uri() -> None:
+    """A CDA codeSystem OID becomes our short name (normalizers/tables/code_systems.csv); the
+    FHIR export must know that name's URI (dossiers/tables/fhir_code_systems.csv), else it
+    would export a vaccine's CVX code as a local code system of ours."""
+    from dossiers.fhir import system_uri
+
+    for row in table("code_systems"):
+        uri = system_uri(row["name"])
+        assert uri and not uri.startswith("urn:dmp"), row["name"]
+    assert system_uri("CVX") == "http://hl7.org/fhir/sid/cvx"
+    assert system_uri("EDQM") == "http://standardterms.edqm.eu"
