@@ -53,7 +53,7 @@ def make_engine(url: str) -> Engine:
             # "database is locked" (SQLITE_BUSY_SNAPSHOT), whatever the busy timeout.
             # Taking the write lock at BEGIN makes writers queue instead: in turn
             # (dossiers/write_turn.py), else SQLite's busy handler (timeout 30 s).
-            turn = conn.connection.info.get("write_turn")
+            turn = _turn_of(conn.connection)
             if turn is not None:
                 turn.take()
             try:
@@ -94,10 +94,7 @@ def _take_turns(engine: Engine, database: str) -> None:
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
     def give_back(connection: Any) -> None:  # noqa: ANN401 - the pool's proxied connection
-        try:
-            turn = connection.info.get("write_turn")
-        except (AttributeError, NotImplementedError):  # a raw or ad-hoc (first connect) one
-            return
+        turn = _turn_of(connection)
         if turn is not None:
             turn.give_back()
 
@@ -168,11 +165,17 @@ def write_turn_wanted(conn: Connection) -> bool:
     """Whether another connection waits for the write lock this one holds (SQLite; never on
     PostgreSQL, which locks rows, not the store): a long writer ends its transaction early
     for it (dossiers/write_turn.py)."""
-    try:
-        turn = conn.connection.info.get("write_turn")
-    except (AttributeError, NotImplementedError):
-        return False
+    turn = _turn_of(conn.connection)
     return turn is not None and turn.wanted()
+
+
+def _turn_of(connection: Any) -> Any:  # noqa: ANN401 - WriteTurn | None, imported lazily
+    """The write turn of a pooled connection (None on PostgreSQL, for a store without lock
+    files, and for a raw or ad-hoc connection, such as the one of the first connect)."""
+    try:
+        return connection.info.get("write_turn")
+    except (AttributeError, NotImplementedError):
+        return None
 
 
 def create_schema(engine: Engine) -> None:

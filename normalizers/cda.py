@@ -588,8 +588,7 @@ def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, str] |
     if coded and coded[0]:
         return {"code": coded[0], "system": coded[1], "display": coded[2]}
     text = (original_text(value, section) if isinstance(value, CD) else "") or act.text or \
-        (section.narrative_ids.get(act.text_reference[1:], "")
-         if act.text_reference.startswith("#") else "")
+        referenced_text(act.text_reference, section)
     return {"text": text} if text else None
 
 
@@ -644,8 +643,7 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
         entry.display = original_text(product.code, section) or None  # free-text drug
     if entry.code is None and not entry.display and product is not None:
         # no product code nor name: the statement's own words (C-CDA free-text medication)
-        entry.display = (act.text or (section.narrative_ids.get(act.text_reference[1:], "")
-                                      if act.text_reference.startswith("#") else ""))[:500] \
+        entry.display = (act.text or referenced_text(act.text_reference, section))[:500] \
             or None
     if entry.code is None and not entry.display:
         return None
@@ -777,11 +775,14 @@ def _code(code: CD, ctx: _Ctx,
 def original_text(code: CD, section: Section | None) -> str:
     """The originalText of a coded value: as written inside it, else the narrative element
     its reference ('#ID') points at in the section text; '' when neither is there."""
-    if code.original_text:
-        return code.original_text
-    ref = code.original_text_reference
-    if ref and section is not None and ref.startswith("#"):
-        return section.narrative_ids.get(ref[1:], "")
+    return code.original_text or referenced_text(code.original_text_reference, section)
+
+
+def referenced_text(reference: str, section: Section | None) -> str:
+    """The plain text of the narrative element a '#ID' reference points at in the section
+    text; '' when there is no such reference or element."""
+    if reference and section is not None and reference.startswith("#"):
+        return section.narrative_ids.get(reference[1:], "")
     return ""
 
 
