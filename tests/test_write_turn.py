@@ -117,7 +117,9 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
         tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """One batch of 60 messages, commit_every 100: one transaction when nobody waits; one
     per piece of ``YIELD_EVERY`` when another connection waits all along (the check is
-    stubbed to say so: the real check is the first test's)."""
+    stubbed to say so: the real check is the first test's), in `serve`, where the listener
+    may wait at any time. Elsewhere (`ingest`) pieces are of ``commit_every`` until a
+    waiter is seen, and of ``YIELD_EVERY`` for a while after."""
     import pipelines.process as process
     from samples.generate import Traffic
 
@@ -125,11 +127,12 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
     stream = iter(traffic)
     messages = [next(stream) for _ in range(60)]
 
-    def run(name: str) -> tuple[int, int]:
+    def run(name: str, trigger: str, waited_at: float = float("-inf")) -> tuple[int, int]:
         settings = load_settings(env={"DMP_HOME": str(tmp_path / name)})
         settings = dataclasses.replace(settings, batch_size=500, commit_every=100,
                                        prepare_processes=0)
-        ctx = Context.from_settings(settings)
+        ctx = Context.from_settings(settings, trigger=trigger)
+        ctx.waited_at = waited_at
         create_dossiers(ctx.engine, [DossierInput(ins=p.nir, family=p.family, given=p.given,
                                                   birth_date=p.birth_date.isoformat(),
                                                   sex=p.sex)
@@ -141,8 +144,15 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
         ctx.engine.dispose()
         return filed, len(commits)
 
-    filed, alone = run("alone")
+    filed, alone = run("alone", "serve")
+    assert (filed, alone) == run("alone-ingest", "ingest")
     monkeypatch.setattr(process, "write_turn_wanted", lambda conn: True)
-    again, waited_for = run("waited")
+    again, waited_for = run("waited", "serve")
     assert filed == again > 2 * process.YIELD_EVERY
-    assert waited_for - alone == -(-filed // process.YIELD_EVERY) - 1
+    pieces = -(-filed // process.YIELD_EVERY)
+    assert waited_for - alone == pieces - 1
+    # ingest: the waiter is seen after the first piece, the whole batch here
+    assert run("waited-ingest", "ingest") == (filed, alone)
+    # ... and after a waiter was seen lately, small pieces again
+    import time
+    assert run("waited-lately", "ingest", time.monotonic()) == (filed, waited_for)
