@@ -22,8 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, text
+from sqlalchemy import Connection, Engine, and_, func, select, text
 
+from dossiers.db import bulk_insert
 from dossiers.schema import audit_log
 
 GENESIS = "0" * 64  # the prev_hash of a chain's first row
@@ -107,7 +108,7 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
                      "import_id": event.import_id, "patient_id": event.patient_id,
                      "reason": event.reason, "details": event.details, "chain": chain,
                      "seq": seq, "prev_hash": prev, "hash": digest})
-    conn.execute(insert(audit_log), rows)
+    bulk_insert(conn, audit_log, rows)
 
 
 def record(conn: Connection, actor: str, action: str, **kwargs: object) -> None:

@@ -12,7 +12,20 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event, func, select, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Dialect
 
 log = logging.getLogger("dmp.store")
@@ -232,6 +245,33 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict],
                             for c, w in zip(columns, wrap, strict=True)])
 
 
+def bulk_update(conn: Connection, table: Table, rows: list[dict], columns: list[str], *,
+                key: str = "id", fixed: dict[str, Any] | None = None) -> None:
+    """``UPDATE table SET column = row[column]... WHERE key = row[key]`` for each row, inside
+    the caller's transaction, plus ``fixed``: the same SQL expression or value for every row
+    (``attempts + 1``, None). SQLite: one executemany straight to sqlite3, as
+    ``bulk_insert`` does (SQLAlchemy's executemany of an UPDATE builds each row's parameters
+    at several times SQLite's cost). PostgreSQL: SQLAlchemy's executemany."""
+    if not rows:
+        return
+    fixed = fixed or {}
+    if conn.dialect.name != "sqlite":
+        conn.execute(update(table).where(table.c[key] == bindparam("b__key")).values(
+            {**{c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns}, **fixed}),
+            [{"b__key": row[key], **{f"b_{c}": row[c] for c in columns}} for row in rows])
+        return
+    sql, processors = _sqlite_statement(table, (*columns, key), conn.dialect,
+                                           for_update=True)
+    constants = ", ".join(
+        f'"{name}" = ' + str((value if hasattr(value, "compile") else literal(value))
+                             .compile(dialect=conn.dialect,
+                                      compile_kwargs={"literal_binds": True}))
+        for name, value in fixed.items())
+    if constants:
+        sql = sql.replace(" WHERE ", f", {constants} WHERE ", 1)
+    conn.exec_driver_sql(sql, _converted(rows, [*columns, key], processors))
+
+
 def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
                         columns: list[str]) -> None:
     """One executemany of value lists straight to sqlite3, converted by the columns' own
@@ -239,6 +279,12 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
     JSON text, timestamps, booleans). SQLAlchemy's own executemany spends more time building
     per-row parameters than SQLite spends inserting the rows."""
     sql, processors = _sqlite_statement(table, tuple(columns), conn.dialect)
+    conn.exec_driver_sql(sql, _converted(rows, columns, processors))
+
+
+def _converted(rows: list[dict], columns: list[str],
+               processors: list[tuple[int, Callable]]) -> list[tuple]:
+    """Each row's values of ``columns``, in order, through the bind processors."""
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     data = []
     last: dict[int, tuple[object, object]] = {}  # column -> (value, converted): the same
@@ -253,18 +299,22 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
                 vals[i] = converted = process(value)
                 last[i] = (value, converted)
         data.append(tuple(vals))
-    conn.exec_driver_sql(sql, data)
+    return data
 
 
 @lru_cache(maxsize=64)  # (table, columns) pairs of one or two dialects
-def _sqlite_statement(table: Table, columns: tuple[str, ...],
-                      dialect: Dialect) -> tuple[str, list[tuple[int, Callable]]]:
-    """The INSERT of ``columns`` and their bind processors, built once: per call they cost
-    the listener's intake (a group of a few messages) more than SQLite's insert."""
+def _sqlite_statement(table: Table, columns: tuple[str, ...], dialect: Dialect,
+                      for_update: bool = False) -> tuple[str, list[tuple[int, Callable]]]:
+    """The INSERT of ``columns`` (or the UPDATE of all but the last, by the last) and their
+    bind processors, built once: per call they cost the listener's intake (a group of a
+    few messages) more than SQLite's insert."""
     processors = [(i, _json_text(p, dialect) if isinstance(table.c[c].type, JSON) else p)
                   for i, c in enumerate(columns)
                   if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect))
                   is not None]
+    if for_update:
+        sets = ", ".join(f'"{c}" = ?' for c in columns[:-1])
+        return f'UPDATE "{table.name}" SET {sets} WHERE "{columns[-1]}" = ?', processors
     names = ", ".join(f'"{c}"' for c in columns)
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
     return sql, processors

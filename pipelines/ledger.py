@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, func, or_, select, update
 
+from dossiers.db import bulk_insert, bulk_update
 from dossiers.schema import import_attempts, imports
 from pipelines.faults import fault_point
 
@@ -192,35 +193,34 @@ def release_worker(engine: Engine, worker: str) -> int:
 
 def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime]], *,
                     code_version: str, trigger: str) -> None:
-    """Write a batch's outcomes: one multi-row update of the ledger and one multi-row insert
-    of attempts (bound parameters, so the statements are compiled once per batch)."""
+    """Write a batch's outcomes: one executemany updating the ledger and one inserting the
+    attempts (``bulk_update``, ``bulk_insert``: on SQLite straight to the driver, the
+    statements built once)."""
     if not results:
         return
     t = now()
-    conn.execute(
-        update(imports).where(imports.c.id == bindparam("b_id")).values(
-            status=bindparam("b_status"), stage=bindparam("b_stage"),
-            error_code=bindparam("b_code"), error_message=bindparam("b_message"),
-            error_location=bindparam("b_location"), entries_count=bindparam("b_entries"),
-            duplicates_count=bindparam("b_dups"), patient_id=bindparam("b_patient"),
-            logical_id=bindparam("b_logical"), duplicate_of=bindparam("b_dup_of"),
-            warnings=bindparam("b_warnings", type_=imports.c.warnings.type),
-            attempts=imports.c.attempts + 1, claimed_by=None, claimed_until=None, claims=0,
-            not_before=bindparam("b_not_before"), retries=bindparam("b_retries"),
-            updated_at=t),
-        [{"b_id": i, "b_status": o.status, "b_stage": o.stage, "b_code": o.error_code,
-          "b_message": _storable(o.error_message), "b_location": _storable(o.error_location, 500),
-          "b_entries": o.entries, "b_dups": o.duplicates, "b_patient": o.patient_id,
-          "b_logical": _storable(o.logical_id, 400), "b_dup_of": o.duplicate_of,
-          "b_warnings": [_storable(w) for w in o.warnings] if o.warnings else None,
-          "b_not_before": o.not_before,
-          "b_retries": o.retries} for i, o, _ in results])
-    conn.execute(import_attempts.insert(), [
+    bulk_update(conn, imports, [
+        {"id": i, "status": o.status, "stage": o.stage, "error_code": o.error_code,
+         "error_message": _storable(o.error_message),
+         "error_location": _storable(o.error_location, 500), "entries_count": o.entries,
+         "duplicates_count": o.duplicates, "patient_id": o.patient_id,
+         "logical_id": _storable(o.logical_id, 400), "duplicate_of": o.duplicate_of,
+         "warnings": [_storable(w) for w in o.warnings] if o.warnings else None,
+         "not_before": o.not_before, "retries": o.retries, "updated_at": t}
+        for i, o, _ in results], _OUTCOME_COLUMNS,
+        fixed={"attempts": imports.c.attempts + 1, "claimed_by": None, "claimed_until": None,
+               "claims": 0})
+    bulk_insert(conn, import_attempts, [
         {"import_id": i, "started_at": started, "finished_at": t,
          "code_version": code_version, "status": RETRY if o.status == RECEIVED else o.status,
          "error_code": o.error_code,
          "error_message": _storable(o.error_message), "trigger": trigger}
         for i, o, started in results])
+
+
+_OUTCOME_COLUMNS = ["status", "stage", "error_code", "error_message", "error_location",
+                    "entries_count", "duplicates_count", "patient_id", "logical_id",
+                    "duplicate_of", "warnings", "not_before", "retries", "updated_at"]
 
 
 def _storable(text: str | None, limit: int | None = None) -> str | None:

@@ -29,7 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from dossiers.audit import AuditEvent, append
 from dossiers.audit import record as record_audit
 from dossiers.consent import apply_consent, update_identity
-from dossiers.db import begin_replayable, replayable_commits, write_turn_wanted
+from dossiers.db import (
+    begin_replayable,
+    bulk_insert,
+    replayable_commits,
+    write_turn_wanted,
+)
 from dossiers.deposit import (
     DepositResult,
     deposit,
@@ -800,7 +805,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             fault_point("deposit.attached")  # attachments durable, no entry points at them
         lookup.flush()
         if records:
-            conn.execute(insert(logical_messages), records)
+            bulk_insert(conn, logical_messages, records)
         write_deposits(conn, plans)
         fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
         for (item, pid, warnings), plan in zip(filing, plans, strict=True):
