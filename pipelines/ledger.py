@@ -148,6 +148,22 @@ def claim_batch(engine: Engine, *, limit: int, worker: str, lease_seconds: int =
     return claimed
 
 
+def keep_claims(conn: Connection, ids: list[int], worker: str, lease_seconds: int) -> set[int]:
+    """The rows among ``ids`` that ``worker`` still holds (processing, claimed by it), their
+    leases extended, inside the caller's transaction; the others were taken by another
+    worker once this one's lease had expired (it overran it: a batch of OCR, an overloaded
+    machine), and only that worker may record them. On PostgreSQL the rows stay locked
+    until the transaction ends: a worker claiming expired leases skips them (SKIP LOCKED);
+    on SQLite the transaction holds the store's write lock."""
+    if not ids:
+        return set()
+    until = now() + timedelta(seconds=lease_seconds)
+    return set(conn.execute(update(imports).where(
+        imports.c.id.in_(ids), imports.c.status == PROCESSING,
+        imports.c.claimed_by == worker).values(claimed_until=until)
+        .returning(imports.c.id)).scalars())
+
+
 def _fail_poisoned(conn: Connection, ids: list[int], t: datetime) -> None:
     message = (f"taken by a worker {POISON_AFTER} times without an outcome: each time the "
                "worker processing it stopped (killed, crashed, or past its lease); not "

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -78,6 +78,7 @@ from pipelines.ledger import (
     QUARANTINED,
     Outcome,
     claim_batch,
+    keep_claims,
     now,
     record_outcomes,
 )
@@ -199,6 +200,7 @@ def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
     # Reading, parsing and normalizing took no transaction: with SQLite the write lock is
     # held only while filing, so the listener's intake waits less.
     sources = {row.id: row.source for row in preparing.rows}
+    lease = _Lease(ctx, preparing.rows)
     counts: dict[str, int] = {}
     commit_every = max(1, ctx.settings.commit_every)
     # PostgreSQL: one piece per transaction, as its row locks are taken in one sorted order
@@ -213,13 +215,13 @@ def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
                 fault_point("process.prepared")
                 first = False
             with begin_replayable(conn):
-                filed = _file_and_record(ctx, conn, piece, outcomes, sources, counts)
+                filed = _file_and_record(ctx, conn, lease, piece, outcomes, sources, counts)
                 while one_writer and filed < commit_every and preparing.ready_ahead() \
                         and not _writer_waits(ctx, conn):
                     more = next(pieces, None)
                     if more is None:
                         break
-                    filed += _file_and_record(ctx, conn, *more, sources, counts)
+                    filed += _file_and_record(ctx, conn, lease, *more, sources, counts)
                 if one_writer:
                     _writer_waits(ctx, conn)  # seen now: the next pieces are small
             fault_point("process.committed")
@@ -249,12 +251,15 @@ def _writer_waits(ctx: Context, conn) -> bool:  # noqa: ANN001
     return False
 
 
-def _file_and_record(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
-                     outcomes: dict[int, tuple[Outcome, datetime]], sources: dict[int, str],
-                     counts: dict[str, int]) -> int:
+def _file_and_record(ctx: Context, conn, lease: _Lease,  # noqa: ANN001
+                     piece: list[Prepared], outcomes: dict[int, tuple[Outcome, datetime]],
+                     sources: dict[int, str], counts: dict[str, int]) -> int:
     """File one piece and record its outcomes (and those decided while preparing), inside
-    the caller's transaction; the number of outcomes recorded."""
-    decided = dict(outcomes)
+    the caller's transaction, for the rows this worker still holds (``_Lease``); the number
+    of outcomes recorded."""
+    held = lease.keep(conn, [item.row.id for item in piece] + list(outcomes))
+    piece = [item for item in piece if item.row.id in held]
+    decided = {row_id: outcome for row_id, outcome in outcomes.items() if row_id in held}
     _file_piece(ctx, conn, piece, decided)
     append(conn, deposit_events(decided, sources))
     fault_point("process.filed")
@@ -264,6 +269,45 @@ def _file_and_record(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
     record_outcomes(conn, results, code_version=CODE_VERSION, trigger=ctx.trigger)
     fault_point("process.recorded")
     return len(results)
+
+
+class _Lease:
+    """The claims of one batch while it is filed: before each piece, the piece's rows are
+    checked to be still this worker's (``keep_claims``; a row taken by another worker after
+    this one's lease expired is left to it, never filed twice), and once half the lease has
+    gone every row not filed yet has its lease extended, so that a long batch is not taken
+    from a worker that is still at it."""
+
+    def __init__(self, ctx: Context, rows: list) -> None:  # noqa: ANN001
+        self.ctx = ctx
+        self.pending = {row.id for row in rows}
+        self.renew_at = min((_aware(row.claimed_until) for row in rows
+                             if getattr(row, "claimed_until", None) is not None),
+                            default=now()) - timedelta(seconds=self.seconds / 2)
+
+    @property
+    def seconds(self) -> int:
+        return self.ctx.settings.lease_seconds
+
+    def keep(self, conn, ids: list[int]) -> set[int]:  # noqa: ANN001
+        """The rows among ``ids`` still this worker's (their leases extended)."""
+        wanted = set(ids)
+        if now() >= self.renew_at:
+            wanted |= self.pending
+            self.renew_at = now() + timedelta(seconds=self.seconds / 2)
+        held = keep_claims(conn, sorted(wanted), self.ctx.worker, self.seconds)
+        lost = [i for i in ids if i not in held]
+        if lost:
+            log.warning("%d message(s) of this batch were taken by another worker after this "
+                        "worker's lease (%d s) expired: left to it (imports %s)", len(lost),
+                        self.seconds, ", ".join(map(str, lost[:20])))
+        self.pending -= set(ids)
+        return held
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _pieces(preparing: Preparing, size_now: Callable[[], int]) -> Iterator[
