@@ -7,7 +7,7 @@ nothing coded is thrown away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
@@ -72,6 +72,16 @@ class Entry:
         attachment is compared by its digest beside this)."""
         return (self.code, self.system, self.value, self.unit, self.reference_range,
                 self.interpretation, self.status, self.effective, self.action)
+
+    def __reduce__(self) -> tuple:
+        """Pickled as a call of the constructor with the field values, in order. The
+        preparing processes send every entry to the filing one (pipelines/prepare_pool.py):
+        unpickled this way an entry takes a third of the time of the slots dataclass's own
+        state restoring (a Python loop over ``fields()`` per object), and half the bytes."""
+        return Entry, _entry_values(self)
+
+
+_entry_values = attrgetter(*(f.name for f in fields(Entry)))
 
 
 @dataclass(slots=True)
