@@ -121,10 +121,14 @@ def normalize_message(msg: Message, source: str,
 # -- grouping ---------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Group:
-    """One OBR with what belongs to it."""
+    """One OBR with what belongs to it. ``orc`` is the last ORC before the OBR; ``own_orc``
+    says whether it is this OBR's own (no other OBR between them) or one inherited from an
+    earlier order of the same patient, which v2.3 flat senders rely on for ORC-1 but whose
+    order numbers belong to that earlier order."""
 
     obr: Segment
     orc: Segment | None
+    own_orc: bool = False
     notes: list[Segment] = field(default_factory=list)
     observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
     specimens: list[Segment] = field(default_factory=list)
@@ -144,6 +148,7 @@ def _groups(msg: Message) -> list[_Group]:
     groups: list[_Group] = []
     current: _Group | None = None
     orc: Segment | None = None
+    orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
     notes: list[Segment] | None = None
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     for seg in msg.segments:
@@ -161,16 +166,19 @@ def _groups(msg: Message) -> list[_Group]:
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
-            current = _Group(seg, orc)
+            current = _Group(seg, orc, own_orc=orc_fresh)
             groups.append(current)
             notes = current.notes
+            orc_fresh = False
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
             notes = None
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "ORC":
-                orc = seg
+                orc, orc_fresh = seg, True
+            elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
+                orc, orc_fresh = None, False
     return groups
 
 
@@ -280,8 +288,15 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
-    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2)."""
-    candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
+    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
+
+    An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
+    own numbers: its filler number is that other order's, and taking it first filed the
+    results of an OBR sent with a placer number only under the previous order."""
+    if g.own_orc:
+        candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
+    else:
+        candidates = [(g.obr, 3), (g.obr, 2), (g.orc, 3), (g.orc, 2)]
     for seg, n in candidates:
         if seg is None:
             continue

@@ -245,3 +245,23 @@ def test_v21_oru_without_trigger_and_padded_msh9():
     assert "MSH-9: no trigger event (v2.1 style), read as ORU^R01" in nm.warnings
     nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "oru^r01 ")))
     assert nm.entries[1].value_num == 5.4
+
+
+def test_an_order_without_its_own_orc_keeps_its_own_number():
+    """ORC is optional in each ORDER_OBSERVATION group (v2.5 7.3.1). A second OBR sent with a
+    placer number only, without ORC, was filed under the filler number of the first order's
+    ORC; a new PID (another PATIENT_RESULT) inherits no ORC at all."""
+    from tests.test_lab_normalizer import PID
+    obr2 = ("OBR|2|CMD-2^SERVICE-NEPHRO||NFS^Numération formule sanguine^L|||202403150810"
+            "||||||||||||||202403151045|||F")
+    obr3 = ("OBR|3|CMD-3^SERVICE-NEPHRO||CRP^Protéine C réactive^L|||202403150810"
+            "||||||||||||||202403151045|||F")
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  tail=(obr2, "OBX|1|NM|HB^Hémoglobine^L||13.5|g/dL|12-16|N|||F",
+                        PID, obr3, "OBX|1|NM|CRP^CRP^L||3|mg/L|<5|N|||F")))
+    r = by_ref(nm)
+    assert r["OBR[4]"].key == "report|24C0315-07|LABO-DEMO|BIOCHIMIE"
+    assert r["OBR[6]"].key == "report|CMD-2|SERVICE-NEPHRO|NFS"
+    assert r["OBX[7]"].key == "result|CMD-2|SERVICE-NEPHRO|HB|L|"
+    assert r["OBX[10]"].key == "result|CMD-3|SERVICE-NEPHRO|CRP|L|"
+    assert not any("key made unique" in w for w in nm.warnings)
