@@ -626,8 +626,9 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
-    for n in (num1, num2):
-        if n and _parse_number(ctx, n, where) is None:
+    parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
+    for n, number in zip((num1, num2), parsed, strict=True):
+        if n and number is None:
             raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",
                                      where)
     if separator or num2:
@@ -635,21 +636,30 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
                                "num2": num2}
         return
     if num1:
-        entry.value_num = _parse_number(ctx, num1, where)
+        entry.value_num = parsed[0]  # parsed once: a decimal comma is warned about once
         entry.comparator = shown or None
 
 
 def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
+    """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
+    its original text (CWE.9). The value shown is the first of text, code, alternate text,
+    alternate code, original text: public-health senders code the alternate triplet only
+    ('^^^260373001^Detected^SCT') or send the original text alone, which was lost."""
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
         c = comps(msg, rep)
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
-        if part(c, 4):
+        if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1))
+        original = text(msg, part(c, 9))
+        if original:
+            item["original_text"] = original
         coded.append(item)
-    entry.value = "; ".join(i["display"] or i["code"] for i in coded) or None
+    entry.value = "; ".join(
+        i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
+        or i.get("original_text", "") for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
 
 

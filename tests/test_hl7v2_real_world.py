@@ -265,3 +265,24 @@ def test_an_order_without_its_own_orc_keeps_its_own_number():
     assert r["OBX[7]"].key == "result|CMD-2|SERVICE-NEPHRO|HB|L|"
     assert r["OBX[10]"].key == "result|CMD-3|SERVICE-NEPHRO|CRP|L|"
     assert not any("key made unique" in w for w in nm.warnings)
+
+
+def test_coded_value_in_the_alternate_triplet_or_original_text_only():
+    """CWE values coded in the alternate triplet only, or sent as original text (CWE.9, v2.5)
+    alone, as public-health laboratory senders do: the value was None, the text lost."""
+    nm = norm(oru("OBX|1|CWE|SARS^SARS-CoV-2 ARN^L||^^^260415000^Non détecté^SCT||||||F",
+                  "OBX|2|CWE|GRP^Groupe sanguin^L||^^^^^^^^Groupe A rhésus positif||||||F",
+                  "OBX|3|CWE|ABO^ABO^L||A^Groupe A^L^^^^^^A (saisie manuelle)||||||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].value == "Non détecté"
+    assert r["OBX[5]"].details["coded_value"]["alt_code"] == "260415000"
+    assert r["OBX[6]"].value == "Groupe A rhésus positif"
+    assert r["OBX[6]"].details["coded_value"]["original_text"] == "Groupe A rhésus positif"
+    assert r["OBX[7]"].value == "Groupe A"
+    assert r["OBX[7]"].details["coded_value"]["original_text"] == "A (saisie manuelle)"
+
+
+def test_sn_decimal_comma_is_said_once():
+    nm = norm(oru("OBX|1|SN|CRP^CRP^L||<^0,5|mg/L|<5||||F"))
+    assert (nm.entries[1].value_num, nm.entries[1].comparator) == (0.5, "<")
+    assert nm.warnings.count("OBX[5]-5: decimal comma read as a decimal point") == 1
