@@ -286,3 +286,29 @@ def test_sn_decimal_comma_is_said_once():
     nm = norm(oru("OBX|1|SN|CRP^CRP^L||<^0,5|mg/L|<5||||F"))
     assert (nm.entries[1].value_num, nm.entries[1].comparator) == (0.5, "<")
     assert nm.warnings.count("OBX[5]-5: decimal comma read as a decimal point") == 1
+
+
+def test_pdf_sent_without_encoding_or_subtype_is_recognised_by_its_content():
+    """'^^^^JVBERi0x...' (ED.2-4 empty) and '^AP^^Base64^...' (no subtype) are how some
+    laboratory systems send their PDF report: it was filed as text bytes, or as an
+    application/octet-stream nobody opens. Text that merely looks like base64 stays text."""
+    import base64
+
+    from normalizers.model import DOCUMENT
+    pdf = base64.b64encode(b"%PDF-1.4\n% compte rendu de biologie\n%%EOF\n").decode()
+    nm = norm(oru(f"OBX|1|ED|CR^Compte rendu^L||^^^^{pdf}||||||F",
+                  f"OBX|2|ED|CR2^Compte rendu^L||^AP^^Base64^{pdf}||||||F",
+                  "OBX|3|ED|CR3^Note^L||^TEXT^PLAIN^^AbcdefghijklmnopQRSTUV||||||F"))
+    r = by_ref(nm)
+    for ref in ("OBX[5]", "OBX[6]"):
+        doc = r[ref]
+        assert doc.type == DOCUMENT
+        assert doc.attachment.media_type == "application/pdf"
+        assert doc.attachment.data.startswith(b"%PDF-1.4")
+    assert r["OBX[7]"].attachment.data == b"AbcdefghijklmnopQRSTUV"
+    assert r["OBX[7]"].attachment.media_type == "text/plain"
+    assert ("OBX[5]-5: ED encoding (ED.4) missing: base64 data recognised by its content; "
+            "media type application/pdf taken from the content (ED.2/ED.3 do not name it)"
+            in nm.warnings)
+    assert ("OBX[6]-5: media type application/pdf taken from the content (ED.2/ED.3 do not "
+            "name it)" in nm.warnings)
