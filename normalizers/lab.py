@@ -214,9 +214,12 @@ def normalize_oru(msg: Message, source: str,
         if report_key in ctx.keys:
             report_key = _unique_key(ctx, report_key, obr)
         ctx.keys.add(report_key)
-        effective = ts_field(msg, obr, 7)
+        collected = _specimen_time(msg, g)
+        # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
+        # relevant time of the order, which senders that fill SPM leave out of OBR-7
+        effective = ts_field(msg, obr, 7) or collected
         issued = ts_field(msg, obr, 22)
-        specimen_time = _specimen_time(msg, g) or effective
+        specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
         with_report = not kinds or OBX_RESULT in kinds
         report_performer = _report_performer(msg, obr)

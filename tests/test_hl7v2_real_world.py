@@ -312,3 +312,18 @@ def test_pdf_sent_without_encoding_or_subtype_is_recognised_by_its_content():
             in nm.warnings)
     assert ("OBX[6]-5: media type application/pdf taken from the content (ED.2/ED.3 do not "
             "name it)" in nm.warnings)
+
+
+def test_observation_time_falls_back_to_the_specimen_collection_time():
+    """OBX-14, else OBR-7, else SPM-17 (v2.5.1): an OBR-7 left empty by a sender that
+    fills the SPM segment left the report and its results without any time."""
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan biochimique^L|||"
+           "||||||||||||||202403151045|||F")
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|2|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|N|||F|||202403150930",
+                  "SPM|1|||SER^Sérum^HL70487|||||||||||||202403150812^202403150815",
+                  order=("ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO", obr)))
+    report, gly, k = nm.entries
+    assert report.effective == gly.effective == "2024-03-15T08:12+01:00"
+    assert k.effective == "2024-03-15T09:30+01:00"
+    assert report.specimen_time == gly.specimen_time == "2024-03-15T08:12+01:00"
