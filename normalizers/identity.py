@@ -78,6 +78,14 @@ def _first(msg: Message, seg: Segment, n: int) -> str:
     return r[0] if r else ""
 
 
+def _as_oid(value: str) -> str:
+    """``value`` as a bare OID ('urn:oid:1.2.3' -> '1.2.3'), '' when it is no OID."""
+    value = value.strip()
+    if value[:8].lower() == "urn:oid:":
+        value = value[8:]
+    return value if _OID.fullmatch(value) else ""
+
+
 def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
                     seen: set[tuple[str, str, str]]) -> None:
     c = comps(msg, rep)
@@ -87,7 +95,15 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     hd = part(c, 4)
     namespace, oid, oid_type = sub(msg, hd, 1), sub(msg, hd, 2), sub(msg, hd, 3)
     type_code = text(msg, part(c, 5)).upper()
-    kind = ins_kind(oid) if oid else None
+    ins_oid = _as_oid(oid)
+    if not ins_oid and _as_oid(namespace):
+        ins_oid = _as_oid(namespace)  # 'NIR^^^1.2.250.1.213.1.4.8^INS': the OID in CX.4.1
+    kind = ins_kind(ins_oid) if ins_oid else None
+    if kind is not None:
+        if not _as_oid(oid):
+            ident.warnings.append(f"{where}: INS OID sent as the namespace (CX.4.1), not as "
+                                  "the universal id (CX.4.2)")
+        oid = ins_oid
     if kind is None and type_code == INS_TYPE and not oid:
         guessed = ins_oid_for_namespace(namespace)
         if guessed:

@@ -327,3 +327,23 @@ def test_observation_time_falls_back_to_the_specimen_collection_time():
     assert report.effective == gly.effective == "2024-03-15T08:12+01:00"
     assert k.effective == "2024-03-15T09:30+01:00"
     assert report.specimen_time == gly.specimen_time == "2024-03-15T08:12+01:00"
+
+
+def test_ins_oid_as_namespace_or_urn_is_still_an_ins():
+    """PID-3 with the INS OID written in CX.4.1 ('^^^1.2.250.1.213.1.4.8^INS') or as a URN
+    ('&urn:oid:1.2.250.1.213.1.4.8&URI'): the INS was filed as a local identifier, with a
+    warning saying its authority was no INS OID. A billing NIR (NH) stays local."""
+    from tests.test_lab_normalizer import NIR, PID
+    sent = f"{NIR}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS"
+    obx = "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F"
+    for cx4 in ("1.2.250.1.213.1.4.8", "&urn:oid:1.2.250.1.213.1.4.8&URI"):
+        nm = norm(oru(obx, pid=PID.replace(sent, f"{NIR}^^^{cx4}^INS")))
+        (ins,) = nm.identity.ins
+        assert (ins.nir, ins.oid, ins.kind, ins.key_valid) == (
+            NIR, "1.2.250.1.213.1.4.8", "INS-NIR", True)
+        assert [x.value for x in nm.identity.local_ids] == ["LD-778"]
+    assert "PID[2]-3 repetition 2: INS OID sent as the namespace (CX.4.1), not as the " \
+           "universal id (CX.4.2)" in norm(oru(obx, pid=PID.replace(
+               sent, f"{NIR}^^^1.2.250.1.213.1.4.8^INS"))).identity.warnings
+    billing = norm(oru(obx, pid=PID.replace(sent, f"{NIR}^^^1.2.250.1.213.1.4.8^NH")))
+    assert billing.identity.ins == []
