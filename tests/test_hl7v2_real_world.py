@@ -329,6 +329,34 @@ def test_observation_time_falls_back_to_the_specimen_collection_time():
     assert report.specimen_time == gly.specimen_time == "2024-03-15T08:12+01:00"
 
 
+def test_frame_with_several_messages_reports_the_one_that_failed(tmp_path):
+    """Two messages in one MLLP frame (a sender batching without envelope): both are stored
+    and processed, and the one ACK (MSA-2 = the first MSH-10) said AA although the second
+    failed. It now reports the first failure and where it is; what was filed stays filed."""
+    from datetime import UTC, datetime
+
+    from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+    from tests.mllp_support import msa, segment
+    from tests.test_mllp_service import make_ctx, original_mode, sample
+
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    good = original_mode(sample("01_labm_nfs.hl7"))
+    bad = original_mode(sample("20_casse_nm_non_numerique.hl7"))
+    now = datetime.now(UTC)
+    try:
+        (ack,), (alone,) = acknowledge(ctx, [Frame(good + bad, "127.0.0.1", now),
+                                             Frame(good.replace(b"|RB25", b"|RC25"),
+                                                   "127.0.0.1", now)], mode=APPLICATION)
+    finally:
+        ctx.engine.dispose()
+    fields = msa(ack)
+    assert fields[1:3] == ["AE", "RB2501140000001"]  # the frame's first MSH-10
+    err = segment(ack, "ERR")
+    assert err[2] == "OBX^2^5^1"  # the 2nd OBX of the second message, not of the frame
+    assert err[8].startswith("OBX_BAD_NUMBER") and "message 2 of 2 in the frame" in err[8]
+    assert msa(alone)[1] == "AA"
+
+
 def test_ins_oid_as_namespace_or_urn_is_still_an_ins():
     """PID-3 with the INS OID written in CX.4.1 ('^^^1.2.250.1.213.1.4.8^INS') or as a URN
     ('&urn:oid:1.2.250.1.213.1.4.8&URI'): the INS was filed as a local identifier, with a
