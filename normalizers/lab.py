@@ -226,15 +226,24 @@ def normalize_oru(msg: Message, source: str,
         results: list[Entry] = []
         report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
+        last_text: tuple[tuple[str, str, str], Entry] | None = None
         for (obx, notes), kind in zip(g.observations, kinds, strict=True):
             if kind == OBX_RESULT:
+                line = _text_line_of(obx)
+                if line is not None and last_text is not None and last_text[0] == line:
+                    _continue_text(msg, last_text[1], obx, notes)
+                    continue
                 result = _result(ctx, obx, notes, order_no, ns, effective, issued,
                                  specimen_time, report_key if with_report else None)
                 if result is None:  # a line of text without identifier: the report's
                     report_text.extend(_untitled_text(msg, obx, notes))
+                    last_text = None
                     continue
                 results.append(result)
-            elif kind == OBX_DOCUMENT:
+                last_text = (line, result) if line is not None else None
+                continue
+            last_text = None
+            if kind == OBX_DOCUMENT:
                 if doc_ctx is None:
                     doc_ctx = DocumentContext(
                         source=source, mappings=mappings, fallback_id="", fallback_is_slot=True,
@@ -288,6 +297,31 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     Any other OBX without identifier still fails (OBX_NO_CODE, see ``_result``)."""
     lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
     return lines + _notes(msg, notes)
+
+
+def _text_line_of(obx: Segment) -> tuple[str, str, str] | None:
+    """(OBX-3, OBX-4, OBX-11) as sent for a text OBX (ST, TX, FT) with an identifier, else
+    None: what tells a continuation line apart (see ``_continue_text``)."""
+    f = obx.fields
+    if len(f) < 4 or not f[3] or f[2].strip().upper() not in TEXT_TYPES:
+        return None
+    return f[3], f[4] if len(f) > 4 else "", f[11].strip().upper() if len(f) > 11 else ""
+
+
+def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment]) -> None:
+    """A narrative report sent one line per OBX, each with the same identifier, sub-id and
+    status (radiology and transcription systems): one observation whose text goes on, not
+    a result per line with made-up keys '#2', '#3'... (a correction with fewer lines left
+    the old extra lines behind)."""
+    lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+    if entry.status in NO_VALUE_STATUSES:  # the same OBX-11 as the first line's
+        withheld = entry.details.get("value_withheld")
+        entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
+    else:
+        entry.value = f"{entry.value or ''}\n{lines}"
+    comments = _notes(msg, notes) if notes else None
+    if comments:
+        entry.details.setdefault("comments", []).extend(comments)
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:

@@ -375,3 +375,28 @@ def test_ins_oid_as_namespace_or_urn_is_still_an_ins():
                sent, f"{NIR}^^^1.2.250.1.213.1.4.8^INS"))).identity.warnings
     billing = norm(oru(obx, pid=PID.replace(sent, f"{NIR}^^^1.2.250.1.213.1.4.8^NH")))
     assert billing.identity.ins == []
+
+
+def test_a_report_sent_one_line_per_obx_is_one_observation():
+    """Radiology and transcription systems send a narrative one line per OBX, each with the
+    same identifier and sub-id: it was one result per line with made-up keys ('#2', '#3'),
+    so that a corrected report with fewer lines left the old extra lines behind."""
+    nm = norm(oru("OBX|1|TX|18748-4^Compte rendu^LN|1|ÉCHOGRAPHIE ABDOMINALE||||||F",
+                  "OBX|2|TX|18748-4^Compte rendu^LN|1|||||||F",
+                  "OBX|3|TX|18748-4^Compte rendu^LN|1|Foie de taille normale.||||||F",
+                  "NTE|1||Dicté le 15/03",
+                  "OBX|4|TX|18748-4^Compte rendu^LN|2|Conclusion : examen normal.||||||F",
+                  "OBX|5|ST|COM^Commentaire^L||Hémolyse légère||||||F",
+                  "OBX|6|ST|COM^Commentaire^L||Lipémie||||||X",
+                  "OBX|7|ST|COM^Commentaire^L||non interprétable||||||X"))
+    report, text1, text2, com, withheld = nm.entries
+    assert text1.value == "ÉCHOGRAPHIE ABDOMINALE\n\nFoie de taille normale."
+    assert text1.details["comments"] == ["Dicté le 15/03"]
+    assert text1.key == "result|24C0315-07|LABO-DEMO|18748-4|LN|1"
+    assert (text2.key, text2.value) == ("result|24C0315-07|LABO-DEMO|18748-4|LN|2",
+                                        "Conclusion : examen normal.")
+    assert com.value == "Hémolyse légère" and com.status == "final"  # another OBX-11
+    assert withheld.value is None
+    assert withheld.details["value_withheld"] == "Lipémie\nnon interprétable"
+    assert [w for w in nm.warnings if "key made unique" in w] == [  # same code, other status
+        "OBX[11]: same key as an earlier segment of the message; key made unique"]
