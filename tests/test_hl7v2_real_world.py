@@ -400,3 +400,13 @@ def test_a_report_sent_one_line_per_obx_is_one_observation():
     assert withheld.details["value_withheld"] == "Lipémie\nnon interprétable"
     assert [w for w in nm.warnings if "key made unique" in w] == [  # same code, other status
         "OBX[11]: same key as an earlier segment of the message; key made unique"]
+
+
+def test_units_of_other_senders_map_to_ucum():
+    """Spellings met in the collected messages that were left unmapped: viral loads in
+    'cp/mL', US 'x10^9/L', 'S/CO' ratios, kat units, vitals sent with the results."""
+    from normalizers.units import to_ucum
+    expected = {"cp/mL": "{copies}/mL", "log cp/mL": "{log_copies}/mL", "x10^9/L": "10*9/L",
+                "x10E12/L": "10*12/L", "µU/mL": "uU/mL", "µkat/L": "ukat/L", "°C": "Cel",
+                "kg/m²": "kg/m2", "S/CO": "{s_co_ratio}", "mmol/mol Hb": "mmol/mol{Hb}"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
