@@ -75,6 +75,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
+NARRATIVE_TYPES = frozenset({"TX", "FT"})  # text meant for display, line by line
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
 DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
@@ -300,10 +301,12 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
 
 
 def _text_line_of(obx: Segment) -> tuple[str, str, str] | None:
-    """(OBX-3, OBX-4, OBX-11) as sent for a text OBX (ST, TX, FT) with an identifier, else
-    None: what tells a continuation line apart (see ``_continue_text``)."""
+    """(OBX-3, OBX-4, OBX-11) as sent for a narrative OBX (TX, FT) with an identifier, else
+    None: what tells a continuation line apart (see ``_continue_text``). Not ST: two ST
+    values under one identifier are as often two results (two organisms) sent without
+    sub-ids, and stay two entries."""
     f = obx.fields
-    if len(f) < 4 or not f[3] or f[2].strip().upper() not in TEXT_TYPES:
+    if len(f) < 4 or not f[3] or f[2].strip().upper() not in NARRATIVE_TYPES:
         return None
     return f[3], f[4] if len(f) > 4 else "", f[11].strip().upper() if len(f) > 11 else ""
 

@@ -378,18 +378,21 @@ def test_ins_oid_as_namespace_or_urn_is_still_an_ins():
 
 
 def test_a_report_sent_one_line_per_obx_is_one_observation():
-    """Radiology and transcription systems send a narrative one line per OBX, each with the
-    same identifier and sub-id: it was one result per line with made-up keys ('#2', '#3'),
+    """Radiology and transcription systems send a narrative (TX, FT) one line per OBX, each
+    with the same identifier and sub-id: it was one result per line with made-up keys ('#2', '#3'),
     so that a corrected report with fewer lines left the old extra lines behind."""
     nm = norm(oru("OBX|1|TX|18748-4^Compte rendu^LN|1|ÉCHOGRAPHIE ABDOMINALE||||||F",
                   "OBX|2|TX|18748-4^Compte rendu^LN|1|||||||F",
                   "OBX|3|TX|18748-4^Compte rendu^LN|1|Foie de taille normale.||||||F",
                   "NTE|1||Dicté le 15/03",
                   "OBX|4|TX|18748-4^Compte rendu^LN|2|Conclusion : examen normal.||||||F",
-                  "OBX|5|ST|COM^Commentaire^L||Hémolyse légère||||||F",
-                  "OBX|6|ST|COM^Commentaire^L||Lipémie||||||X",
-                  "OBX|7|ST|COM^Commentaire^L||non interprétable||||||X"))
-    report, text1, text2, com, withheld = nm.entries
+                  "OBX|5|TX|COM^Commentaire^L||Hémolyse légère||||||F",
+                  "OBX|6|TX|COM^Commentaire^L||Lipémie||||||X",
+                  "OBX|7|TX|COM^Commentaire^L||non interprétable||||||X",
+                  "OBX|8|ST|GERME^Germe identifié^L||Escherichia coli||||||F",
+                  "OBX|9|ST|GERME^Germe identifié^L||Klebsiella pneumoniae||||||F"))
+    report, text1, text2, com, withheld, germ1, germ2 = nm.entries
+    assert (germ1.value, germ2.value) == ("Escherichia coli", "Klebsiella pneumoniae")
     assert text1.value == "ÉCHOGRAPHIE ABDOMINALE\n\nFoie de taille normale."
     assert text1.details["comments"] == ["Dicté le 15/03"]
     assert text1.key == "result|24C0315-07|LABO-DEMO|18748-4|LN|1"
@@ -399,7 +402,8 @@ def test_a_report_sent_one_line_per_obx_is_one_observation():
     assert withheld.value is None
     assert withheld.details["value_withheld"] == "Lipémie\nnon interprétable"
     assert [w for w in nm.warnings if "key made unique" in w] == [  # same code, other status
-        "OBX[11]: same key as an earlier segment of the message; key made unique"]
+        "OBX[11]: same key as an earlier segment of the message; key made unique",
+        "OBX[14]: same key as an earlier segment of the message; key made unique"]  # two ST
 
 
 def test_units_of_other_senders_map_to_ucum():
