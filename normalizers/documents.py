@@ -209,8 +209,11 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
                                      where) from None
     elif encoding in ("", "A", "NONE"):
         value = unescaped(msg, raw)
-        data = (_undeclared_base64(value) if not encoding else None) or value.encode("utf-8")
-        if not encoding and len(data) != len(value.encode("utf-8")):
+        decoded = _undeclared_base64(value) if not encoding else None
+        if decoded is None:
+            data = value.encode("utf-8")
+        else:
+            data = decoded
             note = "ED encoding (ED.4) missing: base64 data recognised by its content"
     elif encoding == "HEX":
         try:
