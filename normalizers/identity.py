@@ -86,6 +86,23 @@ def _as_oid(value: str) -> str:
     return value if _OID.fullmatch(value) else ""
 
 
+def _ins_spelled_otherwise(namespace: str, oid: str, ident: PatientIdentity,
+                           where: str) -> tuple[str | None, str]:
+    """(INS kind or None, OID) for an INS OID sent as a URN ('urn:oid:1.2.250...') or in
+    CX.4.1 instead of CX.4.2 ('NIR^^^1.2.250.1.213.1.4.8^INS'), else (None, ``oid``)."""
+    bare = _as_oid(oid)
+    if bare:
+        kind = ins_kind(bare)
+        return (kind, bare) if kind else (None, oid)
+    bare = _as_oid(namespace)
+    kind = ins_kind(bare) if bare else None
+    if kind is None:
+        return None, oid
+    ident.warnings.append(f"{where}: INS OID sent as the namespace (CX.4.1), not as the "
+                          "universal id (CX.4.2)")
+    return kind, bare
+
+
 def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
                     seen: set[tuple[str, str, str]]) -> None:
     c = comps(msg, rep)
@@ -95,15 +112,9 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     hd = part(c, 4)
     namespace, oid, oid_type = sub(msg, hd, 1), sub(msg, hd, 2), sub(msg, hd, 3)
     type_code = text(msg, part(c, 5)).upper()
-    ins_oid = _as_oid(oid)
-    if not ins_oid and _as_oid(namespace):
-        ins_oid = _as_oid(namespace)  # 'NIR^^^1.2.250.1.213.1.4.8^INS': the OID in CX.4.1
-    kind = ins_kind(ins_oid) if ins_oid else None
-    if kind is not None:
-        if not _as_oid(oid):
-            ident.warnings.append(f"{where}: INS OID sent as the namespace (CX.4.1), not as "
-                                  "the universal id (CX.4.2)")
-        oid = ins_oid
+    kind = ins_kind(oid) if oid else None
+    if kind is None and (oid[:4].lower() == "urn:" or namespace[:2] in ("1.", "ur", "UR")):
+        kind, oid = _ins_spelled_otherwise(namespace, oid, ident, where)
     if kind is None and type_code == INS_TYPE and not oid:
         guessed = ins_oid_for_namespace(namespace)
         if guessed:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import handles, normalize_adt
@@ -230,7 +230,10 @@ def normalize_oru(msg: Message, source: str,
         last_text: tuple[tuple[str, str, str], Entry] | None = None
         for (obx, notes), kind in zip(g.observations, kinds, strict=True):
             if kind == OBX_RESULT:
-                line = _text_line_of(obx)
+                f = obx.fields  # (OBX-3, -4, -11) of a narrative line: see _continue_text
+                nf = len(f)
+                line = (f[3], f[4], f[11].strip().upper() if nf > 11 else "") \
+                    if nf > 4 and f[3] and _narrative(f[2]) else None
                 if line is not None and last_text is not None and last_text[0] == line:
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
@@ -300,22 +303,19 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     return lines + _notes(msg, notes)
 
 
-def _text_line_of(obx: Segment) -> tuple[str, str, str] | None:
-    """(OBX-3, OBX-4, OBX-11) as sent for a narrative OBX (TX, FT) with an identifier, else
-    None: what tells a continuation line apart (see ``_continue_text``). Not ST: two ST
-    values under one identifier are as often two results (two organisms) sent without
+@lru_cache(maxsize=64)
+def _narrative(vtype: str) -> bool:
+    """OBX-2 is TX or FT (cached: a handful of spellings, read for every OBX). Not ST: two
+    ST values under one identifier are as often two results (two organisms) sent without
     sub-ids, and stay two entries."""
-    f = obx.fields
-    if len(f) < 4 or not f[3] or f[2].strip().upper() not in NARRATIVE_TYPES:
-        return None
-    return f[3], f[4] if len(f) > 4 else "", f[11].strip().upper() if len(f) > 11 else ""
+    return vtype.strip().upper() in NARRATIVE_TYPES
 
 
 def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment]) -> None:
-    """A narrative report sent one line per OBX, each with the same identifier, sub-id and
-    status (radiology and transcription systems): one observation whose text goes on, not
-    a result per line with made-up keys '#2', '#3'... (a correction with fewer lines left
-    the old extra lines behind)."""
+    """A narrative report (TX, FT) sent one line per OBX, each with the same identifier,
+    sub-id and status (radiology and transcription systems): one observation whose text
+    goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
+    lines left the old extra lines behind)."""
     lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
     if entry.status in NO_VALUE_STATUSES:  # the same OBX-11 as the first line's
         withheld = entry.details.get("value_withheld")
