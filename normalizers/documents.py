@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -147,6 +148,38 @@ def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
     return base64.b64decode(rebuilt, validate=True), note
 
 
+_B64_TEXT = re.compile(r"[A-Za-z0-9+/\s]{16,}={0,2}\s*")
+
+
+@cache
+def _signatures() -> tuple[tuple[bytes, str], ...]:
+    """(leading bytes, media type) of the formats a report is sent in
+    (tables/ed_signatures.csv), longest first."""
+    rows = [(bytes.fromhex(r["signature_hex"]), r["media_type"]) for r in table("ed_signatures")]
+    return tuple(sorted(rows, key=lambda r: -len(r[0])))
+
+
+def sniff_media_type(data: bytes) -> str | None:
+    """The media type the content itself shows ('%PDF-' -> application/pdf), None if unknown."""
+    for signature, media in _signatures():
+        if data.startswith(signature):
+            return media
+    return None
+
+
+def _undeclared_base64(raw: str) -> bytes | None:
+    """ED.5 sent without its encoding (ED.4 empty) that is base64 of a known format: what
+    laboratory systems send as '^^^^JVBERi0x...' (a PDF). Only content with a known signature
+    is decoded; any other text stays the text it is."""
+    if not _B64_TEXT.fullmatch(raw):
+        return None
+    try:
+        data, _ = b64decode_lenient(raw)
+    except (ValueError, binascii.Error):
+        return None
+    return data if sniff_media_type(data) else None
+
+
 def media_type(type_of_data: str, subtype: str) -> str:
     """ED.2/ED.3 to a media type ('TEXT','XML' -> 'text/xml'; 'AP','PDF' -> application/pdf)."""
     sub_u = subtype.strip().upper()
@@ -175,7 +208,13 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
             raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
                                      where) from None
     elif encoding in ("", "A", "NONE"):
-        data = unescaped(msg, raw).encode("utf-8")
+        value = unescaped(msg, raw)
+        decoded = _undeclared_base64(value) if not encoding else None
+        if decoded is None:
+            data = value.encode("utf-8")
+        else:
+            data = decoded
+            note = "ED encoding (ED.4) missing: base64 data recognised by its content"
     elif encoding == "HEX":
         try:
             data = bytes.fromhex(unescaped(msg, raw))
@@ -185,8 +224,15 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
     else:
         raise NormalizationError("ED_BAD_ENCODING",
                                  f"{where}: unknown ED encoding {encoding[:12]!r}", where)
-    return Attachment(data=data, media_type=media_type(type_of_data, subtype),
-                      encoding_note=note), note
+    media = media_type(type_of_data, subtype)
+    if media == OCTET_STREAM:
+        # '^AP^^Base64^...' or '^^^Base64^...': no subtype to tell a PDF from anything else
+        found = sniff_media_type(data)
+        if found:
+            media = found
+            said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
+            note = f"{note}; {said}" if note else said
+    return Attachment(data=data, media_type=media, encoding_note=note), note
 
 
 def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:

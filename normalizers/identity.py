@@ -78,6 +78,31 @@ def _first(msg: Message, seg: Segment, n: int) -> str:
     return r[0] if r else ""
 
 
+def _as_oid(value: str) -> str:
+    """``value`` as a bare OID ('urn:oid:1.2.3' -> '1.2.3'), '' when it is no OID."""
+    value = value.strip()
+    if value[:8].lower() == "urn:oid:":
+        value = value[8:]
+    return value if _OID.fullmatch(value) else ""
+
+
+def _ins_spelled_otherwise(namespace: str, oid: str, ident: PatientIdentity,
+                           where: str) -> tuple[str | None, str]:
+    """(INS kind or None, OID) for an INS OID sent as a URN ('urn:oid:1.2.250...') or in
+    CX.4.1 instead of CX.4.2 ('NIR^^^1.2.250.1.213.1.4.8^INS'), else (None, ``oid``)."""
+    bare = _as_oid(oid)
+    if bare:
+        kind = ins_kind(bare)
+        return (kind, bare) if kind else (None, oid)
+    bare = _as_oid(namespace)
+    kind = ins_kind(bare) if bare else None
+    if kind is None:
+        return None, oid
+    ident.warnings.append(f"{where}: INS OID sent as the namespace (CX.4.1), not as the "
+                          "universal id (CX.4.2)")
+    return kind, bare
+
+
 def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
                     seen: set[tuple[str, str, str]]) -> None:
     c = comps(msg, rep)
@@ -88,6 +113,8 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     namespace, oid, oid_type = sub(msg, hd, 1), sub(msg, hd, 2), sub(msg, hd, 3)
     type_code = text(msg, part(c, 5)).upper()
     kind = ins_kind(oid) if oid else None
+    if kind is None and (oid[:4].lower() == "urn:" or namespace[:2] in ("1.", "ur", "UR")):
+        kind, oid = _ins_spelled_otherwise(namespace, oid, ident, where)
     if kind is None and type_code == INS_TYPE and not oid:
         guessed = ins_oid_for_namespace(namespace)
         if guessed:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import handles, normalize_adt
@@ -75,6 +75,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
+NARRATIVE_TYPES = frozenset({"TX", "FT"})  # text meant for display, line by line
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
 DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
@@ -121,10 +122,14 @@ def normalize_message(msg: Message, source: str,
 # -- grouping ---------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Group:
-    """One OBR with what belongs to it."""
+    """One OBR with what belongs to it. ``orc`` is the last ORC before the OBR; ``own_orc``
+    says whether it is this OBR's own (no other OBR between them) or one inherited from an
+    earlier order of the same patient, which v2.3 flat senders rely on for ORC-1 but whose
+    order numbers belong to that earlier order."""
 
     obr: Segment
     orc: Segment | None
+    own_orc: bool = False
     notes: list[Segment] = field(default_factory=list)
     observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
     specimens: list[Segment] = field(default_factory=list)
@@ -144,6 +149,7 @@ def _groups(msg: Message) -> list[_Group]:
     groups: list[_Group] = []
     current: _Group | None = None
     orc: Segment | None = None
+    orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
     notes: list[Segment] | None = None
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     for seg in msg.segments:
@@ -161,16 +167,19 @@ def _groups(msg: Message) -> list[_Group]:
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
-            current = _Group(seg, orc)
+            current = _Group(seg, orc, own_orc=orc_fresh)
             groups.append(current)
             notes = current.notes
+            orc_fresh = False
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
             notes = None
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "ORC":
-                orc = seg
+                orc, orc_fresh = seg, True
+            elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
+                orc, orc_fresh = None, False
     return groups
 
 
@@ -206,24 +215,39 @@ def normalize_oru(msg: Message, source: str,
         if report_key in ctx.keys:
             report_key = _unique_key(ctx, report_key, obr)
         ctx.keys.add(report_key)
-        effective = ts_field(msg, obr, 7)
+        collected = _specimen_time(msg, g)
+        # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
+        # relevant time of the order, which senders that fill SPM leave out of OBR-7
+        effective = ts_field(msg, obr, 7) or collected
         issued = ts_field(msg, obr, 22)
-        specimen_time = _specimen_time(msg, g) or effective
+        specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
         with_report = not kinds or OBX_RESULT in kinds
         report_performer = _report_performer(msg, obr)
         results: list[Entry] = []
         report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
+        last_text: tuple[tuple[str, str, str], Entry] | None = None
         for (obx, notes), kind in zip(g.observations, kinds, strict=True):
             if kind == OBX_RESULT:
+                f = obx.fields  # (OBX-3, -4, -11) of a narrative line: see _continue_text
+                nf = len(f)
+                line = (f[3], f[4], f[11].strip().upper() if nf > 11 else "") \
+                    if nf > 4 and f[3] and _narrative(f[2]) else None
+                if line is not None and last_text is not None and last_text[0] == line:
+                    _continue_text(msg, last_text[1], obx, notes)
+                    continue
                 result = _result(ctx, obx, notes, order_no, ns, effective, issued,
                                  specimen_time, report_key if with_report else None)
                 if result is None:  # a line of text without identifier: the report's
                     report_text.extend(_untitled_text(msg, obx, notes))
+                    last_text = None
                     continue
                 results.append(result)
-            elif kind == OBX_DOCUMENT:
+                last_text = (line, result) if line is not None else None
+                continue
+            last_text = None
+            if kind == OBX_DOCUMENT:
                 if doc_ctx is None:
                     doc_ctx = DocumentContext(
                         source=source, mappings=mappings, fallback_id="", fallback_is_slot=True,
@@ -279,9 +303,40 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     return lines + _notes(msg, notes)
 
 
+@lru_cache(maxsize=64)
+def _narrative(vtype: str) -> bool:
+    """OBX-2 is TX or FT (cached: a handful of spellings, read for every OBX). Not ST: two
+    ST values under one identifier are as often two results (two organisms) sent without
+    sub-ids, and stay two entries."""
+    return vtype.strip().upper() in NARRATIVE_TYPES
+
+
+def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment]) -> None:
+    """A narrative report (TX, FT) sent one line per OBX, each with the same identifier,
+    sub-id and status (radiology and transcription systems): one observation whose text
+    goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
+    lines left the old extra lines behind)."""
+    lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+    if entry.status in NO_VALUE_STATUSES:  # the same OBX-11 as the first line's
+        withheld = entry.details.get("value_withheld")
+        entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
+    else:
+        entry.value = f"{entry.value or ''}\n{lines}"
+    comments = _notes(msg, notes) if notes else None
+    if comments:
+        entry.details.setdefault("comments", []).extend(comments)
+
+
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
-    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2)."""
-    candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
+    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
+
+    An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
+    own numbers: its filler number is that other order's, and taking it first filed the
+    results of an OBR sent with a placer number only under the previous order."""
+    if g.own_orc:
+        candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
+    else:
+        candidates = [(g.obr, 3), (g.obr, 2), (g.orc, 3), (g.orc, 2)]
     for seg, n in candidates:
         if seg is None:
             continue
@@ -611,8 +666,9 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
-    for n in (num1, num2):
-        if n and _parse_number(ctx, n, where) is None:
+    parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
+    for n, number in zip((num1, num2), parsed, strict=True):
+        if n and number is None:
             raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",
                                      where)
     if separator or num2:
@@ -620,21 +676,30 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
                                "num2": num2}
         return
     if num1:
-        entry.value_num = _parse_number(ctx, num1, where)
+        entry.value_num = parsed[0]  # parsed once: a decimal comma is warned about once
         entry.comparator = shown or None
 
 
 def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
+    """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
+    its original text (CWE.9). The value shown is the first of text, code, alternate text,
+    alternate code, original text: public-health senders code the alternate triplet only
+    ('^^^260373001^Detected^SCT') or send the original text alone, which was lost."""
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
         c = comps(msg, rep)
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
-        if part(c, 4):
+        if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1))
+        original = text(msg, part(c, 9))
+        if original:
+            item["original_text"] = original
         coded.append(item)
-    entry.value = "; ".join(i["display"] or i["code"] for i in coded) or None
+    entry.value = "; ".join(
+        i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
+        or i.get("original_text", "") for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
 
 

@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
+from parsers.hl7v2.framing import split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
@@ -202,21 +203,40 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
 
     answers = []
     for item, header, result in zip(items, headers, results, strict=True):
-        if result.message_ids and result.message_ids[0] in outcomes:
-            status, code, message, location = outcomes[result.message_ids[0]]
-            outcomes[result.message_ids[0]] = (status, code, message,
-                                               occurrence_location(item.data, location or ""))
         if item.rejection is not None:
             code, text = item.rejection
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
                                                            f"{code}: {text}")))
             continue
-        first = result.message_ids[0] if result.message_ids else None
         if not application:
             answers.append(_answers(header, "AA", None))
         else:
-            answers.append(_answers(header, *_verdict(outcomes.get(first)), processed=True))
+            outcome = _frame_outcome(item.data, result.message_ids, outcomes)
+            answers.append(_answers(header, *_verdict(outcome), processed=True))
     return answers
+
+
+def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> tuple | None:
+    """The outcome one frame's ACK reports, its location in the HL7 sense (ERR-2).
+
+    MLLP carries one message per frame and the sender waits for one ACK, but some senders
+    put several messages in one frame (plainly concatenated, or a whole FHS/BHS batch):
+    all are stored and processed, and the ACK, which answers the first MSH-10, reports
+    the first message that failed, naming its place in the frame, rather than an AA that
+    hid it (the sender sends the frame again; what was filed comes back as duplicates)."""
+    known = [outcomes[i] for i in ids if i in outcomes]
+    if not known:
+        return None
+    failed = sorted((o for o in known if o[0] == FAILED), key=lambda o: o[4] or 0)
+    if len(ids) == 1 or not failed:
+        status, code, message, location, _ = known[0]
+        return status, code, message, occurrence_location(data, location or "")
+    status, code, message, location, part = failed[0]
+    messages = split_batch(data).messages
+    if part and part <= len(messages):
+        location = occurrence_location(messages[part - 1], location or "")
+        message = f"{message} (message {part} of {len(messages)} in the frame)"
+    return status, code, message, location
 
 
 def _answers(header: Header | None, code: str, error: AckError | None, *,
@@ -256,7 +276,7 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
     mode, or the message was filed, quarantined for an admin, or a duplicate)."""
     if outcome is None:
         return "AA", None
-    status, code, message, location = outcome
+    status, code, message, location = outcome[:4]
     if status != FAILED:
         return "AA", None
     rule = _rule(code)
@@ -267,6 +287,8 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
 def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.error_code,
-                                   imports.c.error_message, imports.c.error_location)
+                                   imports.c.error_message, imports.c.error_location,
+                                   imports.c.part)
                             .where(imports.c.id.in_(ids))).all()
-    return {r.id: (r.status, r.error_code, r.error_message, r.error_location) for r in rows}
+    return {r.id: (r.status, r.error_code, r.error_message, r.error_location, r.part)
+            for r in rows}

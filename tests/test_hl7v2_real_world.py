@@ -245,3 +245,172 @@ def test_v21_oru_without_trigger_and_padded_msh9():
     assert "MSH-9: no trigger event (v2.1 style), read as ORU^R01" in nm.warnings
     nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "oru^r01 ")))
     assert nm.entries[1].value_num == 5.4
+
+
+def test_an_order_without_its_own_orc_keeps_its_own_number():
+    """ORC is optional in each ORDER_OBSERVATION group (v2.5 7.3.1). A second OBR sent with a
+    placer number only, without ORC, was filed under the filler number of the first order's
+    ORC; a new PID (another PATIENT_RESULT) inherits no ORC at all."""
+    from tests.test_lab_normalizer import PID
+    obr2 = ("OBR|2|CMD-2^SERVICE-NEPHRO||NFS^Numération formule sanguine^L|||202403150810"
+            "||||||||||||||202403151045|||F")
+    obr3 = ("OBR|3|CMD-3^SERVICE-NEPHRO||CRP^Protéine C réactive^L|||202403150810"
+            "||||||||||||||202403151045|||F")
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  tail=(obr2, "OBX|1|NM|HB^Hémoglobine^L||13.5|g/dL|12-16|N|||F",
+                        PID, obr3, "OBX|1|NM|CRP^CRP^L||3|mg/L|<5|N|||F")))
+    r = by_ref(nm)
+    assert r["OBR[4]"].key == "report|24C0315-07|LABO-DEMO|BIOCHIMIE"
+    assert r["OBR[6]"].key == "report|CMD-2|SERVICE-NEPHRO|NFS"
+    assert r["OBX[7]"].key == "result|CMD-2|SERVICE-NEPHRO|HB|L|"
+    assert r["OBX[10]"].key == "result|CMD-3|SERVICE-NEPHRO|CRP|L|"
+    assert not any("key made unique" in w for w in nm.warnings)
+
+
+def test_coded_value_in_the_alternate_triplet_or_original_text_only():
+    """CWE values coded in the alternate triplet only, or sent as original text (CWE.9, v2.5)
+    alone, as public-health laboratory senders do: the value was None, the text lost."""
+    nm = norm(oru("OBX|1|CWE|SARS^SARS-CoV-2 ARN^L||^^^260415000^Non détecté^SCT||||||F",
+                  "OBX|2|CWE|GRP^Groupe sanguin^L||^^^^^^^^Groupe A rhésus positif||||||F",
+                  "OBX|3|CWE|ABO^ABO^L||A^Groupe A^L^^^^^^A (saisie manuelle)||||||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].value == "Non détecté"
+    assert r["OBX[5]"].details["coded_value"]["alt_code"] == "260415000"
+    assert r["OBX[6]"].value == "Groupe A rhésus positif"
+    assert r["OBX[6]"].details["coded_value"]["original_text"] == "Groupe A rhésus positif"
+    assert r["OBX[7]"].value == "Groupe A"
+    assert r["OBX[7]"].details["coded_value"]["original_text"] == "A (saisie manuelle)"
+
+
+def test_sn_decimal_comma_is_said_once():
+    nm = norm(oru("OBX|1|SN|CRP^CRP^L||<^0,5|mg/L|<5||||F"))
+    assert (nm.entries[1].value_num, nm.entries[1].comparator) == (0.5, "<")
+    assert nm.warnings.count("OBX[5]-5: decimal comma read as a decimal point") == 1
+
+
+def test_pdf_sent_without_encoding_or_subtype_is_recognised_by_its_content():
+    """'^^^^JVBERi0x...' (ED.2-4 empty) and '^AP^^Base64^...' (no subtype) are how some
+    laboratory systems send their PDF report: it was filed as text bytes, or as an
+    application/octet-stream nobody opens. Text that merely looks like base64 stays text."""
+    import base64
+
+    from normalizers.model import DOCUMENT
+    pdf = base64.b64encode(b"%PDF-1.4\n% compte rendu de biologie\n%%EOF\n").decode()
+    nm = norm(oru(f"OBX|1|ED|CR^Compte rendu^L||^^^^{pdf}||||||F",
+                  f"OBX|2|ED|CR2^Compte rendu^L||^AP^^Base64^{pdf}||||||F",
+                  "OBX|3|ED|CR3^Note^L||^TEXT^PLAIN^^AbcdefghijklmnopQRSTUV||||||F"))
+    r = by_ref(nm)
+    for ref in ("OBX[5]", "OBX[6]"):
+        doc = r[ref]
+        assert doc.type == DOCUMENT
+        assert doc.attachment.media_type == "application/pdf"
+        assert doc.attachment.data.startswith(b"%PDF-1.4")
+    assert r["OBX[7]"].attachment.data == b"AbcdefghijklmnopQRSTUV"
+    assert r["OBX[7]"].attachment.media_type == "text/plain"
+    assert ("OBX[5]-5: ED encoding (ED.4) missing: base64 data recognised by its content; "
+            "media type application/pdf taken from the content (ED.2/ED.3 do not name it)"
+            in nm.warnings)
+    assert ("OBX[6]-5: media type application/pdf taken from the content (ED.2/ED.3 do not "
+            "name it)" in nm.warnings)
+
+
+def test_observation_time_falls_back_to_the_specimen_collection_time():
+    """OBX-14, else OBR-7, else SPM-17 (v2.5.1): an OBR-7 left empty by a sender that
+    fills the SPM segment left the report and its results without any time."""
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan biochimique^L|||"
+           "||||||||||||||202403151045|||F")
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|2|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|N|||F|||202403150930",
+                  "SPM|1|||SER^Sérum^HL70487|||||||||||||202403150812^202403150815",
+                  order=("ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO", obr)))
+    report, gly, k = nm.entries
+    assert report.effective == gly.effective == "2024-03-15T08:12+01:00"
+    assert k.effective == "2024-03-15T09:30+01:00"
+    assert report.specimen_time == gly.specimen_time == "2024-03-15T08:12+01:00"
+
+
+def test_frame_with_several_messages_reports_the_one_that_failed(tmp_path):
+    """Two messages in one MLLP frame (a sender batching without envelope): both are stored
+    and processed, and the one ACK (MSA-2 = the first MSH-10) said AA although the second
+    failed. It now reports the first failure and where it is; what was filed stays filed."""
+    from datetime import UTC, datetime
+
+    from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+    from tests.mllp_support import msa, segment
+    from tests.test_mllp_service import make_ctx, original_mode, sample
+
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    good = original_mode(sample("01_labm_nfs.hl7"))
+    bad = original_mode(sample("20_casse_nm_non_numerique.hl7"))
+    now = datetime.now(UTC)
+    try:
+        (ack,), (alone,) = acknowledge(ctx, [Frame(good + bad, "127.0.0.1", now),
+                                             Frame(good.replace(b"|RB25", b"|RC25"),
+                                                   "127.0.0.1", now)], mode=APPLICATION)
+    finally:
+        ctx.engine.dispose()
+    fields = msa(ack)
+    assert fields[1:3] == ["AE", "RB2501140000001"]  # the frame's first MSH-10
+    err = segment(ack, "ERR")
+    assert err[2] == "OBX^2^5^1"  # the 2nd OBX of the second message, not of the frame
+    assert err[8].startswith("OBX_BAD_NUMBER") and "message 2 of 2 in the frame" in err[8]
+    assert msa(alone)[1] == "AA"
+
+
+def test_ins_oid_as_namespace_or_urn_is_still_an_ins():
+    """PID-3 with the INS OID written in CX.4.1 ('^^^1.2.250.1.213.1.4.8^INS') or as a URN
+    ('&urn:oid:1.2.250.1.213.1.4.8&URI'): the INS was filed as a local identifier, with a
+    warning saying its authority was no INS OID. A billing NIR (NH) stays local."""
+    from tests.test_lab_normalizer import NIR, PID
+    sent = f"{NIR}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS"
+    obx = "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F"
+    for cx4 in ("1.2.250.1.213.1.4.8", "&urn:oid:1.2.250.1.213.1.4.8&URI"):
+        nm = norm(oru(obx, pid=PID.replace(sent, f"{NIR}^^^{cx4}^INS")))
+        (ins,) = nm.identity.ins
+        assert (ins.nir, ins.oid, ins.kind, ins.key_valid) == (
+            NIR, "1.2.250.1.213.1.4.8", "INS-NIR", True)
+        assert [x.value for x in nm.identity.local_ids] == ["LD-778"]
+    assert "PID[2]-3 repetition 2: INS OID sent as the namespace (CX.4.1), not as the " \
+           "universal id (CX.4.2)" in norm(oru(obx, pid=PID.replace(
+               sent, f"{NIR}^^^1.2.250.1.213.1.4.8^INS"))).identity.warnings
+    billing = norm(oru(obx, pid=PID.replace(sent, f"{NIR}^^^1.2.250.1.213.1.4.8^NH")))
+    assert billing.identity.ins == []
+
+
+def test_a_report_sent_one_line_per_obx_is_one_observation():
+    """Radiology and transcription systems send a narrative (TX, FT) one line per OBX, each
+    with the same identifier and sub-id: it was one result per line with made-up keys ('#2', '#3'),
+    so that a corrected report with fewer lines left the old extra lines behind."""
+    nm = norm(oru("OBX|1|TX|18748-4^Compte rendu^LN|1|ÉCHOGRAPHIE ABDOMINALE||||||F",
+                  "OBX|2|TX|18748-4^Compte rendu^LN|1|||||||F",
+                  "OBX|3|TX|18748-4^Compte rendu^LN|1|Foie de taille normale.||||||F",
+                  "NTE|1||Dicté le 15/03",
+                  "OBX|4|TX|18748-4^Compte rendu^LN|2|Conclusion : examen normal.||||||F",
+                  "OBX|5|TX|COM^Commentaire^L||Hémolyse légère||||||F",
+                  "OBX|6|TX|COM^Commentaire^L||Lipémie||||||X",
+                  "OBX|7|TX|COM^Commentaire^L||non interprétable||||||X",
+                  "OBX|8|ST|GERME^Germe identifié^L||Escherichia coli||||||F",
+                  "OBX|9|ST|GERME^Germe identifié^L||Klebsiella pneumoniae||||||F"))
+    report, text1, text2, com, withheld, germ1, germ2 = nm.entries
+    assert (germ1.value, germ2.value) == ("Escherichia coli", "Klebsiella pneumoniae")
+    assert text1.value == "ÉCHOGRAPHIE ABDOMINALE\n\nFoie de taille normale."
+    assert text1.details["comments"] == ["Dicté le 15/03"]
+    assert text1.key == "result|24C0315-07|LABO-DEMO|18748-4|LN|1"
+    assert (text2.key, text2.value) == ("result|24C0315-07|LABO-DEMO|18748-4|LN|2",
+                                        "Conclusion : examen normal.")
+    assert com.value == "Hémolyse légère" and com.status == "final"  # another OBX-11
+    assert withheld.value is None
+    assert withheld.details["value_withheld"] == "Lipémie\nnon interprétable"
+    assert [w for w in nm.warnings if "key made unique" in w] == [  # same code, other status
+        "OBX[11]: same key as an earlier segment of the message; key made unique",
+        "OBX[14]: same key as an earlier segment of the message; key made unique"]  # two ST
+
+
+def test_units_of_other_senders_map_to_ucum():
+    """Spellings met in the collected messages that were left unmapped: viral loads in
+    'cp/mL', US 'x10^9/L', 'S/CO' ratios, kat units, vitals sent with the results."""
+    from normalizers.units import to_ucum
+    expected = {"cp/mL": "{copies}/mL", "log cp/mL": "{log_copies}/mL", "x10^9/L": "10*9/L",
+                "x10E12/L": "10*12/L", "µU/mL": "uU/mL", "µkat/L": "ukat/L", "°C": "Cel",
+                "kg/m²": "kg/m2", "S/CO": "{s_co_ratio}", "mmol/mol Hb": "mmol/mol{Hb}"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
