@@ -99,7 +99,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
 
         def handler(prepared: list[Prepared]) -> list[list[bytes]]:
             answers = acknowledge_prepared(receiving, prepared, mode=listener.ack_mode,
-                                           worker=receiving.worker, ledger_turn=ledger_turn)
+                                           ledger_turn=ledger_turn)
             if workers is not None:
                 workers.wake()
             return answers

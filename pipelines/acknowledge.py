@@ -149,16 +149,15 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
-                channel: str = "mllp", worker: str = "listener",
+                channel: str = "mllp",
                 ledger_turn: AbstractContextManager | None = None) -> list[list[bytes]]:
     """Store a group of frames; return for each the ACK messages to send back, in order
     (none, one, or a commit ACK then an application ACK). See ``acknowledge_prepared``."""
     return acknowledge_prepared(ctx, [prepare_frame(ctx, f, channel) for f in frames],
-                                mode=mode, worker=worker, ledger_turn=ledger_turn)
+                                mode=mode, ledger_turn=ledger_turn)
 
 
 def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
-                         worker: str = "listener",
                          ledger_turn: AbstractContextManager | None = None
                          ) -> list[list[bytes]]:
     """Store a group of prepared frames (their archive sync, then their ledger rows in one
@@ -176,7 +175,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
                 raise p.error
         with ledger_turn or nullcontext():
             results = store_staged(ctx.engine, ctx.archive, [p.staged for p in prepared],
-                                   claim_for=worker if application else None)
+                                   claim_for=ctx.worker if application else None)
         fault_point("mllp.committed")  # stored, not acknowledged: the sender sends it again
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
