@@ -414,3 +414,21 @@ def test_units_of_other_senders_map_to_ucum():
                 "x10E12/L": "10*12/L", "µU/mL": "uU/mL", "µkat/L": "ukat/L", "°C": "Cel",
                 "kg/m²": "kg/m2", "S/CO": "{s_co_ratio}", "mmol/mol Hb": "mmol/mol{Hb}"}
     assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+
+
+def test_facility_sent_by_its_universal_id_only_names_the_sender():
+    """HD with HD.1 empty and HD.2 + HD.3 valued (``^2.16.840.1.114222.4.1.9999^ISO``, as CDC
+    ELR senders write MSH-4): the universal id is the facility, in the logical id (the
+    namespace of MSH-10 for dedupe level 2) and for the listener's source check alike."""
+    from parsers.hl7v2 import parse_message
+    from parsers.hl7v2.header import read_header
+
+    header = "MSH|^~\\&|SIL^1.2.250.1.999.1^ISO|^1.2.250.1.999.2.7^ISO|DMP|DMP|" \
+             "20240315103000||ORU^R01^ORU_R01|MSG-ELR-1|P|2.5|||AL|NE||UNICODE UTF-8"
+    text = oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F", header=header)
+    msg = parse_message(text.encode())
+    assert msg.sender == "SIL|1.2.250.1.999.2.7"
+    assert norm(text).logical_id == "SIL|1.2.250.1.999.2.7|MSG-ELR-1"
+    assert read_header(text.encode()).sender == ("SIL", "1.2.250.1.999.2.7")
+    other = text.replace("1.2.250.1.999.2.7", "1.2.250.1.999.2.8")
+    assert norm(other).logical_id != norm(text).logical_id  # two labs, one control id

@@ -114,8 +114,14 @@ class Message:
 
     @property
     def sender(self) -> str:
-        """Sending application and facility (MSH-3 / MSH-4), the namespace of MSH-10."""
-        return f"{self.get(self.msh, 3)}|{self.get(self.msh, 4)}"
+        """Sending application and facility (MSH-3 / MSH-4), the namespace of MSH-10: each
+        HD's namespace id, or its universal id when only that is sent (``^2.16.840.1...^ISO``,
+        as CDC ELR senders write their facility; v2.5 2.A.33: HD.1 or HD.2 + HD.3)."""
+        return f"{self.hd(self.msh, 3)}|{self.hd(self.msh, 4)}"
+
+    def hd(self, seg: Segment | str | None, n: int) -> str:
+        """A hierarchic designator's identity: its namespace id, else its universal id."""
+        return self.get(seg, n) or self.get(seg, n, comp=2)
 
 
 def leaf(raw: str, d: Delimiters, rep: int = 1, comp: int = 1, sub: int = 1) -> str:

@@ -40,8 +40,9 @@ class Header:
 
     @property
     def sender(self) -> tuple[str, str]:
-        """(MSH-3.1, MSH-4.1): sending application and facility namespace ids."""
-        return self.get(3), self.get(4)
+        """(MSH-3, MSH-4): sending application and facility, as ``Message.sender`` reads
+        them (each HD's namespace id, else its universal id)."""
+        return self.get(3) or self.get(3, comp=2), self.get(4) or self.get(4, comp=2)
 
     @property
     def control_id(self) -> str:
