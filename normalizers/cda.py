@@ -46,6 +46,7 @@ from normalizers.model import (
 from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
 from normalizers.tabledata import table
 from normalizers.units import to_ucum
+from parsers.cda.errors import CdaParseError
 from parsers.cda.model import (
     BL,
     CD,
@@ -62,6 +63,7 @@ from parsers.cda.model import (
     ClinicalStatement,
     Document,
     Extension,
+    NonXmlBody,
     Observation,
     Organizer,
     RecordTarget,
@@ -135,12 +137,33 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     else:
         identity, document, entries, ctx = _structured(doc, data, source, mappings)
     body = doc.non_xml_body
-    if body is not None and body.media_type == "application/pdf" and body.data:
-        from normalizers.documents import pdf_report_entries
+    if body is not None and body.media_type.strip().lower() == MEDIA_PDF:
+        pdf = _body_bytes(body, ctx.warnings)
+        if pdf:
+            from normalizers.documents import pdf_report_entries
 
-        entries.extend(pdf_report_entries(document, body.data, source, ctx.warnings))
+            entries.extend(pdf_report_entries(document, pdf, source, ctx.warnings))
     return NormalizedMessage(logical_id=f"cda|{doc.header.id.key}", identity=identity,
                              entries=entries, warnings=ctx.warnings)
+
+
+def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:
+    """The content of a level-1 body as the sender meant it: base64-decoded by the parser,
+    then inflated when the ED says ``compression`` (DF deflate, GZ gzip, ZL zlib: the ED
+    data type of CDA R2; the PDF of a 'DF' body was handed to the PDF reader still deflated,
+    and lost). A stream that does not inflate, or an external ``reference`` (never fetched),
+    leaves the document filed without a report and says so."""
+    if body.data is None:
+        if body.reference:
+            warnings.append(f"CDA_EXTERNAL_BODY: {body.path}: the nonXMLBody content is a "
+                            "reference to an external file, not fetched")
+        return None
+    try:
+        return body.decompressed()
+    except CdaParseError as exc:
+        warnings.append(f"{exc.code}: {exc.location}: {exc.message}; the document is filed "
+                        "without its report entry")
+        return None
 
 
 def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -252,6 +275,10 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
             {"type": related.type_code, "ids": [i.key for i in related.ids]})
     if doc.non_xml_body is not None:
         details["body_media_type"] = doc.non_xml_body.media_type
+        if doc.non_xml_body.compression:
+            details["body_compression"] = doc.non_xml_body.compression
+        if doc.non_xml_body.data is None and doc.non_xml_body.reference:
+            details["body_reference"] = doc.non_xml_body.reference  # where it is; not fetched
     return Entry(type=DOCUMENT, key=ctx.doc_key, source_ref="ClinicalDocument",
                  code=code.code if code else None,
                  system=system_name(code.code_system) if code else None,

@@ -662,3 +662,51 @@ def test_specimen_collection_time_goes_to_the_results_it_was_taken_for() -> None
                                                          ("75", None)]
     assert got[0].details["panel"] == {"code": "24320-4", "system": "LN", "display": ""}
     assert "panel" not in got[1].details
+
+
+# -- level-1 bodies (nonXMLBody) as the ED data type allows them -------------------------------
+def _level1(text_element: str) -> bytes:
+    head = HEAD.replace("<component><structuredBody>", "")
+    return (head + f"<component><nonXMLBody>{text_element}</nonXMLBody></component>"
+            "</ClinicalDocument>").encode()
+
+
+@pytest.mark.parametrize("compression", ["DF", "GZ", "ZL"])
+def test_compressed_pdf_body_is_inflated_before_it_is_read(compression: str) -> None:
+    """ED compression (DF deflate, GZ gzip, ZL zlib) on a B64 PDF body: the PDF reader was
+    handed the still-compressed bytes (PDF_NOT_PDF) and the report entry was lost."""
+    import base64
+    import gzip
+    import zlib
+
+    from samples.generate_cda import tiny_pdf
+
+    pdf = tiny_pdf(["Compte rendu de consultation", "Examen clinique sans particularité"],
+                   title="CR", created="20240312101500")
+    packed = {"DF": lambda b: zlib.compress(b)[2:-4], "GZ": gzip.compress,
+              "ZL": zlib.compress}[compression](pdf)
+    data = _level1(f'<text mediaType="application/pdf" representation="B64" '
+                   f'compression="{compression}">{base64.b64encode(packed).decode()}</text>')
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [e.type for e in msg.entries] == ["document", "report"]
+    assert msg.entries[0].details["body_compression"] == compression
+    assert not [w for w in msg.warnings if "PDF" in w]
+
+
+def test_broken_compressed_body_and_external_reference_file_the_document_alone() -> None:
+    """A stream that does not inflate is a warning with its code, not an exception; a body
+    that is only a reference is never fetched: the document is filed and says where it is."""
+    import base64
+
+    broken = _level1('<text mediaType="application/pdf" representation="B64" '
+                     f'compression="DF">{base64.b64encode(b"pas du deflate").decode()}</text>')
+    msg = normalize_cda(parse_cda(broken), broken, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    assert any(w.startswith("CDA_BAD_COMPRESSION") for w in msg.warnings)
+    referenced = _level1('<text mediaType="application/pdf"><reference '
+                         'value="https://exemple.invalid/cr/4242.pdf"/></text>')
+    msg = normalize_cda(parse_cda(referenced), referenced, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    assert msg.entries[0].details["body_reference"] == "https://exemple.invalid/cr/4242.pdf"
+    warning = next(w for w in msg.warnings if w.startswith("CDA_EXTERNAL_BODY"))
+    assert "exemple.invalid" not in warning
