@@ -137,9 +137,9 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     else:
         identity, document, entries, ctx = _structured(doc, data, source, mappings)
     body = doc.non_xml_body
-    if body is not None and body.media_type.strip().lower() == MEDIA_PDF:
+    if body is not None:
         pdf = _body_bytes(body, ctx.warnings)
-        if pdf:
+        if pdf and body.media_type.strip().lower() == MEDIA_PDF:
             from normalizers.documents import pdf_report_entries
 
             entries.extend(pdf_report_entries(document, pdf, source, ctx.warnings))
@@ -384,8 +384,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.details["panel"] = panel
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
-    elif kind == PROCEDURE and act.code is not None and act.code.code:
-        made = _base(act, PROCEDURE, section, ctx, parent_key)
+    elif kind == PROCEDURE and act.code is not None:
+        made = _procedure(act, section, ctx, parent_key)
     if made is not None:
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
@@ -534,14 +534,36 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
     return entry
 
 
+def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
+               parent_key: str | None) -> Entry | None:
+    """A procedure: coded (its code or a translation: a CCAM act under a local code
+    nullFlavor'd), else named in words (originalText, in the narrative or inline: 'plâtre
+    de l'avant-bras'), else nothing to file. Both uncoded forms were dropped."""
+    code = act.code
+    if code is None:
+        return None
+    name = "" if code.code or code.translations else original_text(code, section)
+    if not name and not _code(code, ctx, section):
+        return None
+    entry = _base(act, PROCEDURE, section, ctx, parent_key)
+    if name:
+        entry.display, entry.mapped = name, False
+    return entry
+
+
 def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                  parent_key: str | None) -> Entry | None:
+    name = ""
     if act.code is None or (not act.code.code and not act.code.translations):
-        if kind in (PROBLEM, ALLERGY) and act.values:
-            pass  # a problem is identified by its value (the diagnosis code)
-        else:
+        # no code: a result named only in words (code nullFlavor + originalText) is still
+        # one when it has a value; a problem is identified by its value (the diagnosis)
+        name = original_text(act.code, section) if act.code is not None and act.values \
+            else ""
+        if not name and not (kind in (PROBLEM, ALLERGY) and act.values):
             return None
     entry = _base(act, kind, section, ctx, parent_key)
+    if name:
+        entry.display, entry.mapped = name, False
     if act.values:
         value = _untyped(act.values[0])
         _value(value, entry, ctx, section)

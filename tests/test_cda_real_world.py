@@ -710,3 +710,42 @@ def test_broken_compressed_body_and_external_reference_file_the_document_alone()
     assert msg.entries[0].details["body_reference"] == "https://exemple.invalid/cr/4242.pdf"
     warning = next(w for w in msg.warnings if w.startswith("CDA_EXTERNAL_BODY"))
     assert "exemple.invalid" not in warning
+
+
+# -- statements named only in words (code nullFlavor + originalText) ---------------------------
+def test_result_and_procedure_named_only_in_words_are_kept() -> None:
+    """<code nullFlavor="OTH"><originalText> with a value (a point-of-care test the lab
+    has no code for), a procedure named only in words, a procedure coded only in a
+    translation: all three were dropped. Uncoded ones are unmapped, with their words."""
+    got = _entries(
+        _section("30954-2", '<content ID="g1">Glycémie capillaire au doigt</content>',
+                 _result('<value xsi:type="PQ" value="1.12" unit="g/L"/>').replace(
+                     '<code code="2160-0" codeSystem="2.16.840.1.113883.6.1" '
+                     'displayName="Créatinine"/>',
+                     '<code nullFlavor="OTH"><originalText><reference value="#g1"/>'
+                     "</originalText></code>")),
+        _section("47519-4", '<content ID="a1">Pose d\'un plâtre de l\'avant-bras</content>', """
+          <entry><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+            <code nullFlavor="OTH"><originalText><reference value="#a1"/></originalText>
+            </code><effectiveTime value="20240110"/></procedure></entry>
+          <entry><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+            <code nullFlavor="OTH"><translation code="QZJA002" codeSystem="1.2.250.1.213.2.5"
+              displayName="ablation de lésion cutanée"/></code></procedure></entry>
+          <entry><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+            <code nullFlavor="UNK"/></procedure></entry>"""))
+    assert [(e.type, e.code, e.system, e.display, e.mapped) for e in got] == [
+        ("lab_result", None, None, "Glycémie capillaire au doigt", False),
+        ("procedure", None, None, "Pose d'un plâtre de l'avant-bras", False),
+        ("procedure", "QZJA002", "CCAM", "ablation de lésion cutanée", True)]
+    assert (got[0].value, got[0].unit) == ("1.12", "g/L")
+    assert got[1].effective == "2024-01-10"
+
+
+def test_result_without_code_nor_words_is_still_not_filed() -> None:
+    assert _entries(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="1.12" unit="g/L"/>').replace(
+        '<code code="2160-0" codeSystem="2.16.840.1.113883.6.1" displayName="Créatinine"/>',
+        '<code nullFlavor="UNK"/>'))) == []
