@@ -815,8 +815,17 @@ def _code(code: CD, ctx: _Ctx,
     if r.system == LOINC:
         return r.code, r.system, r.display, True
     # not a result code: a diagnosis, a drug, an allergen is coded in its own system; it is
-    # 'mapped' (a shared terminology) when that system is a known one, not a local code
-    known = system in _systems().values()
+    # 'mapped' (a shared terminology) when that system is a known one, not a local code.
+    # A local code whose translation is in a shared terminology (SNOMED CT, CIM-10, CCAM,
+    # ATC...) is filed under the translation, as the LOINC of a result is (a local
+    # diagnosis code with its CIM-10 translation was filed as the local code, unmapped).
+    standards = _systems().values()
+    known = system in standards
+    if not known and not r.mapped:
+        for t in code.translations:
+            if t.code and system_name(t.code_system, t.code_system_name) in standards:
+                main, system, known = t, system_name(t.code_system), True
+                break
     display = main.display or code.display or original_text(code, section)
     return main.code, system, display, known or r.mapped
 

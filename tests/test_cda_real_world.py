@@ -749,3 +749,34 @@ def test_result_without_code_nor_words_is_still_not_filed() -> None:
         '<value xsi:type="PQ" value="1.12" unit="g/L"/>').replace(
         '<code code="2160-0" codeSystem="2.16.840.1.113883.6.1" displayName="Créatinine"/>',
         '<code nullFlavor="UNK"/>'))) == []
+
+
+# -- translations: the shared terminology over the sender's local code -------------------------
+def test_local_code_with_a_standard_translation_is_filed_under_the_translation() -> None:
+    """A problem coded in the hospital's local thesaurus with its CIM-10 translation, a
+    procedure under a local code with its SNOMED CT translation: filed under the local code
+    (unmapped), the shared one ignored. A translation in another local system changes
+    nothing."""
+    got = _entries(
+        _section("11450-4", "Problèmes", """<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.4"/>
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="CARD-12" codeSystem="1.2.250.1.999.3.1"
+            displayName="HTA (thésaurus local)"><translation code="LOC9"
+            codeSystem="1.2.250.1.999.3.2"/><translation code="I10"
+            codeSystem="2.16.840.1.113883.6.3" displayName="Hypertension essentielle"/></value>
+          </observation></entry>"""),
+        _section("47519-4", "Actes", """<entry><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+          <code code="PR-0042" codeSystem="1.2.250.1.999.3.3" displayName="appendicectomie">
+            <translation code="80146002" codeSystem="2.16.840.1.113883.6.96"/></code>
+          </procedure></entry>
+          <entry><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+          <code code="PR-0043" codeSystem="1.2.250.1.999.3.3" displayName="suture">
+            <translation code="S-99" codeSystem="1.2.250.1.999.3.4"/></code>
+          </procedure></entry>"""))
+    assert [(e.code, e.system, e.display, e.mapped) for e in got] == [
+        ("I10", "CIM-10", "Hypertension essentielle", True),
+        ("80146002", "SNOMED-CT", "appendicectomie", True),
+        ("PR-0043", "1.2.250.1.999.3.3", "suture", False)]
