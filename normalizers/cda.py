@@ -34,6 +34,7 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    ENTRY_MAX,
     LAB_RESULT,
     Attachment,
     Entry,
@@ -143,8 +144,37 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
             from normalizers.documents import pdf_report_entries
 
             entries.extend(pdf_report_entries(document, pdf, source, ctx.warnings))
-    return NormalizedMessage(logical_id=f"cda|{doc.header.id.key}", identity=identity,
-                             entries=entries, warnings=ctx.warnings)
+    logical_id = f"cda|{doc.header.id.key}"
+    try:
+        return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
+                                 warnings=ctx.warnings)
+    except NormalizationError as exc:  # sizes are checked there once for all
+        if exc.code != "FIELD_TOO_LONG":
+            raise
+        fit_free_text(entries, ctx.warnings)
+        return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
+                                 warnings=ctx.warnings)
+
+
+# Entry fields a CDA fills with prose: a name read in the narrative (originalText, an act's
+# text), a reference range written out in words, interpretation codes joined. Codes, units
+# and ids are never shortened: an over-long one stays FIELD_TOO_LONG (it is no code any more).
+_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in ("display", "reference_range",
+                                                        "interpretation"))
+
+
+def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
+    """Prose longer than its column (a problem named by a whole narrative paragraph, a
+    reference range for every age and sex) is shortened there, ending with '…', and kept
+    whole in ``details['full_text']``; the whole document failed as FIELD_TOO_LONG."""
+    for entry in entries:
+        for name, limit in _FREE_TEXT:
+            value = getattr(entry, name)
+            if value is not None and len(value) > limit:
+                entry.details.setdefault("full_text", {})[name] = value
+                setattr(entry, name, value[:limit - 1] + "…")
+                warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
+                                "shortened (the whole text is kept in details)")
 
 
 def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:
@@ -208,7 +238,9 @@ def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, .
     ctx = _Ctx(source, mappings, document_key, set_id,
                _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
                warnings)
-    return list(_body(doc, ctx))
+    entries = list(_body(doc, ctx))
+    fit_free_text(entries, warnings)  # the message they join checks sizes once for all
+    return entries
 
 
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:

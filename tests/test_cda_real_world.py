@@ -780,3 +780,28 @@ def test_local_code_with_a_standard_translation_is_filed_under_the_translation()
         ("I10", "CIM-10", "Hypertension essentielle", True),
         ("80146002", "SNOMED-CT", "appendicectomie", True),
         ("PR-0043", "1.2.250.1.999.3.3", "suture", False)]
+
+
+# -- prose longer than the store's columns -----------------------------------------------------
+def test_long_prose_is_shortened_not_the_whole_document_refused() -> None:
+    """A problem named by a long narrative paragraph (display, 500 at most) and a reference
+    range written out for every age (120 at most) made the whole document FIELD_TOO_LONG.
+    Shortened, kept whole in details; a warning says where, not what."""
+    paragraph = "Antécédent de cardiopathie ischémique avec pose de stent en 2019, " * 12
+    ranges = "Adulte : 0,5 à 1,2 ; enfant de moins de 12 ans : 0,3 à 0,9 ; " * 4
+    data = (HEAD + _section("11450-4", f'<paragraph ID="p7">{paragraph}</paragraph>',
+                            PROBLEM.format(ident="P7", value="""
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#p7"/>
+      </originalText></value>"""))
+            + _section("30954-2", "Résultats", _result(
+                '<value xsi:type="PQ" value="80" unit="umol/L"/>',
+                f"<referenceRange><observationRange><text>{ranges}</text></observationRange>"
+                "</referenceRange>")) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    problem, result = msg.entries[1:]
+    assert len(problem.display) == 500 and problem.display.endswith("…")
+    assert problem.details["full_text"]["display"] == paragraph.strip()
+    assert len(result.reference_range) == 120
+    assert result.details["full_text"]["reference_range"] == ranges.strip()
+    shortened = [w for w in msg.warnings if "shortened" in w]
+    assert len(shortened) == 2 and not any("stent" in w or "Adulte" in w for w in shortened)
