@@ -76,6 +76,7 @@ from parsers.cda.model import (
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 SKIP = "skip"
 CIM10 = "CIM-10"
 RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729-4", "18767-4",
@@ -388,15 +389,24 @@ def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Ent
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
                parent_key: str | None, specimen: str | None = None,
-               panel: dict[str, str] | None = None) -> Iterator[Entry]:
+               panel: dict[str, str] | None = None,
+               family: dict[str, Any] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
     describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
-    code of the battery (organizer) a result belongs to."""
-    kind = _kind(act, in_results, section.code.code if section.code is not None else "")
+    code of the battery (organizer) a result belongs to; ``family`` is set (the relative,
+    when said) inside a family history: what is observed there is about a relative."""
+    section_code = section.code.code if section.code is not None else ""
+    kind = _kind(act, in_results, section_code)
     if kind == SKIP:
         return
+    relative = _relative(act)
+    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
+        family = relative or family or {}
+        if isinstance(act, Observation) and kind in (PROBLEM, OBSERVATION, LAB_RESULT,
+                                                     VITAL_SIGN, None):
+            kind = FAMILY_HISTORY  # a father's infarction is no problem of the patient
     if act.null_flavor:  # 'unknown whether pregnant': the statement is no fact at all
         ctx.warnings.append(f"CDA_NULL_STATEMENT: {act.path}: {act.kind} with nullFlavor "
                             f"{act.null_flavor[:8]!r} not filed")
@@ -407,9 +417,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if not isinstance(act, Observation):
         specimen = _specimen_time(act, ctx) or specimen
     made: Entry | None = None
-    if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY) and \
+    if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
+        if made is not None and family:
+            made.details["relative"] = family
         if made is not None and kind == LAB_RESULT:
             made.specimen_time = specimen or made.specimen_time
             if panel:
@@ -419,6 +431,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
     if made is not None:
+        if relative is not None and family is None:  # a fetus, a newborn: who it is about
+            made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         yield made
@@ -427,14 +441,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel)
+                                  specimen, battery or panel, family)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
-        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY) and \
-                not _typed(rel.act):
+        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
+                                         FAMILY_HISTORY) and not _typed(rel.act):
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
@@ -442,7 +456,32 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
-                              inner_specimen)
+                              inner_specimen, None, family)
+
+
+FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases
+_SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
+
+
+def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
+    """Whom a statement is about when it is not the patient (CDA subject/relatedSubject:
+    a family member, a fetus): the relationship code (HL7 RoleCode FTH, MTH, FAMMEMB...) and
+    the relative's sex when given; None for the patient."""
+    subject = act.subject
+    if subject is None or subject.role != "relatedSubject":
+        return None
+    code = subject.code
+    if code is not None and code.code == _SELF:
+        return None
+    out: dict[str, Any] = {}
+    if code is not None and code.code:
+        out.update(code=code.code, system=system_name(code.code_system),
+                   display=code.display or code.original_text)
+    person = subject.person
+    if person is not None and person.administrative_gender is not None and \
+            person.administrative_gender.code:
+        out["sex"] = person.administrative_gender.code
+    return out
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -493,8 +532,8 @@ def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
 
 # A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
 # (an immunization is also a CCD medication activity, a vital sign a CCD result).
-_PRECEDENCE = (SKIP, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT, MEDICATION,
-               PROCEDURE)
+_PRECEDENCE = (SKIP, FAMILY_HISTORY, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT,
+               MEDICATION, PROCEDURE)
 
 
 def _typed(act: ClinicalStatement) -> bool:
@@ -591,7 +630,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # one when it has a value; a problem is identified by its value (the diagnosis)
         name = original_text(act.code, section) if act.code is not None and act.values \
             else ""
-        if not name and not (kind in (PROBLEM, ALLERGY) and act.values):
+        if not name and not (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and act.values):
             return None
     entry = _base(act, kind, section, ctx, parent_key)
     if name:
@@ -599,7 +638,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if act.values:
         value = _untyped(act.values[0])
         _value(value, entry, ctx, section)
-        if kind in (PROBLEM, ALLERGY) and isinstance(value, CD):
+        if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(value, CD):
             # the diagnosis / allergy type is the value; the observation code only says
             # 'diagnosis' or 'assertion'
             coded = _code(value, ctx, section)

@@ -805,3 +805,56 @@ def test_long_prose_is_shortened_not_the_whole_document_refused() -> None:
     assert result.details["full_text"]["reference_range"] == ranges.strip()
     shortened = [w for w in msg.warnings if "shortened" in w]
     assert len(shortened) == 2 and not any("stent" in w or "Adulte" in w for w in shortened)
+
+
+# -- family history: a relative's condition is never the patient's problem ---------------------
+def test_family_history_is_about_the_relative_not_the_patient() -> None:
+    """CI-SIS FR-Antecedents-familiaux (IHE PCC family history organizer, subject =
+    relatedSubject MTH, observations coded in CIM-10) were filed as the patient's problems;
+    C-CDA family history observations as the patient's observations, their 'age at onset'
+    child too. They are family_history entries naming the relative."""
+    got = _entries(_section("10157-6", "Antécédents familiaux", """
+      <entry><organizer classCode="CLUSTER" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.15"/><statusCode code="completed"/>
+        <subject typeCode="SBJ"><relatedSubject classCode="PRS">
+          <code code="MTH" codeSystem="2.16.840.1.113883.5.111" displayName="Mère"/>
+          <subject><administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+          </subject></relatedSubject></subject>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.3"/>
+          <id root="1.2.250.1.999.12" extension="FH1"/>
+          <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="E11" codeSystem="2.16.840.1.113883.6.3"
+            displayName="Diabète de type 2"/></observation></component>
+      </organizer></entry>
+      <entry><organizer classCode="CLUSTER" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.45"/>
+        <subject><relatedSubject classCode="PRS"><code code="FTH"
+          codeSystem="2.16.840.1.113883.5.111"/></relatedSubject></subject>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <id root="1.2.250.1.999.12" extension="FH2"/>
+          <code code="64572001" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="22298006" codeSystem="2.16.840.1.113883.6.96"
+            displayName="infarctus du myocarde"/>
+          <entryRelationship typeCode="SUBJ" inversionInd="true"><observation
+            classCode="OBS" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.31"/>
+            <code code="445518008" codeSystem="2.16.840.1.113883.6.96"/>
+            <value xsi:type="PQ" value="57" unit="a"/></observation></entryRelationship>
+        </observation></component></organizer></entry>"""))
+    assert [(e.type, e.code, e.system, e.details["relative"]["code"]) for e in got] == [
+        ("family_history", "E11", "CIM-10", "MTH"), ("family_history", "22298006", "SNOMED-CT",
+                                                    "FTH")]
+    assert got[0].details["relative"]["sex"] == "F"
+
+
+def test_observation_about_a_parent_says_so() -> None:
+    """A newborn's certificate (CI-SIS CS8) records the mother's smoking with
+    subject/relatedSubject MTH: it stays an observation, but says whom it is about."""
+    entry = _one(_section("29762-2", "Mode de vie", """<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="74011-8" codeSystem="2.16.840.1.113883.6.1"/>
+      <subject><relatedSubject classCode="PRS"><code code="MTH"
+        codeSystem="2.16.840.1.113883.5.111"/></relatedSubject></subject>
+      <value xsi:type="INT" value="0"/></observation></entry>"""))
+    assert (entry.type, entry.value) == ("observation", "0")
+    assert entry.details["subject"]["code"] == "MTH"
