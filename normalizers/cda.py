@@ -76,6 +76,7 @@ from parsers.cda.model import (
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 SKIP = "skip"
 CIM10 = "CIM-10"
@@ -430,6 +431,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
+    if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE):
+        # a planned vaccination or procedure (C-CDA Planned Immunization/Procedure, CI-SIS
+        # plan de soins: moodCode INT, RQO, PRP, APT, ARQ) was filed as one given or done
+        made.type = PLAN
+        made.details["planned"] = kind
     if made is not None:
         if relative is not None and family is None:  # a fetus, a newborn: who it is about
             made.details["subject"] = relative

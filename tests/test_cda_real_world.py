@@ -858,3 +858,38 @@ def test_observation_about_a_parent_says_so() -> None:
       <value xsi:type="INT" value="0"/></observation></entry>"""))
     assert (entry.type, entry.value) == ("observation", "0")
     assert entry.details["subject"]["code"] == "MTH"
+
+
+# -- plans: a vaccination or a procedure intended is not one done ------------------------------
+@pytest.mark.parametrize("mood", ["INT", "RQO", "PRP", "APT", "ARQ"])
+def test_planned_vaccination_and_procedure_are_plans_not_facts(mood: str) -> None:
+    """C-CDA Planned Immunization / Planned Procedure, CI-SIS plan de soins (moodCode INT...)
+    were filed as immunization / procedure entries: a vaccine never given exported as an
+    Immunization 'completed'. They are 'plan' entries saying what is planned."""
+    got = _entries(_section("18776-5", "Plan de soins", f"""
+      <entry><substanceAdministration classCode="SBADM" moodCode="{mood}">
+        <templateId root="2.16.840.1.113883.10.20.22.4.120"/>
+        <id root="1.2.250.1.999.13" extension="V1"/><statusCode code="active"/>
+        <effectiveTime value="20240601"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BM03" codeSystem="2.16.840.1.113883.6.73" displayName="HPV"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>
+      <entry><procedure classCode="PROC" moodCode="{mood}">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+        <id root="1.2.250.1.999.13" extension="P1"/>
+        <code code="HHFA016" codeSystem="1.2.250.1.213.2.5" displayName="appendicectomie"/>
+        <statusCode code="active"/></procedure></entry>"""))
+    assert [(e.type, e.code, e.details["planned"], e.details["mood"]) for e in got] == [
+        ("plan", "J07BM03", "immunization", mood), ("plan", "HHFA016", "procedure", mood)]
+
+
+def test_vaccination_given_stays_an_immunization() -> None:
+    entry = _one(_section("11369-6", "Vaccins", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/><effectiveTime value="20231015"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="grippe"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, "planned" in entry.details) == ("immunization", False)
