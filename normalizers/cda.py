@@ -68,6 +68,7 @@ from parsers.cda.model import (
     Observation,
     Organizer,
     RecordTarget,
+    ReferenceRange,
     Section,
     SubstanceAdministration,
     Value,
@@ -662,11 +663,33 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
             or None
     if act.reference_ranges:
-        entry.reference_range = _range(act.reference_ranges[0].value) or \
-            act.reference_ranges[0].text or None
+        _reference_range(act.reference_ranges, entry, ctx, section)
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
+                     section: Section) -> None:
+    """The normal range of a result. Several observationRanges may be sent, each with the
+    interpretation that applies to values inside it (C-CDA: 'negative: normal', 'positive:
+    abnormal'; titers by band): the normal one is the range interpreted N, else one
+    without interpretation; the first was taken whatever it said. The range reads as its
+    value (an interval, '<=5'; a coded value, 'Negative'), else its text, else an ST value
+    (a coded range without text was lost)."""
+    normal = next((r for r in ranges if r.interpretation_code is not None and
+                   r.interpretation_code.code == "N"), None) or \
+        next((r for r in ranges if r.interpretation_code is None or
+              not r.interpretation_code.code), None) or ranges[0]
+    value = _untyped(normal.value) if normal.value is not None else None
+    text = _range(value)
+    if text is None and isinstance(value, CD):
+        coded = _code(value, ctx, section)
+        text = (coded[2] or coded[0]) if coded else original_text(value, section)
+    text = text or normal.text or (value.text if isinstance(value, ST) else "")
+    entry.reference_range = text or None
+    if len(ranges) > 1:
+        entry.details["reference_ranges"] = len(ranges)
 
 
 def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:

@@ -893,3 +893,25 @@ def test_vaccination_given_stays_an_immunization() -> None:
         </manufacturedMaterial></manufacturedProduct></consumable>
       </substanceAdministration></entry>"""))
     assert (entry.type, "planned" in entry.details) == ("immunization", False)
+
+
+# -- reference ranges ---------------------------------------------------------------------------
+def test_the_normal_range_is_the_one_interpreted_normal() -> None:
+    """C-CDA sends one observationRange per interpretation ('positive: abnormal' first, say):
+    the first was taken, whatever it said; a coded range without text was lost."""
+    ranges = """
+      <referenceRange><observationRange><text>Positif : pathologique</text>
+        <value xsi:type="CO" code="10828004" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Positif"/><interpretationCode code="A"
+          codeSystem="2.16.840.1.113883.5.83"/></observationRange></referenceRange>
+      <referenceRange><observationRange>
+        <value xsi:type="CO" code="260385009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Négatif"/><interpretationCode code="N"
+          codeSystem="2.16.840.1.113883.5.83"/></observationRange></referenceRange>"""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="CO" code="10828004" codeSystem="2.16.840.1.113883.6.96" '
+        'displayName="Positif"/><interpretationCode code="A" '
+        'codeSystem="2.16.840.1.113883.5.83"/>', ranges, code="60256-5")))
+    assert (entry.value, entry.interpretation, entry.reference_range) == ("Positif", "A",
+                                                                          "Négatif")
+    assert entry.details["reference_ranges"] == 2
