@@ -77,6 +77,7 @@ from parsers.cda.model import (
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 SKIP = "skip"
@@ -97,6 +98,11 @@ def _systems() -> dict[str, str]:
 @cache
 def _kinds() -> dict[str, str]:
     return {row["template"]: row["type"] for row in table("cda_entry_kinds")}
+
+
+@cache
+def _absent_codes() -> dict[tuple[str, str], str]:
+    return {(row["system"], row["code"]): row["meaning"] for row in table("cda_absent_codes")}
 
 
 @cache
@@ -432,6 +438,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
+    if made is not None and made.code and (made.system, made.code) in _absent_codes():
+        made = _absence(made, kind, ctx)
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE):
         # a planned vaccination or procedure (C-CDA Planned Immunization/Procedure, CI-SIS
         # plan de soins: moodCode INT, RQO, PRP, APT, ARQ) was filed as one given or done
@@ -464,6 +472,19 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             # typeCode REFR, as CR-BIO sends them, still is one)
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
                               inner_specimen, None, family)
+
+
+def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
+    """A statement coded 'no known medications' (IPS absent-unknown codes, CI-SIS) was filed
+    as a medication, a vaccination, a procedure whose product is that code. Nothing known:
+    an 'absence' entry saying of what (details.absent); no information: not filed."""
+    if _absent_codes()[(entry.system or "", entry.code or "")] != "absent":
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {entry.source_ref}: a {kind} statement "
+                            "that says there is no information, not filed")
+        return None
+    entry.type, entry.mapped = ABSENCE, True  # a shared code system, not a local code
+    entry.details["absent"] = kind
+    return entry
 
 
 FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases

@@ -915,3 +915,38 @@ def test_the_normal_range_is_the_one_interpreted_normal() -> None:
     assert (entry.value, entry.interpretation, entry.reference_range) == ("Positif", "A",
                                                                           "Négatif")
     assert entry.details["reference_ranges"] == 2
+
+
+# -- 'no known ...' is no medication, vaccination, procedure or problem -----------------------
+IPS_ABSENT = "2.16.840.1.113883.5.1150.1"
+
+
+def test_no_known_medications_is_an_absence_and_no_information_is_not_filed() -> None:
+    """CI-SIS / IPS say an empty list with a code of the absent-unknown system where the
+    product, vaccine or act goes: 'no-known-immunizations' was filed as a vaccination (an
+    Immunization 'completed' in FHIR). Nothing known: an 'absence' entry saying of what;
+    no information: not filed, a warning says where."""
+    def vaccine(code: str, ident: str) -> str:
+        return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+          <id root="1.2.250.1.999.14" extension="{ident}"/>
+          <code code="{code}" codeSystem="{IPS_ABSENT}"/>
+          <effectiveTime nullFlavor="NA"/>
+          <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="NA"/>
+          </manufacturedMaterial></manufacturedProduct></consumable>
+        </substanceAdministration></entry>"""
+    data = (HEAD + _section("11369-6", "Aucun vaccin connu",
+                            vaccine("no-known-immunizations", "V0")
+                            + vaccine("no-immunization-info", "V9"))
+            + _section("11450-4", "Problèmes", """<entry><observation classCode="OBS"
+              moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+              <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+              <value xsi:type="CD" code="no-known-problems"
+                codeSystem="2.16.840.1.113883.5.1150.1"/></observation></entry>""")
+            + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    got = msg.entries[1:]
+    assert [(e.type, e.code, e.details["absent"], e.mapped) for e in got] == [
+        ("absence", "no-known-immunizations", "immunization", True),
+        ("absence", "no-known-problems", "problem", True)]
+    assert any(w.startswith("CDA_NO_INFORMATION") for w in msg.warnings)
