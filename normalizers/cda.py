@@ -398,13 +398,15 @@ def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Ent
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
                parent_key: str | None, specimen: str | None = None,
                panel: dict[str, str] | None = None,
-               family: dict[str, Any] | None = None) -> Iterator[Entry]:
+               family: dict[str, Any] | None = None,
+               when: str | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
     describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
     code of the battery (organizer) a result belongs to; ``family`` is set (the relative,
-    when said) inside a family history: what is observed there is about a relative."""
+    when said) inside a family history: what is observed there is about a relative;
+    ``when`` the time of the organizer (or scored observation) whose component this is."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -446,17 +448,23 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None:
+        if made.effective is None and when:
+            # IHE PCC / CI-SIS vital signs: effectiveTime nullFlavor NA on each measurement,
+            # the time on the organizer; C-CDA assessment scale items: none, the scale's
+            made.effective = when
         if relative is not None and family is None:  # a fetus, a newborn: who it is about
             made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
+    own_time = made.effective if made is not None else \
+        (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel, family)
+                                  specimen, battery or panel, family, own_time or when)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
     for rel in act.entry_relationships:
@@ -471,7 +479,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
-                              inner_specimen, None, family)
+                              inner_specimen, None, family,
+                              own_time if rel.type_code == "COMP" and
+                              isinstance(act, Observation) else None)
 
 
 def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:

@@ -950,3 +950,41 @@ def test_no_known_medications_is_an_absence_and_no_information_is_not_filed() ->
         ("absence", "no-known-immunizations", "immunization", True),
         ("absence", "no-known-problems", "problem", True)]
     assert any(w.startswith("CDA_NO_INFORMATION") for w in msg.warnings)
+
+
+# -- the time of an organizer is its components' when they have none ---------------------------
+def test_measurements_take_the_time_of_their_organizer() -> None:
+    """CI-SIS / IHE PCC vital signs: the organizer holds the time, each measurement says
+    effectiveTime nullFlavor="NA"; C-CDA assessment scale items have none, the scale has
+    it. Such entries had no time at all (41 of the 66 vital signs of the ANS examples).
+    A component's own time wins; a previous result nested with REFR keeps none."""
+    got = _entries(_section("8716-3", "Signes vitaux", """
+      <entry><organizer classCode="CLUSTER" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.1"/>
+        <code code="85353-1" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><effectiveTime value="20240312"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>
+          <code code="29463-7" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime nullFlavor="NA"/><value xsi:type="PQ" value="59" unit="kg"/>
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>
+          <code code="8867-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403121015+0100"/><value xsi:type="PQ" value="64"
+            unit="/min"/></observation></component>
+      </organizer></entry>"""), _section("47420-5", "Autonomie", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.69"/>
+        <code code="35088-4" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20240311"/><value xsi:type="INT" value="14"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="9267-6" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="INT" value="4"/></observation></entryRelationship>
+        <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+          <code code="35088-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="INT" value="12"/></observation></entryRelationship>
+      </observation></entry>"""))
+    assert [(e.code, e.effective) for e in got] == [
+        ("29463-7", "2024-03-12"), ("8867-4", "2024-03-12T10:15+01:00"),
+        ("35088-4", "2024-03-11"), ("9267-6", "2024-03-11"), ("35088-4", None)]
