@@ -101,8 +101,19 @@ def _kinds() -> dict[str, str]:
 
 
 @cache
+def _known_systems() -> frozenset[str]:
+    """The short names of the shared terminologies (tables/code_systems.csv)."""
+    return frozenset(_systems().values())
+
+
+@cache
 def _absent_codes() -> dict[tuple[str, str], str]:
     return {(row["system"], row["code"]): row["meaning"] for row in table("cda_absent_codes")}
+
+
+@cache
+def _absent_systems() -> frozenset[str]:
+    return frozenset(system for system, _ in _absent_codes())
 
 
 @cache
@@ -411,7 +422,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
         return
-    relative = _relative(act)
+    relative = _relative(act) if act.subject is not None else None
     if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
         family = relative or family or {}
         if isinstance(act, Observation) and kind in (PROBLEM, OBSERVATION, LAB_RESULT,
@@ -440,7 +451,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
-    if made is not None and made.code and (made.system, made.code) in _absent_codes():
+    if made is not None and made.system in _absent_systems() and \
+            (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE):
         # a planned vaccination or procedure (C-CDA Planned Immunization/Procedure, CI-SIS
@@ -950,7 +962,7 @@ def _code(code: CD, ctx: _Ctx,
     # A local code whose translation is in a shared terminology (SNOMED CT, CIM-10, CCAM,
     # ATC...) is filed under the translation, as the LOINC of a result is (a local
     # diagnosis code with its CIM-10 translation was filed as the local code, unmapped).
-    standards = _systems().values()
+    standards = _known_systems()
     known = system in standards
     if not known and not r.mapped:
         for t in code.translations:
