@@ -918,17 +918,35 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.unit = to_ucum(bound.unit).unit
         one = (low if not isinstance(high, (PQ, INT, REAL)) or not high.value else
                high if not isinstance(low, (PQ, INT, REAL)) or not low.value else None)
+        center = value.center
         if isinstance(one, (PQ, INT, REAL)) and one.value:  # '<5', '>=100': one bound only
             number = one.number
             entry.value_num = float(number) if number is not None else None
             entry.comparator = (">" if one is low else "<") + \
                 ("=" if (value.low_inclusive if one is low else value.high_inclusive) else "")
+        elif one is None and isinstance(center, (PQ, INT, REAL)) and center.value and \
+                not isinstance(low, (PQ, INT, REAL)):
+            # an interval given by its centre only ('about 7 days'): the centre is the
+            # value (it was lost: no bound, no point value)
+            entry.value = center.value
+            number = center.number
+            entry.value_num = float(number) if number is not None else None
     elif isinstance(value, ST):
         entry.value = value.text or None
+        if value.code is not None and value.code.code:  # SC: a string with a code
+            entry.details["value_code"] = {"code": value.code.code,
+                                           "system": system_name(value.code.code_system)}
     elif isinstance(value, ED):
-        entry.value = value.text[:2000] if value.representation != "B64" else None
+        # inline text, else the narrative its reference points at (it read as '')
+        entry.value = (value.text[:2000] or referenced_text(value.reference, section)[:2000]
+                       or None) if value.representation != "B64" else None
     elif isinstance(value, TS):
-        entry.value = _iso_value(value.value)
+        # a date the sender did not write as an HL7 TS is kept as written, with a warning
+        iso = _iso_value(value.value)
+        entry.value = iso or value.value.strip() or None
+        if not iso and entry.value:
+            ctx.warnings.append(f"CDA_BAD_DATE: {value.path}: a TS value that is not a valid "
+                                "HL7 date/time, kept as written")
     elif isinstance(value, BL):
         entry.value = value.value.strip() or None
     elif isinstance(value, RTO):
@@ -1026,6 +1044,10 @@ def _range(value: Value | None) -> str | None:
         return f">{'=' if value.low_inclusive else ''}{low}"
     if high:
         return f"<{'=' if value.high_inclusive else ''}{high}"
+    center = value.center
+    if isinstance(center, (PQ, INT, REAL)) and center.value:  # a dose 'about 2 tablets'
+        unit = center.unit if isinstance(center, PQ) and center.unit != "1" else ""
+        return f"{center.value} {unit}".strip()
     if value.value and value.unit and value.unit != "1":  # a dose of '40 [IU]'
         return f"{value.value} {value.unit}"
     return value.value or None

@@ -988,3 +988,35 @@ def test_measurements_take_the_time_of_their_organizer() -> None:
     assert [(e.code, e.effective) for e in got] == [
         ("29463-7", "2024-03-12"), ("8867-4", "2024-03-12T10:15+01:00"),
         ("35088-4", "2024-03-11"), ("9267-6", "2024-03-11"), ("35088-4", None)]
+
+
+# -- value types as the data types define them ---------------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [
+    # IVL_PQ given by its centre only: the value was lost (no bound, no point value)
+    ('<value xsi:type="IVL_PQ"><center value="7" unit="d"/></value>', ("7", 7.0, "d", {})),
+    # SC: a string with a code, the code was dropped
+    ('<value xsi:type="SC" code="POS" codeSystem="1.2.250.1.999.4">positif franc</value>',
+     ("positif franc", None, None, {"code": "POS", "system": "1.2.250.1.999.4"})),
+    # ED pointing into the narrative: read as ''
+    ('<value xsi:type="ED"><reference value="#v1"/></value>',
+     ("Aspect trouble", None, None, {})),
+    # a TS the sender wrote as ISO: lost, without a word
+    ('<value xsi:type="TS" value="2024-09-01"/>', ("2024-09-01", None, None, {})),
+    ('<value xsi:type="TS" value="20240901"/>', ("2024-09-01", None, None, {})),
+])
+def test_value_types_keep_what_they_say_too(value: str, expected: tuple) -> None:
+    data = (HEAD + _section("29762-2", '<content ID="v1">Aspect trouble</content>',
+                            f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <code code="11345-6" codeSystem="2.16.840.1.113883.6.1"/>{value}</observation></entry>""")
+            + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    entry = msg.entries[1]
+    assert (entry.value, entry.value_num, entry.unit,
+            entry.details.get("value_code", {})) == expected
+    assert any(w.startswith("CDA_BAD_DATE") for w in msg.warnings) == ("-" in value)
+
+
+def test_dose_given_by_its_centre() -> None:
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<doseQuantity><center value="2" unit="{comprimé}"/></doseQuantity>')))
+    assert entry.details["dose"] == "2 {comprimé}"
