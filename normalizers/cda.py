@@ -937,9 +937,15 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.details["value_code"] = {"code": value.code.code,
                                            "system": system_name(value.code.code_system)}
     elif isinstance(value, ED):
-        # inline text, else the narrative its reference points at (it read as '')
-        entry.value = (value.text[:2000] or referenced_text(value.reference, section)[:2000]
-                       or None) if value.representation != "B64" else None
+        # inline text, else the narrative its reference points at (it read as ''); a B64
+        # text (text/plain, possibly compressed) decoded: it was dropped with the binaries
+        if value.representation == "B64":
+            entry.value = _ed_text(value, ctx) or None
+            if value.media_type:
+                entry.details["value_media_type"] = value.media_type
+        else:
+            entry.value = (value.text[:2000] or
+                           referenced_text(value.reference, section)[:2000]) or None
     elif isinstance(value, TS):
         # a date the sender did not write as an HL7 TS is kept as written, with a warning
         iso = _iso_value(value.value)
@@ -955,6 +961,23 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = (value.attributes.get("value") or value.text)[:2000] or None
     if entry.value_num is not None and not math.isfinite(entry.value_num):
         entry.value_num = None  # '1e400' is a Decimal but no float
+
+
+def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
+    """The text a B64 ED value carries when its media type is text (text/plain, text/html
+    read as sent), inflated per its compression (bounded: 1 MB); '' for binaries (a PDF, an
+    image) and for what does not decode (a warning with its code, never the content)."""
+    if not value.media_type.strip().lower().startswith("text/"):
+        return ""
+    try:
+        data = value.decompressed(max_bytes=1024 * 1024)
+    except CdaParseError as exc:
+        ctx.warnings.append(f"{exc.code}: {value.path}: {exc.message}")
+        return ""
+    if data is None:
+        ctx.warnings.append(f"CDA_BAD_BASE64: {value.path}: a B64 value that does not decode")
+        return ""
+    return data.decode("utf-8", "replace")[:limit]
 
 
 def _code(code: CD, ctx: _Ctx,

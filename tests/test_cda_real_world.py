@@ -1020,3 +1020,29 @@ def test_dose_given_by_its_centre() -> None:
     entry = _one(_section("10160-0", "Traitements", _medication(
         '<doseQuantity><center value="2" unit="{comprimé}"/></doseQuantity>')))
     assert entry.details["dose"] == "2 {comprimé}"
+
+
+@pytest.mark.parametrize("compression", ["", "DF"])
+def test_base64_text_value_is_read(compression: str) -> None:
+    """A result whose value is an ED text/plain in base64 (possibly deflated) was dropped
+    with the binary values; a binary one says its media type; one that does not decode is a
+    warning, not an exception."""
+    import base64
+    import zlib
+
+    text = b"Urines jaune paille, limpides"
+    packed = zlib.compress(text)[2:-4] if compression else text
+    attr = f' compression="{compression}"' if compression else ""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        f'<value xsi:type="ED" mediaType="text/plain" representation="B64"{attr}>'
+        f"{base64.b64encode(packed).decode()}</value>", code="5778-6")))
+    assert entry.value == "Urines jaune paille, limpides"
+    data = (HEAD + _section("30954-2", "Résultats", _result(
+        '<value xsi:type="ED" mediaType="image/png" representation="B64">iVBORw0K</value>')
+        + _result('<value xsi:type="ED" mediaType="text/plain" representation="B64" '
+                  'compression="DF">cGFzIGRlZmxhdGU=</value>', code="5778-6")) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    png, broken = msg.entries[1:]
+    assert (png.value, png.details["value_media_type"]) == (None, "image/png")
+    assert broken.value is None
+    assert any(w.startswith("CDA_BAD_COMPRESSION") for w in msg.warnings)
