@@ -87,6 +87,7 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
                    "26439-0", "26440-8", "26441-6", "18717-9", "18718-7", "18720-3", "18721-1",
                    "18722-9", "18724-0", "18727-8"}  # LOINC lab specialty sections (CR-BIO)
 MEDIA_PDF = "application/pdf"
+BODY_TEXT_CAP = 100_000  # characters of a level-1 text body kept in the details (as reports)
 PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
 
 
@@ -159,11 +160,19 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
         identity, document, entries, ctx = _structured(doc, data, source, mappings)
     body = doc.non_xml_body
     if body is not None:
-        pdf = _body_bytes(body, ctx.warnings)
-        if pdf and body.media_type.strip().lower() == MEDIA_PDF:
+        content = _body_bytes(body, ctx.warnings)
+        media_type = body.media_type.strip().lower()
+        if content and media_type == MEDIA_PDF:
             from normalizers.documents import pdf_report_entries
 
-            entries.extend(pdf_report_entries(document, pdf, source, ctx.warnings))
+            entries.extend(pdf_report_entries(document, content, source, ctx.warnings))
+        elif media_type.startswith("text/") and (content or body.text.strip()):
+            # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
+            # shown and searched like a structured body's (they were only in the XML)
+            text = content.decode("utf-8", "replace") if content else body.text
+            document.details["sections"] = [{"code": None, "title": None,
+                                             "text": text.strip()[:BODY_TEXT_CAP],
+                                             "level": 0}]
     logical_id = f"cda|{doc.header.id.key}"
     try:
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,

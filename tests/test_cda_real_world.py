@@ -1046,3 +1046,19 @@ def test_base64_text_value_is_read(compression: str) -> None:
     assert (png.value, png.details["value_media_type"]) == (None, "image/png")
     assert broken.value is None
     assert any(w.startswith("CDA_BAD_COMPRESSION") for w in msg.warnings)
+
+
+@pytest.mark.parametrize("representation", ["TXT", "B64"])
+def test_level1_text_body_is_the_documents_narrative(representation: str) -> None:
+    """IHE XDS-SD text/plain body: its words were only in the archived XML; they are the
+    document's narrative now, as a structured body's sections are."""
+    import base64
+
+    words = "Compte rendu dicté : suites simples, ablation des fils à J10."
+    text = base64.b64encode(words.encode()).decode() if representation == "B64" else words
+    data = _level1(f'<text mediaType="text/plain" representation="{representation}">'
+                   f"{text}</text>")
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    assert msg.entries[0].details["sections"] == [{"code": None, "title": None,
+                                                   "text": words, "level": 0}]
