@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -110,6 +110,11 @@ def _known_systems() -> frozenset[str]:
 @cache
 def _absent_codes() -> dict[tuple[str, str], str]:
     return {(row["system"], row["code"]): row["meaning"] for row in table("cda_absent_codes")}
+
+
+@cache
+def _placeholders() -> frozenset[str]:
+    return frozenset(row["code"] for row in table("cda_placeholder_codes"))
 
 
 @cache
@@ -696,6 +701,12 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         entry.display, entry.mapped = name, False
     if act.values:
         value = _untyped(act.values[0])
+        if kind in (PROBLEM, FAMILY_HISTORY) and isinstance(value, CD) and value.code and \
+                act.code is not None and value.code == act.code.code and \
+                value.code_system == act.code.code_system:
+            # the value repeats the question (code 'problem', value 'problem': Vitera) and
+            # is no diagnosis; the translation or the words are (it was filed as 'Problem')
+            value = replace(value, code="", display="")
         _value(value, entry, ctx, section)
         if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(value, CD):
             # the diagnosis / allergy type is the value; the observation code only says
@@ -828,7 +839,8 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
     if product is not None and product.code is not None and (product.code.code or
                                                              product.code.translations):
         coded = _code(product.code, ctx, section)
-        entry.code, entry.system, entry.display, entry.mapped = coded
+        if coded:  # translations without a code, or only a placeholder: none (TypeError)
+            entry.code, entry.system, entry.display, entry.mapped = coded
         entry.details["substance"] = [
             {"code": t.code, "system": system_name(t.code_system)}
             for t in product.code.translations if t.code]
@@ -1000,7 +1012,9 @@ def _code(code: CD, ctx: _Ctx,
         if c.code and system_name(c.code_system) == LOINC:
             return (c.code, LOINC,
                     c.display or code.display or original_text(code, section), True)
-    main = next((c for c in candidates if c.code), None)
+    placeholders = _placeholders()
+    main = next((c for c in candidates if c.code and c.code.lower() not in placeholders),
+                None)
     if main is None:
         return None
     system = system_name(main.code_system, main.code_system_name)
@@ -1019,7 +1033,8 @@ def _code(code: CD, ctx: _Ctx,
             if t.code and system_name(t.code_system, t.code_system_name) in standards:
                 main, system, known = t, system_name(t.code_system), True
                 break
-    display = main.display or code.display or original_text(code, section)
+    display = main.display or (code.display if main is code or code.code.lower() not in
+                               placeholders else "") or original_text(code, section)
     return main.code, system, display, known or r.mapped
 
 

@@ -1062,3 +1062,33 @@ def test_level1_text_body_is_the_documents_narrative(representation: str) -> Non
     assert [e.type for e in msg.entries] == ["document"]
     assert msg.entries[0].details["sections"] == [{"code": None, "title": None,
                                                    "text": words, "level": 0}]
+
+
+# -- codes that are no codes -------------------------------------------------------------------
+def test_placeholder_code_and_a_value_repeating_the_question() -> None:
+    """Seen in a US vendor export: a drug coded code="Unknown" in RxNorm (its real code in a
+    translation, its name beside), a problem whose value repeats the observation code
+    ('Problem', the diagnosis in an ICD translation). Filed as RxNorm 'Unknown' and as the
+    problem 'Problem'. A product whose only translation has no code raised TypeError."""
+    got = _entries(
+        _section("10160-0", '<content ID="m5">Décongestionnant 120 mg</content>', _medication(
+            "", product="""<code code="Unknown" displayName="Unknown"
+              codeSystem="2.16.840.1.113883.6.88"><originalText><reference value="#m5"/>
+              </originalText><translation code="60000002" codeSystem="1.2.250.1.213.2.3.1"
+              displayName="DECONGESTIONNANT 120 mg gélule"/></code>
+              <name>Décongestionnant</name>""")
+        + _medication("", product="""<code nullFlavor="UNK"><translation nullFlavor="UNK"/>
+              </code><name>Sirop maison</name>""")),
+        _section("11450-4", '<content ID="d1">Migraine sans aura</content>',
+                 PROBLEM.format(ident="P4", value="""<value xsi:type="CD" code="55607006"
+                   codeSystem="2.16.840.1.113883.6.96" displayName="Problem"><originalText>
+                   <reference value="#d1"/></originalText><translation code="G43.0"
+                   codeSystem="2.16.840.1.113883.6.3"/></value>""")
+                 + PROBLEM.format(ident="P5", value="""<value xsi:type="CD" code="55607006"
+                   codeSystem="2.16.840.1.113883.6.96" displayName="Problem"><originalText>
+                   <reference value="#d1"/></originalText></value>""")))
+    assert [(e.type, e.code, e.system, e.display) for e in got] == [
+        ("medication", "60000002", "CIS", "DECONGESTIONNANT 120 mg gélule"),
+        ("medication", None, None, "Sirop maison"),
+        ("problem", "G43.0", "CIM-10", "Migraine sans aura"),
+        ("problem", None, None, "Migraine sans aura")]
