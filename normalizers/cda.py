@@ -77,6 +77,7 @@ from parsers.cda.model import (
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+CONCERN = "concern"  # problem/allergy concern act: not filed, its status goes to what it holds
 ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
@@ -493,8 +494,18 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                   specimen, battery or panel, family, own_time or when)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
+    concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
         if rel.act is None:
+            continue
+        if concern:  # active, completed (resolved), suspended, aborted: the clinical status
+            for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
+                                     inner_specimen, None, family):
+                if nested.type in (PROBLEM, ALLERGY):
+                    nested.details.setdefault("concern_status", concern)
+                    if concern == "nullified":  # the concern was recorded in error
+                        nested.status = "entered-in-error"
+                yield nested
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):

@@ -1092,3 +1092,24 @@ def test_placeholder_code_and_a_value_repeating_the_question() -> None:
         ("medication", None, None, "Sirop maison"),
         ("problem", "G43.0", "CIM-10", "Migraine sans aura"),
         ("problem", None, None, "Migraine sans aura")]
+
+
+# -- a problem's clinical status is its concern's ----------------------------------------------
+@pytest.mark.parametrize(("concern", "status"), [("active", "final"), ("completed", "final"),
+                                                  ("nullified", "entered-in-error")])
+def test_problem_keeps_the_status_of_its_concern(concern: str, status: str) -> None:
+    """The problem observation's statusCode is always 'completed' (C-CDA, IHE PCC): whether
+    the problem is active or resolved is the concern act's statusCode, which was lost; a
+    concern recorded in error (nullified) left its problem filed as final."""
+    entry = _one(_section("11450-4", "Problèmes", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+      <code nullFlavor="NA"/><statusCode code="{concern}"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <statusCode code="completed"/>
+        <value xsi:type="CD" code="K35" codeSystem="2.16.840.1.113883.6.3"
+          displayName="Appendicite aiguë"/></observation></entryRelationship>
+      </act></entry>"""))
+    assert (entry.type, entry.code, entry.status) == ("problem", "K35", status)
+    assert entry.details["concern_status"] == concern
