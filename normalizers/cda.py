@@ -694,6 +694,8 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
+    if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
+        _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
     return entry
 
 

@@ -1113,3 +1113,26 @@ def test_problem_keeps_the_status_of_its_concern(concern: str, status: str) -> N
       </act></entry>"""))
     assert (entry.type, entry.code, entry.status) == ("problem", "K35", status)
     assert entry.details["concern_status"] == concern
+
+
+def test_procedure_activity_observation_is_a_procedure() -> None:
+    """C-CDA Procedure Activity Observation (template 4.13: an ECG, a spirometry), on an
+    observation or, as some senders write it, on a procedure element: never filed (the
+    template was unknown and it has no result template)."""
+    got = _entries(_section("47519-4", "Actes", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.13"/>
+        <id root="1.2.250.1.999.15" extension="ECG1"/>
+        <code code="29303009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="électrocardiogramme"/><statusCode code="completed"/>
+        <effectiveTime value="20240105"/>
+        <value xsi:type="CD" code="17621005" codeSystem="2.16.840.1.113883.6.96"
+          displayName="normal"/></observation></entry>
+      <entry><procedure classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.13"/>
+        <id root="1.2.250.1.999.15" extension="P2"/>
+        <code code="DEQP003" codeSystem="1.2.250.1.213.2.5" displayName="ECG"/>
+        <effectiveTime value="20240106"/></procedure></entry>"""))
+    assert [(e.type, e.code, e.value, e.effective) for e in got] == [
+        ("procedure", "29303009", "normal", "2024-01-05"),
+        ("procedure", "DEQP003", None, "2024-01-06")]
