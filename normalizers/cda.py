@@ -71,12 +71,14 @@ from parsers.cda.model import (
     ReferenceRange,
     Section,
     SubstanceAdministration,
+    Supply,
     Value,
 )
 
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+DISPENSE = "dispense"  # a supply template: a medication handed out when in event mood
 CONCERN = "concern"  # problem/allergy concern act: not filed, its status goes to what it holds
 ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
@@ -464,6 +466,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.details["panel"] = panel
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
+    elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
+        made = _medication(act, MEDICATION, section, ctx, parent_key)
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
@@ -845,10 +849,19 @@ def _pharm_details(extensions: list[Extension], entry: Entry) -> None:
             del entry.details[name]
 
 
-def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: _Ctx,
-                parent_key: str | None) -> Entry | None:
-    product = act.consumable
+def _medication(act: SubstanceAdministration | Supply, kind: str, section: Section,
+                ctx: _Ctx, parent_key: str | None) -> Entry | None:
+    """A medication, vaccination or dispensed product: named by its product (consumable,
+    or a supply's product), never by the statement's own code, which says what kind of act
+    it is (IHE PHARM 'PREItem', IHE PCC 'IMMUNIZ'): a reference to a prescription item
+    with no product was filed as the medication 'PREItem'. An absent-unknown code there
+    ('no-known-medications', CI-SIS) is kept: it is what the statement says."""
+    product = act.consumable if isinstance(act, SubstanceAdministration) else act.product
     entry = _base(act, kind, section, ctx, parent_key)
+    if entry.code is not None and (entry.system, entry.code) not in _absent_codes():
+        entry.details["act_code"] = entry.code
+        entry.code = entry.system = entry.display = None
+        entry.mapped = True
     if product is not None and product.code is not None and (product.code.code or
                                                              product.code.translations):
         coded = _code(product.code, ctx, section)
@@ -873,6 +886,8 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
             or None
     if entry.code is None and not entry.display:
         return None
+    if isinstance(act, Supply):
+        return _dispensed(act, entry, section)
     if isinstance(act.dose_quantity, (PQ, IVL)):
         dose = _range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
             _quantity(act.dose_quantity)
@@ -899,6 +914,21 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
             entry.details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
+    return entry
+
+
+def _dispensed(act: Supply, entry: Entry, section: Section) -> Entry:
+    """A dispense (supply in event mood: IHE PHARM DIS, CI-SIS FR-Traitement-dispense,
+    C-CDA Medication Dispense): the quantity handed out; its time is the supply's, else its
+    author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
+    quantity = act.quantity
+    if isinstance(quantity, PQ) and quantity.value:
+        entry.details["dispensed_quantity"] = _quantity(quantity)
+    entry.details["dispensed"] = True
+    if entry.effective is None:
+        times = [a.time for a in (*act.authors, *section.authors)
+                 if isinstance(a.time, TS) and a.time.value]
+        entry.effective = _iso_value(times[0].value) or None if times else None
     return entry
 
 

@@ -1136,3 +1136,59 @@ def test_procedure_activity_observation_is_a_procedure() -> None:
     assert [(e.type, e.code, e.value, e.effective) for e in got] == [
         ("procedure", "29303009", "normal", "2024-01-05"),
         ("procedure", "DEQP003", None, "2024-01-06")]
+
+
+# -- dispensations and what a medication statement's own code says -----------------------------
+def test_dispensed_medication_is_filed_and_a_prescription_reference_is_not() -> None:
+    """CI-SIS eDISP (IHE PHARM DIS): the dispensed product is a supply in event mood; it was
+    not filed, while the reference to the prescription line it nests (a substanceAdministration
+    with code 'PREItem' and no product) was filed as the medication 'PREItem'. A
+    substanceAdministration's own code ('DRUG', 'IMMUNIZ') is the kind of act, not the
+    product: a magistral preparation was filed as the drug 'DRUG'."""
+    section = """<component><section><code code="60590-7"
+        codeSystem="2.16.840.1.113883.6.1"/><title>Dispensation</title>
+      <text><content ID="p1">Crème préparée : 30 g dermocorticoïde, 70 g excipient</content>
+      </text>
+      <author><time value="20240312113000+0100"/><assignedAuthor><id
+        root="1.2.250.1.71.4.2.1" extension="899999999999"/></assignedAuthor></author>
+      <entry><supply classCode="SPLY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.9.1.3.4"/>
+        <id root="1.2.250.1.999.16" extension="D1"/><quantity value="2" unit="30009000"/>
+        <product><manufacturedProduct><manufacturedMaterial>
+          <code><translation code="3400930000001" codeSystem="1.2.250.1.213.2.3.2"
+            displayName="PARACETAMOL 500 mg cp, boîte de 16"/></code>
+          <lotNumberText>L42</lotNumberText>
+        </manufacturedMaterial></manufacturedProduct></product>
+        <entryRelationship typeCode="REFR"><substanceAdministration classCode="SBADM"
+          moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.11"/>
+          <id root="1.2.250.1.999.16" extension="PRESC-1"/>
+          <code code="PREItem" codeSystem="1.3.6.1.4.1.19376.1.9.2.2"/>
+          <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+          </manufacturedProduct></consumable></substanceAdministration></entryRelationship>
+      </supply></entry>
+      <entry><substanceAdministration classCode="SBADM" moodCode="INT">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+        <id root="1.2.250.1.999.16" extension="M2"/>
+        <code code="DRUG" codeSystem="2.16.840.1.113883.5.4" displayName="Médicament"/>
+        <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="NA">
+          <originalText><reference value="#p1"/></originalText></code>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry></section></component>"""
+    got = _entries(section)
+    assert [(e.type, e.code, e.system, e.display) for e in got] == [
+        ("medication", "3400930000001", "CIP", "PARACETAMOL 500 mg cp, boîte de 16"),
+        ("medication", None, None, "Crème préparée : 30 g dermocorticoïde, 70 g excipient")]
+    dispensed, magistral = got
+    assert dispensed.details["dispensed"] is True
+    assert dispensed.details["dispensed_quantity"] == "2 30009000"
+    assert dispensed.details["lot_number"] == "L42"
+    assert dispensed.effective == "2024-03-12T11:30:00+01:00"
+    assert magistral.details["act_code"] == "DRUG"
+
+
+def test_supply_ordered_is_no_dispense() -> None:
+    assert _entries(_section("10160-0", "Traitements", """<entry><supply classCode="SPLY"
+      moodCode="INT"><templateId root="2.16.840.1.113883.10.20.22.4.18"/>
+      <product><manufacturedProduct><manufacturedMaterial><code code="60000003"
+        codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial></manufacturedProduct>
+      </product></supply></entry>""")) == []
