@@ -78,6 +78,7 @@ from parsers.cda.model import (
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+DEVICE = "device"  # a medical device the patient has (implant, prosthesis): not a medication
 DISPENSE = "dispense"  # a supply template: a medication handed out when in event mood
 CONCERN = "concern"  # problem/allergy concern act: not filed, its status goes to what it holds
 ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
@@ -108,6 +109,12 @@ def _kinds() -> dict[str, str]:
 def _known_systems() -> frozenset[str]:
     """The short names of the shared terminologies (tables/code_systems.csv)."""
     return frozenset(_systems().values())
+
+
+@cache
+def _identifying_systems() -> frozenset[str]:
+    """The terminologies that name what a thing is (code_systems.csv, identifies = 1)."""
+    return frozenset(row["name"] for row in table("code_systems") if row["identifies"] == "1")
 
 
 @cache
@@ -468,6 +475,16 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
         made = _medication(act, MEDICATION, section, ctx, parent_key)
+    elif kind == DEVICE:
+        made = _device(act, section, ctx, parent_key)
+        if made is not None and made.system in _absent_systems() and \
+                (made.system, made.code) in _absent_codes():
+            made = _absence(made, kind, ctx)
+        elif made is not None and mood not in ("", "EVN"):  # a device prescribed (eP-MED)
+            made.type, made.details["planned"], made.details["mood"] = PLAN, DEVICE, mood
+        if made is not None:
+            yield made
+        return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
@@ -612,7 +629,7 @@ def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
 # A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
 # (an immunization is also a CCD medication activity, a vital sign a CCD result).
 _PRECEDENCE = (SKIP, FAMILY_HISTORY, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT,
-               MEDICATION, PROCEDURE)
+               MEDICATION, DISPENSE, DEVICE, PROCEDURE)
 
 
 def _typed(act: ClinicalStatement) -> bool:
@@ -917,6 +934,51 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     return entry
 
 
+def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
+            parent_key: str | None) -> Entry | None:
+    """A medical device the patient has (CI-SIS FR-Dispositif-medical, CCD supply activity
+    with a DEV participant, C-CDA non-medicinal supply): coded by its playing device (EMDN,
+    LPP, GMDN, SNOMED CT), else its product; its characteristics (size, diameter: nested
+    observations) go to details. They were filed as the patient's observations ('Taille:
+    2.5') and the device itself was not filed."""
+    device = next((p.entity.player_code for p in act.participants
+                   if p.type_code == "DEV" and p.entity is not None and
+                   p.entity.player_code is not None), None)
+    product = getattr(act, "product", None)
+    if device is None and product is not None:
+        device = product.code
+    entry = _base(act, DEVICE, section, ctx, parent_key)
+    entry.code = entry.system = entry.display = None
+    entry.mapped = True
+    coded = _code(device, ctx, section) if device is not None else None
+    if coded:
+        entry.code, entry.system, entry.display, entry.mapped = coded
+    else:
+        entry.display = (original_text(device, section) if device is not None else "") or \
+            referenced_text(act.text_reference, section) or act.text or None
+        entry.mapped = False
+    if entry.code is None and not entry.display:
+        return None
+    if isinstance(act.effective_time, IVL):  # implanted on (low), removed on (high)
+        for name in ("low", "high"):
+            v = getattr(act.effective_time, name)
+            if isinstance(v, TS) and v.value:
+                entry.details[f"period_{name}"] = _iso_value(v.value)
+    characteristics = []
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if isinstance(obs, Observation) and obs.code is not None and obs.values:
+            item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
+            _value(_untyped(obs.values[0]), item, ctx, section)
+            coded = _code(obs.code, ctx, section)
+            characteristics.append({"code": coded[0] if coded else None,
+                                    "display": coded[2] if coded else None,
+                                    "value": item.value, "unit": item.unit})
+    if characteristics:
+        entry.details["characteristics"] = characteristics
+    return entry
+
+
 def _dispensed(act: Supply, entry: Entry, section: Section) -> Entry:
     """A dispense (supply in event mood: IHE PHARM DIS, CI-SIS FR-Traitement-dispense,
     C-CDA Medication Dispense): the quantity handed out; its time is the supply's, else its
@@ -1066,14 +1128,15 @@ def _code(code: CD, ctx: _Ctx,
         return r.code, r.system, r.display, True
     # not a result code: a diagnosis, a drug, an allergen is coded in its own system; it is
     # 'mapped' (a shared terminology) when that system is a known one, not a local code.
-    # A local code whose translation is in a shared terminology (SNOMED CT, CIM-10, CCAM,
-    # ATC...) is filed under the translation, as the LOINC of a result is (a local
-    # diagnosis code with its CIM-10 translation was filed as the local code, unmapped).
-    standards = _known_systems()
-    known = system in standards
+    # A local code whose translation is in a terminology that names things (SNOMED CT,
+    # CIM-10, CCAM, ATC...; not NCI or HL7 attribute vocabularies) is filed under the
+    # translation, as the LOINC of a result is (a local diagnosis code with its CIM-10
+    # translation was filed as the local code, unmapped).
+    known = system in _known_systems()
     if not known and not r.mapped:
+        identifying = _identifying_systems()
         for t in code.translations:
-            if t.code and system_name(t.code_system, t.code_system_name) in standards:
+            if t.code and system_name(t.code_system, t.code_system_name) in identifying:
                 main, system, known = t, system_name(t.code_system), True
                 break
     display = main.display or (code.display if main is code or code.code.lower() not in

@@ -1192,3 +1192,36 @@ def test_supply_ordered_is_no_dispense() -> None:
       <product><manufacturedProduct><manufacturedMaterial><code code="60000003"
         codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial></manufacturedProduct>
       </product></supply></entry>""")) == []
+
+
+# -- medical devices -----------------------------------------------------------------------------
+def test_medical_device_is_a_device_and_its_characteristics_are_not_the_patients() -> None:
+    """CI-SIS FR-Dispositif-medical: a supply with the device as a DEV participant (EMDN code,
+    brand and model misplaced as NCI translations), its characteristics as nested
+    observations. The device was not filed, its 'Taille: 2.5' was, as the patient's
+    observation; the NCI 'brand' translation must not replace the device's code. A device
+    prescribed (moodCode INT, eP-MED) is a plan."""
+    device = """<entry><supply classCode="SPLY" moodCode="{mood}">
+        <templateId root="2.16.840.1.113883.10.20.1.34"/>
+        <templateId root="1.2.250.1.213.1.1.3.20"/>
+        <id root="1.2.250.1.999.17" extension="{ident}"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20230704"/></effectiveTime>
+        <participant typeCode="DEV"><participantRole classCode="MANU"><playingDevice>
+          <code code="R010302" codeSystem="1.2.250.1.213.2.68"
+            displayName="sonde d'intubation à ballonnet"><translation code="C101668"
+            codeSystem="2.16.840.1.113883.3.26.1.1" displayName="Marque"/></code>
+        </playingDevice></participantRole></participant>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="GEN-234" codeSystem="1.2.250.1.213.1.1.4.322" displayName="Taille"/>
+          <value xsi:type="PQ" value="7.5" unit="mm"/></observation></entryRelationship>
+      </supply></entry>"""
+    got = _entries(_section("46264-8", "Dispositifs médicaux",
+                            device.format(mood="EVN", ident="D1")
+                            + device.format(mood="INT", ident="D2")))
+    assert [(e.type, e.code, e.system, e.display) for e in got] == [
+        ("device", "R010302", "1.2.250.1.213.2.68", "sonde d'intubation à ballonnet"),
+        ("plan", "R010302", "1.2.250.1.213.2.68", "sonde d'intubation à ballonnet")]
+    assert got[0].details["characteristics"] == [
+        {"code": "GEN-234", "display": "Taille", "value": "7.5", "unit": "mm"}]
+    assert got[0].details["period_low"] == "2023-07-04"
+    assert (got[1].details["planned"], got[1].details["mood"]) == ("device", "INT")
