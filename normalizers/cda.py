@@ -475,6 +475,12 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
         made = _medication(act, MEDICATION, section, ctx, parent_key)
+    elif kind == DEVICE and section_code != DEVICES_SECTION and \
+            not any(p.type_code == "DEV" for p in act.participants):
+        # the CCD supply activity template also carries medication supplies (a supply
+        # under a medication, in a medication section): a dispense when done, else nothing
+        if isinstance(act, Supply) and mood in ("", "EVN"):
+            made = _medication(act, MEDICATION, section, ctx, parent_key)
     elif kind == DEVICE:
         made = _device(act, section, ctx, parent_key)
         if made is not None and made.system in _absent_systems() and \
@@ -556,6 +562,7 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
 
 
 FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases
+DEVICES_SECTION = "46264-8"  # LOINC History of medical device use
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 

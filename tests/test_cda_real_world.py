@@ -1225,3 +1225,20 @@ def test_medical_device_is_a_device_and_its_characteristics_are_not_the_patients
         {"code": "GEN-234", "display": "Taille", "value": "7.5", "unit": "mm"}]
     assert got[0].details["period_low"] == "2023-07-04"
     assert (got[1].details["planned"], got[1].details["mood"]) == ("device", "INT")
+
+
+def test_ccd_supply_of_a_drug_is_no_device() -> None:
+    """The CCD supply activity template marks devices and drug supplies alike: a supply
+    ordered under a medication stays part of it, one dispensed is a dispensed medication."""
+    got = _entries(_section("10160-0", "Traitements", _medication("""
+      <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.1.34"/><quantity value="30"/>
+        <product><manufacturedProduct><manufacturedMaterial><code code="60234173"
+          codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial></manufacturedProduct>
+        </product></supply></entryRelationship>""") + """<entry><supply classCode="SPLY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.1.34"/>
+      <quantity value="1"/><product><manufacturedProduct><manufacturedMaterial>
+        <code code="60234173" codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial>
+      </manufacturedProduct></product></supply></entry>"""))
+    assert [(e.type, e.code, e.details.get("dispensed")) for e in got] == [
+        ("medication", "60234173", None), ("medication", "60234173", True)]
