@@ -761,6 +761,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 # there is, and the observation code ('problem', 'symptom') is no diagnosis
                 entry.code = entry.system = None
                 entry.display, entry.mapped = entry.value, False
+    if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
+        _onset_and_resolution(act.effective_time, entry, ctx)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
     if act.interpretation_codes:
@@ -771,6 +773,20 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
+    """A problem's or allergy's effectiveTime is its onset (low) and resolution (high): the
+    resolution goes to details.resolved; when only it is given, it is no onset (it was
+    filed as the problem's date)."""
+    low, high = period.low, period.high
+    if isinstance(high, TS) and high.value:
+        resolved = _iso_value(high.value, ctx.warnings, high.path)
+        if resolved:
+            entry.details["resolved"] = resolved
+            if not (isinstance(low, TS) and low.value) and not period.value and \
+                    entry.effective == resolved:
+                entry.effective = None
 
 
 def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,

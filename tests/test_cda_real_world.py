@@ -1242,3 +1242,19 @@ def test_ccd_supply_of_a_drug_is_no_device() -> None:
       </manufacturedProduct></product></supply></entry>"""))
     assert [(e.type, e.code, e.details.get("dispensed")) for e in got] == [
         ("medication", "60234173", None), ("medication", "60234173", True)]
+
+
+def test_problem_resolution_date_is_not_its_onset() -> None:
+    """effectiveTime low = onset, high = resolution (C-CDA, IHE PCC): a problem with only a
+    high was dated by its resolution; the resolution is kept apart."""
+    got = _entries(_section("11450-4", "Antécédents",
+                            PROBLEM.format(ident="R1", value="""<value xsi:type="CD"
+      code="K35" codeSystem="2.16.840.1.113883.6.3"/>""").replace(
+        '<effectiveTime><low value="20090709"/></effectiveTime>',
+        '<effectiveTime><low nullFlavor="UNK"/><high value="20100301"/></effectiveTime>')
+                            + PROBLEM.format(ident="R2", value="""<value xsi:type="CD"
+      code="J18" codeSystem="2.16.840.1.113883.6.3"/>""").replace(
+        '<effectiveTime><low value="20090709"/></effectiveTime>',
+        '<effectiveTime><low value="20090709"/><high value="20090801"/></effectiveTime>')))
+    assert [(e.code, e.effective, e.details.get("resolved")) for e in got] == [
+        ("K35", None, "2010-03-01"), ("J18", "2009-07-09", "2009-08-01")]
