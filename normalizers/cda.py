@@ -763,6 +763,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 entry.display, entry.mapped = entry.value, False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
+    if kind in (PROBLEM, ALLERGY):
+        _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
     if act.interpretation_codes:
@@ -773,6 +775,30 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+# What the observations nested in a problem or an allergy say about it (LOINC 33999-4
+# 'status' in C-CDA and IHE PCC/CI-SIS, HL7 ActCode SEV 'severity', LOINC 11323-3 'health
+# status' in IHE PCC/CI-SIS): details key -> (code system, code).
+QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "severity",
+              ("LN", "11323-3"): "health_status"}
+
+
+def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
+    """A problem's status ('active', 'resolved') and severity, an allergy's severity: coded
+    values of the observations it nests, which were skipped as not entries of their own
+    and lost; they go to details, as {code, system, display}."""
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if not isinstance(obs, Observation) or obs.code is None or not obs.values:
+            continue
+        key = QUALIFIERS.get((system_name(obs.code.code_system), obs.code.code))
+        value = _untyped(obs.values[0])
+        if key is None or key in entry.details or not isinstance(value, CD):
+            continue
+        coded = _code(value, ctx, section)
+        if coded:
+            entry.details[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
 
 
 def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:

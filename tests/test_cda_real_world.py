@@ -1258,3 +1258,22 @@ def test_problem_resolution_date_is_not_its_onset() -> None:
         '<effectiveTime><low value="20090709"/><high value="20090801"/></effectiveTime>')))
     assert [(e.code, e.effective, e.details.get("resolved")) for e in got] == [
         ("K35", None, "2010-03-01"), ("J18", "2009-07-09", "2009-08-01")]
+
+
+def test_problem_status_and_severity_are_kept() -> None:
+    """The status (LOINC 33999-4: active, resolved) and severity (ActCode SEV) nested in a
+    problem were skipped with its other children and lost."""
+    entry = _one(_section("11450-4", "Problèmes", PROBLEM.format(ident="S1", value="""
+      <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+      <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+        <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="413322009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="résolu"/></observation></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><code code="SEV" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="24484000" codeSystem="2.16.840.1.113883.6.96"
+          displayName="sévère"/></observation></entryRelationship>""")))
+    assert entry.code == "I10"
+    assert entry.details["clinical_status"] == {"code": "413322009", "system": "SNOMED-CT",
+                                                "display": "résolu"}
+    assert entry.details["severity"]["display"] == "sévère"
