@@ -952,6 +952,8 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
             or None
     if entry.code is None and not entry.display:
         return None
+    if act.negation_ind == "true":
+        _not_done_reason(act, entry, ctx, section)
     if isinstance(act, Supply):
         return _dispensed(act, entry, section)
     if isinstance(act.dose_quantity, (PQ, IVL)):
@@ -981,6 +983,30 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
     return entry
+
+
+REASON_NOT_DONE = "77301-0"  # LOINC 'reason care action performed or not' (QRDA, C-CDA)
+
+
+def _not_done_reason(act: ClinicalStatement, entry: Entry, ctx: _Ctx,
+                     section: Section) -> None:
+    """Why a medication or vaccination was not given (negationInd): the RSON it nests (or a
+    QRDA reason observation, LOINC 77301-0, whatever its typeCode: senders omit it), coded
+    in its value or its code (C-CDA immunization refusal reason, 'PATOBJ')."""
+    for rel in act.entry_relationships:
+        reason = rel.act
+        if reason is None or (rel.type_code != "RSON" and not (
+                reason.code is not None and reason.code.code == REASON_NOT_DONE)):
+            continue
+        value = _untyped(reason.values[0]) if isinstance(reason, Observation) and \
+            reason.values else None
+        coded = _code(value, ctx, section) if isinstance(value, CD) else None
+        if not coded and reason.code is not None:
+            coded = _code(reason.code, ctx, section)
+        if coded:
+            entry.details["not_done_reason"] = {"code": coded[0], "system": coded[1],
+                                                "display": coded[2]}
+            return
 
 
 def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,

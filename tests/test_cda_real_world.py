@@ -1277,3 +1277,23 @@ def test_problem_status_and_severity_are_kept() -> None:
     assert entry.details["clinical_status"] == {"code": "413322009", "system": "SNOMED-CT",
                                                 "display": "résolu"}
     assert entry.details["severity"]["display"] == "sévère"
+
+
+def test_vaccination_not_given_says_why() -> None:
+    """C-CDA: negationInd on the immunization, the refusal reason as the code of an RSON
+    observation ('PATOBJ'); it was lost (the vaccination stays negated, as before)."""
+    entry = _one(_section("11369-6", "Vaccins", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN" negationInd="true">
+        <templateId root="2.16.840.1.113883.10.20.22.4.52"/><effectiveTime value="20231015"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="grippe"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.53"/>
+          <code code="PATOBJ" codeSystem="2.16.840.1.113883.5.8"
+            displayName="refus du patient"/></observation></entryRelationship>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, entry.details["negated"]) == ("immunization", True)
+    assert entry.details["not_done_reason"] == {"code": "PATOBJ",
+                                                "system": "2.16.840.1.113883.5.8",
+                                                "display": "refus du patient"}
