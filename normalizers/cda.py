@@ -749,6 +749,15 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # is no diagnosis; the translation or the words are (it was filed as 'Problem')
             value = replace(value, code="", display="")
         _value(value, entry, ctx, section)
+        if len(act.values) > 1 and "value_code" not in entry.details:
+            # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
+            # 'eye opening to verbal command'): the second value was dropped
+            other = next((v for v in map(_untyped, act.values[1:]) if isinstance(v, CD)),
+                         None)
+            coded = _code(other, ctx, section) if other is not None else None
+            if coded:
+                entry.details["value_code"] = {"code": coded[0], "system": coded[1],
+                                               "display": coded[2]}
         if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(value, CD):
             # the diagnosis / allergy type is the value; the observation code only says
             # 'diagnosis' or 'assertion'

@@ -1297,3 +1297,16 @@ def test_vaccination_not_given_says_why() -> None:
     assert entry.details["not_done_reason"] == {"code": "PATOBJ",
                                                 "system": "2.16.840.1.113883.5.8",
                                                 "display": "refus du patient"}
+
+
+def test_score_and_its_answer_code_are_both_kept() -> None:
+    """C-CDA assessment scale items send the score (INT) and the LOINC answer (CO) as two
+    values: the answer was dropped."""
+    entry = _one(_section("47420-5", "Autonomie", """<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="9267-6" codeSystem="2.16.840.1.113883.6.1"/>
+      <effectiveTime value="20240311"/><value xsi:type="INT" value="3"/>
+      <value xsi:type="CO" code="LA6555-2" codeSystem="2.16.840.1.113883.6.1"
+        displayName="ouverture des yeux à la demande"/></observation></entry>"""))
+    assert (entry.value, entry.value_num) == ("3", 3.0)
+    assert entry.details["value_code"] == {"code": "LA6555-2", "system": "LN",
+                                           "display": "ouverture des yeux à la demande"}
