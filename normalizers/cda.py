@@ -92,6 +92,7 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
                    "18722-9", "18724-0", "18727-8"}  # LOINC lab specialty sections (CR-BIO)
 MEDIA_PDF = "application/pdf"
 BODY_TEXT_CAP = 100_000  # characters of a level-1 text body kept in the details (as reports)
+SDTC = "urn:hl7-org:sdtc"
 PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
 
 
@@ -584,6 +585,16 @@ def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
     if person is not None and person.administrative_gender is not None and \
             person.administrative_gender.code:
         out["sex"] = person.administrative_gender.code
+    if person is not None:
+        # birthTime, or the sdtc: extensions C-CDA puts on a subject (birthTime, deceasedInd)
+        born = person.birth_time.value if person.birth_time is not None else ""
+        for ext in person.extensions:
+            if ext.namespace == SDTC and ext.name == "birthTime" and not born:
+                born = ext.attributes.get("value", "")
+            elif ext.namespace == SDTC and ext.name == "deceasedInd":
+                out["deceased"] = ext.attributes.get("value", "") == "true"
+        if born and _iso_value(born):
+            out["birth_time"] = _iso_value(born)
     return out
 
 

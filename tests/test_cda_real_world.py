@@ -831,7 +831,8 @@ def test_family_history_is_about_the_relative_not_the_patient() -> None:
       <entry><organizer classCode="CLUSTER" moodCode="EVN">
         <templateId root="2.16.840.1.113883.10.20.22.4.45"/>
         <subject><relatedSubject classCode="PRS"><code code="FTH"
-          codeSystem="2.16.840.1.113883.5.111"/></relatedSubject></subject>
+          codeSystem="2.16.840.1.113883.5.111"/><subject><sdtc:birthTime value="1940"/>
+          <sdtc:deceasedInd value="true"/></subject></relatedSubject></subject>
         <component><observation classCode="OBS" moodCode="EVN">
           <id root="1.2.250.1.999.12" extension="FH2"/>
           <code code="64572001" codeSystem="2.16.840.1.113883.6.96"/>
@@ -846,6 +847,8 @@ def test_family_history_is_about_the_relative_not_the_patient() -> None:
         ("family_history", "E11", "CIM-10", "MTH"), ("family_history", "22298006", "SNOMED-CT",
                                                     "FTH")]
     assert got[0].details["relative"]["sex"] == "F"
+    assert (got[1].details["relative"]["birth_time"],
+            got[1].details["relative"]["deceased"]) == ("1940", True)
 
 
 def test_observation_about_a_parent_says_so() -> None:
