@@ -802,6 +802,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
 # status' in IHE PCC/CI-SIS): details key -> (code system, code).
 QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "severity",
               ("LN", "11323-3"): "health_status"}
+_QUALIFIER_CODES = frozenset(code for _, code in QUALIFIERS)
 
 
 def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
@@ -810,7 +811,8 @@ def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> 
     and lost; they go to details, as {code, system, display}."""
     for rel in act.entry_relationships:
         obs = rel.act
-        if not isinstance(obs, Observation) or obs.code is None or not obs.values:
+        if not isinstance(obs, Observation) or obs.code is None or not obs.values or \
+                obs.code.code not in _QUALIFIER_CODES:
             continue
         key = QUALIFIERS.get((system_name(obs.code.code_system), obs.code.code))
         value = _untyped(obs.values[0])
