@@ -497,9 +497,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
-    if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE):
-        # a planned vaccination or procedure (C-CDA Planned Immunization/Procedure, CI-SIS
-        # plan de soins: moodCode INT, RQO, PRP, APT, ARQ) was filed as one given or done
+    if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
+                                                                 OBSERVATION):
+        # a planned vaccination, procedure or test (C-CDA Planned Immunization/Procedure/
+        # Observation, goals, CI-SIS plan de soins: moodCode INT, RQO, PRP, APT, ARQ, GOL)
+        # was filed as one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None:

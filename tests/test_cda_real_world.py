@@ -226,9 +226,10 @@ def test_previous_result_nested_in_a_result_is_still_a_result() -> None:
 
 @pytest.mark.parametrize("mood", ["RQO", "INT", "PRP", "GOL"])
 def test_planned_observation_is_not_filed_as_a_result(mood: str) -> None:
+    """(Second round: a planned or goal measurement is a plan, no longer an observation.)"""
     entry = _one(_section("30954-2", "Résultats", _result(
         '<value xsi:type="PQ" value="80" unit="umol/L"/>', mood=mood)))
-    assert entry.type == "observation"
+    assert (entry.type, entry.details["planned"]) == ("plan", "observation")
     assert entry.details["mood"] == mood
 
 
@@ -1313,3 +1314,19 @@ def test_score_and_its_answer_code_are_both_kept() -> None:
     assert (entry.value, entry.value_num) == ("3", 3.0)
     assert entry.details["value_code"] == {"code": "LA6555-2", "system": "LN",
                                            "display": "ouverture des yeux à la demande"}
+
+
+def test_planned_test_and_goal_are_plans() -> None:
+    """C-CDA Planned Observation (an ECG to do, no value) and a goal (moodCode GOL, a target
+    weight) were filed as observations: exported as Observations that exist."""
+    got = _entries(_section("18776-5", "Plan de soins", """
+      <entry><observation classCode="OBS" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.22.4.44"/>
+        <code code="34534-8" codeSystem="2.16.840.1.113883.6.1" displayName="ECG 12 voies"/>
+        <statusCode code="active"/><effectiveTime value="20240623"/></observation></entry>
+      <entry><observation classCode="OBS" moodCode="GOL">
+        <templateId root="2.16.840.1.113883.10.20.22.4.121"/>
+        <code code="29463-7" codeSystem="2.16.840.1.113883.6.1" displayName="poids"/>
+        <value xsi:type="PQ" value="70" unit="kg"/></observation></entry>"""))
+    assert [(e.type, e.code, e.details["mood"], e.value) for e in got] == [
+        ("plan", "34534-8", "INT", None), ("plan", "29463-7", "GOL", "70")]
