@@ -542,6 +542,12 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
+        if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
+                isinstance(rel.act, Observation) and not _typed(rel.act):
+            # what the act found or how it went ('difficulty: easy', an approach): the
+            # procedure's, not an observation of the patient of its own
+            _describe(rel.act, made, "observations", ctx, section)
+            continue
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
@@ -1063,19 +1069,23 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
             v = getattr(act.effective_time, name)
             if isinstance(v, TS) and v.value:
                 entry.details[f"period_{name}"] = _iso_value(v.value)
-    characteristics = []
     for rel in act.entry_relationships:
-        obs = rel.act
-        if isinstance(obs, Observation) and obs.code is not None and obs.values:
-            item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
-            _value(_untyped(obs.values[0]), item, ctx, section)
-            coded = _code(obs.code, ctx, section)
-            characteristics.append({"code": coded[0] if coded else None,
-                                    "display": coded[2] if coded else None,
-                                    "value": item.value, "unit": item.unit})
-    if characteristics:
-        entry.details["characteristics"] = characteristics
+        if isinstance(rel.act, Observation):
+            _describe(rel.act, entry, "characteristics", ctx, section)
     return entry
+
+
+def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
+    """An observation about a device or an act (its size, how it went) added to the
+    entry's details[key] as {code, display, value, unit}, instead of an entry of its own."""
+    if obs.code is None or not obs.values or obs.null_flavor:
+        return
+    item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
+    _value(_untyped(obs.values[0]), item, ctx, section)
+    coded = _code(obs.code, ctx, section)
+    entry.details.setdefault(key, []).append({
+        "code": coded[0] if coded else None, "display": coded[2] if coded else None,
+        "value": item.value, "unit": item.unit})
 
 
 def _dispensed(act: Supply, entry: Entry, section: Section) -> Entry:

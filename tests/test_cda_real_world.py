@@ -1330,3 +1330,26 @@ def test_planned_test_and_goal_are_plans() -> None:
         <value xsi:type="PQ" value="70" unit="kg"/></observation></entry>"""))
     assert [(e.type, e.code, e.details["mood"], e.value) for e in got] == [
         ("plan", "34534-8", "INT", None), ("plan", "29463-7", "GOL", "70")]
+
+
+def test_what_a_procedure_nests_describes_it() -> None:
+    """Observations nested in an act without an entry template of their own ('difficulty:
+    easy' of an intubation) are the act's; they were the patient's observations. One with
+    its own template (a problem) is still an entry."""
+    got = _entries(_section("29554-3", "Actes", """
+      <entry><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+        <code code="GELD004" codeSystem="1.2.250.1.213.2.5" displayName="intubation"/>
+        <effectiveTime value="20240312"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="GEN-023" codeSystem="1.2.250.1.213.1.1.4.322"
+            displayName="difficulté"/><value xsi:type="ST">facile</value>
+        </observation></entryRelationship>
+        <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+          <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="K35" codeSystem="2.16.840.1.113883.6.3"/>
+        </observation></entryRelationship></procedure></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("procedure", "GELD004"), ("problem", "K35")]
+    assert got[0].details["observations"] == [
+        {"code": "GEN-023", "display": "difficulté", "value": "facile", "unit": None}]
