@@ -544,9 +544,12 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             # allergy coded as a problem, is one)
         if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
                 isinstance(rel.act, Observation) and not _typed(rel.act):
-            # what the act found or how it went ('difficulty: easy', an approach): the
-            # procedure's, not an observation of the patient of its own
-            _describe(rel.act, made, "observations", ctx, section)
+            # what the act found or how it went ('difficulty: easy', an approach), why it was
+            # done (RSON): the procedure's, not an observation of the patient of its own
+            if rel.type_code != "RSON":
+                _describe(rel.act, made, "observations", ctx, section)
+            elif "not_done_reason" not in made.details:
+                _describe(rel.act, made, "reasons", ctx, section)
             continue
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
@@ -743,6 +746,8 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         entry.display, entry.mapped = name, False
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
+    if act.negation_ind == "true":  # not done: why
+        _not_done_reason(act, entry, ctx, section)
     return entry
 
 
@@ -1020,9 +1025,9 @@ REASON_NOT_DONE = "77301-0"  # LOINC 'reason care action performed or not' (QRDA
 
 def _not_done_reason(act: ClinicalStatement, entry: Entry, ctx: _Ctx,
                      section: Section) -> None:
-    """Why a medication or vaccination was not given (negationInd): the RSON it nests (or a
-    QRDA reason observation, LOINC 77301-0, whatever its typeCode: senders omit it), coded
-    in its value or its code (C-CDA immunization refusal reason, 'PATOBJ')."""
+    """Why a medication, vaccination or procedure was not done (negationInd): the RSON it
+    nests (or a QRDA reason observation, LOINC 77301-0, whatever its typeCode: senders omit
+    it), coded in its value or its code (C-CDA immunization refusal reason, 'PATOBJ')."""
     for rel in act.entry_relationships:
         reason = rel.act
         if reason is None or (rel.type_code != "RSON" and not (

@@ -1353,3 +1353,18 @@ def test_what_a_procedure_nests_describes_it() -> None:
     assert [(e.type, e.code) for e in got] == [("procedure", "GELD004"), ("problem", "K35")]
     assert got[0].details["observations"] == [
         {"code": "GEN-023", "display": "difficulté", "value": "facile", "unit": None}]
+
+
+def test_procedure_not_done_is_negated_and_says_why() -> None:
+    entry = _one(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN" negationInd="true"><templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+      <code code="73761001" codeSystem="2.16.840.1.113883.6.96" displayName="coloscopie"/>
+      <effectiveTime value="20240110"/>
+      <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+        <code code="77301-0" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="183944003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="refus du patient"/></observation></entryRelationship>
+      </procedure></entry>"""))
+    assert (entry.type, entry.details["negated"]) == ("procedure", True)
+    assert entry.details["not_done_reason"]["code"] == "183944003"
+    assert "observations" not in entry.details  # the reason is not what the act found
