@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -34,6 +34,7 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    ENTRY_MAX,
     LAB_RESULT,
     Attachment,
     Entry,
@@ -46,6 +47,7 @@ from normalizers.model import (
 from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
 from normalizers.tabledata import table
 from normalizers.units import to_ucum
+from parsers.cda.errors import CdaParseError
 from parsers.cda.model import (
     BL,
     CD,
@@ -62,17 +64,26 @@ from parsers.cda.model import (
     ClinicalStatement,
     Document,
     Extension,
+    NonXmlBody,
     Observation,
     Organizer,
     RecordTarget,
+    ReferenceRange,
     Section,
     SubstanceAdministration,
+    Supply,
     Value,
 )
 
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
                                                     "observation")
+DEVICE = "device"  # a medical device the patient has (implant, prosthesis): not a medication
+DISPENSE = "dispense"  # a supply template: a medication handed out when in event mood
+CONCERN = "concern"  # problem/allergy concern act: not filed, its status goes to what it holds
+ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
+PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
+FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 SKIP = "skip"
 CIM10 = "CIM-10"
 RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729-4", "18767-4",
@@ -80,6 +91,8 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
                    "26439-0", "26440-8", "26441-6", "18717-9", "18718-7", "18720-3", "18721-1",
                    "18722-9", "18724-0", "18727-8"}  # LOINC lab specialty sections (CR-BIO)
 MEDIA_PDF = "application/pdf"
+BODY_TEXT_CAP = 100_000  # characters of a level-1 text body kept in the details (as reports)
+SDTC = "urn:hl7-org:sdtc"
 PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
 
 
@@ -91,6 +104,33 @@ def _systems() -> dict[str, str]:
 @cache
 def _kinds() -> dict[str, str]:
     return {row["template"]: row["type"] for row in table("cda_entry_kinds")}
+
+
+@cache
+def _known_systems() -> frozenset[str]:
+    """The short names of the shared terminologies (tables/code_systems.csv)."""
+    return frozenset(_systems().values())
+
+
+@cache
+def _identifying_systems() -> frozenset[str]:
+    """The terminologies that name what a thing is (code_systems.csv, identifies = 1)."""
+    return frozenset(row["name"] for row in table("code_systems") if row["identifies"] == "1")
+
+
+@cache
+def _absent_codes() -> dict[tuple[str, str], str]:
+    return {(row["system"], row["code"]): row["meaning"] for row in table("cda_absent_codes")}
+
+
+@cache
+def _placeholders() -> frozenset[str]:
+    return frozenset(row["code"] for row in table("cda_placeholder_codes"))
+
+
+@cache
+def _absent_systems() -> frozenset[str]:
+    return frozenset(system for system, _ in _absent_codes())
 
 
 @cache
@@ -135,12 +175,70 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     else:
         identity, document, entries, ctx = _structured(doc, data, source, mappings)
     body = doc.non_xml_body
-    if body is not None and body.media_type == "application/pdf" and body.data:
-        from normalizers.documents import pdf_report_entries
+    if body is not None:
+        content = _body_bytes(body, ctx.warnings)
+        media_type = body.media_type.strip().lower()
+        if content and media_type == MEDIA_PDF:
+            from normalizers.documents import pdf_report_entries
 
-        entries.extend(pdf_report_entries(document, body.data, source, ctx.warnings))
-    return NormalizedMessage(logical_id=f"cda|{doc.header.id.key}", identity=identity,
-                             entries=entries, warnings=ctx.warnings)
+            entries.extend(pdf_report_entries(document, content, source, ctx.warnings))
+        elif media_type.startswith("text/") and (content or body.text.strip()):
+            # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
+            # shown and searched like a structured body's (they were only in the XML)
+            text = content.decode("utf-8", "replace") if content else body.text
+            document.details["sections"] = [{"code": None, "title": None,
+                                             "text": text.strip()[:BODY_TEXT_CAP],
+                                             "level": 0}]
+    logical_id = f"cda|{doc.header.id.key}"
+    try:
+        return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
+                                 warnings=ctx.warnings)
+    except NormalizationError as exc:  # sizes are checked there once for all
+        if exc.code != "FIELD_TOO_LONG":
+            raise
+        fit_free_text(entries, ctx.warnings)
+        return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
+                                 warnings=ctx.warnings)
+
+
+# Entry fields a CDA fills with prose: a name read in the narrative (originalText, an act's
+# text), a reference range written out in words, interpretation codes joined. Codes, units
+# and ids are never shortened: an over-long one stays FIELD_TOO_LONG (it is no code any more).
+_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in ("display", "reference_range",
+                                                        "interpretation"))
+
+
+def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
+    """Prose longer than its column (a problem named by a whole narrative paragraph, a
+    reference range for every age and sex) is shortened there, ending with '…', and kept
+    whole in ``details['full_text']``; the whole document failed as FIELD_TOO_LONG."""
+    for entry in entries:
+        for name, limit in _FREE_TEXT:
+            value = getattr(entry, name)
+            if value is not None and len(value) > limit:
+                entry.details.setdefault("full_text", {})[name] = value
+                setattr(entry, name, value[:limit - 1] + "…")
+                warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
+                                "shortened (the whole text is kept in details)")
+
+
+def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:
+    """The content of a level-1 body as the sender meant it: base64-decoded by the parser,
+    then inflated when the ED says ``compression`` (DF deflate, GZ gzip, ZL zlib: the ED
+    data type of CDA R2; the PDF of a 'DF' body was handed to the PDF reader still deflated,
+    and lost). A stream that does not inflate, or an external ``reference`` (never fetched),
+    leaves the document filed without a report and says so."""
+    if body.data is None:
+        if body.reference:
+            warnings.append(f"CDA_EXTERNAL_BODY: {body.path}: the nonXMLBody content is a "
+                            "reference to an external file, not fetched")
+        return None
+    try:
+        return body.decompressed()
+    except CdaParseError as exc:
+        warnings.append(f"{exc.code}: {exc.location}: {exc.message}; the document is filed "
+                        "without its report entry")
+        return None
 
 
 def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -185,7 +283,9 @@ def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, .
     ctx = _Ctx(source, mappings, document_key, set_id,
                _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
                warnings)
-    return list(_body(doc, ctx))
+    entries = list(_body(doc, ctx))
+    fit_free_text(entries, warnings)  # the message they join checks sizes once for all
+    return entries
 
 
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
@@ -252,6 +352,10 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
             {"type": related.type_code, "ids": [i.key for i in related.ids]})
     if doc.non_xml_body is not None:
         details["body_media_type"] = doc.non_xml_body.media_type
+        if doc.non_xml_body.compression:
+            details["body_compression"] = doc.non_xml_body.compression
+        if doc.non_xml_body.data is None and doc.non_xml_body.reference:
+            details["body_reference"] = doc.non_xml_body.reference  # where it is; not fetched
     return Entry(type=DOCUMENT, key=ctx.doc_key, source_ref="ClinicalDocument",
                  code=code.code if code else None,
                  system=system_name(code.code_system) if code else None,
@@ -329,15 +433,26 @@ def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Ent
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
                parent_key: str | None, specimen: str | None = None,
-               panel: dict[str, str] | None = None) -> Iterator[Entry]:
+               panel: dict[str, str] | None = None,
+               family: dict[str, Any] | None = None,
+               when: str | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
     describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
-    code of the battery (organizer) a result belongs to."""
-    kind = _kind(act, in_results, section.code.code if section.code is not None else "")
+    code of the battery (organizer) a result belongs to; ``family`` is set (the relative,
+    when said) inside a family history: what is observed there is about a relative;
+    ``when`` the time of the organizer (or scored observation) whose component this is."""
+    section_code = section.code.code if section.code is not None else ""
+    kind = _kind(act, in_results, section_code)
     if kind == SKIP:
         return
+    relative = _relative(act) if act.subject is not None else None
+    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
+        family = relative or family or {}
+        if isinstance(act, Observation) and kind in (PROBLEM, OBSERVATION, LAB_RESULT,
+                                                     VITAL_SIGN, None):
+            kind = FAMILY_HISTORY  # a father's infarction is no problem of the patient
     if act.null_flavor:  # 'unknown whether pregnant': the statement is no fact at all
         ctx.warnings.append(f"CDA_NULL_STATEMENT: {act.path}: {act.kind} with nullFlavor "
                             f"{act.null_flavor[:8]!r} not filed")
@@ -348,42 +463,150 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if not isinstance(act, Observation):
         specimen = _specimen_time(act, ctx) or specimen
     made: Entry | None = None
-    if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY) and \
+    if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
+        if made is not None and family:
+            made.details["relative"] = family
         if made is not None and kind == LAB_RESULT:
             made.specimen_time = specimen or made.specimen_time
             if panel:
                 made.details["panel"] = panel
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
-    elif kind == PROCEDURE and act.code is not None and act.code.code:
-        made = _base(act, PROCEDURE, section, ctx, parent_key)
+    elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
+        made = _medication(act, MEDICATION, section, ctx, parent_key)
+    elif kind == DEVICE and section_code != DEVICES_SECTION and \
+            not any(p.type_code == "DEV" for p in act.participants):
+        # the CCD supply activity template also carries medication supplies (a supply
+        # under a medication, in a medication section): a dispense when done, else nothing
+        if isinstance(act, Supply) and mood in ("", "EVN"):
+            made = _medication(act, MEDICATION, section, ctx, parent_key)
+    elif kind == DEVICE:
+        made = _device(act, section, ctx, parent_key)
+        if made is not None and made.system in _absent_systems() and \
+                (made.system, made.code) in _absent_codes():
+            made = _absence(made, kind, ctx)
+        elif made is not None and mood not in ("", "EVN"):  # a device prescribed (eP-MED)
+            made.type, made.details["planned"], made.details["mood"] = PLAN, DEVICE, mood
+        if made is not None:
+            yield made
+        return  # what it nests (size, diameter, a comment, ALD flags) is about the device
+    elif kind == PROCEDURE and act.code is not None:
+        made = _procedure(act, section, ctx, parent_key)
+    if made is not None and made.system in _absent_systems() and \
+            (made.system, made.code) in _absent_codes():
+        made = _absence(made, kind, ctx)
+    if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
+                                                                 OBSERVATION):
+        # a planned vaccination, procedure or test (C-CDA Planned Immunization/Procedure/
+        # Observation, goals, CI-SIS plan de soins: moodCode INT, RQO, PRP, APT, ARQ, GOL)
+        # was filed as one given, done or observed
+        made.type = PLAN
+        made.details["planned"] = kind
     if made is not None:
+        if made.effective is None and when:
+            # IHE PCC / CI-SIS vital signs: effectiveTime nullFlavor NA on each measurement,
+            # the time on the organizer; C-CDA assessment scale items: none, the scale's
+            made.effective = when
+        if relative is not None and family is None:  # a fetus, a newborn: who it is about
+            made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
+    own_time = made.effective if made is not None else \
+        (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel)
+                                  specimen, battery or panel, family, own_time or when)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
+    concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
-        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY) and \
-                not _typed(rel.act):
+        if concern:  # active, completed (resolved), suspended, aborted: the clinical status
+            for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
+                                     inner_specimen, None, family):
+                if nested.type in (PROBLEM, ALLERGY):
+                    nested.details.setdefault("concern_status", concern)
+                    if concern == "nullified":  # the concern was recorded in error
+                        nested.status = "entered-in-error"
+                yield nested
+            continue
+        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
+                                         FAMILY_HISTORY) and not _typed(rel.act):
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
+        if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
+                isinstance(rel.act, Observation) and not _typed(rel.act):
+            # what the act found or how it went ('difficulty: easy', an approach), why it was
+            # done (RSON): the procedure's, not an observation of the patient of its own
+            if rel.type_code != "RSON":
+                _describe(rel.act, made, "observations", ctx, section)
+            elif "not_done_reason" not in made.details:
+                _describe(rel.act, made, "reasons", ctx, section)
+            continue
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
-                              inner_specimen)
+                              inner_specimen, None, family,
+                              own_time if rel.type_code == "COMP" and
+                              isinstance(act, Observation) else None)
+
+
+def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
+    """A statement coded 'no known medications' (IPS absent-unknown codes, CI-SIS) was filed
+    as a medication, a vaccination, a procedure whose product is that code. Nothing known:
+    an 'absence' entry saying of what (details.absent); no information: not filed."""
+    if _absent_codes()[(entry.system or "", entry.code or "")] != "absent":
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {entry.source_ref}: a {kind} statement "
+                            "that says there is no information, not filed")
+        return None
+    entry.type, entry.mapped = ABSENCE, True  # a shared code system, not a local code
+    entry.details["absent"] = kind
+    return entry
+
+
+FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases
+DEVICES_SECTION = "46264-8"  # LOINC History of medical device use
+_SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
+
+
+def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
+    """Whom a statement is about when it is not the patient (CDA subject/relatedSubject:
+    a family member, a fetus): the relationship code (HL7 RoleCode FTH, MTH, FAMMEMB...) and
+    the relative's sex when given; None for the patient."""
+    subject = act.subject
+    if subject is None or subject.role != "relatedSubject":
+        return None
+    code = subject.code
+    if code is not None and code.code == _SELF:
+        return None
+    out: dict[str, Any] = {}
+    if code is not None and code.code:
+        out.update(code=code.code, system=system_name(code.code_system),
+                   display=code.display or code.original_text)
+    person = subject.person
+    if person is not None and person.administrative_gender is not None and \
+            person.administrative_gender.code:
+        out["sex"] = person.administrative_gender.code
+    if person is not None:
+        # birthTime, or the sdtc: extensions C-CDA puts on a subject (birthTime, deceasedInd)
+        born = person.birth_time.value if person.birth_time is not None else ""
+        for ext in person.extensions:
+            if ext.namespace == SDTC and ext.name == "birthTime" and not born:
+                born = ext.attributes.get("value", "")
+            elif ext.namespace == SDTC and ext.name == "deceasedInd":
+                out["deceased"] = ext.attributes.get("value", "") == "true"
+        if born and _iso_value(born):
+            out["birth_time"] = _iso_value(born)
+    return out
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -434,8 +657,8 @@ def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
 
 # A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
 # (an immunization is also a CCD medication activity, a vital sign a CCD result).
-_PRECEDENCE = (SKIP, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT, MEDICATION,
-               PROCEDURE)
+_PRECEDENCE = (SKIP, FAMILY_HISTORY, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT,
+               MEDICATION, DISPENSE, DEVICE, PROCEDURE)
 
 
 def _typed(act: ClinicalStatement) -> bool:
@@ -507,18 +730,59 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
     return entry
 
 
+def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
+               parent_key: str | None) -> Entry | None:
+    """A procedure: coded (its code or a translation: a CCAM act under a local code
+    nullFlavor'd), else named in words (originalText, in the narrative or inline: 'plâtre
+    de l'avant-bras'), else nothing to file. Both uncoded forms were dropped."""
+    code = act.code
+    if code is None:
+        return None
+    name = "" if code.code or code.translations else original_text(code, section)
+    if not name and not _code(code, ctx, section):
+        return None
+    entry = _base(act, PROCEDURE, section, ctx, parent_key)
+    if name:
+        entry.display, entry.mapped = name, False
+    if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
+        _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
+    if act.negation_ind == "true":  # not done: why
+        _not_done_reason(act, entry, ctx, section)
+    return entry
+
+
 def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                  parent_key: str | None) -> Entry | None:
+    name = ""
     if act.code is None or (not act.code.code and not act.code.translations):
-        if kind in (PROBLEM, ALLERGY) and act.values:
-            pass  # a problem is identified by its value (the diagnosis code)
-        else:
+        # no code: a result named only in words (code nullFlavor + originalText) is still
+        # one when it has a value; a problem is identified by its value (the diagnosis)
+        name = original_text(act.code, section) if act.code is not None and act.values \
+            else ""
+        if not name and not (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and act.values):
             return None
     entry = _base(act, kind, section, ctx, parent_key)
+    if name:
+        entry.display, entry.mapped = name, False
     if act.values:
         value = _untyped(act.values[0])
+        if kind in (PROBLEM, FAMILY_HISTORY) and isinstance(value, CD) and value.code and \
+                act.code is not None and value.code == act.code.code and \
+                value.code_system == act.code.code_system:
+            # the value repeats the question (code 'problem', value 'problem': Vitera) and
+            # is no diagnosis; the translation or the words are (it was filed as 'Problem')
+            value = replace(value, code="", display="")
         _value(value, entry, ctx, section)
-        if kind in (PROBLEM, ALLERGY) and isinstance(value, CD):
+        if len(act.values) > 1 and "value_code" not in entry.details:
+            # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
+            # 'eye opening to verbal command'): the second value was dropped
+            other = next((v for v in map(_untyped, act.values[1:]) if isinstance(v, CD)),
+                         None)
+            coded = _code(other, ctx, section) if other is not None else None
+            if coded:
+                entry.details["value_code"] = {"code": coded[0], "system": coded[1],
+                                               "display": coded[2]}
+        if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(value, CD):
             # the diagnosis / allergy type is the value; the observation code only says
             # 'diagnosis' or 'assertion'
             coded = _code(value, ctx, section)
@@ -530,17 +794,83 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 # there is, and the observation code ('problem', 'symptom') is no diagnosis
                 entry.code = entry.system = None
                 entry.display, entry.mapped = entry.value, False
+    if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
+        _onset_and_resolution(act.effective_time, entry, ctx)
+    if kind in (PROBLEM, ALLERGY):
+        _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
     if act.interpretation_codes:
         entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
             or None
     if act.reference_ranges:
-        entry.reference_range = _range(act.reference_ranges[0].value) or \
-            act.reference_ranges[0].text or None
+        _reference_range(act.reference_ranges, entry, ctx, section)
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+# What the observations nested in a problem or an allergy say about it (LOINC 33999-4
+# 'status' in C-CDA and IHE PCC/CI-SIS, HL7 ActCode SEV 'severity', LOINC 11323-3 'health
+# status' in IHE PCC/CI-SIS): details key -> (code system, code).
+QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "severity",
+              ("LN", "11323-3"): "health_status"}
+_QUALIFIER_CODES = frozenset(code for _, code in QUALIFIERS)
+
+
+def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
+    """A problem's status ('active', 'resolved') and severity, an allergy's severity: coded
+    values of the observations it nests, which were skipped as not entries of their own
+    and lost; they go to details, as {code, system, display}."""
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if not isinstance(obs, Observation) or obs.code is None or not obs.values or \
+                obs.code.code not in _QUALIFIER_CODES:
+            continue
+        key = QUALIFIERS.get((system_name(obs.code.code_system), obs.code.code))
+        value = _untyped(obs.values[0])
+        if key is None or key in entry.details or not isinstance(value, CD):
+            continue
+        coded = _code(value, ctx, section)
+        if coded:
+            entry.details[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
+
+
+def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
+    """A problem's or allergy's effectiveTime is its onset (low) and resolution (high): the
+    resolution goes to details.resolved; when only it is given, it is no onset (it was
+    filed as the problem's date)."""
+    low, high = period.low, period.high
+    if isinstance(high, TS) and high.value:
+        resolved = _iso_value(high.value, ctx.warnings, high.path)
+        if resolved:
+            entry.details["resolved"] = resolved
+            if not (isinstance(low, TS) and low.value) and not period.value and \
+                    entry.effective == resolved:
+                entry.effective = None
+
+
+def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
+                     section: Section) -> None:
+    """The normal range of a result. Several observationRanges may be sent, each with the
+    interpretation that applies to values inside it (C-CDA: 'negative: normal', 'positive:
+    abnormal'; titers by band): the normal one is the range interpreted N, else one
+    without interpretation; the first was taken whatever it said. The range reads as its
+    value (an interval, '<=5'; a coded value, 'Negative'), else its text, else an ST value
+    (a coded range without text was lost)."""
+    normal = next((r for r in ranges if r.interpretation_code is not None and
+                   r.interpretation_code.code == "N"), None) or \
+        next((r for r in ranges if r.interpretation_code is None or
+              not r.interpretation_code.code), None) or ranges[0]
+    value = _untyped(normal.value) if normal.value is not None else None
+    text = _range(value)
+    if text is None and isinstance(value, CD):
+        coded = _code(value, ctx, section)
+        text = (coded[2] or coded[0]) if coded else original_text(value, section)
+    text = text or normal.text or (value.text if isinstance(value, ST) else "")
+    entry.reference_range = text or None
+    if len(ranges) > 1:
+        entry.details["reference_ranges"] = len(ranges)
 
 
 def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
@@ -620,14 +950,24 @@ def _pharm_details(extensions: list[Extension], entry: Entry) -> None:
             del entry.details[name]
 
 
-def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: _Ctx,
-                parent_key: str | None) -> Entry | None:
-    product = act.consumable
+def _medication(act: SubstanceAdministration | Supply, kind: str, section: Section,
+                ctx: _Ctx, parent_key: str | None) -> Entry | None:
+    """A medication, vaccination or dispensed product: named by its product (consumable,
+    or a supply's product), never by the statement's own code, which says what kind of act
+    it is (IHE PHARM 'PREItem', IHE PCC 'IMMUNIZ'): a reference to a prescription item
+    with no product was filed as the medication 'PREItem'. An absent-unknown code there
+    ('no-known-medications', CI-SIS) is kept: it is what the statement says."""
+    product = act.consumable if isinstance(act, SubstanceAdministration) else act.product
     entry = _base(act, kind, section, ctx, parent_key)
+    if entry.code is not None and (entry.system, entry.code) not in _absent_codes():
+        entry.details["act_code"] = entry.code
+        entry.code = entry.system = entry.display = None
+        entry.mapped = True
     if product is not None and product.code is not None and (product.code.code or
                                                              product.code.translations):
         coded = _code(product.code, ctx, section)
-        entry.code, entry.system, entry.display, entry.mapped = coded
+        if coded:  # translations without a code, or only a placeholder: none (TypeError)
+            entry.code, entry.system, entry.display, entry.mapped = coded
         entry.details["substance"] = [
             {"code": t.code, "system": system_name(t.code_system)}
             for t in product.code.translations if t.code]
@@ -647,6 +987,10 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
             or None
     if entry.code is None and not entry.display:
         return None
+    if act.negation_ind == "true":
+        _not_done_reason(act, entry, ctx, section)
+    if isinstance(act, Supply):
+        return _dispensed(act, entry, section)
     if isinstance(act.dose_quantity, (PQ, IVL)):
         dose = _range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
             _quantity(act.dose_quantity)
@@ -673,6 +1017,94 @@ def _medication(act: SubstanceAdministration, kind: str, section: Section, ctx: 
             entry.details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
+    return entry
+
+
+REASON_NOT_DONE = "77301-0"  # LOINC 'reason care action performed or not' (QRDA, C-CDA)
+
+
+def _not_done_reason(act: ClinicalStatement, entry: Entry, ctx: _Ctx,
+                     section: Section) -> None:
+    """Why a medication, vaccination or procedure was not done (negationInd): the RSON it
+    nests (or a QRDA reason observation, LOINC 77301-0, whatever its typeCode: senders omit
+    it), coded in its value or its code (C-CDA immunization refusal reason, 'PATOBJ')."""
+    for rel in act.entry_relationships:
+        reason = rel.act
+        if reason is None or (rel.type_code != "RSON" and not (
+                reason.code is not None and reason.code.code == REASON_NOT_DONE)):
+            continue
+        value = _untyped(reason.values[0]) if isinstance(reason, Observation) and \
+            reason.values else None
+        coded = _code(value, ctx, section) if isinstance(value, CD) else None
+        if not coded and reason.code is not None:
+            coded = _code(reason.code, ctx, section)
+        if coded:
+            entry.details["not_done_reason"] = {"code": coded[0], "system": coded[1],
+                                                "display": coded[2]}
+            return
+
+
+def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
+            parent_key: str | None) -> Entry | None:
+    """A medical device the patient has (CI-SIS FR-Dispositif-medical, CCD supply activity
+    with a DEV participant, C-CDA non-medicinal supply): coded by its playing device (EMDN,
+    LPP, GMDN, SNOMED CT), else its product; its characteristics (size, diameter: nested
+    observations) go to details. They were filed as the patient's observations ('Taille:
+    2.5') and the device itself was not filed."""
+    device = next((p.entity.player_code for p in act.participants
+                   if p.type_code == "DEV" and p.entity is not None and
+                   p.entity.player_code is not None), None)
+    product = getattr(act, "product", None)
+    if device is None and product is not None:
+        device = product.code
+    entry = _base(act, DEVICE, section, ctx, parent_key)
+    entry.code = entry.system = entry.display = None
+    entry.mapped = True
+    coded = _code(device, ctx, section) if device is not None else None
+    if coded:
+        entry.code, entry.system, entry.display, entry.mapped = coded
+    else:
+        entry.display = (original_text(device, section) if device is not None else "") or \
+            referenced_text(act.text_reference, section) or act.text or None
+        entry.mapped = False
+    if entry.code is None and not entry.display:
+        return None
+    if isinstance(act.effective_time, IVL):  # implanted on (low), removed on (high)
+        for name in ("low", "high"):
+            v = getattr(act.effective_time, name)
+            if isinstance(v, TS) and v.value:
+                entry.details[f"period_{name}"] = _iso_value(v.value)
+    for rel in act.entry_relationships:
+        if isinstance(rel.act, Observation):
+            _describe(rel.act, entry, "characteristics", ctx, section)
+    return entry
+
+
+def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
+    """An observation about a device or an act (its size, how it went) added to the
+    entry's details[key] as {code, display, value, unit}, instead of an entry of its own."""
+    if obs.code is None or not obs.values or obs.null_flavor:
+        return
+    item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
+    _value(_untyped(obs.values[0]), item, ctx, section)
+    coded = _code(obs.code, ctx, section)
+    entry.details.setdefault(key, []).append({
+        "code": coded[0] if coded else None, "display": coded[2] if coded else None,
+        "value": item.value, "unit": item.unit})
+
+
+def _dispensed(act: Supply, entry: Entry, section: Section) -> Entry:
+    """A dispense (supply in event mood: IHE PHARM DIS, CI-SIS FR-Traitement-dispense,
+    C-CDA Medication Dispense): the quantity handed out; its time is the supply's, else its
+    author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
+    quantity = act.quantity
+    if isinstance(quantity, PQ) and quantity.value:
+        entry.details["dispensed_quantity"] = _quantity(quantity)
+    entry.details["dispensed"] = True
+    if entry.effective is None:
+        times = [a.time for a in (*act.authors, *section.authors)
+                 if isinstance(a.time, TS) and a.time.value]
+        entry.effective = _iso_value(times[0].value) or None if times else None
     return entry
 
 
@@ -726,17 +1158,41 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.unit = to_ucum(bound.unit).unit
         one = (low if not isinstance(high, (PQ, INT, REAL)) or not high.value else
                high if not isinstance(low, (PQ, INT, REAL)) or not low.value else None)
+        center = value.center
         if isinstance(one, (PQ, INT, REAL)) and one.value:  # '<5', '>=100': one bound only
             number = one.number
             entry.value_num = float(number) if number is not None else None
             entry.comparator = (">" if one is low else "<") + \
                 ("=" if (value.low_inclusive if one is low else value.high_inclusive) else "")
+        elif one is None and isinstance(center, (PQ, INT, REAL)) and center.value and \
+                not isinstance(low, (PQ, INT, REAL)):
+            # an interval given by its centre only ('about 7 days'): the centre is the
+            # value (it was lost: no bound, no point value)
+            entry.value = center.value
+            number = center.number
+            entry.value_num = float(number) if number is not None else None
     elif isinstance(value, ST):
         entry.value = value.text or None
+        if value.code is not None and value.code.code:  # SC: a string with a code
+            entry.details["value_code"] = {"code": value.code.code,
+                                           "system": system_name(value.code.code_system)}
     elif isinstance(value, ED):
-        entry.value = value.text[:2000] if value.representation != "B64" else None
+        # inline text, else the narrative its reference points at (it read as ''); a B64
+        # text (text/plain, possibly compressed) decoded: it was dropped with the binaries
+        if value.representation == "B64":
+            entry.value = _ed_text(value, ctx) or None
+            if value.media_type:
+                entry.details["value_media_type"] = value.media_type
+        else:
+            entry.value = (value.text[:2000] or
+                           referenced_text(value.reference, section)[:2000]) or None
     elif isinstance(value, TS):
-        entry.value = _iso_value(value.value)
+        # a date the sender did not write as an HL7 TS is kept as written, with a warning
+        iso = _iso_value(value.value)
+        entry.value = iso or value.value.strip() or None
+        if not iso and entry.value:
+            ctx.warnings.append(f"CDA_BAD_DATE: {value.path}: a TS value that is not a valid "
+                                "HL7 date/time, kept as written")
     elif isinstance(value, BL):
         entry.value = value.value.strip() or None
     elif isinstance(value, RTO):
@@ -745,6 +1201,23 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = (value.attributes.get("value") or value.text)[:2000] or None
     if entry.value_num is not None and not math.isfinite(entry.value_num):
         entry.value_num = None  # '1e400' is a Decimal but no float
+
+
+def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
+    """The text a B64 ED value carries when its media type is text (text/plain, text/html
+    read as sent), inflated per its compression (bounded: 1 MB); '' for binaries (a PDF, an
+    image) and for what does not decode (a warning with its code, never the content)."""
+    if not value.media_type.strip().lower().startswith("text/"):
+        return ""
+    try:
+        data = value.decompressed(max_bytes=1024 * 1024)
+    except CdaParseError as exc:
+        ctx.warnings.append(f"{exc.code}: {value.path}: {exc.message}")
+        return ""
+    if data is None:
+        ctx.warnings.append(f"CDA_BAD_BASE64: {value.path}: a B64 value that does not decode")
+        return ""
+    return data.decode("utf-8", "replace")[:limit]
 
 
 def _code(code: CD, ctx: _Ctx,
@@ -758,7 +1231,9 @@ def _code(code: CD, ctx: _Ctx,
         if c.code and system_name(c.code_system) == LOINC:
             return (c.code, LOINC,
                     c.display or code.display or original_text(code, section), True)
-    main = next((c for c in candidates if c.code), None)
+    placeholders = _placeholders()
+    main = next((c for c in candidates if c.code and c.code.lower() not in placeholders),
+                None)
     if main is None:
         return None
     system = system_name(main.code_system, main.code_system_name)
@@ -766,9 +1241,20 @@ def _code(code: CD, ctx: _Ctx,
     if r.system == LOINC:
         return r.code, r.system, r.display, True
     # not a result code: a diagnosis, a drug, an allergen is coded in its own system; it is
-    # 'mapped' (a shared terminology) when that system is a known one, not a local code
-    known = system in _systems().values()
-    display = main.display or code.display or original_text(code, section)
+    # 'mapped' (a shared terminology) when that system is a known one, not a local code.
+    # A local code whose translation is in a terminology that names things (SNOMED CT,
+    # CIM-10, CCAM, ATC...; not NCI or HL7 attribute vocabularies) is filed under the
+    # translation, as the LOINC of a result is (a local diagnosis code with its CIM-10
+    # translation was filed as the local code, unmapped).
+    known = system in _known_systems()
+    if not known and not r.mapped:
+        identifying = _identifying_systems()
+        for t in code.translations:
+            if t.code and system_name(t.code_system, t.code_system_name) in identifying:
+                main, system, known = t, system_name(t.code_system), True
+                break
+    display = main.display or (code.display if main is code or code.code.lower() not in
+                               placeholders else "") or original_text(code, section)
     return main.code, system, display, known or r.mapped
 
 
@@ -825,6 +1311,10 @@ def _range(value: Value | None) -> str | None:
         return f">{'=' if value.low_inclusive else ''}{low}"
     if high:
         return f"<{'=' if value.high_inclusive else ''}{high}"
+    center = value.center
+    if isinstance(center, (PQ, INT, REAL)) and center.value:  # a dose 'about 2 tablets'
+        unit = center.unit if isinstance(center, PQ) and center.unit != "1" else ""
+        return f"{center.value} {unit}".strip()
     if value.value and value.unit and value.unit != "1":  # a dose of '40 [IU]'
         return f"{value.value} {value.unit}"
     return value.value or None

@@ -136,6 +136,7 @@ def _templated(tree: etree._ElementTree, template: str, tag: str) -> list:
 LAB = "1.3.6.1.4.1.19376.1.3.1.6"
 PROBLEM = "1.3.6.1.4.1.19376.1.5.3.1.4.5"
 ALLERGY = "1.3.6.1.4.1.19376.1.5.3.1.4.6"
+ALLERGIES = {ALLERGY, "2.16.840.1.113883.10.20.1.18"}  # IHE PCC allergy, CCD alert
 MEDICATION = "1.3.6.1.4.1.19376.1.5.3.1.4.7"
 IMMUNIZATION = "1.3.6.1.4.1.19376.1.5.3.1.4.12"
 VITAL = "1.3.6.1.4.1.19376.1.5.3.1.4.13.2"
@@ -172,7 +173,8 @@ def test_ans_corpus_read_whole(ctx) -> None:  # noqa: ANN001
                if not any(t.get("root") == VITAL for t in o.findall(f"{V3}templateId"))]
         coded_lab = [o for o in lab if o.find(f"{V3}code") is not None]
         problems = [o for o in _templated(tree, PROBLEM, "observation")
-                    if not any(t.get("root") == ALLERGY for t in o.findall(f"{V3}templateId"))]
+                    if not any(t.get("root") in ALLERGIES
+                               for t in o.findall(f"{V3}templateId"))]
         medications = [s for s in _templated(tree, MEDICATION, "substanceAdministration")
                        if not any(t.get("root") == IMMUNIZATION
                                   for t in s.findall(f"{V3}templateId"))

@@ -226,9 +226,10 @@ def test_previous_result_nested_in_a_result_is_still_a_result() -> None:
 
 @pytest.mark.parametrize("mood", ["RQO", "INT", "PRP", "GOL"])
 def test_planned_observation_is_not_filed_as_a_result(mood: str) -> None:
+    """(Second round: a planned or goal measurement is a plan, no longer an observation.)"""
     entry = _one(_section("30954-2", "Résultats", _result(
         '<value xsi:type="PQ" value="80" unit="umol/L"/>', mood=mood)))
-    assert entry.type == "observation"
+    assert (entry.type, entry.details["planned"]) == ("plan", "observation")
     assert entry.details["mood"] == mood
 
 
@@ -662,3 +663,708 @@ def test_specimen_collection_time_goes_to_the_results_it_was_taken_for() -> None
                                                          ("75", None)]
     assert got[0].details["panel"] == {"code": "24320-4", "system": "LN", "display": ""}
     assert "panel" not in got[1].details
+
+
+# -- level-1 bodies (nonXMLBody) as the ED data type allows them -------------------------------
+def _level1(text_element: str) -> bytes:
+    head = HEAD.replace("<component><structuredBody>", "")
+    return (head + f"<component><nonXMLBody>{text_element}</nonXMLBody></component>"
+            "</ClinicalDocument>").encode()
+
+
+@pytest.mark.parametrize("compression", ["DF", "GZ", "ZL"])
+def test_compressed_pdf_body_is_inflated_before_it_is_read(compression: str) -> None:
+    """ED compression (DF deflate, GZ gzip, ZL zlib) on a B64 PDF body: the PDF reader was
+    handed the still-compressed bytes (PDF_NOT_PDF) and the report entry was lost."""
+    import base64
+    import gzip
+    import zlib
+
+    from samples.generate_cda import tiny_pdf
+
+    pdf = tiny_pdf(["Compte rendu de consultation", "Examen clinique sans particularité"],
+                   title="CR", created="20240312101500")
+    packed = {"DF": lambda b: zlib.compress(b)[2:-4], "GZ": gzip.compress,
+              "ZL": zlib.compress}[compression](pdf)
+    data = _level1(f'<text mediaType="application/pdf" representation="B64" '
+                   f'compression="{compression}">{base64.b64encode(packed).decode()}</text>')
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [e.type for e in msg.entries] == ["document", "report"]
+    assert msg.entries[0].details["body_compression"] == compression
+    assert not [w for w in msg.warnings if "PDF" in w]
+
+
+def test_broken_compressed_body_and_external_reference_file_the_document_alone() -> None:
+    """A stream that does not inflate is a warning with its code, not an exception; a body
+    that is only a reference is never fetched: the document is filed and says where it is."""
+    import base64
+
+    broken = _level1('<text mediaType="application/pdf" representation="B64" '
+                     f'compression="DF">{base64.b64encode(b"pas du deflate").decode()}</text>')
+    msg = normalize_cda(parse_cda(broken), broken, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    assert any(w.startswith("CDA_BAD_COMPRESSION") for w in msg.warnings)
+    referenced = _level1('<text mediaType="application/pdf"><reference '
+                         'value="https://exemple.invalid/cr/4242.pdf"/></text>')
+    msg = normalize_cda(parse_cda(referenced), referenced, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    assert msg.entries[0].details["body_reference"] == "https://exemple.invalid/cr/4242.pdf"
+    warning = next(w for w in msg.warnings if w.startswith("CDA_EXTERNAL_BODY"))
+    assert "exemple.invalid" not in warning
+
+
+# -- statements named only in words (code nullFlavor + originalText) ---------------------------
+def test_result_and_procedure_named_only_in_words_are_kept() -> None:
+    """<code nullFlavor="OTH"><originalText> with a value (a point-of-care test the lab
+    has no code for), a procedure named only in words, a procedure coded only in a
+    translation: all three were dropped. Uncoded ones are unmapped, with their words."""
+    got = _entries(
+        _section("30954-2", '<content ID="g1">Glycémie capillaire au doigt</content>',
+                 _result('<value xsi:type="PQ" value="1.12" unit="g/L"/>').replace(
+                     '<code code="2160-0" codeSystem="2.16.840.1.113883.6.1" '
+                     'displayName="Créatinine"/>',
+                     '<code nullFlavor="OTH"><originalText><reference value="#g1"/>'
+                     "</originalText></code>")),
+        _section("47519-4", '<content ID="a1">Pose d\'un plâtre de l\'avant-bras</content>', """
+          <entry><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+            <code nullFlavor="OTH"><originalText><reference value="#a1"/></originalText>
+            </code><effectiveTime value="20240110"/></procedure></entry>
+          <entry><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+            <code nullFlavor="OTH"><translation code="QZJA002" codeSystem="1.2.250.1.213.2.5"
+              displayName="ablation de lésion cutanée"/></code></procedure></entry>
+          <entry><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+            <code nullFlavor="UNK"/></procedure></entry>"""))
+    assert [(e.type, e.code, e.system, e.display, e.mapped) for e in got] == [
+        ("lab_result", None, None, "Glycémie capillaire au doigt", False),
+        ("procedure", None, None, "Pose d'un plâtre de l'avant-bras", False),
+        ("procedure", "QZJA002", "CCAM", "ablation de lésion cutanée", True)]
+    assert (got[0].value, got[0].unit) == ("1.12", "g/L")
+    assert got[1].effective == "2024-01-10"
+
+
+def test_result_without_code_nor_words_is_still_not_filed() -> None:
+    assert _entries(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="PQ" value="1.12" unit="g/L"/>').replace(
+        '<code code="2160-0" codeSystem="2.16.840.1.113883.6.1" displayName="Créatinine"/>',
+        '<code nullFlavor="UNK"/>'))) == []
+
+
+# -- translations: the shared terminology over the sender's local code -------------------------
+def test_local_code_with_a_standard_translation_is_filed_under_the_translation() -> None:
+    """A problem coded in the hospital's local thesaurus with its CIM-10 translation, a
+    procedure under a local code with its SNOMED CT translation: filed under the local code
+    (unmapped), the shared one ignored. A translation in another local system changes
+    nothing."""
+    got = _entries(
+        _section("11450-4", "Problèmes", """<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.4"/>
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="CARD-12" codeSystem="1.2.250.1.999.3.1"
+            displayName="HTA (thésaurus local)"><translation code="LOC9"
+            codeSystem="1.2.250.1.999.3.2"/><translation code="I10"
+            codeSystem="2.16.840.1.113883.6.3" displayName="Hypertension essentielle"/></value>
+          </observation></entry>"""),
+        _section("47519-4", "Actes", """<entry><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+          <code code="PR-0042" codeSystem="1.2.250.1.999.3.3" displayName="appendicectomie">
+            <translation code="80146002" codeSystem="2.16.840.1.113883.6.96"/></code>
+          </procedure></entry>
+          <entry><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+          <code code="PR-0043" codeSystem="1.2.250.1.999.3.3" displayName="suture">
+            <translation code="S-99" codeSystem="1.2.250.1.999.3.4"/></code>
+          </procedure></entry>"""))
+    assert [(e.code, e.system, e.display, e.mapped) for e in got] == [
+        ("I10", "CIM-10", "Hypertension essentielle", True),
+        ("80146002", "SNOMED-CT", "appendicectomie", True),
+        ("PR-0043", "1.2.250.1.999.3.3", "suture", False)]
+
+
+# -- prose longer than the store's columns -----------------------------------------------------
+def test_long_prose_is_shortened_not_the_whole_document_refused() -> None:
+    """A problem named by a long narrative paragraph (display, 500 at most) and a reference
+    range written out for every age (120 at most) made the whole document FIELD_TOO_LONG.
+    Shortened, kept whole in details; a warning says where, not what."""
+    paragraph = "Antécédent de cardiopathie ischémique avec pose de stent en 2019, " * 12
+    ranges = "Adulte : 0,5 à 1,2 ; enfant de moins de 12 ans : 0,3 à 0,9 ; " * 4
+    data = (HEAD + _section("11450-4", f'<paragraph ID="p7">{paragraph}</paragraph>',
+                            PROBLEM.format(ident="P7", value="""
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#p7"/>
+      </originalText></value>"""))
+            + _section("30954-2", "Résultats", _result(
+                '<value xsi:type="PQ" value="80" unit="umol/L"/>',
+                f"<referenceRange><observationRange><text>{ranges}</text></observationRange>"
+                "</referenceRange>")) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    problem, result = msg.entries[1:]
+    assert len(problem.display) == 500 and problem.display.endswith("…")
+    assert problem.details["full_text"]["display"] == paragraph.strip()
+    assert len(result.reference_range) == 120
+    assert result.details["full_text"]["reference_range"] == ranges.strip()
+    shortened = [w for w in msg.warnings if "shortened" in w]
+    assert len(shortened) == 2 and not any("stent" in w or "Adulte" in w for w in shortened)
+
+
+# -- family history: a relative's condition is never the patient's problem ---------------------
+def test_family_history_is_about_the_relative_not_the_patient() -> None:
+    """CI-SIS FR-Antecedents-familiaux (IHE PCC family history organizer, subject =
+    relatedSubject MTH, observations coded in CIM-10) were filed as the patient's problems;
+    C-CDA family history observations as the patient's observations, their 'age at onset'
+    child too. They are family_history entries naming the relative."""
+    got = _entries(_section("10157-6", "Antécédents familiaux", """
+      <entry><organizer classCode="CLUSTER" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.15"/><statusCode code="completed"/>
+        <subject typeCode="SBJ"><relatedSubject classCode="PRS">
+          <code code="MTH" codeSystem="2.16.840.1.113883.5.111" displayName="Mère"/>
+          <subject><administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+          </subject></relatedSubject></subject>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.3"/>
+          <id root="1.2.250.1.999.12" extension="FH1"/>
+          <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="E11" codeSystem="2.16.840.1.113883.6.3"
+            displayName="Diabète de type 2"/></observation></component>
+      </organizer></entry>
+      <entry><organizer classCode="CLUSTER" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.45"/>
+        <subject><relatedSubject classCode="PRS"><code code="FTH"
+          codeSystem="2.16.840.1.113883.5.111"/><subject><sdtc:birthTime value="1940"/>
+          <sdtc:deceasedInd value="true"/></subject></relatedSubject></subject>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <id root="1.2.250.1.999.12" extension="FH2"/>
+          <code code="64572001" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="22298006" codeSystem="2.16.840.1.113883.6.96"
+            displayName="infarctus du myocarde"/>
+          <entryRelationship typeCode="SUBJ" inversionInd="true"><observation
+            classCode="OBS" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.31"/>
+            <code code="445518008" codeSystem="2.16.840.1.113883.6.96"/>
+            <value xsi:type="PQ" value="57" unit="a"/></observation></entryRelationship>
+        </observation></component></organizer></entry>"""))
+    assert [(e.type, e.code, e.system, e.details["relative"]["code"]) for e in got] == [
+        ("family_history", "E11", "CIM-10", "MTH"), ("family_history", "22298006", "SNOMED-CT",
+                                                    "FTH")]
+    assert got[0].details["relative"]["sex"] == "F"
+    assert (got[1].details["relative"]["birth_time"],
+            got[1].details["relative"]["deceased"]) == ("1940", True)
+
+
+def test_observation_about_a_parent_says_so() -> None:
+    """A newborn's certificate (CI-SIS CS8) records the mother's smoking with
+    subject/relatedSubject MTH: it stays an observation, but says whom it is about."""
+    entry = _one(_section("29762-2", "Mode de vie", """<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="74011-8" codeSystem="2.16.840.1.113883.6.1"/>
+      <subject><relatedSubject classCode="PRS"><code code="MTH"
+        codeSystem="2.16.840.1.113883.5.111"/></relatedSubject></subject>
+      <value xsi:type="INT" value="0"/></observation></entry>"""))
+    assert (entry.type, entry.value) == ("observation", "0")
+    assert entry.details["subject"]["code"] == "MTH"
+
+
+# -- plans: a vaccination or a procedure intended is not one done ------------------------------
+@pytest.mark.parametrize("mood", ["INT", "RQO", "PRP", "APT", "ARQ"])
+def test_planned_vaccination_and_procedure_are_plans_not_facts(mood: str) -> None:
+    """C-CDA Planned Immunization / Planned Procedure, CI-SIS plan de soins (moodCode INT...)
+    were filed as immunization / procedure entries: a vaccine never given exported as an
+    Immunization 'completed'. They are 'plan' entries saying what is planned."""
+    got = _entries(_section("18776-5", "Plan de soins", f"""
+      <entry><substanceAdministration classCode="SBADM" moodCode="{mood}">
+        <templateId root="2.16.840.1.113883.10.20.22.4.120"/>
+        <id root="1.2.250.1.999.13" extension="V1"/><statusCode code="active"/>
+        <effectiveTime value="20240601"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BM03" codeSystem="2.16.840.1.113883.6.73" displayName="HPV"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>
+      <entry><procedure classCode="PROC" moodCode="{mood}">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+        <id root="1.2.250.1.999.13" extension="P1"/>
+        <code code="HHFA016" codeSystem="1.2.250.1.213.2.5" displayName="appendicectomie"/>
+        <statusCode code="active"/></procedure></entry>"""))
+    assert [(e.type, e.code, e.details["planned"], e.details["mood"]) for e in got] == [
+        ("plan", "J07BM03", "immunization", mood), ("plan", "HHFA016", "procedure", mood)]
+
+
+def test_vaccination_given_stays_an_immunization() -> None:
+    entry = _one(_section("11369-6", "Vaccins", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/><effectiveTime value="20231015"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="grippe"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, "planned" in entry.details) == ("immunization", False)
+
+
+# -- reference ranges ---------------------------------------------------------------------------
+def test_the_normal_range_is_the_one_interpreted_normal() -> None:
+    """C-CDA sends one observationRange per interpretation ('positive: abnormal' first, say):
+    the first was taken, whatever it said; a coded range without text was lost."""
+    ranges = """
+      <referenceRange><observationRange><text>Positif : pathologique</text>
+        <value xsi:type="CO" code="10828004" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Positif"/><interpretationCode code="A"
+          codeSystem="2.16.840.1.113883.5.83"/></observationRange></referenceRange>
+      <referenceRange><observationRange>
+        <value xsi:type="CO" code="260385009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Négatif"/><interpretationCode code="N"
+          codeSystem="2.16.840.1.113883.5.83"/></observationRange></referenceRange>"""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        '<value xsi:type="CO" code="10828004" codeSystem="2.16.840.1.113883.6.96" '
+        'displayName="Positif"/><interpretationCode code="A" '
+        'codeSystem="2.16.840.1.113883.5.83"/>', ranges, code="60256-5")))
+    assert (entry.value, entry.interpretation, entry.reference_range) == ("Positif", "A",
+                                                                          "Négatif")
+    assert entry.details["reference_ranges"] == 2
+
+
+# -- 'no known ...' is no medication, vaccination, procedure or problem -----------------------
+IPS_ABSENT = "2.16.840.1.113883.5.1150.1"
+
+
+def test_no_known_medications_is_an_absence_and_no_information_is_not_filed() -> None:
+    """CI-SIS / IPS say an empty list with a code of the absent-unknown system where the
+    product, vaccine or act goes: 'no-known-immunizations' was filed as a vaccination (an
+    Immunization 'completed' in FHIR). Nothing known: an 'absence' entry saying of what;
+    no information: not filed, a warning says where."""
+    def vaccine(code: str, ident: str) -> str:
+        return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+          <id root="1.2.250.1.999.14" extension="{ident}"/>
+          <code code="{code}" codeSystem="{IPS_ABSENT}"/>
+          <effectiveTime nullFlavor="NA"/>
+          <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="NA"/>
+          </manufacturedMaterial></manufacturedProduct></consumable>
+        </substanceAdministration></entry>"""
+    data = (HEAD + _section("11369-6", "Aucun vaccin connu",
+                            vaccine("no-known-immunizations", "V0")
+                            + vaccine("no-immunization-info", "V9"))
+            + _section("11450-4", "Problèmes", """<entry><observation classCode="OBS"
+              moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+              <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+              <value xsi:type="CD" code="no-known-problems"
+                codeSystem="2.16.840.1.113883.5.1150.1"/></observation></entry>""")
+            + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    got = msg.entries[1:]
+    assert [(e.type, e.code, e.details["absent"], e.mapped) for e in got] == [
+        ("absence", "no-known-immunizations", "immunization", True),
+        ("absence", "no-known-problems", "problem", True)]
+    assert any(w.startswith("CDA_NO_INFORMATION") for w in msg.warnings)
+
+
+# -- the time of an organizer is its components' when they have none ---------------------------
+def test_measurements_take_the_time_of_their_organizer() -> None:
+    """CI-SIS / IHE PCC vital signs: the organizer holds the time, each measurement says
+    effectiveTime nullFlavor="NA"; C-CDA assessment scale items have none, the scale has
+    it. Such entries had no time at all (41 of the 66 vital signs of the ANS examples).
+    A component's own time wins; a previous result nested with REFR keeps none."""
+    got = _entries(_section("8716-3", "Signes vitaux", """
+      <entry><organizer classCode="CLUSTER" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.1"/>
+        <code code="85353-1" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><effectiveTime value="20240312"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>
+          <code code="29463-7" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime nullFlavor="NA"/><value xsi:type="PQ" value="59" unit="kg"/>
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>
+          <code code="8867-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403121015+0100"/><value xsi:type="PQ" value="64"
+            unit="/min"/></observation></component>
+      </organizer></entry>"""), _section("47420-5", "Autonomie", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.69"/>
+        <code code="35088-4" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20240311"/><value xsi:type="INT" value="14"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="9267-6" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="INT" value="4"/></observation></entryRelationship>
+        <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+          <code code="35088-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="INT" value="12"/></observation></entryRelationship>
+      </observation></entry>"""))
+    assert [(e.code, e.effective) for e in got] == [
+        ("29463-7", "2024-03-12"), ("8867-4", "2024-03-12T10:15+01:00"),
+        ("35088-4", "2024-03-11"), ("9267-6", "2024-03-11"), ("35088-4", None)]
+
+
+# -- value types as the data types define them ---------------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [
+    # IVL_PQ given by its centre only: the value was lost (no bound, no point value)
+    ('<value xsi:type="IVL_PQ"><center value="7" unit="d"/></value>', ("7", 7.0, "d", {})),
+    # SC: a string with a code, the code was dropped
+    ('<value xsi:type="SC" code="POS" codeSystem="1.2.250.1.999.4">positif franc</value>',
+     ("positif franc", None, None, {"code": "POS", "system": "1.2.250.1.999.4"})),
+    # ED pointing into the narrative: read as ''
+    ('<value xsi:type="ED"><reference value="#v1"/></value>',
+     ("Aspect trouble", None, None, {})),
+    # a TS the sender wrote as ISO: lost, without a word
+    ('<value xsi:type="TS" value="2024-09-01"/>', ("2024-09-01", None, None, {})),
+    ('<value xsi:type="TS" value="20240901"/>', ("2024-09-01", None, None, {})),
+])
+def test_value_types_keep_what_they_say_too(value: str, expected: tuple) -> None:
+    data = (HEAD + _section("29762-2", '<content ID="v1">Aspect trouble</content>',
+                            f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <code code="11345-6" codeSystem="2.16.840.1.113883.6.1"/>{value}</observation></entry>""")
+            + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    entry = msg.entries[1]
+    assert (entry.value, entry.value_num, entry.unit,
+            entry.details.get("value_code", {})) == expected
+    assert any(w.startswith("CDA_BAD_DATE") for w in msg.warnings) == ("-" in value)
+
+
+def test_dose_given_by_its_centre() -> None:
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<doseQuantity><center value="2" unit="{comprimé}"/></doseQuantity>')))
+    assert entry.details["dose"] == "2 {comprimé}"
+
+
+@pytest.mark.parametrize("compression", ["", "DF"])
+def test_base64_text_value_is_read(compression: str) -> None:
+    """A result whose value is an ED text/plain in base64 (possibly deflated) was dropped
+    with the binary values; a binary one says its media type; one that does not decode is a
+    warning, not an exception."""
+    import base64
+    import zlib
+
+    text = b"Urines jaune paille, limpides"
+    packed = zlib.compress(text)[2:-4] if compression else text
+    attr = f' compression="{compression}"' if compression else ""
+    entry = _one(_section("30954-2", "Résultats", _result(
+        f'<value xsi:type="ED" mediaType="text/plain" representation="B64"{attr}>'
+        f"{base64.b64encode(packed).decode()}</value>", code="5778-6")))
+    assert entry.value == "Urines jaune paille, limpides"
+    data = (HEAD + _section("30954-2", "Résultats", _result(
+        '<value xsi:type="ED" mediaType="image/png" representation="B64">iVBORw0K</value>')
+        + _result('<value xsi:type="ED" mediaType="text/plain" representation="B64" '
+                  'compression="DF">cGFzIGRlZmxhdGU=</value>', code="5778-6")) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    png, broken = msg.entries[1:]
+    assert (png.value, png.details["value_media_type"]) == (None, "image/png")
+    assert broken.value is None
+    assert any(w.startswith("CDA_BAD_COMPRESSION") for w in msg.warnings)
+
+
+@pytest.mark.parametrize("representation", ["TXT", "B64"])
+def test_level1_text_body_is_the_documents_narrative(representation: str) -> None:
+    """IHE XDS-SD text/plain body: its words were only in the archived XML; they are the
+    document's narrative now, as a structured body's sections are."""
+    import base64
+
+    words = "Compte rendu dicté : suites simples, ablation des fils à J10."
+    text = base64.b64encode(words.encode()).decode() if representation == "B64" else words
+    data = _level1(f'<text mediaType="text/plain" representation="{representation}">'
+                   f"{text}</text>")
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    assert msg.entries[0].details["sections"] == [{"code": None, "title": None,
+                                                   "text": words, "level": 0}]
+
+
+# -- codes that are no codes -------------------------------------------------------------------
+def test_placeholder_code_and_a_value_repeating_the_question() -> None:
+    """Seen in a US vendor export: a drug coded code="Unknown" in RxNorm (its real code in a
+    translation, its name beside), a problem whose value repeats the observation code
+    ('Problem', the diagnosis in an ICD translation). Filed as RxNorm 'Unknown' and as the
+    problem 'Problem'. A product whose only translation has no code raised TypeError."""
+    got = _entries(
+        _section("10160-0", '<content ID="m5">Décongestionnant 120 mg</content>', _medication(
+            "", product="""<code code="Unknown" displayName="Unknown"
+              codeSystem="2.16.840.1.113883.6.88"><originalText><reference value="#m5"/>
+              </originalText><translation code="60000002" codeSystem="1.2.250.1.213.2.3.1"
+              displayName="DECONGESTIONNANT 120 mg gélule"/></code>
+              <name>Décongestionnant</name>""")
+        + _medication("", product="""<code nullFlavor="UNK"><translation nullFlavor="UNK"/>
+              </code><name>Sirop maison</name>""")),
+        _section("11450-4", '<content ID="d1">Migraine sans aura</content>',
+                 PROBLEM.format(ident="P4", value="""<value xsi:type="CD" code="55607006"
+                   codeSystem="2.16.840.1.113883.6.96" displayName="Problem"><originalText>
+                   <reference value="#d1"/></originalText><translation code="G43.0"
+                   codeSystem="2.16.840.1.113883.6.3"/></value>""")
+                 + PROBLEM.format(ident="P5", value="""<value xsi:type="CD" code="55607006"
+                   codeSystem="2.16.840.1.113883.6.96" displayName="Problem"><originalText>
+                   <reference value="#d1"/></originalText></value>""")))
+    assert [(e.type, e.code, e.system, e.display) for e in got] == [
+        ("medication", "60000002", "CIS", "DECONGESTIONNANT 120 mg gélule"),
+        ("medication", None, None, "Sirop maison"),
+        ("problem", "G43.0", "CIM-10", "Migraine sans aura"),
+        ("problem", None, None, "Migraine sans aura")]
+
+
+# -- a problem's clinical status is its concern's ----------------------------------------------
+@pytest.mark.parametrize(("concern", "status"), [("active", "final"), ("completed", "final"),
+                                                  ("nullified", "entered-in-error")])
+def test_problem_keeps_the_status_of_its_concern(concern: str, status: str) -> None:
+    """The problem observation's statusCode is always 'completed' (C-CDA, IHE PCC): whether
+    the problem is active or resolved is the concern act's statusCode, which was lost; a
+    concern recorded in error (nullified) left its problem filed as final."""
+    entry = _one(_section("11450-4", "Problèmes", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+      <code nullFlavor="NA"/><statusCode code="{concern}"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <statusCode code="completed"/>
+        <value xsi:type="CD" code="K35" codeSystem="2.16.840.1.113883.6.3"
+          displayName="Appendicite aiguë"/></observation></entryRelationship>
+      </act></entry>"""))
+    assert (entry.type, entry.code, entry.status) == ("problem", "K35", status)
+    assert entry.details["concern_status"] == concern
+
+
+def test_procedure_activity_observation_is_a_procedure() -> None:
+    """C-CDA Procedure Activity Observation (template 4.13: an ECG, a spirometry), on an
+    observation or, as some senders write it, on a procedure element: never filed (the
+    template was unknown and it has no result template)."""
+    got = _entries(_section("47519-4", "Actes", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.13"/>
+        <id root="1.2.250.1.999.15" extension="ECG1"/>
+        <code code="29303009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="électrocardiogramme"/><statusCode code="completed"/>
+        <effectiveTime value="20240105"/>
+        <value xsi:type="CD" code="17621005" codeSystem="2.16.840.1.113883.6.96"
+          displayName="normal"/></observation></entry>
+      <entry><procedure classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.13"/>
+        <id root="1.2.250.1.999.15" extension="P2"/>
+        <code code="DEQP003" codeSystem="1.2.250.1.213.2.5" displayName="ECG"/>
+        <effectiveTime value="20240106"/></procedure></entry>"""))
+    assert [(e.type, e.code, e.value, e.effective) for e in got] == [
+        ("procedure", "29303009", "normal", "2024-01-05"),
+        ("procedure", "DEQP003", None, "2024-01-06")]
+
+
+# -- dispensations and what a medication statement's own code says -----------------------------
+def test_dispensed_medication_is_filed_and_a_prescription_reference_is_not() -> None:
+    """CI-SIS eDISP (IHE PHARM DIS): the dispensed product is a supply in event mood; it was
+    not filed, while the reference to the prescription line it nests (a substanceAdministration
+    with code 'PREItem' and no product) was filed as the medication 'PREItem'. A
+    substanceAdministration's own code ('DRUG', 'IMMUNIZ') is the kind of act, not the
+    product: a magistral preparation was filed as the drug 'DRUG'."""
+    section = """<component><section><code code="60590-7"
+        codeSystem="2.16.840.1.113883.6.1"/><title>Dispensation</title>
+      <text><content ID="p1">Crème préparée : 30 g dermocorticoïde, 70 g excipient</content>
+      </text>
+      <author><time value="20240312113000+0100"/><assignedAuthor><id
+        root="1.2.250.1.71.4.2.1" extension="899999999999"/></assignedAuthor></author>
+      <entry><supply classCode="SPLY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.9.1.3.4"/>
+        <id root="1.2.250.1.999.16" extension="D1"/><quantity value="2" unit="30009000"/>
+        <product><manufacturedProduct><manufacturedMaterial>
+          <code><translation code="3400930000001" codeSystem="1.2.250.1.213.2.3.2"
+            displayName="PARACETAMOL 500 mg cp, boîte de 16"/></code>
+          <lotNumberText>L42</lotNumberText>
+        </manufacturedMaterial></manufacturedProduct></product>
+        <entryRelationship typeCode="REFR"><substanceAdministration classCode="SBADM"
+          moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.11"/>
+          <id root="1.2.250.1.999.16" extension="PRESC-1"/>
+          <code code="PREItem" codeSystem="1.3.6.1.4.1.19376.1.9.2.2"/>
+          <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+          </manufacturedProduct></consumable></substanceAdministration></entryRelationship>
+      </supply></entry>
+      <entry><substanceAdministration classCode="SBADM" moodCode="INT">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+        <id root="1.2.250.1.999.16" extension="M2"/>
+        <code code="DRUG" codeSystem="2.16.840.1.113883.5.4" displayName="Médicament"/>
+        <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="NA">
+          <originalText><reference value="#p1"/></originalText></code>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry></section></component>"""
+    got = _entries(section)
+    assert [(e.type, e.code, e.system, e.display) for e in got] == [
+        ("medication", "3400930000001", "CIP", "PARACETAMOL 500 mg cp, boîte de 16"),
+        ("medication", None, None, "Crème préparée : 30 g dermocorticoïde, 70 g excipient")]
+    dispensed, magistral = got
+    assert dispensed.details["dispensed"] is True
+    assert dispensed.details["dispensed_quantity"] == "2 30009000"
+    assert dispensed.details["lot_number"] == "L42"
+    assert dispensed.effective == "2024-03-12T11:30:00+01:00"
+    assert magistral.details["act_code"] == "DRUG"
+
+
+def test_supply_ordered_is_no_dispense() -> None:
+    assert _entries(_section("10160-0", "Traitements", """<entry><supply classCode="SPLY"
+      moodCode="INT"><templateId root="2.16.840.1.113883.10.20.22.4.18"/>
+      <product><manufacturedProduct><manufacturedMaterial><code code="60000003"
+        codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial></manufacturedProduct>
+      </product></supply></entry>""")) == []
+
+
+# -- medical devices -----------------------------------------------------------------------------
+def test_medical_device_is_a_device_and_its_characteristics_are_not_the_patients() -> None:
+    """CI-SIS FR-Dispositif-medical: a supply with the device as a DEV participant (EMDN code,
+    brand and model misplaced as NCI translations), its characteristics as nested
+    observations. The device was not filed, its 'Taille: 2.5' was, as the patient's
+    observation; the NCI 'brand' translation must not replace the device's code. A device
+    prescribed (moodCode INT, eP-MED) is a plan."""
+    device = """<entry><supply classCode="SPLY" moodCode="{mood}">
+        <templateId root="2.16.840.1.113883.10.20.1.34"/>
+        <templateId root="1.2.250.1.213.1.1.3.20"/>
+        <id root="1.2.250.1.999.17" extension="{ident}"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20230704"/></effectiveTime>
+        <participant typeCode="DEV"><participantRole classCode="MANU"><playingDevice>
+          <code code="R010302" codeSystem="1.2.250.1.213.2.68"
+            displayName="sonde d'intubation à ballonnet"><translation code="C101668"
+            codeSystem="2.16.840.1.113883.3.26.1.1" displayName="Marque"/></code>
+        </playingDevice></participantRole></participant>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="GEN-234" codeSystem="1.2.250.1.213.1.1.4.322" displayName="Taille"/>
+          <value xsi:type="PQ" value="7.5" unit="mm"/></observation></entryRelationship>
+      </supply></entry>"""
+    got = _entries(_section("46264-8", "Dispositifs médicaux",
+                            device.format(mood="EVN", ident="D1")
+                            + device.format(mood="INT", ident="D2")))
+    assert [(e.type, e.code, e.system, e.display) for e in got] == [
+        ("device", "R010302", "1.2.250.1.213.2.68", "sonde d'intubation à ballonnet"),
+        ("plan", "R010302", "1.2.250.1.213.2.68", "sonde d'intubation à ballonnet")]
+    assert got[0].details["characteristics"] == [
+        {"code": "GEN-234", "display": "Taille", "value": "7.5", "unit": "mm"}]
+    assert got[0].details["period_low"] == "2023-07-04"
+    assert (got[1].details["planned"], got[1].details["mood"]) == ("device", "INT")
+
+
+def test_ccd_supply_of_a_drug_is_no_device() -> None:
+    """The CCD supply activity template marks devices and drug supplies alike: a supply
+    ordered under a medication stays part of it, one dispensed is a dispensed medication."""
+    got = _entries(_section("10160-0", "Traitements", _medication("""
+      <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.1.34"/><quantity value="30"/>
+        <product><manufacturedProduct><manufacturedMaterial><code code="60234173"
+          codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial></manufacturedProduct>
+        </product></supply></entryRelationship>""") + """<entry><supply classCode="SPLY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.1.34"/>
+      <quantity value="1"/><product><manufacturedProduct><manufacturedMaterial>
+        <code code="60234173" codeSystem="1.2.250.1.213.2.3.1"/></manufacturedMaterial>
+      </manufacturedProduct></product></supply></entry>"""))
+    assert [(e.type, e.code, e.details.get("dispensed")) for e in got] == [
+        ("medication", "60234173", None), ("medication", "60234173", True)]
+
+
+def test_problem_resolution_date_is_not_its_onset() -> None:
+    """effectiveTime low = onset, high = resolution (C-CDA, IHE PCC): a problem with only a
+    high was dated by its resolution; the resolution is kept apart."""
+    got = _entries(_section("11450-4", "Antécédents",
+                            PROBLEM.format(ident="R1", value="""<value xsi:type="CD"
+      code="K35" codeSystem="2.16.840.1.113883.6.3"/>""").replace(
+        '<effectiveTime><low value="20090709"/></effectiveTime>',
+        '<effectiveTime><low nullFlavor="UNK"/><high value="20100301"/></effectiveTime>')
+                            + PROBLEM.format(ident="R2", value="""<value xsi:type="CD"
+      code="J18" codeSystem="2.16.840.1.113883.6.3"/>""").replace(
+        '<effectiveTime><low value="20090709"/></effectiveTime>',
+        '<effectiveTime><low value="20090709"/><high value="20090801"/></effectiveTime>')))
+    assert [(e.code, e.effective, e.details.get("resolved")) for e in got] == [
+        ("K35", None, "2010-03-01"), ("J18", "2009-07-09", "2009-08-01")]
+
+
+def test_problem_status_and_severity_are_kept() -> None:
+    """The status (LOINC 33999-4: active, resolved) and severity (ActCode SEV) nested in a
+    problem were skipped with its other children and lost."""
+    entry = _one(_section("11450-4", "Problèmes", PROBLEM.format(ident="S1", value="""
+      <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+      <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+        <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="413322009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="résolu"/></observation></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><code code="SEV" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="24484000" codeSystem="2.16.840.1.113883.6.96"
+          displayName="sévère"/></observation></entryRelationship>""")))
+    assert entry.code == "I10"
+    assert entry.details["clinical_status"] == {"code": "413322009", "system": "SNOMED-CT",
+                                                "display": "résolu"}
+    assert entry.details["severity"]["display"] == "sévère"
+
+
+def test_vaccination_not_given_says_why() -> None:
+    """C-CDA: negationInd on the immunization, the refusal reason as the code of an RSON
+    observation ('PATOBJ'); it was lost (the vaccination stays negated, as before)."""
+    entry = _one(_section("11369-6", "Vaccins", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN" negationInd="true">
+        <templateId root="2.16.840.1.113883.10.20.22.4.52"/><effectiveTime value="20231015"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="grippe"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.53"/>
+          <code code="PATOBJ" codeSystem="2.16.840.1.113883.5.8"
+            displayName="refus du patient"/></observation></entryRelationship>
+      </substanceAdministration></entry>"""))
+    assert (entry.type, entry.details["negated"]) == ("immunization", True)
+    assert entry.details["not_done_reason"] == {"code": "PATOBJ",
+                                                "system": "2.16.840.1.113883.5.8",
+                                                "display": "refus du patient"}
+
+
+def test_score_and_its_answer_code_are_both_kept() -> None:
+    """C-CDA assessment scale items send the score (INT) and the LOINC answer (CO) as two
+    values: the answer was dropped."""
+    entry = _one(_section("47420-5", "Autonomie", """<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="9267-6" codeSystem="2.16.840.1.113883.6.1"/>
+      <effectiveTime value="20240311"/><value xsi:type="INT" value="3"/>
+      <value xsi:type="CO" code="LA6555-2" codeSystem="2.16.840.1.113883.6.1"
+        displayName="ouverture des yeux à la demande"/></observation></entry>"""))
+    assert (entry.value, entry.value_num) == ("3", 3.0)
+    assert entry.details["value_code"] == {"code": "LA6555-2", "system": "LN",
+                                           "display": "ouverture des yeux à la demande"}
+
+
+def test_planned_test_and_goal_are_plans() -> None:
+    """C-CDA Planned Observation (an ECG to do, no value) and a goal (moodCode GOL, a target
+    weight) were filed as observations: exported as Observations that exist."""
+    got = _entries(_section("18776-5", "Plan de soins", """
+      <entry><observation classCode="OBS" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.22.4.44"/>
+        <code code="34534-8" codeSystem="2.16.840.1.113883.6.1" displayName="ECG 12 voies"/>
+        <statusCode code="active"/><effectiveTime value="20240623"/></observation></entry>
+      <entry><observation classCode="OBS" moodCode="GOL">
+        <templateId root="2.16.840.1.113883.10.20.22.4.121"/>
+        <code code="29463-7" codeSystem="2.16.840.1.113883.6.1" displayName="poids"/>
+        <value xsi:type="PQ" value="70" unit="kg"/></observation></entry>"""))
+    assert [(e.type, e.code, e.details["mood"], e.value) for e in got] == [
+        ("plan", "34534-8", "INT", None), ("plan", "29463-7", "GOL", "70")]
+
+
+def test_what_a_procedure_nests_describes_it() -> None:
+    """Observations nested in an act without an entry template of their own ('difficulty:
+    easy' of an intubation) are the act's; they were the patient's observations. One with
+    its own template (a problem) is still an entry."""
+    got = _entries(_section("29554-3", "Actes", """
+      <entry><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+        <code code="GELD004" codeSystem="1.2.250.1.213.2.5" displayName="intubation"/>
+        <effectiveTime value="20240312"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="GEN-023" codeSystem="1.2.250.1.213.1.1.4.322"
+            displayName="difficulté"/><value xsi:type="ST">facile</value>
+        </observation></entryRelationship>
+        <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+          <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="K35" codeSystem="2.16.840.1.113883.6.3"/>
+        </observation></entryRelationship></procedure></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("procedure", "GELD004"), ("problem", "K35")]
+    assert got[0].details["observations"] == [
+        {"code": "GEN-023", "display": "difficulté", "value": "facile", "unit": None}]
+
+
+def test_procedure_not_done_is_negated_and_says_why() -> None:
+    entry = _one(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN" negationInd="true"><templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+      <code code="73761001" codeSystem="2.16.840.1.113883.6.96" displayName="coloscopie"/>
+      <effectiveTime value="20240110"/>
+      <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+        <code code="77301-0" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="183944003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="refus du patient"/></observation></entryRelationship>
+      </procedure></entry>"""))
+    assert (entry.type, entry.details["negated"]) == ("procedure", True)
+    assert entry.details["not_done_reason"]["code"] == "183944003"
+    assert "observations" not in entry.details  # the reason is not what the act found

@@ -208,6 +208,14 @@ class ED(Value):
         except ValueError:
             return None
 
+    def decompressed(self, max_bytes: int = 50 * 1024 * 1024) -> bytes | None:
+        """``data()`` inflated per ``compression`` (see ``inflate``); None when not B64 or
+        not decodable. Raises CdaParseError as ``inflate`` does."""
+        data = self.data()
+        if data is None or not self.compression:
+            return data
+        return inflate(data, self.compression, max_bytes, self.path)
+
 
 @dataclass(slots=True, kw_only=True)
 class IVL(Value):
@@ -769,20 +777,26 @@ class NonXmlBody:
         Raises CdaParseError (CDA_BAD_COMPRESSION) on a broken stream or unknown method."""
         if self.data is None or not self.compression:
             return self.data
-        wbits = {"DF": -15, "ZL": 15, "GZ": 31}.get(self.compression)
-        if wbits is None:
-            raise CdaParseError(CDA_BAD_COMPRESSION,
-                                f"unsupported compression {self.compression!r}", self.path)
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(self.data, max_bytes + 1)
-        except zlib.error:
-            raise CdaParseError(CDA_BAD_COMPRESSION, "compressed content does not inflate",
-                                self.path) from None
-        if len(out) > max_bytes or inflater.unconsumed_tail:
-            raise CdaParseError(CDA_TOO_LARGE,
-                                f"inflated content over {max_bytes} bytes", self.path)
-        return out
+        return inflate(self.data, self.compression, max_bytes, self.path)
+
+
+def inflate(data: bytes, compression: str, max_bytes: int, path: str = "") -> bytes:
+    """``data`` inflated per an ED ``compression`` (DF deflate, ZL zlib, GZ gzip), bounded by
+    ``max_bytes`` so that a compression bomb fails (CDA_TOO_LARGE) instead of eating memory.
+    Raises CdaParseError (CDA_BAD_COMPRESSION) on a broken stream or unknown method."""
+    wbits = {"DF": -15, "ZL": 15, "GZ": 31}.get(compression)
+    if wbits is None:
+        raise CdaParseError(CDA_BAD_COMPRESSION, f"unsupported compression {compression!r}",
+                            path)
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, max_bytes + 1)
+    except zlib.error:
+        raise CdaParseError(CDA_BAD_COMPRESSION, "compressed content does not inflate",
+                            path) from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise CdaParseError(CDA_TOO_LARGE, f"inflated content over {max_bytes} bytes", path)
+    return out
 
 
 @dataclass(slots=True)
