@@ -45,13 +45,16 @@ REPORT_SIMILARITY = 0.9
 def fact_of(entry: Entry) -> str | None:
     """The channel-independent identity of a result: type, coding system and code, the
     instant (to the minute, in UTC), comparator, value and unit. None when one is missing
-    (a fact we cannot recognise is never merged with another). For a report: the exam."""
+    (a fact we cannot recognise is never merged with another), and for a negated statement
+    (CDA negationInd: 'HBs antigen: positive' negated says it is not; the same code and
+    value from another channel says it is). For a report: the exam."""
     if entry.type in REPORT_TYPES and entry.action != ACTION_DELETE and entry.effective:
         field = (entry.details.get("fields") or {}).get("body_region") or {}
         region = str(field.get("value") or "") if isinstance(field, dict) else ""
         raw = "\x1f".join((entry.type, entry.effective[:10], entry.code or "", region))
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
-    if entry.type not in FACT_TYPES or entry.action == ACTION_DELETE or not entry.code:
+    if entry.type not in FACT_TYPES or entry.action == ACTION_DELETE or not entry.code \
+            or entry.details.get("negated"):  # a CDA negationInd: the value is NOT the case
         return None
     when = _instant(entry.effective or entry.specimen_time)
     value = repr(entry.value_num) if entry.value_num is not None else (entry.value or "").strip()

@@ -1368,3 +1368,18 @@ def test_procedure_not_done_is_negated_and_says_why() -> None:
     assert (entry.type, entry.details["negated"]) == ("procedure", True)
     assert entry.details["not_done_reason"]["code"] == "183944003"
     assert "observations" not in entry.details  # the reason is not what the act found
+
+
+def test_a_negated_result_is_never_the_same_fact_as_the_positive_one():
+    """Dedupe level 4 merges one result received by two channels (same code, instant, value,
+    unit). A CDA result with negationInd="true" states the opposite of its value: it must
+    not be merged with the HL7v2 result that states the value."""
+    from dossiers.deposit import fact_of
+
+    positive = Entry(type="lab_result", key="k1", source_ref="OBX[1]", code="5196-1",
+                     system="LN", value="POS", effective="2024-03-12T08:00+01:00")
+    negated = Entry(type="lab_result", key="k2", source_ref="/obs", code="5196-1",
+                    system="LN", value="POS", effective="2024-03-12T08:00+01:00",
+                    details={"negated": True})
+    assert fact_of(positive) is not None
+    assert fact_of(negated) is None
