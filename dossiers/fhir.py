@@ -505,6 +505,22 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    else fhir_status(status, resource) or "unknown",
                    code=_concept(entry, base_url, "procedure"), subject=subject,
                    performedDateTime=effective)
+    elif resource == "FamilyMemberHistory":
+        res.update(status=fhir_status(status, resource) or "completed", patient=subject,
+                   relationship=_relationship(details.get("relative"), base_url),
+                   condition=[{"code": _concept(entry, base_url, "family_history")}])
+        sex = _relative_sex(details.get("relative"))
+        if sex:
+            res["sex"] = sex
+        if effective:
+            res["date"] = effective
+    elif resource == "ServiceRequest":
+        res.update(status=fhir_status(status, resource) or "unknown",
+                   intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
+                   code=_concept(entry, base_url, "plan"), subject=subject,
+                   occurrenceDateTime=effective)
+        if details.get("negated"):
+            res["doNotPerform"] = True
     else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
         raise ValueError(f"no FHIR mapping for resource {resource}")
     res.setdefault("identifier", [])
@@ -514,6 +530,32 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
     if security:
         res["meta"] = {"security": security}
     return res
+
+
+# A plan's CDA moodCode -> ServiceRequest.intent (a goal, a promise: a plan of care's)
+_INTENTS = {"INT": "plan", "RQO": "order", "PRP": "proposal", "PRMS": "directive",
+            "ARQ": "order", "APT": "plan", "GOL": "plan"}
+_ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+_GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
+
+
+def _relationship(relative: Any, base_url: str) -> dict:  # noqa: ANN401
+    """FamilyMemberHistory.relationship (required): the relative's role code as the
+    sender gave it, else 'family member', which a family history section says at least."""
+    if isinstance(relative, Mapping) and _code(relative.get("code")):
+        return {"coding": [_coding(relative.get("code"), relative.get("system"),
+                                   relative.get("display"), base_url)],
+                "text": _text(relative.get("display"))}
+    return {"coding": [{"system": _ROLE_CODES, "code": "FAMMEMB",
+                        "display": "family member"}]}
+
+
+def _relative_sex(relative: Any) -> dict | None:  # noqa: ANN401
+    code = _GENDERS.get(str(relative.get("sex") or "").upper()) \
+        if isinstance(relative, Mapping) else None
+    if code is None:
+        return None
+    return {"coding": [{"system": "http://hl7.org/fhir/administrative-gender", "code": code}]}
 
 
 def _verification(status: str | None, resource: str, details: Mapping,

@@ -53,6 +53,9 @@ STATUSES = {
     "Immunization": {"completed", "entered-in-error", "not-done"},
     "Procedure": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                   "entered-in-error", "unknown"},
+    "FamilyMemberHistory": {"partial", "completed", "entered-in-error", "health-unknown"},
+    "ServiceRequest": {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
+                       "unknown"},
 }
 DOC_STATUSES = {"preliminary", "final", "amended", "entered-in-error"}
 VERIFICATION = {
@@ -512,3 +515,40 @@ def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, caps
     err = capsys.readouterr().err
     assert err.strip() == "dmp-ingest: no dossier 999999"
     assert len(trail(store.engine)) == before
+
+
+def test_family_history_and_plans_are_not_the_patients_findings() -> None:
+    """A relative's condition (CDA family history) is a FamilyMemberHistory naming the
+    relative, never an Observation of the patient; a planned test or vaccination (moodCode
+    INT, RQO...) is a ServiceRequest with its intent, never a final Observation."""
+    patient = {"id": 7, "family": "ESSAI", "given": "Jeanne", "birth_date": "1962-04-15",
+               "sex": "F", "ins": None}
+    rows = [
+        {"id": 1, "type": "family_history", "status": "completed", "code": "I21",
+         "system": "CIM-10", "display": "Infarctus du myocarde", "effective": "2019",
+         "details": {"relative": {"code": "FTH", "system": "HL7-ROLECODE", "display": "père",
+                                  "sex": "M"}}},
+        {"id": 2, "type": "family_history", "status": "completed", "code": "E11",
+         "system": "CIM-10", "display": "Diabète de type 2", "details": {}},
+        {"id": 3, "type": "plan", "status": "active", "code": "4548-4", "system": "LN",
+         "display": "HbA1c", "effective": "2024-09-01", "details": {"mood": "RQO",
+                                                                   "planned": "observation"}},
+        {"id": 4, "type": "plan", "status": "new", "code": "J07BM01", "system": "ATC",
+         "details": {"mood": "INT", "planned": "immunization"}},
+    ]
+    bundle = to_bundle(patient, rows)
+    kinds = check_bundle(bundle)
+    assert kinds["FamilyMemberHistory"] == 2 and kinds["ServiceRequest"] == 2
+    assert kinds["Observation"] == 0
+    res = {r["resource"]["identifier"][0]["value"]: r["resource"] for r in bundle["entry"]
+           if r["resource"]["resourceType"] != "Patient"}
+    father, unnamed, hba1c, vaccine = (res[str(i)] for i in range(1, 5))
+    assert father["relationship"]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "FTH",
+        "display": "père"}
+    assert father["sex"]["coding"][0]["code"] == "male"
+    assert father["condition"][0]["code"]["coding"][0]["code"] == "I21"
+    assert unnamed["relationship"]["coding"][0]["code"] == "FAMMEMB"
+    assert (hba1c["intent"], hba1c["status"], hba1c["occurrenceDateTime"]) == (
+        "order", "active", "2024-09-01")
+    assert (vaccine["intent"], vaccine["status"]) == ("plan", "unknown")
