@@ -34,7 +34,6 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
-    ENTRY_MAX,
     LAB_RESULT,
     Attachment,
     Entry,
@@ -43,6 +42,7 @@ from normalizers.model import (
     NormalizationError,
     NormalizedMessage,
     PatientIdentity,
+    shorten_prose,
 )
 from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
 from normalizers.tabledata import table
@@ -204,22 +204,14 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
 # Entry fields a CDA fills with prose: a name read in the narrative (originalText, an act's
 # text), a reference range written out in words, interpretation codes joined. Codes, units
 # and ids are never shortened: an over-long one stays FIELD_TOO_LONG (it is no code any more).
-_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in ("display", "reference_range",
-                                                        "interpretation"))
+_FREE_TEXT = ("display", "reference_range", "interpretation")
 
 
 def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
-    """Prose longer than its column (a problem named by a whole narrative paragraph, a
-    reference range for every age and sex) is shortened there, ending with '…', and kept
-    whole in ``details['full_text']``; the whole document failed as FIELD_TOO_LONG."""
+    """Prose longer than its column is shortened, kept whole in details (``shorten_prose``):
+    the whole document failed as FIELD_TOO_LONG."""
     for entry in entries:
-        for name, limit in _FREE_TEXT:
-            value = getattr(entry, name)
-            if value is not None and len(value) > limit:
-                entry.details.setdefault("full_text", {})[name] = value
-                setattr(entry, name, value[:limit - 1] + "…")
-                warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
-                                "shortened (the whole text is kept in details)")
+        shorten_prose(entry, _FREE_TEXT, warnings)
 
 
 def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:

@@ -60,12 +60,12 @@ from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
     DOCUMENT,
-    ENTRY_MAX,
     LAB_REPORT,
     LAB_RESULT,
     Entry,
     NormalizationError,
     NormalizedMessage,
+    shorten_prose,
 )
 from normalizers.tabledata import column_map
 from normalizers.units import to_ucum
@@ -518,22 +518,15 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
 # Free text the sender writes as it likes, stored in bounded columns (normalizers/model.py).
 # Only those two are prose in practice; an over-long unit, code or name is refused
 # (FIELD_TOO_LONG), never shortened: it is no unit or code any more.
-_FREE_TEXT = tuple((name, ENTRY_MAX[name]) for name in ("reference_range", "interpretation"))
+_FREE_TEXT = ("reference_range", "interpretation")
 
 
 def _fit(entry: Entry, warnings: list[str]) -> None:
     """A reference range written out in words ('Phase folliculaire : 2,5 à 10,2 UI/L ; ...')
-    is longer than the column it goes to: shortened there (ending with '…') and kept whole
-    in ``details['full_text']``, rather than failing the whole message as FIELD_TOO_LONG.
-    Called only once the message's sizes were found too long (NormalizedMessage checks
-    them), so that the common case pays nothing."""
-    for name, limit in _FREE_TEXT:
-        value = getattr(entry, name)
-        if value is not None and len(value) > limit:
-            entry.details.setdefault("full_text", {})[name] = value
-            setattr(entry, name, value[:limit - 1] + "…")
-            warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
-                            "shortened (the whole text is kept in details)")
+    is shortened (``shorten_prose``) rather than failing the whole message as
+    FIELD_TOO_LONG. Called only once the message's sizes were found too long
+    (NormalizedMessage checks them), so that the common case pays nothing."""
+    shorten_prose(entry, _FREE_TEXT, warnings)
 
 
 def _ts(seg: Segment, n: int, d: Delimiters) -> str | None:

@@ -199,6 +199,21 @@ def check_sizes(message: NormalizedMessage) -> None:
                 _refuse_entry(entry)
 
 
+def shorten_prose(entry: Entry, names: tuple[str, ...], warnings: list[str]) -> None:
+    """Prose longer than its column (a reference range for every age and sex, a problem
+    named by a whole narrative paragraph) is shortened there, ending with '…', and kept
+    whole in ``details['full_text']``, with a warning, rather than failing the whole
+    message as FIELD_TOO_LONG. Only for the ``names`` given: codes, units and ids are never
+    shortened (one too long stays FIELD_TOO_LONG: it is no code any more)."""
+    for name in names:
+        value, limit = getattr(entry, name), ENTRY_MAX[name]
+        if value is not None and len(value) > limit:
+            entry.details.setdefault("full_text", {})[name] = value
+            setattr(entry, name, value[:limit - 1] + "…")
+            warnings.append(f"{entry.source_ref}: {name} longer than {limit} characters, "
+                            "shortened (the whole text is kept in details)")
+
+
 def _refuse_entry(entry: Entry) -> None:
     """Raise FIELD_TOO_LONG for the first field of ``entry`` over its limit. Apart from the
     check's loop, which runs for every entry of every message and only needs the limits."""
