@@ -20,11 +20,15 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Entry types -> resources (fhir_entry_types.csv): lab_result, vital_sign, observation ->
   Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
-  MedicationStatement; immunization -> Immunization; procedure -> Procedure. Any other type
-  (none today) becomes an Observation coded as the entry is.
+  MedicationStatement; immunization -> Immunization; procedure -> Procedure;
+  family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
+  plan -> ServiceRequest (intent from the CDA moodCode). Any other type (device, absence)
+  becomes an Observation coded as the entry is.
 - Statuses (fhir_statuses.csv): ours (HL7v2 OBX-11/OBR-25 and CDA statusCode, normalised)
   onto each resource's value set. Condition and AllergyIntolerance get a verificationStatus
-  only when ours says something (preliminary, entered-in-error, negated); a
+  only when ours says something (preliminary, entered-in-error, negated), and a
+  clinicalStatus only as the sender stated it (fhir_clinical_statuses.csv: the nested status
+  observation, else the concern act's statusCode; never for an entry in error); a
   MedicationStatement is 'unknown' unless the sender said active/suspended/cancelled (a CDA
   statusCode 'completed' documents the statement, not the end of the treatment).
 - Codes: LOINC ('LN') -> http://loinc.org; known systems -> their URI
@@ -114,6 +118,12 @@ def _types() -> dict[str, dict[str, str]]:
 @cache
 def _statuses() -> dict[str, dict[str, str]]:
     return {r["status"]: r for r in read_csv_rows(TABLES / "fhir_statuses.csv")}
+
+
+@cache
+def _clinical_statuses() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["source"], r["code"]): r
+            for r in read_csv_rows(TABLES / "fhir_clinical_statuses.csv")}
 
 
 @cache
@@ -466,12 +476,16 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
     elif resource == "Condition":
-        res.update(verificationStatus=_verification(status, resource, details,
+        res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
+                   verificationStatus=_verification(status, resource, details,
                                                     "condition-ver-status"),
                    code=_concept(entry, base_url, "problem"), subject=subject,
-                   onsetDateTime=effective)
+                   onsetDateTime=effective,
+                   abatementDateTime=fhir_datetime(details.get("resolved")))
     elif resource == "AllergyIntolerance":
-        res.update(verificationStatus=_verification(status, resource, details,
+        res.update(clinicalStatus=_clinical(status, resource, details,
+                                            "allergyintolerance-clinical"),
+                   verificationStatus=_verification(status, resource, details,
                                                     "allergyintolerance-verification"),
                    code=_concept(entry, base_url, "allergy"), patient=subject,
                    onsetDateTime=effective)
@@ -556,6 +570,26 @@ def _relative_sex(relative: Any) -> dict | None:  # noqa: ANN401
     if code is None:
         return None
     return {"coding": [{"system": "http://hl7.org/fhir/administrative-gender", "code": code}]}
+
+
+def _clinical(status: str | None, resource: str, details: Mapping,
+              system: str) -> dict | None:
+    """A problem's or allergy's clinical status (active, resolved...) as the sender stated it
+    (fhir_clinical_statuses.csv); none for an entry in error (R4 con-5, ait-2), none when
+    not stated (never guessed as 'active')."""
+    if fhir_status(status, resource) == "entered-in-error":
+        return None
+    stated = details.get("clinical_status")
+    row = None
+    if isinstance(stated, Mapping):
+        row = _clinical_statuses().get((str(stated.get("system") or ""),
+                                        str(stated.get("code") or "")))
+    if row is None:
+        row = _clinical_statuses().get(("concern", str(details.get("concern_status") or "")))
+    if row is None or not row.get(resource):
+        return None
+    return {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}",
+                        "code": row[resource]}]}
 
 
 def _verification(status: str | None, resource: str, details: Mapping,

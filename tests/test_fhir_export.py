@@ -440,7 +440,11 @@ _entry_rows = st.fixed_dictionaries({
         "dose": _text, "frequency": _text, "route": _text,
         "coded_value": st.fixed_dictionaries({"code": _text, "system": _text}),
         "set_id": st.sampled_from(["1.2.3^ABC", "plain", ""]),
-        "comments": st.lists(st.text(max_size=10), max_size=2)})),
+        "comments": st.lists(st.text(max_size=10), max_size=2),
+        "concern_status": st.sampled_from(["active", "completed", "aborted", "nullified", ""]),
+        "clinical_status": st.fixed_dictionaries({"code": st.sampled_from(
+            ["55561003", "413322009", "277022003", "x"]), "system": _text}),
+        "resolved": _dates()})),
 })
 
 
@@ -552,3 +556,40 @@ def test_family_history_and_plans_are_not_the_patients_findings() -> None:
     assert (hba1c["intent"], hba1c["status"], hba1c["occurrenceDateTime"]) == (
         "order", "active", "2024-09-01")
     assert (vaccine["intent"], vaccine["status"]) == ("plan", "unknown")
+
+
+def test_problem_and_allergy_clinical_status_as_the_sender_stated_it() -> None:
+    """The status observation's value (SNOMED CT) first, else the concern's statusCode;
+    none for an entry in error (R4 con-5 / ait-2) nor when nothing was stated."""
+    patient = {"id": 3, "family": "ESSAI", "given": "Paul", "birth_date": "1950-01-01",
+               "sex": "M", "ins": None}
+    rows = [
+        {"id": 1, "type": "problem", "status": "completed", "code": "J45", "system": "CIM-10",
+         "effective": "2010", "details": {"concern_status": "completed",
+                                          "resolved": "2015-06-01"}},
+        {"id": 2, "type": "problem", "status": "completed", "code": "I10", "system": "CIM-10",
+         "details": {"concern_status": "completed", "clinical_status": {
+             "code": "55561003", "system": "SNOMED-CT", "display": "Active"}}},
+        {"id": 3, "type": "problem", "status": "entered-in-error", "code": "E11",
+         "system": "CIM-10", "details": {"concern_status": "active"}},
+        {"id": 4, "type": "problem", "status": "completed", "code": "K21", "system": "CIM-10",
+         "details": {}},
+        {"id": 5, "type": "allergy", "status": "completed", "code": "387207008",
+         "system": "SNOMED-CT", "details": {"clinical_status": {
+             "code": "277022003", "system": "SNOMED-CT"}}},
+    ]
+    bundle = to_bundle(patient, rows)
+    check_bundle(bundle)
+    res = {r["resource"]["identifier"][0]["value"]: r["resource"] for r in bundle["entry"]
+           if r["resource"]["resourceType"] != "Patient"}
+
+    def clinical(n: int) -> str | None:
+        status = res[str(n)].get("clinicalStatus")
+        return status["coding"][0]["code"] if status else None
+
+    assert (clinical(1), res["1"]["abatementDateTime"]) == ("resolved", "2015-06-01")
+    assert clinical(2) == "active"  # the status observation over the concern
+    assert clinical(3) is None and clinical(4) is None
+    assert clinical(5) == "active"  # remission: no such code for an allergy
+    assert res["5"]["clinicalStatus"]["coding"][0]["system"].endswith(
+        "allergyintolerance-clinical")
