@@ -22,8 +22,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
   MedicationStatement; immunization -> Immunization; procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
-  plan -> ServiceRequest (intent from the CDA moodCode). Any other type (device, absence)
-  becomes an Observation coded as the entry is.
+  plan -> ServiceRequest (intent from the CDA moodCode); device -> DeviceUseStatement and
+  the Device it points at. Any other type (absence) becomes an Observation coded as the
+  entry is.
 - Statuses (fhir_statuses.csv): ours (HL7v2 OBX-11/OBR-25 and CDA statusCode, normalised)
   onto each resource's value set. Condition and AllergyIntolerance get a verificationStatus
   only when ours says something (preliminary, entered-in-error, negated), and a
@@ -535,6 +536,15 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    occurrenceDateTime=effective)
         if details.get("negated"):
             res["doNotPerform"] = True
+    elif resource == "DeviceUseStatement":
+        low = fhir_datetime(details.get("period_low"))
+        high = fhir_datetime(details.get("period_high"))
+        res.update(status=fhir_status(status, resource) or ("completed" if high else "active"),
+                   subject=subject, device={"reference": full_url("device", entry.get("id"))})
+        if low or high:
+            res["timingPeriod"] = {"start": low, "end": high}
+        else:
+            res["timingDateTime"] = effective
     else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
         raise ValueError(f"no FHIR mapping for resource {resource}")
     res.setdefault("identifier", [])
@@ -570,6 +580,13 @@ def _relative_sex(relative: Any) -> dict | None:  # noqa: ANN401
     if code is None:
         return None
     return {"coding": [{"system": "http://hl7.org/fhir/administrative-gender", "code": code}]}
+
+
+def _device(entry: Mapping, subject: dict, base_url: str) -> dict:
+    """The Device a DeviceUseStatement points at (R4 requires a reference): its type is the
+    entry's code (EMDN, LPP, GMDN, SNOMED CT...), its patient the dossier's."""
+    return {"resourceType": "Device", "type": _concept(entry, base_url, "device"),
+            "patient": subject}
 
 
 def _clinical(status: str | None, resource: str, details: Mapping,
@@ -707,6 +724,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
                 mine.setdefault("report", []).append(ref)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
+    bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
+                       for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]
     bundle_entries += [_bundle_entry(url, res)
                        for url, res in _provenances(provenance or {}, urls, base_url)]
     bundle = {"resourceType": "Bundle",

@@ -56,6 +56,8 @@ STATUSES = {
     "FamilyMemberHistory": {"partial", "completed", "entered-in-error", "health-unknown"},
     "ServiceRequest": {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
                        "unknown"},
+    "DeviceUseStatement": {"active", "completed", "entered-in-error", "intended", "stopped",
+                           "on-hold"},
 }
 DOC_STATUSES = {"preliminary", "final", "amended", "entered-in-error"}
 VERIFICATION = {
@@ -392,6 +394,8 @@ def test_status_tables_stay_in_the_r4_value_sets() -> None:
         for resource, allowed in STATUSES.items():
             if resource == "DocumentReference":
                 allowed = DOC_STATUSES | {""}  # docStatus is optional: blank, left out
+            if resource == "DeviceUseStatement":
+                allowed = allowed | {""}  # blank: active, or completed once removed
             assert row[resource] in allowed, (status, resource)
         for resource, allowed in VERIFICATION.items():
             assert row[resource] in allowed | {""}, (status, resource)
@@ -444,7 +448,9 @@ _entry_rows = st.fixed_dictionaries({
         "concern_status": st.sampled_from(["active", "completed", "aborted", "nullified", ""]),
         "clinical_status": st.fixed_dictionaries({"code": st.sampled_from(
             ["55561003", "413322009", "277022003", "x"]), "system": _text}),
-        "resolved": _dates()})),
+        "resolved": _dates(), "relative": st.fixed_dictionaries({}, optional={
+            "code": _text, "system": _text, "display": _text, "sex": _text}),
+        "mood": st.sampled_from(["INT", "RQO", "GOL", "x", ""])})),
 })
 
 
@@ -461,8 +467,9 @@ def test_any_rows_make_a_valid_bundle(rows, parents, birth, sex) -> None:  # noq
     bundle = to_bundle(patient, entries_, provenance=provenance, base_url="https://dmp.test/")
     check_bundle(bundle)
     kept = {e["id"] for e in entries_ if e["current"] and e["status"] != "withdrawn"}
-    assert len(bundle["entry"]) - 1 - sum(
-        1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance") == len(kept)
+    assert len(bundle["entry"]) - 1 - sum(  # a device's use statement comes with its Device
+        1 for e in bundle["entry"]
+        if e["resource"]["resourceType"] in ("Provenance", "Device")) == len(kept)
 
 
 # -- the public ANS corpus --------------------------------------------------------------------
@@ -593,3 +600,23 @@ def test_problem_and_allergy_clinical_status_as_the_sender_stated_it() -> None:
     assert clinical(5) == "active"  # remission: no such code for an allergy
     assert res["5"]["clinicalStatus"]["coding"][0]["system"].endswith(
         "allergyintolerance-clinical")
+
+
+def test_a_device_is_a_device_use_statement_of_its_device() -> None:
+    patient = {"id": 4, "family": "ESSAI", "given": "Luc", "birth_date": "1948-02-02",
+               "sex": "M", "ins": None}
+    rows = [{"id": 9, "type": "device", "status": "completed", "code": "A0101",
+             "system": "EMDN", "display": "Stimulateur cardiaque",
+             "details": {"period_low": "2021-05-03"}},
+            {"id": 10, "type": "device", "status": "completed", "code": "P0908",
+             "system": "EMDN", "details": {"period_low": "2019-01-10",
+                                           "period_high": "2023-02-01"}}]
+    bundle = to_bundle(patient, rows)
+    kinds = check_bundle(bundle)
+    assert kinds["DeviceUseStatement"] == 2 and kinds["Device"] == 2
+    res = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    uses = [r for r in res.values() if r["resourceType"] == "DeviceUseStatement"]
+    assert [u["status"] for u in uses] == ["active", "completed"]
+    device = res[uses[0]["device"]["reference"]]
+    assert device["type"]["coding"][0]["code"] == "A0101"
+    assert uses[0]["timingPeriod"] == {"start": "2021-05-03"}
