@@ -432,3 +432,19 @@ def test_facility_sent_by_its_universal_id_only_names_the_sender():
     assert read_header(text.encode()).sender == ("SIL", "1.2.250.1.999.2.7")
     other = text.replace("1.2.250.1.999.2.7", "1.2.250.1.999.2.8")
     assert norm(other).logical_id != norm(text).logical_id  # two labs, one control id
+
+
+def test_hex_escape_is_read_in_the_message_charset():
+    """\\Xhh\\ is data in the message's character set (v2.5 2.7.4): in an ISO 8859-15
+    message \\XA4\\ is the euro sign ('¤' in latin-1); valid UTF-8 bytes stay UTF-8."""
+    from parsers.hl7v2 import parse_message
+
+    header = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP-INTAKE|GHT|20240315104500||ORU^R01^ORU_R01|"
+              "MSG-HEX-1|P|2.5|||||FRA|8859/15")
+    text = oru("OBX|1|ST|TARIF^Tarif^L||12 \\XA4\\ pour l'acte||||||F",
+               "OBX|2|ST|COM^Commentaire^L||h\\XC3A9\\molys\\XE9\\||||||F", header=header)
+    msg = parse_message(text.encode("iso-8859-15"))
+    assert msg.charset == "iso-8859-15"
+    obx = msg.all("OBX")
+    assert msg.get(obx[0], 5) == "12 € pour l'acte"
+    assert msg.get(obx[1], 5) == "hémolysé"

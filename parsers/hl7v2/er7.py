@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from dataclasses import field as dataclass_field
 
 from parsers.hl7v2.errors import HL7ParseError
 
@@ -26,6 +27,9 @@ class Delimiters:
     repetition: str = "~"
     escape: str = "\\"
     subcomponent: str = "&"
+    # the codec the message was decoded with: what \Xhh\ bytes mean (escape.py); not part
+    # of the delimiters' identity (an ACK echoes them whatever the charset)
+    charset: str = dataclass_field(default="utf-8", compare=False)
 
 
 @dataclass(slots=True)
@@ -230,7 +234,7 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
                             segment="MSH", position=1, field=2)
     delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
                         escape=enc[2] if len(enc) > 2 else "\\",
-                        subcomponent=enc[3] if len(enc) > 3 else "&")
+                        subcomponent=enc[3] if len(enc) > 3 else "&", charset=charset)
     segments, bad = _segments(lines, fsep)
     joined = 0
     if bad and "\n" in text:

@@ -2,8 +2,9 @@ r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\
 
 Formatting commands carry no text and are dropped (\H\ \N\ \.in\ \.fi\ ...), except those
 that move the text: \.br\ \.ce\ (a newline), \.sp<n>\ (n newlines), \.sk<n>\ (n spaces).
-\Xhh\ is hexadecimal data in the message's charset: it is decoded as UTF-8 when valid, else
-latin-1, which is what senders who use it put there.
+\Xhh\ is hexadecimal data in the message's charset: it is decoded as UTF-8 when valid (what
+senders who use it mostly put there), else in the message's own charset (``\XA4\`` is '€' in
+an ISO 8859-15 message), else latin-1.
 Unknown or unterminated sequences are kept verbatim: a faithful parse never invents text.
 """
 
@@ -59,10 +60,12 @@ def _expand(seq: str, d: Delimiters) -> str | None:
             return None
         if b"\x00" in raw:  # NUL is not text (nor storable): the sequence stays as sent
             return None
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("latin-1")
+        for codec in ("utf-8", d.charset):
+            try:
+                return raw.decode(codec)
+            except (UnicodeDecodeError, LookupError):
+                continue
+        return raw.decode("latin-1")
     if seq[:1] in ("C", "M", "Z"):
         return ""  # charset switches and locally defined sequences: no text of their own
     return None
