@@ -50,6 +50,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
         pid = msg.first("PID")
     if pid is None:
         raise NormalizationError("HL7_NO_PID", "the message has no PID segment", "PID")
+    pid = nulls_read_empty(msg, pid)
     ident = PatientIdentity()
     seen: set[tuple[str, str, str]] = set()
     # PID-2 (external id) is where v2.3 senders often put their id; it was withdrawn in v2.7.
@@ -68,9 +69,34 @@ def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:
     apart from local ids. Only ``ins``, ``local_ids`` and ``warnings`` are filled."""
     ident = PatientIdentity()
     seen: set[tuple[str, str, str]] = set()
+    seg = nulls_read_empty(msg, seg)
     for k, rep in enumerate(reps(msg, seg, n), start=1):
         _add_identifier(msg, ident, rep, f"{loc(seg, n)} repetition {k}", seen)
     return ident
+
+
+NULL = '""'  # HL7 v2.5 2.5.3: a value sent as "" is explicitly null: no text
+
+
+def nulls_read_empty(msg: Message, seg: Segment) -> Segment:
+    """``seg`` with every explicitly null value ("") read as empty, whole field, component or
+    subcomponent alike (a copy: the parsed message stays as sent). In an identity a '""'
+    read as text became a family name '""', a sex '""', an INS '""' with an invalid key (the
+    message quarantined) and a birth date warned about as invalid."""
+    if not msg.maybe_null or not any(NULL in f for f in seg.fields[1:]):
+        return seg
+    d = msg.delimiters
+
+    def read(value: str) -> str:
+        if NULL not in value:
+            return value
+        return d.repetition.join(
+            d.component.join(d.subcomponent.join("" if s == NULL else s
+                                                 for s in comp.split(d.subcomponent))
+                             for comp in rep.split(d.component))
+            for rep in value.split(d.repetition))
+
+    return Segment(seg.name, [seg.fields[0], *map(read, seg.fields[1:])], seg.index)
 
 
 def _first(msg: Message, seg: Segment, n: int) -> str:

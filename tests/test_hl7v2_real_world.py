@@ -448,3 +448,18 @@ def test_hex_escape_is_read_in_the_message_charset():
     obx = msg.all("OBX")
     assert msg.get(obx[0], 5) == "12 € pour l'acte"
     assert msg.get(obx[1], 5) == "hémolysé"
+
+
+def test_explicit_nulls_in_pid_are_no_identity():
+    """A PID sent with "" (HL7 explicit null, v2.5 2.5.3) in the usage name, the INS, the
+    birth date, the sex or PID-32: none of them is the text '""' (an INS '""' had an invalid
+    key and quarantined the message; the family name became '""')."""
+    pid = ('PID|||LD-778^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI~""^^^ASIP-SANTE-INS-NIR&'
+           '1.2.250.1.213.1.4.10&ISO^INS||DUPONT^Marie^^^^^L~""^""^^^^^D||""|""'
+           + "|" * 24 + '""')
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F", pid=pid))
+    ident = nm.identity
+    assert (ident.family, ident.given, ident.birth_family) == ("DUPONT", "Marie", "DUPONT")
+    assert (ident.birth_date, ident.sex, ident.identity_status) == ("", "", "")
+    assert ident.ins == [] and [li.value for li in ident.local_ids] == ["LD-778"]
+    assert not ident.warnings and not any('""' in w for w in nm.warnings)
