@@ -33,6 +33,29 @@ def timed(label: str, n: int, fn) -> float:  # noqa: ANN001
     return elapsed
 
 
+def bench_context(work: Path, database_url: str | None = None,
+                  prepare_processes: int | None = None):  # noqa: ANN201 - a Context
+    """A store in ``work``/home with the dossiers of the patients ``write_bulk`` wrote in
+    ``work``/data, its code tables, and the collector paced as `dmp-ingest` does."""
+    import csv
+
+    from pipelines.dossier_admin import DossierInput, create_dossiers
+    from pipelines.gc_tuning import tune_for_batches
+    from pipelines.process import Context
+    from pipelines.settings import load_settings
+
+    env = {"DMP_HOME": str(work / "home"), "DMP_MAPPINGS_DIR": str(work / "data" / "mappings")}
+    if database_url:
+        env["DMP_DATABASE_URL"] = database_url
+    if prepare_processes is not None:
+        env["DMP_PREPARE_PROCESSES"] = str(prepare_processes)
+    ctx = Context.from_settings(load_settings(env=env))
+    with open(work / "data" / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    tune_for_batches()
+    return ctx
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10_000)
@@ -92,25 +115,10 @@ def main() -> None:
 
     timed("parse + normalize", count, parse_normalize)
 
-    from pipelines.dossier_admin import DossierInput, create_dossiers
-    from pipelines.gc_tuning import tune_for_batches
     from pipelines.intake import Received, intake
-    from pipelines.process import Context, drain
-    from pipelines.settings import load_settings
+    from pipelines.process import drain
 
-    home = work / "home"
-    env = {"DMP_HOME": str(home), "DMP_MAPPINGS_DIR": str(work / "data" / "mappings")}
-    if args.database_url:
-        env["DMP_DATABASE_URL"] = args.database_url
-    if args.prepare_processes is not None:
-        env["DMP_PREPARE_PROCESSES"] = str(args.prepare_processes)
-    ctx = Context.from_settings(load_settings(env=env))
-    import csv
-
-    with open(work / "data" / "patients.csv", encoding="utf-8") as fh:
-        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
-
-    tune_for_batches()  # as `dmp-ingest` does
+    ctx = bench_context(work, args.database_url, args.prepare_processes)
     t_intake = timed("intake (split, archive+fsync, ledger commit)", count, lambda: intake(
         ctx.engine, ctx.archive, [Received(data=data, source="bench", channel="file")]))
     totals: dict[str, int] = {}

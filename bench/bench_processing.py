@@ -12,7 +12,6 @@ threads: unpickling the pool's results happens in the executor's thread).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -55,23 +54,15 @@ def main() -> None:
     parser.add_argument("--prepare-processes", type=int, default=None)
     args = parser.parse_args()
 
-    from pipelines.dossier_admin import DossierInput, create_dossiers
-    from pipelines.gc_tuning import tune_for_batches
+    from bench.bench_ingest import bench_context
     from pipelines.intake import Received, intake
-    from pipelines.process import Context, drain
-    from pipelines.settings import load_settings
+    from pipelines.process import drain
     from samples.generate import write_bulk
 
     work = Path(tempfile.mkdtemp(prefix="dmp-bench-processing-"))
     count, hl7_dir = write_bulk(work / "data", args.messages, args.seed, batch=True)
     data = next(hl7_dir.iterdir()).read_bytes()
-    env = {"DMP_HOME": str(work / "home"), "DMP_MAPPINGS_DIR": str(work / "data" / "mappings")}
-    if args.prepare_processes is not None:
-        env["DMP_PREPARE_PROCESSES"] = str(args.prepare_processes)
-    ctx = Context.from_settings(load_settings(env=env))
-    with open(work / "data" / "patients.csv", encoding="utf-8") as fh:
-        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
-    tune_for_batches()  # as `dmp-ingest` does
+    ctx = bench_context(work, prepare_processes=args.prepare_processes)
     intake(ctx.engine, ctx.archive, [Received(data=data, source="bench", channel="file")])
 
     pool_before, cpu_before, start = children_cpu(), time.process_time(), time.perf_counter()
