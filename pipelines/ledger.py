@@ -99,6 +99,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime) -> datetime:
+    """A ledger time as read back: SQLite hands back naive datetimes (stored as UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 # A row taken again without an outcome recorded since its last claim is a suspect: the
 # worker that had it died (SIGKILL, OOM, a crash in a C library) or overran its lease.
 # Suspects taken once before come in small groups (an eighth of a batch: after one crash the

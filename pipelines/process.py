@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -77,6 +77,7 @@ from pipelines.ledger import (
     FAILED,
     QUARANTINED,
     Outcome,
+    aware,
     claim_batch,
     keep_claims,
     now,
@@ -281,7 +282,7 @@ class _Lease:
     def __init__(self, ctx: Context, rows: list) -> None:  # noqa: ANN001
         self.ctx = ctx
         self.pending = {row.id for row in rows}
-        self.renew_at = min((_aware(row.claimed_until) for row in rows
+        self.renew_at = min((aware(row.claimed_until) for row in rows
                              if getattr(row, "claimed_until", None) is not None),
                             default=now()) - timedelta(seconds=self.seconds / 2)
 
@@ -303,11 +304,6 @@ class _Lease:
                         self.seconds, ", ".join(map(str, lost[:20])))
         self.pending -= set(ids)
         return held
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _pieces(preparing: Preparing, size_now: Callable[[], int]) -> Iterator[

@@ -11,7 +11,7 @@ said plainly and recorded as an attempt, never replayed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, select, update
 
@@ -27,6 +27,7 @@ from pipelines.ledger import (
     SPLIT,
     ImportFilter,
     Outcome,
+    aware,
     now,
     record_outcomes,
     reopenable,
@@ -104,16 +105,11 @@ def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
     if row.status == DISCARDED:
         return LEFT_DISCARDED
     if row.status == PROCESSING and row.claimed_until is not None and \
-            _aware(row.claimed_until) >= t:
+            aware(row.claimed_until) >= t:
         return LEFT_IN_PROGRESS
     if row.status in (RECEIVED, PROCESSING) or reopenable(row.status, row.stage):
         return None
     return LEFT_INTAKE
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> RerunPlan:
