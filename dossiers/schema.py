@@ -198,7 +198,6 @@ entries = Table(
     Column("withdrawn_by", String(200)),
     UniqueConstraint("patient_id", "key", "version", name="uq_entry_version"),
 )
-Index("ix_entries_current", entries.c.patient_id, entries.c.key, entries.c.current)
 Index("ix_entries_fact", entries.c.patient_id, entries.c.fact)
 Index("ix_entries_parent", entries.c.parent_id)
 

@@ -32,7 +32,7 @@ def differences(engine) -> list:  # noqa: ANN001
 def test_upgrade_from_empty_gives_the_declared_schema(engine) -> None:  # noqa: ANN001
     assert migrate.current(engine) is None
     assert migrate.upgrade(engine) == [f"upgraded to {migrate.head()}"]
-    assert migrate.current(engine) == migrate.head() == "0004"
+    assert migrate.current(engine) == migrate.head() == "0005"
     assert differences(engine) == []
     assert migrate.upgrade(engine) == []  # at head: nothing to do
 
@@ -46,7 +46,7 @@ def test_upgrade_from_0001_keeps_rows(engine) -> None:  # noqa: ANN001
             " entries_count, duplicates_count, attempts) VALUES"
             " ('lab', 'mllp', :t, :sha, 12, 'failed', 0, 0, 1)"), {"t": NOW, "sha": "ab" * 32})
     create_schema(engine)
-    assert migrate.current(engine) == "0004"
+    assert migrate.current(engine) == "0005"
     assert differences(engine) == []
     with engine.begin() as conn:
         row = conn.execute(select(imports)).one()
@@ -70,14 +70,14 @@ def test_store_made_at_0001_by_create_all_is_stamped_then_upgraded(engine) -> No
     _drop_version_table(engine)
     audit_log.create(engine)
     assert migrate.upgrade(engine) == ["stamped 0001 (created before migrations)",
-                                       "upgraded to 0004"]
+                                       "upgraded to 0005"]
     assert differences(engine) == []
 
 
 def test_store_created_at_head_by_create_all_is_stamped(engine) -> None:  # noqa: ANN001
     metadata.create_all(engine)
     create_schema(engine)
-    assert migrate.current(engine) == "0004"
+    assert migrate.current(engine) == "0005"
     assert differences(engine) == []
 
 
@@ -88,9 +88,9 @@ def test_db_commands(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
     monkeypatch.delenv("DMP_DATABASE_URL", raising=False)
     monkeypatch.delenv("DMP_CONFIG", raising=False)
     assert main(["db", "current"]) == 0
-    assert "store revision none, code head 0004: upgrade needed" in capsys.readouterr().out
+    assert "store revision none, code head 0005: upgrade needed" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "upgraded to 0004" in capsys.readouterr().out
+    assert "upgraded to 0005" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert "up to date" in capsys.readouterr().out
     monkeypatch.setenv("DMP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
