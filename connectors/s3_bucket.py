@@ -17,6 +17,12 @@ Marking (``after``):
   from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
   refused prefixes are never taken.
 
+A sender may put a new object under the same key between our read and our mark (a result file
+exported again under its name). The mark must not reach it: the delete is conditional on the
+ETag read (``If-Match``, S3 and most compatible stores; a 412 leaves the new object in place),
+and a tag on an unversioned key is checked afterwards (``HeadObject`` ``If-Match``) and taken
+off again if the key holds another object. Either way the new object is taken at the next poll.
+
 An object over ``max_bytes`` is not read whole: its first 64 KiB are archived with a failed
 import (``S3_OBJECT_TOO_LARGE``: the admin sees it with ``imports list --status failed``), it
 is tagged ``dmp-intake=refused`` (``move``: moved under ``refused_prefix``) and its key and
@@ -184,9 +190,10 @@ class BucketPoller:
         marks = self._record(todo, result)
         if marks is None:
             return False
-        list(pool.map(lambda m: self._mark(*m), marks))
-        for obj, status, _, _ in marks:
-            seen[(obj.key, obj.etag)] = status
+        marked = list(pool.map(lambda m: self._mark(*m), marks))
+        for (obj, status, _, _), done in zip(marks, marked, strict=True):
+            if done:  # a key whose object was replaced meanwhile is looked at again
+                seen[(obj.key, obj.etag)] = status
         if self.on_intake is not None:
             self.on_intake()
         return True
@@ -270,9 +277,10 @@ class BucketPoller:
         return marks
 
     def _mark(self, obj: _Object, status: str, import_id: int | None,
-              code: str | None) -> None:
-        """Tag (or move) an object recorded by intake. A failure is logged: the object is
-        remembered by this poller; another process would record it again as a repeat."""
+              code: str | None) -> bool:
+        """Tag (or move) an object recorded by intake; False when the key holds a new object
+        since it was read (left unmarked for the next poll). A failure is logged: the object
+        is remembered by this poller; another process would record it again as a repeat."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         tags = dict(obj.tags or {})
@@ -292,17 +300,58 @@ class BucketPoller:
                 self.client.copy_object(Bucket=bucket, Key=prefix + obj.key, CopySource=source,
                                         CopySourceIfMatch=obj.etag, TaggingDirective="REPLACE",
                                         Tagging=urlencode(tags))
-                self.client.delete_object(Bucket=bucket, Key=obj.key)
+                try:  # only the object read: one put since is not ours to delete
+                    self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                except ClientError as exc:
+                    if not _changed(exc):
+                        raise
+                    return self._left(obj, import_id)
             else:
                 extra = {"VersionId": obj.version} if obj.version else {}
                 self.client.put_object_tagging(
                     Bucket=bucket, Key=obj.key, **extra,
                     Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+                if not obj.version:
+                    return self._untag_if_replaced(obj, import_id)
         except (BotoCoreError, ClientError) as exc:
             log.error("bucket source %s: import %s recorded but object %s not marked %s (%s)",
                       self.source.id, import_id, key_ref(obj.key), status,
                       self._describe(exc) if isinstance(exc, ClientError)
                       else type(exc).__name__)
+        return True
+
+    def _untag_if_replaced(self, obj: _Object, import_id: int | None) -> bool:
+        """Without versioning a tag goes to whatever object has the key now: if the sender
+        put a new one since it was read, that one got our 'done' and would never be taken.
+        So the key is looked at again (its ETag) and, when it changed, our two tags are taken
+        off the new object (its own tags kept): it is taken at the next poll."""
+        from botocore.exceptions import ClientError
+
+        client, bucket = self.client, self.source.bucket
+        try:
+            client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+            return True
+        except ClientError as exc:
+            if not _changed(exc):
+                raise
+        try:
+            now = client.get_object_tagging(Bucket=bucket, Key=obj.key)["TagSet"]
+            kept = [t for t in now if t["Key"] not in (TAG, TAG_IMPORT)]
+            if kept and len(kept) != len(now):
+                client.put_object_tagging(Bucket=bucket, Key=obj.key,
+                                          Tagging={"TagSet": kept})
+            elif len(kept) != len(now):
+                client.delete_object_tagging(Bucket=bucket, Key=obj.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+        return self._left(obj, import_id)
+
+    def _left(self, obj: _Object, import_id: int | None) -> bool:
+        log.warning("bucket source %s: object %s was replaced after it was read (import %s): "
+                    "the new one is left in place and taken at the next poll",
+                    self.source.id, key_ref(obj.key), import_id)
+        return False
 
     def close(self) -> None:
         pass
@@ -312,6 +361,13 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _changed(exc: Exception) -> bool:
+    """A conditional request (If-Match) refused: the key holds another object (or none) than
+    the one read."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412", "NoSuchKey", "404")
 
 
 def key_ref(key: str) -> str:

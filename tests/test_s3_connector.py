@@ -408,3 +408,52 @@ endpoint_url = "{endpoint}"
     finally:
         flows._context.cache_clear()
 
+
+
+def _replace_during_intake(monkeypatch, client, name: str, key: str, body: bytes) -> None:  # noqa: ANN001
+    """The sender puts a new object under ``key`` just after intake recorded the old one,
+    before the poller marks it: the moment a mark could hit the wrong object."""
+    import connectors.s3_bucket as s3_bucket
+
+    real = s3_bucket.intake
+
+    def intake_then_replace(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        results = real(*args, **kwargs)
+        client.put_object(Bucket=name, Key=key, Body=body)
+        return results
+
+    monkeypatch.setattr(s3_bucket, "intake", intake_then_replace)
+
+
+@pytest.mark.parametrize("after", ["tag", "move"])
+def test_an_object_replaced_before_its_mark_is_taken_at_the_next_poll(
+        sqlite_ctx, bucket, monkeypatch, caplog, after) -> None:  # noqa: ANN001
+    """Tagging an unversioned key, or deleting it after the copy, acts on whatever object the
+    key holds now: a result file re-exported under the same name between the read and the
+    mark was marked done (or deleted) unread. Now the mark is conditional on the ETag read."""
+    endpoint, name, client = bucket
+    first = (HL7 / "02_labm_lipides_glycemie.hl7").read_bytes()
+    second = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/resultats.hl7", Body=first)
+    source = bucket_source(name, after=after)
+    poller = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive, endpoint_url=endpoint)
+    with monkeypatch.context() as patched:
+        _replace_during_intake(patched, client, name, "incoming/resultats.hl7", second)
+        assert poller.poll().taken == 1
+    left = client.get_object(Bucket=name, Key="incoming/resultats.hl7")["Body"].read()
+    assert left == second  # neither deleted nor marked done
+    assert "dmp-intake" not in tags(client, name, "incoming/resultats.hl7")
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("dmp"))
+    assert "was replaced after it was read" in ours
+    assert "resultats" not in ours  # logs name keys by digest only
+
+    assert poller.poll().taken == 1  # the new object, at the next poll
+    rows = ledger(sqlite_ctx.engine)
+    assert len(rows) == 2 and rows[0]["sha256"] != rows[1]["sha256"]
+    if after == "move":
+        assert keys(client, name) == ["processed/incoming/resultats.hl7"]
+        moved = client.get_object(Bucket=name, Key="processed/incoming/resultats.hl7")
+        assert moved["Body"].read() == second
+    else:
+        assert tags(client, name, "incoming/resultats.hl7")["dmp-intake"] == "done"
+    assert poller.poll().taken == 0
