@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -95,6 +97,7 @@ def _take_turns(engine: Engine, database: str) -> None:
     def _open_turn(_dbapi_conn, record) -> None:  # noqa: ANN001
         try:
             record.info["write_turn"] = WriteTurn(database)
+            record.info["database"] = database
         except OSError as exc:  # a read-only directory: SQLite's own queue, as before
             log.warning("no write turns beside the store (%s): writers queue in SQLite",
                         exc.strerror)
@@ -118,6 +121,7 @@ def _take_turns(engine: Engine, database: str) -> None:
             commit(connection)
         finally:
             give_back(connection)
+        _checkpoint_if_due(connection)
 
     def do_rollback(connection: Any) -> None:  # noqa: ANN401
         try:
@@ -136,8 +140,60 @@ def _take_turns(engine: Engine, database: str) -> None:
 # FILING_CHECKPOINT_PAGES (``replayable_commits``: about 8 % faster processing, bench/README);
 # every other connection only past SAFETY_CHECKPOINT_PAGES, a safety net for a store where
 # nothing is processed for a long time, so intake practically never pays for a checkpoint.
+#
+# SQLite runs that checkpoint inside COMMIT, so the write turn (dossiers/write_turn.py) was
+# still held through it: 40 MB copied and synced, tens of milliseconds, with the listener
+# waiting to acknowledge. Processing's checkpoint now runs once its turn is given back
+# (``_checkpoint_if_due``, a PASSIVE one: it blocks no writer); the log's length is read from
+# the wal-index header (https://www.sqlite.org/walformat.html, "the wal-index"). SQLite's own
+# checkpoint stays as the safety net.
 FILING_CHECKPOINT_PAGES = 10_000  # 40 MB of log
 SAFETY_CHECKPOINT_PAGES = 50_000  # 200 MB
+_WAL_INDEX_HEADER = struct.Struct("=48s48sI")  # two copies of WalIndexHdr, then nBackfill
+
+
+def wal_frames_pending(database: str) -> int | None:
+    """Frames of the write-ahead log not yet copied into the database (mxFrame minus
+    nBackfill of the wal-index), or None when it cannot be read consistently."""
+    try:
+        fd = os.open(f"{database}-shm", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        raw = os.pread(fd, _WAL_INDEX_HEADER.size, 0)
+    finally:
+        os.close(fd)
+    if len(raw) < _WAL_INDEX_HEADER.size:
+        return None
+    first, second, backfilled = _WAL_INDEX_HEADER.unpack(raw)
+    if first != second or first[12] != 1:  # being written, or not initialised
+        return None
+    (frames,) = struct.unpack_from("=I", first, 16)
+    return max(0, frames - backfilled)
+
+
+def _checkpoint_if_due(connection: Any) -> None:  # noqa: ANN401 - the pool's proxied connection
+    """After a commit of processing's connection, with the write turn given back: a PASSIVE
+    checkpoint when the log holds FILING_CHECKPOINT_PAGES frames or more. A failure is only
+    logged: the log is checkpointed at a later commit, or by SQLite's safety net."""
+    try:
+        info = connection.info
+    except (AttributeError, NotImplementedError):
+        return
+    past, database = info.get("checkpoint_past"), info.get("database")
+    if past is None or database is None:
+        return
+    pending = wal_frames_pending(database)
+    if pending is None or pending < past:
+        return
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            cursor.close()
+    except Exception as exc:  # noqa: BLE001 - a checkpoint is never worth a failure
+        log.warning("checkpoint of the store's log put off (%s)", type(exc).__name__)
 
 
 @contextmanager
@@ -155,11 +211,16 @@ def replayable_commits(conn: Connection) -> Iterator[Connection]:
         yield conn
         return
     dbapi = conn.connection.dbapi_connection
+    info = conn.connection.info
     dbapi.execute("PRAGMA synchronous=NORMAL")
-    dbapi.execute(f"PRAGMA wal_autocheckpoint={FILING_CHECKPOINT_PAGES}")
+    if info.get("database") is not None:  # checkpoints after the write turn: see above
+        info["checkpoint_past"] = FILING_CHECKPOINT_PAGES
+    else:  # no write turns: SQLite's own, at the filing threshold
+        dbapi.execute(f"PRAGMA wal_autocheckpoint={FILING_CHECKPOINT_PAGES}")
     try:
         yield conn
     finally:
+        info.pop("checkpoint_past", None)
         try:
             dbapi.execute("PRAGMA synchronous=FULL")
             dbapi.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")

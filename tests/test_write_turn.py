@@ -156,3 +156,38 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
     # ... and after a waiter was seen lately, small pieces again
     import time
     assert run("waited-lately", "ingest", time.monotonic()) == (filed, waited_for)
+
+
+def test_processing_checkpoints_its_log_after_giving_its_turn_back(tmp_path: Path,
+                                                                   monkeypatch) -> None:  # noqa: ANN001
+    """SQLite checkpoints inside COMMIT, so the write turn was held through the copy and sync
+    of 40 MB of log while the listener waited to acknowledge. Processing's connection now
+    checkpoints once the turn is given back, past FILING_CHECKPOINT_PAGES frames (read from
+    the wal-index), and SQLite's own checkpoint is only the safety net."""
+    import dossiers.db as store
+    from dossiers.db import replayable_commits, wal_frames_pending
+
+    db = tmp_path / "store.sqlite3"
+    engine = _engine(db)
+    monkeypatch.setattr(store, "FILING_CHECKPOINT_PAGES", 50)
+    seen: list[tuple[bool, int | None]] = []
+    real = store._checkpoint_if_due
+
+    def spy(connection) -> None:  # noqa: ANN001
+        seen.append((connection.info["write_turn"].held, wal_frames_pending(str(db))))
+        real(connection)
+
+    monkeypatch.setattr(store, "_checkpoint_if_due", spy)
+    with engine.connect() as conn, replayable_commits(conn):
+        for _ in range(3):
+            with conn.begin():
+                conn.execute(text("INSERT INTO t SELECT randomblob(3000) FROM "
+                                  "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                  "FROM c WHERE x < 80) SELECT x FROM c)"))
+            assert wal_frames_pending(str(db)) < 50  # copied into the database at once
+    assert len(seen) == 3
+    assert all(not held for held, _ in seen)  # the turn was given back before
+    assert all(pending >= 50 for _, pending in seen)  # SQLite had not checkpointed itself
+    with engine.begin() as conn:  # other connections: SQLite's safety net only
+        conn.execute(text("INSERT INTO t SELECT randomblob(3000) FROM t"))
+    assert wal_frames_pending(str(db)) >= 50
