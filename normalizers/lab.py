@@ -211,7 +211,11 @@ def normalize_oru(msg: Message, source: str,
         order_no, ns = _order_number(msg, g)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
+        parent = _parent_result(msg, obr)
+        scope = parent.scope if parent is not None else ""
         report_key = f"report|{order_no}|{ns}|{obr_code}"
+        if scope:
+            report_key = f"{report_key}|{scope}"
         if report_key in ctx.keys:
             report_key = _unique_key(ctx, report_key, obr)
         ctx.keys.add(report_key)
@@ -238,7 +242,7 @@ def normalize_oru(msg: Message, source: str,
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
                 result = _result(ctx, obx, notes, order_no, ns, effective, issued,
-                                 specimen_time, report_key if with_report else None)
+                                 specimen_time, report_key if with_report else None, scope)
                 if result is None:  # a line of text without identifier: the report's
                     report_text.extend(_untitled_text(msg, obx, notes))
                     last_text = None
@@ -273,7 +277,14 @@ def normalize_oru(msg: Message, source: str,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
+            if parent is not None:
+                _link_parent(report, parent, entries)
             entries.append(report)
+        if parent is not None:
+            said = parent.said()  # which organism a susceptibility is of, on each result
+            for r in results:
+                if r.type == LAB_RESULT:
+                    r.details["parent_result"] = said
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
@@ -327,6 +338,61 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
         entry.details.setdefault("comments", []).extend(comments)
 
 
+@dataclass(slots=True, frozen=True)
+class _ParentResult:
+    """OBR-26 (PRL): the parent's OBX-3 identifier, OBX-4 sub-id and OBX-5 value (text).
+
+    A susceptibility panel names the organism it is about this way (v2.5 7.4.1.26, ELR
+    microbiology); ``scope`` keeps the keys of two organisms' panels apart."""
+
+    code: str
+    sub_id: str
+    value: str
+
+    @property
+    def scope(self) -> str:
+        if self.code or self.sub_id:
+            return f"{self.code}^{self.sub_id}"
+        return self.value
+
+    def said(self) -> dict[str, str]:
+        """What the sender said of the parent, for ``details['parent_result']``."""
+        said = {"code": self.code, "sub_id": self.sub_id, "value": self.value}
+        return {k: v for k, v in said.items() if v}
+
+
+def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
+    """OBR-26 when it is one: a PRL has components (identifier ^ sub-id ^ value) or at least
+    a coded identifier (code&text&system); a lone value there ('F', a status shifted by one
+    field) is no parent and changes no key."""
+    f = obr.fields
+    if len(f) <= 26 or not f[26]:
+        return None
+    d = msg.delimiters
+    if d.component not in f[26] and d.subcomponent not in f[26]:
+        return None
+    c = comps(msg, first_rep(msg, obr, 26))
+    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1),
+                           text(msg, part(c, 3)))
+    return parent if parent.scope else None
+
+
+def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> None:
+    """A child order (a susceptibility panel) points at the result it is about (the
+    organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
+    result's key when the message holds it (the last one with that identifier and sub-id)."""
+    report.details["parent_result"] = parent.said()
+    if not parent.code:
+        return
+    for entry in reversed(entries):
+        if entry.type != LAB_RESULT:
+            continue
+        parts = entry.key.split("|")
+        if len(parts) > 5 and parts[3] == parent.code and parts[5] == parent.sub_id:
+            report.parent_key = entry.key
+            return
+
+
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
     """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
 
@@ -344,6 +410,13 @@ def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
         number = sub(msg, part(c, 1), 1)
         if number:
             return number, sub(msg, part(c, 2), 1) or sub(msg, part(c, 3), 1)
+    # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
+    # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
+    c29 = comps(msg, first_rep(msg, g.obr, 29)) if _parent_result(msg, g.obr) else []
+    for i in (2, 1):
+        number = sub(msg, part(c29, i), 1)
+        if number:
+            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
     where = loc(g.obr, 3)
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
@@ -420,9 +493,11 @@ def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
 
 def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
-            parent_key: str | None) -> Entry | None:
+            parent_key: str | None, scope: str = "") -> Entry | None:
     """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
-    None for a text OBX without any identifier (see ``_untitled_text``)."""
+    None for a text OBX without any identifier (see ``_untitled_text``). ``scope``: the
+    parent result of the OBR (OBR-26), part of the key: the same antibiotic tested on two
+    organisms under one order number is two results, not one the second overwrites."""
     msg = ctx.msg
     d = msg.delimiters
     f = obx.fields
@@ -455,6 +530,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             code, display, system, source=ctx.source, mappings=ctx.mappings)
     sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
+    if scope:
+        key = f"{key}|{scope}"
     status_code = lf(f[11]).upper() if nf > 11 else ""
     if not status_code:
         # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a

@@ -463,3 +463,78 @@ def test_explicit_nulls_in_pid_are_no_identity():
     assert (ident.birth_date, ident.sex, ident.identity_status) == ("", "", "")
     assert ident.ins == [] and [li.value for li in ident.local_ids] == ["LD-778"]
     assert not ident.warnings and not any('""' in w for w in nm.warnings)
+
+
+MICRO = (
+    "OBR|1|PR-88^SIL|MB-88^LABO-DEMO|625-4^Bactéries identifiées^LN|||202403140800|||||||||||"
+    "||||202403151000|||F",
+    "OBX|1|CWE|625-4^Bactéries identifiées^LN|1|112283007^Escherichia coli^SCT||||||F",
+    "OBX|2|CWE|625-4^Bactéries identifiées^LN|2|3092008^Staphylococcus aureus^SCT||||||F",
+    "OBR|2|PR-88^SIL|MB-88^LABO-DEMO|29576-6^Antibiogramme^LN|||202403140800|||||||||||||||"
+    "202403151000|||F|625-4&Bactéries identifiées&LN^1^Escherichia coli|||PR-88&SIL^MB-88&"
+    "LABO-DEMO",
+    "OBX|1|SN|18864-9^Ampicilline^LN||>=^32|mg/L||R|||F",
+    "OBX|2|SN|18906-8^Ciprofloxacine^LN||<=^0.25|mg/L||S|||F",
+    "OBR|3|||29576-6^Antibiogramme^LN|||202403140800|||||||||||||||202403151000|||F|"
+    "625-4&Bactéries identifiées&LN^2^Staphylococcus aureus|||PR-88&SIL^MB-88&LABO-DEMO",
+    "OBX|1|SN|18864-9^Ampicilline^LN||>=^32|mg/L||R|||F",
+    "OBX|2|SN|18906-8^Ciprofloxacine^LN||<=^0.5|mg/L||S|||F",
+)
+
+
+def test_susceptibility_panels_are_keyed_by_the_organism_they_test():
+    """Microbiology (v2.5 7.4.1.26/29, ELR): one susceptibility OBR per organism, each naming
+    its organism in OBR-26 (parent OBX-3 ^ sub-id ^ text) under the same order number. The
+    keys were the OBR and OBX codes alone: the second panel was told apart by its rank
+    ('#2'), so a message resending only that organism's panel replaced the first organism's
+    results; nothing said which organism a result was of. The child OBR sent with no number
+    of its own (OBR-29 only) is filed under its parent's."""
+    nm = norm(oru(*MICRO, order=()))
+    r = by_ref(nm)
+    culture, coli, aureus = r["OBR[3]"], r["OBX[4]"], r["OBX[5]"]
+    panel1, amp1, panel2, amp2 = r["OBR[6]"], r["OBX[7]"], r["OBR[9]"], r["OBX[10]"]
+    assert culture.key == "report|MB-88|LABO-DEMO|625-4"  # no parent: keys as before
+    assert coli.key == "result|MB-88|LABO-DEMO|625-4|LN|1"
+    assert panel1.key == "report|MB-88|LABO-DEMO|29576-6|625-4^1"
+    assert panel2.key == "report|MB-88|LABO-DEMO|29576-6|625-4^2"
+    assert (amp1.key, amp2.key) == ("result|MB-88|LABO-DEMO|18864-9|LN||625-4^1",
+                                    "result|MB-88|LABO-DEMO|18864-9|LN||625-4^2")
+    assert (panel1.parent_key, panel2.parent_key) == (coli.key, aureus.key)
+    assert amp2.parent_key == panel2.key
+    assert amp2.details["parent_result"] == panel2.details["parent_result"] == {
+        "code": "625-4", "sub_id": "2", "value": "Staphylococcus aureus"}
+    assert not any("key made unique" in w for w in nm.warnings)
+    shifted = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F", order=(
+        "OBR|1||FX-1^LABO-DEMO|GLY^Glycémie^L|||202403150810|||||||||||||||202403151045|||F|F",)))
+    assert shifted.entries[0].key == "report|FX-1|LABO-DEMO|GLY"  # a lone 'F' is no parent
+    assert "parent_result" not in shifted.entries[0].details
+
+
+def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(sqlite_ctx):
+    """Through the store: the S. aureus panel sent in a message of its own after the E. coli
+    one is filed beside it; its ampicillin 'R >=32 mg/L' is not taken for the same fact as
+    E. coli's (dedupe level 4) and replaces nothing."""
+    from dataclasses import replace
+
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from pipelines.report import show_dossier, show_import
+    from tests.test_lab_normalizer import MSH
+
+    ctx = sqlite_ctx
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    first = oru(*MICRO[:6], order=())
+    second = oru(*MICRO[:3], *MICRO[6:], order=(),
+                 header=MSH.replace("MSG-0001", "MSG-0002"))
+    ids = []
+    for text in (first, second):
+        ids += intake(ctx.engine, ctx.archive, [Received(data=text.encode(), source="demo-lab",
+                                                         channel="file")])[0].message_ids
+        drain(ctx)
+    assert [show_import(ctx.engine, i)["status"] for i in ids] == ["deposited", "deposited"]
+    patient = show_import(ctx.engine, ids[0])["patient_id"]
+    entries = show_dossier(ctx.engine, str(patient), history=True)["entries"]
+    amp = [e for e in entries if e["code"] == "18864-9"]
+    assert len(amp) == 2 and all(e["current"] for e in amp)
+    assert [e["import_id"] for e in amp] == ids
+    assert all(e["current"] for e in entries)
