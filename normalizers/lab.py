@@ -22,7 +22,7 @@ from typing import Any
 
 from normalizers.adt import handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code
-from normalizers.dates import hl7_ts_to_iso
+from normalizers.dates import PARIS, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_RESULT,
@@ -54,6 +54,7 @@ from normalizers.fields import (
     text,
     ts_field,
     unescaped,
+    zone_of,
 )
 from normalizers.identity import extract_identity, single_pid
 from normalizers.model import (
@@ -191,6 +192,7 @@ class _Ctx:
     mappings: CodeMappings | None
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
+    zone: str = PARIS  # of times sent without offset (fields.zone_of)
 
 
 def normalize_oru(msg: Message, source: str,
@@ -201,7 +203,7 @@ def normalize_oru(msg: Message, source: str,
     lid = logical_id(msg, sender)
     identity = extract_identity(msg, single_pid(msg))
     groups = _groups(msg)
-    ctx = _Ctx(msg, (source, sender), mappings, warnings)
+    ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
     quarantine: list[str] = []
@@ -579,8 +581,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             entry.interpretation = ",".join(x for x in flags if x) or None
         else:
             entry.interpretation = lf(raw8) or None
-    entry.effective = (_ts(obx, 14, d) if nf > 14 and f[14] else None) or obr_effective
-    entry.issued = (_ts(obx, 19, d) if nf > 19 and f[19] else None) or obr_issued
+    entry.effective = (_ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None) \
+        or obr_effective
+    entry.issued = (_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
@@ -606,14 +609,14 @@ def _fit(entry: Entry, warnings: list[str]) -> None:
     shorten_prose(entry, _FREE_TEXT, warnings)
 
 
-def _ts(seg: Segment, n: int, d: Delimiters) -> str | None:
+def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
     value = seg.fields[n]
     if d.component in value or d.repetition in value or d.escape in value:
         value = leaf(d, split_field(d, value)[0])
         if not value:
             return None
     try:
-        return hl7_ts_to_iso(value)
+        return hl7_ts_to_iso(value, zone)
     except ValueError:
         where = loc(seg, n)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
@@ -683,7 +686,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in DATE_TYPES:
         value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
         try:
-            entry.value = hl7_ts_to_iso(value)
+            entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
                                      where) from None

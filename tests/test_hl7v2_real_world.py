@@ -538,3 +538,28 @@ def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(sqlite_
     assert len(amp) == 2 and all(e["current"] for e in amp)
     assert [e["import_id"] for e in amp] == ids
     assert all(e["current"] for e in entries)
+
+
+def test_times_without_offset_are_in_the_senders_zone_from_msh7():
+    """v2.5 2.A.22: a time sent without offset is the sender's local time. A lab whose MSH-7
+    says '-0400' (a US ELR sender) or '+0400' (La Réunion) had its OBR-7/OBX-14/OBX-19 read
+    at Paris's offset, hours away from the OBR-22 it sent with its offset in the same
+    message. A MSH-7 without offset or at Paris's offset keeps Paris's zone (summer time
+    included), as before."""
+    from normalizers.dates import sender_zone
+    from tests.test_lab_normalizer import MSH
+
+    obx = "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F|||202407150930|||||202407151012"
+    reunion = norm(oru(obx, header=MSH.replace("|20240315104500|", "|20240715104500+0400|")))
+    report, gly = reunion.entries
+    assert report.effective == "2024-03-15T08:10+04:00"  # OBR-7
+    assert (gly.effective, gly.issued) == ("2024-07-15T09:30+04:00", "2024-07-15T10:12+04:00")
+    paris = norm(oru(obx, header=MSH.replace("|20240315104500|", "|20240715104500+0200|")))
+    assert paris.entries[0].effective == "2024-03-15T08:10+01:00"  # winter time in Paris
+    assert paris.entries[1].effective == "2024-07-15T09:30+02:00"
+    plain = norm(oru(obx))
+    assert (plain.entries[0].effective, plain.entries[1].effective) == (
+        "2024-03-15T08:10+01:00", "2024-07-15T09:30+02:00")
+    assert sender_zone("20200325081246.194-0400") == "-04:00"
+    assert sender_zone("20240315104500+0100") == sender_zone("2024") == "Europe/Paris"
+    assert sender_zone("not a time") == "Europe/Paris"
