@@ -366,11 +366,13 @@ class DocumentContext:
 
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
-                   cisis: bool, warnings: list[str], quarantine: list[str]) -> Entry:
+                   cisis: bool, warnings: list[str], quarantine: list[str],
+                   body: Attachment | None = None) -> Entry:
     """One DOCUMENT entry for an OBX of type ED. Quarantine reasons are appended to
-    ``quarantine``, warnings to ``warnings``."""
+    ``quarantine``, warnings to ``warnings``. ``body``: the document already read (the text
+    of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line."""
     where = loc(obx, 5)
-    attachment, note = decode_ed(msg, obx)
+    attachment, note = decode_ed(msg, obx) if body is None else (body, None)
     if note:
         warnings.append(f"{where}: {note}")
     if not attachment.data:
@@ -437,7 +439,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     return Entry(
         type=DOCUMENT, key=key, source_ref=loc(obx), code=code or None, system=system or None,
         display=(header.title if header is not None and header.title else display) or None,
-        mapped=mapped, value_type="ED", status=status, effective=effective, issued=ctx.issued,
+        mapped=mapped, value_type="ED" if body is None else "TX", status=status,
+        effective=effective, issued=ctx.issued,
         performer=ctx.performer, parent_key=ctx.parent_key, action=action,
         replaces_key=replaces_key, attachment=attachment, details=details)
 
@@ -583,6 +586,7 @@ def normalize_mdm(msg: Message, source: str,
     quarantine: list[str] = []
     entries: list[Entry] = []
     others: list[dict[str, str]] = []
+    lines: list[Segment] = []  # text OBX (TX, FT, ST): the document when no ED carries one
     for obx in msg.all("OBX"):
         kind = classify_obx(msg, obx)
         if kind == OBX_DOCUMENT:
@@ -590,15 +594,24 @@ def normalize_mdm(msg: Message, source: str,
             _unique_key(entry, entries, obx, warnings)
             entries.append(entry)
         elif kind == OBX_RESULT:
+            vtype = text(msg, obx.fields[2] if len(obx.fields) > 2 else "")
+            if vtype.upper() in TEXT_DOCUMENT_TYPES:
+                lines.append(obx)
             c3 = comps(msg, first_rep(msg, obx, 3))
             others.append({"code": text(msg, part(c3, 1)), "system": text(msg, part(c3, 3)),
-                           "value_type": text(msg, obx.fields[2] if len(obx.fields) > 2 else ""),
-                           "value": text(msg, first_rep(msg, obx, 5))})
+                           "value_type": vtype, "value": text(msg, first_rep(msg, obx, 5))})
         else:
             collect_meta(msg, obx, meta, warnings)
+    if not entries and lines:
+        # v2.5 9.6: the document's text sent one line per OBX (TX, FT), as transcription and
+        # radiology systems do: that text is the document (it was refused, MDM_NO_DOCUMENT)
+        entries.append(document_entry(msg, lines[0], ctx, identity, cisis, warnings,
+                                      quarantine, body=text_body(msg, lines)))
+        others = [o for o, obx in zip(others, _result_obx(msg), strict=True)
+                  if obx not in lines]
     if not entries:
-        raise NormalizationError("MDM_NO_DOCUMENT",
-                                 "the MDM message carries no document (no OBX of type ED)", "OBX")
+        raise NormalizationError("MDM_NO_DOCUMENT", "the MDM message carries no document (no "
+                                 "OBX of type ED, nor text lines TX, FT or ST)", "OBX")
     if others:
         meta.details["observations"] = others
     add_embedded_entries(entries, source, mappings, warnings)
@@ -606,6 +619,25 @@ def normalize_mdm(msg: Message, source: str,
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,
                              quarantine_reasons=quarantine)
+
+
+TEXT_DOCUMENT_TYPES = frozenset({"TX", "FT", "ST"})
+TEXT_MEDIA_TYPE = "text/plain"
+
+
+def text_body(msg: Message, lines: list[Segment]) -> Attachment:
+    """The text of a document sent one line per OBX: each OBX-5 repetition a line (escapes
+    read: \\.br\\ breaks a line), an empty OBX an empty line, in message order; UTF-8."""
+    out = []
+    for obx in lines:
+        out.extend(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5) or [""])
+    return Attachment(data="\n".join(out).strip("\n").encode("utf-8"),
+                      media_type=TEXT_MEDIA_TYPE)
+
+
+def _result_obx(msg: Message) -> list[Segment]:
+    """The OBX that ``normalize_mdm`` lists as observations, in the same order."""
+    return [obx for obx in msg.all("OBX") if classify_obx(msg, obx) == OBX_RESULT]
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:

@@ -563,3 +563,40 @@ def test_times_without_offset_are_in_the_senders_zone_from_msh7():
     assert sender_zone("20200325081246.194-0400") == "-04:00"
     assert sender_zone("20240315104500+0100") == sender_zone("2024") == "Europe/Paris"
     assert sender_zone("not a time") == "Europe/Paris"
+
+
+def test_mdm_document_sent_as_text_lines_is_the_document():
+    """MDM (v2.5 9.6) from transcription and radiology systems carries the report as text, one
+    line per OBX (TX, FT), not as an ED: it was refused (MDM_NO_DOCUMENT). The lines are the
+    document (text/plain, escapes read, empty OBX an empty line), keyed by TXA-12 like an ED
+    one, T10 replacing TXA-13; an ED document still wins over text lines beside it."""
+    msh = ("MSH|^~\\&|RIS-Y|CLINIQUE-Y|DMP|GHT|20240315110000||MDM^{t}^MDM_T02|MDM-{t}|P|2.5"
+           "|||AL|NE||UNICODE UTF-8")
+    from tests.test_lab_normalizer import PID
+
+    def mdm(trigger: str, *obx: str, txa13: str = "") -> str:
+        txa = f"TXA|1|CR^Compte rendu^L|TX|202403151000||||||||CR-{trigger}^RIS-Y|{txa13}||||AU"
+        return "\r".join([msh.format(t=trigger), "EVN||20240315110000", PID, "PV1|1|O", txa,
+                          *obx]) + "\r"
+
+    lines = ("OBX|1|TX|18748-4^Compte rendu d'imagerie^LN||IRM DU GENOU DROIT||||||F",
+             "OBX|2|TX|18748-4^Compte rendu d'imagerie^LN||||||||F",
+             "OBX|3|FT|18748-4^Compte rendu d'imagerie^LN||Ménisques normaux.\\.br\\"
+             "Conclusion : examen normal.~Dr Lagarde||||||F")
+    (doc,) = norm(mdm("T02", *lines)).entries
+    assert (doc.type, doc.key, doc.code, doc.system, doc.action) == (
+        "document", "document|CR-T02", "18748-4", "LN", ACTION_NEW)
+    assert doc.attachment.media_type == "text/plain" and doc.value_type == "TX"
+    assert doc.attachment.data.decode() == ("IRM DU GENOU DROIT\n\nMénisques normaux.\n"
+                                            "Conclusion : examen normal.\nDr Lagarde")
+    assert "observations" not in doc.details
+    (new,) = norm(mdm("T10", lines[0], txa13="CR-T02^RIS-Y")).entries
+    assert (new.key, new.replaces_key) == ("document|CR-T10", "document|CR-T02")
+    ed = "OBX|4|ED|18748-4^CR^LN||^text^plain^A^Texte joint||||||F"
+    (only,) = norm(mdm("T02", lines[0], ed)).entries
+    assert only.value_type == "ED" and only.attachment.data == b"Texte joint"
+    assert only.details["observations"][0]["value"] == "IRM DU GENOU DROIT"
+    import pytest
+    with pytest.raises(NormalizationError) as exc:
+        norm(mdm("T02", "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F"))
+    assert exc.value.code == "MDM_NO_DOCUMENT" and "TX, FT or ST" in str(exc.value)
