@@ -90,13 +90,17 @@ _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ
                             "CTD", "FT1", "CTI", "SAC"})
 
 # -- dispatch ---------------------------------------------------------------------------------
-_HANDLED = {("ORU", "R01"): "oru", ("MDM", "T02"): "mdm", ("MDM", "T04"): "mdm",
+# ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6): point-of-care results (a blood gas, a glucose meter
+# reading), with or without an order; the same PID, ORC, OBR, OBX layout as R01.
+_HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
+            ("ORU", "R32"): "oru", ("MDM", "T02"): "mdm", ("MDM", "T04"): "mdm",
             ("MDM", "T10"): "mdm"}
 
 
 def normalize_message(msg: Message, source: str,
                       mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """Dispatch on MSH-9: ORU^R01 -> lab results and documents; MDM^T02/T04/T10 -> documents;
+    """Dispatch on MSH-9: ORU^R01 (and point-of-care R30-R32) -> lab results and documents;
+    MDM^T02/T04/T10 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.

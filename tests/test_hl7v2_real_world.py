@@ -600,3 +600,21 @@ def test_mdm_document_sent_as_text_lines_is_the_document():
     with pytest.raises(NormalizationError) as exc:
         norm(mdm("T02", "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F"))
     assert exc.value.code == "MDM_NO_DOCUMENT" and "TX, FT or ST" in str(exc.value)
+
+
+def test_point_of_care_results_are_read_like_r01():
+    """ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6: a blood gas or glucose meter result, with or
+    without an order) share R01's PID, ORC, OBR, OBX layout: they were refused as
+    HL7_UNSUPPORTED_TYPE. Another ORU trigger still is, naming itself."""
+    import pytest
+
+    from tests.test_lab_normalizer import MSH
+    obx = "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F"
+    for trigger in ("R30", "R31", "R32"):
+        nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", f"ORU^{trigger}^ORU_{trigger}")))
+        assert [(e.code, e.value_num) for e in nm.entries] == [("BIOCHIMIE", None),
+                                                               ("2345-7", 5.4)]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "ORU^R40^ORU_R40")))
+    assert (exc.value.code, str(exc.value)) == (
+        "HL7_UNSUPPORTED_TYPE", "message type ORU^R40 is not handled by this intake")
