@@ -75,6 +75,7 @@ from parsers.hl7v2.er7 import Delimiters, Message, Segment
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
+SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 NARRATIVE_TYPES = frozenset({"TX", "FT"})  # text meant for display, line by line
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
@@ -739,6 +740,13 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         return
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if comparator and comparator not in COMPARATORS and len(c) < 4 \
+            and num1 in SN_SEPARATORS and _NUMBER.fullmatch(comparator):
+        # '1^:^128' or '1^-^5' where '^1^:^128' was due (the empty comparator left out): a
+        # number before a separator is num1, as unambiguous as a plain '182' is
+        comparator, num1, separator, num2 = "", comparator, num1, separator
+        ctx.warnings.append(f"{where}: SN without its comparator component, read as "
+                            "num1^separator^num2")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
     shown = comparator if comparator != "=" else ""

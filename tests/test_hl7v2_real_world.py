@@ -618,3 +618,23 @@ def test_point_of_care_results_are_read_like_r01():
         norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "ORU^R40^ORU_R40")))
     assert (exc.value.code, str(exc.value)) == (
         "HL7_UNSUPPORTED_TYPE", "message type ORU^R40 is not handled by this intake")
+
+
+def test_sn_ratio_or_range_without_its_comparator_component():
+    """'1^:^128' or '1^-^5' where '^1^:^128' was due: the number was read as an unknown
+    comparator and the whole message failed (OBX_BAD_NUMBER). A number followed by an SN
+    separator is num1, with a warning; anything else still fails naming the field."""
+    import pytest
+    nm = norm(oru("OBX|1|SN|TIT^Titre rubéole^L||1^:^128||||||F",
+                  "OBX|2|SN|HEM^Hématies^L||1^-^5|/champ|||||F",
+                  "OBX|3|SN|CRP^CRP^L||<^0.5|mg/L|||||F"))
+    tit, hem, crp = nm.entries[1:]
+    assert (tit.value, tit.value_num, tit.details["sn"]) == (
+        "1:128", None, {"comparator": "", "num1": "1", "separator": ":", "num2": "128"})
+    assert hem.value == "1-5" and (crp.value, crp.comparator) == ("<0.5", "<")
+    assert [w for w in nm.warnings if "SN without" in w] == [
+        "OBX[5]-5: SN without its comparator component, read as num1^separator^num2",
+        "OBX[6]-5: SN without its comparator component, read as num1^separator^num2"]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|SN|TIT^Titre^L||2^x^3||||||F"))
+    assert str(exc.value) == "OBX[5]-5: unknown SN comparator"
