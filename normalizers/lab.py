@@ -449,6 +449,11 @@ def _report_statuses() -> dict[str, str]:
     return column_map("report_status", "code", "status")
 
 
+@cache
+def _order_control_statuses() -> dict[str, str]:
+    return column_map("order_control_status", "code", "status")
+
+
 def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             effective: str | None, issued: str | None, specimen_time: str | None,
             performer: str | None, results: list[Entry]) -> Entry:
@@ -466,6 +471,10 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     else:  # optional before v2.5: the results tell
         statuses = {r.status for r in results if r.type == LAB_RESULT}
         status = statuses.pop() if len(statuses) == 1 else "unknown"
+        if status == "unknown" and g.own_orc and g.orc is not None:
+            # no result, no OBR-25: the order's own ORC-1 may say it was canceled ('OC')
+            code1 = text(msg, first_rep(msg, g.orc, 1)).upper()
+            status = _order_control_statuses().get(code1, status)
     details: dict[str, Any] = {}
     if coded.local:
         details["local_code"] = dict(zip(("code", "system", "display"), coded.local, strict=True))

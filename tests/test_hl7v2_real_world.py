@@ -638,3 +638,21 @@ def test_sn_ratio_or_range_without_its_comparator_component():
     with pytest.raises(NormalizationError) as exc:
         norm(oru("OBX|1|SN|TIT^Titre^L||2^x^3||||||F"))
     assert str(exc.value) == "OBX[5]-5: unknown SN comparator"
+
+
+def test_order_canceled_by_its_orc_without_results_or_obr25():
+    """A lab cancelling an order sends its ORC-1 'OC' (order canceled) or 'CR' (canceled as
+    requested), OBR-25 left empty (optional before v2.5) and no OBX: the report's status was
+    'unknown'. OBR-25 and the results' statuses still win; an ORC inherited from an earlier
+    order says nothing of this one."""
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan^L|||202403150810|"
+           "||||||||||||||202403151045|||{}")
+    orc = "ORC|{}|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO"
+    for code in ("OC", "CR", "CA", "OD"):
+        assert norm(oru(order=(orc.format(code), obr.format("")))).entries[0].status == \
+            "cancelled"
+    assert norm(oru(order=(orc.format("OC"), obr.format("F")))).entries[0].status == "final"
+    assert norm(oru(order=(orc.format("RE"), obr.format("")))).entries[0].status == "unknown"
+    inherited = norm(oru(order=(orc.format("OC"), obr.format("X"),
+                                obr.format("").replace("24C0315-07", "24C0315-08"))))
+    assert [e.status for e in inherited.entries] == ["cancelled", "unknown"]
