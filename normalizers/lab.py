@@ -93,9 +93,12 @@ _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ
 # -- dispatch ---------------------------------------------------------------------------------
 # ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6): point-of-care results (a blood gas, a glucose meter
 # reading), with or without an order; the same PID, ORC, OBR, OBX layout as R01.
+# OUL^R22/R23 (specimen first) and R24 (order first), v2.5 13.4: the results of IHE LTW and
+# LAW laboratory systems, the same segments in another order (see _oul_groups).
 _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
-            ("ORU", "R32"): "oru", ("MDM", "T02"): "mdm", ("MDM", "T04"): "mdm",
-            ("MDM", "T10"): "mdm"}
+            ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
+            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order", ("MDM", "T02"): "mdm",
+            ("MDM", "T04"): "mdm", ("MDM", "T10"): "mdm"}
 
 
 def normalize_message(msg: Message, source: str,
@@ -118,6 +121,9 @@ def normalize_message(msg: Message, source: str,
         return normalize_adt(msg, source)
     if handler == "oru":
         return normalize_oru(msg, source, mappings)
+    if handler in ("oul_specimen", "oul_order"):
+        return normalize_oru(msg, source, mappings,
+                             _oul_groups(msg, specimen_first=handler == "oul_specimen"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
     name = f"{kind}^{trigger}" if trigger else kind or "(none)"
@@ -189,6 +195,68 @@ def _groups(msg: Message) -> list[_Group]:
     return groups
 
 
+def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
+    """The orders of an OUL (v2.5 13.4), where the ORC follows its OBR.
+
+    R22/R23 (``specimen_first``): SPM [OBX...] [SAC...] then the orders of that specimen,
+    OBR [ORC] [NTE] [TQ1] [OBX [NTE]...]; the specimen's own OBX (its volume, its aspect)
+    are filed with its first order, and its SPM-17 dates every order of it. R24: OBR [ORC]
+    [NTE] [SPM [OBX]] [OBX [NTE]...], each SPM its order's. An ORC sent before its OBR, as
+    in an ORU, is still that OBR's."""
+    groups: list[_Group] = []
+    current: _Group | None = None
+    notes: list[Segment] | None = None
+    specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
+    waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
+    orc: Segment | None = None  # an ORC sent before its OBR
+    resulted = False  # the current order has results of its own: a next ORC is not its own
+    maybe_null = msg.maybe_null
+    for seg in msg.segments:
+        name = seg.name
+        if maybe_null and NULL in seg.fields and name in _NULLABLE:
+            seg = _nulled(seg)
+        if name == "OBX":
+            notes = []
+            if current is None:
+                waiting.append((seg, notes))
+            else:
+                current.observations.append((seg, notes))
+                resulted = True
+        elif name == "NTE":
+            if notes is not None:
+                notes.append(seg)
+        elif name == "OBR":
+            current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen))
+            orc, resulted = None, False
+            if not specimen_first:
+                specimen = []  # R24: an SPM sent before the first order is that order's
+            current.observations.extend(waiting)
+            waiting = []
+            groups.append(current)
+            notes = current.notes
+        elif name == "ORC":
+            if current is not None and current.orc is None and not resulted:
+                current.orc, current.own_orc = seg, True
+                notes = current.notes
+            else:
+                orc, notes = seg, None
+        elif name == "SPM":
+            notes = None
+            if specimen_first or current is None:
+                specimen, current = [seg], None  # its OBX wait for its first order
+            else:
+                current.specimens.append(seg)
+        elif name in _NOTE_BREAKERS:
+            notes = None
+            if name == "PID":
+                current, specimen, orc = None, [], None
+    if waiting:
+        where = loc(waiting[0][0])
+        raise NormalizationError("HL7_OBX_WITHOUT_OBR",
+                                 f"{where}: observation of a specimen no OBR follows", where)
+    return groups
+
+
 # -- ORU ----------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Ctx:
@@ -200,14 +268,16 @@ class _Ctx:
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
 
 
-def normalize_oru(msg: Message, source: str,
-                  mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings)."""
+def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
+                  groups: list[_Group] | None = None) -> NormalizedMessage:
+    """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings);
+    ``groups``: the orders as ``_oul_groups`` read them, for an OUL."""
     warnings: list[str] = []
     sender = msg.sender  # MSH-3|MSH-4: part of the logical id, and a mapping table candidate
     lid = logical_id(msg, sender)
     identity = extract_identity(msg, single_pid(msg))
-    groups = _groups(msg)
+    if groups is None:
+        groups = _groups(msg)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()

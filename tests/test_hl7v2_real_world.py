@@ -656,3 +656,55 @@ def test_order_canceled_by_its_orc_without_results_or_obr25():
     inherited = norm(oru(order=(orc.format("OC"), obr.format("X"),
                                 obr.format("").replace("24C0315-07", "24C0315-08"))))
     assert [e.status for e in inherited.entries] == ["cancelled", "unknown"]
+
+
+def test_oul_results_specimen_first_or_order_first():
+    """OUL^R22 (IHE LTW: SPM, its own OBX, then its orders OBR, ORC, NTE, TQ1, OBX) and R24
+    (OBR, ORC, SPM, OBX) were refused as HL7_UNSUPPORTED_TYPE. The ORC follows its OBR
+    there: it is that order's, with the NTE after it; an SPM dates its orders (SPM-17)
+    and its own OBX (a volume) are filed with its first order."""
+    import pytest
+
+    def oul(trigger: str, *segs: str) -> str:
+        msh = (f"MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP|GHT|20240315104500||OUL^{trigger}^OUL_"
+               f"{trigger}|OUL-{trigger}|P|2.5|||||FRA|UNICODE UTF-8")
+        return "\r".join([msh, "PID|1||LD-778^^^LABO-DEMO^PI||DUPONT^Marie||19790328|F",
+                          "PV1|1|O", *segs]) + "\r"
+
+    r22 = norm(oul(
+        "R22", "SPM|1|S-1||SER^Sérum^HL70487|||||||||||||202403150805",
+        "OBX|1|NM|VOL^Volume^L||5|mL|||||F",
+        "OBR|1|PL-1|FI-1^LABO-DEMO|GLY^Glycémie^L|||||||||||||||||||||F",
+        "ORC|SC|PL-1|FI-1^LABO-DEMO", "NTE|1||À jeun", "TQ1|1||||||202403150800||R",
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+        "SPM|2|S-2||SER^Sérum^HL70487|||||||||||||202403150930",
+        "OBR|2|PL-2|FI-2^LABO-DEMO|K^Potassium^L|||||||||||||||||||||F",
+        "ORC|SC|PL-2|FI-2^LABO-DEMO",
+        "OBX|1|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|N|||F",
+        "OBR|3|PL-3|FI-3^LABO-DEMO|NA^Sodium^L|||||||||||||||||||||F",
+        "OBX|1|NM|NA^Sodium^L||140|mmol/L|135-145|N|||F"))
+    gly_report, vol, gly, k_report, k, na_report, na = r22.entries
+    assert (gly_report.key, gly_report.details["comments"]) == (
+        "report|FI-1|LABO-DEMO|GLY", ["À jeun"])
+    assert (vol.key, vol.value_num, vol.parent_key) == (
+        "result|FI-1|LABO-DEMO|VOL|L|", 5.0, gly_report.key)
+    assert gly.effective == "2024-03-15T08:05+01:00" and gly.value_num == 5.4
+    assert (k_report.key, k.effective, k.value_num) == (
+        "report|FI-2|LABO-DEMO|K", "2024-03-15T09:30+01:00", 4.1)
+    assert (na_report.key, na.effective) == ("report|FI-3|LABO-DEMO|NA",
+                                             "2024-03-15T09:30+01:00")
+    r24 = norm(oul(
+        "R24", "OBR|1|PL-1|FI-1^LABO-DEMO|GLY^Glycémie^L|||||||||||||||||||||F",
+        "ORC|SC|PL-1|FI-1^LABO-DEMO", "SPM|1|S-1||SER^Sérum^HL70487|||||||||||||202403150805",
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+        "OBR|2|PL-2|FI-2^LABO-DEMO|K^Potassium^L|||||||||||||||||||||F",
+        "ORC|SC|PL-2|FI-2^LABO-DEMO", "SPM|2|S-2||SER^Sérum^HL70487|||||||||||||202403150930",
+        "OBX|1|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|N|||F"))
+    assert [(e.key, e.effective) for e in r24.entries] == [
+        ("report|FI-1|LABO-DEMO|GLY", "2024-03-15T08:05+01:00"),
+        ("result|FI-1|LABO-DEMO|GLY|L|", "2024-03-15T08:05+01:00"),
+        ("report|FI-2|LABO-DEMO|K", "2024-03-15T09:30+01:00"),
+        ("result|FI-2|LABO-DEMO|K|L|", "2024-03-15T09:30+01:00")]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oul("R22", "SPM|1|S-1||SER^Sérum^HL70487", "OBX|1|NM|VOL^Volume^L||5|mL|||||F"))
+    assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[5]")
