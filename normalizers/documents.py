@@ -316,8 +316,16 @@ def order_control_source(msg: Message, orc: Segment | None, cisis: bool,
     return ActionSource(loc(orc, 1), code, action)
 
 
-def trigger_source(msg: Message) -> ActionSource:
-    trigger = msg.message_type[1].upper()
+# T04 deletes a document under CI-SIS only: in HL7 v2.5 (9.3.4) it is 'document status change
+# notification and content' (the report now signed, TXA-17): a new version of the document.
+STATUS_CHANGE = "T04"
+CANCEL = "T11"  # v2.5 9.3.11 document cancel notification: TXA alone, the document withdrawn
+
+
+def trigger_source(msg: Message, cisis: bool = True) -> ActionSource:
+    trigger = msg.message_type[1].strip().upper()
+    if trigger == STATUS_CHANGE and not cisis:
+        return ActionSource("MSH-9", trigger, None)
     return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", trigger)))
 
 
@@ -561,7 +569,9 @@ def sender_performer(msg: Message) -> str | None:
 # -- MDM ------------------------------------------------------------------------------------
 def normalize_mdm(msg: Message, source: str,
                   mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """MDM^T02 (new), T10 (replace), T04 (delete): one DOCUMENT entry per ED OBX."""
+    """MDM^T02 (new), T10 (replace), T04 (delete under CI-SIS; elsewhere a status change
+    with content: a new version), T11 (cancel: delete, no content): one DOCUMENT entry per
+    ED OBX, else one for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
     identity = extract_identity(msg, single_pid(msg))
@@ -577,7 +587,8 @@ def normalize_mdm(msg: Message, source: str,
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
         parent_id=ei_id(msg, first_rep(msg, txa, 13)),
-        action_sources=[trigger_source(msg), order_control_source(msg, orc, cisis, warnings)],
+        action_sources=[trigger_source(msg, cisis),
+                        order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
         performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
         or person_name(msg, first_rep(msg, txa, 22)) or None,
@@ -609,6 +620,8 @@ def normalize_mdm(msg: Message, source: str,
                                       quarantine, body=text_body(msg, lines)))
         others = [o for o, obx in zip(others, _result_obx(msg), strict=True)
                   if obx not in lines]
+    if not entries and msg.message_type[1].strip().upper() == CANCEL:
+        entries.append(_cancelled(msg, txa, ctx))
     if not entries:
         raise NormalizationError("MDM_NO_DOCUMENT", "the MDM message carries no document (no "
                                  "OBX of type ED, nor text lines TX, FT or ST)", "OBX")
@@ -638,6 +651,14 @@ def text_body(msg: Message, lines: list[Segment]) -> Attachment:
 def _result_obx(msg: Message) -> list[Segment]:
     """The OBX that ``normalize_mdm`` lists as observations, in the same order."""
     return [obx for obx in msg.all("OBX") if classify_obx(msg, obx) == OBX_RESULT]
+
+
+def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
+    """MDM^T11: the document TXA-12 names is withdrawn; the message carries no content."""
+    key = f"document|{ctx.fallback_id}"
+    return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
+                 effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,
+                 action=ACTION_DELETE, replaces_key=key, details=dict(ctx.details))
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:

@@ -98,13 +98,13 @@ _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ
 _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
             ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
             ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order", ("MDM", "T02"): "mdm",
-            ("MDM", "T04"): "mdm", ("MDM", "T10"): "mdm"}
+            ("MDM", "T04"): "mdm", ("MDM", "T10"): "mdm", ("MDM", "T11"): "mdm"}
 
 
 def normalize_message(msg: Message, source: str,
                       mappings: CodeMappings | None = None) -> NormalizedMessage:
     """Dispatch on MSH-9: ORU^R01 (and point-of-care R30-R32) -> lab results and documents;
-    MDM^T02/T04/T10 -> documents;
+    MDM^T02/T04/T10/T11 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.

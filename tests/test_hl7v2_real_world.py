@@ -708,3 +708,31 @@ def test_oul_results_specimen_first_or_order_first():
     with pytest.raises(NormalizationError) as exc:
         norm(oul("R22", "SPM|1|S-1||SER^Sérum^HL70487", "OBX|1|NM|VOL^Volume^L||5|mL|||||F"))
     assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[5]")
+
+
+def test_mdm_t04_outside_cisis_is_a_status_change_and_t11_a_cancel():
+    """MDM^T04 deletes a document under CI-SIS (MSH-21 names the profile); in HL7 v2.5 (9.3.4)
+    it is 'document status change notification and content': a transcription system sends it
+    when the report is signed (TXA-17 'LA'). Outside CI-SIS it deleted the report it was
+    sending; it is now a new version of it (an OBX-11 'D' still deletes). MDM^T11 (document
+    cancel notification, TXA alone) withdraws the document TXA-12 names; it was refused."""
+    from normalizers.model import ACTION_DELETE, ACTION_NEW
+    from tests.test_lab_normalizer import PID
+
+    def mdm(trigger: str, *obx: str) -> str:
+        msh = (f"MSH|^~\\&|TRANSCRIPTION|CLINIQUE-Y|DMP|GHT|20240316110000||MDM^{trigger}^"
+               f"MDM_T02|MDM-{trigger}|P|2.5|||AL|NE||UNICODE UTF-8")
+        txa = "TXA|1|CR^Compte rendu^L|TX|202403151000||||||||CR-4471^TRANSCRIPTION||||||LA"
+        return "\r".join([msh, "EVN||20240316110000", PID, "PV1|1|O", txa, *obx]) + "\r"
+
+    ed = "OBX|1|ED|18748-4^CR d'imagerie^LN||^text^plain^A^Compte rendu signé||||||{}"
+    (signed,) = norm(mdm("T04", ed.format("F"))).entries
+    assert (signed.key, signed.action, signed.replaces_key) == (
+        "document|CR-4471", ACTION_NEW, None)
+    assert signed.attachment.data == "Compte rendu signé".encode()
+    (deleted,) = norm(mdm("T04", ed.format("D"))).entries
+    assert deleted.action == ACTION_DELETE
+    (cancel,) = norm(mdm("T11")).entries
+    assert (cancel.type, cancel.key, cancel.action, cancel.replaces_key, cancel.source_ref) == (
+        "document", "document|CR-4471", ACTION_DELETE, "document|CR-4471", "TXA[5]")
+    assert cancel.attachment is None
