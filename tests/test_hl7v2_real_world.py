@@ -736,3 +736,17 @@ def test_mdm_t04_outside_cisis_is_a_status_change_and_t11_a_cancel():
     assert (cancel.type, cancel.key, cancel.action, cancel.replaces_key, cancel.source_ref) == (
         "document", "document|CR-4471", ACTION_DELETE, "document|CR-4471", "TXA[5]")
     assert cancel.attachment is None
+
+
+def test_international_unit_spellings_map_to_ucum():
+    """US and ELR senders (CDC ELR Realm, Cerner, athenahealth samples) spell the units the
+    French table knew in French ('mUI/mL', 'UI') in English, or write UCUM codes it lacked:
+    all were filed as unmapped units."""
+    from normalizers.units import to_ucum
+    expected = {"mIU/mL": "m[IU]/mL", "IU/mL": "[IU]/mL", "IU": "[IU]", "uIU/mL": "u[IU]/mL",
+                "kU/L": "kU/L", "ng/dL": "ng/dL", "mm/hr": "mm/h", "thou/uL": "10*3/uL",
+                "x10E6/uL": "10*6/uL", "cells/uL": "{cells}/uL", "/HPF": "/[HPF]",
+                "/hpf": "/[HPF]", "mg/g{creat}": "mg/g{creat}", "secs": "s",
+                "umol/24h": "umol/(24.h)", "‰": "[ppth]"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+    assert to_ucum("G/L") == ("10*9/L", True) and to_ucum("g/L") == ("g/L", True)
