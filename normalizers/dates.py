@@ -49,11 +49,15 @@ def sender_zone(msh7: str) -> str:
     senders mean Paris's (``PARIS``, summer time included), and so does a MSH-7 without
     offset or with Paris's offset at that instant. A MSH-7 with another offset ('-0400' of a
     US lab, '+0400' of a lab in La Réunion) says the sender is elsewhere: its other times
-    are read at that offset, not an hour or ten away at Paris's."""
+    are read at that offset, not an hour or ten away at Paris's. Not '+0000': that is as
+    often a server clock kept in UTC as a sender in a UTC zone, and says nothing sure of the
+    wall times its application writes."""
     m = _TS.fullmatch(msh7.split("^", 1)[0].strip())
     if m is None or m.group(8) is None or m.group(4) is None:
         return PARIS
     sent = f"{m.group(8)}{m.group(9)}:{m.group(10)}"
+    if sent[1:] == "00:00":
+        return PARIS
     try:
         here = _offset(PARIS, int(m.group(1)), int(m.group(2)), int(m.group(3)),
                        int(m.group(4)), int(m.group(5) or 0))

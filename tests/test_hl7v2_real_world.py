@@ -544,8 +544,8 @@ def test_times_without_offset_are_in_the_senders_zone_from_msh7():
     """v2.5 2.A.22: a time sent without offset is the sender's local time. A lab whose MSH-7
     says '-0400' (a US ELR sender) or '+0400' (La Réunion) had its OBR-7/OBX-14/OBX-19 read
     at Paris's offset, hours away from the OBR-22 it sent with its offset in the same
-    message. A MSH-7 without offset or at Paris's offset keeps Paris's zone (summer time
-    included), as before."""
+    message. A MSH-7 without offset, at Paris's offset or at +0000 (a server clock in UTC)
+    keeps Paris's zone (summer time included), as before."""
     from normalizers.dates import sender_zone
     from tests.test_lab_normalizer import MSH
 
@@ -563,6 +563,7 @@ def test_times_without_offset_are_in_the_senders_zone_from_msh7():
     assert sender_zone("20200325081246.194-0400") == "-04:00"
     assert sender_zone("20240315104500+0100") == sender_zone("2024") == "Europe/Paris"
     assert sender_zone("not a time") == "Europe/Paris"
+    assert sender_zone("20240315094500+0000") == "Europe/Paris"  # a server clock in UTC
 
 
 def test_mdm_document_sent_as_text_lines_is_the_document():
