@@ -127,8 +127,19 @@ def normalize_message(msg: Message, source: str,
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
     name = f"{kind}^{trigger}" if trigger else kind or "(none)"
+    meaning = _adt_not_applied().get(trigger) if kind == "ADT" else None
+    if meaning:
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} ({meaning}) "
+                                 "is not applied by this intake: a merge or identifier move "
+                                 "changes which dossier is which; identity management decides",
+                                 "MSH-9")
     raise NormalizationError("HL7_UNSUPPORTED_TYPE",
                              f"message type {name[:16]} is not handled by this intake", "MSH-9")
+
+
+@cache
+def _adt_not_applied() -> dict[str, str]:
+    return column_map("adt_not_applied", "trigger", "meaning")
 
 
 # -- grouping ---------------------------------------------------------------------------------

@@ -751,3 +751,27 @@ def test_international_unit_spellings_map_to_ucum():
                 "umol/24h": "umol/(24.h)", "‰": "[ppth]"}
     assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
     assert to_ucum("G/L") == ("10*9/L", True) and to_ucum("g/L") == ("g/L", True)
+
+
+def test_adt_merge_is_refused_saying_what_it_is():
+    """An ADT^A40 (merge) or A18/A34-A51 (links, identifier moves) is refused on purpose; the
+    error said only 'not handled', as for a message type nobody knows. It now says what the
+    message is and why it is not applied; an unknown trigger keeps the short text."""
+    import pytest
+
+    from tests.test_lab_normalizer import PID
+
+    def adt(trigger: str) -> str:
+        return "\r".join([f"MSH|^~\\&|HIS|HOPITAL|DMP|GHT|20240315104500||ADT^{trigger}^ADT_A39|"
+                          f"ADT-{trigger}|P|2.5|||AL|NE||UNICODE UTF-8",
+                          "EVN|A40|20240315104400", PID,
+                          "MRG|LD-0^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI"]) + "\r"
+
+    with pytest.raises(NormalizationError) as exc:
+        norm(adt("A40"))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+    assert str(exc.value).startswith("message type ADT^A40 (merge patient - patient "
+                                     "identifier list) is not applied by this intake")
+    with pytest.raises(NormalizationError) as exc:
+        norm(adt("A99"))
+    assert str(exc.value) == "message type ADT^A99 is not handled by this intake"
