@@ -460,8 +460,10 @@ def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
     if d.component not in f[26] and d.subcomponent not in f[26]:
         return None
     c = comps(msg, first_rep(msg, obr, 26))
-    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1),
-                           text(msg, part(c, 3)))
+    value = part(c, 3)  # TX; ELR senders write the organism coded there: code&text&system
+    value = (sub(msg, value, 2) or sub(msg, value, 1)) if d.subcomponent in value \
+        else text(msg, value)
+    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1), value)
     return parent if parent.scope else None
 
 

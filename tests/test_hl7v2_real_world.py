@@ -508,6 +508,11 @@ def test_susceptibility_panels_are_keyed_by_the_organism_they_test():
         "OBR|1||FX-1^LABO-DEMO|GLY^Glycémie^L|||202403150810|||||||||||||||202403151045|||F|F",)))
     assert shifted.entries[0].key == "report|FX-1|LABO-DEMO|GLY"  # a lone 'F' is no parent
     assert "parent_result" not in shifted.entries[0].details
+    coded = norm(oru(*MICRO[:3], MICRO[3].replace("^1^Escherichia coli",
+                                                  "^1^112283007&Escherichia coli&SCT"),
+                     *MICRO[4:6], order=()))
+    assert coded.entries[4].details["parent_result"] == {
+        "code": "625-4", "sub_id": "1", "value": "Escherichia coli"}
 
 
 def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(sqlite_ctx):
