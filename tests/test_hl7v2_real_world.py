@@ -515,10 +515,10 @@ def test_susceptibility_panels_are_keyed_by_the_organism_they_test():
         "code": "625-4", "sub_id": "1", "value": "Escherichia coli"}
 
 
-def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(sqlite_ctx):
-    """Through the store: the S. aureus panel sent in a message of its own after the E. coli
-    one is filed beside it; its ampicillin 'R >=32 mg/L' is not taken for the same fact as
-    E. coli's (dedupe level 4) and replaces nothing."""
+def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(ctx):  # noqa: ANN001
+    """Through the store (SQLite and PostgreSQL): the S. aureus panel sent in a message of
+    its own after the E. coli one is filed beside it; its ampicillin 'R >=32 mg/L' is not
+    taken for the same fact as E. coli's (dedupe level 4) and replaces nothing."""
     from dataclasses import replace
 
     from pipelines.intake import Received, intake
@@ -526,7 +526,6 @@ def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(sqlite_
     from pipelines.report import show_dossier, show_import
     from tests.test_lab_normalizer import MSH
 
-    ctx = sqlite_ctx
     ctx.settings = replace(ctx.settings, auto_create=True)
     first = oru(*MICRO[:6], order=())
     second = oru(*MICRO[:3], *MICRO[6:], order=(),
