@@ -62,6 +62,9 @@ def fact_of(entry: Entry) -> str | None:
         return None
     raw = "\x1f".join((entry.type, entry.system or "", entry.code, when,
                        entry.comparator or "", value, entry.unit or ""))
+    parent = entry.details.get("parent_result")
+    if parent:  # an antibiotic tested on two organisms: two facts, never one merged
+        raw += "\x1f" + "\x1e".join(str(parent.get(k, "")) for k in ("code", "sub_id", "value"))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

@@ -3,7 +3,8 @@
 Why keep precision: '2024-03' (a month) is not '2024-03-01', and a birth year is not a birth
 date; inventing digits would make later deduplication and display lie. A value with a time
 gets an offset: the one sent, else the one of ``default_tz`` (Europe/Paris) at that local time,
-which is what French senders mean when they send none (summer time included).
+which is what French senders mean when they send none (summer time included), or the fixed
+offset of a sender whose message time (MSH-7) says it is elsewhere (``sender_zone``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,34 @@ def _fmt_offset(minutes: int) -> str:
     return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+PARIS = "Europe/Paris"
+
+
+@lru_cache(maxsize=256)
+def sender_zone(msh7: str) -> str:
+    """The zone of a sender's times sent without offset, from its message time (MSH-7).
+
+    HL7 v2.5 2.A.22: a time without offset is in the sender's local time zone. French
+    senders mean Paris's (``PARIS``, summer time included), and so does a MSH-7 without
+    offset or with Paris's offset at that instant. A MSH-7 with another offset ('-0400' of a
+    US lab, '+0400' of a lab in La Réunion) says the sender is elsewhere: its other times
+    are read at that offset, not an hour or ten away at Paris's. Not '+0000': that is as
+    often a server clock kept in UTC as a sender in a UTC zone, and says nothing sure of the
+    wall times its application writes."""
+    m = _TS.fullmatch(msh7.split("^", 1)[0].strip())
+    if m is None or m.group(8) is None or m.group(4) is None:
+        return PARIS
+    sent = f"{m.group(8)}{m.group(9)}:{m.group(10)}"
+    if sent[1:] == "00:00":
+        return PARIS
+    try:
+        here = _offset(PARIS, int(m.group(1)), int(m.group(2)), int(m.group(3)),
+                       int(m.group(4)), int(m.group(5) or 0))
+    except ValueError:
+        return PARIS
+    return PARIS if sent == here else sent
+
+
 @lru_cache(maxsize=8192)
 def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
     """'202403151230' -> '2024-03-15T12:30+01:00'; '2024' -> '2024'; '20240315' -> '2024-03-15'.
@@ -44,7 +73,8 @@ def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
     Accepts YYYY[MM[DD[HH[MM[SS[.S{1,4}]]]]]][+/-ZZZZ] and the v2.3 TS form 'value^precision'
     (only the value is read); results are cached, values repeat a lot. Raises ValueError for
     anything else, including impossible dates (Feb 30), hours > 23 and offsets beyond +/-14:00.
-    ``default_tz=None`` leaves a time without offset when the sender gave none.
+    ``default_tz=None`` leaves a time without offset when the sender gave none; a fixed
+    offset ('+04:00') is used as is.
     """
     caret = ts.find("^")
     if caret != -1:
@@ -77,7 +107,9 @@ def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
             raise ValueError("offset out of range")
         offset = f"{sign}{oh}:{om}"
     elif default_tz:
-        offset = _offset(default_tz, y, mo, int(ds), h, mi)
+        # a zone name ('Europe/Paris'), or a fixed offset ('-04:00': see sender_zone)
+        offset = default_tz if default_tz[0] in "+-" else _offset(default_tz, y, mo, int(ds), h,
+                                                                   mi)
     else:
         offset = ""
     out = f"{day}T{hs}"

@@ -316,8 +316,16 @@ def order_control_source(msg: Message, orc: Segment | None, cisis: bool,
     return ActionSource(loc(orc, 1), code, action)
 
 
-def trigger_source(msg: Message) -> ActionSource:
-    trigger = msg.message_type[1].upper()
+# T04 deletes a document under CI-SIS only: in HL7 v2.5 (9.3.4) it is 'document status change
+# notification and content' (the report now signed, TXA-17): a new version of the document.
+STATUS_CHANGE = "T04"
+CANCEL = "T11"  # v2.5 9.3.11 document cancel notification: TXA alone, the document withdrawn
+
+
+def trigger_source(msg: Message, cisis: bool = True) -> ActionSource:
+    trigger = msg.message_type[1].strip().upper()
+    if trigger == STATUS_CHANGE and not cisis:
+        return ActionSource("MSH-9", trigger, None)
     return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", trigger)))
 
 
@@ -366,11 +374,13 @@ class DocumentContext:
 
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
-                   cisis: bool, warnings: list[str], quarantine: list[str]) -> Entry:
+                   cisis: bool, warnings: list[str], quarantine: list[str],
+                   body: Attachment | None = None) -> Entry:
     """One DOCUMENT entry for an OBX of type ED. Quarantine reasons are appended to
-    ``quarantine``, warnings to ``warnings``."""
+    ``quarantine``, warnings to ``warnings``. ``body``: the document already read (the text
+    of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line."""
     where = loc(obx, 5)
-    attachment, note = decode_ed(msg, obx)
+    attachment, note = decode_ed(msg, obx) if body is None else (body, None)
     if note:
         warnings.append(f"{where}: {note}")
     if not attachment.data:
@@ -437,7 +447,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     return Entry(
         type=DOCUMENT, key=key, source_ref=loc(obx), code=code or None, system=system or None,
         display=(header.title if header is not None and header.title else display) or None,
-        mapped=mapped, value_type="ED", status=status, effective=effective, issued=ctx.issued,
+        mapped=mapped, value_type="ED" if body is None else "TX", status=status,
+        effective=effective, issued=ctx.issued,
         performer=ctx.performer, parent_key=ctx.parent_key, action=action,
         replaces_key=replaces_key, attachment=attachment, details=details)
 
@@ -558,7 +569,9 @@ def sender_performer(msg: Message) -> str | None:
 # -- MDM ------------------------------------------------------------------------------------
 def normalize_mdm(msg: Message, source: str,
                   mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """MDM^T02 (new), T10 (replace), T04 (delete): one DOCUMENT entry per ED OBX."""
+    """MDM^T02 (new), T10 (replace), T04 (delete under CI-SIS; elsewhere a status change
+    with content: a new version), T11 (cancel: delete, no content): one DOCUMENT entry per
+    ED OBX, else one for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
     identity = extract_identity(msg, single_pid(msg))
@@ -574,7 +587,8 @@ def normalize_mdm(msg: Message, source: str,
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
         parent_id=ei_id(msg, first_rep(msg, txa, 13)),
-        action_sources=[trigger_source(msg), order_control_source(msg, orc, cisis, warnings)],
+        action_sources=[trigger_source(msg, cisis),
+                        order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
         performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
         or person_name(msg, first_rep(msg, txa, 22)) or None,
@@ -583,6 +597,7 @@ def normalize_mdm(msg: Message, source: str,
     quarantine: list[str] = []
     entries: list[Entry] = []
     others: list[dict[str, str]] = []
+    lines: list[Segment] = []  # text OBX (TX, FT, ST): the document when no ED carries one
     for obx in msg.all("OBX"):
         kind = classify_obx(msg, obx)
         if kind == OBX_DOCUMENT:
@@ -590,15 +605,26 @@ def normalize_mdm(msg: Message, source: str,
             _unique_key(entry, entries, obx, warnings)
             entries.append(entry)
         elif kind == OBX_RESULT:
+            vtype = text(msg, obx.fields[2] if len(obx.fields) > 2 else "")
+            if vtype.upper() in TEXT_DOCUMENT_TYPES:
+                lines.append(obx)
             c3 = comps(msg, first_rep(msg, obx, 3))
             others.append({"code": text(msg, part(c3, 1)), "system": text(msg, part(c3, 3)),
-                           "value_type": text(msg, obx.fields[2] if len(obx.fields) > 2 else ""),
-                           "value": text(msg, first_rep(msg, obx, 5))})
+                           "value_type": vtype, "value": text(msg, first_rep(msg, obx, 5))})
         else:
             collect_meta(msg, obx, meta, warnings)
+    if not entries and lines:
+        # v2.5 9.6: the document's text sent one line per OBX (TX, FT), as transcription and
+        # radiology systems do: that text is the document (it was refused, MDM_NO_DOCUMENT)
+        entries.append(document_entry(msg, lines[0], ctx, identity, cisis, warnings,
+                                      quarantine, body=text_body(msg, lines)))
+        others = [o for o, obx in zip(others, _result_obx(msg), strict=True)
+                  if obx not in lines]
+    if not entries and msg.message_type[1].strip().upper() == CANCEL:
+        entries.append(_cancelled(msg, txa, ctx))
     if not entries:
-        raise NormalizationError("MDM_NO_DOCUMENT",
-                                 "the MDM message carries no document (no OBX of type ED)", "OBX")
+        raise NormalizationError("MDM_NO_DOCUMENT", "the MDM message carries no document (no "
+                                 "OBX of type ED, nor text lines TX, FT or ST)", "OBX")
     if others:
         meta.details["observations"] = others
     add_embedded_entries(entries, source, mappings, warnings)
@@ -606,6 +632,33 @@ def normalize_mdm(msg: Message, source: str,
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,
                              quarantine_reasons=quarantine)
+
+
+TEXT_DOCUMENT_TYPES = frozenset({"TX", "FT", "ST"})
+TEXT_MEDIA_TYPE = "text/plain"
+
+
+def text_body(msg: Message, lines: list[Segment]) -> Attachment:
+    """The text of a document sent one line per OBX: each OBX-5 repetition a line (escapes
+    read: \\.br\\ breaks a line), an empty OBX an empty line, in message order; UTF-8."""
+    out = []
+    for obx in lines:
+        out.extend(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5) or [""])
+    return Attachment(data="\n".join(out).strip("\n").encode("utf-8"),
+                      media_type=TEXT_MEDIA_TYPE)
+
+
+def _result_obx(msg: Message) -> list[Segment]:
+    """The OBX that ``normalize_mdm`` lists as observations, in the same order."""
+    return [obx for obx in msg.all("OBX") if classify_obx(msg, obx) == OBX_RESULT]
+
+
+def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
+    """MDM^T11: the document TXA-12 names is withdrawn; the message carries no content."""
+    key = f"document|{ctx.fallback_id}"
+    return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
+                 effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,
+                 action=ACTION_DELETE, replaces_key=key, details=dict(ctx.details))
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from normalizers.dates import hl7_ts_to_iso
+from normalizers.dates import hl7_ts_to_iso, sender_zone
 from normalizers.model import NormalizationError
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 from parsers.hl7v2.escape import unescape
@@ -120,11 +120,16 @@ def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
     if not raw:
         return None
     try:
-        return hl7_ts_to_iso(text(msg, raw))
+        return hl7_ts_to_iso(text(msg, raw), zone_of(msg))
     except ValueError:
         where = loc(seg, n)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
                                  where) from None
+
+
+def zone_of(msg: Message) -> str:
+    """The zone the sender's times without offset are in (``sender_zone`` of MSH-7)."""
+    return sender_zone(msg.msh.raw(7))
 
 
 def logical_id(msg: Message, sender: str | None = None) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from normalizers.adt import handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code
-from normalizers.dates import hl7_ts_to_iso
+from normalizers.dates import PARIS, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_RESULT,
@@ -54,6 +54,7 @@ from normalizers.fields import (
     text,
     ts_field,
     unescaped,
+    zone_of,
 )
 from normalizers.identity import extract_identity, single_pid
 from normalizers.model import (
@@ -74,6 +75,7 @@ from parsers.hl7v2.er7 import Delimiters, Message, Segment
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
+SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 NARRATIVE_TYPES = frozenset({"TX", "FT"})  # text meant for display, line by line
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
@@ -89,13 +91,20 @@ _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ
                             "CTD", "FT1", "CTI", "SAC"})
 
 # -- dispatch ---------------------------------------------------------------------------------
-_HANDLED = {("ORU", "R01"): "oru", ("MDM", "T02"): "mdm", ("MDM", "T04"): "mdm",
-            ("MDM", "T10"): "mdm"}
+# ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6): point-of-care results (a blood gas, a glucose meter
+# reading), with or without an order; the same PID, ORC, OBR, OBX layout as R01.
+# OUL^R22/R23 (specimen first) and R24 (order first), v2.5 13.4: the results of IHE LTW and
+# LAW laboratory systems, the same segments in another order (see _oul_groups).
+_HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
+            ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
+            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order", ("MDM", "T02"): "mdm",
+            ("MDM", "T04"): "mdm", ("MDM", "T10"): "mdm", ("MDM", "T11"): "mdm"}
 
 
 def normalize_message(msg: Message, source: str,
                       mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """Dispatch on MSH-9: ORU^R01 -> lab results and documents; MDM^T02/T04/T10 -> documents;
+    """Dispatch on MSH-9: ORU^R01 (and point-of-care R30-R32) -> lab results and documents;
+    MDM^T02/T04/T10/T11 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
@@ -112,11 +121,25 @@ def normalize_message(msg: Message, source: str,
         return normalize_adt(msg, source)
     if handler == "oru":
         return normalize_oru(msg, source, mappings)
+    if handler in ("oul_specimen", "oul_order"):
+        return normalize_oru(msg, source, mappings,
+                             _oul_groups(msg, specimen_first=handler == "oul_specimen"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
     name = f"{kind}^{trigger}" if trigger else kind or "(none)"
+    meaning = _adt_not_applied().get(trigger) if kind == "ADT" else None
+    if meaning:
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} ({meaning}) "
+                                 "is not applied by this intake: a merge or identifier move "
+                                 "changes which dossier is which; identity management decides",
+                                 "MSH-9")
     raise NormalizationError("HL7_UNSUPPORTED_TYPE",
                              f"message type {name[:16]} is not handled by this intake", "MSH-9")
+
+
+@cache
+def _adt_not_applied() -> dict[str, str]:
+    return column_map("adt_not_applied", "trigger", "meaning")
 
 
 # -- grouping ---------------------------------------------------------------------------------
@@ -183,6 +206,68 @@ def _groups(msg: Message) -> list[_Group]:
     return groups
 
 
+def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
+    """The orders of an OUL (v2.5 13.4), where the ORC follows its OBR.
+
+    R22/R23 (``specimen_first``): SPM [OBX...] [SAC...] then the orders of that specimen,
+    OBR [ORC] [NTE] [TQ1] [OBX [NTE]...]; the specimen's own OBX (its volume, its aspect)
+    are filed with its first order, and its SPM-17 dates every order of it. R24: OBR [ORC]
+    [NTE] [SPM [OBX]] [OBX [NTE]...], each SPM its order's. An ORC sent before its OBR, as
+    in an ORU, is still that OBR's."""
+    groups: list[_Group] = []
+    current: _Group | None = None
+    notes: list[Segment] | None = None
+    specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
+    waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
+    orc: Segment | None = None  # an ORC sent before its OBR
+    resulted = False  # the current order has results of its own: a next ORC is not its own
+    maybe_null = msg.maybe_null
+    for seg in msg.segments:
+        name = seg.name
+        if maybe_null and NULL in seg.fields and name in _NULLABLE:
+            seg = _nulled(seg)
+        if name == "OBX":
+            notes = []
+            if current is None:
+                waiting.append((seg, notes))
+            else:
+                current.observations.append((seg, notes))
+                resulted = True
+        elif name == "NTE":
+            if notes is not None:
+                notes.append(seg)
+        elif name == "OBR":
+            current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen))
+            orc, resulted = None, False
+            if not specimen_first:
+                specimen = []  # R24: an SPM sent before the first order is that order's
+            current.observations.extend(waiting)
+            waiting = []
+            groups.append(current)
+            notes = current.notes
+        elif name == "ORC":
+            if current is not None and current.orc is None and not resulted:
+                current.orc, current.own_orc = seg, True
+                notes = current.notes
+            else:
+                orc, notes = seg, None
+        elif name == "SPM":
+            notes = None
+            if specimen_first or current is None:
+                specimen, current = [seg], None  # its OBX wait for its first order
+            else:
+                current.specimens.append(seg)
+        elif name in _NOTE_BREAKERS:
+            notes = None
+            if name == "PID":
+                current, specimen, orc = None, [], None
+    if waiting:
+        where = loc(waiting[0][0])
+        raise NormalizationError("HL7_OBX_WITHOUT_OBR",
+                                 f"{where}: observation of a specimen no OBR follows", where)
+    return groups
+
+
 # -- ORU ----------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Ctx:
@@ -191,17 +276,20 @@ class _Ctx:
     mappings: CodeMappings | None
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
+    zone: str = PARIS  # of times sent without offset (fields.zone_of)
 
 
-def normalize_oru(msg: Message, source: str,
-                  mappings: CodeMappings | None = None) -> NormalizedMessage:
-    """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings)."""
+def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
+                  groups: list[_Group] | None = None) -> NormalizedMessage:
+    """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings);
+    ``groups``: the orders as ``_oul_groups`` read them, for an OUL."""
     warnings: list[str] = []
     sender = msg.sender  # MSH-3|MSH-4: part of the logical id, and a mapping table candidate
     lid = logical_id(msg, sender)
     identity = extract_identity(msg, single_pid(msg))
-    groups = _groups(msg)
-    ctx = _Ctx(msg, (source, sender), mappings, warnings)
+    if groups is None:
+        groups = _groups(msg)
+    ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
     quarantine: list[str] = []
@@ -211,7 +299,11 @@ def normalize_oru(msg: Message, source: str,
         order_no, ns = _order_number(msg, g)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
+        parent = _parent_result(msg, obr)
+        scope = parent.scope if parent is not None else ""
         report_key = f"report|{order_no}|{ns}|{obr_code}"
+        if scope:
+            report_key = f"{report_key}|{scope}"
         if report_key in ctx.keys:
             report_key = _unique_key(ctx, report_key, obr)
         ctx.keys.add(report_key)
@@ -238,7 +330,7 @@ def normalize_oru(msg: Message, source: str,
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
                 result = _result(ctx, obx, notes, order_no, ns, effective, issued,
-                                 specimen_time, report_key if with_report else None)
+                                 specimen_time, report_key if with_report else None, scope)
                 if result is None:  # a line of text without identifier: the report's
                     report_text.extend(_untitled_text(msg, obx, notes))
                     last_text = None
@@ -273,7 +365,14 @@ def normalize_oru(msg: Message, source: str,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
+            if parent is not None:
+                _link_parent(report, parent, entries)
             entries.append(report)
+        if parent is not None:
+            said = parent.said()  # which organism a susceptibility is of, on each result
+            for r in results:
+                if r.type == LAB_RESULT:
+                    r.details["parent_result"] = said
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
@@ -327,6 +426,63 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
         entry.details.setdefault("comments", []).extend(comments)
 
 
+@dataclass(slots=True, frozen=True)
+class _ParentResult:
+    """OBR-26 (PRL): the parent's OBX-3 identifier, OBX-4 sub-id and OBX-5 value (text).
+
+    A susceptibility panel names the organism it is about this way (v2.5 7.4.1.26, ELR
+    microbiology); ``scope`` keeps the keys of two organisms' panels apart."""
+
+    code: str
+    sub_id: str
+    value: str
+
+    @property
+    def scope(self) -> str:
+        if self.code or self.sub_id:
+            return f"{self.code}^{self.sub_id}"
+        return self.value
+
+    def said(self) -> dict[str, str]:
+        """What the sender said of the parent, for ``details['parent_result']``."""
+        said = {"code": self.code, "sub_id": self.sub_id, "value": self.value}
+        return {k: v for k, v in said.items() if v}
+
+
+def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
+    """OBR-26 when it is one: a PRL has components (identifier ^ sub-id ^ value) or at least
+    a coded identifier (code&text&system); a lone value there ('F', a status shifted by one
+    field) is no parent and changes no key."""
+    f = obr.fields
+    if len(f) <= 26 or not f[26]:
+        return None
+    d = msg.delimiters
+    if d.component not in f[26] and d.subcomponent not in f[26]:
+        return None
+    c = comps(msg, first_rep(msg, obr, 26))
+    value = part(c, 3)  # TX; ELR senders write the organism coded there: code&text&system
+    value = (sub(msg, value, 2) or sub(msg, value, 1)) if d.subcomponent in value \
+        else text(msg, value)
+    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1), value)
+    return parent if parent.scope else None
+
+
+def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> None:
+    """A child order (a susceptibility panel) points at the result it is about (the
+    organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
+    result's key when the message holds it (the last one with that identifier and sub-id)."""
+    report.details["parent_result"] = parent.said()
+    if not parent.code:
+        return
+    for entry in reversed(entries):
+        if entry.type != LAB_RESULT:
+            continue
+        parts = entry.key.split("|")
+        if len(parts) > 5 and parts[3] == parent.code and parts[5] == parent.sub_id:
+            report.parent_key = entry.key
+            return
+
+
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
     """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
 
@@ -344,6 +500,13 @@ def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
         number = sub(msg, part(c, 1), 1)
         if number:
             return number, sub(msg, part(c, 2), 1) or sub(msg, part(c, 3), 1)
+    # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
+    # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
+    c29 = comps(msg, first_rep(msg, g.obr, 29)) if _parent_result(msg, g.obr) else []
+    for i in (2, 1):
+        number = sub(msg, part(c29, i), 1)
+        if number:
+            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
     where = loc(g.obr, 3)
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
@@ -369,6 +532,11 @@ def _report_statuses() -> dict[str, str]:
     return column_map("report_status", "code", "status")
 
 
+@cache
+def _order_control_statuses() -> dict[str, str]:
+    return column_map("order_control_status", "code", "status")
+
+
 def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             effective: str | None, issued: str | None, specimen_time: str | None,
             performer: str | None, results: list[Entry]) -> Entry:
@@ -386,6 +554,10 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     else:  # optional before v2.5: the results tell
         statuses = {r.status for r in results if r.type == LAB_RESULT}
         status = statuses.pop() if len(statuses) == 1 else "unknown"
+        if status == "unknown" and g.own_orc and g.orc is not None:
+            # no result, no OBR-25: the order's own ORC-1 may say it was canceled ('OC')
+            code1 = text(msg, first_rep(msg, g.orc, 1)).upper()
+            status = _order_control_statuses().get(code1, status)
     details: dict[str, Any] = {}
     if coded.local:
         details["local_code"] = dict(zip(("code", "system", "display"), coded.local, strict=True))
@@ -420,9 +592,11 @@ def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
 
 def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
-            parent_key: str | None) -> Entry | None:
+            parent_key: str | None, scope: str = "") -> Entry | None:
     """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
-    None for a text OBX without any identifier (see ``_untitled_text``)."""
+    None for a text OBX without any identifier (see ``_untitled_text``). ``scope``: the
+    parent result of the OBR (OBR-26), part of the key: the same antibiotic tested on two
+    organisms under one order number is two results, not one the second overwrites."""
     msg = ctx.msg
     d = msg.delimiters
     f = obx.fields
@@ -455,6 +629,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             code, display, system, source=ctx.source, mappings=ctx.mappings)
     sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
+    if scope:
+        key = f"{key}|{scope}"
     status_code = lf(f[11]).upper() if nf > 11 else ""
     if not status_code:
         # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a
@@ -502,8 +678,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             entry.interpretation = ",".join(x for x in flags if x) or None
         else:
             entry.interpretation = lf(raw8) or None
-    entry.effective = (_ts(obx, 14, d) if nf > 14 and f[14] else None) or obr_effective
-    entry.issued = (_ts(obx, 19, d) if nf > 19 and f[19] else None) or obr_issued
+    entry.effective = (_ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None) \
+        or obr_effective
+    entry.issued = (_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
@@ -529,14 +706,14 @@ def _fit(entry: Entry, warnings: list[str]) -> None:
     shorten_prose(entry, _FREE_TEXT, warnings)
 
 
-def _ts(seg: Segment, n: int, d: Delimiters) -> str | None:
+def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
     value = seg.fields[n]
     if d.component in value or d.repetition in value or d.escape in value:
         value = leaf(d, split_field(d, value)[0])
         if not value:
             return None
     try:
-        return hl7_ts_to_iso(value)
+        return hl7_ts_to_iso(value, zone)
     except ValueError:
         where = loc(seg, n)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
@@ -606,7 +783,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in DATE_TYPES:
         value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
         try:
-            entry.value = hl7_ts_to_iso(value)
+            entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
                                      where) from None
@@ -655,6 +832,13 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         return
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if comparator and comparator not in COMPARATORS and len(c) < 4 \
+            and num1 in SN_SEPARATORS and _NUMBER.fullmatch(comparator):
+        # '1^:^128' or '1^-^5' where '^1^:^128' was due (the empty comparator left out): a
+        # number before a separator is num1, as unambiguous as a plain '182' is
+        comparator, num1, separator, num2 = "", comparator, num1, separator
+        ctx.warnings.append(f"{where}: SN without its comparator component, read as "
+                            "num1^separator^num2")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
     shown = comparator if comparator != "=" else ""

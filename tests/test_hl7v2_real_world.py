@@ -463,3 +463,319 @@ def test_explicit_nulls_in_pid_are_no_identity():
     assert (ident.birth_date, ident.sex, ident.identity_status) == ("", "", "")
     assert ident.ins == [] and [li.value for li in ident.local_ids] == ["LD-778"]
     assert not ident.warnings and not any('""' in w for w in nm.warnings)
+
+
+MICRO = (
+    "OBR|1|PR-88^SIL|MB-88^LABO-DEMO|625-4^Bactéries identifiées^LN|||202403140800|||||||||||"
+    "||||202403151000|||F",
+    "OBX|1|CWE|625-4^Bactéries identifiées^LN|1|112283007^Escherichia coli^SCT||||||F",
+    "OBX|2|CWE|625-4^Bactéries identifiées^LN|2|3092008^Staphylococcus aureus^SCT||||||F",
+    "OBR|2|PR-88^SIL|MB-88^LABO-DEMO|29576-6^Antibiogramme^LN|||202403140800|||||||||||||||"
+    "202403151000|||F|625-4&Bactéries identifiées&LN^1^Escherichia coli|||PR-88&SIL^MB-88&"
+    "LABO-DEMO",
+    "OBX|1|SN|18864-9^Ampicilline^LN||>=^32|mg/L||R|||F",
+    "OBX|2|SN|18906-8^Ciprofloxacine^LN||<=^0.25|mg/L||S|||F",
+    "OBR|3|||29576-6^Antibiogramme^LN|||202403140800|||||||||||||||202403151000|||F|"
+    "625-4&Bactéries identifiées&LN^2^Staphylococcus aureus|||PR-88&SIL^MB-88&LABO-DEMO",
+    "OBX|1|SN|18864-9^Ampicilline^LN||>=^32|mg/L||R|||F",
+    "OBX|2|SN|18906-8^Ciprofloxacine^LN||<=^0.5|mg/L||S|||F",
+)
+
+
+def test_susceptibility_panels_are_keyed_by_the_organism_they_test():
+    """Microbiology (v2.5 7.4.1.26/29, ELR): one susceptibility OBR per organism, each naming
+    its organism in OBR-26 (parent OBX-3 ^ sub-id ^ text) under the same order number. The
+    keys were the OBR and OBX codes alone: the second panel was told apart by its rank
+    ('#2'), so a message resending only that organism's panel replaced the first organism's
+    results; nothing said which organism a result was of. The child OBR sent with no number
+    of its own (OBR-29 only) is filed under its parent's."""
+    nm = norm(oru(*MICRO, order=()))
+    r = by_ref(nm)
+    culture, coli, aureus = r["OBR[3]"], r["OBX[4]"], r["OBX[5]"]
+    panel1, amp1, panel2, amp2 = r["OBR[6]"], r["OBX[7]"], r["OBR[9]"], r["OBX[10]"]
+    assert culture.key == "report|MB-88|LABO-DEMO|625-4"  # no parent: keys as before
+    assert coli.key == "result|MB-88|LABO-DEMO|625-4|LN|1"
+    assert panel1.key == "report|MB-88|LABO-DEMO|29576-6|625-4^1"
+    assert panel2.key == "report|MB-88|LABO-DEMO|29576-6|625-4^2"
+    assert (amp1.key, amp2.key) == ("result|MB-88|LABO-DEMO|18864-9|LN||625-4^1",
+                                    "result|MB-88|LABO-DEMO|18864-9|LN||625-4^2")
+    assert (panel1.parent_key, panel2.parent_key) == (coli.key, aureus.key)
+    assert amp2.parent_key == panel2.key
+    assert amp2.details["parent_result"] == panel2.details["parent_result"] == {
+        "code": "625-4", "sub_id": "2", "value": "Staphylococcus aureus"}
+    assert not any("key made unique" in w for w in nm.warnings)
+    shifted = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F", order=(
+        "OBR|1||FX-1^LABO-DEMO|GLY^Glycémie^L|||202403150810|||||||||||||||202403151045|||F|F",)))
+    assert shifted.entries[0].key == "report|FX-1|LABO-DEMO|GLY"  # a lone 'F' is no parent
+    assert "parent_result" not in shifted.entries[0].details
+    coded = norm(oru(*MICRO[:3], MICRO[3].replace("^1^Escherichia coli",
+                                                  "^1^112283007&Escherichia coli&SCT"),
+                     *MICRO[4:6], order=()))
+    assert coded.entries[4].details["parent_result"] == {
+        "code": "625-4", "sub_id": "1", "value": "Escherichia coli"}
+
+
+def test_one_organism_panel_resent_alone_leaves_the_other_organism_alone(ctx):  # noqa: ANN001
+    """Through the store (SQLite and PostgreSQL): the S. aureus panel sent in a message of
+    its own after the E. coli one is filed beside it; its ampicillin 'R >=32 mg/L' is not
+    taken for the same fact as E. coli's (dedupe level 4) and replaces nothing."""
+    from dataclasses import replace
+
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from pipelines.report import show_dossier, show_import
+    from tests.test_lab_normalizer import MSH
+
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    first = oru(*MICRO[:6], order=())
+    second = oru(*MICRO[:3], *MICRO[6:], order=(),
+                 header=MSH.replace("MSG-0001", "MSG-0002"))
+    ids = []
+    for text in (first, second):
+        ids += intake(ctx.engine, ctx.archive, [Received(data=text.encode(), source="demo-lab",
+                                                         channel="file")])[0].message_ids
+        drain(ctx)
+    assert [show_import(ctx.engine, i)["status"] for i in ids] == ["deposited", "deposited"]
+    patient = show_import(ctx.engine, ids[0])["patient_id"]
+    entries = show_dossier(ctx.engine, str(patient), history=True)["entries"]
+    amp = [e for e in entries if e["code"] == "18864-9"]
+    assert len(amp) == 2 and all(e["current"] for e in amp)
+    assert [e["import_id"] for e in amp] == ids
+    assert all(e["current"] for e in entries)
+
+
+def test_times_without_offset_are_in_the_senders_zone_from_msh7():
+    """v2.5 2.A.22: a time sent without offset is the sender's local time. A lab whose MSH-7
+    says '-0400' (a US ELR sender) or '+0400' (La Réunion) had its OBR-7/OBX-14/OBX-19 read
+    at Paris's offset, hours away from the OBR-22 it sent with its offset in the same
+    message. A MSH-7 without offset, at Paris's offset or at +0000 (a server clock in UTC)
+    keeps Paris's zone (summer time included), as before."""
+    from normalizers.dates import sender_zone
+    from tests.test_lab_normalizer import MSH
+
+    obx = "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F|||202407150930|||||202407151012"
+    reunion = norm(oru(obx, header=MSH.replace("|20240315104500|", "|20240715104500+0400|")))
+    report, gly = reunion.entries
+    assert report.effective == "2024-03-15T08:10+04:00"  # OBR-7
+    assert (gly.effective, gly.issued) == ("2024-07-15T09:30+04:00", "2024-07-15T10:12+04:00")
+    paris = norm(oru(obx, header=MSH.replace("|20240315104500|", "|20240715104500+0200|")))
+    assert paris.entries[0].effective == "2024-03-15T08:10+01:00"  # winter time in Paris
+    assert paris.entries[1].effective == "2024-07-15T09:30+02:00"
+    plain = norm(oru(obx))
+    assert (plain.entries[0].effective, plain.entries[1].effective) == (
+        "2024-03-15T08:10+01:00", "2024-07-15T09:30+02:00")
+    assert sender_zone("20200325081246.194-0400") == "-04:00"
+    assert sender_zone("20240315104500+0100") == sender_zone("2024") == "Europe/Paris"
+    assert sender_zone("not a time") == "Europe/Paris"
+    assert sender_zone("20240315094500+0000") == "Europe/Paris"  # a server clock in UTC
+
+
+def test_mdm_document_sent_as_text_lines_is_the_document():
+    """MDM (v2.5 9.6) from transcription and radiology systems carries the report as text, one
+    line per OBX (TX, FT), not as an ED: it was refused (MDM_NO_DOCUMENT). The lines are the
+    document (text/plain, escapes read, empty OBX an empty line), keyed by TXA-12 like an ED
+    one, T10 replacing TXA-13; an ED document still wins over text lines beside it."""
+    msh = ("MSH|^~\\&|RIS-Y|CLINIQUE-Y|DMP|GHT|20240315110000||MDM^{t}^MDM_T02|MDM-{t}|P|2.5"
+           "|||AL|NE||UNICODE UTF-8")
+    from tests.test_lab_normalizer import PID
+
+    def mdm(trigger: str, *obx: str, txa13: str = "") -> str:
+        txa = f"TXA|1|CR^Compte rendu^L|TX|202403151000||||||||CR-{trigger}^RIS-Y|{txa13}||||AU"
+        return "\r".join([msh.format(t=trigger), "EVN||20240315110000", PID, "PV1|1|O", txa,
+                          *obx]) + "\r"
+
+    lines = ("OBX|1|TX|18748-4^Compte rendu d'imagerie^LN||IRM DU GENOU DROIT||||||F",
+             "OBX|2|TX|18748-4^Compte rendu d'imagerie^LN||||||||F",
+             "OBX|3|FT|18748-4^Compte rendu d'imagerie^LN||Ménisques normaux.\\.br\\"
+             "Conclusion : examen normal.~Dr Lagarde||||||F")
+    (doc,) = norm(mdm("T02", *lines)).entries
+    assert (doc.type, doc.key, doc.code, doc.system, doc.action) == (
+        "document", "document|CR-T02", "18748-4", "LN", ACTION_NEW)
+    assert doc.attachment.media_type == "text/plain" and doc.value_type == "TX"
+    assert doc.attachment.data.decode() == ("IRM DU GENOU DROIT\n\nMénisques normaux.\n"
+                                            "Conclusion : examen normal.\nDr Lagarde")
+    assert "observations" not in doc.details
+    (new,) = norm(mdm("T10", lines[0], txa13="CR-T02^RIS-Y")).entries
+    assert (new.key, new.replaces_key) == ("document|CR-T10", "document|CR-T02")
+    ed = "OBX|4|ED|18748-4^CR^LN||^text^plain^A^Texte joint||||||F"
+    (only,) = norm(mdm("T02", lines[0], ed)).entries
+    assert only.value_type == "ED" and only.attachment.data == b"Texte joint"
+    assert only.details["observations"][0]["value"] == "IRM DU GENOU DROIT"
+    import pytest
+    with pytest.raises(NormalizationError) as exc:
+        norm(mdm("T02", "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F"))
+    assert exc.value.code == "MDM_NO_DOCUMENT" and "TX, FT or ST" in str(exc.value)
+
+
+def test_point_of_care_results_are_read_like_r01():
+    """ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6: a blood gas or glucose meter result, with or
+    without an order) share R01's PID, ORC, OBR, OBX layout: they were refused as
+    HL7_UNSUPPORTED_TYPE. Another ORU trigger still is, naming itself."""
+    import pytest
+
+    from tests.test_lab_normalizer import MSH
+    obx = "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F"
+    for trigger in ("R30", "R31", "R32"):
+        nm = norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", f"ORU^{trigger}^ORU_{trigger}")))
+        assert [(e.code, e.value_num) for e in nm.entries] == [("BIOCHIMIE", None),
+                                                               ("2345-7", 5.4)]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "ORU^R40^ORU_R40")))
+    assert (exc.value.code, str(exc.value)) == (
+        "HL7_UNSUPPORTED_TYPE", "message type ORU^R40 is not handled by this intake")
+
+
+def test_sn_ratio_or_range_without_its_comparator_component():
+    """'1^:^128' or '1^-^5' where '^1^:^128' was due: the number was read as an unknown
+    comparator and the whole message failed (OBX_BAD_NUMBER). A number followed by an SN
+    separator is num1, with a warning; anything else still fails naming the field."""
+    import pytest
+    nm = norm(oru("OBX|1|SN|TIT^Titre rubéole^L||1^:^128||||||F",
+                  "OBX|2|SN|HEM^Hématies^L||1^-^5|/champ|||||F",
+                  "OBX|3|SN|CRP^CRP^L||<^0.5|mg/L|||||F"))
+    tit, hem, crp = nm.entries[1:]
+    assert (tit.value, tit.value_num, tit.details["sn"]) == (
+        "1:128", None, {"comparator": "", "num1": "1", "separator": ":", "num2": "128"})
+    assert hem.value == "1-5" and (crp.value, crp.comparator) == ("<0.5", "<")
+    assert [w for w in nm.warnings if "SN without" in w] == [
+        "OBX[5]-5: SN without its comparator component, read as num1^separator^num2",
+        "OBX[6]-5: SN without its comparator component, read as num1^separator^num2"]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|SN|TIT^Titre^L||2^x^3||||||F"))
+    assert str(exc.value) == "OBX[5]-5: unknown SN comparator"
+
+
+def test_order_canceled_by_its_orc_without_results_or_obr25():
+    """A lab cancelling an order sends its ORC-1 'OC' (order canceled) or 'CR' (canceled as
+    requested), OBR-25 left empty (optional before v2.5) and no OBX: the report's status was
+    'unknown'. OBR-25 and the results' statuses still win; an ORC inherited from an earlier
+    order says nothing of this one."""
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan^L|||202403150810|"
+           "||||||||||||||202403151045|||{}")
+    orc = "ORC|{}|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO"
+    for code in ("OC", "CR", "CA", "OD"):
+        assert norm(oru(order=(orc.format(code), obr.format("")))).entries[0].status == \
+            "cancelled"
+    assert norm(oru(order=(orc.format("OC"), obr.format("F")))).entries[0].status == "final"
+    assert norm(oru(order=(orc.format("RE"), obr.format("")))).entries[0].status == "unknown"
+    inherited = norm(oru(order=(orc.format("OC"), obr.format("X"),
+                                obr.format("").replace("24C0315-07", "24C0315-08"))))
+    assert [e.status for e in inherited.entries] == ["cancelled", "unknown"]
+
+
+def test_oul_results_specimen_first_or_order_first():
+    """OUL^R22 (IHE LTW: SPM, its own OBX, then its orders OBR, ORC, NTE, TQ1, OBX) and R24
+    (OBR, ORC, SPM, OBX) were refused as HL7_UNSUPPORTED_TYPE. The ORC follows its OBR
+    there: it is that order's, with the NTE after it; an SPM dates its orders (SPM-17)
+    and its own OBX (a volume) are filed with its first order."""
+    import pytest
+
+    def oul(trigger: str, *segs: str) -> str:
+        msh = (f"MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP|GHT|20240315104500||OUL^{trigger}^OUL_"
+               f"{trigger}|OUL-{trigger}|P|2.5|||||FRA|UNICODE UTF-8")
+        return "\r".join([msh, "PID|1||LD-778^^^LABO-DEMO^PI||DUPONT^Marie||19790328|F",
+                          "PV1|1|O", *segs]) + "\r"
+
+    r22 = norm(oul(
+        "R22", "SPM|1|S-1||SER^Sérum^HL70487|||||||||||||202403150805",
+        "OBX|1|NM|VOL^Volume^L||5|mL|||||F",
+        "OBR|1|PL-1|FI-1^LABO-DEMO|GLY^Glycémie^L|||||||||||||||||||||F",
+        "ORC|SC|PL-1|FI-1^LABO-DEMO", "NTE|1||À jeun", "TQ1|1||||||202403150800||R",
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+        "SPM|2|S-2||SER^Sérum^HL70487|||||||||||||202403150930",
+        "OBR|2|PL-2|FI-2^LABO-DEMO|K^Potassium^L|||||||||||||||||||||F",
+        "ORC|SC|PL-2|FI-2^LABO-DEMO",
+        "OBX|1|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|N|||F",
+        "OBR|3|PL-3|FI-3^LABO-DEMO|NA^Sodium^L|||||||||||||||||||||F",
+        "OBX|1|NM|NA^Sodium^L||140|mmol/L|135-145|N|||F"))
+    gly_report, vol, gly, k_report, k, na_report, na = r22.entries
+    assert (gly_report.key, gly_report.details["comments"]) == (
+        "report|FI-1|LABO-DEMO|GLY", ["À jeun"])
+    assert (vol.key, vol.value_num, vol.parent_key) == (
+        "result|FI-1|LABO-DEMO|VOL|L|", 5.0, gly_report.key)
+    assert gly.effective == "2024-03-15T08:05+01:00" and gly.value_num == 5.4
+    assert (k_report.key, k.effective, k.value_num) == (
+        "report|FI-2|LABO-DEMO|K", "2024-03-15T09:30+01:00", 4.1)
+    assert (na_report.key, na.effective) == ("report|FI-3|LABO-DEMO|NA",
+                                             "2024-03-15T09:30+01:00")
+    r24 = norm(oul(
+        "R24", "OBR|1|PL-1|FI-1^LABO-DEMO|GLY^Glycémie^L|||||||||||||||||||||F",
+        "ORC|SC|PL-1|FI-1^LABO-DEMO", "SPM|1|S-1||SER^Sérum^HL70487|||||||||||||202403150805",
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+        "OBR|2|PL-2|FI-2^LABO-DEMO|K^Potassium^L|||||||||||||||||||||F",
+        "ORC|SC|PL-2|FI-2^LABO-DEMO", "SPM|2|S-2||SER^Sérum^HL70487|||||||||||||202403150930",
+        "OBX|1|NM|K^Potassium^L||4.1|mmol/L|3.5-5.1|N|||F"))
+    assert [(e.key, e.effective) for e in r24.entries] == [
+        ("report|FI-1|LABO-DEMO|GLY", "2024-03-15T08:05+01:00"),
+        ("result|FI-1|LABO-DEMO|GLY|L|", "2024-03-15T08:05+01:00"),
+        ("report|FI-2|LABO-DEMO|K", "2024-03-15T09:30+01:00"),
+        ("result|FI-2|LABO-DEMO|K|L|", "2024-03-15T09:30+01:00")]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oul("R22", "SPM|1|S-1||SER^Sérum^HL70487", "OBX|1|NM|VOL^Volume^L||5|mL|||||F"))
+    assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[5]")
+
+
+def test_mdm_t04_outside_cisis_is_a_status_change_and_t11_a_cancel():
+    """MDM^T04 deletes a document under CI-SIS (MSH-21 names the profile); in HL7 v2.5 (9.3.4)
+    it is 'document status change notification and content': a transcription system sends it
+    when the report is signed (TXA-17 'LA'). Outside CI-SIS it deleted the report it was
+    sending; it is now a new version of it (an OBX-11 'D' still deletes). MDM^T11 (document
+    cancel notification, TXA alone) withdraws the document TXA-12 names; it was refused."""
+    from normalizers.model import ACTION_DELETE, ACTION_NEW
+    from tests.test_lab_normalizer import PID
+
+    def mdm(trigger: str, *obx: str) -> str:
+        msh = (f"MSH|^~\\&|TRANSCRIPTION|CLINIQUE-Y|DMP|GHT|20240316110000||MDM^{trigger}^"
+               f"MDM_T02|MDM-{trigger}|P|2.5|||AL|NE||UNICODE UTF-8")
+        txa = "TXA|1|CR^Compte rendu^L|TX|202403151000||||||||CR-4471^TRANSCRIPTION||||||LA"
+        return "\r".join([msh, "EVN||20240316110000", PID, "PV1|1|O", txa, *obx]) + "\r"
+
+    ed = "OBX|1|ED|18748-4^CR d'imagerie^LN||^text^plain^A^Compte rendu signé||||||{}"
+    (signed,) = norm(mdm("T04", ed.format("F"))).entries
+    assert (signed.key, signed.action, signed.replaces_key) == (
+        "document|CR-4471", ACTION_NEW, None)
+    assert signed.attachment.data == "Compte rendu signé".encode()
+    (deleted,) = norm(mdm("T04", ed.format("D"))).entries
+    assert deleted.action == ACTION_DELETE
+    (cancel,) = norm(mdm("T11")).entries
+    assert (cancel.type, cancel.key, cancel.action, cancel.replaces_key, cancel.source_ref) == (
+        "document", "document|CR-4471", ACTION_DELETE, "document|CR-4471", "TXA[5]")
+    assert cancel.attachment is None
+
+
+def test_international_unit_spellings_map_to_ucum():
+    """US and ELR senders (CDC ELR Realm, Cerner, athenahealth samples) spell the units the
+    French table knew in French ('mUI/mL', 'UI') in English, or write UCUM codes it lacked:
+    all were filed as unmapped units."""
+    from normalizers.units import to_ucum
+    expected = {"mIU/mL": "m[IU]/mL", "IU/mL": "[IU]/mL", "IU": "[IU]", "uIU/mL": "u[IU]/mL",
+                "kU/L": "kU/L", "ng/dL": "ng/dL", "mm/hr": "mm/h", "thou/uL": "10*3/uL",
+                "x10E6/uL": "10*6/uL", "cells/uL": "{cells}/uL", "/HPF": "/[HPF]",
+                "/hpf": "/[HPF]", "mg/g{creat}": "mg/g{creat}", "secs": "s",
+                "umol/24h": "umol/(24.h)", "‰": "[ppth]"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+    assert to_ucum("G/L") == ("10*9/L", True) and to_ucum("g/L") == ("g/L", True)
+
+
+def test_adt_merge_is_refused_saying_what_it_is():
+    """An ADT^A40 (merge) or A18/A34-A51 (links, identifier moves) is refused on purpose; the
+    error said only 'not handled', as for a message type nobody knows. It now says what the
+    message is and why it is not applied; an unknown trigger keeps the short text."""
+    import pytest
+
+    from tests.test_lab_normalizer import PID
+
+    def adt(trigger: str) -> str:
+        return "\r".join([f"MSH|^~\\&|HIS|HOPITAL|DMP|GHT|20240315104500||ADT^{trigger}^ADT_A39|"
+                          f"ADT-{trigger}|P|2.5|||AL|NE||UNICODE UTF-8",
+                          "EVN|A40|20240315104400", PID,
+                          "MRG|LD-0^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI"]) + "\r"
+
+    with pytest.raises(NormalizationError) as exc:
+        norm(adt("A40"))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+    assert str(exc.value).startswith("message type ADT^A40 (merge patient - patient "
+                                     "identifier list) is not applied by this intake")
+    with pytest.raises(NormalizationError) as exc:
+        norm(adt("A99"))
+    assert str(exc.value) == "message type ADT^A99 is not handled by this intake"

@@ -57,7 +57,8 @@ def test_unit_table_is_well_formed():
 
 def test_all_tables_load():
     for name in ("ins_oids", "ucum_units", "local_to_loinc", "result_status", "report_status",
-                 "metadmpmss", "cisis_actions", "ed_media_types"):
+                 "metadmpmss", "cisis_actions", "ed_media_types", "order_control_status",
+                 "adt_not_applied"):
         assert table(name), name
 
 
