@@ -1118,8 +1118,17 @@ def _untyped(value: Value) -> Value:
     return value
 
 
+# Entry.value_type holds 10 characters (HL7v2 types are 2-3): a longer CDA xsi:type
+# (RTO_QTY_QTY, RTO_INT_INT: a titre) is filed as its family, the whole type in details.
+VALUE_TYPE_SIZE = 10
+
+
 def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None) -> None:
     entry.value_type = value.type or None
+    if value.type and len(value.type) > VALUE_TYPE_SIZE:
+        # the whole document was refused as FIELD_TOO_LONG for a titre sent as RTO_INT_INT
+        entry.value_type = value.type.split("_", 1)[0][:VALUE_TYPE_SIZE]
+        entry.details["xsi_type"] = value.type
     if isinstance(value, PQ):
         entry.value = value.value or None
         number = value.number

@@ -1383,3 +1383,23 @@ def test_a_negated_result_is_never_the_same_fact_as_the_positive_one():
                     details={"negated": True})
     assert fact_of(positive) is not None
     assert fact_of(negated) is None
+
+
+# -- third round: lab reports (IHE PaLM / XD-LAB, CR-BIO, C-CDA results) ------------------------
+def _lab_result(value: str, extra: str = "", code: str = "31147-2") -> str:
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/><id root="1.2.250.1.999.9" extension="R1"/>
+      <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240310083000+0100"/>{value}{extra}</observation></entry>"""
+
+
+@pytest.mark.parametrize("xsi_type", ["RTO_INT_INT", "RTO_QTY_QTY"])
+def test_titre_with_a_long_ratio_type_is_filed(xsi_type: str) -> None:
+    """A titre sent as RTO_INT_INT (or the schema's RTO_QTY_QTY): its type is longer than
+    the 10 characters an entry's value type holds, and the whole CR-BIO was refused as
+    FIELD_TOO_LONG. The result is filed as an RTO, the type as sent in details."""
+    entry = _one(_section("18723-7", "Sérologie", _lab_result(
+        f'<value xsi:type="{xsi_type}"><numerator xsi:type="INT" value="1"/>'
+        '<denominator xsi:type="INT" value="128"/></value>')))
+    assert (entry.value, entry.value_type) == ("1/128", "RTO")
+    assert entry.details["xsi_type"] == xsi_type
