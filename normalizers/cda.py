@@ -427,14 +427,16 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                parent_key: str | None, specimen: str | None = None,
                panel: dict[str, str] | None = None,
                family: dict[str, Any] | None = None,
-               when: str | None = None) -> Iterator[Entry]:
+               when: str | None = None,
+               isolate: dict[str, str] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
     describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
     code of the battery (organizer) a result belongs to; ``family`` is set (the relative,
     when said) inside a family history: what is observed there is about a relative;
-    ``when`` the time of the organizer (or scored observation) whose component this is."""
+    ``when`` the time of the organizer (or scored observation) whose component this is;
+    ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -464,6 +466,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.specimen_time = specimen or made.specimen_time
             if panel:
                 made.details["panel"] = panel
+            if isolate:
+                made.details["isolate"] = isolate
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
@@ -511,9 +515,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
+        isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel, family, own_time or when)
+                                  specimen, battery or panel, family, own_time or when,
+                                  isolate)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
     concern = act.status_code if kind == CONCERN else ""
@@ -549,7 +555,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
                               inner_specimen, None, family,
                               own_time if rel.type_code == "COMP" and
-                              isinstance(act, Observation) else None)
+                              isinstance(act, Observation) else None, isolate)
 
 
 def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
@@ -610,6 +616,33 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
 
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
+ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
+
+
+def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """The micro-organism an isolate organizer is about (IHE LAB / CI-SIS
+    FR-Isolat-microbiologique: CLUSTER, specimen/specimenRole/specimenPlayingEntity coded in
+    SNOMED CT, its words in originalText), for the results it holds: the count and the
+    antibiogram of each germ carry no organism of their own, and two isolates' 'amoxicillin:
+    R' and 'amoxicillin: S' could not be told apart (the organism was lost)."""
+    if act.class_code != "CLUSTER" and ISOLATE_ORGANIZER not in act.template_roots:
+        return None
+    for spec in act.specimens:
+        entity = spec.entity
+        if entity is None or entity.player_code is None:
+            continue
+        code = entity.player_code
+        coded = _code(code, ctx, section)
+        text = original_text(code, section)
+        out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
+        if text and text != out.get("display"):
+            out["text"] = text  # the lab's words ('E. coli BLSE'), beside the code's name
+        ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
+        if ids:
+            out["id"] = ids[0]  # the isolate number: the same germ across reports
+        if out.get("code") or text:
+            return out
+    return None
 
 
 def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:

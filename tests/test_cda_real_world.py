@@ -1403,3 +1403,42 @@ def test_titre_with_a_long_ratio_type_is_filed(xsi_type: str) -> None:
         '<denominator xsi:type="INT" value="128"/></value>')))
     assert (entry.value, entry.value_type) == ("1/128", "RTO")
     assert entry.details["xsi_type"] == xsi_type
+
+
+def _isolate(germ: str, name: str, number: str, interpretation: str) -> str:
+    return f"""<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.5"/><statusCode code="completed"/>
+      <effectiveTime value="20240311160000+0100"/>
+      <specimen typeCode="SPC"><specimenRole classCode="SPEC">
+        <id root="1.2.250.1.999.9.3" extension="{number}"/>
+        <specimenPlayingEntity classCode="MIC"><code code="{germ}"
+          codeSystem="2.16.840.1.113883.6.96"><originalText>{name}</originalText></code>
+        </specimenPlayingEntity></specimenRole></specimen>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
+          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
+        </observation></component></organizer></component></organizer></entryRelationship>"""
+
+
+def test_antibiogram_results_say_which_germ_they_are_of() -> None:
+    """IHE LAB / CI-SIS microbiology: each isolate organizer names its germ in its specimen
+    (specimenPlayingEntity, SNOMED CT); the susceptibility results under it name only the
+    antibiotic. Two germs' 'amoxicillin' results could not be told apart: each result now
+    carries its isolate (code, the lab's words, the isolate number)."""
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate("112283007", "Escherichia coli BLSE", "ISO-1", "R")}
+      {_isolate("3092008", "Staphylococcus aureus", "ISO-2", "S")}
+      </act></entry>"""))
+    assert [(e.code, e.interpretation, e.details["isolate"]["code"]) for e in got] == [
+        ("18862-3", "R", "112283007"), ("18862-3", "S", "3092008")]
+    assert got[0].details["isolate"] == {"code": "112283007", "system": "SNOMED-CT",
+                                         "display": "Escherichia coli BLSE",
+                                         "id": "1.2.250.1.999.9.3^ISO-1"}
+    assert got[0].details["panel"]["code"] == "18769-0"
