@@ -826,8 +826,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
     if act.interpretation_codes:
-        entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
-            or None
+        entry.interpretation = ",".join(filter(None, map(_interpretation,
+                                                         act.interpretation_codes))) or None
+        local = [c.code for c in act.interpretation_codes
+                 if c.code and c.code_system != INTERPRETATION_SYSTEM and
+                 any(t.code_system == INTERPRETATION_SYSTEM for t in c.translations)]
+        if local:
+            entry.details["interpretation_local"] = local  # the lab's flag, as sent
     if act.reference_ranges:
         _reference_range(act.reference_ranges, entry, ctx, section)
     if entry.code is None and entry.value is None:
@@ -873,6 +878,19 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
             if not (isinstance(low, TS) and low.value) and not period.value and \
                     entry.effective == resolved:
                 entry.effective = None
+
+
+INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
+
+
+def _interpretation(code: CD) -> str:
+    """An interpretation as the HL7 ObservationInterpretation code (H, L, A, S, R...) when
+    the code or one of its translations is one: a lab's own flag ('++', 'ELEVE') translated
+    to HH was filed as '++', which no reader (nor the HL7v2 path's flags) knows."""
+    for c in (code, *code.translations):
+        if c.code and c.code_system == INTERPRETATION_SYSTEM:
+            return c.code
+    return code.code
 
 
 def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,

@@ -1442,3 +1442,15 @@ def test_antibiogram_results_say_which_germ_they_are_of() -> None:
                                          "display": "Escherichia coli BLSE",
                                          "id": "1.2.250.1.999.9.3^ISO-1"}
     assert got[0].details["panel"]["code"] == "18769-0"
+
+
+def test_interpretation_is_the_hl7_code_of_a_translated_lab_flag() -> None:
+    """A lab's own flag ('++') translated to the HL7 ObservationInterpretation code: the
+    HL7 code (HH) is the interpretation, the lab's flag kept in details."""
+    entry = _one(_section("18719-5", "Biochimie", _lab_result(
+        '<value xsi:type="PQ" value="14.2" unit="mmol/L"/>',
+        '<interpretationCode code="++" codeSystem="1.2.250.1.999.9.5">'
+        '<translation code="HH" codeSystem="2.16.840.1.113883.5.83"/></interpretationCode>'
+        '<interpretationCode code="A" codeSystem="2.16.840.1.113883.5.83"/>')))
+    assert entry.interpretation == "HH,A"
+    assert entry.details["interpretation_local"] == ["++"]
