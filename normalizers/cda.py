@@ -515,6 +515,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
+        notes = _comments(act, section) if act.class_code == "BATTERY" else []
+        if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
+            battery = {**(battery or {}), "comments": notes}
         isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
@@ -525,6 +528,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
         if rel.act is None:
+            continue
+        if made is not None and _is_comment(rel.act):
+            # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
+            # Activity, CCD comment): the statement's, not skipped with the narrative's
+            note = _comment_text(rel.act, section)
+            if note:
+                made.details.setdefault("comments", []).append(note)
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
@@ -556,6 +566,37 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               inner_specimen, None, family,
                               own_time if rel.type_code == "COMP" and
                               isinstance(act, Observation) else None, isolate)
+
+
+COMMENT_TEMPLATES = frozenset({
+    "1.3.6.1.4.1.19376.1.5.3.1.4.2",  # IHE PCC Comment (CI-SIS FR-Commentaire-ER)
+    "2.16.840.1.113883.10.20.22.4.64",  # C-CDA Comment Activity
+    "2.16.840.1.113883.10.20.1.40",  # CCD Comment
+})
+ANNOTATION_COMMENT = "48767-8"  # LOINC Annotation comment: the code of all three
+
+
+def _is_comment(act: ClinicalStatement) -> bool:
+    return act.kind == "act" and (
+        not COMMENT_TEMPLATES.isdisjoint(act.template_roots) or
+        (act.code is not None and act.code.code == ANNOTATION_COMMENT and
+         system_name(act.code.code_system) == LOINC))
+
+
+def _comment_text(act: ClinicalStatement, section: Section) -> str:
+    """The words of a comment act: its text, inline or the narrative it references."""
+    text = act.text.strip() or referenced_text(act.text_reference, section).strip()
+    return text[:BODY_TEXT_CAP]
+
+
+def _comments(act: ClinicalStatement, section: Section) -> list[str]:
+    """The comments an organizer (a battery) holds, in order: as components (CI-SIS) or
+    entryRelationships."""
+    nested = [rel.act for rel in act.entry_relationships if rel.act is not None]
+    if isinstance(act, Organizer):
+        nested = [*act.components, *nested]
+    notes = [_comment_text(a, section) for a in nested if _is_comment(a)]
+    return [n for n in notes if n]
 
 
 def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:

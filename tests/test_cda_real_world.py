@@ -1454,3 +1454,39 @@ def test_interpretation_is_the_hl7_code_of_a_translated_lab_flag() -> None:
         '<interpretationCode code="A" codeSystem="2.16.840.1.113883.5.83"/>')))
     assert entry.interpretation == "HH,A"
     assert entry.details["interpretation_local"] == ["++"]
+
+
+def test_comments_on_a_result_and_on_its_battery_are_kept() -> None:
+    """Comments (IHE PCC Comment / CI-SIS FR-Commentaire-ER, C-CDA Comment Activity 4.64)
+    nested in a result, a problem..., or held by a battery (CI-SIS puts the battery's
+    conclusion among its components) were skipped: they go to details.comments, and to
+    details.panel.comments for the battery's."""
+    got = _entries(_section("18719-5", '<content ID="com1">Contrôlé sur un 2e tube</content>'
+                            '<content ID="concl">Profil compatible avec un syndrome '
+                            'inflammatoire</content>', """
+      <entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="1988-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="PQ" value="48" unit="mg/L"/>
+          <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+            moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+            <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+            <text><reference value="#com1"/></text><statusCode code="completed"/></act>
+          </entryRelationship>
+          <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+            moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.64"/>
+            <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+            <text>Prélèvement hémolysé</text></act></entryRelationship>
+        </observation></component>
+        <component><act classCode="ACT" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#concl"/></text><statusCode code="completed"/></act>
+        </component></organizer></entry>"""))
+    assert len(got) == 1
+    assert got[0].details["comments"] == ["Contrôlé sur un 2e tube", "Prélèvement hémolysé"]
+    assert got[0].details["panel"] == {
+        "comments": ["Profil compatible avec un syndrome inflammatoire"]}
