@@ -662,12 +662,12 @@ ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolat
 
 def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
     """The micro-organism an isolate organizer is about (IHE LAB / CI-SIS
-    FR-Isolat-microbiologique: CLUSTER, specimen/specimenRole/specimenPlayingEntity coded in
+    FR-Isolat-microbiologique: its template, specimen/specimenRole/specimenPlayingEntity coded in
     SNOMED CT, its words in originalText), for the results it holds: the count and the
     antibiogram of each germ carry no organism of their own, and two isolates' 'amoxicillin:
     R' and 'amoxicillin: S' could not be told apart (the organism was lost)."""
-    if act.class_code != "CLUSTER" and ISOLATE_ORGANIZER not in act.template_roots:
-        return None
+    if ISOLATE_ORGANIZER not in act.template_roots:  # a C-CDA result organizer is also a
+        return None  # CLUSTER, and its specimen is the material (blood), not a germ
     for spec in act.specimens:
         entity = spec.entity
         if entity is None or entity.player_code is None:

@@ -1490,3 +1490,20 @@ def test_comments_on_a_result_and_on_its_battery_are_kept() -> None:
     assert got[0].details["comments"] == ["Contrôlé sur un 2e tube", "Prélèvement hémolysé"]
     assert got[0].details["panel"] == {
         "comments": ["Profil compatible avec un syndrome inflammatoire"]}
+
+
+def test_specimen_of_a_ccda_cluster_organizer_is_no_germ() -> None:
+    """A C-CDA Result Organizer may be a CLUSTER and name its specimen (blood): that is the
+    material, not an isolate's germ."""
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="CLUSTER"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="6598-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <specimen typeCode="SPC"><specimenRole><specimenPlayingEntity><code code="119297000"
+        codeSystem="2.16.840.1.113883.6.96" displayName="sang"/></specimenPlayingEntity>
+      </specimenRole></specimen>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="6598-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="0.01" unit="ng/mL"/>
+      </observation></component></organizer></entry>"""))
+    assert "isolate" not in entry.details
