@@ -1294,6 +1294,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = (value.attributes.get("value") or value.text)[:2000] or None
     if entry.value_num is not None and not math.isfinite(entry.value_num):
         entry.value_num = None  # '1e400' is a Decimal but no float
+    if value.null_flavor and entry.value is None:
+        # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
+        # the result read as one sent without a word
+        entry.details["value_null_flavor"] = value.null_flavor[:8]
 
 
 def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:

@@ -1507,3 +1507,13 @@ def test_specimen_of_a_ccda_cluster_organizer_is_no_germ() -> None:
         <effectiveTime value="20240310"/><value xsi:type="PQ" value="0.01" unit="ng/mL"/>
       </observation></component></organizer></entry>"""))
     assert "isolate" not in entry.details
+
+
+def test_a_result_without_value_says_why() -> None:
+    """C-CDA pending component: statusCode active, value PQ nullFlavor NA. The result is
+    filed without a value (not final) and says why there is none."""
+    entry = _one(_section("30954-2", "Résultats", _lab_result(
+        '<value xsi:type="PQ" nullFlavor="NA"/>', code="804-5").replace(
+        '<statusCode code="completed"/>', '<statusCode code="active"/>')))
+    assert (entry.value, entry.status) == (None, "active")
+    assert entry.details["value_null_flavor"] == "NA"
