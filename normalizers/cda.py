@@ -428,7 +428,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                panel: dict[str, str] | None = None,
                family: dict[str, Any] | None = None,
                when: str | None = None,
-               isolate: dict[str, str] | None = None) -> Iterator[Entry]:
+               isolate: dict[str, str] | None = None,
+               performer: str | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -436,7 +437,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     code of the battery (organizer) a result belongs to; ``family`` is set (the relative,
     when said) inside a family history: what is observed there is about a relative;
     ``when`` the time of the organizer (or scored observation) whose component this is;
-    ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of."""
+    ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
+    ``performer`` the laboratory that performed them (the nearest IHE LAB performer)."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -456,6 +458,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
     if not isinstance(act, Observation):
         specimen = _specimen_time(act, ctx) or specimen
+    performer = _performing_lab(act) or performer
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
@@ -468,6 +471,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.details["panel"] = panel
             if isolate:
                 made.details["isolate"] = isolate
+            made.performer = made.performer or performer
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
@@ -522,7 +526,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
                                   specimen, battery or panel, family, own_time or when,
-                                  isolate)
+                                  isolate, performer)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen
     inner_specimen = None if isinstance(act, Observation) else specimen
     concern = act.status_code if kind == CONCERN else ""
@@ -565,7 +569,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
                               inner_specimen, None, family,
                               own_time if rel.type_code == "COMP" and
-                              isinstance(act, Observation) else None, isolate)
+                              isinstance(act, Observation) else None, isolate, performer)
 
 
 COMMENT_TEMPLATES = frozenset({
@@ -701,6 +705,25 @@ def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
                     return _iso_value(bound.value, ctx.warnings, bound.path) or None
             return None
         return _effective(t, ctx) or None
+    return None
+
+
+def _performing_lab(act: ClinicalStatement) -> str | None:
+    """Who performed a result: the performer (IHE LAB Laboratory Performer, CI-SIS
+    FR-Laboratoire-executant) of the observation or of the act, battery or isolate that
+    holds it, as the HL7v2 path files OBX-23: the organization's name, else its id, else
+    the person's id. A subcontracting laboratory's results read as the author's own."""
+    for part in act.performers:
+        entity = part.entity
+        if entity is None:
+            continue
+        org = entity.organization
+        names = [n for n in org.names if n] if org is not None else []
+        ids = [i.key for i in (org.ids if org is not None else []) if i.root] or \
+            [i.key for i in entity.ids if i.root]
+        found = names[0] if names else ids[0] if ids else ""
+        if found:
+            return found[:300]
     return None
 
 

@@ -1517,3 +1517,33 @@ def test_a_result_without_value_says_why() -> None:
         '<statusCode code="completed"/>', '<statusCode code="active"/>')))
     assert (entry.value, entry.status) == (None, "active")
     assert entry.details["value_null_flavor"] == "NA"
+
+
+def test_results_of_a_subcontracting_laboratory_name_it() -> None:
+    """IHE LAB Laboratory Performer / CI-SIS FR-Laboratoire-executant on the report act (or
+    a battery, or the result itself): the results it holds were done there, not by the
+    document's author. Filed as the HL7v2 path files OBX-23: the organization's name."""
+    got = _entries(_section("18719-5", "Biochimie", """<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <performer typeCode="PRF"><templateId root="1.3.6.1.4.1.19376.1.3.3.1.7"/>
+        <assignedEntity><id root="1.2.250.1.71.4.2.1" extension="899900000012"/>
+          <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1129900017"/>
+            <name>Laboratoire des Tilleuls</name></representedOrganization></assignedEntity>
+      </performer>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/><value xsi:type="PQ" value="80" unit="umol/L"/>
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="3094-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/><value xsi:type="PQ" value="5.1" unit="mmol/L"/>
+          <performer><assignedEntity><id root="1.2.250.1.71.4.2.1" extension="899900000099"/>
+          </assignedEntity></performer>
+        </observation></component></organizer></entryRelationship></act></entry>"""))
+    assert [(e.code, e.performer) for e in got] == [
+        ("2160-0", "Laboratoire des Tilleuls"), ("3094-0", "1.2.250.1.71.4.2.1^899900000099")]
