@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.model import (
@@ -131,13 +132,6 @@ def _placeholders() -> frozenset[str]:
 @cache
 def _absent_systems() -> frozenset[str]:
     return frozenset(system for system, _ in _absent_codes())
-
-
-@cache
-def _masking() -> dict[str, dict[str, bool]]:
-    flags = ("masque_ps", "invisible_patient", "invisible_rep_legaux")
-    return {row["code"]: {f.upper(): True for f in flags if row[f] == "1"}
-            for row in table("cda_confidentiality")}
 
 
 def system_name(oid: str, name: str = "") -> str:
@@ -254,8 +248,9 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
     effective = _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
     confidentiality = header.confidentiality_code.code if header.confidentiality_code else ""
-    masking = dict(_masking().get(confidentiality.upper(), {}))
-    if confidentiality and confidentiality.upper() not in _masking():
+    known = confidentiality_masking(confidentiality)
+    masking = known or {}
+    if confidentiality and known is None:
         warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: confidentialityCode {confidentiality!r} "
                         "is not in table cda_confidentiality; nothing masked")
     ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)

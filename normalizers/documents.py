@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from normalizers.cda_header import CdaHeader, looks_like_xml, read_cda_header
+from normalizers.cda_header import (
+    CdaHeader,
+    confidentiality_masking,
+    looks_like_xml,
+    read_cda_header,
+)
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import (
@@ -468,13 +473,30 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
         if meta.details:
             warnings.append("MetaDMPMSS texts in a message without document, ignored")
         return
-    doc_keys = {e.key for e in docs}
+    masking_of: dict[str, dict[str, bool]] = {}
     for e in docs:
-        e.masking = dict(meta.masking)
+        e.masking = _with_confidentiality(dict(meta.masking), e, warnings)
         e.details.update(meta.details)
+        masking_of[e.key] = e.masking
     for e in entries:
-        if e.type != DOCUMENT and e.parent_key in doc_keys:
-            e.masking = dict(meta.masking)
+        if e.type != DOCUMENT and e.parent_key in masking_of:
+            e.masking = dict(masking_of[e.parent_key])
+
+
+def _with_confidentiality(masking: dict[str, bool], doc: Entry,
+                          warnings: list[str]) -> dict[str, bool]:
+    """The message's flags, and what the carried CDA's confidentialityCode masks (R, V:
+    tables/cda_confidentiality.csv), as the same CDA received as a file is masked: a
+    restricted document sent without MetaDMPMSS flags (or with MASQUE_PS=N) was shown to
+    every professional. Masking wins: the flag that says N is overruled, with a warning."""
+    code = str((doc.details.get("cda") or {}).get("confidentiality_code") or "")
+    flags = confidentiality_masking(code) if code else None
+    for name, masked in (flags or {}).items():
+        if masked and masking.get(name) is False:
+            warnings.append(f"{doc.source_ref}: the CDA confidentialityCode {code[:4]!r} "
+                            f"masks the document ({name}) though the message's flag says N")
+        masking[name] = masking.get(name, False) or masked
+    return masking
 
 
 def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],

@@ -376,3 +376,18 @@ def test_mdm_carrying_a_pdf_report_adds_the_report_read_from_it():
     assert report.parent_key == docs[0].key and report.masking == docs[0].masking
     assert (report.code, report.effective) == ("MR", "2025-03-14")
     assert report.details["fields"]["conclusion"]["source"] == "text"
+
+
+def test_restricted_cda_is_masked_whatever_the_message_flags_say():
+    """A CDA whose confidentialityCode is R or V is masked to professionals when received as
+    a file (tables/cda_confidentiality.csv); carried in HL7v2 it took only the MetaDMPMSS
+    flags and was shown to every professional when they said nothing, or N."""
+    restricted = cda("DOC-R").replace(b'<confidentialityCode code="N"',
+                                      b'<confidentialityCode code="V"')
+    flagged = norm(oru("NW", "F", b64(restricted)))
+    assert flagged.entries[0].masking == {**EXPECTED_MASKING, "MASQUE_PS": True}
+    assert any("confidentialityCode 'V'" in w for w in flagged.warnings)
+    bare = "\r".join(s for s in oru("NW", "F", b64(restricted)).split("\r")
+                     if "MetaDMPMSS" not in s)
+    assert norm(bare).entries[0].masking == {"MASQUE_PS": True}
+    assert norm(oru("NW", "F", b64(cda("DOC-N")))).entries[0].masking == EXPECTED_MASKING
