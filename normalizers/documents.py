@@ -563,10 +563,29 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
 
 def ei_id(msg: Message, rep: str) -> str:
     """An EI (entity id ^ namespace ^ universal id ^ type) as one id text: 'universal^entity'
-    when a universal id (OID root) is given, like a CDA II; else the entity id alone."""
+    when a universal id (OID root) is given, like a CDA II; else the entity id alone, read
+    as a CDA II when it is one written 'root.extension' (``dotted_ii``)."""
     c = comps(msg, rep)
     entity, universal = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
-    return f"{universal}^{entity}" if universal and entity else entity or universal
+    if universal and entity:
+        return f"{universal}^{entity}"
+    return dotted_ii(entity) if entity else universal
+
+
+# An OID (at least three arcs), then a '.' and something no OID arc can be (not all digits).
+_DOTTED_II = re.compile(r"([0-2](?:\.(?:0|[1-9][0-9]*)){2,})\.([^.]*[^0-9.][^.]*(?:\..*)?)")
+
+
+def dotted_ii(text: str) -> str:
+    """A document id written as the CDA's root and extension joined by '.' (the ANS MDM
+    examples' TXA-12 '1.2.250.1.71.4.2.2.120456789.A71024000081' for the ClinicalDocument/id
+    root 1.2.250.1.71.4.2.2.120456789, extension A71024000081) as the document key writes a
+    CDA II, 'root^extension'. A message whose payload is no readable CDA (a T04 deletion, a
+    placeholder) was keyed otherwise than the same document received with its CDA, and its
+    deletion or replacement found nothing to act on. Unchanged when the text cannot be an
+    OID and an extension (an OID alone, a local number)."""
+    m = _DOTTED_II.fullmatch(text.strip())
+    return f"{m.group(1)}^{m.group(2)}" if m else text
 
 
 def sender_performer(msg: Message) -> str | None:

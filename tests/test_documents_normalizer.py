@@ -391,3 +391,19 @@ def test_restricted_cda_is_masked_whatever_the_message_flags_say():
                      if "MetaDMPMSS" not in s)
     assert norm(bare).entries[0].masking == {"MASQUE_PS": True}
     assert norm(oru("NW", "F", b64(cda("DOC-N")))).entries[0].masking == EXPECTED_MASKING
+
+
+def test_deletion_without_its_cda_finds_the_document_its_txa_names_root_dot_extension():
+    """The ANS MDM examples write TXA-12 as the CDA id's root and extension joined by '.'
+    (EI.1 alone). The initial T02 carried the CDA (key root^extension); the T04 deletion
+    carried a placeholder, was keyed 'root.extension' and deleted nothing: the document
+    stayed current. Such an id is read as the CDA II it is; a plain number is kept."""
+    txa12 = f"DOC-9^Organisation-Y^{DOC_ROOT}"
+    initial = norm(mdm("T02", "F", b64(cda("DOC-9")))).entries[0]
+    placeholder = b64("Document médical au format CDA".encode())
+    deletion = norm(mdm("T04", "D", placeholder).replace(
+        txa12, f"{DOC_ROOT}.DOC-9^Organisation-Y")).entries[0]
+    assert deletion.action == ACTION_DELETE
+    assert deletion.replaces_key == deletion.key == initial.key
+    local = norm(mdm("T02", "F", placeholder).replace(txa12, "20240315.42^Organisation-Y"))
+    assert local.entries[0].key == "document|20240315.42"
