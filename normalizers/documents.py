@@ -408,9 +408,17 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
             replaces_key = f"document|{parent}"
         elif ctx.fallback_is_slot and (header is None or not header.id_root):
             replaces_key = key
+        elif header is not None and header.set_id and header.set_id != doc_id:
+            # The first version of a document is identified by its setId (CI-SIS, the ANS
+            # examples): a replacement naming no parent replaces it. The warning promised
+            # a match by setId nothing made; the replaced version stayed current.
+            replaces_key = f"document|{header.set_id}"
+            warnings.append(f"{loc(obx)}: replacement names no parent document (no "
+                            "relatedDocument RPLC, no TXA-13); it replaces the first version "
+                            "of its set (setId)")
         else:
             warnings.append(f"{loc(obx)}: replacement names no parent document "
-                            "(no relatedDocument RPLC, no TXA-13); match it by setId")
+                            "(no relatedDocument RPLC, no TXA-13, no setId)")
     elif header is not None and header.replaced_id():
         warnings.append(f"{loc(obx)}: the CDA replaces a parent document but the message "
                         "sends it as new")

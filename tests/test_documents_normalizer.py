@@ -407,3 +407,15 @@ def test_deletion_without_its_cda_finds_the_document_its_txa_names_root_dot_exte
     assert deletion.replaces_key == deletion.key == initial.key
     local = norm(mdm("T02", "F", placeholder).replace(txa12, "20240315.42^Organisation-Y"))
     assert local.entries[0].key == "document|20240315.42"
+
+
+def test_replacement_without_a_parent_replaces_the_first_version_of_its_set():
+    """A replacement (ORC RO, OBX-11 C) whose CDA has no relatedDocument RPLC (the ANS ORU
+    examples' level-3 CR-BIO): the warning promised a match by setId that nothing made, and
+    the first version stayed current beside the second. The first version of a document is
+    identified by its setId: the replacement replaces it."""
+    first = norm(oru("NW", "F", b64(cda("SET-1")))).entries[0]
+    nm = norm(oru("RO", "C", b64(cda("DOC-2"))))
+    second = nm.entries[0]
+    assert (second.action, second.replaces_key) == (ACTION_REPLACE, first.key)
+    assert any("first version of its set" in w for w in nm.warnings)
