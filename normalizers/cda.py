@@ -25,6 +25,7 @@ import gc
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -1240,12 +1241,18 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value_type = value.type.split("_", 1)[0][:VALUE_TYPE_SIZE]
         entry.details["xsi_type"] = value.type
     if isinstance(value, PQ):
-        entry.value = value.value or None
-        number = value.number
+        amount, number, unit = _pq_parts(value)
+        entry.value = amount or None
         entry.value_num = float(number) if number is not None else None
-        if value.unit and value.unit != "1":
-            entry.unit_original = value.unit
-            entry.unit = to_ucum(value.unit).unit
+        if unit and unit != "1":
+            entry.unit_original = unit
+            entry.unit = to_ucum(unit).unit
+        if amount and not value.value:
+            entry.details["value_translated"] = True  # the PQ itself was a nullFlavor
+        others = [{"value": t.value, "unit": t.code or t.original_text}
+                  for t in value.translations if t.value] if value.value else []
+        if others:  # the same quantity in other units (CDA PQR): kept as sent
+            entry.details["value_translations"] = others
     elif isinstance(value, (INT, REAL)):
         entry.value = value.value or None
         number = value.number
@@ -1397,6 +1404,31 @@ def _period_text(value: IVL) -> str | None:
     return f"{low}/{high}" if low or high else None
 
 
+UCUM_OID = "2.16.840.1.113883.6.8"
+
+
+def _pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
+    """(value as written, its number, unit as sent) of a PQ. A PQ whose unit is no UCUM
+    unit is sent by C-CDA as a nullFlavor (OTH) carrying its value in a translation, the
+    unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost."""
+    if pq.value or not pq.translations:
+        return pq.value, pq.number, pq.unit
+    for t in pq.translations:
+        if t.value:
+            unit = t.code if t.code and t.code_system == UCUM_OID else \
+                t.original_text or t.code
+            return t.value, t.number, unit
+    return pq.value, pq.number, pq.unit
+
+
+def _bound(value: Value | None) -> str:
+    """The number a range bound says ('' for none), read in a translation when the bound
+    itself is a nullFlavor (C-CDA non-UCUM units)."""
+    if isinstance(value, PQ):
+        return _pq_parts(value)[0]
+    return value.value if isinstance(value, (INT, REAL)) else ""
+
+
 def _ratio(value: RTO) -> str | None:
     """'1/64' (a titer), '5 mg/1 mL': a ratio's terms with their units when they are not 1."""
     terms = []
@@ -1418,8 +1450,7 @@ def _quantity(pq: PQ) -> str:
 def _range(value: Value | None) -> str | None:
     if not isinstance(value, IVL):
         return _quantity(value) if isinstance(value, PQ) else None
-    low = value.low.value if isinstance(value.low, (PQ, INT, REAL)) else ""
-    high = value.high.value if isinstance(value.high, (PQ, INT, REAL)) else ""
+    low, high = _bound(value.low), _bound(value.high)
     if low and high:
         return f"{low}-{high}"
     if low:

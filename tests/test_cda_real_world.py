@@ -1547,3 +1547,27 @@ def test_results_of_a_subcontracting_laboratory_name_it() -> None:
         </observation></component></organizer></entryRelationship></act></entry>"""))
     assert [(e.code, e.performer) for e in got] == [
         ("2160-0", "Laboratoire des Tilleuls"), ("3094-0", "1.2.250.1.71.4.2.1^899900000099")]
+
+
+def test_value_in_a_non_ucum_unit_sent_as_a_translation_is_kept() -> None:
+    """C-CDA 'Results Unit Non-UCUM': a value whose unit is no UCUM unit is a PQ nullFlavor
+    OTH carrying the number in a translation, the unit in its originalText; the range the
+    same way. The value and the range were lost; the same quantity sent in other units
+    beside a UCUM value is kept in details."""
+    entry = _one(_section("30954-2", "Résultats", _lab_result(
+        '<value xsi:type="PQ" nullFlavor="OTH"><translation value="152" nullFlavor="OTH">'
+        '<originalText>G/L</originalText></translation></value>',
+        '<referenceRange><observationRange><value xsi:type="IVL_PQ">'
+        '<low nullFlavor="OTH"><translation value="150" nullFlavor="OTH"><originalText>G/L'
+        '</originalText></translation></low><high nullFlavor="OTH"><translation value="400"'
+        ' nullFlavor="OTH"><originalText>G/L</originalText></translation></high></value>'
+        '</observationRange></referenceRange>', code="26515-7")))
+    assert (entry.value, entry.value_num, entry.unit_original) == ("152", 152.0, "G/L")
+    assert entry.reference_range == "150-400"
+    assert entry.details["value_translated"] is True
+    assert "value_null_flavor" not in entry.details
+    both = _one(_section("30954-2", "Résultats", _lab_result(
+        '<value xsi:type="PQ" value="1.05" unit="g/L"><translation value="5.8" code="mmol/L"'
+        ' codeSystem="2.16.840.1.113883.6.8"/></value>', code="2345-7")))
+    assert (both.value, both.unit) == ("1.05", "g/L")
+    assert both.details["value_translations"] == [{"value": "5.8", "unit": "mmol/L"}]

@@ -106,6 +106,7 @@ class PQR(Value):
     code_system: str = ""
     code_system_name: str = ""
     display: str = ""
+    original_text: str = ""  # the unit as the sender wrote it (C-CDA non-UCUM units)
 
     @property
     def number(self) -> Decimal | None:
