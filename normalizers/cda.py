@@ -338,6 +338,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
     for related in header.related_documents:
         details.setdefault("related", []).append(
             {"type": related.type_code, "ids": [i.key for i in related.ids]})
+    report_status = _report_status(header)
+    if report_status:
+        details["report_status"] = report_status
     if doc.non_xml_body is not None:
         details["body_media_type"] = doc.non_xml_body.media_type
         if doc.non_xml_body.compression:
@@ -349,11 +352,30 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  system=system_name(code.code_system) if code else None,
                  display=header.title or (code.display if code else None),
                  mapped=bool(code and system_name(code.code_system) == LOINC),
-                 value_type="ED", status="final", effective=ctx.effective,
+                 value_type="ED", status=_REPORT_STATUS.get(report_status) or
+                 _status(report_status), effective=ctx.effective,
                  performer=_performer(header.authors[0]) if header.authors else None,
                  action=action, replaces_key=replaces,
                  attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
                  details={k: v for k, v in details.items() if v not in (None, [], {})})
+
+
+LAB_NAMESPACE = "urn:oid:1.3.6.1.4.1.19376.1.3.2"  # IHE LAB (XD-LAB, PaLM) extensions
+_REPORT_STATUS = {"active": "preliminary"}  # results still to come: as HL7v2 OBR-25 P
+
+
+def _report_status(header) -> str:  # noqa: ANN001
+    """The status of a lab report as a whole (IHE XD-LAB / CI-SIS CR-BIO: the lab:statusCode
+    of documentationOf/serviceEvent, 'active' while results are still to come, 'completed'
+    for the final report); '' when the document says none. A partial report was filed as a
+    final one."""
+    codes = [ext.attributes.get("code", "") for event in header.documentation_of
+             for ext in event.extensions
+             if ext.namespace == LAB_NAMESPACE and ext.name == "statusCode"]
+    codes = [c for c in codes if c]
+    if not codes:
+        return ""
+    return next((c for c in codes if c != "completed"), codes[0])
 
 
 def _author(author) -> dict:  # noqa: ANN001

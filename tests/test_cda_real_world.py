@@ -1571,3 +1571,17 @@ def test_value_in_a_non_ucum_unit_sent_as_a_translation_is_kept() -> None:
         ' codeSystem="2.16.840.1.113883.6.8"/></value>', code="2345-7")))
     assert (both.value, both.unit) == ("1.05", "g/L")
     assert both.details["value_translations"] == [{"value": "5.8", "unit": "mmol/L"}]
+
+
+@pytest.mark.parametrize(("lab_status", "status"), [("active", "preliminary"),
+                                                    ("completed", "final")])
+def test_partial_lab_report_is_preliminary(lab_status: str, status: str) -> None:
+    """IHE XD-LAB / CI-SIS CR-BIO: documentationOf/serviceEvent/lab:statusCode 'active' says
+    the report is partial (results to come); it was filed as a final document."""
+    data = (HEAD.replace('<component><structuredBody>', f"""<documentationOf><serviceEvent>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      <lab:statusCode xmlns:lab="urn:oid:1.3.6.1.4.1.19376.1.3.2" code="{lab_status}"/>
+      </serviceEvent></documentationOf><component><structuredBody>""")
+            + _section("18719-5", "Biochimie", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert (document.status, document.details["report_status"]) == (status, lab_status)
