@@ -332,6 +332,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "custodian": _org_ids(header.custodian.organization)
         if header.custodian and header.custodian.organization else None,
         "encounter": _encounter(header),
+        "service_events": [e for e in map(_service_event, header.documentation_of) if e],
+        "legal_authenticator": _authenticator(header.legal_authenticator),
+        "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
     }
@@ -392,6 +395,65 @@ def _author(author) -> dict:  # noqa: ANN001
     return out
 
 
+def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
+    """What the document reports on (documentationOf/serviceEvent): the exam of a CR-IMG
+    (LOINC with its CCAM act, DICOM modality and body site as translations), the chapter of
+    a CR-BIO, a stay; its ids (accession number, study), period and who performed it. Only
+    in the archived XML until now: a report could not be found by the exam it reports."""
+    out: dict[str, Any] = {}
+    ids = [i.key for i in event.ids if i.root and not i.null_flavor]
+    if ids:
+        out["ids"] = ids
+    code = event.code
+    if code is not None and (code.code or code.translations):
+        if code.code:
+            out.update(code=code.code, system=system_name(code.code_system),
+                       display=code.display or code.original_text or None)
+        translations = [{"code": t.code, "system": system_name(t.code_system),
+                         "display": t.display or None}
+                        for t in code.translations if t.code]
+        if translations:
+            out["translations"] = translations
+    if isinstance(event.effective_time, IVL | TS):
+        period = event.effective_time
+        bounds = [("low", period.low), ("high", period.high)] if isinstance(period, IVL) \
+            else [("low", period)]
+        for name, bound in bounds:
+            if isinstance(bound, TS) and bound.value:
+                iso = _iso_value(bound.value)
+                if iso:
+                    out[name] = iso
+    performers = [p for p in map(_performing_party, event.performers) if p]
+    if performers:
+        out["performers"] = performers
+    return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
+def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
+    """A performer as ids: the person's (RPPS...) and the organization's (FINESS...)."""
+    entity = part.entity
+    if entity is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root]}
+    if entity.organization is not None:
+        out["organization"] = _org_ids(entity.organization)
+        names = [n for n in entity.organization.names if n]
+        if names:
+            out["organization_name"] = names[0]
+    out = {k: v for k, v in out.items() if v}
+    return out or None
+
+
+def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
+    """Who signed the document (legalAuthenticator: the physician responsible) and when."""
+    if auth is None:
+        return None
+    out = _performing_party(auth) or {}
+    if isinstance(auth.time, TS) and auth.time.value:
+        out["time"] = auth.time.value
+    return out or None
+
+
 def _performer(author) -> str | None:  # noqa: ANN001
     entity = author.entity
     if entity is None:
@@ -416,6 +478,18 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             v = getattr(enc.effective_time, name)
             if isinstance(v, TS) and v.value:
                 out[name] = v.value
+    facility = enc.location
+    if facility is not None:  # where: the care unit or facility and its kind (CI-SIS)
+        place: dict[str, Any] = {"ids": [i.key for i in facility.ids if i.root]}
+        if facility.code is not None and facility.code.code:
+            place["code"] = {"code": facility.code.code,
+                             "system": system_name(facility.code.code_system),
+                             "display": facility.code.display or None}
+        if facility.organization is not None:
+            place["organization"] = _org_ids(facility.organization)
+        place = {k: v for k, v in place.items() if v}
+        if place:
+            out["location"] = place
     return out
 
 

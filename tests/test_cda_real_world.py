@@ -1585,3 +1585,44 @@ def test_partial_lab_report_is_preliminary(lab_status: str, status: str) -> None
             + _section("18719-5", "Biochimie", "") + TAIL).encode()
     document = normalize_cda(parse_cda(data), data, "test").entries[0]
     assert (document.status, document.details["report_status"]) == (status, lab_status)
+
+
+def test_what_the_document_reports_on_who_signed_and_where_are_kept() -> None:
+    """CR-IMG: documentationOf/serviceEvent is the exam (LOINC, its CCAM act and DICOM
+    modality as translations, accession number, period, radiologist); legalAuthenticator
+    the signing physician; inFulfillmentOf the order; encompassingEncounter/location the
+    unit. All were only in the archived XML."""
+    header = """<inFulfillmentOf><order><id root="1.2.250.1.999.5" extension="CMD-77"/></order>
+      </inFulfillmentOf>
+      <documentationOf><serviceEvent classCode="ACT">
+        <id root="1.2.250.1.999.6" extension="ACC-2024-118"/>
+        <code code="24627-2" codeSystem="2.16.840.1.113883.6.1" displayName="TDM thorax">
+          <translation code="ZBQK002" codeSystem="1.2.250.1.213.2.5"/>
+          <translation code="CT" codeSystem="1.2.840.10008.2.16.4"/></code>
+        <effectiveTime><low value="20240312093000+0100"/><high value="20240312094500+0100"/>
+        </effectiveTime>
+        <performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1"
+          extension="810000000002"/><representedOrganization><id root="1.2.250.1.71.4.2.2"
+          extension="1129900025"/><name>Imagerie des Lilas</name></representedOrganization>
+        </assignedEntity></performer></serviceEvent></documentationOf>
+      <componentOf><encompassingEncounter><effectiveTime value="20240312"/>
+        <location><healthCareFacility><id root="1.2.250.1.999.7" extension="UF-RADIO"/>
+          <code code="SA01" codeSystem="1.2.250.1.71.4.2.4" displayName="Établissement public"/>
+        </healthCareFacility></location></encompassingEncounter></componentOf>
+      <component><structuredBody>"""
+    data = (HEAD.replace("<component><structuredBody>", header).replace(
+        "<custodian>", '<legalAuthenticator><time value="20240312120000+0100"/>'
+        '<signatureCode code="S"/><assignedEntity><id root="1.2.250.1.71.4.2.1" '
+        'extension="810000000002"/></assignedEntity></legalAuthenticator><custodian>', 1)
+        + _section("18782-3", "Conclusion", "") + TAIL).encode()
+    details = normalize_cda(parse_cda(data), data, "test").entries[0].details
+    event = details["service_events"][0]
+    assert (event["code"], event["ids"], event["low"]) == (
+        "24627-2", ["1.2.250.1.999.6^ACC-2024-118"], "2024-03-12T09:30:00+01:00")
+    assert {t["code"] for t in event["translations"]} == {"ZBQK002", "CT"}
+    assert event["performers"][0]["organization_name"] == "Imagerie des Lilas"
+    assert details["legal_authenticator"] == {"ids": ["1.2.250.1.71.4.2.1^810000000002"],
+                                              "time": "20240312120000+0100"}
+    assert details["orders"] == ["1.2.250.1.999.5^CMD-77"]
+    assert details["encounter"]["location"]["ids"] == ["1.2.250.1.999.7^UF-RADIO"]
+    assert details["encounter"]["location"]["code"]["code"] == "SA01"
