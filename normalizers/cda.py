@@ -357,7 +357,8 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  mapped=bool(code and system_name(code.code_system) == LOINC),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
-                 performer=_performer(header.authors[0]) if header.authors else None,
+                 performer=_performer(_human_author(header.authors))
+                 if header.authors else None,
                  action=action, replaces_key=replaces,
                  attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
                  details={k: v for k, v in details.items() if v not in (None, [], {})})
@@ -390,6 +391,8 @@ def _author(author) -> dict:  # noqa: ANN001
             out["role"] = entity.code.code
         if entity.organization is not None:
             out["organization"] = [i.key for i in entity.organization.ids if i.root]
+        if entity.person is None and entity.player_names:  # assignedAuthoringDevice
+            out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
         out["time"] = author.time.value
     return out
@@ -452,6 +455,14 @@ def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
     if isinstance(auth.time, TS) and auth.time.value:
         out["time"] = auth.time.value
     return out or None
+
+
+def _human_author(authors: list) -> Any:
+    """The author a document is by: the first person among its authors, else the first
+    (IHE XDS-SD and C-CDA name the software or scanner that made it as an author too: its
+    id was filed as the document's performer when it came first)."""
+    return next((a for a in authors if a.entity is not None and a.entity.person is not None),
+                authors[0])
 
 
 def _performer(author) -> str | None:  # noqa: ANN001

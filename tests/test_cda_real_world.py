@@ -1626,3 +1626,20 @@ def test_what_the_document_reports_on_who_signed_and_where_are_kept() -> None:
     assert details["orders"] == ["1.2.250.1.999.5^CMD-77"]
     assert details["encounter"]["location"]["ids"] == ["1.2.250.1.999.7^UF-RADIO"]
     assert details["encounter"]["location"]["code"]["code"] == "SA01"
+
+
+def test_a_software_author_is_not_the_documents_performer() -> None:
+    """The ANS eDISP names the 'Dossier Pharmaceutique' software (assignedAuthoringDevice)
+    as its first author, the pharmacist second: the software's id was the document's
+    performer. The first person is; the device is said as such in details.authors."""
+    data = (HEAD.replace("<author><time", """<author><time value="20240312"/><assignedAuthor>
+      <id root="1.2.250.1.71.4.2.1" extension="578435954900010/1.2.250.1.176.1"/>
+      <assignedAuthoringDevice><manufacturerModelName>Éditeur</manufacturerModelName>
+      <softwareName>Logiciel du laboratoire</softwareName></assignedAuthoringDevice>
+      </assignedAuthor></author><author><time""", 1).replace(
+        'extension="810000000001"/></assignedAuthor>',
+        'extension="810000000001"/><assignedPerson><name><family>Martin</family></name>'
+        '</assignedPerson></assignedAuthor>') + _section("18782-3", "x", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.performer == "1.2.250.1.71.4.2.1^810000000001"
+    assert document.details["authors"][0]["device"] == ["Éditeur", "Logiciel du laboratoire"]
