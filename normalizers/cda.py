@@ -630,7 +630,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             yield from _statement(component, section, ctx, inner_results, parent_key,
                                   specimen, battery or panel, family, own_time or when,
                                   isolate, performer)
-    # what an observation nests (a previous result, CR-BIO) is not of the same specimen
+    # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
+    # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
     concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
@@ -672,7 +673,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
                               inner_specimen, None, family,
                               own_time if rel.type_code == "COMP" and
-                              isinstance(act, Observation) else None, isolate, performer)
+                              isinstance(act, Observation) else None,
+                              *((None, None) if isinstance(act, Observation) else
+                                (isolate, performer)))
 
 
 COMMENT_TEMPLATES = frozenset({

@@ -1643,3 +1643,26 @@ def test_a_software_author_is_not_the_documents_performer() -> None:
     document = normalize_cda(parse_cda(data), data, "test").entries[0]
     assert document.performer == "1.2.250.1.71.4.2.1^810000000001"
     assert document.details["authors"][0]["device"] == ["Éditeur", "Logiciel du laboratoire"]
+
+
+def test_previous_result_is_not_given_the_current_ones_laboratory_nor_germ() -> None:
+    """A previous result (REFR, CI-SIS antériorité) nested in a result was done on an
+    earlier specimen, maybe elsewhere: it takes neither the performer nor the isolate of
+    the result it is nested in (as it never took its specimen time)."""
+    got = _entries(_section("18725-2", "Antibiogramme", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1"
+        extension="899900000012"/><representedOrganization><name>Laboratoire des Tilleuls</name>
+        </representedOrganization></assignedEntity></performer>
+      {_isolate("112283007", "Escherichia coli", "ISO-1", "R").replace(
+          '</observation></component></organizer></component>',
+          '''<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="20231102"/><value xsi:type="IVL_PQ"><high value="8"
+              unit="mg/L"/></value></observation></entryRelationship>
+          </observation></component></organizer></component>''')}
+      </act></entry>"""))
+    assert [(e.effective[:10], e.performer, "isolate" in e.details) for e in got] == [
+        ("2024-03-11", "Laboratoire des Tilleuls", True), ("2023-11-02", None, False)]
