@@ -995,6 +995,11 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
+    methods = [c for c in (_code(m, ctx, section) for m in act.method_codes) if c]
+    if methods:  # the technique or reagent (CI-SIS: ANSM common reagent table): results
+        # by two methods are not comparable; it was dropped
+        entry.details["method"] = [{"code": c[0], "system": c[1], "display": c[2]}
+                                   for c in methods]
     if act.interpretation_codes:
         entry.interpretation = ",".join(filter(None, map(_interpretation,
                                                          act.interpretation_codes))) or None

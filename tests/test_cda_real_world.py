@@ -1666,3 +1666,15 @@ def test_previous_result_is_not_given_the_current_ones_laboratory_nor_germ() -> 
       </act></entry>"""))
     assert [(e.effective[:10], e.performer, "isolate" in e.details) for e in got] == [
         ("2024-03-11", "Laboratoire des Tilleuls", True), ("2023-11-02", None, False)]
+
+
+def test_the_method_of_a_result_is_kept() -> None:
+    """methodCode (CI-SIS: the technique or reagent from the ANSM common reagent table; HL7
+    ObservationMethod): two glucose results by different methods are not comparable; it
+    was dropped."""
+    entry = _one(_section("18719-5", "Biochimie", _lab_result(
+        '<value xsi:type="PQ" value="4.89" unit="mmol/L"/><methodCode code="DEG" '
+        'displayName="Spectrophotométrie glucose oxydase" codeSystem="1.2.250.1.213.2.3.5"/>',
+        code="40193-5")))
+    assert entry.details["method"] == [{"code": "DEG", "system": "1.2.250.1.213.2.3.5",
+                                        "display": "Spectrophotométrie glucose oxydase"}]
