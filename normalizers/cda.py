@@ -995,11 +995,10 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
-    methods = [c for c in (_code(m, ctx, section) for m in act.method_codes) if c]
+    methods = [m for m in map(lambda c: _method(c, ctx, section), act.method_codes) if m]
     if methods:  # the technique or reagent (CI-SIS: ANSM common reagent table): results
         # by two methods are not comparable; it was dropped
-        entry.details["method"] = [{"code": c[0], "system": c[1], "display": c[2]}
-                                   for c in methods]
+        entry.details["method"] = methods
     if act.interpretation_codes:
         entry.interpretation = ",".join(filter(None, map(_interpretation,
                                                          act.interpretation_codes))) or None
@@ -1013,6 +1012,16 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _method(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A methodCode as {code, system, display}, else its words ({text}: CI-SIS lets a lab
+    name a method it has no code for in originalText)."""
+    coded = _code(code, ctx, section)
+    if coded:
+        return {"code": coded[0], "system": coded[1], "display": coded[2]}
+    text = original_text(code, section)
+    return {"text": text} if text else None
 
 
 # What the observations nested in a problem or an allergy say about it (LOINC 33999-4

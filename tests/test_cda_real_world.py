@@ -1678,3 +1678,13 @@ def test_the_method_of_a_result_is_kept() -> None:
         code="40193-5")))
     assert entry.details["method"] == [{"code": "DEG", "system": "1.2.250.1.213.2.3.5",
                                         "display": "Spectrophotométrie glucose oxydase"}]
+
+
+def test_a_method_named_only_in_words_is_kept() -> None:
+    """CI-SIS CR-BIO examples name the method of most results only in the narrative
+    (methodCode/originalText/reference): its words are the method."""
+    entry = _one(_section("18719-5", '<content ID="m1">(Immunoturbidimétrie)</content>',
+                          _lab_result('<value xsi:type="PQ" value="3" unit="mg/L"/>'
+                                      '<methodCode><originalText><reference value="#m1"/>'
+                                      '</originalText></methodCode>', code="1988-5")))
+    assert entry.details["method"] == [{"text": "(Immunoturbidimétrie)"}]
