@@ -172,6 +172,24 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
+_XML_DECLARED = re.compile(r"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+
+
+def text_bytes(value: str) -> bytes:
+    """The bytes of an ED sent as text (not base64): an XML document in the encoding its
+    declaration names (read as text in the message's charset, it was written out as UTF-8
+    under a declaration saying ISO-8859-1, and every accented word of the CDA read as
+    'hÃ©matologie'); UTF-8 for anything else or an encoding Python does not know.
+    Characters the declared encoding lacks become XML character references."""
+    m = _XML_DECLARED.match(value[:200])
+    if m:
+        try:
+            return value.encode(m.group(1), errors="xmlcharrefreplace")
+        except LookupError:
+            pass
+    return value.encode("utf-8")
+
+
 def _undeclared_base64(raw: str) -> bytes | None:
     """ED.5 sent without its encoding (ED.4 empty) that is base64 of a known format: what
     laboratory systems send as '^^^^JVBERi0x...' (a PDF). Only content with a known signature
@@ -216,7 +234,7 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
         value = unescaped(msg, raw)
         decoded = _undeclared_base64(value) if not encoding else None
         if decoded is None:
-            data = value.encode("utf-8")
+            data = text_bytes(value)
         else:
             data = decoded
             note = "ED encoding (ED.4) missing: base64 data recognised by its content"

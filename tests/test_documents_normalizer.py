@@ -419,3 +419,17 @@ def test_replacement_without_a_parent_replaces_the_first_version_of_its_set():
     second = nm.entries[0]
     assert (second.action, second.replaces_key) == (ACTION_REPLACE, first.key)
     assert any("first version of its set" in w for w in nm.warnings)
+
+
+@pytest.mark.parametrize("declared", ["UTF-8", "ISO-8859-1"])
+def test_cda_sent_as_text_is_read_in_the_encoding_it_declares(declared: str):
+    """A CDA in OBX-5 as text (no base64), whose declaration says ISO-8859-1: read in the
+    message's charset, it was written out as UTF-8 under that declaration and every accented
+    word of the document and of its entries read 'hÃ©matologie'."""
+    xml = cda("DOC-T").decode().replace('encoding="UTF-8"', f'encoding="{declared}"').replace(
+        "Compte rendu d'examens biologiques", "Compte rendu d'hématologie")
+    payload = xml.replace("\r", "").replace("\n", "\\X0A\\")
+    doc = norm(oru("NW", "F", "X").replace("^TEXT^XML^Base64^X", "^TEXT^XML^^" + payload)
+               ).entries[0]
+    assert doc.display == "Compte rendu d'hématologie"
+    assert doc.attachment.data.decode(declared).startswith("<?xml")
