@@ -995,7 +995,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
-    methods = [m for m in map(lambda c: _method(c, ctx, section), act.method_codes) if m]
+    played = [p.entity.player_code for p in act.participants if p.type_code == "DEV" and
+              p.entity is not None and p.entity.player_code is not None]
+    kits = [k for k in (_coded_or_words(c, ctx, section) for c in played) if k]
+    if kits:  # the instrument or test kit the result was obtained with (IHE LAB, CI-SIS
+        # DEP-CCU: the HPV detection kit)
+        entry.details["devices"] = kits
+    methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes) if m]
     if methods:  # the technique or reagent (CI-SIS: ANSM common reagent table): results
         # by two methods are not comparable; it was dropped
         entry.details["method"] = methods
@@ -1014,9 +1020,9 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     return entry
 
 
-def _method(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
-    """A methodCode as {code, system, display}, else its words ({text}: CI-SIS lets a lab
-    name a method it has no code for in originalText)."""
+def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A code as {code, system, display}, else its words ({text}: CI-SIS lets a lab name a
+    method it has no code for in originalText)."""
     coded = _code(code, ctx, section)
     if coded:
         return {"code": coded[0], "system": coded[1], "display": coded[2]}

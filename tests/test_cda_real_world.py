@@ -1688,3 +1688,16 @@ def test_a_method_named_only_in_words_is_kept() -> None:
                                       '<methodCode><originalText><reference value="#m1"/>'
                                       '</originalText></methodCode>', code="1988-5")))
     assert entry.details["method"] == [{"text": "(Immunoturbidimétrie)"}]
+
+
+def test_the_test_kit_of_a_result_is_kept() -> None:
+    """CI-SIS DEP-CCU / IHE LAB: the kit or instrument a result was obtained with is a DEV
+    participant of the observation (the HPV detection kit); it was dropped."""
+    entry = _one(_section("18725-2", "HPV", _lab_result(
+        '<value xsi:type="CD" code="1269497006" codeSystem="2.16.840.1.113883.6.96" '
+        'displayName="ADN d\'HPV-HR détecté"/><participant typeCode="DEV"><participantRole '
+        'classCode="MANU"><playingDevice><code code="VHEDA1" codeSystem="1.2.250.1.213.2.3.5"'
+        ' displayName="Trousse HPV-HR"/></playingDevice></participantRole></participant>',
+        code="77379-6")))
+    assert entry.details["devices"] == [{"code": "VHEDA1", "system": "1.2.250.1.213.2.3.5",
+                                         "display": "Trousse HPV-HR"}]
