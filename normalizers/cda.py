@@ -798,9 +798,13 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | No
 
 def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
     """When the specimen was taken: the effectiveTime of the Specimen Collection procedure
-    an IHE LAB act or battery nests (CI-SIS FR-Prelevement puts it in high)."""
-    for rel in act.entry_relationships:
-        proc = rel.act
+    an IHE LAB act nests, or a battery or isolate organizer holds as a component (one
+    specimen per battery: it was not looked for there) (CI-SIS FR-Prelevement puts it in
+    high)."""
+    nested = [rel.act for rel in act.entry_relationships]
+    if isinstance(act, Organizer):
+        nested.extend(act.components)
+    for proc in nested:
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTION not in proc.template_roots:
             continue

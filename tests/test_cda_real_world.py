@@ -1701,3 +1701,29 @@ def test_the_test_kit_of_a_result_is_kept() -> None:
         code="77379-6")))
     assert entry.details["devices"] == [{"code": "VHEDA1", "system": "1.2.250.1.213.2.3.5",
                                          "display": "Trousse HPV-HR"}]
+
+
+def test_each_battery_takes_the_collection_time_of_its_own_specimen() -> None:
+    """IHE LAB: a battery (or isolate) organizer may hold its Specimen Collection procedure
+    as a component, one specimen per battery (a blood and a urine sample): it was looked
+    for only among the act's entryRelationships and the results had no specimen time."""
+    def battery(code: str, taken: str, result: str) -> str:
+        return f"""<entryRelationship typeCode="COMP"><organizer classCode="BATTERY"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+          <statusCode code="completed"/>
+          <component><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+            <effectiveTime><high value="{taken}"/></effectiveTime></procedure></component>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403111030+0100"/>
+            <value xsi:type="PQ" value="{result}" unit="mmol/L"/></observation></component>
+          </organizer></entryRelationship>"""
+    got = _entries(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      {battery("2951-2", "202403110735+0100", "140")}
+      {battery("2955-3", "202403110900+0100", "60")}</act></entry>"""))
+    assert [(e.code, e.specimen_time) for e in got] == [
+        ("2951-2", "2024-03-11T07:35+01:00"), ("2955-3", "2024-03-11T09:00+01:00")]
