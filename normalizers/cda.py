@@ -36,6 +36,7 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    ENTRY_MAX,
     LAB_RESULT,
     Attachment,
     Entry,
@@ -1376,6 +1377,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.details["xsi_type"] = value.type
     if isinstance(value, PQ):
         amount, number, unit = _pq_parts(value)
+        if not value.value and len(unit) > ENTRY_MAX["unit_original"]:
+            # a unit in words (a translation's originalText) too long for the unit column:
+            # kept in details rather than refusing the whole document as FIELD_TOO_LONG
+            entry.details["unit_text"], unit = unit, ""
         entry.value = amount or None
         entry.value_num = float(number) if number is not None else None
         if unit and unit != "1":

@@ -1571,6 +1571,11 @@ def test_value_in_a_non_ucum_unit_sent_as_a_translation_is_kept() -> None:
         ' codeSystem="2.16.840.1.113883.6.8"/></value>', code="2345-7")))
     assert (both.value, both.unit) == ("1.05", "g/L")
     assert both.details["value_translations"] == [{"value": "5.8", "unit": "mmol/L"}]
+    words = "milliers de plaquettes par microlitre de sang total (numération automate)"
+    long = _one(_section("30954-2", "Résultats", _lab_result(
+        f'<value xsi:type="PQ" nullFlavor="OTH"><translation value="152" nullFlavor="OTH">'
+        f'<originalText>{words}</originalText></translation></value>', code="26515-7")))
+    assert (long.value, long.unit, long.details["unit_text"]) == ("152", None, words)
 
 
 @pytest.mark.parametrize(("lab_status", "status"), [("active", "preliminary"),
