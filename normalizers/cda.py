@@ -1105,7 +1105,8 @@ def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
     if text is None and isinstance(value, CD):
         coded = _code(value, ctx, section)
         text = (coded[2] or coded[0]) if coded else original_text(value, section)
-    text = text or normal.text or (value.text if isinstance(value, ST) else "")
+    text = text or normal.text or referenced_text(normal.text_reference, section) or \
+        (value.text if isinstance(value, ST) else "")
     entry.reference_range = text or None
     if len(ranges) > 1:
         entry.details["reference_ranges"] = len(ranges)

@@ -1732,3 +1732,14 @@ def test_each_battery_takes_the_collection_time_of_its_own_specimen() -> None:
       {battery("2955-3", "202403110900+0100", "60")}</act></entry>"""))
     assert [(e.code, e.specimen_time) for e in got] == [
         ("2951-2", "2024-03-11T07:35+01:00"), ("2955-3", "2024-03-11T09:00+01:00")]
+
+
+def test_reference_range_written_in_the_narrative_is_kept() -> None:
+    """C-CDA: observationRange/text is often only a reference to the narrative ('#rr1');
+    the range was read as '' and lost."""
+    entry = _one(_section("18719-5", '<content ID="rr1">3,9 à 5,8 mmol/L</content>',
+                          _lab_result('<value xsi:type="PQ" value="6.1" unit="mmol/L"/>',
+                                      '<referenceRange><observationRange><text><reference '
+                                      'value="#rr1"/></text></observationRange>'
+                                      '</referenceRange>', code="2345-7")))
+    assert entry.reference_range == "3,9 à 5,8 mmol/L"

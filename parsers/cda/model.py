@@ -595,6 +595,7 @@ class ReferenceRange:
     code: CD | None = None
     value: Value | None = None
     text: str = ""
+    text_reference: str = ""  # '#ID' of the narrative the range is written in (C-CDA)
     interpretation_code: CD | None = None
     path: str = ""
 
