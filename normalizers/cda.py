@@ -533,7 +533,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                family: dict[str, Any] | None = None,
                when: str | None = None,
                isolate: dict[str, str] | None = None,
-               performer: str | None = None) -> Iterator[Entry]:
+               lab: _Lab | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -542,7 +542,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     when said) inside a family history: what is observed there is about a relative;
     ``when`` the time of the organizer (or scored observation) whose component this is;
     ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
-    ``performer`` the laboratory that performed them (the nearest IHE LAB performer)."""
+    ``lab`` who performed and who validated them (the nearest IHE LAB performer and
+    verifier)."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -562,7 +563,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
     if not isinstance(act, Observation):
         specimen = _specimen_time(act, ctx) or specimen
-    performer = _performing_lab(act) or performer
+    lab = _lab_of(act, lab)
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
@@ -575,7 +576,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.details["panel"] = panel
             if isolate:
                 made.details["isolate"] = isolate
-            made.performer = made.performer or performer
+            if lab is not None:
+                made.performer = made.performer or lab.performer
+                if lab.validated_by:
+                    made.details["validated_by"] = lab.validated_by
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
@@ -630,7 +634,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
                                   specimen, battery or panel, family, own_time or when,
-                                  isolate, performer)
+                                  isolate, lab)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
@@ -676,7 +680,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               own_time if rel.type_code == "COMP" and
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
-                                (isolate, performer)))
+                                (isolate, lab)))
 
 
 COMMENT_TEMPLATES = frozenset({
@@ -817,6 +821,47 @@ def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
             return None
         return _effective(t, ctx) or None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Lab:
+    """Who performed results (``performer``, as Entry.performer) and who validated them
+    (``validated_by``: ids and time), from the nearest act, battery or result naming them."""
+
+    performer: str | None = None
+    validated_by: dict[str, Any] | None = None
+
+
+VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
+
+
+def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
+    """The laboratory parties of ``act``: its own performer and verifier (participant
+    AUTHEN: the biologist who validated the results, with when), else those of what holds
+    it. The validation was dropped."""
+    performer = _performing_lab(act)
+    validator = next((v for v in map(_verifier, act.participants) if v), None)
+    if performer is None and validator is None:
+        return inherited
+    return _Lab(performer or (inherited.performer if inherited else None),
+                validator or (inherited.validated_by if inherited else None))
+
+
+def _verifier(part) -> dict[str, Any] | None:  # noqa: ANN001
+    if part.type_code != VERIFIER or part.entity is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in part.entity.ids if i.root]}
+    when = part.time
+    if isinstance(when, IVL):
+        when = next((b for b in (when.high, when.low, when.center)
+                     if isinstance(b, TS) and b.value), None) or \
+            (TS(type="TS", value=when.value) if when.value else None)
+    if isinstance(when, TS) and when.value:
+        iso = _iso_value(when.value)
+        if iso:
+            out["time"] = iso
+    out = {k: v for k, v in out.items() if v}
+    return out or None
 
 
 def _performing_lab(act: ClinicalStatement) -> str | None:

@@ -1743,3 +1743,35 @@ def test_reference_range_written_in_the_narrative_is_kept() -> None:
                                       'value="#rr1"/></text></observationRange>'
                                       '</referenceRange>', code="2345-7")))
     assert entry.reference_range == "3,9 à 5,8 mmol/L"
+
+
+def test_results_say_who_validated_them_and_when() -> None:
+    """IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant: participant AUTHEN on the
+    report act (the biologist who validated, time/high the validation) applies to the
+    results it holds, a battery's own verifier to its results; it was dropped."""
+    def verifier(rpps: str, when: str) -> str:
+        return f"""<participant typeCode="AUTHEN"><templateId root="1.3.6.1.4.1.19376.1.3.3.1.5"/>
+          <time><high value="{when}"/></time><participantRole><id root="1.2.250.1.71.4.2.1"
+          extension="{rpps}"/></participantRole></participant>"""
+    got = _entries(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      {verifier("899900000031", "202403111120+0100")}
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20240311"/><value xsi:type="PQ" value="80" unit="umol/L"/>
+      </observation></entryRelationship>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        {verifier("899900000049", "202403111300+0100")}
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="3094-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="20240311"/><value xsi:type="PQ" value="5.1" unit="mmol/L"/>
+        </observation></component></organizer></entryRelationship></act></entry>"""))
+    assert [(e.code, e.details["validated_by"]) for e in got] == [
+        ("2160-0", {"ids": ["1.2.250.1.71.4.2.1^899900000031"],
+                    "time": "2024-03-11T11:20+01:00"}),
+        ("3094-0", {"ids": ["1.2.250.1.71.4.2.1^899900000049"],
+                    "time": "2024-03-11T13:00+01:00"})]
