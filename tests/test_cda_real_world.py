@@ -1775,3 +1775,15 @@ def test_results_say_who_validated_them_and_when() -> None:
                     "time": "2024-03-11T11:20+01:00"}),
         ("3094-0", {"ids": ["1.2.250.1.71.4.2.1^899900000049"],
                     "time": "2024-03-11T13:00+01:00"})]
+
+
+def test_ccam_under_the_assurance_maladie_oid_is_ccam() -> None:
+    """The ANS examples (CR-IMG, IPS-FR, VSM, LDL, cardiology) code CCAM acts under the OID
+    1.2.250.1.215.300.1, the table knew only 1.2.250.1.213.2.5: the acts were filed under
+    an OID as unmapped local codes, not as the same CCAM act another sender codes."""
+    entry = _one(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <code code="DDAF004" codeSystem="1.2.250.1.215.300.1" codeSystemName="CCAM"
+        displayName="Dilatation intraluminale de 2 vaisseaux coronaires"/>
+      <effectiveTime value="20240110"/></procedure></entry>"""))
+    assert (entry.code, entry.system, entry.mapped) == ("DDAF004", "CCAM", True)
