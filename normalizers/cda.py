@@ -839,6 +839,8 @@ def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
     """The laboratory parties of ``act``: its own performer and verifier (participant
     AUTHEN: the biologist who validated the results, with when), else those of what holds
     it. The validation was dropped."""
+    if not act.performers and not act.participants:  # most statements: nothing to read
+        return inherited
     performer = _performing_lab(act)
     validator = next((v for v in map(_verifier, act.participants) if v), None)
     if performer is None and validator is None:
