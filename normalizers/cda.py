@@ -25,15 +25,18 @@ import gc
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    ENTRY_MAX,
     LAB_RESULT,
     Attachment,
     Entry,
@@ -131,13 +134,6 @@ def _placeholders() -> frozenset[str]:
 @cache
 def _absent_systems() -> frozenset[str]:
     return frozenset(system for system, _ in _absent_codes())
-
-
-@cache
-def _masking() -> dict[str, dict[str, bool]]:
-    flags = ("masque_ps", "invisible_patient", "invisible_rep_legaux")
-    return {row["code"]: {f.upper(): True for f in flags if row[f] == "1"}
-            for row in table("cda_confidentiality")}
 
 
 def system_name(oid: str, name: str = "") -> str:
@@ -254,8 +250,9 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
     effective = _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
     confidentiality = header.confidentiality_code.code if header.confidentiality_code else ""
-    masking = dict(_masking().get(confidentiality.upper(), {}))
-    if confidentiality and confidentiality.upper() not in _masking():
+    known = confidentiality_masking(confidentiality)
+    masking = known or {}
+    if confidentiality and known is None:
         warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: confidentialityCode {confidentiality!r} "
                         "is not in table cda_confidentiality; nothing masked")
     ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
@@ -336,12 +333,18 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "custodian": _org_ids(header.custodian.organization)
         if header.custodian and header.custodian.organization else None,
         "encounter": _encounter(header),
+        "service_events": [e for e in map(_service_event, header.documentation_of) if e],
+        "legal_authenticator": _authenticator(header.legal_authenticator),
+        "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
     }
     for related in header.related_documents:
         details.setdefault("related", []).append(
             {"type": related.type_code, "ids": [i.key for i in related.ids]})
+    report_status = _report_status(header)
+    if report_status:
+        details["report_status"] = report_status
     if doc.non_xml_body is not None:
         details["body_media_type"] = doc.non_xml_body.media_type
         if doc.non_xml_body.compression:
@@ -353,11 +356,31 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  system=system_name(code.code_system) if code else None,
                  display=header.title or (code.display if code else None),
                  mapped=bool(code and system_name(code.code_system) == LOINC),
-                 value_type="ED", status="final", effective=ctx.effective,
-                 performer=_performer(header.authors[0]) if header.authors else None,
+                 value_type="ED", status=_REPORT_STATUS.get(report_status) or
+                 _status(report_status), effective=ctx.effective,
+                 performer=_performer(_human_author(header.authors))
+                 if header.authors else None,
                  action=action, replaces_key=replaces,
                  attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
                  details={k: v for k, v in details.items() if v not in (None, [], {})})
+
+
+LAB_NAMESPACE = "urn:oid:1.3.6.1.4.1.19376.1.3.2"  # IHE LAB (XD-LAB, PaLM) extensions
+_REPORT_STATUS = {"active": "preliminary"}  # results still to come: as HL7v2 OBR-25 P
+
+
+def _report_status(header) -> str:  # noqa: ANN001
+    """The status of a lab report as a whole (IHE XD-LAB / CI-SIS CR-BIO: the lab:statusCode
+    of documentationOf/serviceEvent, 'active' while results are still to come, 'completed'
+    for the final report); '' when the document says none. A partial report was filed as a
+    final one."""
+    codes = [ext.attributes.get("code", "") for event in header.documentation_of
+             for ext in event.extensions
+             if ext.namespace == LAB_NAMESPACE and ext.name == "statusCode"]
+    codes = [c for c in codes if c]
+    if not codes:
+        return ""
+    return next((c for c in codes if c != "completed"), codes[0])
 
 
 def _author(author) -> dict:  # noqa: ANN001
@@ -369,9 +392,78 @@ def _author(author) -> dict:  # noqa: ANN001
             out["role"] = entity.code.code
         if entity.organization is not None:
             out["organization"] = [i.key for i in entity.organization.ids if i.root]
+        if entity.person is None and entity.player_names:  # assignedAuthoringDevice
+            out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
         out["time"] = author.time.value
     return out
+
+
+def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
+    """What the document reports on (documentationOf/serviceEvent): the exam of a CR-IMG
+    (LOINC with its CCAM act, DICOM modality and body site as translations), the chapter of
+    a CR-BIO, a stay; its ids (accession number, study), period and who performed it. Only
+    in the archived XML until now: a report could not be found by the exam it reports."""
+    out: dict[str, Any] = {}
+    ids = [i.key for i in event.ids if i.root and not i.null_flavor]
+    if ids:
+        out["ids"] = ids
+    code = event.code
+    if code is not None and (code.code or code.translations):
+        if code.code:
+            out.update(code=code.code, system=system_name(code.code_system),
+                       display=code.display or code.original_text or None)
+        translations = [{"code": t.code, "system": system_name(t.code_system),
+                         "display": t.display or None}
+                        for t in code.translations if t.code]
+        if translations:
+            out["translations"] = translations
+    if isinstance(event.effective_time, IVL | TS):
+        period = event.effective_time
+        bounds = [("low", period.low), ("high", period.high)] if isinstance(period, IVL) \
+            else [("low", period)]
+        for name, bound in bounds:
+            if isinstance(bound, TS) and bound.value:
+                iso = _iso_value(bound.value)
+                if iso:
+                    out[name] = iso
+    performers = [p for p in map(_performing_party, event.performers) if p]
+    if performers:
+        out["performers"] = performers
+    return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
+def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
+    """A performer as ids: the person's (RPPS...) and the organization's (FINESS...)."""
+    entity = part.entity
+    if entity is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root]}
+    if entity.organization is not None:
+        out["organization"] = _org_ids(entity.organization)
+        names = [n for n in entity.organization.names if n]
+        if names:
+            out["organization_name"] = names[0]
+    out = {k: v for k, v in out.items() if v}
+    return out or None
+
+
+def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
+    """Who signed the document (legalAuthenticator: the physician responsible) and when."""
+    if auth is None:
+        return None
+    out = _performing_party(auth) or {}
+    if isinstance(auth.time, TS) and auth.time.value:
+        out["time"] = auth.time.value
+    return out or None
+
+
+def _human_author(authors: list) -> Any:
+    """The author a document is by: the first person among its authors, else the first
+    (IHE XDS-SD and C-CDA name the software or scanner that made it as an author too: its
+    id was filed as the document's performer when it came first)."""
+    return next((a for a in authors if a.entity is not None and a.entity.person is not None),
+                authors[0])
 
 
 def _performer(author) -> str | None:  # noqa: ANN001
@@ -398,6 +490,18 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             v = getattr(enc.effective_time, name)
             if isinstance(v, TS) and v.value:
                 out[name] = v.value
+    facility = enc.location
+    if facility is not None:  # where: the care unit or facility and its kind (CI-SIS)
+        place: dict[str, Any] = {"ids": [i.key for i in facility.ids if i.root]}
+        if facility.code is not None and facility.code.code:
+            place["code"] = {"code": facility.code.code,
+                             "system": system_name(facility.code.code_system),
+                             "display": facility.code.display or None}
+        if facility.organization is not None:
+            place["organization"] = _org_ids(facility.organization)
+        place = {k: v for k, v in place.items() if v}
+        if place:
+            out["location"] = place
     return out
 
 
@@ -427,14 +531,19 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                parent_key: str | None, specimen: str | None = None,
                panel: dict[str, str] | None = None,
                family: dict[str, Any] | None = None,
-               when: str | None = None) -> Iterator[Entry]:
+               when: str | None = None,
+               isolate: dict[str, str] | None = None,
+               lab: _Lab | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
     describes (IHE LAB / CI-SIS FR-Prelevement), for the results under it; ``panel`` the
     code of the battery (organizer) a result belongs to; ``family`` is set (the relative,
     when said) inside a family history: what is observed there is about a relative;
-    ``when`` the time of the organizer (or scored observation) whose component this is."""
+    ``when`` the time of the organizer (or scored observation) whose component this is;
+    ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
+    ``lab`` who performed and who validated them (the nearest IHE LAB performer and
+    verifier)."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -454,6 +563,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
     if not isinstance(act, Observation):
         specimen = _specimen_time(act, ctx) or specimen
+    lab = _lab_of(act, lab)
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
@@ -464,6 +574,12 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.specimen_time = specimen or made.specimen_time
             if panel:
                 made.details["panel"] = panel
+            if isolate:
+                made.details["isolate"] = isolate
+            if lab is not None:
+                made.performer = made.performer or lab.performer
+                if lab.validated_by:
+                    made.details["validated_by"] = lab.validated_by
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
@@ -511,14 +627,27 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
+        notes = _comments(act, section) if act.class_code == "BATTERY" else []
+        if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
+            battery = {**(battery or {}), "comments": notes}
+        isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel, family, own_time or when)
-    # what an observation nests (a previous result, CR-BIO) is not of the same specimen
+                                  specimen, battery or panel, family, own_time or when,
+                                  isolate, lab)
+    # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
+    # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
     concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
         if rel.act is None:
+            continue
+        if made is not None and _is_comment(rel.act):
+            # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
+            # Activity, CCD comment): the statement's, not skipped with the narrative's
+            note = _comment_text(rel.act, section)
+            if note:
+                made.details.setdefault("comments", []).append(note)
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
@@ -549,7 +678,40 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from _statement(rel.act, section, ctx, inner_results, parent_key,
                               inner_specimen, None, family,
                               own_time if rel.type_code == "COMP" and
-                              isinstance(act, Observation) else None)
+                              isinstance(act, Observation) else None,
+                              *((None, None) if isinstance(act, Observation) else
+                                (isolate, lab)))
+
+
+COMMENT_TEMPLATES = frozenset({
+    "1.3.6.1.4.1.19376.1.5.3.1.4.2",  # IHE PCC Comment (CI-SIS FR-Commentaire-ER)
+    "2.16.840.1.113883.10.20.22.4.64",  # C-CDA Comment Activity
+    "2.16.840.1.113883.10.20.1.40",  # CCD Comment
+})
+ANNOTATION_COMMENT = "48767-8"  # LOINC Annotation comment: the code of all three
+
+
+def _is_comment(act: ClinicalStatement) -> bool:
+    return act.kind == "act" and (
+        not COMMENT_TEMPLATES.isdisjoint(act.template_roots) or
+        (act.code is not None and act.code.code == ANNOTATION_COMMENT and
+         system_name(act.code.code_system) == LOINC))
+
+
+def _comment_text(act: ClinicalStatement, section: Section) -> str:
+    """The words of a comment act: its text, inline or the narrative it references."""
+    text = act.text.strip() or referenced_text(act.text_reference, section).strip()
+    return text[:BODY_TEXT_CAP]
+
+
+def _comments(act: ClinicalStatement, section: Section) -> list[str]:
+    """The comments an organizer (a battery) holds, in order: as components (CI-SIS) or
+    entryRelationships."""
+    nested = [rel.act for rel in act.entry_relationships if rel.act is not None]
+    if isinstance(act, Organizer):
+        nested = [*act.components, *nested]
+    notes = [_comment_text(a, section) for a in nested if _is_comment(a)]
+    return [n for n in notes if n]
 
 
 def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
@@ -610,13 +772,44 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
 
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
+ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
+
+
+def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """The micro-organism an isolate organizer is about (IHE LAB / CI-SIS
+    FR-Isolat-microbiologique: its template, specimen/specimenRole/specimenPlayingEntity coded in
+    SNOMED CT, its words in originalText), for the results it holds: the count and the
+    antibiogram of each germ carry no organism of their own, and two isolates' 'amoxicillin:
+    R' and 'amoxicillin: S' could not be told apart (the organism was lost)."""
+    if ISOLATE_ORGANIZER not in act.template_roots:  # a C-CDA result organizer is also a
+        return None  # CLUSTER, and its specimen is the material (blood), not a germ
+    for spec in act.specimens:
+        entity = spec.entity
+        if entity is None or entity.player_code is None:
+            continue
+        code = entity.player_code
+        coded = _code(code, ctx, section)
+        text = original_text(code, section)
+        out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
+        if text and text != out.get("display"):
+            out["text"] = text  # the lab's words ('E. coli BLSE'), beside the code's name
+        ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
+        if ids:
+            out["id"] = ids[0]  # the isolate number: the same germ across reports
+        if out.get("code") or text:
+            return out
+    return None
 
 
 def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
     """When the specimen was taken: the effectiveTime of the Specimen Collection procedure
-    an IHE LAB act or battery nests (CI-SIS FR-Prelevement puts it in high)."""
-    for rel in act.entry_relationships:
-        proc = rel.act
+    an IHE LAB act nests, or a battery or isolate organizer holds as a component (one
+    specimen per battery: it was not looked for there) (CI-SIS FR-Prelevement puts it in
+    high)."""
+    nested = [rel.act for rel in act.entry_relationships]
+    if isinstance(act, Organizer):
+        nested.extend(act.components)
+    for proc in nested:
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTION not in proc.template_roots:
             continue
@@ -627,6 +820,68 @@ def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
                     return _iso_value(bound.value, ctx.warnings, bound.path) or None
             return None
         return _effective(t, ctx) or None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Lab:
+    """Who performed results (``performer``, as Entry.performer) and who validated them
+    (``validated_by``: ids and time), from the nearest act, battery or result naming them."""
+
+    performer: str | None = None
+    validated_by: dict[str, Any] | None = None
+
+
+VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
+
+
+def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
+    """The laboratory parties of ``act``: its own performer and verifier (participant
+    AUTHEN: the biologist who validated the results, with when), else those of what holds
+    it. The validation was dropped."""
+    if not act.performers and not act.participants:  # most statements: nothing to read
+        return inherited
+    performer = _performing_lab(act)
+    validator = next((v for v in map(_verifier, act.participants) if v), None)
+    if performer is None and validator is None:
+        return inherited
+    return _Lab(performer or (inherited.performer if inherited else None),
+                validator or (inherited.validated_by if inherited else None))
+
+
+def _verifier(part) -> dict[str, Any] | None:  # noqa: ANN001
+    if part.type_code != VERIFIER or part.entity is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in part.entity.ids if i.root]}
+    when = part.time
+    if isinstance(when, IVL):
+        when = next((b for b in (when.high, when.low, when.center)
+                     if isinstance(b, TS) and b.value), None) or \
+            (TS(type="TS", value=when.value) if when.value else None)
+    if isinstance(when, TS) and when.value:
+        iso = _iso_value(when.value)
+        if iso:
+            out["time"] = iso
+    out = {k: v for k, v in out.items() if v}
+    return out or None
+
+
+def _performing_lab(act: ClinicalStatement) -> str | None:
+    """Who performed a result: the performer (IHE LAB Laboratory Performer, CI-SIS
+    FR-Laboratoire-executant) of the observation or of the act, battery or isolate that
+    holds it, as the HL7v2 path files OBX-23: the organization's name, else its id, else
+    the person's id. A subcontracting laboratory's results read as the author's own."""
+    for part in act.performers:
+        entity = part.entity
+        if entity is None:
+            continue
+        org = entity.organization
+        names = [n for n in org.names if n] if org is not None else []
+        ids = [i.key for i in (org.ids if org is not None else []) if i.root] or \
+            [i.key for i in entity.ids if i.root]
+        found = names[0] if names else ids[0] if ids else ""
+        if found:
+            return found[:300]
     return None
 
 
@@ -792,14 +1047,39 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
+    played = [p.entity.player_code for p in act.participants if p.type_code == "DEV" and
+              p.entity is not None and p.entity.player_code is not None]
+    kits = [k for k in (_coded_or_words(c, ctx, section) for c in played) if k]
+    if kits:  # the instrument or test kit the result was obtained with (IHE LAB, CI-SIS
+        # DEP-CCU: the HPV detection kit)
+        entry.details["devices"] = kits
+    methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes) if m]
+    if methods:  # the technique or reagent (CI-SIS: ANSM common reagent table): results
+        # by two methods are not comparable; it was dropped
+        entry.details["method"] = methods
     if act.interpretation_codes:
-        entry.interpretation = ",".join(c.code for c in act.interpretation_codes if c.code) \
-            or None
+        entry.interpretation = ",".join(filter(None, map(_interpretation,
+                                                         act.interpretation_codes))) or None
+        local = [c.code for c in act.interpretation_codes
+                 if c.code and c.code_system != INTERPRETATION_SYSTEM and
+                 any(t.code_system == INTERPRETATION_SYSTEM for t in c.translations)]
+        if local:
+            entry.details["interpretation_local"] = local  # the lab's flag, as sent
     if act.reference_ranges:
         _reference_range(act.reference_ranges, entry, ctx, section)
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A code as {code, system, display}, else its words ({text}: CI-SIS lets a lab name a
+    method it has no code for in originalText)."""
+    coded = _code(code, ctx, section)
+    if coded:
+        return {"code": coded[0], "system": coded[1], "display": coded[2]}
+    text = original_text(code, section)
+    return {"text": text} if text else None
 
 
 # What the observations nested in a problem or an allergy say about it (LOINC 33999-4
@@ -842,6 +1122,19 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
                 entry.effective = None
 
 
+INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
+
+
+def _interpretation(code: CD) -> str:
+    """An interpretation as the HL7 ObservationInterpretation code (H, L, A, S, R...) when
+    the code or one of its translations is one: a lab's own flag ('++', 'ELEVE') translated
+    to HH was filed as '++', which no reader (nor the HL7v2 path's flags) knows."""
+    for c in (code, *code.translations):
+        if c.code and c.code_system == INTERPRETATION_SYSTEM:
+            return c.code
+    return code.code
+
+
 def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
                      section: Section) -> None:
     """The normal range of a result. Several observationRanges may be sent, each with the
@@ -859,7 +1152,8 @@ def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
     if text is None and isinstance(value, CD):
         coded = _code(value, ctx, section)
         text = (coded[2] or coded[0]) if coded else original_text(value, section)
-    text = text or normal.text or (value.text if isinstance(value, ST) else "")
+    text = text or normal.text or referenced_text(normal.text_reference, section) or \
+        (value.text if isinstance(value, ST) else "")
     entry.reference_range = text or None
     if len(ranges) > 1:
         entry.details["reference_ranges"] = len(ranges)
@@ -1118,15 +1412,34 @@ def _untyped(value: Value) -> Value:
     return value
 
 
+# Entry.value_type holds 10 characters (HL7v2 types are 2-3): a longer CDA xsi:type
+# (RTO_QTY_QTY, RTO_INT_INT: a titre) is filed as its family, the whole type in details.
+VALUE_TYPE_SIZE = 10
+
+
 def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None) -> None:
     entry.value_type = value.type or None
+    if value.type and len(value.type) > VALUE_TYPE_SIZE:
+        # the whole document was refused as FIELD_TOO_LONG for a titre sent as RTO_INT_INT
+        entry.value_type = value.type.split("_", 1)[0][:VALUE_TYPE_SIZE]
+        entry.details["xsi_type"] = value.type
     if isinstance(value, PQ):
-        entry.value = value.value or None
-        number = value.number
+        amount, number, unit = _pq_parts(value)
+        if not value.value and len(unit) > ENTRY_MAX["unit_original"]:
+            # a unit in words (a translation's originalText) too long for the unit column:
+            # kept in details rather than refusing the whole document as FIELD_TOO_LONG
+            entry.details["unit_text"], unit = unit, ""
+        entry.value = amount or None
         entry.value_num = float(number) if number is not None else None
-        if value.unit and value.unit != "1":
-            entry.unit_original = value.unit
-            entry.unit = to_ucum(value.unit).unit
+        if unit and unit != "1":
+            entry.unit_original = unit
+            entry.unit = to_ucum(unit).unit
+        if amount and not value.value:
+            entry.details["value_translated"] = True  # the PQ itself was a nullFlavor
+        others = [{"value": t.value, "unit": t.code or t.original_text}
+                  for t in value.translations if t.value] if value.value else []
+        if others:  # the same quantity in other units (CDA PQR): kept as sent
+            entry.details["value_translations"] = others
     elif isinstance(value, (INT, REAL)):
         entry.value = value.value or None
         number = value.number
@@ -1193,6 +1506,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = (value.attributes.get("value") or value.text)[:2000] or None
     if entry.value_num is not None and not math.isfinite(entry.value_num):
         entry.value_num = None  # '1e400' is a Decimal but no float
+    if value.null_flavor and entry.value is None:
+        # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
+        # the result read as one sent without a word
+        entry.details["value_null_flavor"] = value.null_flavor[:8]
 
 
 def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
@@ -1274,6 +1591,31 @@ def _period_text(value: IVL) -> str | None:
     return f"{low}/{high}" if low or high else None
 
 
+UCUM_OID = "2.16.840.1.113883.6.8"
+
+
+def _pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
+    """(value as written, its number, unit as sent) of a PQ. A PQ whose unit is no UCUM
+    unit is sent by C-CDA as a nullFlavor (OTH) carrying its value in a translation, the
+    unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost."""
+    if pq.value or not pq.translations:
+        return pq.value, pq.number, pq.unit
+    for t in pq.translations:
+        if t.value:
+            unit = t.code if t.code and t.code_system == UCUM_OID else \
+                t.original_text or t.code
+            return t.value, t.number, unit
+    return pq.value, pq.number, pq.unit
+
+
+def _bound(value: Value | None) -> str:
+    """The number a range bound says ('' for none), read in a translation when the bound
+    itself is a nullFlavor (C-CDA non-UCUM units)."""
+    if isinstance(value, PQ):
+        return _pq_parts(value)[0]
+    return value.value if isinstance(value, (INT, REAL)) else ""
+
+
 def _ratio(value: RTO) -> str | None:
     """'1/64' (a titer), '5 mg/1 mL': a ratio's terms with their units when they are not 1."""
     terms = []
@@ -1295,8 +1637,7 @@ def _quantity(pq: PQ) -> str:
 def _range(value: Value | None) -> str | None:
     if not isinstance(value, IVL):
         return _quantity(value) if isinstance(value, PQ) else None
-    low = value.low.value if isinstance(value.low, (PQ, INT, REAL)) else ""
-    high = value.high.value if isinstance(value.high, (PQ, INT, REAL)) else ""
+    low, high = _bound(value.low), _bound(value.high)
     if low and high:
         return f"{low}-{high}"
     if low:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from lxml import etree
+
+from normalizers.tabledata import table
 
 V3 = "urn:hl7-org:v3"
 _ROOT = f"{{{V3}}}ClinicalDocument"
@@ -74,6 +77,20 @@ class CdaHeader:
             "language_code": self.language_code,
             "related": [{"type": t, "parent_id": p} for t, p in self.related],
         }
+
+
+@cache
+def _confidentiality() -> dict[str, dict[str, bool]]:
+    flags = ("masque_ps", "invisible_patient", "invisible_rep_legaux")
+    return {row["code"]: {f.upper(): True for f in flags if row[f] == "1"}
+            for row in table("cda_confidentiality")}
+
+
+def confidentiality_masking(code: str) -> dict[str, bool] | None:
+    """The masking flags a CDA confidentialityCode means (tables/cda_confidentiality.csv:
+    R and V mask the document to professionals), None for a code the table does not know."""
+    found = _confidentiality().get(code.strip().upper())
+    return dict(found) if found is not None else None
 
 
 def ii_key(root: str, extension: str) -> str:

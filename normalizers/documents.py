@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from normalizers.cda_header import CdaHeader, looks_like_xml, read_cda_header
+from normalizers.cda_header import (
+    CdaHeader,
+    confidentiality_masking,
+    looks_like_xml,
+    read_cda_header,
+)
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import (
@@ -167,6 +172,24 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
+_XML_DECLARED = re.compile(r"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+
+
+def text_bytes(value: str) -> bytes:
+    """The bytes of an ED sent as text (not base64): an XML document in the encoding its
+    declaration names (read as text in the message's charset, it was written out as UTF-8
+    under a declaration saying ISO-8859-1, and every accented word of the CDA read as
+    'hÃ©matologie'); UTF-8 for anything else or an encoding Python does not know.
+    Characters the declared encoding lacks become XML character references."""
+    m = _XML_DECLARED.match(value[:200])
+    if m:
+        try:
+            return value.encode(m.group(1), errors="xmlcharrefreplace")
+        except LookupError:
+            pass
+    return value.encode("utf-8")
+
+
 def _undeclared_base64(raw: str) -> bytes | None:
     """ED.5 sent without its encoding (ED.4 empty) that is base64 of a known format: what
     laboratory systems send as '^^^^JVBERi0x...' (a PDF). Only content with a known signature
@@ -211,7 +234,7 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
         value = unescaped(msg, raw)
         decoded = _undeclared_base64(value) if not encoding else None
         if decoded is None:
-            data = value.encode("utf-8")
+            data = text_bytes(value)
         else:
             data = decoded
             note = "ED encoding (ED.4) missing: base64 data recognised by its content"
@@ -413,9 +436,17 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
             replaces_key = f"document|{parent}"
         elif ctx.fallback_is_slot and (header is None or not header.id_root):
             replaces_key = key
+        elif header is not None and header.set_id and header.set_id != doc_id:
+            # The first version of a document is identified by its setId (CI-SIS, the ANS
+            # examples): a replacement naming no parent replaces it. The warning promised
+            # a match by setId nothing made; the replaced version stayed current.
+            replaces_key = f"document|{header.set_id}"
+            warnings.append(f"{loc(obx)}: replacement names no parent document (no "
+                            "relatedDocument RPLC, no TXA-13); it replaces the first version "
+                            "of its set (setId)")
         else:
             warnings.append(f"{loc(obx)}: replacement names no parent document "
-                            "(no relatedDocument RPLC, no TXA-13); match it by setId")
+                            "(no relatedDocument RPLC, no TXA-13, no setId)")
     elif header is not None and header.replaced_id():
         warnings.append(f"{loc(obx)}: the CDA replaces a parent document but the message "
                         "sends it as new")
@@ -479,13 +510,30 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
         if meta.details:
             warnings.append("MetaDMPMSS texts in a message without document, ignored")
         return
-    doc_keys = {e.key for e in docs}
+    masking_of: dict[str, dict[str, bool]] = {}
     for e in docs:
-        e.masking = dict(meta.masking)
+        e.masking = _with_confidentiality(dict(meta.masking), e, warnings)
         e.details.update(meta.details)
+        masking_of[e.key] = e.masking
     for e in entries:
-        if e.type != DOCUMENT and e.parent_key in doc_keys:
-            e.masking = dict(meta.masking)
+        if e.type != DOCUMENT and e.parent_key in masking_of:
+            e.masking = dict(masking_of[e.parent_key])
+
+
+def _with_confidentiality(masking: dict[str, bool], doc: Entry,
+                          warnings: list[str]) -> dict[str, bool]:
+    """The message's flags, and what the carried CDA's confidentialityCode masks (R, V:
+    tables/cda_confidentiality.csv), as the same CDA received as a file is masked: a
+    restricted document sent without MetaDMPMSS flags (or with MASQUE_PS=N) was shown to
+    every professional. Masking wins: the flag that says N is overruled, with a warning."""
+    code = str((doc.details.get("cda") or {}).get("confidentiality_code") or "")
+    flags = confidentiality_masking(code) if code else None
+    for name, masked in (flags or {}).items():
+        if masked and masking.get(name) is False:
+            warnings.append(f"{doc.source_ref}: the CDA confidentialityCode {code[:4]!r} "
+                            f"masks the document ({name}) though the message's flag says N")
+        masking[name] = masking.get(name, False) or masked
+    return masking
 
 
 def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
@@ -552,10 +600,29 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
 
 def ei_id(msg: Message, rep: str) -> str:
     """An EI (entity id ^ namespace ^ universal id ^ type) as one id text: 'universal^entity'
-    when a universal id (OID root) is given, like a CDA II; else the entity id alone."""
+    when a universal id (OID root) is given, like a CDA II; else the entity id alone, read
+    as a CDA II when it is one written 'root.extension' (``dotted_ii``)."""
     c = comps(msg, rep)
     entity, universal = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
-    return f"{universal}^{entity}" if universal and entity else entity or universal
+    if universal and entity:
+        return f"{universal}^{entity}"
+    return dotted_ii(entity) if entity else universal
+
+
+# An OID (at least three arcs), then a '.' and something no OID arc can be (not all digits).
+_DOTTED_II = re.compile(r"([0-2](?:\.(?:0|[1-9][0-9]*)){2,})\.([^.]*[^0-9.][^.]*(?:\..*)?)")
+
+
+def dotted_ii(text: str) -> str:
+    """A document id written as the CDA's root and extension joined by '.' (the ANS MDM
+    examples' TXA-12 '1.2.250.1.71.4.2.2.120456789.A71024000081' for the ClinicalDocument/id
+    root 1.2.250.1.71.4.2.2.120456789, extension A71024000081) as the document key writes a
+    CDA II, 'root^extension'. A message whose payload is no readable CDA (a T04 deletion, a
+    placeholder) was keyed otherwise than the same document received with its CDA, and its
+    deletion or replacement found nothing to act on. Unchanged when the text cannot be an
+    OID and an extension (an OID alone, a local number)."""
+    m = _DOTTED_II.fullmatch(text.strip())
+    return f"{m.group(1)}^{m.group(2)}" if m else text
 
 
 def sender_performer(msg: Message) -> str | None:

@@ -1383,3 +1383,407 @@ def test_a_negated_result_is_never_the_same_fact_as_the_positive_one():
                     details={"negated": True})
     assert fact_of(positive) is not None
     assert fact_of(negated) is None
+
+
+# -- third round: lab reports (IHE PaLM / XD-LAB, CR-BIO, C-CDA results) ------------------------
+def _lab_result(value: str, extra: str = "", code: str = "31147-2") -> str:
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/><id root="1.2.250.1.999.9" extension="R1"/>
+      <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240310083000+0100"/>{value}{extra}</observation></entry>"""
+
+
+@pytest.mark.parametrize("xsi_type", ["RTO_INT_INT", "RTO_QTY_QTY"])
+def test_titre_with_a_long_ratio_type_is_filed(xsi_type: str) -> None:
+    """A titre sent as RTO_INT_INT (or the schema's RTO_QTY_QTY): its type is longer than
+    the 10 characters an entry's value type holds, and the whole CR-BIO was refused as
+    FIELD_TOO_LONG. The result is filed as an RTO, the type as sent in details."""
+    entry = _one(_section("18723-7", "Sérologie", _lab_result(
+        f'<value xsi:type="{xsi_type}"><numerator xsi:type="INT" value="1"/>'
+        '<denominator xsi:type="INT" value="128"/></value>')))
+    assert (entry.value, entry.value_type) == ("1/128", "RTO")
+    assert entry.details["xsi_type"] == xsi_type
+
+
+def _isolate(germ: str, name: str, number: str, interpretation: str) -> str:
+    return f"""<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.5"/><statusCode code="completed"/>
+      <effectiveTime value="20240311160000+0100"/>
+      <specimen typeCode="SPC"><specimenRole classCode="SPEC">
+        <id root="1.2.250.1.999.9.3" extension="{number}"/>
+        <specimenPlayingEntity classCode="MIC"><code code="{germ}"
+          codeSystem="2.16.840.1.113883.6.96"><originalText>{name}</originalText></code>
+        </specimenPlayingEntity></specimenRole></specimen>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
+          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
+        </observation></component></organizer></component></organizer></entryRelationship>"""
+
+
+def test_antibiogram_results_say_which_germ_they_are_of() -> None:
+    """IHE LAB / CI-SIS microbiology: each isolate organizer names its germ in its specimen
+    (specimenPlayingEntity, SNOMED CT); the susceptibility results under it name only the
+    antibiotic. Two germs' 'amoxicillin' results could not be told apart: each result now
+    carries its isolate (code, the lab's words, the isolate number)."""
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate("112283007", "Escherichia coli BLSE", "ISO-1", "R")}
+      {_isolate("3092008", "Staphylococcus aureus", "ISO-2", "S")}
+      </act></entry>"""))
+    assert [(e.code, e.interpretation, e.details["isolate"]["code"]) for e in got] == [
+        ("18862-3", "R", "112283007"), ("18862-3", "S", "3092008")]
+    assert got[0].details["isolate"] == {"code": "112283007", "system": "SNOMED-CT",
+                                         "display": "Escherichia coli BLSE",
+                                         "id": "1.2.250.1.999.9.3^ISO-1"}
+    assert got[0].details["panel"]["code"] == "18769-0"
+
+
+def test_interpretation_is_the_hl7_code_of_a_translated_lab_flag() -> None:
+    """A lab's own flag ('++') translated to the HL7 ObservationInterpretation code: the
+    HL7 code (HH) is the interpretation, the lab's flag kept in details."""
+    entry = _one(_section("18719-5", "Biochimie", _lab_result(
+        '<value xsi:type="PQ" value="14.2" unit="mmol/L"/>',
+        '<interpretationCode code="++" codeSystem="1.2.250.1.999.9.5">'
+        '<translation code="HH" codeSystem="2.16.840.1.113883.5.83"/></interpretationCode>'
+        '<interpretationCode code="A" codeSystem="2.16.840.1.113883.5.83"/>')))
+    assert entry.interpretation == "HH,A"
+    assert entry.details["interpretation_local"] == ["++"]
+
+
+def test_comments_on_a_result_and_on_its_battery_are_kept() -> None:
+    """Comments (IHE PCC Comment / CI-SIS FR-Commentaire-ER, C-CDA Comment Activity 4.64)
+    nested in a result, a problem..., or held by a battery (CI-SIS puts the battery's
+    conclusion among its components) were skipped: they go to details.comments, and to
+    details.panel.comments for the battery's."""
+    got = _entries(_section("18719-5", '<content ID="com1">Contrôlé sur un 2e tube</content>'
+                            '<content ID="concl">Profil compatible avec un syndrome '
+                            'inflammatoire</content>', """
+      <entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="1988-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="PQ" value="48" unit="mg/L"/>
+          <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+            moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+            <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+            <text><reference value="#com1"/></text><statusCode code="completed"/></act>
+          </entryRelationship>
+          <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+            moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.64"/>
+            <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+            <text>Prélèvement hémolysé</text></act></entryRelationship>
+        </observation></component>
+        <component><act classCode="ACT" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#concl"/></text><statusCode code="completed"/></act>
+        </component></organizer></entry>"""))
+    assert len(got) == 1
+    assert got[0].details["comments"] == ["Contrôlé sur un 2e tube", "Prélèvement hémolysé"]
+    assert got[0].details["panel"] == {
+        "comments": ["Profil compatible avec un syndrome inflammatoire"]}
+
+
+def test_specimen_of_a_ccda_cluster_organizer_is_no_germ() -> None:
+    """A C-CDA Result Organizer may be a CLUSTER and name its specimen (blood): that is the
+    material, not an isolate's germ."""
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="CLUSTER"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="6598-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <specimen typeCode="SPC"><specimenRole><specimenPlayingEntity><code code="119297000"
+        codeSystem="2.16.840.1.113883.6.96" displayName="sang"/></specimenPlayingEntity>
+      </specimenRole></specimen>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="6598-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="0.01" unit="ng/mL"/>
+      </observation></component></organizer></entry>"""))
+    assert "isolate" not in entry.details
+
+
+def test_a_result_without_value_says_why() -> None:
+    """C-CDA pending component: statusCode active, value PQ nullFlavor NA. The result is
+    filed without a value (not final) and says why there is none."""
+    entry = _one(_section("30954-2", "Résultats", _lab_result(
+        '<value xsi:type="PQ" nullFlavor="NA"/>', code="804-5").replace(
+        '<statusCode code="completed"/>', '<statusCode code="active"/>')))
+    assert (entry.value, entry.status) == (None, "active")
+    assert entry.details["value_null_flavor"] == "NA"
+
+
+def test_results_of_a_subcontracting_laboratory_name_it() -> None:
+    """IHE LAB Laboratory Performer / CI-SIS FR-Laboratoire-executant on the report act (or
+    a battery, or the result itself): the results it holds were done there, not by the
+    document's author. Filed as the HL7v2 path files OBX-23: the organization's name."""
+    got = _entries(_section("18719-5", "Biochimie", """<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <performer typeCode="PRF"><templateId root="1.3.6.1.4.1.19376.1.3.3.1.7"/>
+        <assignedEntity><id root="1.2.250.1.71.4.2.1" extension="899900000012"/>
+          <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1129900017"/>
+            <name>Laboratoire des Tilleuls</name></representedOrganization></assignedEntity>
+      </performer>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/><value xsi:type="PQ" value="80" unit="umol/L"/>
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="3094-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/><value xsi:type="PQ" value="5.1" unit="mmol/L"/>
+          <performer><assignedEntity><id root="1.2.250.1.71.4.2.1" extension="899900000099"/>
+          </assignedEntity></performer>
+        </observation></component></organizer></entryRelationship></act></entry>"""))
+    assert [(e.code, e.performer) for e in got] == [
+        ("2160-0", "Laboratoire des Tilleuls"), ("3094-0", "1.2.250.1.71.4.2.1^899900000099")]
+
+
+def test_value_in_a_non_ucum_unit_sent_as_a_translation_is_kept() -> None:
+    """C-CDA 'Results Unit Non-UCUM': a value whose unit is no UCUM unit is a PQ nullFlavor
+    OTH carrying the number in a translation, the unit in its originalText; the range the
+    same way. The value and the range were lost; the same quantity sent in other units
+    beside a UCUM value is kept in details."""
+    entry = _one(_section("30954-2", "Résultats", _lab_result(
+        '<value xsi:type="PQ" nullFlavor="OTH"><translation value="152" nullFlavor="OTH">'
+        '<originalText>G/L</originalText></translation></value>',
+        '<referenceRange><observationRange><value xsi:type="IVL_PQ">'
+        '<low nullFlavor="OTH"><translation value="150" nullFlavor="OTH"><originalText>G/L'
+        '</originalText></translation></low><high nullFlavor="OTH"><translation value="400"'
+        ' nullFlavor="OTH"><originalText>G/L</originalText></translation></high></value>'
+        '</observationRange></referenceRange>', code="26515-7")))
+    assert (entry.value, entry.value_num, entry.unit_original) == ("152", 152.0, "G/L")
+    assert entry.reference_range == "150-400"
+    assert entry.details["value_translated"] is True
+    assert "value_null_flavor" not in entry.details
+    both = _one(_section("30954-2", "Résultats", _lab_result(
+        '<value xsi:type="PQ" value="1.05" unit="g/L"><translation value="5.8" code="mmol/L"'
+        ' codeSystem="2.16.840.1.113883.6.8"/></value>', code="2345-7")))
+    assert (both.value, both.unit) == ("1.05", "g/L")
+    assert both.details["value_translations"] == [{"value": "5.8", "unit": "mmol/L"}]
+    words = "milliers de plaquettes par microlitre de sang total (numération automate)"
+    long = _one(_section("30954-2", "Résultats", _lab_result(
+        f'<value xsi:type="PQ" nullFlavor="OTH"><translation value="152" nullFlavor="OTH">'
+        f'<originalText>{words}</originalText></translation></value>', code="26515-7")))
+    assert (long.value, long.unit, long.details["unit_text"]) == ("152", None, words)
+
+
+@pytest.mark.parametrize(("lab_status", "status"), [("active", "preliminary"),
+                                                    ("completed", "final")])
+def test_partial_lab_report_is_preliminary(lab_status: str, status: str) -> None:
+    """IHE XD-LAB / CI-SIS CR-BIO: documentationOf/serviceEvent/lab:statusCode 'active' says
+    the report is partial (results to come); it was filed as a final document."""
+    data = (HEAD.replace('<component><structuredBody>', f"""<documentationOf><serviceEvent>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      <lab:statusCode xmlns:lab="urn:oid:1.3.6.1.4.1.19376.1.3.2" code="{lab_status}"/>
+      </serviceEvent></documentationOf><component><structuredBody>""")
+            + _section("18719-5", "Biochimie", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert (document.status, document.details["report_status"]) == (status, lab_status)
+
+
+def test_what_the_document_reports_on_who_signed_and_where_are_kept() -> None:
+    """CR-IMG: documentationOf/serviceEvent is the exam (LOINC, its CCAM act and DICOM
+    modality as translations, accession number, period, radiologist); legalAuthenticator
+    the signing physician; inFulfillmentOf the order; encompassingEncounter/location the
+    unit. All were only in the archived XML."""
+    header = """<inFulfillmentOf><order><id root="1.2.250.1.999.5" extension="CMD-77"/></order>
+      </inFulfillmentOf>
+      <documentationOf><serviceEvent classCode="ACT">
+        <id root="1.2.250.1.999.6" extension="ACC-2024-118"/>
+        <code code="24627-2" codeSystem="2.16.840.1.113883.6.1" displayName="TDM thorax">
+          <translation code="ZBQK002" codeSystem="1.2.250.1.213.2.5"/>
+          <translation code="CT" codeSystem="1.2.840.10008.2.16.4"/></code>
+        <effectiveTime><low value="20240312093000+0100"/><high value="20240312094500+0100"/>
+        </effectiveTime>
+        <performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1"
+          extension="810000000002"/><representedOrganization><id root="1.2.250.1.71.4.2.2"
+          extension="1129900025"/><name>Imagerie des Lilas</name></representedOrganization>
+        </assignedEntity></performer></serviceEvent></documentationOf>
+      <componentOf><encompassingEncounter><effectiveTime value="20240312"/>
+        <location><healthCareFacility><id root="1.2.250.1.999.7" extension="UF-RADIO"/>
+          <code code="SA01" codeSystem="1.2.250.1.71.4.2.4" displayName="Établissement public"/>
+        </healthCareFacility></location></encompassingEncounter></componentOf>
+      <component><structuredBody>"""
+    data = (HEAD.replace("<component><structuredBody>", header).replace(
+        "<custodian>", '<legalAuthenticator><time value="20240312120000+0100"/>'
+        '<signatureCode code="S"/><assignedEntity><id root="1.2.250.1.71.4.2.1" '
+        'extension="810000000002"/></assignedEntity></legalAuthenticator><custodian>', 1)
+        + _section("18782-3", "Conclusion", "") + TAIL).encode()
+    details = normalize_cda(parse_cda(data), data, "test").entries[0].details
+    event = details["service_events"][0]
+    assert (event["code"], event["ids"], event["low"]) == (
+        "24627-2", ["1.2.250.1.999.6^ACC-2024-118"], "2024-03-12T09:30:00+01:00")
+    assert {t["code"] for t in event["translations"]} == {"ZBQK002", "CT"}
+    assert event["performers"][0]["organization_name"] == "Imagerie des Lilas"
+    assert details["legal_authenticator"] == {"ids": ["1.2.250.1.71.4.2.1^810000000002"],
+                                              "time": "20240312120000+0100"}
+    assert details["orders"] == ["1.2.250.1.999.5^CMD-77"]
+    assert details["encounter"]["location"]["ids"] == ["1.2.250.1.999.7^UF-RADIO"]
+    assert details["encounter"]["location"]["code"]["code"] == "SA01"
+
+
+def test_a_software_author_is_not_the_documents_performer() -> None:
+    """The ANS eDISP names the 'Dossier Pharmaceutique' software (assignedAuthoringDevice)
+    as its first author, the pharmacist second: the software's id was the document's
+    performer. The first person is; the device is said as such in details.authors."""
+    data = (HEAD.replace("<author><time", """<author><time value="20240312"/><assignedAuthor>
+      <id root="1.2.250.1.71.4.2.1" extension="578435954900010/1.2.250.1.176.1"/>
+      <assignedAuthoringDevice><manufacturerModelName>Éditeur</manufacturerModelName>
+      <softwareName>Logiciel du laboratoire</softwareName></assignedAuthoringDevice>
+      </assignedAuthor></author><author><time""", 1).replace(
+        'extension="810000000001"/></assignedAuthor>',
+        'extension="810000000001"/><assignedPerson><name><family>Martin</family></name>'
+        '</assignedPerson></assignedAuthor>') + _section("18782-3", "x", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.performer == "1.2.250.1.71.4.2.1^810000000001"
+    assert document.details["authors"][0]["device"] == ["Éditeur", "Logiciel du laboratoire"]
+
+
+def test_previous_result_is_not_given_the_current_ones_laboratory_nor_germ() -> None:
+    """A previous result (REFR, CI-SIS antériorité) nested in a result was done on an
+    earlier specimen, maybe elsewhere: it takes neither the performer nor the isolate of
+    the result it is nested in (as it never took its specimen time)."""
+    got = _entries(_section("18725-2", "Antibiogramme", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1"
+        extension="899900000012"/><representedOrganization><name>Laboratoire des Tilleuls</name>
+        </representedOrganization></assignedEntity></performer>
+      {_isolate("112283007", "Escherichia coli", "ISO-1", "R").replace(
+          '</observation></component></organizer></component>',
+          '''<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="20231102"/><value xsi:type="IVL_PQ"><high value="8"
+              unit="mg/L"/></value></observation></entryRelationship>
+          </observation></component></organizer></component>''')}
+      </act></entry>"""))
+    assert [(e.effective[:10], e.performer, "isolate" in e.details) for e in got] == [
+        ("2024-03-11", "Laboratoire des Tilleuls", True), ("2023-11-02", None, False)]
+
+
+def test_the_method_of_a_result_is_kept() -> None:
+    """methodCode (CI-SIS: the technique or reagent from the ANSM common reagent table; HL7
+    ObservationMethod): two glucose results by different methods are not comparable; it
+    was dropped."""
+    entry = _one(_section("18719-5", "Biochimie", _lab_result(
+        '<value xsi:type="PQ" value="4.89" unit="mmol/L"/><methodCode code="DEG" '
+        'displayName="Spectrophotométrie glucose oxydase" codeSystem="1.2.250.1.213.2.3.5"/>',
+        code="40193-5")))
+    assert entry.details["method"] == [{"code": "DEG", "system": "1.2.250.1.213.2.3.5",
+                                        "display": "Spectrophotométrie glucose oxydase"}]
+
+
+def test_a_method_named_only_in_words_is_kept() -> None:
+    """CI-SIS CR-BIO examples name the method of most results only in the narrative
+    (methodCode/originalText/reference): its words are the method."""
+    entry = _one(_section("18719-5", '<content ID="m1">(Immunoturbidimétrie)</content>',
+                          _lab_result('<value xsi:type="PQ" value="3" unit="mg/L"/>'
+                                      '<methodCode><originalText><reference value="#m1"/>'
+                                      '</originalText></methodCode>', code="1988-5")))
+    assert entry.details["method"] == [{"text": "(Immunoturbidimétrie)"}]
+
+
+def test_the_test_kit_of_a_result_is_kept() -> None:
+    """CI-SIS DEP-CCU / IHE LAB: the kit or instrument a result was obtained with is a DEV
+    participant of the observation (the HPV detection kit); it was dropped."""
+    entry = _one(_section("18725-2", "HPV", _lab_result(
+        '<value xsi:type="CD" code="1269497006" codeSystem="2.16.840.1.113883.6.96" '
+        'displayName="ADN d\'HPV-HR détecté"/><participant typeCode="DEV"><participantRole '
+        'classCode="MANU"><playingDevice><code code="VHEDA1" codeSystem="1.2.250.1.213.2.3.5"'
+        ' displayName="Trousse HPV-HR"/></playingDevice></participantRole></participant>',
+        code="77379-6")))
+    assert entry.details["devices"] == [{"code": "VHEDA1", "system": "1.2.250.1.213.2.3.5",
+                                         "display": "Trousse HPV-HR"}]
+
+
+def test_each_battery_takes_the_collection_time_of_its_own_specimen() -> None:
+    """IHE LAB: a battery (or isolate) organizer may hold its Specimen Collection procedure
+    as a component, one specimen per battery (a blood and a urine sample): it was looked
+    for only among the act's entryRelationships and the results had no specimen time."""
+    def battery(code: str, taken: str, result: str) -> str:
+        return f"""<entryRelationship typeCode="COMP"><organizer classCode="BATTERY"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+          <statusCode code="completed"/>
+          <component><procedure classCode="PROC" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+            <effectiveTime><high value="{taken}"/></effectiveTime></procedure></component>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403111030+0100"/>
+            <value xsi:type="PQ" value="{result}" unit="mmol/L"/></observation></component>
+          </organizer></entryRelationship>"""
+    got = _entries(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      {battery("2951-2", "202403110735+0100", "140")}
+      {battery("2955-3", "202403110900+0100", "60")}</act></entry>"""))
+    assert [(e.code, e.specimen_time) for e in got] == [
+        ("2951-2", "2024-03-11T07:35+01:00"), ("2955-3", "2024-03-11T09:00+01:00")]
+
+
+def test_reference_range_written_in_the_narrative_is_kept() -> None:
+    """C-CDA: observationRange/text is often only a reference to the narrative ('#rr1');
+    the range was read as '' and lost."""
+    entry = _one(_section("18719-5", '<content ID="rr1">3,9 à 5,8 mmol/L</content>',
+                          _lab_result('<value xsi:type="PQ" value="6.1" unit="mmol/L"/>',
+                                      '<referenceRange><observationRange><text><reference '
+                                      'value="#rr1"/></text></observationRange>'
+                                      '</referenceRange>', code="2345-7")))
+    assert entry.reference_range == "3,9 à 5,8 mmol/L"
+
+
+def test_results_say_who_validated_them_and_when() -> None:
+    """IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant: participant AUTHEN on the
+    report act (the biologist who validated, time/high the validation) applies to the
+    results it holds, a battery's own verifier to its results; it was dropped."""
+    def verifier(rpps: str, when: str) -> str:
+        return f"""<participant typeCode="AUTHEN"><templateId root="1.3.6.1.4.1.19376.1.3.3.1.5"/>
+          <time><high value="{when}"/></time><participantRole><id root="1.2.250.1.71.4.2.1"
+          extension="{rpps}"/></participantRole></participant>"""
+    got = _entries(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      {verifier("899900000031", "202403111120+0100")}
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20240311"/><value xsi:type="PQ" value="80" unit="umol/L"/>
+      </observation></entryRelationship>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        {verifier("899900000049", "202403111300+0100")}
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="3094-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="20240311"/><value xsi:type="PQ" value="5.1" unit="mmol/L"/>
+        </observation></component></organizer></entryRelationship></act></entry>"""))
+    assert [(e.code, e.details["validated_by"]) for e in got] == [
+        ("2160-0", {"ids": ["1.2.250.1.71.4.2.1^899900000031"],
+                    "time": "2024-03-11T11:20+01:00"}),
+        ("3094-0", {"ids": ["1.2.250.1.71.4.2.1^899900000049"],
+                    "time": "2024-03-11T13:00+01:00"})]
+
+
+def test_ccam_under_the_assurance_maladie_oid_is_ccam() -> None:
+    """The ANS examples (CR-IMG, IPS-FR, VSM, LDL, cardiology) code CCAM acts under the OID
+    1.2.250.1.215.300.1, the table knew only 1.2.250.1.213.2.5: the acts were filed under
+    an OID as unmapped local codes, not as the same CCAM act another sender codes."""
+    entry = _one(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <code code="DDAF004" codeSystem="1.2.250.1.215.300.1" codeSystemName="CCAM"
+        displayName="Dilatation intraluminale de 2 vaisseaux coronaires"/>
+      <effectiveTime value="20240110"/></procedure></entry>"""))
+    assert (entry.code, entry.system, entry.mapped) == ("DDAF004", "CCAM", True)

@@ -376,3 +376,60 @@ def test_mdm_carrying_a_pdf_report_adds_the_report_read_from_it():
     assert report.parent_key == docs[0].key and report.masking == docs[0].masking
     assert (report.code, report.effective) == ("MR", "2025-03-14")
     assert report.details["fields"]["conclusion"]["source"] == "text"
+
+
+def test_restricted_cda_is_masked_whatever_the_message_flags_say():
+    """A CDA whose confidentialityCode is R or V is masked to professionals when received as
+    a file (tables/cda_confidentiality.csv); carried in HL7v2 it took only the MetaDMPMSS
+    flags and was shown to every professional when they said nothing, or N."""
+    restricted = cda("DOC-R").replace(b'<confidentialityCode code="N"',
+                                      b'<confidentialityCode code="V"')
+    flagged = norm(oru("NW", "F", b64(restricted)))
+    assert flagged.entries[0].masking == {**EXPECTED_MASKING, "MASQUE_PS": True}
+    assert any("confidentialityCode 'V'" in w for w in flagged.warnings)
+    bare = "\r".join(s for s in oru("NW", "F", b64(restricted)).split("\r")
+                     if "MetaDMPMSS" not in s)
+    assert norm(bare).entries[0].masking == {"MASQUE_PS": True}
+    assert norm(oru("NW", "F", b64(cda("DOC-N")))).entries[0].masking == EXPECTED_MASKING
+
+
+def test_deletion_without_its_cda_finds_the_document_its_txa_names_root_dot_extension():
+    """The ANS MDM examples write TXA-12 as the CDA id's root and extension joined by '.'
+    (EI.1 alone). The initial T02 carried the CDA (key root^extension); the T04 deletion
+    carried a placeholder, was keyed 'root.extension' and deleted nothing: the document
+    stayed current. Such an id is read as the CDA II it is; a plain number is kept."""
+    txa12 = f"DOC-9^Organisation-Y^{DOC_ROOT}"
+    initial = norm(mdm("T02", "F", b64(cda("DOC-9")))).entries[0]
+    placeholder = b64("Document médical au format CDA".encode())
+    deletion = norm(mdm("T04", "D", placeholder).replace(
+        txa12, f"{DOC_ROOT}.DOC-9^Organisation-Y")).entries[0]
+    assert deletion.action == ACTION_DELETE
+    assert deletion.replaces_key == deletion.key == initial.key
+    local = norm(mdm("T02", "F", placeholder).replace(txa12, "20240315.42^Organisation-Y"))
+    assert local.entries[0].key == "document|20240315.42"
+
+
+def test_replacement_without_a_parent_replaces_the_first_version_of_its_set():
+    """A replacement (ORC RO, OBX-11 C) whose CDA has no relatedDocument RPLC (the ANS ORU
+    examples' level-3 CR-BIO): the warning promised a match by setId that nothing made, and
+    the first version stayed current beside the second. The first version of a document is
+    identified by its setId: the replacement replaces it."""
+    first = norm(oru("NW", "F", b64(cda("SET-1")))).entries[0]
+    nm = norm(oru("RO", "C", b64(cda("DOC-2"))))
+    second = nm.entries[0]
+    assert (second.action, second.replaces_key) == (ACTION_REPLACE, first.key)
+    assert any("first version of its set" in w for w in nm.warnings)
+
+
+@pytest.mark.parametrize("declared", ["UTF-8", "ISO-8859-1"])
+def test_cda_sent_as_text_is_read_in_the_encoding_it_declares(declared: str):
+    """A CDA in OBX-5 as text (no base64), whose declaration says ISO-8859-1: read in the
+    message's charset, it was written out as UTF-8 under that declaration and every accented
+    word of the document and of its entries read 'hÃ©matologie'."""
+    xml = cda("DOC-T").decode().replace('encoding="UTF-8"', f'encoding="{declared}"').replace(
+        "Compte rendu d'examens biologiques", "Compte rendu d'hématologie")
+    payload = xml.replace("\r", "").replace("\n", "\\X0A\\")
+    doc = norm(oru("NW", "F", "X").replace("^TEXT^XML^Base64^X", "^TEXT^XML^^" + payload)
+               ).entries[0]
+    assert doc.display == "Compte rendu d'hématologie"
+    assert doc.attachment.data.decode(declared).startswith("<?xml")

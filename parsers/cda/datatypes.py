@@ -313,8 +313,14 @@ def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
                     code_system=t.get("codeSystem", ""),
                     code_system_name=t.get("codeSystemName", ""),
                     display=t.get("displayName", ""), null_flavor=t.get("nullFlavor", ""),
-                    path=p))
+                    original_text=_original_text(t), path=p))
     return q
+
+
+def _original_text(el: etree._Element) -> str:
+    """The words of an element's originalText child ('' when it has none)."""
+    ot = el.find(T_ORIGINAL_TEXT) if len(el) else None
+    return text_and_reference(ot)[0] if ot is not None else ""
 
 
 def _pqr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:

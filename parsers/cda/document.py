@@ -614,7 +614,7 @@ class _Walker:
                 if k == "value":
                     rr.value = value(c, p, "", self.warnings)
                 elif k == "text":
-                    rr.text = text_and_reference(c)[0]
+                    rr.text, rr.text_reference = text_and_reference(c)
                 elif k == "code":
                     rr.code = cd(c, p, "CD")
                 elif k == "interpretationCode":

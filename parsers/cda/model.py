@@ -106,6 +106,7 @@ class PQR(Value):
     code_system: str = ""
     code_system_name: str = ""
     display: str = ""
+    original_text: str = ""  # the unit as the sender wrote it (C-CDA non-UCUM units)
 
     @property
     def number(self) -> Decimal | None:
@@ -594,6 +595,7 @@ class ReferenceRange:
     code: CD | None = None
     value: Value | None = None
     text: str = ""
+    text_reference: str = ""  # '#ID' of the narrative the range is written in (C-CDA)
     interpretation_code: CD | None = None
     path: str = ""
 
