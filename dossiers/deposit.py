@@ -65,6 +65,10 @@ def fact_of(entry: Entry) -> str | None:
     parent = entry.details.get("parent_result")
     if parent:  # an antibiotic tested on two organisms: two facts, never one merged
         raw += "\x1f" + "\x1e".join(str(parent.get(k, "")) for k in ("code", "sub_id", "value"))
+    isolate = entry.details.get("isolate")
+    if isolate:  # the same in a CDA: the germ of the isolate organizer the result is of
+        raw += "\x1f" + "\x1e".join(str(isolate.get(k, ""))
+                                     for k in ("system", "code", "id", "text"))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

@@ -1444,6 +1444,22 @@ def test_antibiogram_results_say_which_germ_they_are_of() -> None:
     assert got[0].details["panel"]["code"] == "18769-0"
 
 
+def test_the_same_antibiotic_result_on_two_germs_is_two_facts() -> None:
+    """Dedupe level 4 merges a result another channel brings again (type, code, time, value,
+    unit). Two isolates' 'amoxicillin: MIC <= 2 mg/L' at one time are two results: the germ
+    is part of the fact, as the HL7v2 susceptibility's organism is."""
+    from dossiers.deposit import fact_of
+
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate("112283007", "Escherichia coli BLSE", "ISO-1", "S")}
+      {_isolate("3092008", "Staphylococcus aureus", "ISO-2", "S")}
+      </act></entry>"""))
+    assert len(got) == 2 and got[0].value == got[1].value
+    assert fact_of(got[0]) and fact_of(got[1]) and fact_of(got[0]) != fact_of(got[1])
+
+
 def test_interpretation_is_the_hl7_code_of_a_translated_lab_flag() -> None:
     """A lab's own flag ('++') translated to the HL7 ObservationInterpretation code: the
     HL7 code (HH) is the interpretation, the lab's flag kept in details."""
