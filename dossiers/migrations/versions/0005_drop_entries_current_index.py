@@ -20,7 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if "ix_entries_current" in {i["name"] for i in sa.inspect(op.get_bind()).get_indexes("entries")}:
+    indexes = {i["name"] for i in sa.inspect(op.get_bind()).get_indexes("entries")}
+    if "ix_entries_current" in indexes:
         op.drop_index("ix_entries_current", table_name="entries")
 
 
