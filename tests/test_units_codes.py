@@ -28,6 +28,10 @@ from normalizers.units import to_ucum
     # per-microlitre counts as US senders (and analysers) write them
     ("10^3/uL", "10*3/uL"), ("10*3/µL", "10*3/uL"), ("K/uL", "10*3/uL"),
     ("10^6/uL", "10*6/uL"), ("M/uL", "10*6/uL"),
+    ("THOUS/MCL", "10*3/uL"), ("K/mcL", "10*3/uL"), ("MIL/MCL", "10*6/uL"),
+    ("mcg/dL", "ug/dL"), ("MCG/L", "ug/L"),
+    # French haematology per mm3 (= per µL, but kept as sent in UCUM)
+    ("10^3/mm3", "10*3/mm3"), ("milliers/mm3", "10*3/mm3"), ("Millions/mm³", "10*6/mm3"),
     ("mL/min/1.73 sq.m.", "mL/min/{1.73_m2}"), ("mL/min/{1.73_m2}", "mL/min/{1.73_m2}"),
 ])
 def test_known_units(sent, ucum):
