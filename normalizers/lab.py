@@ -156,6 +156,9 @@ class _Group:
     notes: list[Segment] = field(default_factory=list)
     observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
     specimens: list[Segment] = field(default_factory=list)
+    # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
+    # the same list for every order of that patient
+    patient_notes: list[Segment] = field(default_factory=list)
 
 
 NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null, it holds no text
@@ -174,6 +177,8 @@ def _groups(msg: Message) -> list[_Group]:
     orc: Segment | None = None
     orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
     notes: list[Segment] | None = None
+    patient_notes: list[Segment] = []  # of the last PID
+    order_notes: list[Segment] = []  # NTE sent between an ORC and its OBR: the order's
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     for seg in msg.segments:
         name = seg.name
@@ -190,10 +195,11 @@ def _groups(msg: Message) -> list[_Group]:
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
-            current = _Group(seg, orc, own_orc=orc_fresh)
+            current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
+                             patient_notes=patient_notes)
             groups.append(current)
             notes = current.notes
-            orc_fresh = False
+            orc_fresh, order_notes = False, []
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
             notes = None
@@ -201,8 +207,12 @@ def _groups(msg: Message) -> list[_Group]:
             notes = None
             if name == "ORC":
                 orc, orc_fresh = seg, True
+                order_notes = notes = []
             elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
                 orc, orc_fresh = None, False
+                patient_notes = notes = []
+            elif name == "PD1":
+                notes = patient_notes  # PID [PD1] [{NTE}]
     return groups
 
 
@@ -221,6 +231,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
     orc: Segment | None = None  # an ORC sent before its OBR
     resulted = False  # the current order has results of its own: a next ORC is not its own
+    patient_notes: list[Segment] = []  # of the last PID
     maybe_null = msg.maybe_null
     for seg in msg.segments:
         name = seg.name
@@ -237,7 +248,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
-            current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen))
+            current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
+                             patient_notes=patient_notes)
             orc, resulted = None, False
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
@@ -261,6 +273,9 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             notes = None
             if name == "PID":
                 current, specimen, orc = None, [], None
+                patient_notes = notes = []
+            elif name == "PD1":
+                notes = patient_notes  # PID [PD1] [{NTE}]
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",
@@ -570,6 +585,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
+    about_patient = _notes(msg, g.patient_notes) if g.patient_notes else None
+    if about_patient:
+        details["patient_comments"] = about_patient
     entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
                   system=coded.system or None, display=coded.display or None,
                   mapped=coded.mapped, status=status, effective=effective, issued=issued,

@@ -779,3 +779,17 @@ def test_adt_merge_is_refused_saying_what_it_is():
     with pytest.raises(NormalizationError) as exc:
         norm(adt("A99"))
     assert str(exc.value) == "message type ADT^A99 is not handled by this intake"
+
+
+def test_notes_on_the_patient_and_on_the_order_are_kept():
+    """NTE in the PATIENT group (PID [PD1] [{NTE}], v2.5 7.3.1: 'patient on anticoagulant')
+    were dropped, and so were NTE some senders put between ORC and OBR. The patient's go to
+    every report of that patient (details.patient_comments), the order's to its report."""
+    from tests.test_lab_normalizer import OBR, ORC, PID
+    nm = norm(oru("OBX|1|NM|INR^INR^L||2.6||2-3|N|||F", pid=PID + "\rNTE|1|P|Patient sous AVK",
+                  order=(ORC, "NTE|1|L|Prélèvement au domicile", OBR, "NTE|2|L|Hémolyse légère")))
+    r = by_ref(nm)
+    report = r["OBR[6]"]
+    assert report.details["patient_comments"] == ["Patient sous AVK"]
+    assert report.details["comments"] == ["Prélèvement au domicile", "Hémolyse légère"]
+    assert "comments" not in r["OBX[8]"].details
