@@ -1223,8 +1223,8 @@ def test_medical_device_is_a_device_and_its_characteristics_are_not_the_patients
                             device.format(mood="EVN", ident="D1")
                             + device.format(mood="INT", ident="D2")))
     assert [(e.type, e.code, e.system, e.display) for e in got] == [
-        ("device", "R010302", "1.2.250.1.213.2.68", "sonde d'intubation à ballonnet"),
-        ("plan", "R010302", "1.2.250.1.213.2.68", "sonde d'intubation à ballonnet")]
+        ("device", "R010302", "EMDN", "sonde d'intubation à ballonnet"),
+        ("plan", "R010302", "EMDN", "sonde d'intubation à ballonnet")]
     assert got[0].details["characteristics"] == [
         {"code": "GEN-234", "display": "Taille", "value": "7.5", "unit": "mm"}]
     assert got[0].details["period_low"] == "2023-07-04"
