@@ -13,7 +13,9 @@ back what we return. The rules:
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for an unsupported message type; AA once filed, quarantined (held for an admin) or a
-  duplicate.
+  duplicate. A batch whose envelope is wrong (BTS-1 or FTS-1 count not reached, a BHS
+  without its BTS) is answered AE even when every message it holds was filed: some are
+  missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
   CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). In
   application mode, if MSH-16 asks for an application ACK, it follows the commit ACK on the
@@ -38,7 +40,7 @@ from sqlalchemy import select
 
 from dossiers.schema import imports
 from parsers.hl7v2.ack import AckError, build_ack
-from parsers.hl7v2.framing import split_batch
+from parsers.hl7v2.framing import BatchProblem, split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
@@ -167,7 +169,6 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
     turn. SQLite would serialize the ledger writes anyway, but with its busy handler's
     sleeps, not a wake-up."""
     headers = [p.header for p in prepared]
-    items = [p.item for p in prepared]
     application = mode == APPLICATION
     try:
         for p in prepared:
@@ -201,7 +202,8 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
             outcomes = _outcomes(ctx, todo)
 
     answers = []
-    for item, header, result in zip(items, headers, results, strict=True):
+    for p, header, result in zip(prepared, headers, results, strict=True):
+        item = p.item
         if item.rejection is not None:
             code, text = item.rejection
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
@@ -211,6 +213,8 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
             answers.append(_answers(header, "AA", None))
         else:
             outcome = _frame_outcome(item.data, result.message_ids, outcomes)
+            if (outcome is None or outcome[0] != FAILED) and p.staged is not None:
+                outcome = _batch_outcome(item.data, p.staged.part[3]) or outcome
             answers.append(_answers(header, *_verdict(outcome), processed=True))
     return answers
 
@@ -236,6 +240,32 @@ def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> t
         location = occurrence_location(messages[part - 1], location or "")
         message = f"{message} (message {part} of {len(messages)} in the frame)"
     return status, code, message, location
+
+
+def _batch_outcome(data: bytes, problems: list[BatchProblem]) -> tuple | None:
+    """The first problem of a batch envelope (a BTS-1 count that the messages do not reach,
+    a BHS without its BTS...), as a failed outcome with its segment for ERR-2. Every message
+    of the frame may have been filed and still some are missing: the sender must be told,
+    not answered AA (v2.5 2.10.3: BTS-1 and FTS-1 are there to detect lost messages)."""
+    if not problems:
+        return None
+    problem = problems[0]
+    return FAILED, problem.code, problem.message, _envelope_location(data, problem.offset)
+
+
+def _envelope_location(data: bytes, offset: int | None) -> str:
+    """'BTS[1]-1' for a problem at the start of the first BTS segment (its count, field 1),
+    'BHS[2]' for the second BHS; '' when the offset is not at an envelope segment."""
+    if offset is None:
+        return ""
+    name = data[offset:offset + 3]
+    if name not in (b"BHS", b"BTS", b"FHS", b"FTS"):
+        return ""
+    before = data[:offset]
+    occurrence = 1 + sum(before.count(sep + name) for sep in (b"\r", b"\n", b"\x0b"))
+    occurrence += before.startswith(name)
+    field = "-1" if name in (b"BTS", b"FTS") else ""
+    return f"{name.decode()}[{occurrence}]{field}"
 
 
 def _answers(header: Header | None, code: str, error: AckError | None, *,

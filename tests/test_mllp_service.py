@@ -195,6 +195,50 @@ def test_application_mode_answers_after_processing(tmp_path, database_url) -> No
     ctx.engine.dispose()
 
 
+def test_application_mode_truncated_batch_is_not_answered_aa(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    """A batch whose BTS-1 announces 3 messages and holds 2 (one lost on the way): both are
+    filed, and the ACK was AA. The sender is now told, at the BTS segment's count field."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    truncated = sample("16_chu_batch_tronque.hl7").replace(b"|AL|NE|", b"|||")
+    whole = sample("15_chu_batch.hl7").replace(b"|AL|NE|", b"|||")
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        ack = client.send(truncated)
+        complete = client.send(whole)
+    fields = msa(ack, "latin-1")
+    assert fields[1:3] == ["AE", "RB2512030000005"]  # answers the batch's first message
+    assert fields[3].startswith("HL7_BATCH_COUNT_MISMATCH: BTS-1 announces 3 messages, 2")
+    err = segment(ack, "ERR", "latin-1")
+    assert err[2:5] == ["BTS^1^1^1", "100^Segment sequence error^HL70357", "E"]
+    assert msa(complete, "latin-1")[1] == "AA"
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code)
+                            .order_by(imports.c.id)).all()
+    assert [tuple(r) for r in rows] == [("failed", "HL7_BATCH_COUNT_MISMATCH"),
+                                        ("deposited", None), ("deposited", None),
+                                        ("split", None), *[("deposited", None)] * 3]
+    ctx.engine.dispose()
+
+
+_M = b"MSH|^~\\&|GLIMS|CHU_RENNES|||20251203||ORU^R01|X|P|2.5\r"
+
+
+@pytest.mark.parametrize(("frame", "code", "location"), [
+    (b"BHS|^~\\&\r" + _M + b"BTS|1\rBHS|^~\\&\r" + _M + b"BTS|2\r",
+     "HL7_BATCH_COUNT_MISMATCH", "BTS[2]-1"),
+    (b"FHS|^~\\&\nBHS|^~\\&\n" + _M + b"BTS|1\nFTS|3\n", "HL7_BATCH_COUNT_MISMATCH",
+     "FTS[1]-1"),
+    (b"BHS|^~\\&\r" + _M, "HL7_BATCH_TRUNCATED", "BHS[1]"),
+    (b"BHS|^~\\&\r" + _M + b"BTS|one\r", "HL7_BATCH_BAD_COUNT", "BTS[1]-1"),
+])
+def test_batch_problem_outcome_names_its_envelope_segment(frame, code, location) -> None:  # noqa: ANN001
+    from parsers.hl7v2.framing import split_batch
+    from pipelines.acknowledge import _batch_outcome, ack_rules
+
+    status, got_code, _, got_location = _batch_outcome(frame, split_batch(frame).problems)
+    assert (status, got_code, got_location) == ("failed", code, location)
+    assert ack_rules()[code].ack == "AE"  # the sender's to fix, not our internal error
+
+
 def test_application_mode_enhanced_commit_then_application_ack(tmp_path, database_url) -> None:  # noqa: ANN001, E501
     ctx = make_ctx(tmp_path, database_url, ack_mode="application")
     data = sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|", 1)
