@@ -113,6 +113,8 @@ def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[st
                 f"only its first {len(frame.data)} bytes were kept")
     if header is None:
         return ("HL7_NO_MSH", "the frame holds no readable MSH segment")
+    if header.invalid is not None:
+        return header.invalid[:2]
     return None
 
 
@@ -137,9 +139,10 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     header = read_header(frame.data)
     rejection = _refusal(frame, header, listener.max_frame_bytes)
     source = UNKNOWN_SOURCE
-    if rejection is None and header is not None:
-        source, rejection = match_source(ctx.settings.sources, header, frame.peer,
-                                         listener.accept_unknown_senders)
+    if header is not None and frame.size is None:  # a refused message of a declared sender
+        source, refused = match_source(ctx.settings.sources, header, frame.peer,  # is its
+                                       listener.accept_unknown_senders)          # source's
+        rejection = rejection or refused
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
     try:
@@ -206,8 +209,10 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         item = p.item
         if item.rejection is not None:
             code, text = item.rejection
+            invalid = header.invalid if header is not None else None
+            where = invalid[2] if invalid is not None and invalid[0] == code else ""
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
-                                                           f"{code}: {text}")))
+                                                           f"{code}: {text}", where)))
             continue
         if not application:
             answers.append(_answers(header, "AA", None))

@@ -305,6 +305,28 @@ def test_bad_frames_do_not_stop_other_clients(ctx) -> None:  # noqa: ANN001
     assert counts == {"deposited": 2, "failed": 1}
 
 
+def test_unusable_encoding_characters_are_refused_answering_the_control_id(ctx) -> None:  # noqa: ANN001, E501
+    """Sample 18 (MSH-2 '^^\\&': '^' twice) was refused as 'no readable MSH' with an empty
+    MSA-2, which a sender matching ACKs on MSA-2 (Hl7Client, HAPI) drops, then waits and
+    sends again. It is now refused naming MSH-2, answering its MSH-10, recorded under its
+    declared source."""
+    bad = sample("18_casse_delimiteurs.hl7")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        enhanced = client.send(bad)  # AL/NE: the commit ACK, a reject
+        original = client.send(original_mode(bad).replace(b"|RB2503120000009|", b"|RB25-2|"))
+    assert msa(enhanced)[1:3] == ["CR", "RB2503120000009"]
+    assert msa(original)[1:3] == ["AR", "RB25-2"]
+    for ack in (enhanced, original):
+        assert ack.startswith(b"MSH|^~\\&|DMP-INTAKE|DMP|LABM|CERBALLIANCE_LYON^690041231^M|")
+        err = segment(ack, "ERR")
+        assert err[2:5] == ["MSH^1^2^1", "102^Data type error^HL70357", "E"]
+        assert err[8].startswith("HL7_BAD_ENCODING_CHARS: MSH-1/MSH-2")
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code,
+                                   imports.c.source)).all()
+    assert [tuple(r) for r in rows] == [("failed", "HL7_BAD_ENCODING_CHARS", "labs")] * 2
+
+
 def test_oversize_frame_is_refused_and_the_connection_goes_on(tmp_path, database_url) -> None:  # noqa: ANN001
     ctx = make_ctx(tmp_path, database_url, max_frame_bytes=20_000)
     big = original_mode(sample("01_labm_nfs.hl7")) + b"NTE|1||" + b"x" * 50_000 + b"\r"
