@@ -21,12 +21,14 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports, patients
+from tests import test_mllp_service
 from tests.conftest import ROOT
 from tests.mllp_support import running_service, statuses, wait_processed
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 NODE_CLIENT = ROOT / "tests" / "node_mllp"
 MLLP_SEND = str(Path(sys.executable).with_name("mllp_send"))
+tls_files = test_mllp_service.tls_files  # the fixture: a CA, server and client certificates
 
 # (file, charset on the wire): accented patient names and result labels in each
 TRAFFIC = [("01_labm_nfs.hl7", "utf-8"), ("05_chu_hba1c.hl7", "latin-1"),
@@ -164,12 +166,13 @@ def _node_hl7_client() -> list[str]:
     return [node, str(NODE_CLIENT / "send_node_hl7_client.mjs")]
 
 
-def _node_hl7_send(port: int, files: list[Path], encoding: str) -> list[dict]:
+def _node_hl7_send(port: int, files: list[Path], encoding: str, *extra: str,
+                   ok: bool = True) -> list[dict]:
     out = subprocess.run([*_node_hl7_client(), "--port", str(port), "--encoding", encoding,
-                          "--timeout-ms", "20000", *map(str, files)],
+                          "--timeout-ms", "20000", *extra, *map(str, files)],
                          capture_output=True, text=True, timeout=120)
     results = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    assert out.returncode == 0, (out.stderr[-2000:], results)
+    assert (out.returncode == 0) == ok, (out.stderr[-2000:], results)
     return results
 
 
@@ -221,3 +224,32 @@ def test_node_hl7_client_batch(ctx, tmp_path) -> None:  # noqa: ANN001
     assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", _control_id(b"MSH|"
                                                                                  + first)]]
     assert statuses(ctx) == {"split": 1, "deposited": 3}
+
+
+def test_node_hl7_client_tls_with_client_certificate(tmp_path, tls_files) -> None:  # noqa: ANN001
+    """node-hl7-client over TLS (Node's TLS stack, not Python's): with a client certificate
+    signed by the declared CA its messages are acknowledged; without one the handshake is
+    refused, no ACK comes, and the listener goes on serving."""
+    _node_hl7_client()
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+                   tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
+                   tls_client_ca=tls_files["ca.pem"])
+    files = []
+    for name in ("01_labm_nfs.hl7", "03_synlab_iono_creatinine.hl7"):
+        files.append(tmp_path / name)
+        files[-1].write_bytes(sample(name))
+    ca = ("--tls-ca", str(tls_files["ca.pem"]))
+    identity = ("--tls-cert", str(tls_files["client.pem"]), "--tls-key",
+                str(tls_files["client.key"]))
+    try:
+        with running_service(ctx) as svc:
+            first = _node_hl7_send(svc.port, files[:1], "utf8", *ca, *identity)
+            anonymous = _node_hl7_send(svc.port, files[1:], "utf8", *ca, "--timeout-ms",
+                                       "3000", ok=False)
+            second = _node_hl7_send(svc.port, files[1:], "utf8", *ca, *identity)
+            wait_processed(ctx)
+        assert [_fields(r["acks"][0], "MSA")[1] for r in first + second] == ["CA", "CA"]
+        assert "acks" not in anonymous[0] and anonymous[0]["error"]
+        assert statuses(ctx) == {"deposited": 2}
+    finally:
+        ctx.engine.dispose()

@@ -8,7 +8,8 @@
 //
 // Usage:
 //     node send_node_hl7_client.mjs --port 2575 [--host 127.0.0.1] [--encoding utf8|latin1]
-//                                   [--timeout-ms 10000] FILE...
+//                                   [--timeout-ms 10000] [--tls-ca PEM [--tls-cert PEM
+//                                   --tls-key PEM]] FILE...
 //
 // Each FILE holds one ER7 message, or a batch (first segment BHS) or a file batch (FHS); its
 // bytes are decoded with --encoding, line ends (\r, \n, \r\n) become \r, and the client sends
@@ -20,7 +21,9 @@
 //     {"file": F, "connection": N|null, "error": "<why>"}
 // "acks" holds every ACK message the client handed to its response handler until the first
 // one came plus a short settling time (a batch answer may be split by the client into one
-// call per message). Exit status: 0 when every FILE got an ACK, 1 otherwise, 2 on bad usage.
+// call per message). With --tls-ca the connection is TLS, the server's certificate checked
+// against that CA (rejectUnauthorized); --tls-cert and --tls-key present a client certificate.
+// Exit status: 0 when every FILE got an ACK, 1 otherwise, 2 on bad usage.
 //
 // What node-hl7-client does, read from its 4.0.0 lib/esm/index.mjs:
 // - Connection.sendMessage(m) checks that every MSH-12 equals the Client's `version`, then
@@ -38,7 +41,8 @@ const SETTLE_MS = 150;
 
 function usage(message) {
   process.stderr.write(`${message}\nusage: node send_node_hl7_client.mjs --port PORT ` +
-    `[--host HOST] [--encoding utf8|latin1] [--timeout-ms N] FILE...\n`);
+    `[--host HOST] [--encoding utf8|latin1] [--timeout-ms N] [--tls-ca PEM ` +
+    `[--tls-cert PEM --tls-key PEM]] FILE...\n`);
   process.exit(2);
 }
 
@@ -52,6 +56,9 @@ function parseCli() {
         port: { type: 'string' },
         encoding: { type: 'string', default: 'utf8' },
         'timeout-ms': { type: 'string', default: '10000' },
+        'tls-ca': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
       },
     });
   } catch (err) {
@@ -64,7 +71,15 @@ function parseCli() {
   const timeoutMs = Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usage('--timeout-ms: a positive integer');
   if (positionals.length === 0) usage('no FILE given');
-  return { host: values.host, port, encoding: values.encoding, timeoutMs, files: positionals };
+  if ((values['tls-cert'] || values['tls-key']) && !values['tls-ca']) usage('TLS needs --tls-ca');
+  let tls;
+  if (values['tls-ca']) {
+    tls = { ca: readFileSync(values['tls-ca']), rejectUnauthorized: true };
+    if (values['tls-cert']) tls.cert = readFileSync(values['tls-cert']);
+    if (values['tls-key']) tls.key = readFileSync(values['tls-key']);
+  }
+  return { host: values.host, port, encoding: values.encoding, timeoutMs, tls,
+    files: positionals };
 }
 
 function load(file, encoding) {
@@ -93,7 +108,7 @@ async function main() {
   });
   const first = items.find((i) => i.item);
   const version = first ? versionOf(first.item) : '2.5';
-  const client = new Client({ host: opts.host, version });
+  const client = new Client({ host: opts.host, version, ...(opts.tls ? { tls: opts.tls } : {}) });
   const received = [];
   let wake = () => {};
   const connection = client.createConnection(
