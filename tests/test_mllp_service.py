@@ -25,6 +25,9 @@ from pipelines.process import Context
 from pipelines.settings import ListenerSettings, Source, load_settings
 from tests.conftest import SAMPLES
 from tests.mllp_support import (
+    CR,
+    FS,
+    VT,
     Client,
     msa,
     read_frame,
@@ -250,6 +253,65 @@ def test_application_mode_enhanced_commit_then_application_ack(tmp_path, databas
         # MSH-16 NE: the commit ACK only, the worker files it later
         assert msa(client.send(sample("01_labm_nfs.hl7")))[1] == "CA"
     ctx.engine.dispose()
+
+
+def _frames_of(messages: list[bytes], end: bytes = FS + CR, between: bytes = b"") -> bytes:
+    return b"".join(between + VT + m + end for m in messages)
+
+
+# What real senders put on the wire, each with the messages it carries: (name, how to send
+# them as a list of TCP writes, whether the sender half-closes after its last write).
+SENDER_QUIRKS = [
+    ("FS without CR", lambda ms: [VT + m + FS for m in ms], False),
+    ("CR LF after FS", lambda ms: [VT + m + FS + CR + b"\n" for m in ms], False),
+    ("LF between segments", lambda ms: [_frames_of([m.replace(CR, b"\n") for m in ms])],
+     False),
+    ("CR LF between segments", lambda ms: [_frames_of([m.replace(CR, b"\r\n") for m in ms])],
+     False),
+    ("NULs and line ends before VT", lambda ms: [_frames_of(ms, between=b"\x00\x00\r\n")],
+     False),
+    ("FS then the next VT at once", lambda ms: [_frames_of(ms, end=FS)], False),
+    ("two frames in one packet", lambda ms: [_frames_of(ms)], False),
+    ("one frame over many packets",
+     lambda ms: [f[i:i + 61] for f in (_frames_of([m]) for m in ms) for i in range(0, len(f),
+                                                                                  61)], False),
+    ("half-close after the last frame", lambda ms: [_frames_of([m]) for m in ms], True),
+]
+
+
+def test_real_sender_quirks_over_a_socket(ctx) -> None:  # noqa: ANN001
+    """Each quirk on a connection of its own, over a real socket with Nagle off and a pause
+    between writes (so that a split in the list is a packet on the wire), both messages
+    written before any ACK is read (a pipelining sender): every message is answered AA, in
+    order, with its MSH-10, then filed once; a half-closing sender still gets its ACKs
+    before the listener closes its side."""
+    from samples.generate import Traffic
+
+    traffic = iter(Traffic(11, patients=20, corrections=0, duplicates=0))
+    sent: list[tuple[str, list[bytes], list[bytes]]] = []
+    with running_service(ctx) as svc:
+        for name, writes, half_close in SENDER_QUIRKS:
+            messages = [original_mode(next(traffic).replace(b"\n", b"\r")) for _ in range(2)]
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for chunk in writes(messages):
+                    sock.sendall(chunk)
+                    time.sleep(0.002)
+                if half_close:
+                    sock.shutdown(socket.SHUT_WR)
+                buffer = bytearray()
+                acks = [read_frame(sock, buffer) for _ in messages]
+                if half_close:
+                    assert read_frame(sock, buffer) is None, name
+            sent.append((name, messages, acks))
+        wait_processed(ctx)
+    for name, messages, acks in sent:
+        assert None not in acks, name
+        assert [msa(a, "latin-1")[1:3] for a in acks] == [
+            ["AA", m.split(b"|", 10)[9].decode()] for m in messages], name
+    counts = statuses(ctx)  # generated patients have no dossier: held for an admin
+    assert sum(counts.values()) == 2 * len(SENDER_QUIRKS), counts
+    assert set(counts) <= {"deposited", "quarantined"}, counts
 
 
 def test_concurrent_keep_alive_connections(ctx) -> None:  # noqa: ANN001
