@@ -119,6 +119,15 @@ def normalize_message(msg: Message, source: str,
                              f"message type {name[:16]} is not handled by this intake", "MSH-9")
 
 
+def handles_message_type(kind: str, trigger: str) -> bool:
+    """Whether ``normalize_message`` reads MSH-9 ``kind^trigger`` (the same dispatch), for
+    the MLLP listener, which answers an unsupported type from the header alone (HL7 v2.5
+    2.9.2: MSH-9 is among what the receiver checks before accepting a message)."""
+    kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    return ((kind == "ORU" and not trigger) or (kind, trigger) in _HANDLED
+            or handles(kind, trigger))
+
+
 # -- grouping ---------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Group:

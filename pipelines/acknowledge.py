@@ -7,15 +7,17 @@ back what we return. The rules:
 - AA (CA in enhanced mode) only once the frame's bytes are in the archive and its ledger row
   is committed. If storing fails, the whole group gets AR (CE) with HL7 error 207: the sender
   keeps the message and sends it again later. No AA, ever, for what is not stored.
-- A frame we refuse (no readable MSH, sender not declared, peer not allowed for that sender,
-  frame over the size limit) is still archived and recorded as a failed import, then answered
-  AR (CR in enhanced mode) with an ERR saying why.
+- A frame we refuse (no readable MSH or unusable encoding characters, sender not declared,
+  peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
+  no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
+  still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
+  with an ERR saying why.
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
-  for an unsupported message type; AA once filed, quarantined (held for an admin) or a
-  duplicate. A batch whose envelope is wrong (BTS-1 or FTS-1 count not reached, a BHS
-  without its BTS) is answered AE even when every message it holds was filed: some are
-  missing.
+  for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
+  (held for an admin) or a duplicate. A batch whose envelope is wrong (BTS-1 or FTS-1 count
+  not reached, a BHS without its BTS) is answered AE even when every message it holds was
+  filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
   CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). In
   application mode, if MSH-16 asks for an application ACK, it follows the commit ACK on the
@@ -39,6 +41,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dossiers.schema import imports
+from normalizers.lab import handles_message_type
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.framing import BatchProblem, split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
@@ -106,16 +109,29 @@ def match_source(sources: tuple[Source, ...], header: Header, peer: str | None,
                             f"(MSH-3, MSH-4) is not a declared source")
 
 
-def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[str, str] | None:
+def _refusal(frame: Frame, header: Header | None,
+             limit: int | None) -> tuple[str, str, str] | None:
+    """(code, text, HL7 location) when the frame cannot be taken whatever its sender."""
     if frame.size is not None:
         return ("MLLP_FRAME_TOO_LARGE",
                 f"frame of {frame.size} bytes is over the listener's limit of {limit} bytes; "
-                f"only its first {len(frame.data)} bytes were kept")
+                f"only its first {len(frame.data)} bytes were kept", "")
     if header is None:
-        return ("HL7_NO_MSH", "the frame holds no readable MSH segment")
-    if header.invalid is not None:
-        return header.invalid[:2]
-    return None
+        return ("HL7_NO_MSH", "the frame holds no readable MSH segment", "")
+    return header.invalid
+
+
+def _unsupported(header: Header) -> tuple[str, str, str] | None:
+    """A message type (MSH-9) no normalizer reads is refused from its header, in accept
+    mode too (v2.5 2.9.2: the receiver checks MSH-9 before accepting; AR, CR in enhanced
+    mode): accepted, it was answered AA/CA and failed later, unseen by its sender."""
+    kind, trigger = header.get(9), header.get(9, comp=2)
+    if handles_message_type(kind, trigger):
+        return None
+    kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    name = f"{kind}^{trigger}" if trigger else kind or "(none)"
+    return ("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} is not handled by this intake",
+            "MSH[1]-9")
 
 
 @dataclass(slots=True)
@@ -129,6 +145,7 @@ class Prepared:
     item: Received
     staged: Staged | None
     error: Exception | None = None
+    where: str = ""  # the refusal's location (ERR-2), when the frame is refused
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -137,20 +154,23 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     then has one sync, one commit and the answers left to do)."""
     listener = ctx.settings.listener
     header = read_header(frame.data)
-    rejection = _refusal(frame, header, listener.max_frame_bytes)
+    refusal = _refusal(frame, header, listener.max_frame_bytes)
     source = UNKNOWN_SOURCE
     if header is not None and frame.size is None:  # a refused message of a declared sender
         source, refused = match_source(ctx.settings.sources, header, frame.peer,  # is its
                                        listener.accept_unknown_senders)          # source's
-        rejection = rejection or refused
+        if refusal is None and refused is not None:
+            refusal = (*refused, "")
+        refusal = refusal or _unsupported(header)
+    rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc)
+        return Prepared(frame, header, item, None, exc, where)
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged)
+    return Prepared(frame, header, item, staged, where=where)
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
@@ -209,10 +229,8 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         item = p.item
         if item.rejection is not None:
             code, text = item.rejection
-            invalid = header.invalid if header is not None else None
-            where = invalid[2] if invalid is not None and invalid[0] == code else ""
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
-                                                           f"{code}: {text}", where)))
+                                                           f"{code}: {text}", p.where)))
             continue
         if not application:
             answers.append(_answers(header, "AA", None))

@@ -389,6 +389,62 @@ def test_unusable_encoding_characters_are_refused_answering_the_control_id(ctx) 
     assert [tuple(r) for r in rows] == [("failed", "HL7_BAD_ENCODING_CHARS", "labs")] * 2
 
 
+def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # noqa: ANN001
+    """An order (ORM^O01) or a merge (ADT^A40) to this results intake was answered AA/CA in
+    accept mode and failed later, unseen by its sender. HL7 v2.5 2.9.2 has the receiver
+    check MSH-9 before accepting: AR (CR in enhanced mode) with ERR 200 at MSH-9, recorded
+    under its source; the supported types on the same connection are accepted as before."""
+    order = sample("01_labm_nfs.hl7").replace(b"ORU^R01^ORU_R01", b"ORM^O01^ORM_O01", 1)
+    merge = original_mode(sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01",
+                                                                 b"ADT^A40^ADT_A39", 1))
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        refused = [client.send(order), client.send(merge)]
+        accepted = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
+        wait_processed(ctx)
+    assert [msa(a, "latin-1")[1] for a in refused] == ["CR", "AR"]  # AL/NE, original mode
+    assert segment(refused[0], "MSH")[8] == "ACK^O01^ACK"
+    for ack in refused:
+        err = segment(ack, "ERR", "latin-1")
+        assert err[2:5] == ["MSH^1^9^1", "200^Unsupported message type^HL70357", "E"]
+        assert err[8].startswith("HL7_UNSUPPORTED_TYPE: message type ")
+    assert msa(accepted)[1] == "AA"
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code, imports.c.source)
+                            .order_by(imports.c.id)).all()
+    assert [tuple(r) for r in rows] == [("failed", "HL7_UNSUPPORTED_TYPE", "labs")] * 2 + [
+        ("deposited", None, "labs")]
+
+
+def _dispatch_cases() -> list[tuple[str, str]]:
+    from normalizers.adt import CHANGE_IDENTIFIER, adt_triggers
+    from normalizers.lab import _HANDLED
+
+    return sorted({*_HANDLED, *(("ADT", t) for t in adt_triggers()),
+                   ("ADT", CHANGE_IDENTIFIER), ("ORU", ""), ("ORM", "O01"), ("ADT", "A40"),
+                   ("QRY", "A19"), ("ACK", "R01"), ("MDM", "T01"), ("ORU", "R99"), ("", ""),
+                   ("oru", "r01")})
+
+
+@pytest.mark.parametrize(("kind", "trigger"), _dispatch_cases())
+def test_listener_type_check_agrees_with_the_normalizer_dispatch(kind, trigger) -> None:  # noqa: ANN001
+    """The listener refuses from MSH-9 alone exactly the types normalize_message refuses at
+    MSH-9: a type added to the dispatch is accepted by the listener too."""
+    from normalizers.lab import handles_message_type, normalize_message
+    from normalizers.model import NormalizationError
+    from parsers.hl7v2 import HL7ParseError, parse_message
+
+    data = (f"MSH|^~\\&|LABM|CERB|DMP|DMP|20250114114200+0100||{kind}^{trigger}|C1|P|2.5\r"
+            "PID|1||4100001127^^^CERBA&2.999.250.1.1&ISO^PI||Béranger^Hélène\r").encode()
+    try:
+        normalize_message(parse_message(data), "labs")
+        refused = False
+    except NormalizationError as exc:
+        refused = exc.code == "HL7_UNSUPPORTED_TYPE" and exc.location == "MSH-9"
+    except HL7ParseError:
+        refused = False
+    assert handles_message_type(kind, trigger) is not refused
+
+
 def test_oversize_frame_is_refused_and_the_connection_goes_on(tmp_path, database_url) -> None:  # noqa: ANN001
     ctx = make_ctx(tmp_path, database_url, max_frame_bytes=20_000)
     big = original_mode(sample("01_labm_nfs.hl7")) + b"NTE|1||" + b"x" * 50_000 + b"\r"
