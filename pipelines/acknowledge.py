@@ -312,15 +312,26 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     return out
 
 
+TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})
+
+
+def _ack_type(value: str) -> str:
+    """MSH-15 or MSH-16 as a table 0155 code, '' when empty. A value outside the table
+    (' AL', 'Y', 'XX') is read as AL: the sender asked for something, and read as no
+    condition met it got no ACK at all and waited for one."""
+    value = (value or "").strip().upper()
+    return value if not value or value in TABLE_0155 else "AL"
+
+
 def _condition(value: str, success: bool) -> bool:
     """MSH-15/MSH-16 (HL7 table 0155): AL always, NE never, ER on error, SU on success;
     empty means always for the commit ACK (v2.5 2.9.2.1)."""
-    value = (value or "AL").upper()
+    value = _ack_type(value) or "AL"
     return value == "AL" or (value == "ER" and not success) or (value == "SU" and success)
 
 
 def _app_ack_wanted(header: Header) -> bool:
-    return (header.get(16) or "").upper() in ("AL", "ER", "SU")
+    return _ack_type(header.get(16)) in ("AL", "ER", "SU")
 
 
 def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:

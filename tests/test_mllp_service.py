@@ -119,6 +119,71 @@ def test_enhanced_mode_commit_ack_follows_msh15(ctx) -> None:  # noqa: ANN001
     assert statuses(ctx) == {"deposited": 2, "duplicate": 1}
 
 
+def _with_ack_types(data: bytes, accept: str, application: str, control_id: str) -> bytes:
+    first, _, rest = data.partition(b"\r")
+    fields = first.split(b"|")
+    fields[9], fields[14], fields[15] = control_id.encode(), accept.encode(), application.encode()
+    return b"|".join(fields) + b"\r" + rest
+
+
+def _answers_to(client: Client, data: bytes) -> list[list[str]]:
+    """[MSA-1, MSA-2] of every ACK sent for ``data``: it is followed on the connection by an
+    original-mode message, whose own ACK ends what was sent for ``data`` (none is an answer
+    too, which a read with a timeout could not tell from a slow one)."""
+    follower = original_mode(sample("03_synlab_iono_creatinine.hl7"))
+    client.sock.sendall(VT + data + FS + CR + VT + follower + FS + CR)
+    got = []
+    while True:
+        ack = read_frame(client.sock, client.buffer)
+        assert ack is not None
+        fields = msa(ack, "latin-1")[1:3]
+        if fields[1] == "RB2504080000001":
+            return got
+        got.append(fields)
+
+
+# (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode)
+ACCEPT_MODE_ACKS = [
+    ("AL", "NE", ["CA"]), ("NE", "AL", []), ("ER", "NE", []), ("SU", "NE", ["CA"]),
+    ("", "AL", ["CA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
+    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA"]),
+    (" ", " ", ["AA"]),  # spaces are no value: original mode
+]
+
+
+def test_msh_15_and_16_decide_the_acks_in_accept_mode(ctx) -> None:  # noqa: ANN001
+    """Table 0155 as v2.5 2.9.3 has it, over a real socket. A value outside the table or
+    padded with spaces ('XX', ' AL') got no ACK at all, so its sender waited and sent again:
+    it is now read as AL."""
+    data = sample("01_labm_nfs.hl7")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        for n, (accept, application, expected) in enumerate(ACCEPT_MODE_ACKS):
+            control_id = f"K{n}"
+            got = _answers_to(client, _with_ack_types(data, accept, application, control_id))
+            assert got == [[code, control_id] for code in expected], (accept, application)
+
+
+# (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid)
+APPLICATION_MODE_ACKS = [
+    ("AL", "AL", ["CA", "AE"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA", "AE"]),
+    ("ER", "ER", ["AE"]), ("AL", "NE", ["CA"]),  # NE: left to the worker, no application ACK
+]
+
+
+def test_msh_15_and_16_decide_the_acks_in_application_mode(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    data = sample("20_casse_nm_non_numerique.hl7")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            for n, (accept, application, expected) in enumerate(APPLICATION_MODE_ACKS):
+                control_id = f"E{n}"
+                got = _answers_to(client, _with_ack_types(data, accept, application,
+                                                          control_id))
+                assert got == [[code, control_id] for code in expected], (accept, application)
+    finally:
+        ctx.engine.dispose()
+
+
 def test_retransmission_is_acknowledged_again_and_files_nothing_twice(ctx) -> None:  # noqa: ANN001
     data = original_mode(sample("03_synlab_iono_creatinine.hl7"))
     with running_service(ctx) as svc:

@@ -57,8 +57,9 @@ class Header:
 
     @property
     def enhanced(self) -> bool:
-        """Enhanced acknowledgment mode: MSH-15 or MSH-16 valued (v2.5 2.9.2)."""
-        return bool(self.get(15) or self.get(16))
+        """Enhanced acknowledgment mode: MSH-15 or MSH-16 valued (v2.5 2.9.2); spaces are
+        no value."""
+        return bool(self.get(15).strip() or self.get(16).strip())
 
 
 def read_header(data: bytes) -> Header | None:
