@@ -205,7 +205,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return [_answers(h, "AR", error) for h in headers]
+        return [_answers(h, "AR", error, stored=False) for h in headers]
 
     outcomes: dict[int, tuple] = {}
     if application:
@@ -292,14 +292,15 @@ def _envelope_location(data: bytes, offset: int | None) -> str:
 
 
 def _answers(header: Header | None, code: str, error: AckError | None, *,
-             processed: bool = False) -> list[bytes]:
+             processed: bool = False, stored: bool = True) -> list[bytes]:
     """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
     stored, CE when storing failed, CR when refused) filtered by MSH-15, then, if the message
-    was processed here, the application ACK filtered by MSH-16."""
+    was processed here, the application ACK filtered by MSH-16. CE only when not stored (the
+    sender is to send again), never for a refusal whose ERR code happens to be 207."""
     if header is None or not header.enhanced:
         return [build_ack(header, code, error=error)]
     out = []
-    if error is not None and error.hl7_code == "207" and code == "AR":
+    if not stored:
         commit, commit_error = "CE", error  # not stored: ours to fix, the sender retries
     elif code == "AR" and not processed:
         commit, commit_error = "CR", error

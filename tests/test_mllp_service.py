@@ -527,6 +527,22 @@ def test_oversize_frame_is_refused_and_the_connection_goes_on(tmp_path, database
     ctx.engine.dispose()
 
 
+def test_oversize_frame_in_enhanced_mode_is_a_commit_reject(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    """An oversize message asking for enhanced mode (AL/NE) got CE, the commit error that
+    tells its sender to send it again later (its ERR code, 207, was taken for 'not
+    stored'): it would be sent again, forever. It is CR: refused, not to be resent as is;
+    only a group that could not be stored gets CE."""
+    ctx = make_ctx(tmp_path, database_url, max_frame_bytes=20_000)
+    big = sample("01_labm_nfs.hl7") + b"NTE|1||" + b"x" * 50_000 + b"\r"
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(big)
+        assert msa(ack)[1:3] == ["CR", "RB2501140000001"]
+        assert "MLLP_FRAME_TOO_LARGE" in segment(ack, "ERR")[8]
+    finally:
+        ctx.engine.dispose()
+
+
 def test_idle_connection_is_closed(tmp_path, database_url) -> None:  # noqa: ANN001
     ctx = make_ctx(tmp_path, database_url, idle_timeout=0.3)
     with running_service(ctx) as svc:
