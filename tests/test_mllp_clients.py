@@ -253,3 +253,26 @@ def test_node_hl7_client_tls_with_client_certificate(tmp_path, tls_files) -> Non
         assert statuses(ctx) == {"deposited": 2}
     finally:
         ctx.engine.dispose()
+
+
+def test_node_hl7_client_application_mode_commit_then_application_ack(tmp_path,  # noqa: ANN001
+                                                                       database_url) -> None:
+    """Application mode, a message asking for both ACKs (MSH-15/16 AL/AL) whose OBX-5 is no
+    number: node-hl7-client receives the commit ACK (CA) then the application ACK (AE) whose
+    ERR points at the 2nd OBX's field 5 with table 0357 code 102 and severity E."""
+    _node_hl7_client()
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    path = tmp_path / "nm.hl7"
+    path.write_bytes(sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|"))
+    try:
+        with running_service(ctx) as svc:
+            [result] = _node_hl7_send(svc.port, [path], "utf8")
+        control_id = _control_id(sample("20_casse_nm_non_numerique.hl7"))
+        assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", control_id],
+                                                                     ["AE", control_id]]
+        err = _fields(result["acks"][1], "ERR")
+        assert err[2:5] == ["OBX^2^5^1", "102^Data type error^HL70357", "E"]
+        assert err[8].startswith("OBX_BAD_NUMBER")
+        assert statuses(ctx) == {"failed": 1}
+    finally:
+        ctx.engine.dispose()
