@@ -237,7 +237,8 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         else:
             outcome = _frame_outcome(item.data, result.message_ids, outcomes)
             if (outcome is None or outcome[0] != FAILED) and p.staged is not None:
-                outcome = _batch_outcome(item.data, p.staged.part[3]) or outcome
+                problems = p.staged.part[3]  # the envelope's, from split_batch
+                outcome = _batch_outcome(item.data, problems) or outcome
             answers.append(_answers(header, *_verdict(outcome), processed=True))
     return answers
 
@@ -317,9 +318,9 @@ TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})
 
 
 def _ack_type(value: str) -> str:
-    """MSH-15 or MSH-16 as a table 0155 code, '' when empty. A value outside the table
-    (' AL', 'Y', 'XX') is read as AL: the sender asked for something, and read as no
-    condition met it got no ACK at all and waited for one."""
+    """MSH-15 or MSH-16 as a table 0155 code, '' when empty; spaces around it are dropped
+    (' AL'). A value outside the table ('Y', 'XX') is read as AL: the sender asked for
+    something, and read as no condition met it got no ACK at all and waited for one."""
     value = (value or "").strip().upper()
     return value if not value or value in TABLE_0155 else "AL"
 
