@@ -47,7 +47,7 @@ from parsers.hl7v2.framing import BatchProblem, split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
-from pipelines.ledger import FAILED, release_claims
+from pipelines.ledger import DUPLICATE, FAILED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
 
@@ -222,7 +222,9 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
                 log.error("processing %d stored message(s) for their ACK failed: %s",
                           len(todo), type(exc).__name__)
             fault_point("mllp.processed")  # filed and committed, not acknowledged
-            outcomes = _outcomes(ctx, todo)
+        # the processed rows, and the repeats of earlier messages (answered as those were)
+        answered = [i for r, w in zip(results, wanted, strict=True) if w for i in r.message_ids]
+        outcomes = _outcomes(ctx, answered) if answered else {}
 
     answers = []
     for p, header, result in zip(prepared, headers, results, strict=True):
@@ -350,10 +352,21 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
 
 
 def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
+    """(status, code, message, location, part) of each row. A repeat of an earlier message
+    (the same bytes sent again, recorded as a duplicate at intake) takes the outcome of that
+    message when it failed: a sender that lost our AE and sends again was answered AA, as
+    if its message had been filed."""
+    columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
+               imports.c.error_location, imports.c.part, imports.c.duplicate_of)
     with ctx.engine.connect() as conn:
-        rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.error_code,
-                                   imports.c.error_message, imports.c.error_location,
-                                   imports.c.part)
-                            .where(imports.c.id.in_(ids))).all()
-    return {r.id: (r.status, r.error_code, r.error_message, r.error_location, r.part)
-            for r in rows}
+        rows = conn.execute(select(*columns).where(imports.c.id.in_(ids))).all()
+        earlier = {r.duplicate_of for r in rows
+                   if r.status == DUPLICATE and r.duplicate_of is not None}
+        failed = {r.id: r for r in conn.execute(select(*columns).where(
+            imports.c.id.in_(earlier), imports.c.status == FAILED))} if earlier else {}
+    out = {}
+    for r in rows:
+        source = failed.get(r.duplicate_of, r) if r.status == DUPLICATE else r
+        out[r.id] = (source.status, source.error_code, source.error_message,
+                     source.error_location, r.part)
+    return out

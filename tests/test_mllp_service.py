@@ -282,6 +282,31 @@ def test_empty_control_id(tmp_path, database_url) -> None:  # noqa: ANN001
             ctx.engine.dispose()
 
 
+def test_application_mode_resend_of_a_failed_message_is_answered_as_it_was(tmp_path,  # noqa: ANN001
+                                                                         database_url) -> None:
+    """A sender that lost our AE (its connection dropped) sends the same bytes again: the
+    repeat is recorded as a duplicate and was answered AA, as if the message had been filed.
+    It gets the AE again, with the same ERR; a repeat of a filed message still gets AA."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    bad = original_mode(sample("20_casse_nm_non_numerique.hl7"))
+    good = original_mode(sample("01_labm_nfs.hl7"))
+    try:
+        with running_service(ctx, process=False) as svc:
+            acks = []
+            for data in (bad, good, bad, good):
+                with Client(svc.port) as client:  # a new connection for each, as after a drop
+                    acks.append(client.send(data))
+        assert [msa(a)[1] for a in acks] == ["AE", "AA", "AE", "AA"]
+        assert segment(acks[2], "ERR")[2:] == segment(acks[0], "ERR")[2:]
+        assert segment(acks[2], "ERR")[2] == "OBX^2^5^1"
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.status, imports.c.duplicate_of)
+                                .order_by(imports.c.id)).all()
+        assert [r.status for r in rows] == ["failed", "deposited", "duplicate", "duplicate"]
+    finally:
+        ctx.engine.dispose()
+
+
 def test_application_mode_truncated_batch_is_not_answered_aa(tmp_path, database_url) -> None:  # noqa: ANN001, E501
     """A batch whose BTS-1 announces 3 messages and holds 2 (one lost on the way): both are
     filed, and the ACK was AA. The sender is now told, at the BTS segment's count field."""
