@@ -104,6 +104,35 @@ def test_ack_header_swaps_sender_and_receiver_and_keeps_charset(ctx) -> None:  #
     assert msa(ack, "iso-8859-15")[2] == msh_in[9]
 
 
+# (MSH-18 as sent, the charset of the message's bytes)
+CHARSETS = [("UNICODE UTF-8", "utf-8"), ("8859/15", "iso-8859-15"), ("8859/1", "latin-1"),
+            ("ASCII", "ascii"), ("", "utf-8"), ("", "latin-1"), ("UTF-8", "utf-8"),
+            ("UNICODE UTF-8~8859/1", "utf-8")]
+
+
+def test_ack_answers_in_the_message_charset(ctx) -> None:  # noqa: ANN001
+    """Each MSH-18 a sender may write, over a real socket: the ACK keeps MSH-18 as sent and
+    echoes the sender's accented facility (MSH-4, the ACK's MSH-6) in the message's own
+    bytes (the euro sign is A4 in 8859/15; ASCII has no accent to echo); an empty MSH-18
+    is answered in the bytes the message came in."""
+    facility = "Clinique Sainte-Cécile €"
+    text = sample("01_labm_nfs.hl7").decode("utf-8")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        for n, (charset, codec) in enumerate(CHARSETS):
+            fields = text.split("\r", 1)[0].split("|")
+            fields[3], fields[9], fields[14:16] = facility, f"CS{n}", ["", ""]
+            fields[17:] = [charset]
+            message = "|".join(fields) + "\r" + text.split("\r", 1)[1]
+            data = message.encode(codec, errors="replace")
+            ack = client.send(data)
+            msh = ack.split(b"\r", 1)[0].split(b"|")
+            assert msa(ack, codec)[1:3] == ["AA", f"CS{n}"], charset
+            assert msh[5] == facility.encode(codec, errors="replace"), (charset, codec)
+            assert msh[17:] == ([charset.encode()] if charset else []), charset
+        wait_processed(ctx)
+    assert "failed" not in statuses(ctx)
+
+
 def test_enhanced_mode_commit_ack_follows_msh15(ctx) -> None:  # noqa: ANN001
     data = sample("01_labm_nfs.hl7")  # MSH-15 AL, MSH-16 NE (CI-SIS)
     never = data.replace(b"|P|2.5|||AL|NE|", b"|P|2.5|||NE|NE|", 1)
