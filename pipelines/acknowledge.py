@@ -47,7 +47,7 @@ from parsers.hl7v2.framing import BatchProblem, split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
-from pipelines.ledger import DUPLICATE, FAILED, release_claims
+from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
 
@@ -56,6 +56,7 @@ log = logging.getLogger("dmp.acknowledge")
 ACCEPT, APPLICATION = "accept", "application"
 UNKNOWN_SOURCE = "unknown"
 STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
+PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
 
@@ -340,10 +341,16 @@ def _app_ack_wanted(header: Header) -> bool:
 
 def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
     """Application ACK code for a processed message (AA when not processed here: accept
-    mode, or the message was filed, quarantined for an admin, or a duplicate)."""
+    mode, or the message was filed, quarantined for an admin, or a duplicate). A message
+    left unprocessed by a transient failure (the store or the archive unavailable midway:
+    back in the queue) was answered AA as if filed: AR 207, send again later."""
     if outcome is None:
         return "AA", None
     status, code, message, location = outcome[:4]
+    if status in (RECEIVED, PROCESSING):  # stored, not processed: a transient failure
+        return "AR", AckError("207", f"{PROCESSING_DEFERRED}: the message is stored but could "
+                              f"not be processed now ({code or 'interrupted'}); send it again "
+                              "later")
     if status != FAILED:
         return "AA", None
     rule = _rule(code)
@@ -355,18 +362,19 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     """(status, code, message, location, part) of each row. A repeat of an earlier message
     (the same bytes sent again, recorded as a duplicate at intake) takes the outcome of that
     message when it failed: a sender that lost our AE and sends again was answered AA, as
-    if its message had been filed."""
+    if its message had been filed. The repeat of a message still waiting for a worker (a
+    restarted listener's backlog) is answered AA: stored, it will be processed."""
     columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
                imports.c.error_location, imports.c.part, imports.c.duplicate_of)
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(*columns).where(imports.c.id.in_(ids))).all()
         earlier = {r.duplicate_of for r in rows
                    if r.status == DUPLICATE and r.duplicate_of is not None}
-        failed = {r.id: r for r in conn.execute(select(*columns).where(
+        told = {r.id: r for r in conn.execute(select(*columns).where(
             imports.c.id.in_(earlier), imports.c.status == FAILED))} if earlier else {}
     out = {}
     for r in rows:
-        source = failed.get(r.duplicate_of, r) if r.status == DUPLICATE else r
+        source = told.get(r.duplicate_of, r) if r.status == DUPLICATE else r
         out[r.id] = (source.status, source.error_code, source.error_message,
                      source.error_location, r.part)
     return out

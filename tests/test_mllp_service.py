@@ -336,6 +336,38 @@ def test_application_mode_resend_of_a_failed_message_is_answered_as_it_was(tmp_p
         ctx.engine.dispose()
 
 
+def test_application_mode_message_left_unprocessed_is_not_answered_aa(  # noqa: ANN001
+        tmp_path, database_url, monkeypatch) -> None:
+    """The store goes away between storing a message and processing it (it stays claimed,
+    for a worker to finish): it was answered AA as if filed. It gets AR 207, send again
+    later. (A resend is then a duplicate of a stored message, answered AA as a restarted
+    listener's backlog is.)"""
+    from pipelines.ledger import release_claims
+
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    data = original_mode(sample("01_labm_nfs.hl7"))
+
+    def store_gone(*_: object) -> None:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr("pipelines.acknowledge.process_claimed", store_gone)
+    try:
+        with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+            ack = client.send(data)
+        assert msa(ack)[1:3] == ["AR", "RB2501140000001"]
+        err = segment(ack, "ERR")
+        assert err[3].startswith("207^") and err[8].startswith("DMP_PROCESSING_DEFERRED")
+        assert statuses(ctx) == {"processing": 1}
+        monkeypatch.undo()
+        release_claims(ctx.engine, f"{ctx.settings.worker_id}/")  # as a restart does
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            wait_processed(ctx)
+            assert msa(client.send(data))[1] == "AA"
+        assert statuses(ctx) == {"deposited": 1, "duplicate": 1}
+    finally:
+        ctx.engine.dispose()
+
+
 def test_application_mode_truncated_batch_is_not_answered_aa(tmp_path, database_url) -> None:  # noqa: ANN001, E501
     """A batch whose BTS-1 announces 3 messages and holds 2 (one lost on the way): both are
     filed, and the ACK was AA. The sender is now told, at the BTS segment's count field."""
