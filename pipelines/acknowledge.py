@@ -41,7 +41,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dossiers.schema import imports
-from normalizers.lab import handles_message_type
+from normalizers.lab import handles_message_type, normalize_message
+from normalizers.model import NormalizationError
 from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.framing import BatchProblem, split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
@@ -125,14 +126,21 @@ def _refusal(frame: Frame, header: Header | None,
 def _unsupported(header: Header) -> tuple[str, str, str] | None:
     """A message type (MSH-9) no normalizer reads is refused from its header, in accept
     mode too (v2.5 2.9.2: the receiver checks MSH-9 before accepting; AR, CR in enhanced
-    mode): accepted, it was answered AA/CA and failed later, unseen by its sender."""
-    kind, trigger = header.get(9), header.get(9, comp=2)
-    if handles_message_type(kind, trigger):
+    mode): accepted, it was answered AA/CA and failed later, unseen by its sender.
+
+    The dispatch table answers at once for the types read; for the others the normalizer
+    itself is asked, on the MSH alone, so that the refusal is its own (its code and words)
+    and is made only where it refuses at MSH-9 too."""
+    if handles_message_type(header.get(9), header.get(9, comp=2)):
         return None
-    kind, trigger = kind.strip().upper(), trigger.strip().upper()
-    name = f"{kind}^{trigger}" if trigger else kind or "(none)"
-    return ("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} is not handled by this intake",
-            "MSH[1]-9")
+    try:
+        normalize_message(header.msh, UNKNOWN_SOURCE)
+    except NormalizationError as exc:
+        if exc.code == "HL7_UNSUPPORTED_TYPE" and exc.location == "MSH-9":
+            return exc.code, str(exc), "MSH[1]-9"
+    except Exception:  # noqa: BLE001 - read, but not from a lone MSH: processing decides
+        pass
+    return None
 
 
 @dataclass(slots=True)
