@@ -44,7 +44,8 @@ run: $(STAMP)
 	@$(BIN)/dmp-ingest dossier create --from-csv samples/patients.csv
 	@DMP_MAPPINGS_DIR=$(CURDIR)/samples/mappings $(BIN)/dmp-ingest ingest --source samples samples/hl7v2 samples/cda/*.xml samples/pdf/*.pdf
 
-# The MLLP tests drive @medplum/hl7's Hl7Client (a client we did not write) with Node.js.
+# The MLLP tests drive @medplum/hl7's Hl7Client and node-hl7-client (clients we did not
+# write) with Node.js.
 NODE_CLIENT := tests/node_mllp
 $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund --loglevel=error

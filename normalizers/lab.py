@@ -942,3 +942,13 @@ def _notes(msg: Message, notes: list[Segment]) -> list[str]:
     """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
     texts = ("\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes)
     return [t for t in texts if t.strip()]
+
+
+# -- for the MLLP listener --------------------------------------------------------------------
+def handles_message_type(kind: str, trigger: str) -> bool:
+    """Whether ``normalize_message`` reads MSH-9 ``kind^trigger`` (its dispatch table), for
+    the MLLP listener, which answers an unsupported type from the header alone (HL7 v2.5
+    2.9.2: MSH-9 is among what the receiver checks before accepting a message)."""
+    kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    return ((kind == "ORU" and not trigger) or (kind, trigger) in _HANDLED
+            or handles(kind, trigger))

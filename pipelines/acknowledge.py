@@ -7,13 +7,17 @@ back what we return. The rules:
 - AA (CA in enhanced mode) only once the frame's bytes are in the archive and its ledger row
   is committed. If storing fails, the whole group gets AR (CE) with HL7 error 207: the sender
   keeps the message and sends it again later. No AA, ever, for what is not stored.
-- A frame we refuse (no readable MSH, sender not declared, peer not allowed for that sender,
-  frame over the size limit) is still archived and recorded as a failed import, then answered
-  AR (CR in enhanced mode) with an ERR saying why.
+- A frame we refuse (no readable MSH or unusable encoding characters, sender not declared,
+  peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
+  no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
+  still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
+  with an ERR saying why.
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
-  for an unsupported message type; AA once filed, quarantined (held for an admin) or a
-  duplicate.
+  for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
+  (held for an admin) or a duplicate. A batch whose envelope is wrong (BTS-1 or FTS-1 count
+  not reached, a BHS without its BTS) is answered AE even when every message it holds was
+  filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
   CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). In
   application mode, if MSH-16 asks for an application ACK, it follows the commit ACK on the
@@ -37,12 +41,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dossiers.schema import imports
+from normalizers.lab import handles_message_type, normalize_message
+from normalizers.model import NormalizationError
 from parsers.hl7v2.ack import AckError, build_ack
-from parsers.hl7v2.framing import split_batch
+from parsers.hl7v2.framing import BatchProblem, split_batch
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
-from pipelines.ledger import FAILED, release_claims
+from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
 
@@ -51,6 +57,7 @@ log = logging.getLogger("dmp.acknowledge")
 ACCEPT, APPLICATION = "accept", "application"
 UNKNOWN_SOURCE = "unknown"
 STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
+PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
 
@@ -104,13 +111,35 @@ def match_source(sources: tuple[Source, ...], header: Header, peer: str | None,
                             f"(MSH-3, MSH-4) is not a declared source")
 
 
-def _refusal(frame: Frame, header: Header | None, limit: int | None) -> tuple[str, str] | None:
+def _refusal(frame: Frame, header: Header | None,
+             limit: int | None) -> tuple[str, str, str] | None:
+    """(code, text, HL7 location) when the frame cannot be taken whatever its sender."""
     if frame.size is not None:
         return ("MLLP_FRAME_TOO_LARGE",
                 f"frame of {frame.size} bytes is over the listener's limit of {limit} bytes; "
-                f"only its first {len(frame.data)} bytes were kept")
+                f"only its first {len(frame.data)} bytes were kept", "")
     if header is None:
-        return ("HL7_NO_MSH", "the frame holds no readable MSH segment")
+        return ("HL7_NO_MSH", "the frame holds no readable MSH segment", "")
+    return header.invalid
+
+
+def _unsupported(header: Header) -> tuple[str, str, str] | None:
+    """A message type (MSH-9) no normalizer reads is refused from its header, in accept
+    mode too (v2.5 2.9.2: the receiver checks MSH-9 before accepting; AR, CR in enhanced
+    mode): accepted, it was answered AA/CA and failed later, unseen by its sender.
+
+    The dispatch table answers at once for the types read; for the others the normalizer
+    itself is asked, on the MSH alone, so that the refusal is its own (its code and words)
+    and is made only where it refuses at MSH-9 too."""
+    if handles_message_type(header.get(9), header.get(9, comp=2)):
+        return None
+    try:
+        normalize_message(header.msh, UNKNOWN_SOURCE)
+    except NormalizationError as exc:
+        if exc.code == "HL7_UNSUPPORTED_TYPE" and exc.location == "MSH-9":
+            return exc.code, str(exc), "MSH[1]-9"
+    except Exception:  # noqa: BLE001 - read, but not from a lone MSH: processing decides
+        pass
     return None
 
 
@@ -125,6 +154,7 @@ class Prepared:
     item: Received
     staged: Staged | None
     error: Exception | None = None
+    where: str = ""  # the refusal's location (ERR-2), when the frame is refused
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -133,19 +163,23 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     then has one sync, one commit and the answers left to do)."""
     listener = ctx.settings.listener
     header = read_header(frame.data)
-    rejection = _refusal(frame, header, listener.max_frame_bytes)
+    refusal = _refusal(frame, header, listener.max_frame_bytes)
     source = UNKNOWN_SOURCE
-    if rejection is None and header is not None:
-        source, rejection = match_source(ctx.settings.sources, header, frame.peer,
-                                         listener.accept_unknown_senders)
+    if header is not None and frame.size is None:  # a refused message of a declared sender
+        source, refused = match_source(ctx.settings.sources, header, frame.peer,  # is its
+                                       listener.accept_unknown_senders)          # source's
+        if refusal is None and refused is not None:
+            refusal = (*refused, "")
+        refusal = refusal or _unsupported(header)
+    rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc)
+        return Prepared(frame, header, item, None, exc, where)
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged)
+    return Prepared(frame, header, item, staged, where=where)
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
@@ -167,7 +201,6 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
     turn. SQLite would serialize the ledger writes anyway, but with its busy handler's
     sleeps, not a wake-up."""
     headers = [p.header for p in prepared]
-    items = [p.item for p in prepared]
     application = mode == APPLICATION
     try:
         for p in prepared:
@@ -181,7 +214,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return [_answers(h, "AR", error) for h in headers]
+        return [_answers(h, "AR", error, stored=False) for h in headers]
 
     outcomes: dict[int, tuple] = {}
     if application:
@@ -198,19 +231,25 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
                 log.error("processing %d stored message(s) for their ACK failed: %s",
                           len(todo), type(exc).__name__)
             fault_point("mllp.processed")  # filed and committed, not acknowledged
-            outcomes = _outcomes(ctx, todo)
+        # the processed rows, and the repeats of earlier messages (answered as those were)
+        answered = [i for r, w in zip(results, wanted, strict=True) if w for i in r.message_ids]
+        outcomes = _outcomes(ctx, answered) if answered else {}
 
     answers = []
-    for item, header, result in zip(items, headers, results, strict=True):
+    for p, header, result in zip(prepared, headers, results, strict=True):
+        item = p.item
         if item.rejection is not None:
             code, text = item.rejection
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
-                                                           f"{code}: {text}")))
+                                                           f"{code}: {text}", p.where)))
             continue
         if not application:
             answers.append(_answers(header, "AA", None))
         else:
             outcome = _frame_outcome(item.data, result.message_ids, outcomes)
+            if (outcome is None or outcome[0] != FAILED) and p.staged is not None:
+                problems = p.staged.part[3]  # the envelope's, from split_batch
+                outcome = _batch_outcome(item.data, problems) or outcome
             answers.append(_answers(header, *_verdict(outcome), processed=True))
     return answers
 
@@ -238,15 +277,42 @@ def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> t
     return status, code, message, location
 
 
+def _batch_outcome(data: bytes, problems: list[BatchProblem]) -> tuple | None:
+    """The first problem of a batch envelope (a BTS-1 count that the messages do not reach,
+    a BHS without its BTS...), as a failed outcome with its segment for ERR-2. Every message
+    of the frame may have been filed and still some are missing: the sender must be told,
+    not answered AA (v2.5 2.10.3: BTS-1 and FTS-1 are there to detect lost messages)."""
+    if not problems:
+        return None
+    problem = problems[0]
+    return FAILED, problem.code, problem.message, _envelope_location(data, problem.offset)
+
+
+def _envelope_location(data: bytes, offset: int | None) -> str:
+    """'BTS[1]-1' for a problem at the start of the first BTS segment (its count, field 1),
+    'BHS[2]' for the second BHS; '' when the offset is not at an envelope segment."""
+    if offset is None:
+        return ""
+    name = data[offset:offset + 3]
+    if name not in (b"BHS", b"BTS", b"FHS", b"FTS"):
+        return ""
+    before = data[:offset]
+    occurrence = 1 + sum(before.count(sep + name) for sep in (b"\r", b"\n", b"\x0b"))
+    occurrence += before.startswith(name)
+    field = "-1" if name in (b"BTS", b"FTS") else ""
+    return f"{name.decode()}[{occurrence}]{field}"
+
+
 def _answers(header: Header | None, code: str, error: AckError | None, *,
-             processed: bool = False) -> list[bytes]:
+             processed: bool = False, stored: bool = True) -> list[bytes]:
     """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
     stored, CE when storing failed, CR when refused) filtered by MSH-15, then, if the message
-    was processed here, the application ACK filtered by MSH-16."""
+    was processed here, the application ACK filtered by MSH-16. CE only when not stored (the
+    sender is to send again), never for a refusal whose ERR code happens to be 207."""
     if header is None or not header.enhanced:
         return [build_ack(header, code, error=error)]
     out = []
-    if error is not None and error.hl7_code == "207" and code == "AR":
+    if not stored:
         commit, commit_error = "CE", error  # not stored: ours to fix, the sender retries
     elif code == "AR" and not processed:
         commit, commit_error = "CR", error
@@ -259,23 +325,40 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     return out
 
 
+TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})
+
+
+def _ack_type(value: str) -> str:
+    """MSH-15 or MSH-16 as a table 0155 code, '' when empty; spaces around it are dropped
+    (' AL'). A value outside the table ('Y', 'XX') is read as AL: the sender asked for
+    something, and read as no condition met it got no ACK at all and waited for one."""
+    value = (value or "").strip().upper()
+    return value if not value or value in TABLE_0155 else "AL"
+
+
 def _condition(value: str, success: bool) -> bool:
     """MSH-15/MSH-16 (HL7 table 0155): AL always, NE never, ER on error, SU on success;
     empty means always for the commit ACK (v2.5 2.9.2.1)."""
-    value = (value or "AL").upper()
+    value = _ack_type(value) or "AL"
     return value == "AL" or (value == "ER" and not success) or (value == "SU" and success)
 
 
 def _app_ack_wanted(header: Header) -> bool:
-    return (header.get(16) or "").upper() in ("AL", "ER", "SU")
+    return _ack_type(header.get(16)) in ("AL", "ER", "SU")
 
 
 def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
     """Application ACK code for a processed message (AA when not processed here: accept
-    mode, or the message was filed, quarantined for an admin, or a duplicate)."""
+    mode, or the message was filed, quarantined for an admin, or a duplicate). A message
+    left unprocessed by a transient failure (the store or the archive unavailable midway:
+    back in the queue) was answered AA as if filed: AR 207, send again later."""
     if outcome is None:
         return "AA", None
     status, code, message, location = outcome[:4]
+    if status in (RECEIVED, PROCESSING):  # stored, not processed: a transient failure
+        return "AR", AckError("207", f"{PROCESSING_DEFERRED}: the message is stored but could "
+                              f"not be processed now ({code or 'interrupted'}); send it again "
+                              "later")
     if status != FAILED:
         return "AA", None
     rule = _rule(code)
@@ -284,10 +367,22 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
 
 
 def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
+    """(status, code, message, location, part) of each row. A repeat of an earlier message
+    (the same bytes sent again, recorded as a duplicate at intake) takes the outcome of that
+    message when it failed: a sender that lost our AE and sends again was answered AA, as
+    if its message had been filed. The repeat of a message still waiting for a worker (a
+    restarted listener's backlog) is answered AA: stored, it will be processed."""
+    columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
+               imports.c.error_location, imports.c.part, imports.c.duplicate_of)
     with ctx.engine.connect() as conn:
-        rows = conn.execute(select(imports.c.id, imports.c.status, imports.c.error_code,
-                                   imports.c.error_message, imports.c.error_location,
-                                   imports.c.part)
-                            .where(imports.c.id.in_(ids))).all()
-    return {r.id: (r.status, r.error_code, r.error_message, r.error_location, r.part)
-            for r in rows}
+        rows = conn.execute(select(*columns).where(imports.c.id.in_(ids))).all()
+        earlier = {r.duplicate_of for r in rows
+                   if r.status == DUPLICATE and r.duplicate_of is not None}
+        told = {r.id: r for r in conn.execute(select(*columns).where(
+            imports.c.id.in_(earlier), imports.c.status == FAILED))} if earlier else {}
+    out = {}
+    for r in rows:
+        source = told.get(r.duplicate_of, r) if r.status == DUPLICATE else r
+        out[r.id] = (source.status, source.error_code, source.error_message,
+                     source.error_location, r.part)
+    return out

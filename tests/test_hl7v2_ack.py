@@ -134,11 +134,36 @@ def test_no_msh_gives_none(data):
 
 
 @pytest.mark.parametrize("data", [
-    b"MSH", b"MSH|^~", b"MSH|^~|A|B", b"MSHA^~\\&|x", b"MSH|^^\\&|A", b"MSH|^~\\A|x",
-    b"\x0bMSH\r", b"FHS|^~\\&\rMSH|\r",
+    b"MSH", b"MSH|^~", b"MSHA^~\\&|x", b"\x0bMSH\r", b"FHS|^~\\&\rMSH|\r",
+    b"MSH^^~\\&^A^B",  # a field separator that is also an encoding character
 ])
 def test_broken_msh_gives_none(data):
     assert read_header(data) is None
+
+
+@pytest.mark.parametrize("encoding", ["^~", "^^\\&", "^~\\A", "^", "ABCD", "^~~&"])
+def test_unusable_encoding_characters_are_read_as_the_standard_ones_and_refused(encoding):
+    """MSH-2 with a delimiter repeated, a letter or too few characters: no readable MSH was
+    the answer, with an empty MSA-2 the sender cannot match. The header is now read with
+    '^~\\&' and marked invalid; the refusal answers the sender's MSH-10 and says why."""
+    data = message(charset="UNICODE UTF-8").replace(b"|^~\\&|", b"|" + encoding.encode() + b"|",
+                                                    1)
+    h = header_of(data)
+    assert h.invalid is not None
+    code, text, location = h.invalid
+    assert (code, location) == ("HL7_BAD_ENCODING_CHARS", "MSH[1]-2")
+    assert "MSH-2" in text
+    assert (h.control_id, h.version, h.get(9, comp=2)) == ("MSG-0042", "2.5", "R01")
+    assert h.sender == (SENDER_APP.split("^")[0], SENDER_FAC.split("^")[0])
+    ack = build_ack(h, "AR", error=AckError("102", f"{code}: {text}", location), now=NOW)
+    msg = parse(ack)
+    assert field(msg, "MSH", 2) == "^~\\&"  # ours, standard: the sender's are unusable
+    assert field(msg, "MSA", 2) == "MSG-0042"
+    assert field(msg, "ERR", 2) == "MSH^1^2^1"
+
+
+def test_valid_header_is_not_marked_invalid():
+    assert header_of(message()).invalid is None
 
 
 @pytest.mark.parametrize(("charset", "raw", "codec"), [

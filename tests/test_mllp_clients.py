@@ -1,10 +1,11 @@
-"""Our listener against MLLP clients we did not write: python-hl7's `mllp_send` command and
-@medplum/hl7's `Hl7Client` (npm, run with the machine's Node.js by tests/node_mllp/send.mjs).
+"""Our listener against MLLP clients we did not write: python-hl7's `mllp_send` command,
+@medplum/hl7's `Hl7Client` and node-hl7-client's `Connection` (npm, run with the machine's
+Node.js by tests/node_mllp/send.mjs and send_node_hl7_client.mjs).
 
-Both send sample traffic with accented names in UTF-8 and ISO-8859-1/-15 over one keep-alive
+Each sends sample traffic with accented names in UTF-8 and ISO-8859-1/-15 over one keep-alive
 connection; we check the ACKs they received and what landed in the dossiers.
-`make test` installs the npm client (`npm ci`) and sets DMP_REQUIRE_NODE=1, so there the
-Node.js test fails rather than skips when the client is missing.
+`make test` installs the npm clients (`npm ci`) and sets DMP_REQUIRE_NODE=1, so there the
+Node.js tests fail rather than skip when a client is missing.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports, patients
+from tests import test_mllp_service
 from tests.conftest import ROOT
 from tests.mllp_support import running_service, statuses, wait_processed
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 NODE_CLIENT = ROOT / "tests" / "node_mllp"
 MLLP_SEND = str(Path(sys.executable).with_name("mllp_send"))
+tls_files = test_mllp_service.tls_files  # the fixture: a CA, server and client certificates
 
 # (file, charset on the wire): accented patient names and result labels in each
 TRAFFIC = [("01_labm_nfs.hl7", "utf-8"), ("05_chu_hba1c.hl7", "latin-1"),
@@ -149,3 +152,127 @@ def test_medplum_hl7client_keep_alive_many_messages(ctx, tmp_path) -> None:  # n
                                            for p in files]
     assert svc.result["connections"] == 1
     assert sum(statuses(ctx).values()) == 50
+
+
+def _node_hl7_client() -> list[str]:
+    """node-hl7-client (npm): its own MLLP framing, reply reader and batch classes."""
+    node = shutil.which("node")
+    installed = (NODE_CLIENT / "node_modules" / "node-hl7-client").is_dir()
+    if node is None or not installed:
+        if os.environ.get("DMP_REQUIRE_NODE") == "1":
+            pytest.fail("Node.js or node-hl7-client missing (npm ci --prefix tests/node_mllp) "
+                        "and DMP_REQUIRE_NODE=1")
+        pytest.skip("node-hl7-client not installed (npm ci --prefix tests/node_mllp)")
+    return [node, str(NODE_CLIENT / "send_node_hl7_client.mjs")]
+
+
+def _node_hl7_send(port: int, files: list[Path], encoding: str, *extra: str,
+                   ok: bool = True) -> list[dict]:
+    out = subprocess.run([*_node_hl7_client(), "--port", str(port), "--encoding", encoding,
+                          "--timeout-ms", "20000", *extra, *map(str, files)],
+                         capture_output=True, text=True, timeout=120)
+    results = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    assert (out.returncode == 0) == ok, (out.stderr[-2000:], results)
+    return results
+
+
+def _fields(ack: str, name: str) -> list[str]:
+    return next(s for s in ack.split("\r") if s.startswith(name + "|")).split("|")
+
+
+def test_node_hl7_client(ctx, tmp_path) -> None:  # noqa: ANN001
+    """node-hl7-client sends the UTF-8 messages in UTF-8 and the ISO 8859-1/-15 ones byte for
+    byte (its 'latin1'), each group over one connection; every ACK answers its message in
+    the sender's own terms and every message lands once, accents intact."""
+    _node_hl7_client()
+    results = []
+    with running_service(ctx) as svc:
+        for charset in ("utf-8", "latin-1"):
+            files = []
+            for name, wire in TRAFFIC:
+                if (wire == "utf-8") == (charset == "utf-8"):
+                    path = tmp_path / name
+                    path.write_bytes(sample(name))
+                    files.append((name, path))
+            got = _node_hl7_send(svc.port, [p for _, p in files],
+                                 "utf8" if charset == "utf-8" else "latin1")
+            assert [r["connection"] for r in got] == [1] * len(files), got
+            results += [(name, r) for (name, _), r in zip(files, got, strict=True)]
+        _check_dossiers(ctx)
+    assert svc.result["connections"] == 2
+    for name, result in results:
+        payload = sample(name)
+        sent = payload.split(b"\r", 1)[0].decode("latin-1").split("|")
+        assert len(result["acks"]) == 1, result  # enhanced AL/NE: the commit ACK alone
+        msh, msa = _fields(result["acks"][0], "MSH"), _fields(result["acks"][0], "MSA")
+        assert msa[1:3] == ["CA", _control_id(payload)]
+        assert msh[2:6] == [sent[4], sent[5], sent[2], sent[3]]  # sender and receiver swapped
+        assert msh[8] == "ACK^R01^ACK" and msh[11] == sent[11] and msh[17] == sent[17]
+        assert msh[9] != sent[9]  # a control id of its own
+
+
+def test_node_hl7_client_batch(ctx, tmp_path) -> None:  # noqa: ANN001
+    """A file batch (FHS BHS MSH... BTS FTS) sent as node-hl7-client's FileBatch in one frame:
+    stored whole, its three messages filed, one ACK answering the first message."""
+    _node_hl7_client()
+    batch = tmp_path / "batch.hl7"
+    batch.write_bytes(sample("15_chu_batch.hl7"))
+    with running_service(ctx) as svc:
+        [result] = _node_hl7_send(svc.port, [batch], "latin1")
+        wait_processed(ctx)
+    first = sample("15_chu_batch.hl7").split(b"MSH|", 1)[1]
+    assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", _control_id(b"MSH|"
+                                                                                 + first)]]
+    assert statuses(ctx) == {"split": 1, "deposited": 3}
+
+
+def test_node_hl7_client_tls_with_client_certificate(tmp_path, tls_files) -> None:  # noqa: ANN001
+    """node-hl7-client over TLS (Node's TLS stack, not Python's): with a client certificate
+    signed by the declared CA its messages are acknowledged; without one the handshake is
+    refused, no ACK comes, and the listener goes on serving."""
+    _node_hl7_client()
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+                   tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
+                   tls_client_ca=tls_files["ca.pem"])
+    files = []
+    for name in ("01_labm_nfs.hl7", "03_synlab_iono_creatinine.hl7"):
+        files.append(tmp_path / name)
+        files[-1].write_bytes(sample(name))
+    ca = ("--tls-ca", str(tls_files["ca.pem"]))
+    identity = ("--tls-cert", str(tls_files["client.pem"]), "--tls-key",
+                str(tls_files["client.key"]))
+    try:
+        with running_service(ctx) as svc:
+            first = _node_hl7_send(svc.port, files[:1], "utf8", *ca, *identity)
+            anonymous = _node_hl7_send(svc.port, files[1:], "utf8", *ca, "--timeout-ms",
+                                       "3000", ok=False)
+            second = _node_hl7_send(svc.port, files[1:], "utf8", *ca, *identity)
+            wait_processed(ctx)
+        assert [_fields(r["acks"][0], "MSA")[1] for r in first + second] == ["CA", "CA"]
+        assert "acks" not in anonymous[0] and anonymous[0]["error"]
+        assert statuses(ctx) == {"deposited": 2}
+    finally:
+        ctx.engine.dispose()
+
+
+def test_node_hl7_client_application_mode_commit_then_application_ack(tmp_path,  # noqa: ANN001
+                                                                       database_url) -> None:
+    """Application mode, a message asking for both ACKs (MSH-15/16 AL/AL) whose OBX-5 is no
+    number: node-hl7-client receives the commit ACK (CA) then the application ACK (AE) whose
+    ERR points at the 2nd OBX's field 5 with table 0357 code 102 and severity E."""
+    _node_hl7_client()
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    path = tmp_path / "nm.hl7"
+    path.write_bytes(sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|"))
+    try:
+        with running_service(ctx) as svc:
+            [result] = _node_hl7_send(svc.port, [path], "utf8")
+        control_id = _control_id(sample("20_casse_nm_non_numerique.hl7"))
+        assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", control_id],
+                                                                     ["AE", control_id]]
+        err = _fields(result["acks"][1], "ERR")
+        assert err[2:5] == ["OBX^2^5^1", "102^Data type error^HL70357", "E"]
+        assert err[8].startswith("OBX_BAD_NUMBER")
+        assert statuses(ctx) == {"failed": 1}
+    finally:
+        ctx.engine.dispose()

@@ -25,6 +25,9 @@ from pipelines.process import Context
 from pipelines.settings import ListenerSettings, Source, load_settings
 from tests.conftest import SAMPLES
 from tests.mllp_support import (
+    CR,
+    FS,
+    VT,
     Client,
     msa,
     read_frame,
@@ -101,6 +104,35 @@ def test_ack_header_swaps_sender_and_receiver_and_keeps_charset(ctx) -> None:  #
     assert msa(ack, "iso-8859-15")[2] == msh_in[9]
 
 
+# (MSH-18 as sent, the charset of the message's bytes)
+CHARSETS = [("UNICODE UTF-8", "utf-8"), ("8859/15", "iso-8859-15"), ("8859/1", "latin-1"),
+            ("ASCII", "ascii"), ("", "utf-8"), ("", "latin-1"), ("UTF-8", "utf-8"),
+            ("UNICODE UTF-8~8859/1", "utf-8")]
+
+
+def test_ack_answers_in_the_message_charset(ctx) -> None:  # noqa: ANN001
+    """Each MSH-18 a sender may write, over a real socket: the ACK keeps MSH-18 as sent and
+    echoes the sender's accented facility (MSH-4, the ACK's MSH-6) in the message's own
+    bytes (the euro sign is A4 in 8859/15; ASCII has no accent to echo); an empty MSH-18
+    is answered in the bytes the message came in."""
+    facility = "Clinique Sainte-Cécile €"
+    text = sample("01_labm_nfs.hl7").decode("utf-8")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        for n, (charset, codec) in enumerate(CHARSETS):
+            fields = text.split("\r", 1)[0].split("|")
+            fields[3], fields[9], fields[14:16] = facility, f"CS{n}", ["", ""]
+            fields[17:] = [charset]
+            message = "|".join(fields) + "\r" + text.split("\r", 1)[1]
+            data = message.encode(codec, errors="replace")
+            ack = client.send(data)
+            msh = ack.split(b"\r", 1)[0].split(b"|")
+            assert msa(ack, codec)[1:3] == ["AA", f"CS{n}"], charset
+            assert msh[5] == facility.encode(codec, errors="replace"), (charset, codec)
+            assert msh[17:] == ([charset.encode()] if charset else []), charset
+        wait_processed(ctx)
+    assert "failed" not in statuses(ctx)
+
+
 def test_enhanced_mode_commit_ack_follows_msh15(ctx) -> None:  # noqa: ANN001
     data = sample("01_labm_nfs.hl7")  # MSH-15 AL, MSH-16 NE (CI-SIS)
     never = data.replace(b"|P|2.5|||AL|NE|", b"|P|2.5|||NE|NE|", 1)
@@ -114,6 +146,71 @@ def test_enhanced_mode_commit_ack_follows_msh15(ctx) -> None:  # noqa: ANN001
         wait_processed(ctx)
     # the NE message was stored too (same results under a new control id: a duplicate)
     assert statuses(ctx) == {"deposited": 2, "duplicate": 1}
+
+
+def _with_ack_types(data: bytes, accept: str, application: str, control_id: str) -> bytes:
+    first, _, rest = data.partition(b"\r")
+    fields = first.split(b"|")
+    fields[9], fields[14], fields[15] = control_id.encode(), accept.encode(), application.encode()
+    return b"|".join(fields) + b"\r" + rest
+
+
+def _answers_to(client: Client, data: bytes) -> list[list[str]]:
+    """[MSA-1, MSA-2] of every ACK sent for ``data``: it is followed on the connection by an
+    original-mode message, whose own ACK ends what was sent for ``data`` (none is an answer
+    too, which a read with a timeout could not tell from a slow one)."""
+    follower = original_mode(sample("03_synlab_iono_creatinine.hl7"))
+    client.sock.sendall(VT + data + FS + CR + VT + follower + FS + CR)
+    got = []
+    while True:
+        ack = read_frame(client.sock, client.buffer)
+        assert ack is not None
+        fields = msa(ack, "latin-1")[1:3]
+        if fields[1] == "RB2504080000001":
+            return got
+        got.append(fields)
+
+
+# (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode)
+ACCEPT_MODE_ACKS = [
+    ("AL", "NE", ["CA"]), ("NE", "AL", []), ("ER", "NE", []), ("SU", "NE", ["CA"]),
+    ("", "AL", ["CA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
+    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA"]),
+    (" ", " ", ["AA"]),  # spaces are no value: original mode
+]
+
+
+def test_msh_15_and_16_decide_the_acks_in_accept_mode(ctx) -> None:  # noqa: ANN001
+    """Table 0155 as v2.5 2.9.3 has it, over a real socket. A value outside the table or
+    padded with spaces ('XX', ' AL') got no ACK at all, so its sender waited and sent again:
+    it is now read as AL."""
+    data = sample("01_labm_nfs.hl7")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        for n, (accept, application, expected) in enumerate(ACCEPT_MODE_ACKS):
+            control_id = f"K{n}"
+            got = _answers_to(client, _with_ack_types(data, accept, application, control_id))
+            assert got == [[code, control_id] for code in expected], (accept, application)
+
+
+# (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid)
+APPLICATION_MODE_ACKS = [
+    ("AL", "AL", ["CA", "AE"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA", "AE"]),
+    ("ER", "ER", ["AE"]), ("AL", "NE", ["CA"]),  # NE: left to the worker, no application ACK
+]
+
+
+def test_msh_15_and_16_decide_the_acks_in_application_mode(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    data = sample("20_casse_nm_non_numerique.hl7")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            for n, (accept, application, expected) in enumerate(APPLICATION_MODE_ACKS):
+                control_id = f"E{n}"
+                got = _answers_to(client, _with_ack_types(data, accept, application,
+                                                          control_id))
+                assert got == [[code, control_id] for code in expected], (accept, application)
+    finally:
+        ctx.engine.dispose()
 
 
 def test_retransmission_is_acknowledged_again_and_files_nothing_twice(ctx) -> None:  # noqa: ANN001
@@ -195,6 +292,126 @@ def test_application_mode_answers_after_processing(tmp_path, database_url) -> No
     ctx.engine.dispose()
 
 
+def test_empty_control_id(tmp_path, database_url) -> None:  # noqa: ANN001
+    """MSH-10 empty: accept mode stores it and answers AA with MSA-2 empty (there is nothing
+    to echo); application mode answers AE, ERR 101 at MSH^1^10^1. Never a dropped frame."""
+    for mode, name, expected in (("accept", "01_labm_nfs.hl7", "AA"),
+                                 ("application", "03_synlab_iono_creatinine.hl7", "AE")):
+        data = _with_ack_types(sample(name), "", "", "")  # one store for both: two messages
+        ctx = make_ctx(tmp_path / mode, database_url, ack_mode=mode)
+        try:
+            with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+                ack = client.send(data)
+            assert msa(ack)[1:3] == [expected, ""], mode
+            if mode == "application":
+                err = segment(ack, "ERR")
+                assert err[2:5] == ["MSH^1^10^1", "101^Required field missing^HL70357", "E"]
+                assert err[8].startswith("HL7_NO_CONTROL_ID")
+        finally:
+            ctx.engine.dispose()
+
+
+def test_application_mode_resend_of_a_failed_message_is_answered_as_it_was(tmp_path,  # noqa: ANN001
+                                                                         database_url) -> None:
+    """A sender that lost our AE (its connection dropped) sends the same bytes again: the
+    repeat is recorded as a duplicate and was answered AA, as if the message had been filed.
+    It gets the AE again, with the same ERR; a repeat of a filed message still gets AA."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    bad = original_mode(sample("20_casse_nm_non_numerique.hl7"))
+    good = original_mode(sample("01_labm_nfs.hl7"))
+    try:
+        with running_service(ctx, process=False) as svc:
+            acks = []
+            for data in (bad, good, bad, good):
+                with Client(svc.port) as client:  # a new connection for each, as after a drop
+                    acks.append(client.send(data))
+        assert [msa(a)[1] for a in acks] == ["AE", "AA", "AE", "AA"]
+        assert segment(acks[2], "ERR")[2:] == segment(acks[0], "ERR")[2:]
+        assert segment(acks[2], "ERR")[2] == "OBX^2^5^1"
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.status, imports.c.duplicate_of)
+                                .order_by(imports.c.id)).all()
+        assert [r.status for r in rows] == ["failed", "deposited", "duplicate", "duplicate"]
+    finally:
+        ctx.engine.dispose()
+
+
+def test_application_mode_message_left_unprocessed_is_not_answered_aa(  # noqa: ANN001
+        tmp_path, database_url, monkeypatch) -> None:
+    """The store goes away between storing a message and processing it (it stays claimed,
+    for a worker to finish): it was answered AA as if filed. It gets AR 207, send again
+    later. (A resend is then a duplicate of a stored message, answered AA as a restarted
+    listener's backlog is.)"""
+    from pipelines.ledger import release_claims
+
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    data = original_mode(sample("01_labm_nfs.hl7"))
+
+    def store_gone(*_: object) -> None:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr("pipelines.acknowledge.process_claimed", store_gone)
+    try:
+        with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+            ack = client.send(data)
+        assert msa(ack)[1:3] == ["AR", "RB2501140000001"]
+        err = segment(ack, "ERR")
+        assert err[3].startswith("207^") and err[8].startswith("DMP_PROCESSING_DEFERRED")
+        assert statuses(ctx) == {"processing": 1}
+        monkeypatch.undo()
+        release_claims(ctx.engine, f"{ctx.settings.worker_id}/")  # as a restart does
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            wait_processed(ctx)
+            assert msa(client.send(data))[1] == "AA"
+        assert statuses(ctx) == {"deposited": 1, "duplicate": 1}
+    finally:
+        ctx.engine.dispose()
+
+
+def test_application_mode_truncated_batch_is_not_answered_aa(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    """A batch whose BTS-1 announces 3 messages and holds 2 (one lost on the way): both are
+    filed, and the ACK was AA. The sender is now told, at the BTS segment's count field."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    truncated = sample("16_chu_batch_tronque.hl7").replace(b"|AL|NE|", b"|||")
+    whole = sample("15_chu_batch.hl7").replace(b"|AL|NE|", b"|||")
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        ack = client.send(truncated)
+        complete = client.send(whole)
+    fields = msa(ack, "latin-1")
+    assert fields[1:3] == ["AE", "RB2512030000005"]  # answers the batch's first message
+    assert fields[3].startswith("HL7_BATCH_COUNT_MISMATCH: BTS-1 announces 3 messages, 2")
+    err = segment(ack, "ERR", "latin-1")
+    assert err[2:5] == ["BTS^1^1^1", "100^Segment sequence error^HL70357", "E"]
+    assert msa(complete, "latin-1")[1] == "AA"
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code)
+                            .order_by(imports.c.id)).all()
+    assert [tuple(r) for r in rows] == [("failed", "HL7_BATCH_COUNT_MISMATCH"),
+                                        ("deposited", None), ("deposited", None),
+                                        ("split", None), *[("deposited", None)] * 3]
+    ctx.engine.dispose()
+
+
+_M = b"MSH|^~\\&|GLIMS|CHU_RENNES|||20251203||ORU^R01|X|P|2.5\r"
+
+
+@pytest.mark.parametrize(("frame", "code", "location"), [
+    (b"BHS|^~\\&\r" + _M + b"BTS|1\rBHS|^~\\&\r" + _M + b"BTS|2\r",
+     "HL7_BATCH_COUNT_MISMATCH", "BTS[2]-1"),
+    (b"FHS|^~\\&\nBHS|^~\\&\n" + _M + b"BTS|1\nFTS|3\n", "HL7_BATCH_COUNT_MISMATCH",
+     "FTS[1]-1"),
+    (b"BHS|^~\\&\r" + _M, "HL7_BATCH_TRUNCATED", "BHS[1]"),
+    (b"BHS|^~\\&\r" + _M + b"BTS|one\r", "HL7_BATCH_BAD_COUNT", "BTS[1]-1"),
+])
+def test_batch_problem_outcome_names_its_envelope_segment(frame, code, location) -> None:  # noqa: ANN001
+    from parsers.hl7v2.framing import split_batch
+    from pipelines.acknowledge import _batch_outcome, ack_rules
+
+    status, got_code, _, got_location = _batch_outcome(frame, split_batch(frame).problems)
+    assert (status, got_code, got_location) == ("failed", code, location)
+    assert ack_rules()[code].ack == "AE"  # the sender's to fix, not our internal error
+
+
 def test_application_mode_enhanced_commit_then_application_ack(tmp_path, database_url) -> None:  # noqa: ANN001, E501
     ctx = make_ctx(tmp_path, database_url, ack_mode="application")
     data = sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|", 1)
@@ -206,6 +423,65 @@ def test_application_mode_enhanced_commit_then_application_ack(tmp_path, databas
         # MSH-16 NE: the commit ACK only, the worker files it later
         assert msa(client.send(sample("01_labm_nfs.hl7")))[1] == "CA"
     ctx.engine.dispose()
+
+
+def _frames_of(messages: list[bytes], end: bytes = FS + CR, between: bytes = b"") -> bytes:
+    return b"".join(between + VT + m + end for m in messages)
+
+
+# What real senders put on the wire, each with the messages it carries: (name, how to send
+# them as a list of TCP writes, whether the sender half-closes after its last write).
+SENDER_QUIRKS = [
+    ("FS without CR", lambda ms: [VT + m + FS for m in ms], False),
+    ("CR LF after FS", lambda ms: [VT + m + FS + CR + b"\n" for m in ms], False),
+    ("LF between segments", lambda ms: [_frames_of([m.replace(CR, b"\n") for m in ms])],
+     False),
+    ("CR LF between segments", lambda ms: [_frames_of([m.replace(CR, b"\r\n") for m in ms])],
+     False),
+    ("NULs and line ends before VT", lambda ms: [_frames_of(ms, between=b"\x00\x00\r\n")],
+     False),
+    ("FS then the next VT at once", lambda ms: [_frames_of(ms, end=FS)], False),
+    ("two frames in one packet", lambda ms: [_frames_of(ms)], False),
+    ("one frame over many packets",
+     lambda ms: [f[i:i + 61] for f in (_frames_of([m]) for m in ms) for i in range(0, len(f),
+                                                                                  61)], False),
+    ("half-close after the last frame", lambda ms: [_frames_of([m]) for m in ms], True),
+]
+
+
+def test_real_sender_quirks_over_a_socket(ctx) -> None:  # noqa: ANN001
+    """Each quirk on a connection of its own, over a real socket with Nagle off and a pause
+    between writes (so that a split in the list is a packet on the wire), both messages
+    written before any ACK is read (a pipelining sender): every message is answered AA, in
+    order, with its MSH-10, then filed once; a half-closing sender still gets its ACKs
+    before the listener closes its side."""
+    from samples.generate import Traffic
+
+    traffic = iter(Traffic(11, patients=20, corrections=0, duplicates=0))
+    sent: list[tuple[str, list[bytes], list[bytes]]] = []
+    with running_service(ctx) as svc:
+        for name, writes, half_close in SENDER_QUIRKS:
+            messages = [original_mode(next(traffic).replace(b"\n", b"\r")) for _ in range(2)]
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for chunk in writes(messages):
+                    sock.sendall(chunk)
+                    time.sleep(0.002)
+                if half_close:
+                    sock.shutdown(socket.SHUT_WR)
+                buffer = bytearray()
+                acks = [read_frame(sock, buffer) for _ in messages]
+                if half_close:
+                    assert read_frame(sock, buffer) is None, name
+            sent.append((name, messages, acks))
+        wait_processed(ctx)
+    for name, messages, acks in sent:
+        assert None not in acks, name
+        assert [msa(a, "latin-1")[1:3] for a in acks] == [
+            ["AA", m.split(b"|", 10)[9].decode()] for m in messages], name
+    counts = statuses(ctx)  # generated patients have no dossier: held for an admin
+    assert sum(counts.values()) == 2 * len(SENDER_QUIRKS), counts
+    assert set(counts) <= {"deposited", "quarantined"}, counts
 
 
 def test_concurrent_keep_alive_connections(ctx) -> None:  # noqa: ANN001
@@ -261,6 +537,84 @@ def test_bad_frames_do_not_stop_other_clients(ctx) -> None:  # noqa: ANN001
     assert counts == {"deposited": 2, "failed": 1}
 
 
+def test_unusable_encoding_characters_are_refused_answering_the_control_id(ctx) -> None:  # noqa: ANN001, E501
+    """Sample 18 (MSH-2 '^^\\&': '^' twice) was refused as 'no readable MSH' with an empty
+    MSA-2, which a sender matching ACKs on MSA-2 (Hl7Client, HAPI) drops, then waits and
+    sends again. It is now refused naming MSH-2, answering its MSH-10, recorded under its
+    declared source."""
+    bad = sample("18_casse_delimiteurs.hl7")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        enhanced = client.send(bad)  # AL/NE: the commit ACK, a reject
+        original = client.send(original_mode(bad).replace(b"|RB2503120000009|", b"|RB25-2|"))
+    assert msa(enhanced)[1:3] == ["CR", "RB2503120000009"]
+    assert msa(original)[1:3] == ["AR", "RB25-2"]
+    for ack in (enhanced, original):
+        assert ack.startswith(b"MSH|^~\\&|DMP-INTAKE|DMP|LABM|CERBALLIANCE_LYON^690041231^M|")
+        err = segment(ack, "ERR")
+        assert err[2:5] == ["MSH^1^2^1", "102^Data type error^HL70357", "E"]
+        assert err[8].startswith("HL7_BAD_ENCODING_CHARS: MSH-1/MSH-2")
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code,
+                                   imports.c.source)).all()
+    assert [tuple(r) for r in rows] == [("failed", "HL7_BAD_ENCODING_CHARS", "labs")] * 2
+
+
+def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # noqa: ANN001
+    """An order (ORM^O01) or a merge (ADT^A40) to this results intake was answered AA/CA in
+    accept mode and failed later, unseen by its sender. HL7 v2.5 2.9.2 has the receiver
+    check MSH-9 before accepting: AR (CR in enhanced mode) with ERR 200 at MSH-9, recorded
+    under its source; the supported types on the same connection are accepted as before."""
+    order = sample("01_labm_nfs.hl7").replace(b"ORU^R01^ORU_R01", b"ORM^O01^ORM_O01", 1)
+    merge = original_mode(sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01",
+                                                                 b"ADT^A40^ADT_A39", 1))
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        refused = [client.send(order), client.send(merge)]
+        accepted = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
+        wait_processed(ctx)
+    assert [msa(a, "latin-1")[1] for a in refused] == ["CR", "AR"]  # AL/NE, original mode
+    assert segment(refused[0], "MSH")[8] == "ACK^O01^ACK"
+    for ack in refused:
+        err = segment(ack, "ERR", "latin-1")
+        assert err[2:5] == ["MSH^1^9^1", "200^Unsupported message type^HL70357", "E"]
+        assert err[8].startswith("HL7_UNSUPPORTED_TYPE: message type ")
+    assert msa(accepted)[1] == "AA"
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code, imports.c.source)
+                            .order_by(imports.c.id)).all()
+    assert [tuple(r) for r in rows] == [("failed", "HL7_UNSUPPORTED_TYPE", "labs")] * 2 + [
+        ("deposited", None, "labs")]
+
+
+def _dispatch_cases() -> list[tuple[str, str]]:
+    from normalizers.adt import CHANGE_IDENTIFIER, adt_triggers
+    from normalizers.lab import _HANDLED
+
+    return sorted({*_HANDLED, *(("ADT", t) for t in adt_triggers()),
+                   ("ADT", CHANGE_IDENTIFIER), ("ORU", ""), ("ORM", "O01"), ("ADT", "A40"),
+                   ("QRY", "A19"), ("ACK", "R01"), ("MDM", "T01"), ("ORU", "R99"), ("", ""),
+                   ("oru", "r01")})
+
+
+@pytest.mark.parametrize(("kind", "trigger"), _dispatch_cases())
+def test_listener_type_check_agrees_with_the_normalizer_dispatch(kind, trigger) -> None:  # noqa: ANN001
+    """The listener refuses from MSH-9 alone exactly the types normalize_message refuses at
+    MSH-9: a type added to the dispatch is accepted by the listener too."""
+    from normalizers.lab import handles_message_type, normalize_message
+    from normalizers.model import NormalizationError
+    from parsers.hl7v2 import HL7ParseError, parse_message
+
+    data = (f"MSH|^~\\&|LABM|CERB|DMP|DMP|20250114114200+0100||{kind}^{trigger}|C1|P|2.5\r"
+            "PID|1||4100001127^^^CERBA&2.999.250.1.1&ISO^PI||Béranger^Hélène\r").encode()
+    try:
+        normalize_message(parse_message(data), "labs")
+        refused = False
+    except NormalizationError as exc:
+        refused = exc.code == "HL7_UNSUPPORTED_TYPE" and exc.location == "MSH-9"
+    except HL7ParseError:
+        refused = False
+    assert handles_message_type(kind, trigger) is not refused
+
+
 def test_oversize_frame_is_refused_and_the_connection_goes_on(tmp_path, database_url) -> None:  # noqa: ANN001
     ctx = make_ctx(tmp_path, database_url, max_frame_bytes=20_000)
     big = original_mode(sample("01_labm_nfs.hl7")) + b"NTE|1||" + b"x" * 50_000 + b"\r"
@@ -276,6 +630,22 @@ def test_oversize_frame_is_refused_and_the_connection_goes_on(tmp_path, database
     assert row.status == "failed" and row.error_code == "MLLP_FRAME_TOO_LARGE"
     assert row.size == len(big)  # the real size; only the head is archived
     ctx.engine.dispose()
+
+
+def test_oversize_frame_in_enhanced_mode_is_a_commit_reject(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    """An oversize message asking for enhanced mode (AL/NE) got CE, the commit error that
+    tells its sender to send it again later (its ERR code, 207, was taken for 'not
+    stored'): it would be sent again, forever. It is CR: refused, not to be resent as is;
+    only a group that could not be stored gets CE."""
+    ctx = make_ctx(tmp_path, database_url, max_frame_bytes=20_000)
+    big = sample("01_labm_nfs.hl7") + b"NTE|1||" + b"x" * 50_000 + b"\r"
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(big)
+        assert msa(ack)[1:3] == ["CR", "RB2501140000001"]
+        assert "MLLP_FRAME_TOO_LARGE" in segment(ack, "ERR")[8]
+    finally:
+        ctx.engine.dispose()
 
 
 def test_idle_connection_is_closed(tmp_path, database_url) -> None:  # noqa: ANN001

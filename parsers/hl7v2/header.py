@@ -26,6 +26,9 @@ class Header:
 
     msh: Message  # a one-segment message: the MSH line alone
     codec: str  # the Python codec the message's text uses (for the answer)
+    # (code, text, location) when the MSH was only readable with the standard encoding
+    # characters in place of the sender's unusable MSH-2: the message is to be refused
+    invalid: tuple[str, str, str] | None = None
 
     def get(self, n: int, comp: int = 1) -> str:
         return self.msh.get(self.msh.msh, n, comp=comp)
@@ -54,8 +57,9 @@ class Header:
 
     @property
     def enhanced(self) -> bool:
-        """Enhanced acknowledgment mode: MSH-15 or MSH-16 valued (v2.5 2.9.2)."""
-        return bool(self.get(15) or self.get(16))
+        """Enhanced acknowledgment mode: MSH-15 or MSH-16 valued (v2.5 2.9.2); spaces are
+        no value."""
+        return bool(self.get(15).strip() or self.get(16).strip())
 
 
 def read_header(data: bytes) -> Header | None:
@@ -80,9 +84,32 @@ def read_header(data: bytes) -> Header | None:
         text, codec = line.decode("latin-1"), "latin-1"
     try:
         msh = parse_text(text, codec)
+    except HL7ParseError as exc:
+        return _with_standard_encoding(text, codec, exc)
+    return Header(msh, _encodable(codec))
+
+
+_STANDARD_ENCODING = "^~\\&"
+
+
+def _with_standard_encoding(line: str, codec: str, error: HL7ParseError) -> Header | None:
+    """An MSH whose encoding characters (MSH-2) are unusable (a delimiter repeated, a letter,
+    too few) while its field separator is sound, read with the standard ones instead: the
+    refusal then answers the sender's MSH-10 in MSA-2, which senders match ACKs on (an ACK
+    with an empty MSA-2 is dropped by such a sender, which waits and sends again), and says
+    what is wrong rather than that there is no MSH."""
+    if error.code != "HL7_BAD_ENCODING_CHARS" or len(line) < 5:
+        return None
+    separator = line[3]
+    if separator.isalnum() or separator.isspace() or separator in _STANDARD_ENCODING:
+        return None
+    fields = line.split(separator)
+    fields[1] = _STANDARD_ENCODING
+    try:
+        msh = parse_text(separator.join(fields), codec)
     except HL7ParseError:
         return None
-    return Header(msh, _encodable(codec))
+    return Header(msh, _encodable(codec), invalid=(error.code, str(error), "MSH[1]-2"))
 
 
 def _encodable(codec: str) -> str:
