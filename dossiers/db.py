@@ -142,11 +142,12 @@ def _take_turns(engine: Engine, database: str) -> None:
 # nothing is processed for a long time, so intake practically never pays for a checkpoint.
 #
 # SQLite runs that checkpoint inside COMMIT, so the write turn (dossiers/write_turn.py) was
-# still held through it: 40 MB copied and synced, tens of milliseconds, with the listener
-# waiting to acknowledge. Processing's checkpoint now runs once its turn is given back
-# (``_checkpoint_if_due``, a PASSIVE one: it blocks no writer); the log's length is read from
-# the wal-index header (https://www.sqlite.org/walformat.html, "the wal-index"). SQLite's own
-# checkpoint stays as the safety net.
+# still held through it, 40 MB copied and synced, while the listener waited to acknowledge.
+# Processing's checkpoint now runs once its turn is given back (``_checkpoint_if_due``, a
+# PASSIVE one: it blocks no writer); the log's length is read from the wal-index header
+# (https://www.sqlite.org/walformat.html, "the wal-index"). SQLite's own checkpoint stays as
+# the safety net. (On this machine's MLLP benchmark the gain is within its noise: the
+# listener's waits are mostly the filing pieces themselves, bench/README, stop 19.)
 FILING_CHECKPOINT_PAGES = 10_000  # 40 MB of log
 SAFETY_CHECKPOINT_PAGES = 50_000  # 200 MB
 _WAL_INDEX_HEADER = struct.Struct("=48s48sI")  # two copies of WalIndexHdr, then nBackfill
@@ -368,7 +369,7 @@ def _converted(rows: list[dict], columns: list[str],
 # Column types whose values sqlite3 binds as SQLAlchemy would have converted them: a bool is
 # an int to sqlite3 (True binds 1, as Boolean's processor gives), and an int or float lands as
 # REAL in a Float column either way. Their processors cost the filing process a Python call per
-# value (seven per entry row) for the same stored bytes.
+# value (four of the seven an entry row had) for the same stored bytes.
 _BOUND_AS_IS = (Boolean, Float)
 
 
