@@ -430,8 +430,12 @@ class FolderPoller:
                     if not stat.S_ISREG(os.fstat(fd).st_mode):
                         raise OSError(errno.EINVAL, "not a regular file")
                     data = _read_up_to(fd, max(limit + 1, HEAD_KEPT))
+                    after = os.fstat(fd)
                 finally:
                     os.close(fd)
+                if len(data) <= limit and (after.st_size != len(data)
+                                           or after.st_mtime_ns != st.st_mtime_ns):
+                    return self._still_written(claim)
                 if len(data) > limit:
                     size = max(st.st_size, len(data))
                     data = data[:HEAD_KEPT]
@@ -452,6 +456,22 @@ class FolderPoller:
                         peer=shown(str(self.root), PEER_MAX),
                         file_name=shown(claim.rel, FILE_NAME_MAX),
                         received_at=claim.received_at, rejection=rejection)
+
+    def _still_written(self, claim: Claim) -> None:
+        """A sender still writing a file it had left alone for settle_seconds (a stalled
+        upload over a network share): its bytes changed while we read them. It goes back
+        where it was dropped, to settle again, instead of being archived cut short; if a new
+        file took that name meanwhile, it stays claimed and is read again at the next poll."""
+        original = self.root / claim.rel
+        try:
+            os.link(claim.path, original, follow_symlinks=False)  # never replaces
+            os.unlink(claim.path)
+            where = "put back to settle again"
+        except OSError:
+            where = "kept claimed, read again at the next poll"
+        log.warning("folder source %s: a file changed while it was read (still being "
+                    "written): %s", self.source.id, where)
+        return None
 
     def _record(self, group: list[tuple[Claim, Received]], result: PollResult) -> bool:
         try:

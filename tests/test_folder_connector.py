@@ -153,6 +153,45 @@ def test_partial_uploads_are_not_taken(sqlite_ctx, drop) -> None:  # noqa: ANN00
     assert (drop / "a.hl7.part").exists() and (drop / ".cache" / "x.hl7").exists()
 
 
+def test_a_file_written_to_while_it_is_read_goes_back_to_settle(sqlite_ctx, drop,  # noqa: ANN001
+                                                                 monkeypatch) -> None:
+    """An upload over a network share can stall longer than settle_seconds, then go on: the
+    sender still holds the file open and writes on after our rename. Its bytes changed while
+    we read them: archiving what we read would file it cut short (a batch file without its
+    last messages and no envelope to tell). It goes back where it was dropped, settles
+    again, and is taken whole."""
+    import connectors.folder as folder
+
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    slow = drop / "lent.hl7"
+    slow.write_bytes(data[:120])
+    past = time.time_ns() - 10 * 10**9
+    os.utime(slow, ns=(past, past))
+    real = folder._read_up_to
+    writes = [data[120:]]
+
+    def read_then_the_sender_writes_on(fd: int, limit: int) -> bytes:
+        got = real(fd, limit)
+        if writes:
+            with open(os.readlink(f"/proc/self/fd/{fd}"), "ab") as fh:
+                fh.write(writes.pop())
+        return got
+
+    monkeypatch.setattr(folder, "_read_up_to", read_then_the_sender_writes_on)
+    with FolderPoller(source(drop, settle_seconds=0.05), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        assert poller.poll().taken == 0  # changed while read: not recorded
+        assert files_under(drop) == {"lent.hl7": data}  # back where it was dropped, whole
+        assert ledger(sqlite_ctx.engine) == []
+        past = time.time_ns() - 10 * 10**9
+        os.utime(slow, ns=(past, past))
+        assert poller.poll().taken == 0  # seen anew: it settles first
+        time.sleep(0.1)
+        assert poller.poll().taken == 1
+    assert (drop / "done" / "lent.hl7").read_bytes() == data
+    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(data)]
+
+
 def test_a_recently_modified_file_waits_settle_seconds(sqlite_ctx, drop) -> None:  # noqa: ANN001
     """Both clocks must agree: unchanged for settle_seconds by ours, mtime that old too."""
     clock = [1000.0]
