@@ -81,9 +81,17 @@ def main() -> None:
     items = [Received(d, "bench", "file", file_name=f"{i}.xml") for i, d in enumerate(docs)]
     t_intake = timed("intake (archive + ledger)", n, lambda: intake(ctx.engine, ctx.archive,
                                                                       items))
+    from bench.bench_processing import children_cpu
+
     totals: dict[str, int] = {}
+    pool_before, cpu_before = children_cpu(), time.process_time()
     t_process = timed(f"processing, batches of {ctx.settings.batch_size}", n,
                       lambda: totals.update(drain(ctx)))
+    filing, pool = time.process_time() - cpu_before, children_cpu() - pool_before
+    print(f"{'  CPU of the filing process':<48} {filing:8.2f} s  {filing / n * 1000:10.2f} "
+          "ms/document")
+    print(f"{'  CPU of the preparing pool':<48} {pool:8.2f} s  {pool / n * 1000:10.2f} "
+          "ms/document")
     from sqlalchemy import func, select
 
     from dossiers.schema import entries
