@@ -128,8 +128,11 @@ def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
 
 
 def zone_of(msg: Message) -> str:
-    """The zone the sender's times without offset are in (``sender_zone`` of MSH-7)."""
-    return sender_zone(msg.msh.raw(7))
+    """The zone the sender's times without offset are in: the one its source declared
+    (``msg.zone``), else ``sender_zone`` of MSH-7. Declared wins: MSH-7 gives an offset at
+    one instant, while a declared zone knows its summer time (a US lab) and is right even
+    when MSH-7 carries no offset (a lab in La Réunion or Guadeloupe writing local times)."""
+    return msg.zone or sender_zone(msg.msh.raw(7))
 
 
 def logical_id(msg: Message, sender: str | None = None) -> str:

@@ -469,6 +469,7 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
         raise _failed("parse", exc) from None
+    msg.zone = ctx.settings.source_zone(row.source)
     if (refused := sender_not_source(ctx.settings, row.source, msg.sender)) is not None:
         raise _Stop(refused)
     try:

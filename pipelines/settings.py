@@ -29,6 +29,7 @@ class Source:
     sending_facility: str = "*"
     peers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     charset: str | None = None  # fallback codec for its messages
+    timezone: str | None = None  # IANA zone of its times sent without offset
 
     def names(self, application: str, facility: str) -> bool:
         return (self.sending_application in ("*", application)
@@ -112,6 +113,8 @@ class Settings:
     auto_create: bool = False
     mappings_dir: Path | None = None  # extra per-source local->LOINC CSV tables
     source_charsets: dict[str, str] = field(default_factory=dict)  # source -> fallback codec
+    # source -> IANA zone of the times it sends without offset ('*': every source)
+    source_timezones: dict[str, str] = field(default_factory=dict)
     batch_size: int = 500  # ledger rows claimed per processing batch
     commit_every: int = 100  # messages filed per transaction (bounds store lock waits)
     workers: int = 1  # `serve`: worker processes draining the ledger (0: a thread instead)
@@ -147,6 +150,11 @@ class Settings:
     def fallback_charset(self, source: str) -> str | None:
         return self.source_charsets.get(source) or self.source_charsets.get("*")
 
+    def source_zone(self, source: str) -> str | None:
+        """The zone a source declared for its times without offset; None: undeclared (the
+        normalizer reads the sender's zone from MSH-7, else Paris's: normalizers/dates.py)."""
+        return self.source_timezones.get(source) or self.source_timezones.get("*")
+
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
@@ -179,10 +187,13 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     for item in filter(None, str(env.get("DMP_SOURCE_CHARSETS", "")).split(",")):
         source, _, codec = item.partition("=")
         charsets[source.strip()] = codec.strip()
+    zones = _zones(conf.get("source_timezones", {}), env.get("DMP_SOURCE_TIMEZONES", ""))
     sources = _sources(conf.get("sources", {}))
     for src in sources:
         if src.charset:
             charsets.setdefault(src.id, src.charset)
+        if src.timezone:
+            zones.setdefault(src.id, src.timezone)
     values: dict[str, object] = dict(
         home=home,
         database_url=database_url,
@@ -190,6 +201,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         auto_create=_truthy(str(pick("auto_create", ""))),
         mappings_dir=Path(str(mappings)) if mappings else None,
         source_charsets=charsets,
+        source_timezones=zones,
         batch_size=int(str(pick("batch_size", 500))),
         commit_every=int(str(pick("commit_every", 100))),
         workers=int(str(pick("workers", 1))),
@@ -265,8 +277,38 @@ def _http(pick) -> HttpSettings:  # noqa: ANN001
     return settings
 
 
+def _zones(table: object, env_value: str) -> dict[str, str]:
+    """Per-source time zones: a `source_timezones` TOML table, then DMP_SOURCE_TIMEZONES
+    ('labre=Indian/Reunion,labg=America/Guadeloupe'), which wins. Each must be an IANA zone
+    this machine knows: a typo would otherwise file every time of that source hours off."""
+    if not isinstance(table, dict):
+        raise SettingsError("source_timezones must be a table of source = \"Zone/Name\"")
+    zones = {str(k).strip(): str(v).strip() for k, v in table.items()}
+    for item in filter(None, (i.strip() for i in env_value.split(","))):
+        source, _, zone = item.partition("=")
+        zones[source.strip()] = zone.strip()
+    for source, zone in zones.items():
+        _check_zone(f"source_timezones {source!r}", zone)
+    return zones
+
+
+def _check_zone(where: str, zone: object) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = str(zone).strip()
+    try:
+        if not name or name.startswith(("/", ".")) or ".." in name:
+            raise ValueError
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SettingsError(f"{where}: {name!r} is not an IANA time zone known here "
+                            "(e.g. 'Europe/Paris', 'Indian/Reunion', 'America/Cayenne')") from None
+    return name
+
+
 def _sources(table: dict) -> tuple[Source, ...]:
-    """[sources.<id>] tables: sending_application, sending_facility, peers, charset."""
+    """[sources.<id>] tables: sending_application, sending_facility, peers, charset,
+    timezone."""
     found = []
     for source_id, conf in table.items():
         if not isinstance(conf, dict):
@@ -280,7 +322,9 @@ def _sources(table: dict) -> tuple[Source, ...]:
             id=str(source_id),
             sending_application=str(conf.get("sending_application", "*")),
             sending_facility=str(conf.get("sending_facility", "*")),
-            peers=peers, charset=conf.get("charset")))
+            peers=peers, charset=conf.get("charset"),
+            timezone=(_check_zone(f"[sources.{source_id}] timezone", conf["timezone"])
+                      if conf.get("timezone") else None)))
     return tuple(found)
 
 

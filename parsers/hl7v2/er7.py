@@ -54,6 +54,9 @@ class Message:
     # False when the text holds no '"' at all: no field is an HL7 explicit null '""' (v2.5
     # 2.5.3), which spares readers looking for one field by field.
     maybe_null: bool = True
+    # The IANA zone its source declared for times sent without offset (pipelines/settings.py
+    # source_timezones); None: read from MSH-7, else Paris's (normalizers/fields.zone_of).
+    zone: str | None = None
 
     # -- navigation -------------------------------------------------------------------------
     def all(self, name: str) -> list[Segment]:
