@@ -7,6 +7,14 @@ dossier already holds under that key:
 - other content (a correction, a final after a preliminary) -> a new version becomes current,
   the old one stays, marked superseded_by the new one (history kept);
 - a delete action -> a new version with status 'withdrawn' becomes current.
+Versions can arrive out of order (a message retried or rerun after a later one, two
+channels, several workers). An earlier version arriving late is filed as history, never
+current: a CDA document older (versionNumber, else effectiveTime) than a version of the same
+setId the dossier holds, with everything read from it; an HL7v2 result whose status is an
+earlier state (table status_order.csv: a preliminary after the final, a final after its
+correction) than the current one, unless it says it was issued later. A document newer
+than a version of its set the dossier holds supersedes that version (with what it no
+longer states) even when its RPLC names another one.
 The caller runs this inside the message's transaction: all of a message or none of it.
 """
 
@@ -20,12 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert
 from dossiers.schema import entries, provenance
 from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT, Entry
+from normalizers.tabledata import read_csv_rows
 
 _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
              "reference_range", "interpretation", "effective", "attachment_sha256",
@@ -98,6 +108,7 @@ class DepositResult:
     duplicates: int = 0  # facts we already held, unchanged
     superseded: int = 0  # earlier versions replaced or withdrawn
     missing_targets: int = 0  # replace/delete of something we never received
+    history: int = 0  # of the created: earlier versions arrived late, filed not current
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -223,6 +234,101 @@ def _same_fact(row: dict, held: list) -> object | None:
     return None
 
 
+# The current documents of a set (CDA setId), whatever their document id: the versions of one
+# document. Only document keys ('document|...', a range of the (patient, key) index) are read.
+_SET_OF = {
+    "postgresql": "coalesce(entries.details->>'set_id', entries.details->'cda'->>'set_id')",
+    "sqlite": "coalesce(json_extract(entries.details, '$.set_id'), "
+              "json_extract(entries.details, '$.cda.set_id'))",
+}
+_BY_SET = {
+    dialect: text(f"WITH wanted(p, k) AS ({_PAIRS[dialect]}) SELECT entries.* FROM entries "
+                  "JOIN wanted ON entries.patient_id = wanted.p "
+                  "AND entries.key >= 'document|' AND entries.key < 'document}' "
+                  f"AND entries.current AND {_SET_OF[dialect]} = wanted.k").columns(*entries.c)
+    for dialect in _PAIRS
+}
+
+
+def document_set(entry: Entry) -> tuple[str, str, str | None] | None:
+    """(set id, version number, effective time) of a versioned document entry (a CDA, as a
+    file or inside HL7v2); None for anything else."""
+    if entry.type != DOCUMENT or not entry.details:
+        return None
+    return _set_version(entry.details, entry.effective)
+
+
+def _set_version(details: dict | None, effective: str | None) -> tuple[str, str, str | None] | None:
+    if not details:
+        return None
+    cda = details.get("cda") if isinstance(details.get("cda"), dict) else {}
+    set_id = details.get("set_id") or cda.get("set_id")
+    if not set_id:
+        return None
+    return str(set_id), str(details.get("version") or cda.get("version_number") or ""), effective
+
+
+def sets_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
+    """The document sets a message files a version of."""
+    return {v[0] for e, _ in items if e.type == DOCUMENT and (v := document_set(e))}
+
+
+def held_set_documents(conn: Connection, pairs: set[tuple[int, str]]
+                       ) -> dict[tuple[int, str], list]:
+    """The current documents of these (patient, set id) pairs, by (patient, key) like
+    ``held_entries`` (merge them into its result: plan_deposit then sees the other versions
+    of a document it files, and held_children what was read from them)."""
+    found: dict[tuple[int, str], list] = {}
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_SET, pairs):
+            found.setdefault((row.patient_id, row.key), []).append(row)
+    return found
+
+
+def _later(a: tuple[str, str, str | None], b: tuple[str, str, str | None]) -> bool | None:
+    """Whether version ``a`` of a document set is later than ``b``: by versionNumber, else
+    by effectiveTime (both with an offset); None when they cannot be ordered."""
+    try:
+        va, vb = int(a[1]), int(b[1])
+    except ValueError:
+        va = vb = None
+    if va is not None and va != vb:
+        return va > vb
+    ta, tb = _aware(a[2]), _aware(b[2])
+    if ta is None or tb is None or ta == tb:
+        return None
+    return ta > tb
+
+
+def _aware(iso: str | None) -> datetime | None:
+    if not iso or len(iso) <= 10:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+@lru_cache(maxsize=1)
+def status_order() -> dict[str, int]:
+    """Status -> rank in a result's life (dossiers/tables/status_order.csv)."""
+    return {r["status"]: int(r["rank"])
+            for r in read_csv_rows(Path(__file__).parent / "tables" / "status_order.csv")}
+
+
+def _earlier_state(row: dict, old) -> bool:  # noqa: ANN001
+    """An HL7v2 result arriving in an earlier state than the one held (a preliminary after
+    the final, a final after its correction): a late message, unless it says it was issued
+    (OBX-19 / OBR-22) after the one held."""
+    order = status_order()
+    new, held = order.get(row["status"]), order.get(old.status)
+    if new is None or held is None or new >= held:
+        return False
+    sent, kept = _aware(row["issued"]), _aware(old.issued)
+    return not (sent is not None and kept is not None and sent > kept)
+
+
 def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict[int, list]:
     """The current entries read from the documents among ``stored`` (parent_id), so that a
     document replaced or deleted takes along what it no longer states."""
@@ -242,6 +348,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     multi-row statements whatever its number of results)."""
     mine = entry_facts(items)
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
+    stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
@@ -276,6 +383,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if row.current:
                 held[key] = row
     ids_by_key: dict[str, int] = {k: r.id for k, r in held.items()}
+    doc = next((e for e, _ in items if document_set(e) is not None), None)
+    newer, older = _versions_around(doc, held) if doc is not None else (None, [])
     links: list[dict] = []
     new_rows: list[dict] = []  # rows to insert, in message order
     supersedes: list[tuple[dict, int]] = []  # (new row, id of the version it replaces)
@@ -289,7 +398,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row["_ref"] = entry.source_ref
         if entry.action in (ACTION_REPLACE, ACTION_DELETE):
             old = held.get(entry.replaces_key or entry.key) or held.get(entry.key)
-            if old is not None and entry.type == DOCUMENT:
+            if old is not None and entry.type == DOCUMENT and newer is None:
                 replaced_docs.append((old, entry.source_ref))
         else:
             old = held.get(entry.key)
@@ -304,7 +413,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             row = {c.name: getattr(old, c.name) for c in entries.columns if c.name != "id"}
             row.update(status="withdrawn", import_id=import_id, created_at=now,
                        _parent_key=None, _ref=entry.source_ref, _withdraw=True)
-        elif old is None and entry.action == ACTION_REPLACE:
+        elif old is None and entry.action == ACTION_REPLACE and newer is None:
             result.missing_targets += 1  # a correction of something we never received
         key = row["key"]
         if key in taken:
@@ -335,6 +444,16 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                                    now))
             continue
         row["version"] = latest.get(key, 0) + 1
+        if newer is not None or (doc is None and old is not None and _earlier_state(row, old)):
+            # an earlier version arriving late: history, superseded by what is held
+            later = old if old is not None else held.get(key)
+            row["current"] = False
+            row["superseded_by"] = later.id if later is not None else \
+                newer.id if entry is doc else None
+            taken[key] = row
+            new_rows.append(row)
+            result.history += 1
+            continue
         row["current"] = True
         taken[key] = row
         new_rows.append(row)
@@ -345,6 +464,13 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         earlier = old if old is not None else held.get(key)
         if earlier is not None and earlier.mask_override is not None:
             row["mask_override"] = earlier.mask_override  # the patient's choice outlives v1
+    if older and doc is not None and taken.get(doc.key, {}).get("current"):
+        # earlier versions of its set held current (an RPLC naming another version, or none)
+        done = {old_id for _, old_id in supersedes}
+        for sibling in older:
+            if sibling.id not in done:
+                supersedes.append((taken[doc.key], sibling.id))
+                replaced_docs.append((sibling, doc.source_ref))
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
     for doc, ref in replaced_docs:
@@ -361,6 +487,26 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _versions_around(doc: Entry, held: dict[str, object]) -> tuple[object | None, list]:
+    """(the latest held version of ``doc``'s set when later than it, the held versions it
+    is later than). Versions that cannot be ordered are neither: arrival order decides."""
+    mine = document_set(doc)
+    newer, older = None, []
+    for key, row in held.items():
+        if row.type != DOCUMENT or key == doc.key:
+            continue
+        theirs = _set_version(row.details, row.effective)
+        if mine is None or theirs is None or theirs[0] != mine[0]:
+            continue
+        order = _later(theirs, mine)
+        if order and (newer is None or _later(theirs, _set_version(newer.details,
+                                                                   newer.effective))):
+            newer = row
+        elif order is False:
+            older.append(row)
+    return newer, older
 
 
 def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:

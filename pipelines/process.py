@@ -43,8 +43,10 @@ from dossiers.deposit import (
     held_children,
     held_entries,
     held_facts,
+    held_set_documents,
     keys_of,
     plan_deposit,
+    sets_of,
     write_deposits,
 )
 from dossiers.patients import (
@@ -649,6 +651,10 @@ def _deposited(item: Prepared, patient_id: int, result: DepositResult,
     if result.missing_targets:
         warnings.append(f"{result.missing_targets} correction(s)/deletion(s) refer to "
                         "entries this dossier does not hold")
+    if result.history:
+        warnings.append(f"{result.history} entr{'y' if result.history == 1 else 'ies'} filed "
+                        "as history, not current: the dossier holds a later version (a later "
+                        "versionNumber of the document, or a result in a later status)")
     status = DEPOSITED if result.created or not result.duplicates else DUPLICATE
     return Outcome(status, stage="deposit", entries=result.created,
                    duplicates=result.duplicates, patient_id=patient_id,
@@ -799,7 +805,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                 later.append(item)
                 continue
             pairs = {(patient_id, k) for k in item.keys} | \
-                {(patient_id, f"fact:{f}") for f in item.facts}
+                {(patient_id, f"fact:{f}") for f in item.facts} | \
+                {(patient_id, f"set:{s}") for s in sets_of(item.items)}
             logical_id = item.normalized.logical_id
             if logical_id in logical_seen or pairs & pairs_seen:
                 later.append(item)  # depends on another message of this batch
@@ -829,6 +836,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             filing.append((item, patient_id, warnings))
 
         stored = held_entries(conn, {(pid, k) for item, pid, _ in filing for k in item.keys})
+        stored.update(held_set_documents(conn, {(pid, s) for item, pid, _ in filing
+                                                for s in sets_of(item.items)}))
         facts = held_facts(conn, {(pid, f) for item, pid, _ in filing for f in item.facts})
         children = held_children(conn, stored)
         # plan_deposit reads every stored version it is given: one patient's, not the batch's
