@@ -446,6 +446,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row["version"] = latest.get(key, 0) + 1
         if newer is not None or (doc is None and old is not None and _earlier_state(row, old)):
             # an earlier version arriving late: history, superseded by what is held
+            kept = next((r for r in stored.get((patient_id, key), ())
+                         if not r.current and _same(row, r)), None)
+            if kept is not None:  # filed as history before (a rerun, a resend)
+                result.duplicates += 1
+                if kept.import_id != import_id:
+                    links.append(_link(kept.id, import_id, source, entry.source_ref,
+                                       "confirmed", now))
+                continue
             later = old if old is not None else held.get(key)
             row["current"] = False
             row["superseded_by"] = later.id if later is not None else \

@@ -17,6 +17,7 @@ from dossiers.deposit import _later, status_order
 from dossiers.schema import entries, imports
 from pipelines.intake import Received, intake
 from pipelines.process import drain
+from pipelines.rerun import reopen
 from tests.conftest import SAMPLES
 from tests.test_cda_pipeline import _dossiers
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID
@@ -75,6 +76,12 @@ def test_version_1_arriving_after_version_2_is_history(ctx) -> None:  # noqa: AN
     assert any("filed as history" in w for w in row.warnings)
     # what the late version restates unchanged is confirmed, not filed again
     assert len([r for r in _rows(ctx, "2951-2") if r.current]) == 1
+    # rerun (idempotent): nothing more is filed, nothing becomes current
+    before = len(_rows(ctx, "2823-3")) + len(_rows(ctx))
+    reopen(ctx.engine, [late])
+    drain(ctx)
+    assert len(_rows(ctx, "2823-3")) + len(_rows(ctx)) == before
+    assert [r.import_id for r in _rows(ctx) if r.current] == [first]
 
 
 def test_both_versions_in_one_batch_newest_first(ctx) -> None:  # noqa: ANN001
@@ -130,12 +137,17 @@ def _potassium(ctx):  # noqa: ANN001, ANN202
 
 
 def test_final_arriving_after_its_correction_stays_history(ctx) -> None:  # noqa: ANN001
+    """The final failed (or waited in a queue) and is rerun after its correction was filed."""
     ctx.settings = replace(ctx.settings, auto_create=True)
-    _file(ctx, _oru("K-1", "F", "6.4"), _oru("K-2", "C", "4.7", issued="202403151400"))
-    late = _file(ctx, _oru("K-1-RESENT", "F", "6.4"))[0]  # a resend under a new MSH-10
-    assert _potassium(ctx) == [("6.4", "final", False), ("4.7", "corrected", True),
-                               ("6.4", "final", False)]
+    _file(ctx, _oru("K-2", "C", "4.7", issued="202403151400"))
+    late = _file(ctx, _oru("K-1", "F", "6.4"))[0]
+    assert _potassium(ctx) == [("4.7", "corrected", True), ("6.4", "final", False)]
     assert any("filed as history" in w for w in _import(ctx, late).warnings)
+    # the same final sent again under a new MSH-10: the history it already is, confirmed
+    again = _file(ctx, _oru("K-1-RESENT", "F", "6.4"))[0]
+    assert len(_potassium(ctx)) == 2
+    row = _import(ctx, again)
+    assert (row.status, row.duplicates_count) == ("duplicate", 2)  # its report and result
 
 
 def test_preliminary_after_final_stays_history_unless_issued_later(ctx) -> None:  # noqa: ANN001
