@@ -347,7 +347,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 result = _result(ctx, obx, notes, order_no, ns, effective, issued,
                                  specimen_time, report_key if with_report else None, scope)
                 if result is None:  # a line of text without identifier: the report's
-                    report_text.extend(_untitled_text(msg, obx, notes))
+                    if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
+                        report_text.extend(_untitled_text(msg, obx, notes))
+                    else:  # an empty OBX: see _result
+                        warnings.append(f"{loc(obx)}: observation without identifier nor "
+                                        "value, nothing to file")
+                        report_text.extend(_notes(msg, notes) if notes else ())
                     last_text = None
                     continue
                 results.append(result)
@@ -412,7 +417,8 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     Transcription and radiology systems send a narrative report one line per OBX, OBX-3 left
     empty (empty lines are paragraph breaks). There is no observation to key a result on, but
     the text belongs to the report of the OBR: it is kept there, in order, notes included.
-    Any other OBX without identifier still fails (OBX_NO_CODE, see ``_result``)."""
+    Any other OBX without identifier but with a value still fails (OBX_NO_CODE, see
+    ``_result``)."""
     lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
     return lines + _notes(msg, notes)
 
@@ -612,7 +618,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
             parent_key: str | None, scope: str = "") -> Entry | None:
     """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
-    None for a text OBX without any identifier (see ``_untitled_text``). ``scope``: the
+    None for a text OBX without any identifier (see ``_untitled_text``), and for an OBX
+    with neither identifier nor value. ``scope``: the
     parent result of the OBR (OBR-26), part of the key: the same antibiotic tested on two
     organisms under one order number is two results, not one the second overwrites."""
     msg = ctx.msg
@@ -631,6 +638,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if not code:
         if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
             return None  # a line of narrative text: the caller keeps it with the report
+        if not (f[5].strip() if nf > 5 else ""):
+            # 'OBX|1|RP|||||||||F' (a radiology system's empty placeholder): no identifier,
+            # no value. Nothing is observed and nothing lost; failing the whole message for
+            # it lost every other result. The caller says so.
+            return None
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)

@@ -793,3 +793,25 @@ def test_notes_on_the_patient_and_on_the_order_are_kept():
     assert report.details["patient_comments"] == ["Patient sous AVK"]
     assert report.details["comments"] == ["Prélèvement au domicile", "Hémolyse légère"]
     assert "comments" not in r["OBX[8]"].details
+
+
+def test_an_obx_without_identifier_nor_value_is_skipped_not_fatal():
+    """A radiology system's empty placeholder 'OBX|1|RP|||||||||F' (seen in HAPI's test
+    messages): nothing observed, nothing to key. It failed the whole message (OBX_NO_CODE)
+    and every result beside it; now it is skipped and said. An OBX without identifier but
+    with a value still fails: that value would be lost."""
+    import pytest
+
+    nm = norm(oru("OBX|1|RP|||||||||F",
+                  "OBX|2|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|3|NM|||||||||X",
+                  "NTE|1|L|Tube non reçu"))
+    report, gly = nm.entries
+    assert gly.value_num == 5.4 and gly.parent_key == report.key
+    assert report.details["text"] == "Tube non reçu"
+    said = [w for w in nm.warnings if "nor value" in w]
+    assert said == ["OBX[5]: observation without identifier nor value, nothing to file",
+                    "OBX[7]: observation without identifier nor value, nothing to file"]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|||5.4|mmol/L|||||F"))
+    assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
