@@ -442,6 +442,8 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
     else:
         entry.value = f"{entry.value or ''}\n{lines}"
+        if entry.value_num is not None:  # a number read from the first line is no more
+            entry.value_num = entry.comparator = None
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details.setdefault("comments", []).extend(comments)
@@ -808,6 +810,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+        if obx.raw(6).strip() and entry.value:
+            _text_quantity(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
         _coded(msg, obx, entry)
     elif vtype in DATE_TYPES:
@@ -849,6 +853,27 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
+
+
+def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A text value (ST, TX, FT) that is a number, or a comparator and a number, sent with
+    its unit (OBX-6): a quantity, as an NM or SN would have said. Blood gas analysers and
+    middleware type every value FT or ST ('OBX|1|FT|^^^pCO2^pCO2^NOVABIO||40.0|mmHg|...');
+    read as text, the result fell out of every trend and never met the same result sent
+    as a number by another channel (dedupe level 4). The value and its type stay as sent;
+    without a unit a number in a text value may be a class or a stage, and stays text."""
+    value = entry.value.strip() if entry.value else ""
+    m = _COMPARED.fullmatch(value)
+    number = m.group(2) if m is not None else value
+    if not _NUMBER.fullmatch(number.replace(",", ".", 1)):
+        return
+    num = _parse_number(ctx, number, where)
+    if num is None:
+        return
+    entry.value_num = num
+    if m is not None and m.group(1) != "=":
+        entry.comparator = m.group(1)
+    ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
 
 
 def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:

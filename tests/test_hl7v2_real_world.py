@@ -815,3 +815,27 @@ def test_an_obx_without_identifier_nor_value_is_skipped_not_fatal():
     with pytest.raises(NormalizationError) as exc:
         norm(oru("OBX|1|NM|||5.4|mmol/L|||||F"))
     assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
+
+
+def test_a_number_sent_as_text_with_its_unit_is_a_quantity():
+    """Blood gas analysers and some middleware type every value FT or ST (a Nova Prime sends
+    'OBX|1|FT|^^^pCO2^pCO2^NOVABIO^M||40.0|mmHg|...'): read as text the result fell out of
+    every trend and never met the same result sent as NM (dedupe level 4). With its unit,
+    a number (or comparator and number) is read as one; the type stays as sent. Without a
+    unit, or when the text is more than a number, it stays text."""
+    nm = norm(oru("OBX|1|FT|^^^PCO2^pCO2^GAZO||5.33|kPa|4.67 to 6.00|N|||F",
+                  "OBX|2|FT|^^^PH^pH^GAZO||7.415||7.35 to 7.45|N|||F",
+                  "OBX|3|ST|CRP^CRP^L||<0,5|mg/L|<5|N|||F",
+                  "OBX|4|ST|AGHBS^Antigène HBs^L||Négatif|UI/mL|||||F",
+                  "OBX|5|TX|LCR^Aspect du LCR^L||12|/mm3|||||F",
+                  "OBX|6|TX|LCR^Aspect du LCR^L||Liquide clair||||||F"))
+    r = by_ref(nm)
+    pco2, ph, crp, aghbs, lcr = (r[f"OBX[{i}]"] for i in range(5, 10))
+    assert (pco2.value_type, pco2.value, pco2.value_num, pco2.unit) == ("FT", "5.33", 5.33, "kPa")
+    assert (ph.value, ph.value_num) == ("7.415", None)
+    assert (crp.value, crp.value_num, crp.comparator, crp.unit) == ("<0,5", 0.5, "<", "mg/L")
+    assert (aghbs.value, aghbs.value_num) == ("Négatif", None)
+    assert (lcr.value, lcr.value_num) == ("12\nLiquide clair", None)  # one text, no number
+    assert "OBX[5]-5: number with a unit sent as FT, read as a number" in nm.warnings
+    assert "OBX[7]-5: decimal comma read as a decimal point" in nm.warnings
+    assert not any("Négatif" in w for w in nm.warnings)
