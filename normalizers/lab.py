@@ -34,6 +34,7 @@ from normalizers.documents import (
     collect_meta,
     document_entry,
     is_cisis,
+    media_type,
     normalize_mdm,
     obx_status,
     order_control_source,
@@ -821,7 +822,9 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
                                      where) from None
-    else:  # TM, ID, IS, RP, HD, FN... kept as sent
+    elif vtype == "RP":
+        _reference(msg, obx, entry)
+    else:  # TM, ID, IS, HD, FN... kept as sent
         entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
 
 
@@ -933,6 +936,27 @@ def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
         i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
         or i.get("original_text", "") for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
+
+
+def _reference(msg: Message, obx: Segment, entry: Entry) -> None:
+    """RP, a reference pointer (v2.5 2.A.65): pointer ^ application id ^ type of data ^
+    subtype. A report kept elsewhere (a PDF on the lab's file server, an ECG viewer's URL,
+    'file:////data/pdf/CR_0412.pdf^SIL^AP^PDF'). The pointer is the value, and what it
+    points at goes to ``details['reference']``; read whole as text, the value was the
+    pointer with the other components glued to it, which opened nothing. The pointer is
+    read as text (ST): a raw '&' in a URL's query is part of it."""
+    refs: list[dict[str, str]] = []
+    for rep in reps(msg, obx, 5):
+        c = comps(msg, rep)
+        type_of_data, subtype = text(msg, part(c, 3)), text(msg, part(c, 4))
+        ref = {"pointer": text(msg, part(c, 1)),
+               "application": sub(msg, part(c, 2), 1) or sub(msg, part(c, 2), 2),
+               "type_of_data": type_of_data, "subtype": subtype,
+               "media_type": media_type(type_of_data, subtype)
+               if type_of_data or subtype else ""}
+        refs.append({k: v for k, v in ref.items() if v})
+    entry.value = "\n".join(r.get("pointer", "") for r in refs).strip("\n") or None
+    entry.details["reference"] = refs[0] if len(refs) == 1 else refs
 
 
 def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],

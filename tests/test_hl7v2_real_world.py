@@ -839,3 +839,22 @@ def test_a_number_sent_as_text_with_its_unit_is_a_quantity():
     assert "OBX[5]-5: number with a unit sent as FT, read as a number" in nm.warnings
     assert "OBX[7]-5: decimal comma read as a decimal point" in nm.warnings
     assert not any("Négatif" in w for w in nm.warnings)
+
+
+def test_reference_pointer_value_is_the_pointer_and_what_it_points_at():
+    """RP (v2.5 2.A.65): pointer ^ application ^ type ^ subtype, e.g. a lab system's PDF on a
+    file server ('file:////data/pdf/...pdf^DGLab^AP^PDF') or a viewer URL. Kept whole as
+    text, the value was the pointer glued to its other components; now the pointer is the
+    value, escapes read (\\E\\ a backslash of a UNC path, \\T\\ or a raw '&' in a URL)."""
+    nm = norm(oru("OBX|1|RP|CRPDF^Compte rendu PDF^L|1|https://resultats.labo-demo.fr/cr?id=24C"
+                  "0315-07\\T\\fmt=pdf&v=2^SIL-BIO^AP^PDF||||||F",
+                  "OBX|2|RP|ECG^Tracé ECG^L||\\E\\\\E\\srv-ecg\\E\\traces\\E\\0412.tif||||||F"))
+    r = by_ref(nm)
+    pdf, ecg = r["OBX[5]"], r["OBX[6]"]
+    assert pdf.value_type == "RP"
+    assert pdf.value == "https://resultats.labo-demo.fr/cr?id=24C0315-07&fmt=pdf&v=2"
+    assert pdf.details["reference"] == {"pointer": pdf.value, "application": "SIL-BIO",
+                                        "type_of_data": "AP", "subtype": "PDF",
+                                        "media_type": "application/pdf"}
+    assert ecg.value == "\\\\srv-ecg\\traces\\0412.tif"
+    assert ecg.details["reference"] == {"pointer": ecg.value}
