@@ -858,3 +858,21 @@ def test_reference_pointer_value_is_the_pointer_and_what_it_points_at():
                                         "media_type": "application/pdf"}
     assert ecg.value == "\\\\srv-ecg\\traces\\0412.tif"
     assert ecg.details["reference"] == {"pointer": ecg.value}
+
+
+def test_units_of_length_time_and_power_of_ten_spellings_map_to_ucum():
+    """'mm' (an ultrasound system's biometry), 'mo^month^ANSI' (CDC VAERS), 'x10p3/ml' (a
+    French LIS writing 10 to the power 3 as 'p3', seen on the IHE France list) were filed
+    as unmapped units. 'mM' (millimolar) folds like 'mm': it must never become a
+    millimetre, nor 'MM' either."""
+    from normalizers.units import to_ucum
+    expected = {"mm": "mm", "mo": "mo", "wk": "wk", "d": "d", "/min": "/min",
+                "x10p3/ml": "10*3/mL", "x10p9/l": "10*9/L", "mM": "mmol/L"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+    assert to_ucum("MM") == ("MM", False)
+    nm = norm(oru("OBX|1|NM|BIP^Diamètre bipariétal^L|1|51|mm|||||F",
+                  "OBX|2|NM|LEUCU^Leucocytes urinaires^L||15|x10p3/ml|<10|H|||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].unit, r["OBX[6]"].unit, r["OBX[6]"].unit_original) == \
+        ("mm", "10*3/mL", "x10p3/ml")
+    assert not any("unit_unmapped" in e.details for e in nm.entries)
