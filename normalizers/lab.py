@@ -651,7 +651,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
                                  where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""
-    if system == "LN":  # the sender's own LOINC: nothing to resolve
+    if system == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(

@@ -876,3 +876,27 @@ def test_units_of_length_time_and_power_of_ten_spellings_map_to_ucum():
     assert (r["OBX[5]"].unit, r["OBX[6]"].unit, r["OBX[6]"].unit_original) == \
         ("mm", "10*3/mL", "x10p3/ml")
     assert not any("unit_unmapped" in e.details for e in nm.entries)
+
+
+def test_the_labs_own_code_beside_its_loinc_is_kept():
+    """LOINC in the primary triplet and the lab's own code in the alternate one (SoftLab:
+    '25836-8^^LN^LPLOG^Log (Copies / ml)^L'): the local code and its text were dropped, and
+    with them what tells apart two results of one LOINC (a viral load in copies/mL and in
+    log). Kept as the local code (as when the LOINC is the alternate), its text the display
+    when the LOINC comes without one."""
+    nm = norm(oru("OBX|1|NM|25836-8^^LN^CVVIH^Charge virale VIH (copies/mL)^L|1|1250|copies/mL"
+                  "|||||F",
+                  "OBX|2|NM|25836-8^^LN^CVLOG^Charge virale VIH (log)^L|2|3,10||||||F",
+                  "OBX|3|NM|2345-7^Glucose^LN^GLY^Glycémie^L||5.4|mmol/L|||||F",
+                  "OBX|4|NM|2160-0^Créatinine^LN||78|umol/L|||||F"))
+    r = by_ref(nm)
+    copies, log, gly, crea = (r[f"OBX[{i}]"] for i in range(5, 9))
+    assert (copies.code, copies.system, copies.display) == \
+        ("25836-8", "LN", "Charge virale VIH (copies/mL)")
+    assert copies.details["local_code"] == {"code": "CVVIH", "system": "L",
+                                            "display": "Charge virale VIH (copies/mL)"}
+    assert log.display == "Charge virale VIH (log)" and log.details["local_code"]["code"] == \
+        "CVLOG"
+    assert copies.key != log.key and copies.mapped and log.mapped
+    assert gly.display == "Glucose" and gly.details["local_code"]["code"] == "GLY"
+    assert crea.display == "Créatinine" and "local_code" not in crea.details
