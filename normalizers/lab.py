@@ -22,7 +22,7 @@ from typing import Any
 
 from normalizers.adt import handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code
-from normalizers.dates import PARIS, hl7_ts_to_iso
+from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_RESULT,
@@ -84,7 +84,7 @@ DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
 # result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
 NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
-SINGLE_VALUE_TYPES = frozenset({"NM", "SN"}) | DATE_TYPES
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
@@ -824,7 +824,14 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                                      where) from None
     elif vtype == "RP":
         _reference(msg, obx, entry)
-    else:  # TM, ID, IS, HD, FN... kept as sent
+    elif vtype == "TM":
+        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        try:
+            entry.value = hl7_tm_to_iso(value)
+        except ValueError:  # kept as sent: a time of day is never worth the whole message
+            entry.value = value
+            ctx.warnings.append(f"{where}: not a valid HL7 time, kept as sent")
+    else:  # ID, IS, HD, FN... kept as sent
         entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
 
 

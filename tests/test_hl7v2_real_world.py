@@ -900,3 +900,20 @@ def test_the_labs_own_code_beside_its_loinc_is_kept():
     assert copies.key != log.key and copies.mapped and log.mapped
     assert gly.display == "Glucose" and gly.details["local_code"]["code"] == "GLY"
     assert crea.display == "Créatinine" and "local_code" not in crea.details
+
+
+def test_a_time_value_is_an_iso_time():
+    """TM (v2.5 2.A.75: HH[MM[SS[.S]]][+/-ZZZZ]), e.g. the time a sample was taken at home or
+    a clotting time of day: kept as the raw digits ('0830') it read as a number-like text
+    nothing could compare. Now an ISO time, its precision and offset as sent; a value that
+    is no time is kept as sent and said, not fatal."""
+    nm = norm(oru("OBX|1|TM|HPRELEV^Heure du prélèvement^L||0830||||||F",
+                  "OBX|2|TM|HINJ^Heure de l'injection^L||071530.5+0100~0915||||||F",
+                  "OBX|3|TM|HREPAS^Heure du dernier repas^L||7h30||||||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].value == "08:30"
+    assert r["OBX[6]"].value == "07:15:30.5+01:00"
+    assert r["OBX[6]"].details["other_values"] == ["0915"]
+    assert (r["OBX[7]"].value_type, r["OBX[7]"].value) == ("TM", "7h30")
+    assert "OBX[7]-5: not a valid HL7 time, kept as sent" in nm.warnings
+    assert not any("7h30" in w for w in nm.warnings)
