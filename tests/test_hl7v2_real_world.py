@@ -862,12 +862,13 @@ def test_reference_pointer_value_is_the_pointer_and_what_it_points_at():
 
 def test_units_of_length_time_and_power_of_ten_spellings_map_to_ucum():
     """'mm' (an ultrasound system's biometry), 'mo^month^ANSI' (CDC VAERS), 'x10p3/ml' (a
-    French LIS writing 10 to the power 3 as 'p3', seen on the IHE France list) were filed
-    as unmapped units. 'mM' (millimolar) folds like 'mm': it must never become a
-    millimetre, nor 'MM' either."""
+    French LIS writing 10 to the power 3 as 'p3', seen on the IHE France list), 'bpm^^ISO+'
+    (a Cerner vital sign), 'DEG C' (OpenMRS) were filed as unmapped units. 'mM'
+    (millimolar) folds like 'mm': it must never become a millimetre, nor 'MM' either."""
     from normalizers.units import to_ucum
     expected = {"mm": "mm", "mo": "mo", "wk": "wk", "d": "d", "/min": "/min",
-                "x10p3/ml": "10*3/mL", "x10p9/l": "10*9/L", "mM": "mmol/L"}
+                "x10p3/ml": "10*3/mL", "x10p9/l": "10*9/L", "mM": "mmol/L", "bpm": "/min",
+                "DEG C": "Cel", "degC": "Cel"}
     assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
     assert to_ucum("MM") == ("MM", False)
     nm = norm(oru("OBX|1|NM|BIP^Diamètre bipariétal^L|1|51|mm|||||F",
