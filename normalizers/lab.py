@@ -670,7 +670,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         # preliminary one, and it is what a message cut in transit loses first.
         where = loc(obx, 11)
         raise NormalizationError("OBX_NO_STATUS", f"{where}: observation result status "
-                                 "(OBX-11) is missing; truncated message?", where)
+                                 f"(OBX-11) is {_why_no_status(f)}", where)
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
@@ -723,6 +723,22 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _why_no_status(f: list[str]) -> str:
+    """Why OBX-11 is empty, for the error: the segment ends before it (a message cut in
+    transit), or a status sits in OBX-12 (a field missing before it shifted the rest, as
+    from a sender that leaves out OBX-10), or it is just empty. Codes only, never values."""
+    if len(f) <= 11:
+        return "missing; truncated message?"
+    if len(f) > 12 and f[12].strip().upper() in _obx_status_codes():
+        return "empty and OBX-12 holds a result status: a field missing before it?"
+    return "empty"
+
+
+@cache
+def _obx_status_codes() -> frozenset[str]:
+    return frozenset(column_map("result_status", "code", "status"))
 
 
 # Free text the sender writes as it likes, stored in bounded columns (normalizers/model.py).

@@ -918,3 +918,22 @@ def test_a_time_value_is_an_iso_time():
     assert (r["OBX[7]"].value_type, r["OBX[7]"].value) == ("TM", "7h30")
     assert "OBX[7]-5: not a valid HL7 time, kept as sent" in nm.warnings
     assert not any("7h30" in w for w in nm.warnings)
+
+
+def test_a_missing_status_says_why():
+    """OBX-11 empty failed with 'truncated message?' even when the segment went on: a sender
+    that leaves out one field before it (OBX-10) puts the status in OBX-12. The error says
+    which case it is, naming OBX-11, never a value."""
+    import pytest
+
+    cases = {"OBX|1|NM|VS^Vitesse de sédimentation^L||15|mm/h|0-12|H|": "missing; truncated",
+             "OBX|1|CE|VS^Vitesse de sédimentation^L||15|mm/h|0-12|H||||F":
+                 "empty and OBX-12 holds a result status",
+             "OBX|1|NM|VS^Vitesse de sédimentation^L||15|mm/h|0-12|H||||20240315": "empty"}
+    for obx, why in cases.items():
+        with pytest.raises(NormalizationError) as exc:
+            norm(oru(obx))
+        assert (exc.value.code, exc.value.location) == ("OBX_NO_STATUS", "OBX[5]-11")
+        assert str(exc.value).startswith(f"OBX[5]-11: observation result status (OBX-11) "
+                                         f"is {why}")
+        assert "15" not in str(exc.value)
