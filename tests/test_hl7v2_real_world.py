@@ -937,3 +937,26 @@ def test_a_missing_status_says_why():
         assert str(exc.value).startswith(f"OBX[5]-11: observation result status (OBX-11) "
                                          f"is {why}")
         assert "15" not in str(exc.value)
+
+
+def test_reference_ranges_of_other_spellings_have_their_limits_in_fhir():
+    """OBX-7 is text and stays so; the FHIR export reads its limits. It knew 'low-high'
+    only: one-sided ranges ('<5', '>= 60', the commonest in French reports), a Nova
+    analyser's '7.35 to 7.45' and '3,5 à 5,0' were exported as text without low/high."""
+    from dataclasses import asdict
+
+    from dossiers.fhir import _reference_range
+    nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/L|< 5|N|||F",
+                  "OBX|2|NM|DFG^DFG^L||72|mL/min/1.73m2|>= 60|N|||F",
+                  "OBX|3|NM|PH^pH^L||7.41||7.35 to 7.45|N|||F",
+                  "OBX|4|NM|K^Potassium^L||4,1|mmol/L|3,5 à 5,0|N|||F",
+                  "OBX|5|NM|HB^Hémoglobine^L||13.5|g/dL|12-16|N|||F",
+                  "OBX|6|NM|TSH^TSH^L||1.2|mUI/L|voir commentaire|N|||F"))
+    limits = {e.source_ref: {k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+                             if k in ("low", "high")}
+              for e in nm.entries if e.reference_range}
+    assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"low": 60.0},
+                      "OBX[7]": {"low": 7.35, "high": 7.45},
+                      "OBX[8]": {"low": 3.5, "high": 5.0},
+                      "OBX[9]": {"low": 12.0, "high": 16.0}, "OBX[10]": {}}
+    assert _reference_range(asdict(nm.entries[1]))[0]["high"]["code"] == "mg/L"
