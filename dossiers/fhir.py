@@ -107,7 +107,10 @@ _OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as i
                    r"(Z|[+-]\d{2}:?\d{2})?")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
-_RANGE = re.compile(rf"\s*({_NUMBER})\s*-\s*({_NUMBER})\s*")
+# 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41')
+_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à)\s*({_NUMBER})\s*", re.IGNORECASE)
+# one-sided ranges ('<5', '< 5', '>= 60'): a high or a low limit alone
+_BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<|>)\s*({_NUMBER})\s*")
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -370,12 +373,16 @@ def _reference_range(entry: Mapping) -> list[dict]:
     if not text:
         return []
     rng: dict[str, Any] = {"text": text}
+    unit, sent = entry.get("unit"), entry.get("unit_original")
     m = _RANGE.fullmatch(text)
     if m:
         low, high = (float(g.replace(",", ".")) for g in m.groups())
         if low <= high:
-            rng["low"] = _quantity(low, entry.get("unit"), entry.get("unit_original"))
-            rng["high"] = _quantity(high, entry.get("unit"), entry.get("unit_original"))
+            rng["low"] = _quantity(low, unit, sent)
+            rng["high"] = _quantity(high, unit, sent)
+    elif (m := _BOUND.fullmatch(text)) is not None:
+        limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
+        rng["high" if m.group(1) in ("<", "<=", "\u2264") else "low"] = limit
     return [rng]
 
 

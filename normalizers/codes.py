@@ -111,6 +111,12 @@ def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_d
                  mappings: CodeMappings | None = None) -> CodeResult:
     """Pick the LOINC for one coded element (CE/CWE triplet plus alternate triplet)."""
     if code and is_loinc_system(system):
+        if alt_code and not is_loinc_system(alt_system):
+            # LOINC first and the lab's own code beside it ('25836-8^^LN^LPLOG^Log (Copies /
+            # ml)^L', SoftLab): the local code and its text are what tell two results of one
+            # LOINC apart (a viral load in copies and in log); both were dropped
+            return CodeResult(code, LOINC, display or alt_display, True,
+                              (alt_code, alt_system or LOCAL, alt_display))
         return CodeResult(code, LOINC, display, True, None)
     if alt_code and is_loinc_system(alt_system):
         local = (code, system, display) if code else None

@@ -121,3 +121,27 @@ def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
                 out += f".{frac}"
     return out + offset
 
+
+_TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?(?:([+-])(\d{2})(\d{2}))?")
+
+
+def hl7_tm_to_iso(tm: str) -> str:
+    """An HL7 TM ('HH[MM[SS[.S{1,4}]]][+/-ZZZZ]', v2.5 2.A.75) as ISO 8601 time: '0830' ->
+    '08:30', '083015.5+0100' -> '08:30:15.5+01:00'. Precision kept, no offset invented: a
+    time of day has no date to read a zone's offset at. Raises ValueError for anything
+    else (hours > 23, minutes or seconds > 59, offsets beyond +/-14:00)."""
+    m = _TM.fullmatch(tm.strip())
+    if m is None:
+        raise ValueError("not an HL7 time")
+    hs, mis, ss, frac, sign, oh, om = m.groups()
+    if int(hs) > 23 or (mis is not None and int(mis) > 59) or (ss is not None and int(ss) > 59):
+        raise ValueError("time out of range")
+    out = hs + (f":{mis}" if mis is not None else "")  # 'hh' alone: ISO reduced precision
+    if ss is not None:
+        out += f":{ss}" + (f".{frac}" if frac is not None else "")
+    if sign is not None:
+        if int(oh) > 14 or int(om) > 59:
+            raise ValueError("offset out of range")
+        out += f"{sign}{oh}:{om}"
+    return out
+

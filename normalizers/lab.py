@@ -22,7 +22,7 @@ from typing import Any
 
 from normalizers.adt import handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code
-from normalizers.dates import PARIS, hl7_ts_to_iso
+from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_RESULT,
@@ -34,6 +34,7 @@ from normalizers.documents import (
     collect_meta,
     document_entry,
     is_cisis,
+    media_type,
     normalize_mdm,
     obx_status,
     order_control_source,
@@ -83,7 +84,7 @@ DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
 # result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
 NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
-SINGLE_VALUE_TYPES = frozenset({"NM", "SN"}) | DATE_TYPES
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
@@ -347,7 +348,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 result = _result(ctx, obx, notes, order_no, ns, effective, issued,
                                  specimen_time, report_key if with_report else None, scope)
                 if result is None:  # a line of text without identifier: the report's
-                    report_text.extend(_untitled_text(msg, obx, notes))
+                    if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
+                        report_text.extend(_untitled_text(msg, obx, notes))
+                    else:  # an empty OBX: see _result
+                        warnings.append(f"{loc(obx)}: observation without identifier nor "
+                                        "value, nothing to file")
+                        report_text.extend(_notes(msg, notes) if notes else ())
                     last_text = None
                     continue
                 results.append(result)
@@ -412,7 +418,8 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     Transcription and radiology systems send a narrative report one line per OBX, OBX-3 left
     empty (empty lines are paragraph breaks). There is no observation to key a result on, but
     the text belongs to the report of the OBR: it is kept there, in order, notes included.
-    Any other OBX without identifier still fails (OBX_NO_CODE, see ``_result``)."""
+    Any other OBX without identifier but with a value still fails (OBX_NO_CODE, see
+    ``_result``)."""
     lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
     return lines + _notes(msg, notes)
 
@@ -436,6 +443,8 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
     else:
         entry.value = f"{entry.value or ''}\n{lines}"
+        if entry.value_num is not None:  # a number read from the first line is no more
+            entry.value_num = entry.comparator = None
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details.setdefault("comments", []).extend(comments)
@@ -612,7 +621,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
             parent_key: str | None, scope: str = "") -> Entry | None:
     """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
-    None for a text OBX without any identifier (see ``_untitled_text``). ``scope``: the
+    None for a text OBX without any identifier (see ``_untitled_text``), and for an OBX
+    with neither identifier nor value. ``scope``: the
     parent result of the OBR (OBR-26), part of the key: the same antibiotic tested on two
     organisms under one order number is two results, not one the second overwrites."""
     msg = ctx.msg
@@ -631,12 +641,17 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if not code:
         if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
             return None  # a line of narrative text: the caller keeps it with the report
+        if not (f[5].strip() if nf > 5 else ""):
+            # 'OBX|1|RP|||||||||F' (a radiology system's empty placeholder): no identifier,
+            # no value. Nothing is observed and nothing lost; failing the whole message for
+            # it lost every other result. The caller says so.
+            return None
         where = loc(obx, 3)
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""
-    if system == "LN":  # the sender's own LOINC: nothing to resolve
+    if system == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
@@ -655,7 +670,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         # preliminary one, and it is what a message cut in transit loses first.
         where = loc(obx, 11)
         raise NormalizationError("OBX_NO_STATUS", f"{where}: observation result status "
-                                 "(OBX-11) is missing; truncated message?", where)
+                                 f"(OBX-11) is {_why_no_status(f)}", where)
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
@@ -708,6 +723,22 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _why_no_status(f: list[str]) -> str:
+    """Why OBX-11 is empty, for the error: the segment ends before it (a message cut in
+    transit), or a status sits in OBX-12 (a field missing before it shifted the rest, as
+    from a sender that leaves out OBX-10), or it is just empty. Codes only, never values."""
+    if len(f) <= 11:
+        return "missing; truncated message?"
+    if len(f) > 12 and f[12].strip().upper() in _obx_status_codes():
+        return "empty and OBX-12 holds a result status: a field missing before it?"
+    return "empty"
+
+
+@cache
+def _obx_status_codes() -> frozenset[str]:
+    return frozenset(column_map("result_status", "code", "status"))
 
 
 # Free text the sender writes as it likes, stored in bounded columns (normalizers/model.py).
@@ -796,6 +827,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+        if obx.raw(6).strip() and entry.value:
+            _text_quantity(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
         _coded(msg, obx, entry)
     elif vtype in DATE_TYPES:
@@ -805,7 +838,16 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
                                      where) from None
-    else:  # TM, ID, IS, RP, HD, FN... kept as sent
+    elif vtype == "RP":
+        _reference(msg, obx, entry)
+    elif vtype == "TM":
+        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        try:
+            entry.value = hl7_tm_to_iso(value)
+        except ValueError:  # kept as sent: a time of day is never worth the whole message
+            entry.value = value
+            ctx.warnings.append(f"{where}: not a valid HL7 time, kept as sent")
+    else:  # ID, IS, HD, FN... kept as sent
         entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
 
 
@@ -837,6 +879,27 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
+
+
+def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A text value (ST, TX, FT) that is a number, or a comparator and a number, sent with
+    its unit (OBX-6): a quantity, as an NM or SN would have said. Blood gas analysers and
+    middleware type every value FT or ST ('OBX|1|FT|^^^pCO2^pCO2^NOVABIO||40.0|mmHg|...');
+    read as text, the result fell out of every trend and never met the same result sent
+    as a number by another channel (dedupe level 4). The value and its type stay as sent;
+    without a unit a number in a text value may be a class or a stage, and stays text."""
+    value = entry.value.strip() if entry.value else ""
+    m = _COMPARED.fullmatch(value)
+    number = m.group(2) if m is not None else value
+    if not _NUMBER.fullmatch(number.replace(",", ".", 1)):
+        return
+    num = _parse_number(ctx, number, where)
+    if num is None:
+        return
+    entry.value_num = num
+    if m is not None and m.group(1) != "=":
+        entry.comparator = m.group(1)
+    ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
 
 
 def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
@@ -896,6 +959,27 @@ def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
         i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
         or i.get("original_text", "") for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
+
+
+def _reference(msg: Message, obx: Segment, entry: Entry) -> None:
+    """RP, a reference pointer (v2.5 2.A.65): pointer ^ application id ^ type of data ^
+    subtype. A report kept elsewhere (a PDF on the lab's file server, an ECG viewer's URL,
+    'file:////data/pdf/CR_0412.pdf^SIL^AP^PDF'). The pointer is the value, and what it
+    points at goes to ``details['reference']``; read whole as text, the value was the
+    pointer with the other components glued to it, which opened nothing. The pointer is
+    read as text (ST): a raw '&' in a URL's query is part of it."""
+    refs: list[dict[str, str]] = []
+    for rep in reps(msg, obx, 5):
+        c = comps(msg, rep)
+        type_of_data, subtype = text(msg, part(c, 3)), text(msg, part(c, 4))
+        ref = {"pointer": text(msg, part(c, 1)),
+               "application": sub(msg, part(c, 2), 1) or sub(msg, part(c, 2), 2),
+               "type_of_data": type_of_data, "subtype": subtype,
+               "media_type": media_type(type_of_data, subtype)
+               if type_of_data or subtype else ""}
+        refs.append({k: v for k, v in ref.items() if v})
+    entry.value = "\n".join(r.get("pointer", "") for r in refs).strip("\n") or None
+    entry.details["reference"] = refs[0] if len(refs) == 1 else refs
 
 
 def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],

@@ -81,3 +81,18 @@ def test_round_trip_keeps_digits_and_precision(dt, precision, offset):
             assert tail == f"+{minutes // 60:02d}:{minutes % 60:02d}"
     else:
         assert iso == body
+
+
+@pytest.mark.parametrize(("tm", "iso"), [
+    ("08", "08"), ("0830", "08:30"), ("083015", "08:30:15"), ("083015.25", "08:30:15.25"),
+    ("1230-0500", "12:30-05:00"), (" 2359 ", "23:59")])
+def test_tm_examples(tm, iso):
+    from normalizers.dates import hl7_tm_to_iso
+    assert hl7_tm_to_iso(tm) == iso
+
+
+@pytest.mark.parametrize("bad", ["", "8", "2400", "0860", "083060", "08:30", "0830+1500", "7h30"])
+def test_tm_invalid_values_raise(bad):
+    from normalizers.dates import hl7_tm_to_iso
+    with pytest.raises(ValueError):
+        hl7_tm_to_iso(bad)

@@ -793,3 +793,170 @@ def test_notes_on_the_patient_and_on_the_order_are_kept():
     assert report.details["patient_comments"] == ["Patient sous AVK"]
     assert report.details["comments"] == ["Prélèvement au domicile", "Hémolyse légère"]
     assert "comments" not in r["OBX[8]"].details
+
+
+def test_an_obx_without_identifier_nor_value_is_skipped_not_fatal():
+    """A radiology system's empty placeholder 'OBX|1|RP|||||||||F' (seen in HAPI's test
+    messages): nothing observed, nothing to key. It failed the whole message (OBX_NO_CODE)
+    and every result beside it; now it is skipped and said. An OBX without identifier but
+    with a value still fails: that value would be lost."""
+    import pytest
+
+    nm = norm(oru("OBX|1|RP|||||||||F",
+                  "OBX|2|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|3|NM|||||||||X",
+                  "NTE|1|L|Tube non reçu"))
+    report, gly = nm.entries
+    assert gly.value_num == 5.4 and gly.parent_key == report.key
+    assert report.details["text"] == "Tube non reçu"
+    said = [w for w in nm.warnings if "nor value" in w]
+    assert said == ["OBX[5]: observation without identifier nor value, nothing to file",
+                    "OBX[7]: observation without identifier nor value, nothing to file"]
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|||5.4|mmol/L|||||F"))
+    assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
+
+
+def test_a_number_sent_as_text_with_its_unit_is_a_quantity():
+    """Blood gas analysers and some middleware type every value FT or ST (a Nova Prime sends
+    'OBX|1|FT|^^^pCO2^pCO2^NOVABIO^M||40.0|mmHg|...'): read as text the result fell out of
+    every trend and never met the same result sent as NM (dedupe level 4). With its unit,
+    a number (or comparator and number) is read as one; the type stays as sent. Without a
+    unit, or when the text is more than a number, it stays text."""
+    nm = norm(oru("OBX|1|FT|^^^PCO2^pCO2^GAZO||5.33|kPa|4.67 to 6.00|N|||F",
+                  "OBX|2|FT|^^^PH^pH^GAZO||7.415||7.35 to 7.45|N|||F",
+                  "OBX|3|ST|CRP^CRP^L||<0,5|mg/L|<5|N|||F",
+                  "OBX|4|ST|AGHBS^Antigène HBs^L||Négatif|UI/mL|||||F",
+                  "OBX|5|TX|LCR^Aspect du LCR^L||12|/mm3|||||F",
+                  "OBX|6|TX|LCR^Aspect du LCR^L||Liquide clair||||||F"))
+    r = by_ref(nm)
+    pco2, ph, crp, aghbs, lcr = (r[f"OBX[{i}]"] for i in range(5, 10))
+    assert (pco2.value_type, pco2.value, pco2.value_num, pco2.unit) == ("FT", "5.33", 5.33, "kPa")
+    assert (ph.value, ph.value_num) == ("7.415", None)
+    assert (crp.value, crp.value_num, crp.comparator, crp.unit) == ("<0,5", 0.5, "<", "mg/L")
+    assert (aghbs.value, aghbs.value_num) == ("Négatif", None)
+    assert (lcr.value, lcr.value_num) == ("12\nLiquide clair", None)  # one text, no number
+    assert "OBX[5]-5: number with a unit sent as FT, read as a number" in nm.warnings
+    assert "OBX[7]-5: decimal comma read as a decimal point" in nm.warnings
+    assert not any("Négatif" in w for w in nm.warnings)
+
+
+def test_reference_pointer_value_is_the_pointer_and_what_it_points_at():
+    """RP (v2.5 2.A.65): pointer ^ application ^ type ^ subtype, e.g. a lab system's PDF on a
+    file server ('file:////data/pdf/...pdf^DGLab^AP^PDF') or a viewer URL. Kept whole as
+    text, the value was the pointer glued to its other components; now the pointer is the
+    value, escapes read (\\E\\ a backslash of a UNC path, \\T\\ or a raw '&' in a URL)."""
+    nm = norm(oru("OBX|1|RP|CRPDF^Compte rendu PDF^L|1|https://resultats.labo-demo.fr/cr?id=24C"
+                  "0315-07\\T\\fmt=pdf&v=2^SIL-BIO^AP^PDF||||||F",
+                  "OBX|2|RP|ECG^Tracé ECG^L||\\E\\\\E\\srv-ecg\\E\\traces\\E\\0412.tif||||||F"))
+    r = by_ref(nm)
+    pdf, ecg = r["OBX[5]"], r["OBX[6]"]
+    assert pdf.value_type == "RP"
+    assert pdf.value == "https://resultats.labo-demo.fr/cr?id=24C0315-07&fmt=pdf&v=2"
+    assert pdf.details["reference"] == {"pointer": pdf.value, "application": "SIL-BIO",
+                                        "type_of_data": "AP", "subtype": "PDF",
+                                        "media_type": "application/pdf"}
+    assert ecg.value == "\\\\srv-ecg\\traces\\0412.tif"
+    assert ecg.details["reference"] == {"pointer": ecg.value}
+
+
+def test_units_of_length_time_and_power_of_ten_spellings_map_to_ucum():
+    """'mm' (an ultrasound system's biometry), 'mo^month^ANSI' (CDC VAERS), 'x10p3/ml' (a
+    French LIS writing 10 to the power 3 as 'p3', seen on the IHE France list), 'bpm^^ISO+'
+    (a Cerner vital sign), 'DEG C' (OpenMRS) were filed as unmapped units. 'mM'
+    (millimolar) folds like 'mm': it must never become a millimetre, nor 'MM' either."""
+    from normalizers.units import to_ucum
+    expected = {"mm": "mm", "mo": "mo", "wk": "wk", "d": "d", "/min": "/min",
+                "x10p3/ml": "10*3/mL", "x10p9/l": "10*9/L", "mM": "mmol/L", "bpm": "/min",
+                "DEG C": "Cel", "degC": "Cel"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+    assert to_ucum("MM") == ("MM", False)
+    nm = norm(oru("OBX|1|NM|BIP^Diamètre bipariétal^L|1|51|mm|||||F",
+                  "OBX|2|NM|LEUCU^Leucocytes urinaires^L||15|x10p3/ml|<10|H|||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].unit, r["OBX[6]"].unit, r["OBX[6]"].unit_original) == \
+        ("mm", "10*3/mL", "x10p3/ml")
+    assert not any("unit_unmapped" in e.details for e in nm.entries)
+
+
+def test_the_labs_own_code_beside_its_loinc_is_kept():
+    """LOINC in the primary triplet and the lab's own code in the alternate one (SoftLab:
+    '25836-8^^LN^LPLOG^Log (Copies / ml)^L'): the local code and its text were dropped, and
+    with them what tells apart two results of one LOINC (a viral load in copies/mL and in
+    log). Kept as the local code (as when the LOINC is the alternate), its text the display
+    when the LOINC comes without one."""
+    nm = norm(oru("OBX|1|NM|25836-8^^LN^CVVIH^Charge virale VIH (copies/mL)^L|1|1250|copies/mL"
+                  "|||||F",
+                  "OBX|2|NM|25836-8^^LN^CVLOG^Charge virale VIH (log)^L|2|3,10||||||F",
+                  "OBX|3|NM|2345-7^Glucose^LN^GLY^Glycémie^L||5.4|mmol/L|||||F",
+                  "OBX|4|NM|2160-0^Créatinine^LN||78|umol/L|||||F"))
+    r = by_ref(nm)
+    copies, log, gly, crea = (r[f"OBX[{i}]"] for i in range(5, 9))
+    assert (copies.code, copies.system, copies.display) == \
+        ("25836-8", "LN", "Charge virale VIH (copies/mL)")
+    assert copies.details["local_code"] == {"code": "CVVIH", "system": "L",
+                                            "display": "Charge virale VIH (copies/mL)"}
+    assert log.display == "Charge virale VIH (log)" and log.details["local_code"]["code"] == \
+        "CVLOG"
+    assert copies.key != log.key and copies.mapped and log.mapped
+    assert gly.display == "Glucose" and gly.details["local_code"]["code"] == "GLY"
+    assert crea.display == "Créatinine" and "local_code" not in crea.details
+
+
+def test_a_time_value_is_an_iso_time():
+    """TM (v2.5 2.A.75: HH[MM[SS[.S]]][+/-ZZZZ]), e.g. the time a sample was taken at home or
+    a clotting time of day: kept as the raw digits ('0830') it read as a number-like text
+    nothing could compare. Now an ISO time, its precision and offset as sent; a value that
+    is no time is kept as sent and said, not fatal."""
+    nm = norm(oru("OBX|1|TM|HPRELEV^Heure du prélèvement^L||0830||||||F",
+                  "OBX|2|TM|HINJ^Heure de l'injection^L||071530.5+0100~0915||||||F",
+                  "OBX|3|TM|HREPAS^Heure du dernier repas^L||7h30||||||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].value == "08:30"
+    assert r["OBX[6]"].value == "07:15:30.5+01:00"
+    assert r["OBX[6]"].details["other_values"] == ["0915"]
+    assert (r["OBX[7]"].value_type, r["OBX[7]"].value) == ("TM", "7h30")
+    assert "OBX[7]-5: not a valid HL7 time, kept as sent" in nm.warnings
+    assert not any("7h30" in w for w in nm.warnings)
+
+
+def test_a_missing_status_says_why():
+    """OBX-11 empty failed with 'truncated message?' even when the segment went on: a sender
+    that leaves out one field before it (OBX-10) puts the status in OBX-12. The error says
+    which case it is, naming OBX-11, never a value."""
+    import pytest
+
+    cases = {"OBX|1|NM|VS^Vitesse de sédimentation^L||15|mm/h|0-12|H|": "missing; truncated",
+             "OBX|1|CE|VS^Vitesse de sédimentation^L||15|mm/h|0-12|H||||F":
+                 "empty and OBX-12 holds a result status",
+             "OBX|1|NM|VS^Vitesse de sédimentation^L||15|mm/h|0-12|H||||20240315": "empty"}
+    for obx, why in cases.items():
+        with pytest.raises(NormalizationError) as exc:
+            norm(oru(obx))
+        assert (exc.value.code, exc.value.location) == ("OBX_NO_STATUS", "OBX[5]-11")
+        assert str(exc.value).startswith(f"OBX[5]-11: observation result status (OBX-11) "
+                                         f"is {why}")
+        assert "15" not in str(exc.value)
+
+
+def test_reference_ranges_of_other_spellings_have_their_limits_in_fhir():
+    """OBX-7 is text and stays so; the FHIR export reads its limits. It knew 'low-high'
+    only: one-sided ranges ('<5', '>= 60', the commonest in French reports), a Nova
+    analyser's '7.35 to 7.45' and '3,5 à 5,0' were exported as text without low/high."""
+    from dataclasses import asdict
+
+    from dossiers.fhir import _reference_range
+    nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/L|< 5|N|||F",
+                  "OBX|2|NM|DFG^DFG^L||72|mL/min/1.73m2|>= 60|N|||F",
+                  "OBX|3|NM|PH^pH^L||7.41||7.35 to 7.45|N|||F",
+                  "OBX|4|NM|K^Potassium^L||4,1|mmol/L|3,5 à 5,0|N|||F",
+                  "OBX|5|NM|HB^Hémoglobine^L||13.5|g/dL|12-16|N|||F",
+                  "OBX|6|NM|TSH^TSH^L||1.2|mUI/L|voir commentaire|N|||F"))
+    limits = {e.source_ref: {k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+                             if k in ("low", "high")}
+              for e in nm.entries if e.reference_range}
+    assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"low": 60.0},
+                      "OBX[7]": {"low": 7.35, "high": 7.45},
+                      "OBX[8]": {"low": 3.5, "high": 5.0},
+                      "OBX[9]": {"low": 12.0, "high": 16.0}, "OBX[10]": {}}
+    assert _reference_range(asdict(nm.entries[1]))[0]["high"]["code"] == "mg/L"
