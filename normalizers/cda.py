@@ -533,7 +533,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                family: dict[str, Any] | None = None,
                when: str | None = None,
                isolate: dict[str, str] | None = None,
-               lab: _Lab | None = None) -> Iterator[Entry]:
+               lab: _Lab | None = None,
+               material: dict[str, str] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -543,7 +544,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     ``when`` the time of the organizer (or scored observation) whose component this is;
     ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
     ``lab`` who performed and who validated them (the nearest IHE LAB performer and
-    verifier)."""
+    verifier); ``material`` the type of that specimen (blood, urine: details.specimen)."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -562,7 +563,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
     if not isinstance(act, Observation):
-        specimen = _specimen_time(act, ctx) or specimen
+        taken, kind_of = _specimen_of(act, ctx, section)
+        specimen, material = taken or specimen, kind_of or material
+    elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
+        material = _specimen_material(act, ctx, section) or material
     lab = _lab_of(act, lab)
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
@@ -574,6 +578,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.specimen_time = specimen or made.specimen_time
             if panel:
                 made.details["panel"] = panel
+            if material:
+                made.details["specimen"] = material
             if isolate:
                 made.details["isolate"] = isolate
             if lab is not None:
@@ -634,10 +640,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
                                   specimen, battery or panel, family, own_time or when,
-                                  isolate, lab)
+                                  isolate, lab, material)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
+    inner_material = None if isinstance(act, Observation) else material
     concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
         if rel.act is None:
@@ -651,7 +658,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
-                                     inner_specimen, None, family):
+                                     inner_specimen, None, family, material=inner_material):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
                     if concern == "nullified":  # the concern was recorded in error
@@ -680,7 +687,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               own_time if rel.type_code == "COMP" and
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
-                                (isolate, lab)))
+                                (isolate, lab)), inner_material)
 
 
 COMMENT_TEMPLATES = frozenset({
@@ -801,11 +808,17 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | No
     return None
 
 
-def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
-    """When the specimen was taken: the effectiveTime of the Specimen Collection procedure
-    an IHE LAB act nests, or a battery or isolate organizer holds as a component (one
-    specimen per battery: it was not looked for there) (CI-SIS FR-Prelevement puts it in
-    high)."""
+def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
+                 section: Section) -> tuple[str | None, dict[str, str] | None]:
+    """(when the specimen was taken, what it is) for the results under ``act``: the
+    effectiveTime and the specimen (participant PRD / participantRole SPEC / playingEntity
+    code: BLD, UR in HL7 table 0487, or SNOMED CT) of the Specimen Collection procedure an
+    IHE LAB act nests, or a battery or isolate organizer holds as a component (one specimen
+    per battery) (CI-SIS FR-Prelevement puts the time in high); else, for the type, the
+    act's own specimen (C-CDA result organizer, IHE XD-LAB act), but not an isolate's,
+    which is its germ. The type was not read at all."""
+    own = _specimen_material(act, ctx, section) if act.specimens and \
+        ISOLATE_ORGANIZER not in act.template_roots else None
     nested = [rel.act for rel in act.entry_relationships]
     if isinstance(act, Organizer):
         nested.extend(act.components)
@@ -813,13 +826,47 @@ def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTION not in proc.template_roots:
             continue
-        t = proc.effective_time
-        if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
-            for bound in (t.high, t.low, t.center):
-                if isinstance(bound, TS) and bound.value:
-                    return _iso_value(bound.value, ctx.warnings, bound.path) or None
-            return None
-        return _effective(t, ctx) or None
+        return _collection_time(proc, ctx), _collected(proc, ctx, section) or own
+    return None, own
+
+
+def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+    t = proc.effective_time
+    if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
+        for bound in (t.high, t.low, t.center):
+            if isinstance(bound, TS) and bound.value:
+                return _iso_value(bound.value, ctx.warnings, bound.path) or None
+        return None
+    return _effective(t, ctx) or None
+
+
+SPECIMEN_PRODUCT = "PRD"  # participant typeCode of the specimen a collection produced
+
+
+def _collected(proc: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """The type of the specimen a Specimen Collection procedure produced (its participant
+    PRD, or a specimen element some senders use there)."""
+    for part in proc.participants:
+        entity = part.entity
+        if part.type_code == SPECIMEN_PRODUCT and entity is not None and \
+                entity.player_code is not None:
+            found = _coded_or_words(entity.player_code, ctx, section)
+            if found:
+                return found
+    return _specimen_material(proc, ctx, section) if proc.specimens else None
+
+
+def _specimen_material(act: ClinicalStatement, ctx: _Ctx,
+                       section: Section) -> dict[str, str] | None:
+    """The type of the specimen an act names in specimen/specimenRole/specimenPlayingEntity
+    (C-CDA, IHE LAB), as {code, system, display} (the shape HL7v2 SPM-4 would have), else
+    the words of its originalText ({text})."""
+    for spec in act.specimens:
+        entity = spec.entity
+        if entity is not None and entity.player_code is not None:
+            found = _coded_or_words(entity.player_code, ctx, section)
+            if found:
+                return found
     return None
 
 

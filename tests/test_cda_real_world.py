@@ -1523,6 +1523,8 @@ def test_specimen_of_a_ccda_cluster_organizer_is_no_germ() -> None:
         <effectiveTime value="20240310"/><value xsi:type="PQ" value="0.01" unit="ng/mL"/>
       </observation></component></organizer></entry>"""))
     assert "isolate" not in entry.details
+    assert entry.details["specimen"] == {"code": "119297000", "system": "SNOMED-CT",
+                                         "display": "sang"}
 
 
 def test_a_result_without_value_says_why() -> None:
@@ -1803,3 +1805,106 @@ def test_ccam_under_the_assurance_maladie_oid_is_ccam() -> None:
         displayName="Dilatation intraluminale de 2 vaisseaux coronaires"/>
       <effectiveTime value="20240110"/></procedure></entry>"""))
     assert (entry.code, entry.system, entry.mapped) == ("DDAF004", "CCAM", True)
+
+
+# -- fourth round: specimen type, germs identified by an observation ---------------------------
+def _collection(material: str, system: str = "2.16.840.1.113883.18.311",
+                display: str = "Sang") -> str:
+    """An IHE LAB / CI-SIS FR-Prelevement Specimen Collection procedure producing a
+    specimen of type ``material``."""
+    return f"""<procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+      <effectiveTime><high value="202403110735+0100"/></effectiveTime>
+      <participant typeCode="PRD"><participantRole classCode="SPEC">
+        <id root="1.2.250.1.999.9.8" extension="ECH-1"/>
+        <playingEntity><code code="{material}" codeSystem="{system}"
+          displayName="{display}"/></playingEntity></participantRole></participant>
+    </procedure>"""
+
+
+def test_specimen_type_goes_to_the_results_the_nearest_wins() -> None:
+    """IHE LAB / CI-SIS CR-BIO: the Specimen Collection procedure names the specimen's type
+    (participant PRD / participantRole SPEC / playingEntity: BLD, UR in HL7 table 0487); it
+    was not read. Each result carries it as details.specimen ({code, system, display}); a
+    battery's own collection wins over the act's, a result's own specimen over both, and a
+    previous result nested in a result takes none."""
+    got = _entries(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      <entryRelationship typeCode="COMP">{_collection("BLD")}</entryRelationship>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403111030+0100"/>
+          <value xsi:type="PQ" value="80" unit="umol/L"/>
+          <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="20230101"/><value xsi:type="PQ" value="75" unit="umol/L"/>
+          </observation></entryRelationship></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403111030+0100"/>
+          <specimen typeCode="SPC"><specimenRole><specimenPlayingEntity><code code="SER"
+            codeSystem="2.16.840.1.113883.18.311" displayName="Sérum"/>
+          </specimenPlayingEntity></specimenRole></specimen>
+          <value xsi:type="PQ" value="5.1" unit="mmol/L"/></observation></component>
+      </organizer></entryRelationship>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <component>{_collection("UR", display="Urine")}</component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2161-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403111030+0100"/>
+          <value xsi:type="PQ" value="9.2" unit="mmol/L"/></observation></component>
+      </organizer></entryRelationship></act></entry>"""))
+    assert [(e.code, e.value, (e.details.get("specimen") or {}).get("code")) for e in got] == [
+        ("2160-0", "80", "BLD"), ("2160-0", "75", None), ("2345-7", "5.1", "SER"),
+        ("2161-8", "9.2", "UR")]
+    assert got[0].details["specimen"] == {"code": "BLD", "system": "HL70487",
+                                          "display": "Sang"}
+
+
+def test_specimen_of_a_result_organizer_is_its_results_specimen() -> None:
+    """C-CDA Result Organizer (and IHE XD-LAB acts): specimen/specimenRole/
+    specimenPlayingEntity names the material of the results it holds."""
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24362-6" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <specimen typeCode="SPC"><specimenRole><specimenPlayingEntity><code code="122575003"
+        codeSystem="2.16.840.1.113883.6.96" displayName="échantillon d'urine"/>
+      </specimenPlayingEntity></specimenRole></specimen>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="5811-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="1.015" unit="1"/>
+      </observation></component></organizer></entry>"""))
+    assert entry.details["specimen"] == {"code": "122575003", "system": "SNOMED-CT",
+                                         "display": "échantillon d'urine"}
+
+
+def test_specimen_type_is_not_part_of_the_fact() -> None:
+    """The specimen type is not in the dedupe level-4 fact: HL7v2 results do not carry it,
+    and the same result received by HL7v2 and in a CR-BIO must stay one entry."""
+    from dossiers.deposit import fact_of
+
+    def result(collection: str) -> Entry:
+        return _one(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+          <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>{collection}
+          <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403111030+0100"/>
+            <value xsi:type="PQ" value="5.1" unit="mmol/L"/></observation>
+          </entryRelationship></act></entry>"""))
+    with_type = result(f'<entryRelationship typeCode="COMP">{_collection("BLD")}'
+                       "</entryRelationship>")
+    without = result("")
+    assert with_type.details["specimen"]["code"] == "BLD" and "specimen" not in without.details
+    assert fact_of(with_type) == fact_of(without) is not None
+
