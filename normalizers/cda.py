@@ -532,7 +532,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                panel: dict[str, str] | None = None,
                family: dict[str, Any] | None = None,
                when: str | None = None,
-               isolate: dict[str, str] | None = None,
+               isolate: _Isolate | None = None,
                lab: _Lab | None = None,
                material: dict[str, str] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
@@ -580,8 +580,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.details["panel"] = panel
             if material:
                 made.details["specimen"] = material
-            if isolate:
-                made.details["isolate"] = isolate
+            if isolate and isolate.source != act.path:  # not the identification itself
+                made.details["isolate"] = isolate.germ
             if lab is not None:
                 made.performer = made.performer or lab.performer
                 if lab.validated_by:
@@ -782,30 +782,78 @@ SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection
 ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
 
 
-def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Isolate:
+    """The germ of an isolate (details.isolate of its results) and ``source``: the path of
+    the observation that identified it ('' when the organizer's specimen names it), which
+    is the identification result itself and does not carry it."""
+
+    germ: dict[str, str]
+    source: str = ""
+
+
+@cache
+def _organism_codes() -> frozenset[tuple[str, str]]:
+    return frozenset((row["system"], row["code"])
+                     for row in table("organism_identification_codes"))
+
+
+def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
     """The micro-organism an isolate organizer is about (IHE LAB / CI-SIS
     FR-Isolat-microbiologique: its template, specimen/specimenRole/specimenPlayingEntity coded in
     SNOMED CT, its words in originalText), for the results it holds: the count and the
     antibiogram of each germ carry no organism of their own, and two isolates' 'amoxicillin:
-    R' and 'amoxicillin: S' could not be told apart (the organism was lost)."""
-    if ISOLATE_ORGANIZER not in act.template_roots:  # a C-CDA result organizer is also a
-        return None  # CLUSTER, and its specimen is the material (blood), not a germ
-    for spec in act.specimens:
-        entity = spec.entity
-        if entity is None or entity.player_code is None:
-            continue
-        code = entity.player_code
-        coded = _code(code, ctx, section)
-        text = original_text(code, section)
-        out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
-        if text and text != out.get("display"):
-            out["text"] = text  # the lab's words ('E. coli BLSE'), beside the code's name
-        ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
-        if ids:
-            out["id"] = ids[0]  # the isolate number: the same germ across reports
-        if out.get("code") or text:
-            return out
-    return None
+    R' and 'amoxicillin: S' could not be told apart (the organism was lost). When no
+    specimen names it, the germ is the value of the one 'organism identified' observation
+    (tables/organism_identification_codes.csv) the isolate, or a culture CLUSTER, holds."""
+    isolate_template = ISOLATE_ORGANIZER in act.template_roots
+    if not isolate_template and act.class_code != "CLUSTER":
+        return None
+    if isolate_template:  # a C-CDA result organizer is also a CLUSTER, and its specimen
+        # is the material (blood), not a germ
+        for spec in act.specimens:
+            entity = spec.entity
+            if entity is None or entity.player_code is None:
+                continue
+            germ = _germ(entity.player_code, ctx, section)
+            if germ:
+                ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
+                if ids:
+                    germ["id"] = ids[0]  # the isolate number: the same germ across reports
+                return _Isolate(germ)
+    found = _identifications(act)
+    if len(found) != 1:  # none, or two germs in one cluster: which result is whose is unsaid
+        return None
+    obs = found[0]
+    value = _untyped(obs.values[0])
+    germ = _germ(value, ctx, section) if isinstance(value, CD) else None
+    return _Isolate(germ, obs.path) if germ else None
+
+
+def _identifications(act: Organizer) -> list[Observation]:
+    """The 'organism identified' observations among an organizer's components and those of
+    the batteries it holds (IHE LAB: an identification battery beside the antibiogram)."""
+    codes = _organism_codes()
+    found: list[Observation] = []
+    for component in act.components:
+        nested = component.components if isinstance(component, Organizer) else [component]
+        for obs in nested:
+            if isinstance(obs, Observation) and obs.values and obs.code is not None and \
+                    obs.code.code and \
+                    (system_name(obs.code.code_system), obs.code.code) in codes:
+                found.append(obs)
+    return found
+
+
+def _germ(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A micro-organism as {code, system, display}, with the lab's words ('E. coli BLSE')
+    as text when they say more than the code's name; None when neither is there."""
+    coded = _code(code, ctx, section)
+    text = original_text(code, section)
+    out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
+    if text and text != out.get("display"):
+        out["text"] = text
+    return out if out.get("code") or text else None
 
 
 def _specimen_of(act: ClinicalStatement, ctx: _Ctx,

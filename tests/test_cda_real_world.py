@@ -1908,3 +1908,75 @@ def test_specimen_type_is_not_part_of_the_fact() -> None:
     assert with_type.details["specimen"]["code"] == "BLD" and "specimen" not in without.details
     assert fact_of(with_type) == fact_of(without) is not None
 
+
+def _isolate_by_observation(germ: str, name: str, interpretation: str,
+                            template: str = '<templateId root="1.3.6.1.4.1.19376.1.3.1.5"/>',
+                            ) -> str:
+    """An isolate organizer whose germ is given by an 'organism identified' observation
+    (LOINC 11475-1, value SNOMED CT) in an identification battery, beside the antibiogram."""
+    return f"""<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
+      {template}<statusCode code="completed"/>
+      <effectiveTime value="20240311160000+0100"/>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="CD" code="{germ}" codeSystem="2.16.840.1.113883.6.96"
+            displayName="{name}"/></observation></component></organizer></component>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
+          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
+        </observation></component></organizer></component></organizer></entryRelationship>"""
+
+
+def test_germ_identified_by_an_observation_is_the_isolates() -> None:
+    """An isolate whose germ is not its specimen but an 'organism identified' observation
+    (LOINC 11475-1 / 634-6 / 43409-2, a SNOMED CT or NCBI Taxonomy value): its antibiogram
+    had no details.isolate, and two germs' 'amoxicillin: S' were one fact. The results now
+    carry it; the identification is still a result of its own, without it."""
+    from dossiers.deposit import fact_of
+
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate_by_observation("112283007", "Escherichia coli", "S")}
+      {_isolate_by_observation("3092008", "Staphylococcus aureus", "S")}
+      </act></entry>"""))
+    assert [(e.code, e.value, (e.details.get("isolate") or {}).get("code")) for e in got] == [
+        ("11475-1", "Escherichia coli", None), ("18862-3", "<=2", "112283007"),
+        ("11475-1", "Staphylococcus aureus", None), ("18862-3", "<=2", "3092008")]
+    assert got[1].details["isolate"] == {"code": "112283007", "system": "SNOMED-CT",
+                                         "display": "Escherichia coli"}
+    assert fact_of(got[1]) != fact_of(got[3])
+
+
+def test_culture_cluster_without_isolate_template_names_its_germ_by_observation() -> None:
+    """A culture CLUSTER without the IHE isolate template (C-CDA senders) holding one
+    'bacteria identified' observation: its results are of that germ. With two germs in one
+    cluster which result is whose is unsaid: none is given an isolate."""
+    one = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>
+      {_isolate_by_observation("562", "Escherichia coli", "R", template="").replace(
+          'codeSystem="2.16.840.1.113883.6.96"', 'codeSystem="2.16.840.1.113883.3.9471"')}
+      </act></entry>"""))
+    assert one[1].details["isolate"] == {"code": "562", "system": "NCBI-TAXONOMY",
+                                         "display": "Escherichia coli"}
+    identification = """<component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/>"""
+    two = _isolate_by_observation("562", "Escherichia coli", "R", template="").replace(
+        identification, identification + """
+          <value xsi:type="CD" code="1280" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Staphylococcus aureus"/></observation></component>""" +
+        identification, 1)
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>{two}</act></entry>"""))
+    assert [e.code for e in got] == ["11475-1", "11475-1", "18862-3"]
+    assert not any("isolate" in e.details for e in got)
