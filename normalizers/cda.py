@@ -779,6 +779,12 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
 
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
+SPECIMEN_COLLECTIONS = frozenset({
+    SPECIMEN_COLLECTION,  # IHE LAB / CI-SIS FR-Prelevement
+    "2.16.840.1.113883.10.20.22.4.415",  # C-CDA Specimen Collection Procedure (a result
+    # organizer's component since C-CDA R2.1 companion guide / 3.0)
+    "2.16.840.1.113883.10.22.4.30",  # HL7 CDA IPS Specimen Collection
+})
 ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
 
 
@@ -862,7 +868,8 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
     effectiveTime and the specimen (participant PRD / participantRole SPEC / playingEntity
     code: BLD, UR in HL7 table 0487, or SNOMED CT) of the Specimen Collection procedure an
     IHE LAB act nests, or a battery or isolate organizer holds as a component (one specimen
-    per battery) (CI-SIS FR-Prelevement puts the time in high); else, for the type, the
+    per battery) (CI-SIS FR-Prelevement puts the time in high; C-CDA's own Specimen
+    Collection Procedure in a result organizer was not recognised); else, for the type, the
     act's own specimen (C-CDA result organizer, IHE XD-LAB act), but not an isolate's,
     which is its germ. The type was not read at all."""
     own = _specimen_material(act, ctx, section) if act.specimens and \
@@ -872,7 +879,7 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
         nested.extend(act.components)
     for proc in nested:
         if proc is None or proc.kind != "procedure" or \
-                SPECIMEN_COLLECTION not in proc.template_roots:
+                SPECIMEN_COLLECTIONS.isdisjoint(proc.template_roots):
             continue
         return _collection_time(proc, ctx), _collected(proc, ctx, section) or own
     return None, own

@@ -1980,3 +1980,29 @@ def test_culture_cluster_without_isolate_template_names_its_germ_by_observation(
       <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>{two}</act></entry>"""))
     assert [e.code for e in got] == ["11475-1", "11475-1", "18862-3"]
     assert not any("isolate" in e.details for e in got)
+
+
+def test_ccda_specimen_collection_procedure_dates_and_types_the_results() -> None:
+    """C-CDA (R2.1 companion guide, 3.0, 4.0): a Result Organizer holds a Specimen
+    Collection Procedure (2.16.840.1.113883.10.20.22.4.415) as a component: its
+    effectiveTime is when the specimen was taken, its participant PRD the specimen's type.
+    Only the IHE LAB template was known: the results had neither."""
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="57021-8" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.415" extension="2018-09-01"/>
+        <code code="17636008" codeSystem="2.16.840.1.113883.6.96"/>
+        <statusCode code="completed"/><effectiveTime value="20240310081500+0100"/>
+        <participant typeCode="PRD"><participantRole classCode="SPEC">
+          <playingEntity><code code="119297000" codeSystem="2.16.840.1.113883.6.96"
+            displayName="sang"/></playingEntity></participantRole></participant>
+      </procedure></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="718-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310101500+0100"/><value xsi:type="PQ" value="13.2"
+          unit="g/dL"/></observation></component></organizer></entry>"""))
+    assert entry.specimen_time == "2024-03-10T08:15:00+01:00"
+    assert entry.details["specimen"] == {"code": "119297000", "system": "SNOMED-CT",
+                                         "display": "sang"}
