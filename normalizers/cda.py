@@ -1186,9 +1186,12 @@ def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | N
 
 # What the observations nested in a problem or an allergy say about it (LOINC 33999-4
 # 'status' in C-CDA and IHE PCC/CI-SIS, HL7 ActCode SEV 'severity', LOINC 11323-3 'health
-# status' in IHE PCC/CI-SIS): details key -> (code system, code).
+# status' in IHE PCC/CI-SIS, LOINC 66455-7 'certainty' (confirmed, provisional, refuted: CI-SIS
+# FR-Certitude, eHDSI) and 82606-5 'criticality' (CI-SIS FR-Criticite, eHDSI)): details key ->
+# (code system, code).
 QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "severity",
-              ("LN", "11323-3"): "health_status"}
+              ("LN", "11323-3"): "health_status", ("LN", "66455-7"): "certainty",
+              ("LN", "82606-5"): "criticality"}
 _QUALIFIER_CODES = frozenset(code for _, code in QUALIFIERS)
 
 

@@ -2006,3 +2006,79 @@ def test_ccda_specimen_collection_procedure_dates_and_types_the_results() -> Non
     assert entry.specimen_time == "2024-03-10T08:15:00+01:00"
     assert entry.details["specimen"] == {"code": "119297000", "system": "SNOMED-CT",
                                          "display": "sang"}
+
+
+# -- eHDSI (epSOS) cross-border patient summary: its own templates ------------------------------
+EHDSI_PROBLEM = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.15"/>
+  <id root="1.2.250.1.999.4.1"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+  <statusCode code="active"/><effectiveTime><low value="19941003"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.7"/><id root="1.2.250.1.999.4.1.1"/>
+    <code code="404684003" codeSystem="2.16.840.1.113883.6.96"/>
+    <effectiveTime><low value="19941003"/></effectiveTime>
+    <value xsi:type="CD" code="J45" codeSystem="1.3.6.1.4.1.12559.11.10.1.3.1.44.2">
+      <originalText>Asthme allergique</originalText></value>
+    <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.9"/>
+      <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value xsi:type="CE" code="55561003" codeSystem="2.16.840.1.113883.6.96"/>
+    </observation></entryRelationship>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <code code="66455-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value xsi:type="CD" code="provisional" codeSystem="2.16.840.1.113883.4.642.1.1075"
+        displayName="Provisoire"/></observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+EHDSI_ALLERGY = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.16"/><id root="1.2.250.1.999.2.2"/>
+  <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.17"/><id root="1.2.250.1.999.2.2.1"/>
+    <code code="420134006" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+    <effectiveTime><low value="19830505"/></effectiveTime>
+    <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity
+      classCode="MMAT"><code code="N02BA01" codeSystem="2.16.840.1.113883.6.73">
+      <originalText>aspirine</originalText></code></playingEntity></participantRole>
+    </participant>
+    <entryRelationship typeCode="MFST"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.44"/>
+      <code code="418799008" codeSystem="2.16.840.1.113883.6.96"/>
+      <value xsi:type="CD" code="247472004" codeSystem="2.16.840.1.113883.6.96"
+        displayName="urticaire"/></observation></entryRelationship>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.33"/>
+      <code code="82606-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value code="high" displayName="Élevée" codeSystem="2.16.840.1.113883.4.642.4.130"/>
+    </observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+EHDSI_DEVICE = """<entry><supply classCode="SPLY" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.5"/>
+  <effectiveTime xsi:type="IVL_TS"><low value="20141020"/></effectiveTime>
+  <participant typeCode="DEV"><participantRole classCode="MANU">
+    <id root="1.2.250.1.999.5" extension="DEF-1"/><playingDevice classCode="DEV">
+    <code code="72506001" codeSystem="2.16.840.1.113883.6.96"
+      displayName="défibrillateur implantable"/></playingDevice></participantRole>
+  </participant></supply></entry>"""
+
+
+def test_ehdsi_patient_summary_problems_allergies_and_devices() -> None:
+    """eHDSI (epSOS) patient summaries use templates of their own (1.3.6.1.4.1.12559.11.10.
+    1.3.1.3.x) and the eHDSI OID for ICD-10: the problem was filed as an observation 'clinical
+    finding' with its status as another observation, the allergy was lost (its reaction and
+    criticality filed as the patient's observations), the implanted device was not filed.
+    Certainty (66455-7: CI-SIS FR-Certitude too) and criticality (82606-5) were dropped."""
+    got = _entries(_section("11450-4", "Problèmes", EHDSI_PROBLEM),
+                   _section("48765-2", "Allergies", EHDSI_ALLERGY),
+                   _section("46264-8", "Dispositifs", EHDSI_DEVICE))
+    assert [(e.type, e.code, e.system) for e in got] == [
+        ("problem", "J45", "CIM-10"), ("allergy", "N02BA01", "ATC"),
+        ("device", "72506001", "SNOMED-CT")]
+    problem, allergy, device = got
+    assert problem.details["clinical_status"]["code"] == "55561003"
+    assert problem.details["certainty"] == {"code": "provisional",
+                                            "system": "2.16.840.1.113883.4.642.1.1075",
+                                            "display": "Provisoire"}
+    assert allergy.details["criticality"]["code"] == "high"
+    assert allergy.details["reactions"] == [{"code": "247472004", "system": "SNOMED-CT",
+                                             "display": "urticaire"}]
+    assert device.details["period_low"] == "2014-10-20"
