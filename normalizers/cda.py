@@ -96,7 +96,10 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
 MEDIA_PDF = "application/pdf"
 BODY_TEXT_CAP = 100_000  # characters of a level-1 text body kept in the details (as reports)
 SDTC = "urn:hl7-org:sdtc"
-PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
+# IHE Pharm product extensions (ingredients, generic class) under the namespaces senders bind:
+# IHE's, HL7's (eHDSI cross-border documents) and epSOS's (its earlier pilots).
+PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm", "urn:hl7-org:pharm",
+                              "urn:epsos-org:ep:medication"})
 
 
 @cache

@@ -2082,3 +2082,29 @@ def test_ehdsi_patient_summary_problems_allergies_and_devices() -> None:
     assert allergy.details["reactions"] == [{"code": "247472004", "system": "SNOMED-CT",
                                              "display": "urticaire"}]
     assert device.details["period_low"] == "2014-10-20"
+
+
+@pytest.mark.parametrize("namespace", ["urn:hl7-org:pharm", "urn:epsos-org:ep:medication"])
+def test_ehdsi_medication_ingredients_and_generic_class(namespace: str) -> None:
+    """eHDSI (and epSOS before it) binds the IHE Pharm product extensions to the HL7 (or
+    epSOS) namespace: a product named only by its brand lost its ATC class and its active
+    ingredients, the only codes it had."""
+    entry = _one(_section("10160-0", "Traitements", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="INT" xmlns:pharm="{namespace}">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.4"/><id root="1.2.250.1.999.1.2"/>
+      <statusCode code="active"/><effectiveTime xsi:type="IVL_TS"><low value="20170506"/>
+      </effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial classCode="MMAT"
+        determinerCode="KIND"><name>Triatec</name>
+        <pharm:asSpecializedKind classCode="GEN"><pharm:generalizedMedicineClass
+          classCode="MMAT"><pharm:code code="C09AA05" codeSystem="2.16.840.1.113883.6.73"
+          displayName="ramipril"/></pharm:generalizedMedicineClass></pharm:asSpecializedKind>
+        <pharm:ingredient classCode="ACTI"><pharm:ingredientSubstance classCode="MMAT">
+          <pharm:code code="C09AA05" codeSystem="2.16.840.1.113883.6.73"
+          displayName="ramipril"/></pharm:ingredientSubstance></pharm:ingredient>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert entry.display == "Triatec"
+    assert entry.details["generic"] == [{"code": "C09AA05", "system": "ATC",
+                                         "display": "ramipril"}]
+    assert entry.details["ingredients"] == entry.details["generic"]
