@@ -1517,7 +1517,17 @@ def _untyped(value: Value) -> Value:
     if a.get("unit"):
         return PQ(type="PQ", value=a.get("value", ""), unit=a["unit"],
                   null_flavor=value.null_flavor, path=value.path)
+    simple = _SIMPLE_TYPES.get(a.get("type", "").strip().upper())
+    if simple is not None and a.get("value"):
+        # the type written without its xsi: prefix (type="TS", eHDSI samples): a date was
+        # kept as the raw '20230214'
+        return simple(type=simple.__name__, value=a["value"], null_flavor=value.null_flavor,
+                      path=value.path)
     return value
+
+
+_SIMPLE_TYPES: dict[str, type[TS | INT | REAL | BL]] = {"TS": TS, "INT": INT, "REAL": REAL,
+                                                         "BL": BL}
 
 
 # Entry.value_type holds 10 characters (HL7v2 types are 2-3): a longer CDA xsi:type

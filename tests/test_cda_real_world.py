@@ -2108,3 +2108,17 @@ def test_ehdsi_medication_ingredients_and_generic_class(namespace: str) -> None:
     assert entry.details["generic"] == [{"code": "C09AA05", "system": "ATC",
                                          "display": "ramipril"}]
     assert entry.details["ingredients"] == entry.details["generic"]
+
+
+def test_value_typed_without_the_xsi_prefix() -> None:
+    """type="TS" instead of xsi:type="TS" (eHDSI samples): the date was kept as the raw
+    '20230214'; it is read as the type it names (a date, an integer)."""
+    got = _entries(_section("10162-6", "Grossesses", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <code code="11778-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20220615"/><value type="TS" value="20230214"/></observation>
+      </entry><entry><observation classCode="OBS" moodCode="EVN">
+        <code code="11636-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20220615"/><value type="INT" value="2"/></observation></entry>"""))
+    assert [(e.value, e.value_type, e.value_num) for e in got] == [
+        ("2023-02-14", "TS", None), ("2", "INT", 2.0)]
