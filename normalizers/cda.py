@@ -1559,7 +1559,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if others:  # the same quantity in other units (CDA PQR): kept as sent
             entry.details["value_translations"] = others
     elif isinstance(value, (INT, REAL)):
-        entry.value = value.value or None
+        entry.value = value.value.strip() or None
         number = value.number
         entry.value_num = float(number) if number is not None else None
     elif isinstance(value, CD):
@@ -1715,15 +1715,16 @@ UCUM_OID = "2.16.840.1.113883.6.8"
 def _pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
     """(value as written, its number, unit as sent) of a PQ. A PQ whose unit is no UCUM
     unit is sent by C-CDA as a nullFlavor (OTH) carrying its value in a translation, the
-    unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost."""
+    unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost.
+    The value is stripped of the blanks some senders pad it with (' 16.00': Italian CDA2)."""
     if pq.value or not pq.translations:
-        return pq.value, pq.number, pq.unit
+        return pq.value.strip(), pq.number, pq.unit
     for t in pq.translations:
         if t.value:
             unit = t.code if t.code and t.code_system == UCUM_OID else \
                 t.original_text or t.code
-            return t.value, t.number, unit
-    return pq.value, pq.number, pq.unit
+            return t.value.strip(), t.number, unit
+    return pq.value.strip(), pq.number, pq.unit
 
 
 def _bound(value: Value | None) -> str:
@@ -1731,7 +1732,7 @@ def _bound(value: Value | None) -> str:
     itself is a nullFlavor (C-CDA non-UCUM units)."""
     if isinstance(value, PQ):
         return _pq_parts(value)[0]
-    return value.value if isinstance(value, (INT, REAL)) else ""
+    return value.value.strip() if isinstance(value, (INT, REAL)) else ""
 
 
 def _ratio(value: RTO) -> str | None:

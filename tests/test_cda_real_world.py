@@ -2122,3 +2122,15 @@ def test_value_typed_without_the_xsi_prefix() -> None:
         <effectiveTime value="20220615"/><value type="INT" value="2"/></observation></entry>"""))
     assert [(e.value, e.value_type, e.value_num) for e in got] == [
         ("2023-02-14", "TS", None), ("2", "INT", 2.0)]
+
+
+def test_values_padded_with_blanks_are_stripped() -> None:
+    """Italian CDA2 lab reports pad numbers with a blank (value=" 16.00", a range low
+    " 0.00"): the result read ' 16.00' and its range ' 0.00- 20.00'."""
+    entry = _one(_section("18729-4", "Urines", _lab_result(
+        '<value xsi:type="PQ" value=" 16.00" unit="mg/L"/>',
+        '<referenceRange><observationRange><value xsi:type="IVL_PQ"><low value=" 0.00" '
+        'unit="mg/L"/><high value=" 20.00" unit="mg/L"/></value></observationRange>'
+        '</referenceRange>', code="14957-5")))
+    assert (entry.value, entry.value_num, entry.reference_range) == ("16.00", 16.0,
+                                                                     "0.00-20.00")
