@@ -2134,3 +2134,40 @@ def test_values_padded_with_blanks_are_stripped() -> None:
         '</referenceRange>', code="14957-5")))
     assert (entry.value, entry.value_num, entry.reference_range) == ("16.00", 16.0,
                                                                      "0.00-20.00")
+
+
+def test_ccda_result_status_observations_are_no_results() -> None:
+    """C-CDA (companion guide, USCDI) puts the report's status in a Laboratory Result Status
+    observation (4.418, LOINC 92235-1) among the organizer's components, a result's in a
+    Laboratory Observation Result Status (4.419) it nests, and the specimen's condition in
+    the collection procedure (4.421): each was filed as a lab result ('Lab order result
+    status: final'). The results alone are filed."""
+    got = _entries(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="58410-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="718-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="13.2" unit="g/dL"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.419" extension="2018-06-12"/>
+          <code code="92236-9" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="CD" code="F" codeSystem="2.16.840.1.113883.18.34"/>
+        </observation></entryRelationship></observation></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.418" extension="2018-06-12"/>
+        <code code="92235-1" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="F" codeSystem="2.16.840.1.113883.18.51"/>
+      </observation></component>
+      <component><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.415" extension="2018-09-01"/>
+        <code code="17636008" codeSystem="2.16.840.1.113883.6.96"/>
+        <effectiveTime value="20240310081500+0100"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.421" extension="2018-06-12"/>
+          <code code="93047-9" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="CD" code="HEM" codeSystem="2.16.840.1.113883.18.403"/>
+        </observation></entryRelationship></procedure></component>
+      </organizer></entry>"""))
+    assert [(e.type, e.code, e.value) for e in got] == [("lab_result", "718-7", "13.2")]
+    assert got[0].specimen_time == "2024-03-10T08:15:00+01:00"
