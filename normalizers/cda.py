@@ -835,7 +835,9 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
         return None
     obs = found[0]
     value = _untyped(obs.values[0])
-    germ = _germ(value, ctx, section) if isinstance(value, CD) else None
+    germ = _germ(value, ctx, section) if isinstance(value, CD) else \
+        {"text": value.text.strip()[:300]} if isinstance(value, ST) and value.text.strip() \
+        else None  # a germ named in words only ('E. coli BLSE')
     return _Isolate(germ, obs.path) if germ else None
 
 

@@ -1911,9 +1911,12 @@ def test_specimen_type_is_not_part_of_the_fact() -> None:
 
 def _isolate_by_observation(germ: str, name: str, interpretation: str,
                             template: str = '<templateId root="1.3.6.1.4.1.19376.1.3.1.5"/>',
-                            ) -> str:
+                            value: str = "") -> str:
     """An isolate organizer whose germ is given by an 'organism identified' observation
-    (LOINC 11475-1, value SNOMED CT) in an identification battery, beside the antibiogram."""
+    (LOINC 11475-1, value SNOMED CT, or ``value`` as given) in an identification battery,
+    beside the antibiogram."""
+    value = value or f"""<value xsi:type="CD" code="{germ}" codeSystem="2.16.840.1.113883.6.96"
+            displayName="{name}"/>"""
     return f"""<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
       {template}<statusCode code="completed"/>
       <effectiveTime value="20240311160000+0100"/>
@@ -1923,8 +1926,7 @@ def _isolate_by_observation(germ: str, name: str, interpretation: str,
         <component><observation classCode="OBS" moodCode="EVN">
           <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
           <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
-          <value xsi:type="CD" code="{germ}" codeSystem="2.16.840.1.113883.6.96"
-            displayName="{name}"/></observation></component></organizer></component>
+          {value}</observation></component></organizer></component>
       <component><organizer classCode="BATTERY" moodCode="EVN">
         <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
         <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
@@ -1980,6 +1982,12 @@ def test_culture_cluster_without_isolate_template_names_its_germ_by_observation(
       <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>{two}</act></entry>"""))
     assert [e.code for e in got] == ["11475-1", "11475-1", "18862-3"]
     assert not any("isolate" in e.details for e in got)
+    in_words = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>
+      {_isolate_by_observation("", "", "R", template="",
+                               value='<value xsi:type="ST">E. coli BLSE</value>')}
+      </act></entry>"""))
+    assert in_words[1].details["isolate"] == {"text": "E. coli BLSE"}
 
 
 def test_ccda_specimen_collection_procedure_dates_and_types_the_results() -> None:
