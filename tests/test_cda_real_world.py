@@ -2179,3 +2179,33 @@ def test_ccda_result_status_observations_are_no_results() -> None:
       </organizer></entry>"""))
     assert [(e.type, e.code, e.value) for e in got] == [("lab_result", "718-7", "13.2")]
     assert got[0].specimen_time == "2024-03-10T08:15:00+01:00"
+
+
+def test_hl7_ips_problem_and_allergy_templates() -> None:
+    """HL7 CDA IPS documents type their problems and allergies with their own templates
+    only (2.16.840.1.113883.10.22.4.x): the problem was filed as an observation, the
+    allergy (no value: its type is its code) was lost."""
+    got = _entries(_section("11450-4", "Problèmes", """<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.22.4.7"/>
+      <id root="1.2.250.1.999.4.9"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+      <statusCode code="completed"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.22.4.8"/><id root="1.2.250.1.999.4.9.1"/>
+        <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+        <effectiveTime><low value="2019"/></effectiveTime>
+        <value xsi:type="CD" code="44054006" codeSystem="2.16.840.1.113883.6.96"
+          displayName="diabète de type 2"/></observation></entryRelationship>
+      </act></entry>"""), _section("48765-2", "Allergies", """<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.22.4.5"/>
+      <id root="1.2.250.1.999.2.9"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+      <statusCode code="active"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.22.4.1"/><id root="1.2.250.1.999.2.9.1"/>
+        <code code="419511003" codeSystem="2.16.840.1.113883.6.96"/>
+        <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity>
+          <code code="J01CA04" codeSystem="2.16.840.1.113883.6.73"
+            displayName="amoxicilline"/></playingEntity></participantRole></participant>
+      </observation></entryRelationship></act></entry>"""))
+    assert [(e.type, e.code, e.details.get("concern_status")) for e in got] == [
+        ("problem", "44054006", "completed"), ("allergy", "J01CA04", "active")]
+    assert got[1].details["allergy_type"]["code"] == "419511003"
