@@ -682,6 +682,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             elif "not_done_reason" not in made.details:
                 _describe(rel.act, made, "reasons", ctx, section)
             continue
+        if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
+            continue  # its status, severity, certainty: read into its details (eHDSI and
+            # other templates we do not know nest them), no observation of their own
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
@@ -1150,7 +1153,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 entry.display, entry.mapped = entry.value, False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
-    if kind in (PROBLEM, ALLERGY):
+    if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
@@ -1198,6 +1201,14 @@ QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "sev
               ("LN", "11323-3"): "health_status", ("LN", "66455-7"): "certainty",
               ("LN", "82606-5"): "criticality"}
 _QUALIFIER_CODES = frozenset(code for _, code in QUALIFIERS)
+
+
+def _is_qualifier(act: ClinicalStatement) -> bool:
+    """True for an observation saying a status, severity, certainty... of what nests it."""
+    code = act.code
+    return isinstance(act, Observation) and code is not None and \
+        code.code in _QUALIFIER_CODES and \
+        (system_name(code.code_system), code.code) in QUALIFIERS
 
 
 def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:

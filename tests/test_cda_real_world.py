@@ -2209,3 +2209,23 @@ def test_hl7_ips_problem_and_allergy_templates() -> None:
     assert [(e.type, e.code, e.details.get("concern_status")) for e in got] == [
         ("problem", "44054006", "completed"), ("allergy", "J01CA04", "active")]
     assert got[1].details["allergy_type"]["code"] == "419511003"
+
+
+def test_status_nested_in_an_observation_is_its_status_not_an_observation() -> None:
+    """An observation under a template we do not know (another country's) nests its status
+    and severity as IHE PCC does for problems: each was filed as an observation of the
+    patient of its own ('Status: active'). They go to the observation's details."""
+    entry = _one(_section("29762-2", "Mode de vie", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="1.2.999.77.3.1"/><id root="1.2.250.1.999.9.77"/>
+      <code code="229819007" codeSystem="2.16.840.1.113883.6.96"/>
+      <effectiveTime><low value="20170415"/></effectiveTime>
+      <value xsi:type="PQ" value="0.5" unit="{paquet}/d"/>
+      <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.2.999.77.3.2"/>
+        <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <value xsi:type="CE" code="55561003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="actif"/></observation></entryRelationship>
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.value) == ("observation", "229819007", "0.5")
+    assert entry.details["clinical_status"] == {"code": "55561003", "system": "SNOMED-CT",
+                                                "display": "actif"}
