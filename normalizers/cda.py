@@ -96,7 +96,10 @@ RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729
 MEDIA_PDF = "application/pdf"
 BODY_TEXT_CAP = 100_000  # characters of a level-1 text body kept in the details (as reports)
 SDTC = "urn:hl7-org:sdtc"
-PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm"})
+# IHE Pharm product extensions (ingredients, generic class) under the namespaces senders bind:
+# IHE's, HL7's (eHDSI cross-border documents) and epSOS's (its earlier pilots).
+PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm", "urn:hl7-org:pharm",
+                              "urn:epsos-org:ep:medication"})
 
 
 @cache
@@ -532,8 +535,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                panel: dict[str, str] | None = None,
                family: dict[str, Any] | None = None,
                when: str | None = None,
-               isolate: dict[str, str] | None = None,
-               lab: _Lab | None = None) -> Iterator[Entry]:
+               isolate: _Isolate | None = None,
+               lab: _Lab | None = None,
+               material: dict[str, str] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -543,7 +547,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     ``when`` the time of the organizer (or scored observation) whose component this is;
     ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
     ``lab`` who performed and who validated them (the nearest IHE LAB performer and
-    verifier)."""
+    verifier); ``material`` the type of that specimen (blood, urine: details.specimen)."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -562,7 +566,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
     if not isinstance(act, Observation):
-        specimen = _specimen_time(act, ctx) or specimen
+        taken, kind_of = _specimen_of(act, ctx, section)
+        specimen, material = taken or specimen, kind_of or material
+    elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
+        material = _specimen_material(act, ctx, section) or material
     lab = _lab_of(act, lab)
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
@@ -574,8 +581,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.specimen_time = specimen or made.specimen_time
             if panel:
                 made.details["panel"] = panel
-            if isolate:
-                made.details["isolate"] = isolate
+            if material:
+                made.details["specimen"] = material
+            if isolate and isolate.source != act.path:  # not the identification itself
+                made.details["isolate"] = isolate.germ
             if lab is not None:
                 made.performer = made.performer or lab.performer
                 if lab.validated_by:
@@ -634,10 +643,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
                                   specimen, battery or panel, family, own_time or when,
-                                  isolate, lab)
+                                  isolate, lab, material)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
+    inner_material = None if isinstance(act, Observation) else material
     concern = act.status_code if kind == CONCERN else ""
     for rel in act.entry_relationships:
         if rel.act is None:
@@ -651,7 +661,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
-                                     inner_specimen, None, family):
+                                     inner_specimen, None, family, material=inner_material):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
                     if concern == "nullified":  # the concern was recorded in error
@@ -672,6 +682,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             elif "not_done_reason" not in made.details:
                 _describe(rel.act, made, "reasons", ctx, section)
             continue
+        if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
+            continue  # its status, severity, certainty: read into its details (eHDSI and
+            # other templates we do not know nest them), no observation of their own
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
@@ -680,7 +693,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               own_time if rel.type_code == "COMP" and
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
-                                (isolate, lab)))
+                                (isolate, lab)), inner_material)
 
 
 COMMENT_TEMPLATES = frozenset({
@@ -772,54 +785,151 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
 
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
+SPECIMEN_COLLECTIONS = frozenset({
+    SPECIMEN_COLLECTION,  # IHE LAB / CI-SIS FR-Prelevement
+    "2.16.840.1.113883.10.20.22.4.415",  # C-CDA Specimen Collection Procedure (a result
+    # organizer's component since C-CDA R2.1 companion guide / 3.0)
+    "2.16.840.1.113883.10.22.4.30",  # HL7 CDA IPS Specimen Collection
+})
 ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
 
 
-def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Isolate:
+    """The germ of an isolate (details.isolate of its results) and ``source``: the path of
+    the observation that identified it ('' when the organizer's specimen names it), which
+    is the identification result itself and does not carry it."""
+
+    germ: dict[str, str]
+    source: str = ""
+
+
+@cache
+def _organism_codes() -> frozenset[tuple[str, str]]:
+    return frozenset((row["system"], row["code"])
+                     for row in table("organism_identification_codes"))
+
+
+def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
     """The micro-organism an isolate organizer is about (IHE LAB / CI-SIS
     FR-Isolat-microbiologique: its template, specimen/specimenRole/specimenPlayingEntity coded in
     SNOMED CT, its words in originalText), for the results it holds: the count and the
     antibiogram of each germ carry no organism of their own, and two isolates' 'amoxicillin:
-    R' and 'amoxicillin: S' could not be told apart (the organism was lost)."""
-    if ISOLATE_ORGANIZER not in act.template_roots:  # a C-CDA result organizer is also a
-        return None  # CLUSTER, and its specimen is the material (blood), not a germ
-    for spec in act.specimens:
-        entity = spec.entity
-        if entity is None or entity.player_code is None:
-            continue
-        code = entity.player_code
-        coded = _code(code, ctx, section)
-        text = original_text(code, section)
-        out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
-        if text and text != out.get("display"):
-            out["text"] = text  # the lab's words ('E. coli BLSE'), beside the code's name
-        ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
-        if ids:
-            out["id"] = ids[0]  # the isolate number: the same germ across reports
-        if out.get("code") or text:
-            return out
-    return None
+    R' and 'amoxicillin: S' could not be told apart (the organism was lost). When no
+    specimen names it, the germ is the value of the one 'organism identified' observation
+    (tables/organism_identification_codes.csv) the isolate, or a culture CLUSTER, holds."""
+    isolate_template = ISOLATE_ORGANIZER in act.template_roots
+    if not isolate_template and act.class_code != "CLUSTER":
+        return None
+    if isolate_template:  # a C-CDA result organizer is also a CLUSTER, and its specimen
+        # is the material (blood), not a germ
+        for spec in act.specimens:
+            entity = spec.entity
+            if entity is None or entity.player_code is None:
+                continue
+            germ = _germ(entity.player_code, ctx, section)
+            if germ:
+                ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
+                if ids:
+                    germ["id"] = ids[0]  # the isolate number: the same germ across reports
+                return _Isolate(germ)
+    found = _identifications(act)
+    if len(found) != 1:  # none, or two germs in one cluster: which result is whose is unsaid
+        return None
+    obs = found[0]
+    value = _untyped(obs.values[0])
+    germ = _germ(value, ctx, section) if isinstance(value, CD) else \
+        {"text": value.text.strip()[:300]} if isinstance(value, ST) and value.text.strip() \
+        else None  # a germ named in words only ('E. coli BLSE')
+    return _Isolate(germ, obs.path) if germ else None
 
 
-def _specimen_time(act: ClinicalStatement, ctx: _Ctx) -> str | None:
-    """When the specimen was taken: the effectiveTime of the Specimen Collection procedure
-    an IHE LAB act nests, or a battery or isolate organizer holds as a component (one
-    specimen per battery: it was not looked for there) (CI-SIS FR-Prelevement puts it in
-    high)."""
+def _identifications(act: Organizer) -> list[Observation]:
+    """The 'organism identified' observations among an organizer's components and those of
+    the batteries it holds (IHE LAB: an identification battery beside the antibiogram)."""
+    codes = _organism_codes()
+    found: list[Observation] = []
+    for component in act.components:
+        nested = component.components if isinstance(component, Organizer) else [component]
+        for obs in nested:
+            if isinstance(obs, Observation) and obs.values and obs.code is not None and \
+                    obs.code.code and \
+                    (system_name(obs.code.code_system), obs.code.code) in codes:
+                found.append(obs)
+    return found
+
+
+def _germ(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """A micro-organism as {code, system, display}, with the lab's words ('E. coli BLSE')
+    as text when they say more than the code's name; None when neither is there."""
+    coded = _code(code, ctx, section)
+    text = original_text(code, section)
+    out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
+    if text and text != out.get("display"):
+        out["text"] = text
+    return out if out.get("code") or text else None
+
+
+def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
+                 section: Section) -> tuple[str | None, dict[str, str] | None]:
+    """(when the specimen was taken, what it is) for the results under ``act``: the
+    effectiveTime and the specimen (participant PRD / participantRole SPEC / playingEntity
+    code: BLD, UR in HL7 table 0487, or SNOMED CT) of the Specimen Collection procedure an
+    IHE LAB act nests, or a battery or isolate organizer holds as a component (one specimen
+    per battery) (CI-SIS FR-Prelevement puts the time in high; C-CDA's own Specimen
+    Collection Procedure in a result organizer was not recognised); else, for the type, the
+    act's own specimen (C-CDA result organizer, IHE XD-LAB act), but not an isolate's,
+    which is its germ. The type was not read at all."""
+    own = _specimen_material(act, ctx, section) if act.specimens and \
+        ISOLATE_ORGANIZER not in act.template_roots else None
     nested = [rel.act for rel in act.entry_relationships]
     if isinstance(act, Organizer):
         nested.extend(act.components)
     for proc in nested:
         if proc is None or proc.kind != "procedure" or \
-                SPECIMEN_COLLECTION not in proc.template_roots:
+                SPECIMEN_COLLECTIONS.isdisjoint(proc.template_roots):
             continue
-        t = proc.effective_time
-        if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
-            for bound in (t.high, t.low, t.center):
-                if isinstance(bound, TS) and bound.value:
-                    return _iso_value(bound.value, ctx.warnings, bound.path) or None
-            return None
-        return _effective(t, ctx) or None
+        return _collection_time(proc, ctx), _collected(proc, ctx, section) or own
+    return None, own
+
+
+def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+    t = proc.effective_time
+    if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
+        for bound in (t.high, t.low, t.center):
+            if isinstance(bound, TS) and bound.value:
+                return _iso_value(bound.value, ctx.warnings, bound.path) or None
+        return None
+    return _effective(t, ctx) or None
+
+
+SPECIMEN_PRODUCT = "PRD"  # participant typeCode of the specimen a collection produced
+
+
+def _collected(proc: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """The type of the specimen a Specimen Collection procedure produced (its participant
+    PRD, or a specimen element some senders use there)."""
+    for part in proc.participants:
+        entity = part.entity
+        if part.type_code == SPECIMEN_PRODUCT and entity is not None and \
+                entity.player_code is not None:
+            found = _coded_or_words(entity.player_code, ctx, section)
+            if found:
+                return found
+    return _specimen_material(proc, ctx, section) if proc.specimens else None
+
+
+def _specimen_material(act: ClinicalStatement, ctx: _Ctx,
+                       section: Section) -> dict[str, str] | None:
+    """The type of the specimen an act names in specimen/specimenRole/specimenPlayingEntity
+    (C-CDA, IHE LAB), as {code, system, display} (the shape HL7v2 SPM-4 would have), else
+    the words of its originalText ({text})."""
+    for spec in act.specimens:
+        entity = spec.entity
+        if entity is not None and entity.player_code is not None:
+            found = _coded_or_words(entity.player_code, ctx, section)
+            if found:
+                return found
     return None
 
 
@@ -1043,7 +1153,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 entry.display, entry.mapped = entry.value, False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
-    if kind in (PROBLEM, ALLERGY):
+    if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
@@ -1084,10 +1194,21 @@ def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | N
 
 # What the observations nested in a problem or an allergy say about it (LOINC 33999-4
 # 'status' in C-CDA and IHE PCC/CI-SIS, HL7 ActCode SEV 'severity', LOINC 11323-3 'health
-# status' in IHE PCC/CI-SIS): details key -> (code system, code).
+# status' in IHE PCC/CI-SIS, LOINC 66455-7 'certainty' (confirmed, provisional, refuted: CI-SIS
+# FR-Certitude, eHDSI) and 82606-5 'criticality' (CI-SIS FR-Criticite, eHDSI)): details key ->
+# (code system, code).
 QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "severity",
-              ("LN", "11323-3"): "health_status"}
+              ("LN", "11323-3"): "health_status", ("LN", "66455-7"): "certainty",
+              ("LN", "82606-5"): "criticality"}
 _QUALIFIER_CODES = frozenset(code for _, code in QUALIFIERS)
+
+
+def _is_qualifier(act: ClinicalStatement) -> bool:
+    """True for an observation saying a status, severity, certainty... of what nests it."""
+    code = act.code
+    return isinstance(act, Observation) and code is not None and \
+        code.code in _QUALIFIER_CODES and \
+        (system_name(code.code_system), code.code) in QUALIFIERS
 
 
 def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
@@ -1409,7 +1530,17 @@ def _untyped(value: Value) -> Value:
     if a.get("unit"):
         return PQ(type="PQ", value=a.get("value", ""), unit=a["unit"],
                   null_flavor=value.null_flavor, path=value.path)
+    simple = _SIMPLE_TYPES.get(a.get("type", "").strip().upper())
+    if simple is not None and a.get("value"):
+        # the type written without its xsi: prefix (type="TS", eHDSI samples): a date was
+        # kept as the raw '20230214'
+        return simple(type=simple.__name__, value=a["value"], null_flavor=value.null_flavor,
+                      path=value.path)
     return value
+
+
+_SIMPLE_TYPES: dict[str, type[TS | INT | REAL | BL]] = {"TS": TS, "INT": INT, "REAL": REAL,
+                                                         "BL": BL}
 
 
 # Entry.value_type holds 10 characters (HL7v2 types are 2-3): a longer CDA xsi:type
@@ -1441,7 +1572,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if others:  # the same quantity in other units (CDA PQR): kept as sent
             entry.details["value_translations"] = others
     elif isinstance(value, (INT, REAL)):
-        entry.value = value.value or None
+        entry.value = value.value.strip() or None
         number = value.number
         entry.value_num = float(number) if number is not None else None
     elif isinstance(value, CD):
@@ -1597,15 +1728,16 @@ UCUM_OID = "2.16.840.1.113883.6.8"
 def _pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
     """(value as written, its number, unit as sent) of a PQ. A PQ whose unit is no UCUM
     unit is sent by C-CDA as a nullFlavor (OTH) carrying its value in a translation, the
-    unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost."""
+    unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost.
+    The value is stripped of the blanks some senders pad it with (' 16.00': Italian CDA2)."""
     if pq.value or not pq.translations:
-        return pq.value, pq.number, pq.unit
+        return pq.value.strip(), pq.number, pq.unit
     for t in pq.translations:
         if t.value:
             unit = t.code if t.code and t.code_system == UCUM_OID else \
                 t.original_text or t.code
-            return t.value, t.number, unit
-    return pq.value, pq.number, pq.unit
+            return t.value.strip(), t.number, unit
+    return pq.value.strip(), pq.number, pq.unit
 
 
 def _bound(value: Value | None) -> str:
@@ -1613,7 +1745,7 @@ def _bound(value: Value | None) -> str:
     itself is a nullFlavor (C-CDA non-UCUM units)."""
     if isinstance(value, PQ):
         return _pq_parts(value)[0]
-    return value.value if isinstance(value, (INT, REAL)) else ""
+    return value.value.strip() if isinstance(value, (INT, REAL)) else ""
 
 
 def _ratio(value: RTO) -> str | None:

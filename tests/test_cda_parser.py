@@ -798,3 +798,28 @@ def test_the_garbage_collector_is_left_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_several_statements_in_one_entry_are_all_kept() -> None:
+    """The schema allows one clinical statement per entry; eHDSI patient summaries put two
+    observations in one: the second silently replaced the first. Each is an entry of its
+    own (same entry path and templates), with a warning that says so."""
+    from parsers.cda.errors import CDA_SEVERAL_STATEMENTS
+
+    body = """<component><structuredBody><component><section>
+      <code code="10162-6" codeSystem="2.16.840.1.113883.6.1"/>
+      <entry typeCode="DRIV"><templateId root="1.2.250.1.999.8"/>
+        <observation classCode="OBS" moodCode="EVN"><code code="281050002"
+          codeSystem="2.16.840.1.113883.6.96"/><value xsi:type="INT" value="2"/></observation>
+        <observation classCode="OBS" moodCode="EVN"><code code="57797005"
+          codeSystem="2.16.840.1.113883.6.96"/><value xsi:type="INT" value="1"/></observation>
+      </entry></section></component></structuredBody></component>"""
+    xml = (f'<ClinicalDocument xmlns="urn:hl7-org:v3" '
+           f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{body}</ClinicalDocument>')
+    doc = parse_cda(xml.encode())
+    entries = doc.sections[0].entries
+    assert [e.act.code.code for e in entries] == ["281050002", "57797005"]
+    assert [e.type_code for e in entries] == ["DRIV", "DRIV"]
+    assert entries[1].template_ids[0].root == "1.2.250.1.999.8"
+    assert entries[1].act.path.endswith("/entry/observation[2]")
+    assert [w.code for w in doc.warnings] == [CDA_SEVERAL_STATEMENTS]

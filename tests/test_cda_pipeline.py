@@ -121,6 +121,17 @@ def test_result_by_hl7v2_and_again_in_a_crbio_is_one_entry(ctx) -> None:  # noqa
     for r in results:
         mine = {(link.import_id, link.relation) for link in links if link.entry_id == r.id}
         assert mine == {(first.id, "created"), (second.id, "confirmed")}
+    # The CR-BIO's results name their specimen type (details.specimen: BLD), the HL7v2 ones
+    # do not: the specimen is no part of the fact, or they would be two entries.
+    from normalizers.cda import normalize_cda
+    from parsers.cda import parse_cda
+
+    data = (CDA / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    crbio = [e for e in normalize_cda(parse_cda(data), data, "x").entries
+             if e.type == "lab_result"]
+    assert len(crbio) == 5
+    assert all(e.details["specimen"]["code"] == "BLD" for e in crbio)
+    assert all("specimen" not in (r.details or {}) for r in results)
 
 
 def _corpus_files() -> list[Path]:

@@ -1523,6 +1523,8 @@ def test_specimen_of_a_ccda_cluster_organizer_is_no_germ() -> None:
         <effectiveTime value="20240310"/><value xsi:type="PQ" value="0.01" unit="ng/mL"/>
       </observation></component></organizer></entry>"""))
     assert "isolate" not in entry.details
+    assert entry.details["specimen"] == {"code": "119297000", "system": "SNOMED-CT",
+                                         "display": "sang"}
 
 
 def test_a_result_without_value_says_why() -> None:
@@ -1803,3 +1805,427 @@ def test_ccam_under_the_assurance_maladie_oid_is_ccam() -> None:
         displayName="Dilatation intraluminale de 2 vaisseaux coronaires"/>
       <effectiveTime value="20240110"/></procedure></entry>"""))
     assert (entry.code, entry.system, entry.mapped) == ("DDAF004", "CCAM", True)
+
+
+# -- fourth round: specimen type, germs identified by an observation ---------------------------
+def _collection(material: str, system: str = "2.16.840.1.113883.18.311",
+                display: str = "Sang") -> str:
+    """An IHE LAB / CI-SIS FR-Prelevement Specimen Collection procedure producing a
+    specimen of type ``material``."""
+    return f"""<procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+      <effectiveTime><high value="202403110735+0100"/></effectiveTime>
+      <participant typeCode="PRD"><participantRole classCode="SPEC">
+        <id root="1.2.250.1.999.9.8" extension="ECH-1"/>
+        <playingEntity><code code="{material}" codeSystem="{system}"
+          displayName="{display}"/></playingEntity></participantRole></participant>
+    </procedure>"""
+
+
+def test_specimen_type_goes_to_the_results_the_nearest_wins() -> None:
+    """IHE LAB / CI-SIS CR-BIO: the Specimen Collection procedure names the specimen's type
+    (participant PRD / participantRole SPEC / playingEntity: BLD, UR in HL7 table 0487); it
+    was not read. Each result carries it as details.specimen ({code, system, display}); a
+    battery's own collection wins over the act's, a result's own specimen over both, and a
+    previous result nested in a result takes none."""
+    got = _entries(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+      <entryRelationship typeCode="COMP">{_collection("BLD")}</entryRelationship>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403111030+0100"/>
+          <value xsi:type="PQ" value="80" unit="umol/L"/>
+          <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2160-0" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="20230101"/><value xsi:type="PQ" value="75" unit="umol/L"/>
+          </observation></entryRelationship></observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403111030+0100"/>
+          <specimen typeCode="SPC"><specimenRole><specimenPlayingEntity><code code="SER"
+            codeSystem="2.16.840.1.113883.18.311" displayName="Sérum"/>
+          </specimenPlayingEntity></specimenRole></specimen>
+          <value xsi:type="PQ" value="5.1" unit="mmol/L"/></observation></component>
+      </organizer></entryRelationship>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+        <component>{_collection("UR", display="Urine")}</component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2161-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="202403111030+0100"/>
+          <value xsi:type="PQ" value="9.2" unit="mmol/L"/></observation></component>
+      </organizer></entryRelationship></act></entry>"""))
+    assert [(e.code, e.value, (e.details.get("specimen") or {}).get("code")) for e in got] == [
+        ("2160-0", "80", "BLD"), ("2160-0", "75", None), ("2345-7", "5.1", "SER"),
+        ("2161-8", "9.2", "UR")]
+    assert got[0].details["specimen"] == {"code": "BLD", "system": "HL70487",
+                                          "display": "Sang"}
+
+
+def test_specimen_of_a_result_organizer_is_its_results_specimen() -> None:
+    """C-CDA Result Organizer (and IHE XD-LAB acts): specimen/specimenRole/
+    specimenPlayingEntity names the material of the results it holds."""
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24362-6" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <specimen typeCode="SPC"><specimenRole><specimenPlayingEntity><code code="122575003"
+        codeSystem="2.16.840.1.113883.6.96" displayName="échantillon d'urine"/>
+      </specimenPlayingEntity></specimenRole></specimen>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="5811-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="1.015" unit="1"/>
+      </observation></component></organizer></entry>"""))
+    assert entry.details["specimen"] == {"code": "122575003", "system": "SNOMED-CT",
+                                         "display": "échantillon d'urine"}
+
+
+def test_specimen_type_is_not_part_of_the_fact() -> None:
+    """The specimen type is not in the dedupe level-4 fact: HL7v2 results do not carry it,
+    and the same result received by HL7v2 and in a CR-BIO must stay one entry."""
+    from dossiers.deposit import fact_of
+
+    def result(collection: str) -> Entry:
+        return _one(_section("18719-5", "Biochimie", f"""<entry><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+          <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>{collection}
+          <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403111030+0100"/>
+            <value xsi:type="PQ" value="5.1" unit="mmol/L"/></observation>
+          </entryRelationship></act></entry>"""))
+    with_type = result(f'<entryRelationship typeCode="COMP">{_collection("BLD")}'
+                       "</entryRelationship>")
+    without = result("")
+    assert with_type.details["specimen"]["code"] == "BLD" and "specimen" not in without.details
+    assert fact_of(with_type) == fact_of(without) is not None
+
+
+def _isolate_by_observation(germ: str, name: str, interpretation: str,
+                            template: str = '<templateId root="1.3.6.1.4.1.19376.1.3.1.5"/>',
+                            value: str = "") -> str:
+    """An isolate organizer whose germ is given by an 'organism identified' observation
+    (LOINC 11475-1, value SNOMED CT, or ``value`` as given) in an identification battery,
+    beside the antibiogram."""
+    value = value or f"""<value xsi:type="CD" code="{germ}" codeSystem="2.16.840.1.113883.6.96"
+            displayName="{name}"/>"""
+    return f"""<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
+      {template}<statusCode code="completed"/>
+      <effectiveTime value="20240311160000+0100"/>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          {value}</observation></component></organizer></component>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
+          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
+        </observation></component></organizer></component></organizer></entryRelationship>"""
+
+
+def test_germ_identified_by_an_observation_is_the_isolates() -> None:
+    """An isolate whose germ is not its specimen but an 'organism identified' observation
+    (LOINC 11475-1 / 634-6 / 43409-2, a SNOMED CT or NCBI Taxonomy value): its antibiogram
+    had no details.isolate, and two germs' 'amoxicillin: S' were one fact. The results now
+    carry it; the identification is still a result of its own, without it."""
+    from dossiers.deposit import fact_of
+
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate_by_observation("112283007", "Escherichia coli", "S")}
+      {_isolate_by_observation("3092008", "Staphylococcus aureus", "S")}
+      </act></entry>"""))
+    assert [(e.code, e.value, (e.details.get("isolate") or {}).get("code")) for e in got] == [
+        ("11475-1", "Escherichia coli", None), ("18862-3", "<=2", "112283007"),
+        ("11475-1", "Staphylococcus aureus", None), ("18862-3", "<=2", "3092008")]
+    assert got[1].details["isolate"] == {"code": "112283007", "system": "SNOMED-CT",
+                                         "display": "Escherichia coli"}
+    assert fact_of(got[1]) != fact_of(got[3])
+
+
+def test_culture_cluster_without_isolate_template_names_its_germ_by_observation() -> None:
+    """A culture CLUSTER without the IHE isolate template (C-CDA senders) holding one
+    'bacteria identified' observation: its results are of that germ. With two germs in one
+    cluster which result is whose is unsaid: none is given an isolate."""
+    one = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>
+      {_isolate_by_observation("562", "Escherichia coli", "R", template="").replace(
+          'codeSystem="2.16.840.1.113883.6.96"', 'codeSystem="2.16.840.1.113883.3.9471"')}
+      </act></entry>"""))
+    assert one[1].details["isolate"] == {"code": "562", "system": "NCBI-TAXONOMY",
+                                         "display": "Escherichia coli"}
+    identification = """<component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/>"""
+    two = _isolate_by_observation("562", "Escherichia coli", "R", template="").replace(
+        identification, identification + """
+          <value xsi:type="CD" code="1280" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Staphylococcus aureus"/></observation></component>""" +
+        identification, 1)
+    got = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>{two}</act></entry>"""))
+    assert [e.code for e in got] == ["11475-1", "11475-1", "18862-3"]
+    assert not any("isolate" in e.details for e in got)
+    in_words = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT"
+      moodCode="EVN"><code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/>
+      {_isolate_by_observation("", "", "R", template="",
+                               value='<value xsi:type="ST">E. coli BLSE</value>')}
+      </act></entry>"""))
+    assert in_words[1].details["isolate"] == {"text": "E. coli BLSE"}
+
+
+def test_ccda_specimen_collection_procedure_dates_and_types_the_results() -> None:
+    """C-CDA (R2.1 companion guide, 3.0, 4.0): a Result Organizer holds a Specimen
+    Collection Procedure (2.16.840.1.113883.10.20.22.4.415) as a component: its
+    effectiveTime is when the specimen was taken, its participant PRD the specimen's type.
+    Only the IHE LAB template was known: the results had neither."""
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="57021-8" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.415" extension="2018-09-01"/>
+        <code code="17636008" codeSystem="2.16.840.1.113883.6.96"/>
+        <statusCode code="completed"/><effectiveTime value="20240310081500+0100"/>
+        <participant typeCode="PRD"><participantRole classCode="SPEC">
+          <playingEntity><code code="119297000" codeSystem="2.16.840.1.113883.6.96"
+            displayName="sang"/></playingEntity></participantRole></participant>
+      </procedure></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="718-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310101500+0100"/><value xsi:type="PQ" value="13.2"
+          unit="g/dL"/></observation></component></organizer></entry>"""))
+    assert entry.specimen_time == "2024-03-10T08:15:00+01:00"
+    assert entry.details["specimen"] == {"code": "119297000", "system": "SNOMED-CT",
+                                         "display": "sang"}
+
+
+# -- eHDSI (epSOS) cross-border patient summary: its own templates ------------------------------
+EHDSI_PROBLEM = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.15"/>
+  <id root="1.2.250.1.999.4.1"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+  <statusCode code="active"/><effectiveTime><low value="19941003"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.7"/><id root="1.2.250.1.999.4.1.1"/>
+    <code code="404684003" codeSystem="2.16.840.1.113883.6.96"/>
+    <effectiveTime><low value="19941003"/></effectiveTime>
+    <value xsi:type="CD" code="J45" codeSystem="1.3.6.1.4.1.12559.11.10.1.3.1.44.2">
+      <originalText>Asthme allergique</originalText></value>
+    <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.9"/>
+      <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value xsi:type="CE" code="55561003" codeSystem="2.16.840.1.113883.6.96"/>
+    </observation></entryRelationship>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <code code="66455-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value xsi:type="CD" code="provisional" codeSystem="2.16.840.1.113883.4.642.1.1075"
+        displayName="Provisoire"/></observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+EHDSI_ALLERGY = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.16"/><id root="1.2.250.1.999.2.2"/>
+  <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.17"/><id root="1.2.250.1.999.2.2.1"/>
+    <code code="420134006" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+    <effectiveTime><low value="19830505"/></effectiveTime>
+    <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity
+      classCode="MMAT"><code code="N02BA01" codeSystem="2.16.840.1.113883.6.73">
+      <originalText>aspirine</originalText></code></playingEntity></participantRole>
+    </participant>
+    <entryRelationship typeCode="MFST"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.44"/>
+      <code code="418799008" codeSystem="2.16.840.1.113883.6.96"/>
+      <value xsi:type="CD" code="247472004" codeSystem="2.16.840.1.113883.6.96"
+        displayName="urticaire"/></observation></entryRelationship>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.33"/>
+      <code code="82606-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value code="high" displayName="Élevée" codeSystem="2.16.840.1.113883.4.642.4.130"/>
+    </observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+EHDSI_DEVICE = """<entry><supply classCode="SPLY" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.5"/>
+  <effectiveTime xsi:type="IVL_TS"><low value="20141020"/></effectiveTime>
+  <participant typeCode="DEV"><participantRole classCode="MANU">
+    <id root="1.2.250.1.999.5" extension="DEF-1"/><playingDevice classCode="DEV">
+    <code code="72506001" codeSystem="2.16.840.1.113883.6.96"
+      displayName="défibrillateur implantable"/></playingDevice></participantRole>
+  </participant></supply></entry>"""
+
+
+def test_ehdsi_patient_summary_problems_allergies_and_devices() -> None:
+    """eHDSI (epSOS) patient summaries use templates of their own (1.3.6.1.4.1.12559.11.10.
+    1.3.1.3.x) and the eHDSI OID for ICD-10: the problem was filed as an observation 'clinical
+    finding' with its status as another observation, the allergy was lost (its reaction and
+    criticality filed as the patient's observations), the implanted device was not filed.
+    Certainty (66455-7: CI-SIS FR-Certitude too) and criticality (82606-5) were dropped."""
+    got = _entries(_section("11450-4", "Problèmes", EHDSI_PROBLEM),
+                   _section("48765-2", "Allergies", EHDSI_ALLERGY),
+                   _section("46264-8", "Dispositifs", EHDSI_DEVICE))
+    assert [(e.type, e.code, e.system) for e in got] == [
+        ("problem", "J45", "CIM-10"), ("allergy", "N02BA01", "ATC"),
+        ("device", "72506001", "SNOMED-CT")]
+    problem, allergy, device = got
+    assert problem.details["clinical_status"]["code"] == "55561003"
+    assert problem.details["certainty"] == {"code": "provisional",
+                                            "system": "2.16.840.1.113883.4.642.1.1075",
+                                            "display": "Provisoire"}
+    assert allergy.details["criticality"]["code"] == "high"
+    assert allergy.details["reactions"] == [{"code": "247472004", "system": "SNOMED-CT",
+                                             "display": "urticaire"}]
+    assert device.details["period_low"] == "2014-10-20"
+
+
+@pytest.mark.parametrize("namespace", ["urn:hl7-org:pharm", "urn:epsos-org:ep:medication"])
+def test_ehdsi_medication_ingredients_and_generic_class(namespace: str) -> None:
+    """eHDSI (and epSOS before it) binds the IHE Pharm product extensions to the HL7 (or
+    epSOS) namespace: a product named only by its brand lost its ATC class and its active
+    ingredients, the only codes it had."""
+    entry = _one(_section("10160-0", "Traitements", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="INT" xmlns:pharm="{namespace}">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.4"/><id root="1.2.250.1.999.1.2"/>
+      <statusCode code="active"/><effectiveTime xsi:type="IVL_TS"><low value="20170506"/>
+      </effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial classCode="MMAT"
+        determinerCode="KIND"><name>Triatec</name>
+        <pharm:asSpecializedKind classCode="GEN"><pharm:generalizedMedicineClass
+          classCode="MMAT"><pharm:code code="C09AA05" codeSystem="2.16.840.1.113883.6.73"
+          displayName="ramipril"/></pharm:generalizedMedicineClass></pharm:asSpecializedKind>
+        <pharm:ingredient classCode="ACTI"><pharm:ingredientSubstance classCode="MMAT">
+          <pharm:code code="C09AA05" codeSystem="2.16.840.1.113883.6.73"
+          displayName="ramipril"/></pharm:ingredientSubstance></pharm:ingredient>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert entry.display == "Triatec"
+    assert entry.details["generic"] == [{"code": "C09AA05", "system": "ATC",
+                                         "display": "ramipril"}]
+    assert entry.details["ingredients"] == entry.details["generic"]
+
+
+def test_value_typed_without_the_xsi_prefix() -> None:
+    """type="TS" instead of xsi:type="TS" (eHDSI samples): the date was kept as the raw
+    '20230214'; it is read as the type it names (a date, an integer)."""
+    got = _entries(_section("10162-6", "Grossesses", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <code code="11778-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20220615"/><value type="TS" value="20230214"/></observation>
+      </entry><entry><observation classCode="OBS" moodCode="EVN">
+        <code code="11636-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20220615"/><value type="INT" value="2"/></observation></entry>"""))
+    assert [(e.value, e.value_type, e.value_num) for e in got] == [
+        ("2023-02-14", "TS", None), ("2", "INT", 2.0)]
+
+
+def test_values_padded_with_blanks_are_stripped() -> None:
+    """Italian CDA2 lab reports pad numbers with a blank (value=" 16.00", a range low
+    " 0.00"): the result read ' 16.00' and its range ' 0.00- 20.00'."""
+    entry = _one(_section("18729-4", "Urines", _lab_result(
+        '<value xsi:type="PQ" value=" 16.00" unit="mg/L"/>',
+        '<referenceRange><observationRange><value xsi:type="IVL_PQ"><low value=" 0.00" '
+        'unit="mg/L"/><high value=" 20.00" unit="mg/L"/></value></observationRange>'
+        '</referenceRange>', code="14957-5")))
+    assert (entry.value, entry.value_num, entry.reference_range) == ("16.00", 16.0,
+                                                                     "0.00-20.00")
+
+
+def test_ccda_result_status_observations_are_no_results() -> None:
+    """C-CDA (companion guide, USCDI) puts the report's status in a Laboratory Result Status
+    observation (4.418, LOINC 92235-1) among the organizer's components, a result's in a
+    Laboratory Observation Result Status (4.419) it nests, and the specimen's condition in
+    the collection procedure (4.421): each was filed as a lab result ('Lab order result
+    status: final'). The results alone are filed."""
+    got = _entries(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="58410-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="718-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="13.2" unit="g/dL"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.419" extension="2018-06-12"/>
+          <code code="92236-9" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="CD" code="F" codeSystem="2.16.840.1.113883.18.34"/>
+        </observation></entryRelationship></observation></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.418" extension="2018-06-12"/>
+        <code code="92235-1" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="F" codeSystem="2.16.840.1.113883.18.51"/>
+      </observation></component>
+      <component><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.415" extension="2018-09-01"/>
+        <code code="17636008" codeSystem="2.16.840.1.113883.6.96"/>
+        <effectiveTime value="20240310081500+0100"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.421" extension="2018-06-12"/>
+          <code code="93047-9" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="CD" code="HEM" codeSystem="2.16.840.1.113883.18.403"/>
+        </observation></entryRelationship></procedure></component>
+      </organizer></entry>"""))
+    assert [(e.type, e.code, e.value) for e in got] == [("lab_result", "718-7", "13.2")]
+    assert got[0].specimen_time == "2024-03-10T08:15:00+01:00"
+
+
+def test_hl7_ips_problem_and_allergy_templates() -> None:
+    """HL7 CDA IPS documents type their problems and allergies with their own templates
+    only (2.16.840.1.113883.10.22.4.x): the problem was filed as an observation, the
+    allergy (no value: its type is its code) was lost."""
+    got = _entries(_section("11450-4", "Problèmes", """<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.22.4.7"/>
+      <id root="1.2.250.1.999.4.9"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+      <statusCode code="completed"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.22.4.8"/><id root="1.2.250.1.999.4.9.1"/>
+        <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+        <effectiveTime><low value="2019"/></effectiveTime>
+        <value xsi:type="CD" code="44054006" codeSystem="2.16.840.1.113883.6.96"
+          displayName="diabète de type 2"/></observation></entryRelationship>
+      </act></entry>"""), _section("48765-2", "Allergies", """<entry><act classCode="ACT"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.22.4.5"/>
+      <id root="1.2.250.1.999.2.9"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+      <statusCode code="active"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.22.4.1"/><id root="1.2.250.1.999.2.9.1"/>
+        <code code="419511003" codeSystem="2.16.840.1.113883.6.96"/>
+        <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity>
+          <code code="J01CA04" codeSystem="2.16.840.1.113883.6.73"
+            displayName="amoxicilline"/></playingEntity></participantRole></participant>
+      </observation></entryRelationship></act></entry>"""))
+    assert [(e.type, e.code, e.details.get("concern_status")) for e in got] == [
+        ("problem", "44054006", "completed"), ("allergy", "J01CA04", "active")]
+    assert got[1].details["allergy_type"]["code"] == "419511003"
+
+
+def test_status_nested_in_an_observation_is_its_status_not_an_observation() -> None:
+    """An observation under a template we do not know (another country's) nests its status
+    and severity as IHE PCC does for problems: each was filed as an observation of the
+    patient of its own ('Status: active'). They go to the observation's details."""
+    entry = _one(_section("29762-2", "Mode de vie", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="1.2.999.77.3.1"/><id root="1.2.250.1.999.9.77"/>
+      <code code="229819007" codeSystem="2.16.840.1.113883.6.96"/>
+      <effectiveTime><low value="20170415"/></effectiveTime>
+      <value xsi:type="PQ" value="0.5" unit="{paquet}/d"/>
+      <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.2.999.77.3.2"/>
+        <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <value xsi:type="CE" code="55561003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="actif"/></observation></entryRelationship>
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.value) == ("observation", "229819007", "0.5")
+    assert entry.details["clinical_status"] == {"code": "55561003", "system": "SNOMED-CT",
+                                                "display": "actif"}

@@ -32,6 +32,7 @@ from parsers.cda.errors import (
     CDA_B64_PADDING,
     CDA_BAD_BASE64,
     CDA_NO_BODY,
+    CDA_SEVERAL_STATEMENTS,
     CDA_UNKNOWN_ENTRY,
     CdaParseError,
     ParseWarning,
@@ -471,7 +472,7 @@ class _Walker:
         s = _new_Section(xml_id=el.get("ID", ""), path=path)
         for n, c, p in kids(el, path):
             if n == "entry":
-                s.entries.append(self.entry(c, p))
+                self.entry(c, p, s.entries)
             elif n == "templateId":
                 s.template_ids.append(ii(c, p))
             elif n == "code":
@@ -499,17 +500,28 @@ class _Walker:
                 s.extensions.append(extension(c, p))
         return s
 
-    def entry(self, el: etree._Element, path: str) -> Entry:
+    def entry(self, el: etree._Element, path: str, entries: list[Entry]) -> None:
+        """Appends the Entry of ``el`` to ``entries``. The schema allows one statement per
+        entry; a second one (eHDSI patient summaries put two observations in one entry) was
+        silently overwritten by it: each further statement becomes an Entry of its own,
+        with a CDA_SEVERAL_STATEMENTS warning."""
         e = _new_Entry(type_code=el.get("typeCode", ""), path=path)
+        entries.append(e)
         for n, c, p in kids(el, path):
             if n in STATEMENTS:
-                e.act = self.statement(n, c, p)
+                if e.act is None:
+                    e.act = self.statement(n, c, p)
+                    continue
+                self.warnings.append(ParseWarning(
+                    CDA_SEVERAL_STATEMENTS, "entry with more than one clinical statement: "
+                    "each read as an entry of its own", p))
+                entries.append(_new_Entry(type_code=e.type_code, template_ids=e.template_ids,
+                                          act=self.statement(n, c, p), path=path))
             elif n == "templateId":
                 e.template_ids.append(ii(c, p))
             elif ":" not in n and n not in ("realmCode", "typeId"):
                 self.warnings.append(ParseWarning(
                     CDA_UNKNOWN_ENTRY, f"entry child {n!r} is no clinical statement", p))
-        return e
 
     # -- clinical statements ----------------------------------------------------------------
     def statement(self, kind: str, el: etree._Element, path: str) -> ClinicalStatement:
