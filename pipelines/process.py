@@ -795,7 +795,7 @@ def _deposited_patients(item: Prepared, targets: list[_Target], results: list[De
     if missing:
         warnings.append(f"{missing} correction(s)/deletion(s) refer to entries their "
                         "dossier does not hold")
-    warnings.append(f"results of {sum(len(t.where) for t in targets)} patients filed apart: "
+    warnings.append(f"{sum(len(t.where) for t in targets)} patient groups (PID) filed apart: "
                     + "; ".join(f"{', '.join(t.where)} in dossier {t.patient_id}"
                                 for t in targets))
     created = sum(r.created for r in results)

@@ -73,7 +73,7 @@ def test_each_patient_gets_their_own_entries_and_nothing_of_the_other(ctx) -> No
     [imp] = ingest(ctx, both("MULTI-1"))
     row = ledger(ctx, imp)
     assert (row.status, row.entries_count, row.patient_id) == ("deposited", 8, None)
-    assert any(w.startswith("results of 2 patients filed apart: PID[2] in dossier "
+    assert any(w.startswith("2 patient groups (PID) filed apart: PID[2] in dossier "
                             f"{first}; PID[8] in dossier {second}") for w in row.warnings)
     mine = show_dossier(ctx.engine, NIR)["entries"]
     theirs = show_dossier(ctx.engine, NIR_2)["entries"]
@@ -196,6 +196,24 @@ def test_a_normalization_error_names_the_patient(ctx) -> None:  # noqa: ANN001
     assert info["error_message"].startswith("patient 2 of 2 (PID[8]): OBX[14]-5")
 
 
+def test_the_same_patient_in_two_groups_files_both_in_their_dossier(ctx) -> None:  # noqa: ANN001
+    """A, B, then A again (another PID-3 between them): three groups, two dossiers; A's two
+    orders are planned together in A's dossier, B's apart."""
+    make_patient(ctx), second_patient(ctx)
+    message = combine(oru("MULTI-14"), oru("MULTI-14", **SECOND),
+                      oru("MULTI-14", filler="CMD-5", value="6.6"))
+    [imp] = ingest(ctx, message)
+    row = ledger(ctx, imp)
+    # 4 + 4 + 4: A's second order repeats the cholesterol and the comment of the first;
+    # within one message, as for two orders of one patient, they are not level-4 duplicates
+    # of each other (filed as two messages, the second's would be)
+    assert (row.status, row.entries_count) == ("deposited", 12)
+    assert sorted(v for _, _, v, _ in glucose(ctx, NIR)) == ["5.4", "6.6"]
+    assert glucose(ctx, NIR_2) == [(1, True, "5.4", "final")]
+    assert any(w.startswith("3 patient groups (PID) filed apart: PID[2], PID[14] in dossier")
+               for w in row.warnings)
+
+
 def test_bulk_filing_takes_messages_of_several_patients(ctx, caplog) -> None:  # noqa: ANN001
     """Several messages in one batch (the bulk path): two of several patients, one of one,
     for the same dossiers; filed together, no fall back to one by one."""
@@ -221,16 +239,26 @@ def test_application_ack_names_the_failed_patients_segment(tmp_path) -> None:  #
     ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
     bad = "OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L|||||F"
     message = combine(oru("MULTI-11"), oru("MULTI-11", extra_obx=bad, **SECOND))
+    # results before the first PID of a message of several patients: whose is not said
+    lines = combine(oru("MULTI-13"), oru("MULTI-13", **SECOND)).split(b"\r")
+    orphan = b"\r".join([lines[0], *lines[2:7], *lines[1:]])
+    now = datetime.now(UTC)
     try:
-        (ack,), = acknowledge(ctx, [Frame(message, "127.0.0.1", datetime.now(UTC))],
-                              mode=APPLICATION)
+        (ack,), (ack_orphan,) = acknowledge(ctx, [Frame(message, "127.0.0.1", now),
+                                                  Frame(orphan, "127.0.0.1", now)],
+                                            mode=APPLICATION)
     finally:
         ctx.engine.dispose()
     assert msa(ack)[1:3] == ["AE", "MULTI-11"]
     err = segment(ack, "ERR")
     assert err[2] == "OBX^7^5^1"  # the 7th OBX of the message: the second patient's 4th
+    assert err[3].startswith("102^")
     assert err[8].startswith("OBX_BAD_NUMBER: patient 2 of 2 (PID[8]): ")
     assert NIR_2.encode() not in ack and b"SANTONI" not in ack
+    assert msa(ack_orphan)[1:3] == ["AE", "MULTI-13"]
+    err = segment(ack_orphan, "ERR")
+    assert (err[2], err[3][:4]) == ("ORC^1", "100^")
+    assert err[8].startswith("HL7_RESULTS_WITHOUT_PATIENT: ORC[2]: ")
 
 
 # -- the property: several patients in one message = their messages one by one ---------------
