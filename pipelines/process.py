@@ -665,7 +665,7 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     return resolution.patient_id, resolution.via, warnings
 
 
-def _dedupe(item: Prepared, held: list, patient_id: int,
+def _dedupe(item: Prepared, held: list, patient_id: int | None,
             warnings: list[str]) -> dict | None:
     """Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
     before with the same content is a duplicate (_Stop). A sender that reuses a control id
