@@ -439,7 +439,8 @@ def cmd_imports_assign(args: argparse.Namespace) -> int:
 
     ctx = _context()
     try:
-        patient_id = assign(ctx.engine, args.id, args.patient, _actor(args), args.reason)
+        patient_id = assign(ctx.engine, args.id, args.patient, _actor(args), args.reason,
+                            archive=ctx.archive)
     except AdminError as exc:
         raise UserError(str(exc)) from None
     result = _rerun(ctx, [args.id], progress=False)

@@ -213,8 +213,10 @@ def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
 def single_pid(msg: Message) -> Segment:
     """The PID of a message about one patient.
 
-    Raises HL7_NO_PID when there is none and HL7_MULTIPLE_PATIENTS when an ORU carries
-    several patients (one NormalizedMessage is one patient: never mix their data)."""
+    Raises HL7_NO_PID when there is none and HL7_MULTIPLE_PATIENTS when it names several
+    patients (an ADT, an MDM, an ORU^R30: one patient by their structure; an ORU^R01 is cut
+    into one part per patient first, normalizers/lab.py ``normalize_patients``, and each part
+    read here). Their data is never mixed."""
     pids = msg.all("PID")
     if not pids:
         raise NormalizationError("HL7_NO_PID", "the message has no PID segment", "PID")
@@ -225,3 +227,16 @@ def single_pid(msg: Message) -> Segment:
             raise NormalizationError("HL7_MULTIPLE_PATIENTS",
                                      f"{where}: a second patient in the same message", where)
     return first
+
+
+def patient_starts(msg: Message) -> list[int]:
+    """The positions in ``msg.segments`` of the PIDs that start a patient: every PID whose
+    PID-3 differs from the PID before it (a PID repeated with the same PID-3 is still the
+    same patient, as ``single_pid`` reads it). One comprehension, no field split: it runs
+    for every result message, nearly all of them about one patient."""
+    segments = msg.segments
+    pids = [i for i, seg in enumerate(segments) if seg.name == "PID"]
+    if len(pids) < 2:
+        return pids
+    return [i for n, i in enumerate(pids)
+            if n == 0 or segments[i].raw(3) != segments[pids[n - 1]].raw(3)]

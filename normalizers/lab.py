@@ -57,7 +57,7 @@ from normalizers.fields import (
     unescaped,
     zone_of,
 )
-from normalizers.identity import extract_identity, single_pid
+from normalizers.identity import extract_identity, patient_starts, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
@@ -67,6 +67,8 @@ from normalizers.model import (
     Entry,
     NormalizationError,
     NormalizedMessage,
+    PatientIdentity,
+    PatientPart,
     shorten_prose,
 )
 from normalizers.tabledata import column_map
@@ -114,13 +116,15 @@ def normalize_message(msg: Message, source: str,
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
     if kind == "ORU" and not trigger:
         # v2.1 MSH-9 names the message alone, and its only ORU is the unsolicited result.
-        nm = normalize_oru(msg, source, mappings)
+        nm = normalize_results(msg, source, mappings)
         nm.warnings.append("MSH-9: no trigger event (v2.1 style), read as ORU^R01")
         return nm
     handler = _HANDLED.get((kind, trigger))
     if handler is None and handles(kind, trigger):
         return normalize_adt(msg, source)
     if handler == "oru":
+        if trigger == "R01":  # the only one whose PATIENT_RESULT group repeats
+            return normalize_results(msg, source, mappings)
         return normalize_oru(msg, source, mappings)
     if handler in ("oul_specimen", "oul_order"):
         return normalize_oru(msg, source, mappings,
@@ -141,6 +145,83 @@ def normalize_message(msg: Message, source: str,
 @cache
 def _adt_not_applied() -> dict[str, str]:
     return column_map("adt_not_applied", "trigger", "meaning")
+
+
+# -- several patients in one ORU^R01 ----------------------------------------------------------
+# What carries an order's data into entries: none of these may come before the first PID of
+# a message that carries several patients (whose results they would be is not said).
+_ORDER_SEGMENTS = frozenset({"ORC", "OBR", "OBX", "SPM"})
+
+
+def normalize_results(msg: Message, source: str,
+                      mappings: CodeMappings | None = None) -> NormalizedMessage:
+    """ORU^R01: ``normalize_oru`` when it is about one patient (nearly always: one pass
+    over the segment names decides), else ``normalize_patients``."""
+    starts = patient_starts(msg)
+    if len(starts) < 2:
+        return normalize_oru(msg, source, mappings)
+    return normalize_patients(msg, source, mappings, starts)
+
+
+def normalize_patients(msg: Message, source: str, mappings: CodeMappings | None,
+                       starts: list[int]) -> NormalizedMessage:
+    """An ORU^R01 whose PATIENT_RESULT group repeats (v2.5 7.3.1: batch-oriented lab systems
+    send several patients' results in one message). Each group (a PID and every segment up
+    to the next PID of another patient, ``patient_starts``) is normalized as the message
+    it would be alone: the header (MSH, SFT) and that group's segments, the segment
+    positions unchanged (so locations and provenance point into the message as received).
+    Keys, document flags (MetaDMPMSS), and the CDA-inside-ORU identity check stay within
+    one group: nothing of one patient is ever read into another's entries.
+
+    A group without any result has nothing to file: it is left out, with a warning (its
+    identity is not resolved, so it cannot hold the others back). Left with one group, the
+    result is a plain one-patient message; with several, ``NormalizedMessage.patients``
+    says whose entries are whose and ``identity`` stays empty. A normalization error in any
+    group fails the whole message, its text naming the group."""
+    segments = msg.segments
+    head = segments[:starts[0]]
+    stray = next((s for s in head if s.name in _ORDER_SEGMENTS), None)
+    if stray is not None:
+        where = loc(stray)
+        raise NormalizationError("HL7_RESULTS_WITHOUT_PATIENT", f"{where}: order or result "
+                                 "before the first PID of a message carrying several patients: "
+                                 "whose it is is not said", where)
+    total = len(starts)
+    normalized: list[tuple[int, str, NormalizedMessage]] = []  # (n, its PID, the group)
+    first: NormalizedMessage | None = None
+    warnings: list[str] = []
+    for n, (a, b) in enumerate(zip(starts, [*starts[1:], len(segments)], strict=True), 1):
+        where = loc(segments[a])
+        alone = Message(head + segments[a:b], msg.delimiters, msg.charset, [], msg.maybe_null)
+        try:
+            nm = normalize_oru(alone, source, mappings)
+        except NormalizationError as exc:
+            raise NormalizationError(exc.code, f"patient {n} of {total} ({where}): {exc}",
+                                     exc.location) from None
+        first = first or nm
+        if not nm.entries:
+            warnings.append(f"{where}: patient {n} of {total} has no result: nothing to "
+                            "file for them, their identity is not resolved")
+            continue
+        warnings.extend(nm.warnings)
+        normalized.append((n, where, nm))
+    warnings = list(dict.fromkeys(warnings))  # the header's, said once
+    if len(normalized) < 2:
+        nm = normalized[0][2] if normalized else first  # none with results: as for one
+        nm.warnings = warnings
+        return nm
+    entries: list[Entry] = []
+    parts: list[PatientPart] = []
+    quarantine: list[str] = []
+    for n, where, nm in normalized:
+        entries.extend(nm.entries)
+        parts.append(PatientPart(where, nm.identity, len(nm.entries)))
+        for reason in nm.quarantine_reasons:
+            code, _, said = reason.partition(" ")
+            quarantine.append(f"{code} patient {n} of {total} ({where}): {said or code}")
+    return NormalizedMessage(logical_id=normalized[0][2].logical_id, identity=PatientIdentity(),
+                             entries=entries, warnings=warnings, quarantine_reasons=quarantine,
+                             patients=parts)
 
 
 # -- grouping ---------------------------------------------------------------------------------

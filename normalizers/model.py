@@ -145,6 +145,17 @@ class AdtEvent:
 
 
 @dataclass(slots=True)
+class PatientPart:
+    """One patient of a message that carries several (the PATIENT_RESULT groups of an
+    ORU^R01): who they are, and how many of the message's entries, in order, are theirs.
+    Each part's identity is resolved on its own and its entries go to its dossier only."""
+
+    location: str  # the PID that starts the part ('PID[12]': segment position)
+    identity: PatientIdentity
+    entries: int
+
+
+@dataclass(slots=True)
 class NormalizedMessage:
     """Everything one input yields: identity, entries, and the logical id for dedupe level 2."""
 
@@ -158,6 +169,10 @@ class NormalizedMessage:
     quarantine_reasons: list[str] = field(default_factory=list)
     # An ADT message (consent, identity) instead of entries; None for everything else.
     adt: AdtEvent | None = None
+    # Several patients (an ORU^R01 whose PATIENT_RESULT group repeats): their parts, in
+    # order, whose ``entries`` counts add up to ``entries``; ``identity`` is then empty
+    # (nothing can be filed on it by mistake). None: one patient, ``identity`` (nearly all).
+    patients: list[PatientPart] | None = None
 
     def __post_init__(self) -> None:
         check_sizes(self)

@@ -110,12 +110,25 @@ def read_raw(engine: Engine, archive: Archive, import_id: int, actor: Actor,
 
 
 def assign(engine: Engine, import_id: int, patient_ref: str, actor: Actor,
-           reason: str) -> int:
+           reason: str, archive: Archive | None = None) -> int:
     """Resolve a quarantined identity by hand: the import will be filed in this dossier on
     its next run (``assigned_patient_id``, honored by processing for this import only), and
-    it is reopened. Returns the dossier's id."""
+    it is reopened. Returns the dossier's id.
+
+    With ``archive``, an import that carries several patients' results (an ORU^R01 whose
+    PATIENT_RESULT group repeats) is refused: one assigned dossier cannot say whose results
+    are whose, and filing them all there would mix patients. Without it, processing refuses
+    the assignment instead (quarantined ASSIGN_SEVERAL_PATIENTS)."""
     if not reason.strip():
         raise AdminError("a reason is required (--reason)")
+    if archive is not None:  # read and normalized before the write transaction
+        with engine.connect() as conn:
+            row = _row(conn, import_id)
+        if row.status == QUARANTINED and (several := _patients(archive, row)) > 1:
+            raise AdminError(f"import {import_id} carries the results of {several} patients: "
+                             "an assigned dossier would receive them all. Create or complete "
+                             "the dossier that was not found and rerun the import, or edit it "
+                             "into one message per patient")
     with engine.begin() as conn:
         row = _row(conn, import_id)
         if row.status != QUARANTINED:
@@ -132,6 +145,22 @@ def assign(engine: Engine, import_id: int, patient_ref: str, actor: Actor,
         _attempt(conn, import_id, "assigned", f"patient {patient.id} assigned by {actor.name}")
         reset_for_rerun(conn, [import_id])
     return patient.id
+
+
+def _patients(archive: Archive, row) -> int:  # noqa: ANN001
+    """How many patients' results an HL7v2 import carries, filed apart (1 for anything that
+    cannot be read here: processing decides, and refuses an assignment it cannot honor)."""
+    if row.format != "hl7v2":
+        return 1
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2 import parse_message
+
+    try:
+        normalized = normalize_message(parse_message(_archived(archive, row.id, row.sha256)),
+                                       row.source)
+    except Exception:  # noqa: BLE001 - unreadable here: processing says why
+        return 1
+    return len(normalized.patients or ()) or 1
 
 
 def edit(engine: Engine, archive: Archive, import_id: int, data: bytes, actor: Actor,

@@ -127,6 +127,17 @@ class BatchLookup(StoreLookup):
     def create(self, **fields) -> int:  # noqa: ANN003
         raise NeedsOwnTransaction
 
+    def mark(self) -> int:
+        """Where ``undo`` goes back to."""
+        return len(self.learnt)
+
+    def undo(self, mark: int) -> None:
+        """Forget the identifiers learnt since ``mark``: a message of several patients whose
+        second patient is quarantined files nothing, not even what its first taught us."""
+        for learnt in self.learnt[mark:]:
+            self.identifiers.pop((learnt["authority"], learnt["value"]), None)
+        del self.learnt[mark:]
+
     def flush(self) -> None:
         if self.learnt:
             add_identifiers(self.conn, self.learnt)

@@ -47,6 +47,10 @@ class Outcome:
     logical_id: str | None = None
     duplicate_of: int | None = None
     warnings: list[str] | None = None
+    # A message of several patients (an ORU^R01 whose PATIENT_RESULT group repeats): the
+    # dossiers filed and the entries each got, for their audit trails; ``patient_id`` is
+    # then None (the ledger row names one dossier). None for everything else.
+    patients: tuple[tuple[int, int], ...] | None = None
     # A transient failure (archive or store unavailable): status RECEIVED, retried after
     # ``not_before``; ``retries`` counts consecutive transient failures (0 resets it).
     not_before: datetime | None = None

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -60,7 +60,7 @@ from dossiers.schema import imports, logical_messages
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.lab import normalize_message
-from normalizers.model import Entry, NormalizationError, NormalizedMessage
+from normalizers.model import Entry, NormalizationError, NormalizedMessage, PatientIdentity
 from parsers.cda import CdaParseError, parse_cda
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
@@ -148,6 +148,34 @@ class Prepared:
     keys: set[str]  # every dossier key it reads or writes (computed once, outside the lock)
     facts: set[str]  # its level-4 facts
     item_facts: list[str | None]  # the fact of each entry, in order
+    # A message of several patients: each one's share of ``items``; None for one patient
+    shares: list[PatientShare] | None = None
+
+
+@dataclass(slots=True)
+class PatientShare:
+    """One patient of a message that carries several: who (their PID, as sent) and which of
+    the message's items are theirs (``items[start:end]``). Indexes, not copies: what the
+    preparing processes pickle stays the size of the message."""
+
+    location: str  # the PID that starts the patient's group ('PID[12]')
+    identity: PatientIdentity
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Target:
+    """What a message files in one dossier: its items there, their facts, the keys and facts
+    it reads or writes there, and the PIDs of the message that named that dossier (none for
+    a message about one patient)."""
+
+    patient_id: int
+    items: Sequence[tuple[Entry, str | None]]
+    item_facts: Sequence[str | None]
+    keys: set[str]
+    facts: set[str]
+    where: tuple[str, ...] = ()
 
 
 def process_claimed(ctx: Context, ids: list[int]) -> dict[str, int]:
@@ -339,6 +367,11 @@ def deposit_events(decided: dict[int, tuple[Outcome, datetime]],
         if outcome.status == DEPOSITED and outcome.patient_id is not None and outcome.entries:
             grouped.setdefault((outcome.patient_id, sources[row_id]), []).append(
                 (row_id, outcome.entries))
+        elif outcome.status == DEPOSITED and outcome.patients:  # several patients
+            for patient_id, filed in outcome.patients:
+                if filed:
+                    grouped.setdefault((patient_id, sources[row_id]), []).append(
+                        (row_id, filed))
     return [AuditEvent(f"sender:{source}", "dossier.deposit", patient_id=patient_id,
                        import_id=filed[0][0] if len(filed) == 1 else None,
                        details={"imports": sorted(i for i, _ in filed),
@@ -529,7 +562,18 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     fingerprint = _fingerprint(items) if normalized.adt is None else _adt_fingerprint(normalized)
     _drop_archived_bytes(items, row.sha256)
     return Prepared(row, normalized, items, fingerprint, warnings, started,
-                    keys_of(items), facts_of(items, facts), facts)
+                    keys_of(items), facts_of(items, facts), facts,
+                    _shares(normalized) if normalized.patients else None)
+
+
+def _shares(normalized: NormalizedMessage) -> list[PatientShare]:
+    """Each patient's share of a message of several (their entries are consecutive)."""
+    shares: list[PatientShare] = []
+    start = 0
+    for part in normalized.patients:
+        shares.append(PatientShare(part.location, part.identity, start, start + part.entries))
+        start += part.entries
+    return shares
 
 
 def _drop_archived_bytes(items: list[tuple[Entry, str | None]], received_sha: str) -> None:
@@ -588,11 +632,15 @@ def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
                      started)
 
 
-def _resolve(ctx: Context, conn, item: Prepared,  # noqa: ANN001
-             lookup: StoreLookup | None = None) -> tuple[int, list[str]]:
-    """The dossier's id and the warnings so far, or _Stop (quarantined)."""
+def _resolve_targets(ctx: Context, conn, item: Prepared,  # noqa: ANN001
+                     lookup: StoreLookup | None = None) -> tuple[list[_Target], list[str]]:
+    """Where the message files (one target per dossier) and the warnings so far, or _Stop
+    (quarantined)."""
+    if item.shares is not None:
+        resolved, warnings = _resolve_patients(ctx, conn, item, lookup)
+        return _targets(item, resolved), warnings
     patient_id, _, warnings = _resolve_via(ctx, conn, item, lookup)
-    return patient_id, warnings
+    return [_Target(patient_id, item.items, item.item_facts, item.keys, item.facts)], warnings
 
 
 def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
@@ -620,7 +668,7 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     return resolution.patient_id, resolution.via, warnings
 
 
-def _dedupe(item: Prepared, held: list, patient_id: int,
+def _dedupe(item: Prepared, held: list, patient_id: int | None,
             warnings: list[str]) -> dict | None:
     """Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
     before with the same content is a duplicate (_Stop). A sender that reuses a control id
@@ -663,6 +711,8 @@ def _deposited(item: Prepared, patient_id: int, result: DepositResult,
 
 def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
+    if item.shares is not None:
+        return _file_patients(ctx, conn, item)
     if item.normalized.adt is not None and item.normalized.adt.removed_ins:
         return _file_ins_removal(conn, item)
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
@@ -678,6 +728,90 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
                      source=item.row.source, items=item.items)
     fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
     return _deposited(item, patient_id, result, warnings)
+
+
+def _file_patients(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """``_file`` for a message of several patients: every patient resolved first (any one
+    not resolved quarantines the whole message, nothing filed), the message's id claimed
+    once for all of them (dedupe level 2), then each dossier given its own entries."""
+    resolved, warnings = _resolve_patients(ctx, conn, item)
+    _claim_logical_id(conn, item, None, warnings, "deposited")
+    blobs = _new_blobs(item)
+    if blobs:
+        ctx.archive.put_many(blobs)
+        fault_point("deposit.attached")
+    targets = _targets(item, resolved)
+    results = [deposit(conn, patient_id=t.patient_id, import_id=item.row.id,
+                       source=item.row.source, items=t.items) for t in targets]
+    fault_point("deposit.written")
+    return _deposited_patients(item, targets, results, warnings)
+
+
+def _resolve_patients(ctx: Context, conn, item: Prepared,  # noqa: ANN001
+                      lookup: StoreLookup | None = None) -> tuple[
+                          list[tuple[int, PatientShare]], list[str]]:
+    """The dossier of each patient of a message of several, in order, and the warnings so
+    far; or _Stop (quarantined) naming the first patient not resolved by its place in the
+    message (never by what identifies them). An admin's assignment names one dossier: it
+    cannot say whose results go there, so it is refused rather than filing every patient's
+    results in it (pipelines/admin.py refuses to make one)."""
+    normalized, shares = item.normalized, item.shares
+    total = len(shares)
+    if item.row.assigned_patient_id is not None:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="ASSIGN_SEVERAL_PATIENTS",
+                            error_message=f"the message carries the results of {total} "
+                            "patients: a dossier assigned by an admin would receive them all; "
+                            "create or complete the dossier that was not found and rerun",
+                            logical_id=normalized.logical_id, warnings=item.warnings))
+    warnings = list(item.warnings)
+    resolved: list[tuple[int, PatientShare]] = []
+    for n, share in enumerate(shares, 1):
+        said = f"patient {n} of {total} ({share.location})"
+        resolution = resolve_identity(conn, share.identity, auto_create=ctx.settings.auto_create,
+                                      lookup=lookup)
+        warnings.extend(f"{said}: {w}" for w in resolution.warnings or ())
+        if resolution.patient_id is None:
+            raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
+                                error_message=f"{said}: {resolution.reason}",
+                                error_location=share.location,
+                                logical_id=normalized.logical_id, warnings=warnings))
+        resolved.append((resolution.patient_id, share))
+    return resolved, warnings
+
+
+def _targets(item: Prepared, resolved: list[tuple[int, PatientShare]]) -> list[_Target]:
+    """One target per dossier of a message of several patients, in the order first named;
+    two groups of the message that name the same dossier (the same patient sent twice, under
+    two identifiers) file together, so that their keys are planned against each other."""
+    by_patient: dict[int, tuple[list, list, list[str]]] = {}
+    for patient_id, share in resolved:
+        items, facts, where = by_patient.setdefault(patient_id, ([], [], []))
+        items.extend(item.items[share.start:share.end])
+        facts.extend(item.item_facts[share.start:share.end])
+        where.append(share.location)
+    return [_Target(patient_id, items, facts, keys_of(items), facts_of(items, facts),
+                    tuple(where)) for patient_id, (items, facts, where) in by_patient.items()]
+
+
+def _deposited_patients(item: Prepared, targets: list[_Target], results: list[DepositResult],
+                        warnings: list[str]) -> Outcome:
+    """``_deposited`` for a message of several patients: the counts added up, each dossier
+    and its entries kept for the audit trails, and which dossier each PID went to (dossier
+    ids and segment positions only) among the warnings for whoever reads the import."""
+    missing = sum(r.missing_targets for r in results)
+    if missing:
+        warnings.append(f"{missing} correction(s)/deletion(s) refer to entries their "
+                        "dossier does not hold")
+    warnings.append(f"{sum(len(t.where) for t in targets)} patient groups (PID) filed apart: "
+                    + "; ".join(f"{', '.join(t.where)} in dossier {t.patient_id}"
+                                for t in targets))
+    created = sum(r.created for r in results)
+    duplicates = sum(r.duplicates for r in results)
+    status = DEPOSITED if created or not duplicates else DUPLICATE
+    return Outcome(status, stage="deposit", entries=created, duplicates=duplicates,
+                   patients=tuple((t.patient_id, r.created)
+                                  for t, r in zip(targets, results, strict=True)),
+                   logical_id=item.normalized.logical_id, warnings=warnings)
 
 
 # Matches that make an ADT's PID trustworthy enough to update the dossier's demographics: a
@@ -786,8 +920,9 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
     later: list[Prepared] = []
     savepoint = conn.begin_nested()
     try:
-        lookup = BatchLookup(conn, [p.normalized.identity for p in prepared])
-        resolved: list[tuple[Prepared, int, list[str]]] = []
+        lookup = BatchLookup(conn, [p.normalized.identity for p in prepared]
+                             + [s.identity for p in prepared if p.shares for s in p.shares])
+        resolved: list[tuple[Prepared, list[_Target], list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
         for n, item in enumerate(prepared):
@@ -796,24 +931,27 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                 # them): it and everything after it are filed one by one, in order.
                 later.extend(prepared[n:])
                 break
+            mark = lookup.mark()
             try:
-                patient_id, warnings = _resolve(ctx, conn, item, lookup)
+                targets, warnings = _resolve_targets(ctx, conn, item, lookup)
             except _Stop as stop:
+                lookup.undo(mark)  # a message of several patients: nothing of it is kept
                 decided[item.row.id] = stop.outcome
                 continue
             except NeedsOwnTransaction:
+                lookup.undo(mark)
                 later.append(item)
                 continue
-            pairs = {(patient_id, k) for k in item.keys} | \
-                {(patient_id, f"fact:{f}") for f in item.facts} | \
-                {(patient_id, f"set:{s}") for s in sets_of(item.items)}
+            pairs = {(t.patient_id, k) for t in targets for k in t.keys} | \
+                {(t.patient_id, f"fact:{f}") for t in targets for f in t.facts} | \
+                {(t.patient_id, f"set:{s}") for t in targets for s in sets_of(t.items)}
             logical_id = item.normalized.logical_id
             if logical_id in logical_seen or pairs & pairs_seen:
                 later.append(item)  # depends on another message of this batch
                 continue
             logical_seen.add(logical_id)
             pairs_seen |= pairs
-            resolved.append((item, patient_id, warnings))
+            resolved.append((item, targets, warnings))
 
         wanted = {x for item, _, _ in resolved for x in (item.normalized.logical_id,
                                                         _variant(item))}
@@ -823,31 +961,36 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                     logical_messages.c.logical_id.in_(wanted))):
                 held.setdefault(h.logical_id, []).append(h)
         records: list[dict] = []
-        filing: list[tuple[Prepared, int, list[str]]] = []
-        for item, patient_id, warnings in resolved:
+        filing: list[tuple[Prepared, list[_Target], list[str]]] = []
+        for item, targets, warnings in resolved:
             mine = held.get(item.normalized.logical_id, []) + held.get(_variant(item), [])
             try:
-                record = _dedupe(item, mine, patient_id, warnings)
+                record = _dedupe(item, mine, None if item.shares else targets[0].patient_id,
+                                 warnings)
             except _Stop as stop:
                 decided[item.row.id] = stop.outcome
                 continue
             if record is not None:
                 records.append(record)
-            filing.append((item, patient_id, warnings))
+            filing.append((item, targets, warnings))
 
-        stored = held_entries(conn, {(pid, k) for item, pid, _ in filing for k in item.keys})
-        stored.update(held_set_documents(conn, {(pid, s) for item, pid, _ in filing
-                                                for s in sets_of(item.items)}))
-        facts = held_facts(conn, {(pid, f) for item, pid, _ in filing for f in item.facts})
+        stored = held_entries(conn, {(t.patient_id, k) for _, targets, _ in filing
+                                     for t in targets for k in t.keys})
+        stored.update(held_set_documents(conn, {(t.patient_id, s) for _, targets, _ in filing
+                                                for t in targets for s in sets_of(t.items)}))
+        facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
+                                  for t in targets for f in t.facts})
         children = held_children(conn, stored)
         # plan_deposit reads every stored version it is given: one patient's, not the batch's
         by_patient: dict[int, dict[tuple[int, str], list]] = {}
         for pair, versions in stored.items():
             by_patient.setdefault(pair[0], {})[pair] = versions
-        plans = [plan_deposit(by_patient.get(pid, {}), patient_id=pid, import_id=item.row.id,
-                              source=item.row.source, items=item.items, facts=facts,
-                              children=children, item_facts=item.item_facts)
-                 for item, pid, _ in filing]
+        # one plan per message and dossier (a message of several patients has several)
+        planned = [[plan_deposit(by_patient.get(t.patient_id, {}), patient_id=t.patient_id,
+                                 import_id=item.row.id, source=item.row.source,
+                                 items=t.items, facts=facts, children=children,
+                                 item_facts=t.item_facts) for t in targets]
+                   for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written
         blobs = [blob for item, _, _ in filing for blob in _new_blobs(item)]
         if blobs:
@@ -856,10 +999,15 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         lookup.flush()
         if records:
             bulk_insert(conn, logical_messages, records)
-        write_deposits(conn, plans)
+        write_deposits(conn, [plan for plans in planned for plan in plans])
         fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
-        for (item, pid, warnings), plan in zip(filing, plans, strict=True):
-            decided[item.row.id] = _deposited(item, pid, plan.result, warnings)
+        for (item, targets, warnings), plans in zip(filing, planned, strict=True):
+            if item.shares is None:
+                decided[item.row.id] = _deposited(item, targets[0].patient_id,
+                                                  plans[0].result, warnings)
+            else:
+                decided[item.row.id] = _deposited_patients(
+                    item, targets, [plan.result for plan in plans], warnings)
         savepoint.commit()
     except Exception as exc:  # a conflict with another worker, a bug: take the safe path
         savepoint.rollback()

@@ -21,7 +21,7 @@ from pipelines.filters import FilterError, build_filter, parse_time
 from pipelines.intake import Received, intake
 from pipelines.ledger import ImportFilter, claim_batch, now
 from pipelines.process import CODE_VERSION, Context, drain
-from pipelines.report import import_stats, list_imports, show_import
+from pipelines.report import import_stats, list_imports, show_dossier, show_import
 from pipelines.rerun import (
     LEFT_DEPOSITED,
     LEFT_DISCARDED,
@@ -33,6 +33,7 @@ from pipelines.rerun import (
     targets,
 )
 from tests.conftest import SAMPLES
+from tests.test_multi_patient import SECOND, both, ledger
 from tests.test_pipeline import NIR, NIR_2, ingest, make_patient, oru, statuses
 
 ALICE = Actor("alice")
@@ -383,3 +384,26 @@ def test_s3_read_errors_tell_unavailable_from_missing() -> None:
     with pytest.raises(ArchiveError) as denied:
         S3Archive("b", client=_S3Stub(client_error("AccessDenied", 403))).get("ab" * 32)
     assert not isinstance(denied.value, ArchiveUnavailable | ArchiveMissing | ArchiveCorrupt)
+
+
+def test_the_admin_cannot_assign_a_message_of_several_patients(ctx) -> None:  # noqa: ANN001
+    """One dossier assigned to a message of several patients would receive all their
+    results: refused when the import is assigned (the archived message says how many
+    patients), and by processing when it was assigned anyway (no archive to look)."""
+    first = make_patient(ctx)
+    [imp] = ingest(ctx, both("MULTI-7"))
+    assert statuses(ctx, [imp]) == ["quarantined"]
+    with pytest.raises(AdminError, match=f"import {imp} carries the results of 2 patients"):
+        assign(ctx.engine, imp, str(first), ALICE, "checked", archive=ctx.archive)
+    assert ledger(ctx, imp).assigned_patient_id is None
+    # without the archive to look, processing refuses what was assigned
+    assign(ctx.engine, imp, str(first), ALICE, "checked")
+    drain(ctx)
+    row = ledger(ctx, imp)
+    assert (row.status, row.error_code) == ("quarantined", "ASSIGN_SEVERAL_PATIENTS")
+    assert show_dossier(ctx.engine, NIR)["entries"] == []
+    # a one-patient import is assigned as before
+    [alone] = ingest(ctx, oru("ALONE-2", **SECOND))
+    assert statuses(ctx, [alone]) == ["quarantined"]
+    assert assign(ctx.engine, alone, str(first), ALICE, "checked",
+                  archive=ctx.archive) == first

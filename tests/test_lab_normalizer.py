@@ -170,10 +170,13 @@ def test_structural_errors():
     with pytest.raises(NormalizationError) as exc:
         norm(oru(order=(), tail=(OBXS[0],)))
     assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[3]")
+    # an ADT is about one patient: a second one is refused (an ORU^R01 is split instead,
+    # see the tests of several patients below)
     other = PID.replace("LD-778", "LD-999")
+    adt = MSH.replace("ORU^R01^ORU_R01", "ADT^A08^ADT_A01")
     with pytest.raises(NormalizationError) as exc:
-        norm(oru(OBXS[0], tail=(other, ORC, OBR, OBXS[0])))
-    assert (exc.value.code, exc.value.location) == ("HL7_MULTIPLE_PATIENTS", "PID[6]-3")
+        norm("\r".join([adt, "EVN||20240315104500", PID, "PV1|1|O", other]) + "\r")
+    assert (exc.value.code, exc.value.location) == ("HL7_MULTIPLE_PATIENTS", "PID[5]-3")
     no_order = "OBR|1|||GLY^Glycémie^L|||202403150810"
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], order=(no_order,)))
@@ -270,3 +273,128 @@ def test_corpus_python_hl7_sample():
     sn = nm.entries[1]
     assert (sn.value_num, sn.unit, sn.reference_range) == (182.0, "mg/dL", "70_105")
     assert nm.identity.birth_date == ""  # '196203520' is not a date
+
+
+# -- several patients in one ORU^R01 (PATIENT_RESULT repeated) ----------------------------------
+NIR_2 = "188102B17295165"  # Corsican department, valid key
+PID_2 = (f"PID|||LD-900^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI~{NIR_2}^^^ASIP-SANTE-INS-NIR&"
+         "1.2.250.1.213.1.4.10&ISO^INS||DUPONT^Jean^^^^^L||19881002|M" + "|" * 24 + "VALI")
+PID_3 = "PID|||LD-901^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI||ROUX^Anne^^^^^L||19500101|F"
+ORC_2 = "ORC|RE|CMD-2^SERVICE-NEPHRO|24C0315-08^LABO-DEMO"
+OBR_2 = OBR.replace("CMD-1", "CMD-2").replace("24C0315-07", "24C0315-08")
+ORC_3 = "ORC|RE|CMD-3^SERVICE-NEPHRO|24C0315-09^LABO-DEMO"
+OBR_3 = OBR.replace("CMD-1", "CMD-3").replace("24C0315-07", "24C0315-09")
+
+
+def _whose(nm) -> list[tuple[str, str, list[str]]]:  # noqa: ANN001
+    """(PID location, INS, keys of the entries) of each patient of ``nm``."""
+    out, start = [], 0
+    for part in nm.patients:
+        keys = [e.key for e in nm.entries[start:start + part.entries]]
+        out.append((part.location, part.identity.ins[0].nir if part.identity.ins else "",
+                    keys))
+        start += part.entries
+    assert start == len(nm.entries)
+    return out
+
+
+def test_two_patients_are_two_parts_each_with_its_own_entries():
+    text = oru(OBXS[0], OBXS[1], tail=(PID_2, ORC_2, OBR_2, OBXS[2]))
+    nm = norm(text)
+    assert nm.identity.ins == [] and nm.identity.local_ids == []  # nothing to file on
+    assert _whose(nm) == [
+        ("PID[2]", NIR, ["report|24C0315-07|LABO-DEMO|BIOCHIMIE",
+                         "result|24C0315-07|LABO-DEMO|GLY|L|",
+                         "result|24C0315-07|LABO-DEMO|CREA|L|"]),
+        ("PID[7]", NIR_2, ["report|24C0315-08|LABO-DEMO|BIOCHIMIE",
+                           "result|24C0315-08|LABO-DEMO|1988-5|LN|"])]
+    # provenance points into the message as received
+    assert [e.source_ref for e in nm.entries] == ["OBR[4]", "OBX[5]", "OBX[6]", "OBR[9]",
+                                                  "OBX[10]"]
+    # each part is what the patient's message alone would give (same keys, same values)
+    alone = norm(oru(OBXS[2], pid=PID_2, order=(ORC_2, OBR_2)))
+    mine = nm.entries[3:]
+    assert [(e.key, e.value, e.unit, e.effective, e.code) for e in mine] == \
+        [(e.key, e.value, e.unit, e.effective, e.code) for e in alone.entries]
+
+
+def test_three_patients_and_the_same_pid_repeated():
+    # a PID repeated with the same PID-3 is still the same patient (PID[6]), as before
+    text = oru(OBXS[0], tail=(PID, ORC, OBR.replace("24C0315-07", "24C0315-17"), OBXS[1],
+                              PID_2, ORC_2, OBR_2, OBXS[2], PID_3, ORC_3, OBR_3, OBXS[4]))
+    nm = norm(text)
+    whose = _whose(nm)
+    assert [(w[0], w[1], len(w[2])) for w in whose] == [("PID[2]", NIR, 4),
+                                                         ("PID[10]", NIR_2, 2),
+                                                         ("PID[14]", "", 2)]
+    assert nm.patients[2].identity.local_ids[0].value == "LD-901"
+
+
+def test_same_order_number_for_two_patients_gives_the_same_keys_as_apart():
+    # keys are unique within a patient's part, not across the message: the second patient's
+    # result keeps the key it has alone (no '#2'), so a later correction finds it
+    text = oru(OBXS[0], tail=(PID_2, ORC, OBR, OBXS[0]))
+    whose = _whose(norm(text))
+    assert whose[0][2] == whose[1][2]
+    assert not any("#" in k for _, _, keys in whose for k in keys)
+
+
+def test_notes_stay_with_their_patient():
+    text = oru(OBXS[0], "NTE|1||sous AVK", tail=(
+        PID_2, "NTE|1||patient à jeun", ORC_2, OBR_2, "NTE|1||urgent", OBXS[2],
+        "NTE|1||contrôlé"))
+    nm = norm(text)
+    first, second = nm.entries[:2], nm.entries[2:]
+    assert first[1].details["comments"] == ["sous AVK"]
+    assert "patient_comments" not in first[0].details
+    assert second[0].details["patient_comments"] == ["patient à jeun"]
+    assert second[0].details["comments"] == ["urgent"]
+    assert second[1].details["comments"] == ["contrôlé"]
+
+
+def test_a_patient_without_results_is_left_out_with_a_warning():
+    # PID_2 with no order: nothing to file for them; the message is about one patient
+    nm = norm(oru(OBXS[0], tail=(PID_2, "PV1|1|O")))
+    assert nm.patients is None and nm.identity.ins[0].nir == NIR
+    assert len(nm.entries) == 2
+    assert any(w.startswith("PID[6]: patient 2 of 2 has no result") for w in nm.warnings)
+    # ... and with three, the two that have results are the parts
+    nm = norm(oru(OBXS[0], tail=(PID_3, PID_2, ORC_2, OBR_2, OBXS[2])))
+    assert [p.location for p in nm.patients] == ["PID[2]", "PID[7]"]
+    assert any(w.startswith("PID[6]: patient 2 of 3 has no result") for w in nm.warnings)
+
+
+def test_an_error_in_one_patient_fails_the_message_naming_it():
+    bad = OBXS[1].replace("78,5", "beaucoup")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], tail=(PID_2, ORC_2, OBR_2, bad)))
+    assert (exc.value.code, exc.value.location) == ("OBX_BAD_NUMBER", "OBX[9]-5")
+    assert str(exc.value).startswith("patient 2 of 2 (PID[6]): OBX[9]-5")
+    assert NIR_2 not in str(exc.value) and "DUPONT" not in str(exc.value)
+
+
+def test_an_identity_that_cannot_be_read_fails_the_message_naming_it():
+    too_long = PID_2.replace("DUPONT", "D" * 300)
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], tail=(too_long, ORC_2, OBR_2, OBXS[2])))
+    assert exc.value.code == "FIELD_TOO_LONG"
+    assert str(exc.value).startswith("patient 2 of 2 (PID[6]): ")
+
+
+def test_results_before_the_first_of_several_patients_are_refused():
+    text = "\r".join([MSH, ORC, OBR, OBXS[0], PID, ORC_2, OBR_2, OBXS[1], PID_2, ORC_3,
+                      OBR_3, OBXS[2]]) + "\r"
+    with pytest.raises(NormalizationError) as exc:
+        norm(text)
+    assert (exc.value.code, exc.value.location) == ("HL7_RESULTS_WITHOUT_PATIENT", "ORC[2]")
+    # with one patient, as before: the order before the PID is that patient's
+    one = "\r".join([MSH, ORC, OBR, OBXS[0], PID]) + "\r"
+    assert norm(one).identity.ins[0].nir == NIR
+
+
+def test_only_r01_is_split():
+    # ORU^R30 (point of care) has one PATIENT group: two patients stay refused
+    r30 = MSH.replace("ORU^R01^ORU_R01", "ORU^R30^ORU_R30")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], header=r30, tail=(PID_2, ORC_2, OBR_2, OBXS[2])))
+    assert exc.value.code == "HL7_MULTIPLE_PATIENTS"

@@ -330,7 +330,8 @@ async def import_action(import_id: ImportId, action: str, request: Request) -> R
 
     def act() -> tuple[int, dict]:
         if action == "assign":
-            assign(api.ctx.engine, import_id, fields.get("patient", "").strip(), actor, reason)
+            assign(api.ctx.engine, import_id, fields.get("patient", "").strip(), actor, reason,
+                   archive=api.ctx.archive)
             return import_id, jobs.run(api, [import_id])
         if action == "discard":
             discard(api.ctx.engine, import_id, actor, reason)
