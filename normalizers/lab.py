@@ -192,7 +192,8 @@ def normalize_patients(msg: Message, source: str, mappings: CodeMappings | None,
     warnings: list[str] = []
     for n, (a, b) in enumerate(zip(starts, [*starts[1:], len(segments)], strict=True), 1):
         where = loc(segments[a])
-        alone = Message(head + segments[a:b], msg.delimiters, msg.charset, [], msg.maybe_null)
+        alone = Message(head + segments[a:b], msg.delimiters, msg.charset, [], msg.maybe_null,
+                        msg.zone)
         try:
             nm = normalize_oru(alone, source, mappings)
         except NormalizationError as exc:

@@ -103,3 +103,13 @@ def test_processing_applies_the_zone_of_the_source_it_came_through(ctx):  # noqa
     times = {e["import_id"]: e["effective"] for e in show_dossier(
         ctx.engine, str(patient), history=True)["entries"] if e["type"] == "lab_result"}
     assert times == {ids[0]: "2024-07-15T09:30+04:00", ids[1]: "2024-07-15T09:30+02:00"}
+
+
+def test_every_patient_of_a_message_gets_the_zone_of_its_source():
+    """An ORU of several patients is normalized per patient: each part keeps the zone."""
+    from tests.test_lab_normalizer import OBR_2, ORC_2, PID_2
+
+    obx = OBX.format(t="202407150930")
+    nm = normalized(oru(obx, tail=(PID_2, ORC_2, OBR_2, obx)), "Indian/Reunion")
+    times = [e.effective for e in nm.entries if e.type == "lab_result"]
+    assert times == ["2024-07-15T09:30+04:00"] * 2
