@@ -196,10 +196,10 @@ def _envelope_header(received: bytes | None, header: Header | None, d: Delimiter
     """BHS of the response: fields 3-6 swapped, 7 now, 10 the comment, 11 a new control id,
     12 the received BHS-11."""
     got = _raw_fields(received, codec)
-    msh = (lambda n: header.raw(n)) if header is not None else (lambda n: "")  # noqa: E731
+    msh = {n: header.raw(n) if header is not None else "" for n in (3, 4, 5, 6)}
     fields = ["BHS", _encoding(d),
-              got.get(5) or msh(5) or application, got.get(6) or msh(6),
-              got.get(3) or msh(3), got.get(4) or msh(4), stamp, "", "",
+              got.get(5) or msh[5] or application, got.get(6) or msh[6],
+              got.get(3) or msh[3], got.get(4) or msh[4], stamp, "", "",
               _truncate(comment, 80, d) if comment else "", new_control_id(),
               got.get(11, "")]
     while fields and not fields[-1]:
