@@ -191,3 +191,22 @@ def test_batch_that_cannot_be_stored_is_refused_message_by_message(ctx) -> None:
         got = lines(client.send(original))
         assert [f[1] for f in got if f[0] == "MSA"] == ["AA", "AA"]
     assert statuses(ctx) == {"split": 1, "received": 2}
+
+
+def test_application_mode_enhanced_messages_get_both_acks_in_the_batch(tmp_path,  # noqa: ANN001
+                                                                        database_url) -> None:
+    """Application mode, messages asking for both ACKs (MSH-15/16 AL/AL): each gets its
+    commit ACK then its application ACK, in order, inside the one response batch; BTS-1
+    counts the four ACK messages."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    names = (NAMES[0], "20_casse_nm_non_numerique.hl7")
+    messages = [sample(n).replace(b"|AL|NE|", b"|AL|AL|", 1) for n in names]
+    try:
+        with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+            got = lines(client.send(batch(messages)))
+        ids = [control_id(m) for m in messages]
+        assert [f[1:3] for f in got if f[0] == "MSA"] == [
+            ["CA", ids[0]], ["AA", ids[0]], ["CA", ids[1]], ["AE", ids[1]]]
+        assert got[-1] == ["BTS", "4"]
+    finally:
+        ctx.engine.dispose()
