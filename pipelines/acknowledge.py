@@ -26,6 +26,52 @@ back what we return. The rules:
 
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
+
+Batches (HL7 v2.5 2.10.3). A frame whose first segment is FHS or BHS is a batch, and its
+sender waits for one MLLP answer holding a batch (2.10.3.3 "Acknowledging batches", option
+a: "all messages are acknowledged in the response batch", whose "format is a batch of
+individual messages"); NextGen/Mirth dropped one frame per message as a bug for that reason
+(connect issue #3161: "the client is only expecting one MLLP payload"). So the answer is one
+frame: for each received batch a BHS (BHS-3..6 the received ones swapped, BHS-7 now, BHS-11
+a new control id, BHS-12 the received BHS-11, the reference batch control id), the ACKs of
+its messages, a BTS whose BTS-1 counts the ACK messages in it. No FHS/FTS around them, even
+when the frame had an FHS: the response is "a batch" in 2.10.3.3 and FHS is optional
+(2.10.3.1), while node-hl7-client 4.0.0, the one client we test that sends files, cannot
+read a reply that starts with FHS (its reply reader makes a Batch of it, which must begin
+with BHS or MSH: the handler is never called). Its delimiters and charset are the first
+message's, as its ACK's are.
+
+- Each message is answered as if it had come alone, in its own terms: MSA-2 its MSH-10,
+  AA (CA) in accept mode, only once the whole frame is stored (one sync, one commit: the
+  rule above); in application mode its own verdict after processing, AE/AR with an ERR
+  located in that message for the failed ones only. Its MSH-15/16 choose its ACKs, so a
+  sender asking ER gets ACKs for the messages in error only: option c of 2.10.3.3, where an
+  empty response batch (BTS-1 = 0) means every message was accepted.
+- A refused frame (unknown sender...) is archived whole, as before: every message in it is
+  answered AR (CR) with the reason. A message after the first whose own MSH would refuse
+  it alone (unreadable, unusable MSH-2, MSH-9 no normalizer reads) is answered AR (CR)
+  too. A frame that could not be stored: every message AR (CE) 207, send again. A frame
+  over the size limit is answered as before, one AR answering its first MSH-10: only its
+  head was kept, its batch is not known.
+- Envelope problems (BTS-1 or FTS-1 not reached, a BHS without BTS, a count that is no
+  number, bytes outside any message) are no message's: they are written as "code: text" in
+  the batch comment of the batch they were found in (BHS-10 and BTS-2; an FTS's on the last
+  batch), while each message that arrived keeps its own ACK. A message lost on the way
+  has no ACK in the response, which is how a sender of option a learns it is missing; the
+  ledger records the problem on the batch's row as before ('failed' with its code).
+- An empty batch (BHS BTS|0) is legal (2.10.3: a batch may hold zero messages to meet a
+  periodic submission): it is answered with an empty batch (BHS, BTS|0). The ledger records
+  it as the folder intake records the same bytes: its frame archived, one row 'failed' with
+  HL7_NO_MSH (nothing in it to file).
+- Messages plainly concatenated in one frame, without FHS/BHS, keep the one ACK described
+  above (answering the first MSH-10, reporting the first failure): MLLP carries one message
+  per frame, a sender that concatenates is not batch-aware, and the clients we test read
+  the first MSA of the answer (@medplum/hl7 resolves on the first MSA-2), so an ACK per
+  message would hide a later message's AE behind the first one's AA.
+- What the real clients do with it: node-hl7-client 4.0.0 reads a reply that starts with
+  BHS or holds several MSH as a batch and calls its handler once per ACK in it; its own
+  server (node-hl7-server) answers each message of a batch with a frame of its own, which
+  that client reads the same way. @medplum/hl7 resolves on the first MSA-2 of the frame.
 """
 
 from __future__ import annotations
@@ -43,8 +89,14 @@ from sqlalchemy import select
 from dossiers.schema import imports
 from normalizers.lab import handles_message_type, normalize_message
 from normalizers.model import NormalizationError
-from parsers.hl7v2.ack import AckError, build_ack
-from parsers.hl7v2.framing import BatchProblem, split_batch
+from parsers.hl7v2.ack import AckError, build_ack, build_batch_ack
+from parsers.hl7v2.framing import (
+    BatchProblem,
+    Outline,
+    outline,
+    split_batch,
+    starts_with_envelope,
+)
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import Received, Staged, stage, store_staged
@@ -144,6 +196,27 @@ def _unsupported(header: Header) -> tuple[str, str, str] | None:
 
 
 @dataclass(slots=True)
+class BatchFrame:
+    """A frame whose first segment is FHS or BHS, answered with a batch: its envelope, its
+    messages (as intake cut them), each one's MSH and the envelope's problems."""
+
+    shape: Outline
+    messages: list[bytes]
+    headers: list[Header | None]
+    problems: list[BatchProblem]
+
+
+def batch_frame(data: bytes) -> BatchFrame | None:
+    """The batch a frame holds, or None when it does not open with FHS or BHS (one message,
+    or messages plainly concatenated: answered with one ACK, as before)."""
+    if not starts_with_envelope(data):
+        return None
+    cut = split_batch(data)
+    return BatchFrame(outline(data), cut.messages, [read_header(m) for m in cut.messages],
+                      cut.problems)
+
+
+@dataclass(slots=True)
 class Prepared:
     """A frame made ready for its group as soon as it arrived (``prepare_frame``): its
     header read, its sender checked, its bytes split, hashed and written to the archive
@@ -155,6 +228,7 @@ class Prepared:
     staged: Staged | None
     error: Exception | None = None
     where: str = ""  # the refusal's location (ERR-2), when the frame is refused
+    batch: BatchFrame | None = None  # a frame opening with FHS/BHS: answered with a batch
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -174,12 +248,13 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
+    batch = batch_frame(frame.data) if frame.size is None else None
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc, where)
+        return Prepared(frame, header, item, None, exc, where, batch)
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged, where=where)
+    return Prepared(frame, header, item, staged, where=where, batch=batch)
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
@@ -214,7 +289,10 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return [_answers(h, "AR", error, stored=False) for h in headers]
+        return [[_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
+                                      for h in p.batch.headers])]
+                if p.batch is not None else _answers(p.header, "AR", error, stored=False)
+                for p in prepared]
 
     outcomes: dict[int, tuple] = {}
     if application:
@@ -238,6 +316,10 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
     answers = []
     for p, header, result in zip(prepared, headers, results, strict=True):
         item = p.item
+        if p.batch is not None:
+            answers.append([_batch_answer(p, p.batch, result.message_ids, outcomes,
+                                          application)])
+            continue
         if item.rejection is not None:
             code, text = item.rejection
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
@@ -301,6 +383,66 @@ def _envelope_location(data: bytes, offset: int | None) -> str:
     occurrence += before.startswith(name)
     field = "-1" if name in (b"BTS", b"FTS") else ""
     return f"{name.decode()}[{occurrence}]{field}"
+
+
+def _batch_answer(p: Prepared, batch: BatchFrame, ids: list[int], outcomes: dict[int, tuple],
+                  application: bool) -> bytes:
+    """The response batch to a batch frame: each message answered in its own terms (its
+    MSH-10 in MSA-2, its MSH-15/16 choosing its ACKs), as if it had come alone, in a batch
+    that mirrors the received one (module doc)."""
+    parts = {(outcomes[i][4] or 1): outcomes[i] for i in ids if i in outcomes}
+    acks = []
+    for n, (message, header) in enumerate(zip(batch.messages, batch.headers, strict=True),
+                                          start=1):
+        refusal = _frame_refusal(p, n) if p.item.rejection is not None else (
+            None if n == 1 else _message_refusal(header))  # the first one: the frame's
+        if refusal is not None:
+            code, text, where = refusal
+            acks.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
+                                                        f"{code}: {text}", where)))
+        elif not application:
+            acks.append(_answers(header, "AA", None))
+        else:
+            outcome = parts.get(n)
+            if outcome is not None:
+                outcome = (*outcome[:3], occurrence_location(message, outcome[3] or ""))
+            acks.append(_answers(header, *_verdict(outcome), processed=True))
+    return _batch_ack(batch, acks)
+
+
+def _frame_refusal(p: Prepared, n: int) -> tuple[str, str, str]:
+    """A refused frame (unknown sender, peer not allowed, unusable first MSH, type refused
+    from the first MSH-9) is archived whole and not cut: every message of it is refused for
+    that reason, the location (ERR-2) given for the message it was found in."""
+    code, text = p.item.rejection or ("", "")
+    if n == 1:
+        return code, text, p.where
+    return code, f"the batch is refused whole, for its first message: {text}", ""
+
+
+def _message_refusal(header: Header | None) -> tuple[str, str, str] | None:
+    """What refuses a message after the first of a batch from its own MSH, as it would be
+    refused alone in a frame: no readable MSH, unusable encoding characters, a type (MSH-9)
+    no normalizer reads. Stored all the same (the frame was); processing fails it later."""
+    if header is None:
+        return "HL7_NO_MSH", "the message holds no readable MSH segment", ""
+    return header.invalid or _unsupported(header)
+
+
+def _batch_ack(batch: BatchFrame, acks: list[list[bytes]]) -> bytes:
+    """``build_batch_ack`` with the envelope problems as comments (BHS-10, BTS-2) of the
+    batch they were found in (the last one before their offset: an FTS's goes to the last
+    batch of the file). The problems are not ACKs: an ACK answers a message, and a lost
+    message has none to carry it; the sender matches its messages with the ACKs (2.10.3.3
+    a), and BTS-1 counts them."""
+    comments: dict[int, str] = {}
+    starts = [g.start for g in batch.shape.groups]
+    for problem in batch.problems:
+        at = problem.offset or 0
+        group = max((n for n, start in enumerate(starts) if start <= at), default=0)
+        comments.setdefault(group, f"{problem.code}: {problem.message}")
+    first = next((h for h in batch.headers if h is not None), None)
+    return build_batch_ack(batch.shape, acks, first, comments=comments)
 
 
 def _answers(header: Header | None, code: str, error: AckError | None, *,

@@ -16,9 +16,10 @@ from hl7apy.parser import parse_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.hl7v2.ack import AckError, build_ack, new_control_id
+from parsers.hl7v2.ack import AckError, build_ack, build_batch_ack, new_control_id
 from parsers.hl7v2.er7 import Delimiters, parse_text
 from parsers.hl7v2.escape import unescape
+from parsers.hl7v2.framing import outline, split_batch
 from parsers.hl7v2.header import Header, read_header
 
 SENDER_APP = "LAB^1.2.250.1.213.1.4.2^ISO"
@@ -667,3 +668,123 @@ def test_property_any_readable_header_gives_a_parseable_ack(fields, version):
     assert field(msg, "MSH", 18) == h.raw(18)
     assert str(msg.segment("MSA")[2]) == h.raw(10)
     assert [str(s[0]) for s in msg] == ["MSH", "MSA", "ERR"]
+
+
+# -- build_batch_ack (v2.5 2.10.3.3) -----------------------------------------------------------
+
+BHS = "BHS|^~\\&|LAB^1.2.3^ISO|CERBALLIANCE_LYON|DMP|ANS|20240305140000||||B-77"
+
+
+def batch_of(*messages: bytes, header: str = BHS, trailer: str | None = None,
+             encoding: str = "utf-8") -> bytes:
+    """A BHS ... BTS batch around ``messages`` (BTS-1 their number unless ``trailer``)."""
+    end = trailer if trailer is not None else f"BTS|{len(messages)}"
+    return (header.encode(encoding) + b"\r" + b"".join(messages)
+            + (end.encode() + b"\r" if end else b""))
+
+
+def batch_ack(data: bytes, code: str = "AA", **kw) -> bytes:
+    """Each message of ``data`` answered ``code``, in the batch build_batch_ack writes."""
+    messages = split_batch(data).messages
+    headers = [read_header(m) for m in messages]
+    acks = [[build_ack(h, code, now=NOW)] for h in headers]
+    kw.setdefault("now", NOW)
+    return build_batch_ack(outline(data), acks, headers[0] if headers else None, **kw)
+
+
+def read_batch(answer: bytes, encoding: str = "utf-8") -> hl7.Batch:
+    """python-hl7's reading of a response batch, after checking its overall shape."""
+    assert answer.endswith(b"\r") and b"\n" not in answer and b"\x0b" not in answer
+    return hl7.parse_batch(answer.decode(encoding))
+
+
+def test_batch_ack_holds_one_ack_per_message_in_order():
+    data = batch_of(*(message(control_id=f"MSG-{n}") for n in range(3)))
+    got = read_batch(batch_ack(data))
+    assert [str(m.segment("MSA")) for m in got] == [f"MSA|AA|MSG-{n}" for n in range(3)]
+    assert str(got.trailer) == "BTS|3"
+
+
+def test_batch_ack_header_swaps_sender_and_receiver_and_references_the_batch():
+    bhs = read_batch(batch_ack(batch_of(message()))).header
+    assert [str(bhs[n]) for n in (3, 4, 5, 6)] == ["DMP", "ANS", "LAB^1.2.3^ISO",
+                                                   "CERBALLIANCE_LYON"]
+    assert str(bhs[7]) == "20240305140709+0100"
+    assert str(bhs[12]) == "B-77"  # BHS-12, reference batch control id = the received BHS-11
+    assert re.fullmatch(r"A\d{19}", str(bhs[11]))  # a control id of ours, 20 characters
+
+
+def test_batch_ack_header_falls_back_on_the_first_msh():
+    """A BHS that names nobody (BHS|^~\\&): the first message's MSH-3..6, swapped."""
+    answer = batch_ack(batch_of(message(), header="BHS|^~\\&"))
+    bhs = read_batch(answer).header
+    assert [str(bhs[n]) for n in (3, 4, 5, 6)] == [RECEIVER_APP, RECEIVER_FAC, SENDER_APP,
+                                                   SENDER_FAC]
+    assert len(bhs) == 12  # no BHS-12: the received batch had no control id
+
+
+def test_batch_ack_counts_the_acks_not_the_messages():
+    """A message answered by two ACKs (commit, application), one by none (MSH-15/16 asked
+    for none): BTS-1 counts the ACK messages in the response."""
+    data = batch_of(message(control_id="M1"), message(control_id="M2"))
+    headers = [read_header(m) for m in split_batch(data).messages]
+    acks = [[build_ack(headers[0], "CA", now=NOW), build_ack(headers[0], "AA", now=NOW)], []]
+    got = read_batch(build_batch_ack(outline(data), acks, headers[0], now=NOW))
+    assert [str(m.segment("MSA")) for m in got] == ["MSA|CA|M1", "MSA|AA|M1"]
+    assert str(got.trailer) == "BTS|2"
+
+
+def test_empty_batch_is_answered_with_an_empty_batch():
+    answer = build_batch_ack(outline(batch_of(trailer="BTS|0")), [], None, now=NOW)
+    assert answer.decode().split("\r")[1:] == ["BTS|0", ""]
+    got = read_batch(answer)
+    assert len(got) == 0 and str(got.header[12]) == "B-77"
+
+
+def test_every_received_batch_gets_its_own_and_a_file_gets_no_fhs():
+    """FHS, two batches and a message outside any: three response batches, each with its
+    own ACKs and count, the third with no reference; no FHS/FTS (the module doc says why)."""
+    data = (b"FHS|^~\\&|LAB\r" + batch_of(message(control_id="M1")) + b"BHS|^~\\&|LAB||||||||"
+            b"B-78\r" + message(control_id="M2") + message(control_id="M3") + b"BTS|2\r"
+            + message(control_id="M4") + b"FTS|3\r")
+    text = batch_ack(data).decode()
+    assert not text.startswith("FHS") and "FTS" not in text
+    parts = [p for p in re.split(r"(?=BHS\|)", text) if p]
+    assert len(parts) == 3
+    got = [hl7.parse_batch(p) for p in parts]
+    assert [[str(m.segment("MSA")[2]) for m in b] for b in got] == [["M1"], ["M2", "M3"],
+                                                                    ["M4"]]
+    assert [str(b.trailer) for b in got] == ["BTS|1", "BTS|2", "BTS|1"]
+    assert [str(b.header[12]) if len(b.header) > 12 else "" for b in got] == [
+        "B-77", "B-78", ""]
+
+
+def test_batch_comment_is_escaped_and_cut_at_80():
+    text = "HL7_BATCH_COUNT_MISMATCH: BTS-1 announces 3 messages, 2 found | " + "x" * 60
+    answer = batch_ack(batch_of(message(), message(control_id="M2"), trailer="BTS|3"),
+                       comments={0: text})
+    got = read_batch(answer)
+    for comment in (str(got.header[10]), str(got.trailer[2])):
+        assert len(comment) <= 80 and comment.endswith("...")
+        assert comment.startswith("HL7_BATCH_COUNT_MISMATCH: BTS-1 announces 3 messages")
+    assert "\\F\\" in str(got.trailer[2])  # the '|' of the text, escaped
+
+
+def test_batch_ack_in_the_first_message_charset_and_delimiters():
+    """ISO 8859-1 message with '#' as field separator and its own encoding characters: the
+    envelope uses them and the bytes are latin-1, like the ACK."""
+    data = batch_of(message(charset="8859/1", sending_fac="CERBALLIANCE_LYON",
+                            receiving_fac="SANTÉ", encoding="latin-1"),
+                    header="BHS|^~\\&|LAB|CERBALLIANCE_LYON|DMP|SANTÉ", encoding="latin-1")
+    answer = batch_ack(data)
+    assert "BHS|^~\\&|DMP|SANTÉ|".encode("latin-1") in answer
+    assert str(read_batch(answer, "latin-1").header[4]) == "SANTÉ"
+    own = (b"BHS#$*!@#LAB\r" + message().replace(b"|", b"#").replace(b"^~\\&", b"$*!@")
+           + b"BTS#1\r")
+    text = batch_ack(own).decode()
+    assert text.startswith("BHS#$*!@#") and "\rBTS#1\r" in text
+
+
+def test_empty_batch_with_its_own_delimiters():
+    answer = build_batch_ack(outline(b"BHS#$*!@#LAB#X\rBTS#0\r"), [], None, now=NOW)
+    assert answer.startswith(b"BHS#$*!@#") and answer.endswith(b"\rBTS#0\r")

@@ -17,6 +17,8 @@ from parsers.hl7v2.framing import (
     BATCH_UNEXPECTED,
     GARBAGE,
     iter_batch,
+    outline,
+    starts_with_envelope,
 )
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -313,3 +315,45 @@ def test_streaming_split_of_a_generated_batch_file(tmp_path, window: int) -> Non
     _, folder = write_bulk(tmp_path, 300, 11, batch=True)
     data = next(folder.iterdir()).read_bytes()
     assert _streamed(data, window) == split_batch(data)
+
+
+# -- outline: the batches a batch acknowledgment answers ---------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams())
+def test_outline_groups_take_split_batch_messages_in_order(data: bytes) -> None:
+    """Whatever the envelope (missing trailers, loose messages, junk), the groups' counts add
+    up to split_batch's messages: each message's ACK lands in one response batch."""
+    whole = split_batch(data)
+    if whole.messages == [data] and not whole.problems and not whole.envelope:
+        return  # no MSH/FHS/BHS at all: never a batch frame
+    groups = outline(data).groups
+    assert sum(g.messages for g in groups) == len(whole.messages)
+    assert all(g.header is None or g.header.startswith(b"BHS") for g in groups)
+    assert [g.start for g in groups] == sorted(g.start for g in groups)
+
+
+def test_outline_of_a_file():
+    data = (b"FHS|^~\\&|LAB\rBHS|^~\\&|LAB||||||||B1\rMSH|^~\\&|a\rBTS|1\r"
+            b"BHS|^~\\&|LAB\nMSH|^~\\&|b\nMSH|^~\\&|c\nBTS|2\nMSH|^~\\&|d\rFTS|3\r")
+    groups = outline(data).groups
+    assert [(g.header, g.messages) for g in groups] == [
+        (b"BHS|^~\\&|LAB||||||||B1", 1), (b"BHS|^~\\&|LAB", 2), (None, 1)]
+    assert [data[g.start:g.start + 3] for g in groups] == [b"BHS", b"BHS", b"MSH"]
+
+
+def test_outline_of_an_empty_batch_and_of_a_batch_without_trailer():
+    assert [(g.header, g.messages) for g in outline(b"BHS|^~\\&\rBTS|0\r").groups] == [
+        (b"BHS|^~\\&", 0)]
+    assert [(g.header, g.messages) for g in outline(b"BHS|^~\\&\rMSH|^~\\&|a\r").groups] == [
+        (b"BHS|^~\\&", 1)]
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"BHS|^~\\&\rMSH|x\r", True), (b"FHS|^~\\&\r", True), (b"\xef\xbb\xbf\r\nBHS|x", True),
+    (b"\x0bFHS|", True), (b"MSH|^~\\&\rBHS|^~\\&\r", False), (b"BHSX|", False),
+    (b"PID|1\r", False), (b"", False),
+])
+def test_a_batch_frame_opens_with_fhs_or_bhs(data: bytes, expected: bool) -> None:
+    assert starts_with_envelope(data) is expected

@@ -211,19 +211,58 @@ def test_node_hl7_client(ctx, tmp_path) -> None:  # noqa: ANN001
         assert msh[9] != sent[9]  # a control id of its own
 
 
+def _segments(text: str) -> list[list[str]]:
+    return [line.split("|") for line in text.replace("\n", "\r").split("\r") if line]
+
+
 def test_node_hl7_client_batch(ctx, tmp_path) -> None:  # noqa: ANN001
     """A file batch (FHS BHS MSH... BTS FTS) sent as node-hl7-client's FileBatch in one frame:
-    stored whole, its three messages filed, one ACK answering the first message."""
+    stored whole, its three messages filed, answered with one frame holding a batch (BHS,
+    three ACKs, BTS|3, no FHS: the client cannot parse a reply that starts with FHS), which
+    the client reads as a batch and hands to its handler ACK by ACK, each answering its own
+    message. Before batch ACKs it got one ACK, answering the first message."""
     _node_hl7_client()
     batch = tmp_path / "batch.hl7"
     batch.write_bytes(sample("15_chu_batch.hl7"))
     with running_service(ctx) as svc:
         [result] = _node_hl7_send(svc.port, [batch], "latin1")
         wait_processed(ctx)
-    first = sample("15_chu_batch.hl7").split(b"MSH|", 1)[1]
-    assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", _control_id(b"MSH|"
-                                                                                 + first)]]
+    sent = [_control_id(b"MSH|" + m) for m in sample("15_chu_batch.hl7").split(b"MSH|")[1:]]
+    assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", c] for c in sent]
+    [raw] = result["raw"]
+    lines = _segments(raw)
+    assert [f[0] for f in lines] == ["BHS", *["MSH", "MSA"] * 3, "BTS"]
+    assert lines[0][2:6] == ["DMP-INTAKE", "DMP", "GLIMS", "CHU_RENNES"]
+    assert lines[0][11] == "BRB0001" and lines[-1] == ["BTS", "3"]
     assert statuses(ctx) == {"split": 1, "deposited": 3}
+
+
+def test_node_hl7_client_bhs_batch_then_a_message(ctx, tmp_path) -> None:  # noqa: ANN001
+    """node-hl7-client's Batch (BHS ... BTS, no FHS) of three generated ORU^R01 in original
+    mode, then a lone message on the same connection: the batch's answer is a batch of three
+    AA answering each MSH-10, and the client, satisfied by it (no time-out), sends the next
+    message and gets its own ACK."""
+    from samples.generate import Traffic
+
+    _node_hl7_client()
+    traffic = iter(Traffic(23, patients=10, corrections=0, duplicates=0, charset="utf-8"))
+    messages = [original_mode(next(traffic).replace(b"\n", b"\r")) for _ in range(4)]
+    batch, single = tmp_path / "batch.hl7", tmp_path / "single.hl7"
+    batch.write_bytes(b"BHS|^~\\&|LAB|SITE|DMP-INTAKE|DMP|20251203061500+0100||||B77\r"
+                      + b"".join(messages[:3]) + b"BTS|3\r")
+    single.write_bytes(messages[3])
+    with running_service(ctx) as svc:
+        first, second = _node_hl7_send(svc.port, [batch, single], "utf8")
+        wait_processed(ctx)
+    assert first["connection"] == second["connection"] == 1
+    assert [_fields(a, "MSA")[1:3] for a in first["acks"]] == [
+        ["AA", _control_id(m)] for m in messages[:3]]
+    lines = _segments(first["raw"][0])
+    assert [f[0] for f in lines] == ["BHS", *["MSH", "MSA"] * 3, "BTS"]
+    assert lines[0][11] == "B77" and lines[-1] == ["BTS", "3"]
+    assert [_fields(a, "MSA")[1:3] for a in second["acks"]] == [
+        ["AA", _control_id(messages[3])]]
+    assert sum(statuses(ctx).values()) == 1 + 3 + 1  # the batch's row, its 3, the lone one
 
 
 def test_node_hl7_client_tls_with_client_certificate(tmp_path, tls_files) -> None:  # noqa: ANN001

@@ -1,4 +1,6 @@
-"""The asyncio MLLP listener: many connections, each carrying many messages, one ACK each.
+"""The asyncio MLLP listener: many connections, each carrying many frames, each answered
+(one ACK, a commit ACK then an application ACK, or for a batch one frame holding a batch of
+ACKs: whatever the handler returns, each in a frame of its own).
 
 Each connection reads a frame, hands it to the group committer and writes back the answer
 before reading the next frame (MLLP is request/response per connection; a sender that

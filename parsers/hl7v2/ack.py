@@ -1,4 +1,5 @@
-"""Write an HL7v2 acknowledgment (ACK) for a received message header (v2.5 chapter 2.9, 2.14).
+"""Write an HL7v2 acknowledgment (ACK) for a received message header (v2.5 chapter 2.9, 2.14),
+and the batch that answers a received batch (v2.5 2.10.3.3, ``build_batch_ack``).
 
 The ACK answers in the sender's own terms: MSH-3/4 and MSH-5/6 swapped, the same encoding
 characters, version (MSH-12), processing id (MSH-11) and character set (MSH-18, and the bytes
@@ -13,11 +14,13 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from parsers.hl7v2.er7 import Delimiters
 from parsers.hl7v2.escape import escape
+from parsers.hl7v2.framing import Outline
 from parsers.hl7v2.header import Header
 
 # HL7 table 0357 texts for the codes we send
@@ -146,3 +149,81 @@ def _truncate(text: str, n: int, d: Delimiters) -> str:
         kept.append(e)
         size += len(e)
     return "".join(kept) + "..."
+
+
+def build_batch_ack(shape: Outline, acks: list[list[bytes]], header: Header | None, *,
+                    comments: Mapping[int, str] | None = None, now: datetime | None = None,
+                    application: str = "DMP") -> bytes:
+    """The response batch to a received batch (v2.5 2.10.3.3: "its format is a batch of
+    individual messages", here ACKs): for each received batch a BHS, the ACKs of its
+    messages, a BTS whose BTS-1 counts them.
+
+    ``acks``: for each received message, in order, the ACK messages answering it (none when
+    its MSH-15/16 asked for none, two for a commit then an application ACK); the groups of
+    ``shape`` take them in order. ``comments``: group index -> text for BHS-10 and BTS-2 (an
+    envelope problem: a count not reached, a trailer missing). Each BHS swaps the received
+    sender and receiver (falling back on the first message's MSH-3..6 when the BHS names
+    nobody), gets a new control id in BHS-11 and echoes the received one in BHS-12 (reference
+    batch control id). No FHS/FTS, even for a received file: a response is "a batch" in
+    2.10.3.3, FHS is optional in 2.10.3.1, and node-hl7-client 4.0.0 cannot read a reply
+    that starts with FHS (its reply reader takes it as a Batch, which must begin with BHS or
+    MSH). The envelope uses the first message's delimiters and charset (``header``), as its
+    ACK does; without any message, the BHS's own delimiters and UTF-8."""
+    d = header.delimiters if header is not None else _envelope_delimiters(shape)
+    codec = header.codec if header is not None else "utf-8"
+    stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
+    comments = comments or {}
+
+    def line(text: str) -> bytes:
+        return (text + "\r").encode(codec, errors="replace")
+
+    out: list[bytes] = []
+    taken = 0
+    for n, group in enumerate(shape.groups):
+        answers = [a for message in acks[taken:taken + group.messages] for a in message]
+        taken += group.messages
+        comment = comments.get(n, "")
+        out.append(line(_envelope_header(group.header, header, d, codec, stamp, comment,
+                                         application)))
+        out += answers  # each in its own message's charset, ending with CR (build_ack)
+        out.append(line(d.field.join(["BTS", str(len(answers))]
+                                     + ([_truncate(comment, 80, d)] if comment else []))))
+    return b"".join(out)
+
+
+def _envelope_header(received: bytes | None, header: Header | None, d: Delimiters,
+                     codec: str, stamp: str, comment: str, application: str) -> str:
+    """BHS of the response: fields 3-6 swapped, 7 now, 10 the comment, 11 a new control id,
+    12 the received BHS-11."""
+    got = _raw_fields(received, codec)
+    msh = {n: header.raw(n) if header is not None else "" for n in (3, 4, 5, 6)}
+    fields = ["BHS", _encoding(d),
+              got.get(5) or msh[5] or application, got.get(6) or msh[6],
+              got.get(3) or msh[3], got.get(4) or msh[4], stamp, "", "",
+              _truncate(comment, 80, d) if comment else "", new_control_id(),
+              got.get(11, "")]
+    while fields and not fields[-1]:
+        fields.pop()
+    return d.field.join(fields)
+
+
+def _raw_fields(line: bytes | None, codec: str) -> dict[int, str]:
+    """Fields 3 and on of a received BHS line as sent (escaped), by number."""
+    if not line or len(line) < 4:
+        return {}
+    text = line.decode(codec, errors="replace")
+    parts = text.split(text[3])
+    return {n: value for n, value in enumerate(parts[2:], start=3)}
+
+
+def _envelope_delimiters(shape: Outline) -> Delimiters:
+    """The delimiters the received BHS declares (its fields 1 and 2), for a response that has
+    no message to take them from (an empty batch)."""
+    line = next((g.header for g in shape.groups if g.header), None)
+    if not line or len(line) < 8:
+        return Delimiters()
+    text = line.decode("latin-1")
+    separator, encoding = text[3], text[4:].split(text[3])[0]
+    if len(encoding) < 4 or separator.isalnum() or len(set(encoding + separator)) < 5:
+        return Delimiters()
+    return Delimiters(separator, encoding[0], encoding[1], encoding[2], encoding[3])

@@ -312,3 +312,56 @@ def _close_file(file: _Open, problems: list[BatchProblem], by: str) -> None:
         BATCH_TRUNCATED,
         f"FHS at byte {file.offset} has no FTS trailer before {by}: truncated file?",
         file.offset))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchGroup:
+    """One batch of an input as its envelope delimits it: its BHS line as received (None for
+    messages outside any BHS), how many messages (MSH) it holds, and the offset where it
+    starts (its BHS, else its first MSH)."""
+
+    header: bytes | None
+    messages: int
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outline:
+    """The batches of an input in order; the messages of the groups, taken in order, are
+    ``split_batch(data).messages``."""
+
+    groups: list[BatchGroup]
+
+
+def starts_with_envelope(data: bytes) -> bool:
+    """Whether the first segment (after a BOM, blank lines, MLLP start bytes) is FHS or BHS:
+    what makes a frame a batch to be answered with a batch (node-hl7-client's isBatch and
+    isFile decide the same way on the sending side)."""
+    start = _skip_lead(data)
+    head = data[start:start + 4]
+    return head[:3] in (b"FHS", b"BHS") and not head[3:4].isalnum()
+
+
+def outline(data: bytes) -> Outline:
+    """The batches of ``data`` with their header lines and message counts, cut at the same
+    segment boundaries as ``split_batch``. FHS and FTS only close the open batch; messages
+    outside any batch make a group of their own, without header."""
+    groups: list[BatchGroup] = []
+    open_group: BatchGroup | None = None
+    bounds = _boundaries(data, _skip_lead(data))
+    for i, (pos, name) in enumerate(bounds):
+        end = bounds[i + 1][0] if i + 1 < len(bounds) else len(data)
+        if name == "MSH":
+            if open_group is None:  # a message outside any batch
+                open_group = BatchGroup(None, 0, pos)
+            open_group = BatchGroup(open_group.header, open_group.messages + 1,
+                                    open_group.start)
+            continue
+        if open_group is not None:  # any envelope segment ends the open group
+            groups.append(open_group)
+            open_group = None
+        if name == "BHS":
+            open_group = BatchGroup(data[pos:_line_end(data, pos, end)].rstrip(_JUNK), 0, pos)
+    if open_group is not None:
+        groups.append(open_group)
+    return Outline(groups)

@@ -17,11 +17,13 @@
 // keeps it open). --encoding is a Node.js Buffer encoding, used by the client to encode what
 // it sends; 'latin1' sends each byte of the file unchanged (so an ISO 8859-15 file goes out as
 // is). For each FILE one JSON line on stdout:
-//     {"file": F, "connection": N, "acks": ["<ACK text, \r between segments>", ...]}
-//     {"file": F, "connection": N|null, "error": "<why>"}
+//     {"file": F, "connection": N, "acks": ["<ACK text, \r between segments>", ...],
+//      "raw": ["<reply text as the client read it>", ...]}
+//     {"file": F, "connection": N|null, "error": "<why>", "raw": [...]}
 // "acks" holds every ACK message the client handed to its response handler until the first
-// one came plus a short settling time (a batch answer may be split by the client into one
-// call per message). With --tls-ca the connection is TLS, the server's certificate checked
+// one came plus a short settling time (a batch answer is split by the client into one call
+// per message); "raw" every reply the client read meanwhile ('data.raw' event, emitted
+// before it parses the reply: a reply it cannot parse is there and not in "acks"). With --tls-ca the connection is TLS, the server's certificate checked
 // against that CA (rejectUnauthorized); --tls-cert and --tls-key present a client certificate.
 // Exit status: 0 when every FILE got an ACK, 1 otherwise, 2 on bad usage.
 //
@@ -110,6 +112,7 @@ async function main() {
   const version = first ? versionOf(first.item) : '2.5';
   const client = new Client({ host: opts.host, version, ...(opts.tls ? { tls: opts.tls } : {}) });
   const received = [];
+  const raws = [];
   let wake = () => {};
   const connection = client.createConnection(
     { port: opts.port, encoding: opts.encoding, waitAck: true, maxConnectionAttempts: 1 },
@@ -125,6 +128,7 @@ async function main() {
     if (port !== undefined && !ports.includes(port)) ports.push(port);
     return ports.length || null;
   };
+  connection.on('data.raw', (text) => raws.push(text));
   for (const event of ['client.error', 'data.error', 'connection.error']) {
     connection.on(event, (err) => process.stderr.write(`${event}: ${err?.message ?? err}\n`));
   }
@@ -140,6 +144,7 @@ async function main() {
     try {
       if (error) throw new Error(error);
       received.length = 0;
+      raws.length = 0;
       const got = new Promise((resolve) => { wake = resolve; });
       await connection.sendMessage(item);
       const timer = sleep(opts.timeoutMs).then(() => 'timeout');
@@ -147,10 +152,12 @@ async function main() {
       await sleep(SETTLE_MS);
       line.connection = connections();
       line.acks = [...received];
+      line.raw = [...raws];
     } catch (err) {
       failures += 1;
       line.connection = connections();
       line.error = err?.message ?? String(err);
+      line.raw = [...raws];
     }
     process.stdout.write(JSON.stringify(line) + '\n');
   }
