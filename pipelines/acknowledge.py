@@ -61,8 +61,8 @@ message's, as its ACK's are.
   ledger records the problem on the batch's row as before ('failed' with its code).
 - An empty batch (BHS BTS|0) is legal (2.10.3: a batch may hold zero messages to meet a
   periodic submission): it is answered with an empty batch (BHS, BTS|0). The ledger records
-  it as the folder intake records the same bytes: its frame archived, one row 'failed' with
-  HL7_NO_MSH (nothing in it to file).
+  it as the folder intake records the same bytes: its frame archived, one batch row 'split'
+  into nothing, with the note HL7_EMPTY_BATCH (no failure for an admin to look at).
 - Messages plainly concatenated in one frame, without FHS/BHS, keep the one ACK described
   above (answering the first MSH-10, reporting the first failure): MLLP carries one message
   per frame, a sender that concatenates is not batch-aware, and the clients we test read
@@ -146,7 +146,29 @@ def _rule(code: str | None) -> AckRule:
 def match_source(sources: tuple[Source, ...], header: Header, peer: str | None,
                  accept_unknown: bool) -> tuple[str, tuple[str, str] | None]:
     """(source id, rejection or None) for a message's MSH-3/MSH-4 and the peer address."""
-    application, facility = header.sender
+    return match_sender(sources, *header.sender, peer, accept_unknown)
+
+
+def envelope_sender(data: bytes) -> tuple[str, str]:
+    """(sending application, facility) that the first FHS/BHS of ``data`` names (fields 3
+    and 4, each HD's namespace id, else its universal id): who sends a batch without any
+    message, which has no MSH to say it."""
+    start = min((i for i in (data.find(b"FHS"), data.find(b"BHS")) if i >= 0), default=0)
+    text = data[start:].split(b"\r", 1)[0].split(b"\n", 1)[0].decode("latin-1")
+    if len(text) < 5:
+        return "", ""
+    fields, comp = text.split(text[3]), text[4]
+
+    def name(n: int) -> str:
+        hd = (fields[n] if len(fields) > n else "").split(comp)
+        return (hd[0] or (hd[1] if len(hd) > 1 else "")).strip()
+
+    return name(2), name(3)
+
+
+def match_sender(sources: tuple[Source, ...], application: str, facility: str,
+                 peer: str | None, accept_unknown: bool) -> tuple[str, tuple[str, str] | None]:
+    """(source id, rejection or None) for a sender's names and the peer address."""
     named = [s for s in sources if s.names(application, facility)]
     shown_app, shown_facility = application[:40], facility[:40]  # a malformed MSH shifts fields
     for source in named:
@@ -239,16 +261,22 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     header = read_header(frame.data)
     refusal = _refusal(frame, header, listener.max_frame_bytes)
     source = UNKNOWN_SOURCE
+    batch = batch_frame(frame.data) if frame.size is None else None
     if header is not None and frame.size is None:  # a refused message of a declared sender
         source, refused = match_source(ctx.settings.sources, header, frame.peer,  # is its
                                        listener.accept_unknown_senders)          # source's
         if refusal is None and refused is not None:
             refusal = (*refused, "")
         refusal = refusal or _unsupported(header)
+    elif batch is not None and not batch.messages and not batch.problems:
+        # an empty batch (no MSH to read): taken from the sender its FHS/BHS names, and
+        # recorded as intake records one (a batch row, nothing to file)
+        source, refused = match_sender(ctx.settings.sources, *envelope_sender(frame.data),
+                                       frame.peer, listener.accept_unknown_senders)
+        refusal = (*refused, "") if refused is not None else None
     rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
-    batch = batch_frame(frame.data) if frame.size is None else None
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207

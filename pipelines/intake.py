@@ -27,6 +27,8 @@ from pipelines.archive import Archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, SPLIT, now
 
+EMPTY_BATCH = "HL7_EMPTY_BATCH"
+
 # The columns of a message row (the others are NULL or their scalar default) and the
 # level-1 dedupe lookup, fixed once: on SQLite both go to the driver as text (_insert_many);
 # SQLAlchemy building and compiling them per group cost the listener more than SQLite did.
@@ -79,6 +81,8 @@ def _split(item: Received) -> tuple[str, list[bytes], list]:
     if fmt != "hl7v2" or item.rejection is not None:
         return fmt, [item.data], []
     batch = split_batch(item.data)
+    if not batch.messages and batch.envelope and not batch.problems:
+        return fmt, [], []  # an empty batch (BTS-1 = 0): its batch row alone, nothing to file
     return fmt, batch.messages or [item.data], list(batch.problems)
 
 
@@ -124,7 +128,7 @@ def split_item(item: Received) -> tuple[tuple, list[tuple[str, bytes]]]:
     hashed = [(sha256_hex(p), p) for p in parts]
     blobs = list(hashed)
     whole = None
-    if len(parts) > 1 or problems:
+    if len(parts) != 1 or problems:
         whole = sha256_hex(item.data)
         blobs.append((whole, item.data))
     return (item, fmt, hashed, problems, whole), blobs
@@ -207,7 +211,7 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
     row of the same group). Level-1 dedupe is one query for the group."""
     results = [IntakeResult() for _ in prepared]
     bases = []
-    for (item, fmt, _, problems, whole), result in zip(prepared, results, strict=True):
+    for (item, fmt, hashed, problems, whole), result in zip(prepared, results, strict=True):
         received_at = item.received_at or now()
         base = {"source": item.source, "channel": item.channel, "peer": item.peer,
                 "file_name": item.file_name, "received_at": received_at,
@@ -222,7 +226,8 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
                  "status": FAILED if problems else SPLIT, "stage": "intake",
                  "error_code": problems[0].code if problems else None,
                  "error_message": "; ".join(p.message for p in problems) or None,
-                 "warnings": [f"{p.code}: {p.message}" for p in problems[1:]] or None},
+                 "warnings": [f"{p.code}: {p.message}" for p in problems[1:]]
+                 or _empty_batch(hashed)},
             ).returning(imports.c.id)).scalar_one()
         bases.append(base)
 
@@ -272,6 +277,13 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
         results[n].repeats += 1
     fault_point("intake.uncommitted")
     return results
+
+
+def _empty_batch(hashed: list) -> list[str] | None:
+    """The note on the row of a batch that holds no message. HL7 v2.5 2.10.3 allows one (a
+    periodic submission with nothing to send): recorded as a batch ('split' into nothing),
+    not as a failure an admin would have to look at."""
+    return None if hashed else [f"{EMPTY_BATCH}: the batch holds no message, nothing to file"]
 
 
 def _first_seen(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:  # noqa: ANN001

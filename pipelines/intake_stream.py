@@ -23,7 +23,7 @@ from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import Batch, iter_batch
 from pipelines.archive import Archive
-from pipelines.intake import IntakeResult, Received, intake
+from pipelines.intake import EMPTY_BATCH, IntakeResult, Received, intake
 from pipelines.ledger import FAILED, SPLIT, now
 
 # Above this an HL7v2 file is streamed. Held whole, a batch file costs about six times its
@@ -86,7 +86,11 @@ def intake_file(engine: Engine, archive: Archive, path: Path, *, source: str,
                 flush()
     flush()
     problems = list(envelope.problems)
-    if not messages:
+    empty = None
+    if not messages and envelope.envelope and not problems:
+        status, code, text = SPLIT, None, None  # an empty batch: intake._empty_batch
+        empty = [f"{EMPTY_BATCH}: the batch holds no message, nothing to file"]
+    elif not messages:
         status, code = FAILED, "HL7_NO_MSH"
         text = f"no MSH segment at a line start in the file's {size} bytes"
     elif problems:
@@ -98,5 +102,5 @@ def intake_file(engine: Engine, archive: Archive, path: Path, *, source: str,
     with engine.begin() as conn:
         conn.execute(update(imports).where(imports.c.id == batch_id).values(
             status=status, error_code=code, error_message=text,
-            warnings=result.batch_problems[1:] or None, updated_at=now()))
+            warnings=result.batch_problems[1:] or empty, updated_at=now()))
     return result

@@ -118,6 +118,28 @@ def test_truncated_streamed_batch_is_reported(ctx, tmp_path) -> None:  # noqa: A
     assert len(result.message_ids) == 5
 
 
+@pytest.mark.parametrize("streamed", [True, False])
+def test_empty_batch_is_a_batch_row_not_a_failure(ctx, tmp_path, streamed) -> None:  # noqa: ANN001
+    """HL7 v2.5 2.10.3 allows a batch of zero messages (a periodic submission with nothing
+    to send): one batch row 'split' into nothing, noted, whether streamed or not; a file of
+    no HL7 at all is still HL7_NO_MSH."""
+    path = tmp_path / "empty.hl7"
+    path.write_bytes(b"FHS|^~\\&|LAB\rBHS|^~\\&|LAB\rBTS|0\rFTS|1\r")
+    if streamed:
+        result = intake_file(ctx.engine, ctx.archive, path, source="lab", window=16)
+    else:
+        result = intake(ctx.engine, ctx.archive, [Received(path.read_bytes(), "lab",
+                                                           "file")])[0]
+    assert result.message_ids == [] and result.batch_problems == []
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports)).all()
+    assert [(r.id, r.status, r.error_code, r.warnings) for r in rows] == [
+        (result.batch_id, "split", None,
+         ["HL7_EMPTY_BATCH: the batch holds no message, nothing to file"])]
+    assert ctx.archive.get(rows[0].sha256) == path.read_bytes()
+    assert drain(ctx) == {}
+
+
 def test_only_big_hl7_files_are_streamed(tmp_path, batch_file) -> None:  # noqa: ANN001
     pdf = tmp_path / "scan.pdf"
     pdf.write_bytes(b"%PDF-1.4\n" + b"x" * 5000)

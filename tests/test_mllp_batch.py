@@ -132,16 +132,36 @@ def test_batch_without_trailer(ctx) -> None:  # noqa: ANN001
 
 def test_empty_batch_gets_an_empty_batch(ctx) -> None:  # noqa: ANN001
     """BHS BTS|0 (a periodic submission with nothing to send, 2.10.3): answered BHS BTS|0;
-    the ledger records the frame as the folder intake records the same bytes (HL7_NO_MSH:
-    nothing in it to file)."""
+    the ledger records the frame as the folder intake records the same bytes: a batch row
+    'split' into nothing, noted HL7_EMPTY_BATCH, not a failure."""
     with running_service(ctx, process=False) as svc, Client(svc.port) as client:
         got = lines(client.send(BHS + b"B0\rBTS|0\r"))
     assert [f[0] for f in got] == ["BHS", "BTS"]
     assert got[0][2:6] == ["DMP-INTAKE", "DMP", "GLIMS", "CHU_RENNES"] and got[0][11] == "B0"
     assert got[1] == ["BTS", "0"]
     with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code,
+                                   imports.c.warnings)).all()
+    assert [tuple(r) for r in rows] == [
+        ("split", None, ["HL7_EMPTY_BATCH: the batch holds no message, nothing to file"])]
+
+
+def test_empty_batch_of_an_unknown_sender_is_refused(tmp_path, database_url) -> None:  # noqa: ANN001
+    """No MSH to read: the sender is who the BHS (or FHS) names, checked like any other."""
+    from pipelines.acknowledge import envelope_sender
+    from pipelines.settings import Source
+
+    assert envelope_sender(BHS + b"B0\rBTS|0\r") == ("GLIMS", "CHU_RENNES")
+    assert envelope_sender(b"\x0bFHS|^~\\&|^1.2.250.1^ISO|LAB\rBHS|^~\\&|X|Y\r") == (
+        "1.2.250.1", "LAB")
+    ctx = make_ctx(tmp_path, database_url, sources=(Source("labo-x", "SIL-X", "*"),))
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        got = lines(client.send(BHS + b"B0\rBTS|0\r"))
+    assert [f[0] for f in got] == ["BHS", "BTS"]
+    with ctx.engine.connect() as conn:
         rows = conn.execute(select(imports.c.status, imports.c.error_code)).all()
-    assert [tuple(r) for r in rows] == [("failed", "HL7_NO_MSH")]
+    assert [tuple(r) for r in rows] == [("failed", "MLLP_UNKNOWN_SENDER")]
+    ctx.engine.dispose()
 
 
 def test_messages_asking_acks_on_error_only_get_an_empty_batch(ctx) -> None:  # noqa: ANN001
