@@ -660,7 +660,7 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     resolution = resolve_identity(conn, normalized.identity,
                                   auto_create=ctx.settings.auto_create, lookup=lookup,
                                   feeding=feeding)
-    warnings = item.warnings + normalized.identity.warnings + (resolution.warnings or [])
+    warnings = item.warnings + (resolution.warnings or [])
     if resolution.patient_id is None:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
                             error_message=resolution.reason,
@@ -883,7 +883,7 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     known, must name the same dossier, else nothing is done on a guess (IDENTITY_AMBIGUOUS).
     No dossier holds it: recorded, nothing to remove."""
     normalized = item.normalized
-    logical_id, warnings = normalized.logical_id, item.warnings + normalized.identity.warnings
+    logical_id, warnings = normalized.logical_id, list(item.warnings)
     nir, kind = normalized.adt.removed_ins[0]
     if len(normalized.adt.removed_ins) > 1:
         warnings.append("MRG-1 holds several INS: only the first is removed")
