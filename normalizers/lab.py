@@ -21,7 +21,7 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import handles, normalize_adt
-from normalizers.codes import CodeMappings, resolve_code
+from normalizers.codes import CodeMappings, resolve_code, text_in_system_slot
 from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
@@ -648,9 +648,14 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             performer: str | None, results: list[Entry]) -> Entry:
     """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
-    coded = resolve_code(obr_code, text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1),
-                         sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
-                         sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
+    display, system = text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1)
+    sent_system = ""
+    if system and not display and text_in_system_slot(system):
+        sent_system = system
+        display, system = _name_in_system_slot(ctx, obr, 4, part(c4, 3))
+    coded = resolve_code(obr_code, display, system, sub(msg, part(c4, 4), 1),
+                         sub(msg, part(c4, 5), 1), sub(msg, part(c4, 6), 1),
+                         source=ctx.source, mappings=ctx.mappings, sent_system=sent_system)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
     if code25:
         status = _report_statuses().get(code25)
@@ -732,16 +737,21 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
-    system = lf(c3[2]) if n3 > 2 else ""
-    if system == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
+    system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
+    coding = system  # the coding system the code is read under
+    if system and not display and text_in_system_slot(system):
+        display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
+    if coding == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
-            code, display, system, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
-            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings)
+            code, display, coding, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
+            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings,
+            sent_system=system if coding != system else "")
     else:
         r_code, r_system, r_display, mapped, local = resolve_code(
-            code, display, system, source=ctx.source, mappings=ctx.mappings)
+            code, display, coding, source=ctx.source, mappings=ctx.mappings,
+            sent_system=system if coding != system else "")
     sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
     if scope:
@@ -805,6 +815,20 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str, str]:
+    """(text, coding system) of an identifier (OBX-3, OBR-4) sent 'LEUUR^^Leucocytes': the
+    name in the coding-system slot, its own slot empty (``text_in_system_slot``). The name is
+    its text and the code is local ('L'). The key keeps the component as sent (a result
+    filed before this reading is still the one a correction replaces), and a mapping row
+    keyed by the name as the coding system still maps (``resolve_code``'s sent_system).
+    Said once per message: such a sender writes every identifier that way."""
+    said = f"{seg.name}-{n}: name of the coding system"
+    if not any(w.startswith(said) for w in ctx.warnings):
+        ctx.warnings.append(f"{said} holds words, text empty: read as the text, the code as "
+                            f"local (first at {loc(seg, n)})")
+    return text(ctx.msg, raw), ""
 
 
 def _why_no_status(f: list[str]) -> str:
@@ -912,7 +936,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
-        _coded(msg, obx, entry)
+        _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
         value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
         try:
@@ -1020,16 +1044,21 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         entry.comparator = shown or None
 
 
-def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
+def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
     its original text (CWE.9). The value shown is the first of text, code, alternate text,
     alternate code, original text: public-health senders code the alternate triplet only
-    ('^^^260373001^Detected^SCT') or send the original text alone, which was lost."""
+    ('^^^260373001^Detected^SCT') or send the original text alone, which was lost. A text
+    sent in the coding-system slot ('POS^^Positif', as the same French LIS writes OBX-3)
+    is the text (``_name_in_system_slot``)."""
+    msg = ctx.msg
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
         c = comps(msg, rep)
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
+        if item["system"] and not item["display"] and text_in_system_slot(item["system"]):
+            item["display"], item["system"] = _name_in_system_slot(ctx, obx, 5, part(c, 3))
         if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1))

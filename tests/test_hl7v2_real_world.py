@@ -960,3 +960,63 @@ def test_reference_ranges_of_other_spellings_have_their_limits_in_fhir():
                       "OBX[8]": {"low": 3.5, "high": 5.0},
                       "OBX[9]": {"low": 12.0, "high": 16.0}, "OBX[10]": {}}
     assert _reference_range(asdict(nm.entries[1]))[0]["high"]["code"] == "mg/L"
+
+
+def test_a_test_name_in_the_coding_system_slot_is_the_text(tmp_path):
+    """INLOG (a French LIS, message posted on the IHE France laboratory list) writes OBX-3
+    'LEUUR^^Leucocytes': the name one slot too far. It was filed as the coding system and
+    the display was lost. Words there (blanks, lower case, accents), the text slot empty and
+    no coding system of that name (table 0396, code_systems.csv, 99zzz, OIDs): the text, the
+    code local. The key keeps OBX-3.3 as sent (a correction still replaces what was filed
+    before), and a per-source mapping row keyed the old way ('Leucocytes' as the coding
+    system) still maps; a row keyed 'L' wins. Coded values and OBR-4 alike."""
+    from normalizers.codes import load_mappings, text_in_system_slot
+    from parsers.hl7v2.er7 import parse_text
+
+    words = ["Leucocytes", "ACIDE URIQUE", "GLYCÉMIE", "Hématies urinaires", "Positif"]
+    systems = ["LN", "L", "SCT", "99LAB", "99zzz", "HL70078", "hl70136", "NABM", "Local",
+               "loinc", "SNOMED CT", "1.2.250.1.213.2.7", "urn:oid:2.16.840.1.113883.6.1",
+               "GLYCEMIE", "I10", "ISO+", "123"]
+    assert all(text_in_system_slot(w) for w in words)
+    assert not any(text_in_system_slot(s) for s in systems)
+    (tmp_path / "inlog-lab.csv").write_text(
+        "coding_system,local_code,loinc,display\n"
+        "Leucocytes,LEUUR,30405-5,Leucocytes [#/volume] in Urine\n"
+        "L,HEMUR,30391-7,Erythrocytes [#/volume] in Urine\n"
+        "Hématies urinaires,HEMUR,5821-4,(old row keyed the old way)\n", encoding="utf-8")
+    maps = load_mappings(tmp_path)
+    text = oru("OBX|1|NM|LEUUR^^Leucocytes||15|/mm3|< 10|H|||F",
+               "OBX|2|NM|HEMUR^^Hématies urinaires||3|/mm3|< 10|N|||F",
+               "OBX|3|CE|NITR^^Nitrites||NEG^^Négatif||||||F",
+               "OBX|4|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
+               "OBX|5|NM|PROT^^GLYCEMIE||0.1|g/L|||||F",
+               order=("ORC|RE||24C1102-31^INLOG",
+                      "OBR|1||24C1102-31^INLOG|CYTOU^^Cytologie urinaire|||202411020815||||||"
+                      "|||||||||||F"))
+    nm = normalize_message_as(parse_text(text), "inlog-lab", maps)
+    report, leu, hem, nitr, gly, prot = nm.entries
+    assert (report.code, report.system, report.display) == ("CYTOU", "L", "Cytologie urinaire")
+    assert (leu.code, leu.system, leu.display, leu.mapped) == \
+        ("30405-5", "LN", "Leucocytes [#/volume] in Urine", True)
+    assert leu.details["local_code"] == {"code": "LEUUR", "system": "L",
+                                         "display": "Leucocytes"}
+    assert leu.key == "result|24C1102-31|INLOG|LEUUR|Leucocytes|"  # as before: as sent
+    assert (hem.code, hem.mapped) == ("30391-7", True)  # keyed 'L' wins over the old key
+    assert (nitr.code, nitr.display, nitr.value) == ("NITR", "Nitrites", "Négatif")
+    assert nitr.details["coded_value"] == {"code": "NEG", "display": "Négatif", "system": ""}
+    assert (gly.display, gly.system) == ("Glycémie", "L")  # a normal identifier: unchanged
+    assert (prot.system, prot.display) == ("GLYCEMIE", None)  # one upper-case word: as sent
+    said = sorted(w for w in nm.warnings if "name of the coding system" in w)
+    assert said == [
+        "OBR-4: name of the coding system holds words, text empty: read as the text, the "
+        "code as local (first at OBR[4]-4)",
+        "OBX-3: name of the coding system holds words, text empty: read as the text, the "
+        "code as local (first at OBX[5]-3)",
+        "OBX-5: name of the coding system holds words, text empty: read as the text, the "
+        "code as local (first at OBX[7]-5)"]
+
+
+def normalize_message_as(msg, source, maps):
+    from normalizers.lab import normalize_message
+    return normalize_message(msg, source, maps)
+
