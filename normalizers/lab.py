@@ -71,7 +71,7 @@ from normalizers.model import (
     PatientPart,
     shorten_prose,
 )
-from normalizers.tabledata import column_map
+from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 
@@ -110,10 +110,32 @@ def normalize_message(msg: Message, source: str,
     MDM^T02/T04/T10/T11 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
+    A type that is no v2.5 trigger but that a sender means as one (tables/
+    message_type_aliases.csv: INLOG's ORU^O01) is read as the type it means, with a warning.
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
     """
     kind, trigger, _ = msg.message_type
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    alias = _type_aliases().get((kind, trigger))
+    if alias is None:
+        return _dispatch(msg, source, mappings, kind, trigger)
+    nm = _dispatch(msg, source, mappings, *alias)
+    nm.warnings.append(f"MSH-9: {kind}^{trigger} is no trigger of HL7 v2.5, read as "
+                       f"{alias[0]}^{alias[1]}")
+    return nm
+
+
+@cache
+def _type_aliases() -> dict[tuple[str, str], tuple[str, str]]:
+    """(MSH-9.1, MSH-9.2) as sent -> the type it is read as (tables/message_type_aliases.csv)."""
+    return {(row["kind"].upper(), row["trigger"].upper()):
+            (row["read_as_kind"].upper(), row["read_as_trigger"].upper())
+            for row in table("message_type_aliases")}
+
+
+def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: str,
+              trigger: str) -> NormalizedMessage:
+    """``normalize_message`` for MSH-9 ``kind^trigger`` (upper case, stripped)."""
     if kind == "ORU" and not trigger:
         # v2.1 MSH-9 names the message alone, and its only ORU is the unsolicited result.
         nm = normalize_results(msg, source, mappings)
@@ -1145,5 +1167,6 @@ def handles_message_type(kind: str, trigger: str) -> bool:
     the MLLP listener, which answers an unsupported type from the header alone (HL7 v2.5
     2.9.2: MSH-9 is among what the receiver checks before accepting a message)."""
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    kind, trigger = _type_aliases().get((kind, trigger), (kind, trigger))
     return ((kind == "ORU" and not trigger) or (kind, trigger) in _HANDLED
             or handles(kind, trigger))

@@ -1020,3 +1020,28 @@ def normalize_message_as(msg, source, maps):
     from normalizers.lab import normalize_message
     return normalize_message(msg, source, maps)
 
+
+def test_oru_o01_is_read_as_r01_and_the_listener_agrees():
+    """INLOG sends its results as ORU^O01, a trigger ORU does not have in v2.5 (O01 is
+    ORM's, an order). tables/message_type_aliases.csv reads it as ORU^R01 with a warning;
+    the MLLP listener's refusal of unsupported types reads the same table, so it accepts
+    what processing accepts and still refuses ORM^O01, which processing refuses."""
+    from normalizers.lab import handles_message_type
+    from parsers.hl7v2.header import read_header
+    from pipelines.acknowledge import _unsupported
+    from tests.test_lab_normalizer import MSH
+
+    o01 = MSH.replace("ORU^R01^ORU_R01", "ORU^O01")
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F", header=o01))
+    assert [e.type for e in nm.entries] == ["lab_report", "lab_result"]
+    assert nm.warnings == ["MSH-9: ORU^O01 is no trigger of HL7 v2.5, read as ORU^R01"]
+    for sent, read in (("ORU^O01", True), ("oru^o01 ", True), ("ORM^O01", False),
+                       ("ORU^O02", False)):
+        header = read_header(MSH.replace("ORU^R01^ORU_R01", sent).encode())
+        assert handles_message_type(*sent.split("^")) is read
+        assert (_unsupported(header) is None) is read
+    import pytest
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
+                 header=MSH.replace("ORU^R01^ORU_R01", "ORM^O01")))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
