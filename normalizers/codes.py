@@ -146,6 +146,7 @@ def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_d
 
 # -- a test's name in the coding-system slot --------------------------------------------------
 _NUMBERED_SYSTEM = re.compile(r"(?:HL7|ISO)\d+|99\w+", re.IGNORECASE)
+_CAPITALISED_WORD = re.compile(r"[A-Z][a-z]+(?:[-'][a-z]+)*")
 _OID_OR_URI = re.compile(r"[0-2](?:\.\d+)+|[A-Za-z][\w+.-]*:\S+")
 
 
@@ -166,17 +167,19 @@ def text_in_system_slot(system: str) -> bool:
 
     A French LIS (INLOG, on the IHE France laboratory list) writes OBX-3 'LEUUR^^Leucocytes':
     the test's name one slot too far. Filed as the coding system, the name was lost and a
-    name became a terminology. A coding system name (table 0396: 'LN', 'SCT', 'L', '99LAB',
-    'HL70078'; an OID; a URI) is an identifier: no blanks, ASCII, upper-case letters. Read
-    as text is only what is no known name, no 99zzz local form, no OID or URI, and looks like
-    words: a blank, a lower-case letter or a non-ASCII letter ('Leucocytes', 'ACIDE URIQUE',
-    'GLYCÉMIE'). A lone upper-case word ('GLYCEMIE') is left as sent: it cannot be told from
-    a system name. The caller checks that component 2 is empty (cached: one lab sends the
-    same few hundred names)."""
+    name became a terminology. A coding system name is an identifier: ASCII, no blanks,
+    upper case ('LN', 'SCT', '99LAB', 'HL70078' in table 0396), an OID, a URI, or a camel-case
+    name ('expandedYes-NoIndicator', what CI-SIS itself sends with the text slot empty:
+    'Y^^expandedYes-NoIndicator'). Read as text is only what is no known name, no 99zzz local
+    form, no OID or URI, and looks like words: a blank, a non-ASCII letter, or one
+    capitalised word ('Leucocytes', 'ACIDE URIQUE', 'GLYCÉMIE', 'Nitrites'). A lone
+    upper-case ('GLYCEMIE') or lower-case word is left as sent: it cannot be told from a
+    system name. The caller checks that component 2 is empty (cached: one lab sends the same
+    few hundred names)."""
     value = system.strip()
     if not value or not any(c.isalpha() for c in value):
         return False
     if value.upper() in _coding_system_names() or _NUMBERED_SYSTEM.fullmatch(value) \
             or _OID_OR_URI.fullmatch(value):
         return False
-    return " " in value or not value.isascii() or any(c.islower() for c in value)
+    return " " in value or not value.isascii() or _CAPITALISED_WORD.fullmatch(value) is not None

@@ -973,10 +973,12 @@ def test_a_test_name_in_the_coding_system_slot_is_the_text(tmp_path):
     from normalizers.codes import load_mappings, text_in_system_slot
     from parsers.hl7v2.er7 import parse_text
 
-    words = ["Leucocytes", "ACIDE URIQUE", "GLYCÉMIE", "Hématies urinaires", "Positif"]
+    words = ["Leucocytes", "ACIDE URIQUE", "GLYCÉMIE", "Hématies urinaires", "Positif",
+             "Anti-thrombine"]
     systems = ["LN", "L", "SCT", "99LAB", "99zzz", "HL70078", "hl70136", "NABM", "Local",
                "loinc", "SNOMED CT", "1.2.250.1.213.2.7", "urn:oid:2.16.840.1.113883.6.1",
-               "GLYCEMIE", "I10", "ISO+", "123"]
+               "GLYCEMIE", "I10", "ISO+", "123", "expandedYes-NoIndicator", "MetaDMPMSS",
+               "TRE_R38-SpecialiteOrdinale", "labo", "Expandedyesnoindicator2"]
     assert all(text_in_system_slot(w) for w in words)
     assert not any(text_in_system_slot(s) for s in systems)
     (tmp_path / "inlog-lab.csv").write_text(
@@ -990,11 +992,12 @@ def test_a_test_name_in_the_coding_system_slot_is_the_text(tmp_path):
                "OBX|3|CE|NITR^^Nitrites||NEG^^Négatif||||||F",
                "OBX|4|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
                "OBX|5|NM|PROT^^GLYCEMIE||0.1|g/L|||||F",
+               "OBX|6|CE|JEUN^^A jeun||Y^^expandedYes-NoIndicator||||||F",
                order=("ORC|RE||24C1102-31^INLOG",
                       "OBR|1||24C1102-31^INLOG|CYTOU^^Cytologie urinaire|||202411020815||||||"
                       "|||||||||||F"))
     nm = normalize_message_as(parse_text(text), "inlog-lab", maps)
-    report, leu, hem, nitr, gly, prot = nm.entries
+    report, leu, hem, nitr, gly, prot, jeun = nm.entries
     assert (report.code, report.system, report.display) == ("CYTOU", "L", "Cytologie urinaire")
     assert (leu.code, leu.system, leu.display, leu.mapped) == \
         ("30405-5", "LN", "Leucocytes [#/volume] in Urine", True)
@@ -1006,6 +1009,8 @@ def test_a_test_name_in_the_coding_system_slot_is_the_text(tmp_path):
     assert nitr.details["coded_value"] == {"code": "NEG", "display": "Négatif", "system": ""}
     assert (gly.display, gly.system) == ("Glycémie", "L")  # a normal identifier: unchanged
     assert (prot.system, prot.display) == ("GLYCEMIE", None)  # one upper-case word: as sent
+    assert (jeun.display, jeun.value) == ("A jeun", "Y")  # CI-SIS's camel-case system stays
+    assert jeun.details["coded_value"]["system"] == "expandedYes-NoIndicator"
     said = sorted(w for w in nm.warnings if "name of the coding system" in w)
     assert said == [
         "OBR-4: name of the coding system holds words, text empty: read as the text, the "
