@@ -1050,3 +1050,24 @@ def test_oru_o01_is_read_as_r01_and_the_listener_agrees():
         norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
                  header=MSH.replace("ORU^R01^ORU_R01", "ORM^O01")))
     assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+
+
+def test_code_points_escaped_as_hex_are_text():
+    """Interface engines escape what their charset lacks as the character's code point in
+    four hex digits: 'µmol/l' sent '\\X00B5\\mol/l' (a French LIS behind an ASCII-only link).
+    The zero byte made the whole sequence be kept as sent: the unit was '\\X00B5\\mol/l',
+    unmapped. Read as UTF-16 when that is printable text; a real NUL ('\\X00\\',
+    '\\X0000\\') or a control character still stays as sent."""
+    from parsers.hl7v2.er7 import Delimiters
+    from parsers.hl7v2.escape import unescape
+
+    d = Delimiters()
+    assert unescape("\\X00B5\\mol/l", d) == "µmol/l"
+    assert unescape("Cr\\X00E9\\atinine \\X00B500E9\\", d) == "Créatinine µé"
+    for kept in ("\\X00\\", "\\X0000\\", "\\X000D\\", "\\X00B5AB\\"):
+        assert unescape(kept, d) == kept
+    assert unescape("\\XC2B5\\", d) == unescape("\\XB5\\", d) == "µ"  # bytes, as before
+    nm = norm(oru("OBX|1|NM|CREAT^Cr\\X00E9\\atinine^L||78|\\X00B5\\mol/l|45-84||||F"))
+    crea = nm.entries[1]
+    assert (crea.display, crea.unit, crea.unit_original) == ("Créatinine", "umol/L", "µmol/l")
+    assert "unit_unmapped" not in crea.details
