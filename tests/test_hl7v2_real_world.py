@@ -1071,3 +1071,23 @@ def test_code_points_escaped_as_hex_are_text():
     crea = nm.entries[1]
     assert (crea.display, crea.unit, crea.unit_original) == ("Créatinine", "umol/L", "µmol/l")
     assert "unit_unmapped" not in crea.details
+
+
+def test_french_unit_spellings_map_to_ucum():
+    """Units French labs write that were filed unmapped: 'mn' (minutes), 'mm/1ère h' (a
+    sedimentation rate), 'UA/ml' (arbitrary units of an immunoassay), 'mU/ml', 'UI/dl',
+    'ng/ml FEU' (D-dimers in fibrinogen-equivalent units, LOINC's ng/mL{FEU}),
+    'µmol/mmol', 'g/100 ml', durations ('jours', 'sem', 'mois', 'ans', 'SA' weeks of
+    amenorrhoea). 'J' stays the joule's: no one-letter 'j' for days."""
+    from normalizers.units import to_ucum
+    expected = {"mn": "min", "mm/1ère h": "mm/h", "UA/ml": "[arb'U]/mL", "mU/ml": "mU/mL",
+                "UI/dl": "[IU]/dL", "ng/ml FEU": "ng/mL{FEU}", "mg/l FEU": "mg/L{FEU}",
+                "µmol/mmol": "umol/mmol", "mmol/mmol": "mmol/mmol", "g/100 ml": "g/dL",
+                "jours": "d", "sem": "wk", "mois": "mo", "ans": "a", "SA": "wk"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+    assert to_ucum("J") == ("J", False)
+    nm = norm(oru("OBX|1|NM|DDI^D-Dimères^L||350|ng/ml FEU|< 500|N|||F",
+                  "OBX|2|NM|TPOAC^Anticorps anti-TPO^L||12|UA/ml|< 34|N|||F",
+                  "OBX|3|NM|VS1^Vitesse de sédimentation^L||12|mm/1ère h|< 20|N|||F"))
+    assert [e.unit for e in nm.entries[1:]] == ["ng/mL{FEU}", "[arb'U]/mL", "mm/h"]
+    assert not any("unit_unmapped" in e.details for e in nm.entries)
