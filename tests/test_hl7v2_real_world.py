@@ -1091,3 +1091,23 @@ def test_french_unit_spellings_map_to_ucum():
                   "OBX|3|NM|VS1^Vitesse de sédimentation^L||12|mm/1ère h|< 20|N|||F"))
     assert [e.unit for e in nm.entries[1:]] == ["ng/mL{FEU}", "[arb'U]/mL", "mm/h"]
     assert not any("unit_unmapped" in e.details for e in nm.entries)
+
+
+def test_one_sided_ranges_in_french_words_have_their_limit_in_fhir():
+    """French labs print one-sided ranges in words: 'inf à 5', 'Inf. à 0,5', 'sup à 60',
+    'supérieur ou égal à 60'. The text stays as sent; the FHIR export now reads its limit
+    as it does for '< 5' (inf: high, sup: low). Words that only start alike stay text."""
+    from dataclasses import asdict
+
+    from dossiers.fhir import _reference_range
+    nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/l|inf à 5|N|||F",
+                  "OBX|2|NM|TROP^Troponine^L||0,01|µg/l|Inf. à 0,5|N|||F",
+                  "OBX|3|NM|DFG^DFG^L||72|ml/min/1,73m²|sup à 60|N|||F",
+                  "OBX|4|NM|HDL^HDL^L||1,4|mmol/l|supérieur ou égal à 1,0|N|||F",
+                  "OBX|5|ST|IMM^Immunité^L||Faible||infection à 5 ans|N|||F"))
+    limits = {e.source_ref: {k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+                             if k in ("low", "high")}
+              for e in nm.entries if e.reference_range}
+    assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"high": 0.5},
+                      "OBX[7]": {"low": 60.0}, "OBX[8]": {"low": 1.0}, "OBX[9]": {}}
+    assert nm.entries[1].reference_range == "inf à 5"  # the text as sent
