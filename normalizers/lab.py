@@ -57,7 +57,7 @@ from normalizers.fields import (
     unescaped,
     zone_of,
 )
-from normalizers.identity import extract_identity, patient_starts, single_pid
+from normalizers.identity import authority_of, extract_identity, patient_starts, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
@@ -698,8 +698,13 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if placer:
         details["placer_order"] = placer
     ordering = first_rep(msg, obr, 16)
+    if not ordering and g.own_orc and g.orc is not None:
+        ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)
     if ordering:
         details["ordering_provider"] = person_name(msg, ordering)
+        said = _provider_id(msg, ordering)
+        if said:
+            details["ordering_provider_id"] = said
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
@@ -713,6 +718,22 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:
+    """The identifier of an XCN (OBR-16, ORC-12) as sent: XCN.1, its assigning authority
+    (XCN.9, the OID when there is one) and its type (XCN.13). French prescribers are named
+    by their RPPS or ADELI number ('10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.
+    71.4.2.1&ISO^D^^^RPPS'), what tells two Dr MARTIN apart; only the name was kept."""
+    c = comps(msg, rep)
+    number = sub(msg, part(c, 1), 1)
+    if not number or len(c) < 2:  # a lone value is the name's stand-in, not an identifier
+        return None
+    c9 = part(c, 9)
+    said = {"id": number,
+            "authority": authority_of(sub(msg, c9, 1), sub(msg, c9, 2), sub(msg, c9, 3)),
+            "type": text(msg, part(c, 13))}
+    return {k: v for k, v in said.items() if v}
 
 
 # -- one OBX ------------------------------------------------------------------------------------

@@ -1111,3 +1111,30 @@ def test_one_sided_ranges_in_french_words_have_their_limit_in_fhir():
     assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"high": 0.5},
                       "OBX[7]": {"low": 60.0}, "OBX[8]": {"low": 1.0}, "OBX[9]": {}}
     assert nm.entries[1].reference_range == "inf à 5"  # the text as sent
+
+
+def test_the_prescriber_from_orc12_and_with_its_rpps():
+    """French SILs name the prescriber in ORC-12 and often leave OBR-16 empty (v2.5 says
+    they are the same person): the report had no prescriber. And of an RPPS-identified
+    prescriber ('10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^
+    RPPS') only the name was kept, which does not tell two Dr MARTIN apart: the
+    identifier, its authority (the OID) and its type are kept beside it. An ORC inherited
+    from an earlier order lends nothing; a lone value is a name, not an identifier."""
+    rpps = "10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^RPPS"
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F", order=(
+        f"ORC|RE|P24-778^CABINET|24K0211-05^LBM||CM||||20241102103000|||{rpps}",
+        "OBR|1|P24-778^CABINET|24K0211-05^LBM|GLYC^Glycémie^L|||20241102081500",
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
+        "OBR|2|P24-779^CABINET|24K0211-06^LBM|CRP^CRP^L|||20241102081500",
+        "OBX|1|NM|CRP^CRP^L||3|mg/L|||||F",
+        "ORC|RE|P24-780^CABINET|24K0211-07^LBM||CM||||20241102103000|||DURAND",
+        "OBR|3|P24-780^CABINET|24K0211-07^LBM|K^Potassium^L|||20241102081500")))
+    reports = [e for e in nm.entries if e.type == "lab_report"]
+    first, inherited, lone = (r.details for r in reports)
+    assert first["ordering_provider"] == "DR Paul MARTIN"
+    assert first["ordering_provider_id"] == {"id": "10003791976",
+                                             "authority": "1.2.250.1.71.4.2.1", "type": "RPPS"}
+    assert "ordering_provider" not in inherited
+    assert lone["ordering_provider"] == "DURAND" and "ordering_provider_id" not in lone
+    sample = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F"))  # OBR-16 name only
+    assert "ordering_provider_id" not in sample.entries[0].details
