@@ -76,7 +76,10 @@ from normalizers.units import to_ucum
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
+_BLANKS = re.compile(r"[ \u00a0\u202f]")
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+"
+                       r"(?:[.,]\d+)?|\d+(?:[.,]\d*)?|[.,]\d+))")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -1008,6 +1011,13 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
         if _NUMBER.fullmatch(dotted):
             ctx.warnings.append(f"{where}: decimal comma read as a decimal point")
             return float(dotted)
+    if _GROUPED.fullmatch(value):
+        # '12 000', '250 000', '1 250,5': thousands grouped by a blank, as French reports
+        # print counts (a urine leucocyte count, platelets per mm3). Groups of exactly three
+        # digits after the first: nothing else reads that way. A dot is never read as a
+        # thousands separator ('1.250' is one and a quarter).
+        ctx.warnings.append(f"{where}: digits grouped by blanks read as one number")
+        return float(_BLANKS.sub("", value).replace(",", "."))
     return None
 
 

@@ -1138,3 +1138,26 @@ def test_the_prescriber_from_orc12_and_with_its_rpps():
     assert lone["ordering_provider"] == "DURAND" and "ordering_provider_id" not in lone
     sample = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F"))  # OBR-16 name only
     assert "ordering_provider_id" not in sample.entries[0].details
+
+
+def test_thousands_grouped_by_blanks_are_one_number():
+    """French reports print counts with their thousands grouped by a blank ('12 000' urine
+    leucocytes per mL, '250 000' platelets per mm3, a no-break space too): the NM failed as
+    not a number and the whole message with it. Groups of exactly three digits read as one
+    number, the value kept as sent and the reading said; a dot is never a thousands
+    separator, and other texts still fail naming the field only."""
+    import pytest
+    nm = norm(oru("OBX|1|NM|LEUU^Leucocytes urinaires^L||12 000|/mL|< 10 000|H|||F",
+                  "OBX|2|NM|PLAQ^Plaquettes^L||250\u00a0000|/mm3|||||F",
+                  "OBX|3|NM|HEMU^Hématies urinaires^L||> 1 000|/mL|||||F",
+                  "OBX|4|SN|VOL^Volume^L||^1 250,5|mL|||||F"))
+    leu, plaq, hem, vol = nm.entries[1:]
+    assert (leu.value, leu.value_num) == ("12 000", 12000.0)
+    assert plaq.value_num == 250000.0
+    assert (hem.value_num, hem.comparator) == (1000.0, ">")
+    assert vol.value_num == 1250.5
+    assert "OBX[5]-5: digits grouped by blanks read as one number" in nm.warnings
+    for bad in ("1.250,5", "12 00", "1 2345"):
+        with pytest.raises(NormalizationError) as exc:
+            norm(oru(f"OBX|1|NM|PLAQ^Plaquettes^L||{bad}|/mm3|||||F"))
+        assert exc.value.code == "OBX_BAD_NUMBER" and bad not in str(exc.value)
