@@ -728,15 +728,22 @@ def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:
     (XCN.9, the OID when there is one) and its type (XCN.13). French prescribers are named
     by their RPPS or ADELI number ('10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.
     71.4.2.1&ISO^D^^^RPPS'), what tells two Dr MARTIN apart; only the name was kept."""
-    c = comps(msg, rep)
-    number = sub(msg, part(c, 1), 1)
-    if not number or len(c) < 2:  # a lone value is the name's stand-in, not an identifier
-        return None
-    c9 = part(c, 9)
-    said = {"id": number,
-            "authority": authority_of(sub(msg, c9, 1), sub(msg, c9, 2), sub(msg, c9, 3)),
-            "type": text(msg, part(c, 13))}
-    return {k: v for k, v in said.items() if v}
+    said = _xcn_id(msg.delimiters, rep)
+    return dict(said) if said else None
+
+
+@lru_cache(maxsize=1024)
+def _xcn_id(d: Delimiters, rep: str) -> tuple[tuple[str, str], ...]:
+    """``_provider_id`` of the raw text alone (cached: a lab's reports name the same few
+    prescribers). A lone value is the name's stand-in, not an identifier."""
+    c = rep.split(d.component)
+    number = leaf(d, c[0])
+    if not number or len(c) < 2:
+        return ()
+    hd = [leaf(d, x) for x in part(c, 9).split(d.subcomponent)]
+    said = (("id", number), ("authority", authority_of(part(hd, 1), part(hd, 2), part(hd, 3))),
+            ("type", leaf(d, part(c, 13))))
+    return tuple((k, v) for k, v in said if v)
 
 
 # -- one OBX ------------------------------------------------------------------------------------
