@@ -111,6 +111,10 @@ _NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à)\s*({_NUMBER})\s*", re.IGNORECASE)
 # one-sided ranges ('<5', '< 5', '>= 60'): a high or a low limit alone
 _BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<|>)\s*({_NUMBER})\s*")
+# the same in French words, as labs print them ('inf à 0,5', 'sup. à 60', 'inférieur ou égal
+# à 5'): 'inf...' is a high limit, 'sup...' a low one
+_BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?\s*[àa]\s*"
+                          rf"({_NUMBER})\s*", re.IGNORECASE)
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -383,6 +387,9 @@ def _reference_range(entry: Mapping) -> list[dict]:
     elif (m := _BOUND.fullmatch(text)) is not None:
         limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
         rng["high" if m.group(1) in ("<", "<=", "\u2264") else "low"] = limit
+    elif (m := _BOUND_WORDS.fullmatch(text)) is not None:
+        limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
+        rng["high" if m.group(1).lower() == "inf" else "low"] = limit
     return [rng]
 
 

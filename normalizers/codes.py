@@ -11,12 +11,13 @@ that the caller keeps and passes to every normalization (no global mutable state
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from normalizers.tabledata import TABLES_DIR, read_csv_rows
+from normalizers.tabledata import TABLES_DIR, read_csv_rows, table
 
 LOINC = "LN"
 LOINC_SYSTEMS = frozenset({"LN", "LOINC", "2.16.840.1.113883.6.1", "HTTP://LOINC.ORG",
@@ -46,15 +47,23 @@ class CodeMappings:
     files: list[str] = field(default_factory=list)
 
     def lookup(self, source: str | tuple[str, ...], system: str,
-               code: str) -> tuple[str, str] | None:
+               code: str, also: str = "") -> tuple[str, str] | None:
         """``source`` may name several candidates, most specific first (the intake source id,
         then the sender MSH-3.1|MSH-4.1): local codes belong to the lab that sends them,
-        whichever connector they came through."""
+        whichever connector they came through. ``also``: a second coding system the same
+        code may have been keyed under (see ``resolve_code``), tried for each source in turn
+        so that a source's own row still wins over a '*' row."""
+        rows = self.rows
         for name in (source,) if isinstance(source, str) else source:
-            hit = self.rows.get((name, system, code))
+            hit = rows.get((name, system, code))
+            if hit is None and also:
+                hit = rows.get((name, also, code))
             if hit is not None:
                 return hit
-        return self.rows.get((ANY_SOURCE, system, code))
+        hit = rows.get((ANY_SOURCE, system, code))
+        if hit is None and also:
+            hit = rows.get((ANY_SOURCE, also, code))
+        return hit
 
     def add_file(self, path: Path, default_source: str | None = None) -> None:
         """Add the rows of one CSV; later files win over earlier ones for the same key."""
@@ -108,8 +117,12 @@ def load_mappings(extra_dir: Path | None = None) -> CodeMappings:
 
 def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_display: str = "",
                  alt_system: str = "", *, source: str | tuple[str, ...] = "",
-                 mappings: CodeMappings | None = None) -> CodeResult:
-    """Pick the LOINC for one coded element (CE/CWE triplet plus alternate triplet)."""
+                 mappings: CodeMappings | None = None, sent_system: str = "") -> CodeResult:
+    """Pick the LOINC for one coded element (CE/CWE triplet plus alternate triplet).
+
+    ``sent_system``: what the coding-system slot held when the caller read it as the text
+    (``text_in_system_slot``; ``system`` is then ''). A mapping row written before that
+    reading, keyed by that text as the coding system, still maps the code."""
     if code and is_loinc_system(system):
         if alt_code and not is_loinc_system(alt_system):
             # LOINC first and the lab's own code beside it ('25836-8^^LN^LPLOG^Log (Copies /
@@ -125,7 +138,48 @@ def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_d
         code, display, system = alt_code, alt_display, alt_system
     local_system = system or LOCAL
     if mappings is not None and code:
-        hit = mappings.lookup(source, local_system, code)
+        hit = mappings.lookup(source, local_system, code, sent_system)
         if hit is not None:
             return CodeResult(hit[0], LOINC, hit[1] or display, True, (code, local_system, display))
     return CodeResult(code, local_system, display, False, None)
+
+
+# -- a test's name in the coding-system slot --------------------------------------------------
+_NUMBERED_SYSTEM = re.compile(r"(?:HL7|ISO)\d+|99\w+", re.IGNORECASE)
+_CAPITALISED_WORD = re.compile(r"[A-Z][a-z]+(?:[-'][a-z]+)*")
+_OID_OR_URI = re.compile(r"[0-2](?:\.\d+)+|[A-Za-z][\w+.-]*:\S+")
+
+
+@cache
+def _coding_system_names() -> frozenset[str]:
+    """Upper-case names a coding system is written with: tables/coding_system_names.csv (HL7
+    table 0396 and spellings seen), the short names of tables/code_systems.csv, LOINC's."""
+    names = {row["name"] for row in table("coding_system_names")}
+    names.update(row["name"] for row in table("code_systems"))
+    names.update(LOINC_SYSTEMS)
+    return frozenset(n.upper() for n in names)
+
+
+@lru_cache(maxsize=1024)
+def text_in_system_slot(system: str) -> bool:
+    """Whether what a CE/CWE sent in its coding-system slot (component 3), its text slot
+    (component 2) left empty, is the element's text rather than a coding system.
+
+    A French LIS (INLOG, on the IHE France laboratory list) writes OBX-3 'LEUUR^^Leucocytes':
+    the test's name one slot too far. Filed as the coding system, the name was lost and a
+    name became a terminology. A coding system name is an identifier: ASCII, no blanks,
+    upper case ('LN', 'SCT', '99LAB', 'HL70078' in table 0396), an OID, a URI, or a camel-case
+    name ('expandedYes-NoIndicator', what CI-SIS itself sends with the text slot empty:
+    'Y^^expandedYes-NoIndicator'). Read as text is only what is no known name, no 99zzz local
+    form, no OID or URI, and looks like words: a blank, a non-ASCII letter, or one
+    capitalised word ('Leucocytes', 'ACIDE URIQUE', 'GLYCÉMIE', 'Nitrites'). A lone
+    upper-case ('GLYCEMIE') or lower-case word is left as sent: it cannot be told from a
+    system name. The caller checks that component 2 is empty (cached: one lab sends the same
+    few hundred names)."""
+    value = system.strip()
+    if not value or not any(c.isalpha() for c in value):
+        return False
+    if value.upper() in _coding_system_names() or _NUMBERED_SYSTEM.fullmatch(value) \
+            or _OID_OR_URI.fullmatch(value):
+        return False
+    return " " in value or not value.isascii() or _CAPITALISED_WORD.fullmatch(value) is not None

@@ -21,7 +21,7 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import handles, normalize_adt
-from normalizers.codes import CodeMappings, resolve_code
+from normalizers.codes import CodeMappings, resolve_code, text_in_system_slot
 from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
@@ -57,7 +57,7 @@ from normalizers.fields import (
     unescaped,
     zone_of,
 )
-from normalizers.identity import extract_identity, patient_starts, single_pid
+from normalizers.identity import authority_of, extract_identity, patient_starts, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
@@ -71,12 +71,15 @@ from normalizers.model import (
     PatientPart,
     shorten_prose,
 )
-from normalizers.tabledata import column_map
+from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
+_BLANKS = re.compile(r"[ \u00a0\u202f]")
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+"
+                       r"(?:[.,]\d+)?|\d+(?:[.,]\d*)?|[.,]\d+))")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -110,10 +113,32 @@ def normalize_message(msg: Message, source: str,
     MDM^T02/T04/T10/T11 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
+    A type that is no v2.5 trigger but that a sender means as one (tables/
+    message_type_aliases.csv: INLOG's ORU^O01) is read as the type it means, with a warning.
     Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
     """
     kind, trigger, _ = msg.message_type
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    alias = _type_aliases().get((kind, trigger))
+    if alias is None:
+        return _dispatch(msg, source, mappings, kind, trigger)
+    nm = _dispatch(msg, source, mappings, *alias)
+    nm.warnings.append(f"MSH-9: {kind}^{trigger} is no trigger of HL7 v2.5, read as "
+                       f"{alias[0]}^{alias[1]}")
+    return nm
+
+
+@cache
+def _type_aliases() -> dict[tuple[str, str], tuple[str, str]]:
+    """(MSH-9.1, MSH-9.2) as sent -> the type it is read as (tables/message_type_aliases.csv)."""
+    return {(row["kind"].upper(), row["trigger"].upper()):
+            (row["read_as_kind"].upper(), row["read_as_trigger"].upper())
+            for row in table("message_type_aliases")}
+
+
+def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: str,
+              trigger: str) -> NormalizedMessage:
+    """``normalize_message`` for MSH-9 ``kind^trigger`` (upper case, stripped)."""
     if kind == "ORU" and not trigger:
         # v2.1 MSH-9 names the message alone, and its only ORU is the unsolicited result.
         nm = normalize_results(msg, source, mappings)
@@ -648,9 +673,14 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             performer: str | None, results: list[Entry]) -> Entry:
     """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
-    coded = resolve_code(obr_code, text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1),
-                         sub(msg, part(c4, 4), 1), sub(msg, part(c4, 5), 1),
-                         sub(msg, part(c4, 6), 1), source=ctx.source, mappings=ctx.mappings)
+    display, system = text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1)
+    sent_system = ""
+    if system and not display and text_in_system_slot(system):
+        sent_system = system
+        display, system = _name_in_system_slot(ctx, obr, 4, part(c4, 3))
+    coded = resolve_code(obr_code, display, system, sub(msg, part(c4, 4), 1),
+                         sub(msg, part(c4, 5), 1), sub(msg, part(c4, 6), 1),
+                         source=ctx.source, mappings=ctx.mappings, sent_system=sent_system)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
     if code25:
         status = _report_statuses().get(code25)
@@ -671,8 +701,13 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if placer:
         details["placer_order"] = placer
     ordering = first_rep(msg, obr, 16)
+    if not ordering and g.own_orc and g.orc is not None:
+        ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)
     if ordering:
         details["ordering_provider"] = person_name(msg, ordering)
+        said = _provider_id(msg, ordering)
+        if said:
+            details["ordering_provider_id"] = said
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
@@ -686,6 +721,29 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:
+    """The identifier of an XCN (OBR-16, ORC-12) as sent: XCN.1, its assigning authority
+    (XCN.9, the OID when there is one) and its type (XCN.13). French prescribers are named
+    by their RPPS or ADELI number ('10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.
+    71.4.2.1&ISO^D^^^RPPS'), what tells two Dr MARTIN apart; only the name was kept."""
+    said = _xcn_id(msg.delimiters, rep)
+    return dict(said) if said else None
+
+
+@lru_cache(maxsize=1024)
+def _xcn_id(d: Delimiters, rep: str) -> tuple[tuple[str, str], ...]:
+    """``_provider_id`` of the raw text alone (cached: a lab's reports name the same few
+    prescribers). A lone value is the name's stand-in, not an identifier."""
+    c = rep.split(d.component)
+    number = leaf(d, c[0])
+    if not number or len(c) < 2:
+        return ()
+    hd = [leaf(d, x) for x in part(c, 9).split(d.subcomponent)]
+    said = (("id", number), ("authority", authority_of(part(hd, 1), part(hd, 2), part(hd, 3))),
+            ("type", leaf(d, part(c, 13))))
+    return tuple((k, v) for k, v in said if v)
 
 
 # -- one OBX ------------------------------------------------------------------------------------
@@ -732,16 +790,21 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
                                  where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
-    system = lf(c3[2]) if n3 > 2 else ""
-    if system == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
+    system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
+    coding = system  # the coding system the code is read under
+    if system and not display and text_in_system_slot(system):
+        display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
+    if coding == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
-            code, display, system, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
-            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings)
+            code, display, coding, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
+            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings,
+            sent_system=system if coding != system else "")
     else:
         r_code, r_system, r_display, mapped, local = resolve_code(
-            code, display, system, source=ctx.source, mappings=ctx.mappings)
+            code, display, coding, source=ctx.source, mappings=ctx.mappings,
+            sent_system=system if coding != system else "")
     sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
     if scope:
@@ -805,6 +868,20 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str, str]:
+    """(text, coding system) of an identifier (OBX-3, OBR-4) sent 'LEUUR^^Leucocytes': the
+    name in the coding-system slot, its own slot empty (``text_in_system_slot``). The name is
+    its text and the code is local ('L'). The key keeps the component as sent (a result
+    filed before this reading is still the one a correction replaces), and a mapping row
+    keyed by the name as the coding system still maps (``resolve_code``'s sent_system).
+    Said once per message: such a sender writes every identifier that way."""
+    said = f"{seg.name}-{n}: name of the coding system"
+    if not any(w.startswith(said) for w in ctx.warnings):
+        ctx.warnings.append(f"{said} holds words, text empty: read as the text, the code as "
+                            f"local (first at {loc(seg, n)})")
+    return text(ctx.msg, raw), ""
 
 
 def _why_no_status(f: list[str]) -> str:
@@ -912,7 +989,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
-        _coded(msg, obx, entry)
+        _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
         value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
         try:
@@ -941,6 +1018,13 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
         if _NUMBER.fullmatch(dotted):
             ctx.warnings.append(f"{where}: decimal comma read as a decimal point")
             return float(dotted)
+    if _GROUPED.fullmatch(value):
+        # '12 000', '250 000', '1 250,5': thousands grouped by a blank, as French reports
+        # print counts (a urine leucocyte count, platelets per mm3). Groups of exactly three
+        # digits after the first: nothing else reads that way. A dot is never read as a
+        # thousands separator ('1.250' is one and a quarter).
+        ctx.warnings.append(f"{where}: digits grouped by blanks read as one number")
+        return float(_BLANKS.sub("", value).replace(",", "."))
     return None
 
 
@@ -1020,16 +1104,21 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         entry.comparator = shown or None
 
 
-def _coded(msg: Message, obx: Segment, entry: Entry) -> None:
+def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
     its original text (CWE.9). The value shown is the first of text, code, alternate text,
     alternate code, original text: public-health senders code the alternate triplet only
-    ('^^^260373001^Detected^SCT') or send the original text alone, which was lost."""
+    ('^^^260373001^Detected^SCT') or send the original text alone, which was lost. A text
+    sent in the coding-system slot ('POS^^Positif', as the same French LIS writes OBX-3)
+    is the text (``_name_in_system_slot``)."""
+    msg = ctx.msg
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
         c = comps(msg, rep)
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
+        if item["system"] and not item["display"] and text_in_system_slot(item["system"]):
+            item["display"], item["system"] = _name_in_system_slot(ctx, obx, 5, part(c, 3))
         if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1))
@@ -1116,5 +1205,6 @@ def handles_message_type(kind: str, trigger: str) -> bool:
     the MLLP listener, which answers an unsupported type from the header alone (HL7 v2.5
     2.9.2: MSH-9 is among what the receiver checks before accepting a message)."""
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    kind, trigger = _type_aliases().get((kind, trigger), (kind, trigger))
     return ((kind == "ORU" and not trigger) or (kind, trigger) in _HANDLED
             or handles(kind, trigger))

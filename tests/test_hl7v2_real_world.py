@@ -960,3 +960,204 @@ def test_reference_ranges_of_other_spellings_have_their_limits_in_fhir():
                       "OBX[8]": {"low": 3.5, "high": 5.0},
                       "OBX[9]": {"low": 12.0, "high": 16.0}, "OBX[10]": {}}
     assert _reference_range(asdict(nm.entries[1]))[0]["high"]["code"] == "mg/L"
+
+
+def test_a_test_name_in_the_coding_system_slot_is_the_text(tmp_path):
+    """INLOG (a French LIS, message posted on the IHE France laboratory list) writes OBX-3
+    'LEUUR^^Leucocytes': the name one slot too far. It was filed as the coding system and
+    the display was lost. Words there (blanks, lower case, accents), the text slot empty and
+    no coding system of that name (table 0396, code_systems.csv, 99zzz, OIDs): the text, the
+    code local. The key keeps OBX-3.3 as sent (a correction still replaces what was filed
+    before), and a per-source mapping row keyed the old way ('Leucocytes' as the coding
+    system) still maps; a row keyed 'L' wins. Coded values and OBR-4 alike."""
+    from normalizers.codes import load_mappings, text_in_system_slot
+    from parsers.hl7v2.er7 import parse_text
+
+    words = ["Leucocytes", "ACIDE URIQUE", "GLYCÉMIE", "Hématies urinaires", "Positif",
+             "Anti-thrombine"]
+    systems = ["LN", "L", "SCT", "99LAB", "99zzz", "HL70078", "hl70136", "NABM", "Local",
+               "loinc", "SNOMED CT", "1.2.250.1.213.2.7", "urn:oid:2.16.840.1.113883.6.1",
+               "GLYCEMIE", "I10", "ISO+", "123", "expandedYes-NoIndicator", "MetaDMPMSS",
+               "TRE_R38-SpecialiteOrdinale", "labo", "Expandedyesnoindicator2"]
+    assert all(text_in_system_slot(w) for w in words)
+    assert not any(text_in_system_slot(s) for s in systems)
+    (tmp_path / "inlog-lab.csv").write_text(
+        "coding_system,local_code,loinc,display\n"
+        "Leucocytes,LEUUR,30405-5,Leucocytes [#/volume] in Urine\n"
+        "L,HEMUR,30391-7,Erythrocytes [#/volume] in Urine\n"
+        "Hématies urinaires,HEMUR,5821-4,(old row keyed the old way)\n", encoding="utf-8")
+    maps = load_mappings(tmp_path)
+    text = oru("OBX|1|NM|LEUUR^^Leucocytes||15|/mm3|< 10|H|||F",
+               "OBX|2|NM|HEMUR^^Hématies urinaires||3|/mm3|< 10|N|||F",
+               "OBX|3|CE|NITR^^Nitrites||NEG^^Négatif||||||F",
+               "OBX|4|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
+               "OBX|5|NM|PROT^^GLYCEMIE||0.1|g/L|||||F",
+               "OBX|6|CE|JEUN^^A jeun||Y^^expandedYes-NoIndicator||||||F",
+               order=("ORC|RE||24C1102-31^INLOG",
+                      "OBR|1||24C1102-31^INLOG|CYTOU^^Cytologie urinaire|||202411020815||||||"
+                      "|||||||||||F"))
+    nm = normalize_message_as(parse_text(text), "inlog-lab", maps)
+    report, leu, hem, nitr, gly, prot, jeun = nm.entries
+    assert (report.code, report.system, report.display) == ("CYTOU", "L", "Cytologie urinaire")
+    assert (leu.code, leu.system, leu.display, leu.mapped) == \
+        ("30405-5", "LN", "Leucocytes [#/volume] in Urine", True)
+    assert leu.details["local_code"] == {"code": "LEUUR", "system": "L",
+                                         "display": "Leucocytes"}
+    assert leu.key == "result|24C1102-31|INLOG|LEUUR|Leucocytes|"  # as before: as sent
+    assert (hem.code, hem.mapped) == ("30391-7", True)  # keyed 'L' wins over the old key
+    assert (nitr.code, nitr.display, nitr.value) == ("NITR", "Nitrites", "Négatif")
+    assert nitr.details["coded_value"] == {"code": "NEG", "display": "Négatif", "system": ""}
+    assert (gly.display, gly.system) == ("Glycémie", "L")  # a normal identifier: unchanged
+    assert (prot.system, prot.display) == ("GLYCEMIE", None)  # one upper-case word: as sent
+    assert (jeun.display, jeun.value) == ("A jeun", "Y")  # CI-SIS's camel-case system stays
+    assert jeun.details["coded_value"]["system"] == "expandedYes-NoIndicator"
+    said = sorted(w for w in nm.warnings if "name of the coding system" in w)
+    assert said == [
+        "OBR-4: name of the coding system holds words, text empty: read as the text, the "
+        "code as local (first at OBR[4]-4)",
+        "OBX-3: name of the coding system holds words, text empty: read as the text, the "
+        "code as local (first at OBX[5]-3)",
+        "OBX-5: name of the coding system holds words, text empty: read as the text, the "
+        "code as local (first at OBX[7]-5)"]
+
+
+def normalize_message_as(msg, source, maps):
+    from normalizers.lab import normalize_message
+    return normalize_message(msg, source, maps)
+
+
+def test_oru_o01_is_read_as_r01_and_the_listener_agrees():
+    """INLOG sends its results as ORU^O01, a trigger ORU does not have in v2.5 (O01 is
+    ORM's, an order). tables/message_type_aliases.csv reads it as ORU^R01 with a warning;
+    the MLLP listener's refusal of unsupported types reads the same table, so it accepts
+    what processing accepts and still refuses ORM^O01, which processing refuses."""
+    from normalizers.lab import handles_message_type
+    from parsers.hl7v2.header import read_header
+    from pipelines.acknowledge import _unsupported
+    from tests.test_lab_normalizer import MSH
+
+    o01 = MSH.replace("ORU^R01^ORU_R01", "ORU^O01")
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F", header=o01))
+    assert [e.type for e in nm.entries] == ["lab_report", "lab_result"]
+    assert nm.warnings == ["MSH-9: ORU^O01 is no trigger of HL7 v2.5, read as ORU^R01"]
+    for sent, read in (("ORU^O01", True), ("oru^o01 ", True), ("ORM^O01", False),
+                       ("ORU^O02", False)):
+        header = read_header(MSH.replace("ORU^R01^ORU_R01", sent).encode())
+        assert handles_message_type(*sent.split("^")) is read
+        assert (_unsupported(header) is None) is read
+    import pytest
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
+                 header=MSH.replace("ORU^R01^ORU_R01", "ORM^O01")))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+
+
+def test_code_points_escaped_as_hex_are_text():
+    """Interface engines escape what their charset lacks as the character's code point in
+    four hex digits: 'µmol/l' sent '\\X00B5\\mol/l' (a French LIS behind an ASCII-only link).
+    The zero byte made the whole sequence be kept as sent: the unit was '\\X00B5\\mol/l',
+    unmapped. Read as UTF-16 when that is printable text; a real NUL ('\\X00\\',
+    '\\X0000\\') or a control character still stays as sent."""
+    from parsers.hl7v2.er7 import Delimiters
+    from parsers.hl7v2.escape import unescape
+
+    d = Delimiters()
+    assert unescape("\\X00B5\\mol/l", d) == "µmol/l"
+    assert unescape("Cr\\X00E9\\atinine \\X00B500E9\\", d) == "Créatinine µé"
+    for kept in ("\\X00\\", "\\X0000\\", "\\X000D\\", "\\X00B5AB\\"):
+        assert unescape(kept, d) == kept
+    assert unescape("\\XC2B5\\", d) == unescape("\\XB5\\", d) == "µ"  # bytes, as before
+    nm = norm(oru("OBX|1|NM|CREAT^Cr\\X00E9\\atinine^L||78|\\X00B5\\mol/l|45-84||||F"))
+    crea = nm.entries[1]
+    assert (crea.display, crea.unit, crea.unit_original) == ("Créatinine", "umol/L", "µmol/l")
+    assert "unit_unmapped" not in crea.details
+
+
+def test_french_unit_spellings_map_to_ucum():
+    """Units French labs write that were filed unmapped: 'mn' (minutes), 'mm/1ère h' (a
+    sedimentation rate), 'UA/ml' (arbitrary units of an immunoassay), 'mU/ml', 'UI/dl',
+    'ng/ml FEU' (D-dimers in fibrinogen-equivalent units, LOINC's ng/mL{FEU}),
+    'µmol/mmol', 'g/100 ml', durations ('jours', 'sem', 'mois', 'ans', 'SA' weeks of
+    amenorrhoea). 'J' stays the joule's: no one-letter 'j' for days."""
+    from normalizers.units import to_ucum
+    expected = {"mn": "min", "mm/1ère h": "mm/h", "UA/ml": "[arb'U]/mL", "mU/ml": "mU/mL",
+                "UI/dl": "[IU]/dL", "ng/ml FEU": "ng/mL{FEU}", "mg/l FEU": "mg/L{FEU}",
+                "µmol/mmol": "umol/mmol", "mmol/mmol": "mmol/mmol", "g/100 ml": "g/dL",
+                "jours": "d", "sem": "wk", "mois": "mo", "ans": "a", "SA": "wk"}
+    assert {u: to_ucum(u) for u in expected} == {u: (v, True) for u, v in expected.items()}
+    assert to_ucum("J") == ("J", False)
+    nm = norm(oru("OBX|1|NM|DDI^D-Dimères^L||350|ng/ml FEU|< 500|N|||F",
+                  "OBX|2|NM|TPOAC^Anticorps anti-TPO^L||12|UA/ml|< 34|N|||F",
+                  "OBX|3|NM|VS1^Vitesse de sédimentation^L||12|mm/1ère h|< 20|N|||F"))
+    assert [e.unit for e in nm.entries[1:]] == ["ng/mL{FEU}", "[arb'U]/mL", "mm/h"]
+    assert not any("unit_unmapped" in e.details for e in nm.entries)
+
+
+def test_one_sided_ranges_in_french_words_have_their_limit_in_fhir():
+    """French labs print one-sided ranges in words: 'inf à 5', 'Inf. à 0,5', 'sup à 60',
+    'supérieur ou égal à 60'. The text stays as sent; the FHIR export now reads its limit
+    as it does for '< 5' (inf: high, sup: low). Words that only start alike stay text."""
+    from dataclasses import asdict
+
+    from dossiers.fhir import _reference_range
+    nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/l|inf à 5|N|||F",
+                  "OBX|2|NM|TROP^Troponine^L||0,01|µg/l|Inf. à 0,5|N|||F",
+                  "OBX|3|NM|DFG^DFG^L||72|ml/min/1,73m²|sup à 60|N|||F",
+                  "OBX|4|NM|HDL^HDL^L||1,4|mmol/l|supérieur ou égal à 1,0|N|||F",
+                  "OBX|5|ST|IMM^Immunité^L||Faible||infection à 5 ans|N|||F"))
+    limits = {e.source_ref: {k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+                             if k in ("low", "high")}
+              for e in nm.entries if e.reference_range}
+    assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"high": 0.5},
+                      "OBX[7]": {"low": 60.0}, "OBX[8]": {"low": 1.0}, "OBX[9]": {}}
+    assert nm.entries[1].reference_range == "inf à 5"  # the text as sent
+
+
+def test_the_prescriber_from_orc12_and_with_its_rpps():
+    """French SILs name the prescriber in ORC-12 and often leave OBR-16 empty (v2.5 says
+    they are the same person): the report had no prescriber. And of an RPPS-identified
+    prescriber ('10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^
+    RPPS') only the name was kept, which does not tell two Dr MARTIN apart: the
+    identifier, its authority (the OID) and its type are kept beside it. An ORC inherited
+    from an earlier order lends nothing; a lone value is a name, not an identifier."""
+    rpps = "10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^RPPS"
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F", order=(
+        f"ORC|RE|P24-778^CABINET|24K0211-05^LBM||CM||||20241102103000|||{rpps}",
+        "OBR|1|P24-778^CABINET|24K0211-05^LBM|GLYC^Glycémie^L|||20241102081500",
+        "OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F",
+        "OBR|2|P24-779^CABINET|24K0211-06^LBM|CRP^CRP^L|||20241102081500",
+        "OBX|1|NM|CRP^CRP^L||3|mg/L|||||F",
+        "ORC|RE|P24-780^CABINET|24K0211-07^LBM||CM||||20241102103000|||DURAND",
+        "OBR|3|P24-780^CABINET|24K0211-07^LBM|K^Potassium^L|||20241102081500")))
+    reports = [e for e in nm.entries if e.type == "lab_report"]
+    first, inherited, lone = (r.details for r in reports)
+    assert first["ordering_provider"] == "DR Paul MARTIN"
+    assert first["ordering_provider_id"] == {"id": "10003791976",
+                                             "authority": "1.2.250.1.71.4.2.1", "type": "RPPS"}
+    assert "ordering_provider" not in inherited
+    assert lone["ordering_provider"] == "DURAND" and "ordering_provider_id" not in lone
+    sample = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|||||F"))  # OBR-16 name only
+    assert "ordering_provider_id" not in sample.entries[0].details
+
+
+def test_thousands_grouped_by_blanks_are_one_number():
+    """French reports print counts with their thousands grouped by a blank ('12 000' urine
+    leucocytes per mL, '250 000' platelets per mm3, a no-break space too): the NM failed as
+    not a number and the whole message with it. Groups of exactly three digits read as one
+    number, the value kept as sent and the reading said; a dot is never a thousands
+    separator, and other texts still fail naming the field only."""
+    import pytest
+    nm = norm(oru("OBX|1|NM|LEUU^Leucocytes urinaires^L||12 000|/mL|< 10 000|H|||F",
+                  "OBX|2|NM|PLAQ^Plaquettes^L||250\u00a0000|/mm3|||||F",
+                  "OBX|3|NM|HEMU^Hématies urinaires^L||> 1 000|/mL|||||F",
+                  "OBX|4|SN|VOL^Volume^L||^1 250,5|mL|||||F"))
+    leu, plaq, hem, vol = nm.entries[1:]
+    assert (leu.value, leu.value_num) == ("12 000", 12000.0)
+    assert plaq.value_num == 250000.0
+    assert (hem.value_num, hem.comparator) == (1000.0, ">")
+    assert vol.value_num == 1250.5
+    assert "OBX[5]-5: digits grouped by blanks read as one number" in nm.warnings
+    for bad in ("1.250,5", "12 00", "1 2345"):
+        with pytest.raises(NormalizationError) as exc:
+            norm(oru(f"OBX|1|NM|PLAQ^Plaquettes^L||{bad}|/mm3|||||F"))
+        assert exc.value.code == "OBX_BAD_NUMBER" and bad not in str(exc.value)

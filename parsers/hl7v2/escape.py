@@ -4,7 +4,8 @@ Formatting commands carry no text and are dropped (\H\ \N\ \.in\ \.fi\ ...), exc
 that move the text: \.br\ \.ce\ (a newline), \.sp<n>\ (n newlines), \.sk<n>\ (n spaces).
 \Xhh\ is hexadecimal data in the message's charset: it is decoded as UTF-8 when valid (what
 senders who use it mostly put there), else in the message's own charset (``\XA4\`` is '€' in
-an ISO 8859-15 message), else latin-1.
+an ISO 8859-15 message), else latin-1; data holding a zero byte is read as code points
+(``\X00B5\`` is 'µ', see ``_code_points``) or kept as sent.
 Unknown or unterminated sequences are kept verbatim: a faithful parse never invents text.
 """
 
@@ -58,8 +59,8 @@ def _expand(seq: str, d: Delimiters) -> str | None:
             raw = binascii.unhexlify(seq[1:])
         except (binascii.Error, ValueError):
             return None
-        if b"\x00" in raw:  # NUL is not text (nor storable): the sequence stays as sent
-            return None
+        if b"\x00" in raw:
+            return _code_points(raw)
         for codec in ("utf-8", d.charset):
             try:
                 return raw.decode(codec)
@@ -69,6 +70,21 @@ def _expand(seq: str, d: Delimiters) -> str | None:
     if seq[:1] in ("C", "M", "Z"):
         return ""  # charset switches and locally defined sequences: no text of their own
     return None
+
+
+def _code_points(raw: bytes) -> str | None:
+    """Hex data holding a zero byte: Unicode code points written four hex digits each, as
+    interface engines escape what their charset lacks ('\\X00B5\\' for the micro sign of
+    'µmol/l', '\\X00E9\\' for 'é'): read as UTF-16 when that gives printable text without
+    NUL. Anything else holding a zero byte is no text (nor storable): None, the sequence stays
+    as sent."""
+    if len(raw) % 2:
+        return None
+    try:
+        value = raw.decode("utf-16-be")
+    except UnicodeDecodeError:
+        return None
+    return value if value.isprintable() else None
 
 
 _MAX_SKIP = 20  # a '\\.sp999999\\' must not become a megabyte of blank lines
