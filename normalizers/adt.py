@@ -76,6 +76,29 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
                              warnings=identity.warnings + warnings, adt=event)
 
 
+def feeding_refused(msg: Message) -> str | None:
+    """A quarantine reason ('OPPOSITION ...', 'DOSSIER_CLOSED ...', the codes of
+    pipelines/identity.py) when a message that feeds the DMP (results, a document) carries
+    a ZFA saying the patient objects to the feeding (ZFA-9 IO) or that their DMP is closed
+    (ZFA-1 FERME); None otherwise.
+
+    Why: consent is applied to the dossier from ADT, but a sender that puts the patient's
+    ZFA in its ORU or MDM states the patient's choice for this very message; filing it
+    because no ADT said so first would feed a DMP against an objection the message itself
+    carries. Held for a person, as an opposition recorded on the dossier is (an admin's
+    assignment overrides it)."""
+    zfa = msg.first("ZFA")
+    if zfa is None:
+        return None
+    if field_text(msg, zfa, ZFA_OPPOSITION).strip().upper() == "IO":
+        return (f"OPPOSITION {loc(zfa, ZFA_OPPOSITION)}: the message states that the patient "
+                "objects to the feeding of their DMP (ZFA-9 IO)")
+    if field_text(msg, zfa, ZFA_STATUS).strip().upper() == "FERME":
+        return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
+                "patient's DMP is closed (ZFA-1 FERME)")
+    return None
+
+
 def _removed_ins(msg: Message) -> list[tuple[str, str]]:
     """ADT^A47: MRG-1 is the identifier that was wrong. Only an INS there is applied (the
     dossier holding it loses it, DMP-FACTS.md); a change of local identifiers would move

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from normalizers.adt import feeding_refused
 from normalizers.cda_header import (
     CdaHeader,
     confidentiality_masking,
@@ -661,7 +662,7 @@ def normalize_mdm(msg: Message, source: str,
         or person_name(msg, first_rep(msg, txa, 22)) or None,
         details=_txa_details(msg, txa))
     meta = MessageMeta()
-    quarantine: list[str] = []
+    quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
     entries: list[Entry] = []
     others: list[dict[str, str]] = []
     lines: list[Segment] = []  # text OBX (TX, FT, ST): the document when no ED carries one

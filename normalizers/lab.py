@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from normalizers.adt import handles, normalize_adt
+from normalizers.adt import feeding_refused, handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code, text_in_system_slot
 from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
@@ -415,7 +415,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
-    quarantine: list[str] = []
+    quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
     entries: list[Entry] = []
     for g in groups:
         obr = g.obr
