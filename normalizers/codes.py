@@ -141,7 +141,32 @@ def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_d
         hit = mappings.lookup(source, local_system, code, sent_system)
         if hit is not None:
             return CodeResult(hit[0], LOINC, hit[1] or display, True, (code, local_system, display))
-    return CodeResult(code, local_system, display, False, None)
+    return CodeResult(code, system_name(local_system), display, False, None)
+
+
+@cache
+def system_name(sent: str) -> str:
+    """The name entries use for a coding system sent in an HL7v2 CE.3 (tables/
+    coding_system_aliases.csv, or tables/code_systems.csv for an OID): the name the same
+    terminology has in a CDA, so that one SNOMED CT or NABM code has one system on every
+    channel (dedupe level 4 compares it). Anything else is kept as sent."""
+    name = _system_aliases().get(sent.strip().upper())
+    if name is None and _OID.fullmatch(sent.strip()):
+        name = _oid_names().get(sent.strip())
+    return name or sent
+
+
+_OID = re.compile(r"[0-2](?:\.\d+)+")
+
+
+@cache
+def _system_aliases() -> dict[str, str]:
+    return {row["sent"].upper(): row["system"] for row in table("coding_system_aliases")}
+
+
+@cache
+def _oid_names() -> dict[str, str]:
+    return {row["oid"]: row["name"] for row in table("code_systems")}
 
 
 # -- a test's name in the coding-system slot --------------------------------------------------
