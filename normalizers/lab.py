@@ -21,7 +21,7 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import feeding_refused, handles, normalize_adt
-from normalizers.codes import CodeMappings, resolve_code, text_in_system_slot
+from normalizers.codes import CodeMappings, resolve_code, system_name, text_in_system_slot
 from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
@@ -501,6 +501,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             for r in results:
                 if r.type == LAB_RESULT:
                     r.details["parent_result"] = said
+        if g.specimens or (len(obr.fields) > 15 and obr.fields[15]):
+            specimen = _specimen_type(msg, g)
+            if specimen:
+                for r in results:
+                    if r.type == LAB_RESULT:
+                        r.details["specimen"] = dict(specimen)
         entries.extend(results)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
@@ -642,6 +648,42 @@ def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
+
+
+def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
+    """What was sampled (blood, urine...): SPM-4 of the order's specimen (v2.5), else OBR-15
+    component 1 (v2.3-2.4 senders), as the CDA path files a CR-BIO's specimen
+    (``details.specimen``: code, system (named as on every channel), display; or only its
+    text). Never part of the dedupe fact: one channel may say it and the other not."""
+    for spm in g.specimens:
+        found = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 4)), subcomponents=False)
+        if found:
+            return found
+    obr = g.obr
+    if len(obr.fields) > 15 and obr.fields[15]:
+        found = _coded_specimen(msg, comps(msg, first_rep(msg, obr, 15))[:1],
+                                subcomponents=True)
+        # a code of table 0070's form ('BLD', 'SER', 'UR'), not what a sender that shifted
+        # its fields put there (an ordering provider's id, '555-55-5555^PRIMARY^...')
+        if found and _SPECIMEN_CODE.fullmatch(found.get("code") or found.get("text", "")):
+            return found
+    return None
+
+
+_SPECIMEN_CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,9}|[^\W\d][^\d]*")
+
+
+def _coded_specimen(msg: Message, c: list[str], *, subcomponents: bool) -> dict[str, str] | None:
+    """A CWE (SPM-4), or one written in the subcomponents of a component (OBR-15.1)."""
+    if subcomponents:
+        first = part(c, 1)
+        code, display, system = (sub(msg, first, i) for i in (1, 2, 3))
+    else:
+        code, display, system = (text(msg, part(c, i)) for i in (1, 2, 3))
+    if code:
+        return {"code": code, "system": system_name(system) if system else "",
+                "display": display}
+    return {"text": display} if display else None
 
 
 def _specimen_time(msg: Message, g: _Group) -> str | None:
