@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, Select, and_, func, or_, select, update
 
 from dossiers.db import bulk_insert, bulk_update
-from dossiers.schema import import_attempts, imports
+from dossiers.schema import entries, import_attempts, imports, provenance
 from pipelines.faults import fault_point
 
 RECEIVED = "received"
@@ -94,8 +94,14 @@ def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str 
     if flt.until is not None:
         query = query.where(c.received_at < flt.until)
     if flt.patient_id is not None:
+        # An import of several patients names none in patient_id: it is found through what
+        # it filed in this patient's dossier (provenance).
+        filed_here = select(provenance.c.import_id).join(
+            entries, entries.c.id == provenance.c.entry_id).where(
+            entries.c.patient_id == flt.patient_id)
         query = query.where(or_(c.patient_id == flt.patient_id,
-                                c.assigned_patient_id == flt.patient_id))
+                                c.assigned_patient_id == flt.patient_id,
+                                and_(c.patient_id.is_(None), c.id.in_(filed_here))))
     return query
 
 

@@ -92,6 +92,12 @@ def test_each_patient_gets_their_own_entries_and_nothing_of_the_other(ctx) -> No
     assert refs[(second, "24331-1")] == "OBR[10]"
     assert {("LAB00042", first), ("LAB00099", second)} <= {(v, p) for p, v in learnt}
     assert audited == [first, second]  # each patient's trail shows the deposit
+    # `imports list --patient`: found for each of its patients, though it names none
+    from pipelines.ledger import ImportFilter
+    from pipelines.rerun import select_ids
+
+    for patient in (first, second):
+        assert select_ids(ctx.engine, ImportFilter(patient_id=patient)) == [imp]
 
 
 def test_a_resent_message_is_a_duplicate(ctx) -> None:  # noqa: ANN001
