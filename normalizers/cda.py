@@ -48,7 +48,7 @@ from normalizers.model import (
     shorten_prose,
 )
 from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
-from normalizers.tabledata import table
+from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.cda.errors import CdaParseError
 from parsers.cda.model import (
@@ -589,6 +589,15 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.performer = made.performer or lab.performer
                 if lab.validated_by:
                     made.details["validated_by"] = lab.validated_by
+                if lab.comments:  # what the lab wrote of the whole exam, on each result
+                    made.details["exam_comments"] = list(lab.comments)
+            status = (_lab_status([r.act for r in act.entry_relationships if r.act], ctx)
+                      if act.entry_relationships else None) or (lab.status if lab else None)
+            if status is not None and act.status_code != "nullified":
+                # the lab's word on the result (C-CDA 4.419, else its report's 4.418): a
+                # preliminary result whose statusCode says completed was filed final
+                made.status = status[2]
+                made.details["lab_status"] = {"code": status[0], "system": status[1]}
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
@@ -632,6 +641,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
+    if made is None and not isinstance(act, Observation) and \
+            (act.entry_relationships or isinstance(act, Organizer)):
+        lab = _exam_of(act, lab, ctx, section)
     own_time = made.effective if made is not None else \
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
@@ -935,11 +947,18 @@ def _specimen_material(act: ClinicalStatement, ctx: _Ctx,
 
 @dataclass(frozen=True, slots=True)
 class _Lab:
-    """Who performed results (``performer``, as Entry.performer) and who validated them
-    (``validated_by``: ids and time), from the nearest act, battery or result naming them."""
+    """What the laboratory says of the results under an act, battery or isolate: who
+    performed them (``performer``, as Entry.performer) and who validated them
+    (``validated_by``: ids and time), from the nearest act, battery or result naming them;
+    the comments on the whole exam (``comments``: a comment act under the results act of a
+    CR-BIO, 'commentaire sur l'ECBU', or under the act of an Italian CDA2 lab report), for
+    every result of it; the status its report gives them (``status``: a C-CDA Laboratory
+    Result Status among the organizer's components, as (code, system, entry status))."""
 
     performer: str | None = None
     validated_by: dict[str, Any] | None = None
+    comments: tuple[str, ...] = ()
+    status: tuple[str, str, str] | None = None
 
 
 VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
@@ -955,8 +974,70 @@ def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
     validator = next((v for v in map(_verifier, act.participants) if v), None)
     if performer is None and validator is None:
         return inherited
-    return _Lab(performer or (inherited.performer if inherited else None),
-                validator or (inherited.validated_by if inherited else None))
+    base = inherited or _Lab()
+    return replace(base, performer=performer or base.performer,
+                   validated_by=validator or base.validated_by)
+
+
+def _exam_of(act: ClinicalStatement, lab: _Lab | None, ctx: _Ctx,
+             section: Section) -> _Lab | None:
+    """``lab`` with what an act or organizer that is no entry of its own says of all the
+    results it holds: its comments (not a battery's: those are its panel's) and the C-CDA
+    Laboratory Result Status among its components. Both were dropped (the comment stayed
+    in the narrative only; the status was skipped and a preliminary result filed final)."""
+    notes = _comments(act, section) if not (isinstance(act, Organizer) and
+                                            act.class_code == "BATTERY") else []
+    status = _lab_status(act.components, ctx) if isinstance(act, Organizer) else None
+    if not notes and status is None:
+        return lab
+    base = lab or _Lab()
+    return replace(base, comments=base.comments + tuple(notes),
+                   status=status or base.status)
+
+
+REPORT_STATUS_TEMPLATE = "2.16.840.1.113883.10.20.22.4.418"  # C-CDA Laboratory Result Status
+RESULT_STATUS_TEMPLATE = "2.16.840.1.113883.10.20.22.4.419"  # C-CDA Laboratory Observation
+# Result Status. Their value: HL7 v2 table 0123 (OBR-25, the report) and 0085 (OBX-11, the
+# result), read through the tables the HL7v2 path uses for OBR-25 and OBX-11.
+_LAB_STATUS_TABLES = {REPORT_STATUS_TEMPLATE: "report_status",
+                      RESULT_STATUS_TEMPLATE: "result_status"}
+_STATUS_SYSTEM_TABLES = {"2.16.840.1.113883.18.51": "report_status",  # HL7 table 0123
+                         "2.16.840.1.113883.18.34": "result_status"}  # HL7 table 0085
+# What a report status says of none of its results in particular: not applied to them
+# (some results available, unknown order or patient); the results keep their statusCode's.
+_NOT_A_RESULT_STATUS = frozenset({"partial", "unknown"})
+
+
+def _lab_status(nested: list[ClinicalStatement],
+                ctx: _Ctx) -> tuple[str, str, str] | None:
+    """(code, code system, entry status) of the C-CDA laboratory status observation among
+    ``nested`` (an organizer's components: 4.418, the report's; a result's entryRelationship
+    statements: 4.419, its own), None when there is none or it says nothing of a result."""
+    tables = _LAB_STATUS_TABLES
+    for obs in nested:
+        if not isinstance(obs, Observation) or not obs.values:
+            continue
+        table_name = ""
+        for t in obs.template_ids:  # a plain loop: every result of a battery passes here
+            if t.root in tables:
+                table_name = tables[t.root]
+                break
+        if not table_name:
+            continue
+        value = _untyped(obs.values[0])
+        if not isinstance(value, CD) or not value.code:
+            continue
+        table_name = _STATUS_SYSTEM_TABLES.get(value.code_system, table_name)
+        status = column_map(table_name, "code", "status").get(value.code.strip().upper())
+        if status is None:
+            ctx.warnings.append(f"CDA_UNKNOWN_RESULT_STATUS: {obs.path}: laboratory status "
+                                f"{value.code[:8]!r} is not in table {table_name}; the "
+                                "statusCode's kept")
+            return None
+        if status in _NOT_A_RESULT_STATUS:
+            return None
+        return value.code, system_name(value.code_system), status
+    return None
 
 
 def _verifier(part) -> dict[str, Any] | None:  # noqa: ANN001

@@ -2229,3 +2229,131 @@ def test_status_nested_in_an_observation_is_its_status_not_an_observation() -> N
     assert (entry.type, entry.code, entry.value) == ("observation", "229819007", "0.5")
     assert entry.details["clinical_status"] == {"code": "55561003", "system": "SNOMED-CT",
                                                 "display": "actif"}
+
+
+def test_a_comment_on_the_whole_exam_goes_to_each_of_its_results() -> None:
+    """CI-SIS CR-BIO puts the comment on a whole exam ('commentaire sur l'ECBU') under the
+    results act (FR-Commentaire-ER, typeCode SUBJ), beside its batteries and isolates; an
+    Italian CDA2 lab report puts it under its act (code 48767-8, no template). It stayed in
+    the narrative only: every result of that exam now carries it in
+    details.exam_comments (a battery's own comment still goes to its panel), and it is no
+    part of the result's fact."""
+    from dataclasses import replace
+
+    from dossiers.deposit import fact_of
+
+    cisis = _section("18725-2", '<paragraph ID="c-ecbu">Traitement immédiat conseillé'
+                     '</paragraph><content ID="c-bat">Contrôle sur un second flacon</content>',
+                     """<entry typeCode="DRIV"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <act classCode="ACT" moodCode="EVN">
+        <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="5821-4" codeSystem="2.16.840.1.113883.6.1"/>
+            <statusCode code="completed"/>
+            <value xsi:type="PQ" value="120" unit="/uL"/></observation></component>
+          <component><act classCode="ACT" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+            <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+            <text><reference value="#c-bat"/></text></act></component>
+        </organizer></entryRelationship>
+        <entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.5"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="564-5" codeSystem="2.16.840.1.113883.6.1"/>
+            <statusCode code="completed"/>
+            <value xsi:type="PQ" value="100000" unit="/mL"/></observation></component>
+        </organizer></entryRelationship>
+        <entryRelationship typeCode="SUBJ"><act classCode="ACT" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.1.40"/>
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <templateId root="1.2.250.1.213.1.1.3.32"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#c-ecbu"/></text><statusCode code="completed"/></act>
+        </entryRelationship></act></entry>""")
+    italian = _section("18729-4", '<table ID="nota1"><tbody><tr><td>Microalbumine</td>'
+                       '<td>Urines du matin</td></tr></tbody></table>', """<entry typeCode="DRIV">
+      <act classCode="ACT" moodCode="EVN">
+        <code code="14957-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="active"/>
+        <entryRelationship typeCode="SUBJ"><act classCode="ACT" moodCode="EVN">
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#nota1"/></text></act></entryRelationship>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="14957-5" codeSystem="2.16.840.1.113883.6.1"/>
+          <statusCode code="completed"/><effectiveTime value="20240311"/>
+          <value xsi:type="PQ" value="16.00" unit="mg/L"/></observation></entryRelationship>
+      </act></entry>""")
+    got = _entries(cisis, italian)
+    assert [(e.code, e.details.get("exam_comments")) for e in got] == [
+        ("5821-4", ["Traitement immédiat conseillé"]),
+        ("564-5", ["Traitement immédiat conseillé"]),
+        ("14957-5", ["Microalbumine | Urines du matin"])]
+    assert got[0].details["panel"] == {"comments": ["Contrôle sur un second flacon"]}
+    assert fact_of(got[2]) == fact_of(replace(got[2], details={})) is not None
+
+
+CCDA_STATUS = """<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.419" extension="2018-09-01"/>
+  <code code="92236-9" codeSystem="2.16.840.1.113883.6.1"/>
+  <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.18.34"/>
+</observation></entryRelationship>"""
+
+
+def _ccda_results(report: str, own: str) -> list[Entry]:
+    own_status = CCDA_STATUS.format(code=own) if own else ""
+    report_status = f"""<component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.418" extension="2018-09-01"/>
+        <code code="92235-1" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="{report}" codeSystem="2.16.840.1.113883.18.51"/>
+      </observation></component>""" if report else ""
+    return _entries(_section("30954-2", "Résultats", f"""<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24323-8" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="139" unit="mmol/L"/>
+        {own_status}</observation></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="4.1" unit="mmol/L"/>
+      </observation></component>
+      {report_status}</organizer></entry>"""))
+
+
+@pytest.mark.parametrize(("report", "own", "statuses"), [
+    ("P", "", ["preliminary", "preliminary"]),  # the report says preliminary: both are
+    ("F", "C", ["corrected", "final"]),  # the result's own status wins over the report's
+    ("", "P", ["preliminary", "final"]),
+    ("X", "", ["cancelled", "cancelled"]),
+    ("A", "", ["final", "final"]),  # 'some results available' says nothing of these
+])
+def test_ccda_laboratory_status_observations_set_the_result_status(
+        report: str, own: str, statuses: list[str]) -> None:
+    """C-CDA carries the lab's status in a Laboratory Result Status (4.418, HL7 table 0123)
+    among the result organizer's components and a Laboratory Observation Result Status
+    (4.419, table 0085) nested in a result; the statusCode alone (completed) was read, so
+    a result the lab calls preliminary was filed final. The status observations are still
+    no results of their own."""
+    got = _ccda_results(report, own)
+    assert [(e.code, e.status) for e in got] == [("2951-2", statuses[0]),
+                                                 ("2823-3", statuses[1])]
+    if own:
+        assert got[0].details["lab_status"] == {"code": own, "system": "HL70085"}
+
+
+def test_unknown_laboratory_status_keeps_the_status_code_and_says_so() -> None:
+    data = (HEAD + _section("30954-2", "Résultats", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+      <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240310"/><value xsi:type="PQ" value="139" unit="mmol/L"/>
+      """ + CCDA_STATUS.format(code="Q") + "</observation></entry>") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [(e.code, e.status) for e in msg.entries[1:]] == [("2951-2", "final")]
+    assert any(w.startswith("CDA_UNKNOWN_RESULT_STATUS") for w in msg.warnings)
