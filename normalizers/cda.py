@@ -1466,6 +1466,10 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
+    if kind == IMMUNIZATION and act.participants:
+        targets = _target_diseases(act, ctx, section)
+        if targets:
+            entry.details["target_diseases"] = targets
     if entry.code is None and not entry.display and product is not None and \
             product.code is not None:
         entry.display = original_text(product.code, section) or None  # free-text drug
@@ -1506,6 +1510,30 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
     return entry
+
+
+TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
+
+
+def _target_diseases(act: ClinicalStatement, ctx: _Ctx,
+                     section: Section) -> list[dict[str, str]]:
+    """The diseases or agents a vaccination protects against (eHDSI / epSOS Immunization:
+    participant typeCode IND / participantRole classCode AGNT / code, the playingEntity
+    ENT naming it in words when uncoded): a vaccine combining several (DTP) says which
+    ones it covers. They were not read."""
+    out = []
+    for part in act.participants:
+        entity = part.entity
+        if part.type_code != TARGET_DISEASE or entity is None or \
+                entity.role != "participantRole" or entity.class_code not in ("AGNT", ""):
+            continue
+        found = _coded_or_words(entity.code, ctx, section) if entity.code is not None \
+            else None
+        if found is None and entity.player_names and entity.player_names[0]:
+            found = {"text": entity.player_names[0]}
+        if found is not None:
+            out.append(found)
+    return out
 
 
 REASON_NOT_DONE = "77301-0"  # LOINC 'reason care action performed or not' (QRDA, C-CDA)

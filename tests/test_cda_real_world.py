@@ -2357,3 +2357,33 @@ def test_unknown_laboratory_status_keeps_the_status_code_and_says_so() -> None:
     msg = normalize_cda(parse_cda(data), data, "test")
     assert [(e.code, e.status) for e in msg.entries[1:]] == [("2951-2", "final")]
     assert any(w.startswith("CDA_UNKNOWN_RESULT_STATUS") for w in msg.warnings)
+
+
+def test_ehdsi_vaccination_says_which_diseases_it_targets() -> None:
+    """eHDSI (epSOS) Immunization names the disease or agent a vaccine protects against in
+    a participant typeCode IND / participantRole AGNT / code (the playingEntity ENT
+    naming it in words when uncoded): not read. It goes to details.target_diseases."""
+    entry = _one(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN" negationInd="false">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.19"/>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+      <templateId root="2.16.840.1.113883.10.20.1.24"/><id root="1.2.250.1.999.6.1"/>
+      <code code="IMMUNIZ" codeSystem="1.3.5.1.4.1.19376.1.5.3.2"/>
+      <statusCode code="completed"/><effectiveTime value="20230915"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="J07AM51" codeSystem="2.16.840.1.113883.6.73"
+          displayName="anatoxine tétanique, associations avec l'anatoxine diphtérique"/>
+        <lotNumberText>LOT-DT-42</lotNumberText></manufacturedMaterial></manufacturedProduct>
+      </consumable>
+      <participant typeCode="IND"><participantRole classCode="AGNT">
+        <code code="76902006" codeSystem="2.16.840.1.113883.6.96" displayName="tétanos"/>
+        <playingEntity classCode="ENT"/></participantRole></participant>
+      <participant typeCode="IND"><participantRole classCode="AGNT">
+        <code nullFlavor="OTH"><originalText>diphtérie</originalText></code>
+        <playingEntity classCode="ENT"/></participantRole></participant>
+    </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code, entry.details["lot_number"]) == (
+        "immunization", "J07AM51", "LOT-DT-42")
+    assert entry.details["target_diseases"] == [
+        {"code": "76902006", "system": "SNOMED-CT", "display": "tétanos"},
+        {"text": "diphtérie"}]
