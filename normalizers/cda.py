@@ -661,6 +661,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     inner_specimen = None if isinstance(act, Observation) else specimen
     inner_material = None if isinstance(act, Observation) else material
     concern = act.status_code if kind == CONCERN else ""
+    # a comment on the concern as a whole (IHE PCC / CI-SIS: beside its problems): theirs
+    concern_notes = _comments(act, section) if concern else []
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
@@ -676,6 +678,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                      inner_specimen, None, family, material=inner_material):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
+                    if concern_notes:
+                        nested.details["concern_comments"] = concern_notes
                     if concern == "nullified":  # the concern was recorded in error
                         nested.status = "entered-in-error"
                 yield nested

@@ -2387,3 +2387,35 @@ def test_ehdsi_vaccination_says_which_diseases_it_targets() -> None:
     assert entry.details["target_diseases"] == [
         {"code": "76902006", "system": "SNOMED-CT", "display": "tétanos"},
         {"text": "diphtérie"}]
+
+
+def test_a_comment_on_a_problem_concern_goes_to_its_problems() -> None:
+    """CI-SIS (IHE PCC) lets a comment sit beside the problems of a concern, about the
+    concern as a whole (ANS anaesthesia example): it was skipped. Each problem of that
+    concern carries it in details.concern_comments (its own comments stay in comments)."""
+    got = _entries(_section("11450-4", '<content ID="c-conc">Bilan cardiologique à '
+                            'prévoir</content>', """<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/><id root="1.2.250.1.999.4.20"/>
+      <code nullFlavor="NA"/><statusCode code="active"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><id root="1.2.250.1.999.4.20.1"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text>Sous traitement</text></act></entryRelationship></observation>
+      </entryRelationship>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><id root="1.2.250.1.999.4.20.2"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <value xsi:type="CD" code="E10" codeSystem="2.16.840.1.113883.6.3"/></observation>
+      </entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+        moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+        <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <text><reference value="#c-conc"/></text></act></entryRelationship>
+    </act></entry>"""))
+    assert [(e.code, e.details.get("comments"), e.details["concern_comments"])
+            for e in got] == [("I10", ["Sous traitement"], ["Bilan cardiologique à prévoir"]),
+                              ("E10", None, ["Bilan cardiologique à prévoir"])]
