@@ -1006,7 +1006,9 @@ RESULT_STATUS_TEMPLATE = "2.16.840.1.113883.10.20.22.4.419"  # C-CDA Laboratory 
 _LAB_STATUS_TABLES = {REPORT_STATUS_TEMPLATE: "report_status",
                       RESULT_STATUS_TEMPLATE: "result_status"}
 _STATUS_SYSTEM_TABLES = {"2.16.840.1.113883.18.51": "report_status",  # HL7 table 0123
-                         "2.16.840.1.113883.18.34": "result_status"}  # HL7 table 0085
+                         "2.16.840.1.113883.12.123": "report_status",  # its v2 table OID
+                         "2.16.840.1.113883.18.34": "result_status",  # HL7 table 0085
+                         "2.16.840.1.113883.12.85": "result_status"}
 # What a report status says of none of its results in particular: not applied to them
 # (some results available, unknown order or patient); the results keep their statusCode's.
 _NOT_A_RESULT_STATUS = frozenset({"partial", "unknown"})

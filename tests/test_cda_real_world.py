@@ -2419,3 +2419,19 @@ def test_a_comment_on_a_problem_concern_goes_to_its_problems() -> None:
     assert [(e.code, e.details.get("comments"), e.details["concern_comments"])
             for e in got] == [("I10", ["Sous traitement"], ["Bilan cardiologique à prévoir"]),
                               ("E10", None, ["Bilan cardiologique à prévoir"])]
+
+
+def test_laboratory_status_under_the_v2_table_oid_is_read_by_its_table() -> None:
+    """Senders also code these statuses under the HL7 v2 table OIDs (2.16.840.1.113883.12.85
+    for table 0085): 'S' there is a partial result (preliminary), not table 0123's
+    'procedure scheduled'."""
+    data = (HEAD + _section("30954-2", "Résultats", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+      <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240310"/><value xsi:type="PQ" value="139" unit="mmol/L"/>
+      """ + CCDA_STATUS.format(code="S").replace("2.16.840.1.113883.18.34",
+                                                 "2.16.840.1.113883.12.85")
+        + "</observation></entry>") + TAIL).encode()
+    entry = normalize_cda(parse_cda(data), data, "test").entries[1]
+    assert (entry.status, entry.details["lab_status"]) == (
+        "preliminary", {"code": "S", "system": "HL70085"})
