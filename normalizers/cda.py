@@ -1476,6 +1476,10 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         targets = _target_diseases(act, ctx, section)
         if targets:
             entry.details["target_diseases"] = targets
+    if kind == IMMUNIZATION and act.entry_relationships:
+        dose = _dose_number(act)
+        if dose is not None:
+            entry.details["dose_number"] = dose
     if entry.code is None and not entry.display and product is not None and \
             product.code is not None:
         entry.display = original_text(product.code, section) or None  # free-text drug
@@ -1540,6 +1544,32 @@ def _target_diseases(act: ClinicalStatement, ctx: _Ctx,
         if found is not None:
             out.append(found)
     return out
+
+
+# LOINC 'dose number in series' (CCD 2.16.840.1.113883.10.20.1.46, CI-SIS
+# FR-Rang-de-la-vaccination, eHDSI)
+DOSE_NUMBER = "30973-2"
+
+
+def _dose_number(act: ClinicalStatement) -> int | str | None:
+    """Which dose of its series a vaccination was (the series number observation it nests,
+    INT value: 'rang de la vaccination' 1, 2, booster...): it was skipped as no entry of
+    its own, and with it whether the course is complete. The number as an int, what the
+    sender wrote when it is not one; None when there is none."""
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if not isinstance(obs, Observation) or obs.code is None or \
+                obs.code.code != DOSE_NUMBER or not obs.values or \
+                system_name(obs.code.code_system) != LOINC:
+            continue
+        value = _untyped(obs.values[0])
+        if isinstance(value, INT):
+            number = value.number
+            return number if number is not None else (value.value.strip()[:20] or None)
+        if isinstance(value, (PQ, REAL)) and value.number is not None and \
+                value.number == value.number.to_integral_value():
+            return int(value.number)  # '2' sent as a PQ or REAL: still the second dose
+    return None
 
 
 REASON_NOT_DONE = "77301-0"  # LOINC 'reason care action performed or not' (QRDA, C-CDA)

@@ -2435,3 +2435,29 @@ def test_laboratory_status_under_the_v2_table_oid_is_read_by_its_table() -> None
     entry = normalize_cda(parse_cda(data), data, "test").entries[1]
     assert (entry.status, entry.details["lab_status"]) == (
         "preliminary", {"code": "S", "system": "HL70085"})
+
+
+@pytest.mark.parametrize(("value", "dose"), [('xsi:type="INT" value="2"', 2),
+                                              ('xsi:type="INT" value="rappel"', "rappel"),
+                                              ('xsi:type="PQ" value="3" unit="1"', 3)])
+def test_vaccination_keeps_its_rank_in_the_series(value: str, dose: int | str) -> None:
+    """CI-SIS FR-Rang-de-la-vaccination (CCD series number observation, LOINC 30973-2)
+    nested in a vaccination says which dose it was: skipped as no entry of its own, it
+    was lost (ANS VAC and IPS-FR examples). It goes to details.dose_number."""
+    entry = _one(_section("11369-6", "Vaccinations", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN" negationInd="false">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/><id root="1.2.250.1.999.6.2"/>
+      <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/>
+      <statusCode code="completed"/><effectiveTime value="20240105"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="J07BC01" codeSystem="2.16.840.1.113883.6.73"
+          displayName="vaccin de l'hépatite B"/></manufacturedMaterial></manufacturedProduct>
+      </consumable>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.1.46"/>
+        <templateId root="1.2.250.1.213.1.1.3.82"/>
+        <code code="30973-2" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><value {value}/></observation></entryRelationship>
+    </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code, entry.details["dose_number"]) == (
+        "immunization", "J07BC01", dose)
