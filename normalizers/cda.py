@@ -66,6 +66,7 @@ from parsers.cda.model import (
     AnyValue,
     ClinicalStatement,
     Document,
+    EntryRelationship,
     Extension,
     NonXmlBody,
     Observation,
@@ -686,6 +687,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):
+            if kind in (MEDICATION, IMMUNIZATION) and made.type != ABSENCE:
+                _medication_part(rel, made, ctx, section)
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
@@ -1569,6 +1572,74 @@ def _dose_number(act: ClinicalStatement) -> int | str | None:
         if isinstance(value, (PQ, REAL)) and value.number is not None and \
                 value.number == value.number.to_integral_value():
             return int(value.number)  # '2' sent as a PQ or REAL: still the second dose
+    return None
+
+
+@cache
+def _medication_parts() -> dict[str, tuple[str, str]]:
+    return {row["template"]: (row["key"], row["reads"])
+            for row in table("cda_medication_parts")}
+
+
+def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
+                     section: Section) -> None:
+    """What a medication or vaccination nests about itself, into its details: the
+    instructions to the patient and to the pharmacist, whether it may be substituted, the
+    quantity to dispense (tables/cda_medication_parts.csv), why it is given (RSON: an
+    indication coded in an observation's value or an internal reference's code), a
+    reaction, and the prescription's flags (CI-SIS: related to an ALD, an occupational
+    accident, off-label, not reimbursed). All were skipped as no entries of their own:
+    an eP-MED prescription lost everything but the drug and its dosing."""
+    act = rel.act
+    if act is None or act.null_flavor:
+        return
+    parts = _medication_parts()
+    part = next((parts[t.root] for t in act.template_ids if t.root in parts), None)
+    if part is not None:
+        key, reads = part
+        if reads == "text":
+            text = _comment_text(act, section)
+            if any(c.isalnum() for c in text):  # '-': the sender's 'no instruction'
+                entry.details.setdefault(key, []).append(text)
+        elif reads == "code" and act.code is not None:
+            found = _coded_or_words(act.code, ctx, section)
+            if found:
+                entry.details[key] = found
+        elif reads == "quantity":
+            quantity = getattr(act, "quantity", None)
+            if isinstance(quantity, PQ) and quantity.value:
+                entry.details[key] = {"value": quantity.value.strip(),
+                                      "unit": quantity.unit or None}
+        return
+    if rel.type_code == "RSON":
+        if not entry.details.get("negated"):  # not given: the reason is why not
+            reason = _indication(act, ctx, section)
+            if reason:
+                entry.details.setdefault("reasons", []).append(reason)
+        return
+    if not isinstance(act, Observation) or (act.code is not None and
+                                            act.code.code == DOSE_NUMBER):
+        return
+    if rel.type_code in ("MFST", "CAUS"):
+        reaction = _reaction(act, ctx, section)
+        if reaction:
+            entry.details.setdefault("reactions", []).append(reaction)
+        return
+    _describe(act, entry, "observations", ctx, section)
+
+
+def _indication(act: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """Why a medication is given: the coded value of an indication observation (C-CDA
+    4.19: its code only says 'finding'), else the code of the act (CI-SIS
+    FR-Reference-interne: the problem's CIM-10 code), else their words."""
+    if isinstance(act, Observation) and act.values:
+        value = _untyped(act.values[0])
+        if isinstance(value, CD):
+            found = _coded_or_words(value, ctx, section)
+            if found:
+                return found
+    if act.code is not None:
+        return _coded_or_words(act.code, ctx, section)
     return None
 
 

@@ -2461,3 +2461,94 @@ def test_vaccination_keeps_its_rank_in_the_series(value: str, dose: int | str) -
     </substanceAdministration></entry>"""))
     assert (entry.type, entry.code, entry.details["dose_number"]) == (
         "immunization", "J07BC01", dose)
+
+
+EPMED_LINE = """<entry><substanceAdministration classCode="SBADM" moodCode="INT">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/><templateId root="1.2.250.1.213.1.1.3.42"/>
+  <id root="1.2.250.1.999.12.1"/><code code="DRUG" codeSystem="2.16.840.1.113883.5.4"/>
+  <statusCode code="active"/>
+  <effectiveTime xsi:type="IVL_TS"><low value="20240301"/><high value="20240310"/></effectiveTime>
+  <consumable><manufacturedProduct><manufacturedMaterial>
+    <code code="60234100" codeSystem="1.2.250.1.213.2.3.1" displayName="AMOXICILLINE 1 g"/>
+  </manufacturedMaterial></manufacturedProduct></consumable>
+  <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3"/>
+    <code code="PINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+    <text><reference value="#instr-pat"/></text></act></entryRelationship>
+  <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3.1"/>
+    <code code="FINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+    <text><reference value="#instr-disp"/></text></act></entryRelationship>
+  <entryRelationship typeCode="COMP"><supply classCode="SPLY" moodCode="RQO">
+    <templateId root="1.3.6.1.4.1.19376.1.9.1.3.8"/><independentInd value="false"/>
+    <quantity value="2" unit="30009000"/></supply></entryRelationship>
+  <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="DEF">
+    <templateId root="1.3.6.1.4.1.19376.1.9.1.3.9.1"/>
+    <code code="N" displayName="Aucune substitution permise"
+      codeSystem="2.16.840.1.113883.5.1070"/></act></entryRelationship>
+  <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+    <templateId root="1.2.250.1.213.1.1.3.48.13"/>
+    <code code="MED-574" displayName="En rapport avec une ALD"
+      codeSystem="1.2.250.1.213.1.1.4.322"/>
+    <statusCode code="completed"/><value xsi:type="BL" value="true"/></observation>
+  </entryRelationship>
+  <entryRelationship typeCode="RSON"><act classCode="ACT" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.250.1.999.4.33"/>
+    <code code="J01.0" displayName="Sinusite maxillaire aiguë"
+      codeSystem="2.16.840.1.113883.6.3"/></act></entryRelationship>
+</substanceAdministration></entry>"""
+
+
+def test_what_a_prescription_line_says_of_itself_is_kept() -> None:
+    """A CI-SIS eP-MED prescription line nests its patient and pharmacist instructions
+    (IHE PCC PINSTRUCT / FINSTRUCT), the quantity to dispense and the substitution
+    permission (IHE Pharm), its flags (FR-En-rapport-avec-ALD...) and its indication (RSON,
+    an internal reference to the problem): all were skipped, leaving the drug and dosing."""
+    entry = _one(_section("57828-6", '<content ID="instr-pat">Pendant le repas</content>'
+                          '<content ID="instr-disp">-</content>', EPMED_LINE))
+    assert (entry.type, entry.code, entry.details["mood"]) == ("medication", "60234100", "INT")
+    d = entry.details
+    assert d["patient_instructions"] == ["Pendant le repas"]
+    assert "fulfillment_instructions" not in d  # '-': no instruction
+    assert d["quantity_prescribed"] == {"value": "2", "unit": "30009000"}
+    assert d["substitution"] == {"code": "N", "system": "2.16.840.1.113883.5.1070",
+                                 "display": "Aucune substitution permise"}
+    assert d["observations"] == [{"code": "MED-574", "display": "En rapport avec une ALD",
+                                  "value": "true", "unit": None}]
+    assert d["reasons"] == [{"code": "J01.0", "system": "CIM-10",
+                             "display": "Sinusite maxillaire aiguë"}]
+
+
+def test_ccda_medication_indication_supply_order_and_reaction_are_kept() -> None:
+    """C-CDA nests a medication's indication (4.19: the problem is the value, the code
+    only says 'finding'), its supply order (4.17: the quantity ordered) and a reaction
+    (4.9, MFST) in the medication activity: all were dropped."""
+    entry = _one(_section("10160-0", "Traitements", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+      <id root="1.2.250.1.999.13.1"/><statusCode code="active"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="197361" codeSystem="2.16.840.1.113883.6.88" displayName="amlodipine 5 mg"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.19"/>
+        <code code="75321-0" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="38341003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="hypertension artérielle"/></observation></entryRelationship>
+      <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.22.4.17"/>
+        <repeatNumber value="3"/><quantity value="30"/></supply></entryRelationship>
+      <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="271807003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="éruption cutanée"/></observation></entryRelationship>
+    </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code) == ("medication", "197361")
+    assert entry.details["reasons"] == [{"code": "38341003", "system": "SNOMED-CT",
+                                         "display": "hypertension artérielle"}]
+    assert entry.details["quantity_prescribed"] == {"value": "30", "unit": None}
+    assert entry.details["reactions"] == [{"code": "271807003", "system": "SNOMED-CT",
+                                           "display": "éruption cutanée"}]
+    assert "observations" not in entry.details
