@@ -701,6 +701,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             elif "not_done_reason" not in made.details:
                 _describe(rel.act, made, "reasons", ctx, section)
             continue
+        if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
+                INTERNAL_REFERENCE in rel.act.template_roots:
+            _procedure_reference(rel, made, ctx, section)
+            continue
         if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
             continue  # its status, severity, certainty: read into its details (eHDSI and
             # other templates we do not know nest them), no observation of their own
@@ -713,6 +717,29 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
                                 (isolate, lab)), inner_material)
+
+
+INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+
+
+def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
+                         section: Section) -> None:
+    """An internal reference a procedure nests: to the problem it was done for (RSON:
+    details.reasons, as a reason observation is read) or to what it used (the device of
+    an anaesthesia, CI-SIS: details.references), by its code. Both were dropped."""
+    act = rel.act
+    if act is None or act.code is None:
+        return
+    found = _coded_or_words(act.code, ctx, section)
+    if not found:
+        return
+    if rel.type_code == "RSON":
+        if "not_done_reason" not in entry.details:
+            entry.details.setdefault("reasons", []).append({
+                "code": found.get("code"), "display": found.get("display") or
+                found.get("text"), "value": None, "unit": None})
+    else:
+        entry.details.setdefault("references", []).append(found)
 
 
 COMMENT_TEMPLATES = frozenset({

@@ -2552,3 +2552,29 @@ def test_ccda_medication_indication_supply_order_and_reaction_are_kept() -> None
     assert entry.details["reactions"] == [{"code": "271807003", "system": "SNOMED-CT",
                                            "display": "éruption cutanée"}]
     assert "observations" not in entry.details
+
+
+def test_internal_references_of_a_procedure_say_why_and_with_what() -> None:
+    """CI-SIS procedures point at the problem they were done for (RSON) and at the device
+    they used (REFR) through IHE PCC internal references (an id and a code): both were
+    dropped. They go to details.reasons and details.references."""
+    entry = _one(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <id root="1.2.250.1.999.14.1"/>
+      <code code="DEQP003" codeSystem="1.2.250.1.213.2.5" displayName="pose de stimulateur"/>
+      <statusCode code="completed"/><effectiveTime value="20240212"/>
+      <entryRelationship typeCode="RSON"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/>
+        <templateId root="1.2.250.1.213.1.1.3.36"/><id root="1.2.250.1.999.4.41"/>
+        <code code="I44.2" codeSystem="2.16.840.1.113883.6.3"
+          displayName="bloc auriculoventriculaire complet"/></act></entryRelationship>
+      <entryRelationship typeCode="REFR"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.250.1.999.5.7"/>
+        <code code="J010101" codeSystem="1.2.250.1.213.2.68"
+          displayName="stimulateurs cardiaques implantables"/></act></entryRelationship>
+    </procedure></entry>"""))
+    assert (entry.type, entry.code) == ("procedure", "DEQP003")
+    assert entry.details["reasons"] == [{"code": "I44.2", "unit": None, "value": None,
+                                         "display": "bloc auriculoventriculaire complet"}]
+    assert entry.details["references"] == [{"code": "J010101", "system": "EMDN",
+                                            "display": "stimulateurs cardiaques implantables"}]
