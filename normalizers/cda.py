@@ -689,6 +689,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                          FAMILY_HISTORY) and not _typed(rel.act):
             if kind in (MEDICATION, IMMUNIZATION) and made.type != ABSENCE:
                 _medication_part(rel, made, ctx, section)
+            elif isinstance(rel.act, Observation) and not _is_qualifier(rel.act) and \
+                    not (kind == ALLERGY and rel.type_code == "MFST"):
+                # what else a problem says of itself (how much it bled, the follow-up of
+                # its treatment, the age at onset: C-CDA 4.31) was dropped with them
+                _describe(rel.act, made, "observations", ctx, section)
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)

@@ -2578,3 +2578,35 @@ def test_internal_references_of_a_procedure_say_why_and_with_what() -> None:
                                          "display": "bloc auriculoventriculaire complet"}]
     assert entry.details["references"] == [{"code": "J010101", "system": "EMDN",
                                             "display": "stimulateurs cardiaques implantables"}]
+
+
+def test_what_a_problem_nests_about_itself_is_kept() -> None:
+    """A problem (CI-SIS FR-Probleme) nests simple observations about itself (how much it
+    bled, the follow-up of its treatment), C-CDA its age at onset (4.31): skipped as no
+    entries of their own, they were lost. They go to details.observations; its status
+    and severity still go to their own keys."""
+    entry = _one(_section("11450-4", "Problèmes", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+      <id root="1.2.250.1.999.4.50"/>
+      <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+      <effectiveTime><low value="20240319"/></effectiveTime>
+      <value xsi:type="CD" code="T81.0" codeSystem="2.16.840.1.113883.6.3"
+        displayName="hémorragie compliquant un acte"/>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <code code="GEN-167" displayName="Quantité" codeSystem="1.2.250.1.213.1.1.4.322"/>
+        <value xsi:type="PQ" value="20" unit="mL"/></observation></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.31"/>
+        <code code="445518008" codeSystem="2.16.840.1.113883.6.96" displayName="âge"/>
+        <value xsi:type="PQ" value="57" unit="a"/></observation></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><code code="SEV" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="24484000" codeSystem="2.16.840.1.113883.6.96"
+          displayName="sévère"/></observation></entryRelationship>
+    </observation></entry>"""))
+    assert (entry.type, entry.code) == ("problem", "T81.0")
+    assert entry.details["observations"] == [
+        {"code": "GEN-167", "display": "Quantité", "value": "20", "unit": "mL"},
+        {"code": "445518008", "display": "âge", "value": "57", "unit": "a"}]
+    assert entry.details["severity"]["code"] == "24484000"
