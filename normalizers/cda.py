@@ -1535,6 +1535,12 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
             entry.details["dose"] = dose
     if act.route_code is not None and act.route_code.code:
         entry.details["route"] = act.route_code.code
+    if act.administration_unit_code is not None:
+        # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
+        # the dose read '1' of nothing
+        unit = _coded_or_words(act.administration_unit_code, ctx, section)
+        if unit:
+            entry.details["administration_unit"] = unit
     for t in act.effective_times:
         if isinstance(t, IVL):
             for name in ("low", "high"):

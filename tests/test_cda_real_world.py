@@ -2610,3 +2610,23 @@ def test_what_a_problem_nests_about_itself_is_kept() -> None:
         {"code": "GEN-167", "display": "Quantité", "value": "20", "unit": "mL"},
         {"code": "445518008", "display": "âge", "value": "57", "unit": "a"}]
     assert entry.details["severity"]["code"] == "24484000"
+
+
+def test_dose_counted_in_administration_units_keeps_its_unit() -> None:
+    """C-CDA gives a dose of '1' with the unit it counts in administrationUnitCode (NCI
+    'tablet'): the dose was filed as '1' of nothing. The unit goes to
+    details.administration_unit."""
+    entry = _one(_section("10160-0", "Traitements", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+      <id root="1.2.250.1.999.13.2"/><statusCode code="active"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>
+      <routeCode code="C38288" codeSystem="2.16.840.1.113883.3.26.1.1" displayName="orale"/>
+      <doseQuantity value="1"/>
+      <administrationUnitCode code="C48542" codeSystem="2.16.840.1.113883.3.26.1.1"
+        displayName="comprimé"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="197884" codeSystem="2.16.840.1.113883.6.88" displayName="lisinopril 10 mg"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""))
+    assert (entry.details["dose"], entry.details["administration_unit"]) == (
+        "1", {"code": "C48542", "system": "NCI", "display": "comprimé"})
