@@ -1507,6 +1507,12 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
+    if product is not None and product.manufacturer is not None:
+        # with the lot, who made it (C-CDA immunization medication information): dropped
+        maker = next((n for n in product.manufacturer.names if n), "") or \
+            next((i.key for i in product.manufacturer.ids if i.root), "")
+        if maker:
+            entry.details["manufacturer"] = maker[:300]
     if kind == IMMUNIZATION and act.participants:
         targets = _target_diseases(act, ctx, section)
         if targets:

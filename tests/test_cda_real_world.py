@@ -2630,3 +2630,22 @@ def test_dose_counted_in_administration_units_keeps_its_unit() -> None:
     </substanceAdministration></entry>"""))
     assert (entry.details["dose"], entry.details["administration_unit"]) == (
         "1", {"code": "C48542", "system": "NCI", "display": "comprimé"})
+
+
+def test_vaccine_manufacturer_is_kept_with_its_lot() -> None:
+    """C-CDA Immunization Medication Information names who made the vaccine
+    (manufacturerOrganization) beside its lot: it was dropped."""
+    entry = _one(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN" negationInd="false">
+      <templateId root="2.16.840.1.113883.10.20.22.4.52"/><id root="1.2.250.1.999.6.3"/>
+      <statusCode code="completed"/><effectiveTime value="20231012"/>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.54"/>
+        <manufacturedMaterial><code code="J07BB02" codeSystem="2.16.840.1.113883.6.73"
+          displayName="vaccin grippal inactivé"/><lotNumberText>GRP-2023-117</lotNumberText>
+        </manufacturedMaterial>
+        <manufacturerOrganization><name>Laboratoire Vaccinal de Lyon</name>
+        </manufacturerOrganization></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""))
+    assert (entry.details["lot_number"], entry.details["manufacturer"]) == (
+        "GRP-2023-117", "Laboratoire Vaccinal de Lyon")
