@@ -1223,6 +1223,8 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
+    if code.qualifiers:
+        _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
     if act.negation_ind == "true":  # not done: why
@@ -1243,6 +1245,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     entry = _base(act, kind, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
+    if act.code is not None and act.code.qualifiers:
+        _qualify(act.code, entry, "code_qualifiers", ctx, section)
     if act.values:
         value = _untyped(act.values[0])
         if kind in (PROBLEM, FAMILY_HISTORY) and isinstance(value, CD) and value.code and \
@@ -1302,6 +1306,22 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
+    """The qualifiers of a code or coded value (CD qualifier: name and/or value) into
+    details[key], as [{name, value}] each {code, system, display} (or {text}). They say
+    what was observed: CI-SIS asks one question per observation under one LOINC code
+    ('mobility' qualified by 'fell in the last 6 months?'), or a side (laterality
+    20228-3: right, left); dropped, two different results read as the same one."""
+    found = []
+    for name, value in code.qualifiers:
+        item = {"name": _coded_or_words(name, ctx, section) if name is not None else None,
+                "value": _coded_or_words(value, ctx, section) if value is not None else None}
+        if item["name"] or item["value"]:
+            found.append(item)
+    if found:
+        entry.details[key] = found
 
 
 def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -1842,6 +1862,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
         else:
             entry.value = original_text(value, section)[:2000] or None
+        if value.qualifiers:
+            _qualify(value, entry, "value_qualifiers", ctx, section)
     elif isinstance(value, IVL) and value.type.endswith("_TS"):
         entry.value = _period_text(value)
     elif isinstance(value, IVL):

@@ -2649,3 +2649,36 @@ def test_vaccine_manufacturer_is_kept_with_its_lot() -> None:
     </substanceAdministration></entry>"""))
     assert (entry.details["lot_number"], entry.details["manufacturer"]) == (
         "GRP-2023-117", "Laboratoire Vaccinal de Lyon")
+
+
+def test_one_loinc_code_asked_two_questions_is_two_facts() -> None:
+    """CI-SIS asks several questions under one LOINC code, each named by a qualifier of
+    the code ('mobility': 'up and across the room in 15 s?', 'fell in the last 6 months?'),
+    or one per side (laterality 20228-3): the qualifiers were dropped, so two different
+    answers 'false' on the same day were the same dedupe fact and merged. They go to
+    details.code_qualifiers (a coded value's to value_qualifiers) and into the fact."""
+    from dossiers.deposit import fact_of
+
+    def question(name: str, code: str, side: str = "") -> str:
+        lateral = f"""<qualifier><name code="20228-3" codeSystem="2.16.840.1.113883.6.1"
+            displayName="latéralité"/><value code="{side}"
+            codeSystem="2.16.840.1.113883.6.96"/></qualifier>""" if side else ""
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="95023-8" codeSystem="2.16.840.1.113883.6.1" displayName="Mobilité">
+            <qualifier><name code="{code}" codeSystem="1.2.250.1.213.1.1.4.322"
+              displayName="{name}"/></qualifier>{lateral}</code>
+          <statusCode code="completed"/><effectiveTime value="20240323"/>
+          <value xsi:type="BL" value="false"/></observation></entry>"""
+
+    got = _entries(_section("30954-2", "Évaluation", question(
+        "Se lève et traverse la pièce en moins de 15 s ?", "MED-596")
+        + question("Chute dans les 6 derniers mois ?", "MED-597")
+        + question("Chute dans les 6 derniers mois ?", "MED-597", "24028007")))
+    assert [e.details["code_qualifiers"][0]["name"]["code"] for e in got] == [
+        "MED-596", "MED-597", "MED-597"]
+    assert got[2].details["code_qualifiers"][1] == {
+        "name": {"code": "20228-3", "system": "LN", "display": "latéralité"},
+        "value": {"code": "24028007", "system": "SNOMED-CT", "display": ""}}
+    facts = [fact_of(e) for e in got]
+    assert None not in facts and len(set(facts)) == 3
