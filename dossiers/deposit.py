@@ -79,6 +79,11 @@ def fact_of(entry: Entry) -> str | None:
     if isolate:  # the same in a CDA: the germ of the isolate organizer the result is of
         raw += "\x1f" + "\x1e".join(str(isolate.get(k, ""))
                                      for k in ("system", "code", "id", "text"))
+    site = entry.details.get("target_site")
+    if isinstance(site, dict) and site.get("code"):  # CDA targetSiteCode: pain in the left
+        # forearm and pain in the left thigh, the same day, are two facts
+        raw += "\x1f" + "\x1e".join((str(site.get("system", "")), str(site["code"]),
+                                      *map(str, site.get("qualifiers") or ())))
     for key in ("code_qualifiers", "value_qualifiers"):
         qualifiers = entry.details.get(key)
         if qualifiers:  # CDA: what the code asks or which side (two results of one

@@ -2682,3 +2682,23 @@ def test_one_loinc_code_asked_two_questions_is_two_facts() -> None:
         "value": {"code": "24028007", "system": "SNOMED-CT", "display": ""}}
     facts = [fact_of(e) for e in got]
     assert None not in facts and len(set(facts)) == 3
+
+
+def test_the_same_finding_at_two_body_sites_is_two_facts() -> None:
+    """CI-SIS (DLU-EHPAD) records pain at each site as its own observation, the site in
+    targetSiteCode: pain in the left forearm and in the left thigh, the same minute, were
+    one dedupe fact. The site is part of the fact."""
+    from dossiers.deposit import fact_of
+
+    def pain(site: str) -> str:
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="R52.9" codeSystem="2.16.840.1.113883.6.3" displayName="douleur"/>
+          <statusCode code="completed"/><effectiveTime value="20240327153500+0100"/>
+          <value xsi:type="BL" value="true"/>
+          <targetSiteCode code="{site}" codeSystem="2.16.840.1.113883.6.96"/></observation>
+          </entry>"""
+
+    got = _entries(_section("30954-2", "Observations", pain("66480008") + pain("61396006")))
+    assert [e.details["target_site"]["code"] for e in got] == ["66480008", "61396006"]
+    assert fact_of(got[0]) != fact_of(got[1])
