@@ -494,6 +494,13 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             v = getattr(enc.effective_time, name)
             if isinstance(v, TS) and v.value:
                 out[name] = v.value
+    disposition = enc.discharge_disposition_code
+    if disposition is not None and disposition.code:
+        # where the patient went at discharge (home, another facility: HL7 table 0112 in
+        # C-CDA); a discharge summary's was dropped
+        out["discharge_disposition"] = {"code": disposition.code,
+                                        "system": system_name(disposition.code_system),
+                                        "display": disposition.display or None}
     facility = enc.location
     if facility is not None:  # where: the care unit or facility and its kind (CI-SIS)
         place: dict[str, Any] = {"ids": [i.key for i in facility.ids if i.root]}

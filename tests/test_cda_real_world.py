@@ -2702,3 +2702,20 @@ def test_the_same_finding_at_two_body_sites_is_two_facts() -> None:
     got = _entries(_section("30954-2", "Observations", pain("66480008") + pain("61396006")))
     assert [e.details["target_site"]["code"] for e in got] == ["66480008", "61396006"]
     assert fact_of(got[0]) != fact_of(got[1])
+
+
+def test_discharge_disposition_of_the_documented_stay_is_kept() -> None:
+    """encompassingEncounter/dischargeDispositionCode (where the patient went at
+    discharge) was parsed but dropped: it goes to the document's details.encounter."""
+    head = HEAD.replace("  <component><structuredBody>", """  <componentOf>
+    <encompassingEncounter><id root="1.2.250.1.999.3" extension="SEJ-77"/>
+      <effectiveTime><low value="20240301"/><high value="20240312"/></effectiveTime>
+      <dischargeDispositionCode code="04" codeSystem="2.16.840.1.113883.12.112"
+        displayName="transfert en soins de suite"/>
+    </encompassingEncounter></componentOf>
+  <component><structuredBody>""")
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.details["encounter"]["discharge_disposition"] == {
+        "code": "04", "system": "HL70112",
+        "display": "transfert en soins de suite"}
