@@ -2719,3 +2719,24 @@ def test_discharge_disposition_of_the_documented_stay_is_kept() -> None:
     assert document.details["encounter"]["discharge_disposition"] == {
         "code": "04", "system": "HL70112",
         "display": "transfert en soins de suite"}
+
+
+def test_ehdsi_procedure_and_vital_sign_with_their_own_template_only() -> None:
+    """eHDSI procedures (1.3.6.1.4.1.12559.11.10.1.3.1.3.26) need not carry the IHE PCC
+    procedure template, and eHDSI vital signs observations (…3.22) have their own: with
+    only theirs, the procedure was not filed and the measurement was an observation."""
+    got = _entries(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.26"/>
+      <id root="1.2.250.1.999.14.2"/>
+      <code code="80146002" codeSystem="2.16.840.1.113883.6.96" displayName="appendicectomie"/>
+      <statusCode code="completed"/><effectiveTime value="20150610"/></procedure></entry>"""),
+      _section("8716-3", "Signes vitaux", """<entry><organizer classCode="CLUSTER"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.21"/>
+      <statusCode code="completed"/><effectiveTime value="20240312"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.22"/>
+        <code code="8480-6" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20240312"/><value xsi:type="PQ" value="132" unit="mm[Hg]"/>
+      </observation></component></organizer></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("procedure", "80146002"),
+                                               ("vital_sign", "8480-6")]
