@@ -376,11 +376,14 @@ _REPORT_STATUS = {"active": "preliminary"}  # results still to come: as HL7v2 OB
 def _report_status(header) -> str:  # noqa: ANN001
     """The status of a lab report as a whole (IHE XD-LAB / CI-SIS CR-BIO: the lab:statusCode
     of documentationOf/serviceEvent, 'active' while results are still to come, 'completed'
-    for the final report); '' when the document says none. A partial report was filed as a
-    final one."""
+    for the final report; ELGA and other realms: sdtc:statusCode on the ClinicalDocument,
+    the HL7 extension for a document 'in other than the completed state'); '' when the
+    document says none. A partial report was filed as a final one."""
     codes = [ext.attributes.get("code", "") for event in header.documentation_of
              for ext in event.extensions
              if ext.namespace == LAB_NAMESPACE and ext.name == "statusCode"]
+    codes += [ext.attributes.get("code", "") for ext in header.extensions
+              if ext.namespace == SDTC and ext.name == "statusCode"]
     codes = [c for c in codes if c]
     if not codes:
         return ""

@@ -2740,3 +2740,16 @@ def test_ehdsi_procedure_and_vital_sign_with_their_own_template_only() -> None:
       </observation></component></organizer></entry>"""))
     assert [(e.type, e.code) for e in got] == [("procedure", "80146002"),
                                                ("vital_sign", "8480-6")]
+
+
+@pytest.mark.parametrize(("code", "status"), [("active", "preliminary"),
+                                              ("completed", "final")])
+def test_document_status_extension_says_a_report_is_not_final(code: str, status: str) -> None:
+    """ELGA (Austria) codes a report not yet complete as ClinicalDocument/sdtc:statusCode
+    'active' (the HL7 extension for a document in other than the completed state), not
+    with lab:statusCode: it was filed as a final document."""
+    data = (HEAD.replace("<title>Synthèse</title>",
+                         f'<title>Synthèse</title><sdtc:statusCode code="{code}"/>')
+            + _section("18719-5", "Biochimie", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert (document.status, document.details["report_status"]) == (status, code)
