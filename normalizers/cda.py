@@ -950,8 +950,33 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTIONS.isdisjoint(proc.template_roots):
             continue
-        return _collection_time(proc, ctx), _collected(proc, ctx, section) or own
+        material = _collected(proc, ctx, section) or own
+        if proc.entry_relationships:
+            conditions = _specimen_conditions(proc, ctx, section)
+            if conditions:  # hemolysed, clotted...: said of the specimen, read with it
+                material = {**(material or {}), "condition": conditions}
+        return _collection_time(proc, ctx), material
     return None, own
+
+
+SPECIMEN_CONDITION = "2.16.840.1.113883.10.20.22.4.421"  # C-CDA Specimen Condition Observation
+
+
+def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
+                         section: Section) -> list[dict[str, str]]:
+    """The condition of a specimen as its collection procedure says it (C-CDA Specimen
+    Condition Observation, HL7 table 0493: HEM hemolysed, CLOT clotted, LIP lipemic...):
+    skipped as no result, it was lost, and a potassium on a hemolysed tube read as any."""
+    found = []
+    for rel in proc.entry_relationships:
+        obs = rel.act
+        if isinstance(obs, Observation) and obs.values and \
+                any(t.root == SPECIMEN_CONDITION for t in obs.template_ids):
+            value = _untyped(obs.values[0])
+            coded = _coded_or_words(value, ctx, section) if isinstance(value, CD) else None
+            if coded:
+                found.append(coded)
+    return found
 
 
 def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:

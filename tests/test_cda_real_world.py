@@ -2753,3 +2753,40 @@ def test_document_status_extension_says_a_report_is_not_final(code: str, status:
             + _section("18719-5", "Biochimie", "") + TAIL).encode()
     document = normalize_cda(parse_cda(data), data, "test").entries[0]
     assert (document.status, document.details["report_status"]) == (status, code)
+
+
+def test_specimen_condition_goes_with_the_specimen_of_the_results() -> None:
+    """C-CDA's Specimen Condition Observation (4.421) in the collection procedure says the
+    tube was hemolysed: skipped as no result, it was lost. The results of that specimen
+    carry it in details.specimen.condition (their dedupe fact is unchanged)."""
+    from dataclasses import replace
+
+    from dossiers.deposit import fact_of
+
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="5.9" unit="mmol/L"/>
+      </observation></component>
+      <component><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.415" extension="2018-09-01"/>
+        <code code="17636008" codeSystem="2.16.840.1.113883.6.96"/>
+        <effectiveTime value="20240310081500+0100"/>
+        <participant typeCode="PRD"><participantRole classCode="SPEC"><playingEntity>
+          <code code="119364003" codeSystem="2.16.840.1.113883.6.96" displayName="sérum"/>
+        </playingEntity></participantRole></participant>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.421" extension="2018-09-01"/>
+          <code code="93047-9" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="CD" code="HEM" codeSystem="2.16.840.1.113883.18.403"
+            displayName="hémolysé"/></observation></entryRelationship>
+      </procedure></component></organizer></entry>"""))
+    assert (entry.code, entry.specimen_time) == ("2823-3", "2024-03-10T08:15:00+01:00")
+    assert entry.details["specimen"] == {
+        "code": "119364003", "system": "SNOMED-CT", "display": "sérum",
+        "condition": [{"code": "HEM", "system": "2.16.840.1.113883.18.403",
+                       "display": "hémolysé"}]}
+    assert fact_of(entry) == fact_of(replace(entry, details={})) is not None
