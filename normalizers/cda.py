@@ -838,10 +838,13 @@ def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
-    """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results."""
+    """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results, else its
+    name in words (code nullFlavor + originalText, as C-CDA senders without a panel code
+    write it: the panel was lost)."""
     coded = _code(act.code, ctx, section) if act.code is not None else None
     if not coded or not coded[0]:
-        return None
+        words = original_text(act.code, section) if act.code is not None else ""
+        return {"text": words[:300]} if words else None
     return {"code": coded[0], "system": coded[1], "display": coded[2]}
 
 

@@ -2790,3 +2790,19 @@ def test_specimen_condition_goes_with_the_specimen_of_the_results() -> None:
         "condition": [{"code": "HEM", "system": "2.16.840.1.113883.18.403",
                        "display": "hémolysé"}]}
     assert fact_of(entry) == fact_of(replace(entry, details={})) is not None
+
+
+def test_panel_named_only_in_words_is_kept() -> None:
+    """A battery without a panel code (code nullFlavor, its name in originalText: C-CDA
+    senders with local panels) gave its results no panel at all; its words are kept."""
+    entry = _one(_section("30954-2", '<content ID="pan1">Bilan martial</content>',
+                          """<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code nullFlavor="UNK"><originalText><reference value="#pan1"/></originalText></code>
+      <statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2276-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="35" unit="ug/L"/>
+      </observation></component></organizer></entry>"""))
+    assert entry.details["panel"] == {"text": "Bilan martial"}
