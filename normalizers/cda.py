@@ -340,6 +340,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "service_events": [e for e in map(_service_event, header.documentation_of) if e],
         "legal_authenticator": _authenticator(header.legal_authenticator),
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
+        "ordered_by": _ordered_by(header.participants),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
     }
@@ -453,6 +454,31 @@ def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
             out["organization_name"] = names[0]
     out = {k: v for k, v in out.items() if v}
     return out or None
+
+
+ORDERING = "REF"  # header participant typeCode of the prescriber (IHE XD-LAB Ordering
+# Provider 1.3.6.1.4.1.19376.1.3.3.1.6, CI-SIS FR-Prescripteur)
+
+
+def _ordered_by(participants: list) -> list[dict[str, Any]]:
+    """Who ordered what the document reports (header participant REF: the prescriber of a
+    CR-BIO, with the date of the prescription), as ids (RPPS...) and organization; the
+    HL7v2 path keeps OBR-16, the CDA's was dropped."""
+    out = []
+    for part in participants:
+        if part.type_code != ORDERING:
+            continue
+        found = _performing_party(part) or {}
+        when = part.time
+        if isinstance(when, IVL):
+            when = next((b for b in (when.high, when.low, when.center)
+                         if isinstance(b, TS) and b.value), None) or \
+                (TS(type="TS", value=when.value) if when.value else None)
+        if isinstance(when, TS) and when.value and _iso_value(when.value):
+            found["time"] = _iso_value(when.value)
+        if found:
+            out.append(found)
+    return out
 
 
 def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001

@@ -2806,3 +2806,24 @@ def test_panel_named_only_in_words_is_kept() -> None:
         <effectiveTime value="20240310"/><value xsi:type="PQ" value="35" unit="ug/L"/>
       </observation></component></organizer></entry>"""))
     assert entry.details["panel"] == {"text": "Bilan martial"}
+
+
+def test_the_prescriber_of_a_lab_report_is_kept() -> None:
+    """The prescriber of a CR-BIO (header participant REF, IHE XD-LAB Ordering Provider)
+    and the date of the prescription were dropped (HL7v2 keeps OBR-16): they go to the
+    document's details.ordered_by, as ids."""
+    head = HEAD.replace("  <component><structuredBody>", """  <participant typeCode="REF">
+    <templateId root="1.3.6.1.4.1.19376.1.3.3.1.6"/>
+    <time xsi:type="IVL_TS"><high value="202403080735+0100"/></time>
+    <associatedEntity classCode="PROV"><id root="1.2.250.1.71.4.2.1" extension="810000000777"/>
+      <associatedPerson><name><family>Prescriptrice</family></name></associatedPerson>
+      <scopingOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000000"/>
+        <name>Cabinet des Lilas</name></scopingOrganization>
+    </associatedEntity></participant>
+  <component><structuredBody>""")
+    data = (head + _section("18719-5", "Biochimie", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.details["ordered_by"] == [{
+        "ids": ["1.2.250.1.71.4.2.1^810000000777"],
+        "organization": ["1.2.250.1.71.4.2.2^1330000000"],
+        "organization_name": "Cabinet des Lilas", "time": "2024-03-08T07:35+01:00"}]
