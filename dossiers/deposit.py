@@ -79,7 +79,30 @@ def fact_of(entry: Entry) -> str | None:
     if isolate:  # the same in a CDA: the germ of the isolate organizer the result is of
         raw += "\x1f" + "\x1e".join(str(isolate.get(k, ""))
                                      for k in ("system", "code", "id", "text"))
+    site = entry.details.get("target_site")
+    if isinstance(site, dict) and site.get("code"):  # CDA targetSiteCode: pain in the left
+        # forearm and pain in the left thigh, the same day, are two facts
+        raw += "\x1f" + "\x1e".join((str(site.get("system", "")), str(site["code"]),
+                                      *map(str, site.get("qualifiers") or ())))
+    for key in ("code_qualifiers", "value_qualifiers"):
+        qualifiers = entry.details.get(key)
+        if qualifiers:  # CDA: what the code asks or which side (two results of one
+            # LOINC code, one per question or per eye, are two facts)
+            raw += "\x1f" + key + "\x1e" + "\x1e".join(
+                map(_qualifier_key, qualifiers))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _qualifier_key(qualifier: object) -> str:
+    """A CDA code qualifier ({name, value}, each {system, code} or {text}) as text."""
+    if not isinstance(qualifier, dict):
+        return str(qualifier)
+    parts = []
+    for side in ("name", "value"):
+        coded = qualifier.get(side) or {}
+        parts.append("\x1d".join(str(coded.get(k, "")) for k in ("system", "code", "text"))
+                     if isinstance(coded, dict) else str(coded))
+    return "\x1c".join(parts)
 
 
 @lru_cache(maxsize=4096)

@@ -48,7 +48,7 @@ from normalizers.model import (
     shorten_prose,
 )
 from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
-from normalizers.tabledata import table
+from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.cda.errors import CdaParseError
 from parsers.cda.model import (
@@ -66,6 +66,7 @@ from parsers.cda.model import (
     AnyValue,
     ClinicalStatement,
     Document,
+    EntryRelationship,
     Extension,
     NonXmlBody,
     Observation,
@@ -339,6 +340,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "service_events": [e for e in map(_service_event, header.documentation_of) if e],
         "legal_authenticator": _authenticator(header.legal_authenticator),
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
+        "ordered_by": _ordered_by(header.participants),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
     }
@@ -375,11 +377,14 @@ _REPORT_STATUS = {"active": "preliminary"}  # results still to come: as HL7v2 OB
 def _report_status(header) -> str:  # noqa: ANN001
     """The status of a lab report as a whole (IHE XD-LAB / CI-SIS CR-BIO: the lab:statusCode
     of documentationOf/serviceEvent, 'active' while results are still to come, 'completed'
-    for the final report); '' when the document says none. A partial report was filed as a
-    final one."""
+    for the final report; ELGA and other realms: sdtc:statusCode on the ClinicalDocument,
+    the HL7 extension for a document 'in other than the completed state'); '' when the
+    document says none. A partial report was filed as a final one."""
     codes = [ext.attributes.get("code", "") for event in header.documentation_of
              for ext in event.extensions
              if ext.namespace == LAB_NAMESPACE and ext.name == "statusCode"]
+    codes += [ext.attributes.get("code", "") for ext in header.extensions
+              if ext.namespace == SDTC and ext.name == "statusCode"]
     codes = [c for c in codes if c]
     if not codes:
         return ""
@@ -451,6 +456,31 @@ def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
     return out or None
 
 
+ORDERING = "REF"  # header participant typeCode of the prescriber (IHE XD-LAB Ordering
+# Provider 1.3.6.1.4.1.19376.1.3.3.1.6, CI-SIS FR-Prescripteur)
+
+
+def _ordered_by(participants: list) -> list[dict[str, Any]]:
+    """Who ordered what the document reports (header participant REF: the prescriber of a
+    CR-BIO, with the date of the prescription), as ids (RPPS...) and organization; the
+    HL7v2 path keeps OBR-16, the CDA's was dropped."""
+    out = []
+    for part in participants:
+        if part.type_code != ORDERING:
+            continue
+        found = _performing_party(part) or {}
+        when = part.time
+        if isinstance(when, IVL):
+            when = next((b for b in (when.high, when.low, when.center)
+                         if isinstance(b, TS) and b.value), None) or \
+                (TS(type="TS", value=when.value) if when.value else None)
+        if isinstance(when, TS) and when.value and _iso_value(when.value):
+            found["time"] = _iso_value(when.value)
+        if found:
+            out.append(found)
+    return out
+
+
 def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
     """Who signed the document (legalAuthenticator: the physician responsible) and when."""
     if auth is None:
@@ -493,6 +523,13 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             v = getattr(enc.effective_time, name)
             if isinstance(v, TS) and v.value:
                 out[name] = v.value
+    disposition = enc.discharge_disposition_code
+    if disposition is not None and disposition.code:
+        # where the patient went at discharge (home, another facility: HL7 table 0112 in
+        # C-CDA); a discharge summary's was dropped
+        out["discharge_disposition"] = {"code": disposition.code,
+                                        "system": system_name(disposition.code_system),
+                                        "display": disposition.display or None}
     facility = enc.location
     if facility is not None:  # where: the care unit or facility and its kind (CI-SIS)
         place: dict[str, Any] = {"ids": [i.key for i in facility.ids if i.root]}
@@ -589,6 +626,15 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.performer = made.performer or lab.performer
                 if lab.validated_by:
                     made.details["validated_by"] = lab.validated_by
+                if lab.comments:  # what the lab wrote of the whole exam, on each result
+                    made.details["exam_comments"] = list(lab.comments)
+            status = (_lab_status([r.act for r in act.entry_relationships if r.act], ctx)
+                      if act.entry_relationships else None) or (lab.status if lab else None)
+            if status is not None and act.status_code != "nullified":
+                # the lab's word on the result (C-CDA 4.419, else its report's 4.418): a
+                # preliminary result whose statusCode says completed was filed final
+                made.status = status[2]
+                made.details["lab_status"] = {"code": status[0], "system": status[1]}
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
@@ -632,6 +678,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
+    if made is None and not isinstance(act, Observation) and \
+            (act.entry_relationships or isinstance(act, Organizer)):
+        lab = _exam_of(act, lab, ctx, section)
     own_time = made.effective if made is not None else \
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
@@ -649,6 +698,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     inner_specimen = None if isinstance(act, Observation) else specimen
     inner_material = None if isinstance(act, Observation) else material
     concern = act.status_code if kind == CONCERN else ""
+    # a comment on the concern as a whole (IHE PCC / CI-SIS: beside its problems): theirs
+    concern_notes = _comments(act, section) if concern else []
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
@@ -664,12 +715,21 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                      inner_specimen, None, family, material=inner_material):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
+                    if concern_notes:
+                        nested.details["concern_comments"] = concern_notes
                     if concern == "nullified":  # the concern was recorded in error
                         nested.status = "entered-in-error"
                 yield nested
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):
+            if kind in (MEDICATION, IMMUNIZATION) and made.type != ABSENCE:
+                _medication_part(rel, made, ctx, section)
+            elif isinstance(rel.act, Observation) and not _is_qualifier(rel.act) and \
+                    not (kind == ALLERGY and rel.type_code == "MFST"):
+                # what else a problem says of itself (how much it bled, the follow-up of
+                # its treatment, the age at onset: C-CDA 4.31) was dropped with them
+                _describe(rel.act, made, "observations", ctx, section)
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
@@ -681,6 +741,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 _describe(rel.act, made, "observations", ctx, section)
             elif "not_done_reason" not in made.details:
                 _describe(rel.act, made, "reasons", ctx, section)
+            continue
+        if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
+                INTERNAL_REFERENCE in rel.act.template_roots:
+            _procedure_reference(rel, made, ctx, section)
             continue
         if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
             continue  # its status, severity, certainty: read into its details (eHDSI and
@@ -694,6 +758,29 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
                                 (isolate, lab)), inner_material)
+
+
+INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+
+
+def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
+                         section: Section) -> None:
+    """An internal reference a procedure nests: to the problem it was done for (RSON:
+    details.reasons, as a reason observation is read) or to what it used (the device of
+    an anaesthesia, CI-SIS: details.references), by its code. Both were dropped."""
+    act = rel.act
+    if act is None or act.code is None:
+        return
+    found = _coded_or_words(act.code, ctx, section)
+    if not found:
+        return
+    if rel.type_code == "RSON":
+        if "not_done_reason" not in entry.details:
+            entry.details.setdefault("reasons", []).append({
+                "code": found.get("code"), "display": found.get("display") or
+                found.get("text"), "value": None, "unit": None})
+    else:
+        entry.details.setdefault("references", []).append(found)
 
 
 COMMENT_TEMPLATES = frozenset({
@@ -777,10 +864,13 @@ def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
-    """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results."""
+    """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results, else its
+    name in words (code nullFlavor + originalText, as C-CDA senders without a panel code
+    write it: the panel was lost)."""
     coded = _code(act.code, ctx, section) if act.code is not None else None
     if not coded or not coded[0]:
-        return None
+        words = original_text(act.code, section) if act.code is not None else ""
+        return {"text": words[:300]} if words else None
     return {"code": coded[0], "system": coded[1], "display": coded[2]}
 
 
@@ -889,8 +979,33 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTIONS.isdisjoint(proc.template_roots):
             continue
-        return _collection_time(proc, ctx), _collected(proc, ctx, section) or own
+        material = _collected(proc, ctx, section) or own
+        if proc.entry_relationships:
+            conditions = _specimen_conditions(proc, ctx, section)
+            if conditions:  # hemolysed, clotted...: said of the specimen, read with it
+                material = {**(material or {}), "condition": conditions}
+        return _collection_time(proc, ctx), material
     return None, own
+
+
+SPECIMEN_CONDITION = "2.16.840.1.113883.10.20.22.4.421"  # C-CDA Specimen Condition Observation
+
+
+def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
+                         section: Section) -> list[dict[str, str]]:
+    """The condition of a specimen as its collection procedure says it (C-CDA Specimen
+    Condition Observation, HL7 table 0493: HEM hemolysed, CLOT clotted, LIP lipemic...):
+    skipped as no result, it was lost, and a potassium on a hemolysed tube read as any."""
+    found = []
+    for rel in proc.entry_relationships:
+        obs = rel.act
+        if isinstance(obs, Observation) and obs.values and \
+                any(t.root == SPECIMEN_CONDITION for t in obs.template_ids):
+            value = _untyped(obs.values[0])
+            coded = _coded_or_words(value, ctx, section) if isinstance(value, CD) else None
+            if coded:
+                found.append(coded)
+    return found
 
 
 def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
@@ -935,11 +1050,18 @@ def _specimen_material(act: ClinicalStatement, ctx: _Ctx,
 
 @dataclass(frozen=True, slots=True)
 class _Lab:
-    """Who performed results (``performer``, as Entry.performer) and who validated them
-    (``validated_by``: ids and time), from the nearest act, battery or result naming them."""
+    """What the laboratory says of the results under an act, battery or isolate: who
+    performed them (``performer``, as Entry.performer) and who validated them
+    (``validated_by``: ids and time), from the nearest act, battery or result naming them;
+    the comments on the whole exam (``comments``: a comment act under the results act of a
+    CR-BIO, 'commentaire sur l'ECBU', or under the act of an Italian CDA2 lab report), for
+    every result of it; the status its report gives them (``status``: a C-CDA Laboratory
+    Result Status among the organizer's components, as (code, system, entry status))."""
 
     performer: str | None = None
     validated_by: dict[str, Any] | None = None
+    comments: tuple[str, ...] = ()
+    status: tuple[str, str, str] | None = None
 
 
 VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
@@ -955,8 +1077,72 @@ def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
     validator = next((v for v in map(_verifier, act.participants) if v), None)
     if performer is None and validator is None:
         return inherited
-    return _Lab(performer or (inherited.performer if inherited else None),
-                validator or (inherited.validated_by if inherited else None))
+    base = inherited or _Lab()
+    return replace(base, performer=performer or base.performer,
+                   validated_by=validator or base.validated_by)
+
+
+def _exam_of(act: ClinicalStatement, lab: _Lab | None, ctx: _Ctx,
+             section: Section) -> _Lab | None:
+    """``lab`` with what an act or organizer that is no entry of its own says of all the
+    results it holds: its comments (not a battery's: those are its panel's) and the C-CDA
+    Laboratory Result Status among its components. Both were dropped (the comment stayed
+    in the narrative only; the status was skipped and a preliminary result filed final)."""
+    notes = _comments(act, section) if not (isinstance(act, Organizer) and
+                                            act.class_code == "BATTERY") else []
+    status = _lab_status(act.components, ctx) if isinstance(act, Organizer) else None
+    if not notes and status is None:
+        return lab
+    base = lab or _Lab()
+    return replace(base, comments=base.comments + tuple(notes),
+                   status=status or base.status)
+
+
+REPORT_STATUS_TEMPLATE = "2.16.840.1.113883.10.20.22.4.418"  # C-CDA Laboratory Result Status
+RESULT_STATUS_TEMPLATE = "2.16.840.1.113883.10.20.22.4.419"  # C-CDA Laboratory Observation
+# Result Status. Their value: HL7 v2 table 0123 (OBR-25, the report) and 0085 (OBX-11, the
+# result), read through the tables the HL7v2 path uses for OBR-25 and OBX-11.
+_LAB_STATUS_TABLES = {REPORT_STATUS_TEMPLATE: "report_status",
+                      RESULT_STATUS_TEMPLATE: "result_status"}
+_STATUS_SYSTEM_TABLES = {"2.16.840.1.113883.18.51": "report_status",  # HL7 table 0123
+                         "2.16.840.1.113883.12.123": "report_status",  # its v2 table OID
+                         "2.16.840.1.113883.18.34": "result_status",  # HL7 table 0085
+                         "2.16.840.1.113883.12.85": "result_status"}
+# What a report status says of none of its results in particular: not applied to them
+# (some results available, unknown order or patient); the results keep their statusCode's.
+_NOT_A_RESULT_STATUS = frozenset({"partial", "unknown"})
+
+
+def _lab_status(nested: list[ClinicalStatement],
+                ctx: _Ctx) -> tuple[str, str, str] | None:
+    """(code, code system, entry status) of the C-CDA laboratory status observation among
+    ``nested`` (an organizer's components: 4.418, the report's; a result's entryRelationship
+    statements: 4.419, its own), None when there is none or it says nothing of a result."""
+    tables = _LAB_STATUS_TABLES
+    for obs in nested:
+        if not isinstance(obs, Observation) or not obs.values:
+            continue
+        table_name = ""
+        for t in obs.template_ids:  # a plain loop: every result of a battery passes here
+            if t.root in tables:
+                table_name = tables[t.root]
+                break
+        if not table_name:
+            continue
+        value = _untyped(obs.values[0])
+        if not isinstance(value, CD) or not value.code:
+            continue
+        table_name = _STATUS_SYSTEM_TABLES.get(value.code_system, table_name)
+        status = column_map(table_name, "code", "status").get(value.code.strip().upper())
+        if status is None:
+            ctx.warnings.append(f"CDA_UNKNOWN_RESULT_STATUS: {obs.path}: laboratory status "
+                                f"{value.code[:8]!r} is not in table {table_name}; the "
+                                "statusCode's kept")
+            return None
+        if status in _NOT_A_RESULT_STATUS:
+            return None
+        return value.code, system_name(value.code_system), status
+    return None
 
 
 def _verifier(part) -> dict[str, Any] | None:  # noqa: ANN001
@@ -1101,6 +1287,8 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
+    if code.qualifiers:
+        _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
     if act.negation_ind == "true":  # not done: why
@@ -1121,6 +1309,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     entry = _base(act, kind, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
+    if act.code is not None and act.code.qualifiers:
+        _qualify(act.code, entry, "code_qualifiers", ctx, section)
     if act.values:
         value = _untyped(act.values[0])
         if kind in (PROBLEM, FAMILY_HISTORY) and isinstance(value, CD) and value.code and \
@@ -1180,6 +1370,22 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
+    """The qualifiers of a code or coded value (CD qualifier: name and/or value) into
+    details[key], as [{name, value}] each {code, system, display} (or {text}). They say
+    what was observed: CI-SIS asks one question per observation under one LOINC code
+    ('mobility' qualified by 'fell in the last 6 months?'), or a side (laterality
+    20228-3: right, left); dropped, two different results read as the same one."""
+    found = []
+    for name, value in code.qualifiers:
+        item = {"name": _coded_or_words(name, ctx, section) if name is not None else None,
+                "value": _coded_or_words(value, ctx, section) if value is not None else None}
+        if item["name"] or item["value"]:
+            found.append(item)
+    if found:
+        entry.details[key] = found
 
 
 def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -1385,6 +1591,20 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
+    if product is not None and product.manufacturer is not None:
+        # with the lot, who made it (C-CDA immunization medication information): dropped
+        maker = next((n for n in product.manufacturer.names if n), "") or \
+            next((i.key for i in product.manufacturer.ids if i.root), "")
+        if maker:
+            entry.details["manufacturer"] = maker[:300]
+    if kind == IMMUNIZATION and act.participants:
+        targets = _target_diseases(act, ctx, section)
+        if targets:
+            entry.details["target_diseases"] = targets
+    if kind == IMMUNIZATION and act.entry_relationships:
+        dose = _dose_number(act)
+        if dose is not None:
+            entry.details["dose_number"] = dose
     if entry.code is None and not entry.display and product is not None and \
             product.code is not None:
         entry.display = original_text(product.code, section) or None  # free-text drug
@@ -1405,6 +1625,12 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
             entry.details["dose"] = dose
     if act.route_code is not None and act.route_code.code:
         entry.details["route"] = act.route_code.code
+    if act.administration_unit_code is not None:
+        # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
+        # the dose read '1' of nothing
+        unit = _coded_or_words(act.administration_unit_code, ctx, section)
+        if unit:
+            entry.details["administration_unit"] = unit
     for t in act.effective_times:
         if isinstance(t, IVL):
             for name in ("low", "high"):
@@ -1425,6 +1651,124 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
     return entry
+
+
+TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
+
+
+def _target_diseases(act: ClinicalStatement, ctx: _Ctx,
+                     section: Section) -> list[dict[str, str]]:
+    """The diseases or agents a vaccination protects against (eHDSI / epSOS Immunization:
+    participant typeCode IND / participantRole classCode AGNT / code, the playingEntity
+    ENT naming it in words when uncoded): a vaccine combining several (DTP) says which
+    ones it covers. They were not read."""
+    out = []
+    for part in act.participants:
+        entity = part.entity
+        if part.type_code != TARGET_DISEASE or entity is None or \
+                entity.role != "participantRole" or entity.class_code not in ("AGNT", ""):
+            continue
+        found = _coded_or_words(entity.code, ctx, section) if entity.code is not None \
+            else None
+        if found is None and entity.player_names and entity.player_names[0]:
+            found = {"text": entity.player_names[0]}
+        if found is not None:
+            out.append(found)
+    return out
+
+
+# LOINC 'dose number in series' (CCD 2.16.840.1.113883.10.20.1.46, CI-SIS
+# FR-Rang-de-la-vaccination, eHDSI)
+DOSE_NUMBER = "30973-2"
+
+
+def _dose_number(act: ClinicalStatement) -> int | str | None:
+    """Which dose of its series a vaccination was (the series number observation it nests,
+    INT value: 'rang de la vaccination' 1, 2, booster...): it was skipped as no entry of
+    its own, and with it whether the course is complete. The number as an int, what the
+    sender wrote when it is not one; None when there is none."""
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if not isinstance(obs, Observation) or obs.code is None or \
+                obs.code.code != DOSE_NUMBER or not obs.values or \
+                system_name(obs.code.code_system) != LOINC:
+            continue
+        value = _untyped(obs.values[0])
+        if isinstance(value, INT):
+            number = value.number
+            return number if number is not None else (value.value.strip()[:20] or None)
+        if isinstance(value, (PQ, REAL)) and value.number is not None and \
+                value.number == value.number.to_integral_value():
+            return int(value.number)  # '2' sent as a PQ or REAL: still the second dose
+    return None
+
+
+@cache
+def _medication_parts() -> dict[str, tuple[str, str]]:
+    return {row["template"]: (row["key"], row["reads"])
+            for row in table("cda_medication_parts")}
+
+
+def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
+                     section: Section) -> None:
+    """What a medication or vaccination nests about itself, into its details: the
+    instructions to the patient and to the pharmacist, whether it may be substituted, the
+    quantity to dispense (tables/cda_medication_parts.csv), why it is given (RSON: an
+    indication coded in an observation's value or an internal reference's code), a
+    reaction, and the prescription's flags (CI-SIS: related to an ALD, an occupational
+    accident, off-label, not reimbursed). All were skipped as no entries of their own:
+    an eP-MED prescription lost everything but the drug and its dosing."""
+    act = rel.act
+    if act is None or act.null_flavor:
+        return
+    parts = _medication_parts()
+    part = next((parts[t.root] for t in act.template_ids if t.root in parts), None)
+    if part is not None:
+        key, reads = part
+        if reads == "text":
+            text = _comment_text(act, section)
+            if any(c.isalnum() for c in text):  # '-': the sender's 'no instruction'
+                entry.details.setdefault(key, []).append(text)
+        elif reads == "code" and act.code is not None:
+            found = _coded_or_words(act.code, ctx, section)
+            if found:
+                entry.details[key] = found
+        elif reads == "quantity":
+            quantity = getattr(act, "quantity", None)
+            if isinstance(quantity, PQ) and quantity.value:
+                entry.details[key] = {"value": quantity.value.strip(),
+                                      "unit": quantity.unit or None}
+        return
+    if rel.type_code == "RSON":
+        if not entry.details.get("negated"):  # not given: the reason is why not
+            reason = _indication(act, ctx, section)
+            if reason:
+                entry.details.setdefault("reasons", []).append(reason)
+        return
+    if not isinstance(act, Observation) or (act.code is not None and
+                                            act.code.code == DOSE_NUMBER):
+        return
+    if rel.type_code in ("MFST", "CAUS"):
+        reaction = _reaction(act, ctx, section)
+        if reaction:
+            entry.details.setdefault("reactions", []).append(reaction)
+        return
+    _describe(act, entry, "observations", ctx, section)
+
+
+def _indication(act: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+    """Why a medication is given: the coded value of an indication observation (C-CDA
+    4.19: its code only says 'finding'), else the code of the act (CI-SIS
+    FR-Reference-interne: the problem's CIM-10 code), else their words."""
+    if isinstance(act, Observation) and act.values:
+        value = _untyped(act.values[0])
+        if isinstance(value, CD):
+            found = _coded_or_words(value, ctx, section)
+            if found:
+                return found
+    if act.code is not None:
+        return _coded_or_words(act.code, ctx, section)
+    return None
 
 
 REASON_NOT_DONE = "77301-0"  # LOINC 'reason care action performed or not' (QRDA, C-CDA)
@@ -1582,6 +1926,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
         else:
             entry.value = original_text(value, section)[:2000] or None
+        if value.qualifiers:
+            _qualify(value, entry, "value_qualifiers", ctx, section)
     elif isinstance(value, IVL) and value.type.endswith("_TS"):
         entry.value = _period_text(value)
     elif isinstance(value, IVL):

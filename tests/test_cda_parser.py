@@ -823,3 +823,32 @@ def test_several_statements_in_one_entry_are_all_kept() -> None:
     assert entries[1].template_ids[0].root == "1.2.250.1.999.8"
     assert entries[1].act.path.endswith("/entry/observation[2]")
     assert [w.code for w in doc.warnings] == [CDA_SEVERAL_STATEMENTS]
+
+
+def test_several_statements_in_one_entry_relationship_are_all_kept() -> None:
+    """The same in an entryRelationship: a producer nesting a problem's status and its
+    severity in one entryRelationship lost the status. Each statement is an
+    entryRelationship of its own (same typeCode and path), with the same warning."""
+    from parsers.cda.errors import CDA_SEVERAL_STATEMENTS
+
+    body = """<component><structuredBody><component><section>
+      <code code="11450-4" codeSystem="2.16.840.1.113883.6.1"/>
+      <entry><observation classCode="OBS" moodCode="EVN"><code code="55607006"
+          codeSystem="2.16.840.1.113883.6.96"/>
+        <entryRelationship typeCode="REFR" inversionInd="true"><sequenceNumber value="1"/>
+          <observation classCode="OBS" moodCode="EVN"><code code="33999-4"
+            codeSystem="2.16.840.1.113883.6.1"/></observation>
+          <observation classCode="OBS" moodCode="EVN"><code code="SEV"
+            codeSystem="2.16.840.1.113883.5.4"/></observation>
+        </entryRelationship></observation>
+      </entry></section></component></structuredBody></component>"""
+    xml = (f'<ClinicalDocument xmlns="urn:hl7-org:v3" '
+           f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{body}</ClinicalDocument>')
+    doc = parse_cda(xml.encode())
+    rels = doc.sections[0].entries[0].act.entry_relationships
+    assert [r.act.code.code for r in rels] == ["33999-4", "SEV"]
+    assert [(r.type_code, r.inversion_ind, r.sequence_number) for r in rels] == [
+        ("REFR", "true", "1"), ("REFR", "true", "1")]
+    assert rels[1].path == rels[0].path
+    assert rels[1].act.path.endswith("/entryRelationship/observation[2]")
+    assert [w.code for w in doc.warnings] == [CDA_SEVERAL_STATEMENTS]

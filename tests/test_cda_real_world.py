@@ -2229,3 +2229,601 @@ def test_status_nested_in_an_observation_is_its_status_not_an_observation() -> N
     assert (entry.type, entry.code, entry.value) == ("observation", "229819007", "0.5")
     assert entry.details["clinical_status"] == {"code": "55561003", "system": "SNOMED-CT",
                                                 "display": "actif"}
+
+
+def test_a_comment_on_the_whole_exam_goes_to_each_of_its_results() -> None:
+    """CI-SIS CR-BIO puts the comment on a whole exam ('commentaire sur l'ECBU') under the
+    results act (FR-Commentaire-ER, typeCode SUBJ), beside its batteries and isolates; an
+    Italian CDA2 lab report puts it under its act (code 48767-8, no template). It stayed in
+    the narrative only: every result of that exam now carries it in
+    details.exam_comments (a battery's own comment still goes to its panel), and it is no
+    part of the result's fact."""
+    from dataclasses import replace
+
+    from dossiers.deposit import fact_of
+
+    cisis = _section("18725-2", '<paragraph ID="c-ecbu">Traitement immédiat conseillé'
+                     '</paragraph><content ID="c-bat">Contrôle sur un second flacon</content>',
+                     """<entry typeCode="DRIV"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <act classCode="ACT" moodCode="EVN">
+        <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="5821-4" codeSystem="2.16.840.1.113883.6.1"/>
+            <statusCode code="completed"/>
+            <value xsi:type="PQ" value="120" unit="/uL"/></observation></component>
+          <component><act classCode="ACT" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+            <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+            <text><reference value="#c-bat"/></text></act></component>
+        </organizer></entryRelationship>
+        <entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.5"/><statusCode code="completed"/>
+          <effectiveTime value="20240310"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="564-5" codeSystem="2.16.840.1.113883.6.1"/>
+            <statusCode code="completed"/>
+            <value xsi:type="PQ" value="100000" unit="/mL"/></observation></component>
+        </organizer></entryRelationship>
+        <entryRelationship typeCode="SUBJ"><act classCode="ACT" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.1.40"/>
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <templateId root="1.2.250.1.213.1.1.3.32"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#c-ecbu"/></text><statusCode code="completed"/></act>
+        </entryRelationship></act></entry>""")
+    italian = _section("18729-4", '<table ID="nota1"><tbody><tr><td>Microalbumine</td>'
+                       '<td>Urines du matin</td></tr></tbody></table>', """<entry typeCode="DRIV">
+      <act classCode="ACT" moodCode="EVN">
+        <code code="14957-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="active"/>
+        <entryRelationship typeCode="SUBJ"><act classCode="ACT" moodCode="EVN">
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text><reference value="#nota1"/></text></act></entryRelationship>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <code code="14957-5" codeSystem="2.16.840.1.113883.6.1"/>
+          <statusCode code="completed"/><effectiveTime value="20240311"/>
+          <value xsi:type="PQ" value="16.00" unit="mg/L"/></observation></entryRelationship>
+      </act></entry>""")
+    got = _entries(cisis, italian)
+    assert [(e.code, e.details.get("exam_comments")) for e in got] == [
+        ("5821-4", ["Traitement immédiat conseillé"]),
+        ("564-5", ["Traitement immédiat conseillé"]),
+        ("14957-5", ["Microalbumine | Urines du matin"])]
+    assert got[0].details["panel"] == {"comments": ["Contrôle sur un second flacon"]}
+    assert fact_of(got[2]) == fact_of(replace(got[2], details={})) is not None
+
+
+CCDA_STATUS = """<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.419" extension="2018-09-01"/>
+  <code code="92236-9" codeSystem="2.16.840.1.113883.6.1"/>
+  <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.18.34"/>
+</observation></entryRelationship>"""
+
+
+def _ccda_results(report: str, own: str) -> list[Entry]:
+    own_status = CCDA_STATUS.format(code=own) if own else ""
+    report_status = f"""<component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.418" extension="2018-09-01"/>
+        <code code="92235-1" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="{report}" codeSystem="2.16.840.1.113883.18.51"/>
+      </observation></component>""" if report else ""
+    return _entries(_section("30954-2", "Résultats", f"""<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24323-8" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="139" unit="mmol/L"/>
+        {own_status}</observation></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="4.1" unit="mmol/L"/>
+      </observation></component>
+      {report_status}</organizer></entry>"""))
+
+
+@pytest.mark.parametrize(("report", "own", "statuses"), [
+    ("P", "", ["preliminary", "preliminary"]),  # the report says preliminary: both are
+    ("F", "C", ["corrected", "final"]),  # the result's own status wins over the report's
+    ("", "P", ["preliminary", "final"]),
+    ("X", "", ["cancelled", "cancelled"]),
+    ("A", "", ["final", "final"]),  # 'some results available' says nothing of these
+])
+def test_ccda_laboratory_status_observations_set_the_result_status(
+        report: str, own: str, statuses: list[str]) -> None:
+    """C-CDA carries the lab's status in a Laboratory Result Status (4.418, HL7 table 0123)
+    among the result organizer's components and a Laboratory Observation Result Status
+    (4.419, table 0085) nested in a result; the statusCode alone (completed) was read, so
+    a result the lab calls preliminary was filed final. The status observations are still
+    no results of their own."""
+    got = _ccda_results(report, own)
+    assert [(e.code, e.status) for e in got] == [("2951-2", statuses[0]),
+                                                 ("2823-3", statuses[1])]
+    if own:
+        assert got[0].details["lab_status"] == {"code": own, "system": "HL70085"}
+
+
+def test_unknown_laboratory_status_keeps_the_status_code_and_says_so() -> None:
+    data = (HEAD + _section("30954-2", "Résultats", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+      <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240310"/><value xsi:type="PQ" value="139" unit="mmol/L"/>
+      """ + CCDA_STATUS.format(code="Q") + "</observation></entry>") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [(e.code, e.status) for e in msg.entries[1:]] == [("2951-2", "final")]
+    assert any(w.startswith("CDA_UNKNOWN_RESULT_STATUS") for w in msg.warnings)
+
+
+def test_ehdsi_vaccination_says_which_diseases_it_targets() -> None:
+    """eHDSI (epSOS) Immunization names the disease or agent a vaccine protects against in
+    a participant typeCode IND / participantRole AGNT / code (the playingEntity ENT
+    naming it in words when uncoded): not read. It goes to details.target_diseases."""
+    entry = _one(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN" negationInd="false">
+      <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.19"/>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+      <templateId root="2.16.840.1.113883.10.20.1.24"/><id root="1.2.250.1.999.6.1"/>
+      <code code="IMMUNIZ" codeSystem="1.3.5.1.4.1.19376.1.5.3.2"/>
+      <statusCode code="completed"/><effectiveTime value="20230915"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="J07AM51" codeSystem="2.16.840.1.113883.6.73"
+          displayName="anatoxine tétanique, associations avec l'anatoxine diphtérique"/>
+        <lotNumberText>LOT-DT-42</lotNumberText></manufacturedMaterial></manufacturedProduct>
+      </consumable>
+      <participant typeCode="IND"><participantRole classCode="AGNT">
+        <code code="76902006" codeSystem="2.16.840.1.113883.6.96" displayName="tétanos"/>
+        <playingEntity classCode="ENT"/></participantRole></participant>
+      <participant typeCode="IND"><participantRole classCode="AGNT">
+        <code nullFlavor="OTH"><originalText>diphtérie</originalText></code>
+        <playingEntity classCode="ENT"/></participantRole></participant>
+    </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code, entry.details["lot_number"]) == (
+        "immunization", "J07AM51", "LOT-DT-42")
+    assert entry.details["target_diseases"] == [
+        {"code": "76902006", "system": "SNOMED-CT", "display": "tétanos"},
+        {"text": "diphtérie"}]
+
+
+def test_a_comment_on_a_problem_concern_goes_to_its_problems() -> None:
+    """CI-SIS (IHE PCC) lets a comment sit beside the problems of a concern, about the
+    concern as a whole (ANS anaesthesia example): it was skipped. Each problem of that
+    concern carries it in details.concern_comments (its own comments stay in comments)."""
+    got = _entries(_section("11450-4", '<content ID="c-conc">Bilan cardiologique à '
+                            'prévoir</content>', """<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/><id root="1.2.250.1.999.4.20"/>
+      <code nullFlavor="NA"/><statusCode code="active"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><id root="1.2.250.1.999.4.20.1"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text>Sous traitement</text></act></entryRelationship></observation>
+      </entryRelationship>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><id root="1.2.250.1.999.4.20.2"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <value xsi:type="CD" code="E10" codeSystem="2.16.840.1.113883.6.3"/></observation>
+      </entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+        moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+        <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <text><reference value="#c-conc"/></text></act></entryRelationship>
+    </act></entry>"""))
+    assert [(e.code, e.details.get("comments"), e.details["concern_comments"])
+            for e in got] == [("I10", ["Sous traitement"], ["Bilan cardiologique à prévoir"]),
+                              ("E10", None, ["Bilan cardiologique à prévoir"])]
+
+
+def test_laboratory_status_under_the_v2_table_oid_is_read_by_its_table() -> None:
+    """Senders also code these statuses under the HL7 v2 table OIDs (2.16.840.1.113883.12.85
+    for table 0085): 'S' there is a partial result (preliminary), not table 0123's
+    'procedure scheduled'."""
+    data = (HEAD + _section("30954-2", "Résultats", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+      <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240310"/><value xsi:type="PQ" value="139" unit="mmol/L"/>
+      """ + CCDA_STATUS.format(code="S").replace("2.16.840.1.113883.18.34",
+                                                 "2.16.840.1.113883.12.85")
+        + "</observation></entry>") + TAIL).encode()
+    entry = normalize_cda(parse_cda(data), data, "test").entries[1]
+    assert (entry.status, entry.details["lab_status"]) == (
+        "preliminary", {"code": "S", "system": "HL70085"})
+
+
+@pytest.mark.parametrize(("value", "dose"), [('xsi:type="INT" value="2"', 2),
+                                              ('xsi:type="INT" value="rappel"', "rappel"),
+                                              ('xsi:type="PQ" value="3" unit="1"', 3)])
+def test_vaccination_keeps_its_rank_in_the_series(value: str, dose: int | str) -> None:
+    """CI-SIS FR-Rang-de-la-vaccination (CCD series number observation, LOINC 30973-2)
+    nested in a vaccination says which dose it was: skipped as no entry of its own, it
+    was lost (ANS VAC and IPS-FR examples). It goes to details.dose_number."""
+    entry = _one(_section("11369-6", "Vaccinations", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN" negationInd="false">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/><id root="1.2.250.1.999.6.2"/>
+      <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/>
+      <statusCode code="completed"/><effectiveTime value="20240105"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="J07BC01" codeSystem="2.16.840.1.113883.6.73"
+          displayName="vaccin de l'hépatite B"/></manufacturedMaterial></manufacturedProduct>
+      </consumable>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.1.46"/>
+        <templateId root="1.2.250.1.213.1.1.3.82"/>
+        <code code="30973-2" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><value {value}/></observation></entryRelationship>
+    </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code, entry.details["dose_number"]) == (
+        "immunization", "J07BC01", dose)
+
+
+EPMED_LINE = """<entry><substanceAdministration classCode="SBADM" moodCode="INT">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/><templateId root="1.2.250.1.213.1.1.3.42"/>
+  <id root="1.2.250.1.999.12.1"/><code code="DRUG" codeSystem="2.16.840.1.113883.5.4"/>
+  <statusCode code="active"/>
+  <effectiveTime xsi:type="IVL_TS"><low value="20240301"/><high value="20240310"/></effectiveTime>
+  <consumable><manufacturedProduct><manufacturedMaterial>
+    <code code="60234100" codeSystem="1.2.250.1.213.2.3.1" displayName="AMOXICILLINE 1 g"/>
+  </manufacturedMaterial></manufacturedProduct></consumable>
+  <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3"/>
+    <code code="PINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+    <text><reference value="#instr-pat"/></text></act></entryRelationship>
+  <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3.1"/>
+    <code code="FINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+    <text><reference value="#instr-disp"/></text></act></entryRelationship>
+  <entryRelationship typeCode="COMP"><supply classCode="SPLY" moodCode="RQO">
+    <templateId root="1.3.6.1.4.1.19376.1.9.1.3.8"/><independentInd value="false"/>
+    <quantity value="2" unit="30009000"/></supply></entryRelationship>
+  <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="DEF">
+    <templateId root="1.3.6.1.4.1.19376.1.9.1.3.9.1"/>
+    <code code="N" displayName="Aucune substitution permise"
+      codeSystem="2.16.840.1.113883.5.1070"/></act></entryRelationship>
+  <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+    <templateId root="1.2.250.1.213.1.1.3.48.13"/>
+    <code code="MED-574" displayName="En rapport avec une ALD"
+      codeSystem="1.2.250.1.213.1.1.4.322"/>
+    <statusCode code="completed"/><value xsi:type="BL" value="true"/></observation>
+  </entryRelationship>
+  <entryRelationship typeCode="RSON"><act classCode="ACT" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.250.1.999.4.33"/>
+    <code code="J01.0" displayName="Sinusite maxillaire aiguë"
+      codeSystem="2.16.840.1.113883.6.3"/></act></entryRelationship>
+</substanceAdministration></entry>"""
+
+
+def test_what_a_prescription_line_says_of_itself_is_kept() -> None:
+    """A CI-SIS eP-MED prescription line nests its patient and pharmacist instructions
+    (IHE PCC PINSTRUCT / FINSTRUCT), the quantity to dispense and the substitution
+    permission (IHE Pharm), its flags (FR-En-rapport-avec-ALD...) and its indication (RSON,
+    an internal reference to the problem): all were skipped, leaving the drug and dosing."""
+    entry = _one(_section("57828-6", '<content ID="instr-pat">Pendant le repas</content>'
+                          '<content ID="instr-disp">-</content>', EPMED_LINE))
+    assert (entry.type, entry.code, entry.details["mood"]) == ("medication", "60234100", "INT")
+    d = entry.details
+    assert d["patient_instructions"] == ["Pendant le repas"]
+    assert "fulfillment_instructions" not in d  # '-': no instruction
+    assert d["quantity_prescribed"] == {"value": "2", "unit": "30009000"}
+    assert d["substitution"] == {"code": "N", "system": "2.16.840.1.113883.5.1070",
+                                 "display": "Aucune substitution permise"}
+    assert d["observations"] == [{"code": "MED-574", "display": "En rapport avec une ALD",
+                                  "value": "true", "unit": None}]
+    assert d["reasons"] == [{"code": "J01.0", "system": "CIM-10",
+                             "display": "Sinusite maxillaire aiguë"}]
+
+
+def test_ccda_medication_indication_supply_order_and_reaction_are_kept() -> None:
+    """C-CDA nests a medication's indication (4.19: the problem is the value, the code
+    only says 'finding'), its supply order (4.17: the quantity ordered) and a reaction
+    (4.9, MFST) in the medication activity: all were dropped."""
+    entry = _one(_section("10160-0", "Traitements", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+      <id root="1.2.250.1.999.13.1"/><statusCode code="active"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="197361" codeSystem="2.16.840.1.113883.6.88" displayName="amlodipine 5 mg"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.19"/>
+        <code code="75321-0" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="38341003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="hypertension artérielle"/></observation></entryRelationship>
+      <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.22.4.17"/>
+        <repeatNumber value="3"/><quantity value="30"/></supply></entryRelationship>
+      <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="271807003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="éruption cutanée"/></observation></entryRelationship>
+    </substanceAdministration></entry>"""))
+    assert (entry.type, entry.code) == ("medication", "197361")
+    assert entry.details["reasons"] == [{"code": "38341003", "system": "SNOMED-CT",
+                                         "display": "hypertension artérielle"}]
+    assert entry.details["quantity_prescribed"] == {"value": "30", "unit": None}
+    assert entry.details["reactions"] == [{"code": "271807003", "system": "SNOMED-CT",
+                                           "display": "éruption cutanée"}]
+    assert "observations" not in entry.details
+
+
+def test_internal_references_of_a_procedure_say_why_and_with_what() -> None:
+    """CI-SIS procedures point at the problem they were done for (RSON) and at the device
+    they used (REFR) through IHE PCC internal references (an id and a code): both were
+    dropped. They go to details.reasons and details.references."""
+    entry = _one(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <id root="1.2.250.1.999.14.1"/>
+      <code code="DEQP003" codeSystem="1.2.250.1.213.2.5" displayName="pose de stimulateur"/>
+      <statusCode code="completed"/><effectiveTime value="20240212"/>
+      <entryRelationship typeCode="RSON"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/>
+        <templateId root="1.2.250.1.213.1.1.3.36"/><id root="1.2.250.1.999.4.41"/>
+        <code code="I44.2" codeSystem="2.16.840.1.113883.6.3"
+          displayName="bloc auriculoventriculaire complet"/></act></entryRelationship>
+      <entryRelationship typeCode="REFR"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.250.1.999.5.7"/>
+        <code code="J010101" codeSystem="1.2.250.1.213.2.68"
+          displayName="stimulateurs cardiaques implantables"/></act></entryRelationship>
+    </procedure></entry>"""))
+    assert (entry.type, entry.code) == ("procedure", "DEQP003")
+    assert entry.details["reasons"] == [{"code": "I44.2", "unit": None, "value": None,
+                                         "display": "bloc auriculoventriculaire complet"}]
+    assert entry.details["references"] == [{"code": "J010101", "system": "EMDN",
+                                            "display": "stimulateurs cardiaques implantables"}]
+
+
+def test_what_a_problem_nests_about_itself_is_kept() -> None:
+    """A problem (CI-SIS FR-Probleme) nests simple observations about itself (how much it
+    bled, the follow-up of its treatment), C-CDA its age at onset (4.31): skipped as no
+    entries of their own, they were lost. They go to details.observations; its status
+    and severity still go to their own keys."""
+    entry = _one(_section("11450-4", "Problèmes", """<entry><observation classCode="OBS"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+      <id root="1.2.250.1.999.4.50"/>
+      <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+      <effectiveTime><low value="20240319"/></effectiveTime>
+      <value xsi:type="CD" code="T81.0" codeSystem="2.16.840.1.113883.6.3"
+        displayName="hémorragie compliquant un acte"/>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <code code="GEN-167" displayName="Quantité" codeSystem="1.2.250.1.213.1.1.4.322"/>
+        <value xsi:type="PQ" value="20" unit="mL"/></observation></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.31"/>
+        <code code="445518008" codeSystem="2.16.840.1.113883.6.96" displayName="âge"/>
+        <value xsi:type="PQ" value="57" unit="a"/></observation></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><code code="SEV" codeSystem="2.16.840.1.113883.5.4"/>
+        <value xsi:type="CD" code="24484000" codeSystem="2.16.840.1.113883.6.96"
+          displayName="sévère"/></observation></entryRelationship>
+    </observation></entry>"""))
+    assert (entry.type, entry.code) == ("problem", "T81.0")
+    assert entry.details["observations"] == [
+        {"code": "GEN-167", "display": "Quantité", "value": "20", "unit": "mL"},
+        {"code": "445518008", "display": "âge", "value": "57", "unit": "a"}]
+    assert entry.details["severity"]["code"] == "24484000"
+
+
+def test_dose_counted_in_administration_units_keeps_its_unit() -> None:
+    """C-CDA gives a dose of '1' with the unit it counts in administrationUnitCode (NCI
+    'tablet'): the dose was filed as '1' of nothing. The unit goes to
+    details.administration_unit."""
+    entry = _one(_section("10160-0", "Traitements", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+      <id root="1.2.250.1.999.13.2"/><statusCode code="active"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>
+      <routeCode code="C38288" codeSystem="2.16.840.1.113883.3.26.1.1" displayName="orale"/>
+      <doseQuantity value="1"/>
+      <administrationUnitCode code="C48542" codeSystem="2.16.840.1.113883.3.26.1.1"
+        displayName="comprimé"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="197884" codeSystem="2.16.840.1.113883.6.88" displayName="lisinopril 10 mg"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""))
+    assert (entry.details["dose"], entry.details["administration_unit"]) == (
+        "1", {"code": "C48542", "system": "NCI", "display": "comprimé"})
+
+
+def test_vaccine_manufacturer_is_kept_with_its_lot() -> None:
+    """C-CDA Immunization Medication Information names who made the vaccine
+    (manufacturerOrganization) beside its lot: it was dropped."""
+    entry = _one(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN" negationInd="false">
+      <templateId root="2.16.840.1.113883.10.20.22.4.52"/><id root="1.2.250.1.999.6.3"/>
+      <statusCode code="completed"/><effectiveTime value="20231012"/>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.54"/>
+        <manufacturedMaterial><code code="J07BB02" codeSystem="2.16.840.1.113883.6.73"
+          displayName="vaccin grippal inactivé"/><lotNumberText>GRP-2023-117</lotNumberText>
+        </manufacturedMaterial>
+        <manufacturerOrganization><name>Laboratoire Vaccinal de Lyon</name>
+        </manufacturerOrganization></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""))
+    assert (entry.details["lot_number"], entry.details["manufacturer"]) == (
+        "GRP-2023-117", "Laboratoire Vaccinal de Lyon")
+
+
+def test_one_loinc_code_asked_two_questions_is_two_facts() -> None:
+    """CI-SIS asks several questions under one LOINC code, each named by a qualifier of
+    the code ('mobility': 'up and across the room in 15 s?', 'fell in the last 6 months?'),
+    or one per side (laterality 20228-3): the qualifiers were dropped, so two different
+    answers 'false' on the same day were the same dedupe fact and merged. They go to
+    details.code_qualifiers (a coded value's to value_qualifiers) and into the fact."""
+    from dossiers.deposit import fact_of
+
+    def question(name: str, code: str, side: str = "") -> str:
+        lateral = f"""<qualifier><name code="20228-3" codeSystem="2.16.840.1.113883.6.1"
+            displayName="latéralité"/><value code="{side}"
+            codeSystem="2.16.840.1.113883.6.96"/></qualifier>""" if side else ""
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="95023-8" codeSystem="2.16.840.1.113883.6.1" displayName="Mobilité">
+            <qualifier><name code="{code}" codeSystem="1.2.250.1.213.1.1.4.322"
+              displayName="{name}"/></qualifier>{lateral}</code>
+          <statusCode code="completed"/><effectiveTime value="20240323"/>
+          <value xsi:type="BL" value="false"/></observation></entry>"""
+
+    got = _entries(_section("30954-2", "Évaluation", question(
+        "Se lève et traverse la pièce en moins de 15 s ?", "MED-596")
+        + question("Chute dans les 6 derniers mois ?", "MED-597")
+        + question("Chute dans les 6 derniers mois ?", "MED-597", "24028007")))
+    assert [e.details["code_qualifiers"][0]["name"]["code"] for e in got] == [
+        "MED-596", "MED-597", "MED-597"]
+    assert got[2].details["code_qualifiers"][1] == {
+        "name": {"code": "20228-3", "system": "LN", "display": "latéralité"},
+        "value": {"code": "24028007", "system": "SNOMED-CT", "display": ""}}
+    facts = [fact_of(e) for e in got]
+    assert None not in facts and len(set(facts)) == 3
+
+
+def test_the_same_finding_at_two_body_sites_is_two_facts() -> None:
+    """CI-SIS (DLU-EHPAD) records pain at each site as its own observation, the site in
+    targetSiteCode: pain in the left forearm and in the left thigh, the same minute, were
+    one dedupe fact. The site is part of the fact."""
+    from dossiers.deposit import fact_of
+
+    def pain(site: str) -> str:
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="R52.9" codeSystem="2.16.840.1.113883.6.3" displayName="douleur"/>
+          <statusCode code="completed"/><effectiveTime value="20240327153500+0100"/>
+          <value xsi:type="BL" value="true"/>
+          <targetSiteCode code="{site}" codeSystem="2.16.840.1.113883.6.96"/></observation>
+          </entry>"""
+
+    got = _entries(_section("30954-2", "Observations", pain("66480008") + pain("61396006")))
+    assert [e.details["target_site"]["code"] for e in got] == ["66480008", "61396006"]
+    assert fact_of(got[0]) != fact_of(got[1])
+
+
+def test_discharge_disposition_of_the_documented_stay_is_kept() -> None:
+    """encompassingEncounter/dischargeDispositionCode (where the patient went at
+    discharge) was parsed but dropped: it goes to the document's details.encounter."""
+    head = HEAD.replace("  <component><structuredBody>", """  <componentOf>
+    <encompassingEncounter><id root="1.2.250.1.999.3" extension="SEJ-77"/>
+      <effectiveTime><low value="20240301"/><high value="20240312"/></effectiveTime>
+      <dischargeDispositionCode code="04" codeSystem="2.16.840.1.113883.12.112"
+        displayName="transfert en soins de suite"/>
+    </encompassingEncounter></componentOf>
+  <component><structuredBody>""")
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.details["encounter"]["discharge_disposition"] == {
+        "code": "04", "system": "HL70112",
+        "display": "transfert en soins de suite"}
+
+
+def test_ehdsi_procedure_and_vital_sign_with_their_own_template_only() -> None:
+    """eHDSI procedures (1.3.6.1.4.1.12559.11.10.1.3.1.3.26) need not carry the IHE PCC
+    procedure template, and eHDSI vital signs observations (…3.22) have their own: with
+    only theirs, the procedure was not filed and the measurement was an observation."""
+    got = _entries(_section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.26"/>
+      <id root="1.2.250.1.999.14.2"/>
+      <code code="80146002" codeSystem="2.16.840.1.113883.6.96" displayName="appendicectomie"/>
+      <statusCode code="completed"/><effectiveTime value="20150610"/></procedure></entry>"""),
+      _section("8716-3", "Signes vitaux", """<entry><organizer classCode="CLUSTER"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.21"/>
+      <statusCode code="completed"/><effectiveTime value="20240312"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.3.22"/>
+        <code code="8480-6" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime value="20240312"/><value xsi:type="PQ" value="132" unit="mm[Hg]"/>
+      </observation></component></organizer></entry>"""))
+    assert [(e.type, e.code) for e in got] == [("procedure", "80146002"),
+                                               ("vital_sign", "8480-6")]
+
+
+@pytest.mark.parametrize(("code", "status"), [("active", "preliminary"),
+                                              ("completed", "final")])
+def test_document_status_extension_says_a_report_is_not_final(code: str, status: str) -> None:
+    """ELGA (Austria) codes a report not yet complete as ClinicalDocument/sdtc:statusCode
+    'active' (the HL7 extension for a document in other than the completed state), not
+    with lab:statusCode: it was filed as a final document."""
+    data = (HEAD.replace("<title>Synthèse</title>",
+                         f'<title>Synthèse</title><sdtc:statusCode code="{code}"/>')
+            + _section("18719-5", "Biochimie", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert (document.status, document.details["report_status"]) == (status, code)
+
+
+def test_specimen_condition_goes_with_the_specimen_of_the_results() -> None:
+    """C-CDA's Specimen Condition Observation (4.421) in the collection procedure says the
+    tube was hemolysed: skipped as no result, it was lost. The results of that specimen
+    carry it in details.specimen.condition (their dedupe fact is unchanged)."""
+    from dataclasses import replace
+
+    from dossiers.deposit import fact_of
+
+    entry = _one(_section("30954-2", "Résultats", """<entry><organizer classCode="BATTERY"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="5.9" unit="mmol/L"/>
+      </observation></component>
+      <component><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.415" extension="2018-09-01"/>
+        <code code="17636008" codeSystem="2.16.840.1.113883.6.96"/>
+        <effectiveTime value="20240310081500+0100"/>
+        <participant typeCode="PRD"><participantRole classCode="SPEC"><playingEntity>
+          <code code="119364003" codeSystem="2.16.840.1.113883.6.96" displayName="sérum"/>
+        </playingEntity></participantRole></participant>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.421" extension="2018-09-01"/>
+          <code code="93047-9" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="CD" code="HEM" codeSystem="2.16.840.1.113883.18.403"
+            displayName="hémolysé"/></observation></entryRelationship>
+      </procedure></component></organizer></entry>"""))
+    assert (entry.code, entry.specimen_time) == ("2823-3", "2024-03-10T08:15:00+01:00")
+    assert entry.details["specimen"] == {
+        "code": "119364003", "system": "SNOMED-CT", "display": "sérum",
+        "condition": [{"code": "HEM", "system": "2.16.840.1.113883.18.403",
+                       "display": "hémolysé"}]}
+    assert fact_of(entry) == fact_of(replace(entry, details={})) is not None
+
+
+def test_panel_named_only_in_words_is_kept() -> None:
+    """A battery without a panel code (code nullFlavor, its name in originalText: C-CDA
+    senders with local panels) gave its results no panel at all; its words are kept."""
+    entry = _one(_section("30954-2", '<content ID="pan1">Bilan martial</content>',
+                          """<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+      <code nullFlavor="UNK"><originalText><reference value="#pan1"/></originalText></code>
+      <statusCode code="completed"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+        <code code="2276-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240310"/><value xsi:type="PQ" value="35" unit="ug/L"/>
+      </observation></component></organizer></entry>"""))
+    assert entry.details["panel"] == {"text": "Bilan martial"}
+
+
+def test_the_prescriber_of_a_lab_report_is_kept() -> None:
+    """The prescriber of a CR-BIO (header participant REF, IHE XD-LAB Ordering Provider)
+    and the date of the prescription were dropped (HL7v2 keeps OBR-16): they go to the
+    document's details.ordered_by, as ids."""
+    head = HEAD.replace("  <component><structuredBody>", """  <participant typeCode="REF">
+    <templateId root="1.3.6.1.4.1.19376.1.3.3.1.6"/>
+    <time xsi:type="IVL_TS"><high value="202403080735+0100"/></time>
+    <associatedEntity classCode="PROV"><id root="1.2.250.1.71.4.2.1" extension="810000000777"/>
+      <associatedPerson><name><family>Prescriptrice</family></name></associatedPerson>
+      <scopingOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000000"/>
+        <name>Cabinet des Lilas</name></scopingOrganization>
+    </associatedEntity></participant>
+  <component><structuredBody>""")
+    data = (head + _section("18719-5", "Biochimie", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.details["ordered_by"] == [{
+        "ids": ["1.2.250.1.71.4.2.1^810000000777"],
+        "organization": ["1.2.250.1.71.4.2.2^1330000000"],
+        "organization_name": "Cabinet des Lilas", "time": "2024-03-08T07:35+01:00"}]

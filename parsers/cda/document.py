@@ -554,14 +554,29 @@ class _Walker:
                 crit.template_ids.append(ii(c, p))
         return crit
 
-    def entry_relationship(self, el: etree._Element, path: str) -> EntryRelationship:
+    def entry_relationship(self, el: etree._Element, path: str,
+                           relationships: list[EntryRelationship]) -> None:
+        """Appends the EntryRelationship of ``el`` to ``relationships``. As for an entry, the
+        schema allows one statement; producers that put several in one entryRelationship
+        lost all but the last: each further one becomes an EntryRelationship of its own
+        (same typeCode, flags and path), with a CDA_SEVERAL_STATEMENTS warning."""
         g = el.get
         er = _new_EntryRelationship(type_code=g("typeCode", ""),
                                     inversion_ind=g("inversionInd", ""),
                                     negation_ind=g("negationInd", ""), path=path)
+        relationships.append(er)
         for n, c, p in kids(el, path):
             if n in STATEMENTS:
-                er.act = self.statement(n, c, p)
+                if er.act is None:
+                    er.act = self.statement(n, c, p)
+                    continue
+                self.warnings.append(ParseWarning(
+                    CDA_SEVERAL_STATEMENTS, "entryRelationship with more than one clinical "
+                    "statement: each read as an entryRelationship of its own", p))
+                relationships.append(_new_EntryRelationship(
+                    type_code=er.type_code, inversion_ind=er.inversion_ind,
+                    negation_ind=er.negation_ind, sequence_number=er.sequence_number,
+                    act=self.statement(n, c, p), path=path))
             elif n == "sequenceNumber":
                 er.sequence_number = c.get("value", "")
             elif ":" not in n and n not in ("realmCode", "typeId", "templateId",
@@ -569,7 +584,6 @@ class _Walker:
                 self.warnings.append(ParseWarning(
                     CDA_UNKNOWN_ENTRY, f"entryRelationship child {n!r} is no clinical "
                     "statement", p))
-        return er
 
     def product(self, el: etree._Element, path: str) -> Product | None:
         """consumable or product -> manufacturedProduct -> material."""
@@ -707,7 +721,7 @@ def _precondition(w: _Walker, act: Any, c: El, p: str) -> None:
 
 
 def _entry_relationship(w: _Walker, act: Any, c: El, p: str) -> None:
-    act.entry_relationships.append(w.entry_relationship(c, p))
+    w.entry_relationship(c, p, act.entry_relationships)
 
 
 def _value(w: _Walker, act: Any, c: El, p: str) -> None:

@@ -27,7 +27,8 @@ CDA_B64_PADDING = "CDA_B64_PADDING"  # base64 without its '=' padding, decoded a
 CDA_UNKNOWN_XSI_TYPE = "CDA_UNKNOWN_XSI_TYPE"  # xsi:type we do not model: kept as AnyValue
 CDA_XSI_TYPE_NAMESPACE = "CDA_XSI_TYPE_NAMESPACE"  # xsi:type prefix not bound to urn:hl7-org:v3
 CDA_UNKNOWN_ENTRY = "CDA_UNKNOWN_ENTRY"  # entry/component child that is no clinical statement
-CDA_SEVERAL_STATEMENTS = "CDA_SEVERAL_STATEMENTS"  # an entry holding several statements: each kept
+CDA_SEVERAL_STATEMENTS = "CDA_SEVERAL_STATEMENTS"  # an entry (or entryRelationship) holding
+# several statements: each kept
 
 
 class CdaParseError(ValueError):
