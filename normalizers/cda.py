@@ -30,7 +30,7 @@ from functools import cache
 from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
-from normalizers.codes import LOINC, CodeMappings, resolve_code
+from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.model import (
     ACTION_NEW,
@@ -104,11 +104,6 @@ PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm", "urn:
 
 
 @cache
-def _systems() -> dict[str, str]:
-    return {row["oid"]: row["name"] for row in table("code_systems")}
-
-
-@cache
 def _kinds() -> dict[str, str]:
     return {row["template"]: row["type"] for row in table("cda_entry_kinds")}
 
@@ -116,7 +111,7 @@ def _kinds() -> dict[str, str]:
 @cache
 def _known_systems() -> frozenset[str]:
     """The short names of the shared terminologies (tables/code_systems.csv)."""
-    return frozenset(_systems().values())
+    return frozenset(oid_names().values())
 
 
 @cache
@@ -142,7 +137,7 @@ def _absent_systems() -> frozenset[str]:
 
 def system_name(oid: str, name: str = "") -> str:
     """Our short name for a code system OID ('LN' for LOINC), else the OID (or its name)."""
-    return _systems().get(oid) or oid or name
+    return oid_names().get(oid) or oid or name
 
 
 @dataclass

@@ -152,7 +152,7 @@ def system_name(sent: str) -> str:
     channel (dedupe level 4 compares it). Anything else is kept as sent."""
     name = _system_aliases().get(sent.strip().upper())
     if name is None and _OID.fullmatch(sent.strip()):
-        name = _oid_names().get(sent.strip())
+        name = oid_names().get(sent.strip())
     return name or sent
 
 
@@ -165,7 +165,8 @@ def _system_aliases() -> dict[str, str]:
 
 
 @cache
-def _oid_names() -> dict[str, str]:
+def oid_names() -> dict[str, str]:
+    """OID -> the short name entries use for that terminology (tables/code_systems.csv)."""
     return {row["oid"]: row["name"] for row in table("code_systems")}
 
 
