@@ -167,8 +167,10 @@ def envelope_sender(data: bytes) -> tuple[str, str]:
 
 
 def match_sender(sources: tuple[Source, ...], application: str, facility: str,
-                 peer: str | None, accept_unknown: bool) -> tuple[str, tuple[str, str] | None]:
-    """(source id, rejection or None) for a sender's names and the peer address."""
+                 peer: str | None, accept_unknown: bool,
+                 fields: str = "MSH-3, MSH-4") -> tuple[str, tuple[str, str] | None]:
+    """(source id, rejection or None) for a sender's names (read from ``fields``) and the
+    peer address."""
     named = [s for s in sources if s.names(application, facility)]
     shown_app, shown_facility = application[:40], facility[:40]  # a malformed MSH shifts fields
     for source in named:
@@ -182,7 +184,7 @@ def match_sender(sources: tuple[Source, ...], application: str, facility: str,
         return "mllp", None
     return UNKNOWN_SOURCE, ("MLLP_UNKNOWN_SENDER",
                             f"sending application {shown_app!r}, facility {shown_facility!r} "
-                            f"(MSH-3, MSH-4) is not a declared source")
+                            f"({fields}) is not a declared source")
 
 
 def _refusal(frame: Frame, header: Header | None,
@@ -272,7 +274,8 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
         # an empty batch (no MSH to read): taken from the sender its FHS/BHS names, and
         # recorded as intake records one (a batch row, nothing to file)
         source, refused = match_sender(ctx.settings.sources, *envelope_sender(frame.data),
-                                       frame.peer, listener.accept_unknown_senders)
+                                       frame.peer, listener.accept_unknown_senders,
+                                       "BHS-3, BHS-4")
         refusal = (*refused, "") if refused is not None else None
     rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
@@ -435,7 +438,9 @@ def _batch_answer(p: Prepared, batch: BatchFrame, ids: list[int], outcomes: dict
             if outcome is not None:
                 outcome = (*outcome[:3], occurrence_location(message, outcome[3] or ""))
             acks.append(_answers(header, *_verdict(outcome), processed=True))
-    return _batch_ack(batch, acks)
+    # a refused empty batch has no message to carry the AR: its comment says it
+    refused = "{}: {}".format(*p.item.rejection) if p.item.rejection and not acks else None
+    return _batch_ack(batch, acks, refused)
 
 
 def _frame_refusal(p: Prepared, n: int) -> tuple[str, str, str]:
@@ -457,13 +462,13 @@ def _message_refusal(header: Header | None) -> tuple[str, str, str] | None:
     return header.invalid or _unsupported(header)
 
 
-def _batch_ack(batch: BatchFrame, acks: list[list[bytes]]) -> bytes:
+def _batch_ack(batch: BatchFrame, acks: list[list[bytes]], refused: str | None = None) -> bytes:
     """``build_batch_ack`` with the envelope problems as comments (BHS-10, BTS-2) of the
     batch they were found in (the last one before their offset: an FTS's goes to the last
     batch of the file). The problems are not ACKs: an ACK answers a message, and a lost
     message has none to carry it; the sender matches its messages with the ACKs (2.10.3.3
     a), and BTS-1 counts them."""
-    comments: dict[int, str] = {}
+    comments: dict[int, str] = {0: refused} if refused else {}
     starts = [g.start for g in batch.shape.groups]
     for problem in batch.problems:
         at = problem.offset or 0

@@ -158,6 +158,9 @@ def test_empty_batch_of_an_unknown_sender_is_refused(tmp_path, database_url) -> 
     with running_service(ctx, process=False) as svc, Client(svc.port) as client:
         got = lines(client.send(BHS + b"B0\rBTS|0\r"))
     assert [f[0] for f in got] == ["BHS", "BTS"]
+    # no message to carry an AR: the batch comment says it was refused
+    assert got[1][2].startswith("MLLP_UNKNOWN_SENDER: ") and got[0][9] == got[1][2]
+    assert "(BHS-" in got[1][2]  # the names were read from the BHS (the comment is cut at 80)
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(imports.c.status, imports.c.error_code)).all()
     assert [tuple(r) for r in rows] == [("failed", "MLLP_UNKNOWN_SENDER")]
