@@ -1214,6 +1214,8 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
     kinds = _kinds()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
     if found:
+        if len(found) == 1:  # nearly always (a result's templates all say 'result')
+            return found.pop()
         return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
     if isinstance(act, SubstanceAdministration):
         return MEDICATION
