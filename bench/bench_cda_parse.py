@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_cda_parse.py            # 40 CR-BIO of 100 results + corpus
     .venv/bin/python bench/bench_cda_parse.py --profile  # cProfile of the CR-BIO run
+    .venv/bin/python bench/bench_cda_parse.py --cpu --normalize  # and normalize_cda after it
 
 Each document is parsed ``--repeat`` times and its best time kept (noise from the machine only
 ever adds time); the first figure is the median of those over the documents. The second, the
@@ -58,6 +59,23 @@ def mean_ms(docs: list[bytes], repeat: int) -> float:
     return best * 1000 / len(docs)
 
 
+def normalize_ms(docs: list[bytes], repeat: int) -> float:
+    """Mean time of normalize_cda over the documents parsed beforehand, best of ``repeat``
+    passes (the collector paced as in the preparing pool)."""
+    from normalizers.cda import normalize_cda
+    from pipelines.gc_tuning import tune_for_batches
+
+    parsed = [(parse_cda(d), d) for d in docs]
+    tune_for_batches()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = clock()
+        for doc, data in parsed:
+            normalize_cda(doc, data, "bench")
+        best = min(best, clock() - t0)
+    return best * 1000 / len(docs)
+
+
 def report(label: str, docs: list[bytes], repeat: int) -> None:
     print(f"{label}: median {median_ms(docs, repeat):.2f} ms/doc, "
           f"mean {mean_ms(docs, repeat):.2f} ms/doc", flush=True)
@@ -70,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--cpu", action="store_true", help="time with the process CPU clock")
+    ap.add_argument("--normalize", action="store_true",
+                    help="also time normalize_cda on the parsed CR-BIO documents")
     args = ap.parse_args(argv)
     if args.cpu:
         global clock
@@ -85,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     size = statistics.median(len(d) for d in docs) / 1024
     report(f"CR-BIO {args.results} results ({size:.0f} KB, {len(docs)} docs)", docs, args.repeat)
+    if args.normalize:
+        print(f"normalize_cda: best mean {normalize_ms(docs, args.repeat):.2f} ms/doc", flush=True)
     for name in CORPUS_FILES:
         path = CORPUS / name
         if path.exists():

@@ -1214,6 +1214,8 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
     kinds = _kinds()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
     if found:
+        if len(found) == 1:  # nearly always (a result's templates all say 'result')
+            return found.pop()
         return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
     if isinstance(act, SubstanceAdministration):
         return MEDICATION
@@ -2083,9 +2085,17 @@ def _pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
 
 def _bound(value: Value | None) -> str:
     """The number a range bound says ('' for none), read in a translation when the bound
-    itself is a nullFlavor (C-CDA non-UCUM units)."""
+    itself is a nullFlavor (C-CDA non-UCUM units).
+
+    The text only, as ``_pq_parts`` reads it: not through ``_pq_parts``, which also parses
+    the value as a Decimal, unused here (two per result of a CR-BIO, low and high)."""
     if isinstance(value, PQ):
-        return _pq_parts(value)[0]
+        if value.value or not value.translations:
+            return value.value.strip()
+        for t in value.translations:
+            if t.value:
+                return t.value.strip()
+        return value.value.strip()
     return value.value.strip() if isinstance(value, (INT, REAL)) else ""
 
 
@@ -2126,11 +2136,13 @@ def _range(value: Value | None) -> str | None:
     return value.value or None
 
 
+_STATUSES = {"completed": "final", "active": "active", "aborted": "cancelled",
+             "cancelled": "cancelled", "suspended": "suspended", "new": "preliminary",
+             "held": "preliminary", "nullified": "entered-in-error"}  # ActStatus
+
+
 def _status(code: str) -> str:
-    return {"completed": "final", "active": "active", "aborted": "cancelled",
-            "cancelled": "cancelled", "suspended": "suspended", "new": "preliminary",
-            "held": "preliminary",
-            "nullified": "entered-in-error"}.get(code, code or "final")  # ActStatus
+    return _STATUSES.get(code, code or "final")
 
 
 def _effective(value: Value | None, ctx: _Ctx) -> str:
