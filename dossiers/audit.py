@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text
 
 from dossiers.db import bulk_insert
 from dossiers.schema import audit_log
@@ -78,11 +78,18 @@ def _lock_chains(conn: Connection, chains: Sequence[int]) -> None:
 
 def _heads(conn: Connection, chains: Sequence[int]) -> dict[int, tuple[int, str]]:
     """Each chain's last (seq, hash); chains without rows are absent."""
-    last = (select(audit_log.c.chain, func.max(audit_log.c.seq).label("seq"))
-            .where(audit_log.c.chain.in_(chains)).group_by(audit_log.c.chain).subquery())
-    rows = conn.execute(select(audit_log.c.chain, audit_log.c.seq, audit_log.c.hash).join(
-        last, and_(audit_log.c.chain == last.c.chain, audit_log.c.seq == last.c.seq)))
+    rows = conn.execute(_HEADS, {"chains": list(chains)})
     return {r.chain: (r.seq, r.hash) for r in rows}
+
+
+# Built once, the chains as one expanding parameter: built per call with them as literals
+# (a filing piece appends to about one chain per message), SQLAlchemy coerced each and
+# rebuilt the statement, about 1.5 ms per piece of 100 messages.
+_LAST = (select(audit_log.c.chain, func.max(audit_log.c.seq).label("seq"))
+         .where(audit_log.c.chain.in_(bindparam("chains", expanding=True)))
+         .group_by(audit_log.c.chain).subquery())
+_HEADS = select(audit_log.c.chain, audit_log.c.seq, audit_log.c.hash).join(
+    _LAST, and_(audit_log.c.chain == _LAST.c.chain, audit_log.c.seq == _LAST.c.seq))
 
 
 def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
