@@ -52,13 +52,19 @@ def canonical_time(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
+# What ``json.dumps(..., sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+# default=str)`` builds for every call (the same output): made once, not per audit row.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                              default=str)
+
+
 def row_hash(prev_hash: str, *, chain: int, seq: int, at: datetime, actor: str, action: str,
              import_id: int | None, patient_id: int | None, reason: str | None,
              details: dict | None) -> str:
     """sha256 over the previous hash and a canonical JSON of the row's content."""
-    content = json.dumps(
+    content = _CANONICAL.encode(
         [chain, seq, canonical_time(at), actor, action, import_id, patient_id, reason,
-         details], sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+         details])
     return hashlib.sha256((prev_hash + content).encode("utf-8")).hexdigest()
 
 

@@ -420,11 +420,12 @@ _PROBE = {"b": "\u00e9\u4e2d", "a": [1.5, -0.0, None, True, 10**20, {"x": "\n\"'
 
 
 def _json_text(process: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """A JSON column's bind processor, with its common value (a plain dict: ``details``,
-    ``masking``) encoded by one reused C encoder. ``json.dumps``, which SQLAlchemy calls, sets
-    up a new encoder for each value: most of the cost of a small dict. Anything else (None,
-    lists, values the encoder refuses) goes to SQLAlchemy's processor; so does every value
-    unless the dialect serializes with plain ``json.dumps`` (the probe checks the output)."""
+    """A JSON column's bind processor, with its common values (a plain dict: ``details``,
+    ``masking``; a plain list: an outcome's ``warnings``) encoded by one reused C encoder.
+    ``json.dumps``, which SQLAlchemy calls, sets up a new encoder for each value: most of the
+    cost of a small dict. Anything else (None, values the encoder refuses) goes to
+    SQLAlchemy's processor; so does every value unless the dialect serializes with plain
+    ``json.dumps`` (the probe checks the output)."""
     if c_make_encoder is None or getattr(dialect, "_json_serializer", None) is not None:
         return process
     markers: dict[int, Any] = {}
@@ -432,11 +433,13 @@ def _json_text(process: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any
                             ": ", ", ", False, False, True)
 
     def encoded(value: Any) -> Any:  # noqa: ANN401
-        if type(value) is dict:
+        if type(value) is dict or type(value) is list:  # a list: an outcome's warnings
             try:
                 return "".join(encode(value, 0))
             except Exception:  # noqa: BLE001 - SQLAlchemy's processor raises it as before
                 markers.clear()
         return process(value)
 
-    return encoded if encoded(_PROBE) == process(_PROBE) == json.dumps(_PROBE) else process
+    same = all(encoded(probe) == process(probe) == json.dumps(probe)
+               for probe in (_PROBE, _PROBE["a"]))
+    return encoded if same else process
