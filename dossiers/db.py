@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from json.encoder import c_make_encoder, encode_basestring_ascii
@@ -297,6 +297,26 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict],
     if conn.dialect.name != "postgresql":
         _sqlite_executemany(conn, table, rows, columns)
         return
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    _copy(conn, table, columns, map(values, rows))
+
+
+def insert_values(conn: Connection, table: Table, columns: tuple[str, ...],
+                  values: list[tuple]) -> None:
+    """``bulk_insert`` of rows given as tuples in the order of ``columns`` (every column
+    written: no defaults applied), for a hot writer that can build them directly: a dict per
+    row, then its values picked out again, cost more than the tuple."""
+    if not values:
+        return
+    if conn.dialect.name != "postgresql":
+        sql, processors = _sqlite_statement(table, columns, conn.dialect)
+        conn.exec_driver_sql(sql, _processed(values, processors))
+        return
+    _copy(conn, table, list(columns), values)
+
+
+def _copy(conn: Connection, table: Table, columns: list[str], values: Iterable[tuple]) -> None:
+    """PostgreSQL: COPY of value tuples in the order of ``columns`` (JSON values wrapped)."""
     from psycopg.types.json import Json
 
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
@@ -304,9 +324,13 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict],
     cursor = conn.connection.dbapi_connection.cursor()
     names = ", ".join(f'"{c}"' for c in columns)
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([Json(row[c]) if w and row[c] is not None else row[c]
-                            for c, w in zip(columns, wrap, strict=True)])
+        if not any(wrap):
+            for row in values:
+                copy.write_row(row)
+            return
+        for row in values:
+            copy.write_row([Json(v) if w and v is not None else v
+                            for v, w in zip(row, wrap, strict=True)])
 
 
 def bulk_update(conn: Connection, table: Table, rows: list[dict], columns: list[str], *,
@@ -365,9 +389,14 @@ def _converted(rows: list[dict], columns: list[str],
     if not rows:
         return []
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    if not processors:
-        return list(map(values, rows))
-    table: list = list(zip(*map(values, rows), strict=True))
+    return _processed(list(map(values, rows)), processors)
+
+
+def _processed(values: list[tuple], processors: list[tuple[int, Callable]]) -> list[tuple]:
+    """Value tuples with the processed columns converted (``_converted``)."""
+    if not processors or not values:
+        return values
+    table: list = list(zip(*values, strict=True))
     for i, process in processors:
         table[i] = _column_converted(table[i], process)
     return list(zip(*table, strict=True))
