@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Select,
     Table,
     bindparam,
     create_engine,
@@ -274,8 +275,16 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
         return list(conn.execute(text(
             "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
             {"t": table.name, "n": n}).scalars())
-    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    start = conn.execute(_highest_id(table)).scalar_one()
     return list(range(start + 1, start + n + 1))
+
+
+@lru_cache(maxsize=16)
+def _highest_id(table: Table) -> Select:
+    """``SELECT coalesce(max(id), 0)`` of ``table``, built once: built for each call it cost
+    about 0.4 ms of SQLAlchemy (the max itself is one step down the rowid tree), once per
+    filing piece."""
+    return select(func.coalesce(func.max(table.c.id), 0))
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict],
