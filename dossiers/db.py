@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from json.encoder import c_make_encoder, encode_basestring_ascii
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Select,
     Table,
     bindparam,
     create_engine,
@@ -274,8 +275,16 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
         return list(conn.execute(text(
             "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
             {"t": table.name, "n": n}).scalars())
-    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    start = conn.execute(_highest_id(table)).scalar_one()
     return list(range(start + 1, start + n + 1))
+
+
+@lru_cache(maxsize=16)
+def _highest_id(table: Table) -> Select:
+    """``SELECT coalesce(max(id), 0)`` of ``table``, built once: built for each call it cost
+    about 0.4 ms of SQLAlchemy (the max itself is one step down the rowid tree), once per
+    filing piece."""
+    return select(func.coalesce(func.max(table.c.id), 0))
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict],
@@ -297,6 +306,26 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict],
     if conn.dialect.name != "postgresql":
         _sqlite_executemany(conn, table, rows, columns)
         return
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    _copy(conn, table, columns, map(values, rows))
+
+
+def insert_values(conn: Connection, table: Table, columns: tuple[str, ...],
+                  values: list[tuple]) -> None:
+    """``bulk_insert`` of rows given as tuples in the order of ``columns`` (every column
+    written: no defaults applied), for a hot writer that can build them directly: a dict per
+    row, then its values picked out again, cost more than the tuple."""
+    if not values:
+        return
+    if conn.dialect.name != "postgresql":
+        sql, processors = _sqlite_statement(table, columns, conn.dialect)
+        conn.exec_driver_sql(sql, _processed(values, processors))
+        return
+    _copy(conn, table, list(columns), values)
+
+
+def _copy(conn: Connection, table: Table, columns: list[str], values: Iterable[tuple]) -> None:
+    """PostgreSQL: COPY of value tuples in the order of ``columns`` (JSON values wrapped)."""
     from psycopg.types.json import Json
 
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
@@ -304,9 +333,13 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict],
     cursor = conn.connection.dbapi_connection.cursor()
     names = ", ".join(f'"{c}"' for c in columns)
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([Json(row[c]) if w and row[c] is not None else row[c]
-                            for c, w in zip(columns, wrap, strict=True)])
+        if not any(wrap):
+            for row in values:
+                copy.write_row(row)
+            return
+        for row in values:
+            copy.write_row([Json(v) if w and v is not None else v
+                            for v, w in zip(row, wrap, strict=True)])
 
 
 def bulk_update(conn: Connection, table: Table, rows: list[dict], columns: list[str], *,
@@ -326,14 +359,22 @@ def bulk_update(conn: Connection, table: Table, rows: list[dict], columns: list[
         return
     sql, processors = _sqlite_statement(table, (*columns, key), conn.dialect,
                                            for_update=True)
-    constants = ", ".join(
-        f'"{name}" = ' + str((value if hasattr(value, "compile") else literal(value))
-                             .compile(dialect=conn.dialect,
-                                      compile_kwargs={"literal_binds": True}))
-        for name, value in fixed.items())
+    constants = _set_constants(tuple(fixed.items()), conn.dialect)
     if constants:
         sql = sql.replace(" WHERE ", f", {constants} WHERE ", 1)
     conn.exec_driver_sql(sql, _converted(rows, [*columns, key], processors))
+
+
+@lru_cache(maxsize=16)
+def _set_constants(fixed: tuple[tuple[str, Any], ...], dialect: Dialect) -> str:
+    """``"name" = value, ...`` for bulk_update's ``fixed``, as literal SQL. Cached: the
+    ledger passes the same clause (``ledger._RELEASED``) for every piece, and compiling it
+    cost about 0.6 ms each time (SQL expressions hash by identity: a new clause is compiled
+    anew)."""
+    return ", ".join(
+        f'"{name}" = ' + str((value if hasattr(value, "compile") else literal(value))
+                             .compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for name, value in fixed)
 
 
 def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
@@ -348,22 +389,43 @@ def _sqlite_executemany(conn: Connection, table: Table, rows: list[dict],
 
 def _converted(rows: list[dict], columns: list[str],
                processors: list[tuple[int, Callable]]) -> list[tuple]:
-    """Each row's values of ``columns``, in order, through the bind processors."""
+    """Each row's values of ``columns``, in order, through the bind processors.
+
+    Column by column: the rows are transposed (``zip``, in C), only the processed columns
+    are walked in Python, and transposed back; row by row, each row cost a list, a tuple and
+    a loop over its processors. Over the calls of filing 2,000 ORU^R01: 54 instead of 60 us
+    per message. Most of what is left is the JSON of ``details`` (about 2 us per entry)."""
+    if not rows:
+        return []
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    data = []
-    last: dict[int, tuple[object, object]] = {}  # column -> (value, converted): the same
-    for row in rows:                             # timestamp in every row is converted once
-        vals = list(values(row))
-        for i, process in processors:
-            value = vals[i]
-            seen = last.get(i)
-            if seen is not None and seen[0] is value:
-                vals[i] = seen[1]
-            else:
-                vals[i] = converted = process(value)
-                last[i] = (value, converted)
-        data.append(tuple(vals))
-    return data
+    return _processed(list(map(values, rows)), processors)
+
+
+def _processed(values: list[tuple], processors: list[tuple[int, Callable]]) -> list[tuple]:
+    """Value tuples with the processed columns converted (``_converted``)."""
+    if not processors or not values:
+        return values
+    table: list = list(zip(*values, strict=True))
+    for i, process in processors:
+        table[i] = _column_converted(table[i], process)
+    return list(zip(*table, strict=True))
+
+
+_UNSEEN = object()
+
+
+def _column_converted(values: tuple, process: Callable) -> list:
+    """``process`` of each value; a value that is the very object of the one before (the
+    batch's timestamp in every row, None) is converted once."""
+    out: list = []
+    append = out.append
+    last, converted = _UNSEEN, None
+    for value in values:
+        if value is not last:
+            converted = process(value)
+            last = value
+        append(converted)
+    return out
 
 
 # Column types whose values sqlite3 binds as SQLAlchemy would have converted them: a bool is
@@ -396,11 +458,12 @@ _PROBE = {"b": "\u00e9\u4e2d", "a": [1.5, -0.0, None, True, 10**20, {"x": "\n\"'
 
 
 def _json_text(process: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """A JSON column's bind processor, with its common value (a plain dict: ``details``,
-    ``masking``) encoded by one reused C encoder. ``json.dumps``, which SQLAlchemy calls, sets
-    up a new encoder for each value: most of the cost of a small dict. Anything else (None,
-    lists, values the encoder refuses) goes to SQLAlchemy's processor; so does every value
-    unless the dialect serializes with plain ``json.dumps`` (the probe checks the output)."""
+    """A JSON column's bind processor, with its common values (a plain dict: ``details``,
+    ``masking``; a plain list: an outcome's ``warnings``) encoded by one reused C encoder.
+    ``json.dumps``, which SQLAlchemy calls, sets up a new encoder for each value: most of the
+    cost of a small dict. Anything else (None, values the encoder refuses) goes to
+    SQLAlchemy's processor; so does every value unless the dialect serializes with plain
+    ``json.dumps`` (the probe checks the output)."""
     if c_make_encoder is None or getattr(dialect, "_json_serializer", None) is not None:
         return process
     markers: dict[int, Any] = {}
@@ -408,11 +471,13 @@ def _json_text(process: Callable[[Any], Any], dialect: Dialect) -> Callable[[Any
                             ": ", ", ", False, False, True)
 
     def encoded(value: Any) -> Any:  # noqa: ANN401
-        if type(value) is dict:
+        if type(value) is dict or type(value) is list:  # a list: an outcome's warnings
             try:
                 return "".join(encode(value, 0))
             except Exception:  # noqa: BLE001 - SQLAlchemy's processor raises it as before
                 markers.clear()
         return process(value)
 
-    return encoded if encoded(_PROBE) == process(_PROBE) == json.dumps(_PROBE) else process
+    same = all(encoded(probe) == process(probe) == json.dumps(probe)
+               for probe in (_PROBE, _PROBE["a"]))
+    return encoded if same else process

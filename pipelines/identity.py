@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from dossiers.patients import (
     Patient,
@@ -73,6 +73,14 @@ class StoreLookup:
         return create_patient(self.conn, **fields)
 
 
+# BatchLookup's reads, built once with their lists as expanding parameters: built per batch
+# with the values as literals, SQLAlchemy coerced every value and rebuilt each statement.
+_BY_NIRS = select(patients).where(patients.c.ins.in_(bindparam("nirs", expanding=True)))
+_BY_VALUES = select(patient_identifiers).where(
+    patient_identifiers.c.value.in_(bindparam("values", expanding=True)))
+_BY_IDS = select(patients).where(patients.c.id.in_(bindparam("ids", expanding=True)))
+
+
 class BatchLookup(StoreLookup):
     """The same lookups for a batch of messages: the patients named by INS or by local id in
     any of them are read with a few queries up front, identifiers learnt are written in one
@@ -87,16 +95,15 @@ class BatchLookup(StoreLookup):
         self.identifiers: dict[tuple[str, str], list[int]] = {}
         self.learnt: list[dict] = []
         if nirs:
-            for row in conn.execute(select(patients).where(patients.c.ins.in_(nirs))):
+            for row in conn.execute(_BY_NIRS, {"nirs": sorted(nirs)}):
                 self._keep(patient_from_row(row))
         if values:
-            for row in conn.execute(select(patient_identifiers).where(
-                    patient_identifiers.c.value.in_(values))):
+            for row in conn.execute(_BY_VALUES, {"values": sorted(values)}):
                 self.identifiers.setdefault((row.authority, row.value), []).append(
                     row.patient_id)
             missing = {p for ids in self.identifiers.values() for p in ids} - set(self.patients)
             if missing:
-                for row in conn.execute(select(patients).where(patients.c.id.in_(missing))):
+                for row in conn.execute(_BY_IDS, {"ids": sorted(missing)}):
                     self._keep(patient_from_row(row))
 
     def _keep(self, patient: Patient) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Select, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
 
 from dossiers.db import bulk_insert, bulk_update
 from dossiers.schema import entries, import_attempts, imports, provenance
@@ -173,10 +173,18 @@ def keep_claims(conn: Connection, ids: list[int], worker: str, lease_seconds: in
     if not ids:
         return set()
     until = now() + timedelta(seconds=lease_seconds)
-    return set(conn.execute(update(imports).where(
-        imports.c.id.in_(ids), imports.c.status == PROCESSING,
-        imports.c.claimed_by == worker).values(claimed_until=until)
-        .returning(imports.c.id)).scalars())
+    return set(conn.execute(_KEEP_CLAIMS, {"ids": ids, "worker": worker, "until": until})
+               .scalars())
+
+
+# Built once, the ids as one expanding parameter: built per call with the ids as literals,
+# SQLAlchemy coerced each id and rebuilt the statement, about 1 ms per piece of 100 messages.
+_KEEP_CLAIMS = (update(imports)
+                .where(imports.c.id.in_(bindparam("ids", expanding=True)),
+                       imports.c.status == PROCESSING,
+                       imports.c.claimed_by == bindparam("worker"))
+                .values(claimed_until=bindparam("until", type_=imports.c.claimed_until.type))
+                .returning(imports.c.id))
 
 
 def _fail_poisoned(conn: Connection, ids: list[int], t: datetime) -> None:
@@ -239,8 +247,7 @@ def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime
          "warnings": [_storable(w) for w in o.warnings] if o.warnings else None,
          "not_before": o.not_before, "retries": o.retries, "updated_at": t}
         for i, o, _ in results], _OUTCOME_COLUMNS,
-        fixed={"attempts": imports.c.attempts + 1, "claimed_by": None, "claimed_until": None,
-               "claims": 0})
+        fixed=_RELEASED)
     bulk_insert(conn, import_attempts, [
         {"import_id": i, "started_at": started, "finished_at": t,
          "code_version": code_version, "status": RETRY if o.status == RECEIVED else o.status,
@@ -248,6 +255,11 @@ def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime
          "error_message": _storable(o.error_message), "trigger": trigger}
         for i, o, started in results])
 
+
+# What every recorded outcome sets alike; one object, so that bulk_update's SQL for it is
+# compiled once (``dossiers.db._set_constants``), not for each piece.
+_RELEASED = {"attempts": imports.c.attempts + 1, "claimed_by": None, "claimed_until": None,
+             "claims": 0}
 
 _OUTCOME_COLUMNS = ["status", "stage", "error_code", "error_message", "error_location",
                     "entries_count", "duplicates_count", "patient_id", "logical_id",

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from dossiers.audit import AuditEvent, append
@@ -258,6 +258,11 @@ def file_prepared(ctx: Context, preparing: Preparing) -> dict[str, int]:
             fault_point("process.committed")
     return counts
 
+
+# The held records of a piece's logical ids, built once (the ids as one expanding parameter,
+# not literals coerced one by one and a statement rebuilt for every piece).
+_HELD_LOGICAL = select(logical_messages).where(
+    logical_messages.c.logical_id.in_(bindparam("ids", expanding=True)))
 
 YIELD_EVERY = 20  # messages filed between two looks at who waits for the write lock
 WAITED_RECENTLY = 2.0  # seconds after a writer waited during which pieces stay small
@@ -957,8 +962,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                                         _variant(item))}
         held: dict[str, list] = {}
         if wanted:
-            for h in conn.execute(select(logical_messages).where(
-                    logical_messages.c.logical_id.in_(wanted))):
+            ids = sorted(w for w in wanted if w is not None)
+            for h in conn.execute(_HELD_LOGICAL, {"ids": ids}):
                 held.setdefault(h.logical_id, []).append(h)
         records: list[dict] = []
         filing: list[tuple[Prepared, list[_Target], list[str]]] = []
