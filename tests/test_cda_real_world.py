@@ -1405,6 +1405,19 @@ def test_titre_with_a_long_ratio_type_is_filed(xsi_type: str) -> None:
     assert entry.details["xsi_type"] == xsi_type
 
 
+def _antibiogram(interpretation: str) -> str:
+    """The antibiogram battery of an isolate: amoxicillin's MIC (<= 2 mg/L) and its reading."""
+    return f"""<component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
+          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
+        </observation></component></organizer></component>"""
+
+
 def _isolate(germ: str, name: str, number: str, interpretation: str) -> str:
     return f"""<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER" moodCode="EVN">
       <templateId root="1.3.6.1.4.1.19376.1.3.1.5"/><statusCode code="completed"/>
@@ -1414,15 +1427,7 @@ def _isolate(germ: str, name: str, number: str, interpretation: str) -> str:
         <specimenPlayingEntity classCode="MIC"><code code="{germ}"
           codeSystem="2.16.840.1.113883.6.96"><originalText>{name}</originalText></code>
         </specimenPlayingEntity></specimenRole></specimen>
-      <component><organizer classCode="BATTERY" moodCode="EVN">
-        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
-        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
-        <component><observation classCode="OBS" moodCode="EVN">
-          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
-          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
-          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
-          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
-        </observation></component></organizer></component></organizer></entryRelationship>"""
+      {_antibiogram(interpretation)}</organizer></entryRelationship>"""
 
 
 def test_antibiogram_results_say_which_germ_they_are_of() -> None:
@@ -1927,15 +1932,7 @@ def _isolate_by_observation(germ: str, name: str, interpretation: str,
           <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
           <code code="11475-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
           {value}</observation></component></organizer></component>
-      <component><organizer classCode="BATTERY" moodCode="EVN">
-        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
-        <code code="18769-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
-        <component><observation classCode="OBS" moodCode="EVN">
-          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
-          <code code="18862-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
-          <value xsi:type="IVL_PQ"><high value="2" unit="mg/L" inclusive="true"/></value>
-          <interpretationCode code="{interpretation}" codeSystem="2.16.840.1.113883.5.83"/>
-        </observation></component></organizer></component></organizer></entryRelationship>"""
+      {_antibiogram(interpretation)}</organizer></entryRelationship>"""
 
 
 def test_germ_identified_by_an_observation_is_the_isolates() -> None:
