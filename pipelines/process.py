@@ -930,6 +930,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         resolved: list[tuple[Prepared, list[_Target], list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
+        doc_sets: dict[int, set[tuple[int, str]]] = {}  # import id -> (patient, CDA set id)
         for n, item in enumerate(prepared):
             if item.normalized.adt is not None:
                 # An ADT changes what the messages after it may do (an opposition refuses
@@ -947,9 +948,10 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                 lookup.undo(mark)
                 later.append(item)
                 continue
+            doc_sets[item.row.id] = {(t.patient_id, s) for t in targets for s in sets_of(t.items)}
             pairs = {(t.patient_id, k) for t in targets for k in t.keys} | \
                 {(t.patient_id, f"fact:{f}") for t in targets for f in t.facts} | \
-                {(t.patient_id, f"set:{s}") for t in targets for s in sets_of(t.items)}
+                {(pid, f"set:{s}") for pid, s in doc_sets[item.row.id]}
             logical_id = item.normalized.logical_id
             if logical_id in logical_seen or pairs & pairs_seen:
                 later.append(item)  # depends on another message of this batch
@@ -981,8 +983,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
 
         stored = held_entries(conn, {(t.patient_id, k) for _, targets, _ in filing
                                      for t in targets for k in t.keys})
-        stored.update(held_set_documents(conn, {(t.patient_id, s) for _, targets, _ in filing
-                                                for t in targets for s in sets_of(t.items)}))
+        stored.update(held_set_documents(conn, {pair for item, _, _ in filing
+                                                for pair in doc_sets[item.row.id]}))
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         children = held_children(conn, stored)
