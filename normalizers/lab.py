@@ -310,7 +310,10 @@ def _groups(msg: Message) -> list[_Group]:
             orc_fresh, order_notes = False, []
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
-            notes = None
+            # an NTE right after the SPM (outside v2.5's ORU, which has none there, but sent:
+            # 'échantillon hémolysé') speaks of the order's specimen: the order's comments,
+            # not dropped
+            notes = current.notes
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "ORC":

@@ -1161,3 +1161,24 @@ def test_thousands_grouped_by_blanks_are_one_number():
         with pytest.raises(NormalizationError) as exc:
             norm(oru(f"OBX|1|NM|PLAQ^Plaquettes^L||{bad}|/mm3|||||F"))
         assert exc.value.code == "OBX_BAD_NUMBER" and bad not in str(exc.value)
+
+
+def test_result_status_spelt_out_as_a_word():
+    """Some senders write OBX-11 as the word ('Final', 'Corrected'): it was filed with an
+    unknown status and a warning, and a correction did not supersede."""
+    ok = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||Final"))
+    assert ok.entries[1].status == "final"
+    assert not any("unknown result status" in w for w in ok.warnings)
+    fixed = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.6|mmol/L|3.9-5.8|N|||Corrected"))
+    assert (fixed.entries[1].status, fixed.entries[1].action) == ("corrected", "replace")
+
+
+def test_note_right_after_the_specimen_is_the_orders_comment():
+    """An NTE sent right after the SPM (not in v2.5's ORU, but sent: 'échantillon hémolysé',
+    which says how far a potassium is to be trusted) was dropped without a word. It is now a
+    comment of the order's report."""
+    obx = "OBX|1|NM|2823-3^Potassium^LN||5.9|mmol/L|3.5-5.0|H|||F"
+    nm = norm(oru(obx, tail=("SPM|1|||SER^Sérum^HL70487", "NTE|1||Échantillon hémolysé")))
+    report, potassium = nm.entries
+    assert report.details["comments"] == ["Échantillon hémolysé"]
+    assert "comments" not in potassium.details
