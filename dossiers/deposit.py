@@ -15,6 +15,12 @@ earlier state (table status_order.csv: a preliminary after the final, a final af
 correction) than the current one, unless it says it was issued later. A document newer
 than a version of its set the dossier holds supersedes that version (with what it no
 longer states) even when its RPLC names another one.
+A withdrawal stays: a deletion of something the dossier does not hold yet (its original
+quarantined, rerun later, or still on its way) is filed as a withdrawn entry under the key it
+names (a tombstone), and an entry arriving where the dossier holds a withdrawn version (the
+original after its deletion, a resend of it, a correction of it) is filed as history with
+everything read from it, unless it says it was issued after the withdrawal (a re-issue). A
+document deleted because it was filed in the wrong patient's dossier must not come back.
 The caller runs this inside the message's transaction: all of a message or none of it.
 """
 
@@ -130,8 +136,10 @@ class DepositResult:
     created: int = 0  # new entries and new versions
     duplicates: int = 0  # facts we already held, unchanged
     superseded: int = 0  # earlier versions replaced or withdrawn
-    missing_targets: int = 0  # replace/delete of something we never received
+    missing_targets: int = 0  # corrections of something we never received
     history: int = 0  # of the created: earlier versions arrived late, filed not current
+    tombstones: int = 0  # of the created: deletions of something not held yet, kept
+    buried: int = 0  # of the created: withdrawn in the dossier already, filed not current
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -408,6 +416,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     ids_by_key: dict[str, int] = {k: r.id for k, r in held.items()}
     doc = next((e for e, _ in items if document_set(e) is not None), None)
     newer, older = _versions_around(doc, held) if doc is not None else (None, [])
+    buried = _buried(items, held)
     links: list[tuple] = []
     new_rows: list[dict] = []  # rows to insert, in message order
     supersedes: list[tuple[dict, int]] = []  # (new row, id of the version it replaces)
@@ -427,15 +436,23 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             old = held.get(entry.key)
         if entry.action == ACTION_DELETE:
             if old is None:
-                result.missing_targets += 1
-                continue
-            if old.status == "withdrawn":
+                # a tombstone: the deletion is kept under the key it names, withdrawn, so
+                # that the original, arriving later, is not filed as current
+                row.update(key=entry.replaces_key or entry.key, status="withdrawn", fact=None,
+                           _parent_key=None, _withdraw=True)
+                result.tombstones += 1
+            elif old.status == "withdrawn":
                 result.duplicates += 1
-                links.append(_link(old.id, import_id, source, entry.source_ref, "confirmed", now))
+                if old.import_id != import_id:
+                    links.append(_link(old.id, import_id, source, entry.source_ref,
+                                       "confirmed", now))
                 continue
-            row = {c.name: getattr(old, c.name) for c in entries.columns if c.name != "id"}
-            row.update(status="withdrawn", import_id=import_id, created_at=now,
-                       _parent_key=None, _ref=entry.source_ref, _withdraw=True)
+            else:
+                row = {c.name: getattr(old, c.name) for c in entries.columns if c.name != "id"}
+                row.update(status="withdrawn", import_id=import_id, created_at=now,
+                           _parent_key=None, _ref=entry.source_ref, _withdraw=True)
+                if entry.issued:  # when it was withdrawn: a later re-issue is told apart
+                    row["issued"] = entry.issued
         elif old is None and entry.action == ACTION_REPLACE and newer is None:
             result.missing_targets += 1  # a correction of something we never received
         key = row["key"]
@@ -467,6 +484,23 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                                    now))
             continue
         row["version"] = latest.get(key, 0) + 1
+        if entry.action != ACTION_DELETE and (key in buried or entry.parent_key in buried):
+            # withdrawn in this dossier: the original after its deletion, or sent again
+            kept = next((r for r in stored.get((patient_id, key), ())
+                         if not r.current and _same(row, r)), None)
+            if kept is not None:  # the version the withdrawal superseded, as it was
+                result.duplicates += 1
+                if kept.import_id != import_id:
+                    links.append(_link(kept.id, import_id, source, entry.source_ref,
+                                       "confirmed", now))
+                continue
+            withdrawn = held.get(key) if entry.key in buried else None
+            row["current"] = False
+            row["superseded_by"] = withdrawn.id if withdrawn is not None else None
+            taken[key] = row
+            new_rows.append(row)
+            result.buried += 1
+            continue
         if newer is not None or (doc is None and old is not None and _earlier_state(row, old)):
             # an earlier version arriving late: history, superseded by what is held
             kept = next((r for r in stored.get((patient_id, key), ())
@@ -518,6 +552,30 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _buried(items: Sequence[tuple[Entry, str | None]], held: dict[str, object]) -> set[str]:
+    """Keys of the entries of a message that the dossier holds withdrawn (a tombstone, or a
+    version withdrawn by its sender or author), with the entries read from them
+    (``parent_key``): filed as history, not current. An entry issued after the withdrawal
+    (both times known, with their offsets) is a re-issue, and is not buried."""
+    keys: set[str] = set()
+    for entry, _ in items:
+        if entry.action == ACTION_DELETE:
+            continue
+        withdrawn = held.get(entry.key)
+        if withdrawn is None and entry.action == ACTION_REPLACE and entry.replaces_key:
+            withdrawn = held.get(entry.replaces_key)
+        if withdrawn is None or withdrawn.status != "withdrawn":
+            continue
+        sent, gone = _aware(entry.issued), _aware(withdrawn.issued)
+        if sent is None or gone is None or sent <= gone:
+            keys.add(entry.key)
+    if keys:
+        for entry, _ in items:  # a report comes before the results read from it
+            if entry.parent_key in keys and entry.action != ACTION_DELETE:
+                keys.add(entry.key)
+    return keys
 
 
 def _versions_around(doc: Entry, held: dict[str, object]) -> tuple[object | None, list]:

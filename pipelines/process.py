@@ -699,11 +699,26 @@ def _variant(item: Prepared) -> str:
     return f"{item.normalized.logical_id}#{item.fingerprint[:16]}"
 
 
+def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
+    """What an admin must know of a deposit that did not go the plain way: corrections of
+    what the dossier does not hold, deletions kept ahead of their original, entries filed
+    under a withdrawal (counts only)."""
+    if result.missing_targets:
+        warnings.append(f"{result.missing_targets} correction(s) refer to entries the "
+                        "dossier does not hold: filed as new entries")
+    if result.tombstones:
+        warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
+                        "hold yet: recorded as withdrawn, so that an original arriving later "
+                        "is kept in the history, not filed as current")
+    if result.buried:
+        warnings.append(f"{result.buried} entr{'y' if result.buried == 1 else 'ies'} filed "
+                        "as history, not current: the dossier holds them withdrawn by a "
+                        "deletion (an entry issued after the deletion is filed as current)")
+
+
 def _deposited(item: Prepared, patient_id: int, result: DepositResult,
                warnings: list[str]) -> Outcome:
-    if result.missing_targets:
-        warnings.append(f"{result.missing_targets} correction(s)/deletion(s) refer to "
-                        "entries this dossier does not hold")
+    deposit_warnings(result, warnings)
     if result.history:
         warnings.append(f"{result.history} entr{'y' if result.history == 1 else 'ies'} filed "
                         "as history, not current: the dossier holds a later version (a later "
@@ -803,10 +818,8 @@ def _deposited_patients(item: Prepared, targets: list[_Target], results: list[De
     """``_deposited`` for a message of several patients: the counts added up, each dossier
     and its entries kept for the audit trails, and which dossier each PID went to (dossier
     ids and segment positions only) among the warnings for whoever reads the import."""
-    missing = sum(r.missing_targets for r in results)
-    if missing:
-        warnings.append(f"{missing} correction(s)/deletion(s) refer to entries their "
-                        "dossier does not hold")
+    for result in results:
+        deposit_warnings(result, warnings)
     warnings.append(f"{sum(len(t.where) for t in targets)} patient groups (PID) filed apart: "
                     + "; ".join(f"{', '.join(t.where)} in dossier {t.patient_id}"
                                 for t in targets))

@@ -101,7 +101,7 @@ def test_a_newer_version_supersedes_an_older_one_its_rplc_does_not_name(ctx) -> 
     assert docs[v3].current and not docs[v1].current and docs[v1].superseded_by == docs[v3].id
     assert [(r.import_id, r.value) for r in _rows(ctx, "2823-3") if r.current] == [(v3, "4.9")]
     # version 2 never came: said, as for any replacement of something not held
-    assert any("refer to entries this dossier does not hold" in w
+    assert any("refer to entries the dossier does not hold" in w
                for w in _import(ctx, v3).warnings)
 
 
