@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,9 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_API_ENABLE_HTTP2", "false")
+    # Prefect's event sender logs, under its class name and outside Prefect's logging
+    # settings, 'Still processing items' while it flushes its events at a command's end.
+    logging.getLogger("EventsWorker").setLevel(logging.ERROR)
 
 
 def _prefect_api():  # noqa: ANN202
