@@ -78,8 +78,18 @@ from parsers.hl7v2.er7 import Delimiters, Message, Segment
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
 _BLANKS = re.compile(r"[ \u00a0\u202f]")
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+"
-                       r"(?:[.,]\d+)?|\d+(?:[.,]\d*)?|[.,]\d+))")
+# Thousands grouped by the one mark and decimals after the other ('1.250,5' as a German or
+# French export prints it, '1,250.5' as a US one), or grouped twice without decimals
+# ('1.250.000', '250,000,000'): the only reading. One group alone stays a decimal ('1.250',
+# '1,250' are one and a quarter, as a French lab means them).
+_GROUPED_DOTS = re.compile(r"[+-]?\d{1,3}(?:(?:\.\d{3})+,\d+|(?:\.\d{3}){2,})")
+_GROUPED_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3})+\.\d+|(?:,\d{3}){2,})")
+# Scientific notation ('1.2E+03', '3,5e-2'): a viral load or a bacterial count as analysers
+# print it. Not in the NM grammar (v2.5 2.A.47) but no other reading; the exponent is bounded
+# so that no value reads as infinite.
+_EXPONENT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))[eE]([+-]?\d{1,2})")
+# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2'): _parse_number reads the rest.
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+\-\d.,].*)")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -1070,6 +1080,16 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
         # thousands separator ('1.250' is one and a quarter).
         ctx.warnings.append(f"{where}: digits grouped by blanks read as one number")
         return float(_BLANKS.sub("", value).replace(",", "."))
+    if _GROUPED_DOTS.fullmatch(value):
+        ctx.warnings.append(f"{where}: thousands grouped by dots read as one number")
+        return float(value.replace(".", "").replace(",", "."))
+    if _GROUPED_COMMAS.fullmatch(value):
+        ctx.warnings.append(f"{where}: thousands grouped by commas read as one number")
+        return float(value.replace(",", ""))
+    m = _EXPONENT.fullmatch(value)
+    if m is not None:
+        ctx.warnings.append(f"{where}: number in scientific notation read as one number")
+        return float(f"{m.group(1).replace(',', '.')}e{m.group(2)}")
     return None
 
 

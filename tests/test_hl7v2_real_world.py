@@ -1144,8 +1144,8 @@ def test_thousands_grouped_by_blanks_are_one_number():
     """French reports print counts with their thousands grouped by a blank ('12 000' urine
     leucocytes per mL, '250 000' platelets per mm3, a no-break space too): the NM failed as
     not a number and the whole message with it. Groups of exactly three digits read as one
-    number, the value kept as sent and the reading said; a dot is never a thousands
-    separator, and other texts still fail naming the field only."""
+    number, the value kept as sent and the reading said; a dot alone ('1.250') is never a
+    thousands separator, and other texts still fail naming the field only."""
     import pytest
     nm = norm(oru("OBX|1|NM|LEUU^Leucocytes urinaires^L||12 000|/mL|< 10 000|H|||F",
                   "OBX|2|NM|PLAQ^Plaquettes^L||250\u00a0000|/mm3|||||F",
@@ -1157,7 +1157,7 @@ def test_thousands_grouped_by_blanks_are_one_number():
     assert (hem.value_num, hem.comparator) == (1000.0, ">")
     assert vol.value_num == 1250.5
     assert "OBX[5]-5: digits grouped by blanks read as one number" in nm.warnings
-    for bad in ("1.250,5", "12 00", "1 2345"):
+    for bad in ("12 00", "1 2345", "1.25 000"):
         with pytest.raises(NormalizationError) as exc:
             norm(oru(f"OBX|1|NM|PLAQ^Plaquettes^L||{bad}|/mm3|||||F"))
         assert exc.value.code == "OBX_BAD_NUMBER" and bad not in str(exc.value)
@@ -1182,3 +1182,42 @@ def test_note_right_after_the_specimen_is_the_orders_comment():
     report, potassium = nm.entries
     assert report.details["comments"] == ["Échantillon hémolysé"]
     assert "comments" not in potassium.details
+
+
+def test_numbers_in_scientific_notation_or_grouped_by_dots_or_commas():
+    """A viral load printed '1.2E+03' by its analyser, a count '1.250,5' by a German-style
+    export or '250,000,000' by a US one: each has one reading and failed the whole message
+    (OBX_BAD_NUMBER). The value stays as sent; one group alone ('1.250', '1,250') is still
+    a decimal, as a French lab means it."""
+    nm = norm(oru("OBX|1|NM|CVVIH^Charge virale VIH^L||1.2E+03|copies/mL|||||F",
+                  "OBX|2|NM|CVVHB^Charge virale VHB^L||3,5e-2|log|||||F",
+                  "OBX|3|SN|CVVHC^Charge virale VHC^L||<^1.0E2|UI/mL|||||F",
+                  "OBX|4|NM|PLQ^Plaquettes^L||1.250,5|G/L|||||F",
+                  "OBX|5|NM|LEUUR^Leucocytes urinaires^L||1.250.000|/mL|||||F",
+                  "OBX|6|NM|HEMUR^Hématies urinaires^L||1,250.5|/mL|||||F",
+                  "OBX|7|NM|BACT^Numération bactérienne^L||250,000,000|UFC/mL|||||F",
+                  "OBX|8|NM|CREA^Créatinine^L||1.250|mg/dL|||||F",
+                  "OBX|9|NM|UREE^Urée^L||1,250|g/L|||||F",
+                  "OBX|10|NM|K^Potassium^L||>1.0e+01|mmol/L|||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 15)]
+    assert got == [("1.2E+03", 1200.0, None), ("3,5e-2", 0.035, None), ("<1.0E2", 100.0, "<"),
+                   ("1.250,5", 1250.5, None), ("1.250.000", 1250000.0, None),
+                   ("1,250.5", 1250.5, None), ("250,000,000", 250000000.0, None),
+                   ("1.250", 1.25, None), ("1,250", 1.25, None), (">1.0e+01", 10.0, ">")]
+    said = {w.split(": ", 1)[0]: w.split(": ", 1)[1] for w in nm.warnings}
+    assert said["OBX[5]-5"] == "number in scientific notation read as one number"
+    assert said["OBX[8]-5"] == "thousands grouped by dots read as one number"
+    assert said["OBX[11]-5"] == "thousands grouped by commas read as one number"
+    assert "OBX[12]-5" not in said
+
+
+def test_numbers_that_are_no_number_still_fail_naming_the_field():
+    import pytest
+    for value in ("1.25.0", "12,50.3", "1E+999", "E5", "1.2E", "1.2,5"):
+        with pytest.raises(NormalizationError) as exc:
+            norm(oru(f"OBX|1|NM|PLQ^Plaquettes^L||{value}|G/L|||||F"))
+        assert (exc.value.code, str(exc.value)) == ("OBX_BAD_NUMBER",
+                                                     "OBX[5]-5: not a number (value type NM)")
+
