@@ -1221,3 +1221,32 @@ def test_numbers_that_are_no_number_still_fail_naming_the_field():
         assert (exc.value.code, str(exc.value)) == ("OBX_BAD_NUMBER",
                                                      "OBX[5]-5: not a number (value type NM)")
 
+
+def test_code_points_beyond_latin1_escaped_as_hex_are_text():
+    """'\\X20AC\\' is the euro sign's code point as an engine writes what its charset lacks:
+    read as bytes it was ' ¬' (a blank and a 'not' sign), '\\X2264\\' ('≤') was '"d'. Hex
+    data whose bytes read only as printable ASCII or controls is no text anyone escapes; its
+    code point reading is taken when printable. Bytes that are text stay bytes: UTF-8, the
+    message's charset, line ends ('\\X0D0A\\'), latin-1 ('\\XC9C8\\' is 'ÉÈ')."""
+    import dataclasses
+
+    from parsers.hl7v2.er7 import Delimiters
+    from parsers.hl7v2.escape import unescape
+
+    utf8 = Delimiters()
+    latin9 = dataclasses.replace(utf8, charset="iso-8859-15")
+    for d in (utf8, latin9):
+        assert unescape("12 \\X20AC\\", d) == "12 €"
+        assert unescape("\\X2264\\ 5", d) == "≤ 5"
+        assert unescape("c\\X0153\\ur, l\\X2019\\acte", d) == "cœur, l’acte"
+        assert unescape("\\XE282AC\\", d) == "€"
+        assert unescape("a\\X0D0A\\b\\X09\\c", d) == "a\r\nb\tc"
+        assert unescape("\\XC9C8\\", d) == "ÉÈ"
+        assert unescape("\\X7C\\", d) == "|"  # one byte: no code point
+        assert unescape("\\X1B2842\\", d) == "\x1b(B"
+    assert unescape("\\XA4\\", latin9) == "€"
+    nm = norm(oru("OBX|1|ST|TARIF^Tarif de l'acte^L||Dépassement : 12 \\X20AC\\||||||F",
+                  "OBX|2|NM|ALB^Albumine urinaire^L||5|mg/L|\\X2264\\ 20||||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].value == "Dépassement : 12 €"
+    assert r["OBX[6]"].reference_range == "≤ 20"
