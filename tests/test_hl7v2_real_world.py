@@ -1250,3 +1250,31 @@ def test_code_points_beyond_latin1_escaped_as_hex_are_text():
     r = by_ref(nm)
     assert r["OBX[5]"].value == "Dépassement : 12 €"
     assert r["OBX[6]"].reference_range == "≤ 20"
+
+
+def test_loinc_of_the_pan_canadian_database_is_loinc():
+    """A Québec or British Columbia lab codes OBX-3 'local ^ text ^ its system ^ LOINC ^ text ^
+    pCLOCD' (the pan-Canadian LOINC Observation Code Database: LOINC plus codes of its own).
+    The LOINC was lost: the result was filed under the lab's code alone, unmapped. A code of
+    LOINC's form with its check digit under pCLOCD (or LNC, the UMLS's name) is LOINC; any
+    other stays as sent. The key keeps the code as sent."""
+    obr = ("OBR|1|CMD-7^SERVICE-MED|24Q0315-07^CHU-QC|301.0100^Formule sanguine^00065227"
+           "^57021-8^FSC et différentielle^pCLOCD|||202403150810|||||||||^TREMBLAY^Gisèle"
+           "||||||202403151045|||F")
+    nm = norm(oru("OBX|1|NM|301.0500^Leucocytes^00065227^6690-2^Leucocytes^pCLOCD|1|10.1|"
+                  "10\\S\\9/L|3.1-9.7|H|||F",
+                  "OBX|2|NM|301.0700^Hémoglobine^00065227^718-7^Hémoglobine^PCLOCD|1|140|g/L|||||F",
+                  "OBX|3|NM|301.0900^Hématocrite^00065227^4544-4^Hématocrite^pCLOCD|1|0.34|L/L|||||F",
+                  "OBX|4|ST|XQC001-2^Remarque^pCLOCD|1|Échantillon lipémique||||||F",
+                  "OBX|5|NM|PLQ^Plaquettes^L^777-3^Plaquettes^LNC|1|125|10\\S\\9/L|||||F",
+                  order=("ORC|RE|CMD-7^SERVICE-MED|24Q0315-07^CHU-QC", obr)))
+    report, wbc, hb, hct, note, plq = nm.entries
+    assert (report.code, report.system, report.mapped) == ("57021-8", "LN", True)
+    assert (wbc.code, wbc.system, wbc.mapped) == ("6690-2", "LN", True)
+    assert wbc.details["local_code"] == {"code": "301.0500", "system": "00065227",
+                                         "display": "Leucocytes"}
+    assert wbc.key == "result|24Q0315-07|CHU-QC|301.0500|00065227|1"
+    assert (hb.code, hb.system) == ("718-7", "LN")
+    assert (hct.code, hct.system, hct.mapped) == ("301.0900", "00065227", False)  # bad check
+    assert (note.code, note.system, note.mapped) == ("XQC001-2", "pCLOCD", False)
+    assert (plq.code, plq.system) == ("777-3", "LN")
