@@ -105,6 +105,10 @@ _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
 _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ1", "TQ2",
                             "CTD", "FT1", "CTI", "SAC"})
+# Segments of the PATIENT group (v2.5 7.3.1: PID [PD1] [{NTE}] [{NK1}] [PV1 [PV2]]): an NTE
+# sent after one of them (outside the grammar, but sent: 'Renseignements cliniques : ...'
+# after the PV1) speaks of the patient. It was dropped without a word.
+_PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 
 # -- dispatch ---------------------------------------------------------------------------------
 # ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6): point-of-care results (a blood gas, a glucose meter
@@ -332,8 +336,12 @@ def _groups(msg: Message) -> list[_Group]:
             elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
                 orc, orc_fresh = None, False
                 patient_notes = notes = []
-            elif name == "PD1":
-                notes = patient_notes  # PID [PD1] [{NTE}]
+            elif name in _PATIENT_PARTS:
+                notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
+            elif current is not None:
+                # TQ1 TQ2 CTD FT1 CTI: parts of the order (v2.5 7.3.1); an NTE after them
+                # is the order's, no longer its last result's (and no longer dropped)
+                notes = current.notes
     return groups
 
 
@@ -395,8 +403,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             if name == "PID":
                 current, specimen, orc = None, [], None
                 patient_notes = notes = []
-            elif name == "PD1":
-                notes = patient_notes  # PID [PD1] [{NTE}]
+            elif name in _PATIENT_PARTS:
+                notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",

@@ -1278,3 +1278,22 @@ def test_loinc_of_the_pan_canadian_database_is_loinc():
     assert (hct.code, hct.system, hct.mapped) == ("301.0900", "00065227", False)  # bad check
     assert (note.code, note.system, note.mapped) == ("XQC001-2", "pCLOCD", False)
     assert (plq.code, plq.system) == ("777-3", "LN")
+
+
+def test_notes_after_the_visit_or_the_orders_timing_are_kept():
+    """An NTE after the PV1 ('Renseignements cliniques', as LIS write what the prescriber
+    said) is outside v2.5's ORU grammar and was dropped without a word; it speaks of the
+    patient, as one after the PID does. One after the order's TQ1 or CTD is the order's,
+    not dropped either."""
+    from tests.test_lab_normalizer import MSH, OBR, ORC, PID
+    text = "\r".join([
+        MSH, PID, "PV1|1|E|URG^^^CHU-DEMO", "NTE|1||Renseignements cliniques : patiente sous AVK",
+        ORC, OBR, "TQ1|1||||||202403150810||R", "NTE|1||Prélèvement différé : tube conservé à 4 °C",
+        "OBX|1|NM|INR^INR^L||2.8||2.0-3.0|N|||F", "NTE|1||Résultat contrôlé",
+    ]) + "\r"
+    nm = norm(text)
+    report, inr = nm.entries
+    assert report.details["patient_comments"] == ["Renseignements cliniques : patiente sous AVK"]
+    assert report.details["comments"] == ["Prélèvement différé : tube conservé à 4 °C"]
+    assert inr.details["comments"] == ["Résultat contrôlé"]
+    assert not any("AVK" in w or "4 °C" in w for w in nm.warnings)
