@@ -1246,6 +1246,16 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         entry.unit = sent
         return
     unit, mapped = to_ucum(sent)
+    if not mapped and len(c) > 1 and sent == lf(c[0]):
+        # '0004-17a0^°C^MDIL', '266016^mmHg^MDC': a monitor's or a LIS's own unit code, the
+        # unit itself in the text (CE.2). The unit read is the text's; the code is kept
+        # apart (details.unit_code). Filed as the unit, the code was no unit at all.
+        said = lf(c[1])
+        by_text = to_ucum(said) if said else None
+        if by_text is not None and by_text.mapped:
+            entry.unit, entry.unit_original = by_text.unit, said
+            entry.details["unit_code"] = {"code": sent, "system": lf(c[2]) if len(c) > 2 else ""}
+            return
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True

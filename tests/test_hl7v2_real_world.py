@@ -1297,3 +1297,25 @@ def test_notes_after_the_visit_or_the_orders_timing_are_kept():
     assert report.details["comments"] == ["Prélèvement différé : tube conservé à 4 °C"]
     assert inr.details["comments"] == ["Résultat contrôlé"]
     assert not any("AVK" in w or "4 °C" in w for w in nm.warnings)
+
+
+def test_a_unit_sent_as_a_code_with_the_unit_in_its_text():
+    """A French HIS relaying a bedside monitor (Mediboard: Philips MDIL codes) writes OBX-6
+    '0004-17a0^°C^MDIL' (IEEE 11073 monitors '266016^mmHg^MDC'): the unit is CE.2, CE.1 the
+    device's code for it. The code was filed as the unit, unmapped. When the code is no
+    unit and the text is one, the text is the unit and the code is kept beside it; a unit
+    code that maps still wins, and an unknown text leaves things as they were."""
+    nm = norm(oru("OBX|1|NM|0002-4b60^Température centrale^MDIL|0|37.5|0004-17a0^°C^MDIL|||||F",
+                  "OBX|2|NM|0002-4a15^PA systolique^MDIL|0|120|0004-0f20^mmHg^MDIL|||||F",
+                  "OBX|3|NM|GLY^Glycémie^L||5.4|mmol/L^millimoles par litre^UCUM|||||F",
+                  "OBX|4|NM|CREA^Créatinine^L||78|UMOLL^µmol/L^99LAB|||||F",
+                  "OBX|5|NM|LEU^Leucocytes^L||7.2|GIGAL^giga par l^99LAB|||||F"))
+    r = by_ref(nm)
+    temp, pas, gly, crea, leu = (r[f"OBX[{i}]"] for i in range(5, 10))
+    assert (temp.unit, temp.unit_original) == ("Cel", "°C")
+    assert temp.details["unit_code"] == {"code": "0004-17a0", "system": "MDIL"}
+    assert "unit_unmapped" not in temp.details
+    assert (pas.unit, pas.unit_original) == ("mm[Hg]", "mmHg")
+    assert (gly.unit, gly.unit_original) == ("mmol/L", "mmol/L") and "unit_code" not in gly.details
+    assert (crea.unit, crea.unit_original) == ("umol/L", "µmol/L")
+    assert (leu.unit, leu.unit_original, leu.details["unit_unmapped"]) == ("GIGAL", "GIGAL", True)
