@@ -1319,3 +1319,29 @@ def test_a_unit_sent_as_a_code_with_the_unit_in_its_text():
     assert (gly.unit, gly.unit_original) == ("mmol/L", "mmol/L") and "unit_code" not in gly.details
     assert (crea.unit, crea.unit_original) == ("umol/L", "µmol/L")
     assert (leu.unit, leu.unit_original, leu.details["unit_unmapped"]) == ("GIGAL", "GIGAL", True)
+
+
+def test_windows_bytes_in_a_latin_message_are_their_characters():
+    """A French LIS on Windows declares 8859/1 (or nothing) and writes cp1252: 'Œstradiol',
+    'œdème', 'Bœuf' hold 0x8C / 0x9C, the euro 0x80, the apostrophe 0x92. Those bytes are C1
+    controls in ISO 8859, never text: they were filed as controls in names and results
+    (a name that then matched no one). They are read as the cp1252 characters they are,
+    with the warning as before; the rest stays in the declared charset."""
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2 import parse_message
+    from tests.test_lab_normalizer import MSH
+
+    pid = "PID|||LD-902^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI||BŒUF^Maëlle^^^^^L||19850704|F"
+    for label in ("8859/1", ""):
+        header = MSH.replace("UNICODE UTF-8", label)
+        text = oru("OBX|1|NM|E2^Œstradiol^L||152|pmol/L|||||F",
+                   "OBX|2|ST|COM^Commentaire^L||Œdème, l’échantillon coûte 12 €||||||F",
+                   header=header, pid=pid)
+        msg = parse_message(text.encode("cp1252"))
+        nm = normalize_message(msg, "demo-lab", None)
+        r = by_ref(nm)
+        assert nm.identity.family == "BŒUF"
+        assert r["OBX[5]"].display == "Œstradiol"
+        assert r["OBX[6]"].value == "Œdème, l’échantillon coûte 12 €"
+        assert any("C1 bytes read as cp1252" in w for w in msg.warnings)
+        assert not any("Œ" in w or "BŒUF" in w for w in msg.warnings + nm.warnings)
