@@ -1245,6 +1245,8 @@ def test_code_points_beyond_latin1_escaped_as_hex_are_text():
         assert unescape("\\X7C\\", d) == "|"  # one byte: no code point
         assert unescape("\\X1B2842\\", d) == "\x1b(B"
     assert unescape("\\XA4\\", latin9) == "€"
+    for d in (utf8, latin9):  # a Windows sender's byte, a C1 control in ISO 8859
+        assert unescape("c\\X9C\\ur \\X80\\", d) == "cœur €"
     nm = norm(oru("OBX|1|ST|TARIF^Tarif de l'acte^L||Dépassement : 12 \\X20AC\\||||||F",
                   "OBX|2|NM|ALB^Albumine urinaire^L||5|mg/L|\\X2264\\ 20||||F"))
     r = by_ref(nm)

@@ -70,12 +70,13 @@ def _expand(seq: str, d: Delimiters) -> str | None:
 
 def _hex_data(raw: bytes, charset: str) -> str:
     """Hex data without a zero byte: the first reading of UTF-8, the message's charset,
-    latin-1 that is text a sender had to escape (``_escaped_text``). None is: four hex digits
+    cp1252 (a Windows sender's '\\X9C\\' is 'œ', a C1 control in ISO 8859), latin-1 that
+    is text a sender had to escape (``_escaped_text``). None is: four hex digits
     are a code point ('\\X20AC\\' for '€', '\\X2264\\' for '≤', '\\X0153\\' for 'œ',
     as engines write what their charset lacks), read as UTF-16 when that is printable text,
     else the first reading, as before ('\\X20AC\\' was ' ¬', '\\X2264\\' '"d')."""
     first = None
-    for codec in ("utf-8", charset, "latin-1"):
+    for codec in ("utf-8", charset, "cp1252", "latin-1"):
         try:
             value = raw.decode(codec)
         except (UnicodeDecodeError, LookupError):
