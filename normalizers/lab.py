@@ -1036,16 +1036,31 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
             vtype = "ST"
         entry.value_type = vtype
+    first = first_rep(msg, obx, 5)
     if vtype in SINGLE_VALUE_TYPES and msg.delimiters.repetition in raw5:
         # One NM, SN or date per OBX: further repetitions are not lost, but not the value.
-        others = [text(msg, r) for r in reps(msg, obx, 5)[1:]]
-        entry.details["other_values"] = others
-        ctx.warnings.append(f"{where}: {len(others) + 1} repetitions of a single {vtype} value: "
-                            "the first is the value, the others are kept apart")
+        # An empty repetition holds nothing ('5.4~', '~5.4'): the value is the first one
+        # filled (a leading '~' left the value empty, the number among the others).
+        filled = [r for r in reps(msg, obx, 5) if r.strip()]
+        first = filled[0] if filled else ""
+        if len(filled) > 1:
+            others = [text(msg, r) for r in filled[1:]]
+            entry.details["other_values"] = others
+            ctx.warnings.append(f"{where}: {len(filled)} repetitions of a single {vtype} "
+                                "value: the first is the value, the others are kept apart")
     if vtype == "NM":
-        _numeric(ctx, text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)), entry, where)
+        c = comps(msg, first)
+        head = text(msg, c[0]) if c else ""
+        if len(c) > 1 and (not head or head in COMPARATORS) and text(msg, c[1]):
+            # '^182', '<^0.5': an SN's components under OBX-2 NM. Read as NM, the number in
+            # component 2 was lost without a word ('^182') or the message failed ('<^0.5').
+            ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
+                                "read as SN")
+            _structured_numeric(ctx, c, entry, where)
+        else:
+            _numeric(ctx, head, entry, where)
     elif vtype == "SN":
-        _structured_numeric(ctx, comps(msg, first_rep(msg, obx, 5)), entry, where)
+        _structured_numeric(ctx, comps(msg, first), entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
@@ -1054,7 +1069,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        value = text(msg, part(comps(msg, first), 1))
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
@@ -1063,7 +1078,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype == "RP":
         _reference(msg, obx, entry)
     elif vtype == "TM":
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        value = text(msg, part(comps(msg, first), 1))
         try:
             entry.value = hl7_tm_to_iso(value)
         except ValueError:  # kept as sent: a time of day is never worth the whole message

@@ -1347,3 +1347,24 @@ def test_windows_bytes_in_a_latin_message_are_their_characters():
         assert r["OBX[6]"].value == "Œdème, l’échantillon coûte 12 €"
         assert any("C1 bytes read as cp1252" in w for w in msg.warnings)
         assert not any("Œ" in w or "BŒUF" in w for w in msg.warnings + nm.warnings)
+
+
+def test_an_nm_written_as_an_sn_or_with_empty_repetitions_keeps_its_number():
+    """'^182' or '<^0.5' under OBX-2 NM (the SN layout of the standard's own glucose example,
+    the type left at NM): the number in component 2 was lost without a word, and '<^0.5'
+    failed the message. An empty repetition ('~5,4', '5.4~', as some exports pad) holds
+    nothing: the value is the first one filled, and nothing is said about the empty one."""
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||^182|mg/dL|70-105|H|||F",
+                  "OBX|2|NM|CRP^Protéine C réactive^L||<^0.5|mg/L|<5||||F",
+                  "OBX|3|NM|K^Potassium^L||~5,4|mmol/L|||||F",
+                  "OBX|4|NM|NA^Sodium^L||140~|mmol/L|||||F",
+                  "OBX|5|NM|HBA1C^Hémoglobine glyquée^L||48^48.0|mmol/mol|||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 10)]
+    assert got == [("182", 182.0, None), ("<0.5", 0.5, "<"), ("5,4", 5.4, None),
+                   ("140", 140.0, None), ("48", 48.0, None)]
+    assert all("other_values" not in r[f"OBX[{i}]"].details for i in range(5, 10))
+    said = [w for w in nm.warnings if "written as an SN" in w]
+    assert [w.split(":")[0] for w in said] == ["OBX[5]-5", "OBX[6]-5"]
+    assert not any("repetitions" in w for w in nm.warnings)
