@@ -1202,6 +1202,8 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     msg = ctx.msg
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
+        if not rep.strip(msg.delimiters.component + " "):
+            continue  # an empty repetition ('A^A^L~') codes nothing: it made the value 'A; '
         c = comps(msg, rep)
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
@@ -1214,6 +1216,8 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if original:
             item["original_text"] = original
         coded.append(item)
+    if not coded:
+        return
     entry.value = "; ".join(
         i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
         or i.get("original_text", "") for i in coded) or None

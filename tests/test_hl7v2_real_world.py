@@ -1368,3 +1368,17 @@ def test_an_nm_written_as_an_sn_or_with_empty_repetitions_keeps_its_number():
     said = [w for w in nm.warnings if "written as an SN" in w]
     assert [w.split(":")[0] for w in said] == ["OBX[5]-5", "OBX[6]-5"]
     assert not any("repetitions" in w for w in nm.warnings)
+
+
+def test_a_coded_value_with_an_empty_repetition_is_the_one_code():
+    """'POS^Positif^L~' (an export closing every repetition): the empty repetition made the
+    value 'Positif; ' and the coded value a list of two, one of them empty, so that the
+    one code was no longer read as the result's code."""
+    nm = norm(oru("OBX|1|CWE|AGHBS^Antigène HBs^L||POS^Positif^L~||||||F",
+                  "OBX|2|CE|ABO^Groupe sanguin^L||~A^A^L||||||F",
+                  "OBX|3|CE|RH^Rhésus^L||^^~||||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value, r["OBX[5]"].details["coded_value"]) == (
+        "Positif", {"code": "POS", "display": "Positif", "system": "L"})
+    assert r["OBX[6]"].value == "A" and r["OBX[6]"].details["coded_value"]["code"] == "A"
+    assert r["OBX[7]"].value is None and "coded_value" not in r["OBX[7]"].details
