@@ -1242,6 +1242,7 @@ def test_code_points_beyond_latin1_escaped_as_hex_are_text():
         assert unescape("\\XE282AC\\", d) == "€"
         assert unescape("a\\X0D0A\\b\\X09\\c", d) == "a\r\nb\tc"
         assert unescape("\\XC9C8\\", d) == "ÉÈ"
+        assert unescape("12\\XA0A0\\000", d) == "12\u00a0\u00a0000"  # no-break spaces
         assert unescape("\\X7C\\", d) == "|"  # one byte: no code point
         assert unescape("\\X1B2842\\", d) == "\x1b(B"
     assert unescape("\\XA4\\", latin9) == "€"

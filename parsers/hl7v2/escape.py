@@ -93,10 +93,11 @@ def _hex_data(raw: bytes, charset: str) -> str:
 
 
 def _escaped_text(value: str) -> bool:
-    """Whether ``value`` is what a sender escapes as hex: characters beyond ASCII, and line
-    ends and tabs (``\\X0D0A\\``). Printable ASCII needs no escape, and other controls
-    are no text: hex data reading as either was not written in that charset."""
-    return all(c in "\r\n\t" or (c > "\x7f" and c.isprintable()) for c in value)
+    """Whether ``value`` is what a sender escapes as hex: characters beyond ASCII (no-break
+    spaces included: '\\XA0A0\\' is two of them), and line ends and tabs
+    (``\\X0D0A\\``). Printable ASCII needs no escape, and other controls are no text: hex
+    data reading as either was not written in that charset."""
+    return all(c in "\r\n\t" or (c > "\x7f" and (c.isprintable() or c.isspace())) for c in value)
 
 
 def _code_points(raw: bytes) -> str | None:
