@@ -1145,8 +1145,8 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     value = entry.value.strip() if entry.value else ""
     m = _COMPARED.fullmatch(value)
     number = m.group(2) if m is not None else value
-    if not _NUMBER.fullmatch(number.replace(",", ".", 1)):
-        return
+    if not (_NUMBER.fullmatch(number.replace(",", ".", 1)) or _EXPONENT.fullmatch(number)):
+        return  # a viral load typed ST '1.2E+03' 'copies/mL' is a number too
     num = _parse_number(ctx, number, where)
     if num is None:
         return

@@ -1383,3 +1383,17 @@ def test_a_coded_value_with_an_empty_repetition_is_the_one_code():
         "Positif", {"code": "POS", "display": "Positif", "system": "L"})
     assert r["OBX[6]"].value == "A" and r["OBX[6]"].details["coded_value"]["code"] == "A"
     assert r["OBX[7]"].value is None and "coded_value" not in r["OBX[7]"].details
+
+
+def test_a_number_in_scientific_notation_sent_as_text_with_its_unit():
+    """A viral load typed ST by its analyser's middleware, '1.2E+03' with 'copies/mL': a
+    number with its unit, as a plain '40.0' typed ST already is; without a unit it stays
+    text."""
+    nm = norm(oru("OBX|1|ST|CVVIH^Charge virale VIH^L||1.2E+03|copies/mL|||||F",
+                  "OBX|2|ST|CVVHC^Charge virale VHC^L||<1,5E1|UI/mL|||||F",
+                  "OBX|3|ST|LOT^Lot réactif^L||2E10||||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value, r["OBX[5]"].value_num, r["OBX[5]"].value_type) == (
+        "1.2E+03", 1200.0, "ST")
+    assert (r["OBX[6]"].value_num, r["OBX[6]"].comparator) == (15.0, "<")
+    assert (r["OBX[7]"].value, r["OBX[7]"].value_num) == ("2E10", None)
