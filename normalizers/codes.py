@@ -20,8 +20,12 @@ from typing import NamedTuple
 from normalizers.tabledata import TABLES_DIR, read_csv_rows, table
 
 LOINC = "LN"
-LOINC_SYSTEMS = frozenset({"LN", "LOINC", "2.16.840.1.113883.6.1", "HTTP://LOINC.ORG",
-                           "URN:OID:2.16.840.1.113883.6.1"})
+# tables/loinc_systems.csv: names under which every code is LOINC, and names under which a
+# code of LOINC's form is (pCLOCD, the pan-Canadian database of LOINC and its own codes).
+LOINC_SYSTEMS = frozenset(r["sent"].upper() for r in table("loinc_systems") if r["codes"] == "all")
+_LOINC_FORM_SYSTEMS = frozenset(r["sent"].upper() for r in table("loinc_systems")
+                                if r["codes"] == "form")
+_LOINC_FORM = re.compile(r"(\d{1,7})-(\d)")
 LOCAL = "L"
 ANY_SOURCE = "*"
 _COLUMNS = ("coding_system", "local_code", "loinc")
@@ -29,6 +33,29 @@ _COLUMNS = ("coding_system", "local_code", "loinc")
 
 def is_loinc_system(system: str) -> bool:
     return system.upper() in LOINC_SYSTEMS
+
+
+def is_loinc(code: str, system: str) -> bool:
+    """Whether ``code`` sent under ``system`` is a LOINC code: every code of a LOINC system,
+    a code of LOINC's form with its check digit under a system that mixes LOINC with codes
+    of its own (``301.0500^WBC^00065227^6690-2^Leukocytes^pCLOCD``: the LOINC of the
+    alternate triplet was lost, the result filed under the lab's code alone)."""
+    upper = system.upper()
+    if upper in LOINC_SYSTEMS:
+        return True
+    if upper not in _LOINC_FORM_SYSTEMS:
+        return False
+    m = _LOINC_FORM.fullmatch(code.strip())
+    return m is not None and _mod10(m.group(1)) == int(m.group(2))
+
+
+def _mod10(digits: str) -> int:
+    """LOINC's check digit (the LOINC users' guide, 'Mod 10'): the Luhn digit of the number."""
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        n = int(c) * (2 if i % 2 == 0 else 1)
+        total += n // 10 + n % 10
+    return (10 - total % 10) % 10
 
 
 class CodeResult(NamedTuple):
@@ -123,15 +150,15 @@ def resolve_code(code: str, display: str, system: str, alt_code: str = "", alt_d
     ``sent_system``: what the coding-system slot held when the caller read it as the text
     (``text_in_system_slot``; ``system`` is then ''). A mapping row written before that
     reading, keyed by that text as the coding system, still maps the code."""
-    if code and is_loinc_system(system):
-        if alt_code and not is_loinc_system(alt_system):
+    if code and is_loinc(code, system):
+        if alt_code and not is_loinc(alt_code, alt_system):
             # LOINC first and the lab's own code beside it ('25836-8^^LN^LPLOG^Log (Copies /
             # ml)^L', SoftLab): the local code and its text are what tell two results of one
             # LOINC apart (a viral load in copies and in log); both were dropped
             return CodeResult(code, LOINC, display or alt_display, True,
                               (alt_code, alt_system or LOCAL, alt_display))
         return CodeResult(code, LOINC, display, True, None)
-    if alt_code and is_loinc_system(alt_system):
+    if alt_code and is_loinc(alt_code, alt_system):
         local = (code, system, display) if code else None
         return CodeResult(alt_code, LOINC, alt_display or display, True, local)
     if not code and alt_code:  # only the alternate triplet was filled
@@ -182,7 +209,7 @@ def _coding_system_names() -> frozenset[str]:
     table 0396 and spellings seen), the short names of tables/code_systems.csv, LOINC's."""
     names = {row["name"] for row in table("coding_system_names")}
     names.update(row["name"] for row in table("code_systems"))
-    names.update(LOINC_SYSTEMS)
+    names.update(LOINC_SYSTEMS | _LOINC_FORM_SYSTEMS)
     return frozenset(n.upper() for n in names)
 
 

@@ -78,8 +78,18 @@ from parsers.hl7v2.er7 import Delimiters, Message, Segment
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
 _BLANKS = re.compile(r"[ \u00a0\u202f]")
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+-]?(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+"
-                       r"(?:[.,]\d+)?|\d+(?:[.,]\d*)?|[.,]\d+))")
+# Thousands grouped by the one mark and decimals after the other ('1.250,5' as a German or
+# French export prints it, '1,250.5' as a US one), or grouped twice without decimals
+# ('1.250.000', '250,000,000'): the only reading. One group alone stays a decimal ('1.250',
+# '1,250' are one and a quarter, as a French lab means them).
+_GROUPED_DOTS = re.compile(r"[+-]?\d{1,3}(?:(?:\.\d{3})+,\d+|(?:\.\d{3}){2,})")
+_GROUPED_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3})+\.\d+|(?:,\d{3}){2,})")
+# Scientific notation ('1.2E+03', '3,5e-2'): a viral load or a bacterial count as analysers
+# print it. Not in the NM grammar (v2.5 2.A.47) but no other reading; the exponent is bounded
+# so that no value reads as infinite.
+_EXPONENT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))[eE]([+-]?\d{1,2})")
+# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2'): _parse_number reads the rest.
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+\-\d.,].*)")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -95,6 +105,10 @@ _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
 _NOTE_BREAKERS = frozenset({"PID", "PD1", "NK1", "PV1", "PV2", "ORC", "SPM", "TQ1", "TQ2",
                             "CTD", "FT1", "CTI", "SAC"})
+# Segments of the PATIENT group (v2.5 7.3.1: PID [PD1] [{NTE}] [{NK1}] [PV1 [PV2]]): an NTE
+# sent after one of them (outside the grammar, but sent: 'Renseignements cliniques : ...'
+# after the PV1) speaks of the patient. It was dropped without a word.
+_PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 
 # -- dispatch ---------------------------------------------------------------------------------
 # ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6): point-of-care results (a blood gas, a glucose meter
@@ -322,8 +336,12 @@ def _groups(msg: Message) -> list[_Group]:
             elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
                 orc, orc_fresh = None, False
                 patient_notes = notes = []
-            elif name == "PD1":
-                notes = patient_notes  # PID [PD1] [{NTE}]
+            elif name in _PATIENT_PARTS:
+                notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
+            elif current is not None:
+                # TQ1 TQ2 CTD FT1 CTI: parts of the order (v2.5 7.3.1); an NTE after them
+                # is the order's, no longer its last result's (and no longer dropped)
+                notes = current.notes
     return groups
 
 
@@ -385,8 +403,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             if name == "PID":
                 current, specimen, orc = None, [], None
                 patient_notes = notes = []
-            elif name == "PD1":
-                notes = patient_notes  # PID [PD1] [{NTE}]
+            elif name in _PATIENT_PARTS:
+                notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",
@@ -1018,16 +1036,31 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
             vtype = "ST"
         entry.value_type = vtype
+    first = first_rep(msg, obx, 5)
     if vtype in SINGLE_VALUE_TYPES and msg.delimiters.repetition in raw5:
         # One NM, SN or date per OBX: further repetitions are not lost, but not the value.
-        others = [text(msg, r) for r in reps(msg, obx, 5)[1:]]
-        entry.details["other_values"] = others
-        ctx.warnings.append(f"{where}: {len(others) + 1} repetitions of a single {vtype} value: "
-                            "the first is the value, the others are kept apart")
+        # An empty repetition holds nothing ('5.4~', '~5.4'): the value is the first one
+        # filled (a leading '~' left the value empty, the number among the others).
+        filled = [r for r in reps(msg, obx, 5) if r.strip()]
+        first = filled[0] if filled else ""
+        if len(filled) > 1:
+            others = [text(msg, r) for r in filled[1:]]
+            entry.details["other_values"] = others
+            ctx.warnings.append(f"{where}: {len(filled)} repetitions of a single {vtype} "
+                                "value: the first is the value, the others are kept apart")
     if vtype == "NM":
-        _numeric(ctx, text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)), entry, where)
+        c = comps(msg, first)
+        head = text(msg, c[0]) if c else ""
+        if len(c) > 1 and (not head or head in COMPARATORS) and text(msg, c[1]):
+            # '^182', '<^0.5': an SN's components under OBX-2 NM. Read as NM, the number in
+            # component 2 was lost without a word ('^182') or the message failed ('<^0.5').
+            ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
+                                "read as SN")
+            _structured_numeric(ctx, c, entry, where)
+        else:
+            _numeric(ctx, head, entry, where)
     elif vtype == "SN":
-        _structured_numeric(ctx, comps(msg, first_rep(msg, obx, 5)), entry, where)
+        _structured_numeric(ctx, comps(msg, first), entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
@@ -1036,7 +1069,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        value = text(msg, part(comps(msg, first), 1))
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
@@ -1045,7 +1078,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype == "RP":
         _reference(msg, obx, entry)
     elif vtype == "TM":
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1))
+        value = text(msg, part(comps(msg, first), 1))
         try:
             entry.value = hl7_tm_to_iso(value)
         except ValueError:  # kept as sent: a time of day is never worth the whole message
@@ -1070,6 +1103,16 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
         # thousands separator ('1.250' is one and a quarter).
         ctx.warnings.append(f"{where}: digits grouped by blanks read as one number")
         return float(_BLANKS.sub("", value).replace(",", "."))
+    if _GROUPED_DOTS.fullmatch(value):
+        ctx.warnings.append(f"{where}: thousands grouped by dots read as one number")
+        return float(value.replace(".", "").replace(",", "."))
+    if _GROUPED_COMMAS.fullmatch(value):
+        ctx.warnings.append(f"{where}: thousands grouped by commas read as one number")
+        return float(value.replace(",", ""))
+    m = _EXPONENT.fullmatch(value)
+    if m is not None:
+        ctx.warnings.append(f"{where}: number in scientific notation read as one number")
+        return float(f"{m.group(1).replace(',', '.')}e{m.group(2)}")
     return None
 
 
@@ -1102,8 +1145,8 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     value = entry.value.strip() if entry.value else ""
     m = _COMPARED.fullmatch(value)
     number = m.group(2) if m is not None else value
-    if not _NUMBER.fullmatch(number.replace(",", ".", 1)):
-        return
+    if not (_NUMBER.fullmatch(number.replace(",", ".", 1)) or _EXPONENT.fullmatch(number)):
+        return  # a viral load typed ST '1.2E+03' 'copies/mL' is a number too
     num = _parse_number(ctx, number, where)
     if num is None:
         return
@@ -1159,6 +1202,8 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     msg = ctx.msg
     coded: list[dict[str, str]] = []
     for rep in reps(msg, obx, 5):
+        if not rep.strip(msg.delimiters.component + " "):
+            continue  # an empty repetition ('A^A^L~') codes nothing: it made the value 'A; '
         c = comps(msg, rep)
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
@@ -1171,6 +1216,8 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if original:
             item["original_text"] = original
         coded.append(item)
+    if not coded:
+        return
     entry.value = "; ".join(
         i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
         or i.get("original_text", "") for i in coded) or None
@@ -1218,6 +1265,16 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         entry.unit = sent
         return
     unit, mapped = to_ucum(sent)
+    if not mapped and len(c) > 1 and sent == lf(c[0]):
+        # '0004-17a0^°C^MDIL', '266016^mmHg^MDC': a monitor's or a LIS's own unit code, the
+        # unit itself in the text (CE.2). The unit read is the text's; the code is kept
+        # apart (details.unit_code). Filed as the unit, the code was no unit at all.
+        said = lf(c[1])
+        by_text = to_ucum(said) if said else None
+        if by_text is not None and by_text.mapped:
+            entry.unit, entry.unit_original = by_text.unit, said
+            entry.details["unit_code"] = {"code": sent, "system": lf(c[2]) if len(c) > 2 else ""}
+            return
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True

@@ -169,8 +169,9 @@ def test_8859_label_on_cp1252_bytes():
     text, codec, warnings = decode(data, fallback="cp1252")
     assert codec == "cp1252" and NAME in text and NOTE in text
     assert warnings[0].startswith(W_FALLBACK)
-    text, codec, warnings = decode(data)  # no fallback: faithful to MSH-18, but said
+    text, codec, warnings = decode(data)  # no fallback: MSH-18's, its C1 bytes cp1252's, said
     assert codec == "iso-8859-1" and warnings[0].startswith(W_MISMATCH)
+    assert NAME in text and NOTE in text and "C1 bytes read as cp1252" in warnings[0]
     first_c1 = data.index("œ".encode("cp1252"))
     assert f"byte {first_c1}" in warnings[0]
 

@@ -1144,8 +1144,8 @@ def test_thousands_grouped_by_blanks_are_one_number():
     """French reports print counts with their thousands grouped by a blank ('12 000' urine
     leucocytes per mL, '250 000' platelets per mm3, a no-break space too): the NM failed as
     not a number and the whole message with it. Groups of exactly three digits read as one
-    number, the value kept as sent and the reading said; a dot is never a thousands
-    separator, and other texts still fail naming the field only."""
+    number, the value kept as sent and the reading said; a dot alone ('1.250') is never a
+    thousands separator, and other texts still fail naming the field only."""
     import pytest
     nm = norm(oru("OBX|1|NM|LEUU^Leucocytes urinaires^L||12 000|/mL|< 10 000|H|||F",
                   "OBX|2|NM|PLAQ^Plaquettes^L||250\u00a0000|/mm3|||||F",
@@ -1157,7 +1157,7 @@ def test_thousands_grouped_by_blanks_are_one_number():
     assert (hem.value_num, hem.comparator) == (1000.0, ">")
     assert vol.value_num == 1250.5
     assert "OBX[5]-5: digits grouped by blanks read as one number" in nm.warnings
-    for bad in ("1.250,5", "12 00", "1 2345"):
+    for bad in ("12 00", "1 2345", "1.25 000"):
         with pytest.raises(NormalizationError) as exc:
             norm(oru(f"OBX|1|NM|PLAQ^Plaquettes^L||{bad}|/mm3|||||F"))
         assert exc.value.code == "OBX_BAD_NUMBER" and bad not in str(exc.value)
@@ -1182,3 +1182,218 @@ def test_note_right_after_the_specimen_is_the_orders_comment():
     report, potassium = nm.entries
     assert report.details["comments"] == ["Échantillon hémolysé"]
     assert "comments" not in potassium.details
+
+
+def test_numbers_in_scientific_notation_or_grouped_by_dots_or_commas():
+    """A viral load printed '1.2E+03' by its analyser, a count '1.250,5' by a German-style
+    export or '250,000,000' by a US one: each has one reading and failed the whole message
+    (OBX_BAD_NUMBER). The value stays as sent; one group alone ('1.250', '1,250') is still
+    a decimal, as a French lab means it."""
+    nm = norm(oru("OBX|1|NM|CVVIH^Charge virale VIH^L||1.2E+03|copies/mL|||||F",
+                  "OBX|2|NM|CVVHB^Charge virale VHB^L||3,5e-2|log|||||F",
+                  "OBX|3|SN|CVVHC^Charge virale VHC^L||<^1.0E2|UI/mL|||||F",
+                  "OBX|4|NM|PLQ^Plaquettes^L||1.250,5|G/L|||||F",
+                  "OBX|5|NM|LEUUR^Leucocytes urinaires^L||1.250.000|/mL|||||F",
+                  "OBX|6|NM|HEMUR^Hématies urinaires^L||1,250.5|/mL|||||F",
+                  "OBX|7|NM|BACT^Numération bactérienne^L||250,000,000|UFC/mL|||||F",
+                  "OBX|8|NM|CREA^Créatinine^L||1.250|mg/dL|||||F",
+                  "OBX|9|NM|UREE^Urée^L||1,250|g/L|||||F",
+                  "OBX|10|NM|K^Potassium^L||>1.0e+01|mmol/L|||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 15)]
+    assert got == [("1.2E+03", 1200.0, None), ("3,5e-2", 0.035, None), ("<1.0E2", 100.0, "<"),
+                   ("1.250,5", 1250.5, None), ("1.250.000", 1250000.0, None),
+                   ("1,250.5", 1250.5, None), ("250,000,000", 250000000.0, None),
+                   ("1.250", 1.25, None), ("1,250", 1.25, None), (">1.0e+01", 10.0, ">")]
+    said = {w.split(": ", 1)[0]: w.split(": ", 1)[1] for w in nm.warnings}
+    assert said["OBX[5]-5"] == "number in scientific notation read as one number"
+    assert said["OBX[8]-5"] == "thousands grouped by dots read as one number"
+    assert said["OBX[11]-5"] == "thousands grouped by commas read as one number"
+    assert "OBX[12]-5" not in said
+
+
+def test_numbers_that_are_no_number_still_fail_naming_the_field():
+    import pytest
+    for value in ("1.25.0", "12,50.3", "1E+999", "E5", "1.2E", "1.2,5"):
+        with pytest.raises(NormalizationError) as exc:
+            norm(oru(f"OBX|1|NM|PLQ^Plaquettes^L||{value}|G/L|||||F"))
+        assert (exc.value.code, str(exc.value)) == ("OBX_BAD_NUMBER",
+                                                     "OBX[5]-5: not a number (value type NM)")
+
+
+def test_code_points_beyond_latin1_escaped_as_hex_are_text():
+    """'\\X20AC\\' is the euro sign's code point as an engine writes what its charset lacks:
+    read as bytes it was ' ¬' (a blank and a 'not' sign), '\\X2264\\' ('≤') was '"d'. Hex
+    data whose bytes read only as printable ASCII or controls is no text anyone escapes; its
+    code point reading is taken when printable. Bytes that are text stay bytes: UTF-8, the
+    message's charset, line ends ('\\X0D0A\\'), latin-1 ('\\XC9C8\\' is 'ÉÈ')."""
+    import dataclasses
+
+    from parsers.hl7v2.er7 import Delimiters
+    from parsers.hl7v2.escape import unescape
+
+    utf8 = Delimiters()
+    latin9 = dataclasses.replace(utf8, charset="iso-8859-15")
+    for d in (utf8, latin9):
+        assert unescape("12 \\X20AC\\", d) == "12 €"
+        assert unescape("\\X2264\\ 5", d) == "≤ 5"
+        assert unescape("c\\X0153\\ur, l\\X2019\\acte", d) == "cœur, l’acte"
+        assert unescape("\\XE282AC\\", d) == "€"
+        assert unescape("a\\X0D0A\\b\\X09\\c", d) == "a\r\nb\tc"
+        assert unescape("\\XC9C8\\", d) == "ÉÈ"
+        assert unescape("12\\XA0A0\\000", d) == "12\u00a0\u00a0000"  # no-break spaces
+        assert unescape("\\X7C\\", d) == "|"  # one byte: no code point
+        assert unescape("\\X1B2842\\", d) == "\x1b(B"
+    assert unescape("\\XA4\\", latin9) == "€"
+    for d in (utf8, latin9):  # a Windows sender's byte, a C1 control in ISO 8859
+        assert unescape("c\\X9C\\ur \\X80\\", d) == "cœur €"
+    nm = norm(oru("OBX|1|ST|TARIF^Tarif de l'acte^L||Dépassement : 12 \\X20AC\\||||||F",
+                  "OBX|2|NM|ALB^Albumine urinaire^L||5|mg/L|\\X2264\\ 20||||F"))
+    r = by_ref(nm)
+    assert r["OBX[5]"].value == "Dépassement : 12 €"
+    assert r["OBX[6]"].reference_range == "≤ 20"
+
+
+def test_loinc_of_the_pan_canadian_database_is_loinc():
+    """A Québec or British Columbia lab codes OBX-3 'local ^ text ^ its system ^ LOINC ^ text ^
+    pCLOCD' (the pan-Canadian LOINC Observation Code Database: LOINC plus codes of its own).
+    The LOINC was lost: the result was filed under the lab's code alone, unmapped. A code of
+    LOINC's form with its check digit under pCLOCD (or LNC, the UMLS's name) is LOINC; any
+    other stays as sent. The key keeps the code as sent."""
+    obr = ("OBR|1|CMD-7^SERVICE-MED|24Q0315-07^CHU-QC|301.0100^Formule sanguine^00065227"
+           "^57021-8^FSC et différentielle^pCLOCD|||202403150810|||||||||^TREMBLAY^Gisèle"
+           "||||||202403151045|||F")
+    nm = norm(oru("OBX|1|NM|301.0500^Leucocytes^00065227^6690-2^Leucocytes^pCLOCD|1|10.1|"
+                  "10\\S\\9/L|3.1-9.7|H|||F",
+                  "OBX|2|NM|301.0700^Hémoglobine^00065227^718-7^Hémoglobine^PCLOCD|1|140|g/L|||||F",
+                  "OBX|3|NM|301.0900^Hématocrite^00065227^4544-4^Hématocrite^pCLOCD|1|0.34|L/L|||||F",
+                  "OBX|4|ST|XQC001-2^Remarque^pCLOCD|1|Échantillon lipémique||||||F",
+                  "OBX|5|NM|PLQ^Plaquettes^L^777-3^Plaquettes^LNC|1|125|10\\S\\9/L|||||F",
+                  order=("ORC|RE|CMD-7^SERVICE-MED|24Q0315-07^CHU-QC", obr)))
+    report, wbc, hb, hct, note, plq = nm.entries
+    assert (report.code, report.system, report.mapped) == ("57021-8", "LN", True)
+    assert (wbc.code, wbc.system, wbc.mapped) == ("6690-2", "LN", True)
+    assert wbc.details["local_code"] == {"code": "301.0500", "system": "00065227",
+                                         "display": "Leucocytes"}
+    assert wbc.key == "result|24Q0315-07|CHU-QC|301.0500|00065227|1"
+    assert (hb.code, hb.system) == ("718-7", "LN")
+    assert (hct.code, hct.system, hct.mapped) == ("301.0900", "00065227", False)  # bad check
+    assert (note.code, note.system, note.mapped) == ("XQC001-2", "pCLOCD", False)
+    assert (plq.code, plq.system) == ("777-3", "LN")
+
+
+def test_notes_after_the_visit_or_the_orders_timing_are_kept():
+    """An NTE after the PV1 ('Renseignements cliniques', as LIS write what the prescriber
+    said) is outside v2.5's ORU grammar and was dropped without a word; it speaks of the
+    patient, as one after the PID does. One after the order's TQ1 or CTD is the order's,
+    not dropped either."""
+    from tests.test_lab_normalizer import MSH, OBR, ORC, PID
+    text = "\r".join([
+        MSH, PID, "PV1|1|E|URG^^^CHU-DEMO", "NTE|1||Renseignements cliniques : patiente sous AVK",
+        ORC, OBR, "TQ1|1||||||202403150810||R", "NTE|1||Prélèvement différé : tube conservé à 4 °C",
+        "OBX|1|NM|INR^INR^L||2.8||2.0-3.0|N|||F", "NTE|1||Résultat contrôlé",
+    ]) + "\r"
+    nm = norm(text)
+    report, inr = nm.entries
+    assert report.details["patient_comments"] == ["Renseignements cliniques : patiente sous AVK"]
+    assert report.details["comments"] == ["Prélèvement différé : tube conservé à 4 °C"]
+    assert inr.details["comments"] == ["Résultat contrôlé"]
+    assert not any("AVK" in w or "4 °C" in w for w in nm.warnings)
+
+
+def test_a_unit_sent_as_a_code_with_the_unit_in_its_text():
+    """A French HIS relaying a bedside monitor (Mediboard: Philips MDIL codes) writes OBX-6
+    '0004-17a0^°C^MDIL' (IEEE 11073 monitors '266016^mmHg^MDC'): the unit is CE.2, CE.1 the
+    device's code for it. The code was filed as the unit, unmapped. When the code is no
+    unit and the text is one, the text is the unit and the code is kept beside it; a unit
+    code that maps still wins, and an unknown text leaves things as they were."""
+    nm = norm(oru("OBX|1|NM|0002-4b60^Température centrale^MDIL|0|37.5|0004-17a0^°C^MDIL|||||F",
+                  "OBX|2|NM|0002-4a15^PA systolique^MDIL|0|120|0004-0f20^mmHg^MDIL|||||F",
+                  "OBX|3|NM|GLY^Glycémie^L||5.4|mmol/L^millimoles par litre^UCUM|||||F",
+                  "OBX|4|NM|CREA^Créatinine^L||78|UMOLL^µmol/L^99LAB|||||F",
+                  "OBX|5|NM|LEU^Leucocytes^L||7.2|GIGAL^giga par l^99LAB|||||F"))
+    r = by_ref(nm)
+    temp, pas, gly, crea, leu = (r[f"OBX[{i}]"] for i in range(5, 10))
+    assert (temp.unit, temp.unit_original) == ("Cel", "°C")
+    assert temp.details["unit_code"] == {"code": "0004-17a0", "system": "MDIL"}
+    assert "unit_unmapped" not in temp.details
+    assert (pas.unit, pas.unit_original) == ("mm[Hg]", "mmHg")
+    assert (gly.unit, gly.unit_original) == ("mmol/L", "mmol/L") and "unit_code" not in gly.details
+    assert (crea.unit, crea.unit_original) == ("umol/L", "µmol/L")
+    assert (leu.unit, leu.unit_original, leu.details["unit_unmapped"]) == ("GIGAL", "GIGAL", True)
+
+
+def test_windows_bytes_in_a_latin_message_are_their_characters():
+    """A French LIS on Windows declares 8859/1 (or nothing) and writes cp1252: 'Œstradiol',
+    'œdème', 'Bœuf' hold 0x8C / 0x9C, the euro 0x80, the apostrophe 0x92. Those bytes are C1
+    controls in ISO 8859, never text: they were filed as controls in names and results
+    (a name that then matched no one). They are read as the cp1252 characters they are,
+    with the warning as before; the rest stays in the declared charset."""
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2 import parse_message
+    from tests.test_lab_normalizer import MSH
+
+    pid = "PID|||LD-902^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI||BŒUF^Maëlle^^^^^L||19850704|F"
+    for label in ("8859/1", ""):
+        header = MSH.replace("UNICODE UTF-8", label)
+        text = oru("OBX|1|NM|E2^Œstradiol^L||152|pmol/L|||||F",
+                   "OBX|2|ST|COM^Commentaire^L||Œdème, l’échantillon coûte 12 €||||||F",
+                   header=header, pid=pid)
+        msg = parse_message(text.encode("cp1252"))
+        nm = normalize_message(msg, "demo-lab", None)
+        r = by_ref(nm)
+        assert nm.identity.family == "BŒUF"
+        assert r["OBX[5]"].display == "Œstradiol"
+        assert r["OBX[6]"].value == "Œdème, l’échantillon coûte 12 €"
+        assert any("C1 bytes read as cp1252" in w for w in msg.warnings)
+        assert not any("Œ" in w or "BŒUF" in w for w in msg.warnings + nm.warnings)
+
+
+def test_an_nm_written_as_an_sn_or_with_empty_repetitions_keeps_its_number():
+    """'^182' or '<^0.5' under OBX-2 NM (the SN layout of the standard's own glucose example,
+    the type left at NM): the number in component 2 was lost without a word, and '<^0.5'
+    failed the message. An empty repetition ('~5,4', '5.4~', as some exports pad) holds
+    nothing: the value is the first one filled, and nothing is said about the empty one."""
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||^182|mg/dL|70-105|H|||F",
+                  "OBX|2|NM|CRP^Protéine C réactive^L||<^0.5|mg/L|<5||||F",
+                  "OBX|3|NM|K^Potassium^L||~5,4|mmol/L|||||F",
+                  "OBX|4|NM|NA^Sodium^L||140~|mmol/L|||||F",
+                  "OBX|5|NM|HBA1C^Hémoglobine glyquée^L||48^48.0|mmol/mol|||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 10)]
+    assert got == [("182", 182.0, None), ("<0.5", 0.5, "<"), ("5,4", 5.4, None),
+                   ("140", 140.0, None), ("48", 48.0, None)]
+    assert all("other_values" not in r[f"OBX[{i}]"].details for i in range(5, 10))
+    said = [w for w in nm.warnings if "written as an SN" in w]
+    assert [w.split(":")[0] for w in said] == ["OBX[5]-5", "OBX[6]-5"]
+    assert not any("repetitions" in w for w in nm.warnings)
+
+
+def test_a_coded_value_with_an_empty_repetition_is_the_one_code():
+    """'POS^Positif^L~' (an export closing every repetition): the empty repetition made the
+    value 'Positif; ' and the coded value a list of two, one of them empty, so that the
+    one code was no longer read as the result's code."""
+    nm = norm(oru("OBX|1|CWE|AGHBS^Antigène HBs^L||POS^Positif^L~||||||F",
+                  "OBX|2|CE|ABO^Groupe sanguin^L||~A^A^L||||||F",
+                  "OBX|3|CE|RH^Rhésus^L||^^~||||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value, r["OBX[5]"].details["coded_value"]) == (
+        "Positif", {"code": "POS", "display": "Positif", "system": "L"})
+    assert r["OBX[6]"].value == "A" and r["OBX[6]"].details["coded_value"]["code"] == "A"
+    assert r["OBX[7]"].value is None and "coded_value" not in r["OBX[7]"].details
+
+
+def test_a_number_in_scientific_notation_sent_as_text_with_its_unit():
+    """A viral load typed ST by its analyser's middleware, '1.2E+03' with 'copies/mL': a
+    number with its unit, as a plain '40.0' typed ST already is; without a unit it stays
+    text."""
+    nm = norm(oru("OBX|1|ST|CVVIH^Charge virale VIH^L||1.2E+03|copies/mL|||||F",
+                  "OBX|2|ST|CVVHC^Charge virale VHC^L||<1,5E1|UI/mL|||||F",
+                  "OBX|3|ST|LOT^Lot réactif^L||2E10||||||F"))
+    r = by_ref(nm)
+    assert (r["OBX[5]"].value, r["OBX[5]"].value_num, r["OBX[5]"].value_type) == (
+        "1.2E+03", 1200.0, "ST")
+    assert (r["OBX[6]"].value_num, r["OBX[6]"].comparator) == (15.0, "<")
+    assert (r["OBX[7]"].value, r["OBX[7]"].value_num) == ("2E10", None)

@@ -12,8 +12,10 @@ Policy (DMP-FACTS: accept what senders really send, and record a warning):
   and not ASCII: the sender's label is wrong (a latin-1 text is practically never valid UTF-8
   once it holds an accent), so it is read as UTF-8 with a warning, not turned into mojibake.
 - MSH-18 declares 8859/x but the bytes hold C1 controls (0x80-0x9F, never text): a Windows
-  sender writing cp1252 (its € is 0x80). The source ``fallback`` is used if configured,
-  otherwise the declared charset, with a warning either way.
+  sender writing cp1252 (its € is 0x80, its œ 0x9C, which 8859/1 lacks). The source
+  ``fallback`` is used if configured; otherwise the declared charset, its C1 bytes read as
+  the cp1252 characters they are (filed as controls, 'Bœuf' was 'B\x9cuf'), with a warning
+  either way. Bytes cp1252 leaves undefined (0x81 0x8D 0x8F 0x90 0x9D) stay as decoded.
 - The declared charset fails (declared UTF-8, bytes latin-1): the per-source ``fallback``
   codec when configured, with a warning; otherwise HL7ParseError ``HL7_BAD_CHARSET`` with the
   byte offset. An unknown MSH-18 value: ``fallback`` with a warning, else
@@ -21,7 +23,7 @@ Policy (DMP-FACTS: accept what senders really send, and record a warning):
   reruns.
 - MSH-18 empty (the standard then means ASCII): ASCII or valid UTF-8 -> UTF-8 (a warning when
   not ASCII); otherwise ``fallback`` if configured, else ISO-8859-15 (the French PAM
-  default), with a warning.
+  default, its C1 bytes read as cp1252 as above), with a warning.
 - UTF-16 text (BOM, or NULs between the letters of "MSH") is decoded as such first, since
   MSH-18 cannot be read from its bytes. A UTF-8 BOM is dropped.
 
@@ -49,6 +51,10 @@ DEFAULT_8BIT = "iso-8859-15"
 _TABLE_FILE = Path(__file__).with_name("charsets.csv")
 _LINE_END = re.compile(rb"[\r\n]")
 _C1 = re.compile(rb"[\x80-\x9f]")
+# C1 control (as an 8859/x decoding gives byte 0x80-0x9F) -> the cp1252 character of that byte
+_C1_AS_CP1252 = str.maketrans({
+    chr(b): bytes([b]).decode("cp1252") for b in range(0x80, 0xA0)
+    if bytes([b]).decode("cp1252", "replace") != "\ufffd"})
 
 
 def _load_table(path: Path = _TABLE_FILE) -> dict[str, tuple[str, bool]]:
@@ -146,8 +152,12 @@ def decode(data: bytes, fallback: str | None = None) -> tuple[str, str, list[str
                 return (_strict(data, fallback, f"the source fallback {fallback}"), fallback,
                         warnings)
             warnings.append(f"{W_MISMATCH}: byte {c1.start()} is a C1 control in {codec} "
-                            f"(MSH-18 {label!r}): probably cp1252; configure the source's "
-                            f"fallback charset")
+                            f"(MSH-18 {label!r}): C1 bytes read as cp1252; configure the "
+                            f"source's fallback charset")
+            try:
+                return data.decode(codec).translate(_C1_AS_CP1252), codec, warnings
+            except UnicodeDecodeError:
+                pass  # said below, as any byte the declared charset lacks
     try:
         return data.decode(codec), codec, warnings
     except UnicodeDecodeError as e:
@@ -174,7 +184,11 @@ def _undeclared(data: bytes, fallback: str | None,
         why = f"the source fallback {fallback}" if fallback else f"the default {DEFAULT_8BIT}"
         warnings.append(f"{W_GUESSED}: no character set in MSH-18 and byte {e.start} is not "
                         f"valid utf-8; decoded with {why}")
-        return _strict(data, codec, why), codec, warnings
+        text = _strict(data, codec, why)
+        if fallback is None and _C1.search(data):
+            warnings.append(f"{W_GUESSED}: C1 bytes read as cp1252")
+            text = text.translate(_C1_AS_CP1252)
+        return text, codec, warnings
     warnings.append(f"{W_GUESSED}: no character set in MSH-18; non-ASCII bytes read as utf-8")
     return text, "utf-8", warnings
 

@@ -4,8 +4,9 @@ Formatting commands carry no text and are dropped (\H\ \N\ \.in\ \.fi\ ...), exc
 that move the text: \.br\ \.ce\ (a newline), \.sp<n>\ (n newlines), \.sk<n>\ (n spaces).
 \Xhh\ is hexadecimal data in the message's charset: it is decoded as UTF-8 when valid (what
 senders who use it mostly put there), else in the message's own charset (``\XA4\`` is '€' in
-an ISO 8859-15 message), else latin-1; data holding a zero byte is read as code points
-(``\X00B5\`` is 'µ', see ``_code_points``) or kept as sent.
+an ISO 8859-15 message), else latin-1; data holding a zero byte, or no text in any of those
+(``\X20AC\``), is read as code points (``\X00B5\`` is 'µ', ``\X20AC\`` '€', see
+``_code_points`` and ``_hex_data``) or kept as sent.
 Unknown or unterminated sequences are kept verbatim: a faithful parse never invents text.
 """
 
@@ -61,15 +62,42 @@ def _expand(seq: str, d: Delimiters) -> str | None:
             return None
         if b"\x00" in raw:
             return _code_points(raw)
-        for codec in ("utf-8", d.charset):
-            try:
-                return raw.decode(codec)
-            except (UnicodeDecodeError, LookupError):
-                continue
-        return raw.decode("latin-1")
+        return _hex_data(raw, d.charset)
     if seq[:1] in ("C", "M", "Z"):
         return ""  # charset switches and locally defined sequences: no text of their own
     return None
+
+
+def _hex_data(raw: bytes, charset: str) -> str:
+    """Hex data without a zero byte: the first reading of UTF-8, the message's charset,
+    cp1252 (a Windows sender's '\\X9C\\' is 'œ', a C1 control in ISO 8859), latin-1 that
+    is text a sender had to escape (``_escaped_text``). None is: four hex digits
+    are a code point ('\\X20AC\\' for '€', '\\X2264\\' for '≤', '\\X0153\\' for 'œ',
+    as engines write what their charset lacks), read as UTF-16 when that is printable text,
+    else the first reading, as before ('\\X20AC\\' was ' ¬', '\\X2264\\' '"d')."""
+    first = None
+    for codec in ("utf-8", charset, "cp1252", "latin-1"):
+        try:
+            value = raw.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if _escaped_text(value):
+            return value
+        if first is None:
+            first = value
+    if len(raw) % 2 == 0:
+        points = raw.decode("utf-16-be", errors="replace")
+        if points.isprintable() and "\ufffd" not in points and min(points) >= "\u0100":
+            return points
+    return first if first is not None else raw.decode("latin-1")
+
+
+def _escaped_text(value: str) -> bool:
+    """Whether ``value`` is what a sender escapes as hex: characters beyond ASCII (no-break
+    spaces included: '\\XA0A0\\' is two of them), and line ends and tabs
+    (``\\X0D0A\\``). Printable ASCII needs no escape, and other controls are no text: hex
+    data reading as either was not written in that charset."""
+    return all(c in "\r\n\t" or (c > "\x7f" and (c.isprintable() or c.isspace())) for c in value)
 
 
 def _code_points(raw: bytes) -> str | None:
