@@ -1245,6 +1245,10 @@ def test_code_points_beyond_latin1_escaped_as_hex_are_text():
         assert unescape("12\\XA0A0\\000", d) == "12\u00a0\u00a0000"  # no-break spaces
         assert unescape("\\X7C\\", d) == "|"  # one byte: no code point
         assert unescape("\\X1B2842\\", d) == "\x1b(B"
+        # the message's delimiters escaped as hex rather than \F\ \S\: those characters,
+        # not the code point U+7C5E they would spell together
+        assert unescape("A\\X7C5E\\B", d) == "A|^B"
+        assert unescape("\\X265C\\", d) == "&\\"
     assert unescape("\\XA4\\", latin9) == "€"
     for d in (utf8, latin9):  # a Windows sender's byte, a C1 control in ISO 8859
         assert unescape("c\\X9C\\ur \\X80\\", d) == "cœur €"

@@ -16,6 +16,8 @@ import binascii
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from parsers.hl7v2.er7 import Delimiters
 
 
@@ -62,19 +64,21 @@ def _expand(seq: str, d: Delimiters) -> str | None:
             return None
         if b"\x00" in raw:
             return _code_points(raw)
-        return _hex_data(raw, d.charset)
+        return _hex_data(raw, d.charset, simple.values())
     if seq[:1] in ("C", "M", "Z"):
         return ""  # charset switches and locally defined sequences: no text of their own
     return None
 
 
-def _hex_data(raw: bytes, charset: str) -> str:
+def _hex_data(raw: bytes, charset: str, delimiters: Iterable[str] = ()) -> str:
     """Hex data without a zero byte: the first reading of UTF-8, the message's charset,
     cp1252 (a Windows sender's '\\X9C\\' is 'œ', a C1 control in ISO 8859), latin-1 that
     is text a sender had to escape (``_escaped_text``). None is: four hex digits
     are a code point ('\\X20AC\\' for '€', '\\X2264\\' for '≤', '\\X0153\\' for 'œ',
     as engines write what their charset lacks), read as UTF-16 when that is printable text,
-    else the first reading, as before ('\\X20AC\\' was ' ¬', '\\X2264\\' '"d')."""
+    else the first reading, as before ('\\X20AC\\' was ' ¬', '\\X2264\\' '"d'). Bytes
+    that are the message's delimiters ('\\X7C5E\\', '|^': a sender escaping them as hex
+    rather than \\F\\ \\S\\) stay those characters, never a code point."""
     first = None
     for codec in ("utf-8", charset, "cp1252", "latin-1"):
         try:
@@ -85,6 +89,9 @@ def _hex_data(raw: bytes, charset: str) -> str:
             return value
         if first is None:
             first = value
+    special = set(delimiters)
+    if first is not None and special and all(c in special for c in first):
+        return first
     if len(raw) % 2 == 0:
         points = raw.decode("utf-16-be", errors="replace")
         if points.isprintable() and "\ufffd" not in points and min(points) >= "\u0100":
