@@ -20,6 +20,32 @@ _TS = re.compile(
 )
 
 
+# ISO 8601's extended form ('2024-03-15T08:10:00+01:00'), which some senders (FHIR-minded
+# engines, spreadsheets exported as HL7) write in TS fields: not HL7's form, but one reading
+# only. Read as the HL7 value it spells; other forms ('15/03/2024': day or month first?)
+# stay refused.
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def _from_iso(value: str) -> str | None:
+    """The HL7 TS that ISO 8601 extended ``value`` spells ('2024-03-15T08:10+01:00' ->
+    '202403150810+0100'), None when it is not that form."""
+    m = _ISO.fullmatch(value)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, frac, zone = m.groups()
+    out = y + mo + (d or "") + (h or "") + (mi or "") + (s or "") + (f".{frac[:4]}" if frac else "")
+    if zone and h:
+        if zone == "Z":
+            zone = "+0000"
+        zone = zone.replace(":", "")
+        out += zone if len(zone) == 5 else zone + "00"
+    return out
+
+
 @cache
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
@@ -70,8 +96,9 @@ def sender_zone(msh7: str) -> str:
 def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
     """'202403151230' -> '2024-03-15T12:30+01:00'; '2024' -> '2024'; '20240315' -> '2024-03-15'.
 
-    Accepts YYYY[MM[DD[HH[MM[SS[.S{1,4}]]]]]][+/-ZZZZ] and the v2.3 TS form 'value^precision'
-    (only the value is read); results are cached, values repeat a lot. Raises ValueError for
+    Accepts YYYY[MM[DD[HH[MM[SS[.S{1,4}]]]]]][+/-ZZZZ], the v2.3 TS form 'value^precision'
+    (only the value is read) and ISO 8601's extended form ('2024-03-15T08:10:00Z', see
+    ``_ISO``); results are cached, values repeat a lot. Raises ValueError for
     anything else, including impossible dates (Feb 30), hours > 23 and offsets beyond +/-14:00.
     ``default_tz=None`` leaves a time without offset when the sender gave none; a fixed
     offset ('+04:00') is used as is.
@@ -81,6 +108,8 @@ def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
         ts = ts[:caret]
     ts = ts.strip()
     m = _TS.fullmatch(ts)
+    if m is None and "-" in ts[4:5]:
+        m = _TS.fullmatch(_from_iso(ts) or "")
     if m is None:
         raise ValueError("not an HL7 date/time")
     ys, mos, ds, hs, mis, ss, frac, sign, oh, om = m.groups()

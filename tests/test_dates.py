@@ -48,7 +48,7 @@ def test_no_default_zone():
 
 
 @pytest.mark.parametrize("bad", ["", "24", "20241", "202413", "20240230", "20230229",
-                                 "2024031524", "202403151260", "20240315123060", "2024-03-15",
+                                 "2024031524", "202403151260", "20240315123060", "15/03/2024",
                                  "20240315123045.", "20240315123045.12345", "202403151230+1500",
                                  "202403151230+01", "0000", "abc", "20240315T1230"])
 def test_invalid_values_raise(bad):
@@ -96,3 +96,20 @@ def test_tm_invalid_values_raise(bad):
     from normalizers.dates import hl7_tm_to_iso
     with pytest.raises(ValueError):
         hl7_tm_to_iso(bad)
+
+
+@pytest.mark.parametrize("iso, expected", [
+    ("2024-03-15", "2024-03-15"), ("2024-03", "2024-03"),
+    ("2024-03-15T08:10", "2024-03-15T08:10+01:00"),
+    ("2024-03-15T08:10:00Z", "2024-03-15T08:10:00+00:00"),
+    ("2024-07-15 08:10:00.123456-04:00", "2024-07-15T08:10:00.1234-04:00")])
+def test_iso_8601_extended_form_is_read(iso, expected):
+    """Not HL7's form, but one reading only (FHIR-minded engines write it in TS fields)."""
+    assert hl7_ts_to_iso(iso) == expected
+
+
+@pytest.mark.parametrize("bad", ["2024-3-15", "2024-03-15T8:10", "2024-03-15T08", "2024-02-30",
+                                 "2024-03-15T24:00", "2024-03-15T08:10+15:00"])
+def test_iso_8601_out_of_range_or_partial_still_raises(bad):
+    with pytest.raises(ValueError):
+        hl7_ts_to_iso(bad)

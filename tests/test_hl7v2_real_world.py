@@ -1401,3 +1401,26 @@ def test_a_number_in_scientific_notation_sent_as_text_with_its_unit():
         "1.2E+03", 1200.0, "ST")
     assert (r["OBX[6]"].value_num, r["OBX[6]"].comparator) == (15.0, "<")
     assert (r["OBX[7]"].value, r["OBX[7]"].value_num) == ("2E10", None)
+
+
+def test_iso_8601_times_in_ts_fields_are_read():
+    """FHIR-minded engines write TS fields in ISO 8601's extended form ('2024-03-15T08:10:00',
+    with 'Z' or an offset): one reading only, and the whole message failed (HL7_BAD_DATE).
+    Forms that can be read two ways ('15/03/2024') are still refused."""
+    nm = norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F|||2024-03-15T08:10:00"
+                  "|||||2024-03-15T10:45:00Z"))  # OBX-14, OBX-19
+    (gly,) = [e for e in nm.entries if e.code == "2345-7"]
+    assert (gly.effective, gly.issued) == ("2024-03-15T08:10:00+01:00",
+                                           "2024-03-15T10:45:00+00:00")
+    import pytest
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F|||15/03/2024"))
+    assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBX[5]-14")
+
+
+def test_french_and_english_unit_spellings_of_counts_and_seconds():
+    """'/mmc' (par millimètre cube, older French blood counts), '/nL', 'seconds': filed as
+    unmapped units."""
+    from normalizers.units import to_ucum
+    assert [to_ucum(u) for u in ("/mmc", "/nL", "seconds")] == [
+        ("/mm3", True), ("/nL", True), ("s", True)]
