@@ -442,6 +442,28 @@ def _patient_resource(patient: Mapping) -> dict:
             "birthDate": fhir_date(patient.get("birth_date"))}
 
 
+# Details holding what the sender wrote about an entry in words, wherever it was written:
+# on the entry itself, on the whole exam (a lab's comment on the urine culture, on each of
+# its results) or on the concern a problem or an allergy belongs to.
+_NOTE_DETAILS = ("comments", "exam_comments", "concern_comments")
+# Resources with a 'note' (R4) besides Observation, which always has its list.
+_NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement", "Immunization",
+                    "Procedure", "FamilyMemberHistory", "ServiceRequest",
+                    "DeviceUseStatement"})
+
+
+def _notes(details: Mapping) -> list[dict]:
+    """FHIR Annotations of every comment ``details`` keeps (``_NOTE_DETAILS``)."""
+    out = []
+    for key in _NOTE_DETAILS:
+        said = details.get(key)
+        for c in [said] if isinstance(said, str) else said or ():
+            text = _text(c.get("text") if isinstance(c, Mapping) else c)
+            if text:
+                out.append({"text": text})
+    return out
+
+
 def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str) -> dict:
     """The resource of one entry, without its links to other entries (added later)."""
     details = _json(entry.get("details")) or {}
@@ -466,7 +488,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    interpretation=_interpretation(entry),
                    referenceRange=_reference_range(entry))
         res.update(_value(entry, details, base_url))
-        notes = [{"text": _text(c)} for c in details.get("comments") or [] if _text(c)]
+        notes = _notes(details)
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
@@ -561,6 +583,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
             res["timingDateTime"] = effective
     else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
         raise ValueError(f"no FHIR mapping for resource {resource}")
+    if resource in _NOTED:
+        notes = _notes(details)
+        if notes:
+            res["note"] = notes
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})

@@ -620,3 +620,29 @@ def test_a_device_is_a_device_use_statement_of_its_device() -> None:
     device = res[uses[0]["device"]["reference"]]
     assert device["type"]["coding"][0]["code"] == "A0101"
     assert uses[0]["timingPeriod"] == {"start": "2021-05-03"}
+
+
+def test_comments_of_the_exam_and_of_the_concern_are_notes() -> None:
+    """What the lab wrote of the whole exam ('Flore polymorphe, contamination probable')
+    is on each of its results, and a concern's comment on its problem or allergy: neither
+    left the store in the export."""
+    patient = {"id": 3, "family": "ESSAI", "given": "Léa", "birth_date": "1950-01-01",
+               "sex": "F", "ins": None}
+    rows = [
+        {"id": 1, "type": "lab_result", "status": "final", "code": "630-4", "system": "LN",
+         "value": "10E5", "value_type": "ST",
+         "details": {"comments": ["Recontrôle conseillé."],
+                     "exam_comments": ["Flore polymorphe, contamination probable."]}},
+        {"id": 2, "type": "problem", "status": "completed", "code": "J45", "system": "CIM-10",
+         "details": {"concern_comments": ["Suivi pneumologique annuel."]}},
+        {"id": 3, "type": "allergy", "status": "completed", "code": "387207008",
+         "system": "SNOMED-CT", "details": {}},
+    ]
+    bundle = to_bundle(patient, rows)
+    check_bundle(bundle)
+    res = {r["resource"]["identifier"][0]["value"]: r["resource"] for r in bundle["entry"]
+           if r["resource"]["resourceType"] != "Patient"}
+    assert [n["text"] for n in res["1"]["note"]] == [
+        "Recontrôle conseillé.", "Flore polymorphe, contamination probable."]
+    assert [n["text"] for n in res["2"]["note"]] == ["Suivi pneumologique annuel."]
+    assert "note" not in res["3"]
