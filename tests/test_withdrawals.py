@@ -135,3 +135,15 @@ def test_a_report_deleted_before_it_came_is_kept_out_with_its_content(ctx) -> No
     assert {r.import_id for r in rows if not r.current} == {late}
     assert any("withdrawn by a deletion" in w for w in _import(ctx, late).warnings)
     _consistent(ctx)
+
+
+def test_a_deletion_and_its_original_in_one_batch_file(ctx) -> None:  # noqa: ANN001
+    """Both in one file, the deletion first (a sender's queue replayed out of order): filed
+    one after the other, as two messages of one batch touching one key must be."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    batch = deletion(2) + original(1)
+    intake(ctx.engine, ctx.archive, [Received(batch, "demo-lab", "file", file_name="b.hl7")])
+    drain(ctx)
+    assert [(r.status, r.current) for r in _potassium(ctx)] == [("withdrawn", True),
+                                                                 ("final", False)]
+    _consistent(ctx)
