@@ -979,6 +979,9 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
             conditions = _specimen_conditions(proc, ctx, section)
             if conditions:  # hemolysed, clotted...: said of the specimen, read with it
                 material = {**(material or {}), "condition": conditions}
+            received = _received_time(proc, ctx)
+            if received:
+                material = {**(material or {}), "received": received}
         return _collection_time(proc, ctx), material
     return None, own
 
@@ -1001,6 +1004,23 @@ def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
             if coded:
                 found.append(coded)
     return found
+
+
+SPECIMEN_RECEIVED = "1.3.6.1.4.1.19376.1.3.1.3"  # IHE LAB (XD-LAB, PaLM) Specimen Received
+# (CI-SIS FR-Echantillon-date-reception, CDA-CH lab reports): act SPRECEIVE (IHEActCode)
+
+
+def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+    """When the laboratory received the specimen (the effectiveTime of the Specimen Received
+    act a Specimen Collection procedure nests): it was skipped with the act, and a
+    specimen that waited two days before analysis (a potassium, a culture) looked fresh."""
+    for rel in proc.entry_relationships:
+        act = rel.act
+        if act is not None and act.kind == "act" and (
+                SPECIMEN_RECEIVED in act.template_roots or
+                act.code is not None and act.code.code == "SPRECEIVE"):
+            return _collection_time(act, ctx)
+    return None
 
 
 def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:

@@ -2824,3 +2824,48 @@ def test_the_prescriber_of_a_lab_report_is_kept() -> None:
         "ids": ["1.2.250.1.71.4.2.1^810000000777"],
         "organization": ["1.2.250.1.71.4.2.2^1330000000"],
         "organization_name": "Cabinet des Lilas", "time": "2024-03-08T07:35+01:00"}]
+
+
+# -- round 6: CDA-CH, ELGA, vendor C-CDAs, CI-SIS gaps ----------------------------------------
+def _lab_act(collection_extra: str, result_extra: str = "") -> str:
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+        <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+        <entryRelationship typeCode="COMP"><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+          <code code="33882-2" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime><high value="202403110735+0100"/></effectiveTime>
+          <participant typeCode="PRD"><participantRole classCode="SPEC">
+            <playingEntity><code code="BLD" codeSystem="2.16.840.1.113883.18.311"
+              displayName="Sang"/></playingEntity></participantRole></participant>
+          {collection_extra}</procedure></entryRelationship>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403131030+0100"/>
+            <value xsi:type="PQ" value="5.9" unit="mmol/L"/>{result_extra}
+          </observation></component></organizer></entryRelationship>
+      </act></entry>"""
+
+
+SPECIMEN_RECEIVED = """<entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.3"/>
+            <templateId root="1.2.250.1.213.1.1.3.107"/>
+            <code code="SPRECEIVE" codeSystem="1.3.5.1.4.1.19376.1.5.3.2"
+              displayName="Échantillon reçu"/>
+            <effectiveTime value="202403130752+0100"/></act></entryRelationship>"""
+
+
+def test_the_time_the_laboratory_received_the_specimen_is_kept() -> None:
+    """IHE LAB Specimen Received (CI-SIS FR-Echantillon-date-reception, CDA-CH lab reports):
+    an act SPRECEIVE under the Specimen Collection procedure says when the specimen reached
+    the laboratory. It was skipped: a potassium on a tube received two days after it was
+    drawn looked like one analysed at once. It goes to details.specimen.received."""
+    entry = _one(_section("18719-5", "Biochimie", _lab_act(SPECIMEN_RECEIVED)))
+    assert entry.specimen_time == "2024-03-11T07:35+01:00"
+    assert entry.details["specimen"] == {"code": "BLD", "system": "HL70487", "display": "Sang",
+                                         "received": "2024-03-13T07:52+01:00"}
+    without = _one(_section("18719-5", "Biochimie", _lab_act("")))
+    assert "received" not in without.details["specimen"]
