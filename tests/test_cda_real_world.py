@@ -2869,3 +2869,29 @@ def test_the_time_the_laboratory_received_the_specimen_is_kept() -> None:
                                          "received": "2024-03-13T07:52+01:00"}
     without = _one(_section("18719-5", "Biochimie", _lab_act("")))
     assert "received" not in without.details["specimen"]
+
+
+def test_ans_value_set_oids_sent_as_code_systems_file_under_their_terminology() -> None:
+    """CI-SIS senders put the OID of an ANS or Assurance Maladie value set (JDV_Orpha_Maladies,
+    JDV_sejours_actes_CNAM-HR_CISIS...) in codeSystem: the same ORPHAcode was filed under
+    two systems (the value set's OID, Orphanet's), a CCAM act not under CCAM, all flagged
+    unmapped. They are filed under their terminology (Orphanet by its OID)."""
+    def problem(code: str, system: str) -> str:
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <statusCode code="completed"/>
+          <value xsi:type="CD" code="{code}" codeSystem="{system}" displayName="LAL"/>
+          </observation></entry>"""
+
+    got = _entries(_section("11450-4", "Problèmes", problem("513", "1.2.250.1.213.2.49.1") +
+                            problem("513", "1.2.250.1.213.2.49")),
+                   _section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+                     moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+                     <code code="QEQJ001" codeSystem="1.2.250.1.215.200.3.4"
+                       codeSystemName="JDV_sejours_actes_CNAM-HR_CISIS"/>
+                     <statusCode code="completed"/><effectiveTime value="20230105"/>
+                     </procedure></entry>"""))
+    assert [(e.code, e.system, e.mapped) for e in got] == [
+        ("513", "1.2.250.1.213.2.49", True), ("513", "1.2.250.1.213.2.49", True),
+        ("QEQJ001", "CCAM", True)]
