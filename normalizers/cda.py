@@ -438,9 +438,12 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
 
 def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
     """A performer as ids: the person's (RPPS...) and the organization's (FINESS...)."""
-    entity = part.entity
-    if entity is None:
-        return None
+    return _party(part.entity) if part.entity is not None else None
+
+
+def _party(entity) -> dict[str, Any] | None:  # noqa: ANN001
+    """An assigned entity as ids: the person's (RPPS...) and the organization's (FINESS...),
+    with the organization's name."""
     out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root]}
     if entity.organization is not None:
         out["organization"] = _org_ids(entity.organization)
@@ -507,17 +510,40 @@ def _org_ids(org) -> list[str]:  # noqa: ANN001
 
 
 def _encounter(header) -> dict | None:  # noqa: ANN001
+    """The stay or visit the document was written in (componentOf/encompassingEncounter):
+    its ids, class (IMP, AMB, EMER...), admission (low) and discharge (high) as ISO 8601 like
+    every other time of ours (they were the raw CDA TS, '20191029111700+0100'), where the
+    patient went, who was responsible for it (responsibleParty, encounterParticipant ATND,
+    ADM, DIS...: ids) and where it took place (the facility, its kind, the unit's name: a
+    discharge letter's 'Service de cardiologie', and the organization providing it)."""
     enc = header.encounter
     if enc is None:
         return None
     out: dict[str, Any] = {"ids": [i.key for i in enc.ids if i.root]}
     if enc.code is not None and enc.code.code:
         out["code"] = enc.code.code
-    if isinstance(enc.effective_time, IVL):
-        for name in ("low", "high"):
-            v = getattr(enc.effective_time, name)
-            if isinstance(v, TS) and v.value:
-                out[name] = v.value
+        if enc.code.code_system:
+            out["system"] = system_name(enc.code.code_system)
+        if enc.code.display:
+            out["display"] = enc.code.display
+    period = enc.effective_time
+    bounds = [("low", period.low), ("high", period.high)] if isinstance(period, IVL) else \
+        [("low", period)] if isinstance(period, TS) else []
+    for name, bound in bounds:  # a single instant (a consultation) is when it began
+        if isinstance(bound, TS) and bound.value:
+            iso = _iso_value(bound.value)
+            if iso:
+                out[name] = iso
+    responsible = _party(enc.responsible_party) if enc.responsible_party is not None else None
+    if responsible:  # the physician in charge of the stay: the discharge letter's signatory
+        out["responsible"] = responsible
+    participants = []
+    for part in enc.participants:
+        found = _performing_party(part)
+        if found:
+            participants.append({"type": part.type_code, **found} if part.type_code else found)
+    if participants:
+        out["participants"] = participants
     disposition = enc.discharge_disposition_code
     if disposition is not None and disposition.code:
         # where the patient went at discharge (home, another facility: HL7 table 0112 in
@@ -532,8 +558,13 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             place["code"] = {"code": facility.code.code,
                              "system": system_name(facility.code.code_system),
                              "display": facility.code.display or None}
+        if facility.place is not None and facility.place.name:
+            place["name"] = facility.place.name.strip()[:300]
         if facility.organization is not None:
             place["organization"] = _org_ids(facility.organization)
+            names = [n for n in facility.organization.names if n]
+            if names:
+                place["organization_name"] = names[0]
         place = {k: v for k, v in place.items() if v}
         if place:
             out["location"] = place

@@ -2895,3 +2895,46 @@ def test_ans_value_set_oids_sent_as_code_systems_file_under_their_terminology() 
     assert [(e.code, e.system, e.mapped) for e in got] == [
         ("513", "1.2.250.1.213.2.49", True), ("513", "1.2.250.1.213.2.49", True),
         ("QEQJ001", "CCAM", True)]
+
+
+def test_the_stay_of_a_discharge_letter_keeps_its_times_unit_and_physician() -> None:
+    """encompassingEncounter (CI-SIS LDL-SES, OBP, C-CDA discharge summaries): admission and
+    discharge were kept as raw CDA timestamps, unlike every other time; the encounter's class
+    lost its system and name; the physician responsible (responsibleParty), the attending
+    (encounterParticipant ATND), the unit's name (healthCareFacility/location) and the
+    organization's name were dropped."""
+    head = HEAD.replace("  <component><structuredBody>", """  <componentOf>
+    <encompassingEncounter><id root="1.2.250.1.999.3" extension="SEJ-78"/>
+      <code code="IMP" codeSystem="2.16.840.1.113883.5.4" displayName="Hospitalisation"/>
+      <effectiveTime><low value="20240301081500+0100"/><high value="20240312"/></effectiveTime>
+      <responsibleParty><assignedEntity><id root="1.2.250.1.71.4.2.1" extension="810000000888"/>
+        <assignedPerson><name><family>Responsable</family></name></assignedPerson>
+        <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000001"/>
+          <name>Hôpital des Essais</name></representedOrganization></assignedEntity>
+      </responsibleParty>
+      <encounterParticipant typeCode="ATND"><assignedEntity>
+        <id root="1.2.250.1.71.4.2.1" extension="810000000999"/></assignedEntity>
+      </encounterParticipant>
+      <location><healthCareFacility><id root="1.2.250.1.71.4.2.2" extension="1330000001"/>
+        <code code="SA01" codeSystem="1.2.250.1.71.4.2.4" displayName="Établissement public"/>
+        <location><name>Service de cardiologie</name></location>
+        <serviceProviderOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000001"/>
+          <name>Hôpital des Essais</name></serviceProviderOrganization>
+      </healthCareFacility></location>
+    </encompassingEncounter></componentOf>
+  <component><structuredBody>""")
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    encounter = normalize_cda(parse_cda(data), data, "test").entries[0].details["encounter"]
+    assert encounter == {
+        "ids": ["1.2.250.1.999.3^SEJ-78"], "code": "IMP", "system": "HL7-ACTCODE",
+        "display": "Hospitalisation", "low": "2024-03-01T08:15:00+01:00", "high": "2024-03-12",
+        "responsible": {"ids": ["1.2.250.1.71.4.2.1^810000000888"],
+                        "organization": ["1.2.250.1.71.4.2.2^1330000001"],
+                        "organization_name": "Hôpital des Essais"},
+        "participants": [{"type": "ATND", "ids": ["1.2.250.1.71.4.2.1^810000000999"]}],
+        "location": {"ids": ["1.2.250.1.71.4.2.2^1330000001"],
+                     "code": {"code": "SA01", "system": "1.2.250.1.71.4.2.4",
+                              "display": "Établissement public"},
+                     "name": "Service de cardiologie",
+                     "organization": ["1.2.250.1.71.4.2.2^1330000001"],
+                     "organization_name": "Hôpital des Essais"}}
