@@ -150,6 +150,10 @@ class _Ctx:
     masking: dict[str, bool]
     warnings: list[str] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
+    # specimen id -> (collection time, material) of the Specimen Collection procedures a
+    # section holds as entries of their own, for the results that name the specimen by id
+    specimens: dict[str, tuple[str | None, dict[str, Any] | None]] = \
+        field(default_factory=dict)
 
 
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -277,6 +281,7 @@ def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, .
 
 
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
+    ctx.specimens = _specimens_by_id(doc.sections, ctx)
     for section in doc.sections:
         yield from _section_entries(section, ctx, section.code.code if section.code else "")
 
@@ -628,6 +633,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     mood = act.mood_code
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
+    linked = _linked_specimen(act, ctx) if act.specimens and ctx.specimens else None
+    if linked is not None:  # its specimen is described beside it and named by id
+        specimen, material = linked[0] or specimen, linked[1] or material
     if not isinstance(act, Observation):
         taken, kind_of = _specimen_of(act, ctx, section)
         specimen, material = taken or specimen, kind_of or material
@@ -1005,16 +1013,72 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTIONS.isdisjoint(proc.template_roots):
             continue
-        material = _collected(proc, ctx, section) or own
-        if proc.entry_relationships:
-            conditions = _specimen_conditions(proc, ctx, section)
-            if conditions:  # hemolysed, clotted...: said of the specimen, read with it
-                material = {**(material or {}), "condition": conditions}
-            received = _received_time(proc, ctx)
-            if received:
-                material = {**(material or {}), "received": received}
-        return _collection_time(proc, ctx), material
+        return _collection(proc, ctx, section, own)
     return None, own
+
+
+def _collection(proc: ClinicalStatement, ctx: _Ctx, section: Section,
+                own: dict[str, Any] | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """(when, what) of one Specimen Collection procedure: its time, and the type of what it
+    produced (else ``own``) with the specimen's condition and the time the lab received it."""
+    material = _collected(proc, ctx, section) or own
+    if proc.entry_relationships:
+        conditions = _specimen_conditions(proc, ctx, section)
+        if conditions:  # hemolysed, clotted...: said of the specimen, read with it
+            material = {**(material or {}), "condition": conditions}
+        received = _received_time(proc, ctx)
+        if received:
+            material = {**(material or {}), "received": received}
+    return _collection_time(proc, ctx), material
+
+
+SPECIMEN_COLLECTION_APSR = "1.3.6.1.4.1.19376.1.3.10.4.1"  # IHE PaLM (APSR) specimen
+# collection, CI-SIS FR-Prelevement-APSR: an entry of its own in a specimen section
+
+
+def _specimens_by_id(sections: list[Section], ctx: _Ctx) -> dict[str, tuple[str | None,
+                                                                        dict[str, Any] | None]]:
+    """The Specimen Collection procedures that are entries of a section (a specimen section:
+    ELGA 'Probeninformation', CI-SIS CR-GM 'Informations sur le prélèvement', C-CDA senders
+    writing 4.415 beside the results) by the ids of their specimen (specimen/specimenRole or
+    participant PRD/participantRole): a result names its specimen by that id (IHE PaLM,
+    C-CDA Result Observation specimen). Only these top-level entries are looked at."""
+    found: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
+    pending = list(sections)
+    while pending:
+        section = pending.pop()
+        pending.extend(section.sections)
+        for entry in section.entries:
+            proc = entry.act
+            if proc is None or proc.kind != "procedure":
+                continue
+            roots = proc.template_roots
+            if SPECIMEN_COLLECTIONS.isdisjoint(roots) and SPECIMEN_COLLECTION_APSR not in roots:
+                continue
+            roles = [spec.entity for spec in proc.specimens] + \
+                [part.entity for part in proc.participants if part.type_code == SPECIMEN_PRODUCT]
+            keys = [i.key for role in roles if role is not None
+                    for i in role.ids if i.root and not i.null_flavor]
+            if keys:
+                collected = _collection(proc, ctx, section)
+                for key in keys:
+                    found.setdefault(key, collected)
+    return found
+
+
+def _linked_specimen(act: ClinicalStatement,
+                     ctx: _Ctx) -> tuple[str | None, dict[str, Any] | None] | None:
+    """The collection of the specimen ``act`` names by id (specimen/specimenRole/id), when a
+    section holds it as an entry of its own; None otherwise. Not for an isolate organizer,
+    whose specimen is its germ."""
+    if ISOLATE_ORGANIZER in act.template_roots:
+        return None
+    for spec in act.specimens:
+        if spec.entity is not None:
+            for ii in spec.entity.ids:
+                if ii.root and not ii.null_flavor and ii.key in ctx.specimens:
+                    return ctx.specimens[ii.key]
+    return None
 
 
 SPECIMEN_CONDITION = "2.16.840.1.113883.10.20.22.4.421"  # C-CDA Specimen Condition Observation

@@ -2938,3 +2938,60 @@ def test_the_stay_of_a_discharge_letter_keeps_its_times_unit_and_physician() -> 
                      "name": "Service de cardiologie",
                      "organization": ["1.2.250.1.71.4.2.2^1330000001"],
                      "organization_name": "Hôpital des Essais"}}
+
+
+def test_a_specimen_described_in_its_own_section_is_linked_to_its_results_by_id() -> None:
+    """IHE PaLM / C-CDA: the Specimen Collection procedures may be entries of a section of
+    their own (ELGA Laborbefund 'Probeninformation', CI-SIS CR-GM 'Informations sur le
+    prélèvement'), each specimen with its id; a battery or a result names its specimen by
+    that id (specimen/specimenRole/id). The results had no collection time nor specimen;
+    they get those of the specimen they name, and only they."""
+    def collection(spec_id: str, when: str, code: str, received: str = "") -> str:
+        return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+          <code code="33882-2" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="{when}"/>
+          <participant typeCode="PRD"><participantRole classCode="SPEC">
+            <id root="1.2.250.1.999.21" extension="{spec_id}"/>
+            <playingEntity><code code="{code}" codeSystem="2.16.840.1.113883.5.129"/>
+            </playingEntity></participantRole></participant>{received}</procedure></entry>"""
+
+    def named(spec_id: str) -> str:
+        return (f'<specimen><specimenRole><id root="1.2.250.1.999.21" extension="{spec_id}"/>'
+                "</specimenRole></specimen>")
+
+    results = f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        {named("S-1")}
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="202403121030+0100"/><value xsi:type="PQ" value="4.1" unit="mmol/L"/>
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="202403121030+0100"/><value xsi:type="PQ" value="5.2" unit="mmol/L"/>
+          {named("S-2")}
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="202403121030+0100"/><value xsi:type="PQ" value="140" unit="mmol/L"/>
+          {named("S-9")}
+        </observation></component>
+      </organizer></entry>"""
+    got = _entries(_section("10", "Probeninformation",
+                            collection("S-1", "202403110700+0100", "SER", SPECIMEN_RECEIVED) +
+                            collection("S-2", "202403110710+0100", "PLAS")),
+                   _section("18719-5", "Chemie", results))
+    assert [(e.code, e.specimen_time, e.details.get("specimen")) for e in got] == [
+        ("2823-3", "2024-03-11T07:00+01:00",
+         {"code": "SER", "system": "HL7-SPECIMENTYPE", "display": "",
+          "received": "2024-03-13T07:52+01:00"}),
+        ("2345-7", "2024-03-11T07:10+01:00",
+         {"code": "PLAS", "system": "HL7-SPECIMENTYPE", "display": ""}),
+        ("2951-2", "2024-03-11T07:00+01:00",  # names a specimen nobody describes: the battery's
+         {"code": "SER", "system": "HL7-SPECIMENTYPE", "display": "",
+          "received": "2024-03-13T07:52+01:00"})]
