@@ -2995,3 +2995,17 @@ def test_a_specimen_described_in_its_own_section_is_linked_to_its_results_by_id(
         ("2951-2", "2024-03-11T07:00+01:00",  # names a specimen nobody describes: the battery's
          {"code": "SER", "system": "HL7-SPECIMENTYPE", "display": "",
           "received": "2024-03-13T07:52+01:00"})]
+
+
+@pytest.mark.parametrize(("code", "masked"), [("1141000195107", True), ("263856008", True),
+                                               ("17621005", False), ("1051000195109", False)])
+def test_swiss_epr_confidentiality_codes_mask_like_the_hl7_ones(code: str, masked: bool) -> None:
+    """CDA-CH documents (Swiss EPR) send confidentialityCode in SNOMED CT and the EPR
+    extension (normal, restricted, secret) rather than HL7 N/R/V: unknown, a secret
+    document was filed visible to professionals, with only a warning."""
+    head = HEAD.replace('<confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>',
+                        f'<confidentialityCode code="{code}" codeSystem="2.16.840.1.113883.6.96"/>')
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[0].masking.get("MASQUE_PS", False) is masked
+    assert not any("CONFIDENTIALITY" in w for w in msg.warnings)
