@@ -1020,8 +1020,15 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
 def _collection(proc: ClinicalStatement, ctx: _Ctx, section: Section,
                 own: dict[str, Any] | None = None) -> tuple[str | None, dict[str, Any] | None]:
     """(when, what) of one Specimen Collection procedure: its time, and the type of what it
-    produced (else ``own``) with the specimen's condition and the time the lab received it."""
+    produced (else ``own``) with the site it was taken from, the specimen's condition and the
+    time the lab received it."""
     material = _collected(proc, ctx, section) or own
+    sites = getattr(proc, "target_site_codes", None) or getattr(proc, "approach_site_codes", None)
+    site = next((found for found in (_coded_or_words(c, ctx, section) for c in sites)
+                 if found), None) if sites else None
+    if site:  # where it was taken from (C-CDA targetSiteCode 'specimen source site', IHE
+        # LAB / CDA-CH approachSiteCode 'Entnahmeort'; HL7v2 SPM-8): a swab of which wound
+        material = {**(material or {}), "site": site}
     if proc.entry_relationships:
         conditions = _specimen_conditions(proc, ctx, section)
         if conditions:  # hemolysed, clotted...: said of the specimen, read with it

@@ -3009,3 +3009,19 @@ def test_swiss_epr_confidentiality_codes_mask_like_the_hl7_ones(code: str, maske
     msg = normalize_cda(parse_cda(data), data, "test")
     assert msg.entries[0].masking.get("MASQUE_PS", False) is masked
     assert not any("CONFIDENTIALITY" in w for w in msg.warnings)
+
+
+def test_the_site_a_specimen_was_taken_from_is_kept() -> None:
+    """The Specimen Collection procedure says where the specimen was taken: approachSiteCode
+    in IHE LAB / CDA-CH ('Kubital links', often in words only), targetSiteCode in C-CDA 4.415
+    (USCDI 'specimen source site'; HL7v2 SPM-8). It was dropped: a wound swab's site matters
+    to read its culture. It goes to details.specimen.site."""
+    words = _one(_section("18719-5", '<content ID="site1">Kubital links</content>', _lab_act(
+        '<approachSiteCode nullFlavor="ASKU"><originalText><reference value="#site1"/>'
+        "</originalText></approachSiteCode>")))
+    assert words.details["specimen"]["site"] == {"text": "Kubital links"}
+    coded = _one(_section("18719-5", "Biochimie", _lab_act(
+        '<targetSiteCode code="368208006" codeSystem="2.16.840.1.113883.6.96" '
+        'displayName="Left upper arm structure"/>')))
+    assert coded.details["specimen"]["site"] == {
+        "code": "368208006", "system": "SNOMED-CT", "display": "Left upper arm structure"}
