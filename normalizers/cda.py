@@ -238,7 +238,7 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     """(identity, the DOCUMENT entry, it and the body's entries, context) of normalize_cda."""
     header = doc.header
     if header.id is None or not header.id.root:
-        raise NormalizationError("CDA_NO_DOCUMENT_ID", "ClinicalDocument/id is missing",
+        raise NormalizationError("CDA_NO_DOCUMENT_ID", _missing_id(header.id),
                                  "/ClinicalDocument/id")
     if not header.record_targets:
         raise NormalizationError("CDA_NO_RECORD_TARGET", "the document names no patient "
@@ -262,6 +262,20 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
 
     document = _document_entry(doc, data, ctx)
     return identity, document, [document, *_body(doc, ctx)], ctx
+
+
+def _missing_id(ii) -> str:  # noqa: ANN001
+    """What is wrong with a document id that cannot identify it, for the integrator: it was
+    'missing' also when sent with a nullFlavor or with an extension but no root (the
+    assigning authority's OID), which sent them looking for an absent element."""
+    if ii is None:
+        return "ClinicalDocument/id is missing"
+    if ii.null_flavor:
+        return f"ClinicalDocument/id is a nullFlavor ({ii.null_flavor[:8]!r}), not an identifier"
+    if ii.extension:
+        return ("ClinicalDocument/id has an extension but no root: the root (the OID or UUID "
+                "of the assigning authority) is required")
+    return "ClinicalDocument/id has no root"
 
 
 def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, ...],

@@ -3025,3 +3025,21 @@ def test_the_site_a_specimen_was_taken_from_is_kept() -> None:
         'displayName="Left upper arm structure"/>')))
     assert coded.details["specimen"]["site"] == {
         "code": "368208006", "system": "SNOMED-CT", "display": "Left upper arm structure"}
+
+
+@pytest.mark.parametrize(("document_id", "said"), [
+    ('<id extension="DOC-REEL-1"/>', "has an extension but no root"),
+    ('<id nullFlavor="NI"/>', "is a nullFlavor ('NI')"),
+    ("", "is missing"),
+])
+def test_an_unusable_document_id_says_what_is_wrong_with_it(document_id: str, said: str) -> None:
+    """CDA_NO_DOCUMENT_ID said 'ClinicalDocument/id is missing' for an id sent with an
+    extension and no root, or as a nullFlavor: the integrator looked for an absent element."""
+    from normalizers.model import NormalizationError
+
+    head = HEAD.replace('<id root="1.2.250.1.999.1.2" extension="DOC-REEL-1"/>', document_id)
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    with pytest.raises(NormalizationError) as raised:
+        normalize_cda(parse_cda(data), data, "test")
+    assert raised.value.code == "CDA_NO_DOCUMENT_ID"
+    assert said in str(raised.value)
