@@ -3043,3 +3043,30 @@ def test_an_unusable_document_id_says_what_is_wrong_with_it(document_id: str, sa
         normalize_cda(parse_cda(data), data, "test")
     assert raised.value.code == "CDA_NO_DOCUMENT_ID"
     assert said in str(raised.value)
+
+
+def test_the_vaccinator_and_who_did_a_procedure_are_kept() -> None:
+    """CI-SIS FR-Vaccination (VAC, IPS-FR), IHE PCC and CDA-CH immunizations name who gave
+    the vaccine (performer: RPPS, GLN); a procedure its performer (CNAM-HR: the person, else
+    the organization when the person's id is a nullFlavor). It was dropped: every
+    vaccination was filed without its vaccinator."""
+    got = _entries(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+      <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+      <effectiveTime value="20230104"/>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="J07BD52"
+        codeSystem="2.16.840.1.113883.6.73" displayName="ROR"/></manufacturedMaterial>
+      </manufacturedProduct></consumable>
+      <performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1"
+        extension="810000000555"/></assignedEntity></performer>
+      </substanceAdministration></entry>"""),
+                   _section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <code code="QEQJ001" codeSystem="1.2.250.1.213.2.5"/><statusCode code="completed"/>
+      <effectiveTime value="20230105"/>
+      <performer typeCode="PRF"><assignedEntity><id nullFlavor="UNK"/>
+        <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000002"/>
+        </representedOrganization></assignedEntity></performer></procedure></entry>"""))
+    assert [(e.type, e.performer) for e in got] == [
+        ("immunization", "1.2.250.1.71.4.2.1^810000000555"),
+        ("procedure", "1.2.250.1.71.4.2.2^1330000002")]
