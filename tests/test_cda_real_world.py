@@ -3070,3 +3070,17 @@ def test_the_vaccinator_and_who_did_a_procedure_are_kept() -> None:
     assert [(e.type, e.performer) for e in got] == [
         ("immunization", "1.2.250.1.71.4.2.1^810000000555"),
         ("procedure", "1.2.250.1.71.4.2.2^1330000002")]
+
+
+def test_cvx_under_its_older_oid_is_cvx() -> None:
+    """The C-CDA R1.1 CCD sample (chb/ccdaScorecard samples/CCD.sample.xml) and the vendor
+    exports built on it code vaccines in CVX under 2.16.840.1.113883.6.59, the older OID of
+    the HL7 registry: filed unmapped under the raw OID, never the same vaccine as a CVX one."""
+    entry = _one(_section("11369-6", "Vaccins", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.52"/>
+      <statusCode code="completed"/><effectiveTime value="19991101"/>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="88"
+        codeSystem="2.16.840.1.113883.6.59" codeSystemName="CVX"
+        displayName="Influenza virus vaccine"/></manufacturedMaterial></manufacturedProduct>
+      </consumable></substanceAdministration></entry>"""))
+    assert (entry.code, entry.system, entry.mapped) == ("88", "CVX", True)
