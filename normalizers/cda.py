@@ -715,9 +715,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # was filed as one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
-    if made is not None and made.type in (IMMUNIZATION, PROCEDURE) and act.performers and \
-            made.performer is None:
-        made.performer = _performed_by(act)
+    if made is not None and made.type in (IMMUNIZATION, PROCEDURE) and act.performers:
+        performed_by = _performed_by(act)
+        if performed_by:
+            made.details["performed_by"] = performed_by
     if made is not None:
         if made.effective is None and when:
             # IHE PCC / CI-SIS vital signs: effectiveTime nullFlavor NA on each measurement,
@@ -1315,23 +1316,14 @@ def _performing_lab(act: ClinicalStatement) -> str | None:
     return None
 
 
-def _performed_by(act: ClinicalStatement) -> str | None:
+def _performed_by(act: ClinicalStatement) -> dict[str, Any] | None:
     """Who gave a vaccine or did a procedure (its performer: IHE PCC, CI-SIS FR-Vaccination,
-    C-CDA; the primary one first): the person's id (RPPS, NPI, GLN), else the
-    organization's id, else its name. It was dropped: a vaccination filed without its
-    vaccinator."""
+    C-CDA; the primary one first), as ids: the person's (RPPS, NPI, GLN) and the
+    organization's, with its name. It was dropped: a vaccination filed without its
+    vaccinator. Not Entry.performer: dossiers/access.py reads that one as authorship (who
+    may withdraw an entry), and the vaccinator did not write the document."""
     parts = sorted(act.performers, key=lambda p: p.type_code not in ("PPRF", "PRF", ""))
-    for part in parts:
-        entity = part.entity
-        if entity is None:
-            continue
-        org = entity.organization
-        found = next((i.key for i in entity.ids if i.root and not i.null_flavor), "") or \
-            next((i.key for i in (org.ids if org is not None else []) if i.root), "") or \
-            next((n for n in (org.names if org is not None else []) if n), "")
-        if found:
-            return found[:300]
-    return None
+    return next((found for found in map(_performing_party, parts) if found), None)
 
 
 UNITS_CONCEPT = "246514001"  # SNOMED CT 'units': C-CDA puts a result's unit in such a child

@@ -3047,9 +3047,10 @@ def test_an_unusable_document_id_says_what_is_wrong_with_it(document_id: str, sa
 
 def test_the_vaccinator_and_who_did_a_procedure_are_kept() -> None:
     """CI-SIS FR-Vaccination (VAC, IPS-FR), IHE PCC and CDA-CH immunizations name who gave
-    the vaccine (performer: RPPS, GLN); a procedure its performer (CNAM-HR: the person, else
-    the organization when the person's id is a nullFlavor). It was dropped: every
-    vaccination was filed without its vaccinator."""
+    the vaccine (performer: RPPS, GLN); a procedure its performer (CNAM-HR: the organization
+    when the person's id is a nullFlavor). It was dropped: every vaccination was filed
+    without its vaccinator. It goes to details.performed_by, not Entry.performer, which
+    dossiers/access.py reads as the entry's author."""
     got = _entries(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
       classCode="SBADM" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
       <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
@@ -3067,9 +3068,9 @@ def test_the_vaccinator_and_who_did_a_procedure_are_kept() -> None:
       <performer typeCode="PRF"><assignedEntity><id nullFlavor="UNK"/>
         <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000002"/>
         </representedOrganization></assignedEntity></performer></procedure></entry>"""))
-    assert [(e.type, e.performer) for e in got] == [
-        ("immunization", "1.2.250.1.71.4.2.1^810000000555"),
-        ("procedure", "1.2.250.1.71.4.2.2^1330000002")]
+    assert [(e.type, e.performer, e.details["performed_by"]) for e in got] == [
+        ("immunization", None, {"ids": ["1.2.250.1.71.4.2.1^810000000555"]}),
+        ("procedure", None, {"organization": ["1.2.250.1.71.4.2.2^1330000002"]})]
 
 
 def test_cvx_under_its_older_oid_is_cvx() -> None:
