@@ -89,6 +89,8 @@ ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 SKIP = "skip"
+RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
+# results section or battery, an observation elsewhere
 CIM10 = "CIM-10"
 RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729-4", "18767-4",
                    "18768-2", "18769-0", "26436-6", "26437-4", "26438-2", "18716-1", "26435-8",
@@ -1363,6 +1365,12 @@ SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
 def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
     kinds = _kinds()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
+    if RESULT_BY_CONTEXT in found:  # the CCD 'result observation' every IHE PCC simple
+        # observation also carries (functional status, social history...): a result only
+        # among results, unless a more specific template says what it is
+        found.discard(RESULT_BY_CONTEXT)
+        if not found:
+            return LAB_RESULT if in_results else (OBSERVATION if act.values else None)
     if found:
         if len(found) == 1:  # nearly always (a result's templates all say 'result')
             return found.pop()

@@ -3085,3 +3085,33 @@ def test_cvx_under_its_older_oid_is_cvx() -> None:
         displayName="Influenza virus vaccine"/></manufacturedMaterial></manufacturedProduct>
       </consumable></substanceAdministration></entry>"""))
     assert (entry.code, entry.system, entry.mapped) == ("88", "CVX", True)
+
+
+SIMPLE_OBSERVATION = """<entry><observation classCode="OBS" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.1.31"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+  <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+  <effectiveTime value="20240301"/>{value}</observation></entry>"""
+
+
+def test_an_ihe_pcc_simple_observation_is_a_lab_result_only_among_results() -> None:
+    """Every IHE PCC simple observation carries the CCD 'result observation' template
+    (CI-SIS FR-Simple-Observation: autonomy, NIHSS and ECOG scores, home help in the ANS
+    AVC, ANEST, CANCER and IPS-FR examples): they were all filed as lab results. A lab
+    result only in a results section (or battery); an observation elsewhere; a more
+    specific template (a vital sign) still decides."""
+    autonomy = SIMPLE_OBSERVATION.format(code="45590-7",
+                                         value='<value xsi:type="BL" value="true"/>')
+    nihss = SIMPLE_OBSERVATION.format(code="72089-6", value='<value xsi:type="INT" value="4"/>')
+    glucose = SIMPLE_OBSERVATION.format(
+        code="2345-7", value='<value xsi:type="PQ" value="5.2" unit="mmol/L"/>')
+    weight = SIMPLE_OBSERVATION.replace(
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>',
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>'
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>').format(
+        code="29463-7", value='<value xsi:type="PQ" value="70" unit="kg"/>')
+    got = _entries(_section("46006-3", "Autonomie", autonomy + nihss + weight),
+                   _section("30954-2", "Résultats", glucose))
+    assert [(e.code, e.type) for e in got] == [
+        ("45590-7", "observation"), ("72089-6", "observation"), ("29463-7", "vital_sign"),
+        ("2345-7", "lab_result")]
