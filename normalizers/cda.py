@@ -1710,12 +1710,56 @@ def _pharm_details(extensions: list[Extension], entry: Entry) -> None:
         if ext.namespace not in PHARM_NAMESPACES:
             continue
         if ext.name == "ingredient":
-            entry.details.setdefault("ingredients", []).extend(_pharm_codes(ext))
+            found = list(_pharm_codes(ext))
+            strength = _pharm_strength(ext)
+            if strength:  # how much of it (500 mg per tablet): it was dropped
+                found = [{**f, "strength": strength} for f in found]
+            entry.details.setdefault("ingredients", []).extend(found)
         elif ext.name == "asSpecializedKind":
             entry.details.setdefault("generic", []).extend(_pharm_codes(ext))
-    for name in ("ingredients", "generic"):
+        elif ext.name == "asContent":
+            entry.details.setdefault("package", []).extend(_pharm_package(ext))
+    for name in ("ingredients", "generic", "package"):
         if name in entry.details and not entry.details[name]:
             del entry.details[name]
+
+
+def _pharm_strength(ingredient: Extension) -> str:
+    """An IHE Pharm ingredient's quantity (pharm:quantity numerator / denominator) as text:
+    '500 mg', '20 mg/5 mL' ('' when not said)."""
+    quantity = next((c for c in ingredient.children if c.name == "quantity"), None)
+    if quantity is None:
+        return ""
+    parts = {c.name: c.attributes for c in quantity.children
+             if c.name in ("numerator", "denominator")}
+    numerator = parts.get("numerator", {})
+    if not numerator.get("value"):
+        return ""
+    text = f"{numerator['value']} {numerator.get('unit', '')}".strip()
+    denominator = parts.get("denominator", {})
+    value, unit = denominator.get("value", ""), denominator.get("unit", "")
+    if value and (value != "1" or unit not in ("", "1")):
+        text += f"/{value} {unit}".rstrip() if value != "1" else f"/{unit}"
+    return text[:60]
+
+
+def _pharm_package(as_content: Extension) -> Iterator[dict[str, str]]:
+    """The package a product comes in (IHE Pharm pharm:asContent/containerPackagedMedicine:
+    CIP13 in France, GTIN in CDA-CH eMedication), with its name and capacity. A Swiss
+    treatment plan names the product only there (its material code is the ATC class): the
+    product prescribed was lost."""
+    for package in as_content.children:
+        if package.name != "containerPackagedMedicine":
+            continue
+        name = next((c.text.strip() for c in package.children if c.name == "name"), "")
+        capacity = next((c.attributes for c in package.children
+                         if c.name == "capacityQuantity"), {})
+        for coded in _pharm_codes(Extension(package.namespace, "package", children=[
+                c for c in package.children if c.name == "code"])):
+            coded["display"] = coded["display"] or name
+            if capacity.get("value"):
+                coded["capacity"] = f"{capacity['value']} {capacity.get('unit', '')}".strip()
+            yield coded
 
 
 def _medication(act: SubstanceAdministration | Supply, kind: str, section: Section,

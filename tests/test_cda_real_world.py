@@ -3115,3 +3115,39 @@ def test_an_ihe_pcc_simple_observation_is_a_lab_result_only_among_results() -> N
     assert [(e.code, e.type) for e in got] == [
         ("45590-7", "observation"), ("72089-6", "observation"), ("29463-7", "vital_sign"),
         ("2345-7", "lab_result")]
+
+
+def test_ihe_pharm_package_and_ingredient_strength_are_kept() -> None:
+    """IHE Pharm products: a CDA-CH treatment plan (hl7ch/hl7ch-cda projects/Cara, MTP)
+    codes the material by its ATC class and names the product only in the package
+    (pharm:asContent/containerPackagedMedicine: a GTIN, RENITEN 20 mg x 28); CI-SIS eDISP
+    sends the CIP13 there. Both the package and the strength of each ingredient
+    (pharm:quantity numerator/denominator) were dropped."""
+    entry = _one(_section("10160-0", "Traitement", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.7"/>
+      <statusCode code="completed"/><effectiveTime xsi:type="IVL_TS"><low value="20190201"/>
+      </effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial xmlns:pharm="urn:ihe:pharm">
+        <code code="C09AA02" codeSystem="2.16.840.1.113883.6.73" displayName="énalapril"/>
+        <pharm:asContent classCode="CONT"><pharm:containerPackagedMedicine classCode="CONT">
+          <pharm:code code="7680460380107" codeSystem="2.51.1.1"/>
+          <pharm:name>Énalapril Essai cpr 20 mg</pharm:name>
+          <pharm:capacityQuantity value="28"/></pharm:containerPackagedMedicine></pharm:asContent>
+        <pharm:ingredient classCode="ACTI"><pharm:quantity>
+          <numerator xsi:type="PQ" value="20" unit="mg"/><denominator xsi:type="PQ" value="1"/>
+          </pharm:quantity><pharm:ingredient classCode="MMAT"><pharm:code code="C09AA02"
+          codeSystem="2.16.840.1.113883.6.73" displayName="énalapril"/></pharm:ingredient>
+        </pharm:ingredient>
+        <pharm:ingredient classCode="ACTI"><pharm:quantity>
+          <numerator xsi:type="PQ" value="250" unit="mg"/>
+          <denominator xsi:type="PQ" value="5" unit="mL"/></pharm:quantity>
+          <pharm:ingredient classCode="MMAT"><pharm:code code="J01CA04"
+          codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/></pharm:ingredient>
+        </pharm:ingredient>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert entry.details["package"] == [{"code": "7680460380107", "system": "2.51.1.1",
+                                         "display": "Énalapril Essai cpr 20 mg",
+                                         "capacity": "28"}]
+    assert [(i["code"], i["strength"]) for i in entry.details["ingredients"]] == [
+        ("C09AA02", "20 mg"), ("J01CA04", "250 mg/5 mL")]
