@@ -605,6 +605,37 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 # -- the body -----------------------------------------------------------------------------------
 def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
+    masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
+        else None
+    if masking is None:
+        yield from _section_content(section, ctx, top_code)
+        return
+    document_masking, ctx.masking = ctx.masking, masking
+    try:
+        yield from _section_content(section, ctx, top_code)
+    finally:
+        ctx.masking = document_masking
+
+
+def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
+    """The masking of a section's entries when its own confidentialityCode (CDA R2 section
+    confidentiality; HL7 DS4P privacy segmented sections: a 42 CFR Part 2 section R in a
+    document N) says more than the document's: ignored, an addiction-treatment section was
+    filed as visible as the rest. None when it changes nothing."""
+    code = section.confidentiality_code.code if section.confidentiality_code else ""
+    if not code:
+        return None
+    flags = confidentiality_masking(code)
+    if flags is None:
+        ctx.warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: {section.path}: section "
+                            f"confidentialityCode {code[:16]!r} is not in table "
+                            "cda_confidentiality; the document's masking applies")
+        return None
+    merged = {**ctx.masking, **{k: v for k, v in flags.items() if v}}
+    return merged if merged != ctx.masking else None
+
+
+def _section_content(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
     code = section.code.code if section.code else ""
     results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
     for entry in section.entries:
@@ -717,6 +748,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # was filed as one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
+    if made is not None and act.entry_relationships:
+        restricted = _privacy_annotation(act)
+        if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
+            made.masking = {**made.masking, **restricted}
     if made is not None and made.type in (IMMUNIZATION, PROCEDURE) and act.performers:
         performed_by = _performed_by(act)
         if performed_by:
@@ -1316,6 +1351,31 @@ def _performing_lab(act: ClinicalStatement) -> str | None:
         if found:
             return found[:300]
     return None
+
+
+PRIVACY_ANNOTATION = "2.16.840.1.113883.3.3251.1.4"  # HL7 DS4P Privacy Annotation organizer
+CONFIDENTIALITY_OBSERVATION = "2.16.840.1.113883.3.445.12"  # its confidentiality observation
+
+
+def _privacy_annotation(act: ClinicalStatement) -> dict[str, bool]:
+    """The masking a DS4P Privacy Annotation nested in a statement gives it (its
+    confidentiality security observation's value: R, V), through the table of the
+    document's confidentialityCode. The annotation was skipped, and the statement filed
+    as visible as the rest of its document."""
+    flags: dict[str, bool] = {}
+    for rel in act.entry_relationships:
+        organizer = rel.act
+        if not isinstance(organizer, Organizer) or \
+                PRIVACY_ANNOTATION not in organizer.template_roots:
+            continue
+        for obs in organizer.components:
+            if isinstance(obs, Observation) and obs.values and \
+                    CONFIDENTIALITY_OBSERVATION in obs.template_roots:
+                value = _untyped(obs.values[0])
+                found = confidentiality_masking(value.code) if isinstance(value, CD) and \
+                    value.code else None
+                flags.update({k: v for k, v in (found or {}).items() if v})
+    return flags
 
 
 def _performed_by(act: ClinicalStatement) -> dict[str, Any] | None:

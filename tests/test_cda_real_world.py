@@ -3151,3 +3151,50 @@ def test_ihe_pharm_package_and_ingredient_strength_are_kept() -> None:
                                          "capacity": "28"}]
     assert [(i["code"], i["strength"]) for i in entry.details["ingredients"]] == [
         ("C09AA02", "20 mg"), ("J01CA04", "250 mg/5 mL")]
+
+
+DS4P_ANNOTATION = """<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER"
+  moodCode="EVN"><templateId root="2.16.840.1.113883.3.3251.1.4"/>
+  <statusCode code="active"/>
+  <component><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.3.445.21"/>
+    <templateId root="2.16.840.1.113883.3.445.12"/>
+    <code code="SECCLASSOBS" codeSystem="2.16.840.1.113883.1.11.20471"/>
+    <value xsi:type="CE" code="R" codeSystem="2.16.840.1.113883.5.25"/></observation>
+  </component>
+  <component><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.3.445.21"/>
+    <templateId root="2.16.840.1.113883.3.445.23"/>
+    <code code="SECCONOBS" codeSystem="2.16.840.1.113883.1.11.20457"/>
+    <value xsi:type="CE" code="NORDSCLCD" codeSystem="2.16.840.1.113883.1.11.20471"/>
+  </observation></component></organizer></entryRelationship>"""
+
+
+def _ds4p_problem(code: str, annotation: str = "") -> str:
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.4"/>
+      <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+      <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.96"/>{annotation}
+      </observation></entry>"""
+
+
+def test_ds4p_section_and_entry_confidentiality_mask_what_they_mark() -> None:
+    """HL7 DS4P (ONC 170.315(b)(8) samples, onc-healthit/reference-ccda-validator
+    src/test/resources/170.315_b8_ds4p_amb_sample1_v5.xml): a section's own
+    confidentialityCode R, or a Privacy Annotation nested in one statement, restricts what
+    it marks in a document N. Both were ignored (the entries filed as visible as the rest),
+    and the security observations of the privacy markings section were filed as clinical
+    observations of the patient."""
+    restricted = _section("11450-4", "Addictologie", _ds4p_problem("7200002")).replace(
+        "<title>Section</title>",
+        '<title>Section</title><confidentialityCode code="R" '
+        'codeSystem="2.16.840.1.113883.5.25"/>')
+    markings = _section("57017-6", "Privacy markings", f"""<entry><organizer
+      classCode="CLUSTER" moodCode="EVN"><templateId root="2.16.840.1.113883.3.3251.1.4"/>
+      <statusCode code="active"/>{DS4P_ANNOTATION.split('<statusCode code="active"/>')[1]
+      .rsplit("</organizer>", 1)[0]}</organizer></entry>""")
+    got = _entries(markings, restricted,
+                   _section("11450-4", "Problèmes", _ds4p_problem("38341003") +
+                            _ds4p_problem("66071002", DS4P_ANNOTATION)))
+    assert [(e.code, e.masking.get("MASQUE_PS", False)) for e in got] == [
+        ("7200002", True), ("38341003", False), ("66071002", True)]
