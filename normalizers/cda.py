@@ -1876,40 +1876,47 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if act.negation_ind == "true":
         _not_done_reason(act, entry, ctx, section)
     if isinstance(act, Supply):
-        return _dispensed(act, entry, section)
+        return _dispensed(act, entry, ctx, section)
+    _dosing(act, entry.details, ctx, section)
+    if act.mood_code not in ("", "EVN"):
+        entry.details["mood"] = act.mood_code
+    return entry
+
+
+def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
+            section: Section) -> None:
+    """How a medication is taken (dose, route, dose unit, period, frequency, timing event)
+    into ``details``."""
     if isinstance(act.dose_quantity, (PQ, IVL)):
         dose = _range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
             _quantity(act.dose_quantity)
         if dose:
-            entry.details["dose"] = dose
+            details["dose"] = dose
     if act.route_code is not None and act.route_code.code:
-        entry.details["route"] = act.route_code.code
+        details["route"] = act.route_code.code
     if act.administration_unit_code is not None:
         # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
         # the dose read '1' of nothing
         unit = _coded_or_words(act.administration_unit_code, ctx, section)
         if unit:
-            entry.details["administration_unit"] = unit
+            details["administration_unit"] = unit
     for t in act.effective_times:
         if isinstance(t, IVL):
             for name in ("low", "high"):
                 v = getattr(t, name)
                 if isinstance(v, TS) and v.value:
-                    entry.details[f"period_{name}"] = _iso_value(v.value)
+                    details[f"period_{name}"] = _iso_value(v.value)
         elif t.type == "PIVL_TS":
             period = getattr(t, "period", None)
             if isinstance(period, PQ) and period.value:
-                entry.details["frequency"] = f"every {period.value} {period.unit}".strip()
+                details["frequency"] = f"every {period.value} {period.unit}".strip()
             elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
                 bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
                              None)
                 unit = bound.unit if bound is not None and bound.unit != "1" else ""
-                entry.details["frequency"] = f"every {_range(period)} {unit}".strip()
+                details["frequency"] = f"every {_range(period)} {unit}".strip()
         elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
-            entry.details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
-    if act.mood_code not in ("", "EVN"):
-        entry.details["mood"] = act.mood_code
-    return entry
+            details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
 
 
 TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
@@ -2103,14 +2110,29 @@ def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Sect
         "value": item.value, "unit": item.unit})
 
 
-def _dispensed(act: Supply, entry: Entry, section: Section) -> Entry:
+DOSAGE_INSTRUCTIONS = "1.3.6.1.4.1.19376.1.9.1.3.6"  # IHE Pharm Dosage Instructions (CI-SIS
+# eDISP: the posology the pharmacist hands out with a dispense)
+
+
+def _dispensed(act: Supply, entry: Entry, ctx: _Ctx, section: Section) -> Entry:
     """A dispense (supply in event mood: IHE PHARM DIS, CI-SIS FR-Traitement-dispense,
-    C-CDA Medication Dispense): the quantity handed out; its time is the supply's, else its
-    author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
+    C-CDA Medication Dispense): the quantity handed out, and the dosage instructions it
+    nests (IHE Pharm DIS / CI-SIS eDISP: a substanceAdministration without a product of its
+    own: dose, route, frequency, period; details.dosage: they were dropped); its time is the
+    supply's, else its author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
     quantity = act.quantity
     if isinstance(quantity, PQ) and quantity.value:
         entry.details["dispensed_quantity"] = _quantity(quantity)
     entry.details["dispensed"] = True
+    for rel in act.entry_relationships:
+        dosing = rel.act
+        if isinstance(dosing, SubstanceAdministration) and \
+                DOSAGE_INSTRUCTIONS in dosing.template_roots:
+            dosage: dict[str, Any] = {}
+            _dosing(dosing, dosage, ctx, section)
+            if dosage:
+                entry.details["dosage"] = dosage
+            break
     if entry.effective is None:
         times = [a.time for a in (*act.authors, *section.authors)
                  if isinstance(a.time, TS) and a.time.value]

@@ -3198,3 +3198,32 @@ def test_ds4p_section_and_entry_confidentiality_mask_what_they_mark() -> None:
                             _ds4p_problem("66071002", DS4P_ANNOTATION)))
     assert [(e.code, e.masking.get("MASQUE_PS", False)) for e in got] == [
         ("7200002", True), ("38341003", False), ("66071002", True)]
+
+
+def test_the_dosage_instructions_of_a_dispense_are_kept() -> None:
+    """IHE Pharm DIS / CI-SIS eDISP (ANS eDISP-MED example) and CDA-CH eMedication
+    (hl7ch/hl7ch-cda projects/Cara/10.DISP.1.*.xml): the pharmacist's dispense nests the
+    posology it hands out as a substanceAdministration without a product (IHE Pharm Dosage
+    Instructions). Read only for medications, it was dropped for a dispense: it goes to
+    details.dosage."""
+    entry = _one(_section("60590-7", "Dispensation", """<entry><supply classCode="SPLY"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.4"/>
+      <quantity value="1" unit="1"/>
+      <product><manufacturedProduct><manufacturedMaterial><code code="C09AA02"
+        codeSystem="2.16.840.1.113883.6.73" displayName="énalapril"/></manufacturedMaterial>
+      </manufacturedProduct></product>
+      <entryRelationship typeCode="COMP"><substanceAdministration classCode="SBADM"
+        moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.6"/>
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20230125"/><high value="20230127"/>
+        </effectiveTime>
+        <effectiveTime xsi:type="EIVL_TS" operator="A"><event code="ACM"/></effectiveTime>
+        <routeCode code="20053000" codeSystem="0.4.0.127.0.16.1.1.2.1"/>
+        <doseQuantity value="2" unit="{tablet}"/>
+        <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+        </manufacturedProduct></consumable></substanceAdministration></entryRelationship>
+      </supply></entry>"""))
+    assert entry.details["dispensed"] is True
+    assert entry.details["dosage"] == {"dose": "2 {tablet}", "route": "20053000",
+                                       "period_low": "2023-01-25", "period_high": "2023-01-27",
+                                       "event": "ACM"}
