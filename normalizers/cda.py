@@ -62,6 +62,7 @@ from parsers.cda.model import (
     REAL,
     RTO,
     ST,
+    SXPR_TS,
     TS,
     AnyValue,
     ClinicalStatement,
@@ -71,6 +72,7 @@ from parsers.cda.model import (
     NonXmlBody,
     Observation,
     Organizer,
+    Product,
     RecordTarget,
     ReferenceRange,
     Section,
@@ -1901,22 +1903,35 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
         if unit:
             details["administration_unit"] = unit
     for t in act.effective_times:
-        if isinstance(t, IVL):
-            for name in ("low", "high"):
-                v = getattr(t, name)
-                if isinstance(v, TS) and v.value:
-                    details[f"period_{name}"] = _iso_value(v.value)
-        elif t.type == "PIVL_TS":
-            period = getattr(t, "period", None)
-            if isinstance(period, PQ) and period.value:
-                details["frequency"] = f"every {period.value} {period.unit}".strip()
-            elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
-                bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
-                             None)
-                unit = bound.unit if bound is not None and bound.unit != "1" else ""
-                details["frequency"] = f"every {_range(period)} {unit}".strip()
-        elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
-            details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
+        _timing(t, details)
+
+
+def _timing(t: Value, details: dict[str, Any]) -> None:
+    """One effectiveTime of a medication into ``details``: its period (low, high; 'for 2 d'
+    as duration), frequency (PIVL_TS), timing event (EIVL_TS), and the parts of a set
+    expression (SXPR_TS: IHE PCC / CI-SIS structured posology 'every 8 h from the 1st for
+    2 days', whose frequency and duration were lost)."""
+    if isinstance(t, SXPR_TS):
+        for comp in t.comps:
+            _timing(comp, details)
+    elif isinstance(t, IVL):
+        for name in ("low", "high"):
+            v = getattr(t, name)
+            if isinstance(v, TS) and v.value:
+                details[f"period_{name}"] = _iso_value(v.value)
+        if isinstance(t.width, PQ) and t.width.value:
+            details["duration"] = _quantity(t.width)
+    elif t.type == "PIVL_TS":
+        period = getattr(t, "period", None)
+        if isinstance(period, PQ) and period.value:
+            details["frequency"] = f"every {period.value} {period.unit}".strip()
+        elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
+            bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
+                         None)
+            unit = bound.unit if bound is not None and bound.unit != "1" else ""
+            details["frequency"] = f"every {_range(period)} {unit}".strip()
+    elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
+        details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
 
 
 TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
@@ -2005,6 +2020,17 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
                 entry.details[key] = {"value": quantity.value.strip(),
                                       "unit": quantity.unit or None}
         return
+    if isinstance(act, SubstanceAdministration) and rel.type_code == "COMP" and \
+            not _names_a_product(act.consumable):
+        # a subordinate administration (IHE PCC split / tapered dose, CI-SIS
+        # FR-Traitement-prescrit-subordonnee: 'every 8 h for 2 days, then every 12 h'): a
+        # step of this medication's dosing, dropped with all it said
+        step: dict[str, Any] = {"sequence": rel.sequence_number} if rel.sequence_number \
+            else {}
+        _dosing(act, step, ctx, section)
+        if len(step) > ("sequence" in step):
+            entry.details.setdefault("dosage_steps", []).append(step)
+        return
     if rel.type_code == "RSON":
         if not entry.details.get("negated"):  # not given: the reason is why not
             reason = _indication(act, ctx, section)
@@ -2020,6 +2046,16 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             entry.details.setdefault("reactions", []).append(reaction)
         return
     _describe(act, entry, "observations", ctx, section)
+
+
+def _names_a_product(product: Product | None) -> bool:
+    """Whether a consumable says what is given (a code, a translation or a name), as
+    opposed to the nullFlavor NA of a step or instruction of another statement's."""
+    if product is None:
+        return False
+    code = product.code
+    return bool(product.name or code is not None and (code.code or code.translations or
+                                                      code.original_text))
 
 
 def _indication(act: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:

@@ -3227,3 +3227,39 @@ def test_the_dosage_instructions_of_a_dispense_are_kept() -> None:
     assert entry.details["dosage"] == {"dose": "2 {tablet}", "route": "20053000",
                                        "period_low": "2023-01-25", "period_high": "2023-01-27",
                                        "event": "ACM"}
+
+
+def test_the_steps_of_a_tapered_or_split_dose_are_kept() -> None:
+    """IHE PCC split / tapered doses, CI-SIS FR-Traitement-prescrit-subordonnee (ANS eP-MED
+    'posologie structurée' examples): the medication nests one substanceAdministration per
+    step (sequenceNumber), without a product, each timed by a set expression (SXPR_TS: from
+    a date for a duration, every N hours). The steps were dropped (only the overall period
+    was kept), and SXPR_TS was not read at all."""
+    def step(n: int, low: str, days: int, hours: int) -> str:
+        return f"""<entryRelationship typeCode="COMP"><sequenceNumber value="{n}"/>
+          <substanceAdministration classCode="SBADM" moodCode="INT">
+          <templateId root="1.2.250.1.213.1.1.3.83.1"/>
+          <effectiveTime xsi:type="SXPR_TS">
+            <comp xsi:type="IVL_TS" operator="A"><low value="{low}"/>
+              <width value="{days}" unit="d"/></comp>
+            <comp xsi:type="PIVL_TS" operator="A"><period value="{hours}" unit="h"/></comp>
+          </effectiveTime>
+          <doseQuantity value="1" unit="{{tablet}}"/>
+          <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+          </manufacturedProduct></consumable></substanceAdministration></entryRelationship>"""
+
+    entry = _one(_section("57828-6", "Prescription", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20211201"/><high value="20211206"/>
+      </effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="N02BE01"
+        codeSystem="2.16.840.1.113883.6.73" displayName="paracétamol"/></manufacturedMaterial>
+      </manufacturedProduct></consumable>
+      {step(1, "20211201", 2, 8)}{step(2, "20211203", 4, 12)}
+      </substanceAdministration></entry>"""))
+    assert entry.details["dosage_steps"] == [
+        {"sequence": "1", "period_low": "2021-12-01", "duration": "2 d",
+         "frequency": "every 8 h", "dose": "1 {tablet}"},
+        {"sequence": "2", "period_low": "2021-12-03", "duration": "4 d",
+         "frequency": "every 12 h", "dose": "1 {tablet}"}]
+    assert entry.details["period_low"] == "2021-12-01"
