@@ -1890,7 +1890,7 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
     """How a medication is taken (dose, route, dose unit, period, frequency, timing event)
     into ``details``."""
     if isinstance(act.dose_quantity, (PQ, IVL)):
-        dose = _range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
+        dose = _dose_range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
             _quantity(act.dose_quantity)
         if dose:
             details["dose"] = dose
@@ -1904,6 +1904,19 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
             details["administration_unit"] = unit
     for t in act.effective_times:
         _timing(t, details)
+
+
+def _dose_range(dose: IVL) -> str | None:
+    """A dose given as a range ('1 to 2 tablets': IVL_PQ low/high, or a center) with its
+    unit: the bounds' unit, else the one the IVL element carries (CDA-CH: unit="mg" on
+    doseQuantity, center value="20"). '2-2' of nothing was filed: tablets or mg?"""
+    text = _range(dose)
+    if not text:
+        return None
+    unit = next((b.unit for b in (dose.low, dose.high, dose.center)
+                 if isinstance(b, PQ) and b.unit and b.unit != "1"), "") or \
+        (dose.unit if dose.unit != "1" else "")
+    return f"{text} {unit}" if unit and not text.endswith(unit) else text
 
 
 def _timing(t: Value, details: dict[str, Any]) -> None:

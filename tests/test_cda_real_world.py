@@ -3263,3 +3263,22 @@ def test_the_steps_of_a_tapered_or_split_dose_are_kept() -> None:
         {"sequence": "2", "period_low": "2021-12-03", "duration": "4 d",
          "frequency": "every 12 h", "dose": "1 {tablet}"}]
     assert entry.details["period_low"] == "2021-12-01"
+
+
+@pytest.mark.parametrize(("dose", "expected"), [
+    ('<low value="1" unit="{tablet}"/><high value="2" unit="{tablet}"/>', "1-2 {tablet}"),
+    ('<low value="2" unit="{tbl}"/><high value="2" unit="{tbl}"/>', "2-2 {tbl}"),
+    ("<center value='20'/>", "20 mg"),  # CDA-CH eMedication: the unit on doseQuantity
+])
+def test_a_dose_given_as_a_range_keeps_its_unit(dose: str, expected: str) -> None:
+    """CI-SIS FR-Traitement sends every dose as an IVL_PQ (low/high, '1 to 1 tablet': ANS
+    LDL-SES, VSM, CARD, AVC... examples); CDA-CH puts the unit on doseQuantity around a
+    center. The range kept its numbers only: '2-2' of tablets or of mg was not said."""
+    unit = ' unit="mg"' if "center" in dose else ""
+    entry = _one(_section("10160-0", "Traitements", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <doseQuantity{unit}>{dose}</doseQuantity>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="B01AA03"
+        codeSystem="2.16.840.1.113883.6.73" displayName="warfarine"/></manufacturedMaterial>
+      </manufacturedProduct></consumable></substanceAdministration></entry>"""))
+    assert entry.details["dose"] == expected
