@@ -1887,13 +1887,19 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
 
 def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
             section: Section) -> None:
-    """How a medication is taken (dose, route, dose unit, period, frequency, timing event)
-    into ``details``."""
+    """How a medication is taken (dose, rate, route, dose unit, period, frequency, timing
+    event) into ``details``."""
     if isinstance(act.dose_quantity, (PQ, IVL)):
         dose = _dose_range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
             _quantity(act.dose_quantity)
         if dose:
             details["dose"] = dose
+    rate = act.rate_quantity
+    if isinstance(rate, (PQ, IVL)):  # how fast or how much a day (CI-SIS eP-MED '1500 to
+        # 3000 mg/d', an infusion's mL/h): dropped
+        rate_text = _dose_range(rate) if isinstance(rate, IVL) else _quantity(rate)
+        if rate_text:
+            details["rate"] = rate_text
     if act.route_code is not None and act.route_code.code:
         details["route"] = act.route_code.code
     if act.administration_unit_code is not None:

@@ -3282,3 +3282,13 @@ def test_a_dose_given_as_a_range_keeps_its_unit(dose: str, expected: str) -> Non
         codeSystem="2.16.840.1.113883.6.73" displayName="warfarine"/></manufacturedMaterial>
       </manufacturedProduct></consumable></substanceAdministration></entry>"""))
     assert entry.details["dose"] == expected
+
+
+def test_the_rate_of_a_medication_is_kept() -> None:
+    """rateQuantity (CI-SIS FR-Traitement: the daily amount, '1500 to 3000 mg/d' in the ANS
+    eP-MED, eDISP and LDL-SES examples; an infusion's rate in C-CDA) was dropped."""
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<doseQuantity><low value="1" unit="{tablet}"/><high value="2" unit="{tablet}"/>'
+        '</doseQuantity><rateQuantity><low value="1500" unit="mg/d"/>'
+        '<high value="3000" unit="mg/d"/></rateQuantity>')))
+    assert (entry.details["dose"], entry.details["rate"]) == ("1-2 {tablet}", "1500-3000 mg/d")
