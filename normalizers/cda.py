@@ -812,9 +812,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                         nested.status = "entered-in-error"
                 yield nested
             continue
-        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
+        if made is not None and kind in (MEDICATION, IMMUNIZATION, DISPENSE, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):
-            if kind in (MEDICATION, IMMUNIZATION) and made.type != ABSENCE:
+            if kind in (MEDICATION, IMMUNIZATION, DISPENSE) and made.type != ABSENCE:
                 _medication_part(rel, made, ctx, section)
             elif isinstance(rel.act, Observation) and not _is_qualifier(rel.act) and \
                     not (kind == ALLERGY and rel.type_code == "MFST"):
@@ -2040,7 +2040,8 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
                                       "unit": quantity.unit or None}
         return
     if isinstance(act, SubstanceAdministration) and rel.type_code == "COMP" and \
-            not _names_a_product(act.consumable):
+            not _names_a_product(act.consumable) and \
+            DOSAGE_INSTRUCTIONS not in act.template_roots:  # a dispense's: details.dosage
         # a subordinate administration (IHE PCC split / tapered dose, CI-SIS
         # FR-Traitement-prescrit-subordonnee: 'every 8 h for 2 days, then every 12 h'): a
         # step of this medication's dosing, dropped with all it said

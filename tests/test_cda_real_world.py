@@ -3292,3 +3292,34 @@ def test_the_rate_of_a_medication_is_kept() -> None:
         '</doseQuantity><rateQuantity><low value="1500" unit="mg/d"/>'
         '<high value="3000" unit="mg/d"/></rateQuantity>')))
     assert (entry.details["dose"], entry.details["rate"]) == ("1-2 {tablet}", "1500-3000 mg/d")
+
+
+def test_what_a_dispense_nests_about_itself_is_kept() -> None:
+    """CI-SIS eDISP (ANS eDISP-MED_2024.01 example): the dispense nests the patient's
+    instructions, the pharmacist's notes and the substitution made (IHE Pharm substitution
+    act, FR-Acte-substitution). They were read for prescriptions only and dropped for a
+    dispense."""
+    entry = _one(_section("60590-7", '<content ID="pi">Au cours du repas</content>'
+                          '<content ID="fi">Patient averti</content>', """<entry><supply
+      classCode="SPLY" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.4"/>
+      <quantity value="2"/>
+      <product><manufacturedProduct><manufacturedMaterial><code code="N02BE01"
+        codeSystem="2.16.840.1.113883.6.73" displayName="paracétamol"/></manufacturedMaterial>
+      </manufacturedProduct></product>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+        moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3"/>
+        <code code="PINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+        <text><reference value="#pi"/></text></act></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+        moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3.1"/>
+        <code code="FINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+        <text><reference value="#fi"/></text></act></entryRelationship>
+      <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.9.1.3.9.2"/>
+        <code code="G" codeSystem="2.16.840.1.113883.5.1070" displayName="générique"/>
+        <statusCode code="completed"/></act></entryRelationship>
+      </supply></entry>"""))
+    assert entry.details["patient_instructions"] == ["Au cours du repas"]
+    assert entry.details["fulfillment_instructions"] == ["Patient averti"]
+    assert entry.details["substitution_made"] == {"code": "G", "system": "2.16.840.1.113883.5.1070",
+                                                  "display": "générique"}
