@@ -62,6 +62,7 @@ from parsers.cda.model import (
     REAL,
     RTO,
     ST,
+    SXPR_TS,
     TS,
     AnyValue,
     ClinicalStatement,
@@ -71,6 +72,7 @@ from parsers.cda.model import (
     NonXmlBody,
     Observation,
     Organizer,
+    Product,
     RecordTarget,
     ReferenceRange,
     Section,
@@ -89,6 +91,8 @@ ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 SKIP = "skip"
+RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
+# results section or battery, an observation elsewhere
 CIM10 = "CIM-10"
 RESULT_SECTIONS = {"30954-2", "18719-5", "18723-7", "18725-2", "18728-6", "18729-4", "18767-4",
                    "18768-2", "18769-0", "26436-6", "26437-4", "26438-2", "18716-1", "26435-8",
@@ -150,6 +154,10 @@ class _Ctx:
     masking: dict[str, bool]
     warnings: list[str] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
+    # specimen id -> (collection time, material) of the Specimen Collection procedures a
+    # section holds as entries of their own, for the results that name the specimen by id
+    specimens: dict[str, tuple[str | None, dict[str, Any] | None]] = \
+        field(default_factory=dict)
 
 
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -234,7 +242,7 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     """(identity, the DOCUMENT entry, it and the body's entries, context) of normalize_cda."""
     header = doc.header
     if header.id is None or not header.id.root:
-        raise NormalizationError("CDA_NO_DOCUMENT_ID", "ClinicalDocument/id is missing",
+        raise NormalizationError("CDA_NO_DOCUMENT_ID", _missing_id(header.id),
                                  "/ClinicalDocument/id")
     if not header.record_targets:
         raise NormalizationError("CDA_NO_RECORD_TARGET", "the document names no patient "
@@ -260,6 +268,20 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     return identity, document, [document, *_body(doc, ctx)], ctx
 
 
+def _missing_id(ii) -> str:  # noqa: ANN001
+    """What is wrong with a document id that cannot identify it, for the integrator: it was
+    'missing' also when sent with a nullFlavor or with an extension but no root (the
+    assigning authority's OID), which sent them looking for an absent element."""
+    if ii is None:
+        return "ClinicalDocument/id is missing"
+    if ii.null_flavor:
+        return f"ClinicalDocument/id is a nullFlavor ({ii.null_flavor[:8]!r}), not an identifier"
+    if ii.extension:
+        return ("ClinicalDocument/id has an extension but no root: the root (the OID or UUID "
+                "of the assigning authority) is required")
+    return "ClinicalDocument/id has no root"
+
+
 def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, ...],
                  mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
     """The coded entries of a document's body, pointing at ``document_key``: for a CDA that
@@ -277,6 +299,7 @@ def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, .
 
 
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
+    ctx.specimens = _specimens_by_id(doc.sections, ctx)
     for section in doc.sections:
         yield from _section_entries(section, ctx, section.code.code if section.code else "")
 
@@ -438,9 +461,12 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
 
 def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
     """A performer as ids: the person's (RPPS...) and the organization's (FINESS...)."""
-    entity = part.entity
-    if entity is None:
-        return None
+    return _party(part.entity) if part.entity is not None else None
+
+
+def _party(entity) -> dict[str, Any] | None:  # noqa: ANN001
+    """An assigned entity as ids: the person's (RPPS...) and the organization's (FINESS...),
+    with the organization's name."""
     out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root]}
     if entity.organization is not None:
         out["organization"] = _org_ids(entity.organization)
@@ -507,17 +533,40 @@ def _org_ids(org) -> list[str]:  # noqa: ANN001
 
 
 def _encounter(header) -> dict | None:  # noqa: ANN001
+    """The stay or visit the document was written in (componentOf/encompassingEncounter):
+    its ids, class (IMP, AMB, EMER...), admission (low) and discharge (high) as ISO 8601 like
+    every other time of ours (they were the raw CDA TS, '20191029111700+0100'), where the
+    patient went, who was responsible for it (responsibleParty, encounterParticipant ATND,
+    ADM, DIS...: ids) and where it took place (the facility, its kind, the unit's name: a
+    discharge letter's 'Service de cardiologie', and the organization providing it)."""
     enc = header.encounter
     if enc is None:
         return None
     out: dict[str, Any] = {"ids": [i.key for i in enc.ids if i.root]}
     if enc.code is not None and enc.code.code:
         out["code"] = enc.code.code
-    if isinstance(enc.effective_time, IVL):
-        for name in ("low", "high"):
-            v = getattr(enc.effective_time, name)
-            if isinstance(v, TS) and v.value:
-                out[name] = v.value
+        if enc.code.code_system:
+            out["system"] = system_name(enc.code.code_system)
+        if enc.code.display:
+            out["display"] = enc.code.display
+    period = enc.effective_time
+    bounds = [("low", period.low), ("high", period.high)] if isinstance(period, IVL) else \
+        [("low", period)] if isinstance(period, TS) else []
+    for name, bound in bounds:  # a single instant (a consultation) is when it began
+        if isinstance(bound, TS) and bound.value:
+            iso = _iso_value(bound.value)
+            if iso:
+                out[name] = iso
+    responsible = _party(enc.responsible_party) if enc.responsible_party is not None else None
+    if responsible:  # the physician in charge of the stay: the discharge letter's signatory
+        out["responsible"] = responsible
+    participants = []
+    for part in enc.participants:
+        found = _performing_party(part)
+        if found:
+            participants.append({"type": part.type_code, **found} if part.type_code else found)
+    if participants:
+        out["participants"] = participants
     disposition = enc.discharge_disposition_code
     if disposition is not None and disposition.code:
         # where the patient went at discharge (home, another facility: HL7 table 0112 in
@@ -532,8 +581,13 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             place["code"] = {"code": facility.code.code,
                              "system": system_name(facility.code.code_system),
                              "display": facility.code.display or None}
+        if facility.place is not None and facility.place.name:
+            place["name"] = facility.place.name.strip()[:300]
         if facility.organization is not None:
             place["organization"] = _org_ids(facility.organization)
+            names = [n for n in facility.organization.names if n]
+            if names:
+                place["organization_name"] = names[0]
         place = {k: v for k, v in place.items() if v}
         if place:
             out["location"] = place
@@ -553,6 +607,37 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 # -- the body -----------------------------------------------------------------------------------
 def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
+    masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
+        else None
+    if masking is None:
+        yield from _section_content(section, ctx, top_code)
+        return
+    document_masking, ctx.masking = ctx.masking, masking
+    try:
+        yield from _section_content(section, ctx, top_code)
+    finally:
+        ctx.masking = document_masking
+
+
+def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
+    """The masking of a section's entries when its own confidentialityCode (CDA R2 section
+    confidentiality; HL7 DS4P privacy segmented sections: a 42 CFR Part 2 section R in a
+    document N) says more than the document's: ignored, an addiction-treatment section was
+    filed as visible as the rest. None when it changes nothing."""
+    code = section.confidentiality_code.code if section.confidentiality_code else ""
+    if not code:
+        return None
+    flags = confidentiality_masking(code)
+    if flags is None:
+        ctx.warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: {section.path}: section "
+                            f"confidentialityCode {code[:16]!r} is not in table "
+                            "cda_confidentiality; the document's masking applies")
+        return None
+    merged = {**ctx.masking, **{k: v for k, v in flags.items() if v}}
+    return merged if merged != ctx.masking else None
+
+
+def _section_content(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
     code = section.code.code if section.code else ""
     results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
     for entry in section.entries:
@@ -597,6 +682,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     mood = act.mood_code
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
+    linked = _linked_specimen(act, ctx) if act.specimens and ctx.specimens else None
+    if linked is not None:  # its specimen is described beside it and named by id
+        specimen, material = linked[0] or specimen, linked[1] or material
     if not isinstance(act, Observation):
         taken, kind_of = _specimen_of(act, ctx, section)
         specimen, material = taken or specimen, kind_of or material
@@ -662,6 +750,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # was filed as one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
+    if made is not None and act.entry_relationships:
+        restricted = _privacy_annotation(act)
+        if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
+            made.masking = {**made.masking, **restricted}
+    if made is not None and made.type in (IMMUNIZATION, PROCEDURE) and act.performers:
+        performed_by = _performed_by(act)
+        if performed_by:
+            made.details["performed_by"] = performed_by
     if made is not None:
         if made.effective is None and when:
             # IHE PCC / CI-SIS vital signs: effectiveTime nullFlavor NA on each measurement,
@@ -716,9 +812,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                         nested.status = "entered-in-error"
                 yield nested
             continue
-        if made is not None and kind in (MEDICATION, IMMUNIZATION, PROBLEM, ALLERGY,
+        if made is not None and kind in (MEDICATION, IMMUNIZATION, DISPENSE, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):
-            if kind in (MEDICATION, IMMUNIZATION) and made.type != ABSENCE:
+            if kind in (MEDICATION, IMMUNIZATION, DISPENSE) and made.type != ABSENCE:
                 _medication_part(rel, made, ctx, section)
             elif isinstance(rel.act, Observation) and not _is_qualifier(rel.act) and \
                     not (kind == ALLERGY and rel.type_code == "MFST"):
@@ -974,13 +1070,79 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
         if proc is None or proc.kind != "procedure" or \
                 SPECIMEN_COLLECTIONS.isdisjoint(proc.template_roots):
             continue
-        material = _collected(proc, ctx, section) or own
-        if proc.entry_relationships:
-            conditions = _specimen_conditions(proc, ctx, section)
-            if conditions:  # hemolysed, clotted...: said of the specimen, read with it
-                material = {**(material or {}), "condition": conditions}
-        return _collection_time(proc, ctx), material
+        return _collection(proc, ctx, section, own)
     return None, own
+
+
+def _collection(proc: ClinicalStatement, ctx: _Ctx, section: Section,
+                own: dict[str, Any] | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """(when, what) of one Specimen Collection procedure: its time, and the type of what it
+    produced (else ``own``) with the site it was taken from, the specimen's condition and the
+    time the lab received it."""
+    material = _collected(proc, ctx, section) or own
+    sites = getattr(proc, "target_site_codes", None) or getattr(proc, "approach_site_codes", None)
+    site = next((found for found in (_coded_or_words(c, ctx, section) for c in sites)
+                 if found), None) if sites else None
+    if site:  # where it was taken from (C-CDA targetSiteCode 'specimen source site', IHE
+        # LAB / CDA-CH approachSiteCode 'Entnahmeort'; HL7v2 SPM-8): a swab of which wound
+        material = {**(material or {}), "site": site}
+    if proc.entry_relationships:
+        conditions = _specimen_conditions(proc, ctx, section)
+        if conditions:  # hemolysed, clotted...: said of the specimen, read with it
+            material = {**(material or {}), "condition": conditions}
+        received = _received_time(proc, ctx)
+        if received:
+            material = {**(material or {}), "received": received}
+    return _collection_time(proc, ctx), material
+
+
+SPECIMEN_COLLECTION_APSR = "1.3.6.1.4.1.19376.1.3.10.4.1"  # IHE PaLM (APSR) specimen
+# collection, CI-SIS FR-Prelevement-APSR: an entry of its own in a specimen section
+
+
+def _specimens_by_id(sections: list[Section], ctx: _Ctx) -> dict[str, tuple[str | None,
+                                                                        dict[str, Any] | None]]:
+    """The Specimen Collection procedures that are entries of a section (a specimen section:
+    ELGA 'Probeninformation', CI-SIS CR-GM 'Informations sur le prélèvement', C-CDA senders
+    writing 4.415 beside the results) by the ids of their specimen (specimen/specimenRole or
+    participant PRD/participantRole): a result names its specimen by that id (IHE PaLM,
+    C-CDA Result Observation specimen). Only these top-level entries are looked at."""
+    found: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
+    pending = list(sections)
+    while pending:
+        section = pending.pop()
+        pending.extend(section.sections)
+        for entry in section.entries:
+            proc = entry.act
+            if proc is None or proc.kind != "procedure":
+                continue
+            roots = proc.template_roots
+            if SPECIMEN_COLLECTIONS.isdisjoint(roots) and SPECIMEN_COLLECTION_APSR not in roots:
+                continue
+            roles = [spec.entity for spec in proc.specimens] + \
+                [part.entity for part in proc.participants if part.type_code == SPECIMEN_PRODUCT]
+            keys = [i.key for role in roles if role is not None
+                    for i in role.ids if i.root and not i.null_flavor]
+            if keys:
+                collected = _collection(proc, ctx, section)
+                for key in keys:
+                    found.setdefault(key, collected)
+    return found
+
+
+def _linked_specimen(act: ClinicalStatement,
+                     ctx: _Ctx) -> tuple[str | None, dict[str, Any] | None] | None:
+    """The collection of the specimen ``act`` names by id (specimen/specimenRole/id), when a
+    section holds it as an entry of its own; None otherwise. Not for an isolate organizer,
+    whose specimen is its germ."""
+    if ISOLATE_ORGANIZER in act.template_roots:
+        return None
+    for spec in act.specimens:
+        if spec.entity is not None:
+            for ii in spec.entity.ids:
+                if ii.root and not ii.null_flavor and ii.key in ctx.specimens:
+                    return ctx.specimens[ii.key]
+    return None
 
 
 SPECIMEN_CONDITION = "2.16.840.1.113883.10.20.22.4.421"  # C-CDA Specimen Condition Observation
@@ -1001,6 +1163,23 @@ def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
             if coded:
                 found.append(coded)
     return found
+
+
+SPECIMEN_RECEIVED = "1.3.6.1.4.1.19376.1.3.1.3"  # IHE LAB (XD-LAB, PaLM) Specimen Received
+# (CI-SIS FR-Echantillon-date-reception, CDA-CH lab reports): act SPRECEIVE (IHEActCode)
+
+
+def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+    """When the laboratory received the specimen (the effectiveTime of the Specimen Received
+    act a Specimen Collection procedure nests): it was skipped with the act, and a
+    specimen that waited two days before analysis (a potassium, a culture) looked fresh."""
+    for rel in proc.entry_relationships:
+        act = rel.act
+        if act is not None and act.kind == "act" and (
+                SPECIMEN_RECEIVED in act.template_roots or
+                act.code is not None and act.code.code == "SPRECEIVE"):
+            return _collection_time(act, ctx)
+    return None
 
 
 def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
@@ -1176,6 +1355,41 @@ def _performing_lab(act: ClinicalStatement) -> str | None:
     return None
 
 
+PRIVACY_ANNOTATION = "2.16.840.1.113883.3.3251.1.4"  # HL7 DS4P Privacy Annotation organizer
+CONFIDENTIALITY_OBSERVATION = "2.16.840.1.113883.3.445.12"  # its confidentiality observation
+
+
+def _privacy_annotation(act: ClinicalStatement) -> dict[str, bool]:
+    """The masking a DS4P Privacy Annotation nested in a statement gives it (its
+    confidentiality security observation's value: R, V), through the table of the
+    document's confidentialityCode. The annotation was skipped, and the statement filed
+    as visible as the rest of its document."""
+    flags: dict[str, bool] = {}
+    for rel in act.entry_relationships:
+        organizer = rel.act
+        if not isinstance(organizer, Organizer) or \
+                PRIVACY_ANNOTATION not in organizer.template_roots:
+            continue
+        for obs in organizer.components:
+            if isinstance(obs, Observation) and obs.values and \
+                    CONFIDENTIALITY_OBSERVATION in obs.template_roots:
+                value = _untyped(obs.values[0])
+                found = confidentiality_masking(value.code) if isinstance(value, CD) and \
+                    value.code else None
+                flags.update({k: v for k, v in (found or {}).items() if v})
+    return flags
+
+
+def _performed_by(act: ClinicalStatement) -> dict[str, Any] | None:
+    """Who gave a vaccine or did a procedure (its performer: IHE PCC, CI-SIS FR-Vaccination,
+    C-CDA; the primary one first), as ids: the person's (RPPS, NPI, GLN) and the
+    organization's, with its name. It was dropped: a vaccination filed without its
+    vaccinator. Not Entry.performer: dossiers/access.py reads that one as authorship (who
+    may withdraw an entry), and the vaccinator did not write the document."""
+    parts = sorted(act.performers, key=lambda p: p.type_code not in ("PPRF", "PRF", ""))
+    return next((found for found in map(_performing_party, parts) if found), None)
+
+
 UNITS_CONCEPT = "246514001"  # SNOMED CT 'units': C-CDA puts a result's unit in such a child
 
 
@@ -1213,6 +1427,12 @@ SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
 def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
     kinds = _kinds()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
+    if RESULT_BY_CONTEXT in found:  # the CCD 'result observation' every IHE PCC simple
+        # observation also carries (functional status, social history...): a result only
+        # among results, unless a more specific template says what it is
+        found.discard(RESULT_BY_CONTEXT)
+        if not found:
+            return LAB_RESULT if in_results else (OBSERVATION if act.values else None)
     if found:
         if len(found) == 1:  # nearly always (a result's templates all say 'result')
             return found.pop()
@@ -1552,12 +1772,56 @@ def _pharm_details(extensions: list[Extension], entry: Entry) -> None:
         if ext.namespace not in PHARM_NAMESPACES:
             continue
         if ext.name == "ingredient":
-            entry.details.setdefault("ingredients", []).extend(_pharm_codes(ext))
+            found = list(_pharm_codes(ext))
+            strength = _pharm_strength(ext)
+            if strength:  # how much of it (500 mg per tablet): it was dropped
+                found = [{**f, "strength": strength} for f in found]
+            entry.details.setdefault("ingredients", []).extend(found)
         elif ext.name == "asSpecializedKind":
             entry.details.setdefault("generic", []).extend(_pharm_codes(ext))
-    for name in ("ingredients", "generic"):
+        elif ext.name == "asContent":
+            entry.details.setdefault("package", []).extend(_pharm_package(ext))
+    for name in ("ingredients", "generic", "package"):
         if name in entry.details and not entry.details[name]:
             del entry.details[name]
+
+
+def _pharm_strength(ingredient: Extension) -> str:
+    """An IHE Pharm ingredient's quantity (pharm:quantity numerator / denominator) as text:
+    '500 mg', '20 mg/5 mL' ('' when not said)."""
+    quantity = next((c for c in ingredient.children if c.name == "quantity"), None)
+    if quantity is None:
+        return ""
+    parts = {c.name: c.attributes for c in quantity.children
+             if c.name in ("numerator", "denominator")}
+    numerator = parts.get("numerator", {})
+    if not numerator.get("value"):
+        return ""
+    text = f"{numerator['value']} {numerator.get('unit', '')}".strip()
+    denominator = parts.get("denominator", {})
+    value, unit = denominator.get("value", ""), denominator.get("unit", "")
+    if value and (value != "1" or unit not in ("", "1")):
+        text += f"/{value} {unit}".rstrip() if value != "1" else f"/{unit}"
+    return text[:60]
+
+
+def _pharm_package(as_content: Extension) -> Iterator[dict[str, str]]:
+    """The package a product comes in (IHE Pharm pharm:asContent/containerPackagedMedicine:
+    CIP13 in France, GTIN in CDA-CH eMedication), with its name and capacity. A Swiss
+    treatment plan names the product only there (its material code is the ATC class): the
+    product prescribed was lost."""
+    for package in as_content.children:
+        if package.name != "containerPackagedMedicine":
+            continue
+        name = next((c.text.strip() for c in package.children if c.name == "name"), "")
+        capacity = next((c.attributes for c in package.children
+                         if c.name == "capacityQuantity"), {})
+        for coded in _pharm_codes(Extension(package.namespace, "package", children=[
+                c for c in package.children if c.name == "code"])):
+            coded["display"] = coded["display"] or name
+            if capacity.get("value"):
+                coded["capacity"] = f"{capacity['value']} {capacity.get('unit', '')}".strip()
+            yield coded
 
 
 def _medication(act: SubstanceAdministration | Supply, kind: str, section: Section,
@@ -1614,40 +1878,79 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if act.negation_ind == "true":
         _not_done_reason(act, entry, ctx, section)
     if isinstance(act, Supply):
-        return _dispensed(act, entry, section)
+        return _dispensed(act, entry, ctx, section)
+    _dosing(act, entry.details, ctx, section)
+    if act.mood_code not in ("", "EVN"):
+        entry.details["mood"] = act.mood_code
+    return entry
+
+
+def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
+            section: Section) -> None:
+    """How a medication is taken (dose, rate, route, dose unit, period, frequency, timing
+    event) into ``details``."""
     if isinstance(act.dose_quantity, (PQ, IVL)):
-        dose = _range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
+        dose = _dose_range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
             _quantity(act.dose_quantity)
         if dose:
-            entry.details["dose"] = dose
+            details["dose"] = dose
+    rate = act.rate_quantity
+    if isinstance(rate, (PQ, IVL)):  # how fast or how much a day (CI-SIS eP-MED '1500 to
+        # 3000 mg/d', an infusion's mL/h): dropped
+        rate_text = _dose_range(rate) if isinstance(rate, IVL) else _quantity(rate)
+        if rate_text:
+            details["rate"] = rate_text
     if act.route_code is not None and act.route_code.code:
-        entry.details["route"] = act.route_code.code
+        details["route"] = act.route_code.code
     if act.administration_unit_code is not None:
         # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
         # the dose read '1' of nothing
         unit = _coded_or_words(act.administration_unit_code, ctx, section)
         if unit:
-            entry.details["administration_unit"] = unit
+            details["administration_unit"] = unit
     for t in act.effective_times:
-        if isinstance(t, IVL):
-            for name in ("low", "high"):
-                v = getattr(t, name)
-                if isinstance(v, TS) and v.value:
-                    entry.details[f"period_{name}"] = _iso_value(v.value)
-        elif t.type == "PIVL_TS":
-            period = getattr(t, "period", None)
-            if isinstance(period, PQ) and period.value:
-                entry.details["frequency"] = f"every {period.value} {period.unit}".strip()
-            elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
-                bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
-                             None)
-                unit = bound.unit if bound is not None and bound.unit != "1" else ""
-                entry.details["frequency"] = f"every {_range(period)} {unit}".strip()
-        elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
-            entry.details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
-    if act.mood_code not in ("", "EVN"):
-        entry.details["mood"] = act.mood_code
-    return entry
+        _timing(t, details)
+
+
+def _dose_range(dose: IVL) -> str | None:
+    """A dose given as a range ('1 to 2 tablets': IVL_PQ low/high, or a center) with its
+    unit: the bounds' unit, else the one the IVL element carries (CDA-CH: unit="mg" on
+    doseQuantity, center value="20"). '2-2' of nothing was filed: tablets or mg?"""
+    text = _range(dose)
+    if not text:
+        return None
+    unit = next((b.unit for b in (dose.low, dose.high, dose.center)
+                 if isinstance(b, PQ) and b.unit and b.unit != "1"), "") or \
+        (dose.unit if dose.unit != "1" else "")
+    return f"{text} {unit}" if unit and not text.endswith(unit) else text
+
+
+def _timing(t: Value, details: dict[str, Any]) -> None:
+    """One effectiveTime of a medication into ``details``: its period (low, high; 'for 2 d'
+    as duration), frequency (PIVL_TS), timing event (EIVL_TS), and the parts of a set
+    expression (SXPR_TS: IHE PCC / CI-SIS structured posology 'every 8 h from the 1st for
+    2 days', whose frequency and duration were lost)."""
+    if isinstance(t, SXPR_TS):
+        for comp in t.comps:
+            _timing(comp, details)
+    elif isinstance(t, IVL):
+        for name in ("low", "high"):
+            v = getattr(t, name)
+            if isinstance(v, TS) and v.value:
+                details[f"period_{name}"] = _iso_value(v.value)
+        if isinstance(t.width, PQ) and t.width.value:
+            details["duration"] = _quantity(t.width)
+    elif t.type == "PIVL_TS":
+        period = getattr(t, "period", None)
+        if isinstance(period, PQ) and period.value:
+            details["frequency"] = f"every {period.value} {period.unit}".strip()
+        elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
+            bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
+                         None)
+            unit = bound.unit if bound is not None and bound.unit != "1" else ""
+            details["frequency"] = f"every {_range(period)} {unit}".strip()
+    elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
+        details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
 
 
 TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
@@ -1736,6 +2039,18 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
                 entry.details[key] = {"value": quantity.value.strip(),
                                       "unit": quantity.unit or None}
         return
+    if isinstance(act, SubstanceAdministration) and rel.type_code == "COMP" and \
+            not _names_a_product(act.consumable) and \
+            DOSAGE_INSTRUCTIONS not in act.template_roots:  # a dispense's: details.dosage
+        # a subordinate administration (IHE PCC split / tapered dose, CI-SIS
+        # FR-Traitement-prescrit-subordonnee: 'every 8 h for 2 days, then every 12 h'): a
+        # step of this medication's dosing, dropped with all it said
+        step: dict[str, Any] = {"sequence": rel.sequence_number} if rel.sequence_number \
+            else {}
+        _dosing(act, step, ctx, section)
+        if len(step) > ("sequence" in step):
+            entry.details.setdefault("dosage_steps", []).append(step)
+        return
     if rel.type_code == "RSON":
         if not entry.details.get("negated"):  # not given: the reason is why not
             reason = _indication(act, ctx, section)
@@ -1751,6 +2066,16 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             entry.details.setdefault("reactions", []).append(reaction)
         return
     _describe(act, entry, "observations", ctx, section)
+
+
+def _names_a_product(product: Product | None) -> bool:
+    """Whether a consumable says what is given (a code, a translation or a name), as
+    opposed to the nullFlavor NA of a step or instruction of another statement's."""
+    if product is None:
+        return False
+    code = product.code
+    return bool(product.name or code is not None and (code.code or code.translations or
+                                                      code.original_text))
 
 
 def _indication(act: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -1841,14 +2166,29 @@ def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Sect
         "value": item.value, "unit": item.unit})
 
 
-def _dispensed(act: Supply, entry: Entry, section: Section) -> Entry:
+DOSAGE_INSTRUCTIONS = "1.3.6.1.4.1.19376.1.9.1.3.6"  # IHE Pharm Dosage Instructions (CI-SIS
+# eDISP: the posology the pharmacist hands out with a dispense)
+
+
+def _dispensed(act: Supply, entry: Entry, ctx: _Ctx, section: Section) -> Entry:
     """A dispense (supply in event mood: IHE PHARM DIS, CI-SIS FR-Traitement-dispense,
-    C-CDA Medication Dispense): the quantity handed out; its time is the supply's, else its
-    author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
+    C-CDA Medication Dispense): the quantity handed out, and the dosage instructions it
+    nests (IHE Pharm DIS / CI-SIS eDISP: a substanceAdministration without a product of its
+    own: dose, route, frequency, period; details.dosage: they were dropped); its time is the
+    supply's, else its author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
     quantity = act.quantity
     if isinstance(quantity, PQ) and quantity.value:
         entry.details["dispensed_quantity"] = _quantity(quantity)
     entry.details["dispensed"] = True
+    for rel in act.entry_relationships:
+        dosing = rel.act
+        if isinstance(dosing, SubstanceAdministration) and \
+                DOSAGE_INSTRUCTIONS in dosing.template_roots:
+            dosage: dict[str, Any] = {}
+            _dosing(dosing, dosage, ctx, section)
+            if dosage:
+                entry.details["dosage"] = dosage
+            break
     if entry.effective is None:
         times = [a.time for a in (*act.authors, *section.authors)
                  if isinstance(a.time, TS) and a.time.value]

@@ -2824,3 +2824,502 @@ def test_the_prescriber_of_a_lab_report_is_kept() -> None:
         "ids": ["1.2.250.1.71.4.2.1^810000000777"],
         "organization": ["1.2.250.1.71.4.2.2^1330000000"],
         "organization_name": "Cabinet des Lilas", "time": "2024-03-08T07:35+01:00"}]
+
+
+# -- round 6: CDA-CH, ELGA, vendor C-CDAs, CI-SIS gaps ----------------------------------------
+def _lab_act(collection_extra: str, result_extra: str = "") -> str:
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+        <code code="18719-5" codeSystem="2.16.840.1.113883.6.1"/>
+        <entryRelationship typeCode="COMP"><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+          <code code="33882-2" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime><high value="202403110735+0100"/></effectiveTime>
+          <participant typeCode="PRD"><participantRole classCode="SPEC">
+            <playingEntity><code code="BLD" codeSystem="2.16.840.1.113883.18.311"
+              displayName="Sang"/></playingEntity></participantRole></participant>
+          {collection_extra}</procedure></entryRelationship>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/>
+          <component><observation classCode="OBS" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+            <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/>
+            <effectiveTime value="202403131030+0100"/>
+            <value xsi:type="PQ" value="5.9" unit="mmol/L"/>{result_extra}
+          </observation></component></organizer></entryRelationship>
+      </act></entry>"""
+
+
+SPECIMEN_RECEIVED = """<entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+            <templateId root="1.3.6.1.4.1.19376.1.3.1.3"/>
+            <templateId root="1.2.250.1.213.1.1.3.107"/>
+            <code code="SPRECEIVE" codeSystem="1.3.5.1.4.1.19376.1.5.3.2"
+              displayName="Échantillon reçu"/>
+            <effectiveTime value="202403130752+0100"/></act></entryRelationship>"""
+
+
+def test_the_time_the_laboratory_received_the_specimen_is_kept() -> None:
+    """IHE LAB Specimen Received (CI-SIS FR-Echantillon-date-reception, CDA-CH lab reports):
+    an act SPRECEIVE under the Specimen Collection procedure says when the specimen reached
+    the laboratory. It was skipped: a potassium on a tube received two days after it was
+    drawn looked like one analysed at once. It goes to details.specimen.received."""
+    entry = _one(_section("18719-5", "Biochimie", _lab_act(SPECIMEN_RECEIVED)))
+    assert entry.specimen_time == "2024-03-11T07:35+01:00"
+    assert entry.details["specimen"] == {"code": "BLD", "system": "HL70487", "display": "Sang",
+                                         "received": "2024-03-13T07:52+01:00"}
+    without = _one(_section("18719-5", "Biochimie", _lab_act("")))
+    assert "received" not in without.details["specimen"]
+
+
+def test_ans_value_set_oids_sent_as_code_systems_file_under_their_terminology() -> None:
+    """CI-SIS senders put the OID of an ANS or Assurance Maladie value set (JDV_Orpha_Maladies,
+    JDV_sejours_actes_CNAM-HR_CISIS...) in codeSystem: the same ORPHAcode was filed under
+    two systems (the value set's OID, Orphanet's), a CCAM act not under CCAM, all flagged
+    unmapped. They are filed under their terminology (Orphanet by its OID)."""
+    def problem(code: str, system: str) -> str:
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <statusCode code="completed"/>
+          <value xsi:type="CD" code="{code}" codeSystem="{system}" displayName="LAL"/>
+          </observation></entry>"""
+
+    got = _entries(_section("11450-4", "Problèmes", problem("513", "1.2.250.1.213.2.49.1") +
+                            problem("513", "1.2.250.1.213.2.49")),
+                   _section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+                     moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+                     <code code="QEQJ001" codeSystem="1.2.250.1.215.200.3.4"
+                       codeSystemName="JDV_sejours_actes_CNAM-HR_CISIS"/>
+                     <statusCode code="completed"/><effectiveTime value="20230105"/>
+                     </procedure></entry>"""))
+    assert [(e.code, e.system, e.mapped) for e in got] == [
+        ("513", "1.2.250.1.213.2.49", True), ("513", "1.2.250.1.213.2.49", True),
+        ("QEQJ001", "CCAM", True)]
+
+
+def test_the_stay_of_a_discharge_letter_keeps_its_times_unit_and_physician() -> None:
+    """encompassingEncounter (CI-SIS LDL-SES, OBP, C-CDA discharge summaries): admission and
+    discharge were kept as raw CDA timestamps, unlike every other time; the encounter's class
+    lost its system and name; the physician responsible (responsibleParty), the attending
+    (encounterParticipant ATND), the unit's name (healthCareFacility/location) and the
+    organization's name were dropped."""
+    head = HEAD.replace("  <component><structuredBody>", """  <componentOf>
+    <encompassingEncounter><id root="1.2.250.1.999.3" extension="SEJ-78"/>
+      <code code="IMP" codeSystem="2.16.840.1.113883.5.4" displayName="Hospitalisation"/>
+      <effectiveTime><low value="20240301081500+0100"/><high value="20240312"/></effectiveTime>
+      <responsibleParty><assignedEntity><id root="1.2.250.1.71.4.2.1" extension="810000000888"/>
+        <assignedPerson><name><family>Responsable</family></name></assignedPerson>
+        <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000001"/>
+          <name>Hôpital des Essais</name></representedOrganization></assignedEntity>
+      </responsibleParty>
+      <encounterParticipant typeCode="ATND"><assignedEntity>
+        <id root="1.2.250.1.71.4.2.1" extension="810000000999"/></assignedEntity>
+      </encounterParticipant>
+      <location><healthCareFacility><id root="1.2.250.1.71.4.2.2" extension="1330000001"/>
+        <code code="SA01" codeSystem="1.2.250.1.71.4.2.4" displayName="Établissement public"/>
+        <location><name>Service de cardiologie</name></location>
+        <serviceProviderOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000001"/>
+          <name>Hôpital des Essais</name></serviceProviderOrganization>
+      </healthCareFacility></location>
+    </encompassingEncounter></componentOf>
+  <component><structuredBody>""")
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    encounter = normalize_cda(parse_cda(data), data, "test").entries[0].details["encounter"]
+    assert encounter == {
+        "ids": ["1.2.250.1.999.3^SEJ-78"], "code": "IMP", "system": "HL7-ACTCODE",
+        "display": "Hospitalisation", "low": "2024-03-01T08:15:00+01:00", "high": "2024-03-12",
+        "responsible": {"ids": ["1.2.250.1.71.4.2.1^810000000888"],
+                        "organization": ["1.2.250.1.71.4.2.2^1330000001"],
+                        "organization_name": "Hôpital des Essais"},
+        "participants": [{"type": "ATND", "ids": ["1.2.250.1.71.4.2.1^810000000999"]}],
+        "location": {"ids": ["1.2.250.1.71.4.2.2^1330000001"],
+                     "code": {"code": "SA01", "system": "1.2.250.1.71.4.2.4",
+                              "display": "Établissement public"},
+                     "name": "Service de cardiologie",
+                     "organization": ["1.2.250.1.71.4.2.2^1330000001"],
+                     "organization_name": "Hôpital des Essais"}}
+
+
+def test_a_specimen_described_in_its_own_section_is_linked_to_its_results_by_id() -> None:
+    """IHE PaLM / C-CDA: the Specimen Collection procedures may be entries of a section of
+    their own (ELGA Laborbefund 'Probeninformation', CI-SIS CR-GM 'Informations sur le
+    prélèvement'), each specimen with its id; a battery or a result names its specimen by
+    that id (specimen/specimenRole/id). The results had no collection time nor specimen;
+    they get those of the specimen they name, and only they."""
+    def collection(spec_id: str, when: str, code: str, received: str = "") -> str:
+        return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>
+          <code code="33882-2" codeSystem="2.16.840.1.113883.6.1"/>
+          <effectiveTime value="{when}"/>
+          <participant typeCode="PRD"><participantRole classCode="SPEC">
+            <id root="1.2.250.1.999.21" extension="{spec_id}"/>
+            <playingEntity><code code="{code}" codeSystem="2.16.840.1.113883.5.129"/>
+            </playingEntity></participantRole></participant>{received}</procedure></entry>"""
+
+    def named(spec_id: str) -> str:
+        return (f'<specimen><specimenRole><id root="1.2.250.1.999.21" extension="{spec_id}"/>'
+                "</specimenRole></specimen>")
+
+    results = f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="24320-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        {named("S-1")}
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2823-3" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="202403121030+0100"/><value xsi:type="PQ" value="4.1" unit="mmol/L"/>
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="202403121030+0100"/><value xsi:type="PQ" value="5.2" unit="mmol/L"/>
+          {named("S-2")}
+        </observation></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2951-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <effectiveTime value="202403121030+0100"/><value xsi:type="PQ" value="140" unit="mmol/L"/>
+          {named("S-9")}
+        </observation></component>
+      </organizer></entry>"""
+    got = _entries(_section("10", "Probeninformation",
+                            collection("S-1", "202403110700+0100", "SER", SPECIMEN_RECEIVED) +
+                            collection("S-2", "202403110710+0100", "PLAS")),
+                   _section("18719-5", "Chemie", results))
+    assert [(e.code, e.specimen_time, e.details.get("specimen")) for e in got] == [
+        ("2823-3", "2024-03-11T07:00+01:00",
+         {"code": "SER", "system": "HL7-SPECIMENTYPE", "display": "",
+          "received": "2024-03-13T07:52+01:00"}),
+        ("2345-7", "2024-03-11T07:10+01:00",
+         {"code": "PLAS", "system": "HL7-SPECIMENTYPE", "display": ""}),
+        ("2951-2", "2024-03-11T07:00+01:00",  # names a specimen nobody describes: the battery's
+         {"code": "SER", "system": "HL7-SPECIMENTYPE", "display": "",
+          "received": "2024-03-13T07:52+01:00"})]
+
+
+@pytest.mark.parametrize(("code", "masked"), [("1141000195107", True), ("263856008", True),
+                                               ("17621005", False), ("1051000195109", False)])
+def test_swiss_epr_confidentiality_codes_mask_like_the_hl7_ones(code: str, masked: bool) -> None:
+    """CDA-CH documents (Swiss EPR) send confidentialityCode in SNOMED CT and the EPR
+    extension (normal, restricted, secret) rather than HL7 N/R/V: unknown, a secret
+    document was filed visible to professionals, with only a warning."""
+    head = HEAD.replace('<confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>',
+                        f'<confidentialityCode code="{code}" codeSystem="2.16.840.1.113883.6.96"/>')
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[0].masking.get("MASQUE_PS", False) is masked
+    assert not any("CONFIDENTIALITY" in w for w in msg.warnings)
+
+
+def test_the_site_a_specimen_was_taken_from_is_kept() -> None:
+    """The Specimen Collection procedure says where the specimen was taken: approachSiteCode
+    in IHE LAB / CDA-CH ('Kubital links', often in words only), targetSiteCode in C-CDA 4.415
+    (USCDI 'specimen source site'; HL7v2 SPM-8). It was dropped: a wound swab's site matters
+    to read its culture. It goes to details.specimen.site."""
+    words = _one(_section("18719-5", '<content ID="site1">Kubital links</content>', _lab_act(
+        '<approachSiteCode nullFlavor="ASKU"><originalText><reference value="#site1"/>'
+        "</originalText></approachSiteCode>")))
+    assert words.details["specimen"]["site"] == {"text": "Kubital links"}
+    coded = _one(_section("18719-5", "Biochimie", _lab_act(
+        '<targetSiteCode code="368208006" codeSystem="2.16.840.1.113883.6.96" '
+        'displayName="Left upper arm structure"/>')))
+    assert coded.details["specimen"]["site"] == {
+        "code": "368208006", "system": "SNOMED-CT", "display": "Left upper arm structure"}
+
+
+@pytest.mark.parametrize(("document_id", "said"), [
+    ('<id extension="DOC-REEL-1"/>', "has an extension but no root"),
+    ('<id nullFlavor="NI"/>', "is a nullFlavor ('NI')"),
+    ("", "is missing"),
+])
+def test_an_unusable_document_id_says_what_is_wrong_with_it(document_id: str, said: str) -> None:
+    """CDA_NO_DOCUMENT_ID said 'ClinicalDocument/id is missing' for an id sent with an
+    extension and no root, or as a nullFlavor: the integrator looked for an absent element."""
+    from normalizers.model import NormalizationError
+
+    head = HEAD.replace('<id root="1.2.250.1.999.1.2" extension="DOC-REEL-1"/>', document_id)
+    data = (head + _section("10164-2", "Synthèse", "") + TAIL).encode()
+    with pytest.raises(NormalizationError) as raised:
+        normalize_cda(parse_cda(data), data, "test")
+    assert raised.value.code == "CDA_NO_DOCUMENT_ID"
+    assert said in str(raised.value)
+
+
+def test_the_vaccinator_and_who_did_a_procedure_are_kept() -> None:
+    """CI-SIS FR-Vaccination (VAC, IPS-FR), IHE PCC and CDA-CH immunizations name who gave
+    the vaccine (performer: RPPS, GLN); a procedure its performer (CNAM-HR: the organization
+    when the person's id is a nullFlavor). It was dropped: every vaccination was filed
+    without its vaccinator. It goes to details.performed_by, not Entry.performer, which
+    dossiers/access.py reads as the entry's author."""
+    got = _entries(_section("11369-6", "Vaccinations", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+      <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+      <effectiveTime value="20230104"/>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="J07BD52"
+        codeSystem="2.16.840.1.113883.6.73" displayName="ROR"/></manufacturedMaterial>
+      </manufacturedProduct></consumable>
+      <performer typeCode="PRF"><assignedEntity><id root="1.2.250.1.71.4.2.1"
+        extension="810000000555"/></assignedEntity></performer>
+      </substanceAdministration></entry>"""),
+                   _section("47519-4", "Actes", """<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <code code="QEQJ001" codeSystem="1.2.250.1.213.2.5"/><statusCode code="completed"/>
+      <effectiveTime value="20230105"/>
+      <performer typeCode="PRF"><assignedEntity><id nullFlavor="UNK"/>
+        <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1330000002"/>
+        </representedOrganization></assignedEntity></performer></procedure></entry>"""))
+    assert [(e.type, e.performer, e.details["performed_by"]) for e in got] == [
+        ("immunization", None, {"ids": ["1.2.250.1.71.4.2.1^810000000555"]}),
+        ("procedure", None, {"organization": ["1.2.250.1.71.4.2.2^1330000002"]})]
+
+
+def test_cvx_under_its_older_oid_is_cvx() -> None:
+    """The C-CDA R1.1 CCD sample (chb/ccdaScorecard samples/CCD.sample.xml) and the vendor
+    exports built on it code vaccines in CVX under 2.16.840.1.113883.6.59, the older OID of
+    the HL7 registry: filed unmapped under the raw OID, never the same vaccine as a CVX one."""
+    entry = _one(_section("11369-6", "Vaccins", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.52"/>
+      <statusCode code="completed"/><effectiveTime value="19991101"/>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="88"
+        codeSystem="2.16.840.1.113883.6.59" codeSystemName="CVX"
+        displayName="Influenza virus vaccine"/></manufacturedMaterial></manufacturedProduct>
+      </consumable></substanceAdministration></entry>"""))
+    assert (entry.code, entry.system, entry.mapped) == ("88", "CVX", True)
+
+
+SIMPLE_OBSERVATION = """<entry><observation classCode="OBS" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.1.31"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+  <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+  <effectiveTime value="20240301"/>{value}</observation></entry>"""
+
+
+def test_an_ihe_pcc_simple_observation_is_a_lab_result_only_among_results() -> None:
+    """Every IHE PCC simple observation carries the CCD 'result observation' template
+    (CI-SIS FR-Simple-Observation: autonomy, NIHSS and ECOG scores, home help in the ANS
+    AVC, ANEST, CANCER and IPS-FR examples): they were all filed as lab results. A lab
+    result only in a results section (or battery); an observation elsewhere; a more
+    specific template (a vital sign) still decides."""
+    autonomy = SIMPLE_OBSERVATION.format(code="45590-7",
+                                         value='<value xsi:type="BL" value="true"/>')
+    nihss = SIMPLE_OBSERVATION.format(code="72089-6", value='<value xsi:type="INT" value="4"/>')
+    glucose = SIMPLE_OBSERVATION.format(
+        code="2345-7", value='<value xsi:type="PQ" value="5.2" unit="mmol/L"/>')
+    weight = SIMPLE_OBSERVATION.replace(
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>',
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>'
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>').format(
+        code="29463-7", value='<value xsi:type="PQ" value="70" unit="kg"/>')
+    got = _entries(_section("46006-3", "Autonomie", autonomy + nihss + weight),
+                   _section("30954-2", "Résultats", glucose))
+    assert [(e.code, e.type) for e in got] == [
+        ("45590-7", "observation"), ("72089-6", "observation"), ("29463-7", "vital_sign"),
+        ("2345-7", "lab_result")]
+
+
+def test_ihe_pharm_package_and_ingredient_strength_are_kept() -> None:
+    """IHE Pharm products: a CDA-CH treatment plan (hl7ch/hl7ch-cda projects/Cara, MTP)
+    codes the material by its ATC class and names the product only in the package
+    (pharm:asContent/containerPackagedMedicine: a GTIN, RENITEN 20 mg x 28); CI-SIS eDISP
+    sends the CIP13 there. Both the package and the strength of each ingredient
+    (pharm:quantity numerator/denominator) were dropped."""
+    entry = _one(_section("10160-0", "Traitement", """<entry><substanceAdministration
+      classCode="SBADM" moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.7"/>
+      <statusCode code="completed"/><effectiveTime xsi:type="IVL_TS"><low value="20190201"/>
+      </effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial xmlns:pharm="urn:ihe:pharm">
+        <code code="C09AA02" codeSystem="2.16.840.1.113883.6.73" displayName="énalapril"/>
+        <pharm:asContent classCode="CONT"><pharm:containerPackagedMedicine classCode="CONT">
+          <pharm:code code="7680460380107" codeSystem="2.51.1.1"/>
+          <pharm:name>Énalapril Essai cpr 20 mg</pharm:name>
+          <pharm:capacityQuantity value="28"/></pharm:containerPackagedMedicine></pharm:asContent>
+        <pharm:ingredient classCode="ACTI"><pharm:quantity>
+          <numerator xsi:type="PQ" value="20" unit="mg"/><denominator xsi:type="PQ" value="1"/>
+          </pharm:quantity><pharm:ingredient classCode="MMAT"><pharm:code code="C09AA02"
+          codeSystem="2.16.840.1.113883.6.73" displayName="énalapril"/></pharm:ingredient>
+        </pharm:ingredient>
+        <pharm:ingredient classCode="ACTI"><pharm:quantity>
+          <numerator xsi:type="PQ" value="250" unit="mg"/>
+          <denominator xsi:type="PQ" value="5" unit="mL"/></pharm:quantity>
+          <pharm:ingredient classCode="MMAT"><pharm:code code="J01CA04"
+          codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/></pharm:ingredient>
+        </pharm:ingredient>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>"""))
+    assert entry.details["package"] == [{"code": "7680460380107", "system": "2.51.1.1",
+                                         "display": "Énalapril Essai cpr 20 mg",
+                                         "capacity": "28"}]
+    assert [(i["code"], i["strength"]) for i in entry.details["ingredients"]] == [
+        ("C09AA02", "20 mg"), ("J01CA04", "250 mg/5 mL")]
+
+
+DS4P_ANNOTATION = """<entryRelationship typeCode="COMP"><organizer classCode="CLUSTER"
+  moodCode="EVN"><templateId root="2.16.840.1.113883.3.3251.1.4"/>
+  <statusCode code="active"/>
+  <component><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.3.445.21"/>
+    <templateId root="2.16.840.1.113883.3.445.12"/>
+    <code code="SECCLASSOBS" codeSystem="2.16.840.1.113883.1.11.20471"/>
+    <value xsi:type="CE" code="R" codeSystem="2.16.840.1.113883.5.25"/></observation>
+  </component>
+  <component><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.3.445.21"/>
+    <templateId root="2.16.840.1.113883.3.445.23"/>
+    <code code="SECCONOBS" codeSystem="2.16.840.1.113883.1.11.20457"/>
+    <value xsi:type="CE" code="NORDSCLCD" codeSystem="2.16.840.1.113883.1.11.20471"/>
+  </observation></component></organizer></entryRelationship>"""
+
+
+def _ds4p_problem(code: str, annotation: str = "") -> str:
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.4"/>
+      <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+      <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.96"/>{annotation}
+      </observation></entry>"""
+
+
+def test_ds4p_section_and_entry_confidentiality_mask_what_they_mark() -> None:
+    """HL7 DS4P (ONC 170.315(b)(8) samples, onc-healthit/reference-ccda-validator
+    src/test/resources/170.315_b8_ds4p_amb_sample1_v5.xml): a section's own
+    confidentialityCode R, or a Privacy Annotation nested in one statement, restricts what
+    it marks in a document N. Both were ignored (the entries filed as visible as the rest),
+    and the security observations of the privacy markings section were filed as clinical
+    observations of the patient."""
+    restricted = _section("11450-4", "Addictologie", _ds4p_problem("7200002")).replace(
+        "<title>Section</title>",
+        '<title>Section</title><confidentialityCode code="R" '
+        'codeSystem="2.16.840.1.113883.5.25"/>')
+    markings = _section("57017-6", "Privacy markings", f"""<entry><organizer
+      classCode="CLUSTER" moodCode="EVN"><templateId root="2.16.840.1.113883.3.3251.1.4"/>
+      <statusCode code="active"/>{DS4P_ANNOTATION.split('<statusCode code="active"/>')[1]
+      .rsplit("</organizer>", 1)[0]}</organizer></entry>""")
+    got = _entries(markings, restricted,
+                   _section("11450-4", "Problèmes", _ds4p_problem("38341003") +
+                            _ds4p_problem("66071002", DS4P_ANNOTATION)))
+    assert [(e.code, e.masking.get("MASQUE_PS", False)) for e in got] == [
+        ("7200002", True), ("38341003", False), ("66071002", True)]
+
+
+def test_the_dosage_instructions_of_a_dispense_are_kept() -> None:
+    """IHE Pharm DIS / CI-SIS eDISP (ANS eDISP-MED example) and CDA-CH eMedication
+    (hl7ch/hl7ch-cda projects/Cara/10.DISP.1.*.xml): the pharmacist's dispense nests the
+    posology it hands out as a substanceAdministration without a product (IHE Pharm Dosage
+    Instructions). Read only for medications, it was dropped for a dispense: it goes to
+    details.dosage."""
+    entry = _one(_section("60590-7", "Dispensation", """<entry><supply classCode="SPLY"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.4"/>
+      <quantity value="1" unit="1"/>
+      <product><manufacturedProduct><manufacturedMaterial><code code="C09AA02"
+        codeSystem="2.16.840.1.113883.6.73" displayName="énalapril"/></manufacturedMaterial>
+      </manufacturedProduct></product>
+      <entryRelationship typeCode="COMP"><substanceAdministration classCode="SBADM"
+        moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.6"/>
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20230125"/><high value="20230127"/>
+        </effectiveTime>
+        <effectiveTime xsi:type="EIVL_TS" operator="A"><event code="ACM"/></effectiveTime>
+        <routeCode code="20053000" codeSystem="0.4.0.127.0.16.1.1.2.1"/>
+        <doseQuantity value="2" unit="{tablet}"/>
+        <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+        </manufacturedProduct></consumable></substanceAdministration></entryRelationship>
+      </supply></entry>"""))
+    assert entry.details["dispensed"] is True
+    assert entry.details["dosage"] == {"dose": "2 {tablet}", "route": "20053000",
+                                       "period_low": "2023-01-25", "period_high": "2023-01-27",
+                                       "event": "ACM"}
+
+
+def test_the_steps_of_a_tapered_or_split_dose_are_kept() -> None:
+    """IHE PCC split / tapered doses, CI-SIS FR-Traitement-prescrit-subordonnee (ANS eP-MED
+    'posologie structurée' examples): the medication nests one substanceAdministration per
+    step (sequenceNumber), without a product, each timed by a set expression (SXPR_TS: from
+    a date for a duration, every N hours). The steps were dropped (only the overall period
+    was kept), and SXPR_TS was not read at all."""
+    def step(n: int, low: str, days: int, hours: int) -> str:
+        return f"""<entryRelationship typeCode="COMP"><sequenceNumber value="{n}"/>
+          <substanceAdministration classCode="SBADM" moodCode="INT">
+          <templateId root="1.2.250.1.213.1.1.3.83.1"/>
+          <effectiveTime xsi:type="SXPR_TS">
+            <comp xsi:type="IVL_TS" operator="A"><low value="{low}"/>
+              <width value="{days}" unit="d"/></comp>
+            <comp xsi:type="PIVL_TS" operator="A"><period value="{hours}" unit="h"/></comp>
+          </effectiveTime>
+          <doseQuantity value="1" unit="{{tablet}}"/>
+          <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+          </manufacturedProduct></consumable></substanceAdministration></entryRelationship>"""
+
+    entry = _one(_section("57828-6", "Prescription", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20211201"/><high value="20211206"/>
+      </effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="N02BE01"
+        codeSystem="2.16.840.1.113883.6.73" displayName="paracétamol"/></manufacturedMaterial>
+      </manufacturedProduct></consumable>
+      {step(1, "20211201", 2, 8)}{step(2, "20211203", 4, 12)}
+      </substanceAdministration></entry>"""))
+    assert entry.details["dosage_steps"] == [
+        {"sequence": "1", "period_low": "2021-12-01", "duration": "2 d",
+         "frequency": "every 8 h", "dose": "1 {tablet}"},
+        {"sequence": "2", "period_low": "2021-12-03", "duration": "4 d",
+         "frequency": "every 12 h", "dose": "1 {tablet}"}]
+    assert entry.details["period_low"] == "2021-12-01"
+
+
+@pytest.mark.parametrize(("dose", "expected"), [
+    ('<low value="1" unit="{tablet}"/><high value="2" unit="{tablet}"/>', "1-2 {tablet}"),
+    ('<low value="2" unit="{tbl}"/><high value="2" unit="{tbl}"/>', "2-2 {tbl}"),
+    ("<center value='20'/>", "20 mg"),  # CDA-CH eMedication: the unit on doseQuantity
+])
+def test_a_dose_given_as_a_range_keeps_its_unit(dose: str, expected: str) -> None:
+    """CI-SIS FR-Traitement sends every dose as an IVL_PQ (low/high, '1 to 1 tablet': ANS
+    LDL-SES, VSM, CARD, AVC... examples); CDA-CH puts the unit on doseQuantity around a
+    center. The range kept its numbers only: '2-2' of tablets or of mg was not said."""
+    unit = ' unit="mg"' if "center" in dose else ""
+    entry = _one(_section("10160-0", "Traitements", f"""<entry><substanceAdministration
+      classCode="SBADM" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <doseQuantity{unit}>{dose}</doseQuantity>
+      <consumable><manufacturedProduct><manufacturedMaterial><code code="B01AA03"
+        codeSystem="2.16.840.1.113883.6.73" displayName="warfarine"/></manufacturedMaterial>
+      </manufacturedProduct></consumable></substanceAdministration></entry>"""))
+    assert entry.details["dose"] == expected
+
+
+def test_the_rate_of_a_medication_is_kept() -> None:
+    """rateQuantity (CI-SIS FR-Traitement: the daily amount, '1500 to 3000 mg/d' in the ANS
+    eP-MED, eDISP and LDL-SES examples; an infusion's rate in C-CDA) was dropped."""
+    entry = _one(_section("10160-0", "Traitements", _medication(
+        '<doseQuantity><low value="1" unit="{tablet}"/><high value="2" unit="{tablet}"/>'
+        '</doseQuantity><rateQuantity><low value="1500" unit="mg/d"/>'
+        '<high value="3000" unit="mg/d"/></rateQuantity>')))
+    assert (entry.details["dose"], entry.details["rate"]) == ("1-2 {tablet}", "1500-3000 mg/d")
+
+
+def test_what_a_dispense_nests_about_itself_is_kept() -> None:
+    """CI-SIS eDISP (ANS eDISP-MED_2024.01 example): the dispense nests the patient's
+    instructions, the pharmacist's notes and the substitution made (IHE Pharm substitution
+    act, FR-Acte-substitution). They were read for prescriptions only and dropped for a
+    dispense."""
+    entry = _one(_section("60590-7", '<content ID="pi">Au cours du repas</content>'
+                          '<content ID="fi">Patient averti</content>', """<entry><supply
+      classCode="SPLY" moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.9.1.3.4"/>
+      <quantity value="2"/>
+      <product><manufacturedProduct><manufacturedMaterial><code code="N02BE01"
+        codeSystem="2.16.840.1.113883.6.73" displayName="paracétamol"/></manufacturedMaterial>
+      </manufacturedProduct></product>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+        moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3"/>
+        <code code="PINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+        <text><reference value="#pi"/></text></act></entryRelationship>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+        moodCode="INT"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3.1"/>
+        <code code="FINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+        <text><reference value="#fi"/></text></act></entryRelationship>
+      <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.9.1.3.9.2"/>
+        <code code="G" codeSystem="2.16.840.1.113883.5.1070" displayName="générique"/>
+        <statusCode code="completed"/></act></entryRelationship>
+      </supply></entry>"""))
+    assert entry.details["patient_instructions"] == ["Au cours du repas"]
+    assert entry.details["fulfillment_instructions"] == ["Patient averti"]
+    assert entry.details["substitution_made"] == {"code": "G", "system": "2.16.840.1.113883.5.1070",
+                                                  "display": "générique"}
