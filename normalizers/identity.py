@@ -3,7 +3,9 @@
 Rules (IHE PAM France / CI-SIS):
 - PID-3 repetitions whose assigning authority (CX.4.2) is an INS OID are INS identifiers,
   whatever CX.5 says, except CX.5 = 'NH': that is the NIR used for billing, not an identity,
-  so it stays a local identifier and is never used as an INS.
+  so it stays a local identifier and is never used as an INS. Without an OID, an INS
+  namespace (CX.4.1 'ASIP-SANTE-INS-NIR') or an INS type code (CX.5 'INS-NIR', 'INS-NIA':
+  tables/ins_type_codes.csv) makes it an INS as well, with a warning.
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage).
@@ -24,7 +26,13 @@ from normalizers.model import (
     NormalizationError,
     PatientIdentity,
 )
-from normalizers.nir import ins_kind, ins_nir_like, ins_oid_for_namespace, nir_key_valid
+from normalizers.nir import (
+    ins_kind,
+    ins_nir_like,
+    ins_oid_for_namespace,
+    ins_oid_for_type_code,
+    nir_key_valid,
+)
 from parsers.hl7v2.er7 import Message, Segment
 
 _OID = re.compile(r"[0-2](?:\.\d+)+")
@@ -141,11 +149,17 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     kind = ins_kind(oid) if oid else None
     if kind is None and (oid[:4].lower() == "urn:" or namespace[:2] in ("1.", "ur", "UR")):
         kind, oid = _ins_spelled_otherwise(namespace, oid, ident, where)
-    if kind is None and type_code == INS_TYPE and not oid:
-        guessed = ins_oid_for_namespace(namespace)
+    if kind is None and not oid and type_code != BILLING_NIR:
+        # No OID: an INS namespace ('ASIP-SANTE-INS-NIR') or an INS type code ('INS-NIR')
+        # still says it is an INS, whatever else CX.5 says ('PI', empty): read as a local id
+        # it was matched and remembered whatever PID-32 said, bypassing the VALI rule.
+        guessed = ins_oid_for_namespace(namespace) or ins_oid_for_type_code(namespace)
+        said = "its namespace"
+        if not guessed:
+            guessed, said = ins_oid_for_type_code(type_code), "its type code (CX.5)"
         if guessed:
             oid, kind = guessed, ins_kind(guessed)
-            ident.warnings.append(f"{where}: INS without OID, kind taken from its namespace")
+            ident.warnings.append(f"{where}: INS without OID, kind taken from {said}")
     if kind is not None and type_code != BILLING_NIR:
         nir = value.replace(" ", "").upper()
         if ("ins", oid, nir) in seen:
@@ -157,7 +171,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         if nir_like and not valid:
             ident.warnings.append(f"{where}: INS key is not valid")
         return
-    if type_code == INS_TYPE:
+    if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
     authority = authority_of(namespace, oid, oid_type)
     if not authority:

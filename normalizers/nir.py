@@ -63,3 +63,14 @@ def ins_nir_like(oid: str) -> bool:
 def ins_oid_for_namespace(namespace: str) -> str | None:
     """The INS OID of an assigning-authority namespace such as 'ASIP-SANTE-INS-NIR'."""
     return _namespaces().get(namespace.strip().upper())
+
+
+@cache
+def _type_codes() -> dict[str, str]:
+    return {row["type_code"].upper(): row["oid"] for row in table("ins_type_codes")}
+
+
+def ins_oid_for_type_code(type_code: str) -> str | None:
+    """The INS OID an identifier type code (CX.5) names: 'INS-NIR' -> 1.2.250.1.213.1.4.8
+    (tables/ins_type_codes.csv); None for 'INS' (no kind) and any other code."""
+    return _type_codes().get(type_code.strip().upper())

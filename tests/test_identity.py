@@ -125,3 +125,35 @@ def test_corpus_pam_admission():
     assert ident.local_ids[0].authority == "CHU-X"  # '000897406' typed 'N' is no OID
     assert (ident.family, ident.given, ident.birth_date, ident.sex) == (
         "PAT-TROIS", "DOMINIQUE", "1979-03-28", "F")
+
+
+def test_ins_without_oid_is_an_ins_whatever_its_type_code():
+    # The namespace alone, typed PI (or untyped), or only an INS type code (FR Core v2-0203):
+    # still the INS, never a local identifier matched whatever PID-32 says.
+    m = msg(f"PID|||{HELENE}^^^ASIP-SANTE-INS-NIR^PI~{nir('1850599123456')}^^^^INS-NIA~"
+            f"{nir('2920645123789')}^^^ASIP-SANTE-INS-NIR~{nir('1711275123321')}^^^INS-NIR~"
+            f"{nir('1650313055123')}^^^ASIP^INS-NIR||LE GOFF^Maëlle||19920615|F"
+            + "|" * 24 + "PROV")
+    ident = extract_identity(m)
+    assert [(i.kind, i.key_valid) for i in ident.ins] == [
+        ("INS-NIR", True), ("INS-NIA", True), ("INS-NIR", True), ("INS-NIR", True),
+        ("INS-NIR", True)]
+    assert ident.local_ids == []
+    assert sum("INS without OID" in w for w in ident.warnings) == 5
+    assert any("type code (CX.5)" in w for w in ident.warnings)
+    assert HELENE not in " ".join(ident.warnings)
+
+
+def test_billing_nir_under_an_ins_namespace_stays_billing():
+    m = msg(f"PID|||{HELENE}^^^ASIP-SANTE-INS-NIR^NH||LE GOFF^Maëlle||19920615|F")
+    ident = extract_identity(m)
+    assert ident.ins == []
+    assert [(x.authority, x.type_code) for x in ident.local_ids] == [
+        ("ASIP-SANTE-INS-NIR", "NH")]
+
+
+def test_ins_type_code_under_a_local_authority_is_warned():
+    m = msg(f"PID|||{HELENE}^^^CHU-X&1.2.250.1.999.1.1&ISO^INS-NIR||LE GOFF^Maëlle")
+    ident = extract_identity(m)
+    assert ident.ins == []
+    assert any("not an INS OID" in w for w in ident.warnings)

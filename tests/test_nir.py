@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalizers.nir import ins_kind, ins_nir_like, ins_oid_for_namespace, nir_key, nir_key_valid
+from normalizers.nir import (
+    ins_kind,
+    ins_nir_like,
+    ins_oid_for_namespace,
+    ins_oid_for_type_code,
+    nir_key,
+    nir_key_valid,
+)
 
 
 def key_of(base13: str) -> str:
@@ -73,3 +80,10 @@ def test_ins_kinds_from_the_table():
     assert ins_kind("1.2.250.1.71.4.2.1") is None
     assert ins_nir_like("1.2.250.1.213.1.4.8") and not ins_nir_like("1.2.250.1.213.1.4.2")
     assert ins_oid_for_namespace("asip-sante-ins-nir") == "1.2.250.1.213.1.4.8"
+
+
+def test_ins_type_codes_from_the_table():
+    assert ins_oid_for_type_code("INS-NIR") == "1.2.250.1.213.1.4.8"
+    assert ins_oid_for_type_code("ins-nia") == "1.2.250.1.213.1.4.9"
+    assert ins_oid_for_type_code("INS") is None  # says no kind
+    assert ins_oid_for_type_code("PI") is None
