@@ -9,14 +9,18 @@ Rules (IHE PAM France / CI-SIS):
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage).
-- PID-32 is the identity status; the INS is to be trusted only when it is 'VALI' (that
-  decision belongs to identity resolution, not here).
+- PID-32 is the identity status; it repeats (a status and attributes: 'QUAL~DOUTE'), all
+  kept, '~'-joined. ``read_identity_status`` reads it with tables/identity_status.csv: the
+  INS is trusted under VALI or QUAL (RNIV 'identité qualifiée') unless an attribute (DOUTE,
+  FICTI, USUR...) or an unknown code withdraws that trust (identity resolution decides).
 Nothing here is logged or put in an error text: warnings only name fields.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import cache
 
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import comps, loc, part, reps, sub, text
@@ -33,6 +37,7 @@ from normalizers.nir import (
     ins_oid_for_type_code,
     nir_key_valid,
 )
+from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
 
 _OID = re.compile(r"[0-2](?:\.\d+)+")
@@ -68,8 +73,47 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
-    ident.identity_status = text(msg, part(comps(msg, _first(msg, pid, 32)), 1)).upper()
+    ident.identity_status = STATUS_SEPARATOR.join(
+        code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()
+                          for rep in reps(msg, pid, 32)) if code)
     return ident
+
+
+STATUS_SEPARATOR = "~"  # PID-32 repeats: a status and its attributes, kept in order
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReading:
+    """What PID-32 (all its repetitions) allows: trusting the INS, a demographic match."""
+
+    ins_trusted: bool
+    demographics: bool
+    unknown: tuple[str, ...] = ()  # codes tables/identity_status.csv does not know
+    vetoes: tuple[str, ...] = ()  # attributes that withdrew trust from the INS
+
+
+@cache
+def _statuses() -> dict[str, dict[str, str]]:
+    return {row["code"].upper(): row for row in table("identity_status")}
+
+
+def read_identity_status(status: str) -> StatusReading:
+    """``PatientIdentity.identity_status`` ('QUAL', 'VALI~DOUTE'...) read with
+    tables/identity_status.csv: the INS is trusted when a repetition qualifies it (VALI,
+    QUAL), it states no other status (they exclude each other) and no repetition vetoes it
+    (DOUTE, FICTI, USUR...) or is unknown; a demographic match is
+    allowed unless a repetition says the traits may not be this person's."""
+    codes = [c for c in status.upper().split(STATUS_SEPARATOR) if c]
+    rows = _statuses()
+    unknown = tuple(c for c in codes if c not in rows)
+    known = [rows[c] for c in codes if c in rows]
+    vetoes = tuple(r["code"] for r in known if r["vetoes_ins"] == "1")
+    qualified = any(r["qualifies_ins"] == "1" for r in known)
+    exclusive = {r["code"] for r in known if r["kind"] == "status"}
+    return StatusReading(ins_trusted=qualified and len(exclusive) == 1 and not vetoes
+                         and not unknown,
+                         demographics=all(r["demographics"] == "1" for r in known),
+                         unknown=unknown, vetoes=vetoes)
 
 
 def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:

@@ -1,6 +1,7 @@
 """Identity resolution: which dossier an input belongs to, or why we cannot tell.
 
-Order (DESIGN.md): a trusted INS (valid key, identity status VALI), then a known local
+Order (DESIGN.md): a trusted INS (valid key, identity status VALI or QUAL with no doubtful,
+fictitious... attribute: tables/identity_status.csv), then a known local
 identifier (assigning authority + id), then a strict demographic match (folded family name,
 first given name, full birth date, sex). Anything ambiguous or unknown is quarantined with
 the reason; nothing is filed on a guess. Reasons name identifiers by kind, never by value.
@@ -26,6 +27,7 @@ from dossiers.patients import (
     patient_from_row,
 )
 from dossiers.schema import patient_identifiers, patients
+from normalizers.identity import read_identity_status
 from normalizers.model import PatientIdentity
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
@@ -151,6 +153,14 @@ class BatchLookup(StoreLookup):
             self.learnt = []
 
 
+def _said(identity_status: str) -> str:
+    """PID-32 as a reason may show it: its known codes only (an unknown one could be
+    anything a sender put in the field)."""
+    known = [c for c in identity_status.split("~") if c and read_identity_status(c).unknown == ()]
+    hidden = len([c for c in identity_status.split("~") if c]) - len(known)
+    return "~".join(known) + (f" (+{hidden} unknown code(s))" if hidden else "") or "empty"
+
+
 def _quarantine(code: str, reason: str, warnings: list[str]) -> Resolution:
     return Resolution(None, code=code, reason=reason, warnings=warnings)
 
@@ -178,10 +188,15 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     warnings: list[str] = []
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
+    status = read_identity_status(identity.identity_status)
+    if status.unknown:
+        warnings.append(f"identity status (PID-32): {len(status.unknown)} code(s) not in "
+                        "table identity_status (the INS is not trusted)")
     if ins_candidates:
-        if identity.identity_status and identity.identity_status != "VALI":
+        if identity.identity_status and not status.ins_trusted:
             warnings.append(f"INS ignored: identity status (PID-32) is "
-                            f"{identity.identity_status}, not VALI")
+                            f"{_said(identity.identity_status)}, not a qualified identity "
+                            "(VALI or QUAL without a doubtful, fictitious... attribute)")
         elif not identity.identity_status and identity.ins:
             warnings.append("INS ignored: no identity status (PID-32) says it was qualified")
         else:
@@ -224,6 +239,11 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                            f"local identifiers point to {len(matches)} different dossiers",
                            warnings)
 
+    if not status.demographics:
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           f"no trusted INS, no known local identifier, and the identity status "
+                           f"(PID-32 {_said(identity.identity_status)}) says the traits may not be "
+                           "the patient's own: no demographic match", warnings)
     if not (identity.family and identity.given and identity.birth_date and identity.sex):
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "

@@ -1,0 +1,112 @@
+"""Identity resolution against real-world PID shapes: PID-32 statuses and attributes (RNIV
+and PAM France), INS and local ids naming different dossiers, an INS arriving for a dossier
+known by its local id, traits that disagree with the dossier an INS names. Invented patients;
+test INS (OID 1.2.250.1.213.1.4.10) with valid keys."""
+
+from __future__ import annotations
+
+from normalizers.identity import extract_identity, read_identity_status
+from parsers.hl7v2.er7 import parse_text
+from pipelines.identity import resolve_identity
+from pipelines.report import show_import
+from tests.test_pipeline import INS_OID, NIR, ingest, make_patient, oru
+
+MSH = "MSH|^~\\&|SIL|LABO|DMP|DMP|20240315101500||ORU^R01^ORU_R01|1|P|2.5"
+LOCAL = "1.2.250.1.999.1"
+
+
+def nir(base13: str) -> str:
+    digits = base13[:5] + {"2A": "19", "2B": "18"}.get(base13[5:7], base13[5:7]) + base13[7:]
+    return f"{base13}{97 - int(digits) % 97:02d}"
+
+
+GAELLE = nir("2900756260248")  # Gaëlle Le Bihan, born July 1990
+
+
+def pid(*, ins: str = GAELLE, ipp: str = "IPP-77", family: str = "LE BIHAN",
+        given: str = "Gaëlle", birth: str = "19900704", sex: str = "F",
+        status: str = "VALI") -> str:
+    ids = "~".join(x for x in (
+        f"{ins}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS" if ins else "",
+        f"{ipp}^^^LABO&{LOCAL}&ISO^PI" if ipp else "") if x)
+    return f"PID|||{ids}||{family}^{given}^^^^^L||{birth}|{sex}" + "|" * 24 + status
+
+
+def identity(**kw):  # noqa: ANN003, ANN201
+    return extract_identity(parse_text(f"{MSH}\r{pid(**kw)}\r"))
+
+
+def resolve(engine, ident, auto_create: bool = False):  # noqa: ANN001, ANN201
+    with engine.begin() as conn:
+        return resolve_identity(conn, ident, auto_create=auto_create)
+
+
+def gaelle(ctx, **kw) -> int:  # noqa: ANN001
+    fields = dict(family="Le Bihan", given="Gaëlle", birth_date="1990-07-04", sex="F")
+    fields.update(kw)
+    return make_patient(ctx, kw.pop("ins", GAELLE), **{k: v for k, v in fields.items()
+                                                       if k != "ins"})
+
+
+# -- PID-32 --------------------------------------------------------------------------------------
+def test_status_table_reading():
+    assert read_identity_status("VALI").ins_trusted
+    assert read_identity_status("QUAL").ins_trusted  # RNIV: the qualified identity
+    for unqualified in ("PROV", "RECUP", "VIDE", "", "VALI~DOUTE", "QUAL~FICTI", "DOUTE~VALI",
+                        "VALI~USUR", "PROV~VALI", "VALI~ZZZ"):
+        assert not read_identity_status(unqualified).ins_trusted, unqualified
+    assert read_identity_status("VALI~ZZZ").unknown == ("ZZZ",)
+    assert read_identity_status("QUAL~CACH").ins_trusted  # hidden identity: still qualified
+    assert not read_identity_status("PROV~FICTI").demographics
+    assert not read_identity_status("VALI~HOMD").demographics  # homonym: no look-alike match
+    assert read_identity_status("RECUP").demographics
+
+
+def test_every_pid32_repetition_is_kept():
+    assert identity(status="vali~DOUTE").identity_status == "VALI~DOUTE"
+    assert identity(status="QUAL").identity_status == "QUAL"
+
+
+def test_qualified_identity_qual_files_by_its_ins(sqlite_ctx):  # noqa: ANN001
+    pid_ = gaelle(sqlite_ctx, family="Le Bihan-Kerhervé")  # used name: no demographic match
+    found = resolve(sqlite_ctx.engine, identity(status="QUAL"))
+    assert (found.patient_id, found.via) == (pid_, "ins")
+
+
+def test_retrieved_but_unchecked_identity_recup_does_not_trust_its_ins(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx, family="Le Bihan-Kerhervé")
+    found = resolve(sqlite_ctx.engine, identity(status="RECUP"))
+    assert found.patient_id is None
+    assert any("RECUP" in w for w in found.warnings)
+
+
+def test_doubtful_attribute_withdraws_the_ins_and_the_demographic_match(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx)  # same INS and the very same traits
+    found = resolve(sqlite_ctx.engine, identity(status="VALI~DOUTE"))
+    assert found.patient_id is None and found.code == "IDENTITY_UNKNOWN_PATIENT"
+    assert "DOUTE" in found.reason and "demographic" in found.reason
+    assert GAELLE not in found.reason + " ".join(found.warnings)
+
+
+def test_fictitious_identity_never_matches_a_look_alike(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx, ins=None)
+    found = resolve(sqlite_ctx.engine, identity(ins="", ipp="", status="PROV~FICTI"))
+    assert found.patient_id is None
+    assert resolve(sqlite_ctx.engine, identity(ins="", ipp="", status="PROV")).via == \
+        "demographics"
+
+
+def test_unknown_status_code_is_not_trusted_and_not_quoted(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx, family="Le Bihan-Kerhervé")
+    found = resolve(sqlite_ctx.engine, identity(status="VALI~Le Bihan"))
+    assert found.patient_id is None
+    text = found.reason + " ".join(found.warnings)
+    assert "Bihan" not in text and "unknown code" in text
+
+
+def test_pipeline_doubtful_identity_is_quarantined(ctx):  # noqa: ANN001
+    make_patient(ctx)
+    ids = ingest(ctx, oru("MSG-1", pid32="VALI~DOUTE"))
+    info = show_import(ctx.engine, ids[0])
+    assert (info["status"], info["error_code"]) == ("quarantined", "IDENTITY_UNKNOWN_PATIENT")
+    assert NIR not in (info["error_message"] or "")
