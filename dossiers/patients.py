@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +31,18 @@ class Patient:
 def patient_from_row(row) -> Patient:  # noqa: ANN001
     return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
                    bool(row.opposed), row.dmp_status)
+
+
+_GIVEN_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def first_given_key(given: str) -> str:
+    """The folded first given name ('premier prénom'): the list's first name, names being
+    separated by blanks or commas. A hyphen joins a compound name: 'Jean-Pierre' is one
+    first name, not 'Jean' (folding first turned the hyphen into a blank, and the twins
+    Jean-Pierre and Jean-Marc matched each other's dossier)."""
+    names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
+    return fold_name(names[0]) if names else ""
 
 
 def create_patient(conn: Connection, *, family: str, given: str, birth_date: str, sex: str,
@@ -150,13 +163,14 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
 
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
-    """Strict match: folded family and first given name, full birth date, sex."""
-    first_given = fold_name(given).split(" ")[0] if given else ""
-    rows = conn.execute(select(patients.c.id, patients.c.given_key).where(
+    """Strict match: folded family and first given name (``first_given_key``), full birth
+    date, sex."""
+    first_given = first_given_key(given)
+    rows = conn.execute(select(patients.c.id, patients.c.given).where(
         patients.c.family_key == fold_name(family),
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
-    return [r.id for r in rows if r.given_key.split(" ")[0] == first_given]
+    return [r.id for r in rows if first_given and first_given_key(r.given) == first_given]
 
 
 def list_patients(conn: Connection) -> list[Patient]:

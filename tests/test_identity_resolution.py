@@ -110,3 +110,17 @@ def test_pipeline_doubtful_identity_is_quarantined(ctx):  # noqa: ANN001
     info = show_import(ctx.engine, ids[0])
     assert (info["status"], info["error_code"]) == ("quarantined", "IDENTITY_UNKNOWN_PATIENT")
     assert NIR not in (info["error_message"] or "")
+
+
+# -- strict demographic match ------------------------------------------------------------------
+def test_compound_first_given_name_is_one_name(sqlite_ctx):  # noqa: ANN001
+    # Twins: same family, birth date and sex; 'Jean-Marc' and 'Jean-Pierre' are two first
+    # names, not 'Jean' twice. 'Jean-Pierre Marie' (the list) still names Jean-Pierre.
+    jean_marc = make_patient(sqlite_ctx, None, family="Lefèvre", given="Jean-Marc",
+                             birth_date="2001-05-17", sex="M")
+    twin = identity(ins="", ipp="", family="LEFEVRE", given="Jean-Pierre", birth="20010517",
+                    sex="M", status="PROV")
+    assert resolve(sqlite_ctx.engine, twin).patient_id is None
+    same = identity(ins="", ipp="", family="LEFÈVRE", given="Jean-Marc Émile",
+                    birth="20010517", sex="M", status="PROV")
+    assert resolve(sqlite_ctx.engine, same).patient_id == jean_marc
