@@ -26,11 +26,13 @@ class Patient:
     sex: str
     opposed: bool
     dmp_status: str | None = None  # ZFA-1 as last stated: a FERME dossier is not fed
+    birth_family: str | None = None
+    ins_oid: str | None = None  # which kind of INS ``ins`` is (production, test...)
 
 
 def patient_from_row(row) -> Patient:  # noqa: ANN001
     return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
-                   bool(row.opposed), row.dmp_status)
+                   bool(row.opposed), row.dmp_status, row.birth_family, row.ins_oid)
 
 
 _GIVEN_SEPARATORS = re.compile(r"[\s,]+")
@@ -171,6 +173,16 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
     return [r.id for r in rows if first_given and first_given_key(r.given) == first_given]
+
+
+def set_ins(conn: Connection, patient_id: int, ins: str, ins_oid: str) -> bool:
+    """Give a dossier that has no INS this one (a qualified identity arrived for a dossier
+    known by a local identifier). False when it already has one, or another dossier holds it."""
+    if conn.execute(select(patients.c.id).where(patients.c.ins == ins)).first():
+        return False
+    return conn.execute(update(patients).where(patients.c.id == patient_id,
+                                               patients.c.ins.is_(None))
+                        .values(ins=ins, ins_oid=ins_oid)).rowcount == 1
 
 
 def list_patients(conn: Connection) -> list[Patient]:

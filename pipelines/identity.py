@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select
 
+from dossiers.names import fold_name
 from dossiers.patients import (
     Patient,
     add_identifier,
@@ -23,12 +24,15 @@ from dossiers.patients import (
     find_by_demographics,
     find_by_ins,
     find_by_local_id,
+    first_given_key,
     get_patient,
     patient_from_row,
+    set_ins,
 )
 from dossiers.schema import patient_identifiers, patients
 from normalizers.identity import read_identity_status
-from normalizers.model import PatientIdentity
+from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
+from normalizers.nir import ins_kind
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
@@ -73,6 +77,9 @@ class StoreLookup:
 
     def create(self, **fields) -> int:  # noqa: ANN003
         return create_patient(self.conn, **fields)
+
+    def give_ins(self, patient_id: int, nir: str, oid: str) -> bool:
+        return set_ins(self.conn, patient_id, nir, oid)
 
 
 # BatchLookup's reads, built once with their lists as expanding parameters: built per batch
@@ -134,6 +141,9 @@ class BatchLookup(StoreLookup):
                                 "value": value, "type_code": type_code})
 
     def create(self, **fields) -> int:  # noqa: ANN003
+        raise NeedsOwnTransaction
+
+    def give_ins(self, patient_id: int, nir: str, oid: str) -> bool:
         raise NeedsOwnTransaction
 
     def mark(self) -> int:
@@ -205,33 +215,17 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                 return _quarantine("IDENTITY_INS_INVALID_KEY",
                                    f"the {invalid[0].kind} sent has an invalid key "
                                    f"(OID {invalid[0].oid}): not filed on a guess", warnings)
+            if len({i.nir for i in ins_candidates}) > 1:
+                return _quarantine("IDENTITY_AMBIGUOUS",
+                                   f"the identifiers carry {len({i.nir for i in ins_candidates})} "
+                                   "different INS: one person has one INS", warnings)
             chosen = ins_candidates[0]
 
     local_ids = [li for li in identity.local_ids if li.type_code != "NH"]
     if chosen is not None:
-        patient = lookup.by_ins(chosen.nir)
-        if patient is None:
-            if not auto_create:
-                return _quarantine("IDENTITY_UNKNOWN_PATIENT",
-                                   f"no dossier for this {chosen.kind} "
-                                   "(create it, or enable auto-creation)", warnings)
-            if not (identity.family and identity.given and identity.birth_date
-                    and identity.sex in ("F", "M")):
-                return _quarantine("IDENTITY_INCOMPLETE",
-                                   "dossier auto-creation needs family name, given name, "
-                                   "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
-            pid = lookup.create(family=identity.family, given=identity.given,
-                                birth_family=identity.birth_family or None,
-                                birth_date=identity.birth_date, sex=identity.sex,
-                                ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
-            _remember(lookup, pid, local_ids)
-            return Resolution(pid, via="auto-create", warnings=warnings)
-        return _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
-                       patient=patient)
+        return _by_ins(lookup, identity, chosen, local_ids, warnings, auto_create, feeding)
 
-    matches: set[int] = set()
-    for li in local_ids:
-        matches.update(lookup.by_local_id(li.authority, li.value))
+    matches = _local_matches(lookup, local_ids)
     if len(matches) == 1:
         return _accept(lookup, matches.pop(), "local-id", local_ids, warnings, feeding)
     if len(matches) > 1:
@@ -248,11 +242,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "
                            "incomplete for a strict match", warnings)
-    found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
-                                   identity.sex)
-    if identity.birth_family and identity.birth_family != identity.family:
-        found = sorted(set(found) | set(lookup.by_demographics(
-            identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+    found = _demographic_matches(lookup, identity)
     if len(found) == 1:
         return _accept(lookup, found[0], "demographics", local_ids, warnings, feeding)
     if len(found) > 1:
@@ -261,6 +251,132 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                        "no dossier matches the INS, local identifiers or demographics",
                        warnings)
+
+
+def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
+            local_ids: list[LocalIdentifier], warnings: list[str], auto_create: bool,
+            feeding: bool) -> Resolution:
+    """The dossier of a trusted INS. The INS decides, but never against the rest of what the
+    sender says: the local identifiers naming another dossier (IDENTITY_CONFLICT), the
+    dossier holding this number as another kind of INS (a test INS is not a production one),
+    or the dossier's traits contradicting the message's (IDENTITY_TRAITS_MISMATCH) are
+    quarantined. An INS no dossier holds, sent with a local identifier that names one
+    dossier (created earlier from a provisional identity): that dossier, which receives the
+    INS, rather than a second dossier for the same person."""
+    named = _local_matches(lookup, local_ids)
+    patient = lookup.by_ins(chosen.nir)
+    if patient is not None:
+        if named - {patient.id}:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the {chosen.kind} and the local identifiers name different "
+                               "dossiers: not filed on a guess", warnings)
+        refused = _incoherent(identity, chosen, patient, warnings)
+        return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
+                                  patient=patient)
+    if len(named) > 1:
+        return _quarantine("IDENTITY_AMBIGUOUS",
+                           f"no dossier holds this {chosen.kind} and the local identifiers "
+                           f"point to {len(named)} different dossiers", warnings)
+    if named:
+        known = lookup.patient(next(iter(named)))
+        if known is None:
+            return _quarantine("IDENTITY_UNKNOWN_PATIENT", "the dossier the local identifiers "
+                               "name no longer exists", warnings)
+        if known.ins:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the local identifiers name a dossier that holds another INS "
+                               f"than the {chosen.kind} sent: not filed on a guess", warnings)
+        refused = _incoherent(identity, chosen, known, warnings)
+        if refused:
+            return refused
+        found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding,
+                        patient=known)
+        if found.patient_id is not None:
+            if lookup.give_ins(known.id, chosen.nir, chosen.oid):
+                warnings.append(f"the dossier found by its local identifier receives the "
+                                f"{chosen.kind} (qualified identity)")
+            else:
+                return _quarantine("IDENTITY_CONFLICT", f"the {chosen.kind} could not be "
+                                   "given to the dossier the local identifiers name (another "
+                                   "dossier holds it)", warnings)
+        return found
+    if not (identity.family and identity.given and identity.birth_date
+            and identity.sex in ("F", "M")):
+        if not auto_create:
+            return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                               f"no dossier for this {chosen.kind} "
+                               "(create it, or enable auto-creation)", warnings)
+        return _quarantine("IDENTITY_INCOMPLETE",
+                           "dossier auto-creation needs family name, given name, "
+                           "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
+    look_alikes = _demographic_matches(lookup, identity)
+    if look_alikes:
+        return _quarantine("IDENTITY_AMBIGUOUS" if auto_create else "IDENTITY_UNKNOWN_PATIENT",
+                           f"no dossier holds this {chosen.kind}, but {len(look_alikes)} "
+                           "dossier(s) without it match its traits: assign the patient "
+                           "(a new dossier would duplicate it)", warnings)
+    if not auto_create:
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           f"no dossier for this {chosen.kind} "
+                           "(create it, or enable auto-creation)", warnings)
+    pid = lookup.create(family=identity.family, given=identity.given,
+                        birth_family=identity.birth_family or None,
+                        birth_date=identity.birth_date, sex=identity.sex,
+                        ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
+    _remember(lookup, pid, local_ids)
+    return Resolution(pid, via="auto-create", warnings=warnings)
+
+
+def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:
+    matches: set[int] = set()
+    for li in local_ids:
+        matches.update(lookup.by_local_id(li.authority, li.value))
+    return matches
+
+
+def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list[int]:
+    found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
+                                   identity.sex)
+    if identity.birth_family and identity.birth_family != identity.family:
+        found = sorted(set(found) | set(lookup.by_demographics(
+            identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+    return found
+
+
+def _incoherent(identity: PatientIdentity, chosen: InsIdentifier, patient: Patient,
+                warnings: list[str]) -> Resolution | None:
+    """IDENTITY_CONFLICT / IDENTITY_TRAITS_MISMATCH when the dossier an INS (or a local id
+    with an INS) names is not the person the message describes, None when coherent.
+    Traits compared when both sides have them: birth date, sex (F/M), and the names (the
+    family names, used and birth, share nothing AND the first given names differ: a
+    marriage changes the used name, not the birth name nor the first given name)."""
+    if patient.ins and patient.ins_oid and ins_kind(patient.ins_oid) \
+            and ins_kind(patient.ins_oid) != chosen.kind:
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the dossier holds this number as {ins_kind(patient.ins_oid)}, "
+                           f"the message sends it as {chosen.kind}", warnings)
+    differ = traits_differ(identity, patient)
+    if differ:
+        return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                           f"the dossier named by the {chosen.kind} has another {differ} than "
+                           "the message: not filed on a guess (identity to check)", warnings)
+    return None
+
+
+def traits_differ(identity: PatientIdentity, patient: Patient) -> str:
+    """Which trait of ``identity`` contradicts ``patient`` ('birth date', 'sex', 'names'),
+    '' when none does (a trait missing on either side contradicts nothing)."""
+    if identity.birth_date and patient.birth_date and identity.birth_date != patient.birth_date:
+        return "birth date"
+    if identity.sex in ("F", "M") and patient.sex in ("F", "M") and identity.sex != patient.sex:
+        return "sex"
+    said = {fold_name(n) for n in (identity.family, identity.birth_family) if n} - {""}
+    held = {fold_name(n) for n in (patient.family, patient.birth_family) if n} - {""}
+    said_given, held_given = first_given_key(identity.given), first_given_key(patient.given)
+    if said and held and not said & held and said_given and held_given \
+            and said_given != held_given:
+        return "names"
+    return ""
 
 
 def _accept(lookup: StoreLookup, patient_id: int, via: str, local_ids, warnings,  # noqa: ANN001

@@ -124,3 +124,108 @@ def test_compound_first_given_name_is_one_name(sqlite_ctx):  # noqa: ANN001
     same = identity(ins="", ipp="", family="LEFÈVRE", given="Jean-Marc Émile",
                     birth="20010517", sex="M", status="PROV")
     assert resolve(sqlite_ctx.engine, same).patient_id == jean_marc
+
+
+# -- a trusted INS against the rest of what the sender says ------------------------------------
+def learn_ipp(engine, patient_id: int, ipp: str = "IPP-77") -> None:  # noqa: ANN001
+    from dossiers.patients import add_identifier
+
+    with engine.begin() as conn:
+        add_identifier(conn, patient_id, LOCAL, ipp, "PI")
+
+
+def test_ins_and_local_id_naming_two_dossiers_is_a_conflict(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx)
+    other = make_patient(sqlite_ctx, None, family="Le Bihan", given="Gaëlle",
+                         birth_date="1990-07-04", sex="F")  # a duplicate, or another person
+    learn_ipp(sqlite_ctx.engine, other)
+    found = resolve(sqlite_ctx.engine, identity())
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+
+
+def test_same_ins_with_another_birth_date_or_sex_is_not_filed(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx)
+    for kw, trait in ((dict(birth="19900407"), "birth date"), (dict(sex="M"), "sex"),
+                      (dict(family="KERGUELEN", given="Soizic"), "names")):
+        found = resolve(sqlite_ctx.engine, identity(**kw))
+        assert (found.patient_id, found.code) == (None, "IDENTITY_TRAITS_MISMATCH"), kw
+        assert trait in found.reason and "1990" not in found.reason
+
+
+def test_same_ins_after_a_marriage_or_with_a_partial_date_is_filed(sqlite_ctx):  # noqa: ANN001
+    pid_ = gaelle(sqlite_ctx)
+    married = extract_identity(parse_text(
+        f"{MSH}\rPID|||{GAELLE}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS||"
+        "KERGUELEN^Gaëlle^^^^^D~LE BIHAN^Gaëlle^Gaëlle Anne^^^^L||19900704|F" + "|" * 24
+        + "QUAL\r"))
+    assert resolve(sqlite_ctx.engine, married).patient_id == pid_
+    assert resolve(sqlite_ctx.engine, identity(birth="1990", sex="U")).patient_id == pid_
+    # a used name alone differing, same first given name: the same person
+    assert resolve(sqlite_ctx.engine, identity(family="KERGUELEN")).patient_id == pid_
+
+
+def test_test_ins_is_not_a_production_ins(sqlite_ctx):  # noqa: ANN001
+    from pipelines.dossier_admin import DossierInput, create_dossiers
+
+    create_dossiers(sqlite_ctx.engine, [DossierInput(
+        ins=GAELLE, ins_oid="1.2.250.1.213.1.4.8", family="Le Bihan", given="Gaëlle",
+        birth_date="1990-07-04", sex="F")])
+    found = resolve(sqlite_ctx.engine, identity())  # the same number under the test OID
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+    assert "INS-NIR-TEST" in found.reason
+
+
+def test_qualified_ins_for_a_dossier_known_by_its_local_id(sqlite_ctx):  # noqa: ANN001
+    # The dossier was made from a provisional identity (no INS); the hospital now sends the
+    # qualified identity with the same IPP: that dossier, which receives the INS.
+    known = gaelle(sqlite_ctx, ins=None)
+    learn_ipp(sqlite_ctx.engine, known)
+    for auto_create in (False, True):
+        found = resolve(sqlite_ctx.engine, identity(), auto_create=auto_create)
+        assert (found.patient_id, found.via) == (known, "ins" if auto_create else "local-id")
+    with sqlite_ctx.engine.begin() as conn:
+        from dossiers.patients import get_patient
+
+        assert get_patient(conn, known).ins == GAELLE
+
+
+def test_local_id_of_a_dossier_with_another_ins_is_a_conflict(sqlite_ctx):  # noqa: ANN001
+    known = gaelle(sqlite_ctx, ins=nir("2900756260249"))
+    learn_ipp(sqlite_ctx.engine, known)
+    found = resolve(sqlite_ctx.engine, identity())
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+
+
+def test_unknown_ins_with_a_look_alike_dossier_is_not_auto_created(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx, ins=None)
+    found = resolve(sqlite_ctx.engine, identity(ipp=""), auto_create=True)
+    assert (found.patient_id, found.code) == (None, "IDENTITY_AMBIGUOUS")
+    assert "assign" in found.reason
+
+
+def test_two_different_ins_in_one_pid_are_ambiguous(sqlite_ctx):  # noqa: ANN001
+    gaelle(sqlite_ctx)
+    two = extract_identity(parse_text(
+        f"{MSH}\rPID|||{GAELLE}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS~"
+        f"{nir('2900756260111')}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS||LE BIHAN^Gaëlle||"
+        "19900704|F" + "|" * 24 + "VALI\r"))
+    found = resolve(sqlite_ctx.engine, two)
+    assert (found.patient_id, found.code) == (None, "IDENTITY_AMBIGUOUS")
+
+
+def test_pipeline_qualified_ins_reaches_the_dossier_of_its_local_id(ctx):  # noqa: ANN001
+    known = make_patient(ctx, None)  # Lefèvre Hélène, no INS yet
+    first = ingest(ctx, oru("MSG-1", pid32="PROV", nir="299999999999999"))
+    assert show_import(ctx.engine, first[0])["patient_id"] == known  # demographics, IPP learnt
+    later = ingest(ctx, oru("MSG-2", value="4.9"), oru("MSG-3", value="5.0"))
+    assert [show_import(ctx.engine, i)["patient_id"] for i in later] == [known, known]
+    from pipelines.report import show_dossier
+
+    assert show_dossier(ctx.engine, NIR)["patient"]["id"] == known
+
+
+def test_pipeline_same_ins_other_birth_date_is_quarantined(ctx):  # noqa: ANN001
+    make_patient(ctx)
+    ids = ingest(ctx, oru("MSG-1", birth="19790823"))
+    info = show_import(ctx.engine, ids[0])
+    assert (info["status"], info["error_code"]) == ("quarantined", "IDENTITY_TRAITS_MISMATCH")
