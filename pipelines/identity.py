@@ -227,7 +227,11 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
 
     matches = _local_matches(lookup, local_ids)
     if len(matches) == 1:
-        return _accept(lookup, matches.pop(), "local-id", local_ids, warnings, feeding)
+        known = lookup.patient(next(iter(matches)))
+        refused = _incoherent(identity, "local identifier", known, warnings, feeding) \
+            if known is not None else None
+        return refused or _accept(lookup, matches.pop(), "local-id", local_ids, warnings,
+                                  feeding, patient=known)
     if len(matches) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"local identifiers point to {len(matches)} different dossiers",
@@ -270,7 +274,7 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
             return _quarantine("IDENTITY_CONFLICT",
                                f"the {chosen.kind} and the local identifiers name different "
                                "dossiers: not filed on a guess", warnings)
-        refused = _incoherent(identity, chosen, patient, warnings)
+        refused = _incoherent(identity, chosen.kind, patient, warnings, feeding)
         return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
                                   patient=patient)
     if len(named) > 1:
@@ -286,7 +290,7 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
             return _quarantine("IDENTITY_CONFLICT",
                                f"the local identifiers name a dossier that holds another INS "
                                f"than the {chosen.kind} sent: not filed on a guess", warnings)
-        refused = _incoherent(identity, chosen, known, warnings)
+        refused = _incoherent(identity, chosen.kind, known, warnings, feeding)
         if refused:
             return refused
         found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding,
@@ -343,22 +347,27 @@ def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list
     return found
 
 
-def _incoherent(identity: PatientIdentity, chosen: InsIdentifier, patient: Patient,
-                warnings: list[str]) -> Resolution | None:
-    """IDENTITY_CONFLICT / IDENTITY_TRAITS_MISMATCH when the dossier an INS (or a local id
-    with an INS) names is not the person the message describes, None when coherent.
-    Traits compared when both sides have them: birth date, sex (F/M), and the names (the
-    family names, used and birth, share nothing AND the first given names differ: a
-    marriage changes the used name, not the birth name nor the first given name)."""
-    if patient.ins and patient.ins_oid and ins_kind(patient.ins_oid) \
-            and ins_kind(patient.ins_oid) != chosen.kind:
+def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,
+                warnings: list[str], feeding: bool) -> Resolution | None:
+    """IDENTITY_CONFLICT / IDENTITY_TRAITS_MISMATCH when the dossier an INS (``named_by``: its
+    kind) or a local identifier names is not the person the message describes, None when
+    coherent. Traits compared when both sides have them: birth date, sex (F/M), and the
+    names (the family names, used and birth, share nothing AND the first given names
+    differ: a marriage changes the used name, not the birth name nor the first given name).
+    An ADT (not ``feeding``) is how a hospital corrects an identity (A08, A31): its traits
+    differing are a warning, not a quarantine, or a wrong dossier could never be put right."""
+    held_kind = ins_kind(patient.ins_oid) if patient.ins and patient.ins_oid else None
+    if held_kind and named_by.startswith("INS") and held_kind != named_by:
         return _quarantine("IDENTITY_CONFLICT",
-                           f"the dossier holds this number as {ins_kind(patient.ins_oid)}, "
-                           f"the message sends it as {chosen.kind}", warnings)
+                           f"the dossier holds this number as {held_kind}, "
+                           f"the message sends it as {named_by}", warnings)
     differ = traits_differ(identity, patient)
-    if differ:
+    if differ and not feeding:
+        warnings.append(f"the dossier named by the {named_by} has another {differ} than "
+                        "the message (an identity update may correct it)")
+    elif differ:
         return _quarantine("IDENTITY_TRAITS_MISMATCH",
-                           f"the dossier named by the {chosen.kind} has another {differ} than "
+                           f"the dossier named by the {named_by} has another {differ} than "
                            "the message: not filed on a guess (identity to check)", warnings)
     return None
 

@@ -229,3 +229,29 @@ def test_pipeline_same_ins_other_birth_date_is_quarantined(ctx):  # noqa: ANN001
     ids = ingest(ctx, oru("MSG-1", birth="19790823"))
     info = show_import(ctx.engine, ids[0])
     assert (info["status"], info["error_code"]) == ("quarantined", "IDENTITY_TRAITS_MISMATCH")
+
+
+# -- traits against the dossier a local identifier names; ADT corrections ----------------------
+def test_local_id_match_with_another_birth_date_is_not_filed(ctx):  # noqa: ANN001
+    pid_ = make_patient(ctx)
+    ingest(ctx, oru("MSG-1"))  # qualified: the lab's IPP is learnt for this dossier
+    ids = ingest(ctx, oru("MSG-2", pid32="PROV", nir="299999999999999", birth="19790823",
+                          value="4.9"))
+    info = show_import(ctx.engine, ids[0])
+    assert (info["status"], info["error_code"]) == ("quarantined", "IDENTITY_TRAITS_MISMATCH")
+    assert "local identifier" in info["error_message"]
+    same = ingest(ctx, oru("MSG-3", pid32="PROV", nir="299999999999999", value="5.1"))
+    assert show_import(ctx.engine, same[0])["patient_id"] == pid_
+
+
+def test_adt_a08_correcting_a_birth_date_is_applied_with_a_warning(ctx):  # noqa: ANN001
+    from tests.test_adt_consent import SOURCE, adt, patient_row
+
+    pid_ = make_patient(ctx, birth_date="1979-03-18")  # created with a typing error
+    ids = ingest(ctx, adt("C1", "A08", birth="19790328"), source=SOURCE)
+    info = show_import(ctx.engine, ids[0])
+    assert (info["status"], info["patient_id"]) == ("deposited", pid_)
+    assert any("another birth date" in w for w in info["warnings"])
+    assert patient_row(ctx, pid_).birth_date == "1979-03-28"
+    later = ingest(ctx, oru("MSG-1"))  # the results now match the corrected dossier
+    assert show_import(ctx.engine, later[0])["patient_id"] == pid_
