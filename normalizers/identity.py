@@ -8,7 +8,9 @@ Rules (IHE PAM France / CI-SIS):
   tables/ins_type_codes.csv) makes it an INS as well, with a warning.
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
-- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage).
+- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage); a
+  pseudonym (type 'S', anonymous patient) is not a name: never used, so never matched on.
+  The first given name is PID-5.2, else the first of the list in PID-5.3.
 - PID-32 is the identity status; it repeats (a status and attributes: 'QUAL~DOUTE'), all
   kept, '~'-joined. ``read_identity_status`` reads it with tables/identity_status.csv: the
   INS is trusted under VALI or QUAL (RNIV 'identité qualifiée') unless an attribute (DOUTE,
@@ -45,6 +47,7 @@ BILLING_NIR = "NH"
 INS_TYPE = "INS"
 BIRTH_NAME = "L"
 USED_NAME = "D"
+PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched on
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
@@ -229,14 +232,26 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
 def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     by_type: dict[str, tuple[str, str]] = {}
     first: tuple[str, str] | None = None
+    pseudonym = False
     for rep in reps(msg, pid, 5):
         c = comps(msg, rep)
         family, given = sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1)
+        if not given:
+            # PAM France: PID-5.2 the first given name, PID-5.3 the list of given names;
+            # a sender filling only the list still names the first one
+            given = next(iter(sub(msg, part(c, 3), 1).replace(",", " ").split()), "")
         if not family and not given:
+            continue
+        name_type = text(msg, part(c, 7)).upper()
+        if name_type == PSEUDONYM:
+            pseudonym = True
             continue
         if first is None:
             first = (family, given)
-        by_type.setdefault(text(msg, part(c, 7)).upper(), (family, given))
+        by_type.setdefault(name_type, (family, given))
+    if pseudonym:
+        ident.warnings.append(f"{loc(pid, 5)}: a pseudonym (name type S) is not the patient's "
+                              "name: not used")
     birth = by_type.get(BIRTH_NAME)
     used = by_type.get(USED_NAME)
     if birth is None and used is None:

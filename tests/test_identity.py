@@ -157,3 +157,19 @@ def test_ins_type_code_under_a_local_authority_is_warned():
     ident = extract_identity(m)
     assert ident.ins == []
     assert any("not an INS OID" in w for w in ident.warnings)
+
+
+def test_pseudonym_is_never_the_patients_name():
+    # An anonymous patient (name type S, HL7 table 0200): a demographic match on it could
+    # only find someone else.
+    ident = extract_identity(msg("PID|||1^^^A^PI||ANONYME^Patient^^^^^S||19900101|F"))
+    assert (ident.family, ident.given, ident.birth_family) == ("", "", "")
+    assert any("pseudonym" in w for w in ident.warnings)
+    assert "ANONYME" not in " ".join(ident.warnings)
+    both = extract_identity(msg("PID|||1^^^A^PI||X123^Y^^^^^S~LE GOFF^Maëlle^^^^^L||19900101|F"))
+    assert (both.family, both.given) == ("LE GOFF", "Maëlle")
+
+
+def test_first_given_name_from_the_list_when_pid_5_2_is_empty():
+    ident = extract_identity(msg("PID|||1^^^A^PI||D'ARTAGNAN^^Anne-Laure Zoé^^^^L||19900101|F"))
+    assert (ident.family, ident.given) == ("D'ARTAGNAN", "Anne-Laure")
