@@ -38,11 +38,15 @@ from normalizers.nir import (
     ins_oid_for_namespace,
     ins_oid_for_type_code,
     nir_key_valid,
+    nir_problem,
 )
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
 
 _OID = re.compile(r"[0-2](?:\.\d+)+")
+# a birth date whose month or day is unknown, written '00' (INSi traits of people born
+# abroad): 'YYYY0000', 'YYYYMM00', with or without a time
+_UNKNOWN_PARTS = re.compile(r"\d{4}(?:00\d\d|\d\d00)\d*")
 BILLING_NIR = "NH"
 INS_TYPE = "INS"
 BIRTH_NAME = "L"
@@ -208,7 +212,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
             oid, kind = guessed, ins_kind(guessed)
             ident.warnings.append(f"{where}: INS without OID, kind taken from {said}")
     if kind is not None and type_code != BILLING_NIR:
-        nir = value.replace(" ", "").upper()
+        nir = "".join(value.split()).upper()  # '2 88 02 99 351 042 xx', tabs, NBSP
         if ("ins", oid, nir) in seen:
             return
         seen.add(("ins", oid, nir))
@@ -216,7 +220,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         valid = nir_key_valid(nir) if nir_like else False
         ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
         if nir_like and not valid:
-            ident.warnings.append(f"{where}: INS key is not valid")
+            ident.warnings.append(f"{where}: INS key is not valid: the INS {nir_problem(nir)}")
         return
     if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
@@ -275,7 +279,11 @@ def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     try:
         iso = hl7_ts_to_iso(text(msg, raw), None)
     except ValueError:
-        ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
+        if _UNKNOWN_PARTS.fullmatch(text(msg, raw)):
+            ident.warnings.append(f"{loc(pid, 7)}: birth date with unknown month or day "
+                                  "('00', as the INS traits state it), kept empty")
+        else:
+            ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
         return
     if len(iso) < 10:
         ident.warnings.append(f"{loc(pid, 7)}: birth date is partial, kept empty")

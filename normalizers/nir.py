@@ -74,3 +74,18 @@ def ins_oid_for_type_code(type_code: str) -> str | None:
     """The INS OID an identifier type code (CX.5) names: 'INS-NIR' -> 1.2.250.1.213.1.4.8
     (tables/ins_type_codes.csv); None for 'INS' (no kind) and any other code."""
     return _type_codes().get(type_code.strip().upper())
+
+
+def nir_problem(nir: str) -> str:
+    """What is wrong with a NIR, in words that quote none of it: '' when its key is valid;
+    'has no key (13 characters)', 'has N characters, not 15', 'is not digits (Corsica
+    2A/2B aside)', 'has a key that does not match'."""
+    if nir_key_valid(nir):
+        return ""
+    if len(nir) == 13:
+        return "has no key (13 characters)"
+    if len(nir) != 15:
+        return f"has {len(nir)} characters, not 15"
+    if nir_key(nir[:13]) is None or not (nir[13:].isdigit() and nir[13:].isascii()):
+        return "is not digits (Corsica 2A/2B aside)"
+    return "has a key that does not match"

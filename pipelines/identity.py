@@ -32,7 +32,7 @@ from dossiers.patients import (
 from dossiers.schema import patient_identifiers, patients
 from normalizers.identity import read_identity_status
 from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
-from normalizers.nir import ins_kind
+from normalizers.nir import ins_kind, nir_problem
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
@@ -213,7 +213,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
             invalid = [i for i in ins_candidates if not i.key_valid]
             if invalid:
                 return _quarantine("IDENTITY_INS_INVALID_KEY",
-                                   f"the {invalid[0].kind} sent has an invalid key "
+                                   f"the {invalid[0].kind} sent {nir_problem(invalid[0].nir)} "
                                    f"(OID {invalid[0].oid}): not filed on a guess", warnings)
             if len({i.nir for i in ins_candidates}) > 1:
                 return _quarantine("IDENTITY_AMBIGUOUS",

@@ -173,3 +173,16 @@ def test_pseudonym_is_never_the_patients_name():
 def test_first_given_name_from_the_list_when_pid_5_2_is_empty():
     ident = extract_identity(msg("PID|||1^^^A^PI||D'ARTAGNAN^^Anne-Laure Zoé^^^^L||19900101|F"))
     assert (ident.family, ident.given) == ("D'ARTAGNAN", "Anne-Laure")
+
+
+def test_ins_with_blanks_or_without_key_and_unknown_birth_day():
+    spaced = " ".join([HELENE[:1], HELENE[1:3], HELENE[3:5], HELENE[5:7], HELENE[7:10],
+                       HELENE[10:13], HELENE[13:]])
+    m = msg(f"PID|||{spaced}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS~"
+            f"{HELENE[:13]}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||"
+            "LE GOFF^Maëlle||19880200|F")
+    ident = extract_identity(m)
+    assert [(i.nir, i.key_valid) for i in ident.ins] == [(HELENE, True), (HELENE[:13], False)]
+    text = " ".join(ident.warnings)
+    assert "has no key (13 characters)" in text and HELENE[:13] not in text
+    assert ident.birth_date == "" and "unknown month or day" in text and "1988" not in text

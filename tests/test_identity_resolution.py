@@ -255,3 +255,9 @@ def test_adt_a08_correcting_a_birth_date_is_applied_with_a_warning(ctx):  # noqa
     assert patient_row(ctx, pid_).birth_date == "1979-03-28"
     later = ingest(ctx, oru("MSG-1"))  # the results now match the corrected dossier
     assert show_import(ctx.engine, later[0])["patient_id"] == pid_
+
+
+def test_ins_without_its_key_says_so(sqlite_ctx):  # noqa: ANN001
+    found = resolve(sqlite_ctx.engine, identity(ins=GAELLE[:13]), auto_create=True)
+    assert found.code == "IDENTITY_INS_INVALID_KEY"
+    assert "has no key (13 characters)" in found.reason and GAELLE[:13] not in found.reason

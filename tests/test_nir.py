@@ -12,6 +12,7 @@ from normalizers.nir import (
     ins_oid_for_type_code,
     nir_key,
     nir_key_valid,
+    nir_problem,
 )
 
 
@@ -87,3 +88,13 @@ def test_ins_type_codes_from_the_table():
     assert ins_oid_for_type_code("ins-nia") == "1.2.250.1.213.1.4.9"
     assert ins_oid_for_type_code("INS") is None  # says no kind
     assert ins_oid_for_type_code("PI") is None
+
+
+def test_nir_problem_says_what_is_wrong_without_quoting_it():
+    good = "188102B17295165"
+    assert nir_problem(good) == ""
+    assert nir_problem(good[:13]) == "has no key (13 characters)"
+    assert nir_problem(good[:14]) == "has 14 characters, not 15"
+    assert nir_problem("18810X217295165") == "is not digits (Corsica 2A/2B aside)"
+    assert nir_problem(good[:13] + "66") == "has a key that does not match"
+    assert all(good[:5] not in nir_problem(x) for x in (good[:13], good[:14]))
