@@ -89,3 +89,23 @@ def nir_problem(nir: str) -> str:
     if nir_key(nir[:13]) is None or not (nir[13:].isdigit() and nir[13:].isascii()):
         return "is not digits (Corsica 2A/2B aside)"
     return "has a key that does not match"
+
+
+_NIR_SEX = {"1": "M", "2": "F", "3": "M", "4": "F", "7": "M", "8": "F"}
+
+
+def nir_contradicts(nir: str, birth_date: str, sex: str) -> str:
+    """Which trait a NIR's own digits contradict: 'sex' (digit 1: 1/3/7 man, 2/4/8 woman),
+    'birth year' (digits 2-3), 'birth month' (digits 4-5 when 01-12: other values code an
+    unknown month); '' when none does or a trait is missing. The INSi service returns traits
+    that agree with the NIR: a disagreement is an INS of another person."""
+    if len(nir) < 5 or not nir[1:5].isdigit():
+        return ""
+    expected = _NIR_SEX.get(nir[0])
+    if expected and sex in ("F", "M") and sex != expected:
+        return "sex"
+    if len(birth_date) >= 4 and birth_date[2:4] != nir[1:3]:
+        return "birth year"
+    if len(birth_date) >= 7 and "01" <= nir[3:5] <= "12" and birth_date[5:7] != nir[3:5]:
+        return "birth month"
+    return ""

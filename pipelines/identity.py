@@ -32,7 +32,7 @@ from dossiers.patients import (
 from dossiers.schema import patient_identifiers, patients
 from normalizers.identity import read_identity_status
 from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
-from normalizers.nir import ins_kind, nir_problem
+from normalizers.nir import ins_kind, nir_contradicts, nir_problem
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
@@ -323,6 +323,11 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            f"no dossier for this {chosen.kind} "
                            "(create it, or enable auto-creation)", warnings)
+    contradicted = nir_contradicts(chosen.nir, identity.birth_date, identity.sex)
+    if contradicted:
+        return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                           f"the {chosen.kind}'s own digits contradict the {contradicted} "
+                           "sent: no dossier is created on it (identity to check)", warnings)
     pid = lookup.create(family=identity.family, given=identity.given,
                         birth_family=identity.birth_family or None,
                         birth_date=identity.birth_date, sex=identity.sex,

@@ -261,3 +261,12 @@ def test_ins_without_its_key_says_so(sqlite_ctx):  # noqa: ANN001
     found = resolve(sqlite_ctx.engine, identity(ins=GAELLE[:13]), auto_create=True)
     assert found.code == "IDENTITY_INS_INVALID_KEY"
     assert "has no key (13 characters)" in found.reason and GAELLE[:13] not in found.reason
+
+
+def test_no_dossier_is_auto_created_on_an_ins_contradicting_its_traits(sqlite_ctx):  # noqa: ANN001
+    # GAELLE's INS says: a woman born in July 1990
+    for kw in (dict(sex="M"), dict(birth="20050101"), dict(birth="19900104")):
+        found = resolve(sqlite_ctx.engine, identity(ipp="", **kw), auto_create=True)
+        assert (found.patient_id, found.code) == (None, "IDENTITY_TRAITS_MISMATCH"), kw
+        assert "digits" in found.reason and GAELLE[:5] not in found.reason
+    assert resolve(sqlite_ctx.engine, identity(ipp=""), auto_create=True).via == "auto-create"

@@ -10,6 +10,7 @@ from normalizers.nir import (
     ins_nir_like,
     ins_oid_for_namespace,
     ins_oid_for_type_code,
+    nir_contradicts,
     nir_key,
     nir_key_valid,
     nir_problem,
@@ -98,3 +99,15 @@ def test_nir_problem_says_what_is_wrong_without_quoting_it():
     assert nir_problem("18810X217295165") == "is not digits (Corsica 2A/2B aside)"
     assert nir_problem(good[:13] + "66") == "has a key that does not match"
     assert all(good[:5] not in nir_problem(x) for x in (good[:13], good[:14]))
+
+
+def test_nir_digits_against_the_traits():
+    corse = "188102B17295165"  # man, born October 1988
+    assert nir_contradicts(corse, "1988-10-02", "M") == ""
+    assert nir_contradicts(corse, "1988-10-02", "F") == "sex"
+    assert nir_contradicts(corse, "2005-10-02", "M") == "birth year"
+    assert nir_contradicts(corse, "1988-01-02", "M") == "birth month"
+    assert nir_contradicts(corse, "", "U") == ""  # nothing to compare
+    assert nir_contradicts("2883099123456" + "00", "1988-06-01", "F") == ""  # month 30: unknown
+    # the ANS MDM examples: a woman's INS (born July 1974) for a boy born in 2005
+    assert nir_contradicts("274075176079430", "2005-01-01", "M") == "sex"
