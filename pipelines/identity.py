@@ -38,6 +38,11 @@ OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of thei
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
 CLOSED = "FERME"
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
+NOT_IDENTITY_KINDS = {
+    "INS-C": "the computed INS (OID 1.2.250.1.213.1.4.2) is obsolete, replaced by the INS-NIR",
+    "NIR": "a NIR used as a social security number is not an INS",
+    "NIA": "a NIA used as a social security number is not an INS",
+}
 
 
 @dataclass(slots=True)
@@ -198,6 +203,10 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     warnings: list[str] = []
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
+    for kind in sorted({i.kind for i in identity.ins if i.kind not in TRUSTED_KINDS}):
+        # INS-C: the computed INS withdrawn for the INS-NIR; NIR/NIA (OIDs .4.13, .4.14):
+        # the number used for social security, not an identity (NOT_IDENTITY_KINDS)
+        warnings.append(f"{kind} ignored: {NOT_IDENTITY_KINDS.get(kind, 'not an INS')}")
     status = read_identity_status(identity.identity_status)
     if status.unknown:
         warnings.append(f"identity status (PID-32): {len(status.unknown)} code(s) not in "

@@ -270,3 +270,20 @@ def test_no_dossier_is_auto_created_on_an_ins_contradicting_its_traits(sqlite_ct
         assert (found.patient_id, found.code) == (None, "IDENTITY_TRAITS_MISMATCH"), kw
         assert "digits" in found.reason and GAELLE[:5] not in found.reason
     assert resolve(sqlite_ctx.engine, identity(ipp=""), auto_create=True).via == "auto-create"
+
+
+def test_obsolete_ins_c_beside_the_ins_nir_is_ignored_with_a_warning(sqlite_ctx):  # noqa: ANN001
+    # A hospital still sending the INS-C (22 digits) before the INS-NIR in PID-3.
+    pid_ = gaelle(sqlite_ctx)
+    ident = extract_identity(parse_text(
+        f"{MSH}\rPID|||IPP-9^^^LABO&{LOCAL}&ISO^PI~1121717802492545833548^^^ASIP-SANTE-INS-C&"
+        f"1.2.250.1.213.1.4.2&ISO^INS-C^^20170215~{GAELLE}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^"
+        "INS||LE BIHAN^Gaëlle||19900704|F" + "|" * 24 + "VALI\r"))
+    found = resolve(sqlite_ctx.engine, ident)
+    assert (found.patient_id, found.via) == (pid_, "ins")
+    assert any("INS-C ignored" in w for w in found.warnings)
+    only_c = extract_identity(parse_text(
+        f"{MSH}\rPID|||1121717802492545833548^^^ASIP-SANTE-INS-C&1.2.250.1.213.1.4.2&ISO^INS-C"
+        "||LE BIHAN^Gaëlle||19900704|F" + "|" * 24 + "VALI\r"))
+    found = resolve(sqlite_ctx.engine, only_c)
+    assert found.via == "demographics" and any("obsolete" in w for w in found.warnings)
