@@ -37,6 +37,9 @@ from normalizers.nir import ins_kind, nir_contradicts, nir_problem
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
 CLOSED = "FERME"
+# found by a local id, in a dossier holding a qualified INS, for an identity without a trusted
+# INS: filed, but not an identity update (pipelines/process.py TRUSTED_MATCHES lacks it)
+LOCAL_ID_NO_INS = "local-id-no-ins"
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
 NOT_IDENTITY_KINDS = {
     "INS-C": "the computed INS (OID 1.2.250.1.213.1.4.2) is obsolete, replaced by the INS-NIR",
@@ -48,7 +51,7 @@ NOT_IDENTITY_KINDS = {
 @dataclass(slots=True)
 class Resolution:
     patient_id: int | None
-    via: str = ""  # 'ins', 'local-id', 'demographics', 'auto-create'
+    via: str = ""  # 'ins', 'local-id', LOCAL_ID_NO_INS, 'demographics', 'auto-create'
     code: str | None = None  # quarantine reason code
     reason: str | None = None
     warnings: list[str] | None = None
@@ -239,8 +242,17 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
         known = lookup.patient(next(iter(matches)))
         refused = _incoherent(identity, "local identifier", known, warnings, feeding) \
             if known is not None else None
-        return refused or _accept(lookup, matches.pop(), "local-id", local_ids, warnings,
-                                  feeding, patient=known)
+        if refused:
+            return refused
+        via = "local-id"
+        if known is not None and known.ins:
+            # The dossier holds a qualified INS (its traits are the INSi's); a message without
+            # a trusted INS files there, but its traits must not overwrite the dossier's.
+            via = LOCAL_ID_NO_INS
+            if not feeding:
+                warnings.append("the dossier holds a qualified INS and this identity is not "
+                                "qualified: its traits do not update the dossier")
+        return _accept(lookup, matches.pop(), via, local_ids, warnings, feeding, patient=known)
     if len(matches) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"local identifiers point to {len(matches)} different dossiers",

@@ -287,3 +287,17 @@ def test_obsolete_ins_c_beside_the_ins_nir_is_ignored_with_a_warning(sqlite_ctx)
         "||LE BIHAN^Gaëlle||19900704|F" + "|" * 24 + "VALI\r"))
     found = resolve(sqlite_ctx.engine, only_c)
     assert found.via == "demographics" and any("obsolete" in w for w in found.warnings)
+
+
+def test_provisional_identity_does_not_overwrite_a_qualified_dossier(ctx):  # noqa: ANN001
+    from tests.test_adt_consent import SOURCE, adt, patient_row
+
+    pid_ = make_patient(ctx)  # holds the qualified INS and its traits
+    ingest(ctx, adt("C1", "A01"), source=SOURCE)  # VALI: the hospital's IPP is learnt
+    ids = ingest(ctx, adt("C2", "A08", family="MARTIN", pid32="PROV"), source=SOURCE)
+    info = show_import(ctx.engine, ids[0])
+    assert (info["status"], info["patient_id"]) == ("deposited", pid_)
+    assert patient_row(ctx, pid_).family == "Lefèvre"
+    assert any("not qualified" in w for w in info["warnings"])
+    ids = ingest(ctx, adt("C3", "A08", family="MARTIN"), source=SOURCE)  # qualified: applied
+    assert patient_row(ctx, pid_).family == "MARTIN"
