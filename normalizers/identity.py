@@ -51,6 +51,7 @@ BILLING_NIR = "NH"
 INS_TYPE = "INS"
 BIRTH_NAME = "L"
 USED_NAME = "D"
+IDENTITY_UNKNOWN = "Y"  # PID-31 identity unknown indicator (HL7 v2.5 table 0136)
 PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched on
 
 
@@ -79,6 +80,13 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
             _add_identifier(msg, ident, rep, f"{loc(pid, field_no)} repetition {n}", seen)
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
+    if text(msg, _first(msg, pid, 31)).strip().upper() == IDENTITY_UNKNOWN:
+        # PID-31 'Y': the patient's identity is unknown (an unconscious patient admitted as
+        # 'INCONNU'): the names and birth date sent are placeholders, never matched on
+        if ident.family or ident.given or ident.birth_date:
+            ident.warnings.append(f"{loc(pid, 31)}: identity unknown (Y): the names and birth "
+                                  "date sent are placeholders, not used")
+        ident.family = ident.given = ident.birth_family = ident.birth_date = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
     ident.identity_status = STATUS_SEPARATOR.join(
         code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()

@@ -186,3 +186,16 @@ def test_ins_with_blanks_or_without_key_and_unknown_birth_day():
     text = " ".join(ident.warnings)
     assert "has no key (13 characters)" in text and HELENE[:13] not in text
     assert ident.birth_date == "" and "unknown month or day" in text and "1988" not in text
+
+
+def test_identity_unknown_indicator_makes_the_traits_placeholders():
+    # PID-31 'Y' (HL7 v2.5): an unconscious patient admitted as 'INCONNU', a made-up date.
+    pid = "PID|||U-77^^^CHU-X^PI||INCONNU^Homme||19000101|M" + "|" * 23 + "Y|PROV"
+    ident = extract_identity(msg(pid))
+    assert (ident.family, ident.given, ident.birth_date, ident.sex) == ("", "", "", "M")
+    assert [x.value for x in ident.local_ids] == ["U-77"]
+    assert ident.identity_status == "PROV"
+    assert any("PID[2]-31" in w for w in ident.warnings)
+    assert "INCONNU" not in " ".join(ident.warnings)
+    known = extract_identity(msg(pid.replace("|Y|PROV", "|N|PROV")))
+    assert (known.family, known.birth_date) == ("INCONNU", "1900-01-01")
