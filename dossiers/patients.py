@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,11 +26,25 @@ class Patient:
     sex: str
     opposed: bool
     dmp_status: str | None = None  # ZFA-1 as last stated: a FERME dossier is not fed
+    birth_family: str | None = None
+    ins_oid: str | None = None  # which kind of INS ``ins`` is (production, test...)
 
 
 def patient_from_row(row) -> Patient:  # noqa: ANN001
     return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
-                   bool(row.opposed), row.dmp_status)
+                   bool(row.opposed), row.dmp_status, row.birth_family, row.ins_oid)
+
+
+_GIVEN_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def first_given_key(given: str) -> str:
+    """The folded first given name ('premier prénom'): the list's first name, names being
+    separated by blanks or commas. A hyphen joins a compound name: 'Jean-Pierre' is one
+    first name, not 'Jean' (folding first turned the hyphen into a blank, and the twins
+    Jean-Pierre and Jean-Marc matched each other's dossier)."""
+    names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
+    return fold_name(names[0]) if names else ""
 
 
 def create_patient(conn: Connection, *, family: str, given: str, birth_date: str, sex: str,
@@ -150,13 +165,24 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
 
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
-    """Strict match: folded family and first given name, full birth date, sex."""
-    first_given = fold_name(given).split(" ")[0] if given else ""
-    rows = conn.execute(select(patients.c.id, patients.c.given_key).where(
+    """Strict match: folded family and first given name (``first_given_key``), full birth
+    date, sex."""
+    first_given = first_given_key(given)
+    rows = conn.execute(select(patients.c.id, patients.c.given).where(
         patients.c.family_key == fold_name(family),
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
-    return [r.id for r in rows if r.given_key.split(" ")[0] == first_given]
+    return [r.id for r in rows if first_given and first_given_key(r.given) == first_given]
+
+
+def set_ins(conn: Connection, patient_id: int, ins: str, ins_oid: str) -> bool:
+    """Give a dossier that has no INS this one (a qualified identity arrived for a dossier
+    known by a local identifier). False when it already has one, or another dossier holds it."""
+    if conn.execute(select(patients.c.id).where(patients.c.ins == ins)).first():
+        return False
+    return conn.execute(update(patients).where(patients.c.id == patient_id,
+                                               patients.c.ins.is_(None))
+                        .values(ins=ins, ins_oid=ins_oid)).rowcount == 1
 
 
 def list_patients(conn: Connection) -> list[Patient]:

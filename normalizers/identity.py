@@ -3,18 +3,26 @@
 Rules (IHE PAM France / CI-SIS):
 - PID-3 repetitions whose assigning authority (CX.4.2) is an INS OID are INS identifiers,
   whatever CX.5 says, except CX.5 = 'NH': that is the NIR used for billing, not an identity,
-  so it stays a local identifier and is never used as an INS.
+  so it stays a local identifier and is never used as an INS. Without an OID, an INS
+  namespace (CX.4.1 'ASIP-SANTE-INS-NIR') or an INS type code (CX.5 'INS-NIR', 'INS-NIA':
+  tables/ins_type_codes.csv) makes it an INS as well, with a warning.
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
-- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage).
-- PID-32 is the identity status; the INS is to be trusted only when it is 'VALI' (that
-  decision belongs to identity resolution, not here).
+- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage); a
+  pseudonym (type 'S', anonymous patient) is not a name: never used, so never matched on.
+  The first given name is PID-5.2, else the first of the list in PID-5.3.
+- PID-32 is the identity status; it repeats (a status and attributes: 'QUAL~DOUTE'), all
+  kept, '~'-joined. ``read_identity_status`` reads it with tables/identity_status.csv: the
+  INS is trusted under VALI or QUAL (RNIV 'identité qualifiée') unless an attribute (DOUTE,
+  FICTI, USUR...) or an unknown code withdraws that trust (identity resolution decides).
 Nothing here is logged or put in an error text: warnings only name fields.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import cache
 
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import comps, loc, part, reps, sub, text
@@ -24,14 +32,27 @@ from normalizers.model import (
     NormalizationError,
     PatientIdentity,
 )
-from normalizers.nir import ins_kind, ins_nir_like, ins_oid_for_namespace, nir_key_valid
+from normalizers.nir import (
+    ins_kind,
+    ins_nir_like,
+    ins_oid_for_namespace,
+    ins_oid_for_type_code,
+    nir_key_valid,
+    nir_problem,
+)
+from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
 
 _OID = re.compile(r"[0-2](?:\.\d+)+")
+# a birth date whose month or day is unknown, written '00' (INSi traits of people born
+# abroad): 'YYYY0000', 'YYYYMM00', with or without a time
+_UNKNOWN_PARTS = re.compile(r"\d{4}(?:00\d\d|\d\d00)\d*")
 BILLING_NIR = "NH"
 INS_TYPE = "INS"
 BIRTH_NAME = "L"
 USED_NAME = "D"
+IDENTITY_UNKNOWN = "Y"  # PID-31 identity unknown indicator (HL7 v2.5 table 0136)
+PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched on
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
@@ -59,9 +80,55 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
             _add_identifier(msg, ident, rep, f"{loc(pid, field_no)} repetition {n}", seen)
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
+    if text(msg, _first(msg, pid, 31)).strip().upper() == IDENTITY_UNKNOWN:
+        # PID-31 'Y': the patient's identity is unknown (an unconscious patient admitted as
+        # 'INCONNU'): the names and birth date sent are placeholders, never matched on
+        if ident.family or ident.given or ident.birth_date:
+            ident.warnings.append(f"{loc(pid, 31)}: identity unknown (Y): the names and birth "
+                                  "date sent are placeholders, not used")
+        ident.family = ident.given = ident.birth_family = ident.birth_date = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
-    ident.identity_status = text(msg, part(comps(msg, _first(msg, pid, 32)), 1)).upper()
+    ident.identity_status = STATUS_SEPARATOR.join(
+        code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()
+                          for rep in reps(msg, pid, 32)) if code)
     return ident
+
+
+STATUS_SEPARATOR = "~"  # PID-32 repeats: a status and its attributes, kept in order
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReading:
+    """What PID-32 (all its repetitions) allows: trusting the INS, a demographic match."""
+
+    ins_trusted: bool
+    demographics: bool
+    unknown: tuple[str, ...] = ()  # codes tables/identity_status.csv does not know
+    vetoes: tuple[str, ...] = ()  # attributes that withdrew trust from the INS
+
+
+@cache
+def _statuses() -> dict[str, dict[str, str]]:
+    return {row["code"].upper(): row for row in table("identity_status")}
+
+
+def read_identity_status(status: str) -> StatusReading:
+    """``PatientIdentity.identity_status`` ('QUAL', 'VALI~DOUTE'...) read with
+    tables/identity_status.csv: the INS is trusted when a repetition qualifies it (VALI,
+    QUAL), it states no other status (they exclude each other) and no repetition vetoes it
+    (DOUTE, FICTI, USUR...) or is unknown; a demographic match is
+    allowed unless a repetition says the traits may not be this person's."""
+    codes = [c for c in status.upper().split(STATUS_SEPARATOR) if c]
+    rows = _statuses()
+    unknown = tuple(c for c in codes if c not in rows)
+    known = [rows[c] for c in codes if c in rows]
+    vetoes = tuple(r["code"] for r in known if r["vetoes_ins"] == "1")
+    qualified = any(r["qualifies_ins"] == "1" for r in known)
+    exclusive = {r["code"] for r in known if r["kind"] == "status"}
+    return StatusReading(ins_trusted=qualified and len(exclusive) == 1 and not vetoes
+                         and not unknown,
+                         demographics=all(r["demographics"] == "1" for r in known),
+                         unknown=unknown, vetoes=vetoes)
 
 
 def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:
@@ -141,13 +208,19 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     kind = ins_kind(oid) if oid else None
     if kind is None and (oid[:4].lower() == "urn:" or namespace[:2] in ("1.", "ur", "UR")):
         kind, oid = _ins_spelled_otherwise(namespace, oid, ident, where)
-    if kind is None and type_code == INS_TYPE and not oid:
-        guessed = ins_oid_for_namespace(namespace)
+    if kind is None and not oid and type_code != BILLING_NIR:
+        # No OID: an INS namespace ('ASIP-SANTE-INS-NIR') or an INS type code ('INS-NIR')
+        # still says it is an INS, whatever else CX.5 says ('PI', empty): read as a local id
+        # it was matched and remembered whatever PID-32 said, bypassing the VALI rule.
+        guessed = ins_oid_for_namespace(namespace) or ins_oid_for_type_code(namespace)
+        said = "its namespace"
+        if not guessed:
+            guessed, said = ins_oid_for_type_code(type_code), "its type code (CX.5)"
         if guessed:
             oid, kind = guessed, ins_kind(guessed)
-            ident.warnings.append(f"{where}: INS without OID, kind taken from its namespace")
+            ident.warnings.append(f"{where}: INS without OID, kind taken from {said}")
     if kind is not None and type_code != BILLING_NIR:
-        nir = value.replace(" ", "").upper()
+        nir = "".join(value.split()).upper()  # '2 88 02 99 351 042 xx', tabs, NBSP
         if ("ins", oid, nir) in seen:
             return
         seen.add(("ins", oid, nir))
@@ -155,9 +228,9 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         valid = nir_key_valid(nir) if nir_like else False
         ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
         if nir_like and not valid:
-            ident.warnings.append(f"{where}: INS key is not valid")
+            ident.warnings.append(f"{where}: INS key is not valid: the INS {nir_problem(nir)}")
         return
-    if type_code == INS_TYPE:
+    if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
     authority = authority_of(namespace, oid, oid_type)
     if not authority:
@@ -171,14 +244,26 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
 def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     by_type: dict[str, tuple[str, str]] = {}
     first: tuple[str, str] | None = None
+    pseudonym = False
     for rep in reps(msg, pid, 5):
         c = comps(msg, rep)
         family, given = sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1)
+        if not given:
+            # PAM France: PID-5.2 the first given name, PID-5.3 the list of given names;
+            # a sender filling only the list still names the first one
+            given = next(iter(sub(msg, part(c, 3), 1).replace(",", " ").split()), "")
         if not family and not given:
+            continue
+        name_type = text(msg, part(c, 7)).upper()
+        if name_type == PSEUDONYM:
+            pseudonym = True
             continue
         if first is None:
             first = (family, given)
-        by_type.setdefault(text(msg, part(c, 7)).upper(), (family, given))
+        by_type.setdefault(name_type, (family, given))
+    if pseudonym:
+        ident.warnings.append(f"{loc(pid, 5)}: a pseudonym (name type S) is not the patient's "
+                              "name: not used")
     birth = by_type.get(BIRTH_NAME)
     used = by_type.get(USED_NAME)
     if birth is None and used is None:
@@ -202,7 +287,11 @@ def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     try:
         iso = hl7_ts_to_iso(text(msg, raw), None)
     except ValueError:
-        ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
+        if _UNKNOWN_PARTS.fullmatch(text(msg, raw)):
+            ident.warnings.append(f"{loc(pid, 7)}: birth date with unknown month or day "
+                                  "('00', as the INS traits state it), kept empty")
+        else:
+            ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
         return
     if len(iso) < 10:
         ident.warnings.append(f"{loc(pid, 7)}: birth date is partial, kept empty")

@@ -63,3 +63,49 @@ def ins_nir_like(oid: str) -> bool:
 def ins_oid_for_namespace(namespace: str) -> str | None:
     """The INS OID of an assigning-authority namespace such as 'ASIP-SANTE-INS-NIR'."""
     return _namespaces().get(namespace.strip().upper())
+
+
+@cache
+def _type_codes() -> dict[str, str]:
+    return {row["type_code"].upper(): row["oid"] for row in table("ins_type_codes")}
+
+
+def ins_oid_for_type_code(type_code: str) -> str | None:
+    """The INS OID an identifier type code (CX.5) names: 'INS-NIR' -> 1.2.250.1.213.1.4.8
+    (tables/ins_type_codes.csv); None for 'INS' (no kind) and any other code."""
+    return _type_codes().get(type_code.strip().upper())
+
+
+def nir_problem(nir: str) -> str:
+    """What is wrong with a NIR, in words that quote none of it: '' when its key is valid;
+    'has no key (13 characters)', 'has N characters, not 15', 'is not digits (Corsica
+    2A/2B aside)', 'has a key that does not match'."""
+    if nir_key_valid(nir):
+        return ""
+    if len(nir) == 13:
+        return "has no key (13 characters)"
+    if len(nir) != 15:
+        return f"has {len(nir)} characters, not 15"
+    if nir_key(nir[:13]) is None or not (nir[13:].isdigit() and nir[13:].isascii()):
+        return "is not digits (Corsica 2A/2B aside)"
+    return "has a key that does not match"
+
+
+_NIR_SEX = {"1": "M", "2": "F", "3": "M", "4": "F", "7": "M", "8": "F"}
+
+
+def nir_contradicts(nir: str, birth_date: str, sex: str) -> str:
+    """Which trait a NIR's own digits contradict: 'sex' (digit 1: 1/3/7 man, 2/4/8 woman),
+    'birth year' (digits 2-3), 'birth month' (digits 4-5 when 01-12: other values code an
+    unknown month); '' when none does or a trait is missing. The INSi service returns traits
+    that agree with the NIR: a disagreement is an INS of another person."""
+    if len(nir) < 5 or not nir[1:5].isdigit():
+        return ""
+    expected = _NIR_SEX.get(nir[0])
+    if expected and sex in ("F", "M") and sex != expected:
+        return "sex"
+    if len(birth_date) >= 4 and birth_date[2:4] != nir[1:3]:
+        return "birth year"
+    if len(birth_date) >= 7 and "01" <= nir[3:5] <= "12" and birth_date[5:7] != nir[3:5]:
+        return "birth month"
+    return ""

@@ -1,6 +1,7 @@
 """Identity resolution: which dossier an input belongs to, or why we cannot tell.
 
-Order (DESIGN.md): a trusted INS (valid key, identity status VALI), then a known local
+Order (DESIGN.md): a trusted INS (valid key, identity status VALI or QUAL with no doubtful,
+fictitious... attribute: tables/identity_status.csv), then a known local
 identifier (assigning authority + id), then a strict demographic match (folded family name,
 first given name, full birth date, sex). Anything ambiguous or unknown is quarantined with
 the reason; nothing is filed on a guess. Reasons name identifiers by kind, never by value.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select
 
+from dossiers.names import fold_name
 from dossiers.patients import (
     Patient,
     add_identifier,
@@ -22,22 +24,34 @@ from dossiers.patients import (
     find_by_demographics,
     find_by_ins,
     find_by_local_id,
+    first_given_key,
     get_patient,
     patient_from_row,
+    set_ins,
 )
 from dossiers.schema import patient_identifiers, patients
-from normalizers.model import PatientIdentity
+from normalizers.identity import read_identity_status
+from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
+from normalizers.nir import ins_kind, nir_contradicts, nir_problem
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
 CLOSED = "FERME"
+# found by a local id, in a dossier holding a qualified INS, for an identity without a trusted
+# INS: filed, but not an identity update (pipelines/process.py TRUSTED_MATCHES lacks it)
+LOCAL_ID_NO_INS = "local-id-no-ins"
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
+NOT_IDENTITY_KINDS = {
+    "INS-C": "the computed INS (OID 1.2.250.1.213.1.4.2) is obsolete, replaced by the INS-NIR",
+    "NIR": "a NIR used as a social security number is not an INS",
+    "NIA": "a NIA used as a social security number is not an INS",
+}
 
 
 @dataclass(slots=True)
 class Resolution:
     patient_id: int | None
-    via: str = ""  # 'ins', 'local-id', 'demographics', 'auto-create'
+    via: str = ""  # 'ins', 'local-id', LOCAL_ID_NO_INS, 'demographics', 'auto-create'
     code: str | None = None  # quarantine reason code
     reason: str | None = None
     warnings: list[str] | None = None
@@ -71,6 +85,9 @@ class StoreLookup:
 
     def create(self, **fields) -> int:  # noqa: ANN003
         return create_patient(self.conn, **fields)
+
+    def give_ins(self, patient_id: int, nir: str, oid: str) -> bool:
+        return set_ins(self.conn, patient_id, nir, oid)
 
 
 # BatchLookup's reads, built once with their lists as expanding parameters: built per batch
@@ -134,6 +151,9 @@ class BatchLookup(StoreLookup):
     def create(self, **fields) -> int:  # noqa: ANN003
         raise NeedsOwnTransaction
 
+    def give_ins(self, patient_id: int, nir: str, oid: str) -> bool:
+        raise NeedsOwnTransaction
+
     def mark(self) -> int:
         """Where ``undo`` goes back to."""
         return len(self.learnt)
@@ -149,6 +169,14 @@ class BatchLookup(StoreLookup):
         if self.learnt:
             add_identifiers(self.conn, self.learnt)
             self.learnt = []
+
+
+def _said(identity_status: str) -> str:
+    """PID-32 as a reason may show it: its known codes only (an unknown one could be
+    anything a sender put in the field)."""
+    known = [c for c in identity_status.split("~") if c and read_identity_status(c).unknown == ()]
+    hidden = len([c for c in identity_status.split("~") if c]) - len(known)
+    return "~".join(known) + (f" (+{hidden} unknown code(s))" if hidden else "") or "empty"
 
 
 def _quarantine(code: str, reason: str, warnings: list[str]) -> Resolution:
@@ -178,61 +206,68 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     warnings: list[str] = []
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
+    for kind in sorted({i.kind for i in identity.ins if i.kind not in TRUSTED_KINDS}):
+        # INS-C: the computed INS withdrawn for the INS-NIR; NIR/NIA (OIDs .4.13, .4.14):
+        # the number used for social security, not an identity (NOT_IDENTITY_KINDS)
+        warnings.append(f"{kind} ignored: {NOT_IDENTITY_KINDS.get(kind, 'not an INS')}")
+    status = read_identity_status(identity.identity_status)
+    if status.unknown:
+        warnings.append(f"identity status (PID-32): {len(status.unknown)} code(s) not in "
+                        "table identity_status (the INS is not trusted)")
     if ins_candidates:
-        if identity.identity_status and identity.identity_status != "VALI":
+        if identity.identity_status and not status.ins_trusted:
             warnings.append(f"INS ignored: identity status (PID-32) is "
-                            f"{identity.identity_status}, not VALI")
+                            f"{_said(identity.identity_status)}, not a qualified identity "
+                            "(VALI or QUAL without a doubtful, fictitious... attribute)")
         elif not identity.identity_status and identity.ins:
             warnings.append("INS ignored: no identity status (PID-32) says it was qualified")
         else:
             invalid = [i for i in ins_candidates if not i.key_valid]
             if invalid:
                 return _quarantine("IDENTITY_INS_INVALID_KEY",
-                                   f"the {invalid[0].kind} sent has an invalid key "
+                                   f"the {invalid[0].kind} sent {nir_problem(invalid[0].nir)} "
                                    f"(OID {invalid[0].oid}): not filed on a guess", warnings)
+            if len({i.nir for i in ins_candidates}) > 1:
+                return _quarantine("IDENTITY_AMBIGUOUS",
+                                   f"the identifiers carry {len({i.nir for i in ins_candidates})} "
+                                   "different INS: one person has one INS", warnings)
             chosen = ins_candidates[0]
 
     local_ids = [li for li in identity.local_ids if li.type_code != "NH"]
     if chosen is not None:
-        patient = lookup.by_ins(chosen.nir)
-        if patient is None:
-            if not auto_create:
-                return _quarantine("IDENTITY_UNKNOWN_PATIENT",
-                                   f"no dossier for this {chosen.kind} "
-                                   "(create it, or enable auto-creation)", warnings)
-            if not (identity.family and identity.given and identity.birth_date
-                    and identity.sex in ("F", "M")):
-                return _quarantine("IDENTITY_INCOMPLETE",
-                                   "dossier auto-creation needs family name, given name, "
-                                   "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
-            pid = lookup.create(family=identity.family, given=identity.given,
-                                birth_family=identity.birth_family or None,
-                                birth_date=identity.birth_date, sex=identity.sex,
-                                ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
-            _remember(lookup, pid, local_ids)
-            return Resolution(pid, via="auto-create", warnings=warnings)
-        return _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
-                       patient=patient)
+        return _by_ins(lookup, identity, chosen, local_ids, warnings, auto_create, feeding)
 
-    matches: set[int] = set()
-    for li in local_ids:
-        matches.update(lookup.by_local_id(li.authority, li.value))
+    matches = _local_matches(lookup, local_ids)
     if len(matches) == 1:
-        return _accept(lookup, matches.pop(), "local-id", local_ids, warnings, feeding)
+        known = lookup.patient(next(iter(matches)))
+        refused = _incoherent(identity, "local identifier", known, warnings, feeding) \
+            if known is not None else None
+        if refused:
+            return refused
+        via = "local-id"
+        if known is not None and known.ins:
+            # The dossier holds a qualified INS (its traits are the INSi's); a message without
+            # a trusted INS files there, but its traits must not overwrite the dossier's.
+            via = LOCAL_ID_NO_INS
+            if not feeding:
+                warnings.append("the dossier holds a qualified INS and this identity is not "
+                                "qualified: its traits do not update the dossier")
+        return _accept(lookup, matches.pop(), via, local_ids, warnings, feeding, patient=known)
     if len(matches) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"local identifiers point to {len(matches)} different dossiers",
                            warnings)
 
+    if not status.demographics:
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           f"no trusted INS, no known local identifier, and the identity status "
+                           f"(PID-32 {_said(identity.identity_status)}) says the traits may not be "
+                           "the patient's own: no demographic match", warnings)
     if not (identity.family and identity.given and identity.birth_date and identity.sex):
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "
                            "incomplete for a strict match", warnings)
-    found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
-                                   identity.sex)
-    if identity.birth_family and identity.birth_family != identity.family:
-        found = sorted(set(found) | set(lookup.by_demographics(
-            identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+    found = _demographic_matches(lookup, identity)
     if len(found) == 1:
         return _accept(lookup, found[0], "demographics", local_ids, warnings, feeding)
     if len(found) > 1:
@@ -241,6 +276,142 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                        "no dossier matches the INS, local identifiers or demographics",
                        warnings)
+
+
+def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
+            local_ids: list[LocalIdentifier], warnings: list[str], auto_create: bool,
+            feeding: bool) -> Resolution:
+    """The dossier of a trusted INS. The INS decides, but never against the rest of what the
+    sender says: the local identifiers naming another dossier (IDENTITY_CONFLICT), the
+    dossier holding this number as another kind of INS (a test INS is not a production one),
+    or the dossier's traits contradicting the message's (IDENTITY_TRAITS_MISMATCH) are
+    quarantined. An INS no dossier holds, sent with a local identifier that names one
+    dossier (created earlier from a provisional identity): that dossier, which receives the
+    INS, rather than a second dossier for the same person."""
+    named = _local_matches(lookup, local_ids)
+    patient = lookup.by_ins(chosen.nir)
+    if patient is not None:
+        if named - {patient.id}:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the {chosen.kind} and the local identifiers name different "
+                               "dossiers: not filed on a guess", warnings)
+        refused = _incoherent(identity, chosen.kind, patient, warnings, feeding)
+        return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
+                                  patient=patient)
+    if len(named) > 1:
+        return _quarantine("IDENTITY_AMBIGUOUS",
+                           f"no dossier holds this {chosen.kind} and the local identifiers "
+                           f"point to {len(named)} different dossiers", warnings)
+    if named:
+        known = lookup.patient(next(iter(named)))
+        if known is None:
+            return _quarantine("IDENTITY_UNKNOWN_PATIENT", "the dossier the local identifiers "
+                               "name no longer exists", warnings)
+        if known.ins:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the local identifiers name a dossier that holds another INS "
+                               f"than the {chosen.kind} sent: not filed on a guess", warnings)
+        refused = _incoherent(identity, chosen.kind, known, warnings, feeding)
+        if refused:
+            return refused
+        found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding,
+                        patient=known)
+        if found.patient_id is not None:
+            if lookup.give_ins(known.id, chosen.nir, chosen.oid):
+                warnings.append(f"the dossier found by its local identifier receives the "
+                                f"{chosen.kind} (qualified identity)")
+            else:
+                return _quarantine("IDENTITY_CONFLICT", f"the {chosen.kind} could not be "
+                                   "given to the dossier the local identifiers name (another "
+                                   "dossier holds it)", warnings)
+        return found
+    if not (identity.family and identity.given and identity.birth_date
+            and identity.sex in ("F", "M")):
+        if not auto_create:
+            return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                               f"no dossier for this {chosen.kind} "
+                               "(create it, or enable auto-creation)", warnings)
+        return _quarantine("IDENTITY_INCOMPLETE",
+                           "dossier auto-creation needs family name, given name, "
+                           "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
+    look_alikes = _demographic_matches(lookup, identity)
+    if look_alikes:
+        return _quarantine("IDENTITY_AMBIGUOUS" if auto_create else "IDENTITY_UNKNOWN_PATIENT",
+                           f"no dossier holds this {chosen.kind}, but {len(look_alikes)} "
+                           "dossier(s) without it match its traits: assign the patient "
+                           "(a new dossier would duplicate it)", warnings)
+    if not auto_create:
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           f"no dossier for this {chosen.kind} "
+                           "(create it, or enable auto-creation)", warnings)
+    contradicted = nir_contradicts(chosen.nir, identity.birth_date, identity.sex)
+    if contradicted:
+        return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                           f"the {chosen.kind}'s own digits contradict the {contradicted} "
+                           "sent: no dossier is created on it (identity to check)", warnings)
+    pid = lookup.create(family=identity.family, given=identity.given,
+                        birth_family=identity.birth_family or None,
+                        birth_date=identity.birth_date, sex=identity.sex,
+                        ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
+    _remember(lookup, pid, local_ids)
+    return Resolution(pid, via="auto-create", warnings=warnings)
+
+
+def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:
+    matches: set[int] = set()
+    for li in local_ids:
+        matches.update(lookup.by_local_id(li.authority, li.value))
+    return matches
+
+
+def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list[int]:
+    found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
+                                   identity.sex)
+    if identity.birth_family and identity.birth_family != identity.family:
+        found = sorted(set(found) | set(lookup.by_demographics(
+            identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+    return found
+
+
+def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,
+                warnings: list[str], feeding: bool) -> Resolution | None:
+    """IDENTITY_CONFLICT / IDENTITY_TRAITS_MISMATCH when the dossier an INS (``named_by``: its
+    kind) or a local identifier names is not the person the message describes, None when
+    coherent. Traits compared when both sides have them: birth date, sex (F/M), and the
+    names (the family names, used and birth, share nothing AND the first given names
+    differ: a marriage changes the used name, not the birth name nor the first given name).
+    An ADT (not ``feeding``) is how a hospital corrects an identity (A08, A31): its traits
+    differing are a warning, not a quarantine, or a wrong dossier could never be put right."""
+    held_kind = ins_kind(patient.ins_oid) if patient.ins and patient.ins_oid else None
+    if held_kind and named_by.startswith("INS") and held_kind != named_by:
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the dossier holds this number as {held_kind}, "
+                           f"the message sends it as {named_by}", warnings)
+    differ = traits_differ(identity, patient)
+    if differ and not feeding:
+        warnings.append(f"the dossier named by the {named_by} has another {differ} than "
+                        "the message (an identity update may correct it)")
+    elif differ:
+        return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                           f"the dossier named by the {named_by} has another {differ} than "
+                           "the message: not filed on a guess (identity to check)", warnings)
+    return None
+
+
+def traits_differ(identity: PatientIdentity, patient: Patient) -> str:
+    """Which trait of ``identity`` contradicts ``patient`` ('birth date', 'sex', 'names'),
+    '' when none does (a trait missing on either side contradicts nothing)."""
+    if identity.birth_date and patient.birth_date and identity.birth_date != patient.birth_date:
+        return "birth date"
+    if identity.sex in ("F", "M") and patient.sex in ("F", "M") and identity.sex != patient.sex:
+        return "sex"
+    said = {fold_name(n) for n in (identity.family, identity.birth_family) if n} - {""}
+    held = {fold_name(n) for n in (patient.family, patient.birth_family) if n} - {""}
+    said_given, held_given = first_given_key(identity.given), first_given_key(patient.given)
+    if said and held and not said & held and said_given and held_given \
+            and said_given != held_given:
+        return "names"
+    return ""
 
 
 def _accept(lookup: StoreLookup, patient_id: int, via: str, local_ids, warnings,  # noqa: ANN001

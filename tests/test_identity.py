@@ -125,3 +125,77 @@ def test_corpus_pam_admission():
     assert ident.local_ids[0].authority == "CHU-X"  # '000897406' typed 'N' is no OID
     assert (ident.family, ident.given, ident.birth_date, ident.sex) == (
         "PAT-TROIS", "DOMINIQUE", "1979-03-28", "F")
+
+
+def test_ins_without_oid_is_an_ins_whatever_its_type_code():
+    # The namespace alone, typed PI (or untyped), or only an INS type code (FR Core v2-0203):
+    # still the INS, never a local identifier matched whatever PID-32 says.
+    m = msg(f"PID|||{HELENE}^^^ASIP-SANTE-INS-NIR^PI~{nir('1850599123456')}^^^^INS-NIA~"
+            f"{nir('2920645123789')}^^^ASIP-SANTE-INS-NIR~{nir('1711275123321')}^^^INS-NIR~"
+            f"{nir('1650313055123')}^^^ASIP^INS-NIR||LE GOFF^Maëlle||19920615|F"
+            + "|" * 24 + "PROV")
+    ident = extract_identity(m)
+    assert [(i.kind, i.key_valid) for i in ident.ins] == [
+        ("INS-NIR", True), ("INS-NIA", True), ("INS-NIR", True), ("INS-NIR", True),
+        ("INS-NIR", True)]
+    assert ident.local_ids == []
+    assert sum("INS without OID" in w for w in ident.warnings) == 5
+    assert any("type code (CX.5)" in w for w in ident.warnings)
+    assert HELENE not in " ".join(ident.warnings)
+
+
+def test_billing_nir_under_an_ins_namespace_stays_billing():
+    m = msg(f"PID|||{HELENE}^^^ASIP-SANTE-INS-NIR^NH||LE GOFF^Maëlle||19920615|F")
+    ident = extract_identity(m)
+    assert ident.ins == []
+    assert [(x.authority, x.type_code) for x in ident.local_ids] == [
+        ("ASIP-SANTE-INS-NIR", "NH")]
+
+
+def test_ins_type_code_under_a_local_authority_is_warned():
+    m = msg(f"PID|||{HELENE}^^^CHU-X&1.2.250.1.999.1.1&ISO^INS-NIR||LE GOFF^Maëlle")
+    ident = extract_identity(m)
+    assert ident.ins == []
+    assert any("not an INS OID" in w for w in ident.warnings)
+
+
+def test_pseudonym_is_never_the_patients_name():
+    # An anonymous patient (name type S, HL7 table 0200): a demographic match on it could
+    # only find someone else.
+    ident = extract_identity(msg("PID|||1^^^A^PI||ANONYME^Patient^^^^^S||19900101|F"))
+    assert (ident.family, ident.given, ident.birth_family) == ("", "", "")
+    assert any("pseudonym" in w for w in ident.warnings)
+    assert "ANONYME" not in " ".join(ident.warnings)
+    both = extract_identity(msg("PID|||1^^^A^PI||X123^Y^^^^^S~LE GOFF^Maëlle^^^^^L||19900101|F"))
+    assert (both.family, both.given) == ("LE GOFF", "Maëlle")
+
+
+def test_first_given_name_from_the_list_when_pid_5_2_is_empty():
+    ident = extract_identity(msg("PID|||1^^^A^PI||D'ARTAGNAN^^Anne-Laure Zoé^^^^L||19900101|F"))
+    assert (ident.family, ident.given) == ("D'ARTAGNAN", "Anne-Laure")
+
+
+def test_ins_with_blanks_or_without_key_and_unknown_birth_day():
+    spaced = " ".join([HELENE[:1], HELENE[1:3], HELENE[3:5], HELENE[5:7], HELENE[7:10],
+                       HELENE[10:13], HELENE[13:]])
+    m = msg(f"PID|||{spaced}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS~"
+            f"{HELENE[:13]}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||"
+            "LE GOFF^Maëlle||19880200|F")
+    ident = extract_identity(m)
+    assert [(i.nir, i.key_valid) for i in ident.ins] == [(HELENE, True), (HELENE[:13], False)]
+    text = " ".join(ident.warnings)
+    assert "has no key (13 characters)" in text and HELENE[:13] not in text
+    assert ident.birth_date == "" and "unknown month or day" in text and "1988" not in text
+
+
+def test_identity_unknown_indicator_makes_the_traits_placeholders():
+    # PID-31 'Y' (HL7 v2.5): an unconscious patient admitted as 'INCONNU', a made-up date.
+    pid = "PID|||U-77^^^CHU-X^PI||INCONNU^Homme||19000101|M" + "|" * 23 + "Y|PROV"
+    ident = extract_identity(msg(pid))
+    assert (ident.family, ident.given, ident.birth_date, ident.sex) == ("", "", "", "M")
+    assert [x.value for x in ident.local_ids] == ["U-77"]
+    assert ident.identity_status == "PROV"
+    assert any("PID[2]-31" in w for w in ident.warnings)
+    assert "INCONNU" not in " ".join(ident.warnings)
+    known = extract_identity(msg(pid.replace("|Y|PROV", "|N|PROV")))
+    assert (known.family, known.birth_date) == ("INCONNU", "1900-01-01")

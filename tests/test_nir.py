@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normalizers.nir import ins_kind, ins_nir_like, ins_oid_for_namespace, nir_key, nir_key_valid
+from normalizers.nir import (
+    ins_kind,
+    ins_nir_like,
+    ins_oid_for_namespace,
+    ins_oid_for_type_code,
+    nir_contradicts,
+    nir_key,
+    nir_key_valid,
+    nir_problem,
+)
 
 
 def key_of(base13: str) -> str:
@@ -73,3 +82,32 @@ def test_ins_kinds_from_the_table():
     assert ins_kind("1.2.250.1.71.4.2.1") is None
     assert ins_nir_like("1.2.250.1.213.1.4.8") and not ins_nir_like("1.2.250.1.213.1.4.2")
     assert ins_oid_for_namespace("asip-sante-ins-nir") == "1.2.250.1.213.1.4.8"
+
+
+def test_ins_type_codes_from_the_table():
+    assert ins_oid_for_type_code("INS-NIR") == "1.2.250.1.213.1.4.8"
+    assert ins_oid_for_type_code("ins-nia") == "1.2.250.1.213.1.4.9"
+    assert ins_oid_for_type_code("INS") is None  # says no kind
+    assert ins_oid_for_type_code("PI") is None
+
+
+def test_nir_problem_says_what_is_wrong_without_quoting_it():
+    good = "188102B17295165"
+    assert nir_problem(good) == ""
+    assert nir_problem(good[:13]) == "has no key (13 characters)"
+    assert nir_problem(good[:14]) == "has 14 characters, not 15"
+    assert nir_problem("18810X217295165") == "is not digits (Corsica 2A/2B aside)"
+    assert nir_problem(good[:13] + "66") == "has a key that does not match"
+    assert all(good[:5] not in nir_problem(x) for x in (good[:13], good[:14]))
+
+
+def test_nir_digits_against_the_traits():
+    corse = "188102B17295165"  # man, born October 1988
+    assert nir_contradicts(corse, "1988-10-02", "M") == ""
+    assert nir_contradicts(corse, "1988-10-02", "F") == "sex"
+    assert nir_contradicts(corse, "2005-10-02", "M") == "birth year"
+    assert nir_contradicts(corse, "1988-01-02", "M") == "birth month"
+    assert nir_contradicts(corse, "", "U") == ""  # nothing to compare
+    assert nir_contradicts("2883099123456" + "00", "1988-06-01", "F") == ""  # month 30: unknown
+    # the ANS MDM examples: a woman's INS (born July 1974) for a boy born in 2005
+    assert nir_contradicts("274075176079430", "2005-01-01", "M") == "sex"
