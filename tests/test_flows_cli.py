@@ -30,7 +30,8 @@ def test_ingest_twice_then_rerun_through_prefect(prefect_harness, home, capsys) 
     (folder / "results.hl7").write_bytes(oru("MSG-1") + oru("MSG-2", value="6.2", status="C"))
     (folder / "unknown.txt").write_bytes(oru("MSG-3", nir="188102B17295165", sex="M",
                                              family="SANTONI", given="Ange",
-                                             birth="19881002"))
+                                             birth="19881002", local_id="LAB00077",
+                                             filler="CMD-2001"))
     (folder / "broken.hl7").write_bytes(oru(
         "MSG-4", extra_obx="OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L|||||F"))
     create_patient(capsys)
