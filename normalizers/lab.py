@@ -170,7 +170,12 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
                              _oul_groups(msg, specimen_first=handler == "oul_specimen"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
-    name = f"{kind}^{trigger}" if trigger else kind or "(none)"
+    if not kind:
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", "MSH-9 names no message type (its first "
+                                 "component, the message code, is empty): the message code "
+                                 "and trigger event (ORU^R01, MDM^T02...) are required",
+                                 "MSH-9")
+    name = f"{kind}^{trigger}" if trigger else kind
     meaning = _adt_not_applied().get(trigger) if kind == "ADT" else None
     if meaning:
         raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} ({meaning}) "

@@ -196,6 +196,15 @@ def test_unsupported_type():
                                      "identifier list) is not applied by this intake")
 
 
+@pytest.mark.parametrize("msh9", ["", "^R01"])
+def test_missing_message_type_says_so_rather_than_unsupported(msh9):
+    # before: 'message type (none) is not handled by this intake', as if a type were refused
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], header=MSH.replace("ORU^R01^ORU_R01", msh9)))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+    assert str(exc.value).startswith("MSH-9 names no message type")
+
+
 def test_same_patient_twice_is_fine_and_results_get_unique_keys():
     nm = norm(oru(OBXS[0], OBXS[0].replace("OBX|1", "OBX|2"), tail=(PID, ORC, OBR, OBXS[0])))
     keys = [e.key for e in nm.entries]
