@@ -285,6 +285,7 @@ def test_bad_segment_error_names_the_position_not_the_content():
     with pytest.raises(HL7ParseError) as e:
         parse_text("MSH|^~\\&|x\rPID|1||123\rDUPONT MARIE née MARTIN|x\r")
     assert e.value.location == "?[3]"
+    assert str(e.value).startswith("segment 3 (after PID[2]) has no valid segment name")
     assert "DUPONT" not in str(e.value) and "DUP" not in e.value.location
 
 

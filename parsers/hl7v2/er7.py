@@ -247,9 +247,12 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
         segments, bad = _segments(lines, fsep)
     if bad:
         # The line's text is not quoted: it may be a field value cut by a stray line end.
+        after = f" (after {segments[-1].name}[{segments[-1].index}])" if segments else ""
         raise HL7ParseError("HL7_BAD_SEGMENT",
-                            f"segment {bad} has no valid segment name (3 upper-case letters "
-                            f"or digits before the field separator expected)",
+                            f"segment {bad}{after} has no valid segment name (3 upper-case "
+                            f"letters or digits before the field separator expected): a "
+                            f"segment cut short, or a line break left unescaped inside a "
+                            f"value (write it as \\.br\\)",
                             segment="?", position=bad)
     msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
     if joined:
