@@ -591,6 +591,9 @@ def test_corrupt(cut: str) -> None:
     with pytest.raises(PdfParseError) as excinfo:
         parse_pdf(data)
     assert _err(excinfo).code == PDF_CORRUPT
+    # in words, not 'pdfium cannot read the PDF (error 3)'
+    assert "damaged or truncated" in _err(excinfo).message
+    assert "send the complete" in _err(excinfo).message
 
 
 def test_damaged_xref_is_read_anyway() -> None:
