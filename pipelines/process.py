@@ -62,6 +62,7 @@ from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.lab import normalize_message
 from normalizers.model import Entry, NormalizationError, NormalizedMessage, PatientIdentity
 from parsers.cda import CdaParseError, parse_cda
+from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
@@ -504,7 +505,7 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     if row.format == "pdf":
         return _prepare_pdf(ctx, row, data, started)
     if row.format != "hl7v2":
-        raise _Stop(_unsupported_format(row.format))
+        raise _Stop(_unsupported_format(data))
     try:
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
@@ -1085,7 +1086,8 @@ def _logical_id(msg) -> str | None:  # noqa: ANN001
     return f"{msg.sender}|{control}" if control else None
 
 
-def _unsupported_format(fmt: str | None) -> Outcome:
-    return Outcome(FAILED, stage="parse", error_code="UNKNOWN_FORMAT",
-                   error_message="content is neither HL7v2 (MSH/FHS/BHS), CDA "
-                   "(ClinicalDocument) nor PDF")
+def _unsupported_format(data: bytes) -> Outcome:
+    """What an input of no known format looks like (parsers.detect.unknown_reason)."""
+    code, message, location = unknown_reason(data)
+    return Outcome(FAILED, stage="parse", error_code=code, error_message=message,
+                   error_location=location or None)

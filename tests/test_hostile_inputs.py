@@ -334,3 +334,32 @@ def test_a_message_claiming_another_sender_cannot_supersede_its_results(store) -
     (own,) = received(forged, "synlab")
     assert own.status == "deposited"
     assert check(store.engine, store.archive).consistent
+
+
+def test_inputs_of_no_known_format_say_what_they_look_like(store) -> None:  # noqa: ANN001
+    """Before, all were 'content is neither HL7v2 (MSH/FHS/BHS), CDA (ClinicalDocument) nor
+    PDF': a sender could not tell an empty file from a proxy's error page or a CDA that lost
+    its namespace. Now each says what it looks like, never quoting its content."""
+    from tests.test_privacy import hits
+
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    no_namespace = cda.replace(b' xmlns="urn:hl7-org:v3"', b"", 1)
+    assert b"urn:hl7-org:v3" not in no_namespace
+    html = b"<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>"
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("a.hl7", "MSH|^~\\&|")
+    rows = ingest(store, b"", html, no_namespace, b"<Bundle xmlns='http://hl7.org/fhir'/>",
+                  zipped.getvalue(), "Jérôme Le Goff né le 02/11/1955".encode())
+    assert [(r.status, r.error_code, r.error_location) for r in rows] == [
+        (FAILED, "UNKNOWN_FORMAT", None), (FAILED, "UNKNOWN_FORMAT", None),
+        (FAILED, "CDA_NOT_CDA", "/ClinicalDocument"), (FAILED, "CDA_NOT_CDA", "/Bundle"),
+        (FAILED, "UNKNOWN_FORMAT", None), (FAILED, "UNKNOWN_FORMAT", None)]
+    texts = [r.error_message for r in rows]
+    assert texts[0] == "the input is empty (0 bytes)"
+    assert texts[1].startswith("an HTML page")
+    assert texts[2].startswith("ClinicalDocument in no namespace, expected 'urn:hl7-org:v3'")
+    assert texts[3] == "XML whose root element is 'Bundle', not a CDA ClinicalDocument"
+    assert texts[4].startswith("a ZIP archive")
+    assert texts[5].startswith("text that is neither HL7v2")
+    assert hits(texts) == [] and not any("1955" in t for t in texts)
