@@ -2243,6 +2243,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.details["unit_text"], unit = unit, ""
         entry.value = amount or None
         entry.value_num = float(number) if number is not None else None
+        if amount and number is None:
+            _not_a_number(value, ctx)
         if unit and unit != "1":
             entry.unit_original = unit
             entry.unit = to_ucum(unit).unit
@@ -2256,6 +2258,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = value.value.strip() or None
         number = value.number
         entry.value_num = float(number) if number is not None else None
+        if entry.value and number is None:
+            _not_a_number(value, ctx)
     elif isinstance(value, CD):
         coded = _code(value, ctx, section)
         if coded:
@@ -2324,6 +2328,13 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
         # the result read as one sent without a word
         entry.details["value_null_flavor"] = value.null_flavor[:8]
+
+
+def _not_a_number(value: Value, ctx: _Ctx) -> None:
+    """A PQ, INT or REAL whose value is no number ('1,8', 'positif'): filed as the text it
+    is, without a numeric value; said, by where it is (never the value)."""
+    ctx.warnings.append(f"CDA_BAD_NUMBER: {value.path}: a {value.type} value that is not a "
+                        "number, filed as text without a numeric value")
 
 
 def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:

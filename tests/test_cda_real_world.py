@@ -1020,6 +1020,25 @@ def test_value_types_keep_what_they_say_too(value: str, expected: tuple) -> None
     assert any(w.startswith("CDA_BAD_DATE") for w in msg.warnings) == ("-" in value)
 
 
+@pytest.mark.parametrize("value", [
+    '<value xsi:type="PQ" value="un virgule huit" unit="g/L"/>',
+    '<value xsi:type="INT" value="quelques"/>',
+    '<value xsi:type="REAL" value="1,84"/>',
+])
+def test_a_number_that_is_not_one_is_filed_as_text_with_a_warning(value: str) -> None:
+    """Before, filed as text with no numeric value and no word to the sender (the HL7v2
+    OBX NM of the same fails the message: OBX_BAD_NUMBER)."""
+    data = (HEAD + _section("29762-2", "", f"""<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="2093-3" codeSystem="2.16.840.1.113883.6.1"/>{value}
+      </observation></entry>""") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[1].value_num is None and msg.entries[1].value
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_BAD_NUMBER")]
+    assert warning.startswith("CDA_BAD_NUMBER: /ClinicalDocument/component/structuredBody/")
+    assert warning.split(": ")[1].endswith("/observation/value")
+    assert msg.entries[1].value not in warning
+
+
 def test_dose_given_by_its_centre() -> None:
     entry = _one(_section("10160-0", "Traitements", _medication(
         '<doseQuantity><center value="2" unit="{comprimé}"/></doseQuantity>')))
