@@ -199,9 +199,17 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     except NormalizationError as exc:  # sizes are checked there once for all
         if exc.code != "FIELD_TOO_LONG":
             raise
+        if exc.location in _HL7_PLACES:  # the patient or the id: said in the CDA's terms
+            raise NormalizationError(exc.code, str(exc), _HL7_PLACES[exc.location]) from None
         fit_free_text(entries, ctx.warnings)
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
                                  warnings=ctx.warnings)
+
+
+# Where the size check (normalizers/model.py, written for HL7v2) places the patient and the
+# message id, and where they are in a CDA document
+_HL7_PLACES = {"PID": "/ClinicalDocument/recordTarget/patientRole",
+               "MSH-10": "/ClinicalDocument/id"}
 
 
 # Entry fields a CDA fills with prose: a name read in the narrative (originalText, an act's
