@@ -31,7 +31,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
-from normalizers.dates import hl7_ts_to_iso
+from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -2527,5 +2527,5 @@ def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -
         return hl7_ts_to_iso(value)
     except ValueError:
         if warnings is not None:
-            warnings.append(f"CDA_BAD_DATE: {where}: not a valid HL7 date/time, ignored")
+            warnings.append(f"CDA_BAD_DATE: {where}: {BAD_TS_TEXT}, ignored")
         return ""

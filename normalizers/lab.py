@@ -22,7 +22,7 @@ from typing import Any
 
 from normalizers.adt import feeding_refused, handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code, system_name, text_in_system_slot
-from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
+from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_RESULT,
@@ -992,7 +992,7 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
         return hl7_ts_to_iso(value, zone)
     except ValueError:
         where = loc(seg, n)
-        raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                  where) from None
 
 
@@ -1078,7 +1078,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
-            raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+            raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                      where) from None
     elif vtype == "RP":
         _reference(msg, obx, entry)

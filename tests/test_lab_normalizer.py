@@ -154,6 +154,9 @@ def test_bad_obr_date_names_obr():
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], order=(ORC, bad)))
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBR[4]-7")
+    # the form expected, not only 'not a valid HL7 date/time'; never the value
+    assert "YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ] expected" in str(exc.value)
+    assert "20241315" not in str(exc.value)
 
 
 def test_nm_with_comparator_is_accepted_with_warning():
