@@ -136,6 +136,9 @@ def test_nul_bytes_are_refused_with_a_location(store) -> None:  # noqa: ANN001
         values = conn.execute(select(entries.c.value).where(
             entries.c.import_id == rows[1].id)).scalars().all()
     assert "avant\\X00\\après" in values  # kept as sent, never a NUL in the store
+    # the field, not 'segment 4 holds a NUL character'; never the value
+    assert rows[0].error_message.startswith("OBX[4]-5 holds a NUL character (byte 0x00)")
+    assert "avant" not in rows[0].error_message
     with pytest.raises(HL7ParseError) as err:
         parse_message(render(raw))
     assert "après" not in str(err.value)
