@@ -140,7 +140,9 @@ def logical_id(msg: Message, sender: str | None = None) -> str:
     ``sender``: ``msg.sender`` when the caller has it already."""
     control_id = msg.control_id.strip()
     if not control_id:
-        raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id", "MSH-10")
+        raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id (it "
+                                 "identifies the message: acknowledgments and resends are "
+                                 "matched on it)", "MSH-10")
     return f"{msg.sender if sender is None else sender}|{control_id}"
 
 

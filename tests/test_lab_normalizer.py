@@ -186,7 +186,8 @@ def test_structural_errors():
     assert (exc.value.code, exc.value.location) == ("HL7_NO_ORDER_NUMBER", "OBR[3]-3")
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], header=MSH.replace("MSG-0001", "")))
-    assert exc.value.code == "HL7_NO_CONTROL_ID"
+    assert exc.value.code == "HL7_NO_CONTROL_ID" and exc.value.location == "MSH-10"
+    assert "acknowledgments and resends are matched on it" in str(exc.value)
 
 
 def test_unsupported_type():
