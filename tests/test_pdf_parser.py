@@ -616,6 +616,7 @@ def test_encrypted_is_refused() -> None:
         parse_pdf(data)
     err = _err(excinfo)
     assert err.code == PDF_ENCRYPTED and "password" in err.message
+    assert err.message.endswith("send it without a password")  # what the sender can do
 
 
 def test_ocr_page_timeout(scan_pdf: bytes) -> None:

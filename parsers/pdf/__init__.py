@@ -177,7 +177,8 @@ def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float,
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:
             if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_PASSWORD:
-                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected: it cannot be "
+                                    "read here; send it without a password") from None
             if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_SECURITY:
                 raise PdfParseError(PDF_ENCRYPTED, "the PDF uses an unsupported security "
                                     "handler") from None
@@ -252,7 +253,8 @@ class _Plumber:
                 raise _inflate_error(limits) from None
             if isinstance(cause, (PDFPasswordIncorrect, PDFEncryptionError)) or isinstance(
                     exc, (PDFPasswordIncorrect, PDFEncryptionError)):
-                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected: it cannot be "
+                                    "read here; send it without a password") from None
             raise PdfParseError(PDF_CORRUPT, "the PDF's structure cannot be read, the file "
                                 "is damaged or truncated (pdfminer: "
                                 f"{type(cause).__name__}); send the complete file again"
