@@ -670,8 +670,15 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     if resolution.patient_id is None:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
                             error_message=resolution.reason,
+                            error_location=_PATIENT_PLACE.get(item.row.format),
                             logical_id=normalized.logical_id, warnings=warnings))
     return resolution.patient_id, resolution.via, warnings
+
+
+# Where a message names its patient, for an identity quarantine's location (a message of
+# several patients names the PID of the one not found: _resolve_patients). A PDF has no
+# such place: the identity is read in its text.
+_PATIENT_PLACE = {"hl7v2": "PID", "cda": "/ClinicalDocument/recordTarget/patientRole"}
 
 
 def _dedupe(item: Prepared, held: list, patient_id: int | None,

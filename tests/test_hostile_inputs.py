@@ -366,3 +366,17 @@ def test_inputs_of_no_known_format_say_what_they_look_like(store) -> None:  # no
     assert texts[4].startswith("a ZIP archive")
     assert texts[5].startswith("text that is neither HL7v2")
     assert hits(texts) == [] and not any("1955" in t for t in texts)
+
+
+def test_identity_quarantines_say_where_the_patient_is_named(store) -> None:  # noqa: ANN001
+    """Before, an import quarantined for its patient had no location (only a message of
+    several patients named its PID)."""
+    from tests.test_privacy import hits
+
+    rows = ingest(store, (SAMPLES / "hl7v2" / "11_labm_patient_inconnu.hl7").read_bytes(),
+                  (SAMPLES / "cda" / "12_crbio_patient_inconnu.xml").read_bytes())
+    assert [(r.status, r.stage, r.error_code, r.error_location) for r in rows] == [
+        ("quarantined", "identity", "IDENTITY_UNKNOWN_PATIENT", "PID"),
+        ("quarantined", "identity", "IDENTITY_UNKNOWN_PATIENT",
+         "/ClinicalDocument/recordTarget/patientRole")]
+    assert hits([r.error_message for r in rows]) == []
