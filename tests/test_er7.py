@@ -281,6 +281,14 @@ def test_errors_have_codes(text, code):
     assert e.value.code == code
 
 
+def test_bad_delimiters_say_what_msh_2_must_hold():
+    with pytest.raises(HL7ParseError) as e:
+        parse_text("MSH|^^\\&|x\r")
+    assert (e.value.code, e.value.location) == ("HL7_BAD_ENCODING_CHARS", "MSH[1]-2")
+    assert "3 or 4 distinct encoding characters" in str(e.value)
+    assert "usually ^~\\&" in str(e.value)
+
+
 def test_bad_segment_error_names_the_position_not_the_content():
     with pytest.raises(HL7ParseError) as e:
         parse_text("MSH|^~\\&|x\rPID|1||123\rDUPONT MARIE née MARTIN|x\r")

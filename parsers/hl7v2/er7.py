@@ -233,7 +233,10 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     if fsep.isalnum() or len(enc) < 3 or len(set(enc + fsep)) != len(enc) + 1 \
             or any(c.isalnum() for c in enc):
         raise HL7ParseError("HL7_BAD_ENCODING_CHARS",
-                            f"MSH-1/MSH-2 do not define valid delimiters ({fsep!r}, {enc!r})",
+                            f"MSH-1/MSH-2 do not define valid delimiters ({fsep!r}, {enc!r}): "
+                            "MSH-2 holds 3 or 4 distinct encoding characters (component, "
+                            "repetition, escape, subcomponent: usually ^~\\&), none a letter, "
+                            "a digit or the field separator",
                             segment="MSH", position=1, field=2)
     delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
                         escape=enc[2] if len(enc) > 2 else "\\",
