@@ -315,7 +315,9 @@ def _groups(msg: Message) -> list[_Group]:
             if current is None:
                 where = loc(seg)
                 raise NormalizationError("HL7_OBX_WITHOUT_OBR",
-                                         f"{where}: observation before any OBR", where)
+                                         f"{where}: observation before any OBR (each "
+                                         "result belongs to the order its OBR describes: "
+                                         "the OBR comes first)", where)
             notes = []
             current.observations.append((seg, notes))
         elif name == "NTE":
@@ -855,8 +857,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             # it lost every other result. The caller says so.
             return None
         where = loc(obx, 3)
-        raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
-                                 where)
+        raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier "
+                                 "(OBX-3 is empty: a result is filed under its test's code, "
+                                 "LOINC or the laboratory's own)", where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
     coding = system  # the coding system the code is read under

@@ -149,6 +149,13 @@ def test_errors_name_the_field_never_the_value(obx, code, where):
         assert secret not in str(exc.value)
 
 
+def test_empty_obx_3_says_what_is_missing():
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|^Glycémie^L||5|mmol/L|||||F"))
+    assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
+    assert "OBX-3 is empty" in str(exc.value) and "Glycémie" not in str(exc.value)
+
+
 def test_bad_obr_date_names_obr():
     bad = OBR.replace("202403150810", "20241315")
     with pytest.raises(NormalizationError) as exc:
@@ -173,6 +180,7 @@ def test_structural_errors():
     with pytest.raises(NormalizationError) as exc:
         norm(oru(order=(), tail=(OBXS[0],)))
     assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[3]")
+    assert str(exc.value).startswith("OBX[3]: observation before any OBR (each result")
     # an ADT is about one patient: a second one is refused (an ORU^R01 is split instead,
     # see the tests of several patients below)
     other = PID.replace("LD-778", "LD-999")
