@@ -967,6 +967,12 @@ def _why_no_status(f: list[str]) -> str:
 
 
 @cache
+def _value_types() -> frozenset[str]:
+    """OBX-2 values known as HL7 data types (tables/hl7_value_types.csv)."""
+    return frozenset(row["code"] for row in table("hl7_value_types"))
+
+
+@cache
 def _obx_status_codes() -> frozenset[str]:
     return frozenset(column_map("result_status", "code", "status"))
 
@@ -1094,6 +1100,9 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             ctx.warnings.append(f"{where}: not a valid HL7 time, kept as sent")
     else:  # ID, IS, HD, FN... kept as sent
         entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
+        if vtype not in _value_types():
+            ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
+                                "type (table 0125): the value is kept as text")
 
 
 def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:

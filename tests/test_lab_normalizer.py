@@ -149,6 +149,17 @@ def test_errors_name_the_field_never_the_value(obx, code, where):
         assert secret not in str(exc.value)
 
 
+def test_unknown_value_type_is_kept_as_text_with_a_warning():
+    # before: filed as text without a word to the sender
+    nm = norm(oru("OBX|1|XX|GLY^Glycémie^L||5,4|mmol/L|||||F"))
+    assert nm.entries[-1].value == "5,4" and nm.entries[-1].value_num is None
+    assert "OBX[5]-2: value type 'XX' is not an HL7 value type (table 0125): the value is " \
+           "kept as text" in nm.warnings
+    for known in ("ID", "IS", "HD", "CX"):
+        nm = norm(oru(f"OBX|1|{known}|GLY^Glycémie^L||x||||||F"))
+        assert not any("table 0125" in w for w in nm.warnings)
+
+
 def test_empty_obx_3_says_what_is_missing():
     with pytest.raises(NormalizationError) as exc:
         norm(oru("OBX|1|NM|^Glycémie^L||5|mmol/L|||||F"))
