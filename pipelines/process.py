@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -559,9 +560,11 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     entries with their attachment hashes (computed once) and the message's fingerprint."""
     if normalized.quarantine_reasons and row.assigned_patient_id is None:  # not if assigned
         code, _, text = normalized.quarantine_reasons[0].partition(" ")
+        place = _LEADING_PLACE.match(text)  # 'OBX[6]-5: the CDA patientRole/id ...'
         raise _Stop(Outcome(QUARANTINED, stage="normalize", error_code=code,
-                            error_message=text or code, logical_id=normalized.logical_id,
-                            warnings=warnings))
+                            error_message=text or code,
+                            error_location=place.group(1) if place else None,
+                            logical_id=normalized.logical_id, warnings=warnings))
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]
     facts = entry_facts(items)
@@ -570,6 +573,10 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     return Prepared(row, normalized, items, fingerprint, warnings, started,
                     keys_of(items), facts_of(items, facts), facts,
                     _shares(normalized) if normalized.patients else None)
+
+
+# A segment's place at the start of a normalizer's quarantine reason ('ZFA[5]-9: ...')
+_LEADING_PLACE = re.compile(r"([A-Z][A-Z0-9]{2}\[\d+\](?:-\d+(?:\.\d+)?)?): ")
 
 
 def _shares(normalized: NormalizedMessage) -> list[PatientShare]:
