@@ -281,6 +281,16 @@ def test_errors_have_codes(text, code):
     assert e.value.code == code
 
 
+def test_no_msh_names_the_first_segment_never_a_line_of_data():
+    with pytest.raises(HL7ParseError) as e:
+        parse_text("PID|1||123\rOBR|1\r")
+    assert str(e.value) == ("the message does not start with an MSH segment (it starts with "
+                            "a PID segment: sent without its header?)")
+    with pytest.raises(HL7ParseError) as e:
+        parse_text("DUPONT JEAN 12/03/1960\rPID|1\r")
+    assert str(e.value) == "the message does not start with an MSH segment"
+
+
 def test_bad_delimiters_say_what_msh_2_must_hold():
     with pytest.raises(HL7ParseError) as e:
         parse_text("MSH|^^\\&|x\r")

@@ -222,8 +222,11 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     text = text.lstrip("\ufeff")
     lines = _split_fast(text)
     if not lines or not lines[0].startswith("MSH"):
-        raise HL7ParseError("HL7_NO_MSH", "the message does not start with an MSH segment",
-                            segment="MSH", position=1)
+        # the first segment's name, when it is one (never the line itself: it may be data)
+        first = f" (it starts with a {lines[0][:3]} segment: sent without its header?)" \
+            if lines and _starts_segment(lines[0], "|") else ""
+        raise HL7ParseError("HL7_NO_MSH", "the message does not start with an MSH segment"
+                            + first, segment="MSH", position=1)
     head = lines[0]
     if len(head) < 8:
         raise HL7ParseError("HL7_BAD_MSH", "MSH segment is too short to hold its delimiters",
