@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a tool killed by it gives the shell
 SUMMARY_ROWS = 200  # rows per table of an ingest summary for people (--json has them all)
 
 
@@ -979,6 +980,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # whoever read stdout went away (`imports list --json | head`): no traceback, and
+        # none at exit either when Python flushes stdout into the closed pipe
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
-from normalizers.dates import hl7_ts_to_iso
+from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -199,9 +199,17 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     except NormalizationError as exc:  # sizes are checked there once for all
         if exc.code != "FIELD_TOO_LONG":
             raise
+        if exc.location in _HL7_PLACES:  # the patient or the id: said in the CDA's terms
+            raise NormalizationError(exc.code, str(exc), _HL7_PLACES[exc.location]) from None
         fit_free_text(entries, ctx.warnings)
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
                                  warnings=ctx.warnings)
+
+
+# Where the size check (normalizers/model.py, written for HL7v2) places the patient and the
+# message id, and where they are in a CDA document
+_HL7_PLACES = {"PID": "/ClinicalDocument/recordTarget/patientRole",
+               "MSH-10": "/ClinicalDocument/id"}
 
 
 # Entry fields a CDA fills with prose: a name read in the narrative (originalText, an act's
@@ -2243,6 +2251,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             entry.details["unit_text"], unit = unit, ""
         entry.value = amount or None
         entry.value_num = float(number) if number is not None else None
+        if amount and number is None:
+            _not_a_number(value, ctx)
         if unit and unit != "1":
             entry.unit_original = unit
             entry.unit = to_ucum(unit).unit
@@ -2256,6 +2266,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = value.value.strip() or None
         number = value.number
         entry.value_num = float(number) if number is not None else None
+        if entry.value and number is None:
+            _not_a_number(value, ctx)
     elif isinstance(value, CD):
         coded = _code(value, ctx, section)
         if coded:
@@ -2324,6 +2336,13 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
         # the result read as one sent without a word
         entry.details["value_null_flavor"] = value.null_flavor[:8]
+
+
+def _not_a_number(value: Value, ctx: _Ctx) -> None:
+    """A PQ, INT or REAL whose value is no number ('1,8', 'positif'): filed as the text it
+    is, without a numeric value; said, by where it is (never the value)."""
+    ctx.warnings.append(f"CDA_BAD_NUMBER: {value.path}: a {value.type} value that is not a "
+                        "number, filed as text without a numeric value")
 
 
 def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
@@ -2508,5 +2527,5 @@ def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -
         return hl7_ts_to_iso(value)
     except ValueError:
         if warnings is not None:
-            warnings.append(f"CDA_BAD_DATE: {where}: not a valid HL7 date/time, ignored")
+            warnings.append(f"CDA_BAD_DATE: {where}: {BAD_TS_TEXT}, ignored")
         return ""

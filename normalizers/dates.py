@@ -92,6 +92,11 @@ def sender_zone(msh7: str) -> str:
     return PARIS if sent == here else sent
 
 
+# What a sender is told when a date/time is refused (never the value itself)
+BAD_TS_TEXT = ("not a valid HL7 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ] expected, "
+               "a date and time that exist)")
+
+
 @lru_cache(maxsize=8192)
 def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
     """'202403151230' -> '2024-03-15T12:30+01:00'; '2024' -> '2024'; '20240315' -> '2024-03-15'.

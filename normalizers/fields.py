@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from normalizers.dates import hl7_ts_to_iso, sender_zone
+from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso, sender_zone
 from normalizers.model import NormalizationError
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 from parsers.hl7v2.escape import unescape
@@ -123,7 +123,7 @@ def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
         return hl7_ts_to_iso(text(msg, raw), zone_of(msg))
     except ValueError:
         where = loc(seg, n)
-        raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                  where) from None
 
 
@@ -140,7 +140,9 @@ def logical_id(msg: Message, sender: str | None = None) -> str:
     ``sender``: ``msg.sender`` when the caller has it already."""
     control_id = msg.control_id.strip()
     if not control_id:
-        raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id", "MSH-10")
+        raise NormalizationError("HL7_NO_CONTROL_ID", "MSH-10: no message control id (it "
+                                 "identifies the message: acknowledgments and resends are "
+                                 "matched on it)", "MSH-10")
     return f"{msg.sender if sender is None else sender}|{control_id}"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from normalizers.adt import feeding_refused, handles, normalize_adt
 from normalizers.codes import CodeMappings, resolve_code, system_name, text_in_system_slot
-from normalizers.dates import PARIS, hl7_tm_to_iso, hl7_ts_to_iso
+from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_RESULT,
@@ -170,7 +170,12 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
                              _oul_groups(msg, specimen_first=handler == "oul_specimen"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
-    name = f"{kind}^{trigger}" if trigger else kind or "(none)"
+    if not kind:
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", "MSH-9 names no message type (its first "
+                                 "component, the message code, is empty): the message code "
+                                 "and trigger event (ORU^R01, MDM^T02...) are required",
+                                 "MSH-9")
+    name = f"{kind}^{trigger}" if trigger else kind
     meaning = _adt_not_applied().get(trigger) if kind == "ADT" else None
     if meaning:
         raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} ({meaning}) "
@@ -310,7 +315,9 @@ def _groups(msg: Message) -> list[_Group]:
             if current is None:
                 where = loc(seg)
                 raise NormalizationError("HL7_OBX_WITHOUT_OBR",
-                                         f"{where}: observation before any OBR", where)
+                                         f"{where}: observation before any OBR (each "
+                                         "result belongs to the order its OBR describes: "
+                                         "the OBR comes first)", where)
             notes = []
             current.observations.append((seg, notes))
         elif name == "NTE":
@@ -850,8 +857,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             # it lost every other result. The caller says so.
             return None
         where = loc(obx, 3)
-        raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier",
-                                 where)
+        raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier "
+                                 "(OBX-3 is empty: a result is filed under its test's code, "
+                                 "LOINC or the laboratory's own)", where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
     coding = system  # the coding system the code is read under
@@ -959,6 +967,12 @@ def _why_no_status(f: list[str]) -> str:
 
 
 @cache
+def _value_types() -> frozenset[str]:
+    """OBX-2 values known as HL7 data types (tables/hl7_value_types.csv)."""
+    return frozenset(row["code"] for row in table("hl7_value_types"))
+
+
+@cache
 def _obx_status_codes() -> frozenset[str]:
     return frozenset(column_map("result_status", "code", "status"))
 
@@ -987,7 +1001,7 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
         return hl7_ts_to_iso(value, zone)
     except ValueError:
         where = loc(seg, n)
-        raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                  where) from None
 
 
@@ -1073,7 +1087,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
-            raise NormalizationError("HL7_BAD_DATE", f"{where}: not a valid HL7 date/time",
+            raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                      where) from None
     elif vtype == "RP":
         _reference(msg, obx, entry)
@@ -1086,6 +1100,9 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             ctx.warnings.append(f"{where}: not a valid HL7 time, kept as sent")
     else:  # ID, IS, HD, FN... kept as sent
         entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
+        if vtype not in _value_types():
+            ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
+                                "type (table 0125): the value is kept as text")
 
 
 def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:

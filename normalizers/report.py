@@ -389,8 +389,11 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
     full_text = doc.text if any((p.text or "").strip() for p in doc.pages) \
         else "\n".join(ln.text for ln in lines)
     if not lines or not full_text.strip():
-        raise NormalizationError("REPORT_EMPTY", "the PDF has no text (no text layer and "
-                                 "nothing read by OCR)", "pdf")
+        n = doc.page_count
+        where = "pdf" if not n else "page 1" if n == 1 else f"pages 1-{n}"
+        raise NormalizationError("REPORT_EMPTY", f"the PDF has no text on any of its {n} "
+                                 f"page(s): no text layer, and OCR read nothing (a blank page, "
+                                 f"or a scan too faint, small or blurred to read?)", where)
     warnings: list[str] = []  # the parser's own (doc.warnings) are the pipeline's to add
     fields: dict[str, dict[str, Any]] = {}
 

@@ -81,3 +81,47 @@ def _is_cda(head: bytes) -> bool:
         if (ns.group(1) or b"") == prefix:
             return (ns.group(2) if ns.group(2) is not None else ns.group(3)) == CDA_NAMESPACE
     return False
+
+
+UNKNOWN_FORMAT = "UNKNOWN_FORMAT"
+_NEITHER = "neither HL7v2 (MSH, FHS or BHS at the start), CDA (ClinicalDocument) nor PDF (%PDF-)"
+
+
+def unknown_reason(data: bytes) -> tuple[str, str, str]:
+    """(code, text, location) for an input ``detect_format`` calls 'unknown': what it looks
+    like (empty, an HTML page, an archive, XML of another kind, text, binary), for the sender
+    to recognise what their system sent; never a byte of the content itself, only element
+    names. XML whose root is no CDA is CDA_NOT_CDA, as the CDA parser says of it."""
+    if not data:
+        return UNKNOWN_FORMAT, "the input is empty (0 bytes)", ""
+    head = _text_head(data)
+    if not head.strip(_SKIP):
+        return UNKNOWN_FORMAT, f"the input holds only blanks ({len(data)} bytes)", ""
+    if head.startswith(b"<"):
+        m = _ROOT.match(head, _PROLOG.match(head).end())
+        name = m.group(2).decode("ascii", "replace")[:40] if m else ""
+        if name.lower() == "html" or head[:15].lower().startswith(b"<!doctype html"):
+            return (UNKNOWN_FORMAT, "an HTML page (a web server's error or login page saved "
+                    f"in place of the file?): {_NEITHER}", "")
+        if name == "ClinicalDocument":
+            prefix = m.group(1) or b""
+            ns = next(((n.group(2) if n.group(2) is not None else n.group(3))
+                       for n in _XMLNS.finditer(m.group(3)) if (n.group(1) or b"") == prefix),
+                      None)
+            where = f"namespace {ns.decode('utf-8', 'replace')[:60]!r}" if ns else \
+                "no namespace"
+            return ("CDA_NOT_CDA", f"ClinicalDocument in {where}, expected "
+                    f"{CDA_NAMESPACE.decode()!r} (xmlns=\"urn:hl7-org:v3\" on the root)",
+                    "/ClinicalDocument")
+        if name:
+            return ("CDA_NOT_CDA", f"XML whose root element is {name!r}, not a CDA "
+                    "ClinicalDocument", f"/{name}")
+    if head.startswith(b"PK\x03\x04"):
+        return (UNKNOWN_FORMAT, "a ZIP archive: archives are not unpacked, send the files "
+                "it holds one by one", "")
+    if head.startswith(b"\x1f\x8b"):
+        return (UNKNOWN_FORMAT, "a gzip-compressed file: compressed files are not "
+                "unpacked, send it uncompressed", "")
+    sample = head[:512]
+    text = sum(32 <= b < 127 or b in b"\t\r\n" or b >= 0xC0 for b in sample) > len(sample) * 0.9
+    return UNKNOWN_FORMAT, f"{'text' if text else 'binary content'} that is {_NEITHER}", ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +63,7 @@ from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.lab import normalize_message
 from normalizers.model import Entry, NormalizationError, NormalizedMessage, PatientIdentity
 from parsers.cda import CdaParseError, parse_cda
+from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
@@ -504,7 +506,7 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     if row.format == "pdf":
         return _prepare_pdf(ctx, row, data, started)
     if row.format != "hl7v2":
-        raise _Stop(_unsupported_format(row.format))
+        raise _Stop(_unsupported_format(data))
     try:
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
@@ -558,9 +560,11 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     entries with their attachment hashes (computed once) and the message's fingerprint."""
     if normalized.quarantine_reasons and row.assigned_patient_id is None:  # not if assigned
         code, _, text = normalized.quarantine_reasons[0].partition(" ")
+        place = _LEADING_PLACE.match(text)  # 'OBX[6]-5: the CDA patientRole/id ...'
         raise _Stop(Outcome(QUARANTINED, stage="normalize", error_code=code,
-                            error_message=text or code, logical_id=normalized.logical_id,
-                            warnings=warnings))
+                            error_message=text or code,
+                            error_location=place.group(1) if place else None,
+                            logical_id=normalized.logical_id, warnings=warnings))
     items = [(e, sha256_hex(e.attachment.data) if e.attachment is not None else None)
              for e in normalized.entries]
     facts = entry_facts(items)
@@ -569,6 +573,10 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
     return Prepared(row, normalized, items, fingerprint, warnings, started,
                     keys_of(items), facts_of(items, facts), facts,
                     _shares(normalized) if normalized.patients else None)
+
+
+# A segment's place at the start of a normalizer's quarantine reason ('ZFA[5]-9: ...')
+_LEADING_PLACE = re.compile(r"([A-Z][A-Z0-9]{2}\[\d+\](?:-\d+(?:\.\d+)?)?): ")
 
 
 def _shares(normalized: NormalizedMessage) -> list[PatientShare]:
@@ -669,8 +677,15 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     if resolution.patient_id is None:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
                             error_message=resolution.reason,
+                            error_location=_PATIENT_PLACE.get(item.row.format),
                             logical_id=normalized.logical_id, warnings=warnings))
     return resolution.patient_id, resolution.via, warnings
+
+
+# Where a message names its patient, for an identity quarantine's location (a message of
+# several patients names the PID of the one not found: _resolve_patients). A PDF has no
+# such place: the identity is read in its text.
+_PATIENT_PLACE = {"hl7v2": "PID", "cda": "/ClinicalDocument/recordTarget/patientRole"}
 
 
 def _dedupe(item: Prepared, held: list, patient_id: int | None,
@@ -1085,7 +1100,8 @@ def _logical_id(msg) -> str | None:  # noqa: ANN001
     return f"{msg.sender}|{control}" if control else None
 
 
-def _unsupported_format(fmt: str | None) -> Outcome:
-    return Outcome(FAILED, stage="parse", error_code="UNKNOWN_FORMAT",
-                   error_message="content is neither HL7v2 (MSH/FHS/BHS), CDA "
-                   "(ClinicalDocument) nor PDF")
+def _unsupported_format(data: bytes) -> Outcome:
+    """What an input of no known format looks like (parsers.detect.unknown_reason)."""
+    code, message, location = unknown_reason(data)
+    return Outcome(FAILED, stage="parse", error_code=code, error_message=message,
+                   error_location=location or None)

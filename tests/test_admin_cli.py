@@ -137,3 +137,12 @@ def test_rerun_assign_and_edit_through_the_prefect_flow(prefect_harness, home, c
     code, out, err = run(capsys, "imports", "edit", str(other), "--reason", "typo")
     assert code == 0 and "rerun: 1 deposited" in out, err
     ctx.engine.dispose()
+
+
+def test_output_piped_into_a_reader_that_stops_is_no_traceback(monkeypatch) -> None:  # noqa: ANN001
+    """`dmp-ingest imports show 32 --json | head` printed a BrokenPipeError traceback."""
+    def closed(args):  # noqa: ANN001, ANN202
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_imports_stats", closed)
+    assert cli.main(["imports", "stats", "--json"]) == cli.EXIT_BROKEN_PIPE

@@ -555,6 +555,16 @@ def test_not_a_cda(data: bytes, code: str) -> None:
         assert re.fullmatch(r"line \d+, column \d+", err.location)
 
 
+def test_undecodable_bytes_say_the_encoding_is_wrong() -> None:
+    # before: 'not well-formed XML: Invalid bytes in character encoding', libxml2's words only
+    err = _error(_wrap("<title>Fran</title>").replace(b"Fran", "François".encode("latin-1")))
+    assert err.code == "CDA_NOT_XML" and re.fullmatch(r"line \d+, column \d+", err.location)
+    assert "not in the character encoding the XML declaration names" in err.message
+    assert "ois" not in err.message
+    unknown = _error(b'<?xml version="1.0" encoding="KLINGON"?><ClinicalDocument/>')
+    assert "names an encoding this parser does not know" in unknown.message
+
+
 def test_messages_carry_no_patient_data() -> None:
     data = _wrap('<recordTarget><patientRole><patient><name><family>DUPONT\xe9'
                  '</family></name></patient></patientRole></recordTarget>')

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from normalizers.cda import normalize_cda
-from normalizers.model import Entry
+from normalizers.model import Entry, NormalizationError
 from parsers.cda import CdaParseError, parse_cda
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
@@ -1018,6 +1018,43 @@ def test_value_types_keep_what_they_say_too(value: str, expected: tuple) -> None
     assert (entry.value, entry.value_num, entry.unit,
             entry.details.get("value_code", {})) == expected
     assert not any(w.startswith("CDA_BAD_DATE") for w in msg.warnings)
+
+
+@pytest.mark.parametrize("value", [
+    '<value xsi:type="PQ" value="un virgule huit" unit="g/L"/>',
+    '<value xsi:type="INT" value="quelques"/>',
+    '<value xsi:type="REAL" value="1,84"/>',
+])
+def test_a_number_that_is_not_one_is_filed_as_text_with_a_warning(value: str) -> None:
+    """Before, filed as text with no numeric value and no word to the sender (the HL7v2
+    OBX NM of the same fails the message: OBX_BAD_NUMBER)."""
+    data = (HEAD + _section("29762-2", "", f"""<entry><observation classCode="OBS"
+      moodCode="EVN"><code code="2093-3" codeSystem="2.16.840.1.113883.6.1"/>{value}
+      </observation></entry>""") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[1].value_num is None and msg.entries[1].value
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_BAD_NUMBER")]
+    assert warning.startswith("CDA_BAD_NUMBER: /ClinicalDocument/component/structuredBody/")
+    assert warning.split(": ")[1].endswith("/observation/value")
+    assert msg.entries[1].value not in warning
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    ('extension="IPP-4242"', 'extension="' + "4" * 120 + '"',
+     "/ClinicalDocument/recordTarget/patientRole"),
+    ("<family qualifier=\"BR\">Essai</family>", "<family>" + "Essai-" * 40 + "</family>",
+     "/ClinicalDocument/recordTarget/patientRole"),
+    ('extension="DOC-REEL-1"', 'extension="' + "D" * 420 + '"', "/ClinicalDocument/id"),
+])
+def test_a_patient_or_id_too_long_is_located_in_the_document(old: str, new: str,
+                                                             where: str) -> None:
+    """Before, FIELD_TOO_LONG pointed at 'PID' (or 'MSH-10'), which a CDA has not."""
+    data = (HEAD.replace(old, new, 1) + _section("29762-2", "", "") + TAIL).encode()
+    assert new in data.decode()
+    with pytest.raises(NormalizationError) as exc:
+        normalize_cda(parse_cda(data), data, "test")
+    assert (exc.value.code, exc.value.location) == ("FIELD_TOO_LONG", where)
+    assert "Essai" not in str(exc.value) and "4444" not in str(exc.value)
 
 
 def test_dose_given_by_its_centre() -> None:

@@ -281,10 +281,29 @@ def test_errors_have_codes(text, code):
     assert e.value.code == code
 
 
+def test_no_msh_names_the_first_segment_never_a_line_of_data():
+    with pytest.raises(HL7ParseError) as e:
+        parse_text("PID|1||123\rOBR|1\r")
+    assert str(e.value) == ("the message does not start with an MSH segment (it starts with "
+                            "a PID segment: sent without its header?)")
+    with pytest.raises(HL7ParseError) as e:
+        parse_text("DUPONT JEAN 12/03/1960\rPID|1\r")
+    assert str(e.value) == "the message does not start with an MSH segment"
+
+
+def test_bad_delimiters_say_what_msh_2_must_hold():
+    with pytest.raises(HL7ParseError) as e:
+        parse_text("MSH|^^\\&|x\r")
+    assert (e.value.code, e.value.location) == ("HL7_BAD_ENCODING_CHARS", "MSH[1]-2")
+    assert "3 or 4 distinct encoding characters" in str(e.value)
+    assert "usually ^~\\&" in str(e.value)
+
+
 def test_bad_segment_error_names_the_position_not_the_content():
     with pytest.raises(HL7ParseError) as e:
         parse_text("MSH|^~\\&|x\rPID|1||123\rDUPONT MARIE née MARTIN|x\r")
     assert e.value.location == "?[3]"
+    assert str(e.value).startswith("segment 3 (after PID[2]) has no valid segment name")
     assert "DUPONT" not in str(e.value) and "DUP" not in e.value.location
 
 

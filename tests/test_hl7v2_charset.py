@@ -17,6 +17,7 @@ from parsers.hl7v2.charset import (
     W_GUESSED,
     W_MISMATCH,
     _load_table,
+    byte_place,
     declared_charset,
     decode,
 )
@@ -82,6 +83,20 @@ def test_declared_utf8_but_latin1_bytes_fails_with_offset_and_no_patient_data():
     offset = data.index("È".encode("iso-8859-15"))
     assert f"byte {offset}" in str(err) and "MSH-18" in str(err)
     assert "LEF" not in str(err) and "Hélène" not in str(err)
+    # where the byte is, so that the integrator finds the field their system wrote
+    assert "(in PID[2]-5)" in str(err) and "MSH-18" in str(err)
+
+
+def test_the_place_of_an_undecodable_byte_is_named_by_segment_and_field():
+    data = msg("UNICODE UTF-8", "iso-8859-15").replace(b"\r", b"\n")
+    assert byte_place(data, data.index("È".encode("iso-8859-15"))) == "PID[2]-5"
+    assert byte_place(data, data.index("€".encode("iso-8859-15"))) == "NTE[3]-3"
+    assert byte_place(b"MSH|^~\\&|\xe9", 9) == "MSH[1]-3"
+    assert byte_place(b"MSH|^~\\&|A\r\xe9x|1", 11) == "segment 2"  # a line that is no segment
+    with pytest.raises(HL7ParseError) as e:
+        decode(msg("", "iso-8859-15"), fallback="ascii")
+    assert "(in PID[2]-5)" in str(e.value) and "Hélène" not in str(e.value)
+    assert "(in PID[2]-5)" in decode(msg("", "iso-8859-15"))[2][0]
 
 
 def test_declared_utf8_but_cp1252_bytes_with_source_fallback():

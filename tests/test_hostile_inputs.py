@@ -136,6 +136,9 @@ def test_nul_bytes_are_refused_with_a_location(store) -> None:  # noqa: ANN001
         values = conn.execute(select(entries.c.value).where(
             entries.c.import_id == rows[1].id)).scalars().all()
     assert "avant\\X00\\après" in values  # kept as sent, never a NUL in the store
+    # the field, not 'segment 4 holds a NUL character'; never the value
+    assert rows[0].error_message.startswith("OBX[4]-5 holds a NUL character (byte 0x00)")
+    assert "avant" not in rows[0].error_message
     with pytest.raises(HL7ParseError) as err:
         parse_message(render(raw))
     assert "après" not in str(err.value)
@@ -334,3 +337,46 @@ def test_a_message_claiming_another_sender_cannot_supersede_its_results(store) -
     (own,) = received(forged, "synlab")
     assert own.status == "deposited"
     assert check(store.engine, store.archive).consistent
+
+
+def test_inputs_of_no_known_format_say_what_they_look_like(store) -> None:  # noqa: ANN001
+    """Before, all were 'content is neither HL7v2 (MSH/FHS/BHS), CDA (ClinicalDocument) nor
+    PDF': a sender could not tell an empty file from a proxy's error page or a CDA that lost
+    its namespace. Now each says what it looks like, never quoting its content."""
+    from tests.test_privacy import hits
+
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    no_namespace = cda.replace(b' xmlns="urn:hl7-org:v3"', b"", 1)
+    assert b"urn:hl7-org:v3" not in no_namespace
+    html = b"<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>"
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("a.hl7", "MSH|^~\\&|")
+    rows = ingest(store, b"", html, no_namespace, b"<Bundle xmlns='http://hl7.org/fhir'/>",
+                  zipped.getvalue(), "Jérôme Le Goff né le 02/11/1955".encode())
+    assert [(r.status, r.error_code, r.error_location) for r in rows] == [
+        (FAILED, "UNKNOWN_FORMAT", None), (FAILED, "UNKNOWN_FORMAT", None),
+        (FAILED, "CDA_NOT_CDA", "/ClinicalDocument"), (FAILED, "CDA_NOT_CDA", "/Bundle"),
+        (FAILED, "UNKNOWN_FORMAT", None), (FAILED, "UNKNOWN_FORMAT", None)]
+    texts = [r.error_message for r in rows]
+    assert texts[0] == "the input is empty (0 bytes)"
+    assert texts[1].startswith("an HTML page")
+    assert texts[2].startswith("ClinicalDocument in no namespace, expected 'urn:hl7-org:v3'")
+    assert texts[3] == "XML whose root element is 'Bundle', not a CDA ClinicalDocument"
+    assert texts[4].startswith("a ZIP archive")
+    assert texts[5].startswith("text that is neither HL7v2")
+    assert hits(texts) == [] and not any("1955" in t for t in texts)
+
+
+def test_identity_quarantines_say_where_the_patient_is_named(store) -> None:  # noqa: ANN001
+    """Before, an import quarantined for its patient had no location (only a message of
+    several patients named its PID)."""
+    from tests.test_privacy import hits
+
+    rows = ingest(store, (SAMPLES / "hl7v2" / "11_labm_patient_inconnu.hl7").read_bytes(),
+                  (SAMPLES / "cda" / "12_crbio_patient_inconnu.xml").read_bytes())
+    assert [(r.status, r.stage, r.error_code, r.error_location) for r in rows] == [
+        ("quarantined", "identity", "IDENTITY_UNKNOWN_PATIENT", "PID"),
+        ("quarantined", "identity", "IDENTITY_UNKNOWN_PATIENT",
+         "/ClinicalDocument/recordTarget/patientRole")]
+    assert hits([r.error_message for r in rows]) == []

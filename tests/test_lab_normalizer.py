@@ -149,11 +149,32 @@ def test_errors_name_the_field_never_the_value(obx, code, where):
         assert secret not in str(exc.value)
 
 
+def test_unknown_value_type_is_kept_as_text_with_a_warning():
+    # before: filed as text without a word to the sender
+    nm = norm(oru("OBX|1|XX|GLY^Glycémie^L||5,4|mmol/L|||||F"))
+    assert nm.entries[-1].value == "5,4" and nm.entries[-1].value_num is None
+    assert "OBX[5]-2: value type 'XX' is not an HL7 value type (table 0125): the value is " \
+           "kept as text" in nm.warnings
+    for known in ("ID", "IS", "HD", "CX"):
+        nm = norm(oru(f"OBX|1|{known}|GLY^Glycémie^L||x||||||F"))
+        assert not any("table 0125" in w for w in nm.warnings)
+
+
+def test_empty_obx_3_says_what_is_missing():
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|^Glycémie^L||5|mmol/L|||||F"))
+    assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
+    assert "OBX-3 is empty" in str(exc.value) and "Glycémie" not in str(exc.value)
+
+
 def test_bad_obr_date_names_obr():
     bad = OBR.replace("202403150810", "20241315")
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], order=(ORC, bad)))
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBR[4]-7")
+    # the form expected, not only 'not a valid HL7 date/time'; never the value
+    assert "YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ] expected" in str(exc.value)
+    assert "20241315" not in str(exc.value)
 
 
 def test_nm_with_comparator_is_accepted_with_warning():
@@ -170,6 +191,7 @@ def test_structural_errors():
     with pytest.raises(NormalizationError) as exc:
         norm(oru(order=(), tail=(OBXS[0],)))
     assert (exc.value.code, exc.value.location) == ("HL7_OBX_WITHOUT_OBR", "OBX[3]")
+    assert str(exc.value).startswith("OBX[3]: observation before any OBR (each result")
     # an ADT is about one patient: a second one is refused (an ORU^R01 is split instead,
     # see the tests of several patients below)
     other = PID.replace("LD-778", "LD-999")
@@ -183,7 +205,8 @@ def test_structural_errors():
     assert (exc.value.code, exc.value.location) == ("HL7_NO_ORDER_NUMBER", "OBR[3]-3")
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], header=MSH.replace("MSG-0001", "")))
-    assert exc.value.code == "HL7_NO_CONTROL_ID"
+    assert exc.value.code == "HL7_NO_CONTROL_ID" and exc.value.location == "MSH-10"
+    assert "acknowledgments and resends are matched on it" in str(exc.value)
 
 
 def test_unsupported_type():
@@ -194,6 +217,15 @@ def test_unsupported_type():
     assert exc.value.code == "HL7_UNSUPPORTED_TYPE"
     assert str(exc.value).startswith("message type ADT^A40 (merge patient - patient "
                                      "identifier list) is not applied by this intake")
+
+
+@pytest.mark.parametrize("msh9", ["", "^R01"])
+def test_missing_message_type_says_so_rather_than_unsupported(msh9):
+    # before: 'message type (none) is not handled by this intake', as if a type were refused
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(OBXS[0], header=MSH.replace("ORU^R01^ORU_R01", msh9)))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+    assert str(exc.value).startswith("MSH-9 names no message type")
 
 
 def test_same_patient_twice_is_fine_and_results_get_unique_keys():

@@ -591,6 +591,9 @@ def test_corrupt(cut: str) -> None:
     with pytest.raises(PdfParseError) as excinfo:
         parse_pdf(data)
     assert _err(excinfo).code == PDF_CORRUPT
+    # in words, not 'pdfium cannot read the PDF (error 3)'
+    assert "damaged or truncated" in _err(excinfo).message
+    assert "send the complete" in _err(excinfo).message
 
 
 def test_damaged_xref_is_read_anyway() -> None:
@@ -613,6 +616,7 @@ def test_encrypted_is_refused() -> None:
         parse_pdf(data)
     err = _err(excinfo)
     assert err.code == PDF_ENCRYPTED and "password" in err.message
+    assert err.message.endswith("send it without a password")  # what the sender can do
 
 
 def test_ocr_page_timeout(scan_pdf: bytes) -> None:

@@ -189,3 +189,36 @@ def test_library_loggers_that_log_data_stay_at_warning(debug_logging) -> None:  
     for name in ("sqlalchemy.engine.Engine", "pdfminer.psparser", "botocore.endpoint"):
         assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
     assert logging.getLogger("dmp.process").isEnabledFor(logging.DEBUG)
+
+
+def test_a_listener_bug_is_logged_without_its_text(caplog) -> None:  # noqa: ANN001
+    """A bug while storing MLLP frames was logged by log.exception, whose text is the
+    exception's message: a database error quotes its statement's parameters (names, NIRs).
+    Now its type and where it happened, as pipelines/process.py logs a bug."""
+    import asyncio
+    import socket
+
+    from connectors.mllp.server import MLLPServer
+
+    text = "INSERT ... parameters: ('Lefèvre', 'Hélène', '268036912354128')"
+
+    def handler(frames):  # noqa: ANN001, ANN202
+        raise RuntimeError(text)  # (a traceback shows this line: it holds no data itself)
+
+    async def scenario() -> bytes:
+        server = MLLPServer(handler, port=0)
+        await server.start()
+        try:
+            def talk() -> bytes:
+                with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+                    s.sendall(b"\x0bMSH|^~\\&|A|B|C|D|20250101||ORU^R01|1|P|2.5\r\x1c\r")
+                    return s.recv(100)
+            return await asyncio.get_running_loop().run_in_executor(None, talk)
+        finally:
+            await server.stop(grace=1)
+
+    caplog.set_level(logging.ERROR, logger="dmp.mllp")
+    assert asyncio.run(scenario()) == b""  # no ACK rather than a wrong one
+    logs = [r.getMessage() + (str(r.exc_info[1]) if r.exc_info else "") for r in caplog.records]
+    assert any("RuntimeError" in t and "server.py" in t for t in logs)
+    assert hits(logs) == [] and not any("parameters" in t for t in logs)

@@ -441,6 +441,9 @@ def test_empty_document():
         with pytest.raises(NormalizationError) as err:
             normalize_report(empty, PDF, "s")
         assert err.value.code == "REPORT_EMPTY"
+        # which pages, not 'pdf'; and why in words
+        assert err.value.location == {0: "pdf", 1: "page 1", 2: "pages 1-2"}[len(empty.pages)]
+        assert "OCR read nothing" in str(err.value)
 
 
 def test_text_is_capped():

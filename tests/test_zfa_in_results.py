@@ -59,3 +59,4 @@ def test_processing_quarantines_it_and_files_nothing(ctx) -> None:  # noqa: ANN0
         filed = conn.execute(select(entries)).all()
     assert (row.status, row.error_code) == ("quarantined", "OPPOSITION")
     assert "ZFA-9 IO" in row.error_message and filed == []
+    assert row.error_location.startswith("ZFA[") and row.error_location.endswith("]-9")

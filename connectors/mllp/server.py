@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -30,6 +31,13 @@ from pipelines.acknowledge import Frame
 from pipelines.faults import fault_point
 
 log = logging.getLogger("dmp.mllp")
+
+
+def _log_bug(what: str, *args: object, exc: BaseException) -> None:
+    """A bug's type and where it happened, never its text: an exception's message can quote
+    what it was handling (a database error its statement's parameters: names, NIRs)."""
+    log.error(what + ": %s at\n%s", *args, type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)))
 
 Handler = Callable[[list], list[list[bytes]]]  # frames (or what prepare made of them)
 Prepare = Callable[[Frame], object]
@@ -138,7 +146,7 @@ class GroupCommitter:
             answers = await loop.run_in_executor(self.executor, self._handle,
                                                  [f for f, _, _ in group])
         except Exception as exc:  # a bug: no ACK at all rather than a wrong one
-            log.exception("storing a group of %d frame(s) failed", len(group))
+            _log_bug("storing a group of %d frame(s) failed", len(group), exc=exc)
             for _, fut, _ in group:
                 if not fut.done():
                     fut.set_exception(exc)
@@ -259,8 +267,8 @@ class MLLPServer:
             log.info("connection from %s ended: %s", peer, type(exc).__name__)
         except asyncio.CancelledError:
             pass
-        except Exception:  # the handler's bug: this connection ends, the others go on
-            log.exception("connection from %s failed", peer)
+        except Exception as exc:  # the handler's bug: this connection ends, the others go on
+            _log_bug("connection from %s failed", peer, exc=exc)
         finally:
             self._idle.pop(task, None)
             self.committer.forget(task)

@@ -168,6 +168,11 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> CdaParseError:
         return CdaParseError(CDA_DTD_FORBIDDEN, f"DTD entities refused: {text}", location)
     if "huge" in lower or "too long" in lower or "exceeds" in lower:
         return CdaParseError(CDA_TOO_LARGE, f"over an XML parser limit: {text}", location)
+    if "unsupported encoding" in lower:
+        text += ": the XML declaration names an encoding this parser does not know"
+    elif "encoding" in lower or "utf-8" in lower:  # libxml2's wordings for undecodable bytes
+        text += (": the bytes are not in the character encoding the XML declaration names "
+                 "(UTF-8 when it names none)")
     return CdaParseError(CDA_NOT_XML, f"not well-formed XML: {text}", location)
 
 

@@ -45,6 +45,8 @@ def _refuse_nul(msg: Message) -> None:
     for seg in msg.segments:
         for n, value in enumerate(seg.fields):
             if "\x00" in value:
+                where = f"{seg.name}[{seg.index}]-{n}"
                 raise HL7ParseError("HL7_NUL_CHARACTER",
-                                    f"segment {seg.index} holds a NUL character",
+                                    f"{where} holds a NUL character (byte 0x00), which is "
+                                    "not text: the sender's system must not write it",
                                     segment=seg.name, position=seg.index, field=n)

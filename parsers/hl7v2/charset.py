@@ -37,6 +37,7 @@ import csv
 import re
 from pathlib import Path
 
+from parsers.hl7v2.er7 import split_segments
 from parsers.hl7v2.errors import HL7ParseError
 
 BAD_CHARSET = "HL7_BAD_CHARSET"
@@ -74,6 +75,23 @@ def _norm(name: str) -> str:
 
 
 CHARSETS: dict[str, tuple[str, bool]] = _load_table()
+_SEGMENT_NAME = re.compile(r"[A-Z][A-Z0-9]{2}")
+
+
+def byte_place(data: bytes, offset: int) -> str:
+    """Where byte ``offset`` of a message lies, as the parser numbers it ('PID[2]-5'; 'segment
+    3' when its line starts no segment): the field an integrator opens to find the character
+    their system wrote in another charset. Read from the ASCII separators only (the bytes
+    cannot be decoded: that is the problem); the value itself is never returned."""
+    fsep = data[3:4].decode("latin-1") if data.startswith(b"MSH") else "|"
+    # one placeholder for the byte: the line it is on exists even when it starts one
+    lines = split_segments(data[:offset].decode("latin-1") + "?", fsep or "|")
+    line = lines[-1]
+    name = line[:3]
+    if not _SEGMENT_NAME.fullmatch(name) or line[3:4] not in (fsep, ""):
+        return f"segment {len(lines)}"
+    field = line.count(fsep) + (1 if name == "MSH" else 0)
+    return f"{name}[{len(lines)}]-{field}"
 
 
 def declared_charset(data: bytes) -> str:
@@ -164,11 +182,14 @@ def decode(data: bytes, fallback: str | None = None) -> tuple[str, str, list[str
         if fallback is None:
             raise HL7ParseError(
                 BAD_CHARSET,
-                f"byte {e.start} is not valid {codec}, the character set declared in MSH-18 "
-                f"({label!r})",
+                f"byte {e.start} (in {byte_place(data, e.start)}) is not valid {codec}, the "
+                f"character set declared in MSH-18 ({label[:20]!r}): the message was written "
+                f"in another character set; declare that one in MSH-18 (or configure the "
+                f"source's fallback charset)",
                 segment="MSH", position=1, field=18) from None
-        warnings.append(f"{W_FALLBACK}: byte {e.start} is not valid {codec} (MSH-18 "
-                        f"{label!r}); decoded with the source fallback {fallback}")
+        warnings.append(f"{W_FALLBACK}: byte {e.start} (in {byte_place(data, e.start)}) is not "
+                        f"valid {codec} (MSH-18 {label[:20]!r}); decoded with the source "
+                        f"fallback {fallback}")
         return _strict(data, fallback, f"the source fallback {fallback}"), fallback, warnings
 
 
@@ -182,8 +203,8 @@ def _undeclared(data: bytes, fallback: str | None,
     except UnicodeDecodeError as e:
         codec = fallback or DEFAULT_8BIT
         why = f"the source fallback {fallback}" if fallback else f"the default {DEFAULT_8BIT}"
-        warnings.append(f"{W_GUESSED}: no character set in MSH-18 and byte {e.start} is not "
-                        f"valid utf-8; decoded with {why}")
+        warnings.append(f"{W_GUESSED}: no character set in MSH-18 and byte {e.start} (in "
+                        f"{byte_place(data, e.start)}) is not valid utf-8; decoded with {why}")
         text = _strict(data, codec, why)
         if fallback is None and _C1.search(data):
             warnings.append(f"{W_GUESSED}: C1 bytes read as cp1252")
@@ -197,7 +218,8 @@ def _strict(data: bytes, codec: str, why: str) -> str:
     try:
         return data.decode(codec)
     except UnicodeDecodeError as e:
-        raise HL7ParseError(BAD_CHARSET, f"byte {e.start} is not valid {codec} ({why})",
+        raise HL7ParseError(BAD_CHARSET, f"byte {e.start} (in {byte_place(data, e.start)}) is "
+                            f"not valid {codec} ({why})",
                             segment="MSH", position=1, field=18) from None
 
 

@@ -222,8 +222,11 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     text = text.lstrip("\ufeff")
     lines = _split_fast(text)
     if not lines or not lines[0].startswith("MSH"):
-        raise HL7ParseError("HL7_NO_MSH", "the message does not start with an MSH segment",
-                            segment="MSH", position=1)
+        # the first segment's name, when it is one (never the line itself: it may be data)
+        first = f" (it starts with a {lines[0][:3]} segment: sent without its header?)" \
+            if lines and _starts_segment(lines[0], "|") else ""
+        raise HL7ParseError("HL7_NO_MSH", "the message does not start with an MSH segment"
+                            + first, segment="MSH", position=1)
     head = lines[0]
     if len(head) < 8:
         raise HL7ParseError("HL7_BAD_MSH", "MSH segment is too short to hold its delimiters",
@@ -233,7 +236,10 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     if fsep.isalnum() or len(enc) < 3 or len(set(enc + fsep)) != len(enc) + 1 \
             or any(c.isalnum() for c in enc):
         raise HL7ParseError("HL7_BAD_ENCODING_CHARS",
-                            f"MSH-1/MSH-2 do not define valid delimiters ({fsep!r}, {enc!r})",
+                            f"MSH-1/MSH-2 do not define valid delimiters ({fsep!r}, {enc!r}): "
+                            "MSH-2 holds 3 or 4 distinct encoding characters (component, "
+                            "repetition, escape, subcomponent: usually ^~\\&), none a letter, "
+                            "a digit or the field separator",
                             segment="MSH", position=1, field=2)
     delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
                         escape=enc[2] if len(enc) > 2 else "\\",
@@ -247,9 +253,12 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
         segments, bad = _segments(lines, fsep)
     if bad:
         # The line's text is not quoted: it may be a field value cut by a stray line end.
+        after = f" (after {segments[-1].name}[{segments[-1].index}])" if segments else ""
         raise HL7ParseError("HL7_BAD_SEGMENT",
-                            f"segment {bad} has no valid segment name (3 upper-case letters "
-                            f"or digits before the field separator expected)",
+                            f"segment {bad}{after} has no valid segment name (3 upper-case "
+                            f"letters or digits before the field separator expected): a "
+                            f"segment cut short, or a line break left unescaped inside a "
+                            f"value (write it as \\.br\\)",
                             segment="?", position=bad)
     msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
     if joined:

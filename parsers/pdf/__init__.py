@@ -177,12 +177,16 @@ def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float,
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:
             if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_PASSWORD:
-                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected: it cannot be "
+                                    "read here; send it without a password") from None
             if getattr(exc, "err_code", None) == pdfium.raw.FPDF_ERR_SECURITY:
                 raise PdfParseError(PDF_ENCRYPTED, "the PDF uses an unsupported security "
                                     "handler") from None
-            raise PdfParseError(PDF_CORRUPT, "pdfium cannot read the PDF (error "
-                                f"{getattr(exc, 'err_code', '?')})") from None
+            code = getattr(exc, "err_code", None)
+            raise PdfParseError(PDF_CORRUPT, "the PDF cannot be opened: "
+                                f"{_PDFIUM_ERRORS.get(code, 'an unknown error')} (pdfium "
+                                f"error {code if code is not None else '?'}); send the "
+                                "complete, unaltered file again") from None
         try:
             count = len(pdf)
             if count > limits.max_pages:
@@ -195,13 +199,23 @@ def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float,
                 try:
                     sizes.append(tuple(float(v) for v in pdf.get_page_size(index)))
                 except pdfium.PdfiumError:
-                    raise PdfParseError(PDF_CORRUPT, "pdfium cannot read the page",
+                    raise PdfParseError(PDF_CORRUPT, f"page {index + 1} of {count} cannot "
+                                        "be read (damaged page object)",
                                         f"page {index + 1}") from None
             metadata = _metadata(pdf)
         finally:
             pdf.close()
     return sizes, metadata
 
+
+# pdfium's FPDF_ERR_* when a document does not open (password and security: PDF_ENCRYPTED)
+_PDFIUM_ERRORS = {
+    pdfium.raw.FPDF_ERR_UNKNOWN: "an unknown error",
+    pdfium.raw.FPDF_ERR_FILE: "the file cannot be read",
+    pdfium.raw.FPDF_ERR_FORMAT: "it starts as a PDF but is damaged or truncated (its "
+                                "cross-reference table or objects cannot be read)",
+    pdfium.raw.FPDF_ERR_PAGE: "its pages cannot be found",
+}
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -239,17 +253,22 @@ class _Plumber:
                 raise _inflate_error(limits) from None
             if isinstance(cause, (PDFPasswordIncorrect, PDFEncryptionError)) or isinstance(
                     exc, (PDFPasswordIncorrect, PDFEncryptionError)):
-                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected") from None
-            raise PdfParseError(PDF_CORRUPT, "pdfminer cannot read the PDF "
-                                f"({type(cause).__name__})") from None
+                raise PdfParseError(PDF_ENCRYPTED, "the PDF is password-protected: it cannot be "
+                                    "read here; send it without a password") from None
+            raise PdfParseError(PDF_CORRUPT, "the PDF's structure cannot be read, the file "
+                                "is damaged or truncated (pdfminer: "
+                                f"{type(cause).__name__}); send the complete file again"
+                                ) from None
         try:
             self.pages = self.pdf.pages
         except Exception as exc:  # noqa: BLE001
             self.pdf.close()
             if isinstance(exc, InflateLimit) or isinstance(exc.__cause__, InflateLimit):
                 raise _inflate_error(limits) from None
-            raise PdfParseError(PDF_CORRUPT, "pdfminer cannot read the page tree "
-                                f"({type(exc).__name__})") from None
+            raise PdfParseError(PDF_CORRUPT, "the PDF's page tree cannot be read, the file "
+                                "is damaged or truncated (pdfminer: "
+                                f"{type(exc).__name__}); send the complete file again"
+                                ) from None
 
     def __enter__(self) -> _Plumber:
         return self
