@@ -261,6 +261,7 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
                                  header.record_targets[1].path)
     warnings = [f"{w.code}: {w.message}" for w in doc.warnings] if doc.warnings else []
     identity = _identity(header.record_targets[0])
+    warnings += identity.warnings
     doc_id = header.id.key
     set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
     effective = _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
@@ -313,17 +314,29 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
 
 
 # -- identity -----------------------------------------------------------------------------------
+_INS_ARC = "1.2.250.1.213.1.4."  # the ANS's arc of INS OIDs (ins_oids.csv names its kinds)
+_PATIENT_PATH = "/ClinicalDocument/recordTarget/patientRole"
+
+
 def _identity(rt: RecordTarget) -> PatientIdentity:
+    """The patient the document names (CI-SIS recordTarget): INS under the INS OIDs (blanks
+    inside dropped, as printed on a card), other ids as local ids; the first given name is
+    the first given at birth (``qualifier="BR"``) when given, else the list's first; a
+    birthTime that is no date is said and ignored, never compared."""
     identity = PatientIdentity()
     for ii in rt.ids:
         if not ii.root or not ii.extension:
             continue
         kind = ins_kind(ii.root)
         if kind is not None:
-            nir = ii.extension.strip().upper()
+            nir = "".join(ii.extension.split()).upper()
             valid = nir_key_valid(nir) if ins_nir_like(ii.root) else True
             identity.ins.append(InsIdentifier(nir, ii.root, kind, valid))
         else:
+            if ii.root.startswith(_INS_ARC):
+                identity.warnings.append(f"{_PATIENT_PATH}/id: root {ii.root[:64]} is in the "
+                                         "INS arc but names no INS kind known here: read "
+                                         "as a local identifier, never as an INS")
             identity.local_ids.append(LocalIdentifier(ii.root, ii.extension.strip(), "PI"))
     if identity.ins:
         identity.identity_status = "VALI"  # CI-SIS: only a qualified INS goes into a CDA
@@ -334,14 +347,19 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         other = [p.value for p in name.family if p.qualifier not in ("BR", "SP", "CL")]
         identity.birth_family = birth[0] if birth else ""
         identity.family = (used or other or birth or [""])[0]
-        givens = [p.value for p in name.given if p.qualifier != "CL"] or \
+        givens = [p.value for p in name.given if p.qualifier == "BR"] or \
+            [p.value for p in name.given if p.qualifier != "CL"] or \
             [p.value for p in name.given]
-        identity.given = givens[0].split(" ")[0] if givens else ""
+        first = givens[0].replace(",", " ").split() if givens else []
+        identity.given = first[0] if first else ""
     if rt.administrative_gender is not None:
         identity.sex = rt.administrative_gender.code.upper()[:1]
     if rt.birth_time is not None and len(rt.birth_time.value) >= 8:
-        v = rt.birth_time.value
-        identity.birth_date = f"{v[:4]}-{v[4:6]}-{v[6:8]}"
+        try:
+            identity.birth_date = hl7_ts_to_iso(rt.birth_time.value[:8])
+        except ValueError:  # '19551399': compared, it would match nobody or the wrong one
+            identity.warnings.append(f"CDA_BAD_DATE: {_PATIENT_PATH}/patient/birthTime: "
+                                     f"{BAD_TS_TEXT}, birth date ignored")
     return identity
 
 

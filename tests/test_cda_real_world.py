@@ -3360,3 +3360,28 @@ def test_what_a_dispense_nests_about_itself_is_kept() -> None:
     assert entry.details["fulfillment_instructions"] == ["Patient averti"]
     assert entry.details["substitution_made"] == {"code": "G", "system": "2.16.840.1.113883.5.1070",
                                                   "display": "générique"}
+
+
+def test_record_target_ins_with_blanks_first_given_at_birth_and_bad_birth_time():
+    """The patient's identity as CI-SIS writes it, and as senders get it wrong: an INS typed
+    with the blanks of the card was an invalid key (quarantined); the first given name at
+    birth (given qualifier BR) is the one to match on; a birthTime that is no date
+    ('19551399') became '1955-13-99', compared with dossiers; an id under the INS arc with no
+    known INS kind was a local id without a word."""
+    head = HEAD.replace(
+        '<id root="1.2.250.1.999.1.1" extension="IPP-4242"/>',
+        '<id root="1.2.250.1.213.1.4.10" extension="2 79 03 51 215 189 89"/>'
+        '<id root="1.2.250.1.213.1.4.99" extension="XYZ"/>').replace(
+        "<given>Jeanne</given>",
+        '<given>Marie-Jeanne Louise</given><given qualifier="BR">Marie-Jeanne</given>'
+        '<given qualifier="CL">Jeanne</given>').replace(
+        '<birthTime value="19620415"/>', '<birthTime value="19551399"/>')
+    data = (head + TAIL).encode()
+    nm = normalize_cda(parse_cda(data), data, "test")
+    ident = nm.identity
+    assert [(i.nir, i.key_valid) for i in ident.ins] == [("279035121518989", True)]
+    assert [li.authority for li in ident.local_ids] == ["1.2.250.1.213.1.4.99"]
+    assert ident.given == "Marie-Jeanne" and ident.birth_date == ""
+    assert any(w.startswith("CDA_BAD_DATE") and "birthTime" in w for w in nm.warnings)
+    assert any("INS arc" in w for w in nm.warnings)
+    assert not any("19551399" in w or "XYZ" in w for w in nm.warnings)
