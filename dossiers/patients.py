@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, text, update
 
-from dossiers.names import fold_name
+from dossiers.names import fold_name, name_key
 from dossiers.schema import patient_identifiers, patients
 
 
@@ -55,7 +55,7 @@ def create_patient(conn: Connection, *, family: str, given: str, birth_date: str
         raise PatientError("a dossier with this INS already exists")
     pid = conn.execute(insert(patients).values(
         ins=ins, ins_oid=ins_oid, family=family, given=given, birth_family=birth_family,
-        birth_date=birth_date, sex=sex, family_key=fold_name(family),
+        birth_date=birth_date, sex=sex, family_key=name_key(family),
         given_key=fold_name(given), opposed=False, created_at=datetime.now(UTC),
         created_by=created_by,
     ).returning(patients.c.id)).scalar_one()
@@ -79,7 +79,7 @@ def update_demographics(conn: Connection, patient_id: int, **values: str | None)
     if not changed:
         return []
     if "family" in changed:
-        changed["family_key"] = fold_name(changed["family"])
+        changed["family_key"] = name_key(changed["family"])
     if "given" in changed:
         changed["given_key"] = fold_name(changed["given"])
     conn.execute(update(patients).where(patients.c.id == patient_id).values(**changed))
@@ -165,11 +165,14 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
 
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
-    """Strict match: folded family and first given name (``first_given_key``), full birth
-    date, sex."""
+    """Strict match: family name (``name_key``: folded, separators dropped, 'LE GOFF' is
+    'LEGOFF') and first given name (``first_given_key``), full birth date, sex."""
     first_given = first_given_key(given)
+    family = name_key(family)
+    if not family:
+        return []
     rows = conn.execute(select(patients.c.id, patients.c.given).where(
-        patients.c.family_key == fold_name(family),
+        patients.c.family_key == family,
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
     return [r.id for r in rows if first_given and first_given_key(r.given) == first_given]
