@@ -39,12 +39,18 @@ _GIVEN_SEPARATORS = re.compile(r"[\s,]+")
 
 
 def first_given_key(given: str) -> str:
-    """The folded first given name ('premier prénom'): the list's first name, names being
-    separated by blanks or commas. A hyphen joins a compound name: 'Jean-Pierre' is one
-    first name, not 'Jean' (folding first turned the hyphen into a blank, and the twins
-    Jean-Pierre and Jean-Marc matched each other's dossier)."""
+    """The key of the first given name ('premier prénom'): the list's first name, names being
+    separated by blanks or commas, then keyed as a family name is (``name_key``). A hyphen
+    joins a compound name: 'Jean-Pierre' is one first name, not 'Jean' (folding first turned
+    the hyphen into a blank, and the twins Jean-Pierre and Jean-Marc matched each other's
+    dossier); 'JEANPIERRE' sent without its hyphen is that same name.
+
+    A blank is not dropped here as it is in a family name: it separates the names of a list
+    (PID-5.2/5.3 'Jean Pierre', the INS referential's 'liste des prénoms' are blank-separated,
+    a compound name is hyphenated), so 'JEAN PIERRE' names Jean, and does not match a
+    'Jean-Pierre' dossier: the twin brother Jean, second name Pierre, would be it too."""
     names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
-    return fold_name(names[0]) if names else ""
+    return name_key(names[0]) if names else ""
 
 
 def create_patient(conn: Connection, *, family: str, given: str, birth_date: str, sex: str,
