@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, text, update
 
-from dossiers.names import fold_name
+from dossiers.names import fold_name, name_key
 from dossiers.schema import patient_identifiers, patients
 
 
@@ -39,12 +39,18 @@ _GIVEN_SEPARATORS = re.compile(r"[\s,]+")
 
 
 def first_given_key(given: str) -> str:
-    """The folded first given name ('premier prénom'): the list's first name, names being
-    separated by blanks or commas. A hyphen joins a compound name: 'Jean-Pierre' is one
-    first name, not 'Jean' (folding first turned the hyphen into a blank, and the twins
-    Jean-Pierre and Jean-Marc matched each other's dossier)."""
+    """The key of the first given name ('premier prénom'): the list's first name, names being
+    separated by blanks or commas, then keyed as a family name is (``name_key``). A hyphen
+    joins a compound name: 'Jean-Pierre' is one first name, not 'Jean' (folding first turned
+    the hyphen into a blank, and the twins Jean-Pierre and Jean-Marc matched each other's
+    dossier); 'JEANPIERRE' sent without its hyphen is that same name.
+
+    A blank is not dropped here as it is in a family name: it separates the names of a list
+    (PID-5.2/5.3 'Jean Pierre', the INS referential's 'liste des prénoms' are blank-separated,
+    a compound name is hyphenated), so 'JEAN PIERRE' names Jean, and does not match a
+    'Jean-Pierre' dossier: the twin brother Jean, second name Pierre, would be it too."""
     names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
-    return fold_name(names[0]) if names else ""
+    return name_key(names[0]) if names else ""
 
 
 def create_patient(conn: Connection, *, family: str, given: str, birth_date: str, sex: str,
@@ -55,7 +61,7 @@ def create_patient(conn: Connection, *, family: str, given: str, birth_date: str
         raise PatientError("a dossier with this INS already exists")
     pid = conn.execute(insert(patients).values(
         ins=ins, ins_oid=ins_oid, family=family, given=given, birth_family=birth_family,
-        birth_date=birth_date, sex=sex, family_key=fold_name(family),
+        birth_date=birth_date, sex=sex, family_key=name_key(family),
         given_key=fold_name(given), opposed=False, created_at=datetime.now(UTC),
         created_by=created_by,
     ).returning(patients.c.id)).scalar_one()
@@ -79,7 +85,7 @@ def update_demographics(conn: Connection, patient_id: int, **values: str | None)
     if not changed:
         return []
     if "family" in changed:
-        changed["family_key"] = fold_name(changed["family"])
+        changed["family_key"] = name_key(changed["family"])
     if "given" in changed:
         changed["given_key"] = fold_name(changed["given"])
     conn.execute(update(patients).where(patients.c.id == patient_id).values(**changed))
@@ -165,11 +171,14 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
 
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
-    """Strict match: folded family and first given name (``first_given_key``), full birth
-    date, sex."""
+    """Strict match: family name (``name_key``: folded, separators dropped, 'LE GOFF' is
+    'LEGOFF') and first given name (``first_given_key``), full birth date, sex."""
     first_given = first_given_key(given)
+    family = name_key(family)
+    if not family:
+        return []
     rows = conn.execute(select(patients.c.id, patients.c.given).where(
-        patients.c.family_key == fold_name(family),
+        patients.c.family_key == family,
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
     return [r.id for r in rows if first_given and first_given_key(r.given) == first_given]

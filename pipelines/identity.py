@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select
 
-from dossiers.names import fold_name
+from dossiers.names import name_key
 from dossiers.patients import (
     Patient,
     add_identifier,
@@ -400,13 +400,15 @@ def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,
 
 def traits_differ(identity: PatientIdentity, patient: Patient) -> str:
     """Which trait of ``identity`` contradicts ``patient`` ('birth date', 'sex', 'names'),
-    '' when none does (a trait missing on either side contradicts nothing)."""
+    '' when none does (a trait missing on either side contradicts nothing). Names are
+    compared by the keys the demographic match uses (``name_key``, ``first_given_key``):
+    'D'ARTAGNAN' and 'DARTAGNAN' are one family name here too."""
     if identity.birth_date and patient.birth_date and identity.birth_date != patient.birth_date:
         return "birth date"
     if identity.sex in ("F", "M") and patient.sex in ("F", "M") and identity.sex != patient.sex:
         return "sex"
-    said = {fold_name(n) for n in (identity.family, identity.birth_family) if n} - {""}
-    held = {fold_name(n) for n in (patient.family, patient.birth_family) if n} - {""}
+    said = {name_key(n) for n in (identity.family, identity.birth_family) if n} - {""}
+    held = {name_key(n) for n in (patient.family, patient.birth_family) if n} - {""}
     said_given, held_given = first_given_key(identity.given), first_given_key(patient.given)
     if said and held and not said & held and said_given and held_given \
             and said_given != held_given:

@@ -126,6 +126,82 @@ def test_compound_first_given_name_is_one_name(sqlite_ctx):  # noqa: ANN001
     assert resolve(sqlite_ctx.engine, same).patient_id == jean_marc
 
 
+def test_name_keys_drop_separators_keep_spelling():
+    from dossiers.names import fold_name, name_key
+    from dossiers.patients import first_given_key
+
+    assert fold_name("Lefèvre-Ünal") == "LEFEVRE UNAL"  # readable fold unchanged
+    for typed, sent in (("D'Artagnan", "DARTAGNAN"), ("Le Goff", "LEGOFF"),
+                        ("N’Diaye", "N DIAYE"), ("Martin-Dupont", "MARTIN DUPONT"),
+                        ("Lœuillet", "L`OEUILLET"), ("St. Pierre", "ST-PIERRE")):
+        assert name_key(typed) == name_key(sent) != "", typed
+    assert name_key("Lefèvre") != name_key("Lefebvre")  # spelling is never guessed
+    assert name_key("-'. ") == ""
+    # the first given name: one name keyed the same way, a blank still separates the list
+    assert first_given_key("Jean-Pierre Marie") == first_given_key("JEANPIERRE") \
+        == "JEANPIERRE"
+    assert first_given_key("JEAN PIERRE") == "JEAN" != first_given_key("Jean-Pierre")
+
+
+# Invented dossiers (no INS) and how a laboratory system types their family name.
+SEPARATED = [("D'Artagnan", "Anne", "DARTAGNAN"), ("Le Goff", "Maëlle", "LEGOFF"),
+             ("N'Diaye", "Awa", "NDIAYE"), ("Martin-Dupont", "Claire", "MARTIN DUPONT"),
+             ("DARTAGNAN", "Louise", "D’ARTAGNAN")]
+
+
+def test_family_name_sent_without_its_separators_matches(ctx):  # noqa: ANN001
+    for family, given, sent in SEPARATED:
+        dossier = make_patient(ctx, None, family=family, given=given, birth_date="1985-11-02",
+                               sex="F")
+        found = resolve(ctx.engine, identity(ins="", ipp="", family=sent, given=given,
+                                             birth="19851102", status="PROV"))
+        assert (found.patient_id, found.via) == (dossier, "demographics"), sent
+
+
+def test_family_name_without_separators_is_no_match_for_another_person(ctx):  # noqa: ANN001
+    make_patient(ctx, None, family="Le Goff", given="Maëlle", birth_date="1985-11-02", sex="F")
+    for kw in (dict(given="Morgane"), dict(birth="19851103"), dict(sex="M"),
+               dict(family="LEGOF")):
+        fields = dict(ins="", ipp="", family="LEGOFF", given="Maëlle", birth="19851102",
+                      status="PROV")
+        found = resolve(ctx.engine, identity(**{**fields, **kw}))
+        assert (found.patient_id, found.code) == (None, "IDENTITY_UNKNOWN_PATIENT"), kw
+
+
+def test_first_given_name_with_a_blank_for_its_hyphen_is_not_matched(ctx):  # noqa: ANN001
+    # 'JEAN PIERRE' is the list Jean, Pierre (a blank separates given names): it may be the
+    # twin Jean, so it does not match Jean-Pierre; 'JEANPIERRE' (hyphen dropped) does.
+    dossier = make_patient(ctx, None, family="Martin-Dupont", given="Jean-Pierre",
+                           birth_date="2001-05-17", sex="M")
+    fields = dict(ins="", ipp="", family="MARTINDUPONT", birth="20010517", sex="M",
+                  status="PROV")
+    assert resolve(ctx.engine, identity(given="JEANPIERRE", **fields)).patient_id == dossier
+    found = resolve(ctx.engine, identity(given="JEAN PIERRE", **fields))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+
+
+def test_ins_for_a_dossier_without_it_typed_without_separators_is_not_duplicated(ctx):  # noqa: ANN001
+    # The dossier was created without an INS as 'Le Goff'; a lab sends the INS and 'LEGOFF':
+    # no second dossier for the same person, the admin assigns it.
+    make_patient(ctx, None, family="Le Goff", given="Gaëlle", birth_date="1990-07-04",
+                 sex="F")
+    found = resolve(ctx.engine, identity(ipp="", family="LEGOFF"), auto_create=True)
+    assert (found.patient_id, found.code) == (None, "IDENTITY_AMBIGUOUS")
+    assert "assign" in found.reason
+
+
+def test_traits_check_compares_family_names_without_separators(ctx):  # noqa: ANN001
+    # The INS names a dossier 'Le Bihan' / Gaëlle: 'LEBIHAN' is its family name, so another
+    # first given name alone is no contradiction (as for 'LE BIHAN'); a family name and a
+    # first given name both another person's are.
+    pid_ = gaelle(ctx)
+    for family in ("LEBIHAN", "LE-BIHAN", "LE BIHAN"):
+        found = resolve(ctx.engine, identity(family=family, given="Anne"))
+        assert (found.patient_id, found.via) == (pid_, "ins"), family
+    found = resolve(ctx.engine, identity(family="LE BIHANE", given="Anne"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+
+
 # -- a trusted INS against the rest of what the sender says ------------------------------------
 def learn_ipp(engine, patient_id: int, ipp: str = "IPP-77") -> None:  # noqa: ANN001
     from dossiers.patients import add_identifier

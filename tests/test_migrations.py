@@ -32,7 +32,7 @@ def differences(engine) -> list:  # noqa: ANN001
 def test_upgrade_from_empty_gives_the_declared_schema(engine) -> None:  # noqa: ANN001
     assert migrate.current(engine) is None
     assert migrate.upgrade(engine) == [f"upgraded to {migrate.head()}"]
-    assert migrate.current(engine) == migrate.head() == "0005"
+    assert migrate.current(engine) == migrate.head() == "0006"
     assert differences(engine) == []
     assert migrate.upgrade(engine) == []  # at head: nothing to do
 
@@ -46,7 +46,7 @@ def test_upgrade_from_0001_keeps_rows(engine) -> None:  # noqa: ANN001
             " entries_count, duplicates_count, attempts) VALUES"
             " ('lab', 'mllp', :t, :sha, 12, 'failed', 0, 0, 1)"), {"t": NOW, "sha": "ab" * 32})
     create_schema(engine)
-    assert migrate.current(engine) == "0005"
+    assert migrate.current(engine) == "0006"
     assert differences(engine) == []
     with engine.begin() as conn:
         row = conn.execute(select(imports)).one()
@@ -70,14 +70,14 @@ def test_store_made_at_0001_by_create_all_is_stamped_then_upgraded(engine) -> No
     _drop_version_table(engine)
     audit_log.create(engine)
     assert migrate.upgrade(engine) == ["stamped 0001 (created before migrations)",
-                                       "upgraded to 0005"]
+                                       "upgraded to 0006"]
     assert differences(engine) == []
 
 
 def test_store_created_at_head_by_create_all_is_stamped(engine) -> None:  # noqa: ANN001
     metadata.create_all(engine)
     create_schema(engine)
-    assert migrate.current(engine) == "0005"
+    assert migrate.current(engine) == "0006"
     assert differences(engine) == []
 
 
@@ -88,9 +88,9 @@ def test_db_commands(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
     monkeypatch.delenv("DMP_DATABASE_URL", raising=False)
     monkeypatch.delenv("DMP_CONFIG", raising=False)
     assert main(["db", "current"]) == 0
-    assert "store revision none, code head 0005: upgrade needed" in capsys.readouterr().out
+    assert "store revision none, code head 0006: upgrade needed" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "upgraded to 0005" in capsys.readouterr().out
+    assert "upgraded to 0006" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert "up to date" in capsys.readouterr().out
     monkeypatch.setenv("DMP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
@@ -113,3 +113,57 @@ def test_upgrade_from_0002_chains_the_audit_rows_already_there(engine) -> None: 
         record(conn, "admin", "import.discard", reason="after the upgrade")
     checked = verify(engine)
     assert checked.ok and checked.rows == 4 and checked.chains == 1
+
+
+# Invented patients: family name as typed, the key it had up to 0005, the key from 0006.
+OLD_KEYS = [("D'Artagnan", "D ARTAGNAN", "DARTAGNAN"),
+            ("Le Goff", "LE GOFF", "LEGOFF"),
+            ("N’Diaye", "N DIAYE", "NDIAYE"),
+            ("Martin-Dupont", "MARTIN DUPONT", "MARTINDUPONT"),
+            ("Lefèvre", "LEFEVRE", "LEFEVRE")]  # no separator: the same key
+
+
+def _revision_module(number: str):  # noqa: ANN202
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_revision(number).module
+
+
+def test_upgrade_to_0006_rekeys_family_names_without_separators(engine) -> None:  # noqa: ANN001
+    """Rows written at 0005 (separators kept as a blank in family_key) are rekeyed, then found
+    by a family name sent without its separators; downgrade restores the old keys."""
+    from alembic import command
+
+    from dossiers.names import name_key
+    from dossiers.patients import find_by_demographics
+
+    migrate.upgrade(engine, "0005")
+    with engine.begin() as conn:
+        for family, old_key, _ in OLD_KEYS:
+            conn.execute(text(
+                "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
+                " opposed, created_at) VALUES (:f, 'Anne', '1980-02-29', 'F', :k, 'ANNE',"
+                " :no, :t)"), {"f": family, "k": old_key, "no": False, "t": NOW})
+    assert migrate.upgrade(engine) == ["upgraded to 0006"]
+    assert differences(engine) == []
+
+    def keys() -> dict[str, str]:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT family, family_key FROM patients")).all())
+
+    assert keys() == {family: new for family, _, new in OLD_KEYS}
+    assert all(name_key(family) == new for family, _, new in OLD_KEYS)  # the code's key
+    with engine.connect() as conn:
+        ids = dict(conn.execute(text("SELECT family, id FROM patients")).all())
+        for family, sent in (("D'Artagnan", "DARTAGNAN"), ("Le Goff", "LEGOFF"),
+                             ("N’Diaye", "N'DIAYE"), ("Martin-Dupont", "MARTIN DUPONT")):
+            assert find_by_demographics(conn, sent, "Anne", "1980-02-29", "F") == [ids[family]]
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0005")
+    assert migrate.current(engine) == "0005"
+    assert keys() == {family: old for family, old, _ in OLD_KEYS}
+    rekeying = _revision_module("0006")  # in batches of 2: three reads, the last one short
+    with engine.begin() as conn:
+        assert rekeying.rekey(conn, rekeying.fold_0006, 2) == 4
+        assert rekeying.rekey(conn, rekeying.fold_0006, 2) == 0
+    assert keys() == {family: new for family, _, new in OLD_KEYS}
