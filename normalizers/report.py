@@ -26,9 +26,13 @@ reported under a parent's number), is not put in the identity at all (warning). 
 name or the birth date cannot be read, or an identity field was read by OCR below
 ``min_identity_confidence``, the message carries IDENTITY_UNCERTAIN so that the pipeline
 quarantines it instead of filing it on a guess; so does a name whose family and given parts
-cannot be told apart ('Monsieur Antoine Bousicot': both in Title case). The sex, when no
-civility or 'Sexe' says it, is taken from a NIR consistent with the birth date. Warnings and
-reasons name fields, pages and confidences, never their values.
+cannot be told apart ('Monsieur Antoine Bousicot': both in Title case). Names are read after
+their labels ('Nom d'usage', 'Nom de naissance', 'Nom / Prénom', 'Prénom(s)'), after a
+'Patient(e)' label or a civility ('Mme DURAND Claire, née MARTIN', 'Claire DURAND épouse
+MARTIN': the name after 'épouse' / 'veuve' is the one used), or, with no label at all, from a
+line starting with the name right before 'né(e) le <date>' (a page footer; marked
+``unlabelled``). The sex, when no civility or 'Sexe' says it, is taken from a NIR consistent
+with the birth date. Warnings and reasons name fields, pages and confidences, never their values.
 """
 
 from __future__ import annotations
@@ -298,9 +302,19 @@ def _join(line: _Line, spans: list[tuple[int, int]]) -> str:
 _L_USED = re.compile(r"\bnom (?:d'usage|marital|usuel|utilise)\s*:?\s*")
 _L_BIRTH_NAME = re.compile(r"\bnom de (?:naissance|jeune fille)\s*:?\s*")
 _L_FAMILY = re.compile(r"\bnom(?: de famille| du patient| patient| de la patiente)?\s*:\s*")
-_L_GIVEN = re.compile(r"(?<!nom et )\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
+# 'Nom / Prénom : DURAND Claire', 'Nom et prénom : ...': both parts on one line, told apart by case
+_L_FULL_NAME = re.compile(r"\bnom ?(?:/|et) ?prenoms?(?:\(s\))?(?: utilises?)?\s*:?\s*")
+_L_GIVEN = re.compile(r"(?<!nom et )(?<!nom / )(?<!nom/ )(?<!nom /)(?<!nom/)"
+                      r"\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
                       r"(?![a-z])\s*:?\s*")
 _L_NEE = re.compile(r"\bnee\s+")  # 'née le ...': 'le' is no name (_NAME_STOP)
+# 'Claire DURAND épouse MARTIN': the name after 'épouse' / 'veuve' is the one used, the one
+# before it the birth name
+_SPOUSE = re.compile(r"\s*,?\s*(?:epouse|ep\.|epse|veuve|vve\.?)\s+")
+# 'DURAND Claire - née le 03/07/1961 - Page 1/2' (the patient in a page footer or header, no
+# label): a name starting its line, right before a 'né(e) le' and a date
+_NAME_BEFORE_BIRTH = re.compile(r"^\W{0,3}(?=\S)(?P<name>[^0-9:;()]{3,60}?)\s*[,\-]?\s*"
+                                r"(?=\bnee?(?: ?\(e\))?\s+[li1|]e\b)")
 _L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+[li1|]e\b|\bdate de naissance|\bddn|"
                            r"\bne\(e\) [li1|]e\b|\bnaissance)\s*:?\s*")
 _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
@@ -542,9 +556,18 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
             _set(fields, "family", line, fam, guessed)
             _set(fields, "given", line, giv, guessed)
         else:
-            _set(fields, "family", line, spans)
+            spouse = _spouse_name(line, spans[-1][1])
+            if spouse:  # 'Nom : DURAND épouse MARTIN'
+                _set(fields, "birth_family", line, spans)
+            _set(fields, "family", line, spouse or spans)
     if given:
         _set(fields, "given", *given)
+    full = _labelled_name(lines, _L_FULL_NAME, same_case=False)
+    if full and "family" not in fields:
+        line, spans = full
+        fam, giv, guessed = _split_name(line, spans)
+        _set(fields, "family", line, fam, guessed)
+        _set(fields, "given", line, giv, guessed)
     if "family" not in fields and "birth_family" in fields:
         fields["family"] = dict(fields["birth_family"])
     for line in lines:  # an explicit 'Sexe' wins over the civility
@@ -561,8 +584,22 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
                                    civility.end())
         if "family" not in fields:
             fam, giv, guessed = _split_name(line, spans)
+            spouse = _spouse_name(line, spans[-1][1])
+            if spouse and not guessed:  # 'Claire DURAND épouse MARTIN'
+                _set(fields, "birth_family", line, fam)
+                fam = spouse
             _set(fields, "family", line, fam, guessed)
             _set(fields, "given", line, giv, guessed)
+    if "family" not in fields:  # 'DURAND Claire - née le 03/07/1961' in a footer
+        unlabelled = _name_before_birth(lines)
+        if unlabelled:
+            line, spans = unlabelled
+            fam, giv, guessed = _split_name(line, spans)
+            _set(fields, "family", line, fam, guessed)
+            _set(fields, "given", line, giv, guessed)
+            for name in ("family", "given"):
+                if name in fields:
+                    fields[name]["unlabelled"] = True
 
     for line in lines:
         m = _L_NEE.search(line.folded)
@@ -573,6 +610,29 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
         if found:
             fields["birth_date"] = _field(found[0], line, found[1], found[2])
             break
+
+
+def _spouse_name(line: _Line, end: int) -> list[tuple[int, int]]:
+    """The name after 'épouse' / 'veuve' right after ``end`` (the family name used)."""
+    m = _SPOUSE.match(line.folded, end)
+    return _name_tokens(line, m.end(), 3, same_case=True) if m else []
+
+
+def _name_before_birth(lines: list[_Line]) -> tuple[_Line, list[tuple[int, int]]] | None:
+    """A name alone before 'né(e) le <date>' at the start of a line, with no label: only when
+    the words before the label are all the name (2 to 4 words) and a date follows."""
+    for line in lines:
+        m = _NAME_BEFORE_BIRTH.match(line.folded)
+        if not m or _DOCTOR.search(m.group("name")) or _NOT_PATIENT.search(m.group("name")):
+            continue
+        label = _L_BIRTH_DATE.match(line.folded, m.end())
+        if not label or not _date_after(line, label.end()):
+            continue
+        spans = _name_tokens(line, m.start("name"), same_case=False)
+        if 2 <= len(spans) and spans[-1][1] >= m.end("name") - 1 \
+                and not line.text[spans[-1][1]:m.end("name")].strip(" ,-"):
+            return line, spans
+    return None
 
 
 def _nir(lines: list[_Line]) -> tuple[dict[str, Any] | None, list[str]]:

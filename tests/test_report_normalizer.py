@@ -837,3 +837,74 @@ def test_text_layer_samples_match_their_truth(row):
     assert " ".join(f["conclusion"].split()) == row["conclusion"]
     assert msg.entries[0].type == IMAGING_REPORT and msg.entries[0].effective == row["exam_date"]
     assert msg.quarantine_reasons == []
+
+
+# -- real-world layouts (invented, as French imaging centres and hospitals print them) ----------
+def values_of(text: str, *more: str, source: str = TEXT_LAYER, conf: float = 100.0):  # noqa: ANN201
+    msg = normalize_report(doc(*(page(n + 1, t, source, conf)
+                                 for n, t in enumerate((text, *more)))), PDF, "s")
+    return msg, {k: v["value"] for k, v in fields_of(msg).items()}
+
+
+def test_layout_two_column_header_read_row_by_row():
+    msg, v = values_of("""IMAGERIE MÉDICALE DES LILAS
+Patient : Mme DURAND Claire Examen du 12/03/2025
+Née le 03/07/1961 Médecin demandeur : Dr Paul ROCHE
+IRM CEREBRALE SANS ET AVEC INJECTION
+Technique : séquences T1, T2 FLAIR, diffusion, T1 après gadolinium.
+CONCLUSION :
+IRM cérébrale normale.
+Dr Hélène VIDAL""")
+    assert (v["family"], v["given"], v["sex"], v["birth_date"]) == \
+        ("DURAND", "Claire", "F", "1961-07-03")
+    assert (v["exam_date"], v["modality"], v["body_region"]) == ("2025-03-12", "MR", "encéphale")
+    assert v["prescriber"] == "Dr Paul ROCHE" and v["radiologist"] == "Dr Hélène VIDAL"
+    assert v["conclusion"] == "IRM cérébrale normale." and msg.quarantine_reasons == []
+
+
+@pytest.mark.parametrize("label", ["Nom / Prénom :", "Nom/Prénom :", "Nom et prénom :",
+                                   "Nom et prénom(s) :"])
+def test_layout_name_and_given_under_one_label(label):
+    msg, v = values_of(f"""{label} DURAND Claire
+Date de naissance : 03/07/1961
+ANGIOSCANNER DES ARTÈRES PULMONAIRES
+Conclusion : pas d'embolie pulmonaire.""")
+    # it was: 'Prénom :' read inside the label, the family name taken for the given name
+    assert v["family"] == "DURAND" and v["given"] == "Claire" and msg.quarantine_reasons == []
+
+
+@pytest.mark.parametrize("text", [
+    "Madame Claire DURAND épouse MARTIN\nDate de naissance : 03-07-1961",
+    "Mme DURAND Claire ép. MARTIN\nNé(e) le 03.07.1961",
+    "Nom : DURAND épouse MARTIN\nPrénom(s) : Claire\nDate de naissance : 3 juillet 1961",
+    "Nom : DURAND veuve MARTIN\nPrénom : Claire\nDDN : 03/07/1961",
+])
+def test_layout_spouse_name_is_the_name_used(text):
+    msg, v = values_of(text + "\nRADIOGRAPHIE DU BASSIN DE FACE\nEN CONCLUSION\nCoxarthrose.")
+    assert v["family"] == "MARTIN" and v["birth_family"] == "DURAND" and v["given"] == "Claire"
+    assert v["birth_date"] == "1961-07-03" and v["body_region"] == "bassin"
+    assert v["conclusion"] == "Coxarthrose." and msg.quarantine_reasons == []
+    assert msg.identity.family == "MARTIN" and msg.identity.birth_family == "DURAND"
+
+
+def test_layout_patient_only_in_the_footer_of_every_page():
+    first = """CLINIQUE DU LAC - IMAGERIE
+SCANOGRAPHIE THORACO-ABDOMINO-PELVIENNE
+Date de l'examen : 05/05/2025
+Technique : acquisition après injection.
+DURAND Claire - née le 03/07/1961 - Page 1/2"""
+    second = """Conclusion :
+Pas de lésion secondaire.
+Dr Hélène VIDAL
+DURAND Claire - née le 03/07/1961 - Page 2/2"""
+    msg, v = values_of(first, second)
+    assert (v["family"], v["given"], v["birth_date"]) == ("DURAND", "Claire", "1961-07-03")
+    assert fields_of(msg)["family"]["unlabelled"] is True
+    assert (v["modality"], v["body_region"]) == ("CT", "thorax-abdomen-pelvis")
+    assert v["conclusion"] == "Pas de lésion secondaire." and msg.quarantine_reasons == []
+    # a footer name in Title case cannot be split: still quarantined
+    msg, _ = values_of(first.replace("DURAND Claire", "Claire Durand"), second)
+    assert any("not told apart" in r for r in msg.quarantine_reasons)
+    # words before 'né le' that are not only a name are no patient
+    msg, v = values_of("Vu ce jour pour douleur, né le 03/07/1961\nIRM DU GENOU\nConclusion : RAS.")
+    assert "family" not in v and msg.quarantine_reasons
