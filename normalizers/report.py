@@ -344,9 +344,11 @@ _DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)(?:\.\s*|\s+)")
 _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
 _SIGNED = r"(?:valide|signe|dicte)e?s?(?: electroniquement| numeriquement)?"
 _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par|\bradiologue)"
-                        r"\s*:?\s*")
-_CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
-                         r"[:\-.,]?\s*")
+                        r"\s*:?\s*(?:(?:le|la) (?=dr|docteur|pr|professeur))?")
+# 'Conclusion :', 'EN CONCLUSION', and 'Synthèse' / 'Au total' when they are a heading (alone or
+# followed by ':'; 'Synthèse du profil médical' is a title, not a conclusion)
+_CONCLUSION = re.compile(r"^\W{0,3}(?:(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
+                         r"[:\-.,]?|(?:synthese|au total)(?=\s*(?:[:\-]|$))\s*[:\-]?)\s*")
 _CONCLUSION_END = re.compile(
     r"^\W{0,3}(?:(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature|compte[ -]rendu valide"
     r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"

@@ -908,3 +908,27 @@ DURAND Claire - née le 03/07/1961 - Page 2/2"""
     # words before 'né le' that are not only a name are no patient
     msg, v = values_of("Vu ce jour pour douleur, né le 03/07/1961\nIRM DU GENOU\nConclusion : RAS.")
     assert "family" not in v and msg.quarantine_reasons
+
+
+@pytest.mark.parametrize(("heading", "sep"), [
+    ("CONCLUSION :", "\n"), ("Conclusion", "\n"), ("EN CONCLUSION", "\n"), ("Synthèse :", " "),
+    ("SYNTHÈSE", "\n"), ("Au total :", " "), ("AU TOTAL", "\n")])
+def test_layout_conclusion_headings(heading, sep):
+    _, v = values_of(f"""Mlle PETIT Chloé
+Née le 3 juillet 1998
+TDM DES SINUS
+Examen réalisé le 02/02/2025
+Résultats : comblement du sinus maxillaire droit.
+{heading}{sep}Sinusite maxillaire droite.
+Compte rendu validé électroniquement par le Dr Marc LEBLANC""")
+    assert v["conclusion"] == "Sinusite maxillaire droite."
+    # 'validé électroniquement par le Dr X': the signer was missed because of 'le'
+    assert v["radiologist"] == "Dr Marc LEBLANC"
+    assert (v["family"], v["sex"], v["birth_date"]) == ("PETIT", "F", "1998-07-03")
+    assert (v["modality"], v["body_region"], v["exam_date"]) == ("CT", "sinus", "2025-02-02")
+
+
+def test_a_synthesis_title_is_no_conclusion_heading():
+    _, v = values_of("Mme PETIT Chloé\nNée le 03/07/1998\nSynthèse du dossier médical\n"
+                     "Antécédents : appendicectomie.")
+    assert "conclusion" not in v
