@@ -368,11 +368,12 @@ _SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cote
 _SECTION_HEAD = re.compile(
     r"^\W{0,3}(?P<name>techniques?|protocoles?|indications?|motifs?|renseignements? cliniques?"
     r"|resultats?|descriptions?|commentaires?|comparaisons?|antecedents?|histoire clinique"
-    r"|conclusions?|examens? compares?)(?: de l'examen| d'examen| d'acquisition)?"
+    r"|conclusions?|examens? compares?|demandes? d'examens?)(?: de l'examen| d'examen"
+    r"| d'acquisition)?"
     r"(?:\s*[:\-.]\s*|\s*$|\s+\S{1,3}$)")  # 'Technique he': a speck read after the heading
 _SECTION_KIND = {"technique": "technique", "protocole": "technique",
                  "indication": "indication", "motif": "indication",
-                 "renseignement": "indication"}
+                 "renseignement": "indication", "demande": "indication"}
 _MAX_SECTION_LINES = 15
 _SENTENCE_END = re.compile(r"[.;](?:\s|$)")
 _SIDE_REACH = 30  # characters around a region named in running text where its side may be

@@ -562,7 +562,8 @@ def test_corpus_pdfs(path):
 
 KNOWN = {
     "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1_15.pdf": ("CT", "tête et cou", "Lorem ipsum"),
-    "ANEST-CR-ANEST_2022.01_0.pdf": ("US", "", "Thrombose"),
+    # the region is named in its 'Demande d'examen' section ('veines des membres inférieurs')
+    "ANEST-CR-ANEST_2022.01_0.pdf": ("US", "membre inférieur", "Thrombose"),
 }
 
 
@@ -932,3 +933,58 @@ def test_a_synthesis_title_is_no_conclusion_heading():
     _, v = values_of("Mme PETIT Chloé\nNée le 03/07/1998\nSynthèse du dossier médical\n"
                      "Antécédents : appendicectomie.")
     assert "conclusion" not in v
+
+
+NIR_DURAND = nir("2610775112034")
+
+
+def test_layout_ins_style_labels_on_one_line_nir_in_groups_and_ipp():
+    n = NIR_DURAND
+    msg, v = values_of(f"""CENTRE HOSPITALIER DE MEAUX - IMAGERIE
+Nom de naissance : MARTIN Nom d'usage : DURAND Prénom(s) : Claire Anne
+Date de naissance : 03.07.1961 Sexe : Féminin
+N° de sécurité sociale : {n[0]} {n[1:3]} {n[3:5]} {n[5:7]} {n[7:10]} {n[10:13]} {n[13:]}
+IPP : 12345678
+ECHO-DOPPLER DES TRONCS SUPRA-AORTIQUES
+Date de l'examen : 14/03/2025
+Conclusion
+Absence de sténose significative des axes carotidiens.
+Compte rendu validé électroniquement par le Dr Marc LEBLANC""")
+    assert (v["family"], v["birth_family"], v["given"], v["sex"], v["birth_date"]) == \
+        ("DURAND", "MARTIN", "Claire Anne", "F", "1961-07-03")
+    assert v["nir"] == NIR_DURAND and [i.nir for i in msg.identity.ins] == [NIR_DURAND]
+    assert msg.identity.given == "Claire"
+    # the region was missing: 'troncs supra-aortiques' was in no table
+    assert (v["modality"], v["body_region"]) == ("US", "troncs supra-aortiques")
+    assert v["radiologist"] == "Dr Marc LEBLANC" and msg.quarantine_reasons == []
+    assert_no_patient_data(msg, "DURAND", "MARTIN", NIR_DURAND)
+
+
+@pytest.mark.parametrize(("title", "code", "region"), [
+    ("ANGIOSCANNER DES ARTÈRES PULMONAIRES", "CT", "thorax"),
+    ("Écho-doppler des TSA", "US", "troncs supra-aortiques"),
+    ("IRM CEREBRALE SANS ET AVEC INJECTION", "MR", "encéphale"),
+    ("RADIOGRAPHIE DU BASSIN DE FACE", "XR", "bassin"),
+    ("Mammographie bilatérale + échographie", "MG", "seins"),
+    ("SCANOGRAPHIE DU RACHIS LOMBAIRE", "CT", "rachis lombaire"),
+    ("TDM THORACO-ABDOMINO-PELVIENNE", "CT", "thorax-abdomen-pelvis"),
+])
+def test_layout_exam_titles(title, code, region):
+    _, v = values_of(f"Mme DURAND Claire\nNée le 03/07/1961\n{title}\nConclusion : RAS.")
+    assert (v["modality"], v.get("body_region", "")) == (code, region)
+
+
+def test_layout_region_named_in_the_request_section():
+    # the ANS anaesthesia sample's layout: a bare modality title, the region in 'Demande d'examen'
+    msg, v = values_of("""Service d'imagerie médicale
+Échographie-doppler
+Demande d'examen
+Échographie-doppler des veines des membres inférieurs, recherche de thrombose veineuse.
+Conclusion
+Pas de thrombose veineuse profonde.
+Dr Pierre LEMAIRE
+Radiologue""")
+    f = fields_of(msg)["body_region"]
+    assert v["modality"] == "US" and f["value"] == "membre inférieur"
+    assert f["found_in"] == "indication"
+    assert any("family name not found" in r for r in msg.quarantine_reasons)
