@@ -31,8 +31,10 @@ their labels ('Nom d'usage', 'Nom de naissance', 'Nom / Prénom', 'Prénom(s)'),
 'Patient(e)' label or a civility ('Mme DURAND Claire, née MARTIN', 'Claire DURAND épouse
 MARTIN': the name after 'épouse' / 'veuve' is the one used), or, with no label at all, from a
 line starting with the name right before 'né(e) le <date>' (a page footer; marked
-``unlabelled``). The sex, when no civility or 'Sexe' says it, is taken from a NIR consistent
-with the birth date. Warnings and reasons name fields, pages and confidences, never their values.
+``unlabelled``). The sex, when no civility or 'Sexe' says it, is F when the patient is said
+'née' ('Née le 31 Mai 1976', 'née MARTIN'; ``from`` 'nee'; 'Né le' is also the generic form
+of many templates and says nothing), else taken from a NIR consistent with the birth date.
+Warnings and reasons name fields, pages and confidences, never their values.
 """
 
 from __future__ import annotations
@@ -255,8 +257,9 @@ def _name_tokens(line: _Line, pos: int, max_tokens: int = 4,
     tokens = [(pos + m.start(), pos + m.end()) for m in re.finditer(r"\S+", line.text[pos:])]
     for n, (start, end) in enumerate(tokens):
         raw = line.text[start:end]
-        trailing = raw[-1] in ",;:"
-        word = raw.rstrip(",;:")
+        closing = raw.endswith(")") and "(" not in raw  # '(née MARTIN)'
+        trailing = raw[-1] in ",;:" or closing
+        word = raw.rstrip(",;:")[:-1] if closing else raw.rstrip(",;:")
         folded = fold(word)
         stop = folded in _NAME_STOP
         if stop and folded in _PARTICLES and _is_upper(word) and not trailing \
@@ -308,6 +311,8 @@ _L_GIVEN = re.compile(r"(?<!nom et )(?<!nom / )(?<!nom/ )(?<!nom /)(?<!nom/)"
                       r"\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
                       r"(?![a-z])\s*:?\s*")
 _L_NEE = re.compile(r"\bnee\s+")  # 'née le ...': 'le' is no name (_NAME_STOP)
+_NEE_WORD = re.compile(r"\bnee\b(?!\s*\()")  # 'née', not 'né(e)' nor 'née(e)'
+
 # 'Claire DURAND épouse MARTIN': the name after 'épouse' / 'veuve' is the one used, the one
 # before it the birth name
 _SPOUSE = re.compile(r"\s*,?\s*(?:epouse|ep\.|epse|veuve|vve\.?)\s+")
@@ -337,7 +342,8 @@ _EXAM_DATE = re.compile(
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
-                         r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
+                         r"|\badresse par|\bprescrite?s? (?:le [0-9/.\-]{6,10} )?par)"
+                         r"\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
 # 'Dr Paul X', 'Dr. Paul X', and 'Dr.Paul X' as OCR often reads it (the space after the
 # full stop lost)
 _DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)(?:\.\s*|\s+)")
@@ -361,6 +367,8 @@ _PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")
+_TITLE_LABEL = re.compile(r"^\W*(?:type d'|nature de l'|intitule de l')?(?:examen|acte)s?"
+                          r"(?: realises?| pratiques?)?\s*:\s*")
 _SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cotes)(?![a-z])")
 # Section headings, alone on their line (give or take a speck read as 1-3 characters) or
 # followed by ':' ('Technique :', 'INDICATION', 'Renseignements cliniques :'); _SECTION_KIND
@@ -604,15 +612,22 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
                 if name in fields:
                     fields[name]["unlabelled"] = True
 
+    nee: tuple[_Line, int, int] | None = None  # 'née' (feminine) said of the patient
     for line in lines:
         m = _L_NEE.search(line.folded)
         if m and "birth_family" not in fields:
             _set(fields, "birth_family", line, _name_tokens(line, m.end(), 2))
+            if "birth_family" in fields:
+                nee = (line, m.start(), m.end())
     for line, pos in _after_labels(lines, _L_BIRTH_DATE):
         found = _date_after(line, pos)
         if found:
             fields["birth_date"] = _field(found[0], line, found[1], found[2])
+            label = _NEE_WORD.search(line.folded, max(0, found[1] - 16), found[1])
+            nee = nee or ((line, label.start(), label.end()) if label else None)
             break
+    if "sex" not in fields and nee:  # 'Née le 31 Mai 1976': no civility, no 'Sexe'
+        fields["sex"] = {**_field("F", *nee), "from": "nee"}
 
 
 def _spouse_name(line: _Line, end: int) -> list[tuple[int, int]]:
@@ -718,8 +733,10 @@ def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
             continue
         row, start, end = found[0]
         fields["modality"] = _field(row["code"], line, start, end)
-        title = " ".join(line.text.split())
-        fields["exam_type"] = _field(title, line, 0, len(line.text))
+        label = _TITLE_LABEL.match(line.folded)  # 'Examen : IRM DU GENOU GAUCHE'
+        at = label.end() if label and label.end() <= start else 0
+        title = " ".join(line.text[at:].split())
+        fields["exam_type"] = _field(title, line, at, len(line.text))
         if "exam_date" not in fields:  # 'IRM DU GENOU DROIT DU 12/03/2024'
             found_date = _date_after(line, end, 60)
             if found_date:

@@ -988,3 +988,68 @@ Radiologue""")
     assert v["modality"] == "US" and f["value"] == "membre inférieur"
     assert f["found_in"] == "indication"
     assert any("family name not found" in r for r in msg.quarantine_reasons)
+
+
+def test_layout_ocr_page_with_its_usual_errors():
+    n = nir("1520775112034")
+    msg, v = values_of(f"""CABINET D'lMAGERIE DU NORD
+Patient : M. DUPONT Jean-Pierre
+Né Ie O3/O7/l952
+N° S.S. : l 52 O7 75 ll2 O34 {n[13:]}
+Médecin traitant : Dr Luc HENRY
+Adressé par le Dr Paul ROCHE
+IRM DU RACHIS L0MBAIRE
+Examen du l2/O3/2O25
+C0NCLUSI0N :
+Hernie discale L4-L5 paramédiane gauche.
+Dr.Hélène VIDAL""", source=OCR, conf=91.0)
+    assert (v["family"], v["given"], v["sex"], v["birth_date"], v["nir"]) == \
+        ("DUPONT", "Jean-Pierre", "M", "1952-07-03", n)
+    assert (v["modality"], v["body_region"], v["exam_date"]) == ("MR", "rachis lombaire",
+                                                                  "2025-03-12")
+    assert v["prescriber"] == "Dr Paul ROCHE" and v["radiologist"] == "Dr.Hélène VIDAL"
+    assert v["conclusion"] == "Hernie discale L4-L5 paramédiane gauche."
+    assert msg.quarantine_reasons == []
+
+
+def test_layout_civility_age_and_exam_label():
+    msg, v = values_of("""Monsieur DUPONT Jean-Pierre, 72 ans, né le 3 juillet 1952
+Examen : IRM DU GENOU GAUCHE
+Radiologue : Dr Hélène VIDAL
+Conclusion : lésion méniscale.""")
+    assert (v["family"], v["given"], v["sex"], v["birth_date"]) == \
+        ("DUPONT", "Jean-Pierre", "M", "1952-07-03")
+    # the title was 'Examen : IRM DU GENOU GAUCHE', label and all
+    assert v["exam_type"] == "IRM DU GENOU GAUCHE" and v["body_region"] == "genou gauche"
+    assert v["radiologist"] == "Dr Hélène VIDAL"
+
+
+def test_layout_child_with_age_and_mademoiselle():
+    _, v = values_of("Enfant Lucas PETIT (5 ans)\nDate de naissance : 10/01/2020\n"
+                     "RADIOGRAPHIE DU THORAX\nConclusion : pas de foyer.")
+    assert (v["family"], v["given"], v["birth_date"]) == ("PETIT", "Lucas", "2020-01-10")
+    assert "sex" not in v
+    _, v = values_of("Mlle PETIT Chloé\nDate de naissance : 03-07-1998\nRADIO DU GENOU DROIT")
+    assert (v["family"], v["given"], v["sex"]) == ("PETIT", "Chloé", "F")
+
+
+def test_layout_nee_says_a_woman_and_a_birth_name_in_brackets():
+    # the ANS tele-medicine sample's layout: no civility, no 'Sexe', 'Née le'
+    msg, v = values_of("Patient\nMarie DECOURCY\nNée le 31 Mai 1976\nScanner cérébral\n"
+                       "Conclusion : RAS")
+    assert v["sex"] == "F" and fields_of(msg)["sex"]["from"] == "nee" and msg.identity.sex == "F"
+    _, v = values_of("Nom : DURAND Claire (née MARTIN)\nDate de naissance : 03/07/1961\n"
+                     "Mammographie de dépistage\nConclusion : ACR 1.")
+    assert (v["family"], v["birth_family"], v["sex"]) == ("DURAND", "MARTIN", "F")
+    # 'Né le' is also the generic form of many templates, 'Né(e) le' says nothing
+    for label in ("Né le", "Né(e) le", "Né(e) le :"):
+        _, v = values_of(f"Patient\nMarie DECOURCY\n{label} 31/05/1976\nScanner cérébral")
+        assert "sex" not in v and v["birth_date"] == "1976-05-31"
+
+
+def test_layout_prescribed_on_a_date_by():
+    # the ANS lab report's layout: 'prescrite le <date> par DR X'
+    _, v = values_of("Demande d'examens 202111111123 prescrite le 01/01/2021 par DR Pascal "
+                     "CHARLES (810002422979)\nNom de naissance DECOURCY\nPrénom(s) Marie\n"
+                     "Date de naissance 31 Mai 1976")
+    assert v["prescriber"] == "DR Pascal CHARLES"
