@@ -26,9 +26,15 @@ reported under a parent's number), is not put in the identity at all (warning). 
 name or the birth date cannot be read, or an identity field was read by OCR below
 ``min_identity_confidence``, the message carries IDENTITY_UNCERTAIN so that the pipeline
 quarantines it instead of filing it on a guess; so does a name whose family and given parts
-cannot be told apart ('Monsieur Antoine Bousicot': both in Title case). The sex, when no
-civility or 'Sexe' says it, is taken from a NIR consistent with the birth date. Warnings and
-reasons name fields, pages and confidences, never their values.
+cannot be told apart ('Monsieur Antoine Bousicot': both in Title case). Names are read after
+their labels ('Nom d'usage', 'Nom de naissance', 'Nom / Prénom', 'Prénom(s)'), after a
+'Patient(e)' label or a civility ('Mme DURAND Claire, née MARTIN', 'Claire DURAND épouse
+MARTIN': the name after 'épouse' / 'veuve' is the one used), or, with no label at all, from a
+line starting with the name right before 'né(e) le <date>' (a page footer; marked
+``unlabelled``). The sex, when no civility or 'Sexe' says it, is F when the patient is said
+'née' ('Née le 31 Mai 1976', 'née MARTIN'; ``from`` 'nee'; 'Né le' is also the generic form
+of many templates and says nothing), else taken from a NIR consistent with the birth date.
+Warnings and reasons name fields, pages and confidences, never their values.
 """
 
 from __future__ import annotations
@@ -251,8 +257,9 @@ def _name_tokens(line: _Line, pos: int, max_tokens: int = 4,
     tokens = [(pos + m.start(), pos + m.end()) for m in re.finditer(r"\S+", line.text[pos:])]
     for n, (start, end) in enumerate(tokens):
         raw = line.text[start:end]
-        trailing = raw[-1] in ",;:"
-        word = raw.rstrip(",;:")
+        closing = raw.endswith(")") and "(" not in raw  # '(née MARTIN)'
+        trailing = raw[-1] in ",;:" or closing
+        word = raw.rstrip(",;:")[:-1] if closing else raw.rstrip(",;:")
         folded = fold(word)
         stop = folded in _NAME_STOP
         if stop and folded in _PARTICLES and _is_upper(word) and not trailing \
@@ -298,9 +305,21 @@ def _join(line: _Line, spans: list[tuple[int, int]]) -> str:
 _L_USED = re.compile(r"\bnom (?:d'usage|marital|usuel|utilise)\s*:?\s*")
 _L_BIRTH_NAME = re.compile(r"\bnom de (?:naissance|jeune fille)\s*:?\s*")
 _L_FAMILY = re.compile(r"\bnom(?: de famille| du patient| patient| de la patiente)?\s*:\s*")
-_L_GIVEN = re.compile(r"(?<!nom et )\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
+# 'Nom / Prénom : DURAND Claire', 'Nom et prénom : ...': both parts on one line, told apart by case
+_L_FULL_NAME = re.compile(r"\bnom ?(?:/|et) ?prenoms?(?:\(s\))?(?: utilises?)?\s*:?\s*")
+_L_GIVEN = re.compile(r"(?<!nom et )(?<!nom / )(?<!nom/ )(?<!nom /)(?<!nom/)"
+                      r"\bprenoms?(?:\(s\))?(?: de naissance| usuels?| utilises?)?"
                       r"(?![a-z])\s*:?\s*")
 _L_NEE = re.compile(r"\bnee\s+")  # 'née le ...': 'le' is no name (_NAME_STOP)
+_NEE_WORD = re.compile(r"\bnee\b(?!\s*\()")  # 'née', not 'né(e)' nor 'née(e)'
+
+# 'Claire DURAND épouse MARTIN': the name after 'épouse' / 'veuve' is the one used, the one
+# before it the birth name
+_SPOUSE = re.compile(r"\s*,?\s*(?:epouse|ep\.|epse|veuve|vve\.?)\s+")
+# 'DURAND Claire - née le 03/07/1961 - Page 1/2' (the patient in a page footer or header, no
+# label): a name starting its line, right before a 'né(e) le' and a date
+_NAME_BEFORE_BIRTH = re.compile(r"^\W{0,3}(?=\S)(?P<name>[^0-9:;()]{3,60}?)\s*[,\-]?\s*"
+                                r"(?=\bnee?(?: ?\(e\))?\s+[li1|]e\b)")
 _L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+[li1|]e\b|\bdate de naissance|\bddn|"
                            r"\bne\(e\) [li1|]e\b|\bnaissance)\s*:?\s*")
 _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
@@ -323,16 +342,19 @@ _EXAM_DATE = re.compile(
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
-                         r"|\badresse par|\bprescrit par)\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
+                         r"|\badresse par|\bprescrite?s? (?:le [0-9/.\-]{6,10} )?par)"
+                         r"\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
 # 'Dr Paul X', 'Dr. Paul X', and 'Dr.Paul X' as OCR often reads it (the space after the
 # full stop lost)
 _DOCTOR = re.compile(r"(?<![a-z])(?:dr|docteur|pr|professeur)(?:\.\s*|\s+)")
 _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*prescripteur")
 _SIGNED = r"(?:valide|signe|dicte)e?s?(?: electroniquement| numeriquement)?"
 _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par|\bradiologue)"
-                        r"\s*:?\s*")
-_CONCLUSION = re.compile(r"^\W{0,3}(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
-                         r"[:\-.,]?\s*")
+                        r"\s*:?\s*(?:(?:le|la) (?=dr|docteur|pr|professeur))?")
+# 'Conclusion :', 'EN CONCLUSION', and 'Synthèse' / 'Au total' when they are a heading (alone or
+# followed by ':'; 'Synthèse du profil médical' is a title, not a conclusion)
+_CONCLUSION = re.compile(r"^\W{0,3}(?:(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
+                         r"[:\-.,]?|(?:synthese|au total)(?=\s*(?:[:\-]|$))\s*[:\-]?)\s*")
 _CONCLUSION_END = re.compile(
     r"^\W{0,3}(?:(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature|compte[ -]rendu valide"
     r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
@@ -345,6 +367,8 @@ _PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")
+_TITLE_LABEL = re.compile(r"^\W*(?:type d'|nature de l'|intitule de l')?(?:examen|acte)s?"
+                          r"(?: realises?| pratiques?)?\s*:\s*")
 _SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cotes)(?![a-z])")
 # Section headings, alone on their line (give or take a speck read as 1-3 characters) or
 # followed by ':' ('Technique :', 'INDICATION', 'Renseignements cliniques :'); _SECTION_KIND
@@ -352,11 +376,12 @@ _SIDE = re.compile(r"(?<![a-z])(droite?|gauche|bilaterale?s?|bilat|des deux cote
 _SECTION_HEAD = re.compile(
     r"^\W{0,3}(?P<name>techniques?|protocoles?|indications?|motifs?|renseignements? cliniques?"
     r"|resultats?|descriptions?|commentaires?|comparaisons?|antecedents?|histoire clinique"
-    r"|conclusions?|examens? compares?)(?: de l'examen| d'examen| d'acquisition)?"
+    r"|conclusions?|examens? compares?|demandes? d'examens?)(?: de l'examen| d'examen"
+    r"| d'acquisition)?"
     r"(?:\s*[:\-.]\s*|\s*$|\s+\S{1,3}$)")  # 'Technique he': a speck read after the heading
 _SECTION_KIND = {"technique": "technique", "protocole": "technique",
                  "indication": "indication", "motif": "indication",
-                 "renseignement": "indication"}
+                 "renseignement": "indication", "demande": "indication"}
 _MAX_SECTION_LINES = 15
 _SENTENCE_END = re.compile(r"[.;](?:\s|$)")
 _SIDE_REACH = 30  # characters around a region named in running text where its side may be
@@ -542,9 +567,18 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
             _set(fields, "family", line, fam, guessed)
             _set(fields, "given", line, giv, guessed)
         else:
-            _set(fields, "family", line, spans)
+            spouse = _spouse_name(line, spans[-1][1])
+            if spouse:  # 'Nom : DURAND épouse MARTIN'
+                _set(fields, "birth_family", line, spans)
+            _set(fields, "family", line, spouse or spans)
     if given:
         _set(fields, "given", *given)
+    full = _labelled_name(lines, _L_FULL_NAME, same_case=False)
+    if full and "family" not in fields:
+        line, spans = full
+        fam, giv, guessed = _split_name(line, spans)
+        _set(fields, "family", line, fam, guessed)
+        _set(fields, "given", line, giv, guessed)
     if "family" not in fields and "birth_family" in fields:
         fields["family"] = dict(fields["birth_family"])
     for line in lines:  # an explicit 'Sexe' wins over the civility
@@ -561,18 +595,62 @@ def _identity_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> N
                                    civility.end())
         if "family" not in fields:
             fam, giv, guessed = _split_name(line, spans)
+            spouse = _spouse_name(line, spans[-1][1])
+            if spouse and not guessed:  # 'Claire DURAND épouse MARTIN'
+                _set(fields, "birth_family", line, fam)
+                fam = spouse
             _set(fields, "family", line, fam, guessed)
             _set(fields, "given", line, giv, guessed)
+    if "family" not in fields:  # 'DURAND Claire - née le 03/07/1961' in a footer
+        unlabelled = _name_before_birth(lines)
+        if unlabelled:
+            line, spans = unlabelled
+            fam, giv, guessed = _split_name(line, spans)
+            _set(fields, "family", line, fam, guessed)
+            _set(fields, "given", line, giv, guessed)
+            for name in ("family", "given"):
+                if name in fields:
+                    fields[name]["unlabelled"] = True
 
+    nee: tuple[_Line, int, int] | None = None  # 'née' (feminine) said of the patient
     for line in lines:
         m = _L_NEE.search(line.folded)
         if m and "birth_family" not in fields:
             _set(fields, "birth_family", line, _name_tokens(line, m.end(), 2))
+            if "birth_family" in fields:
+                nee = (line, m.start(), m.end())
     for line, pos in _after_labels(lines, _L_BIRTH_DATE):
         found = _date_after(line, pos)
         if found:
             fields["birth_date"] = _field(found[0], line, found[1], found[2])
+            label = _NEE_WORD.search(line.folded, max(0, found[1] - 16), found[1])
+            nee = nee or ((line, label.start(), label.end()) if label else None)
             break
+    if "sex" not in fields and nee:  # 'Née le 31 Mai 1976': no civility, no 'Sexe'
+        fields["sex"] = {**_field("F", *nee), "from": "nee"}
+
+
+def _spouse_name(line: _Line, end: int) -> list[tuple[int, int]]:
+    """The name after 'épouse' / 'veuve' right after ``end`` (the family name used)."""
+    m = _SPOUSE.match(line.folded, end)
+    return _name_tokens(line, m.end(), 3, same_case=True) if m else []
+
+
+def _name_before_birth(lines: list[_Line]) -> tuple[_Line, list[tuple[int, int]]] | None:
+    """A name alone before 'né(e) le <date>' at the start of a line, with no label: only when
+    the words before the label are all the name (2 to 4 words) and a date follows."""
+    for line in lines:
+        m = _NAME_BEFORE_BIRTH.match(line.folded)
+        if not m or _DOCTOR.search(m.group("name")) or _NOT_PATIENT.search(m.group("name")):
+            continue
+        label = _L_BIRTH_DATE.match(line.folded, m.end())
+        if not label or not _date_after(line, label.end()):
+            continue
+        spans = _name_tokens(line, m.start("name"), same_case=False)
+        if 2 <= len(spans) and spans[-1][1] >= m.end("name") - 1 \
+                and not line.text[spans[-1][1]:m.end("name")].strip(" ,-"):
+            return line, spans
+    return None
 
 
 def _nir(lines: list[_Line]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -655,8 +733,10 @@ def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
             continue
         row, start, end = found[0]
         fields["modality"] = _field(row["code"], line, start, end)
-        title = " ".join(line.text.split())
-        fields["exam_type"] = _field(title, line, 0, len(line.text))
+        label = _TITLE_LABEL.match(line.folded)  # 'Examen : IRM DU GENOU GAUCHE'
+        at = label.end() if label and label.end() <= start else 0
+        title = " ".join(line.text[at:].split())
+        fields["exam_type"] = _field(title, line, at, len(line.text))
         if "exam_date" not in fields:  # 'IRM DU GENOU DROIT DU 12/03/2024'
             found_date = _date_after(line, end, 60)
             if found_date:

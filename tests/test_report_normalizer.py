@@ -562,7 +562,8 @@ def test_corpus_pdfs(path):
 
 KNOWN = {
     "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1_15.pdf": ("CT", "tête et cou", "Lorem ipsum"),
-    "ANEST-CR-ANEST_2022.01_0.pdf": ("US", "", "Thrombose"),
+    # the region is named in its 'Demande d'examen' section ('veines des membres inférieurs')
+    "ANEST-CR-ANEST_2022.01_0.pdf": ("US", "membre inférieur", "Thrombose"),
 }
 
 
@@ -837,3 +838,218 @@ def test_text_layer_samples_match_their_truth(row):
     assert " ".join(f["conclusion"].split()) == row["conclusion"]
     assert msg.entries[0].type == IMAGING_REPORT and msg.entries[0].effective == row["exam_date"]
     assert msg.quarantine_reasons == []
+
+
+# -- real-world layouts (invented, as French imaging centres and hospitals print them) ----------
+def values_of(text: str, *more: str, source: str = TEXT_LAYER, conf: float = 100.0):  # noqa: ANN201
+    msg = normalize_report(doc(*(page(n + 1, t, source, conf)
+                                 for n, t in enumerate((text, *more)))), PDF, "s")
+    return msg, {k: v["value"] for k, v in fields_of(msg).items()}
+
+
+def test_layout_two_column_header_read_row_by_row():
+    msg, v = values_of("""IMAGERIE MÉDICALE DES LILAS
+Patient : Mme DURAND Claire Examen du 12/03/2025
+Née le 03/07/1961 Médecin demandeur : Dr Paul ROCHE
+IRM CEREBRALE SANS ET AVEC INJECTION
+Technique : séquences T1, T2 FLAIR, diffusion, T1 après gadolinium.
+CONCLUSION :
+IRM cérébrale normale.
+Dr Hélène VIDAL""")
+    assert (v["family"], v["given"], v["sex"], v["birth_date"]) == \
+        ("DURAND", "Claire", "F", "1961-07-03")
+    assert (v["exam_date"], v["modality"], v["body_region"]) == ("2025-03-12", "MR", "encéphale")
+    assert v["prescriber"] == "Dr Paul ROCHE" and v["radiologist"] == "Dr Hélène VIDAL"
+    assert v["conclusion"] == "IRM cérébrale normale." and msg.quarantine_reasons == []
+
+
+@pytest.mark.parametrize("label", ["Nom / Prénom :", "Nom/Prénom :", "Nom et prénom :",
+                                   "Nom et prénom(s) :"])
+def test_layout_name_and_given_under_one_label(label):
+    msg, v = values_of(f"""{label} DURAND Claire
+Date de naissance : 03/07/1961
+ANGIOSCANNER DES ARTÈRES PULMONAIRES
+Conclusion : pas d'embolie pulmonaire.""")
+    # it was: 'Prénom :' read inside the label, the family name taken for the given name
+    assert v["family"] == "DURAND" and v["given"] == "Claire" and msg.quarantine_reasons == []
+
+
+@pytest.mark.parametrize("text", [
+    "Madame Claire DURAND épouse MARTIN\nDate de naissance : 03-07-1961",
+    "Mme DURAND Claire ép. MARTIN\nNé(e) le 03.07.1961",
+    "Nom : DURAND épouse MARTIN\nPrénom(s) : Claire\nDate de naissance : 3 juillet 1961",
+    "Nom : DURAND veuve MARTIN\nPrénom : Claire\nDDN : 03/07/1961",
+])
+def test_layout_spouse_name_is_the_name_used(text):
+    msg, v = values_of(text + "\nRADIOGRAPHIE DU BASSIN DE FACE\nEN CONCLUSION\nCoxarthrose.")
+    assert v["family"] == "MARTIN" and v["birth_family"] == "DURAND" and v["given"] == "Claire"
+    assert v["birth_date"] == "1961-07-03" and v["body_region"] == "bassin"
+    assert v["conclusion"] == "Coxarthrose." and msg.quarantine_reasons == []
+    assert msg.identity.family == "MARTIN" and msg.identity.birth_family == "DURAND"
+
+
+def test_layout_patient_only_in_the_footer_of_every_page():
+    first = """CLINIQUE DU LAC - IMAGERIE
+SCANOGRAPHIE THORACO-ABDOMINO-PELVIENNE
+Date de l'examen : 05/05/2025
+Technique : acquisition après injection.
+DURAND Claire - née le 03/07/1961 - Page 1/2"""
+    second = """Conclusion :
+Pas de lésion secondaire.
+Dr Hélène VIDAL
+DURAND Claire - née le 03/07/1961 - Page 2/2"""
+    msg, v = values_of(first, second)
+    assert (v["family"], v["given"], v["birth_date"]) == ("DURAND", "Claire", "1961-07-03")
+    assert fields_of(msg)["family"]["unlabelled"] is True
+    assert (v["modality"], v["body_region"]) == ("CT", "thorax-abdomen-pelvis")
+    assert v["conclusion"] == "Pas de lésion secondaire." and msg.quarantine_reasons == []
+    # a footer name in Title case cannot be split: still quarantined
+    msg, _ = values_of(first.replace("DURAND Claire", "Claire Durand"), second)
+    assert any("not told apart" in r for r in msg.quarantine_reasons)
+    # words before 'né le' that are not only a name are no patient
+    msg, v = values_of("Vu ce jour pour douleur, né le 03/07/1961\nIRM DU GENOU\nConclusion : RAS.")
+    assert "family" not in v and msg.quarantine_reasons
+
+
+@pytest.mark.parametrize(("heading", "sep"), [
+    ("CONCLUSION :", "\n"), ("Conclusion", "\n"), ("EN CONCLUSION", "\n"), ("Synthèse :", " "),
+    ("SYNTHÈSE", "\n"), ("Au total :", " "), ("AU TOTAL", "\n")])
+def test_layout_conclusion_headings(heading, sep):
+    _, v = values_of(f"""Mlle PETIT Chloé
+Née le 3 juillet 1998
+TDM DES SINUS
+Examen réalisé le 02/02/2025
+Résultats : comblement du sinus maxillaire droit.
+{heading}{sep}Sinusite maxillaire droite.
+Compte rendu validé électroniquement par le Dr Marc LEBLANC""")
+    assert v["conclusion"] == "Sinusite maxillaire droite."
+    # 'validé électroniquement par le Dr X': the signer was missed because of 'le'
+    assert v["radiologist"] == "Dr Marc LEBLANC"
+    assert (v["family"], v["sex"], v["birth_date"]) == ("PETIT", "F", "1998-07-03")
+    assert (v["modality"], v["body_region"], v["exam_date"]) == ("CT", "sinus", "2025-02-02")
+
+
+def test_a_synthesis_title_is_no_conclusion_heading():
+    _, v = values_of("Mme PETIT Chloé\nNée le 03/07/1998\nSynthèse du dossier médical\n"
+                     "Antécédents : appendicectomie.")
+    assert "conclusion" not in v
+
+
+NIR_DURAND = nir("2610775112034")
+
+
+def test_layout_ins_style_labels_on_one_line_nir_in_groups_and_ipp():
+    n = NIR_DURAND
+    msg, v = values_of(f"""CENTRE HOSPITALIER DE MEAUX - IMAGERIE
+Nom de naissance : MARTIN Nom d'usage : DURAND Prénom(s) : Claire Anne
+Date de naissance : 03.07.1961 Sexe : Féminin
+N° de sécurité sociale : {n[0]} {n[1:3]} {n[3:5]} {n[5:7]} {n[7:10]} {n[10:13]} {n[13:]}
+IPP : 12345678
+ECHO-DOPPLER DES TRONCS SUPRA-AORTIQUES
+Date de l'examen : 14/03/2025
+Conclusion
+Absence de sténose significative des axes carotidiens.
+Compte rendu validé électroniquement par le Dr Marc LEBLANC""")
+    assert (v["family"], v["birth_family"], v["given"], v["sex"], v["birth_date"]) == \
+        ("DURAND", "MARTIN", "Claire Anne", "F", "1961-07-03")
+    assert v["nir"] == NIR_DURAND and [i.nir for i in msg.identity.ins] == [NIR_DURAND]
+    assert msg.identity.given == "Claire"
+    # the region was missing: 'troncs supra-aortiques' was in no table
+    assert (v["modality"], v["body_region"]) == ("US", "troncs supra-aortiques")
+    assert v["radiologist"] == "Dr Marc LEBLANC" and msg.quarantine_reasons == []
+    assert_no_patient_data(msg, "DURAND", "MARTIN", NIR_DURAND)
+
+
+@pytest.mark.parametrize(("title", "code", "region"), [
+    ("ANGIOSCANNER DES ARTÈRES PULMONAIRES", "CT", "thorax"),
+    ("Écho-doppler des TSA", "US", "troncs supra-aortiques"),
+    ("IRM CEREBRALE SANS ET AVEC INJECTION", "MR", "encéphale"),
+    ("RADIOGRAPHIE DU BASSIN DE FACE", "XR", "bassin"),
+    ("Mammographie bilatérale + échographie", "MG", "seins"),
+    ("SCANOGRAPHIE DU RACHIS LOMBAIRE", "CT", "rachis lombaire"),
+    ("TDM THORACO-ABDOMINO-PELVIENNE", "CT", "thorax-abdomen-pelvis"),
+])
+def test_layout_exam_titles(title, code, region):
+    _, v = values_of(f"Mme DURAND Claire\nNée le 03/07/1961\n{title}\nConclusion : RAS.")
+    assert (v["modality"], v.get("body_region", "")) == (code, region)
+
+
+def test_layout_region_named_in_the_request_section():
+    # the ANS anaesthesia sample's layout: a bare modality title, the region in 'Demande d'examen'
+    msg, v = values_of("""Service d'imagerie médicale
+Échographie-doppler
+Demande d'examen
+Échographie-doppler des veines des membres inférieurs, recherche de thrombose veineuse.
+Conclusion
+Pas de thrombose veineuse profonde.
+Dr Pierre LEMAIRE
+Radiologue""")
+    f = fields_of(msg)["body_region"]
+    assert v["modality"] == "US" and f["value"] == "membre inférieur"
+    assert f["found_in"] == "indication"
+    assert any("family name not found" in r for r in msg.quarantine_reasons)
+
+
+def test_layout_ocr_page_with_its_usual_errors():
+    n = nir("1520775112034")
+    msg, v = values_of(f"""CABINET D'lMAGERIE DU NORD
+Patient : M. DUPONT Jean-Pierre
+Né Ie O3/O7/l952
+N° S.S. : l 52 O7 75 ll2 O34 {n[13:]}
+Médecin traitant : Dr Luc HENRY
+Adressé par le Dr Paul ROCHE
+IRM DU RACHIS L0MBAIRE
+Examen du l2/O3/2O25
+C0NCLUSI0N :
+Hernie discale L4-L5 paramédiane gauche.
+Dr.Hélène VIDAL""", source=OCR, conf=91.0)
+    assert (v["family"], v["given"], v["sex"], v["birth_date"], v["nir"]) == \
+        ("DUPONT", "Jean-Pierre", "M", "1952-07-03", n)
+    assert (v["modality"], v["body_region"], v["exam_date"]) == ("MR", "rachis lombaire",
+                                                                  "2025-03-12")
+    assert v["prescriber"] == "Dr Paul ROCHE" and v["radiologist"] == "Dr.Hélène VIDAL"
+    assert v["conclusion"] == "Hernie discale L4-L5 paramédiane gauche."
+    assert msg.quarantine_reasons == []
+
+
+def test_layout_civility_age_and_exam_label():
+    msg, v = values_of("""Monsieur DUPONT Jean-Pierre, 72 ans, né le 3 juillet 1952
+Examen : IRM DU GENOU GAUCHE
+Radiologue : Dr Hélène VIDAL
+Conclusion : lésion méniscale.""")
+    assert (v["family"], v["given"], v["sex"], v["birth_date"]) == \
+        ("DUPONT", "Jean-Pierre", "M", "1952-07-03")
+    # the title was 'Examen : IRM DU GENOU GAUCHE', label and all
+    assert v["exam_type"] == "IRM DU GENOU GAUCHE" and v["body_region"] == "genou gauche"
+    assert v["radiologist"] == "Dr Hélène VIDAL"
+
+
+def test_layout_child_with_age_and_mademoiselle():
+    _, v = values_of("Enfant Lucas PETIT (5 ans)\nDate de naissance : 10/01/2020\n"
+                     "RADIOGRAPHIE DU THORAX\nConclusion : pas de foyer.")
+    assert (v["family"], v["given"], v["birth_date"]) == ("PETIT", "Lucas", "2020-01-10")
+    assert "sex" not in v
+    _, v = values_of("Mlle PETIT Chloé\nDate de naissance : 03-07-1998\nRADIO DU GENOU DROIT")
+    assert (v["family"], v["given"], v["sex"]) == ("PETIT", "Chloé", "F")
+
+
+def test_layout_nee_says_a_woman_and_a_birth_name_in_brackets():
+    # the ANS tele-medicine sample's layout: no civility, no 'Sexe', 'Née le'
+    msg, v = values_of("Patient\nMarie DECOURCY\nNée le 31 Mai 1976\nScanner cérébral\n"
+                       "Conclusion : RAS")
+    assert v["sex"] == "F" and fields_of(msg)["sex"]["from"] == "nee" and msg.identity.sex == "F"
+    _, v = values_of("Nom : DURAND Claire (née MARTIN)\nDate de naissance : 03/07/1961\n"
+                     "Mammographie de dépistage\nConclusion : ACR 1.")
+    assert (v["family"], v["birth_family"], v["sex"]) == ("DURAND", "MARTIN", "F")
+    # 'Né le' is also the generic form of many templates, 'Né(e) le' says nothing
+    for label in ("Né le", "Né(e) le", "Né(e) le :"):
+        _, v = values_of(f"Patient\nMarie DECOURCY\n{label} 31/05/1976\nScanner cérébral")
+        assert "sex" not in v and v["birth_date"] == "1976-05-31"
+
+
+def test_layout_prescribed_on_a_date_by():
+    # the ANS lab report's layout: 'prescrite le <date> par DR X'
+    _, v = values_of("Demande d'examens 202111111123 prescrite le 01/01/2021 par DR Pascal "
+                     "CHARLES (810002422979)\nNom de naissance DECOURCY\nPrénom(s) Marie\n"
+                     "Date de naissance 31 Mai 1976")
+    assert v["prescriber"] == "DR Pascal CHARLES"
