@@ -92,6 +92,21 @@ def sender_zone(msh7: str) -> str:
     return PARIS if sent == here else sent
 
 
+def is_hl7_ts(value: str) -> bool:
+    """Whether ``value`` is an HL7 TS/DTM as ``sender_zone`` reads one: HL7's own form
+    (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ], a date and time that exist; the v2.3 form
+    'value^precision' too). ISO 8601's extended form is not: ``hl7_ts_to_iso`` reads it as a
+    value, but its offset says nothing of the sender's zone here."""
+    value = value.split("^", 1)[0].strip()
+    if _TS.fullmatch(value) is None:
+        return False
+    try:
+        hl7_ts_to_iso(value)
+    except ValueError:
+        return False
+    return True
+
+
 # What a sender is told when a date/time is refused (never the value itself)
 BAD_TS_TEXT = ("not a valid HL7 date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ] expected, "
                "a date and time that exist)")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso, sender_zone
+from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso, is_hl7_ts, sender_zone
 from normalizers.model import NormalizationError
+from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 from parsers.hl7v2.escape import unescape
 
@@ -133,6 +134,38 @@ def zone_of(msg: Message) -> str:
     one instant, while a declared zone knows its summer time (a US lab) and is right even
     when MSH-7 carries no offset (a lab in La Réunion or Guadeloupe writing local times)."""
     return msg.zone or sender_zone(msg.msh.raw(7))
+
+
+def header_warnings(msg: Message) -> list[str]:
+    """What the header (MSH) holds that the normalizers would otherwise read past without a
+    word, for the import's warnings (named by field, never by value; the message is read
+    all the same). One place for every message type: ``normalizers.lab.normalize_message``.
+
+    - MSH-7 sent but no HL7 date/time: the sender's zone (``zone_of``) cannot be read from
+      it, so its times without offset are read at Paris's (or the source's declared zone),
+      perhaps hours away from what the sender meant.
+    - MSH-12 empty, or no HL7 v2 version id (``tables/hl7_versions.csv``, HL7 table 0104):
+      a sender's misconfiguration (or a field shifted by a malformed MSH) worth fixing."""
+    out = []
+    msh = msg.msh
+    sent_at = text(msg, part(comps(msg, first_rep(msg, msh, 7)), 1))
+    if sent_at and not is_hl7_ts(sent_at):
+        zone = "the source's declared zone" if msg.zone else "Paris time"
+        out.append(f"MSH-7: the message date/time is {BAD_TS_TEXT}; the sender's time zone "
+                   f"cannot be read from it, its times without offset are read in {zone}")
+    version = text(msg, part(comps(msg, first_rep(msg, msh, 12)), 1))
+    if not version:
+        out.append("MSH-12: no version id (the HL7 v2 version, 2.5, 2.5.1...); the message is "
+                   "read all the same")
+    elif version not in _hl7_versions():
+        out.append("MSH-12: the version id is no HL7 v2 version (2.1 to 2.9.1: 2.3.1, 2.5.1, "
+                   "2.8.2...); the message is read all the same")
+    return out
+
+
+@lru_cache(maxsize=1)
+def _hl7_versions() -> frozenset[str]:
+    return frozenset(row["version"] for row in table("hl7_versions"))
 
 
 def logical_id(msg: Message, sender: str | None = None) -> str:

@@ -43,6 +43,7 @@ from normalizers.documents import (
 from normalizers.fields import (
     comps,
     first_rep,
+    header_warnings,
     leaf,
     loc,
     logical_id,
@@ -135,10 +136,12 @@ def normalize_message(msg: Message, source: str,
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
     alias = _type_aliases().get((kind, trigger))
     if alias is None:
-        return _dispatch(msg, source, mappings, kind, trigger)
-    nm = _dispatch(msg, source, mappings, *alias)
-    nm.warnings.append(f"MSH-9: {kind}^{trigger} is no trigger of HL7 v2.5, read as "
-                       f"{alias[0]}^{alias[1]}")
+        nm = _dispatch(msg, source, mappings, kind, trigger)
+    else:
+        nm = _dispatch(msg, source, mappings, *alias)
+        nm.warnings.append(f"MSH-9: {kind}^{trigger} is no trigger of HL7 v2.5, read as "
+                           f"{alias[0]}^{alias[1]}")
+    nm.warnings.extend(header_warnings(msg))  # MSH-7, MSH-12: for every message type
     return nm
 
 

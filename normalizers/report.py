@@ -22,13 +22,14 @@ identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OI
 1.2.250.1.213.1.4.13, "NIR used as a social security number"), which identity resolution
 does not trust for matching; the report is filed on strict demographics. A NIR whose key is
 wrong, or whose sex / birth year / month disagree with the printed demographics (a child
-reported under a parent's number), is not put in the identity at all (warning). When the family
-name or the birth date cannot be read, or an identity field was read by OCR below
-``min_identity_confidence``, the message carries IDENTITY_UNCERTAIN so that the pipeline
-quarantines it instead of filing it on a guess; so does a name whose family and given parts
-cannot be told apart ('Monsieur Antoine Bousicot': both in Title case). Names are read after
-their labels ('Nom d'usage', 'Nom de naissance', 'Nom / Prénom', 'Prénom(s)'), after a
-'Patient(e)' label or a civility ('Mme DURAND Claire, née MARTIN', 'Claire DURAND épouse
+reported under a parent's number), is not put in the identity at all (warning). The pipeline
+quarantines the report instead of filing it on a guess when the family name or the birth date
+is found nowhere (IDENTITY_NOT_FOUND: no patient block), or when an identity field was read by
+OCR below ``min_identity_confidence`` or a name's family and given parts cannot be told apart
+('Monsieur Antoine Bousicot': both in Title case) (IDENTITY_UNCERTAIN: look at the scan);
+each reason starts with its page(s) ('page 2: ...'), the ledger's error location. Names are
+read after their labels ('Nom d'usage', 'Nom de naissance', 'Nom / Prénom', 'Prénom(s)'),
+after a 'Patient(e)' label or a civility ('Mme DURAND Claire, née MARTIN', 'Claire DURAND épouse
 MARTIN': the name after 'épouse' / 'veuve' is the one used), or, with no label at all, from a
 line starting with the name right before 'né(e) le <date>' (a page footer; marked
 ``unlabelled``). The sex, when no civility or 'Sexe' says it, is F when the patient is said
@@ -449,7 +450,7 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
                 identity.sex = "M" if nir_field["value"][0] == "1" else "F"
                 fields["sex"] = {**nir_field, "value": identity.sex, "from": "nir"}
                 fields["sex"].pop("key_valid", None)
-    quarantine = _uncertain(fields, min_identity_confidence)
+    quarantine = _identity_reasons(fields, min_identity_confidence, doc.page_count)
 
     conclusion = _value(fields, "conclusion")
     modality = _value(fields, "modality")
@@ -695,22 +696,42 @@ def _nir_mismatch(nir: str, identity: PatientIdentity) -> str:
     return " and ".join(wrong)
 
 
-def _uncertain(fields: dict[str, dict[str, Any]], minimum: float) -> list[str]:
-    problems = []
+def _identity_reasons(fields: dict[str, dict[str, Any]], minimum: float,
+                      page_count: int) -> list[str]:
+    """The quarantine reasons of the identity read, each starting with its page(s).
+
+    IDENTITY_NOT_FOUND: the family name or the birth date is printed nowhere the normalizer
+    reads (no patient block: ask the sender for the right document). IDENTITY_UNCERTAIN:
+    found, but read by OCR below ``minimum`` (look at the scan, have it rescanned), or a name
+    whose family and given parts cannot be told apart. Both when both apply, the missing
+    identity first (the ledger shows the first)."""
+    reasons = []
+    missing = [label for name, label in IDENTITY_FIELDS if name != "given" and name not in fields]
+    if missing:
+        where = "page 1" if page_count <= 1 else f"pages 1-{page_count}"
+        reasons.append(f"IDENTITY_NOT_FOUND {where}: "
+                       + "; ".join(f"{label} not found" for label in missing)
+                       + " (no patient block printed on the report, or its labels not read): "
+                       "a person must identify the patient before the report is filed")
+    problems: list[tuple[int, str]] = []
+    family = fields.get("family")
     if any(fields.get(n, {}).get("order_guessed") for n in ("family", "given")):
-        problems.append("family and given names not told apart (both in Title case)")
+        page = (family or fields.get("given") or {}).get("page", 1)
+        problems.append((page, f"family and given names on page {page} not told apart "
+                               "(both in Title case)"))
     for name, label in IDENTITY_FIELDS:
         f = fields.get(name)
-        if f is None:
-            if name != "given":
-                problems.append(f"{label} not found")
-        elif f["source"] == OCR and f["confidence"] < minimum:
-            problems.append(f"{label} read by OCR on page {f['page']} with confidence "
-                            f"{f['confidence']:g} < {minimum:g}")
-    if not problems:
-        return []
-    return ["IDENTITY_UNCERTAIN " + "; ".join(problems)
-            + ": a person must check the patient before the report is filed"]
+        if f is not None and f["source"] == OCR and f["confidence"] < minimum:
+            problems.append((f["page"], f"{label} read by OCR on page {f['page']} with "
+                                        f"confidence {f['confidence']:g} < {minimum:g}"))
+    if problems:
+        pages = sorted({page for page, _ in problems})
+        where = f"page {pages[0]}" if len(pages) == 1 \
+            else "pages " + ", ".join(str(p) for p in pages)
+        reasons.append(f"IDENTITY_UNCERTAIN {where}: " + "; ".join(t for _, t in problems)
+                       + ": a person must check the patient on the document (a rescan?) "
+                       "before the report is filed")
+    return reasons
 
 
 # -- the examination ----------------------------------------------------------------------------

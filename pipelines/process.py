@@ -556,8 +556,9 @@ def _failed(stage: str, exc: HL7ParseError | CdaParseError | NormalizationError,
 def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: ANN001
               started: datetime) -> Prepared:
     """The end of every format's path: a quarantine the normalizer asked for (the CDA inside
-    names another patient than PID, an identity read by OCR with low confidence), else the
-    entries with their attachment hashes (computed once) and the message's fingerprint."""
+    names another patient than PID, a PDF report's identity not found or read by OCR with
+    low confidence), else the entries with their attachment hashes (computed once) and the
+    message's fingerprint."""
     if normalized.quarantine_reasons and row.assigned_patient_id is None:  # not if assigned
         code, _, text = normalized.quarantine_reasons[0].partition(" ")
         place = _LEADING_PLACE.match(text)  # 'OBX[6]-5: the CDA patientRole/id ...'
@@ -575,8 +576,10 @@ def _prepared(row, normalized: NormalizedMessage, warnings: list[str],  # noqa: 
                     _shares(normalized) if normalized.patients else None)
 
 
-# A segment's place at the start of a normalizer's quarantine reason ('ZFA[5]-9: ...')
-_LEADING_PLACE = re.compile(r"([A-Z][A-Z0-9]{2}\[\d+\](?:-\d+(?:\.\d+)?)?): ")
+# A segment's place at the start of a normalizer's quarantine reason ('ZFA[5]-9: ...'), or
+# a PDF report's page(s) ('page 2: ...', 'pages 1-3: ...', 'pages 1, 3: ...')
+_LEADING_PLACE = re.compile(r"([A-Z][A-Z0-9]{2}\[\d+\](?:-\d+(?:\.\d+)?)?"
+                            r"|pages? \d+(?:(?:-|, )\d+)*): ")
 
 
 def _shares(normalized: NormalizedMessage) -> list[PatientShare]:

@@ -20,7 +20,7 @@ from parsers.hl7v2.ack import AckError, build_ack, build_batch_ack, new_control_
 from parsers.hl7v2.er7 import Delimiters, parse_text
 from parsers.hl7v2.escape import unescape
 from parsers.hl7v2.framing import outline, split_batch
-from parsers.hl7v2.header import Header, read_header
+from parsers.hl7v2.header import Header, occurrence_location, read_header
 
 SENDER_APP = "LAB^1.2.250.1.213.1.4.2^ISO"
 SENDER_FAC = "CERBALLIANCE_LYON^690041231^M"
@@ -454,12 +454,28 @@ def test_err_v25_with_delimiters_validated_by_hl7apy():
     ("PID-3", "PID^1^3^1"),
     ("PID[1]-3[2].4.2", "PID^1^3^2^4^2"),
     ("ZX1[12]-40.3", "ZX1^12^40^1^3"),
+    # the two styles of the header's locations (normalizers 'MSH-9', parser 'MSH[1]-2') say
+    # the same in ERR-2: unifying them later changes no ACK
+    ("MSH-9", "MSH^1^9^1"),
+    ("MSH[1]-9", "MSH^1^9^1"),
     ("", ""),
     ("not a location", ""),
 ])
 def test_err_2_location(location, erl):
     msg = parse(ack_bytes(message(), "AE", error=AckError("101", "missing", location)))
     assert field(msg, "ERR", 2) == erl
+
+
+def test_occurrence_location_of_both_styles():
+    """What acknowledge.py does to a ledger location before ERR-2: a segment's position in
+    the message becomes its occurrence ('OBX[3]' is the first OBX); 'MSH[1]-9' stays, and a
+    location without position ('MSH-9', 'PID') is left as is (ERR-2 takes it as the first)."""
+    data = message()
+    assert occurrence_location(data, "OBX[3]-5") == "OBX[1]-5"
+    assert occurrence_location(data, "MSH[1]-9") == "MSH[1]-9"
+    assert occurrence_location(data, "PID[2]") == "PID[1]"
+    assert occurrence_location(data, "MSH-9") == "MSH-9"
+    assert occurrence_location(data, "PID") == "PID"
 
 
 def test_err_severity_and_unknown_code():

@@ -126,3 +126,23 @@ def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path) -> None:  # noqa: AN
         out, err = proc.communicate(timeout=60)
     assert (row.status, row.error_code) == ("deposited", None), (row.error_message, err[-2000:])
     assert proc.returncode == 0
+
+
+def test_report_without_patient_block_is_quarantined_with_its_own_code_and_pages(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """No name nor birth date printed anywhere: IDENTITY_NOT_FOUND (the document lacks the
+    patient block), not IDENTITY_UNCERTAIN (a scan to look at); the ledger's location says
+    which pages were read."""
+    from samples import generate_pdf as g
+
+    blocks = [("centre", "IMAGERIE MÉDICALE DES LILAS"), ("title", "IRM CEREBRALE"),
+              ("head", "CONCLUSION :"), ("body", "IRM cérébrale normale.")]
+    data = g.write_pdf(g.layout(blocks), title="Compte rendu")
+    intake(sqlite_ctx.engine, sqlite_ctx.archive, [Received(data, "imaging", "file",
+                                                            file_name="sans_patient.pdf")])
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        row = conn.execute(select(imports)).one()
+    assert (row.status, row.stage, row.error_code, row.error_location) == (
+        "quarantined", "normalize", "IDENTITY_NOT_FOUND", "page 1")
+    assert row.error_message.startswith("page 1: family name not found; birth date not found")

@@ -387,7 +387,7 @@ def test_low_ocr_confidence_on_identity_quarantines_without_values():
     msg = normalize_report(doc(p), PDF, "s")
     assert len(msg.quarantine_reasons) == 1
     reason = msg.quarantine_reasons[0]
-    assert reason.startswith("IDENTITY_UNCERTAIN")
+    assert reason.startswith("IDENTITY_UNCERTAIN page 1: ")  # the code, then the location
     assert "family name" in reason and "41" in reason
     assert "birth date" in reason and "55" in reason
     assert "given name" not in reason
@@ -410,15 +410,31 @@ def test_missing_family_or_birth_date_quarantines():
     text = "ÉCHOGRAPHIE PELVIENNE\nExamen du 02/02/2024\nConclusion : utérus normal."
     msg = normalize_report(doc(page(1, text)), PDF, "s")
     (reason,) = msg.quarantine_reasons
+    # its own code: the document lacks the patient block (not a scan to look at again)
+    assert reason.startswith("IDENTITY_NOT_FOUND page 1: ")
     assert "family name not found" in reason and "birth date not found" in reason
     assert fields_of(msg)["body_region"]["value"] == "pelvis"
+    two = normalize_report(doc(page(1, text), page(2, "Suite du compte rendu.")), PDF, "s")
+    assert two.quarantine_reasons[0].startswith("IDENTITY_NOT_FOUND pages 1-2: ")
+
+
+def test_missing_birth_date_and_low_confidence_name_are_both_said():
+    p = page(2, IRM_OCR.replace("14/03/1990", "").replace("l4/O3/1990", ""), OCR, conf=93.0,
+             low={"PETIT": 41.0})
+    msg = normalize_report(doc(page(1, "Centre d'imagerie"), p), PDF, "s")
+    codes = [r.split(" ", 1)[0] for r in msg.quarantine_reasons]
+    assert codes == ["IDENTITY_NOT_FOUND", "IDENTITY_UNCERTAIN"]  # the ledger shows the first
+    assert msg.quarantine_reasons[0].startswith(
+        "IDENTITY_NOT_FOUND pages 1-2: birth date not found")
+    assert msg.quarantine_reasons[1].startswith("IDENTITY_UNCERTAIN page 2: family name read")
+    assert_no_patient_data(msg, "PETIT", "Lucas", NIR_PETIT, "1990")
 
 
 def test_title_case_name_order_is_not_guessed_silently():
     text = "Monsieur Antoine Bousicot\nné(e) le 16/06/1965\nRADIO DU BASSIN\nConclusion : RAS"
     msg = normalize_report(doc(page(1, text)), PDF, "s")
     (reason,) = msg.quarantine_reasons
-    assert "not told apart" in reason
+    assert reason.startswith("IDENTITY_UNCERTAIN page 1: ") and "not told apart" in reason
     assert_no_patient_data(msg, "Antoine", "Bousicot")
     assert fields_of(msg)["birth_date"]["value"] == "1965-06-16"
 
