@@ -4,7 +4,8 @@ The document itself is kept whole (the original XML is the entry's attachment, s
 retrievable from the dossier) and every coded clinical statement of the structured body becomes
 an entry of the same model as HL7v2 results, pointing at the document (``parent_key``):
 results (LOINC, PQ/CD/ST/IVL values, UCUM units, interpretation, reference range, time),
-problems (CIM-10), medications, allergies, vital signs, immunizations, procedures. The plain
+problems (CIM-10), medications, allergies, vital signs, immunizations, procedures, encounters
+(visits and stays: C-CDA Encounter Activity, IHE PCC / CI-SIS FR-Rencontre). The plain
 narrative of each section goes to the document's ``details`` for display and search.
 
 Keys: the document is ``document|<ClinicalDocument/id>``, as for a CDA carried in HL7v2, so
@@ -67,6 +68,7 @@ from parsers.cda.model import (
     AnyValue,
     ClinicalStatement,
     Document,
+    Encounter,
     EntryRelationship,
     Extension,
     NonXmlBody,
@@ -90,6 +92,7 @@ CONCERN = "concern"  # problem/allergy concern act: not filed, its status goes t
 ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
+ENCOUNTER = "encounter"  # a visit or stay (C-CDA Encounter Activity, IHE PCC, FR-Rencontre)
 SKIP = "skip"
 RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
 # results section or battery, an observation elsewhere
@@ -766,14 +769,17 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
+    elif kind == ENCOUNTER and isinstance(act, Encounter):
+        made = _encounter_entry(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
-                                                                 OBSERVATION):
-        # a planned vaccination, procedure or test (C-CDA Planned Immunization/Procedure/
-        # Observation, goals, CI-SIS plan de soins: moodCode INT, RQO, PRP, APT, ARQ, GOL)
-        # was filed as one given, done or observed
+                                                                 OBSERVATION, ENCOUNTER):
+        # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
+        # Procedure/Observation/Encounter, goals, CI-SIS plan de soins, FR-Rencontre
+        # 'recontacter pour fixer RDV': moodCode INT, RQO, PRP, APT, ARQ, GOL) was filed as
+        # one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None and act.entry_relationships:
@@ -1436,7 +1442,7 @@ def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
 # A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
 # (an immunization is also a CCD medication activity, a vital sign a CCD result).
 _PRECEDENCE = (SKIP, FAMILY_HISTORY, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT,
-               MEDICATION, DISPENSE, DEVICE, PROCEDURE)
+               MEDICATION, DISPENSE, DEVICE, ENCOUNTER, PROCEDURE)
 
 
 def _typed(act: ClinicalStatement) -> bool:
@@ -2177,6 +2183,99 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
         if isinstance(rel.act, Observation):
             _describe(rel.act, entry, "characteristics", ctx, section)
     return entry
+
+
+ENCOUNTER_DIAGNOSIS = "2.16.840.1.113883.10.20.22.4.80"  # C-CDA Encounter Diagnosis act
+SERVICE_LOCATION = "LOC"  # participant typeCode of the service delivery location (C-CDA)
+
+
+def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
+                     parent_key: str | None) -> Entry | None:
+    """A visit or stay the document reports (C-CDA Encounter Activity in the Encounters
+    section, IHE PCC / CI-SIS FR-Rencontre: a CNAM-HR hospital stay with its GHS, an
+    antenatal interview of OBP-SAP): its type (HL7 ActCode AMB/IMP/EMER, CPT, a CI-SIS
+    TA_ASIP code) with its qualifiers, its period (details.period_low/high; effective is
+    when it began), who saw the patient (details.performed_by), where (details.location:
+    the participant LOC's service delivery location) and what it was for
+    (details.diagnoses: the C-CDA Encounter Diagnosis and the RSON indications; the
+    problems they hold are still filed as problems). Every encounter was dropped. Nothing
+    to file when it has neither a code, words nor a time."""
+    code = act.code
+    coded = _code(code, ctx, section) if code is not None else None
+    name = "" if coded else (original_text(code, section) if code is not None else "") or \
+        referenced_text(act.text_reference, section) or act.text.strip()
+    when = _effective(act.effective_time, ctx)
+    if not coded and not name and not when:
+        return None
+    entry = _base(act, ENCOUNTER, section, ctx, parent_key)
+    if name:
+        entry.display, entry.mapped = name[:300], False
+    if code is not None and code.qualifiers:
+        _qualify(code, entry, "code_qualifiers", ctx, section)
+    period = act.effective_time
+    if isinstance(period, IVL):  # admission (low) and discharge (high)
+        for bound in ("low", "high"):
+            v = getattr(period, bound)
+            if isinstance(v, TS) and v.value:
+                iso = _iso_value(v.value, ctx.warnings, v.path)
+                if iso:
+                    entry.details[f"period_{bound}"] = iso
+    performed_by = _performed_by(act) if act.performers else None
+    if performed_by:
+        entry.details["performed_by"] = performed_by
+    places = [p for p in map(_service_location, act.participants) if p]
+    if places:
+        entry.details["location"] = places[0]
+    diagnoses = _encounter_diagnoses(act, ctx, section) if act.entry_relationships else []
+    if diagnoses:
+        entry.details["diagnoses"] = diagnoses
+    return entry
+
+
+def _service_location(part) -> dict[str, Any] | None:  # noqa: ANN001
+    """Where an encounter took place (participant LOC, C-CDA Service Delivery Location:
+    participantRole SDLOC with its HSLOC code and playingEntity name): ids, kind, name."""
+    entity = part.entity
+    if part.type_code != SERVICE_LOCATION or entity is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root and not i.null_flavor]}
+    if entity.code is not None and entity.code.code:
+        out["code"] = {"code": entity.code.code, "system": system_name(entity.code.code_system),
+                       "display": entity.code.display or None}
+    names = [n for n in entity.player_names if n]
+    if names:
+        out["name"] = names[0][:300]
+    elif entity.code is not None and entity.code.display:
+        out["name"] = entity.code.display[:300]
+    out = {k: v for k, v in out.items() if v}
+    return out or None
+
+
+def _encounter_diagnoses(act: Encounter, ctx: _Ctx, section: Section) -> list[dict[str, Any]]:
+    """What an encounter was for: the problems of its C-CDA Encounter Diagnosis acts
+    (role 'diagnosis') and its RSON entryRelationships (an indication observation, an IHE
+    PCC internal reference to a problem: role 'reason'), each {code, system, display} or
+    {text}: the problem's value, else its code."""
+    out = []
+    for rel in act.entry_relationships:
+        nested = rel.act
+        if nested is None:
+            continue
+        if ENCOUNTER_DIAGNOSIS in nested.template_roots:
+            role, found = "diagnosis", [r.act for r in nested.entry_relationships
+                                        if isinstance(r.act, Observation)]
+        elif rel.type_code == "RSON":
+            role, found = "reason", [nested]
+        else:
+            continue
+        for obs in found:
+            value = next((v for v in map(_untyped, obs.values) if isinstance(v, CD)), None) \
+                if isinstance(obs, Observation) else None
+            said = (_coded_or_words(value, ctx, section) if value is not None else None) or \
+                (_coded_or_words(obs.code, ctx, section) if obs.code is not None else None)
+            if said:
+                out.append({"role": role, **said})
+    return out
 
 
 def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:

@@ -3385,3 +3385,92 @@ def test_record_target_ins_with_blanks_first_given_at_birth_and_bad_birth_time()
     assert any(w.startswith("CDA_BAD_DATE") and "birthTime" in w for w in nm.warnings)
     assert any("INS arc" in w for w in nm.warnings)
     assert not any("19551399" in w or "XYZ" in w for w in nm.warnings)
+
+
+# -- encounters --------------------------------------------------------------------------------
+CCDA_ENCOUNTER = """<entry typeCode="DRIV"><encounter classCode="ENC" moodCode="{mood}">
+  <templateId root="2.16.840.1.113883.10.20.22.4.49" extension="2015-08-01"/>
+  <id root="2a620155-9d11-439e-92b3-5d9815ff4de8"/>
+  <code code="99213" codeSystem="2.16.840.1.113883.6.12"
+    displayName="Office outpatient visit 15 minutes">
+    <originalText><reference value="#Encounter1_type"/></originalText>
+    <translation code="AMB" codeSystem="2.16.840.1.113883.5.4" displayName="Ambulatory"/>
+  </code>
+  <effectiveTime><low value="201209271000-0500"/><high value="201209271100-0500"/></effectiveTime>
+  <performer><assignedEntity><id root="2.16.840.1.113883.4.6" extension="1234567"/>
+    <code code="207QA0505X" codeSystem="2.16.840.1.113883.6.101"/></assignedEntity></performer>
+  <participant typeCode="LOC"><participantRole classCode="SDLOC">
+    <templateId root="2.16.840.1.113883.10.20.22.4.32"/>
+    <code code="1160-1" codeSystem="2.16.840.1.113883.6.259" displayName="Urgent Care Center"/>
+    <playingEntity classCode="PLC"><name>Community Urgent Care Center</name></playingEntity>
+  </participantRole></participant>
+  <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.80" extension="2015-08-01"/>
+    <code code="29308-4" codeSystem="2.16.840.1.113883.6.1" displayName="Diagnosis"/>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+      <id root="db734647-fc99-424c-a864-7e3cda82e705"/>
+      <code code="282291009" codeSystem="2.16.840.1.113883.6.96" displayName="Diagnosis"/>
+      <statusCode code="completed"/><effectiveTime><low value="20120927"/></effectiveTime>
+      <value xsi:type="CD" code="J18.9" codeSystem="2.16.840.1.113883.6.3"
+        displayName="Pneumonie, sans précision"/>
+    </observation></entryRelationship></act></entryRelationship>
+  <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.19" extension="2014-06-09"/>
+    <code code="404684003" codeSystem="2.16.840.1.113883.6.96" displayName="Finding"/>
+    <value xsi:type="CD" code="49727002" codeSystem="2.16.840.1.113883.6.96" displayName="Cough"/>
+  </observation></entryRelationship>
+</encounter></entry>"""
+
+
+def test_ccda_encounter_activity_is_an_encounter_with_place_performer_and_diagnosis() -> None:
+    """C-CDA Encounter Activity (Encounters section 46240-8): its type, period, performer,
+    service delivery location and diagnoses; it was dropped without a word. The problem
+    its Encounter Diagnosis holds is still a problem of its own."""
+    got = _entries(_section("46240-8", '<content ID="Encounter1_type">Consultation</content>',
+                            CCDA_ENCOUNTER.format(mood="EVN")))
+    by_type = {e.type: e for e in got}
+    enc = by_type["encounter"]
+    assert (enc.code, enc.display) == ("99213", "Office outpatient visit 15 minutes")
+    assert enc.effective == enc.details["period_low"] == "2012-09-27T10:00-05:00"
+    assert enc.details["period_high"] == "2012-09-27T11:00-05:00"
+    assert enc.details["performed_by"] == {"ids": ["2.16.840.1.113883.4.6^1234567"]}
+    assert enc.details["location"]["name"] == "Community Urgent Care Center"
+    assert enc.details["location"]["code"]["code"] == "1160-1"
+    assert [(d["role"], d["code"]) for d in enc.details["diagnoses"]] == [
+        ("diagnosis", "J18.9"), ("reason", "49727002")]
+    assert by_type["problem"].code == "J18.9"
+
+
+def test_planned_encounter_is_a_plan() -> None:
+    """moodCode INT/ARQ (C-CDA Planned Encounter, CI-SIS 'recontacter pour fixer RDV'):
+    a visit to come, filed as a plan of an encounter, never as one that took place."""
+    got = _entries(_section("46240-8", "", CCDA_ENCOUNTER.format(mood="INT")))
+    plan = next(e for e in got if e.key.endswith("2a620155-9d11-439e-92b3-5d9815ff4de8"))
+    assert plan.type == "plan"
+    assert plan.details["planned"] == "encounter" and plan.details["mood"] == "INT"
+
+
+def test_ans_encounters_stays_and_the_empty_list() -> None:
+    """CNAM-HR: two hospital stays (FR-Rencontre IMP with the GHS as a qualifier, the
+    clinic as performer); the 'sans-info' example's 'Aucun' encounter is an absence, no
+    stay; OBP-SAP: four antenatal encounters (one id for all four: four entries)."""
+    from tests.conftest import corpus_path
+
+    def entries_of(name: str) -> list[Entry]:
+        data = corpus_path("cda", name).read_bytes()
+        return normalize_cda(parse_cda(data), data, "ans").entries
+
+    stays = [e for e in entries_of("CNAM-HR_2021.01.xml") if e.type == "encounter"]
+    assert [(e.code, e.details["period_low"], e.details.get("period_high")) for e in stays] \
+        == [("IMP", "2019-05-15", "2019-05-30"), ("IMP", "2019-04-12", None)]
+    assert stays[0].details["code_qualifiers"][0]["value"]["code"] == "1940"
+    assert stays[0].details["performed_by"]["organization_name"] == \
+        "CLINIQUE SAINTE GENEVIEVE"
+    empty = entries_of("CNAM-HR_2021.01_sans-info.xml")
+    assert not [e for e in empty if e.type == "encounter"]
+    assert [e.details["absent"] for e in empty if e.type == "absence" and
+            e.details["section"] == "46240-8"] == ["encounter"]
+    antenatal = [e for e in entries_of("OBP-SAP_2024.01.xml") if e.type == "encounter"]
+    assert [e.code for e in antenatal] == ["GEN-079", "MED-163", "ORG-193", "ORG-077"]
+    assert len({e.key for e in antenatal}) == 4
