@@ -844,6 +844,15 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                         nested.status = "entered-in-error"
                 yield nested
             continue
+        if made is not None and kind in (MEDICATION, IMMUNIZATION) and \
+                isinstance(rel.act, Supply) and rel.act.mood_code in ("", "EVN") and \
+                not _names_a_product(rel.act.product):
+            # a dispense of this very medication (IHE PCC supply entry nested in it, CNAM-HR:
+            # delivered on, by, how many): it named no product, and was dropped
+            delivery = _delivery(rel.act, ctx)
+            if delivery:
+                made.details.setdefault("dispenses", []).append(delivery)
+            continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, DISPENSE, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):
             if kind in (MEDICATION, IMMUNIZATION, DISPENSE) and made.type != ABSENCE:
@@ -868,6 +877,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
                 INTERNAL_REFERENCE in rel.act.template_roots:
             _procedure_reference(rel, made, ctx, section)
+            continue
+        if made is not None and made.type == PLAN and kind == OBSERVATION and \
+                isinstance(rel.act, Observation) and not _typed(rel.act):
+            # what a requested exam says of the request (CI-SIS FR-Demande-d-examen: the
+            # function studied, 'the requester wants a call back'): the plan's, not the
+            # patient's observations
+            _describe(rel.act, made, "observations", ctx, section)
             continue
         if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
             continue  # its status, severity, certainty: read into its details (eHDSI and
@@ -2098,6 +2114,20 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             entry.details.setdefault("reactions", []).append(reaction)
         return
     _describe(act, entry, "observations", ctx, section)
+
+
+def _delivery(act: Supply, ctx: _Ctx) -> dict[str, Any] | None:
+    """A dispense nested in a medication, without a product of its own: when (its time,
+    else its performer's), how many and by whom (ids, organization and its name)."""
+    when = _effective(act.effective_time, ctx) or next(
+        (t for t in (_effective(p.time, ctx) for p in act.performers) if t), "")
+    out: dict[str, Any] = {"time": when or None}
+    if isinstance(act.quantity, PQ) and act.quantity.value:
+        out["quantity"] = _quantity(act.quantity)
+    by = _performed_by(act) if act.performers else None
+    if by:
+        out["by"] = by
+    return {k: v for k, v in out.items() if v} or None
 
 
 def _names_a_product(product: Product | None) -> bool:

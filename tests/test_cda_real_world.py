@@ -3474,3 +3474,68 @@ def test_ans_encounters_stays_and_the_empty_list() -> None:
     antenatal = [e for e in entries_of("OBP-SAP_2024.01.xml") if e.type == "encounter"]
     assert [e.code for e in antenatal] == ["GEN-079", "MED-163", "ORG-193", "ORG-077"]
     assert len({e.key for e in antenatal}) == 4
+
+
+# -- plans of care, advance directives, dispenses inside a medication --------------------------
+def test_requested_exam_without_value_is_a_plan_holding_what_it_says_of_itself() -> None:
+    """IHE PCC care plan observation request (CI-SIS FR-Demande-d-examen-ou-de-suivi,
+    IPS-FR 'LDL à contrôler', IMG-DA 'scanner demandé'): coded, no value, moodCode INT. It
+    was dropped (untyped and no value); what it nests (the function studied, 'call me
+    back') was filed as the patient's own observations."""
+    entry = _one(_section("18776-5", "", """
+      <entry><observation classCode="OBS" moodCode="INT">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.20.3.1"/>
+        <templateId root="1.2.250.1.213.1.1.3.27"/>
+        <id root="1.2.250.1.999.9" extension="DEM-1"/>
+        <code code="22748-8" codeSystem="2.16.840.1.113883.6.1" displayName="Cholestérol LDL"/>
+        <statusCode code="active"/><effectiveTime value="20241201"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+          <code code="GEN-297" codeSystem="1.2.250.1.213.1.1.4.322"
+            displayName="Le demandeur souhaite un retour par téléphone"/>
+          <value xsi:type="BL" value="true"/></observation></entryRelationship>
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.effective) == ("plan", "22748-8", "2024-12-01")
+    assert entry.details["planned"] == "observation" and entry.details["mood"] == "INT"
+    assert [o["code"] for o in entry.details["observations"]] == ["GEN-297"]
+
+
+def test_advance_directive_observation_is_filed_without_a_value() -> None:
+    """IHE PCC advance directive observation (IPS-FR 'Directives anticipées', since
+    2024-04-01, the PDF nested): that they exist is the fact; it was dropped."""
+    entry = _one(_section("42348-3", "", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.7"/>
+        <id root="1.2.250.1.999.9" extension="DA-1"/>
+        <code code="42348-3" codeSystem="2.16.840.1.113883.6.1"
+          displayName="Directives anticipées"/>
+        <statusCode code="completed"/>
+        <effectiveTime><low value="20240401"/><high nullFlavor="NA"/></effectiveTime>
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.effective, entry.value) == (
+        "observation", "42348-3", "2024-04-01", None)
+
+
+def test_a_dispense_nested_in_a_medication_is_its_delivery() -> None:
+    """CNAM-HR: a medication (the CIP reimbursed) nests the IHE PCC supply entry of its
+    delivery, with no product of its own (when: the performer's time; how many; the
+    pharmacy). It was dropped as a dispense naming nothing."""
+    entry = _one(_section("10160-0", "", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+        <id root="1.2.250.1.999.9" extension="MED-1"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="3400939169002" codeSystem="1.2.250.1.213.2.3.2" displayName="CRESTOR 5MG"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.3"/>
+          <id root="1.2.250.1.999.9" extension="DEL-1"/><quantity value="1"/>
+          <performer typeCode="PRF"><time value="20190311"/><assignedEntity>
+            <id nullFlavor="UNK"/><representedOrganization><name>PHARMACIE DU PONT</name>
+            </representedOrganization></assignedEntity></performer>
+        </supply></entryRelationship>
+      </substanceAdministration></entry>"""))
+    assert entry.type == "medication" and entry.code == "3400939169002"
+    assert entry.details["dispenses"] == [{"time": "2019-03-11", "quantity": "1",
+                                           "by": {"organization_name": "PHARMACIE DU PONT"}}]
