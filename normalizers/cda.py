@@ -94,6 +94,7 @@ PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not d
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
 ENCOUNTER = "encounter"  # a visit or stay (C-CDA Encounter Activity, IHE PCC, FR-Rencontre)
 SKIP = "skip"
+NOT_FILED = "not_filed"  # tables/cda_entry_kinds.csv: never filed, said (CDA_NOT_FILED)
 RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
 # results section or battery, an observation elsewhere
 CIM10 = "CIM-10"
@@ -113,6 +114,12 @@ PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm", "urn:
 @cache
 def _kinds() -> dict[str, str]:
     return {row["template"]: row["type"] for row in table("cda_entry_kinds")}
+
+
+@cache
+def _kind_meanings() -> dict[str, str]:
+    """templateId -> what the statement is (the table's words), for CDA_NOT_FILED."""
+    return {row["template"]: row["meaning"] for row in table("cda_entry_kinds")}
 
 
 @cache
@@ -161,6 +168,9 @@ class _Ctx:
     # section holds as entries of their own, for the results that name the specimen by id
     specimens: dict[str, tuple[str | None, dict[str, Any] | None]] = \
         field(default_factory=dict)
+    filed: int = 0  # entries the body's statements made so far
+    # what was not filed, said once per kind per document: what -> [count, first path]
+    not_filed: dict[str, list] = field(default_factory=dict)
 
 
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -314,6 +324,9 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
     for section in doc.sections:
         yield from _section_entries(section, ctx, section.code.code if section.code else "")
+    for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
+        ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
+                            (f" ({count} in the document)" if count > 1 else ""))
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -698,6 +711,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
         return
+    if kind == NOT_FILED:
+        _not_filed(act, kind, ctx)
+        return
+    filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else None
     if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
         family = relative or family or {}
@@ -765,7 +782,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         elif made is not None and mood not in ("", "EVN"):  # a device prescribed (eP-MED)
             made.type, made.details["planned"], made.details["mood"] = PLAN, DEVICE, mood
         if made is not None:
+            ctx.filed += 1
             yield made
+        elif ctx.filed == filed_before:
+            _not_filed(act, kind, ctx)
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
@@ -799,6 +819,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
+        ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
     if made is None and not isinstance(act, Observation) and \
@@ -897,6 +918,58 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
                                 (isolate, lab)), inner_material)
+    if made is None and ctx.filed == filed_before:
+        _not_filed(act, kind, ctx)
+
+
+# Statements that make no entry of their own by design, read where they belong: a
+# specimen's collection and reception (into its results), a comment (into what it is on),
+# a medication's parts and a dispense's dosage (into the medication).
+@cache
+def _read_elsewhere() -> frozenset[str]:
+    return frozenset({*SPECIMEN_COLLECTIONS, SPECIMEN_COLLECTION_APSR, SPECIMEN_RECEIVED,
+                      DOSAGE_INSTRUCTIONS, *COMMENT_TEMPLATES})
+
+
+# Entry kinds that file a statement when it names something: one naming nothing is said
+_FILED_KINDS = frozenset({LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY,
+                          FAMILY_HISTORY, MEDICATION, IMMUNIZATION, DISPENSE, DEVICE,
+                          PROCEDURE, ENCOUNTER})
+
+
+def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx) -> None:
+    """A statement that made no entry, nor did anything it holds: counted for one
+    CDA_NOT_FILED warning per kind and document (first path, count; codes and templates,
+    never the patient's data), unless it is structure read elsewhere or holding nothing
+    (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
+    without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
+    reference pointed nowhere (eDISP-MED)."""
+    roots = act.template_roots
+    if not roots.isdisjoint(_read_elsewhere()):
+        return
+    if kind == NOT_FILED:
+        meanings = _kind_meanings()
+        what = next((meanings[t.root] for t in act.template_ids
+                     if _kinds().get(t.root) == NOT_FILED), act.kind)
+    elif kind in _FILED_KINDS:
+        if isinstance(act, Supply) and act.mood_code not in ("", "EVN"):
+            return  # a supply ordered with a prescription: its quantity, read there
+        what = f"{kind} statement naming nothing (no code, words nor value)"
+    else:
+        if kind == CONCERN or isinstance(act, Organizer) or act.kind == "observationMedia" \
+                or _is_comment(act) or not roots.isdisjoint(_medication_parts()):
+            return
+        if not act.template_ids and (act.code is None or not act.code.code):
+            return  # no template, no code: nothing said beyond the narrative
+        template = act.template_ids[0].root if act.template_ids else "no templateId"
+        code = f" code {act.code.code[:40]}" if act.code is not None and act.code.code \
+            else ""
+        what = f"{act.kind} {template[:64]}{code} of a kind not read here"
+    seen = ctx.not_filed.get(what)
+    if seen is None:
+        ctx.not_filed[what] = [1, act.path]
+    else:
+        seen[0] += 1
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)

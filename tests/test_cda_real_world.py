@@ -3539,3 +3539,70 @@ def test_a_dispense_nested_in_a_medication_is_its_delivery() -> None:
     assert entry.type == "medication" and entry.code == "3400939169002"
     assert entry.details["dispenses"] == [{"time": "2019-03-11", "quantity": "1",
                                            "by": {"organization_name": "PHARMACIE DU PONT"}}]
+
+
+# -- what is not filed is said -----------------------------------------------------------------
+PADV = """<entry><observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.9.1.3.3"/>
+  <id root="1.2.250.1.999.9" extension="PADV-{n}"/>
+  <code code="CHANGE" codeSystem="1.3.6.1.4.1.19376.1.9.2.1" displayName="Changement"/>
+  <statusCode code="completed"/><effectiveTime value="20240312"/>
+  <value xsi:type="ST">Posologie réduite de moitié</value>
+  <entryRelationship typeCode="REFR"><substanceAdministration classCode="SBADM" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+    <id root="1.2.250.1.999.9" extension="CHG-{n}"/>
+    <consumable><manufacturedProduct><manufacturedMaterial>
+      <code code="3400930000000" codeSystem="1.2.250.1.213.2.3.2" displayName="PRODUIT"/>
+    </manufacturedMaterial></manufacturedProduct></consumable>
+  </substanceAdministration></entryRelationship>
+  <reference typeCode="REFR"><externalDocument><id root="1.2.250.1.999.3" extension="PRE-1"/>
+  </externalDocument></reference>
+</observation></entry>"""
+
+
+def test_pharmaceutical_advice_is_not_filed_and_said_once_with_its_count() -> None:
+    """IHE Pharm PADV (a pharmacist's CHANGE on an item of a prescription, another
+    document): no fact about the patient, not the changed medication either; it was
+    dropped without a word (or, with a value, filed as the patient's observation 'CHANGE'
+    and its proposed medication as a medication). One CDA_NOT_FILED per kind and document,
+    with the count and the first path; no patient data in it."""
+    data = (HEAD + _section("61356-1", "", PADV.format(n=1) + PADV.format(n=2)) +
+            TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert len(said) == 1
+    assert "pharmaceutical advice" in said[0] and "(2 in the document)" in said[0]
+    assert "/section/entry[1]/observation" in said[0]
+    assert "Posologie" not in said[0] and "PRODUIT" not in said[0]
+
+
+def test_statements_naming_nothing_or_of_unknown_kind_are_said_structure_is_not() -> None:
+    """A medication whose product has no code, name nor words (DLU-EHPAD-FLUDT: code and
+    name nullFlavor UNK) and an act of a template read nowhere (CI-SIS patient transfer,
+    80413-8) were dropped silently; a comment, an internal reference and an empty
+    organizer hold nothing to say."""
+    data = (HEAD + _section("10160-0", "", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/><id root="1.2.250.1.999.9" extension="M"/>
+        <code nullFlavor="NA"/><text><reference/></text>
+        <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="UNK"/>
+          <name nullFlavor="UNK"/></manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1"/>
+        <code code="80413-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime><low value="20210503100500"/></effectiveTime></act></entry>
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+        <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/><text>Vu</text></act></entry>
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.3.4"/>
+        <code code="70938-6" codeSystem="2.16.840.1.113883.6.1"/></act></entry>
+      <entry><organizer classCode="CLUSTER" moodCode="EVN"><statusCode code="completed"/>
+      </organizer></entry>""") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    said = sorted(w for w in msg.warnings if w.startswith("CDA_NOT_FILED"))
+    assert len(said) == 2, said
+    assert "entry[1]/substanceAdministration: medication statement naming nothing" in said[0]
+    assert "entry[2]/act: act 1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1 code 80413-8" in said[1]
