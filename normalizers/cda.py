@@ -145,6 +145,27 @@ def _placeholders() -> frozenset[str]:
 
 
 @cache
+def _placeholder_texts() -> frozenset[str]:
+    return frozenset(row["text"].lower() for row in table("cda_placeholder_texts"))
+
+
+def is_placeholder(text: str) -> bool:
+    """Whether a text is a template's placeholder, not the author's words
+    (tables/cda_placeholder_texts.csv: '(texte libre)', '...'), alone or in brackets
+    ('(texte libre : description des lésions)')."""
+    if not text or len(text) > 120:
+        return False
+    words = " ".join(text.split()).lower()
+    known = _placeholder_texts()
+    if words in known:
+        return True
+    if words.startswith("(") and words.endswith(")"):
+        inner = words[1:-1].strip()
+        return inner in known or inner.partition(":")[0].strip() in known
+    return False
+
+
+@cache
 def _absent_systems() -> frozenset[str]:
     return frozenset(system for system, _ in _absent_codes())
 
@@ -640,9 +661,10 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
     """Every section's title, LOINC code and plain narrative text, nested sections flattened."""
     out = []
     for s in sections:
-        if s.text or s.title:
+        text = None if is_placeholder(s.text) else s.text  # '(texte libre)' is no narrative
+        if text or s.title:
             out.append({"code": s.code.code if s.code else None, "title": s.title or None,
-                        "text": s.text or None, "level": depth})
+                        "text": text or None, "level": depth})
         out.extend(_narratives(s.sections, depth + 1))
     return out
 
@@ -712,7 +734,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if kind == SKIP:
         return
     if kind == NOT_FILED:
-        _not_filed(act, kind, ctx)
+        _not_filed(act, kind, ctx, section)
         return
     filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else None
@@ -785,7 +807,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             ctx.filed += 1
             yield made
         elif ctx.filed == filed_before:
-            _not_filed(act, kind, ctx)
+            _not_filed(act, kind, ctx, section)
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
@@ -919,7 +941,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               *((None, None) if isinstance(act, Observation) else
                                 (isolate, lab)), inner_material)
     if made is None and ctx.filed == filed_before:
-        _not_filed(act, kind, ctx)
+        _not_filed(act, kind, ctx, section)
 
 
 # Statements that make no entry of their own by design, read where they belong: a
@@ -937,7 +959,8 @@ _FILED_KINDS = frozenset({LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY,
                           PROCEDURE, ENCOUNTER})
 
 
-def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx) -> None:
+def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
+               section: Section) -> None:
     """A statement that made no entry, nor did anything it holds: counted for one
     CDA_NOT_FILED warning per kind and document (first path, count; codes and templates,
     never the patient's data), unless it is structure read elsewhere or holding nothing
@@ -955,6 +978,9 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx) -> None:
         if isinstance(act, Supply) and act.mood_code not in ("", "EVN"):
             return  # a supply ordered with a prescription: its quantity, read there
         what = f"{kind} statement naming nothing (no code, words nor value)"
+        if isinstance(act, Observation) and act.values and \
+                _placeholder_value(_untyped(act.values[0]), section):
+            what = f"{kind} whose value is a template placeholder ('(texte libre)'...)"
     else:
         if kind == CONCERN or isinstance(act, Organizer) or act.kind == "observationMedia" \
                 or _is_comment(act) or not roots.isdisjoint(_medication_parts()):
@@ -1013,7 +1039,7 @@ def _is_comment(act: ClinicalStatement) -> bool:
 def _comment_text(act: ClinicalStatement, section: Section) -> str:
     """The words of a comment act: its text, inline or the narrative it references."""
     text = act.text.strip() or referenced_text(act.text_reference, section).strip()
-    return text[:BODY_TEXT_CAP]
+    return "" if is_placeholder(text) else text[:BODY_TEXT_CAP]
 
 
 def _comments(act: ClinicalStatement, section: Section) -> list[str]:
@@ -1657,7 +1683,11 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # the value repeats the question (code 'problem', value 'problem': Vitera) and
             # is no diagnosis; the translation or the words are (it was filed as 'Problem')
             value = replace(value, code="", display="")
-        _value(value, entry, ctx, section)
+        if _placeholder_value(value, section):
+            if kind != ALLERGY:  # the value was all it said (an allergy still has its agent)
+                return None
+        else:
+            _value(value, entry, ctx, section)
         if len(act.values) > 1 and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
@@ -1708,6 +1738,20 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _placeholder_value(value: Value, section: Section) -> bool:
+    """A value in words that is a template's placeholder ('(texte libre)' as a result, a
+    problem, a comment observation: CI-SIS examples), not the author's."""
+    if isinstance(value, ST):
+        return is_placeholder(value.text)
+    if isinstance(value, ED) and value.representation != "B64":
+        return is_placeholder(value.text or referenced_text(value.reference, section))
+    if isinstance(value, CD) and not value.code and \
+            not any(t.code for t in value.translations):
+        return is_placeholder(value.original_text or
+                              referenced_text(value.original_text_reference, section))
+    return False
 
 
 def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
@@ -1992,8 +2036,8 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         entry.display = original_text(product.code, section) or None  # free-text drug
     if entry.code is None and not entry.display and product is not None:
         # no product code nor name: the statement's own words (C-CDA free-text medication)
-        entry.display = (act.text or referenced_text(act.text_reference, section))[:500] \
-            or None
+        words = act.text or referenced_text(act.text_reference, section)
+        entry.display = None if is_placeholder(words) else words[:500] or None
     if entry.code is None and not entry.display:
         return None
     if act.negation_ind == "true":
@@ -2307,6 +2351,7 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
     coded = _code(code, ctx, section) if code is not None else None
     name = "" if coded else (original_text(code, section) if code is not None else "") or \
         referenced_text(act.text_reference, section) or act.text.strip()
+    name = "" if is_placeholder(name) else name
     when = _effective(act.effective_time, ctx)
     if not coded and not name and not when:
         return None
@@ -2623,7 +2668,8 @@ def _code(code: CD, ctx: _Ctx,
 def original_text(code: CD, section: Section | None) -> str:
     """The originalText of a coded value: as written inside it, else the narrative element
     its reference ('#ID') points at in the section text; '' when neither is there."""
-    return code.original_text or referenced_text(code.original_text_reference, section)
+    text = code.original_text or referenced_text(code.original_text_reference, section)
+    return "" if is_placeholder(text) else text
 
 
 def referenced_text(reference: str, section: Section | None) -> str:

@@ -3606,3 +3606,58 @@ def test_statements_naming_nothing_or_of_unknown_kind_are_said_structure_is_not(
     assert len(said) == 2, said
     assert "entry[1]/substanceAdministration: medication statement naming nothing" in said[0]
     assert "entry[2]/act: act 1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1 code 80413-8" in said[1]
+
+
+# -- template placeholders are no content ------------------------------------------------------
+def test_placeholder_texts_are_not_filed_as_values_comments_names_or_narrative() -> None:
+    """CI-SIS examples (IMG-DA, OPH-BRE, ANEST, AVC-AUNV) leave '(texte libre)' where the
+    author's words go, and senders copy them: it was filed as a result's value, a problem's
+    name, a comment, a section's narrative. Now none of these; a statement whose value it
+    was is said (CDA_NOT_FILED); words that only start with it are the author's."""
+    data = (HEAD + _section("11450-4", '<content ID="pb">(Texte libre)</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <id root="1.2.250.1.999.9" extension="PB-1"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96" displayName="Diagnostic"/>
+        <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#pb"/>
+        </originalText></value></observation></entry>
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <id root="1.2.250.1.999.9" extension="PB-2"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <value xsi:type="CD" code="R06.0" codeSystem="2.16.840.1.113883.6.3"
+          displayName="Dyspnée"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text>(texte libre)</text></act></entryRelationship>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text>(Texte libre) Dyspnée majeure peropératoire</text></act></entryRelationship>
+      </observation></entry>""") + _section("30954-2", "", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <id root="1.2.250.1.999.9" extension="R-1"/>
+        <code code="EAQH002" codeSystem="1.2.250.1.213.2.5"/>
+        <value xsi:type="ST">(texte libre : Description des lésions diagnostiquées)</value>
+      </observation></entry>""") + _section("19005-8", "(texte libre)", "") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    document, *body = msg.entries
+    assert [(e.type, e.code) for e in body] == [("problem", "R06.0")]
+    assert body[0].details["comments"] == ["(Texte libre) Dyspnée majeure peropératoire"]
+    said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert len(said) == 2 and all("template placeholder" in w for w in said)
+    conclusion = [s for s in document.details["sections"] if s["code"] == "19005-8"]
+    assert conclusion == [{"code": "19005-8", "title": "Section", "text": None, "level": 0}]
+
+
+@pytest.mark.parametrize("text, placeholder", [
+    ("(texte libre)", True), ("(Texte libre) ", True), ("Texte  libre", True), ("...", True),
+    ("…", True), ("(texte libre : Description des lésions diagnostiquées)", True),
+    ("(Texte libre) Dyspnée majeure", False), ("Pas d'anomalie...", False), ("", False),
+    ("texte libre de toute lésion", False)])
+def test_what_a_placeholder_is(text: str, placeholder: bool) -> None:
+    from normalizers.cda import is_placeholder
+
+    assert is_placeholder(text) is placeholder
