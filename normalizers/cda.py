@@ -73,6 +73,7 @@ from parsers.cda.model import (
     Extension,
     NonXmlBody,
     Observation,
+    ObservationMedia,
     Organizer,
     Product,
     RecordTarget,
@@ -854,6 +855,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         notes = _comments(act, section) if act.class_code == "BATTERY" else []
         if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
             battery = {**(battery or {}), "comments": notes}
+        media = [_media_ref(c) for c in act.components if isinstance(c, ObservationMedia)] \
+            if act.class_code == "BATTERY" else []
+        if media:  # an image of the whole battery (CR-BIO: the electrophoresis curve)
+            battery = {**(battery or {}), "media": media}
         isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
@@ -868,6 +873,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     concern_notes = _comments(act, section) if concern else []
     for rel in act.entry_relationships:
         if rel.act is None:
+            continue
+        if made is not None and isinstance(rel.act, ObservationMedia):
+            # what the statement shows (IPS-FR: the advance directives' PDF): where it is
+            made.details.setdefault("media", []).append(_media_ref(rel.act))
             continue
         if made is not None and _is_comment(rel.act):
             # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
@@ -999,6 +1008,21 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+
+
+def _media_ref(media: ObservationMedia) -> dict[str, Any]:
+    """Where an image or file of the body is (CDA observationMedia: CI-SIS
+    FR-Image-illustrative, an electrophoresis curve in its battery): its media type, ID
+    (what the narrative's renderMultiMedia points at), path and size; the content stays in
+    the document (its attachment), never copied into details. It was dropped."""
+    value = media.value
+    out: dict[str, Any] = {"media_type": (value.media_type or None) if value else None,
+                           "id": media.xml_id or None, "ref": media.path}
+    if value is not None and value.representation == "B64" and value.text:
+        out["bytes"] = len("".join(value.text.split())) * 3 // 4  # about: not decoded
+    elif value is not None and value.reference:
+        out["reference"] = value.reference[:500]
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,

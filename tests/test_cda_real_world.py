@@ -3661,3 +3661,43 @@ def test_what_a_placeholder_is(text: str, placeholder: bool) -> None:
     from normalizers.cda import is_placeholder
 
     assert is_placeholder(text) is placeholder
+
+
+# -- images in a battery -----------------------------------------------------------------------
+def test_an_image_of_a_battery_is_referenced_by_its_results() -> None:
+    """CR-BIO electrophoresis: the curve is an observationMedia (CI-SIS
+    FR-Image-illustrative) among the battery's results; it was dropped. Each result of
+    the battery now says where it is (panel.media: type, ID the narrative renders, path,
+    size), the content staying in the document; a file an observation nests (IPS-FR: the
+    advance directives' PDF) is the observation's (details.media)."""
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+           "AAAABJRU5ErkJggg==")
+    got = _entries(_section("18719-5", '<renderMultiMedia referencedObject="ELECTRO"/>', f"""
+      <entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="24351-9" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><effectiveTime value="20240312"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2862-1" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="PQ" value="38.2" unit="g/L"/></observation></component>
+        <component><observationMedia classCode="OBS" moodCode="EVN" ID="ELECTRO">
+          <templateId root="1.2.250.1.213.1.1.3.103"/>
+          <value mediaType="image/png" representation="B64">{png}</value>
+        </observationMedia></component>
+      </organizer></entry>"""), _section("42348-3", "", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.7"/>
+        <code code="42348-3" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime><low value="20240401"/></effectiveTime>
+        <entryRelationship typeCode="COMP"><observationMedia classCode="OBS" moodCode="EVN"
+          ID="da-pdf"><value mediaType="application/pdf" representation="B64">JVBERi0xLjcK
+          </value></observationMedia></entryRelationship>
+      </observation></entry>"""))
+    albumin, directive = got
+    media = albumin.details["panel"]["media"]
+    assert [(m["media_type"], m["id"]) for m in media] == [("image/png", "ELECTRO")]
+    assert media[0]["ref"].endswith("/organizer/component[2]/observationMedia")
+    assert media[0]["bytes"] == len(png) * 3 // 4
+    assert directive.details["media"][0]["media_type"] == "application/pdf"
+    assert "JVBER" not in str(albumin.details) + str(directive.details)
