@@ -637,14 +637,19 @@ _UNKNOWN_CLASS = {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor
 
 def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
                base_url: str) -> None:
-    """An encounter (a visit, a stay): class from its code when that is an ActEncounterCode,
+    """An encounter (a visit, a stay): class from details.class (the CDA code's ActCode
+    translation) or its code when that is an ActEncounterCode,
     type its code and the code's qualifiers (a CNAM-HR stay's GHS), period from
     details.period_low/high (else its date), who saw the patient as participant (by id),
     the organization as serviceProvider, the place and the diagnoses as words and codes
     (no Location or Condition resource of their own: references by display)."""
     code = _code(entry.get("code"))
     system = system_uri(entry.get("system"), base_url)
-    klass = {"system": _ACT_CODES, "code": code, "display": _text(entry.get("display"))} \
+    said = details.get("class") if isinstance(details.get("class"), Mapping) else {}
+    klass = {"system": _ACT_CODES, "code": _code(said.get("code")),
+             "display": _text(said.get("display"))} \
+        if _code(said.get("code")) in _ENCOUNTER_CLASSES else \
+        {"system": _ACT_CODES, "code": code, "display": _text(entry.get("display"))} \
         if system == _ACT_CODES and code in _ENCOUNTER_CLASSES else _UNKNOWN_CLASS
     types = [_concept(entry, base_url, "encounter")]
     for qualifier in details.get("code_qualifiers") or ():

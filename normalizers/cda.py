@@ -2358,6 +2358,7 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
 
 ENCOUNTER_DIAGNOSIS = "2.16.840.1.113883.10.20.22.4.80"  # C-CDA Encounter Diagnosis act
 SERVICE_LOCATION = "LOC"  # participant typeCode of the service delivery location (C-CDA)
+ACT_CODE = "HL7-ACTCODE"  # code_systems.csv: HL7 ActCode (2.16.840.1.113883.5.4)
 
 
 def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
@@ -2369,7 +2370,8 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
     when it began), who saw the patient (details.performed_by), where (details.location:
     the participant LOC's service delivery location) and what it was for
     (details.diagnoses: the C-CDA Encounter Diagnosis and the RSON indications; the
-    problems they hold are still filed as problems). Every encounter was dropped. Nothing
+    problems they hold are still filed as problems) and its class (details.class: the HL7
+    ActCode among the code and its translations). Every encounter was dropped. Nothing
     to file when it has neither a code, words nor a time."""
     code = act.code
     coded = _code(code, ctx, section) if code is not None else None
@@ -2384,6 +2386,11 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
         entry.display, entry.mapped = name[:300], False
     if code is not None and code.qualifiers:
         _qualify(code, entry, "code_qualifiers", ctx, section)
+    klass = next((c for c in (code, *code.translations) if c.code and
+                  system_name(c.code_system) == ACT_CODE), None) if code is not None else None
+    if klass is not None:  # HL7 ActEncounterCode AMB, IMP, EMER... (C-CDA: a translation
+        # of the CPT code): the encounter's class
+        entry.details["class"] = {"code": klass.code, "display": klass.display or None}
     period = act.effective_time
     if isinstance(period, IVL):  # admission (low) and discharge (high)
         for bound in ("low", "high"):

@@ -3432,6 +3432,7 @@ def test_ccda_encounter_activity_is_an_encounter_with_place_performer_and_diagno
     by_type = {e.type: e for e in got}
     enc = by_type["encounter"]
     assert (enc.code, enc.display) == ("99213", "Office outpatient visit 15 minutes")
+    assert enc.details["class"] == {"code": "AMB", "display": "Ambulatory"}
     assert enc.effective == enc.details["period_low"] == "2012-09-27T10:00-05:00"
     assert enc.details["period_high"] == "2012-09-27T11:00-05:00"
     assert enc.details["performed_by"] == {"ids": ["2.16.840.1.113883.4.6^1234567"]}

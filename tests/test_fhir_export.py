@@ -683,10 +683,12 @@ def test_an_encounter_is_an_encounter_with_its_class_period_place_and_reasons() 
         {"id": 2, "type": "encounter", "status": "active", "code": "GEN-079",
          "system": "TA_ASIP", "display": "Entretien prénatal précoce",
          "effective": "2022-12-11", "details": {}},
+        {"id": 3, "type": "encounter", "status": "final", "code": "99213", "system": "CPT",
+         "details": {"class": {"code": "AMB", "display": "Ambulatory"}}},
     ]
     bundle = to_bundle(patient, rows)
     kinds = check_bundle(bundle)
-    assert kinds["Encounter"] == 2
+    assert kinds["Encounter"] == 3
     res = {r["resource"]["identifier"][0]["value"]: r["resource"] for r in bundle["entry"]
            if r["resource"]["resourceType"] != "Patient"}
     stay, visit = res["1"], res["2"]
@@ -700,3 +702,5 @@ def test_an_encounter_is_an_encounter_with_its_class_period_place_and_reasons() 
     assert [r.get("text") for r in stay["reasonCode"]] == ["Occlusion", "douleurs"]
     assert (visit["status"], visit["class"]["code"]) == ("in-progress", "UNK")
     assert visit["period"] == {"start": "2022-12-11"}
+    assert (res["3"]["class"]["code"], res["3"]["type"][0]["coding"][0]["code"]) == (
+        "AMB", "99213")  # C-CDA: the CPT visit code, AMB its ActCode translation
