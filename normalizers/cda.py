@@ -156,8 +156,13 @@ def is_placeholder(text: str) -> bool:
     ('(texte libre : description des lésions)')."""
     if not text or len(text) > 120:
         return False
-    words = " ".join(text.split()).lower()
+    words = text.strip().lower()
     known = _placeholder_texts()
+    if words in known:
+        return True
+    if not words or (words[0] != "(" and len(words) > 16):  # fast: most texts are words
+        return False
+    words = " ".join(words.split())
     if words in known:
         return True
     if words.startswith("(") and words.endswith(")"):
@@ -976,8 +981,10 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
     without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
     reference pointed nowhere (eDISP-MED)."""
-    roots = act.template_roots
-    if not roots.isdisjoint(_read_elsewhere()):
+    if kind == CONCERN or isinstance(act, Organizer | ObservationMedia):
+        return  # what they hold was said (or filed) on its own
+    elsewhere = _read_elsewhere()
+    if any(t.root in elsewhere for t in act.template_ids):
         return
     if kind == NOT_FILED:
         meanings = _kind_meanings()
@@ -991,8 +998,8 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
                 _placeholder_value(_untyped(act.values[0]), section):
             what = f"{kind} whose value is a template placeholder ('(texte libre)'...)"
     else:
-        if kind == CONCERN or isinstance(act, Organizer) or act.kind == "observationMedia" \
-                or _is_comment(act) or not roots.isdisjoint(_medication_parts()):
+        parts = _medication_parts()
+        if _is_comment(act) or any(t.root in parts for t in act.template_ids):
             return
         if not act.template_ids and (act.code is None or not act.code.code):
             return  # no template, no code: nothing said beyond the narrative
