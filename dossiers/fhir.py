@@ -23,8 +23,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   MedicationStatement; immunization -> Immunization; procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
   plan -> ServiceRequest (intent from the CDA moodCode); device -> DeviceUseStatement and
-  the Device it points at. Any other type (absence) becomes an Observation coded as the
-  entry is.
+  the Device it points at; encounter -> Encounter (class from an ActEncounterCode, else
+  'unknown'; place, provider and diagnoses by display and code, no resources of their
+  own). Any other type (absence) becomes an Observation coded as the entry is.
 - Statuses (fhir_statuses.csv): ours (HL7v2 OBX-11/OBR-25 and CDA statusCode, normalised)
   onto each resource's value set. Condition and AllergyIntolerance get a verificationStatus
   only when ours says something (preliminary, entered-in-error, negated), and a
@@ -572,6 +573,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    occurrenceDateTime=effective)
         if details.get("negated"):
             res["doNotPerform"] = True
+    elif resource == "Encounter":
+        _encounter(res, entry, details, subject, base_url)
     elif resource == "DeviceUseStatement":
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))
@@ -620,6 +623,78 @@ def _relative_sex(relative: Any) -> dict | None:  # noqa: ANN401
     if code is None:
         return None
     return {"coding": [{"system": "http://hl7.org/fhir/administrative-gender", "code": code}]}
+
+
+# HL7 v3 ActEncounterCode (the value set of R4 Encounter.class): a CDA encounter coded so
+# (FR-Rencontre IMP/AMB, C-CDA) says its class; any other code (CPT, TA_ASIP) is its type
+_ENCOUNTER_CLASSES = frozenset({"AMB", "EMER", "FLD", "HH", "IMP", "ACUTE", "NONAC",
+                                "OBSENC", "PRENC", "SS", "VR"})
+_ACT_CODES = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+# Encounter.class is required (1..1): 'unknown' when the sender gave no ActEncounterCode
+_UNKNOWN_CLASS = {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor",
+                  "code": "UNK", "display": "unknown"}
+
+
+def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
+               base_url: str) -> None:
+    """An encounter (a visit, a stay): class from details.class (the CDA code's ActCode
+    translation) or its code when that is an ActEncounterCode,
+    type its code and the code's qualifiers (a CNAM-HR stay's GHS), period from
+    details.period_low/high (else its date), who saw the patient as participant (by id),
+    the organization as serviceProvider, the place and the diagnoses as words and codes
+    (no Location or Condition resource of their own: references by display)."""
+    code = _code(entry.get("code"))
+    system = system_uri(entry.get("system"), base_url)
+    said = details.get("class") if isinstance(details.get("class"), Mapping) else {}
+    klass = {"system": _ACT_CODES, "code": _code(said.get("code")),
+             "display": _text(said.get("display"))} \
+        if _code(said.get("code")) in _ENCOUNTER_CLASSES else \
+        {"system": _ACT_CODES, "code": code, "display": _text(entry.get("display"))} \
+        if system == _ACT_CODES and code in _ENCOUNTER_CLASSES else _UNKNOWN_CLASS
+    types = [_concept(entry, base_url, "encounter")]
+    for qualifier in details.get("code_qualifiers") or ():
+        value = qualifier.get("value") if isinstance(qualifier, Mapping) else None
+        if isinstance(value, Mapping) and _code(value.get("code")):
+            types.append({"coding": [_coding(value.get("code"), value.get("system"),
+                                             value.get("display"), base_url)],
+                          "text": _text(value.get("display"))})
+    start = fhir_datetime(details.get("period_low")) or fhir_datetime(entry.get("effective"))
+    end = fhir_datetime(details.get("period_high"))
+    res.update({"status": fhir_status(entry.get("status"), "Encounter") or "unknown",
+                "class": klass, "type": types, "subject": subject})
+    if start or end:
+        res["period"] = {"start": start, "end": end}
+    party = details.get("performed_by")
+    if isinstance(party, Mapping):
+        ids = [i for i in party.get("ids") or () if _text(i)]
+        who = _performer(ids[0]) if ids else None
+        if who:
+            res["participant"] = [{"individual": who}]
+        orgs = [i for i in party.get("organization") or () if _text(i)]
+        provider = (_performer(orgs[0]) if orgs else None) or {}
+        name = _text(party.get("organization_name"))
+        if name:
+            provider["display"] = name
+        if provider:
+            res["serviceProvider"] = provider
+    place = details.get("location")
+    if isinstance(place, Mapping):
+        kind = place.get("code") if isinstance(place.get("code"), Mapping) else {}
+        name = _text(place.get("name")) or _text(kind.get("display")) or _text(kind.get("code"))
+        if name:
+            res["location"] = [{"location": {"display": name}}]
+    reasons = []
+    for said in details.get("diagnoses") or ():
+        if not isinstance(said, Mapping):
+            continue
+        if _code(said.get("code")):
+            reasons.append({"coding": [_coding(said.get("code"), said.get("system"),
+                                               said.get("display"), base_url)],
+                            "text": _text(said.get("display"))})
+        elif _text(said.get("text")):
+            reasons.append({"text": _text(said.get("text"))})
+    if reasons:
+        res["reasonCode"] = reasons
 
 
 def _device(entry: Mapping, subject: dict, base_url: str) -> dict:

@@ -4,7 +4,8 @@ The document itself is kept whole (the original XML is the entry's attachment, s
 retrievable from the dossier) and every coded clinical statement of the structured body becomes
 an entry of the same model as HL7v2 results, pointing at the document (``parent_key``):
 results (LOINC, PQ/CD/ST/IVL values, UCUM units, interpretation, reference range, time),
-problems (CIM-10), medications, allergies, vital signs, immunizations, procedures. The plain
+problems (CIM-10), medications, allergies, vital signs, immunizations, procedures, encounters
+(visits and stays: C-CDA Encounter Activity, IHE PCC / CI-SIS FR-Rencontre). The plain
 narrative of each section goes to the document's ``details`` for display and search.
 
 Keys: the document is ``document|<ClinicalDocument/id>``, as for a CDA carried in HL7v2, so
@@ -67,10 +68,12 @@ from parsers.cda.model import (
     AnyValue,
     ClinicalStatement,
     Document,
+    Encounter,
     EntryRelationship,
     Extension,
     NonXmlBody,
     Observation,
+    ObservationMedia,
     Organizer,
     Product,
     RecordTarget,
@@ -90,7 +93,9 @@ CONCERN = "concern"  # problem/allergy concern act: not filed, its status goes t
 ABSENCE = "absence"  # 'no known medications': a list said empty, no item of it
 PLAN = "plan"  # a procedure or vaccination intended, requested, proposed: not done
 FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's problem
+ENCOUNTER = "encounter"  # a visit or stay (C-CDA Encounter Activity, IHE PCC, FR-Rencontre)
 SKIP = "skip"
+NOT_FILED = "not_filed"  # tables/cda_entry_kinds.csv: never filed, said (CDA_NOT_FILED)
 RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
 # results section or battery, an observation elsewhere
 CIM10 = "CIM-10"
@@ -113,6 +118,12 @@ def _kinds() -> dict[str, str]:
 
 
 @cache
+def _kind_meanings() -> dict[str, str]:
+    """templateId -> what the statement is (the table's words), for CDA_NOT_FILED."""
+    return {row["template"]: row["meaning"] for row in table("cda_entry_kinds")}
+
+
+@cache
 def _known_systems() -> frozenset[str]:
     """The short names of the shared terminologies (tables/code_systems.csv)."""
     return frozenset(oid_names().values())
@@ -132,6 +143,32 @@ def _absent_codes() -> dict[tuple[str, str], str]:
 @cache
 def _placeholders() -> frozenset[str]:
     return frozenset(row["code"] for row in table("cda_placeholder_codes"))
+
+
+@cache
+def _placeholder_texts() -> frozenset[str]:
+    return frozenset(row["text"].lower() for row in table("cda_placeholder_texts"))
+
+
+def is_placeholder(text: str) -> bool:
+    """Whether a text is a template's placeholder, not the author's words
+    (tables/cda_placeholder_texts.csv: '(texte libre)', '...'), alone or in brackets
+    ('(texte libre : description des lésions)')."""
+    if not text or len(text) > 120:
+        return False
+    words = text.strip().lower()
+    known = _placeholder_texts()
+    if words in known:
+        return True
+    if not words or (words[0] != "(" and len(words) > 16):  # fast: most texts are words
+        return False
+    words = " ".join(words.split())
+    if words in known:
+        return True
+    if words.startswith("(") and words.endswith(")"):
+        inner = words[1:-1].strip()
+        return inner in known or inner.partition(":")[0].strip() in known
+    return False
 
 
 @cache
@@ -158,6 +195,9 @@ class _Ctx:
     # section holds as entries of their own, for the results that name the specimen by id
     specimens: dict[str, tuple[str | None, dict[str, Any] | None]] = \
         field(default_factory=dict)
+    filed: int = 0  # entries the body's statements made so far
+    # what was not filed, said once per kind per document: what -> [count, first path]
+    not_filed: dict[str, list] = field(default_factory=dict)
 
 
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -311,6 +351,9 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
     for section in doc.sections:
         yield from _section_entries(section, ctx, section.code.code if section.code else "")
+    for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
+        ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
+                            (f" ({count} in the document)" if count > 1 else ""))
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -624,9 +667,10 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
     """Every section's title, LOINC code and plain narrative text, nested sections flattened."""
     out = []
     for s in sections:
-        if s.text or s.title:
+        text = None if is_placeholder(s.text) else s.text  # '(texte libre)' is no narrative
+        if text or s.title:
             out.append({"code": s.code.code if s.code else None, "title": s.title or None,
-                        "text": s.text or None, "level": depth})
+                        "text": text or None, "level": depth})
         out.extend(_narratives(s.sections, depth + 1))
     return out
 
@@ -695,6 +739,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
         return
+    if kind == NOT_FILED:
+        _not_filed(act, kind, ctx, section)
+        return
+    filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else None
     if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
         family = relative or family or {}
@@ -762,18 +810,24 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         elif made is not None and mood not in ("", "EVN"):  # a device prescribed (eP-MED)
             made.type, made.details["planned"], made.details["mood"] = PLAN, DEVICE, mood
         if made is not None:
+            ctx.filed += 1
             yield made
+        elif ctx.filed == filed_before:
+            _not_filed(act, kind, ctx, section)
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
+    elif kind == ENCOUNTER and isinstance(act, Encounter):
+        made = _encounter_entry(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
-                                                                 OBSERVATION):
-        # a planned vaccination, procedure or test (C-CDA Planned Immunization/Procedure/
-        # Observation, goals, CI-SIS plan de soins: moodCode INT, RQO, PRP, APT, ARQ, GOL)
-        # was filed as one given, done or observed
+                                                                 OBSERVATION, ENCOUNTER):
+        # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
+        # Procedure/Observation/Encounter, goals, CI-SIS plan de soins, FR-Rencontre
+        # 'recontacter pour fixer RDV': moodCode INT, RQO, PRP, APT, ARQ, GOL) was filed as
+        # one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None and act.entry_relationships:
@@ -793,6 +847,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
+        ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
     if made is None and not isinstance(act, Observation) and \
@@ -805,6 +860,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         notes = _comments(act, section) if act.class_code == "BATTERY" else []
         if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
             battery = {**(battery or {}), "comments": notes}
+        media = [_media_ref(c) for c in act.components if isinstance(c, ObservationMedia)] \
+            if act.class_code == "BATTERY" else []
+        if media:  # an image of the whole battery (CR-BIO: the electrophoresis curve)
+            battery = {**(battery or {}), "media": media}
         isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
@@ -819,6 +878,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     concern_notes = _comments(act, section) if concern else []
     for rel in act.entry_relationships:
         if rel.act is None:
+            continue
+        if made is not None and isinstance(rel.act, ObservationMedia):
+            # what the statement shows (IPS-FR: the advance directives' PDF): where it is
+            made.details.setdefault("media", []).append(_media_ref(rel.act))
             continue
         if made is not None and _is_comment(rel.act):
             # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
@@ -837,6 +900,15 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     if concern == "nullified":  # the concern was recorded in error
                         nested.status = "entered-in-error"
                 yield nested
+            continue
+        if made is not None and kind in (MEDICATION, IMMUNIZATION) and \
+                isinstance(rel.act, Supply) and rel.act.mood_code in ("", "EVN") and \
+                not _names_a_product(rel.act.product):
+            # a dispense of this very medication (IHE PCC supply entry nested in it, CNAM-HR:
+            # delivered on, by, how many): it named no product, and was dropped
+            delivery = _delivery(rel.act, ctx)
+            if delivery:
+                made.details.setdefault("dispenses", []).append(delivery)
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, DISPENSE, PROBLEM, ALLERGY,
                                          FAMILY_HISTORY) and not _typed(rel.act):
@@ -863,6 +935,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 INTERNAL_REFERENCE in rel.act.template_roots:
             _procedure_reference(rel, made, ctx, section)
             continue
+        if made is not None and made.type == PLAN and kind == OBSERVATION and \
+                isinstance(rel.act, Observation) and not _typed(rel.act):
+            # what a requested exam says of the request (CI-SIS FR-Demande-d-examen: the
+            # function studied, 'the requester wants a call back'): the plan's, not the
+            # patient's observations
+            _describe(rel.act, made, "observations", ctx, section)
+            continue
         if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
             continue  # its status, severity, certainty: read into its details (eHDSI and
             # other templates we do not know nest them), no observation of their own
@@ -875,9 +954,82 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
                                 (isolate, lab)), inner_material)
+    if made is None and ctx.filed == filed_before:
+        _not_filed(act, kind, ctx, section)
+
+
+# Statements that make no entry of their own by design, read where they belong: a
+# specimen's collection and reception (into its results), a comment (into what it is on),
+# a medication's parts and a dispense's dosage (into the medication).
+@cache
+def _read_elsewhere() -> frozenset[str]:
+    return frozenset({*SPECIMEN_COLLECTIONS, SPECIMEN_COLLECTION_APSR, SPECIMEN_RECEIVED,
+                      DOSAGE_INSTRUCTIONS, *COMMENT_TEMPLATES})
+
+
+# Entry kinds that file a statement when it names something: one naming nothing is said
+_FILED_KINDS = frozenset({LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY,
+                          FAMILY_HISTORY, MEDICATION, IMMUNIZATION, DISPENSE, DEVICE,
+                          PROCEDURE, ENCOUNTER})
+
+
+def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
+               section: Section) -> None:
+    """A statement that made no entry, nor did anything it holds: counted for one
+    CDA_NOT_FILED warning per kind and document (first path, count; codes and templates,
+    never the patient's data), unless it is structure read elsewhere or holding nothing
+    (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
+    without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
+    reference pointed nowhere (eDISP-MED)."""
+    if kind == CONCERN or isinstance(act, Organizer | ObservationMedia):
+        return  # what they hold was said (or filed) on its own
+    elsewhere = _read_elsewhere()
+    if any(t.root in elsewhere for t in act.template_ids):
+        return
+    if kind == NOT_FILED:
+        meanings = _kind_meanings()
+        what = next((meanings[t.root] for t in act.template_ids
+                     if _kinds().get(t.root) == NOT_FILED), act.kind)
+    elif kind in _FILED_KINDS:
+        if isinstance(act, Supply) and act.mood_code not in ("", "EVN"):
+            return  # a supply ordered with a prescription: its quantity, read there
+        what = f"{kind} statement naming nothing (no code, words nor value)"
+        if isinstance(act, Observation) and act.values and \
+                _placeholder_value(_untyped(act.values[0]), section):
+            what = f"{kind} whose value is a template placeholder ('(texte libre)'...)"
+    else:
+        parts = _medication_parts()
+        if _is_comment(act) or any(t.root in parts for t in act.template_ids):
+            return
+        if not act.template_ids and (act.code is None or not act.code.code):
+            return  # no template, no code: nothing said beyond the narrative
+        template = act.template_ids[0].root if act.template_ids else "no templateId"
+        code = f" code {act.code.code[:40]}" if act.code is not None and act.code.code \
+            else ""
+        what = f"{act.kind} {template[:64]}{code} of a kind not read here"
+    seen = ctx.not_filed.get(what)
+    if seen is None:
+        ctx.not_filed[what] = [1, act.path]
+    else:
+        seen[0] += 1
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+
+
+def _media_ref(media: ObservationMedia) -> dict[str, Any]:
+    """Where an image or file of the body is (CDA observationMedia: CI-SIS
+    FR-Image-illustrative, an electrophoresis curve in its battery): its media type, ID
+    (what the narrative's renderMultiMedia points at), path and size; the content stays in
+    the document (its attachment), never copied into details. It was dropped."""
+    value = media.value
+    out: dict[str, Any] = {"media_type": (value.media_type or None) if value else None,
+                           "id": media.xml_id or None, "ref": media.path}
+    if value is not None and value.representation == "B64" and value.text:
+        out["bytes"] = len("".join(value.text.split())) * 3 // 4  # about: not decoded
+    elif value is not None and value.reference:
+        out["reference"] = value.reference[:500]
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
@@ -918,7 +1070,7 @@ def _is_comment(act: ClinicalStatement) -> bool:
 def _comment_text(act: ClinicalStatement, section: Section) -> str:
     """The words of a comment act: its text, inline or the narrative it references."""
     text = act.text.strip() or referenced_text(act.text_reference, section).strip()
-    return text[:BODY_TEXT_CAP]
+    return "" if is_placeholder(text) else text[:BODY_TEXT_CAP]
 
 
 def _comments(act: ClinicalStatement, section: Section) -> list[str]:
@@ -1436,7 +1588,7 @@ def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
 # A statement often declares several templates (IHE, CCD, CI-SIS): the most specific wins
 # (an immunization is also a CCD medication activity, a vital sign a CCD result).
 _PRECEDENCE = (SKIP, FAMILY_HISTORY, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM, LAB_RESULT,
-               MEDICATION, DISPENSE, DEVICE, PROCEDURE)
+               MEDICATION, DISPENSE, DEVICE, ENCOUNTER, PROCEDURE)
 
 
 def _typed(act: ClinicalStatement) -> bool:
@@ -1562,7 +1714,11 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # the value repeats the question (code 'problem', value 'problem': Vitera) and
             # is no diagnosis; the translation or the words are (it was filed as 'Problem')
             value = replace(value, code="", display="")
-        _value(value, entry, ctx, section)
+        if _placeholder_value(value, section):
+            if kind != ALLERGY:  # the value was all it said (an allergy still has its agent)
+                return None
+        else:
+            _value(value, entry, ctx, section)
         if len(act.values) > 1 and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
@@ -1613,6 +1769,20 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _placeholder_value(value: Value, section: Section) -> bool:
+    """A value in words that is a template's placeholder ('(texte libre)' as a result, a
+    problem, a comment observation: CI-SIS examples), not the author's."""
+    if isinstance(value, ST):
+        return is_placeholder(value.text)
+    if isinstance(value, ED) and value.representation != "B64":
+        return is_placeholder(value.text or referenced_text(value.reference, section))
+    if isinstance(value, CD) and not value.code and \
+            not any(t.code for t in value.translations):
+        return is_placeholder(value.original_text or
+                              referenced_text(value.original_text_reference, section))
+    return False
 
 
 def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
@@ -1897,8 +2067,8 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         entry.display = original_text(product.code, section) or None  # free-text drug
     if entry.code is None and not entry.display and product is not None:
         # no product code nor name: the statement's own words (C-CDA free-text medication)
-        entry.display = (act.text or referenced_text(act.text_reference, section))[:500] \
-            or None
+        words = act.text or referenced_text(act.text_reference, section)
+        entry.display = None if is_placeholder(words) else words[:500] or None
     if entry.code is None and not entry.display:
         return None
     if act.negation_ind == "true":
@@ -2094,6 +2264,20 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
     _describe(act, entry, "observations", ctx, section)
 
 
+def _delivery(act: Supply, ctx: _Ctx) -> dict[str, Any] | None:
+    """A dispense nested in a medication, without a product of its own: when (its time,
+    else its performer's), how many and by whom (ids, organization and its name)."""
+    when = _effective(act.effective_time, ctx) or next(
+        (t for t in (_effective(p.time, ctx) for p in act.performers) if t), "")
+    out: dict[str, Any] = {"time": when or None}
+    if isinstance(act.quantity, PQ) and act.quantity.value:
+        out["quantity"] = _quantity(act.quantity)
+    by = _performed_by(act) if act.performers else None
+    if by:
+        out["by"] = by
+    return {k: v for k, v in out.items() if v} or None
+
+
 def _names_a_product(product: Product | None) -> bool:
     """Whether a consumable says what is given (a code, a translation or a name), as
     opposed to the nullFlavor NA of a step or instruction of another statement's."""
@@ -2177,6 +2361,107 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
         if isinstance(rel.act, Observation):
             _describe(rel.act, entry, "characteristics", ctx, section)
     return entry
+
+
+ENCOUNTER_DIAGNOSIS = "2.16.840.1.113883.10.20.22.4.80"  # C-CDA Encounter Diagnosis act
+SERVICE_LOCATION = "LOC"  # participant typeCode of the service delivery location (C-CDA)
+ACT_CODE = "HL7-ACTCODE"  # code_systems.csv: HL7 ActCode (2.16.840.1.113883.5.4)
+
+
+def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
+                     parent_key: str | None) -> Entry | None:
+    """A visit or stay the document reports (C-CDA Encounter Activity in the Encounters
+    section, IHE PCC / CI-SIS FR-Rencontre: a CNAM-HR hospital stay with its GHS, an
+    antenatal interview of OBP-SAP): its type (HL7 ActCode AMB/IMP/EMER, CPT, a CI-SIS
+    TA_ASIP code) with its qualifiers, its period (details.period_low/high; effective is
+    when it began), who saw the patient (details.performed_by), where (details.location:
+    the participant LOC's service delivery location) and what it was for
+    (details.diagnoses: the C-CDA Encounter Diagnosis and the RSON indications; the
+    problems they hold are still filed as problems) and its class (details.class: the HL7
+    ActCode among the code and its translations). Every encounter was dropped. Nothing
+    to file when it has neither a code, words nor a time."""
+    code = act.code
+    coded = _code(code, ctx, section) if code is not None else None
+    name = "" if coded else (original_text(code, section) if code is not None else "") or \
+        referenced_text(act.text_reference, section) or act.text.strip()
+    name = "" if is_placeholder(name) else name
+    when = _effective(act.effective_time, ctx)
+    if not coded and not name and not when:
+        return None
+    entry = _base(act, ENCOUNTER, section, ctx, parent_key)
+    if name:
+        entry.display, entry.mapped = name[:300], False
+    if code is not None and code.qualifiers:
+        _qualify(code, entry, "code_qualifiers", ctx, section)
+    klass = next((c for c in (code, *code.translations) if c.code and
+                  system_name(c.code_system) == ACT_CODE), None) if code is not None else None
+    if klass is not None:  # HL7 ActEncounterCode AMB, IMP, EMER... (C-CDA: a translation
+        # of the CPT code): the encounter's class
+        entry.details["class"] = {"code": klass.code, "display": klass.display or None}
+    period = act.effective_time
+    if isinstance(period, IVL):  # admission (low) and discharge (high)
+        for bound in ("low", "high"):
+            v = getattr(period, bound)
+            if isinstance(v, TS) and v.value:
+                iso = _iso_value(v.value, ctx.warnings, v.path)
+                if iso:
+                    entry.details[f"period_{bound}"] = iso
+    performed_by = _performed_by(act) if act.performers else None
+    if performed_by:
+        entry.details["performed_by"] = performed_by
+    places = [p for p in map(_service_location, act.participants) if p]
+    if places:
+        entry.details["location"] = places[0]
+    diagnoses = _encounter_diagnoses(act, ctx, section) if act.entry_relationships else []
+    if diagnoses:
+        entry.details["diagnoses"] = diagnoses
+    return entry
+
+
+def _service_location(part) -> dict[str, Any] | None:  # noqa: ANN001
+    """Where an encounter took place (participant LOC, C-CDA Service Delivery Location:
+    participantRole SDLOC with its HSLOC code and playingEntity name): ids, kind, name."""
+    entity = part.entity
+    if part.type_code != SERVICE_LOCATION or entity is None:
+        return None
+    out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root and not i.null_flavor]}
+    if entity.code is not None and entity.code.code:
+        out["code"] = {"code": entity.code.code, "system": system_name(entity.code.code_system),
+                       "display": entity.code.display or None}
+    names = [n for n in entity.player_names if n]
+    if names:
+        out["name"] = names[0][:300]
+    elif entity.code is not None and entity.code.display:
+        out["name"] = entity.code.display[:300]
+    out = {k: v for k, v in out.items() if v}
+    return out or None
+
+
+def _encounter_diagnoses(act: Encounter, ctx: _Ctx, section: Section) -> list[dict[str, Any]]:
+    """What an encounter was for: the problems of its C-CDA Encounter Diagnosis acts
+    (role 'diagnosis') and its RSON entryRelationships (an indication observation, an IHE
+    PCC internal reference to a problem: role 'reason'), each {code, system, display} or
+    {text}: the problem's value, else its code."""
+    out = []
+    for rel in act.entry_relationships:
+        nested = rel.act
+        if nested is None:
+            continue
+        if ENCOUNTER_DIAGNOSIS in nested.template_roots:
+            role, found = "diagnosis", [r.act for r in nested.entry_relationships
+                                        if isinstance(r.act, Observation)]
+        elif rel.type_code == "RSON":
+            role, found = "reason", [nested]
+        else:
+            continue
+        for obs in found:
+            value = next((v for v in map(_untyped, obs.values) if isinstance(v, CD)), None) \
+                if isinstance(obs, Observation) else None
+            said = (_coded_or_words(value, ctx, section) if value is not None else None) or \
+                (_coded_or_words(obs.code, ctx, section) if obs.code is not None else None)
+            if said:
+                out.append({"role": role, **said})
+    return out
 
 
 def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
@@ -2421,7 +2706,8 @@ def _code(code: CD, ctx: _Ctx,
 def original_text(code: CD, section: Section | None) -> str:
     """The originalText of a coded value: as written inside it, else the narrative element
     its reference ('#ID') points at in the section text; '' when neither is there."""
-    return code.original_text or referenced_text(code.original_text_reference, section)
+    text = code.original_text or referenced_text(code.original_text_reference, section)
+    return "" if is_placeholder(text) else text
 
 
 def referenced_text(reference: str, section: Section | None) -> str:

@@ -176,6 +176,11 @@ IDENTITY_QUARANTINED = {
 }
 
 
+# Problems of the corpus whose only diagnosis is the template's '(Texte libre)' (CI-SIS
+# example left as is): no problem, said as CDA_NOT_FILED (normalizers/cda.py is_placeholder)
+PLACEHOLDER_PROBLEMS = {"OPH-BRE_2022.02.xml": 1}
+
+
 def test_ans_corpus_read_whole(ctx) -> None:  # noqa: ANN001
     """Every public ANS CDA ends in a terminal state with no internal error; with
     auto-creation on, every coded result, problem and medication becomes an entry."""
@@ -203,7 +208,7 @@ def test_ans_corpus_read_whole(ctx) -> None:  # noqa: ANN001
                                   for t in s.findall(f"{V3}templateId"))
                        and _coded_product(s)]
         assert types["lab_result"] >= len(coded_lab), name
-        assert types["problem"] >= len(problems), name
+        assert types["problem"] >= len(problems) - PLACEHOLDER_PROBLEMS.get(name, 0), name
         assert types["medication"] >= len(medications), name
         assert types["document"] == 1, name
 

@@ -3385,3 +3385,320 @@ def test_record_target_ins_with_blanks_first_given_at_birth_and_bad_birth_time()
     assert any(w.startswith("CDA_BAD_DATE") and "birthTime" in w for w in nm.warnings)
     assert any("INS arc" in w for w in nm.warnings)
     assert not any("19551399" in w or "XYZ" in w for w in nm.warnings)
+
+
+# -- encounters --------------------------------------------------------------------------------
+CCDA_ENCOUNTER = """<entry typeCode="DRIV"><encounter classCode="ENC" moodCode="{mood}">
+  <templateId root="2.16.840.1.113883.10.20.22.4.49" extension="2015-08-01"/>
+  <id root="2a620155-9d11-439e-92b3-5d9815ff4de8"/>
+  <code code="99213" codeSystem="2.16.840.1.113883.6.12"
+    displayName="Office outpatient visit 15 minutes">
+    <originalText><reference value="#Encounter1_type"/></originalText>
+    <translation code="AMB" codeSystem="2.16.840.1.113883.5.4" displayName="Ambulatory"/>
+  </code>
+  <effectiveTime><low value="201209271000-0500"/><high value="201209271100-0500"/></effectiveTime>
+  <performer><assignedEntity><id root="2.16.840.1.113883.4.6" extension="1234567"/>
+    <code code="207QA0505X" codeSystem="2.16.840.1.113883.6.101"/></assignedEntity></performer>
+  <participant typeCode="LOC"><participantRole classCode="SDLOC">
+    <templateId root="2.16.840.1.113883.10.20.22.4.32"/>
+    <code code="1160-1" codeSystem="2.16.840.1.113883.6.259" displayName="Urgent Care Center"/>
+    <playingEntity classCode="PLC"><name>Community Urgent Care Center</name></playingEntity>
+  </participantRole></participant>
+  <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.80" extension="2015-08-01"/>
+    <code code="29308-4" codeSystem="2.16.840.1.113883.6.1" displayName="Diagnosis"/>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+      <id root="db734647-fc99-424c-a864-7e3cda82e705"/>
+      <code code="282291009" codeSystem="2.16.840.1.113883.6.96" displayName="Diagnosis"/>
+      <statusCode code="completed"/><effectiveTime><low value="20120927"/></effectiveTime>
+      <value xsi:type="CD" code="J18.9" codeSystem="2.16.840.1.113883.6.3"
+        displayName="Pneumonie, sans précision"/>
+    </observation></entryRelationship></act></entryRelationship>
+  <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.19" extension="2014-06-09"/>
+    <code code="404684003" codeSystem="2.16.840.1.113883.6.96" displayName="Finding"/>
+    <value xsi:type="CD" code="49727002" codeSystem="2.16.840.1.113883.6.96" displayName="Cough"/>
+  </observation></entryRelationship>
+</encounter></entry>"""
+
+
+def test_ccda_encounter_activity_is_an_encounter_with_place_performer_and_diagnosis() -> None:
+    """C-CDA Encounter Activity (Encounters section 46240-8): its type, period, performer,
+    service delivery location and diagnoses; it was dropped without a word. The problem
+    its Encounter Diagnosis holds is still a problem of its own."""
+    got = _entries(_section("46240-8", '<content ID="Encounter1_type">Consultation</content>',
+                            CCDA_ENCOUNTER.format(mood="EVN")))
+    by_type = {e.type: e for e in got}
+    enc = by_type["encounter"]
+    assert (enc.code, enc.display) == ("99213", "Office outpatient visit 15 minutes")
+    assert enc.details["class"] == {"code": "AMB", "display": "Ambulatory"}
+    assert enc.effective == enc.details["period_low"] == "2012-09-27T10:00-05:00"
+    assert enc.details["period_high"] == "2012-09-27T11:00-05:00"
+    assert enc.details["performed_by"] == {"ids": ["2.16.840.1.113883.4.6^1234567"]}
+    assert enc.details["location"]["name"] == "Community Urgent Care Center"
+    assert enc.details["location"]["code"]["code"] == "1160-1"
+    assert [(d["role"], d["code"]) for d in enc.details["diagnoses"]] == [
+        ("diagnosis", "J18.9"), ("reason", "49727002")]
+    assert by_type["problem"].code == "J18.9"
+
+
+def test_planned_encounter_is_a_plan() -> None:
+    """moodCode INT/ARQ (C-CDA Planned Encounter, CI-SIS 'recontacter pour fixer RDV'):
+    a visit to come, filed as a plan of an encounter, never as one that took place."""
+    got = _entries(_section("46240-8", "", CCDA_ENCOUNTER.format(mood="INT")))
+    plan = next(e for e in got if e.key.endswith("2a620155-9d11-439e-92b3-5d9815ff4de8"))
+    assert plan.type == "plan"
+    assert plan.details["planned"] == "encounter" and plan.details["mood"] == "INT"
+
+
+def test_ans_encounters_stays_and_the_empty_list() -> None:
+    """CNAM-HR: two hospital stays (FR-Rencontre IMP with the GHS as a qualifier, the
+    clinic as performer); the 'sans-info' example's 'Aucun' encounter is an absence, no
+    stay; OBP-SAP: four antenatal encounters (one id for all four: four entries)."""
+    from tests.conftest import corpus_path
+
+    def entries_of(name: str) -> list[Entry]:
+        data = corpus_path("cda", name).read_bytes()
+        return normalize_cda(parse_cda(data), data, "ans").entries
+
+    stays = [e for e in entries_of("CNAM-HR_2021.01.xml") if e.type == "encounter"]
+    assert [(e.code, e.details["period_low"], e.details.get("period_high")) for e in stays] \
+        == [("IMP", "2019-05-15", "2019-05-30"), ("IMP", "2019-04-12", None)]
+    assert stays[0].details["code_qualifiers"][0]["value"]["code"] == "1940"
+    assert stays[0].details["performed_by"]["organization_name"] == \
+        "CLINIQUE SAINTE GENEVIEVE"
+    empty = entries_of("CNAM-HR_2021.01_sans-info.xml")
+    assert not [e for e in empty if e.type == "encounter"]
+    assert [e.details["absent"] for e in empty if e.type == "absence" and
+            e.details["section"] == "46240-8"] == ["encounter"]
+    antenatal = [e for e in entries_of("OBP-SAP_2024.01.xml") if e.type == "encounter"]
+    assert [e.code for e in antenatal] == ["GEN-079", "MED-163", "ORG-193", "ORG-077"]
+    assert len({e.key for e in antenatal}) == 4
+
+
+# -- plans of care, advance directives, dispenses inside a medication --------------------------
+def test_requested_exam_without_value_is_a_plan_holding_what_it_says_of_itself() -> None:
+    """IHE PCC care plan observation request (CI-SIS FR-Demande-d-examen-ou-de-suivi,
+    IPS-FR 'LDL à contrôler', IMG-DA 'scanner demandé'): coded, no value, moodCode INT. It
+    was dropped (untyped and no value); what it nests (the function studied, 'call me
+    back') was filed as the patient's own observations."""
+    entry = _one(_section("18776-5", "", """
+      <entry><observation classCode="OBS" moodCode="INT">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.20.3.1"/>
+        <templateId root="1.2.250.1.213.1.1.3.27"/>
+        <id root="1.2.250.1.999.9" extension="DEM-1"/>
+        <code code="22748-8" codeSystem="2.16.840.1.113883.6.1" displayName="Cholestérol LDL"/>
+        <statusCode code="active"/><effectiveTime value="20241201"/>
+        <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+          <code code="GEN-297" codeSystem="1.2.250.1.213.1.1.4.322"
+            displayName="Le demandeur souhaite un retour par téléphone"/>
+          <value xsi:type="BL" value="true"/></observation></entryRelationship>
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.effective) == ("plan", "22748-8", "2024-12-01")
+    assert entry.details["planned"] == "observation" and entry.details["mood"] == "INT"
+    assert [o["code"] for o in entry.details["observations"]] == ["GEN-297"]
+
+
+def test_advance_directive_observation_is_filed_without_a_value() -> None:
+    """IHE PCC advance directive observation (IPS-FR 'Directives anticipées', since
+    2024-04-01, the PDF nested): that they exist is the fact; it was dropped."""
+    entry = _one(_section("42348-3", "", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.7"/>
+        <id root="1.2.250.1.999.9" extension="DA-1"/>
+        <code code="42348-3" codeSystem="2.16.840.1.113883.6.1"
+          displayName="Directives anticipées"/>
+        <statusCode code="completed"/>
+        <effectiveTime><low value="20240401"/><high nullFlavor="NA"/></effectiveTime>
+      </observation></entry>"""))
+    assert (entry.type, entry.code, entry.effective, entry.value) == (
+        "observation", "42348-3", "2024-04-01", None)
+
+
+def test_a_dispense_nested_in_a_medication_is_its_delivery() -> None:
+    """CNAM-HR: a medication (the CIP reimbursed) nests the IHE PCC supply entry of its
+    delivery, with no product of its own (when: the performer's time; how many; the
+    pharmacy). It was dropped as a dispense naming nothing."""
+    entry = _one(_section("10160-0", "", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+        <id root="1.2.250.1.999.9" extension="MED-1"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="3400939169002" codeSystem="1.2.250.1.213.2.3.2" displayName="CRESTOR 5MG"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.3"/>
+          <id root="1.2.250.1.999.9" extension="DEL-1"/><quantity value="1"/>
+          <performer typeCode="PRF"><time value="20190311"/><assignedEntity>
+            <id nullFlavor="UNK"/><representedOrganization><name>PHARMACIE DU PONT</name>
+            </representedOrganization></assignedEntity></performer>
+        </supply></entryRelationship>
+      </substanceAdministration></entry>"""))
+    assert entry.type == "medication" and entry.code == "3400939169002"
+    assert entry.details["dispenses"] == [{"time": "2019-03-11", "quantity": "1",
+                                           "by": {"organization_name": "PHARMACIE DU PONT"}}]
+
+
+# -- what is not filed is said -----------------------------------------------------------------
+PADV = """<entry><observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.9.1.3.3"/>
+  <id root="1.2.250.1.999.9" extension="PADV-{n}"/>
+  <code code="CHANGE" codeSystem="1.3.6.1.4.1.19376.1.9.2.1" displayName="Changement"/>
+  <statusCode code="completed"/><effectiveTime value="20240312"/>
+  <value xsi:type="ST">Posologie réduite de moitié</value>
+  <entryRelationship typeCode="REFR"><substanceAdministration classCode="SBADM" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+    <id root="1.2.250.1.999.9" extension="CHG-{n}"/>
+    <consumable><manufacturedProduct><manufacturedMaterial>
+      <code code="3400930000000" codeSystem="1.2.250.1.213.2.3.2" displayName="PRODUIT"/>
+    </manufacturedMaterial></manufacturedProduct></consumable>
+  </substanceAdministration></entryRelationship>
+  <reference typeCode="REFR"><externalDocument><id root="1.2.250.1.999.3" extension="PRE-1"/>
+  </externalDocument></reference>
+</observation></entry>"""
+
+
+def test_pharmaceutical_advice_is_not_filed_and_said_once_with_its_count() -> None:
+    """IHE Pharm PADV (a pharmacist's CHANGE on an item of a prescription, another
+    document): no fact about the patient, not the changed medication either; it was
+    dropped without a word (or, with a value, filed as the patient's observation 'CHANGE'
+    and its proposed medication as a medication). One CDA_NOT_FILED per kind and document,
+    with the count and the first path; no patient data in it."""
+    data = (HEAD + _section("61356-1", "", PADV.format(n=1) + PADV.format(n=2)) +
+            TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert [e.type for e in msg.entries] == ["document"]
+    said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert len(said) == 1
+    assert "pharmaceutical advice" in said[0] and "(2 in the document)" in said[0]
+    assert "/section/entry[1]/observation" in said[0]
+    assert "Posologie" not in said[0] and "PRODUIT" not in said[0]
+
+
+def test_statements_naming_nothing_or_of_unknown_kind_are_said_structure_is_not() -> None:
+    """A medication whose product has no code, name nor words (DLU-EHPAD-FLUDT: code and
+    name nullFlavor UNK) and an act of a template read nowhere (CI-SIS patient transfer,
+    80413-8) were dropped silently; a comment, an internal reference and an empty
+    organizer hold nothing to say."""
+    data = (HEAD + _section("10160-0", "", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/><id root="1.2.250.1.999.9" extension="M"/>
+        <code nullFlavor="NA"/><text><reference/></text>
+        <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="UNK"/>
+          <name nullFlavor="UNK"/></manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entry>
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1"/>
+        <code code="80413-8" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime><low value="20210503100500"/></effectiveTime></act></entry>
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+        <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/><text>Vu</text></act></entry>
+      <entry><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.3.4"/>
+        <code code="70938-6" codeSystem="2.16.840.1.113883.6.1"/></act></entry>
+      <entry><organizer classCode="CLUSTER" moodCode="EVN"><statusCode code="completed"/>
+      </organizer></entry>""") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    said = sorted(w for w in msg.warnings if w.startswith("CDA_NOT_FILED"))
+    assert len(said) == 2, said
+    assert "entry[1]/substanceAdministration: medication statement naming nothing" in said[0]
+    assert "entry[2]/act: act 1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1 code 80413-8" in said[1]
+
+
+# -- template placeholders are no content ------------------------------------------------------
+def test_placeholder_texts_are_not_filed_as_values_comments_names_or_narrative() -> None:
+    """CI-SIS examples (IMG-DA, OPH-BRE, ANEST, AVC-AUNV) leave '(texte libre)' where the
+    author's words go, and senders copy them: it was filed as a result's value, a problem's
+    name, a comment, a section's narrative. Now none of these; a statement whose value it
+    was is said (CDA_NOT_FILED); words that only start with it are the author's."""
+    data = (HEAD + _section("11450-4", '<content ID="pb">(Texte libre)</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <id root="1.2.250.1.999.9" extension="PB-1"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96" displayName="Diagnostic"/>
+        <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#pb"/>
+        </originalText></value></observation></entry>
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <id root="1.2.250.1.999.9" extension="PB-2"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <value xsi:type="CD" code="R06.0" codeSystem="2.16.840.1.113883.6.3"
+          displayName="Dyspnée"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text>(texte libre)</text></act></entryRelationship>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT"
+          moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+          <code code="48767-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <text>(Texte libre) Dyspnée majeure peropératoire</text></act></entryRelationship>
+      </observation></entry>""") + _section("30954-2", "", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <id root="1.2.250.1.999.9" extension="R-1"/>
+        <code code="EAQH002" codeSystem="1.2.250.1.213.2.5"/>
+        <value xsi:type="ST">(texte libre : Description des lésions diagnostiquées)</value>
+      </observation></entry>""") + _section("19005-8", "(texte libre)", "") + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    document, *body = msg.entries
+    assert [(e.type, e.code) for e in body] == [("problem", "R06.0")]
+    assert body[0].details["comments"] == ["(Texte libre) Dyspnée majeure peropératoire"]
+    said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert len(said) == 2 and all("template placeholder" in w for w in said)
+    conclusion = [s for s in document.details["sections"] if s["code"] == "19005-8"]
+    assert conclusion == [{"code": "19005-8", "title": "Section", "text": None, "level": 0}]
+
+
+@pytest.mark.parametrize("text, placeholder", [
+    ("(texte libre)", True), ("(Texte libre) ", True), ("Texte  libre", True), ("...", True),
+    ("…", True), ("(texte libre : Description des lésions diagnostiquées)", True),
+    ("(Texte libre) Dyspnée majeure", False), ("Pas d'anomalie...", False), ("", False),
+    ("texte libre de toute lésion", False)])
+def test_what_a_placeholder_is(text: str, placeholder: bool) -> None:
+    from normalizers.cda import is_placeholder
+
+    assert is_placeholder(text) is placeholder
+
+
+# -- images in a battery -----------------------------------------------------------------------
+def test_an_image_of_a_battery_is_referenced_by_its_results() -> None:
+    """CR-BIO electrophoresis: the curve is an observationMedia (CI-SIS
+    FR-Image-illustrative) among the battery's results; it was dropped. Each result of
+    the battery now says where it is (panel.media: type, ID the narrative renders, path,
+    size), the content staying in the document; a file an observation nests (IPS-FR: the
+    advance directives' PDF) is the observation's (details.media)."""
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+           "AAAABJRU5ErkJggg==")
+    got = _entries(_section("18719-5", '<renderMultiMedia referencedObject="ELECTRO"/>', f"""
+      <entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="24351-9" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><effectiveTime value="20240312"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <code code="2862-1" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="PQ" value="38.2" unit="g/L"/></observation></component>
+        <component><observationMedia classCode="OBS" moodCode="EVN" ID="ELECTRO">
+          <templateId root="1.2.250.1.213.1.1.3.103"/>
+          <value mediaType="image/png" representation="B64">{png}</value>
+        </observationMedia></component>
+      </organizer></entry>"""), _section("42348-3", "", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.7"/>
+        <code code="42348-3" codeSystem="2.16.840.1.113883.6.1"/>
+        <effectiveTime><low value="20240401"/></effectiveTime>
+        <entryRelationship typeCode="COMP"><observationMedia classCode="OBS" moodCode="EVN"
+          ID="da-pdf"><value mediaType="application/pdf" representation="B64">JVBERi0xLjcK
+          </value></observationMedia></entryRelationship>
+      </observation></entry>"""))
+    albumin, directive = got
+    media = albumin.details["panel"]["media"]
+    assert [(m["media_type"], m["id"]) for m in media] == [("image/png", "ELECTRO")]
+    assert media[0]["ref"].endswith("/organizer/component[2]/observationMedia")
+    assert media[0]["bytes"] == len(png) * 3 // 4
+    assert directive.details["media"][0]["media_type"] == "application/pdf"
+    assert "JVBER" not in str(albumin.details) + str(directive.details)

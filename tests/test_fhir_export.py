@@ -58,6 +58,8 @@ STATUSES = {
                        "unknown"},
     "DeviceUseStatement": {"active", "completed", "entered-in-error", "intended", "stopped",
                            "on-hold"},
+    "Encounter": {"planned", "arrived", "triaged", "in-progress", "onleave", "finished",
+                  "cancelled", "entered-in-error", "unknown"},
 }
 DOC_STATUSES = {"preliminary", "final", "amended", "entered-in-error"}
 VERIFICATION = {
@@ -450,7 +452,16 @@ _entry_rows = st.fixed_dictionaries({
             ["55561003", "413322009", "277022003", "x"]), "system": _text}),
         "resolved": _dates(), "relative": st.fixed_dictionaries({}, optional={
             "code": _text, "system": _text, "display": _text, "sex": _text}),
-        "mood": st.sampled_from(["INT", "RQO", "GOL", "x", ""])})),
+        "mood": st.sampled_from(["INT", "RQO", "GOL", "x", ""]),
+        "performed_by": st.fixed_dictionaries({}, optional={
+            "ids": st.lists(st.sampled_from(["1.2.3^X1", "plain", ""]), max_size=2),
+            "organization": st.lists(st.sampled_from(["1.2.4^F1", " "]), max_size=1),
+            "organization_name": _text}),
+        "location": st.fixed_dictionaries({}, optional={"name": _text}),
+        "diagnoses": st.lists(st.fixed_dictionaries({}, optional={
+            "code": _text, "system": _text, "display": _text, "text": _text}), max_size=2),
+        "code_qualifiers": st.lists(st.fixed_dictionaries({"value": st.fixed_dictionaries(
+            {"code": _text, "system": _text})}), max_size=2)})),
 })
 
 
@@ -646,3 +657,50 @@ def test_comments_of_the_exam_and_of_the_concern_are_notes() -> None:
         "Recontrôle conseillé.", "Flore polymorphe, contamination probable."]
     assert [n["text"] for n in res["2"]["note"]] == ["Suivi pneumologique annuel."]
     assert "note" not in res["3"]
+
+
+def test_an_encounter_is_an_encounter_with_its_class_period_place_and_reasons() -> None:
+    """A CDA encounter (FR-Rencontre, C-CDA Encounter Activity): class from its ActCode
+    (IMP), else 'unknown' (R4 requires one); its GHS qualifier as a further type; period;
+    the clinic as serviceProvider, the physician by RPPS, the place and the diagnoses by
+    display and code (no Location or Condition resources of their own)."""
+    patient = {"id": 5, "family": "ESSAI", "given": "Marc", "birth_date": "1950-01-01",
+               "sex": "M", "ins": None}
+    rows = [
+        {"id": 1, "type": "encounter", "status": "final", "code": "IMP",
+         "system": "HL7-ACTCODE", "display": "Hospitalisation", "effective": "2019-05-15",
+         "details": {"period_low": "2019-05-15", "period_high": "2019-05-30",
+                     "code_qualifiers": [{"name": None, "value": {
+                         "code": "1940", "system": "1.2.250.1.215.200.3.1",
+                         "display": "Interventions majeures sur l'intestin grêle"}}],
+                     "performed_by": {"ids": ["1.2.250.1.71.4.2.1^801234567897"],
+                                      "organization": ["1.2.250.1.71.4.2.2^1750300550"],
+                                      "organization_name": "CLINIQUE SAINTE GENEVIEVE"},
+                     "location": {"name": "Service de chirurgie digestive"},
+                     "diagnoses": [{"role": "diagnosis", "code": "K56.6", "system": "CIM-10",
+                                    "display": "Occlusion"}, {"role": "reason",
+                                                              "text": "douleurs"}]}},
+        {"id": 2, "type": "encounter", "status": "active", "code": "GEN-079",
+         "system": "TA_ASIP", "display": "Entretien prénatal précoce",
+         "effective": "2022-12-11", "details": {}},
+        {"id": 3, "type": "encounter", "status": "final", "code": "99213", "system": "CPT",
+         "details": {"class": {"code": "AMB", "display": "Ambulatory"}}},
+    ]
+    bundle = to_bundle(patient, rows)
+    kinds = check_bundle(bundle)
+    assert kinds["Encounter"] == 3
+    res = {r["resource"]["identifier"][0]["value"]: r["resource"] for r in bundle["entry"]
+           if r["resource"]["resourceType"] != "Patient"}
+    stay, visit = res["1"], res["2"]
+    assert stay["status"] == "finished"
+    assert stay["class"]["code"] == "IMP" and stay["class"]["system"].endswith("v3-ActCode")
+    assert [t["coding"][0]["code"] for t in stay["type"]] == ["IMP", "1940"]
+    assert stay["period"] == {"start": "2019-05-15", "end": "2019-05-30"}
+    assert stay["participant"][0]["individual"]["identifier"]["value"] == "801234567897"
+    assert stay["serviceProvider"]["display"] == "CLINIQUE SAINTE GENEVIEVE"
+    assert stay["location"][0]["location"]["display"] == "Service de chirurgie digestive"
+    assert [r.get("text") for r in stay["reasonCode"]] == ["Occlusion", "douleurs"]
+    assert (visit["status"], visit["class"]["code"]) == ("in-progress", "UNK")
+    assert visit["period"] == {"start": "2022-12-11"}
+    assert (res["3"]["class"]["code"], res["3"]["type"][0]["coding"][0]["code"]) == (
+        "AMB", "99213")  # C-CDA: the CPT visit code, AMB its ActCode translation
