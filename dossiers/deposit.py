@@ -486,8 +486,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row["version"] = latest.get(key, 0) + 1
         if entry.action != ACTION_DELETE and (key in buried or entry.parent_key in buried):
             # withdrawn in this dossier: the original after its deletion, or sent again
-            kept = next((r for r in stored.get((patient_id, key), ())
-                         if not r.current and _same(row, r)), None)
+            kept = _in_history(row, stored.get((patient_id, key), ()))
             if kept is not None:  # the version the withdrawal superseded, as it was
                 result.duplicates += 1
                 if kept.import_id != import_id:
@@ -503,8 +502,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             continue
         if newer is not None or (doc is None and old is not None and _earlier_state(row, old)):
             # an earlier version arriving late: history, superseded by what is held
-            kept = next((r for r in stored.get((patient_id, key), ())
-                         if not r.current and _same(row, r)), None)
+            kept = _in_history(row, stored.get((patient_id, key), ()))
             if kept is not None:  # filed as history before (a rerun, a resend)
                 result.duplicates += 1
                 if kept.import_id != import_id:
@@ -552,6 +550,12 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _in_history(row: dict, versions: Sequence) -> object | None:
+    """The version of its key, not current, with ``row``'s content: the same late version or
+    withdrawn original filed as history before (a rerun, a resend), not to be filed twice."""
+    return next((r for r in versions if not r.current and _same(row, r)), None)
 
 
 def _buried(items: Sequence[tuple[Entry, str | None]], held: dict[str, object]) -> set[str]:
