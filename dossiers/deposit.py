@@ -434,6 +434,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 replaced_docs.append((old, entry.source_ref))
         else:
             old = held.get(entry.key)
+            if old is not None and entry.details.get("value_held"):
+                _carry_held_value(row, old)
         if entry.action == ACTION_DELETE:
             if old is None:
                 # a tombstone: the deletion is kept under the key it names, withdrawn, so
@@ -550,6 +552,29 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+# What a result's value is made of: a status change sent without it (HL7v2 OBX-11 U) keeps
+# the held version's.
+_VALUE_COLUMNS = ("value", "value_type", "value_num", "comparator", "unit", "unit_original",
+                  "reference_range", "interpretation")
+
+
+def _carry_held_value(row: dict, old) -> None:  # noqa: ANN001
+    """A result made final without its value sent again (OBX-11 U, HL7 v2.5 7.4.2.11: 'results
+    status change to final without retransmitting results already sent as preliminary'):
+    the new version keeps the held version's value, unit, range and flags, and its details
+    under the new ones. Filed as sent, the final version had no value and the preliminary
+    potassium vanished from the dossier. Nothing to carry from a version without a value
+    (pending, cancelled) or withdrawn."""
+    if row["value"] is not None or old.value is None or old.status == "withdrawn":
+        return
+    for column in _VALUE_COLUMNS:
+        if row[column] is None:
+            row[column] = getattr(old, column)
+    row["details"] = {**(old.details or {}), **(row["details"] or {})}
+    if row["effective"] == old.effective:
+        row["fact"] = old.fact
 
 
 def _in_history(row: dict, versions: Sequence) -> object | None:

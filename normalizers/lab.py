@@ -918,6 +918,12 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         _value(ctx, obx, entry)
     else:
         entry.value_type = lf(vtype).upper() or None
+        if status_code in _empty_means_held():
+            # OBX-11 U (v2.5 7.4.2.11): 'results status change to final without
+            # retransmitting results already sent as preliminary'. The value is the one
+            # held; deposit carries it over (dossiers/deposit.py). Filed as it came, the
+            # final had no value and the potassium sent as preliminary was gone.
+            entry.details["value_held"] = True
     if nf > 6 and f[6]:
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
     if nf > 7 and f[7]:
@@ -973,6 +979,14 @@ def _why_no_status(f: list[str]) -> str:
 def _value_types() -> frozenset[str]:
     """OBX-2 values known as HL7 data types (tables/hl7_value_types.csv)."""
     return frozenset(row["code"] for row in table("hl7_value_types"))
+
+
+@cache
+def _empty_means_held() -> frozenset[str]:
+    """OBX-11 codes whose empty OBX-5 means 'the value sent before stands' (U), from
+    tables/result_status.csv (column empty_value = held)."""
+    return frozenset(row["code"] for row in table("result_status")
+                     if row.get("empty_value") == "held")
 
 
 @cache

@@ -1,0 +1,111 @@
+"""One order's results through their life, message after message, as a French lab's SIL sends
+them (Hexalis, GLIMS, Kalisil): pending, preliminary, final, status-only final, corrected,
+the cumulative report sent again with one more result, withdrawn (OBX-11 I, P, F, U, C, W,
+X; HL7 v2.5 7.4.2.11), filed through the whole pipeline and read back from the dossier."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from pipelines.rerun import reopen
+from tests.test_lab_normalizer import MSH, ORC, PID
+
+K = "2823-3"  # Potassium [Moles/volume] in Serum or Plasma
+NA = "2951-2"  # Sodium [Moles/volume] in Serum or Plasma
+
+
+def _msg(n: int, obr25: str, *obx: str) -> bytes:
+    """Message n of the order 24C0315-07, sent at 09:n0 (MSH-7 and OBR-22)."""
+    sent = f"2024031509{n}000"
+    header = MSH.replace("MSG-0001", f"MSG-{n:04d}").replace("20240315104500", sent)
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIOCHIMIE^Bilan biochimique^L|||"
+           f"202403150810|||||||||^MARTIN^Paul^^^DR||||||{sent[:12]}|||{obr25}")
+    return ("\r".join([header, PID, ORC, obr, *obx]) + "\r").encode()
+
+
+def _file(ctx, *messages: bytes) -> list[int]:  # noqa: ANN001
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    ids: list[int] = []
+    for n, data in enumerate(messages):
+        ids += intake(ctx.engine, ctx.archive, [Received(data, "demo-lab", "file",
+                                                         file_name=f"{n}.hl7")])[0].message_ids
+        drain(ctx)
+    return ids
+
+
+def _versions(ctx, code: str):  # noqa: ANN001, ANN202
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(entries).where(entries.c.code == code)
+                            .order_by(entries.c.id)).all()
+
+
+def _current(ctx, code: str):  # noqa: ANN001, ANN202
+    (row,) = [r for r in _versions(ctx, code) if r.current]
+    return row
+
+
+def test_status_change_to_final_without_the_value_keeps_the_preliminary_value(ctx) -> None:  # noqa: ANN001
+    """OBX-11 U: 'results status change to final without retransmitting results already sent
+    as preliminary'. The final version had no value: the potassium vanished from the dossier
+    the moment the lab validated it."""
+    ids = _file(ctx,
+                _msg(1, "P", f"OBX|1|NM|{K}^Potassium^LN||6,1|mmol/L|3.5-5.1|H|||P",
+                     "NTE|1|L|Contrôle sur un second tube : hémolyse exclue"),
+                _msg(2, "F", f"OBX|1|NM|{K}^Potassium^LN||||||||U"))
+    prelim, final = _versions(ctx, K)
+    assert (prelim.status, prelim.current, prelim.superseded_by) == ("preliminary", False,
+                                                                      final.id)
+    assert (final.status, final.current, final.import_id) == ("final", True, ids[1])
+    assert (final.value, final.value_num, final.unit, final.reference_range,
+            final.interpretation) == ("6,1", 6.1, "mmol/L", "3.5-5.1", "H")
+    assert final.details["comments"] == ["Contrôle sur un second tube : hémolyse exclue"]
+    assert final.fact == prelim.fact  # the same fact: another channel still meets it
+    # a rerun of the status change files nothing more
+    reopen(ctx.engine, [ids[1]])
+    drain(ctx)
+    assert len(_versions(ctx, K)) == 2
+
+
+def test_status_change_with_nothing_held_files_a_final_without_value(ctx) -> None:  # noqa: ANN001
+    """Nothing to carry (the preliminary never came, or was pending without value): the
+    final is filed as sent, and it says its value was to be the one held before."""
+    _file(ctx, _msg(1, "I", f"OBX|1|NM|{NA}^Sodium^LN||||||||I"),
+          _msg(2, "F", f"OBX|1|NM|{K}^Potassium^LN||||||||U",
+               f"OBX|2|NM|{NA}^Sodium^LN||||||||U"))
+    for code in (K, NA):
+        final = _current(ctx, code)
+        assert (final.status, final.value, final.value_num) == ("final", None, None)
+        assert final.details == {"value_held": True}
+
+
+def test_the_life_of_one_order(ctx) -> None:  # noqa: ANN001
+    """Pending, preliminary, final, corrected; the cumulative report sent again with one more
+    result; a result posted to the wrong patient; one that cannot be obtained."""
+    chlore = "OBX|3|NM|2075-0^Chlorure^LN||101|mmol/L|98-107|N|||F"
+    ids = _file(
+        ctx,
+        _msg(1, "P", f"OBX|1|NM|{K}^Potassium^LN||4.2|mmol/L|3.5-5.1|N|||P",
+             f"OBX|2|NM|{NA}^Sodium^LN||||||||I"),
+        _msg(2, "F", f"OBX|1|NM|{K}^Potassium^LN||4.3|mmol/L|3.5-5.1|N|||F",
+             f"OBX|2|NM|{NA}^Sodium^LN||140|mmol/L|135-145|N|||F"),
+        _msg(3, "C", f"OBX|1|NM|{K}^Potassium^LN||5.9|mmol/L|3.5-5.1|H|||C",
+             f"OBX|2|NM|{NA}^Sodium^LN||140|mmol/L|135-145|N|||F"),
+        _msg(4, "F", f"OBX|1|NM|{K}^Potassium^LN||5.9|mmol/L|3.5-5.1|H|||C",
+             f"OBX|2|NM|{NA}^Sodium^LN||140|mmol/L|135-145|N|||F", chlore),
+        _msg(5, "F", f"OBX|1|NM|{NA}^Sodium^LN||140|mmol/L|135-145|N|||W",
+             "OBX|2|NM|1963-8^Bicarbonates^LN||||||||X"))
+    assert [(r.status, r.value, r.current) for r in _versions(ctx, K)] == [
+        ("preliminary", "4.2", False), ("final", "4.3", False), ("corrected", "5.9", True)]
+    assert [(r.status, r.current) for r in _versions(ctx, NA)] == [
+        ("registered", False), ("final", False), ("withdrawn", True)]
+    assert [(r.value, r.import_id) for r in _versions(ctx, "2075-0")] == [("101", ids[3])]
+    bicar = _current(ctx, "1963-8")
+    assert (bicar.status, bicar.value) == ("cancelled", None)
+    with ctx.engine.connect() as conn:
+        resent = conn.execute(select(imports).where(imports.c.id == ids[3])).one()
+    assert (resent.entries_count, resent.duplicates_count) == (2, 2)  # chlorure and report
