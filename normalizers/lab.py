@@ -1295,10 +1295,17 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     if not sent:
         return
     entry.unit_original = sent
-    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
-        entry.unit = sent
-        return
     unit, mapped = to_ucum(sent)
+    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
+        # Declared UCUM: kept as sent, unless it is a spelling the table reads as another
+        # code ('µmol/L^^UCUM': UCUM writes micro 'u'; 'G/L^^UCUM', which UCUM would read
+        # as gauss per litre). Kept, it was a unit no other channel's result ever met (the
+        # CDA path maps every unit through the table) and no UCUM reader understood.
+        entry.unit = unit if mapped else sent
+        if mapped and unit.lower() != sent.lower():
+            warnings.append(f"{loc(obx, 6)}: unit declared UCUM is no UCUM code, read as "
+                            "the UCUM unit it spells")
+        return
     if not mapped and len(c) > 1 and sent == lf(c[0]):
         # '0004-17a0^°C^MDIL', '266016^mmHg^MDC': a monitor's or a LIS's own unit code, the
         # unit itself in the text (CE.2). The unit read is the text's; the code is kept

@@ -1424,3 +1424,25 @@ def test_french_and_english_unit_spellings_of_counts_and_seconds():
     from normalizers.units import to_ucum
     assert [to_ucum(u) for u in ("/mmc", "/nL", "seconds")] == [
         ("/mm3", True), ("/nL", True), ("s", True)]
+
+
+# -- round 6: French lab groups' and hospital SILs' messages ------------------------------------
+def test_a_unit_declared_ucum_in_a_local_spelling_is_read_as_the_ucum_unit():
+    """OBX-6 'µmol/L^^UCUM' (UCUM writes micro 'u') or 'G/L^^UCUM' (UCUM would read gauss per
+    litre): filed as sent, the creatinine and the leucocytes were units no CDA lab report's
+    result met (that path maps every unit through the table) and no UCUM reader understood.
+    A UCUM code is kept as sent ('mmol/l' is UCUM too), an unknown one too."""
+    nm = norm(oru("OBX|1|NM|CREA^Créatinine^L||78|µmol/L^^UCUM|45-84|N|||F",
+                  "OBX|2|NM|LEUCO^Leucocytes^L||7,2|G/L^^UCUM|4.0-10.0|N|||F",
+                  "OBX|3|NM|GLY^Glycémie^L||5.4|mmol/l^millimole par litre^UCUM|3.9-5.8|N|||F",
+                  "OBX|4|NM|CRP^CRP^L||3|mg/L^^UCUM|<5||||F",
+                  "OBX|5|NM|ECBU^Numération^L||5|{CFU}/mL^^UCUM|||||F",
+                  "OBX|6|NM|AAA^Test maison^L||5|{bidule}^^UCUM|||||F"))
+    r = by_ref(nm)
+    assert [(r[f"OBX[{i}]"].unit, r[f"OBX[{i}]"].unit_original) for i in range(5, 11)] == [
+        ("umol/L", "µmol/L"), ("10*9/L", "G/L"), ("mmol/L", "mmol/l"), ("mg/L", "mg/L"),
+        ("{CFU}/mL", "{CFU}/mL"), ("{bidule}", "{bidule}")]
+    assert not any("unit_unmapped" in r[f"OBX[{i}]"].details for i in range(5, 11))
+    assert [w for w in nm.warnings if "declared UCUM" in w] == [
+        "OBX[5]-6: unit declared UCUM is no UCUM code, read as the UCUM unit it spells",
+        "OBX[6]-6: unit declared UCUM is no UCUM code, read as the UCUM unit it spells"]
