@@ -89,8 +89,9 @@ _GROUPED_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3})+\.\d+|(?:,\d{3}){2,})")
 # print it. Not in the NM grammar (v2.5 2.A.47) but no other reading; the exponent is bounded
 # so that no value reads as infinite.
 _EXPONENT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))[eE]([+-]?\d{1,2})")
-# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2'): _parse_number reads the rest.
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+\-\d.,].*)")
+# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2', '≥ 60'): _parse_number reads
+# the rest; a one-sign comparator (tables/comparator_signs.csv) is read by _comparator.
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=|[\u2264\u2265\u2a7d\u2a7e])\s*([+\-\d.,].*)")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -1088,6 +1089,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
                                 "read as SN")
             _structured_numeric(ctx, c, entry, where)
+        elif len(c) > 1 and any(text(msg, x) for x in c[1:]):
+            _nm_with_components(ctx, first, c, head, entry, where)
         else:
             _numeric(ctx, head, entry, where)
     elif vtype == "SN":
@@ -1150,6 +1153,36 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
     return None
 
 
+# A power of ten written with an unescaped '^' ('>10^3', '2,5x10^6', '1.2 x 10^5'): it reaches
+# us as the components '>10' and '3'. Comparator, mantissa and 'x' optional.
+_POWER_OF_TEN = re.compile(r"(<=|>=|<|>|[\u2264\u2265\u2a7d\u2a7e])?"
+                           r"\s*(?:(\d+(?:[.,]\d+)?)\s*[x\u00d7*]\s*)?10")
+_EXPONENT_DIGITS = re.compile(r"[+-]?\d{1,2}")
+
+
+def _nm_with_components(ctx: _Ctx, first: str, c: list[str], head: str, entry: Entry,
+                        where: str) -> None:
+    """An NM value (no components in HL7) that arrives with some: what follows its first
+    component was dropped without a word. A power of ten sent with an unescaped '^'
+    ('>10^3' copies/mL: more than a thousand) was read as '>10', a thousand times less; it
+    is now read as the number it spells. Anything else after the number ('4.5^H') is kept
+    in details.value_sent (OBX-5 as sent), with a warning; the number is read as before."""
+    msg = ctx.msg
+    tail = text(msg, c[1]) if len(c) == 2 else ""
+    m = _POWER_OF_TEN.fullmatch(head) if tail else None
+    if m is not None and _EXPONENT_DIGITS.fullmatch(tail):
+        mantissa = float(m.group(2).replace(",", ".")) if m.group(2) else 1.0
+        entry.value = f"{head}^{tail}"
+        entry.value_num = float(f"{mantissa!r}e{int(tail)}")
+        entry.comparator = _comparator(ctx, m.group(1), where) if m.group(1) else None
+        ctx.warnings.append(f"{where}: unescaped '^' inside the value read as a power of ten")
+        return
+    entry.details["value_sent"] = unescaped(msg, first)
+    ctx.warnings.append(f"{where}: components after the first are no part of an NM value: "
+                        "the number is the first, the value as sent is kept apart")
+    _numeric(ctx, head, entry, where)
+
+
 def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM") -> None:
     if not value:
         return
@@ -1159,8 +1192,9 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
         m = _COMPARED.fullmatch(value)
         if m is not None:  # '<0.5' sent as NM: unambiguous, accepted as SN would have been
             num = _parse_number(ctx, m.group(2), where)
-            if m.group(1) != "=":
-                entry.comparator = m.group(1)
+            comparator = _comparator(ctx, m.group(1), where)
+            if comparator != "=":
+                entry.comparator = comparator
             ctx.warnings.append(f"{where}: comparator in an {vtype} value without components, "
                                 "read as SN")
     if num is None:
@@ -1185,9 +1219,28 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     if num is None:
         return
     entry.value_num = num
-    if m is not None and m.group(1) != "=":
-        entry.comparator = m.group(1)
+    if m is not None:
+        comparator = _comparator(ctx, m.group(1), where)
+        if comparator != "=":
+            entry.comparator = comparator
     ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
+
+
+@cache
+def _comparator_signs() -> dict[str, str]:
+    """'≤' -> '<=', '≥' -> '>=' (tables/comparator_signs.csv)."""
+    return column_map("comparator_signs", "sign", "comparator")
+
+
+def _comparator(ctx: _Ctx, sent: str, where: str) -> str:
+    """The HL7 comparator (SN.1) ``sent`` is: itself, or the one a single sign stands for
+    ('≤0,5', '≥ 60' from systems that print them; the whole message failed as
+    OBX_BAD_NUMBER), said in a warning."""
+    comparator = _comparator_signs().get(sent)
+    if comparator is None:
+        return sent
+    ctx.warnings.append(f"{where}: comparator written as one sign, read as {comparator}")
+    return comparator
 
 
 def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
@@ -1201,6 +1254,8 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         return
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if comparator in _comparator_signs():  # '≤^0.25'
+        comparator = _comparator(ctx, comparator, where)
     if comparator and comparator not in COMPARATORS and len(c) < 4 \
             and num1 in SN_SEPARATORS and _NUMBER.fullmatch(comparator):
         # '1^:^128' or '1^-^5' where '^1^:^128' was due (the empty comparator left out): a

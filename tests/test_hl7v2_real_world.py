@@ -1446,3 +1446,45 @@ def test_a_unit_declared_ucum_in_a_local_spelling_is_read_as_the_ucum_unit():
     assert [w for w in nm.warnings if "declared UCUM" in w] == [
         "OBX[5]-6: unit declared UCUM is no UCUM code, read as the UCUM unit it spells",
         "OBX[6]-6: unit declared UCUM is no UCUM code, read as the UCUM unit it spells"]
+
+
+def test_comparators_written_as_one_sign():
+    """'≤0,25' (a MIC), '≥ 90' (an eGFR) from systems that print the signs: the whole message
+    failed (OBX_BAD_NUMBER). Read as '<=' and '>=', with a warning; the value text as sent."""
+    nm = norm(oru("OBX|1|NM|CIPRO^Ciprofloxacine CMI^L|1|≤0,25|mg/L||S|||F",
+                  "OBX|2|SN|OXA^Oxacilline CMI^L|1|≤^0.25|mg/L||S|||F",
+                  "OBX|3|ST|DFG^DFG CKD-EPI^L||≥ 90|mL/min/1,73m²|> 60||||F",
+                  "OBX|4|ST|DFG2^DFG estimé^L||≥ 90||||||F"))
+    r = by_ref(nm)
+    assert [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+            for i in range(5, 9)] == [("≤0,25", 0.25, "<="), ("<=0.25", 0.25, "<="),
+                                      ("≥ 90", 90.0, ">="), ("≥ 90", None, None)]
+    assert r["OBX[7]"].unit == "mL/min/{1.73_m2}"
+    said = [w for w in nm.warnings if "one sign" in w]
+    assert said == ["OBX[5]-5: comparator written as one sign, read as <=",
+                    "OBX[6]-5: comparator written as one sign, read as <=",
+                    "OBX[7]-5: comparator written as one sign, read as >="]
+
+
+def test_nm_value_with_components_loses_nothing_silently():
+    """NM has no components. A power of ten typed with an unescaped '^' ('>10^3' copies/mL, a
+    viral load over a thousand) arrived as '>10' and '3' and was filed as '>10', a thousand
+    times less, without a word: it is the number it spells. Anything else after the number
+    ('4.5^H') was dropped without a word: the number is still the first component, the value
+    as sent is kept (details.value_sent), and said."""
+    nm = norm(oru("OBX|1|NM|CVHIV^Charge virale VIH^L||>10^7|copies/mL|<20|H|||F",
+                  "OBX|2|NM|CVHBV^Charge virale VHB^L||2,5x10^6|UI/mL|||||F",
+                  "OBX|3|NM|CVHCV^Charge virale VHC^L||<10^1|UI/mL|||||F",
+                  "OBX|4|NM|K^Potassium^L||4.5^H|mmol/L|3.5-5.1||||F",
+                  "OBX|5|NM|NA^Sodium^L||140^^|mmol/L|135-145||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 10)]
+    assert got == [(">10^7", 1e7, ">"), ("2,5x10^6", 2.5e6, None), ("<10^1", 10.0, "<"),
+                   ("4.5", 4.5, None), ("140", 140.0, None)]
+    assert r["OBX[8]"].details["value_sent"] == "4.5^H"
+    assert "value_sent" not in r["OBX[9]"].details  # empty components say nothing
+    assert [w.split(": ")[0] for w in nm.warnings if "power of ten" in w] == [
+        "OBX[5]-5", "OBX[6]-5", "OBX[7]-5"]
+    assert "OBX[8]-5: components after the first are no part of an NM value: the number is " \
+        "the first, the value as sent is kept apart" in nm.warnings
