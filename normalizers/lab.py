@@ -465,7 +465,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         collected = _specimen_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
         # relevant time of the order, which senders that fill SPM leave out of OBR-7
-        effective = ts_field(msg, obr, 7) or collected
+        effective = ts_field(msg, obr, 7) or collected or _observation_end(ctx, obr)
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
@@ -520,6 +520,11 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         if report_text:
             warnings.append(f"{loc(obr)}: text lines without observation identifier (OBX-3) "
                             "kept as the report's text")
+        if effective is None and any(r.effective is None for r in results
+                                     if r.type == LAB_RESULT):
+            warnings.append(f"{loc(obr, 7)}: no observation date/time for the order (OBR-7, "
+                            "SPM-17, OBR-8 empty) nor for some of its results (OBX-14): they "
+                            "are filed without one")
         if with_report:
             report = _report(ctx, g, report_key, c4, obr_code, effective, issued,
                              specimen_time, report_performer, results)
@@ -555,6 +560,19 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _observation_end(ctx: _Ctx, obr: Segment) -> str | None:
+    """OBR-8, the end of the collection (v2.5 7.4.1.8), when neither OBR-7 nor SPM-17 dates
+    the order: OBR-7 is required in a result, but older SILs fill only OBR-8, and their
+    results were filed undated without a word. Said in a warning."""
+    if len(obr.fields) <= 8 or not obr.fields[8]:
+        return None
+    end = ts_field(ctx.msg, obr, 8)
+    if end is not None:
+        ctx.warnings.append(f"{loc(obr, 7)}: empty; the end of the observation (OBR-8) dates "
+                            "the order")
+    return end
 
 
 def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str]:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from normalizers.model import ACTION_DELETE, ACTION_NEW, NormalizationError
-from tests.test_lab_normalizer import norm, oru
+from tests.test_lab_normalizer import ORC, norm, oru
 
 
 def by_ref(nm):
@@ -1488,3 +1488,23 @@ def test_nm_value_with_components_loses_nothing_silently():
         "OBX[5]-5", "OBX[6]-5", "OBX[7]-5"]
     assert "OBX[8]-5: components after the first are no part of an NM value: the number is " \
         "the first, the value as sent is kept apart" in nm.warnings
+
+
+def test_an_order_dated_only_by_the_end_of_its_collection():
+    """v2.3 SILs that fill OBR-8 (end of the collection) and leave OBR-7 empty: the results
+    were filed undated without a word. OBR-8 dates them, with a warning; an order with no
+    time at all is said."""
+    obr = ("OBR|1|CMD-1|24C0315-07^LABO-DEMO|PU24^Protéinurie des 24 heures^L|||"
+           "|200403160800|||||200403160930|URI|^MARTIN^Paul||||||200403161044|||F")
+    nm = norm(oru("OBX|1|NM|2889-4^Protéinurie des 24 h^LN||0,35|g/24h|<0,15|H|||F",
+                  order=(ORC, obr)))
+    report, result = nm.entries
+    assert report.effective == result.effective == "2004-03-16T08:00+01:00"
+    assert "OBR[4]-7: empty; the end of the observation (OBR-8) dates the order" in nm.warnings
+    undated = obr.replace("|200403160800|", "||")
+    nm = norm(oru("OBX|1|NM|2889-4^Protéinurie des 24 h^LN||0,35|g/24h|<0,15|H|||F",
+                  "OBX|2|NM|2888-6^Protéinurie^LN||350|mg/24h|<150|H|||F|||200403160800",
+                  order=(ORC, undated)))
+    assert [e.effective for e in nm.entries] == [None, None, "2004-03-16T08:00+01:00"]
+    assert "OBR[4]-7: no observation date/time for the order (OBR-7, SPM-17, OBR-8 empty) " \
+        "nor for some of its results (OBX-14): they are filed without one" in nm.warnings
