@@ -780,8 +780,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             status = "unknown"
             ctx.warnings.append(f"{loc(obr, 25)}: unknown result status, kept as unknown")
     else:  # optional before v2.5: the results tell
-        statuses = {r.status for r in results if r.type == LAB_RESULT}
-        status = statuses.pop() if len(statuses) == 1 else "unknown"
+        status = _status_of_results({r.status for r in results if r.type == LAB_RESULT})
         if status == "unknown" and g.own_orc and g.orc is not None:
             # no result, no OBR-25: the order's own ORC-1 may say it was canceled ('OC')
             code1 = text(msg, first_rep(msg, g.orc, 1)).upper()
@@ -813,6 +812,30 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+_VERIFIED = frozenset({"final", "corrected", "amended"})
+_NOT_YET = frozenset({"preliminary", "registered"})
+
+
+def _status_of_results(statuses: set[str]) -> str:
+    """A report's status told by its results' (OBR-25 empty, optional before v2.5): theirs
+    when they agree; else results withdrawn or not obtained aside (the others tell), any
+    correction makes it corrected, verified results beside pending or preliminary ones make
+    it partial (OBR-25 'A'), preliminary and pending ones preliminary. Mixed statuses gave
+    'unknown': a validated potassium beside a pending sodium said nothing."""
+    told = statuses - NO_VALUE_STATUSES or statuses
+    if not told:  # no result: nothing told
+        return "unknown"
+    if len(told) == 1:
+        return next(iter(told))
+    if told <= _VERIFIED:
+        return "corrected" if "corrected" in told else "amended"
+    if told <= _VERIFIED | _NOT_YET and told & _VERIFIED:
+        return "partial"
+    if told <= _NOT_YET:
+        return "preliminary"
+    return "unknown"
 
 
 def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:

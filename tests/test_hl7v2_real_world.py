@@ -1508,3 +1508,18 @@ def test_an_order_dated_only_by_the_end_of_its_collection():
     assert [e.effective for e in nm.entries] == [None, None, "2004-03-16T08:00+01:00"]
     assert "OBR[4]-7: no observation date/time for the order (OBR-7, SPM-17, OBR-8 empty) " \
         "nor for some of its results (OBX-14): they are filed without one" in nm.warnings
+
+
+def test_report_status_told_by_mixed_result_statuses():
+    """OBR-25 is optional before v2.5; the report's status was its results' when they agreed
+    and 'unknown' otherwise: a validated potassium beside a pending sodium said nothing."""
+    obr = ("OBR|1|CMD-1|24C0315-07^LABO-DEMO|IONO^Ionogramme^L|||202403150810|||||||||"
+           "^MARTIN^Paul||||||202403151045|||")
+    expected = {("F", "P"): "partial", ("F", "I"): "partial", ("F", "X"): "final",
+                ("C", "F"): "corrected", ("P", "I"): "preliminary", ("F", "D"): "final",
+                ("X", "N"): "cancelled", ("F", "F"): "final", ("F", "Z"): "unknown"}
+    for (k, na), status in expected.items():
+        nm = norm(oru(f"OBX|1|NM|2823-3^Potassium^LN||4.2|mmol/L|3.5-5.1|N|||{k}",
+                      f"OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||{na}",
+                      order=(ORC, obr)))
+        assert (k, na, nm.entries[0].status) == (k, na, status)
