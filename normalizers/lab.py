@@ -1306,6 +1306,9 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
                             "num1^separator^num2")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
+    if separator and separator not in SN_SEPARATORS and _sn_power(ctx, comparator, num1,
+                                                                  separator, num2, entry, where):
+        return
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
     parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
@@ -1320,6 +1323,35 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     if num1:
         entry.value_num = parsed[0]  # parsed once: a decimal comma is warned about once
         entry.comparator = shown or None
+
+
+def _sn_power(ctx: _Ctx, comparator: str, num1: str, separator: str, num2: str, entry: Entry,
+              where: str) -> bool:
+    """An SN whose separator/suffix (SN.3) is none of HL7's (+ - / . :). A power of ten
+    ('>^10^5', a colony count typed with its '^' unescaped; '^1^E^5') is the number it
+    spells: it was filed as the text '>105', a thousand times less than meant, without a
+    word. True when read so; else False, and the value is kept as sent, with a warning."""
+    power = None
+    if not num2 and _EXPONENT_DIGITS.fullmatch(separator):
+        m = _POWER_OF_TEN.fullmatch(num1)
+        if m is not None and not m.group(1):
+            mantissa = float(m.group(2).replace(",", ".")) if m.group(2) else 1.0
+            power = float(f"{mantissa!r}e{int(separator)}")
+    elif separator in ("E", "e") and _EXPONENT_DIGITS.fullmatch(num2):
+        number = _parse_number(ctx, num1, where) if num1 else None
+        if number is not None:
+            power = float(f"{number!r}e{int(num2)}")
+    if power is None:
+        ctx.warnings.append(f"{where}: SN separator/suffix is none of + - / . : (HL7 v2.5 "
+                            "2.A.71), the value is kept as sent")
+        return False
+    shown = comparator if comparator != "=" else ""
+    entry.value = f"{shown}{num1}{'^' if num2 == '' else ''}{separator}{num2}"
+    entry.value_num = power
+    entry.comparator = shown or None
+    ctx.warnings.append(f"{where}: SN read as a power of ten (separator/suffix is no HL7 "
+                        "separator)")
+    return True
 
 
 def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:

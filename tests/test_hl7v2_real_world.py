@@ -1523,3 +1523,24 @@ def test_report_status_told_by_mixed_result_statuses():
                       f"OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||{na}",
                       order=(ORC, obr)))
         assert (k, na, nm.entries[0].status) == (k, na, status)
+
+
+def test_sn_colony_count_as_a_power_of_ten():
+    """A urine culture's count typed '>^10^5' (10^5 with its '^' unescaped) arrives as
+    comparator '>', num1 '10', separator '5': it was filed as the text '>105' without a word,
+    a thousand times less than the lab meant. A separator/suffix that is none of HL7's is now
+    read as the power of ten it spells, or kept as sent with a warning."""
+    nm = norm(oru("OBX|1|SN|564-5^Numération bactérienne^LN|1|>^10^5|UFC/mL|<10^3||||F",
+                  "OBX|2|SN|564-5^Numération bactérienne^LN|2|^1^E^4|UFC/mL|||||F",
+                  "OBX|3|SN|5334-8^Rubéole IgG titre^LN||^1^:^128||||||F",
+                  "OBX|4|SN|5767-9^Aspect^LN||^2^+||||||F",
+                  "OBX|5|SN|ZZZ^Dilution^L||^5^x||||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 10)]
+    assert got == [(">10^5", 1e5, ">"), ("1E4", 1e4, None), ("1:128", None, None),
+                   ("2+", None, None), ("5x", None, None)]
+    assert r["OBX[5]"].unit == "{CFU}/mL"
+    assert r["OBX[9]"].details["sn"]["separator"] == "x"
+    assert [w.split(": ")[0] for w in nm.warnings if "SN" in w] == [
+        "OBX[5]-5", "OBX[6]-5", "OBX[9]-5"]
