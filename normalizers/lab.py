@@ -21,7 +21,13 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import feeding_refused, handles, normalize_adt
-from normalizers.codes import CodeMappings, resolve_code, system_name, text_in_system_slot
+from normalizers.codes import (
+    CodeMappings,
+    loinc_check_fails,
+    resolve_code,
+    system_name,
+    text_in_system_slot,
+)
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
@@ -921,6 +927,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         r_code, r_system, r_display, mapped, local = resolve_code(
             code, display, coding, source=ctx.source, mappings=ctx.mappings,
             sent_system=system if coding != system else "")
+    if r_system == "LN" and loinc_check_fails(r_code):
+        ctx.warnings.append(f"{loc(obx, 3)}: LOINC code fails its check digit (a typo in the "
+                            "sender's table?): filed as sent")
     sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
     if scope:

@@ -1544,3 +1544,19 @@ def test_sn_colony_count_as_a_power_of_ten():
     assert r["OBX[9]"].details["sn"]["separator"] == "x"
     assert [w.split(": ")[0] for w in nm.warnings if "SN" in w] == [
         "OBX[5]-5", "OBX[6]-5", "OBX[9]-5"]
+
+
+def test_a_loinc_with_a_wrong_check_digit_is_said():
+    """'2823-4' for potassium's '2823-3' (a typo in the sender's table): the result is filed
+    under a code no other result has, out of the patient's potassium trend. Filed as sent,
+    now with a warning naming the field; valid LOINC codes say nothing."""
+    nm = norm(oru("OBX|1|NM|2823-4^Potassium^LN||4.2|mmol/L|3.5-5.1|N|||F",
+                  "OBX|2|NM|K^Potassium^L^2951-3^Sodium^LN||140|mmol/L|135-145|N|||F",
+                  "OBX|3|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||F",
+                  "OBX|4|NM|1988-5^CRP^LN||3|mg/L|<5||||F"))
+    assert [e.code for e in nm.entries[1:]] == ["2823-4", "2951-3", "2951-2", "1988-5"]
+    assert [w for w in nm.warnings if "check digit" in w] == [
+        "OBX[5]-3: LOINC code fails its check digit (a typo in the sender's table?): filed "
+        "as sent",
+        "OBX[6]-3: LOINC code fails its check digit (a typo in the sender's table?): filed "
+        "as sent"]
