@@ -162,7 +162,15 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
 
 
 def _same(new: dict, old) -> bool:  # noqa: ANN001
-    return all(new[c] == getattr(old, c) for c in _COMPARED)
+    """Whether ``new`` states what ``old`` holds. A comment the sender adds or changes (an
+    NTE under a result sent again: 'contrôlé sur un second prélèvement, médecin prévenu')
+    makes it another version: compared on the columns alone, the resend was a duplicate
+    and the comment was lost. A resend without the comments (cumulative reports repeat
+    the values, not always the notes) still states the same."""
+    if not all(new[c] == getattr(old, c) for c in _COMPARED):
+        return False
+    said = (new["details"] or {}).get("comments")
+    return not said or said == (getattr(old, "details", None) or {}).get("comments")
 
 
 @dataclass(slots=True)

@@ -109,3 +109,20 @@ def test_the_life_of_one_order(ctx) -> None:  # noqa: ANN001
     with ctx.engine.connect() as conn:
         resent = conn.execute(select(imports).where(imports.c.id == ids[3])).one()
     assert (resent.entries_count, resent.duplicates_count) == (2, 2)  # chlorure and report
+
+
+def test_a_comment_added_when_the_report_is_sent_again_is_filed(ctx) -> None:  # noqa: ANN001
+    """The final potassium sent again with the lab's comment under it (NTE): the resend was
+    a duplicate and the comment lost. A new version now holds it; a later resend without the
+    comment (cumulative reports repeat values, not always notes) changes nothing."""
+    k = f"OBX|1|NM|{K}^Potassium^LN||6,1|mmol/L|3.5-5.1|H|||F"
+    note = "NTE|1|L|Contrôlé sur un second prélèvement : hémolyse exclue. Médecin prévenu."
+    ids = _file(ctx, _msg(1, "F", k), _msg(2, "F", k, note), _msg(3, "F", k), _msg(4, "F", k, note))
+    first, second = _versions(ctx, K)
+    assert (first.current, first.details) == (False, None)
+    assert (second.current, second.import_id, second.value) == (True, ids[1], "6,1")
+    assert second.details["comments"] == [note.split("|")[3]]
+    with ctx.engine.connect() as conn:
+        statuses = [conn.execute(select(imports.c.status).where(imports.c.id == i)).scalar()
+                    for i in ids]
+    assert statuses == ["deposited", "deposited", "duplicate", "duplicate"]
