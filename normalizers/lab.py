@@ -984,9 +984,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
             flags = [lf(r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
-            entry.interpretation = ",".join(x for x in flags if x) or None
+            entry.interpretation = ",".join(_flag(x) for x in flags if x) or None
         else:
-            entry.interpretation = lf(raw8) or None
+            entry.interpretation = _flag(lf(raw8)) or None
     entry.effective = (_ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None) \
         or obr_effective
     entry.issued = (_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
@@ -999,6 +999,20 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _flag(sent: str) -> str:
+    """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'a', as
+    some hospital LIS write them) it was filed as sent, no code any reader knew
+    (tables/abnormal_flags.csv). Anything else as sent."""
+    if sent.isupper() or not sent.isalpha():  # 'H', 'HH', '<', 'N': as nearly all send
+        return sent
+    return _flag_codes().get(sent.upper(), sent)
+
+
+@cache
+def _flag_codes() -> dict[str, str]:
+    return {row["code"]: row["code"] for row in table("abnormal_flags")}
 
 
 def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str, str]:

@@ -1560,3 +1560,15 @@ def test_a_loinc_with_a_wrong_check_digit_is_said():
         "as sent",
         "OBX[6]-3: LOINC code fails its check digit (a typo in the sender's table?): filed "
         "as sent"]
+
+
+def test_abnormal_flags_in_lower_case_are_read_as_their_codes():
+    """A hospital LIS writing OBX-8 'hh' (a troponin far above the limit) or 'a': filed as
+    sent, no HL7 table 0078 code, so no reader (the FHIR export among them) saw the panic
+    value. Read as HH and A; what is no code stays as sent."""
+    nm = norm(oru("OBX|1|NM|TROPO^Troponine T hs^L||45|ng/L|<14|hh|||F",
+                  "OBX|2|CE|SARS^SARS-CoV-2 PCR^L||POS^Positif^L||NEG|a~pos|||F",
+                  "OBX|3|NM|K^Potassium^L||4.2|mmol/L|3.5-5.1|N|||F",
+                  "OBX|4|NM|NA^Sodium^L||150|mmol/L|135-145|+|||F",
+                  "OBX|5|NM|CL^Chlorure^L||90|mmol/L|98-107|bas|||F"))
+    assert [e.interpretation for e in nm.entries[1:]] == ["HH", "A,POS", "N", "+", "bas"]
