@@ -126,3 +126,17 @@ def test_a_comment_added_when_the_report_is_sent_again_is_filed(ctx) -> None:  #
         statuses = [conn.execute(select(imports.c.status).where(imports.c.id == i)).scalar()
                     for i in ids]
     assert statuses == ["deposited", "deposited", "duplicate", "duplicate"]
+
+
+def test_a_late_cannot_be_obtained_never_hides_the_final(ctx) -> None:  # noqa: ANN001
+    """The first tube clotted (OBX-11 X at 09:10), the lab took another and validated the
+    potassium at 09:20; the X message, held in a retry queue, arrives last. It replaced the
+    final value with 'cannot be obtained'. It is history now, unless it says it was issued
+    after the final (then it is the lab's last word)."""
+    x = f"OBX|1|NM|{K}^Potassium^LN||Prélèvement coagulé||||||X"
+    f = f"OBX|1|NM|{K}^Potassium^LN||4,3|mmol/L|3.5-5.1|N|||F"
+    ids = _file(ctx, _msg(2, "F", f), _msg(1, "X", x))
+    assert [(r.status, r.current, r.import_id) for r in _versions(ctx, K)] == [
+        ("final", True, ids[0]), ("cancelled", False, ids[1])]
+    _file(ctx, _msg(3, "X", x))  # issued after the final: the lab's last word
+    assert (_current(ctx, K).status, _current(ctx, K).value) == ("cancelled", None)
