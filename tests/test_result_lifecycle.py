@@ -140,3 +140,46 @@ def test_a_late_cannot_be_obtained_never_hides_the_final(ctx) -> None:  # noqa: 
         ("final", True, ids[0]), ("cancelled", False, ids[1])]
     _file(ctx, _msg(3, "X", x))  # issued after the final: the lab's last word
     assert (_current(ctx, K).status, _current(ctx, K).value) == ("cancelled", None)
+
+
+def _micro(n: int, *segments: str) -> bytes:
+    sent = f"2024041{n}1{n}0000"
+    header = MSH.replace("MSG-0001", f"MIC-{n:04d}").replace("20240315104500", sent)
+    return ("\r".join([header, PID, *segments]) + "\r").encode()
+
+
+def test_a_urine_culture_then_its_susceptibility_panel_corrected(ctx) -> None:  # noqa: ANN001
+    """ECBU: the culture preliminary, then final with its E. coli (OBX-4 sub-id 1) and a
+    colony count '>^100000' UFC/mL, the susceptibility panel in a child order (OBR-26 names
+    the organism, OBR-29 the parent order); a day later the panel alone, its ciprofloxacin
+    corrected. The corrected panel, sent without its organism, lost its link to it."""
+    orc = "ORC|RE|CMD-9|24M0412-01^LABO-DEMO"
+    culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
+               "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||{t}|||{s}")
+    panel = ("OBR|2|CMD-9|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||G"
+             "|||||||||||{t}|||{s}|600-7&Bactérie identifiée&LN^1^Escherichia coli||||"
+             "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    germ = "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||{s}"
+    count = "OBX|2|SN|564-5^Numération bactérienne^LN|1|>^100000|UFC/mL|<10^3|A|||{s}"
+    ampi = "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"
+    cipro = "OBX|2|SN|18906-8^Ciprofloxacine CMI^LN|1|{v}|mg/L||{i}|||{s}"
+    _file(ctx,
+          _micro(3, orc, culture.format(t="202404131000", s="P"), germ.format(s="P"),
+                 count.format(s="P")),
+          _micro(4, orc, culture.format(t="202404141000", s="F"), germ.format(s="F"),
+                 count.format(s="F"), orc, panel.format(t="202404141000", s="F"), ampi,
+                 cipro.format(v="<=^0.25", i="S", s="F")),
+          _micro(5, orc, panel.format(t="202404151000", s="C"), ampi,
+                 cipro.format(v="^1", i="I", s="C")))
+    organism = _current(ctx, "600-7")
+    assert (organism.status, organism.value) == ("final", "Escherichia coli")
+    colonies = _current(ctx, "564-5")
+    assert (colonies.value, colonies.value_num, colonies.comparator, colonies.unit) == (
+        ">100000", 100000.0, ">", "{CFU}/mL")
+    reports = [r for r in _versions(ctx, "29576-6")]
+    assert [(r.status, r.current, r.parent_id) for r in reports] == [
+        ("final", False, organism.id), ("corrected", True, organism.id)]
+    cipro_now = _current(ctx, "18906-8")
+    assert (cipro_now.status, cipro_now.value, cipro_now.interpretation,
+            cipro_now.parent_id) == ("corrected", "1", "I", reports[1].id)
+    assert _current(ctx, "18864-9").parent_id == reports[0].id  # unchanged: still v1's
