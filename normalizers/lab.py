@@ -987,8 +987,14 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             entry.interpretation = ",".join(_flag(x) for x in flags if x) or None
         else:
             entry.interpretation = _flag(lf(raw8)) or None
-    entry.effective = (_ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None) \
-        or obr_effective
+    observed = _ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
+    if observed is not None and len(observed) <= 10 and obr_effective \
+            and obr_effective.startswith(observed):
+        # OBX-14 a date ('20240315') where OBR-7 has the time of that day: the time is kept.
+        # Filed as the day only, the result lost its hour and never met the same result of
+        # a CDA lab report (dedupe level 4 compares the instant)
+        observed = obr_effective
+    entry.effective = observed or obr_effective
     entry.issued = (_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])

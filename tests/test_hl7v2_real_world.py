@@ -1572,3 +1572,14 @@ def test_abnormal_flags_in_lower_case_are_read_as_their_codes():
                   "OBX|4|NM|NA^Sodium^L||150|mmol/L|135-145|+|||F",
                   "OBX|5|NM|CL^Chlorure^L||90|mmol/L|98-107|bas|||F"))
     assert [e.interpretation for e in nm.entries[1:]] == ["HH", "A,POS", "N", "+", "bas"]
+
+
+def test_observation_date_without_time_keeps_the_orders_time_of_that_day():
+    """OBX-14 '20240315' (the day only) where OBR-7 says 08:10 that day: the result was filed
+    on the day alone, its hour lost, never meeting the same potassium of a CDA lab report
+    (dedupe level 4 compares the instant). Another day, or a time, is OBX-14's as sent."""
+    nm = norm(oru("OBX|1|NM|K^Potassium^L||4.2|mmol/L|3.5-5.1|N|||F|||20240315",
+                  "OBX|2|NM|NA^Sodium^L||140|mmol/L|135-145|N|||F|||20240314",
+                  "OBX|3|NM|CL^Chlorure^L||100|mmol/L|98-107|N|||F|||202403150805"))
+    assert [e.effective for e in nm.entries[1:]] == [
+        "2024-03-15T08:10+01:00", "2024-03-14", "2024-03-15T08:05+01:00"]
