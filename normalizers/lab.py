@@ -671,7 +671,10 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> 
         if entry.type != LAB_RESULT:
             continue
         parts = entry.key.split("|")
-        if len(parts) > 5 and parts[3] == parent.code and parts[5] == parent.sub_id:
+        # OBR-26.1 names the parent by its OBX-3 as sent, or by the LOINC the result is filed
+        # under ('600-7' for an organism sent 'GERME^Germe^L^600-7^^LN')
+        if len(parts) > 5 and parts[5] == parent.sub_id \
+                and (parts[3] == parent.code or entry.code == parent.code):
             report.parent_key = entry.key
             return
 

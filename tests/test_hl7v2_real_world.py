@@ -1583,3 +1583,19 @@ def test_observation_date_without_time_keeps_the_orders_time_of_that_day():
                   "OBX|3|NM|CL^Chlorure^L||100|mmol/L|98-107|N|||F|||202403150805"))
     assert [e.effective for e in nm.entries[1:]] == [
         "2024-03-15T08:10+01:00", "2024-03-14", "2024-03-15T08:05+01:00"]
+
+
+def test_susceptibility_panel_names_its_organism_by_loinc():
+    """OBR-26 '600-7&&LN^1' names the organism by the LOINC it is filed under, while its OBX-3
+    was sent with the lab's code first ('GERME^Germe^L^600-7^^LN'): the panel was not linked
+    to it (only the code as sent was compared)."""
+    obr1 = "OBR|1|CMD-9|24M0412-01^LABO-DEMO|ECBU^ECBU^L|||202404120730|||||||||||||||" \
+           "202404141000|||F"
+    obr2 = ("OBR|2|CMD-9|24M0412-01-A^LABO-DEMO|ATB^Antibiogramme^L|||202404120730|||||||||"
+            "||||||202404141000|||F|600-7&&LN^1^Escherichia coli||||CMD-9&LABO-DEMO^"
+            "24M0412-01&LABO-DEMO")
+    nm = norm(oru(order=(ORC, obr1, "OBX|1|CWE|GERME^Germe^L^600-7^^LN|1|ECOLI^Escherichia "
+                         "coli^L||||||F", ORC, obr2,
+                         "OBX|1|SN|AMX^Amoxicilline CMI^L|1|>^16|mg/L||R|||F")))
+    _, germ, panel, _amx = nm.entries
+    assert (germ.code, panel.parent_key) == ("600-7", germ.key)
