@@ -1386,6 +1386,9 @@ def _sn_power(ctx: _Ctx, comparator: str, num1: str, separator: str, num2: str, 
     return True
 
 
+_WORDS = re.compile(r"\S\s+\S")  # two words: text, never one code
+
+
 def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
     its original text (CWE.9). The value shown is the first of text, code, alternate text,
@@ -1399,6 +1402,13 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if not rep.strip(msg.delimiters.component + " "):
             continue  # an empty repetition ('A^A^L~') codes nothing: it made the value 'A; '
         c = comps(msg, rep)
+        if len(c) == 1 and _WORDS.search(c[0].strip()):
+            # 'Escherichia coli', 'Pas de germe isolé': words alone where a CWE was due (a SIL
+            # typing its free text CE). No code: its original text (CWE.9). Filed as the
+            # code, it was a code no coding system has, exported as one.
+            coded.append({"code": "", "display": "", "system": "",
+                          "original_text": text(msg, c[0])})
+            continue
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
         if item["system"] and not item["display"] and text_in_system_slot(item["system"]):

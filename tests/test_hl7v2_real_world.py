@@ -1599,3 +1599,20 @@ def test_susceptibility_panel_names_its_organism_by_loinc():
                          "OBX|1|SN|AMX^Amoxicilline CMI^L|1|>^16|mg/L||R|||F")))
     _, germ, panel, _amx = nm.entries
     assert (germ.code, panel.parent_key) == ("600-7", germ.key)
+
+
+def test_coded_value_sent_as_words_alone_is_text_not_a_code():
+    """'Escherichia coli' or 'Pas de germe isolé' typed into a CE/CWE OBX-5 with no code: it
+    was filed as a code without coding system, and exported as such a coding. It is the
+    value's original text (CWE.9) now; a one-word code ('POS') stays a code."""
+    from dossiers.fhir import _value
+    nm = norm(oru("OBX|1|CWE|600-7^Bactérie identifiée^LN|1|Escherichia coli||||||F",
+                  "OBX|2|CE|600-7^Bactérie identifiée^LN|2|Pas de germe isolé||||||F",
+                  "OBX|3|CE|5195-3^Antigène HBs^LN||NEG||||||F"))
+    germ, none, hbs = nm.entries[1:]
+    assert (germ.value, germ.details["coded_value"]) == (
+        "Escherichia coli", {"code": "", "display": "", "system": "",
+                             "original_text": "Escherichia coli"})
+    assert none.value == "Pas de germe isolé"
+    assert _value({"value": germ.value}, germ.details, "") == {"valueString": "Escherichia coli"}
+    assert (hbs.value, hbs.details["coded_value"]["code"]) == ("NEG", "NEG")
