@@ -989,7 +989,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             flags = [lf(r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
             entry.interpretation = ",".join(_flag(x) for x in flags if x) or None
         else:
-            entry.interpretation = _flag(lf(raw8)) or None
+            flag = lf(raw8)  # 'H', 'N': upper case as nearly all send, no call for them
+            entry.interpretation = (flag if flag.isupper() else _flag(flag)) or None
     observed = _ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
     if observed is not None and len(observed) <= 10 and obr_effective \
             and obr_effective.startswith(observed):
