@@ -107,6 +107,10 @@ DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
 # result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
 NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
+# ... and those whose result is still to come: I (specimen in lab, results pending) and O
+# (order detail, no result). What a SIL writes there ('En cours', 'A suivre' under NM) is no
+# value either; read as one, it failed the whole message (OBX_BAD_NUMBER).
+WITHHELD_STATUSES = NO_VALUE_STATUSES | {"registered"}
 SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
@@ -607,7 +611,7 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
     goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
     lines left the old extra lines behind)."""
     lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
-    if entry.status in NO_VALUE_STATUSES:  # the same OBX-11 as the first line's
+    if entry.status in WITHHELD_STATUSES:  # the same OBX-11 as the first line's
         withheld = entry.details.get("value_withheld")
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
     else:
@@ -947,7 +951,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
-    withheld = status in NO_VALUE_STATUSES
+    withheld = status in WITHHELD_STATUSES
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
@@ -1114,8 +1118,9 @@ def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
 
 
 def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
-    """OBX-11 X or N (no result could be obtained) or D / W (the result is withdrawn): what OBX-5
-    holds is not a result and is never filed as the value. It is kept, as sent, in
+    """OBX-11 X or N (no result could be obtained), I or O (no result yet) or D / W (the result
+    is withdrawn): what OBX-5 holds is not a result and is never filed as the value. It is
+    kept, as sent, in
     ``details['value_withheld']`` (a lab often says there why the analysis was not done)."""
     where = loc(obx, 5)
     entry.details["value_withheld"] = "\n".join(

@@ -1616,3 +1616,22 @@ def test_coded_value_sent_as_words_alone_is_text_not_a_code():
     assert none.value == "Pas de germe isolé"
     assert _value({"value": germ.value}, germ.details, "") == {"valueString": "Escherichia coli"}
     assert (hbs.value, hbs.details["coded_value"]["code"]) == ("NEG", "NEG")
+
+
+def test_pending_results_with_a_placeholder_text_do_not_fail_the_message():
+    """OBX-11 I (specimen in lab, results pending) or O (order detail, no result) with 'En
+    cours' or 'Résultat à suivre' under NM, SN or DT: read as a value, the whole message
+    failed (OBX_BAD_NUMBER, HL7_BAD_DATE) and the sodium beside it with it. No result is
+    due under those statuses: the text is kept apart (details.value_withheld), as for X."""
+    nm = norm(oru("OBX|1|NM|NA^Sodium^L||140|mmol/L|135-145|N|||F",
+                  "OBX|2|NM|K^Potassium^L||En cours|mmol/L|3.5-5.1||||I",
+                  "OBX|3|SN|TIT^Titre rubéole^L||Résultat à suivre||||||I",
+                  "OBX|4|DT|DDR^Date des dernières règles^L||A venir||||||O",
+                  "OBX|5|NM|CL^Chlorure^L||||||||I"))
+    na, k, tit, ddr, cl = nm.entries[1:]
+    assert (na.value_num, na.status) == (140.0, "final")
+    assert [(e.status, e.value, e.details.get("value_withheld")) for e in (k, tit, ddr, cl)] \
+        == [("registered", None, "En cours"), ("registered", None, "Résultat à suivre"),
+            ("registered", None, "A venir"), ("registered", None, None)]
+    assert [w.split(":")[0] for w in nm.warnings if "not filed as a result" in w] == [
+        "OBX[6]-5", "OBX[7]-5", "OBX[8]-5"]
