@@ -535,8 +535,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         elif key in held:  # a replacement re-sent under its own key: one current version
             supersedes.append((row, held[key].id))
         earlier = old if old is not None else held.get(key)
-        if earlier is not None and not row["_parent_key"] and earlier.parent_id is not None:
-            # a new version naming no parent in its message keeps its version's: a corrected
+        if earlier is not None and earlier.parent_id is not None:
+            # a new version whose parent is not found keeps its version's: a corrected
             # susceptibility panel sent without its organism stays linked to the organism
             row["_parent_id"] = earlier.parent_id
         if earlier is not None and earlier.mask_override is not None:
@@ -661,8 +661,8 @@ def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
         # every column in every row (a withdrawal copies its target's row, a new entry has
         # no superseded_by...): one column list for the whole executemany / COPY
         r["id"] = r["_id"]
-        r["parent_id"] = plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] \
-            else r.get("_parent_id")
+        r["parent_id"] = (plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] else None) \
+            or r.get("_parent_id")
         r.setdefault("superseded_by", None)
         links.append(_link(r["_id"], plan.import_id, plan.source, r["_ref"],
                            "withdrew" if r.get("_withdraw") else "created", now))

@@ -541,7 +541,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
             if parent is not None:
-                _link_parent(report, parent, entries)
+                _link_parent(report, parent, entries, _parent_order(msg, obr))
             entries.append(report)
         if parent is not None:
             said = parent.said()  # which organism a susceptibility is of, on each result
@@ -633,6 +633,7 @@ class _ParentResult:
     code: str
     sub_id: str
     value: str
+    system: str = ""  # OBR-26.1.3, as sent: part of the parent's key, never of what is said
 
     @property
     def scope(self) -> str:
@@ -660,14 +661,21 @@ def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
     value = part(c, 3)  # TX; ELR senders write the organism coded there: code&text&system
     value = (sub(msg, value, 2) or sub(msg, value, 1)) if d.subcomponent in value \
         else text(msg, value)
-    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1), value)
+    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1), value,
+                           sub(msg, part(c, 1), 3))
     return parent if parent.scope else None
 
 
-def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> None:
+def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
+                 parent_order: tuple[str, str] | None) -> None:
     """A child order (a susceptibility panel) points at the result it is about (the
     organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
-    result's key when the message holds it (the last one with that identifier and sub-id)."""
+    result's key: the last one of the message with that identifier and sub-id, else, when
+    the organism came in an earlier message, the key it was filed under, built from OBR-29
+    (the parent order: filler number and namespace) and OBR-26.1 (its OBX-3 code and coding
+    system as sent). A panel sent the day after its organism (the usual course of a
+    culture) was linked to nothing; deposit finds the organism in the dossier by that key
+    (none held: no link, as before)."""
     report.details["parent_result"] = parent.said()
     if not parent.code:
         return
@@ -681,6 +689,21 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> 
                 and (parts[3] == parent.code or entry.code == parent.code):
             report.parent_key = entry.key
             return
+    if parent_order is not None and parent.system:
+        number, ns = parent_order
+        report.parent_key = f"result|{number}|{ns}|{parent.code}|{parent.system}|" \
+                            f"{parent.sub_id}"
+
+
+def _parent_order(msg: Message, obr: Segment) -> tuple[str, str] | None:
+    """(number, namespace) of the parent order OBR-29 names (EIP: placer ^ filler, each
+    number & namespace), filler first as ``_order_number`` keys an order; None if unsaid."""
+    c29 = comps(msg, first_rep(msg, obr, 29))
+    for i in (2, 1):
+        number = sub(msg, part(c29, i), 1)
+        if number:
+            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+    return None
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:

@@ -1592,7 +1592,7 @@ def test_susceptibility_panel_names_its_organism_by_loinc():
     obr1 = "OBR|1|CMD-9|24M0412-01^LABO-DEMO|ECBU^ECBU^L|||202404120730|||||||||||||||" \
            "202404141000|||F"
     obr2 = ("OBR|2|CMD-9|24M0412-01-A^LABO-DEMO|ATB^Antibiogramme^L|||202404120730|||||||||"
-            "||||||202404141000|||F|600-7&&LN^1^Escherichia coli||||CMD-9&LABO-DEMO^"
+            "||||||202404141000|||F|600-7&&LN^1^Escherichia coli|||CMD-9&LABO-DEMO^"
             "24M0412-01&LABO-DEMO")
     nm = norm(oru(order=(ORC, obr1, "OBX|1|CWE|GERME^Germe^L^600-7^^LN|1|ECOLI^Escherichia "
                          "coli^L||||||F", ORC, obr2,
@@ -1635,3 +1635,17 @@ def test_pending_results_with_a_placeholder_text_do_not_fail_the_message():
             ("registered", None, "A venir"), ("registered", None, None)]
     assert [w.split(":")[0] for w in nm.warnings if "not filed as a result" in w] == [
         "OBX[6]-5", "OBX[7]-5", "OBX[8]-5"]
+
+
+def test_susceptibility_panel_without_its_organism_names_the_organisms_key():
+    """A panel in a message of its own: its parent_key is the key its organism was filed
+    under (OBR-29's filler order, OBR-26.1's code and coding system, OBR-26.2's sub-id), for
+    deposit to find it in the dossier; without OBR-29 or a coding system, none."""
+    obr = ("OBR|1|CMD-9-A|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||G"
+           "|||||||||||202404151000|||F|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
+           "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    amx = "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"
+    panel = norm(oru(amx, order=(ORC, obr))).entries[0]
+    assert panel.parent_key == "result|24M0412-01|LABO-DEMO|600-7|LN|1"
+    unsaid = obr.replace("CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO", "")
+    assert norm(oru(amx, order=(ORC, unsaid))).entries[0].parent_key is None

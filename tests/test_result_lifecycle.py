@@ -157,7 +157,7 @@ def test_a_urine_culture_then_its_susceptibility_panel_corrected(ctx) -> None:  
     culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
                "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||{t}|||{s}")
     panel = ("OBR|2|CMD-9|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||G"
-             "|||||||||||{t}|||{s}|600-7&Bactérie identifiée&LN^1^Escherichia coli||||"
+             "|||||||||||{t}|||{s}|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
              "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
     germ = "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||{s}"
     count = "OBX|2|SN|564-5^Numération bactérienne^LN|1|>^100000|UFC/mL|<10^3|A|||{s}"
@@ -183,3 +183,21 @@ def test_a_urine_culture_then_its_susceptibility_panel_corrected(ctx) -> None:  
     assert (cipro_now.status, cipro_now.value, cipro_now.interpretation,
             cipro_now.parent_id) == ("corrected", "1", "I", reports[1].id)
     assert _current(ctx, "18864-9").parent_id == reports[0].id  # unchanged: still v1's
+
+
+def test_a_susceptibility_panel_sent_the_day_after_its_organism_is_linked_to_it(ctx) -> None:  # noqa: ANN001
+    """The usual course of a culture: the organism is identified on day 2, its panel comes on
+    day 3 in a message of its own (OBR-26 names the organism, OBR-29 its order). The panel
+    was linked to nothing (its parent was looked for in its own message only)."""
+    orc = "ORC|RE|CMD-9|24M0412-01^LABO-DEMO"
+    culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
+               "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||202404141000|||F")
+    panel = ("OBR|1|CMD-9-A|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730"
+             "||||G|||||||||||202404151000|||F|600-7&Bactérie identifiée&LN^1^Escherichia "
+             "coli|||CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    _file(ctx,
+          _micro(4, orc, culture, "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^"
+                 "Escherichia coli^SCT||||||F"),
+          _micro(5, orc, panel, "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"))
+    organism = _current(ctx, "600-7")
+    assert _current(ctx, "29576-6").parent_id == organism.id
