@@ -938,8 +938,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             # it lost every other result. The caller says so.
             return None
         where = loc(obx, 3)
+        said = "holds a name but no code" if any(x.strip() for x in c3) else "is empty"
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier "
-                                 "(OBX-3 is empty: a result is filed under its test's code, "
+                                 f"(OBX-3 {said}: a result is filed under its test's code, "
                                  "LOINC or the laboratory's own)", where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key

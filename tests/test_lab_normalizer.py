@@ -164,7 +164,13 @@ def test_empty_obx_3_says_what_is_missing():
     with pytest.raises(NormalizationError) as exc:
         norm(oru("OBX|1|NM|^Glycémie^L||5|mmol/L|||||F"))
     assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
-    assert "OBX-3 is empty" in str(exc.value) and "Glycémie" not in str(exc.value)
+    # a name was sent, no code: said so (it read 'OBX-3 is empty', which the sender's
+    # integrator, looking at '^Glycémie^L', could not understand)
+    assert "OBX-3 holds a name but no code" in str(exc.value)
+    assert "Glycémie" not in str(exc.value)
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|||5|mmol/L|||||F"))
+    assert "OBX-3 is empty" in str(exc.value)
 
 
 def test_bad_obr_date_names_obr():
