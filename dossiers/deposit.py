@@ -162,7 +162,15 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
 
 
 def _same(new: dict, old) -> bool:  # noqa: ANN001
-    return all(new[c] == getattr(old, c) for c in _COMPARED)
+    """Whether ``new`` states what ``old`` holds. A comment the sender adds or changes (an
+    NTE under a result sent again: 'contrôlé sur un second prélèvement, médecin prévenu')
+    makes it another version: compared on the columns alone, the resend was a duplicate
+    and the comment was lost. A resend without the comments (cumulative reports repeat
+    the values, not always the notes) still states the same."""
+    if not all(new[c] == getattr(old, c) for c in _COMPARED):
+        return False
+    said = (new["details"] or {}).get("comments")
+    return not said or said == (getattr(old, "details", None) or {}).get("comments")
 
 
 @dataclass(slots=True)
@@ -434,6 +442,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 replaced_docs.append((old, entry.source_ref))
         else:
             old = held.get(entry.key)
+            if old is not None and entry.details.get("value_held"):
+                _carry_held_value(row, old)
         if entry.action == ACTION_DELETE:
             if old is None:
                 # a tombstone: the deletion is kept under the key it names, withdrawn, so
@@ -525,6 +535,10 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         elif key in held:  # a replacement re-sent under its own key: one current version
             supersedes.append((row, held[key].id))
         earlier = old if old is not None else held.get(key)
+        if earlier is not None and earlier.parent_id is not None:
+            # a new version whose parent is not found keeps its version's: a corrected
+            # susceptibility panel sent without its organism stays linked to the organism
+            row["_parent_id"] = earlier.parent_id
         if earlier is not None and earlier.mask_override is not None:
             row["mask_override"] = earlier.mask_override  # the patient's choice outlives v1
     if older and doc is not None and taken.get(doc.key, {}).get("current"):
@@ -550,6 +564,29 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+# What a result's value is made of: a status change sent without it (HL7v2 OBX-11 U) keeps
+# the held version's.
+_VALUE_COLUMNS = ("value", "value_type", "value_num", "comparator", "unit", "unit_original",
+                  "reference_range", "interpretation")
+
+
+def _carry_held_value(row: dict, old) -> None:  # noqa: ANN001
+    """A result made final without its value sent again (OBX-11 U, HL7 v2.5 7.4.2.11: 'results
+    status change to final without retransmitting results already sent as preliminary'):
+    the new version keeps the held version's value, unit, range and flags, and its details
+    under the new ones. Filed as sent, the final version had no value and the preliminary
+    potassium vanished from the dossier. Nothing to carry from a version without a value
+    (pending, cancelled) or withdrawn."""
+    if row["value"] is not None or old.value is None or old.status == "withdrawn":
+        return
+    for column in _VALUE_COLUMNS:
+        if row[column] is None:
+            row[column] = getattr(old, column)
+    row["details"] = {**(old.details or {}), **(row["details"] or {})}
+    if row["effective"] == old.effective:
+        row["fact"] = old.fact
 
 
 def _in_history(row: dict, versions: Sequence) -> object | None:
@@ -624,7 +661,8 @@ def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
         # every column in every row (a withdrawal copies its target's row, a new entry has
         # no superseded_by...): one column list for the whole executemany / COPY
         r["id"] = r["_id"]
-        r["parent_id"] = plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] else None
+        r["parent_id"] = (plan.ids_by_key.get(r["_parent_key"]) if r["_parent_key"] else None) \
+            or r.get("_parent_id")
         r.setdefault("superseded_by", None)
         links.append(_link(r["_id"], plan.import_id, plan.source, r["_ref"],
                            "withdrew" if r.get("_withdraw") else "created", now))

@@ -21,7 +21,13 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from normalizers.adt import feeding_refused, handles, normalize_adt
-from normalizers.codes import CodeMappings, resolve_code, system_name, text_in_system_slot
+from normalizers.codes import (
+    CodeMappings,
+    loinc_check_fails,
+    resolve_code,
+    system_name,
+    text_in_system_slot,
+)
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
@@ -89,8 +95,9 @@ _GROUPED_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3})+\.\d+|(?:,\d{3}){2,})")
 # print it. Not in the NM grammar (v2.5 2.A.47) but no other reading; the exponent is bounded
 # so that no value reads as infinite.
 _EXPONENT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))[eE]([+-]?\d{1,2})")
-# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2'): _parse_number reads the rest.
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=)\s*([+\-\d.,].*)")
+# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2', '≥ 60'): _parse_number reads
+# the rest; a one-sign comparator (tables/comparator_signs.csv) is read by _comparator.
+_COMPARED = re.compile(r"(<=|>=|<>|<|>|=|[\u2264\u2265\u2a7d\u2a7e])\s*([+\-\d.,].*)")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -100,6 +107,10 @@ DATE_TYPES = frozenset({"DT", "TS", "DTM"})
 # OBX-11 statuses (tables/result_status.csv) under which OBX-5 is not a result: X and N (no
 # result obtained), D and W (the result is withdrawn). HL7 v2.5 7.4.2.11.
 NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
+# ... and those whose result is still to come: I (specimen in lab, results pending) and O
+# (order detail, no result). What a SIL writes there ('En cours', 'A suivre' under NM) is no
+# value either; read as one, it failed the whole message (OBX_BAD_NUMBER).
+WITHHELD_STATUSES = NO_VALUE_STATUSES | {"registered"}
 SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
@@ -464,7 +475,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         collected = _specimen_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
         # relevant time of the order, which senders that fill SPM leave out of OBR-7
-        effective = ts_field(msg, obr, 7) or collected
+        effective = ts_field(msg, obr, 7) or collected or _observation_end(ctx, obr)
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
@@ -519,13 +530,18 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         if report_text:
             warnings.append(f"{loc(obr)}: text lines without observation identifier (OBX-3) "
                             "kept as the report's text")
+        if effective is None and any(r.effective is None for r in results
+                                     if r.type == LAB_RESULT):
+            warnings.append(f"{loc(obr, 7)}: no observation date/time for the order (OBR-7, "
+                            "SPM-17, OBR-8 empty) nor for some of its results (OBX-14): they "
+                            "are filed without one")
         if with_report:
             report = _report(ctx, g, report_key, c4, obr_code, effective, issued,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
             if parent is not None:
-                _link_parent(report, parent, entries)
+                _link_parent(report, parent, entries, _parent_order(msg, obr))
             entries.append(report)
         if parent is not None:
             said = parent.said()  # which organism a susceptibility is of, on each result
@@ -556,6 +572,19 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                                  quarantine_reasons=quarantine)
 
 
+def _observation_end(ctx: _Ctx, obr: Segment) -> str | None:
+    """OBR-8, the end of the collection (v2.5 7.4.1.8), when neither OBR-7 nor SPM-17 dates
+    the order: OBR-7 is required in a result, but older SILs fill only OBR-8, and their
+    results were filed undated without a word. Said in a warning."""
+    if len(obr.fields) <= 8 or not obr.fields[8]:
+        return None
+    end = ts_field(ctx.msg, obr, 8)
+    if end is not None:
+        ctx.warnings.append(f"{loc(obr, 7)}: empty; the end of the observation (OBR-8) dates "
+                            "the order")
+    return end
+
+
 def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str]:
     """The lines of a text OBX (ST, TX, FT) sent without observation identifier.
 
@@ -582,7 +611,7 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
     goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
     lines left the old extra lines behind)."""
     lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
-    if entry.status in NO_VALUE_STATUSES:  # the same OBX-11 as the first line's
+    if entry.status in WITHHELD_STATUSES:  # the same OBX-11 as the first line's
         withheld = entry.details.get("value_withheld")
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
     else:
@@ -604,6 +633,7 @@ class _ParentResult:
     code: str
     sub_id: str
     value: str
+    system: str = ""  # OBR-26.1.3, as sent: part of the parent's key, never of what is said
 
     @property
     def scope(self) -> str:
@@ -631,14 +661,21 @@ def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
     value = part(c, 3)  # TX; ELR senders write the organism coded there: code&text&system
     value = (sub(msg, value, 2) or sub(msg, value, 1)) if d.subcomponent in value \
         else text(msg, value)
-    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1), value)
+    parent = _ParentResult(sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1), value,
+                           sub(msg, part(c, 1), 3))
     return parent if parent.scope else None
 
 
-def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> None:
+def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
+                 parent_order: tuple[str, str] | None) -> None:
     """A child order (a susceptibility panel) points at the result it is about (the
     organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
-    result's key when the message holds it (the last one with that identifier and sub-id)."""
+    result's key: the last one of the message with that identifier and sub-id, else, when
+    the organism came in an earlier message, the key it was filed under, built from OBR-29
+    (the parent order: filler number and namespace) and OBR-26.1 (its OBX-3 code and coding
+    system as sent). A panel sent the day after its organism (the usual course of a
+    culture) was linked to nothing; deposit finds the organism in the dossier by that key
+    (none held: no link, as before)."""
     report.details["parent_result"] = parent.said()
     if not parent.code:
         return
@@ -646,9 +683,27 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry]) -> 
         if entry.type != LAB_RESULT:
             continue
         parts = entry.key.split("|")
-        if len(parts) > 5 and parts[3] == parent.code and parts[5] == parent.sub_id:
+        # OBR-26.1 names the parent by its OBX-3 as sent, or by the LOINC the result is filed
+        # under ('600-7' for an organism sent 'GERME^Germe^L^600-7^^LN')
+        if len(parts) > 5 and parts[5] == parent.sub_id \
+                and (parts[3] == parent.code or entry.code == parent.code):
             report.parent_key = entry.key
             return
+    if parent_order is not None and parent.system:
+        number, ns = parent_order
+        report.parent_key = f"result|{number}|{ns}|{parent.code}|{parent.system}|" \
+                            f"{parent.sub_id}"
+
+
+def _parent_order(msg: Message, obr: Segment) -> tuple[str, str] | None:
+    """(number, namespace) of the parent order OBR-29 names (EIP: placer ^ filler, each
+    number & namespace), filler first as ``_order_number`` keys an order; None if unsaid."""
+    c29 = comps(msg, first_rep(msg, obr, 29))
+    for i in (2, 1):
+        number = sub(msg, part(c29, i), 1)
+        if number:
+            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+    return None
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
@@ -761,8 +816,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             status = "unknown"
             ctx.warnings.append(f"{loc(obr, 25)}: unknown result status, kept as unknown")
     else:  # optional before v2.5: the results tell
-        statuses = {r.status for r in results if r.type == LAB_RESULT}
-        status = statuses.pop() if len(statuses) == 1 else "unknown"
+        status = _status_of_results({r.status for r in results if r.type == LAB_RESULT})
         if status == "unknown" and g.own_orc and g.orc is not None:
             # no result, no OBR-25: the order's own ORC-1 may say it was canceled ('OC')
             code1 = text(msg, first_rep(msg, g.orc, 1)).upper()
@@ -794,6 +848,30 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+_VERIFIED = frozenset({"final", "corrected", "amended"})
+_NOT_YET = frozenset({"preliminary", "registered"})
+
+
+def _status_of_results(statuses: set[str]) -> str:
+    """A report's status told by its results' (OBR-25 empty, optional before v2.5): theirs
+    when they agree; else results withdrawn or not obtained aside (the others tell), any
+    correction makes it corrected, verified results beside pending or preliminary ones make
+    it partial (OBR-25 'A'), preliminary and pending ones preliminary. Mixed statuses gave
+    'unknown': a validated potassium beside a pending sodium said nothing."""
+    told = statuses - NO_VALUE_STATUSES or statuses
+    if not told:  # no result: nothing told
+        return "unknown"
+    if len(told) == 1:
+        return next(iter(told))
+    if told <= _VERIFIED:
+        return "corrected" if "corrected" in told else "amended"
+    if told <= _VERIFIED | _NOT_YET and told & _VERIFIED:
+        return "partial"
+    if told <= _NOT_YET:
+        return "preliminary"
+    return "unknown"
 
 
 def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:
@@ -860,8 +938,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             # it lost every other result. The caller says so.
             return None
         where = loc(obx, 3)
+        said = "holds a name but no code" if any(x.strip() for x in c3) else "is empty"
         raise NormalizationError("OBX_NO_CODE", f"{where}: observation without identifier "
-                                 "(OBX-3 is empty: a result is filed under its test's code, "
+                                 f"(OBX-3 {said}: a result is filed under its test's code, "
                                  "LOINC or the laboratory's own)", where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
@@ -879,6 +958,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         r_code, r_system, r_display, mapped, local = resolve_code(
             code, display, coding, source=ctx.source, mappings=ctx.mappings,
             sent_system=system if coding != system else "")
+    if r_system == "LN" and loinc_check_fails(r_code):
+        ctx.warnings.append(f"{loc(obx, 3)}: LOINC code fails its check digit (a typo in the "
+                            "sender's table?): filed as sent")
     sub_id = lf(f[4]) if nf > 4 else ""
     key = f"result|{order_no}|{ns}|{code}|{system}|{sub_id}"
     if scope:
@@ -893,7 +975,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
-    withheld = status in NO_VALUE_STATUSES
+    withheld = status in WITHHELD_STATUSES
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
@@ -918,6 +1000,12 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         _value(ctx, obx, entry)
     else:
         entry.value_type = lf(vtype).upper() or None
+        if status_code in _empty_means_held():
+            # OBX-11 U (v2.5 7.4.2.11): 'results status change to final without
+            # retransmitting results already sent as preliminary'. The value is the one
+            # held; deposit carries it over (dossiers/deposit.py). Filed as it came, the
+            # final had no value and the potassium sent as preliminary was gone.
+            entry.details["value_held"] = True
     if nf > 6 and f[6]:
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
     if nf > 7 and f[7]:
@@ -927,11 +1015,18 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
             flags = [lf(r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
-            entry.interpretation = ",".join(x for x in flags if x) or None
+            entry.interpretation = ",".join(_flag(x) for x in flags if x) or None
         else:
-            entry.interpretation = lf(raw8) or None
-    entry.effective = (_ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None) \
-        or obr_effective
+            flag = lf(raw8)  # 'H', 'N': upper case as nearly all send, no call for them
+            entry.interpretation = (flag if flag.isupper() else _flag(flag)) or None
+    observed = _ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
+    if observed is not None and len(observed) <= 10 and obr_effective \
+            and obr_effective.startswith(observed):
+        # OBX-14 a date ('20240315') where OBR-7 has the time of that day: the time is kept.
+        # Filed as the day only, the result lost its hour and never met the same result of
+        # a CDA lab report (dedupe level 4 compares the instant)
+        observed = obr_effective
+    entry.effective = observed or obr_effective
     entry.issued = (_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])
@@ -942,6 +1037,20 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _flag(sent: str) -> str:
+    """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'a', as
+    some hospital LIS write them) it was filed as sent, no code any reader knew
+    (tables/abnormal_flags.csv). Anything else as sent."""
+    if sent.isupper() or not sent.isalpha():  # 'H', 'HH', '<', 'N': as nearly all send
+        return sent
+    return _flag_codes().get(sent.upper(), sent)
+
+
+@cache
+def _flag_codes() -> dict[str, str]:
+    return {row["code"]: row["code"] for row in table("abnormal_flags")}
 
 
 def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str, str]:
@@ -973,6 +1082,14 @@ def _why_no_status(f: list[str]) -> str:
 def _value_types() -> frozenset[str]:
     """OBX-2 values known as HL7 data types (tables/hl7_value_types.csv)."""
     return frozenset(row["code"] for row in table("hl7_value_types"))
+
+
+@cache
+def _empty_means_held() -> frozenset[str]:
+    """OBX-11 codes whose empty OBX-5 means 'the value sent before stands' (U), from
+    tables/result_status.csv (column empty_value = held)."""
+    return frozenset(row["code"] for row in table("result_status")
+                     if row.get("empty_value") == "held")
 
 
 @cache
@@ -1025,8 +1142,9 @@ def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
 
 
 def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
-    """OBX-11 X or N (no result could be obtained) or D / W (the result is withdrawn): what OBX-5
-    holds is not a result and is never filed as the value. It is kept, as sent, in
+    """OBX-11 X or N (no result could be obtained), I or O (no result yet) or D / W (the result
+    is withdrawn): what OBX-5 holds is not a result and is never filed as the value. It is
+    kept, as sent, in
     ``details['value_withheld']`` (a lab often says there why the analysis was not done)."""
     where = loc(obx, 5)
     entry.details["value_withheld"] = "\n".join(
@@ -1074,6 +1192,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
                                 "read as SN")
             _structured_numeric(ctx, c, entry, where)
+        elif len(c) > 1 and any(text(msg, x) for x in c[1:]):
+            _nm_with_components(ctx, first, c, head, entry, where)
         else:
             _numeric(ctx, head, entry, where)
     elif vtype == "SN":
@@ -1136,6 +1256,36 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
     return None
 
 
+# A power of ten written with an unescaped '^' ('>10^3', '2,5x10^6', '1.2 x 10^5'): it reaches
+# us as the components '>10' and '3'. Comparator, mantissa and 'x' optional.
+_POWER_OF_TEN = re.compile(r"(<=|>=|<|>|[\u2264\u2265\u2a7d\u2a7e])?"
+                           r"\s*(?:(\d+(?:[.,]\d+)?)\s*[x\u00d7*]\s*)?10")
+_EXPONENT_DIGITS = re.compile(r"[+-]?\d{1,2}")
+
+
+def _nm_with_components(ctx: _Ctx, first: str, c: list[str], head: str, entry: Entry,
+                        where: str) -> None:
+    """An NM value (no components in HL7) that arrives with some: what follows its first
+    component was dropped without a word. A power of ten sent with an unescaped '^'
+    ('>10^3' copies/mL: more than a thousand) was read as '>10', a thousand times less; it
+    is now read as the number it spells. Anything else after the number ('4.5^H') is kept
+    in details.value_sent (OBX-5 as sent), with a warning; the number is read as before."""
+    msg = ctx.msg
+    tail = text(msg, c[1]) if len(c) == 2 else ""
+    m = _POWER_OF_TEN.fullmatch(head) if tail else None
+    if m is not None and _EXPONENT_DIGITS.fullmatch(tail):
+        mantissa = float(m.group(2).replace(",", ".")) if m.group(2) else 1.0
+        entry.value = f"{head}^{tail}"
+        entry.value_num = float(f"{mantissa!r}e{int(tail)}")
+        entry.comparator = _comparator(ctx, m.group(1), where) if m.group(1) else None
+        ctx.warnings.append(f"{where}: unescaped '^' inside the value read as a power of ten")
+        return
+    entry.details["value_sent"] = unescaped(msg, first)
+    ctx.warnings.append(f"{where}: components after the first are no part of an NM value: "
+                        "the number is the first, the value as sent is kept apart")
+    _numeric(ctx, head, entry, where)
+
+
 def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM") -> None:
     if not value:
         return
@@ -1145,8 +1295,9 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
         m = _COMPARED.fullmatch(value)
         if m is not None:  # '<0.5' sent as NM: unambiguous, accepted as SN would have been
             num = _parse_number(ctx, m.group(2), where)
-            if m.group(1) != "=":
-                entry.comparator = m.group(1)
+            comparator = _comparator(ctx, m.group(1), where)
+            if comparator != "=":
+                entry.comparator = comparator
             ctx.warnings.append(f"{where}: comparator in an {vtype} value without components, "
                                 "read as SN")
     if num is None:
@@ -1171,9 +1322,28 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     if num is None:
         return
     entry.value_num = num
-    if m is not None and m.group(1) != "=":
-        entry.comparator = m.group(1)
+    if m is not None:
+        comparator = _comparator(ctx, m.group(1), where)
+        if comparator != "=":
+            entry.comparator = comparator
     ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
+
+
+@cache
+def _comparator_signs() -> dict[str, str]:
+    """'≤' -> '<=', '≥' -> '>=' (tables/comparator_signs.csv)."""
+    return column_map("comparator_signs", "sign", "comparator")
+
+
+def _comparator(ctx: _Ctx, sent: str, where: str) -> str:
+    """The HL7 comparator (SN.1) ``sent`` is: itself, or the one a single sign stands for
+    ('≤0,5', '≥ 60' from systems that print them; the whole message failed as
+    OBX_BAD_NUMBER), said in a warning."""
+    comparator = _comparator_signs().get(sent)
+    if comparator is None:
+        return sent
+    ctx.warnings.append(f"{where}: comparator written as one sign, read as {comparator}")
+    return comparator
 
 
 def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
@@ -1187,6 +1357,8 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         return
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if comparator in _comparator_signs():  # '≤^0.25'
+        comparator = _comparator(ctx, comparator, where)
     if comparator and comparator not in COMPARATORS and len(c) < 4 \
             and num1 in SN_SEPARATORS and _NUMBER.fullmatch(comparator):
         # '1^:^128' or '1^-^5' where '^1^:^128' was due (the empty comparator left out): a
@@ -1196,6 +1368,9 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
                             "num1^separator^num2")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
+    if separator and separator not in SN_SEPARATORS and _sn_power(ctx, comparator, num1,
+                                                                  separator, num2, entry, where):
+        return
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
     parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
@@ -1212,6 +1387,38 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         entry.comparator = shown or None
 
 
+def _sn_power(ctx: _Ctx, comparator: str, num1: str, separator: str, num2: str, entry: Entry,
+              where: str) -> bool:
+    """An SN whose separator/suffix (SN.3) is none of HL7's (+ - / . :). A power of ten
+    ('>^10^5', a colony count typed with its '^' unescaped; '^1^E^5') is the number it
+    spells: it was filed as the text '>105', a thousand times less than meant, without a
+    word. True when read so; else False, and the value is kept as sent, with a warning."""
+    power = None
+    if not num2 and _EXPONENT_DIGITS.fullmatch(separator):
+        m = _POWER_OF_TEN.fullmatch(num1)
+        if m is not None and not m.group(1):
+            mantissa = float(m.group(2).replace(",", ".")) if m.group(2) else 1.0
+            power = float(f"{mantissa!r}e{int(separator)}")
+    elif separator in ("E", "e") and _EXPONENT_DIGITS.fullmatch(num2):
+        number = _parse_number(ctx, num1, where) if num1 else None
+        if number is not None:
+            power = float(f"{number!r}e{int(num2)}")
+    if power is None:
+        ctx.warnings.append(f"{where}: SN separator/suffix is none of + - / . : (HL7 v2.5 "
+                            "2.A.71), the value is kept as sent")
+        return False
+    shown = comparator if comparator != "=" else ""
+    entry.value = f"{shown}{num1}{'^' if num2 == '' else ''}{separator}{num2}"
+    entry.value_num = power
+    entry.comparator = shown or None
+    ctx.warnings.append(f"{where}: SN read as a power of ten (separator/suffix is no HL7 "
+                        "separator)")
+    return True
+
+
+_WORDS = re.compile(r"\S\s+\S")  # two words: text, never one code
+
+
 def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
     its original text (CWE.9). The value shown is the first of text, code, alternate text,
@@ -1225,6 +1432,13 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if not rep.strip(msg.delimiters.component + " "):
             continue  # an empty repetition ('A^A^L~') codes nothing: it made the value 'A; '
         c = comps(msg, rep)
+        if len(c) == 1 and _WORDS.search(c[0].strip()):
+            # 'Escherichia coli', 'Pas de germe isolé': words alone where a CWE was due (a SIL
+            # typing its free text CE). No code: its original text (CWE.9). Filed as the
+            # code, it was a code no coding system has, exported as one.
+            coded.append({"code": "", "display": "", "system": "",
+                          "original_text": text(msg, c[0])})
+            continue
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1)}
         if item["system"] and not item["display"] and text_in_system_slot(item["system"]):
@@ -1281,10 +1495,17 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     if not sent:
         return
     entry.unit_original = sent
-    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
-        entry.unit = sent
-        return
     unit, mapped = to_ucum(sent)
+    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
+        # Declared UCUM: kept as sent, unless it is a spelling the table reads as another
+        # code ('µmol/L^^UCUM': UCUM writes micro 'u'; 'G/L^^UCUM', which UCUM would read
+        # as gauss per litre). Kept, it was a unit no other channel's result ever met (the
+        # CDA path maps every unit through the table) and no UCUM reader understood.
+        entry.unit = unit if mapped else sent
+        if mapped and unit.lower() != sent.lower():
+            warnings.append(f"{loc(obx, 6)}: unit declared UCUM is no UCUM code, read as "
+                            "the UCUM unit it spells")
+        return
     if not mapped and len(c) > 1 and sent == lf(c[0]):
         # '0004-17a0^°C^MDIL', '266016^mmHg^MDC': a monitor's or a LIS's own unit code, the
         # unit itself in the text (CE.2). The unit read is the text's; the code is kept

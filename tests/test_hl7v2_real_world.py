@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from normalizers.model import ACTION_DELETE, ACTION_NEW, NormalizationError
-from tests.test_lab_normalizer import norm, oru
+from tests.test_lab_normalizer import ORC, norm, oru
 
 
 def by_ref(nm):
@@ -1424,3 +1424,228 @@ def test_french_and_english_unit_spellings_of_counts_and_seconds():
     from normalizers.units import to_ucum
     assert [to_ucum(u) for u in ("/mmc", "/nL", "seconds")] == [
         ("/mm3", True), ("/nL", True), ("s", True)]
+
+
+# -- round 6: French lab groups' and hospital SILs' messages ------------------------------------
+def test_a_unit_declared_ucum_in_a_local_spelling_is_read_as_the_ucum_unit():
+    """OBX-6 'µmol/L^^UCUM' (UCUM writes micro 'u') or 'G/L^^UCUM' (UCUM would read gauss per
+    litre): filed as sent, the creatinine and the leucocytes were units no CDA lab report's
+    result met (that path maps every unit through the table) and no UCUM reader understood.
+    A UCUM code is kept as sent ('mmol/l' is UCUM too), an unknown one too."""
+    nm = norm(oru("OBX|1|NM|CREA^Créatinine^L||78|µmol/L^^UCUM|45-84|N|||F",
+                  "OBX|2|NM|LEUCO^Leucocytes^L||7,2|G/L^^UCUM|4.0-10.0|N|||F",
+                  "OBX|3|NM|GLY^Glycémie^L||5.4|mmol/l^millimole par litre^UCUM|3.9-5.8|N|||F",
+                  "OBX|4|NM|CRP^CRP^L||3|mg/L^^UCUM|<5||||F",
+                  "OBX|5|NM|ECBU^Numération^L||5|{CFU}/mL^^UCUM|||||F",
+                  "OBX|6|NM|AAA^Test maison^L||5|{bidule}^^UCUM|||||F"))
+    r = by_ref(nm)
+    assert [(r[f"OBX[{i}]"].unit, r[f"OBX[{i}]"].unit_original) for i in range(5, 11)] == [
+        ("umol/L", "µmol/L"), ("10*9/L", "G/L"), ("mmol/L", "mmol/l"), ("mg/L", "mg/L"),
+        ("{CFU}/mL", "{CFU}/mL"), ("{bidule}", "{bidule}")]
+    assert not any("unit_unmapped" in r[f"OBX[{i}]"].details for i in range(5, 11))
+    assert [w for w in nm.warnings if "declared UCUM" in w] == [
+        "OBX[5]-6: unit declared UCUM is no UCUM code, read as the UCUM unit it spells",
+        "OBX[6]-6: unit declared UCUM is no UCUM code, read as the UCUM unit it spells"]
+
+
+def test_comparators_written_as_one_sign():
+    """'≤0,25' (a MIC), '≥ 90' (an eGFR) from systems that print the signs: the whole message
+    failed (OBX_BAD_NUMBER). Read as '<=' and '>=', with a warning; the value text as sent."""
+    nm = norm(oru("OBX|1|NM|CIPRO^Ciprofloxacine CMI^L|1|≤0,25|mg/L||S|||F",
+                  "OBX|2|SN|OXA^Oxacilline CMI^L|1|≤^0.25|mg/L||S|||F",
+                  "OBX|3|ST|DFG^DFG CKD-EPI^L||≥ 90|mL/min/1,73m²|> 60||||F",
+                  "OBX|4|ST|DFG2^DFG estimé^L||≥ 90||||||F"))
+    r = by_ref(nm)
+    assert [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+            for i in range(5, 9)] == [("≤0,25", 0.25, "<="), ("<=0.25", 0.25, "<="),
+                                      ("≥ 90", 90.0, ">="), ("≥ 90", None, None)]
+    assert r["OBX[7]"].unit == "mL/min/{1.73_m2}"
+    said = [w for w in nm.warnings if "one sign" in w]
+    assert said == ["OBX[5]-5: comparator written as one sign, read as <=",
+                    "OBX[6]-5: comparator written as one sign, read as <=",
+                    "OBX[7]-5: comparator written as one sign, read as >="]
+
+
+def test_nm_value_with_components_loses_nothing_silently():
+    """NM has no components. A power of ten typed with an unescaped '^' ('>10^3' copies/mL, a
+    viral load over a thousand) arrived as '>10' and '3' and was filed as '>10', a thousand
+    times less, without a word: it is the number it spells. Anything else after the number
+    ('4.5^H') was dropped without a word: the number is still the first component, the value
+    as sent is kept (details.value_sent), and said."""
+    nm = norm(oru("OBX|1|NM|CVHIV^Charge virale VIH^L||>10^7|copies/mL|<20|H|||F",
+                  "OBX|2|NM|CVHBV^Charge virale VHB^L||2,5x10^6|UI/mL|||||F",
+                  "OBX|3|NM|CVHCV^Charge virale VHC^L||<10^1|UI/mL|||||F",
+                  "OBX|4|NM|K^Potassium^L||4.5^H|mmol/L|3.5-5.1||||F",
+                  "OBX|5|NM|NA^Sodium^L||140^^|mmol/L|135-145||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 10)]
+    assert got == [(">10^7", 1e7, ">"), ("2,5x10^6", 2.5e6, None), ("<10^1", 10.0, "<"),
+                   ("4.5", 4.5, None), ("140", 140.0, None)]
+    assert r["OBX[8]"].details["value_sent"] == "4.5^H"
+    assert "value_sent" not in r["OBX[9]"].details  # empty components say nothing
+    assert [w.split(": ")[0] for w in nm.warnings if "power of ten" in w] == [
+        "OBX[5]-5", "OBX[6]-5", "OBX[7]-5"]
+    assert "OBX[8]-5: components after the first are no part of an NM value: the number is " \
+        "the first, the value as sent is kept apart" in nm.warnings
+
+
+def test_an_order_dated_only_by_the_end_of_its_collection():
+    """v2.3 SILs that fill OBR-8 (end of the collection) and leave OBR-7 empty: the results
+    were filed undated without a word. OBR-8 dates them, with a warning; an order with no
+    time at all is said."""
+    obr = ("OBR|1|CMD-1|24C0315-07^LABO-DEMO|PU24^Protéinurie des 24 heures^L|||"
+           "|200403160800|||||200403160930|URI|^MARTIN^Paul||||||200403161044|||F")
+    nm = norm(oru("OBX|1|NM|2889-4^Protéinurie des 24 h^LN||0,35|g/24h|<0,15|H|||F",
+                  order=(ORC, obr)))
+    report, result = nm.entries
+    assert report.effective == result.effective == "2004-03-16T08:00+01:00"
+    assert "OBR[4]-7: empty; the end of the observation (OBR-8) dates the order" in nm.warnings
+    undated = obr.replace("|200403160800|", "||")
+    nm = norm(oru("OBX|1|NM|2889-4^Protéinurie des 24 h^LN||0,35|g/24h|<0,15|H|||F",
+                  "OBX|2|NM|2888-6^Protéinurie^LN||350|mg/24h|<150|H|||F|||200403160800",
+                  order=(ORC, undated)))
+    assert [e.effective for e in nm.entries] == [None, None, "2004-03-16T08:00+01:00"]
+    assert "OBR[4]-7: no observation date/time for the order (OBR-7, SPM-17, OBR-8 empty) " \
+        "nor for some of its results (OBX-14): they are filed without one" in nm.warnings
+
+
+def test_report_status_told_by_mixed_result_statuses():
+    """OBR-25 is optional before v2.5; the report's status was its results' when they agreed
+    and 'unknown' otherwise: a validated potassium beside a pending sodium said nothing."""
+    obr = ("OBR|1|CMD-1|24C0315-07^LABO-DEMO|IONO^Ionogramme^L|||202403150810|||||||||"
+           "^MARTIN^Paul||||||202403151045|||")
+    expected = {("F", "P"): "partial", ("F", "I"): "partial", ("F", "X"): "final",
+                ("C", "F"): "corrected", ("P", "I"): "preliminary", ("F", "D"): "final",
+                ("X", "N"): "cancelled", ("F", "F"): "final", ("F", "Z"): "unknown"}
+    for (k, na), status in expected.items():
+        nm = norm(oru(f"OBX|1|NM|2823-3^Potassium^LN||4.2|mmol/L|3.5-5.1|N|||{k}",
+                      f"OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||{na}",
+                      order=(ORC, obr)))
+        assert (k, na, nm.entries[0].status) == (k, na, status)
+
+
+def test_sn_colony_count_as_a_power_of_ten():
+    """A urine culture's count typed '>^10^5' (10^5 with its '^' unescaped) arrives as
+    comparator '>', num1 '10', separator '5': it was filed as the text '>105' without a word,
+    a thousand times less than the lab meant. A separator/suffix that is none of HL7's is now
+    read as the power of ten it spells, or kept as sent with a warning."""
+    nm = norm(oru("OBX|1|SN|564-5^Numération bactérienne^LN|1|>^10^5|UFC/mL|<10^3||||F",
+                  "OBX|2|SN|564-5^Numération bactérienne^LN|2|^1^E^4|UFC/mL|||||F",
+                  "OBX|3|SN|5334-8^Rubéole IgG titre^LN||^1^:^128||||||F",
+                  "OBX|4|SN|5767-9^Aspect^LN||^2^+||||||F",
+                  "OBX|5|SN|ZZZ^Dilution^L||^5^x||||||F"))
+    r = by_ref(nm)
+    got = [(r[f"OBX[{i}]"].value, r[f"OBX[{i}]"].value_num, r[f"OBX[{i}]"].comparator)
+           for i in range(5, 10)]
+    assert got == [(">10^5", 1e5, ">"), ("1E4", 1e4, None), ("1:128", None, None),
+                   ("2+", None, None), ("5x", None, None)]
+    assert r["OBX[5]"].unit == "{CFU}/mL"
+    assert r["OBX[9]"].details["sn"]["separator"] == "x"
+    assert [w.split(": ")[0] for w in nm.warnings if "SN" in w] == [
+        "OBX[5]-5", "OBX[6]-5", "OBX[9]-5"]
+
+
+def test_a_loinc_with_a_wrong_check_digit_is_said():
+    """'2823-4' for potassium's '2823-3' (a typo in the sender's table): the result is filed
+    under a code no other result has, out of the patient's potassium trend. Filed as sent,
+    now with a warning naming the field; valid LOINC codes say nothing."""
+    nm = norm(oru("OBX|1|NM|2823-4^Potassium^LN||4.2|mmol/L|3.5-5.1|N|||F",
+                  "OBX|2|NM|K^Potassium^L^2951-3^Sodium^LN||140|mmol/L|135-145|N|||F",
+                  "OBX|3|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||F",
+                  "OBX|4|NM|1988-5^CRP^LN||3|mg/L|<5||||F"))
+    assert [e.code for e in nm.entries[1:]] == ["2823-4", "2951-3", "2951-2", "1988-5"]
+    assert [w for w in nm.warnings if "check digit" in w] == [
+        "OBX[5]-3: LOINC code fails its check digit (a typo in the sender's table?): filed "
+        "as sent",
+        "OBX[6]-3: LOINC code fails its check digit (a typo in the sender's table?): filed "
+        "as sent"]
+
+
+def test_abnormal_flags_in_lower_case_are_read_as_their_codes():
+    """A hospital LIS writing OBX-8 'hh' (a troponin far above the limit) or 'a': filed as
+    sent, no HL7 table 0078 code, so no reader (the FHIR export among them) saw the panic
+    value. Read as HH and A; what is no code stays as sent."""
+    nm = norm(oru("OBX|1|NM|TROPO^Troponine T hs^L||45|ng/L|<14|hh|||F",
+                  "OBX|2|CE|SARS^SARS-CoV-2 PCR^L||POS^Positif^L||NEG|a~pos|||F",
+                  "OBX|3|NM|K^Potassium^L||4.2|mmol/L|3.5-5.1|N|||F",
+                  "OBX|4|NM|NA^Sodium^L||150|mmol/L|135-145|+|||F",
+                  "OBX|5|NM|CL^Chlorure^L||90|mmol/L|98-107|bas|||F"))
+    assert [e.interpretation for e in nm.entries[1:]] == ["HH", "A,POS", "N", "+", "bas"]
+
+
+def test_observation_date_without_time_keeps_the_orders_time_of_that_day():
+    """OBX-14 '20240315' (the day only) where OBR-7 says 08:10 that day: the result was filed
+    on the day alone, its hour lost, never meeting the same potassium of a CDA lab report
+    (dedupe level 4 compares the instant). Another day, or a time, is OBX-14's as sent."""
+    nm = norm(oru("OBX|1|NM|K^Potassium^L||4.2|mmol/L|3.5-5.1|N|||F|||20240315",
+                  "OBX|2|NM|NA^Sodium^L||140|mmol/L|135-145|N|||F|||20240314",
+                  "OBX|3|NM|CL^Chlorure^L||100|mmol/L|98-107|N|||F|||202403150805"))
+    assert [e.effective for e in nm.entries[1:]] == [
+        "2024-03-15T08:10+01:00", "2024-03-14", "2024-03-15T08:05+01:00"]
+
+
+def test_susceptibility_panel_names_its_organism_by_loinc():
+    """OBR-26 '600-7&&LN^1' names the organism by the LOINC it is filed under, while its OBX-3
+    was sent with the lab's code first ('GERME^Germe^L^600-7^^LN'): the panel was not linked
+    to it (only the code as sent was compared)."""
+    obr1 = "OBR|1|CMD-9|24M0412-01^LABO-DEMO|ECBU^ECBU^L|||202404120730|||||||||||||||" \
+           "202404141000|||F"
+    obr2 = ("OBR|2|CMD-9|24M0412-01-A^LABO-DEMO|ATB^Antibiogramme^L|||202404120730|||||||||"
+            "||||||202404141000|||F|600-7&&LN^1^Escherichia coli|||CMD-9&LABO-DEMO^"
+            "24M0412-01&LABO-DEMO")
+    nm = norm(oru(order=(ORC, obr1, "OBX|1|CWE|GERME^Germe^L^600-7^^LN|1|ECOLI^Escherichia "
+                         "coli^L||||||F", ORC, obr2,
+                         "OBX|1|SN|AMX^Amoxicilline CMI^L|1|>^16|mg/L||R|||F")))
+    _, germ, panel, _amx = nm.entries
+    assert (germ.code, panel.parent_key) == ("600-7", germ.key)
+
+
+def test_coded_value_sent_as_words_alone_is_text_not_a_code():
+    """'Escherichia coli' or 'Pas de germe isolé' typed into a CE/CWE OBX-5 with no code: it
+    was filed as a code without coding system, and exported as such a coding. It is the
+    value's original text (CWE.9) now; a one-word code ('POS') stays a code."""
+    from dossiers.fhir import _value
+    nm = norm(oru("OBX|1|CWE|600-7^Bactérie identifiée^LN|1|Escherichia coli||||||F",
+                  "OBX|2|CE|600-7^Bactérie identifiée^LN|2|Pas de germe isolé||||||F",
+                  "OBX|3|CE|5195-3^Antigène HBs^LN||NEG||||||F"))
+    germ, none, hbs = nm.entries[1:]
+    assert (germ.value, germ.details["coded_value"]) == (
+        "Escherichia coli", {"code": "", "display": "", "system": "",
+                             "original_text": "Escherichia coli"})
+    assert none.value == "Pas de germe isolé"
+    assert _value({"value": germ.value}, germ.details, "") == {"valueString": "Escherichia coli"}
+    assert (hbs.value, hbs.details["coded_value"]["code"]) == ("NEG", "NEG")
+
+
+def test_pending_results_with_a_placeholder_text_do_not_fail_the_message():
+    """OBX-11 I (specimen in lab, results pending) or O (order detail, no result) with 'En
+    cours' or 'Résultat à suivre' under NM, SN or DT: read as a value, the whole message
+    failed (OBX_BAD_NUMBER, HL7_BAD_DATE) and the sodium beside it with it. No result is
+    due under those statuses: the text is kept apart (details.value_withheld), as for X."""
+    nm = norm(oru("OBX|1|NM|NA^Sodium^L||140|mmol/L|135-145|N|||F",
+                  "OBX|2|NM|K^Potassium^L||En cours|mmol/L|3.5-5.1||||I",
+                  "OBX|3|SN|TIT^Titre rubéole^L||Résultat à suivre||||||I",
+                  "OBX|4|DT|DDR^Date des dernières règles^L||A venir||||||O",
+                  "OBX|5|NM|CL^Chlorure^L||||||||I"))
+    na, k, tit, ddr, cl = nm.entries[1:]
+    assert (na.value_num, na.status) == (140.0, "final")
+    assert [(e.status, e.value, e.details.get("value_withheld")) for e in (k, tit, ddr, cl)] \
+        == [("registered", None, "En cours"), ("registered", None, "Résultat à suivre"),
+            ("registered", None, "A venir"), ("registered", None, None)]
+    assert [w.split(":")[0] for w in nm.warnings if "not filed as a result" in w] == [
+        "OBX[6]-5", "OBX[7]-5", "OBX[8]-5"]
+
+
+def test_susceptibility_panel_without_its_organism_names_the_organisms_key():
+    """A panel in a message of its own: its parent_key is the key its organism was filed
+    under (OBR-29's filler order, OBR-26.1's code and coding system, OBR-26.2's sub-id), for
+    deposit to find it in the dossier; without OBR-29 or a coding system, none."""
+    obr = ("OBR|1|CMD-9-A|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||G"
+           "|||||||||||202404151000|||F|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
+           "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    amx = "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"
+    panel = norm(oru(amx, order=(ORC, obr))).entries[0]
+    assert panel.parent_key == "result|24M0412-01|LABO-DEMO|600-7|LN|1"
+    unsaid = obr.replace("CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO", "")
+    assert norm(oru(amx, order=(ORC, unsaid))).entries[0].parent_key is None

@@ -164,7 +164,13 @@ def test_empty_obx_3_says_what_is_missing():
     with pytest.raises(NormalizationError) as exc:
         norm(oru("OBX|1|NM|^Glycémie^L||5|mmol/L|||||F"))
     assert (exc.value.code, exc.value.location) == ("OBX_NO_CODE", "OBX[5]-3")
-    assert "OBX-3 is empty" in str(exc.value) and "Glycémie" not in str(exc.value)
+    # a name was sent, no code: said so (it read 'OBX-3 is empty', which the sender's
+    # integrator, looking at '^Glycémie^L', could not understand)
+    assert "OBX-3 holds a name but no code" in str(exc.value)
+    assert "Glycémie" not in str(exc.value)
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|||5|mmol/L|||||F"))
+    assert "OBX-3 is empty" in str(exc.value)
 
 
 def test_bad_obr_date_names_obr():
@@ -282,7 +288,8 @@ def test_garbage_numbers_fail_cleanly(value):
         assert exc.code == "OBX_BAD_NUMBER" and exc.location == "OBX[5]-5"
         assert str(exc) == "OBX[5]-5: not a number (value type NM)"  # the value never shows
     else:
-        assert nm.entries[1].value_num is not None or not value.strip()
+        # no value: blanks, or '""', HL7's explicit null (v2.5 2.5.3), read as empty
+        assert nm.entries[1].value_num is not None or value.strip() in ("", '""')
 
 
 @pytest.mark.skipif(not (CORPUS / "intl" / "hl7v2").is_dir(), reason="shared corpus absent")

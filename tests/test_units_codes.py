@@ -33,6 +33,12 @@ from normalizers.units import to_ucum
     # French haematology per mm3 (= per µL, but kept as sent in UCUM)
     ("10^3/mm3", "10*3/mm3"), ("milliers/mm3", "10*3/mm3"), ("Millions/mm³", "10*6/mm3"),
     ("mL/min/1.73 sq.m.", "mL/min/{1.73_m2}"), ("mL/min/{1.73_m2}", "mL/min/{1.73_m2}"),
+    # a French urine culture's colony count (unité formant colonie) and clearance per minute
+    # written 'mn' (they were unmapped, out of every trend)
+    ("UFC/mL", "{CFU}/mL"), ("UFC/ml", "{CFU}/mL"), ("CFU/mL", "{CFU}/mL"),
+    ("UFC/L", "{CFU}/L"), ("ml/mn/1,73m2", "mL/min/{1.73_m2}"),
+    ("mL/mn/1,73 m²", "mL/min/{1.73_m2}"), ("ml/mn/1.73m2", "mL/min/{1.73_m2}"),
+    ("ml/mn", "mL/min"),
 ])
 def test_known_units(sent, ucum):
     assert to_ucum(sent) == (ucum, True)
