@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 from sqlalchemy import Connection, bindparam, select, text, update
 
@@ -467,7 +468,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             result.missing_targets += 1  # a correction of something we never received
         key = row["key"]
         if key in taken:
-            if _same(row, taken[key]):
+            # a row this message planned already (two entries under one key): a dict
+            if _same(row, SimpleNamespace(**taken[key])):
                 result.duplicates += 1  # the same fact twice in one message
                 continue
             # Two different facts under one key in one message: keep both, never drop data.

@@ -201,3 +201,27 @@ def test_a_susceptibility_panel_sent_the_day_after_its_organism_is_linked_to_it(
           _micro(5, orc, panel, "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"))
     organism = _current(ctx, "600-7")
     assert _current(ctx, "29576-6").parent_id == organism.id
+
+
+def test_two_entries_under_one_key_in_one_message_are_planned_without_error() -> None:
+    """The normalizers tell apart results sharing a key within a message ('#2'), but filing
+    must not depend on it: two entries under one key, the same fact twice, are one entry;
+    a different fact under that key is kept apart, never dropped. (The duplicate check
+    compared the planned row, a dict, by attribute and raised AttributeError: a message
+    that reached it failed as INTERNAL_ERROR.)"""
+    from dossiers.deposit import plan_deposit
+    from normalizers.model import Entry
+
+    def potassium(ref: str, value: str) -> Entry:
+        return Entry(type="result", key="result|24C0315-07|LABO|K|L|", source_ref=ref,
+                     code="2823-3", system="LN", value=value, value_num=float(value),
+                     unit="mmol/L", status="final", effective="2024-03-15T10:45:00+01:00")
+
+    plan = plan_deposit({}, patient_id=1, import_id=7, source="labo",
+                        items=[(potassium("OBX[1]", "4.1"), None),
+                               (potassium("OBX[2]", "4.1"), None),
+                               (potassium("OBX[3]", "4.3"), None)])
+    assert plan.result.duplicates == 1
+    assert [(r["_ref"], r["value"]) for r in plan.new_rows] == [("OBX[1]", "4.1"),
+                                                                 ("OBX[3]", "4.3")]
+    assert plan.new_rows[0]["key"] != plan.new_rows[1]["key"]
