@@ -60,6 +60,7 @@ from normalizers.tabledata import column_map, table
 from parsers.hl7v2.er7 import Message, Segment
 
 META_SYSTEM = "MetaDMPMSS"
+_META_SYSTEM_U = META_SYSTEM.upper()  # compared in upper case: 'metadmpmss', 'METADMPMSS' sent
 MAIL_PREFIX = "XDM/"  # LPS MSSanté: OBX-3.2 'XDM/1.0/DDM+<mail subject>', OBX-5 the mail body
 CISIS_PROFILE_MARK = "CISIS"
 OCTET_STREAM = "application/octet-stream"
@@ -76,7 +77,17 @@ OBX_MAIL = "mail"
 # -- tables ---------------------------------------------------------------------------------
 @cache
 def _meta_codes() -> dict[str, tuple[str, str]]:
-    return {row["code"]: (row["name"], row["kind"]) for row in table("metadmpmss")}
+    """Upper-case code -> (canonical flag name, kind): a sender's 'masque_ps' is MASQUE_PS
+    (kept as sent, the flag was stored under a name nothing reads, and the document shown)."""
+    return {row["code"].upper(): (row["name"], row["kind"]) for row in table("metadmpmss")}
+
+
+@cache
+def _flag_values() -> dict[str, tuple[bool, bool]]:
+    """Upper-case OBX-5 value -> (flag set, value of HL7 table 0136), tables/
+    metadmpmss_values.csv."""
+    return {row["value"].upper(): (row["flag"] == "true", row["standard"] == "yes")
+            for row in table("metadmpmss_values")}
 
 
 @cache
@@ -110,12 +121,13 @@ def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
     """(canonical flag name, kind) when the OBX is a MetaDMPMSS flag, else None.
 
     Recognised by OBX-3.3 = 'MetaDMPMSS', or, for the v1.x guides that sent no coding system,
-    by a code from tables/metadmpmss.csv with an empty OBX-3.3.
+    by a code from tables/metadmpmss.csv with an empty OBX-3.3; code and system in any case
+    (a 'metadmpmss' system was filed as a lab result and masked nothing).
     """
     c = comps(msg, first_rep(msg, obx, 3))
-    code, system = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
-    hit = _meta_codes().get(code)
-    if system == META_SYSTEM:
+    code, system = sub(msg, part(c, 1), 1).strip(), sub(msg, part(c, 3), 1).strip()
+    hit = _meta_codes().get(code.upper())
+    if system.upper() == _META_SYSTEM_U:
         return hit or (code, "flag")
     if not system and hit is not None:
         return hit
@@ -126,8 +138,9 @@ def classify_obx(msg: Message, obx: Segment) -> str:
     """OBX_META, OBX_MAIL, OBX_DOCUMENT (type ED) or OBX_RESULT. Runs for every OBX: the
     common case (a result) is decided on raw text without splitting anything."""
     f = obx.fields
-    raw3 = f[3] if len(f) > 3 else ""
-    if (META_SYSTEM in raw3 or raw3.split(msg.delimiters.component, 1)[0] in _meta_codes()) \
+    raw3 = (f[3] if len(f) > 3 else "").upper()
+    if (_META_SYSTEM_U in raw3
+            or raw3.split(msg.delimiters.component, 1)[0].strip() in _meta_codes()) \
             and meta_name(msg, obx) is not None:
         return OBX_META
     vtype = f[2] if len(f) > 2 else ""
@@ -291,11 +304,15 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         return
     name, kind = named
     if kind == "flag":
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).upper()
-        if value in ("Y", "N"):
-            meta.masking[name] = value == "Y"
-        else:
+        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).strip().upper()
+        read = _flag_values().get(value)
+        if read is None:
             warnings.append(f"{where}: MetaDMPMSS flag {name} is not Y or N, ignored")
+            return
+        meta.masking[name], standard = read
+        if not standard:
+            warnings.append(f"{where}: MetaDMPMSS flag {name} written {value[:5]!r}, not Y/N "
+                            f"(HL7 table 0136): read as {'Y' if read[0] else 'N'}")
     elif kind == "list":
         c = comps(msg, first_rep(msg, obx, 5))
         meta.details.setdefault(name, []).append(
