@@ -72,6 +72,7 @@ OBX_RESULT = "result"
 OBX_DOCUMENT = "document"
 OBX_META = "meta"
 OBX_MAIL = "mail"
+OBX_PIECE = "piece"  # the data of a document cut over several OBX (``continuations``)
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -227,15 +228,17 @@ def media_type(type_of_data: str, subtype: str) -> str:
             or OCTET_STREAM)
 
 
-def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
-    """The ED of OBX-5 as an Attachment; the note says what was repaired.
+def decode_ed(msg: Message, obx: Segment,
+              more: tuple[str, ...] = ()) -> tuple[Attachment, str | None]:
+    """The ED of OBX-5 as an Attachment; the note says what was repaired. ``more``: the raw
+    data that continues it (repetitions, OBX after it: see ``continuations``).
 
     Raises NormalizationError ED_BAD_ENCODING / ED_BAD_BASE64 naming OBX[i]-5.
     """
     c = comps(msg, first_rep(msg, obx, 5))
     type_of_data, subtype = text(msg, part(c, 2)), text(msg, part(c, 3))
     encoding = text(msg, part(c, 4)).upper()
-    raw = part(c, 5)
+    raw = part(c, 5) + "".join(more)
     where = loc(obx, 5)
     note: str | None = None
     if encoding in ("BASE64", "B64"):
@@ -270,6 +273,153 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
             said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+# -- a document split over several OBX or repetitions --------------------------------------
+# v2.5 leaves a field's length to the sender: engines that cap one (32k, 64k) cut a CDA or a PDF
+# over several OBX with the same OBX-3 and sub-id (OBX-4 '1' each time, or '1.1', '1.2'...),
+# over repetitions of OBX-5, or send the ED's first piece then FT/TX lines of data. Each piece
+# was filed as a document of its own (broken CDA fragments) or as a lab result of base64.
+_PIECED_ENCODINGS = {"BASE64": 4, "B64": 4, "HEX": 2}  # encoding -> characters per quantum
+_PIECE_ALPHABET = {"BASE64": re.compile(r"[A-Za-z0-9+/=\s]+"),
+                   "B64": re.compile(r"[A-Za-z0-9+/=\s]+"), "HEX": re.compile(r"[0-9A-Fa-f\s]+")}
+_ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_TAIL = 4096  # characters of data decoded to see whether a document is whole
+
+
+@dataclass(slots=True)
+class Pieces:
+    """The data that continues one document's ED, and the OBX it came from."""
+
+    data: tuple[str, ...]
+    segments: tuple[Segment, ...]
+
+
+def _decoded(encoding: str, data: str) -> bytes | None:
+    try:
+        if _PIECED_ENCODINGS[encoding] == 2:
+            return bytes.fromhex(data)
+        return b64decode_lenient(data)[0]
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _whole(encoding: str, data: str) -> bool | None:
+    """Whether encoded ``data`` holds a whole document: a PDF ending with %%EOF, an XML
+    document ending with its root's end tag. None for content that tells nothing. Only the
+    head and tail are decoded (quanta are aligned from the start), so a long document cut
+    in many pieces is not decoded again for each piece."""
+    s = data.translate(_WS)
+    q = _PIECED_ENCODINGS[encoding]
+    head = _decoded(encoding, s[:400 // q * q])
+    tail = _decoded(encoding, s[max(0, (len(s) - _TAIL) // q * q):])
+    if head is None or tail is None:
+        return False  # not decodable as it stands: cut in the middle of a quantum
+    tail = tail.rstrip(b" \t\r\n\x00")
+    if head.startswith(b"%PDF-"):
+        return b"%%EOF" in tail[-1024:]
+    body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if body.startswith(b"<"):
+        names = [m.group(1) for m in _ROOT_TAG.finditer(body[:400])]
+        return bool(names) and re.search(b"</" + re.escape(names[0]) + rb"\s*>\Z", tail) \
+            is not None
+    return None
+
+
+def _sub_id_follows(first: str, previous: str, candidate: str) -> bool:
+    """OBX-4 of a piece: the document's own sub-id again, or the next of a dotted series
+    ('1.1', '1.2', ...) that the previous piece began."""
+    if candidate == first:
+        return bool(first)
+    head, dot, last = previous.rpartition(".")
+    c_head, c_dot, c_last = candidate.rpartition(".")
+    return bool(dot and c_dot and head == c_head and last.isdigit() and c_last.isdigit()
+                and int(c_last) == int(last) + 1)
+
+
+def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
+                  warnings: list[str]) -> dict[int, Pieces]:
+    """For each document OBX (by its position in ``obxs``) whose ED data is cut, the pieces
+    that complete it: its further OBX-5 repetitions and the OBX right after it with the same
+    OBX-3 that go on with the data (an ED with the same sub-id or the next dotted one, an ED
+    with no type nor encoding, a text line of the data's alphabet). Only base64 and hex data
+    are pieced, and only while the document is not whole: two whole CDA with the same code
+    and sub-id stay two documents."""
+    out: dict[int, Pieces] = {}
+    taken: set[int] = set()
+    for i, (obx, kind) in enumerate(zip(obxs, kinds, strict=True)):
+        if kind != OBX_DOCUMENT or i in taken:
+            continue
+        first, *more_reps = reps(msg, obx, 5) or [""]
+        encoding = text(msg, part(comps(msg, first), 4)).upper()
+        if encoding not in _PIECED_ENCODINGS:
+            continue
+        data = [part(comps(msg, first), 5)]
+        whole = _whole(encoding, data[0])
+        if whole is True:
+            continue
+        for rep in more_reps:  # a repetition: the ED again, or data alone
+            c = comps(msg, rep)
+            data.append(part(c, 5) if len(c) > 1 else rep)
+        segments: list[Segment] = []
+        code, sub_id = obx.fields[3].strip(), text(msg, obx.raw(4))
+        previous = sub_id
+        for j in range(i + 1, len(obxs)):
+            if more_reps or segments:
+                whole = _whole(encoding, "".join(data))
+            if whole is True:
+                break
+            o = obxs[j]
+            piece = _piece(msg, o, kinds[j], code, sub_id, previous, encoding,
+                           strong=whole is False)
+            if piece is None:
+                break
+            data.append(piece)
+            segments.append(o)
+            taken.add(j)
+            previous = text(msg, o.raw(4))
+        if segments or more_reps:
+            out[i] = Pieces(tuple(data[1:]), tuple(segments))
+            if more_reps:
+                warnings.append(f"{loc(obx, 5)}: the document's data goes on in "
+                                f"{len(more_reps)} more repetition(s) of OBX-5: read as one")
+            if segments:
+                warnings.append(f"{loc(obx, 5)}: the document's data goes on in "
+                                f"{', '.join(loc(o) for o in segments[:5])}"
+                                f"{' ...' if len(segments) > 5 else ''}: read as one")
+    return out
+
+
+def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous: str,
+           encoding: str, strong: bool) -> str | None:
+    """The data ``o`` adds to the document before it, None when it is no piece of it.
+    ``strong``: the document is known to be cut (not only of a kind that tells nothing): only
+    then do an ED with a type of its own and the same sub-id, or a text line, continue it
+    (a comment 'Voir le compte rendu' is of the base64 alphabet too)."""
+    f = o.fields
+    if len(f) < 4 or f[3].strip() != code:
+        return None
+    o_sub = text(msg, o.raw(4))
+    vtype = (f[2] if len(f) > 2 else "").strip().upper()
+    rep_list = reps(msg, o, 5)
+    if kind == OBX_DOCUMENT:
+        c = comps(msg, rep_list[0] if rep_list else "")
+        bare = len(c) <= 1 or not any(text(msg, part(c, k)) for k in (2, 3, 4))
+        if not bare and text(msg, part(c, 4)).upper() != encoding:
+            return None
+        if not (bare or strong) or not (bare and not o_sub
+                                         or _sub_id_follows(sub_id, previous, o_sub)):
+            return None
+        out = []
+        for rep in rep_list:
+            rc = comps(msg, rep)
+            out.append(part(rc, 5) if len(rc) > 1 else rep)
+        return "".join(out)
+    if strong and kind == OBX_RESULT and vtype in TEXT_DOCUMENT_TYPES and rep_list \
+            and (not o_sub or _sub_id_follows(sub_id, previous, o_sub)):
+        value = "".join(rep_list)
+        return value if _PIECE_ALPHABET[encoding].fullmatch(value) else None
+    return None
 
 
 def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
@@ -416,12 +566,14 @@ class DocumentContext:
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
                    cisis: bool, warnings: list[str], quarantine: list[str],
-                   body: Attachment | None = None) -> Entry:
+                   body: Attachment | None = None, pieces: Pieces | None = None) -> Entry:
     """One DOCUMENT entry for an OBX of type ED. Quarantine reasons are appended to
     ``quarantine``, warnings to ``warnings``. ``body``: the document already read (the text
-    of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line."""
+    of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line. ``pieces``:
+    the rest of its data when it is cut (``continuations``)."""
     where = loc(obx, 5)
-    attachment, note = decode_ed(msg, obx) if body is None else (body, None)
+    more = pieces.data if pieces is not None else ()
+    attachment, note = decode_ed(msg, obx, more) if body is None else (body, None)
     if note:
         warnings.append(f"{where}: {note}")
     if not attachment.data:
@@ -683,10 +835,16 @@ def normalize_mdm(msg: Message, source: str,
     entries: list[Entry] = []
     others: list[dict[str, str]] = []
     lines: list[Segment] = []  # text OBX (TX, FT, ST): the document when no ED carries one
-    for obx in msg.all("OBX"):
-        kind = classify_obx(msg, obx)
+    obxs = msg.all("OBX")
+    kinds = [classify_obx(msg, obx) for obx in obxs]
+    cut = continuations(msg, obxs, kinds, warnings)
+    pieced = {id(o) for p in cut.values() for o in p.segments}
+    for n, (obx, kind) in enumerate(zip(obxs, kinds, strict=True)):
+        if id(obx) in pieced:
+            continue
         if kind == OBX_DOCUMENT:
-            entry = document_entry(msg, obx, ctx, identity, cisis, warnings, quarantine)
+            entry = document_entry(msg, obx, ctx, identity, cisis, warnings, quarantine,
+                                   pieces=cut.get(n))
             _unique_key(entry, entries, obx, warnings)
             entries.append(entry)
         elif kind == OBX_RESULT:
@@ -703,7 +861,7 @@ def normalize_mdm(msg: Message, source: str,
         # radiology systems do: that text is the document (it was refused, MDM_NO_DOCUMENT)
         entries.append(document_entry(msg, lines[0], ctx, identity, cisis, warnings,
                                       quarantine, body=text_body(msg, lines)))
-        others = [o for o, obx in zip(others, _result_obx(msg), strict=True)
+        others = [o for o, obx in zip(others, _result_obx(msg, pieced), strict=True)
                   if obx not in lines]
     if not entries and msg.message_type[1].strip().upper() == CANCEL:
         entries.append(_cancelled(msg, txa, ctx))
@@ -733,9 +891,11 @@ def text_body(msg: Message, lines: list[Segment]) -> Attachment:
                       media_type=TEXT_MEDIA_TYPE)
 
 
-def _result_obx(msg: Message) -> list[Segment]:
-    """The OBX that ``normalize_mdm`` lists as observations, in the same order."""
-    return [obx for obx in msg.all("OBX") if classify_obx(msg, obx) == OBX_RESULT]
+def _result_obx(msg: Message, pieced: set[int]) -> list[Segment]:
+    """The OBX that ``normalize_mdm`` lists as observations, in the same order (``pieced``:
+    ids of the OBX read as pieces of a document)."""
+    return [obx for obx in msg.all("OBX")
+            if id(obx) not in pieced and classify_obx(msg, obx) == OBX_RESULT]
 
 
 def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:

@@ -25,6 +25,7 @@ from normalizers.codes import CodeMappings, resolve_code, system_name, text_in_s
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
+    OBX_PIECE,
     OBX_RESULT,
     DocumentContext,
     MessageMeta,
@@ -32,6 +33,7 @@ from normalizers.documents import (
     apply_meta,
     classify_obx,
     collect_meta,
+    continuations,
     document_entry,
     is_cisis,
     media_type,
@@ -468,13 +470,21 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
+        cut = continuations(msg, [obx for obx, _ in g.observations], kinds, warnings) \
+            if OBX_DOCUMENT in kinds else {}
+        if cut:
+            pieced = {id(o) for p in cut.values() for o in p.segments}
+            kinds = [OBX_PIECE if id(obx) in pieced else k
+                     for (obx, _), k in zip(g.observations, kinds, strict=True)]
         with_report = not kinds or OBX_RESULT in kinds
         report_performer = _report_performer(msg, obr)
         results: list[Entry] = []
         report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
         last_text: tuple[tuple[str, str, str], Entry] | None = None
-        for (obx, notes), kind in zip(g.observations, kinds, strict=True):
+        for n, ((obx, notes), kind) in enumerate(zip(g.observations, kinds, strict=True)):
+            if kind == OBX_PIECE:  # read with the document it continues
+                continue
             if kind == OBX_RESULT:
                 f = obx.fields  # (OBX-3, -4, -11) of a narrative line: see _continue_text
                 nf = len(f)
@@ -509,7 +519,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 sub_id = text(msg, obx.raw(4)) or text(msg, obx.raw(1)) or str(obx.index)
                 doc_ctx.fallback_id = f"{order_no}|{ns}|{sub_id}"
                 entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
-                                       quarantine)
+                                       quarantine, pieces=cut.get(n))
                 if entry.key in ctx.keys:
                     _make_unique(ctx, entry, obx)
                 ctx.keys.add(entry.key)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from normalizers.model import DOCUMENT
-from tests.test_documents_normalizer import b64, cda, norm, oru
+from tests.conftest import CORPUS
+from tests.test_documents_normalizer import b64, cda, mdm, norm, oru
 
 DOC = b64(cda("DOC-1"))
 
@@ -23,6 +24,12 @@ def _oru_with(*extra: str) -> str:
     """The CI-SIS ORU of the normalizer tests, its MetaDMPMSS OBX replaced by ``extra``."""
     head = oru("NW", "F", DOC).split("\r")[:7]  # MSH to PRT
     return "\r".join([*head, *extra]) + "\r"
+
+
+def _oru_of(*obx: str) -> str:
+    """The CI-SIS ORU of the normalizer tests with ``obx`` as its observations."""
+    lines = oru("NW", "F", DOC).split("\r")
+    return "\r".join([*lines[:5], *obx, lines[6]]) + "\r"
 
 
 def _doc(nm):  # noqa: ANN001, ANN202
@@ -65,3 +72,79 @@ def test_meta_before_the_document_still_applies_to_it():
     nm = norm("\r".join(lines))
     assert _doc(nm).masking == {"MASQUE_PS": True}
     assert [e.type for e in nm.entries] == [DOCUMENT]
+
+
+# -- a document cut over several OBX ------------------------------------------------------------
+PDF_REPORT = CORPUS / "pdf" / "BIO-CR-BIO_2021.01_CDA-R2-Niveau-1_3.pdf"
+LONG_CDA = cda("DOC-12")
+
+
+def _cut(data: bytes, size: int = 300) -> list[str]:
+    text = b64(data)
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _ed(n: int, value: str, sub_id: str = "", vtype: str = "ED") -> str:
+    return f"OBX|{n}|{vtype}|11502-2^CR d'examens biologiques^LN|{sub_id}|{value}||||||F"
+
+
+def _pieced(kind: str, chunks: list[str]) -> list[str]:
+    head = f"^TEXT^XML^Base64^{chunks[0]}"
+    if kind == "same sub-id":
+        return [_ed(n, f"^TEXT^XML^Base64^{c}", "1") for n, c in enumerate(chunks, start=1)]
+    if kind == "dotted sub-ids":
+        return [_ed(n, f"^TEXT^XML^Base64^{c}", f"1.{n}") for n, c in enumerate(chunks, start=1)]
+    if kind == "data-only ED":
+        return [_ed(1, head, "1")] + [_ed(n, f"^^^^{c}", "1")
+                                      for n, c in enumerate(chunks[1:], start=2)]
+    if kind == "ED then FT lines":
+        return [_ed(1, head)] + [_ed(n, c, vtype="FT") for n, c in enumerate(chunks[1:], start=2)]
+    assert kind == "repetitions"
+    return [_ed(1, head + "".join(f"~^TEXT^XML^Base64^{c}" for c in chunks[1:]))]
+
+
+@pytest.mark.parametrize("kind", ["same sub-id", "dotted sub-ids", "data-only ED",
+                                  "ED then FT lines", "repetitions"])
+def test_a_cda_cut_over_several_obx_is_one_document(kind):
+    chunks = _cut(LONG_CDA)
+    assert len(chunks) >= 4
+    nm = norm(_oru_of(*_pieced(kind, chunks)))
+    assert [e.type for e in nm.entries] == [DOCUMENT]  # no lab result of base64, no report
+    doc = nm.entries[0]
+    assert doc.attachment.data == LONG_CDA
+    assert doc.key == "document|1.2.250.1.999.1.7^DOC-12"
+    assert doc.details["cda"]["title"].startswith("Compte rendu")
+    assert any("goes on in" in w and w.startswith("OBX[6]-5:") for w in nm.warnings)
+    assert not any("not a CDA" in w for w in nm.warnings)
+
+
+def test_a_pdf_cut_over_several_obx_in_an_mdm_is_one_document():
+    pdf = PDF_REPORT.read_bytes()
+    chunks = _cut(pdf, 20000)
+    assert len(chunks) >= 2
+    text = mdm("T02", "F", "X").split("\r")
+    obx = [f"OBX|{n}|ED|18748-4^CR d'imagerie médicale^LN|1|^application^pdf^Base64^{c}||||||F"
+           for n, c in enumerate(chunks, start=1)]
+    text = "\r".join([*text[:5], *obx]) + "\r"
+    nm = norm(text.replace("|2.1^CISIS_CDA_HL7_V2", ""))
+    docs = [e for e in nm.entries if e.type == DOCUMENT]
+    assert len(docs) == 1 and docs[0].attachment.data == pdf
+    assert docs[0].attachment.media_type == "application/pdf"
+
+
+def test_two_whole_documents_with_the_same_code_and_sub_id_stay_two():
+    one, two = b64(cda("DOC-1")), b64(cda("DOC-2"))
+    nm = norm(_oru_of(_ed(1, f"^TEXT^XML^Base64^{one}", "1"),
+                        _ed(2, f"^TEXT^XML^Base64^{two}", "1")))
+    assert sorted(e.key for e in nm.entries) == ["document|1.2.250.1.999.1.7^DOC-1",
+                                                 "document|1.2.250.1.999.1.7^DOC-2"]
+    assert not any("goes on in" in w for w in nm.warnings)
+
+
+def test_a_comment_after_a_whole_pdf_is_no_piece_of_it():
+    pdf = PDF_REPORT.read_bytes()
+    nm = norm(_oru_of(_ed(1, f"^AP^PDF^Base64^{b64(pdf)}"),
+                        _ed(2, "Voir le compte rendu joint", vtype="TX")))
+    doc = next(e for e in nm.entries if e.type == DOCUMENT)
+    assert doc.attachment.data == pdf
+    assert any(e.value == "Voir le compte rendu joint" for e in nm.entries)
