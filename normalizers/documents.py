@@ -433,6 +433,16 @@ def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
         return att.data.decode("latin-1"), note
 
 
+def reference_warning(obx: Segment) -> str:
+    """What the ledger says of an OBX of type RP (a pointer to a report kept elsewhere: a URL,
+    a file on the sender's server): nothing is ever fetched, so the dossier holds the pointer
+    and not the document. The pointer itself is not repeated (a file name may name the
+    patient)."""
+    return (f"{loc(obx, 5)}: reference pointer (RP) to a document kept by the sender: not "
+            "retrieved (nothing is fetched from a sender's server), only the reference is "
+            "filed; send the document itself in an ED to have it in the dossier")
+
+
 # -- message-wide metadata ------------------------------------------------------------------
 @dataclass(slots=True)
 class MessageMeta:
@@ -865,9 +875,17 @@ def normalize_mdm(msg: Message, source: str,
                   if obx not in lines]
     if not entries and msg.message_type[1].strip().upper() == CANCEL:
         entries.append(_cancelled(msg, txa, ctx))
+    referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
+                  and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
+    if not entries and referenced:
+        where = loc(referenced[0], 5)
+        raise NormalizationError("MDM_REFERENCE_ONLY", f"{where}: the document is only pointed "
+                                 "at (OBX-2 RP, a URL or a file of the sender): it is never "
+                                 "fetched; send it in an OBX of type ED", where)
     if not entries:
         raise NormalizationError("MDM_NO_DOCUMENT", "the MDM message carries no document (no "
                                  "OBX of type ED, nor text lines TX, FT or ST)", "OBX")
+    warnings.extend(reference_warning(obx) for obx in referenced)
     if others:
         meta.details["observations"] = others
     add_embedded_entries(entries, source, mappings, warnings)

@@ -40,6 +40,7 @@ from normalizers.documents import (
     normalize_mdm,
     obx_status,
     order_control_source,
+    reference_warning,
     sender_performer,
 )
 from normalizers.fields import (
@@ -1104,6 +1105,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                                      where) from None
     elif vtype == "RP":
         _reference(msg, obx, entry)
+        ctx.warnings.append(reference_warning(obx))
     elif vtype == "TM":
         value = text(msg, part(comps(msg, first), 1))
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from normalizers.model import DOCUMENT
+from normalizers.model import DOCUMENT, NormalizationError
 from tests.conftest import CORPUS
 from tests.test_documents_normalizer import b64, cda, mdm, norm, oru
 
@@ -148,3 +148,45 @@ def test_a_comment_after_a_whole_pdf_is_no_piece_of_it():
     doc = next(e for e in nm.entries if e.type == DOCUMENT)
     assert doc.attachment.data == pdf
     assert any(e.value == "Voir le compte rendu joint" for e in nm.entries)
+
+
+# -- a reference pointer (RP) -------------------------------------------------------------------
+RP = "OBX|{n}|RP|11502-2^CR d'examens biologiques^LN||{pointer}^SIL-Y^AP^PDF||||||F"
+
+
+@pytest.fixture
+def no_network(monkeypatch):  # noqa: ANN001, ANN201
+    """Any connection attempt fails the test: a pointer is never followed."""
+    import socket
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("pointer", ["https://labo-bioest.example.fr/cr/CR_DURAND_0412.pdf",
+                                     "file:////srv/cr/CR_DURAND_0412.pdf"])
+def test_a_reference_pointer_in_an_oru_is_filed_as_a_reference_with_a_warning(pointer,
+                                                                              no_network):
+    nm = norm(_oru_of("OBX|1|NM|2345-7^Glucose^LN||5,4|mmol/L|3,9-5,8|N|||F",
+                      RP.format(n=2, pointer=pointer)))
+    ref = next(e for e in nm.entries if e.value_type == "RP")
+    assert ref.value == pointer and ref.attachment is None
+    said = [w for w in nm.warnings if "(RP)" in w]
+    assert len(said) == 1 and said[0].startswith("OBX[7]-5:") and "not retrieved" in said[0]
+    assert "DURAND" not in said[0]  # the pointer (a file name naming the patient) is not echoed
+
+
+def test_an_mdm_whose_document_is_only_a_reference_is_refused_with_its_place(no_network):
+    text = mdm("T02", "F", b64(cda("DOC-9"))).split("\r")
+    rp = RP.format(n=1, pointer="https://ris.example.fr/cr/4711.pdf")
+    with pytest.raises(NormalizationError) as exc:
+        norm("\r".join([*text[:5], rp]) + "\r")
+    assert (exc.value.code, exc.value.location) == ("MDM_REFERENCE_ONLY", "OBX[6]-5")
+    assert "4711" not in str(exc.value)
+    # with the document itself, the reference is an observation, with a warning
+    nm = norm("\r".join([*text[:6], rp.replace("OBX|1|", "OBX|2|")]) + "\r")
+    assert [e.type for e in nm.entries if e.type == DOCUMENT] == [DOCUMENT]
+    assert any(w.startswith("OBX[7]-5: reference pointer (RP)") for w in nm.warnings)
