@@ -556,6 +556,10 @@ def decide_action(sources: list[ActionSource | None]) -> str:
     return decisive[0].action if decisive else ACTION_NEW  # type: ignore[return-value]
 
 
+# OBX-11 statuses (tables/result_status.csv) under which a document may come without content
+NO_CONTENT_STATUSES = frozenset({"registered", "cancelled"})
+
+
 # -- one document ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class DocumentContext:
@@ -586,11 +590,10 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     attachment, note = decode_ed(msg, obx, more) if body is None else (body, None)
     if note:
         warnings.append(f"{where}: {note}")
-    if not attachment.data:
-        warnings.append(f"{where}: empty document")
     header: CdaHeader | None = None
     reason = None
-    if attachment.media_type in ("text/xml", "application/xml") or looks_like_xml(attachment.data):
+    if attachment.data and (attachment.media_type in ("text/xml", "application/xml")
+                            or looks_like_xml(attachment.data)):
         header = read_cda_header(attachment.data)
         if header is None:
             warnings.append(f"{where}: payload is not a CDA document")
@@ -604,6 +607,15 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     status_source = obx_status_source(msg, obx, cisis)
     action = decide_action([*ctx.action_sources, status_source])
     status = obx_status(status_source.code)[0] if status_source.code else "final"
+    if not attachment.data and action != ACTION_DELETE:
+        # A deletion needs no content; a report announced as pending or not obtained (OBX-11
+        # I, O, X, N) has none yet. Anything else filed empty was a blank current document,
+        # and as a replacement it hid the version that held the report.
+        if status not in NO_CONTENT_STATUSES:
+            raise NormalizationError(
+                "ED_EMPTY", f"{where}: the document is empty (no data in the ED, OBX-11 "
+                f"{status_source.code[:4]!r}): nothing to file", where)
+        warnings.append(f"{where}: empty document")
 
     doc_id = header.document_id if header is not None and header.id_root else ctx.fallback_id
     key = f"document|{doc_id}"

@@ -190,3 +190,48 @@ def test_an_mdm_whose_document_is_only_a_reference_is_refused_with_its_place(no_
     nm = norm("\r".join([*text[:6], rp.replace("OBX|1|", "OBX|2|")]) + "\r")
     assert [e.type for e in nm.entries if e.type == DOCUMENT] == [DOCUMENT]
     assert any(w.startswith("OBX[7]-5: reference pointer (RP)") for w in nm.warnings)
+
+
+# -- an empty ED ----------------------------------------------------------------------------------
+def _ingest(ctx, *messages: str) -> list:  # noqa: ANN001
+    """Each message through intake and processing, as a connector hands it over; the ledger
+    rows in order."""
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    ids = []
+    for n, text in enumerate(messages):
+        ids += intake(ctx.engine, ctx.archive, [Received(text.encode(), "labo-y", "file",
+                                                         file_name=f"{n}.hl7")])[0].message_ids
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(imports).where(imports.c.id.in_(ids))
+                            .order_by(imports.c.id)).all()
+
+
+def _filed(ctx) -> list:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from dossiers.schema import entries
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(entries).order_by(entries.c.id)).all()
+
+
+@pytest.mark.parametrize("ed5", ["", "^TEXT^XML^Base64^", "^application^pdf^Base64^\\.br\\"])
+def test_an_empty_document_is_refused_on_the_ledger_with_its_place(sqlite_ctx, ed5):
+    from dataclasses import replace
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    row, = _ingest(sqlite_ctx, _oru_of(_ed(1, ed5)))
+    assert (row.status, row.error_code, row.error_location) == ("failed", "ED_EMPTY", "OBX[6]-5")
+    assert _filed(sqlite_ctx) == []
+
+
+def test_an_empty_ed_that_deletes_or_announces_a_pending_report_is_read():
+    gone = norm(_oru_of(_ed(1, "")).replace("ORC|NW|", "ORC|CA|").replace("||||||F\r", "||||||D\r"))
+    assert [(e.type, e.action) for e in gone.entries] == [(DOCUMENT, "delete")]
+    pending = norm(_oru_of(_ed(1, "^AP^PDF^Base64^")).replace("||||||F\r", "||||||I\r"))
+    doc = _doc(pending)
+    assert doc.status == "registered" and any("empty document" in w for w in pending.warnings)
