@@ -523,11 +523,43 @@ STATUS_CHANGE = "T04"
 CANCEL = "T11"  # v2.5 9.3.11 document cancel notification: TXA alone, the document withdrawn
 
 
+@cache
+def _mdm_triggers() -> dict[str, dict[str, str]]:
+    return {row["trigger"]: row for row in table("mdm_triggers")}
+
+
 def trigger_source(msg: Message, cisis: bool = True) -> ActionSource:
+    """MSH-9.2 as an action source, read as the trigger with content it stands for when a
+    notification carries the document (tables/mdm_triggers.csv: T01 as T02, T09 as T10)."""
     trigger = msg.message_type[1].strip().upper()
-    if trigger == STATUS_CHANGE and not cisis:
-        return ActionSource("MSH-9", trigger, None)
-    return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", trigger)))
+    row = _mdm_triggers().get(trigger)
+    read_as = row["read_as"] if row is not None else trigger
+    if read_as == STATUS_CHANGE and (not cisis or trigger != STATUS_CHANGE):
+        return ActionSource("MSH-9", trigger, None)  # a new version of the same document
+    return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", read_as)))
+
+
+def mdm_trigger_checks(msg: Message, with_content: bool, warnings: list[str]) -> None:
+    """A notification trigger (T01, T03, T05, T07, T09) carries no document: without one
+    there is nothing to file (MDM_NOTIFICATION_ONLY); with one, it is read as the trigger
+    with content it stands for, with a warning."""
+    trigger = msg.message_type[1].strip().upper()
+    row = _mdm_triggers().get(trigger)
+    if row is None or row["content"] == "yes" or trigger == CANCEL:
+        return
+    if not with_content:
+        raise NormalizationError(
+            "MDM_NOTIFICATION_ONLY", f"MSH-9: MDM^{trigger} ({row['meaning']}) carries no "
+            f"document: nothing to file (the document comes with MDM^{row['read_as']})",
+            "MSH-9")
+    warnings.append(f"MSH-9: MDM^{trigger} ({row['meaning']}) carries a document: read as "
+                    f"MDM^{row['read_as']}")
+
+
+def is_addendum(msg: Message) -> bool:
+    """MDM^T05/T06: the document adds to the one TXA-13 names (tables/mdm_triggers.csv)."""
+    row = _mdm_triggers().get(msg.message_type[1].strip().upper())
+    return row is not None and row["addendum"] == "yes"
 
 
 def obx_status_source(msg: Message, obx: Segment, cisis: bool) -> ActionSource:
@@ -829,8 +861,10 @@ def sender_performer(msg: Message) -> str | None:
 def normalize_mdm(msg: Message, source: str,
                   mappings: CodeMappings | None = None) -> NormalizedMessage:
     """MDM^T02 (new), T10 (replace), T04 (delete under CI-SIS; elsewhere a status change
-    with content: a new version), T11 (cancel: delete, no content): one DOCUMENT entry per
-    ED OBX, else one for the text lines."""
+    with content: a new version), T06 (an addendum: a new document), T08 (edit: a new
+    version), T11 (cancel: delete, with or without content); the notifications T01, T03, T05,
+    T07 and T09 read as their trigger with content when they carry a document
+    (tables/mdm_triggers.csv). One DOCUMENT entry per ED OBX, else one for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
     identity = extract_identity(msg, single_pid(msg))
@@ -852,6 +886,8 @@ def normalize_mdm(msg: Message, source: str,
         performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
         or person_name(msg, first_rep(msg, txa, 22)) or None,
         details=_txa_details(msg, txa))
+    if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
+        ctx.details["addendum_to"] = f"document|{ctx.parent_id}"
     meta = MessageMeta()
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
     entries: list[Entry] = []
@@ -885,6 +921,7 @@ def normalize_mdm(msg: Message, source: str,
                                       quarantine, body=text_body(msg, lines)))
         others = [o for o, obx in zip(others, _result_obx(msg, pieced), strict=True)
                   if obx not in lines]
+    mdm_trigger_checks(msg, bool(entries), warnings)
     if not entries and msg.message_type[1].strip().upper() == CANCEL:
         entries.append(_cancelled(msg, txa, ctx))
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT

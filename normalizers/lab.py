@@ -121,14 +121,14 @@ _PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 # LAW laboratory systems, the same segments in another order (see _oul_groups).
 _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
             ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
-            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order", ("MDM", "T02"): "mdm",
-            ("MDM", "T04"): "mdm", ("MDM", "T10"): "mdm", ("MDM", "T11"): "mdm"}
+            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
+            **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
 
 
 def normalize_message(msg: Message, source: str,
                       mappings: CodeMappings | None = None) -> NormalizedMessage:
     """Dispatch on MSH-9: ORU^R01 (and point-of-care R30-R32) -> lab results and documents;
-    MDM^T02/T04/T10/T11 -> documents;
+    MDM^T01-T11 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
     A type that is no v2.5 trigger but that a sender means as one (tables/

@@ -235,3 +235,57 @@ def test_an_empty_ed_that_deletes_or_announces_a_pending_report_is_read():
     pending = norm(_oru_of(_ed(1, "^AP^PDF^Base64^")).replace("||||||F\r", "||||||I\r"))
     doc = _doc(pending)
     assert doc.status == "registered" and any("empty document" in w for w in pending.warnings)
+
+
+# -- MDM triggers beyond T02/T04/T10 ------------------------------------------------------------
+def _mdm(trigger: str, txa12: str = "CR-100^RIS-Y", txa13: str = "", cisis: bool = False,
+         content: str | None = "Scanner thoracique : pas de nodule suspect.") -> str:
+    """An MDM of a radiology information system: the report as TX lines (or none)."""
+    profile = "|||2.1^CISIS_CDA_HL7_V2" if cisis else ""
+    segs = [f"MSH|^~\\&|RIS-Y|IMAGERIE-EST|DMP|GHT|202403151050||MDM^{trigger}^MDM_{trigger}|"
+            f"M-{trigger}-{txa12[:6]}|P|2.5|||||FRA|UNICODE UTF-8{profile}",
+            "EVN||20240315105000", oru("NW", "F", DOC).split("\r")[1], "PV1|1|O",
+            f"TXA|1|CR^Compte rendu^L|TX|202403151000||||||||{txa12}|{txa13}||||AU||AV"]
+    if content is not None:
+        segs.append(f"OBX|1|TX|18748-4^CR d'imagerie^LN||{content}||||||F")
+    return "\r".join(segs) + "\r"
+
+
+@pytest.mark.parametrize("trigger", ["T01", "T03", "T05", "T07", "T09"])
+def test_a_notification_without_its_document_says_so(trigger):
+    with pytest.raises(NormalizationError) as exc:
+        norm(_mdm(trigger, content=None))
+    assert (exc.value.code, exc.value.location) == ("MDM_NOTIFICATION_ONLY", "MSH-9")
+    assert f"MDM^{trigger}" in str(exc.value)
+
+
+def test_a_notification_carrying_its_document_is_read_as_the_trigger_with_content():
+    new = norm(_mdm("T01"))
+    assert [(e.key, e.action) for e in new.entries] == [("document|CR-100", "new")]
+    assert any(w.startswith("MSH-9: MDM^T01") and "read as MDM^T02" in w for w in new.warnings)
+    replaced = norm(_mdm("T09", txa12="CR-101^RIS-Y", txa13="CR-100^RIS-Y"))
+    doc = _doc(replaced)
+    assert (doc.key, doc.action, doc.replaces_key) == ("document|CR-101", "replace",
+                                                      "document|CR-100")
+    # a status change with content is a new version of the same document, even under CI-SIS
+    # (where T04, and T04 only, deletes)
+    for cisis in (False, True):
+        changed = _doc(norm(_mdm("T03", cisis=cisis)))
+        assert (changed.key, changed.action) == ("document|CR-100", "new")
+
+
+def test_an_addendum_is_a_document_of_its_own_that_names_its_parent():
+    doc = _doc(norm(_mdm("T06", txa12="CR-100-ADD1^RIS-Y", txa13="CR-100^RIS-Y",
+                         content="Addendum : comparaison avec l'examen du 02/02/2024.")))
+    assert (doc.key, doc.action, doc.replaces_key) == ("document|CR-100-ADD1", "new", None)
+    assert doc.details["addendum_to"] == "document|CR-100"
+
+
+def test_a_cancel_that_carries_the_document_withdraws_it(sqlite_ctx):
+    from dataclasses import replace
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    first, cancel = _ingest(sqlite_ctx, _mdm("T02"), _mdm("T11"))
+    assert (first.status, cancel.status) == ("deposited", "deposited")
+    versions = [(e.key, e.version, e.status, e.current) for e in _filed(sqlite_ctx)]
+    assert versions == [("document|CR-100", 1, "final", False),
+                        ("document|CR-100", 2, "withdrawn", True)]
