@@ -608,6 +608,8 @@ class DocumentContext:
     performer: str | None = None
     parent_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
+    completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
 
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
@@ -639,6 +641,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     status_source = obx_status_source(msg, obx, cisis)
     action = decide_action([*ctx.action_sources, status_source])
     status = obx_status(status_source.code)[0] if status_source.code else "final"
+    if status == "final" and ctx.completion_status:
+        status = ctx.completion_status  # TXA-17: dictated, in progress... not final yet
     if not attachment.data and action != ACTION_DELETE:
         # A deletion needs no content; a report announced as pending or not obtained (OBX-11
         # I, O, X, N) has none yet. Anything else filed empty was a blank current document,
@@ -699,6 +703,12 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         details["patient_mismatch"] = True
     if ctx.fallback_id and doc_id != ctx.fallback_id:
         details["message_document_id"] = ctx.fallback_id
+        if ctx.fallback_where and header is not None \
+                and ctx.fallback_id not in (header.id_extension, header.id_root):
+            warnings.append(f"{ctx.fallback_where}: the unique document number is not the "
+                            "carried CDA's ClinicalDocument/id; the document is filed under "
+                            "the CDA id (a later message naming it by this number alone will "
+                            "not find it)")
     return Entry(
         type=DOCUMENT, key=key, source_ref=loc(obx), code=code or None, system=system or None,
         display=(header.title if header is not None and header.title else display) or None,
@@ -885,7 +895,8 @@ def normalize_mdm(msg: Message, source: str,
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
         performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
         or person_name(msg, first_rep(msg, txa, 22)) or None,
-        details=_txa_details(msg, txa))
+        details=_txa_details(msg, txa), fallback_where=loc(txa, 12))
+    txa_status_sources(msg, txa, ctx, warnings)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
         ctx.details["addendum_to"] = f"document|{ctx.parent_id}"
     meta = MessageMeta()
@@ -921,9 +932,12 @@ def normalize_mdm(msg: Message, source: str,
                                       quarantine, body=text_body(msg, lines)))
         others = [o for o, obx in zip(others, _result_obx(msg, pieced), strict=True)
                   if obx not in lines]
-    mdm_trigger_checks(msg, bool(entries), warnings)
-    if not entries and msg.message_type[1].strip().upper() == CANCEL:
+    if not entries and (msg.message_type[1].strip().upper() == CANCEL
+                        or decide_action(ctx.action_sources) == ACTION_DELETE):
+        # T11, or a status change whose TXA-19 says CA: the document TXA-12 names is withdrawn
         entries.append(_cancelled(msg, txa, ctx))
+    else:
+        mdm_trigger_checks(msg, bool(entries), warnings)
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
                   and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
     if not entries and referenced:
@@ -966,17 +980,46 @@ def _result_obx(msg: Message, pieced: set[int]) -> list[Segment]:
 
 
 def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
-    """MDM^T11: the document TXA-12 names is withdrawn; the message carries no content."""
+    """MDM^T11 (or a message whose TXA-19 says CA): the document TXA-12 names is withdrawn;
+    the message carries no content."""
     key = f"document|{ctx.fallback_id}"
     return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
                  effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,
                  action=ACTION_DELETE, replaces_key=key, details=dict(ctx.details))
 
 
+@cache
+def _txa_statuses() -> dict[tuple[str, str], dict[str, str]]:
+    return {(row["field"], row["code"]): row for row in table("txa_statuses")}
+
+
+def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
+                       warnings: list[str]) -> None:
+    """TXA-17 and TXA-19 on the document (tables/txa_statuses.csv): a completion status
+    short of authenticated (dictated, in progress, pre-authenticated) makes a final OBX a
+    preliminary document, and an availability 'CA' (deleted) withdraws the document, as a
+    status change notification says it (both were kept in details and the document filed
+    final and current). An availability 'UN' or 'OB' is filed as sent, with a warning."""
+    completion = text(msg, first_rep(msg, txa, 17)).upper()
+    row = _txa_statuses().get(("17", completion))
+    if row is not None and row["status"]:
+        ctx.completion_status = row["status"]
+    availability = text(msg, first_rep(msg, txa, 19)).upper()
+    row = _txa_statuses().get(("19", availability))
+    if row is None:
+        return
+    if row["action"]:
+        ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row["action"]))
+    elif availability != "AV":
+        warnings.append(f"{loc(txa, 19)}: the document is sent as {row['meaning']} "
+                        f"({availability}); filed as sent")
+
+
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:
     out = {"document_type": text(msg, part(comps(msg, first_rep(msg, txa, 2)), 1)),
            "completion_status": text(msg, first_rep(msg, txa, 17)),
-           "confidentiality_status": text(msg, first_rep(msg, txa, 18))}
+           "confidentiality_status": text(msg, first_rep(msg, txa, 18)),
+           "availability_status": text(msg, first_rep(msg, txa, 19))}
     return {k: v for k, v in out.items() if v}
 
 

@@ -289,3 +289,54 @@ def test_a_cancel_that_carries_the_document_withdraws_it(sqlite_ctx):
     versions = [(e.key, e.version, e.status, e.current) for e in _filed(sqlite_ctx)]
     assert versions == [("document|CR-100", 1, "final", False),
                         ("document|CR-100", 2, "withdrawn", True)]
+
+
+# -- TXA-12, TXA-17, TXA-19 ---------------------------------------------------------------------
+def _with_txa(text: str, field: int, value: str) -> str:
+    lines = text.split("\r")
+    n = next(i for i, ln in enumerate(lines) if ln.startswith("TXA|"))
+    f = lines[n].split("|")
+    f += [""] * (field + 1 - len(f))
+    f[field] = value
+    lines[n] = "|".join(f)
+    return "\r".join(lines)
+
+
+@pytest.mark.parametrize("completion, status", [("IP", "preliminary"), ("DI", "preliminary"),
+                                                ("PA", "preliminary"), ("AU", "final"),
+                                                ("LA", "final"), ("", "final")])
+def test_a_report_still_being_written_is_no_final_document(completion, status):
+    doc = _doc(norm(_with_txa(_mdm("T02"), 17, completion)))
+    assert doc.status == status
+
+
+def test_a_status_change_to_cancelled_withdraws_the_document(sqlite_ctx):
+    from dataclasses import replace
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    cancel = _with_txa(_mdm("T03", content=None), 19, "CA")
+    changed = _with_txa(_mdm("T04"), 19, "CA").replace("|M-T04-", "|M-T04b-")
+    first, gone, again = _ingest(sqlite_ctx, _mdm("T02"), cancel, changed)
+    assert [r.status for r in (first, gone, again)] == ["deposited", "deposited", "duplicate"]
+    versions = [(e.version, e.status, e.current) for e in _filed(sqlite_ctx)]
+    assert versions == [(1, "final", False), (2, "withdrawn", True)]
+    # a new document sent as deleted says two things: refused, naming both fields
+    with pytest.raises(NormalizationError) as exc:
+        norm(_with_txa(_mdm("T02"), 19, "CA"))
+    assert exc.value.code == "CISIS_ACTION_MISMATCH" and "TXA[5]-19" in exc.value.location
+
+
+def test_unavailable_for_patient_care_is_filed_with_a_warning():
+    nm = norm(_with_txa(_mdm("T02"), 19, "UN"))
+    assert _doc(nm).details["availability_status"] == "UN"
+    assert any(w.startswith("TXA[5]-19:") for w in nm.warnings)
+
+
+def test_a_txa_12_that_is_not_the_cda_id_is_said():
+    cdoc = b64(cda("DOC-9"))
+    same = norm(mdm("T02", "F", cdoc))  # TXA-12 DOC-9^Organisation-Y^<root>: the CDA id
+    assert not any("unique document number" in w for w in same.warnings)
+    other = norm(mdm("T02", "F", cdoc).replace("DOC-9^Organisation-Y^", "CR-2024-0042^RIS^"))
+    doc = _doc(other)
+    assert doc.key == "document|1.2.250.1.999.1.7^DOC-9"
+    assert doc.details["message_document_id"] == "1.2.250.1.999.1.7^CR-2024-0042"
+    assert any(w.startswith("TXA[5]-12: the unique document number") for w in other.warnings)
