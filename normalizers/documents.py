@@ -265,6 +265,13 @@ def decode_ed(msg: Message, obx: Segment,
         raise NormalizationError("ED_BAD_ENCODING",
                                  f"{where}: unknown ED encoding {encoding[:12]!r}", where)
     media = media_type(type_of_data, subtype)
+    found = sniff_media_type(data) if media != OCTET_STREAM else None
+    if found and found != media and found != "text/xml":  # XML is told by its header below
+        # a binary format's signature does not lie: a PDF sent as '^TEXT^XML^' was filed
+        # as text/xml, 'not a CDA document', and its report never read
+        said = (f"content is {found}, not the {media} ED.2/ED.3 say: read as {found}")
+        note = f"{note}; {said}" if note else said
+        media = found
     if media == OCTET_STREAM:
         # '^AP^^Base64^...' or '^^^Base64^...': no subtype to tell a PDF from anything else
         found = sniff_media_type(data)

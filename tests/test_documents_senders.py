@@ -340,3 +340,17 @@ def test_a_txa_12_that_is_not_the_cda_id_is_said():
     assert doc.key == "document|1.2.250.1.999.1.7^DOC-9"
     assert doc.details["message_document_id"] == "1.2.250.1.999.1.7^CR-2024-0042"
     assert any(w.startswith("TXA[5]-12: the unique document number") for w in other.warnings)
+
+
+# -- what the ED says against what it holds -----------------------------------------------------
+def test_a_pdf_sent_as_xml_is_read_as_the_pdf_it_is():
+    pdf = PDF_REPORT.read_bytes()
+    nm = norm(_oru_of(_ed(1, f"^TEXT^XML^Base64^{b64(pdf)}")))
+    doc = next(e for e in nm.entries if e.type == DOCUMENT)
+    assert doc.attachment.media_type == "application/pdf"
+    assert any(w.startswith("OBX[6]-5:") and "content is application/pdf" in w
+               for w in nm.warnings)
+    assert not any("not a CDA" in w for w in nm.warnings)
+    # a CDA sent as a PDF was already told by its XML
+    cda_as_pdf = norm(_oru_of(_ed(1, f"^AP^PDF^Base64^{DOC}")))
+    assert _doc(cda_as_pdf).attachment.media_type == "text/xml"
