@@ -421,6 +421,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     new_rows: list[dict] = []  # rows to insert, in message order
     supersedes: list[tuple[dict, int]] = []  # (new row, id of the version it replaces)
     taken: dict[str, dict] = {}  # keys given a new row by this message
+    message_facts: dict[str, dict] = {}  # fact -> the row of this message first stating it
+    parents = {e.parent_key for e, _ in items if e.parent_key}  # keys others hang from
+    carried = {e.key for e, _ in items if e.type == DOCUMENT}  # entries read from one: its channel
 
     if item_facts is None:
         item_facts = entry_facts(items)
@@ -483,6 +486,16 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 links.append(_link(same.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
+        twin = message_facts.get(fact) if fact and row["type"] not in REPORT_TYPES else None
+        if twin is not None and old is None and key not in held and twin["key"] != key \
+                and entry.action != ACTION_DELETE and key not in parents \
+                and (twin["_parent_key"] in carried) != (entry.parent_key in carried):
+            # The same result through two channels of one message: an OBX, and the CDA lab
+            # report an OBX of the same ORU carries. Filed once (level 4, as when they come
+            # in two messages); it was filed twice, both current. Two orders of one message
+            # repeating a result are not two channels: both stay.
+            result.duplicates += 1
+            continue
         row["version"] = latest.get(key, 0) + 1
         if entry.action != ACTION_DELETE and (key in buried or entry.parent_key in buried):
             # withdrawn in this dossier: the original after its deletion, or sent again
@@ -520,6 +533,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row["current"] = True
         taken[key] = row
         new_rows.append(row)
+        if fact and entry.action != ACTION_DELETE:
+            message_facts.setdefault(fact, row)
         if old is not None:
             supersedes.append((row, old.id))
         elif key in held:  # a replacement re-sent under its own key: one current version

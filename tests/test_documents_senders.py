@@ -354,3 +354,28 @@ def test_a_pdf_sent_as_xml_is_read_as_the_pdf_it_is():
     # a CDA sent as a PDF was already told by its XML
     cda_as_pdf = norm(_oru_of(_ed(1, f"^AP^PDF^Base64^{DOC}")))
     assert _doc(cda_as_pdf).attachment.media_type == "text/xml"
+
+
+# -- an ORU carrying its results and the CDA report of the same results -------------------------
+def test_results_sent_as_obx_and_inside_the_carried_cda_are_filed_once(sqlite_ctx):
+    """The lab's ORU: the lipid panel as NM OBX, and the CR-BIO of the same panel in an ED.
+    Each cholesterol was filed twice, both current (level 4 held across messages only)."""
+    from dataclasses import replace
+
+    from tests.conftest import SAMPLES
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    text = (SAMPLES / "hl7v2" / "02_labm_lipides_glycemie.hl7").read_bytes().decode()
+    lines = [ln for ln in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if ln]
+    report = b64((SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes())
+    lines.insert(next(i for i, ln in enumerate(lines) if ln.startswith("OBX|4|NM|")) + 1,
+                 f"OBX|5|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^{report}"
+                 "||||||F")
+    row, = _ingest(sqlite_ctx, "\r".join(lines) + "\r")
+    assert row.status == "deposited" and row.duplicates_count >= 4
+    filed = _filed(sqlite_ctx)
+    lipids = [(e.code, e.value, e.current) for e in filed
+              if e.code in ("2093-3", "2571-8", "2085-9", "18262-6")]
+    assert sorted(lipids) == [("18262-6", "1.11", True), ("2085-9", "0.48", True),
+                              ("2093-3", "1.84", True), ("2571-8", "1.29", True)]
+    doc = next(e for e in filed if e.type == DOCUMENT)
+    assert doc.current and doc.media_type == "text/xml"  # the report itself is kept
