@@ -477,6 +477,12 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         fact = row.get("fact")
         holding = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
         same = _same_fact(row, holding) if holding else None
+        if same is not None and any(c.id == same.id for d, _ in replaced_docs
+                                    for c in children.get(d.id, ())):
+            # what the document this message replaces said: the new version says it again
+            # under its own key (the old one's is withdrawn with it below). Taken as the same
+            # fact, the new version had no report and the old one's was withdrawn: none left.
+            same = None
         if same is not None and old is None and key not in held and same.key != key:
             # The same result through another channel (HL7v2, then inside a CDA lab report),
             # the same report scanned again: one entry, one more provenance link (level 4).

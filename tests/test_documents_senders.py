@@ -379,3 +379,23 @@ def test_results_sent_as_obx_and_inside_the_carried_cda_are_filed_once(sqlite_ct
                               ("2093-3", "1.84", True), ("2571-8", "1.29", True)]
     doc = next(e for e in filed if e.type == DOCUMENT)
     assert doc.current and doc.media_type == "text/xml"  # the report itself is kept
+
+
+def test_a_replacement_carrying_the_same_pdf_keeps_a_current_report(sqlite_ctx):
+    """T10 re-sending the same PDF under a new TXA-12 (only the metadata changed): the new
+    version's report was taken as the old one's (same fact), then withdrawn with the old
+    version: the dossier showed the document and no report."""
+    from dataclasses import replace
+
+    from tests.conftest import SAMPLES
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    pdf = b64((SAMPLES / "pdf" / "01_irm_genou_droit_K1_texte.pdf").read_bytes())
+    ed = f"OBX|1|ED|18748-4^CR d'imagerie^LN||^application^pdf^Base64^{pdf}||||||F"
+    first = _mdm("T02", content=None) + ed + "\r"
+    second = _mdm("T10", txa12="CR-101^RIS-Y", txa13="CR-100^RIS-Y", content=None) + ed + "\r"
+    rows = _ingest(sqlite_ctx, first, second)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    current = {(e.type, e.key) for e in _filed(sqlite_ctx) if e.current
+               and e.status != "withdrawn"}
+    assert current == {("document", "document|CR-101"),
+                       ("imaging_report", "document|CR-101|report")}
