@@ -741,7 +741,9 @@ def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> s
 
 def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> None:
     """The message's MetaDMPMSS flags on its documents and on the entries read from their
-    bodies (masking a document masks what it says); mail texts on the documents."""
+    bodies (masking a document masks what it says), and on the message's other entries (the
+    results of an order whose report is a masked document are masked too); mail texts on
+    the documents."""
     docs = [e for e in entries if e.type == DOCUMENT]
     if not docs:
         # A result message (no document) flagged MASQUE_PS: the flags are about what the
@@ -752,13 +754,29 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
             warnings.append("MetaDMPMSS texts in a message without document, ignored")
         return
     masking_of: dict[str, dict[str, bool]] = {}
+    of_order: dict[str, dict[str, bool]] = {}  # report key -> what its documents mask
     for e in docs:
         e.masking = _with_confidentiality(dict(meta.masking), e, warnings)
         e.details.update(meta.details)
         masking_of[e.key] = e.masking
+        if e.parent_key:
+            held = of_order.setdefault(e.parent_key, {})
+            for name, flag in e.masking.items():
+                held[name] = held.get(name, False) or flag
     for e in entries:
-        if e.type != DOCUMENT and e.parent_key in masking_of:
+        if e.type == DOCUMENT:
+            continue
+        if e.parent_key in masking_of:
             e.masking = dict(masking_of[e.parent_key])
+            continue
+        # The message's own results (an ORU with its numbers and the report as a PDF or CDA):
+        # the flags are the message's, and a masked report's results are masked with it.
+        # They were left unmasked: the values of a report masked from professionals showed.
+        masking = dict(meta.masking)
+        for key in (e.parent_key, e.key):
+            for name, flag in of_order.get(key or "", {}).items():
+                masking[name] = masking.get(name, False) or flag
+        e.masking = masking
 
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,

@@ -399,3 +399,27 @@ def test_a_replacement_carrying_the_same_pdf_keeps_a_current_report(sqlite_ctx):
                and e.status != "withdrawn"}
     assert current == {("document", "document|CR-101"),
                        ("imaging_report", "document|CR-101|report")}
+
+
+# -- masking of the results sent along with a masked report -------------------------------------
+GLUCOSE = "OBX|1|NM|2345-7^Glucose^LN||5,4|mmol/L|3,9-5,8|N|||F"
+
+
+def test_the_results_of_a_masked_report_are_masked_with_it():
+    pdf = b64(PDF_REPORT.read_bytes())
+    nm = norm(_oru_of(GLUCOSE, _ed(2, f"^AP^PDF^Base64^{pdf}"), _meta(3, "MASQUE_PS", "Y")))
+    glucose = next(e for e in nm.entries if e.code == "2345-7")
+    assert glucose.masking["MASQUE_PS"] is True
+    assert all(e.masking.get("MASQUE_PS") is True for e in nm.entries)
+
+
+def test_the_results_of_a_restricted_cda_are_masked_with_it():
+    restricted = b64(cda("DOC-1").replace(b'<confidentialityCode code="N"',
+                                          b'<confidentialityCode code="R"'))
+    nm = norm(_oru_of(GLUCOSE, _ed(2, f"^TEXT^XML^Base64^{restricted}")))
+    doc, glucose = _doc(nm), next(e for e in nm.entries if e.code == "2345-7")
+    assert doc.masking.get("MASQUE_PS") is True
+    assert glucose.masking == doc.masking
+    # an unmasked report leaves its results as the message's flags say
+    plain = norm(_oru_of(GLUCOSE, _ed(2, f"^TEXT^XML^Base64^{DOC}"), _meta(3, "DESTDMP", "Y")))
+    assert next(e for e in plain.entries if e.code == "2345-7").masking == {"DESTDMP": True}
