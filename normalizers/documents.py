@@ -97,6 +97,12 @@ def _actions() -> dict[tuple[str, str], str]:
 
 
 @cache
+def _encodings() -> dict[str, str]:
+    """ED.4 in upper case -> 'base64', 'hex' or 'text' (tables/ed_encodings.csv)."""
+    return {row["code"].upper(): row["encoding"] for row in table("ed_encodings")}
+
+
+@cache
 def _media_types() -> dict[tuple[str, str], str]:
     return {(row["component"], row["code"]): row["media_type"] for row in table("ed_media_types")}
 
@@ -236,18 +242,28 @@ def decode_ed(msg: Message, obx: Segment,
     Raises NormalizationError ED_BAD_ENCODING / ED_BAD_BASE64 naming OBX[i]-5.
     """
     c = comps(msg, first_rep(msg, obx, 5))
+    where = loc(obx, 5)
+    note: str | None = None
+    encodings = _encodings()
+    if len(c) == 4 and text(msg, part(c, 4)).upper() not in encodings \
+            and text(msg, part(c, 3)).upper() in encodings:
+        # 'TEXT^XML^Base64^PD94...': ED.1 (the source application) left out, every component
+        # one place early; the data was read as the encoding name (ED_BAD_ENCODING)
+        c = ["", *c]
+        shifted = "ED.1 (source application) missing: the components are read one place later"
+    else:
+        shifted = ""
     type_of_data, subtype = text(msg, part(c, 2)), text(msg, part(c, 3))
     encoding = text(msg, part(c, 4)).upper()
     raw = part(c, 5) + "".join(more)
-    where = loc(obx, 5)
-    note: str | None = None
-    if encoding in ("BASE64", "B64"):
+    kind = encodings.get(encoding, "text" if not encoding else "")
+    if kind == "base64":
         try:
             data, note = b64decode_lenient(unescaped(msg, raw))
         except (ValueError, binascii.Error):
             raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
                                      where) from None
-    elif encoding in ("", "A", "NONE"):
+    elif kind == "text":
         value = unescaped(msg, raw)
         decoded = _undeclared_base64(value) if not encoding else None
         if decoded is None:
@@ -255,15 +271,18 @@ def decode_ed(msg: Message, obx: Segment,
         else:
             data = decoded
             note = "ED encoding (ED.4) missing: base64 data recognised by its content"
-    elif encoding == "HEX":
+    elif kind == "hex":
         try:
             data = bytes.fromhex(unescaped(msg, raw))
         except ValueError:
             raise NormalizationError("ED_BAD_HEX", f"{where}: data is not valid hexadecimal",
                                      where) from None
-    else:
+    else:  # the name is echoed only when it can be one (not a piece of the data)
+        said = repr(encoding) if len(encoding) <= 12 else "(too long for a name: data in ED.4?)"
         raise NormalizationError("ED_BAD_ENCODING",
-                                 f"{where}: unknown ED encoding {encoding[:12]!r}", where)
+                                 f"{where}: unknown ED encoding {said}", where)
+    if shifted:
+        note = f"{shifted}; {note}" if note else shifted
     media = media_type(type_of_data, subtype)
     found = sniff_media_type(data) if media != OCTET_STREAM else None
     if found and found != media and found != "text/xml":  # XML is told by its header below
@@ -287,9 +306,9 @@ def decode_ed(msg: Message, obx: Segment,
 # over several OBX with the same OBX-3 and sub-id (OBX-4 '1' each time, or '1.1', '1.2'...),
 # over repetitions of OBX-5, or send the ED's first piece then FT/TX lines of data. Each piece
 # was filed as a document of its own (broken CDA fragments) or as a lab result of base64.
-_PIECED_ENCODINGS = {"BASE64": 4, "B64": 4, "HEX": 2}  # encoding -> characters per quantum
-_PIECE_ALPHABET = {"BASE64": re.compile(r"[A-Za-z0-9+/=\s]+"),
-                   "B64": re.compile(r"[A-Za-z0-9+/=\s]+"), "HEX": re.compile(r"[0-9A-Fa-f\s]+")}
+_PIECED_ENCODINGS = {"base64": 4, "hex": 2}  # how data is read -> characters per quantum
+_PIECE_ALPHABET = {"base64": re.compile(r"[A-Za-z0-9+/=\s]+"),
+                   "hex": re.compile(r"[0-9A-Fa-f\s]+")}
 _ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 _TAIL = 4096  # characters of data decoded to see whether a document is whole
 
@@ -304,7 +323,7 @@ class Pieces:
 
 def _decoded(encoding: str, data: str) -> bytes | None:
     try:
-        if _PIECED_ENCODINGS[encoding] == 2:
+        if encoding == "hex":
             return bytes.fromhex(data)
         return b64decode_lenient(data)[0]
     except (ValueError, binascii.Error):
@@ -358,7 +377,7 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
         if kind != OBX_DOCUMENT or i in taken:
             continue
         first, *more_reps = reps(msg, obx, 5) or [""]
-        encoding = text(msg, part(comps(msg, first), 4)).upper()
+        encoding = _encodings().get(text(msg, part(comps(msg, first), 4)).upper(), "")
         if encoding not in _PIECED_ENCODINGS:
             continue
         data = [part(comps(msg, first), 5)]
@@ -412,7 +431,7 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
     if kind == OBX_DOCUMENT:
         c = comps(msg, rep_list[0] if rep_list else "")
         bare = len(c) <= 1 or not any(text(msg, part(c, k)) for k in (2, 3, 4))
-        if not bare and text(msg, part(c, 4)).upper() != encoding:
+        if not bare and _encodings().get(text(msg, part(c, 4)).upper()) != encoding:
             return None
         if not (bare or strong) or not (bare and not o_sub
                                          or _sub_id_follows(sub_id, previous, o_sub)):

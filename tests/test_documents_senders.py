@@ -423,3 +423,24 @@ def test_the_results_of_a_restricted_cda_are_masked_with_it():
     # an unmasked report leaves its results as the message's flags say
     plain = norm(_oru_of(GLUCOSE, _ed(2, f"^TEXT^XML^Base64^{DOC}"), _meta(3, "DESTDMP", "Y")))
     assert next(e for e in plain.entries if e.code == "2345-7").masking == {"DESTDMP": True}
+
+
+# -- ED.4 and the components' places --------------------------------------------------------------
+@pytest.mark.parametrize("ed5", [f"TEXT^XML^Base64^{DOC}", f"^TEXT^XML^BASE-64^{DOC}",
+                                 f"^TEXT^XML^base_64^{DOC}", f"^TEXT^XML^B64^{DOC}"])
+def test_ed_variants_of_encoding_and_component_places_are_read(ed5):
+    nm = norm(_oru_of(_ed(1, ed5)))
+    doc = _doc(nm)
+    assert doc.key == "document|1.2.250.1.999.1.7^DOC-1"
+    assert doc.attachment.media_type == "text/xml"
+    shifted = [w for w in nm.warnings if "ED.1 (source application) missing" in w]
+    assert len(shifted) == (1 if ed5.startswith("TEXT") else 0)
+
+
+def test_an_unknown_encoding_is_refused_without_echoing_the_data():
+    with pytest.raises(NormalizationError) as exc:
+        norm(_oru_of(_ed(1, f"^TEXT^XML^UUENCODE^{DOC}")))
+    assert exc.value.code == "ED_BAD_ENCODING" and "'UUENCODE'" in str(exc.value)
+    with pytest.raises(NormalizationError) as exc:
+        norm(_oru_of(_ed(1, f"^XML^Base64^{DOC}^")))  # data in ED.4
+    assert exc.value.code == "ED_BAD_ENCODING" and DOC[:8].upper() not in str(exc.value).upper()
