@@ -251,6 +251,11 @@ def decode_ed(msg: Message, obx: Segment,
         # one place early; the data was read as the encoding name (ED_BAD_ENCODING)
         c = ["", *c]
         shifted = "ED.1 (source application) missing: the components are read one place later"
+    elif len(c) == 1 and c[0]:
+        # 'OBX|1|ED|...||JVBERi0xLjQK...': the data alone, no ED components; it was read as
+        # an empty ED.5 (and an empty document)
+        c = ["", "", "", "", c[0]]
+        shifted = "OBX-5 holds the data alone, without the ED's type and encoding components"
     else:
         shifted = ""
     type_of_data, subtype = text(msg, part(c, 2)), text(msg, part(c, 3))
@@ -265,12 +270,13 @@ def decode_ed(msg: Message, obx: Segment,
                                      where) from None
     elif kind == "text":
         value = unescaped(msg, raw)
-        decoded = _undeclared_base64(value) if not encoding else None
+        decoded = _undeclared_base64(value)  # also under 'A': senders label base64 so
         if decoded is None:
             data = text_bytes(value)
         else:
             data = decoded
-            note = "ED encoding (ED.4) missing: base64 data recognised by its content"
+            note = (f"ED encoding (ED.4) {'missing' if not encoding else repr(encoding)}: "
+                    "base64 data recognised by its content")
     elif kind == "hex":
         try:
             data = bytes.fromhex(unescaped(msg, raw))

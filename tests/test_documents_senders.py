@@ -444,3 +444,16 @@ def test_an_unknown_encoding_is_refused_without_echoing_the_data():
     with pytest.raises(NormalizationError) as exc:
         norm(_oru_of(_ed(1, f"^XML^Base64^{DOC}^")))  # data in ED.4
     assert exc.value.code == "ED_BAD_ENCODING" and DOC[:8].upper() not in str(exc.value).upper()
+
+
+@pytest.mark.parametrize("ed5, media", [
+    (b64(PDF_REPORT.read_bytes()), "application/pdf"),  # the data alone, no components
+    (DOC, "text/xml"),
+    (f"^AP^PDF^A^{b64(PDF_REPORT.read_bytes())}", "application/pdf"),  # base64 said 'A'
+    (f"^TEXT^XML^A^{DOC}", "text/xml")])
+def test_base64_of_a_known_format_sent_bare_or_as_a_is_decoded(ed5, media):
+    nm = norm(_oru_of(_ed(1, ed5)))
+    doc = next(e for e in nm.entries if e.type == DOCUMENT)
+    assert doc.attachment.media_type == media
+    assert doc.attachment.data.startswith(b"%PDF-" if media == "application/pdf" else b"<?xml")
+    assert any("base64 data recognised by its content" in w for w in nm.warnings)
