@@ -501,7 +501,14 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         if read is None:
             warnings.append(f"{where}: MetaDMPMSS flag {name} is not Y or N, ignored")
             return
-        meta.masking[name], standard = read
+        flag, standard = read
+        if meta.masking.get(name, flag) != flag:
+            # the same flag twice, Y and N: the one that hides wins (a MASQUE_PS=Y followed
+            # by a default N showed the document)
+            warnings.append(f"{where}: MetaDMPMSS flag {name} sent twice with different "
+                            "values: Y kept")
+            flag = True
+        meta.masking[name] = flag
         if not standard:
             warnings.append(f"{where}: MetaDMPMSS flag {name} written {value[:5]!r}, not Y/N "
                             f"(HL7 table 0136): read as {'Y' if read[0] else 'N'}")
