@@ -84,6 +84,14 @@ def _meta_codes() -> dict[str, tuple[str, str]]:
 
 
 @cache
+def _on_conflict() -> dict[str, str]:
+    """Canonical flag name -> the value kept when it is sent twice, Y and N
+    (tables/metadmpmss.csv)."""
+    return {row["name"]: row["on_conflict"] for row in table("metadmpmss")
+            if row["on_conflict"]}
+
+
+@cache
 def _flag_values() -> dict[str, tuple[bool, bool]]:
     """Upper-case OBX-5 value -> (flag set, value of HL7 table 0136), tables/
     metadmpmss_values.csv."""
@@ -503,11 +511,12 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
             return
         flag, standard = read
         if meta.masking.get(name, flag) != flag:
-            # the same flag twice, Y and N: the one that hides wins (a MASQUE_PS=Y followed
-            # by a default N showed the document)
+            # the same flag twice, Y and N: the one that hides the document or sends it
+            # nowhere is kept (a MASQUE_PS=Y followed by a default N showed the document)
+            kept = _on_conflict().get(name, "")
+            flag = kept == "Y" if kept else flag
             warnings.append(f"{where}: MetaDMPMSS flag {name} sent twice with different "
-                            "values: Y kept")
-            flag = True
+                            f"values: {'Y' if flag else 'N'} kept")
         meta.masking[name] = flag
         if not standard:
             warnings.append(f"{where}: MetaDMPMSS flag {name} written {value[:5]!r}, not Y/N "

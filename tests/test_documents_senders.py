@@ -459,8 +459,9 @@ def test_base64_of_a_known_format_sent_bare_or_as_a_is_decoded(ed5, media):
     assert any("base64 data recognised by its content" in w for w in nm.warnings)
 
 
-def test_a_flag_sent_twice_with_different_values_keeps_y():
+def test_a_flag_sent_twice_with_different_values_keeps_the_one_that_hides():
     for first, second in (("Y", "N"), ("N", "Y")):
-        nm = norm(_oru_with(_meta(2, "MASQUE_PS", first), _meta(3, "MASQUE_PS", second)))
-        assert _doc(nm).masking == {"MASQUE_PS": True}
-        assert any("sent twice with different values" in w for w in nm.warnings)
+        nm = norm(_oru_with(_meta(2, "MASQUE_PS", first), _meta(3, "MASQUE_PS", second),
+                            _meta(4, "DESTMSSANTEPAT", first), _meta(5, "DESTMSSANTEPAT", second)))
+        assert _doc(nm).masking == {"MASQUE_PS": True, "DESTMSSANTEPAT": False}
+        assert sum("sent twice with different values" in w for w in nm.warnings) == 2
