@@ -321,10 +321,12 @@ def decode_ed(msg: Message, obx: Segment,
 # over repetitions of OBX-5, or send the ED's first piece then FT/TX lines of data. Each piece
 # was filed as a document of its own (broken CDA fragments) or as a lab result of base64.
 _PIECED_ENCODINGS = {"base64": 4, "hex": 2}  # how data is read -> characters per quantum
-_PIECE_ALPHABET = {"base64": re.compile(r"[A-Za-z0-9+/=\s]+"),
-                   "hex": re.compile(r"[0-9A-Fa-f\s]+")}
+# a text line of data: its alphabet and line ends only (a comment has blanks between words)
+_PIECE_ALPHABET = {"base64": re.compile(r"[A-Za-z0-9+/=\r\n]+"),
+                   "hex": re.compile(r"[0-9A-Fa-f\r\n]+")}
 _ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 _TAIL = 4096  # characters of data decoded to see whether a document is whole
+_SHORTEST = 32  # bytes: less is no whole document (no PDF nor CDA is so short)
 
 
 @dataclass(slots=True)
@@ -344,17 +346,33 @@ def _decoded(encoding: str, data: str) -> bytes | None:
         return None
 
 
-def _whole(encoding: str, data: str) -> bool | None:
-    """Whether encoded ``data`` holds a whole document: a PDF ending with %%EOF, an XML
-    document ending with its root's end tag. None for content that tells nothing. Only the
-    head and tail are decoded (quanta are aligned from the start), so a long document cut
-    in many pieces is not decoded again for each piece."""
-    s = data.translate(_WS)
+def _whole(encoding: str, pieces: list[str], total: int) -> bool | None:
+    """Whether the encoded data in ``pieces`` (unescaped, without blanks; ``total`` their
+    length) holds a whole document: a PDF ending with %%EOF, an XML document ending with its
+    root's end tag. None for content that tells nothing. Only the head and the tail are
+    joined and decoded (the tail aligned on the quanta counted from the start), so a long
+    document cut in many pieces costs no more per piece."""
     q = _PIECED_ENCODINGS[encoding]
-    head = _decoded(encoding, s[:400 // q * q])
-    tail = _decoded(encoding, s[max(0, (len(s) - _TAIL) // q * q):])
-    if head is None or tail is None:
+    head_parts, n = [], 0
+    for p in pieces:
+        head_parts.append(p)
+        n += len(p)
+        if n >= 400:
+            break
+    tail_parts, n = [], 0
+    for p in reversed(pieces):
+        tail_parts.append(p)
+        n += len(p)
+        if n >= _TAIL:
+            break
+    tail_text = "".join(reversed(tail_parts))
+    tail_text = tail_text[(-(total - len(tail_text))) % q:]
+    head = _decoded(encoding, "".join(head_parts)[:400 // q * q])
+    tail = _decoded(encoding, tail_text)
+    if head is None or tail is None or total % q:
         return False  # not decodable as it stands: cut in the middle of a quantum
+    if len(head) < _SHORTEST:
+        return False  # too short to be a document: a first piece of a few characters
     tail = tail.rstrip(b" \t\r\n\x00")
     if head.startswith(b"%PDF-"):
         return b"%%EOF" in tail[-1024:]
@@ -364,6 +382,20 @@ def _whole(encoding: str, data: str) -> bool | None:
         return bool(names) and re.search(b"</" + re.escape(names[0]) + rb"\s*>\Z", tail) \
             is not None
     return None
+
+
+def _trailing(encoding: str, piece: str) -> bool:
+    """A piece after a whole document that still belongs to it: the base64 padding, or the
+    line end after %%EOF or the root's end tag, cut off alone."""
+    if not piece.strip("="):
+        return True
+    decoded = _decoded(encoding, piece)
+    return decoded is not None and not decoded.strip(b" \t\r\n\x00")
+
+
+def _clean(msg: Message, raw: str) -> str:
+    """A piece of encoded data as decoding reads it: escapes read ('\\.br\\'), no blanks."""
+    return unescaped(msg, raw).translate(_WS)
 
 
 def _sub_id_follows(first: str, previous: str, candidate: str) -> bool:
@@ -395,26 +427,30 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
         if encoding not in _PIECED_ENCODINGS:
             continue
         data = [part(comps(msg, first), 5)]
-        whole = _whole(encoding, data[0])
+        clean = [_clean(msg, data[0])]
+        total = len(clean[0])
+        whole = _whole(encoding, clean, total)
         if whole is True:
             continue
         for rep in more_reps:  # a repetition: the ED again, or data alone
             c = comps(msg, rep)
             data.append(part(c, 5) if len(c) > 1 else rep)
+            clean.append(_clean(msg, data[-1]))
+            total += len(clean[-1])
         segments: list[Segment] = []
         code, sub_id = obx.fields[3].strip(), text(msg, obx.raw(4))
         previous = sub_id
         for j in range(i + 1, len(obxs)):
             if more_reps or segments:
-                whole = _whole(encoding, "".join(data))
-            if whole is True:
-                break
+                whole = _whole(encoding, clean, total)
             o = obxs[j]
             piece = _piece(msg, o, kinds[j], code, sub_id, previous, encoding,
-                           strong=whole is False)
-            if piece is None:
+                           strong=whole is not None)
+            if piece is None or (whole is True and not _trailing(encoding, _clean(msg, piece))):
                 break
             data.append(piece)
+            clean.append(_clean(msg, piece))
+            total += len(clean[-1])
             segments.append(o)
             taken.add(j)
             previous = text(msg, o.raw(4))
@@ -458,7 +494,7 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
     if strong and kind == OBX_RESULT and vtype in TEXT_DOCUMENT_TYPES and rep_list \
             and (not o_sub or _sub_id_follows(sub_id, previous, o_sub)):
         value = "".join(rep_list)
-        return value if _PIECE_ALPHABET[encoding].fullmatch(value) else None
+        return value if _PIECE_ALPHABET[encoding].fullmatch(unescaped(msg, value)) else None
     return None
 
 

@@ -465,3 +465,22 @@ def test_a_flag_sent_twice_with_different_values_keeps_the_one_that_hides():
                             _meta(4, "DESTMSSANTEPAT", first), _meta(5, "DESTMSSANTEPAT", second)))
         assert _doc(nm).masking == {"MASQUE_PS": True, "DESTMSSANTEPAT": False}
         assert sum("sent twice with different values" in w for w in nm.warnings) == 2
+
+
+# -- property: however a document is cut, it is read back whole ---------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(min_size=0, max_size=3000), size=st.integers(min_value=1, max_value=900),
+       kind=st.sampled_from(["same sub-id", "dotted sub-ids", "data-only ED",
+                             "ED then FT lines", "repetitions"]),
+       pdf=st.booleans())
+def test_a_document_cut_anywhere_is_read_back_whole(body, size, kind, pdf):
+    data = (b"%PDF-1.4\n" + body + b"\n%%EOF\n") if pdf else cda(
+        "DOC-" + body.hex()[:40])
+    chunks = _cut(data, size)  # the ED says TEXT^XML: a PDF's signature wins (tested above)
+    nm = norm(_oru_of(*_pieced(kind, chunks)))
+    docs = [e for e in nm.entries if e.type == DOCUMENT]
+    assert len(docs) == 1 and docs[0].attachment.data == data
