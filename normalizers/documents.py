@@ -693,6 +693,7 @@ class DocumentContext:
     parent_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
+    parent_where: str = ""  # where parent_id was read ('TXA[5]-13')
     completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
 
 
@@ -744,6 +745,11 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         replaces_key = key
     elif action == ACTION_REPLACE:
         parent = (header.replaced_id() if header is not None else "") or ctx.parent_id
+        if parent and ctx.parent_id and ctx.parent_where \
+                and ctx.parent_id not in (parent, parent.rpartition("^")[2]):
+            warnings.append(f"{ctx.parent_where}: the parent document number is "
+                            "not the carried CDA's relatedDocument (RPLC); the CDA's is "
+                            "the one replaced")
         if parent:
             replaces_key = f"document|{parent}"
         elif ctx.fallback_is_slot and (header is None or not header.id_root):
@@ -997,7 +1003,8 @@ def normalize_mdm(msg: Message, source: str,
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
         performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
         or person_name(msg, first_rep(msg, txa, 22)) or None,
-        details=_txa_details(msg, txa), fallback_where=loc(txa, 12))
+        details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
+        parent_where=loc(txa, 13))
     txa_status_sources(msg, txa, ctx, warnings)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
         ctx.details["addendum_to"] = f"document|{ctx.parent_id}"

@@ -484,3 +484,13 @@ def test_a_document_cut_anywhere_is_read_back_whole(body, size, kind, pdf):
     nm = norm(_oru_of(*_pieced(kind, chunks)))
     docs = [e for e in nm.entries if e.type == DOCUMENT]
     assert len(docs) == 1 and docs[0].attachment.data == data
+
+
+def test_a_txa_13_that_is_not_the_cda_parent_is_said():
+    v2 = b64(cda("DOC-10", parent="DOC-9"))
+    agree = norm(mdm("T10", "C", v2, txa13=f"DOC-9^Organisation-Y^{'1.2.250.1.999.1.7'}"))
+    assert _doc(agree).replaces_key == "document|1.2.250.1.999.1.7^DOC-9"
+    assert not any("parent document number" in w for w in agree.warnings)
+    other = norm(mdm("T10", "C", v2, txa13="CR-2023-0007^RIS"))
+    assert _doc(other).replaces_key == "document|1.2.250.1.999.1.7^DOC-9"  # the CDA's
+    assert any(w.startswith("TXA[5]-13: the parent document number") for w in other.warnings)
