@@ -494,3 +494,27 @@ def test_a_txa_13_that_is_not_the_cda_parent_is_said():
     other = norm(mdm("T10", "C", v2, txa13="CR-2023-0007^RIS"))
     assert _doc(other).replaces_key == "document|1.2.250.1.999.1.7^DOC-9"  # the CDA's
     assert any(w.startswith("TXA[5]-13: the parent document number") for w in other.warnings)
+
+
+# -- the carried CDA's own character set -----------------------------------------------------
+_TITLED = cda("DOC-1").decode().replace("<title>Compte rendu d'examens biologiques</title>",
+                                        "<title>Hématologie – numération sanguine</title>")
+
+
+@pytest.mark.parametrize("charset", ["UTF-8 BOM", "ISO-8859-1", "UTF-16", "UTF-16BE BOM"])
+def test_the_carried_cda_is_read_in_its_own_charset(charset):
+    if charset == "UTF-8 BOM":
+        data = b"\xef\xbb\xbf" + _TITLED.encode()
+    elif charset == "ISO-8859-1":  # '–' is no Latin-1 character: a character reference
+        data = _TITLED.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').encode(
+            "latin-1", "xmlcharrefreplace")
+    else:
+        text = _TITLED.replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        data = text.encode("utf-16") if charset == "UTF-16" else \
+            b"\xfe\xff" + text.encode("utf-16-be")
+    for ed5 in (f"^TEXT^XML^Base64^{b64(data)}", f"^AP^^Base64^{b64(data)}"):
+        nm = norm(_oru_of(_ed(1, ed5)))
+        doc = _doc(nm)
+        assert doc.key == "document|1.2.250.1.999.1.7^DOC-1", charset
+        assert doc.details["cda"]["title"] == "Hématologie – numération sanguine"
+        assert doc.attachment.data == data  # the original bytes are what is kept
