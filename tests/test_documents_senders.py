@@ -518,3 +518,22 @@ def test_the_carried_cda_is_read_in_its_own_charset(charset):
         assert doc.key == "document|1.2.250.1.999.1.7^DOC-1", charset
         assert doc.details["cda"]["title"] == "Hématologie – numération sanguine"
         assert doc.attachment.data == data  # the original bytes are what is kept
+
+
+# -- a scanned or encrypted PDF carried in an MDM (checked right, pinned) ------------------------
+@pytest.mark.parametrize("name, readable", [("02_tdm_thorax_K2_scan.pdf", True),
+                                            ("13_irm_cerebrale_K3_chiffre.pdf", False)])
+def test_a_scanned_pdf_goes_through_ocr_and_an_encrypted_one_is_filed_unread(name, readable):
+    from tests.conftest import SAMPLES
+    pdf = b64((SAMPLES / "pdf" / name).read_bytes())
+    nm = norm(_mdm("T02", content=None)
+              + f"OBX|1|ED|18748-4^CR d'imagerie^LN||^AP^PDF^Base64^{pdf}||||||F\r")
+    doc = _doc(nm)
+    assert doc.attachment.media_type == "application/pdf"
+    reports = [e for e in nm.entries if e.parent_key == doc.key]
+    if readable:
+        assert len(reports) == 1 and reports[0].details["ocr_pages"]
+    else:
+        assert reports == []
+        assert any(w.startswith("OBX[6]: the PDF could not be read (PDF_ENCRYPTED)")
+                   for w in nm.warnings)
