@@ -430,6 +430,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     new_rows: list[dict] = []  # rows to insert, in message order
     supersedes: list[tuple[dict, int]] = []  # (new row, id of the version it replaces)
     taken: dict[str, dict] = {}  # keys given a new row by this message
+    message_facts: dict[str, dict] = {}  # fact -> the row of this message first stating it
+    parents = {e.parent_key for e, _ in items if e.parent_key}  # keys others hang from
+    carried = {e.key for e, _ in items if e.type == DOCUMENT}  # entries read from one: its channel
 
     if item_facts is None:
         item_facts = entry_facts(items)
@@ -486,6 +489,12 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         fact = row.get("fact")
         holding = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
         same = _same_fact(row, holding) if holding else None
+        if same is not None and any(c.id == same.id for d, _ in replaced_docs
+                                    for c in children.get(d.id, ())):
+            # what the document this message replaces said: the new version says it again
+            # under its own key (the old one's is withdrawn with it below). Taken as the same
+            # fact, the new version had no report and the old one's was withdrawn: none left.
+            same = None
         if same is not None and old is None and key not in held and same.key != key:
             # The same result through another channel (HL7v2, then inside a CDA lab report),
             # the same report scanned again: one entry, one more provenance link (level 4).
@@ -494,6 +503,16 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if same.import_id != import_id:
                 links.append(_link(same.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
+            continue
+        twin = message_facts.get(fact) if fact and row["type"] not in REPORT_TYPES else None
+        if twin is not None and old is None and key not in held and twin["key"] != key \
+                and entry.action != ACTION_DELETE and key not in parents \
+                and (twin["_parent_key"] in carried) != (entry.parent_key in carried):
+            # The same result through two channels of one message: an OBX, and the CDA lab
+            # report an OBX of the same ORU carries. Filed once (level 4, as when they come
+            # in two messages); it was filed twice, both current. Two orders of one message
+            # repeating a result are not two channels: both stay.
+            result.duplicates += 1
             continue
         row["version"] = latest.get(key, 0) + 1
         if entry.action != ACTION_DELETE and (key in buried or entry.parent_key in buried):
@@ -532,6 +551,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row["current"] = True
         taken[key] = row
         new_rows.append(row)
+        if fact and entry.action != ACTION_DELETE:
+            message_facts.setdefault(fact, row)
         if old is not None:
             supersedes.append((row, old.id))
         elif key in held:  # a replacement re-sent under its own key: one current version

@@ -98,7 +98,18 @@ def ii_key(root: str, extension: str) -> str:
     return f"{root}^{extension}" if extension else root
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def looks_like_xml(data: bytes) -> bool:
+    """Starts with '<' past a byte order mark and blanks: UTF-8, or UTF-16 with its BOM (a
+    CDA a Windows sender wrote as 'Unicode' was 'not a CDA document')."""
+    if data[:2] in _UTF16_BOMS:
+        try:
+            return data[:128].decode("utf-16", "ignore").lstrip("\ufeff \t\r\n") \
+                .startswith("<")
+        except UnicodeDecodeError:
+            return False
     head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(b"<")
 

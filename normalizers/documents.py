@@ -60,6 +60,7 @@ from normalizers.tabledata import column_map, table
 from parsers.hl7v2.er7 import Message, Segment
 
 META_SYSTEM = "MetaDMPMSS"
+_META_SYSTEM_U = META_SYSTEM.upper()  # compared in upper case: 'metadmpmss', 'METADMPMSS' sent
 MAIL_PREFIX = "XDM/"  # LPS MSSanté: OBX-3.2 'XDM/1.0/DDM+<mail subject>', OBX-5 the mail body
 CISIS_PROFILE_MARK = "CISIS"
 OCTET_STREAM = "application/octet-stream"
@@ -71,17 +72,42 @@ OBX_RESULT = "result"
 OBX_DOCUMENT = "document"
 OBX_META = "meta"
 OBX_MAIL = "mail"
+OBX_PIECE = "piece"  # the data of a document cut over several OBX (``continuations``)
 
 
 # -- tables ---------------------------------------------------------------------------------
 @cache
 def _meta_codes() -> dict[str, tuple[str, str]]:
-    return {row["code"]: (row["name"], row["kind"]) for row in table("metadmpmss")}
+    """Upper-case code -> (canonical flag name, kind): a sender's 'masque_ps' is MASQUE_PS
+    (kept as sent, the flag was stored under a name nothing reads, and the document shown)."""
+    return {row["code"].upper(): (row["name"], row["kind"]) for row in table("metadmpmss")}
+
+
+@cache
+def _on_conflict() -> dict[str, str]:
+    """Canonical flag name -> the value kept when it is sent twice, Y and N
+    (tables/metadmpmss.csv)."""
+    return {row["name"]: row["on_conflict"] for row in table("metadmpmss")
+            if row["on_conflict"]}
+
+
+@cache
+def _flag_values() -> dict[str, tuple[bool, bool]]:
+    """Upper-case OBX-5 value -> (flag set, value of HL7 table 0136), tables/
+    metadmpmss_values.csv."""
+    return {row["value"].upper(): (row["flag"] == "true", row["standard"] == "yes")
+            for row in table("metadmpmss_values")}
 
 
 @cache
 def _actions() -> dict[tuple[str, str], str]:
     return {(row["field"], row["code"]): row["action"] for row in table("cisis_actions")}
+
+
+@cache
+def _encodings() -> dict[str, str]:
+    """ED.4 in upper case -> 'base64', 'hex' or 'text' (tables/ed_encodings.csv)."""
+    return {row["code"].upper(): row["encoding"] for row in table("ed_encodings")}
 
 
 @cache
@@ -110,12 +136,13 @@ def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
     """(canonical flag name, kind) when the OBX is a MetaDMPMSS flag, else None.
 
     Recognised by OBX-3.3 = 'MetaDMPMSS', or, for the v1.x guides that sent no coding system,
-    by a code from tables/metadmpmss.csv with an empty OBX-3.3.
+    by a code from tables/metadmpmss.csv with an empty OBX-3.3; code and system in any case
+    (a 'metadmpmss' system was filed as a lab result and masked nothing).
     """
     c = comps(msg, first_rep(msg, obx, 3))
-    code, system = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
-    hit = _meta_codes().get(code)
-    if system == META_SYSTEM:
+    code, system = sub(msg, part(c, 1), 1).strip(), sub(msg, part(c, 3), 1).strip()
+    hit = _meta_codes().get(code.upper())
+    if system.upper() == _META_SYSTEM_U:
         return hit or (code, "flag")
     if not system and hit is not None:
         return hit
@@ -126,8 +153,9 @@ def classify_obx(msg: Message, obx: Segment) -> str:
     """OBX_META, OBX_MAIL, OBX_DOCUMENT (type ED) or OBX_RESULT. Runs for every OBX: the
     common case (a result) is decided on raw text without splitting anything."""
     f = obx.fields
-    raw3 = f[3] if len(f) > 3 else ""
-    if (META_SYSTEM in raw3 or raw3.split(msg.delimiters.component, 1)[0] in _meta_codes()) \
+    raw3 = (f[3] if len(f) > 3 else "").upper()
+    if (_META_SYSTEM_U in raw3
+            or raw3.split(msg.delimiters.component, 1)[0].strip() in _meta_codes()) \
             and meta_name(msg, obx) is not None:
         return OBX_META
     vtype = f[2] if len(f) > 2 else ""
@@ -214,41 +242,69 @@ def media_type(type_of_data: str, subtype: str) -> str:
             or OCTET_STREAM)
 
 
-def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
-    """The ED of OBX-5 as an Attachment; the note says what was repaired.
+def decode_ed(msg: Message, obx: Segment,
+              more: tuple[str, ...] = ()) -> tuple[Attachment, str | None]:
+    """The ED of OBX-5 as an Attachment; the note says what was repaired. ``more``: the raw
+    data that continues it (repetitions, OBX after it: see ``continuations``).
 
     Raises NormalizationError ED_BAD_ENCODING / ED_BAD_BASE64 naming OBX[i]-5.
     """
     c = comps(msg, first_rep(msg, obx, 5))
-    type_of_data, subtype = text(msg, part(c, 2)), text(msg, part(c, 3))
-    encoding = text(msg, part(c, 4)).upper()
-    raw = part(c, 5)
     where = loc(obx, 5)
     note: str | None = None
-    if encoding in ("BASE64", "B64"):
+    encodings = _encodings()
+    if len(c) == 4 and text(msg, part(c, 4)).upper() not in encodings \
+            and text(msg, part(c, 3)).upper() in encodings:
+        # 'TEXT^XML^Base64^PD94...': ED.1 (the source application) left out, every component
+        # one place early; the data was read as the encoding name (ED_BAD_ENCODING)
+        c = ["", *c]
+        shifted = "ED.1 (source application) missing: the components are read one place later"
+    elif len(c) == 1 and c[0]:
+        # 'OBX|1|ED|...||JVBERi0xLjQK...': the data alone, no ED components; it was read as
+        # an empty ED.5 (and an empty document)
+        c = ["", "", "", "", c[0]]
+        shifted = "OBX-5 holds the data alone, without the ED's type and encoding components"
+    else:
+        shifted = ""
+    type_of_data, subtype = text(msg, part(c, 2)), text(msg, part(c, 3))
+    encoding = text(msg, part(c, 4)).upper()
+    raw = part(c, 5) + "".join(more)
+    kind = encodings.get(encoding, "text" if not encoding else "")
+    if kind == "base64":
         try:
             data, note = b64decode_lenient(unescaped(msg, raw))
         except (ValueError, binascii.Error):
             raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
                                      where) from None
-    elif encoding in ("", "A", "NONE"):
+    elif kind == "text":
         value = unescaped(msg, raw)
-        decoded = _undeclared_base64(value) if not encoding else None
+        decoded = _undeclared_base64(value)  # also under 'A': senders label base64 so
         if decoded is None:
             data = text_bytes(value)
         else:
             data = decoded
-            note = "ED encoding (ED.4) missing: base64 data recognised by its content"
-    elif encoding == "HEX":
+            note = (f"ED encoding (ED.4) {'missing' if not encoding else repr(encoding)}: "
+                    "base64 data recognised by its content")
+    elif kind == "hex":
         try:
             data = bytes.fromhex(unescaped(msg, raw))
         except ValueError:
             raise NormalizationError("ED_BAD_HEX", f"{where}: data is not valid hexadecimal",
                                      where) from None
-    else:
+    else:  # the name is echoed only when it can be one (not a piece of the data)
+        said = repr(encoding) if len(encoding) <= 12 else "(too long for a name: data in ED.4?)"
         raise NormalizationError("ED_BAD_ENCODING",
-                                 f"{where}: unknown ED encoding {encoding[:12]!r}", where)
+                                 f"{where}: unknown ED encoding {said}", where)
+    if shifted:
+        note = f"{shifted}; {note}" if note else shifted
     media = media_type(type_of_data, subtype)
+    found = sniff_media_type(data) if media != OCTET_STREAM else None
+    if found and found != media and found != "text/xml":  # XML is told by its header below
+        # a binary format's signature does not lie: a PDF sent as '^TEXT^XML^' was filed
+        # as text/xml, 'not a CDA document', and its report never read
+        said = (f"content is {found}, not the {media} ED.2/ED.3 say: read as {found}")
+        note = f"{note}; {said}" if note else said
+        media = found
     if media == OCTET_STREAM:
         # '^AP^^Base64^...' or '^^^Base64^...': no subtype to tell a PDF from anything else
         found = sniff_media_type(data)
@@ -257,6 +313,189 @@ def decode_ed(msg: Message, obx: Segment) -> tuple[Attachment, str | None]:
             said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+# -- a document split over several OBX or repetitions --------------------------------------
+# v2.5 leaves a field's length to the sender: engines that cap one (32k, 64k) cut a CDA or a PDF
+# over several OBX with the same OBX-3 and sub-id (OBX-4 '1' each time, or '1.1', '1.2'...),
+# over repetitions of OBX-5, or send the ED's first piece then FT/TX lines of data. Each piece
+# was filed as a document of its own (broken CDA fragments) or as a lab result of base64.
+_PIECED_ENCODINGS = {"base64": 4, "hex": 2}  # how data is read -> characters per quantum
+# a text line of data: its alphabet and line ends only (a comment has blanks between words)
+_PIECE_ALPHABET = {"base64": re.compile(r"[A-Za-z0-9+/=\r\n]+"),
+                   "hex": re.compile(r"[0-9A-Fa-f\r\n]+")}
+_ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_TAIL = 4096  # characters of data decoded to see whether a document is whole
+_SHORTEST = 32  # bytes: less is no whole document (no PDF nor CDA is so short)
+
+
+@dataclass(slots=True)
+class Pieces:
+    """The data that continues one document's ED, and the OBX it came from."""
+
+    data: tuple[str, ...]
+    segments: tuple[Segment, ...]
+
+
+def _decoded(encoding: str, data: str) -> bytes | None:
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(data)
+        return b64decode_lenient(data)[0]
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _whole(encoding: str, pieces: list[str], total: int) -> bool | None:
+    """Whether the encoded data in ``pieces`` (unescaped, without blanks; ``total`` their
+    length) holds a whole document: a PDF ending with %%EOF, an XML document ending with its
+    root's end tag. None for content that tells nothing. Only the head and the tail are
+    joined and decoded (the tail aligned on the quanta counted from the start), so a long
+    document cut in many pieces costs no more per piece."""
+    q = _PIECED_ENCODINGS[encoding]
+    head_parts, n = [], 0
+    for p in pieces:
+        head_parts.append(p)
+        n += len(p)
+        if n >= 400:
+            break
+    tail_parts, n = [], 0
+    for p in reversed(pieces):
+        tail_parts.append(p)
+        n += len(p)
+        if n >= _TAIL:
+            break
+    tail_text = "".join(reversed(tail_parts))
+    tail_text = tail_text[(-(total - len(tail_text))) % q:]
+    head = _decoded(encoding, "".join(head_parts)[:400 // q * q])
+    tail = _decoded(encoding, tail_text)
+    if head is None or tail is None or total % q:
+        return False  # not decodable as it stands: cut in the middle of a quantum
+    if len(head) < _SHORTEST:
+        return False  # too short to be a document: a first piece of a few characters
+    tail = tail.rstrip(b" \t\r\n\x00")
+    if head.startswith(b"%PDF-"):
+        return b"%%EOF" in tail[-1024:]
+    body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if body.startswith(b"<"):
+        names = [m.group(1) for m in _ROOT_TAG.finditer(body[:400])]
+        return bool(names) and re.search(b"</" + re.escape(names[0]) + rb"\s*>\Z", tail) \
+            is not None
+    return None
+
+
+def _trailing(encoding: str, piece: str) -> bool:
+    """A piece after a whole document that still belongs to it: the base64 padding, or the
+    line end after %%EOF or the root's end tag, cut off alone."""
+    if not piece.strip("="):
+        return True
+    decoded = _decoded(encoding, piece)
+    return decoded is not None and not decoded.strip(b" \t\r\n\x00")
+
+
+def _clean(msg: Message, raw: str) -> str:
+    """A piece of encoded data as decoding reads it: escapes read ('\\.br\\'), no blanks."""
+    return unescaped(msg, raw).translate(_WS)
+
+
+def _sub_id_follows(first: str, previous: str, candidate: str) -> bool:
+    """OBX-4 of a piece: the document's own sub-id again, or the next of a dotted series
+    ('1.1', '1.2', ...) that the previous piece began."""
+    if candidate == first:
+        return bool(first)
+    head, dot, last = previous.rpartition(".")
+    c_head, c_dot, c_last = candidate.rpartition(".")
+    return bool(dot and c_dot and head == c_head and last.isdigit() and c_last.isdigit()
+                and int(c_last) == int(last) + 1)
+
+
+def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
+                  warnings: list[str]) -> dict[int, Pieces]:
+    """For each document OBX (by its position in ``obxs``) whose ED data is cut, the pieces
+    that complete it: its further OBX-5 repetitions and the OBX right after it with the same
+    OBX-3 that go on with the data (an ED with the same sub-id or the next dotted one, an ED
+    with no type nor encoding, a text line of the data's alphabet). Only base64 and hex data
+    are pieced, and only while the document is not whole: two whole CDA with the same code
+    and sub-id stay two documents."""
+    out: dict[int, Pieces] = {}
+    taken: set[int] = set()
+    for i, (obx, kind) in enumerate(zip(obxs, kinds, strict=True)):
+        if kind != OBX_DOCUMENT or i in taken:
+            continue
+        first, *more_reps = reps(msg, obx, 5) or [""]
+        encoding = _encodings().get(text(msg, part(comps(msg, first), 4)).upper(), "")
+        if encoding not in _PIECED_ENCODINGS:
+            continue
+        data = [part(comps(msg, first), 5)]
+        clean = [_clean(msg, data[0])]
+        total = len(clean[0])
+        whole = _whole(encoding, clean, total)
+        if whole is True:
+            continue
+        for rep in more_reps:  # a repetition: the ED again, or data alone
+            c = comps(msg, rep)
+            data.append(part(c, 5) if len(c) > 1 else rep)
+            clean.append(_clean(msg, data[-1]))
+            total += len(clean[-1])
+        segments: list[Segment] = []
+        code, sub_id = obx.fields[3].strip(), text(msg, obx.raw(4))
+        previous = sub_id
+        for j in range(i + 1, len(obxs)):
+            if more_reps or segments:
+                whole = _whole(encoding, clean, total)
+            o = obxs[j]
+            piece = _piece(msg, o, kinds[j], code, sub_id, previous, encoding,
+                           strong=whole is not None)
+            if piece is None or (whole is True and not _trailing(encoding, _clean(msg, piece))):
+                break
+            data.append(piece)
+            clean.append(_clean(msg, piece))
+            total += len(clean[-1])
+            segments.append(o)
+            taken.add(j)
+            previous = text(msg, o.raw(4))
+        if segments or more_reps:
+            out[i] = Pieces(tuple(data[1:]), tuple(segments))
+            if more_reps:
+                warnings.append(f"{loc(obx, 5)}: the document's data goes on in "
+                                f"{len(more_reps)} more repetition(s) of OBX-5: read as one")
+            if segments:
+                warnings.append(f"{loc(obx, 5)}: the document's data goes on in "
+                                f"{', '.join(loc(o) for o in segments[:5])}"
+                                f"{' ...' if len(segments) > 5 else ''}: read as one")
+    return out
+
+
+def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous: str,
+           encoding: str, strong: bool) -> str | None:
+    """The data ``o`` adds to the document before it, None when it is no piece of it.
+    ``strong``: the document is known to be cut (not only of a kind that tells nothing): only
+    then do an ED with a type of its own and the same sub-id, or a text line, continue it
+    (a comment 'Voir le compte rendu' is of the base64 alphabet too)."""
+    f = o.fields
+    if len(f) < 4 or f[3].strip() != code:
+        return None
+    o_sub = text(msg, o.raw(4))
+    vtype = (f[2] if len(f) > 2 else "").strip().upper()
+    rep_list = reps(msg, o, 5)
+    if kind == OBX_DOCUMENT:
+        c = comps(msg, rep_list[0] if rep_list else "")
+        bare = len(c) <= 1 or not any(text(msg, part(c, k)) for k in (2, 3, 4))
+        if not bare and _encodings().get(text(msg, part(c, 4)).upper()) != encoding:
+            return None
+        if not (bare or strong) or not (bare and not o_sub
+                                         or _sub_id_follows(sub_id, previous, o_sub)):
+            return None
+        out = []
+        for rep in rep_list:
+            rc = comps(msg, rep)
+            out.append(part(rc, 5) if len(rc) > 1 else rep)
+        return "".join(out)
+    if strong and kind == OBX_RESULT and vtype in TEXT_DOCUMENT_TYPES and rep_list \
+            and (not o_sub or _sub_id_follows(sub_id, previous, o_sub)):
+        value = "".join(rep_list)
+        return value if _PIECE_ALPHABET[encoding].fullmatch(unescaped(msg, value)) else None
+    return None
 
 
 def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
@@ -268,6 +507,16 @@ def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
         return att.data.decode("utf-8"), note
     except UnicodeDecodeError:
         return att.data.decode("latin-1"), note
+
+
+def reference_warning(obx: Segment) -> str:
+    """What the ledger says of an OBX of type RP (a pointer to a report kept elsewhere: a URL,
+    a file on the sender's server): nothing is ever fetched, so the dossier holds the pointer
+    and not the document. The pointer itself is not repeated (a file name may name the
+    patient)."""
+    return (f"{loc(obx, 5)}: reference pointer (RP) to a document kept by the sender: not "
+            "retrieved (nothing is fetched from a sender's server), only the reference is "
+            "filed; send the document itself in an ED to have it in the dossier")
 
 
 # -- message-wide metadata ------------------------------------------------------------------
@@ -291,11 +540,23 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         return
     name, kind = named
     if kind == "flag":
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).upper()
-        if value in ("Y", "N"):
-            meta.masking[name] = value == "Y"
-        else:
+        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).strip().upper()
+        read = _flag_values().get(value)
+        if read is None:
             warnings.append(f"{where}: MetaDMPMSS flag {name} is not Y or N, ignored")
+            return
+        flag, standard = read
+        if meta.masking.get(name, flag) != flag:
+            # the same flag twice, Y and N: the one that hides the document or sends it
+            # nowhere is kept (a MASQUE_PS=Y followed by a default N showed the document)
+            kept = _on_conflict().get(name, "")
+            flag = kept == "Y" if kept else flag
+            warnings.append(f"{where}: MetaDMPMSS flag {name} sent twice with different "
+                            f"values: {'Y' if flag else 'N'} kept")
+        meta.masking[name] = flag
+        if not standard:
+            warnings.append(f"{where}: MetaDMPMSS flag {name} written {value[:5]!r}, not Y/N "
+                            f"(HL7 table 0136): read as {'Y' if read[0] else 'N'}")
     elif kind == "list":
         c = comps(msg, first_rep(msg, obx, 5))
         meta.details.setdefault(name, []).append(
@@ -346,11 +607,43 @@ STATUS_CHANGE = "T04"
 CANCEL = "T11"  # v2.5 9.3.11 document cancel notification: TXA alone, the document withdrawn
 
 
+@cache
+def _mdm_triggers() -> dict[str, dict[str, str]]:
+    return {row["trigger"]: row for row in table("mdm_triggers")}
+
+
 def trigger_source(msg: Message, cisis: bool = True) -> ActionSource:
+    """MSH-9.2 as an action source, read as the trigger with content it stands for when a
+    notification carries the document (tables/mdm_triggers.csv: T01 as T02, T09 as T10)."""
     trigger = msg.message_type[1].strip().upper()
-    if trigger == STATUS_CHANGE and not cisis:
-        return ActionSource("MSH-9", trigger, None)
-    return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", trigger)))
+    row = _mdm_triggers().get(trigger)
+    read_as = row["read_as"] if row is not None else trigger
+    if read_as == STATUS_CHANGE and (not cisis or trigger != STATUS_CHANGE):
+        return ActionSource("MSH-9", trigger, None)  # a new version of the same document
+    return ActionSource("MSH-9", trigger, _actions().get(("MSH-9", read_as)))
+
+
+def mdm_trigger_checks(msg: Message, with_content: bool, warnings: list[str]) -> None:
+    """A notification trigger (T01, T03, T05, T07, T09) carries no document: without one
+    there is nothing to file (MDM_NOTIFICATION_ONLY); with one, it is read as the trigger
+    with content it stands for, with a warning."""
+    trigger = msg.message_type[1].strip().upper()
+    row = _mdm_triggers().get(trigger)
+    if row is None or row["content"] == "yes" or trigger == CANCEL:
+        return
+    if not with_content:
+        raise NormalizationError(
+            "MDM_NOTIFICATION_ONLY", f"MSH-9: MDM^{trigger} ({row['meaning']}) carries no "
+            f"document: nothing to file (the document comes with MDM^{row['read_as']})",
+            "MSH-9")
+    warnings.append(f"MSH-9: MDM^{trigger} ({row['meaning']}) carries a document: read as "
+                    f"MDM^{row['read_as']}")
+
+
+def is_addendum(msg: Message) -> bool:
+    """MDM^T05/T06: the document adds to the one TXA-13 names (tables/mdm_triggers.csv)."""
+    row = _mdm_triggers().get(msg.message_type[1].strip().upper())
+    return row is not None and row["addendum"] == "yes"
 
 
 def obx_status_source(msg: Message, obx: Segment, cisis: bool) -> ActionSource:
@@ -379,6 +672,10 @@ def decide_action(sources: list[ActionSource | None]) -> str:
     return decisive[0].action if decisive else ACTION_NEW  # type: ignore[return-value]
 
 
+# OBX-11 statuses (tables/result_status.csv) under which a document may come without content
+NO_CONTENT_STATUSES = frozenset({"registered", "cancelled"})
+
+
 # -- one document ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class DocumentContext:
@@ -395,23 +692,27 @@ class DocumentContext:
     performer: str | None = None
     parent_key: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
+    parent_where: str = ""  # where parent_id was read ('TXA[5]-13')
+    completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
 
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
                    cisis: bool, warnings: list[str], quarantine: list[str],
-                   body: Attachment | None = None) -> Entry:
+                   body: Attachment | None = None, pieces: Pieces | None = None) -> Entry:
     """One DOCUMENT entry for an OBX of type ED. Quarantine reasons are appended to
     ``quarantine``, warnings to ``warnings``. ``body``: the document already read (the text
-    of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line."""
+    of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line. ``pieces``:
+    the rest of its data when it is cut (``continuations``)."""
     where = loc(obx, 5)
-    attachment, note = decode_ed(msg, obx) if body is None else (body, None)
+    more = pieces.data if pieces is not None else ()
+    attachment, note = decode_ed(msg, obx, more) if body is None else (body, None)
     if note:
         warnings.append(f"{where}: {note}")
-    if not attachment.data:
-        warnings.append(f"{where}: empty document")
     header: CdaHeader | None = None
     reason = None
-    if attachment.media_type in ("text/xml", "application/xml") or looks_like_xml(attachment.data):
+    if attachment.data and (attachment.media_type in ("text/xml", "application/xml")
+                            or looks_like_xml(attachment.data)):
         header = read_cda_header(attachment.data)
         if header is None:
             warnings.append(f"{where}: payload is not a CDA document")
@@ -425,6 +726,17 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     status_source = obx_status_source(msg, obx, cisis)
     action = decide_action([*ctx.action_sources, status_source])
     status = obx_status(status_source.code)[0] if status_source.code else "final"
+    if status == "final" and ctx.completion_status:
+        status = ctx.completion_status  # TXA-17: dictated, in progress... not final yet
+    if not attachment.data and action != ACTION_DELETE:
+        # A deletion needs no content; a report announced as pending or not obtained (OBX-11
+        # I, O, X, N) has none yet. Anything else filed empty was a blank current document,
+        # and as a replacement it hid the version that held the report.
+        if status not in NO_CONTENT_STATUSES:
+            raise NormalizationError(
+                "ED_EMPTY", f"{where}: the document is empty (no data in the ED, OBX-11 "
+                f"{status_source.code[:4]!r}): nothing to file", where)
+        warnings.append(f"{where}: empty document")
 
     doc_id = header.document_id if header is not None and header.id_root else ctx.fallback_id
     key = f"document|{doc_id}"
@@ -433,6 +745,11 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         replaces_key = key
     elif action == ACTION_REPLACE:
         parent = (header.replaced_id() if header is not None else "") or ctx.parent_id
+        if parent and ctx.parent_id and ctx.parent_where \
+                and ctx.parent_id not in (parent, parent.rpartition("^")[2]):
+            warnings.append(f"{ctx.parent_where}: the parent document number is "
+                            "not the carried CDA's relatedDocument (RPLC); the CDA's is "
+                            "the one replaced")
         if parent:
             replaces_key = f"document|{parent}"
         elif ctx.fallback_is_slot and (header is None or not header.id_root):
@@ -476,6 +793,12 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         details["patient_mismatch"] = True
     if ctx.fallback_id and doc_id != ctx.fallback_id:
         details["message_document_id"] = ctx.fallback_id
+        if ctx.fallback_where and header is not None \
+                and ctx.fallback_id not in (header.id_extension, header.id_root):
+            warnings.append(f"{ctx.fallback_where}: the unique document number is not the "
+                            "carried CDA's ClinicalDocument/id; the document is filed under "
+                            "the CDA id (a later message naming it by this number alone will "
+                            "not find it)")
     return Entry(
         type=DOCUMENT, key=key, source_ref=loc(obx), code=code or None, system=system or None,
         display=(header.title if header is not None and header.title else display) or None,
@@ -501,7 +824,9 @@ def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> s
 
 def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> None:
     """The message's MetaDMPMSS flags on its documents and on the entries read from their
-    bodies (masking a document masks what it says); mail texts on the documents."""
+    bodies (masking a document masks what it says), and on the message's other entries (the
+    results of an order whose report is a masked document are masked too); mail texts on
+    the documents."""
     docs = [e for e in entries if e.type == DOCUMENT]
     if not docs:
         # A result message (no document) flagged MASQUE_PS: the flags are about what the
@@ -512,13 +837,29 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
             warnings.append("MetaDMPMSS texts in a message without document, ignored")
         return
     masking_of: dict[str, dict[str, bool]] = {}
+    of_order: dict[str, dict[str, bool]] = {}  # report key -> what its documents mask
     for e in docs:
         e.masking = _with_confidentiality(dict(meta.masking), e, warnings)
         e.details.update(meta.details)
         masking_of[e.key] = e.masking
+        if e.parent_key:
+            held = of_order.setdefault(e.parent_key, {})
+            for name, flag in e.masking.items():
+                held[name] = held.get(name, False) or flag
     for e in entries:
-        if e.type != DOCUMENT and e.parent_key in masking_of:
+        if e.type == DOCUMENT:
+            continue
+        if e.parent_key in masking_of:
             e.masking = dict(masking_of[e.parent_key])
+            continue
+        # The message's own results (an ORU with its numbers and the report as a PDF or CDA):
+        # the flags are the message's, and a masked report's results are masked with it.
+        # They were left unmasked: the values of a report masked from professionals showed.
+        masking = dict(meta.masking)
+        for key in (e.parent_key, e.key):
+            for name, flag in of_order.get(key or "", {}).items():
+                masking[name] = masking.get(name, False) or flag
+        e.masking = masking
 
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,
@@ -638,8 +979,10 @@ def sender_performer(msg: Message) -> str | None:
 def normalize_mdm(msg: Message, source: str,
                   mappings: CodeMappings | None = None) -> NormalizedMessage:
     """MDM^T02 (new), T10 (replace), T04 (delete under CI-SIS; elsewhere a status change
-    with content: a new version), T11 (cancel: delete, no content): one DOCUMENT entry per
-    ED OBX, else one for the text lines."""
+    with content: a new version), T06 (an addendum: a new document), T08 (edit: a new
+    version), T11 (cancel: delete, with or without content); the notifications T01, T03, T05,
+    T07 and T09 read as their trigger with content when they carry a document
+    (tables/mdm_triggers.csv). One DOCUMENT entry per ED OBX, else one for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
     identity = extract_identity(msg, single_pid(msg))
@@ -660,16 +1003,26 @@ def normalize_mdm(msg: Message, source: str,
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
         performer=person_name(msg, first_rep(msg, txa, 9)) or sender_performer(msg)
         or person_name(msg, first_rep(msg, txa, 22)) or None,
-        details=_txa_details(msg, txa))
+        details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
+        parent_where=loc(txa, 13))
+    txa_status_sources(msg, txa, ctx, warnings)
+    if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
+        ctx.details["addendum_to"] = f"document|{ctx.parent_id}"
     meta = MessageMeta()
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
     entries: list[Entry] = []
     others: list[dict[str, str]] = []
     lines: list[Segment] = []  # text OBX (TX, FT, ST): the document when no ED carries one
-    for obx in msg.all("OBX"):
-        kind = classify_obx(msg, obx)
+    obxs = msg.all("OBX")
+    kinds = [classify_obx(msg, obx) for obx in obxs]
+    cut = continuations(msg, obxs, kinds, warnings)
+    pieced = {id(o) for p in cut.values() for o in p.segments}
+    for n, (obx, kind) in enumerate(zip(obxs, kinds, strict=True)):
+        if id(obx) in pieced:
+            continue
         if kind == OBX_DOCUMENT:
-            entry = document_entry(msg, obx, ctx, identity, cisis, warnings, quarantine)
+            entry = document_entry(msg, obx, ctx, identity, cisis, warnings, quarantine,
+                                   pieces=cut.get(n))
             _unique_key(entry, entries, obx, warnings)
             entries.append(entry)
         elif kind == OBX_RESULT:
@@ -686,13 +1039,25 @@ def normalize_mdm(msg: Message, source: str,
         # radiology systems do: that text is the document (it was refused, MDM_NO_DOCUMENT)
         entries.append(document_entry(msg, lines[0], ctx, identity, cisis, warnings,
                                       quarantine, body=text_body(msg, lines)))
-        others = [o for o, obx in zip(others, _result_obx(msg), strict=True)
+        others = [o for o, obx in zip(others, _result_obx(msg, pieced), strict=True)
                   if obx not in lines]
-    if not entries and msg.message_type[1].strip().upper() == CANCEL:
+    if not entries and (msg.message_type[1].strip().upper() == CANCEL
+                        or decide_action(ctx.action_sources) == ACTION_DELETE):
+        # T11, or a status change whose TXA-19 says CA: the document TXA-12 names is withdrawn
         entries.append(_cancelled(msg, txa, ctx))
+    else:
+        mdm_trigger_checks(msg, bool(entries), warnings)
+    referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
+                  and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
+    if not entries and referenced:
+        where = loc(referenced[0], 5)
+        raise NormalizationError("MDM_REFERENCE_ONLY", f"{where}: the document is only pointed "
+                                 "at (OBX-2 RP, a URL or a file of the sender): it is never "
+                                 "fetched; send it in an OBX of type ED", where)
     if not entries:
         raise NormalizationError("MDM_NO_DOCUMENT", "the MDM message carries no document (no "
                                  "OBX of type ED, nor text lines TX, FT or ST)", "OBX")
+    warnings.extend(reference_warning(obx) for obx in referenced)
     if others:
         meta.details["observations"] = others
     add_embedded_entries(entries, source, mappings, warnings)
@@ -716,23 +1081,54 @@ def text_body(msg: Message, lines: list[Segment]) -> Attachment:
                       media_type=TEXT_MEDIA_TYPE)
 
 
-def _result_obx(msg: Message) -> list[Segment]:
-    """The OBX that ``normalize_mdm`` lists as observations, in the same order."""
-    return [obx for obx in msg.all("OBX") if classify_obx(msg, obx) == OBX_RESULT]
+def _result_obx(msg: Message, pieced: set[int]) -> list[Segment]:
+    """The OBX that ``normalize_mdm`` lists as observations, in the same order (``pieced``:
+    ids of the OBX read as pieces of a document)."""
+    return [obx for obx in msg.all("OBX")
+            if id(obx) not in pieced and classify_obx(msg, obx) == OBX_RESULT]
 
 
 def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
-    """MDM^T11: the document TXA-12 names is withdrawn; the message carries no content."""
+    """MDM^T11 (or a message whose TXA-19 says CA): the document TXA-12 names is withdrawn;
+    the message carries no content."""
     key = f"document|{ctx.fallback_id}"
     return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
                  effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,
                  action=ACTION_DELETE, replaces_key=key, details=dict(ctx.details))
 
 
+@cache
+def _txa_statuses() -> dict[tuple[str, str], dict[str, str]]:
+    return {(row["field"], row["code"]): row for row in table("txa_statuses")}
+
+
+def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
+                       warnings: list[str]) -> None:
+    """TXA-17 and TXA-19 on the document (tables/txa_statuses.csv): a completion status
+    short of authenticated (dictated, in progress, pre-authenticated) makes a final OBX a
+    preliminary document, and an availability 'CA' (deleted) withdraws the document, as a
+    status change notification says it (both were kept in details and the document filed
+    final and current). An availability 'UN' or 'OB' is filed as sent, with a warning."""
+    completion = text(msg, first_rep(msg, txa, 17)).upper()
+    row = _txa_statuses().get(("17", completion))
+    if row is not None and row["status"]:
+        ctx.completion_status = row["status"]
+    availability = text(msg, first_rep(msg, txa, 19)).upper()
+    row = _txa_statuses().get(("19", availability))
+    if row is None:
+        return
+    if row["action"]:
+        ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row["action"]))
+    elif availability != "AV":
+        warnings.append(f"{loc(txa, 19)}: the document is sent as {row['meaning']} "
+                        f"({availability}); filed as sent")
+
+
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:
     out = {"document_type": text(msg, part(comps(msg, first_rep(msg, txa, 2)), 1)),
            "completion_status": text(msg, first_rep(msg, txa, 17)),
-           "confidentiality_status": text(msg, first_rep(msg, txa, 18))}
+           "confidentiality_status": text(msg, first_rep(msg, txa, 18)),
+           "availability_status": text(msg, first_rep(msg, txa, 19))}
     return {k: v for k, v in out.items() if v}
 
 

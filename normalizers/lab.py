@@ -31,6 +31,7 @@ from normalizers.codes import (
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
 from normalizers.documents import (
     OBX_DOCUMENT,
+    OBX_PIECE,
     OBX_RESULT,
     DocumentContext,
     MessageMeta,
@@ -38,12 +39,14 @@ from normalizers.documents import (
     apply_meta,
     classify_obx,
     collect_meta,
+    continuations,
     document_entry,
     is_cisis,
     media_type,
     normalize_mdm,
     obx_status,
     order_control_source,
+    reference_warning,
     sender_performer,
 )
 from normalizers.fields import (
@@ -129,14 +132,14 @@ _PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 # LAW laboratory systems, the same segments in another order (see _oul_groups).
 _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
             ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
-            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order", ("MDM", "T02"): "mdm",
-            ("MDM", "T04"): "mdm", ("MDM", "T10"): "mdm", ("MDM", "T11"): "mdm"}
+            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
+            **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
 
 
 def normalize_message(msg: Message, source: str,
                       mappings: CodeMappings | None = None) -> NormalizedMessage:
     """Dispatch on MSH-9: ORU^R01 (and point-of-care R30-R32) -> lab results and documents;
-    MDM^T02/T04/T10/T11 -> documents;
+    MDM^T01-T11 -> documents;
     IHE PAM France ADT (normalizers/tables/adt_triggers.csv) -> consent and identity.
 
     A type that is no v2.5 trigger but that a sender means as one (tables/
@@ -479,13 +482,21 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
+        cut = continuations(msg, [obx for obx, _ in g.observations], kinds, warnings) \
+            if OBX_DOCUMENT in kinds else {}
+        if cut:
+            pieced = {id(o) for p in cut.values() for o in p.segments}
+            kinds = [OBX_PIECE if id(obx) in pieced else k
+                     for (obx, _), k in zip(g.observations, kinds, strict=True)]
         with_report = not kinds or OBX_RESULT in kinds
         report_performer = _report_performer(msg, obr)
         results: list[Entry] = []
         report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
         last_text: tuple[tuple[str, str, str], Entry] | None = None
-        for (obx, notes), kind in zip(g.observations, kinds, strict=True):
+        for n, ((obx, notes), kind) in enumerate(zip(g.observations, kinds, strict=True)):
+            if kind == OBX_PIECE:  # read with the document it continues
+                continue
             if kind == OBX_RESULT:
                 f = obx.fields  # (OBX-3, -4, -11) of a narrative line: see _continue_text
                 nf = len(f)
@@ -520,7 +531,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 sub_id = text(msg, obx.raw(4)) or text(msg, obx.raw(1)) or str(obx.index)
                 doc_ctx.fallback_id = f"{order_no}|{ns}|{sub_id}"
                 entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
-                                       quarantine)
+                                       quarantine, pieces=cut.get(n))
                 if entry.key in ctx.keys:
                     _make_unique(ctx, entry, obx)
                 ctx.keys.add(entry.key)
@@ -1214,6 +1225,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                                      where) from None
     elif vtype == "RP":
         _reference(msg, obx, entry)
+        ctx.warnings.append(reference_warning(obx))
     elif vtype == "TM":
         value = text(msg, part(comps(msg, first), 1))
         try:
