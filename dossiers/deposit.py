@@ -511,8 +511,10 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             # The same result through two channels of one message: an OBX, and the CDA lab
             # report an OBX of the same ORU carries. Filed once (level 4, as when they come
             # in two messages); it was filed twice, both current. Two orders of one message
-            # repeating a result are not two channels: both stay.
+            # repeating a result are not two channels: both stay. The second channel is a
+            # provenance link of the one entry, as level 4 gives across messages.
             result.duplicates += 1
+            twin.setdefault("_confirmed_by", []).append(entry.source_ref)
             continue
         row["version"] = latest.get(key, 0) + 1
         if entry.action != ACTION_DELETE and (key in buried or entry.parent_key in buried):
@@ -689,6 +691,8 @@ def write_deposits(conn: Connection, plans: Sequence[DepositPlan]) -> None:
         r.setdefault("superseded_by", None)
         links.append(_link(r["_id"], plan.import_id, plan.source, r["_ref"],
                            "withdrew" if r.get("_withdraw") else "created", now))
+        for ref in r.get("_confirmed_by", ()):  # the same fact through another channel
+            links.append(_link(r["_id"], plan.import_id, plan.source, ref, "confirmed", now))
     bulk_insert(conn, entries, [r for _, r in ordered], columns=_COLUMNS)
     supersedes = [(plan, r, old_id) for plan in plans for r, old_id in plan.supersedes]
     if supersedes:

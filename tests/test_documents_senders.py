@@ -379,6 +379,19 @@ def test_results_sent_as_obx_and_inside_the_carried_cda_are_filed_once(sqlite_ct
                               ("2093-3", "1.84", True), ("2571-8", "1.29", True)]
     doc = next(e for e in filed if e.type == DOCUMENT)
     assert doc.current and doc.media_type == "text/xml"  # the report itself is kept
+    # one entry, two channels: created by its OBX, confirmed by the carried report
+    from sqlalchemy import select
+
+    from dossiers.schema import provenance
+    total = next(e for e in filed if e.code == "2093-3")
+    with sqlite_ctx.engine.connect() as conn:
+        links = conn.execute(select(provenance.c.relation, provenance.c.source_ref)
+                             .where(provenance.c.entry_id == total.id)).all()
+    relations = sorted(r.relation for r in links)
+    assert relations == ["confirmed", "created"]
+    assert next(r.source_ref for r in links if r.relation == "created").startswith("OBX")
+    assert next(r.source_ref for r in links if r.relation == "confirmed") != \
+        next(r.source_ref for r in links if r.relation == "created")
 
 
 def test_a_replacement_carrying_the_same_pdf_keeps_a_current_report(sqlite_ctx):
@@ -537,3 +550,19 @@ def test_a_scanned_pdf_goes_through_ocr_and_an_encrypted_one_is_filed_unread(nam
         assert reports == []
         assert any(w.startswith("OBX[6]: the PDF could not be read (PDF_ENCRYPTED)")
                    for w in nm.warnings)
+
+
+def test_an_empty_document_beside_results_files_the_results_with_a_warning():
+    """A lab's ORU: the glucose as NM, and the report's PDF slot left empty by the SIL.
+    Failing the whole message (ED_EMPTY) kept the glucose out of the dossier; the empty
+    document is not filed, and the import says so at its place."""
+    from normalizers.model import LAB_RESULT
+    from tests.test_lab_normalizer import OBXS
+    from tests.test_lab_normalizer import norm as lab_norm
+    from tests.test_lab_normalizer import oru as lab_oru
+
+    nm = lab_norm(lab_oru(OBXS[0], "OBX|2|ED|11502-2^CR d'examens biologiques^LN||"
+                                   "^application^pdf^Base64^||||||F"))
+    assert [e.code for e in nm.entries if e.type == LAB_RESULT] == ["2345-7"]
+    assert not [e for e in nm.entries if e.type == DOCUMENT]
+    assert any(w.startswith("OBX[6]-5: the document is empty") for w in nm.warnings)
