@@ -462,6 +462,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     meta = MessageMeta()
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
     entries: list[Entry] = []
+    empty: list[NormalizationError] = []  # ED_EMPTY documents
     for g in groups:
         obr = g.obr
         order_no, ns = _order_number(msg, g)
@@ -530,8 +531,14 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         parent_key=report_key if with_report else None)
                 sub_id = text(msg, obx.raw(4)) or text(msg, obx.raw(1)) or str(obx.index)
                 doc_ctx.fallback_id = f"{order_no}|{ns}|{sub_id}"
-                entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
-                                       quarantine, pieces=cut.get(n))
+                try:
+                    entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
+                                           quarantine, pieces=cut.get(n))
+                except NormalizationError as exc:
+                    if exc.code != "ED_EMPTY":
+                        raise
+                    empty.append(exc)  # decided below, once the results are read
+                    continue
                 if entry.key in ctx.keys:
                     _make_unique(ctx, entry, obx)
                 ctx.keys.add(entry.key)
@@ -566,6 +573,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     if r.type == LAB_RESULT:
                         r.details["specimen"] = dict(specimen)
         entries.extend(results)
+    _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings)
     apply_meta(entries, meta, warnings)
     try:
@@ -581,6 +589,21 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
+                     warnings: list[str]) -> None:
+    """An empty ED (ED_EMPTY) fails the message when the message is about that document;
+    beside results, the results are filed and the empty document is not, with a warning.
+    Why: filed, an empty document was a blank current version (a replacement hid the report);
+    failing the whole ORU for it kept a validated potassium out of the dossier."""
+    if not empty:
+        return
+    if not any(e.type == LAB_RESULT for e in entries):
+        raise empty[0]
+    for exc in empty:
+        warnings.append(f"{exc.location}: the document is empty (no data in the ED): not "
+                        "filed; the results of the message are")
 
 
 def _observation_end(ctx: _Ctx, obr: Segment) -> str | None:
