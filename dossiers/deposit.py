@@ -290,6 +290,58 @@ _BY_SET = {
 }
 
 
+# The current documents a message filed under its CDA id while naming them by its own number
+# (HL7v2 TXA-12, kept as details.message_document_id): what a later message naming that
+# number alone (a cancel, a replacement without the CDA) is about.
+_NUMBER_OF = {
+    "postgresql": "entries.details->>'message_document_id'",
+    "sqlite": "json_extract(entries.details, '$.message_document_id')",
+}
+_BY_NUMBER = {
+    dialect: text(f"WITH wanted(p, k) AS ({_PAIRS[dialect]}) SELECT entries.* FROM entries "
+                  "JOIN wanted ON entries.patient_id = wanted.p "
+                  "AND entries.key >= 'document|' AND entries.key < 'document}' "
+                  f"AND entries.current AND {_NUMBER_OF[dialect]} = wanted.k").columns(*entries.c)
+    for dialect in _PAIRS
+}
+
+
+def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
+                            targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                            ) -> None:
+    """A replacement or deletion naming a document the dossier does not hold by that key, but
+    holds under its CDA id with this number as the message's own (``message_document_id``):
+    its ``replaces_key`` becomes that document's key, and that document's versions join
+    ``stored`` (call before ``held_children``: what was read from it goes with it).
+
+    Why: an MDM^T02 carrying a CDA is filed under the CDA's id, its TXA-12 kept beside it; the
+    T11 that cancels it, sent without content, names the TXA-12 alone. It found nothing, and
+    the cancelled document stayed current (a tombstone was filed under the number). One
+    document, or none, must answer: two documents filed under one number are left as they
+    are (not chosen between)."""
+    wanted = {(patient_id, entry.replaces_key or entry.key)
+              for patient_id, items in targets for entry, _ in items
+              if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE)}
+    wanted = {(p, k) for p, k in wanted if k.startswith("document|") and not stored.get((p, k))}
+    if not wanted:
+        return
+    found: dict[tuple[int, str], set[str]] = {}
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in wanted}):
+        number = (row.details or {}).get("message_document_id")
+        found.setdefault((row.patient_id, f"document|{number}"), set()).add(row.key)
+    real: dict[tuple[int, str], str] = {pair: next(iter(keys)) for pair, keys in found.items()
+                                        if len(keys) == 1}
+    if not real:
+        return
+    for patient_id, items in targets:
+        for entry, _ in items:
+            named = (patient_id, entry.replaces_key or entry.key)
+            if named in real and entry.type == DOCUMENT \
+                    and entry.action in (ACTION_REPLACE, ACTION_DELETE):
+                entry.replaces_key = real[named]
+    stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
+
+
 def document_set(entry: Entry) -> tuple[str, str, str | None] | None:
     """(set id, version number, effective time) of a versioned document entry (a CDA, as a
     file or inside HL7v2); None for anything else."""
@@ -389,6 +441,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     mine = entry_facts(items)
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
+    follow_document_numbers(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),

@@ -797,8 +797,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
                 and ctx.fallback_id not in (header.id_extension, header.id_root):
             warnings.append(f"{ctx.fallback_where}: the unique document number is not the "
                             "carried CDA's ClinicalDocument/id; the document is filed under "
-                            "the CDA id (a later message naming it by this number alone will "
-                            "not find it)")
+                            "the CDA id (a later replacement or cancel naming this number "
+                            "alone is followed to it)")
     return Entry(
         type=DOCUMENT, key=key, source_ref=loc(obx), code=code or None, system=system or None,
         display=(header.title if header is not None and header.title else display) or None,

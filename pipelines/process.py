@@ -41,6 +41,7 @@ from dossiers.deposit import (
     deposit,
     entry_facts,
     facts_of,
+    follow_document_numbers,
     held_children,
     held_entries,
     held_facts,
@@ -1016,6 +1017,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                      for t in targets for k in t.keys})
         stored.update(held_set_documents(conn, {pair for item, _, _ in filing
                                                 for pair in doc_sets[item.row.id]}))
+        follow_document_numbers(conn, stored, [(t.patient_id, t.items)
+                                               for _, targets, _ in filing for t in targets])
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         children = held_children(conn, stored)

@@ -566,3 +566,24 @@ def test_an_empty_document_beside_results_files_the_results_with_a_warning():
     assert [e.code for e in nm.entries if e.type == LAB_RESULT] == ["2345-7"]
     assert not [e for e in nm.entries if e.type == DOCUMENT]
     assert any(w.startswith("OBX[6]-5: the document is empty") for w in nm.warnings)
+
+
+def test_a_cancel_naming_the_sender_number_withdraws_the_document_filed_under_its_cda_id(ctx):  # noqa: ANN001
+    """A RIS that is not CI-SIS: the T02 carries a CDA (filed under its ClinicalDocument/id,
+    TXA-12 kept beside it), the T11 that cancels it, without content, names TXA-12 alone.
+    It found nothing: a tombstone was filed under the number and the cancelled report stayed
+    current, with what was read from it."""
+    from dataclasses import replace
+
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    ed = f"OBX|1|ED|18748-4^CR d'imagerie^LN||^TEXT^XML^Base64^{b64(cda('DOC-9'))}||||||F"
+    first = _mdm("T02", txa12="CR-2024-0042^RIS-Y", content=None) + ed + "\r"
+    cancel = _mdm("T11", txa12="CR-2024-0042^RIS-Y", content=None)
+    rows = _ingest(ctx, first, cancel)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    filed = _filed(ctx)
+    shown = [e for e in filed if e.current and e.status != "withdrawn"]
+    assert shown == []  # neither the report nor anything read from it
+    doc = [e for e in filed if e.type == DOCUMENT]
+    assert {e.key for e in doc} == {"document|1.2.250.1.999.1.7^DOC-9"}  # no tombstone
+    assert [(e.status, e.current) for e in doc] == [("final", False), ("withdrawn", True)]
