@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
@@ -32,7 +33,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
-from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso
+from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -200,10 +201,49 @@ class _Ctx:
     not_filed: dict[str, list] = field(default_factory=dict)
 
 
+# The zone of the times the document being read writes without offset ('20240315101500'):
+# HL7 V3 TS, as HL7 v2.5 2.A.22, reads them in the sender's local time. Set for the length of
+# one normalize_cda (``document_zone``); Paris's elsewhere (a CDA carried in HL7v2).
+_ZONE: ContextVar[str] = ContextVar("cda_zone", default=PARIS)
+
+
+def document_zone(doc: Document, declared: str | None = None) -> str:
+    """The zone of a document's times sent without offset: the one its source declared,
+    else the offset of its own effectiveTime when that says the sender is not in Paris
+    (``sender_zone``, as MSH-7 for HL7v2: a US EHR's '20240315143200-0500'; not Paris's
+    winter or summer offset, which French senders write in any season), else Paris's.
+    A C-CDA export writes the document's time with its offset and its vital signs and results
+    without: read at Paris's offset they were filed five to ten hours off, and never met the
+    same result received by HL7v2 (dedupe level 4)."""
+    if declared:
+        return declared
+    ts = doc.header.effective_time
+    if not isinstance(ts, TS) or not ts.value or ts.value.strip()[-5:] in _PARIS_OFFSETS:
+        return PARIS
+    return sender_zone(ts.value)
+
+
+# Offsets that say nothing against Paris: its winter and summer ones (French senders write
+# '+0100' all year round, CI-SIS examples included) and UTC (a server clock).
+_PARIS_OFFSETS = frozenset({"+0100", "+0200", "+0000", "-0000"})
+
+
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
-                  mappings: CodeMappings | None = None) -> NormalizedMessage:
+                  mappings: CodeMappings | None = None,
+                  zone: str | None = None) -> NormalizedMessage:
     """The NormalizedMessage of one CDA document (``data``: its original bytes, attached to
-    the document entry). Raises NormalizationError for what makes it unusable."""
+    the document entry). Raises NormalizationError for what makes it unusable. ``zone``: the
+    one the source declared for its times without offset (see ``document_zone``)."""
+    token = _ZONE.set(document_zone(doc, zone))
+    try:
+        return _normalize(doc, data, source, mappings)
+    finally:
+        _ZONE.reset(token)
+
+
+def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
+               mappings: CodeMappings | None) -> NormalizedMessage:
+    """normalize_cda, in the document's zone."""
     # As in parse_cda: the cyclic GC is paused while the entries are built (no reference
     # cycles; refcounting frees everything). Running, it would collect several times per
     # document, each collection rescanning the parsed Document's ~5,000 young objects
@@ -2828,7 +2868,7 @@ def _iso(ts: TS | None, warnings: list[str], where: str) -> str | None:
 
 def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -> str:
     try:
-        return hl7_ts_to_iso(value)
+        return hl7_ts_to_iso(value, _ZONE.get())
     except ValueError:
         if warnings is not None:
             warnings.append(f"CDA_BAD_DATE: {where}: {BAD_TS_TEXT}, ignored")

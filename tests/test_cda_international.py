@@ -1,0 +1,128 @@
+"""C-CDA R2.1 documents as US EHRs export them (Epic, Oracle Health, athena, eClinicalWorks)
+and HL7 IPS documents, as a French patient treated abroad brings them home: structures the
+CI-SIS examples never use, each in a small document checked against what a clinician reading
+it would file (round 8 of the CDA real-world cases, after tests/test_cda_real_world.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.cda import normalize_cda
+from normalizers.model import Entry, NormalizedMessage
+from parsers.cda import parse_cda
+
+# A C-CDA R2.1 header (US Realm Header) of a French patient seen in Boston: its time carries
+# its offset (-0500, EST), its body's times do not, as Epic and Cerner write them.
+CCDA_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xmlns:sdtc="urn:hl7-org:sdtc">
+  <realmCode code="US"/>
+  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
+  <templateId root="2.16.840.1.113883.10.20.22.1.1" extension="2015-08-01"/>
+  <templateId root="2.16.840.1.113883.10.20.22.1.2" extension="2015-08-01"/>
+  <id root="1.2.840.114350.1.13.531.3.7.8.688883.567421" extension="CCD-2024-0315"/>
+  <code code="34133-9" codeSystem="2.16.840.1.113883.6.1" displayName="Summary of episode note"/>
+  <title>Continuity of Care Document</title>
+  <effectiveTime value="{effective}"/>
+  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
+  <languageCode code="en-US"/>
+  <recordTarget><patientRole>
+    <id root="1.2.840.114350.1.13.531.2.7.5.737384.14" extension="E84215"/>
+    <patient><name use="L"><given>Hélène</given><family>Lefèvre</family></name>
+      <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>
+      <birthTime value="19680314"/></patient>
+  </patientRole></recordTarget>
+  <author><time value="{effective}"/><assignedAuthor>
+    <id root="2.16.840.1.113883.4.6" extension="1538246790"/>
+    <assignedPerson><name><given>Sarah</given><family>O'Connell</family></name></assignedPerson>
+  </assignedAuthor></author>
+  <custodian><assignedCustodian><representedCustodianOrganization>
+    <id root="2.16.840.1.113883.4.6" extension="1972845630"/><name>Beacon Hill Medical Center</name>
+  </representedCustodianOrganization></assignedCustodian></custodian>
+  <component><structuredBody>
+"""
+TAIL = "</structuredBody></component></ClinicalDocument>"
+
+
+def section(code: str, narrative: str, entries: str) -> str:
+    return (f'<component><section><code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>'
+            f"<title>Section</title><text>{narrative}</text>{entries}</section></component>")
+
+
+def normalized(*sections: str, effective: str = "20240315143200-0500") -> NormalizedMessage:
+    data = (CCDA_HEAD.format(effective=effective) + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+def entries(*sections: str, effective: str = "20240315143200-0500") -> list[Entry]:
+    return normalized(*sections, effective=effective).entries[1:]
+
+
+# -- times without offset are the sender's local time ------------------------------------------
+VITALS = """<entry><organizer classCode="CLUSTER" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.26" extension="2015-08-01"/>
+  <id root="c6f88320-67ad-11db-bd13-0800200c9a66"/>
+  <code code="46680005" codeSystem="2.16.840.1.113883.6.96" displayName="Vital Signs"/>
+  <statusCode code="completed"/><effectiveTime value="20240315101500"/>
+  <component><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.27" extension="2014-06-09"/>
+    <id root="c6f88321-67ad-11db-bd13-0800200c9a66"/>
+    <code code="8480-6" codeSystem="2.16.840.1.113883.6.1" displayName="Systolic blood pressure"/>
+    <statusCode code="completed"/><effectiveTime value="20240315101500"/>
+    <value xsi:type="PQ" value="132" unit="mm[Hg]"/></observation></component>
+</organizer></entry>"""
+
+
+@pytest.mark.parametrize(("effective", "expected"), [
+    ("20240315143200-0500", "2024-03-15T10:15:00-05:00"),  # Boston, EST
+    ("20240315143200-0400", "2024-03-15T10:15:00-04:00"),  # Guadeloupe, a US EHR in summer
+    ("20240315143200+0100", "2024-03-15T10:15:00+01:00"),  # Paris
+    ("20240715143200+0100", "2024-03-15T10:15:00+01:00"),  # a French sender's fixed '+0100'
+    ("20240315143200+0000", "2024-03-15T10:15:00+01:00"),  # a server clock in UTC
+    ("20240315", "2024-03-15T10:15:00+01:00"),  # no time: nothing said against Paris
+])
+def test_times_without_offset_are_read_at_the_documents_own_offset(effective: str,
+                                                                   expected: str) -> None:
+    """The body's times without offset were read at Paris's: a US document's vital signs
+    taken at 10:15 in Boston were filed at 10:15 Paris time, six hours early, and a result
+    received again by HL7v2 (read at its MSH-7 offset) was another fact. The document's own
+    effectiveTime says where its sender is, as MSH-7 does (Paris's offsets, whatever the
+    season, and UTC say nothing against Paris)."""
+    bp, = entries(section("8716-3", "BP 132", VITALS), effective=effective)
+    assert bp.effective == expected
+
+
+def test_a_declared_source_zone_wins_over_the_documents_offset() -> None:
+    data = (CCDA_HEAD.format(effective="20240315143200-0500")
+            + section("8716-3", "BP 132", VITALS) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test", zone="America/Guadeloupe")
+    assert msg.entries[1].effective == "2024-03-15T10:15:00-04:00"
+    again = normalize_cda(parse_cda(data), data, "test")  # the zone was this call's only
+    assert again.entries[1].effective == "2024-03-15T10:15:00-05:00"
+
+
+def test_processing_reads_a_cda_in_the_zone_its_source_declared(ctx) -> None:  # noqa: ANN001
+    """Through the pipeline: a CDA from a source declared in La Réunion (a lab writing
+    '+0100' nowhere, times without offset) is read at +04:00, as its HL7v2 results are."""
+    from dataclasses import replace
+
+    from pipelines.dossier_admin import DossierInput, create_dossiers
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from pipelines.report import show_dossier, show_import
+
+    create_dossiers(ctx.engine, [DossierInput("Lefèvre", "Hélène", "1968-03-14", "F",
+                                              ins="268036912354128")])
+    ctx.settings = replace(ctx.settings, source_timezones={"labo-reunion": "Indian/Reunion"})
+    head = CCDA_HEAD.format(effective="20240315143200").replace(
+        '<id root="1.2.840.114350.1.13.531.2.7.5.737384.14" extension="E84215"/>',
+        '<id root="1.2.250.1.213.1.4.8" extension="268036912354128"/>')
+    data = (head + section("8716-3", "BP 132", VITALS) + TAIL).encode()
+    ids = intake(ctx.engine, ctx.archive, [Received(data=data, source="labo-reunion",
+                                                    channel="file")])[0].message_ids
+    drain(ctx)
+    shown = show_import(ctx.engine, ids[0])
+    assert shown["status"] == "deposited", shown
+    times = [e["effective"] for e in show_dossier(ctx.engine, str(shown["patient_id"]))["entries"]
+             if e["type"] == "vital_sign"]
+    assert times == ["2024-03-15T10:15:00+04:00"]
