@@ -138,7 +138,19 @@ def _identifying_systems() -> frozenset[str]:
 
 @cache
 def _absent_codes() -> dict[tuple[str, str], str]:
-    return {(row["system"], row["code"]): row["meaning"] for row in table("cda_absent_codes")}
+    """(system as entries name it, code) -> 'absent' or 'unknown' (cda_absent_codes.csv)."""
+    return {(system_name(row["system"]), row["code"]): row["meaning"]
+            for row in table("cda_absent_codes")}
+
+
+IPS_ABSENT_SYSTEM = "2.16.840.1.113883.5.1150.1"  # HL7 IPS absent-unknown code system
+
+
+@cache
+def _negated_absences() -> dict[tuple[str, str], str]:
+    """(system, generic code) -> the IPS absent code it says negated (cda_negated_absences)."""
+    return {(system_name(row["system"]), row["code"]): row["absent_code"]
+            for row in table("cda_negated_absences")}
 
 
 @cache
@@ -862,6 +874,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
+    elif made is not None and made.details.get("negated") and \
+            (made.system, made.code) in _negated_absences():
+        made = _negated_absence(made, kind)
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
                                                                  OBSERVATION, ENCOUNTER):
         # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
@@ -1133,6 +1148,25 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
         return None
     entry.type, entry.mapped = ABSENCE, True  # a shared code system, not a local code
     entry.details["absent"] = kind
+    return entry
+
+
+def _negated_absence(entry: Entry, kind: str) -> Entry:
+    """A generic code negated (C-CDA: no 'allergy to substance', no 'problem', no 'drug or
+    medicament') is the list said empty: the 'absence' an IPS document says with its own
+    code, under that code (cda_negated_absences.csv), the code sent in details. An allergy
+    naming its substance in words only ('no allergy to latex') is no absence."""
+    if kind == ALLERGY and "allergen_text" in entry.details:
+        return entry
+    sent = {"code": entry.code, "system": entry.system, "display": entry.display}
+    entry.code = _negated_absences()[(entry.system or "", entry.code or "")]
+    entry.system, entry.display = IPS_ABSENT_SYSTEM, None
+    entry.type, entry.mapped = ABSENCE, True
+    entry.value = entry.value_type = None  # the generic code was the value: no finding
+    for said in ("negated", "value_code", "observation_code"):  # all in 'absent' now
+        entry.details.pop(said, None)
+    entry.details["absent"] = kind
+    entry.details["absent_as_sent"] = {k: v for k, v in sent.items() if v}
     return entry
 
 

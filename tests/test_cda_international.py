@@ -126,3 +126,138 @@ def test_processing_reads_a_cda_in_the_zone_its_source_declared(ctx) -> None:  #
     times = [e["effective"] for e in show_dossier(ctx.engine, str(shown["patient_id"]))["entries"]
              if e["type"] == "vital_sign"]
     assert times == ["2024-03-15T10:15:00+04:00"]
+
+
+# -- 'no known allergies / problems / medications' is no allergy, problem or medication ------
+IPS_ABSENT = "2.16.840.1.113883.5.1150.1"
+
+
+def allergy(value: str, participant: str, neg: str = ' negationInd="true"') -> str:
+    """A C-CDA R2.1 Allergy Concern Act holding an Allergy - Intolerance Observation."""
+    return f"""<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.30" extension="2015-08-01"/>
+      <id root="36e3e930-7b14-11db-9fe1-0800200c9a66"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+      <effectiveTime><low value="20240315"/></effectiveTime>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN"{neg}>
+        <templateId root="2.16.840.1.113883.10.20.22.4.7" extension="2014-06-09"/>
+        <id root="4adc1020-7b14-11db-9fe1-0800200c9a66"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <statusCode code="completed"/><effectiveTime><low nullFlavor="NA"/></effectiveTime>
+        {value}{participant}
+      </observation></entryRelationship></act></entry>"""
+
+
+def snomed(code: str, display: str) -> str:
+    return (f'<value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.96" '
+            f'displayName="{display}"/>')
+
+
+NO_SUBSTANCE = """<participant typeCode="CSM"><participantRole classCode="MANU">
+  <playingEntity classCode="MMAT"><code nullFlavor="NA"/></playingEntity>
+  </participantRole></participant>"""
+
+
+@pytest.mark.parametrize(("statement", "absent_code"), [
+    # C-CDA R2.1: negated, value 'allergy to substance', the substance nullFlavor NA
+    (allergy(snomed("419199007", "Allergy to substance (disorder)"), NO_SUBSTANCE),
+     "no-known-allergies"),
+    # ... with no participant at all (athena, eClinicalWorks)
+    (allergy(snomed("419199007", "Allergy to substance (disorder)"), ""), "no-known-allergies"),
+    # negated 'drug allergy': no known drug allergies (NKDA)
+    (allergy(snomed("416098002", "Drug allergy (disorder)"), NO_SUBSTANCE),
+     "no-known-medication-allergies"),
+])
+def test_negated_generic_allergy_is_no_known_allergies(statement: str, absent_code: str) -> None:
+    """'No known allergies' as C-CDA writes it was filed as an allergy 'Allergy to
+    substance' flagged negated (a refuted AllergyIntolerance of nothing in FHIR): it is the
+    absence an IPS document codes 'no-known-allergies', filed as such, what was sent kept."""
+    got, = entries(section("48765-2", "No Known Allergies", statement))
+    assert (got.type, got.code, got.system, got.value) == ("absence", absent_code, IPS_ABSENT,
+                                                           None)
+    assert got.details["absent"] == "allergy"
+    assert "negated" not in got.details
+    assert got.details["absent_as_sent"]["system"] == "SNOMED-CT"
+
+
+def test_no_known_allergy_situation_codes_are_absences() -> None:
+    """SNOMED CT 'No known allergy' (716186003), as the allergy's value, affirmed: it was
+    filed as the patient's allergy 'No known allergy (situation)', concern active."""
+    got = entries(section("48765-2", "NKA", allergy(
+        snomed("716186003", "No known allergy (situation)"), "", neg="")
+        + allergy(snomed("429625007", "No known food allergy (situation)"), "", neg="")
+        .replace("4adc1020", "5adc1020")))
+    assert [(e.type, e.code, e.details["absent"]) for e in got] == [
+        ("absence", "716186003", "allergy"), ("absence", "429625007", "allergy")]
+
+
+def test_negated_allergy_to_a_named_substance_stays_a_negated_allergy() -> None:
+    """'Not allergic to penicillin' is a statement about penicillin, not an empty list."""
+    coded = """<participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="7980" codeSystem="2.16.840.1.113883.6.88"
+        displayName="Penicillin G"/></playingEntity></participantRole></participant>"""
+    words = """<participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code nullFlavor="OTH"><originalText>Latex
+      </originalText></code></playingEntity></participantRole></participant>"""
+    got = entries(section("48765-2", "", allergy(snomed("419199007", "Allergy to substance"),
+                                                 coded)
+                          + allergy(snomed("419199007", "Allergy to substance"), words)
+                          .replace("4adc1020", "5adc1020")))
+    assert [(e.type, e.code, e.details.get("negated")) for e in got] == [
+        ("allergy", "7980", True), ("allergy", "419199007", True)]
+    assert got[1].details["allergen_text"] == "Latex"
+
+
+NO_KNOWN_PROBLEMS = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.3" extension="2015-08-01"/>
+  <id root="ec8a6ff8-ed4b-4f7e-82c3-e98e58b45de7"/>
+  <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN"
+    negationInd="true"><templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+    <id root="ab1791b0-5c71-11db-b0de-0800200c9a66"/>
+    <code code="55607006" codeSystem="2.16.840.1.113883.6.96" displayName="Problem">
+      <translation code="75326-9" codeSystem="2.16.840.1.113883.6.1"/></code>
+    <statusCode code="completed"/><effectiveTime><low nullFlavor="NA"/></effectiveTime>
+    <value xsi:type="CD" code="55607006" codeSystem="2.16.840.1.113883.6.96"
+      displayName="Problem"/></observation></entryRelationship></act></entry>"""
+NO_KNOWN_MEDICATIONS = """<entry><substanceAdministration classCode="SBADM" moodCode="EVN"
+  negationInd="true"><templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+  <id root="cdbd33f0-6cde-11db-9fe1-0800200c9a66"/><statusCode code="active"/>
+  <effectiveTime xsi:type="IVL_TS"><low nullFlavor="NA"/></effectiveTime>
+  <doseQuantity nullFlavor="NA"/>
+  <consumable><manufacturedProduct classCode="MANU">
+    <templateId root="2.16.840.1.113883.10.20.22.4.23" extension="2014-06-09"/>
+    <manufacturedMaterial><code code="410942007" codeSystem="2.16.840.1.113883.6.96"
+      displayName="Drug or medicament"/></manufacturedMaterial></manufacturedProduct></consumable>
+</substanceAdministration></entry>"""
+NO_VACCINE = """<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.52" extension="2015-08-01"/>
+  <id root="e6f1ba43-c0ed-4b9b-9f12-f435d8ad8f92"/><statusCode code="completed"/>
+  <effectiveTime value="20231012"/>
+  <consumable><manufacturedProduct classCode="MANU"><manufacturedMaterial>
+    <code code="998" codeSystem="2.16.840.1.113883.12.292"
+      displayName="no vaccine administered"/></manufacturedMaterial></manufacturedProduct>
+  </consumable></substanceAdministration></entry>"""
+
+
+def test_no_known_problems_medications_and_no_vaccine_given_are_absences() -> None:
+    """C-CDA's negated 'Problem' and 'Drug or medicament' were a refuted problem 'Problem'
+    and a medication 'Drug or medicament' not taken; CVX 998 'no vaccine administered' a
+    vaccination done. Each is a list said empty."""
+    got = entries(section("11450-4", "No known problems", NO_KNOWN_PROBLEMS),
+                  section("10160-0", "No known medications", NO_KNOWN_MEDICATIONS),
+                  section("11369-6", "No vaccine given", NO_VACCINE))
+    assert [(e.type, e.code, e.details["absent"]) for e in got] == [
+        ("absence", "no-known-problems", "problem"),
+        ("absence", "no-known-medications", "medication"),
+        ("absence", "998", "immunization")]
+    assert "concern_status" not in got[0].details
+
+
+def test_a_negated_specific_problem_stays_a_negated_problem() -> None:
+    """'No diabetes' is about diabetes: a negated problem, as before."""
+    got, = entries(section("11450-4", "", NO_KNOWN_PROBLEMS.replace(
+        '<value xsi:type="CD" code="55607006" codeSystem="2.16.840.1.113883.6.96"\n'
+        '      displayName="Problem"/>',
+        '<value xsi:type="CD" code="44054006" codeSystem="2.16.840.1.113883.6.96"/>')))
+    assert (got.type, got.code, got.details["negated"]) == ("problem", "44054006", True)
