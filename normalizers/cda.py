@@ -1674,6 +1674,7 @@ def _typed(act: ClinicalStatement) -> bool:
 # of one kind when their structure agrees: a measurement among vital signs, a coded
 # problem in a problem list, an observation naming a substance among allergies.
 SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
+IMMUNIZATIONS_SECTION = "11369-6"  # LOINC History of Immunization Narrative
 
 
 def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
@@ -1690,7 +1691,8 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
             return found.pop()
         return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
     if isinstance(act, SubstanceAdministration):
-        return MEDICATION
+        # among immunizations, a vaccination whatever template of another country it has
+        return IMMUNIZATION if section_code == IMMUNIZATIONS_SECTION else MEDICATION
     if not isinstance(act, Observation):
         return None
     by_section = SECTION_KINDS.get(section_code) if not act.template_ids else None

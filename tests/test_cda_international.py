@@ -261,3 +261,37 @@ def test_a_negated_specific_problem_stays_a_negated_problem() -> None:
         '      displayName="Problem"/>',
         '<value xsi:type="CD" code="44054006" codeSystem="2.16.840.1.113883.6.96"/>')))
     assert (got.type, got.code, got.details["negated"]) == ("problem", "44054006", True)
+
+
+# -- vaccinations under templates of other countries -------------------------------------------
+def vaccination(template: str) -> str:
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+      <templateId root="{template}"/><id root="d0f2b6a1-1bde-4c7f-9d33-0b9e3ec2f7a2"/>
+      <statusCode code="completed"/><effectiveTime value="20230301"/>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.22.4.2"/><manufacturedMaterial>
+        <code code="J07BX03" codeSystem="2.16.840.1.113883.6.73" displayName="vaccins covid-19"/>
+        <lotNumberText>FH2309</lotNumberText></manufacturedMaterial></manufacturedProduct>
+      </consumable>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <code code="30973-2" codeSystem="2.16.840.1.113883.6.1" displayName="Dose number"/>
+        <value xsi:type="INT" value="3"/></observation></entryRelationship>
+    </substanceAdministration></entry>"""
+
+
+@pytest.mark.parametrize("template", [
+    "2.16.840.1.113883.10.22.4.15",  # HL7 CDA IPS Immunization
+    "2.16.999.1.4.7",  # a national template we do not know, in the immunizations section
+])
+def test_a_vaccination_under_a_template_of_its_own_is_a_vaccination(template: str) -> None:
+    """An IPS Immunization (its own template only) was filed as a medication 'covid-19
+    vaccines' taken, its rank in the series lost: a vaccination, as any substance
+    administration of the immunizations section whose template we do not know."""
+    got, = entries(section("11369-6", "COVID-19 (3e dose)", vaccination(template)))
+    assert (got.type, got.code, got.system) == ("immunization", "J07BX03", "ATC")
+    assert (got.details["lot_number"], got.details["dose_number"]) == ("FH2309", 3)
+
+
+def test_a_substance_administration_elsewhere_stays_a_medication() -> None:
+    got, = entries(section("10160-0", "", vaccination("2.16.999.1.4.7")))
+    assert got.type == "medication"
