@@ -1910,6 +1910,15 @@ def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> 
     """A problem's status ('active', 'resolved') and severity, an allergy's severity: coded
     values of the observations it nests, which were skipped as not entries of their own
     and lost; they go to details, as {code, system, display}."""
+    for key, coded in _qualifier_values(act, ctx, section).items():
+        entry.details.setdefault(key, coded)
+
+
+def _qualifier_values(act: ClinicalStatement, ctx: _Ctx,
+                      section: Section) -> dict[str, dict[str, str]]:
+    """The coded qualifiers (QUALIFIERS: status, severity, certainty...) the observations
+    nested in ``act`` say, the first of each kind."""
+    found: dict[str, dict[str, str]] = {}
     for rel in act.entry_relationships:
         obs = rel.act
         if not isinstance(obs, Observation) or obs.code is None or not obs.values or \
@@ -1917,11 +1926,12 @@ def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> 
             continue
         key = QUALIFIERS.get((system_name(obs.code.code_system), obs.code.code))
         value = _untyped(obs.values[0])
-        if key is None or key in entry.details or not isinstance(value, CD):
+        if key is None or key in found or not isinstance(value, CD):
             continue
         coded = _code(value, ctx, section)
         if coded:
-            entry.details[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
+            found[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
+    return found
 
 
 def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
@@ -2013,15 +2023,26 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
         entry.details["reactions"] = reactions
 
 
-def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, str] | None:
-    """A reaction (manifestation) of an allergy: its coded value, else its words."""
+def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
+    """A reaction (manifestation) of an allergy: its coded value, else its words, and its
+    severity (C-CDA R2.1 Severity Observation 4.8 nested in the reaction, no longer in the
+    allergy: 'hives, moderate', 'anaphylaxis, severe'; it was dropped)."""
     value = _untyped(act.values[0]) if act.values else None
     coded = _code(value, ctx, section) if isinstance(value, CD) else None
+    out: dict[str, Any]
     if coded and coded[0]:
-        return {"code": coded[0], "system": coded[1], "display": coded[2]}
-    text = (original_text(value, section) if isinstance(value, CD) else "") or act.text or \
-        referenced_text(act.text_reference, section)
-    return {"text": text} if text else None
+        out = {"code": coded[0], "system": coded[1], "display": coded[2]}
+    else:
+        text = (original_text(value, section) if isinstance(value, CD) else "") or \
+            act.text or referenced_text(act.text_reference, section)
+        if not text:
+            return None
+        out = {"text": text}
+    if act.entry_relationships:
+        severity = _qualifier_values(act, ctx, section).get("severity")
+        if severity:
+            out["severity"] = severity
+    return out
 
 
 def _pharm_codes(ext: Extension) -> Iterator[dict[str, str]]:

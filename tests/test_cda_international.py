@@ -295,3 +295,31 @@ def test_a_vaccination_under_a_template_of_its_own_is_a_vaccination(template: st
 def test_a_substance_administration_elsewhere_stays_a_medication() -> None:
     got, = entries(section("10160-0", "", vaccination("2.16.999.1.4.7")))
     assert got.type == "medication"
+
+
+# -- allergy reactions -------------------------------------------------------------------------
+def test_the_severity_of_each_reaction_is_kept() -> None:
+    """C-CDA R2.1 moved the severity from the allergy into each reaction (Severity
+    Observation nested in the Reaction Observation): 'hives, moderate' was read 'hives'."""
+    reaction = """<participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="7980" codeSystem="2.16.840.1.113883.6.88"
+        displayName="Penicillin G"/></playingEntity></participantRole></participant>
+      <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9" extension="2014-06-09"/>
+        <id root="4adc1020-7b14-11db-9fe1-0800200c9a64"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+        <value xsi:type="CD" code="247472004" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Urticaire"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+          moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.8" extension="2014-06-09"/>
+          <code code="SEV" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+          <value xsi:type="CD" code="6736007" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Modérée"/></observation></entryRelationship>
+      </observation></entryRelationship>"""
+    got, = entries(section("48765-2", "Pénicilline : urticaire modérée", allergy(
+        snomed("416098002", "Drug allergy (disorder)"), reaction, neg="")))
+    assert (got.type, got.code) == ("allergy", "7980")
+    assert got.details["reactions"] == [{
+        "code": "247472004", "system": "SNOMED-CT", "display": "Urticaire",
+        "severity": {"code": "6736007", "system": "SNOMED-CT", "display": "Modérée"}}]
+    assert "severity" not in got.details  # the allergy's own: not said
