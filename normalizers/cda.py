@@ -2173,9 +2173,36 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
+    if act.preconditions:
+        conditions = [c for c in (_precondition(p, ctx, section) for p in act.preconditions)
+                      if c]
+        if conditions:
+            entry.details["preconditions"] = conditions
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
     return entry
+
+
+def _precondition(criterion: ClinicalStatement, ctx: _Ctx,
+                  section: Section) -> dict[str, Any] | None:
+    """What must hold for a medication to be given (precondition/criterion): C-CDA's 'as
+    needed for' (Precondition for Substance Administration 4.25: code ASSERTION, the
+    condition its value: albuterol PRN wheezing), CI-SIS eP-MED's 'si douleur' (text), a
+    protocol's criterion checked (code and BL value). It was dropped: a medication taken
+    only when needed read as taken regularly."""
+    value = _untyped(criterion.values[0]) if criterion.values else None
+    code = criterion.code
+    out: dict[str, Any] = {}
+    if isinstance(value, CD):
+        out = _coded_or_words(value, ctx, section) or {}
+    if not out and code is not None and code.code and code.code != "ASSERTION":
+        out = _coded_or_words(code, ctx, section) or {}
+        if isinstance(value, BL) and value.value:
+            out["value"] = value.value
+    text = criterion.text or referenced_text(criterion.text_reference, section)
+    if text and not is_placeholder(text) and "text" not in out:
+        out["text"] = text[:500]
+    return out or None
 
 
 def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,

@@ -323,3 +323,36 @@ def test_the_severity_of_each_reaction_is_kept() -> None:
         "code": "247472004", "system": "SNOMED-CT", "display": "Urticaire",
         "severity": {"code": "6736007", "system": "SNOMED-CT", "display": "Modérée"}}]
     assert "severity" not in got.details  # the allergy's own: not said
+
+
+# -- medications -------------------------------------------------------------------------------
+def test_a_medication_taken_as_needed_says_for_what() -> None:
+    """C-CDA 'as needed for wheezing' is a precondition (4.25: code ASSERTION, the condition
+    its value); eP-MED writes 'si douleur' in words. Dropped, salbutamol 2 puffs every 4 to
+    6 hours as needed read as taken around the clock."""
+    got, = entries(section("10160-0", '<content ID="prn">si douleur</content>', """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+        <id root="cdbd33f0-6cde-11db-9fe1-0800200c9a66" extension="m1"/>
+        <statusCode code="active"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20220301"/></effectiveTime>
+        <effectiveTime xsi:type="PIVL_TS" operator="A"><period xsi:type="IVL_PQ">
+          <low value="4" unit="h"/><high value="6" unit="h"/></period></effectiveTime>
+        <doseQuantity value="2"/>
+        <consumable><manufacturedProduct classCode="MANU"><manufacturedMaterial>
+          <code code="745679" codeSystem="2.16.840.1.113883.6.88"
+            displayName="200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <precondition typeCode="PRCN"><criterion>
+          <templateId root="2.16.840.1.113883.10.20.22.4.25" extension="2014-06-09"/>
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <value xsi:type="CD" code="56018004" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Sifflements"/></criterion></precondition>
+        <precondition><criterion><text><reference value="#prn"/></text></criterion>
+        </precondition>
+      </substanceAdministration></entry>"""))
+    assert (got.type, got.code, got.details["frequency"]) == ("medication", "745679",
+                                                              "every 4-6 h")
+    assert got.details["preconditions"] == [
+        {"code": "56018004", "system": "SNOMED-CT", "display": "Sifflements"},
+        {"text": "si douleur"}]
