@@ -482,6 +482,8 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "ordered_by": _ordered_by(header.participants),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
+        # the language it is written in (en-US, de-CH): a document from abroad said so
+        "language": header.language_code.strip() or None,
     }
     for related in header.related_documents:
         details.setdefault("related", []).append(
@@ -502,8 +504,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  mapped=bool(code and system_name(code.code_system) == LOINC),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
-                 performer=_performer(_human_author(header.authors))
-                 if header.authors else None,
+                 performer=_document_performer(header),
                  action=action, replaces_key=replaces,
                  attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
                  details={k: v for k, v in details.items() if v not in (None, [], {})})
@@ -639,6 +640,24 @@ def _human_author(authors: list) -> Any:
     id was filed as the document's performer when it came first)."""
     return next((a for a in authors if a.entity is not None and a.entity.person is not None),
                 authors[0])
+
+
+def _is_device(author) -> bool:  # noqa: ANN001
+    """An author that is software or a machine (assignedAuthoringDevice), not a person."""
+    entity = author.entity
+    return entity is not None and entity.person is None and bool(entity.player_names)
+
+
+def _document_performer(header) -> str | None:  # noqa: ANN001
+    """Who the document is by: its first person author (``_human_author``), else its first
+    author that is no device, else who signed it (legalAuthenticator). A C-CDA exported by
+    an EHR names only the EHR as its author (Epic 'Care Everywhere', assignedAuthoringDevice):
+    the software's id was the document's performer."""
+    authors = [a for a in header.authors if not _is_device(a)]
+    if authors:
+        return _performer(_human_author(authors))
+    signed = header.legal_authenticator
+    return _performer(signed) if signed is not None else None
 
 
 def _performer(author) -> str | None:  # noqa: ANN001

@@ -356,3 +356,53 @@ def test_a_medication_taken_as_needed_says_for_what() -> None:
     assert got.details["preconditions"] == [
         {"code": "56018004", "system": "SNOMED-CT", "display": "Sifflements"},
         {"text": "si douleur"}]
+
+
+# -- header ------------------------------------------------------------------------------------
+EPIC_DEVICE = """<author><time value="20240315143200-0500"/><assignedAuthor>
+    <id root="1.2.840.114350.1.1" extension="CARE-EVERYWHERE"/>
+    <assignedAuthoringDevice><manufacturerModelName>Epic - Version 10.3</manufacturerModelName>
+      <softwareName>Epic - Version 10.3</softwareName></assignedAuthoringDevice>
+    <representedOrganization><name>Beacon Hill Medical Center</name></representedOrganization>
+  </assignedAuthor></author>"""
+SIGNED = """<legalAuthenticator><time value="20240315150000-0500"/><signatureCode code="S"/>
+    <assignedEntity><id root="2.16.840.1.113883.4.6" extension="1538246790"/>
+    </assignedEntity></legalAuthenticator>"""
+
+
+def document(head: str) -> Entry:
+    data = (head + section("51848-0", "Stable", "") + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test").entries[0]
+
+
+def test_a_document_by_software_only_is_not_performed_by_the_software() -> None:
+    """An EHR export naming only the EHR as author (assignedAuthoringDevice) had the
+    software's id as the document's performer: who signed it is, else nobody; the device
+    is still said in details.authors. Its language (here Spanish) is kept."""
+    head = CCDA_HEAD.format(effective="20240315143200-0500")
+    start, end = head.index("<author>"), head.index("</author>") + len("</author>")
+    by_device = head[:start] + EPIC_DEVICE + head[end:]
+    signed = by_device.replace("<component><structuredBody>",
+                               SIGNED + "<component><structuredBody>")
+    assert document(signed).performer == "2.16.840.1.113883.4.6^1538246790"
+    unsigned = document(by_device.replace('<languageCode code="en-US"/>',
+                                          '<languageCode code="es-US"/>'))
+    assert unsigned.performer is None
+    assert unsigned.details["authors"][0]["device"] == ["Epic - Version 10.3"] * 2
+    assert unsigned.details["language"] == "es-US"
+    assert document(head).performer == "2.16.840.1.113883.4.6^1538246790"  # a person
+
+
+def test_a_document_naming_two_patients_is_refused_with_where() -> None:
+    """CDA R2 lets recordTarget repeat; we file a document in one dossier, so two patients
+    are refused (CDA_MULTIPLE_PATIENTS, the second one located), never filed in the first's."""
+    from normalizers.model import NormalizationError
+
+    head = CCDA_HEAD.format(effective="20240315143200-0500")
+    start, end = head.index("<recordTarget>"), head.index("</recordTarget>") + 15
+    twice = head[:end] + head[start:end].replace("E84215", "E99999") + head[end:]
+    with pytest.raises(NormalizationError) as caught:
+        document(twice)
+    assert caught.value.code == "CDA_MULTIPLE_PATIENTS"
+    assert caught.value.location.endswith("recordTarget[2]")
+    assert "E99999" not in str(caught.value) and "Lefèvre" not in str(caught.value)
