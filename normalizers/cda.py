@@ -1692,7 +1692,8 @@ def _typed(act: ClinicalStatement) -> bool:
 # Sections whose untyped statements (no templateId at all: senders do omit them) are still
 # of one kind when their structure agrees: a measurement among vital signs, a coded
 # problem in a problem list, an observation naming a substance among allergies.
-SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
+VITAL_SIGNS_SECTION = "8716-3"  # LOINC Vital signs
+SECTION_KINDS = {VITAL_SIGNS_SECTION: VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
 IMMUNIZATIONS_SECTION = "11369-6"  # LOINC History of Immunization Narrative
 
 
@@ -1704,7 +1705,11 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
         # among results, unless a more specific template says what it is
         found.discard(RESULT_BY_CONTEXT)
         if not found:
-            return LAB_RESULT if in_results else (OBSERVATION if act.values else None)
+            if in_results:
+                return LAB_RESULT
+            if section_code == VITAL_SIGNS_SECTION and act.values:
+                return VITAL_SIGN  # CCD 1.0 writes its vital signs with this template only
+            return OBSERVATION if act.values else None
     if found:
         if len(found) == 1:  # nearly always (a result's templates all say 'result')
             return found.pop()

@@ -406,3 +406,27 @@ def test_a_document_naming_two_patients_is_refused_with_where() -> None:
     assert caught.value.code == "CDA_MULTIPLE_PATIENTS"
     assert caught.value.location.endswith("recordTarget[2]")
     assert "E99999" not in str(caught.value) and "Lefèvre" not in str(caught.value)
+
+
+# -- vital signs -------------------------------------------------------------------------------
+def test_ccd_1_0_vital_signs_are_vital_signs() -> None:
+    """CCD 1.0 (still exported by older athena and NextGen interfaces) writes vital signs
+    with the CCD result observation template only (2.16.840.1.113883.10.20.1.31) in a
+    vital signs organizer: outside a results section they were plain observations."""
+    got = entries(section("8716-3", "TA 118/76", """<entry><organizer classCode="CLUSTER"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.1.32"/>
+      <templateId root="2.16.840.1.113883.10.20.1.35"/><id root="1.2.3.4" extension="vs"/>
+      <code code="46680005" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+      <effectiveTime value="20240315091000-0500"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.1.31"/><id root="1.2.3.4" extension="s"/>
+        <code code="8480-6" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <value xsi:type="PQ" value="118" unit="mm[Hg]"/></observation></component>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.1.31"/><id root="1.2.3.4" extension="t"/>
+        <code code="8310-5" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <value xsi:type="PQ" value="99.1" unit="[degF]"/></observation></component>
+    </organizer></entry>"""))
+    assert [(e.type, e.code, e.value, e.unit, e.effective) for e in got] == [
+        ("vital_sign", "8480-6", "118", "mm[Hg]", "2024-03-15T09:10:00-05:00"),
+        ("vital_sign", "8310-5", "99.1", "[degF]", "2024-03-15T09:10:00-05:00")]
