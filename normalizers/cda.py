@@ -904,6 +904,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # one given, done or observed
         made.type = PLAN
         made.details["planned"] = kind
+    elif made is not None and mood not in ("", "EVN") and kind == MEDICATION and \
+            section_code == PLAN_OF_TREATMENT_SECTION:
+        # a medication to start (C-CDA Planned Medication Activity in the plan of treatment:
+        # 'begin amlodipine 5 mg next visit') was filed as one taken; elsewhere an intended
+        # medication is a prescription (CI-SIS eP-MED, an EHR's orders) and stays one
+        made.type = PLAN
+        made.details["planned"] = kind
     if made is not None and act.entry_relationships:
         restricted = _privacy_annotation(act)
         if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
@@ -1693,6 +1700,7 @@ def _typed(act: ClinicalStatement) -> bool:
 # of one kind when their structure agrees: a measurement among vital signs, a coded
 # problem in a problem list, an observation naming a substance among allergies.
 VITAL_SIGNS_SECTION = "8716-3"  # LOINC Vital signs
+PLAN_OF_TREATMENT_SECTION = "18776-5"  # LOINC Plan of care note (C-CDA, CI-SIS plan de soins)
 SECTION_KINDS = {VITAL_SIGNS_SECTION: VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
 IMMUNIZATIONS_SECTION = "11369-6"  # LOINC History of Immunization Narrative
 

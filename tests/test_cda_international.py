@@ -430,3 +430,48 @@ def test_ccd_1_0_vital_signs_are_vital_signs() -> None:
     assert [(e.type, e.code, e.value, e.unit, e.effective) for e in got] == [
         ("vital_sign", "8480-6", "118", "mm[Hg]", "2024-03-15T09:10:00-05:00"),
         ("vital_sign", "8310-5", "99.1", "[degF]", "2024-03-15T09:10:00-05:00")]
+
+
+# -- plans -------------------------------------------------------------------------------------
+def test_what_the_plan_of_treatment_intends_is_a_plan_not_a_fact() -> None:
+    """C-CDA Plan of Treatment: a Planned Medication Activity ('begin amlodipine'), a
+    Planned Act ('low-sodium diet') and an IHE PCC Immunization Recommendation (CI-SIS
+    FR-Vaccin-recommande in IPS-FR) were a medication taken, nothing, and a medication
+    taken. Each is a plan saying what is planned. An intended medication elsewhere (a
+    prescription) stays a medication."""
+    got = entries(section("18776-5", "Plan", """
+      <entry><substanceAdministration moodCode="INT" classCode="SBADM">
+        <templateId root="2.16.840.1.113883.10.20.22.4.42" extension="2014-06-09"/>
+        <id root="9a6d1bac-17d3-4195-89a4-1121bc809b4c"/><statusCode code="active"/>
+        <effectiveTime value="20240320"/>
+        <consumable><manufacturedProduct classCode="MANU"><manufacturedMaterial>
+          <code code="197361" codeSystem="2.16.840.1.113883.6.88"
+            displayName="amlodipine 5 MG Oral Tablet"/></manufacturedMaterial>
+        </manufacturedProduct></consumable></substanceAdministration></entry>
+      <entry><act classCode="ACT" moodCode="INT">
+        <templateId root="2.16.840.1.113883.10.20.22.4.39" extension="2014-06-09"/>
+        <id root="9a6d1bac-17d3-4195-89a4-1121bc809b4e"/>
+        <code code="437421000124105" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Régime hyposodé"/><statusCode code="active"/>
+        <effectiveTime value="20240320"/></act></entry>
+      <entry><substanceAdministration classCode="SBADM" moodCode="INT">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12.2"/>
+        <id root="41DAC707-8A98-47B7-B600-AC63D8002142"/>
+        <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="active"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20241201"/><high value="20241231"/>
+        </effectiveTime>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="J07AN" codeSystem="2.16.840.1.113883.6.73"
+            displayName="Vaccin antituberculeux"/></manufacturedMaterial></manufacturedProduct>
+        </consumable></substanceAdministration></entry>"""),
+        section("10160-0", "Ordonnance", """<entry><substanceAdministration moodCode="INT"
+          classCode="SBADM"><templateId root="2.16.840.1.113883.10.20.22.4.16"/>
+          <id root="9a6d1bac-17d3-4195-89a4-1121bc809b4f"/><statusCode code="active"/>
+          <consumable><manufacturedProduct classCode="MANU"><manufacturedMaterial>
+            <code code="197361" codeSystem="2.16.840.1.113883.6.88"/></manufacturedMaterial>
+          </manufacturedProduct></consumable></substanceAdministration></entry>"""))
+    assert [(e.type, e.code, e.details.get("planned"), e.details["mood"]) for e in got] == [
+        ("plan", "197361", "medication", "INT"),
+        ("plan", "437421000124105", "procedure", "INT"),
+        ("plan", "J07AN", "immunization", "INT"),
+        ("medication", "197361", None, "INT")]
