@@ -475,3 +475,40 @@ def test_what_the_plan_of_treatment_intends_is_a_plan_not_a_fact() -> None:
         ("plan", "437421000124105", "procedure", "INT"),
         ("plan", "J07AN", "immunization", "INT"),
         ("medication", "197361", None, "INT")]
+
+
+def test_ehdsi_absent_or_unknown_situations() -> None:
+    """eHDSI patient summaries say 'no known allergy' in the allergy's code, 'no current
+    problems' in the problem's value, 'no drug therapy prescribed' as the product: each was
+    the patient's allergy, problem or medication. 'Drug treatment unknown' and 'past
+    medical history unknown' say nothing: not filed, said in a warning."""
+    def concern(template: str, inner: str, ident: str) -> str:
+        return f"""<entry><act classCode="ACT" moodCode="EVN"><templateId root="{template}"/>
+          <id root="1.2.250.1.999.3.{ident}"/><code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+          <statusCode code="active"/><entryRelationship typeCode="SUBJ">{inner}
+          </entryRelationship></act></entry>"""
+    ehdsi = "1.3.6.1.4.1.12559.11.10.1.3.1.3"
+    allergy_obs = f"""<observation classCode="OBS" moodCode="EVN">
+      <templateId root="{ehdsi}.17"/><id root="1.2.250.1.999.3.1.1"/>
+      <code code="716186003" codeSystem="2.16.840.1.113883.6.96"
+        displayName="Pas d'allergie connue"/><statusCode code="completed"/></observation>"""
+    def problem_obs(code: str, ident: str) -> str:
+        return f"""<observation classCode="OBS" moodCode="EVN">
+          <templateId root="{ehdsi}.7"/><id root="1.2.250.1.999.3.{ident}.1"/>
+          <code code="404684003" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.96"/></observation>"""
+    def medication(code: str, ident: str) -> str:
+        return f"""<entry><substanceAdministration classCode="SBADM" moodCode="INT">
+          <templateId root="{ehdsi}.4"/><id root="1.2.250.1.999.3.{ident}"/>
+          <consumable><manufacturedProduct><manufacturedMaterial><code code="{code}"
+            codeSystem="2.16.840.1.113883.6.96"/></manufacturedMaterial></manufacturedProduct>
+          </consumable></substanceAdministration></entry>"""
+    msg = normalized(
+        section("48765-2", "", concern(f"{ehdsi}.16", allergy_obs, "1")),
+        section("11450-4", "", concern(f"{ehdsi}.15", problem_obs("160245001", "2"), "2")
+                + concern(f"{ehdsi}.15", problem_obs("396782006", "3"), "3")),
+        section("10160-0", "", medication("182849000", "4") + medication("182904002", "5")))
+    assert [(e.type, e.code, e.details["absent"]) for e in msg.entries[1:]] == [
+        ("absence", "716186003", "allergy"), ("absence", "160245001", "problem"),
+        ("absence", "182849000", "medication")]
+    assert sum(w.startswith("CDA_NO_INFORMATION") for w in msg.warnings) == 2
