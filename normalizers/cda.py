@@ -2205,6 +2205,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
+    _repeats(act, entry.details)
     if act.preconditions:
         conditions = [c for c in (_precondition(p, ctx, section) for p in act.preconditions)
                       if c]
@@ -2213,6 +2214,28 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
     return entry
+
+
+@cache
+def _repeat_keys() -> dict[str, str]:
+    return column_map("cda_repeat_numbers", "template", "key")
+
+
+def _repeats(act: ClinicalStatement, details: dict[str, Any]) -> None:
+    """How many times a prescription may be renewed or filled (repeatNumber, read by the
+    template saying what it counts: tables/cda_repeat_numbers.csv). eP-MED's 'à renouveler 3
+    fois' and a C-CDA order's fills were dropped."""
+    count = getattr(act, "repeat_number", None)
+    if not isinstance(count, IVL | INT):
+        return
+    keys = _repeat_keys()
+    key = next((keys[t.root] for t in act.template_ids if t.root in keys), None)
+    if key is None:
+        return
+    text = (count.value or (count.high.value if isinstance(count, IVL) and
+                            isinstance(count.high, INT | IVL) else "")).strip()
+    if text.isdigit():
+        details[key] = int(text)
 
 
 def _precondition(criterion: ClinicalStatement, ctx: _Ctx,
@@ -2390,6 +2413,7 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             if isinstance(quantity, PQ) and quantity.value:
                 entry.details[key] = {"value": quantity.value.strip(),
                                       "unit": quantity.unit or None}
+            _repeats(act, entry.details)
         return
     if isinstance(act, SubstanceAdministration) and rel.type_code == "COMP" and \
             not _names_a_product(act.consumable) and \

@@ -512,3 +512,36 @@ def test_ehdsi_absent_or_unknown_situations() -> None:
         ("absence", "716186003", "allergy"), ("absence", "160245001", "problem"),
         ("absence", "182849000", "medication")]
     assert sum(w.startswith("CDA_NO_INFORMATION") for w in msg.warnings) == 2
+
+
+def test_renewals_of_a_prescription_and_fills_of_a_supply_order_are_kept() -> None:
+    """eP-MED's 'Nombre de renouvellement(s) possible(s)' (IHE Pharm prescription item
+    repeatNumber) and a C-CDA supply order's fills (repeatNumber 3: two refills) were
+    dropped; each goes to its own key, the element counting different things."""
+    got = entries(section("10160-0", "Metformine", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="INT">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+        <templateId root="1.3.6.1.4.1.19376.1.9.1.3.2"/>
+        <id root="1.2.250.1.999.6" extension="P1"/><statusCode code="completed"/>
+        <repeatNumber value="3"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="3400930000000" codeSystem="1.2.250.1.213.2.3.2"
+            displayName="METFORMINE 500 mg cp"/></manufacturedMaterial></manufacturedProduct>
+        </consumable></substanceAdministration></entry>
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+        <id root="1.2.250.1.999.6" extension="M1"/><statusCode code="active"/>
+        <repeatNumber value="6"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="860975" codeSystem="2.16.840.1.113883.6.88"/></manufacturedMaterial>
+        </manufacturedProduct></consumable>
+        <entryRelationship typeCode="REFR"><supply classCode="SPLY" moodCode="INT">
+          <templateId root="2.16.840.1.113883.10.20.22.4.17" extension="2014-06-09"/>
+          <id nullFlavor="NI"/><statusCode code="completed"/>
+          <repeatNumber value="3"/><quantity value="60"/></supply></entryRelationship>
+      </substanceAdministration></entry>"""))
+    prescribed, taken = got
+    assert prescribed.details["renewals"] == 3
+    assert taken.details["fills"] == 3
+    assert taken.details["quantity_prescribed"] == {"value": "60", "unit": None}
+    assert "renewals" not in taken.details  # the activity's own count: administrations
