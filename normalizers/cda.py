@@ -2287,6 +2287,23 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
         _timing(t, details)
 
 
+_HOURS = {"h": Decimal(1), "d": Decimal(24)}  # UCUM units a daily frequency is given in
+
+
+def _times_a_day(period: PQ) -> str | None:
+    """A PIVL_TS with institutionSpecified="true" is a frequency, not an interval (HL7 V3
+    data types: '3 times a day' against 'every 8 hours'): C-CDA writes twice a day as period
+    12 h so, and it was read 'every 12 h'. None when it is no whole count a day."""
+    try:
+        hours = Decimal(period.value.strip()) * _HOURS[period.unit.strip() or "h"]
+    except (KeyError, ArithmeticError, ValueError):
+        return None
+    if hours <= 0 or Decimal(24) % hours:
+        return None
+    times = int(Decimal(24) / hours)
+    return "once a day" if times == 1 else f"{times} times a day"
+
+
 def _dose_range(dose: IVL) -> str | None:
     """A dose given as a range ('1 to 2 tablets': IVL_PQ low/high, or a center) with its
     unit: the bounds' unit, else the one the IVL element carries (CDA-CH: unit="mg" on
@@ -2318,7 +2335,9 @@ def _timing(t: Value, details: dict[str, Any]) -> None:
     elif t.type == "PIVL_TS":
         period = getattr(t, "period", None)
         if isinstance(period, PQ) and period.value:
-            details["frequency"] = f"every {period.value} {period.unit}".strip()
+            details["frequency"] = (_times_a_day(period) if
+                                    getattr(t, "institution_specified", "") == "true"
+                                    else None) or f"every {period.value} {period.unit}".strip()
         elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
             bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
                          None)

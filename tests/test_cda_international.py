@@ -545,3 +545,29 @@ def test_renewals_of_a_prescription_and_fills_of_a_supply_order_are_kept() -> No
     assert taken.details["fills"] == 3
     assert taken.details["quantity_prescribed"] == {"value": "60", "unit": None}
     assert "renewals" not in taken.details  # the activity's own count: administrations
+
+
+@pytest.mark.parametrize(("timing", "expected"), [
+    ('institutionSpecified="true"><period value="12" unit="h"/>', "2 times a day"),
+    ('institutionSpecified="true"><period value="8" unit="h"/>', "3 times a day"),
+    ('institutionSpecified="true"><period value="1" unit="d"/>', "once a day"),
+    ('institutionSpecified="true"><period value="0.5" unit="d"/>', "2 times a day"),
+    ('institutionSpecified="false"><period value="8" unit="h"/>', "every 8 h"),
+    ('><period value="12" unit="h"/>', "every 12 h"),
+    ('institutionSpecified="true"><period value="5" unit="h"/>', "every 5 h"),
+    ('institutionSpecified="true"><period value="1" unit="wk"/>', "every 1 wk"),
+])
+def test_a_frequency_set_by_the_institution_is_so_many_times_a_day(timing: str,
+                                                                  expected: str) -> None:
+    """Epic writes 'metformin twice a day' as PIVL_TS period 12 h institutionSpecified
+    true: times of day left to the patient or the ward, not every 12 hours sharp. It was
+    read 'every 12 h'."""
+    got, = entries(section("10160-0", "Metformine", f"""
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+        <id root="1.2.250.1.999.6" extension="M1"/><statusCode code="active"/>
+        <effectiveTime xsi:type="PIVL_TS" operator="A" {timing}</effectiveTime>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="860975" codeSystem="2.16.840.1.113883.6.88"/></manufacturedMaterial>
+        </manufacturedProduct></consumable></substanceAdministration></entry>"""))
+    assert got.details["frequency"] == expected
