@@ -1836,9 +1836,11 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
-        if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(value, CD):
+        if isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
+                                      _asserts(act, kind)):
             # the diagnosis / allergy type is the value; the observation code only says
-            # 'diagnosis' or 'assertion'
+            # 'diagnosis' or 'assertion' (C-CDA Pregnancy Observation: ASSERTION, value
+            # 'pregnant', was an observation 'ASSERTION')
             coded = _code(value, ctx, section)
             if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
@@ -1877,6 +1879,12 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _asserts(act: Observation, kind: str) -> bool:
+    """An observation whose code is HL7 ActCode ASSERTION: its value is what it says."""
+    return kind == OBSERVATION and act.code is not None and act.code.code == "ASSERTION" \
+        and system_name(act.code.code_system) == "HL7-ACTCODE"
 
 
 def _placeholder_value(value: Value, section: Section) -> bool:

@@ -571,3 +571,25 @@ def test_a_frequency_set_by_the_institution_is_so_many_times_a_day(timing: str,
           <code code="860975" codeSystem="2.16.840.1.113883.6.88"/></manufacturedMaterial>
         </manufacturedProduct></consumable></substanceAdministration></entry>"""))
     assert got.details["frequency"] == expected
+
+
+def test_an_assertion_is_of_what_its_value_says() -> None:
+    """C-CDA Pregnancy Observation: code ASSERTION, value 'pregnant'. It was filed as an
+    observation coded 'ASSERTION' (nothing a reader or the dedupe can use); the value is
+    what is observed, as for a problem. Its estimated delivery date stays an observation."""
+    got = entries(section("29762-2", "Enceinte, terme prévu le 15/09/2024", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.15.3.8"/><id root="1.2.250.1.999.9"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+        <effectiveTime><low value="20240301"/></effectiveTime>
+        <value xsi:type="CD" code="77386006" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Enceinte"/>
+        <entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.15.3.1"/>
+          <code code="11778-8" codeSystem="2.16.840.1.113883.6.1"/>
+          <statusCode code="completed"/><value xsi:type="TS" value="20240915"/></observation>
+        </entryRelationship></observation></entry>"""))
+    assert [(e.type, e.code, e.system, e.value) for e in got] == [
+        ("observation", "77386006", "SNOMED-CT", "Enceinte"),
+        ("observation", "11778-8", "LN", "2024-09-15")]
+    assert got[0].details["observation_code"] == "ASSERTION"
