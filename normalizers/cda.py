@@ -815,7 +815,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         return
     filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else None
-    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
+    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION \
+            or (relative is not None and kind in (PROBLEM, ALLERGY)):
+        # a problem or allergy whose subject is a relative (C-CDA lets any observation name
+        # one: the mother's breast cancer in the problem list) is the relative's, not the
+        # patient's: it was filed as the patient's problem with details.subject
         family = relative or family or {}
         if isinstance(act, Observation) and kind in (PROBLEM, OBSERVATION, LAB_RESULT,
                                                      VITAL_SIGN, None):
@@ -842,6 +846,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _observation(act, kind, section, ctx, parent_key)
         if made is not None and family:
             made.details["relative"] = family
+        if made is not None and family is not None and made.type == ALLERGY:
+            made.type = FAMILY_HISTORY  # a relative's allergy (its substance read as one)
         if made is not None and kind == LAB_RESULT:
             made.specimen_time = specimen or made.specimen_time
             if panel:

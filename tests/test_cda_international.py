@@ -593,3 +593,38 @@ def test_an_assertion_is_of_what_its_value_says() -> None:
         ("observation", "77386006", "SNOMED-CT", "Enceinte"),
         ("observation", "11778-8", "LN", "2024-09-15")]
     assert got[0].details["observation_code"] == "ASSERTION"
+
+
+# -- family history ----------------------------------------------------------------------------
+MOTHER = """<subject><relatedSubject classCode="PRS"><code code="MTH"
+  codeSystem="2.16.840.1.113883.5.111" displayName="Mère"/><subject>
+  <administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/></subject>
+  </relatedSubject></subject>"""
+
+
+def test_a_relatives_problem_or_allergy_outside_family_history_is_not_the_patients() -> None:
+    """C-CDA lets a Problem or Allergy Observation name its subject: the mother's breast
+    cancer in the problem list, her penicillin allergy among allergies, were filed as the
+    patient's problem and allergy (with details.subject). They are family history."""
+    problem = f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.3" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.5" extension="C1"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+        <id root="1.2.250.1.999.5" extension="P1"/>
+        <code code="75326-9" codeSystem="2.16.840.1.113883.6.1"/>{MOTHER}
+        <statusCode code="completed"/><effectiveTime><low value="2012"/></effectiveTime>
+        <value xsi:type="CD" code="254837009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Cancer du sein"/></observation></entryRelationship></act></entry>"""
+    penicillin = """<participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="7980" codeSystem="2.16.840.1.113883.6.88"
+        displayName="Penicillin G"/></playingEntity></participantRole></participant>"""
+    got = entries(section("11450-4", "Mère : cancer du sein", problem),
+                  section("48765-2", "Mère : allergie à la pénicilline", allergy(
+                      snomed("416098002", "Drug allergy"), penicillin, neg="").replace(
+                      '<code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>',
+                      '<code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>' + MOTHER)))
+    assert [(e.type, e.code, e.details["relative"]["code"]) for e in got] == [
+        ("family_history", "254837009", "MTH"), ("family_history", "7980", "MTH")]
+    assert all("concern_status" not in e.details for e in got)
