@@ -2291,6 +2291,11 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
             details["rate"] = rate_text
     if act.route_code is not None and act.route_code.code:
         details["route"] = act.route_code.code
+        coded = _coded_or_words(act.route_code, ctx, section)
+        if coded and (coded.get("system") or coded.get("display")):
+            # the bare code said neither whose it is nor what it means: 'C38288' (NCI, C-CDA),
+            # '20053000' (EDQM, CI-SIS, IPS), 'PO' (HL7 RouteOfAdministration)
+            details["route_coded"] = coded
     if act.administration_unit_code is not None:
         # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
         # the dose read '1' of nothing

@@ -628,3 +628,18 @@ def test_a_relatives_problem_or_allergy_outside_family_history_is_not_the_patien
     assert [(e.type, e.code, e.details["relative"]["code"]) for e in got] == [
         ("family_history", "254837009", "MTH"), ("family_history", "7980", "MTH")]
     assert all("concern_status" not in e.details for e in got)
+
+
+def test_the_route_says_whose_code_it_is_and_what_it_means() -> None:
+    """routeCode was kept as a bare code: 'C38288' is NCI's oral route in a C-CDA, and a
+    reader could not tell it from an EDQM or HL7 code. Its system and words are kept too."""
+    got, = entries(section("10160-0", "Metformine", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+        <id root="1.2.250.1.999.6" extension="M1"/><statusCode code="active"/>
+        <routeCode code="C38288" codeSystem="2.16.840.1.113883.3.26.1.1" displayName="ORAL"/>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="860975" codeSystem="2.16.840.1.113883.6.88"/></manufacturedMaterial>
+        </manufacturedProduct></consumable></substanceAdministration></entry>"""))
+    assert got.details["route"] == "C38288"
+    assert got.details["route_coded"] == {"code": "C38288", "system": "NCI", "display": "ORAL"}
