@@ -435,7 +435,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             identity.local_ids.append(LocalIdentifier(ii.root, ii.extension.strip(), "PI"))
     if identity.ins:
         identity.identity_status = "VALI"  # CI-SIS: only a qualified INS goes into a CDA
-    name = rt.names[0] if rt.names else None
+    name = _legal_name(rt.names)
     if name is not None:
         birth = name.families("BR")
         used = name.families("SP") or name.families("CL")
@@ -456,6 +456,26 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             identity.warnings.append(f"CDA_BAD_DATE: {_PATIENT_PATH}/patient/birthTime: "
                                      f"{BAD_TS_TEXT}, birth date ignored")
     return identity
+
+
+# HL7 EntityNameUse codes of a name that is not the one a person is registered under: a
+# pseudonym or nickname (P), an artist's (A), religious (R), indigenous (I) or assigned
+# (ASGN) name, and the search, phonetic or script variants (SRCH, PHON, SNDX, ABC, SYL, IDE)
+_NOT_LEGAL_USES = frozenset({"P", "A", "R", "I", "ASGN", "SRCH", "PHON", "SNDX", "ABC", "SYL",
+                             "IDE"})
+
+
+def _legal_name(names: list) -> Any:
+    """The patient's name to identify them by: the one marked legal or official registry
+    (use L, OR), else the first that is no nickname or variant, else the first. A C-CDA may
+    list the nickname ('Betty', use P) before the legal name: it was the one compared."""
+    names = [n for n in names if not n.null_flavor] or names
+    if not names:
+        return None
+    uses = [set(n.use.split()) for n in names]
+    return next((n for n, u in zip(names, uses, strict=True) if u & {"L", "OR"}), None) or \
+        next((n for n, u in zip(names, uses, strict=True) if not u & _NOT_LEGAL_USES),
+             names[0])
 
 
 # -- the document -------------------------------------------------------------------------------

@@ -643,3 +643,15 @@ def test_the_route_says_whose_code_it_is_and_what_it_means() -> None:
         </manufacturedProduct></consumable></substanceAdministration></entry>"""))
     assert got.details["route"] == "C38288"
     assert got.details["route_coded"] == {"code": "C38288", "system": "NCI", "display": "ORAL"}
+
+
+def test_the_patient_is_identified_by_the_legal_name_not_a_nickname() -> None:
+    """A C-CDA may list the patient's nickname (use P) before the legal name (use L): the
+    nickname was the name compared with the dossier's, and the document quarantined."""
+    head = CCDA_HEAD.format(effective="20240315143200-0500").replace(
+        '<name use="L"><given>Hélène</given><family>Lefèvre</family></name>',
+        '<name use="P"><given>Lena</given></name>'
+        '<name use="L"><given>Hélène</given><given>Marie</given><family>Lefèvre</family></name>')
+    data = (head + section("51848-0", "Stable", "") + TAIL).encode()
+    identity = normalize_cda(parse_cda(data), data, "test").identity
+    assert (identity.family, identity.given) == ("Lefèvre", "Hélène")
