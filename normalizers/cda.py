@@ -1878,6 +1878,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 entry.display, entry.mapped = entry.value, False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
+    elif kind == OBSERVATION and isinstance(act.effective_time, IVL) and \
+            isinstance(act.effective_time.low, TS) and act.effective_time.low.value and \
+            isinstance(act.effective_time.high, TS) and act.effective_time.high.value:
+        # a period observed (C-CDA Tobacco Use: smoked daily from 1995 to 2015): its start
+        # is the entry's time, its end was dropped
+        end = act.effective_time.high
+        entry.details["period_high"] = _iso_value(end.value, ctx.warnings, end.path) or None
     if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:

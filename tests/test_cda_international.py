@@ -655,3 +655,17 @@ def test_the_patient_is_identified_by_the_legal_name_not_a_nickname() -> None:
     data = (head + section("51848-0", "Stable", "") + TAIL).encode()
     identity = normalize_cda(parse_cda(data), data, "test").identity
     assert (identity.family, identity.given) == ("Lefèvre", "Hélène")
+
+
+def test_the_end_of_a_period_observed_is_kept() -> None:
+    """C-CDA Tobacco Use: 'smoked daily from 1995 to 2015' kept only its start."""
+    got, = entries(section("29762-2", "Tabac : quotidien 1995-2015", """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.85" extension="2014-06-09"/>
+        <id root="45efb604-7049-4a2e-ad33-d38556c9636d"/>
+        <code code="11367-0" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime><low value="19950101"/><high value="20150601"/></effectiveTime>
+        <value xsi:type="CD" code="449868002" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Fume quotidiennement"/></observation></entry>"""))
+    assert (got.type, got.effective, got.details["period_high"]) == (
+        "observation", "1995-01-01", "2015-06-01")
