@@ -919,6 +919,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
+        if made is None:  # 'no information': said (CDA_NO_INFORMATION), nothing in it
+            return
     elif made is not None and made.details.get("negated") and \
             (made.system, made.code) in _negated_absences():
         made = _negated_absence(made, kind)
@@ -1195,7 +1197,8 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
     as a medication, a vaccination, a procedure whose product is that code. Nothing known:
     an 'absence' entry saying of what (details.absent); no information: not filed."""
     if _absent_codes()[(entry.system or "", entry.code or "")] != "absent":
-        ctx.warnings.append(f"CDA_NO_INFORMATION: {entry.source_ref}: a {kind} statement "
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {entry.source_ref}: "
+                            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} statement "
                             "that says there is no information, not filed")
         return None
     entry.type, entry.mapped = ABSENCE, True  # a shared code system, not a local code

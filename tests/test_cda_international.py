@@ -512,6 +512,8 @@ def test_ehdsi_absent_or_unknown_situations() -> None:
         ("absence", "716186003", "allergy"), ("absence", "160245001", "problem"),
         ("absence", "182849000", "medication")]
     assert sum(w.startswith("CDA_NO_INFORMATION") for w in msg.warnings) == 2
+    assert "a problem statement that says there is no information" in " ".join(msg.warnings)
+    assert not any(w.startswith("CDA_NOT_FILED") for w in msg.warnings)  # said once only
 
 
 def test_renewals_of_a_prescription_and_fills_of_a_supply_order_are_kept() -> None:
