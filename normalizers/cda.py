@@ -76,6 +76,7 @@ from parsers.cda.model import (
     Observation,
     ObservationMedia,
     Organizer,
+    Procedure,
     Product,
     RecordTarget,
     ReferenceRange,
@@ -97,6 +98,7 @@ FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's
 ENCOUNTER = "encounter"  # a visit or stay (C-CDA Encounter Activity, IHE PCC, FR-Rencontre)
 SKIP = "skip"
 NOT_FILED = "not_filed"  # tables/cda_entry_kinds.csv: never filed, said (CDA_NOT_FILED)
+CONTAINER = "container"  # tables/cda_entry_kinds.csv: no entry of its own, what it nests read
 RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
 # results section or battery, an observation elsewhere
 CIM10 = "CIM-10"
@@ -1754,6 +1756,12 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
     if isinstance(act, SubstanceAdministration):
         # among immunizations, a vaccination whatever template of another country it has
         return IMMUNIZATION if section_code == IMMUNIZATIONS_SECTION else MEDICATION
+    if isinstance(act, Procedure | Encounter) and not in_results and \
+            _read_elsewhere().isdisjoint(act.template_roots):
+        # a procedure or an encounter element is one whatever its template (IPS, another
+        # country's, none at all): they were not filed (CDA_NOT_FILED 'of a kind not read
+        # here'); a specimen's collection (among results, or by its template) is read there
+        return PROCEDURE if isinstance(act, Procedure) else ENCOUNTER
     if not isinstance(act, Observation):
         return None
     by_section = SECTION_KINDS.get(section_code) if not act.template_ids else None

@@ -671,3 +671,44 @@ def test_the_end_of_a_period_observed_is_kept() -> None:
           displayName="Fume quotidiennement"/></observation></entry>"""))
     assert (got.type, got.effective, got.details["period_high"]) == (
         "observation", "1995-01-01", "2015-06-01")
+
+
+# -- procedures and encounters under templates we do not know ----------------------------------
+def test_a_procedure_or_encounter_under_an_unknown_template_is_one() -> None:
+    """An IPS procedure (its own template only), a procedure with no template at all and an
+    encounter under another country's template were not filed ('of a kind not read here'):
+    the CDA element says what they are. A specimen's collection among results stays read
+    into its results."""
+    msg = normalized(section("47519-4", "Appendicectomie (2010)", """
+      <entry><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.22.4.27"/><id root="1.2.250.1.999.8" extension="P1"/>
+        <code code="80146002" codeSystem="2.16.840.1.113883.6.96" displayName="Appendicectomie"/>
+        <statusCode code="completed"/><effectiveTime value="20100512"/></procedure></entry>
+      <entry><procedure classCode="PROC" moodCode="EVN"><id root="1.2.250.1.999.8" extension="P2"/>
+        <code code="HFFC0010" codeSystem="1.2.250.1.213.2.5"/>
+        <statusCode code="completed"/><effectiveTime value="20100512"/></procedure></entry>"""),
+        section("46240-8", "Consultation", """
+      <entry><encounter classCode="ENC" moodCode="EVN">
+        <templateId root="2.16.756.5.30.1.1.10.4.99"/>
+        <id root="1.2.250.1.999.8" extension="E1"/>
+        <code code="AMB" codeSystem="2.16.840.1.113883.5.4"/>
+        <effectiveTime><low value="20240101"/></effectiveTime></encounter></entry>"""),
+        section("30954-2", "Glycémie", """
+      <entry><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.1"/>
+        <id root="1.2.250.1.999.8" extension="O"/>
+        <code code="24323-8" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <component><procedure classCode="PROC" moodCode="EVN">
+          <code code="17636008" codeSystem="2.16.840.1.113883.6.96" displayName="Prélèvement"/>
+          <effectiveTime value="20240314080000"/></procedure></component>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.2"/>
+          <id root="1.2.250.1.999.8" extension="R"/>
+          <code code="2345-7" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+          <value xsi:type="PQ" value="5.4" unit="mmol/L"/></observation></component>
+      </organizer></entry>"""))
+    assert [(e.type, e.code) for e in msg.entries[1:]] == [
+        ("procedure", "80146002"), ("procedure", "HFFC0010"), ("encounter", "AMB"),
+        ("lab_result", "2345-7")]
+    said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert not any(f"structuredBody/component[{n}]/" in w for w in said for n in (1, 2))
