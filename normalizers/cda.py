@@ -1727,9 +1727,10 @@ def _typed(act: ClinicalStatement) -> bool:
     return any(t.root in kinds and kinds[t.root] != SKIP for t in act.template_ids)
 
 
-# Sections whose untyped statements (no templateId at all: senders do omit them) are still
-# of one kind when their structure agrees: a measurement among vital signs, a coded
-# problem in a problem list, an observation naming a substance among allergies.
+# Sections whose untyped statements (no templateId we know: senders do omit them, other
+# countries' documents have their own) are still of one kind when their structure agrees: a
+# measurement among vital signs, a coded problem in a problem list, an observation naming a
+# substance among allergies. Under a template of their own they were plain observations.
 VITAL_SIGNS_SECTION = "8716-3"  # LOINC Vital signs
 PLAN_OF_TREATMENT_SECTION = "18776-5"  # LOINC Plan of care note (C-CDA, CI-SIS plan de soins)
 SECTION_KINDS = {VITAL_SIGNS_SECTION: VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
@@ -1766,7 +1767,7 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
         return PROCEDURE if isinstance(act, Procedure) else ENCOUNTER
     if not isinstance(act, Observation):
         return None
-    by_section = SECTION_KINDS.get(section_code) if not act.template_ids else None
+    by_section = SECTION_KINDS.get(section_code)
     if by_section == ALLERGY and any(p.type_code == "CSM" and p.entity is not None and
                                      p.entity.player_code is not None
                                      for p in act.participants):

@@ -712,3 +712,30 @@ def test_a_procedure_or_encounter_under_an_unknown_template_is_one() -> None:
         ("lab_result", "2345-7")]
     said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
     assert not any(f"structuredBody/component[{n}]/" in w for w in said for n in (1, 2))
+
+
+def test_statements_under_unknown_templates_take_the_kind_of_their_section() -> None:
+    """A vital sign, a problem and an allergy under templates of another country (here
+    made-up Swiss-like ones) were plain observations; only statements with no template at
+    all took their section's kind."""
+    def observation(ident: str, inner: str) -> str:
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.756.5.30.1.1.10.4.{ident}"/>
+          <id root="1.2.250.1.999.10" extension="{ident}"/><statusCode code="completed"/>
+          <effectiveTime value="20240315091000-0500"/>{inner}</observation></entry>"""
+    got = entries(
+        section("8716-3", "Poids 72 kg", observation("1", """
+          <code code="29463-7" codeSystem="2.16.840.1.113883.6.1"/>
+          <value xsi:type="PQ" value="72" unit="kg"/>""")),
+        section("11450-4", "Asthme", observation("2", """
+          <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+          <value xsi:type="CD" code="195967001" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Asthme"/>""")),
+        section("48765-2", "Pénicilline", observation("3", """
+          <code code="416098002" codeSystem="2.16.840.1.113883.6.96"/>
+          <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity>
+            <code code="J01CE01" codeSystem="2.16.840.1.113883.6.73"
+              displayName="benzylpénicilline"/></playingEntity></participantRole>
+          </participant>""")))
+    assert [(e.type, e.code) for e in got] == [
+        ("vital_sign", "29463-7"), ("problem", "195967001"), ("allergy", "J01CE01")]
