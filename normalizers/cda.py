@@ -2835,6 +2835,12 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
+            if not value.code and value.null_flavor:
+                # no code of the sender's own (nullFlavor OTH), a standard one in translation:
+                # the sender's words ('Non reactive' for 'Negative') were dropped
+                words = original_text(value, section)[:500]
+                if words and words != entry.value:
+                    entry.details["value_text"] = words
         else:
             entry.value = original_text(value, section)[:2000] or None
         if value.qualifiers:

@@ -739,3 +739,21 @@ def test_statements_under_unknown_templates_take_the_kind_of_their_section() -> 
           </participant>""")))
     assert [(e.type, e.code) for e in got] == [
         ("vital_sign", "29463-7"), ("problem", "195967001"), ("allergy", "J01CE01")]
+
+
+# -- values ------------------------------------------------------------------------------------
+def test_an_uncoded_value_translated_keeps_the_senders_words() -> None:
+    """CD nullFlavor OTH (no code of the sender's), its words in the narrative, a standard
+    code in translation: the result is filed under the translation, as before, and the
+    sender's words ('Non réactif') are no longer dropped."""
+    got, = entries(section("30954-2", '<content ID="r1">Non réactif</content>', """
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2" extension="2015-08-01"/>
+        <id root="1.2.250.1.999.11" extension="HBS"/>
+        <code code="5196-1" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <effectiveTime value="20240314"/>
+        <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#r1"/>
+          </originalText><translation code="260385009" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Négatif"/></value></observation></entry>"""))
+    assert (got.value, got.details["value_code"]["code"]) == ("Négatif", "260385009")
+    assert got.details["value_text"] == "Non réactif"
