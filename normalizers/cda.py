@@ -1205,6 +1205,8 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
         return None
     entry.type, entry.mapped = ABSENCE, True  # a shared code system, not a local code
     entry.details["absent"] = kind
+    if entry.status == "active":  # the list is empty now: a statement made, no result to come
+        entry.status = "final"  # ('active' was exported as a preliminary Observation)
     return entry
 
 
@@ -1217,8 +1219,11 @@ def _negated_absence(entry: Entry, kind: str) -> Entry:
         return entry
     sent = {"code": entry.code, "system": entry.system, "display": entry.display}
     entry.code = _negated_absences()[(entry.system or "", entry.code or "")]
-    entry.system, entry.display = IPS_ABSENT_SYSTEM, None
+    entry.system = IPS_ABSENT_SYSTEM
+    entry.display = entry.code.replace("-", " ").capitalize()  # 'No known allergies'
     entry.type, entry.mapped = ABSENCE, True
+    if entry.status == "active":  # as ``_absence``: a statement made, no result to come
+        entry.status = "final"
     entry.value = entry.value_type = None  # the generic code was the value: no finding
     for said in ("negated", "value_code", "observation_code"):  # all in 'absent' now
         entry.details.pop(said, None)

@@ -251,6 +251,9 @@ def test_no_known_problems_medications_and_no_vaccine_given_are_absences() -> No
         ("absence", "no-known-problems", "problem"),
         ("absence", "no-known-medications", "medication"),
         ("absence", "998", "immunization")]
+    assert [e.display for e in got[:2]] == ["No known problems", "No known medications"]
+    assert got[1].status == "final"  # statusCode active: the list is empty now, no result
+    # to come ('active' was exported as a preliminary Observation)
     assert "concern_status" not in got[0].details
 
 
