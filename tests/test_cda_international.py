@@ -6,6 +6,8 @@ it would file (round 8 of the CDA real-world cases, after tests/test_cda_real_wo
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from normalizers.cda import normalize_cda
 from normalizers.model import Entry, NormalizedMessage
@@ -760,3 +762,17 @@ def test_an_uncoded_value_translated_keeps_the_senders_words() -> None:
           displayName="Négatif"/></value></observation></entry>"""))
     assert (got.value, got.details["value_code"]["code"]) == ("Négatif", "260385009")
     assert got.details["value_text"] == "Non réactif"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=-12 * 60, max_value=14 * 60).filter(lambda m: m % 15 == 0))
+def test_any_foreign_offset_of_the_document_is_its_times_offset(minutes: int) -> None:
+    """Whatever offset the document's time carries, its times without one are read at it,
+    unless it is one of Paris's (winter, summer) or UTC, read as Paris's."""
+    sign = "-" if minutes < 0 else "+"
+    offset = f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+    bp, = entries(section("8716-3", "TA", VITALS), effective=f"20240315143200{offset}")
+    if offset in ("+0100", "+0200", "+0000", "-0000"):
+        assert bp.effective == "2024-03-15T10:15:00+01:00"
+    else:
+        assert bp.effective == f"2024-03-15T10:15:00{offset[:3]}:{offset[3:]}"
