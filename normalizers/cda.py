@@ -224,8 +224,8 @@ _ZONE: ContextVar[str] = ContextVar("cda_zone", default=PARIS)
 def document_zone(doc: Document, declared: str | None = None) -> str:
     """The zone of a document's times sent without offset: the one its source declared,
     else the offset of its own effectiveTime when that says the sender is not in Paris
-    (``sender_zone``, as MSH-7 for HL7v2: a US EHR's '20240315143200-0500'; not Paris's
-    winter or summer offset, which French senders write in any season), else Paris's.
+    (``sender_zone``, as MSH-7 for HL7v2: a US EHR's '20240315143200-0500'; not '+0100',
+    which French senders write in any season), else Paris's.
     A C-CDA export writes the document's time with its offset and its vital signs and results
     without: read at Paris's offset they were filed five to ten hours off, and never met the
     same result received by HL7v2 (dedupe level 4)."""
@@ -237,9 +237,10 @@ def document_zone(doc: Document, declared: str | None = None) -> str:
     return sender_zone(ts.value)
 
 
-# Offsets that say nothing against Paris: its winter and summer ones (French senders write
-# '+0100' all year round, CI-SIS examples included) and UTC (a server clock).
-_PARIS_OFFSETS = frozenset({"+0100", "+0200", "+0000", "-0000"})
+# Offsets that say nothing against Paris whatever the season: its winter one (French senders
+# write '+0100' all year round, CI-SIS examples included) and UTC (a server clock). Its
+# summer '+0200' is Paris's in summer (``sender_zone``), not in winter (Athens, Helsinki).
+_PARIS_OFFSETS = frozenset({"+0100", "+0000", "-0000"})
 
 
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],

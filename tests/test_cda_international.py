@@ -80,6 +80,8 @@ VITALS = """<entry><organizer classCode="CLUSTER" moodCode="EVN">
     ("20240315143200-0400", "2024-03-15T10:15:00-04:00"),  # Guadeloupe, a US EHR in summer
     ("20240315143200+0100", "2024-03-15T10:15:00+01:00"),  # Paris
     ("20240715143200+0100", "2024-03-15T10:15:00+01:00"),  # a French sender's fixed '+0100'
+    ("20240715143200+0200", "2024-03-15T10:15:00+01:00"),  # Paris in summer
+    ("20240115143200+0200", "2024-03-15T10:15:00+02:00"),  # Athens in winter
     ("20240315143200+0000", "2024-03-15T10:15:00+01:00"),  # a server clock in UTC
     ("20240315", "2024-03-15T10:15:00+01:00"),  # no time: nothing said against Paris
 ])
@@ -772,7 +774,7 @@ def test_any_foreign_offset_of_the_document_is_its_times_offset(minutes: int) ->
     sign = "-" if minutes < 0 else "+"
     offset = f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
     bp, = entries(section("8716-3", "TA", VITALS), effective=f"20240315143200{offset}")
-    if offset in ("+0100", "+0200", "+0000", "-0000"):
+    if offset in ("+0100", "+0000", "-0000"):  # ('+0200' is Paris's in summer only)
         assert bp.effective == "2024-03-15T10:15:00+01:00"
     else:
         assert bp.effective == f"2024-03-15T10:15:00{offset[:3]}:{offset[3:]}"
