@@ -778,3 +778,21 @@ def test_any_foreign_offset_of_the_document_is_its_times_offset(minutes: int) ->
         assert bp.effective == "2024-03-15T10:15:00+01:00"
     else:
         assert bp.effective == f"2024-03-15T10:15:00{offset[:3]}:{offset[3:]}"
+
+
+@pytest.mark.parametrize(("unit", "ucum"), [
+    ("[lb_av]", "[lb_av]"), ("lbs", "[lb_av]"), ("[in_i]", "[in_i]"), ("in", "[in_i]"),
+    ("[degF]", "[degF]"), ("°F", "[degF]"), ("kg/m^2", "kg/m2"), ("{beats}/min", "/min"),
+])
+def test_us_vital_sign_units_are_ucum(unit: str, ucum: str) -> None:
+    """Pounds, inches and degrees Fahrenheit (UCUM [lb_av], [in_i], [degF], or as US systems
+    spell them) were unknown to the unit table: exported to FHIR without the UCUM system,
+    'lbs' kept as a unit of its own. 'F' stays unmapped (the UCUM farad)."""
+    from normalizers.units import to_ucum
+
+    assert to_ucum(unit) == (ucum, True)
+    assert not to_ucum("F").mapped
+    weight, = entries(section("8716-3", "Poids", VITALS.replace(
+        '<code code="8480-6"', '<code code="29463-7"').replace(
+        'value="132" unit="mm[Hg]"', f'value="158.4" unit="{unit}"')))
+    assert (weight.unit, weight.unit_original) == (ucum, unit)
