@@ -2336,6 +2336,11 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
         rate_text = _dose_range(rate) if isinstance(rate, IVL) else _quantity(rate)
         if rate_text:
             details["rate"] = rate_text
+    most = act.max_dose_quantity
+    if isinstance(most, RTO):  # 'at most 4 a day' (eP-MED, C-CDA PRN): dropped
+        ratio = _ratio(most)
+        if ratio:
+            details["max_dose"] = ratio
     if act.route_code is not None and act.route_code.code:
         details["route"] = act.route_code.code
         coded = _coded_or_words(act.route_code, ctx, section)

@@ -796,3 +796,20 @@ def test_us_vital_sign_units_are_ucum(unit: str, ucum: str) -> None:
         '<code code="8480-6"', '<code code="29463-7"').replace(
         'value="132" unit="mm[Hg]"', f'value="158.4" unit="{unit}"')))
     assert (weight.unit, weight.unit_original) == (ucum, unit)
+
+
+def test_the_maximum_dose_is_kept() -> None:
+    """maxDoseQuantity ('at most 4 a day', eP-MED and C-CDA as-needed medications) was
+    parsed and dropped."""
+    got, = entries(section("10160-0", "Paracétamol si douleur, 4 par jour au plus", """
+      <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+        <id root="1.2.250.1.999.6" extension="M1"/><statusCode code="active"/>
+        <doseQuantity value="1"/>
+        <maxDoseQuantity><numerator value="4"/><denominator value="1" unit="d"/>
+        </maxDoseQuantity>
+        <consumable><manufacturedProduct><manufacturedMaterial>
+          <code code="N02BE01" codeSystem="2.16.840.1.113883.6.73"
+            displayName="paracétamol"/></manufacturedMaterial></manufacturedProduct>
+        </consumable></substanceAdministration></entry>"""))
+    assert got.details["max_dose"] == "4/1 d"
