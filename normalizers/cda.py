@@ -1168,6 +1168,8 @@ COMMENT_TEMPLATES = frozenset({
     "1.3.6.1.4.1.19376.1.5.3.1.4.2",  # IHE PCC Comment (CI-SIS FR-Commentaire-ER)
     "2.16.840.1.113883.10.20.22.4.64",  # C-CDA Comment Activity
     "2.16.840.1.113883.10.20.1.40",  # CCD Comment
+    "2.16.840.1.113883.10.20.22.4.202",  # C-CDA Note Activity (a clinician's note: on what
+    # nests it, else the section's narrative holds it; it was 'of a kind not read here')
 })
 ANNOTATION_COMMENT = "48767-8"  # LOINC Annotation comment: the code of all three
 

@@ -813,3 +813,24 @@ def test_the_maximum_dose_is_kept() -> None:
             displayName="paracétamol"/></manufacturedMaterial></manufacturedProduct>
         </consumable></substanceAdministration></entry>"""))
     assert got.details["max_dose"] == "4/1 d"
+
+
+def test_a_note_activity_is_a_comment() -> None:
+    """C-CDA Note Activity (4.202): nested in a problem, the clinician's note on it; alone in
+    a section, what the narrative already says. It was 'of a kind not read here'."""
+    note = """<act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.202" extension="2016-11-01"/>
+      <code code="34109-9" codeSystem="2.16.840.1.113883.6.1"/>
+      <text>Équilibre correct sous metformine.</text><statusCode code="completed"/>
+      <effectiveTime value="20240315"/></act>"""
+    msg = normalized(section("11450-4", "Diabète de type 2", f"""
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+        <id root="1.2.250.1.999.12" extension="P"/>
+        <code code="75326-9" codeSystem="2.16.840.1.113883.6.1"/>
+        <value xsi:type="CD" code="44054006" codeSystem="2.16.840.1.113883.6.96"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true">{note}</entryRelationship>
+      </observation></entry><entry>{note}</entry>"""))
+    problem, = msg.entries[1:]
+    assert problem.details["comments"] == ["Équilibre correct sous metformine."]
+    assert not any(w.startswith("CDA_NOT_FILED") for w in msg.warnings)
