@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
@@ -32,7 +33,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
-from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso
+from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -75,6 +76,7 @@ from parsers.cda.model import (
     Observation,
     ObservationMedia,
     Organizer,
+    Procedure,
     Product,
     RecordTarget,
     ReferenceRange,
@@ -96,6 +98,7 @@ FAMILY_HISTORY = "family_history"  # a relative's condition: never the patient's
 ENCOUNTER = "encounter"  # a visit or stay (C-CDA Encounter Activity, IHE PCC, FR-Rencontre)
 SKIP = "skip"
 NOT_FILED = "not_filed"  # tables/cda_entry_kinds.csv: never filed, said (CDA_NOT_FILED)
+CONTAINER = "container"  # tables/cda_entry_kinds.csv: no entry of its own, what it nests read
 RESULT_BY_CONTEXT = "result_by_context"  # tables/cda_entry_kinds.csv: a lab result in a
 # results section or battery, an observation elsewhere
 CIM10 = "CIM-10"
@@ -137,7 +140,19 @@ def _identifying_systems() -> frozenset[str]:
 
 @cache
 def _absent_codes() -> dict[tuple[str, str], str]:
-    return {(row["system"], row["code"]): row["meaning"] for row in table("cda_absent_codes")}
+    """(system as entries name it, code) -> 'absent' or 'unknown' (cda_absent_codes.csv)."""
+    return {(system_name(row["system"]), row["code"]): row["meaning"]
+            for row in table("cda_absent_codes")}
+
+
+IPS_ABSENT_SYSTEM = "2.16.840.1.113883.5.1150.1"  # HL7 IPS absent-unknown code system
+
+
+@cache
+def _negated_absences() -> dict[tuple[str, str], str]:
+    """(system, generic code) -> the IPS absent code it says negated (cda_negated_absences)."""
+    return {(system_name(row["system"]), row["code"]): row["absent_code"]
+            for row in table("cda_negated_absences")}
 
 
 @cache
@@ -200,10 +215,50 @@ class _Ctx:
     not_filed: dict[str, list] = field(default_factory=dict)
 
 
+# The zone of the times the document being read writes without offset ('20240315101500'):
+# HL7 V3 TS, as HL7 v2.5 2.A.22, reads them in the sender's local time. Set for the length of
+# one normalize_cda (``document_zone``); Paris's elsewhere (a CDA carried in HL7v2).
+_ZONE: ContextVar[str] = ContextVar("cda_zone", default=PARIS)
+
+
+def document_zone(doc: Document, declared: str | None = None) -> str:
+    """The zone of a document's times sent without offset: the one its source declared,
+    else the offset of its own effectiveTime when that says the sender is not in Paris
+    (``sender_zone``, as MSH-7 for HL7v2: a US EHR's '20240315143200-0500'; not '+0100',
+    which French senders write in any season), else Paris's.
+    A C-CDA export writes the document's time with its offset and its vital signs and results
+    without: read at Paris's offset they were filed five to ten hours off, and never met the
+    same result received by HL7v2 (dedupe level 4)."""
+    if declared:
+        return declared
+    ts = doc.header.effective_time
+    if not isinstance(ts, TS) or not ts.value or ts.value.strip()[-5:] in _PARIS_OFFSETS:
+        return PARIS
+    return sender_zone(ts.value)
+
+
+# Offsets that say nothing against Paris whatever the season: its winter one (French senders
+# write '+0100' all year round, CI-SIS examples included) and UTC (a server clock). Its
+# summer '+0200' is Paris's in summer (``sender_zone``), not in winter (Athens, Helsinki).
+_PARIS_OFFSETS = frozenset({"+0100", "+0000", "-0000"})
+
+
 def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
-                  mappings: CodeMappings | None = None) -> NormalizedMessage:
+                  mappings: CodeMappings | None = None,
+                  zone: str | None = None) -> NormalizedMessage:
     """The NormalizedMessage of one CDA document (``data``: its original bytes, attached to
-    the document entry). Raises NormalizationError for what makes it unusable."""
+    the document entry). Raises NormalizationError for what makes it unusable. ``zone``: the
+    one the source declared for its times without offset (see ``document_zone``)."""
+    token = _ZONE.set(document_zone(doc, zone))
+    try:
+        return _normalize(doc, data, source, mappings)
+    finally:
+        _ZONE.reset(token)
+
+
+def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
+               mappings: CodeMappings | None) -> NormalizedMessage:
+    """normalize_cda, in the document's zone."""
     # As in parse_cda: the cyclic GC is paused while the entries are built (no reference
     # cycles; refcounting frees everything). Running, it would collect several times per
     # document, each collection rescanning the parsed Document's ~5,000 young objects
@@ -383,7 +438,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             identity.local_ids.append(LocalIdentifier(ii.root, ii.extension.strip(), "PI"))
     if identity.ins:
         identity.identity_status = "VALI"  # CI-SIS: only a qualified INS goes into a CDA
-    name = rt.names[0] if rt.names else None
+    name = _legal_name(rt.names)
     if name is not None:
         birth = name.families("BR")
         used = name.families("SP") or name.families("CL")
@@ -404,6 +459,26 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             identity.warnings.append(f"CDA_BAD_DATE: {_PATIENT_PATH}/patient/birthTime: "
                                      f"{BAD_TS_TEXT}, birth date ignored")
     return identity
+
+
+# HL7 EntityNameUse codes of a name that is not the one a person is registered under: a
+# pseudonym or nickname (P), an artist's (A), religious (R), indigenous (I) or assigned
+# (ASGN) name, and the search, phonetic or script variants (SRCH, PHON, SNDX, ABC, SYL, IDE)
+_NOT_LEGAL_USES = frozenset({"P", "A", "R", "I", "ASGN", "SRCH", "PHON", "SNDX", "ABC", "SYL",
+                             "IDE"})
+
+
+def _legal_name(names: list) -> Any:
+    """The patient's name to identify them by: the one marked legal or official registry
+    (use L, OR), else the first that is no nickname or variant, else the first. A C-CDA may
+    list the nickname ('Betty', use P) before the legal name: it was the one compared."""
+    names = [n for n in names if not n.null_flavor] or names
+    if not names:
+        return None
+    uses = [set(n.use.split()) for n in names]
+    return next((n for n, u in zip(names, uses, strict=True) if u & {"L", "OR"}), None) or \
+        next((n for n, u in zip(names, uses, strict=True) if not u & _NOT_LEGAL_USES),
+             names[0])
 
 
 # -- the document -------------------------------------------------------------------------------
@@ -430,6 +505,8 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "ordered_by": _ordered_by(header.participants),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
+        # the language it is written in (en-US, de-CH): a document from abroad said so
+        "language": header.language_code.strip() or None,
     }
     for related in header.related_documents:
         details.setdefault("related", []).append(
@@ -450,8 +527,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  mapped=bool(code and system_name(code.code_system) == LOINC),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
-                 performer=_performer(_human_author(header.authors))
-                 if header.authors else None,
+                 performer=_document_performer(header),
                  action=action, replaces_key=replaces,
                  attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
                  details={k: v for k, v in details.items() if v not in (None, [], {})})
@@ -587,6 +663,24 @@ def _human_author(authors: list) -> Any:
     id was filed as the document's performer when it came first)."""
     return next((a for a in authors if a.entity is not None and a.entity.person is not None),
                 authors[0])
+
+
+def _is_device(author) -> bool:  # noqa: ANN001
+    """An author that is software or a machine (assignedAuthoringDevice), not a person."""
+    entity = author.entity
+    return entity is not None and entity.person is None and bool(entity.player_names)
+
+
+def _document_performer(header) -> str | None:  # noqa: ANN001
+    """Who the document is by: its first person author (``_human_author``), else its first
+    author that is no device, else who signed it (legalAuthenticator). A C-CDA exported by
+    an EHR names only the EHR as its author (Epic 'Care Everywhere', assignedAuthoringDevice):
+    the software's id was the document's performer."""
+    authors = [a for a in header.authors if not _is_device(a)]
+    if authors:
+        return _performer(_human_author(authors))
+    signed = header.legal_authenticator
+    return _performer(signed) if signed is not None else None
 
 
 def _performer(author) -> str | None:  # noqa: ANN001
@@ -744,7 +838,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         return
     filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else None
-    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION:
+    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION \
+            or (relative is not None and kind in (PROBLEM, ALLERGY)):
+        # a problem or allergy whose subject is a relative (C-CDA lets any observation name
+        # one: the mother's breast cancer in the problem list) is the relative's, not the
+        # patient's: it was filed as the patient's problem with details.subject
         family = relative or family or {}
         if isinstance(act, Observation) and kind in (PROBLEM, OBSERVATION, LAB_RESULT,
                                                      VITAL_SIGN, None):
@@ -771,6 +869,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _observation(act, kind, section, ctx, parent_key)
         if made is not None and family:
             made.details["relative"] = family
+        if made is not None and family is not None and made.type == ALLERGY:
+            made.type = FAMILY_HISTORY  # a relative's allergy (its substance read as one)
         if made is not None and kind == LAB_RESULT:
             made.specimen_time = specimen or made.specimen_time
             if panel:
@@ -822,12 +922,24 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)
+        if made is None:  # 'no information': said (CDA_NO_INFORMATION), nothing in it
+            return
+    elif made is not None and made.details.get("negated") and \
+            (made.system, made.code) in _negated_absences():
+        made = _negated_absence(made, kind)
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
                                                                  OBSERVATION, ENCOUNTER):
         # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
         # Procedure/Observation/Encounter, goals, CI-SIS plan de soins, FR-Rencontre
         # 'recontacter pour fixer RDV': moodCode INT, RQO, PRP, APT, ARQ, GOL) was filed as
         # one given, done or observed
+        made.type = PLAN
+        made.details["planned"] = kind
+    elif made is not None and mood not in ("", "EVN") and kind == MEDICATION and \
+            section_code == PLAN_OF_TREATMENT_SECTION:
+        # a medication to start (C-CDA Planned Medication Activity in the plan of treatment:
+        # 'begin amlodipine 5 mg next visit') was filed as one taken; elsewhere an intended
+        # medication is a prescription (CI-SIS eP-MED, an EHR's orders) and stays one
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None and act.entry_relationships:
@@ -1056,6 +1168,8 @@ COMMENT_TEMPLATES = frozenset({
     "1.3.6.1.4.1.19376.1.5.3.1.4.2",  # IHE PCC Comment (CI-SIS FR-Commentaire-ER)
     "2.16.840.1.113883.10.20.22.4.64",  # C-CDA Comment Activity
     "2.16.840.1.113883.10.20.1.40",  # CCD Comment
+    "2.16.840.1.113883.10.20.22.4.202",  # C-CDA Note Activity (a clinician's note: on what
+    # nests it, else the section's narrative holds it; it was 'of a kind not read here')
 })
 ANNOTATION_COMMENT = "48767-8"  # LOINC Annotation comment: the code of all three
 
@@ -1088,11 +1202,36 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
     as a medication, a vaccination, a procedure whose product is that code. Nothing known:
     an 'absence' entry saying of what (details.absent); no information: not filed."""
     if _absent_codes()[(entry.system or "", entry.code or "")] != "absent":
-        ctx.warnings.append(f"CDA_NO_INFORMATION: {entry.source_ref}: a {kind} statement "
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {entry.source_ref}: "
+                            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} statement "
                             "that says there is no information, not filed")
         return None
     entry.type, entry.mapped = ABSENCE, True  # a shared code system, not a local code
     entry.details["absent"] = kind
+    if entry.status == "active":  # the list is empty now: a statement made, no result to come
+        entry.status = "final"  # ('active' was exported as a preliminary Observation)
+    return entry
+
+
+def _negated_absence(entry: Entry, kind: str) -> Entry:
+    """A generic code negated (C-CDA: no 'allergy to substance', no 'problem', no 'drug or
+    medicament') is the list said empty: the 'absence' an IPS document says with its own
+    code, under that code (cda_negated_absences.csv), the code sent in details. An allergy
+    naming its substance in words only ('no allergy to latex') is no absence."""
+    if kind == ALLERGY and "allergen_text" in entry.details:
+        return entry
+    sent = {"code": entry.code, "system": entry.system, "display": entry.display}
+    entry.code = _negated_absences()[(entry.system or "", entry.code or "")]
+    entry.system = IPS_ABSENT_SYSTEM
+    entry.display = entry.code.replace("-", " ").capitalize()  # 'No known allergies'
+    entry.type, entry.mapped = ABSENCE, True
+    if entry.status == "active":  # as ``_absence``: a statement made, no result to come
+        entry.status = "final"
+    entry.value = entry.value_type = None  # the generic code was the value: no finding
+    for said in ("negated", "value_code", "observation_code"):  # all in 'absent' now
+        entry.details.pop(said, None)
+    entry.details["absent"] = kind
+    entry.details["absent_as_sent"] = {k: v for k, v in sent.items() if v}
     return entry
 
 
@@ -1596,10 +1735,14 @@ def _typed(act: ClinicalStatement) -> bool:
     return any(t.root in kinds and kinds[t.root] != SKIP for t in act.template_ids)
 
 
-# Sections whose untyped statements (no templateId at all: senders do omit them) are still
-# of one kind when their structure agrees: a measurement among vital signs, a coded
-# problem in a problem list, an observation naming a substance among allergies.
-SECTION_KINDS = {"8716-3": VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
+# Sections whose untyped statements (no templateId we know: senders do omit them, other
+# countries' documents have their own) are still of one kind when their structure agrees: a
+# measurement among vital signs, a coded problem in a problem list, an observation naming a
+# substance among allergies. Under a template of their own they were plain observations.
+VITAL_SIGNS_SECTION = "8716-3"  # LOINC Vital signs
+PLAN_OF_TREATMENT_SECTION = "18776-5"  # LOINC Plan of care note (C-CDA, CI-SIS plan de soins)
+SECTION_KINDS = {VITAL_SIGNS_SECTION: VITAL_SIGN, "11450-4": PROBLEM, "48765-2": ALLERGY}
+IMMUNIZATIONS_SECTION = "11369-6"  # LOINC History of Immunization Narrative
 
 
 def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
@@ -1610,16 +1753,29 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
         # among results, unless a more specific template says what it is
         found.discard(RESULT_BY_CONTEXT)
         if not found:
-            return LAB_RESULT if in_results else (OBSERVATION if act.values else None)
+            if in_results:
+                return LAB_RESULT
+            if section_code == VITAL_SIGNS_SECTION and act.values:
+                return VITAL_SIGN  # CCD 1.0 writes its vital signs with this template only
+            return OBSERVATION if act.values else None
     if found:
         if len(found) == 1:  # nearly always (a result's templates all say 'result')
             return found.pop()
         return min(found, key=lambda k: _PRECEDENCE.index(k) if k in _PRECEDENCE else 99)
     if isinstance(act, SubstanceAdministration):
-        return MEDICATION
+        # among immunizations, a vaccination whatever template of another country it has
+        return IMMUNIZATION if section_code == IMMUNIZATIONS_SECTION else MEDICATION
+    if isinstance(act, Procedure | Encounter) and not in_results and \
+            act.code is not None and (act.code.code or act.code.translations) and \
+            _read_elsewhere().isdisjoint(act.template_roots):
+        # a procedure or an encounter element is one whatever its template (IPS, another
+        # country's, none at all): they were not filed (CDA_NOT_FILED 'of a kind not read
+        # here'); a specimen's collection (among results, or by its template) is read there,
+        # one naming nothing (a reference to an encounter by its id) is no statement
+        return PROCEDURE if isinstance(act, Procedure) else ENCOUNTER
     if not isinstance(act, Observation):
         return None
-    by_section = SECTION_KINDS.get(section_code) if not act.template_ids else None
+    by_section = SECTION_KINDS.get(section_code)
     if by_section == ALLERGY and any(p.type_code == "CSM" and p.entity is not None and
                                      p.entity.player_code is not None
                                      for p in act.participants):
@@ -1728,9 +1884,11 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
-        if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(value, CD):
+        if isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
+                                      _asserts(act, kind)):
             # the diagnosis / allergy type is the value; the observation code only says
-            # 'diagnosis' or 'assertion'
+            # 'diagnosis' or 'assertion' (C-CDA Pregnancy Observation: ASSERTION, value
+            # 'pregnant', was an observation 'ASSERTION')
             coded = _code(value, ctx, section)
             if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
@@ -1742,6 +1900,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 entry.display, entry.mapped = entry.value, False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
+    elif kind == OBSERVATION and isinstance(act.effective_time, IVL) and \
+            isinstance(act.effective_time.low, TS) and act.effective_time.low.value and \
+            isinstance(act.effective_time.high, TS) and act.effective_time.high.value:
+        # a period observed (C-CDA Tobacco Use: smoked daily from 1995 to 2015): its start
+        # is the entry's time, its end was dropped
+        end = act.effective_time.high
+        entry.details["period_high"] = _iso_value(end.value, ctx.warnings, end.path) or None
     if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
@@ -1769,6 +1934,12 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+def _asserts(act: Observation, kind: str) -> bool:
+    """An observation whose code is HL7 ActCode ASSERTION: its value is what it says."""
+    return kind == OBSERVATION and act.code is not None and act.code.code == "ASSERTION" \
+        and system_name(act.code.code_system) == "HL7-ACTCODE"
 
 
 def _placeholder_value(value: Value, section: Section) -> bool:
@@ -1834,6 +2005,15 @@ def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> 
     """A problem's status ('active', 'resolved') and severity, an allergy's severity: coded
     values of the observations it nests, which were skipped as not entries of their own
     and lost; they go to details, as {code, system, display}."""
+    for key, coded in _qualifier_values(act, ctx, section).items():
+        entry.details.setdefault(key, coded)
+
+
+def _qualifier_values(act: ClinicalStatement, ctx: _Ctx,
+                      section: Section) -> dict[str, dict[str, str]]:
+    """The coded qualifiers (QUALIFIERS: status, severity, certainty...) the observations
+    nested in ``act`` say, the first of each kind."""
+    found: dict[str, dict[str, str]] = {}
     for rel in act.entry_relationships:
         obs = rel.act
         if not isinstance(obs, Observation) or obs.code is None or not obs.values or \
@@ -1841,11 +2021,12 @@ def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> 
             continue
         key = QUALIFIERS.get((system_name(obs.code.code_system), obs.code.code))
         value = _untyped(obs.values[0])
-        if key is None or key in entry.details or not isinstance(value, CD):
+        if key is None or key in found or not isinstance(value, CD):
             continue
         coded = _code(value, ctx, section)
         if coded:
-            entry.details[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
+            found[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
+    return found
 
 
 def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
@@ -1937,15 +2118,26 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
         entry.details["reactions"] = reactions
 
 
-def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, str] | None:
-    """A reaction (manifestation) of an allergy: its coded value, else its words."""
+def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
+    """A reaction (manifestation) of an allergy: its coded value, else its words, and its
+    severity (C-CDA R2.1 Severity Observation 4.8 nested in the reaction, no longer in the
+    allergy: 'hives, moderate', 'anaphylaxis, severe'; it was dropped)."""
     value = _untyped(act.values[0]) if act.values else None
     coded = _code(value, ctx, section) if isinstance(value, CD) else None
+    out: dict[str, Any]
     if coded and coded[0]:
-        return {"code": coded[0], "system": coded[1], "display": coded[2]}
-    text = (original_text(value, section) if isinstance(value, CD) else "") or act.text or \
-        referenced_text(act.text_reference, section)
-    return {"text": text} if text else None
+        out = {"code": coded[0], "system": coded[1], "display": coded[2]}
+    else:
+        text = (original_text(value, section) if isinstance(value, CD) else "") or \
+            act.text or referenced_text(act.text_reference, section)
+        if not text:
+            return None
+        out = {"text": text}
+    if act.entry_relationships:
+        severity = _qualifier_values(act, ctx, section).get("severity")
+        if severity:
+            out["severity"] = severity
+    return out
 
 
 def _pharm_codes(ext: Extension) -> Iterator[dict[str, str]]:
@@ -2076,9 +2268,59 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
+    _repeats(act, entry.details)
+    if act.preconditions:
+        conditions = [c for c in (_precondition(p, ctx, section) for p in act.preconditions)
+                      if c]
+        if conditions:
+            entry.details["preconditions"] = conditions
     if act.mood_code not in ("", "EVN"):
         entry.details["mood"] = act.mood_code
     return entry
+
+
+@cache
+def _repeat_keys() -> dict[str, str]:
+    return column_map("cda_repeat_numbers", "template", "key")
+
+
+def _repeats(act: ClinicalStatement, details: dict[str, Any]) -> None:
+    """How many times a prescription may be renewed or filled (repeatNumber, read by the
+    template saying what it counts: tables/cda_repeat_numbers.csv). eP-MED's 'à renouveler 3
+    fois' and a C-CDA order's fills were dropped."""
+    count = getattr(act, "repeat_number", None)
+    if not isinstance(count, IVL | INT):
+        return
+    keys = _repeat_keys()
+    key = next((keys[t.root] for t in act.template_ids if t.root in keys), None)
+    if key is None:
+        return
+    text = (count.value or (count.high.value if isinstance(count, IVL) and
+                            isinstance(count.high, INT | IVL) else "")).strip()
+    if text.isdigit():
+        details[key] = int(text)
+
+
+def _precondition(criterion: ClinicalStatement, ctx: _Ctx,
+                  section: Section) -> dict[str, Any] | None:
+    """What must hold for a medication to be given (precondition/criterion): C-CDA's 'as
+    needed for' (Precondition for Substance Administration 4.25: code ASSERTION, the
+    condition its value: albuterol PRN wheezing), CI-SIS eP-MED's 'si douleur' (text), a
+    protocol's criterion checked (code and BL value). It was dropped: a medication taken
+    only when needed read as taken regularly."""
+    value = _untyped(criterion.values[0]) if criterion.values else None
+    code = criterion.code
+    out: dict[str, Any] = {}
+    if isinstance(value, CD):
+        out = _coded_or_words(value, ctx, section) or {}
+    if not out and code is not None and code.code and code.code != "ASSERTION":
+        out = _coded_or_words(code, ctx, section) or {}
+        if isinstance(value, BL) and value.value:
+            out["value"] = value.value
+    text = criterion.text or referenced_text(criterion.text_reference, section)
+    if text and not is_placeholder(text) and "text" not in out:
+        out["text"] = text[:500]
+    return out or None
 
 
 def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
@@ -2096,8 +2338,18 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
         rate_text = _dose_range(rate) if isinstance(rate, IVL) else _quantity(rate)
         if rate_text:
             details["rate"] = rate_text
+    most = act.max_dose_quantity
+    if isinstance(most, RTO):  # 'at most 4 a day' (eP-MED, C-CDA PRN): dropped
+        ratio = _ratio(most)
+        if ratio:
+            details["max_dose"] = ratio
     if act.route_code is not None and act.route_code.code:
         details["route"] = act.route_code.code
+        coded = _coded_or_words(act.route_code, ctx, section)
+        if coded and (coded.get("system") or coded.get("display")):
+            # the bare code said neither whose it is nor what it means: 'C38288' (NCI, C-CDA),
+            # '20053000' (EDQM, CI-SIS, IPS), 'PO' (HL7 RouteOfAdministration)
+            details["route_coded"] = coded
     if act.administration_unit_code is not None:
         # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
         # the dose read '1' of nothing
@@ -2106,6 +2358,23 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
             details["administration_unit"] = unit
     for t in act.effective_times:
         _timing(t, details)
+
+
+_HOURS = {"h": Decimal(1), "d": Decimal(24)}  # UCUM units a daily frequency is given in
+
+
+def _times_a_day(period: PQ) -> str | None:
+    """A PIVL_TS with institutionSpecified="true" is a frequency, not an interval (HL7 V3
+    data types: '3 times a day' against 'every 8 hours'): C-CDA writes twice a day as period
+    12 h so, and it was read 'every 12 h'. None when it is no whole count a day."""
+    try:
+        hours = Decimal(period.value.strip()) * _HOURS[period.unit.strip() or "h"]
+    except (KeyError, ArithmeticError, ValueError):
+        return None
+    if hours <= 0 or Decimal(24) % hours:
+        return None
+    times = int(Decimal(24) / hours)
+    return "once a day" if times == 1 else f"{times} times a day"
 
 
 def _dose_range(dose: IVL) -> str | None:
@@ -2139,7 +2408,9 @@ def _timing(t: Value, details: dict[str, Any]) -> None:
     elif t.type == "PIVL_TS":
         period = getattr(t, "period", None)
         if isinstance(period, PQ) and period.value:
-            details["frequency"] = f"every {period.value} {period.unit}".strip()
+            details["frequency"] = (_times_a_day(period) if
+                                    getattr(t, "institution_specified", "") == "true"
+                                    else None) or f"every {period.value} {period.unit}".strip()
         elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
             bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
                          None)
@@ -2234,6 +2505,7 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             if isinstance(quantity, PQ) and quantity.value:
                 entry.details[key] = {"value": quantity.value.strip(),
                                       "unit": quantity.unit or None}
+            _repeats(act, entry.details)
         return
     if isinstance(act, SubstanceAdministration) and rel.type_code == "COMP" and \
             not _names_a_product(act.consumable) and \
@@ -2576,6 +2848,12 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
+            if not value.code and value.null_flavor:
+                # no code of the sender's own (nullFlavor OTH), a standard one in translation:
+                # the sender's words ('Non reactive' for 'Negative') were dropped
+                words = original_text(value, section)[:500]
+                if words and words != entry.value:
+                    entry.details["value_text"] = words
         else:
             entry.value = original_text(value, section)[:2000] or None
         if value.qualifiers:
@@ -2828,7 +3106,7 @@ def _iso(ts: TS | None, warnings: list[str], where: str) -> str | None:
 
 def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -> str:
     try:
-        return hl7_ts_to_iso(value)
+        return hl7_ts_to_iso(value, _ZONE.get())
     except ValueError:
         if warnings is not None:
             warnings.append(f"CDA_BAD_DATE: {where}: {BAD_TS_TEXT}, ignored")

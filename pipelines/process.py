@@ -621,7 +621,8 @@ def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
     except CdaParseError as exc:
         raise _failed("parse", exc) from None
     try:
-        normalized = normalize_cda(document, data, row.source, ctx.mappings)
+        normalized = normalize_cda(document, data, row.source, ctx.mappings,
+                                   ctx.settings.source_zone(row.source))
     except NormalizationError as exc:
         raise _failed("normalize", exc) from None
     return _prepared(row, normalized, list(normalized.warnings), started)

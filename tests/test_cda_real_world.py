@@ -3262,6 +3262,8 @@ def test_the_dosage_instructions_of_a_dispense_are_kept() -> None:
       </supply></entry>"""))
     assert entry.details["dispensed"] is True
     assert entry.details["dosage"] == {"dose": "2 {tablet}", "route": "20053000",
+                                       "route_coded": {"code": "20053000", "system": "EDQM",
+                                                       "display": ""},
                                        "period_low": "2023-01-25", "period_high": "2023-01-27",
                                        "event": "ACM"}
 
