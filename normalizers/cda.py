@@ -387,10 +387,22 @@ def _missing_id(ii) -> str:  # noqa: ANN001
 
 
 def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, ...],
-                 mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
+                 mappings: CodeMappings | None, warnings: list[str],
+                 zone: str | None = None) -> list[Entry]:
     """The coded entries of a document's body, pointing at ``document_key``: for a CDA that
     arrived inside an HL7v2 message (its DOCUMENT entry is made there, with the message's
-    DMP flags, which then apply to these entries too)."""
+    DMP flags, which then apply to these entries too). Its times without offset are read
+    as ``normalize_cda`` reads them (``document_zone``): the same document by both channels
+    files the same instants, which level 4 compares."""
+    token = _ZONE.set(document_zone(doc, zone))
+    try:
+        return _body_entries(doc, document_key, source, mappings, warnings)
+    finally:
+        _ZONE.reset(token)
+
+
+def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...],
+                  mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
     header = doc.header
     doc_id = header.id.key if header.id is not None else document_key
     set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id

@@ -879,14 +879,16 @@ def _with_confidentiality(masking: dict[str, bool], doc: Entry,
 
 
 def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
-                         mappings: CodeMappings | None, warnings: list[str]) -> None:
+                         mappings: CodeMappings | None, warnings: list[str],
+                         zone: str | None = None) -> None:
     """Append the coded entries of every CDA document of the message, and the report read
-    from every PDF document (not for deletions)."""
+    from every PDF document (not for deletions). ``zone``: the one the source declared
+    (``Message.zone``), for a CDA's times without offset as a CDA file of that source."""
     for doc in [e for e in entries if e.type == DOCUMENT and e.action != ACTION_DELETE]:
         if doc.attachment is not None and doc.attachment.media_type == PDF_MEDIA_TYPE:
             entries.extend(pdf_report_entries(doc, doc.attachment.data, source, warnings))
         else:
-            entries.extend(embedded_entries(doc, source, mappings, warnings))
+            entries.extend(embedded_entries(doc, source, mappings, warnings, zone))
 
 
 PDF_MEDIA_TYPE = "application/pdf"
@@ -921,7 +923,8 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
 
 
 def embedded_entries(document: Entry, source: str | tuple[str, ...],
-                     mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
+                     mappings: CodeMappings | None, warnings: list[str],
+                     zone: str | None = None) -> list[Entry]:
     """The coded entries of a CDA carried in an OBX: the same extraction as a CDA received as
     a file (normalizers/cda.py), so the same document by both channels files the same
     entries once. A body that cannot be read leaves the document filed, with a warning."""
@@ -937,7 +940,7 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
                         f"({exc.code}); the document is filed without its coded entries")
         return []
     return body_entries(parsed, document_key=document.key, source=source,
-                        mappings=mappings, warnings=warnings)
+                        mappings=mappings, warnings=warnings, zone=zone)
 
 
 def ei_id(msg: Message, rep: str) -> str:
@@ -1060,7 +1063,7 @@ def normalize_mdm(msg: Message, source: str,
     warnings.extend(reference_warning(obx) for obx in referenced)
     if others:
         meta.details["observations"] = others
-    add_embedded_entries(entries, source, mappings, warnings)
+    add_embedded_entries(entries, source, mappings, warnings, msg.zone)
     apply_meta(entries, meta, warnings)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,

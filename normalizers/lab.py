@@ -574,7 +574,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         r.details["specimen"] = dict(specimen)
         entries.extend(results)
     _empty_documents(empty, entries, warnings)
-    add_embedded_entries(entries, source, mappings, warnings)
+    add_embedded_entries(entries, source, mappings, warnings, msg.zone)
     apply_meta(entries, meta, warnings)
     try:
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,

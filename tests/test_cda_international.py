@@ -834,3 +834,21 @@ def test_a_note_activity_is_a_comment() -> None:
     problem, = msg.entries[1:]
     assert problem.details["comments"] == ["Équilibre correct sous metformine."]
     assert not any(w.startswith("CDA_NOT_FILED") for w in msg.warnings)
+
+
+def test_a_cda_carried_in_an_oru_reads_its_times_as_the_same_cda_as_a_file() -> None:
+    """The US document carried in an ORU's ED: its body was read at Paris's offset there
+    while the same document as a file was read at its own (-0500), so one vital sign by two
+    channels was two instants, never one fact (level 4)."""
+    import base64
+
+    from normalizers.model import DOCUMENT
+    from tests.test_documents_normalizer import norm as hl7_norm
+    from tests.test_documents_normalizer import oru
+
+    data = (CCDA_HEAD.format(effective="20240315143200-0500")
+            + section("8716-3", "BP 132", VITALS) + TAIL).encode()
+    as_file = normalize_cda(parse_cda(data), data, "test").entries[1]
+    carried = hl7_norm(oru("NW", "F", base64.b64encode(data).decode()))
+    bp, = [e for e in carried.entries if e.type != DOCUMENT and e.code == "8480-6"]
+    assert bp.effective == as_file.effective == "2024-03-15T10:15:00-05:00"
