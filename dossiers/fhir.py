@@ -39,8 +39,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
   is a UCUM code we know, else the unit as text); a coded value -> valueCodeableConcept; any
-  other text -> valueString. The reference range is kept as text (low/high too when it is a
-  plain 'low-high' of two numbers).
+  other text -> valueString. The reference range is kept as text, with low/high when we read
+  its limits ('low-high' in its spellings, 'low^high', one-sided, powers of ten), followed or
+  not by a unit, which must then be the result's (else text only).
 - Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are. FHIR times
   need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
   allows); a time to the hour only, or a time without offset, is cut back to its date (FHIR
@@ -78,6 +79,7 @@ from typing import Any
 from urllib.parse import quote
 
 from normalizers.tabledata import read_csv_rows, table
+from normalizers.units import to_ucum
 
 TABLES = Path(__file__).resolve().parent / "tables"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:dmp-ingest:fhir")
@@ -107,15 +109,23 @@ _OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as i
                    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d+)?)?)?)?"  # the time
                    r"(Z|[+-]\d{2}:?\d{2})?")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
-_NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
-# 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41')
-_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à)\s*({_NUMBER})\s*", re.IGNORECASE)
+# a limit: a number ('3,5'), or a power of ten as colony counts are written ('10^3', '10E5',
+# '1,5x10^4')
+_NUMBER = (r"(?:10\^[+-]?\d{1,2}|[+-]?\d+(?:[.,]\d+)?"
+           r"(?:\s*[x\u00d7*]\s*10\^[+-]?\d{1,2}|[eE][+-]?\d{1,2})?)")
+# 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41',
+# '3.5^5.1' (OBX-7 sent as low^high components), '70_105')
+_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à|\^|_)\s*({_NUMBER})\s*",
+                    re.IGNORECASE)
 # one-sided ranges ('<5', '< 5', '>= 60'): a high or a low limit alone
 _BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<|>)\s*({_NUMBER})\s*")
 # the same in French words, as labs print them ('inf à 0,5', 'sup. à 60', 'inférieur ou égal
 # à 5'): 'inf...' is a high limit, 'sup...' a low one
 _BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?\s*[àa]\s*"
                           rf"({_NUMBER})\s*", re.IGNORECASE)
+# a range followed by its unit ('45-84 µmol/l', '< 5 mg/L'): the unit is the last word
+_RANGE_UNIT = re.compile(r"(.*\d)\s+(\S*[^\d\s.,]\S*)\s*")
+_POWER = re.compile(r"(?:([+-]?\d+(?:[.,]\d+)?)\s*(?:[x\u00d7*]\s*10\^|[eE])|10\^)([+-]?\d{1,2})")
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -374,24 +384,57 @@ def _number(value: Any) -> float | None:  # noqa: ANN401
 
 
 def _reference_range(entry: Mapping) -> list[dict]:
+    """referenceRange: the text as sent, and its low/high (in the result's unit) when the
+    text is a range we read: 'low-high' in its spellings, one-sided ('<5', 'inf à 5'), a
+    power of ten ('<10^3'), followed or not by a unit. A unit written in the range is taken
+    only when it is the result's (the same UCUM unit); another unit, or one we cannot read,
+    leaves the text alone: a limit is never given in a unit it was not written in."""
     text = _text(entry.get("reference_range"))
     if not text:
         return []
     rng: dict[str, Any] = {"text": text}
     unit, sent = entry.get("unit"), entry.get("unit_original")
-    m = _RANGE.fullmatch(text)
-    if m:
-        low, high = (float(g.replace(",", ".")) for g in m.groups())
-        if low <= high:
-            rng["low"] = _quantity(low, unit, sent)
-            rng["high"] = _quantity(high, unit, sent)
-    elif (m := _BOUND.fullmatch(text)) is not None:
-        limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
-        rng["high" if m.group(1) in ("<", "<=", "\u2264") else "low"] = limit
-    elif (m := _BOUND_WORDS.fullmatch(text)) is not None:
-        limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
-        rng["high" if m.group(1).lower() == "inf" else "low"] = limit
+    limits = _range_limits(text)
+    if limits is None and (m := _RANGE_UNIT.fullmatch(text)) is not None \
+            and _same_unit(m.group(2), unit, sent):
+        limits = _range_limits(m.group(1))
+    if limits is not None:
+        for side, number in limits.items():
+            rng[side] = _quantity(number, unit, sent)
     return [rng]
+
+
+def _range_limits(text: str) -> dict[str, float] | None:
+    """{'low': .., 'high': ..} (either or both) that a range's text says; None if unread."""
+    if (m := _RANGE.fullmatch(text)) is not None:
+        low, high = (_limit(g) for g in m.groups())
+        return {"low": low, "high": high} if low <= high else None
+    if (m := _BOUND.fullmatch(text)) is not None:
+        return {"high" if m.group(1) in ("<", "<=", "\u2264") else "low": _limit(m.group(2))}
+    if (m := _BOUND_WORDS.fullmatch(text)) is not None:
+        return {"high" if m.group(1).lower() == "inf" else "low": _limit(m.group(2))}
+    return None
+
+
+def _limit(number: str) -> float:
+    """A limit as written ('3,5', '10^3', '1,5x10^4', '1E5') as its number."""
+    number = number.strip()
+    m = _POWER.fullmatch(number)
+    if m is None:
+        return float(number.replace(",", "."))
+    mantissa = (m.group(1) or "1").replace(",", ".")
+    return float(f"{mantissa}e{int(m.group(2))}")
+
+
+def _same_unit(written: str, unit: str | None, sent: str | None) -> bool:
+    """Whether the unit written after a range is the result's: the same UCUM unit, or the
+    unit exactly as the result was sent with (a unit we do not map)."""
+    if not unit:
+        return False
+    if written == _text(sent) or written == unit:
+        return True
+    read = to_ucum(written)
+    return read.mapped and read.unit == unit
 
 
 def _interpretation(entry: Mapping) -> list[dict]:

@@ -704,3 +704,54 @@ def test_an_encounter_is_an_encounter_with_its_class_period_place_and_reasons() 
     assert visit["period"] == {"start": "2022-12-11"}
     assert (res["3"]["class"]["code"], res["3"]["type"][0]["coding"][0]["code"]) == (
         "AMB", "99213")  # C-CDA: the CPT visit code, AMB its ActCode translation
+
+
+# -- results filed through the pipeline, read as a FHIR reader would ---------------------------
+def _filed(ctx, *messages: bytes) -> tuple[dict, dict[str, dict]]:  # noqa: ANN001
+    """The messages filed in order (tests/test_result_lifecycle.py's way), the dossier
+    exported and validated; (bundle, {LOINC or local code: its current resource})."""
+    from tests.test_result_lifecycle import _file
+
+    _file(ctx, *messages)
+    with ctx.engine.connect() as conn:
+        (pid,) = conn.execute(select(patients.c.id)).scalars().all()
+        row, rows = load_dossier_rows(conn, pid)
+        prov = load_provenance(conn, [r["id"] for r in rows])
+    bundle = to_bundle(row, rows, provenance=prov)
+    check_bundle(bundle)
+    mapped = by_entry_id(bundle)
+    by_code = {}
+    for r in rows:
+        key = r["code"] if r["code"] not in by_code else f"{r['code']}#2"
+        by_code[key] = mapped[r["id"]]
+    return bundle, by_code
+
+
+def _limits(res: dict) -> dict:
+    return {k: (v["value"], v.get("code", v.get("unit"))) for k, v in
+            res["referenceRange"][0].items() if k in ("low", "high")}
+
+
+def test_reference_ranges_with_their_unit_components_or_powers_of_ten(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBX-7 as labs write it: '45-84 µmol/l' (the unit after the range), '3.5^5.1'
+    (low^high components), '70_105', '<10^3' (a colony count). All were exported as text
+    alone: no reader could compare the value with them. Low/high now, in the result's
+    unit; a range in another unit than the result's stays text (never a limit in a unit it
+    was not written in); the text is always kept as sent."""
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "F",
+                    "OBX|1|NM|14682-9^Créatinine^LN||70|µmol/L|45-84 µmol/l|N|||F",
+                    "OBX|2|NM|2823-3^Potassium^LN||4.2|mmol/L|3.5^5.1|N|||F",
+                    "OBX|3|NM|2345-7^Glucose^LN||95|mg/dL|70_105|N|||F",
+                    "OBX|4|NM|564-5^Numération^LN||>10^5|UFC/mL|<10^3|A|||F",
+                    "OBX|5|NM|2951-2^Sodium^LN||140|mmol/L|3,5 - 5,0 g/l|N|||F",
+                    "OBX|6|NM|1988-5^CRP^LN||3|mg/L|< 5 mg/l|N|||F"))
+    assert _limits(res["14682-9"]) == {"low": (45.0, "umol/L"), "high": (84.0, "umol/L")}
+    assert res["14682-9"]["referenceRange"][0]["text"] == "45-84 µmol/l"
+    assert _limits(res["2823-3"]) == {"low": (3.5, "mmol/L"), "high": (5.1, "mmol/L")}
+    assert _limits(res["2345-7"]) == {"low": (70.0, "mg/dL"), "high": (105.0, "mg/dL")}
+    assert _limits(res["564-5"]) == {"high": (1000.0, "{CFU}/mL")}
+    assert _limits(res["2951-2"]) == {}  # g/l beside a result in mmol/L: text only
+    assert res["2951-2"]["referenceRange"][0]["text"] == "3,5 - 5,0 g/l"
+    assert _limits(res["1988-5"]) == {"high": (5.0, "mg/L")}
