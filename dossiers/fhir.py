@@ -38,10 +38,14 @@ Mapping decisions (the tables are in dossiers/tables/):
   base_url. Unmapped local codes are exported as they are, with their local system; a local
   code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
-  is a UCUM code we know, else the unit as text); a coded value -> valueCodeableConcept; any
-  other text -> valueString. The reference range is kept as text, with low/high when we read
-  its limits ('low-high' in its spellings, 'low^high', one-sided, powers of ten), followed or
-  not by a unit, which must then be the result's (else text only).
+  is a UCUM code we know, else the unit as text); a titre (SN '1:64', CDA RTO) ->
+  valueRatio; an SN range -> valueRange; a coded value -> valueCodeableConcept (words sent
+  where a code was due: its text only); any other text -> valueString. No value: why, as
+  dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
+  what the lab wrote instead of a value as its text; never for an entry in error. The
+  reference range is kept as text, with low/high when we read its limits ('low-high' in its
+  spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
+  then be the result's (else text only).
 - Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are. FHIR times
   need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
   allows); a time to the hour only, or a time without offset, is cut back to its date (FHIR
@@ -87,6 +91,7 @@ UCUM = "http://unitsofmeasure.org"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 RFC3986 = "urn:ietf:rfc:3986"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 GENDERS = {"F": "female", "M": "male", "U": "unknown", "O": "other"}
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 CONFIDENTIALITY_CODES = frozenset({"U", "L", "M", "N", "R", "V"})
@@ -451,20 +456,100 @@ def _interpretation(entry: Mapping) -> list[dict]:
 
 
 def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
-    """value[x] of an Observation: quantity, coded concept or string."""
+    """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
+    value sent as words alone: its text only, never a code), or string. No value: why, in
+    dataAbsentReason (``_absent``)."""
     number = _number(entry.get("value_num"))
     if number is not None:
         return {"valueQuantity": _quantity(number, entry.get("unit"),
                                            entry.get("unit_original"),
                                            entry.get("comparator"))}
     text = _text(entry.get("value"))
+    numeric = _sn_value(entry, details) or _rto_value(entry)
+    if numeric:
+        return numeric
     coded = details.get("coded_value") or details.get("value_code")
-    if isinstance(coded, Mapping) and _code(coded.get("code")):
-        return {"valueCodeableConcept": {
-            "coding": [_coding(coded.get("code"), coded.get("system"),
-                               coded.get("display") or text, base_url)],
-            "text": text}}
-    return {"valueString": text} if text else {}
+    if isinstance(coded, Mapping):
+        codings = [_coding(c, s, d, base_url) for c, s, d in (
+            (coded.get("code"), coded.get("system"), coded.get("display") or text),
+            (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")))
+            if _code(c)]
+        concept_text = _text(coded.get("original_text")) or text
+        if codings or concept_text:
+            return {"valueCodeableConcept": {"coding": codings, "text": concept_text}}
+    if text:
+        return {"valueString": text}
+    return _absent(entry, details)
+
+
+@cache
+def _absent_reasons() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["source"], r["code"]): r
+            for r in read_csv_rows(TABLES / "fhir_data_absent.csv")}
+
+
+def _absent(entry: Mapping, details: Mapping) -> dict:
+    """dataAbsentReason of an Observation without value (fhir_data_absent.csv), with what the
+    lab wrote instead of a value (details.value_withheld: 'Prélèvement coagulé', 'En
+    cours') as its text. An entry in error gets none: what it held is no value at all."""
+    status = entry.get("status")
+    if fhir_status(status, "Observation") == "entered-in-error":
+        return {}
+    reasons = _absent_reasons()
+    row = reasons.get(("nullFlavor", str(details.get("value_null_flavor") or "").upper())) \
+        or (reasons.get(("held", "true")) if details.get("value_held") else None) \
+        or reasons.get(("status", str(status or "")))
+    if row is None:
+        return {}
+    return {"dataAbsentReason": {
+        "coding": [{"system": DATA_ABSENT, "code": row["reason"], "display": row["display"]}],
+        "text": _text(details.get("value_withheld"))}}
+
+
+def _sn_value(entry: Mapping, details: Mapping) -> dict | None:
+    """An HL7v2 SN of two numbers (details.sn): '1:64', '1/64' (a titre) -> valueRatio,
+    '10-20' -> valueRange (in the result's unit). A comparator before it, a unit beside a
+    ratio, anything else ('2+'): left as the text it is."""
+    sn = details.get("sn")
+    if not isinstance(sn, Mapping) or sn.get("comparator") not in (None, "", "="):
+        return None
+    first, second = (_sn_number(sn.get(k)) for k in ("num1", "num2"))
+    if first is None or second is None:
+        return None
+    if sn.get("separator") in (":", "/") and not _text(entry.get("unit")) and second:
+        return {"valueRatio": {"numerator": {"value": first},
+                               "denominator": {"value": second}}}
+    if sn.get("separator") == "-" and first <= second:
+        unit, sent = entry.get("unit"), entry.get("unit_original")
+        return {"valueRange": {"low": _quantity(first, unit, sent),
+                               "high": _quantity(second, unit, sent)}}
+    return None
+
+
+def _sn_number(value: Any) -> float | None:  # noqa: ANN401
+    text = _text(value)
+    if text is None or not re.fullmatch(r"[+-]?\d+(?:[.,]\d+)?", text):
+        return None
+    return _number(text.replace(",", "."))
+
+
+# a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'
+_RATIO = re.compile(r"([+-]?\d+(?:\.\d+)?)(?:\s+(\S+))?/([+-]?\d+(?:\.\d+)?)(?:\s+(\S+))?")
+
+
+def _rto_value(entry: Mapping) -> dict | None:
+    """A CDA ratio (xsi:type RTO, RTO_INT_INT, RTO_PQ_PQ: a titre) -> valueRatio, each term
+    with its unit (UCUM, as CDA PQ units are, when we know it as such)."""
+    if not str(entry.get("value_type") or "").upper().startswith("RTO"):
+        return None
+    m = _RATIO.fullmatch(_text(entry.get("value")) or "")
+    if m is None or not _number(m.group(3)):
+        return None
+    terms = []
+    for number, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
+        ucum = to_ucum(unit).unit if unit else None
+        terms.append(_quantity(float(number), ucum, unit))
+    return {"valueRatio": {"numerator": terms[0], "denominator": terms[1]}}
 
 
 # -- resources --------------------------------------------------------------------------------

@@ -755,3 +755,65 @@ def test_reference_ranges_with_their_unit_components_or_powers_of_ten(sqlite_ctx
     assert _limits(res["2951-2"]) == {}  # g/l beside a result in mmol/L: text only
     assert res["2951-2"]["referenceRange"][0]["text"] == "3,5 - 5,0 g/l"
     assert _limits(res["1988-5"]) == {"high": (5.0, "mg/L")}
+
+
+def test_values_withheld_titres_ranges_and_words_in_a_coded_value(sqlite_ctx) -> None:  # noqa: ANN001
+    """What OBX-5 holds under OBX-11 I or X ('En cours', 'Prélèvement coagulé') is no value:
+    the export said nothing of why there was none; now dataAbsentReason (temp-unknown,
+    not-performed) with the lab's words as its text, never a value. A final status change
+    (U) with nothing held before: unknown. A titre '1:64' was a string, now a valueRatio;
+    an SN range a valueRange. A CE holding words alone is a CodeableConcept with its text
+    only (it was a valueString), and a value coded in the alternate triplet only keeps
+    its code."""
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "P",
+                    "OBX|1|NM|2951-2^Sodium^LN||En cours||||||I",
+                    "OBX|2|NM|2823-3^Potassium^LN||Prélèvement coagulé||||||X",
+                    "OBX|3|NM|1963-8^Bicarbonates^LN||||||||U",
+                    "OBX|4|SN|5130-0^Titre^LN||^1^:^64||<1:16|H|||F",
+                    "OBX|5|SN|2349-9^Glucose urine^LN||^10^-^20|mg/dL||A|||F",
+                    "OBX|6|CE|5778-6^Couleur^LN||Jaune citrin||||||F",
+                    "OBX|7|CWE|20464-4^Bactéries^LN||^^^260373001^Detected^SCT||||||F",
+                    "OBX|8|SN|18864-9^Ampicilline CMI^LN||>^16|mg/L||R|||F"))
+    absent = {code: res[code].get("dataAbsentReason") for code in
+              ("2951-2", "2823-3", "1963-8")}
+    assert {c: (a["coding"][0]["code"], a.get("text")) for c, a in absent.items()} == {
+        "2951-2": ("temp-unknown", "En cours"),
+        "2823-3": ("not-performed", "Prélèvement coagulé"),
+        "1963-8": ("unknown", None)}
+    for code in absent:
+        assert not any(k.startswith("value") for k in res[code])
+        assert absent[code]["coding"][0]["system"] == \
+            "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+    assert res["5130-0"]["valueRatio"] == {"numerator": {"value": 1.0},
+                                           "denominator": {"value": 64.0}}
+    assert res["2349-9"]["valueRange"]["low"] == {
+        "value": 10.0, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}
+    assert res["2349-9"]["valueRange"]["high"]["value"] == 20.0
+    assert res["5778-6"]["valueCodeableConcept"] == {"text": "Jaune citrin"}
+    assert res["20464-4"]["valueCodeableConcept"]["coding"] == [{
+        "system": "http://snomed.info/sct", "code": "260373001", "display": "Detected"}]
+    assert res["18864-9"]["valueQuantity"]["comparator"] == ">"
+    assert "dataAbsentReason" not in res["18864-9"]
+
+
+def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -> None:
+    """A CDA RTO value (filed '1/64', '5 mg/1 mL') was a valueString; a value sent as a
+    nullFlavor (NAV, MSK) said nothing of why it was absent."""
+    rows = [_row(1, value="1/64", value_type="RTO", code="31147-2"),
+            _row(2, value="5 mg/1 mL", value_type="RTO_PQ_PQ", code="2345-7"),
+            _row(3, details={"value_null_flavor": "NAV"}, code="2951-2"),
+            _row(4, details={"value_null_flavor": "MSK"}, code="2823-3"),
+            _row(5, status="entered-in-error", details={"value_withheld": "4.1"},
+                 code="1963-8")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["valueRatio"] == {"numerator": {"value": 1.0}, "denominator": {"value": 64.0}}
+    assert res[2]["valueRatio"]["numerator"] == {"value": 5.0, "unit": "mg", "system": UCUM,
+                                                 "code": "mg"}
+    assert res[2]["valueRatio"]["denominator"]["code"] == "mL"
+    assert res[3]["dataAbsentReason"]["coding"][0]["code"] == "temp-unknown"
+    assert res[4]["dataAbsentReason"]["coding"][0]["code"] == "masked"
+    assert "dataAbsentReason" not in res[5] and "valueString" not in res[5]
