@@ -58,7 +58,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality); the effective DMP
   masking (the patient's mask_override, else the sender's MASQUE_PS...) -> securityLabel
   and meta.security codes of ``<base_url>/CodeSystem/masking``, on every masked resource.
-- Links: a result's report (parent_id) -> DiagnosticReport.result; an entry read from a
+- Links: a result's report (parent_id, or the current version of the report it names:
+  ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
+  (Observation.hasMember: the results of a panel filed under the organism, or results filed
+  under it directly); an entry read from a
   document -> Observation/MedicationStatement.derivedFrom, Condition.evidence.detail,
   Procedure.report (AllergyIntolerance and Immunization have no such element: their
   Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
@@ -919,6 +922,44 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
     return out
 
 
+def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[int, str],
+          versions: Mapping[int, int]) -> None:
+    """Links between the resources, each to a resource inside this Bundle. An entry's parent
+    (parent_id) may be an earlier version of it (a result confirmed unchanged by a corrected
+    report still names the report it came with): ``versions`` leads to the current one.
+    Report -> its results (DiagnosticReport.result); document -> what was read from it
+    (derivedFrom, evidence, report); an organism (an Observation) -> its susceptibility
+    results, sent as a panel of their own (OBR-26/29, filed as a report whose parent is the
+    organism) or directly under it (Observation.hasMember, as the HL7 laboratory report IG
+    links an isolate to its susceptibilities)."""
+    panels: dict[int, int] = {}  # a report's id -> the Observation it is about
+    links = []
+    for e in kept:
+        parent_id = e.get("parent_id")
+        parent_id = versions.get(parent_id, parent_id) if parent_id is not None else None
+        if parent_id in resources and parent_id != e["id"]:
+            links.append((e["id"], parent_id))
+            if resources[e["id"]]["resourceType"] == "DiagnosticReport" \
+                    and resources[parent_id]["resourceType"] == "Observation":
+                panels[e["id"]] = parent_id
+    for child_id, parent_id in links:
+        parent, mine = resources[parent_id], resources[child_id]
+        ref, me = {"reference": urls[parent_id]}, {"reference": urls[child_id]}
+        if parent["resourceType"] == "DiagnosticReport" and mine["resourceType"] == "Observation":
+            parent.setdefault("result", []).append(me)
+            if parent_id in panels and panels[parent_id] != child_id:
+                resources[panels[parent_id]].setdefault("hasMember", []).append(me)
+        elif parent["resourceType"] == "Observation" and mine["resourceType"] == "Observation":
+            parent.setdefault("hasMember", []).append(me)
+        elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
+            if mine["resourceType"] in ("Observation", "MedicationStatement"):
+                mine.setdefault("derivedFrom", []).append(ref)
+            elif mine["resourceType"] == "Condition":
+                mine.setdefault("evidence", []).append({"detail": [ref]})
+            elif mine["resourceType"] == "Procedure":
+                mine.setdefault("report", []).append(ref)
+
+
 def _bundle_entry(url: str, resource: dict) -> dict:
     """fullUrl and resource, whose id is the uuid of its fullUrl (resourceType, id first)."""
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id")}
@@ -935,11 +976,14 @@ def _exported(entry: Mapping) -> bool:
 
 def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
+              versions: Mapping[int, int] | None = None,
               base_url: str = "urn:dmp", timestamp: datetime | None = None) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
-    ``provenance`` maps entry ids to their rows of ``provenance``; ``timestamp`` (given by
+    ``provenance`` maps entry ids to their rows of ``provenance``; ``versions`` the ids of
+    earlier versions that entries name as their parent to the id of that parent's current
+    version (dossiers/export.py ``load_parent_versions``); ``timestamp`` (given by
     the caller, so that the same dossier exports the same) becomes Bundle.timestamp."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
@@ -950,21 +994,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     for e in kept:
         resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or ""),
                                              subject, base_url)
-    for e in kept:  # links: only to resources inside this Bundle
-        parent = resources.get(e.get("parent_id")) if e.get("parent_id") is not None else None
-        if parent is None or e.get("parent_id") == e["id"]:
-            continue
-        mine, ref = resources[e["id"]], {"reference": urls[e["parent_id"]]}
-        me = {"reference": urls[e["id"]]}
-        if parent["resourceType"] == "DiagnosticReport" and mine["resourceType"] == "Observation":
-            parent.setdefault("result", []).append(me)
-        elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
-            if mine["resourceType"] in ("Observation", "MedicationStatement"):
-                mine.setdefault("derivedFrom", []).append(ref)
-            elif mine["resourceType"] == "Condition":
-                mine.setdefault("evidence", []).append({"detail": [ref]})
-            elif mine["resourceType"] == "Procedure":
-                mine.setdefault("report", []).append(ref)
+    _link(kept, resources, urls, versions or {})
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 import cli
 from dossiers import audit
-from dossiers.export import load_dossier_rows, load_provenance
+from dossiers.export import load_dossier_rows, load_parent_versions, load_provenance
 from dossiers.fhir import (
     _statuses,
     _types,
@@ -717,7 +717,8 @@ def _filed(ctx, *messages: bytes) -> tuple[dict, dict[str, dict]]:  # noqa: ANN0
         (pid,) = conn.execute(select(patients.c.id)).scalars().all()
         row, rows = load_dossier_rows(conn, pid)
         prov = load_provenance(conn, [r["id"] for r in rows])
-    bundle = to_bundle(row, rows, provenance=prov)
+        versions = load_parent_versions(conn, rows)
+    bundle = to_bundle(row, rows, provenance=prov, versions=versions)
     check_bundle(bundle)
     mapped = by_entry_id(bundle)
     by_code = {}
@@ -817,3 +818,45 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
     assert res[3]["dataAbsentReason"]["coding"][0]["code"] == "temp-unknown"
     assert res[4]["dataAbsentReason"]["coding"][0]["code"] == "masked"
     assert "dataAbsentReason" not in res[5] and "valueString" not in res[5]
+
+
+def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_results(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """A urine culture, its E. coli, the susceptibility panel (a child order naming the
+    organism, OBR-26/29), then the panel corrected the next day (ciprofloxacin only changed).
+    The organism was linked to nothing it was tested for, and the ampicillin, confirmed
+    unchanged, still names the panel's first version: it was in no report at all. The
+    organism now has its susceptibilities as members, and the corrected panel lists both."""
+    from tests.test_result_lifecycle import _micro
+
+    orc = "ORC|RE|CMD-9|24M0412-01^LABO-DEMO"
+    culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
+               "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||202404141000|||F")
+    panel = ("OBR|2|CMD-9|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||"
+             "G|||||||||||{t}|||{s}|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
+             "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    germ = "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||F"
+    count = "OBX|2|SN|564-5^Numération bactérienne^LN|1|>^100000|UFC/mL|<10^3|A|||F"
+    ampi = "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"
+    cipro = "OBX|2|SN|18906-8^Ciprofloxacine CMI^LN|1|{v}|mg/L||{i}|||{s}"
+    _, res = _filed(sqlite_ctx,
+                    _micro(4, orc, culture, germ, count, orc,
+                           panel.format(t="202404141000", s="F"), ampi,
+                           cipro.format(v="<=^0.25", i="S", s="F")),
+                    _micro(5, orc, panel.format(t="202404151000", s="C"), ampi,
+                           cipro.format(v="^1", i="I", s="C")))
+    organism, ampicillin, ciprofloxacin = res["600-7"], res["18864-9"], res["18906-8"]
+    members = [m["reference"] for m in organism["hasMember"]]
+    assert sorted(members) == sorted(f"urn:uuid:{r['id']}" for r in (ampicillin,
+                                                                       ciprofloxacin))
+    corrected = res["29576-6"]
+    assert corrected["status"] == "corrected"
+    assert sorted(r["reference"] for r in corrected["result"]) == sorted(members)
+    culture_report = res["630-4"]
+    assert {r["reference"] for r in culture_report["result"]} == {
+        f"urn:uuid:{organism['id']}", f"urn:uuid:{res['564-5']['id']}"}
+    assert res["564-5"]["valueQuantity"] == {"value": 100000.0, "comparator": ">",
+                                             "unit": "UFC/mL", "system": UCUM,
+                                             "code": "{CFU}/mL"}
+    assert (ciprofloxacin["status"], ciprofloxacin["valueQuantity"]["value"]) == (
+        "corrected", 1.0)
