@@ -57,7 +57,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   sha256 goes in an identifier (RFC 6920 ``ni:///sha-256;...`` URI). The sender's
   confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality); the effective DMP
   masking (the patient's mask_override, else the sender's MASQUE_PS...) -> securityLabel
-  and meta.security codes of ``<base_url>/CodeSystem/masking``, on every masked resource.
+  and meta.security codes of the DMP's TRE_A07 (fhir_security_labels.csv), on every masked
+  resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels.
 - Links: a result's report (parent_id, or the current version of the report it names:
   ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
   (Observation.hasMember: the results of a panel filed under the organism, or results filed
@@ -358,13 +359,25 @@ def masking_of(entry: Mapping) -> dict[str, bool]:
     return {k: v for k, v in flags.items() if v}
 
 
-def _security(entry: Mapping, details: Mapping, base_url: str) -> list[dict]:
+@cache
+def _security_labels() -> dict[str, dict[str, str]]:
+    return {r["flag"]: r for r in read_csv_rows(TABLES / "fhir_security_labels.csv")}
+
+
+def _security(entry: Mapping, details: Mapping) -> list[dict]:
+    """Security labels: the sender's confidentiality (v3-Confidentiality) and the DMP masking
+    in force, in the DMP's code system (fhir_security_labels.csv). Every MetaDMPMSS flag was
+    a label under a local system, routing ones too (DESTDMP: 'sent to the DMP' read as a
+    restriction); the masking ones were in no system a DMP reader knows."""
     labels = []
     conf = _text(details.get("confidentiality"))
     if conf and conf.upper() in CONFIDENTIALITY_CODES:
         labels.append({"system": CONFIDENTIALITY, "code": conf.upper()})
-    for flag in sorted({_code(f) for f in masking_of(entry)} - {None}):
-        labels.append({"system": f"{base_url}/CodeSystem/masking", "code": flag})
+    known = _security_labels()
+    for flag in sorted(f for f in masking_of(entry) if f in known):
+        row = known[flag]
+        labels.append({"system": row["system"], "code": row["code"],
+                       "display": row["display"]})
     return labels
 
 
@@ -641,7 +654,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    fhir_instant(entry.get("issued")),
                    author=[performer] if performer else [],
                    description=_text(entry.get("display")),
-                   securityLabel=[{"coding": [s]} for s in _security(entry, details, base_url)],
+                   securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
     elif resource == "Condition":
@@ -724,7 +737,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})
-    security = _security(entry, details, base_url)
+    security = _security(entry, details)
     if security:
         res["meta"] = {"security": security}
     return res

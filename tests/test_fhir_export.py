@@ -68,6 +68,8 @@ VERIFICATION = {
     "AllergyIntolerance": {"unconfirmed", "confirmed", "refuted", "entered-in-error"},
 }
 UCUM = "http://unitsofmeasure.org"
+TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
+           "TRE-A07-StatutVisibiliteDocument")
 
 
 def check_bundle(bundle: dict) -> Counter:
@@ -265,14 +267,14 @@ def test_documents_reports_and_masking(store) -> None:  # noqa: ANN001
     labels = {(c["system"], c["code"]) for s in doc["securityLabel"] for c in s["coding"]}
     assert ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
             masked.details["confidentiality"]) in labels
-    assert ("urn:dmp/CodeSystem/masking", "MASQUE_PS") in labels
+    assert (TRE_A07, "MASQUE_PS") in labels
     # what was read from the masked document is masked too, and points to it
     children = [r for r in rows if r["parent_id"] == masked.id]
     assert children
     for child in children:
         res = mapped[child["id"]]
-        assert {"system": "urn:dmp/CodeSystem/masking", "code": "MASQUE_PS"} in \
-            res["meta"]["security"]
+        assert {(s["system"], s["code"]) for s in res["meta"]["security"]} >= {
+            (TRE_A07, "MASQUE_PS")}
     # a scanned imaging report: date-only effective stays a date, the PDF is its form
     imaging = next(r for k in _patients().values() for r in export(store, k["ins"])[1]
                    if r["type"] == "imaging_report")
@@ -860,3 +862,24 @@ def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_resu
                                              "code": "{CFU}/mL"}
     assert (ciprofloxacin["status"], ciprofloxacin["valueQuantity"]["value"]) == (
         "corrected", 1.0)
+
+
+def test_masking_in_the_dmps_code_system_and_routing_flags_are_no_labels() -> None:
+    """MetaDMPMSS flags: every one was a security label of a local system, DESTDMP ('sent to
+    the DMP') and ACK_RECEPTION too, which restrict nothing. The masking ones are now the
+    DMP's TRE_A07 codes (INVISIBLE_REP_LEGAUX as INVISIBLE_REPRESENTANTS_LEGAUX), the
+    patient's choice over MASQUE_PS, and the others are left out."""
+    flags = {"MASQUE_PS": True, "INVISIBLE_REP_LEGAUX": True, "DESTDMP": True,
+             "ACK_RECEPTION": True, "INVISIBLE_PATIENT": False}
+    rows = [_row(1, masking=flags, details={"confidentiality": "R"}),
+            _row(2, masking=flags, mask_override=False),
+            _row(3, masking={"DESTDMP": True})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert [(s["system"], s["code"]) for s in res[1]["meta"]["security"]] == [
+        ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"),
+        (TRE_A07, "INVISIBLE_REPRESENTANTS_LEGAUX"), (TRE_A07, "MASQUE_PS")]
+    assert [s["code"] for s in res[2]["meta"]["security"]] == [
+        "INVISIBLE_REPRESENTANTS_LEGAUX"]
+    assert "meta" not in res[3]
