@@ -883,3 +883,25 @@ def test_masking_in_the_dmps_code_system_and_routing_flags_are_no_labels() -> No
     assert [s["code"] for s in res[2]["meta"]["security"]] == [
         "INVISIBLE_REPRESENTANTS_LEGAUX"]
     assert "meta" not in res[3]
+
+
+def test_a_panel_filed_under_a_preliminary_organism_follows_its_final_version(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """The panel came with the preliminary identification; the final one (a new version of
+    the organism) came the next day without it. The panel still names the preliminary
+    version, which is history: it was linked to nothing; now to the current organism."""
+    from tests.test_result_lifecycle import _micro
+
+    orc = "ORC|RE|CMD-9|24M0412-01^LABO-DEMO"
+    culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
+               "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||{t}|||{s}")
+    panel = ("OBR|2|CMD-9|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||"
+             "G|||||||||||202404131000|||F|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
+             "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    germ = "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||{s}"
+    _, res = _filed(sqlite_ctx,
+                    _micro(3, orc, culture.format(t="202404131000", s="P"), germ.format(s="P"),
+                           orc, panel, "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"),
+                    _micro(4, orc, culture.format(t="202404141000", s="F"), germ.format(s="F")))
+    assert res["600-7"]["status"] == "final"
+    assert res["600-7"]["hasMember"] == [{"reference": f"urn:uuid:{res['18864-9']['id']}"}]
