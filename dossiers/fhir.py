@@ -39,8 +39,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
   is a UCUM code we know, else the unit as text); a titre (SN '1:64', CDA RTO) ->
-  valueRatio; an SN range -> valueRange; a coded value -> valueCodeableConcept (words sent
-  where a code was due: its text only); any other text -> valueString. No value: why, as
+  valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
+  valueCodeableConcept (words sent where a code was due: its text only); any other text ->
+  valueString. No value: why, as
   dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
   what the lab wrote instead of a value as its text; never for an entry in error. The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
@@ -481,7 +482,7 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
                                            entry.get("unit_original"),
                                            entry.get("comparator"))}
     text = _text(entry.get("value"))
-    numeric = _sn_value(entry, details) or _rto_value(entry)
+    numeric = _sn_value(entry, details) or _rto_value(entry) or _ivl_value(entry)
     if numeric:
         return numeric
     coded = details.get("coded_value") or details.get("value_code")
@@ -547,6 +548,25 @@ def _sn_number(value: Any) -> float | None:  # noqa: ANN401
     if text is None or not re.fullmatch(r"[+-]?\d+(?:[.,]\d+)?", text):
         return None
     return _number(text.replace(",", "."))
+
+
+# a CDA IVL_PQ / IVL_INT / IVL_REAL value of two bounds as the normalizer writes it: '10-20'
+_INTERVAL = re.compile(r"([+-]?\d+(?:\.\d+)?)-([+-]?\d+(?:\.\d+)?)")
+
+
+def _ivl_value(entry: Mapping) -> dict | None:
+    """A CDA interval of two numbers as the result (xsi:type IVL_PQ: '10-20' leucocytes per
+    field) -> valueRange in the result's unit; it was a valueString. One bound only is a
+    comparator and a number (value_num), a time interval (IVL_TS) stays text."""
+    kind = str(entry.get("value_type") or "").upper()
+    if not kind.startswith("IVL_") or kind == "IVL_TS":
+        return None
+    m = _INTERVAL.fullmatch(_text(entry.get("value")) or "")
+    if m is None or float(m.group(1)) > float(m.group(2)):
+        return None
+    unit, sent = entry.get("unit"), entry.get("unit_original")
+    return {"valueRange": {"low": _quantity(float(m.group(1)), unit, sent),
+                           "high": _quantity(float(m.group(2)), unit, sent)}}
 
 
 # a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'

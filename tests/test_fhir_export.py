@@ -802,14 +802,18 @@ def test_values_withheld_titres_ranges_and_words_in_a_coded_value(sqlite_ctx) ->
 
 
 def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -> None:
-    """A CDA RTO value (filed '1/64', '5 mg/1 mL') was a valueString; a value sent as a
-    nullFlavor (NAV, MSK) said nothing of why it was absent."""
+    """A CDA RTO value (filed '1/64', '5 mg/1 mL') was a valueString, an IVL_PQ of two
+    bounds ('10-20' per field) too; a value sent as a nullFlavor (NAV, MSK) said nothing
+    of why it was absent."""
     rows = [_row(1, value="1/64", value_type="RTO", code="31147-2"),
             _row(2, value="5 mg/1 mL", value_type="RTO_PQ_PQ", code="2345-7"),
             _row(3, details={"value_null_flavor": "NAV"}, code="2951-2"),
             _row(4, details={"value_null_flavor": "MSK"}, code="2823-3"),
             _row(5, status="entered-in-error", details={"value_withheld": "4.1"},
-                 code="1963-8")]
+                 code="1963-8"),
+            _row(6, value="10-20", value_type="IVL_PQ", unit="/[HPF]", unit_original="/[HPF]",
+                 code="5821-4"),
+            _row(7, value="2024-01-02/2024-01-09", value_type="IVL_TS", code="X-1")]
     bundle = to_bundle(PATIENT, rows)
     check_bundle(bundle)
     res = by_entry_id(bundle)
@@ -820,6 +824,9 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
     assert res[3]["dataAbsentReason"]["coding"][0]["code"] == "temp-unknown"
     assert res[4]["dataAbsentReason"]["coding"][0]["code"] == "masked"
     assert "dataAbsentReason" not in res[5] and "valueString" not in res[5]
+    assert (res[6]["valueRange"]["low"]["value"], res[6]["valueRange"]["high"]["value"]) == (
+        10.0, 20.0)
+    assert res[7]["valueString"] == "2024-01-02/2024-01-09"
 
 
 def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_results(
