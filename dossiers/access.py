@@ -432,7 +432,7 @@ def _professional_names(conn: Connection, rows: Iterable) -> dict[str, str]:
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                 base_url: str = "urn:dmp") -> dict:
     """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir.py)."""
-    from dossiers.export import load_parent_versions
+    from dossiers.export import load_parent_versions, load_provenance
     from dossiers.fhir import to_bundle
 
     def work(conn: Connection) -> dict:
@@ -442,7 +442,8 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                                   entries=len(rows))])
         found = [r._mapping for r in rows]
         return to_bundle(patient._mapping, found, versions=load_parent_versions(conn, found),
-                         base_url=base_url)
+                         provenance=load_provenance(conn, [r["id"] for r in found]),
+                         import_ids=False, base_url=base_url)
     return _with_trace(engine, principal, work)
 
 

@@ -920,9 +920,10 @@ def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
 
 
 def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int, str],
-                 base_url: str) -> list[tuple[str, dict]]:
+                 base_url: str, import_ids: bool = True) -> list[tuple[str, dict]]:
     """One Provenance per (import, relation): which import brought or confirmed which of the
-    exported entries, from which sender."""
+    exported entries, from which sender; the import itself named (entity) only for an
+    operator (``import_ids``): readers of the API never see our import ids."""
     groups: dict[tuple[int, str], dict[str, Any]] = {}
     for entry_id, links in provenance.items():
         if entry_id not in urls:
@@ -943,7 +944,11 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
         if not group["recorded"] or import_id is None:
             continue  # recorded is required: a link without its time is not exported
         sources = sorted(group["sources"]) or ["unknown sender"]
-        out.append((full_url("provenance", f"{import_id}/{relation}"), {
+        # named after what it is about when import ids are not to be seen (a uuid of a small
+        # integer is found back by trying them all)
+        seed = f"{import_id}/{relation}" if import_ids else \
+            f"{relation}/{min(group['recorded'])}/{','.join(group['targets'])}"
+        out.append((full_url("provenance", seed), {
             "resourceType": "Provenance",
             "target": [{"reference": t} for t in group["targets"]],
             "recorded": min(group["recorded"]),
@@ -951,7 +956,7 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
             "agent": [{"type": {"text": "sender"}, "who": {"display": s}} for s in sources],
             "entity": [{"role": "source", "what": {
                 "identifier": {"system": f"{base_url}/imports", "value": str(import_id)},
-                "display": f"import {import_id}"}}]}))
+                "display": f"import {import_id}"}}] if import_ids else []}))
     return out
 
 
@@ -1009,14 +1014,15 @@ def _exported(entry: Mapping) -> bool:
 
 def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
-              versions: Mapping[int, int] | None = None,
+              versions: Mapping[int, int] | None = None, import_ids: bool = True,
               base_url: str = "urn:dmp", timestamp: datetime | None = None) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
     ``provenance`` maps entry ids to their rows of ``provenance``; ``versions`` the ids of
     earlier versions that entries name as their parent to the id of that parent's current
-    version (dossiers/export.py ``load_parent_versions``); ``timestamp`` (given by
+    version (dossiers/export.py ``load_parent_versions``); ``import_ids`` False leaves our
+    import ids out of the Provenances (a reader's export); ``timestamp`` (given by
     the caller, so that the same dossier exports the same) becomes Bundle.timestamp."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
@@ -1033,7 +1039,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
                        for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]
     bundle_entries += [_bundle_entry(url, res)
-                       for url, res in _provenances(provenance or {}, urls, base_url)]
+                       for url, res in _provenances(provenance or {}, urls, base_url,
+                                                    import_ids)]
     bundle = {"resourceType": "Bundle",
               "id": str(uuid.uuid5(NAMESPACE, f"bundle/{patient.get('id')}")),
               "type": "collection",

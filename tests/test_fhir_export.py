@@ -912,3 +912,28 @@ def test_a_panel_filed_under_a_preliminary_organism_follows_its_final_version(
                     _micro(4, orc, culture.format(t="202404141000", s="F"), germ.format(s="F")))
     assert res["600-7"]["status"] == "final"
     assert res["600-7"]["hasMember"] == [{"reference": f"urn:uuid:{res['18864-9']['id']}"}]
+
+
+def test_a_fact_from_two_channels_has_two_provenances_and_a_reader_sees_no_import_ids(
+        ) -> None:
+    """Level 4: one entry, a link per import (HL7v2 created it, the CDA confirmed it): two
+    Provenances target it. The API's export had none at all; a reader's (import_ids False)
+    has them without our import ids, named after what they are about."""
+    rows = [_row(1, value_num=4.1, unit="mmol/L"), _row(2, value_num=140.0, unit="mmol/L")]
+    links = {1: [{"import_id": 11, "source": "labm", "relation": "created",
+                  "created_at": "2026-01-02T10:00:00"},
+                 {"import_id": 12, "source": "chu-cda", "relation": "confirmed",
+                  "created_at": "2026-01-03T10:00:00"}],
+             2: [{"import_id": 11, "source": "labm", "relation": "created",
+                  "created_at": "2026-01-02T10:00:00"}]}
+    for import_ids in (True, False):
+        bundle = to_bundle(PATIENT, rows, provenance=links, import_ids=import_ids)
+        check_bundle(bundle)
+        provs = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]
+        about_1 = [p["resource"] for p in provs
+                   if {"reference": full_url("entry", 1)} in p["resource"]["target"]]
+        assert sorted((p["activity"]["text"], p["agent"][0]["who"]["display"])
+                      for p in about_1) == [("confirmed", "chu-cda"), ("created", "labm")]
+        assert ("entity" in about_1[0]) == import_ids
+        urls = {p["fullUrl"] for p in provs}
+        assert (full_url("provenance", "11/created") in urls) == import_ids
