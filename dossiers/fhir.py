@@ -493,7 +493,8 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
             if _code(c)]
         concept_text = _text(coded.get("original_text")) or text
         if codings or concept_text:
-            return {"valueCodeableConcept": {"coding": codings, "text": concept_text}}
+            concept = {"coding": codings} if codings else {}
+            return {"valueCodeableConcept": {**concept, "text": concept_text}}
     if text:
         return {"valueString": text}
     return _absent(entry, details)
