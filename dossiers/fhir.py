@@ -105,6 +105,8 @@ INTERPRETATIONS = frozenset(
     "< > A AA AC B CAR Carrier D DET E EX EXP H HH HM HU HX I IE IND L LL LU LX MS N NCL ND "
     "NEG NR NS OBX POS QCF R RR S SDD SYN-R SYN-S TOX U UNE VS W WR".split())
 FALLBACK_RESOURCE = "Observation"
+# value types of a coded value: HL7v2 CE, CWE, CNE, CF; CDA CD, CE, CV, CO
+CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF", "CD", "CV", "CO"})
 NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 
 # FHIR R4 primitive formats (what the validators check)
@@ -495,6 +497,9 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
         if codings or concept_text:
             concept = {"coding": codings} if codings else {}
             return {"valueCodeableConcept": {**concept, "text": concept_text}}
+    if text and str(entry.get("value_type") or "").upper() in CODED_TYPES:
+        # a coded value sent with its words only (a CDA CD of originalText alone)
+        return {"valueCodeableConcept": {"text": text}}
     if text:
         return {"valueString": text}
     return _absent(entry, details)

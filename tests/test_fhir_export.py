@@ -813,7 +813,8 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
                  code="1963-8"),
             _row(6, value="10-20", value_type="IVL_PQ", unit="/[HPF]", unit_original="/[HPF]",
                  code="5821-4"),
-            _row(7, value="2024-01-02/2024-01-09", value_type="IVL_TS", code="X-1")]
+            _row(7, value="2024-01-02/2024-01-09", value_type="IVL_TS", code="X-1"),
+            _row(8, value="jaune paille", value_type="CD", code="5778-6")]
     bundle = to_bundle(PATIENT, rows)
     check_bundle(bundle)
     res = by_entry_id(bundle)
@@ -827,6 +828,7 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
     assert (res[6]["valueRange"]["low"]["value"], res[6]["valueRange"]["high"]["value"]) == (
         10.0, 20.0)
     assert res[7]["valueString"] == "2024-01-02/2024-01-09"
+    assert res[8]["valueCodeableConcept"] == {"text": "jaune paille"}  # a CD of words only
 
 
 def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_results(
