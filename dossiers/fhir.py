@@ -123,8 +123,9 @@ _OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as i
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 # a limit: a number ('3,5'), or a power of ten as colony counts are written ('10^3', '10E5',
 # '1,5x10^4')
-_NUMBER = (r"(?:10\^[+-]?\d{1,2}|[+-]?\d+(?:[.,]\d+)?"
+_NUMBER = (r"(?:10\^[+-]?\d{1,2}|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|[+-]?\d+(?:[.,]\d+)?"
            r"(?:\s*[x\u00d7*]\s*10\^[+-]?\d{1,2}|[eE][+-]?\d{1,2})?)")
+# ('150 000', digits grouped by blanks as French reports print counts)
 # 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41',
 # '3.5^5.1' (OBX-7 sent as low^high components), '70_105')
 _RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à|\^|_)\s*({_NUMBER})\s*",
@@ -441,8 +442,8 @@ def _range_limits(text: str) -> dict[str, float] | None:
 
 
 def _limit(number: str) -> float:
-    """A limit as written ('3,5', '10^3', '1,5x10^4', '1E5') as its number."""
-    number = number.strip()
+    """A limit as written ('3,5', '10^3', '1,5x10^4', '1E5', '150 000') as its number."""
+    number = re.sub(r"[ \u00a0\u202f]", "", number.strip())
     m = _POWER.fullmatch(number)
     if m is None:
         return float(number.replace(",", "."))

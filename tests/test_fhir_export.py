@@ -737,7 +737,8 @@ def _limits(res: dict) -> dict:
 
 def test_reference_ranges_with_their_unit_components_or_powers_of_ten(sqlite_ctx) -> None:  # noqa: ANN001
     """OBX-7 as labs write it: '45-84 µmol/l' (the unit after the range), '3.5^5.1'
-    (low^high components), '70_105', '<10^3' (a colony count). All were exported as text
+    (low^high components), '70_105', '<10^3' (a colony count), '150 000 - 400 000' (digits
+    grouped by blanks, as French reports print counts). All were exported as text
     alone: no reader could compare the value with them. Low/high now, in the result's
     unit; a range in another unit than the result's stays text (never a limit in a unit it
     was not written in); the text is always kept as sent."""
@@ -749,7 +750,8 @@ def test_reference_ranges_with_their_unit_components_or_powers_of_ten(sqlite_ctx
                     "OBX|3|NM|2345-7^Glucose^LN||95|mg/dL|70_105|N|||F",
                     "OBX|4|NM|564-5^Numération^LN||>10^5|UFC/mL|<10^3|A|||F",
                     "OBX|5|NM|2951-2^Sodium^LN||140|mmol/L|3,5 - 5,0 g/l|N|||F",
-                    "OBX|6|NM|1988-5^CRP^LN||3|mg/L|< 5 mg/l|N|||F"))
+                    "OBX|6|NM|1988-5^CRP^LN||3|mg/L|< 5 mg/l|N|||F",
+                    "OBX|7|NM|26515-7^Plaquettes^LN||250 000|/mm3|150 000 - 400 000|N|||F"))
     assert _limits(res["14682-9"]) == {"low": (45.0, "umol/L"), "high": (84.0, "umol/L")}
     assert res["14682-9"]["referenceRange"][0]["text"] == "45-84 µmol/l"
     assert _limits(res["2823-3"]) == {"low": (3.5, "mmol/L"), "high": (5.1, "mmol/L")}
@@ -758,6 +760,7 @@ def test_reference_ranges_with_their_unit_components_or_powers_of_ten(sqlite_ctx
     assert _limits(res["2951-2"]) == {}  # g/l beside a result in mmol/L: text only
     assert res["2951-2"]["referenceRange"][0]["text"] == "3,5 - 5,0 g/l"
     assert _limits(res["1988-5"]) == {"high": (5.0, "mg/L")}
+    assert _limits(res["26515-7"]) == {"low": (150000.0, "/mm3"), "high": (400000.0, "/mm3")}
 
 
 def test_values_withheld_titres_ranges_and_words_in_a_coded_value(sqlite_ctx) -> None:  # noqa: ANN001
