@@ -41,9 +41,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   is a UCUM code we know, else the unit as text); a titre (SN '1:64', CDA RTO) ->
   valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
   valueCodeableConcept (words sent where a code was due: its text only); any other text ->
-  valueString. No value: why, as
-  dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
-  what the lab wrote instead of a value as its text; never for an entry in error. The
+  valueString. No value: why, as dataAbsentReason (fhir_data_absent.csv: pending, not
+  obtained, a CDA nullFlavor), with what the lab wrote instead of a value as its text;
+  never for an entry in error. The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
   spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
   then be the result's (else text only).
@@ -121,11 +121,10 @@ _OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as i
                    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d+)?)?)?)?"  # the time
                    r"(Z|[+-]\d{2}:?\d{2})?")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
-# a limit: a number ('3,5'), or a power of ten as colony counts are written ('10^3', '10E5',
-# '1,5x10^4')
+# a limit: a number ('3,5'), digits grouped by blanks as French reports print counts
+# ('150 000'), or a power of ten as colony counts are written ('10^3', '10E5', '1,5x10^4')
 _NUMBER = (r"(?:10\^[+-]?\d{1,2}|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|[+-]?\d+(?:[.,]\d+)?"
            r"(?:\s*[x\u00d7*]\s*10\^[+-]?\d{1,2}|[eE][+-]?\d{1,2})?)")
-# ('150 000', digits grouped by blanks as French reports print counts)
 # 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41',
 # '3.5^5.1' (OBX-7 sent as low^high components), '70_105')
 _RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à|\^|_)\s*({_NUMBER})\s*",
@@ -138,6 +137,7 @@ _BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?
                           rf"({_NUMBER})\s*", re.IGNORECASE)
 # a range followed by its unit ('45-84 µmol/l', '< 5 mg/L'): the unit is the last word
 _RANGE_UNIT = re.compile(r"(.*\d)\s+(\S*[^\d\s.,]\S*)\s*")
+# a limit that is a power of ten: mantissa (1 when '10^n') and exponent
 _POWER = re.compile(r"(?:([+-]?\d+(?:[.,]\d+)?)\s*(?:[x\u00d7*]\s*10\^|[eE])|10\^)([+-]?\d{1,2})")
 
 
