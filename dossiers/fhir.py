@@ -494,7 +494,10 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
             (coded.get("code"), coded.get("system"), coded.get("display") or text),
             (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")))
             if _code(c)]
-        concept_text = _text(coded.get("original_text")) or text
+        # the sender's own words first: CWE.9, or a CDA value coded only in translation
+        # (details.value_text: 'Non reactive' for 'Negative')
+        concept_text = _text(coded.get("original_text")) or \
+            _text(details.get("value_text")) or text
         if codings or concept_text:
             concept = {"coding": codings} if codings else {}
             return {"valueCodeableConcept": {**concept, "text": concept_text}}

@@ -827,7 +827,10 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
             _row(6, value="10-20", value_type="IVL_PQ", unit="/[HPF]", unit_original="/[HPF]",
                  code="5821-4"),
             _row(7, value="2024-01-02/2024-01-09", value_type="IVL_TS", code="X-1"),
-            _row(8, value="jaune paille", value_type="CD", code="5778-6")]
+            _row(8, value="jaune paille", value_type="CD", code="5778-6"),
+            _row(9, value="Negative", value_type="CD", code="5196-1", details={
+                "value_code": {"code": "260385009", "system": "SNOMED-CT"},
+                "value_text": "Non reactive"})]
     bundle = to_bundle(PATIENT, rows)
     check_bundle(bundle)
     res = by_entry_id(bundle)
@@ -842,6 +845,9 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
         10.0, 20.0)
     assert res[7]["valueString"] == "2024-01-02/2024-01-09"
     assert res[8]["valueCodeableConcept"] == {"text": "jaune paille"}  # a CD of words only
+    assert res[9]["valueCodeableConcept"] == {  # the sender's words, the code's display
+        "coding": [{"system": "http://snomed.info/sct", "code": "260385009",
+                    "display": "Negative"}], "text": "Non reactive"}
 
 
 def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_results(
