@@ -40,8 +40,9 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
   is a UCUM code we know, else the unit as text); a titre (SN '1:64', CDA RTO) ->
   valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
-  valueCodeableConcept (words sent where a code was due: its text only); any other text ->
-  valueString. No value: why, as dataAbsentReason (fhir_data_absent.csv: pending, not
+  valueCodeableConcept (words sent where a code was due: its text only); a boolean, a date,
+  a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; any other
+  text -> valueString. No value: why, as dataAbsentReason (fhir_data_absent.csv: pending, not
   obtained, a CDA nullFlavor), with what the lab wrote instead of a value as its text;
   never for an entry in error. The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
@@ -479,6 +480,9 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
     value sent as words alone: its text only, never a code), or string. No value: why, in
     dataAbsentReason (``_absent``)."""
+    typed = _typed_value(entry)
+    if typed:
+        return typed
     number = _number(entry.get("value_num"))
     if number is not None:
         return {"valueQuantity": _quantity(number, entry.get("unit"),
@@ -507,6 +511,36 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     if text:
         return {"valueString": text}
     return _absent(entry, details)
+
+
+_DATE_TYPES = frozenset({"DT", "DTM", "TS"})  # HL7v2 DT, DTM, TS; CDA TS
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?")
+_INT32 = 2**31
+
+
+def _typed_value(entry: Mapping) -> dict | None:
+    """The values FHIR has a type of its own for, which were all valueString or a Quantity
+    without unit: a boolean (CDA BL) -> valueBoolean; a date or time (HL7v2 DT/DTM/TS, CDA
+    TS) -> valueDateTime when FHIR can hold it whole (a time without offset stays text);
+    a time of day (HL7v2 TM) -> valueTime; a count (CDA INT, no unit) -> valueInteger."""
+    kind = str(entry.get("value_type") or "").upper()
+    text = _text(entry.get("value"))
+    if text is None:
+        return None
+    if kind == "BL" and text.lower() in ("true", "false"):
+        return {"valueBoolean": text.lower() == "true"}
+    if kind in _DATE_TYPES:
+        when = fhir_datetime(text)
+        if when and ("T" in when or "T" not in text):
+            return {"valueDateTime": when}
+    if kind == "TM" and _TIME.fullmatch(text):
+        return {"valueTime": text if text.count(":") == 2 else f"{text}:00"}
+    number = _number(entry.get("value_num"))
+    if kind == "INT" and number is not None and number.is_integer() \
+            and abs(number) < _INT32 and not _text(entry.get("unit")) \
+            and not entry.get("comparator"):
+        return {"valueInteger": int(number)}
+    return None
 
 
 @cache

@@ -958,3 +958,30 @@ def test_a_fact_from_two_channels_has_two_provenances_and_a_reader_sees_no_impor
         assert ("entity" in about_1[0]) == import_ids
         urls = {p["fullUrl"] for p in provs}
         assert (full_url("provenance", "11/created") in urls) == import_ids
+
+
+def test_booleans_dates_times_and_counts_have_their_fhir_types() -> None:
+    """A CDA BL ('false': 172 statements of the ANS corpus), a date (HL7 DT/TS, CDA TS), a
+    time of day (HL7 TM), a count (CDA INT) were valueString or a Quantity without unit;
+    FHIR has valueBoolean, valueDateTime, valueTime, valueInteger. What FHIR cannot hold
+    whole (a time without offset) stays text."""
+    rows = [_row(1, value="false", value_type="BL"),
+            _row(2, value="2018-10-01", value_type="TS"),
+            _row(3, value="2024-03-15T08:30+01:00", value_type="DTM"),
+            _row(4, value="2024-03-15T08:30", value_type="TS"),
+            _row(5, value="08:30", value_type="TM"),
+            _row(6, value="3", value_num=3.0, value_type="INT"),
+            _row(7, value="3", value_num=3.0, value_type="INT", unit="mL"),
+            _row(8, value="oui", value_type="BL")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    values = {i: next((k, v) for k, v in res[i].items() if k.startswith("value"))
+              for i in res}
+    assert values == {1: ("valueBoolean", False), 2: ("valueDateTime", "2018-10-01"),
+                      3: ("valueDateTime", "2024-03-15T08:30:00+01:00"),
+                      4: ("valueString", "2024-03-15T08:30"), 5: ("valueTime", "08:30:00"),
+                      6: ("valueInteger", 3),
+                      7: ("valueQuantity", {"value": 3.0, "unit": "mL", "system": UCUM,
+                                            "code": "mL"}),
+                      8: ("valueString", "oui")}
