@@ -38,7 +38,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   base_url. Unmapped local codes are exported as they are, with their local system; a local
   code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
-  is a UCUM code we know, else the unit as text); a titre (SN '1:64', CDA RTO) ->
+  is a UCUM code of our table, or one declared UCUM by the sender that parses as UCUM
+  (ucum_atoms.csv), else the unit as text); a titre (SN '1:64', CDA RTO) ->
   valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
   valueCodeableConcept (words sent where a code was due: its text only); a boolean, a date,
   a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; any other
@@ -387,16 +388,70 @@ def _security(entry: Mapping, details: Mapping) -> list[dict]:
 
 
 def _quantity(number: float, unit: str | None, unit_original: str | None,
-              comparator: str | None = None) -> dict:
+              comparator: str | None = None, declared: bool = False) -> dict:
+    """A Quantity: the unit as sent for people; UCUM system and code when the unit is a UCUM
+    code of our table, or was declared UCUM (``declared``) and is one (``is_ucum``)."""
     q: dict[str, Any] = {"value": number}
     if comparator in COMPARATORS:
         q["comparator"] = comparator
     unit = _text(unit)
     if unit:
         q["unit"] = _text(unit_original) or unit
-        if unit in _ucum_codes():
+        if unit in _ucum_codes() or (declared and is_ucum(unit)):
             q["system"], q["code"] = UCUM, unit
     return q
+
+
+# UCUM grammar (unitsofmeasure.org, 'The Unified Code for Units of Measure' §2-§7): a term of
+# components joined by '.' or '/', each a unit symbol with an exponent, an annotation, a
+# factor or a parenthesised term
+_UCUM_COMPONENT = re.compile(r"(10[*^]|(?:[A-Za-z%']|\[[^\[\]{}]*\])+)?([+-]?\d+)?(\{[^{}]*\})?")
+_PREFIXES = ("da", "Ki", "Mi", "Gi", "Ti", *"YZEPTGMkhdcmunpfazy")
+
+
+@cache
+def _ucum_atoms() -> dict[str, bool]:
+    return {r["atom"]: r["metric"] == "Y"
+            for r in read_csv_rows(TABLES / "ucum_atoms.csv")}
+
+
+def is_ucum(unit: str) -> bool:
+    """Whether ``unit`` is a UCUM expression of the atoms of ucum_atoms.csv ('mGy.cm',
+    '[diop]', '{pack}/a', 'mmol/(24.h)'): a unit a sender declared UCUM (a CDA PQ's, an
+    OBX-6 coded UCUM) that our unit table does not list."""
+    rest = unit[1:] if unit.startswith("/") else unit
+    return bool(rest) and len(unit) <= 60 and _ucum_term(rest) == ""
+
+
+def _ucum_term(text: str) -> str | None:
+    """What follows the UCUM term at the start of ``text`` ('' when it is all), or None."""
+    while True:
+        if text.startswith("("):
+            inner = _ucum_term(text[1:])
+            if inner is None or not inner.startswith(")"):
+                return None
+            text = inner[1:]
+        else:
+            m = _UCUM_COMPONENT.match(text)
+            if not m.group(0) or not _ucum_symbol(m.group(1), m.group(2)):
+                return None
+            text = text[m.end():]
+        if not text or text[0] not in "./":
+            return text
+        text = text[1:]
+
+
+def _ucum_symbol(symbol: str | None, exponent: str | None) -> bool:
+    """A unit symbol: an atom, or a prefix and a metric atom; no symbol: a factor ('24' in
+    '/24.h') or an annotation alone ('{cells}')."""
+    if symbol is None:
+        return True
+    if symbol in ("10*", "10^"):
+        return exponent is not None
+    atoms = _ucum_atoms()
+    if symbol in atoms:
+        return True
+    return any(symbol.startswith(p) and atoms.get(symbol[len(p):]) for p in _PREFIXES)
 
 
 def _number(value: Any) -> float | None:  # noqa: ANN401
@@ -426,8 +481,16 @@ def _reference_range(entry: Mapping) -> list[dict]:
         limits = _range_limits(m.group(1))
     if limits is not None:
         for side, number in limits.items():
-            rng[side] = _quantity(number, unit, sent)
+            rng[side] = _quantity(number, unit, sent, declared=_declared(entry))
     return [rng]
+
+
+def _declared(entry: Mapping) -> bool:
+    """Whether the entry's unit was declared UCUM: a CDA PQ's by the standard, an HL7v2
+    unit unless the normalizer found it neither UCUM nor declared so
+    (details.unit_unmapped)."""
+    details = _json(entry.get("details"))
+    return not (isinstance(details, Mapping) and details.get("unit_unmapped"))
 
 
 def _range_limits(text: str) -> dict[str, float] | None:
@@ -487,7 +550,7 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     if number is not None:
         return {"valueQuantity": _quantity(number, entry.get("unit"),
                                            entry.get("unit_original"),
-                                           entry.get("comparator"))}
+                                           entry.get("comparator"), _declared(entry))}
     text = _text(entry.get("value"))
     numeric = _sn_value(entry, details) or _rto_value(entry) or _ivl_value(entry)
     if numeric:
@@ -581,9 +644,9 @@ def _sn_value(entry: Mapping, details: Mapping) -> dict | None:
         return {"valueRatio": {"numerator": {"value": first},
                                "denominator": {"value": second}}}
     if sn.get("separator") == "-" and first <= second:
-        unit, sent = entry.get("unit"), entry.get("unit_original")
-        return {"valueRange": {"low": _quantity(first, unit, sent),
-                               "high": _quantity(second, unit, sent)}}
+        unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
+        return {"valueRange": {"low": _quantity(first, unit, sent, declared=declared),
+                               "high": _quantity(second, unit, sent, declared=declared)}}
     return None
 
 
@@ -608,9 +671,10 @@ def _ivl_value(entry: Mapping) -> dict | None:
     m = _INTERVAL.fullmatch(_text(entry.get("value")) or "")
     if m is None or float(m.group(1)) > float(m.group(2)):
         return None
-    unit, sent = entry.get("unit"), entry.get("unit_original")
-    return {"valueRange": {"low": _quantity(float(m.group(1)), unit, sent),
-                           "high": _quantity(float(m.group(2)), unit, sent)}}
+    unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
+    return {"valueRange": {"low": _quantity(float(m.group(1)), unit, sent, declared=declared),
+                           "high": _quantity(float(m.group(2)), unit, sent,
+                                             declared=declared)}}
 
 
 # a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'
@@ -628,7 +692,7 @@ def _rto_value(entry: Mapping) -> dict | None:
     terms = []
     for number, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
         ucum = to_ucum(unit).unit if unit else None
-        terms.append(_quantity(float(number), ucum, unit))
+        terms.append(_quantity(float(number), ucum, unit, declared=True))
     return {"valueRatio": {"numerator": terms[0], "denominator": terms[1]}}
 
 

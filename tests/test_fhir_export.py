@@ -985,3 +985,34 @@ def test_booleans_dates_times_and_counts_have_their_fhir_types() -> None:
                       7: ("valueQuantity", {"value": 3.0, "unit": "mL", "system": UCUM,
                                             "code": "mL"}),
                       8: ("valueString", "oui")}
+
+
+def test_a_unit_declared_ucum_outside_our_table_is_ucum_when_it_parses_so(sqlite_ctx) -> None:  # noqa: ANN001
+    """CDA PQ units are UCUM by the standard; the ANS corpus sends '[diop]', 'deg', 'mGy.cm',
+    '{pack}/a', 'm', none in our unit table: they were exported as text without the UCUM
+    system. A unit declared UCUM (CDA PQ, OBX-6 '^^UCUM') that parses as UCUM is now
+    coded; one the normalizer found neither UCUM nor declared (details.unit_unmapped) and
+    words ('THOUS/MCL', a translation's) stay text only."""
+    rows = [_row(1, value_num=212.4, unit="mGy.cm", unit_original="mGy.cm"),
+            _row(2, value_num=1.25, unit="[diop]", unit_original="[diop]"),
+            _row(3, value_num=20.0, unit="{pack}/a", unit_original="{pack}/a"),
+            _row(4, value_num=5.0, unit="THOUS/MCL", unit_original="THOUS/MCL"),
+            _row(5, value_num=5.0, unit="mGy", unit_original="mGy",
+                 details={"unit_unmapped": True}),
+            _row(6, value_num=4.0, unit="G/l", unit_original="G/l")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert {i: res[i]["valueQuantity"].get("code") for i in res} == {
+        1: "mGy.cm", 2: "[diop]", 3: "{pack}/a", 4: None, 5: None, 6: None}
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "F",
+                    "OBX|1|NM|2746-1^pH^LN||7.41|[pH]^^UCUM|7.35-7.45|N|||F",
+                    "OBX|2|NM|2345-7^Glucose^LN||5.1|zorglub|4-6|N|||F",
+                    "OBX|3|NM|2951-2^Sodium^LN||140|meq/L^^UCUM|135-145|N|||F"))
+    assert res["2746-1"]["valueQuantity"] == {"value": 7.41, "unit": "[pH]", "system": UCUM,
+                                              "code": "[pH]"}
+    assert res["2746-1"]["referenceRange"][0]["low"]["code"] == "[pH]"
+    assert res["2345-7"]["valueQuantity"] == {"value": 5.1, "unit": "zorglub"}
+    assert res["2951-2"]["valueQuantity"]["code"] == "meq/L"
