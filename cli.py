@@ -742,7 +742,7 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from dossiers.audit import record
-    from dossiers.export import load_dossier_rows, load_provenance
+    from dossiers.export import load_dossier_rows, load_parent_versions, load_provenance
     from dossiers.fhir import to_bundle
     from dossiers.patients import find_by_reference
 
@@ -756,7 +756,9 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
                 raise UserError(f"no dossier {args.patient}")
             row, rows = load_dossier_rows(conn, patient.id)
             provenance = load_provenance(conn, [r["id"] for r in rows])
-            bundle = to_bundle(row, rows, provenance=provenance, timestamp=datetime.now(UTC))
+            bundle = to_bundle(row, rows, provenance=provenance,
+                               versions=load_parent_versions(conn, rows),
+                               timestamp=datetime.now(UTC))
             if args.output:  # before the audit row: a file we cannot write is no read
                 try:
                     out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115

@@ -432,6 +432,7 @@ def _professional_names(conn: Connection, rows: Iterable) -> dict[str, str]:
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                 base_url: str = "urn:dmp") -> dict:
     """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir.py)."""
+    from dossiers.export import load_parent_versions, load_provenance
     from dossiers.fhir import to_bundle
 
     def work(conn: Connection) -> dict:
@@ -439,7 +440,10 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
         rows = _visible(conn, _current_rows(conn, patient.id), access)
         append(conn, [_read_event(access, "dossier.export", format="fhir",
                                   entries=len(rows))])
-        return to_bundle(patient._mapping, [r._mapping for r in rows], base_url=base_url)
+        found = [r._mapping for r in rows]
+        return to_bundle(patient._mapping, found, versions=load_parent_versions(conn, found),
+                         provenance=load_provenance(conn, [r["id"] for r in found]),
+                         import_ids=False, base_url=base_url)
     return _with_trace(engine, principal, work)
 
 

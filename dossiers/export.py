@@ -38,3 +38,25 @@ def load_provenance(conn: Connection, entry_ids: Iterable[int],
                               .order_by(provenance.c.id)):
             found.setdefault(r.entry_id, []).append(r._mapping)
     return found
+
+
+def load_parent_versions(conn: Connection, rows: Sequence[Mapping]) -> dict[int, int]:
+    """{id of an earlier version an entry names as its parent: id of that parent's current
+    version}, for ``to_bundle(versions=...)``. A result confirmed unchanged by a corrected
+    report (a susceptibility panel sent again with one antibiotic corrected) keeps naming the
+    version it came with; read as it is, it was linked to nothing in the export."""
+    held = {r["id"] for r in rows}
+    wanted = {r["parent_id"] for r in rows if r["parent_id"] is not None} - held
+    if not wanted:
+        return {}
+    stale = {r.id: (r.patient_id, r.key) for r in conn.execute(
+        select(entries.c.id, entries.c.patient_id, entries.c.key).where(
+            entries.c.id.in_(sorted(wanted)), entries.c.current.is_(False)))}
+    if not stale:
+        return {}
+    keys = set(stale.values())
+    newest = {(r.patient_id, r.key): r.id for r in conn.execute(
+        select(entries.c.id, entries.c.patient_id, entries.c.key).where(
+            entries.c.patient_id.in_({p for p, _ in keys}),
+            entries.c.key.in_({k for _, k in keys}), entries.c.current.is_(True)))}
+    return {old: newest[k] for old, k in stale.items() if k in newest}

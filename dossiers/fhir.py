@@ -38,9 +38,17 @@ Mapping decisions (the tables are in dossiers/tables/):
   base_url. Unmapped local codes are exported as they are, with their local system; a local
   code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
-  is a UCUM code we know, else the unit as text); a coded value -> valueCodeableConcept; any
-  other text -> valueString. The reference range is kept as text (low/high too when it is a
-  plain 'low-high' of two numbers).
+  is a UCUM code of our table, or one declared UCUM by the sender that parses as UCUM
+  (ucum_atoms.csv), else the unit as text); a titre (SN '1:64', CDA RTO) ->
+  valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
+  valueCodeableConcept (words sent where a code was due: its text only); a boolean, a date,
+  a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; any other
+  text -> valueString. No value: why, as dataAbsentReason (fhir_data_absent.csv: pending, not
+  obtained, a CDA nullFlavor), with what the lab wrote instead of a value as its text;
+  never for an entry in error. The
+  reference range is kept as text, with low/high when we read its limits ('low-high' in its
+  spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
+  then be the result's (else text only).
 - Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are. FHIR times
   need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
   allows); a time to the hour only, or a time without offset, is cut back to its date (FHIR
@@ -52,8 +60,12 @@ Mapping decisions (the tables are in dossiers/tables/):
   sha256 goes in an identifier (RFC 6920 ``ni:///sha-256;...`` URI). The sender's
   confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality); the effective DMP
   masking (the patient's mask_override, else the sender's MASQUE_PS...) -> securityLabel
-  and meta.security codes of ``<base_url>/CodeSystem/masking``, on every masked resource.
-- Links: a result's report (parent_id) -> DiagnosticReport.result; an entry read from a
+  and meta.security codes of the DMP's TRE_A07 (fhir_security_labels.csv), on every masked
+  resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels.
+- Links: a result's report (parent_id, or the current version of the report it names:
+  ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
+  (Observation.hasMember: the results of a panel filed under the organism, or results filed
+  under it directly); an entry read from a
   document -> Observation/MedicationStatement.derivedFrom, Condition.evidence.detail,
   Procedure.report (AllergyIntolerance and Immunization have no such element: their
   Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
@@ -78,6 +90,7 @@ from typing import Any
 from urllib.parse import quote
 
 from normalizers.tabledata import read_csv_rows, table
+from normalizers.units import to_ucum
 
 TABLES = Path(__file__).resolve().parent / "tables"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:dmp-ingest:fhir")
@@ -85,6 +98,7 @@ UCUM = "http://unitsofmeasure.org"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 RFC3986 = "urn:ietf:rfc:3986"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 GENDERS = {"F": "female", "M": "male", "U": "unknown", "O": "other"}
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 CONFIDENTIALITY_CODES = frozenset({"U", "L", "M", "N", "R", "V"})
@@ -93,6 +107,8 @@ INTERPRETATIONS = frozenset(
     "< > A AA AC B CAR Carrier D DET E EX EXP H HH HM HU HX I IE IND L LL LU LX MS N NCL ND "
     "NEG NR NS OBX POS QCF R RR S SDD SYN-R SYN-S TOX U UNE VS W WR".split())
 FALLBACK_RESOURCE = "Observation"
+# value types of a coded value: HL7v2 CE, CWE, CNE, CF; CDA CD, CE, CV, CO
+CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF", "CD", "CV", "CO"})
 NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 
 # FHIR R4 primitive formats (what the validators check)
@@ -107,15 +123,24 @@ _OURS = re.compile(r"(\d{4}(?:-\d{2}(?:-\d{2})?)?)"  # the date, as precise as i
                    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(\.\d+)?)?)?)?"  # the time
                    r"(Z|[+-]\d{2}:?\d{2})?")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
-_NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
-# 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41')
-_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à)\s*({_NUMBER})\s*", re.IGNORECASE)
+# a limit: a number ('3,5'), digits grouped by blanks as French reports print counts
+# ('150 000'), or a power of ten as colony counts are written ('10^3', '10E5', '1,5x10^4')
+_NUMBER = (r"(?:10\^[+-]?\d{1,2}|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|[+-]?\d+(?:[.,]\d+)?"
+           r"(?:\s*[x\u00d7*]\s*10\^[+-]?\d{1,2}|[eE][+-]?\d{1,2})?)")
+# 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41',
+# '3.5^5.1' (OBX-7 sent as low^high components), '70_105')
+_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à|\^|_)\s*({_NUMBER})\s*",
+                    re.IGNORECASE)
 # one-sided ranges ('<5', '< 5', '>= 60'): a high or a low limit alone
 _BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<|>)\s*({_NUMBER})\s*")
 # the same in French words, as labs print them ('inf à 0,5', 'sup. à 60', 'inférieur ou égal
 # à 5'): 'inf...' is a high limit, 'sup...' a low one
 _BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?\s*[àa]\s*"
                           rf"({_NUMBER})\s*", re.IGNORECASE)
+# a range followed by its unit ('45-84 µmol/l', '< 5 mg/L'): the unit is the last word
+_RANGE_UNIT = re.compile(r"(.*\d)\s+(\S*[^\d\s.,]\S*)\s*")
+# a limit that is a power of ten: mantissa (1 when '10^n') and exponent
+_POWER = re.compile(r"(?:([+-]?\d+(?:[.,]\d+)?)\s*(?:[x\u00d7*]\s*10\^|[eE])|10\^)([+-]?\d{1,2})")
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -340,27 +365,93 @@ def masking_of(entry: Mapping) -> dict[str, bool]:
     return {k: v for k, v in flags.items() if v}
 
 
-def _security(entry: Mapping, details: Mapping, base_url: str) -> list[dict]:
+@cache
+def _security_labels() -> dict[str, dict[str, str]]:
+    return {r["flag"]: r for r in read_csv_rows(TABLES / "fhir_security_labels.csv")}
+
+
+def _security(entry: Mapping, details: Mapping) -> list[dict]:
+    """Security labels: the sender's confidentiality (v3-Confidentiality) and the DMP masking
+    in force, in the DMP's code system (fhir_security_labels.csv). Every MetaDMPMSS flag was
+    a label under a local system, routing ones too (DESTDMP: 'sent to the DMP' read as a
+    restriction); the masking ones were in no system a DMP reader knows."""
     labels = []
     conf = _text(details.get("confidentiality"))
     if conf and conf.upper() in CONFIDENTIALITY_CODES:
         labels.append({"system": CONFIDENTIALITY, "code": conf.upper()})
-    for flag in sorted({_code(f) for f in masking_of(entry)} - {None}):
-        labels.append({"system": f"{base_url}/CodeSystem/masking", "code": flag})
+    known = _security_labels()
+    for flag in sorted(f for f in masking_of(entry) if f in known):
+        row = known[flag]
+        labels.append({"system": row["system"], "code": row["code"],
+                       "display": row["display"]})
     return labels
 
 
 def _quantity(number: float, unit: str | None, unit_original: str | None,
-              comparator: str | None = None) -> dict:
+              comparator: str | None = None, declared: bool = False) -> dict:
+    """A Quantity: the unit as sent for people; UCUM system and code when the unit is a UCUM
+    code of our table, or was declared UCUM (``declared``) and is one (``is_ucum``)."""
     q: dict[str, Any] = {"value": number}
     if comparator in COMPARATORS:
         q["comparator"] = comparator
     unit = _text(unit)
     if unit:
         q["unit"] = _text(unit_original) or unit
-        if unit in _ucum_codes():
+        if unit in _ucum_codes() or (declared and is_ucum(unit)):
             q["system"], q["code"] = UCUM, unit
     return q
+
+
+# UCUM grammar (unitsofmeasure.org, 'The Unified Code for Units of Measure' §2-§7): a term of
+# components joined by '.' or '/', each a unit symbol with an exponent, an annotation, a
+# factor or a parenthesised term
+_UCUM_COMPONENT = re.compile(r"(10[*^]|(?:[A-Za-z%']|\[[^\[\]{}]*\])+)?([+-]?\d+)?(\{[^{}]*\})?")
+_PREFIXES = ("da", "Ki", "Mi", "Gi", "Ti", *"YZEPTGMkhdcmunpfazy")
+
+
+@cache
+def _ucum_atoms() -> dict[str, bool]:
+    return {r["atom"]: r["metric"] == "Y"
+            for r in read_csv_rows(TABLES / "ucum_atoms.csv")}
+
+
+def is_ucum(unit: str) -> bool:
+    """Whether ``unit`` is a UCUM expression of the atoms of ucum_atoms.csv ('mGy.cm',
+    '[diop]', '{pack}/a', 'mmol/(24.h)'): a unit a sender declared UCUM (a CDA PQ's, an
+    OBX-6 coded UCUM) that our unit table does not list."""
+    rest = unit[1:] if unit.startswith("/") else unit
+    return bool(rest) and len(unit) <= 60 and _ucum_term(rest) == ""
+
+
+def _ucum_term(text: str) -> str | None:
+    """What follows the UCUM term at the start of ``text`` ('' when it is all), or None."""
+    while True:
+        if text.startswith("("):
+            inner = _ucum_term(text[1:])
+            if inner is None or not inner.startswith(")"):
+                return None
+            text = inner[1:]
+        else:
+            m = _UCUM_COMPONENT.match(text)
+            if not m.group(0) or not _ucum_symbol(m.group(1), m.group(2)):
+                return None
+            text = text[m.end():]
+        if not text or text[0] not in "./":
+            return text
+        text = text[1:]
+
+
+def _ucum_symbol(symbol: str | None, exponent: str | None) -> bool:
+    """A unit symbol: an atom, or a prefix and a metric atom; no symbol: a factor ('24' in
+    '/24.h') or an annotation alone ('{cells}')."""
+    if symbol is None:
+        return True
+    if symbol in ("10*", "10^"):
+        return exponent is not None
+    atoms = _ucum_atoms()
+    if symbol in atoms:
+        return True
+    return any(symbol.startswith(p) and atoms.get(symbol[len(p):]) for p in _PREFIXES)
 
 
 def _number(value: Any) -> float | None:  # noqa: ANN401
@@ -374,24 +465,65 @@ def _number(value: Any) -> float | None:  # noqa: ANN401
 
 
 def _reference_range(entry: Mapping) -> list[dict]:
+    """referenceRange: the text as sent, and its low/high (in the result's unit) when the
+    text is a range we read: 'low-high' in its spellings, one-sided ('<5', 'inf à 5'), a
+    power of ten ('<10^3'), followed or not by a unit. A unit written in the range is taken
+    only when it is the result's (the same UCUM unit); another unit, or one we cannot read,
+    leaves the text alone: a limit is never given in a unit it was not written in."""
     text = _text(entry.get("reference_range"))
     if not text:
         return []
     rng: dict[str, Any] = {"text": text}
     unit, sent = entry.get("unit"), entry.get("unit_original")
-    m = _RANGE.fullmatch(text)
-    if m:
-        low, high = (float(g.replace(",", ".")) for g in m.groups())
-        if low <= high:
-            rng["low"] = _quantity(low, unit, sent)
-            rng["high"] = _quantity(high, unit, sent)
-    elif (m := _BOUND.fullmatch(text)) is not None:
-        limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
-        rng["high" if m.group(1) in ("<", "<=", "\u2264") else "low"] = limit
-    elif (m := _BOUND_WORDS.fullmatch(text)) is not None:
-        limit = _quantity(float(m.group(2).replace(",", ".")), unit, sent)
-        rng["high" if m.group(1).lower() == "inf" else "low"] = limit
+    limits = _range_limits(text)
+    if limits is None and (m := _RANGE_UNIT.fullmatch(text)) is not None \
+            and _same_unit(m.group(2), unit, sent):
+        limits = _range_limits(m.group(1))
+    if limits is not None:
+        for side, number in limits.items():
+            rng[side] = _quantity(number, unit, sent, declared=_declared(entry))
     return [rng]
+
+
+def _declared(entry: Mapping) -> bool:
+    """Whether the entry's unit was declared UCUM: a CDA PQ's by the standard, an HL7v2
+    unit unless the normalizer found it neither UCUM nor declared so
+    (details.unit_unmapped)."""
+    details = _json(entry.get("details"))
+    return not (isinstance(details, Mapping) and details.get("unit_unmapped"))
+
+
+def _range_limits(text: str) -> dict[str, float] | None:
+    """{'low': .., 'high': ..} (either or both) that a range's text says; None if unread."""
+    if (m := _RANGE.fullmatch(text)) is not None:
+        low, high = (_limit(g) for g in m.groups())
+        return {"low": low, "high": high} if low <= high else None
+    if (m := _BOUND.fullmatch(text)) is not None:
+        return {"high" if m.group(1) in ("<", "<=", "\u2264") else "low": _limit(m.group(2))}
+    if (m := _BOUND_WORDS.fullmatch(text)) is not None:
+        return {"high" if m.group(1).lower() == "inf" else "low": _limit(m.group(2))}
+    return None
+
+
+def _limit(number: str) -> float:
+    """A limit as written ('3,5', '10^3', '1,5x10^4', '1E5', '150 000') as its number."""
+    number = re.sub(r"[ \u00a0\u202f]", "", number.strip())
+    m = _POWER.fullmatch(number)
+    if m is None:
+        return float(number.replace(",", "."))
+    mantissa = (m.group(1) or "1").replace(",", ".")
+    return float(f"{mantissa}e{int(m.group(2))}")
+
+
+def _same_unit(written: str, unit: str | None, sent: str | None) -> bool:
+    """Whether the unit written after a range is the result's: the same UCUM unit, or the
+    unit exactly as the result was sent with (a unit we do not map)."""
+    if not unit:
+        return False
+    if written == _text(sent) or written == unit:
+        return True
+    read = to_ucum(written)
+    return read.mapped and read.unit == unit
 
 
 def _interpretation(entry: Mapping) -> list[dict]:
@@ -408,20 +540,160 @@ def _interpretation(entry: Mapping) -> list[dict]:
 
 
 def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
-    """value[x] of an Observation: quantity, coded concept or string."""
+    """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
+    value sent as words alone: its text only, never a code), or string. No value: why, in
+    dataAbsentReason (``_absent``)."""
+    typed = _typed_value(entry)
+    if typed:
+        return typed
     number = _number(entry.get("value_num"))
     if number is not None:
         return {"valueQuantity": _quantity(number, entry.get("unit"),
                                            entry.get("unit_original"),
-                                           entry.get("comparator"))}
+                                           entry.get("comparator"), _declared(entry))}
     text = _text(entry.get("value"))
+    numeric = _sn_value(entry, details) or _rto_value(entry) or _ivl_value(entry)
+    if numeric:
+        return numeric
     coded = details.get("coded_value") or details.get("value_code")
-    if isinstance(coded, Mapping) and _code(coded.get("code")):
-        return {"valueCodeableConcept": {
-            "coding": [_coding(coded.get("code"), coded.get("system"),
-                               coded.get("display") or text, base_url)],
-            "text": text}}
-    return {"valueString": text} if text else {}
+    if isinstance(coded, Mapping):
+        codings = [_coding(c, s, d, base_url) for c, s, d in (
+            (coded.get("code"), coded.get("system"), coded.get("display") or text),
+            (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")))
+            if _code(c)]
+        # the sender's own words first: CWE.9, or a CDA value coded only in translation
+        # (details.value_text: 'Non reactive' for 'Negative')
+        concept_text = _text(coded.get("original_text")) or \
+            _text(details.get("value_text")) or text
+        if codings or concept_text:
+            concept = {"coding": codings} if codings else {}
+            return {"valueCodeableConcept": {**concept, "text": concept_text}}
+    if text and str(entry.get("value_type") or "").upper() in CODED_TYPES:
+        # a coded value sent with its words only (a CDA CD of originalText alone)
+        return {"valueCodeableConcept": {"text": text}}
+    if text:
+        return {"valueString": text}
+    return _absent(entry, details)
+
+
+_DATE_TYPES = frozenset({"DT", "DTM", "TS"})  # HL7v2 DT, DTM, TS; CDA TS
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?")
+_INT32 = 2**31
+
+
+def _typed_value(entry: Mapping) -> dict | None:
+    """The values FHIR has a type of its own for, which were all valueString or a Quantity
+    without unit: a boolean (CDA BL) -> valueBoolean; a date or time (HL7v2 DT/DTM/TS, CDA
+    TS) -> valueDateTime when FHIR can hold it whole (a time without offset stays text);
+    a time of day (HL7v2 TM) -> valueTime; a count (CDA INT, no unit) -> valueInteger."""
+    kind = str(entry.get("value_type") or "").upper()
+    text = _text(entry.get("value"))
+    if text is None:
+        return None
+    if kind == "BL" and text.lower() in ("true", "false"):
+        return {"valueBoolean": text.lower() == "true"}
+    if kind in _DATE_TYPES:
+        when = fhir_datetime(text)
+        if when and ("T" in when or "T" not in text):
+            return {"valueDateTime": when}
+    if kind == "TM" and _TIME.fullmatch(text):
+        return {"valueTime": text if text.count(":") == 2 else f"{text}:00"}
+    number = _number(entry.get("value_num"))
+    if kind == "INT" and number is not None and number.is_integer() \
+            and abs(number) < _INT32 and not _text(entry.get("unit")) \
+            and not entry.get("comparator"):
+        return {"valueInteger": int(number)}
+    return None
+
+
+@cache
+def _absent_reasons() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["source"], r["code"]): r
+            for r in read_csv_rows(TABLES / "fhir_data_absent.csv")}
+
+
+def _absent(entry: Mapping, details: Mapping) -> dict:
+    """dataAbsentReason of an Observation without value (fhir_data_absent.csv), with what the
+    lab wrote instead of a value (details.value_withheld: 'Prélèvement coagulé', 'En
+    cours') as its text. An entry in error gets none: what it held is no value at all."""
+    status = entry.get("status")
+    if fhir_status(status, "Observation") == "entered-in-error":
+        return {}
+    reasons = _absent_reasons()
+    row = reasons.get(("nullFlavor", str(details.get("value_null_flavor") or "").upper())) \
+        or (reasons.get(("held", "true")) if details.get("value_held") else None) \
+        or reasons.get(("status", str(status or "")))
+    if row is None:
+        return {}
+    return {"dataAbsentReason": {
+        "coding": [{"system": DATA_ABSENT, "code": row["reason"], "display": row["display"]}],
+        "text": _text(details.get("value_withheld"))}}
+
+
+def _sn_value(entry: Mapping, details: Mapping) -> dict | None:
+    """An HL7v2 SN of two numbers (details.sn): '1:64', '1/64' (a titre) -> valueRatio,
+    '10-20' -> valueRange (in the result's unit). A comparator before it, a unit beside a
+    ratio, anything else ('2+'): left as the text it is."""
+    sn = details.get("sn")
+    if not isinstance(sn, Mapping) or sn.get("comparator") not in (None, "", "="):
+        return None
+    first, second = (_sn_number(sn.get(k)) for k in ("num1", "num2"))
+    if first is None or second is None:
+        return None
+    if sn.get("separator") in (":", "/") and not _text(entry.get("unit")) and second:
+        return {"valueRatio": {"numerator": {"value": first},
+                               "denominator": {"value": second}}}
+    if sn.get("separator") == "-" and first <= second:
+        unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
+        return {"valueRange": {"low": _quantity(first, unit, sent, declared=declared),
+                               "high": _quantity(second, unit, sent, declared=declared)}}
+    return None
+
+
+def _sn_number(value: Any) -> float | None:  # noqa: ANN401
+    text = _text(value)
+    if text is None or not re.fullmatch(r"[+-]?\d+(?:[.,]\d+)?", text):
+        return None
+    return _number(text.replace(",", "."))
+
+
+# a CDA IVL_PQ / IVL_INT / IVL_REAL value of two bounds as the normalizer writes it: '10-20'
+_INTERVAL = re.compile(r"([+-]?\d+(?:\.\d+)?)-([+-]?\d+(?:\.\d+)?)")
+
+
+def _ivl_value(entry: Mapping) -> dict | None:
+    """A CDA interval of two numbers as the result (xsi:type IVL_PQ: '10-20' leucocytes per
+    field) -> valueRange in the result's unit; it was a valueString. One bound only is a
+    comparator and a number (value_num), a time interval (IVL_TS) stays text."""
+    kind = str(entry.get("value_type") or "").upper()
+    if not kind.startswith("IVL_") or kind == "IVL_TS":
+        return None
+    m = _INTERVAL.fullmatch(_text(entry.get("value")) or "")
+    if m is None or float(m.group(1)) > float(m.group(2)):
+        return None
+    unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
+    return {"valueRange": {"low": _quantity(float(m.group(1)), unit, sent, declared=declared),
+                           "high": _quantity(float(m.group(2)), unit, sent,
+                                             declared=declared)}}
+
+
+# a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'
+_RATIO = re.compile(r"([+-]?\d+(?:\.\d+)?)(?:\s+(\S+))?/([+-]?\d+(?:\.\d+)?)(?:\s+(\S+))?")
+
+
+def _rto_value(entry: Mapping) -> dict | None:
+    """A CDA ratio (xsi:type RTO, RTO_INT_INT, RTO_PQ_PQ: a titre) -> valueRatio, each term
+    with its unit (UCUM, as CDA PQ units are, when we know it as such)."""
+    if not str(entry.get("value_type") or "").upper().startswith("RTO"):
+        return None
+    m = _RATIO.fullmatch(_text(entry.get("value")) or "")
+    if m is None or not _number(m.group(3)):
+        return None
+    terms = []
+    for number, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
+        ucum = to_ucum(unit).unit if unit else None
+        terms.append(_quantity(float(number), ucum, unit, declared=True))
+    return {"valueRatio": {"numerator": terms[0], "denominator": terms[1]}}
 
 
 # -- resources --------------------------------------------------------------------------------
@@ -510,7 +782,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    fhir_instant(entry.get("issued")),
                    author=[performer] if performer else [],
                    description=_text(entry.get("display")),
-                   securityLabel=[{"coding": [s]} for s in _security(entry, details, base_url)],
+                   securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
     elif resource == "Condition":
@@ -593,7 +865,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})
-    security = _security(entry, details, base_url)
+    security = _security(entry, details)
     if security:
         res["meta"] = {"security": security}
     return res
@@ -756,9 +1028,10 @@ def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
 
 
 def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int, str],
-                 base_url: str) -> list[tuple[str, dict]]:
+                 base_url: str, import_ids: bool = True) -> list[tuple[str, dict]]:
     """One Provenance per (import, relation): which import brought or confirmed which of the
-    exported entries, from which sender."""
+    exported entries, from which sender; the import itself named (entity) only for an
+    operator (``import_ids``): readers of the API never see our import ids."""
     groups: dict[tuple[int, str], dict[str, Any]] = {}
     for entry_id, links in provenance.items():
         if entry_id not in urls:
@@ -779,7 +1052,11 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
         if not group["recorded"] or import_id is None:
             continue  # recorded is required: a link without its time is not exported
         sources = sorted(group["sources"]) or ["unknown sender"]
-        out.append((full_url("provenance", f"{import_id}/{relation}"), {
+        # named after what it is about when import ids are not to be seen (a uuid of a small
+        # integer is found back by trying them all)
+        seed = f"{import_id}/{relation}" if import_ids else \
+            f"{relation}/{min(group['recorded'])}/{','.join(group['targets'])}"
+        out.append((full_url("provenance", seed), {
             "resourceType": "Provenance",
             "target": [{"reference": t} for t in group["targets"]],
             "recorded": min(group["recorded"]),
@@ -787,8 +1064,46 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
             "agent": [{"type": {"text": "sender"}, "who": {"display": s}} for s in sources],
             "entity": [{"role": "source", "what": {
                 "identifier": {"system": f"{base_url}/imports", "value": str(import_id)},
-                "display": f"import {import_id}"}}]}))
+                "display": f"import {import_id}"}}] if import_ids else []}))
     return out
+
+
+def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[int, str],
+          versions: Mapping[int, int]) -> None:
+    """Links between the resources, each to a resource inside this Bundle. An entry's parent
+    (parent_id) may be an earlier version of it (a result confirmed unchanged by a corrected
+    report still names the report it came with): ``versions`` leads to the current one.
+    Report -> its results (DiagnosticReport.result); document -> what was read from it
+    (derivedFrom, evidence, report); an organism (an Observation) -> its susceptibility
+    results, sent as a panel of their own (OBR-26/29, filed as a report whose parent is the
+    organism) or directly under it (Observation.hasMember, as the HL7 laboratory report IG
+    links an isolate to its susceptibilities)."""
+    panels: dict[int, int] = {}  # a report's id -> the Observation it is about
+    links = []
+    for e in kept:
+        parent_id = e.get("parent_id")
+        parent_id = versions.get(parent_id, parent_id) if parent_id is not None else None
+        if parent_id in resources and parent_id != e["id"]:
+            links.append((e["id"], parent_id))
+            if resources[e["id"]]["resourceType"] == "DiagnosticReport" \
+                    and resources[parent_id]["resourceType"] == "Observation":
+                panels[e["id"]] = parent_id
+    for child_id, parent_id in links:
+        parent, mine = resources[parent_id], resources[child_id]
+        ref, me = {"reference": urls[parent_id]}, {"reference": urls[child_id]}
+        if parent["resourceType"] == "DiagnosticReport" and mine["resourceType"] == "Observation":
+            parent.setdefault("result", []).append(me)
+            if parent_id in panels and panels[parent_id] != child_id:
+                resources[panels[parent_id]].setdefault("hasMember", []).append(me)
+        elif parent["resourceType"] == "Observation" and mine["resourceType"] == "Observation":
+            parent.setdefault("hasMember", []).append(me)
+        elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
+            if mine["resourceType"] in ("Observation", "MedicationStatement"):
+                mine.setdefault("derivedFrom", []).append(ref)
+            elif mine["resourceType"] == "Condition":
+                mine.setdefault("evidence", []).append({"detail": [ref]})
+            elif mine["resourceType"] == "Procedure":
+                mine.setdefault("report", []).append(ref)
 
 
 def _bundle_entry(url: str, resource: dict) -> dict:
@@ -807,11 +1122,15 @@ def _exported(entry: Mapping) -> bool:
 
 def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
+              versions: Mapping[int, int] | None = None, import_ids: bool = True,
               base_url: str = "urn:dmp", timestamp: datetime | None = None) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
-    ``provenance`` maps entry ids to their rows of ``provenance``; ``timestamp`` (given by
+    ``provenance`` maps entry ids to their rows of ``provenance``; ``versions`` the ids of
+    earlier versions that entries name as their parent to the id of that parent's current
+    version (dossiers/export.py ``load_parent_versions``); ``import_ids`` False leaves our
+    import ids out of the Provenances (a reader's export); ``timestamp`` (given by
     the caller, so that the same dossier exports the same) becomes Bundle.timestamp."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
@@ -822,27 +1141,14 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     for e in kept:
         resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or ""),
                                              subject, base_url)
-    for e in kept:  # links: only to resources inside this Bundle
-        parent = resources.get(e.get("parent_id")) if e.get("parent_id") is not None else None
-        if parent is None or e.get("parent_id") == e["id"]:
-            continue
-        mine, ref = resources[e["id"]], {"reference": urls[e["parent_id"]]}
-        me = {"reference": urls[e["id"]]}
-        if parent["resourceType"] == "DiagnosticReport" and mine["resourceType"] == "Observation":
-            parent.setdefault("result", []).append(me)
-        elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
-            if mine["resourceType"] in ("Observation", "MedicationStatement"):
-                mine.setdefault("derivedFrom", []).append(ref)
-            elif mine["resourceType"] == "Condition":
-                mine.setdefault("evidence", []).append({"detail": [ref]})
-            elif mine["resourceType"] == "Procedure":
-                mine.setdefault("report", []).append(ref)
+    _link(kept, resources, urls, versions or {})
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
                        for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]
     bundle_entries += [_bundle_entry(url, res)
-                       for url, res in _provenances(provenance or {}, urls, base_url)]
+                       for url, res in _provenances(provenance or {}, urls, base_url,
+                                                    import_ids)]
     bundle = {"resourceType": "Bundle",
               "id": str(uuid.uuid5(NAMESPACE, f"bundle/{patient.get('id')}")),
               "type": "collection",

@@ -480,6 +480,11 @@ def test_permission_matrix(caplog, api, k1) -> None:  # noqa: ANN001
                 assert fhir.status_code == 200, where
                 assert fhir.headers["content-type"] == "application/fhir+json"
                 bundle = Bundle.model_validate(fhir.json())  # valid R4(B)
+                # who sent each entry, never our import ids
+                provenances = [e["resource"] for e in fhir.json()["entry"]
+                               if e["resource"]["resourceType"] == "Provenance"]
+                assert provenances and all("entity" not in p for p in provenances), where
+                assert "/imports" not in fhir.text, where
                 ids = {i.value for e in bundle.entry for i in
                        (getattr(e.resource, "identifier", None) or [])
                        if i.system and i.system.endswith("/entries")}

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 import cli
 from dossiers import audit
-from dossiers.export import load_dossier_rows, load_provenance
+from dossiers.export import load_dossier_rows, load_parent_versions, load_provenance
 from dossiers.fhir import (
     _statuses,
     _types,
@@ -68,6 +68,8 @@ VERIFICATION = {
     "AllergyIntolerance": {"unconfirmed", "confirmed", "refuted", "entered-in-error"},
 }
 UCUM = "http://unitsofmeasure.org"
+TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
+           "TRE-A07-StatutVisibiliteDocument")
 
 
 def check_bundle(bundle: dict) -> Counter:
@@ -265,14 +267,14 @@ def test_documents_reports_and_masking(store) -> None:  # noqa: ANN001
     labels = {(c["system"], c["code"]) for s in doc["securityLabel"] for c in s["coding"]}
     assert ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
             masked.details["confidentiality"]) in labels
-    assert ("urn:dmp/CodeSystem/masking", "MASQUE_PS") in labels
+    assert (TRE_A07, "MASQUE_PS") in labels
     # what was read from the masked document is masked too, and points to it
     children = [r for r in rows if r["parent_id"] == masked.id]
     assert children
     for child in children:
         res = mapped[child["id"]]
-        assert {"system": "urn:dmp/CodeSystem/masking", "code": "MASQUE_PS"} in \
-            res["meta"]["security"]
+        assert {(s["system"], s["code"]) for s in res["meta"]["security"]} >= {
+            (TRE_A07, "MASQUE_PS")}
     # a scanned imaging report: date-only effective stays a date, the PDF is its form
     imaging = next(r for k in _patients().values() for r in export(store, k["ins"])[1]
                    if r["type"] == "imaging_report")
@@ -425,13 +427,16 @@ _entry_rows = st.fixed_dictionaries({
     "code": _text, "system": st.one_of(_text, st.sampled_from(["LN", "CIM-10", "99BAZ",
                                                                "1.2.3.4", "http://x y"])),
     "display": _text, "mapped": st.booleans(), "value": _text,
-    "value_type": st.sampled_from([None, "NM", "ST", "CE", "SN", "ED", "PQ"]),
+    "value_type": st.sampled_from([None, "NM", "ST", "CE", "SN", "ED", "PQ", "RTO", "IVL_PQ",
+                                   "CD"]),
     "value_num": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
     "comparator": st.sampled_from([None, "<", ">=", "=", "<>"]),
     "unit": st.one_of(st.none(), st.sampled_from(["mmol/L", "10*9/L", "g/L", "G/L", "%"]),
                       st.text(max_size=8)),
     "unit_original": _text,
-    "reference_range": st.one_of(_text, st.sampled_from(["3.5-5.1", "10-2", "<5", "30,0-100,0"])),
+    "reference_range": st.one_of(_text, st.sampled_from(
+        ["3.5-5.1", "10-2", "<5", "30,0-100,0", "45-84 µmol/l", "3.5^5.1", "<10^3",
+         "150 000 - 400 000", "1,5x10^4-2E5 /mL"])),
     "interpretation": st.one_of(_text, st.sampled_from(["H", "L,A", "HH", "??"])),
     "effective": _dates(), "issued": _dates(), "performer": _text,
     "attachment_sha256": st.sampled_from([None, "ab" * 32, "xyz"]),
@@ -444,7 +449,14 @@ _entry_rows = st.fixed_dictionaries({
         "negated": st.booleans(),
         "period_low": _dates(), "period_high": _dates(),
         "dose": _text, "frequency": _text, "route": _text,
-        "coded_value": st.fixed_dictionaries({"code": _text, "system": _text}),
+        "coded_value": st.fixed_dictionaries({"code": _text, "system": _text}, optional={
+            "alt_code": _text, "alt_system": _text, "original_text": _text}),
+        "sn": st.fixed_dictionaries({"comparator": st.sampled_from(["", "<", "="]),
+                                     "num1": st.sampled_from(["1", "2,5", "", "x"]),
+                                     "separator": st.sampled_from([":", "/", "-", "+"]),
+                                     "num2": st.sampled_from(["64", "0", "", "-3"])}),
+        "value_null_flavor": st.sampled_from(["NAV", "MSK", "NA", "OTH", ""]),
+        "value_withheld": _text, "value_held": st.booleans(),
         "set_id": st.sampled_from(["1.2.3^ABC", "plain", ""]),
         "comments": st.lists(st.text(max_size=10), max_size=2),
         "concern_status": st.sampled_from(["active", "completed", "aborted", "nullified", ""]),
@@ -704,3 +716,303 @@ def test_an_encounter_is_an_encounter_with_its_class_period_place_and_reasons() 
     assert visit["period"] == {"start": "2022-12-11"}
     assert (res["3"]["class"]["code"], res["3"]["type"][0]["coding"][0]["code"]) == (
         "AMB", "99213")  # C-CDA: the CPT visit code, AMB its ActCode translation
+
+
+# -- results filed through the pipeline, read as a FHIR reader would ---------------------------
+def _filed(ctx, *messages: bytes) -> tuple[dict, dict[str, dict]]:  # noqa: ANN001
+    """The messages filed in order (tests/test_result_lifecycle.py's way), the dossier
+    exported and validated; (bundle, {LOINC or local code: its current resource})."""
+    from tests.test_result_lifecycle import _file
+
+    _file(ctx, *messages)
+    with ctx.engine.connect() as conn:
+        (pid,) = conn.execute(select(patients.c.id)).scalars().all()
+        row, rows = load_dossier_rows(conn, pid)
+        prov = load_provenance(conn, [r["id"] for r in rows])
+        versions = load_parent_versions(conn, rows)
+    bundle = to_bundle(row, rows, provenance=prov, versions=versions)
+    check_bundle(bundle)
+    mapped = by_entry_id(bundle)
+    by_code = {}
+    for r in rows:
+        key = r["code"] if r["code"] not in by_code else f"{r['code']}#2"
+        by_code[key] = mapped[r["id"]]
+    return bundle, by_code
+
+
+def _limits(res: dict) -> dict:
+    return {k: (v["value"], v.get("code", v.get("unit"))) for k, v in
+            res["referenceRange"][0].items() if k in ("low", "high")}
+
+
+def test_reference_ranges_with_their_unit_components_or_powers_of_ten(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBX-7 as labs write it: '45-84 µmol/l' (the unit after the range), '3.5^5.1'
+    (low^high components), '70_105', '<10^3' (a colony count), '150 000 - 400 000' (digits
+    grouped by blanks, as French reports print counts). All were exported as text
+    alone: no reader could compare the value with them. Low/high now, in the result's
+    unit; a range in another unit than the result's stays text (never a limit in a unit it
+    was not written in); the text is always kept as sent."""
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "F",
+                    "OBX|1|NM|14682-9^Créatinine^LN||70|µmol/L|45-84 µmol/l|N|||F",
+                    "OBX|2|NM|2823-3^Potassium^LN||4.2|mmol/L|3.5^5.1|N|||F",
+                    "OBX|3|NM|2345-7^Glucose^LN||95|mg/dL|70_105|N|||F",
+                    "OBX|4|NM|564-5^Numération^LN||>10^5|UFC/mL|<10^3|A|||F",
+                    "OBX|5|NM|2951-2^Sodium^LN||140|mmol/L|3,5 - 5,0 g/l|N|||F",
+                    "OBX|6|NM|1988-5^CRP^LN||3|mg/L|< 5 mg/l|N|||F",
+                    "OBX|7|NM|26515-7^Plaquettes^LN||250 000|/mm3|150 000 - 400 000|N|||F"))
+    assert _limits(res["14682-9"]) == {"low": (45.0, "umol/L"), "high": (84.0, "umol/L")}
+    assert res["14682-9"]["referenceRange"][0]["text"] == "45-84 µmol/l"
+    assert _limits(res["2823-3"]) == {"low": (3.5, "mmol/L"), "high": (5.1, "mmol/L")}
+    assert _limits(res["2345-7"]) == {"low": (70.0, "mg/dL"), "high": (105.0, "mg/dL")}
+    assert _limits(res["564-5"]) == {"high": (1000.0, "{CFU}/mL")}
+    assert _limits(res["2951-2"]) == {}  # g/l beside a result in mmol/L: text only
+    assert res["2951-2"]["referenceRange"][0]["text"] == "3,5 - 5,0 g/l"
+    assert _limits(res["1988-5"]) == {"high": (5.0, "mg/L")}
+    assert _limits(res["26515-7"]) == {"low": (150000.0, "/mm3"), "high": (400000.0, "/mm3")}
+
+
+def test_values_withheld_titres_ranges_and_words_in_a_coded_value(sqlite_ctx) -> None:  # noqa: ANN001
+    """What OBX-5 holds under OBX-11 I or X ('En cours', 'Prélèvement coagulé') is no value:
+    the export said nothing of why there was none; now dataAbsentReason (temp-unknown,
+    not-performed) with the lab's words as its text, never a value. A final status change
+    (U) with nothing held before: unknown. A titre '1:64' was a string, now a valueRatio;
+    an SN range a valueRange. A CE holding words alone is a CodeableConcept with its text
+    only (it was a valueString), and a value coded in the alternate triplet only keeps
+    its code."""
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "P",
+                    "OBX|1|NM|2951-2^Sodium^LN||En cours||||||I",
+                    "OBX|2|NM|2823-3^Potassium^LN||Prélèvement coagulé||||||X",
+                    "OBX|3|NM|1963-8^Bicarbonates^LN||||||||U",
+                    "OBX|4|SN|5130-0^Titre^LN||^1^:^64||<1:16|H|||F",
+                    "OBX|5|SN|2349-9^Glucose urine^LN||^10^-^20|mg/dL||A|||F",
+                    "OBX|6|CE|5778-6^Couleur^LN||Jaune citrin||||||F",
+                    "OBX|7|CWE|20464-4^Bactéries^LN||^^^260373001^Detected^SCT||||||F",
+                    "OBX|8|SN|18864-9^Ampicilline CMI^LN||>^16|mg/L||R|||F"))
+    absent = {code: res[code].get("dataAbsentReason") for code in
+              ("2951-2", "2823-3", "1963-8")}
+    assert {c: (a["coding"][0]["code"], a.get("text")) for c, a in absent.items()} == {
+        "2951-2": ("temp-unknown", "En cours"),
+        "2823-3": ("not-performed", "Prélèvement coagulé"),
+        "1963-8": ("unknown", None)}
+    for code in absent:
+        assert not any(k.startswith("value") for k in res[code])
+        assert absent[code]["coding"][0]["system"] == \
+            "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+    assert res["5130-0"]["valueRatio"] == {"numerator": {"value": 1.0},
+                                           "denominator": {"value": 64.0}}
+    assert res["2349-9"]["valueRange"]["low"] == {
+        "value": 10.0, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"}
+    assert res["2349-9"]["valueRange"]["high"]["value"] == 20.0
+    assert res["5778-6"]["valueCodeableConcept"] == {"text": "Jaune citrin"}
+    assert res["20464-4"]["valueCodeableConcept"]["coding"] == [{
+        "system": "http://snomed.info/sct", "code": "260373001", "display": "Detected"}]
+    assert res["18864-9"]["valueQuantity"]["comparator"] == ">"
+    assert "dataAbsentReason" not in res["18864-9"]
+
+
+def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -> None:
+    """A CDA RTO value (filed '1/64', '5 mg/1 mL') was a valueString, an IVL_PQ of two
+    bounds ('10-20' per field) too; a value sent as a nullFlavor (NAV, MSK) said nothing
+    of why it was absent."""
+    rows = [_row(1, value="1/64", value_type="RTO", code="31147-2"),
+            _row(2, value="5 mg/1 mL", value_type="RTO_PQ_PQ", code="2345-7"),
+            _row(3, details={"value_null_flavor": "NAV"}, code="2951-2"),
+            _row(4, details={"value_null_flavor": "MSK"}, code="2823-3"),
+            _row(5, status="entered-in-error", details={"value_withheld": "4.1"},
+                 code="1963-8"),
+            _row(6, value="10-20", value_type="IVL_PQ", unit="/[HPF]", unit_original="/[HPF]",
+                 code="5821-4"),
+            _row(7, value="2024-01-02/2024-01-09", value_type="IVL_TS", code="X-1"),
+            _row(8, value="jaune paille", value_type="CD", code="5778-6"),
+            _row(9, value="Negative", value_type="CD", code="5196-1", details={
+                "value_code": {"code": "260385009", "system": "SNOMED-CT"},
+                "value_text": "Non reactive"})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["valueRatio"] == {"numerator": {"value": 1.0}, "denominator": {"value": 64.0}}
+    assert res[2]["valueRatio"]["numerator"] == {"value": 5.0, "unit": "mg", "system": UCUM,
+                                                 "code": "mg"}
+    assert res[2]["valueRatio"]["denominator"]["code"] == "mL"
+    assert res[3]["dataAbsentReason"]["coding"][0]["code"] == "temp-unknown"
+    assert res[4]["dataAbsentReason"]["coding"][0]["code"] == "masked"
+    assert "dataAbsentReason" not in res[5] and "valueString" not in res[5]
+    assert (res[6]["valueRange"]["low"]["value"], res[6]["valueRange"]["high"]["value"]) == (
+        10.0, 20.0)
+    assert res[7]["valueString"] == "2024-01-02/2024-01-09"
+    assert res[8]["valueCodeableConcept"] == {"text": "jaune paille"}  # a CD of words only
+    assert res[9]["valueCodeableConcept"] == {  # the sender's words, the code's display
+        "coding": [{"system": "http://snomed.info/sct", "code": "260385009",
+                    "display": "Negative"}], "text": "Non reactive"}
+
+
+def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_results(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """A urine culture, its E. coli, the susceptibility panel (a child order naming the
+    organism, OBR-26/29), then the panel corrected the next day (ciprofloxacin only changed).
+    The organism was linked to nothing it was tested for, and the ampicillin, confirmed
+    unchanged, still names the panel's first version: it was in no report at all. The
+    organism now has its susceptibilities as members, and the corrected panel lists both."""
+    from tests.test_result_lifecycle import _micro
+
+    orc = "ORC|RE|CMD-9|24M0412-01^LABO-DEMO"
+    culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
+               "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||202404141000|||F")
+    panel = ("OBR|2|CMD-9|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||"
+             "G|||||||||||{t}|||{s}|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
+             "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    germ = "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||F"
+    count = "OBX|2|SN|564-5^Numération bactérienne^LN|1|>^100000|UFC/mL|<10^3|A|||F"
+    ampi = "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"
+    cipro = "OBX|2|SN|18906-8^Ciprofloxacine CMI^LN|1|{v}|mg/L||{i}|||{s}"
+    _, res = _filed(sqlite_ctx,
+                    _micro(4, orc, culture, germ, count, orc,
+                           panel.format(t="202404141000", s="F"), ampi,
+                           cipro.format(v="<=^0.25", i="S", s="F")),
+                    _micro(5, orc, panel.format(t="202404151000", s="C"), ampi,
+                           cipro.format(v="^1", i="I", s="C")))
+    organism, ampicillin, ciprofloxacin = res["600-7"], res["18864-9"], res["18906-8"]
+    members = [m["reference"] for m in organism["hasMember"]]
+    assert sorted(members) == sorted(f"urn:uuid:{r['id']}" for r in (ampicillin,
+                                                                       ciprofloxacin))
+    corrected = res["29576-6"]
+    assert corrected["status"] == "corrected"
+    assert sorted(r["reference"] for r in corrected["result"]) == sorted(members)
+    culture_report = res["630-4"]
+    assert {r["reference"] for r in culture_report["result"]} == {
+        f"urn:uuid:{organism['id']}", f"urn:uuid:{res['564-5']['id']}"}
+    assert res["564-5"]["valueQuantity"] == {"value": 100000.0, "comparator": ">",
+                                             "unit": "UFC/mL", "system": UCUM,
+                                             "code": "{CFU}/mL"}
+    assert (ciprofloxacin["status"], ciprofloxacin["valueQuantity"]["value"]) == (
+        "corrected", 1.0)
+
+
+def test_masking_in_the_dmps_code_system_and_routing_flags_are_no_labels() -> None:
+    """MetaDMPMSS flags: every one was a security label of a local system, DESTDMP ('sent to
+    the DMP') and ACK_RECEPTION too, which restrict nothing. The masking ones are now the
+    DMP's TRE_A07 codes (INVISIBLE_REP_LEGAUX as INVISIBLE_REPRESENTANTS_LEGAUX), the
+    patient's choice over MASQUE_PS, and the others are left out."""
+    flags = {"MASQUE_PS": True, "INVISIBLE_REP_LEGAUX": True, "DESTDMP": True,
+             "ACK_RECEPTION": True, "INVISIBLE_PATIENT": False}
+    rows = [_row(1, masking=flags, details={"confidentiality": "R"}),
+            _row(2, masking=flags, mask_override=False),
+            _row(3, masking={"DESTDMP": True})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert [(s["system"], s["code"]) for s in res[1]["meta"]["security"]] == [
+        ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"),
+        (TRE_A07, "INVISIBLE_REPRESENTANTS_LEGAUX"), (TRE_A07, "MASQUE_PS")]
+    assert [s["code"] for s in res[2]["meta"]["security"]] == [
+        "INVISIBLE_REPRESENTANTS_LEGAUX"]
+    assert "meta" not in res[3]
+
+
+def test_a_panel_filed_under_a_preliminary_organism_follows_its_final_version(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """The panel came with the preliminary identification; the final one (a new version of
+    the organism) came the next day without it. The panel still names the preliminary
+    version, which is history: it was linked to nothing; now to the current organism."""
+    from tests.test_result_lifecycle import _micro
+
+    orc = "ORC|RE|CMD-9|24M0412-01^LABO-DEMO"
+    culture = ("OBR|1|CMD-9|24M0412-01^LABO-DEMO|630-4^Bactéries identifiées, urine^LN|||"
+               "202404120730|||||||202404120800|URI|^MARTIN^Paul||||||{t}|||{s}")
+    panel = ("OBR|2|CMD-9|24M0412-01-A1^LABO-DEMO|29576-6^Antibiogramme^LN|||202404120730||||"
+             "G|||||||||||202404131000|||F|600-7&Bactérie identifiée&LN^1^Escherichia coli|||"
+             "CMD-9&LABO-DEMO^24M0412-01&LABO-DEMO")
+    germ = "OBX|1|CWE|600-7^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||{s}"
+    _, res = _filed(sqlite_ctx,
+                    _micro(3, orc, culture.format(t="202404131000", s="P"), germ.format(s="P"),
+                           orc, panel, "OBX|1|SN|18864-9^Ampicilline CMI^LN|1|>^16|mg/L||R|||F"),
+                    _micro(4, orc, culture.format(t="202404141000", s="F"), germ.format(s="F")))
+    assert res["600-7"]["status"] == "final"
+    assert res["600-7"]["hasMember"] == [{"reference": f"urn:uuid:{res['18864-9']['id']}"}]
+
+
+def test_a_fact_from_two_channels_has_two_provenances_and_a_reader_sees_no_import_ids(
+        ) -> None:
+    """Level 4: one entry, a link per import (HL7v2 created it, the CDA confirmed it): two
+    Provenances target it. The API's export had none at all; a reader's (import_ids False)
+    has them without our import ids, named after what they are about."""
+    rows = [_row(1, value_num=4.1, unit="mmol/L"), _row(2, value_num=140.0, unit="mmol/L")]
+    links = {1: [{"import_id": 11, "source": "labm", "relation": "created",
+                  "created_at": "2026-01-02T10:00:00"},
+                 {"import_id": 12, "source": "chu-cda", "relation": "confirmed",
+                  "created_at": "2026-01-03T10:00:00"}],
+             2: [{"import_id": 11, "source": "labm", "relation": "created",
+                  "created_at": "2026-01-02T10:00:00"}]}
+    for import_ids in (True, False):
+        bundle = to_bundle(PATIENT, rows, provenance=links, import_ids=import_ids)
+        check_bundle(bundle)
+        provs = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]
+        about_1 = [p["resource"] for p in provs
+                   if {"reference": full_url("entry", 1)} in p["resource"]["target"]]
+        assert sorted((p["activity"]["text"], p["agent"][0]["who"]["display"])
+                      for p in about_1) == [("confirmed", "chu-cda"), ("created", "labm")]
+        assert ("entity" in about_1[0]) == import_ids
+        urls = {p["fullUrl"] for p in provs}
+        assert (full_url("provenance", "11/created") in urls) == import_ids
+
+
+def test_booleans_dates_times_and_counts_have_their_fhir_types() -> None:
+    """A CDA BL ('false': 172 statements of the ANS corpus), a date (HL7 DT/TS, CDA TS), a
+    time of day (HL7 TM), a count (CDA INT) were valueString or a Quantity without unit;
+    FHIR has valueBoolean, valueDateTime, valueTime, valueInteger. What FHIR cannot hold
+    whole (a time without offset) stays text."""
+    rows = [_row(1, value="false", value_type="BL"),
+            _row(2, value="2018-10-01", value_type="TS"),
+            _row(3, value="2024-03-15T08:30+01:00", value_type="DTM"),
+            _row(4, value="2024-03-15T08:30", value_type="TS"),
+            _row(5, value="08:30", value_type="TM"),
+            _row(6, value="3", value_num=3.0, value_type="INT"),
+            _row(7, value="3", value_num=3.0, value_type="INT", unit="mL"),
+            _row(8, value="oui", value_type="BL")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    values = {i: next((k, v) for k, v in res[i].items() if k.startswith("value"))
+              for i in res}
+    assert values == {1: ("valueBoolean", False), 2: ("valueDateTime", "2018-10-01"),
+                      3: ("valueDateTime", "2024-03-15T08:30:00+01:00"),
+                      4: ("valueString", "2024-03-15T08:30"), 5: ("valueTime", "08:30:00"),
+                      6: ("valueInteger", 3),
+                      7: ("valueQuantity", {"value": 3.0, "unit": "mL", "system": UCUM,
+                                            "code": "mL"}),
+                      8: ("valueString", "oui")}
+
+
+def test_a_unit_declared_ucum_outside_our_table_is_ucum_when_it_parses_so(sqlite_ctx) -> None:  # noqa: ANN001
+    """CDA PQ units are UCUM by the standard; the ANS corpus sends '[diop]', 'deg', 'mGy.cm',
+    '{pack}/a', 'm', none in our unit table: they were exported as text without the UCUM
+    system. A unit declared UCUM (CDA PQ, OBX-6 '^^UCUM') that parses as UCUM is now
+    coded; one the normalizer found neither UCUM nor declared (details.unit_unmapped) and
+    words ('THOUS/MCL', a translation's) stay text only."""
+    rows = [_row(1, value_num=212.4, unit="mGy.cm", unit_original="mGy.cm"),
+            _row(2, value_num=1.25, unit="[diop]", unit_original="[diop]"),
+            _row(3, value_num=20.0, unit="{pack}/a", unit_original="{pack}/a"),
+            _row(4, value_num=5.0, unit="THOUS/MCL", unit_original="THOUS/MCL"),
+            _row(5, value_num=5.0, unit="mGy", unit_original="mGy",
+                 details={"unit_unmapped": True}),
+            _row(6, value_num=4.0, unit="G/l", unit_original="G/l")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert {i: res[i]["valueQuantity"].get("code") for i in res} == {
+        1: "mGy.cm", 2: "[diop]", 3: "{pack}/a", 4: None, 5: None, 6: None}
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "F",
+                    "OBX|1|NM|2746-1^pH^LN||7.41|[pH]^^UCUM|7.35-7.45|N|||F",
+                    "OBX|2|NM|2345-7^Glucose^LN||5.1|zorglub|4-6|N|||F",
+                    "OBX|3|NM|2951-2^Sodium^LN||140|meq/L^^UCUM|135-145|N|||F"))
+    assert res["2746-1"]["valueQuantity"] == {"value": 7.41, "unit": "[pH]", "system": UCUM,
+                                              "code": "[pH]"}
+    assert res["2746-1"]["referenceRange"][0]["low"]["code"] == "[pH]"
+    assert res["2345-7"]["valueQuantity"] == {"value": 5.1, "unit": "zorglub"}
+    assert res["2951-2"]["valueQuantity"]["code"] == "meq/L"

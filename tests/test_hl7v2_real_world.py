@@ -1614,7 +1614,9 @@ def test_coded_value_sent_as_words_alone_is_text_not_a_code():
         "Escherichia coli", {"code": "", "display": "", "system": "",
                              "original_text": "Escherichia coli"})
     assert none.value == "Pas de germe isolé"
-    assert _value({"value": germ.value}, germ.details, "") == {"valueString": "Escherichia coli"}
+    # a coded value without its code: a CodeableConcept of text only (was a valueString)
+    assert _value({"value": germ.value}, germ.details, "") == {
+        "valueCodeableConcept": {"text": "Escherichia coli"}}
     assert (hbs.value, hbs.details["coded_value"]["code"]) == ("NEG", "NEG")
 
 
