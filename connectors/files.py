@@ -13,7 +13,17 @@ from pathlib import Path
 
 from pipelines.intake import Received
 
-SKIPPED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
+# Names a sender's tool gives a file still being written (SFTP/WinSCP, browsers, editors)
+SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
+# Microsoft Office's owner file beside a document someone has open on the share
+SKIPPED_PREFIXES = (".", "~$")
+
+
+def is_temporary(name: str) -> bool:
+    """A name never taken: hidden files, temporary upload names and Office owner files. They
+    are not what a sender meant to send (an upload in progress, an editor's lock); taking one
+    would archive a cut file or move a lock from under the program holding it."""
+    return name.startswith(SKIPPED_PREFIXES) or name.lower().endswith(SKIPPED_SUFFIXES)
 
 
 class InputPathError(ValueError):
@@ -27,7 +37,7 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if not name.startswith(".") and not name.endswith(SKIPPED_SUFFIXES):
+                    if not is_temporary(name):
                         yield Path(root) / name
         elif path.is_file():
             yield path

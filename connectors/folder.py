@@ -17,9 +17,10 @@ One poll:
    and every file in a claim folder held by this poller is taken again first.
 2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
    temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
-   ``*.partial``, ``*~``) are skipped. A file is *settled* when it was seen unchanged (size,
-   mtime, inode) by scans at least ``settle_seconds`` apart and its mtime is at least
-   ``settle_seconds`` old; a poller's first poll scans, waits ``settle_seconds`` and scans again.
+   ``*.partial``, ``*~``) and Office owner files (``~$x``) are skipped. A file is *settled*
+   when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
+   apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
+   waits ``settle_seconds`` and scans again.
 3. Settled files are claimed by renaming them into this poller's claim folder: ``rename`` is
    atomic, so of two pollers only one gets a file (the other's rename finds nothing).
 4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
@@ -56,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connectors.files import is_temporary
 from pipelines.archive import ArchiveError
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, intake
@@ -64,7 +66,6 @@ from pipelines.settings import FolderSource
 log = logging.getLogger("dmp.folder")
 
 CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
-SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
@@ -231,7 +232,7 @@ class FolderPoller:
             subfolders = []
             for entry in entries:
                 name = entry.name
-                if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES):
+                if is_temporary(name):
                     continue
                 if not prefix and name in (DONE, FAILED):
                     continue

@@ -130,7 +130,7 @@ def test_dropped_files_land_in_done_with_their_ledger_rows(ctx, drop) -> None:  
 def test_partial_uploads_are_not_taken(sqlite_ctx, drop) -> None:  # noqa: ANN001
     data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
     for name in ("a.hl7.part", "b.tmp", "c.pdf.crdownload", "d.filepart", ".hidden.hl7",
-                 "e.hl7~", "F.HL7.PART"):
+                 "e.hl7~", "F.HL7.PART", "~$rapport.docx", "G.PDF.FILEPART"):
         (drop / name).write_bytes(data)
     (drop / ".cache").mkdir()
     (drop / ".cache" / "x.hl7").write_bytes(data)
@@ -151,6 +151,16 @@ def test_partial_uploads_are_not_taken(sqlite_ctx, drop) -> None:  # noqa: ANN00
     assert (drop / "done" / "growing.hl7").read_bytes() == data
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["growing.hl7"]
     assert (drop / "a.hl7.part").exists() and (drop / ".cache" / "x.hl7").exists()
+    assert (drop / "~$rapport.docx").exists()  # Word's owner file, left to Word
+
+
+def test_the_command_line_skips_the_same_names_as_the_poller(tmp_path) -> None:  # noqa: ANN001
+    """`dmp-ingest ingest FOLDER` on a copy of a drop folder takes what a poller would."""
+    from connectors.files import iter_files
+
+    for name in ("a.hl7", "b.hl7.filepart", "~$c.docx", "D.TMP", ".e.hl7", "f.hl7~"):
+        (tmp_path / name).write_bytes(b"MSH|^~\\&|A\r")
+    assert [p.name for p in iter_files([tmp_path])] == ["a.hl7"]
 
 
 def test_a_file_written_to_while_it_is_read_goes_back_to_settle(sqlite_ctx, drop,  # noqa: ANN001
