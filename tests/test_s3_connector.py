@@ -457,3 +457,79 @@ def test_an_object_replaced_before_its_mark_is_taken_at_the_next_poll(
     else:
         assert tags(client, name, "incoming/resultats.hl7")["dmp-intake"] == "done"
     assert poller.poll().taken == 0
+
+
+@pytest.fixture
+def own_server(aws_env):  # noqa: ANN001, ANN201
+    """A moto server of this test's own, to stop and start again: (endpoint, name, client,
+    stop, start). moto keeps its state in the process: the bucket survives a restart."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)]
+    servers[0].start()
+
+    def stop() -> None:
+        servers[-1].stop()
+
+    def start() -> None:
+        servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
+        servers[-1].start()
+
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    name = f"dmp-own-{os.getpid()}-{next(_buckets)}"
+    client.create_bucket(Bucket=name,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    try:
+        yield endpoint, name, client, stop, start
+    finally:
+        servers[-1].stop()
+
+
+@pytest.mark.parametrize(("after", "operation"), [("move", "DeleteObject"),
+                                                  ("tag", "PutObjectTagging")])
+def test_a_mark_that_fails_is_done_at_the_next_poll_without_a_second_intake(
+        sqlite_ctx, own_server, after, operation) -> None:  # noqa: ANN001
+    """The endpoint goes away after intake, before the mark (with move: copied under
+    processed/ but not deleted). The poll says so; once the endpoint is back the same poller
+    finishes the mark (deletes the original, or tags it) without recording it again. Before,
+    the poller remembered it as done: it stayed under the prefix until a restart took it in
+    again as a repeat."""
+    endpoint, name, client, stop, start = own_server
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/hba1c.hl7", Body=data)
+    poller = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    stopped = []
+
+    def endpoint_goes_away(**_) -> None:  # noqa: ANN003
+        if not stopped:
+            stopped.append(True)
+            stop()
+
+    poller.client.meta.events.register(f"before-call.s3.{operation}", endpoint_goes_away)
+    result = poller.poll()
+    assert stopped and result.taken == 1
+    how = "moved" if after == "move" else "tagged"
+    assert result.error == (f"bucket source lab-s3: 1 object(s) recorded but not {how}; "
+                            f"done at the next poll")
+    start()
+    if after == "move":  # half-way: copied, not deleted
+        assert keys(client, name) == ["incoming/hba1c.hl7", "processed/incoming/hba1c.hl7"]
+    else:
+        assert tags(client, name, "incoming/hba1c.hl7") == {}
+    result = poller.poll()
+    assert result.error is None and result.taken == 0
+    if after == "move":
+        assert keys(client, name) == ["processed/incoming/hba1c.hl7"]
+        marked = "processed/incoming/hba1c.hl7"
+    else:
+        marked = "incoming/hba1c.hl7"
+    rows = ledger(sqlite_ctx.engine)
+    assert [(r["file_name"], r["status"]) for r in rows] == [("incoming/hba1c.hl7",
+                                                              "received")]
+    assert tags(client, name, marked) == {"dmp-intake": "done",
+                                          "dmp-intake-import": str(rows[0]["id"])}
+    assert poller.poll().taken == 0 and len(ledger(sqlite_ctx.engine)) == 1
