@@ -70,6 +70,11 @@ INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit eac
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
 PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
+# An empty file is refused, not processed: its sender wrote nothing, or created it and had not
+# begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
+# later empty file of the source would be a 'duplicate' of the first, out of the failures list.
+EMPTY_FILE = ("FOLDER_EMPTY_FILE", "the file is empty (0 bytes): its sender wrote nothing in "
+              "it, or had not begun writing; it is in failed/")
 
 
 @dataclass
@@ -437,7 +442,9 @@ class FolderPoller:
                 if len(data) <= limit and (after.st_size != len(data)
                                            or after.st_mtime_ns != st.st_mtime_ns):
                     return self._still_written(claim)
-                if len(data) > limit:
+                if not data:
+                    rejection = EMPTY_FILE
+                elif len(data) > limit:
                     size = max(st.st_size, len(data))
                     data = data[:HEAD_KEPT]
                     rejection = ("FOLDER_FILE_TOO_LARGE",

@@ -256,6 +256,9 @@ class BucketPoller:
             else:
                 response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
                 data = response["Body"].read()
+                if not data:  # refused, as an empty file in a folder (connectors/folder.py)
+                    rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
+                                 "sender put nothing in it")
             obj.version = response.get("VersionId")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")

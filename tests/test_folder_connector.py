@@ -479,6 +479,27 @@ def test_unreadable_file_goes_to_failed(sqlite_ctx, drop) -> None:  # noqa: ANN0
     assert "FOLDER_FILE_UNREADABLE" in (drop / "failed" / "locked.hl7.error.txt").read_text()
 
 
+def test_empty_files_are_refused_into_failed(sqlite_ctx, drop) -> None:  # noqa: ANN001
+    """A zero-byte file went to done/ as received (then failed at parsing, and the next
+    empty file of the source was a mere 'duplicate' of the first). Its sender wrote nothing or
+    had not begun: it is refused with its own code and moved to failed/ with the reason."""
+    for name in ("vide.hl7", "sub/vide2.pdf"):
+        (drop / name).parent.mkdir(exist_ok=True)
+        (drop / name).write_bytes(b"")
+    (drop / "ok.hl7").write_bytes(b"MSH|^~\\&|A\r")
+    with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        result = poller.poll()
+    assert (result.taken, result.refused, result.error) == (3, 2, None)
+    rows = {r["file_name"]: (r["status"], r["error_code"]) for r in ledger(sqlite_ctx.engine)}
+    assert rows == {"vide.hl7": ("failed", "FOLDER_EMPTY_FILE"),
+                    "sub/vide2.pdf": ("failed", "FOLDER_EMPTY_FILE"),
+                    "ok.hl7": ("received", None)}
+    assert files_under(drop / "failed").keys() == {"vide.hl7", "vide.hl7.error.txt",
+                                                   "sub/vide2.pdf", "sub/vide2.pdf.error.txt"}
+    assert "FOLDER_EMPTY_FILE" in (drop / "failed" / "vide.hl7.error.txt").read_text()
+    assert files_under(drop / "done") == {"ok.hl7": b"MSH|^~\\&|A\r"}
+
+
 def test_same_name_again_is_kept_beside_never_replaced(sqlite_ctx, drop) -> None:  # noqa: ANN001
     first, second = b"MSH|^~\\&|A|1\r", b"MSH|^~\\&|A|2\r"
     with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:

@@ -533,3 +533,30 @@ def test_a_mark_that_fails_is_done_at_the_next_poll_without_a_second_intake(
     assert tags(client, name, marked) == {"dmp-intake": "done",
                                           "dmp-intake-import": str(rows[0]["id"])}
     assert poller.poll().taken == 0 and len(ledger(sqlite_ctx.engine)) == 1
+
+
+def test_empty_objects_are_refused_and_the_same_bytes_twice_are_a_repeat(sqlite_ctx,  # noqa: ANN001
+                                                                         bucket) -> None:
+    """Zero-byte objects are refused (S3_EMPTY_OBJECT, tagged refused), not processed; a
+    zero-byte key ending in '/' is a console's folder marker, left alone. The same content
+    under two keys is recorded twice, the second a duplicate of the first (dedupe level 1)."""
+    endpoint, name, client = bucket
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    for key, body in (("incoming/a.hl7", data), ("incoming/copie de a.hl7", data),
+                      ("incoming/vide.hl7", b""), ("incoming/vide2.hl7", b""),
+                      ("incoming/sub/", b"")):
+        client.put_object(Bucket=name, Key=key, Body=body)
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint)
+    result = poller.poll()
+    assert (result.taken, result.refused, result.error) == (4, 2, None)
+    rows = {r["file_name"]: r for r in ledger(sqlite_ctx.engine)}
+    assert {k: (r["status"], r["error_code"]) for k, r in rows.items()} == {
+        "incoming/a.hl7": ("received", None),
+        "incoming/copie de a.hl7": ("duplicate", None),
+        "incoming/vide.hl7": ("failed", "S3_EMPTY_OBJECT"),
+        "incoming/vide2.hl7": ("failed", "S3_EMPTY_OBJECT")}
+    assert rows["incoming/copie de a.hl7"]["duplicate_of"] == rows["incoming/a.hl7"]["id"]
+    assert tags(client, name, "incoming/vide.hl7")["dmp-intake"] == "refused"
+    assert tags(client, name, "incoming/copie de a.hl7")["dmp-intake"] == "done"
+    assert tags(client, name, "incoming/sub/") == {}
