@@ -65,6 +65,12 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+# What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
+_WRONG = "the S3 credentials are wrong or expired (access key, secret, session token)"
+AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
+              "ExpiredToken": _WRONG, "InvalidToken": _WRONG, "TokenRefreshRequired": _WRONG,
+              "AccessDenied": "the S3 credentials lack a permission on this bucket (list, "
+                              "get, tag, copy, delete)"}
 
 
 @dataclass
@@ -151,9 +157,10 @@ class BucketPoller:
 
         endpoint = self.endpoint_url or "AWS"
         if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
+            code = exc.response.get("Error", {}).get("Code", "?")
+            hint = AUTH_HINTS.get(code)
             return (f"S3 refused {exc.operation_name} on {self.where} "
-                    f"({err.get('Code', '?')})")
+                    f"({code}{': ' + hint if hint else ''})")
         if isinstance(exc, EndpointConnectionError):
             return f"cannot reach the S3 endpoint {endpoint} (EndpointConnectionError)"
         if isinstance(exc, NoCredentialsError):

@@ -560,3 +560,20 @@ def test_empty_objects_are_refused_and_the_same_bytes_twice_are_a_repeat(sqlite_
     assert tags(client, name, "incoming/vide.hl7")["dmp-intake"] == "refused"
     assert tags(client, name, "incoming/copie de a.hl7")["dmp-intake"] == "done"
     assert tags(client, name, "incoming/sub/") == {}
+
+
+def test_wrong_credentials_are_a_clear_error(sqlite_ctx, bucket, monkeypatch) -> None:  # noqa: ANN001
+    """moto checks signatures once its 'no auth' allowance is used up: an unknown access key
+    is refused, and the poll says it is the credentials, in one line; nothing is taken."""
+    import moto.settings
+
+    endpoint, name, client = bucket
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+    result = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint).poll()
+    assert result.error == (f"bucket source lab-s3: S3 refused ListObjectsV2 on "
+                            f"s3://{name}/incoming/ (InvalidAccessKeyId: the S3 credentials "
+                            f"are wrong or expired (access key, secret, session token))")
+    assert result.taken == 0 and ledger(sqlite_ctx.engine) == []
