@@ -132,6 +132,8 @@ class _Seen:
     ino: int
     since: float  # monotonic time of the first scan that saw it in this state
     scan: int  # the number of that scan
+    regular: bool = True  # a regular file (only those are opened before they are claimed)
+    locked: bool = False  # found locked by its writer (logged once)
 
 
 class FolderPoller:
@@ -189,6 +191,8 @@ class FolderPoller:
         for rel, seen in settled[:self.max_files]:
             if self.stop_event.is_set():
                 break
+            if seen.regular and self._in_use(rel, seen):
+                continue
             claim = self._claim(rel, seen)
             if claim is None:
                 continue
@@ -218,7 +222,8 @@ class FolderPoller:
             if before is not None and (before.size, before.mtime_ns, before.ino) == state:
                 current[rel] = before
             else:
-                current[rel] = _Seen(*state, since=now, scan=self._scans)
+                current[rel] = _Seen(*state, since=now, scan=self._scans,
+                                     regular=stat.S_ISREG(st.st_mode))
         self._seen = current
         return current
 
@@ -270,6 +275,25 @@ class FolderPoller:
         return ready
 
     # -- claiming -------------------------------------------------------------------------
+    def _in_use(self, rel: str, seen: _Seen) -> bool:
+        """A settled file its writer still holds locked (flock or fcntl: Samba, some SFTP
+        servers, programs that lock what they write) is left where it is: a writer that
+        stalled longer than settle_seconds may go on writing. Logged once per file."""
+        try:
+            fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC)
+        except OSError:
+            return False  # gone, or unreadable: the claim and the read say what it is
+        try:
+            locked = _locked(fd)
+        finally:
+            os.close(fd)
+        if locked and not seen.locked:
+            seen.locked = True
+            log.info("folder source %s: a settled file is locked by its writer; left in place "
+                     "until the lock is released", self.source.id)
+        return locked
+
     def _claim(self, rel: str, seen: _Seen) -> Claim | None:
         """Rename the file into this poll's claim folder; None if another poller was first.
 
@@ -435,6 +459,8 @@ class FolderPoller:
                 try:
                     if not stat.S_ISREG(os.fstat(fd).st_mode):
                         raise OSError(errno.EINVAL, "not a regular file")
+                    if _locked(fd):  # locked by its writer since it was looked at
+                        return self._still_written(claim, "locked by its writer")
                     data = _read_up_to(fd, max(limit + 1, HEAD_KEPT))
                     after = os.fstat(fd)
                 finally:
@@ -465,7 +491,8 @@ class FolderPoller:
                         file_name=shown(claim.rel, FILE_NAME_MAX),
                         received_at=claim.received_at, rejection=rejection)
 
-    def _still_written(self, claim: Claim) -> None:
+    def _still_written(self, claim: Claim,
+                       why: str = "changed while it was read") -> None:
         """A sender still writing a file it had left alone for settle_seconds (a stalled
         upload over a network share): its bytes changed while we read them. It goes back
         where it was dropped, to settle again, instead of being archived cut short; if a new
@@ -477,8 +504,8 @@ class FolderPoller:
             where = "put back to settle again"
         except OSError:
             where = "kept claimed, read again at the next poll"
-        log.warning("folder source %s: a file changed while it was read (still being "
-                    "written): %s", self.source.id, where)
+        log.warning("folder source %s: a file %s (still being written): %s",
+                    self.source.id, why, where)
         return None
 
     def _record(self, group: list[tuple[Claim, Received]], result: PollResult) -> bool:
@@ -566,6 +593,22 @@ class FolderPoller:
 
 def _open_lock(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _locked(fd: int) -> bool:
+    """Whether another process holds a lock on the file that a reader's would conflict with:
+    a flock or an fcntl (POSIX) lock, the two kinds writers take (independent on Linux, so
+    both are tried). Our shared lock, when granted, is let go at once. A file system without
+    locks (ENOLCK, EINVAL...) says nothing: the settle check alone applies."""
+    for lock in (fcntl.flock, fcntl.lockf):
+        try:
+            lock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return True
+            continue
+        lock(fd, fcntl.LOCK_UN)
+    return False
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:

@@ -202,6 +202,65 @@ def test_a_file_written_to_while_it_is_read_goes_back_to_settle(sqlite_ctx, drop
     assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(data)]
 
 
+LOCKER = """
+import fcntl, sys
+kind, path = sys.argv[1], sys.argv[2]
+fh = open(path, "r+b")
+(fcntl.flock if kind == "flock" else fcntl.lockf)(fh, fcntl.LOCK_EX)
+fh.seek(0, 2)
+print("locked", flush=True)
+sys.stdin.read()  # holds the lock until told to go on
+fh.write(bytes.fromhex(sys.argv[3]))
+fh.flush()
+"""
+
+
+@pytest.mark.parametrize(("kind", "when"), [("flock", "before"), ("lockf", "before"),
+                                            ("flock", "after")])
+def test_a_file_its_writer_holds_locked_is_left_until_released(sqlite_ctx, drop,  # noqa: ANN001
+                                                                kind, when,
+                                                                monkeypatch) -> None:
+    """A writer (another process) holds an exclusive lock on a file whose size and mtime
+    have not moved for longer than settle_seconds (a stalled upload): it was taken cut short.
+    It is left in place until the lock is released, then taken whole. 'after': the lock is
+    taken between our look and our claim (the read finds it and puts the file back)."""
+    import subprocess
+    import sys
+
+    if when == "after":
+        monkeypatch.setattr(FolderPoller, "_in_use", lambda *_: False)
+
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    slow = drop / "lent.hl7"
+    slow.write_bytes(data[:120])
+    (drop / "other.hl7").write_bytes(b"MSH|^~\\&|A\r")
+    past = time.time_ns() - 10 * 10**9
+    for path in (slow, drop / "other.hl7"):
+        os.utime(path, ns=(past, past))
+    writer = subprocess.Popen([sys.executable, "-c", LOCKER, kind, str(slow),
+                               data[120:].hex()], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "locked\n"
+        with FolderPoller(source(drop, settle_seconds=0.05), sqlite_ctx.engine,
+                          sqlite_ctx.archive) as poller:
+            result = poller.poll()
+            assert (result.taken, result.error) == (1, None)  # the other file only
+            time.sleep(0.1)
+            assert poller.poll().taken == 0
+            assert slow.read_bytes() == data[:120]  # where it was dropped
+            writer.communicate("", timeout=10)  # writes the rest, lets go of the lock
+            os.utime(slow, ns=(past, past))
+            assert poller.poll().taken == 0  # changed: it settles first
+            time.sleep(0.1)
+            assert poller.poll().taken == 1
+    finally:
+        writer.kill()
+        writer.wait()
+    assert files_under(drop / "done") == {"lent.hl7": data, "other.hl7": b"MSH|^~\\&|A\r"}
+    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [11, len(data)]
+
+
 def test_a_recently_modified_file_waits_settle_seconds(sqlite_ctx, drop) -> None:  # noqa: ANN001
     """Both clocks must agree: unchanged for settle_seconds by ours, mtime that old too."""
     clock = [1000.0]
