@@ -638,6 +638,8 @@ path = "/srv/labs"
     ('[folders.a]\npath = "x"\npoll_interval = 0', r"poll_interval: must be above 0"),
     ('[folders.a]\npath = "x"\nsetle_seconds = 1', r"unknown setting 'setle_seconds'"),
     ('[folders.a]\npath = "x"\n[folders.b]\npath = "x/"', r"already watched by \[folders.a\]"),
+    ('[folders.chu]\npath = "drop"\n[folders.labA]\npath = "drop/labA"',
+     r"\[folders.labA\] path: inside the folder of \[folders.chu\] \(recursive\)"),
     ('folders = 3', r"\[folders\] must hold"),
     ('[folders]\na = 1', r"\[folders.a\] must be a table"),
     ('poll_interval = -2', r"poll_interval: must be above 0"),
@@ -703,3 +705,14 @@ def test_cli_serve_has_no_pollers_option() -> None:
     assert args.no_pollers is True
     assert cli.build_parser().parse_args(["serve"]).no_pollers is False
 
+
+
+def test_a_folder_beside_a_non_recursive_one_may_be_inside_it(tmp_path) -> None:  # noqa: ANN001
+    settings = settings_from(tmp_path, """
+[folders.chu]
+path = "drop"
+recursive = false
+[folders.labA]
+path = "drop/labA"
+""")
+    assert [s.id for s in settings.folders] == ["chu", "labA"]

@@ -337,6 +337,15 @@ endpoint_url = "https://s3.example.org"
     ('[buckets.a]\nbucket = "b"\nmax_bytes = -5', r"max_bytes: a positive whole number"),
     ('[buckets.a]\nbucket = "b"\nprefx = "x"', r"unknown setting 'prefx'"),
     ('[buckets.a]\nbucket = "b"\nprefix = 3', r"prefix: text expected"),
+    ('[buckets.a]\nbucket = "b"\nprefix = "lab"\n[buckets.c]\nbucket = "b"\nprefix = "lab2/"',
+     r"\[buckets.a\] prefix 'lab' overlaps \[buckets.c\] prefix 'lab2/' on bucket 'b'"),
+    ('[buckets.a]\nbucket = "b"\n[buckets.c]\nbucket = "b"\nprefix = "labB/"',
+     r"\[buckets.a\] prefix '' overlaps \[buckets.c\] prefix 'labB/'"),
+    ('[buckets.a]\nbucket = "b"\nprefix = "labA/"\nafter = "move"\n'
+     '[buckets.c]\nbucket = "b"\nprefix = "processed/"',
+     r"\[buckets.c\] prefix 'processed/' overlaps \[buckets.a\] processed_prefix"),
+    ('[buckets.a]\nbucket = "b"\nprefix = "processed/x/"\nafter = "move"',
+     r"inside its own processed_prefix 'processed/'"),
 ])
 def test_bad_bucket_settings_are_one_line_errors(tmp_path, toml, message) -> None:  # noqa: ANN001
     with pytest.raises(SettingsError, match=message) as info:
