@@ -551,8 +551,9 @@ class FolderPoller:
         try:
             target = _place(claim.path, self.root / where / claim.rel)
         except OSError as exc:
-            log.error("folder source %s: a recorded file cannot be moved to %s/ (%s); "
-                      "retried at the next poll", self.source.id, where, exc.strerror)
+            result.error = (f"folder source {self.source.id}: a recorded file cannot be moved "
+                            f"to {where}/ ({exc.strerror}); retried at the next poll")
+            log.error("%s", result.error)
             return
         self._recorded.pop(claim.path, None)
         result.taken += 1
@@ -637,6 +638,8 @@ def _place(src: Path, target: Path) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
+            if exc.errno == errno.EXDEV:  # done/ or failed/ mounted or linked elsewhere
+                return _copy_across(src, target)
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
                                  errno.ENOSYS):
                 raise
@@ -646,6 +649,32 @@ def _place(src: Path, target: Path) -> Path:
             return candidate
         os.unlink(src)
         return candidate
+
+
+def _copy_across(src: Path, target: Path) -> Path:
+    """``_place`` when done/ or failed/ is on another file system (a mount, or a link an admin
+    made to keep them on another disk): the bytes are copied to a hidden name beside the
+    target and synced, then linked to a free name (never replacing), and only then is the
+    claimed file removed. A crash in between leaves the claimed file, taken again (a repeat)."""
+    st = os.lstat(src)
+    temp = target.with_name(f".dmp-copy-{secrets.token_hex(6)}.tmp")
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), temp)
+    elif stat.S_ISREG(st.st_mode):
+        with open(src, "rb") as fin, open(temp, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+    else:  # a pipe or socket cannot be copied: it stays claimed, the reason logged
+        raise OSError(errno.EXDEV, "a special file cannot be moved to another file system")
+    try:
+        placed = _place(temp, target)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    os.unlink(src)
+    return placed
 
 
 def _fit(stem: str, tail: str, limit: int = 255) -> str:

@@ -716,3 +716,50 @@ recursive = false
 path = "drop/labA"
 """)
     assert [s.id for s in settings.folders] == ["chu", "labA"]
+
+
+@pytest.fixture
+def other_fs(tmp_path) -> Path:  # noqa: ANN001
+    """A folder on another file system than tmp_path (tmpfs /dev/shm)."""
+    import shutil
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) here")
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="dmp-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_folder_archive_done_and_failed_on_different_file_systems(sqlite_ctx, tmp_path,  # noqa: ANN001
+                                                                  other_fs) -> None:
+    """The drop folder on one file system (tmpfs), the archive on another, and done/ and
+    failed/ links an admin made to a third place on that other disk. A recorded file could
+    not be moved (a hard link across file systems: EXDEV): it stayed claimed, logged at every
+    poll and never reported. It is copied, synced, then the claimed file removed; a name
+    already in done/ is kept beside, never replaced."""
+    drop = other_fs / "drop"
+    drop.mkdir()
+    kept = tmp_path / "kept"
+    for where in ("done", "failed"):
+        (kept / where).mkdir(parents=True)
+        (drop / where).symlink_to(kept / where, target_is_directory=True)
+    (kept / "done" / "ok.hl7").write_bytes(b"earlier")
+    (drop / "ok.hl7").write_bytes(b"MSH|^~\\&|OK\r")
+    (drop / "sub").mkdir()
+    (drop / "sub" / "big.hl7").write_bytes(b"MSH|^~\\&|" + b"x" * 2000 + b"\r")
+    assert os.stat(drop).st_dev != os.stat(sqlite_ctx.archive.root).st_dev
+    with FolderPoller(source(drop, max_bytes=1000), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        result = poller.poll()
+        assert (result.taken, result.refused, result.error) == (2, 1, None)
+        assert poller.poll().taken == 0
+    assert files_under(kept / "done") == {"ok.hl7": b"earlier", "ok.1.hl7": b"MSH|^~\\&|OK\r"}
+    failed = files_under(kept / "failed")
+    assert set(failed) == {"sub/big.hl7", "sub/big.hl7.error.txt"}
+    assert "FOLDER_FILE_TOO_LARGE" in failed["sub/big.hl7.error.txt"].decode()
+    assert not claimed_files(drop) and not list(kept.rglob(".dmp-copy-*"))
+    rows = {r["file_name"]: r for r in ledger(sqlite_ctx.engine)}
+    assert {n: r["status"] for n, r in rows.items()} == {"ok.hl7": "received",
+                                                         "sub/big.hl7": "failed"}
+    assert sqlite_ctx.archive.get(rows["ok.hl7"]["sha256"]) == b"MSH|^~\\&|OK\r"
