@@ -763,3 +763,58 @@ def test_folder_archive_done_and_failed_on_different_file_systems(sqlite_ctx, tm
     assert {n: r["status"] for n, r in rows.items()} == {"ok.hl7": "received",
                                                          "sub/big.hl7": "failed"}
     assert sqlite_ctx.archive.get(rows["ok.hl7"]["sha256"]) == b"MSH|^~\\&|OK\r"
+
+
+def test_a_file_that_cannot_be_claimed_is_left_and_the_others_go_on(sqlite_ctx, drop,  # noqa: ANN001
+                                                                   caplog) -> None:
+    """Permission denied on one file (here the immutable flag, which root obeys too): it is
+    left where it is, logged without its name, and does not fail the poll (a failed poll
+    backs the poller off, delaying every other file); the others are taken."""
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    locked = drop / "Dupont Jean.hl7"
+    locked.write_bytes(b"MSH|^~\\&|A|1\r")
+    (drop / "b.hl7").write_bytes(b"MSH|^~\\&|A|2\r")
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode:
+        pytest.skip("the file system or the process cannot set the immutable flag")
+    try:
+        with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+            result = poller.poll()
+        assert (result.taken, result.error) == (1, None)
+        assert locked.read_bytes() == b"MSH|^~\\&|A|1\r"
+        assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["b.hl7"]
+        assert "cannot be claimed (Operation not permitted)" in caplog.text
+        assert "Dupont" not in caplog.text
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=False)
+
+
+def test_ten_thousand_files_oldest_first_in_bounded_polls(sqlite_ctx, drop) -> None:  # noqa: ANN001
+    """A folder left to fill (a weekend's backlog): 10,000 files in per-sender subfolders.
+    A poll takes at most max_files (5,000), oldest first by mtime (not by name), and the
+    next takes the rest; a scan of the whole folder stays cheap."""
+    n = 10_000
+    base = time.time_ns() - 10**12
+    for i in range(n):
+        sub = drop / f"sender{i % 10}"
+        sub.mkdir(exist_ok=True)
+        path = sub / f"{i:05d}.hl7"
+        path.write_bytes(f"MSH|^~\\&|L|F|||20260101||ORU^R01|P{i}|P|2.5\r".encode())
+        stamp = base + (n - i) * 10**6  # the highest numbers are the oldest
+        os.utime(path, ns=(stamp, stamp))
+    with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        started = time.monotonic()
+        poller.scan()
+        assert time.monotonic() - started < 5
+        first = poller.poll()
+        second = poller.poll()
+        assert time.monotonic() - started < 120
+        assert (first.taken, second.taken, first.error, second.error) == (5000, 5000, None,
+                                                                          None)
+        assert poller.poll().taken == 0
+    names = [r["file_name"] for r in ledger(sqlite_ctx.engine)]
+    assert names == [f"sender{i % 10}/{i:05d}.hl7" for i in reversed(range(n))]
+    assert len(list((drop / "done").rglob("*.hl7"))) == n and not claimed_files(drop)
