@@ -586,3 +586,41 @@ def test_wrong_credentials_are_a_clear_error(sqlite_ctx, bucket, monkeypatch) ->
                             f"s3://{name}/incoming/ (InvalidAccessKeyId: the S3 credentials "
                             f"are wrong or expired (access key, secret, session token))")
     assert result.taken == 0 and ledger(sqlite_ctx.engine) == []
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_objects_deleted_or_replaced_between_list_and_get(sqlite_ctx, bucket,  # noqa: ANN001
+                                                          versioned) -> None:
+    """Between our listing and our read, a sender deletes one object and puts a new one under
+    another key: the deleted one is not recorded (nothing to read), the replaced one is not
+    read as the old ETag (If-Match) and is taken, new bytes, at the next poll; the rest of the
+    poll goes on. With versioning on, the move copies the very version read."""
+    endpoint, name, client = bucket
+    if versioned:
+        client.put_bucket_versioning(Bucket=name,
+                                     VersioningConfiguration={"Status": "Enabled"})
+    for key in ("gone.hl7", "replaced.hl7", "stays.hl7"):
+        client.put_object(Bucket=name, Key=f"incoming/{key}", Body=f"MSH|^~\\&|{key}\r".encode())
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+
+    def sender_acts(params, **_) -> None:  # noqa: ANN001, ANN003
+        if params["Key"] == "incoming/gone.hl7":
+            client.delete_object(Bucket=name, Key=params["Key"])
+        elif params["Key"] == "incoming/replaced.hl7" and not params.get("VersionId"):
+            client.put_object(Bucket=name, Key=params["Key"], Body=b"MSH|^~\\&|NEW\r")
+
+    poller.client.meta.events.register("before-parameter-build.s3.GetObjectTagging",
+                                       sender_acts)
+    result = poller.poll()
+    assert (result.taken, result.error) == (1, None)
+    poller.client.meta.events.unregister("before-parameter-build.s3.GetObjectTagging",
+                                         sender_acts)
+    assert poller.poll().taken == 1
+    assert keys(client, name) == ["processed/incoming/replaced.hl7",
+                                  "processed/incoming/stays.hl7"]
+    body = client.get_object(Bucket=name, Key="processed/incoming/replaced.hl7")["Body"]
+    assert body.read() == b"MSH|^~\\&|NEW\r"
+    rows = ledger(sqlite_ctx.engine)
+    assert [(r["file_name"], r["size"]) for r in rows] == [("incoming/stays.hl7", 19),
+                                                           ("incoming/replaced.hl7", 13)]
