@@ -17,13 +17,18 @@ from pipelines.intake import Received
 SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
 # Microsoft Office's owner file beside a document someone has open on the share
 SKIPPED_PREFIXES = (".", "~$")
+# Files Windows Explorer writes by itself into a shared folder (thumbnails, folder settings)
+SKIPPED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
 
 
 def is_temporary(name: str) -> bool:
-    """A name never taken: hidden files, temporary upload names and Office owner files. They
-    are not what a sender meant to send (an upload in progress, an editor's lock); taking one
-    would archive a cut file or move a lock from under the program holding it."""
-    return name.startswith(SKIPPED_PREFIXES) or name.lower().endswith(SKIPPED_SUFFIXES)
+    """A name never taken: hidden files, temporary upload names, Office owner files and
+    Explorer's own files. They are not what a sender meant to send (an upload in progress, an
+    editor's lock, a thumbnail cache); taking one would archive a cut file, move a lock from
+    under the program holding it, or fill the failures list with what nobody sent."""
+    lower = name.lower()
+    return (name.startswith(SKIPPED_PREFIXES) or lower.endswith(SKIPPED_SUFFIXES)
+            or lower in SKIPPED_NAMES)
 
 
 class InputPathError(ValueError):

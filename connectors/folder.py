@@ -17,7 +17,8 @@ One poll:
    and every file in a claim folder held by this poller is taken again first.
 2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
    temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
-   ``*.partial``, ``*~``) and Office owner files (``~$x``) are skipped. A file is *settled*
+   ``*.partial``, ``*~``), Office owner files (``~$x``) and Explorer's ``Thumbs.db`` and
+   ``desktop.ini`` are skipped. A file is *settled*
    when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
    apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
    waits ``settle_seconds`` and scans again.

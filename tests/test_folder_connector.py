@@ -130,7 +130,8 @@ def test_dropped_files_land_in_done_with_their_ledger_rows(ctx, drop) -> None:  
 def test_partial_uploads_are_not_taken(sqlite_ctx, drop) -> None:  # noqa: ANN001
     data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
     for name in ("a.hl7.part", "b.tmp", "c.pdf.crdownload", "d.filepart", ".hidden.hl7",
-                 "e.hl7~", "F.HL7.PART", "~$rapport.docx", "G.PDF.FILEPART"):
+                 "e.hl7~", "F.HL7.PART", "~$rapport.docx", "G.PDF.FILEPART", "Thumbs.db",
+                 "desktop.ini"):
         (drop / name).write_bytes(data)
     (drop / ".cache").mkdir()
     (drop / ".cache" / "x.hl7").write_bytes(data)
@@ -158,7 +159,8 @@ def test_the_command_line_skips_the_same_names_as_the_poller(tmp_path) -> None: 
     """`dmp-ingest ingest FOLDER` on a copy of a drop folder takes what a poller would."""
     from connectors.files import iter_files
 
-    for name in ("a.hl7", "b.hl7.filepart", "~$c.docx", "D.TMP", ".e.hl7", "f.hl7~"):
+    for name in ("a.hl7", "b.hl7.filepart", "~$c.docx", "D.TMP", ".e.hl7", "f.hl7~",
+                 "Thumbs.db"):
         (tmp_path / name).write_bytes(b"MSH|^~\\&|A\r")
     assert [p.name for p in iter_files([tmp_path])] == ["a.hl7"]
 
