@@ -13,7 +13,22 @@ from pathlib import Path
 
 from pipelines.intake import Received
 
-SKIPPED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
+# Names a sender's tool gives a file still being written (SFTP/WinSCP, browsers, editors)
+SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
+# Microsoft Office's owner file beside a document someone has open on the share
+SKIPPED_PREFIXES = (".", "~$")
+# Files Windows Explorer writes by itself into a shared folder (thumbnails, folder settings)
+SKIPPED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+
+
+def is_temporary(name: str) -> bool:
+    """A name never taken: hidden files, temporary upload names, Office owner files and
+    Explorer's own files. They are not what a sender meant to send (an upload in progress, an
+    editor's lock, a thumbnail cache); taking one would archive a cut file, move a lock from
+    under the program holding it, or fill the failures list with what nobody sent."""
+    lower = name.lower()
+    return (name.startswith(SKIPPED_PREFIXES) or lower.endswith(SKIPPED_SUFFIXES)
+            or lower in SKIPPED_NAMES)
 
 
 class InputPathError(ValueError):
@@ -27,7 +42,7 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if not name.startswith(".") and not name.endswith(SKIPPED_SUFFIXES):
+                    if not is_temporary(name):
                         yield Path(root) / name
         elif path.is_file():
             yield path

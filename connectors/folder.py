@@ -17,9 +17,11 @@ One poll:
    and every file in a claim folder held by this poller is taken again first.
 2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
    temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
-   ``*.partial``, ``*~``) are skipped. A file is *settled* when it was seen unchanged (size,
-   mtime, inode) by scans at least ``settle_seconds`` apart and its mtime is at least
-   ``settle_seconds`` old; a poller's first poll scans, waits ``settle_seconds`` and scans again.
+   ``*.partial``, ``*~``), Office owner files (``~$x``) and Explorer's ``Thumbs.db`` and
+   ``desktop.ini`` are skipped. A file is *settled*
+   when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
+   apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
+   waits ``settle_seconds`` and scans again.
 3. Settled files are claimed by renaming them into this poller's claim folder: ``rename`` is
    atomic, so of two pollers only one gets a file (the other's rename finds nothing).
 4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
@@ -56,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connectors.files import is_temporary
 from pipelines.archive import ArchiveError
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, intake
@@ -64,11 +67,15 @@ from pipelines.settings import FolderSource
 log = logging.getLogger("dmp.folder")
 
 CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
-SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
 PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
+# An empty file is refused, not processed: its sender wrote nothing, or created it and had not
+# begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
+# later empty file of the source would be a 'duplicate' of the first, out of the failures list.
+EMPTY_FILE = ("FOLDER_EMPTY_FILE", "the file is empty (0 bytes): its sender wrote nothing in "
+              "it, or had not begun writing; it is in failed/")
 
 
 @dataclass
@@ -126,6 +133,8 @@ class _Seen:
     ino: int
     since: float  # monotonic time of the first scan that saw it in this state
     scan: int  # the number of that scan
+    regular: bool = True  # a regular file (only those are opened before they are claimed)
+    locked: bool = False  # found locked by its writer (logged once)
 
 
 class FolderPoller:
@@ -183,6 +192,8 @@ class FolderPoller:
         for rel, seen in settled[:self.max_files]:
             if self.stop_event.is_set():
                 break
+            if seen.regular and self._in_use(rel, seen):
+                continue
             claim = self._claim(rel, seen)
             if claim is None:
                 continue
@@ -212,7 +223,8 @@ class FolderPoller:
             if before is not None and (before.size, before.mtime_ns, before.ino) == state:
                 current[rel] = before
             else:
-                current[rel] = _Seen(*state, since=now, scan=self._scans)
+                current[rel] = _Seen(*state, since=now, scan=self._scans,
+                                     regular=stat.S_ISREG(st.st_mode))
         self._seen = current
         return current
 
@@ -231,7 +243,7 @@ class FolderPoller:
             subfolders = []
             for entry in entries:
                 name = entry.name
-                if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES):
+                if is_temporary(name):
                     continue
                 if not prefix and name in (DONE, FAILED):
                     continue
@@ -264,6 +276,25 @@ class FolderPoller:
         return ready
 
     # -- claiming -------------------------------------------------------------------------
+    def _in_use(self, rel: str, seen: _Seen) -> bool:
+        """A settled file its writer still holds locked (flock or fcntl: Samba, some SFTP
+        servers, programs that lock what they write) is left where it is: a writer that
+        stalled longer than settle_seconds may go on writing. Logged once per file."""
+        try:
+            fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC)
+        except OSError:
+            return False  # gone, or unreadable: the claim and the read say what it is
+        try:
+            locked = _locked(fd)
+        finally:
+            os.close(fd)
+        if locked and not seen.locked:
+            seen.locked = True
+            log.info("folder source %s: a settled file is locked by its writer; left in place "
+                     "until the lock is released", self.source.id)
+        return locked
+
     def _claim(self, rel: str, seen: _Seen) -> Claim | None:
         """Rename the file into this poll's claim folder; None if another poller was first.
 
@@ -429,6 +460,8 @@ class FolderPoller:
                 try:
                     if not stat.S_ISREG(os.fstat(fd).st_mode):
                         raise OSError(errno.EINVAL, "not a regular file")
+                    if _locked(fd):  # locked by its writer since it was looked at
+                        return self._still_written(claim, "locked by its writer")
                     data = _read_up_to(fd, max(limit + 1, HEAD_KEPT))
                     after = os.fstat(fd)
                 finally:
@@ -436,7 +469,9 @@ class FolderPoller:
                 if len(data) <= limit and (after.st_size != len(data)
                                            or after.st_mtime_ns != st.st_mtime_ns):
                     return self._still_written(claim)
-                if len(data) > limit:
+                if not data:
+                    rejection = EMPTY_FILE
+                elif len(data) > limit:
                     size = max(st.st_size, len(data))
                     data = data[:HEAD_KEPT]
                     rejection = ("FOLDER_FILE_TOO_LARGE",
@@ -457,7 +492,8 @@ class FolderPoller:
                         file_name=shown(claim.rel, FILE_NAME_MAX),
                         received_at=claim.received_at, rejection=rejection)
 
-    def _still_written(self, claim: Claim) -> None:
+    def _still_written(self, claim: Claim,
+                       why: str = "changed while it was read") -> None:
         """A sender still writing a file it had left alone for settle_seconds (a stalled
         upload over a network share): its bytes changed while we read them. It goes back
         where it was dropped, to settle again, instead of being archived cut short; if a new
@@ -469,8 +505,8 @@ class FolderPoller:
             where = "put back to settle again"
         except OSError:
             where = "kept claimed, read again at the next poll"
-        log.warning("folder source %s: a file changed while it was read (still being "
-                    "written): %s", self.source.id, where)
+        log.warning("folder source %s: a file %s (still being written): %s",
+                    self.source.id, why, where)
         return None
 
     def _record(self, group: list[tuple[Claim, Received]], result: PollResult) -> bool:
@@ -516,8 +552,9 @@ class FolderPoller:
         try:
             target = _place(claim.path, self.root / where / claim.rel)
         except OSError as exc:
-            log.error("folder source %s: a recorded file cannot be moved to %s/ (%s); "
-                      "retried at the next poll", self.source.id, where, exc.strerror)
+            result.error = (f"folder source {self.source.id}: a recorded file cannot be moved "
+                            f"to {where}/ ({exc.strerror}); retried at the next poll")
+            log.error("%s", result.error)
             return
         self._recorded.pop(claim.path, None)
         result.taken += 1
@@ -560,6 +597,22 @@ def _open_lock(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
+def _locked(fd: int) -> bool:
+    """Whether another process holds a lock on the file that a reader's would conflict with:
+    a flock or an fcntl (POSIX) lock, the two kinds writers take (independent on Linux, so
+    both are tried). Our shared lock, when granted, is let go at once. A file system without
+    locks (ENOLCK, EINVAL...) says nothing: the settle check alone applies."""
+    for lock in (fcntl.flock, fcntl.lockf):
+        try:
+            lock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return True
+            continue
+        lock(fd, fcntl.LOCK_UN)
+    return False
+
+
 def _read_up_to(fd: int, limit: int) -> bytes:
     chunks, total = [], 0
     while total < limit:
@@ -586,6 +639,8 @@ def _place(src: Path, target: Path) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
+            if exc.errno == errno.EXDEV:  # done/ or failed/ mounted or linked elsewhere
+                return _copy_across(src, target)
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
                                  errno.ENOSYS):
                 raise
@@ -595,6 +650,32 @@ def _place(src: Path, target: Path) -> Path:
             return candidate
         os.unlink(src)
         return candidate
+
+
+def _copy_across(src: Path, target: Path) -> Path:
+    """``_place`` when done/ or failed/ is on another file system (a mount, or a link an admin
+    made to keep them on another disk): the bytes are copied to a hidden name beside the
+    target and synced, then linked to a free name (never replacing), and only then is the
+    claimed file removed. A crash in between leaves the claimed file, taken again (a repeat)."""
+    st = os.lstat(src)
+    temp = target.with_name(f".dmp-copy-{secrets.token_hex(6)}.tmp")
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), temp)
+    elif stat.S_ISREG(st.st_mode):
+        with open(src, "rb") as fin, open(temp, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+    else:  # a pipe or socket cannot be copied: it stays claimed, the reason logged
+        raise OSError(errno.EXDEV, "a special file cannot be moved to another file system")
+    try:
+        placed = _place(temp, target)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    os.unlink(src)
+    return placed
 
 
 def _fit(stem: str, tail: str, limit: int = 255) -> str:

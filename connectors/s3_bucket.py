@@ -65,6 +65,12 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+# What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
+_WRONG = "the S3 credentials are wrong or expired (access key, secret, session token)"
+AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
+              "ExpiredToken": _WRONG, "InvalidToken": _WRONG, "TokenRefreshRequired": _WRONG,
+              "AccessDenied": "the S3 credentials lack a permission on this bucket (list, "
+                              "get, tag, copy, delete)"}
 
 
 @dataclass
@@ -75,6 +81,10 @@ class _Object:
     tags: dict[str, str] | None = None
     version: str | None = None
     item: Received | None = None
+    pending: _Mark | None = None  # recorded by intake before, only its mark is left
+
+
+_Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
 
 
 class BucketPoller:
@@ -93,6 +103,9 @@ class BucketPoller:
         self.concurrency = concurrency
         self._client = client
         self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
+        # recorded by intake but not marked (endpoint down between the two, a move copied
+        # and not deleted): marked at the next poll, never handed to intake again
+        self._unmarked: dict[tuple[str, str], _Mark] = {}
 
     @property
     def client(self):  # noqa: ANN201
@@ -119,15 +132,19 @@ class BucketPoller:
 
         result = PollResult(self.source.id)
         seen: dict[tuple[str, str], str] = {}
+        waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
+        listed: set[tuple[str, str]] = set()  # of those, the ones still there
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-poll") as pool:
                 complete = True
-                for chunk in self._chunks(seen):
+                for chunk in self._chunks(seen, listed):
                     if self.stop_event.is_set() or not self._take(chunk, pool, seen, result):
                         complete = False
                         break
                 if complete:
                     self._known = seen  # forget objects no longer there
+                    for gone in waiting - listed:
+                        self._unmarked.pop(gone, None)
                 else:
                     self._known.update(seen)
         except (BotoCoreError, ClientError) as exc:
@@ -140,16 +157,18 @@ class BucketPoller:
 
         endpoint = self.endpoint_url or "AWS"
         if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
+            code = exc.response.get("Error", {}).get("Code", "?")
+            hint = AUTH_HINTS.get(code)
             return (f"S3 refused {exc.operation_name} on {self.where} "
-                    f"({err.get('Code', '?')})")
+                    f"({code}{': ' + hint if hint else ''})")
         if isinstance(exc, EndpointConnectionError):
             return f"cannot reach the S3 endpoint {endpoint} (EndpointConnectionError)"
         if isinstance(exc, NoCredentialsError):
             return "no S3 credentials (environment or AWS profile)"
         return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
 
-    def _chunks(self, seen: dict[tuple[str, str], str]) -> Iterator[list[_Object]]:
+    def _chunks(self, seen: dict[tuple[str, str], str],
+                listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
         """Objects to look at, listed page by page, in groups bounded in count and bytes."""
         skip = ()
         if self.source.after == "move":
@@ -167,7 +186,10 @@ class BucketPoller:
                 if known is not None:
                     seen[(key, etag)] = known
                     continue
-                chunk.append(_Object(key, etag, entry["Size"]))
+                pending = self._unmarked.get((key, etag))
+                if pending is not None:
+                    listed.add((key, etag))
+                chunk.append(_Object(key, etag, entry["Size"], pending=pending))
                 size += min(entry["Size"], self.source.max_bytes)
                 if len(chunk) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
                     yield chunk
@@ -179,30 +201,48 @@ class BucketPoller:
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
               seen: dict[tuple[str, str], str], result: PollResult) -> bool:
         fetched = [obj for obj in pool.map(self._fetch, chunk) if obj is not None]
-        todo = []
+        todo, marks = [], []
         for obj in fetched:
-            if obj.item is None:  # marked before
+            if obj.pending is not None:  # recorded at an earlier poll, only the mark is left
+                marks.append(obj.pending)
+            elif obj.item is None:  # marked before
                 seen[(obj.key, obj.etag)] = (obj.tags or {}).get(TAG, DONE)
             else:
                 todo.append(obj)
-        if not todo:
-            return True
-        marks = self._record(todo, result)
-        if marks is None:
-            return False
+        recorded = self._record(todo, result) if todo else []
+        marks.extend(recorded or [])
+        self._marks(marks, pool, seen, result)
+        if recorded and self.on_intake is not None:
+            self.on_intake()
+        return recorded is not None
+
+    def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
+               seen: dict[tuple[str, str], str], result: PollResult) -> None:
+        """Mark recorded objects; those the endpoint did not let us mark wait for the next
+        poll (remembered by this poller: intake is not asked twice for one object)."""
         marked = list(pool.map(lambda m: self._mark(*m), marks))
-        for (obj, status, _, _), done in zip(marks, marked, strict=True):
+        failed = 0
+        for mark, done in zip(marks, marked, strict=True):
+            obj, status = mark[0], mark[1]
+            if done is None:
+                self._unmarked[(obj.key, obj.etag)] = mark
+                failed += 1
+                continue
+            self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
                 seen[(obj.key, obj.etag)] = status
-        if self.on_intake is not None:
-            self.on_intake()
-        return True
+        if failed:
+            how = "moved" if self.source.after == "move" else "tagged"
+            result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "
+                            f"not {how}; done at the next poll")
 
     def _fetch(self, obj: _Object) -> _Object | None:
         """Its tags, then its bytes (or only its head when too large); None when it changed
         or vanished since the listing (looked at again at the next poll)."""
         from botocore.exceptions import ClientError
 
+        if obj.pending is not None:
+            return obj
         client, bucket = self.client, self.source.bucket
         try:
             obj.tags = {t["Key"]: t["Value"] for t in client.get_object_tagging(
@@ -223,6 +263,9 @@ class BucketPoller:
             else:
                 response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
                 data = response["Body"].read()
+                if not data:  # refused, as an empty file in a folder (connectors/folder.py)
+                    rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
+                                 "sender put nothing in it")
             obj.version = response.get("VersionId")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
@@ -277,10 +320,12 @@ class BucketPoller:
         return marks
 
     def _mark(self, obj: _Object, status: str, import_id: int | None,
-              code: str | None) -> bool:
+              code: str | None) -> bool | None:
         """Tag (or move) an object recorded by intake; False when the key holds a new object
-        since it was read (left unmarked for the next poll). A failure is logged: the object
-        is remembered by this poller; another process would record it again as a repeat."""
+        since it was read (left unmarked for the next poll); None when the endpoint refused
+        or failed (logged; this poller marks it at its next poll, a restarted one records it
+        again as a byte-identical repeat). A move copied and not deleted is copied again
+        (the same bytes) and deleted."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         tags = dict(obj.tags or {})
@@ -318,6 +363,7 @@ class BucketPoller:
                       self.source.id, import_id, key_ref(obj.key), status,
                       self._describe(exc) if isinstance(exc, ClientError)
                       else type(exc).__name__)
+            return None
         return True
 
     def _untag_if_replaced(self, obj: _Object, import_id: int | None) -> bool:

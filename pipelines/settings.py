@@ -408,7 +408,24 @@ def _folders(table: object, base: Path) -> tuple[FolderSource, ...]:
             recursive=recursive,
             poll_interval=(None if interval is None else
                            _seconds(f"{where} poll_interval", interval, positive=True))))
+    _check_nested_folders(found)
     return tuple(found)
+
+
+def _check_nested_folders(sources: list[FolderSource]) -> None:
+    """A folder inside another source's recursive folder would be walked by both: the outer
+    poller takes the inner one's files (under its own source id, so level-1 dedupe does not
+    see the repeat) and, worse, the files the inner one already moved to its done/ and
+    failed/, which are only skipped at the top of a watched folder: filed twice."""
+    for outer in sources:
+        if not outer.recursive:
+            continue
+        for inner in sources:
+            if inner is not outer and inner.path.is_relative_to(outer.path):
+                raise SettingsError(f"[folders.{inner.id}] path: inside the folder of "
+                                    f"[folders.{outer.id}] (recursive), which would take its "
+                                    f"files too; watch sibling folders, or set "
+                                    f"recursive = false on [folders.{outer.id}]")
 
 
 def _buckets(table: object) -> tuple[BucketSource, ...]:
@@ -445,4 +462,37 @@ def _buckets(table: object) -> tuple[BucketSource, ...]:
                                  conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
             poll_interval=(None if interval is None else
                            _seconds(f"{where} poll_interval", interval, positive=True))))
+    _check_bucket_areas(found)
     return tuple(found)
+
+
+def _areas(source: BucketSource) -> list[tuple[str, str]]:
+    """(what, key prefix) a source reads or writes in its bucket."""
+    areas = [("prefix", source.prefix)]
+    if source.after == "move":
+        areas += [("processed_prefix", source.processed_prefix),
+                  ("refused_prefix", source.refused_prefix)]
+    return areas
+
+
+def _check_bucket_areas(sources: list[BucketSource]) -> None:
+    """Two sources whose prefixes overlap on one bucket (one a string prefix of the other:
+    '' of everything, 'lab' of 'lab2/') would both take the same objects, each recording
+    them under its own source id: level-1 dedupe is per source, so they would be filed
+    twice. Likewise a source reading where another moves what it took. And a prefix inside
+    the source's own processed/refused area would never be taken."""
+    for n, a in enumerate(sources):
+        for what, area in _areas(a)[1:]:
+            if a.prefix.startswith(area):
+                raise SettingsError(f"[buckets.{a.id}] prefix {a.prefix!r} is inside its own "
+                                    f"{what} {area!r}: nothing would ever be taken")
+        for b in sources[n + 1:]:
+            if (a.bucket, a.endpoint_url) != (b.bucket, b.endpoint_url):
+                continue
+            for x, y in ((a, b), (b, a)):
+                for what, area in _areas(y):
+                    if x.prefix.startswith(area) or area.startswith(x.prefix):
+                        raise SettingsError(
+                            f"[buckets.{x.id}] prefix {x.prefix!r} overlaps [buckets.{y.id}] "
+                            f"{what} {area!r} on bucket {a.bucket!r}: both would take the "
+                            f"same objects (give each source its own prefix, e.g. 'labA/')")

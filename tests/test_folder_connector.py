@@ -130,7 +130,8 @@ def test_dropped_files_land_in_done_with_their_ledger_rows(ctx, drop) -> None:  
 def test_partial_uploads_are_not_taken(sqlite_ctx, drop) -> None:  # noqa: ANN001
     data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
     for name in ("a.hl7.part", "b.tmp", "c.pdf.crdownload", "d.filepart", ".hidden.hl7",
-                 "e.hl7~", "F.HL7.PART"):
+                 "e.hl7~", "F.HL7.PART", "~$rapport.docx", "G.PDF.FILEPART", "Thumbs.db",
+                 "desktop.ini"):
         (drop / name).write_bytes(data)
     (drop / ".cache").mkdir()
     (drop / ".cache" / "x.hl7").write_bytes(data)
@@ -151,6 +152,17 @@ def test_partial_uploads_are_not_taken(sqlite_ctx, drop) -> None:  # noqa: ANN00
     assert (drop / "done" / "growing.hl7").read_bytes() == data
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["growing.hl7"]
     assert (drop / "a.hl7.part").exists() and (drop / ".cache" / "x.hl7").exists()
+    assert (drop / "~$rapport.docx").exists()  # Word's owner file, left to Word
+
+
+def test_the_command_line_skips_the_same_names_as_the_poller(tmp_path) -> None:  # noqa: ANN001
+    """`dmp-ingest ingest FOLDER` on a copy of a drop folder takes what a poller would."""
+    from connectors.files import iter_files
+
+    for name in ("a.hl7", "b.hl7.filepart", "~$c.docx", "D.TMP", ".e.hl7", "f.hl7~",
+                 "Thumbs.db"):
+        (tmp_path / name).write_bytes(b"MSH|^~\\&|A\r")
+    assert [p.name for p in iter_files([tmp_path])] == ["a.hl7"]
 
 
 def test_a_file_written_to_while_it_is_read_goes_back_to_settle(sqlite_ctx, drop,  # noqa: ANN001
@@ -190,6 +202,65 @@ def test_a_file_written_to_while_it_is_read_goes_back_to_settle(sqlite_ctx, drop
         assert poller.poll().taken == 1
     assert (drop / "done" / "lent.hl7").read_bytes() == data
     assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(data)]
+
+
+LOCKER = """
+import fcntl, sys
+kind, path = sys.argv[1], sys.argv[2]
+fh = open(path, "r+b")
+(fcntl.flock if kind == "flock" else fcntl.lockf)(fh, fcntl.LOCK_EX)
+fh.seek(0, 2)
+print("locked", flush=True)
+sys.stdin.read()  # holds the lock until told to go on
+fh.write(bytes.fromhex(sys.argv[3]))
+fh.flush()
+"""
+
+
+@pytest.mark.parametrize(("kind", "when"), [("flock", "before"), ("lockf", "before"),
+                                            ("flock", "after")])
+def test_a_file_its_writer_holds_locked_is_left_until_released(sqlite_ctx, drop,  # noqa: ANN001
+                                                                kind, when,
+                                                                monkeypatch) -> None:
+    """A writer (another process) holds an exclusive lock on a file whose size and mtime
+    have not moved for longer than settle_seconds (a stalled upload): it was taken cut short.
+    It is left in place until the lock is released, then taken whole. 'after': the lock is
+    taken between our look and our claim (the read finds it and puts the file back)."""
+    import subprocess
+    import sys
+
+    if when == "after":
+        monkeypatch.setattr(FolderPoller, "_in_use", lambda *_: False)
+
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    slow = drop / "lent.hl7"
+    slow.write_bytes(data[:120])
+    (drop / "other.hl7").write_bytes(b"MSH|^~\\&|A\r")
+    past = time.time_ns() - 10 * 10**9
+    for path in (slow, drop / "other.hl7"):
+        os.utime(path, ns=(past, past))
+    writer = subprocess.Popen([sys.executable, "-c", LOCKER, kind, str(slow),
+                               data[120:].hex()], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "locked\n"
+        with FolderPoller(source(drop, settle_seconds=0.05), sqlite_ctx.engine,
+                          sqlite_ctx.archive) as poller:
+            result = poller.poll()
+            assert (result.taken, result.error) == (1, None)  # the other file only
+            time.sleep(0.1)
+            assert poller.poll().taken == 0
+            assert slow.read_bytes() == data[:120]  # where it was dropped
+            writer.communicate("", timeout=10)  # writes the rest, lets go of the lock
+            os.utime(slow, ns=(past, past))
+            assert poller.poll().taken == 0  # changed: it settles first
+            time.sleep(0.1)
+            assert poller.poll().taken == 1
+    finally:
+        writer.kill()
+        writer.wait()
+    assert files_under(drop / "done") == {"lent.hl7": data, "other.hl7": b"MSH|^~\\&|A\r"}
+    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [11, len(data)]
 
 
 def test_a_recently_modified_file_waits_settle_seconds(sqlite_ctx, drop) -> None:  # noqa: ANN001
@@ -469,6 +540,27 @@ def test_unreadable_file_goes_to_failed(sqlite_ctx, drop) -> None:  # noqa: ANN0
     assert "FOLDER_FILE_UNREADABLE" in (drop / "failed" / "locked.hl7.error.txt").read_text()
 
 
+def test_empty_files_are_refused_into_failed(sqlite_ctx, drop) -> None:  # noqa: ANN001
+    """A zero-byte file went to done/ as received (then failed at parsing, and the next
+    empty file of the source was a mere 'duplicate' of the first). Its sender wrote nothing or
+    had not begun: it is refused with its own code and moved to failed/ with the reason."""
+    for name in ("vide.hl7", "sub/vide2.pdf"):
+        (drop / name).parent.mkdir(exist_ok=True)
+        (drop / name).write_bytes(b"")
+    (drop / "ok.hl7").write_bytes(b"MSH|^~\\&|A\r")
+    with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        result = poller.poll()
+    assert (result.taken, result.refused, result.error) == (3, 2, None)
+    rows = {r["file_name"]: (r["status"], r["error_code"]) for r in ledger(sqlite_ctx.engine)}
+    assert rows == {"vide.hl7": ("failed", "FOLDER_EMPTY_FILE"),
+                    "sub/vide2.pdf": ("failed", "FOLDER_EMPTY_FILE"),
+                    "ok.hl7": ("received", None)}
+    assert files_under(drop / "failed").keys() == {"vide.hl7", "vide.hl7.error.txt",
+                                                   "sub/vide2.pdf", "sub/vide2.pdf.error.txt"}
+    assert "FOLDER_EMPTY_FILE" in (drop / "failed" / "vide.hl7.error.txt").read_text()
+    assert files_under(drop / "done") == {"ok.hl7": b"MSH|^~\\&|A\r"}
+
+
 def test_same_name_again_is_kept_beside_never_replaced(sqlite_ctx, drop) -> None:  # noqa: ANN001
     first, second = b"MSH|^~\\&|A|1\r", b"MSH|^~\\&|A|2\r"
     with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
@@ -548,6 +640,8 @@ path = "/srv/labs"
     ('[folders.a]\npath = "x"\npoll_interval = 0', r"poll_interval: must be above 0"),
     ('[folders.a]\npath = "x"\nsetle_seconds = 1', r"unknown setting 'setle_seconds'"),
     ('[folders.a]\npath = "x"\n[folders.b]\npath = "x/"', r"already watched by \[folders.a\]"),
+    ('[folders.chu]\npath = "drop"\n[folders.labA]\npath = "drop/labA"',
+     r"\[folders.labA\] path: inside the folder of \[folders.chu\] \(recursive\)"),
     ('folders = 3', r"\[folders\] must hold"),
     ('[folders]\na = 1', r"\[folders.a\] must be a table"),
     ('poll_interval = -2', r"poll_interval: must be above 0"),
@@ -613,3 +707,116 @@ def test_cli_serve_has_no_pollers_option() -> None:
     assert args.no_pollers is True
     assert cli.build_parser().parse_args(["serve"]).no_pollers is False
 
+
+
+def test_a_folder_beside_a_non_recursive_one_may_be_inside_it(tmp_path) -> None:  # noqa: ANN001
+    settings = settings_from(tmp_path, """
+[folders.chu]
+path = "drop"
+recursive = false
+[folders.labA]
+path = "drop/labA"
+""")
+    assert [s.id for s in settings.folders] == ["chu", "labA"]
+
+
+@pytest.fixture
+def other_fs(tmp_path) -> Path:  # noqa: ANN001
+    """A folder on another file system than tmp_path (tmpfs /dev/shm)."""
+    import shutil
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) here")
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="dmp-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_folder_archive_done_and_failed_on_different_file_systems(sqlite_ctx, tmp_path,  # noqa: ANN001
+                                                                  other_fs) -> None:
+    """The drop folder on one file system (tmpfs), the archive on another, and done/ and
+    failed/ links an admin made to a third place on that other disk. A recorded file could
+    not be moved (a hard link across file systems: EXDEV): it stayed claimed, logged at every
+    poll and never reported. It is copied, synced, then the claimed file removed; a name
+    already in done/ is kept beside, never replaced."""
+    drop = other_fs / "drop"
+    drop.mkdir()
+    kept = tmp_path / "kept"
+    for where in ("done", "failed"):
+        (kept / where).mkdir(parents=True)
+        (drop / where).symlink_to(kept / where, target_is_directory=True)
+    (kept / "done" / "ok.hl7").write_bytes(b"earlier")
+    (drop / "ok.hl7").write_bytes(b"MSH|^~\\&|OK\r")
+    (drop / "sub").mkdir()
+    (drop / "sub" / "big.hl7").write_bytes(b"MSH|^~\\&|" + b"x" * 2000 + b"\r")
+    assert os.stat(drop).st_dev != os.stat(sqlite_ctx.archive.root).st_dev
+    with FolderPoller(source(drop, max_bytes=1000), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        result = poller.poll()
+        assert (result.taken, result.refused, result.error) == (2, 1, None)
+        assert poller.poll().taken == 0
+    assert files_under(kept / "done") == {"ok.hl7": b"earlier", "ok.1.hl7": b"MSH|^~\\&|OK\r"}
+    failed = files_under(kept / "failed")
+    assert set(failed) == {"sub/big.hl7", "sub/big.hl7.error.txt"}
+    assert "FOLDER_FILE_TOO_LARGE" in failed["sub/big.hl7.error.txt"].decode()
+    assert not claimed_files(drop) and not list(kept.rglob(".dmp-copy-*"))
+    rows = {r["file_name"]: r for r in ledger(sqlite_ctx.engine)}
+    assert {n: r["status"] for n, r in rows.items()} == {"ok.hl7": "received",
+                                                         "sub/big.hl7": "failed"}
+    assert sqlite_ctx.archive.get(rows["ok.hl7"]["sha256"]) == b"MSH|^~\\&|OK\r"
+
+
+def test_a_file_that_cannot_be_claimed_is_left_and_the_others_go_on(sqlite_ctx, drop,  # noqa: ANN001
+                                                                   caplog) -> None:
+    """Permission denied on one file (here the immutable flag, which root obeys too): it is
+    left where it is, logged without its name, and does not fail the poll (a failed poll
+    backs the poller off, delaying every other file); the others are taken."""
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    locked = drop / "Dupont Jean.hl7"
+    locked.write_bytes(b"MSH|^~\\&|A|1\r")
+    (drop / "b.hl7").write_bytes(b"MSH|^~\\&|A|2\r")
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode:
+        pytest.skip("the file system or the process cannot set the immutable flag")
+    try:
+        with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+            result = poller.poll()
+        assert (result.taken, result.error) == (1, None)
+        assert locked.read_bytes() == b"MSH|^~\\&|A|1\r"
+        assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["b.hl7"]
+        assert "cannot be claimed (Operation not permitted)" in caplog.text
+        assert "Dupont" not in caplog.text
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=False)
+
+
+def test_ten_thousand_files_oldest_first_in_bounded_polls(sqlite_ctx, drop) -> None:  # noqa: ANN001
+    """A folder left to fill (a weekend's backlog): 10,000 files in per-sender subfolders.
+    A poll takes at most max_files (5,000), oldest first by mtime (not by name), and the
+    next takes the rest; a scan of the whole folder stays cheap."""
+    n = 10_000
+    base = time.time_ns() - 10**12
+    for i in range(n):
+        sub = drop / f"sender{i % 10}"
+        sub.mkdir(exist_ok=True)
+        path = sub / f"{i:05d}.hl7"
+        path.write_bytes(f"MSH|^~\\&|L|F|||20260101||ORU^R01|P{i}|P|2.5\r".encode())
+        stamp = base + (n - i) * 10**6  # the highest numbers are the oldest
+        os.utime(path, ns=(stamp, stamp))
+    with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        started = time.monotonic()
+        poller.scan()
+        assert time.monotonic() - started < 5
+        first = poller.poll()
+        second = poller.poll()
+        assert time.monotonic() - started < 120
+        assert (first.taken, second.taken, first.error, second.error) == (5000, 5000, None,
+                                                                          None)
+        assert poller.poll().taken == 0
+    names = [r["file_name"] for r in ledger(sqlite_ctx.engine)]
+    assert names == [f"sender{i % 10}/{i:05d}.hl7" for i in reversed(range(n))]
+    assert len(list((drop / "done").rglob("*.hl7"))) == n and not claimed_files(drop)

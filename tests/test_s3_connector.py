@@ -337,6 +337,15 @@ endpoint_url = "https://s3.example.org"
     ('[buckets.a]\nbucket = "b"\nmax_bytes = -5', r"max_bytes: a positive whole number"),
     ('[buckets.a]\nbucket = "b"\nprefx = "x"', r"unknown setting 'prefx'"),
     ('[buckets.a]\nbucket = "b"\nprefix = 3', r"prefix: text expected"),
+    ('[buckets.a]\nbucket = "b"\nprefix = "lab"\n[buckets.c]\nbucket = "b"\nprefix = "lab2/"',
+     r"\[buckets.a\] prefix 'lab' overlaps \[buckets.c\] prefix 'lab2/' on bucket 'b'"),
+    ('[buckets.a]\nbucket = "b"\n[buckets.c]\nbucket = "b"\nprefix = "labB/"',
+     r"\[buckets.a\] prefix '' overlaps \[buckets.c\] prefix 'labB/'"),
+    ('[buckets.a]\nbucket = "b"\nprefix = "labA/"\nafter = "move"\n'
+     '[buckets.c]\nbucket = "b"\nprefix = "processed/"',
+     r"\[buckets.c\] prefix 'processed/' overlaps \[buckets.a\] processed_prefix"),
+    ('[buckets.a]\nbucket = "b"\nprefix = "processed/x/"\nafter = "move"',
+     r"inside its own processed_prefix 'processed/'"),
 ])
 def test_bad_bucket_settings_are_one_line_errors(tmp_path, toml, message) -> None:  # noqa: ANN001
     with pytest.raises(SettingsError, match=message) as info:
@@ -457,3 +466,161 @@ def test_an_object_replaced_before_its_mark_is_taken_at_the_next_poll(
     else:
         assert tags(client, name, "incoming/resultats.hl7")["dmp-intake"] == "done"
     assert poller.poll().taken == 0
+
+
+@pytest.fixture
+def own_server(aws_env):  # noqa: ANN001, ANN201
+    """A moto server of this test's own, to stop and start again: (endpoint, name, client,
+    stop, start). moto keeps its state in the process: the bucket survives a restart."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)]
+    servers[0].start()
+
+    def stop() -> None:
+        servers[-1].stop()
+
+    def start() -> None:
+        servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
+        servers[-1].start()
+
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    name = f"dmp-own-{os.getpid()}-{next(_buckets)}"
+    client.create_bucket(Bucket=name,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    try:
+        yield endpoint, name, client, stop, start
+    finally:
+        servers[-1].stop()
+
+
+@pytest.mark.parametrize(("after", "operation"), [("move", "DeleteObject"),
+                                                  ("tag", "PutObjectTagging")])
+def test_a_mark_that_fails_is_done_at_the_next_poll_without_a_second_intake(
+        sqlite_ctx, own_server, after, operation) -> None:  # noqa: ANN001
+    """The endpoint goes away after intake, before the mark (with move: copied under
+    processed/ but not deleted). The poll says so; once the endpoint is back the same poller
+    finishes the mark (deletes the original, or tags it) without recording it again. Before,
+    the poller remembered it as done: it stayed under the prefix until a restart took it in
+    again as a repeat."""
+    endpoint, name, client, stop, start = own_server
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/hba1c.hl7", Body=data)
+    poller = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    stopped = []
+
+    def endpoint_goes_away(**_) -> None:  # noqa: ANN003
+        if not stopped:
+            stopped.append(True)
+            stop()
+
+    poller.client.meta.events.register(f"before-call.s3.{operation}", endpoint_goes_away)
+    result = poller.poll()
+    assert stopped and result.taken == 1
+    how = "moved" if after == "move" else "tagged"
+    assert result.error == (f"bucket source lab-s3: 1 object(s) recorded but not {how}; "
+                            f"done at the next poll")
+    start()
+    if after == "move":  # half-way: copied, not deleted
+        assert keys(client, name) == ["incoming/hba1c.hl7", "processed/incoming/hba1c.hl7"]
+    else:
+        assert tags(client, name, "incoming/hba1c.hl7") == {}
+    result = poller.poll()
+    assert result.error is None and result.taken == 0
+    if after == "move":
+        assert keys(client, name) == ["processed/incoming/hba1c.hl7"]
+        marked = "processed/incoming/hba1c.hl7"
+    else:
+        marked = "incoming/hba1c.hl7"
+    rows = ledger(sqlite_ctx.engine)
+    assert [(r["file_name"], r["status"]) for r in rows] == [("incoming/hba1c.hl7",
+                                                              "received")]
+    assert tags(client, name, marked) == {"dmp-intake": "done",
+                                          "dmp-intake-import": str(rows[0]["id"])}
+    assert poller.poll().taken == 0 and len(ledger(sqlite_ctx.engine)) == 1
+
+
+def test_empty_objects_are_refused_and_the_same_bytes_twice_are_a_repeat(sqlite_ctx,  # noqa: ANN001
+                                                                         bucket) -> None:
+    """Zero-byte objects are refused (S3_EMPTY_OBJECT, tagged refused), not processed; a
+    zero-byte key ending in '/' is a console's folder marker, left alone. The same content
+    under two keys is recorded twice, the second a duplicate of the first (dedupe level 1)."""
+    endpoint, name, client = bucket
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    for key, body in (("incoming/a.hl7", data), ("incoming/copie de a.hl7", data),
+                      ("incoming/vide.hl7", b""), ("incoming/vide2.hl7", b""),
+                      ("incoming/sub/", b"")):
+        client.put_object(Bucket=name, Key=key, Body=body)
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint)
+    result = poller.poll()
+    assert (result.taken, result.refused, result.error) == (4, 2, None)
+    rows = {r["file_name"]: r for r in ledger(sqlite_ctx.engine)}
+    assert {k: (r["status"], r["error_code"]) for k, r in rows.items()} == {
+        "incoming/a.hl7": ("received", None),
+        "incoming/copie de a.hl7": ("duplicate", None),
+        "incoming/vide.hl7": ("failed", "S3_EMPTY_OBJECT"),
+        "incoming/vide2.hl7": ("failed", "S3_EMPTY_OBJECT")}
+    assert rows["incoming/copie de a.hl7"]["duplicate_of"] == rows["incoming/a.hl7"]["id"]
+    assert tags(client, name, "incoming/vide.hl7")["dmp-intake"] == "refused"
+    assert tags(client, name, "incoming/copie de a.hl7")["dmp-intake"] == "done"
+    assert tags(client, name, "incoming/sub/") == {}
+
+
+def test_wrong_credentials_are_a_clear_error(sqlite_ctx, bucket, monkeypatch) -> None:  # noqa: ANN001
+    """moto checks signatures once its 'no auth' allowance is used up: an unknown access key
+    is refused, and the poll says it is the credentials, in one line; nothing is taken."""
+    import moto.settings
+
+    endpoint, name, client = bucket
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+    result = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint).poll()
+    assert result.error == (f"bucket source lab-s3: S3 refused ListObjectsV2 on "
+                            f"s3://{name}/incoming/ (InvalidAccessKeyId: the S3 credentials "
+                            f"are wrong or expired (access key, secret, session token))")
+    assert result.taken == 0 and ledger(sqlite_ctx.engine) == []
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_objects_deleted_or_replaced_between_list_and_get(sqlite_ctx, bucket,  # noqa: ANN001
+                                                          versioned) -> None:
+    """Between our listing and our read, a sender deletes one object and puts a new one under
+    another key: the deleted one is not recorded (nothing to read), the replaced one is not
+    read as the old ETag (If-Match) and is taken, new bytes, at the next poll; the rest of the
+    poll goes on. With versioning on, the move copies the very version read."""
+    endpoint, name, client = bucket
+    if versioned:
+        client.put_bucket_versioning(Bucket=name,
+                                     VersioningConfiguration={"Status": "Enabled"})
+    for key in ("gone.hl7", "replaced.hl7", "stays.hl7"):
+        client.put_object(Bucket=name, Key=f"incoming/{key}", Body=f"MSH|^~\\&|{key}\r".encode())
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+
+    def sender_acts(params, **_) -> None:  # noqa: ANN001, ANN003
+        if params["Key"] == "incoming/gone.hl7":
+            client.delete_object(Bucket=name, Key=params["Key"])
+        elif params["Key"] == "incoming/replaced.hl7" and not params.get("VersionId"):
+            client.put_object(Bucket=name, Key=params["Key"], Body=b"MSH|^~\\&|NEW\r")
+
+    poller.client.meta.events.register("before-parameter-build.s3.GetObjectTagging",
+                                       sender_acts)
+    result = poller.poll()
+    assert (result.taken, result.error) == (1, None)
+    poller.client.meta.events.unregister("before-parameter-build.s3.GetObjectTagging",
+                                         sender_acts)
+    assert poller.poll().taken == 1
+    assert keys(client, name) == ["processed/incoming/replaced.hl7",
+                                  "processed/incoming/stays.hl7"]
+    body = client.get_object(Bucket=name, Key="processed/incoming/replaced.hl7")["Body"]
+    assert body.read() == b"MSH|^~\\&|NEW\r"
+    rows = ledger(sqlite_ctx.engine)
+    assert [(r["file_name"], r["size"]) for r in rows] == [("incoming/stays.hl7", 19),
+                                                           ("incoming/replaced.hl7", 13)]
