@@ -19,10 +19,12 @@ back what we return. The rules:
   not reached, a BHS without its BTS) is answered AE even when every message it holds was
   filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
-  CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). In
-  application mode, if MSH-16 asks for an application ACK, it follows the commit ACK on the
-  same connection (the way MLLP clients such as @medplum/hl7 wait for it); with MSH-16 NE the
-  message is left to the background worker.
+  CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). If
+  MSH-16 asks for an application ACK (AL, ER, SU), the message is processed before answering,
+  in either mode, and that ACK follows the commit ACK on the same connection (the way MLLP
+  clients such as @medplum/hl7 wait for it): MSH-16 is the sender's request, not ours to
+  ignore, and a sender asking NE/AL got no answer at all in accept mode. With MSH-16 NE the
+  message is left to the background worker; NE/NE gets no answer, as table 0155 says.
 
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
@@ -308,13 +310,14 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
     sleeps, not a wake-up."""
     headers = [p.header for p in prepared]
     application = mode == APPLICATION
+    wanted = [_processed_here(p, application) for p in prepared]
     try:
         for p in prepared:
             if p.error is not None:
                 raise p.error
         with ledger_turn or nullcontext():
             results = store_staged(ctx.engine, ctx.archive, [p.staged for p in prepared],
-                                   claim_for=ctx.worker if application else None)
+                                   claim_for=ctx.worker if any(wanted) else None)
         fault_point("mllp.committed")  # stored, not acknowledged: the sender sends it again
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
@@ -326,10 +329,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
                 for p in prepared]
 
     outcomes: dict[int, tuple] = {}
-    if application:
-        # Processed now: original-mode messages, and enhanced ones whose MSH-16 asks for an
-        # application ACK. The others are left to the background worker.
-        wanted = [h is not None and (not h.enhanced or _app_ack_wanted(h)) for h in headers]
+    if any(wanted):  # processed now (``_processed_here``); the others go to the worker
         todo = [i for r, w in zip(results, wanted, strict=True) if w for i in r.claimed_ids]
         release_claims(ctx.engine, ids=[i for r, w in zip(results, wanted, strict=True)
                                         if not w for i in r.claimed_ids])
@@ -345,7 +345,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
         outcomes = _outcomes(ctx, answered) if answered else {}
 
     answers = []
-    for p, header, result in zip(prepared, headers, results, strict=True):
+    for p, header, result, now in zip(prepared, headers, results, wanted, strict=True):
         item = p.item
         if p.batch is not None:
             answers.append([_batch_answer(p, p.batch, result.message_ids, outcomes,
@@ -356,7 +356,7 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
             answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
                                                            f"{code}: {text}", p.where)))
             continue
-        if not application:
+        if not now:
             answers.append(_answers(header, "AA", None))
         else:
             outcome = _frame_outcome(item.data, result.message_ids, outcomes)
@@ -365,6 +365,22 @@ def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = 
                 outcome = _batch_outcome(item.data, problems) or outcome
             answers.append(_answers(header, *_verdict(outcome), processed=True))
     return answers
+
+
+def _processed_here(p: Prepared, application: bool) -> bool:
+    """Whether a frame is processed before it is answered. Application mode: every message
+    except the enhanced ones whose MSH-16 asks for no application ACK (NE, or empty), left to
+    the background worker. Accept mode: only the enhanced messages whose MSH-16 asks for an
+    application ACK (AL, ER, SU): v2.5 2.9.3 has the receiver return the application ACK
+    that MSH-16 requires, whatever it does itself, and with MSH-15 NE (no commit ACK) such a
+    sender got no answer at all and waited for one. An accept-mode batch is not processed
+    here: its response batch holds each message's commit or accept ACK."""
+    header = p.header
+    if header is None or p.error is not None:
+        return False
+    if not header.enhanced:
+        return application
+    return _app_ack_wanted(header) and (application or p.batch is None)
 
 
 def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> tuple | None:

@@ -171,12 +171,14 @@ def _answers_to(client: Client, data: bytes) -> list[list[str]]:
         got.append(fields)
 
 
-# (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode)
+# (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode): an
+# application ACK asked by MSH-16 is sent in accept mode too, once the message is processed
 ACCEPT_MODE_ACKS = [
-    ("AL", "NE", ["CA"]), ("NE", "AL", []), ("ER", "NE", []), ("SU", "NE", ["CA"]),
-    ("", "AL", ["CA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
-    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA"]),
+    ("AL", "NE", ["CA"]), ("NE", "AL", ["AA"]), ("ER", "NE", []), ("SU", "NE", ["CA"]),
+    ("", "AL", ["CA", "AA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
+    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA", "AA"]),
     (" ", " ", ["AA"]),  # spaces are no value: original mode
+    ("NE", "NE", []), ("NE", "ER", []), ("NE", "SU", ["AA"]), ("AL", "ER", ["CA"]),
 ]
 
 
@@ -190,6 +192,27 @@ def test_msh_15_and_16_decide_the_acks_in_accept_mode(ctx) -> None:  # noqa: ANN
             control_id = f"K{n}"
             got = _answers_to(client, _with_ack_types(data, accept, application, control_id))
             assert got == [[code, control_id] for code in expected], (accept, application)
+
+
+def test_accept_mode_sends_the_application_ack_msh_16_asks_for(ctx) -> None:  # noqa: ANN001
+    """Accept mode, an engine asking no commit ACK but an application ACK (MSH-15 NE, MSH-16
+    AL or ER): it got no answer at all and waited (then sent again, unanswered again). v2.5
+    2.9.3: MSH-16 requires the application ACK, so the message is processed before the
+    answer: AE with its ERR for a message in error, AA for a valid one, nothing for ER when
+    valid. The commit ACK is still sent alone, without waiting, for MSH-16 NE."""
+    invalid = sample("20_casse_nm_non_numerique.hl7")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        ack = client.send(_with_ack_types(invalid, "NE", "AL", "N1"))
+        assert msa(ack)[1:3] == ["AE", "N1"]
+        err = segment(ack, "ERR")
+        assert err[2:5] == ["OBX^2^5^1", "102^Data type error^HL70357", "E"]
+        for accept, application, control_id, expected in (("NE", "ER", "N2", ["AE"]),
+                                                          ("AL", "NE", "N3", ["CA"])):
+            got = _answers_to(client, _with_ack_types(invalid, accept, application, control_id))
+            assert got == [[code, control_id] for code in expected]
+        wait_processed(ctx)
+    # N1 to N3 failed (N3 by the worker); the two followers _answers_to sent are filed
+    assert statuses(ctx) == {"failed": 3, "deposited": 1, "duplicate": 1}
 
 
 # (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid)
