@@ -215,6 +215,51 @@ def test_accept_mode_sends_the_application_ack_msh_16_asks_for(ctx) -> None:  # 
     assert statuses(ctx) == {"failed": 3, "deposited": 1, "duplicate": 1}
 
 
+@pytest.mark.parametrize("mode", ["accept", "application"])
+def test_a_slow_processing_holds_back_no_other_connection(tmp_path, database_url, mode,  # noqa: ANN001
+                                                          monkeypatch) -> None:  # noqa: ANN001
+    """The processing before an application ACK (application mode; accept mode when MSH-16
+    asks for one) ran in the thread that stores every group: while one message was slow to
+    file, every other connection waited for its ACK, past an engine's response timeout.
+    Here the first processing is held until released: meanwhile another connection's ACK
+    that needs no processing comes at once, and (application mode) a message processed
+    beside the slow one is answered AA."""
+    import pipelines.acknowledge as acknowledge
+
+    gate, held = threading.Event(), threading.Event()
+    process = acknowledge.process_claimed
+
+    def slow_once(ctx, ids):  # noqa: ANN001, ANN202
+        if not held.is_set():
+            held.set()
+            gate.wait(15)
+        return process(ctx, ids)
+
+    monkeypatch.setattr(acknowledge, "process_claimed", slow_once)
+    ctx = make_ctx(tmp_path, database_url, ack_mode=mode)
+    first = _with_ack_types(sample("01_labm_nfs.hl7"), "NE" if mode == "accept" else "",
+                            "AL" if mode == "accept" else "", "S1")
+    quick = _with_ack_types(sample("03_synlab_iono_creatinine.hl7"),
+                            *(("", "") if mode == "accept" else ("AL", "NE")), "S2")
+    beside = _with_ack_types(sample("05_chu_hba1c.hl7"), "", "", "S3")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as slow, \
+                Client(svc.port) as other, Client(svc.port) as third:
+            slow.sock.sendall(VT + first + FS + CR)
+            assert held.wait(10)
+            started = time.monotonic()
+            ack = other.send(quick, timeout=3)
+            assert msa(ack, "latin-1")[1:3] == ["AA" if mode == "accept" else "CA", "S2"]
+            if mode == "application":
+                assert msa(third.send(beside, timeout=3), "latin-1")[1:3] == ["AA", "S3"]
+            assert time.monotonic() - started < 3
+            gate.set()
+            assert msa(read_frame(slow.sock, slow.buffer), "latin-1")[1:3] == ["AA", "S1"]
+    finally:
+        gate.set()
+        ctx.engine.dispose()
+
+
 # (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid)
 APPLICATION_MODE_ACKS = [
     ("AL", "AL", ["CA", "AE"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA", "AE"]),
