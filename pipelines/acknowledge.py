@@ -553,7 +553,12 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     stored, CE when storing failed, CR when refused) filtered by MSH-15, then, if the message
     was processed here, the application ACK filtered by MSH-16. CE only when not stored (the
     sender is to send again), never for a refusal whose ERR code happens to be 207.
-    ``commit=False``: the application ACK alone (the commit ACK was sent already)."""
+    ``commit=False``: the application ACK alone (the commit ACK was sent already).
+
+    A message refused or not stored is never processed: when MSH-15 keeps its CR/CE back
+    (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
+    AR with the same ERR: an engine asking NE/AL got no answer at all, and waited for an
+    application ACK that could never come."""
     if header is None or not header.enhanced:
         return [build_ack(header, code, error=error)]
     out = []
@@ -565,6 +570,9 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
         code_, commit_error = "CA", None
     if commit and _condition(header.get(15), code_ == "CA"):
         out.append(build_ack(header, code_, error=commit_error))
+    elif commit and code_ != "CA" and _app_ack_wanted(header) and _condition(header.get(16),
+                                                                             False):
+        out.append(build_ack(header, "AR", error=commit_error))
     if processed and _condition(header.get(16), code == "AA"):
         out.append(build_ack(header, code, error=error))
     return out

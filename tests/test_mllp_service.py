@@ -320,6 +320,31 @@ def test_unknown_sender_and_wrong_peer_are_refused_and_recorded(tmp_path, databa
     ctx.engine.dispose()
 
 
+def test_refusal_is_the_application_ack_when_msh_15_asks_no_commit_ack(tmp_path,  # noqa: ANN001
+                                                                         database_url) -> None:
+    """MSH-15 NE (or SU) keeps the commit reject back, MSH-16 AL or ER asks for an
+    application ACK: an unknown sender's message was answered nothing at all, and its engine
+    waited for an application ACK that never comes (the message is never processed). It
+    gets AR with the reason; NE/NE still gets nothing, as asked, and ER/AL its CR alone."""
+    sources = (Source("labm", "LABM", "CERBALLIANCE_LYON"),)
+    ctx = make_ctx(tmp_path, database_url, sources=sources)
+    unknown = sample("06_bioazur_iono_vitd.hl7")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(_with_ack_types(unknown, "NE", "AL", "U1"))
+            assert msa(ack, "latin-1")[1:3] == ["AR", "U1"]
+            err = segment(ack, "ERR", "latin-1")
+            assert err[3].startswith("204^") and err[8].startswith("MLLP_UNKNOWN_SENDER")
+            for accept, application, control_id, expected in (
+                    ("SU", "ER", "U2", ["AR"]), ("NE", "NE", "U3", []),
+                    ("ER", "AL", "U4", ["CR"]), ("NE", "SU", "U5", [])):
+                got = _answers_to(client, _with_ack_types(unknown, accept, application,
+                                                          control_id))
+                assert got == [[code, control_id] for code in expected], control_id
+    finally:
+        ctx.engine.dispose()
+
+
 def test_refused_message_sent_again_from_an_allowed_peer_is_filed(tmp_path, database_url) -> None:  # noqa: ANN001, E501
     """A refusal is not an original for dedupe: the same bytes, now allowed, are processed."""
     import ipaddress
@@ -764,6 +789,10 @@ def test_no_aa_when_the_message_cannot_be_stored(ctx) -> None:  # noqa: ANN001
         assert segment(ack, "ERR")[3].startswith("207^")
         commit = client.send(sample("03_synlab_iono_creatinine.hl7"))  # enhanced: CE
         assert msa(commit)[1] == "CE"
+        # no commit ACK asked, an application ACK asked: AR 207, never silence
+        alone = client.send(_with_ack_types(sample("03_synlab_iono_creatinine.hl7"), "NE",
+                                            "AL", "NS1"))
+        assert msa(alone)[1:3] == ["AR", "NS1"] and segment(alone, "ERR")[3].startswith("207^")
         assert statuses(ctx) == {}  # nothing recorded that is not stored
         archive.down = False  # the outage ends: the resend is stored
         assert msa(client.send(original_mode(sample("01_labm_nfs.hl7"))))[1] == "AA"
