@@ -264,6 +264,7 @@ def test_a_slow_processing_holds_back_no_other_connection(tmp_path, database_url
 APPLICATION_MODE_ACKS = [
     ("AL", "AL", ["CA", "AE"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA", "AE"]),
     ("ER", "ER", ["AE"]), ("AL", "NE", ["CA"]),  # NE: left to the worker, no application ACK
+    ("AL", "", ["CA"]),  # no application ACK asked: not an AA for a message not processed
 ]
 
 
