@@ -527,6 +527,46 @@ def test_application_mode_enhanced_commit_then_application_ack(tmp_path, databas
     ctx.engine.dispose()
 
 
+def _with_msh(data: bytes, **fields: str) -> bytes:
+    """``data`` with MSH fields replaced: ``f9="ORU^R01"`` sets MSH-9."""
+    first, _, rest = data.partition(b"\r")
+    parts = first.split(b"|")
+    for name, value in fields.items():
+        parts[int(name[1:]) - 1] = value.encode()
+    return b"|".join(parts) + b"\r" + rest
+
+
+# How engines head their messages, and what our ACK's MSH-9, -11, -12 and MSA-2 must be
+# (MSH-9.3, the message structure, exists from v2.3.1 on; MSA-2 echoes MSH-10 whole even
+# past ST's 20 characters: engines match ACKs on it; HD subcomponents swapped as sent)
+HEADER_STYLES = [
+    ({"f12": "2.3", "f9": "ORU^R01"}, "ACK^R01", "P", "2.3"),
+    ({"f12": "2.3.1", "f9": "ORU^R01"}, "ACK^R01^ACK", "P", "2.3.1"),
+    ({"f12": "2.4", "f11": "T"}, "ACK^R01^ACK", "T", "2.4"),
+    ({"f12": "2.5.1", "f11": "P^T"}, "ACK^R01^ACK", "P^T", "2.5.1"),
+    ({"f12": "2.5^FRA^2.1", "f11": "D"}, "ACK^R01^ACK", "D", "2.5^FRA^2.1"),
+    ({"f9": "ORU"}, "ACK", "P", "2.5"),
+    ({"f10": "LAB-2026-11-26-000000000001"}, "ACK^R01^ACK", "P", "2.5"),
+    ({"f3": "LABM&1.2.250.1.71.4.2.2&ISO", "f4": "CERBALLIANCE_LYON&1.2.250.1&ISO"},
+     "ACK^R01^ACK", "P", "2.5"),
+]
+
+
+@pytest.mark.parametrize(("fields", "msh9", "msh11", "msh12"), HEADER_STYLES)
+def test_ack_header_in_the_sender_s_version_and_style(ctx, fields, msh9, msh11, msh12) -> None:  # noqa: ANN001, E501
+    """Over a socket, each message preceded by a BOM (some Windows senders) and answered
+    in its own terms: checked right, kept right."""
+    data = _with_msh(original_mode(sample("01_labm_nfs.hl7")), **fields)
+    received = data.split(b"\r", 1)[0].decode().split("|")
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        ack = client.send(b"\xef\xbb\xbf" + data)
+    msh = segment(ack, "MSH")
+    assert (msh[8], msh[10], msh[11]) == (msh9, msh11, msh12)
+    assert msh[2:6] == [received[4], received[5], received[2], received[3]]
+    assert len(msh[9]) <= 20 and msh[9] != received[9]
+    assert msa(ack)[1:3] == ["AA", received[9]]
+
+
 def _frames_of(messages: list[bytes], end: bytes = FS + CR, between: bytes = b"") -> bytes:
     return b"".join(between + VT + m + end for m in messages)
 
