@@ -402,11 +402,13 @@ def _commit_answer(p: Prepared) -> list[bytes]:
 def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple], application: bool,
                    *, after_commit: bool = False) -> list[bytes]:
     """The answers of one stored frame: its batch of ACKs, its refusal, its accept ACK, or
-    (``outcomes`` known) its verdict; ``after_commit``: without the commit ACK, already
-    sent by ``_commit_answer``."""
+    (``outcomes`` known) its verdict. ``after_commit``: processed, and a single message's
+    commit ACK already sent by ``_commit_answer`` (a batch's answer is one frame: all its
+    ACKs come once it is processed)."""
     header, item = p.header, p.item
     if p.batch is not None:
-        return [_batch_answer(p, p.batch, result.message_ids, outcomes, application)]
+        return [_batch_answer(p, p.batch, result.message_ids, outcomes,
+                              application or after_commit)]
     if item.rejection is not None:
         code, text = item.rejection
         return _answers(header, "AR", AckError(_rule(code).hl7_code, f"{code}: {text}",
@@ -421,19 +423,25 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
 
 
 def _processed_here(p: Prepared, application: bool) -> bool:
-    """Whether a frame is processed before it is answered. Application mode: every message
-    except the enhanced ones whose MSH-16 asks for no application ACK (NE, or empty), left to
-    the background worker. Accept mode: only the enhanced messages whose MSH-16 asks for an
-    application ACK (AL, ER, SU): v2.5 2.9.3 has the receiver return the application ACK
-    that MSH-16 requires, whatever it does itself, and with MSH-15 NE (no commit ACK) such a
-    sender got no answer at all and waited for one. An accept-mode batch is not processed
-    here: its response batch holds each message's commit or accept ACK."""
-    header = p.header
-    if header is None or p.error is not None:
+    """Whether a frame is processed before it is answered: when one of its messages (one,
+    or each of a batch) wants it (``_wants_processing``)."""
+    if p.error is not None:
+        return False
+    headers = p.batch.headers if p.batch is not None else [p.header]
+    return any(_wants_processing(h, application) for h in headers)
+
+
+def _wants_processing(header: Header | None, application: bool) -> bool:
+    """Application mode: every message except the enhanced ones whose MSH-16 asks for no
+    application ACK (NE, or empty), left to the background worker. Accept mode: only the
+    enhanced messages whose MSH-16 asks for an application ACK (AL, ER, SU): v2.5 2.9.3 has
+    the receiver return the application ACK that MSH-16 requires, whatever it does itself,
+    and with MSH-15 NE (no commit ACK) such a sender got no answer at all and waited."""
+    if header is None:
         return False
     if not header.enhanced:
         return application
-    return _app_ack_wanted(header) and (application or p.batch is None)
+    return _app_ack_wanted(header)
 
 
 def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> tuple | None:
