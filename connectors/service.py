@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.mllp.server import MLLPServer, tls_context
-from pipelines.acknowledge import Frame, Prepared, acknowledge_prepared, prepare_frame
+from pipelines.acknowledge import Answered, Frame, Prepared, prepare_frame, store_group
 from pipelines.ledger import release_claims, release_worker
 from pipelines.process import Context
 from pipelines.worker import Worker, run_worker_process
@@ -97,9 +97,9 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         def prepare(frame: Frame) -> Prepared:
             return prepare_frame(receiving, frame)
 
-        def handler(prepared: list[Prepared]) -> list[list[bytes]]:
-            answers = acknowledge_prepared(receiving, prepared, mode=listener.ack_mode,
-                                           ledger_turn=ledger_turn)
+        def handler(prepared: list[Prepared]) -> Answered:
+            answers = store_group(receiving, prepared, mode=listener.ack_mode,
+                                  ledger_turn=ledger_turn)
             if workers is not None:
                 workers.wake()
             return answers

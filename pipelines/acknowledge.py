@@ -19,10 +19,12 @@ back what we return. The rules:
   not reached, a BHS without its BTS) is answered AE even when every message it holds was
   filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
-  CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). In
-  application mode, if MSH-16 asks for an application ACK, it follows the commit ACK on the
-  same connection (the way MLLP clients such as @medplum/hl7 wait for it); with MSH-16 NE the
-  message is left to the background worker.
+  CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). If
+  MSH-16 asks for an application ACK (AL, ER, SU), the message is processed before answering,
+  in either mode, and that ACK follows the commit ACK on the same connection (the way MLLP
+  clients such as @medplum/hl7 wait for it): MSH-16 is the sender's request, not ours to
+  ignore, and a sender asking NE/AL got no answer at all in accept mode. With MSH-16 NE the
+  message is left to the background worker; NE/NE gets no answer, as table 0155 says.
 
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
@@ -78,6 +80,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +102,7 @@ from parsers.hl7v2.framing import (
 )
 from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
-from pipelines.intake import Received, Staged, stage, store_staged
+from pipelines.intake import IntakeResult, Received, Staged, stage, store_staged
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, release_claims
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -300,71 +303,145 @@ def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
 def acknowledge_prepared(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
                          ledger_turn: AbstractContextManager | None = None
                          ) -> list[list[bytes]]:
+    """Store a group of prepared frames and process what is to be processed before its
+    answer; return for each frame the ACK messages to send back, in order (``store_group``
+    then its ``then``, in one go)."""
+    answered = store_group(ctx, prepared, mode=mode, ledger_turn=ledger_turn)
+    if answered.then is None:
+        return answered.now
+    later = answered.then()
+    return [now + after for now, after in zip(answered.now, later, strict=True)]
+
+
+@dataclass(slots=True)
+class Answered:
+    """A stored group's answers in two steps. ``now``: for each frame, what can be sent as
+    soon as the group is stored (accept ACKs, refusals, the commit ACK of an enhanced message
+    still to be processed). ``then``: None, or the processing of the frames ``pending`` marks,
+    returning for each frame what follows (its application ACK; [] for the others). The
+    listener runs ``then`` apart from the storing, so that a slow processing holds back its
+    own senders' answers only, not every connection's (an engine gives up after its
+    response timeout and sends again)."""
+
+    now: list[list[bytes]]
+    pending: list[bool]
+    then: Callable[[], list[list[bytes]]] | None = None
+
+
+def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
+                ledger_turn: AbstractContextManager | None = None) -> Answered:
     """Store a group of prepared frames (their archive sync, then their ledger rows in one
-    committed transaction); return for each the ACK messages to send back, in order.
+    committed transaction); answer what needs no processing, and leave the rest to ``then``.
 
     ``ledger_turn`` (a lock), when groups are stored by several threads: they store in
     turn. SQLite would serialize the ledger writes anyway, but with its busy handler's
     sleeps, not a wake-up."""
-    headers = [p.header for p in prepared]
     application = mode == APPLICATION
+    wanted = [_processed_here(p, application) for p in prepared]
     try:
         for p in prepared:
             if p.error is not None:
                 raise p.error
         with ledger_turn or nullcontext():
             results = store_staged(ctx.engine, ctx.archive, [p.staged for p in prepared],
-                                   claim_for=ctx.worker if application else None)
+                                   claim_for=ctx.worker if any(wanted) else None)
         fault_point("mllp.committed")  # stored, not acknowledged: the sender sends it again
     except Exception as exc:  # archive or store down: nothing stored, nothing acknowledged
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return [[_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
-                                      for h in p.batch.headers])]
-                if p.batch is not None else _answers(p.header, "AR", error, stored=False)
-                for p in prepared]
-
-    outcomes: dict[int, tuple] = {}
-    if application:
-        # Processed now: original-mode messages, and enhanced ones whose MSH-16 asks for an
-        # application ACK. The others are left to the background worker.
-        wanted = [h is not None and (not h.enhanced or _app_ack_wanted(h)) for h in headers]
-        todo = [i for r, w in zip(results, wanted, strict=True) if w for i in r.claimed_ids]
+        return Answered([[_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
+                                               for h in p.batch.headers])]
+                         if p.batch is not None
+                         else _answers(p.header, "AR", error, stored=False)
+                         for p in prepared], [False] * len(prepared))
+    if any(wanted):  # the others go to the background worker
         release_claims(ctx.engine, ids=[i for r, w in zip(results, wanted, strict=True)
                                         if not w for i in r.claimed_ids])
-        if todo:
-            try:
-                process_claimed(ctx, todo)
-            except Exception as exc:  # stored and leased: a worker finishes it later
-                log.error("processing %d stored message(s) for their ACK failed: %s",
-                          len(todo), type(exc).__name__)
-            fault_point("mllp.processed")  # filed and committed, not acknowledged
-        # the processed rows, and the repeats of earlier messages (answered as those were)
-        answered = [i for r, w in zip(results, wanted, strict=True) if w for i in r.message_ids]
-        outcomes = _outcomes(ctx, answered) if answered else {}
+    pending = [w and p.item.rejection is None for p, w in zip(prepared, wanted, strict=True)]
+    now = [_answer_stored(p, r, {}, application) if not waits
+           else [] if p.batch is not None else _commit_answer(p)
+           for p, r, waits in zip(prepared, results, pending, strict=True)]
+    if not any(pending):
+        return Answered(now, pending)
 
-    answers = []
-    for p, header, result in zip(prepared, headers, results, strict=True):
-        item = p.item
-        if p.batch is not None:
-            answers.append([_batch_answer(p, p.batch, result.message_ids, outcomes,
-                                          application)])
-            continue
-        if item.rejection is not None:
-            code, text = item.rejection
-            answers.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
-                                                           f"{code}: {text}", p.where)))
-            continue
-        if not application:
-            answers.append(_answers(header, "AA", None))
-        else:
-            outcome = _frame_outcome(item.data, result.message_ids, outcomes)
-            if (outcome is None or outcome[0] != FAILED) and p.staged is not None:
-                problems = p.staged.part[3]  # the envelope's, from split_batch
-                outcome = _batch_outcome(item.data, problems) or outcome
-            answers.append(_answers(header, *_verdict(outcome), processed=True))
-    return answers
+    def then() -> list[list[bytes]]:
+        return _process_and_answer(ctx, prepared, results, wanted, pending, application)
+    return Answered(now, pending, then)
+
+
+def _process_and_answer(ctx: Context, prepared: list[Prepared], results: list[IntakeResult],
+                        wanted: list[bool], pending: list[bool],
+                        application: bool) -> list[list[bytes]]:
+    """Process the claimed rows of the frames processed here; the answers that follow the
+    ``now`` ones for each frame (its application ACK, or its batch of ACKs)."""
+    todo = [i for r, w in zip(results, wanted, strict=True) if w for i in r.claimed_ids]
+    if todo:
+        try:
+            process_claimed(ctx, todo)
+        except Exception as exc:  # stored and leased: a worker finishes it later
+            log.error("processing %d stored message(s) for their ACK failed: %s",
+                      len(todo), type(exc).__name__)
+        fault_point("mllp.processed")  # filed and committed, not acknowledged
+    # the processed rows, and the repeats of earlier messages (answered as those were)
+    answered = [i for r, w in zip(results, wanted, strict=True) if w for i in r.message_ids]
+    outcomes = _outcomes(ctx, answered) if answered else {}
+    return [_answer_stored(p, r, outcomes, application, after_commit=True) if waits else []
+            for p, r, waits in zip(prepared, results, pending, strict=True)]
+
+
+def _commit_answer(p: Prepared) -> list[bytes]:
+    """The commit ACK (CA, filtered by MSH-15) of an enhanced-mode message stored and still
+    to be processed: sent at once, its application ACK follows. An original-mode message
+    has one ACK, after processing: nothing now."""
+    if p.header is None or not p.header.enhanced:
+        return []
+    return _answers(p.header, "AA", None)  # not processed: the commit ACK alone
+
+
+def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple], application: bool,
+                   *, after_commit: bool = False) -> list[bytes]:
+    """The answers of one stored frame: its batch of ACKs, its refusal, its accept ACK, or
+    (``outcomes`` known) its verdict. ``after_commit``: processed, and a single message's
+    commit ACK already sent by ``_commit_answer`` (a batch's answer is one frame: all its
+    ACKs come once it is processed)."""
+    header, item = p.header, p.item
+    if p.batch is not None:
+        return [_batch_answer(p, p.batch, result.message_ids, outcomes,
+                              application or after_commit)]
+    if item.rejection is not None:
+        code, text = item.rejection
+        return _answers(header, "AR", AckError(_rule(code).hl7_code, f"{code}: {text}",
+                                               p.where))
+    if not after_commit:
+        return _answers(header, "AA", None)
+    outcome = _frame_outcome(item.data, result.message_ids, outcomes)
+    if (outcome is None or outcome[0] != FAILED) and p.staged is not None:
+        problems = p.staged.part[3]  # the envelope's, from split_batch
+        outcome = _batch_outcome(item.data, problems) or outcome
+    return _answers(header, *_verdict(outcome), processed=True, commit=False)
+
+
+def _processed_here(p: Prepared, application: bool) -> bool:
+    """Whether a frame is processed before it is answered: when one of its messages (one,
+    or each of a batch) wants it (``_wants_processing``)."""
+    if p.error is not None:
+        return False
+    headers = p.batch.headers if p.batch is not None else [p.header]
+    return any(_wants_processing(h, application) for h in headers)
+
+
+def _wants_processing(header: Header | None, application: bool) -> bool:
+    """Application mode: every message except the enhanced ones whose MSH-16 asks for no
+    application ACK (NE, or empty), left to the background worker. Accept mode: only the
+    enhanced messages whose MSH-16 asks for an application ACK (AL, ER, SU): v2.5 2.9.3 has
+    the receiver return the application ACK that MSH-16 requires, whatever it does itself,
+    and with MSH-15 NE (no commit ACK) such a sender got no answer at all and waited."""
+    if header is None:
+        return False
+    if not header.enhanced:
+        return application
+    return _app_ack_wanted(header)
 
 
 def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> tuple | None:
@@ -479,22 +556,31 @@ def _batch_ack(batch: BatchFrame, acks: list[list[bytes]], refused: str | None =
 
 
 def _answers(header: Header | None, code: str, error: AckError | None, *,
-             processed: bool = False, stored: bool = True) -> list[bytes]:
+             processed: bool = False, stored: bool = True, commit: bool = True) -> list[bytes]:
     """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
     stored, CE when storing failed, CR when refused) filtered by MSH-15, then, if the message
     was processed here, the application ACK filtered by MSH-16. CE only when not stored (the
-    sender is to send again), never for a refusal whose ERR code happens to be 207."""
+    sender is to send again), never for a refusal whose ERR code happens to be 207.
+    ``commit=False``: the application ACK alone (the commit ACK was sent already).
+
+    A message refused or not stored is never processed: when MSH-15 keeps its CR/CE back
+    (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
+    AR with the same ERR: an engine asking NE/AL got no answer at all, and waited for an
+    application ACK that could never come."""
     if header is None or not header.enhanced:
         return [build_ack(header, code, error=error)]
     out = []
     if not stored:
-        commit, commit_error = "CE", error  # not stored: ours to fix, the sender retries
+        code_, commit_error = "CE", error  # not stored: ours to fix, the sender retries
     elif code == "AR" and not processed:
-        commit, commit_error = "CR", error
+        code_, commit_error = "CR", error
     else:
-        commit, commit_error = "CA", None
-    if _condition(header.get(15), commit == "CA"):
-        out.append(build_ack(header, commit, error=commit_error))
+        code_, commit_error = "CA", None
+    if commit and _condition(header.get(15), code_ == "CA"):
+        out.append(build_ack(header, code_, error=commit_error))
+    elif commit and code_ != "CA" and _app_ack_wanted(header) and _condition(header.get(16),
+                                                                             False):
+        out.append(build_ack(header, "AR", error=commit_error))
     if processed and _condition(header.get(16), code == "AA"):
         out.append(build_ack(header, code, error=error))
     return out

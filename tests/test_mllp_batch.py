@@ -233,3 +233,19 @@ def test_application_mode_enhanced_messages_get_both_acks_in_the_batch(tmp_path,
         assert got[-1] == ["BTS", "4"]
     finally:
         ctx.engine.dispose()
+
+
+def test_accept_mode_batch_whose_messages_ask_an_application_ack(ctx) -> None:  # noqa: ANN001
+    """Accept mode, a batch whose messages ask no commit ACK but an application ACK
+    (MSH-15/16 NE/AL): its response batch was empty, which 2.10.3.3 c reads as "all
+    accepted", the invalid message included. The batch is processed before its answer, as a
+    lone message asking for it is: AA for the valid one, AE with its ERR for the other."""
+    names = (NAMES[0], "20_casse_nm_non_numerique.hl7")
+    messages = [sample(n).replace(b"|AL|NE|", b"|NE|AL|", 1) for n in names]
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        got = lines(client.send(batch(messages)))
+    ids = [control_id(m) for m in messages]
+    assert [f[1:3] for f in got if f[0] == "MSA"] == [["AA", ids[0]], ["AE", ids[1]]]
+    err = next(f for f in got if f[0] == "ERR")
+    assert err[2:4] == ["OBX^2^5^1", "102^Data type error^HL70357"]
+    assert got[-1] == ["BTS", "2"]

@@ -171,12 +171,14 @@ def _answers_to(client: Client, data: bytes) -> list[list[str]]:
         got.append(fields)
 
 
-# (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode)
+# (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode): an
+# application ACK asked by MSH-16 is sent in accept mode too, once the message is processed
 ACCEPT_MODE_ACKS = [
-    ("AL", "NE", ["CA"]), ("NE", "AL", []), ("ER", "NE", []), ("SU", "NE", ["CA"]),
-    ("", "AL", ["CA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
-    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA"]),
+    ("AL", "NE", ["CA"]), ("NE", "AL", ["AA"]), ("ER", "NE", []), ("SU", "NE", ["CA"]),
+    ("", "AL", ["CA", "AA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
+    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA", "AA"]),
     (" ", " ", ["AA"]),  # spaces are no value: original mode
+    ("NE", "NE", []), ("NE", "ER", []), ("NE", "SU", ["AA"]), ("AL", "ER", ["CA"]),
 ]
 
 
@@ -192,10 +194,77 @@ def test_msh_15_and_16_decide_the_acks_in_accept_mode(ctx) -> None:  # noqa: ANN
             assert got == [[code, control_id] for code in expected], (accept, application)
 
 
+def test_accept_mode_sends_the_application_ack_msh_16_asks_for(ctx) -> None:  # noqa: ANN001
+    """Accept mode, an engine asking no commit ACK but an application ACK (MSH-15 NE, MSH-16
+    AL or ER): it got no answer at all and waited (then sent again, unanswered again). v2.5
+    2.9.3: MSH-16 requires the application ACK, so the message is processed before the
+    answer: AE with its ERR for a message in error, AA for a valid one, nothing for ER when
+    valid. The commit ACK is still sent alone, without waiting, for MSH-16 NE."""
+    invalid = sample("20_casse_nm_non_numerique.hl7")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        ack = client.send(_with_ack_types(invalid, "NE", "AL", "N1"))
+        assert msa(ack)[1:3] == ["AE", "N1"]
+        err = segment(ack, "ERR")
+        assert err[2:5] == ["OBX^2^5^1", "102^Data type error^HL70357", "E"]
+        for accept, application, control_id, expected in (("NE", "ER", "N2", ["AE"]),
+                                                          ("AL", "NE", "N3", ["CA"])):
+            got = _answers_to(client, _with_ack_types(invalid, accept, application, control_id))
+            assert got == [[code, control_id] for code in expected]
+        wait_processed(ctx)
+    # N1 to N3 failed (N3 by the worker); the two followers _answers_to sent are filed
+    assert statuses(ctx) == {"failed": 3, "deposited": 1, "duplicate": 1}
+
+
+@pytest.mark.parametrize("mode", ["accept", "application"])
+def test_a_slow_processing_holds_back_no_other_connection(tmp_path, database_url, mode,  # noqa: ANN001
+                                                          monkeypatch) -> None:  # noqa: ANN001
+    """The processing before an application ACK (application mode; accept mode when MSH-16
+    asks for one) ran in the thread that stores every group: while one message was slow to
+    file, every other connection waited for its ACK, past an engine's response timeout.
+    Here the first processing is held until released: meanwhile another connection's ACK
+    that needs no processing comes at once, and (application mode) a message processed
+    beside the slow one is answered AA."""
+    import pipelines.acknowledge as acknowledge
+
+    gate, held = threading.Event(), threading.Event()
+    process = acknowledge.process_claimed
+
+    def slow_once(ctx, ids):  # noqa: ANN001, ANN202
+        if not held.is_set():
+            held.set()
+            gate.wait(15)
+        return process(ctx, ids)
+
+    monkeypatch.setattr(acknowledge, "process_claimed", slow_once)
+    ctx = make_ctx(tmp_path, database_url, ack_mode=mode)
+    first = _with_ack_types(sample("01_labm_nfs.hl7"), "NE" if mode == "accept" else "",
+                            "AL" if mode == "accept" else "", "S1")
+    quick = _with_ack_types(sample("03_synlab_iono_creatinine.hl7"),
+                            *(("", "") if mode == "accept" else ("AL", "NE")), "S2")
+    beside = _with_ack_types(sample("05_chu_hba1c.hl7"), "", "", "S3")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as slow, \
+                Client(svc.port) as other, Client(svc.port) as third:
+            slow.sock.sendall(VT + first + FS + CR)
+            assert held.wait(10)
+            started = time.monotonic()
+            ack = other.send(quick, timeout=3)
+            assert msa(ack, "latin-1")[1:3] == ["AA" if mode == "accept" else "CA", "S2"]
+            if mode == "application":
+                assert msa(third.send(beside, timeout=3), "latin-1")[1:3] == ["AA", "S3"]
+            assert time.monotonic() - started < 3
+            gate.set()
+            assert msa(read_frame(slow.sock, slow.buffer), "latin-1")[1:3] == ["AA", "S1"]
+    finally:
+        gate.set()
+        ctx.engine.dispose()
+
+
 # (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid)
 APPLICATION_MODE_ACKS = [
     ("AL", "AL", ["CA", "AE"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA", "AE"]),
     ("ER", "ER", ["AE"]), ("AL", "NE", ["CA"]),  # NE: left to the worker, no application ACK
+    ("AL", "", ["CA"]),  # no application ACK asked: not an AA for a message not processed
 ]
 
 
@@ -250,6 +319,31 @@ def test_unknown_sender_and_wrong_peer_are_refused_and_recorded(tmp_path, databa
         ("synlab", "failed", "MLLP_PEER_NOT_ALLOWED"),
         ("labm", "deposited", None)]
     ctx.engine.dispose()
+
+
+def test_refusal_is_the_application_ack_when_msh_15_asks_no_commit_ack(tmp_path,  # noqa: ANN001
+                                                                         database_url) -> None:
+    """MSH-15 NE (or SU) keeps the commit reject back, MSH-16 AL or ER asks for an
+    application ACK: an unknown sender's message was answered nothing at all, and its engine
+    waited for an application ACK that never comes (the message is never processed). It
+    gets AR with the reason; NE/NE still gets nothing, as asked, and ER/AL its CR alone."""
+    sources = (Source("labm", "LABM", "CERBALLIANCE_LYON"),)
+    ctx = make_ctx(tmp_path, database_url, sources=sources)
+    unknown = sample("06_bioazur_iono_vitd.hl7")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(_with_ack_types(unknown, "NE", "AL", "U1"))
+            assert msa(ack, "latin-1")[1:3] == ["AR", "U1"]
+            err = segment(ack, "ERR", "latin-1")
+            assert err[3].startswith("204^") and err[8].startswith("MLLP_UNKNOWN_SENDER")
+            for accept, application, control_id, expected in (
+                    ("SU", "ER", "U2", ["AR"]), ("NE", "NE", "U3", []),
+                    ("ER", "AL", "U4", ["CR"]), ("NE", "SU", "U5", [])):
+                got = _answers_to(client, _with_ack_types(unknown, accept, application,
+                                                          control_id))
+                assert got == [[code, control_id] for code in expected], control_id
+    finally:
+        ctx.engine.dispose()
 
 
 def test_refused_message_sent_again_from_an_allowed_peer_is_filed(tmp_path, database_url) -> None:  # noqa: ANN001, E501
@@ -431,6 +525,46 @@ def test_application_mode_enhanced_commit_then_application_ack(tmp_path, databas
         # MSH-16 NE: the commit ACK only, the worker files it later
         assert msa(client.send(sample("01_labm_nfs.hl7")))[1] == "CA"
     ctx.engine.dispose()
+
+
+def _with_msh(data: bytes, **fields: str) -> bytes:
+    """``data`` with MSH fields replaced: ``f9="ORU^R01"`` sets MSH-9."""
+    first, _, rest = data.partition(b"\r")
+    parts = first.split(b"|")
+    for name, value in fields.items():
+        parts[int(name[1:]) - 1] = value.encode()
+    return b"|".join(parts) + b"\r" + rest
+
+
+# How engines head their messages, and what our ACK's MSH-9, -11, -12 and MSA-2 must be
+# (MSH-9.3, the message structure, exists from v2.3.1 on; MSA-2 echoes MSH-10 whole even
+# past ST's 20 characters: engines match ACKs on it; HD subcomponents swapped as sent)
+HEADER_STYLES = [
+    ({"f12": "2.3", "f9": "ORU^R01"}, "ACK^R01", "P", "2.3"),
+    ({"f12": "2.3.1", "f9": "ORU^R01"}, "ACK^R01^ACK", "P", "2.3.1"),
+    ({"f12": "2.4", "f11": "T"}, "ACK^R01^ACK", "T", "2.4"),
+    ({"f12": "2.5.1", "f11": "P^T"}, "ACK^R01^ACK", "P^T", "2.5.1"),
+    ({"f12": "2.5^FRA^2.1", "f11": "D"}, "ACK^R01^ACK", "D", "2.5^FRA^2.1"),
+    ({"f9": "ORU"}, "ACK", "P", "2.5"),
+    ({"f10": "LAB-2026-11-26-000000000001"}, "ACK^R01^ACK", "P", "2.5"),
+    ({"f3": "LABM&1.2.250.1.71.4.2.2&ISO", "f4": "CERBALLIANCE_LYON&1.2.250.1&ISO"},
+     "ACK^R01^ACK", "P", "2.5"),
+]
+
+
+@pytest.mark.parametrize(("fields", "msh9", "msh11", "msh12"), HEADER_STYLES)
+def test_ack_header_in_the_sender_s_version_and_style(ctx, fields, msh9, msh11, msh12) -> None:  # noqa: ANN001, E501
+    """Over a socket, each message preceded by a BOM (some Windows senders) and answered
+    in its own terms: checked right, kept right."""
+    data = _with_msh(original_mode(sample("01_labm_nfs.hl7")), **fields)
+    received = data.split(b"\r", 1)[0].decode().split("|")
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        ack = client.send(b"\xef\xbb\xbf" + data)
+    msh = segment(ack, "MSH")
+    assert (msh[8], msh[10], msh[11]) == (msh9, msh11, msh12)
+    assert msh[2:6] == [received[4], received[5], received[2], received[3]]
+    assert len(msh[9]) <= 20 and msh[9] != received[9]
+    assert msa(ack)[1:3] == ["AA", received[9]]
 
 
 def _frames_of(messages: list[bytes], end: bytes = FS + CR, between: bytes = b"") -> bytes:
@@ -696,6 +830,10 @@ def test_no_aa_when_the_message_cannot_be_stored(ctx) -> None:  # noqa: ANN001
         assert segment(ack, "ERR")[3].startswith("207^")
         commit = client.send(sample("03_synlab_iono_creatinine.hl7"))  # enhanced: CE
         assert msa(commit)[1] == "CE"
+        # no commit ACK asked, an application ACK asked: AR 207, never silence
+        alone = client.send(_with_ack_types(sample("03_synlab_iono_creatinine.hl7"), "NE",
+                                            "AL", "NS1"))
+        assert msa(alone)[1:3] == ["AR", "NS1"] and segment(alone, "ERR")[3].startswith("207^")
         assert statuses(ctx) == {}  # nothing recorded that is not stored
         archive.down = False  # the outage ends: the resend is stored
         assert msa(client.send(original_mode(sample("01_labm_nfs.hl7"))))[1] == "AA"

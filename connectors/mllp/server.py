@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
-from pipelines.acknowledge import Frame
+from pipelines.acknowledge import Answered, Frame
 from pipelines.faults import fault_point
 
 log = logging.getLogger("dmp.mllp")
@@ -39,7 +39,10 @@ def _log_bug(what: str, *args: object, exc: BaseException) -> None:
     log.error(what + ": %s at\n%s", *args, type(exc).__name__,
               "".join(traceback.format_tb(exc.__traceback__)))
 
-Handler = Callable[[list], list[list[bytes]]]  # frames (or what prepare made of them)
+# frames (or what prepare made of them) -> the answers of each, or an Answered whose
+# processing (``then``) runs apart from the storing
+Handler = Callable[[list], list[list[bytes]] | Answered]
+Reply = tuple[list[bytes], "asyncio.Future[list[bytes]] | None"]  # now, then what follows
 Prepare = Callable[[Frame], object]
 
 
@@ -60,6 +63,11 @@ class GroupCommitter:
     for, and a lone sender never waits (nobody else is on the way)."""
 
     LINGER = 0.001
+    # Threads processing groups before their application ACKs (``Answered.then``), apart
+    # from the storing thread: a slow message (a large one, the store's write lock held by
+    # the worker) holds back the answers of its own group only; the groups that arrive
+    # meanwhile are stored, answered when they need no processing, and processed beside it.
+    PROCESSING_THREADS = 4
 
     def __init__(self, handler: Handler, max_group: int = 500, in_flight: int = 1,
                  prepare: Prepare | None = None, linger: float = LINGER) -> None:
@@ -77,13 +85,17 @@ class GroupCommitter:
         self.prepare = prepare
         self.preparer = (ThreadPoolExecutor(1, thread_name_prefix="mllp-prepare")
                          if prepare is not None else None)
+        self.processor = ThreadPoolExecutor(self.PROCESSING_THREADS,
+                                            thread_name_prefix="mllp-process")
+        self.processing: set[asyncio.Task] = set()
         self.closing = False
         self.groups = 0
         self.frames = 0
 
-    async def submit(self, frame: Frame, sender: object = None) -> list[bytes]:
-        """The answers to ``frame``; ``sender`` (its connection) lets a group wait for the
-        next frame of a connection it has just answered (``linger``)."""
+    async def submit(self, frame: Frame, sender: object = None) -> Reply:
+        """The answers to ``frame``: those to send now, and a future for those that follow
+        its processing (None when nothing follows); ``sender`` (its connection) lets a group
+        wait for the next frame of a connection it has just answered (``linger``)."""
         future = asyncio.get_running_loop().create_future()
         self.returning.pop(sender, None)
         if self.preparer is not None:  # started now; the storing thread waits for it
@@ -97,7 +109,7 @@ class GroupCommitter:
         """A connection closed: no frame of it to wait for."""
         self.returning.pop(sender, None)
 
-    def _handle(self, items: list[Frame | Future]) -> list[list[bytes]]:
+    def _handle(self, items: list[Frame | Future]) -> list[list[bytes]] | Answered:
         """In the storing thread: the group's prepared frames (waiting for those still being
         prepared), then the handler."""
         return self.handler([i.result() if isinstance(i, Future) else i for i in items])
@@ -146,19 +158,37 @@ class GroupCommitter:
             answers = await loop.run_in_executor(self.executor, self._handle,
                                                  [f for f, _, _ in group])
         except Exception as exc:  # a bug: no ACK at all rather than a wrong one
-            _log_bug("storing a group of %d frame(s) failed", len(group), exc=exc)
-            for _, fut, _ in group:
-                if not fut.done():
-                    fut.set_exception(exc)
+            _fail([fut for _, fut, _ in group], exc, "storing a group of %d frame(s) failed")
             return
         self.groups += 1
         self.frames += len(group)
+        if not isinstance(answers, Answered):
+            answers = Answered(answers, [False] * len(group))
+        later = [loop.create_future() if waits else None for waits in answers.pending]
+        if answers.then is not None:
+            task = asyncio.create_task(self._process(answers.then, later))
+            self.processing.add(task)
+            task.add_done_callback(self.processing.discard)
         now = loop.time()
-        for (_, fut, sender), answer in zip(group, answers, strict=True):
+        for (_, fut, sender), answer, then in zip(group, answers.now, later, strict=True):
             if not fut.done():
-                fut.set_result(answer)
-                if sender is not None:
+                fut.set_result((answer, then))
+                if sender is not None and then is None:
                     self.returning[sender] = now
+
+    async def _process(self, then: Callable[[], list[list[bytes]]],
+                       later: list[asyncio.Future | None]) -> None:
+        """A stored group's processing, in a processing thread; each waiting connection then
+        gets what follows its first answers."""
+        waiting = [f for f in later if f is not None]
+        try:
+            answers = await asyncio.get_running_loop().run_in_executor(self.processor, then)
+        except Exception as exc:  # a bug: no application ACK rather than a wrong one
+            _fail(waiting, exc, "processing a group for its %d answer(s) failed")
+            return
+        for fut, answer in zip(later, answers, strict=True):
+            if fut is not None and not fut.done():
+                fut.set_result(answer)
 
     async def close(self) -> None:
         self.closing = True
@@ -167,8 +197,17 @@ class GroupCommitter:
     def shutdown(self) -> None:
         """The threads, once ``run`` has returned."""
         self.executor.shutdown(wait=True)
+        self.processor.shutdown(wait=True)
         if self.preparer is not None:
             self.preparer.shutdown(wait=True)
+
+
+def _fail(futures: list[asyncio.Future], exc: Exception, what: str) -> None:
+    """A bug in the handler: logged without its text; its connections end unanswered."""
+    _log_bug(what, len(futures), exc=exc)
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(exc)
 
 
 def tls_context(cert: Path, key: Path | None = None,
@@ -226,6 +265,16 @@ class MLLPServer:
             await asyncio.wait([self._committer_task], timeout=grace)
         self.committer.shutdown()
 
+    async def _write(self, writer: asyncio.StreamWriter, answers: list[bytes]) -> None:
+        """Each answer in a frame of its own."""
+        if not answers:
+            return
+        writer.write(b"".join(b"\x0b" + a + b"\x1c\r" for a in answers))
+        async with asyncio.timeout(self.idle_timeout):
+            await writer.drain()
+        self.acks += len(answers)
+        fault_point("mllp.acked")  # acknowledged: the sender will not send it again
+
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -255,14 +304,11 @@ class MLLPServer:
                     item = Frame(got.head, peer, received_at, size=got.size)
                 else:
                     item = Frame(got, peer, received_at)
-                answers = await self.committer.submit(item, task)
+                answers, then = await self.committer.submit(item, task)
                 count += 1
-                if answers:
-                    writer.write(b"".join(b"\x0b" + a + b"\x1c\r" for a in answers))
-                    async with asyncio.timeout(self.idle_timeout):
-                        await writer.drain()
-                    self.acks += len(answers)
-                    fault_point("mllp.acked")  # acknowledged: the sender will not send it again
+                await self._write(writer, answers)
+                if then is not None:  # what follows its processing (an application ACK)
+                    await self._write(writer, await then)
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
             log.info("connection from %s ended: %s", peer, type(exc).__name__)
         except asyncio.CancelledError:
