@@ -275,19 +275,26 @@ def _same_fact(row: dict, held: list) -> object | None:
 
 
 # The current documents of a set (CDA setId), whatever their document id: the versions of one
-# document. Only document keys ('document|...', a range of the (patient, key) index) are read.
+# document.
 _SET_OF = {
     "postgresql": "coalesce(entries.details->>'set_id', entries.details->'cda'->>'set_id')",
     "sqlite": "coalesce(json_extract(entries.details, '$.set_id'), "
               "json_extract(entries.details, '$.cda.set_id'))",
 }
-_BY_SET = {
-    dialect: text(f"WITH wanted(p, k) AS ({_PAIRS[dialect]}) SELECT entries.* FROM entries "
-                  "JOIN wanted ON entries.patient_id = wanted.p "
-                  "AND entries.key >= 'document|' AND entries.key < 'document}' "
-                  f"AND entries.current AND {_SET_OF[dialect]} = wanted.k").columns(*entries.c)
-    for dialect in _PAIRS
-}
+
+
+def _current_documents_where(detail: dict[str, str]) -> dict:
+    """Per dialect: the current documents of (patient, value) pairs whose ``detail`` (a
+    JSON expression per dialect) is that value. Only document keys ('document|...', a range
+    of the (patient, key) index) are read."""
+    return {dialect: text(f"WITH wanted(p, k) AS ({_PAIRS[dialect]}) SELECT entries.* "
+                          "FROM entries JOIN wanted ON entries.patient_id = wanted.p "
+                          "AND entries.key >= 'document|' AND entries.key < 'document}' "
+                          f"AND entries.current AND {detail[dialect]} = wanted.k")
+            .columns(*entries.c) for dialect in _PAIRS}
+
+
+_BY_SET = _current_documents_where(_SET_OF)
 
 
 # The current documents a message filed under its CDA id while naming them by its own number
@@ -297,13 +304,7 @@ _NUMBER_OF = {
     "postgresql": "entries.details->>'message_document_id'",
     "sqlite": "json_extract(entries.details, '$.message_document_id')",
 }
-_BY_NUMBER = {
-    dialect: text(f"WITH wanted(p, k) AS ({_PAIRS[dialect]}) SELECT entries.* FROM entries "
-                  "JOIN wanted ON entries.patient_id = wanted.p "
-                  "AND entries.key >= 'document|' AND entries.key < 'document}' "
-                  f"AND entries.current AND {_NUMBER_OF[dialect]} = wanted.k").columns(*entries.c)
-    for dialect in _PAIRS
-}
+_BY_NUMBER = _current_documents_where(_NUMBER_OF)
 
 
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
