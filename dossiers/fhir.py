@@ -161,6 +161,12 @@ def _clinical_statuses() -> dict[tuple[str, str], dict[str, str]]:
 
 
 @cache
+def _reaction_severities() -> dict[tuple[str, str], str]:
+    return {(r["system"], r["code"]): r["severity"]
+            for r in read_csv_rows(TABLES / "fhir_reaction_severity.csv")}
+
+
+@cache
 def _systems() -> dict[str, str]:
     return {r["name"]: r["uri"] for r in read_csv_rows(TABLES / "fhir_code_systems.csv")}
 
@@ -313,6 +319,63 @@ def _clean(obj: Any) -> Any:  # noqa: ANN401
 
 
 # -- pieces -----------------------------------------------------------------------------------
+def _coded_concept(coded: Any, base_url: str) -> dict | None:  # noqa: ANN401
+    """A {code, system, display} or {text} the normalizers keep (a route, a condition, a
+    reaction) as a CodeableConcept; None when it holds neither."""
+    if not isinstance(coded, Mapping):
+        return None
+    code, words = _code(coded.get("code")), _text(coded.get("display") or coded.get("text"))
+    if not code and not words:
+        return None
+    concept: dict[str, Any] = {"text": words}
+    if code:
+        concept["coding"] = [_coding(code, coded.get("system"), coded.get("display"),
+                                     base_url)]
+    return concept
+
+
+def _route(details: Mapping, base_url: str) -> dict | None:
+    """The route with its system and name when the CDA gave them (details.route_coded:
+    EDQM '20053000' Voie orale, NCI 'C38288'), else the bare code as sent."""
+    coded = _coded_concept(details.get("route_coded"), base_url)
+    if coded:
+        return coded
+    route = _code(details.get("route"))
+    return {"coding": [{"code": route}]} if route else None
+
+
+def _as_needed(conditions: Any, base_url: str) -> dict:  # noqa: ANN401
+    """Dosage.asNeeded from a medication's preconditions ('as needed for' wheezing, 'si
+    douleur'): the first as a CodeableConcept; without it the medication read as taken
+    regularly. R4 allows one condition: the others stay in the store."""
+    if not isinstance(conditions, list):
+        return {}
+    for condition in conditions:
+        concept = _coded_concept(condition, base_url)
+        if concept:
+            return {"asNeededCodeableConcept": concept}
+    return {}
+
+
+def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
+    """AllergyIntolerance.reaction: each reaction's manifestation and, when its severity is
+    one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
+    out: list[dict] = []
+    for reaction in reactions if isinstance(reactions, list) else []:
+        manifestation = _coded_concept(reaction, base_url)
+        if manifestation is None:
+            continue
+        item: dict[str, Any] = {"manifestation": [manifestation]}
+        severity = reaction.get("severity") if isinstance(reaction, Mapping) else None
+        if isinstance(severity, Mapping):
+            graded = _reaction_severities().get((str(severity.get("system") or ""),
+                                                 str(severity.get("code") or "")))
+            if graded:
+                item["severity"] = graded
+        out.append(item)
+    return out
+
+
 def _coding(code: Any, system: str | None, display: Any, base_url: str) -> dict:  # noqa: ANN401
     return {"system": system_uri(system, base_url), "code": _code(code),
             "display": _text(display)}
@@ -798,20 +861,21 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    verificationStatus=_verification(status, resource, details,
                                                     "allergyintolerance-verification"),
                    code=_concept(entry, base_url, "allergy"), patient=subject,
-                   onsetDateTime=effective)
+                   onsetDateTime=effective,
+                   reaction=_reactions(details.get("reactions"), base_url))
     elif resource == "MedicationStatement":
         taken = "not-taken" if details.get("negated") else fhir_status(status, resource)
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))
         dosage_text = "; ".join(_text(details[k]) for k in ("dose", "frequency")
                                 if _text(details.get(k)))
-        route = _code(details.get("route"))
         res.update(status=taken or "unknown",
                    medicationCodeableConcept=_concept(entry, base_url, "medication",
                                                       details),
                    subject=subject,
                    dosage=[{"text": dosage_text or None,
-                            "route": {"coding": [{"code": route}]} if route else None}])
+                            "route": _route(details, base_url),
+                            **_as_needed(details.get("preconditions"), base_url)}])
         if low or high:
             res["effectivePeriod"] = {"start": low, "end": high}
         else:

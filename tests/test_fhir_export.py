@@ -1016,3 +1016,62 @@ def test_a_unit_declared_ucum_outside_our_table_is_ucum_when_it_parses_so(sqlite
     assert res["2746-1"]["referenceRange"][0]["low"]["code"] == "[pH]"
     assert res["2345-7"]["valueQuantity"] == {"value": 5.1, "unit": "zorglub"}
     assert res["2951-2"]["valueQuantity"]["code"] == "meq/L"
+
+
+# -- what the CDA round 8 keeps of allergies and medications ----------------------------------
+def test_reaction_severity_route_and_as_needed_reach_the_bundle() -> None:
+    """A C-CDA's penicillin allergy with 'urticaire, modérée', and salbutamol inhaled 'as
+    needed for' wheezing: the store kept the reaction's severity, the route's system and
+    name, and the condition, the export dropped them (the allergy without its reaction,
+    the route as a bare NCI code, the medication read as taken around the clock)."""
+    from tests.test_cda_international import allergy, entries, section, snomed
+
+    reaction = """<participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="7980" codeSystem="2.16.840.1.113883.6.88"
+        displayName="Penicillin G"/></playingEntity></participantRole></participant>
+      <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+        moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.9" extension="2014-06-09"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+        <value xsi:type="CD" code="247472004" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Urticaire"/>
+        <entryRelationship typeCode="SUBJ" inversionInd="true"><observation classCode="OBS"
+          moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.8" extension="2014-06-09"/>
+          <code code="SEV" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+          <value xsi:type="CD" code="6736007" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Modérée"/></observation></entryRelationship>
+      </observation></entryRelationship>"""
+    salbutamol = """<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+        <id root="cdbd33f0-6cde-11db-9fe1-0800200c9a66" extension="m1"/>
+        <statusCode code="active"/>
+        <effectiveTime xsi:type="IVL_TS"><low value="20220301"/></effectiveTime>
+        <routeCode code="C38216" codeSystem="2.16.840.1.113883.3.26.1.1"
+          displayName="Inhalation"/>
+        <doseQuantity value="2"/>
+        <consumable><manufacturedProduct classCode="MANU"><manufacturedMaterial>
+          <code code="745679" codeSystem="2.16.840.1.113883.6.88"
+            displayName="200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"/>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+        <precondition typeCode="PRCN"><criterion>
+          <templateId root="2.16.840.1.113883.10.20.22.4.25" extension="2014-06-09"/>
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <value xsi:type="CD" code="56018004" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Sifflements"/></criterion></precondition>
+      </substanceAdministration></entry>"""
+    read = entries(section("48765-2", "Pénicilline : urticaire modérée", allergy(
+                       snomed("416098002", "Drug allergy (disorder)"), reaction, neg="")),
+                   section("10160-0", "Salbutamol si sifflements", salbutamol))
+    rows = [{"id": n, "type": e.type, "status": e.status, "current": True, "code": e.code,
+             "system": e.system, "display": e.display, "mapped": e.mapped,
+             "effective": e.effective, "details": e.details, "superseded_by": None,
+             "parent_id": None} for n, e in enumerate(read, start=1)]
+    bundle = to_bundle(PATIENT, rows, timestamp=None)
+    check_bundle(bundle)
+    found = {r["resourceType"]: r for r in by_entry_id(bundle).values()}
+    reaction_out, = found["AllergyIntolerance"]["reaction"]
+    assert reaction_out["severity"] == "moderate"
+    assert reaction_out["manifestation"][0]["coding"][0]["code"] == "247472004"
+    dosage, = found["MedicationStatement"]["dosage"]
+    assert dosage["route"]["coding"][0]["code"] == "C38216"
+    assert dosage["route"]["coding"][0].get("system") and dosage["route"]["text"] == "Inhalation"
+    assert dosage["asNeededCodeableConcept"]["coding"][0]["code"] == "56018004"
