@@ -94,13 +94,15 @@ class BucketPoller:
     def __init__(self, source: BucketSource, engine, archive, *,  # noqa: ANN001
                  endpoint_url: str | None = None, client=None,  # noqa: ANN001
                  on_intake: Callable[[], None] | None = None,
-                 stop_event: threading.Event | None = None, concurrency: int = 8) -> None:
+                 stop_event: threading.Event | None = None, concurrency: int = 8,
+                 list_page_size: int = 1000) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
         self.endpoint_url = source.endpoint_url or endpoint_url
         self.on_intake = on_intake
         self.stop_event = stop_event or threading.Event()
         self.concurrency = concurrency
+        self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
         self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
         # recorded by intake but not marked (endpoint down between the two, a move copied
@@ -174,7 +176,8 @@ class BucketPoller:
         if self.source.after == "move":
             skip = (self.source.processed_prefix, self.source.refused_prefix)
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.source.bucket, Prefix=self.source.prefix)
+            Bucket=self.source.bucket, Prefix=self.source.prefix,
+            PaginationConfig={"PageSize": self.list_page_size})
         chunk: list[_Object] = []
         size = 0
         for page in pages:
