@@ -39,6 +39,11 @@ from normalizers.units import to_ucum
     ("UFC/L", "{CFU}/L"), ("ml/mn/1,73m2", "mL/min/{1.73_m2}"),
     ("mL/mn/1,73 m²", "mL/min/{1.73_m2}"), ("ml/mn/1.73m2", "mL/min/{1.73_m2}"),
     ("ml/mn", "mL/min"),
+    # allergen-specific IgE (ImmunoCAP kUA/L: WHO-calibrated IgE units, LOINC's k[IU]/L),
+    # French daily outputs ('j' for jour) and viral loads in log of IU
+    ("kUA/L", "k[IU]/L"), ("kUA/l", "k[IU]/L"), ("mg/j", "mg/d"), ("g/j", "g/d"),
+    ("mmol/j", "mmol/d"), ("µmol/j", "umol/d"), ("Log UI/mL", "{log_IU}/mL"),
+    ("log UI/ml", "{log_IU}/mL"),
 ])
 def test_known_units(sent, ucum):
     assert to_ucum(sent) == (ucum, True)
