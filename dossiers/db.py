@@ -84,7 +84,23 @@ def make_engine(url: str) -> Engine:
         if path and path != ":memory:" and not path.startswith("file:"):
             _take_turns(engine, path)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, connect_args=_postgres_connect_args(url))
+
+
+# Seconds libpq may take to open a connection (TCP and the startup exchange). Without it an
+# unreachable host (a firewall dropping packets, a server frozen mid-failover) held every
+# connection attempt until the kernel gave up, minutes later: the listener's answers and the
+# worker's retries waited that long instead of failing over to their backoff.
+POSTGRES_CONNECT_TIMEOUT = 10
+
+
+def _postgres_connect_args(url: str) -> dict[str, Any]:
+    """libpq's connect_timeout, unless the URL sets its own (which wins)."""
+    from sqlalchemy.engine import make_url
+
+    if "connect_timeout" in make_url(url).query:
+        return {}
+    return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT}
 
 
 def _take_turns(engine: Engine, database: str) -> None:

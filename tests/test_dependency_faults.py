@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,40 @@ def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN0
     finally:
         ctx.engine.dispose()
         server.stop()
+
+
+def test_a_postgresql_host_that_never_answers_fails_the_connection(monkeypatch) -> None:  # noqa: ANN001
+    """A host that takes the TCP connection and then says nothing (a server frozen in a
+    failover, a proxy with no backend): the connection attempt ends with an error after
+    dossiers.db.POSTGRES_CONNECT_TIMEOUT, rather than when the kernel gives up."""
+    import socket
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    import dossiers.db as db
+
+    monkeypatch.setattr(db, "POSTGRES_CONNECT_TIMEOUT", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever answers
+        port = silent.getsockname()[1]
+        engine = db.make_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        failed: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except BaseException as exc:  # noqa: BLE001 (what it was is asserted below)
+                failed.append(exc)
+
+        attempt = threading.Thread(target=connect, daemon=True)
+        attempt.start()
+        attempt.join(60)  # without a connect timeout, libpq waits for as long as TCP lets it
+        assert not attempt.is_alive(), "the connection attempt is still waiting"
+        assert len(failed) == 1 and isinstance(failed[0], OperationalError)
+        engine.dispose()
+        own = db.make_engine(f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=3")
+        assert own.dialect.create_connect_args(own.url)[1]["connect_timeout"] == "3"
+        own.dispose()
