@@ -166,20 +166,35 @@ def classify_obx(msg: Message, obx: Segment) -> str:
 
 
 # -- ED payloads ----------------------------------------------------------------------------
+# 'data:application/pdf;base64,' before the data: what engines that also speak FHIR or the
+# web write (a data: URI, RFC 2397). Its own media type is not needed: the content shows it.
+_DATA_URI = re.compile(r"\s*data:[^,;]*(?:;[^,;]*)*;base64,", re.IGNORECASE)
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
 def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
     """Base64 with the faults real senders make repaired (missing '=' padding, a dangling last
-    character, line breaks). Returns (bytes, note about the repair or None). Raises ValueError
-    on characters outside the base64 alphabet."""
+    character, line breaks, a data: URI prefix, the URL-safe alphabet of RFC 4648 section 5).
+    Returns (bytes, note about the repair or None). Raises ValueError on characters outside
+    the base64 alphabet, or both alphabets mixed."""
+    notes = []
+    prefix = _DATA_URI.match(data)
+    if prefix is not None:
+        data = data[prefix.end():]
+        notes.append("data: URI prefix removed")
     s = data.translate(_WS)
+    if ("-" in s or "_" in s) and not ("+" in s or "/" in s):
+        s = s.translate(_URL_SAFE)  # '-' and '_' are in no other alphabet: no misreading
+        notes.append("URL-safe base64 alphabet read")
     stripped = s.rstrip("=")
-    note = None
-    if len(stripped) % 4 == 1:
+    dangling = len(stripped) % 4 == 1
+    if dangling:
         stripped = stripped[:-1]
-        note = "base64 data truncated: dangling last character dropped"
+        notes.append("base64 data truncated: dangling last character dropped")
     rebuilt = stripped + "=" * (-len(stripped) % 4)
-    if note is None and rebuilt != s:
-        note = "base64 padding repaired"
-    return base64.b64decode(rebuilt, validate=True), note
+    if not dangling and rebuilt != s:
+        notes.append("base64 padding repaired")
+    return base64.b64decode(rebuilt, validate=True), "; ".join(notes) or None
 
 
 _B64_TEXT = re.compile(r"[A-Za-z0-9+/\s]{16,}={0,2}\s*")
@@ -223,7 +238,7 @@ def _undeclared_base64(raw: str) -> bytes | None:
     """ED.5 sent without its encoding (ED.4 empty) that is base64 of a known format: what
     laboratory systems send as '^^^^JVBERi0x...' (a PDF). Only content with a known signature
     is decoded; any other text stays the text it is."""
-    if not _B64_TEXT.fullmatch(raw):
+    if not (_B64_TEXT.fullmatch(raw) or _DATA_URI.match(raw)):
         return None
     try:
         data, _ = b64decode_lenient(raw)

@@ -472,6 +472,34 @@ def test_base64_of_a_known_format_sent_bare_or_as_a_is_decoded(ed5, media):
     assert any("base64 data recognised by its content" in w for w in nm.warnings)
 
 
+URL_SAFE_DOC = DOC.translate(str.maketrans("+/", "-_"))
+
+
+@pytest.mark.parametrize("ed5, note", [
+    (f"^TEXT^XML^Base64^data:text/xml;base64,{DOC}", "data: URI prefix removed"),
+    (f"^TEXT^XML^Base64^DATA:text/xml;charset=UTF-8;base64,{DOC}", "data: URI prefix removed"),
+    (f"^TEXT^XML^Base64^{URL_SAFE_DOC}", "URL-safe base64 alphabet read"),
+    (f"^^^^data:text/xml;base64,{DOC}", "base64 data recognised by its content")])
+def test_a_data_uri_or_the_url_safe_alphabet_is_decoded(ed5, note):
+    """Engines that also speak FHIR or the web send a data: URI, or base64 in the URL-safe
+    alphabet (RFC 4648 section 5): both failed the message with ED_BAD_BASE64 (or left the
+    document as its base64 text)."""
+    assert set("+/") & set(DOC), "the document's base64 must use the characters that differ"
+    nm = norm(_oru_of(_ed(1, ed5)))
+    doc = _doc(nm)
+    assert doc.attachment.media_type == "text/xml" and doc.attachment.data.startswith(b"<?xml")
+    assert doc.key == "document|1.2.250.1.999.1.7^DOC-1"
+    assert any(note in w for w in nm.warnings), nm.warnings
+
+
+def test_both_base64_alphabets_in_one_document_are_refused():
+    mixed = DOC[:40] + "-_" + DOC[42:]
+    assert set("+/") & set(mixed)
+    with pytest.raises(NormalizationError) as exc:
+        norm(_oru_of(_ed(1, f"^TEXT^XML^Base64^{mixed}")))
+    assert exc.value.code == "ED_BAD_BASE64"
+
+
 def test_a_flag_sent_twice_with_different_values_keeps_the_one_that_hides():
     for first, second in (("Y", "N"), ("N", "Y")):
         nm = norm(_oru_with(_meta(2, "MASQUE_PS", first), _meta(3, "MASQUE_PS", second),
