@@ -781,15 +781,24 @@ def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
             return found
     obr = g.obr
     if len(obr.fields) > 15 and obr.fields[15]:
-        found = _coded_specimen(msg, comps(msg, first_rep(msg, obr, 15))[:1],
-                                subcomponents=True)
+        c = comps(msg, first_rep(msg, obr, 15))
+        # 'URI^Urine^HL70487': the specimen written as a CWE in the components (v2.7's
+        # SPM-4 habit), not in component 1's subcomponents (SPS.1); its name was read as
+        # SPS.2 (additives) and lost. The table name in the third place says which it is.
+        as_cwe = (len(c) >= 3 and _SPECIMEN_TABLE.fullmatch(text(msg, c[2]).strip())
+                  and msg.delimiters.subcomponent not in c[0])
+        found = _coded_specimen(msg, c[:3] if as_cwe else c[:1], subcomponents=not as_cwe)
         # a code of table 0070's form ('BLD', 'SER', 'UR'), not what a sender that shifted
-        # its fields put there (an ordering provider's id, '555-55-5555^PRIMARY^...')
-        if found and _SPECIMEN_CODE.fullmatch(found.get("code") or found.get("text", "")):
+        # its fields put there (an ordering provider's id, '555-55-5555^PRIMARY^...'); a
+        # specimen table named says it is one (a SNOMED CT code is digits)
+        if found and (as_cwe or _SPECIMEN_CODE.fullmatch(found.get("code")
+                                                          or found.get("text", ""))):
             return found
     return None
 
 
+# The specimen tables a CWE names: HL7 0070 (v2.5) and 0487 (v2.5.1+), and SNOMED CT.
+_SPECIMEN_TABLE = re.compile(r"(?i)(?:HL7)?0?(?:070|487)|SCT|SNOMED[ -]?CT|SNM")
 _SPECIMEN_CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,9}|[^\W\d][^\d]*")
 
 

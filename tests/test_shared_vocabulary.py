@@ -69,3 +69,23 @@ def test_obr15_holding_no_specimen_code_is_not_a_specimen() -> None:
     obr[15] = "555-55-5555^PRIMARY^PATRICIA P^^^^MD"
     (_, k) = norm(oru(obx, order=("ORC|RE|CMD-1", "|".join(obr)))).entries
     assert "specimen" not in k.details
+
+
+@pytest.mark.parametrize(("obr15", "specimen"), [
+    ("URI^Urine^HL70487", {"code": "URI", "system": "HL70487", "display": "Urine"}),
+    ("BLD^Sang total^HL70070", {"code": "BLD", "system": "HL70070", "display": "Sang total"}),
+    ("122575003^Urine^SCT", {"code": "122575003", "system": "SNOMED-CT", "display": "Urine"}),
+    # v2.3's SPS: code, then additives (component 2): no table in the third place
+    ("UR^HEP", {"code": "UR", "system": "", "display": ""}),
+    ("UR&Urine&HL70070^^^", {"code": "UR", "system": "HL70070", "display": "Urine"})])
+def test_obr15_written_as_a_cwe_keeps_its_name_and_table(obr15, specimen) -> None:
+    """'URI^Urine^HL70487' in OBR-15 (the specimen as a CWE in the components, where SPS
+    puts it in component 1's subcomponents): the name was read as SPS.2 and lost, and the
+    table with it."""
+    from tests.test_lab_normalizer import OBR
+
+    obx = "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.0||||F|||202403150810"
+    obr = OBR.split("|")
+    obr[15] = obr15
+    (_, k) = norm(oru(obx, order=("ORC|RE|CMD-1", "|".join(obr)))).entries
+    assert k.details["specimen"] == specimen
