@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -485,6 +486,10 @@ def _legal_name(names: list) -> Any:
     (use L, OR), else the first that is no nickname or variant, else the first. A C-CDA may
     list the nickname ('Betty', use P) before the legal name: it was the one compared."""
     names = [n for n in names if not n.null_flavor] or names
+    # A name whose validTime ended is a former one (a maiden name kept beside the married
+    # one): compared with the dossier, it conflicted with the name the patient goes by now.
+    today = date.today().strftime("%Y%m%d")
+    names = [n for n in names if not n.valid_until or n.valid_until[:8] >= today] or names
     if not names:
         return None
     uses = [set(n.use.split()) for n in names]

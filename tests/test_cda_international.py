@@ -666,6 +666,27 @@ def test_the_patient_is_identified_by_the_legal_name_not_a_nickname() -> None:
     assert (identity.family, identity.given) == ("Lefèvre", "Hélène")
 
 
+def test_a_former_name_whose_validity_ended_is_not_the_one_compared() -> None:
+    """Two legal names, the first ended (validTime/high in the past: a maiden name kept in
+    the record): the former name was compared with the dossier's and conflicted."""
+    head = CCDA_HEAD.format(effective="20240315143200-0500").replace(
+        '<name use="L"><given>Hélène</given><family>Lefèvre</family></name>',
+        '<name use="L"><given>Hélène</given><family>Martin</family>'
+        '<validTime><low value="19800512"/><high value="20090620"/></validTime></name>'
+        '<name use="L"><given>Hélène</given><family>Lefèvre</family>'
+        '<validTime><low value="20090620"/></validTime></name>')
+    data = (head + section("51848-0", "Stable", "") + TAIL).encode()
+    identity = normalize_cda(parse_cda(data), data, "test").identity
+    assert (identity.family, identity.given) == ("Lefèvre", "Hélène")
+    # one name only, however old: still the patient's name
+    head = CCDA_HEAD.format(effective="20240315143200-0500").replace(
+        '<name use="L"><given>Hélène</given><family>Lefèvre</family></name>',
+        '<name use="L"><given>Hélène</given><family>Martin</family>'
+        '<validTime><high value="20090620"/></validTime></name>')
+    data = (head + section("51848-0", "Stable", "") + TAIL).encode()
+    assert normalize_cda(parse_cda(data), data, "test").identity.family == "Martin"
+
+
 def test_the_end_of_a_period_observed_is_kept() -> None:
     """C-CDA Tobacco Use: 'smoked daily from 1995 to 2015' kept only its start."""
     got, = entries(section("29762-2", "Tabac : quotidien 1995-2015", """

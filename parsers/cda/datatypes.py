@@ -243,6 +243,10 @@ def pn(el: etree._Element) -> PN:
                 name.prefix.append(part)
             elif kind == "suffix":
                 name.suffix.append(part)
+            elif kind == "validTime":
+                for bound in c:
+                    if bound.tag == V + "high":
+                        name.valid_until = (bound.get("value") or "").strip()
         free.append(c.tail or "")
     name.text = collapse("".join(free))
     return name

@@ -315,6 +315,7 @@ class PN:
     prefix: list[NamePart] = field(default_factory=list)
     suffix: list[NamePart] = field(default_factory=list)
     text: str = ""  # free text directly inside <name> (unstructured names)
+    valid_until: str = ""  # validTime/high@value: a name that ended (a former name)
 
     def families(self, qualifier: str | None = None) -> list[str]:
         return [p.value for p in self.family if qualifier is None or p.qualifier == qualifier]
