@@ -782,15 +782,20 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 
 # -- the body -----------------------------------------------------------------------------------
-def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
+def _section_entries(section: Section, ctx: _Ctx, top_code: str,
+                     about: dict[str, Any] | None = None) -> Iterator[Entry]:
+    """``about``: whom the enclosing section is about when it names a subject (see
+    ``_statement``)."""
+    if section.subject is not None:
+        about = _relative_of(section.subject)
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, top_code)
+        yield from _section_content(section, ctx, top_code, about)
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, top_code)
+        yield from _section_content(section, ctx, top_code, about)
     finally:
         ctx.masking = document_masking
 
@@ -813,14 +818,15 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
     return merged if merged != ctx.masking else None
 
 
-def _section_content(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
+def _section_content(section: Section, ctx: _Ctx, top_code: str,
+                     about: dict[str, Any] | None) -> Iterator[Entry]:
     code = section.code.code if section.code else ""
     results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
     for entry in section.entries:
         if entry.act is not None:
-            yield from _statement(entry.act, section, ctx, results_section, None)
+            yield from _statement(entry.act, section, ctx, results_section, None, about=about)
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, top_code)
+        yield from _section_entries(sub, ctx, top_code, about)
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
@@ -830,7 +836,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                when: str | None = None,
                isolate: _Isolate | None = None,
                lab: _Lab | None = None,
-               material: dict[str, str] | None = None) -> Iterator[Entry]:
+               material: dict[str, str] | None = None,
+               about: dict[str, Any] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -840,7 +847,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     ``when`` the time of the organizer (or scored observation) whose component this is;
     ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
     ``lab`` who performed and who validated them (the nearest IHE LAB performer and
-    verifier); ``material`` the type of that specimen (blood, urine: details.specimen)."""
+    verifier); ``material`` the type of that specimen (blood, urine: details.specimen);
+    ``about`` whom the enclosing organizer, act or section is about when it names a subject
+    that is not the patient (a newborn, a fetus): CDA context conduction gives it to what
+    it contains, which names none of its own (the newborn's birth weight in a battery whose
+    subject is the newborn was filed as the mother's)."""
     section_code = section.code.code if section.code is not None else ""
     kind = _kind(act, in_results, section_code)
     if kind == SKIP:
@@ -849,7 +860,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         _not_filed(act, kind, ctx, section)
         return
     filed_before = ctx.filed
-    relative = _relative(act) if act.subject is not None else None
+    relative = _relative(act) if act.subject is not None else about
     if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION \
             or (relative is not None and kind in (PROBLEM, ALLERGY)):
         # a problem or allergy whose subject is a relative (C-CDA lets any observation name
@@ -992,7 +1003,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         for component in act.components:
             yield from _statement(component, section, ctx, inner_results, parent_key,
                                   specimen, battery or panel, family, own_time or when,
-                                  isolate, lab, material)
+                                  isolate, lab, material, relative)
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
@@ -1016,7 +1027,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
-                                     inner_specimen, None, family, material=inner_material):
+                                     inner_specimen, None, family, material=inner_material,
+                                     about=relative):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
                     if concern_notes:
@@ -1077,7 +1089,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                               own_time if rel.type_code == "COMP" and
                               isinstance(act, Observation) else None,
                               *((None, None) if isinstance(act, Observation) else
-                                (isolate, lab)), inner_material)
+                                (isolate, lab)), inner_material, relative)
     if made is None and ctx.filed == filed_before:
         _not_filed(act, kind, ctx, section)
 
@@ -1256,7 +1268,11 @@ def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
     """Whom a statement is about when it is not the patient (CDA subject/relatedSubject:
     a family member, a fetus): the relationship code (HL7 RoleCode FTH, MTH, FAMMEMB...) and
     the relative's sex when given; None for the patient."""
-    subject = act.subject
+    return _relative_of(act.subject)
+
+
+def _relative_of(subject: Any) -> dict[str, Any] | None:
+    """``_relative`` of a subject participation (a statement's or a section's)."""
     if subject is None or subject.role != "relatedSubject":
         return None
     code = subject.code
@@ -2825,6 +2841,13 @@ VALUE_TYPE_SIZE = 10
 
 
 def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None) -> None:
+    if isinstance(value, IVL) and value.value and value.low is None and \
+            value.high is None and value.center is None and not value.type.endswith("_TS"):
+        # an IVL_PQ given as a point (value and unit on the element itself, as IVL<T>
+        # extends T: '<value xsi:type="IVL_PQ" value="5" unit="mg/L"/>') is that quantity:
+        # it was filed as the text '5 mg/L' without unit nor number
+        value = PQ(type=value.type, value=value.value, unit=value.unit,
+                   null_flavor=value.null_flavor, path=value.path, xsi_type=value.xsi_type)
     entry.value_type = value.type or None
     if value.type and len(value.type) > VALUE_TYPE_SIZE:
         # the whole document was refused as FIELD_TOO_LONG for a titre sent as RTO_INT_INT

@@ -197,7 +197,9 @@ def ii(el: etree._Element, path: str = "") -> II:
 
 def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
     g = el.get
-    c = _new_CD(type=type_, code=g("code", ""), code_system=g("codeSystem", ""),
+    # code and codeSystem are tokens (cs, uid): blanks around them are no part of the code
+    # (' 2345-7 ' was filed as a code of its own, never equal to the HL7v2 '2345-7')
+    c = _new_CD(type=type_, code=g("code", "").strip(), code_system=g("codeSystem", "").strip(),
                 code_system_name=g("codeSystemName", ""),
                 code_system_version=g("codeSystemVersion", ""), display=g("displayName", ""),
                 null_flavor=g("nullFlavor", ""), path=path)

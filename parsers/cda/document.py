@@ -496,6 +496,8 @@ class _Walker:
                 s.language_code = c.get("code", "")
             elif n == "confidentialityCode":
                 s.confidentiality_code = cd(c, p, "CE")
+            elif n == "subject":
+                _subject(self, s, c, p)
             elif ":" in n:
                 s.extensions.append(extension(c, p))
         return s

@@ -731,6 +731,9 @@ class Section:
     language_code: str = ""
     confidentiality_code: CD | None = None
     authors: list[Author] = field(default_factory=list)
+    # whom the section is about when not the patient (CDA R2 Section.subject: the newborn's
+    # section of a delivery summary); its statements inherit it
+    subject: Entity | None = None
     entries: list[Entry] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)  # component/section
     extensions: list[Extension] = field(default_factory=list)

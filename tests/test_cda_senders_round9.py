@@ -1,0 +1,149 @@
+"""CDA R2 documents the way other senders write them (round 9): each test builds a small
+invented document with one structure the standard allows and checks what lands in the entries
+against what a clinician reading the document expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.cda import normalize_cda
+from normalizers.model import Entry
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import HEAD, TAIL, _entries, _one, _section
+
+LOINC = "2.16.840.1.113883.6.1"
+
+
+def _battery(components: str, subject: str = "", code: str = "24320-4") -> str:
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+      <code code="{code}" codeSystem="{LOINC}"/><statusCode code="completed"/>
+      {subject}<effectiveTime value="20240311083000+0100"/>{components}</organizer></entry>"""
+
+
+def _result(code: str, name: str, value: str, subject: str = "", ident: str = "") -> str:
+    return f"""<component><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <id root="1.2.250.1.999.9" extension="R-{ident or code}"/>
+      <code code="{code}" codeSystem="{LOINC}" displayName="{name}"/>
+      {subject}<statusCode code="completed"/>{value}</observation></component>"""
+
+
+NEWBORN = """<subject typeCode="SBJ"><relatedSubject classCode="PRS"><code code="NBOR"
+  codeSystem="2.16.840.1.113883.5.111" displayName="nouveau-né"/><subject>
+  <administrativeGenderCode code="M" codeSystem="2.16.840.1.113883.5.1"/>
+  <birthTime value="20240310"/></subject></relatedSubject></subject>"""
+ONESELF = """<subject><relatedSubject classCode="PRS"><code code="ONESELF"
+  codeSystem="2.16.840.1.113883.5.111"/></relatedSubject></subject>"""
+
+
+# -- whom a result is about: the subject of its battery or section ----------------------------
+def test_the_subject_of_a_battery_is_the_subject_of_its_results() -> None:
+    """A delivery report's newborn battery names the newborn once, on the organizer (CDA
+    context conduction): its birth weight was filed as the mother's own weight."""
+    got = _entries(_section("11502-2", "Nouveau-né", _battery(
+        _result("8339-4", "Poids de naissance", '<value xsi:type="PQ" value="3250" unit="g"/>')
+        + _result("9272-6", "Apgar à 1 min", '<value xsi:type="INT" value="9"/>'),
+        subject=NEWBORN)))
+    assert [(e.code, e.value) for e in got] == [("8339-4", "3250"), ("9272-6", "9")]
+    for entry in got:
+        assert entry.details["subject"]["code"] == "NBOR"
+        assert entry.details["subject"]["sex"] == "M"
+        assert entry.details["subject"]["birth_time"] == "2024-03-10"
+
+
+def test_a_result_naming_the_patient_in_a_newborns_battery_is_the_patients() -> None:
+    """The mother's own blood group next to the newborn's results: its own subject (ONESELF)
+    wins over the battery's."""
+    got = _entries(_section("11502-2", "Groupes", _battery(
+        _result("882-1", "Groupe ABO Rh", '<value xsi:type="ST">O Rh+</value>', ONESELF)
+        + _result("883-9", "Groupe ABO", '<value xsi:type="ST">A</value>'),
+        subject=NEWBORN)))
+    assert [(e.code, "subject" in e.details) for e in got] == [("882-1", False),
+                                                                ("883-9", True)]
+
+
+def test_the_patients_results_say_no_subject() -> None:
+    entry = _one(_section("11502-2", "Résultats", _battery(_result(
+        "2160-0", "Créatinine", '<value xsi:type="PQ" value="80" unit="umol/L"/>'))))
+    assert "subject" not in entry.details and "relative" not in entry.details
+
+
+def test_the_subject_of_a_section_is_the_subject_of_its_entries() -> None:
+    """CDA R2 Section.subject (an obstetric summary's 'nouveau-né' section): its vital signs
+    and its problem are the newborn's, also in a subsection; a problem of a relative is no
+    problem of the patient (as a statement's own subject already said)."""
+    vital = """<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>
+      <code code="8302-2" codeSystem="2.16.840.1.113883.6.1" displayName="Taille"/>
+      <statusCode code="completed"/><effectiveTime value="20240310"/>
+      <value xsi:type="PQ" value="50" unit="cm"/></observation></entry>"""
+    problem = """<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+      <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+      <statusCode code="completed"/><effectiveTime><low value="20240310"/></effectiveTime>
+      <value xsi:type="CD" code="P59.9" codeSystem="2.16.840.1.113883.6.3"
+        displayName="Ictère néonatal"/></observation></entry>"""
+    section = f"""<component><section>
+      <code code="57075-4" codeSystem="{LOINC}" displayName="Nouveau-né"/>
+      <title>Nouveau-né</title><text>Garçon né le 10/03/2024</text>{NEWBORN}
+      <component><section><code code="8716-3" codeSystem="{LOINC}"/><title>Signes vitaux</title>
+        <text>Taille 50 cm</text>{vital}</section></component>
+      <component><section><code code="11450-4" codeSystem="{LOINC}"/><title>Problèmes</title>
+        <text>Ictère</text>{problem}</section></component></section></component>"""
+    vital_entry, problem_entry = _entries(section)
+    assert vital_entry.value == "50"
+    assert vital_entry.details["subject"]["code"] == "NBOR"
+    assert problem_entry.code == "P59.9"
+    assert problem_entry.type == "family_history"
+    assert problem_entry.details["relative"]["code"] == "NBOR"
+
+
+# -- values ------------------------------------------------------------------------------------
+def test_an_interval_given_as_a_point_is_that_quantity() -> None:
+    """IVL<T> extends T: an IVL_PQ result with value and unit on the element itself is the
+    quantity 5 mg/L; it was filed as the text '5 mg/L' with no unit and no number."""
+    entry = _one(_section("11502-2", "CRP", _battery(_result(
+        "1988-5", "CRP", '<value xsi:type="IVL_PQ" value="5" unit="mg/L"/>'))))
+    assert (entry.value, entry.value_num, entry.unit, entry.comparator) == ("5", 5.0, "mg/L",
+                                                                           None)
+
+
+# -- codes -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("attrs", [
+    f'code=" 2345-7 " codeSystem=" {LOINC} "',
+    f'code="2345-7&#9;" codeSystem="{LOINC}"',
+    f'code="&#10;  2345-7&#10;" codeSystem="{LOINC}"',
+])
+def test_blanks_around_a_code_are_no_part_of_it(attrs: str) -> None:
+    """code is a token: a glucose sent as ' 2345-7 ' was filed under a code of its own, never
+    the same fact as the '2345-7' of the HL7v2 result."""
+    data = (HEAD + _section("11502-2", "Glycémie", _battery(f"""<component><observation
+      classCode="OBS" moodCode="EVN"><code {attrs} displayName="Glucose"/>
+      <statusCode code="completed"/><value xsi:type="PQ" value="5.2" unit="mmol/L"/>
+      <interpretationCode code=" N " codeSystem="2.16.840.1.113883.5.83"/>
+      </observation></component>""")) + TAIL).encode()
+    entry: Entry = normalize_cda(parse_cda(data), data, "test").entries[1]
+    assert (entry.code, entry.system, entry.value) == ("2345-7", "LN", "5.2")
+    assert entry.interpretation == "N"
+
+
+# -- masking -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("code", "flag"), [
+    ("MASQUE_PS", "MASQUE_PS"),
+    ("INVISIBLE_PATIENT", "INVISIBLE_PATIENT"),
+    ("INVISIBLE_REPRESENTANTS_LEGAUX", "INVISIBLE_REP_LEGAUX"),
+])
+def test_dmp_visibility_code_as_the_confidentiality_code_masks(code: str, flag: str) -> None:
+    """A sender that puts the DMP's XDS visibility code (1.2.250.1.213.1.1.4.13) in the CDA
+    confidentialityCode: a document made invisible to the patient was filed visible to all
+    (CDA_UNKNOWN_CONFIDENTIALITY, nothing masked)."""
+    head = HEAD.replace('<confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>',
+                        f'<confidentialityCode code="{code}" '
+                        'codeSystem="1.2.250.1.213.1.1.4.13"/>')
+    data = (head + _section("11502-2", "CRP", _battery(_result(
+        "1988-5", "CRP", '<value xsi:type="PQ" value="5" unit="mg/L"/>'))) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert msg.entries[0].masking == {flag: True}
+    assert msg.entries[1].masking == {flag: True}
+    assert not [w for w in msg.warnings if w.startswith("CDA_UNKNOWN_CONFIDENTIALITY")]
