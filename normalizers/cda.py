@@ -33,6 +33,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
+from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from normalizers.model import (
     ACTION_NEW,
@@ -192,8 +193,15 @@ def _absent_systems() -> frozenset[str]:
 
 
 def system_name(oid: str, name: str = "") -> str:
-    """Our short name for a code system OID ('LN' for LOINC), else the OID (or its name)."""
-    return oid_names().get(oid) or oid or name
+    """Our short name for a code system OID ('LN' for LOINC), else the OID; without an OID
+    its codeSystemName as the HL7v2 path names the same terminology (tables/
+    coding_system_aliases.csv: 'SNOMED CT' and 'ICD-10' are SNOMED-CT and CIM-10 there, and
+    were filed under those spellings here, never the same fact as the coded one). An OID
+    written as a URN ('urn:oid:2.16.840.1.113883.6.96', FHIR's form, from senders that
+    convert from FHIR) is that OID: it was filed under the URN, a system of its own."""
+    if oid[:8].lower() == "urn:oid:":
+        oid = oid[8:]
+    return oid_names().get(oid) or oid or (coding_system_name(name) if name else name)
 
 
 @dataclass

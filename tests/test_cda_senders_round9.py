@@ -147,3 +147,37 @@ def test_dmp_visibility_code_as_the_confidentiality_code_masks(code: str, flag: 
     assert msg.entries[0].masking == {flag: True}
     assert msg.entries[1].masking == {flag: True}
     assert not [w for w in msg.warnings if w.startswith("CDA_UNKNOWN_CONFIDENTIALITY")]
+
+
+# -- code systems named by codeSystemName only, or by a URN ------------------------------------
+def _problem(value: str) -> str:
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/><id root="1.2.250.1.999.4"
+      extension="C1"/><code nullFlavor="NA"/><statusCode code="active"/>
+      <effectiveTime><low value="20200101"/></effectiveTime>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <id root="1.2.250.1.999.4" extension="P1"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96" displayName="Diagnostic"/>
+        <statusCode code="completed"/><effectiveTime><low value="20200101"/></effectiveTime>
+        {value}</observation></entryRelationship></act></entry>"""
+
+
+@pytest.mark.parametrize(("system_attrs", "code", "expected"), [
+    ('codeSystemName="ICD-10"', "E11.9", "CIM-10"),
+    ('codeSystemName="I10"', "E11.9", "CIM-10"),
+    ('codeSystemName="SNOMED CT"', "44054006", "SNOMED-CT"),
+    ('codeSystemName="SCT"', "44054006", "SNOMED-CT"),
+    ('codeSystem="urn:oid:2.16.840.1.113883.6.3"', "E11.9", "CIM-10"),
+    ('codeSystem="URN:OID:2.16.840.1.113883.6.96"', "44054006", "SNOMED-CT"),
+    ('codeSystem="2.16.840.1.113883.6.3" codeSystemName="ICD-10"', "E11.9", "CIM-10"),
+])
+def test_a_diagnosis_coded_by_system_name_or_urn_is_under_its_terminology(
+        system_attrs: str, code: str, expected: str) -> None:
+    """A type 2 diabetes coded without the OID ('SNOMED CT', 'ICD-10' as codeSystemName, the
+    names the HL7v2 path already reads) or with the OID as a URN was filed under the name or
+    URN as sent: a system of its own, never the same problem as the coded one."""
+    entry = _one(_section("11450-4", "Diabète de type 2", _problem(
+        f'<value xsi:type="CD" code="{code}" {system_attrs} displayName="Diabète de type 2"/>')))
+    assert (entry.type, entry.code, entry.system) == ("problem", code, expected)
+

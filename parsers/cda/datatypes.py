@@ -199,7 +199,7 @@ def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
     g = el.get
     # code and codeSystem are tokens (cs, uid): blanks around them are no part of the code
     # (' 2345-7 ' was filed as a code of its own, never equal to the HL7v2 '2345-7')
-    c = _new_CD(type=type_, code=g("code", "").strip(), code_system=g("codeSystem", "").strip(),
+    c = _new_CD(type=type_, code=g("code", "").strip(), code_system=_uid(g("codeSystem", "")),
                 code_system_name=g("codeSystemName", ""),
                 code_system_version=g("codeSystemVersion", ""), display=g("displayName", ""),
                 null_flavor=g("nullFlavor", ""), path=path)
@@ -218,6 +218,15 @@ def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
                         qv = cd(q, qp, "CD")
                 c.qualifiers.append((qn, qv))
     return c
+
+
+def _uid(value: str) -> str:
+    """A codeSystem as the uid it is: blanks around it dropped, and an OID written as a URN
+    ('urn:oid:2.16.840.1.113883.6.96': FHIR's form, from senders converting from FHIR) as
+    the bare OID, which every comparison with a known OID (UCUM, HL7 interpretation...)
+    expects."""
+    value = value.strip()
+    return value[8:] if value[:8].lower() == "urn:oid:" else value
 
 
 def ts(el: etree._Element, path: str = "") -> TS:
