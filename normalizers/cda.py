@@ -1009,9 +1009,15 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             battery = {**(battery or {}), "media": media}
         isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
-            yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel, family, own_time or when,
-                                  isolate, lab, material, relative)
+            inner = _statement(component, section, ctx, inner_results, parent_key,
+                               specimen, battery or panel, family, own_time or when,
+                               isolate, lab, material, relative)
+            if act.status_code in ("", "completed"):
+                yield from inner
+                continue
+            for nested in inner:
+                _organizer_status(act, component, nested)
+                yield nested
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
@@ -1270,6 +1276,19 @@ def _negated_absence(entry: Entry, kind: str) -> Entry:
 FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases
 DEVICES_SECTION = "46264-8"  # LOINC History of medical device use
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
+
+
+def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entry) -> None:
+    """What an organizer's own statusCode says of what it holds. Nullified: the battery
+    (or vital signs cluster) was recorded in error, and all of it with it; its results
+    were filed final. Aborted, cancelled, active...: the status of its components that
+    state none of their own (statusCode is required, some senders put it on the battery
+    only); a result with its own statusCode, or a laboratory status, keeps it."""
+    if act.status_code == "nullified":
+        nested.status = "entered-in-error"
+    elif not component.status_code and nested.source_ref == component.path and \
+            "lab_status" not in nested.details and nested.status != "entered-in-error":
+        nested.status = _status(act.status_code)
 
 
 def _relative(act: ClinicalStatement) -> dict[str, Any] | None:

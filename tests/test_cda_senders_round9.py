@@ -181,3 +181,39 @@ def test_a_diagnosis_coded_by_system_name_or_urn_is_under_its_terminology(
         f'<value xsi:type="CD" code="{code}" {system_attrs} displayName="Diabète de type 2"/>')))
     assert (entry.type, entry.code, entry.system) == ("problem", code, expected)
 
+
+
+# -- the status of a battery ------------------------------------------------------------------
+def _status_battery(battery_status: str, result_status: str) -> str:
+    own = f'<statusCode code="{result_status}"/>' if result_status else ""
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+      <code code="24362-6" codeSystem="{LOINC}" displayName="Ionogramme"/>
+      <statusCode code="{battery_status}"/><effectiveTime value="20240311083000+0100"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <id root="1.2.250.1.999.9" extension="K-1"/>
+        <code code="2823-3" codeSystem="{LOINC}" displayName="Potassium"/>{own}
+        <value xsi:type="PQ" value="6.8" unit="mmol/L"/></observation></component>
+    </organizer></entry>"""
+
+
+@pytest.mark.parametrize(("battery", "result", "expected"), [
+    # the battery recorded in error: its results with it, whatever they say
+    ("nullified", "completed", "entered-in-error"),
+    ("nullified", "", "entered-in-error"),
+    # a result stating no status of its own takes its battery's
+    ("aborted", "", "cancelled"),
+    ("cancelled", "", "cancelled"),
+    ("active", "", "active"),
+    # a result's own statusCode is the nearest word on it
+    ("aborted", "completed", "final"),
+    ("active", "completed", "final"),
+    ("completed", "", "final"),
+])
+def test_a_battery_status_goes_to_its_results(battery: str, result: str, expected: str) -> None:
+    """A potassium of 6.8 in a haemolysed ionogram the lab cancelled (battery aborted, the
+    result without a statusCode), or in a battery recorded in error (nullified), was filed
+    as a final result."""
+    entry = _one(_section("11502-2", "Ionogramme", _status_battery(battery, result)))
+    assert (entry.code, entry.status) == ("2823-3", expected)
