@@ -1098,12 +1098,22 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
-        yield from _statement(rel.act, section, ctx, inner_results, parent_key,
-                              inner_specimen, None, family,
-                              own_time if rel.type_code == "COMP" and
-                              isinstance(act, Observation) else None,
-                              *((None, None) if isinstance(act, Observation) else
-                                (isolate, lab)), inner_material, relative)
+        nested_entries = _statement(rel.act, section, ctx, inner_results, parent_key,
+                                    inner_specimen, None, family,
+                                    own_time if rel.type_code == "COMP" and
+                                    isinstance(act, Observation) else None,
+                                    *((None, None) if isinstance(act, Observation) else
+                                      (isolate, lab)), inner_material, relative)
+        if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
+            # a reaction written as a problem entry of its own (IHE PCC, CI-SIS
+            # FR-Probleme under MFST): still filed as one, as before, saying which allergy
+            # it is the manifestation of (it read as an unrelated problem)
+            for nested in nested_entries:
+                if nested.source_ref == rel.act.path:
+                    nested.details["manifestation_of"] = made.key
+                yield nested
+            continue
+        yield from nested_entries
     if made is None and ctx.filed == filed_before:
         _not_filed(act, kind, ctx, section)
 
@@ -2165,9 +2175,10 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
             if text:
                 entry.details["allergen_text"] = text
         break
+    # every manifestation, also one written as a problem entry (IHE PCC, CI-SIS: the
+    # reaction is an FR-Probleme under MFST; the allergy lost it)
     reactions = [_reaction(rel.act, ctx, section) for rel in act.entry_relationships
-                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)
-                 and not _typed(rel.act)]
+                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)]
     reactions = [r for r in reactions if r]
     if reactions:
         entry.details["reactions"] = reactions

@@ -9,6 +9,7 @@ import pytest
 from normalizers.cda import normalize_cda
 from normalizers.model import Entry
 from parsers.cda import parse_cda
+from tests.conftest import corpus_path
 from tests.test_cda_real_world import HEAD, TAIL, _entries, _one, _section
 
 LOINC = "2.16.840.1.113883.6.1"
@@ -217,3 +218,66 @@ def test_a_battery_status_goes_to_its_results(battery: str, result: str, expecte
     as a final result."""
     entry = _one(_section("11502-2", "Ionogramme", _status_battery(battery, result)))
     assert (entry.code, entry.status) == ("2823-3", expected)
+
+
+# -- an allergy's reaction written as a problem entry (IHE PCC, CI-SIS) -------------------------
+CISIS_ALLERGY = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.1"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.3"/>
+  <id root="1.2.250.1.999.6" extension="AC1"/><code nullFlavor="NA"/><statusCode code="active"/>
+  <effectiveTime><low value="20100101"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.6"/>
+    <id root="1.2.250.1.999.6" extension="AL1"/>
+    <code code="DALG" codeSystem="2.16.840.1.113883.5.4" displayName="Allergie médicamenteuse"/>
+    <text><reference value="#al1"/></text><statusCode code="completed"/>
+    <effectiveTime><low value="2010"/></effectiveTime><value xsi:type="CD" nullFlavor="NA"/>
+    <participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="J01CE" codeSystem="2.16.840.1.113883.6.73"
+        displayName="Pénicillines sensibles aux bêtalactamases"/></playingEntity>
+    </participantRole></participant>
+    <entryRelationship typeCode="MFST" inversionInd="true"><observation classCode="OBS"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.1.28"/>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+      <templateId root="2.16.840.1.113883.10.20.1.54"/>
+      <id root="1.2.250.1.999.6" extension="RE1"/>
+      <code code="75325-1" codeSystem="2.16.840.1.113883.6.1" displayName="Symptôme"/>
+      <statusCode code="completed"/>
+      <value xsi:type="CD" code="L50.9" codeSystem="2.16.840.1.113883.6.3"
+        displayName="Urticaire"/></observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_a_reaction_written_as_a_problem_entry_is_the_allergys_reaction() -> None:
+    """IPS-FR, VSM, LDL-SES: the manifestation of an allergy is an FR-Probleme under MFST.
+    The allergy lost it (only C-CDA's untemplated reactions were read), and the urticaria
+    read as a problem of its own with no link to the penicillin. It stays filed as a
+    problem (as before: the ANS corpus count relies on it) and now says whose reaction it
+    is; the allergy lists it."""
+    allergy, reaction = _entries(_section(
+        "48765-2", '<content ID="al1">Pénicilline : urticaire</content>', CISIS_ALLERGY))
+    assert (allergy.type, allergy.code, allergy.system) == ("allergy", "J01CE", "ATC")
+    assert allergy.details["reactions"] == [{"code": "L50.9", "system": "CIM-10",
+                                             "display": "Urticaire"}]
+    assert (reaction.type, reaction.code) == ("problem", "L50.9")
+    assert reaction.details["manifestation_of"] == allergy.key
+
+
+def test_the_ans_examples_name_the_child_and_the_mother_on_organizers_and_sections() -> None:
+    """The ANS examples put CI-SIS FR-Sujet on a birth organizer and on the problem concern
+    of 'pathologies fœtales diagnostiquées in utero' (OBP-SAP, the mother's record), and on
+    the mother's sections of the child's 8th-day certificate (CSE-CS8): the newborn's
+    oesophageal atresia was filed as the mother's problem, the mother's parity as the
+    child's observation."""
+    def entries(name: str) -> list[Entry]:
+        data = corpus_path("cda", name).read_bytes()
+        return normalize_cda(parse_cda(data), data, "ans").entries
+
+    sap = {e.code: e for e in entries("OBP-SAP_2024.01.xml")}
+    assert sap["Q39.0"].type == "family_history"
+    assert sap["Q39.0"].details["relative"]["code"] == "CHILD"
+    assert sap["8339-4"].details["subject"]["code"] == "CHILD"
+    assert (sap["8339-4"].value, sap["8339-4"].unit) == ("3200", "g")
+    cs8 = {e.code: e for e in entries("CSE-CS8_2024.01.xml")}
+    assert cs8["11996-6"].details["subject"]["code"] == "MTH"
