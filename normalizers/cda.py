@@ -3063,10 +3063,15 @@ def original_text(code: CD, section: Section | None) -> str:
 
 def referenced_text(reference: str, section: Section | None) -> str:
     """The plain text of the narrative element a '#ID' reference points at in the section
-    text; '' when there is no such reference or element."""
-    if reference and section is not None and reference.startswith("#"):
+    text; '' when there is no such reference or element. A bare ID without its '#'
+    (reference value="poids": the ANS examples write a third of their references so, and
+    senders copy them) is that element too when the section has one by that ID: its text
+    was not found, a value or a name only in the narrative was lost."""
+    if not reference or section is None:
+        return ""
+    if reference.startswith("#"):
         return section.narrative_ids.get(reference[1:], "")
-    return ""
+    return section.narrative_ids.get(reference.strip(), "")
 
 
 def _period_text(value: IVL) -> str | None:

@@ -281,3 +281,27 @@ def test_the_ans_examples_name_the_child_and_the_mother_on_organizers_and_sectio
     assert (sap["8339-4"].value, sap["8339-4"].unit) == ("3200", "g")
     cs8 = {e.code: e for e in entries("CSE-CS8_2024.01.xml")}
     assert cs8["11996-6"].details["subject"]["code"] == "MTH"
+
+
+# -- narrative references written without their '#' ---------------------------------------------
+def test_a_reference_without_its_hash_is_read_in_the_narrative() -> None:
+    """The ANS examples (and the senders who copy them) write reference value="aspect"
+    without the '#': a value and a test name written only in the narrative were lost (the
+    result had no value; the uncoded test was not filed at all)."""
+    narrative = ('<table><tbody><tr><td ID="nom-examen">Aspect du liquide pleural</td>'
+                 '<td ID="aspect">Citrin, légèrement trouble</td></tr></tbody></table>')
+    entry = _one(_section("11502-2", narrative, _battery("""<component><observation
+      classCode="OBS" moodCode="EVN"><code nullFlavor="OTH"><originalText>
+      <reference value="nom-examen"/></originalText></code><statusCode code="completed"/>
+      <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="aspect"/>
+      </originalText></value></observation></component>""")))
+    assert (entry.display, entry.value) == ("Aspect du liquide pleural",
+                                            "Citrin, légèrement trouble")
+
+
+def test_a_reference_to_no_element_of_the_narrative_is_no_text() -> None:
+    entry = _one(_section("11502-2", '<content ID="autre">Autre chose</content>', _battery(
+        _result("5778-6", "Couleur des urines", '<value xsi:type="CD" nullFlavor="OTH">'
+                '<originalText><reference value="http://exemple.fr/couleur"/></originalText>'
+                "</value>"))))
+    assert entry.value is None
