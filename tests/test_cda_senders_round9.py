@@ -305,3 +305,36 @@ def test_a_reference_to_no_element_of_the_narrative_is_no_text() -> None:
                 '<originalText><reference value="http://exemple.fr/couleur"/></originalText>'
                 "</value>"))))
     assert entry.value is None
+
+
+# -- form: blanks before the XML declaration ---------------------------------------------------
+@pytest.mark.parametrize("before", [b"\n", b"\r\n  ", b"\xef\xbb\xbf\n\t"])
+def test_blanks_before_the_xml_declaration_are_skipped_and_said(ctx, before: bytes) -> None:  # noqa: ANN001
+    """A template engine's first newline before '<?xml': detection called it a CDA, the
+    parser refused it as CDA_NOT_XML (the XML rule: nothing before the declaration); the
+    whole report was lost for a blank line. Now filed, with a warning on the ledger."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    head = HEAD.replace('<id root="1.2.250.1.999.1.1" extension="IPP-4242"/>',
+                        '<id root="1.2.250.1.213.1.4.8" extension="268036912354128"/>'
+                        ).replace('<birthTime value="19620415"/>', '<birthTime value="19680314"/>')
+    data = before + (head + _section("11502-2", "CRP", _battery(_result(
+        "1988-5", "CRP", '<value xsi:type="PQ" value="12" unit="mg/L"/>'))) + TAIL).encode()
+    intake(ctx.engine, ctx.archive, [Received(data, "hopital-x", "file")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(imports)).one()
+    assert (row.status, row.error_code) == ("deposited", None)
+    assert [w for w in row.warnings if w.startswith("CDA_BLANKS_BEFORE_DECLARATION")]
+
+
+def test_blanks_before_a_root_without_declaration_are_still_no_error() -> None:
+    doc = parse_cda(b"\n\n" + (HEAD.split("?>", 1)[1] + TAIL).encode())
+    assert not any(w.code == "CDA_BLANKS_BEFORE_DECLARATION" for w in doc.warnings)
