@@ -5,6 +5,8 @@ against what a clinician reading the document expects."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from normalizers.cda import normalize_cda
 from normalizers.model import Entry
@@ -338,3 +340,30 @@ def test_blanks_before_the_xml_declaration_are_skipped_and_said(ctx, before: byt
 def test_blanks_before_a_root_without_declaration_are_still_no_error() -> None:
     doc = parse_cda(b"\n\n" + (HEAD.split("?>", 1)[1] + TAIL).encode())
     assert not any(w.code == "CDA_BLANKS_BEFORE_DECLARATION" for w in doc.warnings)
+
+
+# -- properties --------------------------------------------------------------------------------
+_BLANK = st.text(alphabet=" \t\r\n", max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(code=st.from_regex(r"[0-9]{1,6}-[0-9]", fullmatch=True), before=_BLANK, after=_BLANK,
+       number=st.decimals(min_value=-10**6, max_value=10**6, places=3, allow_nan=False,
+                          allow_infinity=False))
+def test_a_padded_code_and_a_point_interval_read_as_the_plain_ones(code: str, before: str,
+                                                                  after: str,
+                                                                  number) -> None:  # noqa: ANN001
+    """Whatever the blanks around a LOINC code, the result is filed under the code itself;
+    a value written as an IVL_PQ point is the same number and unit as the PQ."""
+    def read(code_attr: str, value: str) -> Entry:
+        data = (HEAD + _section("11502-2", "", _battery(f"""<component><observation
+          classCode="OBS" moodCode="EVN"><code code="{code_attr}" codeSystem="{LOINC}"/>
+          <statusCode code="completed"/>{value}</observation></component>""")) + TAIL).encode()
+        return normalize_cda(parse_cda(data), data, "test").entries[1]
+
+    plain = read(code, f'<value xsi:type="PQ" value="{number}" unit="mmol/L"/>')
+    padded = read(before + code + after,
+                  f'<value xsi:type="IVL_PQ" value="{number}" unit="mmol/L"/>')
+    assert (padded.code, padded.system) == (plain.code, plain.system) == (code, "LN")
+    assert (padded.value, padded.value_num, padded.unit) == (plain.value, plain.value_num,
+                                                            plain.unit)
