@@ -3069,9 +3069,10 @@ def referenced_text(reference: str, section: Section | None) -> str:
     was not found, a value or a name only in the narrative was lost."""
     if not reference or section is None:
         return ""
-    if reference.startswith("#"):
-        return section.narrative_ids.get(reference[1:], "")
-    return section.narrative_ids.get(reference.strip(), "")
+    key = reference[1:] if reference.startswith("#") else reference.strip()
+    # the section's own narrative, else the element of that ID elsewhere in the document (a
+    # parent or sibling section's: IDs are unique in a document; it read as no text)
+    return section.narrative_ids.get(key) or section.document_ids.get(key, "")
 
 
 def _period_text(value: IVL) -> str | None:

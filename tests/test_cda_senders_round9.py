@@ -367,3 +367,24 @@ def test_a_padded_code_and_a_point_interval_read_as_the_plain_ones(code: str, be
     assert (padded.code, padded.system) == (plain.code, plain.system) == (code, "LN")
     assert (padded.value, padded.value_num, padded.unit) == (plain.value, plain.value_num,
                                                             plain.unit)
+
+
+def test_a_reference_into_another_sections_narrative_is_read() -> None:
+    """IDs are unique in the whole document: a sender that writes the table in the parent
+    section and the entries in a subsection (or the reverse) points across sections. The
+    germ named only in words and the uncoded test were lost (value None, not filed)."""
+    parent = f"""<component><section><code code="18725-2" codeSystem="{LOINC}"/>
+      <title>Microbiologie</title><text><table><tbody><tr>
+        <td ID="examen-1">Examen cytobactériologique des crachats</td>
+        <td ID="germe-1">Streptococcus pneumoniae, nombreuses colonies</td></tr></tbody>
+      </table></text>
+      <component><section><code code="18725-2" codeSystem="{LOINC}"/><title>Culture</title>
+        <text>Voir ci-dessus</text>{_battery('''<component><observation classCode="OBS"
+          moodCode="EVN"><code nullFlavor="OTH"><originalText><reference value="#examen-1"/>
+          </originalText></code><statusCode code="completed"/>
+          <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#germe-1"/>
+          </originalText></value></observation></component>''')}</section></component>
+    </section></component>"""
+    entry = _one(parent)
+    assert (entry.display, entry.value) == ("Examen cytobactériologique des crachats",
+                                            "Streptococcus pneumoniae, nombreuses colonies")

@@ -148,6 +148,8 @@ class _Walker:
                 self.body(c, p, doc)
             else:
                 self.header_child(header, name, c, p)
+        if doc.sections:
+            _share_narrative_ids(doc.sections)
         if doc.body_kind == "none":
             self.warnings.append(ParseWarning(
                 CDA_NO_BODY, "no structuredBody nor nonXMLBody: the document has no content",
@@ -704,6 +706,22 @@ def _informant(w: _Walker, act: Any, c: El, p: str) -> None:
 
 def _specimen(w: _Walker, act: Any, c: El, p: str) -> None:
     act.specimens.append(w.participation(c, p))
+
+
+def _share_narrative_ids(sections: list[Section]) -> None:
+    """Gives every section the narrative IDs of the whole document (Section.document_ids),
+    the first section's text winning for an ID that repeats."""
+    everything: dict[str, str] = {}
+    stack = list(reversed(sections))
+    found: list[Section] = []
+    while stack:
+        section = stack.pop()
+        found.append(section)
+        for key, text in section.narrative_ids.items():
+            everything.setdefault(key, text)
+        stack.extend(reversed(section.sections))
+    for section in found:
+        section.document_ids = everything
 
 
 def _subject(w: _Walker, act: Any, c: El, p: str) -> None:
