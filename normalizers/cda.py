@@ -2138,6 +2138,14 @@ def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
     if text is None and isinstance(value, CD):
         coded = _code(value, ctx, section)
         text = (coded[2] or coded[0]) if coded else original_text(value, section)
+    if text and isinstance(value, IVL) and entry.unit:
+        # a range in another unit than the result's (value in g/L, range in mmol/L: some
+        # labs give the SI range beside a conventional value) read as the result's own: a
+        # glucose of 1.05 g/L beside '3.9-5.8' read as low. Its unit is said then.
+        unit = next((b.unit for b in (value.low, value.high, value.center)
+                     if isinstance(b, PQ) and b.unit and b.unit != "1"), "")
+        if unit and to_ucum(unit).unit != entry.unit:
+            text = f"{text} {unit}"
     text = text or normal.text or referenced_text(normal.text_reference, section) or \
         (value.text if isinstance(value, ST) else "")
     entry.reference_range = text or None

@@ -388,3 +388,26 @@ def test_a_reference_into_another_sections_narrative_is_read() -> None:
     entry = _one(parent)
     assert (entry.display, entry.value) == ("Examen cytobactériologique des crachats",
                                             "Streptococcus pneumoniae, nombreuses colonies")
+
+
+# -- a normal range in another unit than the result's ------------------------------------------
+def _glucose(range_value: str) -> Entry:
+    return _one(_section("11502-2", "Glycémie", _battery(_result(
+        "2345-7", "Glucose", '<value xsi:type="PQ" value="1.05" unit="g/L"/>'
+        f"""<referenceRange><observationRange><value xsi:type="IVL_PQ">{range_value}
+        </value><interpretationCode code="N" codeSystem="2.16.840.1.113883.5.83"/>
+        </observationRange></referenceRange>"""))))
+
+
+def test_a_normal_range_in_another_unit_says_its_unit() -> None:
+    """A glucose of 1.05 g/L with its normal range in mmol/L (3.9-5.8): filed as the range
+    '3.9-5.8' of a result in g/L, it read as far below normal."""
+    entry = _glucose('<low value="3.9" unit="mmol/L"/><high value="5.8" unit="mmol/L"/>')
+    assert (entry.value, entry.unit, entry.reference_range) == ("1.05", "g/L",
+                                                                "3.9-5.8 mmol/L")
+
+
+@pytest.mark.parametrize("unit", ["g/L", "g/l"])
+def test_a_normal_range_in_the_results_unit_stays_as_it_was(unit: str) -> None:
+    entry = _glucose(f'<low value="0.70" unit="{unit}"/><high value="1.10" unit="{unit}"/>')
+    assert entry.reference_range == "0.70-1.10"
