@@ -32,7 +32,7 @@ from functools import cache
 from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
-from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
+from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from normalizers.model import (
@@ -201,7 +201,9 @@ def system_name(oid: str, name: str = "") -> str:
     convert from FHIR) is that OID: it was filed under the URN, a system of its own."""
     if oid[:8].lower() == "urn:oid:":
         oid = oid[8:]
-    return oid_names().get(oid) or oid or (coding_system_name(name) if name else name)
+    if oid or not name:
+        return oid_names().get(oid) or oid
+    return LOINC if is_loinc_system(name.strip()) else coding_system_name(name)
 
 
 @dataclass
@@ -542,9 +544,13 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
             details["body_reference"] = doc.non_xml_body.reference  # where it is; not fetched
     return Entry(type=DOCUMENT, key=ctx.doc_key, source_ref="ClinicalDocument",
                  code=code.code if code else None,
-                 system=system_name(code.code_system) if code else None,
+                 # codeSystemName alone ('LOINC', no OID) names the system too: the type of
+                 # document was filed without one, unmapped
+                 system=system_name(code.code_system, code.code_system_name) or None
+                 if code else None,
                  display=header.title or (code.display if code else None),
-                 mapped=bool(code and system_name(code.code_system) == LOINC),
+                 mapped=bool(code and system_name(code.code_system,
+                                                  code.code_system_name) == LOINC),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
                  performer=_document_performer(header),

@@ -411,3 +411,18 @@ def test_a_normal_range_in_another_unit_says_its_unit() -> None:
 def test_a_normal_range_in_the_results_unit_stays_as_it_was(unit: str) -> None:
     entry = _glucose(f'<low value="0.70" unit="{unit}"/><high value="1.10" unit="{unit}"/>')
     assert entry.reference_range == "0.70-1.10"
+
+
+@pytest.mark.parametrize("code", [
+    '<code code="11502-2" codeSystemName="LOINC" displayName="CR d\'examens biologiques"/>',
+    '<code code="11502-2" codeSystemName="LN"/>',
+    '<code code=" 11502-2 " codeSystem="urn:oid:2.16.840.1.113883.6.1"/>',
+])
+def test_the_document_type_coded_without_the_loinc_oid_is_loinc(code: str) -> None:
+    """A CR-BIO whose type says LOINC by name only: the document was filed with no system
+    (unmapped), never the same type as the other CR-BIO."""
+    head = HEAD.replace('<code code="34133-9" codeSystem="2.16.840.1.113883.6.1"/>', code)
+    data = (head + _section("11502-2", "", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert (document.type, document.code, document.system, document.mapped) == (
+        "document", "11502-2", "LN", True)
