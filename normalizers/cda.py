@@ -574,7 +574,7 @@ def _report_status(header) -> str:  # noqa: ANN001
              if ext.namespace == LAB_NAMESPACE and ext.name == "statusCode"]
     codes += [ext.attributes.get("code", "") for ext in header.extensions
               if ext.namespace == SDTC and ext.name == "statusCode"]
-    codes = [c for c in codes if c]
+    codes = [c.strip() for c in codes if c.strip()]  # a cs token: ' completed ' is completed
     if not codes:
         return ""
     return next((c for c in codes if c != "completed"), codes[0])

@@ -339,7 +339,7 @@ class _Walker:
                       cls: type[Participation] = Participation,
                       time_type: str = "IVL_TS") -> Participation:
         part = _NEW_PARTICIPATION[cls](name=el.tag.rpartition("}")[2],
-                                       type_code=el.get("typeCode", ""), path=path)
+                                       type_code=el.get("typeCode", "").strip(), path=path)
         for n, c, p in kids(el, path):
             if n in _ROLES:
                 part.entity = self.entity(c, p)
@@ -378,7 +378,7 @@ class _Walker:
         return se
 
     def related_document(self, el: etree._Element, path: str) -> RelatedDocument:
-        rd = _new_RelatedDocument(type_code=el.get("typeCode", ""), path=path)
+        rd = _new_RelatedDocument(type_code=el.get("typeCode", "").strip(), path=path)
         for n, parent, pp in kids(el, path):
             if n != "parentDocument":
                 continue
@@ -530,8 +530,9 @@ class _Walker:
     # -- clinical statements ----------------------------------------------------------------
     def statement(self, kind: str, el: etree._Element, path: str) -> ClinicalStatement:
         g = el.get
-        act = _NEW_STATEMENT[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
-                                   negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
+        act = _NEW_STATEMENT[kind](class_code=g("classCode", "").strip(),
+                                   mood_code=g("moodCode", "").strip(),
+                                   negation_ind=g("negationInd", "").strip(), xml_id=g("ID", ""),
                                    null_flavor=g("nullFlavor", ""),
                                    path=path)
         handlers = _HANDLERS[kind]
@@ -565,7 +566,7 @@ class _Walker:
         lost all but the last: each further one becomes an EntryRelationship of its own
         (same typeCode, flags and path), with a CDA_SEVERAL_STATEMENTS warning."""
         g = el.get
-        er = _new_EntryRelationship(type_code=g("typeCode", ""),
+        er = _new_EntryRelationship(type_code=g("typeCode", "").strip(),
                                     inversion_ind=g("inversionInd", ""),
                                     negation_ind=g("negationInd", ""), path=path)
         relationships.append(er)
@@ -672,7 +673,9 @@ def _text(w: _Walker, act: Any, c: El, p: str) -> None:
 
 
 def _status(w: _Walker, act: Any, c: El, p: str) -> None:
-    act.status_code = c.get("code", "")
+    # a cs token: blanks around it are no part of it (' completed ' was filed as a status of
+    # its own, neither final nor a known one)
+    act.status_code = c.get("code", "").strip()
 
 
 def _effective_time(w: _Walker, act: Any, c: El, p: str) -> None:
