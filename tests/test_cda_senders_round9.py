@@ -461,3 +461,26 @@ def test_a_document_in_another_senders_form_files_the_same_entries(path: Path) -
     own, padded codes as codes of their own, URN code systems as systems of their own."""
     data = path.read_bytes()
     assert _facts(_other_senders_form(data)) == _facts(data)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    # a coded value without xsi:type: its words in the narrative were lost
+    ('<value nullFlavor="OTH"><originalText><reference value="#aspect"/></originalText>'
+     "</value>", ("Trouble", None, None)),
+    ('<value code="LA6577-6" codeSystem="2.16.840.1.113883.6.1"><originalText>Négatif'
+     "</originalText></value>", ("Négatif", None, None)),
+    # a quantity without xsi:type, its translation another unit: still the quantity
+    ('<value value="1.05" unit="g/L"><translation value="5.8" code="mmol/L" '
+     'codeSystem="2.16.840.1.113883.6.8"/></value>', ("1.05", 1.05, "g/L")),
+])
+def test_a_value_without_xsi_type_is_read_by_its_children_too(value: str,
+                                                             expected: tuple) -> None:
+    """A value sent without xsi:type (invalid; some senders forget it) was read by its
+    attributes only: a coded value with no code of its own and its words in originalText
+    read as nothing."""
+    data = (HEAD + _section("11502-2", '<content ID="aspect">Trouble</content>', _battery(
+        _result("5767-9", "Aspect", value))) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    entry = msg.entries[1]
+    assert (entry.value, entry.value_num, entry.unit) == expected
+    assert any(w.startswith("CDA_UNKNOWN_XSI_TYPE") for w in msg.warnings)

@@ -299,6 +299,13 @@ def value(el: etree._Element, path: str, default: str,
             reader = _any
             what = f"xsi:type {type_!r} not modelled" if type_ else "value without xsi:type"
             warnings.append(ParseWarning(CDA_UNKNOWN_XSI_TYPE, what, path))
+            if not type_ and len(el) and el.get("value") is None and \
+                    el.get("unit") is None and any(c.tag in _CD_CHILDREN for c in el):
+                # no xsi:type, no value nor unit (a quantity's, whose translations are
+                # other units), but the children of a coded value (an originalText pointing
+                # into the narrative, translations): read as the CD it is (its words were
+                # lost: AnyValue keeps no children); the warning stays
+                reader, type_ = _cd, "CD"
     v = reader(el, path, type_, warnings)
     v.type = type_
     v.xsi_type = raw
@@ -341,6 +348,7 @@ def _pqr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
 
 
 _Reader = Callable[[etree._Element, str, str, list[ParseWarning]], Value]
+_CD_CHILDREN = frozenset({T_ORIGINAL_TEXT, T_TRANSLATION, T_QUALIFIER})
 
 
 def _simple(cls: type[INT | REAL | BL | TS]) -> _Reader:
