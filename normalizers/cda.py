@@ -427,7 +427,7 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
     for section in doc.sections:
-        yield from _section_entries(section, ctx, section.code.code if section.code else "")
+        yield from _section_entries(section, ctx, section_code(section))
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
                             (f" ({count} in the document)" if count > 1 else ""))
@@ -504,9 +504,27 @@ def _legal_name(names: list) -> Any:
 
 
 # -- the document -------------------------------------------------------------------------------
+def loinc_of(code: CD) -> CD:
+    """``code``, or its LOINC translation when it is a local code translated into LOINC
+    (a document type, a section code): what the type and the section are known by. The
+    local code of a CR-BIO typed 'CRBIO' with 11502-2 in translation made a document of no
+    known type, and its results section no results section (its results filed as plain
+    observations)."""
+    if not code.translations or not code.code_system or \
+            system_name(code.code_system, code.code_system_name) == LOINC:
+        return code
+    return next((t for t in code.translations
+                 if t.code and system_name(t.code_system, t.code_system_name) == LOINC), code)
+
+
+def section_code(section: Section) -> str:
+    """The code a section is known by: its LOINC (see ``loinc_of``), '' for none."""
+    return loinc_of(section.code).code if section.code is not None else ""
+
+
 def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
     header = doc.header
-    code = header.code
+    code = loinc_of(header.code) if header.code is not None else None
     action, replaces = ACTION_NEW, None
     for related in header.related_documents:
         if related.type_code == "RPLC" and related.ids:
@@ -530,6 +548,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         # the language it is written in (en-US, de-CH): a document from abroad said so
         "language": header.language_code.strip() or None,
     }
+    if header.code is not None and code is not header.code:  # the local type, as sent
+        details["type_as_sent"] = {"code": header.code.code,
+                                   "system": system_name(header.code.code_system)}
     for related in header.related_documents:
         details.setdefault("related", []).append(
             {"type": related.type_code, "ids": [i.key for i in related.ids]})
@@ -834,7 +855,7 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
 
 def _section_content(section: Section, ctx: _Ctx, top_code: str,
                      about: dict[str, Any] | None) -> Iterator[Entry]:
-    code = section.code.code if section.code else ""
+    code = section_code(section)
     results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
     for entry in section.entries:
         if entry.act is not None:
@@ -866,8 +887,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     that is not the patient (a newborn, a fetus): CDA context conduction gives it to what
     it contains, which names none of its own (the newborn's birth weight in a battery whose
     subject is the newborn was filed as the mother's)."""
-    section_code = section.code.code if section.code is not None else ""
-    kind = _kind(act, in_results, section_code)
+    own_section = section_code(section)
+    kind = _kind(act, in_results, own_section)
     if kind == SKIP:
         return
     if kind == NOT_FILED:
@@ -875,7 +896,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         return
     filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else about
-    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION \
+    if kind == FAMILY_HISTORY or family is not None or own_section == FAMILY_HISTORY_SECTION \
             or (relative is not None and kind in (PROBLEM, ALLERGY)):
         # a problem or allergy whose subject is a relative (C-CDA lets any observation name
         # one: the mother's breast cancer in the problem list) is the relative's, not the
@@ -933,7 +954,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
         made = _medication(act, MEDICATION, section, ctx, parent_key)
-    elif kind == DEVICE and section_code != DEVICES_SECTION and \
+    elif kind == DEVICE and own_section != DEVICES_SECTION and \
             not any(p.type_code == "DEV" for p in act.participants):
         # the CCD supply activity template also carries medication supplies (a supply
         # under a medication, in a medication section): a dispense when done, else nothing
@@ -973,7 +994,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made.type = PLAN
         made.details["planned"] = kind
     elif made is not None and mood not in ("", "EVN") and kind == MEDICATION and \
-            section_code == PLAN_OF_TREATMENT_SECTION:
+            own_section == PLAN_OF_TREATMENT_SECTION:
         # a medication to start (C-CDA Planned Medication Activity in the plan of treatment:
         # 'begin amlodipine 5 mg next visit') was filed as one taken; elsewhere an intended
         # medication is a prescription (CI-SIS eP-MED, an EHR's orders) and stays one
@@ -1880,7 +1901,7 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
                   masking=dict(ctx.masking))
     entry.effective = _effective(act.effective_time, ctx) or None
     if section.code is not None and section.code.code:
-        entry.details["section"] = section.code.code
+        entry.details["section"] = section_code(section)
     if act.negation_ind == "true":
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)

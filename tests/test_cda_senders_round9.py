@@ -484,3 +484,27 @@ def test_a_value_without_xsi_type_is_read_by_its_children_too(value: str,
     entry = msg.entries[1]
     assert (entry.value, entry.value_num, entry.unit) == expected
     assert any(w.startswith("CDA_UNKNOWN_XSI_TYPE") for w in msg.warnings)
+
+
+# -- a local code translated into LOINC for the document type and the sections ---------------
+def test_document_type_and_section_coded_locally_with_a_loinc_translation() -> None:
+    """A laboratory system that codes its report type and its sections with its own codes,
+    the LOINC in translation: the document had no known type (the local code, unmapped)
+    and its results section was none, its results filed as plain observations."""
+    head = HEAD.replace('<code code="34133-9" codeSystem="2.16.840.1.113883.6.1"/>',
+                        '<code code="CRBIO" codeSystem="1.2.250.1.999.77" displayName="CR">'
+                        f'<translation code="11502-2" codeSystem="{LOINC}"/></code>')
+    section = f"""<component><section><code code="BIOCHIMIE" codeSystem="1.2.250.1.999.78">
+      <translation code="18719-5" codeSystem="{LOINC}" displayName="Chimie"/></code>
+      <title>Biochimie</title><text>Créatinine 80 µmol/L</text>
+      <entry><observation classCode="OBS" moodCode="EVN">
+        <code code="2160-0" codeSystem="{LOINC}" displayName="Créatinine"/>
+        <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>
+        <value xsi:type="PQ" value="80" unit="umol/L"/></observation></entry>
+    </section></component>"""
+    data = (head + section + TAIL).encode()
+    document, result = normalize_cda(parse_cda(data), data, "test").entries
+    assert (document.code, document.system, document.mapped) == ("11502-2", "LN", True)
+    assert document.details["type_as_sent"] == {"code": "CRBIO", "system": "1.2.250.1.999.77"}
+    assert (result.type, result.code, result.value) == ("lab_result", "2160-0", "80")
+    assert result.details["section"] == "18719-5"
