@@ -33,7 +33,8 @@ from functools import cache
 from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
-from normalizers.codes import LOINC, CodeMappings, oid_names, resolve_code
+from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
+from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from normalizers.model import (
     ACTION_NEW,
@@ -193,8 +194,17 @@ def _absent_systems() -> frozenset[str]:
 
 
 def system_name(oid: str, name: str = "") -> str:
-    """Our short name for a code system OID ('LN' for LOINC), else the OID (or its name)."""
-    return oid_names().get(oid) or oid or name
+    """Our short name for a code system OID ('LN' for LOINC), else the OID; without an OID
+    its codeSystemName as the HL7v2 path names the same terminology (tables/
+    coding_system_aliases.csv: 'SNOMED CT' and 'ICD-10' are SNOMED-CT and CIM-10 there, and
+    were filed under those spellings here, never the same fact as the coded one). An OID
+    written as a URN ('urn:oid:2.16.840.1.113883.6.96', FHIR's form, from senders that
+    convert from FHIR) is that OID: it was filed under the URN, a system of its own."""
+    if oid[:8].lower() == "urn:oid:":
+        oid = oid[8:]
+    if oid or not name:
+        return oid_names().get(oid) or oid
+    return LOINC if is_loinc_system(name.strip()) else coding_system_name(name)
 
 
 @dataclass
@@ -418,7 +428,7 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
     for section in doc.sections:
-        yield from _section_entries(section, ctx, section.code.code if section.code else "")
+        yield from _section_entries(section, ctx, section_code(section))
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
                             (f" ({count} in the document)" if count > 1 else ""))
@@ -499,9 +509,27 @@ def _legal_name(names: list) -> Any:
 
 
 # -- the document -------------------------------------------------------------------------------
+def loinc_of(code: CD) -> CD:
+    """``code``, or its LOINC translation when it is a local code translated into LOINC
+    (a document type, a section code): what the type and the section are known by. The
+    local code of a CR-BIO typed 'CRBIO' with 11502-2 in translation made a document of no
+    known type, and its results section no results section (its results filed as plain
+    observations)."""
+    if not code.translations or not code.code_system or \
+            system_name(code.code_system, code.code_system_name) == LOINC:
+        return code
+    return next((t for t in code.translations
+                 if t.code and system_name(t.code_system, t.code_system_name) == LOINC), code)
+
+
+def section_code(section: Section) -> str:
+    """The code a section is known by: its LOINC (see ``loinc_of``), '' for none."""
+    return loinc_of(section.code).code if section.code is not None else ""
+
+
 def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
     header = doc.header
-    code = header.code
+    code = loinc_of(header.code) if header.code is not None else None
     action, replaces = ACTION_NEW, None
     for related in header.related_documents:
         if related.type_code == "RPLC" and related.ids:
@@ -525,6 +553,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         # the language it is written in (en-US, de-CH): a document from abroad said so
         "language": header.language_code.strip() or None,
     }
+    if header.code is not None and code is not header.code:  # the local type, as sent
+        details["type_as_sent"] = {"code": header.code.code,
+                                   "system": system_name(header.code.code_system)}
     for related in header.related_documents:
         details.setdefault("related", []).append(
             {"type": related.type_code, "ids": [i.key for i in related.ids]})
@@ -539,9 +570,13 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
             details["body_reference"] = doc.non_xml_body.reference  # where it is; not fetched
     return Entry(type=DOCUMENT, key=ctx.doc_key, source_ref="ClinicalDocument",
                  code=code.code if code else None,
-                 system=system_name(code.code_system) if code else None,
+                 # codeSystemName alone ('LOINC', no OID) names the system too: the type of
+                 # document was filed without one, unmapped
+                 system=system_name(code.code_system, code.code_system_name) or None
+                 if code else None,
                  display=header.title or (code.display if code else None),
-                 mapped=bool(code and system_name(code.code_system) == LOINC),
+                 mapped=bool(code and system_name(code.code_system,
+                                                  code.code_system_name) == LOINC),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
                  performer=_document_performer(header),
@@ -565,7 +600,7 @@ def _report_status(header) -> str:  # noqa: ANN001
              if ext.namespace == LAB_NAMESPACE and ext.name == "statusCode"]
     codes += [ext.attributes.get("code", "") for ext in header.extensions
               if ext.namespace == SDTC and ext.name == "statusCode"]
-    codes = [c for c in codes if c]
+    codes = [c.strip() for c in codes if c.strip()]  # a cs token: ' completed ' is completed
     if not codes:
         return ""
     return next((c for c in codes if c != "completed"), codes[0])
@@ -787,15 +822,20 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 
 # -- the body -----------------------------------------------------------------------------------
-def _section_entries(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
+def _section_entries(section: Section, ctx: _Ctx, top_code: str,
+                     about: dict[str, Any] | None = None) -> Iterator[Entry]:
+    """``about``: whom the enclosing section is about when it names a subject (see
+    ``_statement``)."""
+    if section.subject is not None:
+        about = _relative_of(section.subject)
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, top_code)
+        yield from _section_content(section, ctx, top_code, about)
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, top_code)
+        yield from _section_content(section, ctx, top_code, about)
     finally:
         ctx.masking = document_masking
 
@@ -818,14 +858,15 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
     return merged if merged != ctx.masking else None
 
 
-def _section_content(section: Section, ctx: _Ctx, top_code: str) -> Iterator[Entry]:
-    code = section.code.code if section.code else ""
+def _section_content(section: Section, ctx: _Ctx, top_code: str,
+                     about: dict[str, Any] | None) -> Iterator[Entry]:
+    code = section_code(section)
     results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
     for entry in section.entries:
         if entry.act is not None:
-            yield from _statement(entry.act, section, ctx, results_section, None)
+            yield from _statement(entry.act, section, ctx, results_section, None, about=about)
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, top_code)
+        yield from _section_entries(sub, ctx, top_code, about)
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
@@ -835,7 +876,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                when: str | None = None,
                isolate: _Isolate | None = None,
                lab: _Lab | None = None,
-               material: dict[str, str] | None = None) -> Iterator[Entry]:
+               material: dict[str, str] | None = None,
+               about: dict[str, Any] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -845,17 +887,21 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     ``when`` the time of the organizer (or scored observation) whose component this is;
     ``isolate`` the micro-organism of the isolate organizer (IHE LAB) the results are of;
     ``lab`` who performed and who validated them (the nearest IHE LAB performer and
-    verifier); ``material`` the type of that specimen (blood, urine: details.specimen)."""
-    section_code = section.code.code if section.code is not None else ""
-    kind = _kind(act, in_results, section_code)
+    verifier); ``material`` the type of that specimen (blood, urine: details.specimen);
+    ``about`` whom the enclosing organizer, act or section is about when it names a subject
+    that is not the patient (a newborn, a fetus): CDA context conduction gives it to what
+    it contains, which names none of its own (the newborn's birth weight in a battery whose
+    subject is the newborn was filed as the mother's)."""
+    own_section = section_code(section)
+    kind = _kind(act, in_results, own_section)
     if kind == SKIP:
         return
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)
         return
     filed_before = ctx.filed
-    relative = _relative(act) if act.subject is not None else None
-    if kind == FAMILY_HISTORY or family is not None or section_code == FAMILY_HISTORY_SECTION \
+    relative = _relative(act) if act.subject is not None else about
+    if kind == FAMILY_HISTORY or family is not None or own_section == FAMILY_HISTORY_SECTION \
             or (relative is not None and kind in (PROBLEM, ALLERGY)):
         # a problem or allergy whose subject is a relative (C-CDA lets any observation name
         # one: the mother's breast cancer in the problem list) is the relative's, not the
@@ -913,7 +959,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made = _medication(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
         made = _medication(act, MEDICATION, section, ctx, parent_key)
-    elif kind == DEVICE and section_code != DEVICES_SECTION and \
+    elif kind == DEVICE and own_section != DEVICES_SECTION and \
             not any(p.type_code == "DEV" for p in act.participants):
         # the CCD supply activity template also carries medication supplies (a supply
         # under a medication, in a medication section): a dispense when done, else nothing
@@ -953,7 +999,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made.type = PLAN
         made.details["planned"] = kind
     elif made is not None and mood not in ("", "EVN") and kind == MEDICATION and \
-            section_code == PLAN_OF_TREATMENT_SECTION:
+            own_section == PLAN_OF_TREATMENT_SECTION:
         # a medication to start (C-CDA Planned Medication Activity in the plan of treatment:
         # 'begin amlodipine 5 mg next visit') was filed as one taken; elsewhere an intended
         # medication is a prescription (CI-SIS eP-MED, an EHR's orders) and stays one
@@ -995,9 +1041,15 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             battery = {**(battery or {}), "media": media}
         isolate = _isolate(act, ctx, section) or isolate
         for component in act.components:
-            yield from _statement(component, section, ctx, inner_results, parent_key,
-                                  specimen, battery or panel, family, own_time or when,
-                                  isolate, lab, material)
+            inner = _statement(component, section, ctx, inner_results, parent_key,
+                               specimen, battery or panel, family, own_time or when,
+                               isolate, lab, material, relative)
+            if act.status_code in ("", "completed"):
+                yield from inner
+                continue
+            for nested in inner:
+                _organizer_status(act, component, nested)
+                yield nested
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
     inner_specimen = None if isinstance(act, Observation) else specimen
@@ -1021,7 +1073,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
-                                     inner_specimen, None, family, material=inner_material):
+                                     inner_specimen, None, family, material=inner_material,
+                                     about=relative):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
                     if concern_notes:
@@ -1077,12 +1130,22 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
-        yield from _statement(rel.act, section, ctx, inner_results, parent_key,
-                              inner_specimen, None, family,
-                              own_time if rel.type_code == "COMP" and
-                              isinstance(act, Observation) else None,
-                              *((None, None) if isinstance(act, Observation) else
-                                (isolate, lab)), inner_material)
+        nested_entries = _statement(rel.act, section, ctx, inner_results, parent_key,
+                                    inner_specimen, None, family,
+                                    own_time if rel.type_code == "COMP" and
+                                    isinstance(act, Observation) else None,
+                                    *((None, None) if isinstance(act, Observation) else
+                                      (isolate, lab)), inner_material, relative)
+        if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
+            # a reaction written as a problem entry of its own (IHE PCC, CI-SIS
+            # FR-Probleme under MFST): still filed as one, as before, saying which allergy
+            # it is the manifestation of (it read as an unrelated problem)
+            for nested in nested_entries:
+                if nested.source_ref == rel.act.path:
+                    nested.details["manifestation_of"] = made.key
+                yield nested
+            continue
+        yield from nested_entries
     if made is None and ctx.filed == filed_before:
         _not_filed(act, kind, ctx, section)
 
@@ -1257,11 +1320,28 @@ DEVICES_SECTION = "46264-8"  # LOINC History of medical device use
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 
+def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entry) -> None:
+    """What an organizer's own statusCode says of what it holds. Nullified: the battery
+    (or vital signs cluster) was recorded in error, and all of it with it; its results
+    were filed final. Aborted, cancelled, active...: the status of its components that
+    state none of their own (statusCode is required, some senders put it on the battery
+    only); a result with its own statusCode, or a laboratory status, keeps it."""
+    if act.status_code == "nullified":
+        nested.status = "entered-in-error"
+    elif not component.status_code and nested.source_ref == component.path and \
+            "lab_status" not in nested.details and nested.status != "entered-in-error":
+        nested.status = _status(act.status_code)
+
+
 def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
     """Whom a statement is about when it is not the patient (CDA subject/relatedSubject:
     a family member, a fetus): the relationship code (HL7 RoleCode FTH, MTH, FAMMEMB...) and
     the relative's sex when given; None for the patient."""
-    subject = act.subject
+    return _relative_of(act.subject)
+
+
+def _relative_of(subject: Any) -> dict[str, Any] | None:
+    """``_relative`` of a subject participation (a statement's or a section's)."""
     if subject is None or subject.role != "relatedSubject":
         return None
     code = subject.code
@@ -1826,7 +1906,7 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
                   masking=dict(ctx.masking))
     entry.effective = _effective(act.effective_time, ctx) or None
     if section.code is not None and section.code.code:
-        entry.details["section"] = section.code.code
+        entry.details["section"] = section_code(section)
     if act.negation_ind == "true":
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)
@@ -2090,6 +2170,14 @@ def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
     if text is None and isinstance(value, CD):
         coded = _code(value, ctx, section)
         text = (coded[2] or coded[0]) if coded else original_text(value, section)
+    if text and isinstance(value, IVL) and entry.unit:
+        # a range in another unit than the result's (value in g/L, range in mmol/L: some
+        # labs give the SI range beside a conventional value) read as the result's own: a
+        # glucose of 1.05 g/L beside '3.9-5.8' read as low. Its unit is said then.
+        unit = next((b.unit for b in (value.low, value.high, value.center)
+                     if isinstance(b, PQ) and b.unit and b.unit != "1"), "")
+        if unit and to_ucum(unit).unit != entry.unit:
+            text = f"{text} {unit}"
     text = text or normal.text or referenced_text(normal.text_reference, section) or \
         (value.text if isinstance(value, ST) else "")
     entry.reference_range = text or None
@@ -2127,9 +2215,10 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
             if text:
                 entry.details["allergen_text"] = text
         break
+    # every manifestation, also one written as a problem entry (IHE PCC, CI-SIS: the
+    # reaction is an FR-Probleme under MFST; the allergy lost it)
     reactions = [_reaction(rel.act, ctx, section) for rel in act.entry_relationships
-                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)
-                 and not _typed(rel.act)]
+                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)]
     reactions = [r for r in reactions if r]
     if reactions:
         entry.details["reactions"] = reactions
@@ -2830,6 +2919,13 @@ VALUE_TYPE_SIZE = 10
 
 
 def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None) -> None:
+    if isinstance(value, IVL) and value.value and value.low is None and \
+            value.high is None and value.center is None and not value.type.endswith("_TS"):
+        # an IVL_PQ given as a point (value and unit on the element itself, as IVL<T>
+        # extends T: '<value xsi:type="IVL_PQ" value="5" unit="mg/L"/>') is that quantity:
+        # it was filed as the text '5 mg/L' without unit nor number
+        value = PQ(type=value.type, value=value.value, unit=value.unit,
+                   null_flavor=value.null_flavor, path=value.path, xsi_type=value.xsi_type)
     entry.value_type = value.type or None
     if value.type and len(value.type) > VALUE_TYPE_SIZE:
         # the whole document was refused as FIELD_TOO_LONG for a titre sent as RTO_INT_INT
@@ -3007,10 +3103,16 @@ def original_text(code: CD, section: Section | None) -> str:
 
 def referenced_text(reference: str, section: Section | None) -> str:
     """The plain text of the narrative element a '#ID' reference points at in the section
-    text; '' when there is no such reference or element."""
-    if reference and section is not None and reference.startswith("#"):
-        return section.narrative_ids.get(reference[1:], "")
-    return ""
+    text; '' when there is no such reference or element. A bare ID without its '#'
+    (reference value="poids": the ANS examples write a third of their references so, and
+    senders copy them) is that element too when the section has one by that ID: its text
+    was not found, a value or a name only in the narrative was lost."""
+    if not reference or section is None:
+        return ""
+    key = reference[1:] if reference.startswith("#") else reference.strip()
+    # the section's own narrative, else the element of that ID elsewhere in the document (a
+    # parent or sibling section's: IDs are unique in a document; it read as no text)
+    return section.narrative_ids.get(key) or section.document_ids.get(key, "")
 
 
 def _period_text(value: IVL) -> str | None:

@@ -18,7 +18,12 @@ import gc
 from collections.abc import Iterator
 
 from parsers.cda.document import build_document
-from parsers.cda.errors import ERROR_CODES, CdaParseError, ParseWarning
+from parsers.cda.errors import (
+    CDA_BLANKS_BEFORE_DECLARATION,
+    ERROR_CODES,
+    CdaParseError,
+    ParseWarning,
+)
 from parsers.cda.model import (
     CD,
     ED,
@@ -36,7 +41,12 @@ from parsers.cda.model import (
     SubstanceAdministration,
     Value,
 )
-from parsers.cda.reader import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, read_root
+from parsers.cda.reader import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    read_root,
+    skip_blanks_before_declaration,
+)
 
 __all__ = ["CD", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "ED", "ERROR_CODES", "II", "IVL",
            "PQ", "CdaParseError", "ClinicalStatement", "Document", "Entry", "Header",
@@ -53,18 +63,27 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     only: CDA_NOT_XML, CDA_NOT_CDA, CDA_DTD_FORBIDDEN, CDA_TOO_LARGE, CDA_TOO_DEEP,
     CDA_BAD_BASE64. Oddities that do not prevent reading are in ``Document.warnings``
     (an empty body is one of them: CDA_NO_BODY)."""
+    blanks = False
+    if isinstance(data, bytes):
+        data, blanks = skip_blanks_before_declaration(data)
     root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth)
     # The walk allocates thousands of small objects (a lab report's Document holds ~5,000) and
     # no reference cycles: the cyclic GC would only rescan them, several times per document
     # (~10% of the time). It is paused for the walk and resumed after, unless the caller had
     # it off already; refcounting still frees everything as usual.
     if not gc.isenabled():
-        return build_document(root, envelope)
-    gc.disable()
-    try:
-        return build_document(root, envelope)
-    finally:
-        gc.enable()
+        document = build_document(root, envelope)
+    else:
+        gc.disable()
+        try:
+            document = build_document(root, envelope)
+        finally:
+            gc.enable()
+    if blanks:
+        document.warnings.insert(0, ParseWarning(
+            CDA_BLANKS_BEFORE_DECLARATION, "blank characters before the XML declaration "
+            "(not allowed by XML): skipped", "line 1"))
+    return document
 
 
 def iter_sections(document: Document) -> Iterator[Section]:

@@ -197,7 +197,9 @@ def ii(el: etree._Element, path: str = "") -> II:
 
 def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
     g = el.get
-    c = _new_CD(type=type_, code=g("code", ""), code_system=g("codeSystem", ""),
+    # code and codeSystem are tokens (cs, uid): blanks around them are no part of the code
+    # (' 2345-7 ' was filed as a code of its own, never equal to the HL7v2 '2345-7')
+    c = _new_CD(type=type_, code=g("code", "").strip(), code_system=_uid(g("codeSystem", "")),
                 code_system_name=g("codeSystemName", ""),
                 code_system_version=g("codeSystemVersion", ""), display=g("displayName", ""),
                 null_flavor=g("nullFlavor", ""), path=path)
@@ -216,6 +218,15 @@ def cd(el: etree._Element, path: str = "", type_: str = "CD") -> CD:
                         qv = cd(q, qp, "CD")
                 c.qualifiers.append((qn, qv))
     return c
+
+
+def _uid(value: str) -> str:
+    """A codeSystem as the uid it is: blanks around it dropped, and an OID written as a URN
+    ('urn:oid:2.16.840.1.113883.6.96': FHIR's form, from senders converting from FHIR) as
+    the bare OID, which every comparison with a known OID (UCUM, HL7 interpretation...)
+    expects."""
+    value = value.strip()
+    return value[8:] if value[:8].lower() == "urn:oid:" else value
 
 
 def ts(el: etree._Element, path: str = "") -> TS:
@@ -292,6 +303,13 @@ def value(el: etree._Element, path: str, default: str,
             reader = _any
             what = f"xsi:type {type_!r} not modelled" if type_ else "value without xsi:type"
             warnings.append(ParseWarning(CDA_UNKNOWN_XSI_TYPE, what, path))
+            if not type_ and len(el) and el.get("value") is None and \
+                    el.get("unit") is None and any(c.tag in _CD_CHILDREN for c in el):
+                # no xsi:type, no value nor unit (a quantity's, whose translations are
+                # other units), but the children of a coded value (an originalText pointing
+                # into the narrative, translations): read as the CD it is (its words were
+                # lost: AnyValue keeps no children); the warning stays
+                reader, type_ = _cd, "CD"
     v = reader(el, path, type_, warnings)
     v.type = type_
     v.xsi_type = raw
@@ -334,6 +352,7 @@ def _pqr(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
 
 
 _Reader = Callable[[etree._Element, str, str, list[ParseWarning]], Value]
+_CD_CHILDREN = frozenset({T_ORIGINAL_TEXT, T_TRANSLATION, T_QUALIFIER})
 
 
 def _simple(cls: type[INT | REAL | BL | TS]) -> _Reader:

@@ -148,6 +148,8 @@ class _Walker:
                 self.body(c, p, doc)
             else:
                 self.header_child(header, name, c, p)
+        if doc.sections:
+            _share_narrative_ids(doc.sections)
         if doc.body_kind == "none":
             self.warnings.append(ParseWarning(
                 CDA_NO_BODY, "no structuredBody nor nonXMLBody: the document has no content",
@@ -337,7 +339,7 @@ class _Walker:
                       cls: type[Participation] = Participation,
                       time_type: str = "IVL_TS") -> Participation:
         part = _NEW_PARTICIPATION[cls](name=el.tag.rpartition("}")[2],
-                                       type_code=el.get("typeCode", ""), path=path)
+                                       type_code=el.get("typeCode", "").strip(), path=path)
         for n, c, p in kids(el, path):
             if n in _ROLES:
                 part.entity = self.entity(c, p)
@@ -376,7 +378,7 @@ class _Walker:
         return se
 
     def related_document(self, el: etree._Element, path: str) -> RelatedDocument:
-        rd = _new_RelatedDocument(type_code=el.get("typeCode", ""), path=path)
+        rd = _new_RelatedDocument(type_code=el.get("typeCode", "").strip(), path=path)
         for n, parent, pp in kids(el, path):
             if n != "parentDocument":
                 continue
@@ -496,6 +498,8 @@ class _Walker:
                 s.language_code = c.get("code", "")
             elif n == "confidentialityCode":
                 s.confidentiality_code = cd(c, p, "CE")
+            elif n == "subject":
+                _subject(self, s, c, p)
             elif ":" in n:
                 s.extensions.append(extension(c, p))
         return s
@@ -526,8 +530,9 @@ class _Walker:
     # -- clinical statements ----------------------------------------------------------------
     def statement(self, kind: str, el: etree._Element, path: str) -> ClinicalStatement:
         g = el.get
-        act = _NEW_STATEMENT[kind](class_code=g("classCode", ""), mood_code=g("moodCode", ""),
-                                   negation_ind=g("negationInd", ""), xml_id=g("ID", ""),
+        act = _NEW_STATEMENT[kind](class_code=g("classCode", "").strip(),
+                                   mood_code=g("moodCode", "").strip(),
+                                   negation_ind=g("negationInd", "").strip(), xml_id=g("ID", ""),
                                    null_flavor=g("nullFlavor", ""),
                                    path=path)
         handlers = _HANDLERS[kind]
@@ -561,7 +566,7 @@ class _Walker:
         lost all but the last: each further one becomes an EntryRelationship of its own
         (same typeCode, flags and path), with a CDA_SEVERAL_STATEMENTS warning."""
         g = el.get
-        er = _new_EntryRelationship(type_code=g("typeCode", ""),
+        er = _new_EntryRelationship(type_code=g("typeCode", "").strip(),
                                     inversion_ind=g("inversionInd", ""),
                                     negation_ind=g("negationInd", ""), path=path)
         relationships.append(er)
@@ -668,7 +673,9 @@ def _text(w: _Walker, act: Any, c: El, p: str) -> None:
 
 
 def _status(w: _Walker, act: Any, c: El, p: str) -> None:
-    act.status_code = c.get("code", "")
+    # a cs token: blanks around it are no part of it (' completed ' was filed as a status of
+    # its own, neither final nor a known one)
+    act.status_code = c.get("code", "").strip()
 
 
 def _effective_time(w: _Walker, act: Any, c: El, p: str) -> None:
@@ -702,6 +709,22 @@ def _informant(w: _Walker, act: Any, c: El, p: str) -> None:
 
 def _specimen(w: _Walker, act: Any, c: El, p: str) -> None:
     act.specimens.append(w.participation(c, p))
+
+
+def _share_narrative_ids(sections: list[Section]) -> None:
+    """Gives every section the narrative IDs of the whole document (Section.document_ids),
+    the first section's text winning for an ID that repeats."""
+    everything: dict[str, str] = {}
+    stack = list(reversed(sections))
+    found: list[Section] = []
+    while stack:
+        section = stack.pop()
+        found.append(section)
+        for key, text in section.narrative_ids.items():
+            everything.setdefault(key, text)
+        stack.extend(reversed(section.sections))
+    for section in found:
+        section.document_ids = everything
 
 
 def _subject(w: _Walker, act: Any, c: El, p: str) -> None:

@@ -29,6 +29,8 @@ CDA_XSI_TYPE_NAMESPACE = "CDA_XSI_TYPE_NAMESPACE"  # xsi:type prefix not bound t
 CDA_UNKNOWN_ENTRY = "CDA_UNKNOWN_ENTRY"  # entry/component child that is no clinical statement
 CDA_SEVERAL_STATEMENTS = "CDA_SEVERAL_STATEMENTS"  # an entry (or entryRelationship) holding
 # several statements: each kept
+CDA_BLANKS_BEFORE_DECLARATION = "CDA_BLANKS_BEFORE_DECLARATION"  # whitespace before <?xml
+# (not well-formed XML; template engines and file concatenation leave it): skipped
 
 
 class CdaParseError(ValueError):

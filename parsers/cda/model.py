@@ -729,9 +729,16 @@ class Section:
     title: str = ""
     text: str = ""
     narrative_ids: dict[str, str] = field(default_factory=dict)
+    # every section's narrative_ids (one dict shared by all the document's sections): an ID
+    # is unique in the whole document, and senders point at the narrative of another
+    # section (the parent's, a sibling's); looked up after the section's own
+    document_ids: dict[str, str] = field(default_factory=dict)
     language_code: str = ""
     confidentiality_code: CD | None = None
     authors: list[Author] = field(default_factory=list)
+    # whom the section is about when not the patient (CDA R2 Section.subject: the newborn's
+    # section of a delivery summary); its statements inherit it
+    subject: Entity | None = None
     entries: list[Entry] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)  # component/section
     extensions: list[Extension] = field(default_factory=list)

@@ -99,6 +99,24 @@ def read_root(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
     return _clinical_document(root)
 
 
+_BLANKS = b" \t\r\n"
+
+
+def skip_blanks_before_declaration(data: bytes) -> tuple[bytes, bool]:
+    """``data`` without the whitespace some senders leave before the XML declaration (a
+    template engine's first line, a file concatenated after a newline; after a UTF-8 BOM
+    too), and whether there was any. XML allows nothing before '<?xml': the document was
+    refused as CDA_NOT_XML though format detection, which skips it, had called it a CDA.
+    Only ASCII-compatible bytes: UTF-16 is left to the parser as it is."""
+    start = 3 if data[:3] == codecs.BOM_UTF8 else 0
+    end = start
+    while end < len(data) and data[end] in _BLANKS:
+        end += 1
+    if end == start or not data.startswith(b"<?xml", end):
+        return data, False
+    return data[:start] + data[end:], True
+
+
 class _TextTooLong(Exception):
     """Internal: libxml2's 10 MB cap on one text node was hit."""
 
