@@ -110,6 +110,7 @@ FALLBACK_RESOURCE = "Observation"
 # value types of a coded value: HL7v2 CE, CWE, CNE, CF; CDA CD, CE, CV, CO
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF", "CD", "CV", "CO"})
 NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
+ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 
 # FHIR R4 primitive formats (what the validators check)
 _FHIR_DATETIME = re.compile(
@@ -926,6 +927,15 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
         notes = _notes(details)
         if notes:
             res["note"] = notes
+    about = _about_someone_else(details.get("subject"))
+    if about is not None:
+        # A newborn's weight, a fetus's malformation read from the mother's document
+        # (details.subject): exported as hers without a word. Observation says whom it is
+        # about in focus; every resource says it in a note, which any reader shows.
+        if resource == "Observation":
+            res["focus"] = [about]
+        res["note"] = [{"text": f"{ABOUT_SOMEONE_ELSE}: {about['display']}"},
+                       *(res.get("note") or [])]
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})
@@ -940,6 +950,19 @@ _INTENTS = {"INT": "plan", "RQO": "order", "PRP": "proposal", "PRMS": "directive
             "ARQ": "order", "APT": "plan", "GOL": "plan"}
 _ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 _GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
+
+
+def _about_someone_else(subject: Any) -> dict | None:  # noqa: ANN401
+    """A Reference (display only: the relative has no resource of their own) to whom an
+    entry is about when not the patient (``details.subject``: role code, sex, birth)."""
+    if not isinstance(subject, Mapping) or not subject:
+        return None
+    words = [_text(subject.get("display")) or _code(subject.get("code")) or "relative"]
+    if _GENDERS.get(str(subject.get("sex") or "").upper()):
+        words.append(_GENDERS[str(subject["sex"]).upper()])
+    if _text(subject.get("birth_time")):
+        words.append(f"born {_text(subject.get('birth_time'))}")
+    return {"display": ", ".join(words)}
 
 
 def _relationship(relative: Any, base_url: str) -> dict:  # noqa: ANN401

@@ -1079,3 +1079,28 @@ def test_reaction_severity_route_and_as_needed_reach_the_bundle() -> None:
     assert dosage["route"]["coding"][0]["code"] == "C38216"
     assert dosage["route"]["coding"][0].get("system") and dosage["route"]["text"] == "Inhalation"
     assert dosage["asNeededCodeableConcept"]["coding"][0]["code"] == "56018004"
+
+
+def test_an_entry_about_the_newborn_says_so_in_the_bundle() -> None:
+    """A delivery report's newborn battery (CDA subject on the organizer) is filed with
+    details.subject; the export made the birth weight an Observation of the mother, with
+    nothing saying otherwise. It now names the newborn in focus and in a note."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round9 import NEWBORN, _battery, _result
+
+    read = _entries(_section("11502-2", "Nouveau-né", _battery(
+        _result("8339-4", "Poids de naissance", '<value xsi:type="PQ" value="3250" unit="g"/>'),
+        subject=NEWBORN))) + _entries(_section("30954-2", "Résultats", _battery(
+            _result("2345-7", "Glucose", '<value xsi:type="PQ" value="5.2" unit="mmol/L"/>'))))
+    rows = [{"id": n, "type": e.type, "status": e.status, "current": True, "code": e.code,
+             "system": e.system, "display": e.display, "mapped": e.mapped,
+             "effective": e.effective, "value": e.value, "value_num": e.value_num,
+             "unit": e.unit, "details": e.details, "superseded_by": None,
+             "parent_id": None} for n, e in enumerate(read, start=1)]
+    bundle = to_bundle(PATIENT, rows, timestamp=None)
+    check_bundle(bundle)
+    weight, glucose = (by_entry_id(bundle)[n] for n in (1, 2))
+    assert weight["focus"] == [{"display": "nouveau-né, male, born 2024-03-10"}]
+    assert weight["note"][0]["text"].startswith("about another person than the patient")
+    assert "focus" not in glucose and not any(
+        "another person" in n["text"] for n in glucose.get("note", []))
