@@ -115,6 +115,7 @@ STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
+_PROCESSING_IDS = Path(__file__).with_name("tables") / "processing_ids.csv"
 
 
 @dataclass(slots=True)
@@ -222,6 +223,32 @@ def _unsupported(header: Header) -> tuple[str, str, str] | None:
     return None
 
 
+@cache
+def processing_id_meanings(path: Path = _PROCESSING_IDS) -> dict[str, str]:
+    """HL7 table 0103: MSH-11.1 value -> its meaning (for the refusal's text)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return {r["processing_id"]: r["meaning"] for r in rows}
+
+
+def _processing_refused(header: Header,
+                        accepted: tuple[str, ...]) -> tuple[str, str, str] | None:
+    """MSH-11 (its processing id, 11.1; 11.2 is the processing mode, archive or initial
+    load of the same data) outside what this listener files: refused, AR 202 at MSH-11
+    (v2.5 2.9.2 has the receiver check MSH-11 with MSH-9 and MSH-12 before accepting). A
+    training or debugging message from an engine's test channel was answered AA and filed
+    in a real patient's dossier. An empty MSH-11 is taken (leniency for a required field
+    some senders leave empty; the ACK then says P)."""
+    value = header.get(11).strip().upper()
+    if not value or value in accepted:
+        return None
+    meaning = processing_id_meanings().get(value)
+    shown = f"{value[:3]!r} ({meaning})" if meaning else f"{value[:3]!r} (not in HL7 table 0103)"
+    return ("HL7_UNSUPPORTED_PROCESSING_ID",
+            f"processing id (MSH-11) {shown} is not filed by this intake; accepted here: "
+            f"{', '.join(accepted)}", "MSH[1]-11")
+
+
 @dataclass(slots=True)
 class BatchFrame:
     """A frame whose first segment is FHS or BHS, answered with a batch: its envelope, its
@@ -272,7 +299,8 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
                                        listener.accept_unknown_senders)          # source's
         if refusal is None and refused is not None:
             refusal = (*refused, "")
-        refusal = refusal or _unsupported(header)
+        refusal = (refusal or _unsupported(header)
+                   or _processing_refused(header, listener.processing_ids))
     elif batch is not None and not batch.messages and not batch.problems:
         # an empty batch (no MSH to read): taken from the sender its FHS/BHS names, and
         # recorded as intake records one (a batch row, nothing to file)
@@ -533,7 +561,9 @@ def _frame_refusal(p: Prepared, n: int) -> tuple[str, str, str]:
 def _message_refusal(header: Header | None) -> tuple[str, str, str] | None:
     """What refuses a message after the first of a batch from its own MSH, as it would be
     refused alone in a frame: no readable MSH, unusable encoding characters, a type (MSH-9)
-    no normalizer reads. Stored all the same (the frame was); processing fails it later."""
+    no normalizer reads. Stored all the same (the frame was); processing fails it later.
+    (Not MSH-11: processing would file such a message all the same; a batch is refused for
+    its processing id from its first message, as a lone message is.)"""
     if header is None:
         return "HL7_NO_MSH", "the message holds no readable MSH segment", ""
     return header.invalid or _unsupported(header)

@@ -60,6 +60,9 @@ class ListenerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # client certificates required when set
+    # MSH-11 values filed here (HL7 table 0103); others are refused, AR 202 (v2.5 2.9.2):
+    # a production intake must not file an engine's training or debugging traffic
+    processing_ids: tuple[str, ...] = ("P",)
 
 
 @dataclass(frozen=True)
@@ -253,9 +256,19 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
             idle_timeout=float(str(pick("mllp_idle_timeout", 300))),
             accept_unknown_senders=_truthy(str(pick("mllp_accept_unknown_senders", ""))),
             tls_cert=path("mllp_tls_cert"), tls_key=path("mllp_tls_key"),
-            tls_client_ca=path("mllp_tls_client_ca"))
+            tls_client_ca=path("mllp_tls_client_ca"),
+            processing_ids=_processing_ids(pick("mllp_processing_ids", "P")))
     except ValueError as exc:
         raise SettingsError(f"invalid mllp setting: {exc}") from None
+
+
+def _processing_ids(value: object) -> tuple[str, ...]:
+    """``processing_ids`` as a TOML list or a comma-separated string ("P,T"), upper-cased."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    ids = tuple(dict.fromkeys(str(i).strip().upper() for i in items if str(i).strip()))
+    if not ids:
+        raise SettingsError("mllp processing_ids must name at least one MSH-11 value (P)")
+    return ids
 
 
 def _http(pick) -> HttpSettings:  # noqa: ANN001

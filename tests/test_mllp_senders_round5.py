@@ -1,0 +1,69 @@
+"""The MLLP listener against senders we have not seen, round 5: what interface engines
+(Mirth/NextGen Connect, Rhapsody, Cloverleaf, InterSystems, Corepoint, small SIL vendors)
+put on the wire that the earlier rounds did not cover, each over a real socket.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from tests.mllp_support import Client, msa, running_service, segment, statuses, wait_processed
+from tests.test_mllp_service import _with_msh, make_ctx, original_mode, sample
+
+
+@pytest.mark.parametrize("mode", ["accept", "application"])
+def test_training_and_debug_messages_are_refused_from_msh_11(tmp_path, database_url,  # noqa: ANN001
+                                                              mode) -> None:
+    """MSH-11 T (training) or D (debugging), as an engine's test channel left pointed at
+    production sends: answered AA and filed in a real patient's dossier. HL7 v2.5 2.9.2 has
+    the receiver check MSH-11 with MSH-9 and MSH-12 before accepting: AR, ERR 202
+    (unsupported processing id) at MSH-11, recorded on the ledger; nothing filed. P, with
+    or without its processing mode (P^T, P^A), is taken as before; so is T on a listener
+    declared for test traffic."""
+    base = original_mode(sample("01_labm_nfs.hl7"))
+    ctx = make_ctx(tmp_path, database_url, ack_mode=mode)
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            refused = [client.send(_with_msh(base, f10=f"PT{n}", f11=pid))
+                       for n, pid in enumerate(("T", "D", "t", "T^A"))]
+            enhanced = client.send(_with_msh(sample("01_labm_nfs.hl7"), f10="PT9", f11="D"))
+            taken = client.send(_with_msh(base, f11="P^A"))
+            wait_processed(ctx)
+        for n, ack in enumerate(refused):
+            assert msa(ack)[1:3] == ["AR", f"PT{n}"], n
+            assert segment(ack, "MSH")[10] == ("T", "D", "t", "T^A")[n]  # echoed as sent
+            err = segment(ack, "ERR")
+            assert err[2:5] == ["MSH^1^11^1", "202^Unsupported processing id^HL70357", "E"]
+            assert err[8].startswith("HL7_UNSUPPORTED_PROCESSING_ID: processing id (MSH-11) ")
+        assert msa(enhanced)[1:3] == ["CR", "PT9"]
+        assert msa(taken)[1] == "AA"
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.status, imports.c.error_code)
+                                .order_by(imports.c.id)).all()
+            filed = conn.execute(select(entries.c.id)).all()
+        assert [tuple(r) for r in rows] == [("failed", "HL7_UNSUPPORTED_PROCESSING_ID")] * 5 \
+            + [("deposited", None)]
+        assert filed  # the production message only
+    finally:
+        ctx.engine.dispose()
+
+
+def test_a_test_listener_takes_the_processing_ids_it_is_declared_for(tmp_path,  # noqa: ANN001
+                                                                     database_url) -> None:
+    """A staging listener (``processing_ids = ["P", "T"]``) files training messages; D is
+    still refused there."""
+    base = original_mode(sample("01_labm_nfs.hl7"))
+    ctx = make_ctx(tmp_path, database_url, processing_ids=("P", "T"))
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            training = client.send(_with_msh(base, f11="T"))
+            debugging = client.send(_with_msh(base, f10="D1", f11="D"))
+            wait_processed(ctx)
+        assert msa(training)[1] == "AA"
+        assert msa(debugging)[1:3] == ["AR", "D1"]
+        assert "accepted here: P, T" in segment(debugging, "ERR")[8]
+        assert statuses(ctx) == {"deposited": 1, "failed": 1}
+    finally:
+        ctx.engine.dispose()
