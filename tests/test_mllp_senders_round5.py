@@ -13,6 +13,13 @@ from tests.mllp_support import Client, msa, running_service, segment, statuses, 
 from tests.test_mllp_service import _with_msh, make_ctx, original_mode, sample
 
 
+@pytest.fixture
+def ctx(tmp_path, database_url):  # noqa: ANN001, ANN201
+    context = make_ctx(tmp_path, database_url)
+    yield context
+    context.engine.dispose()
+
+
 @pytest.mark.parametrize("mode", ["accept", "application"])
 def test_training_and_debug_messages_are_refused_from_msh_11(tmp_path, database_url,  # noqa: ANN001
                                                               mode) -> None:
@@ -67,3 +74,32 @@ def test_a_test_listener_takes_the_processing_ids_it_is_declared_for(tmp_path,  
         assert statuses(ctx) == {"deposited": 1, "failed": 1}
     finally:
         ctx.engine.dispose()
+
+
+# (MSH-18 as sent, MSH-4 as the sender's bytes): Windows senders writing cp1252 whatever
+# they declare (’ 0x92, Œ 0x8C, € 0x80, none of them in ISO 8859-1 or -15)
+WINDOWS_SENDERS = [("8859/1", "Labo d’Œuvre €".encode("cp1252")),
+                   ("", "Labo d’Œuvre €".encode("cp1252")),
+                   ("8859/15", "Labo d’Œuvre".encode("cp1252")),
+                   ("8859/1", "Clinique Sainte-Cécile".encode("latin-1"))]
+
+
+def test_the_ack_echoes_a_windows_sender_s_bytes(ctx) -> None:  # noqa: ANN001
+    """A Windows sender writes cp1252 bytes (0x80-0x9F: €, ’, Œ) and declares 8859/1, 8859/15
+    or nothing: its MSH was read right (C1 bytes as the cp1252 characters they are), but the
+    ACK was encoded in the declared charset, where those characters do not exist: its MSH-5/6
+    came back as 'Labo d??uvre ?' (or 8859/15's own bytes for Œ and €), not what the sender
+    wrote. The ACK now gives back the sender's own bytes, under its own MSH-18."""
+    text = original_mode(sample("01_labm_nfs.hl7")).decode("utf-8")
+    first, rest = text.split("\r", 1)
+    with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+        for n, (charset, facility) in enumerate(WINDOWS_SENDERS):
+            fields = first.split("|")
+            fields[3], fields[9], fields[17:] = "@", f"W{n}", [charset]
+            data = "|".join(fields).encode("ascii").replace(b"@", facility) + b"\r" \
+                + rest.encode("utf-8")
+            ack = client.send(data)
+            msh = ack.split(b"\r", 1)[0].split(b"|")
+            assert msa(ack, "latin-1")[1:3] == ["AA", f"W{n}"], n
+            assert msh[5] == facility, n
+            assert msh[17:] == ([charset.encode()] if charset else []), n
