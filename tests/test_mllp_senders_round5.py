@@ -9,8 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
+from tests import test_mllp_service
 from tests.mllp_support import Client, msa, running_service, segment, statuses, wait_processed
 from tests.test_mllp_service import _with_msh, make_ctx, original_mode, sample
+
+tls_files = test_mllp_service.tls_files  # the CA, server and client certificates (openssl)
 
 
 @pytest.fixture
@@ -103,3 +106,50 @@ def test_the_ack_echoes_a_windows_sender_s_bytes(ctx) -> None:  # noqa: ANN001
             assert msa(ack, "latin-1")[1:3] == ["AA", f"W{n}"], n
             assert msh[5] == facility, n
             assert msh[17:] == ([charset.encode()] if charset else []), n
+
+
+def test_tls_handshake_failures_are_logged_with_the_peer(tmp_path, tls_files, caplog) -> None:  # noqa: ANN001
+    """A lab whose engine sends plain MLLP to the TLS port, or connects without the client
+    certificate asked for: the connection was closed and nothing at all was logged (asyncio
+    keeps handshake errors for its debug mode), so nobody could tell the lab why it gets no
+    ACK. Each is now one warning naming the peer and the TLS reason, without a traceback,
+    and the listener goes on."""
+    import logging
+    import socket
+    import ssl
+
+    from tests.mllp_support import read_frame
+
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+                   tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
+                   tls_client_ca=tls_files["ca.pem"])
+    data = original_mode(sample("01_labm_nfs.hl7"))
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
+    try:
+        with running_service(ctx) as svc:
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as plain:
+                plain.sendall(b"\x0b" + data + b"\x1c\r")
+                assert plain.recv(100) == b""  # closed, no ACK
+            anonymous = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as raw:
+                try:
+                    with anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                        sock.sendall(b"\x0b" + data + b"\x1c\r")
+                        assert sock.recv(100) == b""
+                except (ssl.SSLError, ConnectionError):
+                    pass
+            context = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
+            context.load_cert_chain(str(tls_files["client.pem"]), str(tls_files["client.key"]))
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                sock.sendall(b"\x0b" + data + b"\x1c\r")
+                assert msa(read_frame(sock, bytearray()))[1] == "AA"
+    finally:
+        ctx.engine.dispose()
+    failures = [r for r in caplog.records
+                if r.name == "dmp.mllp" and "TLS handshake" in r.getMessage()]
+    assert len(failures) == 2, [r.getMessage() for r in failures]
+    plain_text, no_certificate = (r.getMessage() for r in failures)
+    assert "127.0.0.1" in plain_text and "not speaking TLS" in plain_text
+    assert "127.0.0.1" in no_certificate and "CERTIFICATE" in no_certificate.upper()
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in failures)
