@@ -29,6 +29,7 @@ class Run:
         self.frames = frames
         self.skipped = reader.skipped
         self.abandoned = reader.abandoned
+        self.unframed = reader.unframed
         self.reads = list(reads)
 
 
@@ -190,6 +191,17 @@ def test_noise_without_any_frame():
     r = run([b"hello", b"\r\n", b"world"])
     assert r.frames == []
     assert r.skipped == 10
+
+
+def test_frame_without_start_block_is_counted_as_unframed():
+    """'MSH... FS CR' with no VT: skipped as noise (MLLP frames start with VT), and its FS
+    counted apart, whatever the chunks, so that the listener can say so at once."""
+    data = MSG_A + FS + CR + frame(MSG_B) + b"MSH|c" + FS + CR
+    for size in (1, 3, len(data)):
+        r = run(chunked(data, size))
+        assert r.frames == [MSG_B], size
+        assert r.unframed == 2, size
+        assert r.skipped == len(MSG_A) - MSG_A.count(CR) + 1 + len(b"MSH|c") + 1, size
 
 
 def test_frame_ending_with_fs_without_cr():

@@ -5,12 +5,26 @@ put on the wire that the earlier rounds did not cover, each over a real socket.
 
 from __future__ import annotations
 
+import logging
+import socket
+import ssl
+import time
+
 import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
 from tests import test_mllp_service
-from tests.mllp_support import Client, msa, running_service, segment, statuses, wait_processed
+from tests.mllp_support import (
+    VT,
+    Client,
+    msa,
+    read_frame,
+    running_service,
+    segment,
+    statuses,
+    wait_processed,
+)
 from tests.test_mllp_service import _with_msh, make_ctx, original_mode, sample
 
 tls_files = test_mllp_service.tls_files  # the CA, server and client certificates (openssl)
@@ -114,12 +128,6 @@ def test_tls_handshake_failures_are_logged_with_the_peer(tmp_path, tls_files, ca
     keeps handshake errors for its debug mode), so nobody could tell the lab why it gets no
     ACK. Each is now one warning naming the peer and the TLS reason, without a traceback,
     and the listener goes on."""
-    import logging
-    import socket
-    import ssl
-
-    from tests.mllp_support import read_frame
-
     ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
                    tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
                    tls_client_ca=tls_files["ca.pem"])
@@ -153,3 +161,83 @@ def test_tls_handshake_failures_are_logged_with_the_peer(tmp_path, tls_files, ca
     assert "127.0.0.1" in plain_text and "not speaking TLS" in plain_text
     assert "127.0.0.1" in no_certificate and "CERTIFICATE" in no_certificate.upper()
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in failures)
+
+
+def test_two_hundred_idle_connections_and_a_sender_still_served(ctx) -> None:  # noqa: ANN001
+    """An engine pool (or a port scanner) holding 200 connections open without a word: each
+    costs a descriptor and a task, not a thread; a lab connecting meanwhile is answered, and
+    nothing is recorded for the silent ones."""
+    with running_service(ctx) as svc:
+        idle = [socket.create_connection(("127.0.0.1", svc.port), timeout=10)
+                for _ in range(200)]
+        try:
+            with Client(svc.port) as client:
+                assert msa(client.send(original_mode(sample("01_labm_nfs.hl7"))))[1] == "AA"
+        finally:
+            for sock in idle:
+                sock.close()
+        wait_processed(ctx)
+    assert statuses(ctx) == {"deposited": 1}
+
+
+def test_a_slow_loris_frame_is_cut_and_others_are_served(tmp_path, database_url) -> None:  # noqa: ANN001
+    """A sender dribbling one byte at a time, never finishing its frame: the frame must
+    arrive within idle_timeout, so the connection is closed although bytes keep coming (a
+    timeout on silence alone would hold it as long as the dribble lasts); its unfinished
+    frame is never acknowledged nor recorded, and a lab connecting meanwhile is served."""
+    ctx = make_ctx(tmp_path, database_url, idle_timeout=1.0)
+    data = VT + original_mode(sample("03_synlab_iono_creatinine.hl7"))  # its FS never comes
+    try:
+        with running_service(ctx) as svc:
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as slow:
+                slow.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                closed = False
+                give_up = time.monotonic() + 60  # a guard against a hang, not a measure
+                for n, byte in enumerate(data):
+                    if time.monotonic() > give_up:
+                        break
+                    try:
+                        slow.sendall(bytes([byte]))
+                    except OSError:  # reset: the listener closed it
+                        closed = True
+                        break
+                    if n == 5:  # mid-dribble, another sender is answered
+                        with Client(svc.port) as client:
+                            ack = client.send(original_mode(sample("01_labm_nfs.hl7")))
+                            assert msa(ack)[1] == "AA"
+                    time.sleep(0.02)
+                if not closed:
+                    slow.settimeout(10)
+                    try:
+                        closed = slow.recv(100) == b""
+                    except OSError:
+                        closed = True
+                assert closed, "the dribbling sender's connection was never closed"
+                assert n < len(data) - 1, "the whole frame was sent before the cut"
+            wait_processed(ctx)
+        assert statuses(ctx) == {"deposited": 1}
+    finally:
+        ctx.engine.dispose()
+
+
+def test_a_frame_without_its_start_block_is_reported_at_once(ctx, caplog) -> None:  # noqa: ANN001
+    """An engine whose framing lacks the start block (raw TCP mode with FS CR as end bytes)
+    sends 'MSH...FS CR' and waits for an ACK. MLLP frames start with VT (appendix C), so the
+    bytes are skipped, as HAPI, Mirth and Cloverleaf do; but the skip was only counted and
+    logged when the connection closed, hours later on a keep-alive connection, while the
+    lab's queue stood still. It is now one warning naming the peer as soon as such a
+    frame's end arrives; the connection goes on and a well-framed message is answered."""
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
+    message = original_mode(sample("01_labm_nfs.hl7"))
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        client.sock.sendall(message + b"\x1c\r")
+        deadline = time.monotonic() + 30  # a guard against a hang, not a measure
+        while time.monotonic() < deadline and not any(
+                "start block" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+        warned = [r for r in caplog.records if "start block" in r.getMessage()]
+        assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+        assert "127.0.0.1" in warned[0].getMessage()
+        assert msa(client.send(message))[1] == "AA"  # the same connection, framed right
+        wait_processed(ctx)
+    assert statuses(ctx) == {"deposited": 1}

@@ -14,6 +14,7 @@ error report), so one oversize message does not cost the connection.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
@@ -38,12 +39,18 @@ class Oversize:
 class FrameReader:
     """Reads successive frames from one connection's StreamReader."""
 
-    def __init__(self, reader: asyncio.StreamReader, max_size: int) -> None:
+    def __init__(self, reader: asyncio.StreamReader, max_size: int,
+                 on_unframed: Callable[[], None] | None = None) -> None:
         self.reader = reader
         self.max_size = max_size
         self.buffer = bytearray()
         self.skipped = 0  # noise bytes outside frames (not CR/LF)
         self.abandoned = 0  # frames cut by a VT before their FS
+        self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
+        # called at each such FS, as it arrives: its sender waits for an ACK that will not
+        # come, and a keep-alive connection may stay open for hours before the counts above
+        # are logged
+        self.on_unframed = on_unframed
 
     async def _fill(self) -> bool:
         chunk = await self.reader.read(READ_SIZE)
@@ -108,3 +115,8 @@ class FrameReader:
 
     def _count_noise(self, data: bytes | bytearray) -> None:
         self.skipped += len(data) - data.count(b"\r") - data.count(b"\n")
+        ends = data.count(FS)
+        if ends:
+            self.unframed += ends
+            if self.on_unframed is not None:
+                self.on_unframed()

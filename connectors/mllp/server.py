@@ -354,7 +354,12 @@ class MLLPServer:
         peer = peername[0] if isinstance(peername, tuple) else None
         self._idle[task] = True
         self.connections += 1
-        frames = FrameReader(reader, self.max_frame_bytes)
+        def unframed() -> None:
+            log.warning("connection from %s: a frame ended (FS) without its start block (VT): "
+                        "skipped, not answered; the sender's MLLP framing lacks the start "
+                        "block", peer)
+
+        frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
         count = 0
         try:
             while not self.closing:
