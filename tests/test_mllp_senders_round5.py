@@ -241,3 +241,34 @@ def test_a_frame_without_its_start_block_is_reported_at_once(ctx, caplog) -> Non
         assert msa(client.send(message))[1] == "AA"  # the same connection, framed right
         wait_processed(ctx)
     assert statuses(ctx) == {"deposited": 1}
+
+
+@pytest.mark.parametrize("mode", ["accept", "application"])
+def test_an_fs_byte_inside_a_message_does_not_cut_it(tmp_path, database_url, mode) -> None:  # noqa: ANN001
+    """A sender whose text holds a raw FS byte (0x1C: binary pasted in a comment, a field
+    separator of the lab's own system; Mirth issue #1309): the frame was taken to end at
+    that byte, its first part stored, filed and answered AA, the rest (results included)
+    skipped as noise: an AA for a message we did not get whole. An FS followed by anything
+    but CR, LF, NUL or VT is content (the end block is FS CR; FS alone ends a frame only at
+    the end of what has arrived or before the next VT): the message is stored whole, as
+    sent."""
+    base = original_mode(sample("01_labm_nfs.hl7"))
+    lines = base.split(b"\r")
+    at = next(n for n, line in enumerate(lines) if line.startswith(b"OBX|"))
+    lines.insert(at + 1, b"NTE|1||commentaire \x1c et suite")
+    data = b"\r".join(lines)
+    ctx = make_ctx(tmp_path, database_url, ack_mode=mode)
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(data)
+            after = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
+            wait_processed(ctx)
+        assert msa(ack)[1:3] == ["AA", "RB2501140000001"]
+        assert msa(after)[1] == "AA"  # the connection is still in step
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.status, imports.c.size)
+                                .order_by(imports.c.id)).all()
+        assert rows[0].size == len(data)  # stored whole
+        assert [r.status for r in rows] == ["deposited", "deposited"]
+    finally:
+        ctx.engine.dispose()

@@ -7,6 +7,10 @@ an escape sequence (#59). Here a frame is bytes; its charset is decided later fr
 Tolerance, as real senders need it: bytes between frames (a CR or LF after FS CR, keep-alive
 noise) are skipped and counted; a frame may end with FS alone (the CR, if it comes, is then
 inter-frame noise); a VT inside a frame abandons the unfinished frame and starts a new one.
+An FS followed by anything but CR, LF, NUL or VT is content, not the end block (a raw 0x1C in
+a sender's text, Mirth issue #1309): taken as the end, it cut the message there, its first
+part was stored and answered AA and the rest skipped. FS alone still ends a frame when it is
+the last byte arrived (a sender that ends with FS waits for its ACK before sending more).
 A frame over ``max_size`` is read to its end without being kept (only its head is, for the
 error report), so one oversize message does not cost the connection.
 """
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 START, END = 0x0B, 0x1C
+# what may follow an end block (FS): its CR, a line end or NUL some senders add, the next VT
+AFTER_END = frozenset(b"\r\n\x00\x0b")
 HEAD_KEPT = 65536
 READ_SIZE = 65536
 
@@ -47,6 +53,7 @@ class FrameReader:
         self.skipped = 0  # noise bytes outside frames (not CR/LF)
         self.abandoned = 0  # frames cut by a VT before their FS
         self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
+        self.inner_fs = 0  # FS bytes read as content (followed by other data)
         # called at each such FS, as it arrives: its sender waits for an ACK that will not
         # come, and a keep-alive connection may stay open for hours before the counts above
         # are logged
@@ -86,6 +93,10 @@ class FrameReader:
                 self.abandoned += 1
                 del buf[:restart + 1]
                 scanned, kept, size = 0, None, 0
+                continue
+            if end >= 0 and end + 1 < len(buf) and buf[end + 1] not in AFTER_END:
+                self.inner_fs += 1  # content: the frame goes on
+                scanned = end + 1
                 continue
             if end >= 0:
                 if kept is not None:

@@ -394,10 +394,11 @@ class MLLPServer:
         finally:
             self._idle.pop(task, None)
             self.committer.forget(task)
-            if frames.skipped or frames.abandoned:
+            if frames.skipped or frames.abandoned or frames.inner_fs:
                 log.warning("connection from %s: %d byte(s) outside frames skipped, %d "
-                            "unfinished frame(s) abandoned", peer, frames.skipped,
-                            frames.abandoned)
+                            "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
+                            "read as content", peer, frames.skipped, frames.abandoned,
+                            frames.inner_fs)
             log.debug("connection from %s closed after %d frame(s)", peer, count)
             writer.close()
             try:
