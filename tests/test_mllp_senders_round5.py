@@ -272,3 +272,46 @@ def test_an_fs_byte_inside_a_message_does_not_cut_it(tmp_path, database_url, mod
         assert [r.status for r in rows] == ["deposited", "deposited"]
     finally:
         ctx.engine.dispose()
+
+
+def test_a_sender_that_never_reads_its_acks_is_cut_off_alone(tmp_path) -> None:  # noqa: ANN001
+    """An engine that writes and writes and never reads its ACKs: the listener stops
+    reading it once its ACKs back up (its socket buffers and one drain's worth, not memory
+    without bound), gives it idle_timeout to read them, then closes it; a lab connecting
+    meanwhile is answered at once, and every ACK the stuck sender did get was for a stored
+    message. (SQLite only: some 2,000 frames are stored before the sender blocks.)"""
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'lazy.sqlite3'}", idle_timeout=1.0)
+    message = original_mode(sample("01_labm_nfs.hl7"))
+    try:
+        with running_service(ctx, process=False) as svc:
+            lazy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            lazy.connect(("127.0.0.1", svc.port))
+            lazy.settimeout(3)
+            sent = 0
+            try:
+                for _ in range(20_000):
+                    lazy.sendall(VT + message + b"\x1c\r")
+                    sent += 1
+            except OSError:  # blocked (timeout), or cut off already
+                pass
+            assert sent < 20_000, "the listener read on without bound"
+            with Client(svc.port) as client:
+                assert msa(client.send(message))[1] == "AA"
+            lazy.settimeout(10)
+            buffer, acks, closed = bytearray(), 0, False
+            try:
+                while read_frame(lazy, buffer, timeout=30) is not None:
+                    acks += 1
+                closed = True
+            except ConnectionResetError:  # closed with its unread frames: a reset
+                closed = True
+            except TimeoutError:
+                pass
+            lazy.close()
+            assert closed, "the listener kept the stuck sender's connection open"
+        with ctx.engine.connect() as conn:
+            stored = conn.execute(select(imports.c.id)).all()
+        assert acks <= len(stored) - 1 < sent + 1
+    finally:
+        ctx.engine.dispose()
