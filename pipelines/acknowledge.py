@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -283,6 +284,7 @@ class Prepared:
     error: Exception | None = None
     where: str = ""  # the refusal's location (ERR-2), when the frame is refused
     batch: BatchFrame | None = None  # a frame opening with FHS/BHS: answered with a batch
+    refused_part: int = 1  # the message of the frame the refusal was found in
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -308,15 +310,43 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
                                        frame.peer, listener.accept_unknown_senders,
                                        "BHS-3, BHS-4")
         refusal = (*refused, "") if refused is not None else None
+    part = 1
+    if refusal is None and header is not None and frame.size is None:
+        part, refusal = _later_processing_refusal(frame.data, batch, listener.processing_ids)
     rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc, where, batch)
+        return Prepared(frame, header, item, None, exc, where, batch, part)
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged, where=where, batch=batch)
+    return Prepared(frame, header, item, staged, where=where, batch=batch, refused_part=part)
+
+
+def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: tuple[str, ...]
+                              ) -> tuple[int, tuple[str, str, str] | None]:
+    """(n, refusal) for the first message after the first of a frame (a batch, or messages
+    plainly concatenated) whose processing id (MSH-11) is not filed here. Such a message is
+    not refused alone, as a later message whose MSH-9 no normalizer reads is: processing
+    would not fail it, it would file it. The frame is refused whole instead (no message of
+    a frame is filed while another is refused from its header), and (1, None) when none is."""
+    if batch is not None:
+        headers, kind = batch.headers, "batch"
+    elif _MESSAGE_START.search(data):
+        headers, kind = [read_header(m) for m in split_batch(data).messages], "frame"
+    else:
+        return 1, None
+    for n, header in enumerate(headers[1:], start=2):
+        refusal = _processing_refused(header, accepted) if header is not None else None
+        if refusal is not None:
+            code, text, where = refusal
+            return n, (code, f"message {n} of the {kind}: {text}",
+                       where if kind == "batch" else "")
+    return 1, None
+
+
+_MESSAGE_START = re.compile(rb"[\r\n]MSH")  # a message after the first, in a plain frame
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
@@ -553,8 +583,10 @@ def _frame_refusal(p: Prepared, n: int) -> tuple[str, str, str]:
     from the first MSH-9) is archived whole and not cut: every message of it is refused for
     that reason, the location (ERR-2) given for the message it was found in."""
     code, text = p.item.rejection or ("", "")
-    if n == 1:
+    if n == p.refused_part:
         return code, text, p.where
+    if p.refused_part != 1:  # the text names that message
+        return code, f"the batch is refused whole: {text}", ""
     return code, f"the batch is refused whole, for its first message: {text}", ""
 
 

@@ -315,3 +315,32 @@ def test_a_sender_that_never_reads_its_acks_is_cut_off_alone(tmp_path) -> None: 
         assert acks <= len(stored) - 1 < sent + 1
     finally:
         ctx.engine.dispose()
+
+
+def test_a_training_message_inside_a_batch_or_a_frame_refuses_it_whole(ctx) -> None:  # noqa: ANN001
+    """A batch (BHS ... BTS) or a frame of plainly concatenated messages whose second message
+    is a training one (MSH-11 T): only the first MSH was checked, so the T message was
+    answered AA and filed. The frame is now refused whole, as for an undeclared sender (one
+    failed row, nothing filed): the T message's ACK says why at its MSH-11, the others that
+    the batch is refused for it."""
+    from tests.test_mllp_batch import batch, control_id, lines
+
+    first = original_mode(sample("01_labm_nfs.hl7"))
+    training = _with_msh(original_mode(sample("03_synlab_iono_creatinine.hl7")), f11="T")
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        got = lines(client.send(batch([first, training])))
+        plain = client.send(_with_msh(first, f10="CONCAT1") + training)
+        wait_processed(ctx)
+    assert [f[1:3] for f in got if f[0] == "MSA"] == [
+        ["AR", control_id(first)], ["AR", control_id(training)]]
+    errs = [f for f in got if f[0] == "ERR"]
+    assert [e[2:4] for e in errs] == [["", "202^Unsupported processing id^HL70357"],
+                                      ["MSH^1^11^1", "202^Unsupported processing id^HL70357"]]
+    assert errs[0][8].startswith("HL7_UNSUPPORTED_PROCESSING_ID: the batch is refused whole")
+    assert "message 2 of the batch" in errs[1][8]
+    assert msa(plain, "latin-1")[1:3] == ["AR", "CONCAT1"]
+    err = segment(plain, "ERR", "latin-1")
+    assert err[3].startswith("202^") and "message 2 of the frame" in err[8]
+    assert statuses(ctx) == {"failed": 2}
+    with ctx.engine.connect() as conn:
+        assert not conn.execute(select(entries.c.id)).all()
