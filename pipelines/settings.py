@@ -55,7 +55,10 @@ class ListenerSettings:
     port: int = 2575
     ack_mode: str = "accept"  # accept: AA/CA once stored; application: once processed
     max_frame_bytes: int = 10 * 1024 * 1024
-    idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    # seconds a connection may take to send its next whole frame (silence included: a
+    # frame dribbled over longer is cut, a slow loris), or to read an ACK, before it is
+    # closed; also the TLS handshake's limit (60 s at most)
+    idle_timeout: float = 300.0
     accept_unknown_senders: bool = False  # development only: senders not declared -> 'mllp'
     tls_cert: Path | None = None
     tls_key: Path | None = None
