@@ -180,11 +180,14 @@ def test_two_hundred_idle_connections_and_a_sender_still_served(ctx) -> None:  #
     assert statuses(ctx) == {"deposited": 1}
 
 
-def test_a_slow_loris_frame_is_cut_and_others_are_served(tmp_path, database_url) -> None:  # noqa: ANN001
+def test_a_slow_loris_frame_is_cut_and_others_are_served(tmp_path, database_url,  # noqa: ANN001
+                                                          caplog) -> None:
     """A sender dribbling one byte at a time, never finishing its frame: the frame must
     arrive within idle_timeout, so the connection is closed although bytes keep coming (a
     timeout on silence alone would hold it as long as the dribble lasts); its unfinished
-    frame is never acknowledged nor recorded, and a lab connecting meanwhile is served."""
+    frame is never acknowledged nor recorded, and a lab connecting meanwhile is served. The
+    log says a frame was cut (a warning), not that the connection was idle."""
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
     ctx = make_ctx(tmp_path, database_url, idle_timeout=1.0)
     data = VT + original_mode(sample("03_synlab_iono_creatinine.hl7"))  # its FS never comes
     try:
@@ -214,6 +217,9 @@ def test_a_slow_loris_frame_is_cut_and_others_are_served(tmp_path, database_url)
                         closed = True
                 assert closed, "the dribbling sender's connection was never closed"
                 assert n < len(data) - 1, "the whole frame was sent before the cut"
+            cut = [r for r in caplog.records if "frame not finished" in r.getMessage()]
+            assert len(cut) == 1 and cut[0].levelno == logging.WARNING
+            assert not [r for r in caplog.records if " idle for " in r.getMessage()]
             wait_processed(ctx)
         assert statuses(ctx) == {"deposited": 1}
     finally:

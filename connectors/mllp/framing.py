@@ -54,6 +54,7 @@ class FrameReader:
         self.abandoned = 0  # frames cut by a VT before their FS
         self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
         self.inner_fs = 0  # FS bytes read as content (followed by other data)
+        self.in_frame = False  # a start block read, its end block not yet (a cut is mid-frame)
         # called at each such FS, as it arrives: its sender waits for an ACK that will not
         # come, and a keep-alive connection may stay open for hours before the counts above
         # are logged
@@ -69,7 +70,13 @@ class FrameReader:
     async def next(self) -> bytes | Oversize | None:
         """The next frame's payload, an Oversize, or None at end of stream. Bytes of an
         unfinished frame at end of stream are dropped (never acknowledged, so the sender
-        still holds them)."""
+        still holds them). Cancelled (a timeout), ``in_frame`` says whether it was cut in
+        the middle of a frame."""
+        got = await self._next()
+        self.in_frame = False
+        return got
+
+    async def _next(self) -> bytes | Oversize | None:
         buf = self.buffer
         # 1. find the start block
         while True:
@@ -77,6 +84,7 @@ class FrameReader:
             if start >= 0:
                 self._count_noise(buf[:start])
                 del buf[:start + 1]
+                self.in_frame = True
                 break
             self._count_noise(buf)
             buf.clear()

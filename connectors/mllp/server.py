@@ -368,7 +368,13 @@ class MLLPServer:
                     async with asyncio.timeout(self.idle_timeout):  # no task per frame, as
                         got = await frames.next()                  # wait_for makes (3.11)
                 except TimeoutError:
-                    log.info("connection from %s idle for %ss: closed", peer, self.idle_timeout)
+                    if frames.in_frame:  # a slow loris, or a link too slow for the frame
+                        log.warning("connection from %s: frame not finished within %ss: "
+                                    "closed, not answered (its sender still holds it)", peer,
+                                    self.idle_timeout)
+                    else:
+                        log.info("connection from %s idle for %ss: closed", peer,
+                                 self.idle_timeout)
                     break
                 if got is None:
                     break
