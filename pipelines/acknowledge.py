@@ -329,8 +329,9 @@ def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: t
     """(n, refusal) for the first message after the first of a frame (a batch, or messages
     plainly concatenated) whose processing id (MSH-11) is not filed here. Such a message is
     not refused alone, as a later message whose MSH-9 no normalizer reads is: processing
-    would not fail it, it would file it. The frame is refused whole instead (no message of
-    a frame is filed while another is refused from its header), and (1, None) when none is."""
+    would not fail it, it would file it. The frame is refused whole instead, as a frame of
+    an undeclared sender is (archived, one failed row, nothing filed); (1, None) when no
+    message is refused so."""
     if batch is not None:
         headers, kind = batch.headers, "batch"
     elif _MESSAGE_START.search(data):
