@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
+_PROCESSING_IDS = Path(__file__).with_name("tables") / "processing_ids.csv"
 
 
 @dataclass(slots=True)
@@ -222,6 +224,32 @@ def _unsupported(header: Header) -> tuple[str, str, str] | None:
     return None
 
 
+@cache
+def processing_id_meanings(path: Path = _PROCESSING_IDS) -> dict[str, str]:
+    """HL7 table 0103: MSH-11.1 value -> its meaning (for the refusal's text)."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return {r["processing_id"]: r["meaning"] for r in rows}
+
+
+def _processing_refused(header: Header,
+                        accepted: tuple[str, ...]) -> tuple[str, str, str] | None:
+    """MSH-11 (its processing id, 11.1; 11.2 is the processing mode, archive or initial
+    load of the same data) outside what this listener files: refused, AR 202 at MSH-11
+    (v2.5 2.9.2 has the receiver check MSH-11 with MSH-9 and MSH-12 before accepting). A
+    training or debugging message from an engine's test channel was answered AA and filed
+    in a real patient's dossier. An empty MSH-11 is taken (leniency for a required field
+    some senders leave empty; the ACK then says P)."""
+    value = header.get(11).strip().upper()
+    if not value or value in accepted:
+        return None
+    meaning = processing_id_meanings().get(value)
+    shown = f"{value[:3]!r} ({meaning})" if meaning else f"{value[:3]!r} (not in HL7 table 0103)"
+    return ("HL7_UNSUPPORTED_PROCESSING_ID",
+            f"processing id (MSH-11) {shown} is not filed by this intake; accepted here: "
+            f"{', '.join(accepted)}", "MSH[1]-11")
+
+
 @dataclass(slots=True)
 class BatchFrame:
     """A frame whose first segment is FHS or BHS, answered with a batch: its envelope, its
@@ -256,6 +284,7 @@ class Prepared:
     error: Exception | None = None
     where: str = ""  # the refusal's location (ERR-2), when the frame is refused
     batch: BatchFrame | None = None  # a frame opening with FHS/BHS: answered with a batch
+    refused_part: int = 1  # the message of the frame the refusal was found in
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -272,7 +301,8 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
                                        listener.accept_unknown_senders)          # source's
         if refusal is None and refused is not None:
             refusal = (*refused, "")
-        refusal = refusal or _unsupported(header)
+        refusal = (refusal or _unsupported(header)
+                   or _processing_refused(header, listener.processing_ids))
     elif batch is not None and not batch.messages and not batch.problems:
         # an empty batch (no MSH to read): taken from the sender its FHS/BHS names, and
         # recorded as intake records one (a batch row, nothing to file)
@@ -280,15 +310,44 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
                                        frame.peer, listener.accept_unknown_senders,
                                        "BHS-3, BHS-4")
         refusal = (*refused, "") if refused is not None else None
+    part = 1
+    if refusal is None and header is not None and frame.size is None:
+        part, refusal = _later_processing_refusal(frame.data, batch, listener.processing_ids)
     rejection, where = (refusal[:2], refusal[2]) if refusal else (None, "")
     item = Received(frame.data, source, channel, peer=frame.peer,
                     received_at=frame.received_at, rejection=rejection)
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc, where, batch)
+        return Prepared(frame, header, item, None, exc, where, batch, part)
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged, where=where, batch=batch)
+    return Prepared(frame, header, item, staged, where=where, batch=batch, refused_part=part)
+
+
+def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: tuple[str, ...]
+                              ) -> tuple[int, tuple[str, str, str] | None]:
+    """(n, refusal) for the first message after the first of a frame (a batch, or messages
+    plainly concatenated) whose processing id (MSH-11) is not filed here. Such a message is
+    not refused alone, as a later message whose MSH-9 no normalizer reads is: processing
+    would not fail it, it would file it. The frame is refused whole instead, as a frame of
+    an undeclared sender is (archived, one failed row, nothing filed); (1, None) when no
+    message is refused so."""
+    if batch is not None:
+        headers, kind = batch.headers, "batch"
+    elif _MESSAGE_START.search(data):
+        headers, kind = [read_header(m) for m in split_batch(data).messages], "frame"
+    else:
+        return 1, None
+    for n, header in enumerate(headers[1:], start=2):
+        refusal = _processing_refused(header, accepted) if header is not None else None
+        if refusal is not None:
+            code, text, where = refusal
+            return n, (code, f"message {n} of the {kind}: {text}",
+                       where if kind == "batch" else "")
+    return 1, None
+
+
+_MESSAGE_START = re.compile(rb"[\r\n]MSH")  # a message after the first, in a plain frame
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,
@@ -525,15 +584,19 @@ def _frame_refusal(p: Prepared, n: int) -> tuple[str, str, str]:
     from the first MSH-9) is archived whole and not cut: every message of it is refused for
     that reason, the location (ERR-2) given for the message it was found in."""
     code, text = p.item.rejection or ("", "")
-    if n == 1:
+    if n == p.refused_part:
         return code, text, p.where
+    if p.refused_part != 1:  # the text names that message
+        return code, f"the batch is refused whole: {text}", ""
     return code, f"the batch is refused whole, for its first message: {text}", ""
 
 
 def _message_refusal(header: Header | None) -> tuple[str, str, str] | None:
     """What refuses a message after the first of a batch from its own MSH, as it would be
     refused alone in a frame: no readable MSH, unusable encoding characters, a type (MSH-9)
-    no normalizer reads. Stored all the same (the frame was); processing fails it later."""
+    no normalizer reads. Stored all the same (the frame was); processing fails it later.
+    (Not MSH-11: processing would file such a message all the same; a batch is refused for
+    its processing id from its first message, as a lone message is.)"""
     if header is None:
         return "HL7_NO_MSH", "the message holds no readable MSH segment", ""
     return header.invalid or _unsupported(header)

@@ -55,11 +55,17 @@ class ListenerSettings:
     port: int = 2575
     ack_mode: str = "accept"  # accept: AA/CA once stored; application: once processed
     max_frame_bytes: int = 10 * 1024 * 1024
-    idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    # seconds a connection may take to send its next whole frame (silence included: a
+    # frame dribbled over longer is cut, a slow loris), or to read an ACK, before it is
+    # closed; also the TLS handshake's limit (60 s at most)
+    idle_timeout: float = 300.0
     accept_unknown_senders: bool = False  # development only: senders not declared -> 'mllp'
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # client certificates required when set
+    # MSH-11 values filed here (HL7 table 0103); others are refused, AR 202 (v2.5 2.9.2):
+    # a production intake must not file an engine's training or debugging traffic
+    processing_ids: tuple[str, ...] = ("P",)
 
 
 @dataclass(frozen=True)
@@ -253,9 +259,19 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
             idle_timeout=float(str(pick("mllp_idle_timeout", 300))),
             accept_unknown_senders=_truthy(str(pick("mllp_accept_unknown_senders", ""))),
             tls_cert=path("mllp_tls_cert"), tls_key=path("mllp_tls_key"),
-            tls_client_ca=path("mllp_tls_client_ca"))
+            tls_client_ca=path("mllp_tls_client_ca"),
+            processing_ids=_processing_ids(pick("mllp_processing_ids", "P")))
     except ValueError as exc:
         raise SettingsError(f"invalid mllp setting: {exc}") from None
+
+
+def _processing_ids(value: object) -> tuple[str, ...]:
+    """``processing_ids`` as a TOML list or a comma-separated string ("P,T"), upper-cased."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    ids = tuple(dict.fromkeys(str(i).strip().upper() for i in items if str(i).strip()))
+    if not ids:
+        raise SettingsError("mllp processing_ids must name at least one MSH-11 value (P)")
+    return ids
 
 
 def _http(pick) -> HttpSettings:  # noqa: ANN001

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.mllp.framing import HEAD_KEPT, READ_SIZE, FrameReader, Oversize, frame
+from connectors.mllp.framing import AFTER_END, HEAD_KEPT, READ_SIZE, FrameReader, Oversize, frame
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 MSG_A = b"MSH|^~\\&|LAB|CERBALLIANCE|DMP|ANS|20240101||ORU^R01^ORU_R01|A1|P|2.5\rPID|1||42\r"
@@ -29,6 +29,7 @@ class Run:
         self.frames = frames
         self.skipped = reader.skipped
         self.abandoned = reader.abandoned
+        self.unframed = reader.unframed
         self.reads = list(reads)
 
 
@@ -190,6 +191,32 @@ def test_noise_without_any_frame():
     r = run([b"hello", b"\r\n", b"world"])
     assert r.frames == []
     assert r.skipped == 10
+
+
+def test_frame_without_start_block_is_counted_as_unframed():
+    """'MSH... FS CR' with no VT: skipped as noise (MLLP frames start with VT), and its FS
+    counted apart, whatever the chunks, so that the listener can say so at once."""
+    data = MSG_A + FS + CR + frame(MSG_B) + b"MSH|c" + FS + CR
+    for size in (1, 3, len(data)):
+        r = run(chunked(data, size))
+        assert r.frames == [MSG_B], size
+        assert r.unframed == 2, size
+        assert r.skipped == len(MSG_A) - MSG_A.count(CR) + 1 + len(b"MSH|c") + 1, size
+
+
+def test_fs_followed_by_data_is_content():
+    """A raw 0x1C inside a message (followed by more of it) does not end the frame; FS then
+    CR, LF, NUL or VT, or FS as the last byte arrived, does. Whatever the chunks, as long as
+    the byte after the inner FS comes in the same read (a sender writes its message at
+    once: an inner FS at the very end of a read still ends the frame there)."""
+    inner = b"MSH|^~\\&|A\rNTE|1||x" + FS + b"y\rOBX|1\r"
+    stream = frame(inner) + VT + b"MSH|b" + FS + VT + b"MSH|c" + FS + b"\n" + frame(b"MSH|d")
+    r = run([stream])
+    assert r.frames == [inner, b"MSH|b", b"MSH|c", b"MSH|d"]
+    assert (r.skipped, r.abandoned, r.unframed) == (0, 0, 0)
+    cut = stream.index(FS) + 2  # the inner FS and the byte after it in one read
+    r = run([stream[:cut], stream[cut:]])
+    assert r.frames == [inner, b"MSH|b", b"MSH|c", b"MSH|d"]
 
 
 def test_frame_ending_with_fs_without_cr():
@@ -382,13 +409,23 @@ noise = st.binary(max_size=8).map(lambda b: b.replace(VT, b""))
 def test_property_noise_fs_only_and_oversize(items, tail, max_size, data):
     """Noise before frames, frames ending with FS alone or FS CR, a random limit: every frame
     comes back in order (oversize ones as Oversize with their size and head), and the skipped
-    count is the noise less its CR and LF bytes."""
-    stream = b"".join(n + VT + p + (FS + CR if with_cr else FS) for n, p, with_cr in items)
-    stream += tail
+    count is the noise less its CR and LF bytes. After FS alone, what follows is the next VT,
+    a line end or nothing: an FS followed by other data is content (test_fs_followed_by_data
+    _is_content), so noise there starts with LF."""
+    parts: list[bytes] = []
+    fs_alone = False
+    for n, p, with_cr in items:
+        if fs_alone and n and n[0] not in AFTER_END:
+            n = b"\n" + n
+        parts.append(n + VT + p + (FS + CR if with_cr else FS))
+        fs_alone = not with_cr
+    if fs_alone and tail and tail[0] not in AFTER_END:
+        tail = b"\n" + tail
+    stream = b"".join(parts) + tail
     r = run(random_chunks(stream, data.draw), max_size=max_size)
     expected = [p if len(p) <= max_size else Oversize(p[:HEAD_KEPT], len(p))
                 for _, p, _ in items]
     assert r.frames == expected
-    all_noise = b"".join(n for n, _, _ in items) + tail
+    all_noise = b"".join(part[:part.index(VT)] for part in parts) + tail
     assert r.skipped == len(all_noise) - all_noise.count(b"\r") - all_noise.count(b"\n")
     assert r.abandoned == 0

@@ -553,13 +553,17 @@ HEADER_STYLES = [
 
 
 @pytest.mark.parametrize(("fields", "msh9", "msh11", "msh12"), HEADER_STYLES)
-def test_ack_header_in_the_sender_s_version_and_style(ctx, fields, msh9, msh11, msh12) -> None:  # noqa: ANN001, E501
+def test_ack_header_in_the_sender_s_version_and_style(tmp_path, database_url, fields, msh9,  # noqa: ANN001
+                                                      msh11, msh12) -> None:
     """Over a socket, each message preceded by a BOM (some Windows senders) and answered
-    in its own terms: checked right, kept right."""
+    in its own terms: checked right, kept right. On a listener declared for test traffic
+    (MSH-11 T and D; a production one refuses them: test_mllp_senders_round5.py)."""
     data = _with_msh(original_mode(sample("01_labm_nfs.hl7")), **fields)
     received = data.split(b"\r", 1)[0].decode().split("|")
+    ctx = make_ctx(tmp_path, database_url, processing_ids=("P", "T", "D"))
     with running_service(ctx, process=False) as svc, Client(svc.port) as client:
         ack = client.send(b"\xef\xbb\xbf" + data)
+    ctx.engine.dispose()
     msh = segment(ack, "MSH")
     assert (msh[8], msh[10], msh[11]) == (msh9, msh11, msh12)
     assert msh[2:6] == [received[4], received[5], received[2], received[3]]

@@ -7,6 +7,10 @@ an escape sequence (#59). Here a frame is bytes; its charset is decided later fr
 Tolerance, as real senders need it: bytes between frames (a CR or LF after FS CR, keep-alive
 noise) are skipped and counted; a frame may end with FS alone (the CR, if it comes, is then
 inter-frame noise); a VT inside a frame abandons the unfinished frame and starts a new one.
+An FS followed by anything but CR, LF, NUL or VT is content, not the end block (a raw 0x1C in
+a sender's text, Mirth issue #1309): taken as the end, it cut the message there, its first
+part was stored and answered AA and the rest skipped. FS alone still ends a frame when it is
+the last byte arrived (a sender that ends with FS waits for its ACK before sending more).
 A frame over ``max_size`` is read to its end without being kept (only its head is, for the
 error report), so one oversize message does not cost the connection.
 """
@@ -14,10 +18,13 @@ error report), so one oversize message does not cost the connection.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 START, END = 0x0B, 0x1C
+# what may follow an end block (FS): its CR, a line end or NUL some senders add, the next VT
+AFTER_END = frozenset(b"\r\n\x00\x0b")
 HEAD_KEPT = 65536
 READ_SIZE = 65536
 
@@ -38,12 +45,20 @@ class Oversize:
 class FrameReader:
     """Reads successive frames from one connection's StreamReader."""
 
-    def __init__(self, reader: asyncio.StreamReader, max_size: int) -> None:
+    def __init__(self, reader: asyncio.StreamReader, max_size: int,
+                 on_unframed: Callable[[], None] | None = None) -> None:
         self.reader = reader
         self.max_size = max_size
         self.buffer = bytearray()
         self.skipped = 0  # noise bytes outside frames (not CR/LF)
         self.abandoned = 0  # frames cut by a VT before their FS
+        self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
+        self.inner_fs = 0  # FS bytes read as content (followed by other data)
+        self.in_frame = False  # a start block read, its end block not yet (a cut is mid-frame)
+        # called at each such FS, as it arrives: its sender waits for an ACK that will not
+        # come, and a keep-alive connection may stay open for hours before the counts above
+        # are logged
+        self.on_unframed = on_unframed
 
     async def _fill(self) -> bool:
         chunk = await self.reader.read(READ_SIZE)
@@ -55,7 +70,13 @@ class FrameReader:
     async def next(self) -> bytes | Oversize | None:
         """The next frame's payload, an Oversize, or None at end of stream. Bytes of an
         unfinished frame at end of stream are dropped (never acknowledged, so the sender
-        still holds them)."""
+        still holds them). Cancelled (a timeout), ``in_frame`` says whether it was cut in
+        the middle of a frame."""
+        got = await self._next()
+        self.in_frame = False
+        return got
+
+    async def _next(self) -> bytes | Oversize | None:
         buf = self.buffer
         # 1. find the start block
         while True:
@@ -63,6 +84,7 @@ class FrameReader:
             if start >= 0:
                 self._count_noise(buf[:start])
                 del buf[:start + 1]
+                self.in_frame = True
                 break
             self._count_noise(buf)
             buf.clear()
@@ -79,6 +101,10 @@ class FrameReader:
                 self.abandoned += 1
                 del buf[:restart + 1]
                 scanned, kept, size = 0, None, 0
+                continue
+            if end >= 0 and end + 1 < len(buf) and buf[end + 1] not in AFTER_END:
+                self.inner_fs += 1  # content: the frame goes on
+                scanned = end + 1
                 continue
             if end >= 0:
                 if kept is not None:
@@ -108,3 +134,8 @@ class FrameReader:
 
     def _count_noise(self, data: bytes | bytearray) -> None:
         self.skipped += len(data) - data.count(b"\r") - data.count(b"\n")
+        ends = data.count(FS)
+        if ends:
+            self.unframed += ends
+            if self.on_unframed is not None:
+                self.on_unframed()

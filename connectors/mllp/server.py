@@ -222,6 +222,40 @@ def tls_context(cert: Path, key: Path | None = None,
     return context
 
 
+STREAM_LIMIT = 1 << 20  # a connection's StreamReader buffer (frames are read 64 KiB at a time)
+HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake (asyncio's default), at most idle_timeout
+# OpenSSL reasons meaning the peer spoke no TLS at all (plain MLLP, HTTP) on the TLS port
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
+                      "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL", "RECORD_LAYER_FAILURE",
+                      "PACKET_LENGTH_TOO_LONG"})
+
+
+def _tls_failure(exc: BaseException) -> str:
+    """Why a handshake failed, in OpenSSL's words (a reason code, never the peer's data)."""
+    if isinstance(exc, TimeoutError):
+        return "no handshake within the timeout"
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and reason:
+        return f"{reason}: the peer is not speaking TLS" if reason in _NOT_TLS else reason
+    if isinstance(exc, ConnectionError):
+        return f"the peer closed the connection ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+class _TLSAccept(asyncio.Protocol):
+    """A TLS connection just accepted: reading paused at once, so that the ClientHello stays
+    in the socket for the TLS layer, and the handshake handed to ``MLLPServer._accept_tls``."""
+
+    def __init__(self, server: MLLPServer) -> None:
+        self.server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+        task = asyncio.get_running_loop().create_task(self.server._accept_tls(transport))
+        self.server._handshakes.add(task)
+        task.add_done_callback(self.server._handshakes.discard)
+
+
 class MLLPServer:
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
@@ -235,15 +269,20 @@ class MLLPServer:
         self.server: asyncio.Server | None = None
         self._committer_task: asyncio.Task | None = None
         self._idle: dict[asyncio.Task, bool] = {}  # connection task -> waiting for a frame
+        self._handshakes: set[asyncio.Task] = set()  # TLS connections being accepted
         self.closing = False
         self.connections = 0
         self.acks = 0
 
     async def start(self) -> None:
         self._committer_task = asyncio.create_task(self.committer.run())
-        self.server = await asyncio.start_server(
-            self._serve_connection, self.host, self.port, ssl=self.ssl_context,
-            limit=1 << 20, reuse_address=True)
+        if self.ssl_context is None:
+            self.server = await asyncio.start_server(
+                self._serve_connection, self.host, self.port, limit=STREAM_LIMIT,
+                reuse_address=True)
+        else:  # the handshake is ours, to say who failed it and why (``_accept_tls``)
+            self.server = await asyncio.get_running_loop().create_server(
+                lambda: _TLSAccept(self), self.host, self.port, reuse_address=True)
         self.port = self.server.sockets[0].getsockname()[1]  # the real one when port was 0
         log.info("MLLP listening on %s:%s%s", self.host, self.port,
                  " (TLS)" if self.ssl_context else "")
@@ -253,6 +292,8 @@ class MLLPServer:
         self.closing = True
         if self.server is not None:
             self.server.close()
+        for task in list(self._handshakes):  # not a connection yet: nothing in flight
+            task.cancel()
         for task, idle in list(self._idle.items()):
             if idle:
                 task.cancel()
@@ -264,6 +305,36 @@ class MLLPServer:
         if self._committer_task is not None:
             await asyncio.wait([self._committer_task], timeout=grace)
         self.committer.shutdown()
+
+    async def _accept_tls(self, transport: asyncio.BaseTransport) -> None:
+        """The TLS handshake of a connection accepted in plain TCP, then the connection.
+        asyncio's own (``start_server(ssl=...)``) drops a failed handshake without a word
+        outside its debug mode: a lab sending plain MLLP to the TLS port, or connecting
+        without the client certificate asked for, got no ACK and nobody could tell it why.
+        A failure is one warning naming the peer and the TLS reason (no traceback)."""
+        loop = asyncio.get_running_loop()
+        peername = transport.get_extra_info("peername")
+        peer = peername[0] if isinstance(peername, tuple) else None
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        assert self.ssl_context is not None
+        try:
+            tls = await loop.start_tls(transport, protocol, self.ssl_context, server_side=True,
+                                       ssl_handshake_timeout=min(self.idle_timeout,
+                                                                 HANDSHAKE_TIMEOUT))
+        except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
+            log.warning("TLS handshake with %s failed (%s): connection closed", peer,
+                        _tls_failure(exc))
+            transport.close()
+            return
+        except asyncio.CancelledError:  # stopping
+            transport.close()
+            raise
+        if tls is None:  # the peer went away during the handshake
+            transport.close()
+            return
+        protocol.connection_made(tls)
+        await self._serve_connection(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
 
     async def _write(self, writer: asyncio.StreamWriter, answers: list[bytes]) -> None:
         """Each answer in a frame of its own."""
@@ -283,7 +354,12 @@ class MLLPServer:
         peer = peername[0] if isinstance(peername, tuple) else None
         self._idle[task] = True
         self.connections += 1
-        frames = FrameReader(reader, self.max_frame_bytes)
+        def unframed() -> None:
+            log.warning("connection from %s: a frame ended (FS) without its start block (VT): "
+                        "skipped, not answered; the sender's MLLP framing lacks the start "
+                        "block", peer)
+
+        frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
         count = 0
         try:
             while not self.closing:
@@ -292,7 +368,13 @@ class MLLPServer:
                     async with asyncio.timeout(self.idle_timeout):  # no task per frame, as
                         got = await frames.next()                  # wait_for makes (3.11)
                 except TimeoutError:
-                    log.info("connection from %s idle for %ss: closed", peer, self.idle_timeout)
+                    if frames.in_frame:  # a slow loris, or a link too slow for the frame
+                        log.warning("connection from %s: frame not finished within %ss: "
+                                    "closed, not answered (its sender still holds it)", peer,
+                                    self.idle_timeout)
+                    else:
+                        log.info("connection from %s idle for %ss: closed", peer,
+                                 self.idle_timeout)
                     break
                 if got is None:
                     break
@@ -318,10 +400,11 @@ class MLLPServer:
         finally:
             self._idle.pop(task, None)
             self.committer.forget(task)
-            if frames.skipped or frames.abandoned:
+            if frames.skipped or frames.abandoned or frames.inner_fs:
                 log.warning("connection from %s: %d byte(s) outside frames skipped, %d "
-                            "unfinished frame(s) abandoned", peer, frames.skipped,
-                            frames.abandoned)
+                            "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
+                            "read as content", peer, frames.skipped, frames.abandoned,
+                            frames.inner_fs)
             log.debug("connection from %s closed after %d frame(s)", peer, count)
             writer.close()
             try:

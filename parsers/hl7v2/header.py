@@ -82,11 +82,35 @@ def read_header(data: bytes) -> Header | None:
         text, codec, _ = decode(line)
     except HL7ParseError:
         text, codec = line.decode("latin-1"), "latin-1"
+    codec = _answer_codec(text, line, codec)
     try:
         msh = parse_text(text, codec)
     except HL7ParseError as exc:
         return _with_standard_encoding(text, codec, exc)
-    return Header(msh, _encodable(codec))
+    return Header(msh, codec)
+
+
+# What a Windows sender writes whatever its MSH-18 says: tried after the declared charset
+_WINDOWS = "cp1252"
+
+
+def _answer_codec(text: str, line: bytes, codec: str) -> str:
+    """The codec to answer in: the one the MSH was read with, unless it cannot give the
+    sender's bytes back. A Windows sender declaring 8859/1 or 8859/15 (or nothing) writes
+    cp1252: its C1 bytes (0x80-0x9F: €, ’, Œ) are read as the cp1252 characters they are,
+    which the declared charset lacks, and the ACK echoed 'd??uvre' in its MSH-5/6 (or
+    8859/15's own bytes for Œ and €). cp1252 is taken when it, and not the declared one,
+    gives back the MSH line as received; the ACK keeps the sender's MSH-18 all the same."""
+    codec = _encodable(codec)
+    if line.isascii():
+        return codec
+    for candidate in (codec, _WINDOWS):
+        try:
+            if text.encode(candidate) == line:
+                return candidate
+        except UnicodeEncodeError:
+            continue
+    return codec
 
 
 _STANDARD_ENCODING = "^~\\&"
