@@ -145,7 +145,11 @@ def header_warnings(msg: Message) -> list[str]:
       it, so its times without offset are read at Paris's (or the source's declared zone),
       perhaps hours away from what the sender meant.
     - MSH-12 empty, or no HL7 v2 version id (``tables/hl7_versions.csv``, HL7 table 0104):
-      a sender's misconfiguration (or a field shifted by a malformed MSH) worth fixing."""
+      a sender's misconfiguration (or a field shifted by a malformed MSH) worth fixing.
+    - MSH-11 T (training) or D (debugging): a test channel's message, filed in a real
+      dossier. The MLLP listener refuses them unless told otherwise ([mllp]
+      processing_ids); a file, a bucket or HTTP has no answer to give, so the import says
+      it here for the operator who reads the ledger."""
     out = []
     msh = msg.msh
     sent_at = text(msg, part(comps(msg, first_rep(msg, msh, 7)), 1))
@@ -160,7 +164,16 @@ def header_warnings(msg: Message) -> list[str]:
     elif version not in _hl7_versions():
         out.append("MSH-12: the version id is no HL7 v2 version (2.1 to 2.9.1: 2.3.1, 2.5.1, "
                    "2.8.2...); the message is read all the same")
+    processing = text(msg, part(comps(msg, first_rep(msg, msh, 11)), 1)).strip().upper()
+    if processing in _TEST_PROCESSING_IDS:
+        out.append(f"MSH-11: processing id {processing!r} "
+                   f"({_TEST_PROCESSING_IDS[processing]}), not production: filed all the "
+                   "same; check that this sender's test channel is not pointed here")
     return out
+
+
+# HL7 table 0103 values that say a message is no production traffic (MSH-11.1)
+_TEST_PROCESSING_IDS = {"T": "training", "D": "debugging"}
 
 
 @lru_cache(maxsize=1)

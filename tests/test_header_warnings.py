@@ -101,3 +101,20 @@ def test_the_ledger_row_carries_them(sqlite_ctx) -> None:  # noqa: ANN001
     assert [w.split(":", 1)[0] for w in row.warnings if w.startswith("MSH-")] == [
         "MSH-7", "MSH-12"]
     assert "2024-15-03" not in " ".join(row.warnings)
+
+
+@pytest.mark.parametrize(("msh11", "said"), [("T", "training"), ("D^A", "debugging"),
+                                             ("t", "training"), ("P", None), ("", None),
+                                             ("P^T", None)])
+def test_a_training_or_debugging_message_is_filed_with_a_warning(msh11: str, said) -> None:  # noqa: ANN001
+    """MSH-11 T or D through a file, a bucket or HTTP (the MLLP listener refuses them unless
+    declared): filed, as before, but the import says it is a test channel's message."""
+    msg = parse_text("\r".join([MSH.format(msh7="20240315104500", msh12="2.5")
+                                .replace("|MSG-1|P|", f"|MSG-1|{msh11}|"), *BODY]) + "\r")
+    nm = normalize_message(msg, "demo-lab")
+    warned = about(nm, "MSH-11")
+    if said is None:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and said in warned[0] and "filed all the same" in warned[0]
+    assert [e.code for e in nm.entries][-1] == "GLY"  # read all the same
