@@ -50,6 +50,8 @@ STATUSES = {
     "DocumentReference": {"current", "superseded", "entered-in-error"},
     "MedicationStatement": {"active", "completed", "entered-in-error", "intended", "stopped",
                             "on-hold", "unknown", "not-taken"},
+    "MedicationRequest": {"active", "on-hold", "cancelled", "completed", "entered-in-error",
+                          "stopped", "draft", "unknown"},
     "Immunization": {"completed", "entered-in-error", "not-done"},
     "Procedure": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                   "entered-in-error", "unknown"},
@@ -172,7 +174,7 @@ def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
             == len(rows)
         mapped = by_entry_id(bundle)
         for r in rows:  # every entry, whatever its type, is its resource
-            assert mapped[r["id"]]["resourceType"] == resource_type(r["type"])
+            assert mapped[r["id"]]["resourceType"] == resource_type(r["type"], r["details"])
         assert to_bundle(row, rows, provenance=prov) == bundle  # stable
     # every entry type of the samples has its own mapping (none falls back unseen)
     assert types <= set(_types()), types - set(_types())

@@ -1,0 +1,198 @@
+"""CDA R2 documents the way other senders write them (round 10: medications, vaccinations,
+problems): each test builds a small invented document with one structure the standard allows
+and checks what lands in the entries and in the dossier's FHIR export against what a
+clinician reading the document expects."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from dossiers.fhir import to_bundle
+from tests.test_cda_real_world import _entries, _section
+from tests.test_fhir_export import check_bundle
+
+PATIENT = {"id": 1, "family": "ESSAI", "given": "Jeanne", "birth_date": "1962-04-15",
+           "sex": "F", "ins": None}
+EDQM_ORAL = ('<routeCode code="20053000" codeSystem="0.4.0.127.0.16.1.1.2.1" '
+             'displayName="Voie orale"/>')
+
+
+def _exported(*sections: str) -> list[dict]:
+    """The body's entries of a document, exported and validated as a dossier's Bundle: the
+    resources, in the order of the entries."""
+    rows = [{**asdict(e), "id": i} for i, e in enumerate(_entries(*sections), 1)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    return [item["resource"] for item in bundle["entry"][1:] if
+            item["resource"]["resourceType"] != "Provenance"]
+
+
+def _medication(mood: str, timing: str, dose: str = '<doseQuantity value="1"/>',
+                status: str = "active", ident: str = "M1",
+                drug: str = "DOLIPRANE 1000 mg, comprimé") -> str:
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="{mood}">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>
+      <id root="1.2.250.1.999.3" extension="{ident}"/>
+      <code code="DRUG" codeSystem="2.16.840.1.113883.5.4"/>
+      <statusCode code="{status}"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20240312"/><high value="20240326"/>
+      </effectiveTime>{timing}{EDQM_ORAL}{dose}
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="3400935566836" codeSystem="1.2.250.1.213.2.3.2" displayName="{drug}"/>
+        <name>{drug}</name></manufacturedMaterial></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""
+
+
+THREE_A_DAY = """<effectiveTime xsi:type="PIVL_TS" institutionSpecified="true" operator="A">
+  <period value="8" unit="h"/></effectiveTime>"""
+EVERY_8_H = """<effectiveTime xsi:type="PIVL_TS" institutionSpecified="false" operator="A">
+  <period value="8" unit="h"/></effectiveTime>"""
+AT_BEDTIME = """<effectiveTime xsi:type="EIVL_TS" operator="A"><event code="HS"
+  codeSystem="2.16.840.1.113883.5.139"/></effectiveTime>"""
+
+
+# -- a prescription is no medication taken ------------------------------------------------------
+def test_a_prescribed_medication_is_a_medication_request_not_one_taken() -> None:
+    """A discharge prescription (moodCode INT: CI-SIS eP-MED, the 'traitements à la sortie'
+    of an LDL-SES) was exported as a MedicationStatement 'active': the patient is taking
+    it. It is a MedicationRequest; the medication taken (EVN) stays a statement."""
+    prescribed, taken = _exported(_section("10183-2", "Traitements à la sortie",
+                                           _medication("INT", THREE_A_DAY)
+                                           + _medication("EVN", EVERY_8_H, ident="M2")))
+    assert prescribed["resourceType"] == "MedicationRequest"
+    assert prescribed["intent"] == "plan" and prescribed["status"] == "active"
+    assert prescribed["medicationCodeableConcept"]["coding"][0]["code"] == "3400935566836"
+    assert prescribed["dosageInstruction"][0]["route"]["coding"][0]["code"] == "20053000"
+    assert taken["resourceType"] == "MedicationStatement"
+    assert "dosageInstruction" not in taken and taken["dosage"]
+
+
+# -- the dosing, as structured as it was sent ----------------------------------------------------
+def test_frequency_event_and_duration_are_the_dosage_timing() -> None:
+    """'3 fois par jour' (PIVL_TS institutionSpecified), 'toutes les 8 h' and 'au coucher'
+    (EIVL_TS HS) were exported as words only, and the bedtime not at all: the dosage read
+    '1' with no time of day."""
+    thrice, every8, bedtime = _exported(_section("10160-0", "Traitements", (
+        _medication("EVN", THREE_A_DAY) + _medication("EVN", EVERY_8_H, ident="M2")
+        + _medication("EVN", AT_BEDTIME, ident="M3", drug="STILNOX 10 mg, comprimé"))))
+    assert thrice["dosage"][0]["timing"]["repeat"] == {"frequency": 3, "period": 1,
+                                                       "periodUnit": "d"}
+    assert every8["dosage"][0]["timing"]["repeat"] == {"frequency": 1, "period": 8,
+                                                       "periodUnit": "h"}
+    assert bedtime["dosage"][0]["timing"]["repeat"] == {"when": ["HS"]}
+    assert "HS" in bedtime["dosage"][0]["text"]
+
+
+def test_rate_and_maximum_dose_are_in_the_dosage() -> None:
+    """CI-SIS FR-Traitement '100 mg / jour', 'au plus 200 mg / jour' (rateQuantity,
+    maxDoseQuantity): in the store, missing from the exported dosage."""
+    dose = """<doseQuantity><low value="1" unit="{tbl}"/><high value="2" unit="{tbl}"/>
+      </doseQuantity><rateQuantity value="100" unit="mg/d"/>
+      <maxDoseQuantity><numerator value="200" unit="mg"/><denominator value="1" unit="d"/>
+      </maxDoseQuantity>"""
+    (res,) = _exported(_section("10160-0", "Traitements",
+                                _medication("EVN", EVERY_8_H, dose=dose)))
+    text = res["dosage"][0]["text"]
+    assert "1-2 {tbl}" in text and "100 mg/d" in text and "200 mg/1 d" in text
+
+
+# -- vaccinations: what was given, or why not ---------------------------------------------------
+def _vaccination(negated: str = "", reason: str = "", when: str = "20240115") -> str:
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN"{negated}>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.12"/>
+      <templateId root="2.16.840.1.113883.10.20.22.4.52" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.5" extension="V-{when}"/>
+      <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/>
+      <statusCode code="completed"/><effectiveTime value="{when}"/>
+      <routeCode code="20035000" codeSystem="0.4.0.127.0.16.1.1.2.1"
+        displayName="Voie intramusculaire"/>
+      <doseQuantity value="0.5" unit="mL"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="J07CA02" codeSystem="2.16.840.1.113883.6.73"
+          displayName="diphtérie-poliomyélite-tétanos-coqueluche"/>
+        <name>REPEVAX</name><lotNumberText>X5T31</lotNumberText>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <code code="30973-2" codeSystem="2.16.840.1.113883.6.1"/>
+        <statusCode code="completed"/><value xsi:type="INT" value="3"/></observation>
+      </entryRelationship>{reason}
+    </substanceAdministration></entry>"""
+
+
+REFUSED = """<entryRelationship typeCode="RSON"><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.53"/>
+  <code code="PATOBJ" codeSystem="2.16.840.1.113883.5.8" displayName="objection du patient"/>
+  <statusCode code="completed"/></act></entryRelationship>"""
+
+
+def test_a_vaccination_exports_its_lot_dose_number_and_route() -> None:
+    """The lot (traceability, 'rappel' recall), the rank in the series ('3e dose') and the
+    route were read into the store and left out of the Immunization."""
+    (res,) = _exported(_section("11369-6", "Vaccinations", _vaccination()))
+    assert res["status"] == "completed" and res["occurrenceDateTime"] == "2024-01-15"
+    assert res["lotNumber"] == "X5T31"
+    assert res["protocolApplied"] == [{"doseNumberPositiveInt": 3}]
+    assert res["route"]["coding"][0]["code"] == "20035000"
+    assert res["doseQuantity"]["value"] == 0.5 and res["doseQuantity"]["code"] == "mL"
+
+
+def test_a_refused_vaccination_says_why_it_was_not_done() -> None:
+    """negationInd with a refusal reason (C-CDA 4.53 'PATOBJ'): not-done, and the reason
+    (statusReason) was dropped from the export."""
+    (res,) = _exported(_section("11369-6", "Vaccinations",
+                                _vaccination(' negationInd="true"', REFUSED)))
+    assert res["status"] == "not-done"
+    assert res["statusReason"]["coding"][0]["code"] == "PATOBJ"
+    assert "protocolApplied" not in res  # no dose of the series was given
+
+
+# -- problems: resolved is not active ------------------------------------------------------------
+def _concern(concern: str, problems: str) -> str:
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+      <id root="1.2.250.1.999.4" extension="C1"/><code nullFlavor="NA"/>
+      <statusCode code="{concern}"/><effectiveTime><low value="2010"/></effectiveTime>
+      {problems}</act></entry>"""
+
+
+def _problem(ident: str, code: str, name: str, period: str, status: str = "") -> str:
+    return f"""<entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+      <id root="1.2.250.1.999.4" extension="{ident}"/>
+      <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+      <statusCode code="completed"/><effectiveTime>{period}</effectiveTime>
+      <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.3"
+        displayName="{name}"/>{status}</observation></entryRelationship>"""
+
+
+ACTIVE = """<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.1.1"/>
+  <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+  <value xsi:type="CD" code="55561003" codeSystem="2.16.840.1.113883.6.96"
+    displayName="Active"/></observation></entryRelationship>"""
+
+
+def test_a_problem_resolved_under_an_active_concern_is_resolved() -> None:
+    """IHE PCC: the concern (act) is still followed, its asthma ended in 2015 (the problem's
+    effectiveTime/high): it was exported 'active' with an abatement date, which R4 forbids
+    (con-4) and reads as an ongoing asthma. The diabetes beside it, not ended, stays active."""
+    asthma, diabetes = _exported(_section("11450-4", "Problèmes", _concern("active", (
+        _problem("P1", "J45.9", "Asthme", '<low value="2010"/><high value="20150601"/>')
+        + _problem("P2", "E11.9", "Diabète de type 2", '<low value="2016"/>')))))
+    assert asthma["clinicalStatus"]["coding"][0]["code"] == "resolved"
+    assert asthma["abatementDateTime"] == "2015-06-01"
+    assert diabetes["clinicalStatus"]["coding"][0]["code"] == "active"
+    assert "abatementDateTime" not in diabetes
+
+
+def test_a_problem_said_active_with_an_end_keeps_the_senders_status() -> None:
+    """The status observation says active, the effectiveTime has a high: the sender's word
+    is kept and the end date is said in a note, not as an abatement (con-4)."""
+    (res,) = _exported(_section("11450-4", "Problèmes", _concern("active", _problem(
+        "P1", "I10", "Hypertension artérielle", '<low value="2010"/><high value="20250101"/>',
+        ACTIVE))))
+    assert res["clinicalStatus"]["coding"][0]["code"] == "active"
+    assert "abatementDateTime" not in res
+    assert any("2025-01-01" in n["text"] for n in res["note"])
