@@ -196,3 +196,44 @@ def test_a_problem_said_active_with_an_end_keeps_the_senders_status() -> None:
     assert res["clinicalStatus"]["coding"][0]["code"] == "active"
     assert "abatementDateTime" not in res
     assert any("2025-01-01" in n["text"] for n in res["note"])
+
+
+def _status_observation(code: str, system: str) -> str:
+    return f"""<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.1.1"/>
+      <templateId root="1.2.250.1.213.1.1.3.30"/>
+      <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <value xsi:type="CE" code="{code}" codeSystem="{system}"/></observation>
+      </entryRelationship>"""
+
+
+ALLERGY = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.3"/>
+  <id root="1.2.250.1.999.6" extension="AC1"/><code nullFlavor="NA"/>
+  <statusCode code="active"/><effectiveTime><low value="2015"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.6"/>
+    <id root="1.2.250.1.999.6" extension="A1"/>
+    <code code="DALG" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+    <effectiveTime><low value="2015"/></effectiveTime>
+    <value xsi:type="CD" code="DALG" codeSystem="2.16.840.1.113883.5.4"/>
+    <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity classCode="MMAT">
+      <code code="J01CA04" codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/>
+    </playingEntity></participantRole></participant>{status}</observation></entryRelationship>
+</act></entry>"""
+
+
+def test_a_clinical_status_coded_in_fhir_terms_is_the_exported_one() -> None:
+    """CI-SIS FR-Statut-du-probleme (IPS-FR, CARD-F-PRC) codes the status with the FHIR
+    code systems ('recurrence' in condition-clinical, 2.16.840.1.113883.4.642.1.1074;
+    'inactive' in allergyintolerance-clinical, .4.642.4.1373), not SNOMED CT: the export
+    knew only SNOMED CT and fell back on the concern, 'active'."""
+    problem, allergy = _exported(_section("11450-4", "Problèmes", _concern("active", _problem(
+        "P1", "I48", "Fibrillation auriculaire", '<low value="2019"/>',
+        _status_observation("recurrence", "2.16.840.1.113883.4.642.1.1074")))),
+        _section("48765-2", "Allergies", ALLERGY.format(status=_status_observation(
+            "inactive", "2.16.840.1.113883.4.642.4.1373"))))
+    assert problem["resourceType"] == "Condition"
+    assert problem["clinicalStatus"]["coding"][0]["code"] == "recurrence"
+    assert allergy["resourceType"] == "AllergyIntolerance"
+    assert allergy["clinicalStatus"]["coding"][0]["code"] == "inactive"
