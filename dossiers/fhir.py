@@ -380,6 +380,30 @@ _DOSAGE_TEXT = (("dose", ""), ("frequency", ""), ("event", "when "), ("duration"
                 ("rate", "rate "), ("max_dose", "at most "))
 
 
+# what a medication says once for all the steps of its dosing (details.dosage_steps)
+_WHOLE_DOSING = ("route", "route_coded", "preconditions", "max_dose")
+
+
+def _dosages(details: Mapping, base_url: str) -> list[dict]:
+    """The Dosages of a medication: one per step of a dosing in steps (details.dosage_steps:
+    eP-MED's 'every 8 h for 2 days, then every 12 h for 4 days', Dosage.sequence), each with
+    the route, condition and maximum dose said once for all; else the one it has. The steps
+    were not exported: the prescription read no dose nor frequency."""
+    steps = [s for s in details.get("dosage_steps") or () if isinstance(s, Mapping)] \
+        if isinstance(details.get("dosage_steps"), list) else []
+    if not steps:
+        return [_dosage(details, base_url)]
+    whole = {k: details[k] for k in _WHOLE_DOSING if k in details}
+    out = []
+    for step in steps:
+        dosage = _dosage({**whole, **step}, base_url)
+        sequence = str(step.get("sequence") or "").strip()
+        if sequence.isdigit() and 0 < int(sequence) < 2**31:
+            dosage = {"sequence": int(sequence), **dosage}
+        out.append(dosage)
+    return out
+
+
 def _dosage(details: Mapping, base_url: str) -> dict:
     """A medication's Dosage: its words (dose, frequency, timing event, duration, rate,
     maximum dose: all the CDA said), route, 'as needed', and the timing it gave
@@ -945,7 +969,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    medicationCodeableConcept=_concept(entry, base_url, "medication",
                                                       details),
                    subject=subject, authoredOn=effective if not (low or high) else None,
-                   dosageInstruction=[_dosage(details, base_url)])
+                   dosageInstruction=_dosages(details, base_url))
         if details.get("negated"):  # 'ne pas prendre': a request not to give it
             res["doNotPerform"] = True
         if low or high:
@@ -958,7 +982,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    medicationCodeableConcept=_concept(entry, base_url, "medication",
                                                       details),
                    subject=subject,
-                   dosage=[_dosage(details, base_url)])
+                   dosage=_dosages(details, base_url))
         if low or high:
             res["effectivePeriod"] = {"start": low, "end": high}
         else:

@@ -237,3 +237,38 @@ def test_a_clinical_status_coded_in_fhir_terms_is_the_exported_one() -> None:
     assert problem["clinicalStatus"]["coding"][0]["code"] == "recurrence"
     assert allergy["resourceType"] == "AllergyIntolerance"
     assert allergy["clinicalStatus"]["coding"][0]["code"] == "inactive"
+
+
+def _step(sequence: int, start: str, days: int, hours: int) -> str:
+    return f"""<entryRelationship typeCode="COMP"><sequenceNumber value="{sequence}"/>
+      <substanceAdministration classCode="SBADM" moodCode="INT">
+      <templateId root="1.2.250.1.213.1.1.3.83.1"/><statusCode code="completed"/>
+      <effectiveTime xsi:type="SXPR_TS"><comp xsi:type="IVL_TS" operator="A">
+        <low value="{start}"/><width value="{days}" unit="d"/></comp>
+        <comp xsi:type="PIVL_TS" operator="A"><period value="{hours}" unit="h"/></comp>
+      </effectiveTime>
+      <doseQuantity><low value="1" unit="{{tablet}}"/><high value="2" unit="{{tablet}}"/>
+      </doseQuantity>
+      <consumable><manufacturedProduct><manufacturedMaterial><code nullFlavor="NA"/>
+      </manufacturedMaterial></manufacturedProduct></consumable>
+      </substanceAdministration></entryRelationship>"""
+
+
+def test_a_prescription_in_steps_exports_each_step() -> None:
+    """eP-MED structured posology (FR-Traitement-prescrit-subordonnee): 1 to 2 tablets every
+    8 h for 2 days, then every 12 h for 4 days. The steps were in the store, and the
+    exported prescription said no dose nor frequency at all."""
+    steps = _step(1, "20211201", 2, 8) + _step(2, "20211203", 4, 12)
+    prescription = _medication("INT", "", dose="", drug="PARACETAMOL MYLAN 500 mg, comprimé"
+                               ).replace("</substanceAdministration></entry>",
+                                         steps + "</substanceAdministration></entry>")
+    (res,) = _exported(_section("57828-6", "Prescription", prescription))
+    first, second = res["dosageInstruction"]
+    assert (first["sequence"], second["sequence"]) == (1, 2)
+    assert first["timing"]["repeat"] == {"frequency": 1, "period": 8, "periodUnit": "h",
+                                         "boundsDuration": {"value": 2, "unit": "d",
+                                                            "system": "http://unitsofmeasure.org",
+                                                            "code": "d"}}
+    assert second["timing"]["repeat"]["period"] == 12
+    assert "1-2 {tablet}" in first["text"] and "every 12 h" in second["text"]
+    assert first["route"]["coding"][0]["code"] == "20053000"
