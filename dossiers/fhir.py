@@ -375,9 +375,11 @@ EVENT_TIMINGS = frozenset({"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "AC
                            "PC", "PCM", "PCD", "PCV"})
 # the frequencies normalizers/cda.py writes in details.frequency (PIVL_TS)
 _TIMES_A_DAY = re.compile(r"(once|\d+ times) a day")
+_TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _EVERY = re.compile(r"every (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? ?(\S+)")
-_DOSAGE_TEXT = (("dose", ""), ("frequency", ""), ("event", "when "), ("duration", "for "),
-                ("rate", "rate "), ("max_dose", "at most "))
+_DOSAGE_TEXT = (("dose", ""), ("frequency", ""), ("times_of_day", "at "), ("event", "when "),
+                ("duration", "for "), ("rate", "rate "), ("max_dose", "at most "))
 
 
 # what a medication says once for all the steps of its dosing (details.dosage_steps)
@@ -410,8 +412,10 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     structured ('3 times a day', 'every 8 h', 'au coucher' HS, 'for 5 d'). Only dose and
     frequency were exported, in words: the bedtime, the rate and the maximum dose a day
     were lost, and no reader could compute with the frequency."""
-    text = "; ".join(f"{prefix}{_text(details[k])}" for k, prefix in _DOSAGE_TEXT
-                     if _text(details.get(k)))
+    said = {k: ", ".join(map(str, v)) if isinstance(v, list) else v
+            for k, v in details.items()}
+    text = "; ".join(f"{prefix}{_text(said[k])}" for k, prefix in _DOSAGE_TEXT
+                     if _text(said.get(k)))
     out: dict[str, Any] = {"text": text or None}
     timing = _timing_repeat(details)
     if timing:
@@ -429,7 +433,11 @@ def _timing_repeat(details: Mapping) -> dict:
     frequency = _text(details.get("frequency")) or ""
     daily = _TIMES_A_DAY.fullmatch(frequency)
     every = _EVERY.fullmatch(frequency)
-    if daily:
+    times = _TIMES_EVERY.fullmatch(frequency)
+    if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31:
+        repeat.update(frequency=int(times.group(1)), period=_decimal(times.group(2)),
+                      periodUnit=times.group(3))
+    elif daily:
         count = daily.group(1)
         repeat.update(frequency=1 if count == "once" else int(count.split()[0]), period=1,
                       periodUnit="d")
@@ -438,9 +446,13 @@ def _timing_repeat(details: Mapping) -> dict:
         if every.group(2):
             repeat["periodMax"] = _decimal(every.group(2))
         repeat["periodUnit"] = every.group(3)
-    event = _text(details.get("event"))
-    if event in EVENT_TIMINGS:
-        repeat["when"] = [event]
+    hours = details.get("times_of_day")
+    if isinstance(hours, list) and hours and \
+            all(isinstance(h, str) and _TIME_OF_DAY.fullmatch(h) for h in hours):
+        repeat["timeOfDay"] = [f"{h}:00" for h in hours]
+    events = [e.strip() for e in (_text(details.get("event")) or "").split(",")]
+    if events != [""] and all(e in EVENT_TIMINGS for e in events):
+        repeat["when"] = events
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
         repeat["boundsDuration"] = {"value": _decimal(duration[0]), "unit": duration[1],

@@ -272,3 +272,44 @@ def test_a_prescription_in_steps_exports_each_step() -> None:
     assert second["timing"]["repeat"]["period"] == 12
     assert "1-2 {tablet}" in first["text"] and "every 12 h" in second["text"]
     assert first["route"]["coding"][0]["code"] == "20053000"
+
+
+# -- the dosing of a medication, as the document says it ---------------------------------------
+MORNING_AND_EVENING = """<effectiveTime xsi:type="SXPR_TS" operator="A">
+  <comp xsi:type="PIVL_TS" institutionSpecified="false"><phase><low value="202403120800"/>
+    </phase><period value="1" unit="d"/></comp>
+  <comp xsi:type="PIVL_TS" institutionSpecified="false" operator="I"><phase>
+    <low value="202403122000"/></phase><period value="1" unit="d"/></comp></effectiveTime>"""
+WAKING_AND_BEDTIME = """<effectiveTime xsi:type="SXPR_TS" operator="A">
+  <comp xsi:type="EIVL_TS"><event code="WAKE"/></comp>
+  <comp xsi:type="EIVL_TS" operator="I"><event code="HS"/></comp></effectiveTime>"""
+
+
+def test_two_times_a_day_united_are_twice_a_day() -> None:
+    """IHE PCC 'matin et soir': two PIVL_TS of one day, at 08:00 and 20:00, united (SXPR_TS
+    operator I). The second overwrote the first: filed 'every 1 d', half the dose."""
+    entry, = _entries(_section("10160-0", "Traitements",
+                               _medication("EVN", MORNING_AND_EVENING)))
+    assert entry.details["frequency"] == "2 times a day"
+    assert entry.details["times_of_day"] == ["08:00", "20:00"]
+    (res,) = _exported(_section("10160-0", "Traitements",
+                                _medication("EVN", MORNING_AND_EVENING)))
+    assert res["dosage"][0]["timing"]["repeat"] == {
+        "frequency": 2, "period": 1, "periodUnit": "d", "timeOfDay": ["08:00:00", "20:00:00"]}
+    assert "2 times a day; at 08:00, 20:00" in res["dosage"][0]["text"]
+
+
+def test_two_events_united_are_both_kept() -> None:
+    """'au lever et au coucher' (EIVL_TS WAKE and HS united): only the last was kept."""
+    entry, = _entries(_section("10160-0", "Traitements",
+                               _medication("EVN", WAKING_AND_BEDTIME)))
+    assert entry.details["event"] == "WAKE, HS"
+    (res,) = _exported(_section("10160-0", "Traitements",
+                                _medication("EVN", WAKING_AND_BEDTIME)))
+    assert res["dosage"][0]["timing"]["repeat"] == {"when": ["WAKE", "HS"]}
+
+
+def test_one_frequency_intersected_with_the_period_is_unchanged() -> None:
+    """The common case stays as it was: IVL_TS and one PIVL_TS operator A."""
+    entry, = _entries(_section("10160-0", "Traitements", _medication("EVN", EVERY_8_H)))
+    assert entry.details["frequency"] == "every 8 h" and "times_of_day" not in entry.details
