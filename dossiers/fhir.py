@@ -414,6 +414,12 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     were lost, and no reader could compute with the frequency."""
     said = {k: ", ".join(map(str, v)) if isinstance(v, list) else v
             for k, v in details.items()}
+    unit = details.get("administration_unit")
+    words = _text(unit.get("display") or unit.get("text") or unit.get("code")) \
+        if isinstance(unit, Mapping) else None
+    if words and _number(said.get("dose")) is not None:
+        # C-CDA: dose 1, administrationUnitCode 'comprimé': one tablet, not '1' of nothing
+        said["dose"] = f"{_text(said['dose'])} {words}"
     text = "; ".join(f"{prefix}{_text(said[k])}" for k, prefix in _DOSAGE_TEXT
                      if _text(said.get(k)))
     out: dict[str, Any] = {"text": text or None}

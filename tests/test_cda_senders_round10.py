@@ -313,3 +313,13 @@ def test_one_frequency_intersected_with_the_period_is_unchanged() -> None:
     """The common case stays as it was: IVL_TS and one PIVL_TS operator A."""
     entry, = _entries(_section("10160-0", "Traitements", _medication("EVN", EVERY_8_H)))
     assert entry.details["frequency"] == "every 8 h" and "times_of_day" not in entry.details
+
+
+def test_a_dose_counted_in_administration_units_says_them_in_the_dosage() -> None:
+    """C-CDA doseQuantity 1 and administrationUnitCode 'comprimé' (NCI C48542): the store
+    keeps the unit (details.administration_unit), the exported dosage read '1' of nothing."""
+    unit = ('<doseQuantity value="1"/><administrationUnitCode code="C48542" '
+            'codeSystem="2.16.840.1.113883.3.26.1.1" displayName="comprimé"/>')
+    (res,) = _exported(_section("10160-0", "Traitements",
+                                _medication("EVN", THREE_A_DAY, dose=unit)))
+    assert res["dosage"][0]["text"].startswith("1 comprimé; 3 times a day")
