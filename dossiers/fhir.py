@@ -382,6 +382,38 @@ _DOSAGE_TEXT = (("dose", ""), ("frequency", ""), ("times_of_day", "at "), ("even
                 ("duration", "for "), ("rate", "rate "), ("max_dose", "at most "))
 
 
+NO_SUBSTITUTION = "N"  # HL7 v3 substanceAdminSubstitution (2.16.840.1.113883.5.1070)
+SUBSTITUTIONS = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
+
+
+def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | None,
+                      base_url: str) -> None:
+    """What a prescription says to the pharmacist (eP-MED, IHE Pharm): the period it covers,
+    the renewals allowed after the first dispense (numberOfRepeatsAllowed), the quantity to
+    dispense, and whether the drug may be substituted ('non substituable': allowedBoolean
+    false). They were read into the store and left out of the export."""
+    dispense: dict[str, Any] = {}
+    if low or high:
+        dispense["validityPeriod"] = {"start": low, "end": high}
+    renewals = details.get("renewals")
+    if isinstance(renewals, int) and not isinstance(renewals, bool) and \
+            0 <= renewals < 2**31:
+        dispense["numberOfRepeatsAllowed"] = renewals
+    quantity = details.get("quantity_prescribed")
+    if isinstance(quantity, Mapping) and _number(quantity.get("value")) is not None:
+        dispense["quantity"] = _quantity(_decimal(str(_number(quantity["value"]))),
+                                         _text(quantity.get("unit")), None)
+    res["dispenseRequest"] = dispense or None
+    substitution = details.get("substitution")
+    if isinstance(substitution, Mapping):
+        if _code(substitution.get("code")) == NO_SUBSTITUTION:
+            res["substitution"] = {"allowedBoolean": False}
+        else:
+            concept = _coded_concept(substitution, base_url)
+            if concept:
+                res["substitution"] = {"allowedCodeableConcept": concept}
+
+
 # what a medication says once for all the steps of its dosing (details.dosage_steps)
 _WHOLE_DOSING = ("route", "route_coded", "preconditions", "max_dose")
 
@@ -395,7 +427,7 @@ def _dosages(details: Mapping, base_url: str) -> list[dict]:
         if isinstance(details.get("dosage_steps"), list) else []
     if not steps:
         return [_dosage(details, base_url)]
-    whole = {k: details[k] for k in _WHOLE_DOSING if k in details}
+    whole = {k: details[k] for k in _WHOLE_DOSING + ("patient_instructions",) if k in details}
     out = []
     for step in steps:
         dosage = _dosage({**whole, **step}, base_url)
@@ -428,6 +460,9 @@ def _dosage(details: Mapping, base_url: str) -> dict:
         out["timing"] = {"repeat": timing}
     out["route"] = _route(details, base_url)
     out.update(_as_needed(details.get("preconditions"), base_url))
+    told = details.get("patient_instructions")  # 'à prendre au cours d'un repas'
+    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
+    out["patientInstruction"] = " ".join(t for t in said if t) or None
     return out
 
 
@@ -990,8 +1025,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    dosageInstruction=_dosages(details, base_url))
         if details.get("negated"):  # 'ne pas prendre': a request not to give it
             res["doNotPerform"] = True
-        if low or high:
-            res["dispenseRequest"] = {"validityPeriod": {"start": low, "end": high}}
+        _dispense_request(res, details, low, high, base_url)
     elif resource == "MedicationStatement":
         taken = "not-taken" if details.get("negated") else fhir_status(status, resource)
         low = fhir_datetime(details.get("period_low"))

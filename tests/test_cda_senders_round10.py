@@ -323,3 +323,38 @@ def test_a_dose_counted_in_administration_units_says_them_in_the_dosage() -> Non
     (res,) = _exported(_section("10160-0", "Traitements",
                                 _medication("EVN", THREE_A_DAY, dose=unit)))
     assert res["dosage"][0]["text"].startswith("1 comprimé; 3 times a day")
+
+
+EP_MED_PARTS = """<entryRelationship typeCode="SUBJ" inversionInd="true">
+  <act classCode="ACT" moodCode="INT">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3"/>
+    <code code="PINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+    <text>À prendre au cours d'un repas</text><statusCode code="completed"/></act>
+  </entryRelationship>
+  <entryRelationship typeCode="COMP"><supply classCode="SPLY" moodCode="RQO">
+    <templateId root="1.3.6.1.4.1.19376.1.9.1.3.8"/><independentInd value="false"/>
+    <quantity value="2" unit="30009000"/></supply></entryRelationship>
+  <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="DEF">
+    <templateId root="1.3.6.1.4.1.19376.1.9.1.3.9.1"/>
+    <code code="N" codeSystem="2.16.840.1.113883.5.1070"
+      displayName="Aucune substitution permise"/><statusCode code="completed"/></act>
+  </entryRelationship>"""
+
+
+def test_a_prescriptions_renewals_quantity_substitution_and_instructions_are_exported() -> None:
+    """eP-MED: 'à renouveler 3 fois', 2 boxes, 'non substituable', 'à prendre au cours d'un
+    repas' were in the store and out of the exported prescription: a pharmacist reading it
+    could substitute a drug the prescriber forbade substituting."""
+    prescription = _medication("INT", THREE_A_DAY).replace(
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>',
+        '<templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>'
+        '<templateId root="1.3.6.1.4.1.19376.1.9.1.3.2"/>').replace(
+        "</consumable>", "</consumable>" + EP_MED_PARTS).replace(
+        EDQM_ORAL, '<repeatNumber value="3"/>' + EDQM_ORAL)
+    (res,) = _exported(_section("57828-6", "Prescription", prescription))
+    assert res["resourceType"] == "MedicationRequest"
+    assert res["substitution"] == {"allowedBoolean": False}
+    assert res["dispenseRequest"]["numberOfRepeatsAllowed"] == 3
+    assert res["dispenseRequest"]["quantity"]["value"] == 2
+    assert res["dispenseRequest"]["validityPeriod"]["start"] == "2024-03-12"
+    assert res["dosageInstruction"][0]["patientInstruction"] == "À prendre au cours d'un repas"
