@@ -378,8 +378,9 @@ _TIMES_A_DAY = re.compile(r"(once|\d+ times) a day")
 _TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _EVERY = re.compile(r"every (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? ?(\S+)")
-_DOSAGE_TEXT = (("dose", ""), ("frequency", ""), ("times_of_day", "at "), ("event", "when "),
-                ("duration", "for "), ("rate", "rate "), ("max_dose", "at most "))
+_DOSAGE_TEXT = (("sig", ""), ("dose", ""), ("frequency", ""), ("times_of_day", "at "),
+                ("event", "when "), ("duration", "for "), ("rate", "rate "),
+                ("max_dose", "at most "))
 
 
 NO_SUBSTITUTION = "N"  # HL7 v3 substanceAdminSubstitution (2.16.840.1.113883.5.1070)
@@ -439,8 +440,8 @@ def _dosages(details: Mapping, base_url: str) -> list[dict]:
 
 
 def _dosage(details: Mapping, base_url: str) -> dict:
-    """A medication's Dosage: its words (dose, frequency, timing event, duration, rate,
-    maximum dose: all the CDA said), route, 'as needed', and the timing it gave
+    """A medication's Dosage: its words (the free text sig, dose, frequency, timing event,
+    duration, rate, maximum dose: all the CDA said), route, 'as needed', and the timing it gave
     structured ('3 times a day', 'every 8 h', 'au coucher' HS, 'for 5 d'). Only dose and
     frequency were exported, in words: the bedtime, the rate and the maximum dose a day
     were lost, and no reader could compute with the frequency."""

@@ -358,3 +358,22 @@ def test_a_prescriptions_renewals_quantity_substitution_and_instructions_are_exp
     assert res["dispenseRequest"]["quantity"]["value"] == 2
     assert res["dispenseRequest"]["validityPeriod"]["start"] == "2024-03-12"
     assert res["dosageInstruction"][0]["patientInstruction"] == "À prendre au cours d'un repas"
+
+
+def test_a_medications_free_text_sig_is_kept_and_is_the_dosage_text() -> None:
+    """C-CDA R2.1 Medication Free Text Sig (4.147): the prescriber's words for the whole
+    posology ('1 comprimé matin et soir pendant 10 jours'). It was skipped: what the
+    structured dosing could not say was lost."""
+    sig = """<entryRelationship typeCode="COMP"><substanceAdministration classCode="SBADM"
+      moodCode="EVN"><templateId root="2.16.840.1.113883.10.20.22.4.147"/>
+      <code code="76662-6" codeSystem="2.16.840.1.113883.6.1"/>
+      <text><reference value="#sig1"/></text>
+      <consumable><manufacturedProduct><manufacturedMaterial nullFlavor="NA"/>
+      </manufacturedProduct></consumable></substanceAdministration></entryRelationship>"""
+    med = _medication("EVN", THREE_A_DAY).replace("</consumable>", "</consumable>" + sig)
+    narrative = '<paragraph ID="sig1">1 comprimé matin, midi et soir pendant 10 jours</paragraph>'
+    entry, = _entries(_section("10160-0", narrative, med))
+    assert entry.details["sig"] == ["1 comprimé matin, midi et soir pendant 10 jours"]
+    (res,) = _exported(_section("10160-0", narrative, med))
+    assert res["dosage"][0]["text"].startswith("1 comprimé matin, midi et soir pendant 10 "
+                                               "jours; 1; 3 times a day")
