@@ -166,6 +166,12 @@ def _clinical_statuses() -> dict[tuple[str, str], dict[str, str]]:
 
 
 @cache
+def _verification_statuses() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["system"], r["code"]): r
+            for r in read_csv_rows(TABLES / "fhir_verification_statuses.csv")}
+
+
+@cache
 def _reaction_severities() -> dict[tuple[str, str], str]:
     return {(r["system"], r["code"]): r["severity"]
             for r in read_csv_rows(TABLES / "fhir_reaction_severity.csv")}
@@ -1305,7 +1311,15 @@ def _vaccination(res: dict, details: Mapping, base_url: str) -> None:
 
 def _verification(status: str | None, resource: str, details: Mapping,
                   system: str) -> dict | None:
+    """The verificationStatus: refuted when negated, in error when the entry is, else the
+    certainty the sender stated (fhir_verification_statuses.csv: a diagnosis 'infirmé' or
+    only suspected was exported as a plain Condition, read as made), else our status."""
     code = "refuted" if details.get("negated") else fhir_status(status, resource)
+    certainty = details.get("certainty")
+    if code not in ("refuted", "entered-in-error") and isinstance(certainty, Mapping):
+        row = _verification_statuses().get((str(certainty.get("system") or ""),
+                                            str(certainty.get("code") or ""))) or {}
+        code = row.get(resource) or code
     if not code:
         return None
     return {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}",

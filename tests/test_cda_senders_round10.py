@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from dossiers.fhir import to_bundle
 from tests.test_cda_real_world import _entries, _section
-from tests.test_fhir_export import check_bundle
+from tests.test_fhir_export import VERIFICATION, check_bundle
 
 PATIENT = {"id": 1, "family": "ESSAI", "given": "Jeanne", "birth_date": "1962-04-15",
            "sex": "F", "ins": None}
@@ -377,3 +377,41 @@ def test_a_medications_free_text_sig_is_kept_and_is_the_dosage_text() -> None:
     (res,) = _exported(_section("10160-0", narrative, med))
     assert res["dosage"][0]["text"].startswith("1 comprimé matin, midi et soir pendant 10 "
                                                "jours; 1; 3 times a day")
+
+
+def _certainty(code: str, system: str = "2.16.840.1.113883.4.642.1.1075") -> str:
+    return f"""<entryRelationship typeCode="SUBJ" inversionInd="true">
+      <observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <templateId root="1.2.250.1.213.1.1.3.171"/>
+      <code code="66455-7" codeSystem="2.16.840.1.113883.6.1" displayName="Certitude"/>
+      <statusCode code="completed"/><value xsi:type="CD" code="{code}"
+        codeSystem="{system}"/></observation></entryRelationship>"""
+
+
+def test_a_refuted_or_provisional_diagnosis_says_so_in_the_export() -> None:
+    """CI-SIS FR-Certitude (IPS-FR: condition-ver-status codes; eHDSI: SNOMED CT qualifiers)
+    says a diagnosis is refuted ('infirmé') or only suspected: it was read into
+    details.certainty and exported as a plain Condition, read as a diagnosis made."""
+    refuted, suspected, confirmed = _exported(_section("11450-4", "Problèmes", _concern(
+        "active", _problem("P1", "C34.9", "Cancer du poumon", '<low value="2023"/>',
+                           _certainty("refuted"))
+        + _problem("P2", "I26.9", "Embolie pulmonaire", '<low value="2024"/>',
+                   _certainty("415684004", "2.16.840.1.113883.6.96"))
+        + _problem("P3", "E11.9", "Diabète de type 2", '<low value="2016"/>',
+                   _certainty("confirmed")))))
+
+    def verification(res: dict) -> str:
+        return res["verificationStatus"]["coding"][0]["code"]
+
+    assert verification(refuted) == "refuted"
+    assert verification(suspected) == "provisional"
+    assert verification(confirmed) == "confirmed"
+
+
+def test_the_certainty_table_stays_in_the_r4_value_sets() -> None:
+    from dossiers.fhir import _verification_statuses
+
+    for row in _verification_statuses().values():
+        for resource, allowed in VERIFICATION.items():
+            assert row[resource] in allowed, row
