@@ -389,6 +389,9 @@ _DOSAGE_TEXT = (("sig", ""), ("dose", ""), ("frequency", ""), ("times_of_day", "
                 ("max_dose", "at most "))
 
 
+CRITICALITIES = frozenset({"low", "high", "unable-to-assess"})  # R4 allergy criticality
+FHIR_OIDS = "2.16.840.1.113883.4.642."  # FHIR code systems and value sets
+CONDITION_VERIFICATION_OID = "2.16.840.1.113883.4.642.1.1075"  # condition-ver-status
 NO_SUBSTITUTION = "N"  # HL7 v3 substanceAdminSubstitution (2.16.840.1.113883.5.1070)
 SUBSTITUTIONS = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
 
@@ -1011,7 +1014,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    verificationStatus=_verification(status, resource, details,
                                                     "condition-ver-status"),
                    code=_concept(entry, base_url, "problem"), subject=subject,
-                   onsetDateTime=effective)
+                   onsetDateTime=effective,
+                   severity=_coded_concept(details.get("severity"), base_url))
         _abatement(res, status, details)
     elif resource == "AllergyIntolerance":
         res.update(clinicalStatus=_clinical(status, resource, details,
@@ -1021,6 +1025,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    code=_concept(entry, base_url, "allergy"), patient=subject,
                    onsetDateTime=effective,
                    reaction=_reactions(details.get("reactions"), base_url))
+        critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
+        if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
+            res["criticality"] = critical["code"]
     elif resource == "MedicationRequest":
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))
@@ -1317,8 +1324,10 @@ def _verification(status: str | None, resource: str, details: Mapping,
     code = "refuted" if details.get("negated") else fhir_status(status, resource)
     certainty = details.get("certainty")
     if code not in ("refuted", "entered-in-error") and isinstance(certainty, Mapping):
-        row = _verification_statuses().get((str(certainty.get("system") or ""),
-                                            str(certainty.get("code") or ""))) or {}
+        system, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
+        if system.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
+            system = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
+        row = _verification_statuses().get((system, said)) or {}
         code = row.get(resource) or code
     if not code:
         return None

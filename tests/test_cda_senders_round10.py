@@ -415,3 +415,29 @@ def test_the_certainty_table_stays_in_the_r4_value_sets() -> None:
     for row in _verification_statuses().values():
         for resource, allowed in VERIFICATION.items():
             assert row[resource] in allowed, row
+
+
+def _qualifier(code: str, value: str, system: str) -> str:
+    return f"""<entryRelationship typeCode="SUBJ" inversionInd="true">
+      <observation classCode="OBS" moodCode="EVN">
+      <code code="{code}" codeSystem="{'2.16.840.1.113883.6.1' if '-' in code else
+                                       '2.16.840.1.113883.5.4'}"/>
+      <statusCode code="completed"/><value xsi:type="CD" code="{value}"
+        codeSystem="{system}"/></observation></entryRelationship>"""
+
+
+def test_severity_criticality_and_certainty_of_an_allergy_and_a_problem() -> None:
+    """The problem's severity (HL7 SEV, SNOMED CT 'sévère') and the allergy's criticality
+    (CI-SIS FR-Criticite, FHIR codes) were read and not exported; the IPS-FR example codes
+    an allergy's certainty 'confirmed' under another FHIR code system's OID (.4.642.4.130):
+    the code is FHIR's all the same."""
+    problem, allergy = _exported(
+        _section("11450-4", "Problèmes", _concern("active", _problem(
+            "P1", "J45.9", "Asthme", '<low value="2010"/>',
+            _qualifier("SEV", "24484000", "2.16.840.1.113883.6.96"))))
+        + _section("48765-2", "Allergies", ALLERGY.format(
+            status=_qualifier("82606-5", "high", "2.16.840.1.113883.4.642.4.130")
+            + _certainty("confirmed", "2.16.840.1.113883.4.642.4.130"))))
+    assert problem["severity"]["coding"][0]["code"] == "24484000"
+    assert allergy["criticality"] == "high"
+    assert allergy["verificationStatus"]["coding"][0]["code"] == "confirmed"
