@@ -1136,6 +1136,16 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                     isinstance(act, Observation) else None,
                                     *((None, None) if isinstance(act, Observation) else
                                       (isolate, lab)), inner_material, relative)
+        if made is not None and made.type in (MEDICATION, IMMUNIZATION) and \
+                rel.type_code in ("CAUS", "MFST"):
+            # the fever a vaccination caused (IHE PCC / CI-SIS FR-Vaccination: a problem
+            # entry under CAUS): still filed as a problem, saying what it is the reaction to
+            # (it read as an unrelated problem)
+            for nested in nested_entries:
+                if nested.source_ref == rel.act.path and nested.type == PROBLEM:
+                    nested.details["reaction_to"] = made.key
+                yield nested
+            continue
         if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
             # a reaction written as a problem entry of its own (IHE PCC, CI-SIS
             # FR-Probleme under MFST): still filed as one, as before, saying which allergy

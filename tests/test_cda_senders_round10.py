@@ -441,3 +441,23 @@ def test_severity_criticality_and_certainty_of_an_allergy_and_a_problem() -> Non
     assert problem["severity"]["coding"][0]["code"] == "24484000"
     assert allergy["criticality"] == "high"
     assert allergy["verificationStatus"]["coding"][0]["code"] == "confirmed"
+
+
+def test_a_reaction_to_a_vaccination_says_which_vaccination() -> None:
+    """IHE PCC / CI-SIS FR-Vaccination: the fever it caused is a problem entry under
+    entryRelationship CAUS. It was filed as an unrelated problem; it is still filed, and
+    says which vaccination it is the reaction to (as an allergy's manifestation does)."""
+    fever = """<entryRelationship typeCode="CAUS" inversionInd="false">
+      <observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.1.54"/>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+      <id root="1.2.250.1.999.5" extension="R1"/>
+      <code code="418799008" codeSystem="2.16.840.1.113883.6.96"/>
+      <statusCode code="completed"/><effectiveTime><low value="20240116"/></effectiveTime>
+      <value xsi:type="CD" code="R50.2" codeSystem="2.16.840.1.113883.6.3"
+        displayName="Fièvre due à des médicaments"/></observation></entryRelationship>"""
+    vaccination, reaction = _entries(_section("11369-6", "Vaccinations",
+                                              _vaccination(reason=fever)))
+    assert (vaccination.type, reaction.type, reaction.code) == ("immunization", "problem",
+                                                                "R50.2")
+    assert reaction.details["reaction_to"] == vaccination.key
