@@ -488,7 +488,7 @@ def _timing_repeat(details: Mapping) -> dict:
     if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31:
         repeat.update(frequency=int(times.group(1)), period=_decimal(times.group(2)),
                       periodUnit=times.group(3))
-    elif daily:
+    elif daily and (daily.group(1) == "once" or 0 < int(daily.group(1).split()[0]) < 2**31):
         count = daily.group(1)
         repeat.update(frequency=1 if count == "once" else int(count.split()[0]), period=1,
                       periodUnit="d")

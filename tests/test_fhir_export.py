@@ -414,6 +414,10 @@ def test_status_tables_stay_in_the_r4_value_sets() -> None:
 
 
 # -- hypothesis: made-up rows always make a valid Bundle ---------------------------------------
+_FREQUENCIES = st.sampled_from(["every 8 h", "3 times a day", "once a day", "every 4-6 h",
+                                 "2 times every 1 wk", "every 2 x", "0 times a day", ""])
+
+
 def _dates() -> st.SearchStrategy[str | None]:
     """Our ISO forms at every precision (some impossible: month 13, hour 61...), and junk."""
     two = st.integers(0, 61).map(lambda n: f"{n:02d}")
@@ -454,7 +458,7 @@ _entry_rows = st.fixed_dictionaries({
         "confidentiality": st.sampled_from(["N", "R", "V", "x"]),
         "negated": st.booleans(),
         "period_low": _dates(), "period_high": _dates(),
-        "dose": _text, "frequency": _text, "route": _text,
+        "dose": _text, "frequency": st.one_of(_text, _FREQUENCIES), "route": _text,
         "coded_value": st.fixed_dictionaries({"code": _text, "system": _text}, optional={
             "alt_code": _text, "alt_system": _text, "original_text": _text}),
         "sn": st.fixed_dictionaries({"comparator": st.sampled_from(["", "<", "="]),
@@ -479,7 +483,28 @@ _entry_rows = st.fixed_dictionaries({
         "diagnoses": st.lists(st.fixed_dictionaries({}, optional={
             "code": _text, "system": _text, "display": _text, "text": _text}), max_size=2),
         "code_qualifiers": st.lists(st.fixed_dictionaries({"value": st.fixed_dictionaries(
-            {"code": _text, "system": _text})}), max_size=2)})),
+            {"code": _text, "system": _text})}), max_size=2),
+        # a medication's dosing and a prescription's parts, a vaccination's, a problem's
+        "event": st.sampled_from(["HS", "WAKE, HS", "XX", ""]),
+        "duration": st.sampled_from(["5 d", "2 x", "d", ""]),
+        "times_of_day": st.lists(st.sampled_from(["08:00", "25:00", ""]), max_size=2),
+        "dosage_steps": st.lists(st.fixed_dictionaries({}, optional={
+            "sequence": st.sampled_from(["1", "0", "x", ""]), "frequency": _FREQUENCIES,
+            "dose": _text}), max_size=2),
+        "administration_unit": st.fixed_dictionaries({}, optional={"code": _text,
+                                                                   "display": _text}),
+        "renewals": st.sampled_from([0, 3, -1, True]),
+        "quantity_prescribed": st.fixed_dictionaries({"value": _text, "unit": _text}),
+        "substitution": st.fixed_dictionaries({"code": st.sampled_from(["N", "E", ""]),
+                                               "system": _text}),
+        "patient_instructions": st.lists(_text, max_size=2), "sig": st.lists(_text, max_size=1),
+        "lot_number": _text, "dose_number": st.sampled_from([1, 0, "booster", True]),
+        "not_done_reason": st.fixed_dictionaries({"code": _text, "system": _text}),
+        "certainty": st.fixed_dictionaries({"code": st.sampled_from(
+            ["refuted", "confirmed", "x"]), "system": st.sampled_from(
+            ["2.16.840.1.113883.4.642.1.1075", "2.16.840.1.113883.4.642.4.130", "x"])}),
+        "severity": st.fixed_dictionaries({"code": _text, "system": _text}),
+        "criticality": st.fixed_dictionaries({"code": st.sampled_from(["high", "x"])})})),
 })
 
 
