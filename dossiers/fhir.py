@@ -1311,9 +1311,17 @@ def _vaccination(res: dict, details: Mapping, base_url: str) -> None:
         return
     number = details.get("dose_number")
     if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 2**31:
-        res["protocolApplied"] = [{"doseNumberPositiveInt": number}]
-    elif isinstance(number, str) and number.strip():
-        res["protocolApplied"] = [{"doseNumberString": number.strip()[:20]}]
+        protocol: dict[str, Any] = {"doseNumberPositiveInt": number}
+    elif isinstance(number, str) and _text(number.strip()):
+        protocol = {"doseNumberString": _text(number.strip()[:20])}
+    else:  # R4 protocolApplied needs its dose number: the diseases stay in the store
+        return
+    targets = details.get("target_diseases")
+    diseases = [c for c in (_coded_concept(t, base_url) for t in
+                            (targets if isinstance(targets, list) else [])) if c]
+    if diseases:  # eHDSI: what a combined vaccine protects against (tetanus, diphtheria)
+        protocol["targetDisease"] = diseases
+    res["protocolApplied"] = [protocol]
 
 
 def _verification(status: str | None, resource: str, details: Mapping,

@@ -461,3 +461,22 @@ def test_a_reaction_to_a_vaccination_says_which_vaccination() -> None:
     assert (vaccination.type, reaction.type, reaction.code) == ("immunization", "problem",
                                                                 "R50.2")
     assert reaction.details["reaction_to"] == vaccination.key
+
+
+def test_the_diseases_a_vaccination_targets_are_in_its_protocol() -> None:
+    """eHDSI: the diseases a combined vaccine protects against (participant IND, AGNT) were
+    read (details.target_diseases) and not exported with the dose of the series they
+    count for (protocolApplied.targetDisease)."""
+    targets = """</consumable>
+      <participant typeCode="IND"><participantRole classCode="AGNT">
+        <code code="76902006" codeSystem="2.16.840.1.113883.6.96" displayName="tétanos"/>
+        <playingEntity classCode="ENT"/></participantRole></participant>
+      <participant typeCode="IND"><participantRole classCode="AGNT">
+        <code nullFlavor="OTH"><originalText>diphtérie</originalText></code>
+        <playingEntity classCode="ENT"/></participantRole></participant>"""
+    (res,) = _exported(_section("11369-6", "Vaccinations",
+                                _vaccination().replace("</consumable>", targets)))
+    protocol, = res["protocolApplied"]
+    assert protocol["doseNumberPositiveInt"] == 3
+    assert [t.get("text") for t in protocol["targetDisease"]] == ["tétanos", "diphtérie"]
+    assert protocol["targetDisease"][0]["coding"][0]["code"] == "76902006"

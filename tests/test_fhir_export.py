@@ -498,7 +498,9 @@ _entry_rows = st.fixed_dictionaries({
         "substitution": st.fixed_dictionaries({"code": st.sampled_from(["N", "E", ""]),
                                                "system": _text}),
         "patient_instructions": st.lists(_text, max_size=2), "sig": st.lists(_text, max_size=1),
-        "lot_number": _text, "dose_number": st.sampled_from([1, 0, "booster", True]),
+        "lot_number": _text, "dose_number": st.sampled_from([1, 0, "booster", " ", True]),
+        "target_diseases": st.lists(st.fixed_dictionaries({}, optional={
+            "code": _text, "system": _text, "display": _text, "text": _text}), max_size=2),
         "not_done_reason": st.fixed_dictionaries({"code": _text, "system": _text}),
         "certainty": st.fixed_dictionaries({"code": st.sampled_from(
             ["refuted", "confirmed", "x"]), "system": st.sampled_from(
