@@ -196,13 +196,18 @@ def _ins_kinds() -> dict[str, str]:
 def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     """The FHIR resource an entry type is exported as (Observation when not listed). A
     medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
-    prescribed or intended, not taken: a MedicationRequest, not a MedicationStatement."""
+    prescribed or intended, not taken: a MedicationRequest, not a MedicationStatement; so is
+    a plan of a medication (details.planned), not a ServiceRequest."""
     row = _types().get(entry_type)
     resource = row["resource"] if row else FALLBACK_RESOURCE
-    if resource == "MedicationStatement":
-        details = _json(details)
-        if isinstance(details, Mapping) and str(details.get("mood") or "EVN").upper() != "EVN":
-            return "MedicationRequest"
+    details = _json(details) if resource in ("MedicationStatement", "ServiceRequest") else None
+    if not isinstance(details, Mapping):
+        return resource
+    if resource == "MedicationStatement" and str(details.get("mood") or "EVN").upper() != "EVN":
+        return "MedicationRequest"
+    if resource == "ServiceRequest" and details.get("planned") == "medication":
+        # a medication to start (plan of care): R4 reserves ServiceRequest for services
+        return "MedicationRequest"
     return resource
 
 

@@ -480,3 +480,15 @@ def test_the_diseases_a_vaccination_targets_are_in_its_protocol() -> None:
     assert protocol["doseNumberPositiveInt"] == 3
     assert [t.get("text") for t in protocol["targetDisease"]] == ["tétanos", "diphtérie"]
     assert protocol["targetDisease"][0]["coding"][0]["code"] == "76902006"
+
+
+def test_a_medication_in_the_plan_of_care_is_a_medication_request() -> None:
+    """A medication to start (C-CDA Planned Medication Activity, IPS-FR plan de soins: moodCode
+    INT in the plan of treatment section) is filed as a plan; it was exported as a
+    ServiceRequest coded with a drug, which R4 reserves for services (medications are
+    MedicationRequests)."""
+    (res,) = _exported(_section("18776-5", "Plan de soins", _medication(
+        "INT", EVERY_8_H, drug="ROSUVASTATINE EG 5 mg, comprimé pelliculé")))
+    assert res["resourceType"] == "MedicationRequest" and res["intent"] == "plan"
+    assert res["medicationCodeableConcept"]["text"] == "ROSUVASTATINE EG 5 mg, comprimé pelliculé"
+    assert res["dosageInstruction"][0]["timing"]["repeat"]["period"] == 8

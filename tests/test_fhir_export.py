@@ -475,6 +475,7 @@ _entry_rows = st.fixed_dictionaries({
         "resolved": _dates(), "relative": st.fixed_dictionaries({}, optional={
             "code": _text, "system": _text, "display": _text, "sex": _text}),
         "mood": st.sampled_from(["INT", "RQO", "GOL", "x", ""]),
+        "planned": st.sampled_from(["medication", "procedure", ""]),
         "performed_by": st.fixed_dictionaries({}, optional={
             "ids": st.lists(st.sampled_from(["1.2.3^X1", "plain", ""]), max_size=2),
             "organization": st.lists(st.sampled_from(["1.2.4^F1", " "]), max_size=1),
