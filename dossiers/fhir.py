@@ -398,7 +398,6 @@ CRITICALITIES = frozenset({"low", "high", "unable-to-assess"})  # R4 allergy cri
 FHIR_OIDS = "2.16.840.1.113883.4.642."  # FHIR code systems and value sets
 CONDITION_VERIFICATION_OID = "2.16.840.1.113883.4.642.1.1075"  # condition-ver-status
 NO_SUBSTITUTION = "N"  # HL7 v3 substanceAdminSubstitution (2.16.840.1.113883.5.1070)
-SUBSTITUTIONS = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
 
 
 def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | None,
