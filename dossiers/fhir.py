@@ -20,7 +20,10 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Entry types -> resources (fhir_entry_types.csv): lab_result, vital_sign, observation ->
   Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
-  MedicationStatement; immunization -> Immunization; procedure -> Procedure;
+  MedicationStatement, or MedicationRequest when prescribed or intended (CDA moodCode INT,
+  RQO...: details.mood), with its dosage in words and its timing structured (frequency,
+  period, EIVL event as 'when', duration); immunization -> Immunization (lot, dose number,
+  route, dose, why not done); procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
   plan -> ServiceRequest (intent from the CDA moodCode); device -> DeviceUseStatement and
   the Device it points at; encounter -> Encounter (class from an ActEncounterCode, else
@@ -30,7 +33,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   onto each resource's value set. Condition and AllergyIntolerance get a verificationStatus
   only when ours says something (preliminary, entered-in-error, negated), and a
   clinicalStatus only as the sender stated it (fhir_clinical_statuses.csv: the nested status
-  observation, else the concern act's statusCode; never for an entry in error); a
+  observation, else the concern act's statusCode; never for an entry in error; a problem
+  with an end date is resolved unless its own status observation says otherwise); a
   MedicationStatement is 'unknown' unless the sender said active/suspended/cancelled (a CDA
   statusCode 'completed' documents the statement, not the end of the treatment).
 - Codes: LOINC ('LN') -> http://loinc.org; known systems -> their URI
@@ -162,6 +166,12 @@ def _clinical_statuses() -> dict[tuple[str, str], dict[str, str]]:
 
 
 @cache
+def _verification_statuses() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["system"], r["code"]): r
+            for r in read_csv_rows(TABLES / "fhir_verification_statuses.csv")}
+
+
+@cache
 def _reaction_severities() -> dict[tuple[str, str], str]:
     return {(r["system"], r["code"]): r["severity"]
             for r in read_csv_rows(TABLES / "fhir_reaction_severity.csv")}
@@ -183,10 +193,22 @@ def _ins_kinds() -> dict[str, str]:
     return {r["oid"]: r["kind"] for r in table("ins_oids")}
 
 
-def resource_type(entry_type: str) -> str:
-    """The FHIR resource an entry type is exported as (Observation when not listed)."""
+def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
+    """The FHIR resource an entry type is exported as (Observation when not listed). A
+    medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
+    prescribed or intended, not taken: a MedicationRequest, not a MedicationStatement; so is
+    a plan of a medication (details.planned), not a ServiceRequest."""
     row = _types().get(entry_type)
-    return row["resource"] if row else FALLBACK_RESOURCE
+    resource = row["resource"] if row else FALLBACK_RESOURCE
+    details = _json(details) if resource in ("MedicationStatement", "ServiceRequest") else None
+    if not isinstance(details, Mapping):
+        return resource
+    if resource == "MedicationStatement" and str(details.get("mood") or "EVN").upper() != "EVN":
+        return "MedicationRequest"
+    if resource == "ServiceRequest" and details.get("planned") == "medication":
+        # a medication to start (plan of care): R4 reserves ServiceRequest for services
+        return "MedicationRequest"
+    return resource
 
 
 def fhir_status(status: str | None, resource: str) -> str:
@@ -356,6 +378,147 @@ def _as_needed(conditions: Any, base_url: str) -> dict:  # noqa: ANN401
         if concept:
             return {"asNeededCodeableConcept": concept}
     return {}
+
+
+# FHIR R4 units-of-time (UCUM codes) and EventTiming (HL7 v3 TimingEvent codes it shares)
+UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
+EVENT_TIMINGS = frozenset({"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV",
+                           "PC", "PCM", "PCD", "PCV"})
+# the frequencies normalizers/cda.py writes in details.frequency (PIVL_TS)
+_TIMES_A_DAY = re.compile(r"(once|\d+ times) a day")
+_TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_EVERY = re.compile(r"every (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? ?(\S+)")
+_DOSAGE_TEXT = (("sig", ""), ("dose", ""), ("frequency", ""), ("times_of_day", "at "),
+                ("event", "when "), ("duration", "for "), ("rate", "rate "),
+                ("max_dose", "at most "))
+
+
+CRITICALITIES = frozenset({"low", "high", "unable-to-assess"})  # R4 allergy criticality
+FHIR_OIDS = "2.16.840.1.113883.4.642."  # FHIR code systems and value sets
+CONDITION_VERIFICATION_OID = "2.16.840.1.113883.4.642.1.1075"  # condition-ver-status
+NO_SUBSTITUTION = "N"  # HL7 v3 substanceAdminSubstitution (2.16.840.1.113883.5.1070)
+
+
+def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | None,
+                      base_url: str) -> None:
+    """What a prescription says to the pharmacist (eP-MED, IHE Pharm): the period it covers,
+    the renewals allowed after the first dispense (numberOfRepeatsAllowed), the quantity to
+    dispense, and whether the drug may be substituted ('non substituable': allowedBoolean
+    false). They were read into the store and left out of the export."""
+    dispense: dict[str, Any] = {}
+    if low or high:
+        dispense["validityPeriod"] = {"start": low, "end": high}
+    renewals = details.get("renewals")
+    if isinstance(renewals, int) and not isinstance(renewals, bool) and \
+            0 <= renewals < 2**31:
+        dispense["numberOfRepeatsAllowed"] = renewals
+    quantity = details.get("quantity_prescribed")
+    if isinstance(quantity, Mapping) and _number(quantity.get("value")) is not None:
+        dispense["quantity"] = _quantity(_decimal(str(_number(quantity["value"]))),
+                                         _text(quantity.get("unit")), None)
+    res["dispenseRequest"] = dispense or None
+    substitution = details.get("substitution")
+    if isinstance(substitution, Mapping):
+        if _code(substitution.get("code")) == NO_SUBSTITUTION:
+            res["substitution"] = {"allowedBoolean": False}
+        else:
+            concept = _coded_concept(substitution, base_url)
+            if concept:
+                res["substitution"] = {"allowedCodeableConcept": concept}
+
+
+# what a medication says once for all the steps of its dosing (details.dosage_steps)
+_WHOLE_DOSING = ("route", "route_coded", "preconditions", "max_dose")
+
+
+def _dosages(details: Mapping, base_url: str) -> list[dict]:
+    """The Dosages of a medication: one per step of a dosing in steps (details.dosage_steps:
+    eP-MED's 'every 8 h for 2 days, then every 12 h for 4 days', Dosage.sequence), each with
+    the route, condition and maximum dose said once for all; else the one it has. The steps
+    were not exported: the prescription read no dose nor frequency."""
+    steps = [s for s in details.get("dosage_steps") or () if isinstance(s, Mapping)] \
+        if isinstance(details.get("dosage_steps"), list) else []
+    if not steps:
+        return [_dosage(details, base_url)]
+    whole = {k: details[k] for k in _WHOLE_DOSING + ("patient_instructions",) if k in details}
+    out = []
+    for step in steps:
+        dosage = _dosage({**whole, **step}, base_url)
+        sequence = str(step.get("sequence") or "").strip()
+        if sequence.isdigit() and 0 < int(sequence) < 2**31:
+            dosage = {"sequence": int(sequence), **dosage}
+        out.append(dosage)
+    return out
+
+
+def _dosage(details: Mapping, base_url: str) -> dict:
+    """A medication's Dosage: its words (the free text sig, dose, frequency, timing event,
+    duration, rate, maximum dose: all the CDA said), route, 'as needed', and the timing it gave
+    structured ('3 times a day', 'every 8 h', 'au coucher' HS, 'for 5 d'). Only dose and
+    frequency were exported, in words: the bedtime, the rate and the maximum dose a day
+    were lost, and no reader could compute with the frequency."""
+    said = {k: ", ".join(map(str, v)) if isinstance(v, list) else v
+            for k, v in details.items()}
+    unit = details.get("administration_unit")
+    words = _text(unit.get("display") or unit.get("text") or unit.get("code")) \
+        if isinstance(unit, Mapping) else None
+    if words and _number(said.get("dose")) is not None:
+        # C-CDA: dose 1, administrationUnitCode 'comprimé': one tablet, not '1' of nothing
+        said["dose"] = f"{_text(said['dose'])} {words}"
+    text = "; ".join(f"{prefix}{_text(said[k])}" for k, prefix in _DOSAGE_TEXT
+                     if _text(said.get(k)))
+    out: dict[str, Any] = {"text": text or None}
+    timing = _timing_repeat(details)
+    if timing:
+        out["timing"] = {"repeat": timing}
+    out["route"] = _route(details, base_url)
+    out.update(_as_needed(details.get("preconditions"), base_url))
+    told = details.get("patient_instructions")  # 'à prendre au cours d'un repas'
+    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
+    out["patientInstruction"] = " ".join(t for t in said if t) or None
+    return out
+
+
+def _timing_repeat(details: Mapping) -> dict:
+    """Timing.repeat from details.frequency, details.event and details.duration, when they
+    are in a form FHIR can say (units of time, EventTiming codes); {} otherwise (the words
+    stay in the dosage text)."""
+    repeat: dict[str, Any] = {}
+    frequency = _text(details.get("frequency")) or ""
+    daily = _TIMES_A_DAY.fullmatch(frequency)
+    every = _EVERY.fullmatch(frequency)
+    times = _TIMES_EVERY.fullmatch(frequency)
+    if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31:
+        repeat.update(frequency=int(times.group(1)), period=_decimal(times.group(2)),
+                      periodUnit=times.group(3))
+    elif daily and (daily.group(1) == "once" or 0 < int(daily.group(1).split()[0]) < 2**31):
+        count = daily.group(1)
+        repeat.update(frequency=1 if count == "once" else int(count.split()[0]), period=1,
+                      periodUnit="d")
+    elif every and every.group(3) in UNITS_OF_TIME:
+        repeat.update(frequency=1, period=_decimal(every.group(1)))
+        if every.group(2):
+            repeat["periodMax"] = _decimal(every.group(2))
+        repeat["periodUnit"] = every.group(3)
+    hours = details.get("times_of_day")
+    if isinstance(hours, list) and hours and \
+            all(isinstance(h, str) and _TIME_OF_DAY.fullmatch(h) for h in hours):
+        repeat["timeOfDay"] = [f"{h}:00" for h in hours]
+    events = [e.strip() for e in (_text(details.get("event")) or "").split(",")]
+    if events != [""] and all(e in EVENT_TIMINGS for e in events):
+        repeat["when"] = events
+    duration = (_text(details.get("duration")) or "").split()
+    if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
+        repeat["boundsDuration"] = {"value": _decimal(duration[0]), "unit": duration[1],
+                                    "system": UCUM, "code": duration[1]}
+    return repeat
+
+
+def _decimal(text: str) -> int | float:
+    """A number as FHIR JSON writes it: 8, not 8.0."""
+    number = float(text)
+    return int(number) if number.is_integer() else number
 
 
 def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
@@ -784,7 +947,8 @@ def _patient_resource(patient: Mapping) -> dict:
 # its results) or on the concern a problem or an allergy belongs to.
 _NOTE_DETAILS = ("comments", "exam_comments", "concern_comments")
 # Resources with a 'note' (R4) besides Observation, which always has its list.
-_NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement", "Immunization",
+_NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement",
+                    "MedicationRequest", "Immunization",
                     "Procedure", "FamilyMemberHistory", "ServiceRequest",
                     "DeviceUseStatement"})
 
@@ -855,7 +1019,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                                                     "condition-ver-status"),
                    code=_concept(entry, base_url, "problem"), subject=subject,
                    onsetDateTime=effective,
-                   abatementDateTime=fhir_datetime(details.get("resolved")))
+                   severity=_coded_concept(details.get("severity"), base_url))
+        _abatement(res, status, details)
     elif resource == "AllergyIntolerance":
         res.update(clinicalStatus=_clinical(status, resource, details,
                                             "allergyintolerance-clinical"),
@@ -864,19 +1029,30 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    code=_concept(entry, base_url, "allergy"), patient=subject,
                    onsetDateTime=effective,
                    reaction=_reactions(details.get("reactions"), base_url))
+        critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
+        if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
+            res["criticality"] = critical["code"]
+    elif resource == "MedicationRequest":
+        low = fhir_datetime(details.get("period_low"))
+        high = fhir_datetime(details.get("period_high"))
+        res.update(status=fhir_status(status, resource) or "unknown",
+                   intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
+                   medicationCodeableConcept=_concept(entry, base_url, "medication",
+                                                      details),
+                   subject=subject, authoredOn=effective if not (low or high) else None,
+                   dosageInstruction=_dosages(details, base_url))
+        if details.get("negated"):  # 'ne pas prendre': a request not to give it
+            res["doNotPerform"] = True
+        _dispense_request(res, details, low, high, base_url)
     elif resource == "MedicationStatement":
         taken = "not-taken" if details.get("negated") else fhir_status(status, resource)
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))
-        dosage_text = "; ".join(_text(details[k]) for k in ("dose", "frequency")
-                                if _text(details.get(k)))
         res.update(status=taken or "unknown",
                    medicationCodeableConcept=_concept(entry, base_url, "medication",
                                                       details),
                    subject=subject,
-                   dosage=[{"text": dosage_text or None,
-                            "route": _route(details, base_url),
-                            **_as_needed(details.get("preconditions"), base_url)}])
+                   dosage=_dosages(details, base_url))
         if low or high:
             res["effectivePeriod"] = {"start": low, "end": high}
         else:
@@ -885,6 +1061,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "completed",
                    vaccineCode=_concept(entry, base_url, "immunization"), patient=subject)
+        _vaccination(res, details, base_url)
         if effective:
             res["occurrenceDateTime"] = effective
         else:  # required in R4; said as it is rather than invented
@@ -926,7 +1103,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
     if resource in _NOTED:
         notes = _notes(details)
         if notes:
-            res["note"] = notes
+            res["note"] = [*(res.get("note") or []), *notes]
     about = _about_someone_else(details.get("subject"))
     if about is not None:
         # A newborn's weight, a fetus's malformation read from the mother's document
@@ -1083,9 +1260,87 @@ def _clinical(status: str | None, resource: str, details: Mapping,
                         "code": row[resource]}]}
 
 
+_ONGOING = frozenset({"active", "recurrence", "relapse"})  # R4 con-4: no abatement with these
+_ABATED = {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+           "code": "resolved"}
+
+
+def _abatement(res: dict, status: str | None, details: Mapping) -> None:
+    """Condition.abatement from the problem's own end (details.resolved: its effectiveTime
+    high), and the clinical status that goes with it (R4 con-4). IHE PCC / CI-SIS: a concern
+    still followed (statusCode active) may hold a problem that ended; it was exported
+    'active' with an abatement date. The end date says it is resolved, unless the sender
+    said otherwise in a status observation: then its word is kept, and the end date, which
+    cannot be an abatement then, is said in a note."""
+    abated = fhir_datetime(details.get("resolved"))
+    if not abated or fhir_status(status, "Condition") == "entered-in-error":
+        res["abatementDateTime"] = abated
+        return
+    clinical = res.get("clinicalStatus")
+    code = clinical["coding"][0]["code"] if clinical else None
+    if code not in _ONGOING:
+        res["clinicalStatus"] = clinical or {"coding": [dict(_ABATED)]}
+        res["abatementDateTime"] = abated
+    elif _stated_status(details, "Condition"):
+        res["note"] = [{"text": f"end date sent ({abated}) though the sender says the "
+                                f"problem is {code}"}]
+    else:  # only the concern said 'active': the concern is followed, the problem ended
+        res["clinicalStatus"] = {"coding": [dict(_ABATED)]}
+        res["abatementDateTime"] = abated
+
+
+def _stated_status(details: Mapping, resource: str) -> bool:
+    """Whether a status observation of the problem itself (details.clinical_status) gave
+    its clinical status, rather than the concern act around it."""
+    stated = details.get("clinical_status")
+    row = _clinical_statuses().get((str(stated.get("system") or ""),
+                                    str(stated.get("code") or ""))) \
+        if isinstance(stated, Mapping) else None
+    return bool(row and row.get(resource))
+
+
+def _vaccination(res: dict, details: Mapping, base_url: str) -> None:
+    """What a vaccination's CDA said besides the vaccine (details): the lot (traceability:
+    a batch recall), the rank in its series (protocolApplied.doseNumber: '3e dose'), the
+    route and dose, and why it was not done (statusReason: a refusal). All were read
+    into the store and left out of the Immunization."""
+    res["lotNumber"] = _text(details.get("lot_number"))
+    res["route"] = _route(details, base_url)
+    dose = (_text(details.get("dose")) or "").split()
+    if 1 <= len(dose) <= 2 and _number(dose[0]) is not None:
+        res["doseQuantity"] = _quantity(_decimal(dose[0]), dose[1] if len(dose) > 1 else None,
+                                        None, declared=True)
+    if res["status"] == "not-done":
+        res["statusReason"] = _coded_concept(details.get("not_done_reason"), base_url)
+        return
+    number = details.get("dose_number")
+    if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 2**31:
+        protocol: dict[str, Any] = {"doseNumberPositiveInt": number}
+    elif isinstance(number, str) and _text(number.strip()):
+        protocol = {"doseNumberString": _text(number.strip()[:20])}
+    else:  # R4 protocolApplied needs its dose number: the diseases stay in the store
+        return
+    targets = details.get("target_diseases")
+    diseases = [c for c in (_coded_concept(t, base_url) for t in
+                            (targets if isinstance(targets, list) else [])) if c]
+    if diseases:  # eHDSI: what a combined vaccine protects against (tetanus, diphtheria)
+        protocol["targetDisease"] = diseases
+    res["protocolApplied"] = [protocol]
+
+
 def _verification(status: str | None, resource: str, details: Mapping,
                   system: str) -> dict | None:
+    """The verificationStatus: refuted when negated, in error when the entry is, else the
+    certainty the sender stated (fhir_verification_statuses.csv: a diagnosis 'infirmé' or
+    only suspected was exported as a plain Condition, read as made), else our status."""
     code = "refuted" if details.get("negated") else fhir_status(status, resource)
+    certainty = details.get("certainty")
+    if code not in ("refuted", "entered-in-error") and isinstance(certainty, Mapping):
+        system, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
+        if system.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
+            system = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
+        row = _verification_statuses().get((system, said)) or {}
+        code = row.get(resource) or code
     if not code:
         return None
     return {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}",
@@ -1187,6 +1442,8 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
         elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
             if mine["resourceType"] in ("Observation", "MedicationStatement"):
                 mine.setdefault("derivedFrom", []).append(ref)
+            elif mine["resourceType"] == "MedicationRequest":
+                mine.setdefault("supportingInformation", []).append(ref)
             elif mine["resourceType"] == "Condition":
                 mine.setdefault("evidence", []).append({"detail": [ref]})
             elif mine["resourceType"] == "Procedure":
@@ -1226,7 +1483,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     urls = {e["id"]: full_url("entry", e["id"]) for e in kept}
     resources: dict[int, dict] = {}
     for e in kept:
-        resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or ""),
+        resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or "",
+                                                           e.get("details")),
                                              subject, base_url)
     _link(kept, resources, urls, versions or {})
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]

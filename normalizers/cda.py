@@ -1136,6 +1136,16 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                     isinstance(act, Observation) else None,
                                     *((None, None) if isinstance(act, Observation) else
                                       (isolate, lab)), inner_material, relative)
+        if made is not None and made.type in (MEDICATION, IMMUNIZATION) and \
+                rel.type_code in ("CAUS", "MFST"):
+            # the fever a vaccination caused (IHE PCC / CI-SIS FR-Vaccination: a problem
+            # entry under CAUS): still filed as a problem, saying what it is the reaction to
+            # (it read as an unrelated problem)
+            for nested in nested_entries:
+                if nested.source_ref == rel.act.path and nested.type == PROBLEM:
+                    nested.details["reaction_to"] = made.key
+                yield nested
+            continue
         if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
             # a reaction written as a problem entry of its own (IHE PCC, CI-SIS
             # FR-Probleme under MFST): still filed as one, as before, saying which allergy
@@ -2464,6 +2474,52 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
             details["administration_unit"] = unit
     for t in act.effective_times:
         _timing(t, details)
+    _united(act.effective_times, details)
+
+
+def _flat_times(times: list[Value]) -> Iterator[Value]:
+    """The effectiveTimes of a medication, the parts of a set expression among them."""
+    for t in times:
+        if isinstance(t, SXPR_TS):
+            yield from _flat_times(t.comps)
+        else:
+            yield t
+
+
+def _united(times: list[Value], details: dict[str, Any]) -> None:
+    """Times of a dosing united (SXPR_TS comps, or effectiveTimes, with set operator I, the
+    default; never A, intersect, nor E, exclude): IHE PCC's 'matin et soir' is two PIVL_TS of
+    one day at 08:00 and at 20:00, 'au lever et au coucher' two EIVL_TS. Each overwrote the
+    one before: filed 'every 1 d' (half the dose) and 'HS' alone. Several periodic times of
+    one period are that many times a period (details.times_of_day: their hours); several
+    events are all kept ('WAKE, HS')."""
+    flat = list(_flat_times(times))
+    pivls = [t for t in flat if t.type == "PIVL_TS" and
+             isinstance(getattr(t, "period", None), PQ) and t.period.value]
+    if len(pivls) > 1 and all(t.operator not in ("A", "E") for t in pivls[1:]) and \
+            len({(t.period.value.strip(), t.period.unit.strip()) for t in pivls}) == 1:
+        hours = [h for h in (_phase_time(t) for t in pivls) if h]
+        if len(set(hours)) == len(pivls):  # distinct times, not the same one said twice
+            period = pivls[0].period
+            daily = period.unit.strip() == "d" and period.value.strip() in ("1", "1.0")
+            details["frequency"] = f"{len(pivls)} times a day" if daily else \
+                f"{len(pivls)} times every {period.value.strip()} {period.unit.strip()}"
+            details["times_of_day"] = sorted(hours)
+    eivls = [t for t in flat if isinstance(t, EIVL_TS) and t.event is not None and
+             t.event.code]
+    if len(eivls) > 1 and all(t.operator not in ("A", "E") for t in eivls[1:]):
+        details["event"] = ", ".join(dict.fromkeys(t.event.code for t in eivls))
+
+
+def _phase_time(pivl: Value) -> str | None:
+    """The time of day a PIVL_TS's phase starts at ('08:00'), None without one."""
+    phase = getattr(pivl, "phase", None)
+    low = phase.low if isinstance(phase, IVL) else None
+    text = low.value.strip() if isinstance(low, TS) and low.value else ""
+    digits = text.split("+")[0].split("-")[0]
+    if len(digits) >= 12 and digits[:12].isdigit():
+        return f"{digits[8:10]}:{digits[10:12]}"
+    return None
 
 
 _HOURS = {"h": Decimal(1), "d": Decimal(24)}  # UCUM units a daily frequency is given in

@@ -50,6 +50,8 @@ STATUSES = {
     "DocumentReference": {"current", "superseded", "entered-in-error"},
     "MedicationStatement": {"active", "completed", "entered-in-error", "intended", "stopped",
                             "on-hold", "unknown", "not-taken"},
+    "MedicationRequest": {"active", "on-hold", "cancelled", "completed", "entered-in-error",
+                          "stopped", "draft", "unknown"},
     "Immunization": {"completed", "entered-in-error", "not-done"},
     "Procedure": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                   "entered-in-error", "unknown"},
@@ -172,7 +174,7 @@ def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
             == len(rows)
         mapped = by_entry_id(bundle)
         for r in rows:  # every entry, whatever its type, is its resource
-            assert mapped[r["id"]]["resourceType"] == resource_type(r["type"])
+            assert mapped[r["id"]]["resourceType"] == resource_type(r["type"], r["details"])
         assert to_bundle(row, rows, provenance=prov) == bundle  # stable
     # every entry type of the samples has its own mapping (none falls back unseen)
     assert types <= set(_types()), types - set(_types())
@@ -412,6 +414,10 @@ def test_status_tables_stay_in_the_r4_value_sets() -> None:
 
 
 # -- hypothesis: made-up rows always make a valid Bundle ---------------------------------------
+_FREQUENCIES = st.sampled_from(["every 8 h", "3 times a day", "once a day", "every 4-6 h",
+                                 "2 times every 1 wk", "every 2 x", "0 times a day", ""])
+
+
 def _dates() -> st.SearchStrategy[str | None]:
     """Our ISO forms at every precision (some impossible: month 13, hour 61...), and junk."""
     two = st.integers(0, 61).map(lambda n: f"{n:02d}")
@@ -452,7 +458,7 @@ _entry_rows = st.fixed_dictionaries({
         "confidentiality": st.sampled_from(["N", "R", "V", "x"]),
         "negated": st.booleans(),
         "period_low": _dates(), "period_high": _dates(),
-        "dose": _text, "frequency": _text, "route": _text,
+        "dose": _text, "frequency": st.one_of(_text, _FREQUENCIES), "route": _text,
         "coded_value": st.fixed_dictionaries({"code": _text, "system": _text}, optional={
             "alt_code": _text, "alt_system": _text, "original_text": _text}),
         "sn": st.fixed_dictionaries({"comparator": st.sampled_from(["", "<", "="]),
@@ -469,6 +475,7 @@ _entry_rows = st.fixed_dictionaries({
         "resolved": _dates(), "relative": st.fixed_dictionaries({}, optional={
             "code": _text, "system": _text, "display": _text, "sex": _text}),
         "mood": st.sampled_from(["INT", "RQO", "GOL", "x", ""]),
+        "planned": st.sampled_from(["medication", "procedure", ""]),
         "performed_by": st.fixed_dictionaries({}, optional={
             "ids": st.lists(st.sampled_from(["1.2.3^X1", "plain", ""]), max_size=2),
             "organization": st.lists(st.sampled_from(["1.2.4^F1", " "]), max_size=1),
@@ -477,7 +484,30 @@ _entry_rows = st.fixed_dictionaries({
         "diagnoses": st.lists(st.fixed_dictionaries({}, optional={
             "code": _text, "system": _text, "display": _text, "text": _text}), max_size=2),
         "code_qualifiers": st.lists(st.fixed_dictionaries({"value": st.fixed_dictionaries(
-            {"code": _text, "system": _text})}), max_size=2)})),
+            {"code": _text, "system": _text})}), max_size=2),
+        # a medication's dosing and a prescription's parts, a vaccination's, a problem's
+        "event": st.sampled_from(["HS", "WAKE, HS", "XX", ""]),
+        "duration": st.sampled_from(["5 d", "2 x", "d", ""]),
+        "times_of_day": st.lists(st.sampled_from(["08:00", "25:00", ""]), max_size=2),
+        "dosage_steps": st.lists(st.fixed_dictionaries({}, optional={
+            "sequence": st.sampled_from(["1", "0", "x", ""]), "frequency": _FREQUENCIES,
+            "dose": _text}), max_size=2),
+        "administration_unit": st.fixed_dictionaries({}, optional={"code": _text,
+                                                                   "display": _text}),
+        "renewals": st.sampled_from([0, 3, -1, True]),
+        "quantity_prescribed": st.fixed_dictionaries({"value": _text, "unit": _text}),
+        "substitution": st.fixed_dictionaries({"code": st.sampled_from(["N", "E", ""]),
+                                               "system": _text}),
+        "patient_instructions": st.lists(_text, max_size=2), "sig": st.lists(_text, max_size=1),
+        "lot_number": _text, "dose_number": st.sampled_from([1, 0, "booster", " ", True]),
+        "target_diseases": st.lists(st.fixed_dictionaries({}, optional={
+            "code": _text, "system": _text, "display": _text, "text": _text}), max_size=2),
+        "not_done_reason": st.fixed_dictionaries({"code": _text, "system": _text}),
+        "certainty": st.fixed_dictionaries({"code": st.sampled_from(
+            ["refuted", "confirmed", "x"]), "system": st.sampled_from(
+            ["2.16.840.1.113883.4.642.1.1075", "2.16.840.1.113883.4.642.4.130", "x"])}),
+        "severity": st.fixed_dictionaries({"code": _text, "system": _text}),
+        "criticality": st.fixed_dictionaries({"code": st.sampled_from(["high", "x"])})})),
 })
 
 
