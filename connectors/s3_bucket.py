@@ -70,7 +70,11 @@ _WRONG = "the S3 credentials are wrong or expired (access key, secret, session t
 AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
               "ExpiredToken": _WRONG, "InvalidToken": _WRONG, "TokenRefreshRequired": _WRONG,
               "AccessDenied": "the S3 credentials lack a permission on this bucket (list, "
-                              "get, tag, copy, delete)"}
+                              "get, tag, copy, delete)",
+              "NotImplemented": "the store does not implement this request; without object "
+                                "tagging, set after = \"move\""}
+# A store without object tagging (Garage, some providers' object storage) answers these
+NO_TAGGING = ("NotImplemented", "501")
 
 
 @dataclass
@@ -108,6 +112,9 @@ class BucketPoller:
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
+        # False once the store answered NotImplemented to tagging (after = "move" only: a
+        # move needs no tag, what was taken is under processed/ or refused/)
+        self._tagging = True
 
     @property
     def client(self):  # noqa: ANN201
@@ -248,8 +255,7 @@ class BucketPoller:
             return obj
         client, bucket = self.client, self.source.bucket
         try:
-            obj.tags = {t["Key"]: t["Value"] for t in client.get_object_tagging(
-                Bucket=bucket, Key=obj.key)["TagSet"]}
+            obj.tags = self._tags(obj.key)
             if obj.tags.get(TAG) in (DONE, REFUSED):
                 return obj
             received_at = datetime.now(UTC)
@@ -280,6 +286,24 @@ class BucketPoller:
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
                             rejection=rejection)
         return obj
+
+    def _tags(self, key: str) -> dict[str, str]:
+        """An object's tags; with after = "move" on a store without object tagging, none
+        (a move needs no tag; with after = "tag" the refusal fails the poll, and says why)."""
+        from botocore.exceptions import ClientError
+
+        if not self._tagging:
+            return {}
+        try:
+            return {t["Key"]: t["Value"] for t in self.client.get_object_tagging(
+                Bucket=self.source.bucket, Key=key)["TagSet"]}
+        except ClientError as exc:
+            if self.source.after != "move" or _code(exc) not in NO_TAGGING:
+                raise
+        log.warning("bucket source %s: the store does not implement object tagging; objects "
+                    "are moved without tags", self.source.id)
+        self._tagging = False
+        return {}
 
     def _record(self, todo: list[_Object],
                 result: PollResult) -> list[tuple[_Object, str, int | None, str | None]] | None:
@@ -345,9 +369,7 @@ class BucketPoller:
                 source = {"Bucket": bucket, "Key": obj.key}
                 if obj.version:
                     source["VersionId"] = obj.version
-                self.client.copy_object(Bucket=bucket, Key=prefix + obj.key, CopySource=source,
-                                        CopySourceIfMatch=obj.etag, TaggingDirective="REPLACE",
-                                        Tagging=urlencode(tags))
+                self._copy(prefix + obj.key, source, obj.etag, tags)
                 try:  # only the object read: one put since is not ours to delete
                     self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
                 except ClientError as exc:
@@ -368,6 +390,24 @@ class BucketPoller:
                       else type(exc).__name__)
             return None
         return True
+
+    def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str]) -> None:
+        """Copy under processed/ or refused/ if still the object read, tagged when the store
+        has tagging (one that refuses a tagged copy gets a copy without tags, from then on)."""
+        from botocore.exceptions import ClientError
+
+        args = {"Bucket": self.source.bucket, "Key": key, "CopySource": source,
+                "CopySourceIfMatch": etag}
+        if self._tagging:
+            try:
+                self.client.copy_object(**args, TaggingDirective="REPLACE",
+                                        Tagging=urlencode(tags))
+                return
+            except ClientError as exc:
+                if _code(exc) not in NO_TAGGING:
+                    raise
+            self._tagging = False
+        self.client.copy_object(**args)
 
     def _untag_if_replaced(self, obj: _Object, import_id: int | None) -> bool:
         """Without versioning a tag goes to whatever object has the key now: if the sender
@@ -410,6 +450,10 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
 def _changed(exc: Exception) -> bool:

@@ -1,0 +1,76 @@
+"""Connectors round 3: the drop folder and the S3 bucket against stores and senders not seen
+before. S3-compatible stores that lack a feature are played by a real HTTP proxy in front of
+moto's server (tests/s3_quirks.py), so boto3 parses the store's own error answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.s3_bucket import BucketPoller
+from tests.s3_quirks import QuirkyStore, no_tagging
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    HL7,
+    aws_env,
+    bucket,
+    bucket_source,
+    keys,
+    ledger,
+    s3_server,
+)
+
+
+@pytest.fixture
+def quirky(bucket):  # noqa: ANN001, ANN201, F811
+    """(store proxy, bucket name, direct client to moto)."""
+    endpoint, name, client = bucket
+    store = QuirkyStore(endpoint)
+    try:
+        yield store, name, client
+    finally:
+        store.close()
+
+
+def test_move_works_on_a_store_without_object_tagging(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """Garage and some hosting providers' stores answer 501 NotImplemented to every tagging
+    request. after = "move" needs no tag (what was taken is under processed/), yet the poller
+    asked each object's tags before reading it: the poll failed on the first object, every
+    time, and nothing was ever taken. Now the tags are not required for a move."""
+    store, name, client = quirky
+    store.refuse = no_tagging
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/hba1c.hl7", Body=data)
+    client.put_object(Bucket=name, Key="incoming/vide.hl7", Body=b"")
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    result = poller.poll()
+    assert (result.error, result.taken, result.refused) == (None, 2, 1)
+    assert keys(client, name) == ["processed/incoming/hba1c.hl7", "refused/incoming/vide.hl7"]
+    assert client.get_object(Bucket=name, Key="processed/incoming/hba1c.hl7")[
+        "Body"].read() == data
+    assert [(r["file_name"], r["status"], r["error_code"]) for r in ledger(
+        sqlite_ctx.engine)] == [("incoming/hba1c.hl7", "received", None),
+                                ("incoming/vide.hl7", "failed", "S3_EMPTY_OBJECT")]
+    fresh = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                         sqlite_ctx.archive, endpoint_url=store.endpoint)
+    assert (fresh.poll().taken, poller.poll().taken) == (0, 0)
+    assert len(ledger(sqlite_ctx.engine)) == 2
+
+
+def test_tag_on_a_store_without_object_tagging_says_so_and_takes_nothing(
+        sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """after = "tag" cannot work there: the poll says the store has no object tagging and
+    to use after = "move", and records nothing (nothing it could not mark: a restart would
+    take it in again)."""
+    store, name, client = quirky
+    store.refuse = no_tagging
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint)
+    for _ in range(2):
+        result = poller.poll()
+        assert result.taken == 0 and ledger(sqlite_ctx.engine) == []
+        assert result.error == (f"bucket source lab-s3: S3 refused GetObjectTagging on "
+                                f"s3://{name}/incoming/ (NotImplemented: the store does not "
+                                f"implement this request; without object tagging, set "
+                                f"after = \"move\")")
+    assert keys(client, name) == ["incoming/a.hl7"]
