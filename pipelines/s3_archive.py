@@ -1,7 +1,11 @@
 """The raw archive on an S3 bucket (any S3-compatible store: endpoint URL configurable).
 
 Objects are named ``<prefix>/ab/cd/<sha256>``. ``put`` returns only once S3 has answered the
-PUT (S3 acknowledges a write only after storing it durably), and checks the returned checksum;
+PUT (S3 acknowledges a write only after storing it durably) and the write is verified: the
+PUT carries our sha256 for the store to check, but many S3-compatible stores ignore that header
+(Ceph RGW before Squid, Garage, some providers), so the answer is checked too (the store's
+sha256 when it returns one, else its ETag against the MD5 of what was sent, else, for a store
+whose ETags are not MD5s, MinIO with encryption or SSE-KMS, the object is read back).
 ``get`` verifies the sha256 of what it reads back. Credentials come from the environment or an
 AWS profile (``S3Options.profile``, else AWS_PROFILE as boto3 reads it). Server-side
 encryption (``S3Options.sse``: AES256, aws:kms with an optional key id) is asked of every PUT.
@@ -120,13 +124,34 @@ class S3Archive:
         from botocore.exceptions import BotoCoreError, ClientError
 
         for sha, data in items:
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
             try:
-                self.client.put_object(
+                answer = self.client.put_object(
                     Bucket=self.bucket, Key=self.key(sha), Body=data,
-                    ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
-                    **self._put_extra)
+                    ChecksumSHA256=checksum, **self._put_extra)
             except (BotoCoreError, ClientError) as exc:
                 raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
+            self._verify(sha, data, checksum, answer)
+
+    def _verify(self, sha: str, data: bytes, checksum: str, answer: Mapping) -> None:
+        """The stored object is the bytes sent, or ArchiveUnavailable (intake does not
+        acknowledge; the write is tried again with the input). The store's own sha256 when
+        it returns one; else a plain ETag equal to the body's MD5 (every store, single PUT,
+        no KMS); else (an ETag that is no MD5) a read-back."""
+        returned = answer.get("ChecksumSHA256")
+        if returned:
+            if returned.split("-")[0] != checksum:
+                raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: the store "
+                                         f"holds other bytes than sent (sha256)")
+            return
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if answer.get("ETag", "").strip('"').lower() == md5:
+            return
+        try:
+            self.get(sha)
+        except (ArchiveCorrupt, ArchiveMissing) as exc:
+            raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: "
+                                     f"{exc.code} on reading it back") from exc
 
     def put_file(self, path) -> tuple[str, int]:  # noqa: ANN001
         """Read once to hash, then boto3's managed upload (multipart for big files, each part

@@ -35,6 +35,8 @@ class QuirkyStore:
     upstream: str
     refuse: Refusal | None = None
     alter: Alteration | None = None
+    # (method, header name, value) -> the value answered (a store's own ETags...)
+    answer: Callable[[str, str, str], str] | None = None
     seen: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -81,7 +83,8 @@ class QuirkyStore:
                     for key, value in answer.getheaders():
                         if key.lower() not in ("content-length", "transfer-encoding",
                                                "connection", "server", "date"):
-                            self.send_header(key, value)
+                            self.send_header(key, store.answer(self.command, key, value)
+                                             if store.answer else value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     if self.command != "HEAD":

@@ -74,3 +74,68 @@ def test_tag_on_a_store_without_object_tagging_says_so_and_takes_nothing(
                                 f"implement this request; without object tagging, set "
                                 f"after = \"move\")")
     assert keys(client, name) == ["incoming/a.hl7"]
+
+
+def _ignores_checksums(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if not k.lower().startswith("x-amz-checksum")
+            and k.lower() != "x-amz-sdk-checksum-algorithm"}
+
+
+def test_s3_archive_verifies_the_bytes_stored_are_the_bytes_received(sqlite_ctx,  # noqa: ANN001
+                                                                     quirky) -> None:
+    """The archive's PUT carried our sha256 (x-amz-checksum-sha256) for the store to check,
+    and nothing else verified the write. A store that ignores that header (Ceph RGW before
+    Squid, Garage, several providers) stored a body damaged on the way without a word: intake
+    committed the ledger row, the sender was acknowledged, and the bytes received were gone.
+    Now the answer is checked (the store's sha256 when it sends one, else the ETag against
+    the MD5 of what we sent, else a read-back): a damaged write fails intake, nothing is
+    recorded, the sender's input is taken again later."""
+    from pipelines.archive import ArchiveError, sha256_hex
+    from pipelines.intake import Received, intake
+    from pipelines.s3_archive import S3Archive
+
+    store, _, client = quirky
+    import boto3
+
+    client.create_bucket(Bucket="dmp-archive-r3",
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    archive = S3Archive("dmp-archive-r3", "raw",
+                        client=boto3.client("s3", endpoint_url=store.endpoint))
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+
+    def damage(method, path, query, headers, body):  # noqa: ANN001, ANN202
+        if method == "PUT" and b"MSH|" in body:
+            body = body.replace(b"MSH|", b"MSH!", 1)
+        return _ignores_checksums(headers), body
+
+    store.alter = damage
+    with pytest.raises(ArchiveError, match="not verified"):
+        intake(sqlite_ctx.engine, archive, [Received(data=data, source="lab", channel="s3")])
+    assert ledger(sqlite_ctx.engine) == []
+
+    store.alter = lambda m, p, q, h, b: (_ignores_checksums(h), b)  # the store is fine again
+    intake(sqlite_ctx.engine, archive, [Received(data=data, source="lab", channel="s3")])
+    assert archive.get(sha256_hex(data)) == data and len(ledger(sqlite_ctx.engine)) == 1
+
+
+def test_s3_archive_accepts_a_store_whose_etags_are_not_md5(quirky) -> None:  # noqa: ANN001
+    """MinIO with encryption at rest, and AWS with SSE-KMS, answer ETags that are not the
+    MD5 of the body: the write is then verified by reading it back, not refused."""
+    import boto3
+
+    from pipelines.archive import sha256_hex
+    from pipelines.s3_archive import S3Archive
+
+    store, _, client = quirky
+    client.create_bucket(Bucket="dmp-archive-r3b",
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    archive = S3Archive("dmp-archive-r3b", client=boto3.client("s3",
+                                                               endpoint_url=store.endpoint))
+    store.alter = lambda m, p, q, h, b: (_ignores_checksums(h), b)
+    store.answer = lambda method, key, value: (
+        '"0123456789abcdef0123456789abcdef"' if (method, key.lower()) == ("PUT", "etag")
+        else value)
+    data = b"MSH|^~\\&|LAB|X\r"
+    archive.put_many([(sha256_hex(data), data)])
+    gets = [s for s in store.seen if s[0] == "GET"]
+    assert gets and archive.get(sha256_hex(data)) == data
