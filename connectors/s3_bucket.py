@@ -70,11 +70,13 @@ _WRONG = "the S3 credentials are wrong or expired (access key, secret, session t
 AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
               "ExpiredToken": _WRONG, "InvalidToken": _WRONG, "TokenRefreshRequired": _WRONG,
               "AccessDenied": "the S3 credentials lack a permission on this bucket (list, "
-                              "get, tag, copy, delete)",
-              "NotImplemented": "the store does not implement this request; without object "
-                                "tagging, set after = \"move\""}
+                              "get, tag, copy, delete)"}
+# A store without object tagging answers NotImplemented to these (after = "tag" needs them)
+TAGGING_OPERATIONS = ("GetObjectTagging", "PutObjectTagging", "DeleteObjectTagging")
+_NO_TAGGING_HINT = ("the store does not implement object tagging; set after = \"move\"")
 # A store without object tagging (Garage, some providers' object storage) answers these
 NO_TAGGING = ("NotImplemented", "501")
+NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
 
 
 @dataclass
@@ -115,6 +117,7 @@ class BucketPoller:
         # False once the store answered NotImplemented to tagging (after = "move" only: a
         # move needs no tag, what was taken is under processed/ or refused/)
         self._tagging = True
+        self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
 
     @property
     def client(self):  # noqa: ANN201
@@ -168,6 +171,8 @@ class BucketPoller:
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             hint = AUTH_HINTS.get(code)
+            if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
+                hint = _NO_TAGGING_HINT
             return (f"S3 refused {exc.operation_name} on {self.where} "
                     f"({code}{': ' + hint if hint else ''})")
         if isinstance(exc, EndpointConnectionError):
@@ -182,9 +187,7 @@ class BucketPoller:
         skip = ()
         if self.source.after == "move":
             skip = (self.source.processed_prefix, self.source.refused_prefix)
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.source.bucket, Prefix=self.source.prefix,
-            PaginationConfig={"PageSize": self.list_page_size})
+        pages = self._pages()
         chunk: list[_Object] = []
         size = 0
         for page in pages:
@@ -206,6 +209,31 @@ class BucketPoller:
                     chunk, size = [], 0
         if chunk:
             yield chunk
+
+    def _pages(self) -> Iterator[dict]:
+        """Listing pages: ListObjectsV2, or ListObjects (markers) on a store that does not
+        implement version 2 (older Ceph RGW, some appliances: 501 NotImplemented, or 400
+        InvalidArgument on list-type); remembered for this poller."""
+        from botocore.exceptions import ClientError
+
+        args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
+                "PaginationConfig": {"PageSize": self.list_page_size}}
+        if self._list_v2:
+            pages = iter(self.client.get_paginator("list_objects_v2").paginate(**args))
+            try:
+                first = next(pages, None)
+            except ClientError as exc:
+                if _code(exc) not in NO_LIST_V2:
+                    raise
+                log.warning("bucket source %s: the store does not implement ListObjectsV2; "
+                            "listing with ListObjects", self.source.id)
+                self._list_v2 = False
+            else:
+                if first is not None:
+                    yield first
+                    yield from pages
+                return
+        yield from self.client.get_paginator("list_objects").paginate(**args)
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,

@@ -71,8 +71,7 @@ def test_tag_on_a_store_without_object_tagging_says_so_and_takes_nothing(
         assert result.taken == 0 and ledger(sqlite_ctx.engine) == []
         assert result.error == (f"bucket source lab-s3: S3 refused GetObjectTagging on "
                                 f"s3://{name}/incoming/ (NotImplemented: the store does not "
-                                f"implement this request; without object tagging, set "
-                                f"after = \"move\")")
+                                f"implement object tagging; set after = \"move\")")
     assert keys(client, name) == ["incoming/a.hl7"]
 
 
@@ -139,3 +138,27 @@ def test_s3_archive_accepts_a_store_whose_etags_are_not_md5(quirky) -> None:  # 
     archive.put_many([(sha256_hex(data), data)])
     gets = [s for s in store.seen if s[0] == "GET"]
     assert gets and archive.get(sha256_hex(data)) == data
+
+
+def test_a_store_without_list_objects_v2_is_listed_with_version_1(sqlite_ctx,  # noqa: ANN001
+                                                                  quirky) -> None:
+    """Older S3-compatible stores (Ceph RGW before Luminous, some appliances) answer
+    ListObjectsV2 (list-type=2) with 501 NotImplemented: every poll failed and nothing was
+    taken. The poller now lists with ListObjects (markers), every page of it."""
+    store, name, client = quirky
+
+    def no_v2(method, path, query, headers):  # noqa: ANN001, ANN202
+        return (501, "NotImplemented") if query.get("list-type") == ["2"] else None
+
+    store.refuse = no_v2
+    for i in range(5):
+        client.put_object(Bucket=name, Key=f"incoming/r{i}.hl7",
+                          Body=f"MSH|^~\\&|R{i}\r".encode())
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint, list_page_size=2)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 5)
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == [
+        f"incoming/r{i}.hl7" for i in range(5)]
+    assert (poller.poll().taken, len(ledger(sqlite_ctx.engine))) == (0, 5)
+    assert not [s for s in store.seen if "list-type=2" in s[2]][1:]  # asked once, not again
