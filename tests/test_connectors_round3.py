@@ -4,10 +4,14 @@ moto's server (tests/s3_quirks.py), so boto3 parses the store's own error answer
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
 from tests.s3_quirks import QuirkyStore, no_tagging
+from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
     HL7,
     aws_env,
@@ -162,3 +166,46 @@ def test_a_store_without_list_objects_v2_is_listed_with_version_1(sqlite_ctx,  #
         f"incoming/r{i}.hl7" for i in range(5)]
     assert (poller.poll().taken, len(ledger(sqlite_ctx.engine))) == (0, 5)
     assert not [s for s in store.seen if "list-type=2" in s[2]][1:]  # asked once, not again
+
+
+# -- drop folders -------------------------------------------------------------------------
+@pytest.fixture
+def mounted_subfolder(tmp_path):  # noqa: ANN001, ANN201
+    """drop/ with drop/labX a tmpfs mounted inside it (as an SFTP chroot bind-mounted per
+    sender); needs root and mount permission, else skipped."""
+    import subprocess
+
+    drop = tmp_path / "drop"
+    sub = drop / "labX"
+    sub.mkdir(parents=True)
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "dmp-test", str(sub)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a file system here (root and mount permission needed)")
+    try:
+        yield drop
+    finally:
+        subprocess.run(["umount", "-l", str(sub)], check=False)
+
+
+def test_a_file_on_a_mount_inside_the_folder_is_a_poll_error_not_a_silent_skip(
+        sqlite_ctx, mounted_subfolder) -> None:  # noqa: ANN001
+    """A sender's subfolder that is another mount (an SFTP chroot bind-mounted into the drop
+    folder, a share mounted there) cannot be claimed by rename (EXDEV): its files were left in
+    place, one warning line each per poll, and the poll said nothing (serve and the flows
+    showed a healthy source). The poll now fails with one line saying why; the other files
+    are taken; nothing is recorded for the ones left, which stay where they were dropped."""
+    drop = mounted_subfolder
+    (drop / "top.hl7").write_bytes(b"MSH|^~\\&|TOP\r")
+    (drop / "labX" / "r.hl7").write_bytes(b"MSH|^~\\&|LABX\r")
+    assert os.stat(drop / "labX").st_dev != os.stat(drop).st_dev
+    with FolderPoller(folder_source(drop, recursive=True), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        result = poller.poll()
+        assert result.taken == 1
+        assert result.error == ("folder source drop: 1 file(s) on another file system "
+                                "than the folder (a mount inside it) cannot be claimed; left "
+                                "in place (give that mount its own folder source)")
+        assert poller.poll().error == result.error
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["top.hl7"]
+    assert (drop / "labX" / "r.hl7").read_bytes() == b"MSH|^~\\&|LABX\r"
