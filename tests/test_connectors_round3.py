@@ -209,3 +209,27 @@ def test_a_file_on_a_mount_inside_the_folder_is_a_poll_error_not_a_silent_skip(
         assert poller.poll().error == result.error
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["top.hl7"]
     assert (drop / "labX" / "r.hl7").read_bytes() == b"MSH|^~\\&|LABX\r"
+
+
+def test_more_senders_temporary_names_are_not_taken(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """Names other uploaders give a file still being written, seen in no earlier round:
+    SFTP servers' temporary suffix (SFTPPlus' documented '.incomplete'), Safari's download
+    bundle (a folder 'name.download' holding the partial file under its final name: in a
+    recursive folder the cut file inside it was taken), Opera's '.opdownload', Chrome's
+    '.crswap', Resilio Sync's '.!sync'. The poller and the command line leave them alone."""
+    from connectors.files import iter_files
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    data = b"MSH|^~\\&|LAB|X\r"
+    for name in ("a.hl7.incomplete", "b.pdf.opdownload", "c.pdf.crswap", "d.hl7.!sync",
+                 "E.HL7.INCOMPLETE", "ok.hl7"):
+        (drop / name).write_bytes(data)
+    (drop / "cr.pdf.download").mkdir()
+    (drop / "cr.pdf.download" / "cr.pdf").write_bytes(b"%PDF-1.7 cut")
+    assert [p.name for p in iter_files([drop])] == ["ok.hl7"]
+    with FolderPoller(folder_source(drop, recursive=True), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        assert poller.poll().taken == 1
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["ok.hl7"]
+    assert (drop / "cr.pdf.download" / "cr.pdf").exists()
