@@ -233,3 +233,27 @@ def test_more_senders_temporary_names_are_not_taken(sqlite_ctx, tmp_path) -> Non
         assert poller.poll().taken == 1
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["ok.hl7"]
     assert (drop / "cr.pdf.download" / "cr.pdf").exists()
+
+
+MOVE_KEYS = ["incoming/a+b.hl7", "incoming/100% sûr.hl7", "incoming/re\u0301sultat.hl7",
+             "incoming/r\u00e9sultat.hl7", "incoming/espace final .hl7", "incoming/?x=1&y=#.hl7",
+             "incoming/notes/"]
+
+
+def test_move_with_keys_of_every_kind(sqlite_ctx, bucket) -> None:  # noqa: ANN001, F811
+    """after = "move" copies each key under processed/ (CopySource is URL-encoded by boto3):
+    '+', '%', spaces, a query-like key, the NFD and the NFC spellings of 'é' (two distinct
+    keys, two objects, both taken and kept apart), a non-empty object whose key ends in '/'."""
+    endpoint, name, client = bucket
+    for i, key in enumerate(MOVE_KEYS):
+        client.put_object(Bucket=name, Key=key, Body=f"MSH|^~\\&|K|{i}\r".encode())
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, len(MOVE_KEYS))
+    assert keys(client, name) == sorted("processed/" + k for k in MOVE_KEYS)
+    for i, key in enumerate(MOVE_KEYS):
+        body = client.get_object(Bucket=name, Key="processed/" + key)["Body"].read()
+        assert body == f"MSH|^~\\&|K|{i}\r".encode()
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == sorted(MOVE_KEYS)
+    assert poller.poll().taken == 0
