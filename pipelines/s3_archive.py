@@ -6,6 +6,8 @@ PUT carries our sha256 for the store to check, but many S3-compatible stores ign
 (Ceph RGW before Squid, Garage, some providers), so the answer is checked too (the store's
 sha256 when it returns one, else its ETag against the MD5 of what was sent, else, for a store
 whose ETags are not MD5s, MinIO with encryption or SSE-KMS, the object is read back).
+A PUT is conditional (``If-None-Match: *``): an object already held is checked, never written
+over (plain PUTs on a store that does not implement conditional ones).
 ``get`` verifies the sha256 of what it reads back. Credentials come from the environment or an
 AWS profile (``S3Options.profile``, else AWS_PROFILE as boto3 reads it). Server-side
 encryption (``S3Options.sse``: AES256, aws:kms with an optional key id) is asked of every PUT.
@@ -95,6 +97,7 @@ class S3Archive:
         self.prefix = prefix.strip("/")
         self.options = options
         self._put_extra = options.put_arguments()
+        self._conditional = True  # False once the store refused If-None-Match on PUT
 
     @property
     def sse(self) -> str | None:
@@ -126,12 +129,54 @@ class S3Archive:
         for sha, data in items:
             checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
             try:
-                answer = self.client.put_object(
-                    Bucket=self.bucket, Key=self.key(sha), Body=data,
-                    ChecksumSHA256=checksum, **self._put_extra)
+                answer = self._put_if_absent(sha, data, checksum)
             except (BotoCoreError, ClientError) as exc:
                 raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
-            self._verify(sha, data, checksum, answer)
+            if answer is not None:
+                self._verify(sha, data, checksum, answer)
+
+    def _put_if_absent(self, sha: str, data: bytes, checksum: str) -> Mapping | None:
+        """PUT only when the key is free (If-None-Match: *): the archive is content-addressed,
+        so an object held is never written over (a repeat damaged on the way would replace
+        bytes earlier rows point to; on a WORM bucket each repeat was a new version). An
+        object held is checked instead (None: it is the bytes); one that is not is replaced.
+        A store that refuses conditional PUTs gets plain ones from then on."""
+        from botocore.exceptions import ClientError
+
+        def put(**condition: str) -> Mapping:
+            return self.client.put_object(Bucket=self.bucket, Key=self.key(sha), Body=data,
+                                          ChecksumSHA256=checksum, **self._put_extra,
+                                          **condition)
+
+        if not self._conditional:
+            return put()
+        try:
+            return put(IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NotImplemented", "501"):
+                self._conditional = False
+                return put()
+            if code not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise
+        return None if self._holds(sha, data) else put()
+
+    def _holds(self, sha: str, data: bytes) -> bool:
+        """The object under ``sha`` is these bytes (its ETag is their MD5, else read back)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if head.get("ETag", "").strip('"').lower() == md5:
+                return True
+        except ClientError:
+            pass  # gone meanwhile, or HEAD refused: the read says
+        try:
+            self.get(sha)
+        except (ArchiveCorrupt, ArchiveMissing):
+            return False
+        return True
 
     def _verify(self, sha: str, data: bytes, checksum: str, answer: Mapping) -> None:
         """The stored object is the bytes sent, or ArchiveUnavailable (intake does not

@@ -257,3 +257,66 @@ def test_move_with_keys_of_every_kind(sqlite_ctx, bucket) -> None:  # noqa: ANN0
         assert body == f"MSH|^~\\&|K|{i}\r".encode()
     assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == sorted(MOVE_KEYS)
     assert poller.poll().taken == 0
+
+
+def _archive_on(store: QuirkyStore, client, bucket_name: str):  # noqa: ANN001, ANN202
+    import boto3
+
+    from pipelines.s3_archive import S3Archive
+
+    client.create_bucket(Bucket=bucket_name,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    return S3Archive(bucket_name, "raw", client=boto3.client("s3", endpoint_url=store.endpoint))
+
+
+def test_s3_archive_never_replaces_an_object_it_holds(quirky) -> None:  # noqa: ANN001
+    """The archive is content-addressed: the same bytes again (a repeat, a file taken once
+    more after a crash) were PUT again over the object held. Each repeat wrote a new version
+    on an object-locked (WORM) bucket, and a repeat damaged on the way replaced good bytes
+    that earlier ledger rows point to: their replay failed ARCHIVE_CORRUPT for good. A PUT is
+    now conditional (If-None-Match: *): an object already there is checked, not replaced."""
+    from pipelines.archive import ArchiveError, sha256_hex
+
+    store, _, client = quirky
+    archive = _archive_on(store, client, "dmp-archive-r3c")
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    archive.put_many([(sha256_hex(data), data)])
+
+    def damage(method, path, query, headers, body):  # noqa: ANN001, ANN202
+        if method == "PUT" and b"MSH|" in body:
+            body = body.replace(b"MSH|", b"MSH!", 1)
+        return _ignores_checksums(headers), body
+
+    store.alter = damage
+    archive.put_many([(sha256_hex(data), data)])  # already held, intact: nothing written
+    store.alter = None
+    assert archive.get(sha256_hex(data)) == data
+    versions = client.list_object_versions(Bucket="dmp-archive-r3c").get("Versions", [])
+    assert len(versions) == 1
+
+    # an object held that is not the bytes (damaged by a store before this check) is replaced
+    client.put_object(Bucket="dmp-archive-r3c", Key=archive.key(sha256_hex(b"MSH|good\r")),
+                      Body=b"MSH|bad!\r")
+    archive.put_many([(sha256_hex(b"MSH|good\r"), b"MSH|good\r")])
+    assert archive.get(sha256_hex(b"MSH|good\r")) == b"MSH|good\r"
+    with pytest.raises(ArchiveError):  # and one that cannot be written whole still fails
+        store.alter = damage
+        archive.put_many([(sha256_hex(b"MSH|new\r"), b"MSH|new\r")])
+
+
+def test_s3_archive_on_a_store_without_conditional_puts(quirky) -> None:  # noqa: ANN001
+    """A store that refuses If-None-Match on PUT (501 NotImplemented, older MinIO, Ceph
+    before Squid, several providers) gets plain PUTs, still verified."""
+    from pipelines.archive import sha256_hex
+
+    store, _, client = quirky
+    archive = _archive_on(store, client, "dmp-archive-r3d")
+    store.refuse = lambda method, path, query, headers: (
+        (501, "NotImplemented") if method == "PUT" and any(
+            k.lower() == "if-none-match" for k in headers) else None)
+    for data in (b"MSH|one\r", b"MSH|two\r", b"MSH|one\r"):
+        archive.put_many([(sha256_hex(data), data)])
+    assert archive.get(sha256_hex(b"MSH|one\r")) == b"MSH|one\r"
+    assert archive.get(sha256_hex(b"MSH|two\r")) == b"MSH|two\r"
+    puts = [s for s in store.seen if s[0] == "PUT"]
+    assert len(puts) == 4  # one refused conditional PUT, then three plain ones
