@@ -84,6 +84,12 @@ _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTim
                     "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"}
 
 
+# How stores that do not implement If-None-Match on PUT refuse it (a plain PUT follows: if
+# the refusal was about something else, that PUT fails the same way and says so)
+_NO_CONDITIONAL_PUT = ("NotImplemented", "501", "InvalidArgument", "InvalidRequest",
+                       "NotSupported")
+
+
 class S3Archive:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  client=None, server_side_encryption: str | None = None,  # noqa: ANN001
@@ -154,7 +160,7 @@ class S3Archive:
             return put(IfNoneMatch="*")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("NotImplemented", "501"):
+            if code in _NO_CONDITIONAL_PUT:
                 self._conditional = False
                 return put()
             if code not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
