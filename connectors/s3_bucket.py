@@ -126,7 +126,7 @@ class BucketPoller:
             from botocore.config import Config
 
             self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint_url,
+                "s3", endpoint_url=self.endpoint_url, region_name=self.source.region,
                 config=Config(retries={"max_attempts": 3, "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
@@ -173,6 +173,9 @@ class BucketPoller:
             hint = AUTH_HINTS.get(code)
             if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
                 hint = _NO_TAGGING_HINT
+            if code == "AuthorizationHeaderMalformed":  # boto3 follows a store naming its own
+                hint = ("the requests are signed for another region than the store's: set "
+                        "region in the bucket source")
             return (f"S3 refused {exc.operation_name} on {self.where} "
                     f"({code}{': ' + hint if hint else ''})")
         if isinstance(exc, EndpointConnectionError):

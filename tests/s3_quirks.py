@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-# (method, path, query, headers) -> (status, error code) answered by the proxy, or None
-Refusal = Callable[[str, str, dict[str, list[str]], dict[str, str]], tuple[int, str] | None]
+# (method, path, query, headers) -> (status, error code[, extra XML of the error]) answered by
+# the proxy, or None
+Refusal = Callable[[str, str, dict[str, list[str]], dict[str, str]],
+                   tuple[int, str] | tuple[int, str, str] | None]
 # (method, path, query, headers, body) -> (headers, body) forwarded to the store
 Alteration = Callable[[str, str, dict[str, list[str]], dict[str, str], bytes],
                       tuple[dict[str, str], bytes]]
 
 _ERROR = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
           "<Message>{code}</Message><Resource>{path}</Resource><RequestId>quirk</RequestId>"
-          "</Error>")
+          "{extra}</Error>")
 
 
 @dataclass
@@ -59,8 +61,9 @@ class QuirkyStore:
                 refusal = store.refuse and store.refuse(self.command, parts.path, query,
                                                         headers)
                 if refusal:
-                    status, code = refusal
-                    text = _ERROR.format(code=code, path=parts.path).encode()
+                    status, code, *extra = refusal
+                    text = _ERROR.format(code=code, path=parts.path,
+                                         extra="".join(extra)).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(text)))
@@ -113,3 +116,17 @@ def no_tagging(method: str, path: str, query: dict[str, list[str]],
                                  for k in headers):
         return 501, "NotImplemented"
     return None
+
+
+def signed_for(region: str, *, named: bool = True) -> Refusal:
+    """A store that checks the region of the SigV4 signature (Scaleway, OVH, Outscale: a
+    request signed for us-east-1, boto3's default without a region, is refused); ``named``:
+    its error says which region it expects (<Region>, as AWS does), else only the code."""
+    def refuse(method: str, path: str, query: dict[str, list[str]],
+               headers: dict[str, str]) -> tuple[int, str, str] | None:
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        if f"/{region}/s3/aws4_request" in auth:
+            return None
+        return (400, "AuthorizationHeaderMalformed",
+                f"<Region>{region}</Region>" if named else "")
+    return refuse

@@ -320,3 +320,45 @@ def test_s3_archive_on_a_store_without_conditional_puts(quirky) -> None:  # noqa
     assert archive.get(sha256_hex(b"MSH|two\r")) == b"MSH|two\r"
     puts = [s for s in store.seen if s[0] == "PUT"]
     assert len(puts) == 4  # one refused conditional PUT, then three plain ones
+
+
+def test_a_store_that_checks_the_signing_region(sqlite_ctx, quirky, tmp_path,  # noqa: ANN001
+                                                monkeypatch) -> None:
+    """Scaleway (fr-par), OVH (gra, sbg...) and Outscale refuse a request signed for another
+    region than theirs; without one boto3 signs for us-east-1. A store whose error names its
+    region is followed by boto3 itself (right). One whose error does not could only be
+    reached through AWS_DEFAULT_REGION, one region for every source and the archive (two
+    providers could not both work), and the poll said only 'AuthorizationHeaderMalformed'.
+    A bucket source now takes `region`, and the error says to set it."""
+    from tests.s3_quirks import signed_for
+    from tests.test_folder_connector import settings_from
+
+    store, name, client = quirky
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    store.refuse = signed_for("fr-par")  # names its region: boto3 re-signs
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint)
+    assert (poller.poll().error, poller.poll().taken) == (None, 0)
+    client.put_object(Bucket=name, Key="incoming/b.hl7", Body=b"MSH|^~\\&|B\r")
+
+    store.refuse = signed_for("fr-par", named=False)
+    result = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint).poll()
+    assert result.error == (f"bucket source lab-s3: S3 refused ListObjectsV2 on "
+                            f"s3://{name}/incoming/ (AuthorizationHeaderMalformed: the "
+                            f"requests are signed for another region than the store's: set "
+                            f"region in the bucket source)")
+    assert len(ledger(sqlite_ctx.engine)) == 1
+
+    settings = settings_from(tmp_path, f"""
+[buckets.scw]
+bucket = "{name}"
+prefix = "incoming/"
+endpoint_url = "{store.endpoint}"
+region = "fr-par"
+""")
+    (source,) = settings.buckets
+    assert source.region == "fr-par"
+    result = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive).poll()
+    assert (result.error, result.taken) == (None, 1)
