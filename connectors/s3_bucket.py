@@ -74,7 +74,8 @@ AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
 # A store without object tagging answers NotImplemented to these (after = "tag" needs them)
 TAGGING_OPERATIONS = ("GetObjectTagging", "PutObjectTagging", "DeleteObjectTagging")
 _NO_TAGGING_HINT = ("the store does not implement object tagging; set after = \"move\"")
-# A store without object tagging (Garage, some providers' object storage) answers these
+# A store without object tagging (Garage, some providers' object storage), or without
+# conditional deletes, answers these
 NO_TAGGING = ("NotImplemented", "501")
 NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
 
@@ -118,6 +119,7 @@ class BucketPoller:
         # move needs no tag, what was taken is under processed/ or refused/)
         self._tagging = True
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
+        self._conditional_delete = True  # False once the store refused DELETE If-Match
 
     @property
     def client(self):  # noqa: ANN201
@@ -402,7 +404,7 @@ class BucketPoller:
                     source["VersionId"] = obj.version
                 self._copy(prefix + obj.key, source, obj.etag, tags)
                 try:  # only the object read: one put since is not ours to delete
-                    self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                    self._delete_if_match(obj)
                 except ClientError as exc:
                     if not _changed(exc):
                         raise
@@ -421,6 +423,31 @@ class BucketPoller:
                       else type(exc).__name__)
             return None
         return True
+
+    def _delete_if_match(self, obj: _Object) -> None:
+        """Delete the object read, not one put under its key since: DELETE If-Match. On a
+        store that does not implement a conditional DELETE (501): the very version read when
+        the bucket is versioned (its copy is under processed/), else HEAD If-Match then a
+        plain DELETE: only a put in the instant between the two could be deleted unread, a
+        narrow window against every object copied again at every poll and never deleted."""
+        from botocore.exceptions import ClientError
+
+        bucket = self.source.bucket
+        if self._conditional_delete:
+            try:
+                self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                return
+            except ClientError as exc:
+                if _code(exc) not in NO_TAGGING:  # NotImplemented / 501
+                    raise
+            log.warning("bucket source %s: the store does not implement conditional deletes; "
+                        "checked by HEAD before each delete", self.source.id)
+            self._conditional_delete = False
+        if obj.version:
+            self.client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version)
+            return
+        self.client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+        self.client.delete_object(Bucket=bucket, Key=obj.key)
 
     def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str]) -> None:
         """Copy under processed/ or refused/ if still the object read, tagged when the store

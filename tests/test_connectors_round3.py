@@ -362,3 +362,32 @@ region = "fr-par"
     assert source.region == "fr-par"
     result = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive).poll()
     assert (result.error, result.taken) == (None, 1)
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_move_on_a_store_without_conditional_deletes(sqlite_ctx, quirky,  # noqa: ANN001
+                                                     versioned) -> None:
+    """The move's delete is conditional on the ETag read (If-Match); a store that answers
+    501 NotImplemented to a conditional DELETE left every object copied and never deleted:
+    each poll failed, copied again, and a restarted poller recorded them all again as
+    repeats. Such a store now gets the DELETE of the very version read (versioned bucket),
+    else a HEAD (If-Match) and a plain DELETE."""
+    store, name, client = quirky
+
+    def no_conditional_delete(method, path, query, headers):  # noqa: ANN001, ANN202
+        if method == "DELETE" and any(k.lower() == "if-match" for k in headers):
+            return 501, "NotImplemented"
+        return None
+
+    store.refuse = no_conditional_delete
+    if versioned:
+        client.put_bucket_versioning(Bucket=name,
+                                     VersioningConfiguration={"Status": "Enabled"})
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    client.put_object(Bucket=name, Key="incoming/b.hl7", Body=b"MSH|^~\\&|B\r")
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 2)
+    assert keys(client, name) == ["processed/incoming/a.hl7", "processed/incoming/b.hl7"]
+    assert (poller.poll().taken, len(ledger(sqlite_ctx.engine))) == (0, 2)
