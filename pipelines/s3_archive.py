@@ -90,6 +90,15 @@ _NO_CONDITIONAL_PUT = ("NotImplemented", "501", "InvalidArgument", "InvalidReque
                        "NotSupported")
 
 
+# Part size of the managed upload (put_file): boto3's default, set here so that the multipart
+# ETag a store gives (MD5 of the parts' MD5s) can be computed while the file is hashed
+PART_BYTES = 8 * 1024 * 1024
+
+
+def _md5(data: bytes = b""):  # noqa: ANN202
+    return hashlib.md5(data, usedforsecurity=False)
+
+
 class S3Archive:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  client=None, server_side_encryption: str | None = None,  # noqa: ANN001
@@ -205,23 +214,51 @@ class S3Archive:
                                      f"{exc.code} on reading it back") from exc
 
     def put_file(self, path) -> tuple[str, int]:  # noqa: ANN001
-        """Read once to hash, then boto3's managed upload (multipart for big files, each part
-        checked by S3); the object exists only once the upload completes."""
+        """Read once to hash (and to compute the ETag a store gives: MD5, or MD5 of the
+        parts' MD5s), then boto3's managed upload (multipart for big files); the object exists
+        only once the upload completes, and is verified: its ETag, else read back."""
         from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
-        digest, size = hashlib.sha256(), 0
+        digest, whole, parts, size = hashlib.sha256(), _md5(), [], 0
         with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
+            while chunk := fh.read(PART_BYTES):
                 digest.update(chunk)
+                whole.update(chunk)
+                parts.append(_md5(chunk).digest())
                 size += len(chunk)
         sha = digest.hexdigest()
+        # the ETag a store computing MD5s gives: of the bytes, or of the parts' MD5s ("-n")
+        etag = (whole.hexdigest() if size < PART_BYTES
+                else f"{_md5(b''.join(parts)).hexdigest()}-{len(parts)}")
         extra = {"ServerSideEncryption": self.sse} if self.sse else {}
+        config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES)
         try:
-            self.client.upload_file(str(path), self.bucket, self.key(sha), ExtraArgs=extra)
+            self.client.upload_file(str(path), self.bucket, self.key(sha), ExtraArgs=extra,
+                                    Config=config)
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
+        if head.get("ETag", "").strip('"').lower() != etag and not self._reads_back(sha):
+            raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: the store "
+                                     f"holds other bytes than sent")
         return sha, size
+
+    def _reads_back(self, sha: str) -> bool:
+        """The object under ``sha`` read back in chunks hashes to it (never whole in memory:
+        the streamed path is for files too big for that)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha))["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                digest.update(chunk)
+        except (BotoCoreError, ClientError) as exc:
+            raise ArchiveUnavailable(f"S3 archive read-back failed ({type(exc).__name__})"
+                                     ) from exc
+        return digest.hexdigest() == sha
 
     def get(self, sha: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -391,3 +391,29 @@ def test_move_on_a_store_without_conditional_deletes(sqlite_ctx, quirky,  # noqa
     assert (result.error, result.taken) == (None, 2)
     assert keys(client, name) == ["processed/incoming/a.hl7", "processed/incoming/b.hl7"]
     assert (poller.poll().taken, len(ledger(sqlite_ctx.engine))) == (0, 2)
+
+
+def test_s3_archive_verifies_a_streamed_multipart_upload(quirky, tmp_path) -> None:  # noqa: ANN001
+    """A big file (an HL7 batch over 16 MB: intake_stream) is archived by boto3's managed
+    upload, in parts. Nothing checked what the store kept: a part damaged on the way (a
+    store ignoring the checksum headers) was archived and the ledger committed. The multipart
+    ETag (MD5 of the parts' MD5s) is now compared, else the object read back."""
+    from pipelines.archive import ArchiveError, sha256_hex
+
+    store, _, client = quirky
+    archive = _archive_on(store, client, "dmp-archive-r3e")
+    big = tmp_path / "batch.hl7"
+    data = b"MSH|^~\\&|LAB|" + bytes(range(256)) * (9 * 4096)  # 9 MiB and a bit: two parts
+    big.write_bytes(data)
+
+    def damage_part_2(method, path, query, headers, body):  # noqa: ANN001, ANN202
+        if method == "PUT" and query.get("partNumber") == ["2"]:
+            body = body[:100] + bytes([body[100] ^ 1]) + body[101:]
+        return _ignores_checksums(headers), body
+
+    store.alter = damage_part_2
+    with pytest.raises(ArchiveError, match="not verified"):
+        archive.put_file(big)
+    store.alter = lambda m, p, q, h, b: (_ignores_checksums(h), b)
+    assert archive.put_file(big) == (sha256_hex(data), len(data))
+    assert archive.get(sha256_hex(data)) == data
