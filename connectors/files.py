@@ -13,8 +13,11 @@ from pathlib import Path
 
 from pipelines.intake import Received
 
-# Names a sender's tool gives a file still being written (SFTP/WinSCP, browsers, editors)
-SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~")
+# Names a sender's tool gives a file still being written (SFTP/WinSCP, browsers, editors):
+# also SFTP servers' '.incomplete', Safari's '.download' bundle folder (the partial file inside
+# has its final name), Opera's '.opdownload', Chrome's '.crswap', Resilio Sync's '.!sync'
+SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~",
+                    ".incomplete", ".download", ".opdownload", ".crswap", ".!sync")
 # Microsoft Office's owner file beside a document someone has open on the share
 SKIPPED_PREFIXES = (".", "~$")
 # Files Windows Explorer writes by itself into a shared folder (thumbnails, folder settings)
@@ -40,7 +43,7 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
         path = Path(raw)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not is_temporary(d))
                 for name in sorted(files):
                     if not is_temporary(name):
                         yield Path(root) / name

@@ -159,12 +159,14 @@ class FolderPoller:
         self._held: dict[Path, int] = {}  # claim folders this poller holds -> lock fd
         self._own: Path | None = None
         self._recorded: dict[Path, tuple[str, str | None]] = {}  # intake done, move pending
+        self._other_fs = 0  # files of this poll on a mount inside the folder (EXDEV)
 
     # -- the poll ---------------------------------------------------------------------------
     def poll(self) -> PollResult:
         """One pass: claims left from before, then the files settled since the last scan.
         Problems of the folder or the store end up in ``result.error`` (nothing lost)."""
         result = PollResult(self.source.id)
+        self._other_fs = 0
         try:
             if not stat.S_ISDIR(os.stat(self.root).st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory")
@@ -173,6 +175,12 @@ class FolderPoller:
             # 1. what was claimed before (by us, or by a poller that is gone) goes first
             if self._take(list(self._claims()), result):
                 self._take_new(result)
+            if self._other_fs and result.error is None:
+                result.error = (f"folder source {self.source.id}: {self._other_fs} file(s) on "
+                                f"another file system than the folder (a mount inside it) "
+                                f"cannot be claimed; left in place (give that mount its own "
+                                f"folder source)")
+                log.error("%s", result.error)
         except OSError as exc:
             result.error = (f"folder source {self.source.id}: folder unusable "
                             f"({exc.strerror or type(exc).__name__})")
@@ -310,6 +318,9 @@ class FolderPoller:
         except FileNotFoundError:
             return None  # taken by another poller, or withdrawn by the sender
         except OSError as exc:
+            if exc.errno == errno.EXDEV:  # a mount inside the folder: the poll says so
+                self._other_fs += 1
+                return None
             log.warning("folder source %s: a file cannot be claimed (%s); left in place",
                         self.source.id, exc.strerror)
             return None

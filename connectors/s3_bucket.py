@@ -71,6 +71,13 @@ AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
               "ExpiredToken": _WRONG, "InvalidToken": _WRONG, "TokenRefreshRequired": _WRONG,
               "AccessDenied": "the S3 credentials lack a permission on this bucket (list, "
                               "get, tag, copy, delete)"}
+# A store without object tagging answers NotImplemented to these (after = "tag" needs them)
+TAGGING_OPERATIONS = ("GetObjectTagging", "PutObjectTagging", "DeleteObjectTagging")
+_NO_TAGGING_HINT = ("the store does not implement object tagging; set after = \"move\"")
+# A store without object tagging (Garage, some providers' object storage), or without
+# conditional deletes, answers these
+NO_TAGGING = ("NotImplemented", "501")
+NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
 
 
 @dataclass
@@ -108,6 +115,11 @@ class BucketPoller:
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
+        # False once the store answered NotImplemented to tagging (after = "move" only: a
+        # move needs no tag, what was taken is under processed/ or refused/)
+        self._tagging = True
+        self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
+        self._conditional_delete = True  # False once the store refused DELETE If-Match
 
     @property
     def client(self):  # noqa: ANN201
@@ -116,7 +128,7 @@ class BucketPoller:
             from botocore.config import Config
 
             self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint_url,
+                "s3", endpoint_url=self.endpoint_url, region_name=self.source.region,
                 config=Config(retries={"max_attempts": 3, "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
@@ -161,6 +173,11 @@ class BucketPoller:
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             hint = AUTH_HINTS.get(code)
+            if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
+                hint = _NO_TAGGING_HINT
+            if code == "AuthorizationHeaderMalformed":  # boto3 follows a store naming its own
+                hint = ("the requests are signed for another region than the store's: set "
+                        "region in the bucket source")
             return (f"S3 refused {exc.operation_name} on {self.where} "
                     f"({code}{': ' + hint if hint else ''})")
         if isinstance(exc, EndpointConnectionError):
@@ -175,9 +192,7 @@ class BucketPoller:
         skip = ()
         if self.source.after == "move":
             skip = (self.source.processed_prefix, self.source.refused_prefix)
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.source.bucket, Prefix=self.source.prefix,
-            PaginationConfig={"PageSize": self.list_page_size})
+        pages = self._pages()
         chunk: list[_Object] = []
         size = 0
         for page in pages:
@@ -199,6 +214,31 @@ class BucketPoller:
                     chunk, size = [], 0
         if chunk:
             yield chunk
+
+    def _pages(self) -> Iterator[dict]:
+        """Listing pages: ListObjectsV2, or ListObjects (markers) on a store that does not
+        implement version 2 (older Ceph RGW, some appliances: 501 NotImplemented, or 400
+        InvalidArgument on list-type); remembered for this poller."""
+        from botocore.exceptions import ClientError
+
+        args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
+                "PaginationConfig": {"PageSize": self.list_page_size}}
+        if self._list_v2:
+            pages = iter(self.client.get_paginator("list_objects_v2").paginate(**args))
+            try:
+                first = next(pages, None)
+            except ClientError as exc:
+                if _code(exc) not in NO_LIST_V2:
+                    raise
+                log.warning("bucket source %s: the store does not implement ListObjectsV2; "
+                            "listing with ListObjects", self.source.id)
+                self._list_v2 = False
+            else:
+                if first is not None:
+                    yield first
+                    yield from pages
+                return
+        yield from self.client.get_paginator("list_objects").paginate(**args)
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
@@ -248,8 +288,7 @@ class BucketPoller:
             return obj
         client, bucket = self.client, self.source.bucket
         try:
-            obj.tags = {t["Key"]: t["Value"] for t in client.get_object_tagging(
-                Bucket=bucket, Key=obj.key)["TagSet"]}
+            obj.tags = self._tags(obj.key)
             if obj.tags.get(TAG) in (DONE, REFUSED):
                 return obj
             received_at = datetime.now(UTC)
@@ -280,6 +319,24 @@ class BucketPoller:
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
                             rejection=rejection)
         return obj
+
+    def _tags(self, key: str) -> dict[str, str]:
+        """An object's tags; with after = "move" on a store without object tagging, none
+        (a move needs no tag; with after = "tag" the refusal fails the poll, and says why)."""
+        from botocore.exceptions import ClientError
+
+        if not self._tagging:
+            return {}
+        try:
+            return {t["Key"]: t["Value"] for t in self.client.get_object_tagging(
+                Bucket=self.source.bucket, Key=key)["TagSet"]}
+        except ClientError as exc:
+            if self.source.after != "move" or _code(exc) not in NO_TAGGING:
+                raise
+        log.warning("bucket source %s: the store does not implement object tagging; objects "
+                    "are moved without tags", self.source.id)
+        self._tagging = False
+        return {}
 
     def _record(self, todo: list[_Object],
                 result: PollResult) -> list[tuple[_Object, str, int | None, str | None]] | None:
@@ -345,11 +402,9 @@ class BucketPoller:
                 source = {"Bucket": bucket, "Key": obj.key}
                 if obj.version:
                     source["VersionId"] = obj.version
-                self.client.copy_object(Bucket=bucket, Key=prefix + obj.key, CopySource=source,
-                                        CopySourceIfMatch=obj.etag, TaggingDirective="REPLACE",
-                                        Tagging=urlencode(tags))
+                self._copy(prefix + obj.key, source, obj.etag, tags)
                 try:  # only the object read: one put since is not ours to delete
-                    self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                    self._delete_if_match(obj)
                 except ClientError as exc:
                     if not _changed(exc):
                         raise
@@ -368,6 +423,49 @@ class BucketPoller:
                       else type(exc).__name__)
             return None
         return True
+
+    def _delete_if_match(self, obj: _Object) -> None:
+        """Delete the object read, not one put under its key since: DELETE If-Match. On a
+        store that does not implement a conditional DELETE (501): the very version read when
+        the bucket is versioned (its copy is under processed/), else HEAD If-Match then a
+        plain DELETE: only a put in the instant between the two could be deleted unread, a
+        narrow window against every object copied again at every poll and never deleted."""
+        from botocore.exceptions import ClientError
+
+        bucket = self.source.bucket
+        if self._conditional_delete:
+            try:
+                self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                return
+            except ClientError as exc:
+                if _code(exc) not in NO_TAGGING:  # NotImplemented / 501
+                    raise
+            log.warning("bucket source %s: the store does not implement conditional deletes; "
+                        "checked by HEAD before each delete", self.source.id)
+            self._conditional_delete = False
+        if obj.version:
+            self.client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version)
+            return
+        self.client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+        self.client.delete_object(Bucket=bucket, Key=obj.key)
+
+    def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str]) -> None:
+        """Copy under processed/ or refused/ if still the object read, tagged when the store
+        has tagging (one that refuses a tagged copy gets a copy without tags, from then on)."""
+        from botocore.exceptions import ClientError
+
+        args = {"Bucket": self.source.bucket, "Key": key, "CopySource": source,
+                "CopySourceIfMatch": etag}
+        if self._tagging:
+            try:
+                self.client.copy_object(**args, TaggingDirective="REPLACE",
+                                        Tagging=urlencode(tags))
+                return
+            except ClientError as exc:
+                if _code(exc) not in NO_TAGGING:
+                    raise
+            self._tagging = False
+        self.client.copy_object(**args)
 
     def _untag_if_replaced(self, obj: _Object, import_id: int | None) -> bool:
         """Without versioning a tag goes to whatever object has the key now: if the sender
@@ -410,6 +508,10 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
 def _changed(exc: Exception) -> bool:

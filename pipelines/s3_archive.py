@@ -1,7 +1,13 @@
 """The raw archive on an S3 bucket (any S3-compatible store: endpoint URL configurable).
 
 Objects are named ``<prefix>/ab/cd/<sha256>``. ``put`` returns only once S3 has answered the
-PUT (S3 acknowledges a write only after storing it durably), and checks the returned checksum;
+PUT (S3 acknowledges a write only after storing it durably) and the write is verified: the
+PUT carries our sha256 for the store to check, but many S3-compatible stores ignore that header
+(Ceph RGW before Squid, Garage, some providers), so the answer is checked too (the store's
+sha256 when it returns one, else its ETag against the MD5 of what was sent, else, for a store
+whose ETags are not MD5s, MinIO with encryption or SSE-KMS, the object is read back).
+A PUT is conditional (``If-None-Match: *``): an object already held is checked, never written
+over (plain PUTs on a store that does not implement conditional ones).
 ``get`` verifies the sha256 of what it reads back. Credentials come from the environment or an
 AWS profile (``S3Options.profile``, else AWS_PROFILE as boto3 reads it). Server-side
 encryption (``S3Options.sse``: AES256, aws:kms with an optional key id) is asked of every PUT.
@@ -78,6 +84,21 @@ _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTim
                     "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"}
 
 
+# How stores that do not implement If-None-Match on PUT refuse it (a plain PUT follows: if
+# the refusal was about something else, that PUT fails the same way and says so)
+_NO_CONDITIONAL_PUT = ("NotImplemented", "501", "InvalidArgument", "InvalidRequest",
+                       "NotSupported")
+
+
+# Part size of the managed upload (put_file): boto3's default, set here so that the multipart
+# ETag a store gives (MD5 of the parts' MD5s) can be computed while the file is hashed
+PART_BYTES = 8 * 1024 * 1024
+
+
+def _md5(data: bytes = b""):  # noqa: ANN202
+    return hashlib.md5(data, usedforsecurity=False)
+
+
 class S3Archive:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  client=None, server_side_encryption: str | None = None,  # noqa: ANN001
@@ -91,6 +112,7 @@ class S3Archive:
         self.prefix = prefix.strip("/")
         self.options = options
         self._put_extra = options.put_arguments()
+        self._conditional = True  # False once the store refused If-None-Match on PUT
 
     @property
     def sse(self) -> str | None:
@@ -120,32 +142,123 @@ class S3Archive:
         from botocore.exceptions import BotoCoreError, ClientError
 
         for sha, data in items:
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
             try:
-                self.client.put_object(
-                    Bucket=self.bucket, Key=self.key(sha), Body=data,
-                    ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
-                    **self._put_extra)
+                answer = self._put_if_absent(sha, data, checksum)
             except (BotoCoreError, ClientError) as exc:
                 raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
+            if answer is not None:
+                self._verify(sha, data, checksum, answer)
+
+    def _put_if_absent(self, sha: str, data: bytes, checksum: str) -> Mapping | None:
+        """PUT only when the key is free (If-None-Match: *): the archive is content-addressed,
+        so an object held is never written over (a repeat damaged on the way would replace
+        bytes earlier rows point to; on a WORM bucket each repeat was a new version). An
+        object held is checked instead (None: it is the bytes); one that is not is replaced.
+        A store that refuses conditional PUTs gets plain ones from then on."""
+        from botocore.exceptions import ClientError
+
+        def put(**condition: str) -> Mapping:
+            return self.client.put_object(Bucket=self.bucket, Key=self.key(sha), Body=data,
+                                          ChecksumSHA256=checksum, **self._put_extra,
+                                          **condition)
+
+        if not self._conditional:
+            return put()
+        try:
+            return put(IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in _NO_CONDITIONAL_PUT:
+                self._conditional = False
+                return put()
+            if code not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise
+        return None if self._holds(sha, data) else put()
+
+    def _holds(self, sha: str, data: bytes) -> bool:
+        """The object under ``sha`` is these bytes (its ETag is their MD5, else read back)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if head.get("ETag", "").strip('"').lower() == md5:
+                return True
+        except ClientError:
+            pass  # gone meanwhile, or HEAD refused: the read says
+        try:
+            self.get(sha)
+        except (ArchiveCorrupt, ArchiveMissing):
+            return False
+        return True
+
+    def _verify(self, sha: str, data: bytes, checksum: str, answer: Mapping) -> None:
+        """The stored object is the bytes sent, or ArchiveUnavailable (intake does not
+        acknowledge; the write is tried again with the input). The store's own sha256 when
+        it returns one; else a plain ETag equal to the body's MD5 (every store, single PUT,
+        no KMS); else (an ETag that is no MD5) a read-back."""
+        returned = answer.get("ChecksumSHA256")
+        if returned:
+            if returned.split("-")[0] != checksum:
+                raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: the store "
+                                         f"holds other bytes than sent (sha256)")
+            return
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if answer.get("ETag", "").strip('"').lower() == md5:
+            return
+        try:
+            self.get(sha)
+        except (ArchiveCorrupt, ArchiveMissing) as exc:
+            raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: "
+                                     f"{exc.code} on reading it back") from exc
 
     def put_file(self, path) -> tuple[str, int]:  # noqa: ANN001
-        """Read once to hash, then boto3's managed upload (multipart for big files, each part
-        checked by S3); the object exists only once the upload completes."""
+        """Read once to hash (and to compute the ETag a store gives: MD5, or MD5 of the
+        parts' MD5s), then boto3's managed upload (multipart for big files); the object exists
+        only once the upload completes, and is verified: its ETag, else read back."""
         from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
-        digest, size = hashlib.sha256(), 0
+        digest, whole, parts, size = hashlib.sha256(), _md5(), [], 0
         with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
+            while chunk := fh.read(PART_BYTES):
                 digest.update(chunk)
+                whole.update(chunk)
+                parts.append(_md5(chunk).digest())
                 size += len(chunk)
         sha = digest.hexdigest()
+        # the ETag a store computing MD5s gives: of the bytes, or of the parts' MD5s ("-n")
+        etag = (whole.hexdigest() if size < PART_BYTES
+                else f"{_md5(b''.join(parts)).hexdigest()}-{len(parts)}")
         extra = {"ServerSideEncryption": self.sse} if self.sse else {}
+        config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES)
         try:
-            self.client.upload_file(str(path), self.bucket, self.key(sha), ExtraArgs=extra)
+            self.client.upload_file(str(path), self.bucket, self.key(sha), ExtraArgs=extra,
+                                    Config=config)
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
+        if head.get("ETag", "").strip('"').lower() != etag and not self._reads_back(sha):
+            raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: the store "
+                                     f"holds other bytes than sent")
         return sha, size
+
+    def _reads_back(self, sha: str) -> bool:
+        """The object under ``sha`` read back in chunks hashes to it (never whole in memory:
+        the streamed path is for files too big for that)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(sha))["Body"]
+            for chunk in body.iter_chunks(1 << 20):
+                digest.update(chunk)
+        except (BotoCoreError, ClientError) as exc:
+            raise ArchiveUnavailable(f"S3 archive read-back failed ({type(exc).__name__})"
+                                     ) from exc
+        return digest.hexdigest() == sha
 
     def get(self, sha: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ class BucketSource:
     bucket: str
     prefix: str = ""
     endpoint_url: str | None = None  # None: Settings.s3_endpoint_url
+    # the store's signing region (Scaleway fr-par, OVH gra...); None: AWS_DEFAULT_REGION/profile
+    region: str | None = None
     after: str = "tag"  # tag: tag dmp-intake=done in place; move: copy under processed_prefix
     processed_prefix: str = "processed/"  # after = "move": where taken objects go
     refused_prefix: str = "refused/"  # after = "move": where refused (too large) objects go
@@ -345,7 +348,7 @@ def _sources(table: dict) -> tuple[Source, ...]:
 
 
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
-_BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "after", "processed_prefix",
+_BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
                 "refused_prefix", "max_bytes", "poll_interval"}
 
 
@@ -445,7 +448,7 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 
 
 def _buckets(table: object) -> tuple[BucketSource, ...]:
-    """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, after (tag|move),
+    """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
     processed_prefix, refused_prefix, max_bytes, poll_interval."""
     found = []
     for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS):
@@ -470,9 +473,14 @@ def _buckets(table: object) -> tuple[BucketSource, ...]:
         if endpoint is not None and not endpoint.startswith(("http://", "https://")):
             raise SettingsError(f"{where} endpoint_url: an http(s):// URL expected, "
                                 f"not {endpoint!r}")
+        region = _text(where, conf, "region")
+        if region is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,40}", region):
+            raise SettingsError(f"{where} region: a region name (fr-par, gra, eu-west-3), "
+                                f"not {region!r}")
         interval = conf.get("poll_interval")
         found.append(BucketSource(
             id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
+            region=region or None,
             after=after, processed_prefix=processed, refused_prefix=refused,
             max_bytes=_max_bytes(f"{where} max_bytes",
                                  conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
