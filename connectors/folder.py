@@ -178,8 +178,8 @@ class FolderPoller:
             if self._other_fs and result.error is None:
                 result.error = (f"folder source {self.source.id}: {self._other_fs} file(s) on "
                                 f"another file system than the folder (a mount inside it) "
-                                f"cannot be claimed; left in place (give that mount its own "
-                                f"folder source)")
+                                f"cannot be claimed; left in place (mount it outside this "
+                                f"folder and declare it as a folder source of its own)")
                 log.error("%s", result.error)
         except OSError as exc:
             result.error = (f"folder source {self.source.id}: folder unusable "

@@ -205,7 +205,8 @@ def test_a_file_on_a_mount_inside_the_folder_is_a_poll_error_not_a_silent_skip(
         assert result.taken == 1
         assert result.error == ("folder source drop: 1 file(s) on another file system "
                                 "than the folder (a mount inside it) cannot be claimed; left "
-                                "in place (give that mount its own folder source)")
+                                "in place (mount it outside this folder and declare it as "
+                                "a folder source of its own)")
         assert poller.poll().error == result.error
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["top.hl7"]
     assert (drop / "labX" / "r.hl7").read_bytes() == b"MSH|^~\\&|LABX\r"
