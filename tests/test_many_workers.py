@@ -2,7 +2,7 @@
 once, and a worker killed mid-batch (SIGKILL) has its batch finished by another once its lease
 has expired.
 
-1,500 messages here (the suite must stay fast on 2 cores); bench/bench_workers.py drains
+1,000 messages here (the suite must stay fast on 2 cores); bench/bench_workers.py drains
 20,000 the same way (bench/README.md).
 
 Two workers filing the same patient's same entry key at the same moment collide on
@@ -32,7 +32,7 @@ from dossiers.schema import import_attempts, imports
 from pipelines.ledger import RECEIVED
 from pipelines.settings import load_settings
 
-MESSAGES = int(os.environ.get("DMP_TEST_WORKER_MESSAGES", "1500"))
+MESSAGES = int(os.environ.get("DMP_TEST_WORKER_MESSAGES", "1000"))
 LEASE = 8  # seconds: longer than a batch takes here, short enough to wait for
 
 

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import zlib
+from functools import cache
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -411,11 +412,17 @@ def _corpus_files() -> list[Path]:
     return sorted(folder.glob("*.pdf"))
 
 
+@cache
+def _parsed_corpus_file(path: Path):  # noqa: ANN202
+    """Each corpus PDF read once for the module: the image-only ones cost seconds of OCR."""
+    return parse_pdf(path.read_bytes())
+
+
 def test_corpus_every_file_parses() -> None:
     files = _corpus_files()
     assert files
     for path in files:
-        doc = parse_pdf(path.read_bytes())
+        doc = _parsed_corpus_file(path)
         assert doc.page_count >= 1, path.name
         assert all(p.text for p in doc.pages), path.name
         for page in doc.pages:
@@ -432,7 +439,7 @@ def test_corpus_every_file_parses() -> None:
 
 
 def test_corpus_image_only_report_is_ocred() -> None:
-    doc = parse_pdf(corpus_path("pdf", IMAGE_ONLY).read_bytes())
+    doc = _parsed_corpus_file(corpus_path("pdf", IMAGE_ONLY))
     assert [p.source for p in doc.pages] == [OCR, OCR]
     one, two = doc.pages[0].text, doc.pages[1].text
     for word in ("Laboratoire des charmes", "Compte rendu d'examens biologiques",
