@@ -7,7 +7,7 @@ DMP-FACTS.md). An ADT yields no entry: an ``AdtEvent`` that the pipeline applies
 dossier (dossiers/consent.py).
 
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
-  PID); the others (merges, identifier moves) stay HL7_UNSUPPORTED_TYPE.
+  PID); the others (merges, identifier moves) stay HL7_UNSUPPORTED_EVENT.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.

@@ -144,7 +144,8 @@ def normalize_message(msg: Message, source: str,
 
     A type that is no v2.5 trigger but that a sender means as one (tables/
     message_type_aliases.csv: INLOG's ORU^O01) is read as the type it means, with a warning.
-    Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE.
+    Anything else raises NormalizationError HL7_UNSUPPORTED_TYPE (a type not read) or
+    HL7_UNSUPPORTED_EVENT (a trigger not read of a type that is).
     """
     kind, trigger, _ = msg.message_type
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
@@ -193,14 +194,21 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
                                  "and trigger event (ORU^R01, MDM^T02...) are required",
                                  "MSH-9")
     name = f"{kind}^{trigger}" if trigger else kind
+    # A message code we read (ORU, MDM, ADT...) with a trigger we do not is an unsupported
+    # event (HL7 table 0357: 201), not an unsupported message type (200): the sender's
+    # engine shows the two apart, and only the first is fixed by choosing another trigger.
+    code = "HL7_UNSUPPORTED_EVENT" if kind in _KINDS_READ else "HL7_UNSUPPORTED_TYPE"
     meaning = _adt_not_applied().get(trigger) if kind == "ADT" else None
     if meaning:
-        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"message type {name[:16]} ({meaning}) "
+        raise NormalizationError(code, f"message type {name[:16]} ({meaning}) "
                                  "is not applied by this intake: a merge or identifier move "
                                  "changes which dossier is which; identity management decides",
                                  "MSH-9")
-    raise NormalizationError("HL7_UNSUPPORTED_TYPE",
-                             f"message type {name[:16]} is not handled by this intake", "MSH-9")
+    raise NormalizationError(code, f"message type {name[:16]} is not handled by this intake",
+                             "MSH-9")
+
+
+_KINDS_READ = frozenset({kind for kind, _ in _HANDLED} | {"ADT"})
 
 
 @cache

@@ -114,6 +114,8 @@ ACCEPT, APPLICATION = "accept", "application"
 UNKNOWN_SOURCE = "unknown"
 STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
+# A message type (200) or a trigger of a type we read (201) this intake does not file
+UNSUPPORTED_CODES = frozenset({"HL7_UNSUPPORTED_TYPE", "HL7_UNSUPPORTED_EVENT"})
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
 _PROCESSING_IDS = Path(__file__).with_name("tables") / "processing_ids.csv"
@@ -217,7 +219,7 @@ def _unsupported(header: Header) -> tuple[str, str, str] | None:
     try:
         normalize_message(header.msh, UNKNOWN_SOURCE)
     except NormalizationError as exc:
-        if exc.code == "HL7_UNSUPPORTED_TYPE" and exc.location == "MSH-9":
+        if exc.code in UNSUPPORTED_CODES and exc.location == "MSH-9":
             return exc.code, str(exc), "MSH[1]-9"
     except Exception:  # noqa: BLE001 - read, but not from a lone MSH: processing decides
         pass

@@ -114,7 +114,7 @@ def test_bad_zfa_date_and_unsupported_triggers() -> None:
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "ZFA[5]-10")
     with pytest.raises(NormalizationError) as exc:
         normalize(adt("C1", "A40"))  # a merge: not applied on a guess
-    assert exc.value.code == "HL7_UNSUPPORTED_TYPE"
+    assert exc.value.code == "HL7_UNSUPPORTED_EVENT"
     assert "A40" not in adt_triggers()
 
 

@@ -622,7 +622,7 @@ def test_point_of_care_results_are_read_like_r01():
     with pytest.raises(NormalizationError) as exc:
         norm(oru(obx, header=MSH.replace("ORU^R01^ORU_R01", "ORU^R40^ORU_R40")))
     assert (exc.value.code, str(exc.value)) == (
-        "HL7_UNSUPPORTED_TYPE", "message type ORU^R40 is not handled by this intake")
+        "HL7_UNSUPPORTED_EVENT", "message type ORU^R40 is not handled by this intake")
 
 
 def test_sn_ratio_or_range_without_its_comparator_component():
@@ -773,7 +773,7 @@ def test_adt_merge_is_refused_saying_what_it_is():
 
     with pytest.raises(NormalizationError) as exc:
         norm(adt("A40"))
-    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_EVENT", "MSH-9")
     assert str(exc.value).startswith("message type ADT^A40 (merge patient - patient "
                                      "identifier list) is not applied by this intake")
     with pytest.raises(NormalizationError) as exc:

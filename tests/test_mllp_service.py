@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
+from pipelines.acknowledge import UNSUPPORTED_CODES
 from pipelines.archive import ArchiveError, sha256_hex
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context
@@ -708,8 +709,10 @@ def test_unusable_encoding_characters_are_refused_answering_the_control_id(ctx) 
 def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # noqa: ANN001
     """An order (ORM^O01) or a merge (ADT^A40) to this results intake was answered AA/CA in
     accept mode and failed later, unseen by its sender. HL7 v2.5 2.9.2 has the receiver
-    check MSH-9 before accepting: AR (CR in enhanced mode) with ERR 200 at MSH-9, recorded
-    under its source; the supported types on the same connection are accepted as before."""
+    check MSH-9 before accepting: AR (CR in enhanced mode) with ERR at MSH-9, recorded
+    under its source: 200 for a message type not read, 201 for a trigger not read of a type
+    that is (the sender's engine tells the two apart); the supported types on the same
+    connection are accepted as before."""
     order = sample("01_labm_nfs.hl7").replace(b"ORU^R01^ORU_R01", b"ORM^O01^ORM_O01", 1)
     merge = original_mode(sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01",
                                                                  b"ADT^A40^ADT_A39", 1))
@@ -719,15 +722,18 @@ def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # no
         wait_processed(ctx)
     assert [msa(a, "latin-1")[1] for a in refused] == ["CR", "AR"]  # AL/NE, original mode
     assert segment(refused[0], "MSH")[8] == "ACK^O01^ACK"
-    for ack in refused:
+    expected = [("200^Unsupported message type^HL70357", "HL7_UNSUPPORTED_TYPE"),
+                ("201^Unsupported event code^HL70357", "HL7_UNSUPPORTED_EVENT")]
+    for ack, (hl7_code, code) in zip(refused, expected, strict=True):
         err = segment(ack, "ERR", "latin-1")
-        assert err[2:5] == ["MSH^1^9^1", "200^Unsupported message type^HL70357", "E"]
-        assert err[8].startswith("HL7_UNSUPPORTED_TYPE: message type ")
+        assert err[2:5] == ["MSH^1^9^1", hl7_code, "E"]
+        assert err[8].startswith(f"{code}: message type ")
     assert msa(accepted)[1] == "AA"
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(imports.c.status, imports.c.error_code, imports.c.source)
                             .order_by(imports.c.id)).all()
-    assert [tuple(r) for r in rows] == [("failed", "HL7_UNSUPPORTED_TYPE", "labs")] * 2 + [
+    assert [tuple(r) for r in rows] == [("failed", "HL7_UNSUPPORTED_TYPE", "labs"),
+                                        ("failed", "HL7_UNSUPPORTED_EVENT", "labs"),
         ("deposited", None, "labs")]
 
 
@@ -755,7 +761,7 @@ def test_listener_type_check_agrees_with_the_normalizer_dispatch(kind, trigger) 
         normalize_message(parse_message(data), "labs")
         refused = False
     except NormalizationError as exc:
-        refused = exc.code == "HL7_UNSUPPORTED_TYPE" and exc.location == "MSH-9"
+        refused = exc.code in UNSUPPORTED_CODES and exc.location == "MSH-9"
     except HL7ParseError:
         refused = False
     assert handles_message_type(kind, trigger) is not refused
