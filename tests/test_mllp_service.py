@@ -376,11 +376,12 @@ def test_application_mode_answers_after_processing(tmp_path, database_url) -> No
         err = segment(bad, "ERR")
         assert err[2] == "OBX^2^5^1" and err[3].startswith("102^") and err[4] == "E"
         assert err[8].startswith("OBX_BAD_NUMBER")
-        # ADT are read now (consent, identity); a merge (A40) is still refused
+        # ADT are read now (consent, identity); a merge (A40) is still refused: 201, a
+        # trigger of a type we read
         merge = sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01", b"ADT^A40^ADT_A39")
         adt = client.send(original_mode(merge))
         fields = msa(adt, "latin-1")
-        assert fields[1] == "AR" and segment(adt, "ERR", "latin-1")[3].startswith("200^")
+        assert fields[1] == "AR" and segment(adt, "ERR", "latin-1")[3].startswith("201^")
         quarantined = client.send(original_mode(sample("11_labm_patient_inconnu.hl7")))
         assert msa(quarantined)[1] == "AA"  # held for an admin: accepted
     assert statuses(ctx) == {"deposited": 1, "failed": 2, "quarantined": 1}
