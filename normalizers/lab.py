@@ -1050,7 +1050,10 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             # final had no value and the potassium sent as preliminary was gone.
             entry.details["value_held"] = True
     if nf > 6 and f[6]:
+        in_value = entry.unit if entry.details.get("unit_in_value") else None
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
+        if in_value is not None:
+            _check_unit_in_value(obx, entry, in_value)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
         entry.reference_range = text(msg, f[7].split(d.repetition, 1)[0]) or None
@@ -1246,6 +1249,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
+        elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
+            _text_with_unit(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
@@ -1337,8 +1342,15 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
     num = _parse_number(ctx, value, where)
     if num is None:
         m = _COMPARED.fullmatch(value)
+        body = m.group(2) if m is not None else value
         if m is not None:  # '<0.5' sent as NM: unambiguous, accepted as SN would have been
-            num = _parse_number(ctx, m.group(2), where)
+            num = _parse_number(ctx, body, where)
+        if num is None:  # '12,5 g/dL', '< 0,5 mg/L': the unit typed after the number
+            num = _number_with_unit(ctx, body, entry, where)
+            if num is not None:
+                entry.details["value_sent"] = value
+                entry.value = value[:len(value) - len(entry.unit_original or "")].rstrip()
+        if m is not None and num is not None:
             comparator = _comparator(ctx, m.group(1), where)
             if comparator != "=":
                 entry.comparator = comparator
@@ -1348,6 +1360,49 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
+
+
+# A number then its unit in one value ('12,5 g/dL', '245 G/L', '1.2E+03 copies/mL'), as v2.3
+# LIS print a result into OBX-5; the unit is read only when the units table knows it.
+_NUMBER_THEN_UNIT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d{1,2})?)"
+                               r"\s*([^\d\s.,+\-].*)")
+
+
+def _number_with_unit(ctx: _Ctx, value: str, entry: Entry, where: str) -> float | None:
+    """The number of a value that is a number followed by a unit the units table knows
+    ('12,5 g/dL'), its unit set on ``entry`` (UCUM, as sent) and said; None otherwise.
+
+    Why: older LIS write the unit into the value. Under NM the whole message failed
+    (OBX_BAD_NUMBER) and every other result with it; under ST the haemoglobin was text, out
+    of every trend. A unit that OBX-6 contradicts is refused by ``_check_unit_in_value``.
+    What follows the number must be a known unit ('2 croix', '3 colonies' stay what they
+    were)."""
+    m = _NUMBER_THEN_UNIT.fullmatch(value.strip())
+    if m is None:
+        return None
+    unit, mapped = to_ucum(m.group(2))
+    if not mapped:
+        return None
+    num = _parse_number(ctx, m.group(1), where)
+    if num is None:
+        return None
+    entry.unit, entry.unit_original = unit, m.group(2).strip()
+    entry.details["unit_in_value"] = True
+    ctx.warnings.append(f"{where}: unit written in the value after the number, read as the "
+                        "number and its unit")
+    return num
+
+
+def _check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> None:
+    """OBX-6 set beside a unit written in OBX-5 (``_number_with_unit``): the same unit
+    (UCUM) is said twice and read once; another one leaves the number's meaning in doubt
+    (12,5 'g/dL' in OBX-5, 'g/L' in OBX-6): OBX_UNIT_CONFLICT, never a guess."""
+    if in_value is None or entry.unit == in_value:
+        return
+    where = loc(obx, 6)
+    raise NormalizationError("OBX_UNIT_CONFLICT", f"{where}: the unit written in the value "
+                             "(OBX-5) is not the unit of OBX-6: which one the number is in "
+                             "is not said", where)
 
 
 def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
@@ -1371,6 +1426,26 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
         if comparator != "=":
             entry.comparator = comparator
     ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
+
+
+_QUANTITY_STARTS = frozenset("0123456789<>=+-.,\u2264\u2265\u2a7d\u2a7e")
+
+
+def _text_with_unit(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A text value (ST, TX, FT) without OBX-6 that is a number, or a comparator and a
+    number, followed by a unit the units table knows ('12,5 g/dL', '< 0,5 mg/L'): the
+    quantity it spells, as ``_text_quantity`` reads one whose unit is in OBX-6. The value
+    and its type stay as sent."""
+    value = entry.value.strip() if entry.value else ""
+    m = _COMPARED.fullmatch(value)
+    num = _number_with_unit(ctx, m.group(2) if m is not None else value, entry, where)
+    if num is None:
+        return
+    entry.value_num = num
+    if m is not None:
+        comparator = _comparator(ctx, m.group(1), where)
+        if comparator != "=":
+            entry.comparator = comparator
 
 
 @cache

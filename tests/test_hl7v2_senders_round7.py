@@ -1,0 +1,79 @@
+"""HL7v2 lab results, round 7: what laboratory systems we have not seen yet send (IHE LAB-3
+and US ELR/LRI 2.5.1 with SPM specimens and OBX-17/18/29, older v2.3 LIS, other
+microbiology systems), each written here as such a sender writes it (French lab traffic,
+invented patients) and compared with what a clinician expects to find filed."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from normalizers.model import NormalizationError
+from tests.test_lab_normalizer import norm, oru
+
+V23 = ("MSH|^~\\&|SIL-V23|LABO-ANCIEN|DMP-INTAKE|GHT|200403151045||ORU^R01|MSG-23|P|2.3.1|||||"
+       "FRA|8859/1")
+ORC23 = "ORC|RE|CMD-1|04C0315-01^LABO-ANCIEN"
+OBR23 = "OBR|1|CMD-1|04C0315-01^LABO-ANCIEN|HEMO^Hémogramme^L|||200403150810|||||||||||||||||F"
+
+
+def by_ref(nm):
+    return {e.source_ref: e for e in nm.entries}
+
+
+def test_a_number_with_its_unit_written_in_the_value():
+    """v2.3 LIS that print the result into OBX-5 with its unit and leave OBX-6 empty
+    ('12,5 g/dL' under NM): the whole message failed OBX_BAD_NUMBER, the glucose beside it
+    lost; under ST the haemoglobin was text, out of every trend. The number and the unit
+    are read when the units table knows the unit; anything else is what it was."""
+    nm = norm(oru("OBX|1|NM|HB^Hémoglobine^L||12,5 g/dL||12-16||||F",
+                  "OBX|2|NM|GLY^Glycémie^L||5.4|mmol/L|3.9-5.8|N|||F",
+                  "OBX|3|ST|PLQ^Plaquettes^L||245 G/L||150-400||||F",
+                  "OBX|4|ST|CRP^CRP^L||< 5 mg/L||<5||||F",
+                  "OBX|5|ST|ASP^Aspect^L||2 croix||||||F",
+                  "OBX|6|SN|FER^Ferritine^L||>1500 µg/L||||||F",
+                  header=V23, order=(ORC23, OBR23)))
+    hb, gly, plq, crp, croix, fer = nm.entries[1:]
+    assert (hb.value, hb.value_num, hb.unit, hb.unit_original, hb.value_type) == (
+        "12,5", 12.5, "g/dL", "g/dL", "NM")
+    assert hb.details["value_sent"] == "12,5 g/dL"
+    assert (gly.value_num, gly.unit) == (5.4, "mmol/L")
+    assert (plq.value, plq.value_num, plq.unit, plq.value_type) == ("245 G/L", 245.0,
+                                                                     "10*9/L", "ST")
+    assert (crp.value_num, crp.comparator, crp.unit) == (5.0, "<", "mg/L")
+    assert (croix.value, croix.value_num, croix.unit) == ("2 croix", None, None)
+    assert (fer.value, fer.value_num, fer.comparator, fer.unit) == (">1500", 1500.0, ">", "ug/L")
+    assert "OBX[5]-5: unit written in the value after the number, read as the number and " \
+           "its unit" in nm.warnings
+    assert not any("12,5" in w or "croix" in w for w in nm.warnings)
+
+
+def test_a_unit_in_the_value_that_obx6_contradicts_is_refused():
+    """The same unit in OBX-5 and OBX-6 is read once; another one leaves the number in doubt
+    (a factor of ten between g/dL and g/L): a specific error, never a guess."""
+    same = norm(oru("OBX|1|NM|HB^Hémoglobine^L||12,5 g/dL|g/dl|12-16||||F",
+                    header=V23, order=(ORC23, OBR23)))
+    assert (same.entries[1].value_num, same.entries[1].unit) == (12.5, "g/dL")
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("OBX|1|NM|HB^Hémoglobine^L||12,5 g/dL|g/L|120-160||||F",
+                 header=V23, order=(ORC23, OBR23)))
+    assert (exc.value.code, exc.value.location) == ("OBX_UNIT_CONFLICT", "OBX[5]-6")
+    assert "12,5" not in str(exc.value)
+    with pytest.raises(NormalizationError) as exc:  # no unit the table knows: as before
+        norm(oru("OBX|1|NM|HB^Hémoglobine^L||12,5 grammes||12-16||||F",
+                 header=V23, order=(ORC23, OBR23)))
+    assert exc.value.code == "OBX_BAD_NUMBER"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.decimals(min_value=0, max_value=99999, places=2, allow_nan=False),
+       st.sampled_from(["g/dL", "mmol/L", "G/L", "µmol/l", "%", "UI/L"]),
+       st.sampled_from(["", " ", "  "]), st.sampled_from(["NM", "ST", "SN"]))
+def test_property_number_then_unit_reads_the_number(number, unit, gap, vtype):
+    sent = f"{number}".replace(".", ",") + gap + unit
+    nm = norm(oru(f"OBX|1|{vtype}|X^Analyse^L||{sent}||||||F", header=V23,
+                  order=(ORC23, OBR23)))
+    result = nm.entries[1]
+    assert result.value_num == float(number)
+    assert result.unit_original == unit and result.unit
