@@ -300,6 +300,10 @@ class _Group:
     notes: list[Segment] = field(default_factory=list)
     observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
     specimens: list[Segment] = field(default_factory=list)
+    # OBX index -> the SPM whose SPECIMEN group it is in (v2.5.1 ORU_R01: OBR ... {OBX}
+    # {SPM {OBX}}): what it observes is that specimen (its volume, its aspect, a bottle's
+    # growth), not the order's first one
+    specimen_of: dict[int, Segment] = field(default_factory=dict)
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
@@ -324,6 +328,7 @@ def _groups(msg: Message) -> list[_Group]:
     patient_notes: list[Segment] = []  # of the last PID
     order_notes: list[Segment] = []  # NTE sent between an ORC and its OBR: the order's
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
+    spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
@@ -337,6 +342,8 @@ def _groups(msg: Message) -> list[_Group]:
                                          "the OBR comes first)", where)
             notes = []
             current.observations.append((seg, notes))
+            if spm is not None:
+                current.specimen_of[seg.index] = spm
         elif name == "NTE":
             if notes is not None:
                 notes.append(seg)
@@ -345,15 +352,18 @@ def _groups(msg: Message) -> list[_Group]:
                              patient_notes=patient_notes)
             groups.append(current)
             notes = current.notes
-            orc_fresh, order_notes = False, []
+            orc_fresh, order_notes, spm = False, [], None
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
+            spm = seg
             # an NTE right after the SPM (outside v2.5's ORU, which has none there, but sent:
             # 'échantillon hémolysé') speaks of the order's specimen: the order's comments,
             # not dropped
             notes = current.notes
         elif name in _NOTE_BREAKERS:
             notes = None
+            if name in ("ORC", "PID"):
+                spm = None
             if name == "ORC":
                 orc, orc_fresh = seg, True
                 order_notes = notes = []
@@ -572,6 +582,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 for r in results:
                     if r.type == LAB_RESULT:
                         r.details["specimen"] = dict(specimen)
+            if len(g.specimens) > 1 and g.specimen_of:
+                _own_specimens(msg, g, results)
         entries.extend(results)
     _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
@@ -795,6 +807,25 @@ def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
                                                           or found.get("text", ""))):
             return found
     return None
+
+
+def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
+    """The results of an order with several specimens (SPM) that came in a SPECIMEN group
+    (v2.5.1 ORU_R01: SPM {OBX}) are about that SPM's specimen: its type (SPM-4) and its
+    collection time (SPM-17). The order's first specimen was given to all of them: the
+    second blood culture bottle's growth was filed as taken from the first one, at its
+    time; a 24 h urine volume beside a serum as from the serum."""
+    by_ref = {r.source_ref: r for r in results if r.type == LAB_RESULT}
+    for index, spm in g.specimen_of.items():
+        result = by_ref.get(f"OBX[{index}]")
+        if result is None:
+            continue
+        own = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 4)), subcomponents=False)
+        if own:
+            result.details["specimen"] = own
+        collected = ts_field(msg, spm, 17)
+        if collected:
+            result.specimen_time = collected
 
 
 # The specimen tables a CWE names: HL7 0070 (v2.5) and 0487 (v2.5.1+), and SNOMED CT.

@@ -77,3 +77,56 @@ def test_property_number_then_unit_reads_the_number(number, unit, gap, vtype):
     result = nm.entries[1]
     assert result.value_num == float(number)
     assert result.unit_original == unit and result.unit
+
+
+MSH251 = ("MSH|^~\\&|LIS-LTW^1.2.250.1.999.7.1^ISO|LABO-LTW^1.2.250.1.999.7^ISO|DMP-INTAKE|GHT|"
+          "20240315104500+0100||ORU^R01^ORU_R01|LTW-0001|P|2.5.1|||AL|NE|FRA|UNICODE UTF-8|||"
+          "LAB-3^IHE")
+ORC_HC = "ORC|RE|CMD-7^DPI|24H0315-02^LABO-LTW||CM"
+OBR_HC = ("OBR|1|CMD-7^DPI|24H0315-02^LABO-LTW|600-7^Bacteria identified in Blood by Culture^LN"
+          "|||202403150800|||||||||||||||||P")
+
+
+def _spm(n: int, ident: str, code: str, name: str, collected: str) -> str:
+    return f"SPM|{n}|{ident}&LABO-LTW||{code}^{name}^SCT" + "|" * 13 + collected
+
+
+def test_each_specimen_group_observes_its_own_specimen():
+    """v2.5.1 ORU_R01 (IHE LAB-3): OBR ... {OBX} {SPM {OBX}}, an OBX after an SPM is about
+    that specimen (two blood culture bottles drawn 20 min apart, each with its growth). All
+    results were given the order's first specimen and its time: the aerobic bottle's
+    growth was filed as the first bottle's, 20 minutes early."""
+    nm = norm(oru(
+        "OBX|1|ST|600-7^Bacteria identified in Blood by Culture^LN|1|Voir flacons||||||P",
+        _spm(1, "HC-AE", "119297000", "Hémoculture flacon aérobie", "202403150800"),
+        "OBX|2|ST|600-7^Bacteria identified in Blood by Culture^LN|2|Cocci Gram + en amas"
+        "||||||P",
+        _spm(2, "HC-AN", "119297000", "Hémoculture flacon anaérobie", "202403150820"),
+        "OBX|3|ST|600-7^Bacteria identified in Blood by Culture^LN|3|Pas de croissance à 48 h"
+        "||||||P",
+        header=MSH251, order=(ORC_HC, OBR_HC)))
+    r = by_ref(nm)
+    whole, aerobic, anaerobic = r["OBX[5]"], r["OBX[7]"], r["OBX[9]"]
+    assert whole.details["specimen"]["display"] == "Hémoculture flacon aérobie"  # as before
+    assert whole.specimen_time == "2024-03-15T08:00+01:00"
+    assert aerobic.details["specimen"]["display"] == "Hémoculture flacon aérobie"
+    assert aerobic.specimen_time == "2024-03-15T08:00+01:00"
+    assert anaerobic.details["specimen"]["display"] == "Hémoculture flacon anaérobie"
+    assert anaerobic.specimen_time == "2024-03-15T08:20+01:00"
+    assert nm.entries[0].specimen_time == "2024-03-15T08:00+01:00"  # the order's: the first
+
+
+def test_a_specimen_group_after_the_results_keeps_the_results_specimen():
+    """One order, its serum results, then the 24 h urine it also took with its volume: the
+    volume is the urine's; the results before any SPM keep the order's first specimen."""
+    nm = norm(oru(
+        "OBX|1|NM|2160-0^Créatinine^LN||9.2|mg/L|6-11|N|||F",
+        _spm(1, "S1", "119364003", "Sérum", "202403150800"),
+        _spm(2, "U1", "276833005", "Urines de 24 h", "202403140800"),
+        "OBX|2|NM|3167-4^Volume des urines de 24 h^LN||1.8|L|||||F",
+        header=MSH251))
+    crea, volume = nm.entries[1:]
+    assert crea.details["specimen"]["display"] == "Sérum"
+    assert volume.details["specimen"] == {"code": "276833005", "system": "SNOMED-CT",
+                                          "display": "Urines de 24 h"}
+    assert volume.specimen_time == "2024-03-14T08:00+01:00"
