@@ -1110,10 +1110,65 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
+    if nf > 17 and (f[17] or (nf > 18 and f[18]) or (nf > 29 and f[29])):
+        _how_observed(ctx, obx, entry)
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _how_observed(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+    """OBX-17 observation method (CWE, repeats: 'calculated by Friedewald', the enzymatic
+    or immunoturbidimetric technique a French report prints beside the result), OBX-18
+    equipment instance (EI: the analyser), OBX-29 observation type (table 0936: a result,
+    or the answer to a question asked at order entry, 'fasting: yes'), in
+    ``details['method']``, ``details['equipment']``, ``details['observation_type']``.
+    US ELR and LRI 2.5.1 senders require them; they were dropped, and an LDL computed
+    by formula read as one measured."""
+    msg, f = ctx.msg, obx.fields
+    methods = [m for m in (_coded_item(msg, r) for r in reps(msg, obx, 17)) if m]
+    if methods:
+        entry.details["method"] = methods[0] if len(methods) == 1 else methods
+    devices = []
+    for rep in reps(msg, obx, 18) if len(f) > 18 and f[18] else ():
+        c = comps(msg, rep)
+        said = {"id": text(msg, part(c, 1)), "namespace": text(msg, part(c, 2)),
+                "universal_id": text(msg, part(c, 3))}
+        said = {k: v for k, v in said.items() if v}
+        if said:
+            devices.append(said)
+    if devices:
+        entry.details["equipment"] = devices[0] if len(devices) == 1 else devices
+    kind = text(msg, part(comps(msg, first_rep(msg, obx, 29)), 1)).upper() \
+        if len(f) > 29 and f[29] else ""
+    if kind:
+        entry.details["observation_type"] = kind
+        if kind not in _observation_types():
+            ctx.warnings.append(f"{loc(obx, 29)}: observation type is none of HL7 table 0936 "
+                                "(tables/observation_types.csv): kept as sent")
+
+
+def _coded_item(msg: Message, rep: str) -> dict[str, str] | None:
+    """One CE/CWE repetition as {code, system (named as on every channel), display}, or its
+    text alone ('Formule de Friedewald' sent as words); None when empty."""
+    c = comps(msg, rep)
+    code, display = text(msg, part(c, 1)), text(msg, part(c, 2))
+    system = text(msg, part(c, 3))
+    original = text(msg, part(c, 9))
+    if code and not display and not system and _WORDS.search(code):
+        return {"text": code}
+    if code:
+        return {"code": code, "system": system_name(system) if system else "",
+                "display": display or original}
+    text_said = display or original
+    return {"text": text_said} if text_said else None
+
+
+@cache
+def _observation_types() -> frozenset[str]:
+    """OBX-29 codes of HL7 table 0936 (tables/observation_types.csv)."""
+    return frozenset(row["code"] for row in table("observation_types"))
 
 
 def _flag(sent: str) -> str:

@@ -130,3 +130,46 @@ def test_a_specimen_group_after_the_results_keeps_the_results_specimen():
     assert volume.details["specimen"] == {"code": "276833005", "system": "SNOMED-CT",
                                           "display": "Urines de 24 h"}
     assert volume.specimen_time == "2024-03-14T08:00+01:00"
+
+
+def _obx(n: int, vtype: str, code: str, value: str, unit: str = "", **more: str) -> str:
+    """An OBX with fields set by number (f17='...'), the others empty: LRI's late fields
+    (OBX-17 to OBX-29) are easy to misplace by hand."""
+    fields = [""] * 30
+    fields[1:7] = [str(n), vtype, code, "", value, unit]
+    fields[11] = "F"
+    for name, said in more.items():
+        fields[int(name[1:])] = said
+    return "OBX|" + "|".join(fields[1:]).rstrip("|")
+
+
+def test_method_equipment_and_observation_type_of_lri_senders():
+    """US LRI / ELR 2.5.1 (and v2.8) senders say how a result was obtained: OBX-17 method
+    (an LDL computed by Friedewald's formula, a cholesterol by an enzymatic technique),
+    OBX-18 the analyser, OBX-29 whether the OBX is a result or the answer to a question
+    asked at order entry (fasting). All three were dropped: a computed LDL read as measured,
+    a 'fasting: yes' as a result of the lab."""
+    nm = norm(oru(
+        _obx(1, "CWE", "49541-6^Fasting status - Reported^LN", "Y^Yes^HL70136", f29="AOE"),
+        _obx(2, "NM", "2093-3^Cholestérol total^LN", "1.95", "g/L",
+             f17="0278^Enzymatique^99METH", f18="C702-1^ROCHE^1.2.250.1.999.7.9^ISO",
+             f29="RSLT"),
+        _obx(3, "NM", "13457-7^Cholestérol LDL calculé^LN", "1.21", "g/L",
+             f17="FRIEDEWALD^Formule de Friedewald^L~CALC^Calculated^HL70936", f29="RSLT"),
+        _obx(4, "NM", "2085-9^Cholestérol HDL^LN", "0.52", "g/L", f17="Précipitation au PTA",
+             f29="XYZ"),
+        header=MSH251))
+    fasting, chol, ldl, hdl = nm.entries[1:]
+    assert fasting.details["observation_type"] == "AOE" and fasting.value == "Yes"
+    assert chol.details["method"] == {"code": "0278", "system": "99METH",
+                                      "display": "Enzymatique"}
+    assert chol.details["equipment"] == {"id": "C702-1", "namespace": "ROCHE",
+                                         "universal_id": "1.2.250.1.999.7.9"}
+    assert chol.details["observation_type"] == "RSLT"
+    assert [m["code"] for m in ldl.details["method"]] == ["FRIEDEWALD", "CALC"]
+    assert hdl.details["method"] == {"text": "Précipitation au PTA"}
+    assert hdl.details["observation_type"] == "XYZ"
+    assert "OBX[8]-29: observation type is none of HL7 table 0936 (tables/observation_types." \
+           "csv): kept as sent" in nm.warnings
+    plain = norm(oru(_obx(1, "NM", "2085-9^Cholestérol HDL^LN", "0.52", "g/L"))).entries[1]
+    assert not {"method", "equipment", "observation_type"} & set(plain.details)
