@@ -571,6 +571,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             if parent is not None:
                 _link_parent(report, parent, entries, _parent_order(msg, obr))
             entries.append(report)
+        if len(results) > 1:
+            _isolates(msg, g, results)
         if parent is not None:
             said = parent.said()  # which organism a susceptibility is of, on each result
             for r in results:
@@ -601,6 +603,64 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+@cache
+def _organism_codes() -> frozenset[tuple[str, str]]:
+    """(system, code) of the 'organism identified' observations (tables/
+    organism_identification_codes.csv, shared with the CDA path)."""
+    return frozenset((row["system"], row["code"])
+                     for row in table("organism_identification_codes"))
+
+
+def _isolates(msg: Message, g: _Group, results: list[Entry]) -> None:
+    """A culture's results grouped by organism through OBX-4 (v2.5 7.4.2.4: the sub-id
+    relates OBX of one order): the organism's identification under '1', its colony count
+    and antibiotics under '1' too (US ELR) or '1.1', '1.2'... (dotted, French LIS). Each
+    result of a group names its organism in ``details['isolate']`` ({code, system,
+    display} or {text}), as a CR-BIO's isolate organizer does. Unsaid, two organisms'
+    'amoxicillin S' were one fact (dedupe level 4): the second organism's, filed by a later
+    message of the culture, was taken for the first's and never filed. A sub-id under two
+    identifications names no single organism and is left alone."""
+    codes = _organism_codes()
+    organisms: dict[str, dict[str, str] | None] = {}
+    sub_ids = {f"OBX[{obx.index}]": (obx.fields[4].strip() if len(obx.fields) > 4 else "")
+               for obx, _ in g.observations}
+    for r in results:
+        if r.type == LAB_RESULT and (r.system or "", r.code or "") in codes:
+            sub_id = sub_ids.get(r.source_ref, "")
+            if sub_id:
+                organisms[sub_id] = None if sub_id in organisms else _germ_of(r)
+    if not organisms:
+        return
+    for r in results:
+        if r.type != LAB_RESULT or (r.system or "", r.code or "") in codes:
+            continue
+        sub_id = sub_ids.get(r.source_ref, "")
+        while sub_id:
+            if sub_id in organisms:
+                germ = organisms[sub_id]
+                if germ:
+                    r.details["isolate"] = dict(germ)
+                break
+            sub_id = sub_id.rpartition(".")[0]
+
+
+def _germ_of(result: Entry) -> dict[str, str] | None:
+    """The organism an identification result names: its coded value ({code, system named
+    as on every channel, display}) or its words ({text}); None when it names none (no
+    value yet, several organisms in one value)."""
+    coded = result.details.get("coded_value")
+    if isinstance(coded, dict):
+        if coded.get("code"):
+            system = coded.get("system", "")
+            return {"code": coded["code"], "system": system_name(system) if system else "",
+                    "display": coded.get("display", "")}
+        words = coded.get("display") or coded.get("original_text")
+        return {"text": words} if words else None
+    if coded is None and result.value and result.value_num is None:
+        return {"text": result.value}
+    return None
 
 
 def _empty_documents(empty: list[NormalizationError], entries: list[Entry],

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from normalizers.model import NormalizationError
-from tests.test_lab_normalizer import norm, oru
+from tests.test_lab_normalizer import ORC, norm, oru
 
 V23 = ("MSH|^~\\&|SIL-V23|LABO-ANCIEN|DMP-INTAKE|GHT|200403151045||ORU^R01|MSG-23|P|2.3.1|||||"
        "FRA|8859/1")
@@ -173,3 +173,62 @@ def test_method_equipment_and_observation_type_of_lri_senders():
            "csv): kept as sent" in nm.warnings
     plain = norm(oru(_obx(1, "NM", "2085-9^Cholestérol HDL^LN", "0.52", "g/L"))).entries[1]
     assert not {"method", "equipment", "observation_type"} & set(plain.details)
+
+
+# A French LIS's urine culture, flat: no child OBR, each organism's count and antibiogram
+# sent after it with its sub-id (OBX-4 '1', '1.1', '1.2'; '2', '2.1'...).
+ECBU_OBR = ("OBR|1|CMD-5|24M0320-11^LABO-DEMO|ECBU^Examen cytobactériologique des urines^L|||"
+            "202403200730|||||||||||||||202403211400|||F")
+ECBU_1 = ("OBX|1|CWE|630-4^Bactérie identifiée^LN|1|112283007^Escherichia coli^SCT||||||F",
+          "OBX|2|SN|564-5^Numération^LN|1.1|>^100000|{CFU}/mL^^UCUM|||||F",
+          "OBX|3|ST|18862-3^Amoxicilline^LN|1.2|S||||||F",
+          "OBX|4|ST|18906-8^Ciprofloxacine^LN|1.3|S||||||F")
+ECBU_2 = ("OBX|5|CWE|630-4^Bactérie identifiée^LN|2|3092008^Staphylococcus aureus^SCT||||||F",
+          "OBX|6|SN|564-5^Numération^LN|2.1|>^100000|{CFU}/mL^^UCUM|||||F",
+          "OBX|7|ST|18862-3^Amoxicilline^LN|2.2|S||||||F",
+          "OBX|8|ST|18906-8^Ciprofloxacine^LN|2.3|R||||||F")
+
+
+def test_results_grouped_under_an_organism_by_sub_id_name_it():
+    """OBX-4 groups a culture's results by organism ('1' the identification, '1.1' its
+    count, '1.2' its antibiotics): each result of the group names its organism in
+    details.isolate (as a CR-BIO's isolate organizer does), never the identification
+    itself, and nothing outside a group (a result with no sub-id, another code family)."""
+    nm = norm(oru(*ECBU_1, *ECBU_2, "OBX|9|ST|COM^Commentaire^L||Contamination probable"
+                  "||||||F", order=(ORC, ECBU_OBR)))
+    r = by_ref(nm)
+    coli = {"code": "112283007", "system": "SNOMED-CT", "display": "Escherichia coli"}
+    aureus = {"code": "3092008", "system": "SNOMED-CT", "display": "Staphylococcus aureus"}
+    assert "isolate" not in r["OBX[5]"].details and "isolate" not in r["OBX[9]"].details
+    assert [r[f"OBX[{i}]"].details["isolate"] for i in (6, 7, 8)] == [coli] * 3
+    assert [r[f"OBX[{i}]"].details["isolate"] for i in (10, 11, 12)] == [aureus] * 3
+    assert "isolate" not in r["OBX[13]"].details
+
+
+def test_the_second_organisms_antibiogram_is_not_taken_for_the_firsts(ctx):  # noqa: ANN001
+    """Through the store: the culture sent when E. coli is identified, then again when
+    S. aureus is: S. aureus's 'amoxicillin S' has a key of its own but the same code, time
+    and value as E. coli's, and was taken for the same fact (dedupe level 4): it was not
+    filed, a link on E. coli's result stood for it."""
+    from dataclasses import replace
+
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from pipelines.report import show_dossier, show_import
+    from tests.test_lab_normalizer import MSH
+
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    first = oru(*ECBU_1, order=(ORC, ECBU_OBR.replace("|||F", "|||P")))
+    second = oru(*ECBU_1, *ECBU_2, order=(ORC, ECBU_OBR),
+                 header=MSH.replace("MSG-0001", "MSG-0002"))
+    ids = []
+    for sent in (first, second):
+        ids += intake(ctx.engine, ctx.archive, [Received(data=sent.encode(), source="demo-lab",
+                                                         channel="file")])[0].message_ids
+        drain(ctx)
+    assert [show_import(ctx.engine, i)["status"] for i in ids] == ["deposited", "deposited"]
+    patient = show_import(ctx.engine, ids[0])["patient_id"]
+    entries = show_dossier(ctx.engine, str(patient))["entries"]
+    amox = [e for e in entries if e["code"] == "18862-3"]
+    assert len(amox) == 2
+    assert sorted(e["key"].split("|")[5] for e in amox) == ["1.2", "2.2"]
