@@ -586,6 +586,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         r.details["specimen"] = dict(specimen)
             if len(g.specimens) > 1 and g.specimen_of:
                 _own_specimens(msg, g, results)
+        if g.specimens:
+            _specimen_states(msg, g, entries[-1] if with_report else None, results)
         entries.extend(results)
     _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
@@ -883,7 +885,7 @@ def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
         own = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 4)), subcomponents=False)
         if own:
             result.details["specimen"] = own
-        collected = ts_field(msg, spm, 17)
+        collected = _collected(msg, spm)
         if collected:
             result.specimen_time = collected
 
@@ -908,10 +910,63 @@ def _coded_specimen(msg: Message, c: list[str], *, subcomponents: bool) -> dict[
 
 def _specimen_time(msg: Message, g: _Group) -> str | None:
     for spm in g.specimens:
-        value = ts_field(msg, spm, 17)
+        value = _collected(msg, spm)
         if value:
             return value
     return None
+
+
+def _specimen_state(msg: Message, spm: Segment) -> dict[str, list[dict[str, str]]]:
+    """What the laboratory says of a specimen it received: SPM-21 why it was rejected
+    ('tube cassé', 'quantité insuffisante', table 0490) and SPM-24 its condition
+    ('hémolysé', 'lipémique', table 0493), each repetition as ``_coded_item`` reads it."""
+    state: dict[str, list[dict[str, str]]] = {}
+    f = spm.fields
+    for n, name in ((21, "specimen_rejected"), (24, "specimen_condition")):
+        if len(f) > n and f[n]:
+            said = [i for i in (_coded_item(msg, r) for r in reps(msg, spm, n)) if i]
+            if said:
+                state[name] = said
+    return state
+
+
+def _specimen_states(msg: Message, g: _Group, report: Entry | None,
+                     results: list[Entry]) -> None:
+    """``_specimen_state`` of the order's specimens, in details: on the report all of them,
+    on each result its own specimen's (``_Group.specimen_of``), else the order's first.
+    Dropped, a rejected specimen left a cancelled order with no reason, and a potassium
+    measured on a haemolysed sample read like any other."""
+    states = {id(spm): _specimen_state(msg, spm) for spm in g.specimens}
+    if not any(states.values()):
+        return
+    if report is not None:
+        for state in states.values():
+            for name, said in state.items():
+                held = report.details.setdefault(name, [])
+                held.extend(i for i in said if i not in held)
+    first = states[id(g.specimens[0])]
+    for r in results:
+        if r.type != LAB_RESULT:
+            continue
+        own = g.specimen_of.get(int(r.source_ref[4:-1])) if g.specimen_of else None
+        for name, said in (states[id(own)] if own is not None else first).items():
+            r.details[name] = list(said)
+
+
+def _collected(msg: Message, spm: Segment) -> str | None:
+    """SPM-17, specimen collection date/time, a DR (v2.5 2.A.20: start ^ end, each a TS whose
+    DTM and degree of precision are subcomponents): the start, else the end. Read as a
+    TS, a start sent with its precision ('20240315080500&S', IHE LAB-TF's form) failed the
+    whole message HL7_BAD_DATE, and a range with its end alone dated nothing."""
+    c = comps(msg, first_rep(msg, spm, 17))
+    raw = sub(msg, part(c, 1), 1) or sub(msg, part(c, 2), 1)
+    if not raw:
+        return None
+    try:
+        return hl7_ts_to_iso(raw, zone_of(msg))
+    except ValueError:
+        where = loc(spm, 17)
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}", where) from None
 
 
 def _report_performer(msg: Message, obr: Segment) -> str | None:

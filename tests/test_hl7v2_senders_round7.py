@@ -232,3 +232,59 @@ def test_the_second_organisms_antibiogram_is_not_taken_for_the_firsts(ctx):  # n
     amox = [e for e in entries if e["code"] == "18862-3"]
     assert len(amox) == 2
     assert sorted(e["key"].split("|")[5] for e in amox) == ["1.2", "2.2"]
+
+
+def _seg(name: str, **fields: str) -> str:
+    """A segment with fields set by number (f17='...'), the others empty."""
+    top = max(int(k[1:]) for k in fields)
+    values = [""] * (top + 1)
+    for k, said in fields.items():
+        values[int(k[1:])] = said
+    return name + "|" + "|".join(values[1:])
+
+
+def test_specimen_collection_time_is_a_range_of_timestamps():
+    """SPM-17 is a DR (start ^ end), each a TS whose time and degree of precision are
+    subcomponents: '20240315080500&S' (IHE LAB-TF's examples) failed the whole message
+    HL7_BAD_DATE; a range sent with its end alone ('^20240315081000') dated nothing."""
+    obr = _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-30^LABO-LTW",
+               f4="2345-7^Glucose^LN", f25="F")
+    obx = "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F"
+    spm = _seg("SPM", f1="1", f4="119364003^Sérum^SCT",
+               f17="20240315080500&S^20240315081000&S", f18="20240315090000")
+    nm = norm(oru(obx, spm, header=MSH251, order=(ORC, obr)))
+    assert [e.effective for e in nm.entries] == ["2024-03-15T08:05:00+01:00"] * 2
+    end_only = spm.replace("20240315080500&S^20240315081000&S", "^20240315081000")
+    nm = norm(oru(obx, end_only, header=MSH251, order=(ORC, obr)))
+    assert nm.entries[1].specimen_time == "2024-03-15T08:10:00+01:00"
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(obx, spm.replace("20240315080500&S", "15/03/2024"), header=MSH251,
+                 order=(ORC, obr)))
+    assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "SPM[6]-17")
+
+
+def test_a_rejected_or_haemolysed_specimen_is_said_on_the_report_and_results():
+    """SPM-21 (reject reason, table 0490) and SPM-24 (specimen condition, table 0493): an
+    order cancelled because its tube broke said no why; a potassium measured on a
+    haemolysed serum (falsely high) read like any other."""
+    obr = _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-31^LABO-LTW",
+               f4="24326-1^Ionogramme^LN", f7="20240315080000", f25="F")
+    spm = _seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000",
+               f24="HEM^Hémolysé^HL70493")
+    nm = norm(oru("OBX|1|NM|2823-3^Potassium^LN||5.9|mmol/L|3.5-5.1|H|||F", spm,
+                  header=MSH251, order=(ORC, obr)))
+    report, k = nm.entries
+    said = [{"code": "HEM", "system": "HL70493", "display": "Hémolysé"}]
+    assert report.details["specimen_condition"] == k.details["specimen_condition"] == said
+    cancelled = _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-32^LABO-LTW",
+                     f4="2823-3^Potassium^LN", f7="20240315080000", f25="X")
+    broken = _seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000", f20="N",
+                  f21="RB^Tube cassé^HL70490~Quantité insuffisante")
+    report = norm(oru(broken, header=MSH251, order=(ORC, cancelled))).entries[0]
+    assert report.status == "cancelled"
+    assert report.details["specimen_rejected"] == [
+        {"code": "RB", "system": "HL70490", "display": "Tube cassé"},
+        {"text": "Quantité insuffisante"}]
+    plain = norm(oru("OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F",
+                     _seg("SPM", f1="1", f4="119364003^Sérum^SCT"), header=MSH251))
+    assert not {"specimen_condition", "specimen_rejected"} & set(plain.entries[1].details)
