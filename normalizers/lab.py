@@ -304,6 +304,10 @@ class _Group:
     # {SPM {OBX}}): what it observes is that specimen (its volume, its aspect, a bottle's
     # growth), not the order's first one
     specimen_of: dict[int, Segment] = field(default_factory=dict)
+    # PRT (v2.7+: who took part, in place of OBX-15/16/23-25 and OBR-32): those after an
+    # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
+    result_parts: dict[int, list[Segment]] = field(default_factory=dict)
+    order_parts: list[Segment] = field(default_factory=list)
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
@@ -329,6 +333,8 @@ def _groups(msg: Message) -> list[_Group]:
     order_notes: list[Segment] = []  # NTE sent between an ORC and its OBR: the order's
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
+    last_obx: Segment | None = None  # the OBX a PRT sent now is about
+    orc_parts: list[Segment] = []  # PRT sent after an ORC, before its OBR
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
@@ -342,20 +348,28 @@ def _groups(msg: Message) -> list[_Group]:
                                          "the OBR comes first)", where)
             notes = []
             current.observations.append((seg, notes))
+            last_obx = seg
             if spm is not None:
                 current.specimen_of[seg.index] = spm
+        elif name == "PRT":
+            if current is not None and last_obx is not None:
+                current.result_parts.setdefault(last_obx.index, []).append(seg)
+            elif current is not None and not current.observations:
+                current.order_parts.append(seg)
+            elif orc_fresh:
+                orc_parts.append(seg)  # ORC [PRT] OBR: the next order's
         elif name == "NTE":
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
-                             patient_notes=patient_notes)
+                             patient_notes=patient_notes, order_parts=orc_parts)
             groups.append(current)
             notes = current.notes
-            orc_fresh, order_notes, spm = False, [], None
+            orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
-            spm = seg
+            spm, last_obx = seg, None
             # an NTE right after the SPM (outside v2.5's ORU, which has none there, but sent:
             # 'échantillon hémolysé') speaks of the order's specimen: the order's comments,
             # not dropped
@@ -363,7 +377,8 @@ def _groups(msg: Message) -> list[_Group]:
         elif name in _NOTE_BREAKERS:
             notes = None
             if name in ("ORC", "PID"):
-                spm = None
+                spm = last_obx = None
+                orc_parts = []
             if name == "ORC":
                 orc, orc_fresh = seg, True
                 order_notes = notes = []
@@ -573,6 +588,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             entries.append(report)
         if len(results) > 1:
             _isolates(msg, g, results)
+        if g.result_parts or g.order_parts:
+            _participants(msg, g, entries[-1] if with_report else None, results)
         if parent is not None:
             said = parent.said()  # which organism a susceptibility is of, on each result
             for r in results:
@@ -605,6 +622,53 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _participants(msg: Message, g: _Group, report: Entry | None,
+                  results: list[Entry]) -> None:
+    """Who performed and who interpreted, as v2.7+ senders say it: PRT segments (table 0912
+    roles) in place of the fields v2.7 deprecates. A result's performer is the performing
+    organization (PRT-4 'PO', PRT-8) unless OBX-23 names one, else the responsible observer
+    (PRT 'RO', PRT-5) when OBX-15/16 name nobody; a report's is its principal interpreter
+    (PRT 'PI') when OBR-32 is empty. They were read from the old fields only: a v2.8 lab's
+    results had no performer, its subcontracted tests looked done in-house."""
+    if report is not None and g.order_parts and not (len(g.obr.fields) > 32
+                                                       and g.obr.fields[32]):
+        name = _participant(msg, g.order_parts, "PI")
+        if name:
+            report.performer = name
+    if not g.result_parts:
+        return
+    by_ref = {r.source_ref: r for r in results if r.type == LAB_RESULT}
+    for index, parts in g.result_parts.items():
+        result = by_ref.get(f"OBX[{index}]")
+        if result is None:
+            continue
+        obx = next(o for o, _ in g.observations if o.index == index)
+        f = obx.fields
+        if not (len(f) > 23 and f[23]):
+            org = _participant(msg, parts, "PO")
+            if org:
+                result.performer = org
+                continue
+        if result.performer is None:
+            result.performer = _participant(msg, parts, "RO")
+
+
+def _participant(msg: Message, parts: list[Segment], role: str) -> str | None:
+    """The name of the first PRT of ``parts`` in ``role`` (PRT-4.1): its organization
+    (PRT-8, XON) for an organization's role, else its person (PRT-5, XCN)."""
+    for prt in parts:
+        if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() != role:
+            continue
+        org = first_rep(msg, prt, 8)
+        name = (organization(msg, org) if org else "") if role == "PO" else ""
+        person = first_rep(msg, prt, 5)
+        name = name or (person_name(msg, person) if person else "") or \
+            (organization(msg, org) if org else "")
+        if name:
+            return name
+    return None
 
 
 @cache

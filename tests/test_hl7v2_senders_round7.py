@@ -288,3 +288,43 @@ def test_a_rejected_or_haemolysed_specimen_is_said_on_the_report_and_results():
     plain = norm(oru("OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F",
                      _seg("SPM", f1="1", f4="119364003^Sérum^SCT"), header=MSH251))
     assert not {"specimen_condition", "specimen_rejected"} & set(plain.entries[1].details)
+
+
+MSH28 = MSH251.replace("|2.5.1|", "|2.8|").replace("LAB-3^IHE", "")
+
+
+def test_performers_named_by_prt_segments_of_v27_senders():
+    """v2.7+ name who took part in PRT segments (table 0912) instead of OBX-15/16/23 and
+    OBR-32: the laboratory a test was sent out to (PO) after its OBX, the biologist who
+    validated it (RO), the report's interpreter (PI) after the OBR. Read from the old fields
+    only, a v2.8 lab's results had no performer and a subcontracted test looked done
+    in-house. The old fields, when sent, keep winning as before; the CI-SIS sender (SB) is
+    no performer of a result."""
+    obr = _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-40^LABO-LTW",
+               f4="24326-1^Ionogramme^LN", f7="20240315080000", f25="F")
+    pi = _seg("PRT", f2="AD", f4="PI^Primary Interpreter^HL70912",
+              f5="10003791976^LAGARDE^Bérénice^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO")
+    po = _seg("PRT", f2="AD", f4="PO^Performing Organization^HL70912",
+              f8="LABORATOIRE CERBA^L^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^"
+                 "950010019")
+    ro = _seg("PRT", f2="AD", f4="RO^Responsible Observer^HL70912",
+              f5="10003791984^DURAND^Julie^^^DR")
+    sb = _seg("PRT", f2="AD", f4="SB^Send by^HL70912", f5="^SECRETARIAT^Anne")
+    nm = norm(oru(pi,
+                  "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F", ro,
+                  "NTE|1|L|Contrôlé sur un second tube",
+                  "OBX|2|NM|1751-7^Albumine^LN||41|g/L|35-50|N|||F", po, ro,
+                  "OBX|3|NM|2951-2^Sodium^LN||140|mmol/L|136-145|N|||F", sb,
+                  _obx(4, "NM", "2075-0^Chlorure^LN", "101", "mmol/L",
+                       f23="LABO DEMO^L^^^^&1.2.250.1.71.4.2.2&ISO^FINEG^^^750000001"), po,
+                  header=MSH28, order=(ORC, obr)))
+    report, k, alb, na, cl = nm.entries
+    assert report.performer == "DR Bérénice LAGARDE"
+    assert (k.performer, k.details["comments"]) == ("DR Julie DURAND",
+                                                    ["Contrôlé sur un second tube"])
+    assert alb.performer == "LABORATOIRE CERBA"
+    assert na.performer is None
+    assert cl.performer == "LABO DEMO"  # OBX-23 sent: as before
+    said = norm(oru("OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F", header=MSH28,
+                    order=(ORC, obr.replace("|F", "|F" + "|" * 7 + "L07&DURAND&Julie"))))
+    assert said.entries[0].performer == "Julie DURAND"  # OBR-32: as before
