@@ -1750,6 +1750,18 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         comparator, num1, separator, num2 = "", comparator, num1, separator
         ctx.warnings.append(f"{where}: SN without its comparator component, read as "
                             "num1^separator^num2")
+    if not comparator and not num2 and num1:
+        shifted = _comparator_in_num1(num1, separator)
+        if shifted is not None:
+            # '^>^100000' (one component too far), '^<=0.25' (glued to its number): the
+            # comparator in num1's place. Read as such: the count or MIC is unambiguous, and
+            # the whole message failed OBX_BAD_NUMBER with it
+            comparator, num1 = shifted
+            separator = ""
+            if comparator in _comparator_signs():
+                comparator = _comparator(ctx, comparator, where)
+            ctx.warnings.append(f"{where}: SN comparator sent in the num1 component, read as "
+                                "comparator^num1")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
     if separator and separator not in SN_SEPARATORS and _sn_power(ctx, comparator, num1,
@@ -1769,6 +1781,21 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     if num1:
         entry.value_num = parsed[0]  # parsed once: a decimal comma is warned about once
         entry.comparator = shown or None
+
+
+def _comparator_in_num1(num1: str, separator: str) -> tuple[str, str] | None:
+    """(comparator, number) of an SN whose comparator is in num1's place: num1 a comparator
+    and the number after it ('^>^100000'), or num1 a comparator glued to a number with
+    nothing after ('^<=0.25'); None for anything else."""
+    if num1 in COMPARATORS or num1 in _comparator_signs():
+        return (num1, separator) if separator and _NUMBER_LIKE.fullmatch(separator) else None
+    if separator:
+        return None
+    m = _COMPARED.fullmatch(num1)
+    return (m.group(1), m.group(2).strip()) if m is not None else None
+
+
+_NUMBER_LIKE = re.compile(r"\s*[+-]?[\d.,][\d.,\s\u00a0\u202f]*(?:[eE][+-]?\d{1,2})?\s*")
 
 
 def _sn_power(ctx: _Ctx, comparator: str, num1: str, separator: str, num2: str, entry: Entry,

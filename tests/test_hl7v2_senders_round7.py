@@ -328,3 +328,23 @@ def test_performers_named_by_prt_segments_of_v27_senders():
     said = norm(oru("OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F", header=MSH28,
                     order=(ORC, obr.replace("|F", "|F" + "|" * 7 + "L07&DURAND&Julie"))))
     assert said.entries[0].performer == "Julie DURAND"  # OBR-32: as before
+
+
+def test_sn_comparator_sent_in_the_num1_component():
+    """Colony counts and MICs from LIS that shift the comparator one component ('^>^100000')
+    or glue it to the number ('^<=0.25'): the whole message failed OBX_BAD_NUMBER. Read as
+    the comparator and number they spell, with a warning; a ratio stays a ratio."""
+    nm = norm(oru("OBX|1|SN|564-5^Numération^LN|1|^>^100000|{CFU}/mL^^UCUM|||||F",
+                  "OBX|2|SN|18906-8^Ciprofloxacine CMI^LN|1|^<=0.25|mg/L||S|||F",
+                  "OBX|3|SN|18864-9^Ampicilline CMI^LN|1|^≥^32|mg/L||R|||F",
+                  "OBX|4|SN|5334-8^Rubéole IgG titre^LN||^1^:^128||||||F"))
+    count, cipro, amp, titre = nm.entries[1:]
+    assert (count.value, count.value_num, count.comparator) == (">100000", 100000.0, ">")
+    assert (cipro.value, cipro.value_num, cipro.comparator) == ("<=0.25", 0.25, "<=")
+    assert (amp.value_num, amp.comparator) == (32.0, ">=")
+    assert (titre.value, titre.value_num) == ("1:128", None)
+    assert "OBX[5]-5: SN comparator sent in the num1 component, read as comparator^num1" \
+        in nm.warnings
+    with pytest.raises(NormalizationError) as exc:  # a comparator and no number: as before
+        norm(oru("OBX|1|SN|564-5^Numération^LN|1|^>^beaucoup|{CFU}/mL|||||F"))
+    assert exc.value.code == "OBX_BAD_NUMBER"
