@@ -409,6 +409,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
     orc: Segment | None = None  # an ORC sent before its OBR
     resulted = False  # the current order has results of its own: a next ORC is not its own
+    last_obx: Segment | None = None  # of the current order: the OBX a PRT sent now is about
     patient_notes: list[Segment] = []  # of the last PID
     maybe_null = msg.maybe_null
     for seg in msg.segments:
@@ -421,14 +422,19 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 waiting.append((seg, notes))
             else:
                 current.observations.append((seg, notes))
-                resulted = True
+                resulted, last_obx = True, seg
+        elif name == "PRT" and current is not None:  # v2.7+: as in an ORU (_groups)
+            if last_obx is not None:
+                current.result_parts.setdefault(last_obx.index, []).append(seg)
+            elif not current.observations:
+                current.order_parts.append(seg)
         elif name == "NTE":
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
                              patient_notes=patient_notes)
-            orc, resulted = None, False
+            orc, resulted, last_obx = None, False, None
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
             current.observations.extend(waiting)
@@ -442,7 +448,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             else:
                 orc, notes = seg, None
         elif name == "SPM":
-            notes = None
+            notes, last_obx = None, None
             if specimen_first or current is None:
                 specimen, current = [seg], None  # its OBX wait for its first order
             else:

@@ -348,3 +348,21 @@ def test_sn_comparator_sent_in_the_num1_component():
     with pytest.raises(NormalizationError) as exc:  # a comparator and no number: as before
         norm(oru("OBX|1|SN|564-5^Numération^LN|1|^>^beaucoup|{CFU}/mL|||||F"))
     assert exc.value.code == "OBX_BAD_NUMBER"
+
+
+def test_performer_named_by_prt_in_an_oul_too():
+    """OUL^R22 (specimen first, v2.8): the PRT after an OBX names its performer as in an
+    ORU; the specimen's condition goes to its orders' results."""
+    oul = MSH28.replace("ORU^R01^ORU_R01", "OUL^R22^OUL_R22")
+    nm = norm(oru(_seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000",
+                       f24="HEM^Hémolysé^HL70493"),
+                  _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-50^LABO-LTW",
+                       f4="2823-3^Potassium^LN", f25="F"),
+                  "ORC|RE|CMD-1|24C0315-50^LABO-LTW",
+                  "OBX|1|NM|2823-3^Potassium^LN||5.9|mmol/L|3.5-5.1|H|||F",
+                  _seg("PRT", f4="PO^Performing Organization^HL70912",
+                       f8="LABORATOIRE CERBA"),
+                  header=oul, order=()))
+    k = nm.entries[1]
+    assert (k.performer, k.specimen_time) == ("LABORATOIRE CERBA", "2024-03-15T08:00:00+01:00")
+    assert k.details["specimen_condition"][0]["code"] == "HEM"
