@@ -693,19 +693,24 @@ def _isolates(msg: Message, g: _Group, results: list[Entry]) -> None:
     display} or {text}), as a CR-BIO's isolate organizer does. Unsaid, two organisms'
     'amoxicillin S' were one fact (dedupe level 4): the second organism's, filed by a later
     message of the culture, was taken for the first's and never filed. A sub-id under two
-    identifications names no single organism and is left alone."""
+    identifications names no single organism and is left alone; results sent before the
+    first identification (the cytology of an ECBU, under a default sub-id '1') are no
+    organism's."""
     codes = _organism_codes()
+    found = [r for r in results if r.type == LAB_RESULT and (r.system or "", r.code or "")
+             in codes]
+    if not found:
+        return
     organisms: dict[str, dict[str, str] | None] = {}
     sub_ids = {f"OBX[{obx.index}]": (obx.fields[4].strip() if len(obx.fields) > 4 else "")
                for obx, _ in g.observations}
-    for r in results:
-        if r.type == LAB_RESULT and (r.system or "", r.code or "") in codes:
-            sub_id = sub_ids.get(r.source_ref, "")
-            if sub_id:
-                organisms[sub_id] = None if sub_id in organisms else _germ_of(r)
-    if not organisms:
-        return
-    for r in results:
+    for r in found:
+        sub_id = sub_ids.get(r.source_ref, "")
+        if sub_id:
+            organisms[sub_id] = None if sub_id in organisms else _germ_of(r)
+    first = results.index(found[0])
+    for r in results[first + 1:]:  # what follows the identification: a cytology sent
+        # before it under the same default sub-id '1' is no result of the organism
         if r.type != LAB_RESULT or (r.system or "", r.code or "") in codes:
             continue
         sub_id = sub_ids.get(r.source_ref, "")

@@ -194,15 +194,17 @@ def test_results_grouped_under_an_organism_by_sub_id_name_it():
     count, '1.2' its antibiotics): each result of the group names its organism in
     details.isolate (as a CR-BIO's isolate organizer does), never the identification
     itself, and nothing outside a group (a result with no sub-id, another code family)."""
-    nm = norm(oru(*ECBU_1, *ECBU_2, "OBX|9|ST|COM^Commentaire^L||Contamination probable"
+    nm = norm(oru("OBX|0|NM|LEUCO-U^Leucocytes^L|1|120|/mm3|<10|H|||F",
+                  *ECBU_1, *ECBU_2, "OBX|9|ST|COM^Commentaire^L||Contamination probable"
                   "||||||F", order=(ORC, ECBU_OBR)))
     r = by_ref(nm)
+    assert "isolate" not in r["OBX[5]"].details  # the cytology before the culture
     coli = {"code": "112283007", "system": "SNOMED-CT", "display": "Escherichia coli"}
     aureus = {"code": "3092008", "system": "SNOMED-CT", "display": "Staphylococcus aureus"}
-    assert "isolate" not in r["OBX[5]"].details and "isolate" not in r["OBX[9]"].details
-    assert [r[f"OBX[{i}]"].details["isolate"] for i in (6, 7, 8)] == [coli] * 3
-    assert [r[f"OBX[{i}]"].details["isolate"] for i in (10, 11, 12)] == [aureus] * 3
-    assert "isolate" not in r["OBX[13]"].details
+    assert "isolate" not in r["OBX[6]"].details and "isolate" not in r["OBX[10]"].details
+    assert [r[f"OBX[{i}]"].details["isolate"] for i in (7, 8, 9)] == [coli] * 3
+    assert [r[f"OBX[{i}]"].details["isolate"] for i in (11, 12, 13)] == [aureus] * 3
+    assert "isolate" not in r["OBX[14]"].details
 
 
 def test_the_second_organisms_antibiogram_is_not_taken_for_the_firsts(ctx):  # noqa: ANN001
