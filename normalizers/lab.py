@@ -652,13 +652,18 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
             continue
         obx = next(o for o, _ in g.observations if o.index == index)
         f = obx.fields
-        if not (len(f) > 23 and f[23]):
-            org = _participant(msg, parts, "PO")
-            if org:
-                result.performer = org
-                continue
-        if result.performer is None:
+        org = _participant(msg, parts, "PO") if not (len(f) > 23 and f[23]) else None
+        if org:
+            result.performer = org
+        elif result.performer is None:
             result.performer = _participant(msg, parts, "RO")
+        if "responsible_observer" not in result.details:
+            for prt in parts:
+                if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() == "RO":
+                    observer = _observer(msg, first_rep(msg, prt, 5))
+                    if observer:
+                        result.details["responsible_observer"] = observer
+                    break
 
 
 def _participant(msg: Message, parts: list[Segment], role: str) -> str | None:
@@ -1300,6 +1305,10 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
+    if nf > 16 and f[16]:
+        observer = _observer(msg, first_rep(msg, obx, 16))
+        if observer:
+            entry.details["responsible_observer"] = observer
     if nf > 17 and (f[17] or (nf > 18 and f[18]) or (nf > 29 and f[29])):
         _how_observed(ctx, obx, entry)
     comments = _notes(msg, notes) if notes else None
@@ -1941,6 +1950,18 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True
+
+
+def _observer(msg: Message, rep: str) -> dict[str, Any] | None:
+    """OBX-16 or a PRT-5 in role RO, the responsible observer (in France the biologist who
+    validated the result), as {name, id: {id, authority, type}}: the RPPS number tells two
+    Dr MARTIN apart. Only a name, and only when no organization was named, was kept."""
+    name = person_name(msg, rep) if rep else ""
+    said: dict[str, Any] = {"name": name} if name else {}
+    ident = _provider_id(msg, rep) if rep else None
+    if ident:
+        said["id"] = ident
+    return said or None
 
 
 def _result_performer(msg: Message, obx: Segment) -> str | None:

@@ -368,3 +368,23 @@ def test_performer_named_by_prt_in_an_oul_too():
     k = nm.entries[1]
     assert (k.performer, k.specimen_time) == ("LABORATOIRE CERBA", "2024-03-15T08:00:00+01:00")
     assert k.details["specimen_condition"][0]["code"] == "HEM"
+
+
+def test_the_biologist_who_validated_is_kept_with_their_rpps():
+    """OBX-16 (or a PRT in role RO): the responsible observer, in France the biologist who
+    validated the result, named with their RPPS. It was read only as the performer's name,
+    and only when no organization (OBX-23) was named: who validated was lost."""
+    rpps = "10003791984^DURAND^Julie^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^RPPS"
+    nm = norm(oru(_obx(1, "NM", "2823-3^Potassium^LN", "4.1", "mmol/L", f16=rpps,
+                       f23="LABO DEMO^L^^^^&1.2.250.1.71.4.2.2&ISO^FINEG^^^750000001"),
+                  _obx(2, "NM", "2951-2^Sodium^LN", "140", "mmol/L"),
+                  _seg("PRT", f4="RO^Responsible Observer^HL70912", f5=rpps),
+                  _obx(3, "NM", "2075-0^Chlorure^LN", "101", "mmol/L", f16="^MARTIN^Paul")))
+    k, na, cl = nm.entries[1:]
+    validated = {"name": "DR Julie DURAND", "id": {"id": "10003791984",
+                                                  "authority": "1.2.250.1.71.4.2.1",
+                                                  "type": "RPPS"}}
+    assert (k.performer, k.details["responsible_observer"]) == ("LABO DEMO", validated)
+    assert (na.performer, na.details["responsible_observer"]) == ("DR Julie DURAND", validated)
+    assert (cl.performer, cl.details["responsible_observer"]) == ("Paul MARTIN",
+                                                                 {"name": "Paul MARTIN"})
