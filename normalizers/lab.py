@@ -1790,6 +1790,12 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
     parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
+    if num1 and parsed[0] is None and not (separator or num2):
+        # '<^5 mg/L': the unit typed after the number, as under NM ('_number_with_unit')
+        parsed[0] = _number_with_unit(ctx, num1, entry, where)
+        if parsed[0] is not None:
+            entry.details["value_sent"] = entry.value
+            entry.value = f"{shown}{num1[:len(num1) - len(entry.unit_original or '')].rstrip()}"
     for n, number in zip((num1, num2), parsed, strict=True):
         if n and number is None:
             raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",

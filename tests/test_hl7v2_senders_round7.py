@@ -33,8 +33,10 @@ def test_a_number_with_its_unit_written_in_the_value():
                   "OBX|4|ST|CRP^CRP^L||< 5 mg/L||<5||||F",
                   "OBX|5|ST|ASP^Aspect^L||2 croix||||||F",
                   "OBX|6|SN|FER^Ferritine^L||>1500 µg/L||||||F",
+                  "OBX|7|SN|TSH^TSH^L||<^0,01 mUI/L||||||F",
                   header=V23, order=(ORC23, OBR23)))
-    hb, gly, plq, crp, croix, fer = nm.entries[1:]
+    hb, gly, plq, crp, croix, fer, tsh = nm.entries[1:]
+    assert (tsh.value, tsh.value_num, tsh.comparator, tsh.unit) == ("<0,01", 0.01, "<", "m[IU]/L")
     assert (hb.value, hb.value_num, hb.unit, hb.unit_original, hb.value_type) == (
         "12,5", 12.5, "g/dL", "g/dL", "NM")
     assert hb.details["value_sent"] == "12,5 g/dL"
