@@ -308,6 +308,14 @@ class _Group:
     notes: list[Segment] = field(default_factory=list)
     observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
     specimens: list[Segment] = field(default_factory=list)
+    # OBX index -> the SPM whose SPECIMEN group it is in (v2.5.1 ORU_R01: OBR ... {OBX}
+    # {SPM {OBX}}): what it observes is that specimen (its volume, its aspect, a bottle's
+    # growth), not the order's first one
+    specimen_of: dict[int, Segment] = field(default_factory=dict)
+    # PRT (v2.7+: who took part, in place of OBX-15/16/23-25 and OBR-32): those after an
+    # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
+    result_parts: dict[int, list[Segment]] = field(default_factory=dict)
+    order_parts: list[Segment] = field(default_factory=list)
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
@@ -332,6 +340,9 @@ def _groups(msg: Message) -> list[_Group]:
     patient_notes: list[Segment] = []  # of the last PID
     order_notes: list[Segment] = []  # NTE sent between an ORC and its OBR: the order's
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
+    spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
+    last_obx: Segment | None = None  # the OBX a PRT sent now is about
+    orc_parts: list[Segment] = []  # PRT sent after an ORC, before its OBR
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
@@ -345,23 +356,37 @@ def _groups(msg: Message) -> list[_Group]:
                                          "the OBR comes first)", where)
             notes = []
             current.observations.append((seg, notes))
+            last_obx = seg
+            if spm is not None:
+                current.specimen_of[seg.index] = spm
+        elif name == "PRT":
+            if current is not None and last_obx is not None:
+                current.result_parts.setdefault(last_obx.index, []).append(seg)
+            elif current is not None and not current.observations:
+                current.order_parts.append(seg)
+            elif orc_fresh:
+                orc_parts.append(seg)  # ORC [PRT] OBR: the next order's
         elif name == "NTE":
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
-                             patient_notes=patient_notes)
+                             patient_notes=patient_notes, order_parts=orc_parts)
             groups.append(current)
             notes = current.notes
-            orc_fresh, order_notes = False, []
+            orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
+            spm, last_obx = seg, None
             # an NTE right after the SPM (outside v2.5's ORU, which has none there, but sent:
             # 'échantillon hémolysé') speaks of the order's specimen: the order's comments,
             # not dropped
             notes = current.notes
         elif name in _NOTE_BREAKERS:
             notes = None
+            if name in ("ORC", "PID"):
+                spm = last_obx = None
+                orc_parts = []
             if name == "ORC":
                 orc, orc_fresh = seg, True
                 order_notes = notes = []
@@ -392,6 +417,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
     orc: Segment | None = None  # an ORC sent before its OBR
     resulted = False  # the current order has results of its own: a next ORC is not its own
+    last_obx: Segment | None = None  # of the current order: the OBX a PRT sent now is about
     patient_notes: list[Segment] = []  # of the last PID
     maybe_null = msg.maybe_null
     for seg in msg.segments:
@@ -404,14 +430,19 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 waiting.append((seg, notes))
             else:
                 current.observations.append((seg, notes))
-                resulted = True
+                resulted, last_obx = True, seg
+        elif name == "PRT" and current is not None:  # v2.7+: as in an ORU (_groups)
+            if last_obx is not None:
+                current.result_parts.setdefault(last_obx.index, []).append(seg)
+            elif not current.observations:
+                current.order_parts.append(seg)
         elif name == "NTE":
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
                              patient_notes=patient_notes)
-            orc, resulted = None, False
+            orc, resulted, last_obx = None, False, None
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
             current.observations.extend(waiting)
@@ -425,7 +456,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             else:
                 orc, notes = seg, None
         elif name == "SPM":
-            notes = None
+            notes, last_obx = None, None
             if specimen_first or current is None:
                 specimen, current = [seg], None  # its OBX wait for its first order
             else:
@@ -569,6 +600,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             if parent is not None:
                 _link_parent(report, parent, entries, _parent_order(msg, obr))
             entries.append(report)
+        if len(results) > 1:
+            _isolates(msg, g, results)
+        if g.result_parts or g.order_parts:
+            _participants(msg, g, entries[-1] if with_report else None, results)
         if parent is not None:
             said = parent.said()  # which organism a susceptibility is of, on each result
             for r in results:
@@ -580,6 +615,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 for r in results:
                     if r.type == LAB_RESULT:
                         r.details["specimen"] = dict(specimen)
+            if len(g.specimens) > 1 and g.specimen_of:
+                _own_specimens(msg, g, results)
+        if g.specimens:
+            _specimen_states(msg, g, entries[-1] if with_report else None, results)
         entries.extend(results)
     _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
@@ -597,6 +636,121 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _participants(msg: Message, g: _Group, report: Entry | None,
+                  results: list[Entry]) -> None:
+    """Who performed and who interpreted, as v2.7+ senders say it: PRT segments (table 0912
+    roles) in place of the fields v2.7 deprecates. A result's performer is the performing
+    organization (PRT-4 'PO', PRT-8) unless OBX-23 names one, else the responsible observer
+    (PRT 'RO', PRT-5) when OBX-15/16 name nobody; a report's is its principal interpreter
+    (PRT 'PI') when OBR-32 is empty. They were read from the old fields only: a v2.8 lab's
+    results had no performer, its subcontracted tests looked done in-house."""
+    if report is not None and g.order_parts and not (len(g.obr.fields) > 32
+                                                       and g.obr.fields[32]):
+        name = _participant(msg, g.order_parts, "PI")
+        if name:
+            report.performer = name
+    if not g.result_parts:
+        return
+    by_ref = {r.source_ref: r for r in results if r.type == LAB_RESULT}
+    for index, parts in g.result_parts.items():
+        result = by_ref.get(f"OBX[{index}]")
+        if result is None:
+            continue
+        obx = next(o for o, _ in g.observations if o.index == index)
+        f = obx.fields
+        org = _participant(msg, parts, "PO") if not (len(f) > 23 and f[23]) else None
+        if org:
+            result.performer = org
+        elif result.performer is None:
+            result.performer = _participant(msg, parts, "RO")
+        if "responsible_observer" not in result.details:
+            for prt in parts:
+                if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() == "RO":
+                    observer = _observer(msg, first_rep(msg, prt, 5))
+                    if observer:
+                        result.details["responsible_observer"] = observer
+                    break
+
+
+def _participant(msg: Message, parts: list[Segment], role: str) -> str | None:
+    """The name of the first PRT of ``parts`` in ``role`` (PRT-4.1): its organization
+    (PRT-8, XON) for an organization's role, else its person (PRT-5, XCN)."""
+    for prt in parts:
+        if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() != role:
+            continue
+        org = first_rep(msg, prt, 8)
+        name = (organization(msg, org) if org else "") if role == "PO" else ""
+        person = first_rep(msg, prt, 5)
+        name = name or (person_name(msg, person) if person else "") or \
+            (organization(msg, org) if org else "")
+        if name:
+            return name
+    return None
+
+
+@cache
+def _organism_codes() -> frozenset[tuple[str, str]]:
+    """(system, code) of the 'organism identified' observations (tables/
+    organism_identification_codes.csv, shared with the CDA path)."""
+    return frozenset((row["system"], row["code"])
+                     for row in table("organism_identification_codes"))
+
+
+def _isolates(msg: Message, g: _Group, results: list[Entry]) -> None:
+    """A culture's results grouped by organism through OBX-4 (v2.5 7.4.2.4: the sub-id
+    relates OBX of one order): the organism's identification under '1', its colony count
+    and antibiotics under '1' too (US ELR) or '1.1', '1.2'... (dotted, French LIS). Each
+    result of a group names its organism in ``details['isolate']`` ({code, system,
+    display} or {text}), as a CR-BIO's isolate organizer does. Unsaid, two organisms'
+    'amoxicillin S' were one fact (dedupe level 4): the second organism's, filed by a later
+    message of the culture, was taken for the first's and never filed. A sub-id under two
+    identifications names no single organism and is left alone; results sent before the
+    first identification (the cytology of an ECBU, under a default sub-id '1') are no
+    organism's."""
+    codes = _organism_codes()
+    found = [r for r in results if r.type == LAB_RESULT and (r.system or "", r.code or "")
+             in codes]
+    if not found:
+        return
+    organisms: dict[str, dict[str, str] | None] = {}
+    sub_ids = {f"OBX[{obx.index}]": (obx.fields[4].strip() if len(obx.fields) > 4 else "")
+               for obx, _ in g.observations}
+    for r in found:
+        sub_id = sub_ids.get(r.source_ref, "")
+        if sub_id:
+            organisms[sub_id] = None if sub_id in organisms else _germ_of(r)
+    first = results.index(found[0])
+    for r in results[first + 1:]:  # what follows the identification: a cytology sent
+        # before it under the same default sub-id '1' is no result of the organism
+        if r.type != LAB_RESULT or (r.system or "", r.code or "") in codes:
+            continue
+        sub_id = sub_ids.get(r.source_ref, "")
+        while sub_id:
+            if sub_id in organisms:
+                germ = organisms[sub_id]
+                if germ:
+                    r.details["isolate"] = dict(germ)
+                break
+            sub_id = sub_id.rpartition(".")[0]
+
+
+def _germ_of(result: Entry) -> dict[str, str] | None:
+    """The organism an identification result names: its coded value ({code, system named
+    as on every channel, display}) or its words ({text}); None when it names none (no
+    value yet, several organisms in one value)."""
+    coded = result.details.get("coded_value")
+    if isinstance(coded, dict):
+        if coded.get("code"):
+            system = coded.get("system", "")
+            return {"code": coded["code"], "system": system_name(system) if system else "",
+                    "display": coded.get("display", "")}
+        words = coded.get("display") or coded.get("original_text")
+        return {"text": words} if words else None
+    if coded is None and result.value and result.value_num is None:
+        return {"text": result.value}
+    return None
 
 
 def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
@@ -805,6 +959,25 @@ def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
     return None
 
 
+def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
+    """The results of an order with several specimens (SPM) that came in a SPECIMEN group
+    (v2.5.1 ORU_R01: SPM {OBX}) are about that SPM's specimen: its type (SPM-4) and its
+    collection time (SPM-17). The order's first specimen was given to all of them: the
+    second blood culture bottle's growth was filed as taken from the first one, at its
+    time; a 24 h urine volume beside a serum as from the serum."""
+    by_ref = {r.source_ref: r for r in results if r.type == LAB_RESULT}
+    for index, spm in g.specimen_of.items():
+        result = by_ref.get(f"OBX[{index}]")
+        if result is None:
+            continue
+        own = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 4)), subcomponents=False)
+        if own:
+            result.details["specimen"] = own
+        collected = _collected(msg, spm)
+        if collected:
+            result.specimen_time = collected
+
+
 # The specimen tables a CWE names: HL7 0070 (v2.5) and 0487 (v2.5.1+), and SNOMED CT.
 _SPECIMEN_TABLE = re.compile(r"(?i)(?:HL7)?0?(?:070|487)|SCT|SNOMED[ -]?CT|SNM")
 _SPECIMEN_CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,9}|[^\W\d][^\d]*")
@@ -825,10 +998,63 @@ def _coded_specimen(msg: Message, c: list[str], *, subcomponents: bool) -> dict[
 
 def _specimen_time(msg: Message, g: _Group) -> str | None:
     for spm in g.specimens:
-        value = ts_field(msg, spm, 17)
+        value = _collected(msg, spm)
         if value:
             return value
     return None
+
+
+def _specimen_state(msg: Message, spm: Segment) -> dict[str, list[dict[str, str]]]:
+    """What the laboratory says of a specimen it received: SPM-21 why it was rejected
+    ('tube cassé', 'quantité insuffisante', table 0490) and SPM-24 its condition
+    ('hémolysé', 'lipémique', table 0493), each repetition as ``_coded_item`` reads it."""
+    state: dict[str, list[dict[str, str]]] = {}
+    f = spm.fields
+    for n, name in ((21, "specimen_rejected"), (24, "specimen_condition")):
+        if len(f) > n and f[n]:
+            said = [i for i in (_coded_item(msg, r) for r in reps(msg, spm, n)) if i]
+            if said:
+                state[name] = said
+    return state
+
+
+def _specimen_states(msg: Message, g: _Group, report: Entry | None,
+                     results: list[Entry]) -> None:
+    """``_specimen_state`` of the order's specimens, in details: on the report all of them,
+    on each result its own specimen's (``_Group.specimen_of``), else the order's first.
+    Dropped, a rejected specimen left a cancelled order with no reason, and a potassium
+    measured on a haemolysed sample read like any other."""
+    states = {id(spm): _specimen_state(msg, spm) for spm in g.specimens}
+    if not any(states.values()):
+        return
+    if report is not None:
+        for state in states.values():
+            for name, said in state.items():
+                held = report.details.setdefault(name, [])
+                held.extend(i for i in said if i not in held)
+    first = states[id(g.specimens[0])]
+    for r in results:
+        if r.type != LAB_RESULT:
+            continue
+        own = g.specimen_of.get(int(r.source_ref[4:-1])) if g.specimen_of else None
+        for name, said in (states[id(own)] if own is not None else first).items():
+            r.details[name] = list(said)
+
+
+def _collected(msg: Message, spm: Segment) -> str | None:
+    """SPM-17, specimen collection date/time, a DR (v2.5 2.A.20: start ^ end, each a TS whose
+    DTM and degree of precision are subcomponents): the start, else the end. Read as a
+    TS, a start sent with its precision ('20240315080500&S', IHE LAB-TF's form) failed the
+    whole message HL7_BAD_DATE, and a range with its end alone dated nothing."""
+    c = comps(msg, first_rep(msg, spm, 17))
+    raw = sub(msg, part(c, 1), 1) or sub(msg, part(c, 2), 1)
+    if not raw:
+        return None
+    try:
+        return hl7_ts_to_iso(raw, zone_of(msg))
+    except ValueError:
+        where = loc(spm, 17)
+        raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}", where) from None
 
 
 def _report_performer(msg: Message, obr: Segment) -> str | None:
@@ -1058,7 +1284,10 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             # final had no value and the potassium sent as preliminary was gone.
             entry.details["value_held"] = True
     if nf > 6 and f[6]:
+        in_value = entry.unit if entry.details.get("unit_in_value") else None
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
+        if in_value is not None:
+            _check_unit_in_value(obx, entry, in_value)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
         entry.reference_range = text(msg, f[7].split(d.repetition, 1)[0]) or None
@@ -1084,10 +1313,69 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
+    if nf > 16 and f[16]:
+        observer = _observer(msg, first_rep(msg, obx, 16))
+        if observer:
+            entry.details["responsible_observer"] = observer
+    if nf > 17 and (f[17] or (nf > 18 and f[18]) or (nf > 29 and f[29])):
+        _how_observed(ctx, obx, entry)
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _how_observed(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+    """OBX-17 observation method (CWE, repeats: 'calculated by Friedewald', the enzymatic
+    or immunoturbidimetric technique a French report prints beside the result), OBX-18
+    equipment instance (EI: the analyser), OBX-29 observation type (table 0936: a result,
+    or the answer to a question asked at order entry, 'fasting: yes'), in
+    ``details['method']``, ``details['equipment']``, ``details['observation_type']``.
+    US ELR and LRI 2.5.1 senders require them; they were dropped, and an LDL computed
+    by formula read as one measured."""
+    msg, f = ctx.msg, obx.fields
+    methods = [m for m in (_coded_item(msg, r) for r in reps(msg, obx, 17)) if m]
+    if methods:
+        entry.details["method"] = methods[0] if len(methods) == 1 else methods
+    devices = []
+    for rep in reps(msg, obx, 18) if len(f) > 18 and f[18] else ():
+        c = comps(msg, rep)
+        said = {"id": text(msg, part(c, 1)), "namespace": text(msg, part(c, 2)),
+                "universal_id": text(msg, part(c, 3))}
+        said = {k: v for k, v in said.items() if v}
+        if said:
+            devices.append(said)
+    if devices:
+        entry.details["equipment"] = devices[0] if len(devices) == 1 else devices
+    kind = text(msg, part(comps(msg, first_rep(msg, obx, 29)), 1)).upper() \
+        if len(f) > 29 and f[29] else ""
+    if kind:
+        entry.details["observation_type"] = kind
+        if kind not in _observation_types():
+            ctx.warnings.append(f"{loc(obx, 29)}: observation type is none of HL7 table 0936 "
+                                "(tables/observation_types.csv): kept as sent")
+
+
+def _coded_item(msg: Message, rep: str) -> dict[str, str] | None:
+    """One CE/CWE repetition as {code, system (named as on every channel), display}, or its
+    text alone ('Formule de Friedewald' sent as words); None when empty."""
+    c = comps(msg, rep)
+    code, display = text(msg, part(c, 1)), text(msg, part(c, 2))
+    system = text(msg, part(c, 3))
+    original = text(msg, part(c, 9))
+    if code and not display and not system and _WORDS.search(code):
+        return {"text": code}
+    if code:
+        return {"code": code, "system": system_name(system) if system else "",
+                "display": display or original}
+    text_said = display or original
+    return {"text": text_said} if text_said else None
+
+
+@cache
+def _observation_types() -> frozenset[str]:
+    """OBX-29 codes of HL7 table 0936 (tables/observation_types.csv)."""
+    return frozenset(row["code"] for row in table("observation_types"))
 
 
 def _flag(sent: str) -> str:
@@ -1254,6 +1542,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
+        elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
+            _text_with_unit(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
@@ -1345,8 +1635,15 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
     num = _parse_number(ctx, value, where)
     if num is None:
         m = _COMPARED.fullmatch(value)
+        body = m.group(2) if m is not None else value
         if m is not None:  # '<0.5' sent as NM: unambiguous, accepted as SN would have been
-            num = _parse_number(ctx, m.group(2), where)
+            num = _parse_number(ctx, body, where)
+        if num is None:  # '12,5 g/dL', '< 0,5 mg/L': the unit typed after the number
+            num = _number_with_unit(ctx, body, entry, where)
+            if num is not None:
+                entry.details["value_sent"] = value
+                entry.value = value[:len(value) - len(entry.unit_original or "")].rstrip()
+        if m is not None and num is not None:
             comparator = _comparator(ctx, m.group(1), where)
             if comparator != "=":
                 entry.comparator = comparator
@@ -1356,6 +1653,49 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
+
+
+# A number then its unit in one value ('12,5 g/dL', '245 G/L', '1.2E+03 copies/mL'), as v2.3
+# LIS print a result into OBX-5; the unit is read only when the units table knows it.
+_NUMBER_THEN_UNIT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d{1,2})?)"
+                               r"\s*([^\d\s.,+\-].*)")
+
+
+def _number_with_unit(ctx: _Ctx, value: str, entry: Entry, where: str) -> float | None:
+    """The number of a value that is a number followed by a unit the units table knows
+    ('12,5 g/dL'), its unit set on ``entry`` (UCUM, as sent) and said; None otherwise.
+
+    Why: older LIS write the unit into the value. Under NM the whole message failed
+    (OBX_BAD_NUMBER) and every other result with it; under ST the haemoglobin was text, out
+    of every trend. A unit that OBX-6 contradicts is refused by ``_check_unit_in_value``.
+    What follows the number must be a known unit ('2 croix', '3 colonies' stay what they
+    were)."""
+    m = _NUMBER_THEN_UNIT.fullmatch(value.strip())
+    if m is None:
+        return None
+    unit, mapped = to_ucum(m.group(2))
+    if not mapped:
+        return None
+    num = _parse_number(ctx, m.group(1), where)
+    if num is None:
+        return None
+    entry.unit, entry.unit_original = unit, m.group(2).strip()
+    entry.details["unit_in_value"] = True
+    ctx.warnings.append(f"{where}: unit written in the value after the number, read as the "
+                        "number and its unit")
+    return num
+
+
+def _check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> None:
+    """OBX-6 set beside a unit written in OBX-5 (``_number_with_unit``): the same unit
+    (UCUM) is said twice and read once; another one leaves the number's meaning in doubt
+    (12,5 'g/dL' in OBX-5, 'g/L' in OBX-6): OBX_UNIT_CONFLICT, never a guess."""
+    if in_value is None or entry.unit == in_value:
+        return
+    where = loc(obx, 6)
+    raise NormalizationError("OBX_UNIT_CONFLICT", f"{where}: the unit written in the value "
+                             "(OBX-5) is not the unit of OBX-6: which one the number is in "
+                             "is not said", where)
 
 
 def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
@@ -1379,6 +1719,26 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
         if comparator != "=":
             entry.comparator = comparator
     ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
+
+
+_QUANTITY_STARTS = frozenset("0123456789<>=+-.,\u2264\u2265\u2a7d\u2a7e")
+
+
+def _text_with_unit(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A text value (ST, TX, FT) without OBX-6 that is a number, or a comparator and a
+    number, followed by a unit the units table knows ('12,5 g/dL', '< 0,5 mg/L'): the
+    quantity it spells, as ``_text_quantity`` reads one whose unit is in OBX-6. The value
+    and its type stay as sent."""
+    value = entry.value.strip() if entry.value else ""
+    m = _COMPARED.fullmatch(value)
+    num = _number_with_unit(ctx, m.group(2) if m is not None else value, entry, where)
+    if num is None:
+        return
+    entry.value_num = num
+    if m is not None:
+        comparator = _comparator(ctx, m.group(1), where)
+        if comparator != "=":
+            entry.comparator = comparator
 
 
 @cache
@@ -1418,6 +1778,18 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         comparator, num1, separator, num2 = "", comparator, num1, separator
         ctx.warnings.append(f"{where}: SN without its comparator component, read as "
                             "num1^separator^num2")
+    if not comparator and not num2 and num1:
+        shifted = _comparator_in_num1(num1, separator)
+        if shifted is not None:
+            # '^>^100000' (one component too far), '^<=0.25' (glued to its number): the
+            # comparator in num1's place. Read as such: the count or MIC is unambiguous, and
+            # the whole message failed OBX_BAD_NUMBER with it
+            comparator, num1 = shifted
+            separator = ""
+            if comparator in _comparator_signs():
+                comparator = _comparator(ctx, comparator, where)
+            ctx.warnings.append(f"{where}: SN comparator sent in the num1 component, read as "
+                                "comparator^num1")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
     if separator and separator not in SN_SEPARATORS and _sn_power(ctx, comparator, num1,
@@ -1426,6 +1798,12 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
     parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
+    if num1 and parsed[0] is None and not (separator or num2):
+        # '<^5 mg/L': the unit typed after the number, as under NM ('_number_with_unit')
+        parsed[0] = _number_with_unit(ctx, num1, entry, where)
+        if parsed[0] is not None:
+            entry.details["value_sent"] = entry.value
+            entry.value = f"{shown}{num1[:len(num1) - len(entry.unit_original or '')].rstrip()}"
     for n, number in zip((num1, num2), parsed, strict=True):
         if n and number is None:
             raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",
@@ -1437,6 +1815,21 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
     if num1:
         entry.value_num = parsed[0]  # parsed once: a decimal comma is warned about once
         entry.comparator = shown or None
+
+
+def _comparator_in_num1(num1: str, separator: str) -> tuple[str, str] | None:
+    """(comparator, number) of an SN whose comparator is in num1's place: num1 a comparator
+    and the number after it ('^>^100000'), or num1 a comparator glued to a number with
+    nothing after ('^<=0.25'); None for anything else."""
+    if num1 in COMPARATORS or num1 in _comparator_signs():
+        return (num1, separator) if separator and _NUMBER_LIKE.fullmatch(separator) else None
+    if separator:
+        return None
+    m = _COMPARED.fullmatch(num1)
+    return (m.group(1), m.group(2).strip()) if m is not None else None
+
+
+_NUMBER_LIKE = re.compile(r"\s*[+-]?[\d.,][\d.,\s\u00a0\u202f]*(?:[eE][+-]?\d{1,2})?\s*")
 
 
 def _sn_power(ctx: _Ctx, comparator: str, num1: str, separator: str, num2: str, entry: Entry,
@@ -1571,6 +1964,18 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True
+
+
+def _observer(msg: Message, rep: str) -> dict[str, Any] | None:
+    """OBX-16 or a PRT-5 in role RO, the responsible observer (in France the biologist who
+    validated the result), as {name, id: {id, authority, type}}: the RPPS number tells two
+    Dr MARTIN apart. Only a name, and only when no organization was named, was kept."""
+    name = person_name(msg, rep) if rep else ""
+    said: dict[str, Any] = {"name": name} if name else {}
+    ident = _provider_id(msg, rep) if rep else None
+    if ident:
+        said["id"] = ident
+    return said or None
 
 
 def _result_performer(msg: Message, obx: Segment) -> str | None:
