@@ -1146,6 +1146,17 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     nested.details["reaction_to"] = made.key
                 yield nested
             continue
+        if made is not None and made.type == LAB_RESULT and rel.type_code != "REFR":
+            # a result's parts (CI-SIS CR-GM / APSR subordinate observations: the variant,
+            # reference sequence and exon of one gene) are filed each as a result, saying
+            # whose: 'c.35G>A' of KRAS and of NRAS the same day are two facts, not one
+            # merged, and a variant read alone named no gene (a previous result, REFR, is
+            # a result of its own)
+            for nested in nested_entries:
+                if nested.source_ref == rel.act.path and nested.type == LAB_RESULT:
+                    nested.details["parent_result"] = _parent_result(made)
+                yield nested
+            continue
         if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
             # a reaction written as a problem entry of its own (IHE PCC, CI-SIS
             # FR-Probleme under MFST): still filed as one, as before, saying which allergy
@@ -1217,6 +1228,14 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+
+
+def _parent_result(parent: Entry) -> dict[str, str]:
+    """The result a nested result is part of, as ``details['parent_result']`` says it for
+    HL7v2 (OBR-26: code, value; part of the fact, dossiers/deposit.fact_of), with its key."""
+    said = {"code": parent.code or "", "system": parent.system or "",
+            "value": parent.value or "", "key": parent.key}
+    return {k: v for k, v in said.items() if v}
 
 
 def _media_ref(media: ObservationMedia) -> dict[str, Any]:

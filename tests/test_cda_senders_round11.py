@@ -1,0 +1,84 @@
+"""CDA R2 documents the way other senders write them (round 11: the CI-SIS document types we
+read least: CR-GM molecular genetics, anaesthesia, imaging reports, allergies in the LDL and
+ANEST letters). Each test builds a small invented document with one structure the CI-SIS
+templates allow (other optional elements filled in than the ANS examples) and checks what is
+filed against what a clinician reading the document understands."""
+
+from __future__ import annotations
+
+from dossiers.deposit import fact_of
+from tests.test_cda_real_world import _entries, _section
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+
+
+# -- CR-GM: a variant is a variant of its gene ------------------------------------------------
+def _subordinate(ident: str, code: str, name: str, value: str) -> str:
+    """CI-SIS FR-Observation-Anatomo-pathologique-subordonnee (1.2.250.1.213.1.1.3.170)."""
+    return f"""<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.2.250.1.213.1.1.3.170"/><id root="1.2.250.1.999.41" extension="{ident}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240311143000+0100"/>
+      <value xsi:type="ST">{value}</value></observation></entryRelationship>"""
+
+
+def _gene(ident: str, gene: str, variant: str, protein: str) -> str:
+    """A gene analysed (IHE APSR / CI-SIS FR-Observation-Anatomo-pathologique, HGNC value)
+    with its reference sequence, variant (HGVS c.) and protein change (HGVS p.)."""
+    return f"""<component typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.8.1.4.9"/><templateId root="1.2.250.1.213.1.1.3.102"/>
+      <id root="1.2.250.1.999.41" extension="{ident}"/>
+      <code code="48018-6" displayName="Gène étudié" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240311143000+0100"/>
+      <value xsi:type="CD" code="{gene}" displayName="{gene}" codeSystem="2.16.840.1.113883.6.281"
+        codeSystemName="HGNC"/>
+      {_subordinate(ident + "-seq", "48013-7", "Séquence de référence", "NM_033360.4")}
+      {_subordinate(ident + "-c", "48004-6", "Variant (HGVS c.)", variant)}
+      {_subordinate(ident + "-p", "48005-3", "Altération protéique (HGVS p.)", protein)}
+    </observation></component>"""
+
+
+RAS_PANEL = f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.8.1.4.1"/><id root="1.2.250.1.999.41" extension="RAS"/>
+  <code code="82120-7" displayName="Panel RAS" {LOINC}/><statusCode code="completed"/>
+  <effectiveTime value="20240311143000+0100"/>
+  {_gene("KRAS-1", "KRAS", "c.35G&gt;A", "p.Gly12Asp")}
+  {_gene("NRAS-1", "NRAS", "c.35G&gt;A", "p.Gly12Asp")}
+</organizer></entry>"""
+
+
+def test_a_variant_says_which_gene_and_two_genes_variants_stay_two_facts() -> None:
+    """A lung cancer panel finding G12D in KRAS and NRAS (c.35G>A in both: the same LOINC
+    code, value and time) filed each variant as a result naming no gene, and their facts
+    (dedupe level 4) were one: the dossier kept one 'c.35G>A' for two mutations. Each part
+    now says the result it is part of (details.parent_result, as HL7v2 OBR-26 does)."""
+    got = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    variants = [e for e in got if e.code == "48004-6"]
+    assert [v.value for v in variants] == ["c.35G>A", "c.35G>A"]
+    assert [v.details["parent_result"]["value"] for v in variants] == ["KRAS", "NRAS"]
+    assert {v.details["parent_result"]["code"] for v in variants} == {"48018-6"}
+    genes = [e for e in got if e.code == "48018-6"]
+    assert [v.details["parent_result"]["key"] for v in variants] == [g.key for g in genes]
+    assert "parent_result" not in genes[0].details
+    assert fact_of(variants[0]) != fact_of(variants[1])
+    proteins = [e for e in got if e.code == "48005-3"]
+    assert fact_of(proteins[0]) != fact_of(proteins[1])
+
+
+def test_a_previous_result_nested_in_a_result_is_not_a_part_of_it() -> None:
+    """A previous result (entryRelationship REFR, as CR-BIO sends it) is a result of its
+    own: no parent_result, its fact unchanged."""
+    previous = """<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/><id root="1.2.250.1.999.5" extension="G0"/>
+      <code code="2345-7" codeSystem="2.16.840.1.113883.6.1" displayName="Glucose"/>
+      <statusCode code="completed"/><effectiveTime value="20231002083000+0200"/>
+      <value xsi:type="PQ" value="5.1" unit="mmol/L"/></observation></entryRelationship>"""
+    result = f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/><id root="1.2.250.1.999.5" extension="G1"/>
+      <code code="2345-7" {LOINC} displayName="Glucose"/><statusCode code="completed"/>
+      <effectiveTime value="20240311083000+0100"/>
+      <value xsi:type="PQ" value="6.4" unit="mmol/L"/>{previous}</observation></entry>"""
+    now, before = _entries(_section("18719-5", "Biochimie", result))
+    assert (now.value, before.value) == ("6.4", "5.1")
+    assert "parent_result" not in before.details
