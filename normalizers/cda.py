@@ -2246,11 +2246,18 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
         break
     # every manifestation, also one written as a problem entry (IHE PCC, CI-SIS: the
     # reaction is an FR-Probleme under MFST; the allergy lost it)
-    reactions = [_reaction(rel.act, ctx, section) for rel in act.entry_relationships
-                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)]
-    reactions = [r for r in reactions if r]
+    # A manifestation the sender negates ('no urticaria': negationInd, as the CI-SIS
+    # LDL-EES and ANEST-CR-CPA examples send it) is no reaction: it was listed among them
+    # (and exported as one); it is said apart, in absent_reactions
+    said = [(rel.act.negation_ind == "true", _reaction(rel.act, ctx, section))
+            for rel in act.entry_relationships
+            if rel.type_code == "MFST" and isinstance(rel.act, Observation)]
+    reactions = [r for negated, r in said if r and not negated]
+    absent = [r for negated, r in said if r and negated]
     if reactions:
         entry.details["reactions"] = reactions
+    if absent:
+        entry.details["absent_reactions"] = absent
 
 
 def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] | None:

@@ -82,3 +82,58 @@ def test_a_previous_result_nested_in_a_result_is_not_a_part_of_it() -> None:
     now, before = _entries(_section("18719-5", "Biochimie", result))
     assert (now.value, before.value) == ("6.4", "5.1")
     assert "parent_result" not in before.details
+
+
+# -- allergies: a reaction the sender negates is no reaction ------------------------------------
+def _allergy(reaction_negated: str) -> str:
+    """CI-SIS FR-Allergie-ou-hypersensibilite as the LDL-EES and ANEST-CR-CPA examples
+    write it: the reaction an FR-Probleme under MFST, here with the negationInd given."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.3"/><templateId root="1.2.250.1.213.1.1.3.40"/>
+  <id root="1.2.250.1.999.42" extension="C1"/><code nullFlavor="NA"/><statusCode code="active"/>
+  <effectiveTime><low value="20240110"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.6"/><templateId root="1.2.250.1.213.1.1.3.41"/>
+    <id root="1.2.250.1.999.42" extension="A1"/>
+    <code code="416098002" displayName="allergie médicamenteuse" {SNOMED}/>
+    <statusCode code="completed"/><effectiveTime><low value="2019"/></effectiveTime>
+    <value xsi:type="CD"/>
+    <participant typeCode="CSM"><participantRole classCode="MANU"><playingEntity classCode="MMAT">
+      <code code="J01CA04" codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/>
+    </playingEntity></participantRole></participant>
+    <entryRelationship typeCode="MFST"><observation classCode="OBS" moodCode="EVN"
+        negationInd="{reaction_negated}">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><templateId root="1.2.250.1.213.1.1.3.37"/>
+      <id root="1.2.250.1.999.42" extension="R1"/>
+      <code code="418799008" displayName="symptôme" {SNOMED}/><statusCode code="completed"/>
+      <effectiveTime><low value="20190604"/></effectiveTime>
+      <value xsi:type="CD" code="126485001" displayName="urticaire" {SNOMED}/>
+    </observation></entryRelationship>
+    <entryRelationship typeCode="MFST"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><templateId root="1.2.250.1.213.1.1.3.37"/>
+      <id root="1.2.250.1.999.42" extension="R2"/>
+      <code code="418799008" displayName="symptôme" {SNOMED}/><statusCode code="completed"/>
+      <effectiveTime><low value="20190604"/></effectiveTime>
+      <value xsi:type="CD" code="271807003" displayName="éruption cutanée" {SNOMED}/>
+    </observation></entryRelationship>
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_a_reaction_the_sender_negates_is_not_listed_among_the_reactions() -> None:
+    """'Allergie à l'amoxicilline: éruption cutanée, pas d'urticaire': the urticaria
+    (negationInd true) was listed among the allergy's reactions, read as present, and
+    exported as a manifestation. It is in absent_reactions; its problem entry, as before,
+    says negated."""
+    got = _entries(_section("48765-2", "Allergies", _allergy("true")))
+    allergy = next(e for e in got if e.type == "allergy")
+    assert [r["code"] for r in allergy.details["reactions"]] == ["271807003"]
+    assert [r["code"] for r in allergy.details["absent_reactions"]] == ["126485001"]
+    urticaria = next(e for e in got if e.code == "126485001")
+    assert urticaria.details["negated"] is True
+
+
+def test_a_reaction_said_present_stays_a_reaction() -> None:
+    got = _entries(_section("48765-2", "Allergies", _allergy("false")))
+    allergy = next(e for e in got if e.type == "allergy")
+    assert [r["code"] for r in allergy.details["reactions"]] == ["126485001", "271807003"]
+    assert "absent_reactions" not in allergy.details
