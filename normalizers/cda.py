@@ -2932,9 +2932,12 @@ def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Sect
     item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
     _value(_untyped(obs.values[0]), item, ctx, section)
     coded = _code(obs.code, ctx, section)
-    entry.details.setdefault(key, []).append({
+    described: dict[str, Any] = {
         "code": coded[0] if coded else None, "display": coded[2] if coded else None,
-        "value": item.value, "unit": item.unit})
+        "value": item.value, "unit": item.unit}
+    if obs.negation_ind == "true":  # 'venous access difficult' negated: it was easy; it
+        described["negated"] = True  # read as said
+    entry.details.setdefault(key, []).append(described)
 
 
 DOSAGE_INSTRUCTIONS = "1.3.6.1.4.1.19376.1.9.1.3.6"  # IHE Pharm Dosage Instructions (CI-SIS

@@ -7,7 +7,7 @@ filed against what a clinician reading the document understands."""
 from __future__ import annotations
 
 from dossiers.deposit import fact_of
-from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_real_world import _entries, _one, _section
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
@@ -137,3 +137,31 @@ def test_a_reaction_said_present_stays_a_reaction() -> None:
     allergy = next(e for e in got if e.type == "allergy")
     assert [r["code"] for r in allergy.details["reactions"]] == ["126485001", "271807003"]
     assert "absent_reactions" not in allergy.details
+
+
+# -- ANEST: what an act found, negated --------------------------------------------------------
+def test_a_negated_finding_of_an_act_says_so() -> None:
+    """A CR-ANEST intubation: 'Cormack grade 3' and 'intubation difficile' negated (an
+    FR-Simple-Observation under the act with negationInd: it was not difficult). The act's
+    observations listed 'difficile' as found; it now says negated."""
+    act = """<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/><templateId root="1.2.250.1.213.1.1.3.62"/>
+      <id root="1.2.250.1.999.43" extension="P1"/>
+      <code code="GELD004" displayName="Intubation trachéale" codeSystem="1.2.250.1.215.300.1"/>
+      <statusCode code="completed"/><effectiveTime value="20240311091500+0100"/>
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN"
+          negationInd="true">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <code code="GEN-023" displayName="Précision difficulté"
+          codeSystem="1.2.250.1.213.1.1.4.322"/><statusCode code="completed"/>
+        <value xsi:type="ST">intubation difficile</value></observation></entryRelationship>
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <code code="MED-594" displayName="Score de Cormack"
+          codeSystem="1.2.250.1.213.1.1.4.322"/><statusCode code="completed"/>
+        <value xsi:type="ST">Grade 1</value></observation></entryRelationship>
+    </procedure></entry>"""
+    got = _one(_section("29554-3", "Actes", act))
+    difficulty, cormack = got.details["observations"]
+    assert (difficulty["value"], difficulty.get("negated")) == ("intubation difficile", True)
+    assert (cormack["value"], "negated" in cormack) == ("Grade 1", False)
