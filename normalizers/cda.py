@@ -87,6 +87,7 @@ from parsers.cda.model import (
     Supply,
     Value,
 )
+from parsers.detect import PDF, detect_format
 
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
@@ -286,15 +287,21 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
     body = doc.non_xml_body
     if body is not None:
         content = _body_bytes(body, ctx.warnings)
-        media_type = body.media_type.strip().lower()
-        if content and media_type == MEDIA_PDF:
+        media_type = body_media_type(body)
+        if content and (media_type == MEDIA_PDF or detect_format(content) == PDF):
             from normalizers.documents import pdf_report_entries
 
+            if media_type != MEDIA_PDF:
+                # a PDF said to be application/octet-stream, x-pdf, text/plain or nothing
+                # (the ED default): it made no report (or its bytes became the narrative)
+                ctx.warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
+                                    f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
+                                    "header): read as application/pdf")
             entries.extend(pdf_report_entries(document, content, source, ctx.warnings))
         elif media_type.startswith("text/") and (content or body.text.strip()):
             # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
             # shown and searched like a structured body's (they were only in the XML)
-            text = content.decode("utf-8", "replace") if content else body.text
+            text = _body_text(content, body, ctx.warnings) if content else body.text
             document.details["sections"] = [{"code": None, "title": None,
                                              "text": text.strip()[:BODY_TEXT_CAP],
                                              "level": 0}]
@@ -329,6 +336,33 @@ def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
     the whole document failed as FIELD_TOO_LONG."""
     for entry in entries:
         shorten_prose(entry, _FREE_TEXT, warnings)
+
+
+def body_media_type(body: NonXmlBody) -> str:
+    """A level-1 body's media type without its parameters ('application/pdf; name=cr.pdf'),
+    lower case; the ED default (text/plain) when none is said."""
+    return body.media_type.split(";", 1)[0].strip().lower() or "text/plain"
+
+
+def _body_text(content: bytes, body: NonXmlBody, warnings: list[str]) -> str:
+    """The words of a base64 text body in its ED ``charset`` (IANA name), else UTF-8; bytes
+    that are not UTF-8 are read as Windows-1252 (what French senders' software writes when
+    it says nothing), with a warning: they were decoded as UTF-8 with U+FFFD for every
+    accented letter ('�chographie')."""
+    charset = body.charset.strip()
+    if charset:
+        try:
+            return content.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            warnings.append(f"CDA_BODY_CHARSET: {body.path}: the text body is not in the "
+                            f"charset it says ({charset[:40]!r})")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        if not charset:
+            warnings.append(f"CDA_BODY_CHARSET: {body.path}: text body not in UTF-8 and no "
+                            "charset said: read as Windows-1252")
+        return content.decode("cp1252", "replace")
 
 
 def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:

@@ -6,8 +6,15 @@ filed against what a clinician reading the document understands."""
 
 from __future__ import annotations
 
+import base64
+
+import pytest
+
 from dossiers.deposit import fact_of
-from tests.test_cda_real_world import _entries, _one, _section
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from pipelines.documents import embedded_pdf
+from tests.test_cda_real_world import _entries, _level1, _one, _section
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
@@ -165,3 +172,58 @@ def test_a_negated_finding_of_an_act_says_so() -> None:
     difficulty, cormack = got.details["observations"]
     assert (difficulty["value"], difficulty.get("negated")) == ("intubation difficile", True)
     assert (cormack["value"], "negated" in cormack) == ("Grade 1", False)
+
+
+# -- DOC_NON_STRUCTURE (level 1): the body is what its bytes are ------------------------------
+def _pdf() -> bytes:
+    from samples.generate_cda import tiny_pdf
+
+    return tiny_pdf(["Compte rendu de consultation de cardiologie", "Souffle systolique éjectionnel"],
+                    title="CR", created="20240312101500")
+
+
+def _level1_msg(text_element: str):  # noqa: ANN202
+    data = _level1(text_element)
+    return data, normalize_cda(parse_cda(data), data, "test")
+
+
+@pytest.mark.parametrize("media_type", ["application/octet-stream", "application/x-pdf",
+                                        "text/plain", None])
+def test_a_pdf_body_under_another_media_type_is_read_as_the_pdf_it_is(
+        media_type: str | None) -> None:
+    """XDS-SD senders' PDFs said application/octet-stream, x-pdf, or with no mediaType (the
+    ED default is text/plain): no report was made (the body was lost to search and to the
+    PDF path), a 'text/plain' one had the PDF's bytes as its narrative. A body whose bytes
+    are a PDF is read as one, with a warning; the console shows it."""
+    attr = f' mediaType="{media_type}"' if media_type is not None else ""
+    pdf = _pdf()
+    data, msg = _level1_msg(f'<text{attr} representation="B64">'
+                            f'{base64.b64encode(pdf).decode()}</text>')
+    assert [e.type for e in msg.entries] == ["document", "report"]
+    assert "éjectionnel" in msg.entries[1].details["text"]
+    assert "sections" not in msg.entries[0].details
+    assert [w.split(":")[0] for w in msg.warnings] == ["CDA_BODY_MEDIA_TYPE"]
+    assert embedded_pdf(data) == pdf
+
+
+def test_a_pdf_media_type_with_parameters_is_a_pdf_without_warning() -> None:
+    data, msg = _level1_msg('<text mediaType="application/pdf; name=cr-echo.pdf" '
+                            f'representation="B64">{base64.b64encode(_pdf()).decode()}</text>')
+    assert [e.type for e in msg.entries] == ["document", "report"]
+    assert msg.warnings == []
+
+
+def test_a_text_body_is_read_in_its_charset() -> None:
+    """A base64 text/plain body written by a Windows sender (ISO-8859-1 or Windows-1252,
+    said in the ED charset or not at all) was decoded as UTF-8: every accented letter a
+    U+FFFD ('�chographie'). It is read in the charset said, else Windows-1252 with a
+    warning; UTF-8 stays as it was."""
+    words = "Échographie : pas d'épanchement, vésicule alithiasique."
+    for charset, encoded, warned in (("ISO-8859-1", words.encode("latin-1"), False),
+                                     (None, words.encode("cp1252"), True),
+                                     (None, words.encode("utf-8"), False)):
+        attr = f' charset="{charset}"' if charset else ""
+        _, msg = _level1_msg(f'<text mediaType="text/plain"{attr} representation="B64">'
+                             f'{base64.b64encode(encoded).decode()}</text>')
+        assert msg.entries[0].details["sections"][0]["text"] == words
+        assert any(w.startswith("CDA_BODY_CHARSET") for w in msg.warnings) is warned
