@@ -2278,6 +2278,15 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
             if text:
                 entry.details["allergen_text"] = text
         break
+    if entry.code is None and act.code is not None and act.code.code and \
+            act.code.code != "ASSERTION":
+        # no substance coded and a description in words only (IHE PCC / CI-SIS: the code
+        # is the kind, 'allergie alimentaire'; the CSE-CS24 example's value says 'Oui'):
+        # the allergy was filed uncoded, named by its description ('Oui'); it is the kind
+        # it says, the description stays its value
+        own = _code(act.code, ctx, section)
+        if own and own[0]:
+            entry.code, entry.system, entry.display, entry.mapped = own
     # every manifestation, also one written as a problem entry (IHE PCC, CI-SIS: the
     # reaction is an FR-Probleme under MFST; the allergy lost it)
     # A manifestation the sender negates ('no urticaria': negationInd, as the CI-SIS

@@ -146,6 +146,23 @@ def test_a_reaction_said_present_stays_a_reaction() -> None:
     assert "absent_reactions" not in allergy.details
 
 
+
+def test_an_allergy_without_substance_is_the_kind_its_code_says() -> None:
+    """CSE-CS24 (24th-month certificate): 'Allergie alimentaire : oui', the kind in the code
+    (IHE PCC / CI-SIS), no substance, the value only words. The allergy was filed uncoded
+    and named 'Oui'; it is SNOMED CT 414285001 'allergie alimentaire', 'Oui' its value."""
+    allergy = """<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.6"/><templateId root="1.2.250.1.213.1.1.3.41"/>
+      <id root="1.2.250.1.999.44" extension="AL1"/>
+      <code code="414285001" displayName="allergie alimentaire"
+        codeSystem="2.16.840.1.113883.6.96"/>
+      <statusCode code="completed"/><effectiveTime><low value="20230415"/></effectiveTime>
+      <value xsi:type="CD"><originalText><reference value="#al1"/></originalText></value>
+    </observation></entry>"""
+    got = _one(_section("48765-2", '<content ID="al1">Oui, à l\'arachide</content>', allergy))
+    assert (got.type, got.code, got.system) == ("allergy", "414285001", "SNOMED-CT")
+    assert (got.display, got.value) == ("allergie alimentaire", "Oui, à l'arachide")
+
 # -- ANEST: what an act found, negated --------------------------------------------------------
 def test_a_negated_finding_of_an_act_says_so() -> None:
     """A CR-ANEST intubation: 'Cormack grade 3' and 'intubation difficile' negated (an
@@ -178,8 +195,8 @@ def test_a_negated_finding_of_an_act_says_so() -> None:
 def _pdf() -> bytes:
     from samples.generate_cda import tiny_pdf
 
-    return tiny_pdf(["Compte rendu de consultation de cardiologie", "Souffle systolique éjectionnel"],
-                    title="CR", created="20240312101500")
+    return tiny_pdf(["Compte rendu de consultation de cardiologie",
+                     "Souffle systolique éjectionnel"], title="CR", created="20240312101500")
 
 
 def _level1_msg(text_element: str):  # noqa: ANN202
