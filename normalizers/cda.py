@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -3219,7 +3220,37 @@ def _code(code: CD, ctx: _Ctx,
                 break
     display = main.display or (code.display if main is code or code.code.lower() not in
                                placeholders else "") or original_text(code, section)
+    if _is_catch_all(system, main.code):
+        display = _own_words(code, section) or display
     return main.code, system, display, known or r.mapped
+
+
+@cache
+def _catch_all_codes() -> tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]]:
+    """(exact, prefix) (system, code) pairs of tables/cda_catch_all_codes.csv."""
+    rows = table("cda_catch_all_codes")
+    return (frozenset((r["system"], r["code"]) for r in rows if r["match"] == "exact"),
+            tuple((r["system"], r["code"]) for r in rows if r["match"] == "prefix"))
+
+
+def _is_catch_all(system: str, code: str) -> bool:
+    """Whether a code only says 'other' (tables/cda_catch_all_codes.csv)."""
+    exact, prefixes = _catch_all_codes()
+    return (system, code) in exact or any(
+        system == s and (code == p or code.startswith(p + ".")) for s, p in prefixes)
+
+
+_BRACKETED = re.compile(r"\(([^()]*)\)")
+
+
+def _own_words(code: CD, section: Section | None) -> str:
+    """The sender's words for an 'other' code (its originalText), unless they say nothing
+    ('-') or are the template's ('Autre acte (texte libre)': a placeholder in brackets)."""
+    words = original_text(code, section).strip()
+    if not any(c.isalnum() for c in words) or \
+            any(is_placeholder(f"({m})") for m in _BRACKETED.findall(words)):
+        return ""  # '-', '(texte libre)': nothing said
+    return words
 
 
 def original_text(code: CD, section: Section | None) -> str:

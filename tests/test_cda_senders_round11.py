@@ -244,3 +244,29 @@ def test_a_text_body_is_read_in_its_charset() -> None:
                              f'{base64.b64encode(encoded).decode()}</text>')
         assert msg.entries[0].details["sections"][0]["text"] == words
         assert any(w.startswith("CDA_BODY_CHARSET") for w in msg.warnings) is warned
+
+
+# -- 'Autre ...' codes: the sender's words say what ---------------------------------------------
+def _other_act(words: str) -> str:
+    return _section("47519-4", f'<content ID="acte-02">{words}</content>', """
+      <entry><procedure classCode="PROC" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+        <templateId root="1.2.250.1.213.1.1.3.62"/><id root="1.2.250.1.999.46" extension="P2"/>
+        <code code="GEN-092.04.13" displayName="Autre acte" codeSystem="1.2.250.1.213.1.1.4.322"
+          codeSystemName="TA_ASIP"><originalText><reference value="#acte-02"/></originalText>
+        </code><statusCode code="completed"/><effectiveTime value="20161208"/>
+      </procedure></entry>""")
+
+
+def test_an_other_code_is_named_by_the_senders_words() -> None:
+    """IPS-FR, LDL, FRCP: an act, treatment, device or problem outside the value set is sent
+    as TA_ASIP 'Autre acte' (GEN-092.*) with the words in originalText. The dossier said
+    'Autre acte' and the words were lost; they name the entry now, the code kept."""
+    got = _one(_other_act("Séances de kinésithérapie respiratoire"))
+    assert (got.code, got.system) == ("GEN-092.04.13", "TA_ASIP")
+    assert got.display == "Séances de kinésithérapie respiratoire"
+
+
+def test_an_other_code_with_the_templates_words_keeps_its_name() -> None:
+    for words in ("Autre acte (texte libre)", "-", "(texte libre)"):
+        assert _one(_other_act(words)).display == "Autre acte", words
