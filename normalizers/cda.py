@@ -1181,14 +1181,18 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     nested.details["reaction_to"] = made.key
                 yield nested
             continue
-        if made is not None and made.type == LAB_RESULT and rel.type_code != "REFR":
+        if made is not None and made.type in (LAB_RESULT, OBSERVATION) and \
+                rel.type_code != "REFR":
             # a result's parts (CI-SIS CR-GM / APSR subordinate observations: the variant,
             # reference sequence and exon of one gene) are filed each as a result, saying
             # whose: 'c.35G>A' of KRAS and of NRAS the same day are two facts, not one
             # merged, and a variant read alone named no gene (a previous result, REFR, is
-            # a result of its own)
+            # a result of its own). The same for an observation's: the size of an imaging
+            # finding (DICOM Part 20 / FR-DICOM-Quantite under a FR-DICOM-Observation), the
+            # items of a score (NIHSS)
             for nested in nested_entries:
-                if nested.source_ref == rel.act.path and nested.type == LAB_RESULT:
+                if nested.source_ref == rel.act.path and \
+                        nested.type in (LAB_RESULT, OBSERVATION):
                     nested.details["parent_result"] = _parent_result(made)
                 yield nested
             continue
@@ -1269,7 +1273,8 @@ def _parent_result(parent: Entry) -> dict[str, str]:
     """The result a nested result is part of, as ``details['parent_result']`` says it for
     HL7v2 (OBR-26: code, value; part of the fact, dossiers/deposit.fact_of), with its key."""
     said = {"code": parent.code or "", "system": parent.system or "",
-            "value": parent.value or "", "key": parent.key}
+            "value": (parent.value or "")[:200], "key": parent.key}  # a finding's prose: its
+    # start names it
     return {k: v for k, v in said.items() if v}
 
 

@@ -270,3 +270,38 @@ def test_an_other_code_is_named_by_the_senders_words() -> None:
 def test_an_other_code_with_the_templates_words_keeps_its_name() -> None:
     for words in ("Autre acte (texte libre)", "-", "(texte libre)"):
         assert _one(_other_act(words)).display == "Autre acte", words
+
+
+# -- CR-IMG: a finding and its measurement -----------------------------------------------------
+def test_a_measurement_says_which_imaging_finding_it_measures() -> None:
+    """A CT report's findings (DICOM Part 20 Coded Observation / CI-SIS FR-DICOM-Observation)
+    with their size (Quantity Measurement / FR-DICOM-Quantite, SPRT): 'longueur 8 mm' was
+    filed as an observation of its own naming no finding; it says its finding now. The
+    finding negated ('pas d'embolie pulmonaire') stays negated."""
+    finding = """<entry><observation classCode="OBS" moodCode="EVN"{neg}>
+      <templateId root="2.16.840.1.113883.10.20.6.2.13"/>
+      <templateId root="1.2.250.1.213.1.1.3.150"/>
+      <id root="1.2.250.1.999.47" extension="{ident}"/>
+      <code code="121071" codeSystem="1.2.840.10008.2.16.4" displayName="Constatation"/>
+      <statusCode code="completed"/><effectiveTime value="20240311101500+0100"/>
+      <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.96"
+        displayName="{name}"/>
+      <targetSiteCode code="39607008" codeSystem="2.16.840.1.113883.6.96" displayName="poumon"/>
+      {size}</observation></entry>"""
+    size = """<entryRelationship typeCode="SPRT"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.6.2.14"/>
+      <templateId root="1.2.250.1.213.1.1.3.154"/>
+      <code code="410668003" codeSystem="2.16.840.1.113883.6.96" displayName="longueur"/>
+      <statusCode code="completed"/><effectiveTime value="20240311101500+0100"/>
+      <value xsi:type="PQ" value="8" unit="mm"/></observation></entryRelationship>"""
+    nodule, length, embolism = _entries(_section("59776-5", "Résultats", "".join((
+        finding.format(neg="", ident="F1", code="427359005", name="nodule pulmonaire solitaire",
+                       size=size),
+        finding.format(neg=' negationInd="true"', ident="F2", code="59282003",
+                       name="embolie pulmonaire", size="")))))
+    assert (length.value, length.unit) == ("8", "mm")
+    assert length.details["parent_result"] == {
+        "code": "121071", "system": "DCM", "value": "nodule pulmonaire solitaire",
+        "key": nodule.key}
+    assert "parent_result" not in nodule.details
+    assert embolism.details["negated"] is True
