@@ -226,6 +226,9 @@ class _Ctx:
     filed: int = 0  # entries the body's statements made so far
     # what was not filed, said once per kind per document: what -> [count, first path]
     not_filed: dict[str, list] = field(default_factory=dict)
+    # (system, code) of the exams the header says the document reports on (serviceEvent
+    # codes and translations): a CR-IMG's imaging act in the body is read there
+    exams: frozenset[tuple[str, str]] = frozenset()
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -413,6 +416,7 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
         warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: confidentialityCode {confidentiality!r} "
                         "is not in table cda_confidentiality; nothing masked")
     ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
+    ctx.exams = _exam_codes(header)
 
     document = _document_entry(doc, data, ctx)
     return identity, document, [document, *_body(doc, ctx)], ctx
@@ -455,6 +459,7 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
     ctx = _Ctx(source, mappings, document_key, set_id,
                _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
                warnings)
+    ctx.exams = _exam_codes(header)
     entries = list(_body(doc, ctx))
     fit_free_text(entries, warnings)  # the message they join checks sizes once for all
     return entries
@@ -689,6 +694,22 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
     if performers:
         out["performers"] = performers
     return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
+def _exam_codes(header) -> frozenset[tuple[str, str]]:  # noqa: ANN001
+    """(system, code) of every code and translation of the header's serviceEvents."""
+    return frozenset((system_name(c.code_system), c.code)
+                     for event in header.documentation_of if event.code is not None
+                     for c in (event.code, *event.code.translations) if c.code)
+
+
+def _reported_exam(act: ClinicalStatement, ctx: _Ctx) -> bool:
+    """Whether an act is one of the exams the header's serviceEvents say (by a code or a
+    translation in common)."""
+    code = act.code
+    return code is not None and any(
+        (system_name(c.code_system), c.code) in ctx.exams
+        for c in (code, *code.translations) if c.code)
 
 
 def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
@@ -934,6 +955,12 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)
         return
+    if kind == CONTAINER and isinstance(act, Procedure) and act.mood_code in ("", "EVN") \
+            and not _reported_exam(act, ctx):
+        # an imaging act (DICOM Part 20 Procedure Technique) the header's serviceEvents do
+        # not name (a RIS writing one documentationOf for a three-act exam): it was in no
+        # entry nor in the document's service_events, lost; it is filed as the procedure
+        kind = PROCEDURE
     filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else about
     if kind == FAMILY_HISTORY or family is not None or own_section == FAMILY_HISTORY_SECTION \
@@ -1233,8 +1260,9 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
     without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
     reference pointed nowhere (eDISP-MED)."""
-    if kind == CONCERN or isinstance(act, Organizer | ObservationMedia):
-        return  # what they hold was said (or filed) on its own
+    if kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
+        return  # what they hold was said (or filed) on its own; a container is read
+        # elsewhere (the imaging act of a CR-IMG: in the header's service_events)
     elsewhere = _read_elsewhere()
     if any(t.root in elsewhere for t in act.template_ids):
         return
@@ -2008,6 +2036,12 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
+    if isinstance(act, Procedure) and act.method_codes:  # how: the imaging modality (DICOM
+        # Part 20 Procedure Technique: CT, MR), the technique; it was dropped
+        methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes)
+                   if m]
+        if methods:
+            entry.details["method"] = methods
     if act.negation_ind == "true":  # not done: why
         _not_done_reason(act, entry, ctx, section)
     return entry

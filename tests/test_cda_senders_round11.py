@@ -305,3 +305,53 @@ def test_a_measurement_says_which_imaging_finding_it_measures() -> None:
         "key": nodule.key}
     assert "parent_result" not in nodule.details
     assert embolism.details["negated"] is True
+
+
+# -- CR-IMG: the imaging acts the header names, and the one it does not -------------------------
+def _imaging_act(ident: str, loinc: str, name: str, ccam: str, site: str) -> str:
+    """CI-SIS FR-DICOM-Technique-imagerie (DICOM Part 20 Procedure Technique)."""
+    return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.2.840.10008.9.14"/><templateId root="1.2.250.1.213.1.1.3.153"/>
+      <id root="1.2.250.1.999.48" extension="{ident}"/>
+      <code code="{loinc}" displayName="{name}" {LOINC}>
+        <translation code="{ccam}" codeSystem="1.2.250.1.215.300.1" codeSystemName="CCAM"/>
+      </code><effectiveTime value="20240311101500+0100"/>
+      <methodCode code="CT" displayName="Tomodensitométrie" codeSystem="1.2.840.10008.2.16.4"/>
+      <targetSiteCode code="{site}" {SNOMED}/>
+      <entryRelationship typeCode="SUBJ" inversionInd="true"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.2"/>
+        <code code="48767-8" {LOINC}/><text>Scanner GE Revolution, 120 kV</text>
+      </act></entryRelationship></procedure></entry>"""
+
+
+def test_an_imaging_act_the_header_does_not_name_is_filed_as_a_procedure() -> None:
+    """A RIS writing one documentationOf (the head CT) for a head and thorax exam: the
+    thorax act in the body (a container: the exam the report is of, read in the header's
+    service_events) was in no entry and said 'of a kind not read here' though the head act
+    is read. The act the header names stays read there, without a warning; the other one
+    is filed as a procedure with its modality and site."""
+    from tests.test_cda_real_world import HEAD, TAIL
+
+    service_event = f"""<documentationOf><serviceEvent classCode="ACT">
+      <id root="1.2.250.1.999.48.1"/>
+      <code code="24727-0" displayName="CT Head W contrast IV" {LOINC}>
+        <translation code="ACQH004" codeSystem="1.2.250.1.215.300.1"/></code>
+      <effectiveTime value="20240311101500+0100"/></serviceEvent></documentationOf>"""
+    head = HEAD.replace("<component><structuredBody>",
+                        service_event + "<component><structuredBody>")
+    body = _section("55111-9", "Technique d'imagerie", "".join((
+        _imaging_act("A1", "24727-0", "CT tête avec contraste IV", "ACQH004", "302548004"),
+        _imaging_act("A2", "24979-7", "CT thorax avec contraste IV", "ZBQH001", "302551006"))))
+    data = (head + body + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    document, *got = msg.entries
+    assert [e.code for e in got] == ["24979-7"]
+    thorax = got[0]
+    assert (thorax.type, thorax.system, thorax.effective) == ("procedure", "LN",
+                                                              "2024-03-11T10:15:00+01:00")
+    assert thorax.details["method"] == [{"code": "CT", "system": "DCM",
+                                         "display": "Tomodensitométrie"}]
+    assert thorax.details["target_site"]["code"] == "302551006"
+    assert thorax.details["comments"] == ["Scanner GE Revolution, 120 kV"]
+    assert [e["code"] for e in document.details["service_events"]] == ["24727-0"]
+    assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")], msg.warnings
