@@ -229,6 +229,8 @@ class _Ctx:
     # (system, code) of the exams the header says the document reports on (serviceEvent
     # codes and translations): a CR-IMG's imaging act in the body is read there
     exams: frozenset[tuple[str, str]] = frozenset()
+    # the DICOM studies a CR-IMG's object catalog references (for the document's details)
+    dicom_studies: list[dict[str, Any]] = field(default_factory=list)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -419,7 +421,10 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     ctx.exams = _exam_codes(header)
 
     document = _document_entry(doc, data, ctx)
-    return identity, document, [document, *_body(doc, ctx)], ctx
+    entries = [document, *_body(doc, ctx)]
+    if ctx.dicom_studies:
+        document.details["dicom_studies"] = ctx.dicom_studies
+    return identity, document, entries, ctx
 
 
 def _missing_id(ii) -> str:  # noqa: ANN001
@@ -696,6 +701,66 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
     return {k: v for k, v in out.items() if v not in (None, [], {})}
 
 
+DICOM_STUDY = "1.2.840.10008.9.16"  # DICOM Part 20 Study Act (CI-SIS FR-DICOM-Examen)
+DICOM_SERIES = "1.2.840.10008.9.17"  # Series Act (FR-DICOM-Serie)
+DICOM_INSTANCE = "1.2.840.10008.9.18"  # SOP Instance Observation (FR-DICOM-Instance)
+
+
+def _dicom_study(act: ClinicalStatement) -> dict[str, Any]:
+    """A study of a CR-IMG's DICOM object catalog (the images the report is of): its
+    Study Instance UID, time, and series (UID, modality, time) with their instances (SOP
+    Instance UID, SOP class, the WADO reference a viewer opens). It was skipped: the report
+    said nothing of its images but the header's study id."""
+    uid = next((i.root for i in act.ids if i.root and not i.null_flavor), "")
+    study: dict[str, Any] = {"uid": uid} if uid else {}
+    when = _dicom_time(act)
+    if when:
+        study["time"] = when
+    series = [s for s in (_dicom_series(rel.act) for rel in act.entry_relationships
+                          if rel.act is not None and DICOM_SERIES in rel.act.template_roots)
+              if s]
+    if series:
+        study["series"] = series
+    return study
+
+
+def _dicom_series(act: ClinicalStatement) -> dict[str, Any]:
+    """One series of a study (see ``_dicom_study``)."""
+    out: dict[str, Any] = {}
+    uid = next((i.root for i in act.ids if i.root and not i.null_flavor), "")
+    if uid:
+        out["uid"] = uid
+    modality = next((v.code for _, v in (act.code.qualifiers if act.code is not None else [])
+                     if v is not None and v.code), "")
+    if modality:
+        out["modality"] = modality
+    when = _dicom_time(act)
+    if when:
+        out["time"] = when
+    instances = []
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if obs is None or DICOM_INSTANCE not in obs.template_roots:
+            continue
+        instance = {"uid": next((i.root for i in obs.ids if i.root and not i.null_flavor),
+                                ""),
+                    "sop_class": obs.code.code if obs.code is not None else "",
+                    "reference": obs.text_reference if not
+                    obs.text_reference.startswith("#") else ""}
+        instance = {k: v[:500] for k, v in instance.items() if v}
+        if instance:
+            instances.append(instance)
+    if instances:
+        out["instances"] = instances
+    return out
+
+
+def _dicom_time(act: ClinicalStatement) -> str | None:
+    """The time of a study or series (a TS, or an IVL_TS written with a value)."""
+    value = getattr(act.effective_time, "value", "")
+    return (_iso_value(value) or None) if isinstance(value, str) and value else None
+
+
 def _exam_codes(header) -> frozenset[tuple[str, str]]:  # noqa: ANN001
     """(system, code) of every code and translation of the header's serviceEvents."""
     return frozenset((system_name(c.code_system), c.code)
@@ -951,6 +1016,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     own_section = section_code(section)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
+        if DICOM_STUDY in act.template_roots:
+            study = _dicom_study(act)
+            if study:
+                ctx.dicom_studies.append(study)
         return
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)

@@ -355,3 +355,54 @@ def test_an_imaging_act_the_header_does_not_name_is_filed_as_a_procedure() -> No
     assert thorax.details["comments"] == ["Scanner GE Revolution, 120 kV"]
     assert [e["code"] for e in document.details["service_events"]] == ["24727-0"]
     assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")], msg.warnings
+
+
+# -- CR-IMG: the images the report is of -------------------------------------------------------
+def test_the_dicom_object_catalog_says_which_images_the_report_is_of() -> None:
+    """A CR-IMG's DICOM object catalog (CI-SIS FR-DICOM-Examen / Serie / Instance, DICOM
+    Part 20 study, series and SOP instance): a knee MRI, two series, an instance with its
+    WADO reference. It was skipped whole: the dossier knew none of the images a viewer could
+    open. The document says them in details.dicom_studies."""
+    from tests.test_cda_real_world import HEAD, TAIL
+
+    def instance(uid: str) -> str:
+        return f"""<entryRelationship typeCode="COMP"><observation classCode="DGIMG"
+            moodCode="EVN"><templateId root="1.2.840.10008.9.18"/>
+          <templateId root="1.2.250.1.213.1.1.3.157"/><id root="{uid}"/>
+          <code code="1.2.840.10008.5.1.4.1.1.4" codeSystem="1.2.840.10008.2.6.1"
+            displayName="MR Image Storage"/>
+          <text mediaType="application/dicom"><reference
+            value="https://pacs.exemple.fr/wado?requestType=WADO&amp;objectUID={uid}"/></text>
+          <effectiveTime value="20240311094500+0100"/></observation></entryRelationship>"""
+
+    def series(uid: str, *instances: str) -> str:
+        return f"""<entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+          <templateId root="1.2.840.10008.9.17"/><templateId root="1.2.250.1.213.1.1.3.156"/>
+          <id root="{uid}"/><code code="113015" codeSystem="1.2.840.10008.2.16.4">
+            <qualifier><name code="121139" codeSystem="1.2.840.10008.2.16.4"/>
+              <value code="MR" codeSystem="1.2.840.10008.2.16.4"/></qualifier></code>
+          <effectiveTime value="20240311094000+0100"/>{"".join(instances)}
+        </act></entryRelationship>"""
+
+    catalog = f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.2.840.10008.9.16"/><templateId root="1.2.250.1.213.1.1.3.155"/>
+      <id root="1.2.250.1.999.49.1"/><code code="113014" codeSystem="1.2.840.10008.2.16.4"/>
+      <effectiveTime value="20240311093000+0100"/>
+      {series("1.2.250.1.999.49.1.1", instance("1.2.250.1.999.49.1.1.1"))}
+      {series("1.2.250.1.999.49.1.2")}
+    </act></entry>"""
+    data = (HEAD + _section("121181", "Catalogue d'objets DICOM", catalog) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    assert len(msg.entries) == 1
+    assert msg.entries[0].details["dicom_studies"] == [{
+        "uid": "1.2.250.1.999.49.1", "time": "2024-03-11T09:30:00+01:00",
+        "series": [
+            {"uid": "1.2.250.1.999.49.1.1", "modality": "MR",
+             "time": "2024-03-11T09:40:00+01:00",
+             "instances": [{"uid": "1.2.250.1.999.49.1.1.1",
+                            "sop_class": "1.2.840.10008.5.1.4.1.1.4",
+                            "reference": "https://pacs.exemple.fr/wado?requestType=WADO"
+                                         "&objectUID=1.2.250.1.999.49.1.1.1"}]},
+            {"uid": "1.2.250.1.999.49.1.2", "modality": "MR",
+             "time": "2024-03-11T09:40:00+01:00"}]}]
+    assert not msg.warnings
