@@ -704,6 +704,7 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
 DICOM_STUDY = "1.2.840.10008.9.16"  # DICOM Part 20 Study Act (CI-SIS FR-DICOM-Examen)
 DICOM_SERIES = "1.2.840.10008.9.17"  # Series Act (FR-DICOM-Serie)
 DICOM_INSTANCE = "1.2.840.10008.9.18"  # SOP Instance Observation (FR-DICOM-Instance)
+DICOM_INSTANCES_KEPT = 20  # per series, in the document's details
 
 
 def _dicom_study(act: ClinicalStatement) -> dict[str, Any]:
@@ -750,8 +751,10 @@ def _dicom_series(act: ClinicalStatement) -> dict[str, Any]:
         instance = {k: v[:500] for k, v in instance.items() if v}
         if instance:
             instances.append(instance)
-    if instances:
-        out["instances"] = instances
+    if instances:  # a CT series lists hundreds of slices: the first ones and the count
+        out["instances"] = instances[:DICOM_INSTANCES_KEPT]
+        if len(instances) > DICOM_INSTANCES_KEPT:
+            out["instance_count"] = len(instances)
     return out
 
 

@@ -406,3 +406,24 @@ def test_the_dicom_object_catalog_says_which_images_the_report_is_of() -> None:
             {"uid": "1.2.250.1.999.49.1.2", "modality": "MR",
              "time": "2024-03-11T09:40:00+01:00"}]}]
     assert not msg.warnings
+
+
+def test_a_series_of_many_images_keeps_the_first_ones_and_the_count() -> None:
+    """A CT series lists every slice (hundreds of instances): the document's details keep
+    the first 20 and say how many there are."""
+    from tests.test_cda_real_world import HEAD, TAIL
+
+    instances = "".join(f"""<entryRelationship typeCode="COMP"><observation classCode="DGIMG"
+        moodCode="EVN"><templateId root="1.2.840.10008.9.18"/><id root="1.2.250.1.999.50.1.1.{i}"/>
+        <code code="1.2.840.10008.5.1.4.1.1.2" codeSystem="1.2.840.10008.2.6.1"/>
+        </observation></entryRelationship>""" for i in range(1, 451))
+    catalog = f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.2.840.10008.9.16"/><id root="1.2.250.1.999.50.1"/>
+      <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.2.840.10008.9.17"/><id root="1.2.250.1.999.50.1.1"/>
+        {instances}</act></entryRelationship></act></entry>"""
+    data = (HEAD + _section("121181", "Catalogue d'objets DICOM", catalog) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    series = msg.entries[0].details["dicom_studies"][0]["series"][0]
+    assert len(series["instances"]) == 20
+    assert series["instance_count"] == 450
