@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,7 @@ from parsers.cda.model import (
     Supply,
     Value,
 )
+from parsers.detect import PDF, detect_format
 
 PROBLEM, ALLERGY, MEDICATION = "problem", "allergy", "medication"
 VITAL_SIGN, IMMUNIZATION, PROCEDURE, OBSERVATION = ("vital_sign", "immunization", "procedure",
@@ -224,6 +226,11 @@ class _Ctx:
     filed: int = 0  # entries the body's statements made so far
     # what was not filed, said once per kind per document: what -> [count, first path]
     not_filed: dict[str, list] = field(default_factory=dict)
+    # (system, code) of the exams the header says the document reports on (serviceEvent
+    # codes and translations): a CR-IMG's imaging act in the body is read there
+    exams: frozenset[tuple[str, str]] = frozenset()
+    # the DICOM studies a CR-IMG's object catalog references (for the document's details)
+    dicom_studies: list[dict[str, Any]] = field(default_factory=list)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -286,15 +293,21 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
     body = doc.non_xml_body
     if body is not None:
         content = _body_bytes(body, ctx.warnings)
-        media_type = body.media_type.strip().lower()
-        if content and media_type == MEDIA_PDF:
+        media_type = body_media_type(body)
+        if content and (media_type == MEDIA_PDF or detect_format(content) == PDF):
             from normalizers.documents import pdf_report_entries
 
+            if media_type != MEDIA_PDF:
+                # a PDF said to be application/octet-stream, x-pdf, text/plain or nothing
+                # (the ED default): it made no report (or its bytes became the narrative)
+                ctx.warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
+                                    f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
+                                    "header): read as application/pdf")
             entries.extend(pdf_report_entries(document, content, source, ctx.warnings))
         elif media_type.startswith("text/") and (content or body.text.strip()):
             # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
             # shown and searched like a structured body's (they were only in the XML)
-            text = content.decode("utf-8", "replace") if content else body.text
+            text = _body_text(content, body, ctx.warnings) if content else body.text
             document.details["sections"] = [{"code": None, "title": None,
                                              "text": text.strip()[:BODY_TEXT_CAP],
                                              "level": 0}]
@@ -329,6 +342,33 @@ def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
     the whole document failed as FIELD_TOO_LONG."""
     for entry in entries:
         shorten_prose(entry, _FREE_TEXT, warnings)
+
+
+def body_media_type(body: NonXmlBody) -> str:
+    """A level-1 body's media type without its parameters ('application/pdf; name=cr.pdf'),
+    lower case; the ED default (text/plain) when none is said."""
+    return body.media_type.split(";", 1)[0].strip().lower() or "text/plain"
+
+
+def _body_text(content: bytes, body: NonXmlBody, warnings: list[str]) -> str:
+    """The words of a base64 text body in its ED ``charset`` (IANA name), else UTF-8; bytes
+    that are not UTF-8 are read as Windows-1252 (what French senders' software writes when
+    it says nothing), with a warning: they were decoded as UTF-8 with U+FFFD for every
+    accented letter ('�chographie')."""
+    charset = body.charset.strip()
+    if charset:
+        try:
+            return content.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            warnings.append(f"CDA_BODY_CHARSET: {body.path}: the text body is not in the "
+                            f"charset it says ({charset[:40]!r})")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        if not charset:
+            warnings.append(f"CDA_BODY_CHARSET: {body.path}: text body not in UTF-8 and no "
+                            "charset said: read as Windows-1252")
+        return content.decode("cp1252", "replace")
 
 
 def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:
@@ -378,9 +418,13 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
         warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: confidentialityCode {confidentiality!r} "
                         "is not in table cda_confidentiality; nothing masked")
     ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
+    ctx.exams = _exam_codes(header)
 
     document = _document_entry(doc, data, ctx)
-    return identity, document, [document, *_body(doc, ctx)], ctx
+    entries = [document, *_body(doc, ctx)]
+    if ctx.dicom_studies:
+        document.details["dicom_studies"] = ctx.dicom_studies
+    return identity, document, entries, ctx
 
 
 def _missing_id(ii) -> str:  # noqa: ANN001
@@ -420,6 +464,7 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
     ctx = _Ctx(source, mappings, document_key, set_id,
                _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
                warnings)
+    ctx.exams = _exam_codes(header)
     entries = list(_body(doc, ctx))
     fit_free_text(entries, warnings)  # the message they join checks sizes once for all
     return entries
@@ -654,6 +699,85 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
     if performers:
         out["performers"] = performers
     return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
+DICOM_STUDY = "1.2.840.10008.9.16"  # DICOM Part 20 Study Act (CI-SIS FR-DICOM-Examen)
+DICOM_SERIES = "1.2.840.10008.9.17"  # Series Act (FR-DICOM-Serie)
+DICOM_INSTANCE = "1.2.840.10008.9.18"  # SOP Instance Observation (FR-DICOM-Instance)
+DICOM_INSTANCES_KEPT = 20  # per series, in the document's details
+
+
+def _dicom_study(act: ClinicalStatement) -> dict[str, Any]:
+    """A study of a CR-IMG's DICOM object catalog (the images the report is of): its
+    Study Instance UID, time, and series (UID, modality, time) with their instances (SOP
+    Instance UID, SOP class, the WADO reference a viewer opens). It was skipped: the report
+    said nothing of its images but the header's study id."""
+    uid = next((i.root for i in act.ids if i.root and not i.null_flavor), "")
+    study: dict[str, Any] = {"uid": uid} if uid else {}
+    when = _dicom_time(act)
+    if when:
+        study["time"] = when
+    series = [s for s in (_dicom_series(rel.act) for rel in act.entry_relationships
+                          if rel.act is not None and DICOM_SERIES in rel.act.template_roots)
+              if s]
+    if series:
+        study["series"] = series
+    return study
+
+
+def _dicom_series(act: ClinicalStatement) -> dict[str, Any]:
+    """One series of a study (see ``_dicom_study``)."""
+    out: dict[str, Any] = {}
+    uid = next((i.root for i in act.ids if i.root and not i.null_flavor), "")
+    if uid:
+        out["uid"] = uid
+    modality = next((v.code for _, v in (act.code.qualifiers if act.code is not None else [])
+                     if v is not None and v.code), "")
+    if modality:
+        out["modality"] = modality
+    when = _dicom_time(act)
+    if when:
+        out["time"] = when
+    instances = []
+    for rel in act.entry_relationships:
+        obs = rel.act
+        if obs is None or DICOM_INSTANCE not in obs.template_roots:
+            continue
+        instance = {"uid": next((i.root for i in obs.ids if i.root and not i.null_flavor),
+                                ""),
+                    "sop_class": obs.code.code if obs.code is not None else "",
+                    "reference": obs.text_reference if not
+                    obs.text_reference.startswith("#") else ""}
+        instance = {k: v[:500] for k, v in instance.items() if v}
+        if instance:
+            instances.append(instance)
+    if instances:  # a CT series lists hundreds of slices: the first ones and the count
+        out["instances"] = instances[:DICOM_INSTANCES_KEPT]
+        if len(instances) > DICOM_INSTANCES_KEPT:
+            out["instance_count"] = len(instances)
+    return out
+
+
+def _dicom_time(act: ClinicalStatement) -> str | None:
+    """The time of a study or series (a TS, or an IVL_TS written with a value)."""
+    value = getattr(act.effective_time, "value", "")
+    return (_iso_value(value) or None) if isinstance(value, str) and value else None
+
+
+def _exam_codes(header) -> frozenset[tuple[str, str]]:  # noqa: ANN001
+    """(system, code) of every code and translation of the header's serviceEvents."""
+    return frozenset((system_name(c.code_system), c.code)
+                     for event in header.documentation_of if event.code is not None
+                     for c in (event.code, *event.code.translations) if c.code)
+
+
+def _reported_exam(act: ClinicalStatement, ctx: _Ctx) -> bool:
+    """Whether an act is one of the exams the header's serviceEvents say (by a code or a
+    translation in common)."""
+    code = act.code
+    return code is not None and any(
+        (system_name(c.code_system), c.code) in ctx.exams
+        for c in (code, *code.translations) if c.code)
 
 
 def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
@@ -895,10 +1019,20 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     own_section = section_code(section)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
+        if DICOM_STUDY in act.template_roots:
+            study = _dicom_study(act)
+            if study:
+                ctx.dicom_studies.append(study)
         return
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)
         return
+    if kind == CONTAINER and isinstance(act, Procedure) and act.mood_code in ("", "EVN") \
+            and not _reported_exam(act, ctx):
+        # an imaging act (DICOM Part 20 Procedure Technique) the header's serviceEvents do
+        # not name (a RIS writing one documentationOf for a three-act exam): it was in no
+        # entry nor in the document's service_events, lost; it is filed as the procedure
+        kind = PROCEDURE
     filed_before = ctx.filed
     relative = _relative(act) if act.subject is not None else about
     if kind == FAMILY_HISTORY or family is not None or own_section == FAMILY_HISTORY_SECTION \
@@ -1146,6 +1280,21 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     nested.details["reaction_to"] = made.key
                 yield nested
             continue
+        if made is not None and made.type in (LAB_RESULT, OBSERVATION) and \
+                rel.type_code != "REFR":
+            # a result's parts (CI-SIS CR-GM / APSR subordinate observations: the variant,
+            # reference sequence and exon of one gene) are filed each as a result, saying
+            # whose: 'c.35G>A' of KRAS and of NRAS the same day are two facts, not one
+            # merged, and a variant read alone named no gene (a previous result, REFR, is
+            # a result of its own). The same for an observation's: the size of an imaging
+            # finding (DICOM Part 20 / FR-DICOM-Quantite under a FR-DICOM-Observation), the
+            # items of a score (NIHSS)
+            for nested in nested_entries:
+                if nested.source_ref == rel.act.path and \
+                        nested.type in (LAB_RESULT, OBSERVATION):
+                    nested.details["parent_result"] = _parent_result(made)
+                yield nested
+            continue
         if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
             # a reaction written as a problem entry of its own (IHE PCC, CI-SIS
             # FR-Probleme under MFST): still filed as one, as before, saying which allergy
@@ -1183,8 +1332,9 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
     without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
     reference pointed nowhere (eDISP-MED)."""
-    if kind == CONCERN or isinstance(act, Organizer | ObservationMedia):
-        return  # what they hold was said (or filed) on its own
+    if kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
+        return  # what they hold was said (or filed) on its own; a container is read
+        # elsewhere (the imaging act of a CR-IMG: in the header's service_events)
     elsewhere = _read_elsewhere()
     if any(t.root in elsewhere for t in act.template_ids):
         return
@@ -1217,6 +1367,15 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+
+
+def _parent_result(parent: Entry) -> dict[str, str]:
+    """The result a nested result is part of, as ``details['parent_result']`` says it for
+    HL7v2 (OBR-26: code, value; part of the fact, dossiers/deposit.fact_of), with its key."""
+    said = {"code": parent.code or "", "system": parent.system or "",
+            "value": (parent.value or "")[:200], "key": parent.key}  # a finding's prose: its
+    # start names it
+    return {k: v for k, v in said.items() if v}
 
 
 def _media_ref(media: ObservationMedia) -> dict[str, Any]:
@@ -1949,6 +2108,12 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
+    if isinstance(act, Procedure) and act.method_codes:  # how: the imaging modality (DICOM
+        # Part 20 Procedure Technique: CT, MR), the technique; it was dropped
+        methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes)
+                   if m]
+        if methods:
+            entry.details["method"] = methods
     if act.negation_ind == "true":  # not done: why
         _not_done_reason(act, entry, ctx, section)
     return entry
@@ -2225,13 +2390,29 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
             if text:
                 entry.details["allergen_text"] = text
         break
+    if entry.code is None and act.code is not None and act.code.code and \
+            act.code.code != "ASSERTION":
+        # no substance coded and a description in words only (IHE PCC / CI-SIS: the code
+        # is the kind, 'allergie alimentaire'; the CSE-CS24 example's value says 'Oui'):
+        # the allergy was filed uncoded, named by its description ('Oui'); it is the kind
+        # it says, the description stays its value
+        own = _code(act.code, ctx, section)
+        if own and own[0]:
+            entry.code, entry.system, entry.display, entry.mapped = own
     # every manifestation, also one written as a problem entry (IHE PCC, CI-SIS: the
     # reaction is an FR-Probleme under MFST; the allergy lost it)
-    reactions = [_reaction(rel.act, ctx, section) for rel in act.entry_relationships
-                 if rel.type_code == "MFST" and isinstance(rel.act, Observation)]
-    reactions = [r for r in reactions if r]
+    # A manifestation the sender negates ('no urticaria': negationInd, as the CI-SIS
+    # LDL-EES and ANEST-CR-CPA examples send it) is no reaction: it was listed among them
+    # (and exported as one); it is said apart, in absent_reactions
+    said = [(rel.act.negation_ind == "true", _reaction(rel.act, ctx, section))
+            for rel in act.entry_relationships
+            if rel.type_code == "MFST" and isinstance(rel.act, Observation)]
+    reactions = [r for negated, r in said if r and not negated]
+    absent = [r for negated, r in said if r and negated]
     if reactions:
         entry.details["reactions"] = reactions
+    if absent:
+        entry.details["absent_reactions"] = absent
 
 
 def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
@@ -2906,9 +3087,12 @@ def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Sect
     item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
     _value(_untyped(obs.values[0]), item, ctx, section)
     coded = _code(obs.code, ctx, section)
-    entry.details.setdefault(key, []).append({
+    described: dict[str, Any] = {
         "code": coded[0] if coded else None, "display": coded[2] if coded else None,
-        "value": item.value, "unit": item.unit})
+        "value": item.value, "unit": item.unit}
+    if obs.negation_ind == "true":  # 'venous access difficult' negated: it was easy; it
+        described["negated"] = True  # read as said
+    entry.details.setdefault(key, []).append(described)
 
 
 DOSAGE_INSTRUCTIONS = "1.3.6.1.4.1.19376.1.9.1.3.6"  # IHE Pharm Dosage Instructions (CI-SIS
@@ -3147,7 +3331,37 @@ def _code(code: CD, ctx: _Ctx,
                 break
     display = main.display or (code.display if main is code or code.code.lower() not in
                                placeholders else "") or original_text(code, section)
+    if _is_catch_all(system, main.code):
+        display = _own_words(code, section) or display
     return main.code, system, display, known or r.mapped
+
+
+@cache
+def _catch_all_codes() -> tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]]:
+    """(exact, prefix) (system, code) pairs of tables/cda_catch_all_codes.csv."""
+    rows = table("cda_catch_all_codes")
+    return (frozenset((r["system"], r["code"]) for r in rows if r["match"] == "exact"),
+            tuple((r["system"], r["code"]) for r in rows if r["match"] == "prefix"))
+
+
+def _is_catch_all(system: str, code: str) -> bool:
+    """Whether a code only says 'other' (tables/cda_catch_all_codes.csv)."""
+    exact, prefixes = _catch_all_codes()
+    return (system, code) in exact or any(
+        system == s and (code == p or code.startswith(p + ".")) for s, p in prefixes)
+
+
+_BRACKETED = re.compile(r"\(([^()]*)\)")
+
+
+def _own_words(code: CD, section: Section | None) -> str:
+    """The sender's words for an 'other' code (its originalText), unless they say nothing
+    ('-') or are the template's ('Autre acte (texte libre)': a placeholder in brackets)."""
+    words = original_text(code, section).strip()
+    if not any(c.isalnum() for c in words) or \
+            any(is_placeholder(f"({m})") for m in _BRACKETED.findall(words)):
+        return ""  # '-', '(texte libre)': nothing said
+    return words
 
 
 def original_text(code: CD, section: Section | None) -> str:

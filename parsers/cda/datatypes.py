@@ -376,7 +376,8 @@ def _st(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
 def _ed(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> ED:
     g = el.get
     e = _new_ED(media_type=g("mediaType", ""), representation=g("representation", ""),
-                compression=g("compression", ""), language=g("language", ""))
+                compression=g("compression", ""), language=g("language", ""),
+                charset=g("charset", ""))
     parts = [el.text or ""]
     for c in el:
         if c.tag == T_REFERENCE:

@@ -452,6 +452,7 @@ class _Walker:
                 ed = read_ed(c, p)  # nonXMLBody/text is an ED whatever xsi:type says
                 body.media_type, body.representation = ed.media_type, ed.representation
                 body.compression, body.reference = ed.compression, ed.reference
+                body.charset = ed.charset
                 body.path = p
                 if ed.representation == "B64":
                     body.data = self.base64(ed.text, p)

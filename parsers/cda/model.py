@@ -199,6 +199,7 @@ class ED(Value):
     language: str = ""
     text: str = ""
     reference: str = ""
+    charset: str = ""  # IANA name of the text's character set, as sent
 
     def data(self) -> bytes | None:
         """The B64 content decoded (padding tolerated), None when not B64 or not decodable."""
@@ -780,6 +781,7 @@ class NonXmlBody:
     data: bytes | None = None
     language_code: str = ""
     path: str = ""
+    charset: str = ""  # the ED's charset (of a base64 text body), as sent
 
     def decompressed(self, max_bytes: int = 50 * 1024 * 1024) -> bytes | None:
         """``data`` inflated per ``compression`` (DF deflate, ZL zlib, GZ gzip), bounded by
