@@ -1,0 +1,123 @@
+"""PDF reports from senders not seen before (round 2): several reports in one PDF, headers and
+footers repeated on every page, rotated and cropped pages, odd text layers (combining accents,
+no-break spaces), form fields, lab reports printed to PDF. Born-digital PDFs are written with
+samples/generate_pdf.py's writer or, for what it cannot express (/Rotate, /CropBox, fonts with
+a /ToUnicode map, AcroForm), by hand as real producers write them (tests/test_pdf_parser's
+build_pdf); read by parsers.pdf (pdfplumber) and normalized as the pipeline does."""
+
+from __future__ import annotations
+
+import csv
+
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from normalizers.report import normalize_report
+from parsers.pdf import PdfLimits, parse_pdf
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from samples import generate_pdf as g
+from tests.conftest import SAMPLES
+
+
+def _read(data: bytes):  # noqa: ANN202
+    doc = parse_pdf(data, PdfLimits(processes=1))
+    return doc, normalize_report(doc, data, "round2")
+
+
+def _values(entry) -> dict:  # noqa: ANN001
+    return {k: v["value"] for k, v in entry.details["fields"].items()}
+
+
+def _report(title: str, patient: list[tuple[str, str]], date: str, conclusion: str,
+            signer: str = "Dr Hélène VIDAL") -> list[tuple[str, str]]:
+    return [("centre", "IMAGERIE MÉDICALE DES LILAS"), ("small", "12 rue des Lilas, 69003 Lyon"),
+            ("title", title), *patient, ("label", f"Examen du {date}"),
+            ("head", "Technique :"), ("body", "Acquisition standard."),
+            ("head", "Conclusion :"), ("body", conclusion), ("body", signer)]
+
+
+LEFEVRE = [("label", "Patient : Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968")]
+LE_GOFF = [("label", "Patient : M. LE GOFF Jérôme"), ("label", "Né le 02/11/1955")]
+
+
+def _pages(*reports: list[tuple[str, str]]) -> bytes:
+    pages = []
+    for blocks in reports:
+        pages += g.layout(blocks)
+    return g.write_pdf(pages, title="Comptes rendus")
+
+
+# -- several reports in one PDF -----------------------------------------------------------------
+def test_two_patients_in_one_pdf_are_filed_each_in_their_own_dossier(sqlite_ctx) -> None:  # noqa: ANN001
+    """A centre's batch print: Mme Lefèvre's knee MRI then M. Le Goff's chest X-ray. All of it
+    was filed as one report in Mme Lefèvre's dossier (her identity read first, his report's
+    text and PDF in her record)."""
+    data = _pages(_report("IRM DU GENOU DROIT", LEFEVRE, "12/03/2025",
+                          "Fissure horizontale du ménisque interne."),
+                  _report("RADIOGRAPHIE DU THORAX", LE_GOFF, "12/03/2025",
+                          "Pas de foyer pulmonaire."))
+    _, msg = _read(data)
+    assert [e.code for e in msg.entries] == ["MR", "XR"]
+    assert [e.details["report_pages"] for e in msg.entries] == [[1], [2]]
+    assert [(p.location, p.identity.family, p.identity.birth_date, p.entries)
+            for p in msg.patients] == [("page 1", "LEFÈVRE", "1968-03-14", 1),
+                                       ("page 2", "LE GOFF", "1955-11-02", 1)]
+    assert msg.identity.family == ""  # nothing can be filed on the message's identity
+    assert msg.warnings[0].startswith("REPORT_SEVERAL: the PDF holds 2 reports (page 1; page 2)")
+
+    ctx = sqlite_ctx
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)
+                                     if r["key"] in ("K1", "K2")])
+    intake(ctx.engine, ctx.archive, [Received(data, "imaging", "file", file_name="lot.pdf")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(imports)).one()
+        filed = conn.execute(select(entries.c.patient_id, entries.c.code, entries.c.value)
+                             .order_by(entries.c.code)).all()
+    assert (row.status, row.entries_count) == ("deposited", 2), row.error_message
+    assert len({patient for patient, _, _ in filed}) == 2
+    assert [(code, value) for _, code, value in filed] == [
+        ("MR", "Fissure horizontale du ménisque interne."), ("XR", "Pas de foyer pulmonaire.")]
+
+
+def test_a_page_naming_another_patient_without_birth_date_is_not_filed_with_the_first():
+    """The second report prints the name only: it is a report of its own, quarantined for its
+    missing birth date (page 2), instead of going to the first patient's dossier."""
+    _, msg = _read(_pages(_report("IRM DU GENOU DROIT", LEFEVRE, "12/03/2025", "Normal."),
+                          _report("RADIOGRAPHIE DU THORAX", LE_GOFF[:1], "12/03/2025",
+                                  "Pas de foyer pulmonaire.")))
+    assert [p.location for p in msg.patients] == ["page 1", "page 2"]
+    assert msg.quarantine_reasons[0].startswith("IDENTITY_NOT_FOUND page 2: birth date")
+
+
+def test_two_exams_of_one_patient_are_two_reports() -> None:
+    """Two exams the same day printed in one PDF: two reports for one patient (the second
+    exam's modality, region and conclusion were lost)."""
+    _, msg = _read(_pages(
+        _report("MAMMOGRAPHIE BILATÉRALE", LEFEVRE, "05/05/2025", "ACR 1 bilatéral."),
+        _report("ÉCHOGRAPHIE MAMMAIRE BILATÉRALE", LEFEVRE, "05/05/2025",
+                "Pas d'anomalie échographique. ACR 1.")))
+    assert msg.patients is None and msg.identity.family == "LEFÈVRE"
+    assert [(e.code, _values(e)["body_region"], e.value, e.effective) for e in msg.entries] == [
+        ("MG", "seins", "ACR 1 bilatéral.", "2025-05-05"),
+        ("US", "seins", "Pas d'anomalie échographique. ACR 1.", "2025-05-05")]
+    assert len({e.key for e in msg.entries}) == 2
+
+
+def test_one_report_over_pages_with_the_patient_on_every_page_stays_one() -> None:
+    """The banner repeated on every page and the conclusion on page 2: one report."""
+    body = [("body", "Coupes axiales et reconstructions multiplanaires sans anomalie.")] * 45
+    blocks = [("centre", "IMAGERIE MÉDICALE DES LILAS"), ("title", "SCANNER THORACIQUE"),
+              *LEFEVRE, ("label", "Examen du 12/03/2025"), ("head", "Résultats :"), *body,
+              ("head", "Conclusion :"), ("body", "Pas de nodule suspect."),
+              ("body", "Dr Paul ROCHE")]
+    pages = g.layout(blocks)
+    assert len(pages) == 2
+    banner = [g.Line("small", "LEFÈVRE Hélène - née le 14/03/1968 - SCANNER THORACIQUE", 56, 800)]
+    data = g.write_pdf([pages[0], banner + pages[1]], title="CR")
+    _, msg = _read(data)
+    assert len(msg.entries) == 1 and msg.patients is None
+    assert msg.entries[0].value == "Pas de nodule suspect."
