@@ -135,7 +135,7 @@ def _lines(doc: PdfDocument) -> list[_Line]:
             for n in sorted(by_line):
                 parts, spans, pos = [], [], 0
                 for w in by_line[n]:
-                    t = " ".join(w.text.split())
+                    t = unicodedata.normalize("NFC", " ".join(w.text.split()))
                     conf = 100.0 if source == TEXT_LAYER else _num(w.confidence, default)
                     spans.append((pos, pos + len(t), conf))
                     parts.append(t)
@@ -143,7 +143,7 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                 text = " ".join(parts)
                 out.append(_Line(page.number, source, text, _fold_line(text), spans))
         else:
-            for raw in (page.text or "").splitlines():
+            for raw in unicodedata.normalize("NFC", page.text or "").splitlines():
                 text = raw.replace("\f", " ").rstrip()
                 if not text.strip():
                     continue

@@ -19,6 +19,7 @@ from pipelines.intake import Received, intake
 from pipelines.process import drain
 from samples import generate_pdf as g
 from tests.conftest import SAMPLES
+from tests.test_pdf_parser import build_pdf
 
 
 def _read(data: bytes):  # noqa: ANN202
@@ -121,3 +122,53 @@ def test_one_report_over_pages_with_the_patient_on_every_page_stays_one() -> Non
     _, msg = _read(data)
     assert len(msg.entries) == 1 and msg.patients is None
     assert msg.entries[0].value == "Pas de nodule suspect."
+
+
+# -- text layers as other producers write them ---------------------------------------------------
+def _escape(text: str) -> bytes:
+    return text.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+
+
+def _hand_pdf(lines: list[str], *, page: bytes = b"", font: bytes = b"/WinAnsiEncoding",
+              extra: tuple[bytes, ...] = (), ops: list[bytes] | None = None) -> bytes:
+    """One A4 page of Helvetica 11 lines (object 4 the page, 5 its content, 6.. ``extra``)."""
+    ops = list(ops or []) + [b"BT /F1 11 Tf 72 %d Td (%s) Tj ET" % (770 - 16 * i, _escape(t))
+                             for i, t in enumerate(lines)]
+    stream = b"\n".join(ops)
+    return build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                      b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+                      b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding " + font
+                      + b" >>",
+                      b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] " + page
+                      + b" /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+                      b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+                      *extra])
+
+
+REPORT = ["IMAGERIE MÉDICALE DES LILAS", "IRM DU GENOU DROIT", "Patient : Mme LEFÈVRE Hélène",
+          "Née le 14/03/1968", "Examen du 12/03/2025", "Conclusion :",
+          "Fissure horizontale du ménisque interne.", "Dr Paul ROCHE"]
+
+
+def _to_unicode(pairs: bytes) -> bytes:
+    cmap = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+            b"/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
+            b"1 begincodespacerange <00> <FF> endcodespacerange\n"
+            + pairs + b"\nendcmap CMapName currentdict /CMap defineresource pop end end")
+    return b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream"
+
+
+def test_accents_as_combining_characters_are_read() -> None:
+    """A producer whose /ToUnicode gives 'e' + U+0301 for 'é' (decomposed, NFD): 'Née le',
+    'LEFÈVRE' and 'Hélène' were not read (identity not found, quarantined) and the text
+    kept decomposed letters (another digest than the same report precomposed)."""
+    nfd = _to_unicode(b"4 beginbfchar <E9> <00650301> <C8> <00450300> <E8> <00650300> "
+                      b"<C9> <00450301> endbfchar")
+    doc, msg = _read(_hand_pdf(REPORT, font=b"/WinAnsiEncoding /ToUnicode 6 0 R", extra=(nfd,)))
+    v = _values(msg.entries[0])
+    assert (v["family"], v["given"], v["birth_date"], v["sex"]) == (
+        "LEFÈVRE", "Hélène", "1968-03-14", "F")
+    assert msg.quarantine_reasons == [] and "\u0301" not in doc.text
+    assert msg.entries[0].value == "Fissure horizontale du ménisque interne."
+    _, plain = _read(_hand_pdf(REPORT))
+    assert plain.entries[0].key == msg.entries[0].key

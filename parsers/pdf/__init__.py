@@ -36,6 +36,7 @@ import re
 import sys
 import threading
 import time
+import unicodedata
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -308,7 +309,10 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
     words = []
     for w in ppage.extract_words(keep_blank_chars=False, use_text_flow=False):
-        text = _CID.sub("", w["text"]).strip()
+        # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
+        # macOS Quartz, some LaTeX and report engines) give the same text as precomposed
+        # 'é' (canonical equivalence): what a reader sees, and what the labels are matched on
+        text = unicodedata.normalize("NFC", _CID.sub("", w["text"])).strip()
         if text:
             words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
                           text))
