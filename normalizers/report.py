@@ -1104,6 +1104,40 @@ def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
 
 
 # -- conclusion ---------------------------------------------------------------------------------
+_MARGIN_LINES = 3  # lines at the top and at the bottom of a page where headers and footers are
+
+
+def _page_margins(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> set[int]:
+    """The ids of the lines that are a page's running header or footer, not the report's
+    text: among the first or last _MARGIN_LINES of their page, either printed on several
+    pages (digits aside: 'page 1/3', a date) or naming the patient (the family name read, a
+    'né(e) le' with a date: 'DURAND Claire - née le 03/07/1961 - Examen du 12/03/2025'). A
+    conclusion going over a page skips them (they were read into it, the patient's name
+    with them)."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    zone = [ln for page in by_page.values()
+            for ln in page[:_MARGIN_LINES] + page[_MARGIN_LINES:][-_MARGIN_LINES:]]
+    seen: dict[str, set[int]] = {}
+    for line in zone:
+        seen.setdefault(_masked(line), set()).add(line.page)
+    family = fold(_value(fields, "family"))
+    named = re.compile(rf"(?<![a-z]){re.escape(family)}(?![a-z])") if family else None
+    out = set()
+    for line in zone:
+        birth = _L_BIRTH_DATE.search(line.folded)
+        if (len(seen[_masked(line)]) > 1 and len(_masked(line)) >= 8) \
+                or (named and named.search(line.folded)) \
+                or (birth and _date_after(line, birth.end())):
+            out.add(id(line))
+    return out
+
+
+def _masked(line: _Line) -> str:
+    return " ".join(re.sub(r"[0-9]+", "#", line.folded).split())
+
+
 def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
     for i, line in enumerate(lines):
         m = _CONCLUSION.match(line.folded)
@@ -1115,6 +1149,7 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
         if rest:
             parts.append((line, m.end(), len(line.text)))
             texts.append(rest)
+        margins = _page_margins(lines, fields)
         for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
             if _CONCLUSION_END.match(nxt.folded):
                 break
@@ -1122,6 +1157,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                 continue  # the heading printed twice
             if _PAGE_NUMBER.fullmatch(nxt.folded.strip()):
                 continue  # a page footer inside the conclusion
+            if id(nxt) in margins:
+                continue  # a page's footer or banner, where the conclusion goes over a page
             parts.append((nxt, 0, len(nxt.text)))
             texts.append(nxt.text.strip())
         value = _EDGE_PUNCT.sub("", "\n".join(texts))

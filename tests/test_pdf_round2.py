@@ -124,6 +124,26 @@ def test_one_report_over_pages_with_the_patient_on_every_page_stays_one() -> Non
     assert msg.entries[0].value == "Pas de nodule suspect."
 
 
+def test_conclusion_over_a_page_leaves_the_footer_and_the_banner_out() -> None:
+    """The conclusion goes on to page 2: page 1's footer and page 2's patient banner were read
+    into it (the patient's name in the conclusion, and another digest for dedupe)."""
+    for n in range(38, 52):  # as many result lines as put the page break in the conclusion
+        body = [("body", "Coupes axiales et reconstructions multiplanaires sans anomalie.")] * n
+        blocks = [("centre", "IMAGERIE MÉDICALE DES LILAS"), ("title", "SCANNER THORACIQUE"),
+                  *LEFEVRE, ("label", "Examen du 12/03/2025"), ("head", "Résultats :"), *body,
+                  ("head", "Conclusion :"), ("body", "Nodule de 6 mm du lobe supérieur droit."),
+                  ("body", "Pas d'adénopathie médiastinale."),
+                  ("body", "Absence d'épanchement pleural."), ("body", "Dr Paul ROCHE")]
+        pages = g.layout(blocks, footer="IMAGERIE DES LILAS - LEFÈVRE Hélène - 12/03/2025")
+        if len(pages) == 2 and pages[1][0].text.startswith("Pas d'ad"):
+            break
+    banner = g.Line("small", "LEFÈVRE Hélène - née le 14/03/1968 - Examen du 12/03/2025", 56, 800)
+    _, msg = _read(g.write_pdf([pages[0], [banner, *pages[1]]], title="CR"))
+    assert len(msg.entries) == 1 and msg.entries[0].value == (
+        "Nodule de 6 mm du lobe supérieur droit.\nPas d'adénopathie médiastinale.\n"
+        "Absence d'épanchement pleural.")
+
+
 # -- text layers as other producers write them ---------------------------------------------------
 def _escape(text: str) -> bytes:
     return text.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
