@@ -192,3 +192,37 @@ def test_accents_as_combining_characters_are_read() -> None:
     assert msg.entries[0].value == "Fissure horizontale du ménisque interne."
     _, plain = _read(_hand_pdf(REPORT))
     assert plain.entries[0].key == msg.entries[0].key
+
+
+# -- pages turned and cropped ---------------------------------------------------------------------
+def _turned(lines: list[str], angle: int) -> list[bytes]:
+    """``lines`` drawn turned by ``angle`` degrees counter-clockwise (a landscape layout
+    printed on a portrait page, as report engines do), each under the one before."""
+    matrix, start, step = {90: ((0, 1, -1, 0), (100, 72), (16, 0)),
+                           180: ((-1, 0, 0, -1), (520, 72), (0, 16)),
+                           270: ((0, -1, 1, 0), (500, 770), (-16, 0))}[angle]
+    return [b"BT /F1 11 Tf %d %d %d %d %d %d Tm (%s) Tj ET" % (
+        *matrix, start[0] + step[0] * i, start[1] + step[1] * i, _escape(t))
+        for i, t in enumerate(lines)]
+
+
+def _expect_report(msg) -> None:  # noqa: ANN001
+    v = _values(msg.entries[0])
+    assert (v["family"], v["given"], v["birth_date"], v["exam_date"], v["body_region"]) == (
+        "LEFÈVRE", "Hélène", "1968-03-14", "2025-03-12", "genou droit")
+    assert msg.entries[0].value == "Fissure horizontale du ménisque interne."
+    assert msg.quarantine_reasons == []
+
+
+def test_pages_rotated_by_rotate_or_drawn_turned_are_read_in_their_text_direction() -> None:
+    """/Rotate 90, 180 or 270 on a page whose text is drawn upright (a page turned in a viewer
+    and saved), and text drawn turned with no /Rotate: pdfplumber read the page as displayed,
+    each line a column of letters ('GENOU' taken for the family name, or nothing read:
+    quarantined). A landscape page drawn turned with its /Rotate was right and stays so."""
+    for angle in (90, 180, 270):
+        _, msg = _read(_hand_pdf(REPORT, page=b"/Rotate %d" % angle))
+        _expect_report(msg)
+        _, msg = _read(_hand_pdf([], ops=_turned(REPORT, angle)))
+        _expect_report(msg)
+        _, msg = _read(_hand_pdf([], ops=_turned(REPORT, angle), page=b"/Rotate %d" % angle))
+        _expect_report(msg)

@@ -42,6 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import pdfplumber
+import pdfplumber.page
 import pypdfium2 as pdfium
 import pytesseract
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
@@ -304,9 +305,42 @@ def _image_coverage(ppage) -> float:  # noqa: ANN001
     return best / (width * height) if width and height else 0.0
 
 
+def _text_direction(ppage) -> int:  # noqa: ANN001
+    """The direction most of the page's characters run in, in degrees counter-clockwise as
+    displayed (0, 90, 180, 270): 0 for text read left to right."""
+    votes: dict[int, int] = {}
+    for char in ppage.chars:
+        a, b = float(char["matrix"][0]), float(char["matrix"][1])
+        if a or b:
+            angle = round(math.degrees(math.atan2(b, a)) / 90) % 4 * 90
+            votes[angle] = votes.get(angle, 0) + 1
+    if not votes:
+        return 0
+    best = max(votes, key=votes.__getitem__)
+    return best if votes[best] * 2 > sum(votes.values()) else 0
+
+
+def _upright(ppage):  # noqa: ANN001, ANN202
+    """The page turned so that most of its text runs left to right. A page whose /Rotate
+    shows its text sideways or upside down (rotated in a viewer, a scanner's setting), and
+    text drawn turned on a page without /Rotate (a landscape report printed on portrait
+    paper), were read as a column of one-letter words: pdfplumber's words follow the page as
+    displayed. Turning it is what a reader does with the paper."""
+    turn = _text_direction(ppage)
+    if not turn:
+        return ppage
+    obj = ppage.page_obj
+    rotation = (ppage.rotation + turn) % 360
+    obj.attrs = {**obj.attrs, "Rotate": rotation}
+    obj.rotate = rotation
+    return pdfplumber.page.Page(ppage.pdf, obj, page_number=ppage.page_number,
+                                initial_doctop=ppage.initial_doctop)
+
+
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
+    ppage = _upright(ppage)
     words = []
     for w in ppage.extract_words(keep_blank_chars=False, use_text_flow=False):
         # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
