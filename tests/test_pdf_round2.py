@@ -226,3 +226,32 @@ def test_pages_rotated_by_rotate_or_drawn_turned_are_read_in_their_text_directio
         _expect_report(msg)
         _, msg = _read(_hand_pdf([], ops=_turned(REPORT, angle), page=b"/Rotate %d" % angle))
         _expect_report(msg)
+
+
+def test_text_outside_the_crop_box_is_not_read() -> None:
+    """Two reports printed side by side on one sheet, split into two pages by crop boxes over
+    the same content (what 'split pages' tools write): each page read both reports (the first
+    patient read on both, the second one's report filed in her dossier). Now each page reads
+    what it shows: two reports, two patients."""
+    left = [b"BT /F1 11 Tf 72 %d Td (%s) Tj ET" % (770 - 16 * i, _escape(t))
+            for i, t in enumerate(REPORT)]
+    other = ["CENTRE DE RADIOLOGIE DU PORT", "RADIOGRAPHIE DU THORAX",
+             "Patient : M. LE GOFF Jérôme", "Né le 02/11/1955", "Examen du 12/03/2025",
+             "Conclusion :", "Pas de foyer pulmonaire.", "Dr Anne KERGOAT"]
+    right = [b"BT /F1 11 Tf 667 %d Td (%s) Tj ET" % (770 - 16 * i, _escape(t))
+             for i, t in enumerate(other)]
+    stream = b"\n".join(left + right)
+    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 1190 842] /CropBox [%s] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents 6 0 R >>")
+    data = build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                      b"<< /Type /Pages /Kids [4 0 R 5 0 R] /Count 2 >>",
+                      b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                      b"/Encoding /WinAnsiEncoding >>",
+                      page % b"0 0 595 842", page % b"595 0 1190 842",
+                      b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"])
+    doc, msg = _read(data)
+    assert "LE GOFF" not in doc.pages[0].text and "LEFÈVRE" not in doc.pages[1].text
+    assert [(p.location, p.identity.family) for p in msg.patients] == [
+        ("page 1", "LEFÈVRE"), ("page 2", "LE GOFF")]
+    assert [e.value for e in msg.entries] == ["Fissure horizontale du ménisque interne.",
+                                              "Pas de foyer pulmonaire."]

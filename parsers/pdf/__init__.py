@@ -337,10 +337,26 @@ def _upright(ppage):  # noqa: ANN001, ANN202
                                 initial_doctop=ppage.initial_doctop)
 
 
+def _visible(ppage):  # noqa: ANN001, ANN202
+    """The page without the text outside its crop box: what a viewer or a printer shows.
+    A page cut out of a larger one (one report of a sheet of two, a label cropped off) kept
+    the hidden part's text, another patient's name in it."""
+    x0, top, x1, bottom = (float(v) for v in ppage.cropbox)
+    if (x0, top, x1, bottom) == tuple(float(v) for v in ppage.mediabox):
+        return ppage
+
+    def shown(obj: dict) -> bool:
+        if obj.get("object_type") != "char":
+            return True
+        x, y = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
+        return x0 <= x <= x1 and top <= y <= bottom
+    return ppage.filter(shown)
+
+
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
-    ppage = _upright(ppage)
+    ppage = _visible(_upright(ppage))
     words = []
     for w in ppage.extract_words(keep_blank_chars=False, use_text_flow=False):
         # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
