@@ -255,3 +255,61 @@ def test_text_outside_the_crop_box_is_not_read() -> None:
         ("page 1", "LEFÈVRE"), ("page 2", "LE GOFF")]
     assert [e.value for e in msg.entries] == ["Fissure horizontale du ménisque interne.",
                                               "Pas de foyer pulmonaire."]
+
+
+# -- odd files ------------------------------------------------------------------------------------
+def _form_pdf(labels: list[tuple[str, int]], fields: list[tuple[bytes, bytes, str, int, int]],
+              drawn: list[tuple[str, int, int]] = ()) -> bytes:
+    """A form as a PDF editor saves it once filled in: printed labels, text fields (/FT /Tx,
+    value /V, appearance stream /AP drawing it) and a check box, in the page's /Annots and
+    the catalog's /AcroForm; ``drawn``: values also printed in the page's own text."""
+    ops = [b"BT /F1 11 Tf %d %d Td (%s) Tj ET" % (x, y, _escape(t))
+           for t, x, y in [(t, 72, y) for t, y in labels] + list(drawn)]
+    stream = b"\n".join(ops)
+    refs = b" ".join(b"%d 0 R" % (6 + 2 * i) for i in range(len(fields)))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [%s] /NeedAppearances "
+               b"false /DA (/Helv 0 Tf 0 g) /DR << /Font << /Helv 3 0 R >> >> >> >>" % refs,
+               b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+               b"/Encoding /WinAnsiEncoding >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font "
+               b"<< /F1 3 0 R >> >> /Contents 5 0 R /Annots [%s] >>" % refs,
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    for i, (kind, name, value, x, y) in enumerate(fields):
+        shown = value.replace("\r", " ")
+        ap = b"/Tx BMC BT /Helv 10 Tf 2 4 Td (%s) Tj ET EMC" % _escape(shown)
+        v = b"/%s" % value.encode() if kind == b"Btn" else b"(%s)" % _escape(value)
+        objects.append(b"<< /Type /Annot /Subtype /Widget /F 4 /FT /%s /T (%s) /V %s "
+                       b"/Rect [%d %d %d %d] /P 4 0 R /DA (/Helv 10 Tf 0 g) /AP << /N %d 0 R >> >>"
+                       % (kind, name, v, x, y - 4, x + 320, y + 12, 7 + 2 * i))
+        objects.append(b"<< /Type /XObject /Subtype /Form /BBox [0 0 320 16] /Resources << /Font "
+                       b"<< /Helv 3 0 R >> >> /Length %d >>\nstream\n" % len(ap) + ap
+                       + b"\nendstream")
+    return build_pdf(objects)
+
+
+FORM_LABELS = [("IMAGERIE MÉDICALE DES LILAS", 780), ("IRM DU GENOU DROIT", 760),
+               ("Nom :", 720), ("Prénom :", 704), ("Date de naissance :", 688),
+               ("Date de l'examen :", 672), ("Urgent :", 656), ("Conclusion :", 630)]
+FORM_FIELDS = [(b"Tx", b"nom", "LEFÈVRE", 200, 718), (b"Tx", b"prenom", "Hélène", 200, 702),
+               (b"Tx", b"ddn", "14/03/1968", 200, 686), (b"Tx", b"date", "12/03/2025", 200, 670),
+               (b"Btn", b"urgent", "Off", 200, 654),
+               (b"Tx", b"conclusion", "Fissure horizontale\rdu ménisque interne.", 72, 612)]
+
+
+def test_form_field_values_are_the_content() -> None:
+    """A report typed into a PDF form: the patient, the date and the conclusion are the
+    fields' values (shown by every viewer from the widgets), not in the page's text. None
+    was read (IDENTITY_NOT_FOUND, no conclusion). A check box says no text."""
+    doc, msg = _read(_form_pdf(FORM_LABELS, FORM_FIELDS))
+    v = _values(msg.entries[0])
+    assert (v["family"], v["given"], v["birth_date"], v["exam_date"], v["body_region"]) == (
+        "LEFÈVRE", "Hélène", "1968-03-14", "2025-03-12", "genou droit")
+    assert msg.entries[0].value == "Fissure horizontale\ndu ménisque interne."
+    assert msg.quarantine_reasons == []
+    assert "Nom : LEFÈVRE" in doc.pages[0].text and "Off" not in doc.pages[0].text
+    # a form flattened into the page's text, its widgets kept: each value read once
+    drawn = [(v.replace("\r", " "), x + 2, y) for kind, _, v, x, y in FORM_FIELDS if kind == b"Tx"]
+    doc, msg = _read(_form_pdf(FORM_LABELS, FORM_FIELDS, drawn))
+    assert doc.pages[0].text.count("LEFÈVRE") == 1 and msg.entries[0].details["fields"][
+        "family"]["value"] == "LEFÈVRE"

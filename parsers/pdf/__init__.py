@@ -46,6 +46,7 @@ import pdfplumber.page
 import pypdfium2 as pdfium
 import pytesseract
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.utils import decode_text
 
 from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
 from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
@@ -353,6 +354,61 @@ def _visible(ppage):  # noqa: ANN001, ANN202
     return ppage.filter(shown)
 
 
+_FIELD_HIDDEN = 2  # annotation flag: not shown, not printed
+_FIELD_LINE = 12.0  # points between the lines of a multi-line field value
+
+
+def _field_value(data: dict) -> str:
+    """A text or choice field's value (/V, inherited from its parent field), as text."""
+    kind = value = None
+    node, depth = data, 0
+    while isinstance(node, dict) and depth < 10:
+        kind = kind or node.get("FT")
+        value = value if value is not None else node.get("V")
+        node, depth = node.get("Parent"), depth + 1
+    if getattr(kind, "name", kind) not in ("Tx", "Ch"):
+        return ""  # buttons (check boxes: /Yes, /Off) and signatures say no text
+    if isinstance(value, list):  # several choices
+        value = " ".join(decode_text(v) for v in value if isinstance(v, bytes))
+    if isinstance(value, bytes):
+        value = decode_text(value)
+    return value if isinstance(value, str) else ""
+
+
+def _form_field_words(ppage, words: list[tuple]) -> list[tuple]:  # noqa: ANN001
+    """The values typed in the page's form fields (AcroForm widgets), as words where the
+    field shows them: a filled-in form's content (the patient, the conclusion) is in its
+    fields' values, drawn by viewers from the widgets, never in the page's own text, and
+    was not read at all. A field whose box already holds text of the page (a form
+    flattened but its widgets kept) is not read twice."""
+    out: list[tuple] = []
+    try:
+        annots = ppage.annots
+    except Exception:  # noqa: BLE001 (a damaged annotation array: the page's text alone)
+        return out
+    for annot in annots:
+        data = annot.get("data") or {}
+        if getattr(data.get("Subtype"), "name", None) != "Widget" \
+                or int(data.get("F") or 0) & _FIELD_HIDDEN:
+            continue
+        value = unicodedata.normalize("NFC", _field_value(data))
+        x0, top, x1, bottom = (float(annot[k]) for k in ("x0", "top", "x1", "bottom"))
+        if not value.strip() or any(x0 <= (w[2] + w[3]) / 2 <= x1
+                                    and top <= (w[0] + w[1]) / 2 <= bottom for w in words):
+            continue
+        rows = [r.split() for r in re.split(r"\r\n|\r|\n", value) if r.split()]
+        height = min(10.0, bottom - top) if len(rows) == 1 else 10.0
+        row_top = (top + bottom - height) / 2 if len(rows) == 1 else top + 1
+        for row in rows:
+            x = x0 + 2
+            for text in row:
+                width = 5.5 * len(text)
+                out.append((row_top, row_top + height, x, x + width, text))
+                x += width + 3
+            row_top += _FIELD_LINE
+    return out
+
+
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
@@ -366,6 +422,7 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
         if text:
             words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
                           text))
+    words.extend(_form_field_words(ppage, words))
     meaningful = sum(ch.isalnum() for *_, text in words for ch in text)
     if meaningful < min_text_chars:
         return None
