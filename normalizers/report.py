@@ -338,9 +338,13 @@ _SP = "[ .]{0,2}"
 _NIR = re.compile(
     rf"(?<![0-9a-z])({_D}(?:{_SP}{_D}){{4}}{_SP}(?:2{_SP}[ab]|{_D}{_SP}{_D})"
     rf"(?:{_SP}{_D}){{6}}{_SP}{_D}{_SP}{_D})(?![0-9a-z])")
+# the exam's date; for a laboratory's report printed to PDF, the specimen's collection
+# ('Prélevé le 03/03/26 à 08:15', 'Date de prélèvement :', 'Prélèvement du ...')
 _EXAM_DATE = re.compile(
     r"(?:\bdate (?:de l'|d')?(?:examen|exam|acte|realisation)|\bexamen (?:realise |effectue )?"
-    r"(?:du|[li1|]e)\b|\b(?:realis|effectu|pratiqu)ee? [li1|]e\b|\bexamen :)\s*:?\s*")
+    r"(?:du|[li1|]e)\b|\b(?:realis|effectu|pratiqu)ee? [li1|]e\b|\bexamen :"
+    r"|\bdate (?:du |de )?prelevement|\bprelevee?s? [li1|]e\b|\bprelevement (?:du|[li1|]e)\b)"
+    r"\s*:?\s*")
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"

@@ -313,3 +313,29 @@ def test_form_field_values_are_the_content() -> None:
     doc, msg = _read(_form_pdf(FORM_LABELS, FORM_FIELDS, drawn))
     assert doc.pages[0].text.count("LEFÈVRE") == 1 and msg.entries[0].details["fields"][
         "family"]["value"] == "LEFÈVRE"
+
+
+# -- a laboratory's report printed to PDF ------------------------------------------------
+def test_lab_report_printed_to_pdf_is_dated_by_its_specimen() -> None:
+    """A lab's report as PDF: its date is the specimen's collection ('Prélevé le 03/03/26 à
+    08:15', two-digit year), which was read nowhere (no effective date: the report undated in
+    the dossier, its dedupe key 'nodate'). Its results stay the report's text: a PDF is a
+    report, not coded results (DESIGN: the coded results come by HL7v2 and CDA)."""
+    blocks = [("centre", "LABORATOIRE DE BIOLOGIE MÉDICALE BIOLAB"),
+              ("small", "5 avenue Jean Jaurès, 69007 Lyon"), *LEFEVRE,
+              ("label", "Prescripteur : Dr Paul ROCHE"),
+              ("label", "Prélevé le 03/03/26 à 08:15 - Reçu le 03/03/26 à 10:02"),
+              ("title", "HÉMATOLOGIE"),
+              ("table", "Analyse | Résultat | Unité | Valeurs de référence"),
+              ("table", "Hémoglobine | 13,2 | g/dL | 12,0 - 16,0"),
+              ("table", "Créatinine | 68 | µmol/L | 45 - 84"),
+              ("body", "Compte rendu validé par le Dr Anne KERGOAT, biologiste, le 3 mars 2026")]
+    _, msg = _read(g.write_pdf(g.layout(blocks), title="CR biologie"))
+    (entry,) = msg.entries
+    assert (entry.type, entry.effective, entry.issued) == ("report", "2026-03-03", "2026-03-03")
+    assert "Créatinine 68 µmol/L 45 - 84" in entry.details["text"]
+    assert entry.key.startswith("report|2026-03-03|") and msg.quarantine_reasons == []
+    for label in ("Date de prélèvement : 3 mars 2026", "Prélèvement du 03.03.2026"):
+        blocks[4] = ("label", label)
+        _, msg = _read(g.write_pdf(g.layout(blocks), title="CR biologie"))
+        assert msg.entries[0].effective == "2026-03-03", label
