@@ -8,18 +8,21 @@ build_pdf); read by parsers.pdf (pdfplumber) and normalized as the pipeline does
 from __future__ import annotations
 
 import csv
+import shutil
+import zlib
 
+import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
 from normalizers.report import normalize_report
-from parsers.pdf import PdfLimits, parse_pdf
+from parsers.pdf import OCR, TEXT_LAYER, PdfLimits, parse_pdf
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from samples import generate_pdf as g
 from tests.conftest import SAMPLES
-from tests.test_pdf_parser import build_pdf
+from tests.test_pdf_parser import build_pdf, make_scan
 
 
 def _read(data: bytes):  # noqa: ANN202
@@ -339,3 +342,48 @@ def test_lab_report_printed_to_pdf_is_dated_by_its_specimen() -> None:
         blocks[4] = ("label", label)
         _, msg = _read(g.write_pdf(g.layout(blocks), title="CR biologie"))
         assert msg.entries[0].effective == "2026-03-03", label
+
+
+# -- searchable scans: the scanner's OCR text layer --------------------------------------
+def _searchable_scan(layer: list[str]) -> bytes:
+    """A scanned report (150 dpi page image of REPORT) with ``layer`` as invisible text over
+    it (text render mode 3), as scanners and OCR tools write a searchable PDF."""
+    img = make_scan(REPORT, dpi=150)
+    w_pt, h_pt = img.width * 72 / 150, img.height * 72 / 150
+    raw = zlib.compress(img.tobytes())
+    ops = [b"q %.2f 0 0 %.2f 0 0 cm /Im1 Do Q" % (w_pt, h_pt)]
+    ops += [b"BT 3 Tr /F1 11 Tf 58 %.2f Td (%s) Tj ET" % (h_pt - 30 - 19.8 * i, _escape(t))
+            for i, t in enumerate(layer)]
+    content = b"\n".join(ops)
+    return build_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f] /Resources << /Font "
+        b"<< /F1 3 0 R >> /XObject << /Im1 6 0 R >> >> /Contents 5 0 R >>" % (w_pt, h_pt),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+        % (img.width, img.height, len(raw)) + raw + b"\nendstream"])
+
+
+def test_a_short_searchable_scan_keeps_the_scanners_text_layer() -> None:
+    """A one-page report scanned with its OCR layer: under 200 letters, the layer was taken
+    for a fax header stamped on a scan and thrown away, the page OCR'd again (seconds per
+    page, and tesseract's errors instead of the scanner's reading). Invisible text is the
+    scanner's OCR: it is read."""
+    doc, msg = _read(_searchable_scan(REPORT))
+    assert doc.pages[0].source == TEXT_LAYER
+    _expect_report(msg)
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is absent")
+def test_a_garbled_scanner_text_layer_is_read_again_by_ocr() -> None:
+    """A scanner whose OCR read nonsense (wrong language, wrong orientation): its layer was
+    kept, however long, and the report read as nothing (quarantined). Now the page is OCR'd."""
+    garbage = ["~ï¿½ |\\l; Xrtpq Mzzkl ^^ ¤¤ Wxcvbn Pqrst #Jkl Mnbvc Zxcv Trqs Plmk",
+               "Grzx Wvtp ¬¬ Ksdf Qwrt Zxcvb |||| Bnmk Lkjh Gfds Trez Mlkj Nbvc"] * 3
+    doc, msg = _read(_searchable_scan(garbage))
+    assert doc.pages[0].source == OCR
+    v = _values(msg.entries[0])
+    assert (v["family"], v["birth_date"], v["exam_date"]) == ("LEFÈVRE", "1968-03-14",
+                                                            "2025-03-12")

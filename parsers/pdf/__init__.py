@@ -46,6 +46,7 @@ import pdfplumber.page
 import pypdfium2 as pdfium
 import pytesseract
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.pdftypes import resolve1
 from pdfminer.utils import decode_text
 
 from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
@@ -295,6 +296,41 @@ SCAN_COVERAGE = 0.5
 STAMP_CHARS = 200
 
 
+# Text render mode 3 (neither filled nor stroked: invisible), set in the page's content: what
+# scanners and OCR tools (tesseract, ABBYY, Acrobat) lay over the page image of a searchable
+# scan. That text layer is read, however short (a short report is no fax header), unless it
+# is garbled.
+_INVISIBLE_MODE = re.compile(rb"(?<![0-9.])3\s+Tr\b")
+_VOWELS = frozenset("aeiouyàâäéèêëîïôöûüùÿœæ")
+
+
+def _invisible_text(ppage) -> bool:  # noqa: ANN001
+    """Whether the page's content sets text render mode 3 (invisible text)."""
+    try:
+        contents = resolve1(ppage.page_obj.attrs.get("Contents"))
+        streams = [resolve1(s) for s in (contents if isinstance(contents, list)
+                                         else [contents])]
+        return any(_INVISIBLE_MODE.search(s.get_data()) for s in streams
+                   if hasattr(s, "get_data"))
+    except InflateLimit:
+        raise
+    except Exception:  # noqa: BLE001 (a broken stream: taken as no OCR layer)
+        return False
+
+
+def _garbled(texts: list[str]) -> bool:
+    """Whether a scanner's OCR text layer is nonsense rather than text: under 60 % of its
+    characters letters or digits ('~ï¿½ |\\l;'), or under half of its words of three letters
+    or more with a vowel in them ('Xrtpq Mzzkl')."""
+    chars = sum(len(t) for t in texts)
+    alnum = sum(c.isalnum() for t in texts for c in t)
+    if not chars or alnum < 0.6 * chars:
+        return True
+    wordy = [t.lower() for t in texts if sum(c.isalpha() for c in t) >= 3]
+    voweled = sum(any(c in _VOWELS for c in t) for t in wordy)
+    return bool(wordy) and voweled < 0.5 * len(wordy)
+
+
 def _image_coverage(ppage) -> float:  # noqa: ANN001
     """Share of the page's area under its largest image (clipped to the page)."""
     width, height = float(ppage.width), float(ppage.height)
@@ -426,7 +462,11 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
     meaningful = sum(ch.isalnum() for *_, text in words for ch in text)
     if meaningful < min_text_chars:
         return None
-    if meaningful < STAMP_CHARS and _image_coverage(ppage) >= SCAN_COVERAGE:
+    scan = _image_coverage(ppage) >= SCAN_COVERAGE
+    ocr_layer = scan and _invisible_text(ppage)  # a searchable scan: the scanner's own OCR
+    if ocr_layer and _garbled([w[4] for w in words]):
+        return None  # the scanner's OCR read nonsense: read the image again
+    if meaningful < STAMP_CHARS and scan and not ocr_layer:
         return None  # a scan with a stamped line of text (fax header, scanner banner)
     # Lines: words sorted by top; a word joins the current line when its top is within
     # max(1 pt, 40 % of the line's first word height) of that word's top.
