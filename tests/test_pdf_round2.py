@@ -8,9 +8,11 @@ build_pdf); read by parsers.pdf (pdfplumber) and normalized as the pipeline does
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import zlib
 
+import pypdfium2 as pdfium
 import pytest
 from sqlalchemy import select
 
@@ -387,3 +389,20 @@ def test_a_garbled_scanner_text_layer_is_read_again_by_ocr() -> None:
     v = _values(msg.entries[0])
     assert (v["family"], v["birth_date"], v["exam_date"]) == ("LEFÈVRE", "1968-03-14",
                                                             "2025-03-12")
+
+
+def test_embedded_files_are_said_not_dropped_silently() -> None:
+    """A PDF/A-3 report carrying its structured copy as an attachment (a CDA): the file was
+    ignored without a word. Its pages are read as before, and a warning says how many files
+    it carries (their names are not said: they may name the patient)."""
+    pdf = pdfium.PdfDocument(_hand_pdf(REPORT))
+    pdf.new_attachment("LEFEVRE_Helene_CR.xml").set_data(
+        b'<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"/>')
+    buf = io.BytesIO()
+    pdf.save(buf)
+    pdf.close()
+    doc, msg = _read(buf.getvalue())
+    _expect_report(msg)
+    said = [w for w in doc.warnings if w.startswith("PDF_ATTACHMENTS: ")]
+    assert len(said) == 1 and "1 embedded file(s)" in said[0] and "LEFEVRE" not in said[0]
+    assert _read(_hand_pdf(REPORT))[0].warnings == []

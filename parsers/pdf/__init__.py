@@ -52,6 +52,7 @@ from pdfminer.utils import decode_text
 from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
 from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
 from .errors import (
+    PDF_ATTACHMENTS,
     PDF_CORRUPT,
     PDF_ENCRYPTED,
     PDF_NOT_PDF,
@@ -119,8 +120,13 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
     if b"%PDF-" not in data[:1024]:
         raise PdfParseError(PDF_NOT_PDF, "no '%PDF-' header in the first 1024 bytes")
 
-    sizes, metadata = _open_with_pdfium(data, limits)
+    sizes, metadata, attached = _open_with_pdfium(data, limits)
     warnings: list[str] = []
+    if attached:
+        warnings.append(f"{PDF_ATTACHMENTS}: the PDF carries {attached} embedded file(s) "
+                        "(attachments), not read: only its pages are; if it is the report's "
+                        "structured copy (a CDA, an HPRIM or HL7 file), ask the sender to send "
+                        "that file itself")
     pages: list[Page | None] = [None] * len(sizes)
     to_ocr: list[int] = []
     with budget(limits.max_inflated_bytes), _open_with_pdfminer(data, limits) as plumber:
@@ -173,9 +179,10 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
 # -- opening ----------------------------------------------------------------------------------
 
 def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float, float]],
-                                                                 dict[str, str]]:
-    """Page sizes (points, as displayed) and the info dictionary; refuses encrypted, broken
-    and over-long documents."""
+                                                                 dict[str, str], int]:
+    """Page sizes (points, as displayed), the info dictionary and how many files are
+    embedded (attachments: never read, but said, so that nothing sent goes unseen); refuses
+    encrypted, broken and over-long documents."""
     with PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -207,9 +214,13 @@ def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float,
                                         "be read (damaged page object)",
                                         f"page {index + 1}") from None
             metadata = _metadata(pdf)
+            try:
+                attached = max(0, pdf.count_attachments())
+            except Exception:  # noqa: BLE001 (a damaged name tree: no attachment said)
+                attached = 0
         finally:
             pdf.close()
-    return sizes, metadata
+    return sizes, metadata, attached
 
 
 # pdfium's FPDF_ERR_* when a document does not open (password and security: PDF_ENCRYPTED)
