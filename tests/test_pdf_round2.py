@@ -24,7 +24,7 @@ from pipelines.intake import Received, intake
 from pipelines.process import drain
 from samples import generate_pdf as g
 from tests.conftest import SAMPLES
-from tests.test_pdf_parser import build_pdf, make_scan
+from tests.test_pdf_parser import build_pdf, image_pdf, make_scan
 
 
 def _read(data: bytes):  # noqa: ANN202
@@ -406,3 +406,21 @@ def test_embedded_files_are_said_not_dropped_silently() -> None:
     said = [w for w in doc.warnings if w.startswith("PDF_ATTACHMENTS: ")]
     assert len(said) == 1 and "1 embedded file(s)" in said[0] and "LEFEVRE" not in said[0]
     assert _read(_hand_pdf(REPORT))[0].warnings == []
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is absent")
+def test_a_page_scanned_sideways_is_turned_upright_and_read() -> None:
+    """A report fed into the scanner sideways (the page image turned, no /Rotate to say it):
+    tesseract read scraps at confidence 37 ('SZOZ/£0/TT'), the report quarantined with no
+    patient found. Its orientation is now asked of tesseract (OSD) and the page read upright."""
+    sideways = make_scan(REPORT, dpi=150).rotate(90, expand=True)
+    doc, msg = _read_dpi(image_pdf([sideways], dpi=150), 150)
+    assert doc.pages[0].source == OCR and doc.pages[0].confidence > 60
+    v = _values(msg.entries[0])
+    assert (v["family"], v["birth_date"], v["exam_date"]) == ("LEFÈVRE", "1968-03-14",
+                                                            "2025-03-12")
+
+
+def _read_dpi(data: bytes, dpi: int):  # noqa: ANN202
+    doc = parse_pdf(data, PdfLimits(processes=1, dpi=dpi))
+    return doc, normalize_report(doc, data, "round2")
