@@ -327,7 +327,8 @@ _L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+[li1|]e\b|\bdate de naissan
 _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
 _L_PATIENT = re.compile(r"^\W{0,3}(?:nom (?:du |de la )?)?patient(?:e|\(e\))?\s*(?::\s*|$)")
 _NOT_PATIENT = re.compile(r"\b(?:preleveur|prescripteur|contact|confiance|tuteur|representant"
-                          r"|auteur|approbateur|signataire|destinataire|copie|adresse a)\b")
+                          r"|auteur|approbateur|signataire|destinataire|copie|adresse a"
+                          r"|traitant|correspondant|referent)\b")
 _CIVILITY = re.compile(r"(?<![a-z.])(madame|mademoiselle|monsieur|mme|mlle|mr|m\.|enfant)(?= )\s*")
 _CIVILITY_SEX = {"madame": "F", "mademoiselle": "F", "mme": "F", "mlle": "F",
                  "monsieur": "M", "mr": "M", "m.": "M", "enfant": ""}
@@ -576,6 +577,9 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
         _identity_fields(page_lines, fields)
         here = {name: _normalised(_value(fields, name))
                 for name in ("family", "birth_family", "birth_date")}
+        if not any(_L_PATIENT.match(ln.folded) or _NAME_LABEL.search(ln.folded)
+                   for ln in page_lines):
+            here["family"] = here["birth_family"] = ""  # no patient label: only a date tells
         named = bool(here["family"] and here["birth_date"])
         conclusion_at = next((n for n, ln in enumerate(page_lines)
                               if _CONCLUSION.match(ln.folded)), None)
@@ -597,10 +601,15 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
     return segments
 
 
+_NAME_LABEL = re.compile("|".join(p.pattern for p in (_L_USED, _L_BIRTH_NAME, _L_FAMILY,
+                                                      _L_FULL_NAME)))
+
+
 def _other_patient(person: dict[str, str], here: dict[str, str]) -> bool:
     """Whether a page names another patient than the report so far: another birth date, or
-    another family name that is not the birth name either report gives (a page printing
-    'LEFÈVRE' and another 'BÉRANGER épouse LEFÈVRE' is one woman)."""
+    (under a 'Patient' or 'Nom' label: a name met elsewhere, 'Médecin traitant : Mme X' on
+    page 2, is no patient) another family name that is not the birth name either report
+    gives (a page printing 'LEFÈVRE' and another 'BÉRANGER épouse LEFÈVRE' is one woman)."""
     if person.get("birth_date") and here["birth_date"] \
             and person["birth_date"] != here["birth_date"]:
         return True

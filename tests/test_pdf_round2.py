@@ -99,6 +99,27 @@ def test_a_page_naming_another_patient_without_birth_date_is_not_filed_with_the_
     assert msg.quarantine_reasons[0].startswith("IDENTITY_NOT_FOUND page 2: birth date")
 
 
+def test_the_family_doctor_named_on_a_page_is_no_other_patient() -> None:
+    """'Médecin traitant : Mme Sophie BERNARD' was read as the patient when no 'Patient' label
+    came before it (the civility is all that names the patient there), and on page 2 of a
+    report it would have made page 2 another patient's report."""
+    blocks = [("centre", "IMAGERIE MÉDICALE DES LILAS"), ("title", "SCANNER THORACIQUE"),
+              ("label", "Médecin traitant : Mme Sophie BERNARD"),
+              ("label", "Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968"),
+              ("label", "Examen du 12/03/2025"), ("head", "Conclusion :"),
+              ("body", "Pas de nodule suspect."), ("body", "Dr Paul ROCHE")]
+    _, msg = _read(g.write_pdf(g.layout(blocks), title="CR"))
+    assert (msg.identity.family, msg.identity.given) == ("LEFÈVRE", "Hélène")
+    body = [("body", "Coupes axiales et reconstructions multiplanaires sans anomalie.")] * 45
+    blocks = [*_report("SCANNER THORACIQUE", LEFEVRE, "12/03/2025", "Pas de nodule suspect.")]
+    blocks[6:6] = [("head", "Résultats :"), *body]
+    blocks.append(("small", "Médecin traitant : Mme Sophie BERNARD"))
+    pages = g.layout(blocks)
+    banner = g.Line("small", "LEFÈVRE Hélène - née le 14/03/1968 - SCANNER THORACIQUE", 56, 800)
+    _, msg = _read(g.write_pdf([pages[0], [banner, *pages[1]]], title="CR"))
+    assert len(pages) == 2 and len(msg.entries) == 1 and msg.patients is None
+
+
 def test_two_exams_of_one_patient_are_two_reports() -> None:
     """Two exams the same day printed in one PDF: two reports for one patient (the second
     exam's modality, region and conclusion were lost)."""
