@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from dossiers.schema import entries, imports
 from normalizers.report import normalize_report
-from parsers.pdf import OCR, TEXT_LAYER, PdfLimits, parse_pdf
+from parsers.pdf import OCR, TEXT_LAYER, PdfLimits, PdfParseError, parse_pdf
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -445,3 +445,33 @@ def test_a_page_scanned_sideways_is_turned_upright_and_read() -> None:
 def _read_dpi(data: bytes, dpi: int):  # noqa: ANN202
     doc = parse_pdf(data, PdfLimits(processes=1, dpi=dpi))
     return doc, normalize_report(doc, data, "round2")
+
+
+# -- checked and right: pinned ---------------------------------------------------------------------
+def test_empty_user_password_opens_and_a_real_one_is_refused_with_its_code() -> None:
+    """Encrypted with an empty user password (an owner password only: print or copy
+    restrictions, any viewer opens it): read. A real user password: PDF_ENCRYPTED."""
+    pages = g.layout(_report("IRM DU GENOU DROIT", LEFEVRE, "12/03/2025", "Normal."))
+    _, msg = _read(g.write_pdf(pages, title="CR", user_password=""))
+    assert msg.identity.family == "LEFÈVRE" and msg.entries[0].value == "Normal."
+    with pytest.raises(PdfParseError) as err:
+        parse_pdf(g.write_pdf(pages, title="CR", user_password="secret"))
+    assert err.value.code == "PDF_ENCRYPTED" and "LEFÈVRE" not in err.value.message
+
+
+def test_an_incremental_update_is_read_as_last_saved() -> None:
+    """A report corrected and saved again by appending (incremental update: a new content
+    stream, a new xref section with /Prev): the last version is read, not the first."""
+    base = _hand_pdf(REPORT)
+    prev = int(base.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+    lines = [*REPORT[:-2], "Fissure horizontale du ménisque externe.", "Dr Paul ROCHE"]
+    stream = b"\n".join(b"BT /F1 11 Tf 72 %d Td (%s) Tj ET" % (770 - 16 * i, _escape(t))
+                        for i, t in enumerate(lines))
+    at = len(base)
+    update = b"5 0 obj\n<< /Length %d >>\nstream\n" % len(stream) + stream \
+        + b"\nendstream\nendobj\n"
+    xref = at + len(update)
+    update += (b"xref\n0 1\n0000000000 65535 f \n5 1\n%010d 00000 n \ntrailer\n<< /Size 6 "
+               b"/Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (at, prev, xref))
+    _, msg = _read(base + update)
+    assert msg.entries[0].value == "Fissure horizontale du ménisque externe."
