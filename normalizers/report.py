@@ -191,8 +191,11 @@ _MONTHS = {"janvier": 1, "janv": 1, "jan": 1, "fevrier": 2, "fevr": 2, "fev": 2,
            "septembre": 9, "sept": 9, "sep": 9, "octobre": 10, "oct": 10, "novembre": 11,
            "nov": 11, "decembre": 12, "dec": 12}
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# 'le 03/03/2026', '03/03/26', '3 mars 2026', '1er mars 2026', and ISO 8601 '2026-03-03'
+# (what RIS software prints from its database)
 _DATE = re.compile(
-    rf"(?<![0-9a-z])(?:(?P<d>{_D}{{1,2}}) ?[/.\-] ?(?P<m>{_D}{{1,2}}) ?[/.\-] ?"
+    r"(?<![0-9a-z])(?:(?P<y3>[0-9]{4})-(?P<m3>[0-9]{2})-(?P<d3>[0-9]{2})(?![0-9])"
+    rf"|(?P<d>{_D}{{1,2}}) ?[/.\-] ?(?P<m>{_D}{{1,2}}) ?[/.\-] ?"
     rf"(?P<y>{_D}{{4}}|[0-9]{{2}})(?![0-9])"
     rf"|(?P<d2>1er|{_D}{{1,2}}) +(?P<mon>{_MONTH_RE})\.? +(?P<y2>{_D}{{4}})(?![0-9]))")
 _OCR_DIGITS = str.maketrans("oli|", "0111")
@@ -206,7 +209,9 @@ def _digits(s: str) -> str | None:
 
 
 def _date_from(m: re.Match[str]) -> str | None:
-    if m.group("mon"):
+    if m.group("y3"):
+        d, mo, y = m.group("d3"), m.group("m3"), m.group("y3")
+    elif m.group("mon"):
         d = "1" if m.group("d2") == "1er" else _digits(m.group("d2"))
         mo: str | None = str(_MONTHS[m.group("mon")])
         y = _digits(m.group("y2"))

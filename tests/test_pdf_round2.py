@@ -361,8 +361,9 @@ def test_lab_report_printed_to_pdf_is_dated_by_its_specimen() -> None:
     assert (entry.type, entry.effective, entry.issued) == ("report", "2026-03-03", "2026-03-03")
     assert "Créatinine 68 µmol/L 45 - 84" in entry.details["text"]
     assert entry.key.startswith("report|2026-03-03|") and msg.quarantine_reasons == []
-    for label in ("Date de prélèvement : 3 mars 2026", "Prélèvement du 03.03.2026"):
-        blocks[4] = ("label", label)
+    for label in ("Date de prélèvement : 3 mars 2026", "Prélèvement du 03.03.2026",
+                  "Date de prélèvement : 2026-03-03"):  # ISO 8601, as RIS and LIS print it
+        blocks[5] = ("label", label)  # instead of "Prélevé le ..."
         _, msg = _read(g.write_pdf(g.layout(blocks), title="CR biologie"))
         assert msg.entries[0].effective == "2026-03-03", label
 
