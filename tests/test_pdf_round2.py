@@ -476,3 +476,26 @@ def test_an_incremental_update_is_read_as_last_saved() -> None:
                b"/Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (at, prev, xref))
     _, msg = _read(base + update)
     assert msg.entries[0].value == "Fissure horizontale du ménisque externe."
+
+
+def test_ligatures_and_no_break_spaces_in_dates_and_values() -> None:
+    """Glyphs 'fi' / 'fl' (a font's /Differences, as typesetters write 'confirmé', 'reflux')
+    are read as letters; no-break spaces (U+00A0) and narrow ones (U+202F, French typography
+    before units and inside dates) are spaces for the dates and values."""
+    ligatures = b"<< /Type /Encoding /BaseEncoding /WinAnsiEncoding /Differences [30 /fi 31 /fl] >>"
+    narrow = _to_unicode(b"1 beginbfchar <A0> <202F> endbfchar")
+    lines = [*REPORT[:3], "Née le\xa014\xa0mars\xa01968", "Examen du 12\xa0/\xa003\xa0/\xa02025",
+             "Conclusion :", "Fissure con\x1erm\xe9e, sans re\x1fux articulaire, de 12\xa0mm.",
+             "Dr Paul ROCHE"]
+    for font, extra in ((b"/WinAnsiEncoding", ()), (ligatures, ()),
+                        (b"/WinAnsiEncoding /ToUnicode 6 0 R", (narrow,))):
+        stream = [b"BT /F1 11 Tf 72 %d Td (%s) Tj ET" % (770 - 16 * i, t.encode("cp1252")
+                                                        .replace(b"(", b"\\(")
+                                                        .replace(b")", b"\\)"))
+                  for i, t in enumerate(lines)]
+        _, msg = _read(_hand_pdf([], font=font, extra=extra, ops=stream))
+        v = _values(msg.entries[0])
+        assert (v["family"], v["birth_date"], v["exam_date"]) == (
+            "LEFÈVRE", "1968-03-14", "2025-03-12"), font
+        if font == ligatures:
+            assert msg.entries[0].value == "Fissure confirmée, sans reflux articulaire, de 12 mm."
