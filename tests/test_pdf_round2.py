@@ -254,6 +254,22 @@ def test_pages_rotated_by_rotate_or_drawn_turned_are_read_in_their_text_directio
         _expect_report(msg)
 
 
+def test_a_margin_note_printed_up_the_side_stays_out_of_the_lines() -> None:
+    """'Document imprimé le ... - Page 1/1' printed up the left margin (hospital information
+    systems do): its letters were wedged into every line it crossed as one-letter or reversed
+    words ('tnemucoD', '5202/30/31'): the conclusion took them and lost its signer. It is now
+    one line of its own after the page's, read in its direction; the same up the right
+    margin (reading down) and upside down at the foot."""
+    note = "Document imprimé le 13/03/2025 à 10:42 - CR n° 2025-000123 - Page 1/1"
+    for angle, placed in ((90, b"0 1 -1 0 30 560"), (270, b"0 -1 1 0 570 800"),
+                          (180, b"-1 0 0 -1 500 40")):
+        doc, msg = _read(_hand_pdf(REPORT, ops=[b"BT /F1 8 Tf %s Tm (%s) Tj ET"
+                                                % (placed, _escape(note))]))
+        _expect_report(msg)
+        assert _values(msg.entries[0])["radiologist"] == "Dr Paul ROCHE", angle
+        assert doc.pages[0].text.split("\n")[-1] == note, angle
+
+
 def test_text_outside_the_crop_box_is_not_read() -> None:
     """Two reports printed side by side on one sheet, split into two pages by crop boxes over
     the same content (what 'split pages' tools write): each page read both reports (the first

@@ -358,14 +358,54 @@ def _text_direction(ppage) -> int:  # noqa: ANN001
     displayed (0, 90, 180, 270): 0 for text read left to right."""
     votes: dict[int, int] = {}
     for char in ppage.chars:
-        a, b = float(char["matrix"][0]), float(char["matrix"][1])
-        if a or b:
-            angle = round(math.degrees(math.atan2(b, a)) / 90) % 4 * 90
+        angle = _char_angle(char)
+        if angle is not None:
             votes[angle] = votes.get(angle, 0) + 1
     if not votes:
         return 0
     best = max(votes, key=votes.__getitem__)
     return best if votes[best] * 2 > sum(votes.values()) else 0
+
+
+def _char_angle(char: dict) -> int | None:
+    """The direction a character runs in (0, 90, 180, 270 degrees counter-clockwise, to the
+    nearest quarter turn), None when its matrix says none."""
+    a, b = float(char["matrix"][0]), float(char["matrix"][1])
+    if not a and not b:
+        return None
+    return round(math.degrees(math.atan2(b, a)) / 90) % 4 * 90
+
+
+# pdfplumber's reading of text that runs in another direction than the page's (angle: line
+# and character directions, the '_rotated' ones for characters not upright)
+_TURNED_READING = {90: {"line_dir_rotated": "ltr", "char_dir_rotated": "btt"},
+                   270: {"line_dir_rotated": "rtl", "char_dir_rotated": "ttb"},
+                   180: {"line_dir": "btt", "char_dir": "rtl"}}
+
+
+def _aside_lines(ppage) -> list[list[tuple]]:  # noqa: ANN001
+    """The lines of text running across the page's own (a margin note printed up the side:
+    'Document imprimé le ... - Page 1/1', a reference, a signature stamp), each read in its
+    own direction. Read with the page's lines, their letters became one-letter or reversed
+    words wedged into every line they crossed ('tnemucoD', a date in the conclusion, 'Dr X'
+    no longer starting its line); they come after the page's lines now, whole."""
+    out: list[list[tuple]] = []
+    for angle, reading in _TURNED_READING.items():
+        chars = [c for c in ppage.chars if _char_angle(c) == angle]
+        if not chars:
+            continue
+        sub = ppage.filter(lambda o, a=angle: o.get("object_type") != "char"
+                           or _char_angle(o) == a)
+        along = "top" if angle == 180 else "x0" if angle == 90 else "x1"
+        lines: dict[int, list[tuple]] = {}
+        for w in sub.extract_words(keep_blank_chars=False, use_text_flow=False, **reading):
+            text = unicodedata.normalize("NFC", _CID.sub("", w["text"])).strip()
+            if text:
+                key = round(float(w[along]) / 2)  # one line: the same place across it
+                lines.setdefault(key, []).append(
+                    (float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]), text))
+        out.extend(lines[key] for key in sorted(lines, reverse=angle != 90))
+    return out
 
 
 def _upright(ppage):  # noqa: ANN001, ANN202
@@ -460,8 +500,11 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
     ppage = _visible(_upright(ppage))
+    aside = _aside_lines(ppage)
+    main = ppage.filter(lambda o: o.get("object_type") != "char" or _char_angle(o) in (0, None)) \
+        if aside else ppage
     words = []
-    for w in ppage.extract_words(keep_blank_chars=False, use_text_flow=False):
+    for w in main.extract_words(keep_blank_chars=False, use_text_flow=False):
         # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
         # macOS Quartz, some LaTeX and report engines) give the same text as precomposed
         # 'é' (canonical equivalence): what a reader sees, and what the labels are matched on
@@ -470,7 +513,8 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
             words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
                           text))
     words.extend(_form_field_words(ppage, words))
-    meaningful = sum(ch.isalnum() for *_, text in words for ch in text)
+    meaningful = sum(ch.isalnum() for *_, text in words + [w for line in aside for w in line]
+                     for ch in text)
     if meaningful < min_text_chars:
         return None
     scan = _image_coverage(ppage) >= SCAN_COVERAGE
@@ -489,10 +533,12 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
             lines.append([])
             line_top, line_tol = w[0], max(1.0, 0.4 * (w[1] - w[0]))
         lines[-1].append(w)
+    for line in lines:
+        line.sort(key=lambda w: w[2])
+    lines.extend(aside)  # already in their own reading order
     out: list[Word] = []
     texts = []
     for n, line in enumerate(lines):
-        line.sort(key=lambda w: w[2])
         texts.append(" ".join(w[4] for w in line))
         out.extend(Word(text=w[4], confidence=100.0,
                         bbox=(round(w[2], 2), round(w[0], 2), round(w[3], 2), round(w[1], 2)),
