@@ -56,6 +56,7 @@ from normalizers.model import (
     NormalizationError,
     NormalizedMessage,
     PatientIdentity,
+    PatientPart,
 )
 from normalizers.nir import nir_key_valid
 from normalizers.tabledata import table
@@ -134,7 +135,7 @@ def _lines(doc: PdfDocument) -> list[_Line]:
             for n in sorted(by_line):
                 parts, spans, pos = [], [], 0
                 for w in by_line[n]:
-                    t = " ".join(w.text.split())
+                    t = unicodedata.normalize("NFC", " ".join(w.text.split()))
                     conf = 100.0 if source == TEXT_LAYER else _num(w.confidence, default)
                     spans.append((pos, pos + len(t), conf))
                     parts.append(t)
@@ -142,7 +143,7 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                 text = " ".join(parts)
                 out.append(_Line(page.number, source, text, _fold_line(text), spans))
         else:
-            for raw in (page.text or "").splitlines():
+            for raw in unicodedata.normalize("NFC", page.text or "").splitlines():
                 text = raw.replace("\f", " ").rstrip()
                 if not text.strip():
                     continue
@@ -190,8 +191,11 @@ _MONTHS = {"janvier": 1, "janv": 1, "jan": 1, "fevrier": 2, "fevr": 2, "fev": 2,
            "septembre": 9, "sept": 9, "sep": 9, "octobre": 10, "oct": 10, "novembre": 11,
            "nov": 11, "decembre": 12, "dec": 12}
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# 'le 03/03/2026', '03/03/26', '3 mars 2026', '1er mars 2026', and ISO 8601 '2026-03-03'
+# (what RIS software prints from its database)
 _DATE = re.compile(
-    rf"(?<![0-9a-z])(?:(?P<d>{_D}{{1,2}}) ?[/.\-] ?(?P<m>{_D}{{1,2}}) ?[/.\-] ?"
+    r"(?<![0-9a-z])(?:(?P<y3>[0-9]{4})-(?P<m3>[0-9]{2})-(?P<d3>[0-9]{2})(?![0-9])"
+    rf"|(?P<d>{_D}{{1,2}}) ?[/.\-] ?(?P<m>{_D}{{1,2}}) ?[/.\-] ?"
     rf"(?P<y>{_D}{{4}}|[0-9]{{2}})(?![0-9])"
     rf"|(?P<d2>1er|{_D}{{1,2}}) +(?P<mon>{_MONTH_RE})\.? +(?P<y2>{_D}{{4}})(?![0-9]))")
 _OCR_DIGITS = str.maketrans("oli|", "0111")
@@ -205,7 +209,9 @@ def _digits(s: str) -> str | None:
 
 
 def _date_from(m: re.Match[str]) -> str | None:
-    if m.group("mon"):
+    if m.group("y3"):
+        d, mo, y = m.group("d3"), m.group("m3"), m.group("y3")
+    elif m.group("mon"):
         d = "1" if m.group("d2") == "1er" else _digits(m.group("d2"))
         mo: str | None = str(_MONTHS[m.group("mon")])
         y = _digits(m.group("y2"))
@@ -326,7 +332,8 @@ _L_BIRTH_DATE = re.compile(r"(?:\bnee?(?: ?\(e\))?\s+[li1|]e\b|\bdate de naissan
 _L_SEX = re.compile(r"\bsexe\s*:?\s*(feminin|masculin|femme|homme|f|m)\b")
 _L_PATIENT = re.compile(r"^\W{0,3}(?:nom (?:du |de la )?)?patient(?:e|\(e\))?\s*(?::\s*|$)")
 _NOT_PATIENT = re.compile(r"\b(?:preleveur|prescripteur|contact|confiance|tuteur|representant"
-                          r"|auteur|approbateur|signataire|destinataire|copie|adresse a)\b")
+                          r"|auteur|approbateur|signataire|destinataire|copie|adresse a"
+                          r"|traitant|correspondant|referent)\b")
 _CIVILITY = re.compile(r"(?<![a-z.])(madame|mademoiselle|monsieur|mme|mlle|mr|m\.|enfant)(?= )\s*")
 _CIVILITY_SEX = {"madame": "F", "mademoiselle": "F", "mme": "F", "mlle": "F",
                  "monsieur": "M", "mr": "M", "m.": "M", "enfant": ""}
@@ -337,9 +344,13 @@ _SP = "[ .]{0,2}"
 _NIR = re.compile(
     rf"(?<![0-9a-z])({_D}(?:{_SP}{_D}){{4}}{_SP}(?:2{_SP}[ab]|{_D}{_SP}{_D})"
     rf"(?:{_SP}{_D}){{6}}{_SP}{_D}{_SP}{_D})(?![0-9a-z])")
+# the exam's date; for a laboratory's report printed to PDF, the specimen's collection
+# ('Prélevé le 03/03/26 à 08:15', 'Date de prélèvement :', 'Prélèvement du ...')
 _EXAM_DATE = re.compile(
     r"(?:\bdate (?:de l'|d')?(?:examen|exam|acte|realisation)|\bexamen (?:realise |effectue )?"
-    r"(?:du|[li1|]e)\b|\b(?:realis|effectu|pratiqu)ee? [li1|]e\b|\bexamen :)\s*:?\s*")
+    r"(?:du|[li1|]e)\b|\b(?:realis|effectu|pratiqu)ee? [li1|]e\b|\bexamen :"
+    r"|\bdate (?:du |de )?prelevement|\bprelevee?s? [li1|]e\b|\bprelevement (?:du|[li1|]e)\b)"
+    r"\s*:?\s*")
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
@@ -410,7 +421,12 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
                      min_identity_confidence: float = 80.0) -> NormalizedMessage:
     """The NormalizedMessage of one PDF report (``data``: the PDF's bytes, attached to the
     entry; ``source``: the sender, recorded in the details). Raises NormalizationError
-    REPORT_EMPTY when no page has any text."""
+    REPORT_EMPTY when no page has any text.
+
+    A PDF may hold several reports (a centre's batch print: two exams, or two patients one
+    after the other): each becomes its own entry (``details.report_pages``), and when they
+    name different patients the message has one part per patient (``patients``), each filed
+    in its own dossier, never all in the first one's (see _report_segments)."""
     lines = _lines(doc)
     full_text = doc.text if any((p.text or "").strip() for p in doc.pages) \
         else "\n".join(ln.text for ln in lines)
@@ -420,6 +436,60 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         raise NormalizationError("REPORT_EMPTY", f"the PDF has no text on any of its {n} "
                                  f"page(s): no text layer, and OCR read nothing (a blank page, "
                                  f"or a scan too faint, small or blurred to read?)", where)
+    logical_id = f"pdf|{_sha(full_text)}"
+    segments = _report_segments(lines)
+    if len(segments) == 1:
+        pages = [p.number for p in doc.pages] or [1]
+        entry, identity, warnings, quarantine = _read_report(
+            lines, pages, doc, data, source, full_text, min_identity_confidence)
+        return NormalizedMessage(logical_id=logical_id, identity=identity, entries=[entry],
+                                 warnings=warnings, quarantine_reasons=quarantine)
+    reports = []
+    for segment in segments:
+        pages = sorted({ln.page for ln in segment})
+        text = "\n\f\n".join(p.text for p in doc.pages if p.number in pages) \
+            if any((p.text or "").strip() for p in doc.pages if p.number in pages) \
+            else "\n".join(ln.text for ln in segment)
+        entry, identity, warnings, quarantine = _read_report(
+            segment, pages, doc, data, source, text, min_identity_confidence)
+        entry.details["report_pages"] = pages
+        reports.append((_where(pages), entry, identity, warnings, quarantine))
+    warnings = [f"REPORT_SEVERAL: the PDF holds {len(reports)} reports ("
+                + "; ".join(where for where, *_ in reports) + "): one entry each"]
+    quarantine = []
+    for where, _, _, more, reasons in reports:
+        warnings.extend(f"{where}: {w}" for w in more)
+        quarantine.extend(reasons)
+    entries = [entry for _, entry, *_ in reports]
+    identities = [identity for _, _, identity, *_ in reports]
+    if len({_person_key(i) for i in identities}) == 1:  # one patient, several exams
+        return NormalizedMessage(logical_id=logical_id, identity=identities[0], entries=entries,
+                                 warnings=warnings, quarantine_reasons=quarantine)
+    warnings[0] += f", of {len({_person_key(i) for i in identities})} patients filed apart"
+    parts = [PatientPart(where, identity, 1) for where, _, identity, *_ in reports]
+    return NormalizedMessage(logical_id=logical_id, identity=PatientIdentity(),
+                             entries=entries, warnings=warnings, quarantine_reasons=quarantine,
+                             patients=parts)
+
+
+def _where(pages: list[int]) -> str:
+    """'page 2', 'pages 1-3' (consecutive), 'pages 1, 3'."""
+    if len(pages) == 1:
+        return f"page {pages[0]}"
+    if pages == list(range(pages[0], pages[-1] + 1)):
+        return f"pages {pages[0]}-{pages[-1]}"
+    return "pages " + ", ".join(str(p) for p in pages)
+
+
+def _person_key(identity: PatientIdentity) -> tuple[str, str]:
+    return _normalised(identity.family), identity.birth_date
+
+
+def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: bytes,
+                 source: str, full_text: str, min_identity_confidence: float) \
+        -> tuple[Entry, PatientIdentity, list[str], list[str]]:
+    """One report's entry, the patient it names, its warnings and quarantine reasons, from
+    its ``lines`` (on ``pages``)."""
     warnings: list[str] = []  # the parser's own (doc.warnings) are the pipeline's to add
     fields: dict[str, dict[str, Any]] = {}
 
@@ -450,7 +520,7 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
                 identity.sex = "M" if nir_field["value"][0] == "1" else "F"
                 fields["sex"] = {**nir_field, "value": identity.sex, "from": "nir"}
                 fields["sex"].pop("key_valid", None)
-    quarantine = _identity_reasons(fields, min_identity_confidence, doc.page_count)
+    quarantine = _identity_reasons(fields, min_identity_confidence, pages)
 
     conclusion = _value(fields, "conclusion")
     modality = _value(fields, "modality")
@@ -465,7 +535,7 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         "fields": fields,
         "text": text_bytes[:TEXT_CAP].decode("utf-8", errors="ignore"),
         "pages": doc.page_count,
-        "ocr_pages": [p.number for p in doc.pages if p.source == OCR],
+        "ocr_pages": [p.number for p in doc.pages if p.source == OCR and p.number in pages],
         "mean_confidence": round(sum(confs) / len(confs), 1) if confs else 0.0,
         "source": source,
         "media_type": MEDIA_PDF,
@@ -486,8 +556,82 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         effective=exam_date or None, issued=_value(fields, "report_date") or None,
         performer=_value(fields, "radiologist") or None,
         attachment=Attachment(data, MEDIA_PDF), details=details)
-    return NormalizedMessage(logical_id=f"pdf|{_sha(full_text)}", identity=identity,
-                             entries=[entry], warnings=warnings, quarantine_reasons=quarantine)
+    return entry, identity, warnings, quarantine
+
+
+# -- several reports in one PDF ----------------------------------------------------------------
+_MAX_TITLE_LINE = 25  # a report's title is among the first lines of its first page
+
+
+def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
+    """The reports of a PDF, as runs of whole pages. A page starts another report when it
+    names another patient than the report before it (another family name, other than its
+    birth name, or another birth date), or when it starts another exam: its own title line (a
+    modality) among its first lines, before its own conclusion heading, with the patient
+    block or an exam date printed on it, while the report before it has its conclusion
+    already. A header or footer repeating the patient on every page, a conclusion carried
+    over to page 2, an annex page: one report."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    segments: list[list[_Line]] = []
+    person: dict[str, str] = {}  # what the current report says of its patient
+    concluded = False
+    for page_lines in by_page.values():
+        fields: dict[str, dict[str, Any]] = {}
+        _identity_fields(page_lines, fields)
+        here = {name: _normalised(_value(fields, name))
+                for name in ("family", "birth_family", "birth_date")}
+        if not any(_L_PATIENT.match(ln.folded) or _NAME_LABEL.search(ln.folded)
+                   for ln in page_lines):
+            here["family"] = here["birth_family"] = ""  # no patient label: only a date tells
+        named = bool(here["family"] and here["birth_date"])
+        conclusion_at = next((n for n, ln in enumerate(page_lines)
+                              if _CONCLUSION.match(ln.folded)), None)
+        new = False
+        if segments and _other_patient(person, here):
+            new = True
+        elif segments and concluded and conclusion_at is not None:
+            title_at = _title_line(page_lines[:min(conclusion_at, _MAX_TITLE_LINE)])
+            exam: dict[str, dict[str, Any]] = {}
+            _exam_fields(page_lines, exam)
+            new = title_at is not None and (named or "exam_date" in exam)
+        if new or not segments:
+            segments.append([])
+            person, concluded = {}, False
+        segments[-1].extend(page_lines)
+        for name, value in here.items():
+            person[name] = person.get(name) or value
+        concluded = concluded or conclusion_at is not None
+    return segments
+
+
+_NAME_LABEL = re.compile("|".join(p.pattern for p in (_L_USED, _L_BIRTH_NAME, _L_FAMILY,
+                                                      _L_FULL_NAME)))
+
+
+def _other_patient(person: dict[str, str], here: dict[str, str]) -> bool:
+    """Whether a page names another patient than the report so far: another birth date, or
+    (under a 'Patient' or 'Nom' label: a name met elsewhere, 'Médecin traitant : Mme X' on
+    page 2, is no patient) another family name that is not the birth name either report
+    gives (a page printing 'LEFÈVRE' and another 'BÉRANGER épouse LEFÈVRE' is one woman)."""
+    if person.get("birth_date") and here["birth_date"] \
+            and person["birth_date"] != here["birth_date"]:
+        return True
+    family, known = here["family"], {person.get("family"), person.get("birth_family")} - {""}
+    return bool(family and known and family not in known
+                and not (here["birth_family"] and here["birth_family"] in known))
+
+
+def _title_line(lines: list[_Line]) -> int | None:
+    """The index of the line _title would take as the exam title, or None."""
+    for i, line in enumerate(lines):
+        if len(line.folded) > 140 or _TITLE_SKIP.match(line.folded):
+            continue
+        found = _modalities(line)
+        if found and found[0][1] <= 40:
+            return i
+    return None
 
 
 def _value(fields: dict[str, dict[str, Any]], name: str) -> str:
@@ -697,7 +841,7 @@ def _nir_mismatch(nir: str, identity: PatientIdentity) -> str:
 
 
 def _identity_reasons(fields: dict[str, dict[str, Any]], minimum: float,
-                      page_count: int) -> list[str]:
+                      pages: list[int]) -> list[str]:
     """The quarantine reasons of the identity read, each starting with its page(s).
 
     IDENTITY_NOT_FOUND: the family name or the birth date is printed nowhere the normalizer
@@ -708,7 +852,7 @@ def _identity_reasons(fields: dict[str, dict[str, Any]], minimum: float,
     reasons = []
     missing = [label for name, label in IDENTITY_FIELDS if name != "given" and name not in fields]
     if missing:
-        where = "page 1" if page_count <= 1 else f"pages 1-{page_count}"
+        where = _where(pages)
         reasons.append(f"IDENTITY_NOT_FOUND {where}: "
                        + "; ".join(f"{label} not found" for label in missing)
                        + " (no patient block printed on the report, or its labels not read): "
@@ -746,13 +890,10 @@ def _exam_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
 
 def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
     """The exam title line: the first short line naming a modality near its start."""
-    for i, line in enumerate(lines):
-        if len(line.folded) > 140 or _TITLE_SKIP.match(line.folded):
-            continue
-        found = [t for t in _terms("imaging_modalities", line.folded) if t[0]["code"]]
-        if not found or found[0][1] > 40:
-            continue
-        row, start, end = found[0]
+    i = _title_line(lines)
+    if i is not None:
+        line = lines[i]
+        row, start, end = _modalities(line)[0]
         fields["modality"] = _field(row["code"], line, start, end)
         label = _TITLE_LABEL.match(line.folded)  # 'Examen : IRM DU GENOU GAUCHE'
         at = label.end() if label and label.end() <= start else 0
@@ -765,6 +906,10 @@ def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
         _region(lines, i, end, row.get("default_region", ""), fields)
         return title
     return ""
+
+
+def _modalities(line: _Line) -> list[tuple[dict[str, str], int, int]]:
+    return [t for t in _terms("imaging_modalities", line.folded) if t[0]["code"]]
 
 
 def _region(lines: list[_Line], i: int, after: int, default: str,
@@ -977,6 +1122,40 @@ def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
 
 
 # -- conclusion ---------------------------------------------------------------------------------
+_MARGIN_LINES = 3  # lines at the top and at the bottom of a page where headers and footers are
+
+
+def _page_margins(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> set[int]:
+    """The ids of the lines that are a page's running header or footer, not the report's
+    text: among the first or last _MARGIN_LINES of their page, either printed on several
+    pages (digits aside: 'page 1/3', a date) or naming the patient (the family name read, a
+    'né(e) le' with a date: 'DURAND Claire - née le 03/07/1961 - Examen du 12/03/2025'). A
+    conclusion going over a page skips them (they were read into it, the patient's name
+    with them)."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    zone = [ln for page in by_page.values()
+            for ln in page[:_MARGIN_LINES] + page[_MARGIN_LINES:][-_MARGIN_LINES:]]
+    seen: dict[str, set[int]] = {}
+    for line in zone:
+        seen.setdefault(_masked(line), set()).add(line.page)
+    family = fold(_value(fields, "family"))
+    named = re.compile(rf"(?<![a-z]){re.escape(family)}(?![a-z])") if family else None
+    out = set()
+    for line in zone:
+        birth = _L_BIRTH_DATE.search(line.folded)
+        if (len(seen[_masked(line)]) > 1 and len(_masked(line)) >= 8) \
+                or (named and named.search(line.folded)) \
+                or (birth and _date_after(line, birth.end())):
+            out.add(id(line))
+    return out
+
+
+def _masked(line: _Line) -> str:
+    return " ".join(re.sub(r"[0-9]+", "#", line.folded).split())
+
+
 def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
     for i, line in enumerate(lines):
         m = _CONCLUSION.match(line.folded)
@@ -988,6 +1167,7 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
         if rest:
             parts.append((line, m.end(), len(line.text)))
             texts.append(rest)
+        margins = _page_margins(lines, fields)
         for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
             if _CONCLUSION_END.match(nxt.folded):
                 break
@@ -995,6 +1175,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                 continue  # the heading printed twice
             if _PAGE_NUMBER.fullmatch(nxt.folded.strip()):
                 continue  # a page footer inside the conclusion
+            if id(nxt) in margins:
+                continue  # a page's footer or banner, where the conclusion goes over a page
             parts.append((nxt, 0, len(nxt.text)))
             texts.append(nxt.text.strip())
         value = _EDGE_PUNCT.sub("", "\n".join(texts))

@@ -36,18 +36,23 @@ import re
 import sys
 import threading
 import time
+import unicodedata
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import pdfplumber
+import pdfplumber.page
 import pypdfium2 as pdfium
 import pytesseract
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.pdftypes import resolve1
+from pdfminer.utils import decode_text
 
 from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
 from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
 from .errors import (
+    PDF_ATTACHMENTS,
     PDF_CORRUPT,
     PDF_ENCRYPTED,
     PDF_NOT_PDF,
@@ -115,8 +120,13 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
     if b"%PDF-" not in data[:1024]:
         raise PdfParseError(PDF_NOT_PDF, "no '%PDF-' header in the first 1024 bytes")
 
-    sizes, metadata = _open_with_pdfium(data, limits)
+    sizes, metadata, attached = _open_with_pdfium(data, limits)
     warnings: list[str] = []
+    if attached:
+        warnings.append(f"{PDF_ATTACHMENTS}: the PDF carries {attached} embedded file(s) "
+                        "(attachments), not read: only its pages are; if it is the report's "
+                        "structured copy (a CDA, an HPRIM or HL7 file), ask the sender to send "
+                        "that file itself")
     pages: list[Page | None] = [None] * len(sizes)
     to_ocr: list[int] = []
     with budget(limits.max_inflated_bytes), _open_with_pdfminer(data, limits) as plumber:
@@ -169,9 +179,10 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
 # -- opening ----------------------------------------------------------------------------------
 
 def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float, float]],
-                                                                 dict[str, str]]:
-    """Page sizes (points, as displayed) and the info dictionary; refuses encrypted, broken
-    and over-long documents."""
+                                                                 dict[str, str], int]:
+    """Page sizes (points, as displayed), the info dictionary and how many files are
+    embedded (attachments: never read, but said, so that nothing sent goes unseen); refuses
+    encrypted, broken and over-long documents."""
     with PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(data)
@@ -203,9 +214,13 @@ def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float,
                                         "be read (damaged page object)",
                                         f"page {index + 1}") from None
             metadata = _metadata(pdf)
+            try:
+                attached = max(0, pdf.count_attachments())
+            except Exception:  # noqa: BLE001 (a damaged name tree: no attachment said)
+                attached = 0
         finally:
             pdf.close()
-    return sizes, metadata
+    return sizes, metadata, attached
 
 
 # pdfium's FPDF_ERR_* when a document does not open (password and security: PDF_ENCRYPTED)
@@ -292,6 +307,41 @@ SCAN_COVERAGE = 0.5
 STAMP_CHARS = 200
 
 
+# Text render mode 3 (neither filled nor stroked: invisible), set in the page's content: what
+# scanners and OCR tools (tesseract, ABBYY, Acrobat) lay over the page image of a searchable
+# scan. That text layer is read, however short (a short report is no fax header), unless it
+# is garbled.
+_INVISIBLE_MODE = re.compile(rb"(?<![0-9.])3\s+Tr\b")
+_VOWELS = frozenset("aeiouyàâäéèêëîïôöûüùÿœæ")
+
+
+def _invisible_text(ppage) -> bool:  # noqa: ANN001
+    """Whether the page's content sets text render mode 3 (invisible text)."""
+    try:
+        contents = resolve1(ppage.page_obj.attrs.get("Contents"))
+        streams = [resolve1(s) for s in (contents if isinstance(contents, list)
+                                         else [contents])]
+        return any(_INVISIBLE_MODE.search(s.get_data()) for s in streams
+                   if hasattr(s, "get_data"))
+    except InflateLimit:
+        raise
+    except Exception:  # noqa: BLE001 (a broken stream: taken as no OCR layer)
+        return False
+
+
+def _garbled(texts: list[str]) -> bool:
+    """Whether a scanner's OCR text layer is nonsense rather than text: under 60 % of its
+    characters letters or digits ('~ï¿½ |\\l;'), or under half of its words of three letters
+    or more with a vowel in them ('Xrtpq Mzzkl')."""
+    chars = sum(len(t) for t in texts)
+    alnum = sum(c.isalnum() for t in texts for c in t)
+    if not chars or alnum < 0.6 * chars:
+        return True
+    wordy = [t.lower() for t in texts if sum(c.isalpha() for c in t) >= 3]
+    voweled = sum(any(c in _VOWELS for c in t) for t in wordy)
+    return bool(wordy) and voweled < 0.5 * len(wordy)
+
+
 def _image_coverage(ppage) -> float:  # noqa: ANN001
     """Share of the page's area under its largest image (clipped to the page)."""
     width, height = float(ppage.width), float(ppage.height)
@@ -303,19 +353,175 @@ def _image_coverage(ppage) -> float:  # noqa: ANN001
     return best / (width * height) if width and height else 0.0
 
 
+def _text_direction(ppage) -> int:  # noqa: ANN001
+    """The direction most of the page's characters run in, in degrees counter-clockwise as
+    displayed (0, 90, 180, 270): 0 for text read left to right."""
+    votes: dict[int, int] = {}
+    for char in ppage.chars:
+        angle = _char_angle(char)
+        if angle is not None:
+            votes[angle] = votes.get(angle, 0) + 1
+    if not votes:
+        return 0
+    best = max(votes, key=votes.__getitem__)
+    return best if votes[best] * 2 > sum(votes.values()) else 0
+
+
+def _char_angle(char: dict) -> int | None:
+    """The direction a character runs in (0, 90, 180, 270 degrees counter-clockwise, to the
+    nearest quarter turn), None when its matrix says none."""
+    a, b = float(char["matrix"][0]), float(char["matrix"][1])
+    if not a and not b:
+        return None
+    return round(math.degrees(math.atan2(b, a)) / 90) % 4 * 90
+
+
+# pdfplumber's reading of text that runs in another direction than the page's (angle: line
+# and character directions, the '_rotated' ones for characters not upright)
+_TURNED_READING = {90: {"line_dir_rotated": "ltr", "char_dir_rotated": "btt"},
+                   270: {"line_dir_rotated": "rtl", "char_dir_rotated": "ttb"},
+                   180: {"line_dir": "btt", "char_dir": "rtl"}}
+
+
+def _aside_lines(ppage) -> list[list[tuple]]:  # noqa: ANN001
+    """The lines of text running across the page's own (a margin note printed up the side:
+    'Document imprimé le ... - Page 1/1', a reference, a signature stamp), each read in its
+    own direction. Read with the page's lines, their letters became one-letter or reversed
+    words wedged into every line they crossed ('tnemucoD', a date in the conclusion, 'Dr X'
+    no longer starting its line); they come after the page's lines now, whole."""
+    out: list[list[tuple]] = []
+    for angle, reading in _TURNED_READING.items():
+        chars = [c for c in ppage.chars if _char_angle(c) == angle]
+        if not chars:
+            continue
+        sub = ppage.filter(lambda o, a=angle: o.get("object_type") != "char"
+                           or _char_angle(o) == a)
+        along = "top" if angle == 180 else "x0" if angle == 90 else "x1"
+        lines: dict[int, list[tuple]] = {}
+        for w in sub.extract_words(keep_blank_chars=False, use_text_flow=False, **reading):
+            text = unicodedata.normalize("NFC", _CID.sub("", w["text"])).strip()
+            if text:
+                key = round(float(w[along]) / 2)  # one line: the same place across it
+                lines.setdefault(key, []).append(
+                    (float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]), text))
+        out.extend(lines[key] for key in sorted(lines, reverse=angle != 90))
+    return out
+
+
+def _upright(ppage):  # noqa: ANN001, ANN202
+    """The page turned so that most of its text runs left to right. A page whose /Rotate
+    shows its text sideways or upside down (rotated in a viewer, a scanner's setting), and
+    text drawn turned on a page without /Rotate (a landscape report printed on portrait
+    paper), were read as a column of one-letter words: pdfplumber's words follow the page as
+    displayed. Turning it is what a reader does with the paper."""
+    turn = _text_direction(ppage)
+    if not turn:
+        return ppage
+    obj = ppage.page_obj
+    rotation = (ppage.rotation + turn) % 360
+    obj.attrs = {**obj.attrs, "Rotate": rotation}
+    obj.rotate = rotation
+    return pdfplumber.page.Page(ppage.pdf, obj, page_number=ppage.page_number,
+                                initial_doctop=ppage.initial_doctop)
+
+
+def _visible(ppage):  # noqa: ANN001, ANN202
+    """The page without the text outside its crop box: what a viewer or a printer shows.
+    A page cut out of a larger one (one report of a sheet of two, a label cropped off) kept
+    the hidden part's text, another patient's name in it."""
+    x0, top, x1, bottom = (float(v) for v in ppage.cropbox)
+    if (x0, top, x1, bottom) == tuple(float(v) for v in ppage.mediabox):
+        return ppage
+
+    def shown(obj: dict) -> bool:
+        if obj.get("object_type") != "char":
+            return True
+        x, y = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
+        return x0 <= x <= x1 and top <= y <= bottom
+    return ppage.filter(shown)
+
+
+_FIELD_HIDDEN = 2  # annotation flag: not shown, not printed
+_FIELD_LINE = 12.0  # points between the lines of a multi-line field value
+
+
+def _field_value(data: dict) -> str:
+    """A text or choice field's value (/V, inherited from its parent field), as text."""
+    kind = value = None
+    node, depth = data, 0
+    while isinstance(node, dict) and depth < 10:
+        kind = kind or node.get("FT")
+        value = value if value is not None else node.get("V")
+        node, depth = node.get("Parent"), depth + 1
+    if getattr(kind, "name", kind) not in ("Tx", "Ch"):
+        return ""  # buttons (check boxes: /Yes, /Off) and signatures say no text
+    if isinstance(value, list):  # several choices
+        value = " ".join(decode_text(v) for v in value if isinstance(v, bytes))
+    if isinstance(value, bytes):
+        value = decode_text(value)
+    return value if isinstance(value, str) else ""
+
+
+def _form_field_words(ppage, words: list[tuple]) -> list[tuple]:  # noqa: ANN001
+    """The values typed in the page's form fields (AcroForm widgets), as words where the
+    field shows them: a filled-in form's content (the patient, the conclusion) is in its
+    fields' values, drawn by viewers from the widgets, never in the page's own text, and
+    was not read at all. A field whose box already holds text of the page (a form
+    flattened but its widgets kept) is not read twice."""
+    out: list[tuple] = []
+    try:
+        annots = ppage.annots
+    except Exception:  # noqa: BLE001 (a damaged annotation array: the page's text alone)
+        return out
+    for annot in annots:
+        data = annot.get("data") or {}
+        if getattr(data.get("Subtype"), "name", None) != "Widget" \
+                or int(data.get("F") or 0) & _FIELD_HIDDEN:
+            continue
+        value = unicodedata.normalize("NFC", _field_value(data))
+        x0, top, x1, bottom = (float(annot[k]) for k in ("x0", "top", "x1", "bottom"))
+        if not value.strip() or any(x0 <= (w[2] + w[3]) / 2 <= x1
+                                    and top <= (w[0] + w[1]) / 2 <= bottom for w in words):
+            continue
+        rows = [r.split() for r in re.split(r"\r\n|\r|\n", value) if r.split()]
+        height = min(10.0, bottom - top) if len(rows) == 1 else 10.0
+        row_top = (top + bottom - height) / 2 if len(rows) == 1 else top + 1
+        for row in rows:
+            x = x0 + 2
+            for text in row:
+                width = 5.5 * len(text)
+                out.append((row_top, row_top + height, x, x + width, text))
+                x += width + 3
+            row_top += _FIELD_LINE
+    return out
+
+
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
+    ppage = _visible(_upright(ppage))
+    aside = _aside_lines(ppage)
+    main = ppage.filter(lambda o: o.get("object_type") != "char" or _char_angle(o) in (0, None)) \
+        if aside else ppage
     words = []
-    for w in ppage.extract_words(keep_blank_chars=False, use_text_flow=False):
-        text = _CID.sub("", w["text"]).strip()
+    for w in main.extract_words(keep_blank_chars=False, use_text_flow=False):
+        # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
+        # macOS Quartz, some LaTeX and report engines) give the same text as precomposed
+        # 'é' (canonical equivalence): what a reader sees, and what the labels are matched on
+        text = unicodedata.normalize("NFC", _CID.sub("", w["text"])).strip()
         if text:
             words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
                           text))
-    meaningful = sum(ch.isalnum() for *_, text in words for ch in text)
+    words.extend(_form_field_words(ppage, words))
+    meaningful = sum(ch.isalnum() for *_, text in words + [w for line in aside for w in line]
+                     for ch in text)
     if meaningful < min_text_chars:
         return None
-    if meaningful < STAMP_CHARS and _image_coverage(ppage) >= SCAN_COVERAGE:
+    scan = _image_coverage(ppage) >= SCAN_COVERAGE
+    ocr_layer = scan and _invisible_text(ppage)  # a searchable scan: the scanner's own OCR
+    if ocr_layer and _garbled([w[4] for w in words]):
+        return None  # the scanner's OCR read nonsense: read the image again
+    if meaningful < STAMP_CHARS and scan and not ocr_layer:
         return None  # a scan with a stamped line of text (fax header, scanner banner)
     # Lines: words sorted by top; a word joins the current line when its top is within
     # max(1 pt, 40 % of the line's first word height) of that word's top.
@@ -327,10 +533,12 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
             lines.append([])
             line_top, line_tol = w[0], max(1.0, 0.4 * (w[1] - w[0]))
         lines[-1].append(w)
+    for line in lines:
+        line.sort(key=lambda w: w[2])
+    lines.extend(aside)  # already in their own reading order
     out: list[Word] = []
     texts = []
     for n, line in enumerate(lines):
-        line.sort(key=lambda w: w[2])
         texts.append(" ".join(w[4] for w in line))
         out.extend(Word(text=w[4], confidence=100.0,
                         bbox=(round(w[2], 2), round(w[0], 2), round(w[3], 2), round(w[1], 2)),

@@ -86,11 +86,25 @@ def ocr_page(data: bytes, index: int, dpi: int, lang: str, page_timeout: float,
     # image) ~0.01 s, and leptonica reads it as fast. Same pixels, same OCR.
     image.format = "PPM"
     try:
-        data_dict = pytesseract.image_to_data(image, lang=lang, config=f"--psm {psm} {CONFIG}",
-                                              output_type=Output.DICT, timeout=timeout)
+        data_dict = _tesseract(image, lang, psm, timeout, timeout == page_timeout, where)
+        page = page_from_tesseract(data_dict, index + 1, dpi, width, height)
+        if page.confidence < REREAD_BELOW:
+            page = _read_turned(image, page, lang, psm, dpi, (width, height), page_timeout,
+                                deadline, where)
+    finally:
+        image.close()
+    return page
+
+
+def _tesseract(image, lang: str, psm: int, timeout: float, page_limit: bool,  # noqa: ANN001
+               where: str) -> dict:
+    """tesseract's words of ``image`` (image_to_data), its failures as PdfParseErrors."""
+    try:
+        return pytesseract.image_to_data(image, lang=lang, config=f"--psm {psm} {CONFIG}",
+                                         output_type=Output.DICT, timeout=timeout)
     except RuntimeError as exc:
         if "timeout" in str(exc).lower():
-            limit = "page" if timeout == page_timeout else "document"
+            limit = "page" if page_limit else "document"
             raise PdfParseError(PDF_TIMEOUT, f"OCR of the page killed by the {limit} time limit "
                                 f"({timeout:.3g} s)", where) from None
         raise
@@ -102,9 +116,50 @@ def ocr_page(data: bytes, index: int, dpi: int, lang: str, page_timeout: float,
                                 where) from None
         raise PdfParseError(PDF_CORRUPT, f"tesseract failed on the page image (status "
                             f"{exc.status})", where) from None
+
+
+# A page scanned sideways or upside down (a sheet fed the wrong way, a landscape page) is read
+# as a few scraps of low confidence: the report was quarantined, nothing found. When a page's
+# mean confidence is under REREAD_BELOW, tesseract's orientation detection (OSD, its 'osd'
+# data) says which way is up; when it says the page is turned (OSD_MIN_CONFIDENCE: its
+# confidence is low on a short page, 1.7 for eight lines at 150 dpi), the page is turned
+# upright and read again, and that reading kept only when it is surer by REREAD_GAIN points
+# of mean confidence (boxes then in the turned page's frame). A faint page that is upright
+# costs one OSD, and keeps its reading.
+REREAD_BELOW = 60.0
+OSD_MIN_CONFIDENCE = 1.0
+REREAD_GAIN = 10.0
+
+
+def _read_turned(image, page: Page, lang: str, psm: int, dpi: int,  # noqa: ANN001
+                 size: tuple[float, float], page_timeout: float, deadline: float,
+                 where: str) -> Page:
+    """``page`` read again from ``image`` turned upright, when OSD says it is turned and the
+    new reading is the surer one; else ``page``."""
+    timeout = min(page_timeout, deadline - time.time())
+    if timeout <= 1:
+        return page  # no time left for a second reading: the first one stands
+    try:
+        osd = pytesseract.image_to_osd(image, config="--psm 0", output_type=Output.DICT,
+                                       timeout=timeout)
+        turn = int(osd.get("rotate", 0)) % 360
+        sure = float(osd.get("orientation_conf", 0.0)) >= OSD_MIN_CONFIDENCE
+    except (RuntimeError, pytesseract.TesseractError, ValueError, TypeError):
+        return page  # no 'osd' data, too little text to tell, or out of time
+    if not turn or not sure:
+        return page
+    timeout = min(page_timeout, deadline - time.time())
+    if timeout <= 1:
+        return page
+    turned = image.rotate(-turn, expand=True)  # OSD's 'rotate' is clockwise
+    turned.format = "PPM"
+    try:
+        data_dict = _tesseract(turned, lang, psm, timeout, timeout == page_timeout, where)
     finally:
-        image.close()
-    return page_from_tesseract(data_dict, index + 1, dpi, width, height)
+        turned.close()
+    width, height = size if turn == 180 else size[::-1]
+    again = page_from_tesseract(data_dict, page.number, dpi, width, height)
+    return again if again.confidence >= page.confidence + REREAD_GAIN else page
 
 
 # A dust speck, a staple hole or a fleck of toner is read by tesseract as a 'word' of one or
