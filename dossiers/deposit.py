@@ -41,7 +41,7 @@ from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert, insert_values
 from dossiers.schema import entries, provenance
-from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT, Entry
+from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
 from normalizers.tabledata import read_csv_rows
 
 _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
@@ -141,6 +141,7 @@ class DepositResult:
     history: int = 0  # of the created: earlier versions arrived late, filed not current
     tombstones: int = 0  # of the created: deletions of something not held yet, kept
     buried: int = 0  # of the created: withdrawn in the dossier already, filed not current
+    stale: int = 0  # of the duplicates: facts held as a version superseded since
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -213,7 +214,9 @@ def _pair_lookup(column: str, where: str = "") -> dict[str, object]:
 
 
 _BY_KEY = _pair_lookup("key")
-_BY_FACT = _pair_lookup("fact", "WHERE entries.current AND entries.status <> 'withdrawn'")
+# Every version holding a fact, current or not: a result restated by another channel after
+# it was corrected is the superseded version's fact, not a new one (see ``_stale_fact``).
+_BY_FACT = _pair_lookup("fact")
 
 
 def _rows_for_pairs(conn: Connection, statements: dict, pairs: set[tuple[int, str]]):  # noqa: ANN202
@@ -244,7 +247,8 @@ def facts_of(items: Sequence[tuple[Entry, str | None]],
 
 
 def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
-    """The current entries holding these (patient, fact) pairs, whatever their key."""
+    """The entries holding these (patient, fact) pairs, whatever their key: the current ones
+    (level 4) and the versions superseded since (a value corrected since)."""
     found: dict[tuple[int, str], list] = {}
     if pairs:
         for row in _rows_for_pairs(conn, _BY_FACT, pairs):
@@ -256,6 +260,17 @@ def _comparable(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text.casefold())
     return " ".join("".join(c if c.isalnum() else " " for c in folded
                             if not unicodedata.combining(c)).split())
+
+
+def _stale_fact(row: dict, versions: list) -> object | None:
+    """The latest superseded version of another key stating ``row``'s result (not a report:
+    two scans of one exam are compared on their text, current ones only), when the dossier
+    holds that result's key with a later version: a value corrected since."""
+    if row["type"] in REPORT_TYPES:
+        return None
+    past = [r for r in versions if not r.current and r.superseded_by is not None
+            and r.status != "withdrawn"]
+    return max(past, key=lambda r: r.id) if past else None
 
 
 def _same_fact(row: dict, held: list) -> object | None:
@@ -541,7 +556,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                                    now))
             continue
         fact = row.get("fact")
-        holding = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
+        versions = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
+        holding = [r for r in versions if r.current and r.status != "withdrawn"] \
+            if versions else None
         same = _same_fact(row, holding) if holding else None
         if same is not None and any(c.id == same.id for d, _ in replaced_docs
                                     for c in children.get(d.id, ())):
@@ -556,6 +573,20 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             ids_by_key[key] = same.id
             if same.import_id != import_id:
                 links.append(_link(same.id, import_id, source, entry.source_ref, "confirmed",
+                                   now))
+            continue
+        stale = _stale_fact(row, versions) if versions and not holding else None
+        if stale is not None and old is None and key not in held and stale.key != key \
+                and entry.action == ACTION_NEW:
+            # The same result through another channel as a version the dossier holds
+            # superseded (the final, corrected since by the lab; the hospital's report
+            # written before the correction says the final's value): one more link on that
+            # version, which stays history. Filed as new, the value the correction replaced
+            # was current again beside it.
+            result.duplicates += 1
+            result.stale += 1
+            if stale.import_id != import_id:
+                links.append(_link(stale.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
         twin = message_facts.get(fact) if fact and row["type"] not in REPORT_TYPES else None

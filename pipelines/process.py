@@ -730,6 +730,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "
                         "is kept in the history, not filed as current")
+    if result.stale:
+        warnings.append(f"{result.stale} result(s) state the value of an earlier version "
+                        "the dossier holds (corrected since): linked to that version, not "
+                        "filed as current")
     if result.buried:
         warnings.append(f"{result.buried} entr{'y' if result.buried == 1 else 'ies'} filed "
                         "as history, not current: the dossier holds them withdrawn by a "

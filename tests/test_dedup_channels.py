@@ -1,0 +1,108 @@
+"""Dedupe across channels and senders, as real traffic brings them: a lab's LIS sends its
+ORU (cholesterol total, LOINC 2093-3, 1.84 g/L at 10:07 on 3 Feb 2025) and the hospital
+sends the CR-BIO of the same panel as a CDA, each in its own time; corrections travel by
+one channel, finals by the other (levels 3 and 4 of DESIGN.md)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports, provenance
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.conftest import SAMPLES
+
+CHOL = "2093-3"  # Cholesterol [Mass/volume] in Serum or Plasma
+HL7 = (SAMPLES / "hl7v2" / "02_labm_lipides_glycemie.hl7").read_bytes().decode()
+CDA = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes().decode()
+CDA_CHOL = ('<code code="2093-3" displayName="Cholestérol total" '
+            'codeSystem="2.16.840.1.113883.6.1" codeSystemName="LOINC"/>\n'
+            '                          <statusCode code="completed"/>\n'
+            '                          <effectiveTime value="202502031007+0100"/>\n'
+            '                          <value xsi:type="PQ" value="1.84" unit="g/L"/>')
+
+
+def oru(*, control: str = "RB2502040000002", value: str = "1.84", status: str = "F",
+        unit: str = "g/L", obx14: str = "202502031007+0100") -> bytes:
+    """The lab's ORU of the lipid panel, cholesterol total alone (and the DMP metadata)."""
+    kept = []
+    for seg in HL7.split("\r"):
+        f = seg.split("|")
+        if f[0] == "MSH":
+            f[9] = control
+        elif f[0] == "OBX" and f[3].startswith(CHOL):
+            f[5], f[6], f[11], f[14] = value, unit, status, obx14
+        elif f[0] == "OBX" and not f[3].endswith("MetaDMPMSS"):
+            continue
+        elif seg.startswith(("ORC|RE|8127079-2", "OBR|2|")):
+            continue
+        kept.append("|".join(f))
+    return "\r".join(kept).encode()
+
+
+def cr_bio(*, value: str = "1.84", unit: str = "g/L", when: str = "202502031007+0100") -> bytes:
+    """The hospital's CR-BIO of the same panel, its cholesterol as given."""
+    assert CDA_CHOL in CDA
+    return CDA.replace(CDA_CHOL, CDA_CHOL.replace('value="1.84" unit="g/L"',
+                                                  f'value="{value}" unit="{unit}"')
+                       .replace("202502031007+0100", when)).encode()
+
+
+def file(ctx, data: bytes, source: str) -> object:  # noqa: ANN001
+    """Intake and drain one input; its ledger row."""
+    if not getattr(ctx, "_patients", False):
+        ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")
+        with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+            create_dossiers(ctx.engine, [DossierInput.from_mapping(r)
+                                         for r in csv.DictReader(fh)])
+        ctx._patients = True
+    (received,) = intake(ctx.engine, ctx.archive, [Received(data, source, "file",
+                                                             file_name="in")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(imports).where(
+            imports.c.id == received.message_ids[0])).one()
+
+
+def cholesterol(ctx) -> list:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(entries).where(entries.c.code == CHOL)
+                            .order_by(entries.c.id)).all()
+
+
+def links(ctx, entry_id: int) -> list[tuple[int, str]]:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(
+            select(provenance.c.import_id, provenance.c.relation)
+            .where(provenance.c.entry_id == entry_id)))
+
+
+def test_the_same_result_by_oru_then_cr_bio_is_one_entry_with_two_links(sqlite_ctx) -> None:  # noqa: ANN001
+    lab = file(sqlite_ctx, oru(), "LABM")
+    hospital = file(sqlite_ctx, cr_bio(value="1.840E0", unit="g/l"), "chu")
+    (entry,) = cholesterol(sqlite_ctx)
+    assert links(sqlite_ctx, entry.id) == [(lab.id, "created"), (hospital.id, "confirmed")]
+
+
+def test_a_final_restated_by_the_other_channel_after_its_correction_stays_history(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """Final 1.84 by the lab, corrected to 1.90 by the lab (another MSH-10), then the
+    hospital's CR-BIO, written before the correction, saying 1.84. The 1.84 came back as a
+    second current cholesterol beside the corrected 1.90 (the fact was looked for among
+    current entries only). It is the version the correction superseded: one more link on
+    it, and the correction stays the only current value."""
+    first = file(sqlite_ctx, oru(), "LABM")
+    corrected = file(sqlite_ctx, oru(control="RB2502040000009", value="1.90", status="C"),
+                     "LABM")
+    hospital = file(sqlite_ctx, cr_bio(), "chu")
+    assert hospital.status == "deposited"  # its document and its other results
+    final, correction = cholesterol(sqlite_ctx)
+    assert (final.value, final.current, final.superseded_by) == ("1.84", False, correction.id)
+    assert (correction.value, correction.current) == ("1.90", True)
+    assert links(sqlite_ctx, final.id) == [(first.id, "created"), (corrected.id, "superseded"),
+                                           (hospital.id, "confirmed")]
+    assert any("earlier version" in w for w in hospital.warnings or ())
