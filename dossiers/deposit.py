@@ -79,25 +79,46 @@ def fact_of(entry: Entry) -> str | None:
         return None
     raw = "\x1f".join((entry.type, entry.system or "", entry.code, when,
                        entry.comparator or "", value, entry.unit or ""))
-    parent = entry.details.get("parent_result")
+    raw += _what_of(entry.details)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _what_of(details: dict) -> str:
+    """What, beside its code and instant, tells a result apart from another one of the same
+    code and instant (part of its fact, and of the test it is a value of: ``_test_of``)."""
+    raw = ""
+    parent = details.get("parent_result")
     if parent:  # an antibiotic tested on two organisms: two facts, never one merged
         raw += "\x1f" + "\x1e".join(str(parent.get(k, "")) for k in ("code", "sub_id", "value"))
-    isolate = entry.details.get("isolate")
+    isolate = details.get("isolate")
     if isolate:  # the same in a CDA: the germ of the isolate organizer the result is of
         raw += "\x1f" + "\x1e".join(str(isolate.get(k, ""))
                                      for k in ("system", "code", "id", "text"))
-    site = entry.details.get("target_site")
+    site = details.get("target_site")
     if isinstance(site, dict) and site.get("code"):  # CDA targetSiteCode: pain in the left
         # forearm and pain in the left thigh, the same day, are two facts
         raw += "\x1f" + "\x1e".join((str(site.get("system", "")), str(site["code"]),
                                       *map(str, site.get("qualifiers") or ())))
     for key in ("code_qualifiers", "value_qualifiers"):
-        qualifiers = entry.details.get(key)
+        qualifiers = details.get(key)
         if qualifiers:  # CDA: what the code asks or which side (two results of one
             # LOINC code, one per question or per eye, are two facts)
             raw += "\x1f" + key + "\x1e" + "\x1e".join(
                 map(_qualifier_key, qualifiers))
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return raw
+
+
+def _test_of(type_: str, system: str | None, code: str | None, effective: str | None,
+             specimen_time: str | None, details: dict | None) -> tuple | None:
+    """A result's fact without its value: which test, of which instant (to the minute, in
+    UTC). What a correction sent by one channel has in common with the final it corrects,
+    received by another. None when the instant or the code is missing, and for a negated
+    statement."""
+    details = details or {}
+    when = _instant(effective or specimen_time)
+    if type_ not in FACT_TYPES or not code or not when or details.get("negated"):
+        return None
+    return type_, system or "", code, when, _what_of(details)
 
 
 def _qualifier_key(qualifier: object) -> str:
@@ -142,6 +163,7 @@ class DepositResult:
     tombstones: int = 0  # of the created: deletions of something not held yet, kept
     buried: int = 0  # of the created: withdrawn in the dossier already, filed not current
     stale: int = 0  # of the duplicates: facts held as a version superseded since
+    crossed: int = 0  # corrections of a result the dossier holds from another channel
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -254,6 +276,56 @@ def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int,
         for row in _rows_for_pairs(conn, _BY_FACT, pairs):
             found.setdefault((row.patient_id, row.fact), []).append(row)
     return found
+
+
+_BY_CODE = _pair_lookup("code", "WHERE entries.current AND entries.status <> 'withdrawn'")
+
+
+def orphan_corrections(stored: dict[tuple[int, str], list],
+                       targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                       ) -> set[tuple[int, str]]:
+    """(patient, code) of the results these messages correct that the dossier holds under
+    no key they name (``stored``: ``held_entries`` of their keys): the final may have come
+    through another channel, under its key (``held_by_code``, then plan_deposit)."""
+    pairs: set[tuple[int, str]] = set()
+    for patient_id, items in targets:
+        for entry, _ in items:
+            if entry.type in FACT_TYPES and entry.action == ACTION_REPLACE and entry.code \
+                    and not any(r.current for k in {entry.replaces_key or entry.key, entry.key}
+                                for r in stored.get((patient_id, k), ())):
+                pairs.add((patient_id, entry.code))
+    return pairs
+
+
+def codes_of(items: Sequence[tuple[Entry, str | None]], corrections: bool = False) -> set[str]:
+    """The codes of a message's results (``corrections``: of the ones it corrects)."""
+    return {e.code for e, _ in items if e.type in FACT_TYPES and e.code
+            and (not corrections or e.action == ACTION_REPLACE)}
+
+
+def held_by_code(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
+    """The current results (not withdrawn) of these (patient, code) pairs, whatever their key.
+    Read for corrections only (``orphan_corrections``): the code is not indexed."""
+    found: dict[tuple[int, str], list] = {}
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_CODE, pairs):
+            if row.type in FACT_TYPES:
+                found.setdefault((row.patient_id, row.code), []).append(row)
+    return found
+
+
+def _corrected_elsewhere(row: dict, candidates: Sequence, spoken_for: set) -> object | None:
+    """The one current result of another key that ``row``, a correction, is a new value of:
+    the same test (code, instant, what tells it apart: ``_test_of``). None when none or
+    several are: a correction is never applied to a guess."""
+    mine = _test_of(row["type"], row["system"], row["code"], row["effective"],
+                    row["specimen_time"], row["details"])
+    if mine is None:
+        return None
+    found = [c for c in candidates if c.key not in spoken_for and c.key != row["key"]
+             and _test_of(c.type, c.system, c.code, c.effective, c.specimen_time,
+                          c.details) == mine]
+    return found[0] if len(found) == 1 else None
 
 
 def _comparable(text: str) -> str:
@@ -459,9 +531,10 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     follow_document_numbers(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
+    by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
-                        item_facts=mine)
+                        item_facts=mine, by_code=by_code)
     write_deposits(conn, [plan])
     return plan.result
 
@@ -471,15 +544,18 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  facts: dict[tuple[int, str], list] | None = None,
                  children: dict[int, list] | None = None,
                  now: datetime | None = None,
-                 item_facts: Sequence[str | None] | None = None) -> DepositPlan:
+                 item_facts: Sequence[str | None] | None = None,
+                 by_code: dict[tuple[int, str], list] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
     entries read from the documents it replaces or deletes (``held_children``).
-    ``item_facts``: ``entry_facts(items)`` when the caller has it already."""
+    ``item_facts``: ``entry_facts(items)`` when the caller has it already. ``by_code``: the
+    ``held_by_code`` of its ``orphan_corrections``."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
     stated = {e.key for e, _ in items}
+    crossed: set[str] = set()  # keys of other channels' results this message corrects
     now = now or datetime.now(UTC)
     result = DepositResult()
     held: dict[str, object] = {}  # key -> current row
@@ -537,7 +613,16 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 if entry.issued:  # when it was withdrawn: a later re-issue is told apart
                     row["issued"] = entry.issued
         elif old is None and entry.action == ACTION_REPLACE and newer is None:
-            result.missing_targets += 1  # a correction of something we never received
+            old = _corrected_elsewhere(row, by_code.get((patient_id, entry.code or ""), ()),
+                                       stated | crossed) if by_code else None
+            if old is None:
+                result.missing_targets += 1  # a correction of something we never received
+            else:
+                # The final came through another channel (the hospital's CR-BIO), the
+                # correction through the lab's ORU: filed as a new entry, both values were
+                # current. The correction supersedes that final, history kept.
+                crossed.add(old.key)
+                result.crossed += 1
         key = row["key"]
         if key in taken:
             # a row this message planned already (two entries under one key): a dict

@@ -106,3 +106,46 @@ def test_a_final_restated_by_the_other_channel_after_its_correction_stays_histor
     assert links(sqlite_ctx, final.id) == [(first.id, "created"), (corrected.id, "superseded"),
                                            (hospital.id, "confirmed")]
     assert any("earlier version" in w for w in hospital.warnings or ())
+
+
+def test_a_correction_by_the_lab_supersedes_the_final_the_hospital_sent(sqlite_ctx) -> None:  # noqa: ANN001
+    """The CR-BIO brought the final (1.84), the lab's ORU then corrects it (OBX-11 C, 1.90).
+    The correction named the lab's key, which the dossier did not hold: filed as a new
+    entry, both values were current. The same test at the same instant: it supersedes."""
+    hospital = file(sqlite_ctx, cr_bio(), "chu")
+    lab = file(sqlite_ctx, oru(value="1.90", status="C", obx14="202502030907+0000"), "LABM")
+    final, correction = cholesterol(sqlite_ctx)
+    assert (final.import_id, final.current, final.superseded_by) == (hospital.id, False,
+                                                                     correction.id)
+    assert (correction.value, correction.status, correction.current) == ("1.90", "corrected",
+                                                                         True)
+    assert links(sqlite_ctx, final.id) == [(hospital.id, "created"), (lab.id, "superseded")]
+    assert not any("does not hold" in w for w in lab.warnings or ())
+    assert any("another channel" in w for w in lab.warnings)
+
+
+def test_a_correction_and_the_final_of_the_other_channel_in_one_batch(sqlite_ctx) -> None:  # noqa: ANN001
+    """Filed in bulk, both were decided against the dossier before the batch: the correction
+    did not see the final the hospital's CR-BIO files in the same batch. A correction and
+    results of its code for the same patient are filed one after the other."""
+    from pipelines.process import file_in_bulk, prepare_rows, read_claimed
+
+    file(sqlite_ctx, oru(control="OTHER", value="2.50", obx14="202501031007+0100"), "LABM")
+    ids = [i for r in intake(sqlite_ctx.engine, sqlite_ctx.archive, [
+        Received(cr_bio(), "chu", "file", file_name="a"),
+        Received(oru(control="RB-C", value="1.90", status="C"), "LABM", "file", file_name="b")])
+        for i in r.message_ids]
+    prepared, outcomes = prepare_rows(sqlite_ctx, read_claimed(sqlite_ctx, ids))
+    with sqlite_ctx.engine.begin() as conn:
+        later = file_in_bulk(sqlite_ctx, conn, prepared, outcomes)
+    assert [p.row.id for p in later] == [ids[1]]  # the correction: after the final
+
+
+def test_a_correction_of_another_instant_is_not_applied_to_the_other_channel(sqlite_ctx) -> None:  # noqa: ANN001
+    """A correction of the 11:07 sample is no correction of the 10:07 one the hospital sent:
+    both stay, and the ledger says the correction's target was not found."""
+    file(sqlite_ctx, cr_bio(), "chu")
+    lab = file(sqlite_ctx, oru(value="1.90", status="C", obx14="202502031107+0100"), "LABM")
+    assert [e.current for e in cholesterol(sqlite_ctx)] == [True, True]
+    assert any("does not hold" in w for w in lab.warnings)
+
