@@ -443,9 +443,20 @@ def _set_version(details: dict | None, effective: str | None) -> tuple[str, str,
         return None
     cda = details.get("cda") if isinstance(details.get("cda"), dict) else {}
     set_id = details.get("set_id") or cda.get("set_id")
-    if not set_id:
+    if not set_id or _adds_to_another(details, cda):
         return None
     return str(set_id), str(details.get("version") or cda.get("version_number") or ""), effective
+
+
+def _adds_to_another(details: dict, cda: dict) -> bool:
+    """An addendum or a transformation of another document (CDA relatedDocument APND, XFRM
+    without RPLC; an MDM^T06 addendum): no version of its parent's set, whatever setId it
+    carries (a CDA inside HL7v2 keeps the one it was sent with)."""
+    if details.get("addendum_to"):
+        return True
+    kinds = {r.get("type") for r in (*(details.get("related") or ()),
+                                      *(cda.get("related") or ())) if isinstance(r, dict)}
+    return bool(kinds & {"APND", "XFRM"}) and "RPLC" not in kinds
 
 
 def sets_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports, provenance
@@ -148,4 +149,63 @@ def test_a_correction_of_another_instant_is_not_applied_to_the_other_channel(sql
     lab = file(sqlite_ctx, oru(value="1.90", status="C", obx14="202502031107+0100"), "LABM")
     assert [e.current for e in cholesterol(sqlite_ctx)] == [True, True]
     assert any("does not hold" in w for w in lab.warnings)
+
+
+RENAL_V1 = (SAMPLES / "cda" / "02_crbio_synlab_bilan_renal_v1.xml").read_bytes().decode()
+RENAL_V2 = (SAMPLES / "cda" / "03_crbio_synlab_bilan_renal_v2_rplc.xml").read_bytes().decode()
+
+
+def related_to_v1(kind: str) -> bytes:
+    """The second report of the renal panel (potassium 4.7 on a second sample), sent as an
+    addendum (APND) or a transformation (XFRM) of the first, under the first's setId with
+    versionNumber 2, as some senders number every document of a set."""
+    text = RENAL_V2.replace('relatedDocument typeCode="RPLC"', f'relatedDocument typeCode="{kind}"')
+    assert text != RENAL_V2
+    return text.encode()
+
+
+def documents(ctx) -> list:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(entries).where(entries.c.type == "document")
+                            .order_by(entries.c.id)).all()
+
+
+@pytest.mark.parametrize("kind", ["APND", "XFRM"])
+def test_an_addendum_or_transformation_under_the_same_set_id_replaces_nothing(
+        sqlite_ctx, kind: str) -> None:  # noqa: ANN001
+    """CDA R2 relatedDocument: only RPLC makes a new version; APND adds to the parent, XFRM
+    is the parent in another form, and the parent stays. Under the parent's setId they were
+    taken for its next version: the first report superseded, its potassium 6.4 (the result
+    the addendum comments on) withdrawn from the dossier."""
+    file(sqlite_ctx, oru(control="OTHER"), "LABM")  # the dossiers and mappings, once
+    first = file(sqlite_ctx, RENAL_V1.encode(), "synlab")
+    second = file(sqlite_ctx, related_to_v1(kind), "synlab")
+    assert (first.status, second.status) == ("deposited", "deposited")
+    assert [(d.import_id, d.current) for d in documents(sqlite_ctx)] == [(first.id, True),
+                                                                         (second.id, True)]
+    with sqlite_ctx.engine.connect() as conn:
+        potassium = conn.execute(select(entries.c.value, entries.c.current)
+                                 .where(entries.c.code == "2823-3")).all()
+    assert sorted(potassium) == [("4.7", True), ("6.4", True)]
+
+
+@pytest.mark.parametrize("details", [
+    {"cda": {"set_id": "1.2.250.1.999.11^SB1", "version_number": "2",
+             "related": [{"type": "APND", "parent_id": "1.2.250.1.999.10^SB1-1"}]}},
+    {"cda": {"set_id": "1.2.250.1.999.11^SB1", "version_number": "2",
+             "related": [{"type": "XFRM", "parent_id": "1.2.250.1.999.10^SB1-1"}]}},
+    {"set_id": "1.2.250.1.999.11^SB1", "version": "2", "addendum_to": "document|CR-100"},
+])
+def test_a_carried_addendum_is_no_version_of_its_parents_set(details: dict) -> None:
+    """A CDA carried in HL7v2 keeps the setId it was sent with; an MDM^T06 is an addendum."""
+    from dossiers.deposit import document_set
+    from normalizers.model import DOCUMENT, Entry
+
+    assert document_set(Entry(type=DOCUMENT, key="document|x", source_ref="OBX[1]",
+                              details=details)) is None
+    replacing = {**details, "cda": {**details.get("cda", {}), "related": [
+        {"type": "RPLC", "parent_id": "1.2.250.1.999.10^SB1-1"}]}}
+    replacing.pop("addendum_to", None)
+    assert document_set(Entry(type=DOCUMENT, key="document|x", source_ref="OBX[1]",
+                              details=replacing)) is not None
 
