@@ -579,6 +579,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if row.current:
                 held[key] = row
     ids_by_key: dict[str, int] = {k: r.id for k, r in held.items()}
+    replaced_away = _replaced_away(stored, patient_id, held)
     doc = next((e for e, _ in items if document_set(e) is not None), None)
     newer, older = _versions_around(doc, held) if doc is not None else (None, [])
     buried = _buried(items, held)
@@ -714,8 +715,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             new_rows.append(row)
             result.buried += 1
             continue
-        if newer is not None or (doc is None and old is not None and _earlier_state(row, old)):
-            # an earlier version arriving late: history, superseded by what is held
+        gone = replaced_away.get(key) if doc is None and old is None \
+            and entry.action == ACTION_NEW else None
+        if newer is not None or gone is not None \
+                or (doc is None and old is not None and _earlier_state(row, old)):
+            # an earlier version arriving late: history, superseded by what is held. Also a
+            # document the dossier holds replaced by another (MDM^T10, TXA-13) sent again
+            # (a T02 replayed by its sender, the same report by another interface): it was
+            # current again beside its replacement.
             kept = _in_history(row, stored.get((patient_id, key), ()))
             if kept is not None:  # filed as history before (a rerun, a resend)
                 result.duplicates += 1
@@ -726,7 +733,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             later = old if old is not None else held.get(key)
             row["current"] = False
             row["superseded_by"] = later.id if later is not None else \
-                newer.id if entry is doc else None
+                gone.superseded_by if gone is not None else newer.id if entry is doc else None
             taken[key] = row
             new_rows.append(row)
             result.history += 1
@@ -793,6 +800,20 @@ def _carry_held_value(row: dict, old) -> None:  # noqa: ANN001
     row["details"] = {**(old.details or {}), **(row["details"] or {})}
     if row["effective"] == old.effective:
         row["fact"] = old.fact
+
+
+def _replaced_away(stored: dict[tuple[int, str], list], patient_id: int,
+                   held: dict[str, object]) -> dict[str, object]:
+    """Key -> its latest version, for the keys of ``patient_id`` the dossier holds no current
+    version of, their latest superseded by an entry of another key: a document replaced by
+    another (MDM^T10 naming it in TXA-13), a result corrected through another channel."""
+    away: dict[str, object] = {}
+    for (pid, key), rows in stored.items():
+        if pid == patient_id and rows and key not in held:
+            last = max(rows, key=lambda r: r.version)
+            if last.superseded_by is not None and not last.current:
+                away[key] = last
+    return away
 
 
 def _in_history(row: dict, versions: Sequence) -> object | None:

@@ -209,3 +209,29 @@ def test_a_carried_addendum_is_no_version_of_its_parents_set(details: dict) -> N
     assert document_set(Entry(type=DOCUMENT, key="document|x", source_ref="OBX[1]",
                               details=replacing)) is not None
 
+
+def test_an_original_sent_again_after_its_replacement_stays_replaced(sqlite_ctx) -> None:  # noqa: ANN001
+    """A radiology system's MDM: T02 of CR-100, T10 of CR-101 replacing it (TXA-13), then
+    the T02 of CR-100 again (replayed by the sender's interface after a restart, another
+    MSH-10). The original became current again beside its replacement: two current
+    reports of one exam. It is the version the dossier holds replaced: one more link on it."""
+    from tests.test_documents_senders import _mdm
+
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    rows = []
+    for n, message in enumerate((
+            _mdm("T02", "CR-100^RIS-Y"),
+            _mdm("T10", "CR-101^RIS-Y", "CR-100^RIS-Y",
+                 content="Scanner thoracique : nodule de 4 mm du lobe inférieur droit."),
+            _mdm("T02", "CR-100^RIS-Y"))):
+        (received,) = intake(sqlite_ctx.engine, sqlite_ctx.archive, [Received(
+            message.replace("|M-T", f"|M{n}-T").encode(), "ris", "file", file_name=f"{n}")])
+        drain(sqlite_ctx)
+        rows += received.message_ids
+    original, replacement = documents(sqlite_ctx)
+    assert (original.key, original.current, original.superseded_by) == (
+        "document|CR-100", False, replacement.id)
+    assert (replacement.key, replacement.current) == ("document|CR-101", True)
+    assert links(sqlite_ctx, original.id) == [(rows[0], "created"), (rows[1], "superseded"),
+                                              (rows[2], "confirmed")]
+
