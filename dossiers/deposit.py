@@ -164,6 +164,7 @@ class DepositResult:
     buried: int = 0  # of the created: withdrawn in the dossier already, filed not current
     stale: int = 0  # of the duplicates: facts held as a version superseded since
     crossed: int = 0  # corrections of a result the dossier holds from another channel
+    gaps: int = 0  # documents replacing a version not held, superseding an earlier one
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -624,6 +625,11 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                            _parent_key=None, _ref=entry.source_ref, _withdraw=True)
                 if entry.issued:  # when it was withdrawn: a later re-issue is told apart
                     row["issued"] = entry.issued
+        elif old is None and entry.action == ACTION_REPLACE and newer is None \
+                and entry is doc and older:
+            # v3 naming v2 (RPLC), v2 never received: it supersedes the versions of its set
+            # the dossier holds (v1). Said as 'filed as new entries', which it was not.
+            result.gaps += 1
         elif old is None and entry.action == ACTION_REPLACE and newer is None:
             old = _corrected_elsewhere(row, by_code.get((patient_id, entry.code or ""), ()),
                                        stated | crossed) if by_code else None

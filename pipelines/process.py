@@ -733,6 +733,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "
                         "is kept in the history, not filed as current")
+    if result.gaps:
+        warnings.append(f"{result.gaps} document(s) replace a version the dossier does not "
+                        "hold (relatedDocument RPLC): the earlier version of the set it holds "
+                        "is superseded")
     if result.crossed:
         warnings.append(f"{result.crossed} correction(s) of a result the dossier holds from "
                         "another channel (same test, same instant): that result superseded")

@@ -109,18 +109,18 @@ def test_a_final_restated_by_the_other_channel_after_its_correction_stays_histor
     assert any("earlier version" in w for w in hospital.warnings or ())
 
 
-def test_a_correction_by_the_lab_supersedes_the_final_the_hospital_sent(sqlite_ctx) -> None:  # noqa: ANN001
+def test_a_correction_by_the_lab_supersedes_the_final_the_hospital_sent(ctx) -> None:  # noqa: ANN001
     """The CR-BIO brought the final (1.84), the lab's ORU then corrects it (OBX-11 C, 1.90).
     The correction named the lab's key, which the dossier did not hold: filed as a new
     entry, both values were current. The same test at the same instant: it supersedes."""
-    hospital = file(sqlite_ctx, cr_bio(), "chu")
-    lab = file(sqlite_ctx, oru(value="1.90", status="C", obx14="202502030907+0000"), "LABM")
-    final, correction = cholesterol(sqlite_ctx)
+    hospital = file(ctx, cr_bio(), "chu")
+    lab = file(ctx, oru(value="1.90", status="C", obx14="202502030907+0000"), "LABM")
+    final, correction = cholesterol(ctx)
     assert (final.import_id, final.current, final.superseded_by) == (hospital.id, False,
                                                                      correction.id)
     assert (correction.value, correction.status, correction.current) == ("1.90", "corrected",
                                                                          True)
-    assert links(sqlite_ctx, final.id) == [(hospital.id, "created"), (lab.id, "superseded")]
+    assert links(ctx, final.id) == [(hospital.id, "created"), (lab.id, "superseded")]
     assert not any("does not hold" in w for w in lab.warnings or ())
     assert any("another channel" in w for w in lab.warnings)
 
@@ -210,28 +210,28 @@ def test_a_carried_addendum_is_no_version_of_its_parents_set(details: dict) -> N
                               details=replacing)) is not None
 
 
-def test_an_original_sent_again_after_its_replacement_stays_replaced(sqlite_ctx) -> None:  # noqa: ANN001
+def test_an_original_sent_again_after_its_replacement_stays_replaced(ctx) -> None:  # noqa: ANN001
     """A radiology system's MDM: T02 of CR-100, T10 of CR-101 replacing it (TXA-13), then
     the T02 of CR-100 again (replayed by the sender's interface after a restart, another
     MSH-10). The original became current again beside its replacement: two current
     reports of one exam. It is the version the dossier holds replaced: one more link on it."""
     from tests.test_documents_senders import _mdm
 
-    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    ctx.settings = replace(ctx.settings, auto_create=True)
     rows = []
     for n, message in enumerate((
             _mdm("T02", "CR-100^RIS-Y"),
             _mdm("T10", "CR-101^RIS-Y", "CR-100^RIS-Y",
                  content="Scanner thoracique : nodule de 4 mm du lobe inférieur droit."),
             _mdm("T02", "CR-100^RIS-Y"))):
-        (received,) = intake(sqlite_ctx.engine, sqlite_ctx.archive, [Received(
+        (received,) = intake(ctx.engine, ctx.archive, [Received(
             message.replace("|M-T", f"|M{n}-T").encode(), "ris", "file", file_name=f"{n}")])
-        drain(sqlite_ctx)
+        drain(ctx)
         rows += received.message_ids
-    original, replacement = documents(sqlite_ctx)
+    original, replacement = documents(ctx)
     assert (original.key, original.current, original.superseded_by) == (
         "document|CR-100", False, replacement.id)
     assert (replacement.key, replacement.current) == ("document|CR-101", True)
-    assert links(sqlite_ctx, original.id) == [(rows[0], "created"), (rows[1], "superseded"),
+    assert links(ctx, original.id) == [(rows[0], "created"), (rows[1], "superseded"),
                                               (rows[2], "confirmed")]
 
