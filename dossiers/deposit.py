@@ -180,7 +180,10 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
         "issued": entry.issued, "specimen_time": entry.specimen_time,
         "performer": entry.performer, "attachment_sha256": attachment_sha,
         "media_type": entry.attachment.media_type if entry.attachment else None,
-        "masking": entry.masking or None, "details": entry.details or None,
+        "masking": entry.masking or None,
+        "details": {**entry.details, "replaces": entry.replaces_key}
+        if entry.type == DOCUMENT and entry.action == ACTION_REPLACE and entry.replaces_key
+        else entry.details or None,
         "import_id": import_id, "created_at": now, "fact": fact,
         "mask_override": None, "withdrawn_by": None,
     }
@@ -395,6 +398,35 @@ _NUMBER_OF = {
 _BY_NUMBER = _current_documents_where(_NUMBER_OF)
 
 
+# The current documents that replaced another (MDM^T10 naming it in TXA-13, a CDA's RPLC), by
+# the key of the one they replaced (details.replaces, written at deposit).
+_REPLACED_OF = {
+    "postgresql": "entries.details->>'replaces'",
+    "sqlite": "json_extract(entries.details, '$.replaces')",
+}
+_BY_REPLACED = _current_documents_where(_REPLACED_OF)
+
+
+def originals(stored: dict[tuple[int, str], list],
+              targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+              ) -> set[tuple[int, str]]:
+    """(patient, key) of the documents these messages file as originals (not replacing
+    anything) of which the dossier holds no version: the replacement may be there already."""
+    return {(patient_id, entry.key) for patient_id, items in targets for entry, _ in items
+            if entry.type == DOCUMENT and entry.action == ACTION_NEW
+            and not stored.get((patient_id, entry.key))}
+
+
+def held_replacements(conn: Connection, pairs: set[tuple[int, str]]
+                      ) -> dict[tuple[int, str], list]:
+    """The current documents replacing these (patient, document key) pairs, by that pair."""
+    found: dict[tuple[int, str], list] = {}
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_REPLACED, pairs):
+            found.setdefault((row.patient_id, row.details["replaces"]), []).append(row)
+    return found
+
+
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
                             ) -> None:
@@ -544,9 +576,10 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     follow_document_numbers(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
+    replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
-                        item_facts=mine, by_code=by_code)
+                        item_facts=mine, by_code=by_code, replacements=replacements)
     write_deposits(conn, [plan])
     return plan.result
 
@@ -557,12 +590,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  children: dict[int, list] | None = None,
                  now: datetime | None = None,
                  item_facts: Sequence[str | None] | None = None,
-                 by_code: dict[tuple[int, str], list] | None = None) -> DepositPlan:
+                 by_code: dict[tuple[int, str], list] | None = None,
+                 replacements: dict[tuple[int, str], list] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
     entries read from the documents it replaces or deletes (``held_children``).
     ``item_facts``: ``entry_facts(items)`` when the caller has it already. ``by_code``: the
-    ``held_by_code`` of its ``orphan_corrections``."""
+    ``held_by_code`` of its ``orphan_corrections``. ``replacements``: the
+    ``held_replacements`` of its ``originals``."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
@@ -723,6 +758,12 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             continue
         gone = replaced_away.get(key) if doc is None and old is None \
             and entry.action == ACTION_NEW else None
+        if gone is None and old is None and key not in held and replacements \
+                and entry.type == DOCUMENT and entry.action == ACTION_NEW and newer is None:
+            # the original after its replacement (the T02 quarantined, rerun after the T10):
+            # it was filed current beside the document that replaced it
+            found = replacements.get((patient_id, key)) or ()
+            gone = SimpleNamespace(superseded_by=found[0].id) if len(found) == 1 else None
         if newer is not None or gone is not None \
                 or (doc is None and old is not None and _earlier_state(row, old)):
             # an earlier version arriving late: history, superseded by what is held. Also a

@@ -47,8 +47,10 @@ from dossiers.deposit import (
     held_children,
     held_entries,
     held_facts,
+    held_replacements,
     held_set_documents,
     keys_of,
+    originals,
     orphan_corrections,
     plan_deposit,
     sets_of,
@@ -1045,8 +1047,9 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                                for _, targets, _ in filing for t in targets])
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
-        by_code = held_by_code(conn, orphan_corrections(
-            stored, [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]))
+        every = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
+        by_code = held_by_code(conn, orphan_corrections(stored, every))
+        replacements = held_replacements(conn, originals(stored, every))
         children = held_children(conn, stored)
         # plan_deposit reads every stored version it is given: one patient's, not the batch's
         by_patient: dict[int, dict[tuple[int, str], list]] = {}
@@ -1056,7 +1059,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         planned = [[plan_deposit(by_patient.get(t.patient_id, {}), patient_id=t.patient_id,
                                  import_id=item.row.id, source=item.row.source,
                                  items=t.items, facts=facts, children=children,
-                                 item_facts=t.item_facts, by_code=by_code)
+                                 item_facts=t.item_facts, by_code=by_code,
+                                 replacements=replacements)
                     for t in targets]
                    for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written

@@ -235,3 +235,22 @@ def test_an_original_sent_again_after_its_replacement_stays_replaced(ctx) -> Non
     assert links(ctx, original.id) == [(rows[0], "created"), (rows[1], "superseded"),
                                               (rows[2], "confirmed")]
 
+
+def test_an_original_arriving_after_its_replacement_is_history(ctx) -> None:  # noqa: ANN001
+    """The T02 of CR-100 quarantined (or delayed), the T10 of CR-101 replacing it filed
+    first: the T02, rerun later, was filed current beside its replacement. It is history,
+    superseded by the replacement the dossier holds."""
+    from tests.test_documents_senders import _mdm
+
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    for n, message in enumerate((
+            _mdm("T10", "CR-101^RIS-Y", "CR-100^RIS-Y",
+                 content="Scanner thoracique : nodule de 4 mm du lobe inférieur droit."),
+            _mdm("T02", "CR-100^RIS-Y"))):
+        intake(ctx.engine, ctx.archive, [Received(
+            message.replace("|M-T", f"|M{n}-T").encode(), "ris", "file", file_name=f"{n}")])
+        drain(ctx)
+    replacement, original = documents(ctx)
+    assert (replacement.key, replacement.current) == ("document|CR-101", True)
+    assert (original.key, original.current, original.superseded_by) == (
+        "document|CR-100", False, replacement.id)
