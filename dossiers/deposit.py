@@ -41,7 +41,7 @@ from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert, insert_values
 from dossiers.schema import entries, provenance
-from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT, Entry
+from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
 from normalizers.tabledata import read_csv_rows
 
 _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
@@ -79,25 +79,46 @@ def fact_of(entry: Entry) -> str | None:
         return None
     raw = "\x1f".join((entry.type, entry.system or "", entry.code, when,
                        entry.comparator or "", value, entry.unit or ""))
-    parent = entry.details.get("parent_result")
+    raw += _what_of(entry.details)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _what_of(details: dict) -> str:
+    """What, beside its code and instant, tells a result apart from another one of the same
+    code and instant (part of its fact, and of the test it is a value of: ``_test_of``)."""
+    raw = ""
+    parent = details.get("parent_result")
     if parent:  # an antibiotic tested on two organisms: two facts, never one merged
         raw += "\x1f" + "\x1e".join(str(parent.get(k, "")) for k in ("code", "sub_id", "value"))
-    isolate = entry.details.get("isolate")
+    isolate = details.get("isolate")
     if isolate:  # the same in a CDA: the germ of the isolate organizer the result is of
         raw += "\x1f" + "\x1e".join(str(isolate.get(k, ""))
                                      for k in ("system", "code", "id", "text"))
-    site = entry.details.get("target_site")
+    site = details.get("target_site")
     if isinstance(site, dict) and site.get("code"):  # CDA targetSiteCode: pain in the left
         # forearm and pain in the left thigh, the same day, are two facts
         raw += "\x1f" + "\x1e".join((str(site.get("system", "")), str(site["code"]),
                                       *map(str, site.get("qualifiers") or ())))
     for key in ("code_qualifiers", "value_qualifiers"):
-        qualifiers = entry.details.get(key)
+        qualifiers = details.get(key)
         if qualifiers:  # CDA: what the code asks or which side (two results of one
             # LOINC code, one per question or per eye, are two facts)
             raw += "\x1f" + key + "\x1e" + "\x1e".join(
                 map(_qualifier_key, qualifiers))
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return raw
+
+
+def _test_of(type_: str, system: str | None, code: str | None, effective: str | None,
+             specimen_time: str | None, details: dict | None) -> tuple | None:
+    """A result's fact without its value: which test, of which instant (to the minute, in
+    UTC). What a correction sent by one channel has in common with the final it corrects,
+    received by another. None when the instant or the code is missing, and for a negated
+    statement."""
+    details = details or {}
+    when = _instant(effective or specimen_time)
+    if type_ not in FACT_TYPES or not code or not when or details.get("negated"):
+        return None
+    return type_, system or "", code, when, _what_of(details)
 
 
 def _qualifier_key(qualifier: object) -> str:
@@ -141,6 +162,9 @@ class DepositResult:
     history: int = 0  # of the created: earlier versions arrived late, filed not current
     tombstones: int = 0  # of the created: deletions of something not held yet, kept
     buried: int = 0  # of the created: withdrawn in the dossier already, filed not current
+    stale: int = 0  # of the duplicates: facts held as a version superseded since
+    crossed: int = 0  # corrections of a result the dossier holds from another channel
+    gaps: int = 0  # documents replacing a version not held, superseding an earlier one
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -156,7 +180,10 @@ def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | No
         "issued": entry.issued, "specimen_time": entry.specimen_time,
         "performer": entry.performer, "attachment_sha256": attachment_sha,
         "media_type": entry.attachment.media_type if entry.attachment else None,
-        "masking": entry.masking or None, "details": entry.details or None,
+        "masking": entry.masking or None,
+        "details": {**entry.details, "replaces": entry.replaces_key}
+        if entry.type == DOCUMENT and entry.action == ACTION_REPLACE and entry.replaces_key
+        else entry.details or None,
         "import_id": import_id, "created_at": now, "fact": fact,
         "mask_override": None, "withdrawn_by": None,
     }
@@ -213,7 +240,9 @@ def _pair_lookup(column: str, where: str = "") -> dict[str, object]:
 
 
 _BY_KEY = _pair_lookup("key")
-_BY_FACT = _pair_lookup("fact", "WHERE entries.current AND entries.status <> 'withdrawn'")
+# Every version holding a fact, current or not: a result restated by another channel after
+# it was corrected is the superseded version's fact, not a new one (see ``_stale_fact``).
+_BY_FACT = _pair_lookup("fact")
 
 
 def _rows_for_pairs(conn: Connection, statements: dict, pairs: set[tuple[int, str]]):  # noqa: ANN202
@@ -244,7 +273,8 @@ def facts_of(items: Sequence[tuple[Entry, str | None]],
 
 
 def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
-    """The current entries holding these (patient, fact) pairs, whatever their key."""
+    """The entries holding these (patient, fact) pairs, whatever their key: the current ones
+    (level 4) and the versions superseded since (a value corrected since)."""
     found: dict[tuple[int, str], list] = {}
     if pairs:
         for row in _rows_for_pairs(conn, _BY_FACT, pairs):
@@ -252,10 +282,71 @@ def held_facts(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int,
     return found
 
 
+_BY_CODE = _pair_lookup("code", "WHERE entries.current AND entries.status <> 'withdrawn'")
+
+
+def orphan_corrections(stored: dict[tuple[int, str], list],
+                       targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                       ) -> set[tuple[int, str]]:
+    """(patient, code) of the results these messages correct that the dossier holds under
+    no key they name (``stored``: ``held_entries`` of their keys): the final may have come
+    through another channel, under its key (``held_by_code``, then plan_deposit)."""
+    pairs: set[tuple[int, str]] = set()
+    for patient_id, items in targets:
+        for entry, _ in items:
+            if entry.type in FACT_TYPES and entry.action == ACTION_REPLACE and entry.code \
+                    and not any(r.current for k in {entry.replaces_key or entry.key, entry.key}
+                                for r in stored.get((patient_id, k), ())):
+                pairs.add((patient_id, entry.code))
+    return pairs
+
+
+def codes_of(items: Sequence[tuple[Entry, str | None]], corrections: bool = False) -> set[str]:
+    """The codes of a message's results (``corrections``: of the ones it corrects)."""
+    return {e.code for e, _ in items if e.type in FACT_TYPES and e.code
+            and (not corrections or e.action == ACTION_REPLACE)}
+
+
+def held_by_code(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], list]:
+    """The current results (not withdrawn) of these (patient, code) pairs, whatever their key.
+    Read for corrections only (``orphan_corrections``): the code is not indexed."""
+    found: dict[tuple[int, str], list] = {}
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_CODE, pairs):
+            if row.type in FACT_TYPES:
+                found.setdefault((row.patient_id, row.code), []).append(row)
+    return found
+
+
+def _corrected_elsewhere(row: dict, candidates: Sequence, spoken_for: set) -> object | None:
+    """The one current result of another key that ``row``, a correction, is a new value of:
+    the same test (code, instant, what tells it apart: ``_test_of``). None when none or
+    several are: a correction is never applied to a guess."""
+    mine = _test_of(row["type"], row["system"], row["code"], row["effective"],
+                    row["specimen_time"], row["details"])
+    if mine is None:
+        return None
+    found = [c for c in candidates if c.key not in spoken_for and c.key != row["key"]
+             and _test_of(c.type, c.system, c.code, c.effective, c.specimen_time,
+                          c.details) == mine]
+    return found[0] if len(found) == 1 else None
+
+
 def _comparable(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text.casefold())
     return " ".join("".join(c if c.isalnum() else " " for c in folded
                             if not unicodedata.combining(c)).split())
+
+
+def _stale_fact(row: dict, versions: list) -> object | None:
+    """The latest superseded version of another key stating ``row``'s result (not a report:
+    two scans of one exam are compared on their text, current ones only), when the dossier
+    holds that result's key with a later version: a value corrected since."""
+    if row["type"] in REPORT_TYPES:
+        return None
+    past = [r for r in versions if not r.current and r.superseded_by is not None
+            and r.status != "withdrawn"]
+    return max(past, key=lambda r: r.id) if past else None
 
 
 def _same_fact(row: dict, held: list) -> object | None:
@@ -307,6 +398,35 @@ _NUMBER_OF = {
 _BY_NUMBER = _current_documents_where(_NUMBER_OF)
 
 
+# The current documents that replaced another (MDM^T10 naming it in TXA-13, a CDA's RPLC), by
+# the key of the one they replaced (details.replaces, written at deposit).
+_REPLACED_OF = {
+    "postgresql": "entries.details->>'replaces'",
+    "sqlite": "json_extract(entries.details, '$.replaces')",
+}
+_BY_REPLACED = _current_documents_where(_REPLACED_OF)
+
+
+def originals(stored: dict[tuple[int, str], list],
+              targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+              ) -> set[tuple[int, str]]:
+    """(patient, key) of the documents these messages file as originals (not replacing
+    anything) of which the dossier holds no version: the replacement may be there already."""
+    return {(patient_id, entry.key) for patient_id, items in targets for entry, _ in items
+            if entry.type == DOCUMENT and entry.action == ACTION_NEW
+            and not stored.get((patient_id, entry.key))}
+
+
+def held_replacements(conn: Connection, pairs: set[tuple[int, str]]
+                      ) -> dict[tuple[int, str], list]:
+    """The current documents replacing these (patient, document key) pairs, by that pair."""
+    found: dict[tuple[int, str], list] = {}
+    if pairs:
+        for row in _rows_for_pairs(conn, _BY_REPLACED, pairs):
+            found.setdefault((row.patient_id, row.details["replaces"]), []).append(row)
+    return found
+
+
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
                             ) -> None:
@@ -356,9 +476,20 @@ def _set_version(details: dict | None, effective: str | None) -> tuple[str, str,
         return None
     cda = details.get("cda") if isinstance(details.get("cda"), dict) else {}
     set_id = details.get("set_id") or cda.get("set_id")
-    if not set_id:
+    if not set_id or _adds_to_another(details, cda):
         return None
     return str(set_id), str(details.get("version") or cda.get("version_number") or ""), effective
+
+
+def _adds_to_another(details: dict, cda: dict) -> bool:
+    """An addendum or a transformation of another document (CDA relatedDocument APND, XFRM
+    without RPLC; an MDM^T06 addendum): no version of its parent's set, whatever setId it
+    carries (a CDA inside HL7v2 keeps the one it was sent with)."""
+    if details.get("addendum_to"):
+        return True
+    kinds = {r.get("type") for r in (*(details.get("related") or ()),
+                                      *(cda.get("related") or ())) if isinstance(r, dict)}
+    return bool(kinds & {"APND", "XFRM"}) and "RPLC" not in kinds
 
 
 def sets_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
@@ -444,9 +575,11 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     follow_document_numbers(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
+    by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
+    replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
-                        item_facts=mine)
+                        item_facts=mine, by_code=by_code, replacements=replacements)
     write_deposits(conn, [plan])
     return plan.result
 
@@ -456,15 +589,20 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  facts: dict[tuple[int, str], list] | None = None,
                  children: dict[int, list] | None = None,
                  now: datetime | None = None,
-                 item_facts: Sequence[str | None] | None = None) -> DepositPlan:
+                 item_facts: Sequence[str | None] | None = None,
+                 by_code: dict[tuple[int, str], list] | None = None,
+                 replacements: dict[tuple[int, str], list] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
     entries read from the documents it replaces or deletes (``held_children``).
-    ``item_facts``: ``entry_facts(items)`` when the caller has it already."""
+    ``item_facts``: ``entry_facts(items)`` when the caller has it already. ``by_code``: the
+    ``held_by_code`` of its ``orphan_corrections``. ``replacements``: the
+    ``held_replacements`` of its ``originals``."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
     stated = {e.key for e, _ in items}
+    crossed: set[str] = set()  # keys of other channels' results this message corrects
     now = now or datetime.now(UTC)
     result = DepositResult()
     held: dict[str, object] = {}  # key -> current row
@@ -477,6 +615,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if row.current:
                 held[key] = row
     ids_by_key: dict[str, int] = {k: r.id for k, r in held.items()}
+    replaced_away = _replaced_away(stored, patient_id, held)
     doc = next((e for e, _ in items if document_set(e) is not None), None)
     newer, older = _versions_around(doc, held) if doc is not None else (None, [])
     buried = _buried(items, held)
@@ -521,8 +660,22 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                            _parent_key=None, _ref=entry.source_ref, _withdraw=True)
                 if entry.issued:  # when it was withdrawn: a later re-issue is told apart
                     row["issued"] = entry.issued
+        elif old is None and entry.action == ACTION_REPLACE and newer is None \
+                and entry is doc and older:
+            # v3 naming v2 (RPLC), v2 never received: it supersedes the versions of its set
+            # the dossier holds (v1). Said as 'filed as new entries', which it was not.
+            result.gaps += 1
         elif old is None and entry.action == ACTION_REPLACE and newer is None:
-            result.missing_targets += 1  # a correction of something we never received
+            old = _corrected_elsewhere(row, by_code.get((patient_id, entry.code or ""), ()),
+                                       stated | crossed) if by_code else None
+            if old is None:
+                result.missing_targets += 1  # a correction of something we never received
+            else:
+                # The final came through another channel (the hospital's CR-BIO), the
+                # correction through the lab's ORU: filed as a new entry, both values were
+                # current. The correction supersedes that final, history kept.
+                crossed.add(old.key)
+                result.crossed += 1
         key = row["key"]
         if key in taken:
             # a row this message planned already (two entries under one key): a dict
@@ -541,7 +694,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                                    now))
             continue
         fact = row.get("fact")
-        holding = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
+        versions = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
+        holding = [r for r in versions if r.current and r.status != "withdrawn"] \
+            if versions else None
         same = _same_fact(row, holding) if holding else None
         if same is not None and any(c.id == same.id for d, _ in replaced_docs
                                     for c in children.get(d.id, ())):
@@ -556,6 +711,20 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             ids_by_key[key] = same.id
             if same.import_id != import_id:
                 links.append(_link(same.id, import_id, source, entry.source_ref, "confirmed",
+                                   now))
+            continue
+        stale = _stale_fact(row, versions) if versions and not holding else None
+        if stale is not None and old is None and key not in held and stale.key != key \
+                and entry.action == ACTION_NEW:
+            # The same result through another channel as a version the dossier holds
+            # superseded (the final, corrected since by the lab; the hospital's report
+            # written before the correction says the final's value): one more link on that
+            # version, which stays history. Filed as new, the value the correction replaced
+            # was current again beside it.
+            result.duplicates += 1
+            result.stale += 1
+            if stale.import_id != import_id:
+                links.append(_link(stale.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
             continue
         twin = message_facts.get(fact) if fact and row["type"] not in REPORT_TYPES else None
@@ -587,8 +756,20 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             new_rows.append(row)
             result.buried += 1
             continue
-        if newer is not None or (doc is None and old is not None and _earlier_state(row, old)):
-            # an earlier version arriving late: history, superseded by what is held
+        gone = replaced_away.get(key) if doc is None and old is None \
+            and entry.action == ACTION_NEW else None
+        if gone is None and old is None and key not in held and replacements \
+                and entry.type == DOCUMENT and entry.action == ACTION_NEW and newer is None:
+            # the original after its replacement (the T02 quarantined, rerun after the T10):
+            # it was filed current beside the document that replaced it
+            found = replacements.get((patient_id, key)) or ()
+            gone = SimpleNamespace(superseded_by=found[0].id) if len(found) == 1 else None
+        if newer is not None or gone is not None \
+                or (doc is None and old is not None and _earlier_state(row, old)):
+            # an earlier version arriving late: history, superseded by what is held. Also a
+            # document the dossier holds replaced by another (MDM^T10, TXA-13) sent again
+            # (a T02 replayed by its sender, the same report by another interface): it was
+            # current again beside its replacement.
             kept = _in_history(row, stored.get((patient_id, key), ()))
             if kept is not None:  # filed as history before (a rerun, a resend)
                 result.duplicates += 1
@@ -599,7 +780,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             later = old if old is not None else held.get(key)
             row["current"] = False
             row["superseded_by"] = later.id if later is not None else \
-                newer.id if entry is doc else None
+                gone.superseded_by if gone is not None else newer.id if entry is doc else None
             taken[key] = row
             new_rows.append(row)
             result.history += 1
@@ -666,6 +847,20 @@ def _carry_held_value(row: dict, old) -> None:  # noqa: ANN001
     row["details"] = {**(old.details or {}), **(row["details"] or {})}
     if row["effective"] == old.effective:
         row["fact"] = old.fact
+
+
+def _replaced_away(stored: dict[tuple[int, str], list], patient_id: int,
+                   held: dict[str, object]) -> dict[str, object]:
+    """Key -> its latest version, for the keys of ``patient_id`` the dossier holds no current
+    version of, their latest superseded by an entry of another key: a document replaced by
+    another (MDM^T10 naming it in TXA-13), a result corrected through another channel."""
+    away: dict[str, object] = {}
+    for (pid, key), rows in stored.items():
+        if pid == patient_id and rows and key not in held:
+            last = max(rows, key=lambda r: r.version)
+            if last.superseded_by is not None and not last.current:
+                away[key] = last
+    return away
 
 
 def _in_history(row: dict, versions: Sequence) -> object | None:

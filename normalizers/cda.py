@@ -75,6 +75,7 @@ from parsers.cda.model import (
     Encounter,
     EntryRelationship,
     Extension,
+    Header,
     NonXmlBody,
     Observation,
     ObservationMedia,
@@ -409,7 +410,7 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     identity = _identity(header.record_targets[0])
     warnings += identity.warnings
     doc_id = header.id.key
-    set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
+    set_id = _set_key(header, doc_id)
     effective = _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
     confidentiality = header.confidentiality_code.code if header.confidentiality_code else ""
     known = confidentiality_masking(confidentiality)
@@ -456,11 +457,27 @@ def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, .
         _ZONE.reset(token)
 
 
+def _set_key(header: Header, doc_id: str) -> str:
+    """The set a document's entries are versions in: its setId; its own id when it has none,
+    and for an addendum or a transformation of another document (relatedDocument APND,
+    XFRM without RPLC: CDA R2 4.2.3.1): a document of its own beside its parent, whatever
+    setId it was sent with. Under the parent's setId, its results were taken for new
+    versions of the parent's (same keys), and the parent was superseded by it."""
+    kinds = {r.type_code for r in header.related_documents}
+    if kinds & _NOT_VERSIONS and "RPLC" not in kinds:
+        return doc_id
+    return header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
+
+
+# relatedDocument types whose document is no new version of its parent
+_NOT_VERSIONS = frozenset({"APND", "XFRM"})
+
+
 def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...],
                   mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
     header = doc.header
     doc_id = header.id.key if header.id is not None else document_key
-    set_id = header.set_id.key if header.set_id is not None and header.set_id.root else doc_id
+    set_id = _set_key(header, doc_id)
     ctx = _Ctx(source, mappings, document_key, set_id,
                _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
                warnings)

@@ -38,15 +38,20 @@ from dossiers.db import (
 )
 from dossiers.deposit import (
     DepositResult,
+    codes_of,
     deposit,
     entry_facts,
     facts_of,
     follow_document_numbers,
+    held_by_code,
     held_children,
     held_entries,
     held_facts,
+    held_replacements,
     held_set_documents,
     keys_of,
+    originals,
+    orphan_corrections,
     plan_deposit,
     sets_of,
     write_deposits,
@@ -730,6 +735,17 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "
                         "is kept in the history, not filed as current")
+    if result.gaps:
+        warnings.append(f"{result.gaps} document(s) replace a version the dossier does not "
+                        "hold (relatedDocument RPLC): the earlier version of the set it holds "
+                        "is superseded")
+    if result.crossed:
+        warnings.append(f"{result.crossed} correction(s) of a result the dossier holds from "
+                        "another channel (same test, same instant): that result superseded")
+    if result.stale:
+        warnings.append(f"{result.stale} result(s) state the value of an earlier version "
+                        "the dossier holds (corrected since): linked to that version, not "
+                        "filed as current")
     if result.buried:
         warnings.append(f"{result.buried} entr{'y' if result.buried == 1 else 'ies'} filed "
                         "as history, not current: the dossier holds them withdrawn by a "
@@ -963,6 +979,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         resolved: list[tuple[Prepared, list[_Target], list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
+        codes_seen: set[tuple[int, str]] = set()  # (patient, code) of results
+        fixes_seen: set[tuple[int, str]] = set()  # (patient, code) of corrected results
         doc_sets: dict[int, set[tuple[int, str]]] = {}  # import id -> (patient, CDA set id)
         for n, item in enumerate(prepared):
             if item.normalized.adt is not None:
@@ -986,11 +1004,18 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                 {(t.patient_id, f"fact:{f}") for t in targets for f in t.facts} | \
                 {(pid, f"set:{s}") for pid, s in doc_sets[item.row.id]}
             logical_id = item.normalized.logical_id
-            if logical_id in logical_seen or pairs & pairs_seen:
+            # a correction may supersede another key's result of its test (another channel's):
+            # it and a message with results of its code are filed one after the other
+            codes = {(t.patient_id, c) for t in targets for c in codes_of(t.items)}
+            fixes = {(t.patient_id, c) for t in targets for c in codes_of(t.items, True)}
+            if logical_id in logical_seen or pairs & pairs_seen or fixes & codes_seen \
+                    or codes & fixes_seen:
                 later.append(item)  # depends on another message of this batch
                 continue
             logical_seen.add(logical_id)
             pairs_seen |= pairs
+            codes_seen |= codes
+            fixes_seen |= fixes
             resolved.append((item, targets, warnings))
 
         wanted = {x for item, _, _ in resolved for x in (item.normalized.logical_id,
@@ -1022,6 +1047,9 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                                for _, targets, _ in filing for t in targets])
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
+        every = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
+        by_code = held_by_code(conn, orphan_corrections(stored, every))
+        replacements = held_replacements(conn, originals(stored, every))
         children = held_children(conn, stored)
         # plan_deposit reads every stored version it is given: one patient's, not the batch's
         by_patient: dict[int, dict[tuple[int, str], list]] = {}
@@ -1031,7 +1059,9 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         planned = [[plan_deposit(by_patient.get(t.patient_id, {}), patient_id=t.patient_id,
                                  import_id=item.row.id, source=item.row.source,
                                  items=t.items, facts=facts, children=children,
-                                 item_facts=t.item_facts) for t in targets]
+                                 item_facts=t.item_facts, by_code=by_code,
+                                 replacements=replacements)
+                    for t in targets]
                    for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written
         blobs = [blob for item, _, _ in filing for blob in _new_blobs(item)]

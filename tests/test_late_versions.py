@@ -100,9 +100,10 @@ def test_a_newer_version_supersedes_an_older_one_its_rplc_does_not_name(ctx) -> 
     docs = {r.import_id: r for r in _rows(ctx)}
     assert docs[v3].current and not docs[v1].current and docs[v1].superseded_by == docs[v3].id
     assert [(r.import_id, r.value) for r in _rows(ctx, "2823-3") if r.current] == [(v3, "4.9")]
-    # version 2 never came: said, as for any replacement of something not held
-    assert any("refer to entries the dossier does not hold" in w
+    # version 2 never came: said, and not as 'filed as new entries' (it superseded v1)
+    assert any("replace a version the dossier does not hold" in w
                for w in _import(ctx, v3).warnings)
+    assert not any("filed as new entries" in w for w in _import(ctx, v3).warnings)
 
 
 def test_versions_in_any_order_end_with_the_latest_current(ctx) -> None:  # noqa: ANN001
