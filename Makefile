@@ -52,7 +52,7 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	touch $@
 
 test: system-deps $(STAMP) $(NODE_CLIENT)/node_modules/.installed
-	DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 DMP_REQUIRE_CHROMIUM=1 $(BIN)/pytest -q -p no:cacheprovider
+	DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 DMP_REQUIRE_CHROMIUM=1 $(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
