@@ -222,7 +222,8 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
     try:
         return build_filter(ctx.engine, status=args.status, source=args.source,
                             channel=args.channel, stage=args.stage, code=args.code,
-                            since=args.since, until=args.until, patient=args.patient)
+                            since=args.since, until=args.until, patient=args.patient,
+                            warnings=args.warnings)
     except FilterError as exc:
         raise UserError(str(exc)) from None
 
@@ -234,22 +235,32 @@ def _actor(args: argparse.Namespace):  # noqa: ANN202
 
 
 def cmd_imports_list(args: argparse.Namespace) -> int:
-    from pipelines.report import list_imports
+    from pipelines.report import count_imports, list_imports
 
+    if args.limit < 1 or args.offset < 0:
+        raise UserError("--limit must be 1 or more and --offset 0 or more")
     ctx = _context()
+    flt = _filter(ctx, args)
     try:
-        rows = list_imports(ctx.engine, _filter(ctx, args), sort=args.sort, limit=args.limit)
+        rows = list_imports(ctx.engine, flt, sort=args.sort, limit=args.limit,
+                            offset=args.offset)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.json:
         _print_json(rows)
-    else:
-        _table(f"Imports ({len(rows)})",
-               ["id", "received", "source", "channel", "file", "format", "status", "stage",
-                "code", "where", "entries", "dup.", "att."],
-               [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
-                 r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
-                 r["entries"], r["duplicates"], r["attempts_count"]) for r in rows])
+        return EXIT_OK
+    total = count_imports(ctx.engine, flt)
+    first, last = args.offset + 1, args.offset + len(rows)
+    _table(f"Imports {first}-{last} of {total}" if rows else f"Imports (none of {total})",
+           ["id", "received", "source", "channel", "file", "format", "status", "stage",
+            "code", "where", "entries", "dup.", "att.", "warn."],
+           [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
+             r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
+             r["entries"], r["duplicates"], r["attempts_count"], len(r["warnings"] or ()))
+            for r in rows])
+    if last < total:
+        print(f"{total - last} more: --offset {last} for the next page "
+              f"(--json pages the same way)")
     return EXIT_OK
 
 
@@ -263,6 +274,8 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
         return EXIT_OK
     _table(f"Imports per status ({stats['total']})", ["status", "count"],
            list(stats["by_status"].items()))
+    if stats["with_warnings"]:
+        print(f"{stats['with_warnings']} with warnings (`imports list --warnings` lists them)")
     if stats["by_code"]:
         _table("Per error code", ["code", "status", "stage", "count"],
                [(r["error_code"], r["status"], r["stage"], r["count"])
@@ -355,7 +368,8 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
     if args is not None:
         params.update(status=args.status, source=args.source, channel=args.channel,
                       stage=args.stage, code=args.code, since=args.since, until=args.until,
-                      patient=args.patient)
+                      patient=args.patient, warnings=args.warnings,
+                      actor=_actor(args).name, reason=args.reason)
     try:
         with _prefect_api():
             from flows import rerun_imports
@@ -419,8 +433,12 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
         result = _rerun(ctx, list(args.ids), args)
     if args.json:
         _print_json(result)
-        return EXIT_OK
-    _print_rerun(result)
+    else:
+        _print_rerun(result)
+    if result["unknown"]:  # after the others were done: what could be was
+        print("dmp-ingest: no import " + ", ".join(map(str, result["unknown"])),
+              file=sys.stderr)
+        return EXIT_USER
     return EXIT_OK
 
 
@@ -437,6 +455,14 @@ def _print_rerun(result: dict) -> None:
     if not result["dry_run"]:
         done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
         print(f"outcomes: {done or 'nothing processed'}")
+        for r in result.get("results", ()):
+            if r["status"] in ("failed", "quarantined"):
+                where = f" at {r['error_location']}" if r["error_location"] else ""
+                print(f"  import {r['id']} {r['status']} again: {r['error_code']}{where}: "
+                      f"{r['error_message']}")
+            elif r["status"] in ("received", "processing"):
+                print(f"  import {r['id']} {r['status']}: the service's workers have it "
+                      "(`imports show` later)")
 
 
 def cmd_imports_assign(args: argparse.Namespace) -> int:
@@ -784,11 +810,13 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="sender id")
     p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")
     p.add_argument("--stage", help="where it stopped: intake, archive, parse, normalize, "
-                   "identity, dedupe, deposit")
+                   "identity, dedupe, deposit, consent (an ADT applied), process, store")
     p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED)")
     p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
     p.add_argument("--until", help="received before (same forms)")
     p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")
+    p.add_argument("--warnings", action="store_true",
+                   help="only imports with warnings (filed, yet something was doubtful)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -812,7 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", default="-id",
                    help="id, received, updated, status, source, code, stage, attempts; "
                    "'-' first for descending (default -id: newest first)")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--limit", type=int, default=200, help="rows per page (default 200)")
+    p.add_argument("--offset", type=int, default=0,
+                   help="rows skipped: the next page starts at --offset + --limit")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_list)
     p = imports.add_parser("stats", help="counts per status and per error code")
@@ -833,6 +863,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_options(p)
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="say what would be reopened, left alone (and why), not reprocessable")
+    p.add_argument("--reason", help="why (kept in the audit trail)")
+    p.add_argument("--as", dest="actor", help="who reruns (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_rerun)
     p = imports.add_parser("assign", help="file a quarantined import in a dossier, then rerun")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
 from pipelines.audit import trail
-from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, where_filter
+from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, has_warnings, where_filter
 
 # `imports list --sort`: a key, '-key' for descending.
 SORTS = {"id": imports.c.id, "received": imports.c.received_at, "updated": imports.c.updated_at,
@@ -114,20 +114,32 @@ def sort_order(sort: str) -> list:
 
 def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str | None = None,
                  source: str | None = None, error_code: str | None = None,
-                 sort: str = "-id", limit: int | None = 200) -> list[dict]:
-    """Ledger rows matching a filter, sorted (newest first by default), at most ``limit``."""
+                 sort: str = "-id", limit: int | None = 200, offset: int = 0) -> list[dict]:
+    """Ledger rows matching a filter, sorted (newest first by default), at most ``limit``,
+    the first ``offset`` skipped (by the database: a deep page does not load the rows before
+    it). The order is total (ties broken by id), so pages neither repeat nor skip a row."""
     if flt is None:
         flt = ImportFilter(status=status, source=source, error_code=error_code)
     q = where_filter(select(imports).order_by(*sort_order(sort)), flt)
     if limit is not None:
         q = q.limit(limit)
+    if offset:
+        q = q.offset(offset)
     with engine.connect() as conn:
         return [_import_dict(r) for r in conn.execute(q)]
 
 
+def count_imports(engine: Engine, flt: ImportFilter | None = None) -> int:
+    """How many ledger rows a filter selects: what a page of ``list_imports`` is out of."""
+    with engine.connect() as conn:
+        return conn.execute(where_filter(select(func.count()).select_from(imports),
+                                         flt or ImportFilter())).scalar_one()
+
+
 def import_stats(engine: Engine, flt: ImportFilter | None = None) -> dict:
     """Counts per status and per (error code, status) over the rows a filter selects: what
-    failed and why, at a glance, before a rerun by code."""
+    failed and why, at a glance, before a rerun by code; and how many carry warnings (filed
+    imports among them: read, but something in them was doubtful)."""
     flt = flt or ImportFilter()
     with engine.connect() as conn:
         by_status = {s: n for s, n in conn.execute(where_filter(
@@ -139,9 +151,11 @@ def import_stats(engine: Engine, flt: ImportFilter | None = None) -> dict:
                        .where(imports.c.error_code.is_not(None))
                        .group_by(imports.c.error_code, imports.c.status, imports.c.stage),
                        flt))]
+        warned = conn.execute(where_filter(
+            select(func.count()).select_from(imports).where(has_warnings()), flt)).scalar_one()
     by_code.sort(key=lambda r: (-r["count"], r["error_code"], r["status"]))
     return {"total": sum(by_status.values()), "by_status": dict(sorted(by_status.items())),
-            "by_code": by_code}
+            "by_code": by_code, "with_warnings": warned}
 
 
 def show_import(engine: Engine, import_id: int) -> dict | None:

@@ -6,6 +6,10 @@ and what is left alone (and why) is decided once, by ``plan_rerun``, for the dry
 real run alike. Before anything is reopened its archived object is read back and checked
 against its sha256: an import whose object is missing or corrupt cannot be reprocessed; it is
 said plainly and recorded as an attempt, never replayed.
+
+Whoever asks for a rerun (CLI, admin API, console) is recorded in the audit trail with the
+ids and the reason, and what became of each import is read back from the ledger once the
+processing is done: a worker of the service may have taken some of the reopened rows first.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy import Engine, select, update
 
 from dossiers.schema import imports
 from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing
+from pipelines.audit import Actor, record
 from pipelines.faults import fault_point
 from pipelines.ledger import (
     DEPOSITED,
@@ -92,7 +97,7 @@ def targets(engine: Engine, ids: list[int] | None, flt: ImportFilter | None) -> 
 
 def dry_run(engine: Engine, archive: Archive | None, ids: list[int]) -> dict:
     """What a rerun would do, for people and scripts (nothing written)."""
-    return {"requested": len(ids), "dry_run": True, "outcomes": {},
+    return {"requested": len(ids), "dry_run": True, "outcomes": {}, "results": [],
             **plan_rerun(engine, archive, ids).summary()}
 
 
@@ -171,6 +176,45 @@ def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
                          .values(not_before=None))
     fault_point("rerun.reopened")  # back in the queue, their earlier outcomes cleared
     return plan
+
+
+def audit_rerun(engine: Engine, actor: Actor, ids: list[int], reason: str | None) -> None:
+    """Who asked for the rerun of which imports, and why: one audit row (with the import id
+    for one import, the ids in its details for several: at most 10,000 listed, the count
+    always), written before anything is reopened."""
+    if not ids:
+        return
+    with engine.begin() as conn:
+        if len(ids) == 1:
+            record(conn, actor, "import.rerun", import_id=ids[0], reason=reason)
+        else:
+            record(conn, actor, "import.rerun", reason=reason,
+                   details={"imports": ids[:10_000], "count": len(ids)})
+
+
+def rerun_outcomes(engine: Engine, ids: list[int]) -> dict:
+    """What became of the imports a rerun processed, as the ledger says after the run (not
+    as this process counted: a service worker may have taken some reopened rows first, and
+    a transient failure leaves a row 'received'). ``outcomes``: count per ledger status
+    ('received' waits for a retry or a worker, 'processing' is held by another worker);
+    ``results``: each import's status and, when it failed or was quarantined again, its
+    error code, location and message, so that the admin sees which failed again and why."""
+    outcomes: dict[str, int] = {}
+    results: list[dict] = []
+    wanted = sorted(set(ids))
+    with engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            for r in conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
+                                         imports.c.error_code, imports.c.error_location,
+                                         imports.c.error_message)
+                                  .where(imports.c.id.in_(wanted[i:i + 500]))
+                                  .order_by(imports.c.id)):
+                outcomes[r.status] = outcomes.get(r.status, 0) + 1
+                results.append({"id": r.id, "status": r.status, "stage": r.stage,
+                                "error_code": r.error_code,
+                                "error_location": r.error_location,
+                                "error_message": r.error_message})
+    return {"outcomes": outcomes, "results": results}
 
 
 def reopen(engine: Engine, ids: list[int]) -> list[int]:
