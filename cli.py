@@ -277,8 +277,8 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
     if stats["with_warnings"]:
         print(f"{stats['with_warnings']} with warnings (`imports list --warnings` lists them)")
     if stats["by_code"]:
-        _table("Per error code", ["code", "status", "stage", "count"],
-               [(r["error_code"], r["status"], r["stage"], r["count"])
+        _table("Per error code", ["code", "status", "stage", "count", "what to do"],
+               [(r["error_code"], r["status"], r["stage"], r["count"], r["advice"])
                 for r in stats["by_code"]])
     return EXIT_OK
 
@@ -304,6 +304,8 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
                 "not_before", "retries"):
         if info.get(key) not in (None, "", 0) or key in ("entries", "duplicates"):
             print(f"{key:>19}: {info[key]}")
+    if info["advice"]:
+        print(f"{'what to do':>19}: {info['advice']}")
     if info["edited_as"]:
         print(f"{'edited as':>19}: " + ", ".join(map(str, info["edited_as"])))
     for w in info.get("warnings") or []:
@@ -426,7 +428,8 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
         from pipelines.rerun import dry_run, targets
 
         try:
-            result = dry_run(ctx.engine, ctx.archive, targets(ctx.engine, args.ids, flt))
+            result = dry_run(ctx.engine, ctx.archive, targets(ctx.engine, args.ids, flt),
+                             ctx.settings)
         except ArchiveUnavailable as exc:
             raise Unavailable(str(exc)) from None
     else:
@@ -452,6 +455,8 @@ def _print_rerun(result: dict) -> None:
         print(f"  import {item['id']} {item['reason']}")
     if result["unknown"]:
         print("  not in the ledger: " + ", ".join(map(str, result["unknown"])))
+    for note in result.get("notes", ()):
+        print(f"  note: {note}")
     if not result["dry_run"]:
         done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
         print(f"outcomes: {done or 'nothing processed'}")

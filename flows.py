@@ -145,9 +145,10 @@ def rerun_imports(ids: list[int] | None = None, status: str | None = None,
                        warnings=warnings)
     wanted = targets(ctx.engine, ids, flt)
     if dry_run:
-        return plan_only(ctx.engine, ctx.archive, wanted)
+        return plan_only(ctx.engine, ctx.archive, wanted, ctx.settings)
     audit_rerun(ctx.engine, Actor.current(actor), wanted, reason)
-    plan = reopen_checked(ctx.engine, ctx.archive, wanted, code_version=CODE_VERSION)
+    plan = reopen_checked(ctx.engine, ctx.archive, wanted, code_version=CODE_VERSION,
+                          settings=ctx.settings)
     for batch in _batches(plan.to_process, ctx.settings.batch_size):
         process_batch(batch, "rerun")
     return {"requested": len(wanted), "dry_run": False, **plan.summary(),

@@ -135,9 +135,10 @@ def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSO
     ctx = api.ctx
     try:
         if body.dry_run:
-            return JSONResponse(dry_run(ctx.engine, ctx.archive, ids))
+            return JSONResponse(dry_run(ctx.engine, ctx.archive, ids, ctx.settings))
         audit_rerun(ctx.engine, Actor(who.subject), ids, body.reason)
-        plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION)
+        plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION,
+                              settings=ctx.settings)
     except ArchiveUnavailable:
         raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
     result = {"requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
+from pipelines.advice import advice
 from pipelines.audit import trail
 from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, has_warnings, where_filter
 
@@ -81,7 +82,12 @@ def ingest_summary(engine: Engine, message_ids: list[int], batch_ids: list[int])
 def _problem(r) -> dict:  # noqa: ANN001
     return {"id": r.id, "file": r.file_name, "part": r.part, "status": r.status,
             "stage": r.stage, "error_code": r.error_code, "error_location": r.error_location,
-            "error_message": r.error_message}
+            "error_message": r.error_message, "advice": advice(r.error_code)}
+
+
+def _advice(status: str, code: str | None) -> str | None:
+    """What to do, for what waits on an admin (failed, quarantined); None otherwise."""
+    return advice(code) if status in ("failed", "quarantined") else None
 
 
 def _import_dict(r) -> dict:  # noqa: ANN001
@@ -95,7 +101,7 @@ def _import_dict(r) -> dict:  # noqa: ANN001
             "batch_of": r.batch_of, "attempts_count": r.attempts, "warnings": r.warnings,
             "assigned_patient_id": r.assigned_patient_id, "edited_from": r.edited_from,
             "discard_reason": r.discard_reason, "not_before": _iso(r.not_before),
-            "retries": r.retries}
+            "retries": r.retries, "advice": _advice(r.status, r.error_code)}
 
 
 def sort_order(sort: str) -> list:
@@ -144,7 +150,8 @@ def import_stats(engine: Engine, flt: ImportFilter | None = None) -> dict:
     with engine.connect() as conn:
         by_status = {s: n for s, n in conn.execute(where_filter(
             select(imports.c.status, func.count()).group_by(imports.c.status), flt))}
-        by_code = [{"error_code": code, "status": status, "stage": stage, "count": n}
+        by_code = [{"error_code": code, "status": status, "stage": stage, "count": n,
+                    "advice": _advice(status, code)}
                    for code, status, stage, n in conn.execute(where_filter(
                        select(imports.c.error_code, imports.c.status, imports.c.stage,
                               func.count())

@@ -39,6 +39,7 @@ from pipelines.ledger import (
     reset_for_rerun,
     where_filter,
 )
+from pipelines.settings import Settings
 
 LEFT_DEPOSITED = "deposited: nothing to do"
 LEFT_INTAKE = "decided at intake (byte-identical repeat or refused by the connector)"
@@ -52,13 +53,15 @@ CANNOT = "cannot be reprocessed: archived object {}"
 class RerunPlan:
     """What a rerun of some ids does. ``reopen``: terminal rows put back in the queue;
     ``queued``: rows already waiting (processed now); ``left``: id -> why nothing is done;
-    ``cannot``: id -> why it cannot be reprocessed (archive); ``unknown``: not in the ledger."""
+    ``cannot``: id -> why it cannot be reprocessed (archive); ``unknown``: not in the ledger;
+    ``notes``: what the admin should know before (a source no longer declared)."""
 
     reopen: list[int] = field(default_factory=list)
     queued: list[int] = field(default_factory=list)
     left: dict[int, str] = field(default_factory=dict)
     cannot: dict[int, str] = field(default_factory=dict)
     unknown: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def to_process(self) -> list[int]:
@@ -74,7 +77,7 @@ class RerunPlan:
                                for k, v in left.items()],
                 "cannot_reprocess": [{"id": i, "reason": why}
                                      for i, why in sorted(self.cannot.items())],
-                "unknown": self.unknown}
+                "unknown": self.unknown, "notes": self.notes}
 
 
 def select_ids(engine: Engine, flt: ImportFilter | None = None, *, status: str | None = None,
@@ -95,10 +98,11 @@ def targets(engine: Engine, ids: list[int] | None, flt: ImportFilter | None) -> 
     return sorted(wanted)
 
 
-def dry_run(engine: Engine, archive: Archive | None, ids: list[int]) -> dict:
+def dry_run(engine: Engine, archive: Archive | None, ids: list[int],
+            settings: Settings | None = None) -> dict:
     """What a rerun would do, for people and scripts (nothing written)."""
     return {"requested": len(ids), "dry_run": True, "outcomes": {}, "results": [],
-            **plan_rerun(engine, archive, ids).summary()}
+            **plan_rerun(engine, archive, ids, settings).summary()}
 
 
 def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
@@ -117,10 +121,12 @@ def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
     return LEFT_INTAKE
 
 
-def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> RerunPlan:
+def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int],
+               settings: Settings | None = None) -> RerunPlan:
     """Decide, without writing anything, what rerunning ``ids`` does; with ``archive``, also
     check every candidate's archived object (read back, sha256 verified). An archive that
-    cannot be reached raises ArchiveUnavailable: nothing can be said about the objects."""
+    cannot be reached raises ArchiveUnavailable: nothing can be said about the objects.
+    With ``settings``, note the sources no longer declared (``undeclared_note``)."""
     plan = RerunPlan()
     wanted = sorted(set(ids))
     t = now()
@@ -128,7 +134,8 @@ def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> Rerun
     with engine.connect() as conn:
         for i in range(0, len(wanted), 500):
             for r in conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
-                                         imports.c.sha256, imports.c.claimed_until)
+                                         imports.c.sha256, imports.c.claimed_until,
+                                         imports.c.source, imports.c.channel)
                                   .where(imports.c.id.in_(wanted[i:i + 500]))):
                 rows[r.id] = r
     for i in wanted:
@@ -150,15 +157,44 @@ def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> Rerun
                 plan.cannot[i] = CANNOT.format("corrupt (sha256 mismatch)")
                 continue
         (plan.queued if row.status in (RECEIVED, PROCESSING) else plan.reopen).append(i)
+    if settings is not None:
+        plan.notes = undeclared_note(settings, [rows[i] for i in plan.to_process])
     return plan
 
 
+# Channels whose source is always a declared one (a listener's sender, a token's source, a
+# drop folder, a bucket): such a source missing from today's settings was renamed or removed.
+DECLARED_CHANNELS = ("mllp", "http", "folder", "s3")
+
+
+def undeclared_note(settings: Settings, rows: list) -> list[str]:
+    """One note per source of ``rows`` that came in through a declared source the settings no
+    longer declare (nor name in ``[renamed_sources]``): replayed as they are, they would be
+    read without that source's charset, time zone, required mappings and allowed senders.
+    Nothing when the settings declare no source at all (a store fed by files only)."""
+    declared = settings.declared_sources()
+    if not declared:
+        return []
+    loose = (settings.listener.accept_unknown_senders and ("mllp", "http")) or ()
+    missing: dict[str, int] = {}
+    for row in rows:
+        if row.channel in DECLARED_CHANNELS and row.channel not in loose and \
+                settings.current_source(row.source) not in declared:
+            missing[row.source] = missing.get(row.source, 0) + 1
+    return [f"source {source!r} ({n} import(s)) is not declared in the settings any more: "
+            f"if it was renamed, name it under [renamed_sources] ({source} = \"new id\") "
+            "and rerun then; as it is, they are read without its per-source settings "
+            "(charset, time zone, required mappings, allowed senders)"
+            for source, n in sorted(missing.items())]
+
+
 def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
-                   code_version: str, trigger: str = "rerun") -> RerunPlan:
+                   code_version: str, trigger: str = "rerun",
+                   settings: Settings | None = None) -> RerunPlan:
     """Carry out a plan: record the imports that cannot be reprocessed (failed, with an
     attempt saying why: the admin sees it in `imports show`), reopen the others. Returns the
     plan; its ``to_process`` are the rows to process now."""
-    plan = plan_rerun(engine, archive, ids)
+    plan = plan_rerun(engine, archive, ids, settings)
     with engine.begin() as conn:
         if plan.cannot:
             t = now()

@@ -198,3 +198,98 @@ def test_admin_api_counts_pages_with_a_total_and_audits_reruns(api) -> None:  # 
         assert [(x["id"], x["error_code"]) for x in done["results"]] == [
             (fail, "OBX_BAD_NUMBER")]
     assert _audit(ctx)[-1] == ("alice", "import.rerun", fail, "ticket 77")
+
+
+def test_each_failure_says_what_to_do(store, capsys) -> None:  # noqa: ANN001
+    ctx, (dep, _, quar, fail) = store
+    code, out, _ = run(capsys, "imports", "show", str(quar))
+    assert "what to do: create the patient's dossier (dossier create)" in out
+    code, out, _ = run(capsys, "imports", "list", "--json", "--sort", "id")
+    advice = {r["id"]: r["advice"] for r in json.loads(out)}
+    assert advice[dep] is None and "imports edit ID" in advice[fail]
+    code, out, _ = run(capsys, "imports", "stats", "--json")
+    by_code = {r["error_code"]: r["advice"] for r in json.loads(out)["by_code"]}
+    assert by_code["IDENTITY_UNKNOWN_PATIENT"] == advice[quar]
+
+
+def test_the_advice_table_names_codes_that_exist() -> None:
+    """A misspelt code in the table would never match: every exact code and prefix it names
+    is one the code base produces, and every code an ACK can carry gets specific advice."""
+    from normalizers.tabledata import read_csv_rows
+    from pipelines import advice as module
+    from tests.conftest import ROOT
+
+    source = "\n".join(p.read_text(encoding="utf-8")
+                       for d in ("parsers", "normalizers", "pipelines", "dossiers",
+                                 "connectors")
+                       for p in (ROOT / d).rglob("*.py"))
+    for row in read_csv_rows(ROOT / "pipelines" / "tables" / "error_advice.csv"):
+        code = row["code"].rstrip("*")
+        if code:
+            assert f'"{code}' in source, row["code"]
+    default = module.advice("NOT_A_CODE_OF_OURS")
+    for row in read_csv_rows(ROOT / "pipelines" / "tables" / "ack_codes.csv"):
+        code = row["error_code"]
+        # '*' is the default itself; MLLP_ codes refuse frames, they are on no import
+        if code != "*" and f'"{code}"' in source and not code.startswith("MLLP_"):
+            assert module.advice(code) != default, code
+
+
+LOCAL_GLUCOSE = "OBX|4|NM|ZZGLU^Glycémie locale^L||5.1|mmol/L|3.9-5.8|N|||F"
+
+
+def test_a_renamed_source_keeps_its_settings_for_what_came_in_before(tmp_path) -> None:
+    (tmp_path / "dmp.toml").write_text(
+        '[sources.cerballiance-lyon]\nsending_application = "SIL-LAB"\n'
+        'timezone = "America/Cayenne"\ncharset = "iso-8859-15"\n'
+        '[renamed_sources]\n"labm-lyon" = "cerballiance-lyon"\n', encoding="utf-8")
+    settings = load_settings(env={"DMP_HOME": str(tmp_path)})
+    assert settings.current_source("labm-lyon") == "cerballiance-lyon"
+    assert settings.source_zone("labm-lyon") == "America/Cayenne"
+    assert settings.fallback_charset("labm-lyon") == "iso-8859-15"
+    assert settings.source_zone("another") is None
+    env = {"DMP_HOME": str(tmp_path), "DMP_RENAMED_SOURCES": "a=b,b=a"}
+    assert load_settings(env=env).current_source("a") == "b"  # a cycle ends
+    from pipelines.settings import SettingsError
+
+    for bad in ("a", "a=a", "=b"):
+        with pytest.raises(SettingsError):
+            load_settings(env={"DMP_HOME": str(tmp_path), "DMP_RENAMED_SOURCES": bad})
+
+
+def test_rerun_after_a_source_was_renamed(ctx) -> None:  # noqa: ANN001
+    """An MLLP sender's source renamed in the settings while one of its imports waited in
+    quarantine: the dry run says so, and once the rename is declared the rerun reads it
+    with the new id's settings (here: its codes must map to LOINC)."""
+    import dataclasses
+
+    from pipelines.rerun import dry_run
+    from pipelines.settings import Source
+    from tests.test_admin import rerun
+
+    (imp,) = [i for r in intake(ctx.engine, ctx.archive, [Received(
+        oru("R1", local_id="LAB00077", extra_obx=LOCAL_GLUCOSE, **UNKNOWN), "labm-lyon",
+        "mllp")]) for i in r.message_ids]
+    drain(ctx)
+    renamed = dataclasses.replace(ctx.settings, sources=(Source("cerballiance-lyon"),),
+                                  require_mapping=frozenset({"cerballiance-lyon"}))
+    plan = dry_run(ctx.engine, ctx.archive, [imp], renamed)
+    assert plan["reopen"] == [imp] and len(plan["notes"]) == 1
+    assert "'labm-lyon' (1 import(s)) is not declared" in plan["notes"][0]
+    assert "[renamed_sources]" in plan["notes"][0]
+
+    renamed = dataclasses.replace(renamed, renamed_sources={"labm-lyon": "cerballiance-lyon"})
+    assert dry_run(ctx.engine, ctx.archive, [imp], renamed)["notes"] == []
+    make_patient(ctx, NIR_2, family="Santoni", given="Ange", birth_date="1988-10-02",
+                 sex="M")
+    done = rerun(dataclasses.replace(ctx, settings=renamed), [imp])
+    assert done["outcomes"] == {"failed": 1}
+    info = show_import_of(ctx, imp)
+    assert (info["error_code"], info["error_location"]) == ("CODE_UNMAPPED", "OBX[8]-3")
+    assert "cerballiance-lyon" in info["error_message"]
+
+
+def show_import_of(ctx: Context, import_id: int) -> dict:
+    from pipelines.report import show_import
+
+    return show_import(ctx.engine, import_id)

@@ -62,7 +62,8 @@ def audit_rerun(api: ApiState, actor: Actor, ids: list[int], reason: str | None)
 def run(api: ApiState, ids: list[int], job: Job | None = None) -> dict:
     """Reopen ``ids`` and process them now; the rerun's summary with ``outcomes``."""
     ctx = api.ctx
-    plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION)
+    plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION,
+                          settings=ctx.settings)
     result = {"requested": len(ids), **plan.summary(), "outcomes": {}}
     todo = plan.to_process
     if job is not None:
