@@ -223,7 +223,7 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
         return build_filter(ctx.engine, status=args.status, source=args.source,
                             channel=args.channel, stage=args.stage, code=args.code,
                             since=args.since, until=args.until, patient=args.patient,
-                            warnings=args.warnings)
+                            warnings=args.warnings, file=args.file)
     except FilterError as exc:
         raise UserError(str(exc)) from None
 
@@ -370,7 +370,7 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
     if args is not None:
         params.update(status=args.status, source=args.source, channel=args.channel,
                       stage=args.stage, code=args.code, since=args.since, until=args.until,
-                      patient=args.patient, warnings=args.warnings,
+                      patient=args.patient, warnings=args.warnings, file=args.file,
                       actor=_actor(args).name, reason=args.reason)
     try:
         with _prefect_api():
@@ -820,6 +820,8 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
     p.add_argument("--until", help="received before (same forms)")
     p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")
+    p.add_argument("--file", help="the file name it came under ('*' and '?' as in a shell, "
+                   "e.g. 'CR_202611*.hl7')")
     p.add_argument("--warnings", action="store_true",
                    help="only imports with warnings (filed, yet something was doubtful)")
 

@@ -125,11 +125,12 @@ def rerun_imports(ids: list[int] | None = None, status: str | None = None,
                   since: datetime | str | None = None, until: datetime | str | None = None,
                   patient: str | None = None, dry_run: bool = False,
                   actor: str | None = None, reason: str | None = None,
-                  warnings: bool = False) -> dict:
+                  warnings: bool = False, file: str | None = None) -> dict:
     """Replay imports from their archived bytes with today's code and tables: the ``ids``
     given plus those the filter selects (status, source, channel, stage, error code, received
     since/until: ISO time or '24h', '7d'; patient: INS or dossier id; warnings: only those
-    with warnings), so that it can be started from the Prefect UI or a schedule too.
+    with warnings; file: the file name, '*' and '?' as in a shell), so that it can be
+    started from the Prefect UI or a schedule too.
     ``dry_run``: only say what would happen. ``actor`` (default DMP_ADMIN, else the OS user
     of the worker) and ``reason`` go to the audit trail. Returns the plan (reopened, left
     alone and why, cannot be reprocessed), the outcomes and each import's result as the
@@ -142,7 +143,7 @@ def rerun_imports(ids: list[int] | None = None, status: str | None = None,
     ctx = _context("rerun")
     flt = build_filter(ctx.engine, status=status, source=source, channel=channel, stage=stage,
                        code=code, since=since, until=until, patient=patient,
-                       warnings=warnings)
+                       warnings=warnings, file=file)
     wanted = targets(ctx.engine, ids, flt)
     if dry_run:
         return plan_only(ctx.engine, ctx.archive, wanted, ctx.settings)

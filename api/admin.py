@@ -44,6 +44,8 @@ class Filter(BaseModel):
     until: str | None = None
     patient: str | None = Field(None, pattern=PATIENT_REF, description="INS or dossier id")
     warnings: bool = Field(False, description="only imports with warnings")
+    file: str | None = Field(None, max_length=500,
+                             description="file name; '*' and '?' as in a shell")
 
 
 class Rerun(BaseModel):
@@ -71,6 +73,8 @@ def imports_list(request: Request, who: ADMIN,
                  until: str | None = None,
                  patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
                  warnings: bool = Query(False, description="only imports with warnings"),
+                 file: Annotated[str | None, Query(max_length=500, description="file name; "
+                                                   "'*' and '?' as in a shell")] = None,
                  sort: str = Query("-id", description="id, received, updated, status, "
                                    "source, code, stage, attempts; '-' for descending"),
                  limit: int = Query(200, ge=1, le=5000),
@@ -78,7 +82,7 @@ def imports_list(request: Request, who: ADMIN,
     """A page of the imports a filter selects, and ``total``: how many it selects in all."""
     flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
                                   code=code, since=since, until=until, patient=patient,
-                                  warnings=warnings))
+                                  warnings=warnings, file=file))
     engine = state(request).ctx.engine
     try:
         rows = list_imports(engine, flt, sort=sort, limit=limit, offset=offset)
@@ -95,11 +99,11 @@ def imports_stats(request: Request, who: ADMIN,
                   code: str | None = None, since: str | None = None,
                   until: str | None = None,
                   patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
-                  warnings: bool = Query(False, description="only imports with warnings")
-                  ) -> dict:
+                  warnings: bool = Query(False, description="only imports with warnings"),
+                  file: Annotated[str | None, Query(max_length=500)] = None) -> dict:
     flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
                                   code=code, since=since, until=until, patient=patient,
-                                  warnings=warnings))
+                                  warnings=warnings, file=file))
     return import_stats(state(request).ctx.engine, flt)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 import cli
 import flows
 from dossiers.schema import audit_log
+from pipelines.filters import build_filter
 from pipelines.intake import Received, intake
 from pipelines.ledger import ImportFilter, claim_batch
 from pipelines.process import Context, drain
@@ -150,6 +151,8 @@ def test_list_says_when_more_match_than_shown(store, capsys) -> None:  # noqa: A
     assert [r["id"] for r in json.loads(out)] == [dep]
     code, out, _ = run(capsys, "imports", "list", "--offset", "-1")
     assert code == 1
+    code, out, _ = run(capsys, "imports", "list", "--file", "M3.HL7", "--json")
+    assert [r["id"] for r in json.loads(out)] == [fail]
 
 
 def test_imports_filed_with_warnings_are_found_and_counted(store, capsys) -> None:  # noqa: ANN001
@@ -293,3 +296,24 @@ def show_import_of(ctx: Context, import_id: int) -> dict:
     from pipelines.report import show_import
 
     return show_import(ctx.engine, import_id)
+
+
+def test_a_sender_s_ticket_names_a_file_and_the_admin_finds_it(ctx) -> None:  # noqa: ANN001
+    names = ["CR_2026_11_Lefèvre.hl7", "CRX2026X11.hl7", "cr_2026_12.hl7", "100%_ok.hl7",
+             "autre.xml"]
+    ids = dict(zip(names, (i for r in intake(ctx.engine, ctx.archive, [
+        Received(f"pas un message {n}".encode(), "scanner", "folder", file_name=n)
+        for n in names]) for i in r.message_ids), strict=True))
+
+    def found(pattern: str) -> list[str]:
+        flt = build_filter(ctx.engine, file=pattern)
+        by_id = {v: k for k, v in ids.items()}
+        return [by_id[r["id"]] for r in list_imports(ctx.engine, flt, sort="id")]
+
+    assert found("CRX2026X11.hl7") == ["CRX2026X11.hl7"]
+    assert found("CR_2026_*") == ["CR_2026_11_Lefèvre.hl7", "cr_2026_12.hl7"]  # '_' is '_'
+    assert found("cr_2026_1?.hl7") == ["cr_2026_12.hl7"]
+    assert found("100%*") == ["100%_ok.hl7"]
+    assert found("*.xml") == ["autre.xml"]
+    assert found("nothing*") == []
+    assert build_filter(ctx.engine, file="  ").is_empty()
