@@ -308,6 +308,11 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
         print(f"{'what to do':>19}: {info['advice']}")
     if info["edited_as"]:
         print(f"{'edited as':>19}: " + ", ".join(map(str, info["edited_as"])))
+    if info["resent_as"]:
+        later = ", ".join(f"import {r['id']} ({r['status']})" for r in info["resent_as"])
+        print(f"{'resent as?':>19}: {later}: the same message or file name from this source, "
+              f"filed since; if it was the correction, close this one (imports discard "
+              f"{info['id']} --reason 'resent as import {info['resent_as'][0]['id']}')")
     for w in info.get("warnings") or []:
         print(f"{'warning':>19}: {w}")
     if info["attempts"]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
@@ -196,8 +196,34 @@ def show_import(engine: Engine, import_id: int) -> dict | None:
         info["edited_as"] = list(conn.execute(
             select(imports.c.id).where(imports.c.edited_from == import_id)
             .order_by(imports.c.id)).scalars())
+        info["resent_as"] = _resent_as(conn, row)
     info["audit"] = trail(engine, import_id=import_id)
     return info
+
+
+def _resent_as(conn, row) -> list[dict]:  # noqa: ANN001
+    """For a failed or quarantined import, the later imports of the same source that look
+    like its resend and were filed (deposited, or found duplicate of something filed): the
+    same logical message (sender + MSH-10, CDA id), or the same file name. The sender
+    corrected and sent it again; this row then waits for nothing, and the admin closes it
+    (discard) instead of rerunning it over and over. A hint, never acted upon here."""
+    if row.status not in ("failed", "quarantined"):
+        return []
+    same = []
+    if row.logical_id:
+        same.append(imports.c.logical_id == row.logical_id)
+    if row.file_name and row.batch_of is None:  # a batch's messages share its file name
+        same.append(and_(imports.c.file_name == row.file_name, imports.c.batch_of.is_(None)))
+    if not same:
+        return []
+    later = conn.execute(
+        select(imports.c.id, imports.c.status, imports.c.file_name, imports.c.received_at)
+        .where(imports.c.id > row.id, imports.c.source == row.source, or_(*same),
+               imports.c.status.in_(("deposited", "duplicate")),
+               or_(imports.c.edited_from.is_(None), imports.c.edited_from != row.id))
+        .order_by(imports.c.id).limit(10))
+    return [{"id": r.id, "status": r.status, "file_name": r.file_name,
+             "received_at": _iso(r.received_at)} for r in later]
 
 
 def rerun_progress(engine: Engine, since: datetime) -> int:

@@ -317,3 +317,26 @@ def test_a_sender_s_ticket_names_a_file_and_the_admin_finds_it(ctx) -> None:  # 
     assert found("*.xml") == ["autre.xml"]
     assert found("nothing*") == []
     assert build_filter(ctx.engine, file="  ").is_empty()
+
+
+def test_a_failed_import_resent_corrected_points_to_its_resend(store, capsys) -> None:  # noqa: ANN001
+    """The lab corrects the message and sends it again under the same file name: the failed
+    one says so, so that the admin closes it instead of rerunning it forever."""
+    ctx, (dep, _, quar, fail) = store
+    (resent,) = [i for r in intake(ctx.engine, ctx.archive, [
+        Received(oru("M3", value="6.4", filler="CMD-3003"), "lab", "file",
+                 file_name="m3.hl7")]) for i in r.message_ids]
+    (other,) = [i for r in intake(ctx.engine, ctx.archive, [
+        Received(oru("M9", value="6.0"), "lab", "file", file_name="m9.hl7")])
+        for i in r.message_ids]
+    drain(ctx)
+    code, out, _ = run(capsys, "imports", "show", str(fail), "--json")
+    assert [(r["id"], r["status"]) for r in json.loads(out)["resent_as"]] == [
+        (resent, "deposited")]
+    code, out, _ = run(capsys, "imports", "show", str(fail))
+    assert f"import {resent} (deposited)" in out
+    assert f"imports discard {fail} --reason 'resent as import {resent}'" in out
+    code, out, _ = run(capsys, "imports", "show", str(quar), "--json")
+    assert json.loads(out)["resent_as"] == []  # m2.hl7 was not sent again
+    code, out, _ = run(capsys, "imports", "show", str(dep), "--json")
+    assert json.loads(out)["resent_as"] == [] and other  # filed: nothing to point to
