@@ -817,7 +817,8 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
 def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", help="received, processing, deposited, duplicate, failed, "
                    "quarantined, split, discarded")
-    p.add_argument("--source", help="sender id")
+    p.add_argument("--source", help="source id: the declared sender, folder or bucket it came "
+                   "through (`ingest --source`, default 'files')")
     p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")
     p.add_argument("--stage", help="where it stopped: intake, archive, parse, normalize, "
                    "identity, dedupe, deposit, consent (an ADT applied), process, store")
@@ -825,8 +826,8 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
     p.add_argument("--until", help="received before (same forms)")
     p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")
-    p.add_argument("--file", help="the file name it came under ('*' and '?' as in a shell, "
-                   "e.g. 'CR_202611*.hl7')")
+    p.add_argument("--file", help="the file name it came under, case ignored ('*' and '?' as "
+                   "in a shell, e.g. 'CR_202611*.hl7')")
     p.add_argument("--warnings", action="store_true",
                    help="only imports with warnings (filed, yet something was doubtful)")
 
@@ -861,7 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_stats)
-    p = imports.add_parser("show", help="one import: attempts, error, entries, raw content")
+    p = imports.add_parser("show", help="one import: error and what to do, attempts, entries, "
+                           "raw content")
     p.add_argument("id", type=int)
     p.add_argument("--raw", action="store_true",
                    help="print the archived message (patient data: the access is audited)")
@@ -871,7 +873,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_show)
     p = imports.add_parser("rerun", help="replay imports from the archive (ids or a filter)")
-    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("ids", nargs="*", type=int,
+                   help="import ids (with filter options too: both are rerun)")
     _filter_options(p)
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="say what would be reopened, left alone (and why), not reprocessable")
