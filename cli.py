@@ -213,6 +213,7 @@ def _print_ingest(summary: dict) -> None:
 
 # -- imports --------------------------------------------------------------------------------
 PROGRESS_MIN = 200  # reruns of fewer imports finish too fast for a progress bar
+RERUN_LINES = 50  # imports failed again (or still waiting) named one per line after a rerun
 
 
 def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
@@ -465,7 +466,9 @@ def _print_rerun(result: dict) -> None:
     if not result["dry_run"]:
         done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
         print(f"outcomes: {done or 'nothing processed'}")
-        for r in result.get("results", ()):
+        pending = ("failed", "quarantined", "received", "processing")
+        told = [r for r in result.get("results", ()) if r["status"] in pending]
+        for r in told[:RERUN_LINES]:
             if r["status"] in ("failed", "quarantined"):
                 where = f" at {r['error_location']}" if r["error_location"] else ""
                 print(f"  import {r['id']} {r['status']} again: {r['error_code']}{where}: "
@@ -473,6 +476,9 @@ def _print_rerun(result: dict) -> None:
             elif r["status"] in ("received", "processing"):
                 print(f"  import {r['id']} {r['status']}: the service's workers have it "
                       "(`imports show` later)")
+        if len(told) > RERUN_LINES:
+            print(f"  ... and {len(told) - RERUN_LINES} more (--json lists them all; "
+                  "`imports stats` counts them)")
 
 
 def cmd_imports_assign(args: argparse.Namespace) -> int:

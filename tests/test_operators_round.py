@@ -342,3 +342,12 @@ def test_a_failed_import_resent_corrected_points_to_its_resend(store, capsys) ->
     assert json.loads(out)["resent_as"] == []  # m2.hl7 was not sent again
     code, out, _ = run(capsys, "imports", "show", str(dep), "--json")
     assert json.loads(out)["resent_as"] == [] and other  # filed: nothing to point to
+
+
+def test_a_big_rerun_names_the_first_failures_and_counts_the_rest(store, capsys) -> None:  # noqa: ANN001
+    ctx, _ = store
+    _ingest(ctx, *(oru(f"B{n}", filler=f"CMD-{n}", extra_obx=BAD) for n in range(55)))
+    code, out, _ = run(capsys, "imports", "rerun", "--code", "OBX_BAD_NUMBER")
+    assert code == 0 and "outcomes: 56 failed" in out
+    assert out.count("failed again: OBX_BAD_NUMBER at OBX[8]-5") == cli.RERUN_LINES
+    assert f"... and {56 - cli.RERUN_LINES} more (--json lists them all" in out
