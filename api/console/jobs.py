@@ -79,6 +79,10 @@ def run(api: ApiState, ids: list[int], job: Job | None = None) -> dict:
         if job is not None:
             job.done += len(chunk)
             job.outcomes = dict(result["outcomes"])
+    # the last word is the ledger's: a service worker may have taken some rows first
+    result.update(rerun.rerun_outcomes(ctx.engine, todo))
+    if job is not None:
+        job.outcomes = dict(result["outcomes"])
     return result
 
 
