@@ -229,6 +229,16 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
         raise UserError(str(exc)) from None
 
 
+def _unseen_code(ctx, flt) -> str | None:  # noqa: ANN001
+    """The one line to say when a --code filter names a code no import ever had."""
+    from pipelines.report import code_seen
+
+    if flt.error_code is None or code_seen(ctx.engine, flt.error_code):
+        return None
+    return (f"no import has error code {flt.error_code} (`imports stats` lists the codes "
+            "there are)")
+
+
 def _actor(args: argparse.Namespace):  # noqa: ANN202
     from pipelines.audit import Actor
 
@@ -247,6 +257,8 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
                             offset=args.offset)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if not rows and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -429,6 +441,8 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
     flt = _filter(ctx, args)
     if not args.ids and flt.is_empty():
         raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
+    if not args.ids and (unseen := _unseen_code(ctx, flt)) is not None:
+        raise UserError(f"nothing to rerun: {unseen}")
     if args.dry_run:  # a read: no Prefect run needed
         from pipelines.archive import ArchiveUnavailable
         from pipelines.rerun import dry_run, targets

@@ -135,6 +135,15 @@ def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str
         return [_import_dict(r) for r in conn.execute(q)]
 
 
+def code_seen(engine: Engine, code: str) -> bool:
+    """Whether any import of the ledger ever ended with this error code: a filter on a code
+    never seen (a typo, a code from another product's documentation) selects nothing, and
+    the admin should be told so rather than shown an empty list."""
+    with engine.connect() as conn:
+        return conn.execute(select(imports.c.id).where(imports.c.error_code == code)
+                            .limit(1)).first() is not None
+
+
 def count_imports(engine: Engine, flt: ImportFilter | None = None) -> int:
     """How many ledger rows a filter selects: what a page of ``list_imports`` is out of."""
     with engine.connect() as conn:

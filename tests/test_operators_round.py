@@ -351,3 +351,19 @@ def test_a_big_rerun_names_the_first_failures_and_counts_the_rest(store, capsys)
     assert code == 0 and "outcomes: 56 failed" in out
     assert out.count("failed again: OBX_BAD_NUMBER at OBX[8]-5") == cli.RERUN_LINES
     assert f"... and {56 - cli.RERUN_LINES} more (--json lists them all" in out
+
+
+def test_a_code_no_import_ever_had_is_said_not_shown_as_nothing(store, capsys) -> None:  # noqa: ANN001
+    """The admin types the code from a ticket (IDENTITY_NOT_FOUND) where the ledger says
+    IDENTITY_UNKNOWN_PATIENT: an empty list and 'rerun of 0 import(s)' hid the typo."""
+    code, out, err = run(capsys, "imports", "rerun", "--code", "IDENTITY_NOT_FOUND")
+    assert code == 1 and "no import has error code IDENTITY_NOT_FOUND" in err
+    assert err.count("\n") == 1 and out == ""
+    code, out, err = run(capsys, "imports", "list", "--code", "identity_not_found", "--json")
+    assert code == 0 and json.loads(out) == [] and "IDENTITY_NOT_FOUND" in err
+    code, out, err = run(capsys, "imports", "list", "--code", "OBX_BAD_NUMBER", "--status",
+                         "deposited")  # a code seen, no row in this filter: nothing to say
+    assert code == 0 and err == ""
+    code, out, err = run(capsys, "imports", "rerun", "--code", "IDENTITY_UNKNOWN_PATIENT",
+                         "--dry-run")
+    assert code == 0 and "would reopen 1" in out
