@@ -22,7 +22,7 @@ from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
 from pipelines.process import CODE_VERSION
-from pipelines.report import count_imports, import_stats, list_imports, show_import
+from pipelines.report import code_seen, count_imports, import_stats, list_imports, show_import
 from pipelines.rerun import audit_rerun, dry_run, reopen_checked, rerun_outcomes, targets
 from pipelines.resilient import process_or_defer
 
@@ -122,6 +122,9 @@ def imports_rerun(body: Rerun, request: Request,
     flt = _filter(request, body.filter)
     if not body.ids and flt.is_empty():
         raise ApiError(400, "NOTHING_TO_RERUN", "give import ids or a filter")
+    if not body.ids and flt.error_code and not code_seen(state(request).ctx.engine,
+                                                         flt.error_code):
+        raise ApiError(400, "NOTHING_TO_RERUN", f"no import has error code {flt.error_code}")
     return _rerun(request, targets(state(request).ctx.engine, body.ids, flt), body, who)
 
 

@@ -200,6 +200,9 @@ def test_admin_api_counts_pages_with_a_total_and_audits_reruns(api) -> None:  # 
         assert done["outcomes"] == {"failed": 1}
         assert [(x["id"], x["error_code"]) for x in done["results"]] == [
             (fail, "OBX_BAD_NUMBER")]
+        r = c.post("/admin/imports/rerun", json={"filter": {"code": "IDENTITY_NOT_FOUND"}})
+        assert (r.status_code, r.json()["error"]) == (400, "NOTHING_TO_RERUN")
+        assert "IDENTITY_NOT_FOUND" in r.json()["message"]
     assert _audit(ctx)[-1] == ("alice", "import.rerun", fail, "ticket 77")
 
 
