@@ -213,6 +213,7 @@ def _print_ingest(summary: dict) -> None:
 
 # -- imports --------------------------------------------------------------------------------
 PROGRESS_MIN = 200  # reruns of fewer imports finish too fast for a progress bar
+RERUN_LINES = 50  # imports failed again (or still waiting) named one per line after a rerun
 
 
 def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
@@ -222,9 +223,20 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
     try:
         return build_filter(ctx.engine, status=args.status, source=args.source,
                             channel=args.channel, stage=args.stage, code=args.code,
-                            since=args.since, until=args.until, patient=args.patient)
+                            since=args.since, until=args.until, patient=args.patient,
+                            warnings=args.warnings, file=args.file)
     except FilterError as exc:
         raise UserError(str(exc)) from None
+
+
+def _unseen_code(ctx, flt) -> str | None:  # noqa: ANN001
+    """The one line to say when a --code filter names a code no import ever had."""
+    from pipelines.report import code_seen
+
+    if flt.error_code is None or code_seen(ctx.engine, flt.error_code):
+        return None
+    return (f"no import has error code {flt.error_code} (`imports stats` lists the codes "
+            "there are)")
 
 
 def _actor(args: argparse.Namespace):  # noqa: ANN202
@@ -234,22 +246,34 @@ def _actor(args: argparse.Namespace):  # noqa: ANN202
 
 
 def cmd_imports_list(args: argparse.Namespace) -> int:
-    from pipelines.report import list_imports
+    from pipelines.report import count_imports, list_imports
 
+    if args.limit < 1 or args.offset < 0:
+        raise UserError("--limit must be 1 or more and --offset 0 or more")
     ctx = _context()
+    flt = _filter(ctx, args)
     try:
-        rows = list_imports(ctx.engine, _filter(ctx, args), sort=args.sort, limit=args.limit)
+        rows = list_imports(ctx.engine, flt, sort=args.sort, limit=args.limit,
+                            offset=args.offset)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if not rows and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
     if args.json:
         _print_json(rows)
-    else:
-        _table(f"Imports ({len(rows)})",
-               ["id", "received", "source", "channel", "file", "format", "status", "stage",
-                "code", "where", "entries", "dup.", "att."],
-               [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
-                 r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
-                 r["entries"], r["duplicates"], r["attempts_count"]) for r in rows])
+        return EXIT_OK
+    total = count_imports(ctx.engine, flt)
+    first, last = args.offset + 1, args.offset + len(rows)
+    _table(f"Imports {first}-{last} of {total}" if rows else f"Imports (none of {total})",
+           ["id", "received", "source", "channel", "file", "format", "status", "stage",
+            "code", "where", "entries", "dup.", "att.", "warn."],
+           [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
+             r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
+             r["entries"], r["duplicates"], r["attempts_count"], len(r["warnings"] or ()))
+            for r in rows])
+    if last < total:
+        print(f"{total - last} more: --offset {last} for the next page "
+              f"(--json pages the same way)")
     return EXIT_OK
 
 
@@ -263,9 +287,11 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
         return EXIT_OK
     _table(f"Imports per status ({stats['total']})", ["status", "count"],
            list(stats["by_status"].items()))
+    if stats["with_warnings"]:
+        print(f"{stats['with_warnings']} with warnings (`imports list --warnings` lists them)")
     if stats["by_code"]:
-        _table("Per error code", ["code", "status", "stage", "count"],
-               [(r["error_code"], r["status"], r["stage"], r["count"])
+        _table("Per error code", ["code", "status", "stage", "count", "what to do"],
+               [(r["error_code"], r["status"], r["stage"], r["count"], r["advice"])
                 for r in stats["by_code"]])
     return EXIT_OK
 
@@ -291,8 +317,15 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
                 "not_before", "retries"):
         if info.get(key) not in (None, "", 0) or key in ("entries", "duplicates"):
             print(f"{key:>19}: {info[key]}")
+    if info["advice"]:
+        print(f"{'what to do':>19}: {info['advice']}")
     if info["edited_as"]:
         print(f"{'edited as':>19}: " + ", ".join(map(str, info["edited_as"])))
+    if info["resent_as"]:
+        later = ", ".join(f"import {r['id']} ({r['status']})" for r in info["resent_as"])
+        print(f"{'resent as?':>19}: {later}: the same message or file name from this source, "
+              f"filed since; if it was the correction, close this one (imports discard "
+              f"{info['id']} --reason 'resent as import {info['resent_as'][0]['id']}')")
     for w in info.get("warnings") or []:
         print(f"{'warning':>19}: {w}")
     if info["attempts"]:
@@ -355,7 +388,8 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
     if args is not None:
         params.update(status=args.status, source=args.source, channel=args.channel,
                       stage=args.stage, code=args.code, since=args.since, until=args.until,
-                      patient=args.patient)
+                      patient=args.patient, warnings=args.warnings, file=args.file,
+                      actor=_actor(args).name, reason=args.reason)
     try:
         with _prefect_api():
             from flows import rerun_imports
@@ -407,20 +441,27 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
     flt = _filter(ctx, args)
     if not args.ids and flt.is_empty():
         raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
+    if not args.ids and (unseen := _unseen_code(ctx, flt)) is not None:
+        raise UserError(f"nothing to rerun: {unseen}")
     if args.dry_run:  # a read: no Prefect run needed
         from pipelines.archive import ArchiveUnavailable
         from pipelines.rerun import dry_run, targets
 
         try:
-            result = dry_run(ctx.engine, ctx.archive, targets(ctx.engine, args.ids, flt))
+            result = dry_run(ctx.engine, ctx.archive, targets(ctx.engine, args.ids, flt),
+                             ctx.settings)
         except ArchiveUnavailable as exc:
             raise Unavailable(str(exc)) from None
     else:
         result = _rerun(ctx, list(args.ids), args)
     if args.json:
         _print_json(result)
-        return EXIT_OK
-    _print_rerun(result)
+    else:
+        _print_rerun(result)
+    if result["unknown"]:  # after the others were done: what could be was
+        print("dmp-ingest: no import " + ", ".join(map(str, result["unknown"])),
+              file=sys.stderr)
+        return EXIT_USER
     return EXIT_OK
 
 
@@ -434,9 +475,24 @@ def _print_rerun(result: dict) -> None:
         print(f"  import {item['id']} {item['reason']}")
     if result["unknown"]:
         print("  not in the ledger: " + ", ".join(map(str, result["unknown"])))
+    for note in result.get("notes", ()):
+        print(f"  note: {note}")
     if not result["dry_run"]:
         done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
         print(f"outcomes: {done or 'nothing processed'}")
+        pending = ("failed", "quarantined", "received", "processing")
+        told = [r for r in result.get("results", ()) if r["status"] in pending]
+        for r in told[:RERUN_LINES]:
+            if r["status"] in ("failed", "quarantined"):
+                where = f" at {r['error_location']}" if r["error_location"] else ""
+                print(f"  import {r['id']} {r['status']} again: {r['error_code']}{where}: "
+                      f"{r['error_message']}")
+            elif r["status"] in ("received", "processing"):
+                print(f"  import {r['id']} {r['status']}: the service's workers have it "
+                      "(`imports show` later)")
+        if len(told) > RERUN_LINES:
+            print(f"  ... and {len(told) - RERUN_LINES} more (--json lists them all; "
+                  "`imports stats` counts them)")
 
 
 def cmd_imports_assign(args: argparse.Namespace) -> int:
@@ -781,14 +837,19 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
 def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", help="received, processing, deposited, duplicate, failed, "
                    "quarantined, split, discarded")
-    p.add_argument("--source", help="sender id")
+    p.add_argument("--source", help="source id: the declared sender, folder or bucket it came "
+                   "through (`ingest --source`, default 'files')")
     p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")
     p.add_argument("--stage", help="where it stopped: intake, archive, parse, normalize, "
-                   "identity, dedupe, deposit")
+                   "identity, dedupe, deposit, consent (an ADT applied), process, store")
     p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED)")
     p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
     p.add_argument("--until", help="received before (same forms)")
     p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")
+    p.add_argument("--file", help="the file name it came under, case ignored ('*' and '?' as "
+                   "in a shell, e.g. 'CR_202611*.hl7')")
+    p.add_argument("--warnings", action="store_true",
+                   help="only imports with warnings (filed, yet something was doubtful)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -812,14 +873,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", default="-id",
                    help="id, received, updated, status, source, code, stage, attempts; "
                    "'-' first for descending (default -id: newest first)")
-    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--limit", type=int, default=200, help="rows per page (default 200)")
+    p.add_argument("--offset", type=int, default=0,
+                   help="rows skipped: the next page starts at --offset + --limit")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_list)
     p = imports.add_parser("stats", help="counts per status and per error code")
     _filter_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_stats)
-    p = imports.add_parser("show", help="one import: attempts, error, entries, raw content")
+    p = imports.add_parser("show", help="one import: error and what to do, attempts, entries, "
+                           "raw content")
     p.add_argument("id", type=int)
     p.add_argument("--raw", action="store_true",
                    help="print the archived message (patient data: the access is audited)")
@@ -829,10 +893,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_show)
     p = imports.add_parser("rerun", help="replay imports from the archive (ids or a filter)")
-    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("ids", nargs="*", type=int,
+                   help="import ids (with filter options too: both are rerun)")
     _filter_options(p)
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="say what would be reopened, left alone (and why), not reprocessable")
+    p.add_argument("--reason", help="why (kept in the audit trail)")
+    p.add_argument("--as", dest="actor", help="who reruns (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_rerun)
     p = imports.add_parser("assign", help="file a quarantined import in a dossier, then rerun")

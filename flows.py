@@ -123,28 +123,37 @@ def rerun_imports(ids: list[int] | None = None, status: str | None = None,
                   source: str | None = None, channel: str | None = None,
                   stage: str | None = None, code: str | None = None,
                   since: datetime | str | None = None, until: datetime | str | None = None,
-                  patient: str | None = None, dry_run: bool = False) -> dict:
+                  patient: str | None = None, dry_run: bool = False,
+                  actor: str | None = None, reason: str | None = None,
+                  warnings: bool = False, file: str | None = None) -> dict:
     """Replay imports from their archived bytes with today's code and tables: the ``ids``
     given plus those the filter selects (status, source, channel, stage, error code, received
-    since/until: ISO time or '24h', '7d'; patient: INS or dossier id), so that it can be
-    started from the Prefect UI or a schedule too. ``dry_run``: only say what would happen.
-    Returns the plan (reopened, left alone and why, cannot be reprocessed) and the outcomes."""
+    since/until: ISO time or '24h', '7d'; patient: INS or dossier id; warnings: only those
+    with warnings; file: the file name, '*' and '?' as in a shell), so that it can be
+    started from the Prefect UI or a schedule too.
+    ``dry_run``: only say what would happen. ``actor`` (default DMP_ADMIN, else the OS user
+    of the worker) and ``reason`` go to the audit trail. Returns the plan (reopened, left
+    alone and why, cannot be reprocessed), the outcomes and each import's result as the
+    ledger holds them after the run."""
+    from pipelines.audit import Actor
     from pipelines.filters import build_filter
+    from pipelines.rerun import audit_rerun, reopen_checked, rerun_outcomes, targets
     from pipelines.rerun import dry_run as plan_only
-    from pipelines.rerun import reopen_checked, targets
 
     ctx = _context("rerun")
     flt = build_filter(ctx.engine, status=status, source=source, channel=channel, stage=stage,
-                       code=code, since=since, until=until, patient=patient)
+                       code=code, since=since, until=until, patient=patient,
+                       warnings=warnings, file=file)
     wanted = targets(ctx.engine, ids, flt)
     if dry_run:
-        return plan_only(ctx.engine, ctx.archive, wanted)
-    plan = reopen_checked(ctx.engine, ctx.archive, wanted, code_version=CODE_VERSION)
-    totals: dict[str, int] = {}
+        return plan_only(ctx.engine, ctx.archive, wanted, ctx.settings)
+    audit_rerun(ctx.engine, Actor.current(actor), wanted, reason)
+    plan = reopen_checked(ctx.engine, ctx.archive, wanted, code_version=CODE_VERSION,
+                          settings=ctx.settings)
     for batch in _batches(plan.to_process, ctx.settings.batch_size):
-        for state, n in process_batch(batch, "rerun").items():
-            totals[state] = totals.get(state, 0) + n
-    return {"requested": len(wanted), "dry_run": False, "outcomes": totals, **plan.summary()}
+        process_batch(batch, "rerun")
+    return {"requested": len(wanted), "dry_run": False, **plan.summary(),
+            **rerun_outcomes(ctx.engine, plan.to_process)}
 
 
 # -- folder and bucket pollers ----------------------------------------------------------------

@@ -3,7 +3,8 @@
 Same filters, same dicts as the CLI (pipelines/filters.py, pipelines/report.py,
 pipelines/rerun.py). A rerun reopens the imports and lets the service's workers process them
 (202); with ``"wait": true`` they are processed in the request, and the outcomes returned
-(what the CLI does), for small reruns.
+(what the CLI does), for small reruns. Every rerun is in the audit trail under the admin's
+name, with the reason given.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pydantic import BaseModel, Field
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
 from pipelines.archive import ArchiveUnavailable
+from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
 from pipelines.process import CODE_VERSION
-from pipelines.report import list_imports, show_import
-from pipelines.rerun import dry_run, reopen_checked, targets
+from pipelines.report import code_seen, count_imports, import_stats, list_imports, show_import
+from pipelines.rerun import audit_rerun, dry_run, reopen_checked, rerun_outcomes, targets
 from pipelines.resilient import process_or_defer
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -41,6 +43,9 @@ class Filter(BaseModel):
     since: str | None = Field(None, description="2026-11-25, 2026-11-25T08:00, 24h, 7d")
     until: str | None = None
     patient: str | None = Field(None, pattern=PATIENT_REF, description="INS or dossier id")
+    warnings: bool = Field(False, description="only imports with warnings")
+    file: str | None = Field(None, max_length=500,
+                             description="file name; '*' and '?' as in a shell")
 
 
 class Rerun(BaseModel):
@@ -49,6 +54,8 @@ class Rerun(BaseModel):
     filter: Filter | None = None
     dry_run: bool = False
     wait: bool = Field(False, description="process now and return the outcomes")
+    reason: str | None = Field(None, max_length=1000,
+                               description="why (kept in the audit trail)")
 
 
 def _filter(request: Request, f: Filter | None) -> ImportFilter:
@@ -65,17 +72,39 @@ def imports_list(request: Request, who: ADMIN,
                  code: str | None = None, since: str | None = None,
                  until: str | None = None,
                  patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
+                 warnings: bool = Query(False, description="only imports with warnings"),
+                 file: Annotated[str | None, Query(max_length=500, description="file name; "
+                                                   "'*' and '?' as in a shell")] = None,
                  sort: str = Query("-id", description="id, received, updated, status, "
                                    "source, code, stage, attempts; '-' for descending"),
                  limit: int = Query(200, ge=1, le=5000),
                  offset: int = Query(0, ge=0, le=MAX_LISTED)) -> dict:
+    """A page of the imports a filter selects, and ``total``: how many it selects in all."""
     flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
-                                  code=code, since=since, until=until, patient=patient))
+                                  code=code, since=since, until=until, patient=patient,
+                                  warnings=warnings, file=file))
+    engine = state(request).ctx.engine
     try:
-        rows = list_imports(state(request).ctx.engine, flt, sort=sort, limit=offset + limit)
+        rows = list_imports(engine, flt, sort=sort, limit=limit, offset=offset)
     except ValueError as exc:  # unknown sort key
         raise ApiError(400, "BAD_SORT", str(exc)) from None
-    return {"imports": rows[offset:], "offset": offset, "limit": limit}
+    return {"imports": rows, "offset": offset, "limit": limit,
+            "total": count_imports(engine, flt)}
+
+
+@router.get("/imports/stats", summary="Counts per status and per error code (imports stats)")
+def imports_stats(request: Request, who: ADMIN,
+                  status: str | None = None, source: str | None = None,
+                  channel: str | None = None, stage: str | None = None,
+                  code: str | None = None, since: str | None = None,
+                  until: str | None = None,
+                  patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
+                  warnings: bool = Query(False, description="only imports with warnings"),
+                  file: Annotated[str | None, Query(max_length=500)] = None) -> dict:
+    flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
+                                  code=code, since=since, until=until, patient=patient,
+                                  warnings=warnings, file=file))
+    return import_stats(state(request).ctx.engine, flt)
 
 
 @router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")
@@ -93,7 +122,10 @@ def imports_rerun(body: Rerun, request: Request,
     flt = _filter(request, body.filter)
     if not body.ids and flt.is_empty():
         raise ApiError(400, "NOTHING_TO_RERUN", "give import ids or a filter")
-    return _rerun(request, targets(state(request).ctx.engine, body.ids, flt), body)
+    if not body.ids and flt.error_code and not code_seen(state(request).ctx.engine,
+                                                         flt.error_code):
+        raise ApiError(400, "NOTHING_TO_RERUN", f"no import has error code {flt.error_code}")
+    return _rerun(request, targets(state(request).ctx.engine, body.ids, flt), body, who)
 
 
 @router.post("/imports/{import_id}/rerun", summary="Replay one import from the archive",
@@ -102,19 +134,22 @@ def imports_rerun_one(import_id: ImportId, request: Request, who: ADMIN,
                       body: Rerun | None = None) -> JSONResponse:
     if show_import(state(request).ctx.engine, import_id) is None:
         raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
-    return _rerun(request, [import_id], body or Rerun())
+    return _rerun(request, [import_id], body or Rerun(), who)
 
 
-def _rerun(request: Request, ids: list[int], body: Rerun) -> JSONResponse:
+def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSONResponse:
     api = state(request)
     ctx = api.ctx
     try:
         if body.dry_run:
-            return JSONResponse(dry_run(ctx.engine, ctx.archive, ids))
-        plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION)
+            return JSONResponse(dry_run(ctx.engine, ctx.archive, ids, ctx.settings))
+        audit_rerun(ctx.engine, Actor(who.subject), ids, body.reason)
+        plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION,
+                              settings=ctx.settings)
     except ArchiveUnavailable:
         raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
-    result = {"requested": len(ids), "dry_run": False, "outcomes": {}, **plan.summary()}
+    result = {"requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],
+              **plan.summary()}
     if not body.wait:
         api.wake()
         return JSONResponse({**result, "processing": "queued"}, status_code=202)
@@ -124,6 +159,5 @@ def _rerun(request: Request, ids: list[int], body: Rerun) -> JSONResponse:
     for i in range(0, len(todo), size):
         claimed = claim_batch(ctx.engine, limit=size, worker=worker.worker,
                               ids=todo[i:i + size], lease_seconds=ctx.settings.lease_seconds)
-        for status, n in process_or_defer(worker, claimed).items():
-            result["outcomes"][status] = result["outcomes"].get(status, 0) + n
-    return JSONResponse({**result, "processing": "done"})
+        process_or_defer(worker, claimed)
+    return JSONResponse({**result, **rerun_outcomes(ctx.engine, todo), "processing": "done"})

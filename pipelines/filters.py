@@ -48,8 +48,12 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
                  channel: str | None = None, stage: str | None = None,
                  code: str | None = None, since: str | datetime | None = None,
                  until: str | datetime | None = None,
-                 patient: str | int | None = None) -> ImportFilter:
-    """The ImportFilter for these words; ``patient`` is an INS or a dossier id."""
+                 patient: str | int | None = None,
+                 warnings: bool | None = None,
+                 file: str | None = None) -> ImportFilter:
+    """The ImportFilter for these words; ``patient`` is an INS or a dossier id;
+    ``warnings``: only the imports whose outcome carries warnings; ``file``: the file name
+    it came under (a sender's ticket names it), '*' and '?' as in a shell."""
     patient_id = None
     if patient is not None and str(patient).strip():
         with engine.connect() as conn:
@@ -60,4 +64,5 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
     return ImportFilter(status=status or None, source=source or None, channel=channel or None,
                         stage=stage or None, error_code=code.upper() if code else None,
                         since=parse_time(since), until=parse_time(until),
-                        patient_id=patient_id)
+                        patient_id=patient_id, warnings=True if warnings else None,
+                        file_name=file.strip() if file and file.strip() else None)

@@ -12,7 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from dossiers.db import bulk_insert, bulk_update
 from dossiers.schema import entries, import_attempts, imports, provenance
@@ -70,6 +82,8 @@ class ImportFilter:
     since: datetime | None = None  # received at or after
     until: datetime | None = None  # received before
     patient_id: int | None = None  # filed in (or assigned to) this dossier
+    warnings: bool | None = None  # True: only imports with warnings (filed, yet doubtful)
+    file_name: str | None = None  # the name it came under; '*' and '?' as in a shell
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in self.__slots__)
@@ -89,6 +103,10 @@ def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str 
                           (c.error_code, flt.error_code)):
         if value is not None:
             query = query.where(column == value)
+    if flt.warnings:
+        query = query.where(has_warnings())
+    if flt.file_name is not None:
+        query = query.where(_name_matches(flt.file_name))
     if flt.since is not None:
         query = query.where(c.received_at >= flt.since)
     if flt.until is not None:
@@ -103,6 +121,23 @@ def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str 
                                 c.assigned_patient_id == flt.patient_id,
                                 and_(c.patient_id.is_(None), c.id.in_(filed_here))))
     return query
+
+
+def _name_matches(pattern: str):  # noqa: ANN202
+    """file_name matching ``pattern`` as a shell pattern ('*', '?'), case ignored alike on
+    SQLite and PostgreSQL (ILIKE); '%', '_' and '\\' in a name are plain characters (a
+    lab's CR_2026_11.hl7)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return imports.c.file_name.ilike(escaped.replace("*", "%").replace("?", "_"),
+                                     escape="\\")
+
+
+def has_warnings():  # noqa: ANN201
+    """Rows whose outcome carries warnings. The column is JSON: a row without warnings holds
+    SQL NULL, or JSON ``null`` (SQLite and PostgreSQL store Python None so), never an empty
+    list (``record_outcomes`` writes None for it); both are excluded."""
+    text = cast(imports.c.warnings, Text)
+    return and_(imports.c.warnings.is_not(None), text.not_in(("null", "[]")))
 
 
 def now() -> datetime:

@@ -18,8 +18,10 @@ def unmapped_failure(settings: Settings, source: str,
                      normalized: NormalizedMessage) -> Outcome | None:
     """The failed outcome when ``source`` requires mapped codes and one is not; else None.
     The message names the code (a code, not patient data) and where it was read."""
-    if source not in settings.require_mapping:
+    current = settings.current_source(source)  # renamed since it came in: the new settings
+    if current not in settings.require_mapping:
         return None
+    named = source if current == source else f"{source} (now {current})"
     unmapped = [e for e in normalized.entries if not e.mapped and e.code]
     if not unmapped:
         return None
@@ -29,5 +31,5 @@ def unmapped_failure(settings: Settings, source: str,
     more = f" (and {len(unmapped) - 1} more)" if len(unmapped) > 1 else ""
     return Outcome(FAILED, stage="normalize", error_code="CODE_UNMAPPED",
                    error_message=f"{location}: local code {first.code} ({first.system}) has "
-                   f"no LOINC mapping for source {source}{more}", error_location=location,
+                   f"no LOINC mapping for source {named}{more}", error_location=location,
                    logical_id=normalized.logical_id)

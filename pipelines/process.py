@@ -539,7 +539,8 @@ def sender_not_source(settings: Settings, source: str, sender: str) -> Outcome |
     MSH-3/MSH-4 and control id would otherwise supersede that laboratory's results. The
     listener already picks the source by these names (and refuses unknown senders); this
     holds folders and buckets to the same declaration, and rows rerun after it changed."""
-    declared = next((s for s in settings.sources if s.id == source), None)
+    current = settings.current_source(source)  # a source renamed since: its new settings
+    declared = next((s for s in settings.sources if s.id == current), None)
     if declared is None:
         return None
     application, _, facility = sender.partition("|")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
+from pipelines.advice import advice
 from pipelines.audit import trail
-from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, where_filter
+from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, has_warnings, where_filter
 
 # `imports list --sort`: a key, '-key' for descending.
 SORTS = {"id": imports.c.id, "received": imports.c.received_at, "updated": imports.c.updated_at,
@@ -81,7 +82,12 @@ def ingest_summary(engine: Engine, message_ids: list[int], batch_ids: list[int])
 def _problem(r) -> dict:  # noqa: ANN001
     return {"id": r.id, "file": r.file_name, "part": r.part, "status": r.status,
             "stage": r.stage, "error_code": r.error_code, "error_location": r.error_location,
-            "error_message": r.error_message}
+            "error_message": r.error_message, "advice": advice(r.error_code)}
+
+
+def _advice(status: str, code: str | None) -> str | None:
+    """What to do, for what waits on an admin (failed, quarantined); None otherwise."""
+    return advice(code) if status in ("failed", "quarantined") else None
 
 
 def _import_dict(r) -> dict:  # noqa: ANN001
@@ -95,7 +101,7 @@ def _import_dict(r) -> dict:  # noqa: ANN001
             "batch_of": r.batch_of, "attempts_count": r.attempts, "warnings": r.warnings,
             "assigned_patient_id": r.assigned_patient_id, "edited_from": r.edited_from,
             "discard_reason": r.discard_reason, "not_before": _iso(r.not_before),
-            "retries": r.retries}
+            "retries": r.retries, "advice": _advice(r.status, r.error_code)}
 
 
 def sort_order(sort: str) -> list:
@@ -114,34 +120,58 @@ def sort_order(sort: str) -> list:
 
 def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str | None = None,
                  source: str | None = None, error_code: str | None = None,
-                 sort: str = "-id", limit: int | None = 200) -> list[dict]:
-    """Ledger rows matching a filter, sorted (newest first by default), at most ``limit``."""
+                 sort: str = "-id", limit: int | None = 200, offset: int = 0) -> list[dict]:
+    """Ledger rows matching a filter, sorted (newest first by default), at most ``limit``,
+    the first ``offset`` skipped (by the database: a deep page does not load the rows before
+    it). The order is total (ties broken by id), so pages neither repeat nor skip a row."""
     if flt is None:
         flt = ImportFilter(status=status, source=source, error_code=error_code)
     q = where_filter(select(imports).order_by(*sort_order(sort)), flt)
     if limit is not None:
         q = q.limit(limit)
+    if offset:
+        q = q.offset(offset)
     with engine.connect() as conn:
         return [_import_dict(r) for r in conn.execute(q)]
 
 
+def code_seen(engine: Engine, code: str) -> bool:
+    """Whether any import of the ledger ever ended with this error code: a filter on a code
+    never seen (a typo, a code from another product's documentation) selects nothing, and
+    the admin should be told so rather than shown an empty list."""
+    with engine.connect() as conn:
+        return conn.execute(select(imports.c.id).where(imports.c.error_code == code)
+                            .limit(1)).first() is not None
+
+
+def count_imports(engine: Engine, flt: ImportFilter | None = None) -> int:
+    """How many ledger rows a filter selects: what a page of ``list_imports`` is out of."""
+    with engine.connect() as conn:
+        return conn.execute(where_filter(select(func.count()).select_from(imports),
+                                         flt or ImportFilter())).scalar_one()
+
+
 def import_stats(engine: Engine, flt: ImportFilter | None = None) -> dict:
     """Counts per status and per (error code, status) over the rows a filter selects: what
-    failed and why, at a glance, before a rerun by code."""
+    failed and why, at a glance, before a rerun by code; and how many carry warnings (filed
+    imports among them: read, but something in them was doubtful)."""
     flt = flt or ImportFilter()
     with engine.connect() as conn:
         by_status = {s: n for s, n in conn.execute(where_filter(
             select(imports.c.status, func.count()).group_by(imports.c.status), flt))}
-        by_code = [{"error_code": code, "status": status, "stage": stage, "count": n}
+        by_code = [{"error_code": code, "status": status, "stage": stage, "count": n,
+                    "advice": _advice(status, code)}
                    for code, status, stage, n in conn.execute(where_filter(
                        select(imports.c.error_code, imports.c.status, imports.c.stage,
                               func.count())
                        .where(imports.c.error_code.is_not(None))
                        .group_by(imports.c.error_code, imports.c.status, imports.c.stage),
                        flt))]
+        warned = conn.execute(where_filter(
+            select(func.count()).select_from(imports).where(has_warnings()), flt)).scalar_one()
     by_code.sort(key=lambda r: (-r["count"], r["error_code"], r["status"]))
     return {"total": sum(by_status.values()), "by_status": dict(sorted(by_status.items())),
-            "by_code": by_code}
+            "by_code": by_code, "with_warnings": warned}
 
 
 def show_import(engine: Engine, import_id: int) -> dict | None:
@@ -175,8 +205,34 @@ def show_import(engine: Engine, import_id: int) -> dict | None:
         info["edited_as"] = list(conn.execute(
             select(imports.c.id).where(imports.c.edited_from == import_id)
             .order_by(imports.c.id)).scalars())
+        info["resent_as"] = _resent_as(conn, row)
     info["audit"] = trail(engine, import_id=import_id)
     return info
+
+
+def _resent_as(conn, row) -> list[dict]:  # noqa: ANN001
+    """For a failed or quarantined import, the later imports of the same source that look
+    like its resend and were filed (deposited, or found duplicate of something filed): the
+    same logical message (sender + MSH-10, CDA id), or the same file name. The sender
+    corrected and sent it again; this row then waits for nothing, and the admin closes it
+    (discard) instead of rerunning it over and over. A hint, never acted upon here."""
+    if row.status not in ("failed", "quarantined"):
+        return []
+    same = []
+    if row.logical_id:
+        same.append(imports.c.logical_id == row.logical_id)
+    if row.file_name and row.batch_of is None:  # a batch's messages share its file name
+        same.append(and_(imports.c.file_name == row.file_name, imports.c.batch_of.is_(None)))
+    if not same:
+        return []
+    later = conn.execute(
+        select(imports.c.id, imports.c.status, imports.c.file_name, imports.c.received_at)
+        .where(imports.c.id > row.id, imports.c.source == row.source, or_(*same),
+               imports.c.status.in_(("deposited", "duplicate")),
+               or_(imports.c.edited_from.is_(None), imports.c.edited_from != row.id))
+        .order_by(imports.c.id).limit(10))
+    return [{"id": r.id, "status": r.status, "file_name": r.file_name,
+             "received_at": _iso(r.received_at)} for r in later]
 
 
 def rerun_progress(engine: Engine, since: datetime) -> int:

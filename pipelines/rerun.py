@@ -6,6 +6,10 @@ and what is left alone (and why) is decided once, by ``plan_rerun``, for the dry
 real run alike. Before anything is reopened its archived object is read back and checked
 against its sha256: an import whose object is missing or corrupt cannot be reprocessed; it is
 said plainly and recorded as an attempt, never replayed.
+
+Whoever asks for a rerun (CLI, admin API, console) is recorded in the audit trail with the
+ids and the reason, and what became of each import is read back from the ledger once the
+processing is done: a worker of the service may have taken some of the reopened rows first.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy import Engine, select, update
 
 from dossiers.schema import imports
 from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing
+from pipelines.audit import Actor, record
 from pipelines.faults import fault_point
 from pipelines.ledger import (
     DEPOSITED,
@@ -34,6 +39,7 @@ from pipelines.ledger import (
     reset_for_rerun,
     where_filter,
 )
+from pipelines.settings import Settings
 
 LEFT_DEPOSITED = "deposited: nothing to do"
 LEFT_INTAKE = "decided at intake (byte-identical repeat or refused by the connector)"
@@ -47,13 +53,15 @@ CANNOT = "cannot be reprocessed: archived object {}"
 class RerunPlan:
     """What a rerun of some ids does. ``reopen``: terminal rows put back in the queue;
     ``queued``: rows already waiting (processed now); ``left``: id -> why nothing is done;
-    ``cannot``: id -> why it cannot be reprocessed (archive); ``unknown``: not in the ledger."""
+    ``cannot``: id -> why it cannot be reprocessed (archive); ``unknown``: not in the ledger;
+    ``notes``: what the admin should know before (a source no longer declared)."""
 
     reopen: list[int] = field(default_factory=list)
     queued: list[int] = field(default_factory=list)
     left: dict[int, str] = field(default_factory=dict)
     cannot: dict[int, str] = field(default_factory=dict)
     unknown: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def to_process(self) -> list[int]:
@@ -69,7 +77,7 @@ class RerunPlan:
                                for k, v in left.items()],
                 "cannot_reprocess": [{"id": i, "reason": why}
                                      for i, why in sorted(self.cannot.items())],
-                "unknown": self.unknown}
+                "unknown": self.unknown, "notes": self.notes}
 
 
 def select_ids(engine: Engine, flt: ImportFilter | None = None, *, status: str | None = None,
@@ -90,10 +98,11 @@ def targets(engine: Engine, ids: list[int] | None, flt: ImportFilter | None) -> 
     return sorted(wanted)
 
 
-def dry_run(engine: Engine, archive: Archive | None, ids: list[int]) -> dict:
+def dry_run(engine: Engine, archive: Archive | None, ids: list[int],
+            settings: Settings | None = None) -> dict:
     """What a rerun would do, for people and scripts (nothing written)."""
-    return {"requested": len(ids), "dry_run": True, "outcomes": {},
-            **plan_rerun(engine, archive, ids).summary()}
+    return {"requested": len(ids), "dry_run": True, "outcomes": {}, "results": [],
+            **plan_rerun(engine, archive, ids, settings).summary()}
 
 
 def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
@@ -112,10 +121,12 @@ def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
     return LEFT_INTAKE
 
 
-def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> RerunPlan:
+def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int],
+               settings: Settings | None = None) -> RerunPlan:
     """Decide, without writing anything, what rerunning ``ids`` does; with ``archive``, also
     check every candidate's archived object (read back, sha256 verified). An archive that
-    cannot be reached raises ArchiveUnavailable: nothing can be said about the objects."""
+    cannot be reached raises ArchiveUnavailable: nothing can be said about the objects.
+    With ``settings``, note the sources no longer declared (``undeclared_note``)."""
     plan = RerunPlan()
     wanted = sorted(set(ids))
     t = now()
@@ -123,7 +134,8 @@ def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> Rerun
     with engine.connect() as conn:
         for i in range(0, len(wanted), 500):
             for r in conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
-                                         imports.c.sha256, imports.c.claimed_until)
+                                         imports.c.sha256, imports.c.claimed_until,
+                                         imports.c.source, imports.c.channel)
                                   .where(imports.c.id.in_(wanted[i:i + 500]))):
                 rows[r.id] = r
     for i in wanted:
@@ -145,15 +157,44 @@ def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int]) -> Rerun
                 plan.cannot[i] = CANNOT.format("corrupt (sha256 mismatch)")
                 continue
         (plan.queued if row.status in (RECEIVED, PROCESSING) else plan.reopen).append(i)
+    if settings is not None:
+        plan.notes = undeclared_note(settings, [rows[i] for i in plan.to_process])
     return plan
 
 
+# Channels whose source is always a declared one (a listener's sender, a token's source, a
+# drop folder, a bucket): such a source missing from today's settings was renamed or removed.
+DECLARED_CHANNELS = ("mllp", "http", "folder", "s3")
+
+
+def undeclared_note(settings: Settings, rows: list) -> list[str]:
+    """One note per source of ``rows`` that came in through a declared source the settings no
+    longer declare (nor name in ``[renamed_sources]``): replayed as they are, they would be
+    read without that source's charset, time zone, required mappings and allowed senders.
+    Nothing when the settings declare no source at all (a store fed by files only)."""
+    declared = settings.declared_sources()
+    if not declared:
+        return []
+    loose = (settings.listener.accept_unknown_senders and ("mllp", "http")) or ()
+    missing: dict[str, int] = {}
+    for row in rows:
+        if row.channel in DECLARED_CHANNELS and row.channel not in loose and \
+                settings.current_source(row.source) not in declared:
+            missing[row.source] = missing.get(row.source, 0) + 1
+    return [f"source {source!r} ({n} import(s)) is not declared in the settings any more: "
+            f"if it was renamed, name it under [renamed_sources] ({source} = \"new id\") "
+            "and rerun then; as it is, they are read without its per-source settings "
+            "(charset, time zone, required mappings, allowed senders)"
+            for source, n in sorted(missing.items())]
+
+
 def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
-                   code_version: str, trigger: str = "rerun") -> RerunPlan:
+                   code_version: str, trigger: str = "rerun",
+                   settings: Settings | None = None) -> RerunPlan:
     """Carry out a plan: record the imports that cannot be reprocessed (failed, with an
     attempt saying why: the admin sees it in `imports show`), reopen the others. Returns the
     plan; its ``to_process`` are the rows to process now."""
-    plan = plan_rerun(engine, archive, ids)
+    plan = plan_rerun(engine, archive, ids, settings)
     with engine.begin() as conn:
         if plan.cannot:
             t = now()
@@ -171,6 +212,45 @@ def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
                          .values(not_before=None))
     fault_point("rerun.reopened")  # back in the queue, their earlier outcomes cleared
     return plan
+
+
+def audit_rerun(engine: Engine, actor: Actor, ids: list[int], reason: str | None) -> None:
+    """Who asked for the rerun of which imports, and why: one audit row (with the import id
+    for one import, the ids in its details for several: at most 10,000 listed, the count
+    always), written before anything is reopened."""
+    if not ids:
+        return
+    with engine.begin() as conn:
+        if len(ids) == 1:
+            record(conn, actor, "import.rerun", import_id=ids[0], reason=reason)
+        else:
+            record(conn, actor, "import.rerun", reason=reason,
+                   details={"imports": ids[:10_000], "count": len(ids)})
+
+
+def rerun_outcomes(engine: Engine, ids: list[int]) -> dict:
+    """What became of the imports a rerun processed, as the ledger says after the run (not
+    as this process counted: a service worker may have taken some reopened rows first, and
+    a transient failure leaves a row 'received'). ``outcomes``: count per ledger status
+    ('received' waits for a retry or a worker, 'processing' is held by another worker);
+    ``results``: each import's status and, when it failed or was quarantined again, its
+    error code, location and message, so that the admin sees which failed again and why."""
+    outcomes: dict[str, int] = {}
+    results: list[dict] = []
+    wanted = sorted(set(ids))
+    with engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            for r in conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
+                                         imports.c.error_code, imports.c.error_location,
+                                         imports.c.error_message)
+                                  .where(imports.c.id.in_(wanted[i:i + 500]))
+                                  .order_by(imports.c.id)):
+                outcomes[r.status] = outcomes.get(r.status, 0) + 1
+                results.append({"id": r.id, "status": r.status, "stage": r.stage,
+                                "error_code": r.error_code,
+                                "error_location": r.error_location,
+                                "error_message": r.error_message})
+    return {"outcomes": outcomes, "results": results}
 
 
 def reopen(engine: Engine, ids: list[int]) -> list[int]:

@@ -155,13 +155,32 @@ class Settings:
     # The HTTP API's token signing key (HS256). None: api/tokens.py keeps a random one in
     # $DMP_HOME/api_secret, so that `serve` and `token mint` on this host agree.
     api_secret: str | None = None
+    # A source renamed in the settings: old id -> new id (``[renamed_sources]``). The ledger
+    # keeps the id an import came in under; its per-source settings are the new id's, so that
+    # a rerun of what came in before the rename is read as it was (charset, time zone,
+    # required mappings, senders allowed), not as from an undeclared source.
+    renamed_sources: dict[str, str] = field(default_factory=dict)
+
+    def current_source(self, source: str) -> str:
+        """The id a source has now, following renames (old -> new -> newer)."""
+        seen = {source}
+        while (renamed := self.renamed_sources.get(source)) is not None and renamed not in seen:
+            seen.add(renamed)
+            source = renamed
+        return source
+
+    def declared_sources(self) -> frozenset[str]:
+        """The source ids the settings declare: senders, drop folders, buckets."""
+        return frozenset(s.id for s in (*self.sources, *self.folders, *self.buckets))
 
     def fallback_charset(self, source: str) -> str | None:
+        source = self.current_source(source)
         return self.source_charsets.get(source) or self.source_charsets.get("*")
 
     def source_zone(self, source: str) -> str | None:
         """The zone a source declared for its times without offset; None: undeclared (the
         normalizer reads the sender's zone from MSH-7, else Paris's: normalizers/dates.py)."""
+        source = self.current_source(source)
         return self.source_timezones.get(source) or self.source_timezones.get("*")
 
 
@@ -233,9 +252,27 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         require_mapping=_names(pick("require_mapping", "")),
         http=_http(pick),
         api_secret=str(pick("api_secret")) if pick("api_secret") else None,
+        renamed_sources=_renamed(conf.get("renamed_sources", {}),
+                                 env.get("DMP_RENAMED_SOURCES", "")),
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _renamed(table: object, env: str) -> dict[str, str]:
+    """``[renamed_sources]`` (``old = "new"``), then DMP_RENAMED_SOURCES ("old=new,...")."""
+    if not isinstance(table, dict):
+        raise SettingsError("[renamed_sources] must be a table of old = \"new\" source ids")
+    renamed = {str(k).strip(): str(v).strip() for k, v in table.items()}
+    for item in filter(None, (i.strip() for i in env.split(","))):
+        old, sep, new = item.partition("=")
+        if not sep:
+            raise SettingsError(f"DMP_RENAMED_SOURCES: 'old=new' expected, not {item!r}")
+        renamed[old.strip()] = new.strip()
+    for old, new in renamed.items():
+        if not old or not new or old == new:
+            raise SettingsError(f"renamed_sources: {old!r} = {new!r} is not a rename")
+    return renamed
 
 
 def _names(value: object) -> frozenset[str]:

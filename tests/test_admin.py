@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from dossiers.schema import audit_log, entries, import_attempts, imports, provenance
 from pipelines import resilient
 from pipelines.admin import AdminError, assign, discard, edit, read_raw
+from pipelines.advice import advice
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter, parse_time
@@ -96,7 +97,8 @@ def test_list_filters_sort_and_stats(ctx) -> None:  # noqa: ANN001
     assert stats["total"] == 4
     assert stats["by_status"] == {"deposited": 1, "failed": 2, "quarantined": 1}
     assert stats["by_code"][0] == {"error_code": "OBX_BAD_NUMBER", "status": "failed",
-                                   "stage": "normalize", "count": 2}
+                                   "stage": "normalize", "count": 2,
+                                   "advice": advice("OBX_BAD_NUMBER")}
     assert import_stats(ctx.engine, ImportFilter(source="lab2"))["total"] == 1
 
 
@@ -314,7 +316,9 @@ def test_thousand_imports_failed_by_a_missing_mapping_rerun_by_filter(ctx, tmp_p
     assert drain(without) == {"failed": 1000}
     stats = import_stats(ctx.engine, ImportFilter(source="bulklab"))
     assert stats["by_code"] == [{"error_code": "CODE_UNMAPPED", "status": "failed",
-                                 "stage": "normalize", "count": 1000}]
+                                 "stage": "normalize", "count": 1000,
+                                 "advice": advice("CODE_UNMAPPED")}]
+    assert "mapping table" in stats["by_code"][0]["advice"]
     one = show_import(ctx.engine, ids[0])
     assert one["error_location"] == "OBX[8]-3" and "ZZGLU" in one["error_message"]
 

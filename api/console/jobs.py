@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 
 from api.app import ApiState
-from pipelines.audit import Actor, record
+from pipelines import rerun
+from pipelines.audit import Actor
 from pipelines.ledger import claim_batch
 from pipelines.process import CODE_VERSION
 from pipelines.rerun import reopen_checked
@@ -54,18 +55,15 @@ _lock = threading.Lock()
 
 
 def audit_rerun(api: ApiState, actor: Actor, ids: list[int], reason: str | None) -> None:
-    with api.ctx.engine.begin() as conn:
-        if len(ids) == 1:
-            record(conn, actor, "import.rerun", import_id=ids[0], reason=reason)
-        else:
-            record(conn, actor, "import.rerun", reason=reason,
-                   details={"imports": ids[:10_000], "count": len(ids)})
+    """The console's rerun in the audit trail, as the CLI's and the admin API's are."""
+    rerun.audit_rerun(api.ctx.engine, actor, ids, reason)
 
 
 def run(api: ApiState, ids: list[int], job: Job | None = None) -> dict:
     """Reopen ``ids`` and process them now; the rerun's summary with ``outcomes``."""
     ctx = api.ctx
-    plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION)
+    plan = reopen_checked(ctx.engine, ctx.archive, ids, code_version=CODE_VERSION,
+                          settings=ctx.settings)
     result = {"requested": len(ids), **plan.summary(), "outcomes": {}}
     todo = plan.to_process
     if job is not None:
@@ -81,6 +79,10 @@ def run(api: ApiState, ids: list[int], job: Job | None = None) -> dict:
         if job is not None:
             job.done += len(chunk)
             job.outcomes = dict(result["outcomes"])
+    # the last word is the ledger's: a service worker may have taken some rows first
+    result.update(rerun.rerun_outcomes(ctx.engine, todo))
+    if job is not None:
+        job.outcomes = dict(result["outcomes"])
     return result
 
 
