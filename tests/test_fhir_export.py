@@ -74,6 +74,10 @@ TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR
            "TRE-A07-StatutVisibiliteDocument")
 
 
+# resources no entry is: the patient, provenance, and what lab results reference
+REFERENCED = ("Patient", "Provenance", "Specimen", "Practitioner", "Organization", "Device")
+
+
 def check_bundle(bundle: dict) -> Counter:
     """Validate the Bundle and each resource; statuses in their value sets; references
     resolved inside the Bundle. Returns the count of resources per type."""
@@ -170,8 +174,8 @@ def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
         bundle = to_bundle(row, rows, provenance=prov)
         kinds = check_bundle(bundle)
         seen.update(kinds)
-        assert sum(n for k, n in kinds.items() if k not in ("Patient", "Provenance")) \
-            == len(rows)
+        # one resource per entry, besides those they reference (who, on what, with what)
+        assert sum(n for k, n in kinds.items() if k not in REFERENCED) == len(rows)
         mapped = by_entry_id(bundle)
         for r in rows:  # every entry, whatever its type, is its resource
             assert mapped[r["id"]]["resourceType"] == resource_type(r["type"], r["details"])
@@ -524,15 +528,18 @@ def test_any_rows_make_a_valid_bundle(rows, parents, birth, sex) -> None:  # noq
     bundle = to_bundle(patient, entries_, provenance=provenance, base_url="https://dmp.test/")
     check_bundle(bundle)
     kept = {e["id"] for e in entries_ if e["current"] and e["status"] != "withdrawn"}
-    assert len(bundle["entry"]) - 1 - sum(  # a device's use statement comes with its Device
+    assert sum(  # a device's use statement comes with its Device, a result with its lab...
         1 for e in bundle["entry"]
-        if e["resource"]["resourceType"] in ("Provenance", "Device")) == len(kept)
+        if e["resource"]["resourceType"] not in REFERENCED) == len(kept)
 
 
 # -- the public ANS corpus --------------------------------------------------------------------
 @pytest.mark.corpus
 def test_ans_corpus_dossiers_are_valid_bundles(sqlite_ctx) -> None:  # noqa: ANN001
-    files = sorted(corpus_path("cda").glob("*.xml"))
+    """Every dossier the public corpus files (CDA documents, and the HL7v2 messages: lab
+    results, CDA sent over HL7v2, ADT) exports a valid Bundle."""
+    files = sorted(corpus_path("cda").glob("*.xml")) + \
+        sorted(f for f in corpus_path("hl7v2").iterdir() if f.is_file())
     sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
     intake(sqlite_ctx.engine, sqlite_ctx.archive,
            [Received(f.read_bytes(), "ans", "file", file_name=f.name) for f in files])
@@ -562,7 +569,7 @@ def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, caps
     assert cli.main(["dossier", "export", ins, "--format", "fhir", "--as", "tester"]) == 0
     bundle = json.loads(capsys.readouterr().out)
     kinds = check_bundle(bundle)
-    n = sum(v for k, v in kinds.items() if k not in ("Patient", "Provenance"))
+    n = sum(v for k, v in kinds.items() if k not in REFERENCED)
     rows = trail(store.engine)
     mine = [r for r in rows if r["action"] == "dossier.export"]
     assert mine[-1]["actor"] == "admin:tester"
@@ -911,11 +918,13 @@ def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_resu
                            cipro.format(v="^1", i="I", s="C")))
     organism, ampicillin, ciprofloxacin = res["600-7"], res["18864-9"], res["18906-8"]
     members = [m["reference"] for m in organism["hasMember"]]
-    assert sorted(members) == sorted(f"urn:uuid:{r['id']}" for r in (ampicillin,
-                                                                       ciprofloxacin))
+    # its colony count too (details.isolate: sent under its sub-id)
+    assert sorted(members) == sorted(f"urn:uuid:{r['id']}" for r in (
+        ampicillin, ciprofloxacin, res["564-5"]))
     corrected = res["29576-6"]
     assert corrected["status"] == "corrected"
-    assert sorted(r["reference"] for r in corrected["result"]) == sorted(members)
+    assert sorted(r["reference"] for r in corrected["result"]) == sorted(
+        f"urn:uuid:{r['id']}" for r in (ampicillin, ciprofloxacin))
     culture_report = res["630-4"]
     assert {r["reference"] for r in culture_report["result"]} == {
         f"urn:uuid:{organism['id']}", f"urn:uuid:{res['564-5']['id']}"}
@@ -1134,3 +1143,123 @@ def test_an_entry_about_the_newborn_says_so_in_the_bundle() -> None:
     assert weight["note"][0]["text"].startswith("about another person than the patient")
     assert "focus" not in glucose and not any(
         "another person" in n["text"] for n in glucose.get("note", []))
+
+
+# -- how a lab result was obtained, on what, by whom (HL7 round 7, CDA rounds 9-10) ------------
+BIOLOGIST = ("10003791976^LAGARDE^Bérénice^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^"
+             "RPPS")
+RPPS = "urn:oid:1.2.250.1.71.4.2.1"
+
+
+def _resource(bundle: dict, reference: str) -> dict:
+    (found,) = [e["resource"] for e in bundle["entry"] if e["fullUrl"] == reference]
+    return found
+
+
+def test_an_order_entry_answer_is_no_lab_result_and_a_method_says_how(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBX-29 AOE ('fasting: yes', asked at order entry) was exported as a laboratory result
+    of the report; OBX-17 (an LDL computed by Friedewald's formula) was dropped, so a
+    computed value read as measured."""
+    from tests.test_hl7v2_senders_round7 import _obx
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(
+        1, "F",
+        _obx(1, "CWE", "49541-6^Fasting status - Reported^LN", "Y^Yes^HL70136", f29="AOE"),
+        _obx(2, "NM", "13457-7^Cholestérol LDL calculé^LN", "1.21", "g/L",
+             f17="FRIEDEWALD^Formule de Friedewald^L~CALC^Calculated^HL70936", f29="RSLT"),
+        _obx(3, "NM", "2085-9^Cholestérol HDL^LN", "0.52", "g/L", f17="Précipitation au PTA")))
+    fasting, ldl, hdl = res["49541-6"], res["13457-7"], res["2085-9"]
+    assert fasting["category"] == [{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0936", "code": "AOE"}]}]
+    assert fasting["valueCodeableConcept"]["coding"][0]["system"] == \
+        "http://terminology.hl7.org/CodeSystem/v2-0136"
+    assert [c["coding"][0]["code"] for c in ldl["category"]] == ["laboratory", "RSLT"]
+    report = res["BIOCHIMIE"]
+    assert f"urn:uuid:{fasting['id']}" not in [r["reference"] for r in report["result"]]
+    assert f"urn:uuid:{ldl['id']}" in [r["reference"] for r in report["result"]]
+    assert ldl["method"] == {"coding": [
+        {"system": "urn:dmp/CodeSystem/L", "code": "FRIEDEWALD",
+         "display": "Formule de Friedewald"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0936", "code": "CALC",
+         "display": "Calculated"}], "text": "Formule de Friedewald; Calculated"}
+    assert hdl["method"] == {"text": "Précipitation au PTA"}
+    assert [c["coding"][0]["code"] for c in hdl["category"]] == ["laboratory"]
+
+
+def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBX-16 (the biologist who validated, RPPS under ASIP-SANTE-PS), OBX-18 (the analyser),
+    OBX-23 (the performing laboratory) and SPM (serum, collected at 08:00, haemolysed) were
+    a display string or nothing: a reader could neither tell two Dr LAGARDE apart nor see
+    that the potassium was measured on a haemolysed serum."""
+    from tests.test_hl7v2_senders_round7 import _obx, _seg
+    from tests.test_result_lifecycle import _msg
+
+    cerba = "LABORATOIRE CERBA^L^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^950010019"
+    bundle, res = _filed(sqlite_ctx, _msg(
+        1, "F",
+        _obx(1, "NM", "2093-3^Cholestérol total^LN", "1.95", "g/L", f16=BIOLOGIST,
+             f18="C702-1^ROCHE^1.2.250.1.999.7.9^ISO", f23=cerba),
+        _obx(2, "NM", "2823-3^Potassium^LN", "5.9", "mmol/L", f7="3.5-5.1", f8="H",
+             f16=BIOLOGIST),
+        _seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000",
+             f24="HEM^Hémolysé^HL70493")))
+    chol, potassium = res["2093-3"], res["2823-3"]
+    lab, biologist = chol["performer"]
+    assert _resource(bundle, lab["reference"]) == {
+        "resourceType": "Organization", "id": lab["reference"][9:],
+        "name": "LABORATOIRE CERBA"}
+    practitioner = _resource(bundle, biologist["reference"])
+    assert practitioner["identifier"] == [{"type": {"text": "RPPS"}, "system": RPPS,
+                                           "value": "10003791976"}]
+    assert practitioner["name"] == [{"text": "DR Bérénice LAGARDE"}]
+    # the same biologist validated both: one Practitioner, the display name not repeated
+    assert potassium["performer"] == [biologist]
+    assert sum(e["resource"]["resourceType"] == "Practitioner" for e in bundle["entry"]) == 1
+    device = _resource(bundle, chol["device"]["reference"])
+    assert device["identifier"] == [{"system": "urn:oid:1.2.250.1.999.7.9",
+                                     "value": "C702-1"}]
+    specimen = _resource(bundle, potassium["specimen"]["reference"])
+    assert specimen["type"]["coding"] == [{"system": "http://snomed.info/sct",
+                                           "code": "119364003", "display": "Sérum"}]
+    assert specimen["condition"] == [{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0493", "code": "HEM",
+        "display": "Hémolysé"}], "text": "Hémolysé"}]
+    assert specimen["collection"]["collectedDateTime"].startswith("2024-03-15T08:00:00")
+    assert specimen["subject"] == potassium["subject"]
+    assert "status" not in specimen
+
+
+def test_a_rejected_specimen_is_unsatisfactory_with_the_labs_reasons(sqlite_ctx) -> None:  # noqa: ANN001
+    """SPM-21: the order was cancelled because the tube broke; the report said no why."""
+    from tests.test_hl7v2_senders_round7 import _seg
+    from tests.test_lab_normalizer import MSH, PID
+
+    obr = _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-32^LABO-DEMO",
+               f4="2823-3^Potassium^LN", f7="20240315080000", f25="X")
+    spm = _seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000", f20="N",
+               f21="RB^Tube cassé^HL70490~Quantité insuffisante")
+    message = "\r".join([MSH, PID, "ORC|CA|CMD-1|24C0315-32^LABO-DEMO", obr, spm]) + "\r"
+    bundle, res = _filed(sqlite_ctx, message.encode())
+    report = res["2823-3"]
+    assert report["status"] == "cancelled"
+    specimen = _resource(bundle, report["specimen"][0]["reference"])
+    assert specimen["status"] == "unsatisfactory"
+    assert specimen["note"] == [
+        {"text": "rejected by the laboratory: Tube cassé; Quantité insuffisante"}]
+
+
+def test_each_organisms_results_are_members_of_its_identification(sqlite_ctx) -> None:  # noqa: ANN001
+    """A flat urine culture (French LIS: OBX-4 '1', '1.1'... per organism): the count and
+    antibiogram of E. coli and of S. aureus stood side by side, nothing said whose was
+    whose (details.isolate was in the store only)."""
+    from tests.test_hl7v2_senders_round7 import ECBU_1, ECBU_2
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "F", *ECBU_1, *ECBU_2))
+    coli, aureus = res["630-4"], res["630-4#2"]
+    assert coli["valueCodeableConcept"]["coding"][0]["code"] == "112283007"
+    assert [m["reference"] for m in coli["hasMember"]] == [
+        f"urn:uuid:{res[c]['id']}" for c in ("564-5", "18862-3", "18906-8")]
+    assert [m["reference"] for m in aureus["hasMember"]] == [
+        f"urn:uuid:{res[c]['id']}" for c in ("564-5#2", "18862-3#2", "18906-8#2")]
