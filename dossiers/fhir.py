@@ -82,6 +82,7 @@ Mapping decisions (the tables are in dossiers/tables/):
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import re
@@ -1022,11 +1023,19 @@ def _specimen(entry: Mapping, details: Mapping, subject: dict, base_url: str) ->
     if not (kind or collected or conditions or rejected):
         return None
     why = "; ".join(c.get("text") or c["coding"][0]["code"] for c in rejected)
+    notes = [{"text": f"rejected by the laboratory: {why}"}] if rejected else []
+    about = _about_someone_else(details.get("subject"))
+    if about is not None:  # a newborn's cord blood is not the mother's specimen
+        notes.insert(0, {"text": f"{ABOUT_SOMEONE_ELSE}: {about['display']}"})
+    security = _security(entry, details)
     return {"resourceType": "Specimen",
+            # the labels of the result it was taken for: a masked result's specimen says
+            # as much of the patient as the result
+            "meta": {"security": security} if security else None,
             "status": REJECTED_SPECIMEN if rejected else None, "type": kind,
-            "subject": subject, "collection": {"collectedDateTime": collected},
-            "condition": conditions,
-            "note": [{"text": f"rejected by the laboratory: {why}"}] if rejected else []}
+            "subject": subject if about is None else None,
+            "collection": {"collectedDateTime": collected}, "condition": conditions,
+            "note": notes}
 
 
 def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
@@ -1315,8 +1324,12 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         # about in focus; every resource says it in a note, which any reader shows.
         if resource == "Observation":
             res["focus"] = [about]
-        res["note"] = [{"text": f"{ABOUT_SOMEONE_ELSE}: {about['display']}"},
-                       *(res.get("note") or [])]
+        said = f"{ABOUT_SOMEONE_ELSE}: {about['display']}"
+        if resource == "Observation" or resource in _NOTED:
+            res["note"] = [{"text": said}, *(res.get("note") or [])]
+        else:  # R4 DiagnosticReport, DocumentReference, Encounter have no note: a note
+            # there made the whole Bundle invalid; their narrative says it
+            res["text"] = {"status": "additional", "div": _narrative(said)}
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})
@@ -1331,6 +1344,11 @@ _INTENTS = {"INT": "plan", "RQO": "order", "PRP": "proposal", "PRMS": "directive
             "ARQ": "order", "APT": "plan", "GOL": "plan"}
 _ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 _GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
+
+
+def _narrative(said: str) -> str:
+    """A FHIR Narrative div (XHTML) of plain words."""
+    return f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{html.escape(said)}</p></div>'
 
 
 def _about_someone_else(subject: Any) -> dict | None:  # noqa: ANN401

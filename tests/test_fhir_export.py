@@ -434,6 +434,10 @@ def _dates() -> st.SearchStrategy[str | None]:
 
 
 _text = st.one_of(st.none(), st.text(max_size=20))
+_CODED = st.fixed_dictionaries({}, optional={"code": _text, "system": st.sampled_from(
+    ["SCT", "SNOMED-CT", "HL70493", "99METH", "", "1.2.3"]), "display": _text, "text": _text})
+_EQUIPMENT = st.fixed_dictionaries({}, optional={
+    "id": _text, "namespace": _text, "universal_id": st.sampled_from(["1.2.3.4", "ROCHE", ""])})
 _entry_rows = st.fixed_dictionaries({
     "type": st.one_of(st.sampled_from(sorted(_types())), st.text(max_size=12)),
     "status": st.one_of(st.sampled_from(sorted(_statuses())), st.text(max_size=12)),
@@ -511,7 +515,24 @@ _entry_rows = st.fixed_dictionaries({
             ["refuted", "confirmed", "x"]), "system": st.sampled_from(
             ["2.16.840.1.113883.4.642.1.1075", "2.16.840.1.113883.4.642.4.130", "x"])}),
         "severity": st.fixed_dictionaries({"code": _text, "system": _text}),
-        "criticality": st.fixed_dictionaries({"code": st.sampled_from(["high", "x"])})})),
+        "criticality": st.fixed_dictionaries({"code": st.sampled_from(["high", "x"])}),
+        # how a lab result was obtained (HL7 round 7, CDA rounds 9-10)
+        "method": st.one_of(_CODED, st.lists(_CODED, max_size=2)),
+        "equipment": st.one_of(_EQUIPMENT, st.lists(_EQUIPMENT, max_size=2)),
+        "devices": st.lists(_CODED, max_size=2),
+        "observation_type": st.sampled_from(["RSLT", "AOE", "XYZ", " ", ""]),
+        "specimen": _CODED, "specimen_condition": st.lists(_CODED, max_size=2),
+        "specimen_rejected": st.lists(_CODED, max_size=2),
+        "responsible_observer": st.fixed_dictionaries({}, optional={
+            "name": _text, "id": st.fixed_dictionaries({}, optional={
+                "id": _text, "authority": st.sampled_from(
+                    ["1.2.250.1.71.4.2.1", "ASIP-SANTE-PS", "x y", ""]), "type": _text})}),
+        "validated_by": st.fixed_dictionaries({}, optional={
+            "ids": st.lists(st.sampled_from(["1.2.250.1.71.4.2.1^810001", "plain", "^", ""]),
+                            max_size=2), "time": _dates()}),
+        "isolate": _CODED,
+        "subject": st.fixed_dictionaries({}, optional={"code": _text, "display": _text})})),
+    "specimen_time": _dates(),
 })
 
 
@@ -1263,3 +1284,43 @@ def test_each_organisms_results_are_members_of_its_identification(sqlite_ctx) ->
         f"urn:uuid:{res[c]['id']}" for c in ("564-5", "18862-3", "18906-8")]
     assert [m["reference"] for m in aureus["hasMember"]] == [
         f"urn:uuid:{res[c]['id']}" for c in ("564-5#2", "18862-3#2", "18906-8#2")]
+
+
+def test_a_masked_results_specimen_is_labelled_and_a_newborns_is_not_the_patients() -> None:
+    """The Specimen of a result masked from professionals (MASQUE_PS) says as much of the
+    patient as the result: it carries the same label; a cord blood specimen (details.subject:
+    the newborn) is not the mother's."""
+    specimen = {"code": "119364003", "system": "SNOMED-CT", "display": "Sérum"}
+    rows = [_row(1, specimen_time="2025-03-19T08:30+01:00", masking={"MASQUE_PS": True},
+                 details={"specimen": specimen}),
+            _row(2, code="883-9", display="Groupe ABO", specimen_time="2025-03-19T08:30+01:00",
+                 details={"specimen": {"text": "Sang de cordon"},
+                          "subject": {"code": "NBORN", "display": "nouveau-né"}}),
+            _row(3, specimen_time="2025-03-19T08:30+01:00", details={"specimen": specimen})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    masked, cord, plain = (_resource(bundle, by_entry_id(bundle)[n]["specimen"]["reference"])
+                           for n in (1, 2, 3))
+    assert [s["code"] for s in masked["meta"]["security"]] == ["MASQUE_PS"]
+    assert "meta" not in plain and plain["subject"] == by_entry_id(bundle)[3]["subject"]
+    assert "subject" not in cord
+    assert cord["note"][0]["text"].startswith("about another person than the patient")
+
+
+def test_a_report_or_document_about_someone_else_is_a_valid_resource_that_says_so() -> None:
+    """R4 DiagnosticReport, DocumentReference and Encounter have no note: the note naming
+    the newborn made the whole Bundle invalid (a reader's parser refuses it all). Their
+    narrative says it."""
+    newborn = {"subject": {"code": "NBORN", "display": "nouveau-né", "sex": "M"}}
+    rows = [_row(1, type="lab_report", code="11502-2", details=newborn),
+            _row(2, type="document", code="11502-2", media_type="text/xml", details=newborn),
+            _row(3, details=newborn)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    report, document, result = (by_entry_id(bundle)[n] for n in (1, 2, 3))
+    for res in (report, document):
+        assert "note" not in res
+        assert res["text"] == {"status": "additional", "div": (
+            '<div xmlns="http://www.w3.org/1999/xhtml"><p>about another person than the '
+            'patient (CDA subject): nouveau-né, male</p></div>')}
+    assert result["note"][0]["text"].endswith("nouveau-né, male")
