@@ -1053,8 +1053,9 @@ def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
     elif isinstance(details.get("validated_by"), Mapping):
         ids = [i for i in details["validated_by"].get("ids") or () if isinstance(i, str)]
         root, _, ext = ids[0].partition("^") if ids else ("", "", "")
-        identifier = _identifier(ext, root) if _OID.fullmatch(root.strip()) else \
-            _identifier(root, None) if root and not ext else None
+        root = root.strip()
+        identifier = _identifier(ext, root) if _OID.fullmatch(root) and _text(ext) else \
+            {"system": RFC3986, "value": f"urn:oid:{root}"} if _OID.fullmatch(root) else None
     else:
         return None
     if identifier is None and name is None:
@@ -1558,10 +1559,12 @@ def _verification(status: str | None, resource: str, details: Mapping,
     code = "refuted" if details.get("negated") else fhir_status(status, resource)
     certainty = details.get("certainty")
     if code not in ("refuted", "entered-in-error") and isinstance(certainty, Mapping):
-        system, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
-        if system.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
-            system = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
-        row = _verification_statuses().get((system, said)) or {}
+        # the sender's system is read here only: the exported one is FHIR's (``system``);
+        # it was overwritten, and the verificationStatus went out under the sender's OID
+        sent, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
+        if sent.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
+            sent = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
+        row = _verification_statuses().get((sent, said)) or {}
         code = row.get(resource) or code
     if not code:
         return None

@@ -70,6 +70,7 @@ VERIFICATION = {
     "AllergyIntolerance": {"unconfirmed", "confirmed", "refuted", "entered-in-error"},
 }
 UCUM = "http://unitsofmeasure.org"
+THO = "http://terminology.hl7.org/CodeSystem/"
 TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
            "TRE-A07-StatutVisibiliteDocument")
 
@@ -99,6 +100,13 @@ def check_bundle(bundle: dict) -> Counter:
             assert res["docStatus"] in DOC_STATUSES
         if kind in VERIFICATION and "verificationStatus" in res:
             assert res["verificationStatus"]["coding"][0]["code"] in VERIFICATION[kind]
+            # R4 binds them to FHIR's own code systems (required): a reader matches on them
+            assert res["verificationStatus"]["coding"][0]["system"] == THO + (
+                "condition-ver-status" if kind == "Condition"
+                else "allergyintolerance-verification")
+        if kind in VERIFICATION and "clinicalStatus" in res:
+            assert res["clinicalStatus"]["coding"][0]["system"] == THO + (
+                "condition-clinical" if kind == "Condition" else "allergyintolerance-clinical")
         for ref in _references(res):
             assert ref in urls, (kind, ref)
     assert kinds["Patient"] == 1
@@ -1324,3 +1332,37 @@ def test_a_report_or_document_about_someone_else_is_a_valid_resource_that_says_s
             '<div xmlns="http://www.w3.org/1999/xhtml"><p>about another person than the '
             'patient (CDA subject): nouveau-né, male</p></div>')}
     assert result["note"][0]["text"].endswith("nouveau-né, male")
+
+
+def test_the_biologist_who_validated_a_cda_result_is_a_practitioner() -> None:
+    """CI-SIS / IHE LAB participant AUTHEN (details.validated_by, ids 'root^extension'): the
+    validating biologist, under the national PS identifier's OID; an id that is an OID alone
+    is a URI. The same biologist on two results is one Practitioner."""
+    validated = {"ids": ["1.2.250.1.71.4.2.1^810003791976"], "time": "2024-03-15T11:00+01:00"}
+    rows = [_row(1, performer="LABORATOIRE DE BIOLOGIE DU CENTRE",
+                 details={"validated_by": validated}),
+            _row(2, code="2823-3", details={"validated_by": validated}),
+            _row(3, code="2951-2", details={"validated_by": {"ids": ["1.2.250.1.999.1.7"]}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    glucose, potassium, sodium = (by_entry_id(bundle)[n] for n in (1, 2, 3))
+    lab, biologist = glucose["performer"]
+    assert _resource(bundle, lab["reference"])["name"] == "LABORATOIRE DE BIOLOGIE DU CENTRE"
+    assert _resource(bundle, biologist["reference"])["identifier"] == [
+        {"system": RPPS, "value": "810003791976"}]
+    assert potassium["performer"] == [biologist]
+    assert _resource(bundle, sodium["performer"][0]["reference"])["identifier"] == [
+        {"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.250.1.999.1.7"}]
+
+
+def test_a_certainty_stated_by_the_sender_keeps_fhirs_verification_system() -> None:
+    """A diagnosis the sender says suspected (CI-SIS FR-Certitude, condition-ver-status
+    codes under their OID) went out with verificationStatus under
+    'http://terminology.hl7.org/CodeSystem/2.16.840.1.113883.4.642.1.1075', a system no
+    reader knows: the certainty was unreadable (9 conditions of the ANS corpus)."""
+    rows = [_row(1, type="problem", code="J18.9", system="CIM-10", details={"certainty": {
+        "code": "provisional", "system": "2.16.840.1.113883.4.642.1.1075"}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    assert by_entry_id(bundle)[1]["verificationStatus"] == {"coding": [{
+        "system": f"{THO}condition-ver-status", "code": "provisional"}]}
