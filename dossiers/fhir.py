@@ -104,6 +104,7 @@ CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 RFC3986 = "urn:ietf:rfc:3986"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+DATA_ABSENT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 GENDERS = {"F": "female", "M": "male", "U": "unknown", "O": "other"}
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 CONFIDENTIALITY_CODES = frozenset({"U", "L", "M", "N", "R", "V"})
@@ -1243,6 +1244,12 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    code=_concept(entry, base_url, "allergy"), patient=subject,
                    onsetDateTime=effective,
                    reaction=_reactions(details.get("reactions"), base_url))
+        verified = (res["verificationStatus"] or {}).get("coding", [{}])[0].get("code")
+        if res["clinicalStatus"] is None and verified != "entered-in-error":
+            # R4 ait-1 (a rule): a clinicalStatus unless entered in error. Unstated, it was
+            # left out and the resource was invalid; 'unknown' is said, never guessed
+            res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
+                                                    "valueCode": "unknown"}]}
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]

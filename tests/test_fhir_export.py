@@ -105,8 +105,14 @@ def check_bundle(bundle: dict) -> Counter:
                 "condition-ver-status" if kind == "Condition"
                 else "allergyintolerance-verification")
         if kind in VERIFICATION and "clinicalStatus" in res:
-            assert res["clinicalStatus"]["coding"][0]["system"] == THO + (
-                "condition-clinical" if kind == "Condition" else "allergyintolerance-clinical")
+            said = res["clinicalStatus"]
+            assert said["coding"][0]["system"] == THO + (
+                "condition-clinical" if kind == "Condition" else "allergyintolerance-clinical") \
+                if "coding" in said else said["extension"][0]["valueCode"] == "unknown"
+        if kind == "AllergyIntolerance":  # R4 ait-1 and ait-2 (rules)
+            in_error = res.get("verificationStatus", {}).get("coding", [{}])[0].get(
+                "code") == "entered-in-error"
+            assert ("clinicalStatus" in res) is not in_error
         for ref in _references(res):
             assert ref in urls, (kind, ref)
     assert kinds["Patient"] == 1
@@ -693,6 +699,23 @@ def test_problem_and_allergy_clinical_status_as_the_sender_stated_it() -> None:
     assert clinical(5) == "active"  # remission: no such code for an allergy
     assert res["5"]["clinicalStatus"]["coding"][0]["system"].endswith(
         "allergyintolerance-clinical")
+
+
+def test_an_allergy_whose_status_nobody_stated_says_unknown() -> None:
+    """R4 ait-1 is a rule: an AllergyIntolerance has a clinicalStatus unless entered in
+    error. Unstated (an IPS-FR 'interaction médicamenteuse' of the ANS corpus), it was left
+    out and the whole Bundle was invalid for a validating reader; it says 'unknown' (the
+    data-absent-reason extension), never a guessed 'active'."""
+    rows = [_row(1, type="allergy", code="387207008", system="SNOMED-CT", details={}),
+            _row(2, type="allergy", status="entered-in-error", code="387207008",
+                 system="SNOMED-CT", details={})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    unstated, wrong = by_entry_id(bundle)[1], by_entry_id(bundle)[2]
+    assert unstated["clinicalStatus"] == {"extension": [{
+        "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+        "valueCode": "unknown"}]}
+    assert "clinicalStatus" not in wrong
 
 
 def test_a_device_is_a_device_use_statement_of_its_device() -> None:
