@@ -508,7 +508,10 @@ def _timing_repeat(details: Mapping) -> dict:
             all(isinstance(h, str) and _TIME_OF_DAY.fullmatch(h) for h in hours):
         repeat["timeOfDay"] = [f"{h}:00" for h in hours]
     events = [e.strip() for e in (_text(details.get("event")) or "").split(",")]
-    if events != [""] and all(e in EVENT_TIMINGS for e in events):
+    if events != [""] and all(e in EVENT_TIMINGS for e in events) \
+            and "timeOfDay" not in repeat:
+        # R4 tim-10 (a rule): hours or events, not both; the hours are kept, the events
+        # stay in the dosage text. Both made the resource invalid
         repeat["when"] = events
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):

@@ -115,8 +115,19 @@ def check_bundle(bundle: dict) -> Counter:
             assert ("clinicalStatus" in res) is not in_error
         for ref in _references(res):
             assert ref in urls, (kind, ref)
+        assert not _both_hours_and_events(res), kind  # R4 tim-10
     assert kinds["Patient"] == 1
     return kinds
+
+
+def _both_hours_and_events(obj: object) -> bool:
+    """Whether a Timing.repeat has timeOfDay and when (R4 tim-10 forbids it)."""
+    if isinstance(obj, dict):
+        return ("timeOfDay" in obj and "when" in obj) or any(
+            _both_hours_and_events(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_both_hours_and_events(v) for v in obj)
+    return False
 
 
 def _references(obj: object) -> list[str]:
@@ -1389,3 +1400,18 @@ def test_a_certainty_stated_by_the_sender_keeps_fhirs_verification_system() -> N
     check_bundle(bundle)
     assert by_entry_id(bundle)[1]["verificationStatus"] == {"coding": [{
         "system": f"{THO}condition-ver-status", "code": "provisional"}]}
+
+
+def test_a_dosing_at_hours_and_at_an_event_keeps_the_hours_only_in_its_timing() -> None:
+    """R4 tim-10: a Timing has timeOfDay or when, not both. 'à 8 h et 20 h, et au coucher'
+    (times_of_day and event HS) gave both: an invalid MedicationStatement. The hours stay
+    structured, the event is in the dosage's words."""
+    rows = [_row(1, type="medication", code="N02BE01", system="ATC", display="Paracétamol",
+                 details={"frequency": "2 times a day", "times_of_day": ["08:00", "20:00"],
+                          "event": "HS", "dose": "1 g"})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    dosage = by_entry_id(bundle)[1]["dosage"][0]
+    assert dosage["timing"]["repeat"]["timeOfDay"] == ["08:00:00", "20:00:00"]
+    assert "when" not in dosage["timing"]["repeat"]
+    assert "when HS" in dosage["text"]
