@@ -74,6 +74,15 @@ Mapping decisions (the tables are in dossiers/tables/):
   Procedure.report (AllergyIntolerance and Immunization have no such element: their
   Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
   one Provenance per import and relation, targeting the entries it brought or confirmed.
+- Lab results (how, on what, by whom): details.method (OBX-17, CDA methodCode) ->
+  Observation.method; OBX-29 observation type (table 0936) -> a category of its own, and an
+  answer to a question (AOE, ASC...) is neither 'laboratory' nor a result of its report; the
+  specimen (type, collection time, SPM-24 condition, SPM-21 rejection: 'unsatisfactory')
+  -> a Specimen per result (labelled as the result is); OBX-18 / CDA DEV -> a Device (one
+  per analyser); the validating biologist (responsible_observer, CDA validated_by) -> one
+  Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
+  authorities sent by name); the performing laboratory's name -> one Organization per
+  name; an organism's results (details.isolate) -> its identification's hasMember.
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
