@@ -1713,7 +1713,8 @@ def _germ_keys(said: Any) -> set[tuple[str, ...]]:  # noqa: ANN401
 
 
 def _link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                   urls: Mapping[int, str], versions: Mapping[int, int]) -> None:
+                   urls: Mapping[int, str], versions: Mapping[int, int],
+                   isolates: dict[str, dict] | None = None) -> None:
     """A culture's results about one organism (details.isolate: its colony count, its
     antibiogram, grouped by OBX-4 sub-id or a CDA isolate organizer) are members of that
     organism's identification (Observation.hasMember, as the HL7 laboratory and
@@ -1735,7 +1736,7 @@ def _link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
         if _text(e.get("value")):
             keys.add(("text", (_text(e["value"]) or "").casefold()))
         organisms.setdefault(scope(e), []).append((e["id"], keys))
-    if not organisms:
+    if not organisms and isolates is None:
         return
     for e in kept:
         details = _json(e.get("details"))
@@ -1746,12 +1747,45 @@ def _link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
         coded = {k for k in wanted if k[0] == "code"}
         found = [i for i, keys in organisms.get(scope(e), []) if (coded or wanted) & keys
                  and i != e["id"]]
-        if len(found) != 1:  # none, or two identifications of one germ: which is unsaid
+        me = {"reference": urls[e["id"]]}
+        if not found and isolates is not None:
+            _isolate_of(e, germ, scope(e), resources[e["id"]], isolates)["hasMember"].append(me)
+            continue
+        if len(found) != 1:  # two identifications of one germ: which one is unsaid
             continue
         members = resources[found[0]].setdefault("hasMember", [])
-        me = {"reference": urls[e["id"]]}
         if me not in members:
             members.append(me)
+
+
+ISOLATE_CODE = {"text": "micro-organism isolated"}
+
+
+def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noqa: ANN401
+                isolates: dict[str, dict]) -> dict:
+    """The Observation of an isolate that no identification result names: CI-SIS and IHE LAB
+    isolate organizers give the germ as their specimen (details.isolate, with the isolate's
+    id), not as an observation. One per isolate of a report, its value the germ, its members
+    the results about it, labelled as they are; its code says what it is in words (the
+    sender coded no observation)."""
+    said = germ if isinstance(germ, Mapping) else {}
+    name = _text(said.get("id")) or "|".join(sorted(map(str, _germ_keys(germ))))
+    url = full_url("isolate", f"{scope}/{name}")
+    held = isolates.get(url)
+    if held is None:
+        held = isolates[url] = {
+            "resourceType": "Observation", "status": member.get("status") or "unknown",
+            "category": member.get("category") or [], "code": dict(ISOLATE_CODE),
+            "subject": member.get("subject"),
+            "effectiveDateTime": member.get("effectiveDateTime"),
+            "valueCodeableConcept": _coded_concept(germ, "urn:dmp") or {"text": "isolate"},
+            "identifier": [{"value": _text(said.get("id"))}] if _text(said.get("id")) else [],
+            "hasMember": []}
+    labels = held.setdefault("meta", {}).setdefault("security", [])
+    for label in (member.get("meta") or {}).get("security") or ():
+        if label not in labels:  # a masked result's organism is as masked
+            labels.append(label)
+    return held
 
 
 def _bundle_entry(url: str, resource: dict) -> dict:
@@ -1792,7 +1826,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
                                                            e.get("details")),
                                              subject, base_url, extras)
     _link(kept, resources, urls, versions or {})
-    _link_isolates(kept, resources, urls, versions or {})
+    _link_isolates(kept, resources, urls, versions or {}, extras)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

@@ -75,8 +75,13 @@ TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR
            "TRE-A07-StatutVisibiliteDocument")
 
 
-# resources no entry is: the patient, provenance, and what lab results reference
-REFERENCED = ("Patient", "Provenance", "Specimen", "Practitioner", "Organization", "Device")
+def _entry_resources(bundle: dict) -> int:
+    """How many resources are entries of ours (each has our entry id as first identifier);
+    the others are the patient, provenance and what results reference (Specimen, Device,
+    Practitioner, Organization, an isolate's Observation)."""
+    return sum(1 for e in bundle["entry"]
+               if e["resource"].get("identifier", [{}])[0].get("system", "").endswith(
+                   "/entries"))
 
 
 def check_bundle(bundle: dict) -> Counter:
@@ -200,7 +205,7 @@ def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
         kinds = check_bundle(bundle)
         seen.update(kinds)
         # one resource per entry, besides those they reference (who, on what, with what)
-        assert sum(n for k, n in kinds.items() if k not in REFERENCED) == len(rows)
+        assert _entry_resources(bundle) == len(rows)
         mapped = by_entry_id(bundle)
         for r in rows:  # every entry, whatever its type, is its resource
             assert mapped[r["id"]]["resourceType"] == resource_type(r["type"], r["details"])
@@ -574,9 +579,8 @@ def test_any_rows_make_a_valid_bundle(rows, parents, birth, sex) -> None:  # noq
     bundle = to_bundle(patient, entries_, provenance=provenance, base_url="https://dmp.test/")
     check_bundle(bundle)
     kept = {e["id"] for e in entries_ if e["current"] and e["status"] != "withdrawn"}
-    assert sum(  # a device's use statement comes with its Device, a result with its lab...
-        1 for e in bundle["entry"]
-        if e["resource"]["resourceType"] not in REFERENCED) == len(kept)
+    # a device's use statement comes with its Device, a result with its lab...
+    assert _entry_resources(bundle) == len(kept)
 
 
 # -- the public ANS corpus --------------------------------------------------------------------
@@ -614,8 +618,8 @@ def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, caps
     ins = _patients()["K2"]["ins"]
     assert cli.main(["dossier", "export", ins, "--format", "fhir", "--as", "tester"]) == 0
     bundle = json.loads(capsys.readouterr().out)
-    kinds = check_bundle(bundle)
-    n = sum(v for k, v in kinds.items() if k not in REFERENCED)
+    check_bundle(bundle)
+    n = _entry_resources(bundle)
     rows = trail(store.engine)
     mine = [r for r in rows if r["action"] == "dossier.export"]
     assert mine[-1]["actor"] == "admin:tester"
@@ -1415,3 +1419,38 @@ def test_a_dosing_at_hours_and_at_an_event_keeps_the_hours_only_in_its_timing() 
     assert dosage["timing"]["repeat"]["timeOfDay"] == ["08:00:00", "20:00:00"]
     assert "when" not in dosage["timing"]["repeat"]
     assert "when HS" in dosage["text"]
+
+
+def test_an_isolate_given_as_a_specimen_is_an_observation_with_its_results() -> None:
+    """CI-SIS / IHE LAB isolate organizers name the germ in their specimen, not by an
+    'organism identified' observation (the ANS CR-BIO examples): two isolates' amoxicillin
+    results were two Observations with nothing saying which germ each was of. Each isolate is
+    an Observation (value: the germ, identifier: the isolate number) whose members are its
+    results, labelled as they are."""
+    from tests.test_cda_real_world import _entries, _isolate, _section
+
+    read = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate("112283007", "Escherichia coli BLSE", "ISO-1", "R")}
+      {_isolate("3092008", "Staphylococcus aureus", "ISO-2", "S")}
+      </act></entry>"""))
+    rows = [{"id": n, "type": e.type, "status": e.status, "current": True, "code": e.code,
+             "system": e.system, "display": e.display, "mapped": e.mapped,
+             "effective": e.effective, "value": e.value, "value_num": e.value_num,
+             "unit": e.unit, "interpretation": e.interpretation, "details": e.details,
+             "masking": {"MASQUE_PS": True} if n == 2 else None, "superseded_by": None,
+             "parent_id": None, "import_id": 1} for n, e in enumerate(read, start=1)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    isolates = [e["resource"] for e in bundle["entry"]
+                if e["resource"].get("code") == {"text": "micro-organism isolated"}]
+    assert [(i["valueCodeableConcept"]["coding"][0]["code"], i["identifier"][0]["value"],
+             [m["reference"] for m in i["hasMember"]]) for i in isolates] == [
+        ("112283007", "1.2.250.1.999.9.3^ISO-1", [f"urn:uuid:{by_entry_id(bundle)[1]['id']}"]),
+        ("3092008", "1.2.250.1.999.9.3^ISO-2", [f"urn:uuid:{by_entry_id(bundle)[2]['id']}"])]
+    assert isolates[0]["valueCodeableConcept"]["text"] == "Escherichia coli BLSE"
+    assert "meta" not in isolates[0]
+    assert [s["code"] for s in isolates[1]["meta"]["security"]] == ["MASQUE_PS"]
+    assert isolates[0]["status"] == "final" and isolates[0]["subject"]["reference"] == \
+        bundle["entry"][0]["fullUrl"]
