@@ -74,6 +74,15 @@ Mapping decisions (the tables are in dossiers/tables/):
   Procedure.report (AllergyIntolerance and Immunization have no such element: their
   Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
   one Provenance per import and relation, targeting the entries it brought or confirmed.
+- Lab results (how, on what, by whom): details.method (OBX-17, CDA methodCode) ->
+  Observation.method; OBX-29 observation type (table 0936) -> a category of its own, and an
+  answer to a question (AOE, ASC...) is neither 'laboratory' nor a result of its report; the
+  specimen (type, collection time, SPM-24 condition, SPM-21 rejection: 'unsatisfactory')
+  -> a Specimen per result (labelled as the result is); OBX-18 / CDA DEV -> a Device (one
+  per analyser); the validating biologist (responsible_observer, CDA validated_by) -> one
+  Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
+  authorities sent by name); the performing laboratory's name -> one Organization per
+  name; an organism's results (details.isolate) -> its identification's hasMember.
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
@@ -82,6 +91,7 @@ Mapping decisions (the tables are in dossiers/tables/):
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import re
@@ -103,6 +113,7 @@ CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 RFC3986 = "urn:ietf:rfc:3986"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+DATA_ABSENT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 GENDERS = {"F": "female", "M": "male", "U": "unknown", "O": "other"}
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 CONFIDENTIALITY_CODES = frozenset({"U", "L", "M", "N", "R", "V"})
@@ -506,7 +517,10 @@ def _timing_repeat(details: Mapping) -> dict:
             all(isinstance(h, str) and _TIME_OF_DAY.fullmatch(h) for h in hours):
         repeat["timeOfDay"] = [f"{h}:00" for h in hours]
     events = [e.strip() for e in (_text(details.get("event")) or "").split(",")]
-    if events != [""] and all(e in EVENT_TIMINGS for e in events):
+    if events != [""] and all(e in EVENT_TIMINGS for e in events) \
+            and "timeOfDay" not in repeat:
+        # R4 tim-10 (a rule): hours or events, not both; the hours are kept, the events
+        # stay in the dosage text. Both made the resource invalid
         repeat["when"] = events
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
@@ -923,6 +937,207 @@ def _rto_value(entry: Mapping) -> dict | None:
     return {"valueRatio": {"numerator": terms[0], "denominator": terms[1]}}
 
 
+# -- how a lab result was obtained, on what, by whom -------------------------------------------
+LAB_RESULT = "lab_result"
+OBSERVATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0936"
+# R4 specimen-status: a specimen the laboratory rejected (SPM-21: broken tube, too little)
+# 'cannot be used because of a quality issue'
+REJECTED_SPECIMEN = "unsatisfactory"
+
+
+@cache
+def _observation_types() -> dict[str, bool]:
+    """OBX-29 codes of HL7 table 0936 -> whether the OBX is a result of the laboratory."""
+    return {r["code"]: r["result"] == "Y" for r in table("observation_types")}
+
+
+@cache
+def _organism_codes() -> frozenset[tuple[str, str]]:
+    """(system, code) of the observations that identify a micro-organism."""
+    return frozenset((r["system"], r["code"]) for r in table("organism_identification_codes"))
+
+
+@cache
+def _identifier_systems() -> dict[str, str]:
+    return {r["authority"].upper(): r["oid"]
+            for r in read_csv_rows(TABLES / "fhir_identifier_systems.csv")}
+
+
+def _identifier(value: Any, authority: Any, kind: Any = None) -> dict | None:  # noqa: ANN401
+    """An Identifier under its authority's OID (sent, or known by its name:
+    fhir_identifier_systems.csv, ASIP-SANTE-PS -> the RPPS/ADELI register
+    1.2.250.1.71.4.2.1); an authority known by a name alone is its assigner, never
+    guessed into a system. The value is exported as sent."""
+    value, authority = _text(value), _text(authority) or ""
+    if not value:
+        return None
+    oid = authority if _OID.fullmatch(authority) else _identifier_systems().get(authority.upper())
+    return {"type": {"text": _text(kind)}, "system": f"urn:oid:{oid}" if oid else None,
+            "value": value, "assigner": {"display": authority} if authority and not oid
+            else None}
+
+
+def _identifier_key(ident: Mapping) -> str:
+    return f"{ident.get('system') or (ident.get('assigner') or {}).get('display', '')}|" \
+           f"{ident['value']}"
+
+
+def _items(said: Any) -> list:  # noqa: ANN401
+    """A detail sent once (a mapping) or repeated (a list), as a list."""
+    return said if isinstance(said, list) else [said] if said else []
+
+
+def _method(said: Any, base_url: str) -> dict | None:  # noqa: ANN401
+    """Observation.method (0..1) of details.method (OBX-17 repeats, CDA methodCode): one
+    CodeableConcept with every coding sent and the words of all ('Formule de Friedewald;
+    Calculated')."""
+    concepts = [c for c in (_coded_concept(i, base_url) for i in _items(said)) if c]
+    if not concepts:
+        return None
+    return {"coding": [c for concept in concepts for c in concept.get("coding", [])],
+            "text": "; ".join(c["text"] for c in concepts if c.get("text")) or None}
+
+
+def _lab_category(category: list[dict], details: Mapping) -> list[dict]:
+    """A lab result's category, with its OBX-29 observation type (HL7 table 0936) when sent:
+    the answer to a question asked at order entry (AOE: 'fasting: yes'), at specimen
+    collection, a placer's clinical information, is no result of the laboratory, so it is
+    not in the 'laboratory' category. A type outside table 0936 stays as sent, in words."""
+    kind = _code(details.get("observation_type"))
+    if not kind:
+        return category
+    result = _observation_types().get(kind)
+    if result is None:
+        return [*category, {"text": kind}]
+    typed = {"coding": [{"system": OBSERVATION_TYPE_SYSTEM, "code": kind}]}
+    return [*category, typed] if result else [typed]
+
+
+def is_lab_result(resource: Mapping) -> bool:
+    """Whether an exported Observation is a result (not an AOE answer, a question...)."""
+    return not any(c.get("system") == OBSERVATION_TYPE_SYSTEM and
+                   not _observation_types().get(c.get("code"), True)
+                   for concept in resource.get("category") or () for c in
+                   concept.get("coding") or ())
+
+
+def _specimen(entry: Mapping, details: Mapping, subject: dict, base_url: str) -> dict | None:
+    """The Specimen a lab result was measured on: its type (SPM-4, OBR-15, CDA specimen),
+    its collection time (SPM-17 / OBR-7, CDA specimen collection), its condition (SPM-24,
+    table 0493: haemolysed, lipaemic: a potassium on a haemolysed serum reads falsely high)
+    and, when the laboratory rejected it (SPM-21, table 0490), status 'unsatisfactory' with
+    the reasons as a note (R4 has no element of its own for them)."""
+    kind = _coded_concept(details.get("specimen"), base_url)
+    collected = fhir_datetime(entry.get("specimen_time"))
+    conditions = [c for c in (_coded_concept(i, base_url)
+                              for i in _items(details.get("specimen_condition"))) if c]
+    rejected = [c for c in (_coded_concept(i, base_url)
+                            for i in _items(details.get("specimen_rejected"))) if c]
+    if not (kind or collected or conditions or rejected):
+        return None
+    why = "; ".join(c.get("text") or c["coding"][0]["code"] for c in rejected)
+    notes = [{"text": f"rejected by the laboratory: {why}"}] if rejected else []
+    about = _about_someone_else(details.get("subject"))
+    if about is not None:  # a newborn's cord blood is not the mother's specimen
+        notes.insert(0, {"text": f"{ABOUT_SOMEONE_ELSE}: {about['display']}"})
+    security = _security(entry, details)
+    return {"resourceType": "Specimen",
+            # the labels of the result it was taken for: a masked result's specimen says
+            # as much of the patient as the result
+            "meta": {"security": security} if security else None,
+            "status": REJECTED_SPECIMEN if rejected else None, "type": kind,
+            "subject": subject if about is None else None,
+            "collection": {"collectedDateTime": collected}, "condition": conditions,
+            "note": notes}
+
+
+def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
+    """(fullUrl, Practitioner) of who validated a lab result: details.responsible_observer
+    (OBX-16 / PRT RO, in France the biologist, with the RPPS the XCN gives) or
+    details.validated_by (CDA participant AUTHEN, ids 'root^extension'). One Practitioner
+    per identifier in the Bundle (the same biologist validates a whole report); a name
+    without identifier is one of its result only (two Dr MARTIN are not one)."""
+    said = details.get("responsible_observer")
+    name = None
+    if isinstance(said, Mapping):
+        ident = said.get("id") if isinstance(said.get("id"), Mapping) else {}
+        identifier = _identifier(ident.get("id"), ident.get("authority"), ident.get("type"))
+        name = _text(said.get("name"))
+    elif isinstance(details.get("validated_by"), Mapping):
+        ids = [i for i in details["validated_by"].get("ids") or () if isinstance(i, str)]
+        root, _, ext = ids[0].partition("^") if ids else ("", "", "")
+        root = root.strip()
+        identifier = _identifier(ext, root) if _OID.fullmatch(root) and _text(ext) else \
+            {"system": RFC3986, "value": f"urn:oid:{root}"} if _OID.fullmatch(root) else None
+    else:
+        return None
+    if identifier is None and name is None:
+        return None
+    key = _identifier_key(identifier) if identifier else f"entry/{entry.get('id')}"
+    return full_url("practitioner", key), {
+        "resourceType": "Practitioner", "identifier": [identifier] if identifier else [],
+        "name": [{"text": name}] if name else []}
+
+
+def _equipment(entry: Mapping, details: Mapping, base_url: str) -> tuple[str, dict] | None:
+    """(fullUrl, Device) a lab result was obtained with: details.equipment (OBX-18, EI: the
+    analyser's id under its namespace or OID; one Device per analyser in the Bundle), else
+    details.devices (CDA participant DEV: a test kit, by its code). R4 Observation.device
+    holds one: the first sent."""
+    said = next(iter(_items(details.get("equipment"))), None)
+    if isinstance(said, Mapping):
+        universal = _text(said.get("universal_id")) or ""
+        identifier = _identifier(said.get("id"), universal if _OID.fullmatch(universal)
+                                 else said.get("namespace") or universal)
+        if identifier:
+            return full_url("equipment", _identifier_key(identifier)), {
+                "resourceType": "Device", "identifier": [identifier]}
+    kit = next(iter(_items(details.get("devices"))), None)
+    concept = _coded_concept(kit, base_url)
+    if concept:
+        return full_url("kit", entry.get("id")), {"resourceType": "Device", "type": concept}
+    return None
+
+
+def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
+                 base_url: str, extras: dict[str, dict]) -> None:
+    """What the store keeps of how a lab result was obtained, as FHIR says it: method,
+    Specimen, Device, the validating biologist as a Practitioner with their RPPS and the
+    performing laboratory as an Organization (resources added to ``extras``, shared by the
+    results that name the same one). They were dropped, or a display string."""
+    res["method"] = _method(details.get("method"), base_url)
+    res["category"] = _lab_category(res.get("category") or [], details)
+    specimen = _specimen(entry, details, subject, base_url)
+    if specimen:
+        url = full_url("specimen", entry.get("id"))
+        extras[url] = specimen
+        res["specimen"] = {"reference": url}
+    device = _equipment(entry, details, base_url)
+    if device:
+        extras.setdefault(device[0], device[1])
+        res["device"] = {"reference": device[0]}
+    performers = []
+    observer = _observer(entry, details)
+    observer_name = None
+    if observer:
+        url, practitioner = observer
+        held = extras.setdefault(url, practitioner)
+        if not held.get("name") and practitioner.get("name"):
+            held["name"] = practitioner["name"]
+        observer_name = practitioner["name"][0]["text"] if practitioner["name"] else None
+        performers.append({"reference": url, "display": observer_name})
+    said = _text(entry.get("performer"))
+    if said and said != observer_name:
+        root, sep, _ = said.partition("^")
+        if sep and _OID.fullmatch(root.strip()):  # an id (CDA): a logical reference
+            performers.insert(0, _performer(said))
+        else:  # OBX-23, PRT PO, OBX-15 producer, CDA performing laboratory: its name
+            url = full_url("organization", said)
+            extras.setdefault(url, {"resourceType": "Organization", "name": said})
+            performers.insert(0, {"reference": url, "display": said})
+    res["performer"] = performers
+
+
 # -- resources --------------------------------------------------------------------------------
 def _patient_resource(patient: Mapping) -> dict:
     ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
@@ -965,8 +1180,11 @@ def _notes(details: Mapping) -> list[dict]:
     return out
 
 
-def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str) -> dict:
-    """The resource of one entry, without its links to other entries (added later)."""
+def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
+                    extras: dict[str, dict] | None = None) -> dict:
+    """The resource of one entry, without its links to other entries (added later);
+    resources it references (a lab result's Specimen, Device, Practitioner, Organization)
+    are added to ``extras`` (fullUrl -> resource)."""
     details = _json(entry.get("details")) or {}
     if not isinstance(details, Mapping):
         details = {}
@@ -993,6 +1211,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
+        if entry.get("type") == LAB_RESULT:
+            _lab_parties(res, entry, details, subject, base_url,
+                         extras if extras is not None else {})
     elif resource == "DiagnosticReport":
         res.update(status=fhir_status(status, resource), category=category,
                    code=_concept(entry, base_url, "report", details), subject=subject,
@@ -1001,6 +1222,12 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    conclusion=_text(entry.get("value")))
         if entry.get("attachment_sha256") or entry.get("media_type"):
             res["presentedForm"] = [_attachment(entry, base_url)]
+        specimen = _specimen(entry, details, subject, base_url) \
+            if entry.get("type") == "lab_report" and extras is not None else None
+        if specimen:  # an order cancelled because its tube broke says why (SPM-21)
+            url = full_url("specimen", entry.get("id"))
+            extras[url] = specimen
+            res["specimen"] = [{"reference": url}]
     elif resource == "DocumentReference":
         error = fhir_status(status, resource) == "entered-in-error"
         res.update(status="entered-in-error" if error else "current",
@@ -1029,6 +1256,12 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
                    code=_concept(entry, base_url, "allergy"), patient=subject,
                    onsetDateTime=effective,
                    reaction=_reactions(details.get("reactions"), base_url))
+        verified = (res["verificationStatus"] or {}).get("coding", [{}])[0].get("code")
+        if res["clinicalStatus"] is None and verified != "entered-in-error":
+            # R4 ait-1 (a rule): a clinicalStatus unless entered in error. Unstated, it was
+            # left out and the resource was invalid; 'unknown' is said, never guessed
+            res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
+                                                    "valueCode": "unknown"}]}
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]
@@ -1111,8 +1344,12 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str)
         # about in focus; every resource says it in a note, which any reader shows.
         if resource == "Observation":
             res["focus"] = [about]
-        res["note"] = [{"text": f"{ABOUT_SOMEONE_ELSE}: {about['display']}"},
-                       *(res.get("note") or [])]
+        said = f"{ABOUT_SOMEONE_ELSE}: {about['display']}"
+        if resource == "Observation" or resource in _NOTED:
+            res["note"] = [{"text": said}, *(res.get("note") or [])]
+        else:  # R4 DiagnosticReport, DocumentReference, Encounter have no note: a note
+            # there made the whole Bundle invalid; their narrative says it
+            res["text"] = {"status": "additional", "div": _narrative(said)}
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})
@@ -1127,6 +1364,11 @@ _INTENTS = {"INT": "plan", "RQO": "order", "PRP": "proposal", "PRMS": "directive
             "ARQ": "order", "APT": "plan", "GOL": "plan"}
 _ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 _GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
+
+
+def _narrative(said: str) -> str:
+    """A FHIR Narrative div (XHTML) of plain words."""
+    return f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{html.escape(said)}</p></div>'
 
 
 def _about_someone_else(subject: Any) -> dict | None:  # noqa: ANN401
@@ -1336,10 +1578,12 @@ def _verification(status: str | None, resource: str, details: Mapping,
     code = "refuted" if details.get("negated") else fhir_status(status, resource)
     certainty = details.get("certainty")
     if code not in ("refuted", "entered-in-error") and isinstance(certainty, Mapping):
-        system, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
-        if system.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
-            system = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
-        row = _verification_statuses().get((system, said)) or {}
+        # the sender's system is read here only: the exported one is FHIR's (``system``);
+        # it was overwritten, and the verificationStatus went out under the sender's OID
+        sent, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
+        if sent.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
+            sent = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
+        row = _verification_statuses().get((sent, said)) or {}
         code = row.get(resource) or code
     if not code:
         return None
@@ -1434,6 +1678,8 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
         parent, mine = resources[parent_id], resources[child_id]
         ref, me = {"reference": urls[parent_id]}, {"reference": urls[child_id]}
         if parent["resourceType"] == "DiagnosticReport" and mine["resourceType"] == "Observation":
+            if not is_lab_result(mine):  # an AOE answer, a question: no result of the report
+                continue
             parent.setdefault("result", []).append(me)
             if parent_id in panels and panels[parent_id] != child_id:
                 resources[panels[parent_id]].setdefault("hasMember", []).append(me)
@@ -1448,6 +1694,98 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
                 mine.setdefault("evidence", []).append({"detail": [ref]})
             elif mine["resourceType"] == "Procedure":
                 mine.setdefault("report", []).append(ref)
+
+
+def _germ_keys(said: Any) -> set[tuple[str, ...]]:  # noqa: ANN401
+    """What names an organism: ('code', system, code) of a coded one, ('text', words)."""
+    out: set[tuple[str, ...]] = set()
+    for item in _items(said):
+        if not isinstance(item, Mapping):
+            continue
+        if _code(item.get("code")):
+            # by its URI: the identification's value keeps the system as sent ('SCT'),
+            # details.isolate as named on every channel ('SNOMED-CT')
+            out.add(("code", system_uri(item.get("system")) or "", _code(item["code"]) or ""))
+        for k in ("display", "text", "original_text"):
+            if _text(item.get(k)):
+                out.add(("text", (_text(item[k]) or "").casefold()))
+    return out
+
+
+def _link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                   urls: Mapping[int, str], versions: Mapping[int, int],
+                   isolates: dict[str, dict] | None = None) -> None:
+    """A culture's results about one organism (details.isolate: its colony count, its
+    antibiogram, grouped by OBX-4 sub-id or a CDA isolate organizer) are members of that
+    organism's identification (Observation.hasMember, as the HL7 laboratory and
+    microbiology IGs link an isolate to what was measured on it): the organism of the same
+    report whose value names the same germ (by code, else by words). They stood side by
+    side, and which antibiogram was whose was said nowhere in the Bundle."""
+    def scope(e: Mapping) -> tuple:
+        parent = e.get("parent_id")
+        parent = versions.get(parent, parent) if parent is not None else None
+        return ("parent", parent) if parent is not None else ("import", e.get("import_id"))
+
+    organisms: dict[tuple, list[tuple[int, set]]] = {}
+    for e in kept:
+        if (e.get("system") or "", e.get("code") or "") not in _organism_codes():
+            continue
+        details = _json(e.get("details"))
+        details = details if isinstance(details, Mapping) else {}
+        keys = _germ_keys(details.get("coded_value")) | _germ_keys(details.get("value_code"))
+        if _text(e.get("value")):
+            keys.add(("text", (_text(e["value"]) or "").casefold()))
+        organisms.setdefault(scope(e), []).append((e["id"], keys))
+    if not organisms and isolates is None:
+        return
+    for e in kept:
+        details = _json(e.get("details"))
+        germ = details.get("isolate") if isinstance(details, Mapping) else None
+        if not germ or resources[e["id"]]["resourceType"] != "Observation":
+            continue
+        wanted = _germ_keys(germ)
+        coded = {k for k in wanted if k[0] == "code"}
+        found = [i for i, keys in organisms.get(scope(e), []) if (coded or wanted) & keys
+                 and i != e["id"]]
+        me = {"reference": urls[e["id"]]}
+        if not found and isolates is not None:
+            _isolate_of(e, germ, scope(e), resources[e["id"]], isolates)["hasMember"].append(me)
+            continue
+        if len(found) != 1:  # two identifications of one germ: which one is unsaid
+            continue
+        members = resources[found[0]].setdefault("hasMember", [])
+        if me not in members:
+            members.append(me)
+
+
+ISOLATE_CODE = {"text": "micro-organism isolated"}
+
+
+def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noqa: ANN401
+                isolates: dict[str, dict]) -> dict:
+    """The Observation of an isolate that no identification result names: CI-SIS and IHE LAB
+    isolate organizers give the germ as their specimen (details.isolate, with the isolate's
+    id), not as an observation. One per isolate of a report, its value the germ, its members
+    the results about it, labelled as they are; its code says what it is in words (the
+    sender coded no observation)."""
+    said = germ if isinstance(germ, Mapping) else {}
+    name = _text(said.get("id")) or "|".join(sorted(map(str, _germ_keys(germ))))
+    url = full_url("isolate", f"{scope}/{name}")
+    held = isolates.get(url)
+    if held is None:
+        held = isolates[url] = {
+            "resourceType": "Observation", "status": member.get("status") or "unknown",
+            "category": member.get("category") or [], "code": dict(ISOLATE_CODE),
+            "subject": member.get("subject"),
+            "effectiveDateTime": member.get("effectiveDateTime"),
+            "valueCodeableConcept": _coded_concept(germ, "urn:dmp") or {"text": "isolate"},
+            "identifier": [{"value": _text(said.get("id"))}] if _text(said.get("id")) else [],
+            "hasMember": []}
+    labels = held.setdefault("meta", {}).setdefault("security", [])
+    for label in (member.get("meta") or {}).get("security") or ():
+        if label not in labels:  # a masked result's organism is as masked
+            labels.append(label)
+    return held
 
 
 def _bundle_entry(url: str, resource: dict) -> dict:
@@ -1482,15 +1820,18 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     kept = [e for e in entries if _exported(e)]
     urls = {e["id"]: full_url("entry", e["id"]) for e in kept}
     resources: dict[int, dict] = {}
+    extras: dict[str, dict] = {}
     for e in kept:
         resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or "",
                                                            e.get("details")),
-                                             subject, base_url)
+                                             subject, base_url, extras)
     _link(kept, resources, urls, versions or {})
+    _link_isolates(kept, resources, urls, versions or {}, extras)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
                        for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]
+    bundle_entries += [_bundle_entry(url, res) for url, res in extras.items()]
     bundle_entries += [_bundle_entry(url, res)
                        for url, res in _provenances(provenance or {}, urls, base_url,
                                                     import_ids)]

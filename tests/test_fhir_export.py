@@ -70,8 +70,18 @@ VERIFICATION = {
     "AllergyIntolerance": {"unconfirmed", "confirmed", "refuted", "entered-in-error"},
 }
 UCUM = "http://unitsofmeasure.org"
+THO = "http://terminology.hl7.org/CodeSystem/"
 TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
            "TRE-A07-StatutVisibiliteDocument")
+
+
+def _entry_resources(bundle: dict) -> int:
+    """How many resources are entries of ours (each has our entry id as first identifier);
+    the others are the patient, provenance and what results reference (Specimen, Device,
+    Practitioner, Organization, an isolate's Observation)."""
+    return sum(1 for e in bundle["entry"]
+               if e["resource"].get("identifier", [{}])[0].get("system", "").endswith(
+                   "/entries"))
 
 
 def check_bundle(bundle: dict) -> Counter:
@@ -95,10 +105,34 @@ def check_bundle(bundle: dict) -> Counter:
             assert res["docStatus"] in DOC_STATUSES
         if kind in VERIFICATION and "verificationStatus" in res:
             assert res["verificationStatus"]["coding"][0]["code"] in VERIFICATION[kind]
+            # R4 binds them to FHIR's own code systems (required): a reader matches on them
+            assert res["verificationStatus"]["coding"][0]["system"] == THO + (
+                "condition-ver-status" if kind == "Condition"
+                else "allergyintolerance-verification")
+        if kind in VERIFICATION and "clinicalStatus" in res:
+            said = res["clinicalStatus"]
+            assert said["coding"][0]["system"] == THO + (
+                "condition-clinical" if kind == "Condition" else "allergyintolerance-clinical") \
+                if "coding" in said else said["extension"][0]["valueCode"] == "unknown"
+        if kind == "AllergyIntolerance":  # R4 ait-1 and ait-2 (rules)
+            in_error = res.get("verificationStatus", {}).get("coding", [{}])[0].get(
+                "code") == "entered-in-error"
+            assert ("clinicalStatus" in res) is not in_error
         for ref in _references(res):
             assert ref in urls, (kind, ref)
+        assert not _both_hours_and_events(res), kind  # R4 tim-10
     assert kinds["Patient"] == 1
     return kinds
+
+
+def _both_hours_and_events(obj: object) -> bool:
+    """Whether a Timing.repeat has timeOfDay and when (R4 tim-10 forbids it)."""
+    if isinstance(obj, dict):
+        return ("timeOfDay" in obj and "when" in obj) or any(
+            _both_hours_and_events(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_both_hours_and_events(v) for v in obj)
+    return False
 
 
 def _references(obj: object) -> list[str]:
@@ -170,8 +204,8 @@ def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
         bundle = to_bundle(row, rows, provenance=prov)
         kinds = check_bundle(bundle)
         seen.update(kinds)
-        assert sum(n for k, n in kinds.items() if k not in ("Patient", "Provenance")) \
-            == len(rows)
+        # one resource per entry, besides those they reference (who, on what, with what)
+        assert _entry_resources(bundle) == len(rows)
         mapped = by_entry_id(bundle)
         for r in rows:  # every entry, whatever its type, is its resource
             assert mapped[r["id"]]["resourceType"] == resource_type(r["type"], r["details"])
@@ -430,6 +464,10 @@ def _dates() -> st.SearchStrategy[str | None]:
 
 
 _text = st.one_of(st.none(), st.text(max_size=20))
+_CODED = st.fixed_dictionaries({}, optional={"code": _text, "system": st.sampled_from(
+    ["SCT", "SNOMED-CT", "HL70493", "99METH", "", "1.2.3"]), "display": _text, "text": _text})
+_EQUIPMENT = st.fixed_dictionaries({}, optional={
+    "id": _text, "namespace": _text, "universal_id": st.sampled_from(["1.2.3.4", "ROCHE", ""])})
 _entry_rows = st.fixed_dictionaries({
     "type": st.one_of(st.sampled_from(sorted(_types())), st.text(max_size=12)),
     "status": st.one_of(st.sampled_from(sorted(_statuses())), st.text(max_size=12)),
@@ -507,7 +545,24 @@ _entry_rows = st.fixed_dictionaries({
             ["refuted", "confirmed", "x"]), "system": st.sampled_from(
             ["2.16.840.1.113883.4.642.1.1075", "2.16.840.1.113883.4.642.4.130", "x"])}),
         "severity": st.fixed_dictionaries({"code": _text, "system": _text}),
-        "criticality": st.fixed_dictionaries({"code": st.sampled_from(["high", "x"])})})),
+        "criticality": st.fixed_dictionaries({"code": st.sampled_from(["high", "x"])}),
+        # how a lab result was obtained (HL7 round 7, CDA rounds 9-10)
+        "method": st.one_of(_CODED, st.lists(_CODED, max_size=2)),
+        "equipment": st.one_of(_EQUIPMENT, st.lists(_EQUIPMENT, max_size=2)),
+        "devices": st.lists(_CODED, max_size=2),
+        "observation_type": st.sampled_from(["RSLT", "AOE", "XYZ", " ", ""]),
+        "specimen": _CODED, "specimen_condition": st.lists(_CODED, max_size=2),
+        "specimen_rejected": st.lists(_CODED, max_size=2),
+        "responsible_observer": st.fixed_dictionaries({}, optional={
+            "name": _text, "id": st.fixed_dictionaries({}, optional={
+                "id": _text, "authority": st.sampled_from(
+                    ["1.2.250.1.71.4.2.1", "ASIP-SANTE-PS", "x y", ""]), "type": _text})}),
+        "validated_by": st.fixed_dictionaries({}, optional={
+            "ids": st.lists(st.sampled_from(["1.2.250.1.71.4.2.1^810001", "plain", "^", ""]),
+                            max_size=2), "time": _dates()}),
+        "isolate": _CODED,
+        "subject": st.fixed_dictionaries({}, optional={"code": _text, "display": _text})})),
+    "specimen_time": _dates(),
 })
 
 
@@ -524,15 +579,17 @@ def test_any_rows_make_a_valid_bundle(rows, parents, birth, sex) -> None:  # noq
     bundle = to_bundle(patient, entries_, provenance=provenance, base_url="https://dmp.test/")
     check_bundle(bundle)
     kept = {e["id"] for e in entries_ if e["current"] and e["status"] != "withdrawn"}
-    assert len(bundle["entry"]) - 1 - sum(  # a device's use statement comes with its Device
-        1 for e in bundle["entry"]
-        if e["resource"]["resourceType"] in ("Provenance", "Device")) == len(kept)
+    # a device's use statement comes with its Device, a result with its lab...
+    assert _entry_resources(bundle) == len(kept)
 
 
 # -- the public ANS corpus --------------------------------------------------------------------
 @pytest.mark.corpus
 def test_ans_corpus_dossiers_are_valid_bundles(sqlite_ctx) -> None:  # noqa: ANN001
-    files = sorted(corpus_path("cda").glob("*.xml"))
+    """Every dossier the public corpus files (CDA documents, and the HL7v2 messages: lab
+    results, CDA sent over HL7v2, ADT) exports a valid Bundle."""
+    files = sorted(corpus_path("cda").glob("*.xml")) + \
+        sorted(f for f in corpus_path("hl7v2").iterdir() if f.is_file())
     sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
     intake(sqlite_ctx.engine, sqlite_ctx.archive,
            [Received(f.read_bytes(), "ans", "file", file_name=f.name) for f in files])
@@ -561,8 +618,8 @@ def test_cli_export_prints_a_bundle_and_audits_the_read(store, monkeypatch, caps
     ins = _patients()["K2"]["ins"]
     assert cli.main(["dossier", "export", ins, "--format", "fhir", "--as", "tester"]) == 0
     bundle = json.loads(capsys.readouterr().out)
-    kinds = check_bundle(bundle)
-    n = sum(v for k, v in kinds.items() if k not in ("Patient", "Provenance"))
+    check_bundle(bundle)
+    n = _entry_resources(bundle)
     rows = trail(store.engine)
     mine = [r for r in rows if r["action"] == "dossier.export"]
     assert mine[-1]["actor"] == "admin:tester"
@@ -657,6 +714,23 @@ def test_problem_and_allergy_clinical_status_as_the_sender_stated_it() -> None:
     assert clinical(5) == "active"  # remission: no such code for an allergy
     assert res["5"]["clinicalStatus"]["coding"][0]["system"].endswith(
         "allergyintolerance-clinical")
+
+
+def test_an_allergy_whose_status_nobody_stated_says_unknown() -> None:
+    """R4 ait-1 is a rule: an AllergyIntolerance has a clinicalStatus unless entered in
+    error. Unstated (an IPS-FR 'interaction médicamenteuse' of the ANS corpus), it was left
+    out and the whole Bundle was invalid for a validating reader; it says 'unknown' (the
+    data-absent-reason extension), never a guessed 'active'."""
+    rows = [_row(1, type="allergy", code="387207008", system="SNOMED-CT", details={}),
+            _row(2, type="allergy", status="entered-in-error", code="387207008",
+                 system="SNOMED-CT", details={})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    unstated, wrong = by_entry_id(bundle)[1], by_entry_id(bundle)[2]
+    assert unstated["clinicalStatus"] == {"extension": [{
+        "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+        "valueCode": "unknown"}]}
+    assert "clinicalStatus" not in wrong
 
 
 def test_a_device_is_a_device_use_statement_of_its_device() -> None:
@@ -911,11 +985,13 @@ def test_an_organism_has_its_susceptibilities_and_a_corrected_panel_all_its_resu
                            cipro.format(v="^1", i="I", s="C")))
     organism, ampicillin, ciprofloxacin = res["600-7"], res["18864-9"], res["18906-8"]
     members = [m["reference"] for m in organism["hasMember"]]
-    assert sorted(members) == sorted(f"urn:uuid:{r['id']}" for r in (ampicillin,
-                                                                       ciprofloxacin))
+    # its colony count too (details.isolate: sent under its sub-id)
+    assert sorted(members) == sorted(f"urn:uuid:{r['id']}" for r in (
+        ampicillin, ciprofloxacin, res["564-5"]))
     corrected = res["29576-6"]
     assert corrected["status"] == "corrected"
-    assert sorted(r["reference"] for r in corrected["result"]) == sorted(members)
+    assert sorted(r["reference"] for r in corrected["result"]) == sorted(
+        f"urn:uuid:{r['id']}" for r in (ampicillin, ciprofloxacin))
     culture_report = res["630-4"]
     assert {r["reference"] for r in culture_report["result"]} == {
         f"urn:uuid:{organism['id']}", f"urn:uuid:{res['564-5']['id']}"}
@@ -1134,3 +1210,247 @@ def test_an_entry_about_the_newborn_says_so_in_the_bundle() -> None:
     assert weight["note"][0]["text"].startswith("about another person than the patient")
     assert "focus" not in glucose and not any(
         "another person" in n["text"] for n in glucose.get("note", []))
+
+
+# -- how a lab result was obtained, on what, by whom (HL7 round 7, CDA rounds 9-10) ------------
+BIOLOGIST = ("10003791976^LAGARDE^Bérénice^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^"
+             "RPPS")
+RPPS = "urn:oid:1.2.250.1.71.4.2.1"
+
+
+def _resource(bundle: dict, reference: str) -> dict:
+    (found,) = [e["resource"] for e in bundle["entry"] if e["fullUrl"] == reference]
+    return found
+
+
+def test_an_order_entry_answer_is_no_lab_result_and_a_method_says_how(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBX-29 AOE ('fasting: yes', asked at order entry) was exported as a laboratory result
+    of the report; OBX-17 (an LDL computed by Friedewald's formula) was dropped, so a
+    computed value read as measured."""
+    from tests.test_hl7v2_senders_round7 import _obx
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(
+        1, "F",
+        _obx(1, "CWE", "49541-6^Fasting status - Reported^LN", "Y^Yes^HL70136", f29="AOE"),
+        _obx(2, "NM", "13457-7^Cholestérol LDL calculé^LN", "1.21", "g/L",
+             f17="FRIEDEWALD^Formule de Friedewald^L~CALC^Calculated^HL70936", f29="RSLT"),
+        _obx(3, "NM", "2085-9^Cholestérol HDL^LN", "0.52", "g/L", f17="Précipitation au PTA")))
+    fasting, ldl, hdl = res["49541-6"], res["13457-7"], res["2085-9"]
+    assert fasting["category"] == [{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0936", "code": "AOE"}]}]
+    assert fasting["valueCodeableConcept"]["coding"][0]["system"] == \
+        "http://terminology.hl7.org/CodeSystem/v2-0136"
+    assert [c["coding"][0]["code"] for c in ldl["category"]] == ["laboratory", "RSLT"]
+    report = res["BIOCHIMIE"]
+    assert f"urn:uuid:{fasting['id']}" not in [r["reference"] for r in report["result"]]
+    assert f"urn:uuid:{ldl['id']}" in [r["reference"] for r in report["result"]]
+    assert ldl["method"] == {"coding": [
+        {"system": "urn:dmp/CodeSystem/L", "code": "FRIEDEWALD",
+         "display": "Formule de Friedewald"},
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0936", "code": "CALC",
+         "display": "Calculated"}], "text": "Formule de Friedewald; Calculated"}
+    assert hdl["method"] == {"text": "Précipitation au PTA"}
+    assert [c["coding"][0]["code"] for c in hdl["category"]] == ["laboratory"]
+
+
+def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBX-16 (the biologist who validated, RPPS under ASIP-SANTE-PS), OBX-18 (the analyser),
+    OBX-23 (the performing laboratory) and SPM (serum, collected at 08:00, haemolysed) were
+    a display string or nothing: a reader could neither tell two Dr LAGARDE apart nor see
+    that the potassium was measured on a haemolysed serum."""
+    from tests.test_hl7v2_senders_round7 import _obx, _seg
+    from tests.test_result_lifecycle import _msg
+
+    cerba = "LABORATOIRE CERBA^L^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^950010019"
+    bundle, res = _filed(sqlite_ctx, _msg(
+        1, "F",
+        _obx(1, "NM", "2093-3^Cholestérol total^LN", "1.95", "g/L", f16=BIOLOGIST,
+             f18="C702-1^ROCHE^1.2.250.1.999.7.9^ISO", f23=cerba),
+        _obx(2, "NM", "2823-3^Potassium^LN", "5.9", "mmol/L", f7="3.5-5.1", f8="H",
+             f16=BIOLOGIST),
+        _seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000",
+             f24="HEM^Hémolysé^HL70493")))
+    chol, potassium = res["2093-3"], res["2823-3"]
+    lab, biologist = chol["performer"]
+    assert _resource(bundle, lab["reference"]) == {
+        "resourceType": "Organization", "id": lab["reference"][9:],
+        "name": "LABORATOIRE CERBA"}
+    practitioner = _resource(bundle, biologist["reference"])
+    assert practitioner["identifier"] == [{"type": {"text": "RPPS"}, "system": RPPS,
+                                           "value": "10003791976"}]
+    assert practitioner["name"] == [{"text": "DR Bérénice LAGARDE"}]
+    # the same biologist validated both: one Practitioner, the display name not repeated
+    assert potassium["performer"] == [biologist]
+    assert sum(e["resource"]["resourceType"] == "Practitioner" for e in bundle["entry"]) == 1
+    device = _resource(bundle, chol["device"]["reference"])
+    assert device["identifier"] == [{"system": "urn:oid:1.2.250.1.999.7.9",
+                                     "value": "C702-1"}]
+    specimen = _resource(bundle, potassium["specimen"]["reference"])
+    assert specimen["type"]["coding"] == [{"system": "http://snomed.info/sct",
+                                           "code": "119364003", "display": "Sérum"}]
+    assert specimen["condition"] == [{"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0493", "code": "HEM",
+        "display": "Hémolysé"}], "text": "Hémolysé"}]
+    assert specimen["collection"]["collectedDateTime"].startswith("2024-03-15T08:00:00")
+    assert specimen["subject"] == potassium["subject"]
+    assert "status" not in specimen
+
+
+def test_a_rejected_specimen_is_unsatisfactory_with_the_labs_reasons(sqlite_ctx) -> None:  # noqa: ANN001
+    """SPM-21: the order was cancelled because the tube broke; the report said no why."""
+    from tests.test_hl7v2_senders_round7 import _seg
+    from tests.test_lab_normalizer import MSH, PID
+
+    obr = _seg("OBR", f1="1", f2="CMD-1", f3="24C0315-32^LABO-DEMO",
+               f4="2823-3^Potassium^LN", f7="20240315080000", f25="X")
+    spm = _seg("SPM", f1="1", f4="119364003^Sérum^SCT", f17="20240315080000", f20="N",
+               f21="RB^Tube cassé^HL70490~Quantité insuffisante")
+    message = "\r".join([MSH, PID, "ORC|CA|CMD-1|24C0315-32^LABO-DEMO", obr, spm]) + "\r"
+    bundle, res = _filed(sqlite_ctx, message.encode())
+    report = res["2823-3"]
+    assert report["status"] == "cancelled"
+    specimen = _resource(bundle, report["specimen"][0]["reference"])
+    assert specimen["status"] == "unsatisfactory"
+    assert specimen["note"] == [
+        {"text": "rejected by the laboratory: Tube cassé; Quantité insuffisante"}]
+
+
+def test_each_organisms_results_are_members_of_its_identification(sqlite_ctx) -> None:  # noqa: ANN001
+    """A flat urine culture (French LIS: OBX-4 '1', '1.1'... per organism): the count and
+    antibiogram of E. coli and of S. aureus stood side by side, nothing said whose was
+    whose (details.isolate was in the store only)."""
+    from tests.test_hl7v2_senders_round7 import ECBU_1, ECBU_2
+    from tests.test_result_lifecycle import _msg
+
+    _, res = _filed(sqlite_ctx, _msg(1, "F", *ECBU_1, *ECBU_2))
+    coli, aureus = res["630-4"], res["630-4#2"]
+    assert coli["valueCodeableConcept"]["coding"][0]["code"] == "112283007"
+    assert [m["reference"] for m in coli["hasMember"]] == [
+        f"urn:uuid:{res[c]['id']}" for c in ("564-5", "18862-3", "18906-8")]
+    assert [m["reference"] for m in aureus["hasMember"]] == [
+        f"urn:uuid:{res[c]['id']}" for c in ("564-5#2", "18862-3#2", "18906-8#2")]
+
+
+def test_a_masked_results_specimen_is_labelled_and_a_newborns_is_not_the_patients() -> None:
+    """The Specimen of a result masked from professionals (MASQUE_PS) says as much of the
+    patient as the result: it carries the same label; a cord blood specimen (details.subject:
+    the newborn) is not the mother's."""
+    specimen = {"code": "119364003", "system": "SNOMED-CT", "display": "Sérum"}
+    rows = [_row(1, specimen_time="2025-03-19T08:30+01:00", masking={"MASQUE_PS": True},
+                 details={"specimen": specimen}),
+            _row(2, code="883-9", display="Groupe ABO", specimen_time="2025-03-19T08:30+01:00",
+                 details={"specimen": {"text": "Sang de cordon"},
+                          "subject": {"code": "NBORN", "display": "nouveau-né"}}),
+            _row(3, specimen_time="2025-03-19T08:30+01:00", details={"specimen": specimen})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    masked, cord, plain = (_resource(bundle, by_entry_id(bundle)[n]["specimen"]["reference"])
+                           for n in (1, 2, 3))
+    assert [s["code"] for s in masked["meta"]["security"]] == ["MASQUE_PS"]
+    assert "meta" not in plain and plain["subject"] == by_entry_id(bundle)[3]["subject"]
+    assert "subject" not in cord
+    assert cord["note"][0]["text"].startswith("about another person than the patient")
+
+
+def test_a_report_or_document_about_someone_else_is_a_valid_resource_that_says_so() -> None:
+    """R4 DiagnosticReport, DocumentReference and Encounter have no note: the note naming
+    the newborn made the whole Bundle invalid (a reader's parser refuses it all). Their
+    narrative says it."""
+    newborn = {"subject": {"code": "NBORN", "display": "nouveau-né", "sex": "M"}}
+    rows = [_row(1, type="lab_report", code="11502-2", details=newborn),
+            _row(2, type="document", code="11502-2", media_type="text/xml", details=newborn),
+            _row(3, details=newborn)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    report, document, result = (by_entry_id(bundle)[n] for n in (1, 2, 3))
+    for res in (report, document):
+        assert "note" not in res
+        assert res["text"] == {"status": "additional", "div": (
+            '<div xmlns="http://www.w3.org/1999/xhtml"><p>about another person than the '
+            'patient (CDA subject): nouveau-né, male</p></div>')}
+    assert result["note"][0]["text"].endswith("nouveau-né, male")
+
+
+def test_the_biologist_who_validated_a_cda_result_is_a_practitioner() -> None:
+    """CI-SIS / IHE LAB participant AUTHEN (details.validated_by, ids 'root^extension'): the
+    validating biologist, under the national PS identifier's OID; an id that is an OID alone
+    is a URI. The same biologist on two results is one Practitioner."""
+    validated = {"ids": ["1.2.250.1.71.4.2.1^810003791976"], "time": "2024-03-15T11:00+01:00"}
+    rows = [_row(1, performer="LABORATOIRE DE BIOLOGIE DU CENTRE",
+                 details={"validated_by": validated}),
+            _row(2, code="2823-3", details={"validated_by": validated}),
+            _row(3, code="2951-2", details={"validated_by": {"ids": ["1.2.250.1.999.1.7"]}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    glucose, potassium, sodium = (by_entry_id(bundle)[n] for n in (1, 2, 3))
+    lab, biologist = glucose["performer"]
+    assert _resource(bundle, lab["reference"])["name"] == "LABORATOIRE DE BIOLOGIE DU CENTRE"
+    assert _resource(bundle, biologist["reference"])["identifier"] == [
+        {"system": RPPS, "value": "810003791976"}]
+    assert potassium["performer"] == [biologist]
+    assert _resource(bundle, sodium["performer"][0]["reference"])["identifier"] == [
+        {"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.250.1.999.1.7"}]
+
+
+def test_a_certainty_stated_by_the_sender_keeps_fhirs_verification_system() -> None:
+    """A diagnosis the sender says suspected (CI-SIS FR-Certitude, condition-ver-status
+    codes under their OID) went out with verificationStatus under
+    'http://terminology.hl7.org/CodeSystem/2.16.840.1.113883.4.642.1.1075', a system no
+    reader knows: the certainty was unreadable (9 conditions of the ANS corpus)."""
+    rows = [_row(1, type="problem", code="J18.9", system="CIM-10", details={"certainty": {
+        "code": "provisional", "system": "2.16.840.1.113883.4.642.1.1075"}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    assert by_entry_id(bundle)[1]["verificationStatus"] == {"coding": [{
+        "system": f"{THO}condition-ver-status", "code": "provisional"}]}
+
+
+def test_a_dosing_at_hours_and_at_an_event_keeps_the_hours_only_in_its_timing() -> None:
+    """R4 tim-10: a Timing has timeOfDay or when, not both. 'à 8 h et 20 h, et au coucher'
+    (times_of_day and event HS) gave both: an invalid MedicationStatement. The hours stay
+    structured, the event is in the dosage's words."""
+    rows = [_row(1, type="medication", code="N02BE01", system="ATC", display="Paracétamol",
+                 details={"frequency": "2 times a day", "times_of_day": ["08:00", "20:00"],
+                          "event": "HS", "dose": "1 g"})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    dosage = by_entry_id(bundle)[1]["dosage"][0]
+    assert dosage["timing"]["repeat"]["timeOfDay"] == ["08:00:00", "20:00:00"]
+    assert "when" not in dosage["timing"]["repeat"]
+    assert "when HS" in dosage["text"]
+
+
+def test_an_isolate_given_as_a_specimen_is_an_observation_with_its_results() -> None:
+    """CI-SIS / IHE LAB isolate organizers name the germ in their specimen, not by an
+    'organism identified' observation (the ANS CR-BIO examples): two isolates' amoxicillin
+    results were two Observations with nothing saying which germ each was of. Each isolate is
+    an Observation (value: the germ, identifier: the isolate number) whose members are its
+    results, labelled as they are."""
+    from tests.test_cda_real_world import _entries, _isolate, _section
+
+    read = _entries(_section("18725-2", "ECBU", f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+      <code code="18725-2" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      {_isolate("112283007", "Escherichia coli BLSE", "ISO-1", "R")}
+      {_isolate("3092008", "Staphylococcus aureus", "ISO-2", "S")}
+      </act></entry>"""))
+    rows = [{"id": n, "type": e.type, "status": e.status, "current": True, "code": e.code,
+             "system": e.system, "display": e.display, "mapped": e.mapped,
+             "effective": e.effective, "value": e.value, "value_num": e.value_num,
+             "unit": e.unit, "interpretation": e.interpretation, "details": e.details,
+             "masking": {"MASQUE_PS": True} if n == 2 else None, "superseded_by": None,
+             "parent_id": None, "import_id": 1} for n, e in enumerate(read, start=1)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    isolates = [e["resource"] for e in bundle["entry"]
+                if e["resource"].get("code") == {"text": "micro-organism isolated"}]
+    assert [(i["valueCodeableConcept"]["coding"][0]["code"], i["identifier"][0]["value"],
+             [m["reference"] for m in i["hasMember"]]) for i in isolates] == [
+        ("112283007", "1.2.250.1.999.9.3^ISO-1", [f"urn:uuid:{by_entry_id(bundle)[1]['id']}"]),
+        ("3092008", "1.2.250.1.999.9.3^ISO-2", [f"urn:uuid:{by_entry_id(bundle)[2]['id']}"])]
+    assert isolates[0]["valueCodeableConcept"]["text"] == "Escherichia coli BLSE"
+    assert "meta" not in isolates[0]
+    assert [s["code"] for s in isolates[1]["meta"]["security"]] == ["MASQUE_PS"]
+    assert isolates[0]["status"] == "final" and isolates[0]["subject"]["reference"] == \
+        bundle["entry"][0]["fullUrl"]
