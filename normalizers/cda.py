@@ -444,15 +444,17 @@ def _missing_id(ii) -> str:  # noqa: ANN001
 
 def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, ...],
                  mappings: CodeMappings | None, warnings: list[str],
-                 zone: str | None = None) -> list[Entry]:
+                 zone: str | None = None, document: Entry | None = None) -> list[Entry]:
     """The coded entries of a document's body, pointing at ``document_key``: for a CDA that
     arrived inside an HL7v2 message (its DOCUMENT entry is made there, with the message's
     DMP flags, which then apply to these entries too). Its times without offset are read
     as ``normalize_cda`` reads them (``document_zone``): the same document by both channels
-    files the same instants, which level 4 compares."""
+    files the same instants, which level 4 compares. What the body says of the document
+    itself (the images of its DICOM object catalog) goes into ``document``'s details, as
+    ``normalize_cda`` puts it into its own DOCUMENT entry."""
     token = _ZONE.set(document_zone(doc, zone))
     try:
-        return _body_entries(doc, document_key, source, mappings, warnings)
+        return _body_entries(doc, document_key, source, mappings, warnings, document)
     finally:
         _ZONE.reset(token)
 
@@ -474,7 +476,8 @@ _NOT_VERSIONS = frozenset({"APND", "XFRM"})
 
 
 def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...],
-                  mappings: CodeMappings | None, warnings: list[str]) -> list[Entry]:
+                  mappings: CodeMappings | None, warnings: list[str],
+                  document: Entry | None = None) -> list[Entry]:
     header = doc.header
     doc_id = header.id.key if header.id is not None else document_key
     set_id = _set_key(header, doc_id)
@@ -484,6 +487,8 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
     ctx.exams = _exam_codes(header)
     entries = list(_body(doc, ctx))
     fit_free_text(entries, warnings)  # the message they join checks sizes once for all
+    if document is not None and ctx.dicom_studies:
+        document.details["dicom_studies"] = ctx.dicom_studies
     return entries
 
 

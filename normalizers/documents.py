@@ -955,7 +955,7 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
                         f"({exc.code}); the document is filed without its coded entries")
         return []
     return body_entries(parsed, document_key=document.key, source=source,
-                        mappings=mappings, warnings=warnings, zone=zone)
+                        mappings=mappings, warnings=warnings, zone=zone, document=document)
 
 
 def ei_id(msg: Message, rep: str) -> str:

@@ -427,3 +427,17 @@ def test_a_series_of_many_images_keeps_the_first_ones_and_the_count() -> None:
     series = msg.entries[0].details["dicom_studies"][0]["series"][0]
     assert len(series["instances"]) == 20
     assert series["instance_count"] == 450
+
+
+def test_a_cr_img_carried_in_an_mdm_says_its_images_as_the_file_does() -> None:
+    """The same CR-IMG received as a file and inside an MDM^T02 (CI-SIS CDA over HL7v2): the
+    file's DOCUMENT entry listed its DICOM studies, the MDM's did not (its DOCUMENT entry is
+    made from the OBX, the body read apart)."""
+    from tests.conftest import corpus_path
+    from tests.test_documents_normalizer import b64, mdm, norm
+
+    data = corpus_path("cda", "IMG_CR_IMG_2024.01.xml").read_bytes()
+    as_file = normalize_cda(parse_cda(data), data, "ris").entries[0]
+    carried = norm(mdm("T02", "F", b64(data))).entries[0]
+    assert as_file.details["dicom_studies"]
+    assert carried.details.get("dicom_studies") == as_file.details["dicom_studies"]
