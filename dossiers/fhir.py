@@ -69,7 +69,8 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Links: a result's report (parent_id, or the current version of the report it names:
   ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
   (Observation.hasMember: the results of a panel filed under the organism, or results filed
-  under it directly); an entry read from a
+  under it directly); a CDA result's parts (details.parent_result: a gene's variant, a
+  finding's size, a score's items) -> its hasMember; an entry read from a
   document -> Observation/MedicationStatement.derivedFrom, Condition.evidence.detail,
   Procedure.report (AllergyIntolerance and Immunization have no such element: their
   Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
@@ -1694,6 +1695,35 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
                 mine.setdefault("evidence", []).append({"detail": [ref]})
             elif mine["resourceType"] == "Procedure":
                 mine.setdefault("report", []).append(ref)
+    _link_parts(kept, resources, urls)
+
+
+def _link_parts(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                urls: Mapping[int, str]) -> None:
+    """A CDA result's parts -> the result's Observation.hasMember, as an HL7 OBR-26 child
+    panel is its organism's: the variant, reference sequence and exon of one gene (CR-GM),
+    the size of an imaging finding, the items of a score (NIHSS). CDA files them under the
+    document (parent_id), and details.parent_result names the result they are part of by
+    its key: two genes' identical 'c.35G>A' are each their own gene's. A key naming a
+    result of another code than the one said (the store gave that key to another entry)
+    links nothing: a member is never guessed."""
+    by_key = {str(e["key"]): e for e in kept if e.get("key")}
+    for e in kept:
+        details = _json(e.get("details"))
+        said = details.get("parent_result") if isinstance(details, Mapping) else None
+        if not isinstance(said, Mapping) or not _text(said.get("key")):
+            continue  # HL7 OBR-26 says the organism, its report links it (_link)
+        parent = by_key.get(str(said["key"]))
+        if parent is None or parent["id"] == e["id"] \
+                or (_code(said.get("code")) or "") != (_code(parent.get("code")) or ""):
+            continue
+        whole, me = resources[parent["id"]], {"reference": urls[e["id"]]}
+        if whole["resourceType"] != "Observation" or \
+                resources[e["id"]]["resourceType"] != "Observation":
+            continue
+        members = whole.setdefault("hasMember", [])
+        if me not in members:
+            members.append(me)
 
 
 def _germ_keys(said: Any) -> set[tuple[str, ...]]:  # noqa: ANN401

@@ -1454,3 +1454,62 @@ def test_an_isolate_given_as_a_specimen_is_an_observation_with_its_results() -> 
     assert [s["code"] for s in isolates[1]["meta"]["security"]] == ["MASQUE_PS"]
     assert isolates[0]["status"] == "final" and isolates[0]["subject"]["reference"] == \
         bundle["entry"][0]["fullUrl"]
+
+
+# -- round 4: what the CDA round stores since this morning --------------------------------------
+def _rows_read(read: list) -> list[dict]:
+    """Rows of the store for entries a normalizer read (ids from 1, in their order)."""
+    rows = []
+    for n, e in enumerate(read, start=1):
+        row = {"id": n, "type": e.type, "key": e.key, "status": e.status, "current": True,
+               "code": e.code, "system": e.system, "display": e.display, "mapped": e.mapped,
+               "effective": e.effective, "value": e.value, "value_num": e.value_num,
+               "unit": e.unit, "interpretation": e.interpretation, "details": e.details,
+               "performer": e.performer, "masking": None, "superseded_by": None,
+               "parent_id": None, "import_id": 1}
+        rows.append(row)
+    return rows
+
+
+def test_a_variant_is_a_member_of_its_gene_and_two_genes_variants_stay_two() -> None:
+    """CR-GM (a KRAS and NRAS panel, c.35G>A in both): the store says which gene each
+    variant, reference sequence and protein change is of (details.parent_result, since the
+    CDA round 11) but the Bundle had six loose Observations beside two genes: which
+    'c.35G>A' was KRAS's was said nowhere. Each gene's parts are its members, each once."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import RAS_PANEL
+
+    read = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    bundle = to_bundle(PATIENT, _rows_read(read))
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    url = {n: f"urn:uuid:{r['id']}" for n, r in res.items()}
+    genes = [n for n, e in enumerate(read, start=1) if e.code == "48018-6"]
+    assert [res[g]["valueCodeableConcept"]["coding"][0]["code"] for g in genes] == \
+        ["KRAS", "NRAS"]
+    members = {g: sorted(m["reference"] for m in res[g]["hasMember"]) for g in genes}
+    parts = {g: sorted(url[n] for n, e in enumerate(read, start=1)
+                       if (e.details.get("parent_result") or {}).get("key") == read[g - 1].key)
+             for g in genes}
+    assert members == parts and all(len(p) == 3 for p in parts.values())
+    variants = [n for n, e in enumerate(read, start=1) if e.code == "48004-6"]
+    assert len(variants) == 2 and [url[v] in members[g] for v, g in zip(
+        variants, genes, strict=True)] == [True, True]
+    # the panel's other results (the genes) are no one's members
+    assert not any(url[g] in m for g in genes for m in members.values())
+
+
+def test_a_part_is_a_member_only_of_the_result_its_parent_names() -> None:
+    """A parent_result whose key names an entry of another code (the store gave that key to
+    another result) links nothing: a member is never guessed."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import RAS_PANEL
+
+    read = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    genes = [n for n, e in enumerate(read, start=1) if e.code == "48018-6"]
+    rows = [{**r, "code": "48019-4"} if r["id"] == genes[0] else r for r in _rows_read(read)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert "hasMember" not in res[genes[0]]
+    assert len(res[genes[1]]["hasMember"]) == 3
