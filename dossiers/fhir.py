@@ -555,6 +555,27 @@ def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
     return out
 
 
+ABSENT_REACTION = "reaction the sender says did not occur"
+
+
+def _absent_reactions(said: Any, base_url: str) -> list[dict]:  # noqa: ANN401
+    """Notes of the reactions the sender says did not happen (CDA MFST with negationInd,
+    details.absent_reactions: 'pas d'urticaire'). R4 AllergyIntolerance.reaction cannot say
+    'not' (a manifestation there reads as present), so each is said in words, with its code
+    as a FHIR token (system|code) for a reader who searches."""
+    out = []
+    for item in _items(said):
+        concept = _coded_concept(item, base_url)
+        if concept is None:
+            continue
+        coding = (concept.get("coding") or [{}])[0]
+        token = "|".join(p for p in (coding.get("system"), coding.get("code")) if p)
+        words = concept.get("text") or coding.get("display") or coding.get("code")
+        out.append({"text": f"{ABSENT_REACTION}: {words}"
+                            + (f" ({token})" if token and words != coding.get("code") else "")})
+    return out
+
+
 def _coding(code: Any, system: str | None, display: Any, base_url: str) -> dict:  # noqa: ANN401
     return {"system": system_uri(system, base_url), "code": _code(code),
             "display": _text(display)}
@@ -1263,6 +1284,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             # left out and the resource was invalid; 'unknown' is said, never guessed
             res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
                                                     "valueCode": "unknown"}]}
+        res["note"] = _absent_reactions(details.get("absent_reactions"), base_url)
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]

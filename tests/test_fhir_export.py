@@ -1513,3 +1513,33 @@ def test_a_part_is_a_member_only_of_the_result_its_parent_names() -> None:
     res = by_entry_id(bundle)
     assert "hasMember" not in res[genes[0]]
     assert len(res[genes[1]]["hasMember"]) == 3
+
+
+def test_a_reaction_the_sender_says_did_not_happen_is_a_note_not_a_reaction() -> None:
+    """'Allergie à l'amoxicilline: éruption cutanée, pas d'urticaire' (CI-SIS MFST with
+    negationInd): the store keeps the urticaria apart (details.absent_reactions) and the
+    export said nothing of it: a reader could not tell 'no urticaria' from 'urticaria not
+    asked'. It is no manifestation (R4 reaction has no negation) and is said in a note."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import _allergy
+
+    read = _entries(_section("48765-2", "Allergies", _allergy("true")))
+    bundle = to_bundle(PATIENT, _rows_read(read))
+    check_bundle(bundle)
+    (allergy,) = [e["resource"] for e in bundle["entry"]
+                  if e["resource"]["resourceType"] == "AllergyIntolerance"]
+    assert [m["coding"][0]["code"] for r in allergy["reaction"]
+            for m in r["manifestation"]] == ["271807003"]
+    assert [n["text"] for n in allergy["note"]] == [
+        "reaction the sender says did not occur: urticaire "
+        "(http://snomed.info/sct|126485001)"]
+
+
+def test_an_allergy_without_absent_reactions_has_no_such_note() -> None:
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import _allergy
+
+    read = _entries(_section("48765-2", "Allergies", _allergy("false")))
+    (allergy,) = [e["resource"] for e in to_bundle(PATIENT, _rows_read(read))["entry"]
+                  if e["resource"]["resourceType"] == "AllergyIntolerance"]
+    assert len(allergy["reaction"]) == 2 and "note" not in allergy
