@@ -59,6 +59,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   has no hour precision and we never invent an offset). ``issued`` and
   ``DocumentReference.date`` are FHIR instants: left out when we hold less than a full time
   with offset.
+- Images (details.dicom_studies, a CR-IMG's DICOM object catalog) -> one ImagingStudy per
+  Study Instance UID (urn:dicom:uid, series with their DCM modality, instances with their SOP
+  class as urn:oid:, counts; the WADO service of the instances' links an Endpoint),
+  referenced by DiagnosticReport.imagingStudy or DocumentReference.context.related.
 - Documents: content.attachment with contentType and url ``<base_url>/documents/<entry id>``.
   FHIR's attachment.hash is SHA-1 and we only hold the sha256 of the archived bytes, so the
   sha256 goes in an identifier (RFC 6920 ``ni:///sha-256;...`` URI). The sender's
@@ -1244,6 +1248,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    conclusion=_text(entry.get("value")))
         if entry.get("attachment_sha256") or entry.get("media_type"):
             res["presentedForm"] = [_attachment(entry, base_url)]
+        studies = _imaging_studies(entry, details, subject, extras)
+        if studies:
+            res["imagingStudy"] = studies
         specimen = _specimen(entry, details, subject, base_url) \
             if entry.get("type") == "lab_report" and extras is not None else None
         if specimen:  # an order cancelled because its tube broke says why (SPM-21)
@@ -1262,6 +1269,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
+        studies = _imaging_studies(entry, details, subject, extras)
+        if studies:  # R4 DocumentReference has no imagingStudy: its related context
+            res["context"] = {"related": studies}
     elif resource == "Condition":
         res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
                    verificationStatus=_verification(status, resource, details,
@@ -1612,6 +1622,109 @@ def _verification(status: str | None, resource: str, details: Mapping,
         return None
     return {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}",
                         "code": code}]}
+
+
+# -- the images a report is of (CR-IMG DICOM object catalog) ----------------------------------
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+DICOM_UID = "urn:dicom:uid"
+ENDPOINT_TYPES = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
+
+
+def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
+                     extras: dict[str, dict] | None) -> list[dict]:
+    """References to the ImagingStudy of each study of details.dicom_studies (a CR-IMG's
+    DICOM object catalog, DICOM Part 20 / CI-SIS FR-DICOM-Examen), added to ``extras``: the
+    export said nothing of the images a report is of. One ImagingStudy per Study Instance
+    UID in the Bundle (a report and its addendum are of one study), labelled as every
+    report it is of is."""
+    if extras is None:
+        return []
+    refs = []
+    for said in _items(details.get("dicom_studies")):
+        if not isinstance(said, Mapping):
+            continue
+        uid = _text(said.get("uid"))
+        url = full_url("imaging-study", uid or f"entry/{entry.get('id')}/{len(refs)}")
+        study = extras.get(url)
+        if study is None:
+            study = extras[url] = _imaging_study(said, subject, extras)
+        labels = study.setdefault("meta", {}).setdefault("security", [])
+        for label in _security(entry, details):
+            if label not in labels:  # a masked report's images say as much of the patient
+                labels.append(label)
+        if {"reference": url} not in refs:
+            refs.append({"reference": url})
+    return refs
+
+
+def _imaging_study(said: Mapping, subject: dict, extras: dict[str, dict]) -> dict:
+    """One R4 ImagingStudy: Study Instance UID as urn:dicom:uid (R4's own example), series
+    (their UID and DCM modality; R4 requires both: a series sent without UID is counted,
+    not listed), instances (SOP Instance UID and SOP class as urn:oid: under RFC 3986, as
+    R4's sopClass value set says them), the counts (a series' instance_count when the store
+    kept its first images only) and the WADO service the instances' links point to."""
+    series_out: list[dict] = []
+    modalities: list[dict] = []
+    total = 0
+    for series in _items(said.get("series")):
+        if not isinstance(series, Mapping):
+            continue
+        modality = _text(series.get("modality"))
+        coded = {"system": DCM, "code": modality} if modality else \
+            {"display": "modality not stated by the sender"}
+        if modality and coded not in modalities:
+            modalities.append(coded)
+        instances = [i for i in _items(series.get("instances")) if isinstance(i, Mapping)]
+        count = series.get("instance_count")
+        count = count if isinstance(count, int) and count >= len(instances) else len(instances)
+        total += count
+        uid = _text(series.get("uid"))
+        if not uid:
+            continue
+        endpoints = []
+        for instance in instances:
+            endpoint = _wado_endpoint(instance.get("reference"), extras)
+            if endpoint and {"reference": endpoint} not in endpoints:
+                endpoints.append({"reference": endpoint})
+        series_out.append({
+            "uid": uid, "modality": coded, "numberOfInstances": count,
+            "started": fhir_datetime(series.get("time")), "endpoint": endpoints,
+            "instance": [{"uid": _text(i["uid"]), "sopClass": {
+                "system": RFC3986, "code": f"urn:oid:{_text(i['sop_class'])}"}
+                if _OID.fullmatch(_text(i.get("sop_class")) or "") else
+                {"display": _text(i.get("sop_class")) or "SOP class not stated by the sender"}}
+                for i in instances if _text(i.get("uid"))]})
+    series_count = sum(1 for s in _items(said.get("series")) if isinstance(s, Mapping))
+    uid = _text(said.get("uid"))
+    return {"resourceType": "ImagingStudy", "status": "available" if total else "unknown",
+            "identifier": [{"system": DICOM_UID, "value": f"urn:oid:{uid}"}] if uid else [],
+            "subject": subject, "started": fhir_datetime(said.get("time")),
+            "modality": modalities, "numberOfSeries": series_count,
+            "numberOfInstances": total, "series": series_out}
+
+
+def _wado_endpoint(link: Any, extras: dict[str, dict]) -> str | None:  # noqa: ANN401
+    """The fullUrl of the Endpoint of an instance's link (CDA text reference): a WADO-URI
+    link ('...wado?requestType=WADO&objectUID=...') is its service's address with the
+    instance's UIDs, which the ImagingStudy holds, so one Endpoint per service; a DICOMweb
+    (WADO-RS) link, its base before '/studies'. Any other link is no endpoint we can say."""
+    link = _text(link) or ""
+    if not re.match(r"https?://", link, re.IGNORECASE):
+        return None
+    base, _, query = link.partition("?")
+    if re.search(r"(^|&)requestType=WADO(&|$)", query, re.IGNORECASE):
+        kind = "dicom-wado-uri"
+    elif "/studies/" in base:
+        base, kind = base.split("/studies/", 1)[0], "dicom-wado-rs"
+    else:
+        return None
+    url = full_url("endpoint", f"{kind}/{base}")
+    extras.setdefault(url, {
+        "resourceType": "Endpoint", "status": "active",
+        "connectionType": {"system": ENDPOINT_TYPES, "code": kind},
+        "payloadType": [{"text": "DICOM"}], "payloadMimeType": ["application/dicom"],
+        "address": base})
+    return url
 
 
 def _attachment(entry: Mapping, base_url: str) -> dict:

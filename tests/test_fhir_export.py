@@ -71,6 +71,8 @@ VERIFICATION = {
 }
 UCUM = "http://unitsofmeasure.org"
 THO = "http://terminology.hl7.org/CodeSystem/"
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+RFC3986 = "urn:ietf:rfc:3986"
 TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
            "TRE-A07-StatutVisibiliteDocument")
 
@@ -118,6 +120,21 @@ def check_bundle(bundle: dict) -> Counter:
             in_error = res.get("verificationStatus", {}).get("coding", [{}])[0].get(
                 "code") == "entered-in-error"
             assert ("clinicalStatus" in res) is not in_error
+        if kind == "ImagingStudy":  # R4: DICOM UIDs as urn:oid:, DCM modalities, counts
+            assert all(i["system"] == "urn:dicom:uid" and i["value"].startswith("urn:oid:")
+                       for i in res.get("identifier", []))
+            series = res.get("series", [])
+            assert res.get("numberOfSeries", 0) >= len(series)
+            assert res.get("numberOfInstances", 0) >= sum(
+                s.get("numberOfInstances", 0) for s in series)
+            for s in series:
+                assert s["modality"].get("system", DCM_SYSTEM) == DCM_SYSTEM
+                assert s.get("numberOfInstances", 0) >= len(s.get("instance", []))
+                assert all(i["sopClass"].get("system", RFC3986) == RFC3986 and
+                           i["sopClass"].get("code", "urn:oid:").startswith("urn:oid:")
+                           for i in s.get("instance", []))
+        if kind == "Endpoint":
+            assert res["connectionType"]["system"] == THO + "endpoint-connection-type"
         for ref in _references(res):
             assert ref in urls, (kind, ref)
         assert not _both_hours_and_events(res), kind  # R4 tim-10
@@ -1543,3 +1560,66 @@ def test_an_allergy_without_absent_reactions_has_no_such_note() -> None:
     (allergy,) = [e["resource"] for e in to_bundle(PATIENT, _rows_read(read))["entry"]
                   if e["resource"]["resourceType"] == "AllergyIntolerance"]
     assert len(allergy["reaction"]) == 2 and "note" not in allergy
+
+
+KNEE_MRI = [{  # details.dicom_studies as the CDA normalizer keeps a CR-IMG's catalog
+    "uid": "1.2.250.1.999.49.1", "time": "2024-03-11T09:30:00+01:00",
+    "series": [
+        {"uid": "1.2.250.1.999.49.1.1", "modality": "MR", "time": "2024-03-11T09:40:00+01:00",
+         "instances": [{"uid": "1.2.250.1.999.49.1.1.1", "sop_class": "1.2.840.10008.5.1.4.1.1.4",
+                        "reference": "https://pacs.exemple.fr/wado?requestType=WADO"
+                                     "&objectUID=1.2.250.1.999.49.1.1.1"}]},
+        {"uid": "1.2.250.1.999.49.1.2", "modality": "MR", "time": "2024-03-11T09:40:00+01:00",
+         "instances": [{"uid": f"1.2.250.1.999.49.1.2.{i}",
+                        "sop_class": "1.2.840.10008.5.1.4.1.1.4"} for i in range(1, 21)],
+         "instance_count": 180}]}]
+
+
+def test_the_images_a_report_is_of_are_an_imaging_study_it_references() -> None:
+    """A CR-IMG's DICOM object catalog (details.dicom_studies since CDA round 11: a knee MRI,
+    two series, the second of 180 images of which the store keeps 20): the export said
+    nothing of the images a viewer could open. It is an ImagingStudy (Study Instance UID as
+    urn:dicom:uid, series with their DCM modality, instances with their SOP class, counts,
+    the WADO service as an Endpoint) that the document names in context.related."""
+    doc = _row(1, type="document", code="18748-4", display="CR d'imagerie",
+               media_type="text/xml", effective="2024-03-11T11:00:00+01:00",
+               details={"dicom_studies": KNEE_MRI}, masking={"MASQUE_PS": True})
+    bundle = to_bundle(PATIENT, [doc])
+    kinds = check_bundle(bundle)
+    assert kinds["ImagingStudy"] == 1 and kinds["Endpoint"] == 1
+    document = by_entry_id(bundle)[1]
+    (related,) = document["context"]["related"]
+    study = _resource(bundle, related["reference"])
+    assert study["status"] == "available"
+    assert study["subject"] == document["subject"]
+    assert study["identifier"] == [{"system": "urn:dicom:uid",
+                                    "value": "urn:oid:1.2.250.1.999.49.1"}]
+    assert study["started"] == "2024-03-11T09:30:00+01:00"
+    assert (study["numberOfSeries"], study["numberOfInstances"]) == (2, 181)
+    assert study["modality"] == [{"system": DCM_SYSTEM, "code": "MR"}]
+    first, second = study["series"]
+    assert (first["uid"], first["modality"], first["numberOfInstances"]) == (
+        "1.2.250.1.999.49.1.1", {"system": DCM_SYSTEM, "code": "MR"}, 1)
+    assert first["instance"] == [{"uid": "1.2.250.1.999.49.1.1.1", "sopClass": {
+        "system": "urn:ietf:rfc:3986", "code": "urn:oid:1.2.840.10008.5.1.4.1.1.4"}}]
+    assert (second["numberOfInstances"], len(second["instance"])) == (180, 20)
+    endpoint = _resource(bundle, first["endpoint"][0]["reference"])
+    assert endpoint["address"] == "https://pacs.exemple.fr/wado"
+    assert endpoint["connectionType"]["code"] == "dicom-wado-uri"
+    assert "endpoint" not in second  # no link was sent for its images
+    # the images of a masked report are as masked
+    assert [s["code"] for s in study["meta"]["security"]] == \
+        [s["code"] for s in document["meta"]["security"]]
+
+
+def test_an_imaging_reports_study_is_its_imaging_study() -> None:
+    """The same catalog on a DiagnosticReport (an imaging report entry): imagingStudy; a
+    study two reports are of (the report and its addendum) is one ImagingStudy."""
+    rows = [_row(n, type="imaging_report", code="18748-4", status="final",
+                 details={"dicom_studies": KNEE_MRI}) for n in (1, 2)]
+    bundle = to_bundle(PATIENT, rows)
+    kinds = check_bundle(bundle)
+    assert kinds["ImagingStudy"] == 1
+    first, second = (by_entry_id(bundle)[n] for n in (1, 2))
+    assert first["imagingStudy"] == second["imagingStudy"]
+    assert "meta" not in _resource(bundle, first["imagingStudy"][0]["reference"])
