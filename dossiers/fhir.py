@@ -86,7 +86,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   -> a Specimen per result (labelled as the result is); OBX-18 / CDA DEV -> a Device (one
   per analyser); the validating biologist (responsible_observer, CDA validated_by) -> one
   Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
-  authorities sent by name); the performing laboratory's name -> one Organization per
+  authorities sent by name); the performing laboratory -> one Organization per identifier
+  (details.performing_organization: a FINESS under urn:oid:1.2.250.1.71.4.2.2), else per
   name; an organism's results (details.isolate) -> its identification's hasMember.
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
@@ -1125,6 +1126,22 @@ def _equipment(entry: Mapping, details: Mapping, base_url: str) -> tuple[str, di
     return None
 
 
+def _organization(name: str, details: Mapping) -> tuple[str, dict]:
+    """(fullUrl, Organization) of the laboratory that performed a result: with its
+    identifier when the store keeps it (details.performing_organization: OBX-23 / PRT-8
+    XON.10 under XON.6, a FINESS under urn:oid:1.2.250.1.71.4.2.2), one per identifier in
+    the Bundle (two 'LABO DEMO' of two towns are two); else one per name, as before."""
+    said = details.get("performing_organization")
+    ident = said.get("id") if isinstance(said, Mapping) and _text(said.get("name")) == name \
+        else None
+    identifier = _identifier(ident.get("id"), ident.get("authority"), ident.get("type")) \
+        if isinstance(ident, Mapping) else None
+    if identifier is None:
+        return full_url("organization", name), {"resourceType": "Organization", "name": name}
+    return full_url("organization", _identifier_key(identifier)), {
+        "resourceType": "Organization", "identifier": [identifier], "name": name}
+
+
 def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
                  base_url: str, extras: dict[str, dict]) -> None:
     """What the store keeps of how a lab result was obtained, as FHIR says it: method,
@@ -1158,8 +1175,8 @@ def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
         if sep and _OID.fullmatch(root.strip()):  # an id (CDA): a logical reference
             performers.insert(0, _performer(said))
         else:  # OBX-23, PRT PO, OBX-15 producer, CDA performing laboratory: its name
-            url = full_url("organization", said)
-            extras.setdefault(url, {"resourceType": "Organization", "name": said})
+            url, organization = _organization(said, details)
+            extras.setdefault(url, organization)
             performers.insert(0, {"reference": url, "display": said})
     res["performer"] = performers
 

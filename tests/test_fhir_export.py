@@ -1292,6 +1292,8 @@ def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlit
     lab, biologist = chol["performer"]
     assert _resource(bundle, lab["reference"]) == {
         "resourceType": "Organization", "id": lab["reference"][9:],
+        "identifier": [{"type": {"text": "FINEG"}, "system": "urn:oid:1.2.250.1.71.4.2.2",
+                        "value": "950010019"}],  # its FINESS (XON.10), since round 4
         "name": "LABORATOIRE CERBA"}
     practitioner = _resource(bundle, biologist["reference"])
     assert practitioner["identifier"] == [{"type": {"text": "RPPS"}, "system": RPPS,
@@ -1623,3 +1625,33 @@ def test_an_imaging_reports_study_is_its_imaging_study() -> None:
     first, second = (by_entry_id(bundle)[n] for n in (1, 2))
     assert first["imagingStudy"] == second["imagingStudy"]
     assert "meta" not in _resource(bundle, first["imagingStudy"][0]["reference"])
+
+
+def test_the_performing_laboratory_is_an_organization_with_its_finess() -> None:
+    """OBX-23 'LABO DEMO' with its FINESS (XON.10 under 1.2.250.1.71.4.2.2, kept in
+    details.performing_organization): the Organization had a name only, so the two LABO
+    DEMO of two towns were one Organization. Each is now its own, with its identifier under
+    urn:oid:1.2.250.1.71.4.2.2 (or ASIP-SANTE-ST's OID when sent by namespace); a name alone
+    stays one Organization per name, as before."""
+    def lab(ident: str, authority: str = "1.2.250.1.71.4.2.2") -> dict:
+        return {"performing_organization": {"name": "LABO DEMO", "id": {
+            "id": ident, "authority": authority, "type": "FINEG"}}}
+
+    rows = [_row(1, performer="LABO DEMO", details=lab("750000001")),
+            _row(2, performer="LABO DEMO", code="2823-3", details=lab("690000001")),
+            _row(3, performer="LABO DEMO", code="2951-2", details=lab("750000001",
+                                                                      "ASIP-SANTE-ST")),
+            _row(4, performer="LABO DEMO", code="2075-0")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    orgs = [_resource(bundle, res[n]["performer"][0]["reference"]) for n in (1, 2, 3, 4)]
+    finess = "urn:oid:1.2.250.1.71.4.2.2"
+    assert [o.get("identifier") for o in orgs] == [
+        [{"type": {"text": "FINEG"}, "system": finess, "value": "750000001"}],
+        [{"type": {"text": "FINEG"}, "system": finess, "value": "690000001"}],
+        [{"type": {"text": "FINEG"}, "system": finess, "value": "750000001"}], None]
+    assert orgs[0] is orgs[2] or orgs[0] == orgs[2]  # one laboratory, one Organization
+    assert len({o["id"] for o in orgs}) == 3
+    assert {o["name"] for o in orgs} == {"LABO DEMO"}
+    assert res[1]["performer"][0]["display"] == "LABO DEMO"
