@@ -578,7 +578,30 @@ _entry_rows = st.fixed_dictionaries({
             "ids": st.lists(st.sampled_from(["1.2.250.1.71.4.2.1^810001", "plain", "^", ""]),
                             max_size=2), "time": _dates()}),
         "isolate": _CODED,
-        "subject": st.fixed_dictionaries({}, optional={"code": _text, "display": _text})})),
+        "subject": st.fixed_dictionaries({}, optional={"code": _text, "display": _text}),
+        # round 4: images, parts of a result, reactions said absent, the lab's identifier
+        "dicom_studies": st.lists(st.fixed_dictionaries({}, optional={
+            "uid": st.sampled_from(["1.2.3.4", "1.2.3.5", "", "x"]), "time": _dates(),
+            "series": st.lists(st.fixed_dictionaries({}, optional={
+                "uid": st.sampled_from(["1.2.3.4.1", "", "1.2"]),
+                "modality": st.sampled_from(["CT", "MR", "", " "]), "time": _dates(),
+                "instance_count": st.sampled_from([0, 3, 450, -1, "x"]),
+                "instances": st.lists(st.fixed_dictionaries({}, optional={
+                    "uid": st.sampled_from(["1.2.3.4.1.1", ""]),
+                    "sop_class": st.sampled_from(["1.2.840.10008.5.1.4.1.1.2", "MR", ""]),
+                    "reference": st.sampled_from([
+                        "https://pacs.test/wado?requestType=WADO&objectUID=1.2",
+                        "https://pacs.test/dicomweb/studies/1.2.3", "#ref", "ftp://x", ""])}),
+                    max_size=2)}), max_size=2)}), max_size=2),
+        "parent_result": st.fixed_dictionaries({}, optional={
+            "key": st.sampled_from(["k1", "k2", "k3", ""]), "code": _text,
+            "value": _text}),
+        "absent_reactions": st.lists(_CODED, max_size=2),
+        "performing_organization": st.fixed_dictionaries({}, optional={
+            "name": _text, "id": st.fixed_dictionaries({}, optional={
+                "id": _text, "authority": st.sampled_from(
+                    ["1.2.250.1.71.4.2.2", "ASIP-SANTE-ST", "x y", ""]), "type": _text})})})),
+    "key": st.sampled_from(["k1", "k2", "k3", None]),
     "specimen_time": _dates(),
 })
 
