@@ -1658,8 +1658,8 @@ def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
         return []
     refs = []
     for said in _items(details.get("dicom_studies")):
-        if not isinstance(said, Mapping):
-            continue
+        if not isinstance(said, Mapping) or not (_text(said.get("uid")) or said.get("series")):
+            continue  # nothing said of it: no ImagingStudy of nothing
         uid = _text(said.get("uid"))
         url = full_url("imaging-study", uid or f"entry/{entry.get('id')}/{len(refs)}")
         study = extras.get(url)
@@ -1693,7 +1693,8 @@ def _imaging_study(said: Mapping, subject: dict, extras: dict[str, dict]) -> dic
             modalities.append(coded)
         instances = [i for i in _items(series.get("instances")) if isinstance(i, Mapping)]
         count = series.get("instance_count")
-        count = count if isinstance(count, int) and count >= len(instances) else len(instances)
+        count = count if isinstance(count, int) and not isinstance(count, bool) \
+            and count >= len(instances) else len(instances)
         total += count
         uid = _text(series.get("uid"))
         if not uid:

@@ -1642,9 +1642,12 @@ def test_an_imaging_reports_study_is_its_imaging_study() -> None:
     study two reports are of (the report and its addendum) is one ImagingStudy."""
     rows = [_row(n, type="imaging_report", code="18748-4", status="final",
                  details={"dicom_studies": KNEE_MRI}) for n in (1, 2)]
+    rows.append(_row(3, type="imaging_report", code="18748-4", status="final",
+                     details={"dicom_studies": [{"time": "2024-03-11T09:30:00+01:00"}]}))
     bundle = to_bundle(PATIENT, rows)
     kinds = check_bundle(bundle)
-    assert kinds["ImagingStudy"] == 1
+    assert kinds["ImagingStudy"] == 1  # and none of a study said without UID nor series
+    assert "imagingStudy" not in by_entry_id(bundle)[3]
     first, second = (by_entry_id(bundle)[n] for n in (1, 2))
     assert first["imagingStudy"] == second["imagingStudy"]
     assert "meta" not in _resource(bundle, first["imagingStudy"][0]["reference"])
