@@ -1866,7 +1866,7 @@ def _link_parts(kept: Sequence[Mapping], resources: Mapping[int, dict],
         said = details.get("parent_result") if isinstance(details, Mapping) else None
         if not isinstance(said, Mapping) or not _text(said.get("key")):
             continue  # HL7 OBR-26 says the organism, its report links it (_link)
-        parent = by_key.get(str(said["key"]))
+        parent = by_key.get(str(said["key"])) or _same_result(kept, e, said)
         if parent is None or parent["id"] == e["id"] \
                 or (_code(said.get("code")) or "") != (_code(parent.get("code")) or ""):
             continue
@@ -1877,6 +1877,22 @@ def _link_parts(kept: Sequence[Mapping], resources: Mapping[int, dict],
         members = whole.setdefault("hasMember", [])
         if me not in members:
             members.append(me)
+
+
+def _same_result(kept: Sequence[Mapping], part: Mapping, said: Mapping) -> Mapping | None:
+    """The result a part's parent_result states, when the store holds it under another key:
+    the same gene result sent in two documents is one fact (dedupe level 4), filed under
+    the first document's key, and the second document's parts name the second's. Found by
+    what parent_result says of it (code, system, value) and the part's time, only when one
+    result says so; else none (never a guess between two)."""
+    code, value = _code(said.get("code")), _text(said.get("value"))
+    if not code or not value:
+        return None
+    found = [e for e in kept if e is not part and _code(e.get("code")) == code
+             and (_text(e.get("system")) or "") == (_text(said.get("system")) or "")
+             and (_text(e.get("value")) or "")[:200] == value
+             and e.get("effective") == part.get("effective")]
+    return found[0] if len(found) == 1 else None
 
 
 def _germ_keys(said: Any) -> set[tuple[str, ...]]:  # noqa: ANN401

@@ -640,13 +640,22 @@ def test_ans_corpus_dossiers_are_valid_bundles(sqlite_ctx) -> None:  # noqa: ANN
             imports.c.status == "deposited")).scalars().all()
     assert ids and deposited
     seen: Counter = Counter()
+    parts: list[bool] = []  # whether each CDA part (CR-GM variant...) is its result's member
     for pid in ids:
         with sqlite_ctx.engine.connect() as conn:
             row, rows = load_dossier_rows(conn, pid)
             prov = load_provenance(conn, [r["id"] for r in rows])
-        seen.update(check_bundle(to_bundle(row, rows, provenance=prov)))
+        bundle = to_bundle(row, rows, provenance=prov)
+        seen.update(check_bundle(bundle))
+        res = by_entry_id(bundle)
+        members = {m["reference"] for r in res.values() for m in r.get("hasMember", [])}
+        parts += [f"urn:uuid:{res[r['id']]['id']}" in members for r in rows
+                  if r["id"] in res and ((r["details"] or {}).get("parent_result") or {})
+                  .get("key")]
     assert seen["DocumentReference"] >= len(deposited) // 2
     assert seen["Observation"] > 0
+    assert seen["ImagingStudy"] >= 3  # the CR-IMG's catalog
+    assert len(parts) >= 30 and all(parts)  # CR-GM, D2LM, FRCP, PPS
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -1681,3 +1690,25 @@ def test_the_performing_laboratory_is_an_organization_with_its_finess() -> None:
     assert len({o["id"] for o in orgs}) == 3
     assert {o["name"] for o in orgs} == {"LABO DEMO"}
     assert res[1]["performer"][0]["display"] == "LABO DEMO"
+
+
+def test_a_gene_filed_once_for_two_documents_has_the_parts_of_both() -> None:
+    """The same gene result sent in two CR-GM (the ANS 'analyse réalisée' and 'non réalisée'
+    examples) is one fact, filed under the first document's key: the second document's parts
+    name a key the store does not hold and were members of nothing (1 of the ANS corpus).
+    They are members of the one result that says what their parent_result says (code,
+    value, time); of none when two do."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import RAS_PANEL
+
+    read = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    genes = [n for n, e in enumerate(read, start=1) if e.code == "48018-6"]
+    rows = [{**r, "key": "cda|other-document|lab_result|KRAS-1"} if r["id"] == genes[0]
+            else r for r in _rows_read(read)]
+    res = by_entry_id(to_bundle(PATIENT, rows))
+    assert [len(res[g]["hasMember"]) for g in genes] == [3, 3]
+    twin = {**rows[genes[0] - 1], "id": 99, "key": "cda|third-document|lab_result|KRAS-1"}
+    bundle = to_bundle(PATIENT, [*rows, twin])
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert "hasMember" not in res[genes[0]] and "hasMember" not in res[99]
