@@ -1665,6 +1665,8 @@ def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
         study = extras.get(url)
         if study is None:
             study = extras[url] = _imaging_study(said, subject, extras)
+        else:  # an addendum listing the reconstructions too: their series join the study
+            _more_series(study, _imaging_study(said, subject, extras))
         labels = study.setdefault("meta", {}).setdefault("security", [])
         for label in _security(entry, details):
             if label not in labels:  # a masked report's images say as much of the patient
@@ -1719,6 +1721,19 @@ def _imaging_study(said: Mapping, subject: dict, extras: dict[str, dict]) -> dic
             "subject": subject, "started": fhir_datetime(said.get("time")),
             "modality": modalities, "numberOfSeries": series_count,
             "numberOfInstances": total, "series": series_out}
+
+
+def _more_series(study: dict, other: Mapping) -> None:
+    """The series of ``other`` (the same study, as another report lists it) that ``study``
+    does not hold, added with their counts; one listed by both stays as first listed."""
+    held = {s["uid"] for s in study["series"]}
+    added = [s for s in other["series"] if s["uid"] not in held]
+    study["series"].extend(added)
+    study["numberOfSeries"] += len(added)
+    study["numberOfInstances"] += sum(s["numberOfInstances"] for s in added)
+    study["modality"].extend(m for m in other["modality"] if m not in study["modality"])
+    if study["numberOfInstances"]:
+        study["status"] = "available"
 
 
 def _wado_endpoint(link: Any, extras: dict[str, dict]) -> str | None:  # noqa: ANN401

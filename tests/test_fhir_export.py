@@ -1657,6 +1657,17 @@ def test_an_imaging_reports_study_is_its_imaging_study() -> None:
     kinds = check_bundle(bundle)
     assert kinds["ImagingStudy"] == 1  # and none of a study said without UID nor series
     assert "imagingStudy" not in by_entry_id(bundle)[3]
+    # an addendum listing a third series (the reconstructions) adds it to the one study
+    ct = {"uid": "1.2.250.1.999.49.1.3", "modality": "CT",
+          "instances": [{"uid": "1.2.250.1.999.49.1.3.1"}]}
+    addendum = _row(4, type="imaging_report", code="18748-4", status="final", details={
+        "dicom_studies": [{**KNEE_MRI[0], "series": [KNEE_MRI[0]["series"][0], ct]}]})
+    bundle = to_bundle(PATIENT, [*rows, addendum])
+    check_bundle(bundle)
+    study = _resource(bundle, by_entry_id(bundle)[4]["imagingStudy"][0]["reference"])
+    assert [s["uid"][-1] for s in study["series"]] == ["1", "2", "3"]
+    assert (study["numberOfSeries"], study["numberOfInstances"]) == (3, 182)
+    assert [m["code"] for m in study["modality"]] == ["MR", "CT"]
     first, second = (by_entry_id(bundle)[n] for n in (1, 2))
     assert first["imagingStudy"] == second["imagingStudy"]
     assert "meta" not in _resource(bundle, first["imagingStudy"][0]["reference"])
