@@ -59,6 +59,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   has no hour precision and we never invent an offset). ``issued`` and
   ``DocumentReference.date`` are FHIR instants: left out when we hold less than a full time
   with offset.
+- Images (details.dicom_studies, a CR-IMG's DICOM object catalog) -> one ImagingStudy per
+  Study Instance UID (urn:dicom:uid, series with their DCM modality, instances with their SOP
+  class as urn:oid:, counts; the WADO service of the instances' links an Endpoint),
+  referenced by DiagnosticReport.imagingStudy or DocumentReference.context.related.
 - Documents: content.attachment with contentType and url ``<base_url>/documents/<entry id>``.
   FHIR's attachment.hash is SHA-1 and we only hold the sha256 of the archived bytes, so the
   sha256 goes in an identifier (RFC 6920 ``ni:///sha-256;...`` URI). The sender's
@@ -69,7 +73,8 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Links: a result's report (parent_id, or the current version of the report it names:
   ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
   (Observation.hasMember: the results of a panel filed under the organism, or results filed
-  under it directly); an entry read from a
+  under it directly); a CDA result's parts (details.parent_result: a gene's variant, a
+  finding's size, a score's items) -> its hasMember; an entry read from a
   document -> Observation/MedicationStatement.derivedFrom, Condition.evidence.detail,
   Procedure.report (AllergyIntolerance and Immunization have no such element: their
   Provenance names the import). ``provenance`` rows (entry id -> provenance table rows) become
@@ -81,7 +86,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   -> a Specimen per result (labelled as the result is); OBX-18 / CDA DEV -> a Device (one
   per analyser); the validating biologist (responsible_observer, CDA validated_by) -> one
   Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
-  authorities sent by name); the performing laboratory's name -> one Organization per
+  authorities sent by name); the performing laboratory -> one Organization per identifier
+  (details.performing_organization: a FINESS under urn:oid:1.2.250.1.71.4.2.2), else per
   name; an organism's results (details.isolate) -> its identification's hasMember.
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
@@ -551,6 +557,27 @@ def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
             if graded:
                 item["severity"] = graded
         out.append(item)
+    return out
+
+
+ABSENT_REACTION = "reaction the sender says did not occur"
+
+
+def _absent_reactions(said: Any, base_url: str) -> list[dict]:  # noqa: ANN401
+    """Notes of the reactions the sender says did not happen (CDA MFST with negationInd,
+    details.absent_reactions: 'pas d'urticaire'). R4 AllergyIntolerance.reaction cannot say
+    'not' (a manifestation there reads as present), so each is said in words, with its code
+    as a FHIR token (system|code) for a reader who searches."""
+    out = []
+    for item in _items(said):
+        concept = _coded_concept(item, base_url)
+        if concept is None:
+            continue
+        coding = (concept.get("coding") or [{}])[0]
+        token = "|".join(p for p in (coding.get("system"), coding.get("code")) if p)
+        words = concept.get("text") or coding.get("display") or coding.get("code")
+        out.append({"text": f"{ABSENT_REACTION}: {words}"
+                            + (f" ({token})" if token and words != coding.get("code") else "")})
     return out
 
 
@@ -1099,6 +1126,22 @@ def _equipment(entry: Mapping, details: Mapping, base_url: str) -> tuple[str, di
     return None
 
 
+def _organization(name: str, details: Mapping) -> tuple[str, dict]:
+    """(fullUrl, Organization) of the laboratory that performed a result: with its
+    identifier when the store keeps it (details.performing_organization: OBX-23 / PRT-8
+    XON.10 under XON.6, a FINESS under urn:oid:1.2.250.1.71.4.2.2), one per identifier in
+    the Bundle (two 'LABO DEMO' of two towns are two); else one per name, as before."""
+    said = details.get("performing_organization")
+    ident = said.get("id") if isinstance(said, Mapping) and _text(said.get("name")) == name \
+        else None
+    identifier = _identifier(ident.get("id"), ident.get("authority"), ident.get("type")) \
+        if isinstance(ident, Mapping) else None
+    if identifier is None:
+        return full_url("organization", name), {"resourceType": "Organization", "name": name}
+    return full_url("organization", _identifier_key(identifier)), {
+        "resourceType": "Organization", "identifier": [identifier], "name": name}
+
+
 def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
                  base_url: str, extras: dict[str, dict]) -> None:
     """What the store keeps of how a lab result was obtained, as FHIR says it: method,
@@ -1132,8 +1175,8 @@ def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
         if sep and _OID.fullmatch(root.strip()):  # an id (CDA): a logical reference
             performers.insert(0, _performer(said))
         else:  # OBX-23, PRT PO, OBX-15 producer, CDA performing laboratory: its name
-            url = full_url("organization", said)
-            extras.setdefault(url, {"resourceType": "Organization", "name": said})
+            url, organization = _organization(said, details)
+            extras.setdefault(url, organization)
             performers.insert(0, {"reference": url, "display": said})
     res["performer"] = performers
 
@@ -1222,6 +1265,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    conclusion=_text(entry.get("value")))
         if entry.get("attachment_sha256") or entry.get("media_type"):
             res["presentedForm"] = [_attachment(entry, base_url)]
+        studies = _imaging_studies(entry, details, subject, extras)
+        if studies:
+            res["imagingStudy"] = studies
         specimen = _specimen(entry, details, subject, base_url) \
             if entry.get("type") == "lab_report" and extras is not None else None
         if specimen:  # an order cancelled because its tube broke says why (SPM-21)
@@ -1240,6 +1286,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
+        studies = _imaging_studies(entry, details, subject, extras)
+        if studies:  # R4 DocumentReference has no imagingStudy: its related context
+            res["context"] = {"related": studies}
     elif resource == "Condition":
         res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
                    verificationStatus=_verification(status, resource, details,
@@ -1262,6 +1311,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             # left out and the resource was invalid; 'unknown' is said, never guessed
             res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
                                                     "valueCode": "unknown"}]}
+        res["note"] = _absent_reactions(details.get("absent_reactions"), base_url)
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]
@@ -1591,6 +1641,125 @@ def _verification(status: str | None, resource: str, details: Mapping,
                         "code": code}]}
 
 
+# -- the images a report is of (CR-IMG DICOM object catalog) ----------------------------------
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+DICOM_UID = "urn:dicom:uid"
+ENDPOINT_TYPES = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
+
+
+def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
+                     extras: dict[str, dict] | None) -> list[dict]:
+    """References to the ImagingStudy of each study of details.dicom_studies (a CR-IMG's
+    DICOM object catalog, DICOM Part 20 / CI-SIS FR-DICOM-Examen), added to ``extras``: the
+    export said nothing of the images a report is of. One ImagingStudy per Study Instance
+    UID in the Bundle (a report and its addendum are of one study), labelled as every
+    report it is of is."""
+    if extras is None:
+        return []
+    refs = []
+    for said in _items(details.get("dicom_studies")):
+        if not isinstance(said, Mapping) or not (_text(said.get("uid")) or said.get("series")):
+            continue  # nothing said of it: no ImagingStudy of nothing
+        uid = _text(said.get("uid"))
+        url = full_url("imaging-study", uid or f"entry/{entry.get('id')}/{len(refs)}")
+        study = extras.get(url)
+        if study is None:
+            study = extras[url] = _imaging_study(said, subject, extras)
+        else:  # an addendum listing the reconstructions too: their series join the study
+            _more_series(study, _imaging_study(said, subject, extras))
+        labels = study.setdefault("meta", {}).setdefault("security", [])
+        for label in _security(entry, details):
+            if label not in labels:  # a masked report's images say as much of the patient
+                labels.append(label)
+        if {"reference": url} not in refs:
+            refs.append({"reference": url})
+    return refs
+
+
+def _imaging_study(said: Mapping, subject: dict, extras: dict[str, dict]) -> dict:
+    """One R4 ImagingStudy: Study Instance UID as urn:dicom:uid (R4's own example), series
+    (their UID and DCM modality; R4 requires both: a series sent without UID is counted,
+    not listed), instances (SOP Instance UID and SOP class as urn:oid: under RFC 3986, as
+    R4's sopClass value set says them), the counts (a series' instance_count when the store
+    kept its first images only) and the WADO service the instances' links point to."""
+    series_out: list[dict] = []
+    modalities: list[dict] = []
+    total = 0
+    for series in _items(said.get("series")):
+        if not isinstance(series, Mapping):
+            continue
+        modality = _text(series.get("modality"))
+        coded = {"system": DCM, "code": modality} if modality else \
+            {"display": "modality not stated by the sender"}
+        if modality and coded not in modalities:
+            modalities.append(coded)
+        instances = [i for i in _items(series.get("instances")) if isinstance(i, Mapping)]
+        count = series.get("instance_count")
+        count = count if isinstance(count, int) and not isinstance(count, bool) \
+            and count >= len(instances) else len(instances)
+        total += count
+        uid = _text(series.get("uid"))
+        if not uid:
+            continue
+        endpoints = []
+        for instance in instances:
+            endpoint = _wado_endpoint(instance.get("reference"), extras)
+            if endpoint and {"reference": endpoint} not in endpoints:
+                endpoints.append({"reference": endpoint})
+        series_out.append({
+            "uid": uid, "modality": coded, "numberOfInstances": count,
+            "started": fhir_datetime(series.get("time")), "endpoint": endpoints,
+            "instance": [{"uid": _text(i["uid"]), "sopClass": {
+                "system": RFC3986, "code": f"urn:oid:{_text(i['sop_class'])}"}
+                if _OID.fullmatch(_text(i.get("sop_class")) or "") else
+                {"display": _text(i.get("sop_class")) or "SOP class not stated by the sender"}}
+                for i in instances if _text(i.get("uid"))]})
+    series_count = sum(1 for s in _items(said.get("series")) if isinstance(s, Mapping))
+    uid = _text(said.get("uid"))
+    return {"resourceType": "ImagingStudy", "status": "available" if total else "unknown",
+            "identifier": [{"system": DICOM_UID, "value": f"urn:oid:{uid}"}] if uid else [],
+            "subject": subject, "started": fhir_datetime(said.get("time")),
+            "modality": modalities, "numberOfSeries": series_count,
+            "numberOfInstances": total, "series": series_out}
+
+
+def _more_series(study: dict, other: Mapping) -> None:
+    """The series of ``other`` (the same study, as another report lists it) that ``study``
+    does not hold, added with their counts; one listed by both stays as first listed."""
+    held = {s["uid"] for s in study["series"]}
+    added = [s for s in other["series"] if s["uid"] not in held]
+    study["series"].extend(added)
+    study["numberOfSeries"] += len(added)
+    study["numberOfInstances"] += sum(s["numberOfInstances"] for s in added)
+    study["modality"].extend(m for m in other["modality"] if m not in study["modality"])
+    if study["numberOfInstances"]:
+        study["status"] = "available"
+
+
+def _wado_endpoint(link: Any, extras: dict[str, dict]) -> str | None:  # noqa: ANN401
+    """The fullUrl of the Endpoint of an instance's link (CDA text reference): a WADO-URI
+    link ('...wado?requestType=WADO&objectUID=...') is its service's address with the
+    instance's UIDs, which the ImagingStudy holds, so one Endpoint per service; a DICOMweb
+    (WADO-RS) link, its base before '/studies'. Any other link is no endpoint we can say."""
+    link = _text(link) or ""
+    if not re.match(r"https?://", link, re.IGNORECASE):
+        return None
+    base, _, query = link.partition("?")
+    if re.search(r"(^|&)requestType=WADO(&|$)", query, re.IGNORECASE):
+        kind = "dicom-wado-uri"
+    elif "/studies/" in base:
+        base, kind = base.split("/studies/", 1)[0], "dicom-wado-rs"
+    else:
+        return None
+    url = full_url("endpoint", f"{kind}/{base}")
+    extras.setdefault(url, {
+        "resourceType": "Endpoint", "status": "active",
+        "connectionType": {"system": ENDPOINT_TYPES, "code": kind},
+        "payloadType": [{"text": "DICOM"}], "payloadMimeType": ["application/dicom"],
+        "address": base})
+    return url
+
+
 def _attachment(entry: Mapping, base_url: str) -> dict:
     return {"contentType": _code(entry.get("media_type")),
             "url": f"{base_url}/documents/{entry.get('id')}",
@@ -1694,6 +1863,51 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
                 mine.setdefault("evidence", []).append({"detail": [ref]})
             elif mine["resourceType"] == "Procedure":
                 mine.setdefault("report", []).append(ref)
+    _link_parts(kept, resources, urls)
+
+
+def _link_parts(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                urls: Mapping[int, str]) -> None:
+    """A CDA result's parts -> the result's Observation.hasMember, as an HL7 OBR-26 child
+    panel is its organism's: the variant, reference sequence and exon of one gene (CR-GM),
+    the size of an imaging finding, the items of a score (NIHSS). CDA files them under the
+    document (parent_id), and details.parent_result names the result they are part of by
+    its key: two genes' identical 'c.35G>A' are each their own gene's. A key naming a
+    result of another code than the one said (the store gave that key to another entry)
+    links nothing: a member is never guessed."""
+    by_key = {str(e["key"]): e for e in kept if e.get("key")}
+    for e in kept:
+        details = _json(e.get("details"))
+        said = details.get("parent_result") if isinstance(details, Mapping) else None
+        if not isinstance(said, Mapping) or not _text(said.get("key")):
+            continue  # HL7 OBR-26 says the organism, its report links it (_link)
+        parent = by_key.get(str(said["key"])) or _same_result(kept, e, said)
+        if parent is None or parent["id"] == e["id"] \
+                or (_code(said.get("code")) or "") != (_code(parent.get("code")) or ""):
+            continue
+        whole, me = resources[parent["id"]], {"reference": urls[e["id"]]}
+        if whole["resourceType"] != "Observation" or \
+                resources[e["id"]]["resourceType"] != "Observation":
+            continue
+        members = whole.setdefault("hasMember", [])
+        if me not in members:
+            members.append(me)
+
+
+def _same_result(kept: Sequence[Mapping], part: Mapping, said: Mapping) -> Mapping | None:
+    """The result a part's parent_result states, when the store holds it under another key:
+    the same gene result sent in two documents is one fact (dedupe level 4), filed under
+    the first document's key, and the second document's parts name the second's. Found by
+    what parent_result says of it (code, system, value) and the part's time, only when one
+    result says so; else none (never a guess between two)."""
+    code, value = _code(said.get("code")), _text(said.get("value"))
+    if not code or not value:
+        return None
+    found = [e for e in kept if e is not part and _code(e.get("code")) == code
+             and (_text(e.get("system")) or "") == (_text(said.get("system")) or "")
+             and (_text(e.get("value")) or "")[:200] == value
+             and e.get("effective") == part.get("effective")]
+    return found[0] if len(found) == 1 else None
 
 
 def _germ_keys(said: Any) -> set[tuple[str, ...]]:  # noqa: ANN401

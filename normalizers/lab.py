@@ -663,6 +663,11 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
         org = _participant(msg, parts, "PO") if not (len(f) > 23 and f[23]) else None
         if org:
             result.performer = org
+            said = next((_organization_said(msg, first_rep(msg, prt, 8)) for prt in parts
+                         if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper()
+                         == "PO"), None)
+            if said and said["name"] == org:
+                result.details["performing_organization"] = said
         elif result.performer is None:
             result.performer = _participant(msg, parts, "RO")
         if "responsible_observer" not in result.details:
@@ -672,6 +677,24 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
                     if observer:
                         result.details["responsible_observer"] = observer
                     break
+
+
+def _organization_said(msg: Message, rep: str) -> dict[str, Any] | None:
+    """A performing laboratory (OBX-23, PRT-8: XON) with its identifier as sent: XON.10
+    (XON.3 before v2.5), its assigning authority XON.6 (the OID when there is one: a FINESS
+    under the ANS structures' 1.2.250.1.71.4.2.2) and its type XON.7 ('FINEG'). Only the
+    name was kept, and two laboratories of one name were one. None without a name and an
+    identifier (a name alone is the entry's performer already)."""
+    c = comps(msg, rep)
+    name = sub(msg, part(c, 1), 1)
+    number = sub(msg, part(c, 10), 1) or sub(msg, part(c, 3), 1)
+    if not name or not number:
+        return None
+    hd = part(c, 6)
+    ident = {"id": number,
+             "authority": authority_of(sub(msg, hd, 1), sub(msg, hd, 2), sub(msg, hd, 3)),
+             "type": sub(msg, part(c, 7), 1)}
+    return {"name": name, "id": {k: v for k, v in ident.items() if v}}
 
 
 def _participant(msg: Message, parts: list[Segment], role: str) -> str | None:
@@ -1311,6 +1334,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
+        said = _organization_said(msg, first_rep(msg, obx, 23))
+        if said and said["name"] == entry.performer:
+            entry.details["performing_organization"] = said
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
         entry.performer = _result_performer(msg, obx)
     if nf > 16 and f[16]:

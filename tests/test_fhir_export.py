@@ -71,6 +71,8 @@ VERIFICATION = {
 }
 UCUM = "http://unitsofmeasure.org"
 THO = "http://terminology.hl7.org/CodeSystem/"
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+RFC3986 = "urn:ietf:rfc:3986"
 TRE_A07 = ("https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
            "TRE-A07-StatutVisibiliteDocument")
 
@@ -118,6 +120,21 @@ def check_bundle(bundle: dict) -> Counter:
             in_error = res.get("verificationStatus", {}).get("coding", [{}])[0].get(
                 "code") == "entered-in-error"
             assert ("clinicalStatus" in res) is not in_error
+        if kind == "ImagingStudy":  # R4: DICOM UIDs as urn:oid:, DCM modalities, counts
+            assert all(i["system"] == "urn:dicom:uid" and i["value"].startswith("urn:oid:")
+                       for i in res.get("identifier", []))
+            series = res.get("series", [])
+            assert res.get("numberOfSeries", 0) >= len(series)
+            assert res.get("numberOfInstances", 0) >= sum(
+                s.get("numberOfInstances", 0) for s in series)
+            for s in series:
+                assert s["modality"].get("system", DCM_SYSTEM) == DCM_SYSTEM
+                assert s.get("numberOfInstances", 0) >= len(s.get("instance", []))
+                assert all(i["sopClass"].get("system", RFC3986) == RFC3986 and
+                           i["sopClass"].get("code", "urn:oid:").startswith("urn:oid:")
+                           for i in s.get("instance", []))
+        if kind == "Endpoint":
+            assert res["connectionType"]["system"] == THO + "endpoint-connection-type"
         for ref in _references(res):
             assert ref in urls, (kind, ref)
         assert not _both_hours_and_events(res), kind  # R4 tim-10
@@ -561,7 +578,30 @@ _entry_rows = st.fixed_dictionaries({
             "ids": st.lists(st.sampled_from(["1.2.250.1.71.4.2.1^810001", "plain", "^", ""]),
                             max_size=2), "time": _dates()}),
         "isolate": _CODED,
-        "subject": st.fixed_dictionaries({}, optional={"code": _text, "display": _text})})),
+        "subject": st.fixed_dictionaries({}, optional={"code": _text, "display": _text}),
+        # round 4: images, parts of a result, reactions said absent, the lab's identifier
+        "dicom_studies": st.lists(st.fixed_dictionaries({}, optional={
+            "uid": st.sampled_from(["1.2.3.4", "1.2.3.5", "", "x"]), "time": _dates(),
+            "series": st.lists(st.fixed_dictionaries({}, optional={
+                "uid": st.sampled_from(["1.2.3.4.1", "", "1.2"]),
+                "modality": st.sampled_from(["CT", "MR", "", " "]), "time": _dates(),
+                "instance_count": st.sampled_from([0, 3, 450, -1, "x"]),
+                "instances": st.lists(st.fixed_dictionaries({}, optional={
+                    "uid": st.sampled_from(["1.2.3.4.1.1", ""]),
+                    "sop_class": st.sampled_from(["1.2.840.10008.5.1.4.1.1.2", "MR", ""]),
+                    "reference": st.sampled_from([
+                        "https://pacs.test/wado?requestType=WADO&objectUID=1.2",
+                        "https://pacs.test/dicomweb/studies/1.2.3", "#ref", "ftp://x", ""])}),
+                    max_size=2)}), max_size=2)}), max_size=2),
+        "parent_result": st.fixed_dictionaries({}, optional={
+            "key": st.sampled_from(["k1", "k2", "k3", ""]), "code": _text,
+            "value": _text}),
+        "absent_reactions": st.lists(_CODED, max_size=2),
+        "performing_organization": st.fixed_dictionaries({}, optional={
+            "name": _text, "id": st.fixed_dictionaries({}, optional={
+                "id": _text, "authority": st.sampled_from(
+                    ["1.2.250.1.71.4.2.2", "ASIP-SANTE-ST", "x y", ""]), "type": _text})})})),
+    "key": st.sampled_from(["k1", "k2", "k3", None]),
     "specimen_time": _dates(),
 })
 
@@ -600,13 +640,22 @@ def test_ans_corpus_dossiers_are_valid_bundles(sqlite_ctx) -> None:  # noqa: ANN
             imports.c.status == "deposited")).scalars().all()
     assert ids and deposited
     seen: Counter = Counter()
+    parts: list[bool] = []  # whether each CDA part (CR-GM variant...) is its result's member
     for pid in ids:
         with sqlite_ctx.engine.connect() as conn:
             row, rows = load_dossier_rows(conn, pid)
             prov = load_provenance(conn, [r["id"] for r in rows])
-        seen.update(check_bundle(to_bundle(row, rows, provenance=prov)))
+        bundle = to_bundle(row, rows, provenance=prov)
+        seen.update(check_bundle(bundle))
+        res = by_entry_id(bundle)
+        members = {m["reference"] for r in res.values() for m in r.get("hasMember", [])}
+        parts += [f"urn:uuid:{res[r['id']]['id']}" in members for r in rows
+                  if r["id"] in res and ((r["details"] or {}).get("parent_result") or {})
+                  .get("key")]
     assert seen["DocumentReference"] >= len(deposited) // 2
     assert seen["Observation"] > 0
+    assert seen["ImagingStudy"] >= 3  # the CR-IMG's catalog
+    assert len(parts) >= 30 and all(parts)  # CR-GM, D2LM, FRCP, PPS
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -1275,6 +1324,8 @@ def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlit
     lab, biologist = chol["performer"]
     assert _resource(bundle, lab["reference"]) == {
         "resourceType": "Organization", "id": lab["reference"][9:],
+        "identifier": [{"type": {"text": "FINEG"}, "system": "urn:oid:1.2.250.1.71.4.2.2",
+                        "value": "950010019"}],  # its FINESS (XON.10), since round 4
         "name": "LABORATOIRE CERBA"}
     practitioner = _resource(bundle, biologist["reference"])
     assert practitioner["identifier"] == [{"type": {"text": "RPPS"}, "system": RPPS,
@@ -1454,3 +1505,221 @@ def test_an_isolate_given_as_a_specimen_is_an_observation_with_its_results() -> 
     assert [s["code"] for s in isolates[1]["meta"]["security"]] == ["MASQUE_PS"]
     assert isolates[0]["status"] == "final" and isolates[0]["subject"]["reference"] == \
         bundle["entry"][0]["fullUrl"]
+
+
+# -- round 4: what the CDA round stores since this morning --------------------------------------
+def _rows_read(read: list) -> list[dict]:
+    """Rows of the store for entries a normalizer read (ids from 1, in their order)."""
+    rows = []
+    for n, e in enumerate(read, start=1):
+        row = {"id": n, "type": e.type, "key": e.key, "status": e.status, "current": True,
+               "code": e.code, "system": e.system, "display": e.display, "mapped": e.mapped,
+               "effective": e.effective, "value": e.value, "value_num": e.value_num,
+               "unit": e.unit, "interpretation": e.interpretation, "details": e.details,
+               "performer": e.performer, "masking": None, "superseded_by": None,
+               "parent_id": None, "import_id": 1}
+        rows.append(row)
+    return rows
+
+
+def test_a_variant_is_a_member_of_its_gene_and_two_genes_variants_stay_two() -> None:
+    """CR-GM (a KRAS and NRAS panel, c.35G>A in both): the store says which gene each
+    variant, reference sequence and protein change is of (details.parent_result, since the
+    CDA round 11) but the Bundle had six loose Observations beside two genes: which
+    'c.35G>A' was KRAS's was said nowhere. Each gene's parts are its members, each once."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import RAS_PANEL
+
+    read = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    bundle = to_bundle(PATIENT, _rows_read(read))
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    url = {n: f"urn:uuid:{r['id']}" for n, r in res.items()}
+    genes = [n for n, e in enumerate(read, start=1) if e.code == "48018-6"]
+    assert [res[g]["valueCodeableConcept"]["coding"][0]["code"] for g in genes] == \
+        ["KRAS", "NRAS"]
+    members = {g: sorted(m["reference"] for m in res[g]["hasMember"]) for g in genes}
+    parts = {g: sorted(url[n] for n, e in enumerate(read, start=1)
+                       if (e.details.get("parent_result") or {}).get("key") == read[g - 1].key)
+             for g in genes}
+    assert members == parts and all(len(p) == 3 for p in parts.values())
+    variants = [n for n, e in enumerate(read, start=1) if e.code == "48004-6"]
+    assert len(variants) == 2 and [url[v] in members[g] for v, g in zip(
+        variants, genes, strict=True)] == [True, True]
+    # the panel's other results (the genes) are no one's members
+    assert not any(url[g] in m for g in genes for m in members.values())
+
+
+def test_a_part_is_a_member_only_of_the_result_its_parent_names() -> None:
+    """A parent_result whose key names an entry of another code (the store gave that key to
+    another result) links nothing: a member is never guessed."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import RAS_PANEL
+
+    read = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    genes = [n for n, e in enumerate(read, start=1) if e.code == "48018-6"]
+    rows = [{**r, "code": "48019-4"} if r["id"] == genes[0] else r for r in _rows_read(read)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert "hasMember" not in res[genes[0]]
+    assert len(res[genes[1]]["hasMember"]) == 3
+
+
+def test_a_reaction_the_sender_says_did_not_happen_is_a_note_not_a_reaction() -> None:
+    """'Allergie à l'amoxicilline: éruption cutanée, pas d'urticaire' (CI-SIS MFST with
+    negationInd): the store keeps the urticaria apart (details.absent_reactions) and the
+    export said nothing of it: a reader could not tell 'no urticaria' from 'urticaria not
+    asked'. It is no manifestation (R4 reaction has no negation) and is said in a note."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import _allergy
+
+    read = _entries(_section("48765-2", "Allergies", _allergy("true")))
+    bundle = to_bundle(PATIENT, _rows_read(read))
+    check_bundle(bundle)
+    (allergy,) = [e["resource"] for e in bundle["entry"]
+                  if e["resource"]["resourceType"] == "AllergyIntolerance"]
+    assert [m["coding"][0]["code"] for r in allergy["reaction"]
+            for m in r["manifestation"]] == ["271807003"]
+    assert [n["text"] for n in allergy["note"]] == [
+        "reaction the sender says did not occur: urticaire "
+        "(http://snomed.info/sct|126485001)"]
+
+
+def test_an_allergy_without_absent_reactions_has_no_such_note() -> None:
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import _allergy
+
+    read = _entries(_section("48765-2", "Allergies", _allergy("false")))
+    (allergy,) = [e["resource"] for e in to_bundle(PATIENT, _rows_read(read))["entry"]
+                  if e["resource"]["resourceType"] == "AllergyIntolerance"]
+    assert len(allergy["reaction"]) == 2 and "note" not in allergy
+
+
+KNEE_MRI = [{  # details.dicom_studies as the CDA normalizer keeps a CR-IMG's catalog
+    "uid": "1.2.250.1.999.49.1", "time": "2024-03-11T09:30:00+01:00",
+    "series": [
+        {"uid": "1.2.250.1.999.49.1.1", "modality": "MR", "time": "2024-03-11T09:40:00+01:00",
+         "instances": [{"uid": "1.2.250.1.999.49.1.1.1", "sop_class": "1.2.840.10008.5.1.4.1.1.4",
+                        "reference": "https://pacs.exemple.fr/wado?requestType=WADO"
+                                     "&objectUID=1.2.250.1.999.49.1.1.1"}]},
+        {"uid": "1.2.250.1.999.49.1.2", "modality": "MR", "time": "2024-03-11T09:40:00+01:00",
+         "instances": [{"uid": f"1.2.250.1.999.49.1.2.{i}",
+                        "sop_class": "1.2.840.10008.5.1.4.1.1.4"} for i in range(1, 21)],
+         "instance_count": 180}]}]
+
+
+def test_the_images_a_report_is_of_are_an_imaging_study_it_references() -> None:
+    """A CR-IMG's DICOM object catalog (details.dicom_studies since CDA round 11: a knee MRI,
+    two series, the second of 180 images of which the store keeps 20): the export said
+    nothing of the images a viewer could open. It is an ImagingStudy (Study Instance UID as
+    urn:dicom:uid, series with their DCM modality, instances with their SOP class, counts,
+    the WADO service as an Endpoint) that the document names in context.related."""
+    doc = _row(1, type="document", code="18748-4", display="CR d'imagerie",
+               media_type="text/xml", effective="2024-03-11T11:00:00+01:00",
+               details={"dicom_studies": KNEE_MRI}, masking={"MASQUE_PS": True})
+    bundle = to_bundle(PATIENT, [doc])
+    kinds = check_bundle(bundle)
+    assert kinds["ImagingStudy"] == 1 and kinds["Endpoint"] == 1
+    document = by_entry_id(bundle)[1]
+    (related,) = document["context"]["related"]
+    study = _resource(bundle, related["reference"])
+    assert study["status"] == "available"
+    assert study["subject"] == document["subject"]
+    assert study["identifier"] == [{"system": "urn:dicom:uid",
+                                    "value": "urn:oid:1.2.250.1.999.49.1"}]
+    assert study["started"] == "2024-03-11T09:30:00+01:00"
+    assert (study["numberOfSeries"], study["numberOfInstances"]) == (2, 181)
+    assert study["modality"] == [{"system": DCM_SYSTEM, "code": "MR"}]
+    first, second = study["series"]
+    assert (first["uid"], first["modality"], first["numberOfInstances"]) == (
+        "1.2.250.1.999.49.1.1", {"system": DCM_SYSTEM, "code": "MR"}, 1)
+    assert first["instance"] == [{"uid": "1.2.250.1.999.49.1.1.1", "sopClass": {
+        "system": "urn:ietf:rfc:3986", "code": "urn:oid:1.2.840.10008.5.1.4.1.1.4"}}]
+    assert (second["numberOfInstances"], len(second["instance"])) == (180, 20)
+    endpoint = _resource(bundle, first["endpoint"][0]["reference"])
+    assert endpoint["address"] == "https://pacs.exemple.fr/wado"
+    assert endpoint["connectionType"]["code"] == "dicom-wado-uri"
+    assert "endpoint" not in second  # no link was sent for its images
+    # the images of a masked report are as masked
+    assert [s["code"] for s in study["meta"]["security"]] == \
+        [s["code"] for s in document["meta"]["security"]]
+
+
+def test_an_imaging_reports_study_is_its_imaging_study() -> None:
+    """The same catalog on a DiagnosticReport (an imaging report entry): imagingStudy; a
+    study two reports are of (the report and its addendum) is one ImagingStudy."""
+    rows = [_row(n, type="imaging_report", code="18748-4", status="final",
+                 details={"dicom_studies": KNEE_MRI}) for n in (1, 2)]
+    rows.append(_row(3, type="imaging_report", code="18748-4", status="final",
+                     details={"dicom_studies": [{"time": "2024-03-11T09:30:00+01:00"}]}))
+    bundle = to_bundle(PATIENT, rows)
+    kinds = check_bundle(bundle)
+    assert kinds["ImagingStudy"] == 1  # and none of a study said without UID nor series
+    assert "imagingStudy" not in by_entry_id(bundle)[3]
+    # an addendum listing a third series (the reconstructions) adds it to the one study
+    ct = {"uid": "1.2.250.1.999.49.1.3", "modality": "CT",
+          "instances": [{"uid": "1.2.250.1.999.49.1.3.1"}]}
+    addendum = _row(4, type="imaging_report", code="18748-4", status="final", details={
+        "dicom_studies": [{**KNEE_MRI[0], "series": [KNEE_MRI[0]["series"][0], ct]}]})
+    bundle = to_bundle(PATIENT, [*rows, addendum])
+    check_bundle(bundle)
+    study = _resource(bundle, by_entry_id(bundle)[4]["imagingStudy"][0]["reference"])
+    assert [s["uid"][-1] for s in study["series"]] == ["1", "2", "3"]
+    assert (study["numberOfSeries"], study["numberOfInstances"]) == (3, 182)
+    assert [m["code"] for m in study["modality"]] == ["MR", "CT"]
+    first, second = (by_entry_id(bundle)[n] for n in (1, 2))
+    assert first["imagingStudy"] == second["imagingStudy"]
+    assert "meta" not in _resource(bundle, first["imagingStudy"][0]["reference"])
+
+
+def test_the_performing_laboratory_is_an_organization_with_its_finess() -> None:
+    """OBX-23 'LABO DEMO' with its FINESS (XON.10 under 1.2.250.1.71.4.2.2, kept in
+    details.performing_organization): the Organization had a name only, so the two LABO
+    DEMO of two towns were one Organization. Each is now its own, with its identifier under
+    urn:oid:1.2.250.1.71.4.2.2 (or ASIP-SANTE-ST's OID when sent by namespace); a name alone
+    stays one Organization per name, as before."""
+    def lab(ident: str, authority: str = "1.2.250.1.71.4.2.2") -> dict:
+        return {"performing_organization": {"name": "LABO DEMO", "id": {
+            "id": ident, "authority": authority, "type": "FINEG"}}}
+
+    rows = [_row(1, performer="LABO DEMO", details=lab("750000001")),
+            _row(2, performer="LABO DEMO", code="2823-3", details=lab("690000001")),
+            _row(3, performer="LABO DEMO", code="2951-2", details=lab("750000001",
+                                                                      "ASIP-SANTE-ST")),
+            _row(4, performer="LABO DEMO", code="2075-0")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    orgs = [_resource(bundle, res[n]["performer"][0]["reference"]) for n in (1, 2, 3, 4)]
+    finess = "urn:oid:1.2.250.1.71.4.2.2"
+    assert [o.get("identifier") for o in orgs] == [
+        [{"type": {"text": "FINEG"}, "system": finess, "value": "750000001"}],
+        [{"type": {"text": "FINEG"}, "system": finess, "value": "690000001"}],
+        [{"type": {"text": "FINEG"}, "system": finess, "value": "750000001"}], None]
+    assert orgs[0] is orgs[2] or orgs[0] == orgs[2]  # one laboratory, one Organization
+    assert len({o["id"] for o in orgs}) == 3
+    assert {o["name"] for o in orgs} == {"LABO DEMO"}
+    assert res[1]["performer"][0]["display"] == "LABO DEMO"
+
+
+def test_a_gene_filed_once_for_two_documents_has_the_parts_of_both() -> None:
+    """The same gene result sent in two CR-GM (the ANS 'analyse réalisée' and 'non réalisée'
+    examples) is one fact, filed under the first document's key: the second document's parts
+    name a key the store does not hold and were members of nothing (1 of the ANS corpus).
+    They are members of the one result that says what their parent_result says (code,
+    value, time); of none when two do."""
+    from tests.test_cda_real_world import _entries, _section
+    from tests.test_cda_senders_round11 import RAS_PANEL
+
+    read = _entries(_section("83321-0", "Résultats des analyses génétiques", RAS_PANEL))
+    genes = [n for n, e in enumerate(read, start=1) if e.code == "48018-6"]
+    rows = [{**r, "key": "cda|other-document|lab_result|KRAS-1"} if r["id"] == genes[0]
+            else r for r in _rows_read(read)]
+    res = by_entry_id(to_bundle(PATIENT, rows))
+    assert [len(res[g]["hasMember"]) for g in genes] == [3, 3]
+    twin = {**rows[genes[0] - 1], "id": 99, "key": "cda|third-document|lab_result|KRAS-1"}
+    bundle = to_bundle(PATIENT, [*rows, twin])
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert "hasMember" not in res[genes[0]] and "hasMember" not in res[99]

@@ -390,3 +390,29 @@ def test_the_biologist_who_validated_is_kept_with_their_rpps():
     assert (na.performer, na.details["responsible_observer"]) == ("DR Julie DURAND", validated)
     assert (cl.performer, cl.details["responsible_observer"]) == ("Paul MARTIN",
                                                                  {"name": "Paul MARTIN"})
+
+
+def test_the_performing_laboratory_keeps_its_identifier():
+    """OBX-23 (and PRT-8 in role PO) name the laboratory that performed a test with its
+    identifier: XON.10 under the authority XON.6 (a FINESS under the ANS structures' OID
+    1.2.250.1.71.4.2.2, or its namespace ASIP-SANTE-ST), XON.7 its type. Only the name
+    (XON.1) was kept: two 'LABO DEMO' of two towns were one laboratory."""
+    prt = _seg("PRT", f4="PO^Performing Organization^HL70912",
+               f8="LABORATOIRE CERBA^L^^^^ASIP-SANTE-ST^FINEG^^^950010019")
+    nm = norm(oru(_obx(1, "NM", "2823-3^Potassium^LN", "4.1", "mmol/L",
+                       f23="LABO DEMO^L^^^^&1.2.250.1.71.4.2.2&ISO^FINEG^^^750000001"),
+                  _obx(2, "NM", "2951-2^Sodium^LN", "140", "mmol/L"), prt,
+                  _obx(3, "NM", "2075-0^Chlorure^LN", "101", "mmol/L", f23="LABO DEMO"),
+                  _obx(4, "NM", "1751-7^Albumine^LN", "41", "g/L",
+                       f23="LABO ANCIEN^L^750000002")))
+    k, na, cl, alb = nm.entries[1:]
+    assert (k.performer, k.details["performing_organization"]) == ("LABO DEMO", {
+        "name": "LABO DEMO", "id": {"id": "750000001", "authority": "1.2.250.1.71.4.2.2",
+                                    "type": "FINEG"}})
+    assert (na.performer, na.details["performing_organization"]) == ("LABORATOIRE CERBA", {
+        "name": "LABORATOIRE CERBA", "id": {"id": "950010019", "authority": "ASIP-SANTE-ST",
+                                            "type": "FINEG"}})
+    assert cl.performer == "LABO DEMO" and "performing_organization" not in cl.details
+    # XON.3, where v2.3 senders put the id (withdrawn since v2.5): kept too
+    assert alb.details["performing_organization"] == {"name": "LABO ANCIEN",
+                                                      "id": {"id": "750000002"}}
