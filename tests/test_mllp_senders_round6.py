@@ -5,11 +5,15 @@ in the log, each over a real socket.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 
+import pytest
 from sqlalchemy import select
 
 from dossiers.schema import imports
+from pipelines.settings import Source
 from tests.mllp_support import (
     CR,
     FS,
@@ -67,4 +71,37 @@ def test_a_resend_while_the_first_copy_is_processed_is_not_answered_aa(  # noqa:
         assert rows == ["failed", "duplicate", "duplicate"]
     finally:
         gate.set()
+        ctx.engine.dispose()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_a_listener_on_all_ipv6_addresses_takes_ipv4_labs_too(tmp_path, database_url) -> None:  # noqa: ANN001, E501
+    """``host = "::"``, all addresses as a Java engine or most Linux servers read it: asyncio
+    made the socket IPv6-only, and every lab connecting over IPv4 was refused (connection
+    refused, nothing logged). Both families are now taken; an IPv4 lab's address is the one
+    its source declares (not '::ffff:127.0.0.1'), in the ledger and for ``peers``; an IPv6
+    one's is its own."""
+    labs = Source("labs", peers=(ipaddress.ip_network("127.0.0.1/32"),
+                                 ipaddress.ip_network("::1/128")))
+    ctx = make_ctx(tmp_path, database_url, host="::", sources=(labs,))
+    data = original_mode(sample("01_labm_nfs.hl7"))
+    try:
+        with running_service(ctx) as svc:
+            with Client(svc.port, host="127.0.0.1") as v4:
+                assert msa(v4.send(data))[1] == "AA"
+            with Client(svc.port, host="::1") as v6:
+                assert msa(v6.send(data))[1] == "AA"
+        with ctx.engine.connect() as conn:
+            peers = conn.execute(select(imports.c.peer).order_by(imports.c.id)).scalars().all()
+        assert peers == ["127.0.0.1", "::1"]
+    finally:
         ctx.engine.dispose()

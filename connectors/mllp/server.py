@@ -18,7 +18,9 @@ handler (pipelines.acknowledge) does, on bytes.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import ssl
 import traceback
 from collections.abc import Callable
@@ -256,6 +258,41 @@ class _TLSAccept(asyncio.Protocol):
         task.add_done_callback(self.server._handshakes.discard)
 
 
+ALL_IPV6 = "::"
+
+
+def dual_stack_socket(port: int) -> socket.socket:
+    """A listening socket on every address, IPv6 and IPv4, for the host '::'. asyncio
+    makes an IPv6 listener IPv6-only: a listener set to '::' (all addresses, as Java
+    engines and most Linux servers read it) refused every lab connecting over IPv4."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((ALL_IPV6, port))
+        sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def peer_address(peername: object) -> str | None:
+    """The peer's address as the sources' ``peers`` and the operator know it: an IPv4
+    client of a dual-stack listener ('::ffff:10.1.2.3') as its IPv4 address."""
+    if not isinstance(peername, tuple) or not peername:
+        return None
+    host = str(peername[0])
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return host
+
+
 class MLLPServer:
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
@@ -276,16 +313,17 @@ class MLLPServer:
 
     async def start(self) -> None:
         self._committer_task = asyncio.create_task(self.committer.run())
+        where: dict = ({"sock": dual_stack_socket(self.port)} if self.host == ALL_IPV6
+                       else {"host": self.host, "port": self.port, "reuse_address": True})
         if self.ssl_context is None:
-            self.server = await asyncio.start_server(
-                self._serve_connection, self.host, self.port, limit=STREAM_LIMIT,
-                reuse_address=True)
+            self.server = await asyncio.start_server(self._serve_connection,
+                                                     limit=STREAM_LIMIT, **where)
         else:  # the handshake is ours, to say who failed it and why (``_accept_tls``)
             self.server = await asyncio.get_running_loop().create_server(
-                lambda: _TLSAccept(self), self.host, self.port, reuse_address=True)
+                lambda: _TLSAccept(self), **where)
         self.port = self.server.sockets[0].getsockname()[1]  # the real one when port was 0
-        log.info("MLLP listening on %s:%s%s", self.host, self.port,
-                 " (TLS)" if self.ssl_context else "")
+        log.info("MLLP listening on %s:%s%s", f"[{self.host}]" if ":" in self.host
+                 else self.host, self.port, " (TLS)" if self.ssl_context else "")
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting; finish in-flight frames (ACK written); close idle connections."""
@@ -313,8 +351,7 @@ class MLLPServer:
         without the client certificate asked for, got no ACK and nobody could tell it why.
         A failure is one warning naming the peer and the TLS reason (no traceback)."""
         loop = asyncio.get_running_loop()
-        peername = transport.get_extra_info("peername")
-        peer = peername[0] if isinstance(peername, tuple) else None
+        peer = peer_address(transport.get_extra_info("peername"))
         reader = asyncio.StreamReader(limit=STREAM_LIMIT)
         protocol = asyncio.StreamReaderProtocol(reader)
         assert self.ssl_context is not None
@@ -350,8 +387,7 @@ class MLLPServer:
                                 writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peername = writer.get_extra_info("peername")
-        peer = peername[0] if isinstance(peername, tuple) else None
+        peer = peer_address(writer.get_extra_info("peername"))
         self._idle[task] = True
         self.connections += 1
         def unframed() -> None:
