@@ -417,6 +417,9 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
                          if p.batch is not None
                          else _answers(p.header, "AR", error, stored=False)
                          for p in prepared], [False] * len(prepared))
+    for p, r in zip(prepared, results, strict=True):
+        if p.item.rejection is not None:
+            _log_refusal(p, r)
     if any(wanted):  # the others go to the background worker
         release_claims(ctx.engine, ids=[i for r, w in zip(results, wanted, strict=True)
                                         if not w for i in r.claimed_ids])
@@ -430,6 +433,23 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
     def then() -> list[list[bytes]]:
         return _process_and_answer(ctx, prepared, results, wanted, pending, application)
     return Answered(now, pending, then)
+
+
+_SHOWN_ID = re.compile(r"[\w.:/#@+-]{1,40}", re.ASCII)
+
+
+def _log_refusal(p: Prepared, result: IntakeResult) -> None:
+    """One warning per refused frame, for the operator (the sender's integrator calls about
+    its AR): who (peer, source), which message (its control id as the sender's engine
+    shows it), why (our code) and the import to open (`dmp-ingest imports show`). Nothing
+    else of the message: a malformed header can shift patient data into any field, so a
+    control id that is not a plain identifier is not shown."""
+    code = (p.item.rejection or ("", ""))[0]
+    control = p.header.raw(10) if p.header is not None else ""
+    shown = control if _SHOWN_ID.fullmatch(control) else "(none)" if not control else "(not shown)"
+    row = result.batch_id or (result.message_ids[0] if result.message_ids else None)
+    log.warning("MLLP frame from %s refused, %s: source %s, control id %s, import %s",
+                p.frame.peer, code, p.item.source, shown, row)
 
 
 def _process_and_answer(ctx: Context, prepared: list[Prepared], results: list[IntakeResult],

@@ -105,3 +105,49 @@ def test_a_listener_on_all_ipv6_addresses_takes_ipv4_labs_too(tmp_path, database
         assert peers == ["127.0.0.1", "::1"]
     finally:
         ctx.engine.dispose()
+
+
+def test_each_refusal_is_logged_for_the_operator_without_patient_data(  # noqa: ANN001
+        tmp_path, database_url, caplog) -> None:
+    """A lab's integrator calls about the AR its engine got: the listener's log said nothing
+    of a refused frame (unknown sender, training message, oversize, no MSH), so the
+    operator had to search the ledger blind. Each refusal is now one warning naming the
+    peer, the source, the control id, our code and the import to open; never the patient
+    (names, NIR) nor a control id that is not a plain identifier (a malformed header
+    shifts any field into its place)."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="dmp.acknowledge")
+    ctx = make_ctx(tmp_path, database_url, max_frame_bytes=4000,
+                   sources=(Source("labm", sending_application="LABM"),))
+    data = original_mode(sample("01_labm_nfs.hl7"))
+    stranger = data.replace(b"|LABM|", b"|OTHERLAB|", 1)
+    training = data.replace(b"|P|2.5|", b"|T|2.5|", 1).replace(b"RB2501140000001", b"TR-7", 1)
+    shifted = data.replace(b"RB2501140000001", "Béranger 268036912354128".encode(), 1)
+    shifted = shifted.replace(b"|LABM|", b"|OTHERLAB|", 1)
+    oversize = data + b"NTE|1||" + b"x" * 5000 + b"\r"
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            answers = [client.send(m) for m in (stranger, training, shifted, oversize,
+                                                b"no header here")]
+        assert [msa(a, "latin-1")[1] for a in answers] == ["AR"] * 5
+        with ctx.engine.connect() as conn:
+            ids = conn.execute(select(imports.c.id, imports.c.error_code)
+                               .order_by(imports.c.id)).all()
+    finally:
+        ctx.engine.dispose()
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert lines == [
+        f"MLLP frame from 127.0.0.1 refused, MLLP_UNKNOWN_SENDER: source unknown, control id "
+        f"RB2501140000001, import {ids[0].id}",
+        f"MLLP frame from 127.0.0.1 refused, HL7_UNSUPPORTED_PROCESSING_ID: source labm, "
+        f"control id TR-7, import {ids[1].id}",
+        f"MLLP frame from 127.0.0.1 refused, MLLP_UNKNOWN_SENDER: source unknown, control id "
+        f"(not shown), import {ids[2].id}",
+        f"MLLP frame from 127.0.0.1 refused, MLLP_FRAME_TOO_LARGE: source unknown, control id "
+        f"RB2501140000001, import {ids[3].id}",
+        f"MLLP frame from 127.0.0.1 refused, HL7_NO_MSH: source unknown, control id (none), "
+        f"import {ids[4].id}",
+    ]
+    text = caplog.text
+    assert "Béranger" not in text and "268036912354128" not in text
