@@ -24,7 +24,9 @@ from tests.mllp_support import (
     running_service,
     segment,
 )
-from tests.test_mllp_service import make_ctx, original_mode, sample
+from tests.test_mllp_service import make_ctx, original_mode, sample, tls_files
+
+tls_files = tls_files  # the CA and the server's certificate (openssl), a module fixture
 
 
 def test_a_resend_while_the_first_copy_is_processed_is_not_answered_aa(  # noqa: ANN001
@@ -151,3 +153,65 @@ def test_each_refusal_is_logged_for_the_operator_without_patient_data(  # noqa: 
     ]
     text = caplog.text
     assert "Béranger" not in text and "268036912354128" not in text
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_connections_over_the_limit_are_closed_and_the_others_served(  # noqa: ANN001
+        tmp_path, database_url, caplog, tls, tls_files) -> None:
+    """Many engines each keeping idle connections open: past the file descriptor limit,
+    accept() failed in a loop (asyncio logged a traceback per attempt) and storing could no
+    longer open the archive's files, so every sender's message was answered AR 207. The
+    listener now keeps at most ``max_connections`` open (by default the descriptor limit
+    less what storing needs): one more is closed at once, with a warning naming the peer
+    and the limit; the open ones are served, and a new one is taken once one closes."""
+    import logging
+    import ssl
+
+    caplog.set_level(logging.WARNING, logger="dmp.mllp")
+    extra = {}
+    if tls:
+        extra = {"tls_cert": tls_files["server.pem"], "tls_key": tls_files["server.key"]}
+    ctx = make_ctx(tmp_path, database_url, max_connections=3, **extra)
+    data = original_mode(sample("01_labm_nfs.hl7"))
+
+    def connect(port: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if not tls:
+            return sock
+        context = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
+        return context.wrap_socket(sock, server_hostname="127.0.0.1")
+
+    def send(sock: socket.socket, control: str) -> bytes | None:
+        sock.sendall(VT + data.replace(b"RB2501140000001", control.encode(), 1) + FS + CR)
+        return read_frame(sock, bytearray())
+
+    try:
+        with running_service(ctx) as svc:
+            held = [connect(svc.port) for _ in range(3)]
+            assert msa(send(held[0], "H0"))[1] == "AA"
+            try:
+                extra_one = connect(svc.port)
+                turned_away = send(extra_one, "X1") is None
+            except OSError:  # the TLS handshake itself cut
+                turned_away = True
+            assert turned_away
+            assert msa(send(held[1], "H1"))[1] == "AA"
+            held.pop().close()
+            answer = None
+            for _ in range(50):  # until the listener has seen the close
+                try:
+                    with connect(svc.port) as again:
+                        answer = send(again, "N1")
+                except OSError:
+                    answer = None
+                if answer is not None:
+                    break
+                threading.Event().wait(0.1)
+            assert answer is not None and msa(answer)[1] == "AA"
+            for sock in held:
+                sock.close()
+    finally:
+        ctx.engine.dispose()
+    warnings = [r.getMessage() for r in caplog.records if "closed at once" in r.getMessage()]
+    assert warnings and "connection from 127.0.0.1 closed at once: 3 connection(s) open" \
+        in warnings[0] and "max_connections 3" in warnings[0]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import resource
 import socket
 import ssl
 import traceback
@@ -252,6 +253,9 @@ class _TLSAccept(asyncio.Protocol):
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.server._over_limit(transport.get_extra_info("peername")):
+            transport.close()
+            return
         transport.pause_reading()  # type: ignore[attr-defined]
         task = asyncio.get_running_loop().create_task(self.server._accept_tls(transport))
         self.server._handshakes.add(task)
@@ -293,11 +297,30 @@ def peer_address(peername: object) -> str | None:
     return host
 
 
+FDS_KEPT = 256  # file descriptors left for storing (archive files, database, pools, API)
+OVER_LIMIT_LOG_EVERY = 10.0  # seconds between two warnings of connections closed at the limit
+
+
+def connection_limit(asked: int = 0) -> int:
+    """How many connections may be open at once: ``asked``, else the process's file
+    descriptor limit less ``FDS_KEPT``. Past the limit, accept() failed (EMFILE: asyncio
+    logged a traceback per attempt) and, worse, storing could no longer open the archive's
+    files: every sender's message was answered AR 207, the idle connections holding the
+    descriptors. A connection over the limit is closed at once instead; its sender keeps
+    its messages and connects again."""
+    if asked > 0:
+        return asked
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 16
+    return max(16, soft - FDS_KEPT)
+
+
 class MLLPServer:
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
                  ssl_context: ssl.SSLContext | None = None,
-                 prepare: Prepare | None = None) -> None:
+                 prepare: Prepare | None = None, max_connections: int = 0) -> None:
         self.committer = GroupCommitter(handler, prepare=prepare)
         self.host, self.port = host, port
         self.max_frame_bytes = max_frame_bytes
@@ -310,6 +333,26 @@ class MLLPServer:
         self.closing = False
         self.connections = 0
         self.acks = 0
+        self.max_connections = connection_limit(max_connections)
+        self.turned_away = 0  # connections closed at the limit since the last warning
+        self._warned_at: float | None = None
+
+    def _over_limit(self, peername: object) -> bool:
+        """Whether a connection just accepted is one too many (closed at once): a warning
+        names the peer and the limit, then at most one every ``OVER_LIMIT_LOG_EVERY``
+        seconds with the count (a sender retrying in a loop must not flood the log)."""
+        open_now = len(self._handshakes.union(self._idle))  # a TLS connection is in both
+        if open_now < self.max_connections:
+            return False
+        self.turned_away += 1
+        now = asyncio.get_running_loop().time()
+        if self._warned_at is None or now - self._warned_at >= OVER_LIMIT_LOG_EVERY:
+            log.warning("connection from %s closed at once: %d connection(s) open, the "
+                        "listener's limit (max_connections %d); %d turned away since the "
+                        "last warning. Idle connections hold the others: see idle_timeout",
+                        peer_address(peername), open_now, self.max_connections, self.turned_away)
+            self._warned_at, self.turned_away = now, 0
+        return True
 
     async def start(self) -> None:
         self._committer_task = asyncio.create_task(self.committer.run())
@@ -387,6 +430,9 @@ class MLLPServer:
                                 writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self.ssl_context is None and self._over_limit(writer.get_extra_info("peername")):
+            writer.close()
+            return
         peer = peer_address(writer.get_extra_info("peername"))
         self._idle[task] = True
         self.connections += 1
