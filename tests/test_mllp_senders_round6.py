@@ -29,6 +29,13 @@ from tests.test_mllp_service import make_ctx, original_mode, sample, tls_files
 tls_files = tls_files  # the CA and the server's certificate (openssl), a module fixture
 
 
+@pytest.fixture
+def ctx(tmp_path, database_url):  # noqa: ANN001, ANN201
+    context = make_ctx(tmp_path, database_url)
+    yield context
+    context.engine.dispose()
+
+
 def test_a_resend_while_the_first_copy_is_processed_is_not_answered_aa(  # noqa: ANN001
         tmp_path, database_url, monkeypatch) -> None:
     """Application mode: an engine whose response timeout passes while its message is
@@ -215,3 +222,21 @@ def test_connections_over_the_limit_are_closed_and_the_others_served(  # noqa: A
     warnings = [r.getMessage() for r in caplog.records if "closed at once" in r.getMessage()]
     assert warnings and "connection from 127.0.0.1 closed at once: 3 connection(s) open" \
         in warnings[0] and "max_connections 3" in warnings[0]
+
+
+def test_the_ack_of_a_message_declared_utf_16_says_the_utf_8_it_is_written_in(ctx) -> None:  # noqa: ANN001, E501
+    """MSH-18 'UNICODE UTF-16' (or UTF-32) over MLLP, whose bytes are in fact single-byte or
+    UTF-8 (MLLP cannot frame UTF-16 text): the ACK is written in UTF-8 and echoed 'UNICODE
+    UTF-16' in its MSH-18, so an engine decoding its answers by MSH-18 could not read it.
+    Its MSH-18 now says UNICODE UTF-8; other charsets are echoed as before."""
+    base = original_mode(sample("01_labm_nfs.hl7"))
+    with running_service(ctx) as svc, Client(svc.port) as client:
+        answers = {name: client.send(base.replace(b"|UNICODE UTF-8", f"|{name}".encode(), 1))
+                   for name in ("UNICODE UTF-16", "unicode utf-32", "UNICODE UTF-8", "8859/15")}
+    for name, ack in answers.items():
+        assert msa(ack, "latin-1")[1] == "AA", name
+        declared = segment(ack, "MSH", "latin-1")[17]
+        expected = "UNICODE UTF-8" if "UTF-16" in name.upper() or "UTF-32" in name.upper() \
+            else name
+        assert declared == expected, name
+        ack.decode("utf-8")
