@@ -6,7 +6,7 @@ Each declared folder or bucket source gets an asyncio task that runs its (synchr
 in a thread every ``poll_interval`` seconds and wakes the ledger workers after each intake;
 a poll that fails (source or store unreachable) is retried with a growing delay.
 
-SIGTERM or SIGINT: the listener stops accepting, the frames being handled are stored and
+SIGTERM, SIGINT or SIGHUP: the listener stops accepting, the frames being handled are stored and
 acknowledged, idle connections are closed, the HTTP API answers the requests in progress
 (a POST /imports being stored still gets its 202) and closes, the pollers finish the group
 of files in hand and stop, the worker finishes its batch; exit status 0.
@@ -21,7 +21,9 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +70,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
                 http: bool = False, on_ready: Callable[[int | None], None] | None = None,
                 on_http_ready: Callable[[int], None] | None = None,
                 stop: asyncio.Event | None = None) -> dict:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set); return counters for the exit line.
+    """Run until SIGTERM/SIGINT/SIGHUP (or ``stop`` is set); return counters for the exit line.
     ``on_ready(port)`` is called once listening (the real port when 0 was asked).
     ``pollers``: poll the declared folder and bucket sources. ``http``: serve the HTTP API
     on ``settings.http`` host and port (``on_http_ready(port)`` once it listens)."""
@@ -76,7 +78,10 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
     stop = stop or asyncio.Event()
     status = ServiceStatus()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: the terminal or session that started the service closing, or a
+    # ``kill -HUP`` (log rotation scripts send one), killed it outright, the frames in hand
+    # unanswered and its workers' batches cut; it now stops as SIGTERM does
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
@@ -110,7 +115,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         server = MLLPServer(handler, host=listener.host, port=listener.port,
                             max_frame_bytes=listener.max_frame_bytes,
                             idle_timeout=listener.idle_timeout, ssl_context=context,
-                            prepare=prepare)
+                            prepare=prepare, max_connections=listener.max_connections)
         await server.start()
         status.listener, status.listener_tls = server, listener.tls_cert is not None
         if not ctx.settings.sources and not listener.accept_unknown_senders:
@@ -162,6 +167,27 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
     processed = await loop.run_in_executor(None, workers.stop) if workers else {}
     return {"connections": server.connections if server else 0,
             "acks": server.acks if server else 0, "processed": processed, "polled": polled}
+
+
+# The signals that stop the service. A closing terminal (SIGHUP), Ctrl-C (SIGINT) or
+# systemd's stop (SIGTERM to every process of the unit) reach the whole process group: a
+# worker process killed by one while it was still importing (before it ignores them) left
+# the stop waiting a minute for its counts, and multiprocessing's resource tracker, which
+# ignores only SIGINT and SIGTERM, died of a SIGHUP with tracebacks in the log.
+_SERVICE_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGTERM})
+
+
+@contextmanager
+def _service_signals_blocked() -> Iterator[None]:
+    """The service's signals blocked while a child process is started: the child inherits
+    the mask, so a signal meant for the service stays pending there (the worker then
+    ignores them; the resource tracker never unblocks them); the service gets its own as
+    soon as the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SERVICE_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @dataclass
@@ -272,8 +298,9 @@ class Workers:
             self.stop_event, self.wake_event = self.worker.stop_event, self.worker.wake_event
             return
         mp = multiprocessing.get_context("spawn")
-        self.stop_event, self.wake_event = mp.Event(), mp.Event()
-        self.results = mp.Queue()
+        with _service_signals_blocked():  # the resource tracker starts with the first Event
+            self.stop_event, self.wake_event = mp.Event(), mp.Event()
+            self.results = mp.Queue()
         self._mp, self._settings, self._name = mp, ctx.settings, name
         for i in range(count):
             self.processes.append(self._start(i))
@@ -285,7 +312,8 @@ class Workers:
                                       os.getpid()))
         # not daemonic: a worker runs its own OCR process pool (daemons may not have
         # children); it dies with the service anyway (PR_SET_PDEATHSIG) and stop() joins it
-        proc.start()
+        with _service_signals_blocked():
+            proc.start()
         return proc
 
     def revive(self, ctx: Context) -> int:
@@ -317,12 +345,20 @@ class Workers:
             for t in self.threads:
                 t.join(timeout)
             return dict(self.worker.totals)
-        for _ in self.processes:
+        expected, deadline = len(self.processes), time.monotonic() + timeout
+        while expected and time.monotonic() < deadline:
             try:
-                for status, n in self.results.get(timeout=timeout).items():
-                    totals[status] = totals.get(status, 0) + n
+                got = self.results.get(timeout=0.5)
             except queue.Empty:
-                break
+                # a worker that died (killed while it was starting, before it ignores the
+                # signals meant for the service) never sends its counts: the stop waited
+                # the whole timeout for them
+                if not any(p.is_alive() for p in self.processes) and self.results.empty():
+                    break
+                continue
+            expected -= 1
+            for status, n in got.items():
+                totals[status] = totals.get(status, 0) + n
         for proc in self.processes:
             proc.join(timeout)
             if proc.is_alive():

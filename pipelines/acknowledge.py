@@ -114,6 +114,7 @@ ACCEPT, APPLICATION = "accept", "application"
 UNKNOWN_SOURCE = "unknown"
 STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
+FIRST_COPY_IN_PROGRESS = "DMP_FIRST_COPY_IN_PROGRESS"  # a repeat of a message being processed
 # A message type (200) or a trigger of a type we read (201) this intake does not file
 UNSUPPORTED_CODES = frozenset({"HL7_UNSUPPORTED_TYPE", "HL7_UNSUPPORTED_EVENT"})
 
@@ -416,6 +417,9 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
                          if p.batch is not None
                          else _answers(p.header, "AR", error, stored=False)
                          for p in prepared], [False] * len(prepared))
+    for p, r in zip(prepared, results, strict=True):
+        if p.item.rejection is not None:
+            _log_refusal(p, r)
     if any(wanted):  # the others go to the background worker
         release_claims(ctx.engine, ids=[i for r, w in zip(results, wanted, strict=True)
                                         if not w for i in r.claimed_ids])
@@ -429,6 +433,23 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
     def then() -> list[list[bytes]]:
         return _process_and_answer(ctx, prepared, results, wanted, pending, application)
     return Answered(now, pending, then)
+
+
+_SHOWN_ID = re.compile(r"[\w.:/#@+-]{1,40}", re.ASCII)
+
+
+def _log_refusal(p: Prepared, result: IntakeResult) -> None:
+    """One warning per refused frame, for the operator (the sender's integrator calls about
+    its AR): who (peer, source), which message (its control id as the sender's engine
+    shows it), why (our code) and the import to open (`dmp-ingest imports show`). Nothing
+    else of the message: a malformed header can shift patient data into any field, so a
+    control id that is not a plain identifier is not shown."""
+    code = (p.item.rejection or ("", ""))[0]
+    control = p.header.raw(10) if p.header is not None else ""
+    shown = control if _SHOWN_ID.fullmatch(control) else "(none)" if not control else "(not shown)"
+    row = result.batch_id or (result.message_ids[0] if result.message_ids else None)
+    log.warning("MLLP frame from %s refused, %s: source %s, control id %s, import %s",
+                p.frame.peer, code, p.item.source, shown, row)
 
 
 def _process_and_answer(ctx: Context, prepared: list[Prepared], results: list[IntakeResult],
@@ -681,6 +702,9 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
     if outcome is None:
         return "AA", None
     status, code, message, location = outcome[:4]
+    if status in (RECEIVED, PROCESSING) and code == FIRST_COPY_IN_PROGRESS:
+        return "AR", AckError("207", f"{PROCESSING_DEFERRED}: an earlier copy of this message "
+                              "is still being processed; send it again later for its verdict")
     if status in (RECEIVED, PROCESSING):  # stored, not processed: a transient failure
         return "AR", AckError("207", f"{PROCESSING_DEFERRED}: the message is stored but could "
                               f"not be processed now ({code or 'interrupted'}); send it again "
@@ -697,7 +721,14 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     (the same bytes sent again, recorded as a duplicate at intake) takes the outcome of that
     message when it failed: a sender that lost our AE and sends again was answered AA, as
     if its message had been filed. The repeat of a message still waiting for a worker (a
-    restarted listener's backlog) is answered AA: stored, it will be processed."""
+    restarted listener's backlog) is answered AA: stored, it will be processed.
+
+    The repeat of a message being processed right now (an engine whose response timeout
+    passed while the first copy was processed sends it again on a new connection) has no
+    verdict to take yet: answered AA, it told the engine the message was filed while the
+    first copy could still fail, its AE going to a connection the engine had given up. It
+    is answered AR 207 instead (send it again later), and its next resend gets the first
+    copy's verdict."""
     columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
                imports.c.error_location, imports.c.part, imports.c.duplicate_of)
     with ctx.engine.connect() as conn:
@@ -705,10 +736,14 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
         earlier = {r.duplicate_of for r in rows
                    if r.status == DUPLICATE and r.duplicate_of is not None}
         told = {r.id: r for r in conn.execute(select(*columns).where(
-            imports.c.id.in_(earlier), imports.c.status == FAILED))} if earlier else {}
+            imports.c.id.in_(earlier), imports.c.status.in_((FAILED, PROCESSING))))
+            } if earlier else {}
     out = {}
     for r in rows:
         source = told.get(r.duplicate_of, r) if r.status == DUPLICATE else r
+        if source.status == PROCESSING and source is not r:
+            out[r.id] = (PROCESSING, FIRST_COPY_IN_PROGRESS, None, None, r.part)
+            continue
         out[r.id] = (source.status, source.error_code, source.error_message,
                      source.error_location, r.part)
     return out

@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -234,6 +235,11 @@ def _worker_init(owner_pid: int) -> None:
     from pipelines.process import prepare_rows  # noqa: F401 (imported before the freeze)
 
     die_with(owner_pid)
+    # a signal to the whole process group (Ctrl-C, a closing terminal, systemd's stop) is
+    # for the service, which stops its workers and they their pools: killed here, the batch
+    # in hand was prepared again inline and the pool started anew while stopping
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     configure_logging()
     ocr_in_this_process()  # a PDF inside an HL7 message: read here, no pool in the pool
     tune_for_batches()

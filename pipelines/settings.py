@@ -67,6 +67,9 @@ class ListenerSettings:
     # MSH-11 values filed here (HL7 table 0103); others are refused, AR 202 (v2.5 2.9.2):
     # a production intake must not file an engine's training or debugging traffic
     processing_ids: tuple[str, ...] = ("P",)
+    # connections open at once; beyond, a new one is closed at once (its sender keeps its
+    # messages and reconnects). 0: the file descriptor limit less what storing needs
+    max_connections: int = 0
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,8 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
             accept_unknown_senders=_truthy(str(pick("mllp_accept_unknown_senders", ""))),
             tls_cert=path("mllp_tls_cert"), tls_key=path("mllp_tls_key"),
             tls_client_ca=path("mllp_tls_client_ca"),
-            processing_ids=_processing_ids(pick("mllp_processing_ids", "P")))
+            processing_ids=_processing_ids(pick("mllp_processing_ids", "P")),
+            max_connections=int(str(pick("mllp_max_connections", 0))))
     except ValueError as exc:
         raise SettingsError(f"invalid mllp setting: {exc}") from None
 

@@ -98,7 +98,7 @@ class Worker:
 def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN001
                        results, service_pid: int | None = None) -> None:  # noqa: ANN001
     """Entry point of a worker process (multiprocessing 'spawn'). The service decides when
-    it stops (SIGINT/SIGTERM ignored here, ``stop_event`` set by the service); if the service
+    it stops (SIGINT/SIGTERM/SIGHUP ignored here, ``stop_event`` set by the service); if the service
     dies (SIGKILL), the kernel kills this process too, so a restarted service never finds
     an orphan still filing beside its new workers.
 
@@ -111,8 +111,10 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     parent = service_pid if service_pid is not None else os.getppid()
     if os.getppid() != parent:
         return  # the service died before die_with_parent: nothing was claimed yet
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # the service stops it: a signal to the whole process group (Ctrl-C, a closing
+    # terminal's SIGHUP, systemd's stop sending SIGTERM to every process) is for the service
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     configure_logging()
     ctx = Context.from_settings(settings, worker=name, trigger="serve")
     tune_for_batches()

@@ -53,9 +53,11 @@ def _home(tmp_path: Path, database_url: str, patients: list) -> dict[str, str]:
     return env
 
 
-def _start(env: dict[str, str], log: Path, *args: str) -> tuple[subprocess.Popen, int]:
+def _start(env: dict[str, str], log: Path, *args: str,
+           new_session: bool = False) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([DMP, "serve", "--no-http", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=log.open("ab"), text=True)
+                            stdout=subprocess.PIPE, stderr=log.open("ab"), text=True,
+                            start_new_session=new_session)
     line = proc.stdout.readline()
     assert "MLLP on" in line, f"serve did not start: {line!r} {log.read_text()[-2000:]}"
     return proc, int(line.rsplit(":", 1)[1])
@@ -185,6 +187,57 @@ def test_sigterm_stops_cleanly_with_status_0(tmp_path) -> None:  # noqa: ANN001
     assert proc.returncode == 0
     assert "stopped;" in out
     engine = make_engine(url)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(imports.c.sha256)).scalars())
+    engine.dispose()
+    assert acked <= stored
+
+
+
+@pytest.mark.parametrize(("sig", "group"), [(signal.SIGHUP, False), (signal.SIGHUP, True),
+                                            (signal.SIGTERM, True)],
+                         ids=["sighup", "sighup-group", "sigterm-group"])
+def test_sighup_and_group_signals_stop_cleanly(tmp_path, sig, group) -> None:  # noqa: ANN001
+    """SIGHUP (the terminal or ssh session that started the service closing, an operator's
+    or a log rotation's ``kill -HUP``) killed the service outright: the frames in hand
+    unanswered, its worker processes left to die with it, exit status -1. It now stops as
+    SIGTERM does: what was received is answered, nothing acknowledged is lost, status 0.
+    A closing session signals the whole process group, as systemd's default stop
+    (KillMode=control-group) sends SIGTERM to every process of the service: its worker and
+    preparing processes are stopped by the service, and must not die first."""
+    messages, patients = _generate(120, 7)
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    env = _home(tmp_path, url, patients)
+    log = tmp_path / "serve.log"
+    proc, port = _start(env, log, new_session=True)
+    acked: set[str] = set()
+    sender = threading.Thread(target=_stream, args=(port, messages, acked, None, 2))
+    sender.start()
+    while len(acked) < 30:
+        time.sleep(0.005)
+    engine = make_engine(url)
+    with engine.connect() as conn:  # the worker process is running (it files)
+        while not conn.execute(select(func.count()).select_from(imports).where(
+                imports.c.status == "deposited")).scalar_one():
+            time.sleep(0.05)
+            conn.rollback()
+    workers = children(proc.pid)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    sender.join(60)
+    assert proc.returncode == 0
+    assert "stopped;" in out
+    assert "died" not in log.read_text()
+    deadline = time.monotonic() + 10
+    while [p for p in workers if process_alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in workers if process_alive(p)]
     with engine.connect() as conn:
         stored = set(conn.execute(select(imports.c.sha256)).scalars())
     engine.dispose()

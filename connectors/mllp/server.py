@@ -18,7 +18,10 @@ handler (pipelines.acknowledge) does, on bytes.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import resource
+import socket
 import ssl
 import traceback
 from collections.abc import Callable
@@ -250,17 +253,74 @@ class _TLSAccept(asyncio.Protocol):
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.server._over_limit(transport.get_extra_info("peername")):
+            transport.close()
+            return
         transport.pause_reading()  # type: ignore[attr-defined]
         task = asyncio.get_running_loop().create_task(self.server._accept_tls(transport))
         self.server._handshakes.add(task)
         task.add_done_callback(self.server._handshakes.discard)
 
 
+ALL_IPV6 = "::"
+
+
+def dual_stack_socket(port: int) -> socket.socket:
+    """A listening socket on every address, IPv6 and IPv4, for the host '::'. asyncio
+    makes an IPv6 listener IPv6-only: a listener set to '::' (all addresses, as Java
+    engines and most Linux servers read it) refused every lab connecting over IPv4."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((ALL_IPV6, port))
+        sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def peer_address(peername: object) -> str | None:
+    """The peer's address as the sources' ``peers`` and the operator know it: an IPv4
+    client of a dual-stack listener ('::ffff:10.1.2.3') as its IPv4 address."""
+    if not isinstance(peername, tuple) or not peername:
+        return None
+    host = str(peername[0])
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return host
+
+
+FDS_KEPT = 256  # file descriptors left for storing (archive files, database, pools, API)
+OVER_LIMIT_LOG_EVERY = 10.0  # seconds between two warnings of connections closed at the limit
+
+
+def connection_limit(asked: int = 0) -> int:
+    """How many connections may be open at once: ``asked``, else the process's file
+    descriptor limit less ``FDS_KEPT``. Past the limit, accept() failed (EMFILE: asyncio
+    logged a traceback per attempt) and, worse, storing could no longer open the archive's
+    files: every sender's message was answered AR 207, the idle connections holding the
+    descriptors. A connection over the limit is closed at once instead; its sender keeps
+    its messages and connects again."""
+    if asked > 0:
+        return asked
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 16
+    return max(16, soft - FDS_KEPT)
+
+
 class MLLPServer:
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
                  ssl_context: ssl.SSLContext | None = None,
-                 prepare: Prepare | None = None) -> None:
+                 prepare: Prepare | None = None, max_connections: int = 0) -> None:
         self.committer = GroupCommitter(handler, prepare=prepare)
         self.host, self.port = host, port
         self.max_frame_bytes = max_frame_bytes
@@ -273,19 +333,40 @@ class MLLPServer:
         self.closing = False
         self.connections = 0
         self.acks = 0
+        self.max_connections = connection_limit(max_connections)
+        self.turned_away = 0  # connections closed at the limit since the last warning
+        self._warned_at: float | None = None
+
+    def _over_limit(self, peername: object) -> bool:
+        """Whether a connection just accepted is one too many (closed at once): a warning
+        names the peer and the limit, then at most one every ``OVER_LIMIT_LOG_EVERY``
+        seconds with the count (a sender retrying in a loop must not flood the log)."""
+        open_now = len(self._handshakes.union(self._idle))  # a TLS connection is in both
+        if open_now < self.max_connections:
+            return False
+        self.turned_away += 1
+        now = asyncio.get_running_loop().time()
+        if self._warned_at is None or now - self._warned_at >= OVER_LIMIT_LOG_EVERY:
+            log.warning("connection from %s closed at once: %d connection(s) open, the "
+                        "listener's limit (max_connections %d); %d turned away since the "
+                        "last warning. Idle connections hold the others: see idle_timeout",
+                        peer_address(peername), open_now, self.max_connections, self.turned_away)
+            self._warned_at, self.turned_away = now, 0
+        return True
 
     async def start(self) -> None:
         self._committer_task = asyncio.create_task(self.committer.run())
+        where: dict = ({"sock": dual_stack_socket(self.port)} if self.host == ALL_IPV6
+                       else {"host": self.host, "port": self.port, "reuse_address": True})
         if self.ssl_context is None:
-            self.server = await asyncio.start_server(
-                self._serve_connection, self.host, self.port, limit=STREAM_LIMIT,
-                reuse_address=True)
+            self.server = await asyncio.start_server(self._serve_connection,
+                                                     limit=STREAM_LIMIT, **where)
         else:  # the handshake is ours, to say who failed it and why (``_accept_tls``)
             self.server = await asyncio.get_running_loop().create_server(
-                lambda: _TLSAccept(self), self.host, self.port, reuse_address=True)
+                lambda: _TLSAccept(self), **where)
         self.port = self.server.sockets[0].getsockname()[1]  # the real one when port was 0
-        log.info("MLLP listening on %s:%s%s", self.host, self.port,
-                 " (TLS)" if self.ssl_context else "")
+        log.info("MLLP listening on %s:%s%s", f"[{self.host}]" if ":" in self.host
+                 else self.host, self.port, " (TLS)" if self.ssl_context else "")
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting; finish in-flight frames (ACK written); close idle connections."""
@@ -313,8 +394,7 @@ class MLLPServer:
         without the client certificate asked for, got no ACK and nobody could tell it why.
         A failure is one warning naming the peer and the TLS reason (no traceback)."""
         loop = asyncio.get_running_loop()
-        peername = transport.get_extra_info("peername")
-        peer = peername[0] if isinstance(peername, tuple) else None
+        peer = peer_address(transport.get_extra_info("peername"))
         reader = asyncio.StreamReader(limit=STREAM_LIMIT)
         protocol = asyncio.StreamReaderProtocol(reader)
         assert self.ssl_context is not None
@@ -350,8 +430,10 @@ class MLLPServer:
                                 writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peername = writer.get_extra_info("peername")
-        peer = peername[0] if isinstance(peername, tuple) else None
+        if self.ssl_context is None and self._over_limit(writer.get_extra_info("peername")):
+            writer.close()
+            return
+        peer = peer_address(writer.get_extra_info("peername"))
         self._idle[task] = True
         self.connections += 1
         def unframed() -> None:
