@@ -227,10 +227,25 @@ def tls_context(cert: Path, key: Path | None = None,
 
 STREAM_LIMIT = 1 << 20  # a connection's StreamReader buffer (frames are read 64 KiB at a time)
 HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake (asyncio's default), at most idle_timeout
+# A connection's kernel send buffer, fixed (Linux doubles it: 64 KiB). ACKs are a few hundred
+# bytes; left to autotuning, the buffer grew to megabytes for a sender that never reads its
+# ACKs, and the listener stored some 10,000 of its frames (27 MB) before it stopped reading.
+# Fixed, it stops after a few hundred; a sender that reads its ACKs never fills it.
+ACK_SEND_BUFFER = 32 * 1024
 # OpenSSL reasons meaning the peer spoke no TLS at all (plain MLLP, HTTP) on the TLS port
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
                       "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL", "RECORD_LAYER_FAILURE",
                       "PACKET_LENGTH_TOO_LONG"})
+
+
+def _fix_send_buffer(sock: socket.socket | None) -> None:
+    """``ACK_SEND_BUFFER`` for this connection's answers (a TLS connection's socket too)."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, ACK_SEND_BUFFER)
+    except OSError:  # a socket that takes no such option: the kernel's default stays
+        pass
 
 
 def _tls_failure(exc: BaseException) -> str:
@@ -433,6 +448,7 @@ class MLLPServer:
         if self.ssl_context is None and self._over_limit(writer.get_extra_info("peername")):
             writer.close()
             return
+        _fix_send_buffer(writer.get_extra_info("socket"))
         peer = peer_address(writer.get_extra_info("peername"))
         self._idle[task] = True
         self.connections += 1
