@@ -1739,12 +1739,19 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     num = _parse_number(ctx, number, where)
     if num is None:
         return
+    _set_quantity(ctx, entry, num, m, where)
+    ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
+
+
+def _set_quantity(ctx: _Ctx, entry: Entry, num: float, m: re.Match | None,
+                  where: str) -> None:
+    """The number read from a text value, and its comparator when ``m`` (``_COMPARED``)
+    found one ('=' says nothing more than the number)."""
     entry.value_num = num
     if m is not None:
         comparator = _comparator(ctx, m.group(1), where)
         if comparator != "=":
             entry.comparator = comparator
-    ctx.warnings.append(f"{where}: number with a unit sent as {vtype}, read as a number")
 
 
 _QUANTITY_STARTS = frozenset("0123456789<>=+-.,\u2264\u2265\u2a7d\u2a7e")
@@ -1760,11 +1767,7 @@ def _text_with_unit(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     num = _number_with_unit(ctx, m.group(2) if m is not None else value, entry, where)
     if num is None:
         return
-    entry.value_num = num
-    if m is not None:
-        comparator = _comparator(ctx, m.group(1), where)
-        if comparator != "=":
-            entry.comparator = comparator
+    _set_quantity(ctx, entry, num, m, where)
 
 
 @cache
