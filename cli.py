@@ -458,11 +458,19 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         _print_rerun(result)
+    code = EXIT_OK
     if result["unknown"]:  # after the others were done: what could be was
         print("dmp-ingest: no import " + ", ".join(map(str, result["unknown"])),
               file=sys.stderr)
-        return EXIT_USER
-    return EXIT_OK
+        code = EXIT_USER
+    if result["cannot_reprocess"]:
+        # The archived object is missing or corrupt: the rerun could not replay these, and a
+        # script that reruns by filter must not take that for success.
+        ids = ", ".join(str(item["id"]) for item in result["cannot_reprocess"])
+        print(f"dmp-ingest: cannot reprocess {ids}: archived object missing or corrupt",
+              file=sys.stderr)
+        code = EXIT_USER
+    return code
 
 
 def _print_rerun(result: dict) -> None:

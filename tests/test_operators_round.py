@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 import cli
 import flows
-from dossiers.schema import audit_log
+from dossiers.schema import audit_log, imports
 from pipelines.filters import build_filter
 from pipelines.intake import Received, intake
 from pipelines.ledger import ImportFilter, claim_batch
@@ -173,6 +173,21 @@ def test_rerun_of_an_id_not_in_the_ledger_exits_1_after_the_others(store, capsys
     code, out, err = run(capsys, "imports", "rerun", str(fail), "987654")
     assert code == 1 and err == "dmp-ingest: no import 987654\n"
     assert "outcomes: 1 failed" in out  # the known one was rerun all the same
+
+
+def test_rerun_of_an_import_whose_archive_is_gone_exits_1(store, capsys) -> None:  # noqa: ANN001
+    ctx, (_, _, quar, fail) = store
+    with ctx.engine.connect() as conn:
+        sha = conn.execute(select(imports.c.sha256).where(imports.c.id == fail)).scalar_one()
+    ctx.archive.path(sha).unlink()
+    for dry in ((), ("--dry-run",)):
+        code, out, err = run(capsys, "imports", "rerun", str(quar), str(fail), *dry)
+        assert code == 1, dry
+        assert err == f"dmp-ingest: cannot reprocess {fail}: archived object missing or " \
+            "corrupt\n"
+        assert f"import {fail} cannot be reprocessed: archived object missing" in out
+    code, _, _ = run(capsys, "imports", "rerun", str(quar))  # the others: still 0
+    assert code == 0
 
 
 def test_admin_api_counts_pages_with_a_total_and_audits_reruns(api) -> None:  # noqa: ANN001, F811
