@@ -224,7 +224,7 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
         return build_filter(ctx.engine, status=args.status, source=args.source,
                             channel=args.channel, stage=args.stage, code=args.code,
                             since=args.since, until=args.until, patient=args.patient,
-                            warnings=args.warnings, file=args.file)
+                            warnings=args.warnings, file=args.file, settings=ctx.settings)
     except FilterError as exc:
         raise UserError(str(exc)) from None
 

@@ -143,7 +143,7 @@ def rerun_imports(ids: list[int] | None = None, status: str | None = None,
     ctx = _context("rerun")
     flt = build_filter(ctx.engine, status=status, source=source, channel=channel, stage=stage,
                        code=code, since=since, until=until, patient=patient,
-                       warnings=warnings, file=file)
+                       warnings=warnings, file=file, settings=ctx.settings)
     wanted = targets(ctx.engine, ids, flt)
     if dry_run:
         return plan_only(ctx.engine, ctx.archive, wanted, ctx.settings)

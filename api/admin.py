@@ -60,7 +60,8 @@ class Rerun(BaseModel):
 
 def _filter(request: Request, f: Filter | None) -> ImportFilter:
     try:
-        return build_filter(state(request).ctx.engine, **(f or Filter()).model_dump())
+        ctx = state(request).ctx
+        return build_filter(ctx.engine, **(f or Filter()).model_dump(), settings=ctx.settings)
     except FilterError as exc:
         raise ApiError(400, "BAD_FILTER", str(exc)) from None
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from dossiers.patients import find_by_reference
 from pipelines.ledger import ImportFilter, now
+
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -50,10 +54,12 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
                  until: str | datetime | None = None,
                  patient: str | int | None = None,
                  warnings: bool | None = None,
-                 file: str | None = None) -> ImportFilter:
+                 file: str | None = None, settings: Settings | None = None) -> ImportFilter:
     """The ImportFilter for these words; ``patient`` is an INS or a dossier id;
     ``warnings``: only the imports whose outcome carries warnings; ``file``: the file name
-    it came under (a sender's ticket names it), '*' and '?' as in a shell."""
+    it came under (a sender's ticket names it), '*' and '?' as in a shell. With the
+    ``settings``, ``source`` also selects what came in under the source's former ids
+    (``[renamed_sources]``)."""
     patient_id = None
     if patient is not None and str(patient).strip():
         with engine.connect() as conn:
@@ -65,4 +71,13 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
                         stage=stage or None, error_code=code.upper() if code else None,
                         since=parse_time(since), until=parse_time(until),
                         patient_id=patient_id, warnings=True if warnings else None,
-                        file_name=file.strip() if file and file.strip() else None)
+                        file_name=file.strip() if file and file.strip() else None,
+                        source_aliases=_former_ids(settings, source) if source else ())
+
+
+def _former_ids(settings: Settings | None, source: str) -> tuple[str, ...]:
+    """The ids that ``source`` had before its renames (old -> new -> newer)."""
+    if settings is None:
+        return ()
+    return tuple(sorted(old for old in settings.renamed_sources
+                        if old != source and settings.current_source(old) == source))

@@ -84,9 +84,13 @@ class ImportFilter:
     patient_id: int | None = None  # filed in (or assigned to) this dossier
     warnings: bool | None = None  # True: only imports with warnings (filed, yet doubtful)
     file_name: str | None = None  # the name it came under; '*' and '?' as in a shell
+    # The ids ``source`` had before a rename (``[renamed_sources]``): the ledger keeps the id
+    # an import came in under, and the admin filters by the name the source has now.
+    source_aliases: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
-        return all(getattr(self, name) is None for name in self.__slots__)
+        return all(getattr(self, name) is None for name in self.__slots__
+                   if name != "source_aliases")
 
 
 def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str | None = None,
@@ -98,11 +102,13 @@ def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str 
         flt = ImportFilter(status=status or None, source=source or None,
                            error_code=error_code or None, since=since)
     c = imports.c
-    for column, value in ((c.status, flt.status), (c.source, flt.source),
-                          (c.channel, flt.channel), (c.stage, flt.stage),
-                          (c.error_code, flt.error_code)):
+    for column, value in ((c.status, flt.status), (c.channel, flt.channel),
+                          (c.stage, flt.stage), (c.error_code, flt.error_code)):
         if value is not None:
             query = query.where(column == value)
+    if flt.source is not None:
+        query = query.where(c.source == flt.source if not flt.source_aliases
+                            else c.source.in_((flt.source, *flt.source_aliases)))
     if flt.warnings:
         query = query.where(has_warnings())
     if flt.file_name is not None:

@@ -310,6 +310,17 @@ def test_rerun_after_a_source_was_renamed(ctx) -> None:  # noqa: ANN001
     info = show_import_of(ctx, imp)
     assert (info["error_code"], info["error_location"]) == ("CODE_UNMAPPED", "OBX[8]-3")
     assert "cerballiance-lyon" in info["error_message"]
+    # The admin filters by the name the source has now: what came in under the old id is
+    # found, under both names (the ledger keeps the id it came in under).
+    for name in ("cerballiance-lyon", "labm-lyon"):
+        flt = build_filter(ctx.engine, source=name, settings=renamed)
+        assert [r["id"] for r in list_imports(ctx.engine, flt)] == [imp], name
+    assert list_imports(ctx.engine, build_filter(ctx.engine, source="cerballiance-lyon")) == []
+    chained = dataclasses.replace(renamed, renamed_sources={
+        "labm-lyon": "cerballiance-lyon", "cerballiance-lyon": "cerballiance-aura"})
+    flt = build_filter(ctx.engine, source="cerballiance-aura", settings=chained)
+    assert flt.source_aliases == ("cerballiance-lyon", "labm-lyon")
+    assert count_imports(ctx.engine, flt) == 1
 
 
 def show_import_of(ctx: Context, import_id: int) -> dict:

@@ -226,8 +226,9 @@ def _filter_values(request: Request) -> dict[str, str]:
 
 def _build(request: Request, values: dict[str, str]):  # noqa: ANN202
     try:
-        return build_filter(state(request).ctx.engine,
-                            **{k: (v or None) for k, v in values.items()})
+        ctx = state(request).ctx
+        return build_filter(ctx.engine, **{k: (v or None) for k, v in values.items()},
+                            settings=ctx.settings)
     except FilterError as exc:
         raise ConsoleError(400, "BAD_FILTER", str(exc)) from None
 
