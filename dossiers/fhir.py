@@ -994,14 +994,34 @@ def _identifier(value: Any, authority: Any, kind: Any = None) -> dict | None:  #
     """An Identifier under its authority's OID (sent, or known by its name:
     fhir_identifier_systems.csv, ASIP-SANTE-PS -> the RPPS/ADELI register
     1.2.250.1.71.4.2.1); an authority known by a name alone is its assigner, never
-    guessed into a system. The value is exported as sent."""
+    guessed into a system. The value is exported as sent, but for a bare RPPS or ADELI
+    number under the national PS identifier (``_national_ps_id``)."""
     value, authority = _text(value), _text(authority) or ""
     if not value:
         return None
     oid = authority if _OID.fullmatch(authority) else _identifier_systems().get(authority.upper())
+    if oid == NATIONAL_PS_OID:
+        value = _national_ps_id(value)
     return {"type": {"text": _text(kind)}, "system": f"urn:oid:{oid}" if oid else None,
             "value": value, "assigner": {"display": authority} if authority and not oid
             else None}
+
+
+NATIONAL_PS_OID = "1.2.250.1.71.4.2.1"  # idNatPS: the national health professional id
+_RPPS = re.compile(r"\d{11}")
+_ADELI = re.compile(r"(?:\d\d|2[AB])[0-9A-Z]{7}")
+
+
+def _national_ps_id(value: str) -> str:
+    """The national PS identifier (idNatPS) of a number sent under its OID: '8' + the
+    11-digit RPPS, '0' + the 9-character ADELI. CI-SIS documents give the idNatPS
+    ('810003791976'); many HL7v2 senders put the bare RPPS ('10003791976') under the same
+    authority, and one biologist became two Practitioners in a dossier fed by both."""
+    if _RPPS.fullmatch(value):
+        return f"8{value}"
+    if _ADELI.fullmatch(value):
+        return f"0{value}"
+    return value
 
 
 def _identifier_key(ident: Mapping) -> str:

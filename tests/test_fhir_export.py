@@ -1328,8 +1328,9 @@ def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlit
                         "value": "950010019"}],  # its FINESS (XON.10), since round 4
         "name": "LABORATOIRE CERBA"}
     practitioner = _resource(bundle, biologist["reference"])
+    # the bare RPPS under ASIP-SANTE-PS as the national PS id ('8' + RPPS), as CDA gives it
     assert practitioner["identifier"] == [{"type": {"text": "RPPS"}, "system": RPPS,
-                                           "value": "10003791976"}]
+                                           "value": "810003791976"}]
     assert practitioner["name"] == [{"text": "DR Bérénice LAGARDE"}]
     # the same biologist validated both: one Practitioner, the display name not repeated
     assert potassium["performer"] == [biologist]
@@ -1442,6 +1443,31 @@ def test_the_biologist_who_validated_a_cda_result_is_a_practitioner() -> None:
     assert potassium["performer"] == [biologist]
     assert _resource(bundle, sodium["performer"][0]["reference"])["identifier"] == [
         {"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.250.1.999.1.7"}]
+
+
+def test_one_biologist_by_hl7v2_and_by_cda_is_one_practitioner() -> None:
+    """The lab's HL7v2 result names the biologist by the bare RPPS under ASIP-SANTE-PS
+    (OBX-16), the hospital's CR-BIO by the national PS id ('8' + RPPS): one Practitioner,
+    not two. An ADELI number gets its '0'; other values under other systems stay as sent."""
+    hl7 = {"responsible_observer": {"name": "Dr Bérénice LAGARDE", "id": {
+        "id": "10003791976", "authority": "ASIP-SANTE-PS", "type": "RPPS"}}}
+    cda = {"validated_by": {"ids": ["1.2.250.1.71.4.2.1^810003791976"]}}
+    adeli = {"responsible_observer": {"name": "Dr Paul ROCHE", "id": {
+        "id": "2A1234567", "authority": "1.2.250.1.71.4.2.1", "type": "ADELI"}}}
+    local = {"responsible_observer": {"name": "Dr Anne VIDAL", "id": {
+        "id": "10003791976", "authority": "LABM-LYON"}}}
+    rows = [_row(1, details=hl7), _row(2, code="2823-3", details=cda),
+            _row(3, code="2951-2", details=adeli), _row(4, code="2160-0", details=local)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    found = {n: _resource(bundle, r["performer"][-1]["reference"])["identifier"][0]
+             for n, r in by_entry_id(bundle).items()}
+    assert found[1]["value"] == found[2]["value"] == "810003791976"
+    assert by_entry_id(bundle)[1]["performer"][-1]["reference"] == \
+        by_entry_id(bundle)[2]["performer"][-1]["reference"]
+    assert sum(e["resource"]["resourceType"] == "Practitioner" for e in bundle["entry"]) == 3
+    assert found[3] == {"type": {"text": "ADELI"}, "system": RPPS, "value": "02A1234567"}
+    assert found[4]["value"] == "10003791976" and "system" not in found[4]
 
 
 def test_a_certainty_stated_by_the_sender_keeps_fhirs_verification_system() -> None:
