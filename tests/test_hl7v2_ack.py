@@ -419,6 +419,15 @@ def test_err_v25():
     assert field(msg, "MSA", 1) == "AE" and field(msg, "MSA", 3) == ERROR.text
 
 
+@pytest.mark.parametrize("version", ["2.7", "2.7.1", "2.8", "2.9"])
+def test_msa_3_left_empty_from_v27(version):
+    """MSA-3 (text message) was withdrawn in v2.7: the error is the ERR segment's."""
+    msg = parse(ack_bytes(message(version=version), "AE", error=ERROR))
+    assert str(msg.segment("MSA")) == "MSA|AE|MSG-0042"
+    assert field(msg, "ERR", 3) == "102^Data type error^HL70357"
+    assert field(msg, "ERR", 8) == ERROR.text
+
+
 def test_err_v25_parsed_and_validated_by_hl7apy():
     ack = ack_bytes(message(), "AE", error=ERROR).decode()
     strict = parse_message(ack, validation_level=1)

@@ -6,7 +6,9 @@ characters, version (MSH-12), processing id (MSH-11) and character set (MSH-18, 
 encoded with it), a new control id in MSH-10, and MSA-2 = the received MSH-10. An error is
 carried by an ERR segment: for v2.5 and later ERR-2 (location), ERR-3 (HL7 table 0357 code),
 ERR-4 (severity) and ERR-8 (text); before v2.5 the same in ERR-1 (ELD). MSA-3 repeats the text
-for receivers that only read MSA. Texts are ours (codes, positions), never message content.
+for receivers that only read MSA, up to v2.6: v2.7 withdrew it (ERR carries the error), and an
+engine that validates ACKs against v2.7+ may reject a filled one. Texts are ours (codes,
+positions), never message content.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
     msa = ["MSA", code, received_id]
     segments = [msh]
     if error is not None:
-        msa.append(_truncate(error.text, 80, d))
+        if not _version_at_least(version, (2, 7)):
+            msa.append(_truncate(error.text, 80, d))
         segments.append(d.field.join(msa))
         segments.append(_err(error, version, d))
     else:
