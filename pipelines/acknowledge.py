@@ -105,6 +105,7 @@ from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, Staged, stage, store_staged
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, release_claims
+from pipelines.logs import Throttle
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
 
@@ -438,18 +439,28 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
 _SHOWN_ID = re.compile(r"[\w.:/#@+-]{1,40}", re.ASCII)
 
 
+_refusals = Throttle(window_seconds=60.0)
+
+
 def _log_refusal(p: Prepared, result: IntakeResult) -> None:
-    """One warning per refused frame, for the operator (the sender's integrator calls about
+    """A warning per refused frame, for the operator (the sender's integrator calls about
     its AR): who (peer, source), which message (its control id as the sender's engine
     shows it), why (our code) and the import to open (`dmp-ingest imports show`). Nothing
     else of the message: a malformed header can shift patient data into any field, so a
-    control id that is not a plain identifier is not shown."""
+    control id that is not a plain identifier is not shown. One a minute per peer and code
+    at most, with the count of those held back (an engine resending its refused message
+    every second); the ledger has every one."""
     code = (p.item.rejection or ("", ""))[0]
+    now, held = _refusals.allow((p.frame.peer, code))
+    if not now:
+        return
     control = p.header.raw(10) if p.header is not None else ""
     shown = control if _SHOWN_ID.fullmatch(control) else "(none)" if not control else "(not shown)"
     row = result.batch_id or (result.message_ids[0] if result.message_ids else None)
-    log.warning("MLLP frame from %s refused, %s: source %s, control id %s, import %s",
-                p.frame.peer, code, p.item.source, shown, row)
+    more = f" ({held} more from this peer refused {code} since the last such line)" \
+        if held else ""
+    log.warning("MLLP frame from %s refused, %s: source %s, control id %s, import %s%s",
+                p.frame.peer, code, p.item.source, shown, row, more)
 
 
 def _process_and_answer(ctx: Context, prepared: list[Prepared], results: list[IntakeResult],

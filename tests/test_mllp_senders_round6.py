@@ -117,7 +117,7 @@ def test_a_listener_on_all_ipv6_addresses_takes_ipv4_labs_too(tmp_path, database
 
 
 def test_each_refusal_is_logged_for_the_operator_without_patient_data(  # noqa: ANN001
-        tmp_path, database_url, caplog) -> None:
+        tmp_path, database_url, caplog, monkeypatch) -> None:
     """A lab's integrator calls about the AR its engine got: the listener's log said nothing
     of a refused frame (unknown sender, training message, oversize, no MSH), so the
     operator had to search the ledger blind. Each refusal is now one warning naming the
@@ -126,6 +126,10 @@ def test_each_refusal_is_logged_for_the_operator_without_patient_data(  # noqa: 
     shifts any field into its place)."""
     import logging
 
+    from pipelines import acknowledge
+    from pipelines.logs import Throttle
+
+    monkeypatch.setattr(acknowledge, "_refusals", Throttle())  # not the earlier tests' counts
     caplog.set_level(logging.WARNING, logger="dmp.acknowledge")
     ctx = make_ctx(tmp_path, database_url, max_frame_bytes=4000,
                    sources=(Source("labm", sending_application="LABM"),))
@@ -160,6 +164,58 @@ def test_each_refusal_is_logged_for_the_operator_without_patient_data(  # noqa: 
     ]
     text = caplog.text
     assert "Béranger" not in text and "268036912354128" not in text
+
+
+def test_an_engine_resending_its_refused_message_does_not_flood_the_log(  # noqa: ANN001
+        tmp_path, database_url, caplog, monkeypatch) -> None:
+    """An undeclared lab's engine resends its message after every AR: a warning per frame
+    (86,400 a day at one a second) drowned the log. Five lines per peer and code a minute
+    at most, then the count of those held back with the next one; the ledger keeps every
+    frame."""
+    import logging
+
+    from pipelines import acknowledge
+    from pipelines.logs import Throttle
+
+    clock = [1000.0]
+    monkeypatch.setattr(acknowledge, "_refusals", Throttle(clock=lambda: clock[0]))
+    caplog.set_level(logging.WARNING, logger="dmp.acknowledge")
+    ctx = make_ctx(tmp_path, database_url, sources=(Source("labm", sending_application="LABM"),))
+    stranger = original_mode(sample("01_labm_nfs.hl7")).replace(b"|LABM|", b"|OTHERLAB|", 1)
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            answers = [client.send(stranger) for _ in range(12)]
+            clock[0] += 61  # a minute later: the next one is said, with the count
+            answers.append(client.send(stranger))
+        assert [msa(a, "latin-1")[1] for a in answers] == ["AR"] * 13
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.id)).scalars().all()
+    finally:
+        ctx.engine.dispose()
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 6
+    assert all("MLLP_UNKNOWN_SENDER" in line for line in lines)
+    assert lines[-1].endswith(" (7 more from this peer refused MLLP_UNKNOWN_SENDER since the "
+                              "last such line)")
+    assert len(rows) == 13, rows  # the ledger has every frame
+
+
+def test_the_log_throttle_counts_what_it_holds_back() -> None:
+    from pipelines.logs import Throttle
+
+    t = [0.0]
+    throttle = Throttle(window_seconds=60, burst=2, max_keys=2, clock=lambda: t[0])
+    assert [throttle.allow("a") for _ in range(4)] == [(True, 0), (True, 0), (False, 0),
+                                                       (False, 0)]
+    assert throttle.allow("b") == (True, 0)  # keys are apart
+    t[0] = 59.9
+    assert throttle.allow("a") == (False, 0)
+    t[0] = 60.0
+    assert throttle.allow("a") == (True, 3)  # a new window: the three held back are said
+    assert throttle.allow("a") == (True, 0)
+    t[0] = 200.0
+    assert throttle.allow("c") == (True, 0)  # over max_keys: the stale ones went
+    assert set(throttle._seen) == {"c"}
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
