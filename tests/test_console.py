@@ -437,7 +437,10 @@ def test_archive_down_is_said_on_the_page(world, monkeypatch) -> None:  # noqa: 
 def test_failed_pdf_opens_at_the_errors_page(world) -> None:  # noqa: ANN001
     """A PDF has no lines to highlight: the detail page shows it in the browser's viewer at
     the page the error names; reading it is audited."""
+    import html
+
     from api.console.web import pdf_page
+    from pipelines.advice import advice
 
     api, _ = world
     data = (SAMPLES / "pdf" / "14_radio_rachis_lombaire_K5_tronque.pdf").read_bytes()
@@ -448,6 +451,10 @@ def test_failed_pdf_opens_at_the_errors_page(world) -> None:  # noqa: ANN001
     with _login(api, "admin", subject="alice") as c:
         detail = c.get(f"/console/imports/{pdf}?raw=1")
         assert f'src="/console/imports/{pdf}/raw.pdf#page=2"' in detail.text
+        # what to do about it, from pipelines/tables/error_advice.csv, as the CLI says it
+        assert f'<td id="advice">{html.escape(advice("PDF_CORRUPT"), quote=False)}</td>' \
+            in detail.text
+        assert f'title="{html.escape(advice("PDF_CORRUPT"))}"' in c.get("/console/dashboard").text
         r = c.get(f"/console/imports/{pdf}/raw.pdf")
         assert (r.status_code, r.headers["content-type"], r.content) == (
             200, "application/pdf", data)
