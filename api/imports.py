@@ -1,7 +1,8 @@
 """POST /imports: senders that push over HTTPS, the HTTP twin of the MLLP listener.
 
 The body is the message or document as sent (HL7v2, CDA, PDF: the format is detected from the
-bytes, the Content-Type header is only logged); the source is the token's ``source`` claim.
+bytes), gzip- or deflate-compressed (Content-Encoding) or as the file parts of a
+multipart/form-data upload (api/upload.py); the source is the token's ``source`` claim.
 The answer is 202 with the import id only once intake (pipelines/intake.py) has returned,
 i.e. the bytes are synced in the archive and the ledger row committed: a sender that gets
 202 may forget the message. If storing fails the answer is 503 and the sender sends again
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.app import ApiError, requires, state
+from api.upload import UploadError, decoded_body, uploaded_files
 from dossiers.access import Principal
 from dossiers.schema import imports as ledger
 from pipelines.intake import Received, intake
@@ -32,9 +34,14 @@ _UNSAFE = re.compile(r"[^\w.()+@ -]")
 SENDER = Annotated[Principal, Depends(requires("sender"))]
 
 _BODY = {"content": {"application/octet-stream": {"schema": {"type": "string",
-                                                             "format": "binary"}}},
+                                                             "format": "binary"}},
+                     "multipart/form-data": {"schema": {"type": "object", "properties": {
+                         "file": {"type": "array", "items": {"type": "string",
+                                                             "format": "binary"}}}}}},
          "required": True,
-         "description": "An HL7v2 message (or batch), a CDA R2 document or a PDF, as is."}
+         "description": "An HL7v2 message (or batch), a CDA R2 document or a PDF, as is "
+                        "(Content-Encoding gzip or deflate read), or several as the file "
+                        "parts of a form."}
 
 
 def clean_file_name(value: str | None) -> str | None:
@@ -88,32 +95,47 @@ async def post_import(request: Request, who: SENDER) -> JSONResponse:
     api = state(request)
     peer = request.client.host if request.client else None
     source = _declared_source(request, who, peer)
-    data = await _body(request, api.ctx.settings.http.max_body)
-    if not data.strip():
-        raise ApiError(400, "EMPTY_BODY", "the body is empty")
-    item = Received(data, source, "http", peer=peer,
-                    file_name=clean_file_name(request.headers.get("x-file-name")),
-                    received_at=datetime.now(UTC))
+    limit = api.ctx.settings.http.max_body
+    data = await _body(request, limit)
     try:
-        result = (await run_in_threadpool(intake, api.ctx.engine, api.ctx.archive, [item]))[0]
+        files = uploaded_files(decoded_body(data, request.headers.get("content-encoding"),
+                                            limit), request.headers.get("content-type"))
+    except UploadError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    if not any(f.data.strip() for f in files):
+        raise ApiError(400, "EMPTY_BODY", "the body is empty")
+    named = request.headers.get("x-file-name")
+    received = datetime.now(UTC)
+    items = [Received(f.data, source, "http", peer=peer,
+                      file_name=clean_file_name(f.file_name or named), received_at=received)
+             for f in files]
+    try:
+        results = await run_in_threadpool(intake, api.ctx.engine, api.ctx.archive, items)
     except Exception as exc:  # archive or store down: nothing acknowledged
         log.error("HTTP intake from source %s failed (%s)", source, type(exc).__name__)
         raise ApiError(503, "STORE_UNAVAILABLE",
                        "the content could not be stored; send it again later",
                        {"Retry-After": "30"}) from None
     api.wake()
+    answers = [await _answer_or_guess(api, result) for result in results]
+    for answer in answers:
+        log.info("import %s from source %s over HTTP: %s, %s (declared %s)",
+                 answer["import_id"], source, answer["format"], answer["status"],
+                 (request.headers.get("content-type") or "-")[:60])
+    # several files (multipart): the first one's answer, and every file's in ``files``
+    head = answers[0] if len(answers) == 1 else {**answers[0], "files": answers}
+    return JSONResponse(head, status_code=202)
+
+
+async def _answer_or_guess(api, result) -> dict:  # noqa: ANN001
     try:
-        answer = await run_in_threadpool(_answer, api, result)
+        return await run_in_threadpool(_answer, api, result)
     except Exception as exc:  # stored and committed: 202 all the same, with what we know
         log.warning("import %s: its state could not be read back (%s)",
                     (result.batch_id or result.message_ids[0]), type(exc).__name__)
-        answer = {"import_id": result.batch_id or result.message_ids[0],
-                  "status": "duplicate" if result.repeats and len(result.message_ids) == 1
-                  else "received", "duplicate_of": None, "format": None}
-    log.info("import %s from source %s over HTTP: %s, %s (declared %s)", answer["import_id"],
-             source, answer["format"], answer["status"],
-             (request.headers.get("content-type") or "-")[:60])
-    return JSONResponse(answer, status_code=202)
+        return {"import_id": result.batch_id or result.message_ids[0],
+                "status": "duplicate" if result.repeats and len(result.message_ids) == 1
+                else "received", "duplicate_of": None, "format": None}
 
 
 def _answer(api, result) -> dict:  # noqa: ANN001

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import signal
 import ssl
@@ -178,6 +179,67 @@ def test_push_refused(api, monkeypatch) -> None:  # noqa: ANN001
         monkeypatch.undo()
         assert c.post("/imports", content=data).status_code == 202
     assert count() == 1
+
+
+def _archived(api, import_id: int) -> bytes:  # noqa: ANN001
+    return api.ctx.archive.get(_row(api.ctx, import_id).sha256)
+
+
+def test_push_compressed_or_as_form_files(api) -> None:  # noqa: ANN001
+    """Engines gzip large uploads, and an integrator's first try is `curl -F file=@...`: the
+    compressed bytes or the whole multipart envelope were archived as they came and failed
+    UNKNOWN_FORMAT. The message itself is now what is archived and processed; a
+    decompression bomb is refused like an oversize body."""
+    import gzip
+    import zlib
+
+    hl7 = (SAMPLES / "hl7v2" / "01_labm_nfs.hl7").read_bytes()
+    crp = (SAMPLES / "hl7v2" / "03_synlab_iono_creatinine.hl7").read_bytes()
+    pdf = (SAMPLES / "pdf" / "01_irm_genou_droit_K1_texte.pdf").read_bytes()
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    with api.client("sender", source="labm") as c:
+        r = c.post("/imports", content=gzip.compress(hl7),
+                   headers={"Content-Encoding": "gzip", "X-File-Name": "nfs.hl7"})
+        assert r.status_code == 202 and r.json()["format"] == "hl7v2", r.text
+        assert _archived(api, r.json()["import_id"]) == hl7
+        r = c.post("/imports", content=zlib.compress(cda),
+                   headers={"Content-Encoding": "deflate"})
+        assert r.status_code == 202 and r.json()["format"] == "cda", r.text
+        form = [("file", ("nfs é.hl7", crp, "x-application/hl7-v2+er7")),
+                ("comment", (None, b"envoi de test")),  # a form field: not a file
+                ("file", ("thorax.pdf", pdf, "application/pdf"))]
+        r = c.post("/imports", files=form)
+        assert r.status_code == 202, r.text
+        both = r.json()["files"]
+        assert [(f["format"], _archived(api, f["import_id"])) for f in both] == [
+            ("hl7v2", crp), ("pdf", pdf)]  # byte for byte: CR-ended segments, binary
+        assert _row(api.ctx, both[1]["import_id"]).file_name == "thorax.pdf"
+        assert _row(api.ctx, both[0]["import_id"]).file_name == "nfs é.hl7"
+        bomb = gzip.compress(b"\0" * (MAX_BODY + 1))
+        assert len(bomb) < MAX_BODY // 100
+        for body, headers, expected in (
+                (bomb, {"Content-Encoding": "gzip"}, (413, "TOO_LARGE")),
+                (hl7, {"Content-Encoding": "gzip"}, (400, "BAD_ENCODING")),
+                (gzip.compress(hl7)[:-20], {"Content-Encoding": "gzip"}, (400, "BAD_ENCODING")),
+                (hl7, {"Content-Encoding": "br"}, (415, "UNSUPPORTED_ENCODING")),
+                (b"--xyz\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--xyz--\r\n",
+                 {"Content-Type": "multipart/form-data; boundary=xyz"}, (400, "NO_FILE_PART")),
+                (b"--xyz\r\nContent-Disposition: form-data; name=f; filename=a.hl7\r\n\r\n"
+                 + hl7, {"Content-Type": "multipart/form-data; boundary=xyz"},
+                 (400, "BAD_MULTIPART")),  # cut before its closing boundary
+                (hl7, {"Content-Type": "multipart/form-data"}, (400, "BAD_MULTIPART"))):
+            r = c.post("/imports", content=body, headers=headers)
+            assert (r.status_code, r.json()["error"]) == expected, (headers, r.text)
+    token = api.token("sender", source="labm")
+    done = subprocess.run(  # a client we did not write
+        ["curl", "-sS", "-k", "-H", f"Authorization: Bearer {token}",
+         "-F", "file=@" + str(SAMPLES / "hl7v2" / "02_labm_lipides_glycemie.hl7"),
+         f"{api.url}/imports"], capture_output=True, timeout=60, check=True)
+    answer = json.loads(done.stdout)
+    assert answer["format"] == "hl7v2" and "files" not in answer
+    assert _archived(api, answer["import_id"]) == \
+        (SAMPLES / "hl7v2" / "02_labm_lipides_glycemie.hl7").read_bytes()
+    assert _row(api.ctx, answer["import_id"]).file_name == "02_labm_lipides_glycemie.hl7"
 
 
 # -- admin ------------------------------------------------------------------------------------
