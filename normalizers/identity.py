@@ -7,7 +7,9 @@ Rules (IHE PAM France / CI-SIS):
   namespace (CX.4.1 'ASIP-SANTE-INS-NIR') or an INS type code (CX.5 'INS-NIR', 'INS-NIA':
   tables/ins_type_codes.csv) makes it an INS as well, with a warning.
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
-  (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
+  (CX.4.1). One canonical spelling per authority makes local-id matching reliable. Those
+  whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
+  'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept.
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage); a
   pseudonym (type 'S', anonymous patient) is not a name: never used, so never matched on.
   The first given name is PID-5.2, else the first of the list in PID-5.3.
@@ -196,6 +198,12 @@ def _ins_spelled_otherwise(namespace: str, oid: str, ident: PatientIdentity,
     return kind, bare
 
 
+@cache
+def _not_patient_types() -> frozenset[str]:
+    """CX.5 type codes of identifiers that name no patient (a stay, an account, an order)."""
+    return frozenset(row["type_code"].upper() for row in table("identifier_types_not_patient"))
+
+
 def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
                     seen: set[tuple[str, str, str]]) -> None:
     c = comps(msg, rep)
@@ -229,6 +237,12 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
         if nir_like and not valid:
             ident.warnings.append(f"{where}: INS key is not valid: the INS {nir_problem(nir)}")
+        return
+    if type_code in _not_patient_types():
+        # a stay (NDA), account or order number beside the IPP: numbered from another counter
+        # than the patients, it is some other patient's IPP too; never matched nor remembered
+        ident.warnings.append(f"{where}: identifier of type {type_code} does not name the "
+                              "patient (tables/identifier_types_not_patient.csv): not used")
         return
     if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
