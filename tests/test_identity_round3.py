@@ -77,3 +77,55 @@ def test_visit_number_alone_finds_no_dossier_by_itself(sqlite_ctx):  # noqa: ANN
     helene = dossier(engine)
     found = resolve(engine, pid(f"200777^^^CHU-NANTES&{CHU}&ISO^VN"))
     assert (found.patient_id, found.via) == (helene, "demographics")
+
+
+# -- an INS not qualified still says whose it is not ----------------------------------------------
+def test_unqualified_ins_held_by_another_dossier_than_the_ipp_names_is_a_conflict(sqlite_ctx):  # noqa: ANN001, E501
+    """PID-32 PROV: the INS does not choose the dossier; but the IPP names Hélène's dossier
+    without INS, and another dossier holds that INS qualified: one of the two numbers is
+    wrong. It was filed in the IPP's dossier; it is IDENTITY_CONFLICT now. With an attribute
+    doubting the INS (DOUTE: the card may be another person's), the IPP decides, as before."""
+    engine = sqlite_ctx.engine
+    by_ipp = dossier(engine, ids=((CHU, "100234", "PI"),))
+    dossier(engine, family="Lefèvre", given="Hélène", ins=HELENE, ins_oid=INS_NIR)
+    ids = f"100234^^^CHU-NANTES&{CHU}&ISO^PI~{HELENE}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+    for status in ("PROV", "RECUP", ""):
+        found = resolve(engine, pid(ids, status=status))
+        assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT"), status
+        assert "held by another dossier" in found.reason and HELENE not in found.reason
+    doubted = resolve(engine, pid(ids, status="PROV~DOUTE"))
+    assert (doubted.patient_id, doubted.via) == (by_ipp, "local-id")
+
+
+def test_unqualified_ins_other_than_the_dossiers_is_a_conflict(sqlite_ctx):  # noqa: ANN001
+    """The IPP's dossier holds a qualified INS; the message sends another one (RECUP):
+    the IPP was typed for the wrong patient, or the INS is another person's."""
+    engine = sqlite_ctx.engine
+    dossier(engine, ins=HELENE, ins_oid=INS_NIR, ids=((CHU, "100234", "PI"),))
+    other = nir("2790375056077")
+    ids = f"100234^^^CHU-NANTES&{CHU}&ISO^PI~{other}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+    found = resolve(engine, pid(ids, status="RECUP"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+    assert "holds another INS" in found.reason
+
+
+def test_unqualified_ins_beside_a_demographic_match_of_another_holder(sqlite_ctx):  # noqa: ANN001
+    """No IPP: the traits match a dossier without INS; the dossier holding the INS sent
+    (PROV) goes by a used name, so the traits do not find it. The INS says the patient is
+    that second dossier's: not filed in the look-alike."""
+    engine = sqlite_ctx.engine
+    dossier(engine)
+    dossier(engine, family="Lefèvre-Marchal", given="Hélène", ins=HELENE, ins_oid=INS_NIR)
+    ids = f"{HELENE}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+    found = resolve(engine, pid(ids, status="PROV"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+
+
+def test_unqualified_ins_the_dossier_holds_files_there(sqlite_ctx):  # noqa: ANN001
+    engine = sqlite_ctx.engine
+    held = dossier(engine, ins=HELENE, ins_oid=INS_TEST, ids=((CHU, "100234", "PI"),))
+    spaced = " ".join((HELENE[0], HELENE[1:3], HELENE[3:5], HELENE[5:7], HELENE[7:10],
+                       HELENE[10:13], HELENE[13:]))
+    ids = f"{spaced}^^^ASIP-SANTE-INS-NIR-TEST&{INS_TEST}&ISO^INS~100234^^^&{CHU}&ISO^PI"
+    found = resolve(engine, pid(ids, status="PROV"))
+    assert (found.patient_id, found.code) == (held, None)
