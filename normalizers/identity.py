@@ -28,6 +28,7 @@ from functools import cache
 
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import comps, loc, part, reps, sub, text
+from normalizers.married_names import split_family
 from normalizers.model import (
     InsIdentifier,
     LocalIdentifier,
@@ -292,6 +293,25 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     ident.family = used[0] or birth[0]
     ident.birth_family = birth[0]
     ident.given = birth[1] or used[1]
+    read_joined_family(ident, loc(pid, 5))
+
+
+def read_joined_family(ident: PatientIdentity, where: str) -> None:
+    """A family name written 'MARTIN ÉPOUSE DUPONT' or 'DUPONT NÉE MARTIN' (one field for
+    both names, normalizers/married_names.py) is its birth name and its used name: compared
+    whole it matched no dossier. A name sent apart (PID-5 type L beside D) is kept."""
+    in_birth, in_used = split_family(ident.birth_family), split_family(ident.family)
+    if in_birth is None and in_used is None:
+        return
+    single = ident.birth_family in ("", ident.family)  # one field for both names
+    if in_used is not None:
+        ident.family = in_used.used
+        if single:
+            ident.birth_family = in_used.birth
+    if in_birth is not None and not single:
+        ident.birth_family = in_birth.birth
+    ident.warnings.append(f"{where}: family name written with 'épouse' or 'née': read as a "
+                          "birth name and a used name")
 
 
 def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:

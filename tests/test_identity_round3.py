@@ -129,3 +129,44 @@ def test_unqualified_ins_the_dossier_holds_files_there(sqlite_ctx):  # noqa: ANN
     ids = f"{spaced}^^^ASIP-SANTE-INS-NIR-TEST&{INS_TEST}&ISO^INS~100234^^^&{CHU}&ISO^PI"
     found = resolve(engine, pid(ids, status="PROV"))
     assert (found.patient_id, found.code) == (held, None)
+
+
+# -- PID-5 / CDA name: 'épouse' and 'née' in one family name field ---------------------------------
+def test_married_names_in_one_field_are_the_birth_and_the_used_name(sqlite_ctx):  # noqa: ANN001
+    """A LIS with one name field writes 'MARTIN ÉPOUSE DUPONT' or 'DUPONT NÉE MARTIN': the
+    whole string matched neither name and the patient, known as Mme Dupont, was refused."""
+    engine = sqlite_ctx.engine
+    marie = dossier(engine, family="Dupont", given="Marie-Claire", birth_date="1980-01-15")
+    for names in ("MARTIN ÉPOUSE DUPONT^Marie-Claire^^^^^L", "Martin ep. Dupont^MARIE-CLAIRE",
+                  "DUPONT NÉE MARTIN^Marie-Claire^^^^^D",
+                  "MARTIN^Marie-Claire^^^^^L~MARTIN EPSE DUPONT^Marie-Claire^^^^^D"):
+        said = identity(pid("", names, "19800115"))
+        assert (said.family.upper(), said.birth_family.upper()) == ("DUPONT", "MARTIN"), names
+        assert any("épouse" in w and "PID[2]-5" in w for w in said.warnings)
+        found = resolve(engine, pid("", names, "19800115"))
+        assert (found.patient_id, found.via) == (marie, "demographics"), names
+
+
+def test_a_joining_word_inside_a_plain_name_is_not_split():
+    for names in ("LE NEE^Yann", "EP DUPONT^Anne", "MARTIN VVE DUPONT NEE X^Anne",
+                  "NEEL^Anne", "DE LA NÉE-ROCHE^Anne"):
+        said = identity(pid("", names))
+        assert said.family == said.birth_family == names.split("^")[0], names
+        assert not any("épouse" in w for w in said.warnings)
+
+
+def test_cda_family_written_with_epouse_is_read_as_both_names():
+    from normalizers.cda import normalize_cda
+    from parsers.cda import parse_cda
+
+    xml = ('<ClinicalDocument xmlns="urn:hl7-org:v3"><id root="1.2.250.1.999.4" extension="D1"/>'
+           '<code code="11502-2" codeSystem="2.16.840.1.113883.6.1"/>'
+           '<effectiveTime value="20261120100000+0100"/><recordTarget><patientRole>'
+           '<id root="1.2.250.1.71.4.2.2.440000001" extension="100234"/>'
+           '<patient><name><family>MARTIN épouse DUPONT</family><given>Marie-Claire</given>'
+           '</name><administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1"/>'
+           '<birthTime value="19800115"/></patient></patientRole></recordTarget>'
+           '<component><structuredBody/></component></ClinicalDocument>').encode()
+    said = normalize_cda(parse_cda(xml), xml, "chu").identity
+    assert (said.family, said.birth_family, said.given) == ("DUPONT", "MARTIN", "Marie-Claire")
+    assert any("épouse" in w and "recordTarget" in w for w in said.warnings)
