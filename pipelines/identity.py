@@ -396,12 +396,30 @@ def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set
 
 
 def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list[int]:
+    """The dossiers whose family name (``patients.family_key``) is the message's used or
+    birth name, with its first given name, birth date and sex. When both sides state a birth
+    name apart from their used name and the two differ, they are two persons: a message
+    born MARTIN, now DUPONT, is not the dossier born LEROY now going by MARTIN (it matched
+    that dossier by the name one was born with and the other married into)."""
     found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
                                    identity.sex)
-    if identity.birth_family and identity.birth_family != identity.family:
+    said_birth = _distinct_birth_name(identity.family, identity.birth_family)
+    if said_birth:
         found = sorted(set(found) | set(lookup.by_demographics(
             identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+        found = [pid for pid in found if _birth_name_agrees(lookup.patient(pid), said_birth)]
     return found
+
+
+def _distinct_birth_name(family: str | None, birth_family: str | None) -> str:
+    """The key of a birth name stated apart from a different used name, '' when none is."""
+    birth = name_key(birth_family or "")
+    return birth if birth and birth != name_key(family or "") else ""
+
+
+def _birth_name_agrees(patient: Patient | None, said_birth: str) -> bool:
+    held = _distinct_birth_name(patient.family, patient.birth_family) if patient else ""
+    return not held or held == said_birth
 
 
 def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,

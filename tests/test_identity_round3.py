@@ -170,3 +170,30 @@ def test_cda_family_written_with_epouse_is_read_as_both_names():
     said = normalize_cda(parse_cda(xml), xml, "chu").identity
     assert (said.family, said.birth_family, said.given) == ("DUPONT", "MARTIN", "Marie-Claire")
     assert any("épouse" in w and "recordTarget" in w for w in said.warnings)
+
+
+# -- birth names stated on both sides -----------------------------------------------------------
+def test_birth_name_differing_from_the_dossiers_is_another_person(sqlite_ctx):  # noqa: ANN001
+    """The message: born MARTIN, now DUPONT (PID-5 L and D). The only look-alike dossier:
+    born LEROY, now going by MARTIN, same first name, birth date and sex. Matched by the name
+    one was born with and the other married into, the results went to Mme Martin née Leroy;
+    they are quarantined now. The dossier born MARTIN now DUPONT is found as before."""
+    engine = sqlite_ctx.engine
+    dossier(engine, family="Martin", birth_family="Leroy", given="Sophie",
+            birth_date="1975-09-02")
+    names = "MARTIN^Sophie^^^^^L~DUPONT^Sophie^^^^^D"
+    found = resolve(engine, pid("", names, "19750902"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+    hers = dossier(engine, family="Dupont", birth_family="Martin", given="Sophie",
+                   birth_date="1975-09-02")
+    found = resolve(engine, pid("", names, "19750902"))
+    assert (found.patient_id, found.via) == (hers, "demographics")
+
+
+def test_birth_name_unknown_on_one_side_still_matches(sqlite_ctx):  # noqa: ANN001
+    """A dossier created with one name (an admin's, or a sender without name types) says no
+    birth name apart: the message's used or birth name finds it, as before."""
+    engine = sqlite_ctx.engine
+    one_name = dossier(engine, family="Martin", given="Sophie", birth_date="1975-09-02")
+    found = resolve(engine, pid("", "MARTIN^Sophie^^^^^L~DUPONT^Sophie^^^^^D", "19750902"))
+    assert (found.patient_id, found.via) == (one_name, "demographics")
