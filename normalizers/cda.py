@@ -545,6 +545,10 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         identity.given = first[0] if first else ""
     if rt.administrative_gender is not None:
         identity.sex = rt.administrative_gender.code.upper()[:1]
+    if rt.birth_time is not None and 0 < len(rt.birth_time.value) < 8:
+        # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
+        identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "
+                                 "(year or month), kept empty")
     if rt.birth_time is not None and len(rt.birth_time.value) >= 8:
         try:
             identity.birth_date = hl7_ts_to_iso(rt.birth_time.value[:8])
