@@ -59,10 +59,16 @@ PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched 
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
-    """Canonical assigning authority: the OID when there is one, else the namespace."""
-    if universal_id and (universal_type.upper() == "ISO" or _OID.fullmatch(universal_id)):
+    """Canonical assigning authority: the OID when there is one, else the namespace. An OID
+    written as a URN ('urn:oid:1.2.250...', as FHIR-minded engines write it) is the bare OID
+    a CDA's id/@root and other senders' CX.4.2 give: kept with its prefix, the same
+    hospital's IPP was another identifier by HL7v2 and by CDA."""
+    bare = _as_oid(universal_id)
+    if bare:
+        return bare
+    if universal_id and universal_type.upper() == "ISO":
         return universal_id
-    return namespace or universal_id
+    return _as_oid(namespace) or namespace or universal_id
 
 
 def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentity:

@@ -102,6 +102,18 @@ def test_visit_number_alone_finds_no_dossier_by_itself(engine):  # noqa: ANN001
     assert (found.patient_id, found.via) == (helene, "demographics")
 
 
+
+def test_ipp_authority_written_as_an_oid_urn_is_the_bare_oid(engine):  # noqa: ANN001
+    """The dossier learnt the IPP from a CDA (id/@root is a bare OID); the same hospital's
+    HL7v2 engine writes CX.4.2 as 'urn:oid:...': it was another authority, so the IPP was
+    unknown and, the traits incomplete (birth date at year precision), refused."""
+    helene = dossier(engine, ids=((CHU, "100234", "PI"),))
+    for hd in (f"CHU-NANTES&urn:oid:{CHU}&ISO", f"&urn:oid:{CHU}&URI", f"urn:oid:{CHU}"):
+        said = identity(pid(f"100234^^^{hd}^PI", birth="1979"))
+        assert [(li.authority, li.value) for li in said.local_ids] == [(CHU, "100234")], hd
+        found = resolve(engine, pid(f"100234^^^{hd}^PI", birth="1979"))
+        assert (found.patient_id, found.via) == (helene, "local-id"), hd
+
 # -- an INS not qualified still says whose it is not ----------------------------------------------
 def test_unqualified_ins_held_by_another_dossier_than_the_ipp_names_is_a_conflict(engine):  # noqa: ANN001, E501
     """PID-32 PROV: the INS does not choose the dossier; but the IPP names Hélène's dossier
