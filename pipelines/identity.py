@@ -231,6 +231,13 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                 return _quarantine("IDENTITY_AMBIGUOUS",
                                    f"the identifiers carry {len({i.nir for i in ins_candidates})} "
                                    "different INS: one person has one INS", warnings)
+            kinds = sorted({i.kind for i in ins_candidates})
+            if len(kinds) > 1:
+                # one number as a production and a test INS: which one the dossier holds
+                # decided by the repetitions' order (filed one way, IDENTITY_CONFLICT the other)
+                return _quarantine("IDENTITY_CONFLICT", f"the INS is sent as {len(kinds)} "
+                                   f"kinds ({', '.join(kinds)}): a production INS is never a "
+                                   "test one", warnings)
             chosen = ins_candidates[0]
 
     local_ids = [li for li in identity.local_ids if li.type_code != "NH"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dossiers.db import create_schema, make_engine
 from dossiers.patients import add_identifier, create_patient
@@ -273,3 +275,58 @@ def test_pipeline_unqualified_ins_of_another_dossier_is_quarantined_at_pid(sqlit
     assert (row.status, row.error_code, row.error_location) == (
         "quarantined", "IDENTITY_CONFLICT", "PID")
     assert HELENE not in row.error_message and filed == 0
+
+
+# -- the order of the repetitions decides nothing --------------------------------------------------
+def test_same_number_as_production_and_test_ins_is_a_conflict_in_any_order(engine):  # noqa: ANN001
+    """The dossier holds the production INS; a sender lists the number under the production
+    and the test OID. Filed when production came first, IDENTITY_CONFLICT the other way:
+    the repetitions' order decided. Both orders are IDENTITY_CONFLICT now."""
+    dossier(engine, ins=HELENE, ins_oid=INS_NIR)
+    prod = f"{HELENE}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+    test = f"{HELENE}^^^ASIP-SANTE-INS-NIR-TEST&{INS_TEST}&ISO^INS"
+    for ids in (f"{prod}~{test}", f"{test}~{prod}"):
+        found = resolve(engine, pid(ids, status="VALI"))
+        assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT"), ids
+
+
+_REPETITIONS = (
+    f"{HELENE}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+    f"100234^^^CHU-NANTES&{CHU}&ISO^PI",
+    f"200777^^^CHU-NANTES&{CHU}&ISO^AN",
+    "1234567890123456789012^^^ASIP-SANTE-INS-C&1.2.250.1.213.1.4.2&ISO^INS-C",
+    f"{HELENE}^^^ASSURANCE-MALADIE&{INS_NIR}&ISO^NH",
+    "LAB-0042^^^LABO-DEMO^PI",
+)
+_NAMES = ("LEFÈVRE^Hélène^Hélène Marie^^^^L", "MARTIN^Hélène^^^^^D", "X-ANONYME^Y^^^^^S")
+
+
+@pytest.fixture
+def helene_and_paul(engine):  # noqa: ANN001, ANN201
+    """Hélène (born Lefèvre, now Martin: qualified INS, IPP 100234) and Paul, whose IPP is the
+    number of Hélène's stay (NDA 200777); filled once for all of a property's examples."""
+    dossier(engine, family="Martin", birth_family="Lefèvre", ins=HELENE, ins_oid=INS_NIR,
+            ids=((CHU, "100234", "PI"),))
+    dossier(engine, family="Durand", given="Paul", birth_date="1985-06-01", sex="M",
+            ids=((CHU, "200777", "PI"),))
+    return engine
+
+
+@given(ids=st.permutations(_REPETITIONS), names=st.permutations(_NAMES),
+       status=st.sampled_from(("VALI", "PROV", "VALI~DOUTE")))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_resolution_does_not_depend_on_the_order_of_repetitions(helene_and_paul, ids,  # noqa: ANN001
+                                                                 names, status):
+    """PID-3 and PID-5 repetitions in any order: the same identity and the same dossier,
+    found by the INS when qualified, else by the IPP (the stay number never names Paul)."""
+    segment = pid("~".join(ids), "~".join(names), status=status)
+    said = identity(segment)
+    assert (said.family, said.birth_family, said.given) == ("MARTIN", "LEFÈVRE", "Hélène")
+    assert sorted(li.value for li in said.local_ids) == ["100234", HELENE, "LAB-0042"]
+    with helene_and_paul.connect() as conn:  # what is learnt is not kept between examples
+        found = resolve_identity(conn, said, auto_create=False)
+        conn.rollback()
+    expected = {"VALI": (1, "ins"), "PROV": (1, "local-id-no-ins"),
+                "VALI~DOUTE": (1, "local-id-no-ins")}[status]
+    assert (found.patient_id, found.via) == expected
