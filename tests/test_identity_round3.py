@@ -330,3 +330,40 @@ def test_resolution_does_not_depend_on_the_order_of_repetitions(helene_and_paul,
     expected = {"VALI": (1, "ins"), "PROV": (1, "local-id-no-ins"),
                 "VALI~DOUTE": (1, "local-id-no-ins")}[status]
     assert (found.patient_id, found.via) == expected
+
+
+# -- a CDA carried in HL7v2: PID-3 must equal its patientRole/id --------------------------------
+def carried(pid_segment: str, cda_root: str, cda_ext: str):  # noqa: ANN201
+    """An ORU (CI-SIS CDA over HL7v2) whose PID is ``pid_segment``, carrying a CR-BIO whose
+    recordTarget id is (cda_root, cda_ext), normalized."""
+    from normalizers.codes import load_mappings
+    from normalizers.lab import normalize_message
+    from tests.test_documents_normalizer import PID, b64, cda, oru
+
+    text = oru("NW", "F", b64(cda("DOC-1", nir=cda_ext, oid=cda_root))).replace(PID,
+                                                                               pid_segment)
+    return normalize_message(parse_text(text), "chu", load_mappings(None))
+
+
+def test_carried_cda_of_another_ipp_of_the_same_hospital_is_quarantined():
+    """PID-3 names IPP 100234, the CDA inside names the same hospital's IPP 100872: two of its
+    patients. With no INS on either side it was filed under PID's patient unchecked."""
+    said = carried(pid(f"100234^^^CHU-NANTES&{CHU}&ISO^PI"), CHU, "100872")
+    assert said.quarantine_reasons and said.quarantine_reasons[0].startswith(
+        "CISIS_PATIENT_MISMATCH OBX[")
+    assert "100234" not in said.quarantine_reasons[0] and "100872" not in said.quarantine_reasons[0]
+    same = carried(pid(f"100234^^^CHU-NANTES&{CHU}&ISO^PI"), CHU, "100234")
+    assert same.quarantine_reasons == []
+    other_authority = carried(pid(f"100234^^^CHU-NANTES&{CHU}&ISO^PI"), "1.2.250.1.999.3",
+                              "100872")  # the lab's own id: nothing to compare it with
+    assert other_authority.quarantine_reasons == []
+
+
+def test_carried_cda_with_its_ins_typed_in_blanks_is_the_same_patient():
+    spaced = " ".join((HELENE[0], HELENE[1:3], HELENE[3:5], HELENE[5:7], HELENE[7:10],
+                       HELENE[10:13], HELENE[13:]))
+    ins = f"{HELENE}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+    said = carried(pid(ins, status="VALI"), INS_NIR, spaced)
+    assert said.quarantine_reasons == []
+    other = carried(pid(ins, status="VALI"), INS_NIR, nir("2790375056077"))
+    assert other.quarantine_reasons[0].startswith("CISIS_PATIENT_MISMATCH")
