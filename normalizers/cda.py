@@ -37,6 +37,7 @@ from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
+from normalizers.identity import read_joined_family
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -535,6 +536,8 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         other = [p.value for p in name.family if p.qualifier not in ("BR", "SP", "CL")]
         identity.birth_family = birth[0] if birth else ""
         identity.family = (used or other or birth or [""])[0]
+        if not birth or not used:  # one name for both ('MARTIN épouse DUPONT')
+            read_joined_family(identity, f"{_PATIENT_PATH}/patient/name/family")
         givens = [p.value for p in name.given if p.qualifier == "BR"] or \
             [p.value for p in name.given if p.qualifier != "CL"] or \
             [p.value for p in name.given]
@@ -542,6 +545,10 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         identity.given = first[0] if first else ""
     if rt.administrative_gender is not None:
         identity.sex = rt.administrative_gender.code.upper()[:1]
+    if rt.birth_time is not None and 0 < len(rt.birth_time.value) < 8:
+        # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
+        identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "
+                                 "(year or month), kept empty")
     if rt.birth_time is not None and len(rt.birth_time.value) >= 8:
         try:
             identity.birth_date = hl7_ts_to_iso(rt.birth_time.value[:8])

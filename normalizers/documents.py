@@ -824,16 +824,36 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
 
 
 def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> str | None:
-    """CI-SIS: PID-3 must equal the CDA patientRole/id. Only INS compare across the two; when
-    both carry INS and none matches, the document may be about someone else. Returns the
-    quarantine reason (code and location only), None when nothing is wrong.
+    """CI-SIS: PID-3 must equal the CDA patientRole/id. INS compare across the two (an INS typed
+    with blanks in the CDA is the same number: it was a mismatch); so do the local ids of
+    one assigning authority (PID-3's CX.4, the CDA id's root): the hospital's IPP 100234 in
+    PID-3 and 100872 in the CDA name two of its patients, and with no INS on one side the
+    document was filed under PID's patient unchecked. When either side names nothing the
+    other does, nothing is said. Returns the quarantine reason (code and location only),
+    None when nothing is wrong.
 
     Not a rejection: the published ANS examples themselves embed CDA documents of another
     test patient, so this is left to a person (the pipeline quarantines)."""
-    cda_ins = {(root, ext) for root, ext in header.patient_ids if ins_kind(root)}
+    cda_ins: set[tuple[str, str]] = set()
+    cda_local: dict[str, set[str]] = {}
+    for root, ext in header.patient_ids:
+        root, ext = root.strip(), ext.strip()
+        if not root or not ext:
+            continue
+        if ins_kind(root):
+            cda_ins.add((root, "".join(ext.split()).upper()))
+        else:
+            cda_local.setdefault(root, set()).add(ext)
     pid_ins = {(i.oid, i.nir) for i in identity.ins}
     if cda_ins and pid_ins and not cda_ins & pid_ins:
         return f"{PATIENT_MISMATCH} {where}: the CDA patientRole/id does not match the INS of PID-3"
+    pid_local: dict[str, set[str]] = {}
+    for li in identity.local_ids:
+        if li.type_code != "NH" and li.authority in cda_local:
+            pid_local.setdefault(li.authority, set()).add(li.value)
+    if any(not values & cda_local[authority] for authority, values in pid_local.items()):
+        return (f"{PATIENT_MISMATCH} {where}: the CDA patientRole/id and PID-3 give two "
+                "identifiers of one assigning authority")
     return None
 
 

@@ -7,7 +7,9 @@ Rules (IHE PAM France / CI-SIS):
   namespace (CX.4.1 'ASIP-SANTE-INS-NIR') or an INS type code (CX.5 'INS-NIR', 'INS-NIA':
   tables/ins_type_codes.csv) makes it an INS as well, with a warning.
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
-  (CX.4.1). One canonical spelling per authority makes local-id matching reliable.
+  (CX.4.1). One canonical spelling per authority makes local-id matching reliable. Those
+  whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
+  'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept.
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage); a
   pseudonym (type 'S', anonymous patient) is not a name: never used, so never matched on.
   The first given name is PID-5.2, else the first of the list in PID-5.3.
@@ -26,6 +28,7 @@ from functools import cache
 
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import comps, loc, part, reps, sub, text
+from normalizers.married_names import split_family
 from normalizers.model import (
     InsIdentifier,
     LocalIdentifier,
@@ -56,10 +59,16 @@ PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched 
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
-    """Canonical assigning authority: the OID when there is one, else the namespace."""
-    if universal_id and (universal_type.upper() == "ISO" or _OID.fullmatch(universal_id)):
+    """Canonical assigning authority: the OID when there is one, else the namespace. An OID
+    written as a URN ('urn:oid:1.2.250...', as FHIR-minded engines write it) is the bare OID
+    a CDA's id/@root and other senders' CX.4.2 give: kept with its prefix, the same
+    hospital's IPP was another identifier by HL7v2 and by CDA."""
+    bare = _as_oid(universal_id)
+    if bare:
+        return bare
+    if universal_id and universal_type.upper() == "ISO":
         return universal_id
-    return namespace or universal_id
+    return _as_oid(namespace) or namespace or universal_id
 
 
 def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentity:
@@ -196,6 +205,12 @@ def _ins_spelled_otherwise(namespace: str, oid: str, ident: PatientIdentity,
     return kind, bare
 
 
+@cache
+def _not_patient_types() -> frozenset[str]:
+    """CX.5 type codes of identifiers that name no patient (a stay, an account, an order)."""
+    return frozenset(row["type_code"].upper() for row in table("identifier_types_not_patient"))
+
+
 def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
                     seen: set[tuple[str, str, str]]) -> None:
     c = comps(msg, rep)
@@ -229,6 +244,12 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
         if nir_like and not valid:
             ident.warnings.append(f"{where}: INS key is not valid: the INS {nir_problem(nir)}")
+        return
+    if type_code in _not_patient_types():
+        # a stay (NDA), account or order number beside the IPP: numbered from another counter
+        # than the patients, it is some other patient's IPP too; never matched nor remembered
+        ident.warnings.append(f"{where}: identifier of type {type_code} does not name the "
+                              "patient (tables/identifier_types_not_patient.csv): not used")
         return
     if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
@@ -278,6 +299,25 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     ident.family = used[0] or birth[0]
     ident.birth_family = birth[0]
     ident.given = birth[1] or used[1]
+    read_joined_family(ident, loc(pid, 5))
+
+
+def read_joined_family(ident: PatientIdentity, where: str) -> None:
+    """A family name written 'MARTIN ÉPOUSE DUPONT' or 'DUPONT NÉE MARTIN' (one field for
+    both names, normalizers/married_names.py) is its birth name and its used name: compared
+    whole it matched no dossier. A name sent apart (PID-5 type L beside D) is kept."""
+    in_birth, in_used = split_family(ident.birth_family), split_family(ident.family)
+    if in_birth is None and in_used is None:
+        return
+    single = ident.birth_family in ("", ident.family)  # one field for both names
+    if in_used is not None:
+        ident.family = in_used.used
+        if single:
+            ident.birth_family = in_used.birth
+    if in_birth is not None and not single:
+        ident.birth_family = in_birth.birth
+    ident.warnings.append(f"{where}: family name written with 'épouse' or 'née': read as a "
+                          "birth name and a used name")
 
 
 def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:

@@ -231,17 +231,29 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                 return _quarantine("IDENTITY_AMBIGUOUS",
                                    f"the identifiers carry {len({i.nir for i in ins_candidates})} "
                                    "different INS: one person has one INS", warnings)
+            kinds = sorted({i.kind for i in ins_candidates})
+            if len(kinds) > 1:
+                # one number as a production and a test INS: which one the dossier holds
+                # decided by the repetitions' order (filed one way, IDENTITY_CONFLICT the other)
+                return _quarantine("IDENTITY_CONFLICT", f"the INS is sent as {len(kinds)} "
+                                   f"kinds ({', '.join(kinds)}): a production INS is never a "
+                                   "test one", warnings)
             chosen = ins_candidates[0]
 
     local_ids = [li for li in identity.local_ids if li.type_code != "NH"]
     if chosen is not None:
         return _by_ins(lookup, identity, chosen, local_ids, warnings, auto_create, feeding)
+    # An INS not trusted to find the dossier (PROV, RECUP, no PID-32) is still this person's
+    # number unless an attribute doubts it (DOUTE, FICTI, USUR...): it may veto a dossier.
+    unqualified = [i for i in ins_candidates if i.key_valid] if not status.vetoes else []
 
     matches = _local_matches(lookup, local_ids)
     if len(matches) == 1:
         known = lookup.patient(next(iter(matches)))
         refused = _incoherent(identity, "local identifier", known, warnings, feeding) \
             if known is not None else None
+        refused = refused or _other_ins(lookup, unqualified, next(iter(matches)), known,
+                                        "local identifiers", warnings)
         if refused:
             return refused
         via = "local-id"
@@ -269,7 +281,10 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                            "incomplete for a strict match", warnings)
     found = _demographic_matches(lookup, identity)
     if len(found) == 1:
-        return _accept(lookup, found[0], "demographics", local_ids, warnings, feeding)
+        refused = _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),
+                             "demographics", warnings)
+        return refused or _accept(lookup, found[0], "demographics", local_ids, warnings,
+                                  feeding)
     if len(found) > 1:
         return _quarantine("IDENTITY_AMBIGUOUS",
                            f"demographics match {len(found)} dossiers", warnings)
@@ -357,6 +372,29 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     return Resolution(pid, via="auto-create", warnings=warnings)
 
 
+def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
+               patient: Patient | None, found_by: str, warnings: list[str]) -> Resolution | None:
+    """IDENTITY_CONFLICT when an INS the message sends without qualifying it (``sent``: valid
+    keys, no attribute doubting them) says the dossier ``found_by`` the local identifiers or
+    the demographics is another person's: another dossier holds that INS, or this dossier
+    holds another INS. The INS does not choose the dossier (PID-32 does not let it), but one
+    person has one INS: filing there would put one patient's results in another's dossier."""
+    for ins in sent:
+        holder = lookup.by_ins(ins.nir)
+        if holder is not None and holder.id != patient_id:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the {ins.kind} sent (not qualified) is held by another "
+                               f"dossier than the one the {found_by} name: not filed on a "
+                               "guess", warnings)
+    if sent and patient is not None and patient.ins \
+            and patient.ins not in {i.nir for i in sent}:
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the dossier the {found_by} name holds another INS than the "
+                           f"{sent[0].kind} sent (not qualified): not filed on a guess",
+                           warnings)
+    return None
+
+
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:
     matches: set[int] = set()
     for li in local_ids:
@@ -365,12 +403,30 @@ def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set
 
 
 def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list[int]:
+    """The dossiers whose family name (``patients.family_key``) is the message's used or
+    birth name, with its first given name, birth date and sex. When both sides state a birth
+    name apart from their used name and the two differ, they are two persons: a message
+    born MARTIN, now DUPONT, is not the dossier born LEROY now going by MARTIN (it matched
+    that dossier by the name one was born with and the other married into)."""
     found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
                                    identity.sex)
-    if identity.birth_family and identity.birth_family != identity.family:
+    said_birth = _distinct_birth_name(identity.family, identity.birth_family)
+    if said_birth:
         found = sorted(set(found) | set(lookup.by_demographics(
             identity.birth_family, identity.given, identity.birth_date, identity.sex)))
+        found = [pid for pid in found if _birth_name_agrees(lookup.patient(pid), said_birth)]
     return found
+
+
+def _distinct_birth_name(family: str | None, birth_family: str | None) -> str:
+    """The key of a birth name stated apart from a different used name, '' when none is."""
+    birth = name_key(birth_family or "")
+    return birth if birth and birth != name_key(family or "") else ""
+
+
+def _birth_name_agrees(patient: Patient | None, said_birth: str) -> bool:
+    held = _distinct_birth_name(patient.family, patient.birth_family) if patient else ""
+    return not held or held == said_birth
 
 
 def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,

@@ -77,11 +77,11 @@ def test_corsican_ins():
 
 
 def test_local_ids_authority_canonical_and_typed_ins_without_ins_oid():
-    m = msg("PID|||42^^^LABO-NORD^PI~43^^^LABO&1.2.250.1.999.7&ISO^PI~44^^^CHU-X&000897406&M^AN"
+    m = msg("PID|||42^^^LABO-NORD^PI~43^^^LABO&1.2.250.1.999.7&ISO^PI~44^^^CHU-X&000897406&M^MR"
             "~45^^^FOO&1.2.3&L^INS||DUPONT^Jean")
     ident = extract_identity(m)
     assert [(x.authority, x.value, x.type_code) for x in ident.local_ids] == [
-        ("LABO-NORD", "42", "PI"), ("1.2.250.1.999.7", "43", "PI"), ("CHU-X", "44", "AN"),
+        ("LABO-NORD", "42", "PI"), ("1.2.250.1.999.7", "43", "PI"), ("CHU-X", "44", "MR"),
         ("1.2.3", "45", "INS")]
     assert ident.ins == []
     assert any("not an INS OID" in w for w in ident.warnings)
