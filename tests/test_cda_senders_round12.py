@@ -1,0 +1,121 @@
+"""CDA R2 documents the way other senders write them (round 12: the CI-SIS document types we
+read least: cancer summaries and RCP sheets, nursing-home and newborn transfers, vaccination
+notes, ophthalmology, cardiology prescriptions). Each test builds a small invented document
+with one structure the CI-SIS templates allow and checks what is filed against what a
+clinician reading the document understands; the corpus tests run the ANS examples when
+../shared/corpus is there and skip cleanly when it is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import _entries, _section
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+TNM = 'codeSystem="2.16.840.1.113883.15.6" codeSystemName="TNM_UICC"'
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "cda"
+
+
+def _corpus(name: str):  # noqa: ANN202
+    """The NormalizedMessage of one ANS example; the test skips when the corpus is absent."""
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"corpus file {name} not available")
+    data = path.read_bytes()
+    return normalize_cda(parse_cda(data), data, "corpus")
+
+
+# -- cancer: a tumour's stage is read with the tumour ------------------------------------------
+def _tnm(ident: str, code: str, name: str, value: str, meaning: str) -> str:
+    return f"""<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/><templateId root="1.2.250.1.213.1.1.3.48"/>
+      <id root="1.2.250.1.999.12" extension="{ident}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime nullFlavor="NAV"/>
+      <value xsi:type="CD" code="{value}" displayName="{meaning}" {TNM} codeSystemVersion="8"/>
+    </observation></entryRelationship>"""
+
+
+STAGED_TUMOUR = f"""<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.1"/>
+  <id root="1.2.250.1.999.12" extension="CONC-1"/><code nullFlavor="NA"/>
+  <statusCode code="active"/><effectiveTime><low value="20240205"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/><templateId root="1.2.250.1.213.1.1.3.37"/>
+    <id root="1.2.250.1.999.12" extension="TUM-1"/>
+    <code code="282291009" displayName="Diagnostic" {SNOMED}/><statusCode code="completed"/>
+    <effectiveTime><low value="20240205"/></effectiveTime>
+    <value xsi:type="CD" code="8140/3" displayName="Adénocarcinome, SAI"
+      codeSystem="2.16.840.1.113883.6.43.1" codeSystemName="CIM-O-3"/>
+    <targetSiteCode code="C18.7" displayName="Côlon sigmoïde" codeSystem="2.16.840.1.113883.6.3"/>
+    <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.7.3.1.4.14.2"/>
+      <id root="1.2.250.1.999.12" extension="STADE-1"/>
+      <code code="21908-9" displayName="Stade TNM clinique" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime><low value="20240212"/></effectiveTime>
+      <value xsi:type="CD">
+        <qualifier><name code="21909-7" displayName="Stade" {LOINC}/>
+          <value xsi:type="CD" code="IIIB" displayName="Stade IIIB" {TNM}/></qualifier>
+        <qualifier><name code="21917-0" displayName="Version TNM" {LOINC}/>
+          <value xsi:type="CD" code="8" displayName="TNM UICC 8e édition" {TNM}/></qualifier>
+      </value>
+      {_tnm("T", "21905-5", "T clinique", "T3", "Tumeur envahissant la sous-séreuse")}
+      {_tnm("N", "21906-3", "N clinique", "N1b", "Métastases dans 2 à 3 ganglions régionaux")}
+      {_tnm("M", "21907-1", "M clinique", "M0", "Pas de métastase à distance")}
+    </observation></entryRelationship>
+  </observation></entryRelationship>
+</act></entry>"""
+
+
+def test_a_tumours_stage_keeps_its_stage_and_its_t_n_m() -> None:
+    """A sigmoid adenocarcinoma staged cT3 N1b M0, stage IIIB (CI-SIS cancer documents:
+    PPS, FRCP, D2LM; the staging observation nested in the tumour's problem): the staging
+    was described with no value (its stage and TNM version are qualifiers of an uncoded CD)
+    and its T, N and M observations were dropped without a word."""
+    got = _entries(_section("72135-7", "Tumeur", STAGED_TUMOUR))
+    assert [(e.type, e.code) for e in got] == [("problem", "8140/3")]
+    staging = got[0].details["observations"][0]
+    assert staging["code"] == "21908-9"
+    assert [(q["name"]["code"], q["value"]["code"]) for q in staging["qualifiers"]] == \
+        [("21909-7", "IIIB"), ("21917-0", "8")]
+    assert [(p["code"], p["value_code"]["code"], p["value"]) for p in staging["parts"]] == [
+        ("21905-5", "T3", "Tumeur envahissant la sous-séreuse"),
+        ("21906-3", "N1b", "Métastases dans 2 à 3 ganglions régionaux"),
+        ("21907-1", "M0", "Pas de métastase à distance")]
+    assert {p["value_code"]["system"] for p in staging["parts"]} == {"TNM-UICC"}
+
+
+def test_an_empty_slot_of_a_staging_is_no_part() -> None:
+    """An 'other classification' whose name and version are left empty (a template's
+    slots, no value): no parts listed that say nothing."""
+    empty = """<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+      <code code="GEN-101" displayName="Nom de la classification"
+        codeSystem="1.2.250.1.213.1.1.4.322"/><value xsi:type="CD" nullFlavor="NA"/>
+      </observation></entryRelationship>"""
+    other = f"""<entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+      <code code="21918-8" displayName="Autre classification du stade" {LOINC}/>
+      <value xsi:type="ST">Dukes C</value>{empty}</observation></entryRelationship>"""
+    tumour = STAGED_TUMOUR.replace('<entryRelationship typeCode="SUBJ"><observation '
+                                   'classCode="OBS" moodCode="EVN">\n      <templateId '
+                                   'root="1.3.6.1.4.1.19376.1.7.3.1.4.14.2"/>',
+                                   other + '<entryRelationship typeCode="SUBJ"><observation '
+                                   'classCode="OBS" moodCode="EVN"><templateId '
+                                   'root="1.3.6.1.4.1.19376.1.7.3.1.4.14.2"/>', 1)
+    got = _entries(_section("72135-7", "Tumeur", tumour))
+    described = got[0].details["observations"]
+    assert [d["code"] for d in described] == ["21918-8", "21908-9"]
+    assert described[0]["value"] == "Dukes C" and "parts" not in described[0]
+
+
+def test_corpus_cancer_pps_files_the_tnm_of_its_tumour() -> None:
+    msg = _corpus("CANCER-PPS_2022.01_Autopresentable.xml")
+    tumour = next(e for e in msg.entries if e.code == "8000/3")
+    staging = next(o for o in tumour.details["observations"] if o["code"] == "75620-5")
+    assert [p["value_code"]["code"] for p in staging["parts"]] == ["T1b", "N1", "M0"]
+    assert staging["qualifiers"][0]["value"]["code"] == "IB"
