@@ -69,6 +69,7 @@ from parsers.cda.model import (
     ST,
     SXPR_TS,
     TS,
+    Act,
     AnyValue,
     ClinicalStatement,
     Document,
@@ -1136,7 +1137,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
-    elif kind == ENCOUNTER and isinstance(act, Encounter):
+    elif kind == ENCOUNTER and isinstance(act, Encounter | Act):  # an act: a transfer, a
+        # transport (IHE PCC / CI-SIS FR-Transfert-du-patient, FR-Transport-du-patient)
         made = _encounter_entry(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
@@ -3002,10 +3004,11 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
 
 ENCOUNTER_DIAGNOSIS = "2.16.840.1.113883.10.20.22.4.80"  # C-CDA Encounter Diagnosis act
 SERVICE_LOCATION = "LOC"  # participant typeCode of the service delivery location (C-CDA)
+DESTINATION = "DST"  # participant typeCode of where a patient transfer went (IHE PCC)
 ACT_CODE = "HL7-ACTCODE"  # code_systems.csv: HL7 ActCode (2.16.840.1.113883.5.4)
 
 
-def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
+def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
                      parent_key: str | None) -> Entry | None:
     """A visit or stay the document reports (C-CDA Encounter Activity in the Encounters
     section, IHE PCC / CI-SIS FR-Rencontre: a CNAM-HR hospital stay with its GHS, an
@@ -3035,6 +3038,13 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
     if klass is not None:  # HL7 ActEncounterCode AMB, IMP, EMER... (C-CDA: a translation
         # of the CPT code): the encounter's class
         entry.details["class"] = {"code": klass.code, "display": klass.display or None}
+    others = [t for t in (code.translations if code is not None else [])
+              if t.code and t is not klass and t.code != entry.code]
+    said = [c for c in (_coded_or_words(t, ctx, section) for t in others) if c]
+    if said:  # what else the code says in another terminology (CI-SIS FR-Transfert-du-
+        # patient: the type of service transferred to, 'unité de soins intensifs
+        # néonatals', in SNOMED CT under LOINC 80413-8): dropped with the translation
+        entry.details["code_translations"] = said
     period = act.effective_time
     if isinstance(period, IVL):  # admission (low) and discharge (high)
         for bound in ("low", "high"):
@@ -3049,19 +3059,30 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
     places = [p for p in map(_service_location, act.participants) if p]
     if places:
         entry.details["location"] = places[0]
+    destinations = [p for p in (_service_location(p, DESTINATION) for p in act.participants)
+                    if p]
+    if destinations:  # where the patient was transferred to (IHE PCC patient transfer:
+        # participant DST, the facility's FINESS, kind, name): the transfer was not filed
+        entry.details["destination"] = destinations[0]
     diagnoses = _encounter_diagnoses(act, ctx, section) if act.entry_relationships else []
     if diagnoses:
         entry.details["diagnoses"] = diagnoses
     return entry
 
 
-def _service_location(part) -> dict[str, Any] | None:  # noqa: ANN001
+def _service_location(part, type_code: str = SERVICE_LOCATION  # noqa: ANN001
+                      ) -> dict[str, Any] | None:
     """Where an encounter took place (participant LOC, C-CDA Service Delivery Location:
-    participantRole SDLOC with its HSLOC code and playingEntity name): ids, kind, name."""
+    participantRole SDLOC with its HSLOC code and playingEntity name), or where a transfer
+    went (``type_code`` DST): ids, kind, name. CI-SIS FR-Transfert-du-patient writes the
+    destination's FINESS as the participant's templateId (root the FINESS OID, extension
+    the number: no template has an extension there): read as its first id."""
     entity = part.entity
-    if part.type_code != SERVICE_LOCATION or entity is None:
+    if part.type_code != type_code or entity is None:
         return None
-    out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root and not i.null_flavor]}
+    ids = [i.key for i in part.template_ids if i.root and i.extension and not i.null_flavor]
+    ids += [i.key for i in entity.ids if i.root and not i.null_flavor]
+    out: dict[str, Any] = {"ids": ids}
     if entity.code is not None and entity.code.code:
         out["code"] = {"code": entity.code.code, "system": system_name(entity.code.code_system),
                        "display": entity.code.display or None}

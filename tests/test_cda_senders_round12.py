@@ -13,7 +13,7 @@ import pytest
 
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
-from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
@@ -119,3 +119,80 @@ def test_corpus_cancer_pps_files_the_tnm_of_its_tumour() -> None:
     staging = next(o for o in tumour.details["observations"] if o["code"] == "75620-5")
     assert [p["value_code"]["code"] for p in staging["parts"]] == ["T1b", "N1", "M0"]
     assert staging["qualifiers"][0]["value"]["code"] == "IB"
+
+
+# -- transfers and transports: where the patient went, how they came ---------------------------
+def _message(*sections: str):  # noqa: ANN202
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+TRANSFER = f"""<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1"/>
+  <templateId root="1.2.250.1.213.1.1.3.28"/>
+  <id root="1.2.250.1.999.12" extension="TRF-1"/>
+  <code code="80413-8" displayName="Transfert du patient" {LOINC}>
+    <translation code="309904001" displayName="unité de soins intensifs" {SNOMED}/></code>
+  <text><reference value="#trf"/></text><statusCode code="completed"/>
+  <effectiveTime><low value="20240618221500+0200"/>
+    <high value="20240618224000+0200"/></effectiveTime>
+  <participant typeCode="DST"><templateId root="1.2.250.1.71.4.2.2" extension="690781810"/>
+    <participantRole classCode="SDLOC"><id root="1.2.250.1.999.12" extension="UF-4021"/>
+      <code code="SA01" displayName="Établissement public de santé"
+        codeSystem="1.2.250.1.71.4.2.4"/>
+      <addr><city>Lyon</city></addr>
+      <playingEntity classCode="ENT"><name>Hôpital Édouard Herriot</name></playingEntity>
+    </participantRole></participant>
+</act></entry>"""
+
+TRANSPORT = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.10.4.1"/>
+  <templateId root="1.2.250.1.213.1.1.3.24"/>
+  <id root="1.2.250.1.999.12" extension="TRP-1"/>
+  <code code="ORG-154" displayName="Ambulance privée" codeSystem="1.2.250.1.213.1.1.4.322"/>
+  <effectiveTime><low value="20240618213000+0200"/>
+    <high value="20240618215500+0200"/></effectiveTime>
+</act></entry>"""
+
+
+def test_a_transfer_to_another_facility_is_filed_with_where_it_went() -> None:
+    """A nursing-home resident sent to intensive care (CI-SIS FR-Transfert-du-patient in
+    DLU-EHPAD FLUDR/FLUDT, CSE-CS8, OBP): 'act ... of a kind not read here', the transfer
+    (when, to which facility, which service) was not filed. It is an encounter now, with
+    the destination's FINESS (written as the participant's templateId), kind and name."""
+    msg = _message(_section("42545-4", '<content ID="trf">Transfert en réanimation</content>',
+                            TRANSFER))
+    (got,) = msg.entries[1:]
+    assert (got.type, got.code, got.system) == ("encounter", "80413-8", "LN")
+    assert got.effective == "2024-06-18T22:15:00+02:00"
+    assert got.details["period_high"] == "2024-06-18T22:40:00+02:00"
+    destination = got.details["destination"]
+    assert destination["ids"][0] == "1.2.250.1.71.4.2.2^690781810"
+    assert destination["name"] == "Hôpital Édouard Herriot"
+    assert destination["code"]["code"] == "SA01"
+    assert got.details["code_translations"] == [
+        {"code": "309904001", "system": "SNOMED-CT", "display": "unité de soins intensifs"}]
+    assert "location" not in got.details
+    assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+
+
+def test_how_the_patient_was_brought_is_filed() -> None:
+    """The transport to the emergency department (CI-SIS FR-Transport-du-patient, AVC and
+    emergency documents: ambulance, SAMU/SMUR, with times) was not filed either."""
+    msg = _message(_section("11459-5", "Transport", TRANSPORT))
+    (got,) = msg.entries[1:]
+    assert (got.type, got.code, got.display) == ("encounter", "ORG-154", "Ambulance privée")
+    assert got.details["period_low"] == "2024-06-18T21:30:00+02:00"
+    assert "destination" not in got.details
+    assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+
+
+@pytest.mark.parametrize("name", ["DLU-EHPAD-FLUDR_2022.01.xml", "DLU-EHPAD-FLUDT_2022.01.xml",
+                                  "CSE-CS8_2024.01.xml", "OBP-SCM_2024.01.xml",
+                                  "AVC-AUNV_2022.01.xml"])
+def test_corpus_transfers_and_transports_are_filed(name: str) -> None:
+    msg = _corpus(name)
+    moves = [e for e in msg.entries if e.type == "encounter" and
+             e.code in ("80413-8", "ORG-153")]
+    assert moves and all(e.details.get("period_low") for e in moves)
+    assert not [w for w in msg.warnings if "80413-8" in w or "ORG-153" in w]
