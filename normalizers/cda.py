@@ -233,6 +233,9 @@ class _Ctx:
     exams: frozenset[tuple[str, str]] = frozenset()
     # the DICOM studies a CR-IMG's object catalog references (for the document's details)
     dicom_studies: list[dict[str, Any]] = field(default_factory=list)
+    # units read as their template says (tables/cda_template_units.csv), said once per
+    # document and unit: (unit sent, unit read) -> [count, first path]
+    units_read: dict[tuple[str, str], list] = field(default_factory=dict)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -500,6 +503,10 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
                             (f" ({count} in the document)" if count > 1 else ""))
+    for (sent, unit), (count, path) in ctx.units_read.items():
+        ctx.warnings.append(f"CDA_UNIT_READ_AS: {path}: unit {sent[:20]!r} of a measurement "
+                            f"its template gives in {unit} (UCUM {sent[:20]!r} is not): read "
+                            f"as {unit}" + (f" ({count} in the document)" if count > 1 else ""))
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -2171,6 +2178,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 return None
         else:
             _value(value, entry, ctx, section)
+            if entry.unit_original and act.template_ids:
+                _template_unit(act, entry, ctx)
         if len(act.values) > 1 and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
@@ -2230,6 +2239,29 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+@cache
+def _template_units() -> dict[tuple[str, str], str]:
+    """(templateId, unit as sent, lower case) -> the UCUM unit it is read as."""
+    return {(r["template"], r["sent"].strip().lower()): r["unit"]
+            for r in table("cda_template_units")}
+
+
+def _template_unit(act: Observation, entry: Entry, ctx: _Ctx) -> None:
+    """A measurement's unit read in the one its template defines when the sender wrote it
+    otherwise (tables/cda_template_units.csv): a sphere power of '2.50 d' (IHE Eye Care,
+    CI-SIS OPH-BRE) was filed as 2.5 days (UCUM d), beside the same power sent as
+    '[diop]' for the other eye. Said once per document (CDA_UNIT_READ_AS)."""
+    units = _template_units()
+    sent = (entry.unit_original or "").strip().lower()
+    unit = next((units[(t.root, sent)] for t in act.template_ids if (t.root, sent) in units),
+                None)
+    if unit is None or unit == entry.unit:
+        return
+    seen = ctx.units_read.setdefault((entry.unit_original or "", unit), [0, act.path])
+    seen[0] += 1
+    entry.unit = unit
 
 
 def _asserts(act: Observation, kind: str) -> bool:

@@ -196,3 +196,64 @@ def test_corpus_transfers_and_transports_are_filed(name: str) -> None:
              e.code in ("80413-8", "ORG-153")]
     assert moves and all(e.details.get("period_low") for e in moves)
     assert not [w for w in msg.warnings if "80413-8" in w or "ORG-153" in w]
+
+
+# -- ophthalmology: lens powers are in dioptres ------------------------------------------------
+def _refraction(ident: str, code: str, name: str, value: str, unit: str, eye: str) -> str:
+    eyes = {"OD": ("18944008", "oeil droit"), "OG": ("8966001", "oeil gauche")}
+    return f"""<component typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.12.1.3.7"/>
+      <templateId root="1.2.250.1.213.1.1.3.120"/>
+      <id root="1.2.250.1.999.12" extension="{ident}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240902101500+0200"/>
+      <value xsi:type="PQ" value="{value}" unit="{unit}"/>
+      <methodCode code="397277005" displayName="réfraction subjective" {SNOMED}/>
+      <targetSiteCode code="{eyes[eye][0]}" displayName="{eyes[eye][1]}" {SNOMED}/>
+    </observation></component>"""
+
+
+REFRACTION = f"""<entry><organizer classCode="CLUSTER" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.12.1.3.3"/><id root="1.2.250.1.999.12" extension="REF"/>
+  <code code="70938-6" displayName="Mesures réfractives" {LOINC}/><statusCode code="completed"/>
+  <effectiveTime value="20240902101500+0200"/>
+  {_refraction("SPH-OD", "95290-3", "Sphère", "-1.75", "d", "OD")}
+  {_refraction("SPH-OG", "95290-3", "Sphère", "-2.25", "[diop]", "OG")}
+  {_refraction("CYL-OD", "95292-9", "Cylindre", "-0.50", "D", "OD")}
+  {_refraction("AXE-OD", "95291-1", "Axe", "95", "deg", "OD")}
+</organizer></entry>"""
+
+
+def test_a_lens_power_written_d_is_in_dioptres_not_days() -> None:
+    """An eye's sphere of -1.75 written unit="d" (CI-SIS OPH-BRE as the ANS example writes
+    it; 'D' as French opticians do) was filed in UCUM d, days, beside the other eye's sphere
+    in [diop]. In an eye-care measurement template it is read in dioptres, as sent kept in
+    unit_original, said once (CDA_UNIT_READ_AS); the axis in degrees is left alone."""
+    msg = _message(_section("70938-6", "Réfraction", REFRACTION))
+    got = {(e.code, e.details["target_site"]["code"]): e for e in msg.entries[1:]}
+    assert [(e.value, e.unit, e.unit_original) for e in got.values()] == [
+        ("-1.75", "[diop]", "d"), ("-2.25", "[diop]", "[diop]"), ("-0.50", "[diop]", "D"),
+        ("95", "deg", "deg")]
+    said = [w for w in msg.warnings if w.startswith("CDA_UNIT_READ_AS")]
+    assert len(said) == 2 and "(UCUM 'd' is not): read as [diop]" in said[0]
+    assert "component[1]/observation" in said[0] and "'D'" in said[1]
+
+
+def test_a_duration_in_days_outside_eye_care_stays_in_days() -> None:
+    """'d' is days everywhere else (a length of stay, CSE-CS8's durations)."""
+    obs = """<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <id root="1.2.250.1.999.12" extension="J"/>
+      <code code="ORG-077" displayName="Durée d'hospitalisation"
+        codeSystem="1.2.250.1.213.1.1.4.322"/>
+      <statusCode code="completed"/><effectiveTime value="20240902"/>
+      <value xsi:type="PQ" value="12" unit="d"/></observation></entry>"""
+    msg = _message(_section("11348-0", "Antécédents", obs))
+    assert [(e.value, e.unit) for e in msg.entries[1:]] == [("12", "d")]
+    assert not [w for w in msg.warnings if w.startswith("CDA_UNIT_READ_AS")]
+
+
+def test_corpus_oph_bre_files_no_lens_power_in_days() -> None:
+    msg = _corpus("OPH-BRE_2022.02.xml")
+    powers = [e for e in msg.entries if e.unit_original in ("d", "[diop]")]
+    assert len(powers) >= 40 and {e.unit for e in powers} == {"[diop]"}
