@@ -2603,8 +2603,10 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         targets = _target_diseases(act, ctx, section)
         if targets:
             entry.details["target_diseases"] = targets
-    if kind == IMMUNIZATION and act.entry_relationships:
-        dose = _dose_number(act)
+    if kind == IMMUNIZATION:
+        dose = _dose_number(act) if act.entry_relationships else None
+        if dose is None and act.mood_code in ("", "EVN"):
+            dose = _occurrence(act)
         if dose is not None:
             entry.details["dose_number"] = dose
     if entry.code is None and not entry.display and product is not None and \
@@ -2867,6 +2869,19 @@ def _dose_number(act: ClinicalStatement) -> int | str | None:
                 value.number == value.number.to_integral_value():
             return int(value.number)  # '2' sent as a PQ or REAL: still the second dose
     return None
+
+
+def _occurrence(act: ClinicalStatement) -> int | None:
+    """Which administration of its series an immunization done was, said by repeatNumber:
+    in event mood it is the ordinal of this occurrence (CDA R2 / RIM; C-CDA Immunization
+    Activity 1198-8838: '3' is the third dose), the way C-CDA senders give the dose number
+    that IHE PCC / CI-SIS nest as a 30973-2 observation. It was dropped."""
+    count = getattr(act, "repeat_number", None)
+    text = count.value.strip() if isinstance(count, IVL | INT) else ""
+    if not text and isinstance(count, IVL) and isinstance(count.low, INT) and \
+            isinstance(count.high, INT) and count.low.value == count.high.value:
+        text = count.low.value.strip()  # <low value="2"/><high value="2"/>
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 @cache

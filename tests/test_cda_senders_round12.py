@@ -257,3 +257,42 @@ def test_corpus_oph_bre_files_no_lens_power_in_days() -> None:
     msg = _corpus("OPH-BRE_2022.02.xml")
     powers = [e for e in msg.entries if e.unit_original in ("d", "[diop]")]
     assert len(powers) >= 40 and {e.unit for e in powers} == {"[diop]"}
+
+
+# -- vaccination: the dose number as C-CDA gives it ---------------------------------------------
+def _ccda_immunization(ident: str, repeat: str, mood: str = "EVN") -> str:
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="{mood}"
+      negationInd="false"><templateId root="2.16.840.1.113883.10.20.22.4.52"/>
+      <id root="1.2.250.1.999.12" extension="{ident}"/><statusCode code="completed"/>
+      <effectiveTime value="20240115"/>{repeat}
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.54"/>
+        <manufacturedMaterial><code code="J07CA02" displayName="DTCaP"
+          codeSystem="2.16.840.1.113883.6.73"/><lotNumberText>X4512B</lotNumberText>
+        </manufacturedMaterial></manufacturedProduct></consumable>
+    </substanceAdministration></entry>"""
+
+
+def test_a_vaccinations_repeat_number_is_its_dose_number() -> None:
+    """A C-CDA Immunization Activity done gives the dose it was in its series as
+    repeatNumber (in event mood the ordinal of the occurrence: '3', the third dose; IHE PCC
+    and CI-SIS nest a 30973-2 observation instead): it was dropped, and with it whether the
+    child's DTCaP course is complete. An intended vaccination's repeatNumber is no dose."""
+    got = _entries(_section("11369-6", "Vaccinations", "".join([
+        _ccda_immunization("V1", '<repeatNumber value="1"/>'),
+        _ccda_immunization("V3", '<repeatNumber><low value="3"/><high value="3"/>'
+                                 '</repeatNumber>'),
+        _ccda_immunization("V0", ""),
+        _ccda_immunization("VP", '<repeatNumber value="4"/>', mood="INT")])))
+    assert [(e.type, e.details.get("dose_number"), e.details.get("lot_number"))
+            for e in got] == [("immunization", 1, "X4512B"), ("immunization", 3, "X4512B"),
+                              ("immunization", None, "X4512B"), ("plan", None, "X4512B")]
+
+
+def test_corpus_vac_keeps_vaccine_lot_date_and_dose() -> None:
+    msg = _corpus("VAC_2023.01.xml")
+    shots = [e for e in msg.entries if e.type == "immunization"]
+    assert [(e.code, e.details["lot_number"], e.details["dose_number"]) for e in shots] == [
+        ("61077869", "235421176", 1), ("68747507", "4456668", 1),
+        ("68747507", "4456672", 2), ("61920725", "357904636", 1)]
+    assert all(e.effective for e in shots)
