@@ -2881,7 +2881,8 @@ def _occurrence(act: ClinicalStatement) -> int | None:
     if not text and isinstance(count, IVL) and isinstance(count.low, INT) and \
             isinstance(count.high, INT) and count.low.value == count.high.value:
         text = count.low.value.strip()  # <low value="2"/><high value="2"/>
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    # XML Schema integer: ASCII digits ('٣' is a digit to str.isdigit, not to the schema)
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
 @cache

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
@@ -296,3 +298,17 @@ def test_corpus_vac_keeps_vaccine_lot_date_and_dose() -> None:
         ("61077869", "235421176", 1), ("68747507", "4456668", 1),
         ("68747507", "4456672", 2), ("61920725", "357904636", 1)]
     assert all(e.effective for e in shots)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.integers(min_value=-3, max_value=120).map(str),
+                 st.sampled_from(["", " 2 ", "2.0", "deux", "1e3", "٣", "NaN"])))
+def test_a_repeat_number_is_a_dose_only_when_it_is_a_positive_whole_number(raw: str) -> None:
+    """Whatever a sender writes in repeatNumber/@value, the vaccination is filed; the dose
+    number is that count when it is a positive whole number written in ASCII digits."""
+    got = _entries(_section("11369-6", "Vaccinations",
+                            _ccda_immunization("VX", f'<repeatNumber value="{raw}"/>')))
+    (shot,) = got
+    text = raw.strip()
+    expected = int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
+    assert shot.type == "immunization" and shot.details.get("dose_number") == expected
