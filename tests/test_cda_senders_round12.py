@@ -312,3 +312,21 @@ def test_a_repeat_number_is_a_dose_only_when_it_is_a_positive_whole_number(raw: 
     text = raw.strip()
     expected = int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
     assert shot.type == "immunization" and shot.details.get("dose_number") == expected
+
+
+# -- obstetrics and child health: durations in French words --------------------------------------
+@pytest.mark.parametrize(("sent", "ucum"), [("semaines", "wk"), ("Semaine", "wk"),
+                                            ("jour", "d"), ("années", "a"), ("heures", "h")])
+def test_a_duration_written_in_french_words_is_in_ucum(sent: str, ucum: str) -> None:
+    """A gestational age of '39 semaines' (OBP: FR-Simple-Observation 11884-4 with the unit
+    in words, as obstetrics software writes it) stayed in the unit 'semaines', unmapped,
+    never comparable to the same age in wk; 'jours', 'sem', 'ans' were read, their
+    singulars and 'années', 'heures' were not."""
+    obs = f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <id root="1.2.250.1.999.12" extension="AG"/>
+      <code code="11884-4" displayName="Âge gestationnel" {LOINC}/>
+      <statusCode code="completed"/><effectiveTime value="20240425"/>
+      <value xsi:type="PQ" value="39" unit="{sent}"/></observation></entry>"""
+    (got,) = _entries(_section("57073-9", "Grossesse", obs))
+    assert (got.value, got.unit, got.unit_original) == ("39", ucum, sent)
