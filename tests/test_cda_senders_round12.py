@@ -7,28 +7,23 @@ clinician reading the document understands; the corpus tests run the ANS example
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
+from tests.conftest import corpus_path
 from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
 TNM = 'codeSystem="2.16.840.1.113883.15.6" codeSystemName="TNM_UICC"'
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "cda"
 
 
 def _corpus(name: str):  # noqa: ANN202
     """The NormalizedMessage of one ANS example; the test skips when the corpus is absent."""
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file {name} not available")
-    data = path.read_bytes()
+    data = corpus_path("cda", name).read_bytes()
     return normalize_cda(parse_cda(data), data, "corpus")
 
 
