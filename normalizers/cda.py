@@ -2111,14 +2111,22 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)
     if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
-        site = sites[0]
-        if site.code:
-            entry.details["target_site"] = {"code": site.code,
-                                            "system": system_name(site.code_system)}
-            laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
-            if laterality:
-                entry.details["target_site"]["qualifiers"] = laterality
+        site = _site(sites[0])
+        if site:
+            entry.details["target_site"] = site
     return entry
+
+
+def _site(site: CD) -> dict[str, Any] | None:
+    """A body site as {code, system} with its laterality (the values of its qualifiers:
+    right, left) as ``qualifiers``; None when it has no code."""
+    if not site.code:
+        return None
+    out: dict[str, Any] = {"code": site.code, "system": system_name(site.code_system)}
+    laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
+    if laterality:
+        out["qualifiers"] = laterality
+    return out
 
 
 def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
@@ -2593,6 +2601,11 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
+    site = next((f for f in map(_site, act.approach_site_codes) if f), None) \
+        if isinstance(act, SubstanceAdministration) and act.approach_site_codes else None
+    if site:  # where it was given, with its side (C-CDA Immunization / Medication Activity,
+        # IHE PCC: approachSiteCode 'left deltoid'): dropped
+        entry.details["approach_site"] = site
     if product is not None and product.manufacturer is not None:
         # with the lot, who made it (C-CDA immunization medication information): dropped
         maker = next((n for n in product.manufacturer.names if n), "") or \

@@ -286,6 +286,20 @@ def test_a_vaccinations_repeat_number_is_its_dose_number() -> None:
                               ("immunization", None, "X4512B"), ("plan", None, "X4512B")]
 
 
+def test_where_a_vaccine_was_given_is_kept_with_its_side() -> None:
+    """The injection site (approachSiteCode: C-CDA Immunization Activity, IHE PCC; the
+    deltoid and its side as a qualifier) was dropped: a local reaction could not be told
+    apart from the other arm's vaccine given the same day."""
+    site = f"""<approachSiteCode code="244109008" displayName="muscle deltoïde" {SNOMED}>
+      <qualifier><name code="272741003" displayName="latéralité" {SNOMED}/>
+        <value code="7771000" displayName="gauche" {SNOMED}/></qualifier></approachSiteCode>"""
+    shot = _ccda_immunization("VS", site + '<doseQuantity value="0.5" unit="mL"/>')
+    (got,) = _entries(_section("11369-6", "Vaccinations", shot))
+    assert got.details["approach_site"] == {"code": "244109008", "system": "SNOMED-CT",
+                                            "qualifiers": ["7771000"]}
+    assert "target_site" not in got.details
+
+
 def test_corpus_vac_keeps_vaccine_lot_date_and_dose() -> None:
     msg = _corpus("VAC_2023.01.xml")
     shots = [e for e in msg.entries if e.type == "immunization"]
