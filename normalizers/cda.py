@@ -2147,6 +2147,11 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
+    site = next((f for f in map(_site, act.approach_site_codes) if f), None) \
+        if isinstance(act, Procedure) and act.approach_site_codes else None
+    if site:  # the way in (approachSiteCode: a coronary angiography by the right radial
+        # artery, C-CDA / IHE PCC procedure entries): dropped, the target site alone kept
+        entry.details["approach_site"] = site
     if isinstance(act, Procedure) and act.method_codes:  # how: the imaging modality (DICOM
         # Part 20 Procedure Technique: CT, MR), the technique; it was dropped
         methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes)

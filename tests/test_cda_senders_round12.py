@@ -300,6 +300,25 @@ def test_where_a_vaccine_was_given_is_kept_with_its_side() -> None:
     assert "target_site" not in got.details
 
 
+def test_the_way_into_a_procedure_is_kept_beside_its_target() -> None:
+    """A coronary angiography by the right radial artery (IHE PCC / CI-SIS FR-Acte:
+    approachSiteCode beside targetSiteCode): the approach was dropped."""
+    proc = f"""<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/><templateId root="1.2.250.1.213.1.1.3.62"/>
+      <id root="1.2.250.1.999.12" extension="CORO"/>
+      <code code="DDQH009" displayName="Coronarographie" codeSystem="1.2.250.1.213.2.5"/>
+      <statusCode code="completed"/><effectiveTime value="20240312"/>
+      <approachSiteCode code="45631007" displayName="artère radiale" {SNOMED}>
+        <qualifier><name code="272741003" {SNOMED}/><value code="24028007" {SNOMED}/></qualifier>
+      </approachSiteCode>
+      <targetSiteCode code="41801008" displayName="artère coronaire" {SNOMED}/>
+    </procedure></entry>"""
+    (got,) = _entries(_section("47519-4", "Actes", proc))
+    assert got.details["approach_site"] == {"code": "45631007", "system": "SNOMED-CT",
+                                            "qualifiers": ["24028007"]}
+    assert got.details["target_site"] == {"code": "41801008", "system": "SNOMED-CT"}
+
+
 def test_corpus_vac_keeps_vaccine_lot_date_and_dose() -> None:
     msg = _corpus("VAC_2023.01.xml")
     shots = [e for e in msg.entries if e.type == "immunization"]
