@@ -358,3 +358,72 @@ def test_a_duration_written_in_french_words_is_in_ucum(sent: str, ucum: str) -> 
       <value xsi:type="PQ" value="39" unit="{sent}"/></observation></entry>"""
     (got,) = _entries(_section("57073-9", "Grossesse", obs))
     assert (got.value, got.unit, got.unit_original) == ("39", ucum, sent)
+
+
+# -- issue 4: no coded statement of these document types is dropped without a word -----------
+ROUND12_TYPES = ["AVC-AUNV_2022.01.xml", "AVC-EUNV_2022.01.xml", "AVC-PAVC_2022.01.xml",
+                 "CANCER-D2LM-FIDD_2022.01.xml", "CANCER-D2LM-FIN_2022.01.xml",
+                 "CANCER-FRCP_2022.01_Appareil.xml", "CANCER-PPS_2022.01_Autopresentable.xml",
+                 "CARD-F-PRC-AVK_2022.01.xml", "CARD-F-PRC-DCI_2022.01.xml",
+                 "CARD-F-PRC-PSC_2022.01.xml", "CSE-CS24_2024.01.xml", "CSE-CS8_2025.01.xml",
+                 "CSE-MDE_2023.01.xml", "DLU-EHPAD-DLU_2022.01.xml",
+                 "DLU-EHPAD-FLUDR_2022.01.xml", "DLU-EHPAD-FLUDT_2022.01.xml",
+                 "IPS-FR_2024.01.xml", "OBP-SAP_2024.01.xml", "OBP-SCM_2024.01.xml",
+                 "OBP-SNM_2024.01.xml", "OPH-BRE_2022.02.xml", "OPH-CR-RTN_2022.01.xml",
+                 "SDM-MR_2022.01.xml", "VAC_2023.01.xml",
+                 "eDISP-MED_2024.01.xml"]
+
+
+def _coded(act) -> bool:  # noqa: ANN001
+    """A clinical statement that says something coded: its code, or its product's."""
+    product = getattr(act, "consumable", None) or getattr(act, "product", None)
+    codes = [c for c in (act.code, product.code if product is not None else None)
+             if c is not None]
+    return any(c.code or c.translations for c in codes) or \
+        bool(product is not None and product.name)
+
+
+@pytest.mark.parametrize("name", ROUND12_TYPES)
+def test_corpus_every_coded_statement_is_filed_read_with_another_or_said(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 4: every coded result, problem, medication... statement of a document is an
+    entry, is read into the entry that holds it (a dose number, a status, a staging), is
+    structure read elsewhere (a comment, a specimen, an internal reference, a payer: the
+    'skip' rows of cda_entry_kinds.csv, with what they hold) or is said (CDA_NOT_FILED,
+    with what it holds). A container (a concern, a lab report act) is covered by what it
+    holds. None is dropped silently."""
+    import normalizers.cda as cda
+    from parsers.cda import iter_acts
+    from parsers.cda.model import Organizer
+
+    said: list[str] = []
+    real = cda._not_filed
+
+    def spy(act, kind, ctx, section) -> None:  # noqa: ANN001
+        before = sum(count for count, _ in ctx.not_filed.values())
+        real(act, kind, ctx, section)
+        if sum(count for count, _ in ctx.not_filed.values()) > before:
+            said.append(act.path)
+
+    monkeypatch.setattr(cda, "_not_filed", spy)
+    data = corpus_path("cda", name).read_bytes()
+    doc = parse_cda(data)
+    msg = normalize_cda(doc, data, "corpus")
+    filed = {e.source_ref for e in msg.entries if e.source_ref}
+    elsewhere = cda._read_elsewhere()
+    kinds = cda._kinds()
+    acts = [act for _, act in iter_acts(doc)]
+    skipped = [a.path for a in acts if any(kinds.get(t) == cda.SKIP for t in a.template_roots)]
+    covered = [*filed, *said, *skipped]  # with everything they hold
+    dropped = []
+    for act in acts:
+        if isinstance(act, Organizer) or not _coded(act) or act.path in covered or \
+                not elsewhere.isdisjoint(act.template_roots) or cda._is_comment(act) or \
+                act.null_flavor:
+            continue
+        if any(act.path.startswith(ref + "/") for ref in covered):
+            continue  # read into the entry that holds it, said or skipped with it
+        if any(ref.startswith(act.path + "/") for ref in [*filed, *said]):
+            continue  # a container: what it holds is filed or said
+        dropped.append((act.kind, act.code.code if act.code else "", act.path))
+    assert not dropped, dropped
