@@ -1031,7 +1031,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                isolate: _Isolate | None = None,
                lab: _Lab | None = None,
                material: dict[str, str] | None = None,
-               about: dict[str, Any] | None = None) -> Iterator[Entry]:
+               about: dict[str, Any] | None = None,
+               group: dict[str, Any] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -1045,7 +1046,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     ``about`` whom the enclosing organizer, act or section is about when it names a subject
     that is not the patient (a newborn, a fetus): CDA context conduction gives it to what
     it contains, which names none of its own (the newborn's birth weight in a battery whose
-    subject is the newborn was filed as the mother's)."""
+    subject is the newborn was filed as the mother's); ``group`` what the enclosing
+    organizer says its components measure (tables/cda_group_organizers.csv: lenses
+    prescribed or delivered, which visual acuity), for the entry's details.group."""
     own_section = section_code(section)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
@@ -1187,6 +1190,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
+        if group:
+            made.details["group"] = group
         ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
@@ -1205,10 +1210,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if media:  # an image of the whole battery (CR-BIO: the electrophoresis curve)
             battery = {**(battery or {}), "media": media}
         isolate = _isolate(act, ctx, section) or isolate
+        measured = _group(act, ctx, section)
         for component in act.components:
             inner = _statement(component, section, ctx, inner_results, parent_key,
                                specimen, battery or panel, family, own_time or when,
-                               isolate, lab, material, relative)
+                               isolate, lab, material, relative, measured)
             if act.status_code in ("", "completed"):
                 yield from inner
                 continue
@@ -1566,6 +1572,30 @@ def _relative_of(subject: Any) -> dict[str, Any] | None:
         if born and _iso_value(born):
             out["birth_time"] = _iso_value(born)
     return out
+
+
+@cache
+def _group_organizers() -> frozenset[str]:
+    return frozenset(row["template"] for row in table("cda_group_organizers"))
+
+
+def _group(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
+    """What an organizer listed in tables/cda_group_organizers.csv says its components
+    measure: its code ({code, system, display} or {text}) and the code's qualifiers. Under
+    OPH-BRE's 'lentilles prescrites' and 'lentilles délivrées' the same LOINC codes were
+    filed alike (and their facts merged): which lens was which was lost."""
+    if act.code is None or _group_organizers().isdisjoint(act.template_roots):
+        return None
+    said = _coded_or_words(act.code, ctx, section)
+    if said is None:
+        return None
+    group: dict[str, Any] = {k: v for k, v in said.items() if v}
+    if act.code.qualifiers:
+        holder = Entry(type=OBSERVATION, key="", source_ref=act.path)
+        _qualify(act.code, holder, "qualifiers", ctx, section)
+        if holder.details.get("qualifiers"):
+            group["qualifiers"] = holder.details["qualifiers"]
+    return group
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dossiers.deposit import fact_of
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.conftest import corpus_path
@@ -427,3 +428,77 @@ def test_corpus_every_coded_statement_is_filed_read_with_another_or_said(
             continue  # a container: what it holds is filed or said
         dropped.append((act.kind, act.code.code if act.code else "", act.path))
     assert not dropped, dropped
+
+
+# -- ophthalmology: what an eye-care organizer says its measurements are ------------------------
+def _lenses(ident: str, code: str, name: str) -> str:
+    """An IHE Eye Care lensometry organizer (CI-SIS OPH-BRE) with the right lens' addition."""
+    return f"""<entry><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.12.1.3.5"/><templateId root="1.2.250.1.213.1.1.3.118"/>
+      <id root="1.2.250.1.999.12" extension="{ident}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240902101500+0200"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.12.1.3.9"/>
+        <id root="1.2.250.1.999.12" extension="{ident}-ADD"/>
+        <code code="28815-9" displayName="Addition" {LOINC}/><statusCode code="completed"/>
+        <effectiveTime value="20240902101500+0200"/>
+        <value xsi:type="PQ" value="2.25" unit="[diop]"/>
+        <targetSiteCode code="18944008" displayName="oeil droit" {SNOMED}/>
+      </observation></component></organizer></entry>"""
+
+
+def test_lenses_prescribed_and_delivered_stay_apart() -> None:
+    """The same right-eye addition (+2.25) under 'lentilles prescrites' and 'lentilles
+    délivrées' (IHE Eye Care lensometry organizers, CI-SIS OPH-BRE: the components' LOINC
+    codes are the same) was filed twice alike: which was prescribed and which delivered was
+    lost, and among results their facts were one. Each now says its organizer (group)."""
+    got = _entries(_section("30954-2", "Lentilles",
+                            _lenses("LP", "28866-2", "Lentilles prescrites") +
+                            _lenses("LD", "28868-8", "Lentilles délivrées")))
+    assert [(e.code, e.details["group"]["code"], e.details["group"]["display"])
+            for e in got] == [("28815-9", "28866-2", "Lentilles prescrites"),
+                              ("28815-9", "28868-8", "Lentilles délivrées")]
+    assert fact_of(got[0]) != fact_of(got[1])
+
+
+def test_which_visual_acuity_is_said_by_its_organizer() -> None:
+    """Best corrected or uncorrected is a qualifier of the visual acuity organizer's code,
+    not of each eye's measurement: it is the measurements' group, with the qualifier."""
+    organizer = f"""<entry><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.12.1.3.2"/><id root="1.2.250.1.999.12" extension="AV"/>
+      <code code="28631-0" displayName="Acuité visuelle" {LOINC}><qualifier>
+        <name code="MED-1049" displayName="Acuité visuelle observée"
+          codeSystem="1.2.250.1.213.1.1.4.322"/>
+        <value code="MED-1048" displayName="Meilleure acuité visuelle corrigée"
+          codeSystem="1.2.250.1.213.1.1.4.322"/></qualifier></code>
+      <statusCode code="completed"/><effectiveTime value="20240902"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.12.1.3.6"/>
+        <id root="1.2.250.1.999.12" extension="AV-OD"/>
+        <code code="64841-0" displayName="Acuité visuelle ETDRS" {LOINC}/>
+        <statusCode code="completed"/><effectiveTime value="20240902"/>
+        <value xsi:type="INT" value="85"/>
+        <targetSiteCode code="18944008" displayName="oeil droit" {SNOMED}/>
+      </observation></component></organizer></entry>"""
+    (got,) = _entries(_section("70939-4", "Acuité visuelle", organizer))
+    group = got.details["group"]
+    assert (group["code"], group["qualifiers"][0]["value"]["code"]) == ("28631-0", "MED-1048")
+
+
+def test_a_vital_signs_organizer_gives_no_group() -> None:
+    """Only the organizers listed in cda_group_organizers.csv: a vital signs organizer's
+    measurements are what their own codes say (their facts unchanged)."""
+    vitals = f"""<entry><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.1"/>
+      <id root="1.2.250.1.999.12" extension="VS"/>
+      <code code="46680005" displayName="Signes vitaux" {SNOMED}/><statusCode code="completed"/>
+      <effectiveTime value="20240902101500+0200"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13.2"/>
+        <id root="1.2.250.1.999.12" extension="VS-P"/>
+        <code code="29463-7" displayName="Poids" {LOINC}/><statusCode code="completed"/>
+        <effectiveTime value="20240902101500+0200"/><value xsi:type="PQ" value="71.5" unit="kg"/>
+      </observation></component></organizer></entry>"""
+    (got,) = _entries(_section("8716-3", "Signes vitaux", vitals))
+    assert got.type == "vital_sign" and "group" not in got.details
