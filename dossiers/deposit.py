@@ -99,6 +99,13 @@ def _what_of(details: dict) -> str:
         # forearm and pain in the left thigh, the same day, are two facts
         raw += "\x1f" + "\x1e".join((str(site.get("system", "")), str(site["code"]),
                                       *map(str, site.get("qualifiers") or ())))
+    group = details.get("group")
+    if isinstance(group, dict) and (group.get("code") or group.get("text")):  # CDA: the
+        # organizer's code says what was measured (IHE Eye Care: the same power under
+        # 'lenses prescribed' and 'lenses delivered', acuity uncorrected or corrected)
+        raw += "\x1fgroup\x1e" + "\x1e".join(
+            (str(group.get("system", "")), str(group.get("code") or group.get("text")),
+             *map(_qualifier_key, group.get("qualifiers") or ())))
     for key in ("code_qualifiers", "value_qualifiers"):
         qualifiers = details.get(key)
         if qualifiers:  # CDA: what the code asks or which side (two results of one

@@ -70,6 +70,7 @@ from parsers.cda.model import (
     ST,
     SXPR_TS,
     TS,
+    Act,
     AnyValue,
     ClinicalStatement,
     Document,
@@ -233,6 +234,9 @@ class _Ctx:
     exams: frozenset[tuple[str, str]] = frozenset()
     # the DICOM studies a CR-IMG's object catalog references (for the document's details)
     dicom_studies: list[dict[str, Any]] = field(default_factory=list)
+    # units read as their template says (tables/cda_template_units.csv), said once per
+    # document and unit: (unit sent, unit read) -> [count, first path]
+    units_read: dict[tuple[str, str], list] = field(default_factory=dict)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -500,6 +504,10 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
                             (f" ({count} in the document)" if count > 1 else ""))
+    for (sent, unit), (count, path) in ctx.units_read.items():
+        ctx.warnings.append(f"CDA_UNIT_READ_AS: {path}: unit {sent[:20]!r} of a measurement "
+                            f"its template gives in {unit} (UCUM {sent[:20]!r} is not): read "
+                            f"as {unit}" + (f" ({count} in the document)" if count > 1 else ""))
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -1030,7 +1038,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                isolate: _Isolate | None = None,
                lab: _Lab | None = None,
                material: dict[str, str] | None = None,
-               about: dict[str, Any] | None = None) -> Iterator[Entry]:
+               about: dict[str, Any] | None = None,
+               group: dict[str, Any] | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -1044,7 +1053,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     ``about`` whom the enclosing organizer, act or section is about when it names a subject
     that is not the patient (a newborn, a fetus): CDA context conduction gives it to what
     it contains, which names none of its own (the newborn's birth weight in a battery whose
-    subject is the newborn was filed as the mother's)."""
+    subject is the newborn was filed as the mother's); ``group`` what the enclosing
+    organizer says its components measure (tables/cda_group_organizers.csv: lenses
+    prescribed or delivered, which visual acuity), for the entry's details.group."""
     own_section = section_code(section)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
@@ -1143,7 +1154,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE and act.code is not None:
         made = _procedure(act, section, ctx, parent_key)
-    elif kind == ENCOUNTER and isinstance(act, Encounter):
+    elif kind == ENCOUNTER and isinstance(act, Encounter | Act):  # an act: a transfer, a
+        # transport (IHE PCC / CI-SIS FR-Transfert-du-patient, FR-Transport-du-patient)
         made = _encounter_entry(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
@@ -1185,6 +1197,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["subject"] = relative
         if mood not in ("", "EVN"):
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
+        if group:
+            made.details["group"] = group
         ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
@@ -1203,10 +1217,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if media:  # an image of the whole battery (CR-BIO: the electrophoresis curve)
             battery = {**(battery or {}), "media": media}
         isolate = _isolate(act, ctx, section) or isolate
+        measured = _group(act, ctx, section)
         for component in act.components:
             inner = _statement(component, section, ctx, inner_results, parent_key,
                                specimen, battery or panel, family, own_time or when,
-                               isolate, lab, material, relative)
+                               isolate, lab, material, relative, measured)
             if act.status_code in ("", "completed"):
                 yield from inner
                 continue
@@ -1564,6 +1579,30 @@ def _relative_of(subject: Any) -> dict[str, Any] | None:
         if born and _iso_value(born):
             out["birth_time"] = _iso_value(born)
     return out
+
+
+@cache
+def _group_organizers() -> frozenset[str]:
+    return frozenset(row["template"] for row in table("cda_group_organizers"))
+
+
+def _group(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
+    """What an organizer listed in tables/cda_group_organizers.csv says its components
+    measure: its code ({code, system, display} or {text}) and the code's qualifiers. Under
+    OPH-BRE's 'lentilles prescrites' and 'lentilles délivrées' the same LOINC codes were
+    filed alike (and their facts merged): which lens was which was lost."""
+    if act.code is None or _group_organizers().isdisjoint(act.template_roots):
+        return None
+    said = _coded_or_words(act.code, ctx, section)
+    if said is None:
+        return None
+    group: dict[str, Any] = {k: v for k, v in said.items() if v}
+    if act.code.qualifiers:
+        holder = Entry(type=OBSERVATION, key="", source_ref=act.path)
+        _qualify(act.code, holder, "qualifiers", ctx, section)
+        if holder.details.get("qualifiers"):
+            group["qualifiers"] = holder.details["qualifiers"]
+    return group
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -2109,14 +2148,22 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)
     if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
-        site = sites[0]
-        if site.code:
-            entry.details["target_site"] = {"code": site.code,
-                                            "system": system_name(site.code_system)}
-            laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
-            if laterality:
-                entry.details["target_site"]["qualifiers"] = laterality
+        site = _site(sites[0])
+        if site:
+            entry.details["target_site"] = site
     return entry
+
+
+def _site(site: CD) -> dict[str, Any] | None:
+    """A body site as {code, system} with its laterality (the values of its qualifiers:
+    right, left) as ``qualifiers``; None when it has no code."""
+    if not site.code:
+        return None
+    out: dict[str, Any] = {"code": site.code, "system": system_name(site.code_system)}
+    laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
+    if laterality:
+        out["qualifiers"] = laterality
+    return out
 
 
 def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
@@ -2137,6 +2184,11 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
+    site = next((f for f in map(_site, act.approach_site_codes) if f), None) \
+        if isinstance(act, Procedure) and act.approach_site_codes else None
+    if site:  # the way in (approachSiteCode: a coronary angiography by the right radial
+        # artery, C-CDA / IHE PCC procedure entries): dropped, the target site alone kept
+        entry.details["approach_site"] = site
     if isinstance(act, Procedure) and act.method_codes:  # how: the imaging modality (DICOM
         # Part 20 Procedure Technique: CT, MR), the technique; it was dropped
         methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes)
@@ -2176,6 +2228,8 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 return None
         else:
             _value(value, entry, ctx, section)
+            if entry.unit_original and act.template_ids:
+                _template_unit(act, entry, ctx)
         if len(act.values) > 1 and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
@@ -2235,6 +2289,29 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+@cache
+def _template_units() -> dict[tuple[str, str], str]:
+    """(templateId, unit as sent, lower case) -> the UCUM unit it is read as."""
+    return {(r["template"], r["sent"].strip().lower()): r["unit"]
+            for r in table("cda_template_units")}
+
+
+def _template_unit(act: Observation, entry: Entry, ctx: _Ctx) -> None:
+    """A measurement's unit read in the one its template defines when the sender wrote it
+    otherwise (tables/cda_template_units.csv): a sphere power of '2.50 d' (IHE Eye Care,
+    CI-SIS OPH-BRE) was filed as 2.5 days (UCUM d), beside the same power sent as
+    '[diop]' for the other eye. Said once per document (CDA_UNIT_READ_AS)."""
+    units = _template_units()
+    sent = (entry.unit_original or "").strip().lower()
+    unit = next((units[(t.root, sent)] for t in act.template_ids if (t.root, sent) in units),
+                None)
+    if unit is None or unit == entry.unit:
+        return
+    seen = ctx.units_read.setdefault((entry.unit_original or "", unit), [0, act.path])
+    seen[0] += 1
+    entry.unit = unit
 
 
 def _asserts(act: Observation, kind: str) -> bool:
@@ -2566,6 +2643,11 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
+    site = next((f for f in map(_site, act.approach_site_codes) if f), None) \
+        if isinstance(act, SubstanceAdministration) and act.approach_site_codes else None
+    if site:  # where it was given, with its side (C-CDA Immunization / Medication Activity,
+        # IHE PCC: approachSiteCode 'left deltoid'): dropped
+        entry.details["approach_site"] = site
     if product is not None and product.manufacturer is not None:
         # with the lot, who made it (C-CDA immunization medication information): dropped
         maker = next((n for n in product.manufacturer.names if n), "") or \
@@ -2576,8 +2658,10 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         targets = _target_diseases(act, ctx, section)
         if targets:
             entry.details["target_diseases"] = targets
-    if kind == IMMUNIZATION and act.entry_relationships:
-        dose = _dose_number(act)
+    if kind == IMMUNIZATION:
+        dose = _dose_number(act) if act.entry_relationships else None
+        if dose is None and act.mood_code in ("", "EVN"):
+            dose = _occurrence(act)
         if dose is not None:
             entry.details["dose_number"] = dose
     if entry.code is None and not entry.display and product is not None and \
@@ -2842,6 +2926,20 @@ def _dose_number(act: ClinicalStatement) -> int | str | None:
     return None
 
 
+def _occurrence(act: ClinicalStatement) -> int | None:
+    """Which administration of its series an immunization done was, said by repeatNumber:
+    in event mood it is the ordinal of this occurrence (CDA R2 / RIM; C-CDA Immunization
+    Activity 1198-8838: '3' is the third dose), the way C-CDA senders give the dose number
+    that IHE PCC / CI-SIS nest as a 30973-2 observation. It was dropped."""
+    count = getattr(act, "repeat_number", None)
+    text = count.value.strip() if isinstance(count, IVL | INT) else ""
+    if not text and isinstance(count, IVL) and isinstance(count.low, INT) and \
+            isinstance(count.high, INT) and count.low.value == count.high.value:
+        text = count.low.value.strip()  # <low value="2"/><high value="2"/>
+    # XML Schema integer: ASCII digits ('٣' is a digit to str.isdigit, not to the schema)
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
 @cache
 def _medication_parts() -> dict[str, tuple[str, str]]:
     return {row["template"]: (row["key"], row["reads"])
@@ -3009,10 +3107,11 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
 
 ENCOUNTER_DIAGNOSIS = "2.16.840.1.113883.10.20.22.4.80"  # C-CDA Encounter Diagnosis act
 SERVICE_LOCATION = "LOC"  # participant typeCode of the service delivery location (C-CDA)
+DESTINATION = "DST"  # participant typeCode of where a patient transfer went (IHE PCC)
 ACT_CODE = "HL7-ACTCODE"  # code_systems.csv: HL7 ActCode (2.16.840.1.113883.5.4)
 
 
-def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
+def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
                      parent_key: str | None) -> Entry | None:
     """A visit or stay the document reports (C-CDA Encounter Activity in the Encounters
     section, IHE PCC / CI-SIS FR-Rencontre: a CNAM-HR hospital stay with its GHS, an
@@ -3042,6 +3141,13 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
     if klass is not None:  # HL7 ActEncounterCode AMB, IMP, EMER... (C-CDA: a translation
         # of the CPT code): the encounter's class
         entry.details["class"] = {"code": klass.code, "display": klass.display or None}
+    others = [t for t in (code.translations if code is not None else [])
+              if t.code and t is not klass and t.code != entry.code]
+    said = [c for c in (_coded_or_words(t, ctx, section) for t in others) if c]
+    if said:  # what else the code says in another terminology (CI-SIS FR-Transfert-du-
+        # patient: the type of service transferred to, 'unité de soins intensifs
+        # néonatals', in SNOMED CT under LOINC 80413-8): dropped with the translation
+        entry.details["code_translations"] = said
     period = act.effective_time
     if isinstance(period, IVL):  # admission (low) and discharge (high)
         for bound in ("low", "high"):
@@ -3056,19 +3162,30 @@ def _encounter_entry(act: Encounter, section: Section, ctx: _Ctx,
     places = [p for p in map(_service_location, act.participants) if p]
     if places:
         entry.details["location"] = places[0]
+    destinations = [p for p in (_service_location(p, DESTINATION) for p in act.participants)
+                    if p]
+    if destinations:  # where the patient was transferred to (IHE PCC patient transfer:
+        # participant DST, the facility's FINESS, kind, name): the transfer was not filed
+        entry.details["destination"] = destinations[0]
     diagnoses = _encounter_diagnoses(act, ctx, section) if act.entry_relationships else []
     if diagnoses:
         entry.details["diagnoses"] = diagnoses
     return entry
 
 
-def _service_location(part) -> dict[str, Any] | None:  # noqa: ANN001
+def _service_location(part, type_code: str = SERVICE_LOCATION  # noqa: ANN001
+                      ) -> dict[str, Any] | None:
     """Where an encounter took place (participant LOC, C-CDA Service Delivery Location:
-    participantRole SDLOC with its HSLOC code and playingEntity name): ids, kind, name."""
+    participantRole SDLOC with its HSLOC code and playingEntity name), or where a transfer
+    went (``type_code`` DST): ids, kind, name. CI-SIS FR-Transfert-du-patient writes the
+    destination's FINESS as the participant's templateId (root the FINESS OID, extension
+    the number: no template has an extension there): read as its first id."""
     entity = part.entity
-    if part.type_code != SERVICE_LOCATION or entity is None:
+    if part.type_code != type_code or entity is None:
         return None
-    out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root and not i.null_flavor]}
+    ids = [i.key for i in part.template_ids if i.root and i.extension and not i.null_flavor]
+    ids += [i.key for i in entity.ids if i.root and not i.null_flavor]
+    out: dict[str, Any] = {"ids": ids}
     if entity.code is not None and entity.code.code:
         out["code"] = {"code": entity.code.code, "system": system_name(entity.code.code_system),
                        "display": entity.code.display or None}
@@ -3111,17 +3228,56 @@ def _encounter_diagnoses(act: Encounter, ctx: _Ctx, section: Section) -> list[di
 def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
     """An observation about a device or an act (its size, how it went) added to the
     entry's details[key] as {code, display, value, unit}, instead of an entry of its own."""
-    if obs.code is None or not obs.values or obs.null_flavor:
-        return
+    described = _described(obs, ctx, section, DESCRIBED_DEPTH)
+    if described is not None:
+        entry.details.setdefault(key, []).append(described)
+
+
+DESCRIBED_DEPTH = 3  # levels of parts read under a described observation (a staging, its
+# T, N and M; an 'other classification', its name and version): the XML allows any
+
+
+def _described(obs: Observation, ctx: _Ctx, section: Section,
+               depth: int) -> dict[str, Any] | None:
+    """{code, display, value, unit} of an observation described in another's details; with
+    ``qualifiers`` when its coded value says more in qualifiers (CI-SIS / IHE PCC cancer
+    staging 75620-5: no code of its own, the stage 21909-7 and the TNM version 21917-0 as
+    qualifiers), and ``parts``: the observations it nests, each described the same way (the
+    T, N and M of that staging). Both were dropped: a cancer's stage was filed as a staging
+    observation with no value and its T1b N1 M0 lost."""
+    if obs.code is None or obs.null_flavor:
+        return None
+    parts = [d for d in (_described(rel.act, ctx, section, depth - 1)
+                         for rel in obs.entry_relationships
+                         if isinstance(rel.act, Observation) and not _is_qualifier(rel.act))
+             if d is not None and _says_something(d)] if depth > 0 else []
+    if not obs.values and not parts:
+        return None
     item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
-    _value(_untyped(obs.values[0]), item, ctx, section)
+    value = _untyped(obs.values[0]) if obs.values else None
+    if value is not None:
+        _value(value, item, ctx, section)
     coded = _code(obs.code, ctx, section)
     described: dict[str, Any] = {
         "code": coded[0] if coded else None, "display": coded[2] if coded else None,
         "value": item.value, "unit": item.unit}
+    value_code = item.details.get("value_code")
+    if value_code:  # the coded value itself (T1b in TNM_UICC), not only its words
+        described["value_code"] = value_code
+    qualifiers = item.details.get("value_qualifiers")
+    if qualifiers:
+        described["qualifiers"] = qualifiers
+    if parts:
+        described["parts"] = parts
     if obs.negation_ind == "true":  # 'venous access difficult' negated: it was easy; it
         described["negated"] = True  # read as said
-    entry.details.setdefault(key, []).append(described)
+    return described
+
+
+def _says_something(described: dict[str, Any]) -> bool:
+    """A part worth keeping: it has a value (words, code or qualifiers) or parts of its own;
+    a template's empty slot ('name of the classification': a placeholder) is not one."""
+    return any(described.get(k) for k in ("value", "value_code", "qualifiers", "parts"))
 
 
 DOSAGE_INSTRUCTIONS = "1.3.6.1.4.1.19376.1.9.1.3.6"  # IHE Pharm Dosage Instructions (CI-SIS

@@ -3582,9 +3582,10 @@ def test_pharmaceutical_advice_is_not_filed_and_said_once_with_its_count() -> No
 
 def test_statements_naming_nothing_or_of_unknown_kind_are_said_structure_is_not() -> None:
     """A medication whose product has no code, name nor words (DLU-EHPAD-FLUDT: code and
-    name nullFlavor UNK) and an act of a template read nowhere (CI-SIS patient transfer,
-    80413-8) were dropped silently; a comment, an internal reference and an empty
-    organizer hold nothing to say."""
+    name nullFlavor UNK) and an act of a template read nowhere (an IHE PCC act template no
+    table names) were dropped silently; a comment, an internal reference and an empty
+    organizer hold nothing to say. (The CI-SIS patient transfer, 80413-8, this test once
+    used as the act of unknown kind, is filed as an encounter since round 12.)"""
     data = (HEAD + _section("10160-0", "", """
       <entry><substanceAdministration classCode="SBADM" moodCode="EVN">
         <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/><id root="1.2.250.1.999.9" extension="M"/>
@@ -3593,7 +3594,7 @@ def test_statements_naming_nothing_or_of_unknown_kind_are_said_structure_is_not(
           <name nullFlavor="UNK"/></manufacturedMaterial></manufacturedProduct></consumable>
       </substanceAdministration></entry>
       <entry><act classCode="ACT" moodCode="EVN">
-        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1"/>
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.99.4.1"/>
         <code code="80413-8" codeSystem="2.16.840.1.113883.6.1"/>
         <effectiveTime><low value="20210503100500"/></effectiveTime></act></entry>
       <entry><act classCode="ACT" moodCode="EVN">
@@ -3608,7 +3609,7 @@ def test_statements_naming_nothing_or_of_unknown_kind_are_said_structure_is_not(
     said = sorted(w for w in msg.warnings if w.startswith("CDA_NOT_FILED"))
     assert len(said) == 2, said
     assert "entry[1]/substanceAdministration: medication statement naming nothing" in said[0]
-    assert "entry[2]/act: act 1.3.6.1.4.1.19376.1.5.3.1.1.25.1.4.1 code 80413-8" in said[1]
+    assert "entry[2]/act: act 1.3.6.1.4.1.19376.1.5.3.1.1.99.4.1 code 80413-8" in said[1]
 
 
 # -- template placeholders are no content ------------------------------------------------------
