@@ -172,16 +172,34 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
     """Strict match: family name (``name_key``: folded, separators dropped, 'LE GOFF' is
-    'LEGOFF') and first given name (``first_given_key``), full birth date, sex."""
+    'LEGOFF') and first given name (``first_given_key``), full birth date, sex.
+
+    A list of given names ('JEAN PIERRE') names its first one, Jean; but a sender that
+    lost a hyphen writes Jean-Pierre the same way. Where the same family, birth date and
+    sex hold both a Jean and a Jean-Pierre (twins), the message may be either: both are
+    returned, so that the caller refuses to choose (IDENTITY_AMBIGUOUS) rather than file
+    one twin's results in the other's dossier. A lone Jean-Pierre is still no match."""
     first_given = first_given_key(given)
     family = name_key(family)
-    if not family:
+    if not family or not first_given:
         return []
     rows = conn.execute(select(patients.c.id, patients.c.given).where(
         patients.c.family_key == family,
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
-    return [r.id for r in rows if first_given and first_given_key(r.given) == first_given]
+    keys = {r.id: first_given_key(r.given) for r in rows}
+    found = [pid for pid, key in keys.items() if key == first_given]
+    joined = _joined_given_keys(given)
+    if found and joined:
+        found += [pid for pid, key in keys.items() if key in joined]
+    return found
+
+
+def _joined_given_keys(given: str) -> set[str]:
+    """The first given name a list would be had its blanks been hyphens ('JEAN PIERRE' ->
+    JEANPIERRE; 'MARIE ANNE SOPHIE' -> MARIEANNE, MARIEANNESOPHIE); empty for one name."""
+    names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
+    return {name_key("".join(names[:n])) for n in range(2, min(len(names), 3) + 1)}
 
 
 def set_ins(conn: Connection, patient_id: int, ins: str, ins_oid: str) -> bool:

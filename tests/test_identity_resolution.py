@@ -180,6 +180,25 @@ def test_first_given_name_with_a_blank_for_its_hyphen_is_not_matched(ctx):  # no
     assert (found.patient_id, found.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
 
 
+def test_a_given_name_list_that_may_be_either_twin_is_ambiguous(ctx):  # noqa: ANN001
+    # Twins Jean (second name Pierre) and Jean-Pierre: 'JEAN PIERRE' is Jean's list, or
+    # Jean-Pierre's name with its hyphen lost. It named Jean: Jean-Pierre's results were
+    # filed in his brother's dossier. Now neither is chosen.
+    fields = dict(family="Martin-Dupont", birth_date="2001-05-17", sex="M")
+    jean = make_patient(ctx, None, given="Jean Pierre", **fields)
+    sent = dict(ins="", ipp="", family="MARTINDUPONT", birth="20010517", sex="M",
+                status="PROV")
+    assert resolve(ctx.engine, identity(given="JEAN PIERRE", **sent)).patient_id == jean
+    jean_pierre = make_patient(ctx, None, given="Jean-Pierre", **fields)
+    found = resolve(ctx.engine, identity(given="JEAN PIERRE", **sent))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_AMBIGUOUS")
+    assert resolve(ctx.engine, identity(given="JEAN", **sent)).patient_id == jean
+    assert resolve(ctx.engine, identity(given="JEAN-PIERRE", **sent)).patient_id == jean_pierre
+    for three in ("JEAN PIERRE MARIE", "Jean, Pierre, Marie"):
+        found = resolve(ctx.engine, identity(given=three, **sent))
+        assert found.code == "IDENTITY_AMBIGUOUS", three
+
+
 def test_ins_for_a_dossier_without_it_typed_without_separators_is_not_duplicated(ctx):  # noqa: ANN001
     # The dossier was created without an INS as 'Le Goff'; a lab sends the INS and 'LEGOFF':
     # no second dossier for the same person, the admin assigns it.
