@@ -75,3 +75,83 @@ def test_an_mdm_naming_two_patients_without_pid3_is_refused():
                         "OBX|1|TX|11502-2^CR^LN||Compte rendu||||||F"]) + "\r")
     assert (exc.value.code, exc.value.location) == ("HL7_MULTIPLE_PATIENTS", "PID[4]-5")
     assert "MARTIN" not in str(exc.value)
+
+
+# -- segment names in lower case -------------------------------------------------------------
+MSH25 = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP-INTAKE|GHT|20240315104500||ORU^R01^ORU_R01|{}|P|2.5"
+         "|||||FRA|UNICODE UTF-8")
+PID = ("PID|1||LD-778^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI||LEFÈVRE^Hélène^^^^^L||19790328|F")
+ORDER = ("ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO",
+         "OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|BIO^Bilan biochimique^L|||"
+         "202403150810||||||||||||||||||F")
+
+
+@pytest.mark.parametrize("end", ["\r", "\n", "\r\n"])
+def test_segment_names_in_lower_case_are_read_with_a_warning(end):
+    """A sender writing 'obx|' and 'nte|' (HL7 names are upper case): with CR ends the whole
+    message failed HL7_BAD_SEGMENT; with LF ends each such line was taken for a line break
+    inside the OBR, whose status became 'F\\nobx|1|NM...' (unknown) and whose results were
+    lost. They are the segments they name, said in a warning."""
+    from parsers.hl7v2.er7 import parse_text
+
+    text = end.join([MSH25.format("LOW-1"), PID, *ORDER,
+                     "obx|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F",
+                     "nte|1||À jeun depuis 12 h",
+                     "Obx|2|NM|2160-0^Créatinine^LN||78|umol/L|45-84|N|||F",
+                     "zbx|1|INTERNE"]) + end
+    msg = parse_text(text)
+    assert [s.name for s in msg.segments] == ["MSH", "PID", "ORC", "OBR", "OBX", "NTE", "OBX",
+                                              "ZBX"]
+    assert "HL7_SEGMENT_NAME_CASE: 4 segment name(s) not in upper case (obx, nte, Obx, zbx) " \
+           "read as the segment they name" in msg.warnings
+    nm = norm(text)
+    report, glucose, creatinine = nm.entries
+    assert report.status == "final"
+    assert (glucose.code, glucose.value_num, glucose.details["comments"]) == (
+        "2345-7", 5.4, ["À jeun depuis 12 h"])
+    assert (creatinine.code, creatinine.value_num) == ("2160-0", 78.0)
+
+
+def test_lower_case_segments_read_the_same_fields_as_python_hl7():
+    """The fields of a segment named in lower case are those python-hl7 reads (it keeps the
+    name as sent)."""
+    import hl7
+
+    from parsers.hl7v2.er7 import parse_text
+
+    text = "\r".join([MSH25.format("LOW-2"), PID, *ORDER,
+                      "obx|1|SN|1988-5^CRP^LN||<^0.5&x|mg/L~mg/l|<5||||F"])
+    ours, ref = parse_text(text), hl7.parse(text)
+    leaves = [(3, 1, 1, 1), (3, 1, 2, 1), (5, 1, 1, 1), (5, 1, 2, 1), (5, 1, 2, 2),
+              (6, 1, 1, 1), (6, 2, 1, 1), (7, 1, 1, 1), (11, 1, 1, 1)]
+    assert [ours.get("OBX", *leaf) for leaf in leaves] == [
+        ref.extract_field("obx", 1, *leaf) for leaf in leaves]
+    assert ours.get("OBX", 6, 2) == "mg/l"
+
+
+def test_a_text_line_in_lower_case_stays_text():
+    """Only a segment id of the standard (or a Z segment) followed by the field separator is
+    read as a segment: a comment line broken by an LF ('non', 'voir|...') stays in the value;
+    with LF ends, one line alone that looks like a segment in lower case is the last line of
+    such a value ('Var' as in 'originaire du Var'); an unknown name after a CR still fails
+    naming its place."""
+    from parsers.hl7v2 import HL7ParseError
+    from parsers.hl7v2.er7 import parse_text
+
+    msg = parse_text("\n".join([MSH25.format("LOW-3"), PID, *ORDER,
+                                "OBX|1|TX|COM^Commentaire^L||Hémolyse :", "non",
+                                "voir|ci-dessous||||||F"]))
+    assert [s.name for s in msg.segments][-1] == "OBX"
+    assert msg.get("OBX", 5) == "Hémolyse :\nnon\nvoir"
+    assert not any("SEGMENT_NAME_CASE" in w for w in msg.warnings)
+    msg = parse_text("\n".join([MSH25.format("LOW-3"), PID, *ORDER,
+                                "OBX|1|TX|COM^Commentaire^L||Patiente originaire du",
+                                "Var||||||F", "NTE|1||fin"]))
+    assert [s.name for s in msg.segments] == ["MSH", "PID", "ORC", "OBR", "OBX", "NTE"]
+    assert (msg.get("OBX", 5), msg.get("OBX", 11)) == ("Patiente originaire du\nVar", "F")
+    with pytest.raises(HL7ParseError) as exc:
+        parse_text("\r".join([MSH25.format("LOW-4"), PID, "abc|1|x"]))
+    assert (exc.value.code, exc.value.position) == ("HL7_BAD_SEGMENT", 3)
+    with pytest.raises(HL7ParseError) as exc:  # a header in lower case is not a header
+        parse_text("\r".join([MSH25.format("LOW-5"), PID, "msh|^~\\&|X"]))
+    assert exc.value.code == "HL7_BAD_SEGMENT"
