@@ -149,6 +149,7 @@ def normalize_message(msg: Message, source: str,
     """
     kind, trigger, _ = msg.message_type
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    _refuse_fragment(msg)
     alias = _type_aliases().get((kind, trigger))
     if alias is None:
         nm = _dispatch(msg, source, mappings, kind, trigger)
@@ -158,6 +159,31 @@ def normalize_message(msg: Message, source: str,
                            f"{alias[0]}^{alias[1]}")
     nm.warnings.extend(header_warnings(msg))  # MSH-7, MSH-12: for every message type
     return nm
+
+
+def _refuse_fragment(msg: Message) -> None:
+    """A message that says it is one fragment of a larger one (v2.5 2.10.2, continuation
+    messages) is refused with HL7_FRAGMENTED_MESSAGE: a DSC whose DSC-1 (continuation
+    pointer) is valued says that the rest follows in another message, an ADD segment that
+    this one continues a segment of an earlier one. A segment may be cut anywhere, a value
+    too ('12' of '125'), and the next fragment holds results without their order or patient:
+    fragments are not joined here, and read one by one they filed cut values as whole ones.
+    A DSC with DSC-1 empty says nothing and is read past."""
+    segments = msg.segments
+    last = segments[-1]
+    if last.name == "DSC" and text(msg, first_rep(msg, last, 1)):
+        where = loc(last, 1)
+        raise NormalizationError("HL7_FRAGMENTED_MESSAGE", f"{where}: the message continues in "
+                                 "another one (continuation pointer, HL7 v2.5 2.10.2): "
+                                 "fragments are not joined by this intake, the sender is to "
+                                 "send whole messages", where)
+    add = next((s for s in segments if s.name == "ADD"), None)
+    if add is not None:
+        where = loc(add)
+        raise NormalizationError("HL7_FRAGMENTED_MESSAGE", f"{where}: the message continues a "
+                                 "segment of an earlier one (ADD, HL7 v2.5 2.10.2): fragments "
+                                 "are not joined by this intake, the sender is to send whole "
+                                 "messages", where)
 
 
 @cache
@@ -496,6 +522,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     identity = extract_identity(msg, single_pid(msg))
     if groups is None:
         groups = _groups(msg)
+    _orders_without_request(msg, groups, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
@@ -636,6 +663,18 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[str]) -> None:
+    """An ORC that is no order's own (no OBR follows it before the next ORC, PID or the end:
+    v2.5 7.3.1 requires one) has nothing to file: said in a warning, with its ORC-1 (a
+    cancellation 'CA' sent that way is not applied). It was dropped without a word."""
+    own = {g.orc.index for g in groups if g.own_orc and g.orc is not None}
+    for seg in msg.segments:
+        if seg.name == "ORC" and seg.index not in own:
+            code = text(msg, first_rep(msg, seg, 1))[:2]
+            warnings.append(f"{loc(seg)}: order control{f' {code!r}' if code else ''} without "
+                            "an OBR (observation request) after it: nothing filed for it")
 
 
 def _participants(msg: Message, g: _Group, report: Entry | None,

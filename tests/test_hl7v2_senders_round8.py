@@ -155,3 +155,48 @@ def test_a_text_line_in_lower_case_stays_text():
     with pytest.raises(HL7ParseError) as exc:  # a header in lower case is not a header
         parse_text("\r".join([MSH25.format("LOW-5"), PID, "msh|^~\\&|X"]))
     assert exc.value.code == "HL7_BAD_SEGMENT"
+
+
+# -- orders, fragments ------------------------------------------------------------------------
+def _oru(control_id: str, *segments: str) -> str:
+    return "\r".join([MSH25.format(control_id), PID, *segments]) + "\r"
+
+
+def test_an_order_control_without_its_obr_is_said_not_dropped():
+    """An ORC with no OBR after it (a cancellation 'CA' sent alone, an ORC left behind by
+    the sender's template before the next one) files nothing: it was dropped without a
+    word. The orders that have their OBR are read as before, each under its own numbers."""
+    nm = norm(_oru("ORC-1", "ORC|CA|CMD-9^SERVICE-NEPHRO|24C0315-09^LABO-DEMO", *ORDER,
+                   "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F",
+                   "ORC|RE|CMD-2^SERVICE-NEPHRO|24C0315-08^LABO-DEMO"))
+    assert [(e.type, e.key) for e in nm.entries] == [
+        ("lab_report", "report|24C0315-07|LABO-DEMO|BIO"),
+        ("lab_result", "result|24C0315-07|LABO-DEMO|2345-7|LN|")]
+    assert [w for w in nm.warnings if "order control" in w] == [
+        "ORC[3]: order control 'CA' without an OBR (observation request) after it: nothing "
+        "filed for it",
+        "ORC[7]: order control 'RE' without an OBR (observation request) after it: nothing "
+        "filed for it"]
+    plain = norm(_oru("ORC-2", *ORDER, "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L||N|||F",
+                      "OBR|2|CMD-1|24C0315-10^LABO-DEMO|HEMO^NFS^L|||202403150810|||||||||"
+                      "||||||||F", "OBX|1|NM|718-7^Hémoglobine^LN||13.2|g/dL||N|||F"))
+    assert not any("order control" in w for w in plain.warnings)  # an ORC for two OBR
+
+
+def test_a_fragment_of_a_continued_message_is_refused():
+    """v2.5 2.10.2 continuation: a DSC with its continuation pointer says the rest comes in
+    another message, an ADD (after the next fragment's MSH, MSH-14 naming the pointer) that
+    it continues a segment of the earlier one. A value may be cut anywhere ('Compte rendu :
+    s' + 'uite...'): read alone, the first fragment was filed as if whole. Both are refused,
+    saying why; a DSC with DSC-1 empty is read past."""
+    body = (*ORDER, "OBX|1|TX|11502-2^Compte rendu^LN||Compte rendu : s||||||F")
+    with pytest.raises(NormalizationError) as exc:
+        norm(_oru("FRAG-1", *body, "DSC|CONT-0001|F"))
+    assert (exc.value.code, exc.value.location) == ("HL7_FRAGMENTED_MESSAGE", "DSC[6]-1")
+    second = MSH25.format("FRAG-2").split("|")
+    second[13] = "CONT-0001"  # MSH-14, the continuation pointer
+    with pytest.raises(NormalizationError) as exc:
+        norm("\r".join(["|".join(second), "ADD|uite du compte rendu.||||||F"]) + "\r")
+    assert (exc.value.code, exc.value.location) == ("HL7_FRAGMENTED_MESSAGE", "ADD[2]")
+    whole = norm(_oru("FRAG-3", *body, "DSC||"))
+    assert whole.entries[1].value == "Compte rendu : s"
