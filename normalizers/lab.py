@@ -1154,6 +1154,8 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
         if status is None:
             status = "unknown"
             ctx.warnings.append(f"{loc(obr, 25)}: unknown result status, kept as unknown")
+        elif results:
+            _status_disagreement(ctx, obr, code25, status, results)
     else:  # optional before v2.5: the results tell
         status = _status_of_results({r.status for r in results if r.type == LAB_RESULT})
         if status == "unknown" and g.own_orc and g.orc is not None:
@@ -1191,6 +1193,30 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
 
 _VERIFIED = frozenset({"final", "corrected", "amended"})
 _NOT_YET = frozenset({"preliminary", "registered"})
+# OBR-25 statuses that say the order has no result (I, O, S: not yet; X: canceled)
+_NO_RESULT_YET = frozenset({"registered", "cancelled"})
+
+
+def _status_disagreement(ctx: _Ctx, obr: Segment, code25: str, status: str,
+                         results: list[Entry]) -> None:
+    """OBR-25 and the results' OBX-11 that contradict each other: an order said canceled or
+    without result (X, I, O, S) whose results carry values, or said final (F, C) with results
+    still preliminary or pending. Each result keeps its own status (OBX-11 is the result's,
+    OBR-25 the report's, v2.5 7.4.1.25 and 7.4.2.11), as before; the contradiction was read
+    past without a word, and a dossier showed a canceled order beside its final glucose."""
+    labs = [r for r in results if r.type == LAB_RESULT]
+    if status in _NO_RESULT_YET:
+        odd = [r for r in labs if r.value is not None and r.status not in WITHHELD_STATUSES]
+        said = "carry a value"
+    elif status in _VERIFIED:
+        odd = [r for r in labs if r.status in _NOT_YET]
+        said = "are still preliminary or pending (OBX-11)"
+    else:
+        return
+    if odd:
+        ctx.warnings.append(f"{loc(obr, 25)}: the order's status {code25[:2]!r} ({status}) "
+                            f"disagrees with its results: {len(odd)} of {len(labs)} {said}; "
+                            "each result is filed with its own status")
 
 
 def _status_of_results(statuses: set[str]) -> str:

@@ -200,3 +200,41 @@ def test_a_fragment_of_a_continued_message_is_refused():
     assert (exc.value.code, exc.value.location) == ("HL7_FRAGMENTED_MESSAGE", "ADD[2]")
     whole = norm(_oru("FRAG-3", *body, "DSC||"))
     assert whole.entries[1].value == "Compte rendu : s"
+
+
+# -- OBR-25 against OBX-11 --------------------------------------------------------------------
+def _obr(status: str, filler: str = "24C0315-07") -> str:
+    return (f"OBR|1|CMD-1|{filler}^LABO-DEMO|BIO^Bilan biochimique^L|||202403150810"
+            + "|" * 18 + status)
+
+
+@pytest.mark.parametrize("obr25, obx11, value, warned", [
+    ("X", "F", "5.4", "'X' (cancelled) disagrees with its results: 1 of 2 carry a value"),
+    ("I", "P", "5.4", "'I' (registered) disagrees with its results: 1 of 2 carry a value"),
+    ("F", "P", "5.4", "'F' (final) disagrees with its results: 1 of 2 are still preliminary"),
+    ("C", "I", "", "'C' (corrected) disagrees with its results: 1 of 2 are still preliminary"),
+    ("X", "X", "Tube coagulé", None),
+    ("P", "F", "5.4", None),
+    ("F", "F", "5.4", None),
+])
+def test_an_order_status_its_results_contradict_is_said(obr25, obx11, value, warned):
+    """OBR-25 is the report's status, OBX-11 each result's: an order said canceled (X) or
+    without result (I) beside a valued glucose, or final beside a preliminary one, was read
+    past. Each result keeps its own status and value; the contradiction is a warning."""
+    nm = norm(_oru("ST-1", ORDER[0], _obr(obr25),
+                   f"OBX|1|NM|2345-7^Glucose^LN||{value}|mmol/L|3.9-5.8||||{obx11}",
+                   "OBX|2|NM|2160-0^Créatinine^LN||||||||X"))
+    report, glucose, creatinine = nm.entries
+    assert report.status == {"X": "cancelled", "I": "registered", "F": "final",
+                             "C": "corrected", "P": "preliminary"}[obr25]
+    assert glucose.status == {"F": "final", "P": "preliminary", "I": "registered",
+                              "X": "cancelled"}[obx11]
+    assert creatinine.status == "cancelled"
+    if obx11 in ("F", "P"):
+        assert glucose.value_num == 5.4
+    said = [w for w in nm.warnings if "disagrees" in w]
+    if warned is None:
+        assert not said
+    else:
+        assert len(said) == 1 and said[0].startswith(f"OBR[4]-25: the order's status {warned}")
+        assert "5.4" not in said[0]
