@@ -1168,6 +1168,13 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     placer = sub(msg, part(comps(msg, first_rep(msg, obr, 2)), 1), 1)
     if placer:
         details["placer_order"] = placer
+    if len(obr.fields) > 24 and obr.fields[24]:
+        # OBR-24, diagnostic service section (HL7 table 0074: HM, CH, MB, SR...): which
+        # bench of the laboratory reports the order, a DiagnosticReport's category. It was
+        # not read at all. As sent (ID): a local code is not turned into another.
+        section = text(msg, part(comps(msg, first_rep(msg, obr, 24)), 1))
+        if section:
+            details["service_section"] = section
     ordering = first_rep(msg, obr, 16)
     if not ordering and g.own_orc and g.orc is not None:
         ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)

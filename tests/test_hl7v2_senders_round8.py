@@ -238,3 +238,20 @@ def test_an_order_status_its_results_contradict_is_said(obr25, obx11, value, war
     else:
         assert len(said) == 1 and said[0].startswith(f"OBR[4]-25: the order's status {warned}")
         assert "5.4" not in said[0]
+
+
+def test_the_diagnostic_service_section_of_each_order_is_kept():
+    """OBR-24 (table 0074: MB microbiology, HM haematology...) says which bench reports the
+    order; it was not read at all. Kept on each report as sent, and only there."""
+    obr = ("OBR|{n}|CMD-1|24C0315-0{n}^LABO-DEMO|{code}|||202403150810" + "|" * 17
+           + "{section}|F")
+    nm = norm(_oru("SEC-1", ORDER[0],
+                   obr.format(n=1, code="630-4^Culture urine^LN", section="MB"),
+                   "OBX|1|CWE|600-7^Germe^LN|1|112283007^Escherichia coli^SCT||||||F",
+                   obr.format(n=2, code="HEMO^NFS^L", section="HM"),
+                   "OBX|1|NM|718-7^Hémoglobine^LN||13.2|g/dL|12-16|N|||F",
+                   obr.format(n=3, code="GLY^Glycémie^L", section="")))
+    reports = [e for e in nm.entries if e.type == "lab_report"]
+    assert [r.details.get("service_section") for r in reports] == ["MB", "HM", None]
+    assert not any("service_section" in e.details for e in nm.entries
+                   if e.type == "lab_result")
