@@ -84,6 +84,7 @@ from normalizers.model import (
 from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
+from parsers.hl7v2.escape import escape, unescape
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
@@ -1661,11 +1662,33 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         except ValueError:  # kept as sent: a time of day is never worth the whole message
             entry.value = value
             ctx.warnings.append(f"{where}: not a valid HL7 time, kept as sent")
-    else:  # ID, IS, HD, FN... kept as sent
-        entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
+    else:  # ID, IS, HD, FN, NA, MO, CP... kept as sent
+        entry.value = "\n".join(_composite_text(msg, r) for r in reps(msg, obx, 5))
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+_STANDARD = Delimiters()
+
+
+def _composite_text(msg: Message, rep: str) -> str:
+    """One repetition of a value of a type read as text (ID, IS, NA, MO, CP, XPN...): as
+    sent when it is one leaf; with components (an NA '1.2^3.4^5.6', an MO '12.50^EUR'),
+    written with the standard delimiters (^ and &), a delimiter inside a leaf escaped.
+    Unescaped whole, the value depended on the sender's delimiters (with '#!@$%' the same
+    NA read '1.2!3.4!5.6', and never met the same value of another sender) and a '^' sent
+    escaped inside a leaf (\\S\\) read as one more component. Unchanged for a message with
+    the standard delimiters and no escape."""
+    d = msg.delimiters
+    if d.component not in rep and d.subcomponent not in rep:
+        return text(msg, rep)
+    if d == _STANDARD and d.escape not in rep:
+        return rep.strip()
+    return _STANDARD.component.join(
+        _STANDARD.subcomponent.join(escape(unescape(s, d), _STANDARD)
+                                    for s in c.split(d.subcomponent))
+        for c in rep.split(d.component)).strip()
 
 
 def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:

@@ -255,3 +255,31 @@ def test_the_diagnostic_service_section_of_each_order_is_kept():
     assert [r.details.get("service_section") for r in reports] == ["MB", "HM", None]
     assert not any("service_section" in e.details for e in nm.entries
                    if e.type == "lab_result")
+
+
+# -- value types read as text with components -------------------------------------------------
+def _with_delimiters(text: str, delimiters: str) -> str:
+    """``text`` (written with |^~\\& and no escape) rewritten with other delimiters."""
+    return text.translate(str.maketrans("|^~\\&", delimiters))
+
+
+@pytest.mark.parametrize("delimiters", ["|^~\\&", "#!@$%", "|:~\\*"])
+def test_composite_values_read_the_same_whatever_the_delimiters(delimiters):
+    """An NA (numeric array: an ECG lead's samples), an MO (a price) and a CP, read as text
+    with their components: unescaped whole, the value was written with the sender's own
+    delimiters ('1.2!3.4!5.6' from a '#!@$%' sender), another value than the same result
+    sent with ^. Written with the standard ones, whatever the sender's."""
+    text = _oru("NA-1", *ORDER, "OBX|1|NA|ECG-II^Dérivation II^L||1.2^3.4^5.6|mV|||||F",
+                "OBX|2|MO|FACT^Montant^L||12.50^EUR||||||F",
+                "OBX|3|CP|PRIX^Prix^L||12.50&EUR^^1^10||||||F",
+                "OBX|4|ID|SEXE^Sexe^L||F||||||F")
+    nm = norm(_with_delimiters(text, delimiters))
+    assert [e.value for e in nm.entries[1:]] == ["1.2^3.4^5.6", "12.50^EUR", "12.50&EUR^^1^10",
+                                                 "F"]
+
+
+def test_a_delimiter_escaped_inside_a_composite_value_stays_escaped():
+    """'\\S\\' inside a component is a '^' of the text, not a component separator: written
+    back escaped, it no longer reads as one more component."""
+    nm = norm(_oru("NA-2", *ORDER, "OBX|1|XON|LAB^Laboratoire^L||Bio \\T\\ Co\\S\\Lyon^L||||||F"))
+    assert nm.entries[1].value == "Bio \\T\\ Co\\S\\Lyon^L"
