@@ -346,6 +346,9 @@ class _Group:
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
+    # NTE before any PID (OUL_R22/R24: MSH [{SFT}] [NTE] [PATIENT]...; an ORU sender may do
+    # the same): about the whole message, the same list for every order
+    message_notes: list[Segment] = field(default_factory=list)
 
 
 NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null, it holds no text
@@ -363,8 +366,9 @@ def _groups(msg: Message) -> list[_Group]:
     current: _Group | None = None
     orc: Segment | None = None
     orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
-    notes: list[Segment] | None = None
     patient_notes: list[Segment] = []  # of the last PID
+    message_notes: list[Segment] = []  # before any PID
+    notes: list[Segment] | None = message_notes
     order_notes: list[Segment] = []  # NTE sent between an ORC and its OBR: the order's
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
@@ -398,7 +402,8 @@ def _groups(msg: Message) -> list[_Group]:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
-                             patient_notes=patient_notes, order_parts=orc_parts)
+                             patient_notes=patient_notes, order_parts=orc_parts,
+                             message_notes=message_notes)
             groups.append(current)
             notes = current.notes
             orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
@@ -439,13 +444,14 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     in an ORU, is still that OBR's."""
     groups: list[_Group] = []
     current: _Group | None = None
-    notes: list[Segment] | None = None
     specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
     waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
     orc: Segment | None = None  # an ORC sent before its OBR
     resulted = False  # the current order has results of its own: a next ORC is not its own
     last_obx: Segment | None = None  # of the current order: the OBX a PRT sent now is about
     patient_notes: list[Segment] = []  # of the last PID
+    message_notes: list[Segment] = []  # before any PID: MSH [{SFT}] [NTE]
+    notes: list[Segment] | None = message_notes
     maybe_null = msg.maybe_null
     for seg in msg.segments:
         name = seg.name
@@ -468,7 +474,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
-                             patient_notes=patient_notes)
+                             patient_notes=patient_notes, message_notes=message_notes)
             orc, resulted, last_obx = None, False, None
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
@@ -1190,6 +1196,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     about_patient = _notes(msg, g.patient_notes) if g.patient_notes else None
     if about_patient:
         details["patient_comments"] = about_patient
+    about_message = _notes(msg, g.message_notes) if g.message_notes else None
+    if about_message:
+        details["message_comments"] = about_message
     entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
                   system=coded.system or None, display=coded.display or None,
                   mapped=coded.mapped, status=status, effective=effective, issued=issued,

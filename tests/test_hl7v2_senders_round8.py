@@ -283,3 +283,35 @@ def test_a_delimiter_escaped_inside_a_composite_value_stays_escaped():
     back escaped, it no longer reads as one more component."""
     nm = norm(_oru("NA-2", *ORDER, "OBX|1|XON|LAB^Laboratoire^L||Bio \\T\\ Co\\S\\Lyon^L||||||F"))
     assert nm.entries[1].value == "Bio \\T\\ Co\\S\\Lyon^L"
+
+
+# -- comments and what they are about ---------------------------------------------------------
+def test_a_note_before_any_patient_is_the_messages_not_dropped():
+    """OUL^R22/R24 have a message-level NTE (MSH [SFT] [NTE] [PATIENT]...), and ORU senders
+    write one after their SFT: it was dropped without a word. Kept on each report as the
+    message's comment, apart from the patient's and the order's."""
+    oul = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP|GHT|20240315104500||OUL^R22^OUL_R22|OUL-1|P|2.5.1"
+           "|||||FRA|UNICODE UTF-8")
+    nm = norm("\r".join([oul, "SFT|Editeur SIL|5.2|SIL-BIO", "NTE|1||Envoi de nuit : "
+                         "résultats validés par le biologiste de garde", PID,
+                         "NTE|1||Patiente sous AVK", "SPM|1|S1&LABO||SER^Sérum^HL70487"
+                         "|||||||||||||202403150800",
+                         "OBR|1|CMD-1|24C0315-07^LABO-DEMO|INR^INR^L" + "|" * 21 + "F",
+                         "ORC|RE|CMD-1|24C0315-07^LABO-DEMO", "NTE|1||Contrôle à J+2",
+                         "OBX|1|NM|6301-6^INR^LN||2.8||2-3|N|||F"]) + "\r")
+    report, inr = nm.entries
+    assert report.details["message_comments"] == [
+        "Envoi de nuit : résultats validés par le biologiste de garde"]
+    assert report.details["patient_comments"] == ["Patiente sous AVK"]
+    assert report.details["comments"] == ["Contrôle à J+2"]
+    assert (inr.value_num, "comments" in inr.details) == (2.8, False)
+    # an ORU of two patients: the message's note on each one's report, nothing else shared
+    two = norm("\r".join([V231.format("MULTI-3"), "NTE|1||Résultats du 15/03",
+                          "PID|1|EXT-111^^^LABO-ANCIEN|||DUPONT^Jean||19800101|M",
+                          "NTE|1||Diabétique", *_order(1, "5.4"),
+                          "PID|2|EXT-222^^^LABO-ANCIEN|||MARTIN^Anne||19500202|F",
+                          *_order(2, "7.9")]) + "\r")
+    reports = [e for e in two.entries if e.type == "lab_report"]
+    assert [r.details.get("message_comments") for r in reports] == [
+        ["Résultats du 15/03"], ["Résultats du 15/03"]]
+    assert [r.details.get("patient_comments") for r in reports] == [["Diabétique"], None]
