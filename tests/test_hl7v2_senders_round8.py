@@ -315,3 +315,36 @@ def test_a_note_before_any_patient_is_the_messages_not_dropped():
     assert [r.details.get("message_comments") for r in reports] == [
         ["Résultats du 15/03"], ["Résultats du 15/03"]]
     assert [r.details.get("patient_comments") for r in reports] == [["Diabétique"], None]
+
+
+# -- a batch file through the pipeline --------------------------------------------------------
+def test_a_batch_file_of_several_patients_files_each_result_in_its_own_dossier(sqlite_ctx):
+    """A v2.3 LIS's night file: FHS/BHS, a BOM, LF line ends, no terminator after FTS, a
+    BTS count that says 3 for 2 messages; one message names two patients by PID-2 and
+    their demographics only, the other writes its segment names in lower case. Each
+    glucose is in its own patient's dossier; the count and the names are said."""
+    from pipelines.report import show_dossier, show_import
+    from tests.test_pipeline import NIR, NIR_2, ingest, make_patient
+
+    make_patient(sqlite_ctx)  # LEFÈVRE Hélène 1979-03-28 F
+    make_patient(sqlite_ctx, NIR_2, family="Dupont", given="Jean", birth_date="1988-10-02",
+                 sex="M")
+    lefevre = "PID|1|EXT-111^^^LABO-ANCIEN|||LEFÈVRE^Hélène^^^^^L||19790328|F"
+    dupont = "PID|2|EXT-222^^^LABO-ANCIEN|||DUPONT^Jean^^^^^L||19881002|M"
+    two = [V231.format("NUIT-1"), lefevre, *_order(1, "5.4"), dupont, *_order(2, "7.9")]
+    lower = [V231.format("NUIT-2"), dupont.replace("PID|2", "pid|1"),
+             *(s[:3].lower() + s[3:] for s in _order(3, "6.6"))]
+    data = "\n".join(["FHS|^~\\&|SIL-V23|LABO-ANCIEN", "BHS|^~\\&|SIL-V23|LABO-ANCIEN", *two,
+                      *lower, "BTS|3", "FTS|1"])
+    ids = ingest(sqlite_ctx, b"\xef\xbb\xbf" + data.encode("latin-1"))
+    assert len(ids) == 2
+    first, second = (show_import(sqlite_ctx.engine, i) for i in ids)
+    assert (first["status"], second["status"]) == ("deposited", "deposited")
+    assert any("SEGMENT_NAME_CASE" in w for w in second["warnings"])
+
+    def glucose(nir: str) -> list[str]:
+        return sorted(e["value"] for e in show_dossier(sqlite_ctx.engine, nir)["entries"]
+                      if e["code"] == "2345-7")
+
+    assert glucose(NIR) == ["5.4"]
+    assert glucose(NIR_2) == ["6.6", "7.9"]
