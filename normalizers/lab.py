@@ -633,6 +633,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 report.details["text"] = "\n".join(report_text).strip("\n")
             if parent is not None:
                 _link_parent(report, parent, entries, _parent_order(msg, obr))
+            if len(obr.fields) > 29 and obr.fields[29]:
+                said_order = _parent_order_said(msg, obr)
+                if said_order:
+                    report.details["parent_order"] = said_order
             entries.append(report)
         if len(results) > 1:
             _isolates(msg, g, results)
@@ -969,6 +973,23 @@ def _parent_order(msg: Message, obr: Segment) -> tuple[str, str] | None:
         if number:
             return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
     return None
+
+
+def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
+    """OBR-29 (EIP: placer ^ filler, each number & namespace) as sent: the order this one
+    was made from. A reflex test (a free T4 ordered by the laboratory after a high TSH) names
+    its parent only there, OBR-26 empty; it was not read, and the report did not say which
+    order it came from. Not part of any key."""
+    c29 = comps(msg, first_rep(msg, obr, 29))
+    said: dict[str, str] = {}
+    for i, role in ((1, "placer"), (2, "filler")):
+        number = sub(msg, part(c29, i), 1)
+        if number:
+            said[role] = number
+            ns = sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+            if ns:
+                said[f"{role}_namespace"] = ns
+    return said
 
 
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:

@@ -348,3 +348,25 @@ def test_a_batch_file_of_several_patients_files_each_result_in_its_own_dossier(s
 
     assert glucose(NIR) == ["5.4"]
     assert glucose(NIR_2) == ["6.6", "7.9"]
+
+
+# -- parent and child orders ------------------------------------------------------------------
+def test_a_reflex_test_names_the_order_it_was_made_from():
+    """A TSH above the range, then the free T4 the laboratory added on its own (reflex):
+    OBR-29 names the TSH order, OBR-26 is empty. It was not read: the T4 report did not say
+    where it came from. Kept as sent; no key changes, the T4 is filed under its own order."""
+    tsh_obr = ("OBR|1|CMD-1|24C0315-07^LABO-DEMO|3016-3^TSH^LN|||202403150810"
+               + "|" * 18 + "F")
+    t4_obr = ("OBR|2|CMD-1-R|24C0315-07R^LABO-DEMO|3024-7^T4 libre^LN|||202403150810"
+              + "|" * 18 + "F|||" + "|CMD-1&SERVICE-ENDO^24C0315-07&LABO-DEMO")
+    nm = norm(_oru("REFLEX-1", ORDER[0], tsh_obr, "OBX|1|NM|3016-3^TSH^LN||5.2|mU/L|0.4-4|H|||F",
+                   "ORC|RE|CMD-1-R|24C0315-07R^LABO-DEMO", t4_obr,
+                   "OBX|1|NM|3024-7^T4 libre^LN||9.1|pmol/L|9-19|N|||F"))
+    tsh_report, tsh, t4_report, t4 = nm.entries
+    assert t4_report.details["parent_order"] == {
+        "placer": "CMD-1", "placer_namespace": "SERVICE-ENDO", "filler": "24C0315-07",
+        "filler_namespace": "LABO-DEMO"}
+    assert "parent_order" not in tsh_report.details
+    assert (t4_report.key, t4.key) == ("report|24C0315-07R|LABO-DEMO|3024-7",
+                                       "result|24C0315-07R|LABO-DEMO|3024-7|LN|")
+    assert t4.value_num == 9.1 and t4_report.parent_key is None
