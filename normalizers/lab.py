@@ -451,6 +451,7 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     last_obx: Segment | None = None  # of the current order: the OBX a PRT sent now is about
     patient_notes: list[Segment] = []  # of the last PID
     message_notes: list[Segment] = []  # before any PID: MSH [{SFT}] [NTE]
+    specimen_notes: list[Segment] = []  # after an SPM (or its SAC) sent before its orders
     notes: list[Segment] | None = message_notes
     maybe_null = msg.maybe_null
     for seg in msg.segments:
@@ -474,10 +475,12 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
+                             notes=list(specimen_notes) if specimen else [],
                              patient_notes=patient_notes, message_notes=message_notes)
             orc, resulted, last_obx = None, False, None
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
+                specimen_notes = []
             current.observations.extend(waiting)
             waiting = []
             groups.append(current)
@@ -489,18 +492,28 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             else:
                 orc, notes = seg, None
         elif name == "SPM":
-            notes, last_obx = None, None
+            # an NTE after the SPM (outside v2.5's OUL, but sent: 'échantillon hémolysé')
+            # speaks of the specimen: the comments of its orders, as in an ORU (_groups);
+            # it was dropped
+            last_obx = None
             if specimen_first or current is None:
                 specimen, current = [seg], None  # its OBX wait for its first order
+                specimen_notes = notes = []
             else:
                 current.specimens.append(seg)
+                notes = current.notes
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "PID":
                 current, specimen, orc = None, [], None
                 patient_notes = notes = []
+                specimen_notes = []
             elif name in _PATIENT_PARTS:
                 notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
+            elif current is not None:
+                notes = current.notes  # TQ1 TQ2 CTD FT1 CTI SAC: parts of the order
+            elif name == "SAC" and specimen:
+                notes = specimen_notes  # R22: the container of the specimen before its orders
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",

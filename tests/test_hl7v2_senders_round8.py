@@ -370,3 +370,30 @@ def test_a_reflex_test_names_the_order_it_was_made_from():
     assert (t4_report.key, t4.key) == ("report|24C0315-07R|LABO-DEMO|3024-7",
                                        "result|24C0315-07R|LABO-DEMO|3024-7|LN|")
     assert t4.value_num == 9.1 and t4_report.parent_key is None
+
+
+@pytest.mark.parametrize("trigger", ["R22", "R24"])
+def test_notes_after_the_specimen_of_an_oul_are_its_orders_comments(trigger):
+    """OUL senders write what they saw of the specimen in an NTE after its SPM or its SAC
+    ('hémolysé'), and the order's in an NTE after its TQ1: all were dropped without a word
+    (an ORU's were kept). They are the comments of the specimen's orders (R22: each order
+    of it), never of a result."""
+    msh = (f"MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP|GHT|20240315104500||OUL^{trigger}^OUL_{trigger}|"
+           f"OUL-{trigger}|P|2.5.1|||||FRA|UNICODE UTF-8")
+    spm = ("SPM|1|S1&LABO-DEMO||SER^Sérum^HL70487|||||||||||||202403150800",
+           "NTE|1||Échantillon hémolysé", "SAC|||TUBE-0042", "NTE|1||Tube mal rempli")
+
+    def obr(n: int) -> tuple[str, ...]:
+        return (f"OBR|{n}|CMD-{n}|24C0315-0{n}^LABO-DEMO|BIO^Bilan^L" + "|" * 21 + "F",
+                f"ORC|RE|CMD-{n}|24C0315-0{n}^LABO-DEMO", "TQ1|||||||202403150800",
+                "NTE|1||Urgent", f"OBX|1|NM|2823-3^Potassium^LN||5.{n}|mmol/L|3.5-5|H|||F")
+
+    body = [*spm, *obr(1), *obr(2)] if trigger == "R22" else [
+        *obr(1)[:2], *spm, *obr(1)[2:], *obr(2)]
+    nm = norm("\r".join([msh, PID, *body]) + "\r")
+    reports = [e for e in nm.entries if e.type == "lab_report"]
+    expected_2 = ["Échantillon hémolysé", "Tube mal rempli", "Urgent"] \
+        if trigger == "R22" else ["Urgent"]
+    assert [r.details.get("comments") for r in reports] == [
+        ["Échantillon hémolysé", "Tube mal rempli", "Urgent"], expected_2]
+    assert not any("comments" in e.details for e in nm.entries if e.type == "lab_result")
