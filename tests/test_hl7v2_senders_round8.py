@@ -397,3 +397,30 @@ def test_notes_after_the_specimen_of_an_oul_are_its_orders_comments(trigger):
     assert [r.details.get("comments") for r in reports] == [
         ["Échantillon hémolysé", "Tube mal rempli", "Urgent"], expected_2]
     assert not any("comments" in e.details for e in nm.entries if e.type == "lab_result")
+
+
+# -- framing ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("end", ["\r", "\n", "\r\n"])
+def test_files_each_with_a_bom_concatenated_split_into_their_messages(end):
+    """Export files that each begin with a UTF-8 BOM, concatenated into one ('cat *.hl7',
+    or a batch whose BHS and messages were written one file at a time): the BOM before
+    the second MSH hid it, which was read as lines of the first message's last segment and
+    both failed (HL7_BAD_DATE on the first, nothing of the second). Each BOM now starts a
+    message like the first one's; no byte of it stays in a message; nothing is garbage."""
+    from parsers.hl7v2 import split_batch
+    from tests.test_hl7v2_framing import _streamed
+
+    def message(n: int, value: str) -> bytes:
+        return (end.join([MSH25.format(f"BOM-{n}"), PID, *ORDER,
+                          f"OBX|1|NM|2345-7^Glucose^LN||{value}|mmol/L|3.9-5.8|N|||F"]) + end
+                ).encode()
+
+    bom = b"\xef\xbb\xbf"
+    data = bom + message(1, "5.4") + bom + message(2, "6.1") + bom + b"BHS|^~\\&|SIL" + \
+        end.encode() + bom + message(3, "7.2") + bom + b"BTS|1" + end.encode()
+    batch = split_batch(data)
+    assert batch.problems == []
+    assert batch.messages == [message(1, "5.4"), message(2, "6.1"), message(3, "7.2")]
+    assert [norm(m.decode()).entries[1].value for m in batch.messages] == ["5.4", "6.1", "7.2"]
+    for window in (5, 7, 4096):
+        assert _streamed(data, window) == batch
