@@ -628,6 +628,14 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if entry.key in ctx.keys:
                     _make_unique(ctx, entry, obx)
                 ctx.keys.add(entry.key)
+                if n in cut:  # and after the OBX that continue it
+                    pieces = {id(p) for p in cut[n].segments if p is not obx}
+                    notes = notes + [nte for o, said in g.observations if id(o) in pieces
+                                     for nte in said]
+                if notes:
+                    # an NTE after the document's OBX ('compte rendu signé électroniquement')
+                    # is the document's comment, as a result's: it was dropped
+                    entry.details.setdefault("comments", []).extend(_notes(msg, notes))
                 results.append(entry)
             else:
                 collect_meta(msg, obx, meta, warnings)

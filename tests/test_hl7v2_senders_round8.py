@@ -424,3 +424,30 @@ def test_files_each_with_a_bom_concatenated_split_into_their_messages(end):
     assert [norm(m.decode()).entries[1].value for m in batch.messages] == ["5.4", "6.1", "7.2"]
     for window in (5, 7, 4096):
         assert _streamed(data, window) == batch
+
+
+def test_a_note_after_a_document_is_its_comment():
+    """An NTE after the OBX of a PDF report ('signé électroniquement par...'), or after the
+    last OBX of a PDF cut over several, was dropped without a word (a result's is kept):
+    it is the document's comment, once."""
+    import base64
+    from pathlib import Path
+
+    pdf = (Path(__file__).resolve().parents[1] / "samples" / "pdf"
+           / "01_irm_genou_droit_K1_texte.pdf").read_bytes()
+    data = base64.b64encode(pdf).decode()
+    note = "NTE|1||Compte rendu signé électroniquement par le Dr Bérénice Côté"
+    whole = norm(_oru("DOC-1", *ORDER, "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L||N|||F",
+                      f"OBX|2|ED|11502-2^CR^LN||^AP^PDF^Base64^{data}||||||F", note))
+    doc = next(e for e in whole.entries if e.type == "document")
+    assert doc.details["comments"] == [
+        "Compte rendu signé électroniquement par le Dr Bérénice Côté"]
+    assert "comments" not in whole.entries[1].details
+    chunks = [data[i:i + 1500] for i in range(0, len(data), 1500)]
+    pieced = norm(_oru("DOC-2", *ORDER, *(
+        f"OBX|{n}|ED|11502-2^CR^LN|1|^AP^PDF^Base64^{c}||||||F"
+        for n, c in enumerate(chunks, start=1)), note))
+    docs = [e for e in pieced.entries if e.type == "document"]
+    assert len(docs) == 1 and docs[0].attachment.data == pdf
+    assert docs[0].details["comments"] == [
+        "Compte rendu signé électroniquement par le Dr Bérénice Côté"]
