@@ -385,6 +385,14 @@ def _groups(msg: Message) -> list[_Group]:
                                          f"{where}: observation before any OBR (each "
                                          "result belongs to the order its OBR describes: "
                                          "the OBR comes first)", where)
+            if orc_fresh and not current.own_orc and not current.observations:
+                # OBR ORC OBX (the ORC after its OBR, as in an OUL): no OBR came after the
+                # ORC, it is this order's own. Left for the next OBR, an order sent with its
+                # placer number only was filed under the previous order's filler number.
+                current.orc, current.own_orc, orc_fresh = orc, True, False
+                current.notes.extend(order_notes)
+                current.order_parts.extend(orc_parts)
+                order_notes, orc_parts = [], []
             notes = []
             current.observations.append((seg, notes))
             last_obx = seg

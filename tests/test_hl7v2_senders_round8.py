@@ -451,3 +451,24 @@ def test_a_note_after_a_document_is_its_comment():
     assert len(docs) == 1 and docs[0].attachment.data == pdf
     assert docs[0].details["comments"] == [
         "Compte rendu signé électroniquement par le Dr Bérénice Côté"]
+
+
+def test_an_orc_sent_after_its_obr_in_an_oru_is_that_orders_own():
+    """A sender writing its ORU in the OUL order (OBR, then its ORC, then its OBX): the ORC
+    was kept for the next OBR, and a haemogram sent with its placer number only in OBR-2
+    (its filler number in its own ORC-3) was filed under the glucose order's filler number,
+    its NTE as that order's. Each ORC now numbers the OBR it follows when an OBX comes
+    next; an ORC before its OBR is read as before."""
+    obr = "OBR|{n}|CMD-{n}|{filler}|{code}|||202403150810" + "|" * 18 + "F"
+    nm = norm(_oru("ORC-AFTER", obr.format(n=1, filler="24C0315-07^LABO-DEMO",
+                                           code="GLY^Glycémie^L"),
+                   "ORC|RE|CMD-1|24C0315-07^LABO-DEMO",
+                   "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F",
+                   obr.format(n=2, filler="", code="HEMO^NFS^L"),
+                   "ORC|RE|CMD-2|24C0315-08^LABO-DEMO", "NTE|1||Contrôle demandé",
+                   "OBX|1|NM|718-7^Hémoglobine^LN||13.2|g/dL|12-16|N|||F"))
+    assert [e.key for e in nm.entries] == [
+        "report|24C0315-07|LABO-DEMO|GLY", "result|24C0315-07|LABO-DEMO|2345-7|LN|",
+        "report|24C0315-08|LABO-DEMO|HEMO", "result|24C0315-08|LABO-DEMO|718-7|LN|"]
+    assert nm.entries[2].details["comments"] == ["Contrôle demandé"]
+    assert not any("order control" in w for w in nm.warnings)
