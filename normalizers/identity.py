@@ -351,21 +351,51 @@ def single_pid(msg: Message) -> Segment:
         raise NormalizationError("HL7_NO_PID", "the message has no PID segment", "PID")
     first = pids[0]
     for other in pids[1:]:
-        if other.raw(3) != first.raw(3):
-            where = loc(other, 3)
+        differs = _other_patient(msg, first, other)
+        if differs:
+            where = loc(other, differs)
             raise NormalizationError("HL7_MULTIPLE_PATIENTS",
                                      f"{where}: a second patient in the same message", where)
     return first
 
 
+# What says who the patient is when PID-3 names no one: PID-2 (the external id of v2.3
+# senders), PID-4 (alternate id), PID-5 (names), PID-7 (birth date), PID-8 (sex).
+_IDENTITY_WITHOUT_PID3 = (2, 4, 5, 7, 8)
+
+
+def _other_patient(msg: Message, before: Segment, pid: Segment) -> int:
+    """0 when ``pid`` repeats the patient of ``before``, else the PID field that tells them
+    apart. The same PID-3 holding an identifier is the same patient; PID-3 empty (or
+    explicitly null, or no CX.1 in any repetition) on both says nothing, and the other
+    fields that identify a patient decide. Compared on PID-3 alone, two patients sent by
+    their PID-2 external ids or by their names only were one: the second one's results
+    were filed in the first one's dossier. Raw fields compared: no split in the common case
+    (PID-3 differs, or holds an identifier)."""
+    raw3 = pid.raw(3)
+    if raw3 != before.raw(3):
+        return 3
+    if _names_someone(msg, raw3):
+        return 0
+    return next((n for n in _IDENTITY_WITHOUT_PID3 if pid.raw(n) != before.raw(n)), 0)
+
+
+def _names_someone(msg: Message, raw3: str) -> bool:
+    """PID-3 holds an identifier (CX.1) in some repetition: '""', '^^^LABO^PI' name no one."""
+    d = msg.delimiters
+    return any(text(msg, rep.split(d.component, 1)[0].split(d.subcomponent, 1)[0])
+               not in ("", '""') for rep in raw3.split(d.repetition)) if raw3 else False
+
+
 def patient_starts(msg: Message) -> list[int]:
-    """The positions in ``msg.segments`` of the PIDs that start a patient: every PID whose
-    PID-3 differs from the PID before it (a PID repeated with the same PID-3 is still the
-    same patient, as ``single_pid`` reads it). One comprehension, no field split: it runs
-    for every result message, nearly all of them about one patient."""
+    """The positions in ``msg.segments`` of the PIDs that start a patient: every PID that
+    names another patient than the PID before it (``_other_patient``: a PID repeated with
+    the same PID-3 is still the same patient, as ``single_pid`` reads it; without PID-3,
+    PID-2, PID-4 and the demographics tell). One comprehension, no field split in the
+    common case: it runs for every result message, nearly all of them about one patient."""
     segments = msg.segments
     pids = [i for i, seg in enumerate(segments) if seg.name == "PID"]
     if len(pids) < 2:
         return pids
     return [i for n, i in enumerate(pids)
-            if n == 0 or segments[i].raw(3) != segments[pids[n - 1]].raw(3)]
+            if n == 0 or _other_patient(msg, segments[pids[n - 1]], segments[i])]

@@ -84,6 +84,7 @@ from normalizers.model import (
 from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
+from parsers.hl7v2.escape import escape, unescape
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?")
@@ -149,6 +150,7 @@ def normalize_message(msg: Message, source: str,
     """
     kind, trigger, _ = msg.message_type
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
+    _refuse_fragment(msg)
     alias = _type_aliases().get((kind, trigger))
     if alias is None:
         nm = _dispatch(msg, source, mappings, kind, trigger)
@@ -158,6 +160,31 @@ def normalize_message(msg: Message, source: str,
                            f"{alias[0]}^{alias[1]}")
     nm.warnings.extend(header_warnings(msg))  # MSH-7, MSH-12: for every message type
     return nm
+
+
+def _refuse_fragment(msg: Message) -> None:
+    """A message that says it is one fragment of a larger one (v2.5 2.10.2, continuation
+    messages) is refused with HL7_FRAGMENTED_MESSAGE: a DSC whose DSC-1 (continuation
+    pointer) is valued says that the rest follows in another message, an ADD segment that
+    this one continues a segment of an earlier one. A segment may be cut anywhere, a value
+    too ('12' of '125'), and the next fragment holds results without their order or patient:
+    fragments are not joined here, and read one by one they filed cut values as whole ones.
+    A DSC with DSC-1 empty says nothing and is read past."""
+    segments = msg.segments
+    last = segments[-1]
+    if last.name == "DSC" and text(msg, first_rep(msg, last, 1)):
+        where = loc(last, 1)
+        raise NormalizationError("HL7_FRAGMENTED_MESSAGE", f"{where}: the message continues in "
+                                 "another one (continuation pointer, HL7 v2.5 2.10.2): "
+                                 "fragments are not joined by this intake, the sender is to "
+                                 "send whole messages", where)
+    add = next((s for s in segments if s.name == "ADD"), None)
+    if add is not None:
+        where = loc(add)
+        raise NormalizationError("HL7_FRAGMENTED_MESSAGE", f"{where}: the message continues a "
+                                 "segment of an earlier one (ADD, HL7 v2.5 2.10.2): fragments "
+                                 "are not joined by this intake, the sender is to send whole "
+                                 "messages", where)
 
 
 @cache
@@ -319,6 +346,9 @@ class _Group:
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
+    # NTE before any PID (OUL_R22/R24: MSH [{SFT}] [NTE] [PATIENT]...; an ORU sender may do
+    # the same): about the whole message, the same list for every order
+    message_notes: list[Segment] = field(default_factory=list)
 
 
 NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null, it holds no text
@@ -336,8 +366,9 @@ def _groups(msg: Message) -> list[_Group]:
     current: _Group | None = None
     orc: Segment | None = None
     orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
-    notes: list[Segment] | None = None
     patient_notes: list[Segment] = []  # of the last PID
+    message_notes: list[Segment] = []  # before any PID
+    notes: list[Segment] | None = message_notes
     order_notes: list[Segment] = []  # NTE sent between an ORC and its OBR: the order's
     maybe_null = msg.maybe_null  # the common case: the message holds no '""' at all
     spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
@@ -354,6 +385,14 @@ def _groups(msg: Message) -> list[_Group]:
                                          f"{where}: observation before any OBR (each "
                                          "result belongs to the order its OBR describes: "
                                          "the OBR comes first)", where)
+            if orc_fresh and not current.own_orc and not current.observations:
+                # OBR ORC OBX (the ORC after its OBR, as in an OUL): no OBR came after the
+                # ORC, it is this order's own. Left for the next OBR, an order sent with its
+                # placer number only was filed under the previous order's filler number.
+                current.orc, current.own_orc, orc_fresh = orc, True, False
+                current.notes.extend(order_notes)
+                current.order_parts.extend(orc_parts)
+                order_notes, orc_parts = [], []
             notes = []
             current.observations.append((seg, notes))
             last_obx = seg
@@ -371,7 +410,8 @@ def _groups(msg: Message) -> list[_Group]:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
-                             patient_notes=patient_notes, order_parts=orc_parts)
+                             patient_notes=patient_notes, order_parts=orc_parts,
+                             message_notes=message_notes)
             groups.append(current)
             notes = current.notes
             orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
@@ -412,13 +452,15 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     in an ORU, is still that OBR's."""
     groups: list[_Group] = []
     current: _Group | None = None
-    notes: list[Segment] | None = None
     specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
     waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
     orc: Segment | None = None  # an ORC sent before its OBR
     resulted = False  # the current order has results of its own: a next ORC is not its own
     last_obx: Segment | None = None  # of the current order: the OBX a PRT sent now is about
     patient_notes: list[Segment] = []  # of the last PID
+    message_notes: list[Segment] = []  # before any PID: MSH [{SFT}] [NTE]
+    specimen_notes: list[Segment] = []  # after an SPM (or its SAC) sent before its orders
+    notes: list[Segment] | None = message_notes
     maybe_null = msg.maybe_null
     for seg in msg.segments:
         name = seg.name
@@ -441,10 +483,12 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 notes.append(seg)
         elif name == "OBR":
             current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
-                             patient_notes=patient_notes)
+                             notes=list(specimen_notes) if specimen else [],
+                             patient_notes=patient_notes, message_notes=message_notes)
             orc, resulted, last_obx = None, False, None
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
+                specimen_notes = []
             current.observations.extend(waiting)
             waiting = []
             groups.append(current)
@@ -456,18 +500,28 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             else:
                 orc, notes = seg, None
         elif name == "SPM":
-            notes, last_obx = None, None
+            # an NTE after the SPM (outside v2.5's OUL, but sent: 'échantillon hémolysé')
+            # speaks of the specimen: the comments of its orders, as in an ORU (_groups);
+            # it was dropped
+            last_obx = None
             if specimen_first or current is None:
                 specimen, current = [seg], None  # its OBX wait for its first order
+                specimen_notes = notes = []
             else:
                 current.specimens.append(seg)
+                notes = current.notes
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "PID":
                 current, specimen, orc = None, [], None
                 patient_notes = notes = []
+                specimen_notes = []
             elif name in _PATIENT_PARTS:
                 notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
+            elif current is not None:
+                notes = current.notes  # TQ1 TQ2 CTD FT1 CTI SAC: parts of the order
+            elif name == "SAC" and specimen:
+                notes = specimen_notes  # R22: the container of the specimen before its orders
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",
@@ -496,6 +550,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     identity = extract_identity(msg, single_pid(msg))
     if groups is None:
         groups = _groups(msg)
+    _orders_without_request(msg, groups, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
@@ -581,6 +636,14 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if entry.key in ctx.keys:
                     _make_unique(ctx, entry, obx)
                 ctx.keys.add(entry.key)
+                if n in cut:  # and after the OBX that continue it
+                    pieces = {id(p) for p in cut[n].segments if p is not obx}
+                    notes = notes + [nte for o, said in g.observations if id(o) in pieces
+                                     for nte in said]
+                if notes:
+                    # an NTE after the document's OBX ('compte rendu signé électroniquement')
+                    # is the document's comment, as a result's: it was dropped
+                    entry.details.setdefault("comments", []).extend(_notes(msg, notes))
                 results.append(entry)
             else:
                 collect_meta(msg, obx, meta, warnings)
@@ -599,6 +662,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 report.details["text"] = "\n".join(report_text).strip("\n")
             if parent is not None:
                 _link_parent(report, parent, entries, _parent_order(msg, obr))
+            if len(obr.fields) > 29 and obr.fields[29]:
+                said_order = _parent_order_said(msg, obr)
+                if said_order:
+                    report.details["parent_order"] = said_order
             entries.append(report)
         if len(results) > 1:
             _isolates(msg, g, results)
@@ -636,6 +703,18 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[str]) -> None:
+    """An ORC that is no order's own (no OBR follows it before the next ORC, PID or the end:
+    v2.5 7.3.1 requires one) has nothing to file: said in a warning, with its ORC-1 (a
+    cancellation 'CA' sent that way is not applied). It was dropped without a word."""
+    own = {g.orc.index for g in groups if g.own_orc and g.orc is not None}
+    for seg in msg.segments:
+        if seg.name == "ORC" and seg.index not in own:
+            code = text(msg, first_rep(msg, seg, 1))[:2]
+            warnings.append(f"{loc(seg)}: order control{f' {code!r}' if code else ''} without "
+                            "an OBR (observation request) after it: nothing filed for it")
 
 
 def _participants(msg: Message, g: _Group, report: Entry | None,
@@ -925,6 +1004,23 @@ def _parent_order(msg: Message, obr: Segment) -> tuple[str, str] | None:
     return None
 
 
+def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
+    """OBR-29 (EIP: placer ^ filler, each number & namespace) as sent: the order this one
+    was made from. A reflex test (a free T4 ordered by the laboratory after a high TSH) names
+    its parent only there, OBR-26 empty; it was not read, and the report did not say which
+    order it came from. Not part of any key."""
+    c29 = comps(msg, first_rep(msg, obr, 29))
+    said: dict[str, str] = {}
+    for i, role in ((1, "placer"), (2, "filler")):
+        number = sub(msg, part(c29, i), 1)
+        if number:
+            said[role] = number
+            ns = sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+            if ns:
+                said[f"{role}_namespace"] = ns
+    return said
+
+
 def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
     """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
 
@@ -1115,6 +1211,8 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
         if status is None:
             status = "unknown"
             ctx.warnings.append(f"{loc(obr, 25)}: unknown result status, kept as unknown")
+        elif results:
+            _status_disagreement(ctx, obr, code25, status, results)
     else:  # optional before v2.5: the results tell
         status = _status_of_results({r.status for r in results if r.type == LAB_RESULT})
         if status == "unknown" and g.own_orc and g.orc is not None:
@@ -1127,6 +1225,13 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     placer = sub(msg, part(comps(msg, first_rep(msg, obr, 2)), 1), 1)
     if placer:
         details["placer_order"] = placer
+    if len(obr.fields) > 24 and obr.fields[24]:
+        # OBR-24, diagnostic service section (HL7 table 0074: HM, CH, MB, SR...): which
+        # bench of the laboratory reports the order, a DiagnosticReport's category. It was
+        # not read at all. As sent (ID): a local code is not turned into another.
+        section = text(msg, part(comps(msg, first_rep(msg, obr, 24)), 1))
+        if section:
+            details["service_section"] = section
     ordering = first_rep(msg, obr, 16)
     if not ordering and g.own_orc and g.orc is not None:
         ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)
@@ -1141,6 +1246,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     about_patient = _notes(msg, g.patient_notes) if g.patient_notes else None
     if about_patient:
         details["patient_comments"] = about_patient
+    about_message = _notes(msg, g.message_notes) if g.message_notes else None
+    if about_message:
+        details["message_comments"] = about_message
     entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
                   system=coded.system or None, display=coded.display or None,
                   mapped=coded.mapped, status=status, effective=effective, issued=issued,
@@ -1152,6 +1260,30 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
 
 _VERIFIED = frozenset({"final", "corrected", "amended"})
 _NOT_YET = frozenset({"preliminary", "registered"})
+# OBR-25 statuses that say the order has no result (I, O, S: not yet; X: canceled)
+_NO_RESULT_YET = frozenset({"registered", "cancelled"})
+
+
+def _status_disagreement(ctx: _Ctx, obr: Segment, code25: str, status: str,
+                         results: list[Entry]) -> None:
+    """OBR-25 and the results' OBX-11 that contradict each other: an order said canceled or
+    without result (X, I, O, S) whose results carry values, or said final (F, C) with results
+    still preliminary or pending. Each result keeps its own status (OBX-11 is the result's,
+    OBR-25 the report's, v2.5 7.4.1.25 and 7.4.2.11), as before; the contradiction was read
+    past without a word, and a dossier showed a canceled order beside its final glucose."""
+    labs = [r for r in results if r.type == LAB_RESULT]
+    if status in _NO_RESULT_YET:
+        odd = [r for r in labs if r.value is not None and r.status not in WITHHELD_STATUSES]
+        said = "carry a value"
+    elif status in _VERIFIED:
+        odd = [r for r in labs if r.status in _NOT_YET]
+        said = "are still preliminary or pending (OBX-11)"
+    else:
+        return
+    if odd:
+        ctx.warnings.append(f"{loc(obr, 25)}: the order's status {code25[:2]!r} ({status}) "
+                            f"disagrees with its results: {len(odd)} of {len(labs)} {said}; "
+                            "each result is filed with its own status")
 
 
 def _status_of_results(statuses: set[str]) -> str:
@@ -1589,11 +1721,33 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         except ValueError:  # kept as sent: a time of day is never worth the whole message
             entry.value = value
             ctx.warnings.append(f"{where}: not a valid HL7 time, kept as sent")
-    else:  # ID, IS, HD, FN... kept as sent
-        entry.value = "\n".join(text(msg, r) for r in reps(msg, obx, 5))
+    else:  # ID, IS, HD, FN, NA, MO, CP... kept as sent
+        entry.value = "\n".join(_composite_text(msg, r) for r in reps(msg, obx, 5))
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+_STANDARD = Delimiters()
+
+
+def _composite_text(msg: Message, rep: str) -> str:
+    """One repetition of a value of a type read as text (ID, IS, NA, MO, CP, XPN...): as
+    sent when it is one leaf; with components (an NA '1.2^3.4^5.6', an MO '12.50^EUR'),
+    written with the standard delimiters (^ and &), a delimiter inside a leaf escaped.
+    Unescaped whole, the value depended on the sender's delimiters (with '#!@$%' the same
+    NA read '1.2!3.4!5.6', and never met the same value of another sender) and a '^' sent
+    escaped inside a leaf (\\S\\) read as one more component. Unchanged for a message with
+    the standard delimiters and no escape."""
+    d = msg.delimiters
+    if d.component not in rep and d.subcomponent not in rep:
+        return text(msg, rep)
+    if d == _STANDARD and d.escape not in rep:
+        return rep.strip()
+    return _STANDARD.component.join(
+        _STANDARD.subcomponent.join(escape(unescape(s, d), _STANDARD)
+                                    for s in c.split(d.subcomponent))
+        for c in rep.split(d.component)).strip()
 
 
 def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:

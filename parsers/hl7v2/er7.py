@@ -12,10 +12,13 @@ characters, as in the standard.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from dataclasses import field as dataclass_field
+from functools import lru_cache
+from pathlib import Path
 
 from parsers.hl7v2.errors import HL7ParseError
 
@@ -160,8 +163,9 @@ def split_segments(text: str, fsep: str = "|") -> list[str]:
     a segment follows (a segment name, then the field separator or nothing more). Elsewhere
     they are a line break a sender left unescaped inside a value (a comment, a report line, a
     wrapped segment): it stays in the value as '\\n' instead of cutting the segment in two. A
-    line of just three capitals ('FIN') is taken for a segment: nothing tells them apart."""
-    return _split(text, fsep)[0]
+    line of just three capitals ('FIN') is taken for a segment: nothing tells them apart.
+    Names in lower case: see ``_may_fold``."""
+    return _split(text, fsep, _may_fold(text, _split_fast(text), fsep))[0]
 
 
 def _split_fast(text: str) -> list[str]:
@@ -174,8 +178,9 @@ def _split_fast(text: str) -> list[str]:
 _BREAK = re.compile(r"(\r\n|\r|\n)")
 
 
-def _split(text: str, fsep: str) -> tuple[list[str], int]:
-    """(segments, how many LF / CRLF were read as text inside a value); see split_segments."""
+def _split(text: str, fsep: str, fold: bool = False) -> tuple[list[str], int]:
+    """(segments, how many LF / CRLF were read as text inside a value); see split_segments.
+    ``fold``: a name in lower case after an LF starts a segment (``_may_fold``)."""
     if "\n" not in text:
         return _split_fast(text), 0
     parts = _BREAK.split(text)
@@ -185,7 +190,7 @@ def _split(text: str, fsep: str) -> tuple[list[str], int]:
         line = parts[i]
         if not line.strip():
             continue
-        if lines and parts[i - 1] != "\r" and not _starts_segment(line, fsep):
+        if lines and parts[i - 1] != "\r" and not _starts_segment(line, fsep, fold):
             lines[-1] += "\n" + line
             joined += 1
         else:
@@ -197,19 +202,78 @@ def _valid_name(name: str) -> bool:
     return len(name) == 3 and name.isalnum() and name[0].isalpha() and name.isupper()
 
 
-def _starts_segment(line: str, fsep: str) -> bool:
-    """A segment name, then the field separator or nothing more ('PV1' alone is a segment)."""
-    return (line[3:4] == fsep or not line[3:].strip()) and _valid_name(line[:3])
+def _starts_segment(line: str, fsep: str, fold: bool = False) -> bool:
+    """A segment name, then the field separator or nothing more ('PV1' alone is a segment);
+    with ``fold``, a name in lower case that ``_case_folded`` reads, then the separator."""
+    return ((line[3:4] == fsep or not line[3:].strip()) and _valid_name(line[:3])) \
+        or (fold and line[3:4] == fsep and _case_folded(line[:3]) is not None)
 
 
-def _segments(lines: list[str], fsep: str) -> tuple[list[Segment], int]:
-    """The segments of ``lines``, or the 1-based position of the first line that is none."""
+def _may_fold(text: str, lines: list[str], fsep: str) -> bool:
+    """Whether names in lower case are read as segments (``_case_folded``). Always when
+    every segment ends with a CR: a CR ends a segment, the line after it is one or an error.
+    With LF ends, the last line of a value broken by an unescaped LF is followed by the
+    field separator too ('...\\nvar|...'): a sender writing its names in lower case writes
+    more than one, one such line alone is read as text, as before."""
+    if "\n" not in text:
+        return True
+    found = 0
+    for line in lines:
+        if line[3:4] == fsep and not _valid_name(line[:3]) and _case_folded(line[:3]):
+            found += 1
+            if found > 1:
+                return True
+    return False
+
+
+# The envelope and header segments: split_batch cuts messages at them in upper case only,
+# so an 'msh' in lower case is left to fail where it is rather than be read as a segment.
+_NOT_FOLDED = frozenset({"MSH", "BHS", "BTS", "FHS", "FTS"})
+
+
+@lru_cache(maxsize=256)
+def _case_folded(name: str) -> str | None:
+    """The segment ``name`` stands for when a sender wrote it in lower or mixed case ('obx',
+    'Nte'): a segment id of the standard (segment_names.csv) or a Z segment, never an
+    envelope one; else None. HL7 names are upper case (v2.5 2.5.2); such a segment failed
+    the whole message (CR ends) or, after an LF, was read as a line of the value before it,
+    its result lost. A line of text is not taken for one: the field separator must follow."""
+    if len(name) != 3 or not name.isalnum() or not name[0].isalpha() or name.isupper():
+        return None
+    upper = name.upper()
+    if upper in _NOT_FOLDED:
+        return None
+    if upper in _segment_names() or (upper[0] == "Z"):
+        return upper
+    return None
+
+
+@lru_cache(maxsize=1)
+def _segment_names() -> frozenset[str]:
+    with _NAMES_FILE.open(encoding="utf-8", newline="") as f:
+        return frozenset(row["name"].strip().upper() for row in csv.DictReader(
+            line for line in f if not line.startswith("#")))
+
+
+_NAMES_FILE = Path(__file__).with_name("segment_names.csv")
+
+
+def _segments(lines: list[str], fsep: str,
+              folded: list[str] | None = None) -> tuple[list[Segment], int]:
+    """The segments of ``lines``, or the 1-based position of the first line that is none.
+    With ``folded`` (a list: ``_may_fold`` allows it), names sent in lower case that
+    ``_case_folded`` reads are upper-cased, and added to ``folded`` as sent."""
     segments: list[Segment] = []
     for i, line in enumerate(lines, start=1):
         parts = line.split(fsep)
         name = parts[0]
         if len(name) != 3 or not name.isalnum() or not name[0].isalpha() or not name.isupper():
-            return segments, i
+            upper = _case_folded(name) if folded is not None and len(parts) > 1 else None
+            if upper is None:
+                return segments, i
+            if folded is not None:
+                folded.append(name)
+            name = parts[0] = upper
         if name == "MSH":
             # MSH-1 is the separator itself: shift so that fields[n] is MSH-n.
             parts = [name, fsep, *parts[1:]]
@@ -244,13 +308,16 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
                         escape=enc[2] if len(enc) > 2 else "\\",
                         subcomponent=enc[3] if len(enc) > 3 else "&", charset=charset)
-    segments, bad = _segments(lines, fsep)
+    fold = _may_fold(text, lines, fsep)
+    folded: list[str] = []
+    segments, bad = _segments(lines, fsep, folded if fold else None)
     joined = 0
     if bad and "\n" in text:
         # A line that starts no segment after an LF: a line break inside a value (the slow
         # path, taken only then; see split_segments).
-        lines, joined = _split(text, fsep)
-        segments, bad = _segments(lines, fsep)
+        lines, joined = _split(text, fsep, fold)
+        folded = []
+        segments, bad = _segments(lines, fsep, folded if fold else None)
     if bad:
         # The line's text is not quoted: it may be a field value cut by a stray line end.
         after = f" (after {segments[-1].name}[{segments[-1].index}])" if segments else ""
@@ -261,6 +328,10 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
                             f"value (write it as \\.br\\)",
                             segment="?", position=bad)
     msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
+    if folded:
+        said = ", ".join(dict.fromkeys(folded))
+        msg.warnings.append(f"HL7_SEGMENT_NAME_CASE: {len(folded)} segment name(s) not in upper "
+                            f"case ({said}) read as the segment they name")
     if joined:
         msg.warnings.append(f"HL7_LINE_BREAK_IN_VALUE: {joined} line break(s) not followed by a "
                             "segment read as text inside the value before them")
