@@ -1,0 +1,326 @@
+"""Lab results out of French laboratories' PDF reports (round 3): the result table of reports
+laid out as Cerba, Synlab, Biogroup, Eurofins Biomnis and a CHU's LIS print them (columns in
+their orders, antériorités with their dates, a header repeated or not on each page, two
+units on one line, ranges by sex on two lines, names on two lines, methods and comments,
+footers). Before this round no result of a PDF became an entry (the report's text only).
+Born-digital PDFs are written in the test with samples/generate_pdf.py's writer, each cell
+at its column's x, as a LIS prints its table; read by parsers.pdf and normalized as the
+pipeline does."""
+
+from __future__ import annotations
+
+import csv
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from dossiers.schema import entries
+from normalizers import lab_pdf
+from normalizers.report import normalize_report
+from parsers.pdf import PdfLimits, parse_pdf
+from parsers.pdf.model import TEXT_LAYER, Page, PdfDocument, Word
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from samples import generate_pdf as g
+from tests.conftest import SAMPLES
+
+LEFEVRE = [("label", "Patient : Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968")]
+LE_GOFF = [("label", "Patient : M. LE GOFF Jérôme"), ("label", "Né le 02/11/1955")]
+
+
+def _row(xs: tuple[float, ...], *cells: str, style: str = "body") -> tuple:
+    return (style, *[(x, t) for x, t in zip(xs, cells, strict=False) if t])
+
+
+def _lab_pdf(*pages: list[tuple]) -> bytes:
+    """Text pages: each row (style, str) or (style, (x, text), ...) at its own x."""
+    out = []
+    for rows in pages:
+        page, y = [], 800.0
+        for style, *cells in rows:
+            for cell in cells:
+                x, text = cell if isinstance(cell, tuple) else (40.0, cell)
+                page.append(g.Line(style, text, x, y))
+            y -= 11.0 if style == "small" else 14.0
+        out.append(page)
+    return g.write_pdf(out, title="Compte rendu de biologie")
+
+
+def _read(data: bytes):  # noqa: ANN202
+    return normalize_report(parse_pdf(data, PdfLimits(processes=1)), data, "round3")
+
+
+def _results(msg) -> list[tuple]:  # noqa: ANN001
+    return [(e.code, e.value, e.unit, e.reference_range, e.interpretation)
+            for e in msg.entries if e.type == "lab_result"]
+
+
+# -- Cerba: Résultat | Unité | Valeurs de référence | Antériorité(s), two pages ------------------
+C = (40.0, 220.0, 290.0, 360.0, 470.0)
+C_HEAD = _row(C, "", "Résultat", "Unité", "Valeurs de référence", "Antériorité(s)",
+              style="label")
+CERBA_1 = [("centre", "LABORATOIRE CERBA - Biologie médicale"), *LEFEVRE,
+           ("label", "Prescripteur : Dr Paul ROCHE"),
+           ("label", "Prélèvement du 12/03/2026 à 08h15"), ("title", "HÉMATOLOGIE"), C_HEAD,
+           _row(C, "Hématies", "4,52", "T/L", "(3,80 - 5,20)", "4,61 le 12/01/26"),
+           _row(C, "Hémoglobine", "11,2 L", "g/dL", "(12,0 - 16,0)", "12,8 (12/01/26)"),
+           _row(C, "Hématocrite", "38,5", "%", "(36,0 - 46,0)", "39,1"),
+           _row(C, "Leucocytes", "7,85", "G/L", "(4,00 - 10,00)"),
+           _row(C, "Polynucléaires neutrophiles", "62,1 %", "4,87 G/L", "(1,80 - 7,50)"),
+           _row(C, "Lymphocytes", "28,0 %", "2,20 G/L", "(1,00 - 4,00)"),
+           _row(C, "Plaquettes", "1 250 *", "G/L", "(150 - 400)", "245"),
+           ("small", "Méthode : impédancemétrie (Sysmex XN)"),
+           ("body", "Edité le 12/03/2026 - page 1/2")]
+CERBA_2 = [("centre", "LABORATOIRE CERBA - Biologie médicale"), ("title", "BIOCHIMIE SANGUINE"),
+           C_HEAD,
+           _row(C, "Glycémie à jeun", "5,20 mmol/L", "0,94 g/L", "(4,10 - 5,90)"),
+           _row(C, "Créatinine", "68", "µmol/L", "(45 - 84)", "72 (12/01/26)"),
+           _row(C, "DFG estimé (CKD-EPI)", "> 90", "mL/min/1,73m²", "> 60"),
+           _row(C, "Potassium", "5,8 H", "mmol/L", "3,5 à 5,0"),
+           ("body", "Contrôlé sur un second prélèvement."),
+           _row(C, "CRP", "< 0,5", "mg/L", "Inf. à 5,0"),
+           _row(C, "TSH", "Non réalisé"),
+           ("title", "SÉROLOGIE"),
+           _row(C, "Antigène HBs", "Négatif", "", "", "Négatif (12/01/26)"),
+           ("body", "Validé le 12/03/2026 à 14h02 par Dr Anne KERGOAT"),
+           ("body", "Edité le 12/03/2026 - page 2/2")]
+CERBA = [("789-8", "4,52", "10*12/L", "3,80 - 5,20", None),
+         ("718-7", "11,2", "g/dL", "12,0 - 16,0", "L"),
+         ("4544-3", "38,5", "%", "36,0 - 46,0", None),
+         ("6690-2", "7,85", "10*9/L", "4,00 - 10,00", None),
+         ("770-8", "62,1", "%", None, None),
+         ("751-8", "4,87", "10*9/L", "1,80 - 7,50", None),
+         ("736-9", "28,0", "%", None, None),
+         ("731-0", "2,20", "10*9/L", "1,00 - 4,00", None),
+         ("777-3", "1 250", "10*9/L", "150 - 400", "A"),
+         ("14749-6", "5,20", "mmol/L", "4,10 - 5,90", None),
+         ("2345-7", "0,94", "g/L", None, None),
+         ("14682-9", "68", "umol/L", "45 - 84", None),
+         ("62238-1", "> 90", "mL/min/{1.73_m2}", "> 60", None),
+         ("2823-3", "5,8", "mmol/L", "3,5 à 5,0", "H"),
+         ("1988-5", "< 0,5", "mg/L", "Inf. à 5,0", None),
+         ("3016-3", None, None, None, None),
+         ("5196-1", "Négatif", None, None, None)]
+
+
+def test_cerba_report_every_result_coded_and_no_anteriorite_read_as_a_result() -> None:
+    """Two pages, the heading repeated, the antériorité column with its dates: each line one
+    coded result (two for the leucocyte formula and the glycaemia in two units), the former
+    results in details.previous only; none of them, no date, no page number is a result."""
+    msg = _read(_lab_pdf(CERBA_1, CERBA_2))
+    report, *results = msg.entries
+    assert report.type == "report" and report.details["lab_results"] == 17
+    assert _results(msg) == CERBA
+    assert {r.parent_key for r in results} == {report.key}
+    assert {(r.effective, r.specimen_time) for r in results} == {
+        ("2026-03-12T08:15+01:00", "2026-03-12T08:15+01:00")}
+    by_code = {r.code: r for r in results}
+    assert by_code["718-7"].details["previous"] == "12,8 (12/01/26)"
+    assert by_code["718-7"].value_num == 11.2 and by_code["777-3"].value_num == 1250.0
+    assert (by_code["1988-5"].comparator, by_code["1988-5"].value_num) == ("<", 0.5)
+    assert by_code["777-3"].details["method"] == "Méthode : impédancemétrie (Sysmex XN)"
+    assert "comment" not in by_code["777-3"].details  # the page's footer and header are none
+    assert by_code["2823-3"].details["comment"] == ["Contrôlé sur un second prélèvement."]
+    assert by_code["3016-3"].status == "cancelled" and by_code["3016-3"].value_num is None
+    assert by_code["5196-1"].details["value_code"]["code"] == "260385009"
+    assert by_code["718-7"].details["section"] == "HÉMATOLOGIE"
+    assert by_code["5196-1"].details["section"] == "SÉROLOGIE"
+    assert all(r.mapped and r.system == "LN" for r in results)
+    assert msg.quarantine_reasons == []
+
+
+# -- Synlab: Résultats | Valeurs usuelles | Unités | Antériorités --------------------------------
+S = (40.0, 220.0, 290.0, 380.0, 460.0)
+SYNLAB = [("centre", "SYNLAB Provence"), *LE_GOFF, ("label", "Prélevé le 03/03/26 à 07:40"),
+          _row(S, "Analyses", "Résultats", "Valeurs usuelles", "Unités", "Antériorités",
+               style="label"),
+          _row(S, "Sodium", "139", "136 - 145", "mmol/L", "141 (02/02/26)"),
+          _row(S, "Potassium", "3,2 L", "3,5 - 5,1", "mmol/L", "3,9"),
+          _row(S, "Cholestérol total", "2,45 *", "< 2,00", "g/L"),
+          _row(S, "ALAT (TGP)", "35", "< 41", "UI/L", "28"),
+          _row(S, "Gamma-GT", "1.250", "< 55", "UI/L"),
+          _row(S, "Hémoglobine glyquée (HbA1c)", "7,2 H", "4,0 - 6,0", "%", "6,8 (05/12/25)")]
+
+
+def test_synlab_columns_in_another_order_unit_after_the_range() -> None:
+    """The unit column after the reference column: the unit is the result's, the bound
+    '< 2,00' under 'Valeurs usuelles' is the range (not a value '<2'), '1.250' in a report
+    with comma decimals is 1250, and 'H' before the range a flag (not a men's range)."""
+    msg = _read(_lab_pdf(SYNLAB))
+    assert _results(msg) == [("2951-2", "139", "mmol/L", "136 - 145", None),
+                             ("2823-3", "3,2", "mmol/L", "3,5 - 5,1", "L"),
+                             ("2093-3", "2,45", "g/L", "< 2,00", "A"),
+                             ("1742-6", "35", "[IU]/L", "< 41", None),
+                             ("2324-2", "1.250", "[IU]/L", "< 55", None),
+                             ("4548-4", "7,2", "%", "4,0 - 6,0", "H")]
+    ggt = next(e for e in msg.entries if e.code == "2324-2")
+    assert ggt.value_num == 1250.0 and ggt.comparator is None
+    assert msg.entries[0].effective == "2026-03-03"
+    assert {e.effective for e in msg.entries[1:]} == {"2026-03-03T07:40+01:00"}
+
+
+# -- Biogroup: no heading, antériorité as '88 le 12/10/25' ------------------------------------
+BIOGROUP = [("centre", "BIOGROUP - Laboratoire de biologie médicale"), *LE_GOFF,
+            ("label", "Date de prélèvement : 05/02/2026"), ("title", "BIOCHIMIE"),
+            ("body", (40.0, "Créatinine"), (200.0, "92 µmol/L"), (300.0, "(59 - 104)"),
+             (420.0, "88 le 12/10/25")),
+            ("body", (40.0, "Glycémie à jeun"), (200.0, "1,32 g/L H"), (300.0, "(0,70 - 1,10)"),
+             (420.0, "1,18 le 12/10/25")),
+            ("body", (40.0, "TSH ultra-sensible"), (200.0, "2,10 mUI/L"), (300.0, "0,27 à 4,20")),
+            ("body", (40.0, "Ferritine"), (200.0, "(15) µg/L"), (300.0, "(30 - 400)")),
+            ("body", (40.0, "Sodium"), (200.0, "140 mmol/L"), (300.0, "141 mmol/L (12/10/25)")),
+            ("body", "Imprimé le 06/02/2026 - Page 1/1")]
+
+
+def test_biogroup_without_heading_anteriorite_by_its_date() -> None:
+    """No column heading: the name is what precedes the value, the range follows it, and a
+    number with a date after it is the antériorité (kept in details, never a result; a
+    second value in the same unit neither); a value in parentheses is the value."""
+    msg = _read(_lab_pdf(BIOGROUP))
+    assert _results(msg) == [("14682-9", "92", "umol/L", "59 - 104", None),
+                             ("2345-7", "1,32", "g/L", "0,70 - 1,10", "H"),
+                             ("3016-3", "2,10", "m[IU]/L", "0,27 à 4,20", None),
+                             ("2276-4", "15", "ug/L", "30 - 400", None),
+                             ("2951-2", "140", "mmol/L", None, None)]
+    previous = [e.details.get("previous") for e in msg.entries[1:]]
+    assert previous == ["88 le 12/10/25", "1,18 le 12/10/25", None, None,
+                        "141 mmol/L (12/10/25)"]
+    assert {e.effective for e in msg.entries[1:]} == {"2026-02-05"}  # no time printed
+
+
+# -- Eurofins Biomnis: names on two lines, ranges by sex, 'Voir commentaire' ----------------------
+B = (40.0, 250.0, 320.0, 410.0)
+BIOMNIS = [("centre", "EUROFINS BIOMNIS"), *LE_GOFF, ("label", "Prélèvement du 12/03/2026 à 08h15"),
+           _row(B, "", "Résultat", "Unité", "Valeurs de référence", style="label"),
+           _row(B, "Hémoglobine", "14,1", "g/dL", "H : 13,0 - 17,0"),
+           _row(B, "", "", "", "F : 12,0 - 16,0"),
+           _row(B, "Débit de filtration glomérulaire"),
+           _row(B, "estimé (CKD-EPI)", "85", "mL/min/1,73m²", "> 60"),
+           ("small", "Méthode : créatinine enzymatique IDMS"),
+           _row(B, "Recherche d'agglutinines irrégulières", "Voir commentaire"),
+           ("body", "Présence d'un anticorps anti-Kell."),
+           _row(B, "Anticorps anti-VHC", "Absence"),
+           ("body", "Validé le 12/03/2026 par Dr Anne KERGOAT")]
+
+
+def test_biomnis_two_line_name_ranges_by_sex_and_see_comment() -> None:
+    msg = _read(_lab_pdf(BIOMNIS))
+    hb, dfg, rai, hcv = msg.entries[1:]
+    assert (hb.code, hb.reference_range) == ("718-7", "H : 13,0 - 17,0 ; F : 12,0 - 16,0")
+    assert (dfg.code, dfg.display, dfg.value_num, dfg.reference_range) == (
+        "62238-1", "Débit de filtration glomérulaire estimé (CKD-EPI)", 85.0, "> 60")
+    assert dfg.details["method"] == "Méthode : créatinine enzymatique IDMS"
+    assert (rai.system, rai.mapped, rai.value, rai.value_type) == (
+        "PDF-LABEL", False, "Présence d'un anticorps anti-Kell.", "TX")
+    assert (hcv.code, hcv.value, hcv.details["value_code"]["code"]) == (
+        "16128-1", "Absence", "2667000")
+    assert "section" not in hb.details  # the laboratory's name in capitals is no section
+
+
+# -- a CHU: 10^9/L, /mm3 with blank thousands, seconds, a table cut across two pages -----------
+H = (40.0, 240.0, 310.0, 400.0)
+CHU_1 = [("centre", "CHU DE RENNES - Laboratoire d'hématologie"), *LE_GOFF,
+         ("label", "Prélèvement du 20/01/2026 à 22h40"),
+         _row(H, "Examen", "Résultat", "Unité", "Normales", style="label"),
+         _row(H, "Leucocytes", "12,40 H", "10^9/L", "4,0 - 10,0"),
+         _row(H, "Plaquettes", "98 000 L", "/mm3", "150 000 - 400 000"),
+         _row(H, "Temps de céphaline activée", "38,2", "sec", "< 40"),
+         _row(H, "Ratio TCA patient/témoin", "1,18", "", "< 1,20"),
+         ("small", "CHU de Rennes - 2 rue Henri Le Guilloux 35033 Rennes - page 1/2")]
+CHU_2 = [_row(H, "INR", "2,6", "", "2,0 - 3,0"),
+         _row(H, "Taux de prothrombine", "32 L", "%", "70 - 100"),
+         ("small", "CHU de Rennes - 2 rue Henri Le Guilloux 35033 Rennes - page 2/2")]
+
+
+def test_chu_table_cut_across_pages_and_unmapped_analyses_kept() -> None:
+    """Page 2 has no heading: the table goes on. Analyses not in the table are filed
+    unmapped under their printed name; the footer's address and page numbers are none."""
+    msg = _read(_lab_pdf(CHU_1, CHU_2))
+    assert _results(msg) == [("6690-2", "12,40", "10*9/L", "4,0 - 10,0", "H"),
+                             ("777-3", "98 000", "/mm3", "150 000 - 400 000", "L"),
+                             ("Temps de céphaline activée", "38,2", "s", "< 40", None),
+                             ("Ratio TCA patient/témoin", "1,18", None, "< 1,20", None),
+                             ("6301-6", "2,6", None, "2,0 - 3,0", None),
+                             ("5894-1", "32", "%", "70 - 100", "L")]
+    assert [e.mapped for e in msg.entries[1:]] == [True, True, False, False, True, True]
+    assert msg.entries[2].value_num == 98000.0
+    assert msg.entries[1].effective == "2026-01-20T22:40+01:00"
+
+
+# -- what is never a result ---------------------------------------------------------------------
+def test_imaging_report_and_lab_prose_give_no_result() -> None:
+    """An imaging report's measurements, and a lab report's lines outside a result table
+    naming no analysis we know (an address, a phone number, a date), are no results."""
+    imaging = _lab_pdf([("centre", "IMAGERIE MÉDICALE DES LILAS"), *LEFEVRE,
+                        ("title", "ÉCHOGRAPHIE ABDOMINALE"), ("label", "Examen du 12/03/2026"),
+                        ("body", "Foie 14,5 cm. Rate 11 cm. Glycémie 1,02 g/L selon le patient."),
+                        ("head", "Conclusion :"), ("body", "Examen normal.")])
+    assert [e.type for e in _read(imaging).entries] == ["imaging_report"]
+    prose = _lab_pdf([("centre", "LABORATOIRE BIOLAB"), *LEFEVRE,
+                      ("label", "Prélevé le 03/03/26 à 08:15"),
+                      ("body", "5 avenue Jean Jaurès 69007 Lyon - Tél. 04 78 12 34 56"),
+                      ("body", "Dossier 2603030045 du 03/03/2026, 12 tubes reçus"),
+                      ("body", "Edité le 03/03/2026 - page 1/1")])
+    assert [e.type for e in _read(prose).entries] == ["report"]
+
+
+def _doc(rows: list[list[tuple[float, str]]]) -> PdfDocument:
+    """A text page from (x, word) rows, for marks the samples' WinAnsi fonts cannot print
+    (arrows)."""
+    words = [Word(t, 100.0, (x, 100.0 + 14 * n, x + 6 * len(t), 110.0 + 14 * n), n)
+             for n, row in enumerate(rows) for x, t in row]
+    text = "\n".join(" ".join(t for _, t in row) for row in rows)
+    return PdfDocument([Page(1, TEXT_LAYER, text, words, 100.0, 595.0, 842.0)])
+
+
+def test_arrow_flags_and_comparator_words() -> None:
+    doc = _doc([[(40, "Potassium"), (220, "5,9"), (240, "↑"), (290, "mmol/L"), (360, "3,5-5,0")],
+                [(40, "Sodium"), (220, "128"), (250, "↓"), (290, "mmol/L"), (360, "136-145")],
+                [(40, "CRP"), (220, "Inf."), (243, "à"), (253, "0,5"), (290, "mg/L"),
+                 (360, "<"), (368, "5,0")]])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-03", issued=None)
+    assert [(e.code, e.value_num, e.comparator, e.interpretation, e.reference_range)
+            for e in found.entries] == [("2823-3", 5.9, None, "H", "3,5-5,0"),
+                                        ("2951-2", 128.0, None, "L", "136-145"),
+                                        ("1988-5", 0.5, "<", None, "< 5,0")]
+
+
+def test_point_decimals_report_reads_1_250_as_a_decimal() -> None:
+    """'1.250' is a thousand two hundred and fifty only where decimals are commas; in a
+    report writing '4.52' it is one and a quarter."""
+    doc = _doc([[(40, "Hématies"), (220, "4.52"), (290, "T/L"), (360, "3.80-5.20")],
+                [(40, "INR"), (220, "1.250"), (360, "0.80-1.20")],
+                [(40, "Potassium"), (220, "4.15"), (290, "mmol/L"), (360, "3.50-5.00")]])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective=None, issued=None)
+    assert [e.value_num for e in found.entries] == [4.52, 1.25, 4.15]
+
+
+@given(st.decimals(min_value=0, max_value=99999, places=2, allow_nan=False))
+def test_french_numbers_read_back(value) -> None:  # noqa: ANN001
+    """Any value printed the French way, with or without blank thousands, reads back."""
+    plain = f"{value:.2f}".replace(".", ",")
+    grouped = f"{value:,.2f}".replace(",", " ").replace(".", ",")
+    for printed in (plain, grouped):
+        assert lab_pdf._number(printed, True) == (float(value), f"{value:.2f}")
+
+
+# -- the pipeline: the report and its results in the dossier ----------------------------------
+def test_lab_pdf_results_are_filed_in_the_dossier(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)
+                                     if r["key"] == "K2"])
+    data = _lab_pdf(CHU_1, CHU_2)
+    intake(ctx.engine, ctx.archive, [Received(data, "chu-labo", "file", file_name="cr.pdf")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.type, entries.c.code, entries.c.value_num)
+                            .order_by(entries.c.id)).all()
+    assert [tuple(r) for r in rows] == [("report", None, None), ("lab_result", "6690-2", 12.4),
+                                        ("lab_result", "777-3", 98000.0),
+                                        ("lab_result", "Temps de céphaline activée", 38.2),
+                                        ("lab_result", "Ratio TCA patient/témoin", 1.18),
+                                        ("lab_result", "6301-6", 2.6),
+                                        ("lab_result", "5894-1", 32.0)]
