@@ -48,6 +48,7 @@ from parsers.pdf.model import TEXT_LAYER, PdfDocument
 
 LABEL_SYSTEM = "PDF-LABEL"  # an analysis filed under its printed name (unmapped)
 CELL_GAP = 6.0  # points: words further apart than this are in two cells
+MIN_OCR_CONFIDENCE = 80.0  # a value read by OCR below this is filed with a warning
 _RANGE_FIT = 3.0  # a value fits a range within this factor of its limits
 
 
@@ -84,9 +85,16 @@ def _analytes() -> dict[str, dict[str, dict[str, str]]]:
 
 
 @cache
+def _ocr_units() -> dict[str, str]:
+    """Units as OCR misreads them ('g/1', 'Ul/|'), read on OCR'd pages only."""
+    return {r["read"]: r["unit"] for r in table("pdf_lab_ocr_units")}
+
+
+@cache
 def _unit_pattern() -> re.Pattern[str]:
     """The units of tables/ucum_units.csv as printed (case kept: G/L is not g/L)."""
-    spellings = {r["sent"] for r in table("ucum_units")} | {"%", "G/L", "T/L", "sec", "s"}
+    spellings = {r["sent"] for r in table("ucum_units")} | {"%", "G/L", "T/L", "sec", "s"} \
+        | set(_ocr_units())
     alternation = "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True))
     return re.compile(rf"(?:{alternation})(?![\w/²³])")
 
@@ -110,6 +118,7 @@ class _Cell:
     x1: float
     text: str
     conf: float
+    words: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -147,9 +156,11 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                 if cells and w.bbox[0] - cells[-1].x1 <= CELL_GAP:
                     cells[-1].text += " " + t
                     cells[-1].x1 = w.bbox[2]
+                    cells[-1].words.append((w.bbox[0], w.bbox[2], t))
                     confs[-1].append(float(w.confidence))
                 else:
-                    cells.append(_Cell(w.bbox[0], w.bbox[2], t, 0.0))
+                    cells.append(_Cell(w.bbox[0], w.bbox[2], t, 0.0,
+                                       [(w.bbox[0], w.bbox[2], t)]))
                     confs.append([float(w.confidence)])
             for c, cs in zip(cells, confs, strict=True):
                 c.conf = round(sum(cs) / len(cs), 1)
@@ -160,40 +171,71 @@ def _rows(doc: PdfDocument) -> list[_Row]:
 # -- the table's heading ------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Heading:
-    """Where each column starts (x of its heading cell), left to right."""
+    """The heading cells (x0, x1, column), left to right."""
 
-    starts: list[tuple[float, str]]
+    cells: list[tuple[float, float, str]]
 
-    def column(self, cell: _Cell) -> str:
-        """The column a cell is under: the last heading starting left of its centre (a
-        number right-aligned or centred under its heading has its centre after the
-        heading's start)."""
+    def column(self, cell: _Cell, first: bool = False) -> str:
+        """The column a cell is under. The line's first cell, starting left of every data
+        heading, is the analysis's name; any other cell is under the heading its centre
+        falls in, else the one whose centre is nearest its own (values are printed
+        left-aligned, right-aligned or centred under their heading, some beside it; a
+        one-digit value far beside its heading may be taken for its neighbour's)."""
+        data = [c for c in self.cells if c[2] != "name"]
+        if first and cell.x0 < data[0][0] - 2:
+            return "name"
         centre = (cell.x0 + cell.x1) / 2
-        found = self.starts[0][1]
-        for x, kind in self.starts:
-            if centre >= x - 2:
-                found = kind
-        return found
+        inside = [c for c in data if c[0] - 2 <= centre <= c[1] + 2]
+        return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))[2]
 
 
-def _heading(row: _Row) -> _Heading | None:
+_DATED = re.compile(r"\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?:\s+(?:à\s+)?\d{1,2}\s*[h:]\s*\d{2})?")
+
+
+def _heading(row: _Row) -> tuple[_Heading, str] | None:
+    """The columns a heading row names, and the section its first cell names when it is
+    no heading ('BILAN LIPIDIQUE | 04/01/2021 | Valeurs de référence'). The specimen's
+    date heading a column ('04/01/2023 11:30') is the result's column, later dates the
+    antériorités'."""
     kinds = []
     for c in row.cells:
         key = _fold(c.text).rstrip(" :").replace("(s)", "s")
-        kinds.append((c.x0, _columns().get(key, "")))
-    named = {k for _, k in kinds if k}
+        kind = _columns().get(key, "")
+        if not kind and _DATED.fullmatch(c.text.strip()):
+            kind = "date"
+        kinds.append((c.x0, c.x1, kind))
+    if "result" not in {k for *_, k in kinds}:
+        dates = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
+        if not dates or not {k for *_, k in kinds} & {"unit", "reference"}:
+            return None  # a row of dates alone (under a heading) is none
+        kinds[dates[0]] = (*kinds[dates[0]][:2], "result")
+    kinds = [(x0, x1, "previous" if k == "date" else k) for x0, x1, k in kinds]
+    named = {k for *_, k in kinds if k}
     if "result" not in named or not named & {"unit", "reference", "previous"}:
         return None
-    starts = [(x, k or "ignore") for x, k in kinds]
-    if starts[0][1] != "name":
-        starts.insert(0, (0.0, "name"))
-    return _Heading(starts)
+    section = ""
+    if not kinds[0][2]:  # 'BILAN LIPIDIQUE', 'Autres examens de biochimie :' over the names
+        section = row.cells[0].text if _is_section(row.cells[0].text) else ""
+        kinds[0] = (*kinds[0][:2], "name")
+    cells = [(x0, x1, k or "ignore") for x0, x1, k in kinds]
+    if cells[0][2] != "name":
+        cells.insert(0, (0.0, 0.0, "name"))
+    return _Heading(cells), section
 
 
 # -- tokens -------------------------------------------------------------------------------------
 _NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
 _NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?![\w/]|-[^\W\d_])")
 _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
+_DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
+                         r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
+# What ends a result table: the biologist's validation, a signature
+_TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par)\b"
+                        r"|\bsignature\b|\bfin du compte[ -]rendu")
+# 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
+_REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
+_PRE_FLAG = re.compile(r"\*+(?=\s*\d|\s*$)")  # '* 4,10': the abnormal mark printed before a value
+_MAX_GAP_ROWS = 4  # rows without a result after which a table's heading no longer holds
 _FRACTION = re.compile(r"(?<![\d/])\d+\s?/\s?\d+(?![\d/])")  # 'page 1/2'
 _TIME = re.compile(r"(?<!\d)\d{1,2} ?[h:] ?\d{2}(?!\d)")
 _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
@@ -251,7 +293,8 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
     after_value = bool(before) and before[-1].kind in ("num", "unit", "bound", "flag")
     if after_value and (m := _flag_pattern().match(text, i)):
         return _Tok("flag", i, m.end(), column, m, m.group(0))
-    for kind, pattern in (("date", _DATE), ("skip", _TIME), ("skip", _FRACTION)):
+    for kind, pattern in (("date", _DATE), ("date", _DATE_WORDS), ("skip", _TIME),
+                          ("skip", _FRACTION), ("skip", _REF_LABEL), ("preflag", _PRE_FLAG)):
         if (m := pattern.match(text, i)) and (kind != "skip" or not _is_unit_at(text, i)):
             return _Tok(kind, i, m.end(), column, m, m.group(0))
     if (m := _unit_pattern().match(text, i)) and (before or column == "unit") \
@@ -266,6 +309,9 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
     if m := _PAREN.match(text, i):
         return _Tok("num", i, m.end(), column, m, m.group("n"))
     if m := _NUM_AT.match(text, i):
+        digits = re.sub(r"\D", "", m.group(0).split(",")[0].split(".")[0])
+        if len(digits) > 7 or re.match(r"0\d", m.group(0)):
+            return _Tok("text", i, m.end(), column, m, m.group(0))  # an id, a phone number
         return _Tok("num", i, m.end(), column, m, m.group(0))
     m = _WORD.match(text, i)
     assert m is not None
@@ -317,6 +363,7 @@ class _Value:
     reference: str | None = None
     conf: float = 100.0
     column: str = ""  # the heading it was under ('' without)
+    below: bool = False  # read on the line under its analysis's (another unit)
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit
 
 
@@ -345,8 +392,9 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
     name_parts: list[str] = []
     toks: list[tuple[_Tok, _Cell]] = []
     previous: list[str] = []
-    for cell in row.cells:
-        column = heading.column(cell) if heading else ""
+    flag_words: list[str] = []
+    for n, cell in enumerate(_split(_joined_groups(row.cells), heading)):
+        column = heading.column(cell, first=n == 0) if heading else ""
         if column == "name" and heading:
             name_parts.append(cell.text)
             continue
@@ -355,10 +403,16 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             continue
         if column == "ignore":
             continue
+        if column == "flag":
+            flag = _flag_word(cell.text)
+            if flag:
+                flag_words.append(flag)
+            continue
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
         if not heading and not toks:  # no heading: the name is what comes before a value
             first = next((k for k, t in enumerate(cell_toks)
-                          if t.kind in ("num", "bound", "word", "range", "date")), None)
+                          if t.kind in ("num", "bound", "word", "range", "date", "preflag")),
+                         None)
             if first is None:
                 name_parts.append(cell.text)
                 continue
@@ -368,7 +422,56 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
         toks.extend((t, cell) for t in cell_toks)
     line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous)
     _interpret(line, toks, comma)
+    if flag_words and len(line.values) == 1 and line.values[0].flag is None:
+        line.values[0].flag = flag_words[0]  # the 'Interprétation' column
     return line
+
+
+def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
+    """Cells as the heading's columns cut them: a value printed a few points after a long
+    name ('Polynucléaires éosinophiles (%) 2') is in the result column, not the name."""
+    if heading is None:
+        return cells
+    out: list[_Cell] = []
+    for n, cell in enumerate(cells):
+        if len(cell.words) < 2 or n:
+            out.append(cell)
+            continue
+        parts: list[list[tuple[float, float, str]]] = [[cell.words[0]]]
+        column = heading.column(_Cell(*cell.words[0][:2], "", 0.0), first=True)
+        for k, w in enumerate(cell.words[1:], start=1):
+            here = heading.column(_Cell(w[0], w[1], "", 0.0))
+            if here != column and column == "name" and re.match(r"[<>\u2264\u2265]?\d", w[2]) \
+                    and all(re.match(r"[<>\u2264\u2265]?[\d,.]", x[2]) or to_ucum(x[2]).mapped
+                            for x in cell.words[k:]):  # only a value ending the name's cell
+                parts.append([w])
+                column = here
+            else:
+                parts[-1].append(w)
+        out.extend(_Cell(p[0][0], p[-1][1], " ".join(w[2] for w in p), cell.conf, p)
+                   for p in parts)
+    return out
+
+
+def _joined_groups(cells: list[_Cell]) -> list[_Cell]:
+    """'4 700 000' printed in a spaced typewriter font (gaps over CELL_GAP): a number and
+    the groups of three digits right after it are one number."""
+    out: list[_Cell] = []
+    for cell in cells:
+        prev = out[-1] if out else None
+        if prev is not None and cell.x0 - prev.x1 <= 2.5 * CELL_GAP \
+                and re.fullmatch(r"\d{3}(?:\s.*)?", cell.text) \
+                and re.search(r"(?:^|[\s:*])\d{1,3}(?: \d{3})*$", prev.text):
+            out[-1] = _Cell(prev.x0, cell.x1, f"{prev.text} {cell.text}", prev.conf,
+                            prev.words + cell.words)
+        else:
+            out.append(cell)
+    return out
+
+
+def _flag_word(text: str) -> str | None:
+    """'Haut', 'Anormalement bas', 'Haut, croissant' in an 'Interprétation' column."""
+    return _flags().get(_fold(text).split(",")[0].strip())
 
 
 def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None:
@@ -376,6 +479,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
     done = False  # a range was read: what follows is no result (an antériorité)
     label = ""  # 'H :' before a range
     tail: list[str] = []  # what follows the range (no heading): an antériorité's words
+    preflag: str | None = None
     for n, (tok, cell) in enumerate(toks):
         if tok.kind == "date":  # an antériorité's date: it and its value are no result
             if current is not None and not done and len(line.values) > 1 \
@@ -412,6 +516,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             continue
         if in_ref:
             continue
+        if tok.kind == "preflag":
+            preflag = _flags().get(tok.text)
+            continue
         if tok.kind == "num":
             parsed = _number(tok.text, comma)
             if parsed is None:
@@ -421,7 +528,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 done = True
                 continue
             current = _Value(tok.text, parsed[0], conf=cell.conf, column=tok.column,
-                             raw=[tok.match.group(0) if tok.match else tok.text])
+                             raw=[tok.match.group(0) if tok.match else tok.text],
+                             flag=preflag)
+            preflag = None
             line.values.append(current)
         elif tok.kind == "bound":
             m = tok.match
@@ -438,7 +547,8 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                              column=tok.column, raw=[tok.text])
             line.values.append(current)
         elif tok.kind == "unit" and current is not None and current.unit is None:
-            current.unit = tok.text
+            current.unit = _ocr_units().get(tok.text, tok.text) \
+                if line.row.source != TEXT_LAYER else tok.text
             current.raw.append(tok.text)
         elif tok.kind == "unit" and line.references:
             pass  # the range's unit
@@ -504,15 +614,16 @@ def _fits(value: float, ref: str) -> bool | None:
 def _assign_references(line: _Line, warnings: list[str], where: str) -> None:
     if not line.values or not line.references:
         return
-    if len(line.values) == 1:
-        line.values[0].reference = " ; ".join(line.references)
+    values = [v for v in line.values if not v.below]
+    if len(values) == 1:
+        values[0].reference = " ; ".join(line.references)
         return
-    if len(line.references) == len(line.values):
-        for v, r in zip(line.values, line.references, strict=True):
+    if len(line.references) == len(values):
+        for v, r in zip(values, line.references, strict=True):
             v.reference = r
         return
     ref = " ; ".join(line.references)
-    fits = [v for v in line.values if v.num is not None and _fits(v.num, ref)]
+    fits = [v for v in values if v.num is not None and _fits(v.num, ref)]
     if len(fits) == 1:
         fits[0].reference = ref
     else:
@@ -563,29 +674,47 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     comma = _comma_decimals(rows)
     when = collection_time(doc) or effective
     warnings: list[str] = []
-    lines: list[tuple[_Line, str, str]] = []  # (line, section, name above)
+    lines: list[tuple[_Line, str, str, _Heading | None]] = []
     heading: _Heading | None = None
     section = ""
     pending = ""  # a line naming an analysis alone, above its values
     last: _Line | None = None
+    gap = 0  # rows since the heading or the last result
     for row in rows:
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
-        h = _heading(row)
-        if h:
-            heading, pending, last = h, "", None
+        found = _heading(row)
+        if found:
+            heading, pending, last, gap = found[0], "", None, 0
+            section = found[1] or section
+            continue
+        text = " ".join(row.text.split())
+        gap += 1
+        if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
+            heading = None  # the table is over: what follows is read only by the table
+            if _TABLE_END.search(text):
+                last, pending = None, ""
+                continue
+        if _NOT_COMMENT.search(text):
+            pending = ""  # 'Edité le ...', 'page 1/2': the page's, never a result
             continue
         line = _read_line(row, heading, comma)
         where = f"page {row.page} line {row.line + 1}"
+        if last is not None and line.values and _below(line) and (line.name or not pending):
+            _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
+            continue
         if not line.values:
-            text = " ".join(row.text.split())
             if last is not None and line.references and not line.name.strip(" :") \
                     or (last is not None and line.references
                         and _SEX_LABEL.search(line.name + " :")):
                 last.references.extend(line.references)  # a range on the next line
                 continue
-            if last is not None and _METHOD.match(text):
-                last.extra.setdefault("method", text)
+            if last is not None and _name_goes_on(last, line, text):
+                joint = "" if last.name.endswith(("/", "(", "-")) else " "
+                last.name = f"{last.name}{joint}{text}"  # 'Indice de distribution' /
+                continue  # 'erythrocytaire (%)'
+            if last is not None and (_METHOD.match(text) or _BELOW.match(text)):
+                last.extra.setdefault("method", _LEAD.sub("", text))
                 continue
             if _is_section(text):
                 section, pending, last = text, "", None
@@ -612,14 +741,15 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         pending = ""
         if not name:
             continue
-        lines.append((line, section, where))
-        last = line
+        lines.append((line, section, where, heading))
+        last, gap = line, 0
     entries: list[Entry] = []
     keys: set[str] = set()
-    for line, section, where in lines:
+    for line, section, where, line_heading in lines:
+        _unit_in_name(line)
         _assign_references(line, warnings, where)
         for value in line.values:
-            entry = _entry(line, value, section, where, parent_key, when, issued, heading,
+            entry = _entry(line, value, section, where, parent_key, when, issued, line_heading,
                            warnings)
             if entry is None:
                 continue
@@ -629,6 +759,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                 entry.key = f"{base}|{n}"
             keys.add(entry.key)
             entries.append(entry)
+            if line.row.source != TEXT_LAYER and value.conf < MIN_OCR_CONFIDENCE:
+                warnings.append(f"PDF_LAB_OCR_DOUBTFUL: {where}: a result read by OCR with "
+                                f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: check "
+                                "it against the scan")
         if line.leftover:
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")
@@ -638,6 +772,59 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
 @cache
 def _sections() -> tuple[str, ...]:
     return tuple(_fold(r["word"]) for r in table("pdf_lab_sections"))
+
+
+# A line under a result naming how it was measured ('(Colorimétrie enzymatique)', printed
+# '…(IFCC)' by some LIS) or giving it in another unit ('Soit : 10,02 mmol/l')
+_LEAD = re.compile(r"^[.…\s]+")  # the dots some LIS print before a method
+_BELOW = re.compile(r"(?i)^\s*(?:[.…]+\s*)?(?:\(|soit\b)")
+
+
+def _below(line: _Line) -> bool:
+    """A line with values whose name is a method or 'Soit': the result above, in another
+    unit."""
+    return not line.name or bool(_BELOW.match(line.name))
+
+
+def _add_below(last: _Line, line: _Line, text: str) -> None:
+    """The values of a line under a result: results of the same analysis in another unit
+    (with the range printed beside them), never a second value in a unit already read."""
+    _assign_references(line, [], "")
+    for v in line.values:
+        if v.num is not None and v.unit and all(v.unit != k.unit for k in last.values) \
+                and last.values and last.values[0].num is not None:
+            v.below = True
+            last.values.append(v)
+    name = _LEAD.sub("", line.name)
+    if name.startswith("("):
+        last.extra.setdefault("method", name)
+
+
+def _name_goes_on(last: _Line, line: _Line, text: str) -> bool:
+    """The analysis's name wrapped onto the line under its values: a line of words only,
+    under the name's column, starting in lower case or with a unit in parentheses ('(fL)',
+    'dL)')."""
+    if line.references or line.previous or len(text.split()) > 6 or _NOT_COMMENT.search(text):
+        return False
+    cells = line.row.cells
+    if len(cells) != 1 or abs(cells[0].x0 - last.row.cells[0].x0) > 4:
+        return False
+    if text[0].islower():
+        return True
+    m = re.fullmatch(r"\(([^()]+)\)", text)
+    return bool(m and to_ucum(m.group(1)).mapped)
+
+
+def _unit_in_name(line: _Line) -> None:
+    """'Leucocytes (10*9/L)', 'Hématocrite (%)': the unit printed after the name, for a
+    value printed without one."""
+    m = re.search(r"\s*\(([^()]+)\)\s*$", line.name)
+    if not m or not to_ucum(m.group(1).strip()).mapped:
+        return
+    bare = [v for v in line.values if v.unit is None and v.num is not None]
+    if len(line.values) == 1 and bare:
+        bare[0].unit = m.group(1).strip()
+        line.name = line.name[:m.start()].strip()
 
 
 def _is_section(text: str) -> bool:
@@ -669,8 +856,8 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         if row is None and value.num is None and value.unit is None \
                 and len({r["loinc"] for r in rows.values()}) == 1:
             row = next(iter(rows.values()))  # 'Non réalisé': the analysis has one code
-    if rows is None and value.word is None and (
-            heading is None or not (ucum and ucum.mapped or value.column == "result")):
+    if rows is None and (heading is None or not (
+            ucum and ucum.mapped and value.word is None or value.column == "result")):
         return None  # not in a table, or neither a unit we know nor under 'Résultat'
     if rows is not None and row is None:
         warnings.append(f"PDF_LAB_UNIT_UNEXPECTED: {where}: the analysis is known but not in "

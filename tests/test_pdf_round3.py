@@ -202,12 +202,15 @@ BIOMNIS = [("centre", "EUROFINS BIOMNIS"), *LE_GOFF, ("label", "Prélèvement du
            _row(B, "Recherche d'agglutinines irrégulières", "Voir commentaire"),
            ("body", "Présence d'un anticorps anti-Kell."),
            _row(B, "Anticorps anti-VHC", "Absence"),
+           _row(B, "Ferritine", "85", "µg/L", "cf commentaire"),
            ("body", "Validé le 12/03/2026 par Dr Anne KERGOAT")]
 
 
 def test_biomnis_two_line_name_ranges_by_sex_and_see_comment() -> None:
     msg = _read(_lab_pdf(BIOMNIS))
-    hb, dfg, rai, hcv = msg.entries[1:]
+    hb, dfg, rai, hcv, ferritin = msg.entries[1:]
+    assert (ferritin.value_num, ferritin.unit, ferritin.reference_range) == (
+        85.0, "ug/L", "cf commentaire")
     assert (hb.code, hb.reference_range) == ("718-7", "H : 13,0 - 17,0 ; F : 12,0 - 16,0")
     assert (dfg.code, dfg.display, dfg.value_num, dfg.reference_range) == (
         "62238-1", "Débit de filtration glomérulaire estimé (CKD-EPI)", 85.0, "> 60")
@@ -324,3 +327,89 @@ def test_lab_pdf_results_are_filed_in_the_dossier(sqlite_ctx) -> None:  # noqa: 
                                         ("lab_result", "Ratio TCA patient/témoin", 1.18),
                                         ("lab_result", "6301-6", 2.6),
                                         ("lab_result", "5894-1", 32.0)]
+
+
+# -- layouts of the ANS's published CR-BIO examples (corpus/pdf), with our own values ---------
+E = (21.0, 160.0, 260.0, 370.0, 480.0)
+HEMOGRAMME = [("centre", "Laboratoire des Charmes"), *LEFEVRE,
+              ("label", "Prélèvement du 04/01/2023 à 07h35 par le cabinet infirmier"),
+              ("title", "HEMATOLOGIE"),
+              ("body", (183.0, "04/01/2023 11:30"), (275.0, "Valeurs de référence"),
+               (398.0, "Interprétation"), (503.0, "12/09/2020 08:15")),
+              _row(E, "Leucocytes (10*9/L)", "8.2", "5 à 10", "", "5.8"),
+              _row(E, "Hémoglobine (g/dL)", "13.4", "11.5 à 14.5", "", "13.3"),
+              _row(E, "Volume globulaire moyen (fL)", "97", "85 à 95", "Haut, croissant", "90"),
+              _row(E, "Indice de distribution", "17.5", "11.5 à 14.5", "Haut", "13.0"),
+              _row(E, "erythrocytaire (%)"),
+              _row(E, "Concentration corpusculaire", "33.0", "32 à 36", "", "32.5"),
+              _row(E, "moyenne en hémoglobine (g/"),
+              _row(E, "dL)"),
+              ("body", (21.0, "Polynucléaires éosinophiles (%) 2"), (260.0, "1 à 3"),
+               (480.0, "2.0")),
+              ("body", (17.0, "Résultats validés par Jean DE SANTS - 04/01/2023, 11h20")),
+              ("body", (17.0, "Patient")),
+              ("body", (21.0, "Matricule INS"), (160.0, "268036912354128")),
+              ("body", (21.0, "Tel Domicile"), (160.0, "0147150000")),
+              ("body", (21.0, "Version"), (160.0, "1"))]
+
+
+def test_specimen_date_heading_units_in_names_wrapped_names_and_the_end_of_the_table() -> None:
+    """A LIS heading its result column with the specimen's date and its antériorité column
+    with the former one, an 'Interprétation' column, the unit after the name ('Leucocytes
+    (10*9/L)'), names wrapped under their values, a value printed right after a long name.
+    The heading was not read (no 'Résultat'): values, ranges and antériorités mixed; the
+    units in the names were lost. And the patient block after the biologist's validation
+    ('Matricule INS', 'Tel Domicile') must never be results."""
+    msg = _read(_lab_pdf(HEMOGRAMME))
+    got = [(e.code, e.display, e.value, e.unit, e.reference_range, e.interpretation,
+            e.details.get("previous")) for e in msg.entries[1:]]
+    assert got == [
+        ("6690-2", "Leucocytes", "8.2", "10*9/L", "5 à 10", None, "5.8"),
+        ("718-7", "Hémoglobine", "13.4", "g/dL", "11.5 à 14.5", None, "13.3"),
+        ("787-2", "Volume globulaire moyen", "97", "fL", "85 à 95", "H", "90"),
+        ("788-0", "Indice de distribution erythrocytaire", "17.5", "%", "11.5 à 14.5", "H",
+         "13.0"),
+        ("786-4", "Concentration corpusculaire moyenne en hémoglobine", "33.0", "g/dL",
+         "32 à 36", None, "32.5"),
+        ("713-8", "Polynucléaires éosinophiles", "2", "%", "1 à 3", None, "2.0")]
+
+
+TYPEWRITER = [("centre", "LABORATOIRE D'ANALYSES MEDICALES"), *LE_GOFF,
+              ("label", "Prélevé le 07/03/17 à 08:10"), ("title", "BIOCHIMIE - SANG"),
+              ("body", (71.0, "TRIGLYCERIDES"), (283.0, ":"), (295.0, "*"), (307.0, "4,10"),
+               (337.0, "g/l"), (460.0, "N:0,7 -1,8")),
+              ("body", (71.0, "15/02/17"), (177.0, "4,23")),
+              ("body", (254.0, "Soit"), (284.0, ":"), (296.0, "4,67"), (326.0, "mmol/l")),
+              ("body", (71.0, "PLAQUETTES"), (248.0, "295"), (272.0, "000"), (308.0, "/mm3"),
+               (400.0, "N: 150 000 - 400 000")),
+              ("body", (71.0, "57, rue du petit pont - 75010 PARIS")),
+              ("body", (71.0, "Tél: 01 40 40 40 40 - Fax: 01 40 40 40 41"))]
+
+
+def test_typewriter_report_marks_labels_second_unit_below_and_spaced_thousands() -> None:
+    """An older LIS in a spaced font: '*' printed before the value, 'N:' before the range,
+    the value in mmol/l on the line below ('Soit : 4,67 mmol/l'), the antériorité on a line
+    of its own starting with its date, '295 000' with the groups in two cells. The flag,
+    the range, the second unit and the platelets were lost ('295' read alone)."""
+    msg = _read(_lab_pdf(TYPEWRITER))
+    assert _results(msg) == [("2571-8", "4,10", "g/L", "0,7 -1,8", "A"),
+                             ("14927-8", "4,67", "mmol/L", None, None),
+                             ("777-3", "295 000", "/mm3", "150 000 - 400 000", None)]
+    assert msg.entries[3].value_num == 295000.0
+
+
+def test_ocr_misread_units_are_read_on_scans_only() -> None:
+    """OCR reads 'g/l' as 'g/1' and 'UI/l' as 'Ul/|': on a scanned page they are the units
+    printed; in a text layer they stay as printed (unmapped)."""
+    rows = [[(56, "Glycémie à jeun"), (236, "0.88"), (258, "g/1"), (297, "(0.70 - 1.08)")],
+            [(56, "ASAT"), (243, "45"), (258, "Ul/|"), (297, "(10 - 50)")]]
+    scan = _doc(rows)
+    scan.pages[0].source = "ocr"
+    scan.pages[0].words[1].confidence = 55.0  # "0.88" read unsure: its cell ("0.88 g/1") 77.5
+    found = lab_pdf.lab_results(scan, [1], "report|x", effective=None, issued=None)
+    assert [(e.code, e.unit, e.mapped) for e in found.entries] == [
+        ("2345-7", "g/L", True), ("1920-8", "[IU]/L", True)]
+    assert found.warnings == ["PDF_LAB_OCR_DOUBTFUL: page 1 line 1: a result read by OCR "
+                              "with confidence 77.5 < 80: check it against the scan"]
+    found = lab_pdf.lab_results(_doc(rows), [1], "report|x", effective=None, issued=None)
+    assert [e.unit_original for e in found.entries] == ["g/1", "Ul/|"]
