@@ -646,10 +646,13 @@ _COLLECTED = re.compile(
     r"(?:\s*(?:à|a|-)?\s*(?P<h>\d{1,2})\s*[h:]\s*(?P<mi>\d{2}))?")
 
 
-def collection_time(doc: PdfDocument) -> str | None:
+def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
-    03/03/26 à 08:15') as ISO 8601, with Paris's offset when a time is printed."""
+    03/03/26 à 08:15') printed on ``pages`` (one report's: a batch print holds several),
+    as ISO 8601, with Paris's offset when a time is printed."""
     for page in doc.pages:
+        if page.number not in pages:
+            continue
         m = _COLLECTED.search(" ".join((page.text or "").split()))
         if not m:
             continue
@@ -672,7 +675,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     ``effective``)."""
     rows = [r for r in _rows(doc) if r.page in pages]
     comma = _comma_decimals(rows)
-    when = collection_time(doc) or effective
+    when = collection_time(doc, pages) or effective
     warnings: list[str] = []
     lines: list[tuple[_Line, str, str, _Heading | None]] = []
     heading: _Heading | None = None

@@ -36,6 +36,10 @@ def _row(xs: tuple[float, ...], *cells: str, style: str = "body") -> tuple:
 
 def _lab_pdf(*pages: list[tuple]) -> bytes:
     """Text pages: each row (style, str) or (style, (x, text), ...) at its own x."""
+    return g.write_pdf(_lab_pdf_pages(*pages), title="Compte rendu de biologie")
+
+
+def _lab_pdf_pages(*pages: list[tuple]) -> list[list[g.Line]]:
     out = []
     for rows in pages:
         page, y = [], 800.0
@@ -45,7 +49,7 @@ def _lab_pdf(*pages: list[tuple]) -> bytes:
                 page.append(g.Line(style, text, x, y))
             y -= 11.0 if style == "small" else 14.0
         out.append(page)
-    return g.write_pdf(out, title="Compte rendu de biologie")
+    return out
 
 
 def _read(data: bytes):  # noqa: ANN202
@@ -413,3 +417,16 @@ def test_ocr_misread_units_are_read_on_scans_only() -> None:
                               "with confidence 77.5 < 80: check it against the scan"]
     found = lab_pdf.lab_results(_doc(rows), [1], "report|x", effective=None, issued=None)
     assert [e.unit_original for e in found.entries] == ["g/1", "Ul/|"]
+
+
+def test_two_patients_lab_reports_in_one_pdf_each_with_its_results_and_date() -> None:
+    """A laboratory's batch print: each report's results go with its own patient part and
+    are dated by its own specimen (the first page's collection time was every report's)."""
+    second = [("centre", "SYNLAB Provence"), *LEFEVRE, ("label", "Prélevé le 04/03/26 à 09:05"),
+              _row(S, "Analyses", "Résultats", "Valeurs usuelles", "Unités", style="label"),
+              _row(S, "Potassium", "4,1", "3,5 - 5,1", "mmol/L")]
+    msg = _read(g.write_pdf(_lab_pdf_pages(SYNLAB, second), title="Lot"))
+    assert [(p.identity.family, p.entries) for p in msg.patients] == [("LE GOFF", 7),
+                                                                      ("LEFÈVRE", 2)]
+    assert [(e.code, e.effective) for e in msg.entries if e.code == "2823-3"] == [
+        ("2823-3", "2026-03-03T07:40+01:00"), ("2823-3", "2026-03-04T09:05+01:00")]
