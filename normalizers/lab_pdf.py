@@ -707,6 +707,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
             continue
         if not line.values:
+            if last is not None and line.previous and not line.references \
+                    and not line.name.strip(" :"):
+                last.previous.extend(line.previous)  # the antériorité's date on the next line
+                continue
             if last is not None and line.references and not line.name.strip(" :") \
                     or (last is not None and line.references
                         and _SEX_LABEL.search(line.name + " :")):

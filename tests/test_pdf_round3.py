@@ -430,3 +430,37 @@ def test_two_patients_lab_reports_in_one_pdf_each_with_its_results_and_date() ->
                                                                       ("LEFÈVRE", 2)]
     assert [(e.code, e.effective) for e in msg.entries if e.code == "2823-3"] == [
         ("2823-3", "2026-03-03T07:40+01:00"), ("2823-3", "2026-03-04T09:05+01:00")]
+
+
+# -- Inovie: a heading on two lines, the antériorité's date under it, two ranges on a line --
+X = (40.0, 220.0, 290.0, 370.0, 470.0)
+INOVIE = [("centre", "INOVIE - Laboratoire Labosud"), *LEFEVRE,
+          ("label", "Prélèvement du 12/03/2026 à 08h15"),
+          _row(X, "Examens", "Résultats", "Unités", "Valeurs de", "Antériorités", style="label"),
+          _row(X, "", "", "", "référence", "", style="label"),
+          _row(X, "Hémoglobine", "13,2", "g/dL", "12,0 - 16,0", "12,8 g/dL"),
+          _row(X, "", "", "", "", "12/01/26"),
+          _row(X, "DFG selon CKD-EPI", "> 90", "mL/min/1,73m²", "> 60"),
+          _row(X, "Potassium", "5,8 +", "mmol/L", "Adultes : 3,5 - 5,0"),
+          ("body", "Contrôle de la kaliémie à 4,8 mmol/L recommandé."),
+          _row(X, "Glycémie", "5,20 mmol/L", "0,94 g/L", "(4,10 - 5,90) (0,74 - 1,06)"),
+          _row(X, "Neutrophiles", "62,1 %", "4,12 G/L", "(40 - 75) (1,80 - 7,50)"),
+          _row(X, "Sodium", "Voir commentaire"),
+          ("body", "Hémolyse : dosage non interprétable.")]
+
+
+def test_inovie_heading_on_two_lines_and_a_number_in_a_comment_is_no_result() -> None:
+    """'Valeurs de' / 'référence' heading the range column on two lines (the ranges were
+    under no column); the antériorité's date on the line under it; two ranges on a line of
+    two units; a comment quoting a value ('kaliémie à 4,8 mmol/L') is no result."""
+    msg = _read(_lab_pdf(INOVIE))
+    assert _results(msg) == [("718-7", "13,2", "g/dL", "12,0 - 16,0", None),
+                             ("62238-1", "> 90", "mL/min/{1.73_m2}", "> 60", None),
+                             ("2823-3", "5,8", "mmol/L", "Adultes : 3,5 - 5,0", "H"),
+                             ("14749-6", "5,20", "mmol/L", "4,10 - 5,90", None),
+                             ("2345-7", "0,94", "g/L", "0,74 - 1,06", None),
+                             ("770-8", "62,1", "%", "40 - 75", None),
+                             ("751-8", "4,12", "10*9/L", "1,80 - 7,50", None),
+                             ("2951-2", "Hémolyse : dosage non interprétable.", None, None,
+                              None)]
+    assert msg.entries[1].details["previous"] == "12,8 g/dL 12/01/26"
