@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -492,7 +493,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
         in_ref = tok.column == "reference"
         if tok.kind == "range" or (tok.kind == "bound" and (in_ref or line.values)) \
                 or (tok.kind == "word" and _words()[_fold(tok.text)]["kind"] == "see_comment"
-                    and (in_ref or line.values) and not in_ref_value_needed(line, tok)):
+                    and (in_ref or line.values) and not _see_comment_is_value(line, tok)):
             if done and not in_ref:
                 tail.append(tok.text)
                 continue
@@ -572,7 +573,7 @@ def _sex_label(toks: list[tuple[_Tok, _Cell]], n: int) -> bool:
         and toks[k][0].kind in ("range", "bound")
 
 
-def in_ref_value_needed(line: _Line, tok: _Tok) -> bool:
+def _see_comment_is_value(line: _Line, tok: _Tok) -> bool:
     """'Voir commentaire' as the result (nothing read yet on a line with no heading) is the
     value, not the reference."""
     return not line.values and tok.column != "reference"
@@ -657,7 +658,9 @@ def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
         if not m:
             continue
         y = m.group("y")
-        year = int(y) + (2000 if len(y) == 2 else 0)
+        year = int(y)
+        if len(y) == 2:  # '03/03/26': this century unless that is in the future
+            year += 2000 if 2000 + year <= date.today().year else 1900
         ts = f"{year:04d}{int(m.group('m')):02d}{int(m.group('d')):02d}"
         if m.group("h"):
             ts += f"{int(m.group('h')):02d}{m.group('mi')}"

@@ -464,3 +464,11 @@ def test_inovie_heading_on_two_lines_and_a_number_in_a_comment_is_no_result() ->
                              ("2951-2", "Hémolyse : dosage non interprétable.", None, None,
                               None)]
     assert msg.entries[1].details["previous"] == "12,8 g/dL 12/01/26"
+
+
+def test_two_digit_collection_year_is_never_in_the_future() -> None:
+    """'Prélevé le 03/03/99' was read as 2099 (a specimen from the future)."""
+    doc = _doc([[(40, "Prélevé"), (80, "le"), (95, "03/03/99"), (150, "à"), (160, "08:15")]])
+    assert lab_pdf.collection_time(doc, [1]) == "1999-03-03T08:15+01:00"
+    doc = _doc([[(40, "Prélevé"), (80, "le"), (95, "03/03/26"), (150, "à"), (160, "08:15")]])
+    assert lab_pdf.collection_time(doc, [1]) == "2026-03-03T08:15+01:00"
