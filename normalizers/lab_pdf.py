@@ -556,7 +556,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
         elif tok.kind == "flag" and current is not None and current.flag is None:
             current.flag = _flags()[tok.text]
             current.raw.append(tok.text)
-    if any(_NUM_AT.search(t) for t in tail):
+    if tail and line.previous:
+        line.previous.append(" ".join(tail))  # '15/02/17 4,23': the antériorité's value
+    elif any(_NUM_AT.search(t) for t in tail):
         line.leftover = True  # numbers after the range, with no date: not read
     _keep_results(line)
 
@@ -869,6 +871,12 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
     if rows is None and (heading is None or not (
             ucum and ucum.mapped and value.word is None or value.column == "result")):
         return None  # not in a table, or neither a unit we know nor under 'Résultat'
+    if rows is not None and row is None and heading is None:
+        # outside a result table only the analysis's name and a unit of its row make a
+        # result: 'HbA1c : contrôle dans 3 mois' is none
+        warnings.append(f"PDF_LAB_NOT_FILED: {where}: an analysis we know, outside a result "
+                        "table, with no unit or a unit of none of its codes: not filed")
+        return None
     if rows is not None and row is None:
         warnings.append(f"PDF_LAB_UNIT_UNEXPECTED: {where}: the analysis is known but not in "
                         "this unit: filed unmapped under its printed name")

@@ -269,6 +269,8 @@ def test_imaging_report_and_lab_prose_give_no_result() -> None:
                       ("label", "Prélevé le 03/03/26 à 08:15"),
                       ("body", "5 avenue Jean Jaurès 69007 Lyon - Tél. 04 78 12 34 56"),
                       ("body", "Dossier 2603030045 du 03/03/2026, 12 tubes reçus"),
+                      ("body", "Hémoglobine glyquée : à contrôler dans 3 mois"),
+                      ("body", "Ferritine : 2 tubes"),
                       ("body", "Edité le 03/03/2026 - page 1/1")])
     assert [e.type for e in _read(prose).entries] == ["report"]
 
@@ -400,11 +402,12 @@ def test_typewriter_report_marks_labels_second_unit_below_and_spaced_thousands()
                              ("14927-8", "4,67", "mmol/L", None, None),
                              ("777-3", "295 000", "/mm3", "150 000 - 400 000", None)]
     assert msg.entries[3].value_num == 295000.0
+    assert msg.entries[1].details["previous"] == "15/02/17 4,23"  # the line under it
 
 
 def test_ocr_misread_units_are_read_on_scans_only() -> None:
     """OCR reads 'g/l' as 'g/1' and 'UI/l' as 'Ul/|': on a scanned page they are the units
-    printed; in a text layer they stay as printed (unmapped)."""
+    printed; in a text layer they are read as printed (no unit of the analyses' codes)."""
     rows = [[(56, "Glycémie à jeun"), (236, "0.88"), (258, "g/1"), (297, "(0.70 - 1.08)")],
             [(56, "ASAT"), (243, "45"), (258, "Ul/|"), (297, "(10 - 50)")]]
     scan = _doc(rows)
@@ -416,7 +419,8 @@ def test_ocr_misread_units_are_read_on_scans_only() -> None:
     assert found.warnings == ["PDF_LAB_OCR_DOUBTFUL: page 1 line 1: a result read by OCR "
                               "with confidence 77.5 < 80: check it against the scan"]
     found = lab_pdf.lab_results(_doc(rows), [1], "report|x", effective=None, issued=None)
-    assert [e.unit_original for e in found.entries] == ["g/1", "Ul/|"]
+    assert found.entries == []  # outside a table, a unit of none of their codes: not filed
+    assert [w.split(":")[0] for w in found.warnings] == ["PDF_LAB_NOT_FILED"] * 2
 
 
 def test_two_patients_lab_reports_in_one_pdf_each_with_its_results_and_date() -> None:
