@@ -86,6 +86,17 @@ def _analytes() -> dict[str, dict[str, dict[str, str]]]:
 
 
 @cache
+def _specimen_pattern() -> re.Pattern[str]:
+    words = sorted((_fold(r["word"]) for r in table("pdf_lab_specimens")), key=len, reverse=True)
+    return re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in words) + ")")
+
+
+def _other_specimen(section: str) -> bool:
+    """Whether a section's heading names a specimen other than blood ('URINES DE 24H')."""
+    return bool(section) and bool(_specimen_pattern().search(_fold(section)))
+
+
+@cache
 def _ocr_units() -> dict[str, str]:
     """Units as OCR misreads them ('g/1', 'Ul/|'), read on OCR'd pages only."""
     return {r["read"]: r["unit"] for r in table("pdf_lab_ocr_units")}
@@ -871,6 +882,12 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
     if rows is None and (heading is None or not (
             ucum and ucum.mapped and value.word is None or value.column == "result")):
         return None  # not in a table, or neither a unit we know nor under 'Résultat'
+    if row is not None and _other_specimen(section):
+        row = None  # every code of the table is of blood or serum
+        warnings.append(f"PDF_LAB_OTHER_SPECIMEN: {where}: under a section of another "
+                        "specimen than blood: filed unmapped under its printed name")
+        if heading is None:
+            return None
     if rows is not None and row is None and heading is None:
         # outside a result table only the analysis's name and a unit of its row make a
         # result: 'HbA1c : contrôle dans 3 mois' is none

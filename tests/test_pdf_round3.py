@@ -476,3 +476,17 @@ def test_two_digit_collection_year_is_never_in_the_future() -> None:
     assert lab_pdf.collection_time(doc, [1]) == "1999-03-03T08:15+01:00"
     doc = _doc([[(40, "Prélevé"), (80, "le"), (95, "03/03/26"), (150, "à"), (160, "08:15")]])
     assert lab_pdf.collection_time(doc, [1]) == "2026-03-03T08:15+01:00"
+
+
+def test_a_urine_section_is_never_coded_as_blood() -> None:
+    """'Créatinine 9800 µmol/L' under 'BIOCHIMIE URINAIRE' was coded 14682-9, the serum
+    creatinine: the dossier would chart a urine value as a kidney failure."""
+    rows = [("centre", "LABORATOIRE BIOLAB"), *LEFEVRE, ("label", "Prélevé le 03/03/26 à 08:15"),
+            ("title", "BIOCHIMIE SANGUINE"), C_HEAD,
+            _row(C, "Créatinine", "68", "µmol/L", "45 - 84"),
+            ("title", "BIOCHIMIE URINAIRE"), C_HEAD,
+            _row(C, "Créatinine", "9800", "µmol/L", "", "9500 (12/01/26)")]
+    _, serum, urine = _read(_lab_pdf(rows)).entries
+    assert (serum.code, serum.system, serum.value_num) == ("14682-9", "LN", 68.0)
+    assert (urine.code, urine.system, urine.mapped, urine.value_num) == (
+        "Créatinine", "PDF-LABEL", False, 9800.0)
