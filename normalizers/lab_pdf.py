@@ -503,6 +503,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             continue
         in_ref = tok.column == "reference"
         if tok.kind == "range" or (tok.kind == "bound" and (in_ref or line.values)) \
+                or (tok.kind == "word" and in_ref) \
                 or (tok.kind == "word" and _words()[_fold(tok.text)]["kind"] == "see_comment"
                     and (in_ref or line.values) and not _see_comment_is_value(line, tok)):
             if done and not in_ref:

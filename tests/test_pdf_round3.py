@@ -87,7 +87,7 @@ CERBA_2 = [("centre", "LABORATOIRE CERBA - Biologie médicale"), ("title", "BIOC
            _row(C, "CRP", "< 0,5", "mg/L", "Inf. à 5,0"),
            _row(C, "TSH", "Non réalisé"),
            ("title", "SÉROLOGIE"),
-           _row(C, "Antigène HBs", "Négatif", "", "", "Négatif (12/01/26)"),
+           _row(C, "Antigène HBs", "Négatif", "", "Négatif", "Négatif (12/01/26)"),
            ("body", "Validé le 12/03/2026 à 14h02 par Dr Anne KERGOAT"),
            ("body", "Edité le 12/03/2026 - page 2/2")]
 CERBA = [("789-8", "4,52", "10*12/L", "3,80 - 5,20", None),
@@ -106,7 +106,7 @@ CERBA = [("789-8", "4,52", "10*12/L", "3,80 - 5,20", None),
          ("2823-3", "5,8", "mmol/L", "3,5 à 5,0", "H"),
          ("1988-5", "< 0,5", "mg/L", "Inf. à 5,0", None),
          ("3016-3", None, None, None, None),
-         ("5196-1", "Négatif", None, None, None)]
+         ("5196-1", "Négatif", None, "Négatif", None)]
 
 
 def test_cerba_report_every_result_coded_and_no_anteriorite_read_as_a_result() -> None:
