@@ -8,28 +8,40 @@ the specimen's collection time), under the report entry (``parent_key``).
 
 What is read, and what is not (nothing is invented):
 - The table's columns come from its heading row ('Résultat | Unité | Valeurs de référence |
-  Antériorité(s)', in any order, repeated on each page or not: ``tables/pdf_lab_columns.csv``).
-  Cells are placed under a heading by the words' boxes. The antériorité column (a former
-  result and its date) is kept in ``details.previous``, never read as a result nor as the
-  range. With no heading, a date on the line starts the antériorité, and a number after the
-  range, or a second number in the same unit, is no result either.
+  Antériorité(s)', in any order, on one line or two, repeated on each page or not:
+  ``tables/pdf_lab_columns.csv``; the specimen's date heading the result column and former
+  dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
+  under a heading by the words' boxes. The antériorité column (a former result and its
+  date) is kept in ``details.previous``, never read as a result nor as the range. With no
+  heading, a date on the line starts the antériorité, and a number after the range, or a
+  second number in the same unit, is no result either. A table ends at the biologist's
+  validation ('Résultats validés par'), or after a few lines without a result.
 - A line may hold two results of one analysis in two units ('Polynucléaires neutrophiles
-  62,1 % 4,12 G/L (1,80-7,50)', 'Glycémie 5,20 mmol/L 0,94 g/L'): one entry each; a single
+  62,1 % 4,12 G/L (1,80-7,50)', 'Glycémie 5,20 mmol/L 0,94 g/L'), or give the second on the
+  line below ('Soit : 4,67 mmol/l', a method line with its value): one entry each; a single
   range goes to the one whose value it fits (within a factor of 3 of its limits), to none
   when both or neither fit (warning).
-- Values: comma or point decimals, thousands by blank ('1 250') or, in a report whose
-  decimals are commas, by point ('1.250'); comparators ('< 0,5', 'Inf. à 0,5'); a value in
-  parentheses; words (``tables/pdf_lab_value_words.csv``): qualitative results coded,
-  'Non réalisé' (filed cancelled, no value), 'Voir commentaire' (the comment is the value).
-  Flags printed after the value (``tables/pdf_lab_flags.csv``); a flag only in bold type is
-  not in the text layer and is not read.
+- Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
+  cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('< 0,5',
+  'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
+  qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
+  (the comment is the value). Flags printed after the value, or '*' before it
+  (``tables/pdf_lab_flags.csv``); a flag only in bold type is not in the text layer and is
+  not read. A number of more than 7 digits or with a leading zero is an identifier or a
+  phone number, never a value. A unit printed after the name ('Leucocytes (10*9/L)') is
+  the value's; OCR's misread units ('g/1') are read on scanned pages
+  (``tables/pdf_lab_ocr_units.csv``), and a value OCR read unsure is filed with a warning.
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...') and comment lines go to the result
   above (``details.method``, ``details.comment``); a line naming the analysis alone, above
-  its values, is the start of its name.
+  its values, is the start of its name, and a line in lower case under it ('erythrocytaire
+  (%)') its end.
 - An analysis whose name is not in the table is filed unmapped under its printed name
-  (system PDF-LABEL), inside a result table only and only with a unit we know: a footer's
-  address ('12 rue ...') or a page number is never a result.
+  (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
+  outside a table only a name and a unit of the table make a result: a footer's address
+  ('12 rue ...'), a page number, a comment quoting a value are never results. Under a
+  section of another specimen than blood ('BIOCHIMIE URINAIRE': tables/pdf_lab_specimens.csv)
+  nothing is coded with the table's blood and serum codes.
 """
 
 from __future__ import annotations
@@ -267,7 +279,7 @@ _SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&]+[^\W\d_]+)*$")
 
 @dataclass(slots=True)
 class _Tok:
-    kind: str  # num, bound, range, unit, flag, word, date, skip, text
+    kind: str  # num, bound, range, unit, flag, preflag, word, date, skip, text
     start: int
     end: int
     column: str
