@@ -504,6 +504,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
     label = ""  # 'H :' before a range
     tail: list[str] = []  # what follows the range (no heading): an antériorité's words
     preflag: str | None = None
+    unit_first = ""  # the unit column printed before the result's
     for n, (tok, cell) in enumerate(toks):
         if tok.kind == "date":  # an antériorité's date: it and its value are no result
             if current is not None and not done and len(line.values) > 1 \
@@ -531,6 +532,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             label = tok.text.rstrip(" :") + " :"
             continue
         if tok.kind == "text" and tok.text == ":" and label:
+            continue
+        if tok.kind == "unit" and tok.column == "unit" and not line.values:
+            unit_first = tok.text  # 'Analyse | Unité | Résultat'
             continue
         if tok.kind == "unit" and line.values and line.values[-1].unit is None \
                 and line.values[-1].num is not None and (tok.column == "unit" or current is None):
@@ -580,6 +584,10 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
         elif tok.kind == "flag" and current is not None and current.flag is None:
             current.flag = _flags()[tok.text]
             current.raw.append(tok.text)
+    unitless = [v for v in line.values if v.unit is None and v.num is not None]
+    if unit_first and len(unitless) == 1 and len(line.values) == 1:
+        unitless[0].unit = unit_first
+        unitless[0].raw.append(unit_first)
     if tail and line.previous:
         line.previous.append(" ".join(tail))  # '15/02/17 4,23': the antériorité's value
     elif any(_NUM_AT.search(t) for t in tail):

@@ -490,3 +490,47 @@ def test_a_urine_section_is_never_coded_as_blood() -> None:
     assert (serum.code, serum.system, serum.value_num) == ("14682-9", "LN", 68.0)
     assert (urine.code, urine.system, urine.mapped, urine.value_num) == (
         "Créatinine", "PDF-LABEL", False, 9800.0)
+
+
+_ANALYTES = [("Hémoglobine", "g/dL", "718-7"), ("Créatinine", "µmol/L", "14682-9"),
+             ("Potassium", "mmol/L", "2823-3"), ("Plaquettes", "G/L", "777-3"),
+             ("TSH", "mUI/L", "3016-3"), ("CRP", "mg/L", "1988-5")]
+_HEADINGS = {"result": "Résultat", "unit": "Unité", "reference": "Valeurs de référence",
+             "previous": "Antériorité"}
+
+
+def _french(x: float) -> str:
+    return f"{x:.2f}".replace(".", ",")
+
+
+@given(order=st.permutations(["result", "unit", "reference", "previous"]),
+       picks=st.lists(st.tuples(st.sampled_from(_ANALYTES),
+                                st.floats(0.1, 999, allow_nan=False),
+                                st.floats(0.1, 999, allow_nan=False),
+                                st.integers(1, 28)), min_size=1, max_size=6,
+                      unique_by=lambda p: p[0][0]))
+def test_anteriorite_never_becomes_a_result_whatever_the_column_order(order, picks) -> None:  # noqa: ANN001
+    """Whatever the order of the columns, each line gives its one result with its value, unit
+    and range, and the antériorité (its value and date) is never a result nor the range.
+    (Found: a unit column before the result's lost every unit, the results unmapped.)"""
+    xs = dict(zip(order, (160.0, 300.0, 440.0, 580.0), strict=True))
+    rows = [[(40.0, "Analyse")] + sorted((xs[k], v) for k, v in _HEADINGS.items())]
+    for (name, unit, _), value, previous, day in picks:
+        cells = {"result": _french(value), "unit": unit, "reference": "(1,00 - 9,00)",
+                 "previous": f"{_french(previous)} ({day:02d}/01/26)"}
+        rows.append([(40.0, name)] + sorted((xs[k], v) for k, v in cells.items()))
+    doc = _doc([[xw for x, cell in row for xw in _spread(x, cell)] for row in rows])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-03", issued=None)
+    assert [(e.code, e.value_num, e.unit_original, e.reference_range,
+             e.details.get("previous")) for e in found.entries] == [
+        (code, round(value, 2), unit, "1,00 - 9,00", f"{_french(previous)} ({day:02d}/01/26)")
+        for (_, unit, code), value, previous, day in picks]
+
+
+def _spread(x: float, cell: str) -> list[tuple[float, str]]:
+    """The words of a cell at their x, as _doc's boxes (6 points a letter, one space)."""
+    out = []
+    for word in cell.split():
+        out.append((x, word))
+        x += 6 * len(word) + 3
+    return out
