@@ -388,7 +388,7 @@ class _Value:
     conf: float = 100.0
     column: str = ""  # the heading it was under ('' without)
     below: bool = False  # read on the line under its analysis's (another unit)
-    raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit
+    raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
 @dataclass(slots=True)
@@ -584,6 +584,8 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
         elif tok.kind == "flag" and current is not None and current.flag is None:
             current.flag = _flags()[tok.text]
             current.raw.append(tok.text)
+        elif current is not None:
+            current.raw.append(tok.text)  # 'le' of '4,61 le 12/01/26', kept if it is one
     unitless = [v for v in line.values if v.unit is None and v.num is not None]
     if unit_first and len(unitless) == 1 and len(line.values) == 1:
         unitless[0].unit = unit_first

@@ -534,3 +534,27 @@ def _spread(x: float, cell: str) -> list[tuple[float, str]]:
         out.append((x, word))
         x += 6 * len(word) + 3
     return out
+
+
+@given(picks=st.lists(st.tuples(st.sampled_from(_ANALYTES),
+                                st.floats(0.1, 999, allow_nan=False),
+                                st.sampled_from(["", "H", "L", "*"]),
+                                st.floats(0.1, 999, allow_nan=False),
+                                st.sampled_from(["le {d}/01/26", "({d}/01/26)", "du {d}/01/2026"]),
+                                st.booleans()),
+                      min_size=1, max_size=6, unique_by=lambda p: p[0][0]))
+def test_without_heading_flags_kept_and_the_dated_anteriorite_is_no_result(picks) -> None:  # noqa: ANN001
+    """No heading: 'Potassium  5,80 H mmol/L  (3,50 - 5,00)  4,10 le 12/01/26', the range
+    there or not. One result each, its flag; the dated former value is kept as such."""
+    rows = []
+    for (name, unit, _), value, flag, previous, when, ranged in picks:
+        rows.append(_spread(40.0, name) + _spread(200.0, f"{_french(value)} {flag}".strip())
+                    + _spread(250.0, unit) + (_spread(320.0, "(1,00 - 9,00)") if ranged else [])
+                    + _spread(420.0, f"{_french(previous)} {when.format(d='12')}"))
+    found = lab_pdf.lab_results(_doc(rows), [1], "report|x", effective=None, issued=None)
+    flags = {"": None, "H": "H", "L": "L", "*": "A"}
+    assert [(e.code, e.value_num, e.interpretation, e.reference_range,
+             e.details.get("previous")) for e in found.entries] == [
+        (code, round(value, 2), flags[flag], "1,00 - 9,00" if ranged else None,
+         f"{_french(previous)} {when.format(d='12')}")
+        for (_, _, code), value, flag, previous, when, ranged in picks]
