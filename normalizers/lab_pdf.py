@@ -263,8 +263,8 @@ _MAX_GAP_ROWS = 4  # rows without a result after which a table's heading no long
 _FRACTION = re.compile(r"(?<![\d/])\d+\s?/\s?\d+(?![\d/])")  # 'page 1/2'
 _TIME = re.compile(r"(?<!\d)\d{1,2} ?[h:] ?\d{2}(?!\d)")
 _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
-               r"|(?i:inf(?:\.|erieure?|érieure?)?\s*(?:à|a)|sup(?:\.|erieure?|érieure?)?"
-               r"\s*(?:à|a)))")
+               r"|(?i:inf(?:\.|erieure?|érieure?)?\s*(?:à|a)?|sup(?:\.|erieure?|érieure?)?"
+               r"\s*(?:à|a)?))")
 _BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
 _RANGE = re.compile(rf"\(?\s*(?P<lo>{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>{_NUM})(?![\w/])\s*\)?")
 _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
@@ -686,25 +686,30 @@ _COLLECTED = re.compile(
 def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
     03/03/26 à 08:15') printed on ``pages`` (one report's: a batch print holds several),
-    as ISO 8601, with Paris's offset when a time is printed."""
+    as ISO 8601, with Paris's offset when a time is printed. A report printing it twice,
+    in its header without the time and above the results with it, is dated to the minute;
+    the same day only (another day is another specimen's)."""
+    found: list[str] = []
     for page in doc.pages:
         if page.number not in pages:
             continue
-        m = _COLLECTED.search(" ".join((page.text or "").split()))
-        if not m:
-            continue
-        y = m.group("y")
-        year = int(y)
-        if len(y) == 2:  # '03/03/26': this century unless that is in the future
-            year += 2000 if 2000 + year <= date.today().year else 1900
-        ts = f"{year:04d}{int(m.group('m')):02d}{int(m.group('d')):02d}"
-        if m.group("h"):
-            ts += f"{int(m.group('h')):02d}{m.group('mi')}"
-        try:
-            return hl7_ts_to_iso(ts)
-        except ValueError:
-            continue
-    return None
+        text = " ".join(unicodedata.normalize("NFC", page.text or "").split())
+        for m in _COLLECTED.finditer(text):
+            y = m.group("y")
+            year = int(y)
+            if len(y) == 2:  # '03/03/26': this century unless that is in the future
+                year += 2000 if 2000 + year <= date.today().year else 1900
+            ts = f"{year:04d}{int(m.group('m')):02d}{int(m.group('d')):02d}"
+            if m.group("h"):
+                ts += f"{int(m.group('h')):02d}{m.group('mi')}"
+            try:
+                found.append(hl7_ts_to_iso(ts))
+            except ValueError:
+                continue
+    if not found:
+        return None
+    timed = [f for f in found if "T" in f and f[:10] == found[0][:10]]
+    return timed[0] if timed else found[0]
 
 
 def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,

@@ -558,3 +558,18 @@ def test_without_heading_flags_kept_and_the_dated_anteriorite_is_no_result(picks
         (code, round(value, 2), flags[flag], "1,00 - 9,00" if ranged else None,
          f"{_french(previous)} {when.format(d='12')}")
         for (_, _, code), value, flag, previous, when, ranged in picks]
+
+
+def test_collection_to_the_minute_when_printed_twice_and_bounds_without_a() -> None:
+    """The ANS's OCR'd CR-BIO: 'Date de prélèvement : 04/01/2021' in the header, then
+    'Prélèvement du 04/01/2021 à 07h35' (its 'à' decomposed, a + U+0300) above the results:
+    the results were dated to the day only. 'N: Inf. 2,00' (no 'à') was no range."""
+    doc = _doc([[(40, "Date"), (70, "de"), (85, "prélèvement"), (160, ":"), (170, "04/01/2021")],
+                [(40, "Prélèvement"), (110, "du"), (125, "04/01/2021"), (190, "a\u0300"),
+                 (200, "07h35")],
+                [(40, "CHOLESTEROL"), (120, "TOTAL"), (283, ":"), (295, "3,10"), (325, "g/l"),
+                 (460, "N:"), (475, "Inf."), (500, "2,00")]])
+    assert lab_pdf.collection_time(doc, [1]) == "2021-01-04T07:35+01:00"
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective=None, issued=None)
+    assert [(e.code, e.value_num, e.reference_range, e.effective) for e in found.entries] == [
+        ("2093-3", 3.1, "Inf. 2,00", "2021-01-04T07:35+01:00")]
