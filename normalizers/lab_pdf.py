@@ -332,6 +332,8 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("bound", i, m.end(), column, m, m.group(0))
     if m := _PAREN.match(text, i):
         return _Tok("num", i, m.end(), column, m, m.group("n"))
+    if text[i] == "(" and _NUM_AT.match(text, i + 1):
+        return _Tok("skip", i, i + 1, column)  # '(0,60 g/L)': the value in another unit
     if m := _NUM_AT.match(text, i):
         digits = re.sub(r"\D", "", m.group(0).split(",")[0].split(".")[0])
         if len(digits) > 7 or re.match(r"0\d", m.group(0)):

@@ -207,12 +207,15 @@ BIOMNIS = [("centre", "EUROFINS BIOMNIS"), *LE_GOFF, ("label", "Prélèvement du
            ("body", "Présence d'un anticorps anti-Kell."),
            _row(B, "Anticorps anti-VHC", "Absence"),
            _row(B, "Ferritine", "85", "µg/L", "cf commentaire"),
+           _row(B, "Créatinine", "68 µmol/L (7,7 mg/L)", "", "45 - 84"),
            ("body", "Validé le 12/03/2026 par Dr Anne KERGOAT")]
 
 
 def test_biomnis_two_line_name_ranges_by_sex_and_see_comment() -> None:
     msg = _read(_lab_pdf(BIOMNIS))
-    hb, dfg, rai, hcv, ferritin = msg.entries[1:]
+    hb, dfg, rai, hcv, ferritin, crea_mol, crea_mass = msg.entries[1:]
+    assert [(e.code, e.value_num, e.unit, e.reference_range) for e in (crea_mol, crea_mass)] == [
+        ("14682-9", 68.0, "umol/L", "45 - 84"), ("2160-0", 7.7, "mg/L", None)]
     assert (ferritin.value_num, ferritin.unit, ferritin.reference_range) == (
         85.0, "ug/L", "cf commentaire")
     assert (hb.code, hb.reference_range) == ("718-7", "H : 13,0 - 17,0 ; F : 12,0 - 16,0")
