@@ -17,10 +17,11 @@ What is read, and what is not (nothing is invented):
   second number in the same unit, is no result either. A table ends at the biologist's
   validation ('Résultats validés par'), or after a few lines without a result.
 - A line may hold two results of one analysis in two units ('Polynucléaires neutrophiles
-  62,1 % 4,12 G/L (1,80-7,50)', 'Glycémie 5,20 mmol/L 0,94 g/L'), or give the second on the
-  line below ('Soit : 4,67 mmol/l', a method line with its value): one entry each; a single
-  range goes to the one whose value it fits (within a factor of 3 of its limits), to none
-  when both or neither fit (warning).
+  62,1 % 4,12 G/L (1,80-7,50)', 'Glycémie 5,20 mmol/L 0,94 g/L', '68 µmol/L (7,7 mg/L)'), or
+  give the second on the line below ('Soit : 4,67 mmol/l', a method line with its value):
+  one entry each; a single range goes to the one whose value it fits (within a factor of 3
+  of its limits and twice nearer them than the other), to none when that is not clear
+  (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('< 0,5',
   'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
@@ -448,8 +449,9 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
         toks.extend((t, cell) for t in cell_toks)
     line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous)
     _interpret(line, toks, comma)
-    if flag_words and len(line.values) == 1 and line.values[0].flag is None:
-        line.values[0].flag = flag_words[0]  # the 'Interprétation' column
+    if flag_words:  # the 'Interprétation' column: the analysis's, in any of its units
+        for value in line.values:
+            value.flag = value.flag or flag_words[0]
     return line
 
 
@@ -640,14 +642,15 @@ def _keep_results(line: _Line) -> None:
     line.values = kept
 
 
-def _fits(value: float, ref: str) -> bool | None:
-    """Whether ``value`` is within _RANGE_FIT of the limits of ``ref``; None if unread."""
+def _distance(value: float, ref: str) -> float | None:
+    """How far ``value`` is from the limits of ``ref``, as a ratio (1 inside them); None
+    when the range has no positive limit or the value is not positive."""
     nums = [float(x.replace(",", ".")) for x in re.findall(r"\d+(?:[.,]\d+)?", ref)]
     nums = [x for x in nums if x > 0]
-    if not nums:
+    if not nums or value <= 0:
         return None
     low, high = min(nums), max(nums)
-    return low / _RANGE_FIT <= value <= high * _RANGE_FIT
+    return low / value if value < low else value / high if value > high else 1.0
 
 
 def _assign_references(line: _Line, warnings: list[str], where: str) -> None:
@@ -662,13 +665,17 @@ def _assign_references(line: _Line, warnings: list[str], where: str) -> None:
             v.reference = r
         return
     ref = " ; ".join(line.references)
-    fits = [v for v in values if v.num is not None and _fits(v.num, ref)]
-    if len(fits) == 1:
-        fits[0].reference = ref
+    # the value the range fits: within _RANGE_FIT of its limits, and clearly nearer them
+    # than any other ('7,2 mmol/L (1,30 g/L)' with '3,9 à 6,1': the mmol/L)
+    near = sorted((d, n) for n, v in enumerate(values) if v.num is not None
+                  and (d := _distance(v.num, ref)) is not None and d <= _RANGE_FIT)
+    others = [d for d, _ in near[1:]]
+    if near and all(d >= 2 * near[0][0] for d in others):
+        values[near[0][1]].reference = ref
     else:
         warnings.append(f"PDF_LAB_RANGE_UNASSIGNED: {where}: one reference range for "
                         f"{len(line.values)} results in different units, fitting "
-                        f"{'none' if not fits else 'several'}: given to none")
+                        f"{'several' if near else 'none'}: given to none")
 
 
 # -- the report ---------------------------------------------------------------------------------

@@ -576,3 +576,22 @@ def test_collection_to_the_minute_when_printed_twice_and_bounds_without_a() -> N
     found = lab_pdf.lab_results(doc, [1], "report|x", effective=None, issued=None)
     assert [(e.code, e.value_num, e.reference_range, e.effective) for e in found.entries] == [
         ("2093-3", 3.1, "Inf. 2,00", "2021-01-04T07:35+01:00")]
+
+
+def test_two_units_in_parentheses_the_range_to_the_nearer_and_the_interpretation_to_both() -> None:
+    """As the ANS's CR-BIO prints its biochemistry: '7.2 mmol/L (1.30 g/L)', 'Anormalement
+    haut' in an 'Interprétation' column, the range '3.9 à 6.1 mmol/L (0.7 à' wrapped. The
+    g/L value was dropped; once read, the range fitted both (1.30 is within 3 times 3.9)
+    and went to none, and the interpretation to none."""
+    k = (26.0, 120.0, 213.0, 307.0, 420.0)
+    rows = [("centre", "Laboratoire des Charmes"), *LEFEVRE,
+            ("label", "Prélèvement du 04/01/2023 à 07h35"),
+            ("small", (133.0, "Résultat du jour"), (231.0, "Interprétation"),
+             (311.0, "Valeurs de référence"), (452.0, "Résultats antérieurs")),
+            _row(k, "Glucose à jeun", "7.2 mmol/L (1.30 g/L)", "Anormalement haut",
+                 "3.9 à 6.1 mmol/L (0.7 à", "6.0 mmol/L (1.08 g/L)", style="small"),
+            _row(k, "", "", "", "1.1 g/L)", style="small")]
+    msg = _read(_lab_pdf(rows))
+    assert _results(msg) == [("14749-6", "7.2", "mmol/L", "3.9 à 6.1", "H"),
+                             ("2345-7", "1.30", "g/L", None, "H")]
+    assert msg.entries[1].details["previous"] == "6.0 mmol/L (1.08 g/L)"
