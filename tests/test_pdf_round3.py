@@ -17,6 +17,8 @@ from sqlalchemy import select
 
 from dossiers.schema import entries
 from normalizers import lab_pdf
+from normalizers.documents import pdf_report_entries
+from normalizers.model import Entry
 from normalizers.report import normalize_report
 from parsers.pdf import PdfLimits, parse_pdf
 from parsers.pdf.model import TEXT_LAYER, Page, PdfDocument, Word
@@ -595,3 +597,15 @@ def test_two_units_in_parentheses_the_range_to_the_nearer_and_the_interpretation
     assert _results(msg) == [("14749-6", "7.2", "mmol/L", "3.9 à 6.1", "H"),
                              ("2345-7", "1.30", "g/L", None, "H")]
     assert msg.entries[1].details["previous"] == "6.0 mmol/L (1.08 g/L)"
+
+
+def test_a_lab_pdf_inside_a_structured_document_gives_its_report_only() -> None:
+    """A lab's PDF carried by an HL7 ED or a CDA nonXMLBody: every entry read from it was
+    given the one key '<document>|report' (the results too: seventeen entries under one
+    key). The document's coded results are the sender's; the PDF gives its report only."""
+    doc = Entry(type="document", key="doc|1", source_ref="OBX[3]")
+    warnings: list[str] = []
+    found = pdf_report_entries(doc, _lab_pdf(CERBA_1, CERBA_2), "lab", warnings)
+    assert [(e.type, e.key, e.parent_key) for e in found] == [("report", "doc|1|report",
+                                                                 "doc|1")]
+    assert "lab_results" not in found[0].details and warnings == []
