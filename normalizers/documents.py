@@ -49,6 +49,7 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    LAB_RESULT,
     Attachment,
     Entry,
     NormalizationError,
@@ -934,7 +935,10 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
     """The report read from a PDF a document carries (an HL7 ED, a CDA nonXMLBody): the same
     path as a PDF received as a file (text layer or OCR, then the report's fields), filed
     under the document. The message's or document's identity is the one that counts; a PDF
-    that cannot be read leaves the document filed, with a warning."""
+    that cannot be read leaves the document filed, with a warning. The lab results a lab's
+    PDF report gives when received as a file (normalizers/lab_pdf.py) are not taken from a
+    PDF a structured document carries: the document's own coded results are the sender's,
+    and the PDF is their rendering (read again, they would file a second, guessed copy)."""
     from normalizers.report import normalize_report
     from parsers.pdf import PdfParseError, parse_pdf
 
@@ -949,6 +953,9 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
         return []
     out = []
     for entry in report.entries:
+        if entry.type == LAB_RESULT:
+            continue
+        entry.details.pop("lab_results", None)
         entry.key = f"{document.key}|report"
         entry.parent_key = document.key
         entry.source_ref = f"{where} (PDF)"

@@ -49,6 +49,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
+from normalizers.lab_pdf import lab_results
 from normalizers.model import (
     Attachment,
     Entry,
@@ -442,7 +443,8 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         pages = [p.number for p in doc.pages] or [1]
         entry, identity, warnings, quarantine = _read_report(
             lines, pages, doc, data, source, full_text, min_identity_confidence)
-        return NormalizedMessage(logical_id=logical_id, identity=identity, entries=[entry],
+        return NormalizedMessage(logical_id=logical_id, identity=identity,
+                                 entries=[entry, *_results(entry, doc, pages, warnings)],
                                  warnings=warnings, quarantine_reasons=quarantine)
     reports = []
     for segment in segments:
@@ -453,23 +455,40 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
         entry, identity, warnings, quarantine = _read_report(
             segment, pages, doc, data, source, text, min_identity_confidence)
         entry.details["report_pages"] = pages
-        reports.append((_where(pages), entry, identity, warnings, quarantine))
+        results = _results(entry, doc, pages, warnings)
+        reports.append((_where(pages), entry, identity, warnings, quarantine, results))
     warnings = [f"REPORT_SEVERAL: the PDF holds {len(reports)} reports ("
                 + "; ".join(where for where, *_ in reports) + "): one entry each"]
     quarantine = []
-    for where, _, _, more, reasons in reports:
+    for where, _, _, more, reasons, _ in reports:
         warnings.extend(f"{where}: {w}" for w in more)
         quarantine.extend(reasons)
-    entries = [entry for _, entry, *_ in reports]
+    entries = [e for _, entry, _, _, _, results in reports for e in (entry, *results)]
     identities = [identity for _, _, identity, *_ in reports]
     if len({_person_key(i) for i in identities}) == 1:  # one patient, several exams
         return NormalizedMessage(logical_id=logical_id, identity=identities[0], entries=entries,
                                  warnings=warnings, quarantine_reasons=quarantine)
     warnings[0] += f", of {len({_person_key(i) for i in identities})} patients filed apart"
-    parts = [PatientPart(where, identity, 1) for where, _, identity, *_ in reports]
+    parts = [PatientPart(where, identity, 1 + len(results))
+             for where, _, identity, _, _, results in reports]
     return NormalizedMessage(logical_id=logical_id, identity=PatientIdentity(),
                              entries=entries, warnings=warnings, quarantine_reasons=quarantine,
                              patients=parts)
+
+
+def _results(report: Entry, doc: PdfDocument, pages: list[int],
+             warnings: list[str]) -> list[Entry]:
+    """The coded results of a laboratory's report (normalizers/lab_pdf.py), under the
+    report; none for an imaging report (its measurements are no lab results). The report
+    says how many it gave (``details.lab_results``)."""
+    if report.type != REPORT:
+        return []
+    found = lab_results(doc, pages, report.key, effective=report.effective,
+                        issued=report.issued)
+    warnings.extend(found.warnings)
+    if found.entries:
+        report.details["lab_results"] = len(found.entries)
+    return found.entries
 
 
 def _where(pages: list[int]) -> str:

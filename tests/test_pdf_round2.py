@@ -361,8 +361,8 @@ def test_form_field_values_are_the_content() -> None:
 def test_lab_report_printed_to_pdf_is_dated_by_its_specimen() -> None:
     """A lab's report as PDF: its date is the specimen's collection ('Prélevé le 03/03/26 à
     08:15', two-digit year), which was read nowhere (no effective date: the report undated in
-    the dossier, its dedupe key 'nodate'). Its results stay the report's text: a PDF is a
-    report, not coded results (DESIGN: the coded results come by HL7v2 and CDA)."""
+    the dossier, its dedupe key 'nodate'). Its results are in the report's text, and since
+    round 3 also coded results under it (tests/test_pdf_round3.py)."""
     blocks = [("centre", "LABORATOIRE DE BIOLOGIE MÉDICALE BIOLAB"),
               ("small", "5 avenue Jean Jaurès, 69007 Lyon"), *LEFEVRE,
               ("label", "Prescripteur : Dr Paul ROCHE"),
@@ -373,7 +373,10 @@ def test_lab_report_printed_to_pdf_is_dated_by_its_specimen() -> None:
               ("table", "Créatinine | 68 | µmol/L | 45 - 84"),
               ("body", "Compte rendu validé par le Dr Anne KERGOAT, biologiste, le 3 mars 2026")]
     _, msg = _read(g.write_pdf(g.layout(blocks), title="CR biologie"))
-    (entry,) = msg.entries
+    entry, *results = msg.entries
+    assert [(r.code, r.value_num, r.unit, r.effective) for r in results] == [
+        ("718-7", 13.2, "g/dL", "2026-03-03T08:15+01:00"),
+        ("14682-9", 68.0, "umol/L", "2026-03-03T08:15+01:00")]
     assert (entry.type, entry.effective, entry.issued) == ("report", "2026-03-03", "2026-03-03")
     assert "Créatinine 68 µmol/L 45 - 84" in entry.details["text"]
     assert entry.key.startswith("report|2026-03-03|") and msg.quarantine_reasons == []

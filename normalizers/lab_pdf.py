@@ -1,0 +1,974 @@
+"""Coded results out of the result table of a laboratory's report printed to PDF.
+
+Why: a lab's PDF (Cerba, Biogroup, Biomnis, Synlab, a CHU's LIS...) is the only form some
+results reach the dossier in; kept as text only, nobody can chart a creatinine or see a
+potassium out of range. Each line of the table becomes a LAB_RESULT (analyte -> LOINC from
+``tables/pdf_lab_analytes.csv``, value, UCUM unit, reference range, printed abnormal flag,
+the specimen's collection time), under the report entry (``parent_key``).
+
+What is read, and what is not (nothing is invented):
+- The table's columns come from its heading row ('Résultat | Unité | Valeurs de référence |
+  Antériorité(s)', in any order, on one line or two, repeated on each page or not:
+  ``tables/pdf_lab_columns.csv``; the specimen's date heading the result column and former
+  dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
+  under a heading by the words' boxes. The antériorité column (a former result and its
+  date) is kept in ``details.previous``, never read as a result nor as the range. With no
+  heading, a date on the line starts the antériorité, and a number after the range, or a
+  second number in the same unit, is no result either. A table ends at the biologist's
+  validation ('Résultats validés par'), or after a few lines without a result.
+- A line may hold two results of one analysis in two units ('Polynucléaires neutrophiles
+  62,1 % 4,12 G/L (1,80-7,50)', 'Glycémie 5,20 mmol/L 0,94 g/L', '68 µmol/L (7,7 mg/L)'), or
+  give the second on the line below ('Soit : 4,67 mmol/l', a method line with its value):
+  one entry each; a single range goes to the one whose value it fits (within a factor of 3
+  of its limits and twice nearer them than the other), to none when that is not clear
+  (warning); an 'Interprétation' word is the analysis's, in each of its units.
+- Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
+  cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('< 0,5',
+  'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
+  qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
+  (the comment is the value). Flags printed after the value, or '*' before it
+  (``tables/pdf_lab_flags.csv``); a flag only in bold type is not in the text layer and is
+  not read. A number of more than 7 digits or with a leading zero is an identifier or a
+  phone number, never a value. A unit printed after the name ('Leucocytes (10*9/L)') is
+  the value's; OCR's misread units ('g/1') are read on scanned pages
+  (``tables/pdf_lab_ocr_units.csv``), and a value OCR read unsure is filed with a warning.
+- A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
+  adds to its range; a method line ('Méthode : ...') and comment lines go to the result
+  above (``details.method``, ``details.comment``); a line naming the analysis alone, above
+  its values, is the start of its name, and a line in lower case under it ('erythrocytaire
+  (%)') its end.
+- An analysis whose name is not in the table is filed unmapped under its printed name
+  (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
+  outside a table only a name and a unit of the table make a result: a footer's address
+  ('12 rue ...'), a page number, a comment quoting a value are never results. Under a
+  section of another specimen than blood ('BIOCHIMIE URINAIRE': tables/pdf_lab_specimens.csv)
+  nothing is coded with the table's blood and serum codes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from typing import Any
+
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.model import LAB_RESULT, Entry
+from normalizers.tabledata import table
+from normalizers.units import to_ucum
+from parsers.pdf.model import TEXT_LAYER, PdfDocument
+
+LABEL_SYSTEM = "PDF-LABEL"  # an analysis filed under its printed name (unmapped)
+CELL_GAP = 6.0  # points: words further apart than this are in two cells
+MIN_OCR_CONFIDENCE = 80.0  # a value read by OCR below this is filed with a warning
+_RANGE_FIT = 3.0  # a value fits a range within this factor of its limits
+
+
+def _fold(s: str) -> str:
+    """Lower case, no accents, blanks collapsed (for looking names and words up)."""
+    base = unicodedata.normalize("NFKD", s)
+    base = "".join(c for c in base if not unicodedata.combining(c))
+    return " ".join(base.lower().replace("’", "'").split())
+
+
+# -- tables -------------------------------------------------------------------------------------
+@cache
+def _columns() -> dict[str, str]:
+    return {_fold(r["heading"]): r["column"] for r in table("pdf_lab_columns")}
+
+
+@cache
+def _flags() -> dict[str, str]:
+    return {r["sign"]: r["interpretation"] for r in table("pdf_lab_flags")}
+
+
+@cache
+def _words() -> dict[str, dict[str, str]]:
+    return {_fold(r["word"]): r for r in table("pdf_lab_value_words")}
+
+
+@cache
+def _analytes() -> dict[str, dict[str, dict[str, str]]]:
+    """{folded name: {ucum unit or '': row}}."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for r in table("pdf_lab_analytes"):
+        out.setdefault(_fold(r["name"]), {})[r["unit"]] = r
+    return out
+
+
+@cache
+def _specimen_pattern() -> re.Pattern[str]:
+    words = sorted((_fold(r["word"]) for r in table("pdf_lab_specimens")), key=len, reverse=True)
+    return re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in words) + ")")
+
+
+def _other_specimen(section: str) -> bool:
+    """Whether a section's heading names a specimen other than blood ('URINES DE 24H')."""
+    return bool(section) and bool(_specimen_pattern().search(_fold(section)))
+
+
+@cache
+def _ocr_units() -> dict[str, str]:
+    """Units as OCR misreads them ('g/1', 'Ul/|'), read on OCR'd pages only."""
+    return {r["read"]: r["unit"] for r in table("pdf_lab_ocr_units")}
+
+
+@cache
+def _unit_pattern() -> re.Pattern[str]:
+    """The units of tables/ucum_units.csv as printed (case kept: G/L is not g/L)."""
+    spellings = {r["sent"] for r in table("ucum_units")} | {"%", "G/L", "T/L", "sec", "s"} \
+        | set(_ocr_units())
+    alternation = "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True))
+    return re.compile(rf"(?:{alternation})(?![\w/²³])")
+
+
+@cache
+def _word_pattern() -> re.Pattern[str]:
+    alternation = "|".join(re.escape(w) for w in sorted(_words(), key=len, reverse=True))
+    return re.compile(rf"(?:{alternation})(?![a-z])")
+
+
+@cache
+def _flag_pattern() -> re.Pattern[str]:
+    alternation = "|".join(re.escape(s) for s in sorted(_flags(), key=len, reverse=True))
+    return re.compile(rf"(?:{alternation})(?=\s|$|\))(?!\s*:)")
+
+
+# -- cells and rows -----------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Cell:
+    x0: float
+    x1: float
+    text: str
+    conf: float
+    words: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Row:
+    page: int
+    line: int
+    source: str
+    cells: list[_Cell]
+
+    @property
+    def text(self) -> str:
+        return "   ".join(c.text for c in self.cells)
+
+
+def _rows(doc: PdfDocument) -> list[_Row]:
+    """Each printed line as cells: words closer than CELL_GAP are one cell."""
+    out: list[_Row] = []
+    for page in doc.pages:
+        by_line: dict[int, list] = {}
+        for w in page.words:
+            if isinstance(w.text, str) and w.text.strip():
+                by_line.setdefault(w.line if isinstance(w.line, int) else 0, []).append(w)
+        if not by_line:  # no word boxes: each line one cell
+            for n, raw in enumerate((page.text or "").splitlines()):
+                if raw.strip():
+                    out.append(_Row(page.number, n, page.source,
+                                    [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)]))
+            continue
+        for n in sorted(by_line):
+            words = sorted(by_line[n], key=lambda w: w.bbox[0])
+            cells: list[_Cell] = []
+            confs: list[list[float]] = []
+            for w in words:
+                t = unicodedata.normalize("NFC", " ".join(w.text.split()))
+                if cells and w.bbox[0] - cells[-1].x1 <= CELL_GAP:
+                    cells[-1].text += " " + t
+                    cells[-1].x1 = w.bbox[2]
+                    cells[-1].words.append((w.bbox[0], w.bbox[2], t))
+                    confs[-1].append(float(w.confidence))
+                else:
+                    cells.append(_Cell(w.bbox[0], w.bbox[2], t, 0.0,
+                                       [(w.bbox[0], w.bbox[2], t)]))
+                    confs.append([float(w.confidence)])
+            for c, cs in zip(cells, confs, strict=True):
+                c.conf = round(sum(cs) / len(cs), 1)
+            out.append(_Row(page.number, n, page.source, cells))
+    return out
+
+
+# -- the table's heading ------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Heading:
+    """The heading cells (x0, x1, column), left to right."""
+
+    cells: list[tuple[float, float, str]]
+
+    def column(self, cell: _Cell, first: bool = False) -> str:
+        """The column a cell is under. The line's first cell, starting left of every data
+        heading, is the analysis's name; any other cell is under the heading its centre
+        falls in, else the one whose centre is nearest its own (values are printed
+        left-aligned, right-aligned or centred under their heading, some beside it; a
+        one-digit value far beside its heading may be taken for its neighbour's)."""
+        data = [c for c in self.cells if c[2] != "name"]
+        if first and cell.x0 < data[0][0] - 2:
+            return "name"
+        centre = (cell.x0 + cell.x1) / 2
+        inside = [c for c in data if c[0] - 2 <= centre <= c[1] + 2]
+        return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))[2]
+
+
+_DATED = re.compile(r"\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?:\s+(?:à\s+)?\d{1,2}\s*[h:]\s*\d{2})?")
+
+
+def _heading(row: _Row) -> tuple[_Heading, str] | None:
+    """The columns a heading row names, and the section its first cell names when it is
+    no heading ('BILAN LIPIDIQUE | 04/01/2021 | Valeurs de référence'). The specimen's
+    date heading a column ('04/01/2023 11:30') is the result's column, later dates the
+    antériorités'."""
+    kinds = []
+    for c in row.cells:
+        key = _fold(c.text).rstrip(" :").replace("(s)", "s")
+        kind = _columns().get(key, "")
+        if not kind and _DATED.fullmatch(c.text.strip()):
+            kind = "date"
+        kinds.append((c.x0, c.x1, kind))
+    if "result" not in {k for *_, k in kinds}:
+        dates = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
+        if not dates or not {k for *_, k in kinds} & {"unit", "reference"}:
+            return None  # a row of dates alone (under a heading) is none
+        kinds[dates[0]] = (*kinds[dates[0]][:2], "result")
+    kinds = [(x0, x1, "previous" if k == "date" else k) for x0, x1, k in kinds]
+    named = {k for *_, k in kinds if k}
+    if "result" not in named or not named & {"unit", "reference", "previous"}:
+        return None
+    section = ""
+    if not kinds[0][2]:  # 'BILAN LIPIDIQUE', 'Autres examens de biochimie :' over the names
+        section = row.cells[0].text if _is_section(row.cells[0].text) else ""
+        kinds[0] = (*kinds[0][:2], "name")
+    cells = [(x0, x1, k or "ignore") for x0, x1, k in kinds]
+    if cells[0][2] != "name":
+        cells.insert(0, (0.0, 0.0, "name"))
+    return _Heading(cells), section
+
+
+# -- tokens -------------------------------------------------------------------------------------
+_NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
+_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?![\w/]|-[^\W\d_])")
+_DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
+_DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
+                         r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
+# What ends a result table: the biologist's validation, a signature
+_TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par)\b"
+                        r"|\bsignature\b|\bfin du compte[ -]rendu")
+# 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
+_REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
+_PRE_FLAG = re.compile(r"\*+(?=\s*\d|\s*$)")  # '* 4,10': the abnormal mark printed before a value
+_MAX_GAP_ROWS = 4  # rows without a result after which a table's heading no longer holds
+_FRACTION = re.compile(r"(?<![\d/])\d+\s?/\s?\d+(?![\d/])")  # 'page 1/2'
+_TIME = re.compile(r"(?<!\d)\d{1,2} ?[h:] ?\d{2}(?!\d)")
+_COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
+               r"|(?i:inf(?:\.|erieure?|érieure?)?\s*(?:à|a)?|sup(?:\.|erieure?|érieure?)?"
+               r"\s*(?:à|a)?))")
+_BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
+_RANGE = re.compile(rf"\(?\s*(?P<lo>{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>{_NUM})(?![\w/])\s*\)?")
+_PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
+_SEX_LABEL = re.compile(r"(?i)(?:h|f|hommes?|femmes?|enfants?|adultes?)\s*:\s*$")
+_METHOD = re.compile(r"(?i)^\(?\s*(?:m[ée]thode|technique|automate|r[ée]actif)s?\b")
+_WORD = re.compile(r"\S+")
+# Lines that are the page's or the report's, never a comment on a result
+_NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
+                          r"|\bpage\s*\d+\s*(?:/|sur)\s*\d+|^\s*\d+\s*/\s*\d+\s*$")
+_SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&]+[^\W\d_]+)*$")
+
+
+@dataclass(slots=True)
+class _Tok:
+    kind: str  # num, bound, range, unit, flag, preflag, word, date, skip, text
+    start: int
+    end: int
+    column: str
+    match: re.Match[str] | None = None
+    text: str = ""
+
+
+def _tokens(text: str, column: str, last: _Tok | None = None) -> list[_Tok]:
+    """The tokens of one cell's text (``column``: the heading it is under, '' without;
+    ``last``: the line's token before the cell, if any)."""
+    out: list[_Tok] = [last] if last is not None else []
+    folded = _fold_same_length(text)
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        tok = _token_at(text, folded, i, column, out)
+        out.append(tok)
+        i = max(tok.end, i + 1)
+    return out[1:] if last is not None else out
+
+
+def _fold_same_length(s: str) -> str:
+    out = []
+    for c in s:
+        base = "".join(ch for ch in unicodedata.normalize("NFKD", c)
+                       if not unicodedata.combining(ch)).lower()
+        out.append(base[:1] if len(base) >= 1 and base[:1].isascii() else c.lower()[:1] or c)
+    return "".join(out)
+
+
+def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -> _Tok:
+    after_value = bool(before) and before[-1].kind in ("num", "unit", "bound", "flag")
+    if after_value and (m := _flag_pattern().match(text, i)):
+        return _Tok("flag", i, m.end(), column, m, m.group(0))
+    for kind, pattern in (("date", _DATE), ("date", _DATE_WORDS), ("skip", _TIME),
+                          ("skip", _FRACTION), ("skip", _REF_LABEL), ("preflag", _PRE_FLAG)):
+        if (m := pattern.match(text, i)) and (kind != "skip" or not _is_unit_at(text, i)):
+            return _Tok(kind, i, m.end(), column, m, m.group(0))
+    if (m := _unit_pattern().match(text, i)) and (before or column == "unit") \
+            and (i == 0 or not text[i - 1].isalnum()):
+        return _Tok("unit", i, m.end(), column, m, m.group(0))
+    if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()):
+        return _Tok("word", i, m.end(), column, m, text[i:m.end()])
+    if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo")):
+        return _Tok("range", i, m.end(), column, m, m.group(0))
+    if m := _BOUND.match(text, i):
+        return _Tok("bound", i, m.end(), column, m, m.group(0))
+    if m := _PAREN.match(text, i):
+        return _Tok("num", i, m.end(), column, m, m.group("n"))
+    if text[i] == "(" and _NUM_AT.match(text, i + 1):
+        return _Tok("skip", i, i + 1, column)  # '(0,60 g/L)': the value in another unit
+    if m := _NUM_AT.match(text, i):
+        digits = re.sub(r"\D", "", m.group(0).split(",")[0].split(".")[0])
+        if len(digits) > 7 or re.match(r"0\d", m.group(0)):
+            return _Tok("text", i, m.end(), column, m, m.group(0))  # an id, a phone number
+        return _Tok("num", i, m.end(), column, m, m.group(0))
+    m = _WORD.match(text, i)
+    assert m is not None
+    if (before or column == "unit") and re.search(r"[/%^*²³\d]", m.group(0)) \
+            and not m.group(0).isdigit() and to_ucum(m.group(0)).mapped:
+        # a spelling the unit table knows once folded ('mL/min/1,73m²'); a letter alone
+        # ('H', the men's range) is none
+        return _Tok("unit", i, m.end(), column, m, m.group(0))
+    return _Tok("text", i, m.end(), column, m, m.group(0))
+
+
+def _is_unit_at(text: str, i: int) -> bool:
+    return bool(_unit_pattern().match(text, i))
+
+
+# -- numbers ------------------------------------------------------------------------------------
+def _number(raw: str, comma_decimals: bool) -> tuple[float, str] | None:
+    """(value, how it was read) of a number as printed; None when it cannot be one."""
+    s = re.sub(r"[ \u00a0\u202f]", "", raw)
+    if "," in s and "." not in s:
+        s = s.replace(",", ".")
+    elif re.fullmatch(r"\d{1,3}\.\d{3}", s) and comma_decimals:
+        s = s.replace(".", "")  # '1.250' in a report whose decimals are commas: thousands
+    try:
+        return float(s), s
+    except ValueError:
+        return None
+
+
+def _comma_decimals(rows: list[_Row]) -> bool:
+    """Whether the report writes its decimals with a comma (the French way): more numbers
+    with a comma then one or two digits than with a point then one or two digits."""
+    commas = points = 0
+    for row in rows:
+        commas += len(re.findall(r"(?<![\d,])\d+,\d{1,2}(?![\d,])", row.text))
+        points += len(re.findall(r"(?<![\d.])\d+\.\d{1,2}(?![\d.])", row.text))
+    return commas > points
+
+
+# -- one line of the table ----------------------------------------------------------------------
+@dataclass(slots=True)
+class _Value:
+    text: str
+    num: float | None = None
+    comparator: str | None = None
+    word: dict[str, str] | None = None
+    unit: str | None = None
+    flag: str | None = None
+    reference: str | None = None
+    conf: float = 100.0
+    column: str = ""  # the heading it was under ('' without)
+    below: bool = False  # read on the line under its analysis's (another unit)
+    raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
+
+
+@dataclass(slots=True)
+class _Line:
+    row: _Row
+    name: str
+    values: list[_Value] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    previous: list[str] = field(default_factory=list)
+    leftover: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # method, comments from lines below
+
+
+def _comparator(sign: str) -> str:
+    s = _fold(sign)
+    if s.startswith("inf"):
+        return "<"
+    if s.startswith("sup"):
+        return ">"
+    return {"\u2264": "<=", "\u2265": ">="}.get(sign, sign)
+
+
+def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
+    """The name, values, references and antériorité of one row."""
+    name_parts: list[str] = []
+    toks: list[tuple[_Tok, _Cell]] = []
+    previous: list[str] = []
+    flag_words: list[str] = []
+    for n, cell in enumerate(_split(_joined_groups(row.cells), heading)):
+        column = heading.column(cell, first=n == 0) if heading else ""
+        if column == "name" and heading:
+            name_parts.append(cell.text)
+            continue
+        if column == "previous":
+            previous.append(cell.text)
+            continue
+        if column == "ignore":
+            continue
+        if column == "flag":
+            flag = _flag_word(cell.text)
+            if flag:
+                flag_words.append(flag)
+            continue
+        cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
+        if not heading and not toks:  # no heading: the name is what comes before a value
+            first = next((k for k, t in enumerate(cell_toks)
+                          if t.kind in ("num", "bound", "word", "range", "date", "preflag")),
+                         None)
+            if first is None:
+                name_parts.append(cell.text)
+                continue
+            if first:
+                name_parts.append(cell.text[:cell_toks[first].start].strip())
+            cell_toks = cell_toks[first:]
+        toks.extend((t, cell) for t in cell_toks)
+    line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous)
+    _interpret(line, toks, comma)
+    if flag_words:  # the 'Interprétation' column: the analysis's, in any of its units
+        for value in line.values:
+            value.flag = value.flag or flag_words[0]
+    return line
+
+
+def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
+    """Cells as the heading's columns cut them: a value printed a few points after a long
+    name ('Polynucléaires éosinophiles (%) 2') is in the result column, not the name."""
+    if heading is None:
+        return cells
+    out: list[_Cell] = []
+    for n, cell in enumerate(cells):
+        if len(cell.words) < 2 or n:
+            out.append(cell)
+            continue
+        parts: list[list[tuple[float, float, str]]] = [[cell.words[0]]]
+        column = heading.column(_Cell(*cell.words[0][:2], "", 0.0), first=True)
+        for k, w in enumerate(cell.words[1:], start=1):
+            here = heading.column(_Cell(w[0], w[1], "", 0.0))
+            if here != column and column == "name" and re.match(r"[<>\u2264\u2265]?\d", w[2]) \
+                    and all(re.match(r"[<>\u2264\u2265]?[\d,.]", x[2]) or to_ucum(x[2]).mapped
+                            for x in cell.words[k:]):  # only a value ending the name's cell
+                parts.append([w])
+                column = here
+            else:
+                parts[-1].append(w)
+        out.extend(_Cell(p[0][0], p[-1][1], " ".join(w[2] for w in p), cell.conf, p)
+                   for p in parts)
+    return out
+
+
+def _joined_groups(cells: list[_Cell]) -> list[_Cell]:
+    """'4 700 000' printed in a spaced typewriter font (gaps over CELL_GAP): a number and
+    the groups of three digits right after it are one number."""
+    out: list[_Cell] = []
+    for cell in cells:
+        prev = out[-1] if out else None
+        if prev is not None and cell.x0 - prev.x1 <= 2.5 * CELL_GAP \
+                and re.fullmatch(r"\d{3}(?:\s.*)?", cell.text) \
+                and re.search(r"(?:^|[\s:*])\d{1,3}(?: \d{3})*$", prev.text):
+            out[-1] = _Cell(prev.x0, cell.x1, f"{prev.text} {cell.text}", prev.conf,
+                            prev.words + cell.words)
+        else:
+            out.append(cell)
+    return out
+
+
+def _flag_word(text: str) -> str | None:
+    """'Haut', 'Anormalement bas', 'Haut, croissant' in an 'Interprétation' column."""
+    return _flags().get(_fold(text).split(",")[0].strip())
+
+
+def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None:
+    current: _Value | None = None
+    done = False  # a range was read: what follows is no result (an antériorité)
+    label = ""  # 'H :' before a range
+    tail: list[str] = []  # what follows the range (no heading): an antériorité's words
+    preflag: str | None = None
+    unit_first = ""  # the unit column printed before the result's
+    for n, (tok, cell) in enumerate(toks):
+        if tok.kind == "date":  # an antériorité's date: it and its value are no result
+            if current is not None and not done and len(line.values) > 1 \
+                    and current is line.values[-1]:
+                tail[:0] = line.values.pop().raw
+            line.previous.append(" ".join([*tail, tok.text]))
+            tail = []
+            done = True
+            continue
+        in_ref = tok.column == "reference"
+        if tok.kind == "range" or (tok.kind == "bound" and (in_ref or line.values)) \
+                or (tok.kind == "word" and in_ref) \
+                or (tok.kind == "word" and _words()[_fold(tok.text)]["kind"] == "see_comment"
+                    and (in_ref or line.values) and not _see_comment_is_value(line, tok)):
+            if done and not in_ref:
+                tail.append(tok.text)
+                continue
+            line.references.append((label + " " + _ref_text(tok.text)).strip())
+            label = ""
+            current = None
+            if not in_ref:
+                done = True
+            continue
+        if tok.kind in ("text", "flag") and _sex_label(toks, n):
+            label = tok.text.rstrip(" :") + " :"
+            continue
+        if tok.kind == "text" and tok.text == ":" and label:
+            continue
+        if tok.kind == "unit" and tok.column == "unit" and not line.values:
+            unit_first = tok.text  # 'Analyse | Unité | Résultat'
+            continue
+        if tok.kind == "unit" and line.values and line.values[-1].unit is None \
+                and line.values[-1].num is not None and (tok.column == "unit" or current is None):
+            line.values[-1].unit = tok.text  # the unit column after the range's
+            continue
+        if done and not in_ref:
+            tail.append(tok.text)
+            continue
+        if in_ref:
+            continue
+        if tok.kind == "preflag":
+            preflag = _flags().get(tok.text)
+            continue
+        if tok.kind == "num":
+            parsed = _number(tok.text, comma)
+            if parsed is None:
+                continue
+            if current is not None and current.unit is None and current.num is not None:
+                line.leftover = True  # two numbers without a unit between: not read
+                done = True
+                continue
+            current = _Value(tok.text, parsed[0], conf=cell.conf, column=tok.column,
+                             raw=[tok.match.group(0) if tok.match else tok.text],
+                             flag=preflag)
+            preflag = None
+            line.values.append(current)
+        elif tok.kind == "bound":
+            m = tok.match
+            assert m is not None
+            parsed = _number(m.group("n"), comma)
+            if parsed is None:
+                continue
+            current = _Value(" ".join(tok.text.strip("() ").split()), parsed[0],
+                             comparator=_comparator(m.group("cmp")), conf=cell.conf,
+                             column=tok.column, raw=[tok.text])
+            line.values.append(current)
+        elif tok.kind == "word":
+            current = _Value(tok.text, word=_words()[_fold(tok.text)], conf=cell.conf,
+                             column=tok.column, raw=[tok.text])
+            line.values.append(current)
+        elif tok.kind == "unit" and current is not None and current.unit is None:
+            current.unit = _ocr_units().get(tok.text, tok.text) \
+                if line.row.source != TEXT_LAYER else tok.text
+            current.raw.append(tok.text)
+        elif tok.kind == "unit" and line.references:
+            pass  # the range's unit
+        elif tok.kind == "flag" and current is not None and current.flag is None:
+            current.flag = _flags()[tok.text]
+            current.raw.append(tok.text)
+        elif current is not None:
+            current.raw.append(tok.text)  # 'le' of '4,61 le 12/01/26', kept if it is one
+    unitless = [v for v in line.values if v.unit is None and v.num is not None]
+    if unit_first and len(unitless) == 1 and len(line.values) == 1:
+        unitless[0].unit = unit_first
+        unitless[0].raw.append(unit_first)
+    if tail and line.previous:
+        line.previous.append(" ".join(tail))  # '15/02/17 4,23': the antériorité's value
+    elif any(_NUM_AT.search(t) for t in tail):
+        line.leftover = True  # numbers after the range, with no date: not read
+    _keep_results(line)
+
+
+def _sex_label(toks: list[tuple[_Tok, _Cell]], n: int) -> bool:
+    """'H :', 'Femmes :' right before a range: the range's label, not a flag."""
+    text = toks[n][0].text
+    k = n + 1
+    if not text.endswith(":"):
+        if k >= len(toks) or toks[k][0].text != ":":
+            return False  # '7,2 H 4,0 - 6,0': a flag, then the range
+        k += 1
+    return bool(_SEX_LABEL.fullmatch(text.rstrip(":").strip() + " :")) and k < len(toks) \
+        and toks[k][0].kind in ("range", "bound")
+
+
+def _see_comment_is_value(line: _Line, tok: _Tok) -> bool:
+    """'Voir commentaire' as the result (nothing read yet on a line with no heading) is the
+    value, not the reference."""
+    return not line.values and tok.column != "reference"
+
+
+def _ref_text(raw: str) -> str:
+    t = " ".join(raw.split())
+    if t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    return t
+
+
+def _keep_results(line: _Line) -> None:
+    """A second value is a result only with a unit of its own, other than the first's (one
+    analysis in two units); otherwise it is an antériorité or noise, and not read."""
+    if len(line.values) < 2:
+        return
+    first = line.values[0]
+    kept = [first]
+    for v in line.values[1:]:
+        if v.unit and v.num is not None and first.num is not None \
+                and all(v.unit != k.unit for k in kept):
+            kept.append(v)
+        else:
+            line.leftover = True
+    line.values = kept
+
+
+def _distance(value: float, ref: str) -> float | None:
+    """How far ``value`` is from the limits of ``ref``, as a ratio (1 inside them); None
+    when the range has no positive limit or the value is not positive."""
+    nums = [float(x.replace(",", ".")) for x in re.findall(r"\d+(?:[.,]\d+)?", ref)]
+    nums = [x for x in nums if x > 0]
+    if not nums or value <= 0:
+        return None
+    low, high = min(nums), max(nums)
+    return low / value if value < low else value / high if value > high else 1.0
+
+
+def _assign_references(line: _Line, warnings: list[str], where: str) -> None:
+    if not line.values or not line.references:
+        return
+    values = [v for v in line.values if not v.below]
+    if len(values) == 1:
+        values[0].reference = " ; ".join(line.references)
+        return
+    if len(line.references) == len(values):
+        for v, r in zip(values, line.references, strict=True):
+            v.reference = r
+        return
+    ref = " ; ".join(line.references)
+    # the value the range fits: within _RANGE_FIT of its limits, and clearly nearer them
+    # than any other ('7,2 mmol/L (1,30 g/L)' with '3,9 à 6,1': the mmol/L)
+    near = sorted((d, n) for n, v in enumerate(values) if v.num is not None
+                  and (d := _distance(v.num, ref)) is not None and d <= _RANGE_FIT)
+    others = [d for d, _ in near[1:]]
+    if near and all(d >= 2 * near[0][0] for d in others):
+        values[near[0][1]].reference = ref
+    else:
+        warnings.append(f"PDF_LAB_RANGE_UNASSIGNED: {where}: one reference range for "
+                        f"{len(line.values)} results in different units, fitting "
+                        f"{'several' if near else 'none'}: given to none")
+
+
+# -- the report ---------------------------------------------------------------------------------
+@dataclass(slots=True)
+class LabPdfResults:
+    entries: list[Entry]
+    warnings: list[str]
+    lines_read: int  # result lines found (for the report's details)
+
+
+_COLLECTED = re.compile(
+    r"(?i)(?:pr[ée]l[eè]vement\s+(?:du|le)|pr[ée]lev[ée]e?s?\s+le|date\s+de\s+pr[ée]l[eè]vement"
+    r"\s*:?|pr[ée]l\.?\s+le)\s*:?\s*(?P<d>\d{1,2})[/.](?P<m>\d{1,2})[/.](?P<y>\d{4}|\d{2})"
+    r"(?:\s*(?:à|a|-)?\s*(?P<h>\d{1,2})\s*[h:]\s*(?P<mi>\d{2}))?")
+
+
+def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
+    """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
+    03/03/26 à 08:15') printed on ``pages`` (one report's: a batch print holds several),
+    as ISO 8601, with Paris's offset when a time is printed. A report printing it twice,
+    in its header without the time and above the results with it, is dated to the minute;
+    the same day only (another day is another specimen's)."""
+    found: list[str] = []
+    for page in doc.pages:
+        if page.number not in pages:
+            continue
+        text = " ".join(unicodedata.normalize("NFC", page.text or "").split())
+        for m in _COLLECTED.finditer(text):
+            y = m.group("y")
+            year = int(y)
+            if len(y) == 2:  # '03/03/26': this century unless that is in the future
+                year += 2000 if 2000 + year <= date.today().year else 1900
+            ts = f"{year:04d}{int(m.group('m')):02d}{int(m.group('d')):02d}"
+            if m.group("h"):
+                ts += f"{int(m.group('h')):02d}{m.group('mi')}"
+            try:
+                found.append(hl7_ts_to_iso(ts))
+            except ValueError:
+                continue
+    if not found:
+        return None
+    timed = [f for f in found if "T" in f and f[:10] == found[0][:10]]
+    return timed[0] if timed else found[0]
+
+
+def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
+                effective: str | None, issued: str | None) -> LabPdfResults:
+    """The results of the result table(s) on ``pages`` of ``doc``, each a LAB_RESULT under
+    ``parent_key``, dated by the specimen's collection (``collection_time``, else
+    ``effective``)."""
+    rows = [r for r in _rows(doc) if r.page in pages]
+    comma = _comma_decimals(rows)
+    when = collection_time(doc, pages) or effective
+    warnings: list[str] = []
+    lines: list[tuple[_Line, str, str, _Heading | None]] = []
+    heading: _Heading | None = None
+    section = ""
+    pending = ""  # a line naming an analysis alone, above its values
+    last: _Line | None = None
+    gap = 0  # rows since the heading or the last result
+    for row in rows:
+        if last is not None and row.page != last.row.page:
+            last, pending = None, ""  # the page's header is no comment of the line above
+        found = _heading(row)
+        if found:
+            heading, pending, last, gap = found[0], "", None, 0
+            section = found[1] or section
+            continue
+        text = " ".join(row.text.split())
+        gap += 1
+        if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
+            heading = None  # the table is over: what follows is read only by the table
+            if _TABLE_END.search(text):
+                last, pending = None, ""
+                continue
+        if _NOT_COMMENT.search(text):
+            pending = ""  # 'Edité le ...', 'page 1/2': the page's, never a result
+            continue
+        line = _read_line(row, heading, comma)
+        where = f"page {row.page} line {row.line + 1}"
+        if last is not None and line.values and _below(line) and (line.name or not pending):
+            _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
+            continue
+        if not line.values:
+            if last is not None and line.previous and not line.references \
+                    and not line.name.strip(" :"):
+                last.previous.extend(line.previous)  # the antériorité's date on the next line
+                continue
+            if last is not None and line.references and not line.name.strip(" :") \
+                    or (last is not None and line.references
+                        and _SEX_LABEL.search(line.name + " :")):
+                last.references.extend(line.references)  # a range on the next line
+                continue
+            if last is not None and _name_goes_on(last, line, text):
+                joint = "" if last.name.endswith(("/", "(", "-")) else " "
+                last.name = f"{last.name}{joint}{text}"  # 'Indice de distribution' /
+                continue  # 'erythrocytaire (%)'
+            if last is not None and (_METHOD.match(text) or _BELOW.match(text)):
+                last.extra.setdefault("method", _LEAD.sub("", text))
+                continue
+            if _is_section(text):
+                section, pending, last = text, "", None
+                continue
+            if _NOT_COMMENT.search(text):
+                pending = ""
+                continue
+            if last is not None and not line.references and len(text) > 3 \
+                    and heading is not None:
+                last.extra.setdefault("comment", []).append(text)
+                pending = text if len(text.split()) <= 6 and not text.endswith(".") else ""
+                continue
+            pending = text if len(text.split()) <= 6 and ":" not in text else ""
+            continue
+        name = line.name
+        if pending and (not name or _analyte(name) is None and _analyte(f"{pending} {name}")):
+            name = f"{pending} {name}".strip()
+            comments = last.extra.get("comment", []) if last is not None else []
+            if pending in comments:
+                comments.remove(pending)
+                if not comments and last is not None:
+                    del last.extra["comment"]
+        line.name = name
+        pending = ""
+        if not name:
+            continue
+        lines.append((line, section, where, heading))
+        last, gap = line, 0
+    entries: list[Entry] = []
+    keys: set[str] = set()
+    for line, section, where, line_heading in lines:
+        _unit_in_name(line)
+        _assign_references(line, warnings, where)
+        for value in line.values:
+            entry = _entry(line, value, section, where, parent_key, when, issued, line_heading,
+                           warnings)
+            if entry is None:
+                continue
+            base, n = entry.key, 1
+            while entry.key in keys:
+                n += 1
+                entry.key = f"{base}|{n}"
+            keys.add(entry.key)
+            entries.append(entry)
+            if line.row.source != TEXT_LAYER and value.conf < MIN_OCR_CONFIDENCE:
+                warnings.append(f"PDF_LAB_OCR_DOUBTFUL: {where}: a result read by OCR with "
+                                f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: check "
+                                "it against the scan")
+        if line.leftover:
+            warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
+                            "as a result (an antériorité, or a number without a unit)")
+    return LabPdfResults(entries, warnings, len(lines))
+
+
+@cache
+def _sections() -> tuple[str, ...]:
+    return tuple(_fold(r["word"]) for r in table("pdf_lab_sections"))
+
+
+# A line under a result naming how it was measured ('(Colorimétrie enzymatique)', printed
+# '…(IFCC)' by some LIS) or giving it in another unit ('Soit : 10,02 mmol/l')
+_LEAD = re.compile(r"^[.…\s]+")  # the dots some LIS print before a method
+_BELOW = re.compile(r"(?i)^\s*(?:[.…]+\s*)?(?:\(|soit\b)")
+
+
+def _below(line: _Line) -> bool:
+    """A line with values whose name is a method or 'Soit': the result above, in another
+    unit."""
+    return not line.name or bool(_BELOW.match(line.name))
+
+
+def _add_below(last: _Line, line: _Line, text: str) -> None:
+    """The values of a line under a result: results of the same analysis in another unit
+    (with the range printed beside them), never a second value in a unit already read."""
+    _assign_references(line, [], "")
+    for v in line.values:
+        if v.num is not None and v.unit and all(v.unit != k.unit for k in last.values) \
+                and last.values and last.values[0].num is not None:
+            v.below = True
+            last.values.append(v)
+    name = _LEAD.sub("", line.name)
+    if name.startswith("("):
+        last.extra.setdefault("method", name)
+
+
+def _name_goes_on(last: _Line, line: _Line, text: str) -> bool:
+    """The analysis's name wrapped onto the line under its values: a line of words only,
+    under the name's column, starting in lower case or with a unit in parentheses ('(fL)',
+    'dL)')."""
+    if line.references or line.previous or len(text.split()) > 6 or _NOT_COMMENT.search(text):
+        return False
+    cells = line.row.cells
+    if len(cells) != 1 or abs(cells[0].x0 - last.row.cells[0].x0) > 4:
+        return False
+    if text[0].islower():
+        return True
+    m = re.fullmatch(r"\(([^()]+)\)", text)
+    return bool(m and to_ucum(m.group(1)).mapped)
+
+
+def _unit_in_name(line: _Line) -> None:
+    """'Leucocytes (10*9/L)', 'Hématocrite (%)': the unit printed after the name, for a
+    value printed without one."""
+    m = re.search(r"\s*\(([^()]+)\)\s*$", line.name)
+    if not m or not to_ucum(m.group(1).strip()).mapped:
+        return
+    bare = [v for v in line.values if v.unit is None and v.num is not None]
+    if len(line.values) == 1 and bare:
+        bare[0].unit = m.group(1).strip()
+        line.name = line.name[:m.start()].strip()
+
+
+def _is_section(text: str) -> bool:
+    """'HÉMATOLOGIE', 'BIOCHIMIE SANGUINE': a line in capitals, words only, starting with a
+    discipline of tables/pdf_lab_sections.csv (the laboratory's name in capitals is none)."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and all(c.isupper() for c in letters) \
+        and bool(_SECTION_WORDS.match(text)) and _fold(text).startswith(_sections())
+
+
+def _analyte(name: str) -> dict[str, dict[str, str]] | None:
+    key = _fold(name).replace("*", "").strip(" :.")
+    table_ = _analytes()
+    if key in table_:
+        return table_[key]
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
+    return table_.get(bare)
+
+
+def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str,
+           when: str | None, issued: str | None, heading: _Heading | None,
+           warnings: list[str]) -> Entry | None:
+    ucum = to_ucum(value.unit) if value.unit else None
+    rows = _analyte(line.name)
+    row = None
+    if rows is not None:
+        row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (
+            rows.get("") if value.unit is None or (ucum and ucum.mapped) else None)
+        if row is None and value.num is None and value.unit is None \
+                and len({r["loinc"] for r in rows.values()}) == 1:
+            row = next(iter(rows.values()))  # 'Non réalisé': the analysis has one code
+    if rows is None and (heading is None or not (
+            ucum and ucum.mapped and value.word is None or value.column == "result")):
+        return None  # not in a table, or neither a unit we know nor under 'Résultat'
+    if row is not None and _other_specimen(section):
+        row = None  # every code of the table is of blood or serum
+        warnings.append(f"PDF_LAB_OTHER_SPECIMEN: {where}: under a section of another "
+                        "specimen than blood: filed unmapped under its printed name")
+        if heading is None:
+            return None
+    if rows is not None and row is None and heading is None:
+        # outside a result table only the analysis's name and a unit of its row make a
+        # result: 'HbA1c : contrôle dans 3 mois' is none
+        warnings.append(f"PDF_LAB_NOT_FILED: {where}: an analysis we know, outside a result "
+                        "table, with no unit or a unit of none of its codes: not filed")
+        return None
+    if rows is not None and row is None:
+        warnings.append(f"PDF_LAB_UNIT_UNEXPECTED: {where}: the analysis is known but not in "
+                        "this unit: filed unmapped under its printed name")
+    details: dict[str, Any] = {
+        "pdf": {"page": line.row.page, "line": line.row.line + 1, "source": line.row.source,
+                "confidence": value.conf if line.row.source != TEXT_LAYER else 100.0},
+    }
+    if section:
+        details["section"] = section
+    if line.previous:
+        details["previous"] = " ".join(line.previous)
+    details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})
+    status, vtype, text_value = "final", "NM", value.text
+    num = value.num
+    if value.word is not None:
+        kind = value.word["kind"]
+        if kind == "qualitative":
+            vtype = "CWE"
+            details["value_code"] = {"system": "SCT", "code": value.word["code"],
+                                     "display": value.word["display"]}
+        elif kind == "no_result":
+            status, vtype, text_value = "cancelled", None, None
+            details["not_done"] = value.text
+        else:  # see_comment
+            comment = " ".join(details.get("comment", []))
+            vtype, text_value = ("TX", comment) if comment else (None, None)
+            if not comment:
+                warnings.append(f"PDF_LAB_NO_COMMENT: {where}: the result says to see a "
+                                "comment and none is printed under it: filed without value")
+    elif value.comparator:
+        vtype = "SN"
+    code = row["loinc"] if row else " ".join(line.name.split())[:100]
+    system = "LN" if row else LABEL_SYSTEM
+    unit = (ucum.unit if ucum else None)
+    key = f"result|pdf|{(when or 'nodate')[:16]}|{system}|{code}|{unit or ''}"
+    return Entry(type=LAB_RESULT, key=key, source_ref=where, code=code, system=system,
+                 display=line.name[:500], mapped=row is not None, value=text_value,
+                 value_type=vtype, value_num=num, comparator=value.comparator, unit=unit,
+                 unit_original=value.unit, reference_range=value.reference,
+                 interpretation=value.flag, status=status, effective=when, issued=issued,
+                 specimen_time=when, parent_key=parent_key, details=details)
