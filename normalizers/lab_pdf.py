@@ -31,7 +31,7 @@ What is read, and what is not (nothing is invented):
   not read. A number of more than 7 digits or with a leading zero is an identifier or a
   phone number, never a value. A unit printed after the name ('Leucocytes (10*9/L)') is
   the value's; OCR's misread units ('g/1') are read on scanned pages
-  (``tables/pdf_lab_ocr_units.csv``), and a value OCR read unsure is filed with a warning.
+  (``tables/pdf_lab_ocr_units.csv``), and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...') and comment lines go to the result
   above (``details.method``, ``details.comment``); a line naming the analysis alone, above
@@ -62,7 +62,10 @@ from parsers.pdf.model import TEXT_LAYER, PdfDocument
 
 LABEL_SYSTEM = "PDF-LABEL"  # an analysis filed under its printed name (unmapped)
 CELL_GAP = 6.0  # points: words further apart than this are in two cells
-MIN_OCR_CONFIDENCE = 80.0  # a value read by OCR below this is filed with a warning
+# A value read by OCR below this confidence is not filed (a warning says where): a misread
+# digit would be a wrong result in the dossier, coded and charted as if the lab had sent it;
+# the report entry keeps the page's text and the scan itself.
+MIN_OCR_CONFIDENCE = 80.0
 _RANGE_FIT = 3.0  # a value fits a range within this factor of its limits
 
 
@@ -813,16 +816,17 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                            warnings)
             if entry is None:
                 continue
+            if line.row.source != TEXT_LAYER and value.conf < MIN_OCR_CONFIDENCE:
+                warnings.append(f"PDF_LAB_OCR_DOUBTFUL: {where}: a result read by OCR with "
+                                f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: not "
+                                "filed (read it on the scan)")
+                continue
             base, n = entry.key, 1
             while entry.key in keys:
                 n += 1
                 entry.key = f"{base}|{n}"
             keys.add(entry.key)
             entries.append(entry)
-            if line.row.source != TEXT_LAYER and value.conf < MIN_OCR_CONFIDENCE:
-                warnings.append(f"PDF_LAB_OCR_DOUBTFUL: {where}: a result read by OCR with "
-                                f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: check "
-                                "it against the scan")
         if line.leftover:
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")

@@ -419,10 +419,15 @@ def test_ocr_misread_units_are_read_on_scans_only() -> None:
     scan.pages[0].source = "ocr"
     scan.pages[0].words[1].confidence = 55.0  # "0.88" read unsure: its cell ("0.88 g/1") 77.5
     found = lab_pdf.lab_results(scan, [1], "report|x", effective=None, issued=None)
+    # the glycaemia read unsure is not filed: a misread digit would be a wrong result
+    assert [(e.code, e.unit, e.mapped) for e in found.entries] == [("1920-8", "[IU]/L", True)]
+    assert found.warnings == ["PDF_LAB_OCR_DOUBTFUL: page 1 line 1: a result read by OCR "
+                              "with confidence 77.5 < 80: not filed (read it on the scan)"]
+    scan.pages[0].words[1].confidence = 95.0
+    found = lab_pdf.lab_results(scan, [1], "report|x", effective=None, issued=None)
     assert [(e.code, e.unit, e.mapped) for e in found.entries] == [
         ("2345-7", "g/L", True), ("1920-8", "[IU]/L", True)]
-    assert found.warnings == ["PDF_LAB_OCR_DOUBTFUL: page 1 line 1: a result read by OCR "
-                              "with confidence 77.5 < 80: check it against the scan"]
+    assert found.warnings == []
     found = lab_pdf.lab_results(_doc(rows), [1], "report|x", effective=None, issued=None)
     assert found.entries == []  # outside a table, a unit of none of their codes: not filed
     assert [w.split(":")[0] for w in found.warnings] == ["PDF_LAB_NOT_FILED"] * 2
