@@ -100,6 +100,11 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Eye-care organizers (details.group: lenses prescribed vs delivered, best corrected
   acuity) -> a grouping Observation per organizer and document (code the organizer's, its
   qualifiers components) whose hasMember are the measurements.
+- Who gave a vaccine or did a procedure (details.performed_by) -> Immunization.performer
+  (administering provider) / Procedure.performer (on behalf of the organization); a
+  vaccine's manufacturer -> Immunization.manufacturer (by name). What nested observations
+  say that no element holds (details.observations but stagings, reasons,
+  characteristics: a screening's result, a tube's size) -> notes 'name: value (side)'.
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -1299,6 +1304,79 @@ def _notes(details: Mapping) -> list[dict]:
     return out
 
 
+# R4 Immunization.performer.function (v2-0443): the one who gave the vaccine
+_ADMINISTERING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443",
+                              "code": "AP", "display": "Administering Provider"}]}
+
+
+def _performers(details: Mapping, resource: str) -> list[dict]:
+    """Who gave a vaccine or did a procedure (details.performed_by: the performer's ids, the
+    organization's ids and name; kept apart from Entry.performer, the author): the person
+    by identifier (RPPS under urn:oid:1.2.250.1.71.4.2.1), on behalf of the organization
+    (Procedure) or the organization as actor when no person is named. Dropped until now:
+    a vaccination exported without its vaccinator."""
+    party = details.get("performed_by")
+    if not isinstance(party, Mapping):
+        return []
+    ids = [i for i in party.get("ids") or () if _text(i)]
+    person = _performer(ids[0]) if ids else None
+    orgs = [i for i in party.get("organization") or () if _text(i)]
+    org = (_performer(orgs[0]) if orgs else None) or {}
+    name = _text(party.get("organization_name"))
+    if name:
+        org = {**org, "display": name}
+    if person is None and not org:
+        return []
+    if resource == "Immunization":
+        return [{"function": _ADMINISTERING, "actor": person}] if person else [{"actor": org}]
+    if person is None:
+        return [{"actor": org}]
+    return [{"actor": person, "onBehalfOf": org or None}]
+
+
+# What a statement's nested observations say that no element of its resource holds
+# (normalizers/cda.py _described): noted, each with its name
+_DESCRIBED_NOTES = (("observations", ""), ("reasons", "reason: "),
+                    ("characteristics", ""))
+
+
+def _described_words(said: Mapping) -> str | None:
+    """'Taille: 2.5', 'Suivi du traitement: actif', 'Localisation anatomique: antérieur
+    (Droit)' of a described observation {code, display, value, unit, qualifiers, parts}."""
+    name = _text(said.get("display")) or _code(said.get("code"))
+    coded = said.get("value_code") if isinstance(said.get("value_code"), Mapping) else {}
+    value = _text(said.get("value")) or _text(coded.get("display")) or _code(coded.get("code"))
+    if value and _text(said.get("unit")):
+        value = f"{value} {_text(said.get('unit'))}"
+    sides = [_text(q["value"].get("display")) or _code(q["value"].get("code"))
+             for q in said.get("qualifiers") or () if isinstance(q, Mapping) and
+             isinstance(q.get("value"), Mapping)]
+    sides = [w for w in sides if w and w != "None"]
+    if value and sides:
+        value = f"{value} ({', '.join(sides)})"
+    if not value:
+        return None
+    words = f"{name}: {value}" if name else value
+    return f"not {words}" if said.get("negated") else words
+
+
+def _described_notes(details: Mapping) -> list[dict]:
+    """Notes of the observations a statement nests (details.observations, reasons,
+    characteristics) that no element exports: a deafness screening's result, a device's
+    size, a problem's follow-up. A cancer's staging is its Condition.stage, not a note; an
+    observation with no value (a template's empty slot) says nothing."""
+    out = []
+    for key, prefix in _DESCRIBED_NOTES:
+        for said in details.get(key) or ():
+            if not isinstance(said, Mapping) or (key == "observations" and
+                                                 _code(said.get("code")) in _staging_codes()):
+                continue
+            words = _described_words(said)
+            if words:
+                out.append({"text": f"{prefix}{words}"})
+    return out
+
+
 def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                     extras: dict[str, dict] | None = None) -> dict:
     """The resource of one entry, without its links to other entries (added later);
@@ -1426,6 +1504,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    vaccineCode=_concept(entry, base_url, "immunization"), patient=subject,
                    site=_body_site(details.get("approach_site"), base_url))
         _vaccination(res, details, base_url)
+        maker = _text(details.get("manufacturer"))
+        if maker:  # with the lot, who made it (C-CDA immunization medication information)
+            res["manufacturer"] = {"display": maker}
+        res["performer"] = _performers(details, "Immunization")
         if effective:
             res["occurrenceDateTime"] = effective
         else:  # required in R4; said as it is rather than invented
@@ -1435,7 +1517,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    else fhir_status(status, resource) or "unknown",
                    code=_concept(entry, base_url, "procedure"), subject=subject,
                    performedDateTime=effective,
-                   bodySite=[_body_site(details.get("target_site"), base_url)])
+                   bodySite=[_body_site(details.get("target_site"), base_url)],
+                   performer=_performers(details, "Procedure"))
         way_in = _site_words(details.get("approach_site"))
         if way_in:  # R4 bodySite is the target; the way in (a coronary angiography by the
             # right radial artery) has no element of its own but a BodyStructure extension
@@ -1470,6 +1553,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["timingDateTime"] = effective
     else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
         raise ValueError(f"no FHIR mapping for resource {resource}")
+    if resource in _NOTED or resource == "Observation":
+        said = _described_notes(details)
+        if said:
+            res["note"] = [*(res.get("note") or []), *said]
     if resource in _NOTED:
         notes = _notes(details)
         if notes:

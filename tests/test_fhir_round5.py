@@ -257,3 +257,64 @@ def test_a_result_sent_by_hl7v2_and_in_a_cr_bio_is_one_observation(sqlite_ctx) -
                if p["resource"]["resourceType"] == "Provenance" and
                {"reference": found[0]["fullUrl"]} in p["resource"]["target"]]
     assert len(targets) == 2
+
+
+# -- who gave it, who made it, what the nested observations say ---------------------------------
+def test_the_vaccinator_and_the_maker_are_the_immunizations() -> None:
+    """VAC: the vaccinator's RPPS (details.performed_by, not the author) was dropped: now
+    Immunization.performer, 'administering provider'; a C-CDA vaccine's manufacturer
+    (details.manufacturer) is Immunization.manufacturer; a procedure's performer acts on
+    behalf of its clinic."""
+    bundle, _ = _corpus_bundle("VAC_2023.01.xml")
+    shots = [e["resource"] for e in bundle["entry"]
+             if e["resource"]["resourceType"] == "Immunization"]
+    assert {(s["performer"][0]["actor"]["identifier"]["system"],
+             s["performer"][0]["actor"]["identifier"]["value"],
+             s["performer"][0]["function"]["coding"][0]["code"]) for s in shots} == {
+        ("urn:oid:1.2.250.1.71.4.2.1", "801234567897", "AP")}
+    party = {"ids": ["1.2.250.1.71.4.2.1^810001234567"],
+             "organization": ["1.2.250.1.71.4.2.2^690000001"],
+             "organization_name": "Clinique du Parc"}
+    rows = [_row(1, type="immunization", code="3400936404649", system="CIP",
+                 display="GARDASIL 9", details={"manufacturer": "MSD VACCINS"}),
+            _row(2, type="procedure", code="EBFA012", system="CCAM",
+                 display="Endartériectomie carotidienne", details={"performed_by": party})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["manufacturer"] == {"display": "MSD VACCINS"}
+    assert "performer" not in res[1]
+    assert res[2]["performer"] == [{
+        "actor": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1",
+                                 "value": "810001234567"}},
+        "onBehalfOf": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.2",
+                                      "value": "690000001"}, "display": "Clinique du Parc"}}]
+
+
+def test_what_nested_observations_say_is_noted_where_no_element_holds_it() -> None:
+    """CSE-CS8 2025: the deafness screening's result ('audition à recontrôler'),
+    ANEST-CR-ANEST: an intubation tube's size, AVC-AUNV: an infarct's location with its side
+    were in the store only (details.observations, characteristics); now notes. A staging
+    is the Condition's stage, never also a note; an empty slot says nothing."""
+    bundle, _ = _corpus_bundle("CSE-CS8_2025.01.xml")
+    notes = [n["text"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Procedure"
+             for n in e["resource"].get("note", [])]
+    assert "Résultat du dépistage de la surdité: Audition à recontrôler" in notes
+    bundle, _ = _corpus_bundle("ANEST-CR-ANEST_2022.01.xml")
+    sizes = [n["text"] for e in bundle["entry"]
+             if e["resource"]["resourceType"] == "DeviceUseStatement"
+             for n in e["resource"].get("note", [])]
+    assert "Taille: 3" in sizes
+    bundle, _ = _corpus_bundle("AVC-AUNV_2022.01.xml")
+    notes = [n["text"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition"
+             for n in e["resource"].get("note", [])]
+    assert "Localisation anatomique: antérieur (Droit)" in notes
+    bundle, _ = _corpus_bundle("CANCER-PPS_2022.01_Autopresentable.xml")
+    notes = [n["text"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition"
+             for n in e["resource"].get("note", [])]
+    assert not [n for n in notes if "TNM" in n or "IB" in n.split()]
+    plans = [n["text"] for e in bundle["entry"]
+             if e["resource"]["resourceType"] == "ServiceRequest"
+             for n in e["resource"].get("note", [])]
+    assert "Mode: injection intradermique" in plans
+    assert not [n for n in plans if n.startswith("Date(s) prévisionnelle(s)")]
