@@ -104,7 +104,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   (administering provider) / Procedure.performer (on behalf of the organization); a
   vaccine's manufacturer -> Immunization.manufacturer (by name). What nested observations
   say that no element holds (details.observations but stagings, reasons,
-  characteristics: a screening's result, a tube's size) -> notes 'name: value (side)'.
+  characteristics: a screening's result, a tube's size) -> notes 'name: value (side)';
+  why it was given or done (details.reasons) -> reasonCode where R4 has one. Every
+  Observation's details.method -> Observation.method (lab results had it alone).
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -1338,6 +1340,30 @@ def _performers(details: Mapping, resource: str) -> list[dict]:
 # (normalizers/cda.py _described): noted, each with its name
 _DESCRIBED_NOTES = (("observations", ""), ("reasons", "reason: "),
                     ("characteristics", ""))
+# Resources with a reasonCode (R4) of those an entry becomes
+_REASONED = frozenset({"Procedure", "MedicationStatement", "MedicationRequest",
+                       "ServiceRequest", "Immunization", "DeviceUseStatement"})
+
+
+def _reason_codes(details: Mapping, base_url: str) -> list[dict]:
+    """Why it was done or given (details.reasons: a medication's indication {code, system,
+    display}, a procedure's or plan's RSON observation {code, display, value, value_code}:
+    its coded value, else its code) -> reasonCode. IPS-FR's 'Thyroïdite auto-immune' for
+    a Levothyrox, CARD-F-PRC-DCI's 'tachycardie ventriculaire' for a defibrillator were in
+    the store only."""
+    out = []
+    for said in details.get("reasons") or ():
+        if not isinstance(said, Mapping):
+            continue
+        coded = said.get("value_code") if isinstance(said.get("value_code"), Mapping) \
+            else None
+        concept = _said_concept(coded.get("code"), coded.get("system"),
+                                coded.get("display"), base_url, said.get("value")) \
+            if coded else _said_concept(said.get("code"), said.get("system"),
+                                        said.get("display"), base_url, said.get("value"))
+        if concept:
+            out.append(concept)
+    return out
 
 
 def _described_words(said: Mapping) -> str | None:
@@ -1360,13 +1386,15 @@ def _described_words(said: Mapping) -> str | None:
     return f"not {words}" if said.get("negated") else words
 
 
-def _described_notes(details: Mapping) -> list[dict]:
+def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
     """Notes of the observations a statement nests (details.observations, reasons,
     characteristics) that no element exports: a deafness screening's result, a device's
     size, a problem's follow-up. A cancer's staging is its Condition.stage, not a note; an
     observation with no value (a template's empty slot) says nothing."""
     out = []
     for key, prefix in _DESCRIBED_NOTES:
+        if key == "reasons" and not reasons:  # said as reasonCode
+            continue
         for said in details.get(key) or ():
             if not isinstance(said, Mapping) or (key == "observations" and
                                                  _code(said.get("code")) in _staging_codes()):
@@ -1403,7 +1431,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    performer=[performer] if performer else [],
                    interpretation=_interpretation(entry),
                    referenceRange=_reference_range(entry),
-                   bodySite=_body_site(details.get("target_site"), base_url))
+                   bodySite=_body_site(details.get("target_site"), base_url),
+                   method=_method(details.get("method"), base_url))
         res.update(_value(entry, details, base_url))
         notes = _notes(details)
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
@@ -1553,8 +1582,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["timingDateTime"] = effective
     else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
         raise ValueError(f"no FHIR mapping for resource {resource}")
+    reasons = _reason_codes(details, base_url) if resource in _REASONED else []
+    if reasons:
+        res["reasonCode"] = [*(res.get("reasonCode") or []), *reasons]
     if resource in _NOTED or resource == "Observation":
-        said = _described_notes(details)
+        said = _described_notes(details, resource not in _REASONED)
         if said:
             res["note"] = [*(res.get("note") or []), *said]
     if resource in _NOTED:

@@ -318,3 +318,38 @@ def test_what_nested_observations_say_is_noted_where_no_element_holds_it() -> No
              for n in e["resource"].get("note", [])]
     assert "Mode: injection intradermique" in plans
     assert not [n for n in plans if n.startswith("Date(s) prévisionnelle(s)")]
+
+
+def test_why_it_was_given_or_done_is_its_reason_code() -> None:
+    """IPS-FR: the Levothyrox's indication 'thyroïdite auto-immune' (CIM-10 E06.3) and the
+    coronary stent's 'infarctus transmural inférieur' (details.reasons) were in the store
+    only; now MedicationStatement/Procedure.reasonCode (not also a note)."""
+    bundle, _ = _corpus_bundle("IPS-FR_2024.01.xml")
+    reasons = {(e["resource"]["resourceType"], c["code"])
+               for e in bundle["entry"] for r in e["resource"].get("reasonCode", [])
+               for c in r.get("coding", [])}
+    assert {("MedicationStatement", "E06.3"), ("Procedure", "I21.1")} <= reasons
+    assert not [n for e in bundle["entry"] for n in e["resource"].get("note", [])
+                if n["text"].startswith("reason: ")]
+    rows = [_row(1, type="plan", code="MED-572", system="TA_ASIP",
+                 display="Soin oncologique de support", details={"mood": "INT", "reasons": [
+                     {"code": "74011-8", "display": "Consommation tabagique", "value": "oui",
+                      "value_code": {"code": "77176002", "system": "SNOMED-CT",
+                                     "display": "fumeur"}}]})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    assert by_entry_id(bundle)[1]["reasonCode"] == [
+        {"coding": [{"system": SCT, "code": "77176002", "display": "fumeur"}],
+         "text": "fumeur"}]
+
+
+def test_how_an_eye_was_measured_is_its_method() -> None:
+    """OPH-BRE: 'réfraction subjective' vs 'objective' (CDA methodCode, details.method) was
+    exported for lab results only; every Observation has its method now."""
+    bundle, rows = _corpus_bundle("OPH-BRE_2022.02.xml")
+    res = by_entry_id(bundle)
+    methods = Counter(c["code"] for r in rows if (r["details"] or {}).get("method")
+                      for c in res[r["id"]]["method"]["coding"])
+    assert methods["397277005"] > 0  # subjective refraction
+    assert sum(methods.values()) == sum(1 for r in rows if (r["details"] or {}).get("method")
+                                        and r["type"] == "observation")
