@@ -106,7 +106,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   say that no element holds (details.observations but stagings, reasons,
   characteristics: a screening's result, a tube's size) -> notes 'name: value (side)';
   why it was given or done (details.reasons) -> reasonCode where R4 has one. Every
-  Observation's details.method -> Observation.method (lab results had it alone).
+  Observation's details.method -> Observation.method (lab results had it alone). An
+  allergy's stated kind (details.allergy_type) -> type and category
+  (fhir_allergy_types.csv).
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -568,6 +570,23 @@ def _decimal(text: str) -> int | float:
     """A number as FHIR JSON writes it: 8, not 8.0."""
     number = float(text)
     return int(number) if number.is_integer() else number
+
+
+@cache
+def _allergy_types() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["system"], r["code"]): r for r in read_csv_rows(TABLES / "fhir_allergy_types.csv")}
+
+
+def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
+    """AllergyIntolerance.type and category of the allergy's stated kind
+    (details.allergy_type: 'allergie médicamenteuse' 416098002, fhir_allergy_types.csv);
+    nothing for a code that does not say it (a MedDRA reaction sent there)."""
+    row = _allergy_types().get((str(said.get("system") or ""), str(said.get("code") or ""))) \
+        if isinstance(said, Mapping) else None
+    if not row:
+        return {}
+    return {"type": row.get("type") or None,
+            "category": [row["category"]] if row.get("category") else []}
 
 
 def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
@@ -1499,6 +1518,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
                                                     "valueCode": "unknown"}]}
         res["note"] = _absent_reactions(details.get("absent_reactions"), base_url)
+        res.update(_allergy_kind(details.get("allergy_type")))
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]

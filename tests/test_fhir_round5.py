@@ -353,3 +353,26 @@ def test_how_an_eye_was_measured_is_its_method() -> None:
     assert methods["397277005"] > 0  # subjective refraction
     assert sum(methods.values()) == sum(1 for r in rows if (r["details"] or {}).get("method")
                                         and r["type"] == "observation")
+
+
+def test_an_allergys_stated_kind_is_its_type_and_category() -> None:
+    """ANEST-CR-CPA: 'allergie médicamenteuse' (SNOMED CT 416098002, details.allergy_type)
+    was dropped: the paracetamol allergy had no type nor category. Now 'allergy' and
+    'medication'; a food allergy is 'food'; a MedDRA reaction sent there (as CARD-F-PRC-AVK
+    does: 'augmentation de l'INR') says neither and none is guessed."""
+    bundle, _ = _corpus_bundle("ANEST-CR-CPA_2022.01.xml")
+    (allergy,) = [e["resource"] for e in bundle["entry"]
+                  if e["resource"]["resourceType"] == "AllergyIntolerance"]
+    assert (allergy["type"], allergy["category"]) == ("allergy", ["medication"])
+    rows = [_row(1, type="allergy", code="256350002", system="SNOMED-CT",
+                 display="arachide", details={"allergy_type": {
+                     "code": "414285001", "system": "SNOMED-CT",
+                     "display": "allergie alimentaire"}}),
+            _row(2, type="allergy", code="B01AA03", system="ATC", display="warfarine",
+                 details={"allergy_type": {"code": "10022402", "system": "MEDDRA",
+                                           "display": "Augmentation de l'INR"}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert (res[1]["type"], res[1]["category"]) == ("allergy", ["food"])
+    assert "type" not in res[2] and "category" not in res[2]
