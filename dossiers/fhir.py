@@ -108,7 +108,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   why it was given or done (details.reasons) -> reasonCode where R4 has one. Every
   Observation's details.method -> Observation.method (lab results had it alone). An
   allergy's stated kind (details.allergy_type) -> type and category
-  (fhir_allergy_types.csv).
+  (fhir_allergy_types.csv). The qualifiers of a code or a coded value
+  (details.code_qualifiers / value_qualifiers: a side, a kind of treatment) -> notes
+  'name: value' (R4 CodeableConcept has no qualifiers; Encounter keeps them as types).
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -1405,6 +1407,31 @@ def _described_words(said: Mapping) -> str | None:
     return f"not {words}" if said.get("negated") else words
 
 
+QUALIFIER = "qualifier"
+
+
+def _qualifier_notes(details: Mapping) -> list[dict]:
+    """Notes of the qualifiers of an entry's code or coded value (details.code_qualifiers,
+    value_qualifiers: CI-SIS 'latéralité: droit' on a genetic result, 'gauche' on a
+    retinopathy finding or a motor deficit, 'radiothérapie' on a planned treatment): R4
+    CodeableConcept has no qualifiers and nothing else holds them; they were dropped. A
+    qualifier without a value (a template's empty slot) says nothing."""
+    out = []
+    for key in ("code_qualifiers", "value_qualifiers"):
+        for q in details.get(key) or ():
+            value = q.get("value") if isinstance(q, Mapping) else None
+            if not isinstance(value, Mapping):
+                continue
+            words = _text(value.get("display")) or _text(value.get("text")) or \
+                _code(value.get("code"))
+            if not words or words == "None":
+                continue
+            name = q.get("name") if isinstance(q.get("name"), Mapping) else {}
+            label = _text(name.get("display")) or _code(name.get("code")) or QUALIFIER
+            out.append({"text": f"{label}: {words}"})
+    return out
+
+
 def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
     """Notes of the observations a statement nests (details.observations, reasons,
     characteristics) that no element exports: a deafness screening's result, a device's
@@ -1606,7 +1633,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     if reasons:
         res["reasonCode"] = [*(res.get("reasonCode") or []), *reasons]
     if resource in _NOTED or resource == "Observation":
-        said = _described_notes(details, resource not in _REASONED)
+        said = _described_notes(details, resource not in _REASONED) + \
+            _qualifier_notes(details)
         if said:
             res["note"] = [*(res.get("note") or []), *said]
     if resource in _NOTED:

@@ -376,3 +376,25 @@ def test_an_allergys_stated_kind_is_its_type_and_category() -> None:
     res = by_entry_id(bundle)
     assert (res[1]["type"], res[1]["category"]) == ("allergy", ["food"])
     assert "type" not in res[2] and "category" not in res[2]
+
+
+def test_the_qualifiers_of_a_code_or_a_value_are_noted() -> None:
+    """CANCER-D2LM-FIDD: each breast's screening result says its side as a qualifier of its
+    code ('latéralité: droit'), OPH-CR-RTN a retinopathy's eye as a qualifier of its value:
+    both were dropped and the two sides' results read alike. Now a note; an empty qualifier
+    slot (ANEST-CR-CPA 'risques sociaux' without a value) says nothing."""
+    bundle, rows = _corpus_bundle("CANCER-D2LM-FIDD_2022.01.xml")
+    res = by_entry_id(bundle)
+    sided = [r["id"] for r in rows if (r["details"] or {}).get("code_qualifiers")
+             and r["type"] == "lab_result"]
+    assert sided
+    sides = Counter(n["text"] for i in sided for n in res[i].get("note", [])
+                    if n["text"].startswith("latéralité: "))
+    assert sides["latéralité: droit"] > 0 and sides["latéralité: gauche"] > 0
+    assert sum(sides.values()) == len(sided)
+    bundle, _ = _corpus_bundle("OPH-CR-RTN_2022.01.xml")
+    assert {n["text"] for e in bundle["entry"] for n in e["resource"].get("note", [])} >= {
+        "Latéralité: gauche", "Latéralité: droit"}
+    bundle, _ = _corpus_bundle("ANEST-CR-CPA_2022.01.xml")
+    assert not [n for e in bundle["entry"] for n in e["resource"].get("note", [])
+                if n["text"].startswith("Risques sociaux")]
