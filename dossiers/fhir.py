@@ -111,6 +111,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   (fhir_allergy_types.csv). The qualifiers of a code or a coded value
   (details.code_qualifiers / value_qualifiers: a side, a kind of treatment) -> notes
   'name: value' (R4 CodeableConcept has no qualifiers; Encounter keeps them as types).
+  A lab report's placer order (OBR-2, details.placer_order) -> DiagnosticReport.basedOn,
+  a logical ServiceRequest reference by its PLAC identifier; a result's OBX-5 repetitions
+  beyond the first (details.other_values) -> a note.
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -158,6 +161,8 @@ CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF", "CD", "CV", "CO"})
 NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 APPROACH_SITE = "approach site (CDA approachSiteCode)"
+OTHER_VALUES = "further values sent (OBX-5 repeated)"
+IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 # FHIR R4 primitive formats (what the validators check)
 _FHIR_DATETIME = re.compile(
@@ -1481,6 +1486,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    method=_method(details.get("method"), base_url))
         res.update(_value(entry, details, base_url))
         notes = _notes(details)
+        others = [t for t in map(_text, _items(details.get("other_values"))) if t]
+        if others:  # OBX-5 repeated: the first is the value, the others were dropped
+            notes.append({"text": f"{OTHER_VALUES}: {'; '.join(others)}"})
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
@@ -1493,6 +1501,13 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
                    conclusion=_text(entry.get("value")))
+        placer = _text(details.get("placer_order"))
+        if placer:  # OBR-2: the order this report answers (v2-to-FHIR: the ServiceRequest's
+            # placer identifier); we hold no ServiceRequest: a logical reference
+            res["basedOn"] = [{"type": "ServiceRequest", "identifier": {
+                "type": {"coding": [{"system": IDENTIFIER_TYPES, "code": "PLAC",
+                                     "display": "Placer Identifier"}]},
+                "value": placer}}]
         if entry.get("attachment_sha256") or entry.get("media_type"):
             res["presentedForm"] = [_attachment(entry, base_url)]
         studies = _imaging_studies(entry, details, subject, extras)

@@ -398,3 +398,28 @@ def test_the_qualifiers_of_a_code_or_a_value_are_noted() -> None:
     bundle, _ = _corpus_bundle("ANEST-CR-CPA_2022.01.xml")
     assert not [n for e in bundle["entry"] for n in e["resource"].get("note", [])
                 if n["text"].startswith("Risques sociaux")]
+
+
+def test_the_order_a_report_answers_and_a_results_other_values(sqlite_ctx) -> None:  # noqa: ANN001
+    """The lab's ORU: OBR-2 placer order number (details.placer_order) was dropped; now
+    DiagnosticReport.basedOn, a ServiceRequest by its placer identifier (PLAC). An OBX-5
+    repeated ('positif~faible'): the further values were dropped; now a note."""
+    file(sqlite_ctx, oru(), "LABM")
+    (entry,) = cholesterol(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        patient, rows = load_dossier_rows(conn, entry.patient_id)
+    bundle = to_bundle(patient, rows)
+    check_bundle(bundle)
+    (report,) = [e["resource"] for e in bundle["entry"]
+                 if e["resource"]["resourceType"] == "DiagnosticReport"]
+    (based,) = report["basedOn"]
+    assert based["type"] == "ServiceRequest"
+    assert based["identifier"]["value"] == "8127079-1"
+    assert based["identifier"]["type"]["coding"][0]["code"] == "PLAC"
+    rows = [_row(1, type="lab_result", code="5196-1", display="AgHBs", value="positif",
+                 details={"other_values": ["faible"]}), _row(2, code="5195-3", value="négatif")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["note"] == [{"text": "further values sent (OBX-5 repeated): faible"}]
+    assert "note" not in res[2]
