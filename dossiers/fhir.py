@@ -2428,7 +2428,8 @@ def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
         if found is None:
             url = full_url("group", f"{scope}|{key[1]}")
             found = groups[key] = {
-                "resourceType": "Observation", "status": "final",
+                "resourceType": "Observation",
+                "status": resources[e["id"]].get("status") or "final",
                 "code": _said_concept(group.get("code"), group.get("system"),
                                       group.get("display"), base_url, group.get("text"))
                 or {"text": "group"},
@@ -2438,6 +2439,8 @@ def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                 "meta": {"security": []}}
             extras[url] = found
         found["hasMember"].append({"reference": urls[e["id"]]})
+        if resources[e["id"]].get("status") != found["status"]:
+            found["status"] = "unknown"  # members of several statuses: none is the group's
         for label in (resources[e["id"]].get("meta") or {}).get("security") or ():
             if label not in found["meta"]["security"]:
                 found["meta"]["security"].append(label)

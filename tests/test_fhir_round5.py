@@ -103,6 +103,11 @@ def test_one_organizer_code_in_two_documents_is_two_groups() -> None:
     assert len(found) == 2
     assert [bool(g.get("meta", {}).get("security")) for g in found
             if g["hasMember"] == [{"reference": full_url("entry", 4)}]] == [True]
+    rows[3] = {**rows[3], "parent_id": 1, "status": "preliminary"}  # one organizer again
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    (group,) = [e["resource"] for e in bundle["entry"] if "hasMember" in e["resource"]]
+    assert group["status"] == "unknown"  # a final and a preliminary: the group is neither
 
 
 # -- cancer staging ----------------------------------------------------------------------------
