@@ -89,6 +89,34 @@ Mapping decisions (the tables are in dossiers/tables/):
   authorities sent by name); the performing laboratory -> one Organization per identifier
   (details.performing_organization: a FINESS under urn:oid:1.2.250.1.71.4.2.2), else per
   name; an organism's results (details.isolate) -> its identification's hasMember.
+- Body sites (details.target_site, details.approach_site: CDA targetSiteCode /
+  approachSiteCode with their laterality qualifiers) -> Observation/Condition/Procedure
+  .bodySite, Immunization.site, Dosage.site; the side in the concept's text
+  (fhir_laterality.csv: R4 has no laterality element); a procedure's way in, which R4 has
+  no element for but a BodyStructure extension, in a note.
+- A cancer's staging (details.observations coded as in fhir_staging_codes.csv) ->
+  Condition.stage (summary: the stage group; type: the staging's code) whose assessment is an
+  Observation with the TNM edition and the T, N and M parts as components.
+- Eye-care organizers (details.group: lenses prescribed vs delivered, best corrected
+  acuity) -> a grouping Observation per organizer and document (code the organizer's, its
+  qualifiers components) whose hasMember are the measurements.
+- Who gave a vaccine or did a procedure (details.performed_by) -> Immunization.performer
+  (administering provider) / Procedure.performer (on behalf of the organization); a
+  vaccine's manufacturer -> Immunization.manufacturer (by name). What nested observations
+  say that no element holds (details.observations but stagings, reasons,
+  characteristics: a screening's result, a tube's size) -> notes 'name: value (side)';
+  why it was given or done (details.reasons) -> reasonCode where R4 has one. Every
+  Observation's details.method -> Observation.method (lab results had it alone). An
+  allergy's stated kind (details.allergy_type) -> type and category
+  (fhir_allergy_types.csv). The qualifiers of a code or a coded value
+  (details.code_qualifiers / value_qualifiers: a side, a kind of treatment) -> notes
+  'name: value' (R4 CodeableConcept has no qualifiers; Encounter keeps them as types).
+  A lab report's placer order (OBR-2, details.placer_order) -> DiagnosticReport.basedOn,
+  a logical ServiceRequest reference by its PLAC identifier; a result's OBX-5 repetitions
+  beyond the first (details.other_values) -> a note.
+- A transfer's destination (details.destination, the service type in
+  details.code_translations) -> Encounter.hospitalization.destination, a Location with its
+  FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
@@ -132,6 +160,9 @@ FALLBACK_RESOURCE = "Observation"
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF", "CD", "CV", "CO"})
 NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
+APPROACH_SITE = "approach site (CDA approachSiteCode)"
+OTHER_VALUES = "further values sent (OBX-5 repeated)"
+IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 # FHIR R4 primitive formats (what the validators check)
 _FHIR_DATETIME = re.compile(
@@ -449,6 +480,13 @@ def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | 
 _WHOLE_DOSING = ("route", "route_coded", "preconditions", "max_dose")
 
 
+def _sited(dosages: list[dict], details: Mapping, base_url: str) -> list[dict]:
+    """Each Dosage with the body site it is given at (details.approach_site: C-CDA
+    Medication Activity approachSiteCode, 'left deltoid'), Dosage.site; it was dropped."""
+    site = _body_site(details.get("approach_site"), base_url)
+    return [{**d, "site": site} for d in dosages] if site else dosages
+
+
 def _dosages(details: Mapping, base_url: str) -> list[dict]:
     """The Dosages of a medication: one per step of a dosing in steps (details.dosage_steps:
     eP-MED's 'every 8 h for 2 days, then every 12 h for 4 days', Dosage.sequence), each with
@@ -541,6 +579,23 @@ def _decimal(text: str) -> int | float:
     return int(number) if number.is_integer() else number
 
 
+@cache
+def _allergy_types() -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["system"], r["code"]): r for r in read_csv_rows(TABLES / "fhir_allergy_types.csv")}
+
+
+def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
+    """AllergyIntolerance.type and category of the allergy's stated kind
+    (details.allergy_type: 'allergie médicamenteuse' 416098002, fhir_allergy_types.csv);
+    nothing for a code that does not say it (a MedDRA reaction sent there)."""
+    row = _allergy_types().get((str(said.get("system") or ""), str(said.get("code") or ""))) \
+        if isinstance(said, Mapping) else None
+    if not row:
+        return {}
+    return {"type": row.get("type") or None,
+            "category": [row["category"]] if row.get("category") else []}
+
+
 def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
     """AllergyIntolerance.reaction: each reaction's manifestation and, when its severity is
     one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
@@ -609,6 +664,40 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     if codings:
         concept["coding"] = codings
     return concept
+
+
+@cache
+def _lateralities() -> dict[str, str]:
+    return {r["code"]: r["display"] for r in read_csv_rows(TABLES / "fhir_laterality.csv")}
+
+
+def _body_site(site: Any, base_url: str) -> dict | None:  # noqa: ANN401
+    """A body site the CDA gave (details.target_site, details.approach_site: {code, system,
+    qualifiers}) as a CodeableConcept: the site coded as sent, its side (the qualifiers:
+    fhir_laterality.csv) in its text, since R4 bodySite has no laterality of its own. The
+    right and the left eye's measurements were two Observations nothing told apart."""
+    if not isinstance(site, Mapping) or not _code(site.get("code")):
+        return None
+    concept: dict[str, Any] = {"coding": [_coding(site.get("code"), site.get("system"),
+                                                  site.get("display"), base_url)]}
+    sides = [_lateralities().get(str(q), str(q)) for q in site.get("qualifiers") or ()
+             if _code(q)]
+    if sides:
+        name = _text(site.get("display"))
+        side = ", ".join(sides)
+        concept["text"] = f"{name}, {side}" if name else f"laterality: {side}"
+    return concept
+
+
+def _site_words(site: Any) -> str | None:  # noqa: ANN401
+    """A body site in words (a note where R4 has no element for it)."""
+    if not isinstance(site, Mapping) or not _code(site.get("code")):
+        return None
+    name = _text(site.get("display")) or \
+        " ".join(filter(None, (_text(site.get("system")), _code(site.get("code")))))
+    sides = [_lateralities().get(str(q), str(q)) for q in site.get("qualifiers") or ()
+             if _code(q)]
+    return ", ".join([name, *sides])
 
 
 def _performer(value: Any) -> dict | None:  # noqa: ANN401
@@ -1243,6 +1332,130 @@ def _notes(details: Mapping) -> list[dict]:
     return out
 
 
+# R4 Immunization.performer.function (v2-0443): the one who gave the vaccine
+_ADMINISTERING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443",
+                              "code": "AP", "display": "Administering Provider"}]}
+
+
+def _performers(details: Mapping, resource: str) -> list[dict]:
+    """Who gave a vaccine or did a procedure (details.performed_by: the performer's ids, the
+    organization's ids and name; kept apart from Entry.performer, the author): the person
+    by identifier (RPPS under urn:oid:1.2.250.1.71.4.2.1), on behalf of the organization
+    (Procedure) or the organization as actor when no person is named. Dropped until now:
+    a vaccination exported without its vaccinator."""
+    party = details.get("performed_by")
+    if not isinstance(party, Mapping):
+        return []
+    ids = [i for i in party.get("ids") or () if _text(i)]
+    person = _performer(ids[0]) if ids else None
+    orgs = [i for i in party.get("organization") or () if _text(i)]
+    org = (_performer(orgs[0]) if orgs else None) or {}
+    name = _text(party.get("organization_name"))
+    if name:
+        org = {**org, "display": name}
+    if person is None and not org:
+        return []
+    if resource == "Immunization":
+        return [{"function": _ADMINISTERING, "actor": person}] if person else [{"actor": org}]
+    if person is None:
+        return [{"actor": org}]
+    return [{"actor": person, "onBehalfOf": org or None}]
+
+
+# What a statement's nested observations say that no element of its resource holds
+# (normalizers/cda.py _described): noted, each with its name
+_DESCRIBED_NOTES = (("observations", ""), ("reasons", "reason: "),
+                    ("characteristics", ""))
+# Resources with a reasonCode (R4) of those an entry becomes
+_REASONED = frozenset({"Procedure", "MedicationStatement", "MedicationRequest",
+                       "ServiceRequest", "Immunization", "DeviceUseStatement"})
+
+
+def _reason_codes(details: Mapping, base_url: str) -> list[dict]:
+    """Why it was done or given (details.reasons: a medication's indication {code, system,
+    display}, a procedure's or plan's RSON observation {code, display, value, value_code}:
+    its coded value, else its code) -> reasonCode. IPS-FR's 'Thyroïdite auto-immune' for
+    a Levothyrox, CARD-F-PRC-DCI's 'tachycardie ventriculaire' for a defibrillator were in
+    the store only."""
+    out = []
+    for said in details.get("reasons") or ():
+        if not isinstance(said, Mapping):
+            continue
+        coded = said.get("value_code") if isinstance(said.get("value_code"), Mapping) \
+            else None
+        concept = _said_concept(coded.get("code"), coded.get("system"),
+                                coded.get("display"), base_url, said.get("value")) \
+            if coded else _said_concept(said.get("code"), said.get("system"),
+                                        said.get("display"), base_url, said.get("value"))
+        if concept:
+            out.append(concept)
+    return out
+
+
+def _described_words(said: Mapping) -> str | None:
+    """'Taille: 2.5', 'Suivi du traitement: actif', 'Localisation anatomique: antérieur
+    (Droit)' of a described observation {code, display, value, unit, qualifiers, parts}."""
+    name = _text(said.get("display")) or _code(said.get("code"))
+    coded = said.get("value_code") if isinstance(said.get("value_code"), Mapping) else {}
+    value = _text(said.get("value")) or _text(coded.get("display")) or _code(coded.get("code"))
+    if value and _text(said.get("unit")):
+        value = f"{value} {_text(said.get('unit'))}"
+    sides = [_text(q["value"].get("display")) or _code(q["value"].get("code"))
+             for q in said.get("qualifiers") or () if isinstance(q, Mapping) and
+             isinstance(q.get("value"), Mapping)]
+    sides = [w for w in sides if w and w != "None"]
+    if value and sides:
+        value = f"{value} ({', '.join(sides)})"
+    if not value:
+        return None
+    words = f"{name}: {value}" if name else value
+    return f"not {words}" if said.get("negated") else words
+
+
+QUALIFIER = "qualifier"
+
+
+def _qualifier_notes(details: Mapping) -> list[dict]:
+    """Notes of the qualifiers of an entry's code or coded value (details.code_qualifiers,
+    value_qualifiers: CI-SIS 'latéralité: droit' on a genetic result, 'gauche' on a
+    retinopathy finding or a motor deficit, 'radiothérapie' on a planned treatment): R4
+    CodeableConcept has no qualifiers and nothing else holds them; they were dropped. A
+    qualifier without a value (a template's empty slot) says nothing."""
+    out = []
+    for key in ("code_qualifiers", "value_qualifiers"):
+        for q in details.get(key) or ():
+            value = q.get("value") if isinstance(q, Mapping) else None
+            if not isinstance(value, Mapping):
+                continue
+            words = _text(value.get("display")) or _text(value.get("text")) or \
+                _code(value.get("code"))
+            if not words or words == "None":
+                continue
+            name = q.get("name") if isinstance(q.get("name"), Mapping) else {}
+            label = _text(name.get("display")) or _code(name.get("code")) or QUALIFIER
+            out.append({"text": f"{label}: {words}"})
+    return out
+
+
+def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
+    """Notes of the observations a statement nests (details.observations, reasons,
+    characteristics) that no element exports: a deafness screening's result, a device's
+    size, a problem's follow-up. A cancer's staging is its Condition.stage, not a note; an
+    observation with no value (a template's empty slot) says nothing."""
+    out = []
+    for key, prefix in _DESCRIBED_NOTES:
+        if key == "reasons" and not reasons:  # said as reasonCode
+            continue
+        for said in details.get(key) or ():
+            if not isinstance(said, Mapping) or (key == "observations" and
+                                                 _code(said.get("code")) in _staging_codes()):
+                continue
+            words = _described_words(said)
+            if words:
+                out.append({"text": f"{prefix}{words}"})
+    return out
+
+
 def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                     extras: dict[str, dict] | None = None) -> dict:
     """The resource of one entry, without its links to other entries (added later);
@@ -1268,9 +1481,14 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
                    interpretation=_interpretation(entry),
-                   referenceRange=_reference_range(entry))
+                   referenceRange=_reference_range(entry),
+                   bodySite=_body_site(details.get("target_site"), base_url),
+                   method=_method(details.get("method"), base_url))
         res.update(_value(entry, details, base_url))
         notes = _notes(details)
+        others = [t for t in map(_text, _items(details.get("other_values"))) if t]
+        if others:  # OBX-5 repeated: the first is the value, the others were dropped
+            notes.append({"text": f"{OTHER_VALUES}: {'; '.join(others)}"})
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
@@ -1283,6 +1501,13 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
                    conclusion=_text(entry.get("value")))
+        placer = _text(details.get("placer_order"))
+        if placer:  # OBR-2: the order this report answers (v2-to-FHIR: the ServiceRequest's
+            # placer identifier); we hold no ServiceRequest: a logical reference
+            res["basedOn"] = [{"type": "ServiceRequest", "identifier": {
+                "type": {"coding": [{"system": IDENTIFIER_TYPES, "code": "PLAC",
+                                     "display": "Placer Identifier"}]},
+                "value": placer}}]
         if entry.get("attachment_sha256") or entry.get("media_type"):
             res["presentedForm"] = [_attachment(entry, base_url)]
         studies = _imaging_studies(entry, details, subject, extras)
@@ -1315,8 +1540,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                                                     "condition-ver-status"),
                    code=_concept(entry, base_url, "problem"), subject=subject,
                    onsetDateTime=effective,
-                   severity=_coded_concept(details.get("severity"), base_url))
+                   severity=_coded_concept(details.get("severity"), base_url),
+                   bodySite=[_body_site(details.get("target_site"), base_url)])
         _abatement(res, status, details)
+        res["stage"] = _stages(entry, details, subject, base_url,
+                               extras if extras is not None else {})
     elif resource == "AllergyIntolerance":
         res.update(clinicalStatus=_clinical(status, resource, details,
                                             "allergyintolerance-clinical"),
@@ -1332,6 +1560,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
                                                     "valueCode": "unknown"}]}
         res["note"] = _absent_reactions(details.get("absent_reactions"), base_url)
+        res.update(_allergy_kind(details.get("allergy_type")))
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]
@@ -1343,7 +1572,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    medicationCodeableConcept=_concept(entry, base_url, "medication",
                                                       details),
                    subject=subject, authoredOn=effective if not (low or high) else None,
-                   dosageInstruction=_dosages(details, base_url))
+                   dosageInstruction=_sited(_dosages(details, base_url), details, base_url))
         if details.get("negated"):  # 'ne pas prendre': a request not to give it
             res["doNotPerform"] = True
         _dispense_request(res, details, low, high, base_url)
@@ -1355,7 +1584,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    medicationCodeableConcept=_concept(entry, base_url, "medication",
                                                       details),
                    subject=subject,
-                   dosage=_dosages(details, base_url))
+                   dosage=_sited(_dosages(details, base_url), details, base_url))
         if low or high:
             res["effectivePeriod"] = {"start": low, "end": high}
         else:
@@ -1363,8 +1592,13 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "Immunization":
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "completed",
-                   vaccineCode=_concept(entry, base_url, "immunization"), patient=subject)
+                   vaccineCode=_concept(entry, base_url, "immunization"), patient=subject,
+                   site=_body_site(details.get("approach_site"), base_url))
         _vaccination(res, details, base_url)
+        maker = _text(details.get("manufacturer"))
+        if maker:  # with the lot, who made it (C-CDA immunization medication information)
+            res["manufacturer"] = {"display": maker}
+        res["performer"] = _performers(details, "Immunization")
         if effective:
             res["occurrenceDateTime"] = effective
         else:  # required in R4; said as it is rather than invented
@@ -1373,7 +1607,13 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "unknown",
                    code=_concept(entry, base_url, "procedure"), subject=subject,
-                   performedDateTime=effective)
+                   performedDateTime=effective,
+                   bodySite=[_body_site(details.get("target_site"), base_url)],
+                   performer=_performers(details, "Procedure"))
+        way_in = _site_words(details.get("approach_site"))
+        if way_in:  # R4 bodySite is the target; the way in (a coronary angiography by the
+            # right radial artery) has no element of its own but a BodyStructure extension
+            res["note"] = [{"text": f"{APPROACH_SITE}: {way_in}"}]
     elif resource == "FamilyMemberHistory":
         res.update(status=fhir_status(status, resource) or "completed", patient=subject,
                    relationship=_relationship(details.get("relative"), base_url),
@@ -1392,6 +1632,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["doNotPerform"] = True
     elif resource == "Encounter":
         _encounter(res, entry, details, subject, base_url)
+        _destination(res, details, base_url, extras if extras is not None else {})
     elif resource == "DeviceUseStatement":
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))
@@ -1403,6 +1644,14 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["timingDateTime"] = effective
     else:  # pragma: no cover - every resource of fhir_entry_types.csv is handled above
         raise ValueError(f"no FHIR mapping for resource {resource}")
+    reasons = _reason_codes(details, base_url) if resource in _REASONED else []
+    if reasons:
+        res["reasonCode"] = [*(res.get("reasonCode") or []), *reasons]
+    if resource in _NOTED or resource == "Observation":
+        said = _described_notes(details, resource not in _REASONED) + \
+            _qualifier_notes(details)
+        if said:
+            res["note"] = [*(res.get("note") or []), *said]
     if resource in _NOTED:
         notes = _notes(details)
         if notes:
@@ -1543,6 +1792,130 @@ def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
             reasons.append({"text": _text(said.get("text"))})
     if reasons:
         res["reasonCode"] = reasons
+
+
+@cache
+def _staging_codes() -> dict[str, str]:
+    return {r["code"]: r["role"] for r in read_csv_rows(TABLES / "fhir_staging_codes.csv")}
+
+
+def _said_concept(code: Any, system: Any, display: Any, base_url: str,  # noqa: ANN401
+                  text: Any = None) -> dict | None:  # noqa: ANN401
+    """A CodeableConcept of a code with its words; its words alone without a code."""
+    words = _text(display) or _text(text)
+    if not _code(code):
+        return {"text": words} if words else None
+    return {"coding": [_coding(code, system, display, base_url)], "text": words}
+
+
+def _described_value(said: Mapping, base_url: str) -> dict:
+    """The value[x] of an observation kept in another's details (details.observations: a
+    T/N/M part, a qualifier): its code with its words, else its words."""
+    coded = said.get("value_code") if isinstance(said.get("value_code"), Mapping) else {}
+    concept = _said_concept(coded.get("code"), coded.get("system"), coded.get("display"),
+                            base_url, said.get("value"))
+    if concept is None:
+        return {}
+    if "coding" in concept or said.get("unit"):
+        return {"valueCodeableConcept": concept} if "coding" in concept else \
+            {"valueString": f"{concept['text']} {_text(said.get('unit'))}"}
+    return {"valueString": concept["text"]}
+
+
+def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
+            extras: dict[str, dict]) -> list[dict]:
+    """A cancer's stagings (details.observations whose code is a staging or a stage group:
+    fhir_staging_codes.csv) -> Condition.stage: the stage group as summary (the staging's
+    own coded value, else its qualifier naming the stage group: CI-SIS 75620-5 says 'IB'
+    so), its code as type, and an Observation as assessment with the qualifiers (the TNM
+    edition) and the T, N and M parts as components. All were left in the store: the
+    cancer's Condition said nothing of its stage."""
+    out = []
+    for n, said in enumerate(details.get("observations") or ()):
+        if not isinstance(said, Mapping) or _code(said.get("code")) not in _staging_codes():
+            continue
+        qualifiers = [q for q in said.get("qualifiers") or () if isinstance(q, Mapping)]
+        parts = [p for p in said.get("parts") or () if isinstance(p, Mapping)]
+        summary = _described_value(said, base_url).get("valueCodeableConcept")
+        components = []
+        for q in qualifiers:
+            name = q.get("name") if isinstance(q.get("name"), Mapping) else {}
+            value = q.get("value") if isinstance(q.get("value"), Mapping) else {}
+            concept = _said_concept(value.get("code"), value.get("system"),
+                                    value.get("display") if _text(value.get("display")) !=
+                                    "None" else None, base_url)
+            if concept is None:
+                continue
+            if summary is None and _staging_codes().get(_code(name.get("code")) or "") == \
+                    "stage":
+                summary = concept
+            code = _said_concept(name.get("code"), name.get("system"), name.get("display"),
+                                 base_url) or {"text": "qualifier"}
+            components.append({"code": code, "valueCodeableConcept": concept})
+        for part in parts:
+            code = _said_concept(part.get("code"), None, part.get("display"), base_url)
+            value = _described_value(part, base_url)
+            if code and value:
+                components.append({"code": code, **value})
+        kind = _said_concept(said.get("code"), None, said.get("display"), base_url)
+        url = full_url("staging", f"{entry.get('id')}/{n}")
+        extras[url] = {"resourceType": "Observation", "status": "final",
+                       "code": kind or {"text": "cancer staging"}, "subject": subject,
+                       "effectiveDateTime": fhir_datetime(entry.get("effective")),
+                       "valueCodeableConcept": summary, "component": components,
+                       "meta": {"security": _security(entry, details)}}
+        out.append({"summary": summary, "type": kind, "assessment": [{"reference": url}]})
+    return out
+
+
+FINESS_OID = "1.2.250.1.71.4.2.2"  # national identifier of structures (FINESS, SIRET)
+
+
+def _entity_identifier(key: Any) -> dict | None:  # noqa: ANN401
+    """A CDA II as we key it ('root^extension', or the root alone) as an Identifier: the
+    root an OID -> urn:oid:, a root alone (a UUID, an OID) -> its URI under RFC 3986."""
+    root, _, extension = str(key or "").partition("^")
+    root, extension = root.strip(), extension.strip()
+    if extension and _OID.fullmatch(root):
+        return {"system": f"urn:oid:{root}", "value": extension}
+    if not extension and re.fullmatch(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}",
+                                      root):
+        return {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{root.lower()}"}
+    if not extension and _OID.fullmatch(root):
+        return {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{root}"}
+    return None
+
+
+def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, dict]) -> None:
+    """Where a transfer took the patient (details.destination: CI-SIS FR-Transfert-du-
+    patient participant DST: the facility's FINESS, its kind, its name; the service type
+    transferred to as the code's translation, details.code_translations) ->
+    Encounter.hospitalization.destination, a Location (R4 allows no Organization there)
+    with its FINESS under urn:oid:1.2.250.1.71.4.2.2, its kind and the service as its
+    types. The encounter said 'Transfert du patient' and nothing of where."""
+    said = details.get("destination")
+    if not isinstance(said, Mapping):
+        return
+    idents = [i for i in map(_entity_identifier, said.get("ids") or ()) if i]
+    kind = said.get("code") if isinstance(said.get("code"), Mapping) else {}
+    types = [_said_concept(kind.get("code"), kind.get("system"), kind.get("display"),
+                           base_url)]
+    types += [_said_concept(t.get("code"), t.get("system"), t.get("display"), base_url,
+                            t.get("text"))
+              for t in details.get("code_translations") or () if isinstance(t, Mapping)]
+    name = _text(said.get("name"))
+    if not idents and not name:
+        return
+    key = next((f"{i['system']}|{i['value']}" for i in idents
+                if i["system"] == f"urn:oid:{FINESS_OID}"), None) or \
+        (f"{idents[0]['system']}|{idents[0]['value']}" if idents else f"name|{name}")
+    url = full_url("location", key)
+    place = {"resourceType": "Location", "identifier": idents, "name": name,
+             "type": [t for t in types if t]}
+    if url in extras and extras[url] != place:  # one place, two ways of saying it
+        url = full_url("location", f"{key}|{json.dumps(place, sort_keys=True)}")
+    extras[url] = place
+    res["hospitalization"] = {"destination": {"reference": url, "display": name}}
 
 
 def _device(entry: Mapping, subject: dict, base_url: str) -> dict:
@@ -2029,6 +2402,68 @@ def _bundle_entry(url: str, resource: dict) -> dict:
                                          "id": url.removeprefix("urn:uuid:"), **rest}}
 
 
+def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                 urls: Mapping[int, str], versions: Mapping[int, int],
+                 extras: dict[str, dict], subject: dict, base_url: str) -> None:
+    """Measurements an organizer says what they are of (details.group: IHE Eye Care /
+    CI-SIS OPH-BRE 'lentilles prescrites' vs 'lentilles délivrées', a visual acuity 'best
+    corrected' by its qualifier) -> members of one grouping Observation per organizer
+    (Observation.hasMember, FHIR's own way of grouping measurements: the code is the
+    organizer's, its qualifiers components). The same LOINC sphere power prescribed and
+    delivered were two Observations nothing told apart; a reader now finds which is which
+    by the group that has it, a panel reader shows them under it. One group per document
+    (the scope isolates use) and group as sent."""
+    groups: dict[tuple, dict] = {}
+    for e in kept:
+        details = _json(e.get("details"))
+        group = details.get("group") if isinstance(details, Mapping) else None
+        if not isinstance(group, Mapping) or resources[e["id"]]["resourceType"] != \
+                "Observation":
+            continue
+        parent = e.get("parent_id")
+        parent = versions.get(parent, parent) if parent is not None else None
+        scope = ("parent", parent) if parent is not None else ("import", e.get("import_id"))
+        key = (scope, json.dumps(group, sort_keys=True, default=str))
+        found = groups.get(key)
+        if found is None:
+            url = full_url("group", f"{scope}|{key[1]}")
+            found = groups[key] = {
+                "resourceType": "Observation",
+                "status": resources[e["id"]].get("status") or "final",
+                "code": _said_concept(group.get("code"), group.get("system"),
+                                      group.get("display"), base_url, group.get("text"))
+                or {"text": "group"},
+                "subject": subject,
+                "effectiveDateTime": resources[e["id"]].get("effectiveDateTime"),
+                "component": _group_components(group, base_url), "hasMember": [],
+                "meta": {"security": []}}
+            extras[url] = found
+        found["hasMember"].append({"reference": urls[e["id"]]})
+        if resources[e["id"]].get("status") != found["status"]:
+            found["status"] = "unknown"  # members of several statuses: none is the group's
+        for label in (resources[e["id"]].get("meta") or {}).get("security") or ():
+            if label not in found["meta"]["security"]:
+                found["meta"]["security"].append(label)
+
+
+def _group_components(group: Mapping, base_url: str) -> list[dict]:
+    """The qualifiers of a group's code ({name, value}: 'acuité visuelle observée' =
+    'meilleure acuité visuelle corrigée') as components of its Observation."""
+    out = []
+    for q in group.get("qualifiers") or ():
+        if not isinstance(q, Mapping):
+            continue
+        name = q.get("name") if isinstance(q.get("name"), Mapping) else {}
+        value = q.get("value") if isinstance(q.get("value"), Mapping) else {}
+        concept = _said_concept(value.get("code"), value.get("system"), value.get("display"),
+                                base_url, value.get("text"))
+        code = _said_concept(name.get("code"), name.get("system"), name.get("display"),
+                             base_url, name.get("text"))
+        if concept and code:
+            out.append({"code": code, "valueCodeableConcept": concept})
+    return out
+
+
 def _exported(entry: Mapping) -> bool:
     """Current, not withdrawn, not superseded (the caller should have filtered: defensive)."""
     current = entry.get("current", True)
@@ -2061,6 +2496,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
                                              subject, base_url, extras)
     _link(kept, resources, urls, versions or {})
     _link_isolates(kept, resources, urls, versions or {}, extras)
+    _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
