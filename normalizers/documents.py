@@ -92,6 +92,14 @@ def _on_conflict() -> dict[str, str]:
 
 
 @cache
+def _refusals() -> dict[str, bool]:
+    """Canonical flag name -> the value that says the message is not for the dossier at all
+    (tables/metadmpmss.csv, refuse_when: DESTDMP=N)."""
+    return {row["name"]: row["refuse_when"] == "Y" for row in table("metadmpmss")
+            if row["refuse_when"]}
+
+
+@cache
 def _flag_values() -> dict[str, tuple[bool, bool]]:
     """Upper-case OBX-5 value -> (flag set, value of HL7 table 0136), tables/
     metadmpmss_values.csv."""
@@ -541,6 +549,7 @@ class MessageMeta:
 
     masking: dict[str, bool] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # flag name -> OBX-5 of its value
 
 
 def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[str]) -> None:
@@ -568,6 +577,8 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
             flag = kept == "Y" if kept else flag
             warnings.append(f"{where}: MetaDMPMSS flag {name} sent twice with different "
                             f"values: {'Y' if flag else 'N'} kept")
+        if meta.masking.get(name) != flag:
+            meta.where[name] = where
         meta.masking[name] = flag
         if not standard:
             warnings.append(f"{where}: MetaDMPMSS flag {name} written {value[:5]!r}, not Y/N "
@@ -861,7 +872,13 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
     """The message's MetaDMPMSS flags on its documents and on the entries read from their
     bodies (masking a document masks what it says), and on the message's other entries (the
     results of an order whose report is a masked document are masked too); mail texts on
-    the documents."""
+    the documents.
+
+    Raises NormalizationError CISIS_NOT_FOR_DMP when a flag says the message is not for the
+    dossier (DESTDMP=N: the document goes to MSSanté mailboxes only): it was filed in the
+    shared record all the same, shown to professionals and to the patient, against the
+    sender's explicit choice."""
+    refuse_not_for_dmp(meta)
     docs = [e for e in entries if e.type == DOCUMENT]
     if not docs:
         # A result message (no document) flagged MASQUE_PS: the flags are about what the
@@ -895,6 +912,19 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
             for name, flag in of_order.get(key or "", {}).items():
                 masking[name] = masking.get(name, False) or flag
         e.masking = masking
+
+
+def refuse_not_for_dmp(meta: MessageMeta) -> None:
+    """CISIS_NOT_FOR_DMP at the flag's OBX-5 when a MetaDMPMSS flag has the value that keeps
+    the message out of the dossier (tables/metadmpmss.csv, refuse_when). No flag, or
+    DESTDMP=Y, files as before."""
+    for name, refused_value in _refusals().items():
+        if meta.masking.get(name) is refused_value:
+            where = meta.where.get(name, "OBX")
+            raise NormalizationError(
+                "CISIS_NOT_FOR_DMP", f"{where}: MetaDMPMSS flag {name} is "
+                f"{'Y' if refused_value else 'N'}: the message is not addressed to the DMP "
+                "(MSSanté recipients only); nothing filed", where)
 
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,
