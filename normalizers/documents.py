@@ -310,7 +310,9 @@ def decode_ed(msg: Message, obx: Segment,
                     "base64 data recognised by its content")
     elif kind == "hex":
         try:
-            data = bytes.fromhex(unescaped(msg, raw))
+            # line breaks anywhere, even inside a byte's two digits ('3\.br\C'): an engine
+            # wrapping at an odd column; bytes.fromhex allows blanks between bytes only
+            data = bytes.fromhex(unescaped(msg, raw).translate(_WS))
         except ValueError:
             raise NormalizationError("ED_BAD_HEX", f"{where}: data is not valid hexadecimal",
                                      where) from None

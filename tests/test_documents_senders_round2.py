@@ -10,7 +10,7 @@ import pytest
 
 from normalizers.model import DOCUMENT, NormalizationError
 from tests.test_documents_normalizer import NIR, b64, cda, mdm, norm, oru
-from tests.test_documents_senders import _filed, _ingest
+from tests.test_documents_senders import _filed, _ingest, _mdm
 
 DOC = b64(cda("DOC-1"))
 DESTDMP = "OBX|{n}|CE|DESTDMP^Destinataire DMP^MetaDMPMSS||{v}^^HL70136||||||F"
@@ -55,3 +55,79 @@ def test_a_message_not_for_the_dmp_fails_on_the_ledger_and_files_nothing(sqlite_
     assert (row.status, row.error_code, row.error_location) == (
         "failed", "CISIS_NOT_FOR_DMP", "OBX[10]-5")
     assert _filed(sqlite_ctx) == []
+
+
+# -- versions across messages and dossiers (checked right, pinned) ------------------------------
+def _auto(ctx):  # noqa: ANN001, ANN202
+    from dataclasses import replace
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    return ctx
+
+
+def _other_patient(text: str) -> str:
+    """``text`` sent for another patient (another valid test INS): the PID replaced."""
+    base = "1600175056123"
+    nir = base + f"{97 - int(base) % 97:02d}"
+    pid = (f"PID|||{nir}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS^^20101207||"
+           "MARTIN^Loïc^^^^^L||19600101|M" + "|" * 24 + "VALI")
+    return "\r".join(pid if ln.startswith("PID|") else ln for ln in text.split("\r"))
+
+
+def test_a_cancel_sent_for_another_patient_never_withdraws_the_document(sqlite_ctx):
+    """A T11 whose PID is patient B names a report filed in patient A's dossier: A's report
+    stays current; B's dossier keeps the cancel as a tombstone, said on the ledger."""
+    ctx = _auto(sqlite_ctx)
+    first = _mdm("T02", txa12="CR-777^RIS-Y")
+    cancel = _other_patient(_mdm("T11", txa12="CR-777^RIS-Y", content=None))
+    rows = _ingest(ctx, first, cancel)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert rows[0].patient_id != rows[1].patient_id
+    filed = [(e.patient_id, e.key, e.status, e.current) for e in _filed(ctx)]
+    assert filed == [(rows[0].patient_id, "document|CR-777", "final", True),
+                     (rows[1].patient_id, "document|CR-777", "withdrawn", True)]
+    assert any("deletion(s) of entries the dossier does not hold" in w
+               for w in rows[1].warnings)
+
+
+def test_a_replacement_before_its_original_leaves_the_original_as_history(sqlite_ctx):
+    """T10 (v2, RPLC v1) first, T02 (v1) after: v2 stays the current version; v1 is history
+    (it was never current beside v2)."""
+    ctx = _auto(sqlite_ctx)
+    v1 = mdm("T02", "F", b64(cda("DOC-9")))
+    v2 = mdm("T10", "C", b64(cda("DOC-10", parent="DOC-9")),
+             txa13="DOC-9^Organisation-Y^1.2.250.1.999.1.7").replace(
+        "|DOC-9^Organisation-Y^1.2.250.1.999.1.7|DOC-9",
+        "|DOC-10^Organisation-Y^1.2.250.1.999.1.7|DOC-9").replace("|MSG-43|", "|MSG-44|")
+    rows = _ingest(ctx, v2, v1)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    docs = [(e.key.rpartition("^")[2], e.status, e.current) for e in _filed(ctx)
+            if e.type == DOCUMENT]
+    assert docs == [("DOC-10", "corrected", True), ("DOC-9", "final", False)]
+    assert any("refer to entries the dossier does not hold" in w for w in rows[0].warnings)
+    assert any("filed as history" in w for w in rows[1].warnings)
+
+
+# -- line breaks escaped inside the ED data (checked right, pinned) -----------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+BREAKS = ("\\.br\\", "\\X0D\\", "\\X0D0A\\", "\\X0A\\", "\\X0d0a\\")
+
+
+@settings(max_examples=30, deadline=None)
+@given(cuts=st.lists(st.tuples(st.integers(min_value=0, max_value=10_000),
+                               st.sampled_from(BREAKS)), max_size=12),
+       padded=st.booleans(), encoding=st.sampled_from(["Base64", "BASE64", "Hex"]))
+def test_line_breaks_escaped_anywhere_in_the_data_are_no_part_of_it(cuts, padded, encoding):
+    """A sender's engine breaks the encoded data into lines (\\.br\\, a CR or CRLF written as
+    \\X0D\\ / \\X0D0A\\), with or without base64 '=' padding: the bytes read are the CDA's."""
+    data = cda("DOC-Hélène")
+    encoded = data.hex().upper() if encoding == "Hex" else b64(data)
+    if not padded:
+        encoded = encoded.rstrip("=")
+    for at, brk in sorted(((at % (len(encoded) + 1), brk) for at, brk in cuts), reverse=True):
+        encoded = encoded[:at] + brk + encoded[at:]  # from the end: no break inside another
+    text = oru("NW", "F", "X").replace("^TEXT^XML^Base64^X", f"^TEXT^XML^{encoding}^{encoded}")
+    docs = [e for e in norm(text).entries if e.type == DOCUMENT]
+    assert len(docs) == 1 and docs[0].attachment.data == data
+    assert docs[0].key == "document|1.2.250.1.999.1.7^DOC-Hélène"
