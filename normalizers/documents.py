@@ -997,7 +997,7 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
     entries once. A body that cannot be read leaves the document filed, with a warning."""
     if document.attachment is None or "cda" not in document.details:
         return []
-    from normalizers.cda import body_entries
+    from normalizers.cda import body_entries, level1_body_entries
     from parsers.cda import CdaParseError, parse_cda
 
     try:
@@ -1006,8 +1006,12 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
         warnings.append(f"{document.source_ref}: the CDA body could not be read "
                         f"({exc.code}); the document is filed without its coded entries")
         return []
-    return body_entries(parsed, document_key=document.key, source=source,
-                        mappings=mappings, warnings=warnings, zone=zone, document=document)
+    found = body_entries(parsed, document_key=document.key, source=source,
+                         mappings=mappings, warnings=warnings, zone=zone, document=document)
+    level1 = level1_body_entries(parsed, document, source, warnings)
+    for entry in level1:  # where the carried document holds it, as its other entries say
+        entry.source_ref = f"{parsed.non_xml_body.path} (PDF)"  # type: ignore[union-attr]
+    return found + level1
 
 
 def ei_id(msg: Message, rep: str) -> str:

@@ -131,3 +131,34 @@ def test_line_breaks_escaped_anywhere_in_the_data_are_no_part_of_it(cuts, padded
     docs = [e for e in norm(text).entries if e.type == DOCUMENT]
     assert len(docs) == 1 and docs[0].attachment.data == data
     assert docs[0].key == "document|1.2.250.1.999.1.7^DOC-Hélène"
+
+
+# -- a level-1 CDA (a PDF inside) carried in HL7v2 -----------------------------------------------
+def _level1(ext: str) -> bytes:
+    """A level-1 CR-BIO: the text PDF of the samples in its nonXMLBody (no OCR)."""
+    from tests.test_documents_senders import PDF_REPORT
+    return cda(ext).replace(b'mediaType="text/plain"', b'mediaType="application/pdf"').replace(
+        cda("X").split(b'representation="B64">')[1].split(b"\n")[0],
+        b64(PDF_REPORT.read_bytes()).encode())
+
+
+def test_a_level_1_cda_carried_in_an_oru_files_the_report_of_its_pdf_masked_with_it():
+    """Was: the document alone; the same CDA received as a file files the report its PDF
+    holds. Now the same entries by both channels, masked with the document."""
+    from normalizers.cda import normalize_cda
+    from parsers.cda import parse_cda
+    from tests.test_documents_senders import _meta, _oru_with
+
+    data = _level1("DOC-L1")
+    assert b"%PDF" not in data and b'mediaType="application/pdf"' in data
+    nm = norm(_oru_with(_meta(2, "MASQUE_PS", "Y"), _meta(3, "INVISIBLE_PATIENT", "Y"))
+              .replace(DOC, b64(data)))
+    doc = next(e for e in nm.entries if e.type == DOCUMENT)
+    assert doc.key == "document|1.2.250.1.999.1.7^DOC-L1"
+    reports = [e for e in nm.entries if e.type != DOCUMENT]
+    assert len(reports) == 1 and reports[0].parent_key == doc.key
+    assert reports[0].source_ref.startswith("/ClinicalDocument")
+    assert reports[0].masking == doc.masking == {"MASQUE_PS": True, "INVISIBLE_PATIENT": True}
+    as_file = normalize_cda(parse_cda(data), data, "labo-y")
+    assert sorted(e.key for e in as_file.entries) == sorted(e.key for e in nm.entries)
+    assert not any("could not be read" in w for w in nm.warnings)
