@@ -103,7 +103,9 @@ def test_a_replacement_before_its_original_leaves_the_original_as_history(sqlite
     docs = [(e.key.rpartition("^")[2], e.status, e.current) for e in _filed(ctx)
             if e.type == DOCUMENT]
     assert docs == [("DOC-10", "corrected", True), ("DOC-9", "final", False)]
-    assert any("refer to entries the dossier does not hold" in w for w in rows[0].warnings)
+    assert any(w.startswith("OBX[6]: replaces a document the dossier does not hold")
+               for w in rows[0].warnings)
+    assert not any("correction(s)" in w for w in rows[0].warnings)
     assert any("filed as history" in w for w in rows[1].warnings)
 
 
