@@ -650,6 +650,13 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             old = held.get(entry.key)
             if old is not None and entry.details.get("value_held"):
                 _carry_held_value(row, old)
+            if old is not None and not row["masking"] and old.masking:
+                # Sent again stating no flags (the CDA an MDM carried with MetaDMPMSS
+                # INVISIBLE_PATIENT=Y, received again as a file, which has none): the flags
+                # held stay. It was a new version without them: the document shown to the
+                # patient it was hidden from. Flags are changed by stating them, not by
+                # leaving them out.
+                row["masking"] = old.masking
         if entry.action == ACTION_DELETE:
             if old is None:
                 # a tombstone: the deletion is kept under the key it names, withdrawn, so

@@ -164,3 +164,44 @@ def test_a_level_1_cda_carried_in_an_oru_files_the_report_of_its_pdf_masked_with
     as_file = normalize_cda(parse_cda(data), data, "labo-y")
     assert sorted(e.key for e in as_file.entries) == sorted(e.key for e in nm.entries)
     assert not any("could not be read" in w for w in nm.warnings)
+
+
+# -- the same document again by another channel, stating no flags ------------------------------
+def test_a_hidden_report_received_again_as_a_file_stays_hidden(sqlite_ctx):
+    """The lab's CR-BIO carried in an ORU with INVISIBLE_PATIENT=Y (waiting for the
+    announcement consultation), then the same CDA dropped as a file (no MetaDMPMSS there).
+    Was: a new version of the document and of every result, without the flag: shown to the
+    patient. Now a duplicate: the flags held stay, nothing filed twice."""
+    from tests.conftest import SAMPLES
+    from tests.test_documents_senders import _meta
+
+    ctx = _auto(sqlite_ctx)
+    report = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    text = (SAMPLES / "hl7v2" / "02_labm_lipides_glycemie.hl7").read_bytes().decode()
+    msh, pid = [ln for ln in text.replace("\r\n", "\r").replace("\n", "\r").split("\r")][:2]
+    oru_text = "\r".join([
+        msh + "|||2.1^CISIS_CDA_HL7_V2" if msh.count("|") == 17 else msh, pid, "PV1|1|O",
+        "ORC|NW|8127079^LABM-PRE|RB2502040000002^LABM",
+        "OBR|1|8127079^LABM-PRE|RB2502040000002^LABM|11502-2^CR d'examens biologiques^LN"
+        "|||202502031007+0100" + "|" * 18 + "F",
+        f"OBX|1|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^{b64(report)}||||||F",
+        _meta(2, "INVISIBLE_PATIENT", "Y"), _meta(3, "DESTDMP", "Y")]) + "\r"
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    first, = _ingest(ctx, oru_text)
+    assert first.status == "deposited"
+    before = {(e.key, e.version) for e in _filed(ctx)}
+    ids = intake(ctx.engine, ctx.archive, [Received(report, "labo-y", "file",
+                                                    file_name="crbio.xml")])[0].message_ids
+    drain(ctx)
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    with ctx.engine.connect() as conn:
+        again = conn.execute(select(imports).where(imports.c.id == ids[0])).one()
+    assert again.status == "duplicate"
+    filed = _filed(ctx)
+    assert {(e.key, e.version) for e in filed} == before  # no new version of anything
+    doc = next(e for e in filed if e.type == DOCUMENT)
+    assert doc.current and doc.masking["INVISIBLE_PATIENT"] is True
