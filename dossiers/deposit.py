@@ -31,7 +31,7 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -172,6 +172,8 @@ class DepositResult:
     stale: int = 0  # of the duplicates: facts held as a version superseded since
     crossed: int = 0  # corrections of a result the dossier holds from another channel
     gaps: int = 0  # documents replacing a version not held, superseding an earlier one
+    # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
+    missing_documents: list[str] = field(default_factory=list)
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -648,6 +650,13 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             old = held.get(entry.key)
             if old is not None and entry.details.get("value_held"):
                 _carry_held_value(row, old)
+            if old is not None and not row["masking"] and old.masking:
+                # Sent again stating no flags (the CDA an MDM carried with MetaDMPMSS
+                # INVISIBLE_PATIENT=Y, received again as a file, which has none): the flags
+                # held stay. It was a new version without them: the document shown to the
+                # patient it was hidden from. Flags are changed by stating them, not by
+                # leaving them out.
+                row["masking"] = old.masking
         if entry.action == ACTION_DELETE:
             if old is None:
                 # a tombstone: the deletion is kept under the key it names, withdrawn, so
@@ -675,7 +684,11 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         elif old is None and entry.action == ACTION_REPLACE and newer is None:
             old = _corrected_elsewhere(row, by_code.get((patient_id, entry.code or ""), ()),
                                        stated | crossed) if by_code else None
-            if old is None:
+            if old is None and entry.type == DOCUMENT:
+                # said with its place: the parent document was never received (or is held
+                # in no dossier of this patient); the replacement is filed as a new document
+                result.missing_documents.append(entry.source_ref)
+            elif old is None:
                 result.missing_targets += 1  # a correction of something we never received
             else:
                 # The final came through another channel (the hospital's CR-BIO), the

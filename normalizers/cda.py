@@ -296,27 +296,7 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
             gc.enable()
     else:
         identity, document, entries, ctx = _structured(doc, data, source, mappings)
-    body = doc.non_xml_body
-    if body is not None:
-        content = _body_bytes(body, ctx.warnings)
-        media_type = body_media_type(body)
-        if content and (media_type == MEDIA_PDF or detect_format(content) == PDF):
-            from normalizers.documents import pdf_report_entries
-
-            if media_type != MEDIA_PDF:
-                # a PDF said to be application/octet-stream, x-pdf, text/plain or nothing
-                # (the ED default): it made no report (or its bytes became the narrative)
-                ctx.warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
-                                    f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
-                                    "header): read as application/pdf")
-            entries.extend(pdf_report_entries(document, content, source, ctx.warnings))
-        elif media_type.startswith("text/") and (content or body.text.strip()):
-            # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
-            # shown and searched like a structured body's (they were only in the XML)
-            text = _body_text(content, body, ctx.warnings) if content else body.text
-            document.details["sections"] = [{"code": None, "title": None,
-                                             "text": text.strip()[:BODY_TEXT_CAP],
-                                             "level": 0}]
+    entries.extend(level1_body_entries(doc, document, source, ctx.warnings))
     logical_id = f"cda|{doc.header.id.key}"
     try:
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
@@ -329,6 +309,38 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
         fit_free_text(entries, ctx.warnings)
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
                                  warnings=ctx.warnings)
+
+
+def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str, ...],
+                        warnings: list[str]) -> list[Entry]:
+    """What a level-1 body (nonXMLBody) says: the report read from its PDF (text layer or
+    OCR), or its text as the document's narrative (``document.details['sections']``).
+    Shared by a CDA received as a file and a CDA carried in an HL7v2 ED (normalizers/
+    documents.py), so that one document files the same entries by both channels: carried in
+    an ORU or MDM, a level-1 CDA was filed without the report its PDF holds."""
+    body = doc.non_xml_body
+    if body is None:
+        return []
+    content = _body_bytes(body, warnings)
+    media_type = body_media_type(body)
+    if content and (media_type == MEDIA_PDF or detect_format(content) == PDF):
+        from normalizers.documents import pdf_report_entries
+
+        if media_type != MEDIA_PDF:
+            # a PDF said to be application/octet-stream, x-pdf, text/plain or nothing
+            # (the ED default): it made no report (or its bytes became the narrative)
+            warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
+                            f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
+                            "header): read as application/pdf")
+        return pdf_report_entries(document, content, source, warnings)
+    if media_type.startswith("text/") and (content or body.text.strip()):
+        # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
+        # shown and searched like a structured body's (they were only in the XML)
+        text = _body_text(content, body, warnings) if content else body.text
+        document.details["sections"] = [{"code": None, "title": None,
+                                         "text": text.strip()[:BODY_TEXT_CAP],
+                                         "level": 0}]
+    return []
 
 
 # Where the size check (normalizers/model.py, written for HL7v2) places the patient and the

@@ -93,6 +93,14 @@ def _on_conflict() -> dict[str, str]:
 
 
 @cache
+def _refusals() -> dict[str, bool]:
+    """Canonical flag name -> the value that says the message is not for the dossier at all
+    (tables/metadmpmss.csv, refuse_when: DESTDMP=N)."""
+    return {row["name"]: row["refuse_when"] == "Y" for row in table("metadmpmss")
+            if row["refuse_when"]}
+
+
+@cache
 def _flag_values() -> dict[str, tuple[bool, bool]]:
     """Upper-case OBX-5 value -> (flag set, value of HL7 table 0136), tables/
     metadmpmss_values.csv."""
@@ -303,7 +311,9 @@ def decode_ed(msg: Message, obx: Segment,
                     "base64 data recognised by its content")
     elif kind == "hex":
         try:
-            data = bytes.fromhex(unescaped(msg, raw))
+            # line breaks anywhere, even inside a byte's two digits ('3\.br\C'): an engine
+            # wrapping at an odd column; bytes.fromhex allows blanks between bytes only
+            data = bytes.fromhex(unescaped(msg, raw).translate(_WS))
         except ValueError:
             raise NormalizationError("ED_BAD_HEX", f"{where}: data is not valid hexadecimal",
                                      where) from None
@@ -542,6 +552,7 @@ class MessageMeta:
 
     masking: dict[str, bool] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # flag name -> OBX-5 of its value
 
 
 def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[str]) -> None:
@@ -569,6 +580,8 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
             flag = kept == "Y" if kept else flag
             warnings.append(f"{where}: MetaDMPMSS flag {name} sent twice with different "
                             f"values: {'Y' if flag else 'N'} kept")
+        if meta.masking.get(name) != flag:
+            meta.where[name] = where
         meta.masking[name] = flag
         if not standard:
             warnings.append(f"{where}: MetaDMPMSS flag {name} written {value[:5]!r}, not Y/N "
@@ -862,7 +875,13 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
     """The message's MetaDMPMSS flags on its documents and on the entries read from their
     bodies (masking a document masks what it says), and on the message's other entries (the
     results of an order whose report is a masked document are masked too); mail texts on
-    the documents."""
+    the documents.
+
+    Raises NormalizationError CISIS_NOT_FOR_DMP when a flag says the message is not for the
+    dossier (DESTDMP=N: the document goes to MSSanté mailboxes only): it was filed in the
+    shared record all the same, shown to professionals and to the patient, against the
+    sender's explicit choice."""
+    refuse_not_for_dmp(meta)
     docs = [e for e in entries if e.type == DOCUMENT]
     if not docs:
         # A result message (no document) flagged MASQUE_PS: the flags are about what the
@@ -896,6 +915,19 @@ def apply_meta(entries: list[Entry], meta: MessageMeta, warnings: list[str]) -> 
             for name, flag in of_order.get(key or "", {}).items():
                 masking[name] = masking.get(name, False) or flag
         e.masking = masking
+
+
+def refuse_not_for_dmp(meta: MessageMeta) -> None:
+    """CISIS_NOT_FOR_DMP at the flag's OBX-5 when a MetaDMPMSS flag has the value that keeps
+    the message out of the dossier (tables/metadmpmss.csv, refuse_when). No flag, or
+    DESTDMP=Y, files as before."""
+    for name, refused_value in _refusals().items():
+        if meta.masking.get(name) is refused_value:
+            where = meta.where.get(name, "OBX")
+            raise NormalizationError(
+                "CISIS_NOT_FOR_DMP", f"{where}: MetaDMPMSS flag {name} is "
+                f"{'Y' if refused_value else 'N'}: the message is not addressed to the DMP "
+                "(MSSanté recipients only); nothing filed", where)
 
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,
@@ -972,7 +1004,7 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
     entries once. A body that cannot be read leaves the document filed, with a warning."""
     if document.attachment is None or "cda" not in document.details:
         return []
-    from normalizers.cda import body_entries
+    from normalizers.cda import body_entries, level1_body_entries
     from parsers.cda import CdaParseError, parse_cda
 
     try:
@@ -981,8 +1013,12 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
         warnings.append(f"{document.source_ref}: the CDA body could not be read "
                         f"({exc.code}); the document is filed without its coded entries")
         return []
-    return body_entries(parsed, document_key=document.key, source=source,
-                        mappings=mappings, warnings=warnings, zone=zone, document=document)
+    found = body_entries(parsed, document_key=document.key, source=source,
+                         mappings=mappings, warnings=warnings, zone=zone, document=document)
+    level1 = level1_body_entries(parsed, document, source, warnings)
+    for entry in level1:  # where the carried document holds it, as its other entries say
+        entry.source_ref = f"{parsed.non_xml_body.path} (PDF)"  # type: ignore[union-attr]
+    return found + level1
 
 
 def ei_id(msg: Message, rep: str) -> str:

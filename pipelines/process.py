@@ -732,6 +732,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
     if result.missing_targets:
         warnings.append(f"{result.missing_targets} correction(s) refer to entries the "
                         "dossier does not hold: filed as new entries")
+    for where in result.missing_documents[:5]:
+        warnings.append(f"{where}: replaces a document the dossier does not hold (TXA-13 or "
+                        "the CDA's relatedDocument names one never received here): filed as a "
+                        "new document")
     if result.tombstones:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "

@@ -40,6 +40,12 @@ META = (
 )
 
 
+# A level-1 body read as the file path reads it (normalizers/cda.py level1_body_entries): text,
+# the document's narrative. It was the 8 bytes '%PDF-1.4', no PDF anyone can read, which the
+# carried CDA's body now is read as (a warning that the PDF could not be read).
+TEXT_BODY = base64.b64encode("Bilan biologique : résultats joints.".encode()).decode()
+
+
 def cda(ext: str, parent: str | None = None, nir: str = NIR, oid: str = TEST_OID,
         tail: str = "</ClinicalDocument>") -> bytes:
     related = (f'<relatedDocument typeCode="RPLC"><parentDocument><id root="{DOC_ROOT}" '
@@ -60,7 +66,7 @@ def cda(ext: str, parent: str | None = None, nir: str = NIR, oid: str = TEST_OID
     <patient><name><family>LEFÈVRE-ÜNAL</family><given>Hélène</given></name></patient>
   </patientRole></recordTarget>
   {related}
-  <component><nonXMLBody><text mediaType="application/pdf" representation="B64">JVBERi0xLjQ=
+  <component><nonXMLBody><text mediaType="text/plain" representation="B64">{TEXT_BODY}
   </text></nonXMLBody></component>
 {tail}""".encode()
 
