@@ -457,7 +457,10 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
         total = len(clean[0])
         whole = _whole(encoding, clean, total)
         if whole is True:
-            continue
+            # whole already: its repetitions are not pieced, but the next OBX may still hold
+            # its last bytes cut off alone ('Cg==', the line end after %%EOF: taken below
+            # as trailing), else a second document of one byte was filed
+            more_reps = []
         for rep in more_reps:  # a repetition: the ED again, or data alone
             c = comps(msg, rep)
             data.append(part(c, 5) if len(c) > 1 else rep)
