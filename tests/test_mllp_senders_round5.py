@@ -321,7 +321,9 @@ def test_a_sender_that_never_reads_its_acks_is_cut_off_alone(tmp_path) -> None: 
         with ctx.engine.connect() as conn:
             stored = conn.execute(select(imports.c.id)).all()
         assert acks <= len(stored) - 1 < sent + 1
-        assert len(stored) - 1 < 2_000, "the listener read on far past its ACKs' buffers"
+        # 777 with the full suite running beside it, 2,600 once on a machine loaded more (the
+        # groups stored while the ACK buffers filled); some 10,000 with autotuned buffers
+        assert len(stored) - 1 < 5_000, "the listener read on far past its ACKs' buffers"
     finally:
         ctx.engine.dispose()
 
