@@ -39,7 +39,7 @@ from pipelines.intake import Received, intake
 from pipelines.ledger import release_claims
 from pipelines.process import Context, drain
 from pipelines.settings import FolderSource, load_settings
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, migrated_sqlite
 from tests.reliability_support import create_sample_dossiers, not_terminal
 
 WORKER = "crash-child"
@@ -116,6 +116,52 @@ def _env(settings, fault: str | None) -> dict[str, str]:  # noqa: ANN001
     return env
 
 
+class Zygote:
+    """``python -m tests.crash_child --zygote``, started once for the module: each run is a
+    child process forked from it, which runs tests.crash_child's ``main`` with the run's
+    environment and is SIGKILLed at its fault point as a ``python -m tests.crash_child``
+    process is, without an interpreter start and the pipelines' imports per run."""
+
+    def __init__(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
+        env.update(PYTHONPATH=str(ROOT), DMP_FAULT="zygote.never:1")  # fault_point armed
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.crash_child", "--zygote"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     cwd=ROOT, text=True)
+        self.runs = 0
+
+    def run(self, argv: list[str], env: dict[str, str], out: Path,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+        import json
+        import select
+
+        self.runs += 1
+        stdout, stderr = out / f"child{self.runs}.out", out / f"child{self.runs}.err"
+        self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": str(ROOT),
+                                          "stdout": str(stdout), "stderr": str(stderr)}) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, f"the child did not end within {timeout} s"
+        line = self.proc.stdout.readline()
+        assert line, f"the zygote is gone (status {self.proc.poll()})"
+        return subprocess.CompletedProcess(argv, int(line), stdout.read_text(),
+                                           stderr.read_text())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        finally:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def zygote():  # noqa: ANN201
+    forks = Zygote()
+    yield forks
+    forks.close()
+
+
 def _drop(folder: Path) -> None:
     """Dropped oldest first in name order: a poller takes new files by age, and files it
     finds claimed by a dead poller by name; with both orders alike, the level-4 attribution
@@ -189,7 +235,7 @@ def _rerun_all(ctx: Context) -> None:
 
 
 def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
-                       database_url: str) -> bool:
+                       database_url: str, zygote: Zygote) -> bool:
     """True if the child was killed (False: the point was not reached n times)."""
     settings = _settings(tmp_path / "run", database_url)
     ctx = Context.from_settings(settings, worker="recovery")
@@ -203,9 +249,7 @@ def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
             drain(ctx)
         if kind == "folder":
             _drop(tmp_path / "drop")
-        child = subprocess.run([sys.executable, "-m", "tests.crash_child", kind, *args],
-                               env=_env(settings, f"{point}:{n}"), cwd=ROOT,
-                               capture_output=True, text=True, timeout=120)
+        child = zygote.run([kind, *args], _env(settings, f"{point}:{n}"), tmp_path)
         assert child.returncode in (0, -signal.SIGKILL), child.stderr[-3000:]
         # recovery: the restarted worker gives back its dead claims, the input comes again
         release_claims(ctx.engine, WORKER)
@@ -241,16 +285,19 @@ def _record(kind: str, point: str, n: int, killed: bool, inputs: int = len(INPUT
 
 
 @pytest.mark.parametrize(("kind", "point", "n"), CI_POINTS + RANDOM_POINTS)
-def test_crash_point_sqlite(kind: str, point: str, n: int, tmp_path: Path) -> None:
+def test_crash_point_sqlite(kind: str, point: str, n: int, tmp_path: Path,
+                            sqlite_template: Path, zygote: Zygote) -> None:
     killed = _crash_and_recover(kind, point, n, tmp_path,
-                                f"sqlite:///{tmp_path / 'store.sqlite3'}")
+                                migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"),
+                                zygote)
     assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
 
 
 @pytest.mark.parametrize(("kind", "point", "n"), PG_POINTS + RANDOM_POINTS)
 def test_crash_point_postgresql(kind: str, point: str, n: int, tmp_path: Path,
-                                postgres_server) -> None:  # noqa: ANN001
-    killed = _crash_and_recover(kind, point, n, tmp_path, postgres_server.new_database())
+                                postgres_server, zygote: Zygote) -> None:  # noqa: ANN001
+    killed = _crash_and_recover(kind, point, n, tmp_path, postgres_server.new_database(),
+                                zygote)
     assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
 
 

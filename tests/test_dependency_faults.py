@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,10 @@ def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN0
         pass
     ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
     ctx.archive = S3Archive("dmp-archive", "raw", client=client)
+    # A row the worker was filing when S3 went away is put back for a retry after
+    # retry_base_seconds (30 s by default, which this test then spent waiting): the retry is
+    # what is tested here, not its delay.
+    ctx.settings = replace(ctx.settings, retry_base_seconds=0.5)
     try:
         with running_service(ctx) as svc, Client(svc.port) as client_:
             assert msa(client_.send(original_mode(sample(MESSAGES[0]))))[1] == "AA"

@@ -18,8 +18,8 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def engine(database_url):  # noqa: ANN001, ANN201
-    engine = make_engine(database_url)
+def engine(empty_database_url):  # noqa: ANN001, ANN201
+    engine = make_engine(empty_database_url)
     yield engine
     engine.dispose()
 

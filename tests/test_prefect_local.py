@@ -8,6 +8,7 @@ session's Prefect harness is not involved.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,12 +44,31 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
+# Prefect creates its database (prefect.db in PREFECT_HOME) at a server's first start: about
+# 10 s of migrations, which each test here paid again in its own new home. The first test's
+# database, once its server is gone, is copied into the next tests' homes before they start.
+_warm_db: dict[str, Path] = {}
+PREFECT_DB = ("prefect.db", "prefect.db-wal")
+
+
 @pytest.fixture
-def home(tmp_path: Path):  # noqa: ANN201
+def home(tmp_path: Path, tmp_path_factory):  # noqa: ANN001, ANN201
     home = tmp_path / "home"
     home.mkdir()
+    prefect = home / "prefect"
+    if "db" in _warm_db:
+        prefect.mkdir()
+        for name in PREFECT_DB:
+            if (_warm_db["db"] / name).exists():
+                shutil.copyfile(_warm_db["db"] / name, prefect / name)
     yield home
-    flows.stop_local_server(home / "prefect")
+    flows.stop_local_server(prefect)
+    if "db" not in _warm_db and (prefect / PREFECT_DB[0]).exists():
+        keep = tmp_path_factory.mktemp("prefect-db")
+        for name in PREFECT_DB:
+            if (prefect / name).exists():
+                shutil.copyfile(prefect / name, keep / name)
+        _warm_db["db"] = keep
 
 
 def test_commands_share_one_server_that_leaves_when_idle(home: Path) -> None:
