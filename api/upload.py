@@ -89,9 +89,7 @@ def uploaded_files(body: bytes, content_type: str | None) -> list[UploadedFile]:
     if not boundary or len(boundary) > 200:
         raise UploadError(400, "BAD_MULTIPART", f"{kind} without a usable boundary parameter")
     parts = _parts(body, boundary.encode("latin-1", "replace"))
-    files = [_file(headers, data) for headers, data in parts
-             if _header_value(headers.get("content-disposition", ""))[1].get("filename")
-             is not None or "form-data" not in headers.get("content-disposition", "")]
+    files = [_file(headers, data) for headers, data in parts if _is_file(headers)]
     files = [f for f in files if f.data.strip()]
     if not files:
         raise UploadError(400, "NO_FILE_PART", f"the {kind} body holds no file part (a part "
@@ -127,6 +125,14 @@ def _split_head(piece: bytes) -> tuple[dict[str, str], bytes]:
         if colon:
             headers[name.strip().lower()] = value.strip()
     return headers, piece[m.end():]
+
+
+def _is_file(headers: dict[str, str]) -> bool:
+    """A form's file part (a file name in its Content-Disposition), or a part of a
+    multipart/mixed body (no form-data disposition): not a form's text field."""
+    disposition = headers.get("content-disposition", "")
+    kind, params = _header_value(disposition)
+    return kind != "form-data" or params.get("filename") is not None
 
 
 def _file(headers: dict[str, str], data: bytes) -> UploadedFile:
