@@ -1,4 +1,6 @@
-r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\ and friends.
+r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\ and friends;
+\P\ (v2.7 2.7.1) is the truncation character of MSH-2 ('#'), which a v2.7+ encoder escapes
+wherever the text holds one ('Flacon \P\2' is 'Flacon #2').
 
 Formatting commands carry no text and are dropped (\H\ \N\ \.in\ \.fi\ ...), except those
 that move the text: \.br\ \.ce\ (a newline), \.sp<n>\ (n newlines), \.sk<n>\ (n spaces).
@@ -50,7 +52,7 @@ def unescape(value: str, d: Delimiters) -> str:
 
 def _expand(seq: str, d: Delimiters) -> str | None:
     simple = {"F": d.field, "S": d.component, "T": d.subcomponent, "R": d.repetition,
-              "E": d.escape, "P": "&"}
+              "E": d.escape, "P": d.truncation}
     if seq in simple:
         return simple[seq]
     if seq in ("H", "N"):
