@@ -562,6 +562,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         order_no, ns = _order_number(msg, g)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
+        if not obr_code and sub(msg, part(c4, 4), 1):
+            # Only the alternate triplet (OBR-4.4-6) is filled ('^^^24326-1^Iono^LN'): it is
+            # the identifier, as for OBX-3. Read past, every such order of one filler number
+            # had the key 'report|number|ns|', and a panel sent alone later replaced another.
+            c4 = c4[3:]
+            obr_code = sub(msg, part(c4, 1), 1)
         parent = _parent_result(msg, obr)
         scope = parent.scope if parent is not None else ""
         report_key = f"report|{order_no}|{ns}|{obr_code}"

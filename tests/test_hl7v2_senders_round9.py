@@ -1,0 +1,64 @@
+"""HL7v2 lab results, round 9: what senders we have not seen write in the corners of the
+standard (v2.7+ encoding characters, order identifiers coded in the alternate triplet,
+results without a value type, Z segments anywhere), each written as such a sender writes
+it (French lab traffic, invented patients) and checked against what must be filed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_lab_normalizer import norm
+
+MSH = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP-INTAKE|GHT|20240315104500||ORU^R01^ORU_R01|{}|P|2.5"
+       "|||||FRA|UNICODE UTF-8")
+PID = "PID|1||LD-778^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI||LEFÈVRE^Hélène^^^^^L||19790328|F"
+ORC = "ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO"
+
+
+def _obr(n: int, code: str, status: str = "F", filler: str = "24C0315-07") -> str:
+    return (f"OBR|{n}|CMD-1^SERVICE-NEPHRO|{filler}^LABO-DEMO|{code}|||202403150810"
+            + "|" * 18 + status)
+
+
+def _oru(control_id: str, *segments: str, msh: str = MSH) -> str:
+    return "\r".join([msh.format(control_id), PID, *segments]) + "\r"
+
+
+# -- v2.7 truncation character ----------------------------------------------------------------
+@pytest.mark.parametrize("msh2, version", [("^~\\&#", "2.7"), ("^~\\&#", "2.8.2"),
+                                           ("^~\\&", "2.5")])
+def test_an_escaped_truncation_character_is_that_character(msh2, version):
+    """v2.7 2.7.1: \\P\\ is the truncation character MSH-2 declares in 5th place ('#'); a
+    v2.7+ encoder escapes every '#' of a text that way ('Flacon \\P\\2'). It was read as
+    '&': 'Flacon &2', 'Tube n&3'. The character it stands for, whatever the version; the
+    5th encoding character splits nothing."""
+    msh = MSH.replace("^~\\&", msh2).replace("|2.5|", f"|{version}|")
+    nm = norm(_oru("TRUNC-1", ORC, _obr(1, "HC^Hémocultures^L"),
+                   "OBX|1|ST|600-7^Germe^LN|1|Flacon \\P\\2 : Staphylococcus aureus||||||F",
+                   "NTE|1||Tube n\\P\\3 \\T\\ n\\P\\4 reçus", msh=msh))
+    germ = nm.entries[1]
+    assert germ.value == "Flacon #2 : Staphylococcus aureus"
+    assert germ.details["comments"] == ["Tube n#3 & n#4 reçus"]
+
+
+# -- OBR-4 coded in its alternate triplet only -----------------------------------------------
+def test_an_order_coded_in_the_alternate_triplet_only_is_keyed_by_that_code():
+    """OBR-4 '^^^24326-1^Électrolytes^LN' (a bridge that maps the LIS code to LOINC in the
+    alternate triplet and leaves the first one empty): the report was coded by it, but its
+    key had no code ('report|number|ns|'). Two panels under one filler number (French LIS
+    number the sample, not the panel) were keyed by their rank in the message: when the
+    electrolytes came alone in the final message, they took the haemogram's key and
+    replaced its report. Keyed by the code, as OBX-3 is."""
+    iono = _obr(2, "^^^24326-1^Électrolytes^LN", "P")
+    first = norm(_oru("ALT-1", ORC, _obr(1, "^^^58410-2^NFS^LN", "P"),
+                      "OBX|1|NM|718-7^Hémoglobine^LN||13.2|g/dL|12-16|N|||P", iono,
+                      "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||P"))
+    final = norm(_oru("ALT-2", ORC, iono.replace("|P", "|F").replace("OBR|2", "OBR|1"),
+                      "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F"))
+    keys = [e.key for e in first.entries if e.type == "lab_report"]
+    assert keys == ["report|24C0315-07|LABO-DEMO|58410-2",
+                    "report|24C0315-07|LABO-DEMO|24326-1"]
+    report = final.entries[0]
+    assert (report.key, report.code, report.system) == (
+        "report|24C0315-07|LABO-DEMO|24326-1", "24326-1", "LN")
+    assert not any("same key" in w for w in first.warnings)
