@@ -1670,6 +1670,10 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if _NUMBER.fullmatch(text(msg, raw5)):
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, numeric value read as NM")
             vtype = "NM"
+        elif (typed := _typed_by_components(msg, first_rep(msg, obx, 5))) is not None:
+            ctx.warnings.append(f"{loc(obx, 2)}: no value type, value with components read "
+                                f"as {typed}")
+            vtype = typed
         else:
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
             vtype = "ST"
@@ -1732,6 +1736,22 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+def _typed_by_components(msg: Message, rep: str) -> str | None:
+    """The value type of an OBX-5 sent with components but without OBX-2: 'SN' for a
+    comparator (or nothing) then a number ('<^0,5', '^182'), 'CWE' for anything else
+    ('POS^Positif^L', '^^^260373001^Detected^SCT'); None without components. ST has no
+    components: read as text, the value was the code, its text and its coding system glued
+    by the sender's delimiters ('POS^Positif^L'), no code kept, nothing any reader shows."""
+    d = msg.delimiters
+    if d.component not in rep:
+        return None
+    c = comps(msg, rep)
+    head, second = text(msg, c[0]).strip(), text(msg, part(c, 2)).strip()
+    if (not head or head in COMPARATORS) and _NUMBER.fullmatch(second.replace(",", ".")):
+        return "SN"
+    return "CWE"
 
 
 _STANDARD = Delimiters()
