@@ -897,7 +897,7 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     the text belongs to the report of the OBR: it is kept there, in order, notes included.
     Any other OBX without identifier but with a value still fails (OBX_NO_CODE, see
     ``_result``)."""
-    lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
+    lines = [_text_line(msg, r) for r in reps(msg, obx, 5)] or [""]
     return lines + _notes(msg, notes)
 
 
@@ -914,7 +914,7 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
     sub-id and status (radiology and transcription systems): one observation whose text
     goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
     lines left the old extra lines behind)."""
-    lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+    lines = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
     if entry.status in WITHHELD_STATUSES:  # the same OBX-11 as the first line's
         withheld = entry.details.get("value_withheld")
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
@@ -1651,7 +1651,7 @@ def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
     ``details['value_withheld']`` (a lab often says there why the analysis was not done)."""
     where = loc(obx, 5)
     entry.details["value_withheld"] = "\n".join(
-        unescaped(ctx.msg, r).rstrip() for r in reps(ctx.msg, obx, 5))
+        _text_line(ctx.msg, r) for r in reps(ctx.msg, obx, 5))
     ctx.warnings.append(f"{where}: result status {status_code[:2]} ({entry.status}): the value "
                         "is not filed as a result")
 
@@ -1707,7 +1707,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         _structured_numeric(ctx, comps(msg, first), entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
-        entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+        entry.value = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
         elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
@@ -2202,9 +2202,22 @@ def _result_performer(msg: Message, obx: Segment) -> str | None:
     return (person_name(msg, rep) or None) if rep else None
 
 
+def _text_line(msg: Message, raw: str) -> str:
+    """One repetition of a text value (ST, TX, FT, NTE-3), unescaped, trailing blanks (layout)
+    removed, its line ends as '\\n'. Engines escape a line end inside a field as hex
+    (Cloverleaf and Mirth write '\\X0D\\', Windows senders '\\X0D0A\\'): kept as the
+    parser reads it, the value held a bare CR ('Ligne 1\\rLigne 2'), which a terminal prints
+    over the line's start and no other line end of ours is (\\.br\\, repetitions, an LF
+    left unescaped are all '\\n')."""
+    value = unescaped(msg, raw)
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value.rstrip()
+
+
 def _notes(msg: Message, notes: list[Segment]) -> list[str]:
     """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
-    texts = ("\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes)
+    texts = ("\n".join(_text_line(msg, r) for r in reps(msg, nte, 3)) for nte in notes)
     return [t for t in texts if t.strip()]
 
 

@@ -86,3 +86,25 @@ def test_a_value_with_components_and_no_value_type_is_read_by_its_components():
     assert (potassium.value_type, potassium.value_num) == ("NM", 4.2)
     assert "OBX[5]-2: no value type, value with components read as CWE" in nm.warnings
     assert "OBX[6]-2: no value type, value with components read as SN" in nm.warnings
+
+
+# -- line ends escaped as hex -----------------------------------------------------------------
+@pytest.mark.parametrize("line_end", ["\\X0D\\", "\\X0D0A\\", "\\X0A\\", "\\X000d\\",
+                                      "\\X000D000A\\", "\\.br\\"])
+def test_a_line_end_escaped_in_a_text_is_a_line_end(line_end):
+    """A comment of two lines, its line end escaped as engines do: '\\X0D\\' (a CR escaped
+    as hex), '\\X0D0A\\' (a Windows sender), '\\X000d\\' (HAPI and IPF, the Java engines of
+    IHE platforms, write a CR as its code point). '\\X000d\\' was kept as those 7 characters
+    in the text; the others left a bare CR in it ('Ligne 1\\rLigne 2'), which a terminal
+    prints over the line's start. Each is the '\\n' that \\.br\\ gives, in a result's text,
+    in its NTE and in a value not filed (cancelled)."""
+    nm = norm(_oru("EOL-1", ORC, _obr(1, "SERO^Sérologie^L"),
+                   f"OBX|1|TX|COM^Commentaire^L||Sérologie de contrôle{line_end}"
+                   f"à prévoir dans 3 semaines.||||||F",
+                   f"NTE|1||Prélèvement reçu{line_end}à 18 h",
+                   f"OBX|2|ST|22314-9^Hépatite A IgM^LN||Non fait{line_end}tube coagulé||||||X"))
+    comment, cancelled = nm.entries[1:]
+    assert comment.value == "Sérologie de contrôle\nà prévoir dans 3 semaines."
+    assert comment.details["comments"] == ["Prélèvement reçu\nà 18 h"]
+    assert cancelled.details["value_withheld"] == "Non fait\ntube coagulé"
+
