@@ -293,9 +293,28 @@ def _truncation(msh2: str, delimiters: str) -> str:
     return "#"
 
 
+def _header_case(text: str) -> str:
+    """The name of the header as sent when it is 'MSH' in lower or mixed case ('msh'), then
+    a field separator; else ''. A sender writing every segment name in lower case: its
+    header was 'no MSH', although its other segments are read (``_case_folded``). Only as
+    the first segment: an 'msh' further on starts no message (split_batch cuts at 'MSH'
+    only) and still fails where it is."""
+    if text.startswith("MSH"):  # nearly every message: nothing copied
+        return ""
+    body = text.lstrip("\r\n")
+    name = body[:3]
+    if name == "MSH" or name.upper() != "MSH" or len(body) < 4 or body[3].isalnum() \
+            or body[3].isspace():
+        return ""
+    return name
+
+
 def parse_text(text: str, charset: str = "utf-8") -> Message:
     """Parse one decoded message. Raises HL7ParseError naming the segment and field at fault."""
     text = text.lstrip("\ufeff")
+    header_case = _header_case(text)  # the header's name as sent when not 'MSH' ('msh')
+    if header_case:
+        text = "MSH" + text.lstrip("\r\n")[3:]
     lines = _split_fast(text)
     if not lines or not lines[0].startswith("MSH"):
         # the first segment's name, when it is one (never the line itself: it may be data)
@@ -341,6 +360,8 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
                             f"value (write it as \\.br\\)",
                             segment="?", position=bad)
     msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
+    if header_case:
+        folded.insert(0, header_case)
     if folded:
         said = ", ".join(dict.fromkeys(folded))
         msg.warnings.append(f"HL7_SEGMENT_NAME_CASE: {len(folded)} segment name(s) not in upper "
