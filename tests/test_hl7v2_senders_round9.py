@@ -110,6 +110,27 @@ def test_a_line_end_escaped_in_a_text_is_a_line_end(line_end):
 
 
 
+# -- the hour repeated when summer time ends --------------------------------------------------
+@pytest.mark.parametrize("sent_at, collected, expected", [
+    # 27 October 2024, 02:30 for the second time (+01:00): the message sent at night
+    ("20241027023000+0100", "202410270145", "2024-10-27T01:45+02:00"),
+    ("20241027023000+0100", "202410270330", "2024-10-27T03:30+01:00"),
+    ("20241027023000+0200", "202410270145", "2024-10-27T01:45+02:00"),
+    ("20240715104500+0100", "202407150810", "2024-07-15T08:10+01:00"),  # a fixed +01:00 zone
+])
+def test_a_message_sent_in_the_repeated_hour_reads_its_times_in_paris(sent_at, collected,
+                                                                      expected):
+    """MSH-7 '20241027023000+0100': 02:30 Paris time, the second time that night (summer
+    time ends at 03:00 +02:00, back to 02:00 +01:00). Only the first occurrence's offset
+    was Paris's, so the sender was taken to be in a fixed +01:00 zone: the order drawn at
+    01:45 (still summer time, +02:00) was filed an hour late. Either offset of that hour is
+    Paris's; a +01:00 in July still says a sender elsewhere, as before."""
+    msh = MSH.replace("20240315104500", sent_at)
+    nm = norm(_oru("DST-1", ORC, _obr(1, "GLY^Glycémie^L").replace("202403150810", collected),
+                   "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F", msh=msh))
+    assert [e.effective for e in nm.entries] == [expected, expected]
+
+
 # -- the header in lower case -----------------------------------------------------------------
 def test_a_message_whose_header_is_in_lower_case_is_filed_with_a_warning(sqlite_ctx):
     """A sender writing every segment name in lower case ('msh|^~\\&|...', 'pid|', 'obx|'):
