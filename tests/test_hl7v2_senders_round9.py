@@ -132,31 +132,30 @@ def test_a_message_sent_in_the_repeated_hour_reads_its_times_in_paris(sent_at, c
 
 
 # -- the header in lower case -----------------------------------------------------------------
-def test_a_message_whose_header_is_in_lower_case_is_filed_with_a_warning(sqlite_ctx):
+def test_a_message_whose_header_is_in_lower_case_is_read_with_a_warning():
     """A sender writing every segment name in lower case ('msh|^~\\&|...', 'pid|', 'obx|'):
     its other segments were read (round 8), but the message was refused as no HL7 at all
     (UNKNOWN_FORMAT: 'text that is neither HL7v2...'), and its latin-1 MSH-18 was not read.
     Read as the header it names, said with the other names; the MLLP listener reads it to
     answer. An 'msh' after the first segment still starts no message (round 8)."""
+    from normalizers.lab import normalize_message
+    from parsers.detect import detect_format
+    from parsers.hl7v2 import parse_message, split_batch
     from parsers.hl7v2.header import read_header
-    from pipelines.report import show_dossier, show_import
-    from tests.test_pipeline import NIR, ingest, make_patient
+    from tests.test_lab_normalizer import MAPS
 
-    make_patient(sqlite_ctx)  # LEFÈVRE Hélène 1979-03-28 F
-    msh = MSH.format("LOW-MSH-1").replace("UNICODE UTF-8", "8859/1")
-    lines = [msh, f"PID|1||{NIR}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||"
-             "LEFÈVRE^Hélène^^^^^L||19790328|F" + "|" * 24 + "VALI", ORC,
+    lines = [MSH.format("LOW-MSH-1").replace("UNICODE UTF-8", "8859/1"), PID, ORC,
              _obr(1, "GLY^Glycémie^L"), "OBX|1|NM|2345-7^Glucose^LN||5,4|mmol/L|3,9-5,8|N|||F",
              "NTE|1||Prélevé à jeun"]
     data = "\r".join(s[:3].lower() + s[3:] for s in lines).encode("latin-1") + b"\r"
     header = read_header(b"\x0b" + data + b"\x1c\r")
     assert header is not None and header.get(10) == "LOW-MSH-1"
-    [import_id] = ingest(sqlite_ctx, data)
-    shown = show_import(sqlite_ctx.engine, import_id)
-    assert shown["status"] == "deposited"
-    assert "HL7_SEGMENT_NAME_CASE: 6 segment name(s) not in upper case (msh, pid, orc, obr, " \
-           "obx, nte) read as the segment they name" in shown["warnings"]
-    assert not any("CHARSET" in w for w in shown["warnings"])  # 8859/1 as declared
-    glucose = [e for e in show_dossier(sqlite_ctx.engine, NIR)["entries"]
-               if e["code"] == "2345-7"]
-    assert [(e["value"], e["unit"]) for e in glucose] == [("5,4", "mmol/L")]
+    assert detect_format(data) == "hl7v2"
+    [one] = split_batch(data).messages
+    msg = parse_message(one)
+    assert msg.charset == "iso-8859-1" and not any("CHARSET" in w for w in msg.warnings)
+    assert msg.warnings == ["HL7_SEGMENT_NAME_CASE: 6 segment name(s) not in upper case (msh, "
+                            "pid, orc, obr, obx, nte) read as the segment they name"]
+    glucose = normalize_message(msg, "demo-lab", MAPS).entries[1]
+    assert (glucose.code, glucose.value_num, glucose.details["comments"]) == (
+        "2345-7", 5.4, ["Prélevé à jeun"])
