@@ -551,6 +551,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if groups is None:
         groups = _groups(msg)
     _orders_without_request(msg, groups, warnings)
+    if not groups:
+        _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
@@ -709,6 +711,21 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _no_order(msg: Message, warnings: list[str]) -> None:
+    """A results message without any OBR (v2.5 7.3.1 requires one per patient; a LIS
+    sending 'Résultats à suivre' as an NTE after the PID, or a PID alone) files nothing:
+    it was 'deposited, 0 entries' without a word, its comments dropped. Said, with how many
+    comments are not filed (never their text); an ORC alone is said by
+    ``_orders_without_request``."""
+    if any(s.name == "ORC" for s in msg.segments):
+        return
+    pid = msg.first("PID")
+    notes = sum(1 for s in msg.segments if s.name == "NTE")
+    lost = f"; its {notes} comment(s) (NTE) are not filed" if notes else ""
+    warnings.append(f"{loc(pid) if pid is not None else 'MSH'}: no OBR (observation "
+                    f"request) in the message: no order, no result, nothing filed{lost}")
 
 
 def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[str]) -> None:

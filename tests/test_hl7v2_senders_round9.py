@@ -131,6 +131,24 @@ def test_a_message_sent_in_the_repeated_hour_reads_its_times_in_paris(sent_at, c
     assert [e.effective for e in nm.entries] == [expected, expected]
 
 
+
+# -- a results message without any order -----------------------------------------------------
+@pytest.mark.parametrize("body, said", [
+    (["NTE|1||Résultats à suivre : sérologies en cours"], "; its 1 comment(s) (NTE) are not filed"),
+    (["PV1|1|O", "ZFU|1|INTERNE"], ""),
+])
+def test_a_results_message_without_any_obr_says_it_files_nothing(body, said):
+    """An ORU^R01 holding a PID and a comment but no OBR ('Résultats à suivre', a LIS
+    telling the ward the results are coming), or a PID alone: 'deposited, 0 entries',
+    without a word, the comment lost. Said, naming the PID and how many comments are not
+    filed, never their text."""
+    nm = norm(_oru("NO-OBR-1", *body))
+    assert nm.entries == []
+    assert nm.warnings == ["PID[2]: no OBR (observation request) in the message: no order, no "
+                           f"result, nothing filed{said}"]
+    assert not any("suivre" in w for w in nm.warnings)
+
+
 # -- the header in lower case -----------------------------------------------------------------
 def test_a_message_whose_header_is_in_lower_case_is_read_with_a_warning():
     """A sender writing every segment name in lower case ('msh|^~\\&|...', 'pid|', 'obx|'):
