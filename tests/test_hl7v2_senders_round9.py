@@ -70,20 +70,24 @@ def test_a_value_with_components_and_no_value_type_is_read_by_its_components():
     read as NM, anything else as ST: a coded Gram stain 'POS^Positif^L' was filed as the
     text 'POS^Positif^L' (no code, the sender's delimiters in the value), a CRP '<^0,5' as
     text, out of every trend. Components say CWE, or SN when a comparator (or nothing) comes
-    before a number; said in a warning. Text and numbers without components as before."""
+    before a number; said in a warning. Text and numbers without components, and an ED's
+    components (its type of encoding in the 4th), as before."""
     nm = norm(_oru("NOTYPE-1", ORC, _obr(1, "BIO^Bilan^L"),
                    "OBX|1||664-3^Coloration de Gram^LN||POS^Positif^L||||||F",
                    "OBX|2||1988-5^CRP^LN||<^0,5|mg/L|<5||||F",
                    "OBX|3||2345-7^Glucose^LN||^5.4|mmol/L|3.9-5.8||||F",
                    "OBX|4||5778-6^Couleur^LN||Jaune paille||||||F",
-                   "OBX|5||2823-3^Potassium^LN||4.2|mmol/L|3.5-5.1||||F"))
-    gram, crp, glucose, colour, potassium = nm.entries[1:]
+                   "OBX|5||2823-3^Potassium^LN||4.2|mmol/L|3.5-5.1||||F",
+                   "OBX|6||11502-2^CR^LN||^AP^PDF^Base64^JVBERi0xLjQK||||||F"))
+    gram, crp, glucose, colour, potassium, pdf = nm.entries[1:]
     assert (gram.value, gram.value_type, gram.details["coded_value"]) == (
         "Positif", "CWE", {"code": "POS", "display": "Positif", "system": "L"})
     assert (crp.value_type, crp.comparator, crp.value_num, crp.unit) == ("SN", "<", 0.5, "mg/L")
     assert (glucose.value_type, glucose.value_num) == ("SN", 5.4)
     assert (colour.value, colour.value_type) == ("Jaune paille", "ST")
     assert (potassium.value_type, potassium.value_num) == ("NM", 4.2)
+    # an ED's shape is no coded value: text, as before
+    assert (pdf.value, pdf.value_type) == ("^AP^PDF^Base64^JVBERi0xLjQK", "ST")
     assert "OBX[5]-2: no value type, value with components read as CWE" in nm.warnings
     assert "OBX[6]-2: no value type, value with components read as SN" in nm.warnings
 
