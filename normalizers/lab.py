@@ -1725,6 +1725,9 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
+        if _cut_short(msg, raw5):
+            ctx.warnings.append(f"{where}: the text ends with the truncation character MSH-2 "
+                                "declares: the sender cut it short, filed as received")
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
         elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
@@ -1753,6 +1756,18 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+def _cut_short(msg: Message, raw: str) -> bool:
+    """Whether a value ends with the truncation character its MSH-2 declares (v2.7 2.5.5.5:
+    MSH-2's 5th character, '#'): the sender cut a value longer than it could send and says
+    so that way. A '#' of the text is escaped (\\P\\), so a raw one at the end is that mark;
+    without a 5th character in MSH-2, a '#' is text."""
+    mark = msg.delimiters.truncation
+    if not raw.rstrip().endswith(mark):
+        return False
+    msh2 = msg.msh.raw(2)
+    return len(msh2) > 4 and msh2[4] == mark
 
 
 def _typed_by_components(msg: Message, rep: str) -> str | None:

@@ -41,6 +41,26 @@ def test_an_escaped_truncation_character_is_that_character(msh2, version):
     assert germ.details["comments"] == ["Tube n#3 & n#4 reçus"]
 
 
+
+@pytest.mark.parametrize("msh2, value, warned", [
+    ("^~\\&#", "Anticorps anti-HLA de classe I et II détectés, voir le compte rendu d#", True),
+    ("^~\\&#", "Lot \\P\\", False),  # a '#' of the text, escaped
+    ("^~\\&", "Flacon #", False),  # no truncation character declared: a '#' is text
+])
+def test_a_text_cut_short_by_its_sender_is_said(msh2, value, warned):
+    """v2.7 2.5.5.5: a sender that cuts a value longer than it can send ends it with the
+    truncation character of MSH-2 ('#'). The comment was filed cut, as if whole, without a
+    word. Filed as received, with a warning; an escaped '#' (\\P\\) or a '#' in a message
+    declaring no truncation character is text."""
+    msh = MSH.replace("^~\\&", msh2).replace("|2.5|", "|2.8|")
+    nm = norm(_oru("CUT-1", ORC, _obr(1, "HLA^Recherche d'anticorps^L"),
+                   f"OBX|1|TX|COM^Commentaire^L||{value}||||||F", msh=msh))
+    said = [w for w in nm.warnings if "truncation character" in w]
+    assert said == (["OBX[5]-5: the text ends with the truncation character MSH-2 declares: "
+                     "the sender cut it short, filed as received"] if warned else [])
+    assert nm.entries[1].value.endswith("#")
+
+
 # -- OBR-4 coded in its alternate triplet only -----------------------------------------------
 def test_an_order_coded_in_the_alternate_triplet_only_is_keyed_by_that_code():
     """OBR-4 '^^^24326-1^Électrolytes^LN' (a bridge that maps the LIS code to LOINC in the
