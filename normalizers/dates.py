@@ -52,9 +52,10 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=4096)
-def _offset(tz: str, y: int, mo: int, d: int, h: int, mi: int) -> str:
-    """'+01:00' style offset of a local wall time in ``tz`` (cached: many values per day)."""
-    off = datetime(y, mo, d, h, mi, tzinfo=_zone(tz)).utcoffset() or timedelta(0)
+def _offset(tz: str, y: int, mo: int, d: int, h: int, mi: int, fold: int = 0) -> str:
+    """'+01:00' style offset of a local wall time in ``tz`` (cached: many values per day);
+    ``fold`` 1: of its second occurrence, in the hour repeated when summer time ends."""
+    off = datetime(y, mo, d, h, mi, tzinfo=_zone(tz), fold=fold).utcoffset() or timedelta(0)
     return _fmt_offset(int(off.total_seconds()) // 60)
 
 
@@ -84,12 +85,17 @@ def sender_zone(msh7: str) -> str:
     sent = f"{m.group(8)}{m.group(9)}:{m.group(10)}"
     if sent[1:] == "00:00":
         return PARIS
+    wall = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+            int(m.group(5) or 0))
     try:
-        here = _offset(PARIS, int(m.group(1)), int(m.group(2)), int(m.group(3)),
-                       int(m.group(4)), int(m.group(5) or 0))
+        # both offsets of a wall time in the hour repeated when summer time ends (02:30 on
+        # the last Sunday of October is +02:00, then +01:00): the second was taken for a
+        # sender in a fixed +01:00 zone, and the other times of the message, an order
+        # drawn at 01:45 (+02:00), were filed an hour late
+        here = {_offset(PARIS, *wall), _offset(PARIS, *wall, fold=1)}
     except ValueError:
         return PARIS
-    return PARIS if sent == here else sent
+    return PARIS if sent in here else sent
 
 
 def is_hl7_ts(value: str) -> bool:

@@ -551,6 +551,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if groups is None:
         groups = _groups(msg)
     _orders_without_request(msg, groups, warnings)
+    if not groups:
+        _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
     cisis = is_cisis(msg)
     meta = MessageMeta()
@@ -562,6 +564,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         order_no, ns = _order_number(msg, g)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
+        if not obr_code and sub(msg, part(c4, 4), 1):
+            # Only the alternate triplet (OBR-4.4-6) is filled ('^^^24326-1^Iono^LN'): it is
+            # the identifier, as for OBX-3. Read past, every such order of one filler number
+            # had the key 'report|number|ns|', and a panel sent alone later replaced another.
+            c4 = c4[3:]
+            obr_code = sub(msg, part(c4, 1), 1)
         parent = _parent_result(msg, obr)
         scope = parent.scope if parent is not None else ""
         report_key = f"report|{order_no}|{ns}|{obr_code}"
@@ -703,6 +711,21 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _no_order(msg: Message, warnings: list[str]) -> None:
+    """A results message without any OBR (v2.5 7.3.1 requires one per patient; a LIS
+    sending 'Résultats à suivre' as an NTE after the PID, or a PID alone) files nothing:
+    it was 'deposited, 0 entries' without a word, its comments dropped. Said, with how many
+    comments are not filed (never their text); an ORC alone is said by
+    ``_orders_without_request``."""
+    if any(s.name == "ORC" for s in msg.segments):
+        return
+    pid = msg.first("PID")
+    notes = sum(1 for s in msg.segments if s.name == "NTE")
+    lost = f"; its {notes} comment(s) (NTE) are not filed" if notes else ""
+    warnings.append(f"{loc(pid) if pid is not None else 'MSH'}: no OBR (observation "
+                    f"request) in the message: no order, no result, nothing filed{lost}")
 
 
 def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[str]) -> None:
@@ -891,7 +914,7 @@ def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str
     the text belongs to the report of the OBR: it is kept there, in order, notes included.
     Any other OBX without identifier but with a value still fails (OBX_NO_CODE, see
     ``_result``)."""
-    lines = [unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)] or [""]
+    lines = [_text_line(msg, r) for r in reps(msg, obx, 5)] or [""]
     return lines + _notes(msg, notes)
 
 
@@ -908,7 +931,7 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
     sub-id and status (radiology and transcription systems): one observation whose text
     goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
     lines left the old extra lines behind)."""
-    lines = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+    lines = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
     if entry.status in WITHHELD_STATUSES:  # the same OBX-11 as the first line's
         withheld = entry.details.get("value_withheld")
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
@@ -1645,7 +1668,7 @@ def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
     ``details['value_withheld']`` (a lab often says there why the analysis was not done)."""
     where = loc(obx, 5)
     entry.details["value_withheld"] = "\n".join(
-        unescaped(ctx.msg, r).rstrip() for r in reps(ctx.msg, obx, 5))
+        _text_line(ctx.msg, r) for r in reps(ctx.msg, obx, 5))
     ctx.warnings.append(f"{where}: result status {status_code[:2]} ({entry.status}): the value "
                         "is not filed as a result")
 
@@ -1664,6 +1687,10 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if _NUMBER.fullmatch(text(msg, raw5)):
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, numeric value read as NM")
             vtype = "NM"
+        elif (typed := _typed_by_components(msg, first_rep(msg, obx, 5))) is not None:
+            ctx.warnings.append(f"{loc(obx, 2)}: no value type, value with components read "
+                                f"as {typed}")
+            vtype = typed
         else:
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, value read as text")
             vtype = "ST"
@@ -1697,7 +1724,10 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         _structured_numeric(ctx, comps(msg, first), entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
-        entry.value = "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5))
+        entry.value = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
+        if _cut_short(msg, raw5):
+            ctx.warnings.append(f"{where}: the text ends with the truncation character MSH-2 "
+                                "declares: the sender cut it short, filed as received")
         if obx.raw(6).strip() and entry.value:
             _text_quantity(ctx, entry, vtype, where)
         elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
@@ -1726,6 +1756,42 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+def _cut_short(msg: Message, raw: str) -> bool:
+    """Whether a value ends with the truncation character its MSH-2 declares (v2.7 2.5.5.5:
+    MSH-2's 5th character, '#'): the sender cut a value longer than it could send and says
+    so that way. A '#' of the text is escaped (\\P\\), so a raw one at the end is that mark;
+    without a 5th character in MSH-2, a '#' is text."""
+    mark = msg.delimiters.truncation
+    if not raw.rstrip().endswith(mark):
+        return False
+    msh2 = msg.msh.raw(2)
+    return len(msh2) > 4 and msh2[4] == mark
+
+
+def _typed_by_components(msg: Message, rep: str) -> str | None:
+    """The value type of an OBX-5 sent with components but without OBX-2: 'SN' for a
+    comparator (or nothing) then a number ('<^0,5', '^182'), 'CWE' for anything else
+    ('POS^Positif^L', '^^^260373001^Detected^SCT'); None without components. ST has no
+    components: read as text, the value was the code, its text and its coding system glued
+    by the sender's delimiters ('POS^Positif^L'), no code kept, nothing any reader shows."""
+    d = msg.delimiters
+    if d.component not in rep:
+        return None
+    c = comps(msg, rep)
+    if len(c) > 3 and text(msg, c[3]).upper() in _ed_encodings():
+        return None  # an ED's shape ('^AP^PDF^Base64^JVBERi0...'): no coded value, as before
+    head, second = text(msg, c[0]).strip(), text(msg, part(c, 2)).strip()
+    if (not head or head in COMPARATORS) and _NUMBER.fullmatch(second.replace(",", ".")):
+        return "SN"
+    return "CWE"
+
+
+@cache
+def _ed_encodings() -> frozenset[str]:
+    """ED.4 types of encoding as senders write them (tables/ed_encodings.csv, upper case)."""
+    return frozenset(row["code"].upper() for row in table("ed_encodings"))
 
 
 _STANDARD = Delimiters()
@@ -2176,9 +2242,22 @@ def _result_performer(msg: Message, obx: Segment) -> str | None:
     return (person_name(msg, rep) or None) if rep else None
 
 
+def _text_line(msg: Message, raw: str) -> str:
+    """One repetition of a text value (ST, TX, FT, NTE-3), unescaped, trailing blanks (layout)
+    removed, its line ends as '\\n'. Engines escape a line end inside a field as hex
+    (Cloverleaf and Mirth write '\\X0D\\', Windows senders '\\X0D0A\\'): kept as the
+    parser reads it, the value held a bare CR ('Ligne 1\\rLigne 2'), which a terminal prints
+    over the line's start and no other line end of ours is (\\.br\\, repetitions, an LF
+    left unescaped are all '\\n')."""
+    value = unescaped(msg, raw)
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value.rstrip()
+
+
 def _notes(msg: Message, notes: list[Segment]) -> list[str]:
     """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
-    texts = ("\n".join(unescaped(msg, r).rstrip() for r in reps(msg, nte, 3)) for nte in notes)
+    texts = ("\n".join(_text_line(msg, r) for r in reps(msg, nte, 3)) for nte in notes)
     return [t for t in texts if t.strip()]
 
 

@@ -35,14 +35,15 @@ _XMLNS = re.compile(rb"\bxmlns(?::([\w.\-]+))?\s*=\s*(?:\"([^\"]*)\"|'([^']*)')"
 def detect_format(data: bytes) -> str:
     """'hl7v2', 'cda', 'pdf' or 'unknown' from the first bytes of ``data``.
 
-    HL7v2: starts with MSH, FHS or BHS followed by a field separator (or with another
-    segment line, a message without its header). PDF: '%PDF-' at the
+    HL7v2: starts with MSH (in any case: the parser reads an 'msh' header with a warning),
+    FHS or BHS followed by a field separator (or with another segment line, a message
+    without its header). PDF: '%PDF-' at the
     start (or within the first 1024 bytes, where readers also accept it). CDA: XML whose root
     element is ClinicalDocument in the urn:hl7-org:v3 namespace; any other XML is 'unknown'
     (a CDA without its namespace is not a CDA for the CDA parser either)."""
     head = _text_head(data)
-    if head[:3] in _HL7_STARTS and len(head) > 3 and not head[3:4].isalnum() \
-            and head[3:4] not in b" \t\r\n":
+    if (head[:3] in _HL7_STARTS or head[:3].upper() == b"MSH") and len(head) > 3 \
+            and not head[3:4].isalnum() and head[3:4] not in b" \t\r\n":
         return HL7V2
     if head.startswith(b"%PDF-"):
         return PDF

@@ -25,13 +25,14 @@ CDA = (b'<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2
     b"BHS|^~\\&|LAB\r",
     b"MSH#^~\\&#LAB\r",
     "MSH|^~\\&|LAB\r".encode("utf-16"),
+    b"msh|^~\\&|LAB\r",  # a header in lower case: the parser reads it, with a warning
 ])
 def test_hl7v2(data):
     assert detect_format(data) == "hl7v2"
 
 
 @pytest.mark.parametrize("data", [
-    b"MSHA|x", b"MSH", b"MSH |x", b"msh|^~\\&|", b"",
+    b"MSHA|x", b"MSH", b"MSH |x", b"msha|x", b"",
     b"   \r\n", b"hello world", b"\x00\x01\x02",
 ])
 def test_not_hl7v2(data):

@@ -1056,16 +1056,18 @@ def test_code_points_escaped_as_hex_are_text():
     """Interface engines escape what their charset lacks as the character's code point in
     four hex digits: 'µmol/l' sent '\\X00B5\\mol/l' (a French LIS behind an ASCII-only link).
     The zero byte made the whole sequence be kept as sent: the unit was '\\X00B5\\mol/l',
-    unmapped. Read as UTF-16 when that is printable text; a real NUL ('\\X00\\',
-    '\\X0000\\') or a control character still stays as sent."""
+    unmapped. Read as UTF-16 when that is printable text, or line ends and tabs as '\\X0D\\'
+    gives them ('\\X000D\\', as HAPI and IPF escape a CR); a real NUL ('\\X00\\',
+    '\\X0000\\') or another control character still stays as sent."""
     from parsers.hl7v2.er7 import Delimiters
     from parsers.hl7v2.escape import unescape
 
     d = Delimiters()
     assert unescape("\\X00B5\\mol/l", d) == "µmol/l"
     assert unescape("Cr\\X00E9\\atinine \\X00B500E9\\", d) == "Créatinine µé"
-    for kept in ("\\X00\\", "\\X0000\\", "\\X000D\\", "\\X00B5AB\\"):
+    for kept in ("\\X00\\", "\\X0000\\", "\\X0001\\", "\\X00B5AB\\"):
         assert unescape(kept, d) == kept
+    assert unescape("\\X000D\\", d) == unescape("\\X0D\\", d) == "\r"
     assert unescape("\\XC2B5\\", d) == unescape("\\XB5\\", d) == "µ"  # bytes, as before
     nm = norm(oru("OBX|1|NM|CREAT^Cr\\X00E9\\atinine^L||78|\\X00B5\\mol/l|45-84||||F"))
     crea = nm.entries[1]

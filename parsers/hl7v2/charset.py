@@ -83,7 +83,7 @@ def byte_place(data: bytes, offset: int) -> str:
     3' when its line starts no segment): the field an integrator opens to find the character
     their system wrote in another charset. Read from the ASCII separators only (the bytes
     cannot be decoded: that is the problem); the value itself is never returned."""
-    fsep = data[3:4].decode("latin-1") if data.startswith(b"MSH") else "|"
+    fsep = data[3:4].decode("latin-1") if data[:3].upper() == b"MSH" else "|"
     # one placeholder for the byte: the line it is on exists even when it starts one
     lines = split_segments(data[:offset].decode("latin-1") + "?", fsep or "|")
     line = lines[-1]
@@ -97,11 +97,11 @@ def byte_place(data: bytes, offset: int) -> str:
 def declared_charset(data: bytes) -> str:
     """The first repetition of MSH-18 as written ('' when absent or when there is no MSH)."""
     start = 3 if data.startswith(codecs.BOM_UTF8) else 0
-    if not data.startswith(b"MSH", start):
+    if data[start:start + 3].upper() != b"MSH":  # 'msh': see er7.parse_text
         stripped = data[start:start + 64].lstrip(b" \t\r\n\x0b")
-        if not stripped.startswith(b"MSH"):
+        if stripped[:3].upper() != b"MSH":
             return ""
-        start = data.index(b"MSH", start)
+        start += data[start:start + 64].index(stripped[:3])
     m = _LINE_END.search(data, start)
     line = data[start:m.start() if m else len(data)]
     sep = line[3:4]

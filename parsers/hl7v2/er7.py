@@ -33,6 +33,9 @@ class Delimiters:
     # the codec the message was decoded with: what \Xhh\ bytes mean (escape.py); not part
     # of the delimiters' identity (an ACK echoes them whatever the charset)
     charset: str = dataclass_field(default="utf-8", compare=False)
+    # v2.7+ truncation character (MSH-2's 5th, '#' when not declared): what \P\ stands
+    # for; no delimiter, it never splits a field
+    truncation: str = dataclass_field(default="#", compare=False)
 
 
 @dataclass(slots=True)
@@ -281,9 +284,37 @@ def _segments(lines: list[str], fsep: str,
     return segments, 0
 
 
+def _truncation(msh2: str, delimiters: str) -> str:
+    """The truncation character of MSH-2 (v2.7 2.5.5.5: its 5th character, '#' in practice),
+    '#' when MSH-2 holds 4: the character ``\\P\\`` escapes. A 5th character that is a
+    delimiter, a letter or a digit is none (an MSH-2 miswritten): '#' as when undeclared."""
+    if len(msh2) > 4 and not msh2[4].isalnum() and msh2[4] not in delimiters:
+        return msh2[4]
+    return "#"
+
+
+def _header_case(text: str) -> str:
+    """The name of the header as sent when it is 'MSH' in lower or mixed case ('msh'), then
+    a field separator; else ''. A sender writing every segment name in lower case: its
+    header was 'no MSH', although its other segments are read (``_case_folded``). Only as
+    the first segment: an 'msh' further on starts no message (split_batch cuts at 'MSH'
+    only) and still fails where it is."""
+    if text.startswith("MSH"):  # nearly every message: nothing copied
+        return ""
+    body = text.lstrip("\r\n")
+    name = body[:3]
+    if name == "MSH" or name.upper() != "MSH" or len(body) < 4 or body[3].isalnum() \
+            or body[3].isspace():
+        return ""
+    return name
+
+
 def parse_text(text: str, charset: str = "utf-8") -> Message:
     """Parse one decoded message. Raises HL7ParseError naming the segment and field at fault."""
     text = text.lstrip("\ufeff")
+    header_case = _header_case(text)  # the header's name as sent when not 'MSH' ('msh')
+    if header_case:
+        text = "MSH" + text.lstrip("\r\n")[3:]
     lines = _split_fast(text)
     if not lines or not lines[0].startswith("MSH"):
         # the first segment's name, when it is one (never the line itself: it may be data)
@@ -307,7 +338,8 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
                             segment="MSH", position=1, field=2)
     delims = Delimiters(field=fsep, component=enc[0], repetition=enc[1],
                         escape=enc[2] if len(enc) > 2 else "\\",
-                        subcomponent=enc[3] if len(enc) > 3 else "&", charset=charset)
+                        subcomponent=enc[3] if len(enc) > 3 else "&", charset=charset,
+                        truncation=_truncation(head[4:].split(fsep, 1)[0], fsep + enc))
     fold = _may_fold(text, lines, fsep)
     folded: list[str] = []
     segments, bad = _segments(lines, fsep, folded if fold else None)
@@ -328,6 +360,8 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
                             f"value (write it as \\.br\\)",
                             segment="?", position=bad)
     msg = Message(segments, delims, charset, maybe_null='"' in text)  # 1 char: a fast scan
+    if header_case:
+        folded.insert(0, header_case)
     if folded:
         said = ", ".join(dict.fromkeys(folded))
         msg.warnings.append(f"HL7_SEGMENT_NAME_CASE: {len(folded)} segment name(s) not in upper "

@@ -1,4 +1,6 @@
-r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\ and friends.
+r"""HL7v2 escape sequences (v2.5 chapter 2.7): \F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\ and friends;
+\P\ (v2.7 2.7.1) is the truncation character of MSH-2 ('#'), which a v2.7+ encoder escapes
+wherever the text holds one ('Flacon \P\2' is 'Flacon #2').
 
 Formatting commands carry no text and are dropped (\H\ \N\ \.in\ \.fi\ ...), except those
 that move the text: \.br\ \.ce\ (a newline), \.sp<n>\ (n newlines), \.sk<n>\ (n spaces).
@@ -50,7 +52,7 @@ def unescape(value: str, d: Delimiters) -> str:
 
 def _expand(seq: str, d: Delimiters) -> str | None:
     simple = {"F": d.field, "S": d.component, "T": d.subcomponent, "R": d.repetition,
-              "E": d.escape, "P": "&"}
+              "E": d.escape, "P": d.truncation}
     if seq in simple:
         return simple[seq]
     if seq in ("H", "N"):
@@ -111,15 +113,17 @@ def _code_points(raw: bytes) -> str | None:
     """Hex data holding a zero byte: Unicode code points written four hex digits each, as
     interface engines escape what their charset lacks ('\\X00B5\\' for the micro sign of
     'µmol/l', '\\X00E9\\' for 'é'): read as UTF-16 when that gives printable text without
-    NUL. Anything else holding a zero byte is no text (nor storable): None, the sequence stays
-    as sent."""
+    NUL, line ends and tabs included: HAPI and IPF (Java engines of IHE platforms) escape a
+    CR inside a field as '\\X000d\\', kept as sent it was that text in the value, as '\\X0D\\'
+    is a CR. Anything else holding a zero byte is no text (nor storable): None, the sequence
+    stays as sent."""
     if len(raw) % 2:
         return None
     try:
         value = raw.decode("utf-16-be")
     except UnicodeDecodeError:
         return None
-    return value if value.isprintable() else None
+    return value if value.isprintable() or _escaped_text(value) else None
 
 
 _MAX_SKIP = 20  # a '\\.sp999999\\' must not become a megabyte of blank lines

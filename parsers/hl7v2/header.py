@@ -68,7 +68,7 @@ def read_header(data: bytes) -> Header | None:
     body = data.lstrip(b"\x0b\r\n \t")
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
-    if body.startswith(b"MSH"):
+    if body[:3].upper() == b"MSH":  # 'msh' in lower case: parse_text reads it
         start = 0
     else:  # a batch envelope (FHS/BHS) before the first message
         m = _MSH.search(body, 0, 65536)
