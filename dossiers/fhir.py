@@ -1448,7 +1448,7 @@ def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
             continue
         for said in details.get(key) or ():
             if not isinstance(said, Mapping) or (key == "observations" and
-                                                 _code(said.get("code")) in _staging_codes()):
+                                                 _staging_role(said)):
                 continue
             words = _described_words(said)
             if words:
@@ -1795,8 +1795,23 @@ def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
 
 
 @cache
-def _staging_codes() -> dict[str, str]:
-    return {r["code"]: r["role"] for r in read_csv_rows(TABLES / "fhir_staging_codes.csv")}
+@cache
+def _staging_rows() -> dict[str, tuple[str, str]]:
+    """code -> (system, role) of fhir_staging_codes.csv."""
+    return {r["code"]: (r["system"], r["role"])
+            for r in read_csv_rows(TABLES / "fhir_staging_codes.csv")}
+
+
+def _staging_role(said: Mapping) -> str | None:
+    """The staging role of a described observation or a qualifier's name ({code, system}):
+    its code in the table's system. One stored without a system (described before its
+    system was kept) is taken at its code; a code of another system (a local '21908-9')
+    is no staging."""
+    row = _staging_rows().get(_code(said.get("code")) or "")
+    system = said.get("system")
+    if row is None or (system and system != row[0]):
+        return None
+    return row[1]
 
 
 def _said_concept(code: Any, system: Any, display: Any, base_url: str,  # noqa: ANN401
@@ -1832,7 +1847,7 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
     cancer's Condition said nothing of its stage."""
     out = []
     for n, said in enumerate(details.get("observations") or ()):
-        if not isinstance(said, Mapping) or _code(said.get("code")) not in _staging_codes():
+        if not isinstance(said, Mapping) or not _staging_role(said):
             continue
         qualifiers = [q for q in said.get("qualifiers") or () if isinstance(q, Mapping)]
         parts = [p for p in said.get("parts") or () if isinstance(p, Mapping)]
@@ -1846,18 +1861,19 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
                                     "None" else None, base_url)
             if concept is None:
                 continue
-            if summary is None and _staging_codes().get(_code(name.get("code")) or "") == \
-                    "stage":
+            if summary is None and _staging_role(name) == "stage":
                 summary = concept
             code = _said_concept(name.get("code"), name.get("system"), name.get("display"),
                                  base_url) or {"text": "qualifier"}
             components.append({"code": code, "valueCodeableConcept": concept})
         for part in parts:
-            code = _said_concept(part.get("code"), None, part.get("display"), base_url)
+            code = _said_concept(part.get("code"), part.get("system"), part.get("display"),
+                                 base_url)
             value = _described_value(part, base_url)
             if code and value:
                 components.append({"code": code, **value})
-        kind = _said_concept(said.get("code"), None, said.get("display"), base_url)
+        kind = _said_concept(said.get("code"), said.get("system"), said.get("display"),
+                             base_url)
         url = full_url("staging", f"{entry.get('id')}/{n}")
         extras[url] = {"resourceType": "Observation", "status": "final",
                        "code": kind or {"text": "cancer staging"}, "subject": subject,

@@ -1463,8 +1463,9 @@ def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
     if rel.type_code == "RSON":
         if "not_done_reason" not in entry.details:
             entry.details.setdefault("reasons", []).append({
-                "code": found.get("code"), "display": found.get("display") or
-                found.get("text"), "value": None, "unit": None})
+                "code": found.get("code"), "system": found.get("system"),
+                "display": found.get("display") or found.get("text"), "value": None,
+                "unit": None})  # its system too: a CIM-10 reason was exported uncoded
     else:
         entry.details.setdefault("references", []).append(found)
 
@@ -3251,7 +3252,9 @@ DESCRIBED_DEPTH = 3  # levels of parts read under a described observation (a sta
 
 def _described(obs: Observation, ctx: _Ctx, section: Section,
                depth: int) -> dict[str, Any] | None:
-    """{code, display, value, unit} of an observation described in another's details; with
+    """{code, system, display, value, unit} of an observation described in another's details
+    (its system with its code: two nested observations of one code string in two systems, a
+    local '21908-9' and LOINC's, were alike, and the export coded them in no system); with
     ``qualifiers`` when its coded value says more in qualifiers (CI-SIS / IHE PCC cancer
     staging 75620-5: no code of its own, the stage 21909-7 and the TNM version 21917-0 as
     qualifiers), and ``parts``: the observations it nests, each described the same way (the
@@ -3271,8 +3274,8 @@ def _described(obs: Observation, ctx: _Ctx, section: Section,
         _value(value, item, ctx, section)
     coded = _code(obs.code, ctx, section)
     described: dict[str, Any] = {
-        "code": coded[0] if coded else None, "display": coded[2] if coded else None,
-        "value": item.value, "unit": item.unit}
+        "code": coded[0] if coded else None, "system": coded[1] if coded else None,
+        "display": coded[2] if coded else None, "value": item.value, "unit": item.unit}
     value_code = item.details.get("value_code")
     if value_code:  # the coded value itself (T1b in TNM_UICC), not only its words
         described["value_code"] = value_code

@@ -1,0 +1,76 @@
+"""CDA R2 documents the way other senders write them (round 13: what nested statements,
+units and periods lose on their way to the store and to the FHIR export). Each test builds
+a small invented document with one structure CDA R2 / CI-SIS allows, or runs an ANS example
+when ../shared/corpus is there, and checks what is filed against what a clinician reading
+the document understands."""
+
+from __future__ import annotations
+
+from dossiers.fhir import to_bundle
+from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_senders_round12 import STAGED_TUMOUR
+from tests.test_fhir_export import PATIENT, _resource, _rows_read, check_bundle
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+LOINC_URI = "http://loinc.org"
+CIM10 = 'codeSystem="2.16.840.1.113883.6.3"'
+
+
+def _bundle(entries: list) -> dict:  # noqa: ANN001
+    """The FHIR Bundle of a document's body entries (a document row first, as filed)."""
+    bundle = to_bundle(PATIENT, _rows_read(entries))
+    check_bundle(bundle)
+    return bundle
+
+
+def _codings(bundle: dict, resource_type: str) -> list[dict]:
+    return [e["resource"] for e in bundle["entry"]
+            if e["resource"]["resourceType"] == resource_type]
+
+
+# -- nested observations keep the system of their code ------------------------------------------
+def test_a_staging_and_its_t_n_m_are_exported_in_loinc() -> None:
+    """A nested observation was described by its code string alone: the staging of a colon
+    cancer went to Condition.stage.type and its T, N, M components as codings with no system
+    (FHIR: a code without a system means nothing); they are LOINC's."""
+    got = _entries(_section("72135-7", "Tumeur", STAGED_TUMOUR))
+    staging = got[0].details["observations"][0]
+    assert (staging["code"], staging["system"]) == ("21908-9", "LN")
+    assert {p["system"] for p in staging["parts"]} == {"LN"}
+    bundle = _bundle(got)
+    (cancer,) = _codings(bundle, "Condition")
+    (stage,) = cancer["stage"]
+    assert stage["type"]["coding"][0]["system"] == LOINC_URI
+    assessed = _resource(bundle, stage["assessment"][0]["reference"])
+    assert {c["code"]["coding"][0]["system"] for c in assessed["component"]} == {LOINC_URI}
+
+
+def test_a_local_code_spelled_like_a_loinc_staging_is_no_staging() -> None:
+    """Two nested observations of one code string in two systems looked alike: a hospital's
+    own questionnaire item '21908-9' (its local system) became the cancer's stage."""
+    local = STAGED_TUMOUR.replace(f'code="21908-9" displayName="Stade TNM clinique" {LOINC}',
+                                  'code="21908-9" displayName="Item 21908-9 du questionnaire" '
+                                  'codeSystem="1.2.250.1.999.13.7"')
+    got = _entries(_section("72135-7", "Tumeur", local))
+    assert got[0].details["observations"][0]["system"] == "1.2.250.1.999.13.7"
+    (cancer,) = _codings(_bundle(got), "Condition")
+    assert "stage" not in cancer
+
+
+def test_the_problem_a_procedure_was_done_for_is_exported_coded() -> None:
+    """An IHE PCC internal reference (RSON) from a procedure to its problem kept the code
+    of the problem but not its system: Procedure.reasonCode was a CIM-10 code in no system."""
+    got = _entries(_section("47519-4", "Actes", f"""<entry><procedure classCode="PROC"
+      moodCode="EVN"><templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <id root="1.2.250.1.999.13" extension="PROC-1"/>
+      <code code="DEQP003" codeSystem="1.2.250.1.213.2.5"
+        displayName="Pose d'un stimulateur cardiaque définitif"/>
+      <statusCode code="completed"/><effectiveTime value="20240212"/>
+      <entryRelationship typeCode="RSON"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4.1"/><id root="1.2.250.1.999.4.41"/>
+        <code code="I44.2" {CIM10} displayName="Bloc auriculoventriculaire complet"/>
+      </act></entryRelationship></procedure></entry>"""))
+    assert got[0].details["reasons"][0]["system"] == "CIM-10"
+    (procedure,) = _codings(_bundle(got), "Procedure")
+    (coding,) = procedure["reasonCode"][0]["coding"]
+    assert (coding["code"], coding["system"]) == ("I44.2", "http://hl7.org/fhir/sid/icd-10")
