@@ -6,6 +6,8 @@ the document understands."""
 
 from __future__ import annotations
 
+import pytest
+
 from dossiers.fhir import to_bundle
 from tests.test_cda_real_world import _entries, _section
 from tests.test_cda_senders_round12 import STAGED_TUMOUR
@@ -74,3 +76,42 @@ def test_the_problem_a_procedure_was_done_for_is_exported_coded() -> None:
     (procedure,) = _codings(_bundle(got), "Procedure")
     (coding,) = procedure["reasonCode"][0]["coding"]
     assert (coding["code"], coding["system"]) == ("I44.2", "http://hl7.org/fhir/sid/icd-10")
+
+
+# -- units: UCUM is case-sensitive -------------------------------------------------------------
+def _stimulation(unit: str) -> str:
+    """A session of electroconvulsive therapy (a CR-OP / CR of psychiatry) with the current
+    delivered, a local observation nested in the procedure."""
+    return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <id root="1.2.250.1.999.13" extension="ECT-4"/>
+      <code code="AZRP001" codeSystem="1.2.250.1.213.2.5"
+        displayName="Séance de sismothérapie sous anesthésie générale"/>
+      <statusCode code="completed"/><effectiveTime value="20240412083000+0200"/>
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+        <code code="ECT-I" codeSystem="1.2.250.1.999.13.7" displayName="Intensité délivrée"/>
+        <statusCode code="completed"/>
+        <value xsi:type="PQ" value="0.9" unit="{unit}"/></observation></entryRelationship>
+    </procedure></entry>"""
+
+
+@pytest.mark.parametrize(("sent", "read"), [("A", "A"), ("uA", "uA"), ("µA", "µA")])
+def test_an_ampere_is_not_a_year(sent: str, read: str) -> None:
+    """The unit table was looked up without case: a current of 0.9 'A' (UCUM's ampere; a
+    year is 'a') was filed as 0.9 year, and 'uA' (microampere) as arbitrary units (the
+    French 'UA'). They stay as sent, not mapped, as an unknown unit does."""
+    from normalizers.units import to_ucum
+
+    (procedure,) = _entries(_section("47519-4", "Actes", _stimulation(sent)))
+    assert procedure.details["observations"][0]["unit"] == read
+    assert to_ucum(sent) == (read, False)
+
+
+@pytest.mark.parametrize(("sent", "ucum"), [("a", "a"), ("an", "a"), ("UA", "[arb'U]"),
+                                            ("MG/DL", "mg/dL"), ("S", "s")])
+def test_units_of_another_case_still_read_as_before(sent: str, ucum: str) -> None:
+    """Years written 'a' or 'an', arbitrary units 'UA', an upper-case legacy spelling (UCUM's
+    case-insensitive form, in which 'S' is the second) keep their UCUM unit."""
+    from normalizers.units import to_ucum
+
+    assert to_ucum(sent) == (ucum, True)
