@@ -1610,6 +1610,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    performedDateTime=effective,
                    bodySite=[_body_site(details.get("target_site"), base_url)],
                    performer=_performers(details, "Procedure"))
+        end = fhir_datetime(details.get("period_high"))
+        if end:  # done over a period (CDA effectiveTime low and high): its end was dropped
+            res.pop("performedDateTime", None)
+            res["performedPeriod"] = {"start": effective, "end": end}
         way_in = _site_words(details.get("approach_site"))
         if way_in:  # R4 bodySite is the target; the way in (a coronary angiography by the
             # right radial artery) has no element of its own but a BodyStructure extension
@@ -1628,6 +1632,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
                    code=_concept(entry, base_url, "plan"), subject=subject,
                    occurrenceDateTime=effective)
+        end = fhir_datetime(details.get("period_high"))
+        if end:  # planned over a period (radiotherapy from February to August): its end
+            # was dropped
+            res.pop("occurrenceDateTime", None)
+            res["occurrencePeriod"] = {"start": effective, "end": end}
         if details.get("negated"):
             res["doNotPerform"] = True
     elif resource == "Encounter":

@@ -2208,9 +2208,23 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
                    if m]
         if methods:
             entry.details["method"] = methods
+    _period_end(act, entry, ctx)
     if act.negation_ind == "true":  # not done: why
         _not_done_reason(act, entry, ctx, section)
     return entry
+
+
+def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
+    """The end of a procedure done over a period (effectiveTime low and high: an operation
+    from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September) in
+    details.period_high; its start is the entry's time. The end was dropped."""
+    period = act.effective_time
+    if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
+            not period.low.value or not isinstance(period.high, TS) or not period.high.value:
+        return
+    end = _iso_value(period.high.value, ctx.warnings, period.high.path)
+    if end and end != entry.effective:
+        entry.details["period_high"] = end
 
 
 def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,

@@ -9,6 +9,9 @@ from __future__ import annotations
 import pytest
 
 from dossiers.fhir import to_bundle
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.conftest import corpus_path
 from tests.test_cda_real_world import _entries, _section
 from tests.test_cda_senders_round12 import STAGED_TUMOUR
 from tests.test_fhir_export import PATIENT, _resource, _rows_read, check_bundle
@@ -115,3 +118,66 @@ def test_units_of_another_case_still_read_as_before(sent: str, ucum: str) -> Non
     from normalizers.units import to_ucum
 
     assert to_ucum(sent) == (ucum, True)
+
+
+# -- a procedure done, or planned, over a period keeps its end ---------------------------------
+def _treatment(mood: str, period: str) -> str:
+    """A CI-SIS PPS / FRCP treatment (IHE PCC procedure entry) with its effectiveTime."""
+    return f"""<entry><procedure classCode="PROC" moodCode="{mood}">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <id root="1.2.250.1.999.13" extension="TRT-{mood}"/>
+      <code code="C15632" codeSystem="2.16.840.1.113883.3.26.1.1"
+        displayName="Chimiothérapie conventionnelle"/>
+      <statusCode code="{'completed' if mood == 'EVN' else 'active'}"/>{period}
+    </procedure></entry>"""
+
+
+def test_a_chemotherapy_given_from_may_to_july_keeps_its_end() -> None:
+    """A procedure done over a period (low and high) was filed at its start alone: the
+    chemotherapy of May to July 2019 read as given on 1 May; the export said so too. Its
+    end is details.period_high and Procedure.performedPeriod's end."""
+    (done,) = _entries(_section("47519-4", "Traitements", _treatment(
+        "EVN", '<effectiveTime><low value="20190501"/><high value="20190701"/></effectiveTime>')))
+    assert (done.effective, done.details["period_high"]) == ("2019-05-01", "2019-07-01")
+    (procedure,) = _codings(_bundle([done]), "Procedure")
+    assert procedure["performedPeriod"] == {"start": "2019-05-01", "end": "2019-07-01"}
+    assert "performedDateTime" not in procedure
+
+
+def test_an_operation_from_start_to_end_in_its_time_zone() -> None:
+    """An operation's start and end, with the sender's offset (a hospital in Martinique)."""
+    (done,) = _entries(_section("47519-4", "Actes", _treatment(
+        "EVN", '<effectiveTime><low value="202403011015-0400"/>'
+               '<high value="202403011140-0400"/></effectiveTime>')))
+    assert (done.effective, done.details["period_high"]) == \
+        ("2024-03-01T10:15-04:00", "2024-03-01T11:40-04:00")
+
+
+def test_a_radiotherapy_planned_over_months_keeps_its_end() -> None:
+    """A treatment planned from February to August (moodCode INT, CI-SIS FRCP's proposal):
+    ServiceRequest.occurrencePeriod, not a date."""
+    (planned,) = _entries(_section("18776-5", "Plan de traitement", _treatment(
+        "INT", '<effectiveTime><low value="20190220"/><high value="20190820"/></effectiveTime>')))
+    assert planned.type == "plan" and planned.details["period_high"] == "2019-08-20"
+    (request,) = _codings(_bundle([planned]), "ServiceRequest")
+    assert request["occurrencePeriod"] == {"start": "2019-02-20", "end": "2019-08-20"}
+
+
+@pytest.mark.parametrize("period", [
+    '<effectiveTime value="20190501"/>', '<effectiveTime><low value="20190501"/></effectiveTime>',
+    '<effectiveTime><low value="20190501"/><high nullFlavor="UNK"/></effectiveTime>',
+    '<effectiveTime><low value="20190501"/><high value="20190501"/></effectiveTime>'])
+def test_a_procedure_at_one_time_has_no_period(period: str) -> None:
+    """One instant, an open end, an end equal to the start: no period, as before."""
+    (done,) = _entries(_section("47519-4", "Actes", _treatment("EVN", period)))
+    assert done.effective == "2019-05-01" and "period_high" not in done.details
+    (procedure,) = _codings(_bundle([done]), "Procedure")
+    assert procedure["performedDateTime"] == "2019-05-01"
+
+
+def test_corpus_pps_treatments_keep_their_end() -> None:
+    data = corpus_path("cda", "CANCER-PPS_2022.01_Autopresentable.xml").read_bytes()
+    msg = normalize_cda(parse_cda(data), data, "corpus")
+    done = {(e.code, e.effective, e.details.get("period_high")) for e in msg.entries
+            if e.type == "procedure"}
+    assert ("MED-568", "2019-05-01", "2019-07-01") in done
