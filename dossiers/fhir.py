@@ -916,8 +916,10 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     if isinstance(coded, Mapping):
         codings = [_coding(c, s, d, base_url) for c, s, d in (
             (coded.get("code"), coded.get("system"), coded.get("display") or text),
-            (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")))
-            if _code(c)]
+            (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")),
+            *((t.get("code"), t.get("system"), t.get("display"))
+              for t in coded.get("translations") or () if isinstance(t, Mapping)))
+            if _code(c)]  # a CDA value's translations: the same answer in other systems
         # the sender's own words first: CWE.9, or a CDA value coded only in translation
         # (details.value_text: 'Non reactive' for 'Negative')
         concept_text = _text(coded.get("original_text")) or \

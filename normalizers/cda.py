@@ -3303,6 +3303,28 @@ def _described(obs: Observation, ctx: _Ctx, section: Section,
     return described
 
 
+VALUE_TRANSLATIONS_KEPT = 5  # a coded value's other codes kept (CDA allows any number)
+
+
+def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str, str]]:
+    """The codes of a coded value other than the one it is filed under: the same answer in
+    another terminology ({code, system, display}: the ADICAP code of a pathology diagnosis
+    beside its SNOMED CT one, CI-SIS CR-ACP; the lab's own code beside a standard one).
+    They were dropped: only the chosen code was kept."""
+    out: list[dict[str, str]] = []
+    seen = {(chosen[0], chosen[1])}
+    for c in (value, *value.translations):
+        if not c.code:
+            continue
+        system = system_name(c.code_system, c.code_system_name)
+        if (c.code, system) in seen:
+            continue
+        seen.add((c.code, system))
+        out.append({k: v for k, v in (("code", c.code), ("system", system),
+                                      ("display", c.display)) if v})
+    return out[:VALUE_TRANSLATIONS_KEPT]
+
+
 def _says_something(described: dict[str, Any]) -> bool:
     """A part worth keeping: it has a value (words, code or qualifiers) or parts of its own;
     a template's empty slot ('name of the classification': a placeholder) is not one."""
@@ -3415,6 +3437,9 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
+            others = _other_codes(value, coded)
+            if others:
+                entry.details["value_code"]["translations"] = others
             if not value.code and value.null_flavor:
                 # no code of the sender's own (nullFlavor OTH), a standard one in translation:
                 # the sender's words ('Non reactive' for 'Negative') were dropped

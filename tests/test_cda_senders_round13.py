@@ -181,3 +181,55 @@ def test_corpus_pps_treatments_keep_their_end() -> None:
     done = {(e.code, e.effective, e.details.get("period_high")) for e in msg.entries
             if e.type == "procedure"}
     assert ("MED-568", "2019-05-01", "2019-07-01") in done
+
+
+# -- a coded value keeps its other codes ---------------------------------------------------------
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+ADICAP = 'codeSystem="1.2.250.1.213.2.11" codeSystemName="ADICAP"'
+
+
+def _pathology(value: str) -> str:
+    """A CR-ACP diagnostic conclusion (IHE PaLM APSR problem organizer) on a colectomy."""
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.8.1.3.6"/>
+      <id root="1.2.250.1.999.13" extension="ACP-ORG-1"/>
+      <code code="22637-3" {LOINC} displayName="Conclusion diagnostique"/>
+      <statusCode code="completed"/><effectiveTime value="20240315"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.8.1.3.7"/>
+        <id root="1.2.250.1.999.13" extension="ACP-OBS-1"/>
+        <code code="22637-3" {LOINC} displayName="Diagnostic"/><statusCode code="completed"/>
+        <effectiveTime value="20240315"/>{value}</observation></component>
+    </organizer></entry>"""
+
+
+def test_the_adicap_code_of_a_pathology_diagnosis_is_kept_beside_its_snomed_ct() -> None:
+    """A coded value in SNOMED CT with its ADICAP translation (the French pathology coding
+    the CR-ACP asks for) was filed with the SNOMED CT code alone: the ADICAP code was lost,
+    in the store and in the export. It is value_code.translations and a second coding."""
+    (result,) = _entries(_section("22637-3", "Conclusion", _pathology(
+        f"""<value xsi:type="CD" code="35917007" {SNOMED} displayName="Adénocarcinome">
+          <translation code="BHGSA7A0" {ADICAP}
+            displayName="Adénocarcinome lieberkühnien"/></value>""")))
+    assert result.details["value_code"] == {
+        "code": "35917007", "system": "SNOMED-CT", "translations": [
+            {"code": "BHGSA7A0", "system": "1.2.250.1.213.2.11",
+             "display": "Adénocarcinome lieberkühnien"}]}
+    (observation,) = [r for r in _codings(_bundle([result]), "Observation")
+                      if "valueCodeableConcept" in r]
+    assert [(c["system"], c["code"]) for c in
+            observation["valueCodeableConcept"]["coding"]] == [
+        ("http://snomed.info/sct", "35917007"), ("urn:oid:1.2.250.1.213.2.11", "BHGSA7A0")]
+
+
+@pytest.mark.parametrize("value", [
+    f'<value xsi:type="CD" code="35917007" {SNOMED} displayName="Adénocarcinome"/>',
+    f'<value xsi:type="CD" nullFlavor="OTH"><originalText>Adénocarcinome</originalText>'
+    f'<translation code="35917007" {SNOMED} displayName="Adénocarcinome"/></value>',
+    f'<value xsi:type="CD" code="35917007" {SNOMED} displayName="Adénocarcinome">'
+    f'<translation code="35917007" {SNOMED}/></value>'])
+def test_a_value_with_no_other_code_has_no_translations(value: str) -> None:
+    """One code, the code in translation only, a translation repeating the code: none."""
+    (result,) = _entries(_section("22637-3", "Conclusion", _pathology(value)))
+    assert result.details["value_code"]["code"] == "35917007"
+    assert "translations" not in result.details["value_code"]
