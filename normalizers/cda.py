@@ -3476,7 +3476,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             number = center.number
             entry.value_num = float(number) if number is not None else None
     elif isinstance(value, ST):
-        entry.value = value.text or None
+        # its text, else the narrative a reference in it points at (ST has none by schema,
+        # but senders write one as in an ED: the result was filed without a value)
+        entry.value = value.text or (referenced_text(value.reference, section)[:2000]
+                                     if value.reference else "") or None
         if value.code is not None and value.code.code:  # SC: a string with a code
             entry.details["value_code"] = {"code": value.code.code,
                                            "system": system_name(value.code.code_system)}

@@ -233,3 +233,42 @@ def test_a_value_with_no_other_code_has_no_translations(value: str) -> None:
     (result,) = _entries(_section("22637-3", "Conclusion", _pathology(value)))
     assert result.details["value_code"]["code"] == "35917007"
     assert "translations" not in result.details["value_code"]
+
+
+# -- a string value given by a reference into the narrative ---------------------------------------
+def _yeast(value: str) -> str:
+    """A mycology result of a CR-BIO whose words are in the section's narrative."""
+    return f"""<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/><code code="18725-2" {LOINC}/>
+      <statusCode code="completed"/>
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <id root="1.2.250.1.999.13" extension="MYCO-1"/>
+        <code code="580-1" {LOINC} displayName="Champignons identifiés"/>
+        <statusCode code="completed"/><effectiveTime value="20240312081500+0100"/>
+        {value}</observation></entryRelationship></act></entry>"""
+
+
+NARRATIVE = "<table><tr><td>Mycologie</td><td ID='res-myco'>Présence de rares levures</td>" \
+    "</tr></table>"
+
+
+def test_a_string_value_pointing_into_the_narrative_is_read_there() -> None:
+    """An ST value holding only a reference to the narrative (ST has no reference by
+    schema, but senders write it as they write an ED's) was filed without a value."""
+    (result,) = _entries(_section("18725-2", NARRATIVE, _yeast(
+        '<value xsi:type="ST"><reference value="#res-myco"/></value>')))
+    assert result.value == "Présence de rares levures"
+
+
+@pytest.mark.parametrize(("value", "read"), [
+    ('<value xsi:type="ST">Absence de levures</value>', "Absence de levures"),
+    ('<value xsi:type="ST">Absence de levures<reference value="#res-myco"/></value>',
+     "Absence de levures"),
+    ('<value xsi:type="ED"><reference value="#res-myco"/></value>',
+     "Présence de rares levures"),
+    ('<value xsi:type="ST"><reference value="#absent"/></value>', None)])
+def test_a_string_values_own_words_come_first(value: str, read: str | None) -> None:
+    """Its own text wins over a reference; a reference to nothing is no value."""
+    (result,) = _entries(_section("18725-2", NARRATIVE, _yeast(value)))
+    assert result.value == read
