@@ -1607,6 +1607,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["occurrenceString"] = "date not stated by the sender"
     elif resource == "Procedure":
         res.update(status="not-done" if details.get("negated")
+                   else "stopped" if details.get("aborted") and status == "cancelled"
                    else fhir_status(status, resource) or "unknown",
                    code=_concept(entry, base_url, "procedure"), subject=subject,
                    performedDateTime=effective,

@@ -2209,6 +2209,9 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         if methods:
             entry.details["method"] = methods
     _period_end(act, entry, ctx)
+    if act.status_code.strip() == "aborted":  # begun, then stopped before its end; filed
+        # 'cancelled' as one called off before it began (ActStatus 'cancelled') is
+        entry.details["aborted"] = True
     if act.negation_ind == "true":  # not done: why
         _not_done_reason(act, entry, ctx, section)
     return entry

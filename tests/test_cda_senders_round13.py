@@ -272,3 +272,30 @@ def test_a_string_values_own_words_come_first(value: str, read: str | None) -> N
     """Its own text wins over a reference; a reference to nothing is no value."""
     (result,) = _entries(_section("18725-2", NARRATIVE, _yeast(value)))
     assert result.value == read
+
+
+# -- an operation called off and one stopped midway -------------------------------------------
+def _colonoscopy(status: str) -> str:
+    return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <id root="1.2.250.1.999.13" extension="COLO-{status}"/>
+      <code code="HHQE002" codeSystem="1.2.250.1.213.2.5"
+        displayName="Coloscopie totale, avec franchissement de l'orifice iléocolique"/>
+      <statusCode code="{status}"/><effectiveTime value="20240318"/></procedure></entry>"""
+
+
+@pytest.mark.parametrize(("status", "aborted", "fhir"), [
+    ("aborted", True, "stopped"), ("cancelled", False, "not-done"),
+    ("completed", False, "completed")])
+def test_a_procedure_stopped_midway_is_not_one_never_begun(status: str, aborted: bool,
+                                                           fhir: str) -> None:
+    """CDA 'aborted' (begun, stopped before its end: a colonoscopy stopped for a poor
+    preparation) and 'cancelled' (called off before it began) were both filed 'cancelled'
+    and exported as Procedure 'stopped': a colonoscopy never begun read as one begun. The
+    entry's status stays 'cancelled' for both (dedupe, masking and status order unchanged);
+    details.aborted tells them apart and the export says not-done or stopped."""
+    (done,) = _entries(_section("47519-4", "Actes", _colonoscopy(status)))
+    assert done.status == ("final" if status == "completed" else "cancelled")
+    assert done.details.get("aborted", False) is aborted
+    (procedure,) = _codings(_bundle([done]), "Procedure")
+    assert procedure["status"] == fhir
