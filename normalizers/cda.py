@@ -2187,7 +2187,7 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
     code = act.code
     if code is None:
         return None
-    name = "" if code.code or code.translations else original_text(code, section)
+    name = "" if code.code or code.translations else _uncoded_name(act, section)
     if not name and not _code(code, ctx, section):
         return None
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
@@ -2217,6 +2217,19 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
     return entry
 
 
+def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
+    """The words an uncoded statement is named by: its code's originalText, else the
+    statement's own text (inline, or the narrative its reference points at: C-CDA and IHE
+    PCC's usual form for a free-text entry, '<code nullFlavor="UNK"/><text><reference
+    value="#proc9"/></text>'; it was 'naming nothing' and not filed). Cut to the display's
+    size: a long paragraph must not refuse the document."""
+    words = original_text(act.code, section) if act.code is not None else ""
+    if not words:
+        words = act.text.strip() or referenced_text(act.text_reference, section).strip()
+        words = "" if is_placeholder(words) else words
+    return words[:ENTRY_MAX["display"]]
+
+
 def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     """The end of a procedure done over a period (effectiveTime low and high: an operation
     from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September) in
@@ -2236,8 +2249,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if act.code is None or (not act.code.code and not act.code.translations):
         # no code: a result named only in words (code nullFlavor + originalText) is still
         # one when it has a value; a problem is identified by its value (the diagnosis)
-        name = original_text(act.code, section) if act.code is not None and act.values \
-            else ""
+        name = _uncoded_name(act, section) if act.values else ""
         if not name and not (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and act.values):
             return None
     entry = _base(act, kind, section, ctx, parent_key)

@@ -299,3 +299,61 @@ def test_a_procedure_stopped_midway_is_not_one_never_begun(status: str, aborted:
     assert done.details.get("aborted", False) is aborted
     (procedure,) = _codings(_bundle([done]), "Procedure")
     assert procedure["status"] == fhir
+
+
+# -- a statement named by its own text ---------------------------------------------------------
+PICC = "<list><item><content ID='proc-9'>Pose d'une voie veineuse centrale à insertion " \
+    "périphérique (PICC line), bras gauche</content></item></list>"
+
+
+def _free_text_procedure(code: str, text: str) -> str:
+    """A C-CDA / IHE PCC procedure entry named only by its text (no code of its own)."""
+    return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.19"/>
+      <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+      <id root="1.2.250.1.999.13" extension="PROC-9"/>{code}{text}
+      <statusCode code="completed"/><effectiveTime value="20240301"/></procedure></entry>"""
+
+
+@pytest.mark.parametrize("code", ['<code nullFlavor="UNK"/>', '<code nullFlavor="OTH"/>'])
+def test_a_procedure_named_only_by_its_text_is_filed(code: str) -> None:
+    """A procedure with no code (nullFlavor UNK or OTH) whose text points at the narrative
+    was not filed ('naming nothing', said so): the PICC line was lost. It is filed under
+    its words, unmapped."""
+    (done,) = _entries(_section("47519-4", PICC, _free_text_procedure(
+        code, '<text><reference value="#proc-9"/></text>')))
+    assert (done.type, done.code, done.mapped) == ("procedure", None, False)
+    assert done.display == "Pose d'une voie veineuse centrale à insertion périphérique " \
+        "(PICC line), bras gauche"
+
+
+def test_an_observation_named_by_its_text_keeps_its_value() -> None:
+    """An exam finding with no code, its name in the statement's text and a value: it was
+    not filed, its value lost."""
+    (finding,) = _entries(_section("29545-1", "<paragraph ID='obs-9'>Signe de Murphy</paragraph>",
+                                   """<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <id root="1.2.250.1.999.13" extension="OBS-9"/><code nullFlavor="UNK"/>
+      <text><reference value="#obs-9"/></text><statusCode code="completed"/>
+      <effectiveTime value="20240301"/><value xsi:type="ST">positif</value>
+    </observation></entry>"""))
+    assert (finding.display, finding.value, finding.mapped) == ("Signe de Murphy", "positif",
+                                                               False)
+
+
+def test_a_long_text_names_a_procedure_without_refusing_the_document() -> None:
+    """The words are cut to the display's size (a paragraph must not make the document
+    FIELD_TOO_LONG)."""
+    long = "Pose d'une chambre implantable. " * 40
+    (done,) = _entries(_section("47519-4", "x", _free_text_procedure(
+        '<code nullFlavor="OTH"/>', f"<text>{long}</text>")))
+    assert done.display == long.strip()[:500]
+
+
+@pytest.mark.parametrize("text", ["", '<text><reference value="#nowhere"/></text>',
+                                  "<text>(texte libre)</text>"])
+def test_a_procedure_with_no_code_nor_words_is_still_said_not_filed(text: str) -> None:
+    """No code and no words (or a reference to nothing, or the template's placeholder):
+    not filed, as before."""
+    assert _entries(_section("47519-4", PICC, _free_text_procedure(
+        '<code nullFlavor="UNK"/>', text))) == []
