@@ -712,8 +712,16 @@ def _author(author) -> dict:  # noqa: ANN001
         if entity.person is None and entity.player_names:  # assignedAuthoringDevice
             out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
-        out["time"] = author.time.value
+        out["time"] = _header_time(author.time)
     return out
+
+
+def _header_time(ts: TS) -> str:
+    """When the document was written or signed, in ISO 8601 with its offset as every other
+    time of the entry's details (it was kept as the HL7 TS, '20240312120000+0100', beside
+    ISO times); a time without offset in the sender's zone, as the others. One that is no
+    HL7 date stays as written."""
+    return _iso_value(ts.value) or ts.value
 
 
 def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
@@ -878,7 +886,7 @@ def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
         return None
     out = _performing_party(auth) or {}
     if isinstance(auth.time, TS) and auth.time.value:
-        out["time"] = auth.time.value
+        out["time"] = _header_time(auth.time)
     return out or None
 
 

@@ -1689,7 +1689,7 @@ def test_what_the_document_reports_on_who_signed_and_where_are_kept() -> None:
     assert {t["code"] for t in event["translations"]} == {"ZBQK002", "CT"}
     assert event["performers"][0]["organization_name"] == "Imagerie des Lilas"
     assert details["legal_authenticator"] == {"ids": ["1.2.250.1.71.4.2.1^810000000002"],
-                                              "time": "20240312120000+0100"}
+                                              "time": "2024-03-12T12:00:00+01:00"}
     assert details["orders"] == ["1.2.250.1.999.5^CMD-77"]
     assert details["encounter"]["location"]["ids"] == ["1.2.250.1.999.7^UF-RADIO"]
     assert details["encounter"]["location"]["code"]["code"] == "SA01"

@@ -12,7 +12,7 @@ from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.conftest import corpus_path
-from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
 from tests.test_cda_senders_round12 import STAGED_TUMOUR
 from tests.test_fhir_export import PATIENT, _resource, _rows_read, check_bundle
 
@@ -357,3 +357,23 @@ def test_a_procedure_with_no_code_nor_words_is_still_said_not_filed(text: str) -
     not filed, as before."""
     assert _entries(_section("47519-4", PICC, _free_text_procedure(
         '<code nullFlavor="UNK"/>', text))) == []
+
+
+# -- when the document was written and signed, as every other time ----------------------------
+@pytest.mark.parametrize(("sent", "iso"), [
+    ("20240312120000+0100", "2024-03-12T12:00:00+01:00"), ("202403121200-0400",
+                                                           "2024-03-12T12:00-04:00"),
+    ("20240312", "2024-03-12"), ("12/03/2024", "12/03/2024")])
+def test_the_authors_and_signers_times_are_iso(sent: str, iso: str) -> None:
+    """The document's author and legal authenticator times were kept as HL7 TS text
+    ('20240312120000+0100') among ISO times (the service event's, every entry's); they are
+    ISO 8601 with their offset now. One that is no HL7 date stays as written."""
+    head = HEAD.replace('<author><time value="20240312"/>', f'<author><time value="{sent}"/>')
+    head = head.replace("<custodian>", f'<legalAuthenticator><time value="{sent}"/>'
+                        '<signatureCode code="S"/><assignedEntity><id root="1.2.250.1.71.4.2.1" '
+                        'extension="810000000002"/></assignedEntity></legalAuthenticator>'
+                        "<custodian>", 1)
+    data = (head + _section("18782-3", "Conclusion", "") + TAIL).encode()
+    details = normalize_cda(parse_cda(data), data, "test").entries[0].details
+    assert details["authors"][0]["time"] == iso
+    assert details["legal_authenticator"]["time"] == iso
