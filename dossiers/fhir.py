@@ -916,8 +916,10 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     if isinstance(coded, Mapping):
         codings = [_coding(c, s, d, base_url) for c, s, d in (
             (coded.get("code"), coded.get("system"), coded.get("display") or text),
-            (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")))
-            if _code(c)]
+            (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")),
+            *((t.get("code"), t.get("system"), t.get("display"))
+              for t in coded.get("translations") or () if isinstance(t, Mapping)))
+            if _code(c)]  # a CDA value's translations: the same answer in other systems
         # the sender's own words first: CWE.9, or a CDA value coded only in translation
         # (details.value_text: 'Non reactive' for 'Negative')
         concept_text = _text(coded.get("original_text")) or \
@@ -1448,7 +1450,7 @@ def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
             continue
         for said in details.get(key) or ():
             if not isinstance(said, Mapping) or (key == "observations" and
-                                                 _code(said.get("code")) in _staging_codes()):
+                                                 _staging_role(said)):
                 continue
             words = _described_words(said)
             if words:
@@ -1605,11 +1607,16 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["occurrenceString"] = "date not stated by the sender"
     elif resource == "Procedure":
         res.update(status="not-done" if details.get("negated")
+                   else "stopped" if details.get("aborted") and status == "cancelled"
                    else fhir_status(status, resource) or "unknown",
                    code=_concept(entry, base_url, "procedure"), subject=subject,
                    performedDateTime=effective,
                    bodySite=[_body_site(details.get("target_site"), base_url)],
                    performer=_performers(details, "Procedure"))
+        end = fhir_datetime(details.get("period_high"))
+        if end:  # done over a period (CDA effectiveTime low and high): its end was dropped
+            res.pop("performedDateTime", None)
+            res["performedPeriod"] = {"start": effective, "end": end}
         way_in = _site_words(details.get("approach_site"))
         if way_in:  # R4 bodySite is the target; the way in (a coronary angiography by the
             # right radial artery) has no element of its own but a BodyStructure extension
@@ -1628,6 +1635,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
                    code=_concept(entry, base_url, "plan"), subject=subject,
                    occurrenceDateTime=effective)
+        end = fhir_datetime(details.get("period_high"))
+        if end:  # planned over a period (radiotherapy from February to August): its end
+            # was dropped
+            res.pop("occurrenceDateTime", None)
+            res["occurrencePeriod"] = {"start": effective, "end": end}
         if details.get("negated"):
             res["doNotPerform"] = True
     elif resource == "Encounter":
@@ -1795,8 +1807,23 @@ def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
 
 
 @cache
-def _staging_codes() -> dict[str, str]:
-    return {r["code"]: r["role"] for r in read_csv_rows(TABLES / "fhir_staging_codes.csv")}
+@cache
+def _staging_rows() -> dict[str, tuple[str, str]]:
+    """code -> (system, role) of fhir_staging_codes.csv."""
+    return {r["code"]: (r["system"], r["role"])
+            for r in read_csv_rows(TABLES / "fhir_staging_codes.csv")}
+
+
+def _staging_role(said: Mapping) -> str | None:
+    """The staging role of a described observation or a qualifier's name ({code, system}):
+    its code in the table's system. One stored without a system (described before its
+    system was kept) is taken at its code; a code of another system (a local '21908-9')
+    is no staging."""
+    row = _staging_rows().get(_code(said.get("code")) or "")
+    system = said.get("system")
+    if row is None or (system and system != row[0]):
+        return None
+    return row[1]
 
 
 def _said_concept(code: Any, system: Any, display: Any, base_url: str,  # noqa: ANN401
@@ -1832,7 +1859,7 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
     cancer's Condition said nothing of its stage."""
     out = []
     for n, said in enumerate(details.get("observations") or ()):
-        if not isinstance(said, Mapping) or _code(said.get("code")) not in _staging_codes():
+        if not isinstance(said, Mapping) or not _staging_role(said):
             continue
         qualifiers = [q for q in said.get("qualifiers") or () if isinstance(q, Mapping)]
         parts = [p for p in said.get("parts") or () if isinstance(p, Mapping)]
@@ -1846,18 +1873,19 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
                                     "None" else None, base_url)
             if concept is None:
                 continue
-            if summary is None and _staging_codes().get(_code(name.get("code")) or "") == \
-                    "stage":
+            if summary is None and _staging_role(name) == "stage":
                 summary = concept
             code = _said_concept(name.get("code"), name.get("system"), name.get("display"),
                                  base_url) or {"text": "qualifier"}
             components.append({"code": code, "valueCodeableConcept": concept})
         for part in parts:
-            code = _said_concept(part.get("code"), None, part.get("display"), base_url)
+            code = _said_concept(part.get("code"), part.get("system"), part.get("display"),
+                                 base_url)
             value = _described_value(part, base_url)
             if code and value:
                 components.append({"code": code, **value})
-        kind = _said_concept(said.get("code"), None, said.get("display"), base_url)
+        kind = _said_concept(said.get("code"), said.get("system"), said.get("display"),
+                             base_url)
         url = full_url("staging", f"{entry.get('id')}/{n}")
         extras[url] = {"resourceType": "Observation", "status": "final",
                        "code": kind or {"text": "cancer staging"}, "subject": subject,

@@ -712,8 +712,16 @@ def _author(author) -> dict:  # noqa: ANN001
         if entity.person is None and entity.player_names:  # assignedAuthoringDevice
             out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
-        out["time"] = author.time.value
+        out["time"] = _header_time(author.time)
     return out
+
+
+def _header_time(ts: TS) -> str:
+    """When the document was written or signed, in ISO 8601 with its offset as every other
+    time of the entry's details (it was kept as the HL7 TS, '20240312120000+0100', beside
+    ISO times); a time without offset in the sender's zone, as the others. One that is no
+    HL7 date stays as written."""
+    return _iso_value(ts.value) or ts.value
 
 
 def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
@@ -878,7 +886,7 @@ def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
         return None
     out = _performing_party(auth) or {}
     if isinstance(auth.time, TS) and auth.time.value:
-        out["time"] = auth.time.value
+        out["time"] = _header_time(auth.time)
     return out or None
 
 
@@ -1463,8 +1471,9 @@ def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
     if rel.type_code == "RSON":
         if "not_done_reason" not in entry.details:
             entry.details.setdefault("reasons", []).append({
-                "code": found.get("code"), "display": found.get("display") or
-                found.get("text"), "value": None, "unit": None})
+                "code": found.get("code"), "system": found.get("system"),
+                "display": found.get("display") or found.get("text"), "value": None,
+                "unit": None})  # its system too: a CIM-10 reason was exported uncoded
     else:
         entry.details.setdefault("references", []).append(found)
 
@@ -2186,7 +2195,7 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
     code = act.code
     if code is None:
         return None
-    name = "" if code.code or code.translations else original_text(code, section)
+    name = "" if code.code or code.translations else _uncoded_name(act, section)
     if not name and not _code(code, ctx, section):
         return None
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
@@ -2207,9 +2216,39 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
                    if m]
         if methods:
             entry.details["method"] = methods
+    _period_end(act, entry, ctx)
+    if act.status_code.strip() == "aborted":  # begun, then stopped before its end; filed
+        # 'cancelled' as one called off before it began (ActStatus 'cancelled') is
+        entry.details["aborted"] = True
     if act.negation_ind == "true":  # not done: why
         _not_done_reason(act, entry, ctx, section)
     return entry
+
+
+def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
+    """The words an uncoded statement is named by: its code's originalText, else the
+    statement's own text (inline, or the narrative its reference points at: C-CDA and IHE
+    PCC's usual form for a free-text entry, '<code nullFlavor="UNK"/><text><reference
+    value="#proc9"/></text>'; it was 'naming nothing' and not filed). Cut to the display's
+    size: a long paragraph must not refuse the document."""
+    words = original_text(act.code, section) if act.code is not None else ""
+    if not words:
+        words = act.text.strip() or referenced_text(act.text_reference, section).strip()
+        words = "" if is_placeholder(words) else words
+    return words[:ENTRY_MAX["display"]]
+
+
+def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
+    """The end of a procedure done over a period (effectiveTime low and high: an operation
+    from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September) in
+    details.period_high; its start is the entry's time. The end was dropped."""
+    period = act.effective_time
+    if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
+            not period.low.value or not isinstance(period.high, TS) or not period.high.value:
+        return
+    end = _iso_value(period.high.value, ctx.warnings, period.high.path)
+    if end and end != entry.effective:
+        entry.details["period_high"] = end
 
 
 def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
@@ -2218,8 +2257,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if act.code is None or (not act.code.code and not act.code.translations):
         # no code: a result named only in words (code nullFlavor + originalText) is still
         # one when it has a value; a problem is identified by its value (the diagnosis)
-        name = original_text(act.code, section) if act.code is not None and act.values \
-            else ""
+        name = _uncoded_name(act, section) if act.values else ""
         if not name and not (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and act.values):
             return None
     entry = _base(act, kind, section, ctx, parent_key)
@@ -3251,7 +3289,9 @@ DESCRIBED_DEPTH = 3  # levels of parts read under a described observation (a sta
 
 def _described(obs: Observation, ctx: _Ctx, section: Section,
                depth: int) -> dict[str, Any] | None:
-    """{code, display, value, unit} of an observation described in another's details; with
+    """{code, system, display, value, unit} of an observation described in another's details
+    (its system with its code: two nested observations of one code string in two systems, a
+    local '21908-9' and LOINC's, were alike, and the export coded them in no system); with
     ``qualifiers`` when its coded value says more in qualifiers (CI-SIS / IHE PCC cancer
     staging 75620-5: no code of its own, the stage 21909-7 and the TNM version 21917-0 as
     qualifiers), and ``parts``: the observations it nests, each described the same way (the
@@ -3271,8 +3311,8 @@ def _described(obs: Observation, ctx: _Ctx, section: Section,
         _value(value, item, ctx, section)
     coded = _code(obs.code, ctx, section)
     described: dict[str, Any] = {
-        "code": coded[0] if coded else None, "display": coded[2] if coded else None,
-        "value": item.value, "unit": item.unit}
+        "code": coded[0] if coded else None, "system": coded[1] if coded else None,
+        "display": coded[2] if coded else None, "value": item.value, "unit": item.unit}
     value_code = item.details.get("value_code")
     if value_code:  # the coded value itself (T1b in TNM_UICC), not only its words
         described["value_code"] = value_code
@@ -3284,6 +3324,28 @@ def _described(obs: Observation, ctx: _Ctx, section: Section,
     if obs.negation_ind == "true":  # 'venous access difficult' negated: it was easy; it
         described["negated"] = True  # read as said
     return described
+
+
+VALUE_TRANSLATIONS_KEPT = 5  # a coded value's other codes kept (CDA allows any number)
+
+
+def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str, str]]:
+    """The codes of a coded value other than the one it is filed under: the same answer in
+    another terminology ({code, system, display}: the ADICAP code of a pathology diagnosis
+    beside its SNOMED CT one, CI-SIS CR-ACP; the lab's own code beside a standard one).
+    They were dropped: only the chosen code was kept."""
+    out: list[dict[str, str]] = []
+    seen = {(chosen[0], chosen[1])}
+    for c in (value, *value.translations):
+        if not c.code:
+            continue
+        system = system_name(c.code_system, c.code_system_name)
+        if (c.code, system) in seen:
+            continue
+        seen.add((c.code, system))
+        out.append({k: v for k, v in (("code", c.code), ("system", system),
+                                      ("display", c.display)) if v})
+    return out[:VALUE_TRANSLATIONS_KEPT]
 
 
 def _says_something(described: dict[str, Any]) -> bool:
@@ -3398,6 +3460,9 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
+            others = _other_codes(value, coded)
+            if others:
+                entry.details["value_code"]["translations"] = others
             if not value.code and value.null_flavor:
                 # no code of the sender's own (nullFlavor OTH), a standard one in translation:
                 # the sender's words ('Non reactive' for 'Negative') were dropped
@@ -3434,7 +3499,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             number = center.number
             entry.value_num = float(number) if number is not None else None
     elif isinstance(value, ST):
-        entry.value = value.text or None
+        # its text, else the narrative a reference in it points at (ST has none by schema,
+        # but senders write one as in an ED: the result was filed without a value)
+        entry.value = value.text or (referenced_text(value.reference, section)[:2000]
+                                     if value.reference else "") or None
         if value.code is not None and value.code.code:  # SC: a string with a code
             entry.details["value_code"] = {"code": value.code.code,
                                            "system": system_name(value.code.code_system)}

@@ -40,12 +40,20 @@ def _folded() -> dict[str, str]:
     return {k: next(iter(v)) for k, v in seen.items() if len(v) == 1}
 
 
+@cache
+def _not_folded() -> frozenset[str]:
+    """Spellings that are UCUM units of their own in their case (tables/
+    ucum_units_not_folded.csv): 'A' (ampere) was read as 'a' (years), 'uA' (microampere) as
+    arbitrary units."""
+    return frozenset(row["sent"] for row in table("ucum_units_not_folded"))
+
+
 @lru_cache(maxsize=2048)
 def to_ucum(sent: str) -> UnitResult:
     """UCUM for a unit as sent; unknown units come back as sent with ``mapped=False``."""
     text = sent.strip()
     hit = _exact().get(text)
-    if hit is None:
+    if hit is None and text not in _not_folded():
         hit = _folded().get(normalize_spelling(text))
     if hit is None:
         return UnitResult(text, False)

@@ -1263,7 +1263,8 @@ def test_medical_device_is_a_device_and_its_characteristics_are_not_the_patients
         ("device", "R010302", "EMDN", "sonde d'intubation à ballonnet"),
         ("plan", "R010302", "EMDN", "sonde d'intubation à ballonnet")]
     assert got[0].details["characteristics"] == [
-        {"code": "GEN-234", "display": "Taille", "value": "7.5", "unit": "mm"}]
+        {"code": "GEN-234", "system": "TA_ASIP", "display": "Taille", "value": "7.5",
+         "unit": "mm"}]
     assert got[0].details["period_low"] == "2023-07-04"
     assert (got[1].details["planned"], got[1].details["mood"]) == ("device", "INT")
 
@@ -1389,7 +1390,8 @@ def test_what_a_procedure_nests_describes_it() -> None:
         </observation></entryRelationship></procedure></entry>"""))
     assert [(e.type, e.code) for e in got] == [("procedure", "GELD004"), ("problem", "K35")]
     assert got[0].details["observations"] == [
-        {"code": "GEN-023", "display": "difficulté", "value": "facile", "unit": None}]
+        {"code": "GEN-023", "system": "TA_ASIP", "display": "difficulté", "value": "facile",
+         "unit": None}]
 
 
 def test_procedure_not_done_is_negated_and_says_why() -> None:
@@ -1687,7 +1689,7 @@ def test_what_the_document_reports_on_who_signed_and_where_are_kept() -> None:
     assert {t["code"] for t in event["translations"]} == {"ZBQK002", "CT"}
     assert event["performers"][0]["organization_name"] == "Imagerie des Lilas"
     assert details["legal_authenticator"] == {"ids": ["1.2.250.1.71.4.2.1^810000000002"],
-                                              "time": "20240312120000+0100"}
+                                              "time": "2024-03-12T12:00:00+01:00"}
     assert details["orders"] == ["1.2.250.1.999.5^CMD-77"]
     assert details["encounter"]["location"]["ids"] == ["1.2.250.1.999.7^UF-RADIO"]
     assert details["encounter"]["location"]["code"]["code"] == "SA01"
@@ -2548,7 +2550,8 @@ def test_what_a_prescription_line_says_of_itself_is_kept() -> None:
     assert d["quantity_prescribed"] == {"value": "2", "unit": "30009000"}
     assert d["substitution"] == {"code": "N", "system": "2.16.840.1.113883.5.1070",
                                  "display": "Aucune substitution permise"}
-    assert d["observations"] == [{"code": "MED-574", "display": "En rapport avec une ALD",
+    assert d["observations"] == [{"code": "MED-574", "system": "TA_ASIP",
+                                  "display": "En rapport avec une ALD",
                                   "value": "true", "unit": None}]
     assert d["reasons"] == [{"code": "J01.0", "system": "CIM-10",
                              "display": "Sinusite maxillaire aiguë"}]
@@ -2608,7 +2611,8 @@ def test_internal_references_of_a_procedure_say_why_and_with_what() -> None:
           displayName="stimulateurs cardiaques implantables"/></act></entryRelationship>
     </procedure></entry>"""))
     assert (entry.type, entry.code) == ("procedure", "DEQP003")
-    assert entry.details["reasons"] == [{"code": "I44.2", "unit": None, "value": None,
+    assert entry.details["reasons"] == [{"code": "I44.2", "system": "CIM-10", "unit": None,
+                                         "value": None,
                                          "display": "bloc auriculoventriculaire complet"}]
     assert entry.details["references"] == [{"code": "J010101", "system": "EMDN",
                                             "display": "stimulateurs cardiaques implantables"}]
@@ -2641,8 +2645,10 @@ def test_what_a_problem_nests_about_itself_is_kept() -> None:
     </observation></entry>"""))
     assert (entry.type, entry.code) == ("problem", "T81.0")
     assert entry.details["observations"] == [
-        {"code": "GEN-167", "display": "Quantité", "value": "20", "unit": "mL"},
-        {"code": "445518008", "display": "âge", "value": "57", "unit": "a"}]
+        {"code": "GEN-167", "system": "TA_ASIP", "display": "Quantité", "value": "20",
+         "unit": "mL"},
+        {"code": "445518008", "system": "SNOMED-CT", "display": "âge", "value": "57",
+         "unit": "a"}]
     assert entry.details["severity"]["code"] == "24484000"
 
 

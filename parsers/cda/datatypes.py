@@ -370,7 +370,9 @@ def _mo(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
 
 def _st(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
     code = cd(el, path, "CD") if el.get("code") is not None else None
-    return _new_ST(text=all_text(el).strip(), code=code)
+    ref = el.find(T_REFERENCE) if len(el) else None
+    return _new_ST(text=all_text(el).strip(), code=code,
+                   reference=ref.get("value", "") if ref is not None else "")
 
 
 def _ed(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> ED:

@@ -180,11 +180,15 @@ class TS(Value):
 
 @dataclass(slots=True, kw_only=True)
 class ST(Value):
-    """Character string (also SC; ``code`` holds SC's code when present)."""
+    """Character string (also SC; ``code`` holds SC's code when present). ``reference`` is
+    a reference/@value the sender put in it (invalid for ST, which is ED without one, but
+    written so for a result given in the narrative: '<value xsi:type="ST"><reference
+    value="#r1"/></value>'); read as ED's."""
 
     type: str = "ST"
     text: str = ""
     code: CD | None = None
+    reference: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
