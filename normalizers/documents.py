@@ -778,7 +778,7 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     elif action == ACTION_REPLACE:
         parent = (header.replaced_id() if header is not None else "") or ctx.parent_id
         if parent and ctx.parent_id and ctx.parent_where \
-                and ctx.parent_id not in (parent, parent.rpartition("^")[2]):
+                and number_of(ctx.parent_id) not in (parent, parent.rpartition("^")[2]):
             warnings.append(f"{ctx.parent_where}: the parent document number is "
                             "not the carried CDA's relatedDocument (RPLC); the CDA's is "
                             "the one replaced")
@@ -826,7 +826,7 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     if ctx.fallback_id and doc_id != ctx.fallback_id:
         details["message_document_id"] = ctx.fallback_id
         if ctx.fallback_where and header is not None \
-                and ctx.fallback_id not in (header.id_extension, header.id_root):
+                and number_of(ctx.fallback_id) not in (header.id_extension, header.id_root):
             warnings.append(f"{ctx.fallback_where}: the unique document number is not the "
                             "carried CDA's ClinicalDocument/id; the document is filed under "
                             "the CDA id (a later replacement or cancel naming this number "
@@ -1024,15 +1024,36 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
     return found + level1
 
 
-def ei_id(msg: Message, rep: str) -> str:
+def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
     """An EI (entity id ^ namespace ^ universal id ^ type) as one id text: 'universal^entity'
-    when a universal id (OID root) is given, like a CDA II; else the entity id alone, read
-    as a CDA II when it is one written 'root.extension' (``dotted_ii``)."""
+    when a universal id (OID root) is given, like a CDA II; the entity id read as a CDA II
+    when it is one written 'root.extension' (``dotted_ii``); else 'entity|namespace', the
+    number scoped by the application that assigned it (EI.2, else ``namespace``), as an
+    ORU's document is keyed by its order number and namespace.
+
+    Why the namespace: a document number is unique only within the application that gave it.
+    Keyed by the number alone, the MDM^T04 of one hospital's DPI ('100234^DPI-Z') withdrew
+    the report an imaging centre had filed as '100234^RIS-Y' in the same dossier, and its
+    T02 filed a new version of it."""
     c = comps(msg, rep)
     entity, universal = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
     if universal and entity:
         return f"{universal}^{entity}"
-    return dotted_ii(entity) if entity else universal
+    if not entity:
+        return universal
+    read = dotted_ii(entity)
+    namespace = sub(msg, part(c, 2), 1).strip() or namespace
+    return f"{entity}|{namespace}" if read == entity and namespace else read
+
+
+def ei_namespace(msg: Message, rep: str) -> str:
+    """EI.2, the namespace of an EI (the application that assigned the number)."""
+    return sub(msg, part(comps(msg, rep), 2), 1).strip()
+
+
+def number_of(doc_id: str) -> str:
+    """The sender's own number in a document id made by ``ei_id`` (its namespace dropped)."""
+    return doc_id.partition("|")[0]
 
 
 # An OID (at least three arcs), then a '.' and something no OID arc can be (not all digits).
@@ -1081,7 +1102,9 @@ def normalize_mdm(msg: Message, source: str,
     orc = msg.first("ORC")
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
-        parent_id=ei_id(msg, first_rep(msg, txa, 13)),
+        # a parent number sent without its namespace is one of the same application's
+        parent_id=ei_id(msg, first_rep(msg, txa, 13),
+                        ei_namespace(msg, first_rep(msg, txa, 12))),
         action_sources=[trigger_source(msg, cisis),
                         order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),

@@ -1,0 +1,67 @@
+"""Documents carried in HL7v2, round 3: document numbers of several senders in one dossier,
+deletions of a version already replaced, MetaDMPMSS flags nobody defined.
+
+Why: each test pins what a real sender sends and what we must file for it; the ones marked
+'was' failed before the fix of the same commit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT
+from tests.test_documents_normalizer import b64, norm, oru
+from tests.test_documents_senders import PDF_REPORT, _filed, _ingest
+
+PDF = b64(PDF_REPORT.read_bytes())
+
+
+def _ris(trigger: str, obx11: str, number: str, parent: str = "", app: str = "RIS-Y",
+         pdf: str = PDF) -> str:
+    """A CI-SIS MDM (v2.6) of an imaging centre's RIS or a hospital DPI: a CR-IMG as a PDF,
+    TXA-12 its own document number (EI.1 number, EI.2 the assigning application)."""
+    pid = oru("NW", "F", "X").split("\r")[1]
+    segs = [f"MSH|^~\\&|{app}|IMAGERIE-EST|DMP|GHT|202403151050||MDM^{trigger}^MDM_T02|"
+            f"{app}-{trigger}-{number}|P|2.6|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2",
+            "EVN||20240315105000", pid, "PV1|1|O",
+            f"TXA|1|18748-4^CR d'imagerie médicale^LN|AP|202403151000||||||||{number}^{app}|"
+            f"{parent}||||LA||AV",
+            f"OBX|1|ED|18748-4^CR d'imagerie médicale^LN||^AP^PDF^Base64^{pdf}||||||{obx11}"]
+    return "\r".join(segs) + "\r"
+
+
+def _auto(ctx):  # noqa: ANN001, ANN202
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    return ctx
+
+
+# -- a document number is unique within the application that assigned it ----------------------
+def test_the_same_number_from_two_applications_names_two_documents():
+    """TXA-12 '100234^RIS-Y' and '100234^DPI-Z': two documents. Was: both keyed
+    'document|100234', one the other's new version."""
+    ris = next(e for e in norm(_ris("T02", "F", "100234")).entries if e.type == DOCUMENT)
+    dpi = next(e for e in norm(_ris("T02", "F", "100234", app="DPI-Z")).entries
+               if e.type == DOCUMENT)
+    assert (ris.key, dpi.key) == ("document|100234|RIS-Y", "document|100234|DPI-Z")
+    # TXA-13 written without its namespace names a document of TXA-12's application
+    t10 = next(e for e in norm(_ris("T10", "C", "100235", parent="100234")).entries
+               if e.type == DOCUMENT)
+    assert (t10.action, t10.replaces_key) == (ACTION_REPLACE, "document|100234|RIS-Y")
+
+
+def test_a_deletion_from_another_application_never_withdraws_the_document(sqlite_ctx):
+    """The imaging centre files CR 100234; a hospital DPI deletes its own document 100234 of
+    the same patient (never received here). Was: the imaging report withdrawn."""
+    ctx = _auto(sqlite_ctx)
+    rows = _ingest(ctx, _ris("T02", "F", "100234"),
+                   _ris("T04", "D", "100234", app="DPI-Z", pdf=""))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    filed = {(e.key, e.status, e.current) for e in _filed(ctx) if e.type == DOCUMENT}
+    assert filed == {("document|100234|RIS-Y", "final", True),
+                     ("document|100234|DPI-Z", "withdrawn", True)}
+    # the centre's own deletion still withdraws it
+    gone, = _ingest(ctx, _ris("T04", "D", "100234", pdf=""))
+    assert gone.status == "deposited"
+    current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
+    assert ("document|100234|RIS-Y", "withdrawn") in current
+    deletion = next(e for e in norm(_ris("T04", "D", "100234", pdf="")).entries)
+    assert deletion.action == ACTION_DELETE
