@@ -65,3 +65,28 @@ def test_a_deletion_from_another_application_never_withdraws_the_document(sqlite
     assert ("document|100234|RIS-Y", "withdrawn") in current
     deletion = next(e for e in norm(_ris("T04", "D", "100234", pdf="")).entries)
     assert deletion.action == ACTION_DELETE
+
+
+# -- a trigger and OBX-11 that disagree: AE, ERR-2 naming both fields --------------------------
+def test_an_action_mismatch_is_answered_ae_pointing_at_both_fields(tmp_path):
+    """MDM^T10 (replace) whose OBX-11 says F (initial): CI-SIS says reject. The ACK is AE
+    103 and ERR-2 repeats, one location per field that disagrees. Was: ERR-2 'MSH^1^9^1'
+    alone; the OBX-11 at fault was named only in the text."""
+    from datetime import UTC, datetime
+
+    from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+    from tests.mllp_support import msa, segment
+    from tests.test_mllp_service import make_ctx
+
+    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    t10 = _ris("T10", "F", "100235", parent="100234")  # MSH-15/16 empty: original mode
+    try:
+        (ack,), = acknowledge(ctx, [Frame(t10.encode(), "127.0.0.1", datetime.now(UTC))],
+                              mode=APPLICATION)
+    finally:
+        ctx.engine.dispose()
+    assert msa(ack)[1] == "AE"
+    err = segment(ack, "ERR")
+    assert err[2] == "MSH^1^9^1~OBX^6^11^1"
+    assert err[3].startswith("103^") and err[8].startswith("CISIS_ACTION_MISMATCH")
+    assert "100235" not in err[8]
