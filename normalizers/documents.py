@@ -1042,8 +1042,16 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
     if not entity:
         return universal
     read = dotted_ii(entity)
-    namespace = sub(msg, part(c, 2), 1).strip() or namespace
+    own = sub(msg, part(c, 2), 1).strip()
+    if read == entity and _OID.fullmatch(own):
+        # the OID root in EI.2 instead of EI.3 ('A7102^1.2.250.1.71.4.2.2.1204'): the CDA
+        # id it is, so that a deletion without the CDA finds the document filed under it
+        return f"{own}^{entity}"
+    namespace = own or namespace
     return f"{entity}|{namespace}" if read == entity and namespace else read
+
+
+_OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*)){2,}")
 
 
 def ei_namespace(msg: Message, rep: str) -> str:

@@ -90,3 +90,17 @@ def test_an_action_mismatch_is_answered_ae_pointing_at_both_fields(tmp_path):
     assert err[2] == "MSH^1^9^1~OBX^6^11^1"
     assert err[3].startswith("103^") and err[8].startswith("CISIS_ACTION_MISMATCH")
     assert "100235" not in err[8]
+
+
+def test_a_deletion_naming_the_cda_id_with_its_root_in_ei_2_finds_the_document():
+    """TXA-12 'A71024000081^1.2.250.1.71.4.2.2.120456789' (the OID in the namespace, not in
+    EI.3) on a T04 whose OBX carries a placeholder: the document is the CDA of that id,
+    filed as 'root^extension' (by an ORU, or a CDA dropped as a file)."""
+    from tests.test_documents_normalizer import DOC_ROOT, cda, mdm
+
+    initial = next(e for e in norm(mdm("T02", "F", b64(cda("A71024000081")))).entries)
+    placeholder = b64("Document médical au format CDA".encode())
+    deletion = next(e for e in norm(mdm("T04", "D", placeholder).replace(
+        f"DOC-9^Organisation-Y^{DOC_ROOT}", f"A71024000081^{DOC_ROOT}")).entries)
+    assert deletion.action == ACTION_DELETE
+    assert deletion.replaces_key == initial.key == f"document|{DOC_ROOT}^A71024000081"
