@@ -569,6 +569,12 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         meta.details["mail_body"] = body
         return
     name, kind = named
+    if name.upper() not in _meta_codes():
+        # a code under the MetaDMPMSS system that no CI-SIS guide defines ('MASQUE_PATIENT',
+        # a typo of a flag): kept as sent, but nothing reads it; it was stored silently,
+        # and a sender meaning to hide the document never learnt that nothing was hidden
+        warnings.append(f"{where}: {name[:30]!r} is not a MetaDMPMSS flag of the CI-SIS "
+                        "guide: kept as sent, it masks nothing")
     if kind == "flag":
         value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).strip().upper()
         read = _flag_values().get(value)

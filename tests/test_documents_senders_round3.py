@@ -104,3 +104,21 @@ def test_a_deletion_naming_the_cda_id_with_its_root_in_ei_2_finds_the_document()
         f"DOC-9^Organisation-Y^{DOC_ROOT}", f"A71024000081^{DOC_ROOT}")).entries)
     assert deletion.action == ACTION_DELETE
     assert deletion.replaces_key == initial.key == f"document|{DOC_ROOT}^A71024000081"
+
+
+# -- MetaDMPMSS ---------------------------------------------------------------------------------
+def test_a_flag_no_guide_defines_is_said_on_the_ledger():
+    """'MASQUE_PATIENT' (no such flag: INVISIBLE_PATIENT is meant) under MetaDMPMSS. Was:
+    stored silently as a flag nothing reads; the document shown to the patient without a
+    word. Flags in any case, missing values and known flags read as before."""
+    from tests.test_documents_senders import _meta, _oru_with
+
+    nm = norm(_oru_with(_meta(2, "MASQUE_PATIENT", "Y"), _meta(3, "masque_ps", "y"),
+                        _meta(4, "CONNEXION_SECRETE", ""), _meta(5, "DESTDMP", "Y")))
+    doc = next(e for e in nm.entries if e.type == DOCUMENT)
+    assert doc.masking == {"MASQUE_PATIENT": True, "MASQUE_PS": True, "DESTDMP": True}
+    assert any(w.startswith("OBX[8]-5: 'MASQUE_PATIENT' is not a MetaDMPMSS flag")
+               for w in nm.warnings)
+    assert any(w.startswith("OBX[10]-5: MetaDMPMSS flag CONNEXION_SECRETE is not Y or N")
+               for w in nm.warnings)
+    assert not any("MASQUE_PS" in w and "not a MetaDMPMSS" in w for w in nm.warnings)
