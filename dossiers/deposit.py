@@ -174,6 +174,8 @@ class DepositResult:
     gaps: int = 0  # documents replacing a version not held, superseding an earlier one
     # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
     missing_documents: list[str] = field(default_factory=list)
+    # where a deletion names a document version the dossier holds as replaced by another
+    deleted_replaced: list[str] = field(default_factory=list)
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -663,7 +665,13 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 # that the original, arriving later, is not filed as current
                 row.update(key=entry.replaces_key or entry.key, status="withdrawn", fact=None,
                            _parent_key=None, _withdraw=True)
-                result.tombstones += 1
+                if entry.type == DOCUMENT and row["key"] in replaced_away:
+                    # a version the dossier holds, replaced since (MDM^T04 naming the T02's
+                    # document after its T10): said as 'not held yet', which it was; the
+                    # current version stays, and the ledger says so
+                    result.deleted_replaced.append(entry.source_ref)
+                else:
+                    result.tombstones += 1
             elif old.status == "withdrawn":
                 result.duplicates += 1
                 if old.import_id != import_id:

@@ -782,9 +782,10 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     if action == ACTION_DELETE:
         replaces_key = key
     elif action == ACTION_REPLACE:
-        parent = (header.replaced_id() if header is not None else "") or ctx.parent_id
-        if parent and ctx.parent_id and ctx.parent_where \
-                and number_of(ctx.parent_id) not in (parent, parent.rpartition("^")[2]):
+        cda_parent = header.replaced_id() if header is not None else ""
+        parent = cda_parent or ctx.parent_id
+        if cda_parent and ctx.parent_id and ctx.parent_where and ctx.parent_id != cda_parent \
+                and number_of(ctx.parent_id) not in (cda_parent, cda_parent.rpartition("^")[2]):
             warnings.append(f"{ctx.parent_where}: the parent document number is "
                             "not the carried CDA's relatedDocument (RPLC); the CDA's is "
                             "the one replaced")

@@ -736,6 +736,11 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{where}: replaces a document the dossier does not hold (TXA-13 or "
                         "the CDA's relatedDocument names one never received here): filed as a "
                         "new document")
+    for where in result.deleted_replaced[:5]:
+        warnings.append(f"{where}: deletes a version of a document that a later version has "
+                        "replaced: that version is recorded as withdrawn, the later version "
+                        "stays current; if the sender meant the whole document, it must "
+                        "delete the current version")
     if result.tombstones:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "

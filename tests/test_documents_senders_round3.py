@@ -122,3 +122,23 @@ def test_a_flag_no_guide_defines_is_said_on_the_ledger():
     assert any(w.startswith("OBX[10]-5: MetaDMPMSS flag CONNEXION_SECRETE is not Y or N")
                for w in nm.warnings)
     assert not any("MASQUE_PS" in w and "not a MetaDMPMSS" in w for w in nm.warnings)
+
+
+# -- a deletion of a version already replaced ----------------------------------------------------
+def test_a_deletion_of_a_replaced_version_says_so_and_leaves_the_current_one(sqlite_ctx):
+    """T02 of CR 100234, T10 of 100235 replacing it, then a T04 naming 100234. The current
+    version (100235) stays filed; 100234 is recorded withdrawn. Was: the ledger said the
+    dossier did not hold 100234 ('deletion(s) of entries the dossier does not hold yet'),
+    which it did: an admin had no word that the report the sender deleted is still shown."""
+    ctx = _auto(sqlite_ctx)
+    rows = _ingest(ctx, _ris("T02", "F", "100234"),
+                   _ris("T10", "C", "100235", parent="100234^RIS-Y"),
+                   _ris("T04", "D", "100234", pdf=""))
+    assert [r.status for r in rows] == ["deposited"] * 3
+    current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
+    assert ("document|100235|RIS-Y", "corrected") in current
+    assert ("document|100234|RIS-Y", "final") not in current
+    assert not any("TXA[5]-13" in w for w in rows[1].warnings or [])  # a PDF: no CDA parent
+    assert any(w.startswith("OBX[6]: deletes a version of a document that a later version "
+                            "has replaced") for w in rows[2].warnings)
+    assert not any("does not hold yet" in w for w in rows[2].warnings)
