@@ -28,7 +28,14 @@ from normalizers.cda_header import (
     looks_like_xml,
     read_cda_header,
 )
-from normalizers.codes import LOINC, CodeMappings, is_loinc_system, resolve_code
+from normalizers.codes import (
+    LOINC,
+    CodeMappings,
+    is_loinc,
+    is_loinc_system,
+    loinc_check_fails,
+    resolve_code,
+)
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import (
     comps,
@@ -733,6 +740,8 @@ class DocumentContext:
     fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
     parent_where: str = ""  # where parent_id was read ('TXA[5]-13')
     completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
+    # TXA-2 when it is a LOINC document type (CI-SIS: '18748-4'): (code, display)
+    document_type: tuple[str, str] | None = None
 
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
@@ -817,6 +826,14 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     effective = ctx.effective
     details: dict[str, Any] = {"media_type": attachment.media_type,
                                "obx_status": status_source.code, **ctx.details}
+    if not mapped and ctx.document_type is not None:
+        # OBX-3 a local or empty code ('PDF^Document PDF^L', as DPI send a PDF) and TXA-2
+        # the LOINC document type: the document is of TXA-2's type. It was filed under
+        # 'PDF' (or no code), a discharge letter no one could find as one.
+        if code:
+            details["obx_code"] = {"code": code, "system": system, "display": display}
+        code, display = ctx.document_type[0], ctx.document_type[1] or display
+        system, mapped = LOINC, True
     if header is not None:
         details["cda"] = header.as_details()
         if header.code:
@@ -1128,6 +1145,7 @@ def normalize_mdm(msg: Message, source: str,
         details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
         parent_where=loc(txa, 13))
     txa_status_sources(msg, txa, ctx, warnings)
+    ctx.document_type = loinc_document_type(msg, txa)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
         ctx.details["addendum_to"] = f"document|{ctx.parent_id}"
     meta = MessageMeta()
@@ -1244,6 +1262,23 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     elif availability != "AV":
         warnings.append(f"{loc(txa, 19)}: the document is sent as {row['meaning']} "
                         f"({availability}); filed as sent")
+
+
+_LOINC_FORM = re.compile(r"\d{1,7}-\d")
+
+
+def loinc_document_type(msg: Message, txa: Segment) -> tuple[str, str] | None:
+    """(code, display) of TXA-2 when it is a LOINC code: sent under a LOINC system, or
+    without a system in LOINC's form with its check digit (the CI-SIS examples write TXA-2
+    '18748-4' alone); None for the HL7 table 0270 codes ('DI', 'CR^Compte rendu^L')."""
+    c = comps(msg, first_rep(msg, txa, 2))
+    code, display, system = (sub(msg, part(c, k), 1).strip() for k in (1, 2, 3))
+    if not code:
+        return None
+    if is_loinc(code, system) or (not system and _LOINC_FORM.fullmatch(code)
+                                  and not loinc_check_fails(code)):
+        return code, display
+    return None
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:

@@ -142,3 +142,27 @@ def test_a_deletion_of_a_replaced_version_says_so_and_leaves_the_current_one(sql
     assert any(w.startswith("OBX[6]: deletes a version of a document that a later version "
                             "has replaced") for w in rows[2].warnings)
     assert not any("does not hold yet" in w for w in rows[2].warnings)
+
+
+# -- TXA-2, the document type ----------------------------------------------------------------------
+def test_a_pdf_with_a_local_obx_3_takes_its_loinc_type_from_txa_2():
+    """A DPI's discharge letter as a PDF: OBX-3 'PDF^Document PDF^L', TXA-2 the LOINC type
+    (with or without its system, as the CI-SIS examples write '18748-4' alone). Was: filed
+    under code 'PDF' (or none), unmapped. A table 0270 TXA-2 ('DS') changes nothing."""
+    letter = _ris("T02", "F", "100234").replace(
+        "TXA|1|18748-4^CR d'imagerie médicale^LN|", "TXA|1|11490-0^Lettre de liaison à la "
+        "sortie d'un établissement de soins^LN|").replace(
+        "OBX|1|ED|18748-4^CR d'imagerie médicale^LN|", "OBX|1|ED|PDF^Document PDF^L|")
+    doc = next(e for e in norm(letter).entries if e.type == DOCUMENT)
+    assert (doc.code, doc.system, doc.mapped) == ("11490-0", "LN", True)
+    assert doc.display.startswith("Lettre de liaison")
+    assert doc.details["obx_code"]["code"] == "PDF"
+    bare = letter.replace("|11490-0^Lettre de liaison à la sortie d'un établissement de "
+                          "soins^LN|", "|11490-0|").replace("|PDF^Document PDF^L|", "||")
+    doc = next(e for e in norm(bare).entries if e.type == DOCUMENT)
+    assert (doc.code, doc.system, doc.mapped) == ("11490-0", "LN", True)
+    for txa2 in ("DS^Discharge summary^HL70270", "11490-1"):  # not LOINC; wrong check digit
+        other = letter.replace("|11490-0^Lettre de liaison à la sortie d'un établissement de "
+                               "soins^LN|", f"|{txa2}|")
+        doc = next(e for e in norm(other).entries if e.type == DOCUMENT)
+        assert (doc.code, doc.mapped) == ("PDF", False)
