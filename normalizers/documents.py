@@ -535,9 +535,12 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
 
 
 def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
-    """A text ED (mail body) or plain value, decoded as UTF-8 (latin-1 as a last resort)."""
+    """A text ED (mail body) or plain value, decoded as UTF-8 (latin-1 as a last resort).
+    A plain value's repetitions are its lines (TX, FT: a mail body written one line per
+    repetition, as ``text_body`` reads a document's); the first alone was kept, and the
+    rest of the mail (its closing, the signature) dropped."""
     if text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() != "ED":
-        return text(msg, first_rep(msg, obx, 5)), None
+        return "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)).strip(), None
     att, note = decode_ed(msg, obx)
     try:
         return att.data.decode("utf-8"), note

@@ -166,3 +166,17 @@ def test_a_pdf_with_a_local_obx_3_takes_its_loinc_type_from_txa_2():
                                "soins^LN|", f"|{txa2}|")
         doc = next(e for e in norm(other).entries if e.type == DOCUMENT)
         assert (doc.code, doc.mapped) == ("PDF", False)
+
+
+def test_a_mail_body_written_one_line_per_repetition_is_kept_whole():
+    """CORPSMAIL_PATIENT as TX, a line per OBX-5 repetition, escapes inside. Was: the first
+    line alone ('Cordialement' and the signature dropped)."""
+    from tests.test_documents_senders import _oru_with
+
+    nm = norm(_oru_with("OBX|2|TX|CORPSMAIL_PATIENT^Corps du mail pour le patient^MetaDMPMSS"
+                        "||Bonjour Mme Lefèvre,\\.br\\Voici votre compte rendu \\T\\ vos "
+                        "résultats.~~Cordialement,~Dr Thierry Diaz||||||F"))
+    doc = next(e for e in nm.entries if e.type == DOCUMENT)
+    assert doc.details["CORPSMAIL_PATIENT"] == (
+        "Bonjour Mme Lefèvre,\nVoici votre compte rendu & vos résultats.\n\nCordialement,\n"
+        "Dr Thierry Diaz")
