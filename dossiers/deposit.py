@@ -829,6 +829,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             row["_parent_id"] = earlier.parent_id
         if earlier is not None and earlier.mask_override is not None:
             row["mask_override"] = earlier.mask_override  # the patient's choice outlives v1
+        if earlier is not None and not row["masking"] and earlier.masking \
+                and entry.action == ACTION_REPLACE:
+            # A replacement stating no flags (an MDM^T10 or ORU RO whose engine drops the
+            # MetaDMPMSS OBX, a v1.x sender) of a document sent MASQUE_PS=Y or
+            # INVISIBLE_PATIENT=Y: its new version was filed unmasked, shown to every
+            # professional and to the patient before the announcement consultation. The
+            # sender's flags stay until a message states others, as for a resend above.
+            row["masking"] = earlier.masking
     if older and doc is not None and taken.get(doc.key, {}).get("current"):
         # earlier versions of its set held current (an RPLC naming another version, or none)
         done = {old_id for _, old_id in supersedes}

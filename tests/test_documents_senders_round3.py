@@ -180,3 +180,25 @@ def test_a_mail_body_written_one_line_per_repetition_is_kept_whole():
     assert doc.details["CORPSMAIL_PATIENT"] == (
         "Bonjour Mme Lefèvre,\nVoici votre compte rendu & vos résultats.\n\nCordialement,\n"
         "Dr Thierry Diaz")
+
+
+# -- a replacement stating no flags ---------------------------------------------------------------
+def test_a_replacement_without_flags_keeps_the_masking_of_the_version_it_replaces(sqlite_ctx):
+    """T02 with MASQUE_PS=Y and INVISIBLE_PATIENT=Y, then its T10 through an engine that drops
+    the MetaDMPMSS OBX. Was: the new version filed unmasked (shown to professionals, and to
+    the patient before the announcement consultation). A T10 stating MASQUE_PS=N unmasks."""
+    from tests.test_documents_senders import _meta
+
+    ctx = _auto(sqlite_ctx)
+    masked = _ris("T02", "F", "100234") + _meta(2, "MASQUE_PS", "Y").replace("|CE|", "|CWE|") \
+        + "\r" + _meta(3, "INVISIBLE_PATIENT", "Y").replace("|CE|", "|CWE|") + "\r"
+    rows = _ingest(ctx, masked, _ris("T10", "C", "100235", parent="100234"))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    doc = next(e for e in _filed(ctx) if e.type == DOCUMENT and e.current)
+    assert doc.key == "document|100235|RIS-Y"
+    assert doc.masking == {"MASQUE_PS": True, "INVISIBLE_PATIENT": True}
+    unmask = _ris("T10", "C", "100236", parent="100235") \
+        + _meta(2, "MASQUE_PS", "N").replace("|CE|", "|CWE|") + "\r"
+    row, = _ingest(ctx, unmask)
+    doc = next(e for e in _filed(ctx) if e.type == DOCUMENT and e.current)
+    assert (doc.key, doc.masking) == ("document|100236|RIS-Y", {"MASQUE_PS": False})
