@@ -789,6 +789,13 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         warnings.append(f"{where}: empty document")
 
     doc_id = header.document_id if header is not None and header.id_root else ctx.fallback_id
+    if not doc_id:
+        _no_document_number(ctx)
+    elif not ctx.fallback_id and ctx.fallback_where:
+        # TXA-12 left empty by an engine that builds the MDM from the CDA: the CDA's id is
+        # the document's (it was refused, MDM_NO_DOCUMENT_ID, with the id in the payload)
+        warnings.append(f"{ctx.fallback_where}: no unique document number; the document is "
+                        "filed under the carried CDA's ClinicalDocument/id")
     key = f"document|{doc_id}"
     replaces_key = None
     if action == ACTION_DELETE:
@@ -865,6 +872,14 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         effective=effective, issued=ctx.issued,
         performer=ctx.performer, parent_key=ctx.parent_key, action=action,
         replaces_key=replaces_key, attachment=attachment, details=details)
+
+
+def _no_document_number(ctx: DocumentContext) -> None:
+    """MDM_NO_DOCUMENT_ID at TXA-12: no number there, and no CDA id to file the document
+    under."""
+    where = ctx.fallback_where or "TXA"
+    raise NormalizationError("MDM_NO_DOCUMENT_ID", f"{where}: no unique document number (and "
+                             "no CDA document id in the message)", where)
 
 
 def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> str | None:
@@ -1130,10 +1145,7 @@ def normalize_mdm(msg: Message, source: str,
     if txa is None:
         raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
     cisis = is_cisis(msg)
-    doc_id = ei_id(msg, first_rep(msg, txa, 12))
-    if not doc_id:
-        raise NormalizationError("MDM_NO_DOCUMENT_ID",
-                                 f"{loc(txa, 12)}: no unique document number", loc(txa, 12))
+    doc_id = ei_id(msg, first_rep(msg, txa, 12))  # '' refused unless a CDA id stands in
     orc = msg.first("ORC")
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
@@ -1234,6 +1246,8 @@ def _result_obx(msg: Message, pieced: set[int]) -> list[Segment]:
 def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
     """MDM^T11 (or a message whose TXA-19 says CA): the document TXA-12 names is withdrawn;
     the message carries no content."""
+    if not ctx.fallback_id:
+        _no_document_number(ctx)
     key = f"document|{ctx.fallback_id}"
     return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
                  effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,

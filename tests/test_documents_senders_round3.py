@@ -202,3 +202,25 @@ def test_a_replacement_without_flags_keeps_the_masking_of_the_version_it_replace
     row, = _ingest(ctx, unmask)
     doc = next(e for e in _filed(ctx) if e.type == DOCUMENT and e.current)
     assert (doc.key, doc.masking) == ("document|100236|RIS-Y", {"MASQUE_PS": False})
+
+
+# -- TXA-12 left empty --------------------------------------------------------------------------
+def test_an_empty_txa_12_is_read_from_the_carried_cda_and_refused_without_one():
+    """An engine building the MDM from the CDA leaves TXA-12 empty. Was: refused
+    (MDM_NO_DOCUMENT_ID) though the CDA's id names the document. Now filed under the CDA id,
+    with a warning; a PDF or a cancel without TXA-12 is still refused at TXA-12."""
+    import pytest
+
+    from normalizers.model import NormalizationError
+    from tests.test_documents_normalizer import DOC_ROOT, cda, mdm
+
+    carried = mdm("T02", "F", b64(cda("DOC-9"))).replace(
+        f"|DOC-9^Organisation-Y^{DOC_ROOT}|", "||")
+    nm = norm(carried)
+    assert [(e.key, e.action) for e in nm.entries] == [(f"document|{DOC_ROOT}^DOC-9", "new")]
+    assert any(w.startswith("TXA[5]-12: no unique document number") for w in nm.warnings)
+    for text in (_ris("T02", "F", "100234").replace("|100234^RIS-Y|", "||"),
+                 _ris("T11", "", "100234").replace("|100234^RIS-Y|", "||").split("OBX|")[0]):
+        with pytest.raises(NormalizationError) as exc:
+            norm(text)
+        assert (exc.value.code, exc.value.location) == ("MDM_NO_DOCUMENT_ID", "TXA[5]-12")
