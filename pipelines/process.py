@@ -1054,7 +1054,9 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         stored.update(held_set_documents(conn, {pair for item, _, _ in filing
                                                 for pair in doc_sets[item.row.id]}))
         follow_document_numbers(conn, stored, [(t.patient_id, t.items)
-                                               for _, targets, _ in filing for t in targets])
+                                               for _, targets, _ in filing for t in targets],
+                                [item.row.source for item, targets, _ in filing
+                                 for _ in targets])
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         every = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]

@@ -224,3 +224,30 @@ def test_an_empty_txa_12_is_read_from_the_carried_cda_and_refused_without_one():
         with pytest.raises(NormalizationError) as exc:
             norm(text)
         assert (exc.value.code, exc.value.location) == ("MDM_NO_DOCUMENT_ID", "TXA[5]-12")
+
+
+def test_a_document_filed_before_numbers_were_scoped_is_found_by_its_own_source(sqlite_ctx):
+    """A dossier holding 'document|100234' (filed before TXA-12 was scoped by its namespace):
+    a T10 naming '100234^RIS-Y' from another source does not replace it (another
+    application's 100234); the T04 of '100234^RIS-Y' from its own source withdraws it."""
+    from sqlalchemy import func, update
+
+    from dossiers.schema import entries
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    ctx = _auto(sqlite_ctx)
+    _ingest(ctx, _ris("T02", "F", "100234"))
+    with ctx.engine.begin() as conn:  # as the code before scoping filed it
+        conn.execute(update(entries).values(key=func.replace(entries.c.key, "|RIS-Y", "")))
+    other = _ris("T10", "C", "100235", parent="100234^RIS-Y")
+    intake(ctx.engine, ctx.archive, [Received(other.encode(), "dpi-z", "file",
+                                              file_name="other.hl7")])
+    drain(ctx)
+    current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
+    assert ("document|100234", "final") in current
+    row, = _ingest(ctx, _ris("T04", "D", "100234", pdf=""))
+    assert row.status == "deposited"
+    current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
+    assert ("document|100234", "withdrawn") in current
+    assert not any("does not hold" in w for w in row.warnings or [])
