@@ -40,7 +40,7 @@ from types import SimpleNamespace
 from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert, insert_values
-from dossiers.schema import entries, provenance
+from dossiers.schema import entries, imports, provenance
 from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
 from normalizers.tabledata import read_csv_rows
 
@@ -174,6 +174,8 @@ class DepositResult:
     gaps: int = 0  # documents replacing a version not held, superseding an earlier one
     # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
     missing_documents: list[str] = field(default_factory=list)
+    # where a deletion names a document version the dossier holds as replaced by another
+    deleted_replaced: list[str] = field(default_factory=list)
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -437,8 +439,8 @@ def held_replacements(conn: Connection, pairs: set[tuple[int, str]]
 
 
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
-                            targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
-                            ) -> None:
+                            targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                            sources: Sequence[str] | None = None) -> None:
     """A replacement or deletion naming a document the dossier does not hold by that key, but
     holds under its CDA id with this number as the message's own (``message_document_id``):
     its ``replaces_key`` becomes that document's key, and that document's versions join
@@ -448,7 +450,14 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     T11 that cancels it, sent without content, names the TXA-12 alone. It found nothing, and
     the cancelled document stayed current (a tombstone was filed under the number). One
     document, or none, must answer: two documents filed under one number are left as they
-    are (not chosen between)."""
+    are (not chosen between).
+
+    ``sources``: the source of each target's message; given, a number scoped by its
+    namespace ('document|100234|RIS-Y') also finds what was filed before numbers were scoped
+    ('document|100234', or that number as ``message_document_id``) by the same source.
+    """
+    if sources is not None:
+        _follow_unscoped_numbers(conn, stored, targets, sources)
     wanted = {(patient_id, entry.replaces_key or entry.key)
               for patient_id, items in targets for entry, _ in items
               if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE)}
@@ -469,6 +478,57 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
             if named in real and entry.type == DOCUMENT \
                     and entry.action in (ACTION_REPLACE, ACTION_DELETE):
                 entry.replaces_key = real[named]
+    stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
+
+
+def _unscoped(key: str) -> str | None:
+    """'document|100234' for a key 'document|100234|RIS-Y' (a document number scoped by its
+    namespace, normalizers.documents.ei_id), None for any other key."""
+    parts = key.split("|")
+    if len(parts) != 3 or parts[0] != "document" or "^" in parts[1] or not parts[2]:
+        return None
+    return f"document|{parts[1]}"
+
+
+def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], list],
+                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                             sources: Sequence[str]) -> None:
+    """A replacement or deletion naming 'document|100234|RIS-Y' that the dossier holds no
+    version of, where the same source filed the document before numbers were scoped by
+    their namespace ('document|100234', or '100234' as the message's own number beside a CDA
+    id): it acts on that document. Only the same source's: another application's 100234 is
+    another document (the reason numbers are scoped)."""
+    named: dict[tuple[int, str], tuple[str, str]] = {}  # (patient, old key) -> (new, source)
+    for (patient_id, items), source in zip(targets, sources, strict=True):
+        for entry, _ in items:
+            key = entry.replaces_key or entry.key
+            old = _unscoped(key) if entry.type == DOCUMENT and entry.action in (
+                ACTION_REPLACE, ACTION_DELETE) else None
+            if old and not stored.get((patient_id, key)):
+                named[(patient_id, old)] = (key, source)
+    if not named:
+        return
+    held = held_entries(conn, set(named))
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in named}):
+        number = f"document|{(row.details or {}).get('message_document_id')}"
+        held.setdefault((row.patient_id, number), []).append(row)
+    imports_of = {r.import_id for rows in held.values() for r in rows}
+    source_of = dict(conn.execute(select(imports.c.id, imports.c.source)
+                                  .where(imports.c.id.in_(imports_of))).all()) if imports_of else {}
+    real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> key held
+    for (patient_id, old), rows in held.items():
+        key, source = named[(patient_id, old)]
+        keys = {r.key for r in rows if source_of.get(r.import_id) == source}
+        if len(keys) == 1:
+            real[(patient_id, key)] = next(iter(keys))
+    if not real:
+        return
+    for patient_id, items in targets:
+        for entry, _ in items:
+            pair = (patient_id, entry.replaces_key or entry.key)
+            if pair in real and entry.type == DOCUMENT \
+                    and entry.action in (ACTION_REPLACE, ACTION_DELETE):
+                entry.replaces_key = real[pair]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
 
 
@@ -582,7 +642,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     mine = entry_facts(items)
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
-    follow_document_numbers(conn, stored, [(patient_id, items)])
+    follow_document_numbers(conn, stored, [(patient_id, items)], [source])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
     replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
@@ -663,7 +723,13 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 # that the original, arriving later, is not filed as current
                 row.update(key=entry.replaces_key or entry.key, status="withdrawn", fact=None,
                            _parent_key=None, _withdraw=True)
-                result.tombstones += 1
+                if entry.type == DOCUMENT and row["key"] in replaced_away:
+                    # a version the dossier holds, replaced since (MDM^T04 naming the T02's
+                    # document after its T10): said as 'not held yet', which it was; the
+                    # current version stays, and the ledger says so
+                    result.deleted_replaced.append(entry.source_ref)
+                else:
+                    result.tombstones += 1
             elif old.status == "withdrawn":
                 result.duplicates += 1
                 if old.import_id != import_id:
@@ -821,6 +887,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             row["_parent_id"] = earlier.parent_id
         if earlier is not None and earlier.mask_override is not None:
             row["mask_override"] = earlier.mask_override  # the patient's choice outlives v1
+        if earlier is not None and not row["masking"] and earlier.masking \
+                and entry.action == ACTION_REPLACE:
+            # A replacement stating no flags (an MDM^T10 or ORU RO whose engine drops the
+            # MetaDMPMSS OBX, a v1.x sender) of a document sent MASQUE_PS=Y or
+            # INVISIBLE_PATIENT=Y: its new version was filed unmasked, shown to every
+            # professional and to the patient before the announcement consultation. The
+            # sender's flags stay until a message states others, as for a resend above.
+            row["masking"] = earlier.masking
     if older and doc is not None and taken.get(doc.key, {}).get("current"):
         # earlier versions of its set held current (an RPLC naming another version, or none)
         done = {old_id for _, old_id in supersedes}

@@ -28,7 +28,14 @@ from normalizers.cda_header import (
     looks_like_xml,
     read_cda_header,
 )
-from normalizers.codes import LOINC, CodeMappings, is_loinc_system, resolve_code
+from normalizers.codes import (
+    LOINC,
+    CodeMappings,
+    is_loinc,
+    is_loinc_system,
+    loinc_check_fails,
+    resolve_code,
+)
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import (
     comps,
@@ -528,9 +535,12 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
 
 
 def decode_text(msg: Message, obx: Segment) -> tuple[str, str | None]:
-    """A text ED (mail body) or plain value, decoded as UTF-8 (latin-1 as a last resort)."""
+    """A text ED (mail body) or plain value, decoded as UTF-8 (latin-1 as a last resort).
+    A plain value's repetitions are its lines (TX, FT: a mail body written one line per
+    repetition, as ``text_body`` reads a document's); the first alone was kept, and the
+    rest of the mail (its closing, the signature) dropped."""
     if text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() != "ED":
-        return text(msg, first_rep(msg, obx, 5)), None
+        return "\n".join(unescaped(msg, r).rstrip() for r in reps(msg, obx, 5)).strip(), None
     att, note = decode_ed(msg, obx)
     try:
         return att.data.decode("utf-8"), note
@@ -569,6 +579,12 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         meta.details["mail_body"] = body
         return
     name, kind = named
+    if name.upper() not in _meta_codes():
+        # a code under the MetaDMPMSS system that no CI-SIS guide defines ('MASQUE_PATIENT',
+        # a typo of a flag): kept as sent, but nothing reads it; it was stored silently,
+        # and a sender meaning to hide the document never learnt that nothing was hidden
+        warnings.append(f"{where}: {name[:30]!r} is not a MetaDMPMSS flag of the CI-SIS "
+                        "guide: kept as sent, it masks nothing")
     if kind == "flag":
         value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).strip().upper()
         read = _flag_values().get(value)
@@ -727,6 +743,8 @@ class DocumentContext:
     fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
     parent_where: str = ""  # where parent_id was read ('TXA[5]-13')
     completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
+    # TXA-2 when it is a LOINC document type (CI-SIS: '18748-4'): (code, display)
+    document_type: tuple[str, str] | None = None
 
 
 def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: PatientIdentity,
@@ -771,14 +789,22 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         warnings.append(f"{where}: empty document")
 
     doc_id = header.document_id if header is not None and header.id_root else ctx.fallback_id
+    if not doc_id:
+        _no_document_number(ctx)
+    elif not ctx.fallback_id and ctx.fallback_where:
+        # TXA-12 left empty by an engine that builds the MDM from the CDA: the CDA's id is
+        # the document's (it was refused, MDM_NO_DOCUMENT_ID, with the id in the payload)
+        warnings.append(f"{ctx.fallback_where}: no unique document number; the document is "
+                        "filed under the carried CDA's ClinicalDocument/id")
     key = f"document|{doc_id}"
     replaces_key = None
     if action == ACTION_DELETE:
         replaces_key = key
     elif action == ACTION_REPLACE:
-        parent = (header.replaced_id() if header is not None else "") or ctx.parent_id
-        if parent and ctx.parent_id and ctx.parent_where \
-                and ctx.parent_id not in (parent, parent.rpartition("^")[2]):
+        cda_parent = header.replaced_id() if header is not None else ""
+        parent = cda_parent or ctx.parent_id
+        if cda_parent and ctx.parent_id and ctx.parent_where and ctx.parent_id != cda_parent \
+                and number_of(ctx.parent_id) not in (cda_parent, cda_parent.rpartition("^")[2]):
             warnings.append(f"{ctx.parent_where}: the parent document number is "
                             "not the carried CDA's relatedDocument (RPLC); the CDA's is "
                             "the one replaced")
@@ -810,6 +836,14 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     effective = ctx.effective
     details: dict[str, Any] = {"media_type": attachment.media_type,
                                "obx_status": status_source.code, **ctx.details}
+    if not mapped and ctx.document_type is not None:
+        # OBX-3 a local or empty code ('PDF^Document PDF^L', as DPI send a PDF) and TXA-2
+        # the LOINC document type: the document is of TXA-2's type. It was filed under
+        # 'PDF' (or no code), a discharge letter no one could find as one.
+        if code:
+            details["obx_code"] = {"code": code, "system": system, "display": display}
+        code, display = ctx.document_type[0], ctx.document_type[1] or display
+        system, mapped = LOINC, True
     if header is not None:
         details["cda"] = header.as_details()
         if header.code:
@@ -826,7 +860,7 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     if ctx.fallback_id and doc_id != ctx.fallback_id:
         details["message_document_id"] = ctx.fallback_id
         if ctx.fallback_where and header is not None \
-                and ctx.fallback_id not in (header.id_extension, header.id_root):
+                and number_of(ctx.fallback_id) not in (header.id_extension, header.id_root):
             warnings.append(f"{ctx.fallback_where}: the unique document number is not the "
                             "carried CDA's ClinicalDocument/id; the document is filed under "
                             "the CDA id (a later replacement or cancel naming this number "
@@ -838,6 +872,14 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
         effective=effective, issued=ctx.issued,
         performer=ctx.performer, parent_key=ctx.parent_key, action=action,
         replaces_key=replaces_key, attachment=attachment, details=details)
+
+
+def _no_document_number(ctx: DocumentContext) -> None:
+    """MDM_NO_DOCUMENT_ID at TXA-12: no number there, and no CDA id to file the document
+    under."""
+    where = ctx.fallback_where or "TXA"
+    raise NormalizationError("MDM_NO_DOCUMENT_ID", f"{where}: no unique document number (and "
+                             "no CDA document id in the message)", where)
 
 
 def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> str | None:
@@ -1024,15 +1066,44 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
     return found + level1
 
 
-def ei_id(msg: Message, rep: str) -> str:
+def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
     """An EI (entity id ^ namespace ^ universal id ^ type) as one id text: 'universal^entity'
-    when a universal id (OID root) is given, like a CDA II; else the entity id alone, read
-    as a CDA II when it is one written 'root.extension' (``dotted_ii``)."""
+    when a universal id (OID root) is given, like a CDA II; the entity id read as a CDA II
+    when it is one written 'root.extension' (``dotted_ii``); else 'entity|namespace', the
+    number scoped by the application that assigned it (EI.2, else ``namespace``), as an
+    ORU's document is keyed by its order number and namespace.
+
+    Why the namespace: a document number is unique only within the application that gave it.
+    Keyed by the number alone, the MDM^T04 of one hospital's DPI ('100234^DPI-Z') withdrew
+    the report an imaging centre had filed as '100234^RIS-Y' in the same dossier, and its
+    T02 filed a new version of it."""
     c = comps(msg, rep)
     entity, universal = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
     if universal and entity:
         return f"{universal}^{entity}"
-    return dotted_ii(entity) if entity else universal
+    if not entity:
+        return universal
+    read = dotted_ii(entity)
+    own = sub(msg, part(c, 2), 1).strip()
+    if read == entity and _OID.fullmatch(own):
+        # the OID root in EI.2 instead of EI.3 ('A7102^1.2.250.1.71.4.2.2.1204'): the CDA
+        # id it is, so that a deletion without the CDA finds the document filed under it
+        return f"{own}^{entity}"
+    namespace = own or namespace
+    return f"{entity}|{namespace}" if read == entity and namespace else read
+
+
+_OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*)){2,}")
+
+
+def ei_namespace(msg: Message, rep: str) -> str:
+    """EI.2, the namespace of an EI (the application that assigned the number)."""
+    return sub(msg, part(comps(msg, rep), 2), 1).strip()
+
+
+def number_of(doc_id: str) -> str:
+    """The sender's own number in a document id made by ``ei_id`` (its namespace dropped)."""
+    return doc_id.partition("|")[0]
 
 
 # An OID (at least three arcs), then a '.' and something no OID arc can be (not all digits).
@@ -1074,14 +1145,13 @@ def normalize_mdm(msg: Message, source: str,
     if txa is None:
         raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
     cisis = is_cisis(msg)
-    doc_id = ei_id(msg, first_rep(msg, txa, 12))
-    if not doc_id:
-        raise NormalizationError("MDM_NO_DOCUMENT_ID",
-                                 f"{loc(txa, 12)}: no unique document number", loc(txa, 12))
+    doc_id = ei_id(msg, first_rep(msg, txa, 12))  # '' refused unless a CDA id stands in
     orc = msg.first("ORC")
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
-        parent_id=ei_id(msg, first_rep(msg, txa, 13)),
+        # a parent number sent without its namespace is one of the same application's
+        parent_id=ei_id(msg, first_rep(msg, txa, 13),
+                        ei_namespace(msg, first_rep(msg, txa, 12))),
         action_sources=[trigger_source(msg, cisis),
                         order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
@@ -1090,6 +1160,7 @@ def normalize_mdm(msg: Message, source: str,
         details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
         parent_where=loc(txa, 13))
     txa_status_sources(msg, txa, ctx, warnings)
+    ctx.document_type = loinc_document_type(msg, txa)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
         ctx.details["addendum_to"] = f"document|{ctx.parent_id}"
     meta = MessageMeta()
@@ -1175,6 +1246,8 @@ def _result_obx(msg: Message, pieced: set[int]) -> list[Segment]:
 def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
     """MDM^T11 (or a message whose TXA-19 says CA): the document TXA-12 names is withdrawn;
     the message carries no content."""
+    if not ctx.fallback_id:
+        _no_document_number(ctx)
     key = f"document|{ctx.fallback_id}"
     return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
                  effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,
@@ -1206,6 +1279,23 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     elif availability != "AV":
         warnings.append(f"{loc(txa, 19)}: the document is sent as {row['meaning']} "
                         f"({availability}); filed as sent")
+
+
+_LOINC_FORM = re.compile(r"\d{1,7}-\d")
+
+
+def loinc_document_type(msg: Message, txa: Segment) -> tuple[str, str] | None:
+    """(code, display) of TXA-2 when it is a LOINC code: sent under a LOINC system, or
+    without a system in LOINC's form with its check digit (the CI-SIS examples write TXA-2
+    '18748-4' alone); None for the HL7 table 0270 codes ('DI', 'CR^Compte rendu^L')."""
+    c = comps(msg, first_rep(msg, txa, 2))
+    code, display, system = (sub(msg, part(c, k), 1).strip() for k in (1, 2, 3))
+    if not code:
+        return None
+    if is_loinc(code, system) or (not system and _LOINC_FORM.fullmatch(code)
+                                  and not loinc_check_fails(code)):
+        return code, display
+    return None
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:

@@ -736,6 +736,11 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{where}: replaces a document the dossier does not hold (TXA-13 or "
                         "the CDA's relatedDocument names one never received here): filed as a "
                         "new document")
+    for where in result.deleted_replaced[:5]:
+        warnings.append(f"{where}: deletes a version of a document that a later version has "
+                        "replaced: that version is recorded as withdrawn, the later version "
+                        "stays current; if the sender meant the whole document, it must "
+                        "delete the current version")
     if result.tombstones:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "
@@ -1049,7 +1054,9 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         stored.update(held_set_documents(conn, {pair for item, _, _ in filing
                                                 for pair in doc_sets[item.row.id]}))
         follow_document_numbers(conn, stored, [(t.patient_id, t.items)
-                                               for _, targets, _ in filing for t in targets])
+                                               for _, targets, _ in filing for t in targets],
+                                [item.row.source for item, targets, _ in filing
+                                 for _ in targets])
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         every = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]

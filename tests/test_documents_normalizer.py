@@ -412,7 +412,7 @@ def test_deletion_without_its_cda_finds_the_document_its_txa_names_root_dot_exte
     assert deletion.action == ACTION_DELETE
     assert deletion.replaces_key == deletion.key == initial.key
     local = norm(mdm("T02", "F", placeholder).replace(txa12, "20240315.42^Organisation-Y"))
-    assert local.entries[0].key == "document|20240315.42"
+    assert local.entries[0].key == "document|20240315.42|Organisation-Y"
 
 
 def test_replacement_without_a_parent_replaces_the_first_version_of_its_set():

@@ -83,8 +83,8 @@ def test_a_cancel_sent_for_another_patient_never_withdraws_the_document(sqlite_c
     assert [r.status for r in rows] == ["deposited", "deposited"]
     assert rows[0].patient_id != rows[1].patient_id
     filed = [(e.patient_id, e.key, e.status, e.current) for e in _filed(ctx)]
-    assert filed == [(rows[0].patient_id, "document|CR-777", "final", True),
-                     (rows[1].patient_id, "document|CR-777", "withdrawn", True)]
+    assert filed == [(rows[0].patient_id, "document|CR-777|RIS-Y", "final", True),
+                     (rows[1].patient_id, "document|CR-777|RIS-Y", "withdrawn", True)]
     assert any("deletion(s) of entries the dossier does not hold" in w
                for w in rows[1].warnings)
 

@@ -129,16 +129,22 @@ def _version_at_least(version: str, floor: tuple[int, ...]) -> bool:
 
 
 def _err(error: AckError, version: str, d: Delimiters) -> str:
+    """The ERR segment. A location naming several fields ('MSH-9,OBX[6]-11': a CI-SIS
+    trigger and OBX-11 that disagree) is one repetition of ERR-2 (ERR-1 before v2.5) per
+    field: only the first was given, and the sender was pointed at MSH-9 alone."""
     text = escape(error.text, d)
     hl7_text = ERROR_TEXTS.get(error.hl7_code, "")
-    seg, seq, field, rep, comp, sub = _location(error.location)
+    places = [_location(one) for one in (error.location or "").split(",")]
     if _version_at_least(version, (2, 5)):
-        erl = d.component.join([seg, seq, field, rep, comp, sub]).rstrip(d.component)
+        erl = d.repetition.join(
+            d.component.join([seg, seq, field, rep, comp, sub]).rstrip(d.component)
+            for seg, seq, field, rep, comp, sub in places)
         cwe = d.component.join([error.hl7_code, hl7_text, "HL70357"])
         return d.field.join(["ERR", "", erl, cwe, error.severity, "", "", "", text])
     # ERR-1 (ELD): segment ^ sequence ^ field ^ code&text&table
     ce = d.subcomponent.join([error.hl7_code, hl7_text, "HL70357"])
-    return d.field.join(["ERR", d.component.join([seg, seq, field, ce])])
+    return d.field.join(["ERR", d.repetition.join(
+        d.component.join([seg, seq, field, ce]) for seg, seq, field, *_ in places)])
 
 
 def _location(location: str) -> tuple[str, str, str, str, str, str]:
