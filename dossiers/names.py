@@ -5,8 +5,9 @@ blank). ``name_key`` is what names are compared by: the same fold with every sep
 (blank, hyphen, apostrophes ' ’ `, dot) removed, so 'D'ARTAGNAN' and 'DARTAGNAN', 'LE GOFF'
 and 'LEGOFF', 'MARTIN-DUPONT' and 'MARTIN DUPONT' are one name (laboratory systems drop
 them: fixed-width fields, old LIS). 'Lefèvre' and 'Lefebvre' are not (strict matching never
-guesses spelling). ``patients.family_key`` holds ``name_key(family)``; changing either
-function means a migration that recomputes it (see migrations/versions/0006).
+guesses spelling). ``patients.family_key`` holds ``name_key(family)``, ``birth_family_key``
+the birth name's; changing either function means a migration that recomputes them (see
+migrations/versions/0006, 0007).
 """
 
 from __future__ import annotations

@@ -135,6 +135,9 @@ patients = Table(
     Column("sex", String(1), nullable=False),
     Column("family_key", String(200), nullable=False),  # accent/case-folded, for matching
     Column("given_key", String(200), nullable=False),
+    # name_key(birth_family), NULL without one: a message naming the patient by her birth
+    # name alone finds the dossier created under her used name (migration 0007)
+    Column("birth_family_key", String(200)),
     Column("opposed", Boolean, nullable=False, default=False),  # opposition to feeding
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(40)),  # 'admin', 'auto-create'
@@ -145,6 +148,8 @@ patients = Table(
     Column("treating_rpps", String(20)),  # the médecin traitant (RPPS id)
 )
 Index("ix_patients_demo", patients.c.family_key, patients.c.birth_date, patients.c.sex)
+Index("ix_patients_birth_demo", patients.c.birth_family_key, patients.c.birth_date,
+      patients.c.sex)
 
 patient_identifiers = Table(
     "patient_identifiers", metadata,
