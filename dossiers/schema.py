@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -204,6 +205,11 @@ entries = Table(
     UniqueConstraint("patient_id", "key", "version", name="uq_entry_version"),
 )
 Index("ix_entries_fact", entries.c.patient_id, entries.c.fact)
+# A document's or a lab report's key across dossiers: a correction whose original another
+# dossier holds (dossiers/elsewhere.py). Partial: reports and documents only (migration 0008).
+Index("ix_entries_report_key", entries.c.key,
+      sqlite_where=text("type IN ('lab_report', 'document')"),
+      postgresql_where=text("type IN ('lab_report', 'document')"))
 Index("ix_entries_parent", entries.c.parent_id)
 
 # Who may read a dossier, as the patient decided. Rows are never deleted: revoking sets

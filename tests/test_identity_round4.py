@@ -123,3 +123,152 @@ def test_new_ins_under_the_birth_name_of_a_dossier_without_ins_makes_no_second(e
     ids = f"{ins}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
     found = resolve(engine, pid(ids, status="VALI"), auto_create=True)
     assert (found.patient_id, found.code) == (None, "IDENTITY_AMBIGUOUS")
+
+
+# -- a cancel or correction whose original another dossier holds --------------------------------
+# The laboratory's original result for Hélène (INS, IPP LD-778); the cancel of the same order
+# sent under the IPP of another dossier (its PID points elsewhere: a duplicate, a mix-up).
+LAB_MSH = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP-INTAKE|GHT|{t}||ORU^R01^ORU_R01|{id}|P|2.5|||||FRA|"
+           "UNICODE UTF-8")
+OTHER_PID = ("PID|||LD-900^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI||DUPONT^Jean^^^^^L||19881002|M"
+             + "|" * 24 + "PROV")
+POTASSIUM = ("OBX|1|NM|2823-3^Potassium [Moles/volume] in Serum or Plasma^LN||{v}|mmol/L|"
+             "3.5-5.1|{flag}|||{status}|||202403150810")
+
+
+def lab_message(control: str, status: str, *, pid_segment: str | None = None,
+                value: str = "6.4", flag: str = "H") -> bytes:
+    from tests.test_lab_normalizer import PID, oru
+
+    header = LAB_MSH.format(t=f"2024031{5 + len(control) % 3}1045", id=control)
+    return oru(POTASSIUM.format(v=value, flag=flag, status=status), header=header,
+               pid=pid_segment or PID).encode()
+
+
+def two_dossiers(ctx) -> tuple[int, int]:  # noqa: ANN001
+    """Hélène's dossier (the laboratory's INS), and Jean Dupont's, known by IPP LD-900."""
+    from tests.test_pipeline import make_patient
+
+    helene = make_patient(ctx)
+    with ctx.engine.begin() as conn:
+        jean = create_patient(conn, family="Dupont", given="Jean", birth_date="1988-10-02",
+                              sex="M", identifiers=[("1.2.250.1.999.42", "LD-900", "PI")])
+    return helene, jean
+
+
+def ledger(ctx, import_id: int):  # noqa: ANN001, ANN201
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(imports).where(imports.c.id == import_id)).one()
+
+
+def potassium(ctx) -> list[tuple[int, str, str, bool]]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from dossiers.schema import entries
+
+    with ctx.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(entries.c.patient_id, entries.c.status, entries.c.value, entries.c.current)
+            .where(entries.c.code == "2823-3").order_by(entries.c.id))]
+
+
+@pytest.mark.parametrize("status", ["D", "W", "C"])
+@pytest.mark.parametrize("together", [False, True])
+def test_cancel_of_a_result_another_dossier_holds_is_quarantined(sqlite_ctx, status,  # noqa: ANN001
+                                                                  together):
+    """The potassium was filed in Hélène's dossier; its deletion (D), its 'entered in error'
+    (W) or its correction (C) comes under Jean Dupont's IPP. It was filed in Jean's dossier (a
+    tombstone, or a lone corrected value) while Hélène's result stayed current. Quarantined
+    now, naming the import that filed the original, at the OBX; nothing changes in either
+    dossier. In one batch too (the original filed first, then the cancel checked)."""
+    from tests.test_pipeline import ingest
+
+    helene, jean = two_dossiers(sqlite_ctx)
+    original = lab_message("K-1", "F")
+    cancel = lab_message("K-2", status, pid_segment=OTHER_PID, value="4.2", flag="N")
+    if together:
+        first, second = ingest(sqlite_ctx, original, cancel)
+    else:
+        [first], [second] = ingest(sqlite_ctx, original), ingest(sqlite_ctx, cancel)
+    row = ledger(sqlite_ctx, second)
+    assert ledger(sqlite_ctx, first).status == "deposited"
+    assert (row.status, row.stage, row.error_code, row.error_location) == (
+        "quarantined", "identity", "CORRECTION_OTHER_DOSSIER", "OBX[5]")
+    assert f"import {first} filed in dossier {helene}" in row.error_message
+    assert f"dossier {jean}" in row.error_message and "DUPONT" not in row.error_message.upper()
+    assert potassium(sqlite_ctx) == [(helene, "final", "6.4", True)]
+
+
+def test_cancel_assigned_by_an_admin_to_the_originals_dossier_is_applied(sqlite_ctx):  # noqa: ANN001
+    """The operator reads the quarantine and assigns the cancel to Hélène's dossier: the
+    rerun withdraws her result there."""
+    from pipelines.admin import assign
+    from pipelines.audit import Actor
+    from pipelines.process import drain
+    from tests.test_pipeline import ingest
+
+    helene, _ = two_dossiers(sqlite_ctx)
+    ingest(sqlite_ctx, lab_message("K-1", "F"))
+    [cancel] = ingest(sqlite_ctx, lab_message("K-2", "D", pid_segment=OTHER_PID))
+    assign(sqlite_ctx.engine, cancel, str(helene), Actor("opérateur"),
+           "annulation du laboratoire, IPP erroné")
+    drain(sqlite_ctx)
+    assert ledger(sqlite_ctx, cancel).status == "deposited"
+    assert [(p, s, c) for p, s, _, c in potassium(sqlite_ctx)] == [
+        (helene, "final", False), (helene, "withdrawn", True)]
+
+
+def test_cancel_in_the_originals_own_dossier_is_applied(sqlite_ctx):  # noqa: ANN001
+    """The usual case, unchanged: the cancel names the same patient, the result is
+    withdrawn, nothing quarantined."""
+    from tests.test_pipeline import ingest
+
+    helene, _ = two_dossiers(sqlite_ctx)
+    ingest(sqlite_ctx, lab_message("K-1", "F"))
+    [cancel] = ingest(sqlite_ctx, lab_message("K-2", "D"))
+    assert ledger(sqlite_ctx, cancel).status == "deposited"
+    assert [(p, s, c) for p, s, _, c in potassium(sqlite_ctx)] == [
+        (helene, "final", False), (helene, "withdrawn", True)]
+
+
+def test_cda_replacing_a_document_another_dossier_holds_is_quarantined(sqlite_ctx):  # noqa: ANN001
+    """Version 1 of the renal panel (CR-BIO) filed in M. Santoni's dossier; version 2 (RPLC
+    naming version 1) names him by an IPP of a duplicate dossier only. It was filed there as
+    a new document, version 1 left current in the first. Quarantined at relatedDocument."""
+    from sqlalchemy import select
+
+    from dossiers.schema import entries
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from tests.conftest import SAMPLES
+
+    v1 = (SAMPLES / "cda" / "02_crbio_synlab_bilan_renal_v1.xml").read_bytes()
+    v2 = (SAMPLES / "cda" / "03_crbio_synlab_bilan_renal_v2_rplc.xml").read_bytes()
+    ins_line = b'<id extension="149122A00482863" root="1.2.250.1.213.1.4.10"/>'
+    assert ins_line in v2
+    v2 = v2.replace(ins_line, b"").replace(b'extension="SB20000531"', b'extension="SB20000999"')
+    with sqlite_ctx.engine.begin() as conn:
+        santoni = create_patient(conn, family="Santoni", given="Noël", birth_date="1949-12-25",
+                                 sex="M", ins="149122A00482863", ins_oid="1.2.250.1.213.1.4.10")
+        duplicate = create_patient(conn, family="Santoni", given="Noël",
+                                   birth_date="1949-12-25", sex="M",
+                                   identifiers=[("2.999.250.1.2", "SB20000999", "PI")])
+    ids = []
+    for n, data in enumerate((v1, v2)):
+        ids += intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                      [Received(data, "hospital", "file", file_name=f"{n}.xml")])[0].message_ids
+        drain(sqlite_ctx)
+    first, second = ledger(sqlite_ctx, ids[0]), ledger(sqlite_ctx, ids[1])
+    assert (first.status, first.patient_id) == ("deposited", santoni)
+    assert (second.status, second.error_code, second.error_location) == (
+        "quarantined", "CORRECTION_OTHER_DOSSIER", "/ClinicalDocument/relatedDocument")
+    assert f"import {ids[0]} filed in dossier {santoni}" in second.error_message
+    assert f"dossier {duplicate}" in second.error_message
+    with sqlite_ctx.engine.connect() as conn:
+        docs = conn.execute(select(entries.c.patient_id, entries.c.current)
+                            .where(entries.c.type == "document")).all()
+    assert [tuple(d) for d in docs] == [(santoni, True)]
