@@ -14,7 +14,9 @@ document number) and the lab reports a result hangs from (``report|<order>|<name
 the partial index ``ix_entries_report_key`` holds those two types only, a tenth of the
 entries, so that looking up a key across dossiers costs one index probe without a b-tree
 more per result written. A report key without the order number's namespace is not looked
-up: two laboratories may number their orders alike.
+up: two laboratories may number their orders alike. An original withdrawn in the other
+dossier (a document deleted there because it was sent to the wrong patient) holds nothing to
+act on: the new version is filed in its own dossier.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT, Entry
 # The types ``ix_entries_report_key`` holds: the predicate is written out as the index's,
 # so that both SQLite and PostgreSQL use the partial index.
 INDEXED_TYPES = "type IN ('lab_report', 'document')"
-_HOLDERS = text(f"SELECT patient_id, key, import_id FROM entries WHERE {INDEXED_TYPES} "
-                "AND key IN :keys AND current").bindparams(bindparam("keys", expanding=True))
+_HOLDERS = (text(f"SELECT patient_id, key, import_id FROM entries WHERE {INDEXED_TYPES} "
+                "AND key IN :keys AND current AND status <> 'withdrawn'")
+            .bindparams(bindparam("keys", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -272,3 +272,36 @@ def test_cda_replacing_a_document_another_dossier_holds_is_quarantined(sqlite_ct
         docs = conn.execute(select(entries.c.patient_id, entries.c.current)
                             .where(entries.c.type == "document")).all()
     assert [tuple(d) for d in docs] == [(santoni, True)]
+
+
+def test_cda_replacing_a_document_withdrawn_in_another_dossier_is_filed(sqlite_ctx):  # noqa: ANN001
+    """Version 1 was sent to the wrong patient and deleted there (withdrawn); version 2,
+    naming it, comes for the right patient: nothing to act on elsewhere, filed in its own
+    dossier."""
+    from sqlalchemy import update
+
+    from dossiers.schema import entries
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from tests.conftest import SAMPLES
+
+    v1 = (SAMPLES / "cda" / "02_crbio_synlab_bilan_renal_v1.xml").read_bytes()
+    v2 = (SAMPLES / "cda" / "03_crbio_synlab_bilan_renal_v2_rplc.xml").read_bytes()
+    v2 = v2.replace(b'<id extension="149122A00482863" root="1.2.250.1.213.1.4.10"/>', b"") \
+        .replace(b'extension="SB20000531"', b'extension="SB20000999"')
+    with sqlite_ctx.engine.begin() as conn:
+        create_patient(conn, family="Santoni", given="Noël", birth_date="1949-12-25", sex="M",
+                       ins="149122A00482863", ins_oid="1.2.250.1.213.1.4.10")
+        right = create_patient(conn, family="Santoni", given="Noël", birth_date="1949-12-25",
+                               sex="M", identifiers=[("2.999.250.1.2", "SB20000999", "PI")])
+    ids = intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                 [Received(v1, "hospital", "file", file_name="0.xml")])[0].message_ids
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.begin() as conn:
+        conn.execute(update(entries).where(entries.c.type == "document")
+                     .values(status="withdrawn"))
+    ids += intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                  [Received(v2, "hospital", "file", file_name="1.xml")])[0].message_ids
+    drain(sqlite_ctx)
+    second = ledger(sqlite_ctx, ids[1])
+    assert (second.status, second.patient_id) == ("deposited", right)
