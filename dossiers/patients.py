@@ -225,5 +225,20 @@ def set_ins(conn: Connection, patient_id: int, ins: str, ins_oid: str) -> bool:
                         .values(ins=ins, ins_oid=ins_oid)).rowcount == 1
 
 
+def replace_ins(conn: Connection, patient_id: int, old: str, old_oid: str, new: str,
+                new_oid: str) -> bool:
+    """The dossier's INS ``old`` becomes ``new`` (an INS-NIA, temporary, replaced by the
+    person's INS-NIR); the old one is kept among its identifiers under its OID, so that a
+    message still carrying it (sent before the change, rerun) finds the dossier. False when
+    the dossier does not hold ``old`` or another dossier holds ``new``."""
+    if conn.execute(select(patients.c.id).where(patients.c.ins == new)).first():
+        return False
+    if conn.execute(update(patients).where(patients.c.id == patient_id, patients.c.ins == old)
+                    .values(ins=new, ins_oid=new_oid)).rowcount != 1:
+        return False
+    add_identifier(conn, patient_id, old_oid, old, "INS")
+    return True
+
+
 def list_patients(conn: Connection) -> list[Patient]:
     return [patient_from_row(r) for r in conn.execute(select(patients).order_by(patients.c.id))]

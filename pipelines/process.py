@@ -723,7 +723,18 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
                             error_message=resolution.reason,
                             error_location=_PATIENT_PLACE.get(item.row.format),
                             logical_id=normalized.logical_id, warnings=warnings))
+    _audit_resolution(conn, item, resolution)
     return resolution.patient_id, resolution.via, warnings
+
+
+def _audit_resolution(conn, item: Prepared, resolution) -> None:  # noqa: ANN001
+    """What resolving the identity changed in the dossier (its INS-NIA replaced by the
+    INS-NIR), in its audit trail: the patient sees who changed their identity and when.
+    Written in the message's savepoint: gone with it if the message is not filed."""
+    if resolution.audit is not None:
+        action, details = resolution.audit
+        record_audit(conn, item.row.source, action, patient_id=resolution.patient_id,
+                     import_id=item.row.id, details=details)
 
 
 # Where a message names its patient, for an identity quarantine's location (a message of
@@ -872,6 +883,7 @@ def _resolve_patients(ctx: Context, conn, item: Prepared,  # noqa: ANN001
                                 error_message=f"{said}: {resolution.reason}",
                                 error_location=share.location,
                                 logical_id=normalized.logical_id, warnings=warnings))
+        _audit_resolution(conn, item, resolution)
         resolved.append((resolution.patient_id, share))
     return resolved, warnings
 

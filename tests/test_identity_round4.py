@@ -305,3 +305,107 @@ def test_cda_replacing_a_document_withdrawn_in_another_dossier_is_filed(sqlite_c
     drain(sqlite_ctx)
     second = ledger(sqlite_ctx, ids[1])
     assert (second.status, second.patient_id) == ("deposited", right)
+
+
+# -- INS-NIA (temporary) and the INS-NIR that replaces it -----------------------------------------
+NIA = nir("2840699352012")  # born abroad (99), number attributed while awaiting her NIR
+NIR_LATER = nir("2840699352045")
+NIA_PID3 = f"{NIA}^^^ASIP-SANTE-INS-NIA&{INS_NIA}&ISO^INS"
+NIR_PID3 = f"{NIR_LATER}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+IPP = f"800123^^^CHU-RENNES&{CHU}&ISO^PI"
+MAELLE = "LE BIHAN^Maëlle^^^^^D~MARTIN^Maëlle^^^^^L"
+
+
+def test_nir_replaces_the_dossiers_nia_when_the_ipp_names_it(engine):  # noqa: ANN001
+    """The dossier was made under Maëlle's INS-NIA; the hospital's next message, qualified
+    (VALI), sends her INS-NIR with the same IPP. It was IDENTITY_CONFLICT forever (the dossier
+    'holds another INS'); the NIR replaces the NIA now, and a message still carrying the
+    NIA (sent before, rerun) finds the dossier by it."""
+    hers = dossier(engine, ins=NIA, ins_oid=INS_NIA, ids=((CHU, "800123", "PI"),))
+    found = resolve(engine, pid(f"{IPP}~{NIR_PID3}", MAELLE, status="VALI"))
+    assert (found.patient_id, found.via) == (hers, "local-id")
+    assert any("INS-NIA (temporary) is replaced by the INS-NIR" in w for w in found.warnings)
+    assert NIA not in " ".join(found.warnings) and NIR_LATER not in " ".join(found.warnings)
+    with engine.connect() as conn:
+        from dossiers.patients import get_patient
+
+        held = get_patient(conn, hers)
+    assert (held.ins, held.ins_oid) == (NIR_LATER, INS_NIR)
+    for ids in (NIR_PID3, NIA_PID3, f"{IPP}~{NIA_PID3}"):
+        found = resolve(engine, pid(ids, MAELLE, status="VALI"))
+        assert found.patient_id == hers, ids
+
+
+def test_nir_whose_digits_contradict_the_dossier_does_not_replace_its_nia(engine):  # noqa: ANN001
+    """A NIR of a man (first digit 1) for Maëlle's dossier: another person's number,
+    quarantined; the dossier keeps its NIA."""
+    hers = dossier(engine, ins=NIA, ins_oid=INS_NIA, ids=((CHU, "800123", "PI"),))
+    his = nir("1840699352045")
+    ids = f"{IPP}~{his}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"
+    found = resolve(engine, pid(ids, MAELLE, status="VALI"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+    with engine.connect() as conn:
+        from dossiers.patients import get_patient
+
+        assert get_patient(conn, hers).ins == NIA
+
+
+def test_nir_replacing_a_nia_needs_the_dossiers_traits(engine):  # noqa: ANN001
+    """The IPP names the NIA dossier of another person (names, first name differ): not a
+    replacement, IDENTITY_TRAITS_MISMATCH."""
+    dossier(engine, family="Nguyen", birth_family=None, given="Thi", ins=NIA,
+            ins_oid=INS_NIA, ids=((CHU, "800123", "PI"),))
+    found = resolve(engine, pid(f"{IPP}~{NIR_PID3}", MAELLE, status="VALI"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+
+
+def test_nir_without_ipp_for_a_nia_dossier_is_not_a_second_dossier(engine):  # noqa: ANN001
+    """The NIR alone, traits matching the NIA dossier: auto-creation would make a second
+    dossier for one person; quarantined for an admin (the traits alone do not replace an
+    INS)."""
+    dossier(engine, ins=NIA, ins_oid=INS_NIA)
+    found = resolve(engine, pid(NIR_PID3, MAELLE, status="VALI"), auto_create=True)
+    assert (found.patient_id, found.code) == (None, "IDENTITY_AMBIGUOUS")
+
+
+def test_nia_for_a_dossier_holding_another_nir_is_a_conflict(engine):  # noqa: ANN001
+    """A NIA the dossier never held, its IPP naming a dossier with a NIR: a conflict, not a
+    second dossier."""
+    dossier(engine, ins=NIR_LATER, ins_oid=INS_NIR, ids=((CHU, "800123", "PI"),))
+    found = resolve(engine, pid(f"{IPP}~{NIA_PID3}", MAELLE, status="VALI"), auto_create=True)
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+
+
+def test_pipeline_nir_replacing_a_nia_in_a_batch(sqlite_ctx):  # noqa: ANN001
+    """Through the batch path (BatchLookup: the replacement is done one by one), then a
+    result still sent under the NIA: both in the one dossier."""
+    from tests.test_pipeline import ingest
+
+    with sqlite_ctx.engine.begin() as conn:
+        hers = create_patient(conn, family="Le Bihan", birth_family="Martin", given="Maëlle",
+                              birth_date="1984-06-12", sex="F", ins=NIA, ins_oid=INS_NIA,
+                              identifiers=[(CHU, "800123", "PI")])
+    obx = ("OBX|1|NM|2345-7^Glucose [Mass/volume] in Serum or Plasma^LN||0.92|g/L|0.70-1.10|N"
+           "|||F|||20261120080000+0100")
+
+    def message(control: str, ids: str) -> bytes:
+        return "\r".join((MSH.replace("|77|", f"|{control}|"), pid(ids, MAELLE, status="VALI"),
+                          f"ORC|RE|P-{control}|CMD-{control}^CHU-RENNES",
+                          f"OBR|1|P-{control}|CMD-{control}^CHU-RENNES|2345-7^Glucose^LN|||"
+                          "20261120080000+0100", obx)).encode() + b"\r"
+
+    first, second = ingest(sqlite_ctx, message("G-1", f"{IPP}~{NIR_PID3}"),
+                           message("G-2", NIA_PID3))
+    for import_id in (first, second):
+        row = ledger(sqlite_ctx, import_id)
+        assert (row.status, row.patient_id) == ("deposited", hers), row.error_message
+    from sqlalchemy import select
+
+    from dossiers.schema import audit_log
+
+    with sqlite_ctx.engine.connect() as conn:
+        trail = conn.execute(select(audit_log.c.action, audit_log.c.import_id,
+                                    audit_log.c.details)
+                             .where(audit_log.c.patient_id == hers)).all()
+    assert [tuple(t) for t in trail if t.action.startswith("identity.")] == [
+        ("identity.ins_replaced", first, {"from": "INS-NIA", "to": "INS-NIR"})]
