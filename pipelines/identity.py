@@ -457,7 +457,10 @@ def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
                                f"the {ins.kind} sent (not qualified) is held by another "
                                f"dossier than the one the {found_by} name: not filed on a "
                                "guess", warnings)
-    if sent and patient is not None and patient.ins \
+    # an INS the dossier held before its successor replaced it (an INS-NIA) is still its own
+    former = {i.nir for i in sent if ins_replaced_by(i.kind)
+              and patient_id in lookup.by_local_id(i.oid, i.nir)}
+    if sent and patient is not None and patient.ins and not former \
             and patient.ins not in {i.nir for i in sent}:
         return _quarantine("IDENTITY_CONFLICT",
                            f"the dossier the {found_by} name holds another INS than the "
@@ -474,9 +477,10 @@ def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set
 
 
 def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list[int]:
-    """The dossiers whose family name (``patients.family_key``) is the message's used or
-    birth name, with its first given name, birth date and sex. When both sides state a birth
-    name apart from their used name and the two differ, they are two persons: a message
+    """The dossiers whose family name (``patients.family_key``) or birth name
+    (``birth_family_key``) is the message's used or birth name, with its first given name,
+    birth date and sex. When both sides state a birth name apart from their used name and
+    the two differ, they are two persons: a message
     born MARTIN, now DUPONT, is not the dossier born LEROY now going by MARTIN (it matched
     that dossier by the name one was born with and the other married into)."""
     found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,

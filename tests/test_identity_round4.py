@@ -336,6 +336,20 @@ def test_nir_replaces_the_dossiers_nia_when_the_ipp_names_it(engine):  # noqa: A
         assert found.patient_id == hers, ids
 
 
+def test_unqualified_message_with_the_replaced_nia_still_files(engine):  # noqa: ANN001
+    """After the NIR replaced the NIA, a message of the same hospital still carrying the NIA
+    without qualifying it (PID-32 PROV), with the IPP: the NIA is the dossier's former INS,
+    not another person's; filed, as it was before the replacement."""
+    hers = dossier(engine, ins=NIA, ins_oid=INS_NIA, ids=((CHU, "800123", "PI"),))
+    assert resolve(engine, pid(f"{IPP}~{NIR_PID3}", MAELLE, status="VALI")).patient_id == hers
+    found = resolve(engine, pid(f"{IPP}~{NIA_PID3}", MAELLE, status="PROV"))
+    assert (found.patient_id, found.code) == (hers, None)
+    other = nir("2840699352078")  # a NIA this dossier never held: still a conflict
+    found = resolve(engine, pid(f"{IPP}~{other}^^^ASIP-SANTE-INS-NIA&{INS_NIA}&ISO^INS",
+                                MAELLE, status="PROV"))
+    assert (found.patient_id, found.code) == (None, "IDENTITY_CONFLICT")
+
+
 def test_nir_whose_digits_contradict_the_dossier_does_not_replace_its_nia(engine):  # noqa: ANN001
     """A NIR of a man (first digit 1) for Maëlle's dossier: another person's number,
     quarantined; the dossier keeps its NIA."""
