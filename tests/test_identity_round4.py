@@ -104,6 +104,20 @@ def test_birth_name_written_otherwise_still_matches(engine):  # noqa: ANN001
     assert found.patient_id == hers
 
 
+@pytest.mark.parametrize(("family", "given", "sent"), [
+    ("Wałęsa", "Łucja", "WALESA^LUCJA"),  # Polish Ł: no decomposition in Unicode
+    ("Østergård", "Sørine", "OSTERGARD^SORINE"),  # Danish Ø
+    ("Đorđević", "Ana", "DORDEVIC^ANA"),  # Croatian Đ
+])
+def test_letters_without_decomposition_fold_to_their_plain_letter(engine, family, given,  # noqa: ANN001
+                                                                  sent):
+    """The INS traits are written in plain capitals; a dossier made with the letters as the
+    hospital typed them was not matched by them (ŁUCJA is not LUCJA to NFKD)."""
+    theirs = dossier(engine, family=family, given=given, birth_family=None)
+    found = resolve(engine, pid("", sent))
+    assert (found.patient_id, found.via) == (theirs, "demographics")
+
+
 def test_birth_name_given_later_is_keyed(engine):  # noqa: ANN001
     """A dossier made with one name, its birth name set later (an A31, an admin): the key
     follows, and the birth name finds it."""

@@ -15,7 +15,7 @@ from dossiers.db import create_schema, make_engine
 from dossiers.schema import audit_log, imports, metadata
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-HEAD = "0008"  # the newest revision: a new one changes it here
+HEAD = "0009"  # the newest revision: a new one changes it here
 
 
 @pytest.fixture
@@ -202,3 +202,40 @@ def test_upgrade_to_0007_keys_birth_names(engine) -> None:  # noqa: ANN001
     assert "birth_family_key" not in {c["name"] for c in inspect(engine).get_columns("patients")}
     assert "ix_patients_birth_demo" not in {i["name"] for i in inspect(engine).get_indexes(
         "patients")}
+
+
+def test_upgrade_to_0009_folds_letters_without_decomposition(engine) -> None:  # noqa: ANN001
+    """Rows keyed at 0008 ('WAŁESA', 'ØSTERGARD') are rekeyed with their plain letters, used
+    and birth names alike, and found by the INS traits' spelling; downgrade restores."""
+    from alembic import command
+
+    from dossiers.patients import find_by_demographics
+
+    migrate.upgrade(engine, "0008")
+    rows = [("Wałęsa", "WAŁESA", None, None), ("Dupont", "DUPONT", "Østergård", "ØSTERGARD"),
+            ("Martin", "MARTIN", None, None)]
+    with engine.begin() as conn:
+        for family, key, birth, birth_key in rows:
+            conn.execute(text(
+                "INSERT INTO patients (family, birth_family, given, birth_date, sex, family_key,"
+                " birth_family_key, given_key, opposed, created_at) VALUES (:f, :b, 'Anna',"
+                " '1991-04-30', 'F', :k, :bk, 'ANNA', :no, :t)"),
+                {"f": family, "b": birth, "k": key, "bk": birth_key, "no": False, "t": NOW})
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
+
+    def keys() -> set[tuple]:
+        with engine.connect() as conn:
+            return set(conn.execute(text(
+                "SELECT family, family_key, birth_family_key FROM patients")).all())
+
+    assert keys() == {("Wałęsa", "WALESA", None), ("Dupont", "DUPONT", "OSTERGARD"),
+                      ("Martin", "MARTIN", None)}
+    with engine.connect() as conn:
+        ids = dict(conn.execute(text("SELECT family, id FROM patients")).all())
+        assert find_by_demographics(conn, "WALESA", "Anna", "1991-04-30", "F") == [
+            ids["Wałęsa"]]
+        assert find_by_demographics(conn, "OSTERGARD", "ANNA", "1991-04-30", "F") == [
+            ids["Dupont"]]
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0008")
+    assert keys() == {(f, k, bk) for f, k, _, bk in rows}
