@@ -437,3 +437,10 @@ def test_pipeline_nir_replacing_a_nia_in_a_batch(sqlite_ctx):  # noqa: ANN001
                              .where(audit_log.c.patient_id == hers)).all()
     assert [tuple(t) for t in trail if t.action.startswith("identity.")] == [
         ("identity.ins_replaced", first, {"from": "INS-NIA", "to": "INS-NIR"})]
+
+
+def test_the_operator_is_told_what_to_do_about_a_correction_elsewhere():
+    from pipelines.advice import advice
+
+    assert "assign the import to the dossier holding the original" in advice(
+        "CORRECTION_OTHER_DOSSIER")
