@@ -190,8 +190,8 @@ def potassium(ctx) -> list[tuple[int, str, str, bool]]:  # noqa: ANN001
             .where(entries.c.code == "2823-3").order_by(entries.c.id))]
 
 
-@pytest.mark.parametrize("status", ["D", "W", "C"])
-@pytest.mark.parametrize("together", [False, True])
+@pytest.mark.parametrize(("status", "together"), [("D", False), ("W", False), ("C", False),
+                                                  ("D", True), ("C", True)])
 def test_cancel_of_a_result_another_dossier_holds_is_quarantined(sqlite_ctx, status,  # noqa: ANN001
                                                                   together):
     """The potassium was filed in Hélène's dossier; its deletion (D), its 'entered in error'
