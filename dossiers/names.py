@@ -5,8 +5,9 @@ blank). ``name_key`` is what names are compared by: the same fold with every sep
 (blank, hyphen, apostrophes ' ’ `, dot) removed, so 'D'ARTAGNAN' and 'DARTAGNAN', 'LE GOFF'
 and 'LEGOFF', 'MARTIN-DUPONT' and 'MARTIN DUPONT' are one name (laboratory systems drop
 them: fixed-width fields, old LIS). 'Lefèvre' and 'Lefebvre' are not (strict matching never
-guesses spelling). ``patients.family_key`` holds ``name_key(family)``; changing either
-function means a migration that recomputes it (see migrations/versions/0006).
+guesses spelling). ``patients.family_key`` holds ``name_key(family)``, ``birth_family_key``
+the birth name's; changing either function means a migration that recomputes them (see
+migrations/versions/0006, 0007, 0009).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import re
 import unicodedata
 
 _SEPARATORS = re.compile(r"[\s\-'’`.]+")
-_LIGATURES = str.maketrans({"Œ": "OE", "œ": "oe", "Æ": "AE", "æ": "ae", "ß": "ss"})
+# Letters Unicode does not decompose into a base letter and an accent: Polish Ł, Danish and
+# Norwegian Ø, Croatian and Serbian Đ, Icelandic Þ, Maltese Ħ. A laboratory writing the
+# INS traits' plain letters ('WALESA', the INSi's A-Z) did not match 'Wałęsa' (migration 0009).
+_LIGATURES = str.maketrans({"Œ": "OE", "œ": "oe", "Æ": "AE", "æ": "ae", "ß": "ss",
+                            "Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d",
+                            "Þ": "TH", "þ": "th", "Ħ": "H", "ħ": "h"})
 
 
 def fold_name(name: str) -> str:

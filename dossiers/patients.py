@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, insert, or_, select, text, update
 
 from dossiers.names import fold_name, name_key
 from dossiers.schema import patient_identifiers, patients
@@ -62,6 +62,7 @@ def create_patient(conn: Connection, *, family: str, given: str, birth_date: str
     pid = conn.execute(insert(patients).values(
         ins=ins, ins_oid=ins_oid, family=family, given=given, birth_family=birth_family,
         birth_date=birth_date, sex=sex, family_key=name_key(family),
+        birth_family_key=birth_family_key(birth_family),
         given_key=fold_name(given), opposed=False, created_at=datetime.now(UTC),
         created_by=created_by,
     ).returning(patients.c.id)).scalar_one()
@@ -71,6 +72,11 @@ def create_patient(conn: Connection, *, family: str, given: str, birth_date: str
 
 
 DEMOGRAPHICS = ("family", "given", "birth_family", "birth_date", "sex")
+
+
+def birth_family_key(birth_family: str | None) -> str | None:
+    """``patients.birth_family_key``: the birth name's ``name_key``, None without one."""
+    return name_key(birth_family) or None if birth_family else None
 
 
 def update_demographics(conn: Connection, patient_id: int, **values: str | None) -> list[str]:
@@ -88,6 +94,8 @@ def update_demographics(conn: Connection, patient_id: int, **values: str | None)
         changed["family_key"] = name_key(changed["family"])
     if "given" in changed:
         changed["given_key"] = fold_name(changed["given"])
+    if "birth_family" in changed:
+        changed["birth_family_key"] = birth_family_key(changed["birth_family"])
     conn.execute(update(patients).where(patients.c.id == patient_id).values(**changed))
     return [name for name in DEMOGRAPHICS if name in changed]
 
@@ -172,7 +180,12 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
     """Strict match: family name (``name_key``: folded, separators dropped, 'LE GOFF' is
-    'LEGOFF') and first given name (``first_given_key``), full birth date, sex.
+    'LEGOFF') and first given name (``first_given_key``), full birth date, sex. The name
+    sent is compared with the dossier's used name and with its birth name
+    (``birth_family_key``): a laboratory that knows Mme Dupont née Martin by her birth name
+    alone (the INS traits' name) finds the dossier created under 'Dupont'; matched on the
+    used name only, it found none. Two dossiers answering (Marie Martin, and Marie Dupont
+    née Martin, same birth date) are both returned: the caller refuses to choose.
 
     A list of given names ('JEAN PIERRE') names its first one, Jean; but a sender that
     lost a hyphen writes Jean-Pierre the same way. Where the same family, birth date and
@@ -184,7 +197,7 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
     if not family or not first_given:
         return []
     rows = conn.execute(select(patients.c.id, patients.c.given).where(
-        patients.c.family_key == family,
+        or_(patients.c.family_key == family, patients.c.birth_family_key == family),
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
     keys = {r.id: first_given_key(r.given) for r in rows}
@@ -210,6 +223,21 @@ def set_ins(conn: Connection, patient_id: int, ins: str, ins_oid: str) -> bool:
     return conn.execute(update(patients).where(patients.c.id == patient_id,
                                                patients.c.ins.is_(None))
                         .values(ins=ins, ins_oid=ins_oid)).rowcount == 1
+
+
+def replace_ins(conn: Connection, patient_id: int, old: str, old_oid: str, new: str,
+                new_oid: str) -> bool:
+    """The dossier's INS ``old`` becomes ``new`` (an INS-NIA, temporary, replaced by the
+    person's INS-NIR); the old one is kept among its identifiers under its OID, so that a
+    message still carrying it (sent before the change, rerun) finds the dossier. False when
+    the dossier does not hold ``old`` or another dossier holds ``new``."""
+    if conn.execute(select(patients.c.id).where(patients.c.ins == new)).first():
+        return False
+    if conn.execute(update(patients).where(patients.c.id == patient_id, patients.c.ins == old)
+                    .values(ins=new, ins_oid=new_oid)).rowcount != 1:
+        return False
+    add_identifier(conn, patient_id, old_oid, old, "INS")
+    return True
 
 
 def list_patients(conn: Connection) -> list[Patient]:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -135,6 +136,9 @@ patients = Table(
     Column("sex", String(1), nullable=False),
     Column("family_key", String(200), nullable=False),  # accent/case-folded, for matching
     Column("given_key", String(200), nullable=False),
+    # name_key(birth_family), NULL without one: a message naming the patient by her birth
+    # name alone finds the dossier created under her used name (migration 0007)
+    Column("birth_family_key", String(200)),
     Column("opposed", Boolean, nullable=False, default=False),  # opposition to feeding
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(40)),  # 'admin', 'auto-create'
@@ -145,6 +149,8 @@ patients = Table(
     Column("treating_rpps", String(20)),  # the médecin traitant (RPPS id)
 )
 Index("ix_patients_demo", patients.c.family_key, patients.c.birth_date, patients.c.sex)
+Index("ix_patients_birth_demo", patients.c.birth_family_key, patients.c.birth_date,
+      patients.c.sex)
 
 patient_identifiers = Table(
     "patient_identifiers", metadata,
@@ -199,6 +205,11 @@ entries = Table(
     UniqueConstraint("patient_id", "key", "version", name="uq_entry_version"),
 )
 Index("ix_entries_fact", entries.c.patient_id, entries.c.fact)
+# A document's or a lab report's key across dossiers: a correction whose original another
+# dossier holds (dossiers/elsewhere.py). Partial: reports and documents only (migration 0008).
+Index("ix_entries_report_key", entries.c.key,
+      sqlite_where=text("type IN ('lab_report', 'document')"),
+      postgresql_where=text("type IN ('lab_report', 'document')"))
 Index("ix_entries_parent", entries.c.parent_id)
 
 # Who may read a dossier, as the patient decided. Rows are never deleted: revoking sets

@@ -54,6 +54,13 @@ def ins_kind(oid: str) -> str | None:
     return row["kind"] if row else None
 
 
+def ins_replaced_by(kind: str) -> str | None:
+    """The kind of INS that replaces an INS of ``kind`` once the person has it (column
+    ``replaced_by`` of tables/ins_oids.csv): the INS-NIA, temporary, by the INS-NIR."""
+    return next((row["replaced_by"] for row in _oids().values()
+                 if row["kind"] == kind and row.get("replaced_by")), None)
+
+
 def ins_nir_like(oid: str) -> bool:
     """Whether identifiers under this OID are NIR-shaped (15 chars with a key): not INS-C."""
     row = _oids().get(oid.strip())

@@ -27,12 +27,13 @@ from dossiers.patients import (
     first_given_key,
     get_patient,
     patient_from_row,
+    replace_ins,
     set_ins,
 )
 from dossiers.schema import patient_identifiers, patients
 from normalizers.identity import read_identity_status
 from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
-from normalizers.nir import ins_kind, nir_contradicts, nir_problem
+from normalizers.nir import ins_kind, ins_replaced_by, nir_contradicts, nir_problem
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
@@ -55,6 +56,9 @@ class Resolution:
     code: str | None = None  # quarantine reason code
     reason: str | None = None
     warnings: list[str] | None = None
+    # what the resolution changed in the dossier's identity, for its audit trail (kinds only):
+    # ('identity.ins_replaced', {'from': 'INS-NIA', 'to': 'INS-NIR'})
+    audit: tuple[str, dict] | None = None
 
 
 class NeedsOwnTransaction(Exception):
@@ -89,6 +93,10 @@ class StoreLookup:
     def give_ins(self, patient_id: int, nir: str, oid: str) -> bool:
         return set_ins(self.conn, patient_id, nir, oid)
 
+    def change_ins(self, patient: Patient, nir: str, oid: str) -> bool:
+        return replace_ins(self.conn, patient.id, patient.ins or "", patient.ins_oid or "",
+                           nir, oid)
+
 
 # BatchLookup's reads, built once with their lists as expanding parameters: built per batch
 # with the values as literals, SQLAlchemy coerced every value and rebuilt each statement.
@@ -107,6 +115,10 @@ class BatchLookup(StoreLookup):
         super().__init__(conn)
         nirs = {i.nir for ident in identities for i in ident.ins}
         values = {li.value for ident in identities for li in ident.local_ids if li.value}
+        # an INS replaced since (an INS-NIA) is remembered among the identifiers of the
+        # dossier that now holds its successor (``replace_ins``)
+        values |= {i.nir for ident in identities for i in ident.ins
+                   if ins_replaced_by(i.kind)}
         self.by_nir: dict[str, Patient] = {}
         self.patients: dict[int, Patient] = {}
         self.identifiers: dict[tuple[str, str], list[int]] = {}
@@ -152,6 +164,9 @@ class BatchLookup(StoreLookup):
         raise NeedsOwnTransaction
 
     def give_ins(self, patient_id: int, nir: str, oid: str) -> bool:
+        raise NeedsOwnTransaction
+
+    def change_ins(self, patient: Patient, nir: str, oid: str) -> bool:
         raise NeedsOwnTransaction
 
     def mark(self) -> int:
@@ -305,12 +320,14 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     INS, rather than a second dossier for the same person."""
     named = _local_matches(lookup, local_ids)
     patient = lookup.by_ins(chosen.nir)
+    if patient is None and ins_replaced_by(chosen.kind):
+        patient = _replaced_holder(lookup, chosen, warnings)
     if patient is not None:
         if named - {patient.id}:
             return _quarantine("IDENTITY_CONFLICT",
                                f"the {chosen.kind} and the local identifiers name different "
                                "dossiers: not filed on a guess", warnings)
-        refused = _incoherent(identity, chosen.kind, patient, warnings, feeding)
+        refused = _incoherent(identity, chosen.kind, patient, warnings, feeding, chosen.nir)
         return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
                                   patient=patient)
     if len(named) > 1:
@@ -322,6 +339,8 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         if known is None:
             return _quarantine("IDENTITY_UNKNOWN_PATIENT", "the dossier the local identifiers "
                                "name no longer exists", warnings)
+        if known.ins and _succeeds(chosen, known):
+            return _succeed(lookup, identity, chosen, known, local_ids, warnings, feeding)
         if known.ins:
             return _quarantine("IDENTITY_CONFLICT",
                                f"the local identifiers name a dossier that holds another INS "
@@ -372,6 +391,58 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     return Resolution(pid, via="auto-create", warnings=warnings)
 
 
+def _replaced_holder(lookup: StoreLookup, chosen: InsIdentifier,
+                     warnings: list[str]) -> Patient | None:
+    """The dossier that held this INS (an INS-NIA) before its successor replaced it
+    (``replace_ins`` keeps it among the dossier's identifiers), when exactly one did."""
+    former = lookup.by_local_id(chosen.oid, chosen.nir)
+    if len(former) != 1:
+        return None
+    patient = lookup.patient(former[0])
+    if patient is not None:
+        warnings.append(f"the {chosen.kind} sent has been replaced by the dossier's "
+                        f"{ins_kind(patient.ins_oid or '') or 'INS'}: filed by it")
+    return patient
+
+
+def _succeeds(chosen: InsIdentifier, known: Patient) -> bool:
+    """The INS sent is the successor of the one the dossier holds (an INS-NIR sent for a
+    dossier holding the person's temporary INS-NIA: tables/ins_oids.csv replaced_by)."""
+    held = ins_kind(known.ins_oid or "")
+    return held is not None and ins_replaced_by(held) == chosen.kind
+
+
+def _succeed(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
+             known: Patient, local_ids: list[LocalIdentifier], warnings: list[str],
+             feeding: bool) -> Resolution:
+    """A qualified INS-NIR for the dossier the local identifiers name, which holds the
+    person's INS-NIA: the NIA was temporary, the NIR replaces it (the NIA is kept among the
+    dossier's identifiers). Only when the dossier's traits agree with the message's and
+    the NIR's own digits with both (sex, birth year and month): else another person's NIR,
+    quarantined. It was IDENTITY_CONFLICT whatever the traits: the dossier could never
+    receive its NIR."""
+    refused = _incoherent(identity, chosen.kind, known, warnings, feeding, chosen.nir)
+    if refused:
+        return refused
+    contradicted = nir_contradicts(chosen.nir, known.birth_date, known.sex)
+    if contradicted:
+        return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                           f"the {chosen.kind}'s own digits contradict the dossier's "
+                           f"{contradicted}: it does not replace the dossier's "
+                           f"{ins_kind(known.ins_oid or '')} (identity to check)", warnings)
+    found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding, patient=known)
+    if found.patient_id is None:
+        return found
+    if not lookup.change_ins(known, chosen.nir, chosen.oid):
+        return _quarantine("IDENTITY_CONFLICT", f"the {chosen.kind} could not replace the "
+                           "dossier's temporary INS (another dossier holds it)", warnings)
+    held = ins_kind(known.ins_oid or "")
+    warnings.append(f"the dossier's {held} (temporary) is replaced by the {chosen.kind} sent "
+                    "(qualified identity)")
+    found.audit = ("identity.ins_replaced", {"from": held, "to": chosen.kind})
+    return found
+
+
 def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
                patient: Patient | None, found_by: str, warnings: list[str]) -> Resolution | None:
     """IDENTITY_CONFLICT when an INS the message sends without qualifying it (``sent``: valid
@@ -386,7 +457,10 @@ def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
                                f"the {ins.kind} sent (not qualified) is held by another "
                                f"dossier than the one the {found_by} name: not filed on a "
                                "guess", warnings)
-    if sent and patient is not None and patient.ins \
+    # an INS the dossier held before its successor replaced it (an INS-NIA) is still its own
+    former = {i.nir for i in sent if ins_replaced_by(i.kind)
+              and patient_id in lookup.by_local_id(i.oid, i.nir)}
+    if sent and patient is not None and patient.ins and not former \
             and patient.ins not in {i.nir for i in sent}:
         return _quarantine("IDENTITY_CONFLICT",
                            f"the dossier the {found_by} name holds another INS than the "
@@ -403,9 +477,10 @@ def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set
 
 
 def _demographic_matches(lookup: StoreLookup, identity: PatientIdentity) -> list[int]:
-    """The dossiers whose family name (``patients.family_key``) is the message's used or
-    birth name, with its first given name, birth date and sex. When both sides state a birth
-    name apart from their used name and the two differ, they are two persons: a message
+    """The dossiers whose family name (``patients.family_key``) or birth name
+    (``birth_family_key``) is the message's used or birth name, with its first given name,
+    birth date and sex. When both sides state a birth name apart from their used name and
+    the two differ, they are two persons: a message
     born MARTIN, now DUPONT, is not the dossier born LEROY now going by MARTIN (it matched
     that dossier by the name one was born with and the other married into)."""
     found = lookup.by_demographics(identity.family, identity.given, identity.birth_date,
@@ -430,16 +505,19 @@ def _birth_name_agrees(patient: Patient | None, said_birth: str) -> bool:
 
 
 def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,
-                warnings: list[str], feeding: bool) -> Resolution | None:
+                warnings: list[str], feeding: bool, nir: str | None = None) -> Resolution | None:
     """IDENTITY_CONFLICT / IDENTITY_TRAITS_MISMATCH when the dossier an INS (``named_by``: its
     kind) or a local identifier names is not the person the message describes, None when
     coherent. Traits compared when both sides have them: birth date, sex (F/M), and the
     names (the family names, used and birth, share nothing AND the first given names
     differ: a marriage changes the used name, not the birth name nor the first given name).
     An ADT (not ``feeding``) is how a hospital corrects an identity (A08, A31): its traits
-    differing are a warning, not a quarantine, or a wrong dossier could never be put right."""
+    differing are a warning, not a quarantine, or a wrong dossier could never be put right.
+    ``nir``: the INS sent; the dossier holding it as another kind is compared only when it
+    holds that very number (an INS-NIA held, its successor INS-NIR sent: ``_succeed``)."""
     held_kind = ins_kind(patient.ins_oid) if patient.ins and patient.ins_oid else None
-    if held_kind and named_by.startswith("INS") and held_kind != named_by:
+    if held_kind and named_by.startswith("INS") and held_kind != named_by \
+            and (nir is None or patient.ins == nir):
         return _quarantine("IDENTITY_CONFLICT",
                            f"the dossier holds this number as {held_kind}, "
                            f"the message sends it as {named_by}", warnings)

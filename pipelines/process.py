@@ -56,6 +56,7 @@ from dossiers.deposit import (
     sets_of,
     write_deposits,
 )
+from dossiers.elsewhere import named_keys, originals_elsewhere
 from dossiers.patients import (
     add_identifiers,
     find_by_ins,
@@ -662,9 +663,41 @@ def _resolve_targets(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     (quarantined)."""
     if item.shares is not None:
         resolved, warnings = _resolve_patients(ctx, conn, item, lookup)
-        return _targets(item, resolved), warnings
-    patient_id, _, warnings = _resolve_via(ctx, conn, item, lookup)
-    return [_Target(patient_id, item.items, item.item_facts, item.keys, item.facts)], warnings
+        targets = _targets(item, resolved)
+    else:
+        patient_id, _, warnings = _resolve_via(ctx, conn, item, lookup)
+        targets = [_Target(patient_id, item.items, item.item_facts, item.keys, item.facts)]
+    _refuse_corrections_elsewhere(conn, item, targets, warnings)
+    return targets, warnings
+
+
+# CORRECTION_OTHER_DOSSIER's location for a CDA: the entry's source_ref names the document,
+# the replacement is said by its relatedDocument.
+_CORRECTION_PLACE = {"ClinicalDocument": "/ClinicalDocument/relatedDocument"}
+
+
+def _refuse_corrections_elsewhere(conn, item: Prepared, targets: list[_Target],  # noqa: ANN001
+                                  warnings: list[str]) -> None:
+    """_Stop (quarantined, CORRECTION_OTHER_DOSSIER) when a cancel or correction of the
+    message acts on an original that another dossier than its own holds (dossiers/
+    elsewhere.py): applied here it left the original current there. An admin's assignment
+    says which dossier: it is filed there as asked."""
+    if item.row.assigned_patient_id is not None or item.normalized.adt is not None:
+        return
+    for target in targets:
+        found = originals_elsewhere(conn, target.patient_id, target.items)
+        if not found:
+            continue
+        first = found[0]
+        where = _CORRECTION_PLACE.get(first.where, first.where)
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise _Stop(Outcome(
+            QUARANTINED, stage="identity", error_code="CORRECTION_OTHER_DOSSIER",
+            error_message=f"{where}{more}: cancels or corrects what import {first.import_id} "
+            f"filed in dossier {first.patient_id}, but this message's patient is dossier "
+            f"{target.patient_id}: not applied across dossiers (assign the dossier, or "
+            "correct the identity, then rerun)", error_location=where,
+            logical_id=item.normalized.logical_id, warnings=warnings))
 
 
 def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
@@ -690,7 +723,18 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
                             error_message=resolution.reason,
                             error_location=_PATIENT_PLACE.get(item.row.format),
                             logical_id=normalized.logical_id, warnings=warnings))
+    _audit_resolution(conn, item, resolution)
     return resolution.patient_id, resolution.via, warnings
+
+
+def _audit_resolution(conn, item: Prepared, resolution) -> None:  # noqa: ANN001
+    """What resolving the identity changed in the dossier (its INS-NIA replaced by the
+    INS-NIR), in its audit trail: the patient sees who changed their identity and when.
+    Written in the message's savepoint: gone with it if the message is not filed."""
+    if resolution.audit is not None:
+        action, details = resolution.audit
+        record_audit(conn, item.row.source, action, patient_id=resolution.patient_id,
+                     import_id=item.row.id, details=details)
 
 
 # Where a message names its patient, for an identity quarantine's location (a message of
@@ -784,6 +828,8 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
     if item.normalized.adt is not None:
         return _file_adt(conn, item, patient_id, via, warnings)
+    _refuse_corrections_elsewhere(
+        conn, item, [_Target(patient_id, item.items, item.item_facts, set(), set())], warnings)
     _claim_logical_id(conn, item, patient_id, warnings, "deposited")
     # Attachments (embedded documents) go to the archive before the entries point at them.
     blobs = _new_blobs(item)
@@ -801,12 +847,13 @@ def _file_patients(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN0
     not resolved quarantines the whole message, nothing filed), the message's id claimed
     once for all of them (dedupe level 2), then each dossier given its own entries."""
     resolved, warnings = _resolve_patients(ctx, conn, item)
+    targets = _targets(item, resolved)
+    _refuse_corrections_elsewhere(conn, item, targets, warnings)
     _claim_logical_id(conn, item, None, warnings, "deposited")
     blobs = _new_blobs(item)
     if blobs:
         ctx.archive.put_many(blobs)
         fault_point("deposit.attached")
-    targets = _targets(item, resolved)
     results = [deposit(conn, patient_id=t.patient_id, import_id=item.row.id,
                        source=item.row.source, items=t.items) for t in targets]
     fault_point("deposit.written")
@@ -841,6 +888,7 @@ def _resolve_patients(ctx: Context, conn, item: Prepared,  # noqa: ANN001
                                 error_message=f"{said}: {resolution.reason}",
                                 error_location=share.location,
                                 logical_id=normalized.logical_id, warnings=warnings))
+        _audit_resolution(conn, item, resolution)
         resolved.append((resolution.patient_id, share))
     return resolved, warnings
 
@@ -991,6 +1039,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         pairs_seen: set[tuple[int, str]] = set()
         codes_seen: set[tuple[int, str]] = set()  # (patient, code) of results
         fixes_seen: set[tuple[int, str]] = set()  # (patient, code) of corrected results
+        keys_seen: set[str] = set()  # every key filed by the batch so far, any dossier
         doc_sets: dict[int, set[tuple[int, str]]] = {}  # import id -> (patient, CDA set id)
         for n, item in enumerate(prepared):
             if item.normalized.adt is not None:
@@ -1018,11 +1067,16 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             # it and a message with results of its code are filed one after the other
             codes = {(t.patient_id, c) for t in targets for c in codes_of(t.items)}
             fixes = {(t.patient_id, c) for t in targets for c in codes_of(t.items, True)}
+            # a correction of what an earlier message of the batch files, maybe in another
+            # dossier (CORRECTION_OTHER_DOSSIER): checked once that one is written
+            named = {k for t in targets for e, _ in t.items for k in named_keys(e)}
             if logical_id in logical_seen or pairs & pairs_seen or fixes & codes_seen \
-                    or codes & fixes_seen:
+                    or codes & fixes_seen or named & keys_seen:
                 later.append(item)  # depends on another message of this batch
                 continue
             logical_seen.add(logical_id)
+            for t in targets:
+                keys_seen |= t.keys
             pairs_seen |= pairs
             codes_seen |= codes
             fixes_seen |= fixes

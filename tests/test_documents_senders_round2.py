@@ -75,18 +75,20 @@ def _other_patient(text: str) -> str:
 
 def test_a_cancel_sent_for_another_patient_never_withdraws_the_document(sqlite_ctx):
     """A T11 whose PID is patient B names a report filed in patient A's dossier: A's report
-    stays current; B's dossier keeps the cancel as a tombstone, said on the ledger."""
+    stays current. The cancel is quarantined (CORRECTION_OTHER_DOSSIER, at its TXA, naming
+    the import of the original) for an operator to decide: filed as a tombstone in B's
+    dossier (identity round 4 changed this), it was applied nowhere, said by a warning
+    only, and the report B's cancel was about stayed shown in A's dossier."""
     ctx = _auto(sqlite_ctx)
     first = _mdm("T02", txa12="CR-777^RIS-Y")
     cancel = _other_patient(_mdm("T11", txa12="CR-777^RIS-Y", content=None))
     rows = _ingest(ctx, first, cancel)
-    assert [r.status for r in rows] == ["deposited", "deposited"]
-    assert rows[0].patient_id != rows[1].patient_id
+    assert [r.status for r in rows] == ["deposited", "quarantined"]
+    assert (rows[1].error_code, rows[1].error_location[:4]) == ("CORRECTION_OTHER_DOSSIER",
+                                                                "TXA[")
+    assert f"import {rows[0].id} filed in dossier {rows[0].patient_id}" in rows[1].error_message
     filed = [(e.patient_id, e.key, e.status, e.current) for e in _filed(ctx)]
-    assert filed == [(rows[0].patient_id, "document|CR-777|RIS-Y", "final", True),
-                     (rows[1].patient_id, "document|CR-777|RIS-Y", "withdrawn", True)]
-    assert any("deletion(s) of entries the dossier does not hold" in w
-               for w in rows[1].warnings)
+    assert filed == [(rows[0].patient_id, "document|CR-777|RIS-Y", "final", True)]
 
 
 def test_a_replacement_before_its_original_leaves_the_original_as_history(sqlite_ctx):

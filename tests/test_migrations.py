@@ -15,6 +15,7 @@ from dossiers.db import create_schema, make_engine
 from dossiers.schema import audit_log, imports, metadata
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+HEAD = "0009"  # the newest revision: a new one changes it here
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def differences(engine) -> list:  # noqa: ANN001
 def test_upgrade_from_empty_gives_the_declared_schema(engine) -> None:  # noqa: ANN001
     assert migrate.current(engine) is None
     assert migrate.upgrade(engine) == [f"upgraded to {migrate.head()}"]
-    assert migrate.current(engine) == migrate.head() == "0006"
+    assert migrate.current(engine) == migrate.head() == HEAD
     assert differences(engine) == []
     assert migrate.upgrade(engine) == []  # at head: nothing to do
 
@@ -46,7 +47,7 @@ def test_upgrade_from_0001_keeps_rows(engine) -> None:  # noqa: ANN001
             " entries_count, duplicates_count, attempts) VALUES"
             " ('lab', 'mllp', :t, :sha, 12, 'failed', 0, 0, 1)"), {"t": NOW, "sha": "ab" * 32})
     create_schema(engine)
-    assert migrate.current(engine) == "0006"
+    assert migrate.current(engine) == HEAD
     assert differences(engine) == []
     with engine.begin() as conn:
         row = conn.execute(select(imports)).one()
@@ -70,14 +71,14 @@ def test_store_made_at_0001_by_create_all_is_stamped_then_upgraded(engine) -> No
     _drop_version_table(engine)
     audit_log.create(engine)
     assert migrate.upgrade(engine) == ["stamped 0001 (created before migrations)",
-                                       "upgraded to 0006"]
+                                       f"upgraded to {HEAD}"]
     assert differences(engine) == []
 
 
 def test_store_created_at_head_by_create_all_is_stamped(engine) -> None:  # noqa: ANN001
     metadata.create_all(engine)
     create_schema(engine)
-    assert migrate.current(engine) == "0006"
+    assert migrate.current(engine) == HEAD
     assert differences(engine) == []
 
 
@@ -88,9 +89,9 @@ def test_db_commands(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
     monkeypatch.delenv("DMP_DATABASE_URL", raising=False)
     monkeypatch.delenv("DMP_CONFIG", raising=False)
     assert main(["db", "current"]) == 0
-    assert "store revision none, code head 0006: upgrade needed" in capsys.readouterr().out
+    assert f"store revision none, code head {HEAD}: upgrade needed" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "upgraded to 0006" in capsys.readouterr().out
+    assert f"upgraded to {HEAD}" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert "up to date" in capsys.readouterr().out
     monkeypatch.setenv("DMP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
@@ -144,7 +145,7 @@ def test_upgrade_to_0006_rekeys_family_names_without_separators(engine) -> None:
                 "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
                 " opposed, created_at) VALUES (:f, 'Anne', '1980-02-29', 'F', :k, 'ANNE',"
                 " :no, :t)"), {"f": family, "k": old_key, "no": False, "t": NOW})
-    assert migrate.upgrade(engine) == ["upgraded to 0006"]
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
     assert differences(engine) == []
 
     def keys() -> dict[str, str]:
@@ -167,3 +168,74 @@ def test_upgrade_to_0006_rekeys_family_names_without_separators(engine) -> None:
         assert rekeying.rekey(conn, rekeying.fold_0006, 2) == 4
         assert rekeying.rekey(conn, rekeying.fold_0006, 2) == 0
     assert keys() == {family: new for family, _, new in OLD_KEYS}
+
+
+def test_upgrade_to_0007_keys_birth_names(engine) -> None:  # noqa: ANN001
+    """Dossiers written at 0006 (no birth_family_key) get the key of their birth name (NULL
+    without one); the birth name alone then finds the dossier made under the used name.
+    Downgrade drops the column and its index."""
+    from alembic import command
+
+    from dossiers.patients import find_by_demographics
+
+    migrate.upgrade(engine, "0006")
+    rows = [("Le Bihan", "Martin"), ("Dupont", "D’Hérouville"), ("Moreau", None)]
+    with engine.begin() as conn:
+        for family, birth in rows:
+            conn.execute(text(
+                "INSERT INTO patients (family, birth_family, given, birth_date, sex, family_key,"
+                " given_key, opposed, created_at) VALUES (:f, :b, 'Maëlle', '1984-06-12', 'F',"
+                " :k, 'MAELLE', :no, :t)"), {"f": family, "b": birth, "k": family.upper(),
+                                              "no": False, "t": NOW})
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
+    assert differences(engine) == []
+    with engine.connect() as conn:
+        keys = dict(conn.execute(text("SELECT family, birth_family_key FROM patients")).all())
+        ids = dict(conn.execute(text("SELECT family, id FROM patients")).all())
+        assert keys == {"Le Bihan": "MARTIN", "Dupont": "DHEROUVILLE", "Moreau": None}
+        assert find_by_demographics(conn, "MARTIN", "Maëlle", "1984-06-12", "F") == [
+            ids["Le Bihan"]]
+        assert find_by_demographics(conn, "d'Hérouville", "MAELLE", "1984-06-12", "F") == [
+            ids["Dupont"]]
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0006")
+    assert "birth_family_key" not in {c["name"] for c in inspect(engine).get_columns("patients")}
+    assert "ix_patients_birth_demo" not in {i["name"] for i in inspect(engine).get_indexes(
+        "patients")}
+
+
+def test_upgrade_to_0009_folds_letters_without_decomposition(engine) -> None:  # noqa: ANN001
+    """Rows keyed at 0008 ('WAŁESA', 'ØSTERGARD') are rekeyed with their plain letters, used
+    and birth names alike, and found by the INS traits' spelling; downgrade restores."""
+    from alembic import command
+
+    from dossiers.patients import find_by_demographics
+
+    migrate.upgrade(engine, "0008")
+    rows = [("Wałęsa", "WAŁESA", None, None), ("Dupont", "DUPONT", "Østergård", "ØSTERGARD"),
+            ("Martin", "MARTIN", None, None)]
+    with engine.begin() as conn:
+        for family, key, birth, birth_key in rows:
+            conn.execute(text(
+                "INSERT INTO patients (family, birth_family, given, birth_date, sex, family_key,"
+                " birth_family_key, given_key, opposed, created_at) VALUES (:f, :b, 'Anna',"
+                " '1991-04-30', 'F', :k, :bk, 'ANNA', :no, :t)"),
+                {"f": family, "b": birth, "k": key, "bk": birth_key, "no": False, "t": NOW})
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
+
+    def keys() -> set[tuple]:
+        with engine.connect() as conn:
+            return set(conn.execute(text(
+                "SELECT family, family_key, birth_family_key FROM patients")).all())
+
+    assert keys() == {("Wałęsa", "WALESA", None), ("Dupont", "DUPONT", "OSTERGARD"),
+                      ("Martin", "MARTIN", None)}
+    with engine.connect() as conn:
+        ids = dict(conn.execute(text("SELECT family, id FROM patients")).all())
+        assert find_by_demographics(conn, "WALESA", "Anna", "1991-04-30", "F") == [
+            ids["Wałęsa"]]
+        assert find_by_demographics(conn, "OSTERGARD", "ANNA", "1991-04-30", "F") == [
+            ids["Dupont"]]
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0008")
+    assert keys() == {(f, k, bk) for f, k, _, bk in rows}
