@@ -497,13 +497,18 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     version of, where the same source filed the document before numbers were scoped by
     their namespace ('document|100234', or '100234' as the message's own number beside a CDA
     id): it acts on that document. Only the same source's: another application's 100234 is
-    another document (the reason numbers are scoped)."""
+    another document (the reason numbers are scoped).
+
+    The same holds for a document sent again as new (a T02 resent under another MSH-10, an
+    old import rerun): it keeps the key its document was filed under, so that it is that
+    document again (a duplicate, or its next version), not a second current copy of it.
+    Only the unscoped key itself answers then, never a CDA filed with the number as its
+    message's own."""
     named: dict[tuple[int, str], tuple[str, str]] = {}  # (patient, old key) -> (new, source)
     for (patient_id, items), source in zip(targets, sources, strict=True):
         for entry, _ in items:
             key = entry.replaces_key or entry.key
-            old = _unscoped(key) if entry.type == DOCUMENT and entry.action in (
-                ACTION_REPLACE, ACTION_DELETE) else None
+            old = _unscoped(key) if entry.type == DOCUMENT else None
             if old and not stored.get((patient_id, key)):
                 named[(patient_id, old)] = (key, source)
     if not named:
@@ -516,19 +521,30 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     source_of = dict(conn.execute(select(imports.c.id, imports.c.source)
                                   .where(imports.c.id.in_(imports_of))).all()) if imports_of else {}
     real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> key held
+    legacy: dict[tuple[int, str], str] = {}  # the same, the unscoped key itself only
     for (patient_id, old), rows in held.items():
         key, source = named[(patient_id, old)]
         keys = {r.key for r in rows if source_of.get(r.import_id) == source}
         if len(keys) == 1:
             real[(patient_id, key)] = next(iter(keys))
+        if old in keys:
+            legacy[(patient_id, key)] = old
     if not real:
         return
     for patient_id, items in targets:
+        renamed = {}
         for entry, _ in items:
+            if entry.type != DOCUMENT:
+                continue
             pair = (patient_id, entry.replaces_key or entry.key)
-            if pair in real and entry.type == DOCUMENT \
-                    and entry.action in (ACTION_REPLACE, ACTION_DELETE):
+            if entry.action in (ACTION_REPLACE, ACTION_DELETE) and pair in real:
                 entry.replaces_key = real[pair]
+            elif entry.action == ACTION_NEW and pair in legacy:
+                renamed[entry.key] = legacy[pair]
+                entry.key = legacy[pair]
+        for entry, _ in items:  # what hangs from a renamed document follows it
+            if entry.parent_key in renamed:
+                entry.parent_key = renamed[entry.parent_key]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
 
 

@@ -251,3 +251,31 @@ def test_a_document_filed_before_numbers_were_scoped_is_found_by_its_own_source(
     current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
     assert ("document|100234", "withdrawn") in current
     assert not any("does not hold" in w for w in row.warnings or [])
+
+
+def test_a_document_filed_before_numbers_were_scoped_sent_again_is_not_filed_twice(sqlite_ctx):
+    """A dossier holding 'document|100234' (filed before TXA-12 was scoped): the same T02
+    sent again under another MSH-10 (an engine's resend, an old import rerun) is that
+    document again. Was: a second current copy under 'document|100234|RIS-Y'. Another
+    source's T02 of its own 100234 stays another document."""
+    from sqlalchemy import func, update
+
+    from dossiers.schema import entries
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    ctx = _auto(sqlite_ctx)
+    _ingest(ctx, _ris("T02", "F", "100234"))
+    with ctx.engine.begin() as conn:  # as the code before scoping filed it
+        conn.execute(update(entries).values(key=func.replace(entries.c.key, "|RIS-Y", "")))
+    again = _ris("T02", "F", "100234").replace("|RIS-Y-T02-100234|", "|RIS-Y-T02-100234-B|")
+    row, = _ingest(ctx, again)
+    assert row.status == "duplicate"
+    filed = sorted((e.key, e.current) for e in _filed(ctx) if e.type == DOCUMENT)
+    assert filed == [("document|100234", True)]
+    other = _ris("T02", "F", "100234").replace("|RIS-Y-T02-100234|", "|RIS-Y-T02-100234-C|")
+    intake(ctx.engine, ctx.archive, [Received(other.encode(), "dpi-z", "file",
+                                              file_name="other.hl7")])
+    drain(ctx)
+    filed = sorted((e.key, e.current) for e in _filed(ctx) if e.type == DOCUMENT)
+    assert filed == [("document|100234", True), ("document|100234|RIS-Y", True)]
