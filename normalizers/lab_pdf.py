@@ -39,8 +39,11 @@ What is read, and what is not (nothing is invented):
   (%)') its end.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
-  outside a table only a name and a unit of the table make a result: a footer's address
-  ('12 rue ...'), a page number, a comment quoting a value are never results. Under a
+  outside a table a name and a unit of the table make a result, and so does a line laid
+  out as one (the name, a value in a unit we know and its range, each apart: filed unmapped,
+  warning PDF_LAB_UNKNOWN_ANALYSIS); a footer's address ('12 rue ...'), a page number, a
+  comment quoting a value are never results, and a value with a unit we did not file says
+  so (PDF_LAB_NOT_FILED): nothing that may be a result is dropped without a word. Under a
   section of another specimen than blood ('BIOCHIMIE URINAIRE': tables/pdf_lab_specimens.csv)
   nothing is coded with the table's blood and serum codes.
 """
@@ -406,6 +409,7 @@ class _Line:
     previous: list[str] = field(default_factory=list)
     leftover: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # method, comments from lines below
+    apart: bool = True  # the name in cells of its own (not the words before a value in one)
 
 
 def _comparator(sign: str) -> str:
@@ -423,6 +427,7 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
     toks: list[tuple[_Tok, _Cell]] = []
     previous: list[str] = []
     flag_words: list[str] = []
+    apart = True
     for n, cell in enumerate(_split(_joined_groups(row.cells), heading)):
         column = heading.column(cell, first=n == 0) if heading else ""
         if column == "name" and heading:
@@ -449,8 +454,10 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             if first:
                 name_parts.append(cell.text[:cell_toks[first].start].strip())
             cell_toks = cell_toks[first:]
+            apart = not first
         toks.extend((t, cell) for t in cell_toks)
-    line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous)
+    line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous,
+                 apart=apart)
     _interpret(line, toks, comma)
     if flag_words:  # the 'Interprétation' column: the analysis's, in any of its units
         for value in line.values:
@@ -908,6 +915,17 @@ def _analyte(name: str) -> dict[str, dict[str, str]] | None:
     return table_.get(bare)
 
 
+def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
+    """Whether a line outside any result table, naming an analysis our table does not know,
+    is laid out as a result ('Vitamine B9   12,3 nmol/L   (10,4 - 42,4)'): the name in cells
+    of its own, words only, a number in a unit we know, and a reference range. A sentence
+    quoting a value ('Contrôle de la kaliémie à 4,8 mmol/L') or an address is none."""
+    name = line.name
+    return bool(line.apart and value.num is not None and ucum is not None and ucum.mapped
+                and value.reference and name and len(name.split()) <= 8
+                and re.search(r"[^\W\d_]{2}", name) and not _NOT_COMMENT.search(name))
+
+
 def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str,
            when: str | None, issued: str | None, heading: _Heading | None,
            warnings: list[str]) -> Entry | None:
@@ -920,9 +938,22 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         if row is None and value.num is None and value.unit is None \
                 and len({r["loinc"] for r in rows.values()}) == 1:
             row = next(iter(rows.values()))  # 'Non réalisé': the analysis has one code
-    if rows is None and (heading is None or not (
-            ucum and ucum.mapped and value.word is None or value.column == "result")):
-        return None  # not in a table, or neither a unit we know nor under 'Résultat'
+    if rows is None and heading is None:
+        if not _result_apart(line, value, ucum):
+            if value.num is not None and ucum is not None and ucum.mapped and line.name:
+                warnings.append(f"PDF_LAB_NOT_FILED: {where}: a value with a unit after words "
+                                "naming no analysis we know, outside a result table and "
+                                "without a range of its own: not filed (read it on the report)")
+            return None
+        warnings.append(f"PDF_LAB_UNKNOWN_ANALYSIS: {where}: an analysis not in our table, "
+                        "outside a result table (its name, value, unit and range each apart): "
+                        "filed unmapped under its printed name")
+    elif rows is None and not (ucum and ucum.mapped and value.word is None
+                               or value.column == "result"):
+        warnings.append(f"PDF_LAB_NOT_FILED: {where}: a value of an analysis we do not know, "
+                        "neither under the result's heading nor in a unit we know: not filed "
+                        "(read it on the report)")
+        return None
     if row is not None and _other_specimen(section):
         row = None  # every code of the table is of blood or serum
         warnings.append(f"PDF_LAB_OTHER_SPECIMEN: {where}: under a section of another "
