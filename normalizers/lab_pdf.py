@@ -475,7 +475,7 @@ def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
         if len(cell.words) < 2 or n:
             out.append(cell)
             continue
-        parts: list[list[tuple[float, float, str]]] = [[cell.words[0]]]
+        parts: list[list[tuple[float, float, str, bool]]] = [[cell.words[0]]]
         column = heading.column(_Cell(*cell.words[0][:2], "", 0.0), first=True)
         for k, w in enumerate(cell.words[1:], start=1):
             here = heading.column(_Cell(w[0], w[1], "", 0.0))
@@ -696,35 +696,62 @@ class LabPdfResults:
     lines_read: int  # result lines found (for the report's details)
 
 
-_COLLECTED = re.compile(
-    r"(?i)(?:pr[ée]l[eè]vement\s+(?:du|le)|pr[ée]lev[ée]e?s?\s+le|date\s+de\s+pr[ée]l[eè]vement"
-    r"\s*:?|pr[ée]l\.?\s+le)\s*:?\s*(?P<d>\d{1,2})[/.](?P<m>\d{1,2})[/.](?P<y>\d{4}|\d{2})"
-    r"(?:\s*(?:à|a|-)?\s*(?P<h>\d{1,2})\s*[h:]\s*(?P<mi>\d{2}))?")
+@cache
+def _collected() -> re.Pattern[str]:
+    """The specimen's collection as laboratories print it, on folded text: the label
+    ('Prélèvement du', 'Prélevé le', 'Date de prélèvement :', 'Date/heure de prélèvement',
+    'Prélèvement effectué le', 'Prélèvement :'), the date (figures with '/', '.' or '-', or
+    in words: '12 mars 2025', '1er mars 2025'), then the time if printed ('à 08h15',
+    '08:15', '- 8h', 'Heure : 08h15')."""
+    months = "|".join(sorted((r["word"] for r in table("french_months")), key=len, reverse=True))
+    return re.compile(
+        r"(?:\bdate\s*(?:et|/)\s*heure\s+(?:de\s+|du\s+)?prelevement"
+        r"|\bdate\s+(?:de\s+|du\s+)?prelevement|\bpre?l\.?\s+le\b"
+        r"|\bprelevement\s+(?:(?:effectue|realise)e?\s+)?(?:du|le)\b|\bprelevee?s?\s+le\b"
+        r"|\bprelevement\s*(?=:))"
+        r"\s*:?\s*(?:le\s+)?"
+        r"(?:(?P<d>\d{1,2})\s?[/.\-]\s?(?P<m>\d{1,2})\s?[/.\-]\s?(?P<y>\d{4}|\d{2})(?!\d)"
+        rf"|(?P<d2>1er|\d{{1,2}})\s+(?P<mon>{months})\.?\s+(?P<y2>\d{{4}})(?!\d))"
+        r"(?:\s*(?:a|-|,)?\s*(?:heure(?:\s+de\s+prelevement)?\s*:?\s*)?"
+        r"(?P<h>\d{1,2})\s*(?:h|:)\s*(?P<mi>\d{2})?(?!\d))?")
+
+
+def _collected_at(m: re.Match[str]) -> str | None:
+    """One collection found, as ISO 8601 (to the minute, the hour or the day as printed);
+    None when it is no date. A time that is none ('25h') leaves the day."""
+    months = {r["word"]: int(r["month"]) for r in table("french_months")}
+    if m.group("mon"):
+        day = 1 if m.group("d2") == "1er" else int(m.group("d2"))
+        month, y = months[m.group("mon")], m.group("y2")
+    else:
+        day, month, y = int(m.group("d")), int(m.group("m")), m.group("y")
+    year = int(y)
+    if len(y) == 2:  # '03/03/26': this century unless that is in the future
+        year += 2000 if 2000 + year <= date.today().year else 1900
+    ts = f"{year:04d}{month:02d}{day:02d}"
+    for timed in ((f"{int(m.group('h')):02d}{m.group('mi') or ''}",) if m.group("h") else ()) \
+            + ("",):
+        try:
+            return hl7_ts_to_iso(ts + timed)
+        except ValueError:
+            continue
+    return None
 
 
 def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
-    03/03/26 à 08:15') printed on ``pages`` (one report's: a batch print holds several),
-    as ISO 8601, with Paris's offset when a time is printed. A report printing it twice,
-    in its header without the time and above the results with it, is dated to the minute;
-    the same day only (another day is another specimen's)."""
+    03/03/26 à 08:15', 'Date/heure de prélèvement : 12.03.2025 08:15', 'Prélevé le 12 mars
+    2025 à 8h15') printed on ``pages`` (one report's: a batch print holds several), as ISO
+    8601, with Paris's offset when a time is printed. A report printing it twice, in its
+    header without the time and above the results with it, is dated to the minute; the
+    same day only (another day is another specimen's)."""
     found: list[str] = []
     for page in doc.pages:
         if page.number not in pages:
             continue
-        text = " ".join(unicodedata.normalize("NFC", page.text or "").split())
-        for m in _COLLECTED.finditer(text):
-            y = m.group("y")
-            year = int(y)
-            if len(y) == 2:  # '03/03/26': this century unless that is in the future
-                year += 2000 if 2000 + year <= date.today().year else 1900
-            ts = f"{year:04d}{int(m.group('m')):02d}{int(m.group('d')):02d}"
-            if m.group("h"):
-                ts += f"{int(m.group('h')):02d}{m.group('mi')}"
-            try:
-                found.append(hl7_ts_to_iso(ts))
-            except ValueError:
-                continue
+        for m in _collected().finditer(_fold(page.text or "")):
+            if (iso := _collected_at(m)) is not None:
+                found.append(iso)
     if not found:
         return None
     timed = [f for f in found if "T" in f and f[:10] == found[0][:10]]

@@ -8,7 +8,10 @@ and normalized as the pipeline does."""
 
 from __future__ import annotations
 
-from tests.test_pdf_round3 import LE_GOFF, _lab_pdf, _read, _results
+import pytest
+
+from normalizers import lab_pdf
+from tests.test_pdf_round3 import C_HEAD, LE_GOFF, LEFEVRE, C, _doc, _lab_pdf, _read, _results, _row
 
 # -- an analysis we do not know, in a report without column headings ---------------------------
 BIOGROUP = [("centre", "BIOGROUP - Laboratoire de biologie médicale"), *LE_GOFF,
@@ -41,3 +44,38 @@ def test_an_analysis_we_do_not_know_without_headings_is_filed_unmapped_not_dropp
     assert codes.count("PDF_LAB_UNKNOWN_ANALYSIS") == 3
     assert "PDF_LAB_NOT_FILED" in codes  # the advice quoting '12 µmol/L'
     assert not any("Zinc" in w or "9,8" in w for w in msg.warnings)  # no data in messages
+
+
+# -- the specimen's collection as other laboratories print it ----------------------------------
+@pytest.mark.parametrize(("printed", "expected"), [
+    ("Prélevé le 12/03/2025", "2025-03-12"),
+    ("Prélèvement du 12/03/2025 à 08h15", "2025-03-12T08:15+01:00"),
+    ("Prélevé le 12 mars 2025 à 8h15", "2025-03-12T08:15+01:00"),
+    ("Date de prélèvement : 1er août 2025", "2025-08-01"),
+    ("Prélèvement effectué le 12/03/2025 à 08h15", "2025-03-12T08:15+01:00"),
+    ("Date/heure de prélèvement : 12/03/2025 08:15", "2025-03-12T08:15+01:00"),
+    ("Date et heure de prélèvement : 12/07/2025 - 14:05", "2025-07-12T14:05+02:00"),
+    ("Prélèvement : 12.03.2025 08:15", "2025-03-12T08:15+01:00"),
+    ("Date de prélèvement : 12/03/2025 Heure : 08h15", "2025-03-12T08:15+01:00"),
+    ("Prélevé le 12/03/2025 à 8h", "2025-03-12T08+01:00"),
+    ("Prélevé le 12/03/2025 à 25h10", "2025-03-12"),
+    ("Prélèvement : sang veineux, 2 tubes", None),
+])
+def test_collection_date_and_time_as_laboratories_print_them(printed, expected) -> None:  # noqa: ANN001
+    """'Date/heure de prélèvement', 'Prélèvement :' with a dotted date were no collection
+    (results undated); a date in words, 'effectué le', 'Heure :' after the date, '8h'
+    lost the time (results dated to the day). A time that is none leaves the day."""
+    words = printed.split()
+    doc = _doc([[(40.0 + 60 * n, w) for n, w in enumerate(words)]])
+    assert lab_pdf.collection_time(doc, [1]) == expected
+
+
+def test_report_and_results_dated_by_date_heure_de_prelevement() -> None:
+    """A Cerballiance-like header 'Date/heure de prélèvement : 12/03/2025 08:15': neither the
+    report nor its results had a date."""
+    rows = [("centre", "CERBALLIANCE Bretagne"), *LEFEVRE,
+            ("label", "Date/heure de prélèvement : 12/03/2025 08:15"), C_HEAD,
+            _row(C, "Sodium", "140", "mmol/L", "(136 - 145)")]
+    report, sodium = _read(_lab_pdf(rows)).entries
+    assert report.effective == "2025-03-12"
+    assert (sodium.code, sodium.effective) == ("2951-2", "2025-03-12T08:15+01:00")
