@@ -27,11 +27,12 @@ What is read, and what is not (nothing is invented):
   'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
   (the comment is the value). Flags printed after the value, or '*' before it
-  (``tables/pdf_lab_flags.csv``); a flag only in bold type is not in the text layer and is
-  not read. A number of more than 7 digits or with a leading zero is an identifier or a
-  phone number, never a value. A unit printed after the name ('Leucocytes (10*9/L)') is
-  the value's; OCR's misread units ('g/1') are read on scanned pages
-  (``tables/pdf_lab_ocr_units.csv``), and a value OCR read unsure is not filed (warning).
+  (``tables/pdf_lab_flags.csv``); a value printed in bold alone, where the others are
+  not, is flagged abnormal ('A', details.flag_printed 'bold'). A number of more than 7
+  digits or with a leading zero is an identifier or a phone number, never a value. A unit
+  printed after the name ('Leucocytes (10*9/L)') is the value's; OCR's misread units
+  ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``), and a value OCR
+  read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...') and comment lines go to the result
   above (``details.method``, ``details.comment``); a line naming the analysis alone, above
@@ -149,7 +150,16 @@ class _Cell:
     x1: float
     text: str
     conf: float
-    words: list[tuple[float, float, str]] = field(default_factory=list)
+    words: list[tuple[float, float, str, bool]] = field(default_factory=list)  # x0, x1, bold
+
+    def bold_at(self, pos: int) -> bool:
+        """Whether the word at ``pos`` of the cell's text is printed in bold."""
+        at = 0
+        for _, _, t, bold in self.words:
+            if at <= pos < at + len(t):
+                return bold
+            at += len(t) + 1
+        return False
 
 
 @dataclass(slots=True)
@@ -187,11 +197,11 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                 if cells and w.bbox[0] - cells[-1].x1 <= CELL_GAP:
                     cells[-1].text += " " + t
                     cells[-1].x1 = w.bbox[2]
-                    cells[-1].words.append((w.bbox[0], w.bbox[2], t))
+                    cells[-1].words.append((w.bbox[0], w.bbox[2], t, w.bold))
                     confs[-1].append(float(w.confidence))
                 else:
                     cells.append(_Cell(w.bbox[0], w.bbox[2], t, 0.0,
-                                       [(w.bbox[0], w.bbox[2], t)]))
+                                       [(w.bbox[0], w.bbox[2], t, w.bold)]))
                     confs.append([float(w.confidence)])
             for c, cs in zip(cells, confs, strict=True):
                 c.conf = round(sum(cs) / len(cs), 1)
@@ -397,6 +407,7 @@ class _Value:
     conf: float = 100.0
     column: str = ""  # the heading it was under ('' without)
     below: bool = False  # read on the line under its analysis's (another unit)
+    bold: bool = False  # the value printed in bold type
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
@@ -572,7 +583,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(tok.text, parsed[0], conf=cell.conf, column=tok.column,
                              raw=[tok.match.group(0) if tok.match else tok.text],
-                             flag=preflag)
+                             flag=preflag, bold=cell.bold_at(tok.start))
             preflag = None
             line.values.append(current)
         elif tok.kind == "bound":
@@ -583,7 +594,8 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(" ".join(tok.text.strip("() ").split()), parsed[0],
                              comparator=_comparator(m.group("cmp")), conf=cell.conf,
-                             column=tok.column, raw=[tok.text])
+                             column=tok.column, raw=[tok.text],
+                             bold=cell.bold_at(m.start("n")))
             line.values.append(current)
         elif tok.kind == "word":
             current = _Value(tok.text, word=_words()[_fold(tok.text)], conf=cell.conf,
@@ -840,6 +852,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         lines.append((line, section, where, heading))
         last, gap = line, 0
+    _bold_flags([line for line, *_ in lines])
     entries: list[Entry] = []
     keys: set[str] = set()
     for line, section, where, line_heading in lines:
@@ -865,6 +878,24 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")
     return LabPdfResults(entries, warnings, len(lines))
+
+
+BOLD_FLAG = "A"  # a value marked abnormal by bold type alone: abnormal, no direction printed
+
+
+def _bold_flags(lines: list[_Line]) -> None:
+    """A value in bold, on a report printing its other values in regular type, is marked
+    abnormal ('A'; details.flag_printed 'bold') when no flag is printed beside it: some
+    LIS (Cerballiance's, hospitals') mark an out-of-range result by bold type alone. A
+    report printing every value in bold marks none."""
+    values = [v for line in lines for v in line.values if v.num is not None]
+    if not any(v.bold for v in values) or all(v.bold for v in values):
+        return
+    for line in lines:
+        for v in line.values:
+            if v.bold and v.num is not None and v.flag is None:
+                v.flag = BOLD_FLAG
+                line.extra["flag_printed"] = "bold"
 
 
 @cache

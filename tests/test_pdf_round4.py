@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from normalizers import lab_pdf
+from samples import generate_pdf as g
 from tests.test_pdf_round3 import C_HEAD, LE_GOFF, LEFEVRE, C, _doc, _lab_pdf, _read, _results, _row
 
 # -- an analysis we do not know, in a report without column headings ---------------------------
@@ -79,3 +80,54 @@ def test_report_and_results_dated_by_date_heure_de_prelevement() -> None:
     report, sodium = _read(_lab_pdf(rows)).entries
     assert report.effective == "2025-03-12"
     assert (sodium.code, sodium.effective) == ("2951-2", "2025-03-12T08:15+01:00")
+
+
+# -- an abnormal value marked by bold type alone -----------------------------------------------
+def _styled_pdf(rows: list[list[tuple[float, str, str]]]) -> bytes:
+    """One text page whose cells each have their style: (x, text, style)."""
+    page, y = [], 800.0
+    for row in rows:
+        page.extend(g.Line(style, text, x, y) for x, text, style in row)
+        y -= 14.0
+    return g.write_pdf([page], title="Compte rendu de biologie")
+
+
+def _cells(*cells: tuple[float, str] | tuple[float, str, str]) -> list[tuple[float, str, str]]:
+    return [(c[0], c[1], c[2] if len(c) > 2 else "body") for c in cells]
+
+
+CERBALLIANCE = [_cells((40.0, "CERBALLIANCE Île-de-France Est", "centre")),
+                _cells((40.0, "Patient : Mme LEFÈVRE Hélène")), _cells((40.0, "Née le 14/03/1968")),
+                _cells((40.0, "Prélèvement du 12/03/2025 à 08h15")),
+                _cells((220.0, "Résultat"), (290.0, "Unité"), (360.0, "Valeurs de référence")),
+                _cells((40.0, "Potassium", "strong"), (220.0, "5,9", "strong"), (290.0, "mmol/L"),
+                       (360.0, "(3,5 - 5,0)")),
+                _cells((40.0, "Sodium"), (220.0, "140"), (290.0, "mmol/L"), (360.0, "(136 - 145)")),
+                _cells((40.0, "Créatinine"), (220.0, "< 40", "strong"), (290.0, "µmol/L"),
+                       (360.0, "(45 - 84)")),
+                _cells((40.0, "Hémoglobine"), (220.0, "11,2 L", "strong"), (290.0, "g/dL"),
+                       (360.0, "(12,0 - 16,0)")),
+                _cells((40.0, "Plaquettes"), (220.0, "250 000"), (290.0, "/mm3"),
+                       (360.0, "(150 000 - 400 000)"))]
+
+
+def test_a_value_in_bold_alone_is_flagged_abnormal() -> None:
+    """Cerballiance-like: the kalaemia out of range printed in bold, no '*' nor 'H' beside it:
+    it was filed with no flag, as normal as the sodium. Bold alone now flags it abnormal
+    ('A'); a printed flag stays what it says; values in regular type get none."""
+    msg = _read(_styled_pdf(CERBALLIANCE))
+    assert _results(msg) == [("2823-3", "5,9", "mmol/L", "3,5 - 5,0", "A"),
+                             ("2951-2", "140", "mmol/L", "136 - 145", None),
+                             ("14682-9", "< 40", "umol/L", "45 - 84", "A"),
+                             ("718-7", "11,2", "g/dL", "12,0 - 16,0", "L"),
+                             ("777-3", "250 000", "/mm3", "150 000 - 400 000", None)]
+    assert msg.entries[1].details["flag_printed"] == "bold"
+    assert "flag_printed" not in msg.entries[4].details  # 'L' printed: the flag is the letter
+    assert msg.entries[5].value_num == 250000.0
+
+
+def test_a_report_printing_every_value_in_bold_flags_none() -> None:
+    """Bold is a mark only where other values are not bold."""
+    rows = [[(x, t, "strong" if x == 220.0 else s) for x, t, s in row] for row in CERBALLIANCE]
+    assert [e.interpretation for e in _read(_styled_pdf(rows)).entries[1:]] == [
+        None, None, None, "L", None]
