@@ -9,7 +9,8 @@ the specimen's collection time), under the report entry (``parent_key``).
 What is read, and what is not (nothing is invented):
 - The table's columns come from its heading row ('Résultat | Unité | Valeurs de référence |
   Antériorité(s)', in any order, on one line or two, repeated on each page or not:
-  ``tables/pdf_lab_columns.csv``; the specimen's date heading the result column and former
+  ``tables/pdf_lab_columns.csv``; two tables side by side under one heading row are
+  read one after the other; the specimen's date heading the result column and former
   dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
   date) is kept in ``details.previous``, never read as a result nor as the range. With no
@@ -207,6 +208,46 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                 c.conf = round(sum(cs) / len(cs), 1)
             out.append(_Row(page.number, n, page.source, cells))
     return out
+
+
+def _side_by_side(rows: list[_Row]) -> list[_Row]:
+    """Two result tables printed side by side under one heading row ('Analyse | Résultat |
+    Unité | Réf. | Analyse | Résultat | Unité | Réf.'), each line holding a result of each:
+    read, on that page, the left table and then the right one, as if printed one under the
+    other. Read across, the right table's name went to no result and its value to the left
+    one's analysis ('Sodium 7,2 G/L': a leucocyte count filed as a sodium)."""
+    out: list[_Row] = []
+    pages: dict[int, list[_Row]] = {}
+    for row in rows:
+        pages.setdefault(row.page, []).append(row)
+    for page_rows in pages.values():
+        found = next(((n, x) for n, row in enumerate(page_rows)
+                      if (x := _second_table_at(row)) is not None), None)
+        if found is None:
+            out.extend(page_rows)
+            continue
+        at, split = found
+        left: list[_Row] = []
+        right: list[_Row] = []
+        for row in page_rows[at:]:
+            for side, cells in ((left, [c for c in row.cells if c.x0 < split]),
+                                (right, [c for c in row.cells if c.x0 >= split])):
+                if cells:
+                    side.append(_Row(row.page, row.line, row.source, cells))
+        out.extend(page_rows[:at] + left + right)
+    return out
+
+
+def _second_table_at(row: _Row) -> float | None:
+    """Where a second table starts on a heading row naming two: the x of its name's
+    heading, between the first table's result heading and its own."""
+    kinds = [_columns().get(_fold(c.text).rstrip(" :").replace("(s)", "s"), "")
+             for c in row.cells]
+    results = [n for n, k in enumerate(kinds) if k == "result"]
+    if len(results) < 2:
+        return None
+    names = [n for n in range(results[0] + 1, results[1]) if kinds[n] == "name"]
+    return row.cells[names[-1]].x0 - 2 if names else None
 
 
 # -- the table's heading ------------------------------------------------------------------------
@@ -775,7 +816,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     """The results of the result table(s) on ``pages`` of ``doc``, each a LAB_RESULT under
     ``parent_key``, dated by the specimen's collection (``collection_time``, else
     ``effective``)."""
-    rows = [r for r in _rows(doc) if r.page in pages]
+    rows = _side_by_side([r for r in _rows(doc) if r.page in pages])
     comma = _comma_decimals(rows)
     when = collection_time(doc, pages) or effective
     warnings: list[str] = []

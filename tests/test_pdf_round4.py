@@ -131,3 +131,34 @@ def test_a_report_printing_every_value_in_bold_flags_none() -> None:
     rows = [[(x, t, "strong" if x == 220.0 else s) for x, t, s in row] for row in CERBALLIANCE]
     assert [e.interpretation for e in _read(_styled_pdf(rows)).entries[1:]] == [
         None, None, None, "L", None]
+
+
+# -- two tables side by side -------------------------------------------------------------------
+T = (40.0, 150.0, 205.0, 250.0, 310.0, 420.0, 475.0, 520.0)
+SIDE_BY_SIDE = [("centre", "CENTRE HOSPITALIER DE QUIMPER - Laboratoire"), *LE_GOFF,
+                ("label", "Prélevé le 12/03/2025 à 08:15"),
+                _row(T, "Analyse", "Résultat", "Unité", "Réf.", "Analyse", "Résultat", "Unité",
+                     "Réf.", style="label"),
+                _row(T, "Sodium", "140", "mmol/L", "136-145", "Leucocytes", "12,4 H", "G/L",
+                     "4-10"),
+                _row(T, "Potassium", "4,1", "mmol/L", "3,5-5,0", "Hémoglobine", "13,2", "g/dL",
+                     "13-17"),
+                _row(T, "Créatinine", "88", "µmol/L", "59-104", "Plaquettes", "", "", ""),
+                _row(T, "", "", "", "", "", "245", "G/L", "150-400"),
+                ("body", "Validé le 12/03/2025 par Dr Yann MORVAN")]
+
+
+def test_two_tables_side_by_side_each_result_under_its_own_name() -> None:
+    """A hospital LIS printing biochemistry and haematology side by side under one heading
+    row: read across, the right table's value went to the left one's analysis (a leucocyte
+    count of 12,4 G/L filed as an unmapped 'Sodium', the haemoglobin as 'Potassium') and the
+    right table's names to nothing; 'Réf.' headed no column (every range lost)."""
+    msg = _read(_lab_pdf(SIDE_BY_SIDE))
+    assert _results(msg) == [("2951-2", "140", "mmol/L", "136-145", None),
+                             ("2823-3", "4,1", "mmol/L", "3,5-5,0", None),
+                             ("14682-9", "88", "umol/L", "59-104", None),
+                             ("6690-2", "12,4", "10*9/L", "4-10", "H"),
+                             ("718-7", "13,2", "g/dL", "13-17", None),
+                             ("777-3", "245", "10*9/L", "150-400", None)]
+    assert all(e.mapped for e in msg.entries[1:])
+    assert not [w for w in msg.warnings if w.startswith("PDF_LAB")]
