@@ -24,16 +24,17 @@ What is read, and what is not (nothing is invented):
   of its limits and twice nearer them than the other), to none when that is not clear
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
-  cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('< 0,5',
-  'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
+  cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
+  0,5', 'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
-  (the comment is the value). Flags printed after the value, or '*' before it
-  (``tables/pdf_lab_flags.csv``); a value printed in bold alone, where the others are
-  not, is flagged abnormal ('A', details.flag_printed 'bold'). A number of more than 7
-  digits or with a leading zero is an identifier or a phone number, never a value. A unit
-  printed after the name ('Leucocytes (10*9/L)') is the value's; OCR's misread units
-  ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``), and a value OCR
-  read unsure is not filed (warning).
+  (the comment is the value); anything else under 'Résultat' is no value, and says so
+  (PDF_LAB_VALUE_NOT_READ). Flags printed after the value ('5,9 H', '5,9H', '5,9 (H)', '5,9
+  H*'), or '*' before it (``tables/pdf_lab_flags.csv``); a value printed in bold alone,
+  where the others are not, is flagged abnormal ('A', details.flag_printed 'bold'). A
+  number of more than 7 digits or with a leading zero is an identifier or a phone number,
+  never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
+  OCR's misread units ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``),
+  and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...') and comment lines go to the result
   above (``details.method``, ``details.comment``); a line naming the analysis alone, above
@@ -142,6 +143,12 @@ def _word_pattern() -> re.Pattern[str]:
 def _flag_pattern() -> re.Pattern[str]:
     alternation = "|".join(re.escape(s) for s in sorted(_flags(), key=len, reverse=True))
     return re.compile(rf"(?:{alternation})(?=\s|$|\))(?!\s*:)")
+
+
+@cache
+def _bracket_flag_pattern() -> re.Pattern[str]:
+    alternation = "|".join(re.escape(s) for s in sorted(_flags(), key=len, reverse=True))
+    return re.compile(rf"[(\[]\s*(?P<f>{alternation})\s*[)\]](?=\s|$)")
 
 
 # -- cells and rows -----------------------------------------------------------------------------
@@ -307,7 +314,9 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
 
 # -- tokens -------------------------------------------------------------------------------------
 _NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
-_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?![\w/]|-[^\W\d_])")
+# A number, not a part of a word or code; a flag may be glued to it ('5,9H'), and a number
+# cut before its decimals ('5' of '5,9X') is none
+_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/]|[.,]\d|-[^\W\d_])")
 _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
@@ -375,6 +384,8 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
     after_value = bool(before) and before[-1].kind in ("num", "unit", "bound", "flag")
     if after_value and (m := _flag_pattern().match(text, i)):
         return _Tok("flag", i, m.end(), column, m, m.group(0))
+    if after_value and (m := _bracket_flag_pattern().match(text, i)):  # '5,9 (H)', '[L]'
+        return _Tok("flag", i, m.end(), column, m, m.group("f"))
     for kind, pattern in (("date", _DATE), ("date", _DATE_WORDS), ("skip", _TIME),
                           ("skip", _FRACTION), ("skip", _REF_LABEL), ("preflag", _PRE_FLAG)):
         if (m := pattern.match(text, i)) and (kind != "skip" or not _is_unit_at(text, i)):
@@ -462,6 +473,7 @@ class _Line:
     leftover: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # method, comments from lines below
     apart: bool = True  # the name in cells of its own (not the words before a value in one)
+    unread: bool = False  # printed under 'Résultat', read as no value
 
 
 def _comparator(sign: str) -> str:
@@ -480,6 +492,7 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
     previous: list[str] = []
     flag_words: list[str] = []
     apart = True
+    unread = False  # a cell under 'Résultat' with no value we can read
     for n, cell in enumerate(_split(_joined_groups(row.cells), heading)):
         column = heading.column(cell, first=n == 0) if heading else ""
         if column == "name" and heading:
@@ -496,6 +509,9 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
                 flag_words.append(flag)
             continue
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
+        if column == "result" and not any(t.kind in ("num", "bound", "word", "range")
+                                          for t in cell_toks):
+            unread = True
         if not heading and not toks:  # no heading: the name is what comes before a value
             first = next((k for k, t in enumerate(cell_toks)
                           if t.kind in ("num", "bound", "word", "range", "date", "preflag")),
@@ -509,7 +525,7 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             apart = not first
         toks.extend((t, cell) for t in cell_toks)
     line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous,
-                 apart=apart)
+                 apart=apart, unread=unread)
     _interpret(line, toks, comma)
     if flag_words:  # the 'Interprétation' column: the analysis's, in any of its units
         for value in line.values:
@@ -849,6 +865,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if last is not None and line.values and _below(line) and (line.name or not pending):
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
             continue
+        if not line.values and line.unread and line.name and heading is not None:
+            warnings.append(f"PDF_LAB_VALUE_NOT_READ: {where}: what is printed under the "
+                            "result's heading is no value we can read: no result filed (read "
+                            "it on the report)")
         if not line.values:
             if last is not None and line.previous and not line.references \
                     and not line.name.strip(" :"):

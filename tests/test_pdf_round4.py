@@ -194,3 +194,34 @@ def test_common_analyses_and_other_labs_units_are_coded() -> None:
         ("3255-7", "g/L", None), ("4548-4", "%", None), ("59261-8", "mmol/mol", None),
         ("Magnésium", "mmol/L", None)]
     assert not [w for w in msg.warnings if "UNIT_UNEXPECTED" in w]
+
+
+# -- flags as other LIS print them -------------------------------------------------------------
+@pytest.mark.parametrize(("printed", "value", "flag"), [
+    ("5,9 (H)", 5.9, "H"), ("3,1 [L]", 3.1, "L"), ("5,9 H*", 5.9, "H"), ("3,1 *L", 3.1, "L"),
+    ("5,9H", 5.9, "H"), ("6,8HH", 6.8, "HH"), ("4,2", 4.2, None), ("5,9 *", 5.9, "A"),
+])
+def test_flags_in_brackets_combined_or_glued_to_the_value(printed, value, flag) -> None:  # noqa: ANN001
+    """'5,9 (H)', '[L]', 'H*' were no flag (filed as normal); '5,9H' glued was read as the
+    value 5 (the number cut before its decimals), in an unexpected unit."""
+    rows = [[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+            [(40, "Potassium"), *[(220 + 30 * n, w) for n, w in enumerate(printed.split())],
+             (290, "mmol/L"), (360, "3,5-5,0")]]
+    found = lab_pdf.lab_results(_doc(rows), [1], "r|x", effective=None, issued=None)
+    assert [(e.code, e.value_num, e.interpretation) for e in found.entries] == [
+        ("2823-3", value, flag)]
+
+
+@pytest.mark.parametrize("printed", ["5,9X", "En cours", "Hémolysé"])
+def test_what_is_under_the_result_heading_and_no_value_is_said(printed) -> None:  # noqa: ANN001
+    """'5,9X' (a misprint) was read as the value 5; 'En cours', 'Hémolysé' under 'Résultat'
+    gave nothing and said nothing. No result is filed, and the ledger says where."""
+    rows = [[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+            [(40, "Potassium"), *[(220 + 40 * n, w) for n, w in enumerate(printed.split())],
+             (290, "mmol/L"), (360, "3,5-5,0")],
+            [(40, "Sodium"), (220, "140"), (290, "mmol/L"), (360, "136-145")]]
+    found = lab_pdf.lab_results(_doc(rows), [1], "r|x", effective=None, issued=None)
+    assert [(e.code, e.value_num) for e in found.entries] == [("2951-2", 140.0)]
+    assert found.warnings == ["PDF_LAB_VALUE_NOT_READ: page 1 line 2: what is printed under "
+                              "the result's heading is no value we can read: no result filed "
+                              "(read it on the report)"]
