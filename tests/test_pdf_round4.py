@@ -225,3 +225,14 @@ def test_what_is_under_the_result_heading_and_no_value_is_said(printed) -> None:
     assert found.warnings == ["PDF_LAB_VALUE_NOT_READ: page 1 line 2: what is printed under "
                               "the result's heading is no value we can read: no result filed "
                               "(read it on the report)"]
+
+
+def test_grams_per_100_ml_is_the_unit_not_its_ml() -> None:
+    """An older LIS printing 'g/100 mL': the unit was read as 'mL' (its last word), the
+    haemoglobin filed unmapped in millilitres."""
+    rows = [[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+            [(40, "Hémoglobine"), (220, "13,5"), (290, "g/100"), (316, "mL"), (360, "13-17")],
+            [(40, "Protides totaux"), (220, "7,1"), (290, "g/100mL"), (360, "6,4-8,3")]]
+    found = lab_pdf.lab_results(_doc(rows), [1], "r|x", effective=None, issued=None)
+    assert [(e.code, e.value_num, e.unit) for e in found.entries][0] == ("718-7", 13.5, "g/dL")
+    assert found.entries[1].unit == "g/dL"
