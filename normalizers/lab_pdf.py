@@ -13,7 +13,8 @@ What is read, and what is not (nothing is invented):
   read one after the other; the specimen's date heading the result column and former
   dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
-  date) is kept in ``details.previous``, never read as a result nor as the range. With no
+  date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
+  kept in ``details.previous``, never read as a result nor as the range. With no
   heading, a date on the line starts the antériorité, and a number after the range, or a
   second number in the same unit, is no result either. A table ends at the biologist's
   validation ('Résultats validés par'), or after a few lines without a result.
@@ -260,9 +261,11 @@ def _second_table_at(row: _Row) -> float | None:
 # -- the table's heading ------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Heading:
-    """The heading cells (x0, x1, column), left to right."""
+    """The heading cells (x0, x1, column), left to right, and the dates heading the
+    antériorité columns ('Antériorité du 12/01/2025', '12/01/2025'), by the cell's x0."""
 
     cells: list[tuple[float, float, str]]
+    dates: dict[float, str] = field(default_factory=dict)
 
     def column(self, cell: _Cell, first: bool = False) -> str:
         """The column a cell is under. The line's first cell, starting left of every data
@@ -270,12 +273,19 @@ class _Heading:
         falls in, else the one whose centre is nearest its own (values are printed
         left-aligned, right-aligned or centred under their heading, some beside it; a
         one-digit value far beside its heading may be taken for its neighbour's)."""
+        return self._under(cell, first)[2]
+
+    def date_of(self, cell: _Cell) -> str | None:
+        """The date heading the column a cell is under, if any."""
+        return self.dates.get(self._under(cell)[0])
+
+    def _under(self, cell: _Cell, first: bool = False) -> tuple[float, float, str]:
         data = [c for c in self.cells if c[2] != "name"]
         if first and cell.x0 < data[0][0] - 2:
-            return "name"
+            return (0.0, 0.0, "name")
         centre = (cell.x0 + cell.x1) / 2
         inside = [c for c in data if c[0] - 2 <= centre <= c[1] + 2]
-        return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))[2]
+        return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))
 
 
 _DATED = re.compile(r"\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?:\s+(?:à\s+)?\d{1,2}\s*[h:]\s*\d{2})?")
@@ -287,17 +297,26 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     date heading a column ('04/01/2023 11:30') is the result's column, later dates the
     antériorités'."""
     kinds = []
+    dates: dict[float, str] = {}
     for c in row.cells:
         key = _fold(c.text).rstrip(" :").replace("(s)", "s")
         kind = _columns().get(key, "")
         if not kind and _DATED.fullmatch(c.text.strip()):
             kind = "date"
+            dates[c.x0] = c.text.strip()
+        elif not kind and (m := _DATED.search(c.text)):
+            # 'Antériorité du 12/01/2025', 'Antérieur (12/01/25)', 'Résultat du 12/03/2025'
+            rest = _fold(c.text[:m.start()] + " " + c.text[m.end():]).strip(" :()-")
+            rest = re.sub(r"\s+(?:du|le|au)$", "", rest).replace("(s)", "s")
+            kind = _columns().get(rest, "")
+            if kind == "previous":
+                dates[c.x0] = m.group(0)
         kinds.append((c.x0, c.x1, kind))
     if "result" not in {k for *_, k in kinds}:
-        dates = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
-        if not dates or not {k for *_, k in kinds} & {"unit", "reference"}:
+        dated = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
+        if not dated or not {k for *_, k in kinds} & {"unit", "reference"}:
             return None  # a row of dates alone (under a heading) is none
-        kinds[dates[0]] = (*kinds[dates[0]][:2], "result")
+        kinds[dated[0]] = (*kinds[dated[0]][:2], "result")
     kinds = [(x0, x1, "previous" if k == "date" else k) for x0, x1, k in kinds]
     named = {k for *_, k in kinds if k}
     if "result" not in named or not named & {"unit", "reference", "previous"}:
@@ -309,7 +328,8 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     cells = [(x0, x1, k or "ignore") for x0, x1, k in kinds]
     if cells[0][2] != "name":
         cells.insert(0, (0.0, 0.0, "name"))
-    return _Heading(cells), section
+    return _Heading(cells, {x: d for x, d in dates.items()
+                            if any(c[0] == x and c[2] == "previous" for c in cells)}), section
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -499,7 +519,9 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             name_parts.append(cell.text)
             continue
         if column == "previous":
-            previous.append(cell.text)
+            when = heading.date_of(cell) if heading else None
+            dated = when is None or _DATE.search(cell.text) or _DATE_WORDS.search(cell.text)
+            previous.append(cell.text if dated else f"{cell.text} ({when})")
             continue
         if column == "ignore":
             continue

@@ -236,3 +236,26 @@ def test_grams_per_100_ml_is_the_unit_not_its_ml() -> None:
     found = lab_pdf.lab_results(_doc(rows), [1], "r|x", effective=None, issued=None)
     assert [(e.code, e.value_num, e.unit) for e in found.entries][0] == ("718-7", 13.5, "g/dL")
     assert found.entries[1].unit == "g/dL"
+
+
+# -- antériorités headed by their date ---------------------------------------------------------
+A = (40.0, 200.0, 270.0, 340.0, 460.0)
+
+
+@pytest.mark.parametrize("previous", ["Antériorité du 12/01/2025", "Antérieur (12/01/25)",
+                                      "Résultat précédent 12/01/25", "12/01/2025"])
+def test_anteriorite_column_headed_by_its_date_keeps_the_date(previous) -> None:  # noqa: ANN001
+    """'Antériorité du 12/01/2025' named no column: the former results were dropped without
+    a word (not kept in details.previous); under a date alone they were kept without it.
+    They are now kept with the date heading their column, never as results."""
+    rows = [("centre", "LABORATOIRE INOVIE - Gen-Bio"), *LEFEVRE,
+            ("label", "Prélevé le 12/03/2025 à 08:15"),
+            _row(A, "Analyse", "Résultat", "Unité", "Valeurs de référence", previous,
+                 style="label"),
+            _row(A, "Potassium", "4,1", "mmol/L", "3,5 - 5,0", "4,5"),
+            _row(A, "Sodium", "139", "mmol/L", "136 - 145", "141 (03/01/25)")]
+    msg = _read(_lab_pdf(rows))
+    when = previous.split()[-1].strip("()")
+    assert [(e.code, e.value, e.reference_range, e.details.get("previous"))
+            for e in msg.entries[1:]] == [("2823-3", "4,1", "3,5 - 5,0", f"4,5 ({when})"),
+                                          ("2951-2", "139", "136 - 145", "141 (03/01/25)")]
