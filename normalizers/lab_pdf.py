@@ -355,6 +355,9 @@ _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
 _BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
 _RANGE = re.compile(rf"\(?\s*(?P<lo>{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>{_NUM})(?![\w/])\s*\)?")
 _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
+# A range's label naming an age ('Enfant < 15 ans :', 'Homme > 50 ans :', '1 - 3 mois :'):
+# its figures are no range, the cell is kept whole
+_AGE_LABEL = re.compile(r"(?i)\d\s*(?:ans?|mois|jours?|j|semaines?|sem)\.?\s*:")
 _SEX_LABEL = re.compile(r"(?i)(?:h|f|hommes?|femmes?|enfants?|adultes?)\s*:\s*$")
 _METHOD = re.compile(r"(?i)^\(?\s*(?:m[ée]thode|technique|automate|r[ée]actif)s?\b")
 _WORD = re.compile(r"\S+")
@@ -513,6 +516,7 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
     flag_words: list[str] = []
     apart = True
     unread = False  # a cell under 'Résultat' with no value we can read
+    whole: list[str] = []  # ranges read whole (an age in their label)
     for n, cell in enumerate(_split(_joined_groups(row.cells), heading)):
         column = heading.column(cell, first=n == 0) if heading else ""
         if column == "name" and heading:
@@ -524,6 +528,9 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             previous.append(cell.text if dated else f"{cell.text} ({when})")
             continue
         if column == "ignore":
+            continue
+        if column == "reference" and _AGE_LABEL.search(cell.text):
+            whole.append(_ref_text(cell.text))  # 'Enfant < 15 ans : 150 - 420', as printed
             continue
         if column == "flag":
             flag = _flag_word(cell.text)
@@ -549,6 +556,7 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
     line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous,
                  apart=apart, unread=unread)
     _interpret(line, toks, comma)
+    line.references.extend(whole)
     if flag_words:  # the 'Interprétation' column: the analysis's, in any of its units
         for value in line.values:
             value.flag = value.flag or flag_words[0]

@@ -259,3 +259,19 @@ def test_anteriorite_column_headed_by_its_date_keeps_the_date(previous) -> None:
     assert [(e.code, e.value, e.reference_range, e.details.get("previous"))
             for e in msg.entries[1:]] == [("2823-3", "4,1", "3,5 - 5,0", f"4,5 ({when})"),
                                           ("2951-2", "139", "136 - 145", "141 (03/01/25)")]
+
+
+def test_a_range_labelled_by_age_is_kept_as_printed() -> None:
+    """'Enfant < 15 ans : 150 - 420' under 'Adulte : 40 - 130' was kept as the ranges
+    '< 15' and '150 - 420' (the age read as a range, its label lost); 'Homme > 50 ans :
+    < 6,5' as '> 50 ; < 6,5'. Kept as printed now."""
+    rows = [("centre", "SYNLAB Pays de Savoie"), *LE_GOFF, ("label", "Prélevé le 12/03/2025"),
+            _row(A, "Analyse", "Résultat", "Unité", "Valeurs de référence", style="label"),
+            _row(A, "Phosphatases alcalines", "250 H", "UI/L", "Adulte : 40 - 130"),
+            _row(A, "", "", "", "Enfant < 15 ans : 150 - 420"),
+            _row(A, "PSA total", "3,2", "µg/L", "Homme < 50 ans : < 2,5"),
+            _row(A, "", "", "", "Homme > 50 ans : < 6,5")]
+    msg = _read(_lab_pdf(rows))
+    assert [(e.code, e.reference_range, e.interpretation) for e in msg.entries[1:]] == [
+        ("6768-6", "Adulte : 40 - 130 ; Enfant < 15 ans : 150 - 420", "H"),
+        ("2857-1", "Homme < 50 ans : < 2,5 ; Homme > 50 ans : < 6,5", None)]
