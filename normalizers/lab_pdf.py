@@ -801,15 +801,18 @@ def _collected() -> re.Pattern[str]:
     ('Prélèvement du', 'Prélevé le', 'Date de prélèvement :', 'Date/heure de prélèvement',
     'Prélèvement effectué le', 'Prélèvement :'), the date (figures with '/', '.' or '-', or
     in words: '12 mars 2025', '1er mars 2025'), then the time if printed ('à 08h15',
-    '08:15', '- 8h', 'Heure : 08h15')."""
+    '08:15', '- 8h', 'Heure : 08h15'); a weekday before the date, ISO 8601 ('2025-03-12'),
+    the time before the date ('Prélevé à 08h15 le 12/03/2025')."""
     months = "|".join(sorted((r["word"] for r in table("french_months")), key=len, reverse=True))
     return re.compile(
         r"(?:\bdate\s*(?:et|/)\s*heure\s+(?:de\s+|du\s+)?prelevement"
         r"|\bdate\s+(?:de\s+|du\s+)?prelevement|\bpre?l\.?\s+le\b"
         r"|\bprelevement\s+(?:(?:effectue|realise)e?\s+)?(?:du|le)\b|\bprelevee?s?\s+le\b"
-        r"|\bprelevement\s*(?=:))"
-        r"\s*:?\s*(?:le\s+)?"
+        r"|\bprelevement\s*(?=:)|\bprelevee?s?(?=\s+a\s+\d))"
+        r"\s*:?\s*(?:a\s+(?P<h0>\d{1,2})\s*(?:h|:)\s*(?P<mi0>\d{2})?\s+le\s+)?(?:le\s+)?"
+        r"(?:(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\s+)?"
         r"(?:(?P<d>\d{1,2})\s?[/.\-]\s?(?P<m>\d{1,2})\s?[/.\-]\s?(?P<y>\d{4}|\d{2})(?!\d)"
+        r"|(?P<y3>\d{4})-(?P<m3>\d{2})-(?P<d3>\d{2})(?!\d)"
         rf"|(?P<d2>1er|\d{{1,2}})\s+(?P<mon>{months})\.?\s+(?P<y2>\d{{4}})(?!\d))"
         r"(?:\s*(?:a|-|,)?\s*(?:heure(?:\s+de\s+prelevement)?\s*:?\s*)?"
         r"(?P<h>\d{1,2})\s*(?:h|:)\s*(?P<mi>\d{2})?(?!\d))?")
@@ -822,14 +825,17 @@ def _collected_at(m: re.Match[str]) -> str | None:
     if m.group("mon"):
         day = 1 if m.group("d2") == "1er" else int(m.group("d2"))
         month, y = months[m.group("mon")], m.group("y2")
+    elif m.group("y3"):  # ISO 8601, as some LIS print it from their database
+        day, month, y = int(m.group("d3")), int(m.group("m3")), m.group("y3")
     else:
         day, month, y = int(m.group("d")), int(m.group("m")), m.group("y")
     year = int(y)
     if len(y) == 2:  # '03/03/26': this century unless that is in the future
         year += 2000 if 2000 + year <= date.today().year else 1900
     ts = f"{year:04d}{month:02d}{day:02d}"
-    for timed in ((f"{int(m.group('h')):02d}{m.group('mi') or ''}",) if m.group("h") else ()) \
-            + ("",):
+    hour, minute = (m.group("h"), m.group("mi")) if m.group("h") else (m.group("h0"),
+                                                                     m.group("mi0"))
+    for timed in ((f"{int(hour):02d}{minute or ''}",) if hour else ()) + ("",):
         try:
             return hl7_ts_to_iso(ts + timed)
         except ValueError:

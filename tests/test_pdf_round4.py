@@ -61,11 +61,15 @@ def test_an_analysis_we_do_not_know_without_headings_is_filed_unmapped_not_dropp
     ("Prélevé le 12/03/2025 à 8h", "2025-03-12T08+01:00"),
     ("Prélevé le 12/03/2025 à 25h10", "2025-03-12"),
     ("Prélèvement : sang veineux, 2 tubes", None),
+    ("Prélevé le mercredi 12 mars 2025 à 08h15", "2025-03-12T08:15+01:00"),
+    ("Date de prélèvement : 2025-03-12 08:15", "2025-03-12T08:15+01:00"),
+    ("Prélevé à 08h15 le 12/03/2025", "2025-03-12T08:15+01:00"),
 ])
 def test_collection_date_and_time_as_laboratories_print_them(printed, expected) -> None:  # noqa: ANN001
     """'Date/heure de prélèvement', 'Prélèvement :' with a dotted date were no collection
     (results undated); a date in words, 'effectué le', 'Heure :' after the date, '8h'
-    lost the time (results dated to the day). A time that is none leaves the day."""
+    lost the time (results dated to the day); a weekday before the date, an ISO date, the
+    time before the date were no collection. A time that is none leaves the day."""
     words = printed.split()
     doc = _doc([[(40.0 + 60 * n, w) for n, w in enumerate(words)]])
     assert lab_pdf.collection_time(doc, [1]) == expected
