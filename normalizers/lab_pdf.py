@@ -985,7 +985,10 @@ def _bold_flags(lines: list[_Line]) -> None:
     abnormal ('A'; details.flag_printed 'bold') when no flag is printed beside it: some
     LIS (Cerballiance's, hospitals') mark an out-of-range result by bold type alone. A
     report printing every value in bold marks none."""
-    values = [v for line in lines for v in line.values if v.num is not None]
+    # each line's own value only: a LIS printing every result in bold prints the same
+    # result in another unit ('Soit : 5,83 mmol/L', a second column) in regular type
+    values = [line.values[0] for line in lines
+              if line.values and line.values[0].num is not None]
     if not any(v.bold for v in values) or all(v.bold for v in values):
         return
     for line in lines:

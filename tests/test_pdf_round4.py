@@ -279,3 +279,20 @@ def test_a_range_labelled_by_age_is_kept_as_printed() -> None:
     assert [(e.code, e.reference_range, e.interpretation) for e in msg.entries[1:]] == [
         ("6768-6", "Adulte : 40 - 130 ; Enfant < 15 ans : 150 - 420", "H"),
         ("2857-1", "Homme < 50 ans : < 2,5 ; Homme > 50 ans : < 6,5", None)]
+
+
+def test_every_result_in_bold_with_its_other_unit_in_regular_flags_none() -> None:
+    """A LIS printing every result in bold, and the same result in another unit on the line
+    below ('Soit : 5,83 mmol/L') in regular type: every result was flagged abnormal."""
+    rows = [_cells((40.0, "BIOGROUP Lorraine", "centre")),
+            _cells((40.0, "Patient : M. LE GOFF Jérôme")), _cells((40.0, "Né le 02/11/1955")),
+            _cells((40.0, "Prélevé le 12/03/2025 à 08:15")),
+            _cells((220.0, "Résultat"), (290.0, "Unité"), (360.0, "Valeurs de référence")),
+            _cells((40.0, "Glycémie à jeun"), (220.0, "1,05", "strong"), (290.0, "g/L"),
+                   (360.0, "(0,70 - 1,10)")),
+            _cells((60.0, "Soit :"), (220.0, "5,83"), (290.0, "mmol/L"), (360.0, "(3,89 - 6,10)")),
+            _cells((40.0, "Sodium"), (220.0, "140", "strong"), (290.0, "mmol/L"),
+                   (360.0, "(136 - 145)"))]
+    msg = _read(_styled_pdf(rows))
+    assert [(e.code, e.interpretation) for e in msg.entries[1:]] == [
+        ("2345-7", None), ("14749-6", None), ("2951-2", None)]
