@@ -426,6 +426,9 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("num", i, m.end(), column, m, m.group("n"))
     if text[i] == "(" and _NUM_AT.match(text, i + 1):
         return _Tok("skip", i, i + 1, column)  # '(0,60 g/L)': the value in another unit
+    if text[i] == "(" and (before or column == "unit") \
+            and (m := _unit_pattern().match(text, i + 1)) and text[m.end():m.end() + 1] == ")":
+        return _Tok("unit", i, m.end() + 1, column, m, m.group(0))  # '(mmol/L)'
     if m := _NUM_AT.match(text, i):
         digits = re.sub(r"\D", "", m.group(0).split(",")[0].split(".")[0])
         if len(digits) > 7 or re.match(r"0\d", m.group(0)):
@@ -645,6 +648,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             continue
         if tok.kind == "text" and tok.text == ":" and label:
             continue
+        if tok.kind == "unit" and tok.column == "unit" and n and toks[n - 1][1] is cell \
+                and toks[n - 1][0].kind == "text":
+            continue  # the end of a unit we cannot read ('UI/100 mL'), never the unit ('mL')
         if tok.kind == "unit" and tok.column == "unit" and not line.values:
             unit_first = tok.text  # 'Analyse | Unité | Résultat'
             continue

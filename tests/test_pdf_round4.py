@@ -296,3 +296,16 @@ def test_every_result_in_bold_with_its_other_unit_in_regular_flags_none() -> Non
     msg = _read(_styled_pdf(rows))
     assert [(e.code, e.interpretation) for e in msg.entries[1:]] == [
         ("2345-7", None), ("14749-6", None), ("2951-2", None)]
+
+
+def test_a_unit_in_parentheses_is_read_and_a_unit_we_cannot_read_is_not_cut() -> None:
+    """'(mmol/L)' under 'Unité' was no unit (the potassium filed unmapped); 'UI/100 mL', a
+    spelling no table knows, was read as 'mL' (its last word): a wrong unit in the dossier.
+    Now the first is read, the second gives no unit and the result is filed unmapped."""
+    rows = [[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+            [(40, "Potassium"), (220, "4,5"), (290, "(mmol/L)"), (360, "3,5-5,0")],
+            [(40, "Sodium"), (220, "140"), (290, "UI/100"), (328, "mL"), (360, "136-145")]]
+    found = lab_pdf.lab_results(_doc(rows), [1], "r|x", effective=None, issued=None)
+    assert [(e.code, e.unit, e.mapped) for e in found.entries] == [
+        ("2823-3", "mmol/L", True), ("Sodium", None, False)]
+    assert [w.split(":")[0] for w in found.warnings] == ["PDF_LAB_UNIT_UNEXPECTED"]
