@@ -9,10 +9,12 @@ the specimen's collection time), under the report entry (``parent_key``).
 What is read, and what is not (nothing is invented):
 - The table's columns come from its heading row ('Résultat | Unité | Valeurs de référence |
   Antériorité(s)', in any order, on one line or two, repeated on each page or not:
-  ``tables/pdf_lab_columns.csv``; the specimen's date heading the result column and former
+  ``tables/pdf_lab_columns.csv``; two tables side by side under one heading row are
+  read one after the other; the specimen's date heading the result column and former
   dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
-  date) is kept in ``details.previous``, never read as a result nor as the range. With no
+  date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
+  kept in ``details.previous``, never read as a result nor as the range. With no
   heading, a date on the line starts the antériorité, and a number after the range, or a
   second number in the same unit, is no result either. A table ends at the biologist's
   validation ('Résultats validés par'), or after a few lines without a result.
@@ -23,15 +25,17 @@ What is read, and what is not (nothing is invented):
   of its limits and twice nearer them than the other), to none when that is not clear
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
-  cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('< 0,5',
-  'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
+  cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
+  0,5', 'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
-  (the comment is the value). Flags printed after the value, or '*' before it
-  (``tables/pdf_lab_flags.csv``); a flag only in bold type is not in the text layer and is
-  not read. A number of more than 7 digits or with a leading zero is an identifier or a
-  phone number, never a value. A unit printed after the name ('Leucocytes (10*9/L)') is
-  the value's; OCR's misread units ('g/1') are read on scanned pages
-  (``tables/pdf_lab_ocr_units.csv``), and a value OCR read unsure is not filed (warning).
+  (the comment is the value); anything else under 'Résultat' is no value, and says so
+  (PDF_LAB_VALUE_NOT_READ). Flags printed after the value ('5,9 H', '5,9H', '5,9 (H)', '5,9
+  H*'), or '*' before it (``tables/pdf_lab_flags.csv``); a value printed in bold alone,
+  where the others are not, is flagged abnormal ('A', details.flag_printed 'bold'). A
+  number of more than 7 digits or with a leading zero is an identifier or a phone number,
+  never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
+  OCR's misread units ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``),
+  and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...') and comment lines go to the result
   above (``details.method``, ``details.comment``); a line naming the analysis alone, above
@@ -39,8 +43,11 @@ What is read, and what is not (nothing is invented):
   (%)') its end.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
-  outside a table only a name and a unit of the table make a result: a footer's address
-  ('12 rue ...'), a page number, a comment quoting a value are never results. Under a
+  outside a table a name and a unit of the table make a result, and so does a line laid
+  out as one (the name, a value in a unit we know and its range, each apart: filed unmapped,
+  warning PDF_LAB_UNKNOWN_ANALYSIS); a footer's address ('12 rue ...'), a page number, a
+  comment quoting a value are never results, and a value with a unit we did not file says
+  so (PDF_LAB_NOT_FILED): nothing that may be a result is dropped without a word. Under a
   section of another specimen than blood ('BIOCHIMIE URINAIRE': tables/pdf_lab_specimens.csv)
   nothing is coded with the table's blood and serum codes.
 """
@@ -139,6 +146,12 @@ def _flag_pattern() -> re.Pattern[str]:
     return re.compile(rf"(?:{alternation})(?=\s|$|\))(?!\s*:)")
 
 
+@cache
+def _bracket_flag_pattern() -> re.Pattern[str]:
+    alternation = "|".join(re.escape(s) for s in sorted(_flags(), key=len, reverse=True))
+    return re.compile(rf"[(\[]\s*(?P<f>{alternation})\s*[)\]](?=\s|$)")
+
+
 # -- cells and rows -----------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Cell:
@@ -146,7 +159,16 @@ class _Cell:
     x1: float
     text: str
     conf: float
-    words: list[tuple[float, float, str]] = field(default_factory=list)
+    words: list[tuple[float, float, str, bool]] = field(default_factory=list)  # x0, x1, bold
+
+    def bold_at(self, pos: int) -> bool:
+        """Whether the word at ``pos`` of the cell's text is printed in bold."""
+        at = 0
+        for _, _, t, bold in self.words:
+            if at <= pos < at + len(t):
+                return bold
+            at += len(t) + 1
+        return False
 
 
 @dataclass(slots=True)
@@ -184,11 +206,11 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                 if cells and w.bbox[0] - cells[-1].x1 <= CELL_GAP:
                     cells[-1].text += " " + t
                     cells[-1].x1 = w.bbox[2]
-                    cells[-1].words.append((w.bbox[0], w.bbox[2], t))
+                    cells[-1].words.append((w.bbox[0], w.bbox[2], t, w.bold))
                     confs[-1].append(float(w.confidence))
                 else:
                     cells.append(_Cell(w.bbox[0], w.bbox[2], t, 0.0,
-                                       [(w.bbox[0], w.bbox[2], t)]))
+                                       [(w.bbox[0], w.bbox[2], t, w.bold)]))
                     confs.append([float(w.confidence)])
             for c, cs in zip(cells, confs, strict=True):
                 c.conf = round(sum(cs) / len(cs), 1)
@@ -196,12 +218,54 @@ def _rows(doc: PdfDocument) -> list[_Row]:
     return out
 
 
+def _side_by_side(rows: list[_Row]) -> list[_Row]:
+    """Two result tables printed side by side under one heading row ('Analyse | Résultat |
+    Unité | Réf. | Analyse | Résultat | Unité | Réf.'), each line holding a result of each:
+    read, on that page, the left table and then the right one, as if printed one under the
+    other. Read across, the right table's name went to no result and its value to the left
+    one's analysis ('Sodium 7,2 G/L': a leucocyte count filed as a sodium)."""
+    out: list[_Row] = []
+    pages: dict[int, list[_Row]] = {}
+    for row in rows:
+        pages.setdefault(row.page, []).append(row)
+    for page_rows in pages.values():
+        found = next(((n, x) for n, row in enumerate(page_rows)
+                      if (x := _second_table_at(row)) is not None), None)
+        if found is None:
+            out.extend(page_rows)
+            continue
+        at, split = found
+        left: list[_Row] = []
+        right: list[_Row] = []
+        for row in page_rows[at:]:
+            for side, cells in ((left, [c for c in row.cells if c.x0 < split]),
+                                (right, [c for c in row.cells if c.x0 >= split])):
+                if cells:
+                    side.append(_Row(row.page, row.line, row.source, cells))
+        out.extend(page_rows[:at] + left + right)
+    return out
+
+
+def _second_table_at(row: _Row) -> float | None:
+    """Where a second table starts on a heading row naming two: the x of its name's
+    heading, between the first table's result heading and its own."""
+    kinds = [_columns().get(_fold(c.text).rstrip(" :").replace("(s)", "s"), "")
+             for c in row.cells]
+    results = [n for n, k in enumerate(kinds) if k == "result"]
+    if len(results) < 2:
+        return None
+    names = [n for n in range(results[0] + 1, results[1]) if kinds[n] == "name"]
+    return row.cells[names[-1]].x0 - 2 if names else None
+
+
 # -- the table's heading ------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Heading:
-    """The heading cells (x0, x1, column), left to right."""
+    """The heading cells (x0, x1, column), left to right, and the dates heading the
+    antériorité columns ('Antériorité du 12/01/2025', '12/01/2025'), by the cell's x0."""
 
     cells: list[tuple[float, float, str]]
+    dates: dict[float, str] = field(default_factory=dict)
 
     def column(self, cell: _Cell, first: bool = False) -> str:
         """The column a cell is under. The line's first cell, starting left of every data
@@ -209,12 +273,19 @@ class _Heading:
         falls in, else the one whose centre is nearest its own (values are printed
         left-aligned, right-aligned or centred under their heading, some beside it; a
         one-digit value far beside its heading may be taken for its neighbour's)."""
+        return self._under(cell, first)[2]
+
+    def date_of(self, cell: _Cell) -> str | None:
+        """The date heading the column a cell is under, if any."""
+        return self.dates.get(self._under(cell)[0])
+
+    def _under(self, cell: _Cell, first: bool = False) -> tuple[float, float, str]:
         data = [c for c in self.cells if c[2] != "name"]
         if first and cell.x0 < data[0][0] - 2:
-            return "name"
+            return (0.0, 0.0, "name")
         centre = (cell.x0 + cell.x1) / 2
         inside = [c for c in data if c[0] - 2 <= centre <= c[1] + 2]
-        return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))[2]
+        return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))
 
 
 _DATED = re.compile(r"\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?:\s+(?:à\s+)?\d{1,2}\s*[h:]\s*\d{2})?")
@@ -226,17 +297,26 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     date heading a column ('04/01/2023 11:30') is the result's column, later dates the
     antériorités'."""
     kinds = []
+    dates: dict[float, str] = {}
     for c in row.cells:
         key = _fold(c.text).rstrip(" :").replace("(s)", "s")
         kind = _columns().get(key, "")
         if not kind and _DATED.fullmatch(c.text.strip()):
             kind = "date"
+            dates[c.x0] = c.text.strip()
+        elif not kind and (m := _DATED.search(c.text)):
+            # 'Antériorité du 12/01/2025', 'Antérieur (12/01/25)', 'Résultat du 12/03/2025'
+            rest = _fold(c.text[:m.start()] + " " + c.text[m.end():]).strip(" :()-")
+            rest = re.sub(r"\s+(?:du|le|au)$", "", rest).replace("(s)", "s")
+            kind = _columns().get(rest, "")
+            if kind == "previous":
+                dates[c.x0] = m.group(0)
         kinds.append((c.x0, c.x1, kind))
     if "result" not in {k for *_, k in kinds}:
-        dates = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
-        if not dates or not {k for *_, k in kinds} & {"unit", "reference"}:
+        dated = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
+        if not dated or not {k for *_, k in kinds} & {"unit", "reference"}:
             return None  # a row of dates alone (under a heading) is none
-        kinds[dates[0]] = (*kinds[dates[0]][:2], "result")
+        kinds[dated[0]] = (*kinds[dated[0]][:2], "result")
     kinds = [(x0, x1, "previous" if k == "date" else k) for x0, x1, k in kinds]
     named = {k for *_, k in kinds if k}
     if "result" not in named or not named & {"unit", "reference", "previous"}:
@@ -248,12 +328,15 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     cells = [(x0, x1, k or "ignore") for x0, x1, k in kinds]
     if cells[0][2] != "name":
         cells.insert(0, (0.0, 0.0, "name"))
-    return _Heading(cells), section
+    return _Heading(cells, {x: d for x, d in dates.items()
+                            if any(c[0] == x and c[2] == "previous" for c in cells)}), section
 
 
 # -- tokens -------------------------------------------------------------------------------------
 _NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
-_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?![\w/]|-[^\W\d_])")
+# A number, not a part of a word or code; a flag may be glued to it ('5,9H'), and a number
+# cut before its decimals ('5' of '5,9X') is none
+_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/]|[.,]\d|-[^\W\d_])")
 _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
@@ -272,6 +355,9 @@ _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
 _BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
 _RANGE = re.compile(rf"\(?\s*(?P<lo>{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>{_NUM})(?![\w/])\s*\)?")
 _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
+# A range's label naming an age ('Enfant < 15 ans :', 'Homme > 50 ans :', '1 - 3 mois :'):
+# its figures are no range, the cell is kept whole
+_AGE_LABEL = re.compile(r"(?i)\d\s*(?:ans?|mois|jours?|j|semaines?|sem)\.?\s*:")
 _SEX_LABEL = re.compile(r"(?i)(?:h|f|hommes?|femmes?|enfants?|adultes?)\s*:\s*$")
 _METHOD = re.compile(r"(?i)^\(?\s*(?:m[ée]thode|technique|automate|r[ée]actif)s?\b")
 _WORD = re.compile(r"\S+")
@@ -321,6 +407,8 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
     after_value = bool(before) and before[-1].kind in ("num", "unit", "bound", "flag")
     if after_value and (m := _flag_pattern().match(text, i)):
         return _Tok("flag", i, m.end(), column, m, m.group(0))
+    if after_value and (m := _bracket_flag_pattern().match(text, i)):  # '5,9 (H)', '[L]'
+        return _Tok("flag", i, m.end(), column, m, m.group("f"))
     for kind, pattern in (("date", _DATE), ("date", _DATE_WORDS), ("skip", _TIME),
                           ("skip", _FRACTION), ("skip", _REF_LABEL), ("preflag", _PRE_FLAG)):
         if (m := pattern.match(text, i)) and (kind != "skip" or not _is_unit_at(text, i)):
@@ -338,6 +426,9 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("num", i, m.end(), column, m, m.group("n"))
     if text[i] == "(" and _NUM_AT.match(text, i + 1):
         return _Tok("skip", i, i + 1, column)  # '(0,60 g/L)': the value in another unit
+    if text[i] == "(" and (before or column == "unit") \
+            and (m := _unit_pattern().match(text, i + 1)) and text[m.end():m.end() + 1] == ")":
+        return _Tok("unit", i, m.end() + 1, column, m, m.group(0))  # '(mmol/L)'
     if m := _NUM_AT.match(text, i):
         digits = re.sub(r"\D", "", m.group(0).split(",")[0].split(".")[0])
         if len(digits) > 7 or re.match(r"0\d", m.group(0)):
@@ -394,6 +485,7 @@ class _Value:
     conf: float = 100.0
     column: str = ""  # the heading it was under ('' without)
     below: bool = False  # read on the line under its analysis's (another unit)
+    bold: bool = False  # the value printed in bold type
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
@@ -406,6 +498,8 @@ class _Line:
     previous: list[str] = field(default_factory=list)
     leftover: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # method, comments from lines below
+    apart: bool = True  # the name in cells of its own (not the words before a value in one)
+    unread: bool = False  # printed under 'Résultat', read as no value
 
 
 def _comparator(sign: str) -> str:
@@ -423,15 +517,23 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
     toks: list[tuple[_Tok, _Cell]] = []
     previous: list[str] = []
     flag_words: list[str] = []
+    apart = True
+    unread = False  # a cell under 'Résultat' with no value we can read
+    whole: list[str] = []  # ranges read whole (an age in their label)
     for n, cell in enumerate(_split(_joined_groups(row.cells), heading)):
         column = heading.column(cell, first=n == 0) if heading else ""
         if column == "name" and heading:
             name_parts.append(cell.text)
             continue
         if column == "previous":
-            previous.append(cell.text)
+            when = heading.date_of(cell) if heading else None
+            dated = when is None or _DATE.search(cell.text) or _DATE_WORDS.search(cell.text)
+            previous.append(cell.text if dated else f"{cell.text} ({when})")
             continue
         if column == "ignore":
+            continue
+        if column == "reference" and _AGE_LABEL.search(cell.text):
+            whole.append(_ref_text(cell.text))  # 'Enfant < 15 ans : 150 - 420', as printed
             continue
         if column == "flag":
             flag = _flag_word(cell.text)
@@ -439,6 +541,9 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
                 flag_words.append(flag)
             continue
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
+        if column == "result" and not any(t.kind in ("num", "bound", "word", "range")
+                                          for t in cell_toks):
+            unread = True
         if not heading and not toks:  # no heading: the name is what comes before a value
             first = next((k for k, t in enumerate(cell_toks)
                           if t.kind in ("num", "bound", "word", "range", "date", "preflag")),
@@ -449,9 +554,12 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             if first:
                 name_parts.append(cell.text[:cell_toks[first].start].strip())
             cell_toks = cell_toks[first:]
+            apart = not first
         toks.extend((t, cell) for t in cell_toks)
-    line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous)
+    line = _Line(row, " ".join(p for p in name_parts if p).strip(" :.*"), previous=previous,
+                 apart=apart, unread=unread)
     _interpret(line, toks, comma)
+    line.references.extend(whole)
     if flag_words:  # the 'Interprétation' column: the analysis's, in any of its units
         for value in line.values:
             value.flag = value.flag or flag_words[0]
@@ -468,7 +576,7 @@ def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
         if len(cell.words) < 2 or n:
             out.append(cell)
             continue
-        parts: list[list[tuple[float, float, str]]] = [[cell.words[0]]]
+        parts: list[list[tuple[float, float, str, bool]]] = [[cell.words[0]]]
         column = heading.column(_Cell(*cell.words[0][:2], "", 0.0), first=True)
         for k, w in enumerate(cell.words[1:], start=1):
             here = heading.column(_Cell(w[0], w[1], "", 0.0))
@@ -540,6 +648,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             continue
         if tok.kind == "text" and tok.text == ":" and label:
             continue
+        if tok.kind == "unit" and tok.column == "unit" and n and toks[n - 1][1] is cell \
+                and toks[n - 1][0].kind == "text":
+            continue  # the end of a unit we cannot read ('UI/100 mL'), never the unit ('mL')
         if tok.kind == "unit" and tok.column == "unit" and not line.values:
             unit_first = tok.text  # 'Analyse | Unité | Résultat'
             continue
@@ -565,7 +676,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(tok.text, parsed[0], conf=cell.conf, column=tok.column,
                              raw=[tok.match.group(0) if tok.match else tok.text],
-                             flag=preflag)
+                             flag=preflag, bold=cell.bold_at(tok.start))
             preflag = None
             line.values.append(current)
         elif tok.kind == "bound":
@@ -576,7 +687,8 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(" ".join(tok.text.strip("() ").split()), parsed[0],
                              comparator=_comparator(m.group("cmp")), conf=cell.conf,
-                             column=tok.column, raw=[tok.text])
+                             column=tok.column, raw=[tok.text],
+                             bold=cell.bold_at(m.start("n")))
             line.values.append(current)
         elif tok.kind == "word":
             current = _Value(tok.text, word=_words()[_fold(tok.text)], conf=cell.conf,
@@ -689,35 +801,68 @@ class LabPdfResults:
     lines_read: int  # result lines found (for the report's details)
 
 
-_COLLECTED = re.compile(
-    r"(?i)(?:pr[ée]l[eè]vement\s+(?:du|le)|pr[ée]lev[ée]e?s?\s+le|date\s+de\s+pr[ée]l[eè]vement"
-    r"\s*:?|pr[ée]l\.?\s+le)\s*:?\s*(?P<d>\d{1,2})[/.](?P<m>\d{1,2})[/.](?P<y>\d{4}|\d{2})"
-    r"(?:\s*(?:à|a|-)?\s*(?P<h>\d{1,2})\s*[h:]\s*(?P<mi>\d{2}))?")
+@cache
+def _collected() -> re.Pattern[str]:
+    """The specimen's collection as laboratories print it, on folded text: the label
+    ('Prélèvement du', 'Prélevé le', 'Date de prélèvement :', 'Date/heure de prélèvement',
+    'Prélèvement effectué le', 'Prélèvement :'), the date (figures with '/', '.' or '-', or
+    in words: '12 mars 2025', '1er mars 2025'), then the time if printed ('à 08h15',
+    '08:15', '- 8h', 'Heure : 08h15'); a weekday before the date, ISO 8601 ('2025-03-12'),
+    the time before the date ('Prélevé à 08h15 le 12/03/2025')."""
+    months = "|".join(sorted((r["word"] for r in table("french_months")), key=len, reverse=True))
+    return re.compile(
+        r"(?:\bdate\s*(?:et|/)\s*heure\s+(?:de\s+|du\s+)?prelevement"
+        r"|\bdate\s+(?:de\s+|du\s+)?prelevement|\bpre?l\.?\s+le\b"
+        r"|\bprelevement\s+(?:(?:effectue|realise)e?\s+)?(?:du|le)\b|\bprelevee?s?\s+le\b"
+        r"|\bprelevement\s*(?=:)|\bprelevee?s?(?=\s+a\s+\d))"
+        r"\s*:?\s*(?:a\s+(?P<h0>\d{1,2})\s*(?:h|:)\s*(?P<mi0>\d{2})?\s+le\s+)?(?:le\s+)?"
+        r"(?:(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\s+)?"
+        r"(?:(?P<d>\d{1,2})\s?[/.\-]\s?(?P<m>\d{1,2})\s?[/.\-]\s?(?P<y>\d{4}|\d{2})(?!\d)"
+        r"|(?P<y3>\d{4})-(?P<m3>\d{2})-(?P<d3>\d{2})(?!\d)"
+        rf"|(?P<d2>1er|\d{{1,2}})\s+(?P<mon>{months})\.?\s+(?P<y2>\d{{4}})(?!\d))"
+        r"(?:\s*(?:a|-|,)?\s*(?:heure(?:\s+de\s+prelevement)?\s*:?\s*)?"
+        r"(?P<h>\d{1,2})\s*(?:h|:)\s*(?P<mi>\d{2})?(?!\d))?")
+
+
+def _collected_at(m: re.Match[str]) -> str | None:
+    """One collection found, as ISO 8601 (to the minute, the hour or the day as printed);
+    None when it is no date. A time that is none ('25h') leaves the day."""
+    months = {r["word"]: int(r["month"]) for r in table("french_months")}
+    if m.group("mon"):
+        day = 1 if m.group("d2") == "1er" else int(m.group("d2"))
+        month, y = months[m.group("mon")], m.group("y2")
+    elif m.group("y3"):  # ISO 8601, as some LIS print it from their database
+        day, month, y = int(m.group("d3")), int(m.group("m3")), m.group("y3")
+    else:
+        day, month, y = int(m.group("d")), int(m.group("m")), m.group("y")
+    year = int(y)
+    if len(y) == 2:  # '03/03/26': this century unless that is in the future
+        year += 2000 if 2000 + year <= date.today().year else 1900
+    ts = f"{year:04d}{month:02d}{day:02d}"
+    hour, minute = (m.group("h"), m.group("mi")) if m.group("h") else (m.group("h0"),
+                                                                     m.group("mi0"))
+    for timed in ((f"{int(hour):02d}{minute or ''}",) if hour else ()) + ("",):
+        try:
+            return hl7_ts_to_iso(ts + timed)
+        except ValueError:
+            continue
+    return None
 
 
 def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
-    03/03/26 à 08:15') printed on ``pages`` (one report's: a batch print holds several),
-    as ISO 8601, with Paris's offset when a time is printed. A report printing it twice,
-    in its header without the time and above the results with it, is dated to the minute;
-    the same day only (another day is another specimen's)."""
+    03/03/26 à 08:15', 'Date/heure de prélèvement : 12.03.2025 08:15', 'Prélevé le 12 mars
+    2025 à 8h15') printed on ``pages`` (one report's: a batch print holds several), as ISO
+    8601, with Paris's offset when a time is printed. A report printing it twice, in its
+    header without the time and above the results with it, is dated to the minute; the
+    same day only (another day is another specimen's)."""
     found: list[str] = []
     for page in doc.pages:
         if page.number not in pages:
             continue
-        text = " ".join(unicodedata.normalize("NFC", page.text or "").split())
-        for m in _COLLECTED.finditer(text):
-            y = m.group("y")
-            year = int(y)
-            if len(y) == 2:  # '03/03/26': this century unless that is in the future
-                year += 2000 if 2000 + year <= date.today().year else 1900
-            ts = f"{year:04d}{int(m.group('m')):02d}{int(m.group('d')):02d}"
-            if m.group("h"):
-                ts += f"{int(m.group('h')):02d}{m.group('mi')}"
-            try:
-                found.append(hl7_ts_to_iso(ts))
-            except ValueError:
-                continue
+        for m in _collected().finditer(_fold(page.text or "")):
+            if (iso := _collected_at(m)) is not None:
+                found.append(iso)
     if not found:
         return None
     timed = [f for f in found if "T" in f and f[:10] == found[0][:10]]
@@ -729,7 +874,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     """The results of the result table(s) on ``pages`` of ``doc``, each a LAB_RESULT under
     ``parent_key``, dated by the specimen's collection (``collection_time``, else
     ``effective``)."""
-    rows = [r for r in _rows(doc) if r.page in pages]
+    rows = _side_by_side([r for r in _rows(doc) if r.page in pages])
     comma = _comma_decimals(rows)
     when = collection_time(doc, pages) or effective
     warnings: list[str] = []
@@ -762,6 +907,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if last is not None and line.values and _below(line) and (line.name or not pending):
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
             continue
+        if not line.values and line.unread and line.name and heading is not None:
+            warnings.append(f"PDF_LAB_VALUE_NOT_READ: {where}: what is printed under the "
+                            "result's heading is no value we can read: no result filed (read "
+                            "it on the report)")
         if not line.values:
             if last is not None and line.previous and not line.references \
                     and not line.name.strip(" :"):
@@ -806,6 +955,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         lines.append((line, section, where, heading))
         last, gap = line, 0
+    _bold_flags([line for line, *_ in lines])
     entries: list[Entry] = []
     keys: set[str] = set()
     for line, section, where, line_heading in lines:
@@ -831,6 +981,27 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")
     return LabPdfResults(entries, warnings, len(lines))
+
+
+BOLD_FLAG = "A"  # a value marked abnormal by bold type alone: abnormal, no direction printed
+
+
+def _bold_flags(lines: list[_Line]) -> None:
+    """A value in bold, on a report printing its other values in regular type, is marked
+    abnormal ('A'; details.flag_printed 'bold') when no flag is printed beside it: some
+    LIS (Cerballiance's, hospitals') mark an out-of-range result by bold type alone. A
+    report printing every value in bold marks none."""
+    # each line's own value only: a LIS printing every result in bold prints the same
+    # result in another unit ('Soit : 5,83 mmol/L', a second column) in regular type
+    values = [line.values[0] for line in lines
+              if line.values and line.values[0].num is not None]
+    if not any(v.bold for v in values) or all(v.bold for v in values):
+        return
+    for line in lines:
+        for v in line.values:
+            if v.bold and v.num is not None and v.flag is None:
+                v.flag = BOLD_FLAG
+                line.extra["flag_printed"] = "bold"
 
 
 @cache
@@ -908,6 +1079,17 @@ def _analyte(name: str) -> dict[str, dict[str, str]] | None:
     return table_.get(bare)
 
 
+def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
+    """Whether a line outside any result table, naming an analysis our table does not know,
+    is laid out as a result ('Vitamine B9   12,3 nmol/L   (10,4 - 42,4)'): the name in cells
+    of its own, words only, a number in a unit we know, and a reference range. A sentence
+    quoting a value ('Contrôle de la kaliémie à 4,8 mmol/L') or an address is none."""
+    name = line.name
+    return bool(line.apart and value.num is not None and ucum is not None and ucum.mapped
+                and value.reference and name and len(name.split()) <= 8
+                and re.search(r"[^\W\d_]{2}", name) and not _NOT_COMMENT.search(name))
+
+
 def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str,
            when: str | None, issued: str | None, heading: _Heading | None,
            warnings: list[str]) -> Entry | None:
@@ -920,9 +1102,22 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         if row is None and value.num is None and value.unit is None \
                 and len({r["loinc"] for r in rows.values()}) == 1:
             row = next(iter(rows.values()))  # 'Non réalisé': the analysis has one code
-    if rows is None and (heading is None or not (
-            ucum and ucum.mapped and value.word is None or value.column == "result")):
-        return None  # not in a table, or neither a unit we know nor under 'Résultat'
+    if rows is None and heading is None:
+        if not _result_apart(line, value, ucum):
+            if value.num is not None and ucum is not None and ucum.mapped and line.name:
+                warnings.append(f"PDF_LAB_NOT_FILED: {where}: a value with a unit after words "
+                                "naming no analysis we know, outside a result table and "
+                                "without a range of its own: not filed (read it on the report)")
+            return None
+        warnings.append(f"PDF_LAB_UNKNOWN_ANALYSIS: {where}: an analysis not in our table, "
+                        "outside a result table (its name, value, unit and range each apart): "
+                        "filed unmapped under its printed name")
+    elif rows is None and not (ucum and ucum.mapped and value.word is None
+                               or value.column == "result"):
+        warnings.append(f"PDF_LAB_NOT_FILED: {where}: a value of an analysis we do not know, "
+                        "neither under the result's heading nor in a unit we know: not filed "
+                        "(read it on the report)")
+        return None
     if row is not None and _other_specimen(section):
         row = None  # every code of the table is of blood or serum
         warnings.append(f"PDF_LAB_OTHER_SPECIMEN: {where}: under a section of another "

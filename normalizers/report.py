@@ -187,10 +187,7 @@ def _multi_field(value: Any, parts: list[tuple[_Line, int, int]]) -> dict[str, A
 
 # -- dates --------------------------------------------------------------------------------------
 _D = r"[0-9oli|]"
-_MONTHS = {"janvier": 1, "janv": 1, "jan": 1, "fevrier": 2, "fevr": 2, "fev": 2, "mars": 3,
-           "avril": 4, "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "aout": 8,
-           "septembre": 9, "sept": 9, "sep": 9, "octobre": 10, "oct": 10, "novembre": 11,
-           "nov": 11, "decembre": 12, "dec": 12}
+_MONTHS = {r["word"]: int(r["month"]) for r in table("french_months")}
 _MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
 # 'le 03/03/2026', '03/03/26', '3 mars 2026', '1er mars 2026', and ISO 8601 '2026-03-03'
 # (what RIS software prints from its database)
@@ -346,11 +343,14 @@ _NIR = re.compile(
     rf"(?<![0-9a-z])({_D}(?:{_SP}{_D}){{4}}{_SP}(?:2{_SP}[ab]|{_D}{_SP}{_D})"
     rf"(?:{_SP}{_D}){{6}}{_SP}{_D}{_SP}{_D})(?![0-9a-z])")
 # the exam's date; for a laboratory's report printed to PDF, the specimen's collection
-# ('Prélevé le 03/03/26 à 08:15', 'Date de prélèvement :', 'Prélèvement du ...')
+# ('Prélevé le 03/03/26 à 08:15', 'Date de prélèvement :', 'Prélèvement du ...',
+# 'Date/heure de prélèvement :', 'Prélèvement effectué le', 'Prélèvement : 12.03.2025')
 _EXAM_DATE = re.compile(
     r"(?:\bdate (?:de l'|d')?(?:examen|exam|acte|realisation)|\bexamen (?:realise |effectue )?"
     r"(?:du|[li1|]e)\b|\b(?:realis|effectu|pratiqu)ee? [li1|]e\b|\bexamen :"
-    r"|\bdate (?:du |de )?prelevement|\bprelevee?s? [li1|]e\b|\bprelevement (?:du|[li1|]e)\b)"
+    r"|\bdate (?:du |de )?prelevement|\bprelevee?s? [li1|]e\b|\bprelevement (?:du|[li1|]e)\b"
+    r"|\bdate ?(?:et|/) ?heure (?:du |de )?prelevement"
+    r"|\bprelevement (?:effectu|realis)ee? [li1|]e\b|\bprelevement :)"
     r"\s*:?\s*")
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
                           r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")

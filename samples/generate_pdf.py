@@ -384,10 +384,11 @@ STYLES = {  # name: (font, size, leading, space before)
     "title": ("bold", 12.0, 16.0, 10.0),
     "head": ("bold", 10.5, 14.5, 8.0),
     "table": ("regular", 10.0, 13.5, 0.0),
+    "strong": ("bold", 10.0, 13.5, 0.0),  # a body-size word in bold (a lab's abnormal value)
 }
 TABLE_COLUMNS = (0.0, 110.0, 200.0, 265.0)  # x offsets (pt) of the cells of a "table" line
 WRAP = {"body": 88, "small": 100, "label": 88, "title": 70, "centre": 70, "head": 80,
-        "table": 10_000}
+        "table": 10_000, "strong": 88}
 
 
 @dataclass

@@ -370,19 +370,20 @@ def test_specimen_date_heading_units_in_names_wrapped_names_and_the_end_of_the_t
     (10*9/L)'), names wrapped under their values, a value printed right after a long name.
     The heading was not read (no 'Résultat'): values, ranges and antériorités mixed; the
     units in the names were lost. And the patient block after the biologist's validation
-    ('Matricule INS', 'Tel Domicile') must never be results."""
+    ('Matricule INS', 'Tel Domicile') must never be results. (Round 4: each antériorité
+    carries the date heading its column; it was kept without it.)"""
     msg = _read(_lab_pdf(HEMOGRAMME))
     got = [(e.code, e.display, e.value, e.unit, e.reference_range, e.interpretation,
             e.details.get("previous")) for e in msg.entries[1:]]
     assert got == [
-        ("6690-2", "Leucocytes", "8.2", "10*9/L", "5 à 10", None, "5.8"),
-        ("718-7", "Hémoglobine", "13.4", "g/dL", "11.5 à 14.5", None, "13.3"),
-        ("787-2", "Volume globulaire moyen", "97", "fL", "85 à 95", "H", "90"),
+        ("6690-2", "Leucocytes", "8.2", "10*9/L", "5 à 10", None, "5.8 (12/09/2020 08:15)"),
+        ("718-7", "Hémoglobine", "13.4", "g/dL", "11.5 à 14.5", None, "13.3 (12/09/2020 08:15)"),
+        ("787-2", "Volume globulaire moyen", "97", "fL", "85 à 95", "H", "90 (12/09/2020 08:15)"),
         ("788-0", "Indice de distribution erythrocytaire", "17.5", "%", "11.5 à 14.5", "H",
-         "13.0"),
+         "13.0 (12/09/2020 08:15)"),
         ("786-4", "Concentration corpusculaire moyenne en hémoglobine", "33.0", "g/dL",
-         "32 à 36", None, "32.5"),
-        ("713-8", "Polynucléaires éosinophiles", "2", "%", "1 à 3", None, "2.0")]
+         "32 à 36", None, "32.5 (12/09/2020 08:15)"),
+        ("713-8", "Polynucléaires éosinophiles", "2", "%", "1 à 3", None, "2.0 (12/09/2020 08:15)")]
 
 
 TYPEWRITER = [("centre", "LABORATOIRE D'ANALYSES MEDICALES"), *LE_GOFF,

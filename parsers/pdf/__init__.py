@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import unicodedata
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -496,6 +497,17 @@ def _form_field_words(ppage, words: list[tuple]) -> list[tuple]:  # noqa: ANN001
     return out
 
 
+# The font names of bold faces: 'Helvetica-Bold', 'ABCDEF+Arial-BoldMT', 'Arial,Bold',
+# 'Calibri-Bold', 'Roboto-Black', 'OpenSans-ExtraBold', 'Segoe UI Semibold'
+_BOLD_FONT = re.compile(r"(?i)bold|black|heavy")
+
+
+def _bold(chars: Iterable[dict]) -> bool:
+    """Whether every letter or digit of a word is in a bold face."""
+    marks = [c for c in chars if str(c.get("text", "")).isalnum()]
+    return bool(marks) and all(_BOLD_FONT.search(str(c.get("fontname", ""))) for c in marks)
+
+
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
@@ -504,14 +516,17 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
     main = ppage.filter(lambda o: o.get("object_type") != "char" or _char_angle(o) in (0, None)) \
         if aside else ppage
     words = []
-    for w in main.extract_words(keep_blank_chars=False, use_text_flow=False):
+    bold: set[tuple[float, float, float, float]] = set()
+    for w in main.extract_words(keep_blank_chars=False, use_text_flow=False, return_chars=True):
         # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
         # macOS Quartz, some LaTeX and report engines) give the same text as precomposed
         # 'é' (canonical equivalence): what a reader sees, and what the labels are matched on
         text = unicodedata.normalize("NFC", _CID.sub("", w["text"])).strip()
         if text:
-            words.append((float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]),
-                          text))
+            box = (float(w["top"]), float(w["bottom"]), float(w["x0"]), float(w["x1"]))
+            words.append((*box, text))
+            if _bold(w.get("chars", ())):
+                bold.add(box)
     words.extend(_form_field_words(ppage, words))
     meaningful = sum(ch.isalnum() for *_, text in words + [w for line in aside for w in line]
                      for ch in text)
@@ -542,7 +557,7 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
         texts.append(" ".join(w[4] for w in line))
         out.extend(Word(text=w[4], confidence=100.0,
                         bbox=(round(w[2], 2), round(w[0], 2), round(w[3], 2), round(w[1], 2)),
-                        line=n) for w in line)
+                        line=n, bold=tuple(w[:4]) in bold) for w in line)
     return Page(number=number, source=TEXT_LAYER, text="\n".join(texts), words=out,
                 confidence=100.0, width=float(ppage.width), height=float(ppage.height))
 

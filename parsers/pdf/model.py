@@ -20,6 +20,9 @@ class Word:
     confidence: float  # 0-100 (tesseract's word confidence; 100 for the text layer)
     bbox: tuple[float, float, float, float]  # x0, top, x1, bottom in PDF points
     line: int  # line number on its page, 0-based, in reading order
+    # Printed in a bold font (text layer only): some laboratories mark a result out of its
+    # range by bold type alone, with no '*' or 'H' beside it
+    bold: bool = False
 
 
 @dataclass(slots=True)
