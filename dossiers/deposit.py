@@ -156,8 +156,19 @@ def _instant(iso: str | None) -> str | None:
     except ValueError:
         return iso
     if moment.tzinfo is None:
-        return moment.strftime("%Y-%m-%dT%H:%M")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        return _minute(moment, "")
+    return _minute(moment.astimezone(UTC), "Z")
+
+
+def _minute(moment: datetime, suffix: str) -> str:
+    """``moment.strftime('%Y-%m-%dT%H:%M') + suffix``, formatted by hand: the first strftime
+    after each lxml parse costs about 0.3-0.5 ms in glibc (measured in the preparing
+    processes: 3 per CR-BIO, 0.9 ms per document on a loaded machine), the f-string a
+    microsecond. glibc writes a year under 1000 unpadded: those keep strftime."""
+    if moment.year < 1000:
+        return moment.strftime("%Y-%m-%dT%H:%M") + suffix
+    return (f"{moment.year}-{moment.month:02d}-{moment.day:02d}"
+            f"T{moment.hour:02d}:{moment.minute:02d}{suffix}")
 
 
 @dataclass(slots=True)
