@@ -161,10 +161,11 @@ def _instant(iso: str | None) -> str | None:
 
 
 def _minute(moment: datetime, suffix: str) -> str:
-    """``moment.strftime('%Y-%m-%dT%H:%M') + suffix``, formatted by hand: the first strftime
-    after each lxml parse costs about 0.3-0.5 ms in glibc (measured in the preparing
-    processes: 3 per CR-BIO, 0.9 ms per document on a loaded machine), the f-string a
-    microsecond. glibc writes a year under 1000 unpadded: those keep strftime."""
+    """``moment.strftime('%Y-%m-%dT%H:%M') + suffix``, formatted by hand: in the preparing
+    processes each document brings new instants just after its lxml parse, and the first
+    strftime after a parse costs 0.03-0.8 ms in glibc depending on the load
+    (bench/README.md, round 2), the f-string a microsecond. glibc writes a year under 1000
+    unpadded: those keep strftime."""
     if moment.year < 1000:
         return moment.strftime("%Y-%m-%dT%H:%M") + suffix
     return (f"{moment.year}-{moment.month:02d}-{moment.day:02d}"

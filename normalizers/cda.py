@@ -586,9 +586,10 @@ _NOT_LEGAL_USES = frozenset({"P", "A", "R", "I", "ASGN", "SRCH", "PHON", "SNDX",
 
 
 def _today_digits() -> str:
-    """Today as 'YYYYMMDD', formatted by hand: the first ``strftime`` after each lxml parse
-    costs about 0.5 ms in glibc (measured in the preparing path; a few microseconds
-    otherwise), and this runs once per CDA document, just after its parse."""
+    """Today as 'YYYYMMDD', formatted by hand: this runs once per CDA document just after
+    its parse, and the first ``strftime`` after an lxml parse costs 0.03-0.8 ms in glibc
+    depending on the machine's load (its locale and zone data are out of the caches;
+    bench/README.md, round 2), a few microseconds otherwise."""
     today = date.today()
     return f"{today.year:04d}{today.month:02d}{today.day:02d}"
 
