@@ -585,6 +585,15 @@ _NOT_LEGAL_USES = frozenset({"P", "A", "R", "I", "ASGN", "SRCH", "PHON", "SNDX",
                              "IDE"})
 
 
+def _today_digits() -> str:
+    """Today as 'YYYYMMDD', formatted by hand: this runs once per CDA document just after
+    its parse, and the first ``strftime`` after an lxml parse costs 0.03-0.8 ms in glibc
+    depending on the machine's load (its locale and zone data are out of the caches;
+    bench/README.md, round 2), a few microseconds otherwise."""
+    today = date.today()
+    return f"{today.year:04d}{today.month:02d}{today.day:02d}"
+
+
 def _legal_name(names: list) -> Any:
     """The patient's name to identify them by: the one marked legal or official registry
     (use L, OR), else the first that is no nickname or variant, else the first. A C-CDA may
@@ -592,7 +601,7 @@ def _legal_name(names: list) -> Any:
     names = [n for n in names if not n.null_flavor] or names
     # A name whose validTime ended is a former one (a maiden name kept beside the married
     # one): compared with the dossier, it conflicted with the name the patient goes by now.
-    today = date.today().strftime("%Y%m%d")
+    today = _today_digits()
     names = [n for n in names if not n.valid_until or n.valid_until[:8] >= today] or names
     if not names:
         return None
