@@ -29,6 +29,7 @@ from sqlalchemy import (
 from dossiers.db import bulk_insert, bulk_update
 from dossiers.schema import entries, import_attempts, imports, provenance
 from pipelines.faults import fault_point
+from pipelines.warning_lines import condensed
 
 RECEIVED = "received"
 PROCESSING = "processing"
@@ -285,7 +286,7 @@ def record_outcomes(conn: Connection, results: list[tuple[int, Outcome, datetime
          "error_location": _storable(o.error_location, 500), "entries_count": o.entries,
          "duplicates_count": o.duplicates, "patient_id": o.patient_id,
          "logical_id": _storable(o.logical_id, 400), "duplicate_of": o.duplicate_of,
-         "warnings": [_storable(w) for w in o.warnings] if o.warnings else None,
+         "warnings": [_storable(w) for w in condensed(o.warnings)] if o.warnings else None,
          "not_before": o.not_before, "retries": o.retries, "updated_at": t}
         for i, o, _ in results], _OUTCOME_COLUMNS,
         fixed=_RELEASED)
