@@ -6,7 +6,7 @@ Each run is the real command in a new process, as an operator types it, without
 PREFECT_API_URL. Printed, in one run:
 
 - first run into a fresh store: creates the store and Prefect's database, and starts the
-  warm local Prefect server (flows.py, use_local_server);
+  warm local Prefect server (pipelines/local_server.py, use_local_server);
 - warm runs (the target): the server started by the first run is reused;
 - Prefect's own ephemeral server (``DMP_PREFECT_SERVER=ephemeral``, the floor this replaces):
   a server started and stopped by every command.
