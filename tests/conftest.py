@@ -246,8 +246,10 @@ def prefect_harness():  # noqa: ANN201
     import prefect.testing.utilities as harness
     from prefect.testing.utilities import prefect_test_harness
 
-    migrated = _migrated_prefect_db()
-    mkdtemp = harness.mkdtemp
+    # the harness makes its folder with its module's ``mkdtemp``; another Prefect that does
+    # not leaves the copy out, and its server migrates its own database
+    mkdtemp = getattr(harness, "mkdtemp", None)
+    migrated = _migrated_prefect_db() if mkdtemp is not None else None
 
     def with_database() -> str:  # the harness's folder, holding the migrated database
         folder = mkdtemp()
@@ -258,10 +260,12 @@ def prefect_harness():  # noqa: ANN201
         harness.mkdtemp = with_database
     try:
         with prefect_test_harness(server_startup_timeout=120):
-            harness.mkdtemp = mkdtemp
+            if mkdtemp is not None:
+                harness.mkdtemp = mkdtemp
             yield
     finally:
-        harness.mkdtemp = mkdtemp
+        if mkdtemp is not None:
+            harness.mkdtemp = mkdtemp
 
 
 @pytest.fixture
