@@ -19,7 +19,7 @@ PLACES_NAMED = 3  # a condensed line names this many places, then counts the oth
 # Where a warning says it is, before its text: a segment and field ('OBX[7]-5', 'OBX[7]-5.2',
 # 'OBX[7]'), a CDA element's path ('/ClinicalDocument/...'), a PDF page ('page 2').
 _PLACE = re.compile(r"(?P<place>[A-Za-z][A-Za-z0-9]{2}\[\d+\](?:-\d+(?:\.\d+)*)?"
-                    r"|/[^\s:]+(?:\[\d+\])?|pages? \d+(?:(?:-|, )\d+)*): (?P<text>.+)", re.S)
+                    r"|/[^\s:]+|pages? \d+(?:(?:-|, )\d+)*): (?P<text>.+)", re.S)
 
 
 def condensed(warnings: list[str]) -> list[str]:
