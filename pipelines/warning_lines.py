@@ -28,16 +28,16 @@ def condensed(warnings: list[str]) -> list[str]:
     if len(warnings) <= KEEP_EACH:
         return warnings
     places: dict[str, list[str | None]] = {}
+    texts: list[str] = []  # each line's text, read once
     for line in warnings:
         found = _PLACE.fullmatch(line)
         text, place = (found["text"], found["place"]) if found else (line, None)
         places.setdefault(text, []).append(place)
+        texts.append(text)
     if all(len(p) <= KEEP_EACH for p in places.values()):
         return warnings
     out: list[str] = []
-    for line in warnings:
-        found = _PLACE.fullmatch(line)
-        text = found["text"] if found else line
+    for line, text in zip(warnings, texts, strict=True):
         where = places.get(text)
         if where is None:
             continue  # said already, condensed
