@@ -582,10 +582,11 @@ def _trail_for(conn: Connection, patient_id: int, rows: Sequence, access: Access
         if details.get("entry") in hidden or (r.import_id is not None and r.import_id in imports) \
                 or imports.intersection(details.get("imports") or ()):
             continue
+        shown_details = r.details
         if r.actor != me and details:
-            details = {k: v for k, v in details.items() if k in _TRAIL_DETAILS}
+            shown_details = {k: v for k, v in details.items() if k in _TRAIL_DETAILS} or None
         shown.append(_Shown(r.seq, r.at, r.actor, r.action, r.import_id, r.reason,
-                            details or r.details))
+                            shown_details))
     return shown
 
 

@@ -229,6 +229,7 @@ def test_representative_trail_keeps_the_secret(minor) -> None:  # noqa: ANN001
     """The professional's read of the secret document, the filing of the hidden ones and the
     counts of other people's reads are not in the mother's trail; her own reads are."""
     m = minor
+    _file(m.ctx, _oru(5, "PLAIN2", "3"))  # a visible filing of its own
     access.read_document(m.ctx.engine, pro(TREATING), m.docs["secret"])
     access.read_document(m.ctx.engine, pro(TREATING), m.docs["plain"])
     access.read_dossier(m.ctx.engine, Principal("patient", m.pid), m.pid)
@@ -241,6 +242,7 @@ def test_representative_trail_keeps_the_secret(minor) -> None:  # noqa: ANN001
                                 if e["action"] == "document.read"}
     deposits = [e for e in mother if e["action"] == "dossier.deposit"]
     assert len(deposits) < len([e for e in patient if e["action"] == "dossier.deposit"])
+    assert deposits and deposits[-1]["details"] is None  # who filed, not how many entries
     others = [e for e in mother if e["actor"] != MOTHER.actor and e["details"]]
     assert others and all("entries" not in e["details"] for e in others)
     own = [e for e in mother if e["actor"] == MOTHER.actor and e["action"] == "entries.read"]
