@@ -466,6 +466,11 @@ def test_an_entry_flagged_invisible_to_the_patient_in_a_visible_document_is_hidd
         assert m.docs["plain"] in patient and m.results["plain"] not in patient
         assert m.results["plain"] not in _seen(m, MOTHER)
         assert m.results["plain"] in _seen(m, pro(TREATING))
+        # nor does the professional's read of it count it in the patient's trail
+        trail = access.read_audit(m.ctx.engine, Principal("patient", m.pid), m.pid)["events"]
+        theirs = [e for e in trail if e["actor"] == pro(TREATING).actor
+                  and e["action"] == "entries.read"]
+        assert theirs and theirs[-1]["details"] == {"basis": "treating"}
     finally:
         with m.ctx.engine.begin() as conn:
             conn.execute(update(entries).where(entries.c.id == m.results["plain"])
