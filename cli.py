@@ -737,7 +737,8 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
 
     try:
         token = mint(load_settings(), args.scope, subject=args.name, source=args.source,
-                     rpps=args.rpps, role=args.role, patient=args.patient, ttl=args.ttl)
+                     rpps=args.rpps, role=args.role, patient=args.patient,
+                     representative=args.representative, ttl=args.ttl)
     except (ValueError, SettingsError, OSError) as exc:
         raise UserError(f"token: {exc}") from None
     print(token)
@@ -797,6 +798,70 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
              (e["value"] or "")[:40], e["unit"], e["reference_range"], e["interpretation"],
              e["status"] + ("" if e["mapped"] else " (unmapped)"), e["effective"],
              e["version"]) for e in dossier["entries"]])
+    return EXIT_OK
+
+
+def _admin_principal(args: argparse.Namespace):  # noqa: ANN202
+    from dossiers.access import Principal
+    from pipelines.audit import Actor
+
+    return Principal("admin", Actor.current(args.actor).name)
+
+
+def cmd_representative_add(args: argparse.Namespace) -> int:
+    from dossiers.access import AccessError, declare_representative
+
+    ctx = _context()
+    try:
+        done = declare_representative(
+            ctx.engine, _admin_principal(args), args.patient, subject=args.account,
+            family=args.family, given=args.given, quality=args.quality,
+            valid_from=args.valid_from, valid_until=args.valid_until)
+    except AccessError as exc:
+        raise UserError(exc.message) from None
+    if args.json:
+        _print_json(done)
+    else:
+        print(f"representative {done['subject']} declared on dossier {done['patient_id']} "
+              f"({done['quality']}, from {done['valid_from']} "
+              f"until {done['valid_until'] or 'revoked'})")
+    return EXIT_OK
+
+
+def cmd_representative_revoke(args: argparse.Namespace) -> int:
+    from dossiers.access import AccessError, revoke_representative
+
+    ctx = _context()
+    try:
+        done = revoke_representative(ctx.engine, _admin_principal(args), args.patient,
+                                     args.account, args.reason)
+    except AccessError as exc:
+        raise UserError(exc.message) from None
+    if args.json:
+        _print_json(done)
+    else:
+        print(f"representative {done['subject']} revoked on dossier {done['patient_id']}")
+    return EXIT_OK
+
+
+def cmd_representative_list(args: argparse.Namespace) -> int:
+    from dossiers.access import AccessError, Principal, list_representatives
+
+    ctx = _context()
+    try:
+        found = list_representatives(ctx.engine, Principal("admin", "cli"), args.patient)
+    except AccessError as exc:
+        raise UserError(exc.message) from None
+    if args.json:
+        _print_json(found)
+    else:
+        _table(f"Legal representatives of dossier {found['patient_id']} "
+               f"({len(found['representatives'])})",
+               ["account", "name", "quality", "from", "until", "in force", "revoked"],
+               [(r["subject"], " ".join(filter(None, (r["given"], r["family"]))),
+                 r["quality"], r["valid_from"], r["valid_until"] or "-",
+                 "yes" if r["in_force"] else "no", r["revoked_at"] or "-")
+                for r in found["representatives"]])
     return EXIT_OK
 
 
@@ -994,11 +1059,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     p = token.add_parser("mint", help="print a signed token (tests, demos, senders)")
     p.add_argument("--scope", required=True,
-                   choices=["sender", "professional", "patient", "admin"])
+                   choices=["sender", "professional", "patient", "admin", "representative"])
     p.add_argument("--source", help="sender: its declared source id")
     p.add_argument("--rpps", help="professional: RPPS number (11 digits)")
     p.add_argument("--role", help="professional: médecin, infirmier, biologiste...")
     p.add_argument("--patient", help="patient: the dossier's internal id")
+    p.add_argument("--representative",
+                   help="representative: their account id (as declared on dossiers)")
     p.add_argument("--name", help="admin: who (also the subject of other scopes)")
     p.add_argument("--ttl", type=int, default=3600, help="seconds of validity (default 3600)")
     p.set_defaults(func=cmd_token_mint)
@@ -1037,6 +1104,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the Bundle to this file instead of stdout")
     p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.set_defaults(func=cmd_dossier_export)
+
+    rep = dossier.add_parser("representative", help="the legal representatives of a minor or "
+                             "a protected adult (parents, guardian)").add_subparsers(
+        dest="rep_action", required=True)
+    p = rep.add_parser("add", help="declare a legal representative on a dossier")
+    p.add_argument("patient", help="INS or internal id")
+    p.add_argument("--account", required=True,
+                   help="the representative's account id (what their token names)")
+    p.add_argument("--family", required=True)
+    p.add_argument("--given")
+    p.add_argument("--quality", required=True, help="parent, tuteur or mandataire")
+    p.add_argument("--from", dest="valid_from", help="first day it holds (default today)")
+    p.add_argument("--until", dest="valid_until",
+                   help="first day it no longer holds (a minor: their 18th birthday)")
+    p.add_argument("--as", dest="actor", help="who declares (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_representative_add)
+    p = rep.add_parser("revoke", help="end a legal representation (kept in the history)")
+    p.add_argument("patient", help="INS or internal id")
+    p.add_argument("--account", required=True)
+    p.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    p.add_argument("--as", dest="actor", help="who revokes (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_representative_revoke)
+    p = rep.add_parser("list", help="the declarations on a dossier, ended ones included")
+    p.add_argument("patient", help="INS or internal id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_representative_list)
     return parser
 
 

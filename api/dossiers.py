@@ -1,5 +1,6 @@
-"""The dossier endpoints: reads for professionals and the patient, the patient's choices,
-break-glass, withdrawal, professionals' registration.
+"""The dossier endpoints: reads for professionals, the patient and the patient's legal
+representatives, the patient's choices, break-glass, withdrawal, professionals' registration,
+legal representatives' declaration (admin).
 
 Each handler is one call into dossiers/access.py, which applies the DMP's rules and writes
 the audit trail in the same transaction; its AccessDenied / NotFound / InvalidRequest become
@@ -24,8 +25,9 @@ from pipelines.archive import ArchiveError, ArchiveMissing
 log = logging.getLogger("dmp.api.dossiers")
 router = APIRouter(tags=["dossiers"])
 
-READER = Annotated[Principal, Depends(requires("professional", "patient"))]
+READER = Annotated[Principal, Depends(requires("professional", "patient", "representative"))]
 PATIENT = Annotated[Principal, Depends(requires("patient"))]
+PATIENT_SIDE = Annotated[Principal, Depends(requires("patient", "representative"))]
 PROFESSIONAL = Annotated[Principal, Depends(requires("professional"))]
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
 PATIENT_OR_ADMIN = Annotated[Principal, Depends(requires("patient", "admin"))]
@@ -48,6 +50,18 @@ class Reason(BaseModel):
 
 class Opposition(BaseModel):
     opposed: bool = Field(description="true: the dossier is no longer fed; false: it is again")
+
+
+class Representative(BaseModel):
+    account: str = Field(description="the representative's account id (what their token "
+                         "names; never a NIR nor a name)")
+    family: str
+    given: str | None = None
+    quality: str = Field(description="parent, tuteur or mandataire")
+    valid_from: str | None = Field(None, description="YYYY-MM-DD, first day it holds "
+                                   "(default today)")
+    valid_until: str | None = Field(None, description="YYYY-MM-DD, first day it no longer "
+                                    "holds (a minor: the 18th birthday); null: until revoked")
 
 
 class Professional(BaseModel):
@@ -79,8 +93,9 @@ def get_entries(patient: PatientRef, request: Request, who: READER,
                                offset=offset)
 
 
-@router.get("/dossiers/{patient}/audit", summary="Who read or changed the dossier (patient)")
-def get_audit(patient: PatientRef, request: Request, who: PATIENT,
+@router.get("/dossiers/{patient}/audit",
+            summary="Who read or changed the dossier (patient, legal representative)")
+def get_audit(patient: PatientRef, request: Request, who: PATIENT_SIDE,
               limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0)) -> dict:
     return access.read_audit(_engine(request), who, patient, limit=limit, offset=offset)
 
@@ -170,3 +185,27 @@ def break_glass(patient: PatientRef, body: Reason, request: Request,
 def register(body: Professional, request: Request, who: ADMIN) -> dict:
     return access.register_professional(_engine(request), who, body.rpps, body.family,
                                         body.given, body.role)
+
+
+@router.get("/dossiers/{patient}/representatives", tags=["admin"],
+            summary="The legal representatives declared on a dossier, ended ones included "
+            "(admin)")
+def representatives(patient: PatientRef, request: Request, who: ADMIN) -> dict:
+    return access.list_representatives(_engine(request), who, patient)
+
+
+@router.post("/dossiers/{patient}/representatives", status_code=201, tags=["admin"],
+             summary="Declare a legal representative: parent, guardian (admin)")
+def declare_representative(patient: PatientRef, body: Representative, request: Request,
+                           who: ADMIN) -> dict:
+    return access.declare_representative(
+        _engine(request), who, patient, subject=body.account, family=body.family,
+        given=body.given, quality=body.quality, valid_from=body.valid_from,
+        valid_until=body.valid_until)
+
+
+@router.delete("/dossiers/{patient}/representatives/{account}", tags=["admin"],
+               summary="Revoke a legal representative, with a reason (admin)")
+def revoke_representative(patient: PatientRef, account: str, body: Reason, request: Request,
+                          who: ADMIN) -> dict:
+    return access.revoke_representative(_engine(request), who, patient, account, body.reason)

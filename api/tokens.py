@@ -1,7 +1,9 @@
 """Bearer tokens of the HTTP API: HS256 JWTs signed with one key, turned into a Principal.
 
 A token says who is calling and in which capacity (``scope``): a sender pushing imports, a
-professional (RPPS number and role), a patient (their dossier's internal id) or an admin.
+professional (RPPS number and role), a patient (their dossier's internal id), a legal
+representative (their account id: which dossiers they read is what an admin declared, not
+what the token says) or an admin.
 What that caller may then do is not decided here but in dossiers/access.py; this module only
 answers "is this token ours, still valid, and complete?".
 
@@ -19,15 +21,17 @@ from pathlib import Path
 
 import jwt
 
+from dossiers.access import ACCOUNT_ID as _REPRESENTATIVE
 from dossiers.access import Principal, normalize_rpps
 from pipelines.settings import Settings, SettingsError
 
 ALGORITHM = "HS256"
-SCOPES = ("sender", "professional", "patient", "admin")
+SCOPES = ("sender", "professional", "patient", "admin", "representative")
 DEFAULT_TTL = 3600
 MIN_SECRET = 32  # bytes: RFC 7518 asks for a key at least as long as the hash (256 bits)
 SECRET_FILE = "api_secret"
-_EXTRA = {"sender": "source", "professional": "rpps", "patient": "patient"}
+_EXTRA = {"sender": "source", "professional": "rpps", "patient": "patient",
+          "representative": "representative"}
 
 
 class TokenError(Exception):
@@ -84,7 +88,8 @@ def _read_key(path: Path) -> bytes:
 
 def mint(settings: Settings, scope: str, *, subject: str | None = None,
          source: str | None = None, rpps: str | None = None, role: str | None = None,
-         patient: str | int | None = None, ttl: int = DEFAULT_TTL,
+         patient: str | int | None = None, representative: str | None = None,
+         ttl: int = DEFAULT_TTL,
          now: float | None = None) -> str:
     """A signed token for ``scope`` (tests, demos, and the senders' configuration).
     ValueError when the claims the scope needs are missing."""
@@ -110,6 +115,13 @@ def mint(settings: Settings, scope: str, *, subject: str | None = None,
             raise ValueError("a patient token needs --patient (the dossier's internal id)")
         claims["patient"] = str(int(str(patient).strip()))
         subject = subject or claims["patient"]
+    elif scope == "representative":
+        account = (representative or "").strip()
+        if not _REPRESENTATIVE.match(account):
+            raise ValueError("a representative token needs --representative (their account "
+                             "id: letters, digits, '.', '_', '-')")
+        claims["representative"] = account
+        subject = subject or account
     elif not subject:
         raise ValueError("an admin token needs --name")
     issued = int(now if now is not None else time.time())
@@ -151,4 +163,7 @@ def principal_from(token: str, key: bytes) -> Principal:
         if not value.isascii() or not value.isdigit():
             raise TokenError("TOKEN_INVALID", "'patient' is the dossier's internal id")
         value = str(int(value))  # "012" is dossier 12
+    if scope == "representative" and not _REPRESENTATIVE.match(value):
+        raise TokenError("TOKEN_INVALID", "'representative' is an account id (letters, "
+                         "digits, '.', '_', '-')")
     return Principal(scope, value)

@@ -25,9 +25,34 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   gone from every read, kept (with who withdrew it) for the audit.
 - An **unauthorised** professional gets the same ``AccessDenied`` whether the patient exists
   or not. Denied attempts on an existing dossier are traced in the patient's trail.
-- **Admins** run the platform: they register professionals and may set a médecin traitant,
-  but they do not read dossiers through here (the operator's CLI has its own, audited,
-  commands). **Senders** only push.
+- A **legal representative** (the parents of a minor, the guardian of a minor or of a
+  protected adult), declared on the dossier by an admin for a period and revocable, reads the
+  dossier as the patient does (masked documents included, whatever the patient's consent to
+  consultation), except what is invisible to legal representatives (``_hidden_from``,
+  tables/visibility_flags.csv): documents flagged INVISIBLE_REP_LEGAUX (XDS
+  INVISIBLE_REPRESENTANTS_LEGAUX), INVISIBLE_PATIENT, or CONNEXION_SECRETE, and the entries
+  read from them. CONNEXION_SECRETE, as the DMP means it: the DMP's "connexion secrète" is
+  the mode in which a professional works in a minor's DMP at the minor's request, keeping a
+  care secret from the holders of parental authority (code de la santé publique L1111-5;
+  DMP LPS requirement EX_0.1-1100, carried by the confidentiality code of the VIHF token);
+  in that mode only documents invisible to the legal representatives may be filed
+  (EX_2.1-1050). So a document sent with CONNEXION_SECRETE=Y is invisible to them even when
+  its INVISIBLE_REP_LEGAUX flag is missing or N, and so is the trace of it in the audit
+  trail: a representative's trail leaves out every event about a document hidden from them
+  (its filing, its reads, its masking, its withdrawal), and of other people's reads keeps
+  who, when and on what basis, not the counts, which would tell what they do not see.
+  Representatives change nothing here: the patient's choices stay the patient's.
+- The flags follow a document's versions as MASQUE_PS does (dossiers/deposit.py: a new
+  version stating no flags keeps those held; one stating flags has them). MODIF_CONF_CODE=Y
+  says the message updates the visibility of a document held (CI-SIS "transmission de
+  documents CDA en HL7v2"): the document sent again with other flags is a new version with
+  them, which is what happens to any flags stated, so Y needs nothing more; and since a
+  document secret in any of its versions keeps its trail secret (``hidden_entries``), a
+  representative loses sight of a document made invisible to them and of their past reads
+  of it.
+- **Admins** run the platform: they register professionals, declare and revoke legal
+  representatives and may set a médecin traitant, but they do not read dossiers through here
+  (the operator's CLI has its own, audited, commands). **Senders** only push.
 """
 
 from __future__ import annotations
@@ -35,9 +60,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from dossiers.audit import AuditEvent, append, iso_utc
 from dossiers.consent import DOES_NOT_OBJECT, OBJECTS, apply_consent
@@ -47,15 +75,47 @@ from dossiers.schema import (
     authorizations,
     break_glass,
     entries,
+    legal_representatives,
     patients,
     professionals,
+    provenance,
 )
 from normalizers.model import ConsentStatement
+from normalizers.tabledata import read_csv_rows
 
 BREAK_GLASS_HOURS = 4
 RPPS_OID = "1.2.250.1.71.4.2.1"  # CDA author ids: root RPPS_OID, extension "8" + RPPS
-KINDS = ("patient", "professional", "admin", "sender")
+KINDS = ("patient", "professional", "admin", "sender", "representative")
+READS_AS_PATIENT = ("patient", "representative")  # bases that see masked documents
 _RPPS = re.compile(r"^8?(\d{11})$")
+# A representative's account id, as their token names it: opaque, never a NIR nor a name (a
+# letter at least: a bare number, a NIR or a phone number, is refused)
+ACCOUNT_ID = re.compile(r"^(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Representation begins and ends on French calendar days (a minor comes of age at midnight
+# in Paris, not in UTC)
+LOCAL_ZONE = ZoneInfo("Europe/Paris")
+TABLES = Path(__file__).resolve().parent / "tables"
+
+
+@cache
+def _hidden_from() -> dict[str, frozenset[str]]:
+    """basis -> the visibility flags that hide a document and its entries from readers on
+    that basis (tables/visibility_flags.csv)."""
+    found: dict[str, set[str]] = {}
+    for row in read_csv_rows(TABLES / "visibility_flags.csv"):
+        found.setdefault(row["hidden_from"], set()).add(row["flag"])
+    return {basis: frozenset(flags) for basis, flags in found.items()}
+
+
+def hidden_flags(basis: str) -> frozenset[str]:
+    return _hidden_from().get(basis, frozenset())
+
+
+@cache
+def representative_qualities() -> dict[str, str]:
+    """quality -> its wording (tables/representative_qualities.csv)."""
+    return {r["quality"]: r["display"]
+            for r in read_csv_rows(TABLES / "representative_qualities.csv")}
 
 
 class AccessError(Exception):
@@ -125,12 +185,12 @@ class Access:
     """A granted read: on which dossier, on what basis."""
 
     patient_id: int
-    basis: str  # patient, treating, authorised, break_glass; author (withdrawal only)
+    basis: str  # patient, representative, treating, authorised, break_glass; author
     principal: Principal
 
     @property
     def sees_masked(self) -> bool:
-        return self.basis in ("patient", "treating")
+        return self.basis in ("patient", "representative", "treating")
 
     def as_dict(self) -> dict:
         return {"basis": self.basis, "break_glass": self.basis == "break_glass"}
@@ -138,12 +198,18 @@ class Access:
 
 # -- decisions (pure, over rows already read) ------------------------------------------------
 def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
-           break_glass_open: bool) -> str:
+           break_glass_open: bool, represents: bool = False) -> str:
     """The basis on which ``principal`` may read ``patient`` (a ``patients`` row), or
-    AccessDenied."""
+    AccessDenied. ``represents``: a legal representative's declaration holds today (they
+    read as the patient does, whatever the consent to consultation, which is the
+    patient's statement about professionals)."""
     if principal.kind == "patient":
         if str(patient.id) == principal.subject:
             return "patient"
+        raise AccessDenied(*DENIED)
+    if principal.kind == "representative":
+        if represents:
+            return "representative"
         raise AccessDenied(*DENIED)
     if principal.kind != "professional" or principal.rpps is None:
         raise AccessDenied(*DENIED)
@@ -176,17 +242,27 @@ def is_masked(row) -> bool:  # noqa: ANN001
     return bool((row.masking or {}).get("MASQUE_PS"))
 
 
+def is_flagged(row, flags: frozenset[str]) -> bool:  # noqa: ANN001
+    """Whether any of ``flags`` is set on the row's own masking."""
+    held = row.masking or {}
+    return isinstance(held, dict) and any(held.get(f) for f in flags)
+
+
 def is_visible(row, access: Access, document=None) -> bool:  # noqa: ANN001
     """Whether ``access`` shows this entry (a current one). ``document``: the entry's parent
-    document row, whose masking, flags and author the entry follows."""
+    document row, whose masking, flags and author the entry follows. The entry's own flags
+    count too: a CDA section (or a DS4P-annotated statement) flagged INVISIBLE_PATIENT in a
+    document that is not was shown to the patient, who was read the document's flags only."""
     if not row.current or row.status == "withdrawn":
         return False
     holder = document if document is not None else row
     if document is not None and (not document.current or document.status == "withdrawn"):
         return False
-    flags = holder.masking or {}
-    if access.basis == "patient":
-        return not flags.get("INVISIBLE_PATIENT")
+    hidden = hidden_flags(access.basis)
+    if hidden and (is_flagged(holder, hidden) or is_flagged(row, hidden)):
+        return False
+    if access.basis in READS_AS_PATIENT:
+        return True
     if not (is_masked(holder) or is_masked(row)):
         return True
     if access.basis == "treating":
@@ -210,6 +286,23 @@ def _authorised(conn: Connection, patient_id: int, rpps: str | None) -> bool:
         authorizations.c.revoked_at.is_(None)).limit(1)).first() is not None
 
 
+def local_today() -> str:
+    """Today's date in France, ISO (what a representation's dates are compared with)."""
+    return datetime.now(LOCAL_ZONE).date().isoformat()
+
+
+def _represents(conn: Connection, patient_id: int, principal: Principal, today: str) -> bool:
+    """A declaration of this representative on this dossier, not revoked, holding today
+    (valid_from included, valid_until excluded)."""
+    if principal.kind != "representative":
+        return False
+    r = legal_representatives.c
+    return conn.execute(select(r.id).where(
+        r.patient_id == patient_id, r.subject == principal.subject, r.revoked_at.is_(None),
+        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today))
+        .limit(1)).first() is not None
+
+
 def _break_glass_open(conn: Connection, patient_id: int, rpps: str | None,
                       at: datetime) -> bool:
     if rpps is None:
@@ -230,7 +323,8 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
         basis = decide(principal, patient,
                        authorised=_authorised(conn, patient.id, principal.rpps),
                        break_glass_open=_break_glass_open(conn, patient.id, principal.rpps,
-                                                          now))
+                                                          now),
+                       represents=_represents(conn, patient.id, principal, local_today()))
     except AccessDenied as exc:
         exc.patient_id = patient.id  # type: ignore[attr-defined]
         exc.action = action  # type: ignore[attr-defined]
@@ -402,14 +496,18 @@ def _suffix(media_type: str | None) -> str:
 
 def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
                limit: int = 1000, offset: int = 0) -> dict:
-    """The patient's trail: every access and change, with who did it (the patient only)."""
+    """The patient's trail: every access and change, with who did it (professionals and
+    legal representatives by name). Read by the patient, or by a legal representative, whose
+    trail leaves out what is hidden from them (``_trail_for``)."""
     def work(conn: Connection) -> dict:
         patient, access = _open(conn, principal, patient_ref, "audit.read")
-        if access.basis != "patient":
+        if access.basis not in READS_AS_PATIENT:
             raise AccessDenied(*DENIED)
         rows = list(conn.execute(select(audit_log).where(audit_log.c.chain == patient.id)
                                  .order_by(audit_log.c.seq).limit(limit).offset(offset)))
-        names = _professional_names(conn, rows)
+        rows = _trail_for(conn, patient.id, rows, access)
+        names = {**_professional_names(conn, rows),
+                 **_representative_names(conn, patient.id, rows)}
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
         return {"patient_id": patient.id, "events": [
             {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
@@ -420,6 +518,78 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
     return _with_trace(engine, principal, work)
 
 
+# What of another person's audit event a reader is shown when the dossier holds entries hidden
+# from them: who acted on what basis, not how many entries they read (a count that tells there
+# is more than one sees), nor what they searched for (a code names a hidden result).
+_TRAIL_DETAILS = frozenset({"basis", "rpps", "format", "expires_at", "action", "entry",
+                            "subject", "quality", "valid_from", "valid_until"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """An audit row as a reader is shown it (the same fields as the row)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    import_id: int | None
+    reason: str | None
+    details: dict | None
+
+
+def hidden_entries(conn: Connection, patient_id: int, flags: frozenset[str]) -> set[int]:
+    """The ids of every version of every entry of the dossier that ``flags`` hide: a
+    document (or an entry) flagged in any of its versions, and what was read from it. Any
+    version: a document secret once keeps its past reads secret after a later version
+    unflags it."""
+    if not flags:
+        return set()
+    rows = list(conn.execute(select(entries.c.id, entries.c.key, entries.c.parent_id,
+                                    entries.c.masking).where(
+        entries.c.patient_id == patient_id)))
+    keys = {r.key for r in rows if is_flagged(r, flags)}
+    if not keys:
+        return set()
+    key_of = {r.id: r.key for r in rows}
+    return {r.id for r in rows if r.key in keys or key_of.get(r.parent_id) in keys}
+
+
+def _imports_of(conn: Connection, entry_ids: set[int]) -> set[int]:
+    """The imports that brought or confirmed any of these entries."""
+    found: set[int] = set()
+    ids = sorted(entry_ids)
+    for start in range(0, len(ids), 500):
+        found.update(conn.execute(select(provenance.c.import_id).where(
+            provenance.c.entry_id.in_(ids[start:start + 500]))).scalars())
+    return found
+
+
+def _trail_for(conn: Connection, patient_id: int, rows: Sequence, access: Access) -> list:
+    """The audit rows as ``access`` is shown them. When the dossier holds entries hidden from
+    the reader (INVISIBLE_PATIENT for the patient; also INVISIBLE_REP_LEGAUX and
+    CONNEXION_SECRETE for a representative), the events about them (a read, a mask, a
+    withdrawal naming one; the filing of an import that brought one) are left out, and other
+    people's events keep ``_TRAIL_DETAILS`` only. Otherwise the rows as they are."""
+    hidden = hidden_entries(conn, patient_id, hidden_flags(access.basis))
+    if not hidden:
+        return list(rows)
+    imports = _imports_of(conn, hidden)
+    me = access.principal.actor
+    shown = []
+    for r in rows:
+        details = r.details if isinstance(r.details, dict) else {}
+        if details.get("entry") in hidden or (r.import_id is not None and r.import_id in imports) \
+                or imports.intersection(details.get("imports") or ()):
+            continue
+        shown_details = r.details
+        if r.actor != me and details:
+            shown_details = {k: v for k, v in details.items() if k in _TRAIL_DETAILS} or None
+        shown.append(_Shown(r.seq, r.at, r.actor, r.action, r.import_id, r.reason,
+                            shown_details))
+    return shown
+
+
 def _professional_names(conn: Connection, rows: Iterable) -> dict[str, str]:
     rpps = {r.actor.split(":", 1)[1] for r in rows if r.actor.startswith("professional:")}
     if not rpps:
@@ -427,6 +597,19 @@ def _professional_names(conn: Connection, rows: Iterable) -> dict[str, str]:
     return {f"professional:{p.rpps}": " ".join(filter(None, (p.given, p.family)))
             + f" ({p.role})" for p in conn.execute(
                 select(professionals).where(professionals.c.rpps.in_(rpps)))}
+
+
+def _representative_names(conn: Connection, patient_id: int, rows: Iterable) -> dict[str, str]:
+    """'representative:<subject>' -> their name and quality, as declared on this dossier."""
+    subjects = {r.actor.split(":", 1)[1] for r in rows
+                if r.actor.startswith("representative:")}
+    if not subjects:
+        return {}
+    r = legal_representatives.c
+    return {f"representative:{p.subject}": " ".join(filter(None, (p.given, p.family)))
+            + f" ({representative_qualities().get(p.quality, p.quality)})"
+            for p in conn.execute(select(legal_representatives).where(
+                r.patient_id == patient_id, r.subject.in_(subjects)).order_by(r.id))}
 
 
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
@@ -442,21 +625,49 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                                   entries=len(rows))])
         found = [r._mapping for r in rows]
         return to_bundle(patient._mapping, found, versions=load_parent_versions(conn, found),
-                         provenance=load_provenance(conn, [r["id"] for r in found]),
+                         provenance=_shown_provenance(conn, patient.id, rows, access,
+                                                      load_provenance),
                          import_ids=False, base_url=base_url)
     return _with_trace(engine, principal, work)
 
 
+def _shown_provenance(conn: Connection, patient_id: int, visible: Sequence, access: Access,
+                      load) -> dict:  # noqa: ANN001
+    """The provenance links of the entries a reader sees, without the links to an import
+    that also brought something they may not see. One fact sent twice (a result by HL7v2,
+    then again inside a masked or secret CDA) is one entry with two links: the second one,
+    exported as a Provenance 'confirmed' with its sender and time, told the reader that a
+    document hidden from them exists."""
+    shown = {r.id for r in visible}
+    rows = list(conn.execute(select(entries.c.id, entries.c.key, entries.c.current).where(
+        entries.c.patient_id == patient_id)))
+    hidden_keys = {r.key for r in rows if r.current and r.id not in shown}
+    unseen = {r.id for r in rows if r.key in hidden_keys}  # every version of what is hidden
+    blocked = _imports_of(conn, unseen) if unseen else set()
+    if not blocked:
+        return load(conn, sorted(shown))
+    return {entry_id: [link for link in links if link["import_id"] not in blocked]
+            for entry_id, links in load(conn, sorted(shown)).items()}
+
+
 # -- changes ---------------------------------------------------------------------------------
 def _document_family(conn: Connection, row) -> list:  # noqa: ANN001
-    """A document and the current entries it holds, whichever of its versions brought them
-    (what masking or withdrawing it acts on)."""
-    versions = select(entries.c.id).where(entries.c.patient_id == row.patient_id,
-                                          entries.c.key == row.key)
-    children = list(conn.execute(select(entries).where(
-        entries.c.parent_id.in_(versions), entries.c.current.is_(True),
-        entries.c.id != row.id)))
-    return [row, *children]
+    """A document (or report) and the current entries it holds, whichever of its versions
+    brought them, and what those hold in turn (what masking or withdrawing it acts on). Down
+    every level: a culture's susceptibility panel hangs from its organism, which hangs from
+    the culture's report (OBR-26/29); with the direct children alone, the antibiotics of a
+    report the patient masked (or its author withdrew) stayed shown to every professional."""
+    family, seen, keys = [row], {row.id}, {row.key}
+    while keys:
+        versions = select(entries.c.id).where(entries.c.patient_id == row.patient_id,
+                                              entries.c.key.in_(keys))
+        children = [c for c in conn.execute(select(entries).where(
+            entries.c.parent_id.in_(versions), entries.c.current.is_(True)))
+            if c.id not in seen]
+        seen.update(c.id for c in children)
+        family += children
+        keys = {c.key for c in children}
+    return family
 
 
 def set_mask(engine: Engine, principal: Principal, entry_id: int, masked: bool) -> dict:
@@ -668,3 +879,125 @@ def register_professional(engine: Engine, principal: Principal, rpps: str, famil
         append(conn, [AuditEvent(principal.actor, "professional.register",
                                  details={"rpps": number, "role": values["role"]})])
     return {"rpps": number, **values}
+
+
+# -- legal representatives ---------------------------------------------------------------------
+def _day(value: str | None, name: str) -> str | None:
+    """An ISO calendar day, or InvalidRequest BAD_DATE naming the field."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise InvalidRequest("BAD_DATE", f"{name}: YYYY-MM-DD expected") from None
+
+
+def _admin_dossier(conn: Connection, principal: Principal, ref: str, what: str):  # noqa: ANN202
+    if principal.kind != "admin":
+        raise AccessDenied("ADMIN_ONLY", f"only an admin {what}")
+    patient = _patient_row(conn, ref)
+    if patient is None:
+        raise NotFound("NOT_FOUND", "no such dossier")
+    return patient
+
+
+def representative_dict(r) -> dict:  # noqa: ANN001
+    return {"id": r.id, "patient_id": r.patient_id, "subject": r.subject,
+            "family": r.family, "given": r.given, "quality": r.quality,
+            "valid_from": r.valid_from, "valid_until": r.valid_until,
+            "declared_at": iso_utc(r.declared_at), "declared_by": r.declared_by,
+            "revoked_at": iso_utc(r.revoked_at), "revoked_by": r.revoked_by,
+            "revoke_reason": r.revoke_reason}
+
+
+def declare_representative(engine: Engine, principal: Principal, patient_ref: str, *,
+                           subject: str, family: str, given: str | None, quality: str,
+                           valid_from: str | None = None,
+                           valid_until: str | None = None) -> dict:
+    """An admin declares a legal representative on a dossier, on the strength of the papers
+    seen (a minor's parents, a guardianship judgment), from ``valid_from`` (today when
+    None) until the day before ``valid_until`` (None: until revoked; a minor's: their 18th
+    birthday). Audited 'representative.declare' in the patient's trail (the account and the
+    dates; the name is read from the declaration when the trail is shown). A representative
+    already declared and not revoked on this dossier is refused ALREADY_DECLARED: revoke,
+    then declare again, so that each period stays in the history."""
+    subject = (subject or "").strip()
+    if not ACCOUNT_ID.match(subject):
+        raise InvalidRequest("BAD_SUBJECT", "the representative's account id: 1 to 64 letters, "
+                             "digits, '.', '_' or '-', one letter at least")
+    if not (family or "").strip():
+        raise InvalidRequest("BAD_REPRESENTATIVE", "the representative's family name is "
+                             "required")
+    quality = (quality or "").strip().lower()
+    if quality not in representative_qualities():
+        raise InvalidRequest("BAD_QUALITY", "quality: one of "
+                             + ", ".join(representative_qualities()))
+    start = _day(valid_from, "valid_from") or local_today()
+    end = _day(valid_until, "valid_until")
+    if end is not None and end <= start:
+        raise InvalidRequest("BAD_PERIOD", "valid_until must come after valid_from")
+
+    def work(conn: Connection) -> dict:
+        patient = _admin_dossier(conn, principal, patient_ref, "declares a legal "
+                                 "representative")
+        r = legal_representatives.c
+        if conn.execute(select(r.id).where(r.patient_id == patient.id, r.subject == subject,
+                                           r.revoked_at.is_(None))).first() is not None:
+            raise InvalidRequest("ALREADY_DECLARED", f"representative {subject} is already "
+                                 "declared on this dossier: revoke first")
+        new_id = conn.execute(insert(legal_representatives).values(
+            patient_id=patient.id, subject=subject, family=family.strip(),
+            given=(given or "").strip() or None, quality=quality, valid_from=start,
+            valid_until=end, declared_at=datetime.now(UTC), declared_by=principal.actor)
+            .returning(r.id)).scalar_one()
+        append(conn, [AuditEvent(principal.actor, "representative.declare",
+                                 patient_id=patient.id,
+                                 details={"subject": subject, "quality": quality,
+                                          "valid_from": start, "valid_until": end})])
+        return representative_dict(conn.execute(select(legal_representatives).where(
+            r.id == new_id)).one())
+    with engine.begin() as conn:
+        return work(conn)
+
+
+def revoke_representative(engine: Engine, principal: Principal, patient_ref: str,
+                          subject: str, reason: str) -> dict:
+    """An admin ends a representation before its term (a judgment withdrawing parental
+    authority, a guardian replaced): the declaration stays, revoked, with who and why; the
+    representative's next read is refused. Audited 'representative.revoke'."""
+    reason = (reason or "").strip()
+    if len(reason) < 3:
+        raise InvalidRequest("REASON_REQUIRED", "a reason is required to revoke")
+    subject = (subject or "").strip()
+
+    def work(conn: Connection) -> dict:
+        patient = _admin_dossier(conn, principal, patient_ref, "revokes a legal "
+                                 "representative")
+        r = legal_representatives.c
+        done = conn.execute(update(legal_representatives).where(
+            r.patient_id == patient.id, r.subject == subject, r.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC), revoked_by=principal.actor,
+                    revoke_reason=reason)).rowcount
+        if not done:
+            raise NotFound("NOT_DECLARED", f"no representative {subject[:64]} in force on "
+                           "this dossier")
+        append(conn, [AuditEvent(principal.actor, "representative.revoke",
+                                 patient_id=patient.id, reason=reason,
+                                 details={"subject": subject})])
+        return {"patient_id": patient.id, "subject": subject, "revoked": done}
+    with engine.begin() as conn:
+        return work(conn)
+
+
+def list_representatives(engine: Engine, principal: Principal, patient_ref: str) -> dict:
+    """Every declaration on a dossier, revoked and ended ones included, with whether it
+    holds today (an admin's view)."""
+    today = local_today()
+    with engine.connect() as conn:
+        patient = _admin_dossier(conn, principal, patient_ref, "lists legal representatives")
+        rows = conn.execute(select(legal_representatives).where(
+            legal_representatives.c.patient_id == patient.id)
+            .order_by(legal_representatives.c.id)).all()
+    return {"patient_id": patient.id, "representatives": [
+        {**representative_dict(r), "in_force": r.revoked_at is None and r.valid_from <= today
+         and (r.valid_until is None or r.valid_until > today)} for r in rows]}

@@ -277,3 +277,28 @@ provenance = Table(
     Column("relation", String(20), nullable=False),  # created, confirmed, superseded, withdrew
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Legal representatives (migration 0010): the parents (titulaires de l'autorité parentale) or
+# the guardian (tuteur, person in charge of a protective measure with representation) who
+# read a minor's or a protected adult's dossier as the patient does, minus what is invisible
+# to them (dossiers/access.py). Declared by an admin, for a period; never deleted: revoking
+# sets revoked_at, so the trail of who could read when stays readable.
+legal_representatives = Table(
+    "legal_representatives", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("patient_id", Id, ForeignKey("patients.id"), nullable=False),
+    # the representative's account, as their token names it (opaque: never a NIR or a name)
+    Column("subject", String(64), nullable=False),
+    Column("family", String(200), nullable=False),
+    Column("given", String(200)),
+    Column("quality", String(40), nullable=False),  # parent, tuteur, ... (table)
+    Column("valid_from", String(10), nullable=False),  # YYYY-MM-DD, first day it holds
+    Column("valid_until", String(10)),  # YYYY-MM-DD, first day it no longer holds; None: open
+    Column("declared_at", DateTime(timezone=True), nullable=False),
+    Column("declared_by", String(200), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", String(200)),
+    Column("revoke_reason", Text),
+)
+Index("ix_legal_representatives_patient", legal_representatives.c.patient_id,
+      legal_representatives.c.subject)

@@ -15,7 +15,7 @@ from dossiers.db import create_schema, make_engine
 from dossiers.schema import audit_log, imports, metadata
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-HEAD = "0009"  # the newest revision: a new one changes it here
+HEAD = "0010"  # the newest revision: a new one changes it here
 
 
 @pytest.fixture
@@ -239,3 +239,30 @@ def test_upgrade_to_0009_folds_letters_without_decomposition(engine) -> None:  #
     with engine.begin() as conn:
         command.downgrade(migrate.alembic_config(conn), "0008")
     assert keys() == {(f, k, bk) for f, k, _, bk in rows}
+
+
+def test_upgrade_to_0010_keeps_a_dossier_readable_and_adds_representatives(engine) -> None:  # noqa: ANN001, E501
+    """A store at 0009 with a minor's dossier: after the upgrade the patient reads it as
+    before, an admin declares her mother, who reads it too; downgrade drops the table."""
+    from alembic import command
+
+    from dossiers import access
+
+    migrate.upgrade(engine, "0009")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
+            " opposed, created_at) VALUES ('Da Silva', 'Maëlys', '2010-09-14', 'F',"
+            " 'DA SILVA', 'MAELYS', :no, :t)"), {"no": False, "t": NOW})
+        pid = str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
+    patient = access.Principal("patient", pid)
+    assert access.read_dossier(engine, patient, pid)["access"]["basis"] == "patient"
+    admin, mother = access.Principal("admin", "alice"), \
+        access.Principal("representative", "rep-claire")
+    access.declare_representative(engine, admin, pid, subject="rep-claire", family="Da Silva",
+                                  given="Claire", quality="parent")
+    assert access.read_dossier(engine, mother, pid)["access"]["basis"] == "representative"
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0009")
+    assert "legal_representatives" not in inspect(engine).get_table_names()

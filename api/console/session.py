@@ -79,7 +79,7 @@ def require(request: Request, *kinds: str) -> Session:
     session = current(request)
     if session is None:
         raise LoginRequired("expired" if request.cookies.get(SESSION_COOKIE) else None)
-    allowed = kinds or ("admin", "professional", "patient")
+    allowed = kinds or ("admin", "professional", "patient", "representative")
     if session.principal.kind not in allowed:
         raise Forbidden()
     return session

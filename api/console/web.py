@@ -152,7 +152,7 @@ def home(request: Request) -> Response:
         return redirect("/console/dashboard")
     if who.kind == "patient":
         return redirect(f"/console/dossiers/{who.subject}")
-    if who.kind == "professional":
+    if who.kind in ("professional", "representative"):  # a parent may have several children
         return redirect("/console/dossier")
     raise Forbidden()
 
@@ -426,9 +426,12 @@ def job_page(job_id: str, request: Request) -> Response:
 
 
 # -- dossiers ---------------------------------------------------------------------------------
+READERS = ("professional", "patient", "representative")  # who reads dossiers here
+
+
 @router.get("/dossier")
 def dossier_pick(request: Request, ref: str | None = None) -> Response:
-    session = require(request, "professional", "patient")
+    session = require(request, *READERS)
     if session.principal.kind == "patient":
         return redirect(f"/console/dossiers/{session.principal.subject}")
     if ref:
@@ -445,7 +448,7 @@ def _reader(session: Session) -> Principal:
 
 @router.get("/dossiers/{patient}")
 def dossier_page(patient: PatientRef, request: Request) -> Response:
-    session = require(request, "professional", "patient")
+    session = require(request, *READERS)
     engine = state(request).ctx.engine
     try:
         dossier = access.read_dossier(engine, _reader(session), patient)
@@ -508,7 +511,7 @@ async def break_glass(patient: PatientRef, request: Request) -> Response:
 
 @router.get("/dossiers/{patient}/audit")
 def audit_page(patient: PatientRef, request: Request) -> Response:
-    session = require(request, "patient")
+    session = require(request, "patient", "representative")
     try:
         trail = access.read_audit(state(request).ctx.engine, session.principal, patient)
     except AccessError as exc:
@@ -521,7 +524,7 @@ def audit_page(patient: PatientRef, request: Request) -> Response:
 def document_page(entry_id: ImportId, request: Request, kind: str | None = None) -> Response:
     """A PDF is shown by the browser from /file (one audited read); a CDA is read here
     (audited) and laid out as HTML."""
-    session = require(request, "professional", "patient")
+    session = require(request, *READERS)
     if kind == "pdf":
         return page(request, "document.html", session, entry_id=entry_id, pdf=True)
     ctx = state(request).ctx
@@ -544,7 +547,7 @@ def document_page(entry_id: ImportId, request: Request, kind: str | None = None)
 def document_embedded_pdf(entry_id: ImportId, request: Request) -> Response:
     """The PDF inside a level-1 CDA, for the browser's viewer on the document's page (the
     read is checked and audited by dossiers/access.py like any document read)."""
-    session = require(request, "professional", "patient")
+    session = require(request, *READERS)
     ctx = state(request).ctx
     try:
         found = access.read_document(ctx.engine, session.principal, entry_id)
@@ -570,7 +573,7 @@ def _archived(ctx, sha: str) -> bytes:  # noqa: ANN001
 
 @router.get("/documents/{entry_id}/file")
 def document_file(entry_id: ImportId, request: Request) -> Response:
-    session = require(request, "professional", "patient")
+    session = require(request, *READERS)
     ctx = state(request).ctx
     try:
         found = access.read_document(ctx.engine, session.principal, entry_id)
