@@ -473,17 +473,20 @@ class FolderPoller:
                         raise OSError(errno.EINVAL, "not a regular file")
                     if _locked(fd):  # locked by its writer since it was looked at
                         return self._still_written(claim, "locked by its writer")
-                    data = _read_up_to(fd, max(limit + 1, HEAD_KEPT))
+                    # a file its size already refuses: its head only, never max_bytes of it
+                    over = st.st_size > limit
+                    data = _read_up_to(fd, HEAD_KEPT if over else max(limit + 1, HEAD_KEPT))
                     after = os.fstat(fd)
                 finally:
                     os.close(fd)
-                if len(data) <= limit and (after.st_size != len(data)
-                                           or after.st_mtime_ns != st.st_mtime_ns):
+                over = over or len(data) > limit
+                if not over and (after.st_size != len(data)
+                                 or after.st_mtime_ns != st.st_mtime_ns):
                     return self._still_written(claim)
                 if not data:
                     rejection = EMPTY_FILE
-                elif len(data) > limit:
-                    size = max(st.st_size, len(data))
+                elif over:
+                    size = max(st.st_size, after.st_size, len(data))
                     data = data[:HEAD_KEPT]
                     rejection = ("FOLDER_FILE_TOO_LARGE",
                                  f"file of {size} bytes is over the folder's limit of {limit} "

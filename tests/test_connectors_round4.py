@@ -1,0 +1,100 @@
+"""Connectors round 4: the drop folder and the S3 bucket against what real deployments do.
+S3-compatible stores are played by a real HTTP proxy in front of moto's server
+(tests/s3_quirks.py), so boto3 parses the store's own answers; drop folders are real folders
+(a small tmpfs mounted where a full disk is needed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from connectors.folder import FolderPoller
+from connectors.s3_bucket import BucketPoller
+from tests.s3_quirks import QuirkyStore
+from tests.test_folder_connector import claimed_files, files_under
+from tests.test_folder_connector import source as folder_source
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    HL7,
+    aws_env,
+    bucket,
+    bucket_source,
+    keys,
+    ledger,
+    s3_server,
+    tags,
+)
+
+
+@pytest.fixture
+def quirky(bucket):  # noqa: ANN001, ANN201, F811
+    """(store proxy, bucket name, direct client to moto)."""
+    endpoint, name, client = bucket
+    store = QuirkyStore(endpoint)
+    try:
+        yield store, name, client
+    finally:
+        store.close()
+
+
+def _poller(store: QuirkyStore, name: str, ctx, **kw) -> BucketPoller:  # noqa: ANN001, ANN003
+    page = kw.pop("list_page_size", 1000)
+    return BucketPoller(bucket_source(name, **kw), ctx.engine, ctx.archive,
+                        endpoint_url=store.endpoint, list_page_size=page)
+
+
+# -- S3 -------------------------------------------------------------------------------------
+# -- drop folders ---------------------------------------------------------------------------
+def test_a_huge_file_over_max_bytes_is_not_read_into_memory(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """A file over max_bytes was read up to max_bytes + 1 before being refused: with the
+    default limit of a few hundred MB, a scanner's multi-GB export held that much memory in
+    the poller just to keep its first 64 KiB. Its size says it is too large: only the head
+    is read now."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    big = drop / "export.pdf"
+    with open(big, "wb") as f:
+        f.write(b"%PDF-1.7\n")
+        f.truncate(64 * 1024 * 1024)  # sparse: no disk used
+    with FolderPoller(folder_source(drop, max_bytes=48 * 1024 * 1024), sqlite_ctx.engine,
+                      sqlite_ctx.archive) as poller:
+        poller.scan()
+        tracemalloc.start()
+        try:
+            result = poller.poll()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert (result.taken, result.refused, result.error) == (1, 1, None)
+    assert peak < 8 * 1024 * 1024, peak
+    row = ledger(sqlite_ctx.engine)[0]
+    assert row["error_code"] == "FOLDER_FILE_TOO_LARGE" and "67108864 bytes" in row[
+        "error_message"]
+    assert len(sqlite_ctx.archive.get(row["sha256"])) == 65536
+    assert (drop / "failed" / "export.pdf").stat().st_size == 64 * 1024 * 1024
+
+
+NAS_FOLDERS = ["#recycle", "@eaDir", "sub/@eaDir", "#snapshot", "~snapshot/hourly.0",
+               "@Recycle", "@Recently-Snapshot", "$RECYCLE.BIN/S-1-5-21", "@Recently-Snapshot",
+               "System Volume Information", "lost+found"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):  # noqa: ANN001, ANN201
+    """A 512 KiB tmpfs (a nearly full disk for done/); needs root and mount permission."""
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=512k", "dmp-test", str(disk)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a file system here (root and mount permission needed)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
