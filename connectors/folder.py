@@ -44,6 +44,7 @@ Several pollers may watch the same folder (threads, processes, hosts whose file 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging

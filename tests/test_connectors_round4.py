@@ -98,3 +98,30 @@ def small_disk(tmp_path):  # noqa: ANN001, ANN201
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+def test_done_on_a_full_disk_leaves_no_partial_copy_and_moves_once_there_is_room(
+        sqlite_ctx, tmp_path, small_disk) -> None:  # noqa: ANN001
+    """done/ is a link to another disk that is full: the copy across file systems failed
+    half-way (ENOSPC) and left its partial '.dmp-copy-*.tmp' in done/, one more at every poll
+    that tried again, so the disk stayed full for good. The partial copy is removed; the file
+    stays claimed (recorded once) and is moved when there is room."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (small_disk / "done").mkdir()
+    (drop / "done").symlink_to(small_disk / "done", target_is_directory=True)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * 300 * 1024)
+    data = b"%PDF-1.7\n" + os.urandom(300 * 1024)
+    (drop / "scan.pdf").write_bytes(data)
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        for _ in range(2):
+            result = poller.poll()
+            assert result.error == ("folder source drop: a recorded file cannot be moved to "
+                                    "done/ (No space left on device); retried at the next poll")
+            assert list((small_disk / "done").iterdir()) == []
+            assert claimed_files(drop) == ["scan.pdf"]
+        filler.unlink()
+        result = poller.poll()
+        assert (result.error, result.taken) == (None, 1)
+    assert files_under(small_disk / "done") == {"scan.pdf": data}
+    assert not claimed_files(drop) and len(ledger(sqlite_ctx.engine)) == 1
+    assert not list(Path(small_disk).rglob(".dmp-copy-*"))
