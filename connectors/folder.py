@@ -17,8 +17,9 @@ One poll:
    and every file in a claim folder held by this poller is taken again first.
 2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
    temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
-   ``*.partial``, ``*~``), Office owner files (``~$x``) and Explorer's ``Thumbs.db`` and
-   ``desktop.ini`` are skipped. A file is *settled*
+   ``*.partial``, ``*~``), Office owner files (``~$x``), Explorer's ``Thumbs.db`` and
+   ``desktop.ini``, and the folders of a NAS or of Windows (``#recycle``, ``@eaDir``,
+   ``~snapshot``, ``$RECYCLE.BIN``... see connectors/files.py) are skipped. A file is *settled*
    when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
    apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
    waits ``settle_seconds`` and scans again.
@@ -671,23 +672,27 @@ def _copy_across(src: Path, target: Path) -> Path:
     """``_place`` when done/ or failed/ is on another file system (a mount, or a link an admin
     made to keep them on another disk): the bytes are copied to a hidden name beside the
     target and synced, then linked to a free name (never replacing), and only then is the
-    claimed file removed. A crash in between leaves the claimed file, taken again (a repeat)."""
+    claimed file removed. A crash in between leaves the claimed file, taken again (a repeat);
+    a copy that fails (the other disk full) is removed, the file stays claimed."""
     st = os.lstat(src)
     temp = target.with_name(f".dmp-copy-{secrets.token_hex(6)}.tmp")
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), temp)
-    elif stat.S_ISREG(st.st_mode):
-        with open(src, "rb") as fin, open(temp, "xb") as fout:
-            while chunk := fin.read(1 << 20):
-                fout.write(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
-    else:  # a pipe or socket cannot be copied: it stays claimed, the reason logged
+    if not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        # a pipe or socket cannot be copied: it stays claimed, the reason logged
         raise OSError(errno.EXDEV, "a special file cannot be moved to another file system")
     try:
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), temp)
+        else:
+            with open(src, "rb") as fin, open(temp, "xb") as fout:
+                while chunk := fin.read(1 << 20):
+                    fout.write(chunk)
+                fout.flush()
+                os.fsync(fout.fileno())
         placed = _place(temp, target)
     except BaseException:
-        os.unlink(temp)
+        # a copy cut short (disk full) is removed: left, each retry would leave one more
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         raise
     os.unlink(src)
     return placed

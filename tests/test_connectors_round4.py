@@ -83,6 +83,32 @@ NAS_FOLDERS = ["#recycle", "@eaDir", "sub/@eaDir", "#snapshot", "~snapshot/hourl
                "System Volume Information", "lost+found"]
 
 
+def test_nas_recycle_bins_snapshots_and_index_folders_are_not_taken(sqlite_ctx,  # noqa: ANN001
+                                                                     tmp_path) -> None:
+    """A drop folder shared by a NAS holds the NAS's own folders: Synology's '#recycle' (what
+    a sender deleted from the share: taken, a file withdrawn was filed anyway), '@eaDir'
+    (its indexer's thumbnails and streams, in every folder) and '#snapshot', NetApp's
+    '~snapshot' on SMB shares and QNAP's '@Recently-Snapshot' (every file again, once per
+    snapshot), QNAP's '@Recycle', Windows' '$RECYCLE.BIN' and 'System Volume Information', and
+    'lost+found' at the root of a mounted volume. None of them is what a sender sent."""
+    from connectors.files import iter_files
+
+    drop = tmp_path / "drop"
+    data = b"MSH|^~\\&|LAB|X\r"
+    for folder in NAS_FOLDERS:
+        (drop / folder).mkdir(parents=True, exist_ok=True)
+        (drop / folder / "r.hl7").write_bytes(data)
+    (drop / "sub" / "r.hl7").write_bytes(data)
+    (drop / "ok.hl7").write_bytes(data)
+    assert [p.relative_to(drop).as_posix() for p in iter_files([drop])] == ["ok.hl7",
+                                                                          "sub/r.hl7"]
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        assert poller.poll().taken == 2
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == ["ok.hl7", "sub/r.hl7"]
+    for folder in NAS_FOLDERS:
+        assert (drop / folder / "r.hl7").exists()
+
+
 @pytest.fixture
 def small_disk(tmp_path):  # noqa: ANN001, ANN201
     """A 512 KiB tmpfs (a nearly full disk for done/); needs root and mount permission."""
