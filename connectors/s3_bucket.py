@@ -30,6 +30,11 @@ size are logged. Keys are data, never paths: nothing here touches the local file
 key with ``../``, a leading ``/`` or control characters is recorded as given (in the ledger's
 ``file_name``; ``peer`` is ``s3://bucket/key``; both cut to the ledger's column sizes).
 
+An object the store will not give us while it gives the others (archived by a lifecycle rule:
+``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
+may not use) is left in place, unrecorded and unmarked; the poll's error says how many and
+why, and the other objects are taken.
+
 Run one poller per bucket source: two pollers on the same objects would both take them (the
 second copy is recorded as a byte-identical repeat and never filed twice).
 """
@@ -78,6 +83,14 @@ _NO_TAGGING_HINT = ("the store does not implement object tagging; set after = \"
 # conditional deletes, answers these
 NO_TAGGING = ("NotImplemented", "501")
 NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
+# Refusals that concern one object, not the endpoint: archived by a lifecycle rule (restore
+# it first), encrypted with a key we may not use (SSE-C, KMS), owned by another account. The
+# object is left in place and the others are taken; the poll says how many and why.
+UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
+              "KMS.DisabledException", "KMS.AccessDeniedException")
+UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore it",
+                    "AccessDenied": "no permission on it (its owner, its encryption key, the "
+                                    "bucket policy)"}
 
 
 @dataclass
@@ -89,6 +102,7 @@ class _Object:
     version: str | None = None
     item: Received | None = None
     pending: _Mark | None = None  # recorded by intake before, only its mark is left
+    unreadable: str | None = None  # the store's code when it refused this object only
 
 
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
@@ -120,6 +134,7 @@ class BucketPoller:
         self._tagging = True
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
+        self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
 
     @property
     def client(self):  # noqa: ANN201
@@ -145,6 +160,7 @@ class BucketPoller:
         from botocore.exceptions import BotoCoreError, ClientError
 
         result = PollResult(self.source.id)
+        self._unreadable = {}
         seen: dict[tuple[str, str], str] = {}
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
@@ -164,6 +180,12 @@ class BucketPoller:
         except (BotoCoreError, ClientError) as exc:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
+        if self._unreadable and result.error is None:
+            codes = "; ".join(code + (f": {UNREADABLE_HINTS[code]}" if code in UNREADABLE_HINTS
+                                      else "") for code in sorted(self._unreadable))
+            result.error = (f"bucket source {self.source.id}: "
+                            f"{sum(self._unreadable.values())} object(s) cannot be read "
+                            f"({codes}); left in place, tried again at the next poll")
         return result
 
     def _describe(self, exc: Exception) -> str:
@@ -248,6 +270,8 @@ class BucketPoller:
         for obj in fetched:
             if obj.pending is not None:  # recorded at an earlier poll, only the mark is left
                 marks.append(obj.pending)
+            elif obj.unreadable is not None:  # this object refused: left, the others go on
+                self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
                 seen[(obj.key, obj.etag)] = (obj.tags or {}).get(TAG, DONE)
             else:
@@ -313,7 +337,12 @@ class BucketPoller:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404", "PreconditionFailed", "412", "InvalidRange"):
                 return None
-            raise
+            if code not in UNREADABLE:
+                raise
+            log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place",
+                        self.source.id, key_ref(obj.key), code, exc.operation_name)
+            obj.unreadable = code
+            return obj
         obj.item = Received(data=data, source=self.source.id, channel="s3",
                             peer=shown(f"s3://{bucket}/{obj.key}", PEER_MAX),
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,

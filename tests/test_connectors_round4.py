@@ -48,6 +48,36 @@ def _poller(store: QuirkyStore, name: str, ctx, **kw) -> BucketPoller:  # noqa: 
 
 
 # -- S3 -------------------------------------------------------------------------------------
+def test_one_object_that_cannot_be_read_does_not_block_the_others(sqlite_ctx, quirky,  # noqa: ANN001
+                                                                  caplog) -> None:
+    """An object a lifecycle rule moved to an archive storage class (GetObject answers 403
+    InvalidObjectState until it is restored), or one encrypted with a key we may not use
+    (AccessDenied on that object only): its GET failed the whole poll, before intake, at
+    every poll, so no object listed with it was ever taken again. Now that object is left
+    where it is (nothing recorded, nothing marked), the poll says how many and why, and the
+    others are taken."""
+    store, name, client = quirky
+    for key in ("a.hl7", "archive.hl7", "c.hl7"):
+        client.put_object(Bucket=name, Key=f"incoming/{key}", Body=f"MSH|^~\\&|{key}\r".encode())
+    store.refuse = lambda method, path, query, headers: (
+        (403, "InvalidObjectState") if method == "GET" and path.endswith("/archive.hl7")
+        and "tagging" not in query else None)
+    poller = _poller(store, name, sqlite_ctx)
+    for _ in range(2):
+        result = poller.poll()
+        assert result.error == ("bucket source lab-s3: 1 object(s) cannot be read "
+                                "(InvalidObjectState: in an archive storage class: restore "
+                                "it); left in place, tried again at the next poll")
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == [
+        "incoming/a.hl7", "incoming/c.hl7"]
+    assert tags(client, name, "incoming/archive.hl7") == {}
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("dmp"))
+    assert "cannot be read (InvalidObjectState on GetObject)" in ours
+    assert "archive.hl7" not in ours  # logs name keys by digest only
+    store.refuse = None  # restored
+    assert poller.poll().taken == 1 and len(ledger(sqlite_ctx.engine)) == 3
+
+
 # -- drop folders ---------------------------------------------------------------------------
 def test_a_huge_file_over_max_bytes_is_not_read_into_memory(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
     """A file over max_bytes was read up to max_bytes + 1 before being refused: with the
