@@ -23,12 +23,15 @@ ETag read (``If-Match``, S3 and most compatible stores; a 412 leaves the new obj
 and a tag on an unversioned key is checked afterwards (``HeadObject`` ``If-Match``) and taken
 off again if the key holds another object. Either way the new object is taken at the next poll.
 
-An object over ``max_bytes`` is not read whole: its first 64 KiB are archived with a failed
-import (``S3_OBJECT_TOO_LARGE``: the admin sees it with ``imports list --status failed``), it
-is tagged ``dmp-intake=refused`` (``move``: moved under ``refused_prefix``) and its key and
-size are logged. Keys are data, never paths: nothing here touches the local file system, and a
-key with ``../``, a leading ``/`` or control characters is recorded as given (in the ledger's
-``file_name``; ``peer`` is ``s3://bucket/key``; both cut to the ledger's column sizes).
+No more than ``max_bytes`` + 1 bytes of an object are ever read (64 KiB of one listed over
+it), whatever the store sends: a store that ignores Range or If-Match cannot make the poller
+hold a huge object in memory. An object over ``max_bytes`` is not read whole: its first 64 KiB
+are archived with a failed import (``S3_OBJECT_TOO_LARGE``: the admin sees it with ``imports
+list --status failed``), it is tagged ``dmp-intake=refused`` (``move``: moved under
+``refused_prefix``) and its key and size are logged. Keys are data, never paths: nothing here
+touches the local file system, and a key with ``../``, a leading ``/`` or control characters
+is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
+cut to the ledger's column sizes).
 
 An object the store will not give us while it gives the others (archived by a lifecycle rule:
 ``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
@@ -321,14 +324,19 @@ class BucketPoller:
             if obj.size > limit:
                 response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
                                              Range=f"bytes=0-{HEAD_KEPT - 1}")
-                data = response["Body"].read()
+                data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
                 response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
-                data = response["Body"].read()
+                data = _read_body(response, limit + 1)
+                if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
+                    log.warning("bucket source %s: object %s is not the one listed (%d bytes "
+                                "read, %d listed); looked at again at the next poll",
+                                self.source.id, key_ref(obj.key), len(data), obj.size)
+                    return None
                 if not data:  # refused, as an empty file in a folder (connectors/folder.py)
                     rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
                                  "sender put nothing in it")
@@ -537,6 +545,24 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_body(response: dict, limit: int) -> bytes:
+    """At most ``limit`` bytes of a GetObject body, the connection then let go: what the
+    store sends beyond (a Range it ignored, an object replaced by a larger one behind an
+    If-Match it ignored) is never read into memory."""
+    body = response["Body"]
+    chunks, total = [], 0
+    try:
+        while total < limit:  # to the end when shorter: botocore then checks its length
+            chunk = body.read(min(1 << 20, limit - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        body.close()
+    return b"".join(chunks)
 
 
 def _code(exc: Exception) -> str | None:

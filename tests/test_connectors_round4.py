@@ -78,6 +78,52 @@ def test_one_object_that_cannot_be_read_does_not_block_the_others(sqlite_ctx, qu
     assert poller.poll().taken == 1 and len(ledger(sqlite_ctx.engine)) == 3
 
 
+def test_a_store_that_ignores_range_does_not_get_a_huge_object_read_whole(sqlite_ctx,  # noqa: ANN001
+                                                                          quirky) -> None:
+    """An object over max_bytes is fetched with Range: bytes=0-65535; a store (or a proxy in
+    front of it) that ignores Range answers 200 with the whole object, and the poller read
+    all of it into memory and archived it whole as the 'head'. Now at most 64 KiB is read
+    from the body, whatever the store sends."""
+    store, name, client = quirky
+    big = b"MSH|^~\\&|BIG|" + b"x" * 300_000 + b"\r"
+    client.put_object(Bucket=name, Key="incoming/big.hl7", Body=big)
+    store.alter = lambda method, path, query, headers, body: (
+        {k: v for k, v in headers.items() if k.lower() != "range"}, body)
+    result = _poller(store, name, sqlite_ctx, max_bytes=10_000).poll()
+    assert (result.error, result.taken, result.refused) == (None, 1, 1)
+    row = ledger(sqlite_ctx.engine)[0]
+    assert row["error_code"] == "S3_OBJECT_TOO_LARGE" and f"{len(big)} bytes" in row[
+        "error_message"]
+    assert sqlite_ctx.archive.get(row["sha256"]) == big[:65536]
+
+
+def test_an_object_grown_past_max_bytes_behind_a_store_ignoring_if_match(sqlite_ctx,  # noqa: ANN001
+                                                                         quirky) -> None:
+    """Listed small, replaced by a large one before the GET, on a store that ignores If-Match
+    on GET: the large body was read whole into memory. The body is now read no further than
+    max_bytes + 1, and a body that is not the object listed (another ETag, longer than
+    listed) is left for the next poll, which sees it as it is now."""
+    store, name, client = quirky
+    client.put_object(Bucket=name, Key="incoming/r.hl7", Body=b"MSH|^~\\&|SMALL\r")
+    store.alter = lambda method, path, query, headers, body: (
+        {k: v for k, v in headers.items() if k.lower() != "if-match"}, body)
+    poller = _poller(store, name, sqlite_ctx, max_bytes=10_000)
+    big = b"MSH|^~\\&|BIG|" + b"y" * 200_000 + b"\r"
+
+    def replaced(params, **_) -> None:  # noqa: ANN001, ANN003
+        client.put_object(Bucket=name, Key="incoming/r.hl7", Body=big)
+
+    poller.client.meta.events.register("before-parameter-build.s3.GetObject", replaced)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 0) and ledger(sqlite_ctx.engine) == []
+    poller.client.meta.events.unregister("before-parameter-build.s3.GetObject", replaced)
+    result = poller.poll()
+    assert (result.taken, result.refused) == (1, 1)
+    row = ledger(sqlite_ctx.engine)[0]
+    assert row["error_code"] == "S3_OBJECT_TOO_LARGE"
+    assert sqlite_ctx.archive.get(row["sha256"]) == big[:65536]
+
+
 # -- drop folders ---------------------------------------------------------------------------
 def test_a_huge_file_over_max_bytes_is_not_read_into_memory(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
     """A file over max_bytes was read up to max_bytes + 1 before being refused: with the
