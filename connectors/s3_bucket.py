@@ -96,6 +96,14 @@ UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore 
                                     "bucket policy)"}
 
 
+class ListingStuck(Exception):
+    """A listing page says there is more but gives no way to the next page."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"the S3 store's listing of {where} says there is more but gives no "
+                         f"way on (no key, no continuation token); the poll stopped there")
+
+
 @dataclass
 class _Object:
     key: str
@@ -180,7 +188,7 @@ class BucketPoller:
                         self._unmarked.pop(gone, None)
                 else:
                     self._known.update(seen)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, ListingStuck) as exc:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
         if self._unreadable and result.error is None:
@@ -195,6 +203,8 @@ class BucketPoller:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
         endpoint = self.endpoint_url or "AWS"
+        if isinstance(exc, ListingStuck):
+            return str(exc)
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             hint = AUTH_HINTS.get(code)
@@ -249,7 +259,7 @@ class BucketPoller:
         args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
                 "PaginationConfig": {"PageSize": self.list_page_size}}
         if self._list_v2:
-            pages = iter(self.client.get_paginator("list_objects_v2").paginate(**args))
+            pages = self._pages_v2()
             try:
                 first = next(pages, None)
             except ClientError as exc:
@@ -264,6 +274,31 @@ class BucketPoller:
                     yield from pages
                 return
         yield from self.client.get_paginator("list_objects").paginate(**args)
+
+    def _pages_v2(self) -> Iterator[dict]:
+        """ListObjectsV2 pages. Not botocore's paginator: a page truncated without a
+        NextContinuationToken (older Ceph RGW, appliances) ended its listing without a word,
+        and no object past that page was ever taken. Such a page is followed by the next one
+        after its last key (StartAfter); a page that gives no way on at all (no key, no
+        token) or the same token again stops the poll with an error."""
+        args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
+                "MaxKeys": self.list_page_size}
+        way: dict[str, str] = {}
+        tokens: set[str] = set()
+        while True:
+            page = self.client.list_objects_v2(**args, **way)
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+            contents = page.get("Contents") or []
+            if token and token not in tokens:
+                tokens.add(token)
+                way = {"ContinuationToken": token}
+            elif not token and contents and contents[-1]["Key"] > way.get("StartAfter", ""):
+                way = {"StartAfter": contents[-1]["Key"]}
+            else:
+                raise ListingStuck(self.where)
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,

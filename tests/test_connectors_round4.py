@@ -124,6 +124,51 @@ def test_an_object_grown_past_max_bytes_behind_a_store_ignoring_if_match(sqlite_
     assert sqlite_ctx.archive.get(row["sha256"]) == big[:65536]
 
 
+def test_a_listing_truncated_without_a_continuation_token(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """Some stores answer a ListObjectsV2 page with IsTruncated true and no
+    NextContinuationToken (older Ceph RGW and appliances with some prefixes). botocore's
+    paginator then stops without a word: every object past the first page was never taken,
+    and the poll looked healthy. The listing now goes on after the page's last key
+    (StartAfter)."""
+    store, name, client = quirky
+    for i in range(12):
+        client.put_object(Bucket=name, Key=f"incoming/{i:02d}.hl7",
+                          Body=f"MSH|^~\\&|P{i}\r".encode())
+
+    def no_token(method, path, query, body):  # noqa: ANN001, ANN202
+        if method == "GET" and "list-type" in query:
+            body = re.sub(rb"<NextContinuationToken>[^<]*</NextContinuationToken>", b"", body)
+        return body
+
+    store.reply = no_token
+    poller = _poller(store, name, sqlite_ctx, list_page_size=5)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 12)
+    assert poller.poll().taken == 0 and len(ledger(sqlite_ctx.engine)) == 12
+
+
+def test_a_listing_that_never_advances_is_a_poll_error(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """A store that answers every page truncated, with no key and no token, would be listed
+    forever: the poll stops and says so."""
+    store, name, client = quirky
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+
+    def stuck(method, path, query, body):  # noqa: ANN001, ANN202
+        if method == "GET" and "list-type" in query:
+            body = re.sub(rb"<Contents>.*</Contents>", b"", body, flags=re.S)
+            body = re.sub(rb"<NextContinuationToken>[^<]*</NextContinuationToken>", b"", body)
+            body = body.replace(b"<IsTruncated>false</IsTruncated>",
+                                b"<IsTruncated>true</IsTruncated>")
+        return body
+
+    store.reply = stuck
+    result = _poller(store, name, sqlite_ctx).poll()
+    assert result.taken == 0
+    assert result.error == (f"bucket source lab-s3: the S3 store's listing of s3://{name}/"
+                            f"incoming/ says there is more but gives no way on (no key, no "
+                            f"continuation token); the poll stopped there")
+
+
 # -- drop folders ---------------------------------------------------------------------------
 def test_a_huge_file_over_max_bytes_is_not_read_into_memory(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
     """A file over max_bytes was read up to max_bytes + 1 before being refused: with the
