@@ -136,6 +136,7 @@ class BucketPoller:
         self.concurrency = concurrency
         self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
+        self._own_client = False  # True when self._client was made here (see client)
         self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
@@ -149,16 +150,32 @@ class BucketPoller:
 
     @property
     def client(self):  # noqa: ANN201
+        """Our boto3 client, made in a session of its own: boto3's default session keeps the
+        credentials it read first for the life of the process, so keys rotated under a
+        running service (a rewritten credentials file, new environment of a restarted
+        sidecar...) were never seen. ``_forget_client`` after the store refuses who we are
+        makes the next poll read them again."""
         if self._client is None:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client(
+            self._client = boto3.session.Session().client(
                 "s3", endpoint_url=self.endpoint_url, region_name=self.source.region,
                 config=Config(retries={"max_attempts": 3, "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
+            self._own_client = True
         return self._client
+
+    def _forget_client(self, exc: Exception) -> None:
+        """After a refusal of our credentials (or none found), a client we made is dropped:
+        the next poll makes one that reads the credentials again. One given to us is kept."""
+        from botocore.exceptions import NoCredentialsError
+
+        if self._own_client and (isinstance(exc, NoCredentialsError)
+                                 or _code(exc) in AUTH_HINTS):
+            self._client = None
+            self._own_client = False
 
     @property
     def where(self) -> str:
@@ -191,6 +208,7 @@ class BucketPoller:
         except (BotoCoreError, ClientError, ListingStuck) as exc:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
+            self._forget_client(exc)
         if self._unreadable and result.error is None:
             codes = "; ".join(code + (f": {UNREADABLE_HINTS[code]}" if code in UNREADABLE_HINTS
                                       else "") for code in sorted(self._unreadable))

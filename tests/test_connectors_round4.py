@@ -131,7 +131,7 @@ def test_a_listing_truncated_without_a_continuation_token(sqlite_ctx, quirky) ->
     and the poll looked healthy. The listing now goes on after the page's last key
     (StartAfter)."""
     store, name, client = quirky
-    for i in range(12):
+    for i in range(7):
         client.put_object(Bucket=name, Key=f"incoming/{i:02d}.hl7",
                           Body=f"MSH|^~\\&|P{i}\r".encode())
 
@@ -141,10 +141,10 @@ def test_a_listing_truncated_without_a_continuation_token(sqlite_ctx, quirky) ->
         return body
 
     store.reply = no_token
-    poller = _poller(store, name, sqlite_ctx, list_page_size=5)
+    poller = _poller(store, name, sqlite_ctx, list_page_size=3)
     result = poller.poll()
-    assert (result.error, result.taken) == (None, 12)
-    assert poller.poll().taken == 0 and len(ledger(sqlite_ctx.engine)) == 12
+    assert (result.error, result.taken) == (None, 7)
+    assert poller.poll().taken == 0 and len(ledger(sqlite_ctx.engine)) == 7
 
 
 def test_a_listing_that_never_advances_is_a_poll_error(sqlite_ctx, quirky) -> None:  # noqa: ANN001
@@ -167,6 +167,45 @@ def test_a_listing_that_never_advances_is_a_poll_error(sqlite_ctx, quirky) -> No
     assert result.error == (f"bucket source lab-s3: the S3 store's listing of s3://{name}/"
                             f"incoming/ says there is more but gives no way on (no key, no "
                             f"continuation token); the poll stopped there")
+
+
+def test_rotated_credentials_are_read_again_after_the_store_refuses_the_old_ones(
+        sqlite_ctx, quirky, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Deployments rotate the S3 keys under a running service (a Vault agent or a cron job
+    rewriting the shared credentials file; temporary keys that expire). The poller kept the
+    client made at its first poll, and boto3's default session keeps the credentials it read
+    first: once the old key expired every poll of `serve` failed until a restart. After the
+    store refuses the credentials, the next poll makes a client that reads them again."""
+    store, name, client = quirky
+    creds = tmp_path / "credentials"
+
+    def write(key: str) -> None:
+        creds.write_text(f"[default]\naws_access_key_id = {key}\n"
+                         f"aws_secret_access_key = secret-{key}\n")
+
+    write("OLDKEY")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    valid = {"key": "OLDKEY"}
+
+    def expired(method, path, query, headers):  # noqa: ANN001, ANN202
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        return None if f"Credential={valid['key']}/" in auth else (400, "ExpiredToken")
+
+    store.refuse = expired
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
+    poller = _poller(store, name, sqlite_ctx)
+    assert (poller.poll().error, len(ledger(sqlite_ctx.engine))) == (None, 1)
+    valid["key"] = "NEWKEY"  # the old key expires, the new one is written
+    write("NEWKEY")
+    client.put_object(Bucket=name, Key="incoming/b.hl7", Body=b"MSH|^~\\&|B\r")
+    result = poller.poll()
+    assert "ExpiredToken: the S3 credentials are wrong or expired" in result.error
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 1)
+    assert tags(client, name, "incoming/b.hl7")["dmp-intake"] == "done"
 
 
 # -- drop folders ---------------------------------------------------------------------------
