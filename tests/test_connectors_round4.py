@@ -311,3 +311,36 @@ def test_done_on_a_full_disk_leaves_no_partial_copy_and_moves_once_there_is_room
     assert files_under(small_disk / "done") == {"scan.pdf": data}
     assert not claimed_files(drop) and len(ledger(sqlite_ctx.engine)) == 1
     assert not list(Path(small_disk).rglob(".dmp-copy-*"))
+
+
+def test_a_name_dropped_from_a_mac_is_found_by_the_name_typed(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """macOS writes accented names decomposed (NFD: 'e' + U+0301) on SMB, SFTP and NFS
+    shares; the ledger keeps the name as the file system gives it, and `imports list --file
+    '*Hélène*'` typed on any keyboard (NFC) found nothing: the report a sender's ticket names
+    could not be found by its name. A pattern now matches both spellings; names are still
+    recorded as given (the file in done/ is found by the same bytes)."""
+    import unicodedata
+
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    from pipelines.ledger import ImportFilter, where_filter
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    mac = unicodedata.normalize("NFD", "CR Hélène Dupré.hl7")
+    windows = "Résultat Gaëlle.hl7"
+    (drop / mac).write_bytes(b"MSH|^~\\&|MAC\r")
+    (drop / windows).write_bytes(b"MSH|^~\\&|WIN\r")
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        assert poller.poll().taken == 2
+    assert {r["file_name"] for r in ledger(sqlite_ctx.engine)} == {mac, windows}
+
+    def found(pattern: str) -> list[str]:
+        query = where_filter(select(imports.c.file_name), ImportFilter(file_name=pattern))
+        with sqlite_ctx.engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    assert found("*Hélène*") == [mac]  # typed (NFC), recorded decomposed
+    assert found(unicodedata.normalize("NFD", "*Gaëlle*")) == [windows]  # pasted from a Mac
+    assert found("*Dupre.hl7") == []  # an accent is still an accent
