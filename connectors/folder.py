@@ -15,7 +15,8 @@ One poll:
 
 1. Claim folders of pollers that are gone (their flock is free: a crash, a kill) are adopted,
    and every file in a claim folder held by this poller is taken again first.
-2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
+2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders
+   (a file dropped under either name is taken like any other),
    temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
    ``*.partial``, ``*~``), Office owner files (``~$x``), Explorer's ``Thumbs.db`` and
    ``desktop.ini``, and the folders of a NAS or of Windows (``#recycle``, ``@eaDir``,
@@ -197,6 +198,8 @@ class FolderPoller:
             if self.stop_event.wait(self.source.settle_seconds):
                 return
         settled = self._settled(self._scan())
+        # a file dropped as 'done' or 'failed' first: until it is gone done/ cannot be made
+        settled.sort(key=lambda item: item[0] not in (DONE, FAILED))
         batch: list[Claim] = []
         size = 0
         for rel, seen in settled[:self.max_files]:
@@ -255,8 +258,8 @@ class FolderPoller:
                 name = entry.name
                 if is_temporary(name):
                     continue
-                if not prefix and name in (DONE, FAILED):
-                    continue
+                if not prefix and name in (DONE, FAILED) and _is_folder(entry):
+                    continue  # ours (a folder, or a link to one); a file so named was dropped
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
@@ -607,6 +610,14 @@ class FolderPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one (done/ or failed/ an admin put on another disk)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _open_lock(path: Path) -> int:

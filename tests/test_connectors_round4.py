@@ -344,3 +344,28 @@ def test_a_name_dropped_from_a_mac_is_found_by_the_name_typed(sqlite_ctx, tmp_pa
     assert found("*Hélène*") == [mac]  # typed (NFC), recorded decomposed
     assert found(unicodedata.normalize("NFD", "*Gaëlle*")) == [windows]  # pasted from a Mac
     assert found("*Dupre.hl7") == []  # an accent is still an accent
+
+
+def test_a_file_named_done_does_not_block_the_folder(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """Senders that transfer by batches often end one with an empty marker file, and some
+    name it 'done' (or 'failed' after an error). At the top of the folder that name was
+    skipped as our own done/ folder, so done/ could never be made: every file was recorded,
+    then could not be moved out (the poll failed at every poll, the files stayed claimed,
+    the folder blocked for good). A top-level 'done' or 'failed' that is not a folder is
+    now a dropped file like any other; done/ and failed/ (or links to folders) are ours."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "done").write_bytes(b"")
+    (drop / "failed").write_bytes(b"batch 12 ok\n")
+    (drop / "r.hl7").write_bytes(b"MSH|^~\\&|R\r")
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        result = poller.poll()
+        assert (result.error, result.taken, result.refused) == (None, 3, 1)
+        assert not claimed_files(drop)
+        assert files_under(drop / "done") == {"r.hl7": b"MSH|^~\\&|R\r",
+                                              "failed": b"batch 12 ok\n"}
+        assert set(files_under(drop / "failed")) == {"done", "done.error.txt"}
+        (drop / "done" / "x.hl7").write_bytes(b"MSH|^~\\&|X\r")  # ours now: never taken
+        assert poller.poll().taken == 0
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == ["done", "failed",
+                                                                         "r.hl7"]
