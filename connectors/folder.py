@@ -23,7 +23,8 @@ One poll:
    ``~snapshot``, ``$RECYCLE.BIN``... see connectors/files.py) are skipped. A file is *settled*
    when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
    apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
-   waits ``settle_seconds`` and scans again.
+   waits ``settle_seconds`` and scans again. A settled file its writer holds locked, or
+   holds open for writing on this host (sftp-server, smbd), is left until it lets go.
 3. Settled files are claimed by renaming them into this poller's claim folder: ``rename`` is
    atomic, so of two pollers only one gets a file (the other's rename finds nothing).
 4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
@@ -53,6 +54,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import stat
 import threading
 import time
@@ -290,9 +292,10 @@ class FolderPoller:
 
     # -- claiming -------------------------------------------------------------------------
     def _in_use(self, rel: str, seen: _Seen) -> bool:
-        """A settled file its writer still holds locked (flock or fcntl: Samba, some SFTP
-        servers, programs that lock what they write) is left where it is: a writer that
-        stalled longer than settle_seconds may go on writing. Logged once per file."""
+        """A settled file its writer still holds locked (flock or fcntl: programs that lock
+        what they write) or open for writing on this host (sftp-server, smbd: no lock) is
+        left where it is: a writer that stalled longer than settle_seconds may go on
+        writing. Logged once per file."""
         try:
             fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
                          | os.O_CLOEXEC)
@@ -304,8 +307,8 @@ class FolderPoller:
             os.close(fd)
         if locked and not seen.locked:
             seen.locked = True
-            log.info("folder source %s: a settled file is locked by its writer; left in place "
-                     "until the lock is released", self.source.id)
+            log.info("folder source %s: a settled file is locked or held open for writing by "
+                     "its writer; left in place until its writer lets go", self.source.id)
         return locked
 
     def _claim(self, rel: str, seen: _Seen) -> Claim | None:
@@ -477,7 +480,7 @@ class FolderPoller:
                     if not stat.S_ISREG(os.fstat(fd).st_mode):
                         raise OSError(errno.EINVAL, "not a regular file")
                     if _locked(fd):  # locked by its writer since it was looked at
-                        return self._still_written(claim, "locked by its writer")
+                        return self._still_written(claim, "locked or held open by its writer")
                     # a file its size already refuses: its head only, never max_bytes of it
                     over = st.st_size > limit
                     data = _read_up_to(fd, HEAD_KEPT if over else max(limit + 1, HEAD_KEPT))
@@ -627,8 +630,9 @@ def _open_lock(path: Path) -> int:
 def _locked(fd: int) -> bool:
     """Whether another process holds a lock on the file that a reader's would conflict with:
     a flock or an fcntl (POSIX) lock, the two kinds writers take (independent on Linux, so
-    both are tried). Our shared lock, when granted, is let go at once. A file system without
-    locks (ENOLCK, EINVAL...) says nothing: the settle check alone applies."""
+    both are tried), or holds it open for writing (``_open_for_writing``). Our shared lock,
+    when granted, is let go at once. A file system without locks (ENOLCK, EINVAL...) says
+    nothing: the settle check alone applies."""
     for lock in (fcntl.flock, fcntl.lockf):
         try:
             lock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -637,6 +641,27 @@ def _locked(fd: int) -> bool:
                 return True
             continue
         lock(fd, fcntl.LOCK_UN)
+    return _open_for_writing(fd)
+
+
+def _open_for_writing(fd: int) -> bool:
+    """Whether a process on this host holds the file open for writing: an SFTP server
+    (sftp-server) or Samba (smbd) writing a stalled upload takes no lock, and keeps size and
+    mtime still for as long as the sender's network stalls. Linux refuses a read lease
+    (EAGAIN) on a file open for writing; granted, it is let go at once. Where leases are not
+    ours to take (not the file's owner without CAP_LEASE, a network file system, leases
+    disabled) this says nothing. A lease break while we hold it must not kill the service:
+    it is signalled with SIGURG (ignored by default), not SIGIO (which terminates)."""
+    setlease = getattr(fcntl, "F_SETLEASE", None)
+    setsig = getattr(fcntl, "F_SETSIG", None)
+    if setlease is None or setsig is None:
+        return False
+    try:
+        fcntl.fcntl(fd, setsig, signal.SIGURG)
+        fcntl.fcntl(fd, setlease, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    fcntl.fcntl(fd, setlease, fcntl.F_UNLCK)
     return False
 
 

@@ -369,3 +369,51 @@ def test_a_file_named_done_does_not_block_the_folder(sqlite_ctx, tmp_path) -> No
         assert poller.poll().taken == 0
     assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == ["done", "failed",
                                                                          "r.hl7"]
+
+
+HOLDER = """
+import sys
+with open(sys.argv[1], "ab") as fh:  # an SFTP server's or Samba's upload: open, no lock
+    fh.write(bytes.fromhex(sys.argv[2]))
+    fh.flush()
+    print("writing", flush=True)
+    sys.stdin.read()  # the sender's network stalls here
+    fh.write(bytes.fromhex(sys.argv[3]))
+"""
+
+
+def test_a_stalled_upload_held_open_without_a_lock_is_left_until_closed(sqlite_ctx,  # noqa: ANN001
+                                                                        tmp_path) -> None:
+    """sftp-server and smbd write an upload through a file they hold open and take no lock;
+    when the sender's network stalls longer than settle_seconds, size and mtime stand still
+    and the file was taken cut short (the rest then written into the claimed file, or after
+    it was archived). A file another process on this host holds open for writing is now
+    left in place until it is closed, then taken whole."""
+    import subprocess
+    import sys
+    import time
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    data = (HL7 / "05_chu_hba1c.hl7").read_bytes()
+    path = drop / "upload.hl7"
+    writer = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), data[:100].hex(),
+                               data[100:].hex()], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        past = time.time_ns() - 10 * 10**9
+        os.utime(path, ns=(past, past))  # settled by its mtime and size
+        with FolderPoller(folder_source(drop, settle_seconds=0.05), sqlite_ctx.engine,
+                          sqlite_ctx.archive) as poller:
+            assert poller.poll().taken == 0
+            assert path.read_bytes() == data[:100] and ledger(sqlite_ctx.engine) == []
+            writer.communicate("", timeout=10)  # the upload ends
+            os.utime(path, ns=(past, past))
+            assert poller.poll().taken == 0  # changed since seen: it settles first
+            time.sleep(0.1)
+            assert poller.poll().taken == 1
+    finally:
+        writer.kill()
+        writer.wait()
+    assert files_under(drop / "done") == {"upload.hl7": data}
