@@ -39,7 +39,8 @@ Symbolic links are never followed (a link is moved to ``failed/`` as it is: the 
 target) and the walk does not enter linked folders. Names are recorded as the file system gives
 them (control characters included; bytes that are not UTF-8 as ``\\xNN``). A crash between
 intake and the move to ``done/`` takes the file again after restart: intake records it as a
-byte-identical repeat, nothing is filed twice.
+byte-identical repeat, nothing is filed twice. A subfolder the service cannot list (no read
+or search permission) is a poll error: its files would otherwise never be taken, unsaid.
 
 Several pollers may watch the same folder (threads, processes, hosts whose file system honours
 ``flock``, e.g. local disks and NFSv4): each file is taken once.
@@ -165,6 +166,8 @@ class FolderPoller:
         self._own: Path | None = None
         self._recorded: dict[Path, tuple[str, str | None]] = {}  # intake done, move pending
         self._other_fs = 0  # files of this poll on a mount inside the folder (EXDEV)
+        self._unlisted = 0  # subfolders the last scan could not list (their files not seen)
+        self._unlistable: set[str] = set()  # and why (strerror)
 
     # -- the poll ---------------------------------------------------------------------------
     def poll(self) -> PollResult:
@@ -185,6 +188,14 @@ class FolderPoller:
                                 f"another file system than the folder (a mount inside it) "
                                 f"cannot be claimed; left in place (mount it outside this "
                                 f"folder and declare it as a folder source of its own)")
+                log.error("%s", result.error)
+            if self._unlisted and result.error is None:
+                # a sender's subfolder the service may not read (an SFTP chroot made 0700 for
+                # its user): its files would never be taken while the poll looked healthy
+                result.error = (f"folder source {self.source.id}: {self._unlisted} "
+                                f"subfolder(s) cannot be listed "
+                                f"({', '.join(sorted(self._unlistable))}); the files in them "
+                                f"are not taken (give the service read and search permission)")
                 log.error("%s", result.error)
         except OSError as exc:
             result.error = (f"folder source {self.source.id}: folder unusable "
@@ -230,6 +241,7 @@ class FolderPoller:
         """Every candidate file (relative path -> state); remembers them for the next scan."""
         now = self._clock()
         self._scans += 1
+        self._unlisted, self._unlistable = 0, set()
         previous = self._seen or {}
         current: dict[str, _Seen] = {}
         for rel, st in self._walk():
@@ -249,11 +261,15 @@ class FolderPoller:
             prefix, folder = stack.pop()
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except FileNotFoundError:
+                if folder == self.root:
+                    raise
+                continue  # removed by its sender meanwhile
             except OSError as exc:
                 if folder == self.root:
                     raise
-                log.warning("folder source %s: a subfolder cannot be listed (%s)",
-                            self.source.id, exc.strerror)
+                self._unlistable.add(exc.strerror or type(exc).__name__)
+                self._unlisted += 1
                 continue
             subfolders = []
             for entry in entries:

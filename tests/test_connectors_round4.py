@@ -417,3 +417,55 @@ def test_a_stalled_upload_held_open_without_a_lock_is_left_until_closed(sqlite_c
         writer.kill()
         writer.wait()
     assert files_under(drop / "done") == {"upload.hl7": data}
+
+
+class _NoDacOverride:
+    """This thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in its effective set (a
+    root test process reads any folder otherwise), put back on exit: Linux capabilities are
+    per thread, and the permitted set keeps them to raise again."""
+
+    def __enter__(self) -> None:
+        import ctypes
+
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # version 3, this thread
+        self._data = (ctypes.c_uint32 * 6)()
+        if self._libc.capget(self._header, self._data) != 0:
+            pytest.skip("capget refused")
+        self._saved = list(self._data)
+        if not self._data[0] & 0b110:
+            pytest.skip("no DAC override to drop: permissions already apply")
+        self._data[0] &= ~0b110  # effective set, low word: bits 1 and 2
+        if self._libc.capset(self._header, self._data) != 0:
+            pytest.skip("capset refused")
+
+    def __exit__(self, *exc: object) -> None:
+        for i, value in enumerate(self._saved):
+            self._data[i] = value
+        assert self._libc.capset(self._header, self._data) == 0
+
+
+def test_a_subfolder_the_service_cannot_list_is_a_poll_error(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """A sender's subfolder the service may not read (an SFTP chroot made 0700 for the
+    sender's own user): its files were never taken, one warning line per poll, and the poll
+    said nothing (serve and the flows showed a healthy source). The poll now fails with one
+    line saying why; the other files are taken."""
+    if os.geteuid() != 0:
+        pytest.skip("the folder is made unreadable to root by dropping capabilities")
+    drop = tmp_path / "drop"
+    (drop / "labB").mkdir(parents=True)
+    (drop / "labB" / "r.hl7").write_bytes(b"MSH|^~\\&|B\r")
+    (drop / "top.hl7").write_bytes(b"MSH|^~\\&|TOP\r")
+    os.chmod(drop / "labB", 0)
+    try:
+        with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+            with _NoDacOverride():
+                result = poller.poll()
+    finally:
+        os.chmod(drop / "labB", 0o755)
+    assert result.taken == 1
+    assert result.error == ("folder source drop: 1 subfolder(s) cannot be listed (Permission "
+                            "denied); the files in them are not taken (give the service read "
+                            "and search permission)")
+    assert (drop / "labB" / "r.hl7").exists()
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["top.hl7"]
