@@ -43,7 +43,8 @@ byte-identical repeat, nothing is filed twice. A subfolder the service cannot li
 or search permission) is a poll error: its files would otherwise never be taken, unsaid.
 
 Several pollers may watch the same folder (threads, processes, hosts whose file system honours
-``flock``, e.g. local disks and NFSv4): each file is taken once.
+``flock``, e.g. local disks and NFSv4): each file is taken once. A file system that refuses
+locks (NFSv3 without its lock service: ENOLCK) is a poll error saying so; nothing is claimed.
 """
 
 from __future__ import annotations
@@ -391,6 +392,18 @@ class FolderPoller:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    continue  # taken as abandoned by another poller meanwhile: try again
+                # the file system has no locks (NFSv3 without lockd, some FUSE mounts): each
+                # try left a folder behind, a hundred per poll, never removed (that needs the
+                # same lock); and without locks a claim cannot be told from a dead poller's
+                _release(making, -1)
+                raise OSError(exc.errno, f"its file system refuses locks ({exc.strerror}): on "
+                                         f"NFS start its lock service (rpc.statd), or mount it "
+                                         f"with 'nolock' when only this host polls it") from exc
+            try:
                 final = self.claimed_root / token
                 os.rename(making, final)
             except OSError:
@@ -825,10 +838,12 @@ def _drop_if_abandoned(folder: Path, min_age: float = 60.0) -> None:
 
 
 def _release(folder: Path, fd: int) -> None:
-    """Remove an empty claim folder while holding its lock, then let go."""
+    """Remove an empty claim folder while holding its lock, then let go (``fd`` -1: a folder
+    never locked, on a file system without locks)."""
     try:
         os.unlink(folder / ".lock")
         os.rmdir(folder)
     except OSError:
         pass
-    os.close(fd)
+    if fd >= 0:
+        os.close(fd)

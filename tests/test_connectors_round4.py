@@ -469,3 +469,78 @@ def test_a_subfolder_the_service_cannot_list_is_a_poll_error(sqlite_ctx, tmp_pat
                             "and search permission)")
     assert (drop / "labB" / "r.hl7").exists()
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["top.hl7"]
+
+
+def _in_a_thread_without_flock(work):  # noqa: ANN001, ANN202
+    """Run ``work()`` in a thread whose flock() fails with ENOLCK, as on an NFSv3 mount whose
+    lock service (lockd/statd) does not answer: a seccomp filter on that thread only (gone
+    with it). Returns what work returned."""
+    import ctypes
+    import errno
+    import platform
+    import threading
+
+    arch = {"x86_64": (0xC000003E, 73), "aarch64": (0xC00000B7, 32)}.get(platform.machine())
+    if arch is None:
+        pytest.skip("seccomp test written for x86_64 and aarch64")
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
+                    ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    program = (Filter * 6)(
+        Filter(0x20, 0, 0, 4),  # load the architecture
+        Filter(0x15, 0, 3, arch[0]),  # not ours: allow
+        Filter(0x20, 0, 0, 0),  # load the syscall number
+        Filter(0x15, 0, 1, arch[1]),  # flock?
+        Filter(0x06, 0, 0, 0x00050000 | errno.ENOLCK),  # fails with ENOLCK
+        Filter(0x06, 0, 0, 0x7FFF0000))  # anything else allowed
+    libc = ctypes.CDLL(None, use_errno=True)
+    outcome: dict = {}
+
+    def run() -> None:
+        prog = Program(len(program), program)
+        if (libc.prctl(38, 1, 0, 0, 0) != 0  # PR_SET_NO_NEW_PRIVS
+                or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0):  # seccomp filter
+            outcome["skip"] = True
+            return
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    if outcome.get("skip"):
+        pytest.skip("seccomp refused here")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_a_folder_whose_file_system_refuses_locks_says_so_and_leaves_no_litter(
+        sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """On an NFSv3 share whose lock service does not answer, flock() fails with ENOLCK. The
+    poller made a '.claimed/.new-*' folder to lock, failed, made another... a hundred per
+    poll, never removed (their removal needs the same lock), and the poll said 'cannot make
+    a claim folder': the share filled with empty folders at every poll. Now the poll says
+    the file system refuses locks and what to do, and leaves nothing behind; once locks
+    work, the files are taken."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "r.hl7").write_bytes(b"MSH|^~\\&|R\r")
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        results = _in_a_thread_without_flock(lambda: [poller.poll(), poller.poll()])
+        for result in results:
+            assert result.taken == 0
+            assert result.error == (
+                "folder source drop: folder unusable (its file system refuses locks (No locks "
+                "available): on NFS start its lock service (rpc.statd), or mount it with "
+                "'nolock' when only this host polls it)")
+        assert os.listdir(drop / ".claimed") == []
+        assert (drop / "r.hl7").exists() and ledger(sqlite_ctx.engine) == []
+        assert poller.poll().taken == 1  # locks work again
