@@ -22,16 +22,26 @@ SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~"
 SKIPPED_PREFIXES = (".", "~$")
 # Files Windows Explorer writes by itself into a shared folder (thumbnails, folder settings)
 SKIPPED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+# Folders a NAS or an operating system keeps inside a shared folder: recycle bins (what a
+# sender deleted), snapshots (every file again), indexers' thumbnails and streams, a volume's
+# lost+found. Synology: #recycle, #snapshot, @eaDir; QNAP: @Recycle, @Recently-Snapshot;
+# NetApp over SMB: ~snapshot (.snapshot over NFS is hidden); Windows: $RECYCLE.BIN, System
+# Volume Information
+SYSTEM_FOLDERS = frozenset({"#recycle", "#snapshot", "@eadir", "@recycle", "@recently-snapshot",
+                            "~snapshot", "$recycle.bin", "system volume information",
+                            "lost+found"})
 
 
 def is_temporary(name: str) -> bool:
-    """A name never taken: hidden files, temporary upload names, Office owner files and
-    Explorer's own files. They are not what a sender meant to send (an upload in progress, an
-    editor's lock, a thumbnail cache); taking one would archive a cut file, move a lock from
-    under the program holding it, or fill the failures list with what nobody sent."""
+    """A name never taken: hidden files, temporary upload names, Office owner files,
+    Explorer's own files and the system folders of a NAS. They are not what a sender meant
+    to send (an upload in progress, an editor's lock, a thumbnail cache, a recycle bin or a
+    snapshot); taking one would archive a cut file, move a lock from under the program
+    holding it, file what a sender withdrew, or fill the failures list with what nobody
+    sent."""
     lower = name.lower()
     return (name.startswith(SKIPPED_PREFIXES) or lower.endswith(SKIPPED_SUFFIXES)
-            or lower in SKIPPED_NAMES)
+            or lower in SKIPPED_NAMES or lower in SYSTEM_FOLDERS)
 
 
 class InputPathError(ValueError):

@@ -15,13 +15,16 @@ One poll:
 
 1. Claim folders of pollers that are gone (their flock is free: a crash, a kill) are adopted,
    and every file in a claim folder held by this poller is taken again first.
-2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders,
+2. The folder is scanned. Hidden names (``.x``), the top-level ``done``/``failed`` folders
+   (a file dropped under either name is taken like any other),
    temporary upload names (``*.part``, ``*.tmp``, ``*.crdownload``, ``*.filepart``,
-   ``*.partial``, ``*~``), Office owner files (``~$x``) and Explorer's ``Thumbs.db`` and
-   ``desktop.ini`` are skipped. A file is *settled*
+   ``*.partial``, ``*~``), Office owner files (``~$x``), Explorer's ``Thumbs.db`` and
+   ``desktop.ini``, and the folders of a NAS or of Windows (``#recycle``, ``@eaDir``,
+   ``~snapshot``, ``$RECYCLE.BIN``... see connectors/files.py) are skipped. A file is *settled*
    when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
    apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
-   waits ``settle_seconds`` and scans again.
+   waits ``settle_seconds`` and scans again. A settled file its writer holds locked, or
+   holds open for writing on this host (sftp-server, smbd), is left until it lets go.
 3. Settled files are claimed by renaming them into this poller's claim folder: ``rename`` is
    atomic, so of two pollers only one gets a file (the other's rename finds nothing).
 4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
@@ -36,20 +39,24 @@ Symbolic links are never followed (a link is moved to ``failed/`` as it is: the 
 target) and the walk does not enter linked folders. Names are recorded as the file system gives
 them (control characters included; bytes that are not UTF-8 as ``\\xNN``). A crash between
 intake and the move to ``done/`` takes the file again after restart: intake records it as a
-byte-identical repeat, nothing is filed twice.
+byte-identical repeat, nothing is filed twice. A subfolder the service cannot list (no read
+or search permission) is a poll error: its files would otherwise never be taken, unsaid.
 
 Several pollers may watch the same folder (threads, processes, hosts whose file system honours
-``flock``, e.g. local disks and NFSv4): each file is taken once.
+``flock``, e.g. local disks and NFSv4): each file is taken once. A file system that refuses
+locks (NFSv3 without its lock service: ENOLCK) is a poll error saying so; nothing is claimed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import os
 import re
 import secrets
+import signal
 import stat
 import threading
 import time
@@ -160,6 +167,8 @@ class FolderPoller:
         self._own: Path | None = None
         self._recorded: dict[Path, tuple[str, str | None]] = {}  # intake done, move pending
         self._other_fs = 0  # files of this poll on a mount inside the folder (EXDEV)
+        self._unlisted = 0  # subfolders the last scan could not list (their files not seen)
+        self._unlistable: set[str] = set()  # and why (strerror)
 
     # -- the poll ---------------------------------------------------------------------------
     def poll(self) -> PollResult:
@@ -181,6 +190,14 @@ class FolderPoller:
                                 f"cannot be claimed; left in place (mount it outside this "
                                 f"folder and declare it as a folder source of its own)")
                 log.error("%s", result.error)
+            if self._unlisted and result.error is None:
+                # a sender's subfolder the service may not read (an SFTP chroot made 0700 for
+                # its user): its files would never be taken while the poll looked healthy
+                result.error = (f"folder source {self.source.id}: {self._unlisted} "
+                                f"subfolder(s) cannot be listed "
+                                f"({', '.join(sorted(self._unlistable))}); the files in them "
+                                f"are not taken (give the service read and search permission)")
+                log.error("%s", result.error)
         except OSError as exc:
             result.error = (f"folder source {self.source.id}: folder unusable "
                             f"({exc.strerror or type(exc).__name__})")
@@ -195,6 +212,8 @@ class FolderPoller:
             if self.stop_event.wait(self.source.settle_seconds):
                 return
         settled = self._settled(self._scan())
+        # a file dropped as 'done' or 'failed' first: until it is gone done/ cannot be made
+        settled.sort(key=lambda item: item[0] not in (DONE, FAILED))
         batch: list[Claim] = []
         size = 0
         for rel, seen in settled[:self.max_files]:
@@ -223,6 +242,7 @@ class FolderPoller:
         """Every candidate file (relative path -> state); remembers them for the next scan."""
         now = self._clock()
         self._scans += 1
+        self._unlisted, self._unlistable = 0, set()
         previous = self._seen or {}
         current: dict[str, _Seen] = {}
         for rel, st in self._walk():
@@ -242,19 +262,23 @@ class FolderPoller:
             prefix, folder = stack.pop()
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except FileNotFoundError:
+                if folder == self.root:
+                    raise
+                continue  # removed by its sender meanwhile
             except OSError as exc:
                 if folder == self.root:
                     raise
-                log.warning("folder source %s: a subfolder cannot be listed (%s)",
-                            self.source.id, exc.strerror)
+                self._unlistable.add(exc.strerror or type(exc).__name__)
+                self._unlisted += 1
                 continue
             subfolders = []
             for entry in entries:
                 name = entry.name
                 if is_temporary(name):
                     continue
-                if not prefix and name in (DONE, FAILED):
-                    continue
+                if not prefix and name in (DONE, FAILED) and _is_folder(entry):
+                    continue  # ours (a folder, or a link to one); a file so named was dropped
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
@@ -285,9 +309,10 @@ class FolderPoller:
 
     # -- claiming -------------------------------------------------------------------------
     def _in_use(self, rel: str, seen: _Seen) -> bool:
-        """A settled file its writer still holds locked (flock or fcntl: Samba, some SFTP
-        servers, programs that lock what they write) is left where it is: a writer that
-        stalled longer than settle_seconds may go on writing. Logged once per file."""
+        """A settled file its writer still holds locked (flock or fcntl: programs that lock
+        what they write) or open for writing on this host (sftp-server, smbd: no lock) is
+        left where it is: a writer that stalled longer than settle_seconds may go on
+        writing. Logged once per file."""
         try:
             fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
                          | os.O_CLOEXEC)
@@ -299,8 +324,8 @@ class FolderPoller:
             os.close(fd)
         if locked and not seen.locked:
             seen.locked = True
-            log.info("folder source %s: a settled file is locked by its writer; left in place "
-                     "until the lock is released", self.source.id)
+            log.info("folder source %s: a settled file is locked or held open for writing by "
+                     "its writer; left in place until its writer lets go", self.source.id)
         return locked
 
     def _claim(self, rel: str, seen: _Seen) -> Claim | None:
@@ -367,6 +392,18 @@ class FolderPoller:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    continue  # taken as abandoned by another poller meanwhile: try again
+                # the file system has no locks (NFSv3 without lockd, some FUSE mounts): each
+                # try left a folder behind, a hundred per poll, never removed (that needs the
+                # same lock); and without locks a claim cannot be told from a dead poller's
+                _release(making, -1)
+                raise OSError(exc.errno, f"its file system refuses locks ({exc.strerror}): on "
+                                         f"NFS start its lock service (rpc.statd), or mount it "
+                                         f"with 'nolock' when only this host polls it") from exc
+            try:
                 final = self.claimed_root / token
                 os.rename(making, final)
             except OSError:
@@ -472,18 +509,21 @@ class FolderPoller:
                     if not stat.S_ISREG(os.fstat(fd).st_mode):
                         raise OSError(errno.EINVAL, "not a regular file")
                     if _locked(fd):  # locked by its writer since it was looked at
-                        return self._still_written(claim, "locked by its writer")
-                    data = _read_up_to(fd, max(limit + 1, HEAD_KEPT))
+                        return self._still_written(claim, "locked or held open by its writer")
+                    # a file its size already refuses: its head only, never max_bytes of it
+                    over = st.st_size > limit
+                    data = _read_up_to(fd, HEAD_KEPT if over else max(limit + 1, HEAD_KEPT))
                     after = os.fstat(fd)
                 finally:
                     os.close(fd)
-                if len(data) <= limit and (after.st_size != len(data)
-                                           or after.st_mtime_ns != st.st_mtime_ns):
+                over = over or len(data) > limit
+                if not over and (after.st_size != len(data)
+                                 or after.st_mtime_ns != st.st_mtime_ns):
                     return self._still_written(claim)
                 if not data:
                     rejection = EMPTY_FILE
-                elif len(data) > limit:
-                    size = max(st.st_size, len(data))
+                elif over:
+                    size = max(st.st_size, after.st_size, len(data))
                     data = data[:HEAD_KEPT]
                     rejection = ("FOLDER_FILE_TOO_LARGE",
                                  f"file of {size} bytes is over the folder's limit of {limit} "
@@ -604,6 +644,14 @@ class FolderPoller:
         self.close()
 
 
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one (done/ or failed/ an admin put on another disk)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _open_lock(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
@@ -611,8 +659,9 @@ def _open_lock(path: Path) -> int:
 def _locked(fd: int) -> bool:
     """Whether another process holds a lock on the file that a reader's would conflict with:
     a flock or an fcntl (POSIX) lock, the two kinds writers take (independent on Linux, so
-    both are tried). Our shared lock, when granted, is let go at once. A file system without
-    locks (ENOLCK, EINVAL...) says nothing: the settle check alone applies."""
+    both are tried), or holds it open for writing (``_open_for_writing``). Our shared lock,
+    when granted, is let go at once. A file system without locks (ENOLCK, EINVAL...) says
+    nothing: the settle check alone applies."""
     for lock in (fcntl.flock, fcntl.lockf):
         try:
             lock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -621,6 +670,27 @@ def _locked(fd: int) -> bool:
                 return True
             continue
         lock(fd, fcntl.LOCK_UN)
+    return _open_for_writing(fd)
+
+
+def _open_for_writing(fd: int) -> bool:
+    """Whether a process on this host holds the file open for writing: an SFTP server
+    (sftp-server) or Samba (smbd) writing a stalled upload takes no lock, and keeps size and
+    mtime still for as long as the sender's network stalls. Linux refuses a read lease
+    (EAGAIN) on a file open for writing; granted, it is let go at once. Where leases are not
+    ours to take (not the file's owner without CAP_LEASE, a network file system, leases
+    disabled) this says nothing. A lease break while we hold it must not kill the service:
+    it is signalled with SIGURG (ignored by default), not SIGIO (which terminates)."""
+    setlease = getattr(fcntl, "F_SETLEASE", None)
+    setsig = getattr(fcntl, "F_SETSIG", None)
+    if setlease is None or setsig is None:
+        return False
+    try:
+        fcntl.fcntl(fd, setsig, signal.SIGURG)
+        fcntl.fcntl(fd, setlease, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    fcntl.fcntl(fd, setlease, fcntl.F_UNLCK)
     return False
 
 
@@ -667,23 +737,27 @@ def _copy_across(src: Path, target: Path) -> Path:
     """``_place`` when done/ or failed/ is on another file system (a mount, or a link an admin
     made to keep them on another disk): the bytes are copied to a hidden name beside the
     target and synced, then linked to a free name (never replacing), and only then is the
-    claimed file removed. A crash in between leaves the claimed file, taken again (a repeat)."""
+    claimed file removed. A crash in between leaves the claimed file, taken again (a repeat);
+    a copy that fails (the other disk full) is removed, the file stays claimed."""
     st = os.lstat(src)
     temp = target.with_name(f".dmp-copy-{secrets.token_hex(6)}.tmp")
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), temp)
-    elif stat.S_ISREG(st.st_mode):
-        with open(src, "rb") as fin, open(temp, "xb") as fout:
-            while chunk := fin.read(1 << 20):
-                fout.write(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
-    else:  # a pipe or socket cannot be copied: it stays claimed, the reason logged
+    if not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        # a pipe or socket cannot be copied: it stays claimed, the reason logged
         raise OSError(errno.EXDEV, "a special file cannot be moved to another file system")
     try:
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), temp)
+        else:
+            with open(src, "rb") as fin, open(temp, "xb") as fout:
+                while chunk := fin.read(1 << 20):
+                    fout.write(chunk)
+                fout.flush()
+                os.fsync(fout.fileno())
         placed = _place(temp, target)
     except BaseException:
-        os.unlink(temp)
+        # a copy cut short (disk full) is removed: left, each retry would leave one more
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         raise
     os.unlink(src)
     return placed
@@ -764,10 +838,12 @@ def _drop_if_abandoned(folder: Path, min_age: float = 60.0) -> None:
 
 
 def _release(folder: Path, fd: int) -> None:
-    """Remove an empty claim folder while holding its lock, then let go."""
+    """Remove an empty claim folder while holding its lock, then let go (``fd`` -1: a folder
+    never locked, on a file system without locks)."""
     try:
         os.unlink(folder / ".lock")
         os.rmdir(folder)
     except OSError:
         pass
-    os.close(fd)
+    if fd >= 0:
+        os.close(fd)

@@ -23,12 +23,20 @@ ETag read (``If-Match``, S3 and most compatible stores; a 412 leaves the new obj
 and a tag on an unversioned key is checked afterwards (``HeadObject`` ``If-Match``) and taken
 off again if the key holds another object. Either way the new object is taken at the next poll.
 
-An object over ``max_bytes`` is not read whole: its first 64 KiB are archived with a failed
-import (``S3_OBJECT_TOO_LARGE``: the admin sees it with ``imports list --status failed``), it
-is tagged ``dmp-intake=refused`` (``move``: moved under ``refused_prefix``) and its key and
-size are logged. Keys are data, never paths: nothing here touches the local file system, and a
-key with ``../``, a leading ``/`` or control characters is recorded as given (in the ledger's
-``file_name``; ``peer`` is ``s3://bucket/key``; both cut to the ledger's column sizes).
+No more than ``max_bytes`` + 1 bytes of an object are ever read (64 KiB of one listed over
+it), whatever the store sends: a store that ignores Range or If-Match cannot make the poller
+hold a huge object in memory. An object over ``max_bytes`` is not read whole: its first 64 KiB
+are archived with a failed import (``S3_OBJECT_TOO_LARGE``: the admin sees it with ``imports
+list --status failed``), it is tagged ``dmp-intake=refused`` (``move``: moved under
+``refused_prefix``) and its key and size are logged. Keys are data, never paths: nothing here
+touches the local file system, and a key with ``../``, a leading ``/`` or control characters
+is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
+cut to the ledger's column sizes).
+
+An object the store will not give us while it gives the others (archived by a lifecycle rule:
+``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
+may not use) is left in place, unrecorded and unmarked; the poll's error says how many and
+why, and the other objects are taken.
 
 Run one poller per bucket source: two pollers on the same objects would both take them (the
 second copy is recorded as a byte-identical repeat and never filed twice).
@@ -78,6 +86,22 @@ _NO_TAGGING_HINT = ("the store does not implement object tagging; set after = \"
 # conditional deletes, answers these
 NO_TAGGING = ("NotImplemented", "501")
 NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
+# Refusals that concern one object, not the endpoint: archived by a lifecycle rule (restore
+# it first), encrypted with a key we may not use (SSE-C, KMS), owned by another account. The
+# object is left in place and the others are taken; the poll says how many and why.
+UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
+              "KMS.DisabledException", "KMS.AccessDeniedException")
+UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore it",
+                    "AccessDenied": "no permission on it (its owner, its encryption key, the "
+                                    "bucket policy)"}
+
+
+class ListingStuck(Exception):
+    """A listing page says there is more but gives no way to the next page."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"the S3 store's listing of {where} says there is more but gives no "
+                         f"way on (no key, no continuation token); the poll stopped there")
 
 
 @dataclass
@@ -89,6 +113,7 @@ class _Object:
     version: str | None = None
     item: Received | None = None
     pending: _Mark | None = None  # recorded by intake before, only its mark is left
+    unreadable: str | None = None  # the store's code when it refused this object only
 
 
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
@@ -111,6 +136,7 @@ class BucketPoller:
         self.concurrency = concurrency
         self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
+        self._own_client = False  # True when self._client was made here (see client)
         self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
@@ -120,19 +146,36 @@ class BucketPoller:
         self._tagging = True
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
+        self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
 
     @property
     def client(self):  # noqa: ANN201
+        """Our boto3 client, made in a session of its own: boto3's default session keeps the
+        credentials it read first for the life of the process, so keys rotated under a
+        running service (a rewritten credentials file, new environment of a restarted
+        sidecar...) were never seen. ``_forget_client`` after the store refuses who we are
+        makes the next poll read them again."""
         if self._client is None:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client(
+            self._client = boto3.session.Session().client(
                 "s3", endpoint_url=self.endpoint_url, region_name=self.source.region,
                 config=Config(retries={"max_attempts": 3, "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
+            self._own_client = True
         return self._client
+
+    def _forget_client(self, exc: Exception) -> None:
+        """After a refusal of our credentials (or none found), a client we made is dropped:
+        the next poll makes one that reads the credentials again. One given to us is kept."""
+        from botocore.exceptions import NoCredentialsError
+
+        if self._own_client and (isinstance(exc, NoCredentialsError)
+                                 or _code(exc) in AUTH_HINTS):
+            self._client = None
+            self._own_client = False
 
     @property
     def where(self) -> str:
@@ -145,6 +188,7 @@ class BucketPoller:
         from botocore.exceptions import BotoCoreError, ClientError
 
         result = PollResult(self.source.id)
+        self._unreadable = {}
         seen: dict[tuple[str, str], str] = {}
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
@@ -161,15 +205,24 @@ class BucketPoller:
                         self._unmarked.pop(gone, None)
                 else:
                     self._known.update(seen)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, ListingStuck) as exc:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
+            self._forget_client(exc)
+        if self._unreadable and result.error is None:
+            codes = "; ".join(code + (f": {UNREADABLE_HINTS[code]}" if code in UNREADABLE_HINTS
+                                      else "") for code in sorted(self._unreadable))
+            result.error = (f"bucket source {self.source.id}: "
+                            f"{sum(self._unreadable.values())} object(s) cannot be read "
+                            f"({codes}); left in place, tried again at the next poll")
         return result
 
     def _describe(self, exc: Exception) -> str:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
         endpoint = self.endpoint_url or "AWS"
+        if isinstance(exc, ListingStuck):
+            return str(exc)
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             hint = AUTH_HINTS.get(code)
@@ -224,7 +277,7 @@ class BucketPoller:
         args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
                 "PaginationConfig": {"PageSize": self.list_page_size}}
         if self._list_v2:
-            pages = iter(self.client.get_paginator("list_objects_v2").paginate(**args))
+            pages = self._pages_v2()
             try:
                 first = next(pages, None)
             except ClientError as exc:
@@ -240,6 +293,31 @@ class BucketPoller:
                 return
         yield from self.client.get_paginator("list_objects").paginate(**args)
 
+    def _pages_v2(self) -> Iterator[dict]:
+        """ListObjectsV2 pages. Not botocore's paginator: a page truncated without a
+        NextContinuationToken (older Ceph RGW, appliances) ended its listing without a word,
+        and no object past that page was ever taken. Such a page is followed by the next one
+        after its last key (StartAfter); a page that gives no way on at all (no key, no
+        token) or the same token again stops the poll with an error."""
+        args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
+                "MaxKeys": self.list_page_size}
+        way: dict[str, str] = {}
+        tokens: set[str] = set()
+        while True:
+            page = self.client.list_objects_v2(**args, **way)
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+            contents = page.get("Contents") or []
+            if token and token not in tokens:
+                tokens.add(token)
+                way = {"ContinuationToken": token}
+            elif not token and contents and contents[-1]["Key"] > way.get("StartAfter", ""):
+                way = {"StartAfter": contents[-1]["Key"]}
+            else:
+                raise ListingStuck(self.where)
+
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
               seen: dict[tuple[str, str], str], result: PollResult) -> bool:
@@ -248,6 +326,8 @@ class BucketPoller:
         for obj in fetched:
             if obj.pending is not None:  # recorded at an earlier poll, only the mark is left
                 marks.append(obj.pending)
+            elif obj.unreadable is not None:  # this object refused: left, the others go on
+                self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
                 seen[(obj.key, obj.etag)] = (obj.tags or {}).get(TAG, DONE)
             else:
@@ -297,14 +377,19 @@ class BucketPoller:
             if obj.size > limit:
                 response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
                                              Range=f"bytes=0-{HEAD_KEPT - 1}")
-                data = response["Body"].read()
+                data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
                 response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
-                data = response["Body"].read()
+                data = _read_body(response, limit + 1)
+                if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
+                    log.warning("bucket source %s: object %s is not the one listed (%d bytes "
+                                "read, %d listed); looked at again at the next poll",
+                                self.source.id, key_ref(obj.key), len(data), obj.size)
+                    return None
                 if not data:  # refused, as an empty file in a folder (connectors/folder.py)
                     rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
                                  "sender put nothing in it")
@@ -313,7 +398,12 @@ class BucketPoller:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404", "PreconditionFailed", "412", "InvalidRange"):
                 return None
-            raise
+            if code not in UNREADABLE:
+                raise
+            log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place",
+                        self.source.id, key_ref(obj.key), code, exc.operation_name)
+            obj.unreadable = code
+            return obj
         obj.item = Received(data=data, source=self.source.id, channel="s3",
                             peer=shown(f"s3://{bucket}/{obj.key}", PEER_MAX),
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
@@ -508,6 +598,24 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_body(response: dict, limit: int) -> bytes:
+    """At most ``limit`` bytes of a GetObject body, the connection then let go: what the
+    store sends beyond (a Range it ignored, an object replaced by a larger one behind an
+    If-Match it ignored) is never read into memory."""
+    body = response["Body"]
+    chunks, total = [], 0
+    try:
+        while total < limit:  # to the end when shorter: botocore then checks its length
+            chunk = body.read(min(1 << 20, limit - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        body.close()
+    return b"".join(chunks)
 
 
 def _code(exc: Exception) -> str | None:

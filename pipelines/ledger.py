@@ -9,6 +9,7 @@ other's rows (FOR UPDATE SKIP LOCKED).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -133,10 +134,16 @@ def where_filter(query: Select, flt: ImportFilter | None = None, *, status: str 
 def _name_matches(pattern: str):  # noqa: ANN202
     """file_name matching ``pattern`` as a shell pattern ('*', '?'), case ignored alike on
     SQLite and PostgreSQL (ILIKE); '%', '_' and '\\' in a name are plain characters (a
-    lab's CR_2026_11.hl7)."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return imports.c.file_name.ilike(escaped.replace("*", "%").replace("?", "_"),
-                                     escape="\\")
+    lab's CR_2026_11.hl7). Accented letters match in both Unicode spellings: names are
+    recorded as the sender's file system gives them, decomposed (NFD) from a Mac, composed
+    (NFC) from anything else and from every keyboard."""
+    likes = []
+    for form in sorted({unicodedata.normalize("NFC", pattern),
+                        unicodedata.normalize("NFD", pattern)}):
+        escaped = form.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        likes.append(imports.c.file_name.ilike(escaped.replace("*", "%").replace("?", "_"),
+                                               escape="\\"))
+    return likes[0] if len(likes) == 1 else or_(*likes)
 
 
 def has_warnings():  # noqa: ANN201

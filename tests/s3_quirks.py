@@ -39,6 +39,8 @@ class QuirkyStore:
     alter: Alteration | None = None
     # (method, header name, value) -> the value answered (a store's own ETags...)
     answer: Callable[[str, str, str], str] | None = None
+    # (method, path, query, body) -> the body answered (a store's own listing XML...)
+    reply: Callable[[str, str, dict[str, list[str]], bytes], bytes] | None = None
     seen: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,8 @@ class QuirkyStore:
                                  headers=headers | {"Content-Length": str(len(body))})
                     answer = conn.getresponse()
                     data = answer.read()
+                    if store.reply and self.command != "HEAD":
+                        data = store.reply(self.command, parts.path, query, data)
                     self.send_response(answer.status)
                     for key, value in answer.getheaders():
                         if key.lower() not in ("content-length", "transfer-encoding",
@@ -100,7 +104,9 @@ class QuirkyStore:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next look at its flag (every 0.5 s by default)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
