@@ -147,6 +147,32 @@ def _flag_pattern() -> re.Pattern[str]:
 
 
 @cache
+def _pre_flag_pattern() -> re.Pattern[str]:
+    """A flag printed before its value ('H 5,9', '(L) 131', '↑ 7,2'): a sign of the table
+    alone or in brackets, then the number. '+' and '-' are left out (a sign of the number),
+    and so is '*', read by _PRE_FLAG."""
+    signs = [s for s in _flags() if s not in ("+", "-") and "*" not in s]
+    alternation = "|".join(re.escape(s) for s in sorted(signs, key=len, reverse=True))
+    return re.compile(rf"(?:[(\[]\s*(?P<b>{alternation})\s*[)\]]|(?P<f>{alternation}))"
+                      r"\s*(?=\d)")
+
+
+def _pre_flag_at(text: str, i: int) -> re.Match[str] | None:
+    """The flag printed before a value at ``i``: a mark standing apart (a letter glued to
+    the word before is none), followed by one number that is not a range ('H 13,0 - 17,0'
+    is the men's range) nor a date."""
+    if i and not (text[i - 1].isspace() or text[i - 1] in "*:"):
+        return None
+    m = _pre_flag_pattern().match(text, i)
+    if m is None or (m.group("f") and m.group("f").isalpha() and m.end() == m.end("f")):
+        return None  # 'H5' glued: no mark of ours
+    if _RANGE.match(text, m.end()) or _DATE.match(text, m.end()) \
+            or not _NUM_AT.match(text, m.end()):
+        return None
+    return m
+
+
+@cache
 def _bracket_flag_pattern() -> re.Pattern[str]:
     alternation = "|".join(re.escape(s) for s in sorted(_flags(), key=len, reverse=True))
     return re.compile(rf"[(\[]\s*(?P<f>{alternation})\s*[)\]](?=\s|$)")
@@ -409,6 +435,9 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("flag", i, m.end(), column, m, m.group(0))
     if after_value and (m := _bracket_flag_pattern().match(text, i)):  # '5,9 (H)', '[L]'
         return _Tok("flag", i, m.end(), column, m, m.group("f"))
+    if not after_value and (m := _pre_flag_at(text, i)):
+        sign = m.group("b") or m.group("f")
+        return _Tok("preflag", i, m.end(), column, m, sign)
     for kind, pattern in (("date", _DATE), ("date", _DATE_WORDS), ("skip", _TIME),
                           ("skip", _FRACTION), ("skip", _REF_LABEL), ("preflag", _PRE_FLAG)):
         if (m := pattern.match(text, i)) and (kind != "skip" or not _is_unit_at(text, i)):
@@ -687,8 +716,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(" ".join(tok.text.strip("() ").split()), parsed[0],
                              comparator=_comparator(m.group("cmp")), conf=cell.conf,
-                             column=tok.column, raw=[tok.text],
+                             column=tok.column, raw=[tok.text], flag=preflag,
                              bold=cell.bold_at(m.start("n")))
+            preflag = None
             line.values.append(current)
         elif tok.kind == "word":
             current = _Value(tok.text, word=_words()[_fold(tok.text)], conf=cell.conf,

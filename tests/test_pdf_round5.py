@@ -1,0 +1,54 @@
+"""Lab results out of French laboratories' PDF reports (round 5): what real reports print that
+we still read wrong. Abnormal flags printed before the value ('H 5,9', '(L) 131', '↑ 7,2'),
+the biologist's validation in the footer, the formula line under an estimated GFR or a
+computed LDL, qualitative results written as a phrase ('Présence d'oxalate de calcium'),
+the units of other analysers ('x 10^9/L', '10*3/µL', 'mEq/L'), the analyses every lab prints
+that our table lacked, the urine tests of an ECBU, and what a scan cannot show (bold type).
+Born-digital PDFs are written with samples/generate_pdf.py's writer (tests/test_pdf_round3.py's
+helpers), read by parsers.pdf and normalized as the pipeline does; a hand-built page of words
+where the writer's WinAnsi fonts cannot print the mark (arrows) or where the page must be an
+OCR'd one."""
+
+from __future__ import annotations
+
+from normalizers import lab_pdf
+from tests.test_pdf_round3 import C_HEAD, LEFEVRE, C, _doc, _lab_pdf, _read, _results, _row
+
+HEADER = [("centre", "LABORATOIRE BIOMED 35 - Biologie médicale"), *LEFEVRE,
+          ("label", "Prélevé le 12/03/2026 à 08h15")]
+
+
+# -- flags printed before the value ------------------------------------------------------------
+def test_a_flag_printed_before_the_value_is_the_values() -> None:
+    """Some LIS print the mark in front of the value ('H 5,9', '(L) 131', 'B 131'): under a
+    heading it was dropped (an out-of-range kalaemia filed as normal); without a heading it
+    was read as part of the name ('Leucocytes H', an analysis we do not know: not filed at
+    all). 'H : 13,0 - 17,0' is still the men's range, and a value with no mark has none."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Potassium", "H 5,9", "mmol/L", "(3,5 - 5,0)"),
+            _row(C, "Sodium", "(L) 131", "mmol/L", "(136 - 145)"),
+            _row(C, "Créatinine", "68", "µmol/L", "(45 - 84)"),
+            _row(C, "Hémoglobine", "L 11,2", "g/dL", "(12,0 - 16,0)"),
+            ("title", "NUMÉRATION"),
+            ("body", (40.0, "Leucocytes"), (220.0, "H 12,4"), (290.0, "G/L"),
+             (360.0, "(4,0 - 10,0)")),
+            ("body", (40.0, "Plaquettes"), (220.0, "L 95"), (290.0, "G/L"),
+             (360.0, "(150 - 400)")),
+            ("body", (40.0, "Hématocrite"), (220.0, "41,0"), (290.0, "%"),
+             (360.0, "H : 40,0 - 52,0"))]
+    assert _results(_read(_lab_pdf(rows))) == [
+        ("2823-3", "5,9", "mmol/L", "3,5 - 5,0", "H"),
+        ("2951-2", "131", "mmol/L", "136 - 145", "L"),
+        ("14682-9", "68", "umol/L", "45 - 84", None),
+        ("718-7", "11,2", "g/dL", "12,0 - 16,0", "L"),
+        ("6690-2", "12,4", "10*9/L", "4,0 - 10,0", "H"),
+        ("777-3", "95", "10*9/L", "150 - 400", "L"),
+        ("4544-3", "41,0", "%", "H : 40,0 - 52,0", None)]
+
+
+def test_an_arrow_before_the_value_is_its_flag() -> None:
+    doc = _doc([[(40, "Glycémie"), (220, "↑"), (232, "7,2"), (290, "mmol/L"), (360, "4,1-5,9")],
+                [(40, "Sodium"), (220, "↓"), (232, "128"), (290, "mmol/L"), (360, "136-145")]])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-03", issued=None)
+    assert [(e.code, e.value_num, e.interpretation) for e in found.entries] == [
+        ("14749-6", 7.2, "H"), ("2951-2", 128.0, "L")]
