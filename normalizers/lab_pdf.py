@@ -367,7 +367,11 @@ _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
 # What ends a result table: the biologist's validation, a signature
-_TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par)\b"
+# ('Compte rendu validé biologiquement par', 'Validation biologique : Dr ...', 'Document
+# validé électroniquement')
+_TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par"
+                        r"|biologiquement|[ée]lectroniquement|techniquement|m[ée]dicalement)\b"
+                        r"|\bvalidation\s+(?:biologique|m[ée]dicale)\b"
                         r"|\bsignature\b|\bfin du compte[ -]rendu")
 # 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
 _REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
@@ -389,6 +393,8 @@ _METHOD = re.compile(r"(?i)^\(?\s*(?:m[ée]thode|technique|automate|r[ée]actif)
 _WORD = re.compile(r"\S+")
 # Lines that are the page's or the report's, never a comment on a result
 _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
+                          r"|^\s*biologistes?\b[^:]{0,30}:"  # 'Biologiste responsable : Dr ...'
+
                           r"|\bpage\s*\d+\s*(?:/|sur)\s*\d+|^\s*\d+\s*/\s*\d+\s*$")
 _SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&]+[^\W\d_]+)*$")
 

@@ -52,3 +52,22 @@ def test_an_arrow_before_the_value_is_its_flag() -> None:
     found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-03", issued=None)
     assert [(e.code, e.value_num, e.interpretation) for e in found.entries] == [
         ("14749-6", 7.2, "H"), ("2951-2", 128.0, "L")]
+
+
+# -- the biologist's validation in the footer --------------------------------------------------
+def test_the_biologists_validation_ends_the_table_and_is_no_comment() -> None:
+    """'Compte rendu validé biologiquement par Dr ...', 'Validation biologique : Dr ...',
+    'Biologiste responsable : Dr ...' under the last result were kept as its comments (the
+    biologist's name in a result's details); a real comment under a result stays one."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Potassium", "4,1", "mmol/L", "(3,5 - 5,0)"),
+            ("body", "Contrôle sur tube hépariné."),
+            _row(C, "Sodium", "140", "mmol/L", "(136 - 145)"),
+            ("body", "Compte rendu validé biologiquement par Dr Anne KERGOAT le 12/03/2026"),
+            ("body", "Biologiste responsable : Dr Anne KERGOAT"),
+            ("body", "Validation biologique : Dr Yann CORRE - 12/03/2026 14:02"),
+            ("body", "Document validé électroniquement")]
+    msg = _read(_lab_pdf(rows))
+    potassium, sodium = (e for e in msg.entries if e.type == "lab_result")
+    assert potassium.details["comment"] == ["Contrôle sur tube hépariné."]
+    assert "comment" not in sodium.details
