@@ -389,7 +389,8 @@ _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
 # its figures are no range, the cell is kept whole
 _AGE_LABEL = re.compile(r"(?i)\d\s*(?:ans?|mois|jours?|j|semaines?|sem)\.?\s*:")
 _SEX_LABEL = re.compile(r"(?i)(?:h|f|hommes?|femmes?|enfants?|adultes?)\s*:\s*$")
-_METHOD = re.compile(r"(?i)^\(?\s*(?:m[ée]thode|technique|automate|r[ée]actif)s?\b")
+_METHOD = re.compile(r"(?i)^\(?\s*(?:(?:m[ée]thode|technique|automate|r[ée]actif|formule"
+                     r"|[ée]quation)s?\b|selon\b|calcul[ée]e?\s+(?:selon|par)\b)")
 _WORD = re.compile(r"\S+")
 # Lines that are the page's or the report's, never a comment on a result
 _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
@@ -940,6 +941,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         line = _read_line(row, heading, comma)
         where = f"page {row.page} line {row.line + 1}"
+        if last is not None and _METHOD.match(text) and not any(v.unit for v in line.values):
+            last.extra.setdefault("method", text)  # 'Formule CKD-EPI 2009': its year no value
+            continue
         if last is not None and line.values and _below(line) and (line.name or not pending):
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
             continue
@@ -1115,6 +1119,27 @@ def _analyte(name: str) -> dict[str, dict[str, str]] | None:
     return table_.get(bare)
 
 
+@cache
+def _formulas() -> tuple[tuple[str, str], ...]:
+    rows = sorted(table("pdf_lab_formulas"), key=lambda r: len(r["word"]), reverse=True)
+    return tuple((_fold(r["word"]), r["name"]) for r in rows)
+
+
+def _by_formula(line: _Line) -> dict[str, dict[str, str]] | None:
+    """The analysis as computed by the formula its name, method or comment names ('DFG
+    estimé' over 'Formule CKD-EPI 2009': 'dfg estime (ckd-epi)'; 'LDL cholestérol' over
+    'Formule de Friedewald': 'ldl cholesterol calcule'): each formula has its own code."""
+    said = " ".join([line.name, str(line.extra.get("method", "")),
+                     *line.extra.get("comment", [])])
+    folded = _fold(said)
+    suffix = next((name for word, name in _formulas()
+                   if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", folded)), None)
+    if suffix is None:
+        return None
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", line.name).split())
+    return _analyte(f"{line.name} {suffix}") or _analyte(f"{bare} {suffix}")
+
+
 def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
     """Whether a line outside any result table, naming an analysis our table does not know,
     is laid out as a result ('Vitamine B9   12,3 nmol/L   (10,4 - 42,4)'): the name in cells
@@ -1130,7 +1155,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
            when: str | None, issued: str | None, heading: _Heading | None,
            warnings: list[str]) -> Entry | None:
     ucum = to_ucum(value.unit) if value.unit else None
-    rows = _analyte(line.name)
+    rows = _by_formula(line) or _analyte(line.name)
     row = None
     if rows is not None:
         row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (

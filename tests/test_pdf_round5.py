@@ -71,3 +71,35 @@ def test_the_biologists_validation_ends_the_table_and_is_no_comment() -> None:
     potassium, sodium = (e for e in msg.entries if e.type == "lab_result")
     assert potassium.details["comment"] == ["Contrôle sur tube hépariné."]
     assert "comment" not in sodium.details
+
+
+# -- the formula line under an estimated GFR or a computed LDL --------------------------------
+def test_the_formula_line_is_the_results_method_and_codes_it() -> None:
+    """A LIS printing the eGFR as 'DFG estimé' with the formula on the line below ('Formule
+    CKD-EPI 2009', '(selon MDRD)'): the formula line was filed as a result of its own
+    ('Formule CKD-EPI', value 2009) and the eGFR unmapped; each formula has its own LOINC
+    (CKD-EPI 62238-1, CKD-EPI 2021 98979-8, MDRD 33914-3). The LDL computed by Friedewald's
+    formula in both units is coded as computed; without a formula it is the LDL of no
+    method (2089-1, 22748-8)."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Créatinine", "92", "µmol/L", "(59 - 104)"),
+            _row(C, "DFG estimé", "78", "mL/min/1,73m²", "(> 60)"),
+            ("small", "Formule CKD-EPI 2009"),
+            _row(C, "DFG estimé", "81", "mL/min/1,73m²", "(> 60)"),
+            ("small", "Équation CKD-EPI 2021"),
+            _row(C, "Débit de filtration glomérulaire", "74", "mL/min/1,73m²", "(> 60)"),
+            ("small", "(selon MDRD)"),
+            _row(C, "Cholestérol LDL", "1,30", "g/L", "(< 1,60)"),
+            _row(C, "", "3,36", "mmol/L", "(< 4,14)"),
+            ("small", "Formule de Friedewald"),
+            _row(C, "LDL cholestérol", "1,25 g/L", "3,23 mmol/L")]
+    msg = _read(_lab_pdf(rows))
+    assert [(e.code, e.value, e.unit) for e in msg.entries if e.type == "lab_result"] == [
+        ("14682-9", "92", "umol/L"),
+        ("62238-1", "78", "mL/min/{1.73_m2}"),
+        ("98979-8", "81", "mL/min/{1.73_m2}"),
+        ("33914-3", "74", "mL/min/{1.73_m2}"),
+        ("13457-7", "1,30", "g/L"), ("39469-2", "3,36", "mmol/L"),
+        ("2089-1", "1,25", "g/L"), ("22748-8", "3,23", "mmol/L")]
+    egfr = msg.entries[2]
+    assert egfr.details["method"] == "Formule CKD-EPI 2009"
