@@ -298,7 +298,9 @@ class _Heading:
         heading, is the analysis's name; any other cell is under the heading its centre
         falls in, else the one whose centre is nearest its own (values are printed
         left-aligned, right-aligned or centred under their heading, some beside it; a
-        one-digit value far beside its heading may be taken for its neighbour's)."""
+        one-digit value far beside its heading may be taken for its neighbour's). A text
+        much wider than its heading ('Présence d'oxalate de calcium') starting where a
+        heading starts is under that one: its centre is under the next column's."""
         return self._under(cell, first)[2]
 
     def date_of(self, cell: _Cell) -> str | None:
@@ -309,6 +311,9 @@ class _Heading:
         data = [c for c in self.cells if c[2] != "name"]
         if first and cell.x0 < data[0][0] - 2:
             return (0.0, 0.0, "name")
+        aligned = [c for c in data if abs(c[0] - cell.x0) <= 2]
+        if aligned and cell.x1 - cell.x0 > aligned[0][1] - aligned[0][0] + 20:
+            return aligned[0]  # a text wider than its column, left-aligned under its heading
         centre = (cell.x0 + cell.x1) / 2
         inside = [c for c in data if c[0] - 2 <= centre <= c[1] + 2]
         return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))
@@ -392,6 +397,9 @@ _SEX_LABEL = re.compile(r"(?i)(?:h|f|hommes?|femmes?|enfants?|adultes?)\s*:\s*$"
 _METHOD = re.compile(r"(?i)^\(?\s*(?:(?:m[ée]thode|technique|automate|r[ée]actif|formule"
                      r"|[ée]quation)s?\b|selon\b|calcul[ée]e?\s+(?:selon|par)\b)")
 _WORD = re.compile(r"\S+")
+# What a qualitative word goes on with ('Présence d'oxalate de calcium', 'Absence de
+# sang'): the rest of the cell is the value's, never a unit ('d' of 'd'')
+_QUALIFIED = re.compile(r"\s+(?:de|du|des|d['’]|en)(?=[\s\w]).*$", re.IGNORECASE)
 # Lines that are the page's or the report's, never a comment on a result
 _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
                           r"|^\s*biologistes?\b[^:]{0,30}:"  # 'Biologiste responsable : Dr ...'
@@ -453,7 +461,11 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
             and (i == 0 or not text[i - 1].isalnum()):
         return _Tok("unit", i, m.end(), column, m, m.group(0))
     if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()):
-        return _Tok("word", i, m.end(), column, m, text[i:m.end()])
+        end = m.end()
+        if _words()[m.group(0)]["kind"] == "qualitative" \
+                and (rest := _QUALIFIED.match(text, end)):
+            end = rest.end()  # 'Présence d'oxalate de calcium': the phrase is the value
+        return _Tok("word", i, end, column, m, text[i:end])
     if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo")):
         return _Tok("range", i, m.end(), column, m, m.group(0))
     if m := _BOUND.match(text, i):
@@ -478,6 +490,13 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         # ('H', the men's range) is none
         return _Tok("unit", i, m.end(), column, m, m.group(0))
     return _Tok("text", i, m.end(), column, m, m.group(0))
+
+
+def _word_of(tok: _Tok) -> dict[str, str]:
+    """The row of tables/pdf_lab_value_words.csv a word token was read as (its first word
+    when it is a phrase: 'Présence de cristaux')."""
+    assert tok.match is not None
+    return _words()[tok.match.group(0)]
 
 
 def _is_unit_at(text: str, i: int) -> bool:
@@ -668,7 +687,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
         in_ref = tok.column == "reference"
         if tok.kind == "range" or (tok.kind == "bound" and (in_ref or line.values)) \
                 or (tok.kind == "word" and in_ref) \
-                or (tok.kind == "word" and _words()[_fold(tok.text)]["kind"] == "see_comment"
+                or (tok.kind == "word" and _word_of(tok)["kind"] == "see_comment"
                     and (in_ref or line.values) and not _see_comment_is_value(line, tok)):
             if done and not in_ref:
                 tail.append(tok.text)
@@ -728,7 +747,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             preflag = None
             line.values.append(current)
         elif tok.kind == "word":
-            current = _Value(tok.text, word=_words()[_fold(tok.text)], conf=cell.conf,
+            current = _Value(tok.text, word=_word_of(tok), conf=cell.conf,
                              column=tok.column, raw=[tok.text])
             line.values.append(current)
         elif tok.kind == "unit" and current is not None and current.unit is None:
@@ -1161,6 +1180,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (
             rows.get("") if value.unit is None or (ucum and ucum.mapped) else None)
         if row is None and value.num is None and value.unit is None \
+                and (value.word is None or value.word["kind"] != "qualitative") \
                 and len({r["loinc"] for r in rows.values()}) == 1:
             row = next(iter(rows.values()))  # 'Non réalisé': the analysis has one code
     if rows is None and heading is None:

@@ -103,3 +103,23 @@ def test_the_formula_line_is_the_results_method_and_codes_it() -> None:
         ("2089-1", "1,25", "g/L"), ("22748-8", "3,23", "mmol/L")]
     egfr = msg.entries[2]
     assert egfr.details["method"] == "Formule CKD-EPI 2009"
+
+
+# -- qualitative results written as a phrase ---------------------------------------------------
+def test_a_qualitative_phrase_is_the_value_and_no_unit_is_read_in_it() -> None:
+    """'Présence d'anticorps' was filed as 'Présence' in the unit 'd' (days: the 'd' of
+    'd''); 'Présence d'oxalate de calcium', wider than its column, was taken for the unit
+    column's and the crystals not filed. The phrase is the value, coded by its first word;
+    no unit is read in it."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Anticorps anti-VHC", "Présence d'anticorps"),
+            _row(C, "Cristaux", "Présence d'oxalate de calcium"),
+            _row(C, "Antigène HBs", "Absence"),
+            _row(C, "Hématies", "Absence d’hématies")]
+    msg = _read(_lab_pdf(rows))
+    found = [(e.code, e.value, e.unit, e.details["value_code"]["code"])
+             for e in msg.entries if e.type == "lab_result"]
+    assert found == [("16128-1", "Présence d'anticorps", None, "52101004"),
+                     ("Cristaux", "Présence d'oxalate de calcium", None, "52101004"),
+                     ("5196-1", "Absence", None, "2667000"),
+                     ("Hématies", "Absence d’hématies", None, "2667000")]
