@@ -123,3 +123,37 @@ def test_a_qualitative_phrase_is_the_value_and_no_unit_is_read_in_it() -> None:
                      ("Cristaux", "Présence d'oxalate de calcium", None, "52101004"),
                      ("5196-1", "Absence", None, "2667000"),
                      ("Hématies", "Absence d’hématies", None, "2667000")]
+
+
+# -- units of other analysers ------------------------------------------------------------------
+def test_counts_in_other_analysers_units_and_mEq_per_litre() -> None:
+    """'x 10^9/L' printed with a blank after the 'x' lost its unit (the leucocytes filed
+    unmapped with none); platelets in '10*3/µL' or 'milliers/mm3', red cells in '10^6/µL'
+    (the same counts as G/L and T/L) were unmapped; sodium and potassium in 'mEq/L' (equal
+    to mmol/L for these ions, and commensurable in UCUM) were unmapped. Each keeps the unit
+    printed."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Leucocytes", "7,2", "x 10^9/L", "(4,0 - 10,0)"),
+            _row(C, "Hématies", "4,52", "x 10^12/L", "(3,80 - 5,20)"),
+            _row(C, "Plaquettes", "245", "10*3/µL", "(150 - 400)"),
+            _row(C, "Plaquettes", "245", "milliers/mm3", "(150 - 400)"),
+            _row(C, "Globules rouges", "4,52", "10^6/µL", "(3,80 - 5,20)"),
+            _row(C, "Polynucléaires neutrophiles", "55,2 %", "3,21 10^3/µL", "(1,80 - 7,50)"),
+            _row(C, "Sodium", "140", "mEq/L", "(136 - 145)"),
+            _row(C, "Potassium", "4,1", "mEq/L", "(3,5 - 5,1)"),
+            _row(C, "Calcium", "4,8", "mEq/L", "(4,3 - 5,3)")]
+    assert [(code, value, unit) for code, value, unit, *_ in _results(_read(_lab_pdf(rows)))] \
+        == [("6690-2", "7,2", "10*9/L"), ("789-8", "4,52", "10*12/L"),
+            ("777-3", "245", "10*3/uL"), ("777-3", "245", "10*3/mm3"),
+            ("789-8", "4,52", "10*6/uL"), ("770-8", "55,2", "%"), ("751-8", "3,21", "10*3/uL"),
+            ("2951-2", "140", "meq/L"), ("2823-3", "4,1", "meq/L"),
+            # a divalent ion: 1 mmol is 2 mEq, never under the mmol/L code
+            ("Calcium", "4,8", "meq/L")]
+
+
+def test_superscript_powers_of_ten() -> None:
+    doc = _doc([[(40, "Leucocytes"), (220, "7,2"), (290, "10⁹/L"), (360, "4,0-10,0")],
+                [(40, "Hématies"), (220, "4,52"), (290, "x10¹²/L"), (360, "3,80-5,20")]])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-03", issued=None)
+    assert [(e.code, e.unit) for e in found.entries] == [("6690-2", "10*9/L"),
+                                                         ("789-8", "10*12/L")]
