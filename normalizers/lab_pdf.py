@@ -635,7 +635,8 @@ def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
         column = heading.column(_Cell(*cell.words[0][:2], "", 0.0), first=True)
         for k, w in enumerate(cell.words[1:], start=1):
             here = heading.column(_Cell(w[0], w[1], "", 0.0))
-            if here != column and column == "name" and re.match(r"[<>\u2264\u2265]?\d", w[2]) \
+            if here != column and column == "name" \
+                    and re.fullmatch(r"[<>\u2264\u2265]?\d[\d,.]*(?:HH|LL|H|L|\*+)?", w[2]) \
                     and all(re.match(r"[<>\u2264\u2265]?[\d,.]", x[2]) or to_ucum(x[2]).mapped
                             for x in cell.words[k:]):  # only a value ending the name's cell
                 parts.append([w])

@@ -157,3 +157,41 @@ def test_superscript_powers_of_ten() -> None:
     found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-03", issued=None)
     assert [(e.code, e.unit) for e in found.entries] == [("6690-2", "10*9/L"),
                                                          ("789-8", "10*12/L")]
+
+
+# -- analyses every laboratory prints that the table lacked -------------------------------------
+def test_analyses_the_table_lacked_are_coded_in_their_units_only() -> None:
+    """Magnesium, 25-OH vitamin D, folates, ESR, CRP-us, NT-proBNP, hs troponins, D-dimers,
+    Quick and aPTT times, bicarbonates were filed unmapped ('VS 1ère heure' as 'VS': the
+    '1ère heure' of its name was taken for a value). Each is coded in the units of its
+    property only: D-dimers without 'FEU' (maybe DDU, half the value), vitamin D in nmol/L
+    and a troponin not said to be T or I stay unmapped."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Magnésium", "0,82", "mmol/L", "(0,70 - 1,05)"),
+            _row(C, "25-OH vitamine D", "18,5 L", "ng/mL", "(30 - 100)"),
+            _row(C, "25-OH vitamine D", "46", "nmol/L", "(75 - 250)"),
+            _row(C, "Folates sériques", "5,2", "ng/mL", "(3,9 - 26,8)"),
+            _row(C, "VS 1ère heure", "22", "mm", "(< 20)"),
+            _row(C, "CRP ultra-sensible", "1,2", "mg/L", "(< 3,0)"),
+            _row(C, "NT-proBNP", "450", "pg/mL", "(< 125)"),
+            _row(C, "Troponine T hs", "14", "ng/L", "(< 14)"),
+            _row(C, "Troponine I hypersensible", "5,2", "ng/L", "(< 34,2)"),
+            _row(C, "Troponine", "0,02", "ng/mL", "(< 0,04)"),
+            _row(C, "D-dimères", "350", "ng/mL FEU", "(< 500)"),
+            _row(C, "D-dimères", "0,35", "µg/mL", "(< 0,50)"),
+            _row(C, "Temps de Quick", "12,8", "s"),
+            _row(C, "Taux de prothrombine", "85", "%", "(70 - 100)"),
+            _row(C, "INR", "1,05"),
+            _row(C, "TCA patient", "32,5", "s"),
+            _row(C, "Bicarbonates", "26", "mmol/L", "(22 - 29)")]
+    msg = _read(_lab_pdf(rows))
+    assert [(e.code, e.value, e.unit) for e in msg.entries if e.type == "lab_result"] == [
+        ("2601-3", "0,82", "mmol/L"), ("62292-8", "18,5", "ng/mL"),
+        ("25-OH vitamine D", "46", "nmol/L"), ("2284-8", "5,2", "ng/mL"),
+        ("30341-2", "22", "mm"), ("30522-7", "1,2", "mg/L"), ("33762-6", "450", "pg/mL"),
+        ("67151-1", "14", "ng/L"), ("89579-7", "5,2", "ng/L"), ("Troponine", "0,02", "ng/mL"),
+        ("48065-7", "350", "ng/mL{FEU}"), ("D-dimères", "0,35", "ug/mL"),
+        ("5902-2", "12,8", "s"), ("5894-1", "85", "%"), ("6301-6", "1,05", None),
+        ("14979-9", "32,5", "s"), ("1963-8", "26", "mmol/L")]
+    vs = next(e for e in msg.entries if e.code == "30341-2")
+    assert vs.display == "VS 1ère heure" and vs.reference_range == "< 20"
