@@ -119,6 +119,34 @@ def _other_specimen(section: str) -> bool:
     return bool(section) and bool(_specimen_pattern().search(_fold(section)))
 
 
+def _specimen(section: str) -> str | None:
+    """The specimen a section's heading names other than blood ('urine'), if any."""
+    m = _specimen_pattern().search(_fold(section)) if section else None
+    if m is None:
+        return None
+    return next(r["specimen"] for r in table("pdf_lab_specimens")
+                if _fold(r["word"]) == m.group(0))
+
+
+@cache
+def _specimen_analytes() -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+    """{(specimen, folded name): {ucum unit or '': row}} of tables/
+    pdf_lab_specimen_analytes.csv (the urine's leucocytes, nitrites...)."""
+    out: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for r in table("pdf_lab_specimen_analytes"):
+        out.setdefault((r["specimen"], _fold(r["name"])), {})[r["unit"]] = r
+    return out
+
+
+def _specimen_analyte(specimen: str, name: str) -> dict[str, dict[str, str]] | None:
+    """An analysis of another specimen than blood, by its name (whole, then without what
+    is in parentheses), as _analyte."""
+    key = _fold(name).replace("*", "").strip(" :.")
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
+    table_ = _specimen_analytes()
+    return table_.get((specimen, key)) or table_.get((specimen, bare))
+
+
 @cache
 def _ocr_units() -> dict[str, str]:
     """Units as OCR misreads them ('g/1', 'Ul/|'), read on OCR'd pages only."""
@@ -405,7 +433,7 @@ _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[�
                           r"|^\s*biologistes?\b[^:]{0,30}:"  # 'Biologiste responsable : Dr ...'
 
                           r"|\bpage\s*\d+\s*(?:/|sur)\s*\d+|^\s*\d+\s*/\s*\d+\s*$")
-_SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&]+[^\W\d_]+)*$")
+_SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&(]+[^\W\d_]+\)?)*$")
 
 
 @dataclass(slots=True)
@@ -1176,6 +1204,10 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
            warnings: list[str]) -> Entry | None:
     ucum = to_ucum(value.unit) if value.unit else None
     rows = _by_formula(line) or _analyte(line.name)
+    specimen = _specimen(section)
+    of_specimen = _specimen_analyte(specimen, line.name) if specimen else None
+    if of_specimen is not None:
+        rows = of_specimen  # the urine's leucocytes, never the blood's
     row = None
     if rows is not None:
         row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (
@@ -1200,7 +1232,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
                         "neither under the result's heading nor in a unit we know: not filed "
                         "(read it on the report)")
         return None
-    if row is not None and _other_specimen(section):
+    if row is not None and of_specimen is None and _other_specimen(section):
         row = None  # every code of the table is of blood or serum
         warnings.append(f"PDF_LAB_OTHER_SPECIMEN: {where}: under a section of another "
                         "specimen than blood: filed unmapped under its printed name")

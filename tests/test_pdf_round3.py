@@ -491,16 +491,20 @@ def test_two_digit_collection_year_is_never_in_the_future() -> None:
 
 def test_a_urine_section_is_never_coded_as_blood() -> None:
     """'Créatinine 9800 µmol/L' under 'BIOCHIMIE URINAIRE' was coded 14682-9, the serum
-    creatinine: the dossier would chart a urine value as a kidney failure."""
+    creatinine: the dossier would chart a urine value as a kidney failure. (Since round 5
+    it is coded as the urine's creatinine, 14683-7; an analysis the urine table lacks is
+    filed unmapped.)"""
     rows = [("centre", "LABORATOIRE BIOLAB"), *LEFEVRE, ("label", "Prélevé le 03/03/26 à 08:15"),
             ("title", "BIOCHIMIE SANGUINE"), C_HEAD,
             _row(C, "Créatinine", "68", "µmol/L", "45 - 84"),
             ("title", "BIOCHIMIE URINAIRE"), C_HEAD,
-            _row(C, "Créatinine", "9800", "µmol/L", "", "9500 (12/01/26)")]
-    _, serum, urine = _read(_lab_pdf(rows)).entries
+            _row(C, "Créatinine", "9800", "µmol/L", "", "9500 (12/01/26)"),
+            _row(C, "Sodium", "85", "mmol/L")]
+    _, serum, urine, sodium = _read(_lab_pdf(rows)).entries
     assert (serum.code, serum.system, serum.value_num) == ("14682-9", "LN", 68.0)
     assert (urine.code, urine.system, urine.mapped, urine.value_num) == (
-        "Créatinine", "PDF-LABEL", False, 9800.0)
+        "14683-7", "LN", True, 9800.0)
+    assert (sodium.code, sodium.system, sodium.mapped) == ("Sodium", "PDF-LABEL", False)
 
 
 _ANALYTES = [("Hémoglobine", "g/dL", "718-7"), ("Créatinine", "µmol/L", "14682-9"),

@@ -195,3 +195,29 @@ def test_analyses_the_table_lacked_are_coded_in_their_units_only() -> None:
         ("14979-9", "32,5", "s"), ("1963-8", "26", "mmol/L")]
     vs = next(e for e in msg.entries if e.code == "30341-2")
     assert vs.display == "VS 1ère heure" and vs.reference_range == "< 20"
+
+
+# -- the urine tests of an ECBU ----------------------------------------------------------------
+ECBU = [*HEADER, ("title", "EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES (ECBU)"), C_HEAD,
+        _row(C, "Leucocytes", "85 *", "/mm3", "(< 10)"),
+        _row(C, "Hématies", "< 5", "/mm3", "(< 10)"),
+        _row(C, "Nitrites", "Positif"),
+        _row(C, "Culture", "Positive"),
+        _row(C, "Numération bactérienne", "> 100000", "UFC/mL"),
+        ("title", "HÉMATOLOGIE"), C_HEAD,
+        _row(C, "Leucocytes", "7,2", "G/L", "(4,0 - 10,0)")]
+
+
+def test_the_urine_tests_of_an_ecbu_are_coded_as_urines() -> None:
+    """'EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES' was no section: its leucocytes and red cells
+    (/mm3) were filed unmapped as if of blood, its nitrites and culture unmapped. Under an
+    ECBU they are the urine's (30405-5, 30391-7, 5802-4, 630-4); what the urine table does
+    not know stays unmapped; the blood count after it is the blood's again."""
+    msg = _read(_lab_pdf(ECBU))
+    assert [(e.code, e.value, e.unit, e.interpretation)
+            for e in msg.entries if e.type == "lab_result"] == [
+        ("30405-5", "85", "/mm3", "A"), ("30391-7", "< 5", "/mm3", None),
+        ("5802-4", "Positif", None, None), ("630-4", "Positive", None, None),
+        ("Numération bactérienne", "> 100000", "{CFU}/mL", None),
+        ("6690-2", "7,2", "10*9/L", None)]
+    assert msg.entries[1].details["section"] == "EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES (ECBU)"
