@@ -231,6 +231,7 @@ class _Row:
     line: int
     source: str
     cells: list[_Cell]
+    styles_seen: bool = True  # bold type can be seen (not on a scan)
 
     @property
     def text(self) -> str:
@@ -249,7 +250,8 @@ def _rows(doc: PdfDocument) -> list[_Row]:
             for n, raw in enumerate((page.text or "").splitlines()):
                 if raw.strip():
                     out.append(_Row(page.number, n, page.source,
-                                    [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)]))
+                                    [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)],
+                                    page.styles_seen))
             continue
         for n in sorted(by_line):
             words = sorted(by_line[n], key=lambda w: w.bbox[0])
@@ -268,7 +270,7 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                     confs.append([float(w.confidence)])
             for c, cs in zip(cells, confs, strict=True):
                 c.conf = round(sum(cs) / len(cs), 1)
-            out.append(_Row(page.number, n, page.source, cells))
+            out.append(_Row(page.number, n, page.source, cells, page.styles_seen))
     return out
 
 
@@ -295,7 +297,7 @@ def _side_by_side(rows: list[_Row]) -> list[_Row]:
             for side, cells in ((left, [c for c in row.cells if c.x0 < split]),
                                 (right, [c for c in row.cells if c.x0 >= split])):
                 if cells:
-                    side.append(_Row(row.page, row.line, row.source, cells))
+                    side.append(_Row(row.page, row.line, row.source, cells, row.styles_seen))
         out.extend(page_rows[:at] + left + right)
     return out
 
@@ -1059,6 +1061,13 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                                 f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: not "
                                 "filed (read it on the scan)")
                 continue
+            if not line.row.styles_seen and value.flag is None \
+                    and _out_of_range(value, comma):
+                entry.details["flag_not_seen"] = True
+                warnings.append(f"PDF_LAB_FLAG_NOT_SEEN: {where}: a value out of its printed "
+                                "range with no flag read, on a scan where bold type (some "
+                                "labs' only mark) cannot be seen: filed without a flag (check "
+                                "it on the scan)")
             base, n = entry.key, 1
             while entry.key in keys:
                 n += 1
@@ -1069,6 +1078,22 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")
     return LabPdfResults(entries, warnings, len(lines))
+
+
+def _out_of_range(value: _Value, comma: bool) -> bool:
+    """Whether a value (no comparator) is outside the one range printed for it ('3,5 - 5,0',
+    '< 5', '> 60'); False when that cannot be told (ranges by sex, words, no range)."""
+    if value.num is None or value.comparator or not value.reference:
+        return False
+    ref = _ref_text(value.reference)
+    if (m := _RANGE.fullmatch(ref)) is not None:
+        low, high = _number(m.group("lo"), comma), _number(m.group("hi"), comma)
+        return low is not None and high is not None and not low[0] <= value.num <= high[0]
+    if (m := _BOUND.fullmatch(ref)) is not None and (n := _number(m.group("n"), comma)):
+        cmp = _comparator(m.group("cmp"))
+        return {"<": value.num >= n[0], "<=": value.num > n[0], ">": value.num <= n[0],
+                ">=": value.num < n[0]}.get(cmp, False)
+    return False
 
 
 BOLD_FLAG = "A"  # a value marked abnormal by bold type alone: abnormal, no direction printed
@@ -1082,7 +1107,7 @@ def _bold_flags(lines: list[_Line]) -> None:
     # each line's own value only: a LIS printing every result in bold prints the same
     # result in another unit ('Soit : 5,83 mmol/L', a second column) in regular type
     values = [line.values[0] for line in lines
-              if line.values and line.values[0].num is not None]
+              if line.values and line.values[0].num is not None and line.row.styles_seen]
     if not any(v.bold for v in values) or all(v.bold for v in values):
         return
     for line in lines:

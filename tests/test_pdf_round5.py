@@ -12,6 +12,9 @@ OCR'd one."""
 from __future__ import annotations
 
 from normalizers import lab_pdf
+from parsers.pdf import PdfLimits, parse_pdf
+from parsers.pdf.model import OCR, TEXT_LAYER, Page, PdfDocument, Word
+from tests.test_pdf_round2 import _searchable_scan
 from tests.test_pdf_round3 import C_HEAD, LEFEVRE, C, _doc, _lab_pdf, _read, _results, _row
 
 HEADER = [("centre", "LABORATOIRE BIOMED 35 - Biologie médicale"), *LEFEVRE,
@@ -221,3 +224,55 @@ def test_the_urine_tests_of_an_ecbu_are_coded_as_urines() -> None:
         ("Numération bactérienne", "> 100000", "{CFU}/mL", None),
         ("6690-2", "7,2", "10*9/L", None)]
     assert msg.entries[1].details["section"] == "EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES (ECBU)"
+
+
+# -- what a scan cannot show: bold type --------------------------------------------------------
+def _page(source: str, rows: list[list[tuple[float, str]]], *, styles_seen: bool,
+          bold: frozenset[str] = frozenset()) -> PdfDocument:
+    """One page of (x, word) rows as ``source`` gives it; ``bold``: words printed in bold."""
+    words = [Word(t, 96.0, (x, 100.0 + 14 * n, x + 6 * len(t), 110.0 + 14 * n), n,
+                  bold=t in bold) for n, row in enumerate(rows) for x, t in row]
+    text = "\n".join(" ".join(t for _, t in row) for row in rows)
+    return PdfDocument([Page(1, source, text, words, 96.0, 595.0, 842.0,
+                             styles_seen=styles_seen)])
+
+
+KALAEMIA = [[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+            [(40, "Potassium"), (220, "5,9"), (290, "mmol/L"), (360, "3,5-5,0")],
+            [(40, "Sodium"), (220, "140"), (290, "mmol/L"), (360, "136-145")],
+            [(40, "Glycémie"), (220, "7,2"), (240, "H"), (290, "mmol/L"), (360, "4,1-5,9")]]
+
+
+def test_on_a_scan_an_unflagged_value_out_of_its_range_is_said_not_flagged() -> None:
+    """OCR cannot see bold type, the only mark of some labs' abnormal results: on a scan
+    the kalaemia out of its range, printed in bold, was filed with no flag and no word, as
+    normal as the sodium. Nothing is invented (no flag is computed from the range: the lab's
+    rules, by age or sex, are its own), but the result says that a flag may not have been
+    seen and the ledger warns where. A flag printed is read as ever; on a text layer, where
+    bold is seen, an unflagged value is the lab's choice and says nothing."""
+    scan = lab_pdf.lab_results(_page(OCR, KALAEMIA, styles_seen=False), [1], "r|x",
+                               effective="2026-03-12", issued=None)
+    assert [(e.code, e.interpretation, e.details.get("flag_not_seen"))
+            for e in scan.entries] == [("2823-3", None, True), ("2951-2", None, None),
+                                       ("14749-6", "H", None)]
+    assert [w.split(":")[0] for w in scan.warnings] == ["PDF_LAB_FLAG_NOT_SEEN"]
+    assert "5,9" not in scan.warnings[0] and "page 1 line 2" in scan.warnings[0]
+    text = lab_pdf.lab_results(_page(TEXT_LAYER, KALAEMIA, styles_seen=True), [1], "r|x",
+                               effective="2026-03-12", issued=None)
+    assert [(e.interpretation, e.details.get("flag_not_seen")) for e in text.entries] == [
+        (None, None), (None, None), ("H", None)]
+    assert text.warnings == []
+
+
+def test_a_searchable_scans_text_layer_shows_no_type_styles() -> None:
+    """A searchable scan's invisible text is the scanner's OCR, in a font of its own: bold
+    is no more seen there than by tesseract, and a born-digital page's is."""
+    layer = ["Potassium 5,9 mmol/L (3,5 - 5,0)", "Sodium 140 mmol/L (136 - 145)"]
+    doc = parse_pdf(_searchable_scan(layer), PdfLimits(processes=1))
+    assert (doc.pages[0].source, doc.pages[0].styles_seen) == (TEXT_LAYER, False)
+    found = lab_pdf.lab_results(doc, [1], "r|x", effective="2026-03-12", issued=None)
+    assert [(e.code, e.details.get("flag_not_seen")) for e in found.entries] == [
+        ("2823-3", True), ("2951-2", None)]
+    born_digital = parse_pdf(_lab_pdf([*HEADER, C_HEAD, _row(C, "Sodium", "140", "mmol/L")]),
+                             PdfLimits(processes=1))
+    assert born_digital.pages[0].styles_seen
