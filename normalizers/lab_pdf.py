@@ -994,7 +994,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if last is not None and _METHOD.match(text) and not any(v.unit for v in line.values):
             last.extra.setdefault("method", text)  # 'Formule CKD-EPI 2009': its year no value
             continue
-        if last is not None and line.values and _below(line) and (line.name or not pending):
+        # '(HbA1c)  6,5 %' under 'Hémoglobine glyquée': the name's end, not a method line
+        wrapped = bool(pending) and _analyte(f"{pending} {line.name}") is not None
+        if last is not None and line.values and _below(line) and (line.name or not pending) \
+                and not wrapped:
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
             continue
         if not line.values and line.unread and line.name and heading is not None:

@@ -276,3 +276,40 @@ def test_a_searchable_scans_text_layer_shows_no_type_styles() -> None:
     born_digital = parse_pdf(_lab_pdf([*HEADER, C_HEAD, _row(C, "Sodium", "140", "mmol/L")]),
                              PdfLimits(processes=1))
     assert born_digital.pages[0].styles_seen
+
+
+# -- two results of one analysis: the SI columns ------------------------------------------------
+SI = (40.0, 200.0, 250.0, 310.0, 370.0, 450.0)
+
+
+def test_the_si_columns_are_results_each_with_its_unit() -> None:
+    """'Résultat | Unité | Résultat SI | Unité SI': the SI columns were no column of ours,
+    their values dropped without a word (the glycaemia in mmol/L, the creatinine in
+    µmol/L). Each is now a result in its unit; the one range goes to the value it fits."""
+    rows = [*HEADER,
+            _row(SI, "", "Résultat", "Unité", "Résultat SI", "Unité SI",
+                 "Valeurs de référence", style="label"),
+            _row(SI, "Glycémie", "1,10", "g/L", "6,11", "mmol/L", "(0,70 - 1,10)"),
+            _row(SI, "Créatinine", "9,5", "mg/L", "84", "µmol/L", "(5,0 - 11,0)")]
+    assert _results(_read(_lab_pdf(rows))) == [
+        ("2345-7", "1,10", "g/L", "0,70 - 1,10", None),
+        ("14749-6", "6,11", "mmol/L", None, None),
+        ("2160-0", "9,5", "mg/L", "5,0 - 11,0", None),
+        ("14682-9", "84", "umol/L", None, None)]
+
+
+def test_a_name_wrapped_above_its_values_with_its_abbreviation_below() -> None:
+    """'Hémoglobine glyquée' on a line of its own and '(HbA1c)  6,5 %' under it: the line
+    in parentheses was taken for the method of the result above (the kalaemia given a
+    method '(HbA1c)' and a value in %, not filed), and the HbA1c lost."""
+    rows = [*HEADER, ("title", "BIOCHIMIE"),
+            ("body", (40.0, "Potassium"), (200.0, "5,9 mmol/L"), (300.0, "(3,5 - 5,0)")),
+            ("body", (40.0, "Hémoglobine glyquée")),
+            ("body", (40.0, "(HbA1c)"), (200.0, "6,5 %"), (300.0, "(4,0 - 6,0)"))]
+    msg = _read(_lab_pdf(rows))
+    potassium, hba1c = (e for e in msg.entries if e.type == "lab_result")
+    assert (potassium.code, potassium.value, "method" in potassium.details) == (
+        "2823-3", "5,9", False)
+    assert (hba1c.code, hba1c.value, hba1c.unit, hba1c.reference_range) == (
+        "4548-4", "6,5", "%", "4,0 - 6,0")
+    assert not [w for w in msg.warnings if w.startswith("PDF_LAB_NOT_FILED")]
