@@ -207,6 +207,10 @@ ECBU = [*HEADER, ("title", "EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES (ECBU)"), C_H
         _row(C, "Nitrites", "Positif"),
         _row(C, "Culture", "Positive"),
         _row(C, "Numération bactérienne", "> 100000", "UFC/mL"),
+        ("title", "ECBU DE CONTRÔLE"), C_HEAD,
+        _row(C, "Culture", "Stérile"),
+        ("title", "VIROLOGIE"), C_HEAD,
+        _row(C, "Charge virale VHC", "Indétectable"),
         ("title", "HÉMATOLOGIE"), C_HEAD,
         _row(C, "Leucocytes", "7,2", "G/L", "(4,0 - 10,0)")]
 
@@ -215,14 +219,19 @@ def test_the_urine_tests_of_an_ecbu_are_coded_as_urines() -> None:
     """'EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES' was no section: its leucocytes and red cells
     (/mm3) were filed unmapped as if of blood, its nitrites and culture unmapped. Under an
     ECBU they are the urine's (30405-5, 30391-7, 5802-4, 630-4); what the urine table does
-    not know stays unmapped; the blood count after it is the blood's again."""
+    not know stays unmapped; the blood count after it is the blood's again. 'Stérile' (a
+    culture) and 'Indétectable' (a viral load) were no value ('PDF_LAB_VALUE_NOT_READ')."""
     msg = _read(_lab_pdf(ECBU))
     assert [(e.code, e.value, e.unit, e.interpretation)
             for e in msg.entries if e.type == "lab_result"] == [
         ("30405-5", "85", "/mm3", "A"), ("30391-7", "< 5", "/mm3", None),
         ("5802-4", "Positif", None, None), ("630-4", "Positive", None, None),
         ("Numération bactérienne", "> 100000", "{CFU}/mL", None),
+        ("630-4", "Stérile", None, None), ("Charge virale VHC", "Indétectable", None, None),
         ("6690-2", "7,2", "10*9/L", None)]
+    sterile, undetectable = msg.entries[6:8]
+    assert sterile.details["value_code"]["code"] == "264868006"  # No growth
+    assert undetectable.details["value_code"]["code"] == "260415000"  # Not detected
     assert msg.entries[1].details["section"] == "EXAMEN CYTOBACTÉRIOLOGIQUE DES URINES (ECBU)"
 
 
