@@ -322,6 +322,7 @@ class _Heading:
 
     cells: list[tuple[float, float, str]]
     dates: dict[float, str] = field(default_factory=dict)
+    percent: set[float] = field(default_factory=set)  # x0 of result columns headed '%'
 
     def column(self, cell: _Cell, first: bool = False) -> str:
         """The column a cell is under. The line's first cell, starting left of every data
@@ -332,6 +333,10 @@ class _Heading:
         much wider than its heading ('Présence d'oxalate de calcium') starting where a
         heading starts is under that one: its centre is under the next column's."""
         return self._under(cell, first)[2]
+
+    def in_percent(self, cell: _Cell) -> bool:
+        """Whether a cell is under a result column headed by '%' (its numbers printed bare)."""
+        return self._under(cell)[0] in self.percent
 
     def date_of(self, cell: _Cell) -> str | None:
         """The date heading the column a cell is under, if any."""
@@ -373,6 +378,8 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
             if kind == "previous":
                 dates[c.x0] = m.group(0)
         kinds.append((c.x0, c.x1, kind))
+    percent = {x0 for x0, _, k in kinds if k == "percent"}
+    kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
     if "result" not in {k for *_, k in kinds}:
         dated = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
         if not dated or not {k for *_, k in kinds} & {"unit", "reference"}:
@@ -390,7 +397,8 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     if cells[0][2] != "name":
         cells.insert(0, (0.0, 0.0, "name"))
     return _Heading(cells, {x: d for x, d in dates.items()
-                            if any(c[0] == x and c[2] == "previous" for c in cells)}), section
+                            if any(c[0] == x and c[2] == "previous" for c in cells)},
+                    percent), section
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -625,6 +633,10 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             if flag:
                 flag_words.append(flag)
             continue
+        if column == "result" and heading and heading.in_percent(cell) \
+                and "%" not in cell.text and (m := _NUM_AT.search(cell.text)):
+            cell = _Cell(cell.x0, cell.x1, f"{cell.text[:m.end()]} %{cell.text[m.end():]}",
+                         cell.conf, cell.words)  # '55,2' under '%': 55,2 %
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
         if column == "result" and not any(t.kind in ("num", "bound", "word", "range")
                                           for t in cell_toks):

@@ -322,3 +322,22 @@ def test_a_name_wrapped_above_its_values_with_its_abbreviation_below() -> None:
     assert (hba1c.code, hba1c.value, hba1c.unit, hba1c.reference_range) == (
         "4548-4", "6,5", "%", "4,0 - 6,0")
     assert not [w for w in msg.warnings if w.startswith("PDF_LAB_NOT_FILED")]
+
+
+# -- the leucocyte formula under '%' and 'Valeurs absolues' ------------------------------------
+def test_formula_columns_headed_by_the_percent_sign_and_absolute_values() -> None:
+    """'FORMULE LEUCOCYTAIRE' with the columns '%  |  Valeurs absolues  |  Valeurs de
+    référence', the percentage printed without its sign: that heading was no heading (no
+    'Résultat'), each line read as two numbers without a unit between them, and the whole
+    formula was not filed. The '%' column's numbers are percentages, the absolute values
+    results; the range goes to the count it fits."""
+    F = (40.0, 200.0, 250.0, 370.0)
+    rows = [*HEADER, ("title", "FORMULE LEUCOCYTAIRE"),
+            _row(F, "", "%", "Valeurs absolues", "Valeurs de référence", style="label"),
+            _row(F, "Polynucléaires neutrophiles", "55,2", "3,21 G/L", "(1,80 - 7,50)"),
+            _row(F, "Lymphocytes", "30,1", "1,75 G/L", "(1,00 - 4,00)"),
+            _row(F, "Monocytes", "14,7 H", "0,86 G/L", "(0,20 - 1,00)")]
+    assert _results(_read(_lab_pdf(rows))) == [
+        ("770-8", "55,2", "%", None, None), ("751-8", "3,21", "10*9/L", "1,80 - 7,50", None),
+        ("736-9", "30,1", "%", None, None), ("731-0", "1,75", "10*9/L", "1,00 - 4,00", None),
+        ("5905-5", "14,7", "%", None, "H"), ("742-7", "0,86", "10*9/L", "0,20 - 1,00", None)]
