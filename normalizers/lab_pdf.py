@@ -29,18 +29,25 @@ What is read, and what is not (nothing is invented):
   0,5', 'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
   (the comment is the value); anything else under 'Résultat' is no value, and says so
-  (PDF_LAB_VALUE_NOT_READ). Flags printed after the value ('5,9 H', '5,9H', '5,9 (H)', '5,9
-  H*'), or '*' before it (``tables/pdf_lab_flags.csv``); a value printed in bold alone,
-  where the others are not, is flagged abnormal ('A', details.flag_printed 'bold'). A
+  (PDF_LAB_VALUE_NOT_READ); a qualitative word goes on as a phrase ('Présence d'oxalate de
+  calcium': the value, coded by its word). Flags printed after the value ('5,9 H', '5,9H',
+  '5,9 (H)', '5,9 H*') or before it ('* 4,10', 'H 5,9', '(L) 131', '↑ 7,2';
+  ``tables/pdf_lab_flags.csv``); a value printed in bold alone, where the others are not,
+  is flagged abnormal ('A', details.flag_printed 'bold'). Where bold cannot be seen (OCR, a
+  searchable scan's layer) a value out of its printed range with no flag read is marked
+  details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us. A
   number of more than 7 digits or with a leading zero is an identifier or a phone number,
   never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
   OCR's misread units ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``),
   and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
-  adds to its range; a method line ('Méthode : ...') and comment lines go to the result
-  above (``details.method``, ``details.comment``); a line naming the analysis alone, above
-  its values, is the start of its name, and a line in lower case under it ('erythrocytaire
-  (%)') its end.
+  adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', its year no
+  value) and comment lines go to the result above (``details.method``,
+  ``details.comment``); a formula named there or in the name picks the computed analysis's
+  code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
+  LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
+  its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
+  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
   outside a table a name and a unit of the table make a result, and so does a line laid
@@ -48,8 +55,12 @@ What is read, and what is not (nothing is invented):
   warning PDF_LAB_UNKNOWN_ANALYSIS); a footer's address ('12 rue ...'), a page number, a
   comment quoting a value are never results, and a value with a unit we did not file says
   so (PDF_LAB_NOT_FILED): nothing that may be a result is dropped without a word. Under a
-  section of another specimen than blood ('BIOCHIMIE URINAIRE': tables/pdf_lab_specimens.csv)
-  nothing is coded with the table's blood and serum codes.
+  section of another specimen than blood ('BIOCHIMIE URINAIRE', 'ECBU':
+  tables/pdf_lab_specimens.csv) nothing is coded with the table's blood and serum codes,
+  only with that specimen's (``tables/pdf_lab_specimen_analytes.csv``: the urine's
+  leucocytes, nitrites, culture...). The table ends at the biologist's validation
+  ('validé biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...'
+  is no comment.
 """
 
 from __future__ import annotations
