@@ -994,15 +994,23 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     pending = ""  # a line naming an analysis alone, above its values
     last: _Line | None = None
     gap = 0  # rows since the heading or the last result
+    furniture = _page_furniture(rows)
+    page, started = 0, False  # started: a heading or a result read on this page
     for row in rows:
+        if row.page != page:
+            page, started = row.page, False
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
         found = _heading(row)
         if found:
             heading, pending, last, gap = found[0], "", None, 0
             section = found[1] or section
+            started = True
             continue
         text = " ".join(row.text.split())
+        if not started and _fold(text) in furniture:
+            pending = ""  # the page's header ('LABORATOIRE BIOMED 35'), never a result
+            continue
         gap += 1
         if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
             heading = None  # the table is over: what follows is read only by the table
@@ -1070,7 +1078,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if not name:
             continue
         lines.append((line, section, where, heading))
-        last, gap = line, 0
+        last, gap, started = line, 0, True
     _bold_flags([line for line, *_ in lines])
     entries: list[Entry] = []
     keys: set[str] = set()
@@ -1120,6 +1128,15 @@ def _out_of_range(value: _Value, comma: bool) -> bool:
         return {"<": value.num >= n[0], "<=": value.num > n[0], ">": value.num <= n[0],
                 ">=": value.num < n[0]}.get(cmp, False)
     return False
+
+
+def _page_furniture(rows: list[_Row]) -> set[str]:
+    """The lines printed on more than one page (folded): the page's header and footer (the
+    laboratory's name, the patient's banner) when read before the page's table."""
+    pages: dict[str, set[int]] = {}
+    for row in rows:
+        pages.setdefault(_fold(row.text), set()).add(row.page)
+    return {text for text, on in pages.items() if len(on) > 1}
 
 
 BOLD_FLAG = "A"  # a value marked abnormal by bold type alone: abnormal, no direction printed

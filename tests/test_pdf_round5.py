@@ -341,3 +341,25 @@ def test_formula_columns_headed_by_the_percent_sign_and_absolute_values() -> Non
         ("770-8", "55,2", "%", None, None), ("751-8", "3,21", "10*9/L", "1,80 - 7,50", None),
         ("736-9", "30,1", "%", None, None), ("731-0", "1,75", "10*9/L", "1,00 - 4,00", None),
         ("5905-5", "14,7", "%", None, "H"), ("742-7", "0,86", "10*9/L", "0,20 - 1,00", None)]
+
+
+# -- the page header repeated over a table going on ---------------------------------------------
+def test_a_header_repeated_on_every_page_is_no_result_where_the_table_goes_on() -> None:
+    """Page 2 repeats the page header ('LABORATOIRE BIOMED 35', the patient's banner) and
+    goes on with the table without its heading: the lab's name, ending with its
+    département's number, was filed as a result ('LABORATOIRE BIOMED' = 35, flagged 'A' for
+    its bold type) with the patient's banner as its comment. A line printed on every page
+    before the table is the page's, never a result."""
+    banner = ("label", "Mme LEFÈVRE Hélène - Née le 14/03/1968 - Dossier 2603120045")
+    page_1 = [("centre", "LABORATOIRE BIOMED 35"), banner, *HEADER[1:], C_HEAD,
+              _row(C, "Sodium", "140", "mmol/L", "(136 - 145)", "141 (12/01/26)"),
+              ("body", "Page 1/2")]
+    page_2 = [("centre", "LABORATOIRE BIOMED 35"), banner,
+              _row(C, "Potassium", "4,1", "mmol/L", "(3,5 - 5,0)", "4,3 (12/01/26)"),
+              _row(C, "Chlore", "102", "mmol/L", "(98 - 107)"),
+              ("body", "Page 2/2")]
+    msg = _read(_lab_pdf(page_1, page_2))
+    assert _results(msg) == [("2951-2", "140", "mmol/L", "136 - 145", None),
+                             ("2823-3", "4,1", "mmol/L", "3,5 - 5,0", None),
+                             ("2075-0", "102", "mmol/L", "98 - 107", None)]
+    assert not any("comment" in e.details for e in msg.entries[1:])
