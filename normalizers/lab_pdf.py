@@ -1026,7 +1026,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             last.extra.setdefault("method", text)  # 'Formule CKD-EPI 2009': its year no value
             continue
         # '(HbA1c)  6,5 %' under 'Hémoglobine glyquée': the name's end, not a method line
-        wrapped = bool(pending) and _analyte(f"{pending} {line.name}") is not None
+        # or '(ALAT)  35' under 'Alanine aminotransférase': not a method of the line above
+        wrapped = bool(pending) and (_analyte(f"{pending} {line.name}") is not None
+                                     or line.name.startswith("("))
         if last is not None and line.values and _below(line) and (line.name or not pending) \
                 and not wrapped:
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
@@ -1066,7 +1068,8 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             pending = text if len(text.split()) <= 6 and ":" not in text else ""
             continue
         name = line.name
-        if pending and (not name or _analyte(name) is None and _analyte(f"{pending} {name}")):
+        if pending and (not name or name.startswith("(")  # '(ALAT)' under its name
+                        or _analyte(name) is None and _analyte(f"{pending} {name}")):
             name = f"{pending} {name}".strip()
             comments = last.extra.get("comment", []) if last is not None else []
             if pending in comments:
@@ -1232,7 +1235,12 @@ def _analyte(name: str) -> dict[str, dict[str, str]] | None:
     if key in table_:
         return table_[key]
     bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
-    return table_.get(bare)
+    if bare in table_:
+        return table_[bare]
+    # 'Alanine aminotransférase (ALAT)', 'Gamma-glutamyltransférase (GGT)': the
+    # abbreviation in parentheses ending the name, when it is a name of the table
+    m = re.search(r"\(([^()]+)\)$", key)
+    return table_.get(m.group(1).strip()) if m else None
 
 
 @cache

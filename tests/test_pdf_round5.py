@@ -363,3 +363,20 @@ def test_a_header_repeated_on_every_page_is_no_result_where_the_table_goes_on() 
                              ("2823-3", "4,1", "mmol/L", "3,5 - 5,0", None),
                              ("2075-0", "102", "mmol/L", "98 - 107", None)]
     assert not any("comment" in e.details for e in msg.entries[1:])
+
+
+def test_a_name_wrapped_before_its_abbreviation_is_not_the_line_above() -> None:
+    """'Alanine aminotransférase' on its own line, then '(ALAT)  35  UI/L  (< 41)', under
+    the eGFR: the '(ALAT)' line was read as the eGFR in another unit (a method '(ALAT)'),
+    and the transaminase filed under the eGFR's name in UI/L. The name's two lines are one
+    analysis, known by the abbreviation in parentheses ending it, never the line above."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "DFG estimé (CKD-EPI)", "85", "mL/min/1,73m²", "(> 60)"),
+            _row(C, "Alanine aminotransférase"),
+            _row(C, "(ALAT)", "35", "UI/L", "(< 41)")]
+    msg = _read(_lab_pdf(rows))
+    assert _results(msg) == [
+        ("62238-1", "85", "mL/min/{1.73_m2}", "> 60", None),
+        ("1742-6", "35", "[IU]/L", "< 41", None)]
+    assert not any(k in msg.entries[1].details for k in ("method", "comment"))
+    assert msg.entries[2].display == "Alanine aminotransférase (ALAT)"
