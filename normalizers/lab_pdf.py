@@ -29,18 +29,25 @@ What is read, and what is not (nothing is invented):
   0,5', 'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
   (the comment is the value); anything else under 'Résultat' is no value, and says so
-  (PDF_LAB_VALUE_NOT_READ). Flags printed after the value ('5,9 H', '5,9H', '5,9 (H)', '5,9
-  H*'), or '*' before it (``tables/pdf_lab_flags.csv``); a value printed in bold alone,
-  where the others are not, is flagged abnormal ('A', details.flag_printed 'bold'). A
+  (PDF_LAB_VALUE_NOT_READ); a qualitative word goes on as a phrase ('Présence d'oxalate de
+  calcium': the value, coded by its word). Flags printed after the value ('5,9 H', '5,9H',
+  '5,9 (H)', '5,9 H*') or before it ('* 4,10', 'H 5,9', '(L) 131', '↑ 7,2';
+  ``tables/pdf_lab_flags.csv``); a value printed in bold alone, where the others are not,
+  is flagged abnormal ('A', details.flag_printed 'bold'). Where bold cannot be seen (OCR, a
+  searchable scan's layer) a value out of its printed range with no flag read is marked
+  details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us. A
   number of more than 7 digits or with a leading zero is an identifier or a phone number,
   never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
   OCR's misread units ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``),
   and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
-  adds to its range; a method line ('Méthode : ...') and comment lines go to the result
-  above (``details.method``, ``details.comment``); a line naming the analysis alone, above
-  its values, is the start of its name, and a line in lower case under it ('erythrocytaire
-  (%)') its end.
+  adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', its year no
+  value) and comment lines go to the result above (``details.method``,
+  ``details.comment``); a formula named there or in the name picks the computed analysis's
+  code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
+  LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
+  its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
+  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
   outside a table a name and a unit of the table make a result, and so does a line laid
@@ -48,8 +55,12 @@ What is read, and what is not (nothing is invented):
   warning PDF_LAB_UNKNOWN_ANALYSIS); a footer's address ('12 rue ...'), a page number, a
   comment quoting a value are never results, and a value with a unit we did not file says
   so (PDF_LAB_NOT_FILED): nothing that may be a result is dropped without a word. Under a
-  section of another specimen than blood ('BIOCHIMIE URINAIRE': tables/pdf_lab_specimens.csv)
-  nothing is coded with the table's blood and serum codes.
+  section of another specimen than blood ('BIOCHIMIE URINAIRE', 'ECBU':
+  tables/pdf_lab_specimens.csv) nothing is coded with the table's blood and serum codes,
+  only with that specimen's (``tables/pdf_lab_specimen_analytes.csv``: the urine's
+  leucocytes, nitrites, culture...). The table ends at the biologist's validation
+  ('validé biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...'
+  is no comment.
 """
 
 from __future__ import annotations
@@ -119,6 +130,34 @@ def _other_specimen(section: str) -> bool:
     return bool(section) and bool(_specimen_pattern().search(_fold(section)))
 
 
+def _specimen(section: str) -> str | None:
+    """The specimen a section's heading names other than blood ('urine'), if any."""
+    m = _specimen_pattern().search(_fold(section)) if section else None
+    if m is None:
+        return None
+    return next(r["specimen"] for r in table("pdf_lab_specimens")
+                if _fold(r["word"]) == m.group(0))
+
+
+@cache
+def _specimen_analytes() -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+    """{(specimen, folded name): {ucum unit or '': row}} of tables/
+    pdf_lab_specimen_analytes.csv (the urine's leucocytes, nitrites...)."""
+    out: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for r in table("pdf_lab_specimen_analytes"):
+        out.setdefault((r["specimen"], _fold(r["name"])), {})[r["unit"]] = r
+    return out
+
+
+def _specimen_analyte(specimen: str, name: str) -> dict[str, dict[str, str]] | None:
+    """An analysis of another specimen than blood, by its name (whole, then without what
+    is in parentheses), as _analyte."""
+    key = _fold(name).replace("*", "").strip(" :.")
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
+    table_ = _specimen_analytes()
+    return table_.get((specimen, key)) or table_.get((specimen, bare))
+
+
 @cache
 def _ocr_units() -> dict[str, str]:
     """Units as OCR misreads them ('g/1', 'Ul/|'), read on OCR'd pages only."""
@@ -144,6 +183,32 @@ def _word_pattern() -> re.Pattern[str]:
 def _flag_pattern() -> re.Pattern[str]:
     alternation = "|".join(re.escape(s) for s in sorted(_flags(), key=len, reverse=True))
     return re.compile(rf"(?:{alternation})(?=\s|$|\))(?!\s*:)")
+
+
+@cache
+def _pre_flag_pattern() -> re.Pattern[str]:
+    """A flag printed before its value ('H 5,9', '(L) 131', '↑ 7,2'): a sign of the table
+    alone or in brackets, then the number. '+' and '-' are left out (a sign of the number),
+    and so is '*', read by _PRE_FLAG."""
+    signs = [s for s in _flags() if s not in ("+", "-") and "*" not in s]
+    alternation = "|".join(re.escape(s) for s in sorted(signs, key=len, reverse=True))
+    return re.compile(rf"(?:[(\[]\s*(?P<b>{alternation})\s*[)\]]|(?P<f>{alternation}))"
+                      r"\s*(?=\d)")
+
+
+def _pre_flag_at(text: str, i: int) -> re.Match[str] | None:
+    """The flag printed before a value at ``i``: a mark standing apart (a letter glued to
+    the word before is none), followed by one number that is not a range ('H 13,0 - 17,0'
+    is the men's range) nor a date."""
+    if i and not (text[i - 1].isspace() or text[i - 1] in "*:"):
+        return None
+    m = _pre_flag_pattern().match(text, i)
+    if m is None or (m.group("f") and m.group("f").isalpha() and m.end() == m.end("f")):
+        return None  # 'H5' glued: no mark of ours
+    if _RANGE.match(text, m.end()) or _DATE.match(text, m.end()) \
+            or not _NUM_AT.match(text, m.end()):
+        return None
+    return m
 
 
 @cache
@@ -177,6 +242,7 @@ class _Row:
     line: int
     source: str
     cells: list[_Cell]
+    styles_seen: bool = True  # bold type can be seen (not on a scan)
 
     @property
     def text(self) -> str:
@@ -195,7 +261,8 @@ def _rows(doc: PdfDocument) -> list[_Row]:
             for n, raw in enumerate((page.text or "").splitlines()):
                 if raw.strip():
                     out.append(_Row(page.number, n, page.source,
-                                    [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)]))
+                                    [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)],
+                                    page.styles_seen))
             continue
         for n in sorted(by_line):
             words = sorted(by_line[n], key=lambda w: w.bbox[0])
@@ -214,7 +281,7 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                     confs.append([float(w.confidence)])
             for c, cs in zip(cells, confs, strict=True):
                 c.conf = round(sum(cs) / len(cs), 1)
-            out.append(_Row(page.number, n, page.source, cells))
+            out.append(_Row(page.number, n, page.source, cells, page.styles_seen))
     return out
 
 
@@ -241,7 +308,7 @@ def _side_by_side(rows: list[_Row]) -> list[_Row]:
             for side, cells in ((left, [c for c in row.cells if c.x0 < split]),
                                 (right, [c for c in row.cells if c.x0 >= split])):
                 if cells:
-                    side.append(_Row(row.page, row.line, row.source, cells))
+                    side.append(_Row(row.page, row.line, row.source, cells, row.styles_seen))
         out.extend(page_rows[:at] + left + right)
     return out
 
@@ -266,14 +333,21 @@ class _Heading:
 
     cells: list[tuple[float, float, str]]
     dates: dict[float, str] = field(default_factory=dict)
+    percent: set[float] = field(default_factory=set)  # x0 of result columns headed '%'
 
     def column(self, cell: _Cell, first: bool = False) -> str:
         """The column a cell is under. The line's first cell, starting left of every data
         heading, is the analysis's name; any other cell is under the heading its centre
         falls in, else the one whose centre is nearest its own (values are printed
         left-aligned, right-aligned or centred under their heading, some beside it; a
-        one-digit value far beside its heading may be taken for its neighbour's)."""
+        one-digit value far beside its heading may be taken for its neighbour's). A text
+        much wider than its heading ('Présence d'oxalate de calcium') starting where a
+        heading starts is under that one: its centre is under the next column's."""
         return self._under(cell, first)[2]
+
+    def in_percent(self, cell: _Cell) -> bool:
+        """Whether a cell is under a result column headed by '%' (its numbers printed bare)."""
+        return self._under(cell)[0] in self.percent
 
     def date_of(self, cell: _Cell) -> str | None:
         """The date heading the column a cell is under, if any."""
@@ -283,6 +357,9 @@ class _Heading:
         data = [c for c in self.cells if c[2] != "name"]
         if first and cell.x0 < data[0][0] - 2:
             return (0.0, 0.0, "name")
+        aligned = [c for c in data if abs(c[0] - cell.x0) <= 2]
+        if aligned and cell.x1 - cell.x0 > aligned[0][1] - aligned[0][0] + 20:
+            return aligned[0]  # a text wider than its column, left-aligned under its heading
         centre = (cell.x0 + cell.x1) / 2
         inside = [c for c in data if c[0] - 2 <= centre <= c[1] + 2]
         return min(inside or data, key=lambda c: abs((c[0] + c[1]) / 2 - centre))
@@ -312,6 +389,8 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
             if kind == "previous":
                 dates[c.x0] = m.group(0)
         kinds.append((c.x0, c.x1, kind))
+    percent = {x0 for x0, _, k in kinds if k == "percent"}
+    kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
     if "result" not in {k for *_, k in kinds}:
         dated = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
         if not dated or not {k for *_, k in kinds} & {"unit", "reference"}:
@@ -329,7 +408,8 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     if cells[0][2] != "name":
         cells.insert(0, (0.0, 0.0, "name"))
     return _Heading(cells, {x: d for x, d in dates.items()
-                            if any(c[0] == x and c[2] == "previous" for c in cells)}), section
+                            if any(c[0] == x and c[2] == "previous" for c in cells)},
+                    percent), section
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -341,7 +421,11 @@ _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
 # What ends a result table: the biologist's validation, a signature
-_TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par)\b"
+# ('Compte rendu validé biologiquement par', 'Validation biologique : Dr ...', 'Document
+# validé électroniquement')
+_TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par"
+                        r"|biologiquement|[ée]lectroniquement|techniquement|m[ée]dicalement)\b"
+                        r"|\bvalidation\s+(?:biologique|m[ée]dicale)\b"
                         r"|\bsignature\b|\bfin du compte[ -]rendu")
 # 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
 _REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
@@ -359,12 +443,18 @@ _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
 # its figures are no range, the cell is kept whole
 _AGE_LABEL = re.compile(r"(?i)\d\s*(?:ans?|mois|jours?|j|semaines?|sem)\.?\s*:")
 _SEX_LABEL = re.compile(r"(?i)(?:h|f|hommes?|femmes?|enfants?|adultes?)\s*:\s*$")
-_METHOD = re.compile(r"(?i)^\(?\s*(?:m[ée]thode|technique|automate|r[ée]actif)s?\b")
+_METHOD = re.compile(r"(?i)^\(?\s*(?:(?:m[ée]thode|technique|automate|r[ée]actif|formule"
+                     r"|[ée]quation)s?\b|selon\b|calcul[ée]e?\s+(?:selon|par)\b)")
 _WORD = re.compile(r"\S+")
+# What a qualitative word goes on with ('Présence d'oxalate de calcium', 'Absence de
+# sang'): the rest of the cell is the value's, never a unit ('d' of 'd'')
+_QUALIFIED = re.compile(r"\s+(?:de|du|des|d['’]|en)(?=[\s\w]).*$", re.IGNORECASE)
 # Lines that are the page's or the report's, never a comment on a result
 _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
+                          r"|^\s*biologistes?\b[^:]{0,30}:"  # 'Biologiste responsable : Dr ...'
+
                           r"|\bpage\s*\d+\s*(?:/|sur)\s*\d+|^\s*\d+\s*/\s*\d+\s*$")
-_SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&]+[^\W\d_]+)*$")
+_SECTION_WORDS = re.compile(r"^[^\W\d_][^\W\d_ '\-/&]*(?:[ '\-/&(]+[^\W\d_]+\)?)*$")
 
 
 @dataclass(slots=True)
@@ -409,6 +499,9 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("flag", i, m.end(), column, m, m.group(0))
     if after_value and (m := _bracket_flag_pattern().match(text, i)):  # '5,9 (H)', '[L]'
         return _Tok("flag", i, m.end(), column, m, m.group("f"))
+    if not after_value and (m := _pre_flag_at(text, i)):
+        sign = m.group("b") or m.group("f")
+        return _Tok("preflag", i, m.end(), column, m, sign)
     for kind, pattern in (("date", _DATE), ("date", _DATE_WORDS), ("skip", _TIME),
                           ("skip", _FRACTION), ("skip", _REF_LABEL), ("preflag", _PRE_FLAG)):
         if (m := pattern.match(text, i)) and (kind != "skip" or not _is_unit_at(text, i)):
@@ -417,7 +510,11 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
             and (i == 0 or not text[i - 1].isalnum()):
         return _Tok("unit", i, m.end(), column, m, m.group(0))
     if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()):
-        return _Tok("word", i, m.end(), column, m, text[i:m.end()])
+        end = m.end()
+        if _words()[m.group(0)]["kind"] == "qualitative" \
+                and (rest := _QUALIFIED.match(text, end)):
+            end = rest.end()  # 'Présence d'oxalate de calcium': the phrase is the value
+        return _Tok("word", i, end, column, m, text[i:end])
     if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo")):
         return _Tok("range", i, m.end(), column, m, m.group(0))
     if m := _BOUND.match(text, i):
@@ -442,6 +539,13 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         # ('H', the men's range) is none
         return _Tok("unit", i, m.end(), column, m, m.group(0))
     return _Tok("text", i, m.end(), column, m, m.group(0))
+
+
+def _word_of(tok: _Tok) -> dict[str, str]:
+    """The row of tables/pdf_lab_value_words.csv a word token was read as (its first word
+    when it is a phrase: 'Présence de cristaux')."""
+    assert tok.match is not None
+    return _words()[tok.match.group(0)]
 
 
 def _is_unit_at(text: str, i: int) -> bool:
@@ -540,6 +644,10 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
             if flag:
                 flag_words.append(flag)
             continue
+        if column == "result" and heading and heading.in_percent(cell) \
+                and "%" not in cell.text and (m := _NUM_AT.search(cell.text)):
+            cell = _Cell(cell.x0, cell.x1, f"{cell.text[:m.end()]} %{cell.text[m.end():]}",
+                         cell.conf, cell.words)  # '55,2' under '%': 55,2 %
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
         if column == "result" and not any(t.kind in ("num", "bound", "word", "range")
                                           for t in cell_toks):
@@ -580,7 +688,8 @@ def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
         column = heading.column(_Cell(*cell.words[0][:2], "", 0.0), first=True)
         for k, w in enumerate(cell.words[1:], start=1):
             here = heading.column(_Cell(w[0], w[1], "", 0.0))
-            if here != column and column == "name" and re.match(r"[<>\u2264\u2265]?\d", w[2]) \
+            if here != column and column == "name" \
+                    and re.fullmatch(r"[<>\u2264\u2265]?\d[\d,.]*(?:HH|LL|H|L|\*+)?", w[2]) \
                     and all(re.match(r"[<>\u2264\u2265]?[\d,.]", x[2]) or to_ucum(x[2]).mapped
                             for x in cell.words[k:]):  # only a value ending the name's cell
                 parts.append([w])
@@ -632,7 +741,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
         in_ref = tok.column == "reference"
         if tok.kind == "range" or (tok.kind == "bound" and (in_ref or line.values)) \
                 or (tok.kind == "word" and in_ref) \
-                or (tok.kind == "word" and _words()[_fold(tok.text)]["kind"] == "see_comment"
+                or (tok.kind == "word" and _word_of(tok)["kind"] == "see_comment"
                     and (in_ref or line.values) and not _see_comment_is_value(line, tok)):
             if done and not in_ref:
                 tail.append(tok.text)
@@ -687,11 +796,12 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(" ".join(tok.text.strip("() ").split()), parsed[0],
                              comparator=_comparator(m.group("cmp")), conf=cell.conf,
-                             column=tok.column, raw=[tok.text],
+                             column=tok.column, raw=[tok.text], flag=preflag,
                              bold=cell.bold_at(m.start("n")))
+            preflag = None
             line.values.append(current)
         elif tok.kind == "word":
-            current = _Value(tok.text, word=_words()[_fold(tok.text)], conf=cell.conf,
+            current = _Value(tok.text, word=_word_of(tok), conf=cell.conf,
                              column=tok.column, raw=[tok.text])
             line.values.append(current)
         elif tok.kind == "unit" and current is not None and current.unit is None:
@@ -884,15 +994,23 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     pending = ""  # a line naming an analysis alone, above its values
     last: _Line | None = None
     gap = 0  # rows since the heading or the last result
+    furniture = _page_furniture(rows)
+    page, started = 0, False  # started: a heading or a result read on this page
     for row in rows:
+        if row.page != page:
+            page, started = row.page, False
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
         found = _heading(row)
         if found:
             heading, pending, last, gap = found[0], "", None, 0
             section = found[1] or section
+            started = True
             continue
         text = " ".join(row.text.split())
+        if not started and _fold(text) in furniture:
+            pending = ""  # the page's header ('LABORATOIRE BIOMED 35'), never a result
+            continue
         gap += 1
         if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
             heading = None  # the table is over: what follows is read only by the table
@@ -904,7 +1022,15 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         line = _read_line(row, heading, comma)
         where = f"page {row.page} line {row.line + 1}"
-        if last is not None and line.values and _below(line) and (line.name or not pending):
+        if last is not None and _METHOD.match(text) and not any(v.unit for v in line.values):
+            last.extra.setdefault("method", text)  # 'Formule CKD-EPI 2009': its year no value
+            continue
+        # '(HbA1c)  6,5 %' under 'Hémoglobine glyquée': the name's end, not a method line
+        # or '(ALAT)  35' under 'Alanine aminotransférase': not a method of the line above
+        wrapped = bool(pending) and (_analyte(f"{pending} {line.name}") is not None
+                                     or line.name.startswith("("))
+        if last is not None and line.values and _below(line) and (line.name or not pending) \
+                and not wrapped:
             _add_below(last, line, text)  # 'Soit : 10,02 mmol/l', '(méthode) 0.71 mmol/l'
             continue
         if not line.values and line.unread and line.name and heading is not None:
@@ -942,7 +1068,8 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             pending = text if len(text.split()) <= 6 and ":" not in text else ""
             continue
         name = line.name
-        if pending and (not name or _analyte(name) is None and _analyte(f"{pending} {name}")):
+        if pending and (not name or name.startswith("(")  # '(ALAT)' under its name
+                        or _analyte(name) is None and _analyte(f"{pending} {name}")):
             name = f"{pending} {name}".strip()
             comments = last.extra.get("comment", []) if last is not None else []
             if pending in comments:
@@ -954,7 +1081,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if not name:
             continue
         lines.append((line, section, where, heading))
-        last, gap = line, 0
+        last, gap, started = line, 0, True
     _bold_flags([line for line, *_ in lines])
     entries: list[Entry] = []
     keys: set[str] = set()
@@ -971,6 +1098,13 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                                 f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: not "
                                 "filed (read it on the scan)")
                 continue
+            if not line.row.styles_seen and value.flag is None \
+                    and _out_of_range(value, comma):
+                entry.details["flag_not_seen"] = True
+                warnings.append(f"PDF_LAB_FLAG_NOT_SEEN: {where}: a value out of its printed "
+                                "range with no flag read, on a scan where bold type (some "
+                                "labs' only mark) cannot be seen: filed without a flag (check "
+                                "it on the scan)")
             base, n = entry.key, 1
             while entry.key in keys:
                 n += 1
@@ -981,6 +1115,31 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")
     return LabPdfResults(entries, warnings, len(lines))
+
+
+def _out_of_range(value: _Value, comma: bool) -> bool:
+    """Whether a value (no comparator) is outside the one range printed for it ('3,5 - 5,0',
+    '< 5', '> 60'); False when that cannot be told (ranges by sex, words, no range)."""
+    if value.num is None or value.comparator or not value.reference:
+        return False
+    ref = _ref_text(value.reference)
+    if (m := _RANGE.fullmatch(ref)) is not None:
+        low, high = _number(m.group("lo"), comma), _number(m.group("hi"), comma)
+        return low is not None and high is not None and not low[0] <= value.num <= high[0]
+    if (m := _BOUND.fullmatch(ref)) is not None and (n := _number(m.group("n"), comma)):
+        cmp = _comparator(m.group("cmp"))
+        return {"<": value.num >= n[0], "<=": value.num > n[0], ">": value.num <= n[0],
+                ">=": value.num < n[0]}.get(cmp, False)
+    return False
+
+
+def _page_furniture(rows: list[_Row]) -> set[str]:
+    """The lines printed on more than one page (folded): the page's header and footer (the
+    laboratory's name, the patient's banner) when read before the page's table."""
+    pages: dict[str, set[int]] = {}
+    for row in rows:
+        pages.setdefault(_fold(row.text), set()).add(row.page)
+    return {text for text, on in pages.items() if len(on) > 1}
 
 
 BOLD_FLAG = "A"  # a value marked abnormal by bold type alone: abnormal, no direction printed
@@ -994,7 +1153,7 @@ def _bold_flags(lines: list[_Line]) -> None:
     # each line's own value only: a LIS printing every result in bold prints the same
     # result in another unit ('Soit : 5,83 mmol/L', a second column) in regular type
     values = [line.values[0] for line in lines
-              if line.values and line.values[0].num is not None]
+              if line.values and line.values[0].num is not None and line.row.styles_seen]
     if not any(v.bold for v in values) or all(v.bold for v in values):
         return
     for line in lines:
@@ -1076,7 +1235,33 @@ def _analyte(name: str) -> dict[str, dict[str, str]] | None:
     if key in table_:
         return table_[key]
     bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
-    return table_.get(bare)
+    if bare in table_:
+        return table_[bare]
+    # 'Alanine aminotransférase (ALAT)', 'Gamma-glutamyltransférase (GGT)': the
+    # abbreviation in parentheses ending the name, when it is a name of the table
+    m = re.search(r"\(([^()]+)\)$", key)
+    return table_.get(m.group(1).strip()) if m else None
+
+
+@cache
+def _formulas() -> tuple[tuple[str, str], ...]:
+    rows = sorted(table("pdf_lab_formulas"), key=lambda r: len(r["word"]), reverse=True)
+    return tuple((_fold(r["word"]), r["name"]) for r in rows)
+
+
+def _by_formula(line: _Line) -> dict[str, dict[str, str]] | None:
+    """The analysis as computed by the formula its name, method or comment names ('DFG
+    estimé' over 'Formule CKD-EPI 2009': 'dfg estime (ckd-epi)'; 'LDL cholestérol' over
+    'Formule de Friedewald': 'ldl cholesterol calcule'): each formula has its own code."""
+    said = " ".join([line.name, str(line.extra.get("method", "")),
+                     *line.extra.get("comment", [])])
+    folded = _fold(said)
+    suffix = next((name for word, name in _formulas()
+                   if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", folded)), None)
+    if suffix is None:
+        return None
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", line.name).split())
+    return _analyte(f"{line.name} {suffix}") or _analyte(f"{bare} {suffix}")
 
 
 def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
@@ -1094,12 +1279,17 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
            when: str | None, issued: str | None, heading: _Heading | None,
            warnings: list[str]) -> Entry | None:
     ucum = to_ucum(value.unit) if value.unit else None
-    rows = _analyte(line.name)
+    rows = _by_formula(line) or _analyte(line.name)
+    specimen = _specimen(section)
+    of_specimen = _specimen_analyte(specimen, line.name) if specimen else None
+    if of_specimen is not None:
+        rows = of_specimen  # the urine's leucocytes, never the blood's
     row = None
     if rows is not None:
         row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (
             rows.get("") if value.unit is None or (ucum and ucum.mapped) else None)
         if row is None and value.num is None and value.unit is None \
+                and (value.word is None or value.word["kind"] != "qualitative") \
                 and len({r["loinc"] for r in rows.values()}) == 1:
             row = next(iter(rows.values()))  # 'Non réalisé': the analysis has one code
     if rows is None and heading is None:
@@ -1118,7 +1308,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
                         "neither under the result's heading nor in a unit we know: not filed "
                         "(read it on the report)")
         return None
-    if row is not None and _other_specimen(section):
+    if row is not None and of_specimen is None and _other_specimen(section):
         row = None  # every code of the table is of blood or serum
         warnings.append(f"PDF_LAB_OTHER_SPECIMEN: {where}: under a section of another "
                         "specimen than blood: filed unmapped under its printed name")

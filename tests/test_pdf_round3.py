@@ -252,11 +252,11 @@ def test_chu_table_cut_across_pages_and_unmapped_analyses_kept() -> None:
     msg = _read(_lab_pdf(CHU_1, CHU_2))
     assert _results(msg) == [("6690-2", "12,40", "10*9/L", "4,0 - 10,0", "H"),
                              ("777-3", "98 000", "/mm3", "150 000 - 400 000", "L"),
-                             ("Temps de céphaline activée", "38,2", "s", "< 40", None),
+                             ("14979-9", "38,2", "s", "< 40", None),
                              ("Ratio TCA patient/témoin", "1,18", None, "< 1,20", None),
                              ("6301-6", "2,6", None, "2,0 - 3,0", None),
                              ("5894-1", "32", "%", "70 - 100", "L")]
-    assert [e.mapped for e in msg.entries[1:]] == [True, True, False, False, True, True]
+    assert [e.mapped for e in msg.entries[1:]] == [True, True, True, False, True, True]
     assert msg.entries[2].value_num == 98000.0
     assert msg.entries[1].effective == "2026-01-20T22:40+01:00"
 
@@ -334,7 +334,7 @@ def test_lab_pdf_results_are_filed_in_the_dossier(sqlite_ctx) -> None:  # noqa: 
                             .order_by(entries.c.id)).all()
     assert [tuple(r) for r in rows] == [("report", None, None), ("lab_result", "6690-2", 12.4),
                                         ("lab_result", "777-3", 98000.0),
-                                        ("lab_result", "Temps de céphaline activée", 38.2),
+                                        ("lab_result", "14979-9", 38.2),
                                         ("lab_result", "Ratio TCA patient/témoin", 1.18),
                                         ("lab_result", "6301-6", 2.6),
                                         ("lab_result", "5894-1", 32.0)]
@@ -491,16 +491,20 @@ def test_two_digit_collection_year_is_never_in_the_future() -> None:
 
 def test_a_urine_section_is_never_coded_as_blood() -> None:
     """'Créatinine 9800 µmol/L' under 'BIOCHIMIE URINAIRE' was coded 14682-9, the serum
-    creatinine: the dossier would chart a urine value as a kidney failure."""
+    creatinine: the dossier would chart a urine value as a kidney failure. (Since round 5
+    it is coded as the urine's creatinine, 14683-7; an analysis the urine table lacks is
+    filed unmapped.)"""
     rows = [("centre", "LABORATOIRE BIOLAB"), *LEFEVRE, ("label", "Prélevé le 03/03/26 à 08:15"),
             ("title", "BIOCHIMIE SANGUINE"), C_HEAD,
             _row(C, "Créatinine", "68", "µmol/L", "45 - 84"),
             ("title", "BIOCHIMIE URINAIRE"), C_HEAD,
-            _row(C, "Créatinine", "9800", "µmol/L", "", "9500 (12/01/26)")]
-    _, serum, urine = _read(_lab_pdf(rows)).entries
+            _row(C, "Créatinine", "9800", "µmol/L", "", "9500 (12/01/26)"),
+            _row(C, "Sodium", "85", "mmol/L")]
+    _, serum, urine, sodium = _read(_lab_pdf(rows)).entries
     assert (serum.code, serum.system, serum.value_num) == ("14682-9", "LN", 68.0)
     assert (urine.code, urine.system, urine.mapped, urine.value_num) == (
-        "Créatinine", "PDF-LABEL", False, 9800.0)
+        "14683-7", "LN", True, 9800.0)
+    assert (sodium.code, sodium.system, sodium.mapped) == ("Sodium", "PDF-LABEL", False)
 
 
 _ANALYTES = [("Hémoglobine", "g/dL", "718-7"), ("Créatinine", "µmol/L", "14682-9"),

@@ -18,8 +18,8 @@ from tests.test_pdf_round3 import C_HEAD, LE_GOFF, LEFEVRE, C, _doc, _lab_pdf, _
 BIOGROUP = [("centre", "BIOGROUP - Laboratoire de biologie médicale"), *LE_GOFF,
             ("label", "Date de prélèvement : 05/02/2026"), ("title", "BIOCHIMIE"),
             ("body", (40.0, "Créatinine"), (200.0, "92 µmol/L"), (300.0, "(59 - 104)")),
-            ("body", (40.0, "Vitamine B9 (folates sériques)"), (200.0, "12,3 nmol/L"),
-             (300.0, "(10,4 - 42,4)")),
+            ("body", (40.0, "Vitamine B1 (thiamine)"), (200.0, "142 nmol/L"),
+             (300.0, "(66 - 200)")),
             ("body", (40.0, "Zinc"), (200.0, "9,8 µmol/L L"), (300.0, "(10,7 - 18,4)")),
             ("body", (40.0, "Anticorps anti-TPO"), (200.0, "< 9"), (240.0, "UI/mL"),
              (300.0, "(< 34)")),
@@ -29,14 +29,13 @@ BIOGROUP = [("centre", "BIOGROUP - Laboratoire de biologie médicale"), *LE_GOFF
 
 def test_an_analysis_we_do_not_know_without_headings_is_filed_unmapped_not_dropped() -> None:
     """A report with no column heading: a line naming an analysis our table does not know
-    (folates, zinc, anti-TPO) was dropped without a word; only the creatinine was filed.
+    (thiamine, zinc, anti-TPO) was dropped without a word; only the creatinine was filed.
     Laid out as a result (name, value with a unit we know, range, each apart) it is now filed
     unmapped under its printed name, with a warning; a sentence quoting a value is not, and
     says so."""
     msg = _read(_lab_pdf(BIOGROUP))
     assert _results(msg) == [("14682-9", "92", "umol/L", "59 - 104", None),
-                             ("Vitamine B9 (folates sériques)", "12,3", "nmol/L",
-                              "10,4 - 42,4", None),
+                             ("Vitamine B1 (thiamine)", "142", "nmol/L", "66 - 200", None),
                              ("Zinc", "9,8", "umol/L", "10,7 - 18,4", "L"),
                              ("Anticorps anti-TPO", "< 9", "[IU]/mL", "< 34", None)]
     assert [(e.system, e.mapped) for e in msg.entries[2:]] == [("PDF-LABEL", False)] * 3
@@ -182,13 +181,13 @@ BIOMNIS = [("centre", "EUROFINS BIOMNIS"), *LEFEVRE, ("label", "Prélèvement du
            _row(C, "Vitamine B12", "350", "pg/mL", "(200 - 900)"),
            _row(C, "Fibrinogène", "3,2", "g/L", "(2,0 - 4,0)"),
            _row(C, "Hémoglobine glyquée (HbA1c)", "6,5 %", "48 mmol/mol", "(< 6,0)"),
-           _row(C, "Magnésium", "0,85", "mmol/L", "(0,70 - 1,00)")]
+           _row(C, "Sélénium", "1,05", "µmol/L", "(0,75 - 1,30)")]
 
 
 def test_common_analyses_and_other_labs_units_are_coded() -> None:
     """Urea, urate, calcium, bilirubin, ALP, B12, fibrinogen were filed unmapped; ALAT in
     'U/L' (not 'UI/L'), TSH in µUI/mL, ferritin in ng/mL, the HbA1c in mmol/mol (IFCC)
-    unmapped with PDF_LAB_UNIT_UNEXPECTED. What the table still lacks (magnesium) stays
+    unmapped with PDF_LAB_UNIT_UNEXPECTED. What the table still lacks (selenium) stays
     unmapped under its name, never under another analysis's code."""
     msg = _read(_lab_pdf(BIOMNIS))
     assert [(e.code, e.unit, e.interpretation) for e in msg.entries[1:]] == [
@@ -196,7 +195,7 @@ def test_common_analyses_and_other_labs_units_are_coded() -> None:
         ("14631-6", "umol/L", None), ("6768-6", "U/L", None), ("1742-6", "U/L", None),
         ("3016-3", "u[IU]/mL", None), ("2276-4", "ng/mL", None), ("2132-9", "pg/mL", None),
         ("3255-7", "g/L", None), ("4548-4", "%", None), ("59261-8", "mmol/mol", None),
-        ("Magnésium", "mmol/L", None)]
+        ("Sélénium", "umol/L", None)]
     assert not [w for w in msg.warnings if "UNIT_UNEXPECTED" in w]
 
 

@@ -559,7 +559,8 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
                         bbox=(round(w[2], 2), round(w[0], 2), round(w[3], 2), round(w[1], 2)),
                         line=n, bold=tuple(w[:4]) in bold) for w in line)
     return Page(number=number, source=TEXT_LAYER, text="\n".join(texts), words=out,
-                confidence=100.0, width=float(ppage.width), height=float(ppage.height))
+                confidence=100.0, width=float(ppage.width), height=float(ppage.height),
+                styles_seen=not ocr_layer)
 
 
 # -- OCR --------------------------------------------------------------------------------------

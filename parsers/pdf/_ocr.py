@@ -224,4 +224,5 @@ def page_from_tesseract(d: dict, number: int, dpi: int, width: float, height: fl
                           line=line))
     confidence = round(sum(w.confidence for w in words) / len(words), 1) if words else 0.0
     return Page(number=number, source=OCR, text="\n".join(" ".join(ws) for ws in lines),
-                words=words, confidence=confidence, width=width, height=height)
+                words=words, confidence=confidence, width=width, height=height,
+                styles_seen=False)

@@ -34,6 +34,10 @@ class Page:
     confidence: float = 100.0  # mean word confidence on the page
     width: float = 0.0  # points
     height: float = 0.0
+    # Whether the words' type styles (bold) are seen: not by OCR, nor in a searchable scan's
+    # invisible text (the scanner's OCR, in a font of its own); a lab marking an abnormal
+    # result by bold alone is then not seen marking it
+    styles_seen: bool = True
 
 
 @dataclass(slots=True)
