@@ -64,6 +64,7 @@ from parsers.cda.model import (
     EIVL_TS,
     INT,
     IVL,
+    PIVL_TS,
     PQ,
     REAL,
     RTO,
@@ -3434,6 +3435,13 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # it was filed as the text '5 mg/L' without unit nor number
         value = PQ(type=value.type, value=value.value, unit=value.unit,
                    null_flavor=value.null_flavor, path=value.path, xsi_type=value.xsi_type)
+    if isinstance(value, PIVL_TS | EIVL_TS) and value.value.strip():
+        # a date typed with a TS specialization (PIVL_TS and EIVL_TS extend TS and so have
+        # its value: the CI-SIS PPS example dates its meeting with EIVL_TS, senders copy
+        # it): filed as the TS it says, the type as sent in details; it was no value at all
+        entry.details["xsi_type"] = value.type
+        value = TS(type="TS", value=value.value, null_flavor=value.null_flavor,
+                   path=value.path, xsi_type=value.xsi_type)
     entry.value_type = value.type or None
     if value.type and len(value.type) > VALUE_TYPE_SIZE:
         # the whole document was refused as FIELD_TOO_LONG for a titre sent as RTO_INT_INT

@@ -1,0 +1,76 @@
+"""CDA R2 documents the way other senders write them (round 14: value types, nested
+sections, narrative revisions, encodings and the header's participants). Each test builds a
+small invented document with one structure CDA R2 / CI-SIS / C-CDA allows, or runs an ANS
+example when ../shared/corpus is there, and checks what is filed against what a clinician
+reading the document understands."""
+
+from __future__ import annotations
+
+import pytest
+
+from dossiers.fhir import to_bundle
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.conftest import corpus_path
+from tests.test_cda_real_world import _entries, _section
+from tests.test_fhir_export import PATIENT, _rows_read, check_bundle
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+
+
+def _bundle(entries: list) -> dict:  # noqa: ANN001
+    """The FHIR Bundle of a document's body entries, checked against R4 (the rows with their
+    value type, as the store keeps it: tests.test_fhir_export's rows leave it out)."""
+    rows = _rows_read(entries)
+    for row, entry in zip(rows, entries, strict=True):
+        row["value_type"] = entry.value_type
+        row["comparator"] = entry.comparator
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    return bundle
+
+
+def _resources(bundle: dict, resource_type: str) -> list[dict]:
+    return [e["resource"] for e in bundle["entry"]
+            if e["resource"]["resourceType"] == resource_type]
+
+
+# -- a date typed with a specialization of TS ---------------------------------------------------
+def _dated(xsi_type: str) -> str:
+    """A CI-SIS FR-Simple-Observation of a PPS (programme personnalisé de soins): the date
+    of the multidisciplinary meeting (RCP), typed as the ANS example types it."""
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <templateId root="1.2.250.1.213.1.1.3.48"/>
+      <id root="1.2.250.1.999.14" extension="RCP-DATE"/>
+      <code code="ORG-189" displayName="Date de la RCP" codeSystem="1.2.250.1.213.1.1.4.322"
+        codeSystemName="TA_ASIP"/>
+      <statusCode code="completed"/><effectiveTime value="20240209"/>
+      <value xsi:type="{xsi_type}" value="20240209"/></observation></entry>"""
+
+
+@pytest.mark.parametrize("xsi_type", ["EIVL_TS", "PIVL_TS"])
+def test_a_date_typed_as_a_ts_specialization_is_that_date(xsi_type: str) -> None:
+    """EIVL_TS and PIVL_TS extend TS and so carry its value: the ANS PPS example dates its
+    RCP with '<value xsi:type="EIVL_TS" value="20210110"/>'. The parser read only their
+    event, period and phase: the date was filed as no value at all. It is the date (a TS,
+    valueDateTime in the export), the type as sent in details."""
+    (rcp,) = _entries(_section("33557-0", "RCP du 9 février 2024", _dated(xsi_type)))
+    assert (rcp.value, rcp.value_type) == ("2024-02-09", "TS")
+    assert rcp.details["xsi_type"] == xsi_type
+    (obs,) = _resources(_bundle([rcp]), "Observation")
+    assert obs["valueDateTime"] == "2024-02-09"
+
+
+def test_a_plain_ts_value_is_unchanged() -> None:
+    """The same date typed TS reads as before, with no type note."""
+    (rcp,) = _entries(_section("33557-0", "RCP", _dated("TS")))
+    assert (rcp.value, rcp.value_type) == ("2024-02-09", "TS")
+    assert "xsi_type" not in rcp.details
+
+
+def test_corpus_pps_keeps_the_date_of_its_rcp() -> None:
+    data = corpus_path("cda", "CANCER-PPS_2022.01_Autopresentable.xml").read_bytes()
+    msg = normalize_cda(parse_cda(data), data, "corpus")
+    dates = {e.code: e.value for e in msg.entries if e.code in ("ORG-189", "GEN-178")}
+    assert dates == {"ORG-189": "2021-01-10", "GEN-178": "2021-01-13"}
