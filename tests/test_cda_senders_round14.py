@@ -12,7 +12,7 @@ from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.conftest import corpus_path
-from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
 from tests.test_fhir_export import PATIENT, _rows_read, check_bundle
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
@@ -74,3 +74,50 @@ def test_corpus_pps_keeps_the_date_of_its_rcp() -> None:
     msg = normalize_cda(parse_cda(data), data, "corpus")
     dates = {e.code: e.value for e in msg.entries if e.code in ("ORG-189", "GEN-178")}
     assert dates == {"ORG-189": "2021-01-10", "GEN-178": "2021-01-13"}
+
+
+# -- form: UTF-16 with blanks before the declaration ------------------------------------------
+def test_a_utf16_document_with_a_line_break_first_is_filed(ctx) -> None:  # noqa: ANN001
+    """A Windows export in UTF-16 (BOM, then a line break, then '<?xml ...
+    encoding="UTF-16"?>'): detection called it a CDA, the parser refused it as CDA_NOT_XML
+    (nothing may precede the declaration), as it did UTF-8 before round 9, whose blanks
+    alone were skipped. The blanks are skipped in UTF-16 too, and said on the ledger."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from dossiers.schema import entries, imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from tests.test_cda_senders_round9 import _battery, _result
+
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    head = HEAD.replace('encoding="UTF-8"', 'encoding="UTF-16"').replace(
+        '<id root="1.2.250.1.999.1.1" extension="IPP-4242"/>',
+        '<id root="1.2.250.1.213.1.4.8" extension="268036912354128"/>'
+    ).replace('<birthTime value="19620415"/>', '<birthTime value="19680314"/>')
+    text = "\ufeff\r\n" + head + _section("11502-2", "Créatinine", _battery(_result(
+        "2160-0", "Créatinine", '<value xsi:type="PQ" value="72" unit="umol/L"/>'))) + TAIL
+    intake(ctx.engine, ctx.archive, [Received(text.encode("utf-16-le"), "hopital-x", "file")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(imports)).one()
+        values = conn.execute(select(entries.c.value).where(entries.c.code == "2160-0")).all()
+    assert (row.status, row.error_code) == ("deposited", None)
+    assert [w for w in row.warnings if w.startswith("CDA_BLANKS_BEFORE_DECLARATION")]
+    assert [v for (v,) in values] == ["72"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_blanks_before_a_utf16_declaration_are_skipped_in_either_byte_order(codec: str) -> None:
+    text = "\ufeff\n \t" + (HEAD + TAIL).replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    doc = parse_cda(text.encode(codec))
+    assert doc.header.title == "Synthèse"
+    assert [w.code for w in doc.warnings] == ["CDA_BLANKS_BEFORE_DECLARATION"]
+
+
+def test_a_utf16_document_starting_with_its_declaration_reads_as_before() -> None:
+    text = "\ufeff" + (HEAD + TAIL).replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    doc = parse_cda(text.encode("utf-16-le"))
+    assert doc.header.title == "Synthèse"
+    assert not any(w.code == "CDA_BLANKS_BEFORE_DECLARATION" for w in doc.warnings)
