@@ -1013,20 +1013,20 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 
 # -- the body -----------------------------------------------------------------------------------
-def _section_entries(section: Section, ctx: _Ctx, top_code: str,
+def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
                      about: dict[str, Any] | None = None) -> Iterator[Entry]:
-    """``about``: whom the enclosing section is about when it names a subject (see
-    ``_statement``)."""
+    """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
+    about when it names a subject (see ``_statement``)."""
     if section.subject is not None:
         about = _relative_of(section.subject)
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, top_code, about)
+        yield from _section_content(section, ctx, outer_code, about)
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, top_code, about)
+        yield from _section_content(section, ctx, outer_code, about)
     finally:
         ctx.masking = document_masking
 
@@ -1049,15 +1049,21 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
     return merged if merged != ctx.masking else None
 
 
-def _section_content(section: Section, ctx: _Ctx, top_code: str,
+def _section_content(section: Section, ctx: _Ctx, outer_code: str,
                      about: dict[str, Any] | None) -> Iterator[Entry]:
+    """``outer_code``: the code of the nearest enclosing results section, else of the top
+    section. A results section makes results of what its subsections hold at any depth: a
+    '30954-2 Résultats' nested in a letter's 'Synthèse' passed on the top section's code,
+    and the results of its own subsections ('Biochimie', coded locally) were filed as
+    plain observations, those of the same section one level higher as results."""
     code = section_code(section)
-    results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
+    results_section = code in RESULT_SECTIONS or outer_code in RESULT_SECTIONS
+    inner_code = code if code in RESULT_SECTIONS else outer_code
     for entry in section.entries:
         if entry.act is not None:
             yield from _statement(entry.act, section, ctx, results_section, None, about=about)
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, top_code, about)
+        yield from _section_entries(sub, ctx, inner_code, about)
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,

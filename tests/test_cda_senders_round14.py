@@ -121,3 +121,52 @@ def test_a_utf16_document_starting_with_its_declaration_reads_as_before() -> Non
     doc = parse_cda(text.encode("utf-16-le"))
     assert doc.header.title == "Synthèse"
     assert not any(w.code == "CDA_BLANKS_BEFORE_DECLARATION" for w in doc.warnings)
+
+
+# -- a results section nested in another section ----------------------------------------------
+def _simple_result(ident: str, code: str, name: str, value: str, unit: str) -> str:
+    """An IHE PCC simple observation (the CCD result template beneath it): a result only
+    where the document says it is among results."""
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.1.31"/>
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <id root="1.2.250.1.999.14.2" extension="{ident}"/>
+      <code code="{code}" {LOINC} displayName="{name}"/>
+      <statusCode code="completed"/><effectiveTime value="20240305083000+0100"/>
+      <value xsi:type="PQ" value="{value}" unit="{unit}"/></observation></entry>"""
+
+
+def _letter_with_nested_results() -> str:
+    """A discharge letter whose 'Synthèse du séjour' holds its 'Résultats d'examens'
+    (30954-2), which holds a result of its own and a 'Biochimie' subsection coded
+    locally."""
+    biochemistry = ('<component><section><code code="BIOCH" codeSystem="1.2.250.1.999.14.9" '
+                    'displayName="Biochimie"/><title>Biochimie</title><text>Créatinine '
+                    '72 µmol/L</text>' +
+                    _simple_result("CREA", "2160-0", "Créatinine", "72", "umol/L") +
+                    "</section></component>")
+    results = ('<component><section><code code="30954-2" ' + LOINC + '/><title>Résultats '
+               "d'examens</title><text>Hémoglobine 13,2 g/dL</text>" +
+               _simple_result("HB", "718-7", "Hémoglobine", "13.2", "g/dL") + biochemistry +
+               "</section></component>")
+    return ('<component><section><code code="8648-8" ' + LOINC + '/><title>Synthèse du '
+            "séjour</title><text>Séjour sans complication.</text>" + results +
+            "</section></component>")
+
+
+def test_the_subsections_of_a_nested_results_section_hold_results() -> None:
+    """Results-ness was the top section's or the section's own: the haemoglobin of the
+    nested 'Résultats' was a lab result, the creatinine of its 'Biochimie' subsection a
+    plain observation (a results section at the top made its subsections' results
+    results). Both are lab results now."""
+    got = {e.code: e.type for e in _entries(_letter_with_nested_results())}
+    assert got == {"718-7": "lab_result", "2160-0": "lab_result"}
+
+
+def test_a_section_outside_any_results_section_still_holds_observations() -> None:
+    """The same observation in a letter's section that no results section encloses stays
+    an observation."""
+    got = _entries(_section("8648-8", "Séjour", _simple_result("CREA", "2160-0",
+                                                                 "Créatinine", "72",
+                                                                 "umol/L")))
+    assert [e.type for e in got] == ["observation"]
