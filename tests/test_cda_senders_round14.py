@@ -170,3 +170,48 @@ def test_a_section_outside_any_results_section_still_holds_observations() -> Non
                                                                  "Créatinine", "72",
                                                                  "umol/L")))
     assert [e.type for e in got] == ["observation"]
+
+
+# -- narrative revised since the previous version ----------------------------------------------
+REVISED_PROBLEM = """<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.1"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+  <id root="1.2.250.1.999.14.3" extension="PB-CONC-1"/>
+  <code nullFlavor="NA"/><statusCode code="active"/>
+  <effectiveTime><low value="20240301"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+    <id root="1.2.250.1.999.14.3" extension="PB-1"/>
+    <code code="75326-9" codeSystem="2.16.840.1.113883.6.1" displayName="Problème"/>
+    <text><reference value="#pb1"/></text>
+    <statusCode code="completed"/><effectiveTime><low value="20240301"/></effectiveTime>
+    <value xsi:type="CD" nullFlavor="OTH"><originalText><reference value="#pb1"/>
+    </originalText></value></observation></entryRelationship></act></entry>"""
+REVISED_NARRATIVE = ('<paragraph><content ID="pb1">Pneumopathie <content revised="delete">'
+                     'bactérienne</content><content revised="insert">virale'
+                     '</content></content> depuis le 1er mars.</paragraph>')
+
+
+def test_words_a_new_version_deletes_are_not_read() -> None:
+    """Version 2 of a letter marks what it changed in the narrative (content
+    revised="delete"/"insert", CDA R2: receivers suppress or mark deleted narrative): the
+    uncoded problem read 'Pneumopathie bactérienne virale', the narrative kept both words.
+    What is deleted is no longer said."""
+    data = (HEAD + _section("11450-4", REVISED_NARRATIVE, REVISED_PROBLEM) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    (problem,) = msg.entries[1:]
+    assert problem.value == "Pneumopathie virale"
+    (section,) = msg.entries[0].details["sections"]
+    assert section["text"] == "Pneumopathie virale depuis le 1er mars."
+
+
+def test_inserted_and_unrevised_narrative_reads_as_before() -> None:
+    from lxml import etree
+
+    from parsers.cda.narrative import flatten
+    from parsers.cda.reader import hardened_parser
+
+    el = etree.fromstring('<text xmlns="urn:hl7-org:v3"><content ID="a">Toux <content '
+                          'revised="insert">sèche</content></content></text>',
+                          hardened_parser())
+    assert flatten(el) == ("Toux sèche", {"a": "Toux sèche"})
