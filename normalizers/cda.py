@@ -652,6 +652,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "legal_authenticator": _authenticator(header.legal_authenticator),
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "ordered_by": _ordered_by(header.participants),
+        "participants": _participants(header.participants),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
@@ -878,15 +879,51 @@ def _ordered_by(participants: list) -> list[dict[str, Any]]:
         if part.type_code != ORDERING:
             continue
         found = _performing_party(part) or {}
-        when = part.time
-        if isinstance(when, IVL):
-            when = next((b for b in (when.high, when.low, when.center)
-                         if isinstance(b, TS) and b.value), None) or \
-                (TS(type="TS", value=when.value) if when.value else None)
-        if isinstance(when, TS) and when.value and _iso_value(when.value):
-            found["time"] = _iso_value(when.value)
+        when = _participation_time(part.time)
+        if when:
+            found["time"] = when
         if found:
             out.append(found)
+    return out
+
+
+def _participation_time(when: Value | None) -> str | None:
+    """The time of a participation in ISO form: a TS, else an interval's high (a
+    prescription's date, a specimen's collection), low or centre, else its point value."""
+    if isinstance(when, IVL):
+        when = next((b for b in (when.high, when.low, when.center)
+                     if isinstance(b, TS) and b.value), None) or \
+            (TS(type="TS", value=when.value) if when.value else None)
+    if isinstance(when, TS) and when.value:
+        return _iso_value(when.value) or None
+    return None
+
+
+def _participants(participants: list) -> list[dict[str, Any]]:
+    """Whom else the document names, and as what (header participants but the prescriber,
+    REF, in ``_ordered_by``): the patient's médecin traitant (INF, functionCode PCP), who
+    took the specimen and when (PRF, PRELV: a CR-BIO's nurse), the correspondents it goes
+    to (CON, CORRE), a referring physician (REFB)... as ids (RPPS...), qualification and
+    organization. They were dropped: only the archived XML said who the médecin traitant
+    or the préleveur was. One named by name and address alone is not kept (no names of
+    third parties in the details)."""
+    out = []
+    for part in participants:
+        if part.type_code == ORDERING or part.entity is None:
+            continue
+        found = _party(part.entity)
+        if not found:
+            continue
+        said: dict[str, Any] = {"type": part.type_code or None}
+        function = part.function_code
+        if function is not None and function.code:
+            said["function"] = {k: v for k, v in (
+                ("code", function.code), ("system", system_name(function.code_system)),
+                ("display", function.display)) if v}
+        if part.entity.code is not None and part.entity.code.code:
+            said["role"] = part.entity.code.code
+        said["time"] = _participation_time(part.time)
+        out.append({**{k: v for k, v in said.items() if v}, **found})
     return out
 
 

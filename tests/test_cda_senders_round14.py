@@ -215,3 +215,56 @@ def test_inserted_and_unrevised_narrative_reads_as_before() -> None:
                           'revised="insert">sèche</content></content></text>',
                           hardened_parser())
     assert flatten(el) == ("Toux sèche", {"a": "Toux sèche"})
+
+
+# -- the header's participants --------------------------------------------------------------------
+PARTICIPANTS = """
+  <participant typeCode="INF">
+    <functionCode code="PCP" displayName="Médecin Traitant" codeSystem="2.16.840.1.113883.5.88"/>
+    <time nullFlavor="NA"/>
+    <associatedEntity classCode="PROV">
+      <id root="1.2.250.1.71.4.2.1" extension="801984758437"/>
+      <code code="G15_10/SM26" displayName="Médecin - Qualifié en Médecine Générale (SM)"
+        codeSystem="1.2.250.1.213.1.1.4.5"/>
+      <associatedPerson><name><given>Hélène</given><family>Lefèvre</family></name>
+      </associatedPerson></associatedEntity></participant>
+  <participant typeCode="PRF">
+    <functionCode code="PRELV" displayName="Préleveur" codeSystem="1.2.250.1.213.1.1.4.2.280"/>
+    <time xsi:type="IVL_TS"><high value="202403120735+0100"/></time>
+    <associatedEntity classCode="PROV">
+      <id root="1.2.250.1.71.4.2.1" extension="801234567893"/>
+      <code code="G15_60" displayName="Infirmier" codeSystem="1.2.250.1.213.1.1.4.5"/>
+      <scopingOrganization><id root="1.2.250.1.71.4.2.2" extension="1120452948"/>
+        <name>Cabinet infirmier des Tilleuls</name></scopingOrganization>
+    </associatedEntity></participant>
+  <participant typeCode="CON">
+    <functionCode code="CORRE" displayName="Correspondant" codeSystem="1.2.250.1.213.1.1.4.2.280"/>
+    <associatedEntity classCode="PROV"><associatedPerson><name><given>Paul</given>
+      <family>Garnier</family></name></associatedPerson></associatedEntity></participant>
+  <participant typeCode="REF"><time value="20240311"/><associatedEntity classCode="PROV">
+    <id root="1.2.250.1.71.4.2.1" extension="810000000002"/></associatedEntity></participant>
+  <component>"""
+
+
+def test_the_medecin_traitant_and_the_preleveur_of_the_header_are_kept() -> None:
+    """A CR-BIO names the patient's médecin traitant (participant INF, function PCP) and
+    the nurse who took the specimen and when (PRF, PRELV); only the prescriber (REF) was
+    read, the others were in the archived XML alone. They are the document's
+    details.participants, by RPPS and organization; one named only by a name (a
+    correspondent without id) is not kept, and the prescriber stays in ordered_by."""
+    head = HEAD.replace("\n  <component>", PARTICIPANTS, 1)
+    data = (head + _section("18719-5", "Résultats", "") + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    assert document.details["participants"] == [
+        {"type": "INF", "function": {"code": "PCP", "system": "HL7-PARTICIPATIONFUNCTION",
+                                     "display": "Médecin Traitant"},
+         "role": "G15_10/SM26", "ids": ["1.2.250.1.71.4.2.1^801984758437"]},
+        {"type": "PRF", "function": {"code": "PRELV", "system": "1.2.250.1.213.1.1.4.2.280",
+                                     "display": "Préleveur"},
+         "role": "G15_60", "time": "2024-03-12T07:35+01:00",
+         "ids": ["1.2.250.1.71.4.2.1^801234567893"],
+         "organization": ["1.2.250.1.71.4.2.2^1120452948"],
+         "organization_name": "Cabinet infirmier des Tilleuls"}]
+    assert document.details["ordered_by"] == [{"ids": ["1.2.250.1.71.4.2.1^810000000002"],
+                                               "time": "2024-03-11"}]
+    assert "Garnier" not in repr(document.details)
