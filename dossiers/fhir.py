@@ -438,7 +438,8 @@ _TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _EVERY = re.compile(r"every (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? ?(\S+)")
 _DOSAGE_TEXT = (("sig", ""), ("dose", ""), ("frequency", ""), ("times_of_day", "at "),
-                ("event", "when "), ("duration", "for "), ("rate", "rate "),
+                ("event", "when "), ("event_offset", "offset "), ("duration", "for "),
+                ("rate", "rate "),
                 ("max_dose", "at most "))
 
 
@@ -566,11 +567,29 @@ def _timing_repeat(details: Mapping) -> dict:
         # R4 tim-10 (a rule): hours or events, not both; the hours are kept, the events
         # stay in the dosage text. Both made the resource invalid
         repeat["when"] = events
+        minutes = _offset_minutes(details.get("event_offset"))
+        if minutes is not None:  # '30 min' of AC: FHIR's offset, minutes from the event
+            repeat["offset"] = minutes
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
         repeat["boundsDuration"] = {"value": _decimal(duration[0]), "unit": duration[1],
                                     "system": UCUM, "code": duration[1]}
     return repeat
+
+
+_MINUTES = {"s": 1 / 60, "min": 1, "h": 60, "d": 1440}
+_OFFSET = re.compile(r"-?(\d+(?:\.\d+)?) (s|min|h|d)")
+
+
+def _offset_minutes(offset: Any) -> int | None:  # noqa: ANN401
+    """details.event_offset ('30 min', '-1 h': one quantity) as Timing.repeat.offset, whole
+    minutes from the event (before or after is the event code's: AC, PC); None for a range
+    or a unit of no fixed length."""
+    m = _OFFSET.fullmatch(_text(offset) or "")
+    if m is None:
+        return None
+    minutes = float(m.group(1)) * _MINUTES[m.group(2)]
+    return int(minutes) if minutes.is_integer() and minutes < 2**31 else None
 
 
 def _decimal(text: str) -> int | float:

@@ -2977,6 +2977,24 @@ def _timing(t: Value, details: dict[str, Any]) -> None:
             details["frequency"] = f"every {_range(period)} {unit}".strip()
     elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
         details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
+        offset = _offset_text(t.offset) if t.offset is not None else None
+        if offset:  # '30 min before meals' (offset 30 min of AC) read as 'before meals'
+            details["event_offset"] = offset
+
+
+def _offset_text(offset: IVL) -> str | None:
+    """The offset of an EIVL_TS from its event as sent ('30 min', '-1 h', '30-60 min'):
+    its bounds, else its centre or point value, with their unit; None when it says none."""
+    bounds = [b for b in (offset.low, offset.high) if isinstance(b, PQ) and b.value.strip()]
+    if not bounds:
+        point = offset.center if isinstance(offset.center, PQ) else \
+            PQ(type="PQ", value=offset.value, unit=offset.unit) if offset.value else None
+        bounds = [point] if point is not None and point.value.strip() else []
+    if not bounds:
+        return None
+    unit = next((b.unit.strip() for b in bounds if b.unit.strip() not in ("", "1")), "")
+    text = "-".join(dict.fromkeys(b.value.strip() for b in bounds))
+    return f"{text} {unit}".strip()[:40]
 
 
 TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT

@@ -268,3 +268,53 @@ def test_the_medecin_traitant_and_the_preleveur_of_the_header_are_kept() -> None
     assert document.details["ordered_by"] == [{"ids": ["1.2.250.1.71.4.2.1^810000000002"],
                                                "time": "2024-03-11"}]
     assert "Garnier" not in repr(document.details)
+
+
+# -- a dose timed by an event and an offset from it ---------------------------------------------
+LEVOTHYROX = """<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>
+  <id root="1.2.250.1.999.14.5" extension="MED-LEVO"/>
+  <text><reference value="#med1"/></text><statusCode code="active"/>
+  <effectiveTime xsi:type="IVL_TS"><low value="20240101"/></effectiveTime>
+  <effectiveTime xsi:type="EIVL_TS" operator="A">
+    <event code="ACM" codeSystem="2.16.840.1.113883.5.139"/>
+    <offset><low value="30" unit="min"/></offset></effectiveTime>
+  <routeCode code="20053000" codeSystem="0.4.0.127.0.16.1.1.2.1" displayName="Voie orale"/>
+  <doseQuantity value="1" unit="1"/>
+  <consumable><manufacturedProduct><manufacturedMaterial>
+    <code code="3400936575592" codeSystem="1.2.250.1.213.2.3.1"
+      displayName="LEVOTHYROX 75 microgrammes, comprimé sécable"/>
+  </manufacturedMaterial></manufacturedProduct></consumable></substanceAdministration></entry>"""
+
+
+def test_thirty_minutes_before_breakfast_keeps_its_thirty_minutes() -> None:
+    """Lévothyrox, 1 tablet 30 min before breakfast: EIVL_TS event ACM with an offset of
+    30 min. The event was read, its offset dropped: 'before breakfast', when the half
+    hour is the point of the instruction. It is details.event_offset, in the dosage text
+    and Timing.repeat.offset (minutes from the event) of the export."""
+    (med,) = _entries(_section("10160-0", '<content ID="med1">LEVOTHYROX 75 µg : 1 cp 30 '
+                                          'min avant le petit-déjeuner</content>', LEVOTHYROX))
+    assert (med.details["event"], med.details["event_offset"]) == ("ACM", "30 min")
+    (statement,) = _resources(_bundle([med]), "MedicationStatement")
+    (dosage,) = statement["dosage"]
+    assert dosage["timing"]["repeat"]["when"] == ["ACM"]
+    assert dosage["timing"]["repeat"]["offset"] == 30
+    assert "offset 30 min" in dosage["text"]
+
+
+@pytest.mark.parametrize(("offset", "said", "minutes"), [
+    ('<offset><low value="1" unit="h"/></offset>', "1 h", 60),
+    ('<offset><low value="-1" unit="h"/><width value="10" unit="min"/></offset>', "-1 h", 60),
+    ('<offset><low value="15" unit="min"/><high value="30" unit="min"/></offset>',
+     "15-30 min", None),
+    ("", None, None)])
+def test_an_event_offset_is_kept_as_sent(offset: str, said: str | None,
+                                         minutes: int | None) -> None:
+    """An hour, one hour before (the V3 data types' own example, signed), a range: as
+    sent; a range has no single FHIR offset; no offset, none."""
+    dosing = LEVOTHYROX.replace('<offset><low value="30" unit="min"/></offset>', offset)
+    (med,) = _entries(_section("10160-0", "Lévothyrox", dosing))
+    assert med.details.get("event_offset") == said
+    (statement,) = _resources(_bundle([med]), "MedicationStatement")
+    assert statement["dosage"][0]["timing"]["repeat"].get("offset") == minutes
