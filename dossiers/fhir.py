@@ -46,10 +46,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   (ucum_atoms.csv), else the unit as text); a titre (SN '1:64', CDA RTO) ->
   valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
   valueCodeableConcept (words sent where a code was due: its text only); a boolean, a date,
-  a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; any other
-  text -> valueString. No value: why, as dataAbsentReason (fhir_data_absent.csv: pending, not
-  obtained, a CDA nullFlavor), with what the lab wrote instead of a value as its text;
-  never for an entry in error. The
+  a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; a CDA
+  time interval (IVL_TS) -> valuePeriod; any other text -> valueString. No value: why, as
+  dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
+  what the lab wrote instead of a value as its text; never for an entry in error. The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
   spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
   then be the result's (else text only).
@@ -974,6 +974,8 @@ def _typed_value(entry: Mapping) -> dict | None:
         when = fhir_datetime(text)
         if when and ("T" in when or "T" not in text):
             return {"valueDateTime": when}
+    if kind == "IVL_TS":
+        return _period_value(text)
     if kind == "TM" and _TIME.fullmatch(text):
         return {"valueTime": text if text.count(":") == 2 else f"{text}:00"}
     number = _number(entry.get("value_num"))
@@ -982,6 +984,31 @@ def _typed_value(entry: Mapping) -> dict | None:
             and not entry.get("comparator"):
         return {"valueInteger": int(number)}
     return None
+
+
+def _period_value(text: str) -> dict | None:
+    """A CDA IVL_TS value as the normalizer writes it ('2024-09-03' for one point,
+    'start/end' with either side empty) -> valueDateTime, valuePeriod. It was a
+    valueString: the IPS-FR estimated date of delivery, a period of exposure. None when a
+    side is no date FHIR can hold whole, or the period ends before it starts (R4 per-1)."""
+    if "/" not in text:
+        when = fhir_datetime(text)
+        return {"valueDateTime": when} if when and ("T" in when or "T" not in text) else None
+    sides = text.split("/")
+    if len(sides) != 2:
+        return None
+    period = {}
+    for name, side in zip(("start", "end"), sides, strict=True):
+        when = fhir_datetime(side) if side else None
+        if side and (when is None or ("T" in side and "T" not in when)):
+            return None
+        if when:
+            period[name] = when
+    start, end = period.get("start", ""), period.get("end", "")
+    common = min(len(start[:10]), len(end[:10]))  # '1990-05' to '1990' is no reversal
+    if not period or start[:common] > end[:common]:
+        return None
+    return {"valuePeriod": period}
 
 
 @cache
@@ -1042,7 +1069,8 @@ _INTERVAL = re.compile(r"([+-]?\d+(?:\.\d+)?)-([+-]?\d+(?:\.\d+)?)")
 def _ivl_value(entry: Mapping) -> dict | None:
     """A CDA interval of two numbers as the result (xsi:type IVL_PQ: '10-20' leucocytes per
     field) -> valueRange in the result's unit; it was a valueString. One bound only is a
-    comparator and a number (value_num), a time interval (IVL_TS) stays text."""
+    comparator and a number (value_num), a time interval (IVL_TS) is a valuePeriod
+    (``_period_value``)."""
     kind = str(entry.get("value_type") or "").upper()
     if not kind.startswith("IVL_") or kind == "IVL_TS":
         return None

@@ -318,3 +318,35 @@ def test_an_event_offset_is_kept_as_sent(offset: str, said: str | None,
     assert med.details.get("event_offset") == said
     (statement,) = _resources(_bundle([med]), "MedicationStatement")
     assert statement["dosage"][0]["timing"]["repeat"].get("offset") == minutes
+
+
+# -- a time interval as a value -----------------------------------------------------------------
+def _exposure(value: str) -> str:
+    """An occupational history observation (CI-SIS FR-Simple-Observation): the years the
+    patient was exposed to asbestos."""
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <id root="1.2.250.1.999.14.6" extension="EXPO-1"/>
+      <code code="EXPO-AMIANTE" codeSystem="1.2.250.1.999.14.7"
+        displayName="Période d'exposition à l'amiante"/>
+      <statusCode code="completed"/><effectiveTime value="20240312"/>
+      {value}</observation></entry>"""
+
+
+@pytest.mark.parametrize(("value", "read", "fhir"), [
+    ('<value xsi:type="IVL_TS"><low value="1975"/><high value="1990"/></value>',
+     "1975/1990", {"valuePeriod": {"start": "1975", "end": "1990"}}),
+    ('<value xsi:type="IVL_TS"><low value="197509"/></value>', "1975-09/",
+     {"valuePeriod": {"start": "1975-09"}}),
+    ('<value xsi:type="IVL_TS" value="19750915"/>', "1975-09-15",
+     {"valueDateTime": "1975-09-15"}),
+    ('<value xsi:type="IVL_TS"><low value="1990"/><high value="1975"/></value>',
+     "1990/1975", {"valueString": "1990/1975"})])
+def test_a_period_value_is_exported_as_a_period(value: str, read: str, fhir: dict) -> None:
+    """An IVL_TS value (a period of exposure; the IPS-FR estimated date of delivery is one
+    given as a point) was filed as '1975/1990' and exported as that string: FHIR has
+    valuePeriod and valueDateTime for them. A period ending before it starts stays text."""
+    (exposure,) = _entries(_section("29762-2", "Exposition à l'amiante", _exposure(value)))
+    assert (exposure.value, exposure.value_type) == (read, "IVL_TS")
+    (obs,) = _resources(_bundle([exposure]), "Observation")
+    assert {k: v for k, v in obs.items() if k.startswith("value")} == fhir
