@@ -616,8 +616,8 @@ def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
 
 
 def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
-    """AllergyIntolerance.reaction: each reaction's manifestation and, when its severity is
-    one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
+    """AllergyIntolerance.reaction: each reaction's manifestation, its onset and, when its
+    severity is one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
     out: list[dict] = []
     for reaction in reactions if isinstance(reactions, list) else []:
         manifestation = _coded_concept(reaction, base_url)
@@ -630,6 +630,10 @@ def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
                                                  str(severity.get("code") or "")))
             if graded:
                 item["severity"] = graded
+        onset = fhir_datetime(_text(reaction.get("onset"))) \
+            if isinstance(reaction, Mapping) else None
+        if onset:
+            item["onset"] = onset
         out.append(item)
     return out
 

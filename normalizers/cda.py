@@ -2625,9 +2625,10 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
 
 
 def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
-    """A reaction (manifestation) of an allergy: its coded value, else its words, and its
+    """A reaction (manifestation) of an allergy: its coded value, else its words, its
     severity (C-CDA R2.1 Severity Observation 4.8 nested in the reaction, no longer in the
-    allergy: 'hives, moderate', 'anaphylaxis, severe'; it was dropped)."""
+    allergy: 'hives, moderate', 'anaphylaxis, severe'; it was dropped) and when it began
+    (its effectiveTime: its low, else its point)."""
     value = _untyped(act.values[0]) if act.values else None
     coded = _code(value, ctx, section) if isinstance(value, CD) else None
     out: dict[str, Any]
@@ -2643,6 +2644,9 @@ def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] |
         severity = _qualifier_values(act, ctx, section).get("severity")
         if severity:
             out["severity"] = severity
+    onset = _effective(act.effective_time, ctx) if act.effective_time is not None else ""
+    if onset:  # when it happened (hives in 2010, anaphylaxis in 2019): dropped
+        out["onset"] = onset
     return out
 
 

@@ -350,3 +350,51 @@ def test_a_period_value_is_exported_as_a_period(value: str, read: str, fhir: dic
     assert (exposure.value, exposure.value_type) == (read, "IVL_TS")
     (obs,) = _resources(_bundle([exposure]), "Observation")
     assert {k: v for k, v in obs.items() if k.startswith("value")} == fhir
+
+
+# -- when each reaction of an allergy happened ---------------------------------------------------
+def _reaction(ident: str, code: str, name: str, when: str) -> str:
+    return f"""<entryRelationship typeCode="MFST" inversionInd="true">
+      <observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.9" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.14.8" extension="{ident}"/>
+      <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+      {when}
+      <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.96"
+        displayName="{name}"/></observation></entryRelationship>"""
+
+
+PENICILLIN_ALLERGY = f"""<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.30" extension="2015-08-01"/>
+  <id root="1.2.250.1.999.14.8" extension="CONC-1"/>
+  <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+  <effectiveTime><low value="20100301"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.7" extension="2014-06-09"/>
+    <id root="1.2.250.1.999.14.8" extension="ALL-1"/>
+    <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+    <effectiveTime><low value="20100301"/></effectiveTime>
+    <value xsi:type="CD" code="416098002" codeSystem="2.16.840.1.113883.6.96"
+      displayName="Allergie médicamenteuse"/>
+    <participant typeCode="CSM"><participantRole classCode="MANU">
+      <playingEntity classCode="MMAT"><code code="J01CE01" codeSystem="2.16.840.1.113883.6.73"
+        displayName="benzylpénicilline"/></playingEntity></participantRole></participant>
+    {_reaction("R-1", "247472004", "Urticaire",
+               '<effectiveTime><low value="20100301"/></effectiveTime>')}
+    {_reaction("R-2", "39579001", "Réaction anaphylactique",
+               '<effectiveTime value="20190614"/>')}
+    {_reaction("R-3", "271807003", "Éruption cutanée", "")}
+  </observation></entryRelationship></act></entry>"""
+
+
+def test_each_reaction_of_an_allergy_keeps_when_it_happened() -> None:
+    """Hives in 2010, anaphylaxis in 2019 to the same penicillin: the reactions were kept
+    with their codes and severity but not their dates, so the allergy read as if both had
+    happened at its onset. Each reaction's time is its onset, in the store and in
+    AllergyIntolerance.reaction.onset; a reaction without time has none."""
+    (allergy,) = _entries(_section("48765-2", "Pénicilline : urticaire 2010, choc 2019",
+                                   PENICILLIN_ALLERGY))
+    assert [(r["code"], r.get("onset")) for r in allergy.details["reactions"]] == [
+        ("247472004", "2010-03-01"), ("39579001", "2019-06-14"), ("271807003", None)]
+    (resource,) = _resources(_bundle([allergy]), "AllergyIntolerance")
+    assert [r.get("onset") for r in resource["reaction"]] == ["2010-03-01", "2019-06-14", None]
