@@ -3726,7 +3726,10 @@ def referenced_text(reference: str, section: Section | None) -> str:
     was not found, a value or a name only in the narrative was lost."""
     if not reference or section is None:
         return ""
-    key = reference[1:] if reference.startswith("#") else reference.strip()
+    # an xs:anyURI, whose blanks around it are no part of it (whiteSpace collapse): the
+    # ' #pb1' of a template engine pointed at no element, its text was lost
+    reference = reference.strip()
+    key = reference[1:] if reference.startswith("#") else reference
     # the section's own narrative, else the element of that ID elsewhere in the document (a
     # parent or sibling section's: IDs are unique in a document; it read as no text)
     return section.narrative_ids.get(key) or section.document_ids.get(key, "")

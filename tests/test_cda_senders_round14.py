@@ -398,3 +398,14 @@ def test_each_reaction_of_an_allergy_keeps_when_it_happened() -> None:
         ("247472004", "2010-03-01"), ("39579001", "2019-06-14"), ("271807003", None)]
     (resource,) = _resources(_bundle([allergy]), "AllergyIntolerance")
     assert [r.get("onset") for r in resource["reaction"]] == ["2010-03-01", "2019-06-14", None]
+
+
+@pytest.mark.parametrize("reference", [" #pb1", "#pb1 ", "\n  #pb1\n  "])
+def test_a_reference_with_blanks_around_it_points_at_its_element(reference: str) -> None:
+    """reference/@value is an xs:anyURI: blanks around it are no part of it. ' #pb1' (a
+    template engine's indentation) pointed at no element: the uncoded problem was filed
+    without its words (not at all: nothing named it)."""
+    problem = REVISED_PROBLEM.replace('value="#pb1"', f'value="{reference}"')
+    got = _entries(_section("11450-4", '<content ID="pb1">Lombalgie commune</content>',
+                            problem))
+    assert [e.value for e in got] == ["Lombalgie commune"]
