@@ -2785,6 +2785,13 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
+    if "period_high" in entry.details and "period_low" not in entry.details and \
+            entry.effective == entry.details["period_high"] and \
+            isinstance(act.effective_time, IVL) and not act.effective_time.value:
+        # taken until a date, since when unknown (low nullFlavor UNK: a C-CDA medication
+        # history): the end is no start, as for a problem's resolution; it was filed as
+        # the day the medication was taken (details.period_high keeps it)
+        entry.effective = None
     _repeats(act, entry.details)
     if act.preconditions:
         conditions = [c for c in (_precondition(p, ctx, section) for p in act.preconditions)

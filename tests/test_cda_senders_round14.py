@@ -409,3 +409,37 @@ def test_a_reference_with_blanks_around_it_points_at_its_element(reference: str)
     got = _entries(_section("11450-4", '<content ID="pb1">Lombalgie commune</content>',
                             problem))
     assert [e.value for e in got] == ["Lombalgie commune"]
+
+
+# -- a medication taken until a date, since an unknown one ---------------------------------------
+def _amlodipine(period: str) -> str:
+    """A C-CDA Medication Activity of a medication history."""
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.14.10" extension="MED-AML"/><statusCode code="completed"/>
+      <effectiveTime xsi:type="IVL_TS">{period}</effectiveTime>
+      <effectiveTime xsi:type="PIVL_TS" institutionSpecified="true" operator="A">
+        <period value="24" unit="h"/></effectiveTime>
+      <doseQuantity value="5" unit="mg"/>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.23" extension="2014-06-09"/>
+        <manufacturedMaterial><code code="329528" codeSystem="2.16.840.1.113883.6.88"
+          displayName="amlodipine 5 MG Oral Tablet"/></manufacturedMaterial>
+      </manufacturedProduct></consumable></substanceAdministration></entry>"""
+
+
+@pytest.mark.parametrize(("period", "effective", "high"), [
+    ('<low nullFlavor="UNK"/><high value="20231201"/>', None, "2023-12-01"),
+    ('<high value="20231201"/>', None, "2023-12-01"),
+    ('<low value="20220315"/><high value="20231201"/>', "2022-03-15", "2023-12-01"),
+    ('<low value="20220315"/>', "2022-03-15", None)])
+def test_a_medication_stopped_on_a_date_did_not_start_on_it(
+        period: str, effective: str | None, high: str | None) -> None:
+    """Amlodipine taken until 1 December 2023, since a date the EHR does not know (low
+    UNK): the stop date was filed as the medication's date, as if started that day. It
+    stays the period's end (details.period_high, effectivePeriod.end of the export) and
+    the medication has no date of its own, as a problem with only its resolution."""
+    (med,) = _entries(_section("10160-0", "Amlodipine 5 mg", _amlodipine(period)))
+    assert (med.effective, med.details.get("period_high")) == (effective, high)
+    (statement,) = _resources(_bundle([med]), "MedicationStatement")
+    assert statement["effectivePeriod"].get("end") == high
