@@ -77,7 +77,7 @@ def test_corpus_pps_keeps_the_date_of_its_rcp() -> None:
 
 
 # -- form: UTF-16 with blanks before the declaration ------------------------------------------
-def test_a_utf16_document_with_a_line_break_first_is_filed(ctx) -> None:  # noqa: ANN001
+def test_a_utf16_document_with_a_line_break_first_is_filed(sqlite_ctx) -> None:  # noqa: ANN001
     """A Windows export in UTF-16 (BOM, then a line break, then '<?xml ...
     encoding="UTF-16"?>'): detection called it a CDA, the parser refused it as CDA_NOT_XML
     (nothing may precede the declaration), as it did UTF-8 before round 9, whose blanks
@@ -91,16 +91,17 @@ def test_a_utf16_document_with_a_line_break_first_is_filed(ctx) -> None:  # noqa
     from pipelines.process import drain
     from tests.test_cda_senders_round9 import _battery, _result
 
-    ctx.settings = replace(ctx.settings, auto_create=True)
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
     head = HEAD.replace('encoding="UTF-8"', 'encoding="UTF-16"').replace(
         '<id root="1.2.250.1.999.1.1" extension="IPP-4242"/>',
         '<id root="1.2.250.1.213.1.4.8" extension="268036912354128"/>'
     ).replace('<birthTime value="19620415"/>', '<birthTime value="19680314"/>')
     text = "\ufeff\r\n" + head + _section("11502-2", "Créatinine", _battery(_result(
         "2160-0", "Créatinine", '<value xsi:type="PQ" value="72" unit="umol/L"/>'))) + TAIL
-    intake(ctx.engine, ctx.archive, [Received(text.encode("utf-16-le"), "hopital-x", "file")])
-    drain(ctx)
-    with ctx.engine.connect() as conn:
+    received = Received(text.encode("utf-16-le"), "hopital-x", "file")
+    intake(sqlite_ctx.engine, sqlite_ctx.archive, [received])
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
         row = conn.execute(select(imports)).one()
         values = conn.execute(select(entries.c.value).where(entries.c.code == "2160-0")).all()
     assert (row.status, row.error_code) == ("deposited", None)
