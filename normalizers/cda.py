@@ -3616,6 +3616,14 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = value.value.strip() or None
     elif isinstance(value, RTO):
         entry.value = _ratio(value)
+    elif isinstance(value, PIVL_TS | EIVL_TS):
+        # a frequency ('every 2 wk': how often seizures come) or an event ('HS') as the
+        # value, said as a medication's timing is: it was filed with no value at all
+        said: dict[str, Any] = {}
+        _timing(value, said)
+        entry.value = said.get("frequency") or said.get("event") or None
+        if said.get("event_offset"):
+            entry.details["event_offset"] = said["event_offset"]
     elif isinstance(value, AnyValue):  # an xsi:type we do not model: what it says, as sent
         entry.value = (value.attributes.get("value") or value.text)[:2000] or None
     if entry.value_num is not None and not math.isfinite(entry.value_num):

@@ -444,3 +444,23 @@ def test_a_medication_stopped_on_a_date_did_not_start_on_it(
     assert (med.effective, med.details.get("period_high")) == (effective, high)
     (statement,) = _resources(_bundle([med]), "MedicationStatement")
     assert statement["effectivePeriod"].get("end") == high
+
+
+# -- a frequency as the value of an observation ---------------------------------------------------
+@pytest.mark.parametrize(("value", "read"), [
+    ('<value xsi:type="PIVL_TS"><period value="2" unit="wk"/></value>', "every 2 wk"),
+    ('<value xsi:type="PIVL_TS" institutionSpecified="true"><period value="8" unit="h"/>'
+     "</value>", "3 times a day"),
+    ('<value xsi:type="EIVL_TS"><event code="HS" codeSystem="2.16.840.1.113883.5.139"/>'
+     "</value>", "HS")])
+def test_a_frequency_observed_is_the_value(value: str, read: str) -> None:
+    """How often the patient's epileptic seizures come (a PIVL_TS value: every 2 weeks),
+    when they come (an EIVL_TS: at bedtime): filed with no value at all. The value says
+    it as a medication's timing does."""
+    seizures = _dated("PIVL_TS").replace(
+        '<value xsi:type="PIVL_TS" value="20240209"/>', value).replace(
+        'code="ORG-189" displayName="Date de la RCP" codeSystem="1.2.250.1.213.1.1.4.322"\n'
+        '        codeSystemName="TA_ASIP"',
+        'code="CRISES" displayName="Fréquence des crises" codeSystem="1.2.250.1.999.14.11"')
+    (obs,) = _entries(_section("29762-2", "Crises toutes les deux semaines", seizures))
+    assert (obs.code, obs.value) == ("CRISES", read)
