@@ -46,10 +46,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   (ucum_atoms.csv), else the unit as text); a titre (SN '1:64', CDA RTO) ->
   valueRatio; an SN range or a CDA IVL of two bounds -> valueRange; a coded value ->
   valueCodeableConcept (words sent where a code was due: its text only); a boolean, a date,
-  a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; any other
-  text -> valueString. No value: why, as dataAbsentReason (fhir_data_absent.csv: pending, not
-  obtained, a CDA nullFlavor), with what the lab wrote instead of a value as its text;
-  never for an entry in error. The
+  a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; a CDA
+  time interval (IVL_TS) -> valuePeriod; any other text -> valueString. No value: why, as
+  dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
+  what the lab wrote instead of a value as its text; never for an entry in error. The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
   spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
   then be the result's (else text only).
@@ -438,7 +438,8 @@ _TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _EVERY = re.compile(r"every (\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? ?(\S+)")
 _DOSAGE_TEXT = (("sig", ""), ("dose", ""), ("frequency", ""), ("times_of_day", "at "),
-                ("event", "when "), ("duration", "for "), ("rate", "rate "),
+                ("event", "when "), ("event_offset", "offset "), ("duration", "for "),
+                ("rate", "rate "),
                 ("max_dose", "at most "))
 
 
@@ -566,11 +567,29 @@ def _timing_repeat(details: Mapping) -> dict:
         # R4 tim-10 (a rule): hours or events, not both; the hours are kept, the events
         # stay in the dosage text. Both made the resource invalid
         repeat["when"] = events
+        minutes = _offset_minutes(details.get("event_offset"))
+        if minutes is not None:  # '30 min' of AC: FHIR's offset, minutes from the event
+            repeat["offset"] = minutes
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
         repeat["boundsDuration"] = {"value": _decimal(duration[0]), "unit": duration[1],
                                     "system": UCUM, "code": duration[1]}
     return repeat
+
+
+_MINUTES = {"s": 1 / 60, "min": 1, "h": 60, "d": 1440}
+_OFFSET = re.compile(r"-?(\d+(?:\.\d+)?) (s|min|h|d)")
+
+
+def _offset_minutes(offset: Any) -> int | None:  # noqa: ANN401
+    """details.event_offset ('30 min', '-1 h': one quantity) as Timing.repeat.offset, whole
+    minutes from the event (before or after is the event code's: AC, PC); None for a range
+    or a unit of no fixed length."""
+    m = _OFFSET.fullmatch(_text(offset) or "")
+    if m is None:
+        return None
+    minutes = float(m.group(1)) * _MINUTES[m.group(2)]
+    return int(minutes) if minutes.is_integer() and minutes < 2**31 else None
 
 
 def _decimal(text: str) -> int | float:
@@ -597,8 +616,8 @@ def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
 
 
 def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
-    """AllergyIntolerance.reaction: each reaction's manifestation and, when its severity is
-    one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
+    """AllergyIntolerance.reaction: each reaction's manifestation, its onset and, when its
+    severity is one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
     out: list[dict] = []
     for reaction in reactions if isinstance(reactions, list) else []:
         manifestation = _coded_concept(reaction, base_url)
@@ -611,6 +630,10 @@ def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
                                                  str(severity.get("code") or "")))
             if graded:
                 item["severity"] = graded
+        onset = fhir_datetime(_text(reaction.get("onset"))) \
+            if isinstance(reaction, Mapping) else None
+        if onset:
+            item["onset"] = onset
         out.append(item)
     return out
 
@@ -955,6 +978,8 @@ def _typed_value(entry: Mapping) -> dict | None:
         when = fhir_datetime(text)
         if when and ("T" in when or "T" not in text):
             return {"valueDateTime": when}
+    if kind == "IVL_TS":
+        return _period_value(text)
     if kind == "TM" and _TIME.fullmatch(text):
         return {"valueTime": text if text.count(":") == 2 else f"{text}:00"}
     number = _number(entry.get("value_num"))
@@ -963,6 +988,31 @@ def _typed_value(entry: Mapping) -> dict | None:
             and not entry.get("comparator"):
         return {"valueInteger": int(number)}
     return None
+
+
+def _period_value(text: str) -> dict | None:
+    """A CDA IVL_TS value as the normalizer writes it ('2024-09-03' for one point,
+    'start/end' with either side empty) -> valueDateTime, valuePeriod. It was a
+    valueString: the IPS-FR estimated date of delivery, a period of exposure. None when a
+    side is no date FHIR can hold whole, or the period ends before it starts (R4 per-1)."""
+    if "/" not in text:
+        when = fhir_datetime(text)
+        return {"valueDateTime": when} if when and ("T" in when or "T" not in text) else None
+    sides = text.split("/")
+    if len(sides) != 2:
+        return None
+    period = {}
+    for name, side in zip(("start", "end"), sides, strict=True):
+        when = fhir_datetime(side) if side else None
+        if side and (when is None or ("T" in side and "T" not in when)):
+            return None
+        if when:
+            period[name] = when
+    start, end = period.get("start", ""), period.get("end", "")
+    common = min(len(start[:10]), len(end[:10]))  # '1990-05' to '1990' is no reversal
+    if not period or start[:common] > end[:common]:
+        return None
+    return {"valuePeriod": period}
 
 
 @cache
@@ -1023,7 +1073,8 @@ _INTERVAL = re.compile(r"([+-]?\d+(?:\.\d+)?)-([+-]?\d+(?:\.\d+)?)")
 def _ivl_value(entry: Mapping) -> dict | None:
     """A CDA interval of two numbers as the result (xsi:type IVL_PQ: '10-20' leucocytes per
     field) -> valueRange in the result's unit; it was a valueString. One bound only is a
-    comparator and a number (value_num), a time interval (IVL_TS) stays text."""
+    comparator and a number (value_num), a time interval (IVL_TS) is a valuePeriod
+    (``_period_value``)."""
     kind = str(entry.get("value_type") or "").upper()
     if not kind.startswith("IVL_") or kind == "IVL_TS":
         return None

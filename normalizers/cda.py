@@ -64,6 +64,7 @@ from parsers.cda.model import (
     EIVL_TS,
     INT,
     IVL,
+    PIVL_TS,
     PQ,
     REAL,
     RTO,
@@ -651,6 +652,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "legal_authenticator": _authenticator(header.legal_authenticator),
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "ordered_by": _ordered_by(header.participants),
+        "participants": _participants(header.participants),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
@@ -877,15 +879,51 @@ def _ordered_by(participants: list) -> list[dict[str, Any]]:
         if part.type_code != ORDERING:
             continue
         found = _performing_party(part) or {}
-        when = part.time
-        if isinstance(when, IVL):
-            when = next((b for b in (when.high, when.low, when.center)
-                         if isinstance(b, TS) and b.value), None) or \
-                (TS(type="TS", value=when.value) if when.value else None)
-        if isinstance(when, TS) and when.value and _iso_value(when.value):
-            found["time"] = _iso_value(when.value)
+        when = _participation_time(part.time)
+        if when:
+            found["time"] = when
         if found:
             out.append(found)
+    return out
+
+
+def _participation_time(when: Value | None) -> str | None:
+    """The time of a participation in ISO form: a TS, else an interval's high (a
+    prescription's date, a specimen's collection), low or centre, else its point value."""
+    if isinstance(when, IVL):
+        when = next((b for b in (when.high, when.low, when.center)
+                     if isinstance(b, TS) and b.value), None) or \
+            (TS(type="TS", value=when.value) if when.value else None)
+    if isinstance(when, TS) and when.value:
+        return _iso_value(when.value) or None
+    return None
+
+
+def _participants(participants: list) -> list[dict[str, Any]]:
+    """Whom else the document names, and as what (header participants but the prescriber,
+    REF, in ``_ordered_by``): the patient's médecin traitant (INF, functionCode PCP), who
+    took the specimen and when (PRF, PRELV: a CR-BIO's nurse), the correspondents it goes
+    to (CON, CORRE), a referring physician (REFB)... as ids (RPPS...), qualification and
+    organization. They were dropped: only the archived XML said who the médecin traitant
+    or the préleveur was. One named by name and address alone is not kept (no names of
+    third parties in the details)."""
+    out = []
+    for part in participants:
+        if part.type_code == ORDERING or part.entity is None:
+            continue
+        found = _party(part.entity)
+        if not found:
+            continue
+        said: dict[str, Any] = {"type": part.type_code or None}
+        function = part.function_code
+        if function is not None and function.code:
+            said["function"] = {k: v for k, v in (
+                ("code", function.code), ("system", system_name(function.code_system)),
+                ("display", function.display)) if v}
+        if part.entity.code is not None and part.entity.code.code:
+            said["role"] = part.entity.code.code
+        said["time"] = _participation_time(part.time)
+        out.append({**{k: v for k, v in said.items() if v}, **found})
     return out
 
 
@@ -1012,20 +1050,20 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 
 # -- the body -----------------------------------------------------------------------------------
-def _section_entries(section: Section, ctx: _Ctx, top_code: str,
+def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
                      about: dict[str, Any] | None = None) -> Iterator[Entry]:
-    """``about``: whom the enclosing section is about when it names a subject (see
-    ``_statement``)."""
+    """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
+    about when it names a subject (see ``_statement``)."""
     if section.subject is not None:
         about = _relative_of(section.subject)
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, top_code, about)
+        yield from _section_content(section, ctx, outer_code, about)
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, top_code, about)
+        yield from _section_content(section, ctx, outer_code, about)
     finally:
         ctx.masking = document_masking
 
@@ -1048,15 +1086,21 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
     return merged if merged != ctx.masking else None
 
 
-def _section_content(section: Section, ctx: _Ctx, top_code: str,
+def _section_content(section: Section, ctx: _Ctx, outer_code: str,
                      about: dict[str, Any] | None) -> Iterator[Entry]:
+    """``outer_code``: the code of the nearest enclosing results section, else of the top
+    section. A results section makes results of what its subsections hold at any depth: a
+    '30954-2 Résultats' nested in a letter's 'Synthèse' passed on the top section's code,
+    and the results of its own subsections ('Biochimie', coded locally) were filed as
+    plain observations, those of the same section one level higher as results."""
     code = section_code(section)
-    results_section = code in RESULT_SECTIONS or top_code in RESULT_SECTIONS
+    results_section = code in RESULT_SECTIONS or outer_code in RESULT_SECTIONS
+    inner_code = code if code in RESULT_SECTIONS else outer_code
     for entry in section.entries:
         if entry.act is not None:
             yield from _statement(entry.act, section, ctx, results_section, None, about=about)
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, top_code, about)
+        yield from _section_entries(sub, ctx, inner_code, about)
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
@@ -2581,9 +2625,10 @@ def _allergen(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> No
 
 
 def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
-    """A reaction (manifestation) of an allergy: its coded value, else its words, and its
+    """A reaction (manifestation) of an allergy: its coded value, else its words, its
     severity (C-CDA R2.1 Severity Observation 4.8 nested in the reaction, no longer in the
-    allergy: 'hives, moderate', 'anaphylaxis, severe'; it was dropped)."""
+    allergy: 'hives, moderate', 'anaphylaxis, severe'; it was dropped) and when it began
+    (its effectiveTime: its low, else its point)."""
     value = _untyped(act.values[0]) if act.values else None
     coded = _code(value, ctx, section) if isinstance(value, CD) else None
     out: dict[str, Any]
@@ -2599,6 +2644,9 @@ def _reaction(act: Observation, ctx: _Ctx, section: Section) -> dict[str, Any] |
         severity = _qualifier_values(act, ctx, section).get("severity")
         if severity:
             out["severity"] = severity
+    onset = _effective(act.effective_time, ctx) if act.effective_time is not None else ""
+    if onset:  # when it happened (hives in 2010, anaphylaxis in 2019): dropped
+        out["onset"] = onset
     return out
 
 
@@ -2737,6 +2785,13 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
+    if "period_high" in entry.details and "period_low" not in entry.details and \
+            entry.effective == entry.details["period_high"] and \
+            isinstance(act.effective_time, IVL) and not act.effective_time.value:
+        # taken until a date, since when unknown (low nullFlavor UNK: a C-CDA medication
+        # history): the end is no start, as for a problem's resolution; it was filed as
+        # the day the medication was taken (details.period_high keeps it)
+        entry.effective = None
     _repeats(act, entry.details)
     if act.preconditions:
         conditions = [c for c in (_precondition(p, ctx, section) for p in act.preconditions)
@@ -2933,6 +2988,24 @@ def _timing(t: Value, details: dict[str, Any]) -> None:
             details["frequency"] = f"every {_range(period)} {unit}".strip()
     elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
         details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
+        offset = _offset_text(t.offset) if t.offset is not None else None
+        if offset:  # '30 min before meals' (offset 30 min of AC) read as 'before meals'
+            details["event_offset"] = offset
+
+
+def _offset_text(offset: IVL) -> str | None:
+    """The offset of an EIVL_TS from its event as sent ('30 min', '-1 h', '30-60 min'):
+    its bounds, else its centre or point value, with their unit; None when it says none."""
+    bounds = [b for b in (offset.low, offset.high) if isinstance(b, PQ) and b.value.strip()]
+    if not bounds:
+        point = offset.center if isinstance(offset.center, PQ) else \
+            PQ(type="PQ", value=offset.value, unit=offset.unit) if offset.value else None
+        bounds = [point] if point is not None and point.value.strip() else []
+    if not bounds:
+        return None
+    unit = next((b.unit.strip() for b in bounds if b.unit.strip() not in ("", "1")), "")
+    text = "-".join(dict.fromkeys(b.value.strip() for b in bounds))
+    return f"{text} {unit}".strip()[:40]
 
 
 TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
@@ -3434,6 +3507,13 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # it was filed as the text '5 mg/L' without unit nor number
         value = PQ(type=value.type, value=value.value, unit=value.unit,
                    null_flavor=value.null_flavor, path=value.path, xsi_type=value.xsi_type)
+    if isinstance(value, PIVL_TS | EIVL_TS) and value.value.strip():
+        # a date typed with a TS specialization (PIVL_TS and EIVL_TS extend TS and so have
+        # its value: the CI-SIS PPS example dates its meeting with EIVL_TS, senders copy
+        # it): filed as the TS it says, the type as sent in details; it was no value at all
+        entry.details["xsi_type"] = value.type
+        value = TS(type="TS", value=value.value, null_flavor=value.null_flavor,
+                   path=value.path, xsi_type=value.xsi_type)
     entry.value_type = value.type or None
     if value.type and len(value.type) > VALUE_TYPE_SIZE:
         # the whole document was refused as FIELD_TOO_LONG for a titre sent as RTO_INT_INT
@@ -3536,6 +3616,14 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = value.value.strip() or None
     elif isinstance(value, RTO):
         entry.value = _ratio(value)
+    elif isinstance(value, PIVL_TS | EIVL_TS):
+        # a frequency ('every 2 wk': how often seizures come) or an event ('HS') as the
+        # value, said as a medication's timing is: it was filed with no value at all
+        said: dict[str, Any] = {}
+        _timing(value, said)
+        entry.value = said.get("frequency") or said.get("event") or None
+        if said.get("event_offset"):
+            entry.details["event_offset"] = said["event_offset"]
     elif isinstance(value, AnyValue):  # an xsi:type we do not model: what it says, as sent
         entry.value = (value.attributes.get("value") or value.text)[:2000] or None
     if entry.value_num is not None and not math.isfinite(entry.value_num):
@@ -3653,7 +3741,10 @@ def referenced_text(reference: str, section: Section | None) -> str:
     was not found, a value or a name only in the narrative was lost."""
     if not reference or section is None:
         return ""
-    key = reference[1:] if reference.startswith("#") else reference.strip()
+    # an xs:anyURI, whose blanks around it are no part of it (whiteSpace collapse): the
+    # ' #pb1' of a template engine pointed at no element, its text was lost
+    reference = reference.strip()
+    key = reference[1:] if reference.startswith("#") else reference
     # the section's own narrative, else the element of that ID elsewhere in the document (a
     # parent or sibling section's: IDs are unique in a document; it read as no text)
     return section.narrative_ids.get(key) or section.document_ids.get(key, "")

@@ -1000,7 +1000,8 @@ def test_a_cda_titre_is_a_ratio_and_a_null_flavor_says_why_there_is_no_value() -
     assert "dataAbsentReason" not in res[5] and "valueString" not in res[5]
     assert (res[6]["valueRange"]["low"]["value"], res[6]["valueRange"]["high"]["value"]) == (
         10.0, 20.0)
-    assert res[7]["valueString"] == "2024-01-02/2024-01-09"
+    # a period is FHIR's valuePeriod (round 14 of the CDA cases: it was this valueString)
+    assert res[7]["valuePeriod"] == {"start": "2024-01-02", "end": "2024-01-09"}
     assert res[8]["valueCodeableConcept"] == {"text": "jaune paille"}  # a CD of words only
     assert res[9]["valueCodeableConcept"] == {  # the sender's words, the code's display
         "coding": [{"system": "http://snomed.info/sct", "code": "260385009",

@@ -426,7 +426,8 @@ def _ivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]
 
 
 def _pivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    v = _new_PIVL_TS(operator=el.get("operator", ""), alignment=el.get("alignment", ""),
+    v = _new_PIVL_TS(value=el.get("value", ""), operator=el.get("operator", ""),
+                     alignment=el.get("alignment", ""),
                      institution_specified=el.get("institutionSpecified", ""))
     for name, c, p in kids(el, path):
         if name == "phase":
@@ -440,7 +441,7 @@ def _pivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning
 
 
 def _eivl(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    v = _new_EIVL_TS(operator=el.get("operator", ""))
+    v = _new_EIVL_TS(value=el.get("value", ""), operator=el.get("operator", ""))
     for name, c, p in kids(el, path):
         if name == "event":
             v.event = cd(c, p, "CE")

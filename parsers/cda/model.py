@@ -245,9 +245,12 @@ class IVL(Value):
 
 @dataclass(slots=True, kw_only=True)
 class PIVL_TS(Value):  # noqa: N801 - the HL7 type name
-    """Periodic interval (a frequency: 'every 8 h', 'each morning')."""
+    """Periodic interval (a frequency: 'every 8 h', 'each morning'). ``value``: the point
+    in time PIVL_TS inherits from TS (via SXCM_TS), which senders use to type a plain date
+    with it."""
 
     type: str = "PIVL_TS"
+    value: str = ""
     operator: str = ""
     alignment: str = ""
     institution_specified: str = ""
@@ -257,9 +260,11 @@ class PIVL_TS(Value):  # noqa: N801 - the HL7 type name
 
 @dataclass(slots=True, kw_only=True)
 class EIVL_TS(Value):  # noqa: N801
-    """Event-related interval ('before breakfast')."""
+    """Event-related interval ('before breakfast'). ``value``: the point in time EIVL_TS
+    inherits from TS (the CI-SIS PPS example types the date of a meeting so)."""
 
     type: str = "EIVL_TS"
+    value: str = ""
     operator: str = ""
     event: CD | None = None
     offset: IVL | None = None

@@ -4,7 +4,10 @@ Why plain text: it is what a human reads in the document and what report entries
 keep; the markup (styleCode, tables laid out for print) is presentation. Rules: paragraphs,
 list items, captions and table rows go on their own lines; table cells are separated by
 ' | ' (empty cells kept, so columns stay countable); <br/> breaks the line; inline markup
-(content, sub, sup, linkHtml, footnote) reads as its text; renderMultiMedia has no text.
+(content, sub, sup, linkHtml, footnote) reads as its text; renderMultiMedia has no text, nor
+does content marked revised="delete" (what the previous version said and this one deletes:
+CDA R2 requires receivers to suppress or mark it; it read as if still said, in the
+narrative and in every value or name pointing at it).
 Whitespace inside lines collapses to single spaces (the XML's indentation is not content) and
 blank lines are dropped.
 
@@ -68,7 +71,7 @@ def _children(el: etree._Element, out: list[str], ids: dict[str, str]) -> None:
                 first_cell = False
             ident = c.get("ID")
             start = len(out)
-            if name in _SKIP:
+            if name in _SKIP or c.get("revised") == "delete":
                 pass
             elif name == "br":
                 append(_BREAK)

@@ -107,12 +107,30 @@ def skip_blanks_before_declaration(data: bytes) -> tuple[bytes, bool]:
     template engine's first line, a file concatenated after a newline; after a UTF-8 BOM
     too), and whether there was any. XML allows nothing before '<?xml': the document was
     refused as CDA_NOT_XML though format detection, which skips it, had called it a CDA.
-    Only ASCII-compatible bytes: UTF-16 is left to the parser as it is."""
+    UTF-16 with its BOM too (a Windows export writing a line break first): the blanks are
+    16-bit units there, and the document was refused the same way."""
+    for bom, codec in _UTF16_BOMS:
+        if data.startswith(bom) and not data.startswith(codecs.BOM_UTF32_LE):
+            return _skip_utf16_blanks(data, len(bom), codec)
     start = 3 if data[:3] == codecs.BOM_UTF8 else 0
     end = start
     while end < len(data) and data[end] in _BLANKS:
         end += 1
     if end == start or not data.startswith(b"<?xml", end):
+        return data, False
+    return data[:start] + data[end:], True
+
+
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BLANK_CHARS = frozenset(" \t\r\n")
+
+
+def _skip_utf16_blanks(data: bytes, start: int, codec: str) -> tuple[bytes, bool]:
+    """``skip_blanks_before_declaration`` for UTF-16 after its BOM (``start`` bytes)."""
+    end = start
+    while end + 1 < len(data) and data[end:end + 2].decode(codec, "replace") in _BLANK_CHARS:
+        end += 2
+    if end == start or not data.startswith("<?xml".encode(codec), end):
         return data, False
     return data[:start] + data[end:], True
 
