@@ -2041,6 +2041,12 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
                                 "comparator^num1")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
+    if num2 and not separator:
+        # '^1^^128': num2 comes after a separator (v2.5 2.A.71), which says whether the two
+        # numbers are a ratio (a titre 1:128) or a range. Glued, the value was '1128'.
+        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: SN with a second number (num2) "
+                                 "but no separator/suffix (':' or '/' of a ratio, '-' of a "
+                                 "range): what the two numbers say is not told", where)
     if separator and separator not in SN_SEPARATORS and _sn_power(ctx, comparator, num1,
                                                                   separator, num2, entry, where):
         return
