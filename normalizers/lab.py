@@ -1472,11 +1472,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
-            flags = [lf(r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
-            entry.interpretation = ",".join(_flag(x) for x in flags if x) or None
+            entry.interpretation = _coded_flags(ctx, obx, raw8, lf)
         else:
-            flag = lf(raw8)  # 'H', 'N': upper case as nearly all send, no call for them
-            entry.interpretation = (flag if flag.isupper() else _flag(flag)) or None
+            flag = lf(raw8)  # 'H', 'N': as nearly all send, one lookup
+            entry.interpretation = (flag if flag in _flag_codes() else _flag(ctx, obx, flag)) \
+                or None
     observed = _ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
     if observed is not None and len(observed) <= 10 and obr_effective \
             and obr_effective.startswith(observed):
@@ -1559,13 +1559,55 @@ def _observation_types() -> frozenset[str]:
     return frozenset(row["code"] for row in table("observation_types"))
 
 
-def _flag(sent: str) -> str:
-    """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'a', as
+def _flag(ctx: _Ctx, obx: Segment, sent: str) -> str:
+    """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'syn-r', as
     some hospital LIS write them) it was filed as sent, no code any reader knew
-    (tables/abnormal_flags.csv). Anything else as sent."""
-    if sent.isupper() or not sent.isalpha():  # 'H', 'HH', '<', 'N': as nearly all send
+    (tables/abnormal_flags.csv). Anything else is kept as sent and said: a '*' or a '+'
+    of a LIS printing its report, 'HIGH', is no interpretation any reader knows, and was
+    filed as if it were one. The warning never quotes the flag (it tells of the result)."""
+    codes = _flag_codes()
+    if not sent or sent in codes:
         return sent
-    return _flag_codes().get(sent.upper(), sent)
+    code = codes.get(sent.upper())
+    if code is None:
+        ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag is no code of HL7 table 0078 "
+                            "(interpretation codes): kept as sent")
+        return sent
+    return code
+
+
+def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -> str | None:
+    """OBX-8 with repetitions or components: each repetition a flag. v2.7 made OBX-8 a CWE
+    (code ^ text ^ system ^ alternate code ^ alternate text ^ alternate system ...): the
+    flag is the code in table 0078's system wherever it is ('HAUT^Haut^L^H^High^HL70078':
+    the LIS code first, the bridge's mapping second), else the first code of the two
+    triplets ('^^^HH^Critique haut^HL70078'), else the words ('^Élevé'), kept as its words
+    and said. Only CWE.1 was read: the alternate triplet's flag and the words were lost."""
+    d = ctx.msg.delimiters
+    said: list[str] = []
+    for rep in raw8.split(d.repetition):
+        c = rep.split(d.component)
+        if len(c) == 1:
+            flag = _flag(ctx, obx, lf(c[0]))
+        else:
+            codes = [(lf(part(c, i)), lf(part(c, i + 2)).upper()) for i in (1, 4)]
+            standard = [code for code, system in codes if code and system in _FLAG_SYSTEMS]
+            flag = next(iter(standard), "") or next((code for code, _ in codes if code), "")
+            if flag:
+                flag = _flag(ctx, obx, flag)
+            else:
+                flag = text(ctx.msg, part(c, 2)) or text(ctx.msg, part(c, 5)) \
+                    or text(ctx.msg, part(c, 9))
+                if flag:
+                    ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag sent as words, "
+                                        "without a code: kept as its words")
+        if flag:
+            said.append(flag)
+    return ",".join(said) or None
+
+
+# The coding system of table 0078 as senders name it in a CWE (v2.7+ OBX-8)
+_FLAG_SYSTEMS = frozenset({"HL70078", "HL7-0078", "0078"})
 
 
 @cache

@@ -45,3 +45,45 @@ def test_an_sn_whose_second_number_has_no_separator_is_refused(value):
     assert (exc.value.code, str(exc.value)) == (
         "OBX_BAD_NUMBER", "OBX[5]-5: SN with a second number (num2) but no separator/suffix "
         "(':' or '/' of a ratio, '-' of a range): what the two numbers say is not told")
+
+
+# -- OBX-8 coded as a CWE (v2.7+) -------------------------------------------------------------
+def test_abnormal_flags_coded_as_cwe_keep_their_code_or_their_text():
+    """v2.7 made OBX-8 a CWE: engines fill it as one ('H^Élevé^HL70078'), some in the
+    alternate triplet only ('^^^HH^Critique haut^HL70078', a LIS code mapped by a bridge),
+    or with the LIS's own code first and table 0078's second ('HAUT^Haut^L^H^High^HL70078').
+    Only the first component was read: the alternate triplet's flag and a flag sent as words
+    ('^Élevé') were lost without a word, and the LIS code was filed where 'H' was sent.
+    Table 0078's code wherever it is in the CWE; else the first code; else the words, said."""
+    nm = norm(_oru("FLAG-CWE-1", ORC, _obr(1, "BIO^Bilan^L"),
+                   "OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|^^^HH^Critique haut"
+                   "^HL70078|||F",
+                   "OBX|2|NM|2951-2^Sodium^LN||149|mmol/L|135-145|HAUT^Haut^L^H^High^HL70078"
+                   "|||F",
+                   "OBX|3|NM|2075-0^Chlorure^LN||111|mmol/L|98-107|^Élevé|||F",
+                   "OBX|4|NM|1963-8^Bicarbonates^LN||20|mmol/L|22-29|L^Bas^HL70078~A^Anormal"
+                   "^HL70078|||F"))
+    k, na, cl, hco3 = nm.entries[1:]
+    assert [e.interpretation for e in (k, na, cl, hco3)] == ["HH", "H", "Élevé", "L,A"]
+    assert nm.warnings == ["OBX[7]-8: an abnormal flag sent as words, without a code: kept "
+                           "as its words"]
+
+
+@pytest.mark.parametrize("flag, read, said", [
+    ("NCL", "NCL", False), ("IE", "IE", False), ("syn-r", "SYN-R", False), ("car", "CAR", False),
+    ("H", "H", False), ("*", "*", True), ("+", "+", True), ("HIGH", "HIGH", True),
+    ("H*", "H*", True), ("h~*", "H,*", True),
+])
+def test_abnormal_flags_of_v28_are_codes_and_others_are_said(flag, read, said):
+    """Table 0078 grew in v2.7 to v2.9 (IE insufficient evidence and NCL no breakpoint of an
+    antibiogram, SYN-R / SYN-S synergy, CAR carrier, E equivocal, EXP / UNE expected or
+    not, HM hold for review): sent in lower case they were kept as sent, unlike the older
+    codes. A flag of no table ('*' or '+' of a French LIS printing its report, 'HIGH') was
+    filed as if it were a code, without a word: kept as sent, said (never the flag
+    itself)."""
+    nm = norm(_oru("FLAG-0078-1", ORC, _obr(1, "ATB^Antibiogramme^L"),
+                   f"OBX|1|SN|18906-8^Ciprofloxacine CMI^LN||<=^0.25|mg/L||{flag}|||F"))
+    assert nm.entries[1].interpretation == read
+    warned = [w for w in nm.warnings if "OBX[5]-8" in w]
+    assert warned == (["OBX[5]-8: an abnormal flag is no code of HL7 table 0078 "
+                       "(interpretation codes): kept as sent"] if said else [])
