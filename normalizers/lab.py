@@ -1468,7 +1468,10 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             _check_unit_in_value(obx, entry, in_value)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
-        entry.reference_range = text(msg, f[7].split(d.repetition, 1)[0]) or None
+        if d.repetition in f[7]:
+            _reference_ranges(ctx, obx, entry)
+        else:
+            entry.reference_range = text(msg, f[7]) or None
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
@@ -1504,6 +1507,21 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _reference_ranges(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+    """OBX-7 repeated ('H : 13-17~F : 12-16', a range per sex or per age): OBX-7 is one ST
+    (v2.5 7.4.2.7), so the first filled one is the range, as before; the others go to
+    ``details['other_reference_ranges']``, said. They were dropped without a word. Empty
+    repetitions (a trailing '~') are no range."""
+    msg = ctx.msg
+    ranges = [r for r in (text(msg, x) for x in obx.fields[7].split(msg.delimiters.repetition))
+              if r.strip()]
+    entry.reference_range = ranges[0] if ranges else None
+    if len(ranges) > 1:
+        entry.details["other_reference_ranges"] = ranges[1:]
+        ctx.warnings.append(f"{loc(obx, 7)}: {len(ranges)} reference ranges (OBX-7 repeated): "
+                            "the first is the range, the others are kept apart")
 
 
 def _how_observed(ctx: _Ctx, obx: Segment, entry: Entry) -> None:

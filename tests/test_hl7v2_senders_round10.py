@@ -87,3 +87,23 @@ def test_abnormal_flags_of_v28_are_codes_and_others_are_said(flag, read, said):
     warned = [w for w in nm.warnings if "OBX[5]-8" in w]
     assert warned == (["OBX[5]-8: an abnormal flag is no code of HL7 table 0078 "
                        "(interpretation codes): kept as sent"] if said else [])
+
+
+# -- OBX-7 repeated ---------------------------------------------------------------------------
+def test_reference_ranges_sent_as_repetitions_are_all_kept():
+    """OBX-7 is one string (v2.5 7.4.2.7), but a LIS that prints a range per sex or per age
+    repeats it ('13.0-17.0~12.0-16.0', 'H : 13-17~F : 12-16'): the first was filed as the
+    range, the others dropped without a word, and a woman's haemoglobin of 12.5 read beside
+    a man's range. The first stays the range (as before: the FHIR export reads its limits);
+    the others are kept in details.other_reference_ranges, said. An empty repetition
+    ('3.5-5.1~') is only a trailing delimiter."""
+    nm = norm(_oru("RANGES-1", ORC, _obr(1, "NFS^Hémogramme^L"),
+                   "OBX|1|NM|718-7^Hémoglobine^LN||12.5|g/dL|H : 13.0-17.0~F : 12.0-16.0~"
+                   "Enfant : 11.0-14.0|N|||F",
+                   "OBX|2|NM|789-8^Hématies^LN||4.2|T/L|3.8-5.9~|N|||F"))
+    hb, rbc = nm.entries[1:]
+    assert (hb.reference_range, hb.details["other_reference_ranges"]) == (
+        "H : 13.0-17.0", ["F : 12.0-16.0", "Enfant : 11.0-14.0"])
+    assert (rbc.reference_range, "other_reference_ranges" in rbc.details) == ("3.8-5.9", False)
+    assert nm.warnings == ["OBX[5]-7: 3 reference ranges (OBX-7 repeated): the first is the "
+                           "range, the others are kept apart"]
