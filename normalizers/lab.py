@@ -115,7 +115,7 @@ NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
 # (order detail, no result). What a SIL writes there ('En cours', 'A suivre' under NM) is no
 # value either; read as one, it failed the whole message (OBX_BAD_NUMBER).
 WITHHELD_STATUSES = NO_VALUE_STATUSES | {"registered"}
-SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM"}) | DATE_TYPES
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM", "DR"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
@@ -1801,6 +1801,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                      where) from None
+    elif vtype == "DR":
+        _date_range(ctx, first, entry, where)
     elif vtype == "RP":
         _reference(msg, obx, entry)
         ctx.warnings.append(reference_warning(obx))
@@ -1816,6 +1818,30 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:
+    """DR (v2.5 2.A.20): range start ^ range end, each a TS (its own precision in
+    subcomponents, v2.3 style): the period of a 24-hour urine collection. Kept as sent it
+    was '20240314080000^20240315080000', no date any reader took for one. The value is the
+    ISO 8601 interval 'start/end' ('..' for an open end, ISO 8601-2), each end read as a TS
+    is (precision kept, the sender's zone when it gave none); ``details['period']`` holds
+    the ends given. An end that is no date fails as a DT value does (HL7_BAD_DATE)."""
+    msg = ctx.msg
+    c = comps(msg, rep)
+    period: dict[str, str] = {}
+    for name, component in (("start", part(c, 1)), ("end", part(c, 2))):
+        sent = text(msg, sub(msg, component, 1) if component else "").strip()
+        if not sent:
+            continue
+        try:
+            period[name] = hl7_ts_to_iso(sent, ctx.zone)
+        except ValueError:
+            raise NormalizationError("HL7_BAD_DATE", f"{where}: the range {name} (DR): "
+                                     f"{BAD_TS_TEXT}", where) from None
+    if period:
+        entry.value = f"{period.get('start', '..')}/{period.get('end', '..')}"
+        entry.details["period"] = period
 
 
 def _cut_short(msg: Message, raw: str) -> bool:

@@ -107,3 +107,35 @@ def test_reference_ranges_sent_as_repetitions_are_all_kept():
     assert (rbc.reference_range, "other_reference_ranges" in rbc.details) == ("3.8-5.9", False)
     assert nm.warnings == ["OBX[5]-7: 3 reference ranges (OBX-7 repeated): the first is the "
                            "range, the others are kept apart"]
+
+
+# -- OBX-2 DR, a date/time range --------------------------------------------------------------
+@pytest.mark.parametrize("sent, value, period", [
+    ("20240314080000^20240315080000", "2024-03-14T08:00:00+01:00/2024-03-15T08:00:00+01:00",
+     {"start": "2024-03-14T08:00:00+01:00", "end": "2024-03-15T08:00:00+01:00"}),
+    ("202403140800+0100^202403150800+0100", "2024-03-14T08:00+01:00/2024-03-15T08:00+01:00",
+     {"start": "2024-03-14T08:00+01:00", "end": "2024-03-15T08:00+01:00"}),
+    ("20240301^", "2024-03-01/..", {"start": "2024-03-01"}),  # still open
+    ("^202403", "../2024-03", {"end": "2024-03"}),
+])
+def test_a_date_range_value_is_an_iso_interval(sent, value, period):
+    """OBX-2 DR (v2.5 2.A.20: range start ^ range end, each a TS): the period of a 24-hour
+    urine collection. It was kept as sent, '20240314080000^20240315080000', the sender's
+    delimiter in the value and no date any reader took for one. An ISO 8601 interval
+    ('start/end', '..' for an open end), each end read as a TS is (its precision kept, the
+    sender's zone when it gave none), and details.period."""
+    nm = norm(_oru("DR-1", ORC, _obr(1, "URI24^Urines de 24 h^L"),
+                   f"OBX|1|DR|13362-9^Durée de recueil^LN||{sent}||||||F",
+                   "OBX|2|NM|2889-4^Protéinurie des 24 h^LN||0.12|g/(24.h)|<0.15|N|||F"))
+    collection = nm.entries[1]
+    assert (collection.value, collection.value_type, collection.details["period"]) == (
+        value, "DR", period)
+    assert nm.warnings == []
+
+
+def test_a_date_range_that_is_no_date_is_refused():
+    nm_text = _oru("DR-2", ORC, _obr(1, "URI24^Urines de 24 h^L"),
+                   "OBX|1|DR|13362-9^Durée de recueil^LN||14/03/2024^15/03/2024||||||F")
+    with pytest.raises(NormalizationError) as exc:
+        norm(nm_text)
+    assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBX[5]-5")
