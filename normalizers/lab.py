@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache, lru_cache, partial
 from typing import Any
 
@@ -538,6 +539,9 @@ class _Ctx:
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
+    # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
+    sent_iso: str = ""
+    sent_at: datetime | None = None
 
 
 def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
@@ -554,6 +558,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if not groups:
         _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
+    ctx.sent_iso, ctx.sent_at = _message_time(msg, ctx.zone)
     cisis = is_cisis(msg)
     meta = MessageMeta()
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
@@ -581,7 +586,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         collected = _specimen_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
         # relevant time of the order, which senders that fill SPM leave out of OBR-7
-        effective = ts_field(msg, obr, 7) or collected or _observation_end(ctx, obr)
+        obr7 = ts_field(msg, obr, 7)
+        effective = obr7 or collected or _observation_end(ctx, obr)
+        if effective is not None and ctx.sent_at is not None:
+            _after_message(ctx, effective, loc(obr, 7) if obr7 else loc(obr))
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
@@ -619,6 +627,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         report_text.extend(_notes(msg, notes) if notes else ())
                     last_text = None
                     continue
+                if result.effective != effective and result.effective is not None \
+                        and ctx.sent_at is not None:
+                    _after_message(ctx, result.effective, loc(obx, 14))
                 results.append(result)
                 last_text = (line, result) if line is not None else None
                 continue
@@ -711,6 +722,42 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:
+    """MSH-7 as ISO 8601 and as an instant, for ``_after_message``; ('', None) when it is
+    no HL7 date/time with a time of day (said by ``header_warnings``, or only a date)."""
+    sent = text(msg, part(comps(msg, first_rep(msg, msg.msh, 7)), 1))
+    try:
+        iso = hl7_ts_to_iso(sent, zone) if sent else ""
+        at = datetime.fromisoformat(iso) if "T" in iso else None
+    except ValueError:
+        return "", None
+    return (iso, at) if at is not None and at.tzinfo is not None else ("", None)
+
+
+# How far ahead of the message a time may be without a word: an instrument's or a LIS's
+# clock a few minutes off is common and tells nothing
+_AHEAD = timedelta(minutes=10)
+
+
+def _after_message(ctx: _Ctx, when: str, where: str) -> None:
+    """Say a collection or observation time later than the message itself (MSH-7): a
+    result is observed before it is sent. A typo in a year ('2042'), an instrument left on
+    summer time, times in UTC beside times in Paris time were filed as sent, a result on
+    top of every trend, without a word. Filed as sent all the same (nothing tells the true
+    time). A date is compared with the message's day, a time with its instant (a time to
+    the hour by the hour's start)."""
+    if "T" in when:
+        try:
+            late = datetime.fromisoformat(when) - ctx.sent_at > _AHEAD  # type: ignore[operator]
+        except (ValueError, TypeError):  # no offset to compare with: nothing said
+            return
+    else:  # '2024-03-16', '2042-03', '2042': the day, month or year the message was sent
+        late = when > ctx.sent_iso[:len(when)]
+    if late:
+        ctx.warnings.append(f"{where}: later than the message itself (MSH-7): a typo, or a "
+                            "clock or time zone of the sender's that is wrong? filed as sent")
 
 
 def _no_order(msg: Message, warnings: list[str]) -> None:

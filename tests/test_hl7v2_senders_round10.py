@@ -139,3 +139,25 @@ def test_a_date_range_that_is_no_date_is_refused():
     with pytest.raises(NormalizationError) as exc:
         norm(nm_text)
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBX[5]-5")
+
+
+# -- times after the message was sent ---------------------------------------------------------
+def test_times_after_the_message_was_sent_are_said():
+    """A collection or observation time later than the message itself (MSH-7) cannot be: a
+    typo in a year ('2042'), an instrument left on summer time, times written in UTC by one
+    system and in Paris time by another. They were filed as sent, a result dated in 2042 on
+    top of every trend, without a word. Filed as sent (nothing tells the true time), said
+    once per field; a few minutes ahead (an instrument's clock) is not worth a word, nor
+    is a date of the message's day."""
+    nm = norm(_oru("LATE-1", ORC, _obr(1, "BIO^Bilan^L", collected="204203150810"),
+                   "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F",
+                   ORC, _obr(2, "NFS^Hémogramme^L", filler="24C0315-08"),
+                   "OBX|1|NM|718-7^Hémoglobine^LN||13.2|g/dL|12-16|N|||F|||202403151545",
+                   "OBX|2|NM|789-8^Hématies^LN||4.5|T/L|3.8-5.9|N|||F|||202403151050",
+                   "OBX|3|NM|787-2^VGM^LN||88|fL|80-100|N|||F|||20240315",
+                   "OBX|4|NM|785-6^TCMH^LN||29|pg|27-32|N|||F|||20240316"))
+    assert [e.effective for e in nm.entries if e.code == "2823-3"] == ["2042-03-15T08:10+01:00"]
+    assert nm.warnings == [
+        f"{where}: later than the message itself (MSH-7): a typo, or a clock or time zone "
+        "of the sender's that is wrong? filed as sent"
+        for where in ("OBR[4]-7", "OBX[8]-14", "OBX[11]-14")]
