@@ -181,11 +181,16 @@ _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _NUMBER = (r"(?:10\^[+-]?\d{1,2}|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|[+-]?\d+(?:[.,]\d+)?"
            r"(?:\s*[x\u00d7*]\s*10\^[+-]?\d{1,2}|[eE][+-]?\d{1,2})?)")
 # 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41',
-# '3.5^5.1' (OBX-7 sent as low^high components), '70_105')
-_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à|\^|_)\s*({_NUMBER})\s*",
+# '3.5^5.1' (OBX-7 sent as low^high components), '70_105', 'de 70 à 105' and the 'a' of
+# ASCII-only converters, '135 a 145')
+_RANGE = re.compile(rf"\s*(?:de\s+)?({_NUMBER})\s*(?:-|\u2013|to|à|a|\^|_)\s*({_NUMBER})\s*",
                     re.IGNORECASE)
-# one-sided ranges ('<5', '< 5', '>= 60'): a high or a low limit alone
-_BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<|>)\s*({_NUMBER})\s*")
+# one-sided ranges ('<5', '< 5', '>= 60', '< ou = 5' of ASCII-only converters): a high or a
+# low limit alone
+_BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<\s*ou\s*=|>\s*ou\s*=|<|>)\s*({_NUMBER})\s*",
+                    re.IGNORECASE)
+# a range printed in brackets, as French reports print it ('[3,5-5,1]', '(0,50 - 1,00)')
+_ENCLOSED = re.compile(r"\s*(?:\[(.*)\]|\((.*)\))\s*")
 # the same in French words, as labs print them ('inf à 0,5', 'sup. à 60', 'inférieur ou égal
 # à 5'): 'inf...' is a high limit, 'sup...' a low one
 _BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?\s*[àa]\s*"
@@ -851,12 +856,15 @@ def _declared(entry: Mapping) -> bool:
 
 
 def _range_limits(text: str) -> dict[str, float] | None:
-    """{'low': .., 'high': ..} (either or both) that a range's text says; None if unread."""
+    """{'low': .., 'high': ..} (either or both) that a range's text says, in brackets or
+    not; None if unread."""
+    if (m := _ENCLOSED.fullmatch(text)) is not None:
+        text = m.group(1) if m.group(1) is not None else m.group(2)
     if (m := _RANGE.fullmatch(text)) is not None:
         low, high = (_limit(g) for g in m.groups())
         return {"low": low, "high": high} if low <= high else None
     if (m := _BOUND.fullmatch(text)) is not None:
-        return {"high" if m.group(1) in ("<", "<=", "\u2264") else "low": _limit(m.group(2))}
+        return {"high" if m.group(1)[0] in "<\u2264" else "low": _limit(m.group(2))}
     if (m := _BOUND_WORDS.fullmatch(text)) is not None:
         return {"high" if m.group(1).lower() == "inf" else "low": _limit(m.group(2))}
     return None

@@ -161,3 +161,30 @@ def test_times_after_the_message_was_sent_are_said():
         f"{where}: later than the message itself (MSH-7): a typo, or a clock or time zone "
         "of the sender's that is wrong? filed as sent"
         for where in ("OBR[4]-7", "OBX[8]-14", "OBX[11]-14")]
+
+
+# -- reference ranges printed in brackets -----------------------------------------------------
+def test_reference_ranges_in_brackets_or_ascii_french_have_their_limits_in_fhir():
+    """French LIS print a range as their paper report does: in brackets ('[3,5-5,1]',
+    '(0,50 - 1,00)'), 'de 70 à 105', and ASCII-only converters write 'à' as 'a' ('3,5 a 5,1')
+    and '≤' as '< ou =' ('< ou = 5'). The text stays as sent; the FHIR export exported it
+    as text without its low and high, as it did for no other spelling of the same range.
+    Text that only looks alike ('(voir commentaire)', '[A-B]') stays text."""
+    from dataclasses import asdict
+
+    from dossiers.fhir import _reference_range
+    nm = norm(_oru("BRACKETS-1", ORC, _obr(1, "BIO^Bilan^L"),
+                   "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|[3,5-5,1]|N|||F",
+                   "OBX|2|NM|2160-0^Créatinine^LN||0,8|mg/dL|(0,50 - 1,00)|N|||F",
+                   "OBX|3|NM|2345-7^Glucose^LN||92|mg/dL|de 70 à 105|N|||F",
+                   "OBX|4|NM|2951-2^Sodium^LN||140|mmol/L|135 a 145|N|||F",
+                   "OBX|5|NM|1988-5^CRP^LN||2|mg/L|< ou = 5|N|||F",
+                   "OBX|6|NM|14927-8^Triglycérides^LN||1,2|mmol/L|[< 1,7]|N|||F",
+                   "OBX|7|NM|2085-9^HDL^LN||1,4|mmol/L|> ou = 1,0|N|||F",
+                   "OBX|8|NM|1742-6^ALAT^LN||30|U/L|(voir commentaire)|N|||F"))
+    limits = [{k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+               if k in ("low", "high")} for e in nm.entries[1:]]
+    assert limits == [{"low": 3.5, "high": 5.1}, {"low": 0.5, "high": 1.0},
+                      {"low": 70.0, "high": 105.0}, {"low": 135.0, "high": 145.0},
+                      {"high": 5.0}, {"high": 1.7}, {"low": 1.0}, {}]
+    assert nm.entries[1].reference_range == "[3,5-5,1]"  # the text as sent
