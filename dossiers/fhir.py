@@ -195,8 +195,12 @@ _ENCLOSED = re.compile(r"\s*(?:\[(.*)\]|\((.*)\))\s*")
 # à 5'): 'inf...' is a high limit, 'sup...' a low one
 _BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?\s*[àa]\s*"
                           rf"({_NUMBER})\s*", re.IGNORECASE)
-# a range followed by its unit ('45-84 µmol/l', '< 5 mg/L'): the unit is the last word
-_RANGE_UNIT = re.compile(r"(.*\d)\s+(\S*[^\d\s.,]\S*)\s*")
+# a range followed by its unit ('45-84 µmol/l', '< 5 mg/L', '[3,5-5,1] mmol/L'): the unit
+# is the last word
+_RANGE_UNIT = re.compile(r"(.*[\d\])])\s+(\S*[^\d\s.,]\S*)\s*")
+# ... or glued to the number ('35-45%', '3.5-5.1mmol/L', '<5mg/L'), starting with a letter
+# (never the 'e' or 'x' of a power of ten), '%' or '/'
+_RANGE_GLUED_UNIT = re.compile(r"(.*?\d)(?=[^\W\d_eExX]|[%/])(\S*[^\d\s.,]\S*)\s*")
 # a limit that is a power of ten: mantissa (1 when '10^n') and exponent
 _POWER = re.compile(r"(?:([+-]?\d+(?:[.,]\d+)?)\s*(?:[x\u00d7*]\s*10\^|[eE])|10\^)([+-]?\d{1,2})")
 
@@ -838,9 +842,10 @@ def _reference_range(entry: Mapping) -> list[dict]:
     rng: dict[str, Any] = {"text": text}
     unit, sent = entry.get("unit"), entry.get("unit_original")
     limits = _range_limits(text)
-    if limits is None and (m := _RANGE_UNIT.fullmatch(text)) is not None \
-            and _same_unit(m.group(2), unit, sent):
-        limits = _range_limits(m.group(1))
+    for pattern in (_RANGE_UNIT, _RANGE_GLUED_UNIT):
+        if limits is None and (m := pattern.fullmatch(text)) is not None \
+                and _same_unit(m.group(2), unit, sent):
+            limits = _range_limits(m.group(1))
     if limits is not None:
         for side, number in limits.items():
             rng[side] = _quantity(number, unit, sent, declared=_declared(entry))

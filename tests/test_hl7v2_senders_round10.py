@@ -188,3 +188,21 @@ def test_reference_ranges_in_brackets_or_ascii_french_have_their_limits_in_fhir(
                       {"low": 70.0, "high": 105.0}, {"low": 135.0, "high": 145.0},
                       {"high": 5.0}, {"high": 1.7}, {"low": 1.0}, {}]
     assert nm.entries[1].reference_range == "[3,5-5,1]"  # the text as sent
+
+
+@pytest.mark.parametrize("sent, unit, low, high", [
+    ("35-45%", "%", 35.0, 45.0), ("3.5-5.1mmol/L", "mmol/L", 3.5, 5.1),
+    ("<5mg/L", "mg/L", None, 5.0), ("[3,5-5,1] mmol/L", "mmol/L", 3.5, 5.1),
+    ("4.0-10.0 10^9/L", "10*9/L", 4.0, 10.0),  # as before
+    ("3.5-5.1mmol/L", "g/L", None, None),  # another unit than the result's: text alone
+    ("150-400x10^9/L", "10*9/L", None, None),  # a power glued to the limit: not guessed
+])
+def test_a_unit_glued_to_the_range_is_read_as_its_unit(sent, unit, low, high):
+    """'35-45%', '3.5-5.1mmol/L', '<5mg/L': the unit glued to the last limit, as a LIS
+    prints it without a blank. The limits were read only with a blank before the unit; now
+    glued too (the unit starting with a letter, '%' or '/'), and only when it is the
+    result's unit, as before."""
+    from dossiers.fhir import _reference_range
+    [rng] = _reference_range({"reference_range": sent, "unit": unit, "unit_original": unit})
+    assert (rng["text"], rng.get("low", {}).get("value"), rng.get("high", {}).get("value")) \
+        == (sent, low, high)
