@@ -206,3 +206,22 @@ def test_a_unit_glued_to_the_range_is_read_as_its_unit(sent, unit, low, high):
     [rng] = _reference_range({"reference_range": sent, "unit": unit, "unit_original": unit})
     assert (rng["text"], rng.get("low", {}).get("value"), rng.get("high", {}).get("value")) \
         == (sent, low, high)
+
+
+# -- UCUM units the table did not know --------------------------------------------------------
+@pytest.mark.parametrize("sent, ucum", [
+    ("mg/mL", "mg/mL"), ("nmol/mmol", "nmol/mmol"), ("U", "U"), ("mL/s", "mL/s"),
+    ("µmol/mL", "umol/mL"), ("mOsm/L", "mosm/L"), ("fmol/L", "fmol/L"), ("ng/mL/h", "ng/mL/h"),
+    ("cm[H2O]", "cm[H2O]"), ("MG/ML", "mg/mL"),
+])
+def test_ucum_units_of_less_common_tests_are_ucum(sent, ucum):
+    """Units of tests a hospital LIS sends beside the usual chemistry: a clearance in mL/s
+    (SI), a deoxypyridinoline in nmol/mmol of creatinine, a renin activity in ng/mL/h, an
+    osmolarity in mOsm/L, a factor in U. Valid UCUM, they were filed as units not mapped
+    (details.unit_unmapped): the FHIR export gave them no UCUM system and code, and a unit
+    sent in capitals was another unit."""
+    nm = norm(_oru("UCUM-1", ORC, _obr(1, "BIO^Bilan^L"),
+                   f"OBX|1|NM|X-1^Analyse^L||4.2|{sent}|||||F"))
+    result = nm.entries[1]
+    assert (result.unit, result.unit_original, "unit_unmapped" in result.details) == (
+        ucum, sent, False)
