@@ -1850,6 +1850,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                                      where) from None
     elif vtype == "DR":
         _date_range(ctx, first, entry, where)
+    elif vtype in _NAME_TYPES:
+        _names(msg, obx, entry, vtype)
     elif vtype == "RP":
         _reference(msg, obx, entry)
         ctx.warnings.append(reference_warning(obx))
@@ -1865,6 +1867,33 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+# OBX-2 types of a person (id ^ family ^ given... for XCN and CN; family ^ given... for XPN
+# and PN) or an organization (XON), with where the family name is (0: an organization)
+_NAME_TYPES = {"XCN": 2, "CN": 2, "XPN": 1, "PN": 1, "XON": 0}
+
+
+def _names(msg: Message, obx: Segment, entry: Entry, vtype: str) -> None:
+    """XCN, CN, XPN, PN, XON values (who collected the specimen, the biologist who
+    validated, the laboratory a test was sent to): the name each repetition spells, one a
+    line, read as OBR-16's prescriber or OBX-23's laboratory is; a person's identifier
+    (XCN.1 with its authority and type: an RPPS number) in ``details['value_ids']``. Kept
+    as sent, the value was the composite, the sender's delimiters and the RPPS in it."""
+    family_at = _NAME_TYPES[vtype]
+    names: list[str] = []
+    ids: list[dict[str, str]] = []
+    for rep in reps(msg, obx, 5):
+        if not rep.strip():
+            continue
+        names.append(organization(msg, rep) if not family_at
+                     else person_name(msg, rep, family_at))
+        said = _provider_id(msg, rep) if family_at == 2 else None
+        if said:
+            ids.append(said)
+    entry.value = "\n".join(n for n in names if n) or None
+    if ids:
+        entry.details["value_ids"] = ids
 
 
 def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:

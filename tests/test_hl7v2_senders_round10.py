@@ -225,3 +225,27 @@ def test_ucum_units_of_less_common_tests_are_ucum(sent, ucum):
     result = nm.entries[1]
     assert (result.unit, result.unit_original, "unit_unmapped" in result.details) == (
         ucum, sent, False)
+
+
+# -- OBX-2 person and organization names ------------------------------------------------------
+def test_a_person_or_organization_value_is_the_name_it_spells():
+    """OBX-2 XCN, XPN, CN or XON: who collected the specimen ('Prélevé par'), the biologist
+    who validated, the laboratory a test was sent to. The value was the composite as sent,
+    '10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO', the sender's
+    delimiters and an RPPS number in what a reader sees. The name it spells, as OBR-16's
+    prescriber is read (repetitions are lines); a person's identifier is kept in
+    details.value_ids."""
+    nm = norm(_oru("XCN-1", ORC, _obr(1, "BIO^Bilan^L"),
+                   "OBX|1|XCN|PRELEV^Préleveur^L||10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS"
+                   "&1.2.250.1.71.4.2.1&ISO^^^^RPPS||||||F",
+                   "OBX|2|XPN|VALID^Biologiste^L||DURAND^Anne^^^DR~LEBLANC^Éric||||||F",
+                   "OBX|3|XON|SOUSTR^Laboratoire sous-traitant^L||CERBA^^^^^&1.2.250.1.71.4.2.2"
+                   "&ISO^FINEG^^^950000001||||||F",
+                   "OBX|4|CN|TECH^Technicien^L||T042^PETIT^Marc||||||F"))
+    collector, biologists, lab, tech = nm.entries[1:]
+    assert [e.value for e in (collector, biologists, lab, tech)] == [
+        "DR Paul MARTIN", "DR Anne DURAND\nÉric LEBLANC", "CERBA", "Marc PETIT"]
+    assert collector.details["value_ids"] == [
+        {"id": "10003791976", "authority": "1.2.250.1.71.4.2.1", "type": "RPPS"}]
+    assert tech.details["value_ids"] == [{"id": "T042"}]
+    assert "value_ids" not in biologists.details and "value_ids" not in lab.details
