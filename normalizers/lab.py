@@ -726,11 +726,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
 
 def _message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:
     """MSH-7 as ISO 8601 and as an instant, for ``_after_message``; ('', None) when it is
-    no HL7 date/time with a time of day (said by ``header_warnings``, or only a date)."""
+    no HL7 date/time with a time to the minute (said by ``header_warnings``; a message
+    dated to the day or the hour may have been sent at its end)."""
     sent = text(msg, part(comps(msg, first_rep(msg, msg.msh, 7)), 1))
     try:
         iso = hl7_ts_to_iso(sent, zone) if sent else ""
-        at = datetime.fromisoformat(iso) if "T" in iso else None
+        at = datetime.fromisoformat(iso) if iso[13:14] == ":" else None
     except ValueError:
         return "", None
     return (iso, at) if at is not None and at.tzinfo is not None else ("", None)

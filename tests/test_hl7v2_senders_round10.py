@@ -249,3 +249,13 @@ def test_a_person_or_organization_value_is_the_name_it_spells():
         {"id": "10003791976", "authority": "1.2.250.1.71.4.2.1", "type": "RPPS"}]
     assert tech.details["value_ids"] == [{"id": "T042"}]
     assert "value_ids" not in biologists.details and "value_ids" not in lab.details
+
+
+@pytest.mark.parametrize("sent_at", ["2024031510", "20240315", "2024-03-15"])
+def test_a_message_dated_to_the_hour_or_day_says_nothing_of_later_times(sent_at):
+    """MSH-7 to the hour ('2024031510') may have been sent at 10:59: an order collected at
+    10:30 is no later than it."""
+    msh = MSH.replace("20240315104500", sent_at)
+    nm = norm(_oru("LATE-2", ORC, _obr(1, "BIO^Bilan^L", collected="202403151030"),
+                   "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F", msh=msh))
+    assert not any("later than the message" in w for w in nm.warnings)
