@@ -913,7 +913,7 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
     value sent as words alone: its text only, never a code), or string. No value: why, in
     dataAbsentReason (``_absent``)."""
-    typed = _typed_value(entry)
+    typed = _typed_value(entry) or _period_value(entry, details)
     if typed:
         return typed
     number = _number(entry.get("value_num"))
@@ -951,6 +951,25 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
 _DATE_TYPES = frozenset({"DT", "DTM", "TS"})  # HL7v2 DT, DTM, TS; CDA TS
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?")
 _INT32 = 2**31
+
+
+def _period_value(entry: Mapping, details: Mapping) -> dict | None:
+    """An HL7v2 DR (a urine collection's period: details.period, its start and/or end) ->
+    valuePeriod; it was a valueString 'start/end'. None (the text stays) when an end is
+    one FHIR cannot hold whole (a time without offset, to the hour only)."""
+    period = details.get("period")
+    if str(entry.get("value_type") or "").upper() != "DR" or not isinstance(period, Mapping):
+        return None
+    out = {}
+    for side in ("start", "end"):
+        sent = _text(period.get(side))
+        if sent is None:
+            continue
+        when = fhir_datetime(sent)
+        if when is None or ("T" in sent and "T" not in when):
+            return None
+        out[side] = when
+    return {"valuePeriod": out} if out else None
 
 
 def _typed_value(entry: Mapping) -> dict | None:

@@ -110,20 +110,25 @@ def test_reference_ranges_sent_as_repetitions_are_all_kept():
 
 
 # -- OBX-2 DR, a date/time range --------------------------------------------------------------
-@pytest.mark.parametrize("sent, value, period", [
+@pytest.mark.parametrize("sent, value, period, fhir", [
     ("20240314080000^20240315080000", "2024-03-14T08:00:00+01:00/2024-03-15T08:00:00+01:00",
+     {"start": "2024-03-14T08:00:00+01:00", "end": "2024-03-15T08:00:00+01:00"},
      {"start": "2024-03-14T08:00:00+01:00", "end": "2024-03-15T08:00:00+01:00"}),
     ("202403140800+0100^202403150800+0100", "2024-03-14T08:00+01:00/2024-03-15T08:00+01:00",
-     {"start": "2024-03-14T08:00+01:00", "end": "2024-03-15T08:00+01:00"}),
-    ("20240301^", "2024-03-01/..", {"start": "2024-03-01"}),  # still open
-    ("^202403", "../2024-03", {"end": "2024-03"}),
+     {"start": "2024-03-14T08:00+01:00", "end": "2024-03-15T08:00+01:00"},
+     {"start": "2024-03-14T08:00:00+01:00", "end": "2024-03-15T08:00:00+01:00"}),
+    ("20240301^", "2024-03-01/..", {"start": "2024-03-01"}, {"start": "2024-03-01"}),
+    ("^202403", "../2024-03", {"end": "2024-03"}, {"end": "2024-03"}),
+    ("2024031408^2024031508", "2024-03-14T08+01:00/2024-03-15T08+01:00",  # to the hour:
+     {"start": "2024-03-14T08+01:00", "end": "2024-03-15T08+01:00"}, None),  # no FHIR time
 ])
-def test_a_date_range_value_is_an_iso_interval(sent, value, period):
+def test_a_date_range_value_is_an_iso_interval(sent, value, period, fhir):
     """OBX-2 DR (v2.5 2.A.20: range start ^ range end, each a TS): the period of a 24-hour
     urine collection. It was kept as sent, '20240314080000^20240315080000', the sender's
     delimiter in the value and no date any reader took for one. An ISO 8601 interval
     ('start/end', '..' for an open end), each end read as a TS is (its precision kept, the
-    sender's zone when it gave none), and details.period."""
+    sender's zone when it gave none), and details.period; exported as a FHIR valuePeriod
+    when FHIR can hold its ends."""
     nm = norm(_oru("DR-1", ORC, _obr(1, "URI24^Urines de 24 h^L"),
                    f"OBX|1|DR|13362-9^Durée de recueil^LN||{sent}||||||F",
                    "OBX|2|NM|2889-4^Protéinurie des 24 h^LN||0.12|g/(24.h)|<0.15|N|||F"))
@@ -131,6 +136,11 @@ def test_a_date_range_value_is_an_iso_interval(sent, value, period):
     assert (collection.value, collection.value_type, collection.details["period"]) == (
         value, "DR", period)
     assert nm.warnings == []
+    from dataclasses import asdict
+
+    from dossiers.fhir import _value
+    assert _value(asdict(collection), collection.details, "") == (
+        {"valuePeriod": fhir} if fhir else {"valueString": value})
 
 
 def test_a_date_range_that_is_no_date_is_refused():
