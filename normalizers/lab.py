@@ -1840,6 +1840,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             _text_quantity(ctx, entry, vtype, where)
         elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
             _text_with_unit(ctx, entry, vtype, where)
+        if entry.value_num is None and entry.value and entry.value[:1] == "1":
+            _text_titre(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
@@ -2138,6 +2140,23 @@ def _set_quantity(ctx: _Ctx, entry: Entry, num: float, m: re.Match | None,
 
 
 _QUANTITY_STARTS = frozenset("0123456789<>=+-.,\u2264\u2265\u2a7d\u2a7e")
+
+
+# A titre written as text: 1, then ':' or '/', then the dilution ('1/160', '1 : 128')
+_TITRE = re.compile(r"\s*1\s*([:/])\s*(\d+)\s*")
+
+
+def _text_titre(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A text value (ST, TX, FT) that is a titre, '1/160' or '1:128' (a serology, as a LIS
+    prints it): the ratio an SN '^1^/^160' says, in ``details['sn']`` (the FHIR export's
+    valueRatio), said. It was text alone, a valueString no trend or comparison reads. The
+    value and its type stay as sent."""
+    m = _TITRE.fullmatch(entry.value or "")
+    if m is None or int(m.group(2)) == 0:
+        return
+    entry.details["sn"] = {"comparator": "", "num1": "1", "separator": m.group(1),
+                           "num2": m.group(2)}
+    ctx.warnings.append(f"{where}: a titre (1:n) sent as {vtype}, read as a ratio (SN)")
 
 
 def _text_with_unit(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:

@@ -269,3 +269,32 @@ def test_a_message_dated_to_the_hour_or_day_says_nothing_of_later_times(sent_at)
     nm = norm(_oru("LATE-2", ORC, _obr(1, "BIO^Bilan^L", collected="202403151030"),
                    "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F", msh=msh))
     assert not any("later than the message" in w for w in nm.warnings)
+
+
+# -- a titre sent as text ---------------------------------------------------------------------
+@pytest.mark.parametrize("sent, separator, num2, ratio", [
+    ("1/160", "/", "160", True), ("1:128", ":", "128", True), ("1 / 64", "/", "64", True),
+    ("1/0", None, None, False), ("12/160", None, None, False), ("<1/16", None, None, False),
+    ("1/2 dilué", None, None, False),
+])
+def test_a_titre_sent_as_text_is_a_ratio(sent, separator, num2, ratio):
+    """A serology's titre as a LIS prints it, under ST: '1/160', '1:128'. It was text
+    alone, exported as a valueString that no trend reads, where the same titre sent as SN
+    ('^1^/^160') is a valueRatio. Read as that ratio (details.sn), said; the value and its
+    type stay as sent. A comparator before it, words after it, a zero dilution or another
+    first number than 1 (not a titre) stay text."""
+    from dataclasses import asdict
+
+    from dossiers.fhir import _value
+    nm = norm(_oru("TITRE-1", ORC, _obr(1, "SERO^Sérologie^L"),
+                   f"OBX|1|ST|31017-7^Toxoplasma IgG titre^LN||{sent}||<1/16||||F"))
+    titre = nm.entries[1]
+    assert (titre.value, titre.value_type) == (sent, "ST")
+    if not ratio:
+        assert "sn" not in titre.details and nm.warnings == []
+        return
+    assert titre.details["sn"] == {"comparator": "", "num1": "1", "separator": separator,
+                                   "num2": num2}
+    assert nm.warnings == ["OBX[5]-5: a titre (1:n) sent as ST, read as a ratio (SN)"]
+    exported = _value(asdict(titre), titre.details, "")["valueRatio"]
+    assert (exported["numerator"]["value"], exported["denominator"]["value"]) == (1, int(num2))
