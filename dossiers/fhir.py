@@ -181,17 +181,26 @@ _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _NUMBER = (r"(?:10\^[+-]?\d{1,2}|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|[+-]?\d+(?:[.,]\d+)?"
            r"(?:\s*[x\u00d7*]\s*10\^[+-]?\d{1,2}|[eE][+-]?\d{1,2})?)")
 # 'low-high' and the spellings of other senders ('3,5 à 5,0', a Nova analyser's '7.31 to 7.41',
-# '3.5^5.1' (OBX-7 sent as low^high components), '70_105')
-_RANGE = re.compile(rf"\s*({_NUMBER})\s*(?:-|\u2013|to|à|\^|_)\s*({_NUMBER})\s*",
+# '3.5^5.1' (OBX-7 sent as low^high components), '70_105', 'de 70 à 105' and the 'a' of
+# ASCII-only converters, '135 a 145')
+_RANGE = re.compile(rf"\s*(?:de\s+)?({_NUMBER})\s*(?:-|\u2013|to|à|a|\^|_)\s*({_NUMBER})\s*",
                     re.IGNORECASE)
-# one-sided ranges ('<5', '< 5', '>= 60'): a high or a low limit alone
-_BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<|>)\s*({_NUMBER})\s*")
+# one-sided ranges ('<5', '< 5', '>= 60', '< ou = 5' of ASCII-only converters): a high or a
+# low limit alone
+_BOUND = re.compile(rf"\s*(<=|>=|\u2264|\u2265|<\s*ou\s*=|>\s*ou\s*=|<|>)\s*({_NUMBER})\s*",
+                    re.IGNORECASE)
+# a range printed in brackets, as French reports print it ('[3,5-5,1]', '(0,50 - 1,00)')
+_ENCLOSED = re.compile(r"\s*(?:\[(.*)\]|\((.*)\))\s*")
 # the same in French words, as labs print them ('inf à 0,5', 'sup. à 60', 'inférieur ou égal
 # à 5'): 'inf...' is a high limit, 'sup...' a low one
 _BOUND_WORDS = re.compile(rf"\s*(inf|sup)(?:\.|[ée]rieur)?(?:\s+ou\s+[ée]gal)?\s*[àa]\s*"
                           rf"({_NUMBER})\s*", re.IGNORECASE)
-# a range followed by its unit ('45-84 µmol/l', '< 5 mg/L'): the unit is the last word
-_RANGE_UNIT = re.compile(r"(.*\d)\s+(\S*[^\d\s.,]\S*)\s*")
+# a range followed by its unit ('45-84 µmol/l', '< 5 mg/L', '[3,5-5,1] mmol/L'): the unit
+# is the last word
+_RANGE_UNIT = re.compile(r"(.*[\d\])])\s+(\S*[^\d\s.,]\S*)\s*")
+# ... or glued to the number ('35-45%', '3.5-5.1mmol/L', '<5mg/L'), starting with a letter
+# (never the 'e' or 'x' of a power of ten), '%' or '/'
+_RANGE_GLUED_UNIT = re.compile(r"(.*?\d)(?=[^\W\d_eExX]|[%/])(\S*[^\d\s.,]\S*)\s*")
 # a limit that is a power of ten: mantissa (1 when '10^n') and exponent
 _POWER = re.compile(r"(?:([+-]?\d+(?:[.,]\d+)?)\s*(?:[x\u00d7*]\s*10\^|[eE])|10\^)([+-]?\d{1,2})")
 
@@ -856,9 +865,10 @@ def _reference_range(entry: Mapping) -> list[dict]:
     rng: dict[str, Any] = {"text": text}
     unit, sent = entry.get("unit"), entry.get("unit_original")
     limits = _range_limits(text)
-    if limits is None and (m := _RANGE_UNIT.fullmatch(text)) is not None \
-            and _same_unit(m.group(2), unit, sent):
-        limits = _range_limits(m.group(1))
+    for pattern in (_RANGE_UNIT, _RANGE_GLUED_UNIT):
+        if limits is None and (m := pattern.fullmatch(text)) is not None \
+                and _same_unit(m.group(2), unit, sent):
+            limits = _range_limits(m.group(1))
     if limits is not None:
         for side, number in limits.items():
             rng[side] = _quantity(number, unit, sent, declared=_declared(entry))
@@ -874,12 +884,15 @@ def _declared(entry: Mapping) -> bool:
 
 
 def _range_limits(text: str) -> dict[str, float] | None:
-    """{'low': .., 'high': ..} (either or both) that a range's text says; None if unread."""
+    """{'low': .., 'high': ..} (either or both) that a range's text says, in brackets or
+    not; None if unread."""
+    if (m := _ENCLOSED.fullmatch(text)) is not None:
+        text = m.group(1) if m.group(1) is not None else m.group(2)
     if (m := _RANGE.fullmatch(text)) is not None:
         low, high = (_limit(g) for g in m.groups())
         return {"low": low, "high": high} if low <= high else None
     if (m := _BOUND.fullmatch(text)) is not None:
-        return {"high" if m.group(1) in ("<", "<=", "\u2264") else "low": _limit(m.group(2))}
+        return {"high" if m.group(1)[0] in "<\u2264" else "low": _limit(m.group(2))}
     if (m := _BOUND_WORDS.fullmatch(text)) is not None:
         return {"high" if m.group(1).lower() == "inf" else "low": _limit(m.group(2))}
     return None
@@ -923,7 +936,7 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
     value sent as words alone: its text only, never a code), or string. No value: why, in
     dataAbsentReason (``_absent``)."""
-    typed = _typed_value(entry)
+    typed = _typed_value(entry) or _period_value(entry, details)
     if typed:
         return typed
     number = _number(entry.get("value_num"))
@@ -961,6 +974,25 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
 _DATE_TYPES = frozenset({"DT", "DTM", "TS"})  # HL7v2 DT, DTM, TS; CDA TS
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?")
 _INT32 = 2**31
+
+
+def _period_value(entry: Mapping, details: Mapping) -> dict | None:
+    """An HL7v2 DR (a urine collection's period: details.period, its start and/or end) ->
+    valuePeriod; it was a valueString 'start/end'. None (the text stays) when an end is
+    one FHIR cannot hold whole (a time without offset, to the hour only)."""
+    period = details.get("period")
+    if str(entry.get("value_type") or "").upper() != "DR" or not isinstance(period, Mapping):
+        return None
+    out = {}
+    for side in ("start", "end"):
+        sent = _text(period.get(side))
+        if sent is None:
+            continue
+        when = fhir_datetime(sent)
+        if when is None or ("T" in sent and "T" not in when):
+            return None
+        out[side] = when
+    return {"valuePeriod": out} if out else None
 
 
 def _typed_value(entry: Mapping) -> dict | None:

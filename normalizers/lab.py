@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache, lru_cache, partial
 from typing import Any
 
@@ -115,7 +116,7 @@ NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
 # (order detail, no result). What a SIL writes there ('En cours', 'A suivre' under NM) is no
 # value either; read as one, it failed the whole message (OBX_BAD_NUMBER).
 WITHHELD_STATUSES = NO_VALUE_STATUSES | {"registered"}
-SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM"}) | DATE_TYPES
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM", "DR"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
@@ -538,6 +539,9 @@ class _Ctx:
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
+    # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
+    sent_iso: str = ""
+    sent_at: datetime | None = None
 
 
 def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
@@ -554,6 +558,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if not groups:
         _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
+    ctx.sent_iso, ctx.sent_at = _message_time(msg, ctx.zone)
     cisis = is_cisis(msg)
     meta = MessageMeta()
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
@@ -581,7 +586,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         collected = _specimen_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
         # relevant time of the order, which senders that fill SPM leave out of OBR-7
-        effective = ts_field(msg, obr, 7) or collected or _observation_end(ctx, obr)
+        obr7 = ts_field(msg, obr, 7)
+        effective = obr7 or collected or _observation_end(ctx, obr)
+        if effective is not None and ctx.sent_at is not None:
+            _after_message(ctx, effective, loc(obr, 7) if obr7 else loc(obr))
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
@@ -619,6 +627,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         report_text.extend(_notes(msg, notes) if notes else ())
                     last_text = None
                     continue
+                if result.effective != effective and result.effective is not None \
+                        and ctx.sent_at is not None:
+                    _after_message(ctx, result.effective, loc(obx, 14))
                 results.append(result)
                 last_text = (line, result) if line is not None else None
                 continue
@@ -711,6 +722,43 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine)
+
+
+def _message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:
+    """MSH-7 as ISO 8601 and as an instant, for ``_after_message``; ('', None) when it is
+    no HL7 date/time with a time to the minute (said by ``header_warnings``; a message
+    dated to the day or the hour may have been sent at its end)."""
+    sent = text(msg, part(comps(msg, first_rep(msg, msg.msh, 7)), 1))
+    try:
+        iso = hl7_ts_to_iso(sent, zone) if sent else ""
+        at = datetime.fromisoformat(iso) if iso[13:14] == ":" else None
+    except ValueError:
+        return "", None
+    return (iso, at) if at is not None and at.tzinfo is not None else ("", None)
+
+
+# How far ahead of the message a time may be without a word: an instrument's or a LIS's
+# clock a few minutes off is common and tells nothing
+_AHEAD = timedelta(minutes=10)
+
+
+def _after_message(ctx: _Ctx, when: str, where: str) -> None:
+    """Say a collection or observation time later than the message itself (MSH-7): a
+    result is observed before it is sent. A typo in a year ('2042'), an instrument left on
+    summer time, times in UTC beside times in Paris time were filed as sent, a result on
+    top of every trend, without a word. Filed as sent all the same (nothing tells the true
+    time). A date is compared with the message's day, a time with its instant (a time to
+    the hour by the hour's start)."""
+    if "T" in when:
+        try:
+            late = datetime.fromisoformat(when) - ctx.sent_at > _AHEAD  # type: ignore[operator]
+        except (ValueError, TypeError):  # no offset to compare with: nothing said
+            return
+    else:  # '2024-03-16', '2042-03', '2042': the day, month or year the message was sent
+        late = when > ctx.sent_iso[:len(when)]
+    if late:
+        ctx.warnings.append(f"{where}: later than the message itself (MSH-7): a typo, or a "
+                            "clock or time zone of the sender's that is wrong? filed as sent")
 
 
 def _no_order(msg: Message, warnings: list[str]) -> None:
@@ -1468,15 +1516,18 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             _check_unit_in_value(obx, entry, in_value)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
-        entry.reference_range = text(msg, f[7].split(d.repetition, 1)[0]) or None
+        if d.repetition in f[7]:
+            _reference_ranges(ctx, obx, entry)
+        else:
+            entry.reference_range = text(msg, f[7]) or None
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
-            flags = [lf(r.split(d.component, 1)[0]) for r in raw8.split(d.repetition)]
-            entry.interpretation = ",".join(_flag(x) for x in flags if x) or None
+            entry.interpretation = _coded_flags(ctx, obx, raw8, lf)
         else:
-            flag = lf(raw8)  # 'H', 'N': upper case as nearly all send, no call for them
-            entry.interpretation = (flag if flag.isupper() else _flag(flag)) or None
+            flag = lf(raw8)  # 'H', 'N': as nearly all send, one lookup
+            entry.interpretation = (flag if flag in _flag_codes() else _flag(ctx, obx, flag)) \
+                or None
     observed = _ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
     if observed is not None and len(observed) <= 10 and obr_effective \
             and obr_effective.startswith(observed):
@@ -1504,6 +1555,21 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if comments:
         entry.details["comments"] = comments
     return entry
+
+
+def _reference_ranges(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+    """OBX-7 repeated ('H : 13-17~F : 12-16', a range per sex or per age): OBX-7 is one ST
+    (v2.5 7.4.2.7), so the first filled one is the range, as before; the others go to
+    ``details['other_reference_ranges']``, said. They were dropped without a word. Empty
+    repetitions (a trailing '~') are no range."""
+    msg = ctx.msg
+    ranges = [r for r in (text(msg, x) for x in obx.fields[7].split(msg.delimiters.repetition))
+              if r.strip()]
+    entry.reference_range = ranges[0] if ranges else None
+    if len(ranges) > 1:
+        entry.details["other_reference_ranges"] = ranges[1:]
+        ctx.warnings.append(f"{loc(obx, 7)}: {len(ranges)} reference ranges (OBX-7 repeated): "
+                            "the first is the range, the others are kept apart")
 
 
 def _how_observed(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
@@ -1559,13 +1625,55 @@ def _observation_types() -> frozenset[str]:
     return frozenset(row["code"] for row in table("observation_types"))
 
 
-def _flag(sent: str) -> str:
-    """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'a', as
+def _flag(ctx: _Ctx, obx: Segment, sent: str) -> str:
+    """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'syn-r', as
     some hospital LIS write them) it was filed as sent, no code any reader knew
-    (tables/abnormal_flags.csv). Anything else as sent."""
-    if sent.isupper() or not sent.isalpha():  # 'H', 'HH', '<', 'N': as nearly all send
+    (tables/abnormal_flags.csv). Anything else is kept as sent and said: a '*' or a '+'
+    of a LIS printing its report, 'HIGH', is no interpretation any reader knows, and was
+    filed as if it were one. The warning never quotes the flag (it tells of the result)."""
+    codes = _flag_codes()
+    if not sent or sent in codes:
         return sent
-    return _flag_codes().get(sent.upper(), sent)
+    code = codes.get(sent.upper())
+    if code is None:
+        ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag is no code of HL7 table 0078 "
+                            "(interpretation codes): kept as sent")
+        return sent
+    return code
+
+
+def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -> str | None:
+    """OBX-8 with repetitions or components: each repetition a flag. v2.7 made OBX-8 a CWE
+    (code ^ text ^ system ^ alternate code ^ alternate text ^ alternate system ...): the
+    flag is the code in table 0078's system wherever it is ('HAUT^Haut^L^H^High^HL70078':
+    the LIS code first, the bridge's mapping second), else the first code of the two
+    triplets ('^^^HH^Critique haut^HL70078'), else the words ('^Élevé'), kept as its words
+    and said. Only CWE.1 was read: the alternate triplet's flag and the words were lost."""
+    d = ctx.msg.delimiters
+    said: list[str] = []
+    for rep in raw8.split(d.repetition):
+        c = rep.split(d.component)
+        if len(c) == 1:
+            flag = _flag(ctx, obx, lf(c[0]))
+        else:
+            codes = [(lf(part(c, i)), lf(part(c, i + 2)).upper()) for i in (1, 4)]
+            standard = [code for code, system in codes if code and system in _FLAG_SYSTEMS]
+            flag = next(iter(standard), "") or next((code for code, _ in codes if code), "")
+            if flag:
+                flag = _flag(ctx, obx, flag)
+            else:
+                flag = text(ctx.msg, part(c, 2)) or text(ctx.msg, part(c, 5)) \
+                    or text(ctx.msg, part(c, 9))
+                if flag:
+                    ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag sent as words, "
+                                        "without a code: kept as its words")
+        if flag:
+            said.append(flag)
+    return ",".join(said) or None
+
+
+# The coding system of table 0078 as senders name it in a CWE (v2.7+ OBX-8)
+_FLAG_SYSTEMS = frozenset({"HL70078", "HL7-0078", "0078"})
 
 
 @cache
@@ -1732,6 +1840,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             _text_quantity(ctx, entry, vtype, where)
         elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
             _text_with_unit(ctx, entry, vtype, where)
+        if entry.value_num is None and entry.value and entry.value[:1] == "1":
+            _text_titre(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
@@ -1741,6 +1851,10 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                      where) from None
+    elif vtype == "DR":
+        _date_range(ctx, first, entry, where)
+    elif vtype in _NAME_TYPES:
+        _names(msg, obx, entry, vtype)
     elif vtype == "RP":
         _reference(msg, obx, entry)
         ctx.warnings.append(reference_warning(obx))
@@ -1756,6 +1870,57 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+# OBX-2 types of a person (id ^ family ^ given... for XCN and CN; family ^ given... for XPN
+# and PN) or an organization (XON), with where the family name is (0: an organization)
+_NAME_TYPES = {"XCN": 2, "CN": 2, "XPN": 1, "PN": 1, "XON": 0}
+
+
+def _names(msg: Message, obx: Segment, entry: Entry, vtype: str) -> None:
+    """XCN, CN, XPN, PN, XON values (who collected the specimen, the biologist who
+    validated, the laboratory a test was sent to): the name each repetition spells, one a
+    line, read as OBR-16's prescriber or OBX-23's laboratory is; a person's identifier
+    (XCN.1 with its authority and type: an RPPS number) in ``details['value_ids']``. Kept
+    as sent, the value was the composite, the sender's delimiters and the RPPS in it."""
+    family_at = _NAME_TYPES[vtype]
+    names: list[str] = []
+    ids: list[dict[str, str]] = []
+    for rep in reps(msg, obx, 5):
+        if not rep.strip():
+            continue
+        names.append(organization(msg, rep) if not family_at
+                     else person_name(msg, rep, family_at))
+        said = _provider_id(msg, rep) if family_at == 2 else None
+        if said:
+            ids.append(said)
+    entry.value = "\n".join(n for n in names if n) or None
+    if ids:
+        entry.details["value_ids"] = ids
+
+
+def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:
+    """DR (v2.5 2.A.20): range start ^ range end, each a TS (its own precision in
+    subcomponents, v2.3 style): the period of a 24-hour urine collection. Kept as sent it
+    was '20240314080000^20240315080000', no date any reader took for one. The value is the
+    ISO 8601 interval 'start/end' ('..' for an open end, ISO 8601-2), each end read as a TS
+    is (precision kept, the sender's zone when it gave none); ``details['period']`` holds
+    the ends given. An end that is no date fails as a DT value does (HL7_BAD_DATE)."""
+    msg = ctx.msg
+    c = comps(msg, rep)
+    period: dict[str, str] = {}
+    for name, component in (("start", part(c, 1)), ("end", part(c, 2))):
+        sent = text(msg, sub(msg, component, 1) if component else "").strip()
+        if not sent:
+            continue
+        try:
+            period[name] = hl7_ts_to_iso(sent, ctx.zone)
+        except ValueError:
+            raise NormalizationError("HL7_BAD_DATE", f"{where}: the range {name} (DR): "
+                                     f"{BAD_TS_TEXT}", where) from None
+    if period:
+        entry.value = f"{period.get('start', '..')}/{period.get('end', '..')}"
+        entry.details["period"] = period
 
 
 def _cut_short(msg: Message, raw: str) -> bool:
@@ -1977,6 +2142,23 @@ def _set_quantity(ctx: _Ctx, entry: Entry, num: float, m: re.Match | None,
 _QUANTITY_STARTS = frozenset("0123456789<>=+-.,\u2264\u2265\u2a7d\u2a7e")
 
 
+# A titre written as text: 1, then ':' or '/', then the dilution ('1/160', '1 : 128')
+_TITRE = re.compile(r"\s*1\s*([:/])\s*(\d+)\s*")
+
+
+def _text_titre(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A text value (ST, TX, FT) that is a titre, '1/160' or '1:128' (a serology, as a LIS
+    prints it): the ratio an SN '^1^/^160' says, in ``details['sn']`` (the FHIR export's
+    valueRatio), said. It was text alone, a valueString no trend or comparison reads. The
+    value and its type stay as sent."""
+    m = _TITRE.fullmatch(entry.value or "")
+    if m is None or int(m.group(2)) == 0:
+        return
+    entry.details["sn"] = {"comparator": "", "num1": "1", "separator": m.group(1),
+                           "num2": m.group(2)}
+    ctx.warnings.append(f"{where}: a titre (1:n) sent as {vtype}, read as a ratio (SN)")
+
+
 def _text_with_unit(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     """A text value (ST, TX, FT) without OBX-6 that is a number, or a comparator and a
     number, followed by a unit the units table knows ('12,5 g/dL', '< 0,5 mg/L'): the
@@ -2041,6 +2223,12 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
                                 "comparator^num1")
     if comparator and comparator not in COMPARATORS:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: unknown SN comparator", where)
+    if num2 and not separator:
+        # '^1^^128': num2 comes after a separator (v2.5 2.A.71), which says whether the two
+        # numbers are a ratio (a titre 1:128) or a range. Glued, the value was '1128'.
+        raise NormalizationError("OBX_BAD_NUMBER", f"{where}: SN with a second number (num2) "
+                                 "but no separator/suffix (':' or '/' of a ratio, '-' of a "
+                                 "range): what the two numbers say is not told", where)
     if separator and separator not in SN_SEPARATORS and _sn_power(ctx, comparator, num1,
                                                                   separator, num2, entry, where):
         return

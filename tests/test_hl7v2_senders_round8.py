@@ -280,9 +280,12 @@ def test_composite_values_read_the_same_whatever_the_delimiters(delimiters):
 
 def test_a_delimiter_escaped_inside_a_composite_value_stays_escaped():
     """'\\S\\' inside a component is a '^' of the text, not a component separator: written
-    back escaped, it no longer reads as one more component."""
-    nm = norm(_oru("NA-2", *ORDER, "OBX|1|XON|LAB^Laboratoire^L||Bio \\T\\ Co\\S\\Lyon^L||||||F"))
+    back escaped, it no longer reads as one more component. (An AD: since round 10 an XON
+    is read as the organization's name, 'Bio & Co^Lyon'.)"""
+    nm = norm(_oru("NA-2", *ORDER, "OBX|1|AD|LAB^Adresse^L||Bio \\T\\ Co\\S\\Lyon^L||||||F",
+                   "OBX|2|XON|LAB^Laboratoire^L||Bio \\T\\ Co\\S\\Lyon^L||||||F"))
     assert nm.entries[1].value == "Bio \\T\\ Co\\S\\Lyon^L"
+    assert nm.entries[2].value == "Bio & Co^Lyon"
 
 
 # -- comments and what they are about ---------------------------------------------------------
