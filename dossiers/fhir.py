@@ -936,7 +936,7 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
     value sent as words alone: its text only, never a code), or string. No value: why, in
     dataAbsentReason (``_absent``)."""
-    typed = _typed_value(entry) or _period_value(entry, details)
+    typed = _typed_value(entry) or _dr_period_value(entry, details)
     if typed:
         return typed
     number = _number(entry.get("value_num"))
@@ -976,7 +976,7 @@ _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?")
 _INT32 = 2**31
 
 
-def _period_value(entry: Mapping, details: Mapping) -> dict | None:
+def _dr_period_value(entry: Mapping, details: Mapping) -> dict | None:
     """An HL7v2 DR (a urine collection's period: details.period, its start and/or end) ->
     valuePeriod; it was a valueString 'start/end'. None (the text stays) when an end is
     one FHIR cannot hold whole (a time without offset, to the hour only)."""
@@ -1011,7 +1011,7 @@ def _typed_value(entry: Mapping) -> dict | None:
         if when and ("T" in when or "T" not in text):
             return {"valueDateTime": when}
     if kind == "IVL_TS":
-        return _period_value(text)
+        return _ivl_ts_value(text)
     if kind == "TM" and _TIME.fullmatch(text):
         return {"valueTime": text if text.count(":") == 2 else f"{text}:00"}
     number = _number(entry.get("value_num"))
@@ -1022,7 +1022,7 @@ def _typed_value(entry: Mapping) -> dict | None:
     return None
 
 
-def _period_value(text: str) -> dict | None:
+def _ivl_ts_value(text: str) -> dict | None:
     """A CDA IVL_TS value as the normalizer writes it ('2024-09-03' for one point,
     'start/end' with either side empty) -> valueDateTime, valuePeriod. It was a
     valueString: the IPS-FR estimated date of delivery, a period of exposure. None when a
@@ -1106,7 +1106,7 @@ def _ivl_value(entry: Mapping) -> dict | None:
     """A CDA interval of two numbers as the result (xsi:type IVL_PQ: '10-20' leucocytes per
     field) -> valueRange in the result's unit; it was a valueString. One bound only is a
     comparator and a number (value_num), a time interval (IVL_TS) is a valuePeriod
-    (``_period_value``)."""
+    (``_ivl_ts_value``)."""
     kind = str(entry.get("value_type") or "").upper()
     if not kind.startswith("IVL_") or kind == "IVL_TS":
         return None
