@@ -82,6 +82,9 @@ def s3_client(endpoint_url: str | None = None, profile: str | None = None):  # n
 
 _TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                     "ServiceUnavailable", "InternalError", "RequestTimeTooSkewed"}
+# The store refusing who we are: keys wrong, or rotated and the old ones expired
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                     "ExpiredTokenException", "InvalidToken", "TokenRefreshRequired"}
 
 
 # How stores that do not implement If-None-Match on PUT refuse it (a plain PUT follows: if
@@ -105,14 +108,35 @@ class S3Archive:
                  options: S3Options | None = None) -> None:
         if options is None:
             options = S3Options(sse=server_side_encryption)
-        if client is None:
-            client = s3_client(endpoint_url, options.profile)
-        self.client = client
+        self._endpoint_url = endpoint_url
+        self._own_client = client is None  # made here: remade after a credentials refusal
+        self._client = s3_client(endpoint_url, options.profile) if client is None else client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.options = options
         self._put_extra = options.put_arguments()
         self._conditional = True  # False once the store refused If-None-Match on PUT
+
+    @property
+    def client(self):  # noqa: ANN201
+        """The boto3 client, remade when ``_forget_client`` dropped it."""
+        if self._client is None:
+            self._client = s3_client(self._endpoint_url, self.options.profile)
+        return self._client
+
+    def _forget_client(self, exc: Exception) -> None:
+        """After the store refused our credentials (or none were found), a client made here
+        is dropped, so the next write or read makes one that reads them again: a boto3
+        session keeps the static keys it read first for its life, and keys rotated under a
+        running service (a rewritten credentials file, temporary keys that expired) were
+        never seen, every intake refused until a restart. A client given to us is kept."""
+        from botocore.exceptions import ClientError, NoCredentialsError
+
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) \
+            else None
+        if self._own_client and (isinstance(exc, NoCredentialsError)
+                                 or code in _CREDENTIAL_CODES):
+            self._client = None
 
     @property
     def sse(self) -> str | None:
@@ -146,6 +170,7 @@ class S3Archive:
             try:
                 answer = self._put_if_absent(sha, data, checksum)
             except (BotoCoreError, ClientError) as exc:
+                self._forget_client(exc)
                 raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
             if answer is not None:
                 self._verify(sha, data, checksum, answer)
@@ -239,6 +264,7 @@ class S3Archive:
                                     Config=config)
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(sha))
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            self._forget_client(exc)
             raise ArchiveError(f"S3 archive write failed ({type(exc).__name__})") from exc
         if head.get("ETag", "").strip('"').lower() != etag and not self._reads_back(sha):
             raise ArchiveUnavailable(f"S3 archive write of {sha} not verified: the store "
@@ -269,11 +295,13 @@ class S3Archive:
             error = exc.response.get("Error", {}).get("Code")
             if error in ("NoSuchKey", "404"):
                 raise ArchiveMissing(f"archived object {sha} is missing") from exc
+            self._forget_client(exc)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            if status >= 500 or error in _TRANSIENT_CODES:
+            if status >= 500 or error in _TRANSIENT_CODES or error in _CREDENTIAL_CODES:
                 raise ArchiveUnavailable(f"S3 archive read failed ({error or status})") from exc
             raise ArchiveError(f"S3 archive read failed ({error or type(exc).__name__})") from exc
         except BotoCoreError as exc:  # connection refused, timeout: S3 unreachable
+            self._forget_client(exc)
             raise ArchiveUnavailable(f"S3 archive read failed ({type(exc).__name__})") from exc
         if sha256_hex(data) != sha:
             raise ArchiveCorrupt(f"archived object {sha} is corrupt (sha256 mismatch)")

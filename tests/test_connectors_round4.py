@@ -208,6 +208,50 @@ def test_rotated_credentials_are_read_again_after_the_store_refuses_the_old_ones
     assert tags(client, name, "incoming/b.hl7")["dmp-intake"] == "done"
 
 
+def test_the_s3_archive_reads_rotated_credentials_after_the_store_refuses_the_old_ones(
+        quirky, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The raw archive on S3 had the same flaw as the poller: its client, made once, kept the
+    keys it read first. Once they expired, every intake was refused (no ACK, nothing lost)
+    and every archived read failed its import for good, until a restart. Now the write or
+    read the store refuses drops the client; the next one reads the credentials again, and
+    a refused read is transient (the import is retried, not failed)."""
+    from pipelines.archive import ArchiveError, ArchiveUnavailable
+    from pipelines.s3_archive import S3Archive
+
+    store, name, _ = quirky
+    creds = tmp_path / "credentials"
+
+    def write(key: str) -> None:
+        creds.write_text(f"[default]\naws_access_key_id = {key}\n"
+                         f"aws_secret_access_key = secret-{key}\n")
+
+    write("OLDKEY")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    valid = {"key": "OLDKEY"}
+
+    def expired(method, path, query, headers):  # noqa: ANN001, ANN202
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        return None if f"Credential={valid['key']}/" in auth else (400, "ExpiredToken")
+
+    store.refuse = expired
+    archive = S3Archive(name, "raw", endpoint_url=store.endpoint)
+    first = archive.put(b"MSH|^~\\&|LAB|1\r")
+    valid["key"] = "NEWKEY"  # the old key expires, the new one is written
+    write("NEWKEY")
+    with pytest.raises(ArchiveUnavailable):
+        archive.get(first)
+    assert archive.get(first) == b"MSH|^~\\&|LAB|1\r"
+    valid["key"] = "NEWERKEY"
+    write("NEWERKEY")
+    with pytest.raises(ArchiveError):
+        archive.put(b"MSH|^~\\&|LAB|2\r")
+    second = archive.put(b"MSH|^~\\&|LAB|2\r")
+    assert archive.get(second) == b"MSH|^~\\&|LAB|2\r"
+
+
 # -- drop folders ---------------------------------------------------------------------------
 def test_a_huge_file_over_max_bytes_is_not_read_into_memory(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
     """A file over max_bytes was read up to max_bytes + 1 before being refused: with the
