@@ -207,8 +207,14 @@ PREFECT_TEST_DB = "prefect-test.db"  # the harness's file name (prefect.testing.
 _prefect_db: dict[str, object] = {}
 
 
+# Fixtures that use that database: the harness, and ``migrated_prefect_db`` (the local
+# servers of test_prefect_local.py start on a copy, as the harness's server does).
+_PREFECT_DB_USERS = ("prefect_harness", "migrated_prefect_db")
+
+
 def pytest_itemcollected(item) -> None:  # noqa: ANN001
-    if "proc" in _prefect_db or "prefect_harness" not in getattr(item, "fixturenames", ()):
+    if "proc" in _prefect_db or not any(name in getattr(item, "fixturenames", ())
+                                        for name in _PREFECT_DB_USERS):
         return
     folder = Path(tempfile.mkdtemp(prefix="dmp-prefect-db-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -238,6 +244,13 @@ def _migrated_prefect_db() -> Path | None:
     proc.wait(timeout=300)
     path = _prefect_db["folder"] / PREFECT_TEST_DB
     return path if proc.returncode == 0 and path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def migrated_prefect_db() -> Path | None:
+    """A Prefect database at head, migrated since collection (copy it, never open it), or
+    None when it could not be made (the user then migrates its own, as before)."""
+    return _migrated_prefect_db()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from pathlib import Path
 
@@ -306,11 +307,18 @@ def _ans_messages() -> list[Path]:
                   and ("_ORU_" in p.name or "_MDM_" in p.name))
 
 
+@functools.cache
+def _norm_ans(path: Path):  # noqa: ANN202
+    """Each ANS example normalized once for the module (the tests only read the result): the
+    ones carrying a scanned PDF cost seconds of OCR, and three are read by two tests."""
+    return norm(path.read_text(encoding="utf-8"))
+
+
 @pytest.mark.corpus
 @pytest.mark.skipif(not ANS.is_dir(), reason="shared corpus absent")
 @pytest.mark.parametrize("path", _ans_messages(), ids=lambda p: p.name[-60:])
 def test_ans_example(path: Path):
-    nm = norm(path.read_text(encoding="utf-8"))
+    nm = _norm_ans(path)
     expected = next((a for k, a in _ACTIONS.items() if k in path.name), ACTION_NEW)
     docs = [e for e in nm.entries if e.type == DOCUMENT]
     assert docs  # the ED OBX are documents, never lab results of the message...
@@ -337,14 +345,14 @@ def test_ans_example(path: Path):
 def test_ans_cda_ids_and_versions():
     rplc = ANS / ("Volets_TRANS_DOC_CDA_HL7V2_V2.0_ORU_Remplacement_ORU_message_ORU_CR_Bio_"
                   "RPLC_N1_Base64_N3_Base64.er7")
-    n1, n3 = [e for e in norm(rplc.read_text(encoding="utf-8")).entries if e.type == DOCUMENT]
+    n1, n3 = [e for e in _norm_ans(rplc).entries if e.type == DOCUMENT]
     assert (n1.key, n1.replaces_key) == ("document|1.2.250.1.213.1.1.12",
                                          "document|1.2.250.1.213.1.1.10")
     assert n1.details["cda"]["version_number"] == "2"
     assert n3.key == "document|1.2.250.1.213.1.1.11"
     init = ANS / ("Volets_TRANS_DOC_CDA_HL7V2_V2.0_MDM_Transmission_initiale_MDM_message_MDM_CR_"
                   "Radio_INIT_N1_Base64.er7")
-    doc = norm(init.read_text(encoding="utf-8")).entries[0]
+    doc = _norm_ans(init).entries[0]
     assert doc.key == "document|1.2.250.1.71.4.2.2.120456789^A71024000081"
     assert doc.masking == {"MASQUE_PS": False, "INVISIBLE_PATIENT": True,
                            "INVISIBLE_REP_LEGAUX": True, "CONNEXION_SECRETE": True,
@@ -360,7 +368,7 @@ def test_ans_v21_examples_embed_another_patients_cda():
     # Surprising but true: the v2.1 ORU examples carry the v2.0 CDA (another test patient).
     path = ANS / ("Volets_TRANS_DOC_CDA_HL7V2_V2.1_ORU_Remplacement_ORU_message_ORU_CR_Bio_"
                   "RPLC_N1_Base64_N3_Base64.er7")
-    nm = norm(path.read_text(encoding="utf-8"))
+    nm = _norm_ans(path)
     assert len(nm.quarantine_reasons) == 2
     assert all(r.startswith("CISIS_PATIENT_MISMATCH") for r in nm.quarantine_reasons)
 

@@ -8,6 +8,7 @@ SQLite and PostgreSQL), and a 1 GiB MLLP frame to the real listener."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
@@ -286,13 +287,20 @@ def _zip_bomb(inflated: int) -> bytes:
     return buf.getvalue()
 
 
+@functools.cache
+def _bombs() -> tuple[bytes, bytes]:
+    """The zip and gzip bombs, built once for the module: compressing the gigabyte took 7 s,
+    paid again by each store's run of the test below for the same bytes (deterministic:
+    a zip member's default date is 1980-01-01)."""
+    return _zip_bomb(1 << 30), gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+
+
 def test_zip_and_gzip_bombs_are_refused_without_inflating(store) -> None:  # noqa: ANN001
     """Nothing in the pipeline inflates an archive: a zip or gzip bomb (1 GiB of zeros) is an
     input of unknown format, failed with its code in the ledger, read by its first bytes
     only. (PDF bombs: tests/test_pdf_parser.py; a CDA's compressed nonXMLBody is kept as
     sent, and NonXmlBody.decompressed is bounded: tests/test_cda_parser.py.)"""
-    zipped = _zip_bomb(1 << 30)
-    gzipped = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    zipped, gzipped = _bombs()
     assert len(zipped) < 2 * 1024 * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rows = ingest(store, zipped, gzipped)

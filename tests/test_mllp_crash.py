@@ -5,6 +5,7 @@ the listener's intake or of its worker: tests/test_crash_points.py.)"""
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import random
 import shutil
@@ -30,7 +31,11 @@ from tests.mllp_support import Client, msa
 DMP = str(Path(sys.executable).with_name("dmp-ingest"))
 
 
+@functools.cache
 def _generate(n: int, seed: int) -> tuple[list[bytes], list]:
+    """``n`` messages of the generated traffic of ``seed`` and their patients, made once per
+    (n, seed) for the session (the callers only read them): 12 listener crash points share
+    200 of seed 7, both stores the 2,000 of seed 3 (1.7 s to generate)."""
     from samples.generate import Traffic
 
     traffic = Traffic(seed, patients=60, corrections=0, duplicates=0)

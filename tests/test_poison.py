@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import subprocess
-import sys
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from dossiers.schema import import_attempts, imports
 from pipelines.intake import Received, intake
 from pipelines.ledger import POISON_AFTER, claim_batch, now, release_claims, reset_for_rerun
 from pipelines.process import Context, drain
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import SAMPLES
 from tests.reliability_support import create_sample_dossiers
-from tests.test_crash_points import WORKER, _env, _settings
+from tests.test_crash_points import WORKER, Zygote, _env, _settings
 
 FILES = ["01_labm_nfs.hl7", "02_labm_lipides_glycemie.hl7", "03_synlab_iono_creatinine.hl7",
          "05_chu_hba1c.hl7", "08_labm_creatinine_prov.hl7"]
@@ -32,8 +31,20 @@ def _received() -> list[Received]:
             for n in FILES]
 
 
+@pytest.fixture(scope="module")
+def zygote():  # noqa: ANN201
+    """The worker runs below are children forked from one ``python -m tests.crash_child
+    --zygote`` (tests/test_crash_points.py's Zygote): each still a process of its own running
+    crash_child's ``main`` with its environment, SIGKILLed by the poison as before, without an
+    interpreter start and the pipelines' imports per run (2-4 s each, up to four runs for each
+    store)."""
+    forks = Zygote()
+    yield forks
+    forks.close()
+
+
 def test_a_message_that_kills_its_worker_is_failed_and_the_others_deposited(
-        tmp_path, database_url) -> None:  # noqa: ANN001
+        tmp_path, database_url, zygote) -> None:  # noqa: ANN001
     settings = _settings(tmp_path, database_url)
     ctx = Context.from_settings(settings, worker="recovery")
     try:
@@ -43,9 +54,7 @@ def test_a_message_that_kills_its_worker_is_failed_and_the_others_deposited(
         env = _env(settings, None) | {"DMP_TEST_POISON": poison, "DMP_BATCH_SIZE": "50"}
         deaths = 0
         for _ in range(10):  # a supervisor restarting its dead worker
-            child = subprocess.run([sys.executable, "-m", "tests.crash_child", "drain"],
-                                   env=env, cwd=ROOT, capture_output=True, text=True,
-                                   timeout=120)
+            child = zygote.run(["drain"], env, tmp_path, timeout=120)
             assert child.returncode in (0, -signal.SIGKILL), child.stderr[-3000:]
             if child.returncode == 0:
                 break

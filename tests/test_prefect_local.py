@@ -46,13 +46,15 @@ def _gone(pid: int, within: float) -> bool:
 
 # Prefect creates its database (prefect.db in PREFECT_HOME) at a server's first start: about
 # 10 s of migrations, which each test here paid again in its own new home. The first test's
-# database, once its server is gone, is copied into the next tests' homes before they start.
+# database, once its server is gone, is copied into the next tests' homes before they start;
+# the first test itself starts on a copy of the database the session migrated in the
+# background since collection (tests/conftest.py, the same Prefect migrations), when made.
 _warm_db: dict[str, Path] = {}
 PREFECT_DB = ("prefect.db", "prefect.db-wal")
 
 
 @pytest.fixture
-def home(tmp_path: Path, tmp_path_factory):  # noqa: ANN001, ANN201
+def home(tmp_path: Path, tmp_path_factory, migrated_prefect_db: Path | None):  # noqa: ANN001, ANN201
     home = tmp_path / "home"
     home.mkdir()
     prefect = home / "prefect"
@@ -61,6 +63,9 @@ def home(tmp_path: Path, tmp_path_factory):  # noqa: ANN001, ANN201
         for name in PREFECT_DB:
             if (_warm_db["db"] / name).exists():
                 shutil.copyfile(_warm_db["db"] / name, prefect / name)
+    elif migrated_prefect_db is not None:
+        prefect.mkdir()
+        shutil.copyfile(migrated_prefect_db, prefect / PREFECT_DB[0])
     yield home
     flows.stop_local_server(prefect)
     if "db" not in _warm_db and (prefect / PREFECT_DB[0]).exists():
