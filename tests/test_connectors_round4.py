@@ -169,6 +169,31 @@ def test_a_listing_that_never_advances_is_a_poll_error(sqlite_ctx, quirky) -> No
                             f"continuation token); the poll stopped there")
 
 
+def _rotating_credentials(store: QuirkyStore, tmp_path, monkeypatch):  # noqa: ANN001, ANN202
+    """Credentials in a shared credentials file (key OLDKEY) and a store that takes only the
+    current key, refusing any other as expired; returns ``rotate(key)``: the key changes, in
+    the file and at the store, as a Vault agent's rotation does."""
+    creds = tmp_path / "credentials"
+    valid = {"key": ""}
+
+    def rotate(key: str) -> None:
+        valid["key"] = key
+        creds.write_text(f"[default]\naws_access_key_id = {key}\n"
+                         f"aws_secret_access_key = secret-{key}\n")
+
+    def expired(method, path, query, headers):  # noqa: ANN001, ANN202
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        return None if f"Credential={valid['key']}/" in auth else (400, "ExpiredToken")
+
+    rotate("OLDKEY")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    store.refuse = expired
+    return rotate
+
+
 def test_rotated_credentials_are_read_again_after_the_store_refuses_the_old_ones(
         sqlite_ctx, quirky, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """Deployments rotate the S3 keys under a running service (a Vault agent or a cron job
@@ -177,29 +202,11 @@ def test_rotated_credentials_are_read_again_after_the_store_refuses_the_old_ones
     first: once the old key expired every poll of `serve` failed until a restart. After the
     store refuses the credentials, the next poll makes a client that reads them again."""
     store, name, client = quirky
-    creds = tmp_path / "credentials"
-
-    def write(key: str) -> None:
-        creds.write_text(f"[default]\naws_access_key_id = {key}\n"
-                         f"aws_secret_access_key = secret-{key}\n")
-
-    write("OLDKEY")
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    valid = {"key": "OLDKEY"}
-
-    def expired(method, path, query, headers):  # noqa: ANN001, ANN202
-        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        return None if f"Credential={valid['key']}/" in auth else (400, "ExpiredToken")
-
-    store.refuse = expired
+    rotate = _rotating_credentials(store, tmp_path, monkeypatch)
     client.put_object(Bucket=name, Key="incoming/a.hl7", Body=b"MSH|^~\\&|A\r")
     poller = _poller(store, name, sqlite_ctx)
     assert (poller.poll().error, len(ledger(sqlite_ctx.engine))) == (None, 1)
-    valid["key"] = "NEWKEY"  # the old key expires, the new one is written
-    write("NEWKEY")
+    rotate("NEWKEY")  # the old key expires, the new one is written
     client.put_object(Bucket=name, Key="incoming/b.hl7", Body=b"MSH|^~\\&|B\r")
     result = poller.poll()
     assert "ExpiredToken: the S3 credentials are wrong or expired" in result.error
@@ -219,33 +226,14 @@ def test_the_s3_archive_reads_rotated_credentials_after_the_store_refuses_the_ol
     from pipelines.s3_archive import S3Archive
 
     store, name, _ = quirky
-    creds = tmp_path / "credentials"
-
-    def write(key: str) -> None:
-        creds.write_text(f"[default]\naws_access_key_id = {key}\n"
-                         f"aws_secret_access_key = secret-{key}\n")
-
-    write("OLDKEY")
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    valid = {"key": "OLDKEY"}
-
-    def expired(method, path, query, headers):  # noqa: ANN001, ANN202
-        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        return None if f"Credential={valid['key']}/" in auth else (400, "ExpiredToken")
-
-    store.refuse = expired
+    rotate = _rotating_credentials(store, tmp_path, monkeypatch)
     archive = S3Archive(name, "raw", endpoint_url=store.endpoint)
     first = archive.put(b"MSH|^~\\&|LAB|1\r")
-    valid["key"] = "NEWKEY"  # the old key expires, the new one is written
-    write("NEWKEY")
+    rotate("NEWKEY")  # the old key expires, the new one is written
     with pytest.raises(ArchiveUnavailable):
         archive.get(first)
     assert archive.get(first) == b"MSH|^~\\&|LAB|1\r"
-    valid["key"] = "NEWERKEY"
-    write("NEWERKEY")
+    rotate("NEWERKEY")
     with pytest.raises(ArchiveError):
         archive.put(b"MSH|^~\\&|LAB|2\r")
     second = archive.put(b"MSH|^~\\&|LAB|2\r")
