@@ -175,10 +175,30 @@ def classify_obx(msg: Message, obx: Segment) -> str:
             and meta_name(msg, obx) is not None:
         return OBX_META
     vtype = f[2] if len(f) > 2 else ""
-    if vtype != "ED" and vtype.strip().upper() != "ED":
+    if vtype != "ED" and vtype.strip().upper() != "ED" \
+            and (vtype.strip() or not untyped_ed(msg, obx)):
         return OBX_RESULT
     display = sub(msg, part(comps(msg, first_rep(msg, obx, 3)), 2), 1)
     return OBX_MAIL if display.startswith(MAIL_PREFIX) else OBX_DOCUMENT
+
+
+def untyped_ed(msg: Message, obx: Segment) -> bool:
+    """An OBX-5 with an ED's shape (``^application^pdf^Base64^JVBERi0...``: ED.4 an encoding,
+    ED.5 data) under an OBX-2 left empty. OBX-2 is required when OBX-5 is valued; senders that
+    leave it out send their PDF all the same, and it was filed as a result whose text was the
+    base64 of the report, the report itself nowhere. Read as the ED it is (warned about by
+    ``document_entry``: ``UNTYPED_ED_WARNING``)."""
+    f = obx.fields
+    raw5 = f[5] if len(f) > 5 else ""
+    d = msg.delimiters
+    if d.component not in raw5:
+        return False
+    c = raw5.split(d.repetition, 1)[0].split(d.component)
+    return len(c) >= 5 and c[3].strip().upper() in _encodings() and bool(c[4].strip())
+
+
+UNTYPED_ED_WARNING = ("no value type, value with an ED's shape (type of data, encoding, "
+                      "data) read as ED: a document")
 
 
 # -- ED payloads ----------------------------------------------------------------------------
@@ -755,6 +775,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
     of an MDM sent as TX lines, see ``text_body``), ``obx`` then its first line. ``pieces``:
     the rest of its data when it is cut (``continuations``)."""
     where = loc(obx, 5)
+    if body is None and not (obx.fields[2] if len(obx.fields) > 2 else "").strip():
+        warnings.append(f"{loc(obx, 2)}: {UNTYPED_ED_WARNING}")
     more = pieces.data if pieces is not None else ()
     attachment, note = decode_ed(msg, obx, more) if body is None else (body, None)
     if note:

@@ -137,6 +137,22 @@ def test_a_pdf_cut_over_several_obx_in_an_mdm_is_one_document():
     assert docs[0].attachment.media_type == "application/pdf"
 
 
+def test_a_pdf_sent_without_its_value_type_is_filed_as_the_document_it_is():
+    """OBX-2 is required when OBX-5 is valued; a sender that leaves it out still sends its
+    report as an ED (^application^pdf^Base64^...). It was read as text with the rest: a
+    result whose value was the report's base64, the report itself nowhere in the dossier."""
+    pdf = PDF_REPORT.read_bytes()
+    nm = norm(_oru_of(_ed(1, f"^application^pdf^Base64^{b64(pdf)}", vtype="")))
+    assert _doc(nm).attachment.data == pdf
+    assert _doc(nm).attachment.media_type == "application/pdf"
+    assert not [e for e in nm.entries if "Base64" in (e.value or "")]
+    assert any(w.startswith("OBX[6]-2: no value type, value with an ED's shape")
+               for w in nm.warnings)
+    # a coded value without OBX-2 is still read as one (round 9), not as a document
+    coded = norm(_oru_of("OBX|1||664-3^Gram^LN||POS^Positif^L||||||F"))
+    assert not [e for e in coded.entries if e.type == DOCUMENT]
+
+
 def test_two_whole_documents_with_the_same_code_and_sub_id_stay_two():
     one, two = b64(cda("DOC-1")), b64(cda("DOC-2"))
     nm = norm(_oru_of(_ed(1, f"^TEXT^XML^Base64^{one}", "1"),

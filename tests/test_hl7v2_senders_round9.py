@@ -90,8 +90,8 @@ def test_a_value_with_components_and_no_value_type_is_read_by_its_components():
     read as NM, anything else as ST: a coded Gram stain 'POS^Positif^L' was filed as the
     text 'POS^Positif^L' (no code, the sender's delimiters in the value), a CRP '<^0,5' as
     text, out of every trend. Components say CWE, or SN when a comparator (or nothing) comes
-    before a number; said in a warning. Text and numbers without components, and an ED's
-    components (its type of encoding in the 4th), as before."""
+    before a number; said in a warning. Text and numbers without components as before; an
+    ED's components (its type of encoding in the 4th) are the document it carries."""
     nm = norm(_oru("NOTYPE-1", ORC, _obr(1, "BIO^Bilan^L"),
                    "OBX|1||664-3^Coloration de Gram^LN||POS^Positif^L||||||F",
                    "OBX|2||1988-5^CRP^LN||<^0,5|mg/L|<5||||F",
@@ -106,8 +106,9 @@ def test_a_value_with_components_and_no_value_type_is_read_by_its_components():
     assert (glucose.value_type, glucose.value_num) == ("SN", 5.4)
     assert (colour.value, colour.value_type) == ("Jaune paille", "ST")
     assert (potassium.value_type, potassium.value_num) == ("NM", 4.2)
-    # an ED's shape is no coded value: text, as before
-    assert (pdf.value, pdf.value_type) == ("^AP^PDF^Base64^JVBERi0xLjQK", "ST")
+    # an ED's shape is no coded value: it is the document it carries (stop 27; it was text,
+    # the report's base64 filed as a result's value)
+    assert (pdf.type, pdf.value, pdf.attachment.data) == ("document", None, b"%PDF-1.4\n")
     assert "OBX[5]-2: no value type, value with components read as CWE" in nm.warnings
     assert "OBX[6]-2: no value type, value with components read as SN" in nm.warnings
 
