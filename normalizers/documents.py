@@ -121,7 +121,7 @@ def _actions() -> dict[tuple[str, str], str]:
 
 
 @cache
-def _encodings() -> dict[str, str]:
+def ed_encodings() -> dict[str, str]:
     """ED.4 in upper case -> 'base64', 'hex' or 'text' (tables/ed_encodings.csv)."""
     return {row["code"].upper(): row["encoding"] for row in table("ed_encodings")}
 
@@ -194,7 +194,7 @@ def untyped_ed(msg: Message, obx: Segment) -> bool:
     if d.component not in raw5:
         return False
     c = raw5.split(d.repetition, 1)[0].split(d.component)
-    return len(c) >= 5 and c[3].strip().upper() in _encodings() and bool(c[4].strip())
+    return len(c) >= 5 and c[3].strip().upper() in ed_encodings() and bool(c[4].strip())
 
 
 UNTYPED_ED_WARNING = ("no value type, value with an ED's shape (type of data, encoding, "
@@ -303,7 +303,7 @@ def decode_ed(msg: Message, obx: Segment,
     c = comps(msg, first_rep(msg, obx, 5))
     where = loc(obx, 5)
     note: str | None = None
-    encodings = _encodings()
+    encodings = ed_encodings()
     if len(c) == 4 and text(msg, part(c, 4)).upper() not in encodings \
             and text(msg, part(c, 3)).upper() in encodings:
         # 'TEXT^XML^Base64^PD94...': ED.1 (the source application) left out, every component
@@ -476,7 +476,7 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
         if kind != OBX_DOCUMENT or i in taken:
             continue
         first, *more_reps = reps(msg, obx, 5) or [""]
-        encoding = _encodings().get(text(msg, part(comps(msg, first), 4)).upper(), "")
+        encoding = ed_encodings().get(text(msg, part(comps(msg, first), 4)).upper(), "")
         if encoding not in _PIECED_ENCODINGS:
             continue
         data = [part(comps(msg, first), 5)]
@@ -537,7 +537,7 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
     if kind == OBX_DOCUMENT:
         c = comps(msg, rep_list[0] if rep_list else "")
         bare = len(c) <= 1 or not any(text(msg, part(c, k)) for k in (2, 3, 4))
-        if not bare and _encodings().get(text(msg, part(c, 4)).upper()) != encoding:
+        if not bare and ed_encodings().get(text(msg, part(c, 4)).upper()) != encoding:
             return None
         if not (bare or strong) or not (bare and not o_sub
                                          or _sub_id_follows(sub_id, previous, o_sub)):

@@ -42,6 +42,7 @@ from normalizers.documents import (
     collect_meta,
     continuations,
     document_entry,
+    ed_encodings,
     is_cisis,
     media_type,
     normalize_mdm,
@@ -1945,18 +1946,12 @@ def _typed_by_components(msg: Message, rep: str) -> str | None:
     if d.component not in rep:
         return None
     c = comps(msg, rep)
-    if len(c) > 3 and text(msg, c[3]).upper() in _ed_encodings():
+    if len(c) > 3 and text(msg, c[3]).upper() in ed_encodings():
         return None  # an ED's shape ('^AP^PDF^Base64^JVBERi0...'): no coded value, as before
     head, second = text(msg, c[0]).strip(), text(msg, part(c, 2)).strip()
     if (not head or head in COMPARATORS) and _NUMBER.fullmatch(second.replace(",", ".")):
         return "SN"
     return "CWE"
-
-
-@cache
-def _ed_encodings() -> frozenset[str]:
-    """ED.4 types of encoding as senders write them (tables/ed_encodings.csv, upper case)."""
-    return frozenset(row["code"].upper() for row in table("ed_encodings"))
 
 
 _STANDARD = Delimiters()
