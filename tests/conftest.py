@@ -27,6 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 SAMPLES = ROOT / "samples"
 
+# tesseract's readings kept by page pixels for this session (parsers/pdf/_ocr_memo.py): the
+# sample scans and the ANS examples' PDFs are filed by dozens of tests, and three quarters of
+# the suite's OCR time was reading again a page already read. Every page is still read once by
+# the real tesseract; tests of tesseract itself ask for ``real_ocr``. Set here, before any
+# test starts a process, so that services and pools inherit it.
+OCR_MEMO = Path(tempfile.mkdtemp(prefix="dmp-ocr-memo-"))
+os.environ["DMP_OCR_MEMO"] = str(OCR_MEMO)
+
+
+@pytest.fixture
+def real_ocr(monkeypatch) -> None:  # noqa: ANN001
+    """Every page of this test read by tesseract itself (its time limit, its absence)."""
+    monkeypatch.delenv("DMP_OCR_MEMO")
+
 
 def corpus_path(*parts: str) -> Path:
     path = CORPUS.joinpath(*parts)
@@ -228,6 +242,7 @@ def pytest_itemcollected(item) -> None:  # noqa: ANN001
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
+    shutil.rmtree(OCR_MEMO, ignore_errors=True)
     proc = _prefect_db.get("proc")
     if proc is not None:
         if proc.poll() is None:

@@ -626,7 +626,7 @@ def test_encrypted_is_refused() -> None:
     assert err.message.endswith("send it without a password")  # what the sender can do
 
 
-def test_ocr_page_timeout(scan_pdf: bytes) -> None:
+def test_ocr_page_timeout(scan_pdf: bytes, real_ocr: None) -> None:  # noqa: ARG001
     with pytest.raises(PdfParseError) as excinfo:
         parse_pdf(scan_pdf, PdfLimits(page_timeout_seconds=0.001))
     err = _err(excinfo)
@@ -639,7 +639,8 @@ def test_document_timeout() -> None:
     assert _err(excinfo).code == PDF_TIMEOUT
 
 
-def test_ocr_unavailable(monkeypatch: pytest.MonkeyPatch, scan_pdf: bytes) -> None:
+def test_ocr_unavailable(monkeypatch: pytest.MonkeyPatch, scan_pdf: bytes,
+                         real_ocr: None) -> None:  # noqa: ARG001
     with pytest.raises(PdfParseError) as excinfo:
         parse_pdf(scan_pdf, PdfLimits(lang="xyz"))
     assert _err(excinfo).code == PDF_OCR_UNAVAILABLE and "xyz" in excinfo.value.message

@@ -16,6 +16,7 @@ import pytesseract
 from pytesseract import Output
 
 from ..process_lifetime import die_with
+from ._ocr_memo import keep, memo_file, recall
 from .errors import PDF_CORRUPT, PDF_OCR_UNAVAILABLE, PDF_TIMEOUT, PdfParseError
 from .model import OCR, Page, Word
 
@@ -98,10 +99,18 @@ def ocr_page(data: bytes, index: int, dpi: int, lang: str, page_timeout: float,
 
 def _tesseract(image, lang: str, psm: int, timeout: float, page_limit: bool,  # noqa: ANN001
                where: str) -> dict:
-    """tesseract's words of ``image`` (image_to_data), its failures as PdfParseErrors."""
+    """tesseract's words of ``image`` (image_to_data), its failures as PdfParseErrors; from
+    the memo when one is kept (_ocr_memo: the test suite's, never the service's)."""
+    config = f"--psm {psm} {CONFIG}"
+    memo = memo_file(image, lang, config)
+    reading = recall(memo)
+    if reading is not None:
+        return reading
     try:
-        return pytesseract.image_to_data(image, lang=lang, config=f"--psm {psm} {CONFIG}",
-                                         output_type=Output.DICT, timeout=timeout)
+        reading = pytesseract.image_to_data(image, lang=lang, config=config,
+                                            output_type=Output.DICT, timeout=timeout)
+        keep(memo, reading)
+        return reading
     except RuntimeError as exc:
         if "timeout" in str(exc).lower():
             limit = "page" if page_limit else "document"
