@@ -117,7 +117,7 @@ NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
 # (order detail, no result). What a SIL writes there ('En cours', 'A suivre' under NM) is no
 # value either; read as one, it failed the whole message (OBX_BAD_NUMBER).
 WITHHELD_STATUSES = NO_VALUE_STATUSES | {"registered"}
-SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM", "DR"}) | DATE_TYPES
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "CQ", "TM", "DR"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
@@ -1831,6 +1831,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             _numeric(ctx, head, entry, where)
     elif vtype == "SN":
         _structured_numeric(ctx, comps(msg, first), entry, where)
+    elif vtype == "CQ":
+        _composite_quantity(ctx, obx, first, entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
@@ -2090,6 +2092,25 @@ def _number_with_unit(ctx: _Ctx, value: str, entry: Entry, where: str) -> float 
     ctx.warnings.append(f"{where}: unit written in the value after the number, read as the "
                         "number and its unit")
     return num
+
+
+def _composite_quantity(ctx: _Ctx, obx: Segment, rep: str, entry: Entry, where: str) -> None:
+    """CQ (v2.5 2.A.13): quantity (NM) ^ units (CE, its parts subcomponents:
+    '12^mg&&UCUM', '5.4^mmol/L&millimole par litre&UCUM'), as US ELR and v2.6+ senders
+    type a quantity that carries its own unit. It was kept as the composite text
+    '5.4^mmol/L&&UCUM': no number, no unit, out of every trend. The number is read as an
+    NM's is and the unit as OBX-6's is (UCUM, table mapping); an OBX-6 sent beside it must
+    say the same unit (``_check_unit_in_value``: OBX_UNIT_CONFLICT otherwise)."""
+    msg = ctx.msg
+    d = msg.delimiters
+    c = comps(msg, rep)
+    _numeric(ctx, text(msg, part(c, 1)), entry, where, "CQ")
+    units = part(c, 2)
+    if units.strip(d.subcomponent + " "):
+        _unit(_leaf_reader(d, obx.fields), units.split(d.subcomponent), entry, ctx.warnings,
+              obx, field=5)
+        if entry.unit is not None:
+            entry.details["unit_in_value"] = True
 
 
 def _check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> None:
@@ -2357,9 +2378,10 @@ def _reference(msg: Message, obx: Segment, entry: Entry) -> None:
 
 
 def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],
-          obx: Segment) -> None:
+          obx: Segment, field: int = 6) -> None:
     """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept.
-    ``lf`` reads a leaf (see ``_leaf_reader``).
+    ``lf`` reads a leaf (see ``_leaf_reader``); ``field`` is where the unit was sent, for
+    the warnings (5: a CQ's units, ``_composite_quantity``).
 
     '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
     bare number and no unit's text starts with a digit, so the two are put back together
@@ -2367,7 +2389,7 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     if 1 < len(c) < 4 and c[0].strip().isdigit() and c[1][:1].isdigit() \
             and (len(c) == 2 or not c[2].strip()):
         c = [f"{c[0].strip()}^{c[1].strip()}"]
-        warnings.append(f"{loc(obx, 6)}: unescaped '^' inside the unit read as an exponent")
+        warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -2380,7 +2402,7 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         # CDA path maps every unit through the table) and no UCUM reader understood.
         entry.unit = unit if mapped else sent
         if mapped and unit.lower() != sent.lower():
-            warnings.append(f"{loc(obx, 6)}: unit declared UCUM is no UCUM code, read as "
+            warnings.append(f"{loc(obx, field)}: unit declared UCUM is no UCUM code, read as "
                             "the UCUM unit it spells")
         return
     if not mapped and len(c) > 1 and sent == lf(c[0]):
