@@ -67,6 +67,7 @@ from normalizers.fields import (
     text,
     ts_field,
     unescaped,
+    with_degree,
     zone_of,
 )
 from normalizers.identity import authority_of, extract_identity, patient_starts, single_pid
@@ -1238,11 +1239,12 @@ def _collected(msg: Message, spm: Segment) -> str | None:
     TS, a start sent with its precision ('20240315080500&S', IHE LAB-TF's form) failed the
     whole message HL7_BAD_DATE, and a range with its end alone dated nothing."""
     c = comps(msg, first_rep(msg, spm, 17))
-    raw = sub(msg, part(c, 1), 1) or sub(msg, part(c, 2), 1)
+    sent = part(c, 1) if sub(msg, part(c, 1), 1) else part(c, 2)
+    raw = sub(msg, sent, 1)
     if not raw:
         return None
     try:
-        return hl7_ts_to_iso(raw, zone_of(msg))
+        return hl7_ts_to_iso(with_degree(raw, sub(msg, sent, 2)), zone_of(msg))
     except ValueError:
         where = loc(spm, 17)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}", where) from None
@@ -1743,9 +1745,12 @@ def _fit(entry: Entry, warnings: list[str]) -> None:
 def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
     value = seg.fields[n]
     if d.component in value or d.repetition in value or d.escape in value:
-        value = leaf(d, split_field(d, value)[0])
+        c = split_field(d, value)
+        value = leaf(d, c[0])
         if not value:
             return None
+        if len(c) > 1:
+            value = with_degree(value, leaf(d, c[1]))  # TS.2: '20240315000000^D' is a day
     try:
         return hl7_ts_to_iso(value, zone)
     except ValueError:
@@ -1848,7 +1853,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
-        value = text(msg, part(comps(msg, first), 1))
+        c = comps(msg, first)
+        value = with_degree(text(msg, part(c, 1)), text(msg, part(c, 2)))
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
@@ -1917,7 +1923,7 @@ def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:
         if not sent:
             continue
         try:
-            period[name] = hl7_ts_to_iso(sent, ctx.zone)
+            period[name] = hl7_ts_to_iso(with_degree(sent, sub(msg, component, 2)), ctx.zone)
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: the range {name} (DR): "
                                      f"{BAD_TS_TEXT}", where) from None

@@ -58,3 +58,39 @@ def test_a_composite_quantity_that_is_no_number_is_refused():
                   "OBX|1|CQ|2345-7^Glucose^LN||normal^mg/dL&&UCUM||||||F"))
     assert (exc.value.code, str(exc.value)) == (
         "OBX_BAD_NUMBER", "OBX[5]-5: not a number (value type CQ)")
+
+
+# -- TS.2 degree of precision (v2.3 to v2.5, table 0529) --------------------------------------
+@pytest.mark.parametrize("obr7, effective", [
+    ("20240315000000^D", "2024-03-15"),
+    ("202403151000^H", "2024-03-15T10+01:00"),
+    ("20240315081000+0100^M", "2024-03-15T08:10+01:00"),
+    ("20240315081012.25^S", "2024-03-15T08:10:12+01:00"),
+    ("20240300000000^L", "2024-03"),
+    ("20240315^S", "2024-03-15"),            # a degree finer than the value invents nothing
+    ("202403150810^Q", "2024-03-15T08:10+01:00"),  # an unknown degree: the value as sent
+])
+def test_a_time_sent_with_its_degree_of_precision_keeps_that_precision(obr7, effective):
+    """A v2.3.1 LIS pads every time to the second and says beside it how much of it holds
+    (TS.2, HL7 table 0529: Y L D H M S): '20240315000000^D' is the 15th of March. Only the
+    value was read, and the collection was filed at midnight, a time nobody measured."""
+    nm = norm(_oru("TS2-1", ORC, _obr(1, "BIO^Bilan^L", collected=obr7),
+                   "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F"))
+    report, result = nm.entries
+    assert (report.effective, result.effective) == (effective, effective)
+
+
+def test_every_ts_of_a_result_honours_its_degree_of_precision():
+    """OBX-14 and OBX-19 (TS), an OBX-5 of type TS, an SPM-17 start whose DTM and degree are
+    subcomponents ('20240315000000&D', IHE LAB-TF's form) and a DR's ends."""
+    nm = norm(_oru(
+        "TS2-2", ORC, _obr(1, "BIO^Bilan^L", collected="202403150810"),
+        "OBX|1|TS|33882-2^Date de prélèvement^LN||20240314000000^D||||||F|||202403150900^H"
+        "|||||20240316120000^D",
+        "OBX|2|DR|13362-9^Durée du recueil^LN||20240314080000&H^20240315080000&H||||||F",
+        "SPM|1|||BLD^Sang^HL70487|||||||||||||20240315000000&D"))
+    report, taken, period = nm.entries
+    assert (taken.value, taken.effective, taken.issued) == (
+        "2024-03-14", "2024-03-15T09+01:00", "2024-03-16")
+    assert period.value == "2024-03-14T08+01:00/2024-03-15T08+01:00"
+    assert taken.specimen_time == "2024-03-15"
