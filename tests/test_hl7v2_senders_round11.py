@@ -6,6 +6,8 @@ charset switches inside a field, NTE-4 comment types), each written as such a se
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from normalizers.model import NormalizationError
 from tests.test_lab_normalizer import norm
@@ -94,3 +96,85 @@ def test_every_ts_of_a_result_honours_its_degree_of_precision():
         "2024-03-14", "2024-03-15T09+01:00", "2024-03-16")
     assert period.value == "2024-03-14T08+01:00/2024-03-15T08+01:00"
     assert taken.specimen_time == "2024-03-15"
+
+
+# -- ISO 2022 character set switches inside a field (v2.5 2.7.4) ------------------------------
+def _read(raw: bytes):
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2 import parse_message
+
+    msg = parse_message(raw)
+    return msg, normalize_message(msg, "demo-lab")
+
+
+def _jis(text: str) -> str:
+    """``text`` as JIS X 0208 7-bit bytes written in an HL7 field (its '\\' and '|' escaped)."""
+    pairs = text.encode("iso2022_jp")[3:-3].decode("ascii")
+    return pairs.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
+
+
+def test_a_switch_to_latin9_in_a_latin1_message_reads_its_text():
+    """MSH-18 '8859/1~ISO IR203': latin-1, with Latin-9 (ISO-IR 203) switched to where
+    latin-1 lacks a character. After '\\C2D62\\' the byte 0xBD is 'œ', not latin-1's '½';
+    the switch was dropped and the comment filed as 'c½ur' without a word."""
+    msh = MSH.replace("UNICODE UTF-8", "8859/1~ISO IR203")
+    sent = _oru("ISO2022-1", ORC, _obr(1, "BIO^Bilan^L"),
+                "OBX|1|ST|8251-1^Aspect^LN||Prélevé au \\C2D62\\c\xbdur\\C2D41\\ du caillot"
+                "||||||F", msh=msh)
+    msg, nm = _read(sent.encode("latin-1"))
+    assert nm.entries[1].value == "Prélevé au cœur du caillot"
+    assert not any("HL7_CHARSET_SWITCH" in w for w in msg.warnings)
+
+
+def test_a_switch_to_jis_x_0208_reads_the_japanese_it_carries():
+    """'\\M2442\\' (ESC $ B, ISO-IR 87) then 7-bit pairs, '\\C2842\\' back to ASCII, as
+    Japanese HL7 senders write a name; the pairs hold '\\' and '|', which are escaped and are
+    bytes of the text. Dropping the switches left the pairs as ASCII garbage ('F|K\\')."""
+    sent = _oru("ISO2022-2", ORC, _obr(1, "BIO^Bilan^L"),
+                f"OBX|1|ST|8251-1^Aspect^LN||Prélevé par \\M2442\\{_jis('日本')}\\C2842\\ "
+                "(infirmière)||||||F")
+    msg, nm = _read(sent.encode("utf-8"))
+    assert nm.entries[1].value == "Prélevé par 日本 (infirmière)"
+    assert not any("HL7_CHARSET_SWITCH" in w for w in msg.warnings)
+
+
+@pytest.mark.parametrize("switch, run, said", [
+    ("\\M242842\\", "0!", "a character set not read here (iso2022_escapes.csv)"),
+    ("\\M2442\\", "café", "the text after it is no JIS X 0208 (G0) text"),
+])
+def test_a_switch_we_cannot_read_is_kept_as_sent_and_said_at_its_field(switch, run, said):
+    """A switch to a set we do not read (JIS X 0213 plane, ESC $ ( B... here '\\M242842\\'),
+    or text that is none in the set switched to: the text stays as sent, switch included,
+    never read as other characters, and the import says so at the field (no text quoted)."""
+    sent = _oru("ISO2022-3", ORC, _obr(1, "BIO^Bilan^L"),
+                f"OBX|1|ST|8251-1^Aspect^LN||Voir {switch}{run}||||||F")
+    msg, nm = _read(sent.encode("utf-8"))
+    assert nm.entries[1].value == f"Voir {switch}{run}"
+    code = switch.strip("\\")
+    assert f"HL7_CHARSET_SWITCH: OBX[5]-5: ISO 2022 switch \\{code}\\: {said}, kept as sent" \
+        in msg.warnings
+
+
+def test_escapes_that_are_no_switch_read_as_before():
+    """'\\S\\' before a 'C' ('Na\\S\\Cl') is no switch; '\\Zlocal\\' is a local sequence
+    (no text); '\\C2D41\\' in a UTF-8 message has its characters already."""
+    sent = _oru("ISO2022-4", ORC, _obr(1, "BIO^Bilan^L"),
+                "OBX|1|ST|8251-1^Aspect^LN||Na\\S\\Cl\\Zlocal\\ \\C2D41\\hémolysé||||||F")
+    msg, nm = _read(sent.encode("utf-8"))
+    assert nm.entries[1].value == "Na^Cl hémolysé"
+    assert msg.warnings == []
+
+
+_KANJI = "日本語検査結果血液尿採取病院医師看護師山田花子佐藤太郎あいうえおカタカナ"
+
+
+@given(st.text(alphabet=_KANJI, min_size=1, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_property_japanese_written_as_jis_switches_reads_back(name):
+    """Any JIS X 0208 text written as a Japanese sender does (ESC $ B switch, 7-bit pairs with
+    the delimiters among them escaped, back to ASCII) unescapes to that text."""
+    from parsers.hl7v2.er7 import Delimiters
+    from parsers.hl7v2.escape import unescape
+
+    assert unescape(f"Dr \\M2442\\{_jis(name)}\\C2842\\ (CHU)", Delimiters()) == \
+        f"Dr {name} (CHU)"
