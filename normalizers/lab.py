@@ -665,6 +665,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     # an NTE after the document's OBX ('compte rendu signé électroniquement')
                     # is the document's comment, as a result's: it was dropped
                     entry.details.setdefault("comments", []).extend(_notes(msg, notes))
+                    _keep_comment_types(msg, notes, entry.details)
                 results.append(entry)
             else:
                 collect_meta(msg, obx, meta, warnings)
@@ -992,6 +993,7 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details.setdefault("comments", []).extend(comments)
+        _keep_comment_types(msg, notes, entry.details)
 
 
 @dataclass(slots=True, frozen=True)
@@ -1317,6 +1319,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
+        _keep_comment_types(msg, g.notes, details)
     about_patient = _notes(msg, g.patient_notes) if g.patient_notes else None
     if about_patient:
         details["patient_comments"] = about_patient
@@ -1557,6 +1560,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
+        _keep_comment_types(msg, notes, entry.details)
     return entry
 
 
@@ -2468,8 +2472,47 @@ def _text_line(msg: Message, raw: str) -> str:
 
 def _notes(msg: Message, notes: list[Segment]) -> list[str]:
     """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
-    texts = ("\n".join(_text_line(msg, r) for r in reps(msg, nte, 3)) for nte in notes)
+    texts = (_note_text(msg, nte) for nte in notes)
     return [t for t in texts if t.strip()]
+
+
+def _note_text(msg: Message, nte: Segment) -> str:
+    return "\n".join(_text_line(msg, r) for r in reps(msg, nte, 3))
+
+
+def _comment_types(msg: Message, notes: list[Segment]) -> list[dict[str, str]]:
+    """NTE-4, the comment type (CE, HL7 table 0364, v2.4+) of each note that has one and a
+    text: {text, code, display, system}, the display from ``tables/comment_types.csv`` when
+    only the code was sent. A patient instruction (PI: 'à jeun pour le prochain bilan') or
+    the reason an order was made (1R) is no remark on the result; the type was dropped and
+    all of them read alike. The comments themselves stay in ``details['comments']``."""
+    out: list[dict[str, str]] = []
+    for nte in notes:
+        rep = first_rep(msg, nte, 4)
+        if not rep:
+            continue
+        c = comps(msg, rep)
+        code = sub(msg, part(c, 1), 1)
+        body = _note_text(msg, nte)
+        if not code or not body.strip():
+            continue
+        item = {"text": body, "code": code,
+                "display": text(msg, part(c, 2)) or _comment_type_names().get(code.upper(), ""),
+                "system": sub(msg, part(c, 3), 1)}
+        out.append({k: v for k, v in item.items() if v})
+    return out
+
+
+@cache
+def _comment_type_names() -> dict[str, str]:
+    return column_map("comment_types", "code", "meaning")
+
+
+def _keep_comment_types(msg: Message, notes: list[Segment], details: dict[str, Any]) -> None:
+    """``_comment_types`` of ``notes`` added to ``details['comment_types']``."""
+    typed = _comment_types(msg, notes) if notes else None
+    if typed:
+        details.setdefault("comment_types", []).extend(typed)
 
 
 # -- for the MLLP listener --------------------------------------------------------------------

@@ -178,3 +178,31 @@ def test_property_japanese_written_as_jis_switches_reads_back(name):
 
     assert unescape(f"Dr \\M2442\\{_jis(name)}\\C2842\\ (CHU)", Delimiters()) == \
         f"Dr {name} (CHU)"
+
+
+# -- NTE-4 comment type (table 0364) ----------------------------------------------------------
+def test_the_type_of_each_comment_is_kept_beside_it():
+    """NTE-4 (CE, table 0364, v2.4+) says what a note is: a remark on the result (RE), an
+    instruction for the patient (PI), the reason the test was ordered (1R). It was dropped,
+    and 'à jeun pour le prochain bilan' read as a remark on the potassium. The comments stay
+    as they were; their types are kept beside them, the display from table 0364 when the
+    sender gave the code alone; a note without NTE-4 has none."""
+    nm = norm(_oru("NTE4-1", ORC, _obr(1, "BIO^Bilan^L"),
+                   "NTE|1|L|Bilan de contrôle après traitement.|1R",
+                   "OBX|1|NM|2823-3^Potassium^LN||5.9|mmol/L|3.5-5.1|H|||F",
+                   "NTE|1|L|Résultat contrôlé sur un second prélèvement.|RE^Remarque^HL70364",
+                   "NTE|2|L|Venir à jeun pour le prochain bilan.|PI",
+                   "NTE|3|L|Hémolyse légère."))
+    report, potassium = nm.entries
+    assert potassium.details["comments"] == [
+        "Résultat contrôlé sur un second prélèvement.", "Venir à jeun pour le prochain bilan.",
+        "Hémolyse légère."]
+    assert potassium.details["comment_types"] == [
+        {"text": "Résultat contrôlé sur un second prélèvement.", "code": "RE",
+         "display": "Remarque", "system": "HL70364"},
+        {"text": "Venir à jeun pour le prochain bilan.", "code": "PI",
+         "display": "Patient Instructions"}]
+    assert report.details["comment_types"] == [
+        {"text": "Bilan de contrôle après traitement.", "code": "1R",
+         "display": "Primary Reason"}]
+
