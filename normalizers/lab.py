@@ -1453,6 +1453,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
                                  "LOINC or the laboratory's own)", where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
+    if not system and n3 > 13:
+        # CWE.14 (v2.7+), the coding system's OID, sent instead of its name in CWE.3
+        # ('2823-3^Potassium^^^^^^^^^^^^2.16.840.1.113883.6.1'): read as an OID in CWE.3 is.
+        # Without it the LOINC code was filed as a local one, unmapped.
+        system = lf(c3[13])
     coding = system  # the coding system the code is read under
     if system and not display and text_in_system_slot(system):
         display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
@@ -1461,7 +1466,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
             code, display, coding, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
-            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings,
+            (lf(c3[5]) if n3 > 5 else "") or (lf(c3[16]) if n3 > 16 else ""),  # CWE.17: OID
+            source=ctx.source, mappings=ctx.mappings,
             sent_system=system if coding != system else "")
     else:
         r_code, r_system, r_display, mapped, local = resolve_code(
@@ -2348,12 +2354,12 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                           "original_text": text(msg, c[0])})
             continue
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
-                "system": sub(msg, part(c, 3), 1)}
+                "system": sub(msg, part(c, 3), 1) or sub(msg, part(c, 14), 1)}  # 14: its OID
         if item["system"] and not item["display"] and text_in_system_slot(item["system"]):
             item["display"], item["system"] = _name_in_system_slot(ctx, obx, 5, part(c, 3))
         if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
-                        alt_system=sub(msg, part(c, 6), 1))
+                        alt_system=sub(msg, part(c, 6), 1) or sub(msg, part(c, 17), 1))
         original = text(msg, part(c, 9))
         if original:
             item["original_text"] = original

@@ -206,3 +206,20 @@ def test_the_type_of_each_comment_is_kept_beside_it():
         {"text": "Bilan de contrôle après traitement.", "code": "1R",
          "display": "Primary Reason"}]
 
+
+# -- CWE.14 / CWE.17: the coding system named by its OID (v2.7+) ------------------------------
+def test_a_code_whose_system_is_named_by_its_oid_alone_is_read_in_that_system():
+    """v2.7 added CWE.14 (coding system OID) and CWE.17 (the alternate's); FHIR-minded engines
+    fill them and leave CWE.3 empty: '2823-3^Potassium^^^^^^^^^^^^2.16.840.1.113883.6.1'.
+    The LOINC code was filed as a local code, unmapped, never the potassium of another
+    channel. Read as the OID in CWE.3 is; a coded value keeps the system its OID names."""
+    nm = norm(_oru("OID-1", ORC, _obr(1, "BIO^Bilan^L"),
+                   "OBX|1|NM|2823-3^Potassium^^^^^^^^^^^^2.16.840.1.113883.6.1||4.1|mmol/L"
+                   "|3.5-5.1|N|||F",
+                   "OBX|2|CWE|5195-3^Antigène HBs^LN||260385009^Négatif^^NEG^Négatif^^^^^^^^^"
+                   "2.16.840.1.113883.6.96^^^1.2.250.1.999.42.7||||||F"))
+    potassium, hbs = nm.entries[1:]
+    assert (potassium.code, potassium.system, potassium.mapped) == ("2823-3", "LN", True)
+    coded = hbs.details["coded_value"]
+    assert (coded["system"], coded["alt_system"]) == (
+        "2.16.840.1.113883.6.96", "1.2.250.1.999.42.7")
