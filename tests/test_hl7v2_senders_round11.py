@@ -223,3 +223,35 @@ def test_a_code_whose_system_is_named_by_its_oid_alone_is_read_in_that_system():
     coded = hbs.details["coded_value"]
     assert (coded["system"], coded["alt_system"]) == (
         "2.16.840.1.113883.6.96", "1.2.250.1.999.42.7")
+
+
+# -- raw ISO 2022 switches (MSH-20 'ISO 2022-1994') --------------------------------------------
+def _raw_iso2022(msh18: bytes) -> bytes:
+    return (b"MSH|^~\\&|SIL|LABO-JP|DMP-INTAKE|GHT|20240315104500||ORU^R01^ORU_R01|JIS-1|P|2.5"
+            b"|||||JPN|" + msh18 + b"||ISO 2022-1994\r"
+            b"PID|1||LD-1^^^LABO-JP^PI||" + "山田".encode("iso2022_jp") + b"^Hanako||19790328|F\r"
+            b"OBR|1|CMD-1|24C0315-07^LABO-JP|BIO^Bilan^L|||202403150810" + b"|" * 18 + b"F\r"
+            b"OBX|1|ST|8251-1^Aspect^LN||" + "検査済".encode("iso2022_jp") + b"||||||F\r")
+
+
+@pytest.mark.parametrize("msh18", [b"~ISO IR87", b"ISO IR6~ISO IR87", b"ASCII~ISO IR87"])
+def test_raw_iso2022_switches_of_a_7bit_message_are_read(msh18):
+    """v2.5 2.15.9.18/20: MSH-18's first repetition is the message's set (empty: ASCII), the
+    others those ISO 2022 switches bring in, sent as raw ESC sequences (MSH-20 'ISO
+    2022-1994'). Decoded as ASCII alone, the name and the value were filed as 'ESC $ B ;3ED'
+    control garbage without a word; the message is now decoded as ISO 2022, as Japanese
+    receivers do."""
+    msg, nm = _read(_raw_iso2022(msh18))
+    assert (msg.get("PID", 5), nm.entries[1].value) == ("山田", "検査済")
+    assert msg.warnings == []
+
+
+def test_raw_iso2022_switches_we_cannot_read_are_said_at_their_field():
+    """An 8-bit message (8859/1) holding raw ESC switches: no codec reads latin-1 with JIS
+    switched in. The text stays as sent, and the import says where (never what)."""
+    msg, nm = _read(_raw_iso2022(b"8859/1~ISO IR87"))
+    assert "\x1b" in nm.entries[1].value
+    assert msg.warnings == [
+        "HL7_CHARSET_SWITCH: PID[2]-5: 4 raw ISO 2022 escape(s) (ESC) that MSH-18 does not let "
+        "us read (7-bit ASCII then the sets switched to, 'ISO IR6~ISO IR87'): the text after "
+        "them is kept as sent"]
