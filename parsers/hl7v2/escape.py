@@ -209,7 +209,8 @@ def switch_problems(value: str, d: Delimiters) -> list[str]:
     """What ``unescape`` keeps as sent of the ISO 2022 switches in one value (a leaf): a
     switch to a set we do not read, a run that is no text in its set; [] when none."""
     problems: list[str] = []
-    if d.escape in value:
+    esc = d.escape
+    if esc + "C" in value or esc + "M" in value:
         _switched(value, d, problems)
     return problems
 
