@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
+from normalizers.tabledata import column_map
+
 _TS = re.compile(
     r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
     r"(?:([+-])(\d{2})(\d{2}))?"
@@ -123,15 +125,16 @@ def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
     """'202403151230' -> '2024-03-15T12:30+01:00'; '2024' -> '2024'; '20240315' -> '2024-03-15'.
 
     Accepts YYYY[MM[DD[HH[MM[SS[.S{1,4}]]]]]][+/-ZZZZ], the v2.3 TS form 'value^precision'
-    (only the value is read) and ISO 8601's extended form ('2024-03-15T08:10:00Z', see
-    ``_ISO``); results are cached, values repeat a lot. Raises ValueError for
+    (the value cut to the precision, ``to_precision``) and ISO 8601's extended form
+    ('2024-03-15T08:10:00Z', see ``_ISO``); results are cached, values repeat a lot. Raises
+    ValueError for
     anything else, including impossible dates (Feb 30), hours > 23 and offsets beyond +/-14:00.
     ``default_tz=None`` leaves a time without offset when the sender gave none; a fixed
     offset ('+04:00') is used as is.
     """
     caret = ts.find("^")
     if caret != -1:
-        ts = ts[:caret]
+        ts = to_precision(ts[:caret].strip(), ts[caret + 1:])
     ts = ts.strip()
     m = _TS.fullmatch(ts)
     if m is None and "-" in ts[4:5]:
@@ -175,6 +178,33 @@ def hl7_ts_to_iso(ts: str, default_tz: str | None = "Europe/Paris") -> str:
             if frac is not None:
                 out += f".{frac}"
     return out + offset
+
+
+def to_precision(ts: str, degree: str) -> str:
+    """An HL7 TS cut to the degree of precision its sender gave (TS.2, HL7 table 0529,
+    ``tables/ts_precision.csv``): '20240315000000^D' is the 15th of March, and
+    '202403151000^H' ten o'clock, not midnight or 10:00 to the minute. v2.3.1 LIS pad every
+    time to the second with zeros and say the precision beside it; read without it, a day
+    was filed as midnight, a time no one measured (and one dedupe compared to the minute).
+    The offset stays with a time (hour or finer) and goes with a date, as a date has none.
+    A degree we do not know, or finer than the value, leaves the value as sent: precision is
+    never invented."""
+    digits = _precision_digits().get(degree.strip().upper())
+    m = _TS.fullmatch(ts)
+    if digits is None or m is None:
+        return ts
+    sent = "".join(g or "" for g in m.groups()[:6])
+    if len(sent) < digits or (len(sent) == digits and m.group(7) is None):
+        return ts
+    out = sent[:digits]
+    if m.group(8) is not None and digits >= 10:
+        out += m.group(8) + m.group(9) + m.group(10)
+    return out
+
+
+@cache
+def _precision_digits() -> dict[str, int]:
+    return {code: int(n) for code, n in column_map("ts_precision", "code", "digits").items()}
 
 
 _TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?(?:([+-])(\d{2})(\d{2}))?")

@@ -113,19 +113,27 @@ def organization(msg: Message, rep: str) -> str:
 
 
 def ts_field(msg: Message, seg: Segment, n: int) -> str | None:
-    """A TS/DTM field as ISO 8601 (precision kept), None when empty.
+    """A TS/DTM field as ISO 8601 (precision kept, TS.2's degree of precision honoured),
+    None when empty.
 
     Raises NormalizationError HL7_BAD_DATE naming the field ('OBR[3]-7'), never the value.
     """
-    raw = part(comps(msg, first_rep(msg, seg, n)), 1)
+    c = comps(msg, first_rep(msg, seg, n))
+    raw = part(c, 1)
     if not raw:
         return None
     try:
-        return hl7_ts_to_iso(text(msg, raw), zone_of(msg))
+        return hl7_ts_to_iso(with_degree(text(msg, raw), text(msg, part(c, 2))), zone_of(msg))
     except ValueError:
         where = loc(seg, n)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                  where) from None
+
+
+def with_degree(value: str, degree: str) -> str:
+    """A TS value and its degree of precision (TS.2, v2.3 to v2.5) in the 'value^degree'
+    form ``hl7_ts_to_iso`` cuts to that precision; the value alone when none was sent."""
+    return f"{value}^{degree}" if degree and value else value
 
 
 def zone_of(msg: Message) -> str:

@@ -67,6 +67,7 @@ from normalizers.fields import (
     text,
     ts_field,
     unescaped,
+    with_degree,
     zone_of,
 )
 from normalizers.identity import authority_of, extract_identity, patient_starts, single_pid
@@ -117,7 +118,7 @@ NO_VALUE_STATUSES = frozenset({"cancelled", "entered-in-error"})
 # (order detail, no result). What a SIL writes there ('En cours', 'A suivre' under NM) is no
 # value either; read as one, it failed the whole message (OBX_BAD_NUMBER).
 WITHHELD_STATUSES = NO_VALUE_STATUSES | {"registered"}
-SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "TM", "DR"}) | DATE_TYPES
+SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "CQ", "TM", "DR"}) | DATE_TYPES
 # Segments whose explicitly null fields ("") are read as empty (see _nulled).
 _NULLABLE = frozenset({"OBX", "OBR", "ORC", "NTE", "SPM"})
 # Segments after which an NTE no longer comments the last OBX / OBR.
@@ -664,6 +665,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     # an NTE after the document's OBX ('compte rendu signé électroniquement')
                     # is the document's comment, as a result's: it was dropped
                     entry.details.setdefault("comments", []).extend(_notes(msg, notes))
+                    _keep_comment_types(msg, notes, entry.details)
                 results.append(entry)
             else:
                 collect_meta(msg, obx, meta, warnings)
@@ -991,6 +993,7 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details.setdefault("comments", []).extend(comments)
+        _keep_comment_types(msg, notes, entry.details)
 
 
 @dataclass(slots=True, frozen=True)
@@ -1238,11 +1241,12 @@ def _collected(msg: Message, spm: Segment) -> str | None:
     TS, a start sent with its precision ('20240315080500&S', IHE LAB-TF's form) failed the
     whole message HL7_BAD_DATE, and a range with its end alone dated nothing."""
     c = comps(msg, first_rep(msg, spm, 17))
-    raw = sub(msg, part(c, 1), 1) or sub(msg, part(c, 2), 1)
+    sent = part(c, 1) if sub(msg, part(c, 1), 1) else part(c, 2)
+    raw = sub(msg, sent, 1)
     if not raw:
         return None
     try:
-        return hl7_ts_to_iso(raw, zone_of(msg))
+        return hl7_ts_to_iso(with_degree(raw, sub(msg, sent, 2)), zone_of(msg))
     except ValueError:
         where = loc(spm, 17)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}", where) from None
@@ -1315,6 +1319,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
+        _keep_comment_types(msg, g.notes, details)
     about_patient = _notes(msg, g.patient_notes) if g.patient_notes else None
     if about_patient:
         details["patient_comments"] = about_patient
@@ -1448,6 +1453,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
                                  "LOINC or the laboratory's own)", where)
     display = text(msg, c3[1]) if n3 > 1 else ""  # ST: a raw '&' there is text
     system = lf(c3[2]) if n3 > 2 else ""  # as sent: part of the key
+    if not system and n3 > 13:
+        # CWE.14 (v2.7+), the coding system's OID, sent instead of its name in CWE.3
+        # ('2823-3^Potassium^^^^^^^^^^^^2.16.840.1.113883.6.1'): read as an OID in CWE.3 is.
+        # Without it the LOINC code was filed as a local one, unmapped.
+        system = lf(c3[13])
     coding = system  # the coding system the code is read under
     if system and not display and text_in_system_slot(system):
         display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
@@ -1456,7 +1466,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     elif n3 > 3:
         r_code, r_system, r_display, mapped, local = resolve_code(
             code, display, coding, lf(c3[3]), text(msg, c3[4]) if n3 > 4 else "",
-            lf(c3[5]) if n3 > 5 else "", source=ctx.source, mappings=ctx.mappings,
+            (lf(c3[5]) if n3 > 5 else "") or (lf(c3[16]) if n3 > 16 else ""),  # CWE.17: OID
+            source=ctx.source, mappings=ctx.mappings,
             sent_system=system if coding != system else "")
     else:
         r_code, r_system, r_display, mapped, local = resolve_code(
@@ -1555,6 +1566,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     comments = _notes(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
+        _keep_comment_types(msg, notes, entry.details)
     return entry
 
 
@@ -1743,9 +1755,12 @@ def _fit(entry: Entry, warnings: list[str]) -> None:
 def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
     value = seg.fields[n]
     if d.component in value or d.repetition in value or d.escape in value:
-        value = leaf(d, split_field(d, value)[0])
+        c = split_field(d, value)
+        value = leaf(d, c[0])
         if not value:
             return None
+        if len(c) > 1:
+            value = with_degree(value, leaf(d, c[1]))  # TS.2: '20240315000000^D' is a day
     try:
         return hl7_ts_to_iso(value, zone)
     except ValueError:
@@ -1831,6 +1846,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             _numeric(ctx, head, entry, where)
     elif vtype == "SN":
         _structured_numeric(ctx, comps(msg, first), entry, where)
+    elif vtype == "CQ":
+        _composite_quantity(ctx, obx, first, entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
         entry.value = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
@@ -1846,7 +1863,8 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     elif vtype in CODED_TYPES:
         _coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
-        value = text(msg, part(comps(msg, first), 1))
+        c = comps(msg, first)
+        value = with_degree(text(msg, part(c, 1)), text(msg, part(c, 2)))
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
@@ -1915,7 +1933,7 @@ def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:
         if not sent:
             continue
         try:
-            period[name] = hl7_ts_to_iso(sent, ctx.zone)
+            period[name] = hl7_ts_to_iso(with_degree(sent, sub(msg, component, 2)), ctx.zone)
         except ValueError:
             raise NormalizationError("HL7_BAD_DATE", f"{where}: the range {name} (DR): "
                                      f"{BAD_TS_TEXT}", where) from None
@@ -2090,6 +2108,25 @@ def _number_with_unit(ctx: _Ctx, value: str, entry: Entry, where: str) -> float 
     ctx.warnings.append(f"{where}: unit written in the value after the number, read as the "
                         "number and its unit")
     return num
+
+
+def _composite_quantity(ctx: _Ctx, obx: Segment, rep: str, entry: Entry, where: str) -> None:
+    """CQ (v2.5 2.A.13): quantity (NM) ^ units (CE, its parts subcomponents:
+    '12^mg&&UCUM', '5.4^mmol/L&millimole par litre&UCUM'), as US ELR and v2.6+ senders
+    type a quantity that carries its own unit. It was kept as the composite text
+    '5.4^mmol/L&&UCUM': no number, no unit, out of every trend. The number is read as an
+    NM's is and the unit as OBX-6's is (UCUM, table mapping); an OBX-6 sent beside it must
+    say the same unit (``_check_unit_in_value``: OBX_UNIT_CONFLICT otherwise)."""
+    msg = ctx.msg
+    d = msg.delimiters
+    c = comps(msg, rep)
+    _numeric(ctx, text(msg, part(c, 1)), entry, where, "CQ")
+    units = part(c, 2)
+    if units.strip(d.subcomponent + " "):
+        _unit(_leaf_reader(d, obx.fields), units.split(d.subcomponent), entry, ctx.warnings,
+              obx, field=5)
+        if entry.unit is not None:
+            entry.details["unit_in_value"] = True
 
 
 def _check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> None:
@@ -2317,12 +2354,12 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                           "original_text": text(msg, c[0])})
             continue
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
-                "system": sub(msg, part(c, 3), 1)}
+                "system": sub(msg, part(c, 3), 1) or sub(msg, part(c, 14), 1)}  # 14: its OID
         if item["system"] and not item["display"] and text_in_system_slot(item["system"]):
             item["display"], item["system"] = _name_in_system_slot(ctx, obx, 5, part(c, 3))
         if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
-                        alt_system=sub(msg, part(c, 6), 1))
+                        alt_system=sub(msg, part(c, 6), 1) or sub(msg, part(c, 17), 1))
         original = text(msg, part(c, 9))
         if original:
             item["original_text"] = original
@@ -2357,9 +2394,10 @@ def _reference(msg: Message, obx: Segment, entry: Entry) -> None:
 
 
 def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],
-          obx: Segment) -> None:
+          obx: Segment, field: int = 6) -> None:
     """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept.
-    ``lf`` reads a leaf (see ``_leaf_reader``).
+    ``lf`` reads a leaf (see ``_leaf_reader``); ``field`` is where the unit was sent, for
+    the warnings (5: a CQ's units, ``_composite_quantity``).
 
     '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
     bare number and no unit's text starts with a digit, so the two are put back together
@@ -2367,7 +2405,7 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     if 1 < len(c) < 4 and c[0].strip().isdigit() and c[1][:1].isdigit() \
             and (len(c) == 2 or not c[2].strip()):
         c = [f"{c[0].strip()}^{c[1].strip()}"]
-        warnings.append(f"{loc(obx, 6)}: unescaped '^' inside the unit read as an exponent")
+        warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -2380,7 +2418,7 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         # CDA path maps every unit through the table) and no UCUM reader understood.
         entry.unit = unit if mapped else sent
         if mapped and unit.lower() != sent.lower():
-            warnings.append(f"{loc(obx, 6)}: unit declared UCUM is no UCUM code, read as "
+            warnings.append(f"{loc(obx, field)}: unit declared UCUM is no UCUM code, read as "
                             "the UCUM unit it spells")
         return
     if not mapped and len(c) > 1 and sent == lf(c[0]):
@@ -2440,8 +2478,47 @@ def _text_line(msg: Message, raw: str) -> str:
 
 def _notes(msg: Message, notes: list[Segment]) -> list[str]:
     """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
-    texts = ("\n".join(_text_line(msg, r) for r in reps(msg, nte, 3)) for nte in notes)
+    texts = (_note_text(msg, nte) for nte in notes)
     return [t for t in texts if t.strip()]
+
+
+def _note_text(msg: Message, nte: Segment) -> str:
+    return "\n".join(_text_line(msg, r) for r in reps(msg, nte, 3))
+
+
+def _comment_types(msg: Message, notes: list[Segment]) -> list[dict[str, str]]:
+    """NTE-4, the comment type (CE, HL7 table 0364, v2.4+) of each note that has one and a
+    text: {text, code, display, system}, the display from ``tables/comment_types.csv`` when
+    only the code was sent. A patient instruction (PI: 'à jeun pour le prochain bilan') or
+    the reason an order was made (1R) is no remark on the result; the type was dropped and
+    all of them read alike. The comments themselves stay in ``details['comments']``."""
+    out: list[dict[str, str]] = []
+    for nte in notes:
+        rep = first_rep(msg, nte, 4)
+        if not rep:
+            continue
+        c = comps(msg, rep)
+        code = sub(msg, part(c, 1), 1)
+        body = _note_text(msg, nte)
+        if not code or not body.strip():
+            continue
+        item = {"text": body, "code": code,
+                "display": text(msg, part(c, 2)) or _comment_type_names().get(code.upper(), ""),
+                "system": sub(msg, part(c, 3), 1)}
+        out.append({k: v for k, v in item.items() if v})
+    return out
+
+
+@cache
+def _comment_type_names() -> dict[str, str]:
+    return column_map("comment_types", "code", "meaning")
+
+
+def _keep_comment_types(msg: Message, notes: list[Segment], details: dict[str, Any]) -> None:
+    """``_comment_types`` of ``notes`` added to ``details['comment_types']``."""
+    typed = _comment_types(msg, notes) if notes else None
+    if typed:
+        details.setdefault("comment_types", []).extend(typed)
 
 
 # -- for the MLLP listener --------------------------------------------------------------------

@@ -9,7 +9,7 @@ Typical use, one file or MLLP frame::
 
 from __future__ import annotations
 
-from parsers.hl7v2.charset import decode
+from parsers.hl7v2.charset import byte_place, decode
 from parsers.hl7v2.er7 import Delimiters, Message, Segment, parse_text
 from parsers.hl7v2.errors import HL7ParseError
 from parsers.hl7v2.framing import Batch, BatchProblem, split_batch
@@ -33,9 +33,23 @@ def parse_message(data: bytes, fallback_charset: str | None = None) -> Message:
     msg = parse_text(text, codec)
     if "\x00" in text:
         _refuse_nul(msg)
+    if "\x1b" in text:
+        warnings.append(_raw_escape_warning(text))
     if warnings:
         msg.warnings[:0] = warnings
     return msg
+
+
+def _raw_escape_warning(text: str) -> str:
+    """A raw ESC (an ISO 2022 switch, 0x1B) left in the text after decoding: the message
+    switches sets MSH-18 does not let us read (its first repetition no 7-bit ASCII, or no
+    ISO 2022 set among the others). The text after it is kept as sent; where it is said
+    (the field of the first), never what."""
+    at = text.index("\x1b")
+    head = text[:at].encode("utf-8", "replace")
+    return (f"HL7_CHARSET_SWITCH: {byte_place(head, len(head))}: {text.count(chr(0x1b))} raw "
+            "ISO 2022 escape(s) (ESC) that MSH-18 does not let us read (7-bit ASCII then the "
+            "sets switched to, 'ISO IR6~ISO IR87'): the text after them is kept as sent")
 
 
 def _refuse_nul(msg: Message) -> None:

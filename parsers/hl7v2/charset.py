@@ -96,26 +96,51 @@ def byte_place(data: bytes, offset: int) -> str:
 
 def declared_charset(data: bytes) -> str:
     """The first repetition of MSH-18 as written ('' when absent or when there is no MSH)."""
+    labels = declared_charsets(data)
+    return labels[0] if labels else ""
+
+
+def declared_charsets(data: bytes) -> list[str]:
+    """Every repetition of MSH-18 as written ([] when absent or when there is no MSH): the
+    first names the message's charset, the others the sets ISO 2022 switches bring in."""
     start = 3 if data.startswith(codecs.BOM_UTF8) else 0
     if data[start:start + 3].upper() != b"MSH":  # 'msh': see er7.parse_text
         stripped = data[start:start + 64].lstrip(b" \t\r\n\x0b")
         if stripped[:3].upper() != b"MSH":
-            return ""
+            return []
         start += data[start:start + 64].index(stripped[:3])
     m = _LINE_END.search(data, start)
     line = data[start:m.start() if m else len(data)]
     sep = line[3:4]
     if not sep:
-        return ""
+        return []
     parts = line.split(sep, 18)
     if len(parts) < 18:
-        return ""
+        return []
     enc = parts[1]
-    value = parts[17]
-    for delim in (enc[1:2], enc[0:1]):  # repetition, then component
-        if delim:
-            value = value.split(delim)[0]
-    return value.strip().decode("ascii", "replace")
+    values = parts[17].split(enc[1:2]) if enc[1:2] else [parts[17]]  # repetitions
+    if enc[0:1]:
+        values = [v.split(enc[0:1])[0] for v in values]  # component 1
+    return [v.strip().decode("ascii", "replace") for v in values]
+
+
+def _iso2022_codec(data: bytes, labels: list[str]) -> str | None:
+    """The ISO 2022 codec of a 7-bit message that switches sets with raw ESC sequences
+    (v2.5 2.15.9.18/20: MSH-18 '~ISO IR87' or 'ISO IR6~ISO IR87', its first repetition
+    ASCII, the others the sets switched to; MSH-20 'ISO 2022-1994'), None for any other.
+    Decoded as its first repetition (ASCII) alone, the ESC bytes and the 7-bit JIS pairs
+    after them were filed as text ('\\x1b$B;3ED' for a name) without a word. Japanese
+    receivers decode the whole message so before reading its delimiters, as here."""
+    if b"\x1b" not in data or not labels or len(labels) < 2:
+        return None
+    first = CHARSETS.get(_norm(labels[0])) if labels[0] else ("ascii", True)
+    if first is None or first[0] != "ascii":
+        return None
+    found = {CHARSETS[_norm(x)][0] for x in labels[1:]
+             if _norm(x) in CHARSETS and CHARSETS[_norm(x)][0].startswith("iso2022")}
+    if not found:
+        return None
+    return found.pop() if len(found) == 1 else "iso2022_jp_2"  # jp_2 reads jp's and jp_1's
 
 
 def decode(data: bytes, fallback: str | None = None) -> tuple[str, str, list[str]]:
@@ -131,7 +156,12 @@ def decode(data: bytes, fallback: str | None = None) -> tuple[str, str, list[str
     utf16 = _utf16_codec(data)
     if utf16:
         return _decode_utf16(data, utf16, warnings)
-    label = declared_charset(data)
+    labels = declared_charsets(data)
+    label = labels[0] if labels else ""
+    switched = _iso2022_codec(data, labels)
+    if switched is not None:
+        return _strict(data, switched, f"the ISO 2022 sets MSH-18 names ({switched})"), \
+            switched, warnings
     if not label:
         return _undeclared(data, fallback, warnings)
     entry = CHARSETS.get(_norm(label))

@@ -369,8 +369,31 @@ def parse_text(text: str, charset: str = "utf-8") -> Message:
     if joined:
         msg.warnings.append(f"HL7_LINE_BREAK_IN_VALUE: {joined} line break(s) not followed by a "
                             "segment read as text inside the value before them")
+    if delims.escape + "C" in text or delims.escape + "M" in text:
+        _say_charset_switches(msg)
     if not (fsep + enc).isascii():
         # Seen in ANS examples: '~' typed as U+02DC. Consistent use still parses; say so.
         odd = ", ".join(f"U+{ord(c):04X}" for c in fsep + enc if not c.isascii())
         msg.warnings.append(f"HL7_ODD_DELIMITERS: MSH-1/MSH-2 use non-ASCII delimiters ({odd})")
     return msg
+
+
+def _say_charset_switches(msg: Message) -> None:
+    """HL7_CHARSET_SWITCH warnings: each field holding an ISO 2022 switch (\\Cxxyy\\,
+    \\Mxxyyzz\\) that escape.py keeps as sent, a set it does not read or a text that is
+    none in it (``switch_problems``), named by its place; the text is never quoted. Read
+    where a value is read, one leaf at a time, as unescape sees it."""
+    from parsers.hl7v2.escape import switch_problems
+
+    d = msg.delimiters
+    cut = re.compile("|".join(re.escape(c) for c in (d.repetition, d.component,
+                                                       d.subcomponent)))
+    for seg in msg.segments:
+        for n, value in enumerate(seg.fields):
+            if n == 0 or d.escape not in value or (seg.name == "MSH" and n <= 2):
+                continue
+            problems = [p for leaf_value in cut.split(value)
+                        for p in switch_problems(leaf_value, d)]
+            for problem in dict.fromkeys(problems):
+                msg.warnings.append(f"HL7_CHARSET_SWITCH: {seg.name}[{seg.index}]-{n}: "
+                                    f"{problem}")
