@@ -26,6 +26,11 @@ back what we return. The rules:
   ignore, and a sender asking NE/AL got no answer at all in accept mode. With MSH-16 NE the
   message is left to the background worker; NE/NE gets no answer, as table 0155 says.
 
+- MLLP release 2: a source declared so (``Source.mllp_release``) is sent the commit
+  acknowledgement block (content 0x06) once its frame is stored, before its HL7 ACKs, or
+  the NAK block (0x15) alone when the frame could not be stored: it sends the frame again
+  on a NAK, and would take an AR 207 after it for the block answering that resend.
+
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
 
@@ -118,6 +123,13 @@ PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 FIRST_COPY_IN_PROGRESS = "DMP_FIRST_COPY_IN_PROGRESS"  # a repeat of a message being processed
 # A message type (200) or a trigger of a type we read (201) this intake does not file
 UNSUPPORTED_CODES = frozenset({"HL7_UNSUPPORTED_TYPE", "HL7_UNSUPPORTED_EVENT"})
+
+# MLLP release 2 acknowledgement blocks: the whole content of a frame that says its
+# content was committed (ACK) or not (NAK). Sent to the sources declared mllp_release = 2
+# (``Source.mllp_release``) before their HL7 ACKs; received from a release 2 peer about our
+# ACKs, they are no message and are never answered (the listener drops them).
+COMMIT_ACK, COMMIT_NAK = b"\x06", b"\x15"
+ACK_BLOCKS = frozenset({COMMIT_ACK, COMMIT_NAK})
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
 _PROCESSING_IDS = Path(__file__).with_name("tables") / "processing_ids.csv"
@@ -413,8 +425,9 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return Answered([[_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
-                                               for h in p.batch.headers])]
+        return Answered([[COMMIT_NAK] if _release2(ctx, p)  # it sends the frame again
+                         else [_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
+                                                    for h in p.batch.headers])]
                          if p.batch is not None
                          else _answers(p.header, "AR", error, stored=False)
                          for p in prepared], [False] * len(prepared))
@@ -428,12 +441,23 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
     now = [_answer_stored(p, r, {}, application) if not waits
            else [] if p.batch is not None else _commit_answer(p)
            for p, r, waits in zip(prepared, results, pending, strict=True)]
+    now = [[COMMIT_ACK, *answers] if _release2(ctx, p) else answers
+           for p, answers in zip(prepared, now, strict=True)]
     if not any(pending):
         return Answered(now, pending)
 
     def then() -> list[list[bytes]]:
         return _process_and_answer(ctx, prepared, results, wanted, pending, application)
     return Answered(now, pending, then)
+
+
+def _release2(ctx: Context, p: Prepared) -> bool:
+    """Whether the frame's sender is a source declared MLLP release 2: it is sent the
+    commit acknowledgement block (ACK once stored, NAK when not) before any HL7 ACK, and
+    only the NAK when its frame could not be stored (it sends the frame again on a NAK; an
+    HL7 AR after it would be read as the block answering that resend). A frame refused
+    for its sender's name (undeclared) has no source to say so: release 1."""
+    return any(s.id == p.item.source and s.mllp_release == 2 for s in ctx.settings.sources)
 
 
 _SHOWN_ID = re.compile(r"[\w.:/#@+-]{1,40}", re.ASCII)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from dossiers.schema import imports
 from pipelines.settings import Source
 from tests.conftest import migrated_sqlite
-from tests.mllp_support import CR, FS, VT, msa, read_frame, running_service
+from tests.mllp_support import CR, FS, VT, Client, msa, read_frame, running_service, segment
 from tests.test_mllp_framing import run
 from tests.test_mllp_service import FlakyArchive, make_ctx, original_mode, sample
 
@@ -81,3 +81,75 @@ def test_a_sender_padding_its_end_block_with_a_blank_is_answered(service: Servic
         second = read_frame(sock, buffer, timeout=3)
     assert msa(first)[1:3] == ["AA", "PAD1"]
     assert msa(second)[1:3] == ["AA", "PAD2"]
+
+
+# -- MLLP release 2 ---------------------------------------------------------------------------
+
+def test_acknowledgement_blocks_from_a_peer_are_not_messages(service: Service) -> None:
+    """A release 2 peer acknowledges our ACK with <VT><ACK><FS><CR>. The block was taken for
+    a message: archived, a failed ledger row (HL7_NO_MSH) and an AR, which the peer read as
+    the answer to its next message (and acknowledged again). It is dropped now, a NAK too:
+    the next frame the sender reads answers its next message."""
+    before = service.rows()
+    with Client(service.port) as client:
+        first = client.send(message("BLK1"))
+        client.sock.sendall(ACK_BLOCK + NAK_BLOCK)
+        second = client.send(message("BLK2"), timeout=3)
+    assert msa(first)[1:3] == ["AA", "BLK1"]
+    assert msa(second)[1:3] == ["AA", "BLK2"]
+    assert service.rows() == before + 2
+
+
+def test_a_release_2_source_gets_the_commit_block_before_its_ack(service: Service) -> None:
+    """A source declared mllp_release = 2 (Mirth's MLLPv2 mode) waits for the commit
+    acknowledgement block once its frame is stored and reads anything else as a failed
+    delivery (it sent the message again, for ever); the HL7 ACK follows the block. Its
+    own block acknowledging our ACK is dropped. A release 1 source gets no block."""
+    with Client(service.port) as client:
+        block = client.send(message("V2-1", "MIRTH_V2"))
+        ack = read_frame(client.sock, client.buffer, timeout=3)
+        client.sock.sendall(ACK_BLOCK)  # what the release 2 sender does with our ACK
+        block2 = client.send(message("V2-2", "MIRTH_V2"))
+        ack2 = read_frame(client.sock, client.buffer, timeout=3)
+    assert block == block2 == b"\x06"
+    assert msa(ack)[1:3] == ["AA", "V2-1"] and msa(ack2)[1:3] == ["AA", "V2-2"]
+    with Client(service.port) as client:
+        assert msa(client.send(message("V1-1")))[1:3] == ["AA", "V1-1"]
+
+
+def test_a_release_2_source_gets_a_nak_when_its_frame_cannot_be_stored(
+        service: Service) -> None:
+    """Storing failed: a release 2 sender is sent the NAK block alone (it sends the frame
+    again), not an HL7 AR it would take for the block answering that resend; a release 1
+    sender still gets AR 207."""
+    service.archive.down = True
+    try:
+        with Client(service.port) as client:
+            nak = client.send(message("V2-NAK", "MIRTH_V2"))
+            client.sock.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                client.sock.recv(100)  # nothing after the NAK
+            ar = client.send(message("V1-NAK"))
+    finally:
+        service.archive.down = False
+    assert nak == b"\x15"
+    assert msa(ar)[1:3] == ["AR", "V1-NAK"] and segment(ar, "ERR")[3].startswith("207^")
+    with Client(service.port) as client:  # the resend, once the archive is back
+        assert client.send(message("V2-NAK", "MIRTH_V2")) == b"\x06"
+        assert msa(read_frame(client.sock, client.buffer, timeout=3))[1] == "AA"
+
+
+def test_mllp_release_is_read_from_the_settings(tmp_path) -> None:  # noqa: ANN001
+    from pipelines.settings import SettingsError, load_settings
+
+    def sources(release: str) -> tuple[Source, ...]:
+        (tmp_path / "dmp.toml").write_text(
+            f'[sources.mirth]\nsending_application = "MIRTH"\nmllp_release = {release}\n')
+        return load_settings(env={"DMP_HOME": str(tmp_path)}).sources
+
+    assert sources("2")[0].mllp_release == 2
+    assert sources("1")[0].mllp_release == 1
+    for wrong in ("3", '"2"', "true"):
+        with pytest.raises(SettingsError, match="mllp_release must be 1 or 2"):
+            sources(wrong)
+

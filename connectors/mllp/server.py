@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
-from pipelines.acknowledge import Answered, Frame
+from pipelines.acknowledge import ACK_BLOCKS, Answered, Frame
 from pipelines.faults import fault_point
 
 log = logging.getLogger("dmp.mllp")
@@ -438,7 +438,7 @@ class MLLPServer:
         writer.write(b"".join(b"\x0b" + a + b"\x1c\r" for a in answers))
         async with asyncio.timeout(self.idle_timeout):
             await writer.drain()
-        self.acks += len(answers)
+        self.acks += sum(a not in ACK_BLOCKS for a in answers)  # HL7 ACKs, not blocks
         fault_point("mllp.acked")  # acknowledged: the sender will not send it again
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -458,7 +458,7 @@ class MLLPServer:
                         "block", peer)
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
-        count = 0
+        count = acknowledged = 0
         try:
             while not self.closing:
                 self._idle[task] = True
@@ -476,6 +476,9 @@ class MLLPServer:
                     break
                 if got is None:
                     break
+                if isinstance(got, bytes) and got in ACK_BLOCKS:  # a release 2 peer
+                    acknowledged += 1  # acknowledging our ACK: no message (stored as one,
+                    continue           # it was answered AR, which the peer acknowledged...)
                 self._idle[task] = False
                 received_at = datetime.now(UTC)
                 if isinstance(got, Oversize):
@@ -503,7 +506,8 @@ class MLLPServer:
                             "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
                             "read as content", peer, frames.skipped, frames.abandoned,
                             frames.inner_fs)
-            log.debug("connection from %s closed after %d frame(s)", peer, count)
+            log.debug("connection from %s closed after %d frame(s) and %d MLLP release 2 "
+                      "acknowledgement block(s)", peer, count, acknowledged)
             writer.close()
             try:
                 await asyncio.wait_for(writer.wait_closed(), 5)
