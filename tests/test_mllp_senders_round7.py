@@ -8,7 +8,10 @@ its own.
 
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -153,3 +156,72 @@ def test_mllp_release_is_read_from_the_settings(tmp_path) -> None:  # noqa: ANN0
         with pytest.raises(SettingsError, match="mllp_release must be 1 or 2"):
             sources(wrong)
 
+
+# -- peers retrying a failing connection ------------------------------------------------------
+
+def _lines(caplog, words: str) -> list[str]:  # noqa: ANN001
+    return [r.getMessage() for r in caplog.records if words in r.getMessage()]
+
+
+def _until_closed(sock: socket.socket) -> None:
+    sock.settimeout(3)
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:  # reset by the listener
+        pass
+
+
+def test_a_sender_without_start_blocks_retrying_does_not_flood_the_log(
+        service: Service, caplog) -> None:  # noqa: ANN001
+    """An engine framing without the VT reconnects and sends again after each silence: a
+    warning per frame, and another per connection for its bytes outside frames. Five of
+    each a minute per peer now (the count of the others with the next line)."""
+    caplog.set_level(logging.WARNING, logger="dmp.mllp")
+    for n in range(8):
+        with socket.create_connection(("127.0.0.1", service.port), timeout=3) as sock:
+            sock.sendall(message(f"NOVT{n}") + FS + CR)
+            sock.shutdown(socket.SHUT_WR)
+            _until_closed(sock)
+    assert len(_lines(caplog, "without its start block")) == 5
+    assert len(_lines(caplog, "outside frames skipped")) == 5
+
+
+def _server_certificate(where) -> tuple:  # noqa: ANN001
+    """A self-signed P-256 certificate for 127.0.0.1 (an EC key: RSA's take seconds)."""
+    cert, key = where / "server.pem", where / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_a_plain_sender_retrying_on_the_tls_port_does_not_flood_the_log(
+        tmp_path, sqlite_template, caplog, monkeypatch) -> None:  # noqa: ANN001
+    """Plain MLLP on the TLS port, the engine reconnecting at once after each failure: a
+    warning per handshake (86,400 a day at one a second). Five per peer and reason in a
+    window now; the next window's first line says how many were held back."""
+    from connectors.mllp import server
+
+    monkeypatch.setattr(server, "PEER_WARNING_WINDOW", 0.2)
+    caplog.set_level(logging.WARNING, logger="dmp.mllp")
+    cert, key = _server_certificate(tmp_path)
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "tls.sqlite3"),
+                   sources=SOURCES, tls_cert=cert, tls_key=key)
+    try:
+        with running_service(ctx, process=False) as svc:
+            def attempt() -> None:
+                with socket.create_connection(("127.0.0.1", svc.port), timeout=3) as sock:
+                    sock.sendall(VT + message("PLAIN") + FS + CR)
+                    _until_closed(sock)
+
+            for _ in range(8):
+                attempt()
+            time.sleep(0.2)
+            attempt()
+    finally:
+        ctx.engine.dispose()
+    lines = _lines(caplog, "TLS handshake with 127.0.0.1 failed")
+    assert len(lines) == 6, lines
+    assert lines[-1].endswith("(3 more such from this peer since the last such line)")
