@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dossiers.schema import imports
+from parsers.hl7v2.charset import CHARSETS
 from pipelines.settings import Source
 from tests.conftest import migrated_sqlite
 from tests.mllp_support import CR, FS, VT, Client, msa, read_frame, running_service, segment
@@ -84,6 +85,42 @@ def test_a_sender_padding_its_end_block_with_a_blank_is_answered(service: Servic
         second = read_frame(sock, buffer, timeout=3)
     assert msa(first)[1:3] == ["AA", "PAD1"]
     assert msa(second)[1:3] == ["AA", "PAD2"]
+
+
+def test_a_sender_closing_its_side_after_sending_gets_every_ack(service: Service) -> None:
+    """Found right, pinned: an engine that sends its frames (the last with FS alone), then
+    shuts its side of the socket down (FIN) and reads until ours closes, gets an ACK for
+    each before the listener closes the connection."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        sock.sendall(VT + message("HALF1") + FS + CR + VT + message("HALF2") + FS)
+        sock.shutdown(socket.SHUT_WR)
+        buffer = bytearray()
+        acks = [read_frame(sock, buffer, timeout=3) for _ in range(2)]
+        assert read_frame(sock, buffer, timeout=3) is None  # then closed
+    assert [msa(a)[1:3] for a in acks] == [["AA", "HALF1"], ["AA", "HALF2"]]
+
+
+# -- the ACK's charset -------------------------------------------------------------------------
+
+def test_the_ack_names_the_charset_its_bytes_are_in_when_utf_16_was_declared(
+        service: Service) -> None:
+    """MSH-18 'UNICODE UTF-16~8859/1' over latin-1 bytes (an engine's template copied from
+    another interface): the ACK, written in the bytes the message was read with, echoed
+    the field, and an engine decoding its answers by MSH-18 read UTF-16, unreadable. Its
+    MSH-18 now names the single-byte charset its bytes are in (round 6 did it for UTF-8)."""
+    text = original_mode(sample("01_labm_nfs.hl7")).decode("utf-8")
+    first, _, rest = text.partition("\r")
+    fields = first.split("|")
+    fields[3], fields[9], fields[17] = "Clinique Sainte-Cécile", "U16L1", "UNICODE UTF-16~8859/1"
+    data = ("|".join(fields) + "\r" + rest).encode("latin-1", errors="replace")
+    with Client(service.port) as client:
+        ack = client.send(data)
+    declared = segment(ack, "MSH", "latin-1")[17]
+    assert "UTF-16" not in declared
+    codec = CHARSETS[declared][0]
+    assert codec in ("iso-8859-1", "iso-8859-15")
+    assert segment(ack, "MSH", codec)[5] == "Clinique Sainte-Cécile"
+    assert msa(ack, codec)[1:3] == ["AA", "U16L1"]
 
 
 # -- MLLP release 2 ---------------------------------------------------------------------------
