@@ -87,6 +87,23 @@ def test_a_sender_padding_its_end_block_with_a_blank_is_answered(service: Servic
     assert msa(second)[1:3] == ["AA", "PAD2"]
 
 
+def test_blanks_between_frames_are_no_noise_to_warn_about(service: Service, caplog) -> None:  # noqa: ANN001, E501
+    """Blanks after an end block's CR (an engine padding to a fixed width, a CR LF SP):
+    counted as bytes skipped, they made a warning that bytes outside frames were dropped,
+    sending the operator after data that was never lost. Line ends and blanks are not
+    counted now; other bytes still are."""
+    caplog.set_level(logging.WARNING, logger="dmp.mllp")
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        sock.sendall(VT + message("BLANK1") + FS + CR + b"  \t\r\n " + VT + message("BLANK2")
+                     + FS + CR + b"   ")
+        sock.shutdown(socket.SHUT_WR)
+        buffer = bytearray()
+        acks = [read_frame(sock, buffer, timeout=3) for _ in range(2)]
+        assert read_frame(sock, buffer, timeout=3) is None  # closed: its warnings are said
+    assert [msa(a)[1:3] for a in acks] == [["AA", "BLANK1"], ["AA", "BLANK2"]]
+    assert _lines(caplog, "outside frames skipped") == []
+
+
 def test_a_sender_closing_its_side_after_sending_gets_every_ack(service: Service) -> None:
     """Found right, pinned: an engine that sends its frames (the last with FS alone), then
     shuts its side of the socket down (FIN) and reads until ours closes, gets an ACK for

@@ -5,8 +5,9 @@ default, so a latin-1 or UTF-8 accent stalls the read, python-hl7 issue #54) and
 an escape sequence (#59). Here a frame is bytes; its charset is decided later from MSH-18.
 
 Tolerance, as real senders need it: bytes between frames (a CR or LF after FS CR, keep-alive
-noise) are skipped and counted; a frame may end with FS alone (the CR, if it comes, is then
-inter-frame noise); a VT inside a frame abandons the unfinished frame and starts a new one.
+noise) are skipped and counted, line ends and blanks (space, tab) aside; a frame may end with
+FS alone (the CR, if it comes, is then inter-frame noise); a VT inside a frame abandons the
+unfinished frame and starts a new one.
 An FS followed by anything but CR, LF, NUL or VT is content, not the end block (a raw 0x1C in
 a sender's text, Mirth issue #1309): taken as the end, it cut the message there, its first
 part was stored and answered AA and the rest skipped. FS alone still ends a frame when it is
@@ -54,7 +55,7 @@ class FrameReader:
         self.reader = reader
         self.max_size = max_size
         self.buffer = bytearray()
-        self.skipped = 0  # noise bytes outside frames (not CR/LF)
+        self.skipped = 0  # noise bytes outside frames (not CR, LF, space or tab)
         self.abandoned = 0  # frames cut by a VT before their FS
         self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
         self.inner_fs = 0  # FS bytes read as content (followed by other data)
@@ -138,7 +139,9 @@ class FrameReader:
                 return None
 
     def _count_noise(self, data: bytes | bytearray) -> None:
-        self.skipped += len(data) - data.count(b"\r") - data.count(b"\n")
+        """Bytes outside frames, less the line ends and blanks some senders put between
+        frames (counted, blanks made a warning saying bytes were skipped, for padding)."""
+        self.skipped += len(data) - sum(data.count(c) for c in (b"\r", b"\n", b" ", b"\t"))
         ends = data.count(FS)
         if ends:
             self.unframed += ends
