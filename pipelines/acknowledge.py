@@ -31,6 +31,11 @@ back what we return. The rules:
   the NAK block (0x15) alone when the frame could not be stored: it sends the frame again
   on a NAK, and would take an AR 207 after it for the block answering that resend.
 
+- An acknowledgement received (MSH-9.1 ACK: an engine routing its ACKs here, a peer
+  acknowledging our ACK) is stored and recorded as refused, and never answered: answered
+  AR, it was acknowledged again by such a peer, in a loop. A batch of ACKs alone gets no
+  answer either.
+
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
 
@@ -428,7 +433,8 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
         return Answered([[COMMIT_NAK] if _release2(ctx, p)  # it sends the frame again
                          else [_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
                                                     for h in p.batch.headers])]
-                         if p.batch is not None
+                         if p.batch is not None and not _acknowledgements_only(p.batch)
+                         else [] if p.batch is not None
                          else _answers(p.header, "AR", error, stored=False)
                          for p in prepared], [False] * len(prepared))
     for p, r in zip(prepared, results, strict=True):
@@ -524,6 +530,8 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
     ACKs come once it is processed)."""
     header, item = p.header, p.item
     if p.batch is not None:
+        if _acknowledgements_only(p.batch):
+            return []
         return [_batch_answer(p, p.batch, result.message_ids, outcomes,
                               application or after_commit)]
     if item.rejection is not None:
@@ -688,6 +696,8 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
     AR with the same ERR: an engine asking NE/AL got no answer at all, and waited for an
     application ACK that could never come."""
+    if _is_acknowledgement(header):
+        return []
     if header is None or not header.enhanced:
         return [build_ack(header, code, error=error)]
     out = []
@@ -705,6 +715,22 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     if processed and _condition(header.get(16), code == "AA"):
         out.append(build_ack(header, code, error=error))
     return out
+
+
+def _is_acknowledgement(header: Header | None) -> bool:
+    """Whether the message is itself an acknowledgement (MSH-9.1 ACK): never answered, in
+    any mode (HL7 v2's ACK choreography has no acknowledgement of an ACK; "acknowledging
+    ACKs results in an infinite loop"). An engine that routes its ACKs, or a peer's own
+    ACKs of our answers, to this listener got an AR 200 for each, which such a peer
+    acknowledged in turn: a loop. It is still stored and recorded as refused
+    (HL7_UNSUPPORTED_TYPE, logged), for the operator to find the misrouting."""
+    return header is not None and header.get(9).strip().upper() == "ACK"
+
+
+def _acknowledgements_only(batch: BatchFrame) -> bool:
+    """A batch holding acknowledgements alone (a response batch sent back to us): no
+    answer at all, not even an empty batch, which its sender would answer again."""
+    return bool(batch.headers) and all(_is_acknowledgement(h) for h in batch.headers)
 
 
 TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})

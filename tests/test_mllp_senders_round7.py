@@ -140,6 +140,32 @@ def test_the_ack_names_the_charset_its_bytes_are_in_when_utf_16_was_declared(
     assert msa(ack, codec)[1:3] == ["AA", "U16L1"]
 
 
+# -- acknowledgements received ----------------------------------------------------------------
+
+def _ack_message(control_id: str) -> bytes:
+    return (b"MSH|^~\\&|LABM|CERBALLIANCE_LYON|DMP-INTAKE|DMP|20250114114201+0100||"
+            b"ACK^R01^ACK|" + control_id.encode() + b"|P|2.5\rMSA|AA|A1736851320000000001\r")
+
+
+def test_an_acknowledgement_received_is_recorded_and_never_answered(service: Service) -> None:
+    """An engine that routes its own ACKs to us (or acknowledges our ACK with one): each
+    was answered AR 200, which such an engine acknowledged again, a loop HL7 rules out
+    (an ACK is never acknowledged). Now no answer, for a lone ACK or a batch of them; it
+    is recorded as refused for the operator, and the next message gets its own ACK."""
+    before = service.rows()
+    batch = (b"BHS|^~\\&|LABM|CERBALLIANCE_LYON|DMP-INTAKE|DMP|20250114114202+0100||||"
+             b"B1\r" + _ack_message("ACKB1") + _ack_message("ACKB2") + b"BTS|2\r")
+    with Client(service.port) as client:
+        client.sock.sendall(VT + _ack_message("ACK1") + FS + CR + VT + batch + FS + CR)
+        after = client.send(message("AFTERACK"), timeout=3)
+    assert msa(after)[1:3] == ["AA", "AFTERACK"]  # the first frame read: nothing before it
+    assert service.rows() == before + 3  # the ACK, the batch (refused whole), the message
+    with service.ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.error_code)
+                            .order_by(imports.c.id.desc()).limit(3)).all()
+    assert [tuple(r) for r in rows[1:]] == [("failed", "HL7_UNSUPPORTED_TYPE")] * 2
+
+
 # -- MLLP release 2 ---------------------------------------------------------------------------
 
 def test_acknowledgement_blocks_from_a_peer_are_not_messages(service: Service) -> None:
