@@ -306,6 +306,7 @@ class Prepared:
     where: str = ""  # the refusal's location (ERR-2), when the frame is refused
     batch: BatchFrame | None = None  # a frame opening with FHS/BHS: answered with a batch
     refused_part: int = 1  # the message of the frame the refusal was found in
+    release2: bool = False  # its sender is a source declared MLLP release 2 (``_release2``)
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -340,9 +341,11 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc, where, batch, part)
+        return Prepared(frame, header, item, None, exc, where, batch, part,
+                        _release2(ctx, frame, header, source))
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged, where=where, batch=batch, refused_part=part)
+    return Prepared(frame, header, item, staged, where=where, batch=batch, refused_part=part,
+                    release2=_release2(ctx, frame, header, source))
 
 
 def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: tuple[str, ...]
@@ -430,7 +433,7 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return Answered([[COMMIT_NAK] if _release2(ctx, p)  # it sends the frame again
+        return Answered([[COMMIT_NAK] if p.release2  # it sends the frame again
                          else [_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
                                                     for h in p.batch.headers])]
                          if p.batch is not None and not _acknowledgements_only(p.batch)
@@ -447,7 +450,7 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
     now = [_answer_stored(p, r, {}, application) if not waits
            else [] if p.batch is not None else _commit_answer(p)
            for p, r, waits in zip(prepared, results, pending, strict=True)]
-    now = [[COMMIT_ACK, *answers] if _release2(ctx, p) else answers
+    now = [[COMMIT_ACK, *answers] if p.release2 else answers
            for p, answers in zip(prepared, now, strict=True)]
     if not any(pending):
         return Answered(now, pending)
@@ -457,13 +460,19 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
     return Answered(now, pending, then)
 
 
-def _release2(ctx: Context, p: Prepared) -> bool:
+def _release2(ctx: Context, frame: Frame, header: Header | None, source: str) -> bool:
     """Whether the frame's sender is a source declared MLLP release 2: it is sent the
     commit acknowledgement block (ACK once stored, NAK when not) before any HL7 ACK, and
     only the NAK when its frame could not be stored (it sends the frame again on a NAK; an
-    HL7 AR after it would be read as the block answering that resend). A frame refused
-    for its sender's name (undeclared) has no source to say so: release 1."""
-    return any(s.id == p.item.source and s.mllp_release == 2 for s in ctx.settings.sources)
+    HL7 AR after it would be read as the block answering that resend). Such a sender
+    takes any other first answer for an invalid block and sends its frame again (NextGen
+    Connect does so without end by default), so a frame over the size limit, recorded
+    under no source, is matched on the MSH of its head for this. A frame refused for its
+    sender's name (undeclared) or without a readable MSH has no source to say so:
+    release 1."""
+    if source == UNKNOWN_SOURCE and frame.size is not None and header is not None:
+        source, _ = match_source(ctx.settings.sources, header, frame.peer, False)
+    return any(s.id == source and s.mllp_release == 2 for s in ctx.settings.sources)
 
 
 _SHOWN_ID = re.compile(r"[\w.:/#@+-]{1,40}", re.ASCII)

@@ -27,6 +27,7 @@ from tests.test_mllp_service import FlakyArchive, make_ctx, original_mode, sampl
 
 # MLLP release 2 blocks (HL7 v3 Transport Specification, MLLP release 2): the whole frame
 ACK_BLOCK, NAK_BLOCK = VT + b"\x06" + FS + CR, VT + b"\x15" + FS + CR
+LIMIT = 64 * 1024  # the module service's frame size limit
 SOURCES = (Source("mirth-v2", sending_application="MIRTH_V2", mllp_release=2),
            Source("labs"))
 
@@ -46,7 +47,7 @@ class Service:
 def service(tmp_path_factory, sqlite_template) -> Iterator[Service]:  # noqa: ANN001
     tmp = tmp_path_factory.mktemp("round7")
     ctx = make_ctx(tmp, migrated_sqlite(sqlite_template, tmp / "store.sqlite3"),
-                   sources=SOURCES)
+                   sources=SOURCES, max_frame_bytes=LIMIT)
     ctx.archive = archive = FlakyArchive(ctx.archive)
     archive.down = False
     try:
@@ -220,6 +221,21 @@ def test_a_release_2_source_gets_a_nak_when_its_frame_cannot_be_stored(
     with Client(service.port) as client:  # the resend, once the archive is back
         assert client.send(message("V2-NAK", "MIRTH_V2")) == b"\x06"
         assert msa(read_frame(client.sock, client.buffer, timeout=3))[1] == "AA"
+
+
+def test_a_release_2_source_s_oversize_frame_gets_the_block_before_its_refusal(
+        service: Service) -> None:
+    """A frame over the limit is recorded under no source (only its head is kept), so its
+    release 2 sender got the HL7 AR alone, which NextGen Connect reads as an invalid block
+    and answers by sending the frame again, without end by default. The source is now
+    known from the head's MSH for this: the block, then the AR naming the limit."""
+    big = message("V2-BIG", "MIRTH_V2") + b"NTE|1||" + b"x" * LIMIT + b"\r"
+    with Client(service.port) as client:
+        block = client.send(big)
+        refusal = read_frame(client.sock, client.buffer, timeout=3)
+    assert block == b"\x06"
+    assert msa(refusal)[1:3] == ["AR", "V2-BIG"]
+    assert segment(refusal, "ERR")[8].startswith("MLLP_FRAME_TOO_LARGE")
 
 
 def test_mllp_release_is_read_from_the_settings(tmp_path) -> None:  # noqa: ANN001
