@@ -1,10 +1,10 @@
 """The MLLP listener against engines we have not seen, round 7: end blocks padded with
-blanks, MLLP release 2 senders (Mirth/NextGen Connect's "MLLPv2" mode: a commit block before
-the HL7 ACK, and their own blocks acknowledging ours), and what the log says of peers
-that retry a failing connection every second. Over real sockets, on one service started
-for the module (the suite is at its CI-time limit), except where a test needs settings of
-its own.
-"""
+blanks and blanks between frames, MLLP release 2 senders (NextGen Connect's "MLLPv2" mode: a
+commit block before the HL7 ACK, a NAK when not stored, and their own blocks acknowledging
+ours), acknowledgements sent to us (never answered), the ACK's MSH-18 under a declared
+UTF-16, and what the log says of peers that retry a failing connection every second. Over
+real sockets, on one service started for the module (the suite is at its CI-time limit),
+except where a test needs settings of its own."""
 
 from __future__ import annotations
 
