@@ -437,8 +437,9 @@ class MLLPServer:
                                                                  HANDSHAKE_TIMEOUT))
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
             reason = _tls_failure(exc)
-            self._warn_peer(peer, "tls " + reason, "TLS handshake with %s failed (%s): connection "
-                       "closed", peer, reason)
+            self._warn_peer(peer, "tls " + reason,
+                            "TLS handshake with %s failed (%s): connection closed", peer,
+                            reason)
             transport.close()
             return
         except asyncio.CancelledError:  # stopping
@@ -472,9 +473,10 @@ class MLLPServer:
         self._idle[task] = True
         self.connections += 1
         def unframed() -> None:
-            self._warn_peer(peer, "unframed", "connection from %s: a frame ended (FS) without its "
-                       "start block (VT): skipped, not answered; the sender's MLLP framing "
-                       "lacks the start block", peer)
+            self._warn_peer(peer, "unframed",
+                            "connection from %s: a frame ended (FS) without its start block "
+                            "(VT): skipped, not answered; the sender's MLLP framing lacks the "
+                            "start block", peer)
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
         count = acknowledged = 0
@@ -486,9 +488,10 @@ class MLLPServer:
                         got = await frames.next()                  # wait_for makes (3.11)
                 except TimeoutError:
                     if frames.in_frame:  # a slow loris, or a link too slow for the frame
-                        self._warn_peer(peer, "cut", "connection from %s: frame not finished "
-                                   "within %ss: closed, not answered (its sender still holds "
-                                   "it)", peer, self.idle_timeout)
+                        self._warn_peer(peer, "cut",
+                                        "connection from %s: frame not finished within %ss: "
+                                        "closed, not answered (its sender still holds it)",
+                                        peer, self.idle_timeout)
                     else:
                         log.info("connection from %s idle for %ss: closed", peer,
                                  self.idle_timeout)
@@ -501,8 +504,9 @@ class MLLPServer:
                 self._idle[task] = False
                 received_at = datetime.now(UTC)
                 if isinstance(got, Oversize):
-                    self._warn_peer(peer, "oversize", "frame of %d bytes from %s over the %d-byte "
-                               "limit", got.size, peer, self.max_frame_bytes)
+                    self._warn_peer(peer, "oversize",
+                                    "frame of %d bytes from %s over the %d-byte limit",
+                                    got.size, peer, self.max_frame_bytes)
                     item = Frame(got.head, peer, received_at, size=got.size)
                 else:
                     item = Frame(got, peer, received_at)
@@ -521,10 +525,11 @@ class MLLPServer:
             self._idle.pop(task, None)
             self.committer.forget(task)
             if frames.skipped or frames.abandoned or frames.inner_fs:
-                self._warn_peer(peer, "noise", "connection from %s: %d byte(s) outside frames "
-                           "skipped, %d unfinished frame(s) abandoned, %d FS byte(s) inside "
-                           "frames read as content", peer, frames.skipped, frames.abandoned,
-                           frames.inner_fs)
+                self._warn_peer(peer, "noise",
+                                "connection from %s: %d byte(s) outside frames skipped, %d "
+                                "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
+                                "read as content", peer, frames.skipped, frames.abandoned,
+                                frames.inner_fs)
             log.debug("connection from %s closed after %d frame(s) and %d MLLP release 2 "
                       "acknowledgement block(s)", peer, count, acknowledged)
             writer.close()

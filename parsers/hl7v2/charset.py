@@ -83,6 +83,8 @@ def hl7_name(codec: str) -> str | None:
     wanted = codecs.lookup(codec).name
     return next((name for name, (python, standard) in CHARSETS.items()
                  if standard and codecs.lookup(python).name == wanted), None)
+
+
 _SEGMENT_NAME = re.compile(r"[A-Z][A-Z0-9]{2}")
 
 
