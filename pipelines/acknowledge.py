@@ -26,6 +26,16 @@ back what we return. The rules:
   ignore, and a sender asking NE/AL got no answer at all in accept mode. With MSH-16 NE the
   message is left to the background worker; NE/NE gets no answer, as table 0155 says.
 
+- MLLP release 2: a source declared so (``Source.mllp_release``) is sent the commit
+  acknowledgement block (content 0x06) once its frame is stored, before its HL7 ACKs, or
+  the NAK block (0x15) alone when the frame could not be stored: it sends the frame again
+  on a NAK, and would take an AR 207 after it for the block answering that resend.
+
+- An acknowledgement received (MSH-9.1 ACK: an engine routing its ACKs here, a peer
+  acknowledging our ACK) is stored and recorded as refused, and never answered: answered
+  AR, it was acknowledged again by such a peer, in a loop. A batch of ACKs alone gets no
+  answer either.
+
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
 
@@ -118,6 +128,13 @@ PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 FIRST_COPY_IN_PROGRESS = "DMP_FIRST_COPY_IN_PROGRESS"  # a repeat of a message being processed
 # A message type (200) or a trigger of a type we read (201) this intake does not file
 UNSUPPORTED_CODES = frozenset({"HL7_UNSUPPORTED_TYPE", "HL7_UNSUPPORTED_EVENT"})
+
+# MLLP release 2 acknowledgement blocks: the whole content of a frame that says its
+# content was committed (ACK) or not (NAK). Sent to the sources declared mllp_release = 2
+# (``Source.mllp_release``) before their HL7 ACKs; received from a release 2 peer about our
+# ACKs, they are no message and are never answered (the listener drops them).
+COMMIT_ACK, COMMIT_NAK = b"\x06", b"\x15"
+ACK_BLOCKS = frozenset({COMMIT_ACK, COMMIT_NAK})
 
 _TABLE = Path(__file__).with_name("tables") / "ack_codes.csv"
 _PROCESSING_IDS = Path(__file__).with_name("tables") / "processing_ids.csv"
@@ -289,6 +306,7 @@ class Prepared:
     where: str = ""  # the refusal's location (ERR-2), when the frame is refused
     batch: BatchFrame | None = None  # a frame opening with FHS/BHS: answered with a batch
     refused_part: int = 1  # the message of the frame the refusal was found in
+    release2: bool = False  # its sender is a source declared MLLP release 2 (``_release2``)
 
 
 def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared:
@@ -323,9 +341,11 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
     try:
         staged = stage(ctx.archive, item)
     except Exception as exc:  # archive full or unreachable: the group gets AR/CE 207
-        return Prepared(frame, header, item, None, exc, where, batch, part)
+        return Prepared(frame, header, item, None, exc, where, batch, part,
+                        _release2(ctx, frame, header, source))
     fault_point("mllp.staged")  # written to the archive, not synced, in no group yet
-    return Prepared(frame, header, item, staged, where=where, batch=batch, refused_part=part)
+    return Prepared(frame, header, item, staged, where=where, batch=batch, refused_part=part,
+                    release2=_release2(ctx, frame, header, source))
 
 
 def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: tuple[str, ...]
@@ -413,9 +433,11 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
         log.error("intake of %d frame(s) failed: %s", len(prepared), type(exc).__name__)
         error = AckError("207", f"{STORE_UNAVAILABLE}: the message could not be stored; "
                          "send it again later")
-        return Answered([[_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
-                                               for h in p.batch.headers])]
-                         if p.batch is not None
+        return Answered([[COMMIT_NAK] if p.release2  # it sends the frame again
+                         else [_batch_ack(p.batch, [_answers(h, "AR", error, stored=False)
+                                                    for h in p.batch.headers])]
+                         if p.batch is not None and not _acknowledgements_only(p.batch)
+                         else [] if p.batch is not None
                          else _answers(p.header, "AR", error, stored=False)
                          for p in prepared], [False] * len(prepared))
     for p, r in zip(prepared, results, strict=True):
@@ -428,12 +450,29 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
     now = [_answer_stored(p, r, {}, application) if not waits
            else [] if p.batch is not None else _commit_answer(p)
            for p, r, waits in zip(prepared, results, pending, strict=True)]
+    now = [[COMMIT_ACK, *answers] if p.release2 else answers
+           for p, answers in zip(prepared, now, strict=True)]
     if not any(pending):
         return Answered(now, pending)
 
     def then() -> list[list[bytes]]:
         return _process_and_answer(ctx, prepared, results, wanted, pending, application)
     return Answered(now, pending, then)
+
+
+def _release2(ctx: Context, frame: Frame, header: Header | None, source: str) -> bool:
+    """Whether the frame's sender is a source declared MLLP release 2: it is sent the
+    commit acknowledgement block (ACK once stored, NAK when not) before any HL7 ACK, and
+    only the NAK when its frame could not be stored (it sends the frame again on a NAK; an
+    HL7 AR after it would be read as the block answering that resend). Such a sender
+    takes any other first answer for an invalid block and sends its frame again (NextGen
+    Connect does so without end by default), so a frame over the size limit, recorded
+    under no source, is matched on the MSH of its head for this. A frame refused for its
+    sender's name (undeclared) or without a readable MSH has no source to say so:
+    release 1."""
+    if source == UNKNOWN_SOURCE and frame.size is not None and header is not None:
+        source, _ = match_source(ctx.settings.sources, header, frame.peer, False)
+    return any(s.id == source and s.mllp_release == 2 for s in ctx.settings.sources)
 
 
 _SHOWN_ID = re.compile(r"[\w.:/#@+-]{1,40}", re.ASCII)
@@ -500,6 +539,8 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
     ACKs come once it is processed)."""
     header, item = p.header, p.item
     if p.batch is not None:
+        if _acknowledgements_only(p.batch):
+            return []
         return [_batch_answer(p, p.batch, result.message_ids, outcomes,
                               application or after_commit)]
     if item.rejection is not None:
@@ -664,6 +705,8 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
     AR with the same ERR: an engine asking NE/AL got no answer at all, and waited for an
     application ACK that could never come."""
+    if _is_acknowledgement(header):
+        return []
     if header is None or not header.enhanced:
         return [build_ack(header, code, error=error)]
     out = []
@@ -681,6 +724,22 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     if processed and _condition(header.get(16), code == "AA"):
         out.append(build_ack(header, code, error=error))
     return out
+
+
+def _is_acknowledgement(header: Header | None) -> bool:
+    """Whether the message is itself an acknowledgement (MSH-9.1 ACK): never answered, in
+    any mode (HL7 v2's ACK choreography has no acknowledgement of an ACK; "acknowledging
+    ACKs results in an infinite loop"). An engine that routes its ACKs, or a peer's own
+    ACKs of our answers, to this listener got an AR 200 for each, which such a peer
+    acknowledged in turn: a loop. It is still stored and recorded as refused
+    (HL7_UNSUPPORTED_TYPE, logged), for the operator to find the misrouting."""
+    return header is not None and header.get(9).strip().upper() == "ACK"
+
+
+def _acknowledgements_only(batch: BatchFrame) -> bool:
+    """A batch holding acknowledgements alone (a response batch sent back to us): no
+    answer at all, not even an empty batch, which its sender would answer again."""
+    return bool(batch.headers) and all(_is_acknowledgement(h) for h in batch.headers)
 
 
 TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})

@@ -31,6 +31,12 @@ class Source:
     peers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     charset: str | None = None  # fallback codec for its messages
     timezone: str | None = None  # IANA zone of its times sent without offset
+    # MLLP release 2 (HL7 v3 Transport Specification, MLLP R2; Mirth's "MLLPv2" mode): once
+    # its frame is stored, the sender is sent a commit acknowledgement block (VT 06 FS CR;
+    # VT 15 FS CR, a NAK, when it could not be stored) before the HL7 ACK. Such a sender
+    # waits for that block and reads anything else as a failed delivery; a release 1
+    # sender would read the block as its ACK: a setting of the sender, not a guess.
+    mllp_release: int = 1
 
     def names(self, application: str, facility: str) -> bool:
         return (self.sending_application in ("*", application)
@@ -368,7 +374,7 @@ def _check_zone(where: str, zone: object) -> str:
 
 def _sources(table: dict) -> tuple[Source, ...]:
     """[sources.<id>] tables: sending_application, sending_facility, peers, charset,
-    timezone."""
+    timezone, mllp_release (1 or 2)."""
     found = []
     for source_id, conf in table.items():
         if not isinstance(conf, dict):
@@ -378,13 +384,18 @@ def _sources(table: dict) -> tuple[Source, ...]:
                           for p in conf.get("peers", []))
         except ValueError as exc:
             raise SettingsError(f"[sources.{source_id}] peers: {exc}") from None
+        release = conf.get("mllp_release", 1)
+        if release not in (1, 2) or isinstance(release, bool):
+            raise SettingsError(f"[sources.{source_id}] mllp_release must be 1 or 2 "
+                                f"(MLLP release 1 or release 2), not {release!r}")
         found.append(Source(
             id=str(source_id),
             sending_application=str(conf.get("sending_application", "*")),
             sending_facility=str(conf.get("sending_facility", "*")),
             peers=peers, charset=conf.get("charset"),
             timezone=(_check_zone(f"[sources.{source_id}] timezone", conf["timezone"])
-                      if conf.get("timezone") else None)))
+                      if conf.get("timezone") else None),
+            mllp_release=release))
     return tuple(found)
 
 

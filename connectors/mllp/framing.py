@@ -5,12 +5,16 @@ default, so a latin-1 or UTF-8 accent stalls the read, python-hl7 issue #54) and
 an escape sequence (#59). Here a frame is bytes; its charset is decided later from MSH-18.
 
 Tolerance, as real senders need it: bytes between frames (a CR or LF after FS CR, keep-alive
-noise) are skipped and counted; a frame may end with FS alone (the CR, if it comes, is then
-inter-frame noise); a VT inside a frame abandons the unfinished frame and starts a new one.
+noise) are skipped and counted, line ends and blanks (space, tab) aside; a frame may end with
+FS alone (the CR, if it comes, is then inter-frame noise); a VT inside a frame abandons the
+unfinished frame and starts a new one.
 An FS followed by anything but CR, LF, NUL or VT is content, not the end block (a raw 0x1C in
 a sender's text, Mirth issue #1309): taken as the end, it cut the message there, its first
 part was stored and answered AA and the rest skipped. FS alone still ends a frame when it is
-the last byte arrived (a sender that ends with FS waits for its ACK before sending more).
+the last byte arrived (a sender that ends with FS waits for its ACK before sending more), and
+so does FS followed by blanks (spaces, tabs) up to one of those bytes or to the last byte
+arrived: a sender padding its end block with a blank ('FS SP', 'FS SP CR') waited for an ACK
+that never came, the frame read on as if the FS were text.
 A frame over ``max_size`` is read to its end without being kept (only its head is, for the
 error report), so one oversize message does not cost the connection.
 """
@@ -25,6 +29,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 START, END = 0x0B, 0x1C
 # what may follow an end block (FS): its CR, a line end or NUL some senders add, the next VT
 AFTER_END = frozenset(b"\r\n\x00\x0b")
+BLANKS = b" \t"  # padding some senders put after the end block, before its CR or nothing
 HEAD_KEPT = 65536
 READ_SIZE = 65536
 
@@ -50,7 +55,7 @@ class FrameReader:
         self.reader = reader
         self.max_size = max_size
         self.buffer = bytearray()
-        self.skipped = 0  # noise bytes outside frames (not CR/LF)
+        self.skipped = 0  # noise bytes outside frames (not CR, LF, space or tab)
         self.abandoned = 0  # frames cut by a VT before their FS
         self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
         self.inner_fs = 0  # FS bytes read as content (followed by other data)
@@ -102,22 +107,23 @@ class FrameReader:
                 del buf[:restart + 1]
                 scanned, kept, size = 0, None, 0
                 continue
-            if end >= 0 and end + 1 < len(buf) and buf[end + 1] not in AFTER_END:
+            stop = _frame_end(buf, end) if end >= 0 else -1
+            if end >= 0 and stop < 0:
                 self.inner_fs += 1  # content: the frame goes on
                 scanned = end + 1
                 continue
-            if end >= 0:
+            if end >= 0:  # the blanks after the FS go with it (padding, not noise)
                 if kept is not None:
                     kept += buf[:max(0, HEAD_KEPT - len(kept))][:end]
                     size += end
-                    del buf[:end + 1]
+                    del buf[:stop]
                     return Oversize(bytes(kept[:HEAD_KEPT]), size)
                 if end > self.max_size:
                     head = bytes(buf[:min(end, HEAD_KEPT)])
-                    del buf[:end + 1]
+                    del buf[:stop]
                     return Oversize(head, end)
                 payload = bytes(buf[:end])
-                del buf[:end + 1]
+                del buf[:stop]
                 return payload
             if kept is None and len(buf) > self.max_size:
                 kept = bytearray(buf[:HEAD_KEPT])
@@ -133,9 +139,21 @@ class FrameReader:
                 return None
 
     def _count_noise(self, data: bytes | bytearray) -> None:
-        self.skipped += len(data) - data.count(b"\r") - data.count(b"\n")
+        """Bytes outside frames, less the line ends and blanks some senders put between
+        frames (counted, blanks made a warning saying bytes were skipped, for padding)."""
+        self.skipped += len(data) - sum(data.count(c) for c in (b"\r", b"\n", b" ", b"\t"))
         ends = data.count(FS)
         if ends:
             self.unframed += ends
             if self.on_unframed is not None:
                 self.on_unframed()
+
+
+def _frame_end(buf: bytearray, end: int) -> int:
+    """Where the bytes of the end block at ``end`` (the FS and any blanks after it) stop,
+    or -1 when that FS is content: what follows it, past any blanks, is one of
+    ``AFTER_END`` or nothing yet (the last byte arrived)."""
+    after = end + 1
+    while after < len(buf) and buf[after] in BLANKS:
+        after += 1
+    return after if after == len(buf) or buf[after] in AFTER_END else -1

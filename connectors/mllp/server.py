@@ -30,10 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
-from pipelines.acknowledge import Answered, Frame
+from pipelines.acknowledge import ACK_BLOCKS, Answered, Frame
 from pipelines.faults import fault_point
+from pipelines.logs import Throttle
 
 log = logging.getLogger("dmp.mllp")
+
+# Seconds of the window in which a peer's warnings of one kind (``MLLPServer._warn_peer``)
+# are limited to five
+PEER_WARNING_WINDOW = 60.0
 
 
 def _log_bug(what: str, *args: object, exc: BaseException) -> None:
@@ -351,6 +356,19 @@ class MLLPServer:
         self.max_connections = connection_limit(max_connections)
         self.turned_away = 0  # connections closed at the limit since the last warning
         self._warned_at: float | None = None
+        self._peer_warnings = Throttle(window_seconds=PEER_WARNING_WINDOW)
+
+    def _warn_peer(self, peer: str | None, kind: str, what: str, *args: object) -> None:
+        """``log.warning(what, *args)``, five a minute per peer and ``kind`` at most, the
+        count held back said with the next line. The warnings of what a peer's connections
+        do wrong (a failed TLS handshake, frames without their start block, oversize
+        frames, bytes outside frames, a frame cut by the timeout) came one per connection
+        or frame: a misconfigured engine retrying every second (plain MLLP on the TLS
+        port, no client certificate) wrote 86,400 a day, drowning every other line."""
+        now, held = self._peer_warnings.allow((peer, kind))
+        if now:
+            log.warning(what + "%s", *args, f" ({held} more such from this peer since the "
+                        "last such line)" if held else "")
 
     def _over_limit(self, peername: object) -> bool:
         """Whether a connection just accepted is one too many (closed at once): a warning
@@ -418,8 +436,10 @@ class MLLPServer:
                                        ssl_handshake_timeout=min(self.idle_timeout,
                                                                  HANDSHAKE_TIMEOUT))
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
-            log.warning("TLS handshake with %s failed (%s): connection closed", peer,
-                        _tls_failure(exc))
+            reason = _tls_failure(exc)
+            self._warn_peer(peer, "tls " + reason,
+                            "TLS handshake with %s failed (%s): connection closed", peer,
+                            reason)
             transport.close()
             return
         except asyncio.CancelledError:  # stopping
@@ -438,7 +458,7 @@ class MLLPServer:
         writer.write(b"".join(b"\x0b" + a + b"\x1c\r" for a in answers))
         async with asyncio.timeout(self.idle_timeout):
             await writer.drain()
-        self.acks += len(answers)
+        self.acks += sum(a not in ACK_BLOCKS for a in answers)  # HL7 ACKs, not blocks
         fault_point("mllp.acked")  # acknowledged: the sender will not send it again
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -453,12 +473,13 @@ class MLLPServer:
         self._idle[task] = True
         self.connections += 1
         def unframed() -> None:
-            log.warning("connection from %s: a frame ended (FS) without its start block (VT): "
-                        "skipped, not answered; the sender's MLLP framing lacks the start "
-                        "block", peer)
+            self._warn_peer(peer, "unframed",
+                            "connection from %s: a frame ended (FS) without its start block "
+                            "(VT): skipped, not answered; the sender's MLLP framing lacks the "
+                            "start block", peer)
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
-        count = 0
+        count = acknowledged = 0
         try:
             while not self.closing:
                 self._idle[task] = True
@@ -467,20 +488,25 @@ class MLLPServer:
                         got = await frames.next()                  # wait_for makes (3.11)
                 except TimeoutError:
                     if frames.in_frame:  # a slow loris, or a link too slow for the frame
-                        log.warning("connection from %s: frame not finished within %ss: "
-                                    "closed, not answered (its sender still holds it)", peer,
-                                    self.idle_timeout)
+                        self._warn_peer(peer, "cut",
+                                        "connection from %s: frame not finished within %ss: "
+                                        "closed, not answered (its sender still holds it)",
+                                        peer, self.idle_timeout)
                     else:
                         log.info("connection from %s idle for %ss: closed", peer,
                                  self.idle_timeout)
                     break
                 if got is None:
                     break
+                if isinstance(got, bytes) and got in ACK_BLOCKS:  # a release 2 peer
+                    acknowledged += 1  # acknowledging our ACK: no message (stored as one,
+                    continue           # it was answered AR, which the peer acknowledged...)
                 self._idle[task] = False
                 received_at = datetime.now(UTC)
                 if isinstance(got, Oversize):
-                    log.warning("frame of %d bytes from %s over the %d-byte limit", got.size,
-                                peer, self.max_frame_bytes)
+                    self._warn_peer(peer, "oversize",
+                                    "frame of %d bytes from %s over the %d-byte limit",
+                                    got.size, peer, self.max_frame_bytes)
                     item = Frame(got.head, peer, received_at, size=got.size)
                 else:
                     item = Frame(got, peer, received_at)
@@ -499,11 +525,13 @@ class MLLPServer:
             self._idle.pop(task, None)
             self.committer.forget(task)
             if frames.skipped or frames.abandoned or frames.inner_fs:
-                log.warning("connection from %s: %d byte(s) outside frames skipped, %d "
-                            "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
-                            "read as content", peer, frames.skipped, frames.abandoned,
-                            frames.inner_fs)
-            log.debug("connection from %s closed after %d frame(s)", peer, count)
+                self._warn_peer(peer, "noise",
+                                "connection from %s: %d byte(s) outside frames skipped, %d "
+                                "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
+                                "read as content", peer, frames.skipped, frames.abandoned,
+                                frames.inner_fs)
+            log.debug("connection from %s closed after %d frame(s) and %d MLLP release 2 "
+                      "acknowledgement block(s)", peer, count, acknowledged)
             writer.close()
             try:
                 await asyncio.wait_for(writer.wait_closed(), 5)

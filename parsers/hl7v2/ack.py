@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from parsers.hl7v2.charset import CHARSETS
+from parsers.hl7v2.charset import CHARSETS, hl7_name
 from parsers.hl7v2.er7 import Delimiters
 from parsers.hl7v2.escape import escape
 from parsers.hl7v2.framing import Outline
@@ -73,8 +73,8 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
                   header.raw(11) or "P", header.raw(12) or "2.5"]
         tail = [header.raw(n) for n in (13, 14, 15, 16, 17, 18, 19)]
         tail[:4] = ["", "", "", ""]  # MSH-13 to -16: an ACK is not itself acknowledged
-        if _wide(header.get(18)) and header.codec == "utf-8":
-            tail[5] = "UNICODE UTF-8"  # what its bytes are (MSH-18 says how to read them)
+        if _wide(header.get(18)):  # what its bytes are (MSH-18 says how to read them)
+            tail[5] = hl7_name(header.codec) or tail[5]
         while tail and not tail[-1]:
             tail.pop()
         fields += tail
@@ -100,10 +100,12 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
 
 
 def _wide(declared: str) -> bool:
-    """MSH-18 names UTF-16 or UTF-32. The ACK is then written in UTF-8 (MLLP's framing
-    bytes cannot be told apart inside UTF-16/32 text), and says so: it echoed 'UNICODE
-    UTF-16' over UTF-8 bytes, and an engine that reads its answers by MSH-18 (HAPI) read
-    the ACK as UTF-16, unreadable, and sent the message again."""
+    """MSH-18 (its first repetition) names UTF-16 or UTF-32. The ACK is then written in
+    UTF-8 (MLLP's framing bytes cannot be told apart inside UTF-16/32 text), or in the
+    single-byte charset the message's bytes were in fact read with, and its MSH-18 names
+    that charset instead of echoing the field: it echoed 'UNICODE UTF-16' over UTF-8 bytes
+    (and 'UNICODE UTF-16~8859/1' over latin-1 ones), and an engine that reads its answers
+    by MSH-18 (HAPI) read the ACK as UTF-16, unreadable, and sent the message again."""
     codec = CHARSETS.get(" ".join(declared.upper().split()), ("", False))[0]
     return codec.startswith(("utf-16", "utf-32"))
 

@@ -75,6 +75,16 @@ def _norm(name: str) -> str:
 
 
 CHARSETS: dict[str, tuple[str, bool]] = _load_table()
+
+
+def hl7_name(codec: str) -> str | None:
+    """The HL7 table 0211 name of a Python codec: the first standard name charsets.csv
+    gives it, None when the table has none (cp1252, a Windows charset HL7 does not name)."""
+    wanted = codecs.lookup(codec).name
+    return next((name for name, (python, standard) in CHARSETS.items()
+                 if standard and codecs.lookup(python).name == wanted), None)
+
+
 _SEGMENT_NAME = re.compile(r"[A-Z][A-Z0-9]{2}")
 
 
