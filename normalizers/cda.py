@@ -1225,7 +1225,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         elif ctx.filed == filed_before:
             _not_filed(act, kind, ctx, section)
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
-    elif kind == PROCEDURE and act.code is not None:
+    elif kind == PROCEDURE:
         made = _procedure(act, section, ctx, parent_key)
     elif kind == ENCOUNTER and isinstance(act, Encounter | Act):  # an act: a transfer, a
         # transport (IHE PCC / CI-SIS FR-Transfert-du-patient, FR-Transport-du-patient)
@@ -2216,6 +2216,9 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
                   status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
                   masking=dict(ctx.masking))
     entry.effective = _effective(act.effective_time, ctx) or None
+    local = _local_code(code, coded) if code is not None and coded else None
+    if local:
+        entry.details["local_code"] = local
     if section.code is not None and section.code.code:
         entry.details["section"] = section_code(section)
     if act.negation_ind == "true":
@@ -2226,6 +2229,23 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         if site:
             entry.details["target_site"] = site
     return entry
+
+
+def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] | None:
+    """The sender's own code when the entry is filed under another one (its LOINC
+    translation, a CCAM or SNOMED CT translation of a local act code, the per-source
+    mapping table's LOINC): {code, system, display} as the HL7v2 path keeps OBX-3's local
+    code in details.local_code. A lab's 'GLY' translated to 1558-6 lost 'GLY': the FHIR
+    export could not give the sender's coding beside the LOINC, nor an admin find the
+    result by the code the lab uses. None when the code is the one filed, or says nothing."""
+    own = code.code.strip()
+    if not own or own.lower() in _placeholders():
+        return None
+    system = system_name(code.code_system, code.code_system_name)
+    if (own, system) == (coded[0], coded[1]):
+        return None
+    out = {"code": own, "system": system, "display": code.display}
+    return {k: v for k, v in out.items() if v}
 
 
 def _site(site: CD) -> dict[str, Any] | None:
@@ -2244,17 +2264,21 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
                parent_key: str | None) -> Entry | None:
     """A procedure: coded (its code or a translation: a CCAM act under a local code
     nullFlavor'd), else named in words (originalText, in the narrative or inline: 'plâtre
-    de l'avant-bras'), else nothing to file. Both uncoded forms were dropped."""
+    de l'avant-bras'), else nothing to file. Both uncoded forms were dropped. A procedure
+    with no code element at all (CDA R2 Procedure.code is 0..1; IHE PCC and C-CDA senders
+    that only have the surgeon's words write its text alone) is named by its text the same
+    way; it was dropped before anything was read."""
     code = act.code
     if code is None:
-        return None
-    name = "" if code.code or code.translations else _uncoded_name(act, section)
-    if not name and not _code(code, ctx, section):
+        name = _uncoded_name(act, section)
+    else:
+        name = "" if code.code or code.translations else _uncoded_name(act, section)
+    if not name and (code is None or not _code(code, ctx, section)):
         return None
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
-    if code.qualifiers:
+    if code is not None and code.qualifiers:
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
@@ -2350,6 +2374,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             coded = _code(value, ctx, section)
             if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
+            entry.details.pop("local_code", None)  # the question's, not the value's
             if coded and coded[0]:
                 entry.code, entry.system, entry.display, entry.mapped = coded
             elif entry.value:  # not coded (nullFlavor OTH...): the sender's words are all
