@@ -117,6 +117,13 @@ Mapping decisions (the tables are in dossiers/tables/):
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
+- Who stated a fact (details.informants: the patient, a relative, a professional) and who
+  recorded it (details.recorded_by, the entry-level CDA author) -> Condition and
+  AllergyIntolerance asserter / recorder / recordedDate, MedicationStatement
+  informationSource / dateAsserted; a vaccination the patient or a relative reports ->
+  Immunization primarySource false, reportOrigin 'recall', recorded. A relative is a
+  RelatedPerson by display only (no resource, no name kept); a professional a logical
+  reference by its first id (RPPS...).
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
@@ -1417,6 +1424,69 @@ def _notes(details: Mapping) -> list[dict]:
     return out
 
 
+def _first(details: Mapping, key: str) -> Mapping | None:
+    """The first mapping of a details list (details.informants, details.recorded_by)."""
+    said = details.get(key)
+    return next((x for x in said if isinstance(x, Mapping)), None) \
+        if isinstance(said, list) else None
+
+
+def _practitioner(party: Mapping | None) -> dict | None:
+    """A professional named by ids (RPPS under urn:oid:1.2.250.1.71.4.2.1): a logical
+    Practitioner reference by the first id that is 'root^extension'."""
+    for key in (party or {}).get("ids") or ():
+        ref = _performer(key)
+        if ref and "identifier" in ref:
+            return {"type": "Practitioner", **ref}
+    return None
+
+
+def _stated_by(details: Mapping, subject: dict) -> dict | None:
+    """Who stated the fact (details.informants, the first one): the patient (the dossier's
+    Patient), a relative (a RelatedPerson by its relationship's display or code: no
+    resource, no name), a professional (``_practitioner``)."""
+    said = _first(details, "informants")
+    if said is None:
+        return None
+    source = said.get("source")
+    if source == "patient":
+        return dict(subject)
+    if source == "relative":
+        rel = said.get("relationship")
+        words = _text(rel.get("display")) or _text(rel.get("code")) \
+            if isinstance(rel, Mapping) else None
+        return {"type": "RelatedPerson", "display": words or "related person"}
+    return _practitioner(said) if source == "professional" else None
+
+
+def _recorded(details: Mapping) -> tuple[dict | None, str | None]:
+    """(recorder, when recorded) of the entry-level author (details.recorded_by)."""
+    author = _first(details, "recorded_by")
+    if author is None:
+        return None, None
+    return _practitioner(author), fhir_datetime(_text(author.get("time")))
+
+
+# immunization-origin: a vaccination the patient or a parent reports (not first-hand)
+_RECALLED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/immunization-origin",
+                         "code": "recall", "display": "Parent/Guardian/Patient Recall"}]}
+
+
+def _sources(res: dict, resource: str, details: Mapping, subject: dict) -> None:
+    """Who stated and who recorded the fact, on the resources R4 gives a place for it."""
+    stated = _stated_by(details, subject)
+    recorder, when = _recorded(details)
+    if resource in ("Condition", "AllergyIntolerance"):
+        res.update(asserter=stated, recorder=recorder, recordedDate=when)
+    elif resource == "MedicationStatement":
+        res.update(informationSource=stated, dateAsserted=when)
+    elif resource == "Immunization":
+        said = _first(details, "informants") or {}
+        if said.get("source") in ("patient", "relative"):
+            res.update(primarySource=False, reportOrigin=_RECALLED)
+        res["recorded"] = when
+
+
 # R4 Immunization.performer.function (v2-0443): the one who gave the vaccine
 _ADMINISTERING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443",
                               "code": "AP", "display": "Administering Provider"}]}
@@ -1764,6 +1834,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         else:  # R4 DiagnosticReport, DocumentReference, Encounter have no note: a note
             # there made the whole Bundle invalid; their narrative says it
             res["text"] = {"status": "additional", "div": _narrative(said)}
+    _sources(res, resource, details, subject)
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})

@@ -34,6 +34,7 @@ from functools import cache
 from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
+from normalizers.cda_sources import informants
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
@@ -1272,6 +1273,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         if group:
             made.details["group"] = group
+        _sources(act, made)
         ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
@@ -1328,6 +1330,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                      about=relative):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
+                    _sources(act, nested)  # the concern's, when the problem says none
                     if concern_notes:
                         nested.details["concern_comments"] = concern_notes
                     if concern == "nullified":  # the concern was recorded in error
@@ -1424,6 +1427,24 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from nested_entries
     if made is None and ctx.filed == filed_before:
         _not_filed(act, kind, ctx, section)
+
+
+def _sources(act: ClinicalStatement, entry: Entry) -> None:
+    """Who stated the fact and who recorded it, from the statement's own informant and
+    author (C-CDA Author Participation, IHE PCC / CI-SIS entry-level author; the informant:
+    the patient, a relative, a professional): details.informants and details.recorded_by
+    ({ids, role, organization, time}, as the header's authors). Both were dropped: a
+    patient-reported allergy looked like one a clinician saw, and a problem carried no
+    trace of who recorded it nor when. What the entry already says (its own, before its
+    concern's: CDA context conduction, the nearer one wins) is kept."""
+    if act.informants and "informants" not in entry.details:
+        said = informants(act.informants)
+        if said:
+            entry.details["informants"] = said
+    if act.authors and "recorded_by" not in entry.details:
+        recorded = [a for a in map(_author, act.authors) if a]
+        if recorded:
+            entry.details["recorded_by"] = recorded
 
 
 # Statements that make no entry of their own by design, read where they belong: a
