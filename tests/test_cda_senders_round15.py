@@ -96,3 +96,160 @@ def test_a_result_coded_in_loinc_has_no_local_code(code: str) -> None:
     (result,) = _entries(_section("30954-2", "Glycémie", _glucose(code)))
     assert result.code == "1558-6"
     assert "local_code" not in result.details
+
+
+# -- who stated a fact, who recorded it -------------------------------------------------------
+def _allergy(informant: str, author: str = "") -> str:
+    """A C-CDA allergy concern (Allergy Intolerance Observation with its author and
+    informant) to amoxicillin."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.30"/>
+      <id root="1.2.250.1.999.15" extension="AL-1"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+      <author><templateId root="2.16.840.1.113883.10.20.22.4.119"/><time value="20220301"/>
+        <assignedAuthor><id root="1.2.250.1.71.4.2.1" extension="810000000777"/>
+        </assignedAuthor></author>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7"/>
+        <id root="1.2.250.1.999.15" extension="AL-1-obs"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <statusCode code="completed"/><effectiveTime><low value="2006"/></effectiveTime>
+        <value xsi:type="CD" code="416098002" codeSystem="2.16.840.1.113883.6.96"
+          displayName="allergie médicamenteuse"/>{author}{informant}
+        <participant typeCode="CSM"><participantRole classCode="MANU">
+          <playingEntity classCode="MMAT"><code code="J01CA04"
+            codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/></playingEntity>
+        </participantRole></participant></observation></entryRelationship></act></entry>"""
+
+
+PATIENT_SAYS = '<informant><relatedEntity classCode="PAT"/></informant>'
+MOTHER_SAYS = """<informant><relatedEntity classCode="PRS"><code code="MTH"
+  codeSystem="2.16.840.1.113883.5.111" displayName="mère"/>
+  <relatedPerson><name><given>Odile</given><family>Lefèvre</family></name></relatedPerson>
+  </relatedEntity></informant>"""
+NURSE_AUTHOR = """<author><time value="20230914103000+0200"/><assignedAuthor>
+  <id root="1.2.250.1.71.4.2.1" extension="810000000888"/>
+  <code code="60" codeSystem="1.2.250.1.71.1.2.7" displayName="Infirmier"/>
+  <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1750000000"/>
+  </representedOrganization></assignedAuthor></author>"""
+
+
+def test_a_patient_reported_allergy_says_the_patient_stated_it() -> None:
+    """The patient told the nurse of the allergy (informant relatedEntity PAT), who recorded
+    it on 14 September 2023 (the observation's author): both were dropped, the allergy
+    looked first-hand and undated. Kept as details.informants and recorded_by; exported
+    as the AllergyIntolerance's asserter (the Patient), recorder and recordedDate."""
+    (allergy,) = _entries(_section("48765-2", "Allergies",
+                                   _allergy(PATIENT_SAYS, NURSE_AUTHOR)))
+    assert allergy.details["informants"] == [{"source": "patient"}]
+    assert allergy.details["recorded_by"] == [{
+        "ids": ["1.2.250.1.71.4.2.1^810000000888"], "role": "60",
+        "organization": ["1.2.250.1.71.4.2.2^1750000000"], "time": "2023-09-14T10:30:00+02:00"}]
+    (res,) = _resources(_bundle([allergy]), "AllergyIntolerance")
+    assert res["asserter"] == res["patient"]
+    assert res["recorder"]["identifier"] == {"system": "urn:oid:1.2.250.1.71.4.2.1",
+                                             "value": "810000000888"}
+    assert res["recordedDate"] == "2023-09-14T10:30:00+02:00"
+
+
+def test_a_relative_stating_a_fact_is_said_without_a_name() -> None:
+    """The mother reports her son's allergy: a relative by its relationship code, her name
+    not kept (no third party's name in the details); the concern's author (context
+    conduction) recorded it when the observation names none."""
+    (allergy,) = _entries(_section("48765-2", "Allergies", _allergy(MOTHER_SAYS)))
+    assert allergy.details["informants"] == [{"source": "relative", "relationship": {
+        "code": "MTH", "system": "HL7-ROLECODE", "display": "mère"}}]
+    assert "Lefèvre" not in repr(allergy.details)
+    assert allergy.details["recorded_by"] == [{"ids": ["1.2.250.1.71.4.2.1^810000000777"],
+                                               "time": "2022-03-01"}]
+    (res,) = _resources(_bundle([allergy]), "AllergyIntolerance")
+    assert res["asserter"] == {"type": "RelatedPerson", "display": "mère"}
+
+
+def test_an_entry_without_informant_nor_author_says_none() -> None:
+    proc = _procedure('<code code="80146002" codeSystem="2.16.840.1.113883.6.96"/>', "")
+    (entry,) = _entries(_section("47519-4", "", proc))
+    assert "informants" not in entry.details and "recorded_by" not in entry.details
+
+
+def _vaccination(informant: str) -> str:
+    """A C-CDA Immunization Activity (ROR vaccine, CIS code) the parent recalls."""
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN"
+        negationInd="false"><templateId root="2.16.840.1.113883.10.20.22.4.52"/>
+      <id root="1.2.250.1.999.15" extension="VAC-1"/><statusCode code="completed"/>
+      <effectiveTime value="20190612"/>
+      <consumable><manufacturedProduct><templateId root="2.16.840.1.113883.10.20.22.4.54"/>
+        <manufacturedMaterial><code code="03" codeSystem="2.16.840.1.113883.12.292"
+          displayName="MMR"/><lotNumberText>T1234</lotNumberText></manufacturedMaterial>
+      </manufacturedProduct></consumable>{informant}</substanceAdministration></entry>"""
+
+
+def test_a_vaccination_a_parent_recalls_is_not_a_primary_source() -> None:
+    """Immunization.primarySource: a vaccination the patient or a parent reports (C-CDA
+    informant) is a secondary record, reportOrigin 'recall'; one stated by no one is
+    exported as before (no primarySource)."""
+    (recalled,) = _entries(_section("11369-6", "Vaccinations", _vaccination(MOTHER_SAYS)))
+    (res,) = _resources(_bundle([recalled]), "Immunization")
+    assert res["primarySource"] is False
+    assert res["reportOrigin"]["coding"][0]["code"] == "recall"
+    (plain,) = _entries(_section("11369-6", "Vaccinations", _vaccination("")))
+    (res,) = _resources(_bundle([plain]), "Immunization")
+    assert "primarySource" not in res and "reportOrigin" not in res
+
+
+# -- UTF-16 without its byte order mark -------------------------------------------------------
+def _creatinine_document() -> str:
+    """A CR-BIO with one creatinine, its patient named by an INS, with no XML declaration."""
+    from tests.test_cda_real_world import HEAD, TAIL
+    from tests.test_cda_senders_round9 import _battery, _result
+
+    head = HEAD.replace('<?xml version="1.0" encoding="UTF-8"?>\n', "").replace(
+        '<id root="1.2.250.1.999.1.1" extension="IPP-4242"/>',
+        '<id root="1.2.250.1.213.1.4.8" extension="268036912354128"/>'
+    ).replace('<birthTime value="19620415"/>', '<birthTime value="19680314"/>')
+    return head + _section("11502-2", "Créatinine", _battery(_result(
+        "2160-0", "Créatinine", '<value xsi:type="PQ" value="72" unit="umol/L"/>'))) + TAIL
+
+
+def test_a_utf16_document_without_bom_nor_declaration_is_filed(sqlite_ctx) -> None:  # noqa: ANN001
+    """A .NET export (UnicodeEncoding without preamble): UTF-16LE, no BOM, no XML
+    declaration. Detection called it a CDA; the parser read it as UTF-8 and refused it
+    (CDA_NOT_XML, 'Char 0x0 out of allowed range'). It is read, and said on the ledger."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from dossiers.schema import entries, imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    received = Received(_creatinine_document().encode("utf-16-le"), "hopital-x", "file")
+    intake(sqlite_ctx.engine, sqlite_ctx.archive, [received])
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        row = conn.execute(select(imports)).one()
+        values = conn.execute(select(entries.c.value).where(entries.c.code == "2160-0")).all()
+    assert (row.status, row.error_code) == ("deposited", None)
+    assert [w for w in row.warnings if w.startswith("CDA_UTF16_WITHOUT_BOM")]
+    assert [v for (v,) in values] == ["72"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("before", ["", "\r\n"])
+def test_utf16_without_bom_reads_in_either_byte_order(codec: str, before: str) -> None:
+    from parsers.cda import parse_cda
+
+    doc = parse_cda((before + _creatinine_document()).encode(codec))
+    assert doc.header.title == "Synthèse"
+    assert [w.code for w in doc.warnings][:1] == ["CDA_UTF16_WITHOUT_BOM"]
+
+
+@pytest.mark.parametrize("data", [
+    "\ufeff<ClinicalDocument/>".encode("utf-16-le"),
+    b'<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument/>',
+    "<ClinicalDocument/>".encode("utf-32-le")])
+def test_a_document_with_its_bom_or_in_utf8_gets_none(data: bytes) -> None:
+    from parsers.cda.reader import add_missing_utf16_bom
+
+    assert add_missing_utf16_bom(data) == (data, False)
