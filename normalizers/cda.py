@@ -3572,6 +3572,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             # kept in details rather than refusing the whole document as FIELD_TOO_LONG
             entry.details["unit_text"], unit = unit, ""
         entry.value = amount or None
+        if amount and number is None:
+            number = _decimal_comma(amount, value, ctx)
         entry.value_num = float(number) if number is not None else None
         if amount and number is None:
             _not_a_number(value, ctx)
@@ -3587,6 +3589,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
     elif isinstance(value, (INT, REAL)):
         entry.value = value.value.strip() or None
         number = value.number
+        if entry.value and number is None and isinstance(value, REAL):
+            number = _decimal_comma(entry.value, value, ctx)
         entry.value_num = float(number) if number is not None else None
         if entry.value and number is None:
             _not_a_number(value, ctx)
@@ -3678,6 +3682,23 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
         # the result read as one sent without a word
         entry.details["value_null_flavor"] = value.null_flavor[:8]
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+
+
+def _decimal_comma(amount: str, value: Value, ctx: _Ctx) -> Decimal | None:
+    """The number of a PQ or REAL written with a decimal comma ('7,2': a French sender's
+    locale; CDA's xs:double has only the point), said as CDA_DECIMAL_COMMA; None for
+    anything else. It was filed as text without a numeric value, while the same potassium
+    of 7,2 sent in an HL7v2 OBX (read there with a warning) had one: the two were two facts
+    in the dossier, never deduplicated across channels, and the CDA one had no number to
+    compare or chart. The value as written is kept."""
+    if not _DECIMAL_COMMA.fullmatch(amount):
+        return None
+    ctx.warnings.append(f"CDA_DECIMAL_COMMA: {value.path}: a {value.type} value with a "
+                        "decimal comma, read as a decimal point")
+    return Decimal(amount.replace(",", "."))
 
 
 def _not_a_number(value: Value, ctx: _Ctx) -> None:

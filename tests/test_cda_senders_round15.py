@@ -253,3 +253,35 @@ def test_a_document_with_its_bom_or_in_utf8_gets_none(data: bytes) -> None:
     from parsers.cda.reader import add_missing_utf16_bom
 
     assert add_missing_utf16_bom(data) == (data, False)
+
+
+# -- a decimal comma --------------------------------------------------------------------------
+def test_a_result_with_a_decimal_comma_is_the_same_fact_as_the_labs_oru(sqlite_ctx) -> None:  # noqa: ANN001
+    """A French hospital's CR-BIO writing its cholesterol 1,84 g/L (its locale's decimal
+    mark; CDA's PQ has only the point): filed as text with no number (CDA_BAD_NUMBER),
+    while the lab's ORU of the same result (read there with a warning) has one; the two
+    channels' same fact made two entries. It is read as 1.84 with CDA_DECIMAL_COMMA, and
+    is the ORU's entry, confirmed."""
+    from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
+
+    lab = file(sqlite_ctx, oru(value="1,84"), "LABM")
+    hospital = file(sqlite_ctx, cr_bio(value="1,84"), "chu")
+    assert hospital.status == "deposited"
+    assert [w for w in hospital.warnings if w.startswith("CDA_DECIMAL_COMMA")]
+    assert not [w for w in hospital.warnings if w.startswith("CDA_BAD_NUMBER")]
+    (entry,) = cholesterol(sqlite_ctx)
+    assert (entry.value, entry.value_num) == ("1,84", 1.84)
+    assert links(sqlite_ctx, entry.id) == [(lab.id, "created"), (hospital.id, "confirmed")]
+
+
+@pytest.mark.parametrize(("value", "number"), [
+    ('<value xsi:type="PQ" value="7,2" unit="mmol/L"/>', 7.2),
+    ('<value xsi:type="REAL" value="-0,25"/>', -0.25),
+    ('<value xsi:type="PQ" value="7.2" unit="mmol/L"/>', 7.2),
+    ('<value xsi:type="PQ" value="1,250.5" unit="mmol/L"/>', None),
+    ('<value xsi:type="INT" value="7,2"/>', None)])
+def test_only_a_decimal_comma_reads_as_a_point(value: str, number: float | None) -> None:
+    (result,) = _entries(_section("30954-2", "", _glucose(
+        f'<code code="2823-3" {LOINC}/>').replace(
+        '<value xsi:type="PQ" value="5.4" unit="mmol/L"/>', value)))
+    assert result.value_num == number
