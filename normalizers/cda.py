@@ -1208,11 +1208,18 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
         made = _medication(act, MEDICATION, section, ctx, parent_key)
     elif kind == DEVICE and own_section != DEVICES_SECTION and \
-            not any(p.type_code == "DEV" for p in act.participants):
+            not any(p.type_code in DEVICE_PARTICIPATIONS for p in act.participants):
         # the CCD supply activity template also carries medication supplies (a supply
-        # under a medication, in a medication section): a dispense when done, else nothing
+        # under a medication, in a medication section): a dispense when done; a C-CDA
+        # Planned Supply of a medication (moodCode INT: '30 tablets of amlodipine to
+        # dispense') a medication intended, as a planned medication activity is; else
+        # nothing
         if isinstance(act, Supply) and mood in ("", "EVN"):
             made = _medication(act, MEDICATION, section, ctx, parent_key)
+        elif isinstance(act, Supply) and PLANNED_SUPPLY in act.template_roots and \
+                _names_a_product(act.product):
+            made = _medication(act, MEDICATION, section, ctx, parent_key)
+            kind = MEDICATION
     elif kind == DEVICE:
         made = _device(act, section, ctx, parent_key)
         if made is not None and made.system in _absent_systems() and \
@@ -1625,6 +1632,12 @@ def _negated_absence(entry: Entry, kind: str) -> Entry:
 
 FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases
 DEVICES_SECTION = "46264-8"  # LOINC History of medical device use
+# The participations that name a device a supply is of: DEV (CCD, CI-SIS FR-Dispositif-
+# medical, eHDSI) and PRD, the product (C-CDA Non-Medicinal Supply Activity and Planned
+# Supply hold their Product Instance so: the pacemaker of a C-CDA medical equipment section
+# was 'naming nothing' and not filed)
+DEVICE_PARTICIPATIONS = frozenset({"DEV", "PRD"})
+PLANNED_SUPPLY = "2.16.840.1.113883.10.20.22.4.43"  # C-CDA Planned Supply (moodCode INT)
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 
@@ -2828,6 +2841,14 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         return None
     if act.negation_ind == "true":
         _not_done_reason(act, entry, ctx, section)
+    if isinstance(act, Supply) and act.mood_code.strip() not in ("", "EVN"):
+        # a supply intended (C-CDA Planned Supply): the quantity to dispense, nothing
+        # handed out yet (it was 'dispensed')
+        quantity = act.quantity
+        if isinstance(quantity, PQ) and quantity.value:
+            entry.details["quantity_prescribed"] = {"value": quantity.value.strip(),
+                                                    "unit": quantity.unit or None}
+        return entry
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
@@ -3255,7 +3276,7 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
     observations) go to details. They were filed as the patient's observations ('Taille:
     2.5') and the device itself was not filed."""
     device = next((p.entity.player_code for p in act.participants
-                   if p.type_code == "DEV" and p.entity is not None and
+                   if p.type_code in DEVICE_PARTICIPATIONS and p.entity is not None and
                    p.entity.player_code is not None), None)
     product = getattr(act, "product", None)
     if device is None and product is not None:
