@@ -619,6 +619,18 @@ def _allergy_types() -> dict[tuple[str, str], dict[str, str]]:
     return {(r["system"], r["code"]): r for r in read_csv_rows(TABLES / "fhir_allergy_types.csv")}
 
 
+def _allergen(entry: Mapping, details: Mapping, base_url: str) -> dict:
+    """AllergyIntolerance.code, the substance: the entry's code, or, for a substance the
+    sender named only in words (details.allergen_text: 'Pollen de bouleau', a playing
+    entity's originalText or name), those words; the entry's code is then the allergy's
+    kind ('allergy to substance', C-CDA's value), which goes to type and category. The
+    words were left out: the export said 'Allergy to substance' and nothing of what to."""
+    substance = _text(details.get("allergen_text"))
+    if substance and not details.get("allergy_type"):
+        return {"text": substance}
+    return _concept(entry, base_url, "allergy")
+
+
 def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
     """AllergyIntolerance.type and category of the allergy's stated kind
     (details.allergy_type: 'allergie médicamenteuse' 416098002, fhir_allergy_types.csv);
@@ -1705,7 +1717,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                                             "allergyintolerance-clinical"),
                    verificationStatus=_verification(status, resource, details,
                                                     "allergyintolerance-verification"),
-                   code=_concept(entry, base_url, "allergy"), patient=subject,
+                   code=_allergen(entry, details, base_url), patient=subject,
                    onsetDateTime=effective,
                    reaction=_reactions(details.get("reactions"), base_url))
         verified = (res["verificationStatus"] or {}).get("coding", [{}])[0].get("code")
@@ -1715,7 +1727,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
                                                     "valueCode": "unknown"}]}
         res["note"] = _absent_reactions(details.get("absent_reactions"), base_url)
-        res.update(_allergy_kind(details.get("allergy_type")))
+        kind = details.get("allergy_type")
+        if not isinstance(kind, Mapping) and _text(details.get("allergen_text")):
+            kind = {"system": entry.get("system"), "code": entry.get("code")}
+        res.update(_allergy_kind(kind))
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]

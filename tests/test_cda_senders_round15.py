@@ -285,3 +285,83 @@ def test_only_a_decimal_comma_reads_as_a_point(value: str, number: float | None)
         f'<code code="2823-3" {LOINC}/>').replace(
         '<value xsi:type="PQ" value="5.4" unit="mmol/L"/>', value)))
     assert result.value_num == number
+
+
+# -- C-CDA supplies: the product participant, planned supplies ----------------------------------
+def _supply(template: str, mood: str, product: str) -> str:
+    return f"""<entry><supply classCode="SPLY" moodCode="{mood}">
+      <templateId root="2.16.840.1.113883.10.20.22.4.{template}" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.15" extension="SUP-{template}"/><statusCode code="completed"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20190305"/></effectiveTime>
+      <quantity value="30"/>{product}</supply></entry>"""
+
+
+PACEMAKER = """<participant typeCode="PRD"><participantRole classCode="MANU">
+  <templateId root="2.16.840.1.113883.10.20.22.4.37"/>
+  <playingDevice><code code="14106009" codeSystem="2.16.840.1.113883.6.96"
+    displayName="Stimulateur cardiaque"/></playingDevice>
+  <scopingEntity><id root="1.2.250.1.999.15.9"/></scopingEntity></participantRole></participant>"""
+AMLODIPINE = """<product><manufacturedProduct classCode="MANU">
+  <templateId root="2.16.840.1.113883.10.20.22.4.23" extension="2014-06-09"/>
+  <manufacturedMaterial><code code="197361" codeSystem="2.16.840.1.113883.6.88"
+    displayName="Amlodipine 5 MG Oral Tablet"/></manufacturedMaterial></manufacturedProduct>
+  </product>"""
+
+
+@pytest.mark.parametrize("section", ["46264-8", "47519-4"])
+def test_a_device_supplied_as_ccda_writes_it_is_filed(section: str) -> None:
+    """C-CDA Non-Medicinal Supply Activity names its device as the PRD participant (Product
+    Instance): only DEV was read, the pacemaker was 'a device statement naming nothing' and
+    not filed."""
+    (device,) = _entries(_section(section, "", _supply("50", "EVN", PACEMAKER)))
+    assert (device.type, device.code, device.display) == (
+        "device", "14106009", "Stimulateur cardiaque")
+    assert device.details["period_low"] == "2019-03-05"
+    _bundle([device])
+
+
+def test_a_planned_supply_of_a_device_is_a_plan() -> None:
+    """C-CDA Planned Supply (4.43, moodCode INT) in the plan of treatment: not filed at all
+    ('of a kind not read here'). A device to supply is a plan, as a planned procedure is."""
+    (plan,) = _entries(_section("18776-5", "", _supply("43", "INT", PACEMAKER)))
+    assert (plan.type, plan.code, plan.details["planned"]) == ("plan", "14106009", "device")
+
+
+def test_a_planned_supply_of_a_medication_is_to_dispense_not_dispensed() -> None:
+    """The same template with a medication: 30 tablets of amlodipine to dispense, a
+    medication intended (a MedicationRequest with its quantity), never one handed out."""
+    (plan,) = _entries(_section("18776-5", "", _supply("43", "INT", AMLODIPINE)))
+    assert (plan.type, plan.code, plan.details["planned"]) == ("plan", "197361", "medication")
+    assert plan.details["quantity_prescribed"] == {"value": "30", "unit": None}
+    assert "dispensed" not in plan.details
+    (request,) = _resources(_bundle([plan]), "MedicationRequest")
+    assert request["dispenseRequest"]["quantity"]["value"] == 30
+
+
+# -- an allergen named only in words, exported ------------------------------------------------
+@pytest.mark.parametrize("agent", [
+    '<code nullFlavor="OTH"><originalText><reference value="#al1"/></originalText></code>',
+    '<code nullFlavor="UNK"/><name>Pollen de bouleau</name>'])
+def test_an_allergen_named_in_words_is_what_the_export_says_the_allergy_is_to(agent: str) -> None:
+    """C-CDA: value 'allergy to substance' (the kind), the substance uncoded (originalText
+    or the playing entity's name). Filed under the kind with the words in
+    details.allergen_text (as before); the AllergyIntolerance said 'Allergy to substance'
+    and nothing of birch pollen. Its code is the words, its type the kind's."""
+    allergy = _allergy("").replace(
+        """<code code="J01CA04"
+            codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/>""", agent
+    ).replace('code="416098002"', 'code="419199007"').replace(
+        "allergie médicamenteuse", "allergie à une substance")
+    (entry,) = _entries(_section("48765-2", '<content ID="al1">Pollen de bouleau</content>',
+                                 allergy))
+    assert (entry.code, entry.details["allergen_text"]) == ("419199007", "Pollen de bouleau")
+    (res,) = _resources(_bundle([entry]), "AllergyIntolerance")
+    assert res["code"] == {"text": "Pollen de bouleau"}
+    assert res["type"] == "allergy"
+
+
+def test_a_coded_allergen_is_exported_as_before() -> None:
+    (entry,) = _entries(_section("48765-2", "", _allergy("")))
+    (res,) = _resources(_bundle([entry]), "AllergyIntolerance")
+    assert res["code"]["coding"][0]["code"] == "J01CA04"
+    assert (res["type"], res["category"]) == ("allergy", ["medication"])
