@@ -1777,7 +1777,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(status="not-done" if details.get("negated")
                    else "stopped" if details.get("aborted") and status == "cancelled"
                    else fhir_status(status, resource) or "unknown",
-                   code=_concept(entry, base_url, "procedure"), subject=subject,
+                   code=_concept(entry, base_url, "procedure", details), subject=subject,
                    performedDateTime=effective,
                    bodySite=[_body_site(details.get("target_site"), base_url)],
                    performer=_performers(details, "Procedure"))
@@ -1801,7 +1801,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "ServiceRequest":
         res.update(status=fhir_status(status, resource) or "unknown",
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
-                   code=_concept(entry, base_url, "plan"), subject=subject,
+                   code=_concept(entry, base_url, "plan", details), subject=subject,
                    occurrenceDateTime=effective)
         end = fhir_datetime(details.get("period_high"))
         if end:  # planned over a period (radiotherapy from February to August): its end
@@ -1813,6 +1813,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "Encounter":
         _encounter(res, entry, details, subject, base_url)
         _destination(res, details, base_url, extras if extras is not None else {})
+        disposition = _coded_concept(details.get("discharge_disposition"), base_url)
+        if disposition:  # where the patient went at discharge (C-CDA encounter entry)
+            res["hospitalization"] = {**(res.get("hospitalization") or {}),
+                                      "dischargeDisposition": disposition}
     elif resource == "DeviceUseStatement":
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))

@@ -3369,6 +3369,18 @@ def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
     diagnoses = _encounter_diagnoses(act, ctx, section) if act.entry_relationships else []
     if diagnoses:
         entry.details["diagnoses"] = diagnoses
+    disposition = next((x for x in act.extensions if x.namespace == SDTC and
+                        x.name == "dischargeDispositionCode"), None)
+    if disposition is not None and disposition.attributes.get("code", "").strip():
+        # where the patient went at the end of the stay (C-CDA R2.1 Encounter Activity
+        # sdtc:dischargeDispositionCode, HL7 table 0112 or NUBC): read on the header's
+        # encompassingEncounter only, an encounter entry's was dropped
+        said = disposition.attributes
+        entry.details["discharge_disposition"] = {k: v for k, v in (
+            ("code", said["code"].strip()),
+            ("system", system_name(said.get("codeSystem", "").strip(),
+                                   said.get("codeSystemName", ""))),
+            ("display", said.get("displayName", "").strip())) if v}
     return entry
 
 

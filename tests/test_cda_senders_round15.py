@@ -365,3 +365,50 @@ def test_a_coded_allergen_is_exported_as_before() -> None:
     (res,) = _resources(_bundle([entry]), "AllergyIntolerance")
     assert res["code"]["coding"][0]["code"] == "J01CA04"
     assert (res["type"], res["category"]) == ("allergy", ["medication"])
+
+
+def test_a_local_act_code_with_its_ccam_translation_exports_both() -> None:
+    """A hospital's own act code translated into CCAM (the French classification of acts):
+    filed under the CCAM, the hospital's code kept in details.local_code and, as for a
+    result, given beside it in the Procedure's code."""
+    code = """<code code="APPEND-LAP" codeSystem="1.2.250.1.999.15.66"
+      displayName="Appendicectomie coelio"><translation code="HHFA016"
+      codeSystem="1.2.250.1.213.2.5" displayName="Appendicectomie, par cœlioscopie"/></code>"""
+    (proc,) = _entries(_section("47519-4", "", _procedure(code, "")))
+    assert (proc.code, proc.details["local_code"]["code"]) == ("HHFA016", "APPEND-LAP")
+    (res,) = _resources(_bundle([proc]), "Procedure")
+    assert [c["code"] for c in res["code"]["coding"]] == ["HHFA016", "APPEND-LAP"]
+
+
+# -- an encounter's discharge disposition -----------------------------------------------------
+def _stay(disposition: str) -> str:
+    """A C-CDA R2.1 Encounter Activity: a hospital stay in pneumology, discharged to a
+    rehabilitation centre (sdtc:dischargeDispositionCode, HL7 table 0112)."""
+    return f"""<entry typeCode="DRIV"><encounter classCode="ENC" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.49" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.15" extension="SEJ-1"/>
+      <code code="IMP" codeSystem="2.16.840.1.113883.5.4" displayName="Hospitalisation"/>
+      <effectiveTime><low value="20230405"/><high value="20230410"/></effectiveTime>
+      {disposition}</encounter></entry>"""
+
+
+def test_where_the_patient_went_after_a_stay_is_kept() -> None:
+    """The header's encompassingEncounter disposition was read; an encounter entry's (C-CDA
+    R2.1 puts it there) was dropped. Kept in details.discharge_disposition and exported as
+    the Encounter's hospitalization.dischargeDisposition."""
+    (stay,) = _entries(_section("46240-8", "", _stay(
+        """<sdtc:dischargeDispositionCode code="04" codeSystem="2.16.840.1.113883.12.112"
+        displayName="Transfert en structure de soins intermédiaires"/>""")))
+    assert stay.details["discharge_disposition"] == {
+        "code": "04", "system": "HL70112",
+        "display": "Transfert en structure de soins intermédiaires"}
+    (res,) = _resources(_bundle([stay]), "Encounter")
+    assert res["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "04"
+    assert res["period"] == {"start": "2023-04-05", "end": "2023-04-10"}
+
+
+def test_a_stay_without_disposition_says_none() -> None:
+    (stay,) = _entries(_section("46240-8", "", _stay("")))
+    assert "discharge_disposition" not in stay.details
+    (res,) = _resources(_bundle([stay]), "Encounter")
+    assert "hospitalization" not in res
