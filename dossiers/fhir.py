@@ -1803,6 +1803,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
                    code=_concept(entry, base_url, "plan", details), subject=subject,
                    occurrenceDateTime=effective)
+        where = _destination_location(details, base_url, extras if extras is not None else {})
+        if where is not None:  # where it is to happen (IHE PCC encounter disposition: the
+            # hospital the patient is to be taken to, a DLU's 'établissement de préférence')
+            res["locationReference"] = [where]
         end = fhir_datetime(details.get("period_high"))
         if end:  # planned over a period (radiotherapy from February to August): its end
             # was dropped
@@ -2094,9 +2098,18 @@ def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, d
     Encounter.hospitalization.destination, a Location (R4 allows no Organization there)
     with its FINESS under urn:oid:1.2.250.1.71.4.2.2, its kind and the service as its
     types. The encounter said 'Transfert du patient' and nothing of where."""
+    where = _destination_location(details, base_url, extras)
+    if where is not None:
+        res["hospitalization"] = {"destination": where}
+
+
+def _destination_location(details: Mapping, base_url: str,
+                          extras: dict[str, dict]) -> dict | None:
+    """The Location of details.destination (added to ``extras``) as a reference with its
+    name; None when the destination names no place."""
     said = details.get("destination")
     if not isinstance(said, Mapping):
-        return
+        return None
     idents = [i for i in map(_entity_identifier, said.get("ids") or ()) if i]
     kind = said.get("code") if isinstance(said.get("code"), Mapping) else {}
     types = [_said_concept(kind.get("code"), kind.get("system"), kind.get("display"),
@@ -2106,7 +2119,7 @@ def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, d
               for t in details.get("code_translations") or () if isinstance(t, Mapping)]
     name = _text(said.get("name"))
     if not idents and not name:
-        return
+        return None
     key = next((f"{i['system']}|{i['value']}" for i in idents
                 if i["system"] == f"urn:oid:{FINESS_OID}"), None) or \
         (f"{idents[0]['system']}|{idents[0]['value']}" if idents else f"name|{name}")
@@ -2116,7 +2129,7 @@ def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, d
     if url in extras and extras[url] != place:  # one place, two ways of saying it
         url = full_url("location", f"{key}|{json.dumps(place, sort_keys=True)}")
     extras[url] = place
-    res["hospitalization"] = {"destination": {"reference": url, "display": name}}
+    return {"reference": url, "display": name}
 
 
 def _device(entry: Mapping, subject: dict, base_url: str) -> dict:

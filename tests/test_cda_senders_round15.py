@@ -412,3 +412,95 @@ def test_a_stay_without_disposition_says_none() -> None:
     assert "discharge_disposition" not in stay.details
     (res,) = _resources(_bundle([stay]), "Encounter")
     assert "hospitalization" not in res
+
+
+def test_a_medication_the_patient_reports_is_his_statement() -> None:
+    """A C-CDA Medication Activity of a medication history the patient stated (informant
+    PAT) and a nurse recorded: the MedicationStatement's informationSource is the
+    Patient, dateAsserted the nurse's time."""
+    med = f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.15" extension="MED-1"/><statusCode code="active"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20210301"/></effectiveTime>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.23" extension="2014-06-09"/>
+        <manufacturedMaterial><code code="C09AA05" codeSystem="2.16.840.1.113883.6.73"
+          displayName="ramipril"/></manufacturedMaterial></manufacturedProduct></consumable>
+      {NURSE_AUTHOR}{PATIENT_SAYS}</substanceAdministration></entry>"""
+    (entry,) = _entries(_section("10160-0", "", med))
+    assert entry.details["informants"] == [{"source": "patient"}]
+    (res,) = _resources(_bundle([entry]), "MedicationStatement")
+    assert res["informationSource"] == res["subject"]
+    assert res["dateAsserted"] == "2023-09-14T10:30:00+02:00"
+
+
+# -- an encounter disposition (DLU: the hospital of preference) --------------------------------
+DISPOSITION = """<entry><act classCode="ACT" moodCode="INT">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.1.10.4.2"/>
+  <templateId root="1.2.250.1.213.1.1.3.97"/>
+  <id root="1.2.250.1.999.15" extension="DISPO-1"/>
+  <code code="11302-7" displayName="Etablissement de santé de préférence"
+    codeSystem="2.16.840.1.113883.6.1"/>
+  <statusCode code="normal"/><effectiveTime nullFlavor="NAV"/>
+  <participant typeCode="DST"><participantRole classCode="ROL">
+    <id root="1.2.250.1.71.4.2.2" extension="920000650"/>
+    <playingEntity><name>Hôpital Ambroise-Paré</name></playingEntity>
+  </participantRole></participant></act></entry>"""
+
+
+def test_the_hospital_a_resident_is_to_be_taken_to_is_a_plan_with_its_place() -> None:
+    """A nursing home's DLU (dossier de liaison d'urgence) names the resident's hospital of
+    preference (IHE PCC Encounter Disposition / CI-SIS FR-Disposition, moodCode INT, the
+    hospital's FINESS as participant DST): 'of a kind not read here', not filed. It is a
+    planned encounter with its destination, exported as a ServiceRequest whose location is
+    the hospital."""
+    (plan,) = _entries(_section("11302-7", "", DISPOSITION))
+    assert (plan.type, plan.code, plan.details["planned"]) == ("plan", "11302-7", "encounter")
+    assert plan.details["destination"] == {"ids": ["1.2.250.1.71.4.2.2^920000650"],
+                                           "name": "Hôpital Ambroise-Paré"}
+    bundle = _bundle([plan])
+    (request,) = _resources(bundle, "ServiceRequest")
+    (place,) = _resources(bundle, "Location")
+    assert request["locationReference"][0]["display"] == place["name"] == \
+        "Hôpital Ambroise-Paré"
+    assert place["identifier"] == [{"system": "urn:oid:1.2.250.1.71.4.2.2",
+                                    "value": "920000650"}]
+
+
+def test_corpus_dlu_files_the_hospital_of_preference() -> None:
+    from normalizers.cda import normalize_cda
+    from parsers.cda import parse_cda
+    from tests.conftest import corpus_path
+
+    data = corpus_path("cda", "DLU-EHPAD-DLU_2022.01.xml").read_bytes()
+    msg = normalize_cda(parse_cda(data), data, "corpus")
+    (plan,) = [e for e in msg.entries if e.code == "11302-7"]
+    assert plan.details["destination"]["ids"] == ["1.2.250.1.71.4.2.2^101765376"]
+    assert not [w for w in msg.warnings if "11302-7" in w]
+
+
+def test_a_formulary_code_translated_into_cis_is_kept_and_an_act_code_is_not() -> None:
+    """A hospital formulary's drug code with its CIS in translation: filed under the CIS,
+    the formulary's code kept as details.local_code (it was dropped). The statement's own
+    code (a local kind of act translated into HL7 ActCode) is no code of the drug: it is
+    never the medication's local code."""
+    med = """<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <id root="1.2.250.1.999.15" extension="MED-2"/>
+      <code code="TT-HAB" codeSystem="1.2.250.1.999.15.70"><translation code="DRUG"
+        codeSystem="2.16.840.1.113883.5.4"/></code><statusCode code="completed"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20230301"/></effectiveTime>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="PHARMA-0042" codeSystem="1.2.250.1.999.15.71" displayName="KARDEGIC 75">
+          <translation code="64963291" codeSystem="1.2.250.1.213.2.3.1"
+            displayName="KARDEGIC 75 mg, poudre pour solution buvable en sachet"/></code>
+      </manufacturedMaterial></manufacturedProduct></consumable></substanceAdministration>
+      </entry>"""
+    (entry,) = _entries(_section("10160-0", "", med))
+    assert (entry.code, entry.system) == ("64963291", "CIS")
+    assert entry.details["local_code"] == {"code": "PHARMA-0042",
+                                           "system": "1.2.250.1.999.15.71",
+                                           "display": "KARDEGIC 75"}
+    (res,) = _resources(_bundle([entry]), "MedicationStatement")
+    codes = [c["code"] for c in res["medicationCodeableConcept"]["coding"]]
+    assert codes[0] == "64963291" and "PHARMA-0042" in codes and "TT-HAB" not in codes
