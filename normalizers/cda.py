@@ -2790,6 +2790,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     ('no-known-medications', CI-SIS) is kept: it is what the statement says."""
     product = act.consumable if isinstance(act, SubstanceAdministration) else act.product
     entry = _base(act, kind, section, ctx, parent_key)
+    entry.details.pop("local_code", None)  # the act's code's: not the product's
     if entry.code is not None and (entry.system, entry.code) not in _absent_codes():
         entry.details["act_code"] = entry.code
         entry.code = entry.system = entry.display = None
@@ -2799,6 +2800,9 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         coded = _code(product.code, ctx, section)
         if coded:  # translations without a code, or only a placeholder: none (TypeError)
             entry.code, entry.system, entry.display, entry.mapped = coded
+            local = _local_code(product.code, coded)
+            if local:  # a hospital formulary's code filed under its CIS / ATC translation
+                entry.details["local_code"] = local
         entry.details["substance"] = [
             {"code": t.code, "system": system_name(t.code_system)}
             for t in product.code.translations if t.code]
