@@ -1471,12 +1471,14 @@ def _stated_by(details: Mapping, subject: dict) -> dict | None:
     return _practitioner(said) if source == "professional" else None
 
 
-def _recorded(details: Mapping) -> tuple[dict | None, str | None]:
-    """(recorder, when recorded) of the entry-level author (details.recorded_by)."""
+def _recorded(details: Mapping, subject: dict) -> tuple[dict | None, str | None]:
+    """(recorder, when recorded) of the entry-level author (details.recorded_by): the
+    patient (patient-generated data) or a professional."""
     author = _first(details, "recorded_by")
     if author is None:
         return None, None
-    return _practitioner(author), fhir_datetime(_text(author.get("time")))
+    who = dict(subject) if author.get("source") == "patient" else _practitioner(author)
+    return who, fhir_datetime(_text(author.get("time")))
 
 
 # immunization-origin: a vaccination the patient or a parent reports (not first-hand)
@@ -1487,7 +1489,7 @@ _RECALLED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/immuni
 def _sources(res: dict, resource: str, details: Mapping, subject: dict) -> None:
     """Who stated and who recorded the fact, on the resources R4 gives a place for it."""
     stated = _stated_by(details, subject)
-    recorder, when = _recorded(details)
+    recorder, when = _recorded(details, subject)
     if resource in ("Condition", "AllergyIntolerance"):
         res.update(asserter=stated, recorder=recorder, recordedDate=when)
     elif resource == "MedicationStatement":

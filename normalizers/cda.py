@@ -34,7 +34,7 @@ from functools import cache
 from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
-from normalizers.cda_sources import informants
+from normalizers.cda_sources import PATIENT, informants
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
@@ -239,6 +239,9 @@ class _Ctx:
     # units read as their template says (tables/cda_template_units.csv), said once per
     # document and unit: (unit sent, unit read) -> [count, first path]
     units_read: dict[tuple[str, str], list] = field(default_factory=dict)
+    # the patient's own ids (recordTarget/patientRole/id): an entry author or informant
+    # named by one of them is the patient (C-CDA patient-generated data), not a professional
+    patient_ids: frozenset[str] = frozenset()
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -513,6 +516,8 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
 
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
+    ctx.patient_ids = frozenset(i.key for rt in doc.header.record_targets for i in rt.ids
+                                if i.root and not i.null_flavor)
     for section in doc.sections:
         yield from _section_entries(section, ctx, section_code(section))
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
@@ -1280,7 +1285,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         if group:
             made.details["group"] = group
-        _sources(act, made)
+        _sources(act, made, ctx)
         ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
@@ -1337,7 +1342,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                      about=relative):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
-                    _sources(act, nested)  # the concern's, when the problem says none
+                    _sources(act, nested, ctx)  # the concern's, when the problem says none
                     if concern_notes:
                         nested.details["concern_comments"] = concern_notes
                     if concern == "nullified":  # the concern was recorded in error
@@ -1436,7 +1441,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         _not_filed(act, kind, ctx, section)
 
 
-def _sources(act: ClinicalStatement, entry: Entry) -> None:
+def _sources(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     """Who stated the fact and who recorded it, from the statement's own informant and
     author (C-CDA Author Participation, IHE PCC / CI-SIS entry-level author; the informant:
     the patient, a relative, a professional): details.informants and details.recorded_by
@@ -1445,13 +1450,29 @@ def _sources(act: ClinicalStatement, entry: Entry) -> None:
     trace of who recorded it nor when. What the entry already says (its own, before its
     concern's: CDA context conduction, the nearer one wins) is kept."""
     if act.informants and "informants" not in entry.details:
-        said = informants(act.informants)
+        said = informants(act.informants, ctx.patient_ids)
         if said:
             entry.details["informants"] = said
     if act.authors and "recorded_by" not in entry.details:
-        recorded = [a for a in map(_author, act.authors) if a]
+        recorded = [_entry_author(a, ctx) for a in act.authors]
+        recorded = [a for a in recorded if a]
         if recorded:
             entry.details["recorded_by"] = recorded
+
+
+def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
+    """An entry's author as the header's (``_author``), or, when its id is one of the
+    patient's (C-CDA patient-generated data: assignedAuthor/id = patientRole/id), the
+    patient with the time: the patient's identifiers (an INS) are not copied into the
+    details as a professional's."""
+    entity = author.entity
+    if entity is not None and ctx.patient_ids and \
+            any(i.key in ctx.patient_ids for i in entity.ids if i.root):
+        out: dict[str, Any] = {"source": PATIENT}
+        if isinstance(author.time, TS) and author.time.value:
+            out["time"] = _header_time(author.time)
+        return out
+    return _author(author)
 
 
 # Statements that make no entry of their own by design, read where they belong: a

@@ -29,12 +29,16 @@ def _patient_roles() -> frozenset[tuple[str, str]]:
                      table("cda_informant_sources") if r["source"] == PATIENT)
 
 
-def informant(part: Any) -> dict[str, Any] | None:  # noqa: ANN401 - a parsed Participation
+def informant(part: Any,  # noqa: ANN401 - a parsed Participation
+              patient_ids: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """One informant as {source, relationship | ids, organization}; None when it names no one
-    (an informant element left empty by a template engine)."""
+    (an informant element left empty by a template engine). One named by an id of the
+    patient's (``patient_ids``: recordTarget/patientRole/id) is the patient."""
     entity = part.entity
     if entity is None:
         return None
+    if patient_ids and any(i.key in patient_ids for i in entity.ids if i.root):
+        return {"source": PATIENT}
     if entity.role == "assignedEntity":
         out: dict[str, Any] = {"source": PROFESSIONAL,
                                "ids": [i.key for i in entity.ids if i.root]}
@@ -59,6 +63,6 @@ def informant(part: Any) -> dict[str, Any] | None:  # noqa: ANN401 - a parsed Pa
     return out
 
 
-def informants(parts: list) -> list[dict[str, Any]]:
+def informants(parts: list, patient_ids: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Every informant of a statement that names someone, in the order sent."""
-    return [i for i in map(informant, parts) if i is not None]
+    return [i for i in (informant(p, patient_ids) for p in parts) if i is not None]

@@ -504,3 +504,19 @@ def test_a_formulary_code_translated_into_cis_is_kept_and_an_act_code_is_not() -
     (res,) = _resources(_bundle([entry]), "MedicationStatement")
     codes = [c["code"] for c in res["medicationCodeableConcept"]["coding"]]
     assert codes[0] == "64963291" and "PHARMA-0042" in codes and "TT-HAB" not in codes
+
+
+def test_an_allergy_the_patient_entered_himself_names_no_professional() -> None:
+    """C-CDA patient-generated data: the entry's author is the patient (assignedAuthor/id
+    = patientRole/id, here the hospital's IPP). Read as a professional's, the patient's
+    identifier was copied into details.recorded_by and exported as a Practitioner's."""
+    author = """<author><time value="20240110"/><assignedAuthor>
+      <id root="1.2.250.1.999.1.1" extension="IPP-4242"/></assignedAuthor></author>"""
+    informant = """<informant><assignedEntity><id root="1.2.250.1.999.1.1"
+      extension="IPP-4242"/></assignedEntity></informant>"""
+    (allergy,) = _entries(_section("48765-2", "", _allergy(informant, author)))
+    assert allergy.details["recorded_by"] == [{"source": "patient", "time": "2024-01-10"}]
+    assert allergy.details["informants"] == [{"source": "patient"}]
+    assert "IPP-4242" not in repr(allergy.details)
+    (res,) = _resources(_bundle([allergy]), "AllergyIntolerance")
+    assert res["recorder"] == res["asserter"] == res["patient"]
