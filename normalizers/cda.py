@@ -2229,12 +2229,14 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
         # among immunizations, a vaccination whatever template of another country it has
         return IMMUNIZATION if section_code == IMMUNIZATIONS_SECTION else MEDICATION
     if isinstance(act, Procedure | Encounter) and not in_results and \
-            act.code is not None and (act.code.code or act.code.translations) and \
+            (act.code is not None and (act.code.code or act.code.translations) or
+             isinstance(act, Procedure) and (act.text.strip() or act.text_reference)) and \
             _read_elsewhere().isdisjoint(act.template_roots):
         # a procedure or an encounter element is one whatever its template (IPS, another
         # country's, none at all): they were not filed (CDA_NOT_FILED 'of a kind not read
         # here'); a specimen's collection (among results, or by its template) is read there,
-        # one naming nothing (a reference to an encounter by its id) is no statement
+        # one naming nothing (a reference to an encounter by its id) is no statement. A
+        # procedure with no code but its text ('Ablation du plâtre') is named by it
         return PROCEDURE if isinstance(act, Procedure) else ENCOUNTER
     if not isinstance(act, Observation):
         return None

@@ -520,3 +520,14 @@ def test_an_allergy_the_patient_entered_himself_names_no_professional() -> None:
     assert "IPP-4242" not in repr(allergy.details)
     (res,) = _resources(_bundle([allergy]), "AllergyIntolerance")
     assert res["recorder"] == res["asserter"] == res["patient"]
+
+
+def test_a_procedure_without_template_nor_code_is_filed_by_its_text() -> None:
+    """The same with no template at all (CDA R2 alone: an EHR of another country): it was
+    'of a kind not read here'."""
+    proc = """<entry><procedure classCode="PROC" moodCode="EVN">
+      <id root="1.2.250.1.999.15" extension="PROC-9"/>
+      <text>Ablation du plâtre de l'avant-bras gauche</text>
+      <statusCode code="completed"/><effectiveTime value="20230502"/></procedure></entry>"""
+    (entry,) = _entries(_section("47519-4", "", proc))
+    assert (entry.type, entry.display) == ("procedure", "Ablation du plâtre de l'avant-bras gauche")
