@@ -117,6 +117,13 @@ Mapping decisions (the tables are in dossiers/tables/):
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
+- Who stated a fact (details.informants: the patient, a relative, a professional) and who
+  recorded it (details.recorded_by, the entry-level CDA author) -> Condition and
+  AllergyIntolerance asserter / recorder / recordedDate, MedicationStatement
+  informationSource / dateAsserted; a vaccination the patient or a relative reports ->
+  Immunization primarySource false, reportOrigin 'recall', recorded. A relative is a
+  RelatedPerson by display only (no resource, no name kept); a professional a logical
+  reference by its first id (RPPS...).
 - Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
@@ -610,6 +617,18 @@ def _decimal(text: str) -> int | float:
 @cache
 def _allergy_types() -> dict[tuple[str, str], dict[str, str]]:
     return {(r["system"], r["code"]): r for r in read_csv_rows(TABLES / "fhir_allergy_types.csv")}
+
+
+def _allergen(entry: Mapping, details: Mapping, base_url: str) -> dict:
+    """AllergyIntolerance.code, the substance: the entry's code, or, for a substance the
+    sender named only in words (details.allergen_text: 'Pollen de bouleau', a playing
+    entity's originalText or name), those words; the entry's code is then the allergy's
+    kind ('allergy to substance', C-CDA's value), which goes to type and category. The
+    words were left out: the export said 'Allergy to substance' and nothing of what to."""
+    substance = _text(details.get("allergen_text"))
+    if substance and not details.get("allergy_type"):
+        return {"text": substance}
+    return _concept(entry, base_url, "allergy")
 
 
 def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
@@ -1417,6 +1436,71 @@ def _notes(details: Mapping) -> list[dict]:
     return out
 
 
+def _first(details: Mapping, key: str) -> Mapping | None:
+    """The first mapping of a details list (details.informants, details.recorded_by)."""
+    said = details.get(key)
+    return next((x for x in said if isinstance(x, Mapping)), None) \
+        if isinstance(said, list) else None
+
+
+def _practitioner(party: Mapping | None) -> dict | None:
+    """A professional named by ids (RPPS under urn:oid:1.2.250.1.71.4.2.1): a logical
+    Practitioner reference by the first id that is 'root^extension'."""
+    for key in (party or {}).get("ids") or ():
+        ref = _performer(key)
+        if ref and "identifier" in ref:
+            return {"type": "Practitioner", **ref}
+    return None
+
+
+def _stated_by(details: Mapping, subject: dict) -> dict | None:
+    """Who stated the fact (details.informants, the first one): the patient (the dossier's
+    Patient), a relative (a RelatedPerson by its relationship's display or code: no
+    resource, no name), a professional (``_practitioner``)."""
+    said = _first(details, "informants")
+    if said is None:
+        return None
+    source = said.get("source")
+    if source == "patient":
+        return dict(subject)
+    if source == "relative":
+        rel = said.get("relationship")
+        words = _text(rel.get("display")) or _text(rel.get("code")) \
+            if isinstance(rel, Mapping) else None
+        return {"type": "RelatedPerson", "display": words or "related person"}
+    return _practitioner(said) if source == "professional" else None
+
+
+def _recorded(details: Mapping, subject: dict) -> tuple[dict | None, str | None]:
+    """(recorder, when recorded) of the entry-level author (details.recorded_by): the
+    patient (patient-generated data) or a professional."""
+    author = _first(details, "recorded_by")
+    if author is None:
+        return None, None
+    who = dict(subject) if author.get("source") == "patient" else _practitioner(author)
+    return who, fhir_datetime(_text(author.get("time")))
+
+
+# immunization-origin: a vaccination the patient or a parent reports (not first-hand)
+_RECALLED = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/immunization-origin",
+                         "code": "recall", "display": "Parent/Guardian/Patient Recall"}]}
+
+
+def _sources(res: dict, resource: str, details: Mapping, subject: dict) -> None:
+    """Who stated and who recorded the fact, on the resources R4 gives a place for it."""
+    stated = _stated_by(details, subject)
+    recorder, when = _recorded(details, subject)
+    if resource in ("Condition", "AllergyIntolerance"):
+        res.update(asserter=stated, recorder=recorder, recordedDate=when)
+    elif resource == "MedicationStatement":
+        res.update(informationSource=stated, dateAsserted=when)
+    elif resource == "Immunization":
+        said = _first(details, "informants") or {}
+        if said.get("source") in ("patient", "relative"):
+            res.update(primarySource=False, reportOrigin=_RECALLED)
+        res["recorded"] = when
+
+
 # R4 Immunization.performer.function (v2-0443): the one who gave the vaccine
 _ADMINISTERING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443",
                               "code": "AP", "display": "Administering Provider"}]}
@@ -1635,7 +1719,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                                             "allergyintolerance-clinical"),
                    verificationStatus=_verification(status, resource, details,
                                                     "allergyintolerance-verification"),
-                   code=_concept(entry, base_url, "allergy"), patient=subject,
+                   code=_allergen(entry, details, base_url), patient=subject,
                    onsetDateTime=effective,
                    reaction=_reactions(details.get("reactions"), base_url))
         verified = (res["verificationStatus"] or {}).get("coding", [{}])[0].get("code")
@@ -1645,7 +1729,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["clinicalStatus"] = {"extension": [{"url": DATA_ABSENT_EXTENSION,
                                                     "valueCode": "unknown"}]}
         res["note"] = _absent_reactions(details.get("absent_reactions"), base_url)
-        res.update(_allergy_kind(details.get("allergy_type")))
+        kind = details.get("allergy_type")
+        if not isinstance(kind, Mapping) and _text(details.get("allergen_text")):
+            kind = {"system": entry.get("system"), "code": entry.get("code")}
+        res.update(_allergy_kind(kind))
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]
@@ -1692,7 +1779,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(status="not-done" if details.get("negated")
                    else "stopped" if details.get("aborted") and status == "cancelled"
                    else fhir_status(status, resource) or "unknown",
-                   code=_concept(entry, base_url, "procedure"), subject=subject,
+                   code=_concept(entry, base_url, "procedure", details), subject=subject,
                    performedDateTime=effective,
                    bodySite=[_body_site(details.get("target_site"), base_url)],
                    performer=_performers(details, "Procedure"))
@@ -1716,8 +1803,12 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "ServiceRequest":
         res.update(status=fhir_status(status, resource) or "unknown",
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
-                   code=_concept(entry, base_url, "plan"), subject=subject,
+                   code=_concept(entry, base_url, "plan", details), subject=subject,
                    occurrenceDateTime=effective)
+        where = _destination_location(details, base_url, extras if extras is not None else {})
+        if where is not None:  # where it is to happen (IHE PCC encounter disposition: the
+            # hospital the patient is to be taken to, a DLU's 'établissement de préférence')
+            res["locationReference"] = [where]
         end = fhir_datetime(details.get("period_high"))
         if end:  # planned over a period (radiotherapy from February to August): its end
             # was dropped
@@ -1728,6 +1819,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "Encounter":
         _encounter(res, entry, details, subject, base_url)
         _destination(res, details, base_url, extras if extras is not None else {})
+        disposition = _coded_concept(details.get("discharge_disposition"), base_url)
+        if disposition:  # where the patient went at discharge (C-CDA encounter entry)
+            res["hospitalization"] = {**(res.get("hospitalization") or {}),
+                                      "dischargeDisposition": disposition}
     elif resource == "DeviceUseStatement":
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))
@@ -1764,6 +1859,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         else:  # R4 DiagnosticReport, DocumentReference, Encounter have no note: a note
             # there made the whole Bundle invalid; their narrative says it
             res["text"] = {"status": "additional", "div": _narrative(said)}
+    _sources(res, resource, details, subject)
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
                                  "value": str(entry.get("id"))})
@@ -2004,9 +2100,18 @@ def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, d
     Encounter.hospitalization.destination, a Location (R4 allows no Organization there)
     with its FINESS under urn:oid:1.2.250.1.71.4.2.2, its kind and the service as its
     types. The encounter said 'Transfert du patient' and nothing of where."""
+    where = _destination_location(details, base_url, extras)
+    if where is not None:
+        res["hospitalization"] = {"destination": where}
+
+
+def _destination_location(details: Mapping, base_url: str,
+                          extras: dict[str, dict]) -> dict | None:
+    """The Location of details.destination (added to ``extras``) as a reference with its
+    name; None when the destination names no place."""
     said = details.get("destination")
     if not isinstance(said, Mapping):
-        return
+        return None
     idents = [i for i in map(_entity_identifier, said.get("ids") or ()) if i]
     kind = said.get("code") if isinstance(said.get("code"), Mapping) else {}
     types = [_said_concept(kind.get("code"), kind.get("system"), kind.get("display"),
@@ -2016,7 +2121,7 @@ def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, d
               for t in details.get("code_translations") or () if isinstance(t, Mapping)]
     name = _text(said.get("name"))
     if not idents and not name:
-        return
+        return None
     key = next((f"{i['system']}|{i['value']}" for i in idents
                 if i["system"] == f"urn:oid:{FINESS_OID}"), None) or \
         (f"{idents[0]['system']}|{idents[0]['value']}" if idents else f"name|{name}")
@@ -2026,7 +2131,7 @@ def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, d
     if url in extras and extras[url] != place:  # one place, two ways of saying it
         url = full_url("location", f"{key}|{json.dumps(place, sort_keys=True)}")
     extras[url] = place
-    res["hospitalization"] = {"destination": {"reference": url, "display": name}}
+    return {"reference": url, "display": name}
 
 
 def _device(entry: Mapping, subject: dict, base_url: str) -> dict:

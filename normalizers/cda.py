@@ -34,6 +34,7 @@ from functools import cache
 from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
+from normalizers.cda_sources import PATIENT, informants
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
@@ -238,6 +239,9 @@ class _Ctx:
     # units read as their template says (tables/cda_template_units.csv), said once per
     # document and unit: (unit sent, unit read) -> [count, first path]
     units_read: dict[tuple[str, str], list] = field(default_factory=dict)
+    # the patient's own ids (recordTarget/patientRole/id): an entry author or informant
+    # named by one of them is the patient (C-CDA patient-generated data), not a professional
+    patient_ids: frozenset[str] = frozenset()
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -512,6 +516,8 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
 
 def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
+    ctx.patient_ids = frozenset(i.key for rt in doc.header.record_targets for i in rt.ids
+                                if i.root and not i.null_flavor)
     for section in doc.sections:
         yield from _section_entries(section, ctx, section_code(section))
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
@@ -1207,11 +1213,18 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
         made = _medication(act, MEDICATION, section, ctx, parent_key)
     elif kind == DEVICE and own_section != DEVICES_SECTION and \
-            not any(p.type_code == "DEV" for p in act.participants):
+            not any(p.type_code in DEVICE_PARTICIPATIONS for p in act.participants):
         # the CCD supply activity template also carries medication supplies (a supply
-        # under a medication, in a medication section): a dispense when done, else nothing
+        # under a medication, in a medication section): a dispense when done; a C-CDA
+        # Planned Supply of a medication (moodCode INT: '30 tablets of amlodipine to
+        # dispense') a medication intended, as a planned medication activity is; else
+        # nothing
         if isinstance(act, Supply) and mood in ("", "EVN"):
             made = _medication(act, MEDICATION, section, ctx, parent_key)
+        elif isinstance(act, Supply) and PLANNED_SUPPLY in act.template_roots and \
+                _names_a_product(act.product):
+            made = _medication(act, MEDICATION, section, ctx, parent_key)
+            kind = MEDICATION
     elif kind == DEVICE:
         made = _device(act, section, ctx, parent_key)
         if made is not None and made.system in _absent_systems() and \
@@ -1225,7 +1238,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         elif ctx.filed == filed_before:
             _not_filed(act, kind, ctx, section)
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
-    elif kind == PROCEDURE and act.code is not None:
+    elif kind == PROCEDURE:
         made = _procedure(act, section, ctx, parent_key)
     elif kind == ENCOUNTER and isinstance(act, Encounter | Act):  # an act: a transfer, a
         # transport (IHE PCC / CI-SIS FR-Transfert-du-patient, FR-Transport-du-patient)
@@ -1272,6 +1285,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         if group:
             made.details["group"] = group
+        _sources(act, made, ctx)
         ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
@@ -1328,6 +1342,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                      about=relative):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
+                    _sources(act, nested, ctx)  # the concern's, when the problem says none
                     if concern_notes:
                         nested.details["concern_comments"] = concern_notes
                     if concern == "nullified":  # the concern was recorded in error
@@ -1424,6 +1439,40 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from nested_entries
     if made is None and ctx.filed == filed_before:
         _not_filed(act, kind, ctx, section)
+
+
+def _sources(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
+    """Who stated the fact and who recorded it, from the statement's own informant and
+    author (C-CDA Author Participation, IHE PCC / CI-SIS entry-level author; the informant:
+    the patient, a relative, a professional): details.informants and details.recorded_by
+    ({ids, role, organization, time}, as the header's authors). Both were dropped: a
+    patient-reported allergy looked like one a clinician saw, and a problem carried no
+    trace of who recorded it nor when. What the entry already says (its own, before its
+    concern's: CDA context conduction, the nearer one wins) is kept."""
+    if act.informants and "informants" not in entry.details:
+        said = informants(act.informants, ctx.patient_ids)
+        if said:
+            entry.details["informants"] = said
+    if act.authors and "recorded_by" not in entry.details:
+        recorded = [_entry_author(a, ctx) for a in act.authors]
+        recorded = [a for a in recorded if a]
+        if recorded:
+            entry.details["recorded_by"] = recorded
+
+
+def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
+    """An entry's author as the header's (``_author``), or, when its id is one of the
+    patient's (C-CDA patient-generated data: assignedAuthor/id = patientRole/id), the
+    patient with the time: the patient's identifiers (an INS) are not copied into the
+    details as a professional's."""
+    entity = author.entity
+    if entity is not None and ctx.patient_ids and \
+            any(i.key in ctx.patient_ids for i in entity.ids if i.root):
+        out: dict[str, Any] = {"source": PATIENT}
+        if isinstance(author.time, TS) and author.time.value:
+            out["time"] = _header_time(author.time)
+        return out
+    return _author(author)
 
 
 # Statements that make no entry of their own by design, read where they belong: a
@@ -1604,6 +1653,12 @@ def _negated_absence(entry: Entry, kind: str) -> Entry:
 
 FAMILY_HISTORY_SECTION = "10157-6"  # LOINC History of family member diseases
 DEVICES_SECTION = "46264-8"  # LOINC History of medical device use
+# The participations that name a device a supply is of: DEV (CCD, CI-SIS FR-Dispositif-
+# medical, eHDSI) and PRD, the product (C-CDA Non-Medicinal Supply Activity and Planned
+# Supply hold their Product Instance so: the pacemaker of a C-CDA medical equipment section
+# was 'naming nothing' and not filed)
+DEVICE_PARTICIPATIONS = frozenset({"DEV", "PRD"})
+PLANNED_SUPPLY = "2.16.840.1.113883.10.20.22.4.43"  # C-CDA Planned Supply (moodCode INT)
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 
@@ -2174,12 +2229,14 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
         # among immunizations, a vaccination whatever template of another country it has
         return IMMUNIZATION if section_code == IMMUNIZATIONS_SECTION else MEDICATION
     if isinstance(act, Procedure | Encounter) and not in_results and \
-            act.code is not None and (act.code.code or act.code.translations) and \
+            (act.code is not None and (act.code.code or act.code.translations) or
+             isinstance(act, Procedure) and (act.text.strip() or act.text_reference)) and \
             _read_elsewhere().isdisjoint(act.template_roots):
         # a procedure or an encounter element is one whatever its template (IPS, another
         # country's, none at all): they were not filed (CDA_NOT_FILED 'of a kind not read
         # here'); a specimen's collection (among results, or by its template) is read there,
-        # one naming nothing (a reference to an encounter by its id) is no statement
+        # one naming nothing (a reference to an encounter by its id) is no statement. A
+        # procedure with no code but its text ('Ablation du plâtre') is named by it
         return PROCEDURE if isinstance(act, Procedure) else ENCOUNTER
     if not isinstance(act, Observation):
         return None
@@ -2216,6 +2273,9 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
                   status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
                   masking=dict(ctx.masking))
     entry.effective = _effective(act.effective_time, ctx) or None
+    local = _local_code(code, coded) if code is not None and coded else None
+    if local:
+        entry.details["local_code"] = local
     if section.code is not None and section.code.code:
         entry.details["section"] = section_code(section)
     if act.negation_ind == "true":
@@ -2226,6 +2286,23 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         if site:
             entry.details["target_site"] = site
     return entry
+
+
+def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] | None:
+    """The sender's own code when the entry is filed under another one (its LOINC
+    translation, a CCAM or SNOMED CT translation of a local act code, the per-source
+    mapping table's LOINC): {code, system, display} as the HL7v2 path keeps OBX-3's local
+    code in details.local_code. A lab's 'GLY' translated to 1558-6 lost 'GLY': the FHIR
+    export could not give the sender's coding beside the LOINC, nor an admin find the
+    result by the code the lab uses. None when the code is the one filed, or says nothing."""
+    own = code.code.strip()
+    if not own or own.lower() in _placeholders():
+        return None
+    system = system_name(code.code_system, code.code_system_name)
+    if (own, system) == (coded[0], coded[1]):
+        return None
+    out = {"code": own, "system": system, "display": code.display}
+    return {k: v for k, v in out.items() if v}
 
 
 def _site(site: CD) -> dict[str, Any] | None:
@@ -2244,17 +2321,21 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
                parent_key: str | None) -> Entry | None:
     """A procedure: coded (its code or a translation: a CCAM act under a local code
     nullFlavor'd), else named in words (originalText, in the narrative or inline: 'plâtre
-    de l'avant-bras'), else nothing to file. Both uncoded forms were dropped."""
+    de l'avant-bras'), else nothing to file. Both uncoded forms were dropped. A procedure
+    with no code element at all (CDA R2 Procedure.code is 0..1; IHE PCC and C-CDA senders
+    that only have the surgeon's words write its text alone) is named by its text the same
+    way; it was dropped before anything was read."""
     code = act.code
     if code is None:
-        return None
-    name = "" if code.code or code.translations else _uncoded_name(act, section)
-    if not name and not _code(code, ctx, section):
+        name = _uncoded_name(act, section)
+    else:
+        name = "" if code.code or code.translations else _uncoded_name(act, section)
+    if not name and (code is None or not _code(code, ctx, section)):
         return None
     entry = _base(act, PROCEDURE, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
-    if code.qualifiers:
+    if code is not None and code.qualifiers:
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
@@ -2350,6 +2431,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             coded = _code(value, ctx, section)
             if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
+            entry.details.pop("local_code", None)  # the question's, not the value's
             if coded and coded[0]:
                 entry.code, entry.system, entry.display, entry.mapped = coded
             elif entry.value:  # not coded (nullFlavor OTH...): the sender's words are all
@@ -2731,6 +2813,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     ('no-known-medications', CI-SIS) is kept: it is what the statement says."""
     product = act.consumable if isinstance(act, SubstanceAdministration) else act.product
     entry = _base(act, kind, section, ctx, parent_key)
+    entry.details.pop("local_code", None)  # the act's code's: not the product's
     if entry.code is not None and (entry.system, entry.code) not in _absent_codes():
         entry.details["act_code"] = entry.code
         entry.code = entry.system = entry.display = None
@@ -2740,6 +2823,9 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         coded = _code(product.code, ctx, section)
         if coded:  # translations without a code, or only a placeholder: none (TypeError)
             entry.code, entry.system, entry.display, entry.mapped = coded
+            local = _local_code(product.code, coded)
+            if local:  # a hospital formulary's code filed under its CIS / ATC translation
+                entry.details["local_code"] = local
         entry.details["substance"] = [
             {"code": t.code, "system": system_name(t.code_system)}
             for t in product.code.translations if t.code]
@@ -2782,6 +2868,14 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         return None
     if act.negation_ind == "true":
         _not_done_reason(act, entry, ctx, section)
+    if isinstance(act, Supply) and act.mood_code.strip() not in ("", "EVN"):
+        # a supply intended (C-CDA Planned Supply): the quantity to dispense, nothing
+        # handed out yet (it was 'dispensed')
+        quantity = act.quantity
+        if isinstance(quantity, PQ) and quantity.value:
+            entry.details["quantity_prescribed"] = {"value": quantity.value.strip(),
+                                                    "unit": quantity.unit or None}
+        return entry
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
     _dosing(act, entry.details, ctx, section)
@@ -3209,7 +3303,7 @@ def _device(act: ClinicalStatement, section: Section, ctx: _Ctx,
     observations) go to details. They were filed as the patient's observations ('Taille:
     2.5') and the device itself was not filed."""
     device = next((p.entity.player_code for p in act.participants
-                   if p.type_code == "DEV" and p.entity is not None and
+                   if p.type_code in DEVICE_PARTICIPATIONS and p.entity is not None and
                    p.entity.player_code is not None), None)
     product = getattr(act, "product", None)
     if device is None and product is not None:
@@ -3302,6 +3396,18 @@ def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
     diagnoses = _encounter_diagnoses(act, ctx, section) if act.entry_relationships else []
     if diagnoses:
         entry.details["diagnoses"] = diagnoses
+    disposition = next((x for x in act.extensions if x.namespace == SDTC and
+                        x.name == "dischargeDispositionCode"), None)
+    if disposition is not None and disposition.attributes.get("code", "").strip():
+        # where the patient went at the end of the stay (C-CDA R2.1 Encounter Activity
+        # sdtc:dischargeDispositionCode, HL7 table 0112 or NUBC): read on the header's
+        # encompassingEncounter only, an encounter entry's was dropped
+        said = disposition.attributes
+        entry.details["discharge_disposition"] = {k: v for k, v in (
+            ("code", said["code"].strip()),
+            ("system", system_name(said.get("codeSystem", "").strip(),
+                                   said.get("codeSystemName", ""))),
+            ("display", said.get("displayName", "").strip())) if v}
     return entry
 
 
@@ -3526,6 +3632,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
             # kept in details rather than refusing the whole document as FIELD_TOO_LONG
             entry.details["unit_text"], unit = unit, ""
         entry.value = amount or None
+        if amount and number is None:
+            number = _decimal_comma(amount, value, ctx)
         entry.value_num = float(number) if number is not None else None
         if amount and number is None:
             _not_a_number(value, ctx)
@@ -3541,6 +3649,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
     elif isinstance(value, (INT, REAL)):
         entry.value = value.value.strip() or None
         number = value.number
+        if entry.value and number is None and isinstance(value, REAL):
+            number = _decimal_comma(entry.value, value, ctx)
         entry.value_num = float(number) if number is not None else None
         if entry.value and number is None:
             _not_a_number(value, ctx)
@@ -3632,6 +3742,23 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
         # the result read as one sent without a word
         entry.details["value_null_flavor"] = value.null_flavor[:8]
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+
+
+def _decimal_comma(amount: str, value: Value, ctx: _Ctx) -> Decimal | None:
+    """The number of a PQ or REAL written with a decimal comma ('7,2': a French sender's
+    locale; CDA's xs:double has only the point), said as CDA_DECIMAL_COMMA; None for
+    anything else. It was filed as text without a numeric value, while the same potassium
+    of 7,2 sent in an HL7v2 OBX (read there with a warning) had one: the two were two facts
+    in the dossier, never deduplicated across channels, and the CDA one had no number to
+    compare or chart. The value as written is kept."""
+    if not _DECIMAL_COMMA.fullmatch(amount):
+        return None
+    ctx.warnings.append(f"CDA_DECIMAL_COMMA: {value.path}: a {value.type} value with a "
+                        "decimal comma, read as a decimal point")
+    return Decimal(amount.replace(",", "."))
 
 
 def _not_a_number(value: Value, ctx: _Ctx) -> None:

@@ -1023,7 +1023,7 @@ def test_value_types_keep_what_they_say_too(value: str, expected: tuple) -> None
 @pytest.mark.parametrize("value", [
     '<value xsi:type="PQ" value="un virgule huit" unit="g/L"/>',
     '<value xsi:type="INT" value="quelques"/>',
-    '<value xsi:type="REAL" value="1,84"/>',
+    '<value xsi:type="REAL" value="1,8,4"/>',  # '1,84' is a decimal comma (round 15)
 ])
 def test_a_number_that_is_not_one_is_filed_as_text_with_a_warning(value: str) -> None:
     """Before, filed as text with no numeric value and no word to the sender (the HL7v2

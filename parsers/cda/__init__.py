@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from parsers.cda.document import build_document
 from parsers.cda.errors import (
     CDA_BLANKS_BEFORE_DECLARATION,
+    CDA_UTF16_WITHOUT_BOM,
     ERROR_CODES,
     CdaParseError,
     ParseWarning,
@@ -44,6 +45,7 @@ from parsers.cda.model import (
 from parsers.cda.reader import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DEPTH,
+    add_missing_utf16_bom,
     read_root,
     skip_blanks_before_declaration,
 )
@@ -63,8 +65,9 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     only: CDA_NOT_XML, CDA_NOT_CDA, CDA_DTD_FORBIDDEN, CDA_TOO_LARGE, CDA_TOO_DEEP,
     CDA_BAD_BASE64. Oddities that do not prevent reading are in ``Document.warnings``
     (an empty body is one of them: CDA_NO_BODY)."""
-    blanks = False
+    blanks = no_bom = False
     if isinstance(data, bytes):
+        data, no_bom = add_missing_utf16_bom(data)
         data, blanks = skip_blanks_before_declaration(data)
     root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth)
     # The walk allocates thousands of small objects (a lab report's Document holds ~5,000) and
@@ -83,6 +86,10 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
         document.warnings.insert(0, ParseWarning(
             CDA_BLANKS_BEFORE_DECLARATION, "blank characters before the XML declaration "
             "(not allowed by XML): skipped", "line 1"))
+    if no_bom:
+        document.warnings.insert(0, ParseWarning(
+            CDA_UTF16_WITHOUT_BOM, "UTF-16 without its byte order mark (required by XML): "
+            "read in the byte order of its first characters", "line 1"))
     return document
 
 

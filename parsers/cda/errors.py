@@ -31,6 +31,8 @@ CDA_SEVERAL_STATEMENTS = "CDA_SEVERAL_STATEMENTS"  # an entry (or entryRelations
 # several statements: each kept
 CDA_BLANKS_BEFORE_DECLARATION = "CDA_BLANKS_BEFORE_DECLARATION"  # whitespace before <?xml
 # (not well-formed XML; template engines and file concatenation leave it): skipped
+CDA_UTF16_WITHOUT_BOM = "CDA_UTF16_WITHOUT_BOM"  # UTF-16 without its byte order mark (XML
+# requires it): read in the byte order its first characters show
 
 
 class CdaParseError(ValueError):

@@ -122,6 +122,28 @@ def skip_blanks_before_declaration(data: bytes) -> tuple[bytes, bool]:
 
 
 _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_FIRST_CHARS = frozenset(b"< \t\r\n")  # what a document may begin with: its prolog
+
+
+def add_missing_utf16_bom(data: bytes) -> tuple[bytes, bool]:
+    """``data`` with the UTF-16 byte order mark a sender left out, and whether it did.
+    XML requires the BOM on UTF-16 entities (XML 1.0 section 4.3.3); without it and without
+    an XML declaration (a .NET or Java export writing UnicodeEncoding without preamble)
+    libxml2 read the bytes as UTF-8 and refused the document ('Char 0x0 out of allowed
+    range', 'Document is empty') though format detection had called it a CDA. The byte
+    order is the one its first two characters show (XML 1.0 appendix F: '<' or a blank
+    beside a NUL; UTF-32 has three NULs and is left alone). Documents that begin with a BOM
+    are left as they are; one with '<?xml' declaring UTF-16 read well before and reads the
+    same with the mark."""
+    head = data[:4]
+    if len(head) < 4 or head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or \
+            head[:3] == codecs.BOM_UTF8:
+        return data, False
+    if head[0] in _FIRST_CHARS and not head[1] and head[2] and not head[3]:
+        return codecs.BOM_UTF16_LE + data, True
+    if not head[0] and head[1] in _FIRST_CHARS and not head[2] and head[3]:
+        return codecs.BOM_UTF16_BE + data, True
+    return data, False
 _BLANK_CHARS = frozenset(" \t\r\n")
 
 
