@@ -26,7 +26,9 @@ What is read, and what is not (nothing is invented):
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
-  0,5', 'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
+  0,5', 'Inf. à 0,5'); a minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
+  number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
+  range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
   (the comment is the value); anything else under 'Résultat' is no value, and says so
   (PDF_LAB_VALUE_NOT_READ); a qualitative word goes on as a phrase ('Présence d'oxalate de
@@ -416,7 +418,10 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
 _NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
 # A number, not a part of a word or code; a flag may be glued to it ('5,9H'), and a number
 # cut before its decimals ('5' of '5,9X') is none
-_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/]|[.,]\d|-[^\W\d_])")
+_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/^]|[.,]\d|-[^\W\d_])")
+# A minus sign before a value ('-2,1', '− 2,1': a base excess, a delta): glued to the number,
+# or apart by one blank
+_SIGNED = re.compile(rf"[-\u2212](?P<gap>\s?)(?={_NUM})")
 _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
@@ -437,7 +442,9 @@ _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
                r"|(?i:inf(?:\.|erieure?|érieure?)?\s*(?:à|a)?|sup(?:\.|erieure?|érieure?)?"
                r"\s*(?:à|a)?))")
 _BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
-_RANGE = re.compile(rf"\(?\s*(?P<lo>{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>{_NUM})(?![\w/])\s*\)?")
+# a limit may be signed ('-2,0 - +3,0': a base excess's range)
+_RANGE = re.compile(rf"\(?\s*(?P<lo>[-\u2212+]?{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>[-\u2212+]?{_NUM})"
+                    r"(?![\w/])\s*\)?")
 _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
 # A range's label naming an age ('Enfant < 15 ans :', 'Homme > 50 ans :', '1 - 3 mois :'):
 # its figures are no range, the cell is kept whole
@@ -465,6 +472,7 @@ class _Tok:
     column: str
     match: re.Match[str] | None = None
     text: str = ""
+    doubtful: bool = False  # a value whose sign may not be its own ('- 2,1' with no heading)
 
 
 def _tokens(text: str, column: str, last: _Tok | None = None) -> list[_Tok]:
@@ -515,12 +523,19 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
                 and (rest := _QUALIFIED.match(text, end)):
             end = rest.end()  # 'Présence d'oxalate de calcium': the phrase is the value
         return _Tok("word", i, end, column, m, text[i:end])
-    if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo")):
+    if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo") + (
+            text[m.start("lo")] in "-\u2212+")):
         return _Tok("range", i, m.end(), column, m, m.group(0))
     if m := _BOUND.match(text, i):
         return _Tok("bound", i, m.end(), column, m, m.group(0))
     if m := _PAREN.match(text, i):
         return _Tok("num", i, m.end(), column, m, m.group("n"))
+    if not after_value and (m := _SIGNED.match(text, i)) \
+            and (num := _NUM_AT.match(text, m.end())):
+        # a negative value: apart from its sign ('- 2,1') only under the result's heading
+        # is it surely one (without, the dash may be a separator: the value is not filed)
+        return _Tok("num", i, num.end(), column, None, "-" + num.group(0),
+                    doubtful=bool(m.group("gap")) and column != "result")
     if text[i] == "(" and _NUM_AT.match(text, i + 1):
         return _Tok("skip", i, i + 1, column)  # '(0,60 g/L)': the value in another unit
     if text[i] == "(" and (before or column == "unit") \
@@ -555,7 +570,7 @@ def _is_unit_at(text: str, i: int) -> bool:
 # -- numbers ------------------------------------------------------------------------------------
 def _number(raw: str, comma_decimals: bool) -> tuple[float, str] | None:
     """(value, how it was read) of a number as printed; None when it cannot be one."""
-    s = re.sub(r"[ \u00a0\u202f]", "", raw)
+    s = re.sub(r"[ \u00a0\u202f]", "", raw).replace("\u2212", "-").lstrip("+")
     if "," in s and "." not in s:
         s = s.replace(",", ".")
     elif re.fullmatch(r"\d{1,3}\.\d{3}", s) and comma_decimals:
@@ -590,6 +605,7 @@ class _Value:
     column: str = ""  # the heading it was under ('' without)
     below: bool = False  # read on the line under its analysis's (another unit)
     bold: bool = False  # the value printed in bold type
+    doubtful: bool = False  # a minus sign apart before it, outside a result column
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
@@ -689,8 +705,10 @@ def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
         for k, w in enumerate(cell.words[1:], start=1):
             here = heading.column(_Cell(w[0], w[1], "", 0.0))
             if here != column and column == "name" \
-                    and re.fullmatch(r"[<>\u2264\u2265]?\d[\d,.]*(?:HH|LL|H|L|\*+)?", w[2]) \
-                    and all(re.match(r"[<>\u2264\u2265]?[\d,.]", x[2]) or to_ucum(x[2]).mapped
+                    and re.fullmatch(r"[<>\u2264\u2265]?[-\u2212]?\d[\d,.]*(?:HH|LL|H|L|\*+)?",
+                                     w[2]) \
+                    and all(re.match(r"[<>\u2264\u2265]?[-\u2212]?[\d,.]", x[2])
+                            or to_ucum(x[2]).mapped
                             for x in cell.words[k:]):  # only a value ending the name's cell
                 parts.append([w])
                 column = here
@@ -785,7 +803,8 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(tok.text, parsed[0], conf=cell.conf, column=tok.column,
                              raw=[tok.match.group(0) if tok.match else tok.text],
-                             flag=preflag, bold=cell.bold_at(tok.start))
+                             flag=preflag, bold=cell.bold_at(tok.start),
+                             doubtful=tok.doubtful)
             preflag = None
             line.values.append(current)
         elif tok.kind == "bound":
@@ -1089,6 +1108,11 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         _unit_in_name(line)
         _assign_references(line, warnings, where)
         for value in line.values:
+            if value.doubtful:
+                warnings.append(f"PDF_LAB_SIGN_DOUBTFUL: {where}: a dash apart before the "
+                                "value, outside a result column: a minus sign or a separator, "
+                                "it cannot be told: not filed (read it on the report)")
+                continue
             entry = _entry(line, value, section, where, parent_key, when, issued, line_heading,
                            warnings)
             if entry is None:

@@ -1,0 +1,56 @@
+"""Lab results out of French laboratories' PDF reports (round 6): what real reports print that
+we still read wrong. Negative values (a base excess, printed '-2,1' or '- 2,1') and signed
+ranges, counts per mm3 as older LIS print them ('7 200 /mm3', '245 10^3/mm3'), analyses
+whose printed name or unit does not say which LOINC they are (a troponin not said T or I,
+D-dimers not said FEU or DDU, the 25-OH vitamin D in nmol/L).
+Born-digital PDFs are written with samples/generate_pdf.py's writer (tests/test_pdf_round3.py's
+helpers), read by parsers.pdf and normalized as the pipeline does; a hand-built page of words
+where the layout needs cells the writer does not make."""
+
+from __future__ import annotations
+
+from normalizers import lab_pdf
+from tests.test_pdf_round3 import C_HEAD, LEFEVRE, C, _doc, _lab_pdf, _read, _results, _row
+
+HEADER = [("centre", "LABORATOIRE BIOMED 35 - Biologie médicale"), *LEFEVRE,
+          ("label", "Prélevé le 12/03/2026 à 08h15")]
+
+
+def _codes(doc) -> tuple[list[tuple], list[str]]:  # noqa: ANN001
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-12", issued=None)
+    return ([(e.code, e.value, e.value_num, e.unit, e.reference_range) for e in found.entries],
+            [w.split(":")[0] for w in found.warnings])
+
+
+# -- negative values and signed ranges ---------------------------------------------------------
+def test_a_negative_value_keeps_its_sign_and_its_signed_range() -> None:
+    """A blood gas's base excess: '-2,1' (glued sign) was read as a word, the line as no
+    result, and filed as the comment of the line above; '- 2,1' (the sign apart) was filed as
+    +2,1 with no range (a wrong value); the range '(-2,0 - +3,0)' was not read. Under the
+    result's heading a sign apart is the value's too."""
+    rows = [*HEADER, ("title", "GAZ DU SANG"), C_HEAD,
+            _row(C, "Potassium", "4,1", "mmol/L", "(3,5 - 5,0)"),
+            _row(C, "Excès de base", "-2,1", "mmol/L", "(-2,0 - +3,0)"),
+            _row(C, "Excès de base", "- 2,1", "mmol/L", "(-2 à +3)"),
+            _row(C, "Excès de base", "-3,4 L", "mmol/L", "(-2,0 - +3,0)")]
+    msg = _read(_lab_pdf(rows))
+    assert _results(msg) == [("2823-3", "4,1", "mmol/L", "3,5 - 5,0", None),
+                             ("Excès de base", "-2,1", "mmol/L", "-2,0 - +3,0", None),
+                             ("Excès de base", "-2,1", "mmol/L", "-2 à +3", None),
+                             ("Excès de base", "-3,4", "mmol/L", "-2,0 - +3,0", "L")]
+    assert [e.value_num for e in msg.entries if e.type == "lab_result"][1:] == [-2.1, -2.1, -3.4]
+    assert "comment" not in msg.entries[1].details
+
+
+def test_without_a_heading_a_dash_apart_is_not_taken_for_a_sign_nor_dropped() -> None:
+    """With no heading, 'Excès de base  -  2,1' may be a separator or a sign: it was filed as
+    +2,1. It is not filed, and the ledger says why; a glued sign is the value's."""
+    doc = _doc([[(40, "Excès"), (72, "de"), (88, "base"), (220, "-"), (226, "2,1"),
+                 (290, "mmol/L"), (360, "(-2,0 - +3,0)")],
+                [(40, "Excès"), (72, "de"), (88, "base"), (220, "-2,1"), (290, "mmol/L"),
+                 (360, "(-2,0 - +3,0)")],
+                [(40, "Sodium"), (220, "140"), (290, "mmol/L"), (360, "136-145")]])
+    found, warnings = _codes(doc)
+    assert found == [("Excès de base", "-2,1", -2.1, "mmol/L", "-2,0 - +3,0"),
+                     ("2951-2", "140", 140.0, "mmol/L", "136-145")]
+    assert warnings[0] == "PDF_LAB_SIGN_DOUBTFUL"
