@@ -60,7 +60,9 @@ What is read, and what is not (nothing is invented):
   section of another specimen than blood ('BIOCHIMIE URINAIRE', 'ECBU':
   tables/pdf_lab_specimens.csv) nothing is coded with the table's blood and serum codes,
   only with that specimen's (``tables/pdf_lab_specimen_analytes.csv``: the urine's
-  leucocytes, nitrites, culture...). The table ends at the biologist's validation
+  leucocytes, nitrites, culture...); counts per mm3 or µL, which urine and CSF are counted
+  in too, take the blood's codes only under a section saying blood ('HÉMOGRAMME', 'NUMÉRATION
+  FORMULE SANGUINE'), else stay unmapped (PDF_LAB_SPECIMEN_UNSAID). The table ends at the biologist's validation
   ('validé biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...'
   is no comment.
 """
@@ -121,6 +123,9 @@ def _analytes() -> dict[str, dict[str, dict[str, str]]]:
     return out
 
 
+BLOOD = "blood"  # the specimen of tables/pdf_lab_analytes.csv's codes
+
+
 @cache
 def _specimen_pattern() -> re.Pattern[str]:
     words = sorted((_fold(r["word"]) for r in table("pdf_lab_specimens")), key=len, reverse=True)
@@ -129,16 +134,19 @@ def _specimen_pattern() -> re.Pattern[str]:
 
 def _other_specimen(section: str) -> bool:
     """Whether a section's heading names a specimen other than blood ('URINES DE 24H')."""
-    return bool(section) and bool(_specimen_pattern().search(_fold(section)))
+    return _specimen(section) not in (None, BLOOD)
 
 
 def _specimen(section: str) -> str | None:
-    """The specimen a section's heading names other than blood ('urine'), if any."""
-    m = _specimen_pattern().search(_fold(section)) if section else None
-    if m is None:
+    """The specimen a section's heading names ('urine'; 'blood' for 'HÉMOGRAMME'), if any.
+    A heading naming blood and another specimen ('BIOCHIMIE SANGUINE ET URINAIRE') is the
+    other's: its results are not surely blood's."""
+    if not section:
         return None
-    return next(r["specimen"] for r in table("pdf_lab_specimens")
-                if _fold(r["word"]) == m.group(0))
+    by_word = {_fold(r["word"]): r["specimen"] for r in table("pdf_lab_specimens")}
+    named = {by_word[m.group(0)] for m in _specimen_pattern().finditer(_fold(section))}
+    others = sorted(named - {BLOOD})
+    return others[0] if others else BLOOD if named else None
 
 
 @cache
@@ -889,7 +897,10 @@ def _keep_results(line: _Line) -> None:
 def _distance(value: float, ref: str) -> float | None:
     """How far ``value`` is from the limits of ``ref``, as a ratio (1 inside them); None
     when the range has no positive limit or the value is not positive."""
-    nums = [float(x.replace(",", ".")) for x in re.findall(r"\d+(?:[.,]\d+)?", ref)]
+    # '1 800 - 7 500': numbers with their thousands (read digit group by digit group, the
+    # range was 1 - 800 and a count fitted the percentage beside it)
+    nums = [float(re.sub(r"[ \u00a0\u202f]", "", x).replace(",", "."))
+            for x in re.findall(_NUM, ref)]
     nums = [x for x in nums if x > 0]
     if not nums or value <= 0:
         return None
@@ -1306,8 +1317,12 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
     rows = _by_formula(line) or _analyte(line.name)
     specimen = _specimen(section)
     of_specimen = _specimen_analyte(specimen, line.name) if specimen else None
-    if of_specimen is not None:
+    if of_specimen is not None and specimen == BLOOD:
+        rows = {**(rows or {}), **of_specimen}  # '7 200 /mm3' under 'HÉMOGRAMME'
+        of_specimen = None
+    elif of_specimen is not None:
         rows = of_specimen  # the urine's leucocytes, never the blood's
+    blood_only = _specimen_analyte(BLOOD, line.name) if specimen != BLOOD else None
     row = None
     if rows is not None:
         row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (
@@ -1344,7 +1359,14 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         warnings.append(f"PDF_LAB_NOT_FILED: {where}: an analysis we know, outside a result "
                         "table, with no unit or a unit of none of its codes: not filed")
         return None
-    if rows is not None and row is None:
+    if row is None and blood_only is not None and ucum is not None \
+            and ucum.unit in blood_only and not _other_specimen(section):
+        # leucocytes per mm3 are counted in blood and in urine alike: a section heading
+        # ('HÉMOGRAMME', 'ECBU') says which, and none does
+        warnings.append(f"PDF_LAB_SPECIMEN_UNSAID: {where}: an analysis counted in this unit "
+                        "in blood and in other specimens (urine, CSF) alike, under no section "
+                        "heading naming its specimen: filed unmapped under its printed name")
+    elif rows is not None and row is None:
         warnings.append(f"PDF_LAB_UNIT_UNEXPECTED: {where}: the analysis is known but not in "
                         "this unit: filed unmapped under its printed name")
     details: dict[str, Any] = {

@@ -54,3 +54,43 @@ def test_without_a_heading_a_dash_apart_is_not_taken_for_a_sign_nor_dropped() ->
     assert found == [("Excès de base", "-2,1", -2.1, "mmol/L", "-2,0 - +3,0"),
                      ("2951-2", "140", 140.0, "mmol/L", "136-145")]
     assert warnings[0] == "PDF_LAB_SIGN_DOUBTFUL"
+
+
+# -- counts per mm3 ------------------------------------------------------------------------------
+def test_counts_per_mm3_are_coded_under_a_hemogram_heading_only() -> None:
+    """Older LIS print the blood count per mm3 ('7 200 /mm3', '4 520 000 /mm³', a formula's
+    '4 471 /mm3'): the leucocytes, red cells and the formula's counts were all unmapped, and
+    '245 10^3/mm3' lost its unit (the '10' of '10^3' read as a second value). Per mm3 the same
+    names count cells in urine and CSF: under a heading saying blood ('NUMÉRATION FORMULE
+    SANGUINE') they are the blood's codes; the range '1 800 - 7 500' goes to the count (read
+    as '1 - 800' it went to the percentage)."""
+    rows = [*HEADER, ("title", "NUMÉRATION FORMULE SANGUINE"), C_HEAD,
+            _row(C, "Leucocytes", "7 200", "/mm3", "(4 000 - 10 000)"),
+            _row(C, "Hématies", "4 520 000", "/mm³", "(4 000 000 - 5 200 000)"),
+            _row(C, "Polynucléaires neutrophiles", "62,1 %", "4 471 /mm3", "(1 800 - 7 500)"),
+            _row(C, "Plaquettes", "245", "10^3/mm3", "(150 - 400)"),
+            _row(C, "Lymphocytes", "2,1", "G/L", "(1,0 - 4,0)")]
+    assert _results(_read(_lab_pdf(rows))) == [
+        ("6690-2", "7 200", "/mm3", "4 000 - 10 000", None),
+        ("789-8", "4 520 000", "/mm3", "4 000 000 - 5 200 000", None),
+        ("770-8", "62,1", "%", None, None),
+        ("751-8", "4 471", "/mm3", "1 800 - 7 500", None),
+        ("777-3", "245", "10*3/mm3", "150 - 400", None),
+        ("731-0", "2,1", "10*9/L", "1,0 - 4,0", None)]
+
+
+def test_counts_per_mm3_under_no_heading_naming_blood_stay_unmapped_and_say_why() -> None:
+    """With no section saying whose count it is, leucocytes per mm3 may be urine's (85 /mm3
+    in an ECBU): unmapped, with a warning naming the reason (no more 'not in this unit');
+    under a heading naming blood and urine the urine's table is read; platelets, counted in
+    blood only, are coded."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Leucocytes", "7 200", "/mm3", "(4 000 - 10 000)"),
+            _row(C, "Plaquettes", "245 000", "/mm3", "(150 000 - 400 000)"),
+            ("title", "HÉMATOLOGIE ET CYTOLOGIE URINAIRE"), C_HEAD,
+            _row(C, "Leucocytes", "85", "/mm3", "(< 10)")]
+    msg = _read(_lab_pdf(rows))
+    assert [(code, unit) for code, _, unit, *_ in _results(msg)] == [
+        ("Leucocytes", "/mm3"), ("777-3", "/mm3"), ("30405-5", "/mm3")]
+    assert [w.split(":")[0] for w in msg.warnings if w.startswith("PDF_LAB")] == [
+        "PDF_LAB_SPECIMEN_UNSAID"]
