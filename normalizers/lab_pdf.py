@@ -62,9 +62,12 @@ What is read, and what is not (nothing is invented):
   only with that specimen's (``tables/pdf_lab_specimen_analytes.csv``: the urine's
   leucocytes, nitrites, culture...); counts per mm3 or µL, which urine and CSF are counted
   in too, take the blood's codes only under a section saying blood ('HÉMOGRAMME', 'NUMÉRATION
-  FORMULE SANGUINE'), else stay unmapped (PDF_LAB_SPECIMEN_UNSAID). The table ends at the biologist's validation
-  ('validé biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...'
-  is no comment.
+  FORMULE SANGUINE'), else stay unmapped (PDF_LAB_SPECIMEN_UNSAID). An analysis whose
+  name and unit do not say which code it is (a troponin not said T or I, D-dimers not said
+  FEU or DDU: ``tables/pdf_lab_ambiguous.csv``) is filed unmapped and says why
+  (PDF_LAB_ANALYSIS_AMBIGUOUS). The table ends at the biologist's validation ('validé
+  biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...' is no
+  comment.
 """
 
 from __future__ import annotations
@@ -166,6 +169,20 @@ def _specimen_analyte(specimen: str, name: str) -> dict[str, dict[str, str]] | N
     bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
     table_ = _specimen_analytes()
     return table_.get((specimen, key)) or table_.get((specimen, bare))
+
+
+@cache
+def _ambiguous_names() -> dict[str, str]:
+    """{folded name: why} of tables/pdf_lab_ambiguous.csv: analyses whose name and unit,
+    coded by no row, do not say which LOINC they are (a troponin not said T or I)."""
+    return {_fold(r["name"]): r["why"] for r in table("pdf_lab_ambiguous")}
+
+
+def _ambiguous(name: str) -> str | None:
+    """Why an analysis printed under ``name`` is not coded, when its name is ambiguous."""
+    key = _fold(name).replace("*", "").strip(" :.")
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
+    return _ambiguous_names().get(key) or _ambiguous_names().get(bare)
 
 
 @cache
@@ -1366,6 +1383,9 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         warnings.append(f"PDF_LAB_SPECIMEN_UNSAID: {where}: an analysis counted in this unit "
                         "in blood and in other specimens (urine, CSF) alike, under no section "
                         "heading naming its specimen: filed unmapped under its printed name")
+    elif row is None and (why := _ambiguous(line.name)) is not None:
+        warnings.append(f"PDF_LAB_ANALYSIS_AMBIGUOUS: {where}: {why}: the printed name and "
+                        "unit do not say which code: filed unmapped under its printed name")
     elif rows is not None and row is None:
         warnings.append(f"PDF_LAB_UNIT_UNEXPECTED: {where}: the analysis is known but not in "
                         "this unit: filed unmapped under its printed name")

@@ -94,3 +94,36 @@ def test_counts_per_mm3_under_no_heading_naming_blood_stay_unmapped_and_say_why(
         ("Leucocytes", "/mm3"), ("777-3", "/mm3"), ("30405-5", "/mm3")]
     assert [w.split(":")[0] for w in msg.warnings if w.startswith("PDF_LAB")] == [
         "PDF_LAB_SPECIMEN_UNSAID"]
+
+
+# -- analyses whose name or unit says which code they are, and those that do not ----------------
+def test_an_analysis_is_coded_only_when_its_name_or_unit_proves_which_it_is() -> None:
+    """A troponin said to be I or T (by no method), D-dimers in DDU ('ng/mL DDU', 'D-dimères
+    (DDU)') or FEU said by the name, the 25-OH vitamin D3 named as such in nmol/L were
+    unmapped; they are coded. A troponin not said T or I, D-dimers said neither FEU nor DDU,
+    the total 25-OH vitamin D in nmol/L stay unmapped, and the ledger now says why for each
+    (a troponin said nothing at all)."""
+    rows = [*HEADER, C_HEAD,
+            _row(C, "Troponine Ic", "0,02", "ng/mL", "(< 0,04)"),
+            _row(C, "Troponine T", "0,01", "µg/L", "(< 0,01)"),
+            _row(C, "Troponine", "0,02", "ng/mL", "(< 0,04)"),
+            _row(C, "D-dimères", "350", "ng/mL DDU", "(< 250)"),
+            _row(C, "D-dimères (DDU)", "0,35", "µg/mL", "(< 0,25)"),
+            _row(C, "D-dimères (FEU)", "620", "ng/mL", "(< 500)"),
+            _row(C, "D-dimères", "0,35", "µg/mL", "(< 0,50)"),
+            _row(C, "25-OH vitamine D3", "46", "nmol/L", "(75 - 250)"),
+            _row(C, "25-OH vitamine D", "46", "nmol/L", "(75 - 250)"),
+            _row(C, "25-OH vitamine D", "18,5", "ng/mL", "(30 - 100)")]
+    msg = _read(_lab_pdf(rows))
+    assert [(code, value, unit) for code, value, unit, *_ in _results(msg)] == [
+        ("10839-9", "0,02", "ng/mL"), ("6598-7", "0,01", "ug/L"), ("Troponine", "0,02", "ng/mL"),
+        ("48066-5", "350", "ng/mL{DDU}"), ("48066-5", "0,35", "ug/mL"),
+        ("48065-7", "620", "ng/mL"), ("D-dimères", "0,35", "ug/mL"),
+        ("14635-7", "46", "nmol/L"), ("25-OH vitamine D", "46", "nmol/L"),
+        ("62292-8", "18,5", "ng/mL")]
+    said = [w for w in msg.warnings if w.startswith("PDF_LAB")]
+    assert [(w.split(":")[0], w.split(":")[1].strip()) for w in said] == [
+        ("PDF_LAB_ANALYSIS_AMBIGUOUS", "page 1 line 8"),
+        ("PDF_LAB_ANALYSIS_AMBIGUOUS", "page 1 line 12"),
+        ("PDF_LAB_ANALYSIS_AMBIGUOUS", "page 1 line 14")]
+    assert "T or I" in said[0] and "FEU nor DDU" in said[1]
