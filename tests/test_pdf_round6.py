@@ -127,3 +127,54 @@ def test_an_analysis_is_coded_only_when_its_name_or_unit_proves_which_it_is() ->
         ("PDF_LAB_ANALYSIS_AMBIGUOUS", "page 1 line 12"),
         ("PDF_LAB_ANALYSIS_AMBIGUOUS", "page 1 line 14")]
     assert "T or I" in said[0] and "FEU nor DDU" in said[1]
+
+
+# -- the conclusion in a column right of the results, words cut at a line's end -----------------
+T = (40.0, 150.0, 200.0, 250.0)
+RIGHT = 340.0
+
+
+def test_a_conclusion_printed_right_of_the_results_is_read_alone() -> None:
+    """A LIS printing the biologist's conclusion in a column right of the result table: its
+    heading, on the heading row of the table, was never found (a heading is read at a line's
+    start), and the conclusion was lost. It is read from its column only (not the results
+    beside it), to where the column ends; the results are read as before. A word the layout
+    cut at the line's end ('pré-' / 'lèvement') is one word again."""
+    rows = [*HEADER, ("title", "BIOCHIMIE"),
+            ("label", (T[0], "Analyse"), (T[1], "Résultat"), (T[2], "Unité"), (T[3], "Réf."),
+             (RIGHT, "Conclusion :")),
+            ("body", (T[0], "Glycémie"), (T[1], "7,2 H"), (T[2], "mmol/L"), (T[3], "4,1-5,9"),
+             (RIGHT, "Hyperglycémie à jeun, à")),
+            ("body", (T[0], "Potassium"), (T[1], "4,1"), (T[2], "mmol/L"), (T[3], "3,5-5,0"),
+             (RIGHT, "contrôler sur un nouveau pré-")),
+            ("body", (T[0], "Sodium"), (T[1], "140"), (T[2], "mmol/L"), (T[3], "136-145"),
+             (RIGHT, "lèvement. Kaliémie normale.")),
+            ("body", (T[0], "Créatinine"), (T[1], "68"), (T[2], "µmol/L"), (T[3], "45-84")),
+            ("body", (T[0], "Urée"), (T[1], "5,1"), (T[2], "mmol/L"), (T[3], "2,5-7,5")),
+            ("body", "Validé le 12/03/2026 par Dr Anne KERGOAT")]
+    msg = _read(_lab_pdf(rows))
+    report = next(e for e in msg.entries if e.type != "lab_result")
+    assert report.details["fields"]["conclusion"]["value"] == (
+        "Hyperglycémie à jeun, à\ncontrôler sur un nouveau prélèvement. Kaliémie normale.")
+    assert [(code, value) for code, value, *_ in _results(msg)] == [
+        ("14749-6", "7,2"), ("2823-3", "4,1"), ("2951-2", "140"), ("14682-9", "68"),
+        ("22664-7", "5,1")]
+
+
+def test_a_hyphen_of_the_word_itself_is_kept_where_its_line_ends() -> None:
+    """Joining cut words back keeps a compound word's own hyphen: 'anti-' / 'inflammatoire'
+    (a prefix that takes one), 'c'est-à-' / 'dire' (already hyphenated), a word printed
+    hyphenated elsewhere in the report; a dash ending a sentence's line is no cut."""
+    rows = [*HEADER, ("body", "Traitement anti-inflammatoire à discuter."),
+            ("title", "Conclusion :"),
+            ("body", "Syndrome inflammatoire biologique modéré, c'est-à-"),
+            ("body", "dire une CRP à 25 mg/L sous traitement anti-"),
+            ("body", "inflammatoire et une VS accé-"),
+            ("body", "lérée. Bilan à refaire dans 8 jours -"),
+            ("body", "ou plus tôt si fièvre.")]
+    msg = _read(_lab_pdf(rows))
+    report = next(e for e in msg.entries if e.type != "lab_result")
+    assert report.details["fields"]["conclusion"]["value"] == (
+        "Syndrome inflammatoire biologique modéré, c'est-à-dire une CRP à 25 mg/L sous "
+        "traitement anti-inflammatoire et une VS accélérée. Bilan à refaire dans 8 jours -\n"
+        "ou plus tôt si fièvre.")
