@@ -40,8 +40,9 @@ What is read, and what is not (nothing is invented):
   details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us. A
   number of more than 7 digits or with a leading zero is an identifier or a phone number,
   never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
-  OCR's misread units ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``),
-  and a value OCR read unsure is not filed (warning).
+  OCR's misread units ('g/1', 'Imm3') are read on scanned pages
+  (``tables/pdf_lab_ocr_units.csv``), an OCR'd table's column blocks side by side are its
+  rows again, and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', its year no
   value) and comment lines go to the result above (``details.method``,
@@ -291,7 +292,9 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                                     [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)],
                                     page.styles_seen))
             continue
-        for n in sorted(by_line):
+        if page.source != TEXT_LAYER:
+            by_line = _abreast_joined(by_line)
+        for n in sorted(by_line) if page.source == TEXT_LAYER else by_line:  # OCR: as read
             words = sorted(by_line[n], key=lambda w: w.bbox[0])
             cells: list[_Cell] = []
             confs: list[list[float]] = []
@@ -310,6 +313,30 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                 c.conf = round(sum(cs) / len(cs), 1)
             out.append(_Row(page.number, n, page.source, cells, page.styles_seen))
     return out
+
+
+def _abreast_joined(by_line: dict[int, list]) -> dict[int, list]:
+    """An OCR'd page's lines as printed rows: tesseract reads a table as column blocks, each
+    cell a line of its own (the names, then the results and units, then the ranges), never
+    one row; lines side by side (apart, each one's middle within the other's height) are
+    one row again, numbered as its first line, in the order of the page."""
+    boxes = {n: (min(w.bbox[1] for w in ws), max(w.bbox[3] for w in ws),
+                 min(w.bbox[0] for w in ws), max(w.bbox[2] for w in ws))
+             for n, ws in by_line.items()}
+    rows: list[list[int]] = []
+    for n in sorted(boxes, key=lambda k: (boxes[k][0], k)):
+        top, bottom, x0, x1 = boxes[n]
+        mid = (top + bottom) / 2
+        row = next((r for r in rows if all(
+            (boxes[m][2] >= x1 or boxes[m][3] <= x0)
+            and boxes[m][0] <= mid <= boxes[m][1]
+            and top <= (boxes[m][0] + boxes[m][1]) / 2 <= bottom for m in r)), None)
+        if row is None:
+            rows.append([n])
+        else:
+            row.append(n)
+    return {min(r): [w for m in r for w in by_line[m]]
+            for r in sorted(rows, key=lambda r: min(boxes[m][0] for m in r))}
 
 
 def _side_by_side(rows: list[_Row]) -> list[_Row]:
@@ -456,7 +483,10 @@ _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|jui
 _TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par"
                         r"|biologiquement|[ée]lectroniquement|techniquement|m[ée]dicalement)\b"
                         r"|\bvalidation\s+(?:biologique|m[ée]dicale)\b"
-                        r"|\bsignature\b|\bfin du compte[ -]rendu")
+                        r"|\bsignature\b|\bfin du compte[ -]rendu"
+                        # the biologist's conclusion under the table: its lines are no
+                        # comment of the last result, nor the end of its name
+                        r"|^\W{0,3}(?:en\s+)?conclusions?\b\s*(?:[:.\-]|$)")
 # 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
 _REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
 _PRE_FLAG = re.compile(r"\*+(?=\s*\d|\s*$)")  # '* 4,10': the abnormal mark printed before a value
@@ -804,11 +834,11 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 and toks[n - 1][0].kind == "text":
             continue  # the end of a unit we cannot read ('UI/100 mL'), never the unit ('mL')
         if tok.kind == "unit" and tok.column == "unit" and not line.values:
-            unit_first = tok.text  # 'Analyse | Unité | Résultat'
+            unit_first = _as_printed(tok.text, line)  # 'Analyse | Unité | Résultat'
             continue
         if tok.kind == "unit" and line.values and line.values[-1].unit is None \
                 and line.values[-1].num is not None and (tok.column == "unit" or current is None):
-            line.values[-1].unit = tok.text  # the unit column after the range's
+            line.values[-1].unit = _as_printed(tok.text, line)  # after the range's column
             continue
         if done and not in_ref:
             tail.append(tok.text)
@@ -849,8 +879,7 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                              column=tok.column, raw=[tok.text])
             line.values.append(current)
         elif tok.kind == "unit" and current is not None and current.unit is None:
-            current.unit = _ocr_units().get(tok.text, tok.text) \
-                if line.row.source != TEXT_LAYER else tok.text
+            current.unit = _as_printed(tok.text, line)
             current.raw.append(tok.text)
         elif tok.kind == "unit" and line.references:
             pass  # the range's unit
@@ -868,6 +897,12 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
     elif any(_NUM_AT.search(t) for t in tail):
         line.leftover = True  # numbers after the range, with no date: not read
     _keep_results(line)
+
+
+def _as_printed(unit: str, line: _Line) -> str:
+    """A unit as printed: on an OCR'd page, what OCR misreads ('g/1', 'Imm3') as the unit
+    (tables/pdf_lab_ocr_units.csv), wherever on the line the unit column is."""
+    return _ocr_units().get(unit, unit) if line.row.source != TEXT_LAYER else unit
 
 
 def _sex_label(toks: list[tuple[_Tok, _Cell]], n: int) -> bool:
@@ -1094,10 +1129,13 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                         and _SEX_LABEL.search(line.name + " :")):
                 last.references.extend(line.references)  # a range on the next line
                 continue
-            if last is not None and _name_goes_on(last, line, text):
+            # the name's end right under it (its line or the name's line before), never
+            # under comment lines (a conclusion's 'lèvement dans un mois.')
+            if last is not None and gap == 1 and _name_goes_on(last, line, text):
                 joint = "" if last.name.endswith(("/", "(", "-")) else " "
                 last.name = f"{last.name}{joint}{text}"  # 'Indice de distribution' /
-                continue  # 'erythrocytaire (%)'
+                gap = 0  # 'erythrocytaire (%)'
+                continue
             if last is not None and (_METHOD.match(text) or _BELOW.match(text)):
                 last.extra.setdefault("method", _LEAD.sub("", text))
                 continue

@@ -126,6 +126,7 @@ class _Line:
     # (x0, x1) of each word of ``spans`` in points, when the page has word boxes: where a
     # column starts on a page printed in two ('Conclusion' right of the result table)
     xs: list[tuple[float, float]] = field(default_factory=list)
+    top: float | None = None  # the line's top in points, when its words have boxes
 
 
 def _lines(doc: PdfDocument) -> list[_Line]:
@@ -148,8 +149,10 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                     parts.append(t)
                     pos += len(t) + 1
                 text = " ".join(parts)
+                tops = [_top_of(w) for w in by_line[n]]
                 out.append(_Line(page.number, source, text, _fold_line(text), spans,
-                                 xs if all(x is not None for x in xs) else []))
+                                 xs if all(x is not None for x in xs) else [],
+                                 min(tops) if all(t is not None for t in tops) else None))
         else:
             for raw in unicodedata.normalize("NFC", page.text or "").splitlines():
                 text = raw.replace("\f", " ").rstrip()
@@ -158,6 +161,14 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                 spans = [(m.start(), m.end(), default) for m in re.finditer(r"\S+", text)]
                 out.append(_Line(page.number, source, text, _fold_line(text), spans))
     return out
+
+
+def _top_of(word: object) -> float | None:
+    box = getattr(word, "bbox", None)
+    try:
+        return float(box[1])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _x_of(word: object) -> tuple[float, float] | None:
@@ -1235,7 +1246,12 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
             texts.append(rest)
         margins = _page_margins(lines, fields)
         empty = 0  # lines in a row with nothing in the conclusion's column
+        above = line
         for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
+            if nxt.page == above.page and nxt.top is not None and above.top is not None \
+                    and nxt.top < above.top - 1:
+                break  # read after it but printed higher: another block (OCR's columns)
+            above = nxt
             start = 0
             if column is not None:  # the right column only, on the heading's page
                 start = _column_start(nxt, column) if nxt.page == line.page else None

@@ -9,8 +9,28 @@ where the layout needs cells the writer does not make."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+from PIL import Image
+
 from normalizers import lab_pdf
-from tests.test_pdf_round3 import C_HEAD, LEFEVRE, C, _doc, _lab_pdf, _read, _results, _row
+from normalizers.report import normalize_report
+from parsers.pdf import PdfLimits, parse_pdf
+from parsers.pdf import _ocr as ocrmod
+from parsers.pdf.model import OCR
+from samples import generate_pdf as g
+from tests.test_pdf_round3 import (
+    C_HEAD,
+    LEFEVRE,
+    C,
+    _doc,
+    _lab_pdf,
+    _lab_pdf_pages,
+    _read,
+    _results,
+    _row,
+)
 
 HEADER = [("centre", "LABORATOIRE BIOMED 35 - Biologie médicale"), *LEFEVRE,
           ("label", "Prélevé le 12/03/2026 à 08h15")]
@@ -178,3 +198,84 @@ def test_a_hyphen_of_the_word_itself_is_kept_where_its_line_ends() -> None:
         "Syndrome inflammatoire biologique modéré, c'est-à-dire une CRP à 25 mg/L sous "
         "traitement anti-inflammatoire et une VS accélérée. Bilan à refaire dans 8 jours -\n"
         "ou plus tôt si fièvre.")
+
+
+# -- a scanned lab report: its table read by rows (real tesseract) -------------------------------
+def test_a_scanned_result_table_is_read_by_rows_and_its_values_kept() -> None:
+    """tesseract's automatic layout (--psm 3) read a scanned result table as column blocks:
+    the names a block, the units another, the ranges a third, each cell a line, and the
+    result column, taken for a picture, dropped whole: not one result of the scan was filed.
+    A page whose lines sit three abreast is read again by rows; OCR's '/mm3' misread
+    ('Imm3', '1073/mm3' for '10^3/mm3') is the unit, wherever the unit column is; the
+    conclusion under the table is no comment of its last result, nor the end of its name."""
+    rows = [*HEADER, ("title", "NUMÉRATION FORMULE SANGUINE"), C_HEAD,
+            _row(C, "Leucocytes", "7 200", "/mm3", "(4 000 - 10 000)"),
+            _row(C, "Plaquettes", "245", "10^3/mm3", "(150 - 400)"),
+            ("title", "GAZ DU SANG"), C_HEAD,
+            _row(C, "Excès de base", "-2,1", "mmol/L", "(-2,0 - +3,0)"),
+            _row(C, "Potassium", "4,1", "mmol/L", "(3,5 - 5,0)"),
+            ("title", "Conclusion :"),
+            ("body", "Numération normale, à contrôler sur un nouveau pré-"),
+            ("body", "lèvement dans un mois.")]
+    page = g.render_page(_lab_pdf_pages(rows)[0])
+    data = g.pillow_pdf([page.crop((0, 0, page.width, page.height * 2 // 5))], "scan")
+    doc = parse_pdf(data, PdfLimits(processes=1, dpi=200))
+    assert doc.pages[0].source == OCR
+    msg = normalize_report(doc, data, "round6")
+    assert [(e.code, e.value, e.unit, e.reference_range.replace(" - ", "-"))
+            for e in msg.entries if e.type == "lab_result"] == [
+        ("6690-2", "7 200", "/mm3", "4 000-10 000"), ("777-3", "245", "10*3/mm3", "150-400"),
+        ("Excès de base", "-2,1", "mmol/L", "-2,0-+3,0"), ("2823-3", "4,1", "mmol/L", "3,5-5,0")]
+    potassium = msg.entries[-1]
+    assert (potassium.display, "comment" in potassium.details) == ("Potassium", False)
+    assert msg.entries[0].details["fields"]["conclusion"]["value"] == (
+        "Numération normale, à contrôler sur un nouveau prélèvement dans un mois.")
+
+
+def _tesseract_words(words: list[tuple[str, int, int, int, int]]) -> dict[str, list]:
+    """image_to_data's dict of (text, left px, top px, block, line) words, 30 px high."""
+    n = len(words)
+    return {"text": [w[0] for w in words], "conf": [93.0] * n, "height": [30] * n,
+            "width": [22 * len(w[0]) for w in words], "left": [w[1] for w in words],
+            "top": [w[2] for w in words], "block_num": [w[3] for w in words],
+            "par_num": [1] * n, "line_num": [w[4] for w in words]}
+
+
+NAMES, RESULTS, UNITS, RANGES = 170, 920, 1210, 1500  # the columns' x at 300 dpi
+TABLE = [("Leucocytes", "7,2", "G/L", "(4,0-10,0)"), ("Hématies", "4,52", "T/L", "(3,8-5,2)"),
+         ("Plaquettes", "245", "G/L", "(150-400)"), ("Potassium", "4,1", "mmol/L", "(3,5-5,0)")]
+
+
+def test_a_page_read_as_column_blocks_is_read_again_by_rows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--psm 3 read the table as three column blocks and dropped the result column: the page
+    is read again by rows (--psm 4), and that reading, as full and as sure, is the page's.
+    A page of running text is read once."""
+    blocks = [(t[col], x, 500 + 60 * r, b, r + 1) for b, (col, x) in
+              enumerate(((0, NAMES), (2, UNITS), (3, RANGES)), start=1)
+              for r, t in enumerate(TABLE)]
+    rows = [(t[col], x, 500 + 60 * r, 1, r + 1) for r, t in enumerate(TABLE)
+            for col, x in enumerate((NAMES, RESULTS, UNITS, RANGES))]
+    prose = [(w, NAMES + 200 * k, 500 + 60 * r, 1, r + 1) for r in range(4)
+             for k, w in enumerate(("Pas", "de", "lésion", "suspecte."))]
+    calls: list[int] = []
+
+    def tesseract(image, lang, psm, *args):  # noqa: ANN001, ANN002, ANN202
+        calls.append(psm)
+        return _tesseract_words(reading[psm])
+
+    monkeypatch.setattr(ocrmod, "render_page",
+                        lambda *a: (Image.new("L", (2480, 3508), 255), 595.0, 842.0))
+    monkeypatch.setattr(ocrmod, "_tesseract", tesseract)
+    reading = {3: blocks, 4: rows}
+    page = ocrmod.ocr_page(b"", 0, 300, "fra", 60.0, time.time() + 60)
+    assert calls == [3, 4]
+    assert page.text.splitlines()[0] == "Leucocytes 7,2 G/L (4,0-10,0)"
+    calls.clear()
+    reading = {3: prose, 4: []}
+    page = ocrmod.ocr_page(b"", 0, 300, "fra", 60.0, time.time() + 60)
+    assert calls == [3] and page.text.splitlines()[0] == "Pas de lésion suspecte."
+    calls.clear()
+    reading = {3: blocks, 4: blocks[:4]}  # the second reading lost words: the first stands
+    page = ocrmod.ocr_page(b"", 0, 300, "fra", 60.0, time.time() + 60)
+    assert calls == [3, 4] and page.text.splitlines()[0] == "Leucocytes"
