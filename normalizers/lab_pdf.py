@@ -50,7 +50,9 @@ What is read, and what is not (nothing is invented):
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
   LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
-  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare.
+  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare, one
+  headed with its unit ('Résultat (G/L)') or under a section printing it ('IONOGRAMME
+  (mmol/L)') values in that unit.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
   outside a table a name and a unit of the table make a result, and so does a line laid
@@ -388,6 +390,9 @@ class _Heading:
     cells: list[tuple[float, float, str]]
     dates: dict[float, str] = field(default_factory=dict)
     percent: set[float] = field(default_factory=set)  # x0 of result columns headed '%'
+    # x0 of result columns whose heading prints their unit ('Résultat (G/L)', 'Résultat en
+    # mmol/L'): the unit of the numbers printed bare under them
+    units: dict[float, str] = field(default_factory=dict)
 
     def column(self, cell: _Cell, first: bool = False) -> str:
         """The column a cell is under. The line's first cell, starting left of every data
@@ -402,6 +407,10 @@ class _Heading:
     def in_percent(self, cell: _Cell) -> bool:
         """Whether a cell is under a result column headed by '%' (its numbers printed bare)."""
         return self._under(cell)[0] in self.percent
+
+    def unit_of(self, cell: _Cell) -> str | None:
+        """The unit a cell's result column prints in its heading, if any."""
+        return self.units.get(self._under(cell)[0])
 
     def date_of(self, cell: _Cell) -> str | None:
         """The date heading the column a cell is under, if any."""
@@ -429,6 +438,7 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     antériorités'."""
     kinds = []
     dates: dict[float, str] = {}
+    units: dict[float, str] = {}
     for c in row.cells:
         key = _fold(c.text).rstrip(" :").replace("(s)", "s")
         kind = _columns().get(key, "")
@@ -442,6 +452,9 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
             kind = _columns().get(rest, "")
             if kind == "previous":
                 dates[c.x0] = m.group(0)
+        elif not kind and (unit := _unit_headed(c.text)) is not None:
+            kind = "result"  # 'Résultat (G/L)'
+            units[c.x0] = unit
         kinds.append((c.x0, c.x1, kind))
     percent = {x0 for x0, _, k in kinds if k == "percent"}
     kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
@@ -463,7 +476,30 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
         cells.insert(0, (0.0, 0.0, "name"))
     return _Heading(cells, {x: d for x, d in dates.items()
                             if any(c[0] == x and c[2] == "previous" for c in cells)},
-                    percent), section
+                    percent, units), section
+
+
+# A unit printed after a heading or a section's name: 'Résultat (G/L)', 'Résultat en mmol/L',
+# 'IONOGRAMME (mmol/L)'
+_UNIT_AFTER = re.compile(r"^(?P<rest>.*?)\s*(?:\((?P<p>[^()]+)\)|\ben\s+(?P<en>\S+))\s*:?\s*$")
+
+
+def _unit_after(text: str) -> tuple[str, str] | None:
+    """(what precedes, the unit) of a text ending with a unit we know, if it does."""
+    m = _UNIT_AFTER.match(text.strip())
+    unit = m and (m.group("p") or m.group("en"))
+    if not m or not unit or not m.group("rest") or not to_ucum(unit.strip()).mapped:
+        return None
+    return m.group("rest"), unit.strip()
+
+
+def _unit_headed(text: str) -> str | None:
+    """The unit of a result column's heading printing it ('Résultat (G/L)')."""
+    found = _unit_after(text)
+    if found is None:
+        return None
+    key = _fold(found[0]).rstrip(" :").replace("(s)", "s")
+    return found[1] if _columns().get(key) == "result" else None
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -719,6 +755,10 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
                 and "%" not in cell.text and (m := _NUM_AT.search(cell.text)):
             cell = _Cell(cell.x0, cell.x1, f"{cell.text[:m.end()]} %{cell.text[m.end():]}",
                          cell.conf, cell.words)  # '55,2' under '%': 55,2 %
+        if column == "result" and heading and (unit := heading.unit_of(cell)) \
+                and not _unit_pattern().search(cell.text) and (m := _NUM_AT.search(cell.text)):
+            cell = _Cell(cell.x0, cell.x1, f"{cell.text[:m.end()]} {unit}{cell.text[m.end():]}",
+                         cell.conf, cell.words)  # '7,2' under 'Résultat (G/L)': 7,2 G/L
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
         if column == "result" and not any(t.kind in ("num", "bound", "word", "range")
                                           for t in cell_toks):
@@ -1172,6 +1212,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     keys: set[str] = set()
     for line, section, where, line_heading in lines:
         _unit_in_name(line)
+        _section_unit(line, section)
         _assign_references(line, warnings, where)
         for value in line.values:
             if value.doubtful:
@@ -1311,9 +1352,22 @@ def _unit_in_name(line: _Line) -> None:
         line.name = line.name[:m.start()].strip()
 
 
+def _section_unit(line: _Line, section: str) -> None:
+    """'IONOGRAMME (mmol/L)': the unit a section's heading prints is its values' printed bare
+    (after the name's own: 'Leucocytes (10*9/L)')."""
+    found = _unit_after(section) if section else None
+    rows = _analyte(line.name)
+    if found is not None and _is_section(section) \
+            and (rows is None or to_ucum(found[1]).unit in rows):  # never the INR's, the pH's
+        for v in line.values:
+            if v.num is not None and v.unit is None:
+                v.unit = found[1]
+
+
 def _is_section(text: str) -> bool:
     """'HÉMATOLOGIE', 'BIOCHIMIE SANGUINE': a line in capitals, words only, starting with a
     discipline of tables/pdf_lab_sections.csv (the laboratory's name in capitals is none)."""
+    text = found[0] if (found := _unit_after(text)) else text  # 'IONOGRAMME (mmol/L)'
     letters = [c for c in text if c.isalpha()]
     return bool(letters) and all(c.isupper() for c in letters) \
         and bool(_SECTION_WORDS.match(text)) and _fold(text).startswith(_sections())

@@ -279,3 +279,27 @@ def test_a_page_read_as_column_blocks_is_read_again_by_rows(
     reading = {3: blocks, 4: blocks[:4]}  # the second reading lost words: the first stands
     page = ocrmod.ocr_page(b"", 0, 300, "fra", 60.0, time.time() + 60)
     assert calls == [3, 4] and page.text.splitlines()[0] == "Leucocytes"
+
+
+# -- units printed in a heading --------------------------------------------------------------------
+def test_a_unit_printed_in_the_columns_or_the_sections_heading_is_the_values() -> None:
+    """'IONOGRAMME (mmol/L)' over values printed bare was no section (its unit in
+    parentheses), and 'Résultat (G/L)' no heading: the sodium, the potassium and the
+    leucocytes were filed unmapped without a unit. The unit printed in a heading is theirs;
+    never an INR's (a ratio, coded with no unit), nor over a unit printed with the value."""
+    rows = [*HEADER, ("title", "IONOGRAMME (mmol/L)"),
+            _row(C, "", "Résultat", "", "Valeurs de référence", "Antériorité(s)", style="label"),
+            _row(C, "Sodium", "140", "", "(136 - 145)", "141 le 12/01/26"),
+            _row(C, "Potassium", "4,1", "", "(3,5 - 5,0)"),
+            _row(C, "Créatinine", "68 µmol/L", "", "(45 - 84)"),
+            ("title", "HÉMOSTASE (s)"),
+            _row(C, "", "Résultat", "", "Valeurs de référence", style="label"),
+            _row(C, "INR", "1,05"),
+            _row(C, "Temps de Quick", "12,8", "", "(11,0 - 13,5)"),
+            ("title", "HÉMATOLOGIE"),
+            _row(C, "", "Résultat (G/L)", "", "Valeurs de référence", style="label"),
+            _row(C, "Leucocytes", "7,2", "", "(4,0 - 10,0)", "6,9")]
+    assert [(code, value, unit) for code, value, unit, *_ in _results(_read(_lab_pdf(rows)))] \
+        == [("2951-2", "140", "mmol/L"), ("2823-3", "4,1", "mmol/L"),
+            ("14682-9", "68", "umol/L"), ("6301-6", "1,05", None), ("5902-2", "12,8", "s"),
+            ("6690-2", "7,2", "10*9/L")]
