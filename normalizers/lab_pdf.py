@@ -1185,6 +1185,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             if _NOT_COMMENT.search(text):
                 pending = ""
                 continue
+            if _fold(text) in furniture:
+                pending = ""  # the page's footer under the table: no comment of its last line
+                continue
             if last is not None and not line.references and len(text) > 3 \
                     and heading is not None:
                 last.extra.setdefault("comment", []).append(text)

@@ -303,3 +303,24 @@ def test_a_unit_printed_in_the_columns_or_the_sections_heading_is_the_values() -
         == [("2951-2", "140", "mmol/L"), ("2823-3", "4,1", "mmol/L"),
             ("14682-9", "68", "umol/L"), ("6301-6", "1,05", None), ("5902-2", "12,8", "s"),
             ("6690-2", "7,2", "10*9/L")]
+
+
+# -- a table over a page break ---------------------------------------------------------------------
+def test_the_footer_printed_on_every_page_is_no_comment_of_the_result_above() -> None:
+    """The laboratory's footer (address, telephone) printed under the table on every page
+    was kept as comments of each page's last result; only a line of one page was taken for
+    the page's own, above the table. A real comment stays; the table goes on on page 2."""
+    foot = [("small", "Laboratoire BIOMED 35 - 12 rue de la Santé - 35000 Rennes"),
+            ("small", "Tél. 02 99 00 00 00 - www.biomed35.fr")]
+    page_1 = [*HEADER, ("title", "BIOCHIMIE"), C_HEAD,
+              _row(C, "Sodium", "140", "mmol/L", "(136 - 145)", "141 (12/01/26)"),
+              _row(C, "Potassium", "4,1", "mmol/L", "(3,5 - 5,0)"),
+              ("body", "Contrôle sur tube hépariné."), *foot, ("body", "Page 1/2")]
+    page_2 = [("label", "Dossier 2603120045 - suite"),
+              _row(C, "Chlore", "102", "mmol/L", "(98 - 107)", "100 (12/01/26)"),
+              _row(C, "Glycémie", "5,2", "mmol/L", "(4,1 - 5,9)"), *foot, ("body", "Page 2/2")]
+    msg = _read(_lab_pdf(page_1, page_2))
+    found = [e for e in msg.entries if e.type == "lab_result"]
+    assert [e.code for e in found] == ["2951-2", "2823-3", "2075-0", "14749-6"]
+    assert [e.details.get("comment") for e in found] == [
+        None, ["Contrôle sur tube hépariné."], None, None]
