@@ -14,7 +14,9 @@ What is read, and what is not (nothing is invented):
   dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
   date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
-  kept in ``details.previous``, never read as a result nor as the range. With no
+  kept in ``details.previous``, never read as a result nor as the range; a block of
+  former results under its own title ('ANTÉRIORITÉS', 'Résultats antérieurs du ...') is not
+  read at all, to the next section (PDF_LAB_PREVIOUS_BLOCK). With no
   heading, a date on the line starts the antériorité, and a number after the range, or a
   second number in the same unit, is no result either. A table ends at the biologist's
   validation ('Résultats validés par'), or after a few lines without a result.
@@ -367,6 +369,17 @@ def _side_by_side(rows: list[_Row]) -> list[_Row]:
                     side.append(_Row(row.page, row.line, row.source, cells, row.styles_seen))
         out.extend(page_rows[:at] + left + right)
     return out
+
+
+def _previous_block(row: _Row) -> bool:
+    """A line heading a block of former results: one cell, at the line's start, naming the
+    antériorités as a column heading would ('ANTÉRIORITÉS', 'Résultats antérieurs du
+    12/01/2026 :', 'Historique des résultats'), a date aside."""
+    if len(row.cells) != 1:
+        return False
+    text = _DATED.sub(" ", row.cells[0].text)
+    key = re.sub(r"\s+(?:du|le|au)$", "", _fold(text).strip(" :()-")).replace("(s)", "s")
+    return _columns().get(key) == "previous"
 
 
 def _second_table_at(row: _Row) -> float | None:
@@ -1118,18 +1131,31 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     gap = 0  # rows since the heading or the last result
     furniture = _page_furniture(rows)
     page, started = 0, False  # started: a heading or a result read on this page
+    former = 0  # the page of the block of former results we are in (0: none)
     for row in rows:
         if row.page != page:
             page, started = row.page, False
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
+        text = " ".join(row.text.split())
+        if _previous_block(row):
+            # 'ANTÉRIORITÉS', 'Résultats antérieurs du 12/01/2026': the lines under it are
+            # former results, never this specimen's (a sodium of January filed as today's),
+            # their own heading row included, to the next section or page
+            heading, pending, last, former = None, "", None, row.page
+            warnings.append(f"PDF_LAB_PREVIOUS_BLOCK: page {row.page} line {row.line + 1}: "
+                            "a block of former results (antériorités): not filed as results "
+                            "(read them on the report)")
+            continue
+        if former == row.page and not _is_section(text) and not _TABLE_END.search(text):
+            continue
+        former = 0
         found = _heading(row)
         if found:
             heading, pending, last, gap = found[0], "", None, 0
             section = found[1] or section
             started = True
             continue
-        text = " ".join(row.text.split())
         if not started and _fold(text) in furniture:
             pending = ""  # the page's header ('LABORATOIRE BIOMED 35'), never a result
             continue

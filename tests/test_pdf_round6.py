@@ -281,7 +281,7 @@ def test_a_page_read_as_column_blocks_is_read_again_by_rows(
     assert calls == [3, 4] and page.text.splitlines()[0] == "Leucocytes"
 
 
-# -- units printed in a heading --------------------------------------------------------------------
+# -- units printed in a heading -----------------------------------------------------------------
 def test_a_unit_printed_in_the_columns_or_the_sections_heading_is_the_values() -> None:
     """'IONOGRAMME (mmol/L)' over values printed bare was no section (its unit in
     parentheses), and 'Résultat (G/L)' no heading: the sodium, the potassium and the
@@ -305,7 +305,7 @@ def test_a_unit_printed_in_the_columns_or_the_sections_heading_is_the_values() -
             ("6690-2", "7,2", "10*9/L")]
 
 
-# -- a table over a page break ---------------------------------------------------------------------
+# -- a table over a page break ------------------------------------------------------------------
 def test_the_footer_printed_on_every_page_is_no_comment_of_the_result_above() -> None:
     """The laboratory's footer (address, telephone) printed under the table on every page
     was kept as comments of each page's last result; only a line of one page was taken for
@@ -324,3 +324,29 @@ def test_the_footer_printed_on_every_page_is_no_comment_of_the_result_above() ->
     assert [e.code for e in found] == ["2951-2", "2823-3", "2075-0", "14749-6"]
     assert [e.details.get("comment") for e in found] == [
         None, ["Contrôle sur tube hépariné."], None, None]
+
+
+# -- a block of former results under its own heading ----------------------------------------
+def test_a_block_of_former_results_is_never_filed_as_this_specimens() -> None:
+    """Some LIS print the antériorités as a block of their own under the table
+    ('ANTÉRIORITÉS' over dated columns, 'Résultats antérieurs du 12/01/2026' over full
+    rows): its sodium of January was filed as today's (2951-2, 141 mmol/L: a wrong and
+    duplicate result), the block's title as the potassium's comment. Its lines are not filed,
+    and the ledger says where; the next section is read again."""
+    rows = [*HEADER, ("title", "BIOCHIMIE"), C_HEAD,
+            _row(C, "Sodium", "140", "mmol/L", "(136 - 145)"),
+            _row(C, "Potassium", "4,1", "mmol/L", "(3,5 - 5,0)"),
+            ("title", "ANTÉRIORITÉS"),
+            _row(C, "", "12/01/2026", "03/10/2025", style="label"),
+            _row(C, "Sodium", "141", "139"),
+            ("title", "Résultats antérieurs du 12/01/2026 :"), C_HEAD,
+            _row(C, "Sodium", "141", "mmol/L", "(136 - 145)"),
+            _row(C, "Glycémie", "5,1", "mmol/L", "(4,1 - 5,9)"),
+            ("title", "HÉMATOLOGIE"), C_HEAD,
+            _row(C, "Leucocytes", "7,2", "G/L", "(4,0 - 10,0)")]
+    msg = _read(_lab_pdf(rows))
+    assert [(code, value) for code, value, *_ in _results(msg)] == [
+        ("2951-2", "140"), ("2823-3", "4,1"), ("6690-2", "7,2")]
+    assert "comment" not in msg.entries[2].details
+    assert [w.split(":")[0] for w in msg.warnings if w.startswith("PDF_LAB")] == [
+        "PDF_LAB_PREVIOUS_BLOCK", "PDF_LAB_PREVIOUS_BLOCK"]
