@@ -535,7 +535,7 @@ _TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|pa
                         r"|\bsignature\b|\bfin du compte[ -]rendu"
                         # the biologist's conclusion under the table: its lines are no
                         # comment of the last result, nor the end of its name
-                        r"|^\W{0,3}(?:en\s+)?conclusions?\b\s*(?:[:.\-]|$)")
+                        r"|^\W{0,3}(?:en\s+)?conclusions?\b(?:\s*[:.\-]|\s*$|\s{3})")
 # 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
 _REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
 _PRE_FLAG = re.compile(r"\*+(?=\s*\d|\s*$)")  # '* 4,10': the abnormal mark printed before a value
@@ -1163,7 +1163,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
             heading = None  # the table is over: what follows is read only by the table
             if _TABLE_END.search(text):
-                last, pending = None, ""
+                # the section ends with its table: the next exam's results are not of its
+                # specimen (an ECBU's leucocytes under the hemogram's 'HÉMATOLOGIE')
+                last, pending, section = None, "", ""
                 continue
         if _NOT_COMMENT.search(text):
             pending = ""  # 'Edité le ...', 'page 1/2': the page's, never a result
@@ -1205,7 +1207,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             if last is not None and (_METHOD.match(text) or _BELOW.match(text)):
                 last.extra.setdefault("method", _LEAD.sub("", text))
                 continue
-            if _is_section(text):
+            if _is_section(text) or (heading is None and len(text.split()) <= 10
+                                     and _other_specimen(text)):
+                # 'Examen cytobactériologique des urines (ECBU)' in lower case, outside a
+                # table: the specimen of what follows
                 section, pending, last = text, "", None
                 continue
             if _NOT_COMMENT.search(text):

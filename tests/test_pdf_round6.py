@@ -350,3 +350,22 @@ def test_a_block_of_former_results_is_never_filed_as_this_specimens() -> None:
     assert "comment" not in msg.entries[2].details
     assert [w.split(":")[0] for w in msg.warnings if w.startswith("PDF_LAB")] == [
         "PDF_LAB_PREVIOUS_BLOCK", "PDF_LAB_PREVIOUS_BLOCK"]
+
+
+# -- the section ends with its table --------------------------------------------------------------
+def test_an_ecbu_after_the_hemogram_is_never_coded_as_blood() -> None:
+    """As the ANS's CR-BIO example prints it: the hemogram under 'HEMATOLOGIE', validated,
+    then 'Examen cytobactériologique des urines (ECBU)' in lower case (no section: only
+    capitals were) and the urine's 'Leucocytes 5 /uL' with no heading: the hemogram's section
+    still held, and the urine's leucocytes were coded as blood's (6690-2). The section ends
+    with its table's validation, and a line naming another specimen outside a table is the
+    section of what follows: the urine's codes."""
+    rows = [*HEADER, ("title", "HEMATOLOGIE"), C_HEAD,
+            _row(C, "Leucocytes", "8,2", "G/L", "(5 - 10)"),
+            ("body", "Résultats validés par Jean DE SANTS - 04/01/2023, 11h20"),
+            ("title", "Examen cytobactériologique des urines (ECBU)"),
+            ("body", (40.0, "Leucocytes"), (220.0, "5 /uL")),
+            ("body", (40.0, "Hématies"), (220.0, "2 /uL"))]
+    msg = _read(_lab_pdf(rows))
+    assert [(code, value, unit) for code, value, unit, *_ in _results(msg)] == [
+        ("6690-2", "8,2", "10*9/L"), ("30405-5", "5", "/uL"), ("30391-7", "2", "/uL")]
