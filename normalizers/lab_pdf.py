@@ -535,7 +535,8 @@ _TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|pa
                         r"|\bsignature\b|\bfin du compte[ -]rendu"
                         # the biologist's conclusion under the table: its lines are no
                         # comment of the last result, nor the end of its name
-                        r"|^\W{0,3}(?:en\s+)?conclusions?\b(?:\s*[:.\-]|\s*$|\s{3})")
+                        r"|^\W{0,3}(?:en\s+)?conclusions?\b(?:\s*[:.\-]|\s*$|\s{3}"
+                        r"|\s+(?-i:[A-ZÀ-Ý]))")
 # 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
 _REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
 _PRE_FLAG = re.compile(r"\*+(?=\s*\d|\s*$)")  # '* 4,10': the abnormal mark printed before a value

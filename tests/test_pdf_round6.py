@@ -369,3 +369,14 @@ def test_an_ecbu_after_the_hemogram_is_never_coded_as_blood() -> None:
     msg = _read(_lab_pdf(rows))
     assert [(code, value, unit) for code, value, unit, *_ in _results(msg)] == [
         ("6690-2", "8,2", "10*9/L"), ("30405-5", "5", "/uL"), ("30391-7", "2", "/uL")]
+
+
+def test_the_conclusion_under_the_table_is_no_comment_of_its_last_result() -> None:
+    """'Conclusion   Bisalbuminémie' (the heading and its text on one row, as the ANS's
+    electrophoresis prints it) was kept as the albumin's comment."""
+    doc = _doc([[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+                [(40, "Albumine"), (220, "45,0"), (290, "g/L"), (360, "36,00-48,00")],
+                [(40, "Conclusion"), (110, "Bisalbuminémie")],
+                [(40, "Conclusion"), (102, "Bisalbuminémie")]])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-12", issued=None)
+    assert [(e.code, e.details.get("comment")) for e in found.entries] == [("1751-7", None)]
