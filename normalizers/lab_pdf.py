@@ -28,7 +28,8 @@ What is read, and what is not (nothing is invented):
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
-  0,5', 'Inf. à 0,5'); a minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
+  0,5', 'Inf. à 0,5'); an uncertainty after the value ('± 0,2': details.uncertainty); a
+  minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
   number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
   range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
@@ -523,6 +524,8 @@ _NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/^]|[.,]\d|-[
 # A minus sign before a value ('-2,1', '− 2,1': a base excess, a delta): glued to the number,
 # or apart by one blank
 _SIGNED = re.compile(rf"[-\u2212](?P<gap>\s?)(?={_NUM})")
+# The measure's uncertainty printed after the value ('5,2 ± 0,2 mmol/L'): no second value
+_UNCERTAINTY = re.compile(rf"(?:±|\+/-)\s?{_NUM}(?:\s?%)?")
 _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
@@ -635,6 +638,8 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("bound", i, m.end(), column, m, m.group(0))
     if m := _PAREN.match(text, i):
         return _Tok("num", i, m.end(), column, m, m.group("n"))
+    if after_value and (m := _UNCERTAINTY.match(text, i)):
+        return _Tok("uncertainty", i, m.end(), column, m, " ".join(m.group(0).split()))
     if not after_value and (m := _SIGNED.match(text, i)) \
             and (num := _NUM_AT.match(text, m.end())):
         # a negative value: apart from its sign ('- 2,1') only under the result's heading
@@ -711,6 +716,7 @@ class _Value:
     below: bool = False  # read on the line under its analysis's (another unit)
     bold: bool = False  # the value printed in bold type
     doubtful: bool = False  # a minus sign apart before it, outside a result column
+    uncertainty: str | None = None  # '± 0,2' printed after it
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
@@ -937,6 +943,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             current.raw.append(tok.text)
         elif tok.kind == "unit" and line.references:
             pass  # the range's unit
+        elif tok.kind == "uncertainty" and current is not None and current.num is not None:
+            current.uncertainty = tok.text
+            current.raw.append(tok.text)
         elif tok.kind == "flag" and current is not None and current.flag is None:
             current.flag = _flags()[tok.text]
             current.raw.append(tok.text)
@@ -1524,6 +1533,8 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         details["section"] = section
     if line.previous:
         details["previous"] = " ".join(line.previous)
+    if value.uncertainty:
+        details["uncertainty"] = value.uncertainty
     details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})
     status, vtype, text_value = "final", "NM", value.text
     num = value.num

@@ -380,3 +380,17 @@ def test_the_conclusion_under_the_table_is_no_comment_of_its_last_result() -> No
                 [(40, "Conclusion"), (102, "Bisalbuminémie")]])
     found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-12", issued=None)
     assert [(e.code, e.details.get("comment")) for e in found.entries] == [("1751-7", None)]
+
+
+def test_the_uncertainty_printed_after_a_value_is_kept_and_no_second_value() -> None:
+    """'5,2 ± 0,2 mmol/L': the uncertainty was read as a second number without a unit (the
+    line said 'not read'); it is the value's, kept in its details."""
+    doc = _doc([[(40, "Analyse"), (220, "Résultat"), (290, "Unité"), (360, "Normes")],
+                [(40, "Glycémie"), (220, "5,2"), (238, "±"), (246, "0,2"), (290, "mmol/L"),
+                 (360, "4,1-5,9")],
+                [(40, "Potassium"), (220, "4,1"), (238, "+/-"), (258, "0,1"), (290, "mmol/L"),
+                 (360, "3,5-5,0")]])
+    found = lab_pdf.lab_results(doc, [1], "report|x", effective="2026-03-12", issued=None)
+    assert [(e.code, e.value, e.unit, e.details.get("uncertainty")) for e in found.entries] == [
+        ("14749-6", "5,2", "mmol/L", "± 0,2"), ("2823-3", "4,1", "mmol/L", "+/- 0,1")]
+    assert found.warnings == []
