@@ -14,7 +14,9 @@ What is read, and what is not (nothing is invented):
   dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
   date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
-  kept in ``details.previous``, never read as a result nor as the range. With no
+  kept in ``details.previous``, never read as a result nor as the range; a block of
+  former results under its own title ('ANTÉRIORITÉS', 'Résultats antérieurs du ...') is not
+  read at all, to the next section (PDF_LAB_PREVIOUS_BLOCK). With no
   heading, a date on the line starts the antériorité, and a number after the range, or a
   second number in the same unit, is no result either. A table ends at the biologist's
   validation ('Résultats validés par'), or after a few lines without a result.
@@ -26,7 +28,10 @@ What is read, and what is not (nothing is invented):
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
-  0,5', 'Inf. à 0,5'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
+  0,5', 'Inf. à 0,5'); an uncertainty after the value ('± 0,2': details.uncertainty); a
+  minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
+  number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
+  range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
   qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
   (the comment is the value); anything else under 'Résultat' is no value, and says so
   (PDF_LAB_VALUE_NOT_READ); a qualitative word goes on as a phrase ('Présence d'oxalate de
@@ -38,8 +43,9 @@ What is read, and what is not (nothing is invented):
   details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us. A
   number of more than 7 digits or with a leading zero is an identifier or a phone number,
   never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
-  OCR's misread units ('g/1') are read on scanned pages (``tables/pdf_lab_ocr_units.csv``),
-  and a value OCR read unsure is not filed (warning).
+  OCR's misread units ('g/1', 'Imm3') are read on scanned pages
+  (``tables/pdf_lab_ocr_units.csv``), an OCR'd table's column blocks side by side are its
+  rows again, and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
   adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', its year no
   value) and comment lines go to the result above (``details.method``,
@@ -47,7 +53,9 @@ What is read, and what is not (nothing is invented):
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
   LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
-  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare.
+  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare, one
+  headed with its unit ('Résultat (G/L)') or under a section printing it ('IONOGRAMME
+  (mmol/L)') values in that unit.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
   outside a table a name and a unit of the table make a result, and so does a line laid
@@ -58,9 +66,14 @@ What is read, and what is not (nothing is invented):
   section of another specimen than blood ('BIOCHIMIE URINAIRE', 'ECBU':
   tables/pdf_lab_specimens.csv) nothing is coded with the table's blood and serum codes,
   only with that specimen's (``tables/pdf_lab_specimen_analytes.csv``: the urine's
-  leucocytes, nitrites, culture...). The table ends at the biologist's validation
-  ('validé biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...'
-  is no comment.
+  leucocytes, nitrites, culture...); counts per mm3 or µL, which urine and CSF are counted
+  in too, take the blood's codes only under a section saying blood ('HÉMOGRAMME', 'NUMÉRATION
+  FORMULE SANGUINE'), else stay unmapped (PDF_LAB_SPECIMEN_UNSAID). An analysis whose
+  name and unit do not say which code it is (a troponin not said T or I, D-dimers not said
+  FEU or DDU: ``tables/pdf_lab_ambiguous.csv``) is filed unmapped and says why
+  (PDF_LAB_ANALYSIS_AMBIGUOUS). The table ends at the biologist's validation ('validé
+  biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...' is no
+  comment.
 """
 
 from __future__ import annotations
@@ -119,6 +132,9 @@ def _analytes() -> dict[str, dict[str, dict[str, str]]]:
     return out
 
 
+BLOOD = "blood"  # the specimen of tables/pdf_lab_analytes.csv's codes
+
+
 @cache
 def _specimen_pattern() -> re.Pattern[str]:
     words = sorted((_fold(r["word"]) for r in table("pdf_lab_specimens")), key=len, reverse=True)
@@ -127,16 +143,19 @@ def _specimen_pattern() -> re.Pattern[str]:
 
 def _other_specimen(section: str) -> bool:
     """Whether a section's heading names a specimen other than blood ('URINES DE 24H')."""
-    return bool(section) and bool(_specimen_pattern().search(_fold(section)))
+    return _specimen(section) not in (None, BLOOD)
 
 
 def _specimen(section: str) -> str | None:
-    """The specimen a section's heading names other than blood ('urine'), if any."""
-    m = _specimen_pattern().search(_fold(section)) if section else None
-    if m is None:
+    """The specimen a section's heading names ('urine'; 'blood' for 'HÉMOGRAMME'), if any.
+    A heading naming blood and another specimen ('BIOCHIMIE SANGUINE ET URINAIRE') is the
+    other's: its results are not surely blood's."""
+    if not section:
         return None
-    return next(r["specimen"] for r in table("pdf_lab_specimens")
-                if _fold(r["word"]) == m.group(0))
+    by_word = {_fold(r["word"]): r["specimen"] for r in table("pdf_lab_specimens")}
+    named = {by_word[m.group(0)] for m in _specimen_pattern().finditer(_fold(section))}
+    others = sorted(named - {BLOOD})
+    return others[0] if others else BLOOD if named else None
 
 
 @cache
@@ -156,6 +175,20 @@ def _specimen_analyte(specimen: str, name: str) -> dict[str, dict[str, str]] | N
     bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
     table_ = _specimen_analytes()
     return table_.get((specimen, key)) or table_.get((specimen, bare))
+
+
+@cache
+def _ambiguous_names() -> dict[str, str]:
+    """{folded name: why} of tables/pdf_lab_ambiguous.csv: analyses whose name and unit,
+    coded by no row, do not say which LOINC they are (a troponin not said T or I)."""
+    return {_fold(r["name"]): r["why"] for r in table("pdf_lab_ambiguous")}
+
+
+def _ambiguous(name: str) -> str | None:
+    """Why an analysis printed under ``name`` is not coded, when its name is ambiguous."""
+    key = _fold(name).replace("*", "").strip(" :.")
+    bare = " ".join(re.sub(r"\([^)]*\)", " ", key).split())
+    return _ambiguous_names().get(key) or _ambiguous_names().get(bare)
 
 
 @cache
@@ -264,7 +297,9 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                                     [_Cell(0.0, 0.0, " ".join(raw.split()), page.confidence)],
                                     page.styles_seen))
             continue
-        for n in sorted(by_line):
+        if page.source != TEXT_LAYER:
+            by_line = _abreast_joined(by_line)
+        for n in sorted(by_line) if page.source == TEXT_LAYER else by_line:  # OCR: as read
             words = sorted(by_line[n], key=lambda w: w.bbox[0])
             cells: list[_Cell] = []
             confs: list[list[float]] = []
@@ -283,6 +318,30 @@ def _rows(doc: PdfDocument) -> list[_Row]:
                 c.conf = round(sum(cs) / len(cs), 1)
             out.append(_Row(page.number, n, page.source, cells, page.styles_seen))
     return out
+
+
+def _abreast_joined(by_line: dict[int, list]) -> dict[int, list]:
+    """An OCR'd page's lines as printed rows: tesseract reads a table as column blocks, each
+    cell a line of its own (the names, then the results and units, then the ranges), never
+    one row; lines side by side (apart, each one's middle within the other's height) are
+    one row again, numbered as its first line, in the order of the page."""
+    boxes = {n: (min(w.bbox[1] for w in ws), max(w.bbox[3] for w in ws),
+                 min(w.bbox[0] for w in ws), max(w.bbox[2] for w in ws))
+             for n, ws in by_line.items()}
+    rows: list[list[int]] = []
+    for n in sorted(boxes, key=lambda k: (boxes[k][0], k)):
+        top, bottom, x0, x1 = boxes[n]
+        mid = (top + bottom) / 2
+        row = next((r for r in rows if all(
+            (boxes[m][2] >= x1 or boxes[m][3] <= x0)
+            and boxes[m][0] <= mid <= boxes[m][1]
+            and top <= (boxes[m][0] + boxes[m][1]) / 2 <= bottom for m in r)), None)
+        if row is None:
+            rows.append([n])
+        else:
+            row.append(n)
+    return {min(r): [w for m in r for w in by_line[m]]
+            for r in sorted(rows, key=lambda r: min(boxes[m][0] for m in r))}
 
 
 def _side_by_side(rows: list[_Row]) -> list[_Row]:
@@ -313,6 +372,17 @@ def _side_by_side(rows: list[_Row]) -> list[_Row]:
     return out
 
 
+def _previous_block(row: _Row) -> bool:
+    """A line heading a block of former results: one cell, at the line's start, naming the
+    antériorités as a column heading would ('ANTÉRIORITÉS', 'Résultats antérieurs du
+    12/01/2026 :', 'Historique des résultats'), a date aside."""
+    if len(row.cells) != 1:
+        return False
+    text = _DATED.sub(" ", row.cells[0].text)
+    key = re.sub(r"\s+(?:du|le|au)$", "", _fold(text).strip(" :()-")).replace("(s)", "s")
+    return _columns().get(key) == "previous"
+
+
 def _second_table_at(row: _Row) -> float | None:
     """Where a second table starts on a heading row naming two: the x of its name's
     heading, between the first table's result heading and its own."""
@@ -334,6 +404,9 @@ class _Heading:
     cells: list[tuple[float, float, str]]
     dates: dict[float, str] = field(default_factory=dict)
     percent: set[float] = field(default_factory=set)  # x0 of result columns headed '%'
+    # x0 of result columns whose heading prints their unit ('Résultat (G/L)', 'Résultat en
+    # mmol/L'): the unit of the numbers printed bare under them
+    units: dict[float, str] = field(default_factory=dict)
 
     def column(self, cell: _Cell, first: bool = False) -> str:
         """The column a cell is under. The line's first cell, starting left of every data
@@ -348,6 +421,10 @@ class _Heading:
     def in_percent(self, cell: _Cell) -> bool:
         """Whether a cell is under a result column headed by '%' (its numbers printed bare)."""
         return self._under(cell)[0] in self.percent
+
+    def unit_of(self, cell: _Cell) -> str | None:
+        """The unit a cell's result column prints in its heading, if any."""
+        return self.units.get(self._under(cell)[0])
 
     def date_of(self, cell: _Cell) -> str | None:
         """The date heading the column a cell is under, if any."""
@@ -375,6 +452,7 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     antériorités'."""
     kinds = []
     dates: dict[float, str] = {}
+    units: dict[float, str] = {}
     for c in row.cells:
         key = _fold(c.text).rstrip(" :").replace("(s)", "s")
         kind = _columns().get(key, "")
@@ -388,6 +466,9 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
             kind = _columns().get(rest, "")
             if kind == "previous":
                 dates[c.x0] = m.group(0)
+        elif not kind and (unit := _unit_headed(c.text)) is not None:
+            kind = "result"  # 'Résultat (G/L)'
+            units[c.x0] = unit
         kinds.append((c.x0, c.x1, kind))
     percent = {x0 for x0, _, k in kinds if k == "percent"}
     kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
@@ -409,14 +490,42 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
         cells.insert(0, (0.0, 0.0, "name"))
     return _Heading(cells, {x: d for x, d in dates.items()
                             if any(c[0] == x and c[2] == "previous" for c in cells)},
-                    percent), section
+                    percent, units), section
+
+
+# A unit printed after a heading or a section's name: 'Résultat (G/L)', 'Résultat en mmol/L',
+# 'IONOGRAMME (mmol/L)'
+_UNIT_AFTER = re.compile(r"^(?P<rest>.*?)\s*(?:\((?P<p>[^()]+)\)|\ben\s+(?P<en>\S+))\s*:?\s*$")
+
+
+def _unit_after(text: str) -> tuple[str, str] | None:
+    """(what precedes, the unit) of a text ending with a unit we know, if it does."""
+    m = _UNIT_AFTER.match(text.strip())
+    unit = m and (m.group("p") or m.group("en"))
+    if not m or not unit or not m.group("rest") or not to_ucum(unit.strip()).mapped:
+        return None
+    return m.group("rest"), unit.strip()
+
+
+def _unit_headed(text: str) -> str | None:
+    """The unit of a result column's heading printing it ('Résultat (G/L)')."""
+    found = _unit_after(text)
+    if found is None:
+        return None
+    key = _fold(found[0]).rstrip(" :").replace("(s)", "s")
+    return found[1] if _columns().get(key) == "result" else None
 
 
 # -- tokens -------------------------------------------------------------------------------------
 _NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
 # A number, not a part of a word or code; a flag may be glued to it ('5,9H'), and a number
 # cut before its decimals ('5' of '5,9X') is none
-_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/]|[.,]\d|-[^\W\d_])")
+_NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/^]|[.,]\d|-[^\W\d_])")
+# A minus sign before a value ('-2,1', '− 2,1': a base excess, a delta): glued to the number,
+# or apart by one blank
+_SIGNED = re.compile(rf"[-\u2212](?P<gap>\s?)(?={_NUM})")
+# The measure's uncertainty printed after the value ('5,2 ± 0,2 mmol/L'): no second value
+_UNCERTAINTY = re.compile(rf"(?:±|\+/-)\s?{_NUM}(?:\s?%)?")
 _DATE = re.compile(r"\(?(?<![\d/])\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?![\d/])\)?")
 _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|juin|juil|ao[uû]|sept"
                          r"|oct|nov|d[ée]c)[a-zéû]*\.?(?:\s+\d{4})?")
@@ -426,7 +535,11 @@ _DATE_WORDS = re.compile(r"(?i)\d{1,2}(?:er)?\s+(?:janv|f[ée]v|mars|avr|mai|jui
 _TABLE_END = re.compile(r"(?i)\br[ée]sultats?\s+valid|\bvalid[ée]s?\s+(?:le|par"
                         r"|biologiquement|[ée]lectroniquement|techniquement|m[ée]dicalement)\b"
                         r"|\bvalidation\s+(?:biologique|m[ée]dicale)\b"
-                        r"|\bsignature\b|\bfin du compte[ -]rendu")
+                        r"|\bsignature\b|\bfin du compte[ -]rendu"
+                        # the biologist's conclusion under the table: its lines are no
+                        # comment of the last result, nor the end of its name
+                        r"|^\W{0,3}(?:en\s+)?conclusions?\b(?:\s*[:.\-]|\s*$|\s{3}"
+                        r"|\s+(?-i:[A-ZÀ-Ý]))")
 # 'N : 0,11-0,44', 'VR: 3,5-5,0': a label before a range, read as nothing
 _REF_LABEL = re.compile(r"(?i)(?:n|vn|vr|vu|normales?|r[ée]f\.?)\s*:\s*(?=[<>(\d]|inf|sup)")
 _PRE_FLAG = re.compile(r"\*+(?=\s*\d|\s*$)")  # '* 4,10': the abnormal mark printed before a value
@@ -437,7 +550,9 @@ _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
                r"|(?i:inf(?:\.|erieure?|érieure?)?\s*(?:à|a)?|sup(?:\.|erieure?|érieure?)?"
                r"\s*(?:à|a)?))")
 _BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
-_RANGE = re.compile(rf"\(?\s*(?P<lo>{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>{_NUM})(?![\w/])\s*\)?")
+# a limit may be signed ('-2,0 - +3,0': a base excess's range)
+_RANGE = re.compile(rf"\(?\s*(?P<lo>[-\u2212+]?{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>[-\u2212+]?{_NUM})"
+                    r"(?![\w/])\s*\)?")
 _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
 # A range's label naming an age ('Enfant < 15 ans :', 'Homme > 50 ans :', '1 - 3 mois :'):
 # its figures are no range, the cell is kept whole
@@ -465,6 +580,7 @@ class _Tok:
     column: str
     match: re.Match[str] | None = None
     text: str = ""
+    doubtful: bool = False  # a value whose sign may not be its own ('- 2,1' with no heading)
 
 
 def _tokens(text: str, column: str, last: _Tok | None = None) -> list[_Tok]:
@@ -515,12 +631,21 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
                 and (rest := _QUALIFIED.match(text, end)):
             end = rest.end()  # 'Présence d'oxalate de calcium': the phrase is the value
         return _Tok("word", i, end, column, m, text[i:end])
-    if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo")):
+    if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo") + (
+            text[m.start("lo")] in "-\u2212+")):
         return _Tok("range", i, m.end(), column, m, m.group(0))
     if m := _BOUND.match(text, i):
         return _Tok("bound", i, m.end(), column, m, m.group(0))
     if m := _PAREN.match(text, i):
         return _Tok("num", i, m.end(), column, m, m.group("n"))
+    if after_value and (m := _UNCERTAINTY.match(text, i)):
+        return _Tok("uncertainty", i, m.end(), column, m, " ".join(m.group(0).split()))
+    if not after_value and (m := _SIGNED.match(text, i)) \
+            and (num := _NUM_AT.match(text, m.end())):
+        # a negative value: apart from its sign ('- 2,1') only under the result's heading
+        # is it surely one (without, the dash may be a separator: the value is not filed)
+        return _Tok("num", i, num.end(), column, None, "-" + num.group(0),
+                    doubtful=bool(m.group("gap")) and column != "result")
     if text[i] == "(" and _NUM_AT.match(text, i + 1):
         return _Tok("skip", i, i + 1, column)  # '(0,60 g/L)': the value in another unit
     if text[i] == "(" and (before or column == "unit") \
@@ -555,7 +680,7 @@ def _is_unit_at(text: str, i: int) -> bool:
 # -- numbers ------------------------------------------------------------------------------------
 def _number(raw: str, comma_decimals: bool) -> tuple[float, str] | None:
     """(value, how it was read) of a number as printed; None when it cannot be one."""
-    s = re.sub(r"[ \u00a0\u202f]", "", raw)
+    s = re.sub(r"[ \u00a0\u202f]", "", raw).replace("\u2212", "-").lstrip("+")
     if "," in s and "." not in s:
         s = s.replace(",", ".")
     elif re.fullmatch(r"\d{1,3}\.\d{3}", s) and comma_decimals:
@@ -590,6 +715,8 @@ class _Value:
     column: str = ""  # the heading it was under ('' without)
     below: bool = False  # read on the line under its analysis's (another unit)
     bold: bool = False  # the value printed in bold type
+    doubtful: bool = False  # a minus sign apart before it, outside a result column
+    uncertainty: str | None = None  # '± 0,2' printed after it
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
@@ -648,6 +775,10 @@ def _read_line(row: _Row, heading: _Heading | None, comma: bool) -> _Line:
                 and "%" not in cell.text and (m := _NUM_AT.search(cell.text)):
             cell = _Cell(cell.x0, cell.x1, f"{cell.text[:m.end()]} %{cell.text[m.end():]}",
                          cell.conf, cell.words)  # '55,2' under '%': 55,2 %
+        if column == "result" and heading and (unit := heading.unit_of(cell)) \
+                and not _unit_pattern().search(cell.text) and (m := _NUM_AT.search(cell.text)):
+            cell = _Cell(cell.x0, cell.x1, f"{cell.text[:m.end()]} {unit}{cell.text[m.end():]}",
+                         cell.conf, cell.words)  # '7,2' under 'Résultat (G/L)': 7,2 G/L
         cell_toks = _tokens(cell.text, column, toks[-1][0] if toks else None)
         if column == "result" and not any(t.kind in ("num", "bound", "word", "range")
                                           for t in cell_toks):
@@ -689,8 +820,10 @@ def _split(cells: list[_Cell], heading: _Heading | None) -> list[_Cell]:
         for k, w in enumerate(cell.words[1:], start=1):
             here = heading.column(_Cell(w[0], w[1], "", 0.0))
             if here != column and column == "name" \
-                    and re.fullmatch(r"[<>\u2264\u2265]?\d[\d,.]*(?:HH|LL|H|L|\*+)?", w[2]) \
-                    and all(re.match(r"[<>\u2264\u2265]?[\d,.]", x[2]) or to_ucum(x[2]).mapped
+                    and re.fullmatch(r"[<>\u2264\u2265]?[-\u2212]?\d[\d,.]*(?:HH|LL|H|L|\*+)?",
+                                     w[2]) \
+                    and all(re.match(r"[<>\u2264\u2265]?[-\u2212]?[\d,.]", x[2])
+                            or to_ucum(x[2]).mapped
                             for x in cell.words[k:]):  # only a value ending the name's cell
                 parts.append([w])
                 column = here
@@ -761,11 +894,11 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 and toks[n - 1][0].kind == "text":
             continue  # the end of a unit we cannot read ('UI/100 mL'), never the unit ('mL')
         if tok.kind == "unit" and tok.column == "unit" and not line.values:
-            unit_first = tok.text  # 'Analyse | Unité | Résultat'
+            unit_first = _as_printed(tok.text, line)  # 'Analyse | Unité | Résultat'
             continue
         if tok.kind == "unit" and line.values and line.values[-1].unit is None \
                 and line.values[-1].num is not None and (tok.column == "unit" or current is None):
-            line.values[-1].unit = tok.text  # the unit column after the range's
+            line.values[-1].unit = _as_printed(tok.text, line)  # after the range's column
             continue
         if done and not in_ref:
             tail.append(tok.text)
@@ -785,7 +918,8 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                 continue
             current = _Value(tok.text, parsed[0], conf=cell.conf, column=tok.column,
                              raw=[tok.match.group(0) if tok.match else tok.text],
-                             flag=preflag, bold=cell.bold_at(tok.start))
+                             flag=preflag, bold=cell.bold_at(tok.start),
+                             doubtful=tok.doubtful)
             preflag = None
             line.values.append(current)
         elif tok.kind == "bound":
@@ -805,11 +939,13 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
                              column=tok.column, raw=[tok.text])
             line.values.append(current)
         elif tok.kind == "unit" and current is not None and current.unit is None:
-            current.unit = _ocr_units().get(tok.text, tok.text) \
-                if line.row.source != TEXT_LAYER else tok.text
+            current.unit = _as_printed(tok.text, line)
             current.raw.append(tok.text)
         elif tok.kind == "unit" and line.references:
             pass  # the range's unit
+        elif tok.kind == "uncertainty" and current is not None and current.num is not None:
+            current.uncertainty = tok.text
+            current.raw.append(tok.text)
         elif tok.kind == "flag" and current is not None and current.flag is None:
             current.flag = _flags()[tok.text]
             current.raw.append(tok.text)
@@ -824,6 +960,12 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
     elif any(_NUM_AT.search(t) for t in tail):
         line.leftover = True  # numbers after the range, with no date: not read
     _keep_results(line)
+
+
+def _as_printed(unit: str, line: _Line) -> str:
+    """A unit as printed: on an OCR'd page, what OCR misreads ('g/1', 'Imm3') as the unit
+    (tables/pdf_lab_ocr_units.csv), wherever on the line the unit column is."""
+    return _ocr_units().get(unit, unit) if line.row.source != TEXT_LAYER else unit
 
 
 def _sex_label(toks: list[tuple[_Tok, _Cell]], n: int) -> bool:
@@ -870,7 +1012,10 @@ def _keep_results(line: _Line) -> None:
 def _distance(value: float, ref: str) -> float | None:
     """How far ``value`` is from the limits of ``ref``, as a ratio (1 inside them); None
     when the range has no positive limit or the value is not positive."""
-    nums = [float(x.replace(",", ".")) for x in re.findall(r"\d+(?:[.,]\d+)?", ref)]
+    # '1 800 - 7 500': numbers with their thousands (read digit group by digit group, the
+    # range was 1 - 800 and a count fitted the percentage beside it)
+    nums = [float(re.sub(r"[ \u00a0\u202f]", "", x).replace(",", "."))
+            for x in re.findall(_NUM, ref)]
     nums = [x for x in nums if x > 0]
     if not nums or value <= 0:
         return None
@@ -996,18 +1141,31 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     gap = 0  # rows since the heading or the last result
     furniture = _page_furniture(rows)
     page, started = 0, False  # started: a heading or a result read on this page
+    former = 0  # the page of the block of former results we are in (0: none)
     for row in rows:
         if row.page != page:
             page, started = row.page, False
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
+        text = " ".join(row.text.split())
+        if _previous_block(row):
+            # 'ANTÉRIORITÉS', 'Résultats antérieurs du 12/01/2026': the lines under it are
+            # former results, never this specimen's (a sodium of January filed as today's),
+            # their own heading row included, to the next section or page
+            heading, pending, last, former = None, "", None, row.page
+            warnings.append(f"PDF_LAB_PREVIOUS_BLOCK: page {row.page} line {row.line + 1}: "
+                            "a block of former results (antériorités): not filed as results "
+                            "(read them on the report)")
+            continue
+        if former == row.page and not _is_section(text) and not _TABLE_END.search(text):
+            continue
+        former = 0
         found = _heading(row)
         if found:
             heading, pending, last, gap = found[0], "", None, 0
             section = found[1] or section
             started = True
             continue
-        text = " ".join(row.text.split())
         if not started and _fold(text) in furniture:
             pending = ""  # the page's header ('LABORATOIRE BIOMED 35'), never a result
             continue
@@ -1015,7 +1173,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
             heading = None  # the table is over: what follows is read only by the table
             if _TABLE_END.search(text):
-                last, pending = None, ""
+                # the section ends with its table: the next exam's results are not of its
+                # specimen (an ECBU's leucocytes under the hemogram's 'HÉMATOLOGIE')
+                last, pending, section = None, "", ""
                 continue
         if _NOT_COMMENT.search(text):
             pending = ""  # 'Edité le ...', 'page 1/2': the page's, never a result
@@ -1047,18 +1207,27 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                         and _SEX_LABEL.search(line.name + " :")):
                 last.references.extend(line.references)  # a range on the next line
                 continue
-            if last is not None and _name_goes_on(last, line, text):
+            # the name's end right under it (its line or the name's line before), never
+            # under comment lines (a conclusion's 'lèvement dans un mois.')
+            if last is not None and gap == 1 and _name_goes_on(last, line, text):
                 joint = "" if last.name.endswith(("/", "(", "-")) else " "
                 last.name = f"{last.name}{joint}{text}"  # 'Indice de distribution' /
-                continue  # 'erythrocytaire (%)'
+                gap = 0  # 'erythrocytaire (%)'
+                continue
             if last is not None and (_METHOD.match(text) or _BELOW.match(text)):
                 last.extra.setdefault("method", _LEAD.sub("", text))
                 continue
-            if _is_section(text):
+            if _is_section(text) or (heading is None and len(text.split()) <= 10
+                                     and _other_specimen(text)):
+                # 'Examen cytobactériologique des urines (ECBU)' in lower case, outside a
+                # table: the specimen of what follows
                 section, pending, last = text, "", None
                 continue
             if _NOT_COMMENT.search(text):
                 pending = ""
+                continue
+            if _fold(text) in furniture:
+                pending = ""  # the page's footer under the table: no comment of its last line
                 continue
             if last is not None and not line.references and len(text) > 3 \
                     and heading is not None:
@@ -1087,8 +1256,14 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     keys: set[str] = set()
     for line, section, where, line_heading in lines:
         _unit_in_name(line)
+        _section_unit(line, section)
         _assign_references(line, warnings, where)
         for value in line.values:
+            if value.doubtful:
+                warnings.append(f"PDF_LAB_SIGN_DOUBTFUL: {where}: a dash apart before the "
+                                "value, outside a result column: a minus sign or a separator, "
+                                "it cannot be told: not filed (read it on the report)")
+                continue
             entry = _entry(line, value, section, where, parent_key, when, issued, line_heading,
                            warnings)
             if entry is None:
@@ -1221,9 +1396,22 @@ def _unit_in_name(line: _Line) -> None:
         line.name = line.name[:m.start()].strip()
 
 
+def _section_unit(line: _Line, section: str) -> None:
+    """'IONOGRAMME (mmol/L)': the unit a section's heading prints is its values' printed bare
+    (after the name's own: 'Leucocytes (10*9/L)')."""
+    found = _unit_after(section) if section else None
+    rows = _analyte(line.name)
+    if found is not None and _is_section(section) \
+            and (rows is None or to_ucum(found[1]).unit in rows):  # never the INR's, the pH's
+        for v in line.values:
+            if v.num is not None and v.unit is None:
+                v.unit = found[1]
+
+
 def _is_section(text: str) -> bool:
     """'HÉMATOLOGIE', 'BIOCHIMIE SANGUINE': a line in capitals, words only, starting with a
     discipline of tables/pdf_lab_sections.csv (the laboratory's name in capitals is none)."""
+    text = found[0] if (found := _unit_after(text)) else text  # 'IONOGRAMME (mmol/L)'
     letters = [c for c in text if c.isalpha()]
     return bool(letters) and all(c.isupper() for c in letters) \
         and bool(_SECTION_WORDS.match(text)) and _fold(text).startswith(_sections())
@@ -1282,8 +1470,12 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
     rows = _by_formula(line) or _analyte(line.name)
     specimen = _specimen(section)
     of_specimen = _specimen_analyte(specimen, line.name) if specimen else None
-    if of_specimen is not None:
+    if of_specimen is not None and specimen == BLOOD:
+        rows = {**(rows or {}), **of_specimen}  # '7 200 /mm3' under 'HÉMOGRAMME'
+        of_specimen = None
+    elif of_specimen is not None:
         rows = of_specimen  # the urine's leucocytes, never the blood's
+    blood_only = _specimen_analyte(BLOOD, line.name) if specimen != BLOOD else None
     row = None
     if rows is not None:
         row = rows.get(ucum.unit if ucum and ucum.mapped else "") or (
@@ -1320,7 +1512,17 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         warnings.append(f"PDF_LAB_NOT_FILED: {where}: an analysis we know, outside a result "
                         "table, with no unit or a unit of none of its codes: not filed")
         return None
-    if rows is not None and row is None:
+    if row is None and blood_only is not None and ucum is not None \
+            and ucum.unit in blood_only and not _other_specimen(section):
+        # leucocytes per mm3 are counted in blood and in urine alike: a section heading
+        # ('HÉMOGRAMME', 'ECBU') says which, and none does
+        warnings.append(f"PDF_LAB_SPECIMEN_UNSAID: {where}: an analysis counted in this unit "
+                        "in blood and in other specimens (urine, CSF) alike, under no section "
+                        "heading naming its specimen: filed unmapped under its printed name")
+    elif row is None and (why := _ambiguous(line.name)) is not None:
+        warnings.append(f"PDF_LAB_ANALYSIS_AMBIGUOUS: {where}: {why}: the printed name and "
+                        "unit do not say which code: filed unmapped under its printed name")
+    elif rows is not None and row is None:
         warnings.append(f"PDF_LAB_UNIT_UNEXPECTED: {where}: the analysis is known but not in "
                         "this unit: filed unmapped under its printed name")
     details: dict[str, Any] = {
@@ -1331,6 +1533,8 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         details["section"] = section
     if line.previous:
         details["previous"] = " ".join(line.previous)
+    if value.uncertainty:
+        details["uncertainty"] = value.uncertainty
     details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})
     status, vtype, text_value = "final", "NM", value.text
     num = value.num

@@ -15,7 +15,9 @@ key_valid), exam_date, report_date ('Lyon, le ...', the entry's ``issued``), mod
 exam_type (the title line), body_region ('genou droit', 'abdomen et pelvis', 'seins'; what
 dedupe level 4 reads: named by the title, else implied by the modality with ``implied_by``,
 else named by the 'Technique' or 'Indication' section with ``found_in``), laterality,
-prescriber, radiologist (the signer), conclusion.
+prescriber, radiologist (the signer), conclusion (under its heading at a line's start, or
+heading a column right of other text: a lab's conclusion beside its result table; words cut
+at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefixes.csv).
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -44,7 +46,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from typing import Any
@@ -121,6 +123,10 @@ class _Line:
     text: str
     folded: str
     spans: list[tuple[int, int, float]]  # (start, end, confidence) of each word in ``text``
+    # (x0, x1) of each word of ``spans`` in points, when the page has word boxes: where a
+    # column starts on a page printed in two ('Conclusion' right of the result table)
+    xs: list[tuple[float, float]] = field(default_factory=list)
+    top: float | None = None  # the line's top in points, when its words have boxes
 
 
 def _lines(doc: PdfDocument) -> list[_Line]:
@@ -134,15 +140,19 @@ def _lines(doc: PdfDocument) -> list[_Line]:
             for w in words:
                 by_line.setdefault(w.line if isinstance(w.line, int) else 0, []).append(w)
             for n in sorted(by_line):
-                parts, spans, pos = [], [], 0
+                parts, spans, xs, pos = [], [], [], 0
                 for w in by_line[n]:
                     t = unicodedata.normalize("NFC", " ".join(w.text.split()))
                     conf = 100.0 if source == TEXT_LAYER else _num(w.confidence, default)
                     spans.append((pos, pos + len(t), conf))
+                    xs.append(_x_of(w))
                     parts.append(t)
                     pos += len(t) + 1
                 text = " ".join(parts)
-                out.append(_Line(page.number, source, text, _fold_line(text), spans))
+                tops = [_top_of(w) for w in by_line[n]]
+                out.append(_Line(page.number, source, text, _fold_line(text), spans,
+                                 xs if all(x is not None for x in xs) else [],
+                                 min(tops) if all(t is not None for t in tops) else None))
         else:
             for raw in unicodedata.normalize("NFC", page.text or "").splitlines():
                 text = raw.replace("\f", " ").rstrip()
@@ -151,6 +161,23 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                 spans = [(m.start(), m.end(), default) for m in re.finditer(r"\S+", text)]
                 out.append(_Line(page.number, source, text, _fold_line(text), spans))
     return out
+
+
+def _top_of(word: object) -> float | None:
+    box = getattr(word, "bbox", None)
+    try:
+        return float(box[1])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _x_of(word: object) -> tuple[float, float] | None:
+    """A word's (x0, x1) in points, None when its box is not one."""
+    box = getattr(word, "bbox", None)
+    try:
+        return float(box[0]), float(box[2])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _num(x: object, default: float) -> float:
@@ -1175,30 +1202,112 @@ def _masked(line: _Line) -> str:
     return " ".join(re.sub(r"[0-9]+", "#", line.folded).split())
 
 
+_COLUMN_GAP = 12.0  # points between two words of one line printed in two columns
+
+
+def _heading_at(line: _Line) -> tuple[re.Match[str], int, float | None] | None:
+    """The conclusion's heading on a line, where it starts and the x of its column: at the
+    line's start (no column), or starting a column right of other text, apart from it by
+    _COLUMN_GAP ('Glycémie 7,2 mmol/L      Conclusion : ...': a page printed in two columns,
+    the results left and the conclusion right, whose heading was never read)."""
+    if m := _CONCLUSION.match(line.folded):
+        return m, 0, None
+    if len(line.xs) != len(line.spans):
+        return None
+    for k in range(1, len(line.spans)):
+        if line.xs[k][0] - line.xs[k - 1][1] < _COLUMN_GAP:
+            continue
+        start = line.spans[k][0]
+        if m := _CONCLUSION.match(line.folded[start:]):
+            return m, start, line.xs[k][0]
+    return None
+
+
+def _column_start(line: _Line, x: float) -> int | None:
+    """Where a line's words in the column starting at ``x`` begin; None when it has none."""
+    if len(line.xs) != len(line.spans):
+        return None
+    return next((s for (s, _, _), (x0, _) in zip(line.spans, line.xs, strict=True)
+                 if x0 >= x - 4), None)
+
+
 def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
     for i, line in enumerate(lines):
-        m = _CONCLUSION.match(line.folded)
-        if not m:
+        found = _heading_at(line)
+        if found is None:
             continue
+        m, at, column = found
         parts: list[tuple[_Line, int, int]] = []
         texts: list[str] = []
-        rest = line.text[m.end():].strip()
+        end = at + m.end()
+        rest = line.text[end:].strip()
         if rest:
-            parts.append((line, m.end(), len(line.text)))
+            parts.append((line, end, len(line.text)))
             texts.append(rest)
         margins = _page_margins(lines, fields)
+        empty = 0  # lines in a row with nothing in the conclusion's column
+        above = line
         for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
-            if _CONCLUSION_END.match(nxt.folded):
+            if nxt.page == above.page and nxt.top is not None and above.top is not None \
+                    and nxt.top < above.top - 1:
+                break  # read after it but printed higher: another block (OCR's columns)
+            above = nxt
+            start = 0
+            if column is not None:  # the right column only, on the heading's page
+                start = _column_start(nxt, column) if nxt.page == line.page else None
+                if start is None:
+                    empty += 1
+                    if empty >= 2 or nxt.page != line.page:
+                        break
+                    continue
+                empty = 0
+            folded = nxt.folded[start:]
+            if _CONCLUSION_END.match(folded):
                 break
-            if not texts and _CONCLUSION.fullmatch(nxt.folded.strip()):
+            if not texts and _CONCLUSION.fullmatch(folded.strip()):
                 continue  # the heading printed twice
-            if _PAGE_NUMBER.fullmatch(nxt.folded.strip()):
+            if _PAGE_NUMBER.fullmatch(folded.strip()):
                 continue  # a page footer inside the conclusion
             if id(nxt) in margins:
                 continue  # a page's footer or banner, where the conclusion goes over a page
-            parts.append((nxt, 0, len(nxt.text)))
-            texts.append(nxt.text.strip())
+            parts.append((nxt, start, len(nxt.text)))
+            texts.append(nxt.text[start:].strip())
+        texts = _dehyphenated(texts, " ".join(ln.folded for ln in lines))
         value = _EDGE_PUNCT.sub("", "\n".join(texts))
         if value:
             fields["conclusion"] = _multi_field(value, parts)
             return
+
+
+# A word cut at a line's end ('pré-' over 'lèvement'): a letter, the hyphen (or a soft
+# hyphen), and the next line going on in lower case
+_CUT = re.compile(r"(?P<word>\S*[^\W\d_])(?P<mark>[-\u00ad])$")
+_GOES_ON = re.compile(r"^(?P<word>[^\W\d_][^\s,.;:!?)]*)")
+
+
+@cache
+def _hyphen_prefixes() -> frozenset[str]:
+    return frozenset(fold(r["word"]) for r in table("hyphen_prefixes"))
+
+
+def _dehyphenated(texts: list[str], document: str) -> list[str]:
+    """Lines with the words their ends cut joined again ('contrôler sur un nouveau pré-' /
+    'lèvement.': 'prélèvement', the conclusion read and searched as printed, not as laid
+    out). A soft hyphen is always the layout's; a hyphen is the word's own, and kept, when
+    the word is a compound: its first part one of tables/hyphen_prefixes.csv ('anti-' /
+    'inflammatoire'), already hyphenated ('c'est-à-' / 'dire'), capitalised ('Saint-' /
+    'Étienne'), or the hyphenated word printed elsewhere in the document."""
+    out: list[str] = []
+    for text in texts:
+        cut = _CUT.search(out[-1]) if out else None
+        goes_on = _GOES_ON.match(text)
+        if cut is None or goes_on is None or not goes_on.group("word")[0].islower():
+            out.append(text)
+            continue
+        head, tail = cut.group("word"), goes_on.group("word")
+        last = head.split("-")[-1]
+        own = cut.group("mark") == "-" and (
+            "-" in head or last[0].isupper() or fold(last).split("'")[-1] in _hyphen_prefixes()
+            or fold(f"{head}-{tail}") in document)
+        out[-1] = out[-1][:cut.start("mark")] + ("-" if own else "") + text
+    return out

@@ -9,7 +9,8 @@
 - any other page (scanned, image-only, text layer unreadable) is rasterised by pdfium at
   ``dpi`` and read by tesseract (``lang``, ``--psm 3``, Sauvola binarisation): words with
   tesseract's confidence (specks of dirt dropped), boxes converted back to points, lines in
-  tesseract's reading order, source OCR.
+  tesseract's reading order, source OCR; a page whose lines come back as column blocks side
+  by side (a table) is read again by rows (``--psm 4``, _ocr.py's TABLE_*).
 
 Mixed documents are handled page by page. When several pages need OCR they run in parallel
 in a process pool reused across documents (module level, one per worker count, started with

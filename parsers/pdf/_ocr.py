@@ -92,6 +92,9 @@ def ocr_page(data: bytes, index: int, dpi: int, lang: str, page_timeout: float,
         if page.confidence < REREAD_BELOW:
             page = _read_turned(image, page, lang, psm, dpi, (width, height), page_timeout,
                                 deadline, where)
+        if psm == 3 and _read_as_columns(page):
+            page = _read_as_rows(image, page, lang, dpi, (width, height), page_timeout,
+                                 deadline, where)
     finally:
         image.close()
     return page
@@ -169,6 +172,59 @@ def _read_turned(image, page: Page, lang: str, psm: int, dpi: int,  # noqa: ANN0
     width, height = size if turn == 180 else size[::-1]
     again = page_from_tesseract(data_dict, page.number, dpi, width, height)
     return again if again.confidence >= page.confidence + REREAD_GAIN else page
+
+
+# A table (a lab's results: analysis | result | unit | range) is read by --psm 3 as column
+# blocks: each column's cells a line of their own, side by side, never one row; and a column
+# it takes for a picture is dropped whole (the results' own, on a scanned lab report: every
+# value lost). A page whose lines sit TABLE_ABREAST or more abreast on TABLE_ROWS rows or
+# more is read again by rows (--psm 4: one column of lines of variable sizes, each line
+# across the page, as a text layer's), and that reading kept when it reads as much (letters
+# and digits: at least TABLE_TEXT_KEPT of the first reading's, a range '(150 - 400)' may be
+# one word or three) at a mean confidence at most TABLE_CONFIDENCE_LOSS lower. A report in
+# running text (a header in two blocks side by side at most) is read once.
+TABLE_ABREAST = 3
+TABLE_ROWS = 3
+TABLE_PSM = 4
+TABLE_TEXT_KEPT = 0.95
+TABLE_CONFIDENCE_LOSS = 5.0
+
+
+def _read_as_columns(page: Page) -> bool:
+    """Whether tesseract's lines on ``page`` sit TABLE_ABREAST abreast on TABLE_ROWS rows."""
+    spans: dict[int, list[float]] = {}  # line: [top, bottom, x0, x1]
+    for w in page.words:
+        box = spans.setdefault(w.line, [w.bbox[1], w.bbox[3], w.bbox[0], w.bbox[2]])
+        box[0], box[1] = min(box[0], w.bbox[1]), max(box[1], w.bbox[3])
+        box[2], box[3] = min(box[2], w.bbox[0]), max(box[3], w.bbox[2])
+    lines = list(spans.values())
+    rows: set[float] = set()
+    for top, bottom, x0, x1 in lines:
+        mid = (top + bottom) / 2
+        abreast = [o for o in lines if o[0] <= mid <= o[1] and (o[2] >= x1 or o[3] <= x0)]
+        if len(abreast) + 1 >= TABLE_ABREAST and not any(abs(mid - r) < (bottom - top) / 2
+                                                         for r in rows):
+            rows.add(mid)
+    return len(rows) >= TABLE_ROWS
+
+
+def _letters(page: Page) -> int:
+    return sum(c.isalnum() for w in page.words for c in w.text)
+
+
+def _read_as_rows(image, page: Page, lang: str, dpi: int,  # noqa: ANN001
+                  size: tuple[float, float], page_timeout: float, deadline: float,
+                  where: str) -> Page:
+    """``page`` read again by rows (TABLE_PSM), when that reading is the fuller one."""
+    timeout = min(page_timeout, deadline - time.time())
+    if timeout <= 1:
+        return page  # no time left for a second reading: the first one stands
+    data_dict = _tesseract(image, lang, TABLE_PSM, timeout, timeout == page_timeout, where)
+    again = page_from_tesseract(data_dict, page.number, dpi, *size)
+    if _letters(again) >= TABLE_TEXT_KEPT * _letters(page) \
+            and again.confidence >= page.confidence - TABLE_CONFIDENCE_LOSS:
+        return again
+    return page
 
 
 # A dust speck, a staple hole or a fleck of toner is read by tesseract as a 'word' of one or
