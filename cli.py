@@ -230,13 +230,15 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
 
 
 def _unseen_code(ctx, flt) -> str | None:  # noqa: ANN001
-    """The one line to say when a --code filter names a code no import ever had."""
-    from pipelines.report import code_seen
+    """The one line to say when a filter names an error code, a channel or a stage no import
+    ever had (it selects nothing: a typo, not an empty ledger)."""
+    from pipelines.report import code_seen, unseen_words
 
-    if flt.error_code is None or code_seen(ctx.engine, flt.error_code):
-        return None
-    return (f"no import has error code {flt.error_code} (`imports stats` lists the codes "
-            "there are)")
+    said = unseen_words(ctx.engine, flt)
+    if flt.error_code is not None and not code_seen(ctx.engine, flt.error_code):
+        said.insert(0, f"no import has error code {flt.error_code} (`imports stats` lists "
+                    "the codes there are)")
+    return "; ".join(said) or None
 
 
 def _actor(args: argparse.Namespace):  # noqa: ANN202

@@ -22,7 +22,14 @@ from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
 from pipelines.process import CODE_VERSION
-from pipelines.report import code_seen, count_imports, import_stats, list_imports, show_import
+from pipelines.report import (
+    code_seen,
+    count_imports,
+    import_stats,
+    list_imports,
+    show_import,
+    unseen_words,
+)
 from pipelines.rerun import audit_rerun, dry_run, reopen_checked, rerun_outcomes, targets
 from pipelines.resilient import process_or_defer
 
@@ -89,8 +96,14 @@ def imports_list(request: Request, who: ADMIN,
         rows = list_imports(engine, flt, sort=sort, limit=limit, offset=offset)
     except ValueError as exc:  # unknown sort key
         raise ApiError(400, "BAD_SORT", str(exc)) from None
-    return {"imports": rows, "offset": offset, "limit": limit,
-            "total": count_imports(engine, flt)}
+    total = count_imports(engine, flt)
+    found = {"imports": rows, "offset": offset, "limit": limit, "total": total}
+    if not total:  # a code, channel or stage no import ever had: a typo, said as such
+        notes = unseen_words(engine, flt)
+        if flt.error_code and not code_seen(engine, flt.error_code):
+            notes.insert(0, f"no import has error code {flt.error_code}")
+        found["notes"] = notes
+    return found
 
 
 @router.get("/imports/stats", summary="Counts per status and per error code (imports stats)")
@@ -126,6 +139,8 @@ def imports_rerun(body: Rerun, request: Request,
     if not body.ids and flt.error_code and not code_seen(state(request).ctx.engine,
                                                          flt.error_code):
         raise ApiError(400, "NOTHING_TO_RERUN", f"no import has error code {flt.error_code}")
+    if not body.ids and (unseen := unseen_words(state(request).ctx.engine, flt)):
+        raise ApiError(400, "NOTHING_TO_RERUN", "; ".join(unseen))
     return _rerun(request, targets(state(request).ctx.engine, body.ids, flt), body, who)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 
 from tests.conftest import ROOT
-from tests.test_operators_round import no_prefect, run  # noqa: F401 (a fixture)
+from tests.test_admin import BAD
+from tests.test_api import api  # noqa: F401 (a fixture)
+from tests.test_operators_round import no_prefect, run, store  # noqa: F401 (fixtures)
 from tests.test_pipeline import ingest, make_patient, oru
 
 # -- FHIR: one biologist, two senders --------------------------------------------------------
@@ -53,3 +55,57 @@ def test_one_biologist_from_hl7v2_and_cda_is_one_practitioner_with_both_ids(  # 
                  {"reference": url} in [{"reference": p.get("reference")}
                                         for p in e["resource"].get("performer", [])]}
     assert "2160-0" in validated and len(validated) > 1  # the ORU's and the CR-BIO's
+
+
+# -- filters: a typo is said, not shown as an empty ledger ------------------------------------
+def test_a_status_typo_is_refused_and_a_status_s_case_ignored(store, capsys) -> None:  # noqa: ANN001, F811
+    """`--status quarantine` (for 'quarantined') or `--status error` selected nothing: an
+    empty list, 'rerun' refusing 'nothing to rerun' at best, a script's 'all clear' at worst.
+    The ledger's statuses are a closed set: another word is a user error naming them, and
+    'Failed' is 'failed'."""
+    _, (dep, warned, quar, fail) = store
+    for argv in (("imports", "list", "--status", "quarantine"),
+                 ("imports", "stats", "--status", "error"),
+                 ("imports", "rerun", "--status", "echoue")):
+        code, out, err = run(capsys, *argv)
+        assert code == 1, argv
+        assert err.startswith("dmp-ingest: unknown status ") and "quarantined" in err, argv
+        assert err.count("\n") == 1 and out == "", argv
+    code, out, _ = run(capsys, "imports", "list", "--status", " Failed ", "--json")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [fail]
+
+
+def test_a_channel_or_stage_no_import_had_is_said(store, capsys) -> None:  # noqa: ANN001, F811
+    """`--channel hl7` (the ledger says 'file', 'mllp'...) or `--stage parsing` ('parse')
+    listed nothing and said nothing, as `--code` did before round 3; a rerun by such a
+    filter is refused as one by an unknown code is."""
+    _, (dep, warned, quar, fail) = store
+    code, out, err = run(capsys, "imports", "list", "--channel", "hl7", "--json")
+    assert code == 0 and json.loads(out) == []
+    assert err == "dmp-ingest: no import came in through channel 'hl7' (the ledger has: " \
+        "file)\n"
+    code, out, err = run(capsys, "imports", "rerun", "--stage", "parsing")
+    assert code == 1 and out == ""
+    assert "no import stopped at stage 'parsing'" in err and "normalize" in err
+    code, out, err = run(capsys, "imports", "list", "--channel", "FILE", "--stage", "normalize",
+                         "--json")  # as the ledger writes them, case ignored; no note
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [fail] and err == ""
+    code, out, err = run(capsys, "imports", "list", "--channel", "mllp")
+    assert code == 0 and "channel 'mllp'" in err
+
+
+def test_admin_api_says_a_filter_s_typo(api) -> None:  # noqa: ANN001, F811
+    ctx = api.ctx
+    make_patient(ctx)
+    ingest(ctx, oru("A1"), oru("A3", extra_obx=BAD))
+    with api.client("admin", subject="alice") as c:
+        r = c.get("/admin/imports", params={"status": "quarantine"})
+        assert (r.status_code, r.json()["error"]) == (400, "BAD_FILTER")
+        assert "quarantined" in r.json()["message"]
+        page = c.get("/admin/imports", params={"channel": "hl7"}).json()
+        assert page["total"] == 0 and "channel 'hl7'" in page["notes"][0]
+        page = c.get("/admin/imports", params={"status": "FAILED"}).json()
+        assert page["total"] == 1 and "notes" not in page
+        r = c.post("/admin/imports/rerun", json={"filter": {"stage": "parsing"}})
+        assert (r.status_code, r.json()["error"]) == (400, "NOTHING_TO_RERUN")
+        assert "stage 'parsing'" in r.json()["message"]
