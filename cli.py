@@ -8,7 +8,6 @@ a one-line message (or, with --strict, an input that failed or was quarantined),
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -749,15 +748,16 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
 
 # -- dossiers -------------------------------------------------------------------------------
 def cmd_dossier_create(args: argparse.Namespace) -> int:
-    from pipelines.dossier_admin import DossierInput, create_dossiers
+    from pipelines.dossier_admin import DossierInput, create_dossiers, read_dossiers_csv
 
     ctx = _context()
     if args.from_csv:
         try:
-            with open(args.from_csv, encoding="utf-8", newline="") as fh:
-                items = [DossierInput.from_mapping(r) for r in csv.DictReader(fh)]
+            items = read_dossiers_csv(args.from_csv)
         except OSError as exc:
             raise UserError(f"cannot read {args.from_csv}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     else:
         missing = [n for n in ("family", "given", "birth_date", "sex") if not getattr(args, n)]
         if missing:

@@ -109,3 +109,50 @@ def test_admin_api_says_a_filter_s_typo(api) -> None:  # noqa: ANN001, F811
         r = c.post("/admin/imports/rerun", json={"filter": {"stage": "parsing"}})
         assert (r.status_code, r.json()["error"]) == (400, "NOTHING_TO_RERUN")
         assert "stage 'parsing'" in r.json()["message"]
+
+
+# -- dossier create --from-csv: what spreadsheets write ----------------------------------------
+def _dossiers(capsys, path) -> tuple[int, str, str]:  # noqa: ANN001
+    return run(capsys, "dossier", "create", "--from-csv", str(path), "--json")
+
+
+def test_dossiers_from_a_french_excel_csv_keep_their_ins(store, tmp_path, capsys) -> None:  # noqa: ANN001, F811
+    """Excel 'CSV UTF-8' starts with a byte order mark: the first column read as
+    '\\ufeffins', every dossier was created without its INS (and again at the next run, the
+    existing ones found by INS). A French Excel separates with ';': one column, rows of empty
+    fields refused as 'family and given names are required', no line said."""
+    ctx, _ = store
+    path = tmp_path / "patients.csv"
+    path.write_bytes("ins;family;given;birth_date;sex\r\n"
+                     "268036912354128;Lefèvre;Hélène;1968-03-14;F\r\n"
+                     "155112923219071;Le Goff;Jérôme;1955-11-02;M\r\n".encode("utf-8-sig"))
+    code, out, err = _dossiers(capsys, path)
+    assert code == 0, err
+    created = json.loads(out)["created"]
+    assert len(created) == 2
+    code, out, _ = run(capsys, "dossier", "show", "268036912354128", "--json")
+    assert code == 0 and json.loads(out)["patient"]["id"] == created[0]
+    code, out, _ = _dossiers(capsys, path)  # the same file again: nothing new
+    assert code == 0 and json.loads(out)["created"] == []
+
+
+def test_a_bad_dossier_csv_names_its_line_and_creates_none(store, tmp_path, capsys) -> None:  # noqa: ANN001, F811
+    path = tmp_path / "patients.csv"
+    path.write_text("ins,family,given,birth_date,sex\n"
+                    "268036912354128,Lefèvre,Hélène,1968-03-14,F\n"
+                    "\n"
+                    "155112923219071,Le Goff,Jérôme,1955-02-30,M\n", encoding="utf-8")
+    code, out, err = _dossiers(capsys, path)
+    assert (code, out) == (1, "")
+    assert err == "dmp-ingest: patients.csv line 4: birth date is not a calendar date\n"
+    assert "Jérôme" not in err and "155112923219071" not in err  # no patient data
+    path.write_text("nir,nom,prenom,naissance,sexe\n268036912354128,Lefèvre,Hélène,"
+                    "1968-03-14,F\n", encoding="utf-8")
+    code, out, err = _dossiers(capsys, path)
+    assert code == 1 and "line 1: no column family, given, birth_date, sex" in err
+    path.write_bytes("ins,family,given,birth_date,sex\n268036912354128,Lef\xe8vre,H\xe9l\xe8ne,"
+                     "1968-03-14,F\n".encode("latin-1"))
+    code, out, err = _dossiers(capsys, path)
+    assert code == 1 and "not UTF-8" in err
+    code, out, _ = run(capsys, "dossier", "show", "268036912354128")
+    assert code == 1  # none of them created
