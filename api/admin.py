@@ -164,6 +164,10 @@ def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSO
                               settings=ctx.settings)
     except ArchiveUnavailable:
         raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    if ids and len(plan.unknown) == len(ids):  # nothing of the ledger: not 'queued'
+        shown = ", ".join(map(str, plan.unknown[:20]))
+        more = f" and {len(plan.unknown) - 20} more" if len(plan.unknown) > 20 else ""
+        raise ApiError(404, "NOT_FOUND", f"no import {shown}{more}")
     result = {"requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],
               **plan.summary()}
     if not body.wait:

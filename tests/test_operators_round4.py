@@ -9,7 +9,7 @@ import json
 from tests.conftest import ROOT
 from tests.test_admin import BAD
 from tests.test_api import api  # noqa: F401 (a fixture)
-from tests.test_operators_round import no_prefect, run, store  # noqa: F401 (fixtures)
+from tests.test_operators_round import _audit, no_prefect, run, store  # noqa: F401 (fixtures)
 from tests.test_pipeline import ingest, make_patient, oru
 
 # -- FHIR: one biologist, two senders --------------------------------------------------------
@@ -156,3 +156,38 @@ def test_a_bad_dossier_csv_names_its_line_and_creates_none(store, tmp_path, caps
     assert code == 1 and "not UTF-8" in err
     code, out, _ = run(capsys, "dossier", "show", "268036912354128")
     assert code == 1  # none of them created
+
+
+# -- a rerun of an id not in the ledger --------------------------------------------------------
+def test_a_rerun_of_one_mistyped_id_is_said_not_a_traceback(store, capsys) -> None:  # noqa: ANN001, F811
+    """`imports rerun 987654` (one id, not in the ledger) wrote an audit row naming import
+    987654: PostgreSQL's foreign key refused it, and the admin got a traceback. Now: exit 1
+    'no import 987654', and the audit trail names only the imports that exist."""
+    ctx, (_, _, _, fail) = store
+    before = _audit(ctx)
+    code, out, err = run(capsys, "imports", "rerun", "987654", "--as", "carol")
+    assert code == 1 and err == "dmp-ingest: no import 987654\n"
+    assert "not in the ledger: 987654" in out
+    assert _audit(ctx) == before  # nothing was rerun: nothing audited
+    code, out, err = run(capsys, "imports", "rerun", str(fail), "987654", "--as", "carol",
+                         "--reason", "ticket 4602")
+    assert code == 1 and "outcomes: 1 failed" in out
+    assert _audit(ctx)[-1] == ("carol", "import.rerun", fail, "ticket 4602")
+
+
+def test_admin_api_rerun_of_ids_not_in_the_ledger_is_404(api) -> None:  # noqa: ANN001, F811
+    """POST /admin/imports/rerun {"ids": [987654]} answered 500 INTERNAL_ERROR on
+    PostgreSQL (the audit row's foreign key), and 202 'queued' on SQLite for nothing."""
+    ctx = api.ctx
+    make_patient(ctx)
+    (fail,) = ingest(ctx, oru("A3", extra_obx=BAD))
+    with api.client("admin", subject="alice") as c:
+        for body in ({"ids": [987654]}, {"ids": [987654, 987655], "wait": True}):
+            r = c.post("/admin/imports/rerun", json=body)
+            assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND"), body
+            assert r.json()["message"].startswith("no import 987654")
+        r = c.post("/admin/imports/rerun", json={"ids": [fail, 987654], "wait": True,
+                                                 "reason": "ticket 4603"})
+        assert r.status_code == 200 and r.json()["unknown"] == [987654]
+        assert r.json()["outcomes"] == {"failed": 1}
+    assert _audit(ctx)[-1] == ("alice", "import.rerun", fail, "ticket 4603")
