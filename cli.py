@@ -380,12 +380,16 @@ def _print_raw(raw, output: str | None) -> None:  # noqa: ANN001
 
 
 def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  # noqa: ANN001
-           progress: bool = True) -> dict:
-    """Run the rerun flow (filter options from ``args``), with a progress bar on a TTY."""
+           progress: bool = True, by: argparse.Namespace | None = None) -> dict:
+    """Run the rerun flow (filter options from ``args``), with a progress bar on a TTY.
+    ``by``: the arguments of the action that starts it (assign, edit): its rerun is audited
+    under the same --as and --reason (it was under DMP_ADMIN or the OS user)."""
     from pipelines.archive import ArchiveUnavailable
     from pipelines.filters import FilterError
 
     params: dict = {"ids": ids or None}
+    if by is not None:
+        params.update(actor=_actor(by).name, reason=by.reason)
     if args is not None:
         params.update(status=args.status, source=args.source, channel=args.channel,
                       stage=args.stage, code=args.code, since=args.since, until=args.until,
@@ -513,7 +517,7 @@ def cmd_imports_assign(args: argparse.Namespace) -> int:
                             archive=ctx.archive)
     except AdminError as exc:
         raise UserError(str(exc)) from None
-    result = _rerun(ctx, [args.id], progress=False)
+    result = _rerun(ctx, [args.id], progress=False, by=args)
     return _print_after(args, {"import": args.id, "patient_id": patient_id, **result},
                         f"import {args.id} assigned to dossier {patient_id}")
 
@@ -543,7 +547,7 @@ def cmd_imports_edit(args: argparse.Namespace) -> int:
         new_ids = edit(ctx.engine, ctx.archive, args.id, data, actor, reason=args.reason)
     except AdminError as exc:
         raise UserError(str(exc)) from None
-    result = _rerun(ctx, new_ids, progress=False)
+    result = _rerun(ctx, new_ids, progress=False, by=args)
     return _print_after(args, {"import": args.id, "new_imports": new_ids, **result},
                         f"import {args.id} edited as import(s) "
                         + ", ".join(map(str, new_ids)))

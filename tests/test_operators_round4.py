@@ -191,3 +191,36 @@ def test_admin_api_rerun_of_ids_not_in_the_ledger_is_404(api) -> None:  # noqa: 
         assert r.status_code == 200 and r.json()["unknown"] == [987654]
         assert r.json()["outcomes"] == {"failed": 1}
     assert _audit(ctx)[-1] == ("alice", "import.rerun", fail, "ticket 4603")
+
+
+# -- the audit trail names who acted, for the rerun an action starts too -----------------------
+def test_assign_and_edit_as_someone_audit_their_rerun_under_that_name(
+        store, tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001, F811
+    """`imports assign ID --as carol` (and `imports edit --as carol`) audited the assignment
+    under carol and the rerun it starts under DMP_ADMIN or the OS user: the trail said
+    someone else replayed the patient's message. Both are carol's now, with her reason."""
+    from tests.test_pipeline import NIR_2
+
+    monkeypatch.setenv("DMP_ADMIN", "svc-batch")
+    ctx, (_, _, quar, fail) = store
+    santoni = make_patient(ctx, NIR_2, family="Santoni", given="Ange",
+                           birth_date="1988-10-02", sex="M")
+    code, out, err = run(capsys, "imports", "assign", str(quar), "--patient", str(santoni),
+                         "--reason", "ticket 4711: identité vérifiée", "--as", "carol")
+    assert code == 0, err
+    assert _admin_actions(ctx)[-2:] == [
+        ("carol", "import.assign", quar, "ticket 4711: identité vérifiée"),
+        ("carol", "import.rerun", quar, "ticket 4711: identité vérifiée")]
+    fixed = tmp_path / "m3.hl7"
+    fixed.write_bytes(oru("M3", value="6.4", filler="CMD-3003"))
+    code, out, err = run(capsys, "imports", "edit", str(fail), "--from-file", str(fixed),
+                         "--reason", "ticket 4712", "--as", "dave")
+    assert code == 0, err
+    assert [(a, act) for a, act, _, _ in _admin_actions(ctx)[-2:]] == [
+        ("dave", "import.edit"), ("dave", "import.rerun")]
+
+
+def _admin_actions(ctx) -> list[tuple]:  # noqa: ANN001
+    """The audit rows of admins' actions on imports (processing writes its own)."""
+    return [row for row in _audit(ctx) if row[1] in ("import.assign", "import.edit",
+                                                     "import.rerun", "import.discard")]
