@@ -1,4 +1,5 @@
-"""The admin's endpoints, mirroring `dmp-ingest imports list / show / rerun` for a console.
+"""The admin's endpoints, mirroring `dmp-ingest imports list / show / rerun / assign /
+discard` for a console or a script.
 
 Same filters, same dicts as the CLI (pipelines/filters.py, pipelines/report.py,
 pipelines/rerun.py). A rerun reopens the imports and lets the service's workers process them
@@ -17,6 +18,8 @@ from pydantic import BaseModel, Field
 
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
+from dossiers.patients import find_by_reference
+from pipelines.admin import AdminError, assign, discard
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
@@ -30,7 +33,14 @@ from pipelines.report import (
     show_import,
     unseen_words,
 )
-from pipelines.rerun import audit_rerun, dry_run, reopen_checked, rerun_outcomes, targets
+from pipelines.rerun import (
+    RerunPlan,
+    audit_rerun,
+    dry_run,
+    reopen_checked,
+    rerun_outcomes,
+    targets,
+)
 from pipelines.resilient import process_or_defer
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -63,6 +73,18 @@ class Rerun(BaseModel):
     wait: bool = Field(False, description="process now and return the outcomes")
     reason: str | None = Field(None, max_length=1000,
                                description="why (kept in the audit trail)")
+
+
+class Assign(BaseModel):
+    patient: str = Field(pattern=PATIENT_REF, description="INS or dossier id")
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S",
+                        description="why (kept in the audit trail)")
+    wait: bool = Field(False, description="process now and return the outcome")
+
+
+class Discard(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S",
+                        description="why (kept on the import and in the audit trail)")
 
 
 def _filter(request: Request, f: Filter | None) -> ImportFilter:
@@ -168,9 +190,18 @@ def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSO
         shown = ", ".join(map(str, plan.unknown[:20]))
         more = f" and {len(plan.unknown) - 20} more" if len(plan.unknown) > 20 else ""
         raise ApiError(404, "NOT_FOUND", f"no import {shown}{more}")
-    result = {"requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],
+    return _process(request, ids, plan, body.wait)
+
+
+def _process(request: Request, ids: list[int], plan: RerunPlan, wait: bool,
+             **extra: object) -> JSONResponse:
+    """Reopened imports: left to the service's workers (202), or processed in the request
+    (``wait``) and their outcomes read back from the ledger."""
+    api = state(request)
+    ctx = api.ctx
+    result = {**extra, "requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],
               **plan.summary()}
-    if not body.wait:
+    if not wait:
         api.wake()
         return JSONResponse({**result, "processing": "queued"}, status_code=202)
     worker = api.rerun_ctx
@@ -181,3 +212,49 @@ def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSO
                               ids=todo[i:i + size], lease_seconds=ctx.settings.lease_seconds)
         process_or_defer(worker, claimed)
     return JSONResponse({**result, **rerun_outcomes(ctx.engine, todo), "processing": "done"})
+
+
+def _known(request: Request, import_id: int) -> None:
+    if show_import(state(request).ctx.engine, import_id) is None:
+        raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
+
+
+@router.post("/imports/{import_id}/assign",
+             summary="File a quarantined import in a dossier, then rerun it (imports assign)",
+             responses={202: {"description": "assigned and reopened; the workers process it"}})
+def imports_assign(import_id: ImportId, body: Assign, request: Request,
+                   who: ADMIN) -> JSONResponse:
+    """What the CLI and the console do for a quarantined identity (unknown or ambiguous
+    patient): the admin names the dossier, the import is reopened and filed there. A script
+    or another console needs it as much as a rerun: a quarantined import could be listed
+    and rerun through the API, never resolved. Audited under the admin's name."""
+    ctx = state(request).ctx
+    _known(request, import_id)
+    with ctx.engine.connect() as conn:
+        if find_by_reference(conn, body.patient) is None:  # the reference not repeated
+            raise ApiError(404, "NOT_FOUND", "no such dossier")
+    try:
+        patient_id = assign(ctx.engine, import_id, body.patient, Actor(who.subject),
+                            body.reason, archive=ctx.archive)
+        plan = reopen_checked(ctx.engine, ctx.archive, [import_id], code_version=CODE_VERSION,
+                              settings=ctx.settings)
+    except AdminError as exc:
+        raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+    except ArchiveUnavailable:
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    return _process(request, [import_id], plan, body.wait, patient_id=patient_id)
+
+
+@router.post("/imports/{import_id}/discard",
+             summary="Close an import deliberately, its bytes kept (imports discard)")
+def imports_discard(import_id: ImportId, body: Discard, request: Request,
+                    who: ADMIN) -> dict:
+    """A failed import the sender corrected and sent again, or one not for us: closed with
+    the reason, audited; ``discarded`` false when it was already."""
+    _known(request, import_id)
+    try:
+        changed = discard(state(request).ctx.engine, import_id, Actor(who.subject),
+                          body.reason)
+    except AdminError as exc:
+        raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+    return {"import": import_id, "discarded": changed}

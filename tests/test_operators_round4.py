@@ -224,3 +224,51 @@ def _admin_actions(ctx) -> list[tuple]:  # noqa: ANN001
     """The audit rows of admins' actions on imports (processing writes its own)."""
     return [row for row in _audit(ctx) if row[1] in ("import.assign", "import.edit",
                                                      "import.rerun", "import.discard")]
+
+
+# -- the admin API resolves what it lists: assign, discard ------------------------------------
+def test_admin_api_assigns_a_quarantined_import_and_discards_a_failed_one(api) -> None:  # noqa: ANN001, F811
+    """The admin API listed quarantined and failed imports and could rerun them, but not
+    resolve them: assign and discard were the CLI's and the console's only (a script or
+    another console had no way to file a quarantined import). Same rules, same audit."""
+    from tests.test_admin import UNKNOWN
+    from tests.test_pipeline import NIR_2
+
+    ctx = api.ctx
+    make_patient(ctx)
+    dep, quar, fail = ingest(ctx, oru("Q1"), oru("Q2", local_id="LAB00077", **UNKNOWN),
+                             oru("Q3", extra_obx=BAD))
+    santoni = make_patient(ctx, NIR_2, family="Santoni", given="Ange",
+                           birth_date="1988-10-02", sex="M")
+    with api.client("admin", subject="alice") as c:
+        r = c.post(f"/admin/imports/{quar}/assign",
+                   json={"patient": "279035121518989", "reason": " "})
+        assert (r.status_code, r.json()["error"]) == (422, "INVALID_REQUEST")
+        r = c.post(f"/admin/imports/{quar}/assign",
+                   json={"patient": "188102B17295166", "reason": "ticket 88"})
+        assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND")
+        assert "188102B17295166" not in r.text  # a reference is patient data
+        r = c.post(f"/admin/imports/{dep}/assign",
+                   json={"patient": str(santoni), "reason": "ticket 88"})
+        assert (r.status_code, r.json()["error"]) == (409, "ACTION_REFUSED")
+        assert "not quarantined" in r.json()["message"]
+        r = c.post(f"/admin/imports/{quar}/assign",
+                   json={"patient": NIR_2, "reason": "ticket 88: identité vérifiée",
+                         "wait": True})
+        assert r.status_code == 200, r.text
+        done = r.json()
+        assert (done["patient_id"], done["outcomes"]) == (santoni, {"deposited": 1})
+        r = c.post(f"/admin/imports/{fail}/discard", json={"reason": "resent as Q3 v2"})
+        assert r.json() == {"import": fail, "discarded": True}
+        r = c.post(f"/admin/imports/{fail}/discard", json={"reason": "again"})
+        assert r.json() == {"import": fail, "discarded": False}
+        r = c.post(f"/admin/imports/{dep}/discard", json={"reason": "x"})
+        assert (r.status_code, r.json()["error"]) == (409, "ACTION_REFUSED")
+        r = c.post("/admin/imports/987654/discard", json={"reason": "x"})
+        assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND")
+    with api.client("sender", source="lab") as c:
+        r = c.post(f"/admin/imports/{dep}/discard", json={"reason": "x"})
+        assert (r.status_code, r.json()["error"]) == (403, "WRONG_SCOPE")
+    assert _admin_actions(ctx)[-2:] == [
+        ("alice", "import.assign", quar, "ticket 88: identité vérifiée"),
+        ("alice", "import.discard", fail, "resent as Q3 v2")]
