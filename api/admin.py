@@ -28,6 +28,7 @@ from pipelines.process import CODE_VERSION
 from pipelines.report import (
     code_seen,
     count_imports,
+    filter_notes,
     import_stats,
     list_imports,
     show_import,
@@ -121,10 +122,7 @@ def imports_list(request: Request, who: ADMIN,
     total = count_imports(engine, flt)
     found = {"imports": rows, "offset": offset, "limit": limit, "total": total}
     if not total:  # a code, channel or stage no import ever had: a typo, said as such
-        notes = unseen_words(engine, flt)
-        if flt.error_code and not code_seen(engine, flt.error_code):
-            notes.insert(0, f"no import has error code {flt.error_code}")
-        found["notes"] = notes
+        found["notes"] = filter_notes(engine, flt)
     return found
 
 

@@ -163,6 +163,15 @@ def unseen_words(engine: Engine, flt: ImportFilter) -> list[str]:
     return said
 
 
+def filter_notes(engine: Engine, flt: ImportFilter) -> list[str]:
+    """Everything a filter names that no import ever had (error code, channel, stage), one
+    line each: what the API and the console say beside an empty list."""
+    said = unseen_words(engine, flt)
+    if flt.error_code is not None and not code_seen(engine, flt.error_code):
+        said.insert(0, f"no import has error code {flt.error_code}")
+    return said
+
+
 def count_imports(engine: Engine, flt: ImportFilter | None = None) -> int:
     """How many ledger rows a filter selects: what a page of ``list_imports`` is out of."""
     with engine.connect() as conn:

@@ -272,3 +272,21 @@ def test_admin_api_assigns_a_quarantined_import_and_discards_a_failed_one(api) -
     assert _admin_actions(ctx)[-2:] == [
         ("alice", "import.assign", quar, "ticket 88: identité vérifiée"),
         ("alice", "import.discard", fail, "resent as Q3 v2")]
+
+
+def test_the_console_says_a_filter_s_typo_beside_the_empty_list(api) -> None:  # noqa: ANN001, F811
+    """The console's channel and code fields are typed: 'hl7' or a code from a ticket
+    showed 'nothing' as a filter that matched no failure would; it now says which word no
+    import ever had, as the CLI and the API do."""
+    import html
+
+    from tests.test_console import _login
+
+    make_patient(api.ctx)
+    ingest(api.ctx, oru("C1"), oru("C3", extra_obx=BAD))
+    with _login(api, "admin", subject="alice") as c:
+        page = html.unescape(c.get("/console/imports?channel=hl7&code=OBX_BAD_NUMBR").text)
+        assert 'id="filter-note-1">no import has error code OBX_BAD_NUMBR<' in page
+        assert "no import came in through channel 'hl7' (the ledger has: file)" in page
+        page = c.get("/console/imports?channel=FILE&code=obx_bad_number").text
+        assert 'id="import-' in page and "filter-note" not in page

@@ -60,7 +60,7 @@ from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
 from pipelines.filters import FilterError, build_filter
-from pipelines.report import import_stats, list_imports, show_import
+from pipelines.report import filter_notes, import_stats, list_imports, show_import
 from pipelines.rerun import targets
 
 log = logging.getLogger("dmp.console")
@@ -242,7 +242,9 @@ def imports_page(request: Request, offset: int = 0) -> Response:
     rows = list_imports(state(request).ctx.engine, flt, limit=offset + PAGE + 1)
     shown = rows[offset:offset + PAGE]
     base = {k: v for k, v in values.items() if v}
-    return page(request, "imports.html", session, rows=shown, values=values,
+    # an empty list for a code or channel no import ever had: a typo, said as such
+    notes = [] if rows else filter_notes(state(request).ctx.engine, flt)
+    return page(request, "imports.html", session, rows=shown, values=values, notes=notes,
                 statuses=STATUSES, offset=offset, page_size=PAGE,
                 has_next=len(rows) > offset + PAGE,
                 prev_url=f"?{urlencode({**base, 'offset': max(0, offset - PAGE)})}",
