@@ -290,3 +290,22 @@ def test_the_console_says_a_filter_s_typo_beside_the_empty_list(api) -> None:  #
         assert "no import came in through channel 'hl7' (the ledger has: file)" in page
         page = c.get("/console/imports?channel=FILE&code=obx_bad_number").text
         assert 'id="import-' in page and "filter-note" not in page
+
+
+def test_a_page_past_what_the_database_counts_is_a_422_not_a_500(api) -> None:  # noqa: ANN001, F811
+    """A patient's script paging its audit trail with a runaway offset
+    (?offset=99999999999999999999) got 500 INTERNAL_ERROR: the number reached the database's
+    OFFSET. Offsets are bounded as ids are (BIGINT): 422 INVALID_REQUEST, saying where."""
+    from sqlalchemy import select
+
+    from dossiers.schema import patients
+
+    with api.ctx.engine.connect() as conn:
+        patient = conn.execute(select(patients.c.id).order_by(patients.c.id)).scalar()
+    with api.client("patient", patient=str(patient)) as c:
+        for path in ("audit", "entries"):
+            r = c.get(f"/dossiers/{patient}/{path}", params={"offset": "99999999999999999999"})
+            assert (r.status_code, r.json()["error"]) == (422, "INVALID_REQUEST"), path
+            assert "offset" in r.json()["message"]
+        r = c.get(f"/dossiers/{patient}/audit", params={"offset": 0, "limit": 5})
+        assert r.status_code == 200
