@@ -252,6 +252,14 @@ def _ins_kinds() -> dict[str, str]:
     return {r["oid"]: r["kind"] for r in table("ins_oids")}
 
 
+@cache
+def _fr_core_ins() -> dict[str, tuple[str, str]]:
+    """INS kind -> (FR Core identifier type code, Identifier.use): a FHIR reader finds the
+    INS by FR Core's coded type (identifier[INS-NIR]), not by a text (fhir_ins_identifiers.csv)."""
+    return {r["kind"]: (r["type_code"], r["use"])
+            for r in read_csv_rows(TABLES / "fhir_ins_identifiers.csv")}
+
+
 def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     """The FHIR resource an entry type is exported as (Observation when not listed). A
     medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
@@ -1409,8 +1417,12 @@ def _patient_resource(patient: Mapping) -> dict:
     ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
     identifiers = []
     if ins:
-        identifiers.append({"use": "official",
-                            "type": {"text": _ins_kinds().get(oid or "", "INS")},
+        kind = _ins_kinds().get(oid or "", "INS")
+        fr_core = _fr_core_ins().get(kind)
+        typed = {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": fr_core[0]}]} \
+            if fr_core else {}
+        identifiers.append({"use": fr_core[1] if fr_core else "official",
+                            "type": {**typed, "text": kind},
                             "system": f"urn:oid:{oid}" if oid else None, "value": ins})
     given = _text(patient.get("given"))
     names = [{"use": "usual", "family": _text(patient.get("family")),

@@ -309,3 +309,26 @@ def test_a_page_past_what_the_database_counts_is_a_422_not_a_500(api) -> None:  
             assert "offset" in r.json()["message"]
         r = c.get(f"/dossiers/{patient}/audit", params={"offset": 0, "limit": 5})
         assert r.status_code == 200
+
+
+def test_the_patient_s_ins_is_typed_as_fr_core_types_it() -> None:
+    """The INS went out typed by a text ('INS-NIR'): a reader selecting FR Core's
+    identifier[INS-NIR] slice (type fr-core-cs-v2-0203#INS-NIR) found no INS. The coded type
+    now, the text kept; an INS-NIA is 'temp' as FR Core has it; a NIR used as a social
+    security number (OID .4.13) is no INS: its text alone."""
+    from dossiers.fhir import to_bundle
+    from tests.test_fhir_export import check_bundle
+
+    patient = {"id": 7, "ins": "268036912354128", "family": "Lefèvre", "given": "Hélène",
+               "birth_date": "1968-03-14", "sex": "F"}
+    found = {}
+    for oid in ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.13"):
+        bundle = to_bundle({**patient, "ins_oid": oid}, [])
+        check_bundle(bundle)
+        found[oid] = bundle["entry"][0]["resource"]["identifier"][0]
+    assert found["1.2.250.1.213.1.4.8"] == {
+        "use": "official", "system": "urn:oid:1.2.250.1.213.1.4.8", "value": "268036912354128",
+        "type": {"coding": [{"system": FR_CORE_TYPES, "code": "INS-NIR"}], "text": "INS-NIR"}}
+    assert found["1.2.250.1.213.1.4.9"]["use"] == "temp"
+    assert found["1.2.250.1.213.1.4.9"]["type"]["coding"][0]["code"] == "INS-NIA"
+    assert found["1.2.250.1.213.1.4.13"]["type"] == {"text": "NIR"}
