@@ -789,7 +789,8 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     from pipelines.audit import Actor, record
 
     with ctx.engine.begin() as conn:  # an operator's read is traced like anyone's
-        record(conn, Actor.current(), "dossier.show", patient_id=dossier["patient"]["id"],
+        record(conn, Actor.current(args.actor), "dossier.show",
+               patient_id=dossier["patient"]["id"],
                details={"entries": len(dossier["entries"]), "history": args.history})
     if args.json:
         _print_json(dossier)
@@ -1100,6 +1101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = dossier.add_parser("show", help="a dossier and its current entries")
     p.add_argument("patient", help="INS or internal id")
     p.add_argument("--history", action="store_true", help="include superseded versions")
+    p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_show)
     p = dossier.add_parser("export", help="a dossier as a FHIR R4 Bundle (JSON on stdout); an "

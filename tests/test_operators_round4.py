@@ -332,3 +332,21 @@ def test_the_patient_s_ins_is_typed_as_fr_core_types_it() -> None:
     assert found["1.2.250.1.213.1.4.9"]["use"] == "temp"
     assert found["1.2.250.1.213.1.4.9"]["type"]["coding"][0]["code"] == "INS-NIA"
     assert found["1.2.250.1.213.1.4.13"]["type"] == {"text": "NIR"}
+
+
+def test_dossier_show_as_someone_is_audited_under_that_name(store, capsys) -> None:  # noqa: ANN001, F811
+    """Every other command that reads patient data takes --as (imports show --raw, dossier
+    export); `dossier show` refused it (exit 2), and its read was traced under DMP_ADMIN or
+    the OS user whoever the operator was."""
+    from sqlalchemy import select
+
+    from dossiers.schema import audit_log
+    from tests.test_pipeline import NIR
+
+    ctx, _ = store
+    code, _, err = run(capsys, "dossier", "show", NIR, "--as", "carol", "--json")
+    assert code == 0, err
+    with ctx.engine.connect() as conn:
+        last = conn.execute(select(audit_log.c.actor, audit_log.c.action)
+                            .order_by(audit_log.c.id.desc())).first()
+    assert tuple(last) == ("carol", "dossier.show")
