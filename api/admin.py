@@ -48,6 +48,9 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
 ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
 MAX_LISTED = 10_000  # offset + limit: deeper pages are for filters, not paging
+# A rerun processed in the request ("wait"): beyond this many imports the request outlives
+# any client or proxy timeout, and a client that retries asks for the same rerun again.
+MAX_WAITED = 1000
 
 
 class Filter(BaseModel):
@@ -176,6 +179,11 @@ def imports_rerun_one(import_id: ImportId, request: Request, who: ADMIN,
 def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSONResponse:
     api = state(request)
     ctx = api.ctx
+    if body.wait and not body.dry_run and len(ids) > MAX_WAITED:
+        raise ApiError(400, "TOO_MANY_TO_WAIT",
+                       f"{len(ids)} imports: too many to process in the request (at most "
+                       f"{MAX_WAITED} with wait); leave wait out (the service's workers "
+                       "process them, `imports stats` follows them) or narrow the filter")
     try:
         if body.dry_run:
             return JSONResponse(dry_run(ctx.engine, ctx.archive, ids, ctx.settings))

@@ -350,3 +350,28 @@ def test_dossier_show_as_someone_is_audited_under_that_name(store, capsys) -> No
         last = conn.execute(select(audit_log.c.actor, audit_log.c.action)
                             .order_by(audit_log.c.id.desc())).first()
     assert tuple(last) == ("carol", "dossier.show")
+
+
+def test_admin_api_does_not_wait_for_a_rerun_too_big_for_a_request(api, monkeypatch) -> None:  # noqa: ANN001, F811
+    """{"filter": ..., "wait": true} over thousands of imports processed them all inside the
+    request: past any client or proxy timeout, and a client that retried asked for the
+    same rerun again. Beyond MAX_WAITED: 400 TOO_MANY_TO_WAIT, nothing reopened or
+    audited; without wait the workers take them (202)."""
+    from api import admin
+
+    monkeypatch.setattr(admin, "MAX_WAITED", 2)
+    ctx = api.ctx
+    make_patient(ctx)
+    failed = ingest(ctx, *(oru(f"W{n}", filler=f"CMD-W{n}", extra_obx=BAD) for n in range(3)))
+    before = _admin_actions(ctx)
+    with api.client("admin", subject="alice") as c:
+        body = {"filter": {"code": "OBX_BAD_NUMBER"}, "wait": True}
+        r = c.post("/admin/imports/rerun", json=body)
+        assert (r.status_code, r.json()["error"]) == (400, "TOO_MANY_TO_WAIT")
+        assert r.json()["message"].startswith("3 imports: too many")
+        assert _admin_actions(ctx) == before
+        assert c.get("/admin/imports/stats").json()["by_status"]["failed"] == 3
+        r = c.post("/admin/imports/rerun", json={"ids": failed[:2], "wait": True})
+        assert r.status_code == 200 and r.json()["outcomes"] == {"failed": 2}
+        r = c.post("/admin/imports/rerun", json={**body, "wait": False})
+        assert r.status_code == 202
