@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from pipelines.intake import Received, intake
+from pipelines.process import drain
 from tests.conftest import ROOT
 from tests.test_admin import BAD
 from tests.test_api import api  # noqa: F401 (a fixture)
@@ -375,3 +377,34 @@ def test_admin_api_does_not_wait_for_a_rerun_too_big_for_a_request(api, monkeypa
         assert r.status_code == 200 and r.json()["outcomes"] == {"failed": 2}
         r = c.post("/admin/imports/rerun", json={**body, "wait": False})
         assert r.status_code == 202
+
+
+def test_the_console_finds_a_ticket_s_file_and_the_imports_with_warnings(api) -> None:  # noqa: ANN001, F811
+    """A sender's ticket names a file; filed-with-warnings imports need a look: the CLI and
+    the API filter by both (and by stage), the console's form could not, so its bulk rerun
+    could not either."""
+    import re
+
+    from tests.test_console import _csrf, _login
+    from tests.test_operators_round import DEBUGGING
+
+    make_patient(api.ctx)
+    items = [Received(b, "lab", "file", file_name=n) for b, n in (
+        (oru("F1"), "CR_2026_11_Lefèvre.hl7"), (DEBUGGING, "debug.hl7"),
+        (oru("F3", extra_obx=BAD), "CR_2026_12.hl7"))]
+    ok, warned, bad = [i for r in intake(api.ctx.engine, api.ctx.archive, items)
+                       for i in r.message_ids]
+    drain(api.ctx)
+
+    def ids(page: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<tr class="row-\w+" id="import-(\d+)"', page)]
+
+    with _login(api, "admin", subject="alice") as c:
+        assert sorted(ids(c.get("/console/imports?file=cr_2026_*").text)) == [ok, bad]
+        assert ids(c.get("/console/imports?warnings=1").text) == [warned]
+        assert ids(c.get("/console/imports?stage=normalize").text) == [bad]
+        page = c.get("/console/imports?file=CR_2026_1%3F.hl7&stage=normalize").text
+        assert ids(page) == [bad] and 'name="file" value="CR_2026_1?.hl7"' in page
+        r = c.post("/console/bulk-rerun", data={"csrf": _csrf(page), "file": "CR_2026_1?.hl7",
+                                                "stage": "normalize"})
+        assert r.status_code == 200 and 'name="file" value="CR_2026_1?.hl7"' in r.text

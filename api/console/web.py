@@ -66,7 +66,10 @@ from pipelines.rerun import targets
 log = logging.getLogger("dmp.console")
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE = 50
-FILTERS = ("status", "source", "channel", "code", "since", "until", "patient")
+# The filters of `imports list` (pipelines/filters.py): the file name a sender's ticket names
+# and the imports filed with warnings, as the CLI and the API select them.
+FILTERS = ("status", "source", "channel", "stage", "code", "file", "since", "until", "patient",
+           "warnings")
 STATUSES = ("received", "processing", "deposited", "duplicate", "failed", "quarantined",
             "discarded", "split")
 ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
