@@ -119,7 +119,8 @@ Mapping decisions (the tables are in dossiers/tables/):
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
-- Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
+- Patient: the INS as identifier with system urn:oid:<ins_oid>, typed with FR Core's code
+  (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv); a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
 """
