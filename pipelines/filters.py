@@ -81,10 +81,16 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
         if found is None:
             raise FilterError(f"no dossier {patient}")
         patient_id = found.id
+    start, end = parse_time(since), parse_time(until)
+    if start is not None and end is not None and end <= start:
+        # swapped, or '7d' for --until: a window that holds nothing, shown as no failure
+        raise FilterError(f"--until ({end.isoformat(timespec='minutes')}) is not after "
+                          f"--since ({start.isoformat(timespec='minutes')}): nothing was "
+                          "received in between")
     return ImportFilter(status=_status(status), source=source or None,
                         channel=_word(channel), stage=_word(stage),
                         error_code=code.strip().upper() if code and code.strip() else None,
-                        since=parse_time(since), until=parse_time(until),
+                        since=start, until=end,
                         patient_id=patient_id, warnings=True if warnings else None,
                         file_name=file.strip() if file and file.strip() else None,
                         source_aliases=_former_ids(settings, source) if source else ())

@@ -408,3 +408,19 @@ def test_the_console_finds_a_ticket_s_file_and_the_imports_with_warnings(api) ->
         r = c.post("/console/bulk-rerun", data={"csrf": _csrf(page), "file": "CR_2026_1?.hl7",
                                                 "stage": "normalize"})
         assert r.status_code == 200 and 'name="file" value="CR_2026_1?.hl7"' in r.text
+
+
+def test_a_time_window_that_holds_nothing_is_refused(store, capsys) -> None:  # noqa: ANN001, F811
+    """`--since 2026-11-25 --until 2026-11-24` (swapped), or `--until 7d` meant as 'the last
+    7 days' beside `--since 24h`: an empty window, listed as 'no import', read as 'no
+    failure'. Refused, saying which bound is which."""
+    for argv in (("imports", "list", "--since", "2026-11-25", "--until", "2026-11-24"),
+                 ("imports", "rerun", "--status", "failed", "--since", "24h", "--until", "7d"),
+                 ("imports", "stats", "--since", "2026-11-25T08:00", "--until",
+                  "2026-11-25T08:00")):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and out == "", argv
+        assert "--until (" in err and "is not after --since (" in err, argv
+    code, out, _ = run(capsys, "imports", "list", "--since", "7d", "--until", "2999-01-01",
+                       "--json")
+    assert code == 0 and len(json.loads(out)) == 4
