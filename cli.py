@@ -300,6 +300,8 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
 def cmd_imports_show(args: argparse.Namespace) -> int:
     from pipelines.report import show_import
 
+    if args.output and not args.raw:  # it was ignored: exit 0, and no file written
+        raise UserError("--output writes the raw content: give --raw with it")
     ctx = _context()
     raw = _read_raw(ctx, args) if args.raw else None  # first: the audit shows this read
     info = show_import(ctx.engine, args.id)

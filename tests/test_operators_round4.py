@@ -424,3 +424,23 @@ def test_a_time_window_that_holds_nothing_is_refused(store, capsys) -> None:  # 
     code, out, _ = run(capsys, "imports", "list", "--since", "7d", "--until", "2999-01-01",
                        "--json")
     assert code == 0 and len(json.loads(out)) == 4
+
+
+def test_messages_say_what_was_wrong_with_what_was_given(store, tmp_path, capsys) -> None:  # noqa: ANN001, F811
+    """`imports show ID --output FILE` without --raw exited 0 and wrote nothing (the option
+    was silently ignored); `representative revoke --reason ok` was told 'a reason is
+    required' though one was given (it is too short)."""
+    from tests.test_pipeline import NIR
+
+    _, (_, _, _, fail) = store
+    target = tmp_path / "m3.hl7"
+    code, out, err = run(capsys, "imports", "show", str(fail), "--output", str(target))
+    assert (code, out) == (1, "") and "give --raw" in err and not target.exists()
+    code, _, err = run(capsys, "imports", "show", str(fail), "--raw", "--output", str(target))
+    assert code == 0 and target.read_bytes().startswith(b"MSH|")
+    code, _, err = run(capsys, "dossier", "representative", "add", NIR, "--account", "m-dupont",
+                       "--family", "Dupont", "--given", "Élise", "--quality", "tuteur")
+    assert code == 0, err
+    code, _, err = run(capsys, "dossier", "representative", "revoke", NIR, "--account",
+                       "m-dupont", "--reason", "ok")
+    assert code == 1 and "3 characters or more" in err
