@@ -1323,7 +1323,11 @@ def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
         name = _text(said.get("name"))
     elif isinstance(details.get("validated_by"), Mapping):
         ids = [i for i in details["validated_by"].get("ids") or () if isinstance(i, str)]
-        root, _, ext = ids[0].partition("^") if ids else ("", "", "")
+        # the national PS id when the participant has several (a local one first): the one
+        # an HL7v2 result of the same biologist gives, and a reader looks her up by
+        said_id = next((i for i in ids if i.strip().startswith(f"{NATIONAL_PS_OID}^")),
+                       ids[0] if ids else "")
+        root, _, ext = said_id.partition("^")
         root = root.strip()
         identifier = _identifier(ext, root) if _OID.fullmatch(root) and _text(ext) else \
             {"system": RFC3986, "value": f"urn:oid:{root}"} if _OID.fullmatch(root) else None

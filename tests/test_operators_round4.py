@@ -444,3 +444,23 @@ def test_messages_say_what_was_wrong_with_what_was_given(store, tmp_path, capsys
     code, _, err = run(capsys, "dossier", "representative", "revoke", NIR, "--account",
                        "m-dupont", "--reason", "ok")
     assert code == 1 and "3 characters or more" in err
+
+
+def test_a_cda_biologist_with_a_local_id_first_is_found_by_her_national_id() -> None:
+    """A CR-BIO's AUTHEN participant with two ids, the hospital's own first, the national PS
+    id second: the Practitioner was keyed and identified by the local id alone, two
+    Practitioners beside the same biologist's HL7v2 result, none findable by RPPS."""
+    from dossiers.fhir import to_bundle
+    from tests.test_fhir_export import PATIENT, _row, by_entry_id, check_bundle
+
+    cda = {"validated_by": {"ids": ["1.2.250.1.999.3.7^BIO-0042",
+                                    "1.2.250.1.71.4.2.1^808751632788"]}}
+    hl7 = {"responsible_observer": {"name": "MME Bénédicte CHAUVET", "id": {
+        "id": "08751632788", "authority": "ASIP-SANTE-PS", "type": "RPPS"}}}
+    bundle = to_bundle(PATIENT, [_row(1, details=cda), _row(2, code="2823-3", details=hl7)])
+    check_bundle(bundle)
+    refs = {n: r["performer"][-1]["reference"] for n, r in by_entry_id(bundle).items()}
+    assert refs[1] == refs[2]
+    (practitioner,) = [e["resource"] for e in bundle["entry"]
+                       if e["resource"]["resourceType"] == "Practitioner"]
+    assert [i["value"] for i in practitioner["identifier"]] == ["808751632788", "08751632788"]
