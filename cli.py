@@ -771,7 +771,8 @@ def cmd_dossier_create(args: argparse.Namespace) -> int:
         items = [DossierInput(ins=args.ins, family=args.family, given=args.given,
                               birth_date=args.birth_date, sex=args.sex)]
     try:
-        created = create_dossiers(ctx.engine, items, skip_existing=bool(args.from_csv))
+        created = create_dossiers(ctx.engine, items, skip_existing=bool(args.from_csv),
+                                  actor=_actor(args))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.json:
@@ -1098,6 +1099,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sex", choices=["F", "M"])
     p.add_argument("--from-csv", dest="from_csv",
                    help="CSV with columns ins,family,given,birth_date,sex (existing skipped)")
+    p.add_argument("--as", dest="actor", help="who creates (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_create)
     p = dossier.add_parser("show", help="a dossier and its current entries")

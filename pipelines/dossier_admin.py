@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from dossiers.patients import PatientError, create_patient, find_by_ins
 from normalizers.nir import nir_key_valid
+from pipelines.audit import Actor, record
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CSV_COLUMNS = ("family", "given", "birth_date", "sex")  # required; ins, ins_oid optional
@@ -51,8 +52,10 @@ class DossierInput:
 
 
 def create_dossiers(engine: Engine, items: list[DossierInput], *,
-                    skip_existing: bool = False) -> list[int]:
-    """Create every dossier or none (one transaction); returns the new internal ids."""
+                    skip_existing: bool = False, actor: Actor | None = None) -> list[int]:
+    """Create every dossier or none (one transaction); returns the new internal ids. With
+    ``actor`` (an operator's `dossier create`), each creation is in the dossier's audit
+    trail, in the same transaction: a write the patient can see, as every other one is."""
     for item in items:
         item.validate()
     created: list[int] = []
@@ -65,6 +68,9 @@ def create_dossiers(engine: Engine, items: list[DossierInput], *,
             created.append(create_patient(conn, family=item.family, given=item.given,
                                           birth_date=item.birth_date, sex=item.sex,
                                           ins=item.ins, ins_oid=item.ins_oid))
+            if actor is not None:
+                record(conn, actor, "dossier.create", patient_id=created[-1],
+                       details={"ins": item.ins is not None})
     return created
 
 

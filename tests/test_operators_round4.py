@@ -464,3 +464,34 @@ def test_a_cda_biologist_with_a_local_id_first_is_found_by_her_national_id() -> 
     (practitioner,) = [e["resource"] for e in bundle["entry"]
                        if e["resource"]["resourceType"] == "Practitioner"]
     assert [i["value"] for i in practitioner["identifier"]] == ["808751632788", "08751632788"]
+
+
+def test_an_operator_creating_dossiers_is_in_their_audit_trails(store, tmp_path, capsys) -> None:  # noqa: ANN001, F811
+    """Every write to a dossier is in the trail its patient reads, but `dossier create` (one,
+    or a CSV of thousands) wrote none: who opened the dossier, and when, was nowhere. One
+    'dossier.create' row per dossier created (none for one skipped as existing), under
+    --as, in the creating transaction; the trail's hash chain stays intact."""
+    from sqlalchemy import select
+
+    from dossiers.schema import audit_log
+
+    ctx, _ = store
+    code, out, err = run(capsys, "dossier", "create", "--ins", "188102B17295165", "--family",
+                         "Santoni", "--given", "Ange", "--birth-date", "1988-10-02", "--sex",
+                         "M", "--as", "carol", "--json")
+    assert code == 0, err
+    (santoni,) = json.loads(out)["created"]
+    path = tmp_path / "patients.csv"
+    path.write_text("ins,family,given,birth_date,sex\n"
+                    "188102B17295165,Santoni,Ange,1988-10-02,M\n"
+                    "268036912354128,Lefèvre,Hélène,1968-03-14,F\n", encoding="utf-8")
+    code, out, err = run(capsys, "dossier", "create", "--from-csv", str(path), "--as", "dave",
+                         "--json")
+    (lefevre,) = json.loads(out)["created"]
+    with ctx.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(
+            select(audit_log.c.actor, audit_log.c.patient_id, audit_log.c.details)
+            .where(audit_log.c.action == "dossier.create").order_by(audit_log.c.id))]
+    assert rows == [("carol", santoni, {"ins": True}), ("dave", lefevre, {"ins": True})]
+    code, out, _ = run(capsys, "audit", "verify")
+    assert code == 0 and "intact" in out
