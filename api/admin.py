@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
 from dossiers.patients import find_by_reference
-from pipelines.admin import AdminError, assign, discard
+from pipelines.admin import AdminError, assign, discard, read_raw
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
@@ -51,6 +51,10 @@ MAX_LISTED = 10_000  # offset + limit: deeper pages are for filters, not paging
 # A rerun processed in the request ("wait"): beyond this many imports the request outlives
 # any client or proxy timeout, and a client that retries asks for the same rerun again.
 MAX_WAITED = 1000
+# The media type of an archived message by its detected format (HL7v2: its registered ER7
+# type); anything else as bytes.
+RAW_TYPES = {"hl7v2": "x-application/hl7-v2+er7", "cda": "application/xml",
+             "pdf": "application/pdf"}
 
 
 class Filter(BaseModel):
@@ -264,3 +268,28 @@ def imports_discard(import_id: ImportId, body: Discard, request: Request,
     except AdminError as exc:
         raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
     return {"import": import_id, "discarded": changed}
+
+
+@router.get("/imports/{import_id}/raw", response_class=Response,
+            summary="The archived bytes of an import, as received (imports show --raw)")
+def imports_raw(import_id: ImportId, request: Request, who: ADMIN,
+                reason: Annotated[str | None, Query(max_length=1000, description="why it "
+                                                    "is read (kept in the audit trail)")]
+                = None) -> Response:
+    """What was received, to see why it failed before fixing it: the CLI and the console
+    show it, the API did not. Patient data: the read is audited under the admin's name
+    before the bytes are returned. The charset the message was read in is a header
+    (X-Dmp-Charset), the bytes are untouched."""
+    ctx = state(request).ctx
+    _known(request, import_id)
+    try:
+        raw = read_raw(ctx.engine, ctx.archive, import_id, Actor(who.subject), reason=reason,
+                       settings=ctx.settings)
+    except AdminError as exc:  # archived object missing or corrupt
+        raise ApiError(500, "ARCHIVE_MISSING", str(exc)) from None
+    except ArchiveUnavailable:
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    headers = {"X-Dmp-Charset": raw.charset} if raw.charset else None
+    return Response(raw.data, media_type=RAW_TYPES.get(raw.format or "",
+                                                       "application/octet-stream"),
+                    headers=headers)

@@ -495,3 +495,34 @@ def test_an_operator_creating_dossiers_is_in_their_audit_trails(store, tmp_path,
     assert rows == [("carol", santoni, {"ins": True}), ("dave", lefevre, {"ins": True})]
     code, out, _ = run(capsys, "audit", "verify")
     assert code == 0 and "intact" in out
+
+
+def test_admin_api_reads_what_was_received_and_audits_it(api) -> None:  # noqa: ANN001, F811
+    """To fix a failed import one reads it: `imports show --raw` and the console do, with the
+    read audited; the admin API had no way to. GET /admin/imports/{id}/raw: the bytes as
+    received, their media type, the read in the audit trail with the reason."""
+    from sqlalchemy import select
+
+    from dossiers.schema import audit_log, imports
+
+    ctx = api.ctx
+    make_patient(ctx)
+    sent = oru("R3", extra_obx=BAD)
+    (fail,) = ingest(ctx, sent)
+    with api.client("admin", subject="alice") as c:
+        r = c.get(f"/admin/imports/{fail}/raw", params={"reason": "ticket 4720"})
+        assert r.status_code == 200 and r.content == sent
+        assert r.headers["content-type"] == "x-application/hl7-v2+er7"
+        assert r.headers["x-dmp-charset"] == "utf-8"
+        with ctx.engine.connect() as conn:
+            last = conn.execute(select(audit_log.c.actor, audit_log.c.action,
+                                       audit_log.c.import_id, audit_log.c.reason)
+                                .order_by(audit_log.c.id.desc())).first()
+        assert tuple(last) == ("alice", "import.raw", fail, "ticket 4720")
+        r = c.get("/admin/imports/987654/raw")
+        assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND")
+        with ctx.engine.connect() as conn:
+            sha = conn.execute(select(imports.c.sha256).where(imports.c.id == fail)).scalar()
+        ctx.archive.path(sha).unlink()
+        r = c.get(f"/admin/imports/{fail}/raw")
+        assert (r.status_code, r.json()["error"]) == (500, "ARCHIVE_MISSING")
