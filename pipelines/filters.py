@@ -84,8 +84,8 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
     start, end = parse_time(since), parse_time(until)
     if start is not None and end is not None and end <= start:
         # swapped, or '7d' for --until: a window that holds nothing, shown as no failure
-        raise FilterError(f"--until ({end.isoformat(timespec='minutes')}) is not after "
-                          f"--since ({start.isoformat(timespec='minutes')}): nothing was "
+        raise FilterError(f"until ({end.isoformat(timespec='minutes')}) is not after "
+                          f"since ({start.isoformat(timespec='minutes')}): nothing was "
                           "received in between")
     return ImportFilter(status=_status(status), source=source or None,
                         channel=_word(channel), stage=_word(stage),

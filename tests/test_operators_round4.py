@@ -420,7 +420,7 @@ def test_a_time_window_that_holds_nothing_is_refused(store, capsys) -> None:  # 
                   "2026-11-25T08:00")):
         code, out, err = run(capsys, *argv)
         assert code == 1 and out == "", argv
-        assert "--until (" in err and "is not after --since (" in err, argv
+        assert "until (" in err and "is not after since (" in err, argv
     code, out, _ = run(capsys, "imports", "list", "--since", "7d", "--until", "2999-01-01",
                        "--json")
     assert code == 0 and len(json.loads(out)) == 4
