@@ -526,3 +526,23 @@ def test_admin_api_reads_what_was_received_and_audits_it(api) -> None:  # noqa: 
         ctx.archive.path(sha).unlink()
         r = c.get(f"/admin/imports/{fail}/raw")
         assert (r.status_code, r.json()["error"]) == (500, "ARCHIVE_MISSING")
+
+
+def test_a_dossier_auto_created_by_a_message_is_in_its_audit_trail(ctx) -> None:  # noqa: ANN001
+    """With auto-creation on (as Mon Espace Santé opens one for every insured person), the
+    first message of an unknown INS opened the dossier and wrote nothing about it in the
+    trail the patient reads: the opening is there now, under the sender's source and the
+    import that caused it."""
+    import dataclasses
+
+    from pipelines.process import Context
+    from pipelines.report import show_import
+    from tests.test_admin import UNKNOWN
+
+    auto = Context(dataclasses.replace(ctx.settings, auto_create=True), ctx.engine,
+                   ctx.archive)
+    (imp,) = ingest(auto, oru("N1", local_id="LAB00078", **UNKNOWN))
+    info = show_import(ctx.engine, imp)
+    assert info["status"] == "deposited"
+    opened = [(a, act, i) for a, act, i, _ in _audit(ctx) if act == "dossier.create"]
+    assert opened == [("lab", "dossier.create", imp)]
