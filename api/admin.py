@@ -1,5 +1,5 @@
-"""The admin's endpoints, mirroring `dmp-ingest imports list / show / rerun / assign /
-discard` for a console or a script.
+"""The admin's endpoints, mirroring `dmp-ingest imports list / stats / show [--raw] / rerun /
+assign / discard` for a console or a script.
 
 Same filters, same dicts as the CLI (pipelines/filters.py, pipelines/report.py,
 pipelines/rerun.py). A rerun reopens the imports and lets the service's workers process them
