@@ -546,3 +546,24 @@ def test_a_dossier_auto_created_by_a_message_is_in_its_audit_trail(ctx) -> None:
     assert info["status"] == "deposited"
     opened = [(a, act, i) for a, act, i, _ in _audit(ctx) if act == "dossier.create"]
     assert opened == [("lab", "dossier.create", imp)]
+
+
+def test_the_console_s_bulk_rerun_of_nothing_says_so_at_once(api) -> None:  # noqa: ANN001, F811
+    """A bulk rerun whose filter matched nothing (a typed code, a past window) asked to
+    confirm the rerun of 0 imports, then started a job of nothing: 'done'. Refused at once
+    now, saying why the filter matched nothing when it can."""
+    import html
+
+    from tests.test_console import _csrf, _login
+
+    make_patient(api.ctx)
+    ingest(api.ctx, oru("B1"), oru("B3", extra_obx=BAD))
+    with _login(api, "admin", subject="alice") as c:
+        csrf = _csrf(c.get("/console/imports").text)
+        r = c.post("/console/bulk-rerun", data={"csrf": csrf, "code": "OBX_BAD_NUMBR"})
+        page = html.unescape(r.text)
+        assert r.status_code == 400 and "NO_MATCH" in page
+        assert "no import has error code OBX_BAD_NUMBR" in page
+        assert "/console/imports?code=OBX_BAD_NUMBR" in page  # back to the same filter
+        r = c.post("/console/bulk-rerun", data={"csrf": csrf, "code": "OBX_BAD_NUMBER"})
+        assert r.status_code == 200 and 'name="confirmed"' in r.text

@@ -394,6 +394,11 @@ async def bulk_rerun(request: Request) -> Response:
         raise ConsoleError(400, "NOTHING_TO_RERUN", "choose a filter first",
                            back="/console/imports")
     ids = await run_in_threadpool(targets, api.ctx.engine, [], flt)
+    if not ids:  # a confirmation, then a job, of nothing: said at once, as the API does
+        notes = await run_in_threadpool(filter_notes, api.ctx.engine, flt)
+        back = "/console/imports?" + urlencode({k: v for k, v in values.items() if v})
+        raise ConsoleError(400, "NO_MATCH", "; ".join(notes) or "no import matches this "
+                           "filter", back=back)
     if fields.get("confirmed") != "1":
         return page(request, "confirm.html", session, action="bulk", count=len(ids),
                     fields={k: v for k, v in values.items() if v},
