@@ -8,7 +8,6 @@ a one-line message (or, with --strict, an input that failed or was quarantined),
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -230,13 +229,15 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
 
 
 def _unseen_code(ctx, flt) -> str | None:  # noqa: ANN001
-    """The one line to say when a --code filter names a code no import ever had."""
-    from pipelines.report import code_seen
+    """The one line to say when a filter names an error code, a channel or a stage no import
+    ever had (it selects nothing: a typo, not an empty ledger)."""
+    from pipelines.report import code_seen, unseen_words
 
-    if flt.error_code is None or code_seen(ctx.engine, flt.error_code):
-        return None
-    return (f"no import has error code {flt.error_code} (`imports stats` lists the codes "
-            "there are)")
+    said = unseen_words(ctx.engine, flt)
+    if flt.error_code is not None and not code_seen(ctx.engine, flt.error_code):
+        said.insert(0, f"no import has error code {flt.error_code} (`imports stats` lists "
+                    "the codes there are)")
+    return "; ".join(said) or None
 
 
 def _actor(args: argparse.Namespace):  # noqa: ANN202
@@ -299,6 +300,8 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
 def cmd_imports_show(args: argparse.Namespace) -> int:
     from pipelines.report import show_import
 
+    if args.output and not args.raw:  # it was ignored: exit 0, and no file written
+        raise UserError("--output writes the raw content: give --raw with it")
     ctx = _context()
     raw = _read_raw(ctx, args) if args.raw else None  # first: the audit shows this read
     info = show_import(ctx.engine, args.id)
@@ -379,12 +382,16 @@ def _print_raw(raw, output: str | None) -> None:  # noqa: ANN001
 
 
 def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  # noqa: ANN001
-           progress: bool = True) -> dict:
-    """Run the rerun flow (filter options from ``args``), with a progress bar on a TTY."""
+           progress: bool = True, by: argparse.Namespace | None = None) -> dict:
+    """Run the rerun flow (filter options from ``args``), with a progress bar on a TTY.
+    ``by``: the arguments of the action that starts it (assign, edit): its rerun is audited
+    under the same --as and --reason (it was under DMP_ADMIN or the OS user)."""
     from pipelines.archive import ArchiveUnavailable
     from pipelines.filters import FilterError
 
     params: dict = {"ids": ids or None}
+    if by is not None:
+        params.update(actor=_actor(by).name, reason=by.reason)
     if args is not None:
         params.update(status=args.status, source=args.source, channel=args.channel,
                       stage=args.stage, code=args.code, since=args.since, until=args.until,
@@ -512,7 +519,7 @@ def cmd_imports_assign(args: argparse.Namespace) -> int:
                             archive=ctx.archive)
     except AdminError as exc:
         raise UserError(str(exc)) from None
-    result = _rerun(ctx, [args.id], progress=False)
+    result = _rerun(ctx, [args.id], progress=False, by=args)
     return _print_after(args, {"import": args.id, "patient_id": patient_id, **result},
                         f"import {args.id} assigned to dossier {patient_id}")
 
@@ -542,7 +549,7 @@ def cmd_imports_edit(args: argparse.Namespace) -> int:
         new_ids = edit(ctx.engine, ctx.archive, args.id, data, actor, reason=args.reason)
     except AdminError as exc:
         raise UserError(str(exc)) from None
-    result = _rerun(ctx, new_ids, progress=False)
+    result = _rerun(ctx, new_ids, progress=False, by=args)
     return _print_after(args, {"import": args.id, "new_imports": new_ids, **result},
                         f"import {args.id} edited as import(s) "
                         + ", ".join(map(str, new_ids)))
@@ -747,15 +754,16 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
 
 # -- dossiers -------------------------------------------------------------------------------
 def cmd_dossier_create(args: argparse.Namespace) -> int:
-    from pipelines.dossier_admin import DossierInput, create_dossiers
+    from pipelines.dossier_admin import DossierInput, create_dossiers, read_dossiers_csv
 
     ctx = _context()
     if args.from_csv:
         try:
-            with open(args.from_csv, encoding="utf-8", newline="") as fh:
-                items = [DossierInput.from_mapping(r) for r in csv.DictReader(fh)]
+            items = read_dossiers_csv(args.from_csv)
         except OSError as exc:
             raise UserError(f"cannot read {args.from_csv}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     else:
         missing = [n for n in ("family", "given", "birth_date", "sex") if not getattr(args, n)]
         if missing:
@@ -763,7 +771,8 @@ def cmd_dossier_create(args: argparse.Namespace) -> int:
         items = [DossierInput(ins=args.ins, family=args.family, given=args.given,
                               birth_date=args.birth_date, sex=args.sex)]
     try:
-        created = create_dossiers(ctx.engine, items, skip_existing=bool(args.from_csv))
+        created = create_dossiers(ctx.engine, items, skip_existing=bool(args.from_csv),
+                                  actor=_actor(args))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.json:
@@ -783,7 +792,8 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     from pipelines.audit import Actor, record
 
     with ctx.engine.begin() as conn:  # an operator's read is traced like anyone's
-        record(conn, Actor.current(), "dossier.show", patient_id=dossier["patient"]["id"],
+        record(conn, Actor.current(args.actor), "dossier.show",
+               patient_id=dossier["patient"]["id"],
                details={"entries": len(dossier["entries"]), "history": args.history})
     if args.json:
         _print_json(dossier)
@@ -1089,11 +1099,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sex", choices=["F", "M"])
     p.add_argument("--from-csv", dest="from_csv",
                    help="CSV with columns ins,family,given,birth_date,sex (existing skipped)")
+    p.add_argument("--as", dest="actor", help="who creates (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_create)
     p = dossier.add_parser("show", help="a dossier and its current entries")
     p.add_argument("patient", help="INS or internal id")
     p.add_argument("--history", action="store_true", help="include superseded versions")
+    p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_show)
     p = dossier.add_parser("export", help="a dossier as a FHIR R4 Bundle (JSON on stdout); an "

@@ -1,4 +1,5 @@
-"""The admin's endpoints, mirroring `dmp-ingest imports list / show / rerun` for a console.
+"""The admin's endpoints, mirroring `dmp-ingest imports list / stats / show [--raw] / rerun /
+assign / discard` for a console or a script.
 
 Same filters, same dicts as the CLI (pipelines/filters.py, pipelines/report.py,
 pipelines/rerun.py). A rerun reopens the imports and lets the service's workers process them
@@ -12,24 +13,48 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
+from dossiers.patients import find_by_reference
+from pipelines.admin import AdminError, assign, discard, read_raw
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
 from pipelines.process import CODE_VERSION
-from pipelines.report import code_seen, count_imports, import_stats, list_imports, show_import
-from pipelines.rerun import audit_rerun, dry_run, reopen_checked, rerun_outcomes, targets
+from pipelines.report import (
+    code_seen,
+    count_imports,
+    filter_notes,
+    import_stats,
+    list_imports,
+    show_import,
+    unseen_words,
+)
+from pipelines.rerun import (
+    RerunPlan,
+    audit_rerun,
+    dry_run,
+    reopen_checked,
+    rerun_outcomes,
+    targets,
+)
 from pipelines.resilient import process_or_defer
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
 ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
 MAX_LISTED = 10_000  # offset + limit: deeper pages are for filters, not paging
+# A rerun processed in the request ("wait"): beyond this many imports the request outlives
+# any client or proxy timeout, and a client that retries asks for the same rerun again.
+MAX_WAITED = 1000
+# The media type of an archived message by its detected format (HL7v2: its registered ER7
+# type); anything else as bytes.
+RAW_TYPES = {"hl7v2": "x-application/hl7-v2+er7", "cda": "application/xml",
+             "pdf": "application/pdf"}
 
 
 class Filter(BaseModel):
@@ -56,6 +81,18 @@ class Rerun(BaseModel):
     wait: bool = Field(False, description="process now and return the outcomes")
     reason: str | None = Field(None, max_length=1000,
                                description="why (kept in the audit trail)")
+
+
+class Assign(BaseModel):
+    patient: str = Field(pattern=PATIENT_REF, description="INS or dossier id")
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S",
+                        description="why (kept in the audit trail)")
+    wait: bool = Field(False, description="process now and return the outcome")
+
+
+class Discard(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S",
+                        description="why (kept on the import and in the audit trail)")
 
 
 def _filter(request: Request, f: Filter | None) -> ImportFilter:
@@ -89,8 +126,11 @@ def imports_list(request: Request, who: ADMIN,
         rows = list_imports(engine, flt, sort=sort, limit=limit, offset=offset)
     except ValueError as exc:  # unknown sort key
         raise ApiError(400, "BAD_SORT", str(exc)) from None
-    return {"imports": rows, "offset": offset, "limit": limit,
-            "total": count_imports(engine, flt)}
+    total = count_imports(engine, flt)
+    found = {"imports": rows, "offset": offset, "limit": limit, "total": total}
+    if not total:  # a code, channel or stage no import ever had: a typo, said as such
+        found["notes"] = filter_notes(engine, flt)
+    return found
 
 
 @router.get("/imports/stats", summary="Counts per status and per error code (imports stats)")
@@ -126,6 +166,8 @@ def imports_rerun(body: Rerun, request: Request,
     if not body.ids and flt.error_code and not code_seen(state(request).ctx.engine,
                                                          flt.error_code):
         raise ApiError(400, "NOTHING_TO_RERUN", f"no import has error code {flt.error_code}")
+    if not body.ids and (unseen := unseen_words(state(request).ctx.engine, flt)):
+        raise ApiError(400, "NOTHING_TO_RERUN", "; ".join(unseen))
     return _rerun(request, targets(state(request).ctx.engine, body.ids, flt), body, who)
 
 
@@ -141,6 +183,11 @@ def imports_rerun_one(import_id: ImportId, request: Request, who: ADMIN,
 def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSONResponse:
     api = state(request)
     ctx = api.ctx
+    if body.wait and not body.dry_run and len(ids) > MAX_WAITED:
+        raise ApiError(400, "TOO_MANY_TO_WAIT",
+                       f"{len(ids)} imports: too many to process in the request (at most "
+                       f"{MAX_WAITED} with wait); leave wait out (the service's workers "
+                       "process them, `imports stats` follows them) or narrow the filter")
     try:
         if body.dry_run:
             return JSONResponse(dry_run(ctx.engine, ctx.archive, ids, ctx.settings))
@@ -149,9 +196,22 @@ def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSO
                               settings=ctx.settings)
     except ArchiveUnavailable:
         raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
-    result = {"requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],
+    if ids and len(plan.unknown) == len(ids):  # nothing of the ledger: not 'queued'
+        shown = ", ".join(map(str, plan.unknown[:20]))
+        more = f" and {len(plan.unknown) - 20} more" if len(plan.unknown) > 20 else ""
+        raise ApiError(404, "NOT_FOUND", f"no import {shown}{more}")
+    return _process(request, ids, plan, body.wait)
+
+
+def _process(request: Request, ids: list[int], plan: RerunPlan, wait: bool,
+             **extra: object) -> JSONResponse:
+    """Reopened imports: left to the service's workers (202), or processed in the request
+    (``wait``) and their outcomes read back from the ledger."""
+    api = state(request)
+    ctx = api.ctx
+    result = {**extra, "requested": len(ids), "dry_run": False, "outcomes": {}, "results": [],
               **plan.summary()}
-    if not body.wait:
+    if not wait:
         api.wake()
         return JSONResponse({**result, "processing": "queued"}, status_code=202)
     worker = api.rerun_ctx
@@ -162,3 +222,74 @@ def _rerun(request: Request, ids: list[int], body: Rerun, who: Principal) -> JSO
                               ids=todo[i:i + size], lease_seconds=ctx.settings.lease_seconds)
         process_or_defer(worker, claimed)
     return JSONResponse({**result, **rerun_outcomes(ctx.engine, todo), "processing": "done"})
+
+
+def _known(request: Request, import_id: int) -> None:
+    if show_import(state(request).ctx.engine, import_id) is None:
+        raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
+
+
+@router.post("/imports/{import_id}/assign",
+             summary="File a quarantined import in a dossier, then rerun it (imports assign)",
+             responses={202: {"description": "assigned and reopened; the workers process it"}})
+def imports_assign(import_id: ImportId, body: Assign, request: Request,
+                   who: ADMIN) -> JSONResponse:
+    """What the CLI and the console do for a quarantined identity (unknown or ambiguous
+    patient): the admin names the dossier, the import is reopened and filed there. A script
+    or another console needs it as much as a rerun: a quarantined import could be listed
+    and rerun through the API, never resolved. Audited under the admin's name."""
+    ctx = state(request).ctx
+    _known(request, import_id)
+    with ctx.engine.connect() as conn:
+        if find_by_reference(conn, body.patient) is None:  # the reference not repeated
+            raise ApiError(404, "NOT_FOUND", "no such dossier")
+    try:
+        patient_id = assign(ctx.engine, import_id, body.patient, Actor(who.subject),
+                            body.reason, archive=ctx.archive)
+        plan = reopen_checked(ctx.engine, ctx.archive, [import_id], code_version=CODE_VERSION,
+                              settings=ctx.settings)
+    except AdminError as exc:
+        raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+    except ArchiveUnavailable:
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    return _process(request, [import_id], plan, body.wait, patient_id=patient_id)
+
+
+@router.post("/imports/{import_id}/discard",
+             summary="Close an import deliberately, its bytes kept (imports discard)")
+def imports_discard(import_id: ImportId, body: Discard, request: Request,
+                    who: ADMIN) -> dict:
+    """A failed import the sender corrected and sent again, or one not for us: closed with
+    the reason, audited; ``discarded`` false when it was already."""
+    _known(request, import_id)
+    try:
+        changed = discard(state(request).ctx.engine, import_id, Actor(who.subject),
+                          body.reason)
+    except AdminError as exc:
+        raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+    return {"import": import_id, "discarded": changed}
+
+
+@router.get("/imports/{import_id}/raw", response_class=Response,
+            summary="The archived bytes of an import, as received (imports show --raw)")
+def imports_raw(import_id: ImportId, request: Request, who: ADMIN,
+                reason: Annotated[str | None, Query(max_length=1000, description="why it "
+                                                    "is read (kept in the audit trail)")]
+                = None) -> Response:
+    """What was received, to see why it failed before fixing it: the CLI and the console
+    show it, the API did not. Patient data: the read is audited under the admin's name
+    before the bytes are returned. The charset the message was read in is a header
+    (X-Dmp-Charset), the bytes are untouched."""
+    ctx = state(request).ctx
+    _known(request, import_id)
+    try:
+        raw = read_raw(ctx.engine, ctx.archive, import_id, Actor(who.subject), reason=reason,
+                       settings=ctx.settings)
+    except AdminError as exc:  # archived object missing or corrupt
+        raise ApiError(500, "ARCHIVE_MISSING", str(exc)) from None
+    except ArchiveUnavailable:
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
+    headers = {"X-Dmp-Charset": raw.charset} if raw.charset else None
+    return Response(raw.data, media_type=RAW_TYPES.get(raw.format or "",
+                                                       "application/octet-stream"),
+                    headers=headers)

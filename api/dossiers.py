@@ -87,7 +87,7 @@ def get_entries(patient: PatientRef, request: Request, who: READER,
                                               description="YYYY, YYYY-MM or YYYY-MM-DD"),
                 date_to: str | None = Query(None, alias="to"),
                 limit: int = Query(500, ge=1, le=5000),
-                offset: int = Query(0, ge=0)) -> dict:
+                offset: int = Query(0, ge=0, le=MAX_ID)) -> dict:
     return access.read_entries(_engine(request), who, patient, type=type, code=code,
                                date_from=date_from, date_to=date_to, limit=limit,
                                offset=offset)
@@ -96,7 +96,10 @@ def get_entries(patient: PatientRef, request: Request, who: READER,
 @router.get("/dossiers/{patient}/audit",
             summary="Who read or changed the dossier (patient, legal representative)")
 def get_audit(patient: PatientRef, request: Request, who: PATIENT_SIDE,
-              limit: int = Query(1000, ge=1, le=10000), offset: int = Query(0, ge=0)) -> dict:
+              limit: int = Query(1000, ge=1, le=10000),
+              offset: int = Query(0, ge=0, le=MAX_ID)) -> dict:
+    """The dossier's access traces, newest first, a page at a time. ``offset`` is bounded
+    as ids are: a larger one reached the database's OFFSET and came back as a 500."""
     return access.read_audit(_engine(request), who, patient, limit=limit, offset=offset)
 
 

@@ -711,7 +711,8 @@ def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -
     would be (403 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
     reason = (reason or "").strip()
     if len(reason) < 3:
-        raise InvalidRequest("REASON_REQUIRED", "a reason is required to withdraw")
+        raise InvalidRequest("REASON_REQUIRED",
+                             "a reason (3 characters or more) is required to withdraw")
 
     def work(conn: Connection) -> dict:
         own = _own_document(conn, principal, entry_id)
@@ -967,7 +968,8 @@ def revoke_representative(engine: Engine, principal: Principal, patient_ref: str
     representative's next read is refused. Audited 'representative.revoke'."""
     reason = (reason or "").strip()
     if len(reason) < 3:
-        raise InvalidRequest("REASON_REQUIRED", "a reason is required to revoke")
+        raise InvalidRequest("REASON_REQUIRED",
+                             "a reason (3 characters or more) is required to revoke")
     subject = (subject or "").strip()
 
     def work(conn: Connection) -> dict:

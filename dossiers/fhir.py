@@ -86,9 +86,11 @@ Mapping decisions (the tables are in dossiers/tables/):
   -> a Specimen per result (labelled as the result is); OBX-18 / CDA DEV -> a Device (one
   per analyser); the validating biologist (responsible_observer, CDA validated_by) -> one
   Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
-  authorities sent by name); the performing laboratory -> one Organization per identifier
-  (details.performing_organization: a FINESS under urn:oid:1.2.250.1.71.4.2.2), else per
-  name; an organism's results (details.isolate) -> its identification's hasMember.
+  authorities sent by name; a national PS id and the RPPS it holds both on it, FR Core's
+  idNatPs and rpps, fhir_national_ps_ids.csv); the performing laboratory -> one
+  Organization per identifier (details.performing_organization: a FINESS under
+  urn:oid:1.2.250.1.71.4.2.2), else per name; an organism's results (details.isolate) ->
+  its identification's hasMember.
 - Body sites (details.target_site, details.approach_site: CDA targetSiteCode /
   approachSiteCode with their laterality qualifiers) -> Observation/Condition/Procedure
   .bodySite, Immunization.site, Dosage.site; the side in the concept's text
@@ -124,7 +126,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   Immunization primarySource false, reportOrigin 'recall', recorded. A relative is a
   RelatedPerson by display only (no resource, no name kept); a professional a logical
   reference by its first id (RPPS...).
-- Patient: the INS as identifier with system urn:oid:<ins_oid>; a dossier created without
+- Patient: the INS as identifier with system urn:oid:<ins_oid>, typed with FR Core's code
+  (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv); a dossier created without
   the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
   the OID tells them apart, we never guess it).
 """
@@ -255,6 +258,14 @@ def _ucum_codes() -> frozenset[str]:
 @cache
 def _ins_kinds() -> dict[str, str]:
     return {r["oid"]: r["kind"] for r in table("ins_oids")}
+
+
+@cache
+def _fr_core_ins() -> dict[str, tuple[str, str]]:
+    """INS kind -> (FR Core identifier type code, Identifier.use): a FHIR reader finds the
+    INS by FR Core's coded type (identifier[INS-NIR]), not by a text (fhir_ins_identifiers.csv)."""
+    return {r["kind"]: (r["type_code"], r["use"])
+            for r in read_csv_rows(TABLES / "fhir_ins_identifiers.csv")}
 
 
 def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
@@ -1201,8 +1212,16 @@ def _identifier(value: Any, authority: Any, kind: Any = None) -> dict | None:  #
 
 
 NATIONAL_PS_OID = "1.2.250.1.71.4.2.1"  # idNatPS: the national health professional id
-_RPPS = re.compile(r"\d{11}")
-_ADELI = re.compile(r"(?:\d\d|2[AB])[0-9A-Z]{7}")
+# FR Core's identifier types (IDNPS, RPPS, ADELI): the type of a Practitioner's identifiers
+FR_CORE_IDENTIFIER_TYPES = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
+
+
+@cache
+def _national_ps_registers() -> tuple[tuple[str, re.Pattern, str, str], ...]:
+    """(prefix, number pattern, type, system) of the registers behind an idNatPS
+    (fhir_national_ps_ids.csv)."""
+    return tuple((r["prefix"], re.compile(r["pattern"]), r["type"], r["system"])
+                 for r in read_csv_rows(TABLES / "fhir_national_ps_ids.csv"))
 
 
 def _national_ps_id(value: str) -> str:
@@ -1210,11 +1229,29 @@ def _national_ps_id(value: str) -> str:
     11-digit RPPS, '0' + the 9-character ADELI. CI-SIS documents give the idNatPS
     ('810003791976'); many HL7v2 senders put the bare RPPS ('10003791976') under the same
     authority, and one biologist became two Practitioners in a dossier fed by both."""
-    if _RPPS.fullmatch(value):
-        return f"8{value}"
-    if _ADELI.fullmatch(value):
-        return f"0{value}"
+    for prefix, number, _, _ in _national_ps_registers():
+        if number.fullmatch(value):
+            return f"{prefix}{value}"
     return value
+
+
+def _practitioner_identifiers(identifier: dict) -> list[dict]:
+    """A Practitioner's identifiers from the one its source gave: an idNatPS typed IDNPS,
+    with the register number it holds beside it (FR Core: identifier[idNatPs] and
+    identifier[rpps], '810003791976' and '10003791976'), whichever of the two was sent. A
+    lab's HL7v2 sends the RPPS, a hospital's CDA the idNatPS: both give the same
+    Practitioner, which a reader can find by either number. Another identifier as it is."""
+    if identifier.get("system") != f"urn:oid:{NATIONAL_PS_OID}":
+        return [identifier]
+    value = identifier["value"]
+    out = [{"type": {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": "IDNPS"}]},
+            "system": identifier["system"], "value": value}]
+    for prefix, number, kind, system in _national_ps_registers():
+        if system and value.startswith(prefix) and number.fullmatch(value[len(prefix):]):
+            out.append({"type": {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES,
+                                             "code": kind}]},
+                        "system": system, "value": value[len(prefix):]})
+    return out
 
 
 def _identifier_key(ident: Mapping) -> str:
@@ -1305,7 +1342,11 @@ def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
         name = _text(said.get("name"))
     elif isinstance(details.get("validated_by"), Mapping):
         ids = [i for i in details["validated_by"].get("ids") or () if isinstance(i, str)]
-        root, _, ext = ids[0].partition("^") if ids else ("", "", "")
+        # the national PS id when the participant has several (a local one first): the one
+        # an HL7v2 result of the same biologist gives, and a reader looks her up by
+        said_id = next((i for i in ids if i.strip().startswith(f"{NATIONAL_PS_OID}^")),
+                       ids[0] if ids else "")
+        root, _, ext = said_id.partition("^")
         root = root.strip()
         identifier = _identifier(ext, root) if _OID.fullmatch(root) and _text(ext) else \
             {"system": RFC3986, "value": f"urn:oid:{root}"} if _OID.fullmatch(root) else None
@@ -1315,7 +1356,8 @@ def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
         return None
     key = _identifier_key(identifier) if identifier else f"entry/{entry.get('id')}"
     return full_url("practitioner", key), {
-        "resourceType": "Practitioner", "identifier": [identifier] if identifier else [],
+        "resourceType": "Practitioner",
+        "identifier": _practitioner_identifiers(identifier) if identifier else [],
         "name": [{"text": name}] if name else []}
 
 
@@ -1399,8 +1441,12 @@ def _patient_resource(patient: Mapping) -> dict:
     ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
     identifiers = []
     if ins:
-        identifiers.append({"use": "official",
-                            "type": {"text": _ins_kinds().get(oid or "", "INS")},
+        kind = _ins_kinds().get(oid or "", "INS")
+        fr_core = _fr_core_ins().get(kind)
+        typed = {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": fr_core[0]}]} \
+            if fr_core else {}
+        identifiers.append({"use": fr_core[1] if fr_core else "official",
+                            "type": {**typed, "text": kind},
                             "system": f"urn:oid:{oid}" if oid else None, "value": ins})
     given = _text(patient.get("given"))
     names = [{"use": "usual", "family": _text(patient.get("family")),

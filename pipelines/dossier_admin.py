@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from dossiers.patients import PatientError, create_patient, find_by_ins
 from normalizers.nir import nir_key_valid
+from pipelines.audit import Actor, record
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CSV_COLUMNS = ("family", "given", "birth_date", "sex")  # required; ins, ins_oid optional
 
 
 @dataclass(slots=True)
@@ -48,8 +52,10 @@ class DossierInput:
 
 
 def create_dossiers(engine: Engine, items: list[DossierInput], *,
-                    skip_existing: bool = False) -> list[int]:
-    """Create every dossier or none (one transaction); returns the new internal ids."""
+                    skip_existing: bool = False, actor: Actor | None = None) -> list[int]:
+    """Create every dossier or none (one transaction); returns the new internal ids. With
+    ``actor`` (an operator's `dossier create`), each creation is in the dossier's audit
+    trail, in the same transaction: a write the patient can see, as every other one is."""
     for item in items:
         item.validate()
     created: list[int] = []
@@ -62,4 +68,41 @@ def create_dossiers(engine: Engine, items: list[DossierInput], *,
             created.append(create_patient(conn, family=item.family, given=item.given,
                                           birth_date=item.birth_date, sex=item.sex,
                                           ins=item.ins, ins_oid=item.ins_oid))
+            if actor is not None:
+                record(conn, actor, "dossier.create", patient_id=created[-1],
+                       details={"ins": item.ins is not None})
     return created
+
+
+def read_dossiers_csv(path: str | Path) -> list[DossierInput]:
+    """The dossiers of a CSV file (columns ins, family, given, birth_date, sex; others
+    ignored), each validated, an error naming its line. What spreadsheets write is read: a
+    UTF-8 byte order mark (read as part of the first column's name, it lost the 'ins'
+    column: dossiers created without their INS, and created again by the next run), ';' or
+    tab as the separator (a French Excel export). A header without the required columns is
+    refused rather than read as rows of empty fields. ``OSError`` when it cannot be read,
+    ``ValueError`` (one line, no patient data) for its content."""
+    name = Path(path).name
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        try:
+            text = fh.read()
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: not UTF-8 text (save the CSV as UTF-8)") from None
+    header = text.splitlines()[0] if text.strip() else ""
+    delimiter = max(",;\t", key=header.count)
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    columns = {(c or "").strip().lower() for c in reader.fieldnames or ()}
+    missing = [c for c in CSV_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"{name} line 1: no column {', '.join(missing)} (the header names "
+                         f"ins, {', '.join(CSV_COLUMNS)})")
+    items = []
+    for row in reader:
+        item = DossierInput.from_mapping({(k or "").strip().lower(): v or ""
+                                          for k, v in row.items() if isinstance(v, str)})
+        try:
+            item.validate()
+        except ValueError as exc:
+            raise ValueError(f"{name} line {reader.line_num}: {exc}") from None
+        items.append(item)
+    return items

@@ -13,11 +13,25 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from dossiers.patients import find_by_reference
-from pipelines.ledger import ImportFilter, now
+from pipelines.ledger import (
+    DEPOSITED,
+    DISCARDED,
+    DUPLICATE,
+    FAILED,
+    PROCESSING,
+    QUARANTINED,
+    RECEIVED,
+    SPLIT,
+    ImportFilter,
+    now,
+)
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
 
+# Every status a ledger row can have (an attempt's 'retry' is no row's): a status filter
+# outside them (a typo, 'quarantine', 'error') would select nothing and look like good news.
+STATUSES = (RECEIVED, PROCESSING, DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -67,12 +81,33 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
         if found is None:
             raise FilterError(f"no dossier {patient}")
         patient_id = found.id
-    return ImportFilter(status=status or None, source=source or None, channel=channel or None,
-                        stage=stage or None, error_code=code.upper() if code else None,
-                        since=parse_time(since), until=parse_time(until),
+    start, end = parse_time(since), parse_time(until)
+    if start is not None and end is not None and end <= start:
+        # swapped, or '7d' for --until: a window that holds nothing, shown as no failure
+        raise FilterError(f"until ({end.isoformat(timespec='minutes')}) is not after "
+                          f"since ({start.isoformat(timespec='minutes')}): nothing was "
+                          "received in between")
+    return ImportFilter(status=_status(status), source=source or None,
+                        channel=_word(channel), stage=_word(stage),
+                        error_code=code.strip().upper() if code and code.strip() else None,
+                        since=start, until=end,
                         patient_id=patient_id, warnings=True if warnings else None,
                         file_name=file.strip() if file and file.strip() else None,
                         source_aliases=_former_ids(settings, source) if source else ())
+
+
+def _status(text: str | None) -> str | None:
+    """A status as the ledger writes it ('Failed ' is 'failed'); one it never writes is
+    refused, with the ones there are."""
+    value = _word(text)
+    if value is not None and value not in STATUSES:
+        raise FilterError(f"unknown status {text.strip()!r} (one of: {', '.join(STATUSES)})")
+    return value
+
+
+def _word(text: str | None) -> str | None:
+    """A channel or stage as the ledger writes them: lower case, no blanks around."""
+    return (text.strip().lower() or None) if text else None
 
 
 def _former_ids(settings: Settings | None, source: str) -> tuple[str, ...]:

@@ -57,7 +57,7 @@ class Resolution:
     reason: str | None = None
     warnings: list[str] | None = None
     # what the resolution changed in the dossier's identity, for its audit trail (kinds only):
-    # ('identity.ins_replaced', {'from': 'INS-NIA', 'to': 'INS-NIR'})
+    # ('identity.ins_replaced', {'from': 'INS-NIA', 'to': 'INS-NIR'}), ('dossier.create', ...)
     audit: tuple[str, dict] | None = None
 
 
@@ -388,7 +388,10 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
                         birth_date=identity.birth_date, sex=identity.sex,
                         ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
     _remember(lookup, pid, local_ids)
-    return Resolution(pid, via="auto-create", warnings=warnings)
+    # a dossier opened for the patient is a write to it, in the trail they read, as an
+    # operator's `dossier create` is (under the sender's source id, with the import)
+    return Resolution(pid, via="auto-create", warnings=warnings,
+                      audit=("dossier.create", {"ins": True, "auto": True}))
 
 
 def _replaced_holder(lookup: StoreLookup, chosen: InsIdentifier,

@@ -144,6 +144,34 @@ def code_seen(engine: Engine, code: str) -> bool:
                             .limit(1)).first() is not None
 
 
+def unseen_words(engine: Engine, flt: ImportFilter) -> list[str]:
+    """What a filter asks for that no import of the ledger ever had: its channel, its stage
+    (a typo, 'hl7' for 'mllp', 'parsing' for 'parse'), said with the values there are. Such
+    a filter selects nothing, and an empty list would read as 'nothing wrong there'."""
+    said = []
+    for column, value, what in ((imports.c.channel, flt.channel, "came in through channel"),
+                                (imports.c.stage, flt.stage, "stopped at stage")):
+        if value is None:
+            continue
+        with engine.connect() as conn:
+            if conn.execute(select(imports.c.id).where(column == value).limit(1)).first():
+                continue
+            there = sorted(v for (v,) in conn.execute(select(column).distinct())
+                           if v is not None)
+        said.append(f"no import {what} {value!r} (the ledger has: "
+                    f"{', '.join(there) or 'none'})")
+    return said
+
+
+def filter_notes(engine: Engine, flt: ImportFilter) -> list[str]:
+    """Everything a filter names that no import ever had (error code, channel, stage), one
+    line each: what the API and the console say beside an empty list."""
+    said = unseen_words(engine, flt)
+    if flt.error_code is not None and not code_seen(engine, flt.error_code):
+        said.insert(0, f"no import has error code {flt.error_code}")
+    return said
+
+
 def count_imports(engine: Engine, flt: ImportFilter | None = None) -> int:
     """How many ledger rows a filter selects: what a page of ``list_imports`` is out of."""
     with engine.connect() as conn:

@@ -217,15 +217,21 @@ def reopen_checked(engine: Engine, archive: Archive, ids: list[int], *,
 def audit_rerun(engine: Engine, actor: Actor, ids: list[int], reason: str | None) -> None:
     """Who asked for the rerun of which imports, and why: one audit row (with the import id
     for one import, the ids in its details for several: at most 10,000 listed, the count
-    always), written before anything is reopened."""
+    always), written before anything is reopened. Only imports of the ledger: an id the admin
+    mistyped is reported as unknown, not audited as rerun (one alone was written as the row's
+    import id, which PostgreSQL's foreign key refused: a traceback, a 500)."""
     if not ids:
         return
     with engine.begin() as conn:
-        if len(ids) == 1:
-            record(conn, actor, "import.rerun", import_id=ids[0], reason=reason)
-        else:
+        wanted = sorted(set(ids))
+        known = [i for n in range(0, len(wanted), 500) for (i,) in conn.execute(
+            select(imports.c.id).where(imports.c.id.in_(wanted[n:n + 500]))
+            .order_by(imports.c.id))]
+        if len(known) == 1:
+            record(conn, actor, "import.rerun", import_id=known[0], reason=reason)
+        elif known:
             record(conn, actor, "import.rerun", reason=reason,
-                   details={"imports": ids[:10_000], "count": len(ids)})
+                   details={"imports": known[:10_000], "count": len(known)})
 
 
 def rerun_outcomes(engine: Engine, ids: list[int]) -> dict:

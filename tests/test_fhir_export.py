@@ -1266,6 +1266,11 @@ def test_an_entry_about_the_newborn_says_so_in_the_bundle() -> None:
 BIOLOGIST = ("10003791976^LAGARDE^Bérénice^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^"
              "RPPS")
 RPPS = "urn:oid:1.2.250.1.71.4.2.1"
+FR_CORE_TYPES = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
+IDNPS_810003791976 = {"type": {"coding": [{"system": FR_CORE_TYPES, "code": "IDNPS"}]},
+                      "system": RPPS, "value": "810003791976"}
+RPPS_10003791976 = {"type": {"coding": [{"system": FR_CORE_TYPES, "code": "RPPS"}]},
+                    "system": "https://rpps.esante.gouv.fr", "value": "10003791976"}
 
 
 def _resource(bundle: dict, reference: str) -> dict:
@@ -1329,9 +1334,9 @@ def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlit
                         "value": "950010019"}],  # its FINESS (XON.10), since round 4
         "name": "LABORATOIRE CERBA"}
     practitioner = _resource(bundle, biologist["reference"])
-    # the bare RPPS under ASIP-SANTE-PS as the national PS id ('8' + RPPS), as CDA gives it
-    assert practitioner["identifier"] == [{"type": {"text": "RPPS"}, "system": RPPS,
-                                           "value": "810003791976"}]
+    # the bare RPPS under ASIP-SANTE-PS: the national PS id ('8' + RPPS), as CDA gives it,
+    # and the RPPS itself (FR Core's idNatPs and rpps; since operators' round 4)
+    assert practitioner["identifier"] == [IDNPS_810003791976, RPPS_10003791976]
     assert practitioner["name"] == [{"text": "DR Bérénice LAGARDE"}]
     # the same biologist validated both: one Practitioner, the display name not repeated
     assert potassium["performer"] == [biologist]
@@ -1440,7 +1445,7 @@ def test_the_biologist_who_validated_a_cda_result_is_a_practitioner() -> None:
     lab, biologist = glucose["performer"]
     assert _resource(bundle, lab["reference"])["name"] == "LABORATOIRE DE BIOLOGIE DU CENTRE"
     assert _resource(bundle, biologist["reference"])["identifier"] == [
-        {"system": RPPS, "value": "810003791976"}]
+        IDNPS_810003791976, RPPS_10003791976]  # the RPPS beside it since operators' round 4
     assert potassium["performer"] == [biologist]
     assert _resource(bundle, sodium["performer"][0]["reference"])["identifier"] == [
         {"system": "urn:ietf:rfc:3986", "value": "urn:oid:1.2.250.1.999.1.7"}]
@@ -1467,7 +1472,8 @@ def test_one_biologist_by_hl7v2_and_by_cda_is_one_practitioner() -> None:
     assert by_entry_id(bundle)[1]["performer"][-1]["reference"] == \
         by_entry_id(bundle)[2]["performer"][-1]["reference"]
     assert sum(e["resource"]["resourceType"] == "Practitioner" for e in bundle["entry"]) == 3
-    assert found[3] == {"type": {"text": "ADELI"}, "system": RPPS, "value": "02A1234567"}
+    assert found[3] == {"type": {"coding": [{"system": FR_CORE_TYPES, "code": "IDNPS"}]},
+                        "system": RPPS, "value": "02A1234567"}  # FR Core has no ADELI slice
     assert found[4]["value"] == "10003791976" and "system" not in found[4]
 
 

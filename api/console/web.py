@@ -60,13 +60,16 @@ from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
 from pipelines.filters import FilterError, build_filter
-from pipelines.report import import_stats, list_imports, show_import
+from pipelines.report import filter_notes, import_stats, list_imports, show_import
 from pipelines.rerun import targets
 
 log = logging.getLogger("dmp.console")
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE = 50
-FILTERS = ("status", "source", "channel", "code", "since", "until", "patient")
+# The filters of `imports list` (pipelines/filters.py): the file name a sender's ticket names
+# and the imports filed with warnings, as the CLI and the API select them.
+FILTERS = ("status", "source", "channel", "stage", "code", "file", "since", "until", "patient",
+           "warnings")
 STATUSES = ("received", "processing", "deposited", "duplicate", "failed", "quarantined",
             "discarded", "split")
 ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -242,7 +245,9 @@ def imports_page(request: Request, offset: int = 0) -> Response:
     rows = list_imports(state(request).ctx.engine, flt, limit=offset + PAGE + 1)
     shown = rows[offset:offset + PAGE]
     base = {k: v for k, v in values.items() if v}
-    return page(request, "imports.html", session, rows=shown, values=values,
+    # an empty list for a code or channel no import ever had: a typo, said as such
+    notes = [] if rows else filter_notes(state(request).ctx.engine, flt)
+    return page(request, "imports.html", session, rows=shown, values=values, notes=notes,
                 statuses=STATUSES, offset=offset, page_size=PAGE,
                 has_next=len(rows) > offset + PAGE,
                 prev_url=f"?{urlencode({**base, 'offset': max(0, offset - PAGE)})}",
@@ -389,6 +394,11 @@ async def bulk_rerun(request: Request) -> Response:
         raise ConsoleError(400, "NOTHING_TO_RERUN", "choose a filter first",
                            back="/console/imports")
     ids = await run_in_threadpool(targets, api.ctx.engine, [], flt)
+    if not ids:  # a confirmation, then a job, of nothing: said at once, as the API does
+        notes = await run_in_threadpool(filter_notes, api.ctx.engine, flt)
+        back = "/console/imports?" + urlencode({k: v for k, v in values.items() if v})
+        raise ConsoleError(400, "NO_MATCH", "; ".join(notes) or "no import matches this "
+                           "filter", back=back)
     if fields.get("confirmed") != "1":
         return page(request, "confirm.html", session, action="bulk", count=len(ids),
                     fields={k: v for k, v in values.items() if v},
