@@ -17,6 +17,12 @@ Marking (``after``):
   from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
   refused prefixes are never taken.
 
+An object that already carries the 10 tags S3 allows has no room for ours, and none of the
+sender's is ours to drop: with ``tag`` it is left untagged and a poller that does not know it
+(restarted) reads it and finds it in the ledger (same source, key and bytes) instead of
+recording it again; with ``move`` its copy keeps the sender's tags (the prefix says it was
+taken). With 9, ``dmp-intake`` fits and ``dmp-intake-import`` is left off.
+
 A sender may put a new object under the same key between our read and our mark (a result file
 exported again under its name). The mark must not reach it: the delete is conditional on the
 ETag read (``If-Match``, S3 and most compatible stores; a 412 leaves the new object in place),
@@ -65,6 +71,7 @@ from connectors.folder import (
     shown,
 )
 from pipelines.intake import Received, intake
+from pipelines.ledger import recorded_as
 from pipelines.settings import BucketSource
 
 log = logging.getLogger("dmp.s3_bucket")
@@ -394,6 +401,12 @@ class BucketPoller:
                     rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
                                  "sender put nothing in it")
             obj.version = response.get("VersionId")
+            if self.source.after != "move" and len(_own(obj.tags)) >= MAX_TAGS:
+                first = recorded_as(self.engine, self.source.id,
+                                    hashlib.sha256(data).hexdigest(),
+                                    shown(obj.key, FILE_NAME_MAX))
+                if first is not None:  # taken before; it could not carry our tag
+                    return obj
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404", "PreconditionFailed", "412", "InvalidRange"):
@@ -484,6 +497,13 @@ class BucketPoller:
             tags[TAG_IMPORT] = str(import_id)
         if len(tags) > MAX_TAGS:
             tags.pop(TAG_IMPORT, None)
+        if len(tags) > MAX_TAGS:  # the sender's own 10 tags: none of them is ours to drop
+            if self.source.after != "move":
+                log.warning("bucket source %s: object %s carries %d tags of its own, no room "
+                            "for %s (import %s); left untagged, known by the ledger",
+                            self.source.id, key_ref(obj.key), MAX_TAGS, TAG, import_id)
+                return True
+            tags = _own(obj.tags)  # moved: the prefix says it was taken, its tags kept
         bucket = self.source.bucket
         try:
             if self.source.after == "move":
@@ -616,6 +636,11 @@ def _read_body(response: dict, limit: int) -> bytes:
     finally:
         body.close()
     return b"".join(chunks)
+
+
+def _own(tags: dict[str, str] | None) -> dict[str, str]:
+    """An object's tags that are not ours."""
+    return {k: v for k, v in (tags or {}).items() if k not in (TAG, TAG_IMPORT)}
 
 
 def _code(exc: Exception) -> str | None:

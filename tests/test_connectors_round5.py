@@ -1,0 +1,84 @@
+"""Connectors round 5: the drop folder, the S3 bucket poller and `ingest` against stores and
+deployments not seen before (objects already carrying S3's 10 tags, NAS-backed buckets
+listing objects still being written, copies over the store's single-request limit, big
+command-line batches). Real moto server on loopback, real folders."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.s3_bucket import BucketPoller
+from tests.s3_quirks import QuirkyStore
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    HL7,
+    aws_env,
+    bucket,
+    bucket_source,
+    keys,
+    ledger,
+    s3_server,
+    tags,
+)
+
+TEN = "&".join(f"team{i}=x{i}" for i in range(10))
+
+
+@pytest.fixture
+def quirky(bucket):  # noqa: ANN001, ANN201, F811
+    """(store proxy, bucket name, direct client to moto)."""
+    endpoint, name, client = bucket
+    store = QuirkyStore(endpoint)
+    try:
+        yield store, name, client
+    finally:
+        store.close()
+
+
+def _poller(endpoint: str, name: str, ctx, **kw) -> BucketPoller:  # noqa: ANN001, ANN003
+    return BucketPoller(bucket_source(name, **kw), ctx.engine, ctx.archive,
+                        endpoint_url=endpoint)
+
+
+# -- S3: objects that already carry 10 tags ---------------------------------------------------
+def test_an_object_with_ten_tags_is_taken_once_and_its_tags_kept(sqlite_ctx, bucket) -> None:  # noqa: ANN001, F811
+    """S3 allows 10 tags per object. A sender's object already carrying 10 had no room for
+    dmp-intake=done: PutObjectTagging was refused (BadRequest) after intake, so every poll
+    said 'recorded but not tagged; done at the next poll' (never done), and every restarted
+    poller recorded the object again. Now the poller does not try, keeps the sender's tags,
+    and a fresh poller finds the object in the ledger (same source, name and bytes) instead
+    of recording it again."""
+    endpoint, name, client = bucket
+    data = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/full.hl7", Body=data, Tagging=TEN)
+    client.put_object(Bucket=name, Key="incoming/nine.hl7", Body=data + b"NTE|1||x\r",
+                      Tagging=TEN.rsplit("&", 1)[0])
+    poller = _poller(endpoint, name, sqlite_ctx)
+    first = poller.poll()
+    assert first.error is None and first.taken == 2
+    assert tags(client, name, "incoming/full.hl7") == dict(
+        p.split("=") for p in TEN.split("&"))  # the sender's tags, untouched
+    assert tags(client, name, "incoming/nine.hl7")["dmp-intake"] == "done"
+    rows = len(ledger(sqlite_ctx.engine))
+    again = poller.poll()
+    assert again.error is None and again.taken == 0
+    fresh = _poller(endpoint, name, sqlite_ctx).poll()  # a restarted service
+    assert fresh.error is None and fresh.taken == 0
+    assert len(ledger(sqlite_ctx.engine)) == rows
+    # the same name with other bytes is another input: taken
+    client.put_object(Bucket=name, Key="incoming/full.hl7", Body=data + b"NTE|2||y\r",
+                      Tagging=TEN)
+    assert _poller(endpoint, name, sqlite_ctx).poll().taken == 1
+
+
+def test_an_object_with_ten_tags_is_moved_with_its_tags(sqlite_ctx, bucket) -> None:  # noqa: ANN001, F811
+    """after = "move": the copy under processed/ asked for 11 tags and was refused, so the
+    object was never moved (and copied again at every poll). Now the copy keeps the sender's
+    10 tags; the prefix says it was taken."""
+    endpoint, name, client = bucket
+    client.put_object(Bucket=name, Key="incoming/full.hl7",
+                      Body=(HL7 / "01_labm_nfs.hl7").read_bytes(), Tagging=TEN)
+    result = _poller(endpoint, name, sqlite_ctx, after="move").poll()
+    assert result.error is None and result.taken == 1
+    assert keys(client, name) == ["processed/incoming/full.hl7"]
+    assert tags(client, name, "processed/incoming/full.hl7") == dict(
+        p.split("=") for p in TEN.split("&"))
