@@ -17,6 +17,12 @@ Marking (``after``):
   from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
   refused prefixes are never taken.
 
+``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
+by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
+share, a gateway in front of a file system) lists a file its sender is still writing, with a
+LastModified that moves on as it grows; without it a cut file could be read (its size matches
+the listing when nothing was written between the two).
+
 An object that already carries the 10 tags S3 allows has no room for ours, and none of the
 sender's is ours to drop: with ``tag`` it is left untagged and a poller that does not know it
 (restarted) reads it and finds it in the ledger (same source, key and bytes) instead of
@@ -56,7 +62,8 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 from connectors.folder import (
@@ -255,11 +262,16 @@ class BucketPoller:
         pages = self._pages()
         chunk: list[_Object] = []
         size = 0
+        settle = timedelta(seconds=self.source.settle_seconds)
         for page in pages:
+            newest = _store_now(page) - settle
             for entry in page.get("Contents", []):
                 key, etag = entry["Key"], entry.get("ETag", "")
                 if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
                     continue  # ours, or a "folder" marker
+                modified = entry.get("LastModified")
+                if settle and modified is not None and modified > newest:
+                    continue  # still being written, maybe: looked at again next poll
                 known = self._known.get((key, etag))
                 if known is not None:
                     seen[(key, etag)] = known
@@ -636,6 +648,19 @@ def _read_body(response: dict, limit: int) -> bytes:
     finally:
         body.close()
     return b"".join(chunks)
+
+
+def _store_now(page: dict) -> datetime:
+    """The store's clock when it answered (its Date header): an object's LastModified is by
+    that clock, and ours may be minutes apart from a NAS's. Ours when it sent none."""
+    date = page.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        when = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        when = None
+    if when is None or when.tzinfo is None:
+        return datetime.now(UTC)
+    return when
 
 
 def _own(tags: dict[str, str] | None) -> dict[str, str]:

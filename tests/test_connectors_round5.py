@@ -82,3 +82,30 @@ def test_an_object_with_ten_tags_is_moved_with_its_tags(sqlite_ctx, bucket) -> N
     assert keys(client, name) == ["processed/incoming/full.hl7"]
     assert tags(client, name, "processed/incoming/full.hl7") == dict(
         p.split("=") for p in TEN.split("&"))
+
+
+# -- S3: a bucket served from a NAS lists files still being written ---------------------------
+def test_a_bucket_settle_setting_leaves_objects_still_being_written(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """MinIO serving a NAS share lists a file as soon as its sender begins writing it, with
+    a LastModified that moves on as it grows; a poll that read it between two writes took a
+    cut file (its size matched the listing). Folders had settle_seconds, buckets nothing.
+    Now [buckets.x] settle_seconds: an object is taken once its LastModified is that old,
+    by the store's clock (the listing's Date), not ours."""
+    from pipelines.settings import _buckets
+
+    store, name, client = quirky
+    conf = {"lab": {"bucket": name, "prefix": "incoming/", "settle_seconds": 30}}
+    assert _buckets(conf)[0].settle_seconds == 30
+    client.put_object(Bucket=name, Key="incoming/growing.hl7",
+                      Body=(HL7 / "01_labm_nfs.hl7").read_bytes())
+    poller = BucketPoller(bucket_source(name, settle_seconds=30), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    first = poller.poll()
+    assert first.error is None and first.taken == 0 and ledger(sqlite_ctx.engine) == []
+    assert "dmp-intake" not in tags(client, name, "incoming/growing.hl7")
+    store.clock_offset = 10  # 10 s later by the store's clock: not yet
+    assert poller.poll().taken == 0
+    store.clock_offset = 31
+    later = poller.poll()
+    assert later.error is None and later.taken == 1
+    assert tags(client, name, "incoming/growing.hl7")["dmp-intake"] == "done"
