@@ -109,3 +109,40 @@ def test_a_bucket_settle_setting_leaves_objects_still_being_written(sqlite_ctx, 
     later = poller.poll()
     assert later.error is None and later.taken == 1
     assert tags(client, name, "incoming/growing.hl7")["dmp-intake"] == "done"
+
+
+# -- ingest FILE... ---------------------------------------------------------------------------
+def test_ingest_holds_a_bounded_group_of_files_not_200_whole_ones(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`dmp-ingest ingest FOLDER` handed files to intake 200 at a time, whatever their size:
+    200 reports of 15 MB (under the 16 MB at which an HL7 file is streamed) sat in memory at
+    once, 3 GB. Now a group also closes once it holds CHUNK_BYTES (64 MiB; 1 MiB here, on 16
+    files of 512 KiB: the peak stays near a group, not near the 8 MiB of all of them), and
+    every file is still recorded."""
+    import tracemalloc
+
+    import flows
+    from dossiers.db import make_engine
+    from tests.test_s3_connector import ledger as rows_of
+
+    monkeypatch.setenv("DMP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DMP_CONFIG", raising=False)
+    monkeypatch.delenv("DMP_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DMP_ARCHIVE_URL", raising=False)
+    monkeypatch.setattr(flows, "CHUNK_BYTES", 1024 * 1024)
+    drop = tmp_path / "reports"
+    drop.mkdir()
+    for n in range(16):
+        (drop / f"cr{n:02}.pdf").write_bytes(b"%PDF-1.4\n" + bytes([n]) * (512 * 1024))
+    flows._context.cache_clear()
+    try:
+        flows._context("ingest")  # the store opened and migrated before we measure
+        tracemalloc.start()
+        received = flows.intake_files.fn([str(drop)], "files")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        flows._context.cache_clear()
+    assert len(received["message_ids"]) == 16
+    assert peak < 5 * 1024 * 1024, peak
+    engine = make_engine(f"sqlite:///{tmp_path / 'home' / 'dmp.sqlite3'}")
+    assert sorted(r["file_name"] for r in rows_of(engine)) == [f"cr{n:02}.pdf" for n in range(16)]
