@@ -15,7 +15,8 @@ Marking (``after``):
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
   from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
-  refused prefixes are never taken.
+  refused prefixes are never taken. An object over CopyObject's 5 GiB (or one the store will
+  not copy in one request: InvalidRequest) is copied in parts (UploadPartCopy).
 
 ``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
@@ -56,6 +57,7 @@ second copy is recorded as a byte-identical repeat and never filed twice).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -87,6 +89,8 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+COPY_LIMIT = 5 * 1024 ** 3  # CopyObject's limit on S3 and most compatible stores
+PART_BYTES = 1024 ** 3  # each part of a multipart copy (S3: 5 MiB to 5 GiB, 10,000 parts)
 # What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
 _WRONG = "the S3 credentials are wrong or expired (access key, secret, session token)"
 AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
@@ -524,7 +528,7 @@ class BucketPoller:
                 source = {"Bucket": bucket, "Key": obj.key}
                 if obj.version:
                     source["VersionId"] = obj.version
-                self._copy(prefix + obj.key, source, obj.etag, tags)
+                self._copy(prefix + obj.key, source, obj.etag, tags, obj.size)
                 try:  # only the object read: one put since is not ours to delete
                     self._delete_if_match(obj)
                 except ClientError as exc:
@@ -571,9 +575,65 @@ class BucketPoller:
         self.client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
         self.client.delete_object(Bucket=bucket, Key=obj.key)
 
-    def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str]) -> None:
-        """Copy under processed/ or refused/ if still the object read, tagged when the store
-        has tagging (one that refuses a tagged copy gets a copy without tags, from then on)."""
+    def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str],
+              size: int) -> None:
+        """Copy under processed/ or refused/ if still the object read. CopyObject takes at
+        most 5 GiB: a larger object (one refused as too large: a backup dropped in the
+        bucket) is copied in parts, as is any object on a store that refuses the single copy
+        with InvalidRequest (a lower limit of its own); refused, it stayed in place and was
+        'copied again at the next poll', for ever."""
+        from botocore.exceptions import ClientError
+
+        if size > COPY_LIMIT:
+            self._copy_parts(key, source, etag, tags, size)
+            return
+        try:
+            self._copy_whole(key, source, etag, tags)
+        except ClientError as exc:
+            if _code(exc) != "InvalidRequest":
+                raise
+            log.warning("bucket source %s: the store refused a copy of %d bytes in one "
+                        "request (InvalidRequest); copied in parts", self.source.id, size)
+            self._copy_parts(key, source, etag, tags, size)
+
+    def _copy_parts(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str],
+                    size: int) -> None:
+        """A multipart copy (UploadPartCopy, each part only if still the object read); the
+        upload is aborted when a part fails, leaving no parts billed in the bucket."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client, bucket = self.client, self.source.bucket
+        upload = None
+        if self._tagging and tags:
+            try:
+                upload = client.create_multipart_upload(
+                    Bucket=bucket, Key=key, Tagging=urlencode(tags))["UploadId"]
+            except ClientError as exc:
+                if _code(exc) not in NO_TAGGING:
+                    raise
+                self._tagging = False
+        if upload is None:
+            upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, max(size, 1), PART_BYTES), 1):
+                part = {"Bucket": bucket, "Key": key, "CopySource": source,
+                        "CopySourceIfMatch": etag, "UploadId": upload, "PartNumber": number}
+                if size:
+                    part["CopySourceRange"] = f"bytes={start}-{min(start + PART_BYTES, size) - 1}"
+                done = client.upload_part_copy(**part)
+                parts.append({"PartNumber": number, "ETag": done["CopyPartResult"]["ETag"]})
+            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                             MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(BotoCoreError, ClientError):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise
+
+    def _copy_whole(self, key: str, source: dict[str, str], etag: str,
+                    tags: dict[str, str]) -> None:
+        """CopyObject, tagged when the store has tagging (one that refuses a tagged copy gets
+        a copy without tags, from then on)."""
         from botocore.exceptions import ClientError
 
         args = {"Bucket": self.source.bucket, "Key": key, "CopySource": source,

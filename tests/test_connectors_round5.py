@@ -146,3 +146,36 @@ def test_ingest_holds_a_bounded_group_of_files_not_200_whole_ones(tmp_path, monk
     assert peak < 5 * 1024 * 1024, peak
     engine = make_engine(f"sqlite:///{tmp_path / 'home' / 'dmp.sqlite3'}")
     assert sorted(r["file_name"] for r in rows_of(engine)) == [f"cr{n:02}.pdf" for n in range(16)]
+
+
+# -- S3: a copy the store will not make in one request ----------------------------------------
+def _no_single_copy(method: str, path: str, query: dict[str, list[str]],
+                    headers: dict[str, str]) -> tuple[int, str] | None:
+    """CopyObject of an object over 5 GiB (AWS, MinIO, Ceph: InvalidRequest 'The specified
+    copy source is larger than the maximum allowable size for a copy source'); parts of a
+    multipart copy (UploadPartCopy) are allowed."""
+    copy = any(k.lower() == "x-amz-copy-source" for k in headers)
+    if method == "PUT" and copy and "partNumber" not in query:
+        return 400, "InvalidRequest"
+    return None
+
+
+def test_move_of_an_object_the_store_will_not_copy_in_one_request(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """after = "move" copied with CopyObject, which S3 and its imitators refuse over 5 GiB:
+    a huge object dropped in the bucket (refused as too large, to go under refused/) was
+    never moved, 'done at the next poll' for ever, and recorded again by every restarted
+    poller. Now such a copy is made in parts (UploadPartCopy, each part If-Match the object
+    read), tagged as before, then the object is deleted."""
+    store, name, client = quirky
+    data = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/big.hl7", Body=data, Tagging="team=bio")
+    store.refuse = _no_single_copy
+    result = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint).poll()
+    assert result.error is None and result.taken == 1
+    assert keys(client, name) == ["processed/incoming/big.hl7"]
+    moved = client.get_object(Bucket=name, Key="processed/incoming/big.hl7")["Body"].read()
+    assert moved == data
+    assert tags(client, name, "processed/incoming/big.hl7")["dmp-intake"] == "done"
+    assert tags(client, name, "processed/incoming/big.hl7")["team"] == "bio"
+    assert not client.list_multipart_uploads(Bucket=name).get("Uploads")
