@@ -132,6 +132,15 @@ class _Object:
     item: Received | None = None
     pending: _Mark | None = None  # recorded by intake before, only its mark is left
     unreadable: str | None = None  # the store's code when it refused this object only
+    modified: str = ""  # LastModified listed: the same bytes put again have the same ETag
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        """What a poller remembers an object by: key and ETag alone took the same bytes
+        put again under the same key (a sender's resend: a new object, untagged, or back
+        under the prefix after a move) for the object already marked, and left it alone for
+        the life of the process."""
+        return (self.key, self.etag, self.modified)
 
 
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
@@ -155,7 +164,7 @@ class BucketPoller:
         self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
         self._own_client = False  # True when self._client was made here (see client)
-        self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
+        self._known: dict[tuple[str, str, str], str] = {}  # _Object.ident -> done/refused
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -207,7 +216,7 @@ class BucketPoller:
 
         result = PollResult(self.source.id)
         self._unreadable = {}
-        seen: dict[tuple[str, str], str] = {}
+        seen: dict[tuple[str, str, str], str] = {}
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
         try:
@@ -257,7 +266,7 @@ class BucketPoller:
             return "no S3 credentials (environment or AWS profile)"
         return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
 
-    def _chunks(self, seen: dict[tuple[str, str], str],
+    def _chunks(self, seen: dict[tuple[str, str, str], str],
                 listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
         """Objects to look at, listed page by page, in groups bounded in count and bytes."""
         skip = ()
@@ -276,14 +285,16 @@ class BucketPoller:
                 modified = entry.get("LastModified")
                 if settle and modified is not None and modified > newest:
                     continue  # still being written, maybe: looked at again next poll
-                known = self._known.get((key, etag))
+                ident = (key, etag, str(modified or ""))
+                known = self._known.get(ident)
                 if known is not None:
-                    seen[(key, etag)] = known
+                    seen[ident] = known
                     continue
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
                     listed.add((key, etag))
-                chunk.append(_Object(key, etag, entry["Size"], pending=pending))
+                chunk.append(_Object(key, etag, entry["Size"], pending=pending,
+                                     modified=ident[2]))
                 size += min(entry["Size"], self.source.max_bytes)
                 if len(chunk) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
                     yield chunk
@@ -343,7 +354,7 @@ class BucketPoller:
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
-              seen: dict[tuple[str, str], str], result: PollResult) -> bool:
+              seen: dict[tuple[str, str, str], str], result: PollResult) -> bool:
         fetched = [obj for obj in pool.map(self._fetch, chunk) if obj is not None]
         todo, marks = [], []
         for obj in fetched:
@@ -352,7 +363,7 @@ class BucketPoller:
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
-                seen[(obj.key, obj.etag)] = (obj.tags or {}).get(TAG, DONE)
+                seen[obj.ident] = (obj.tags or {}).get(TAG, DONE)
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -363,7 +374,7 @@ class BucketPoller:
         return recorded is not None
 
     def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
-               seen: dict[tuple[str, str], str], result: PollResult) -> None:
+               seen: dict[tuple[str, str, str], str], result: PollResult) -> None:
         """Mark recorded objects; those the endpoint did not let us mark wait for the next
         poll (remembered by this poller: intake is not asked twice for one object)."""
         marked = list(pool.map(lambda m: self._mark(*m), marks))
@@ -376,7 +387,7 @@ class BucketPoller:
                 continue
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
-                seen[(obj.key, obj.etag)] = status
+                seen[obj.ident] = status
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "

@@ -179,3 +179,32 @@ def test_move_of_an_object_the_store_will_not_copy_in_one_request(sqlite_ctx, qu
     assert tags(client, name, "processed/incoming/big.hl7")["dmp-intake"] == "done"
     assert tags(client, name, "processed/incoming/big.hl7")["team"] == "bio"
     assert not client.list_multipart_uploads(Bucket=name).get("Uploads")
+
+
+# -- S3: the same bytes put again under the same key ------------------------------------------
+@pytest.mark.parametrize("after", ["tag", "move"])
+def test_the_same_bytes_put_again_under_a_key_are_taken_again(sqlite_ctx, bucket, after) -> None:  # noqa: ANN001, F811
+    """A poller remembered what it had marked by key and ETag. A sender that sends the same
+    file again under its name (a resend after a timeout on its side) makes a new object
+    with the same ETag: untagged in place (tag), or back under the prefix (move). The poller
+    took it for the one it had marked and left it there, untagged or unmoved, for the life
+    of the process. Now it is remembered by key, ETag and LastModified: the resend is
+    recorded (a byte-identical repeat: nothing filed twice) and marked."""
+    import time
+
+    endpoint, name, client = bucket
+    data = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/r.hl7", Body=data)
+    poller = _poller(endpoint, name, sqlite_ctx, after=after)
+    assert poller.poll().taken == 1
+    rows = len(ledger(sqlite_ctx.engine))
+    time.sleep(1.05)  # LastModified is to the second
+    client.put_object(Bucket=name, Key="incoming/r.hl7", Body=data)
+    again = poller.poll()
+    assert again.error is None and again.taken == 1
+    assert len(ledger(sqlite_ctx.engine)) > rows  # the repeat is on the ledger
+    if after == "tag":
+        assert tags(client, name, "incoming/r.hl7")["dmp-intake"] == "done"
+    else:
+        assert keys(client, name) == ["processed/incoming/r.hl7"]
+    assert poller.poll().taken == 0
