@@ -46,6 +46,11 @@ touches the local file system, and a key with ``../``, a leading ``/`` or contro
 is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
 cut to the ledger's column sizes).
 
+An object listed and then not found when read (NoSuchKey) is taken to be deleted since the
+listing (a store's listing may lag behind); listed and not found at two polls in a row it is
+a poll error: the store lists a key it does not serve under that name (some stores answer
+encoding-type=url but leave a '+' unencoded, which boto3 then reads as a space).
+
 An object the store will not give us while it gives the others (archived by a lifecycle rule:
 ``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
 may not use) is left in place, unrecorded and unmarked; the poll's error says how many and
@@ -132,6 +137,7 @@ class _Object:
     item: Received | None = None
     pending: _Mark | None = None  # recorded by intake before, only its mark is left
     unreadable: str | None = None  # the store's code when it refused this object only
+    missing: bool = False  # listed, then not found when read
     modified: str = ""  # LastModified listed: the same bytes put again have the same ETag
 
     @property
@@ -174,6 +180,9 @@ class BucketPoller:
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
+        # listed, then not found when read (NoSuchKey): this poll's and the previous one's
+        self._missing: set[tuple[str, str]] = set()
+        self._missing_before: set[tuple[str, str]] = set()
 
     @property
     def client(self):  # noqa: ANN201
@@ -216,6 +225,7 @@ class BucketPoller:
 
         result = PollResult(self.source.id)
         self._unreadable = {}
+        self._missing_before, self._missing = self._missing, set()
         seen: dict[tuple[str, str, str], str] = {}
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
@@ -242,6 +252,13 @@ class BucketPoller:
             result.error = (f"bucket source {self.source.id}: "
                             f"{sum(self._unreadable.values())} object(s) cannot be read "
                             f"({codes}); left in place, tried again at the next poll")
+        stuck = self._missing & self._missing_before
+        if stuck and result.error is None:
+            result.error = (f"bucket source {self.source.id}: {len(stuck)} object(s) listed "
+                            f"at two polls in a row are not found when read (NoSuchKey): the "
+                            f"store lists keys it does not serve under that name (a key with "
+                            f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
+            log.error("%s", result.error)
         return result
 
     def _describe(self, exc: Exception) -> str:
@@ -360,6 +377,8 @@ class BucketPoller:
         for obj in fetched:
             if obj.pending is not None:  # recorded at an earlier poll, only the mark is left
                 marks.append(obj.pending)
+            elif obj.missing:  # gone since listed, or listed under a name it is not served by
+                self._missing.add((obj.key, obj.etag))
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
@@ -436,7 +455,10 @@ class BucketPoller:
                     return obj
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404", "PreconditionFailed", "412", "InvalidRange"):
+            if code in ("NoSuchKey", "404"):  # deleted since (a listing lagging behind?)
+                obj.missing = True
+                return obj
+            if code in ("PreconditionFailed", "412", "InvalidRange"):
                 return None
             if code not in UNREADABLE:
                 raise

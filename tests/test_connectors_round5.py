@@ -208,3 +208,31 @@ def test_the_same_bytes_put_again_under_a_key_are_taken_again(sqlite_ctx, bucket
     else:
         assert keys(client, name) == ["processed/incoming/r.hl7"]
     assert poller.poll().taken == 0
+
+
+# -- S3: a listing that names keys the store does not serve -----------------------------------
+def test_keys_a_store_lists_wrongly_encoded_are_a_poll_error_not_silence(sqlite_ctx,  # noqa: ANN001
+                                                                         quirky) -> None:
+    """Asked for encoding-type=url, some stores say they encoded the keys (<EncodingType>
+    url) but leave a literal '+' as it is; boto3 decodes it to a space, and the GET of
+    'lab result.hl7' answers NoSuchKey. The poller took that for an object deleted since
+    the listing and said nothing, at every poll: the result was never taken and nobody
+    knew. Now an object listed at two polls in a row and not found twice is a poll error
+    saying why (the other objects are taken)."""
+    store, name, client = quirky
+    data = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/lab+result.hl7", Body=data)
+    client.put_object(Bucket=name, Key="incoming/plain.hl7", Body=data + b"NTE|1||x\r")
+
+    def plus_left(method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes:
+        return body.replace(b"%2B", b"+") if "list-type" in query else body
+
+    store.reply = plus_left
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint)
+    first = poller.poll()  # once: a listing lagging behind a delete looks the same
+    assert first.error is None and first.taken == 1
+    second = poller.poll()
+    assert second.taken == 0 and "1 object(s)" in (second.error or "")
+    assert "NoSuchKey" in second.error and "result" not in second.error  # no key named
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["incoming/plain.hl7"]
