@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
 from tests.s3_quirks import QuirkyStore
+from tests.test_folder_connector import claimed_files, files_under
+from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
     HL7,
     aws_env,
@@ -236,3 +239,46 @@ def test_keys_a_store_lists_wrongly_encoded_are_a_poll_error_not_silence(sqlite_
     assert second.taken == 0 and "1 object(s)" in (second.error or "")
     assert "NoSuchKey" in second.error and "result" not in second.error  # no key named
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == ["incoming/plain.hl7"]
+
+
+# -- drop folders: names that collide in done/ and failed/ ------------------------------------
+def test_a_file_then_a_folder_of_the_same_name_both_reach_done(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """A sender's batch marker 'lab' (a file, moved to done/lab), then a folder 'lab/' of
+    results: done/lab was a file, so done/lab/ could not be made; every file of that folder
+    was recorded, then 'cannot be moved to done/' at every poll, claimed for good. Now the
+    folder goes to done/lab.1/ (nothing replaced)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "lab").write_bytes(b"batch 12\n")
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        assert poller.poll().taken == 1
+        (drop / "lab").mkdir()
+        (drop / "lab" / "r.hl7").write_bytes(b"MSH|^~\\&|R\r")
+        poller.scan()  # seen once: settled at the next scan
+        result = poller.poll()
+        assert (result.error, result.taken) == (None, 1)
+        assert not claimed_files(drop)
+    assert files_under(drop / "done") == {"lab": b"batch 12\n", "lab.1/r.hl7": b"MSH|^~\\&|R\r"}
+
+
+def test_a_link_moved_to_failed_is_never_followed_by_what_comes_after(sqlite_ctx,  # noqa: ANN001
+                                                                      tmp_path) -> None:
+    """A link dropped in the folder is moved to failed/ as it is. A folder of the same name
+    dropped later, holding a file that is refused (empty), went to failed/<name>/...: through
+    the link, so the file and our .error.txt were written in the folder the link pointed to
+    (anywhere the service may write). Now a link there is not a folder: failed/<name>.1/."""
+    drop, elsewhere = tmp_path / "drop", tmp_path / "elsewhere"
+    drop.mkdir()
+    elsewhere.mkdir()
+    (drop / "lab").symlink_to(elsewhere)
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        assert poller.poll().refused == 1
+        assert (drop / "failed" / "lab").is_symlink()
+        (drop / "lab").mkdir()
+        (drop / "lab" / "empty.hl7").write_bytes(b"")
+        poller.scan()
+        result = poller.poll()
+        assert (result.error, result.taken, result.refused) == (None, 1, 1)
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in (drop / "failed" / "lab.1").iterdir()) == [
+        "empty.hl7", "empty.hl7.error.txt"]
