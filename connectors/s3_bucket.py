@@ -46,6 +46,11 @@ touches the local file system, and a key with ``../``, a leading ``/`` or contro
 is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
 cut to the ledger's column sizes).
 
+A store whose If-Match refuses its own ETags (DigitalOcean Spaces takes them unquoted only)
+is found out at its first 412 for an object HEAD still finds unchanged: from then on this
+poller reads with a plain GET and compares the ETag answered, and checks by HEAD before a
+delete.
+
 An object listed and then not found when read (NoSuchKey) is taken to be deleted since the
 listing (a store's listing may lag behind); listed and not found at two polls in a row it is
 a poll error: the store lists a key it does not serve under that name (some stores answer
@@ -179,6 +184,7 @@ class BucketPoller:
         self._tagging = True
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
+        self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
@@ -419,7 +425,7 @@ class BucketPoller:
 
         if obj.pending is not None:
             return obj
-        client, bucket = self.client, self.source.bucket
+        bucket = self.source.bucket
         try:
             obj.tags = self._tags(obj.key)
             if obj.tags.get(TAG) in (DONE, REFUSED):
@@ -428,15 +434,14 @@ class BucketPoller:
             limit = self.source.max_bytes
             rejection = None
             if obj.size > limit:
-                response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
-                                             Range=f"bytes=0-{HEAD_KEPT - 1}")
+                response = self._get(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
                 data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
-                response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                response = self._get(obj)
                 data = _read_body(response, limit + 1)
                 if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
                     log.warning("bucket source %s: object %s is not the one listed (%d bytes "
@@ -597,16 +602,58 @@ class BucketPoller:
                 self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
                 return
             except ClientError as exc:
-                if _code(exc) not in NO_TAGGING:  # NotImplemented / 501
+                # NotImplemented / 501; or 412 for the very object read (an If-Match that
+                # refuses the store's own ETags)
+                if _code(exc) not in NO_TAGGING and not (_changed(exc) and self._still(obj)):
                     raise
-            log.warning("bucket source %s: the store does not implement conditional deletes; "
-                        "checked by HEAD before each delete", self.source.id)
+            log.warning("bucket source %s: the store does not implement conditional deletes "
+                        "(or refuses its own ETags in If-Match); checked by HEAD before each "
+                        "delete", self.source.id)
             self._conditional_delete = False
         if obj.version:
             self.client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version)
             return
-        self.client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+        if not self._still(obj):
+            raise _precondition_failed("DeleteObject")
         self.client.delete_object(Bucket=bucket, Key=obj.key)
+
+    def _get(self, obj: _Object, **extra: str) -> dict:
+        """GetObject of the object listed: If-Match its ETag. A store whose If-Match refuses
+        its own ETags (DigitalOcean Spaces takes them unquoted only, as boto3 never sends
+        them) answered 412 for every object: each one taken for replaced since the listing,
+        none ever taken, nothing said. A 412 for an object whose ETag is still the one
+        listed (HEAD) turns If-Match off for this poller: a plain GET, its ETag compared."""
+        from botocore.exceptions import ClientError
+
+        bucket = self.source.bucket
+        if self._if_match:
+            try:
+                return self.client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
+                                              **extra)
+            except ClientError as exc:
+                if _code(exc) not in ("PreconditionFailed", "412") or not self._still(obj):
+                    raise
+            log.warning("bucket source %s: the store refuses its own ETags in If-Match; the "
+                        "ETag of each object read is compared instead", self.source.id)
+            self._if_match = False
+        response = self.client.get_object(Bucket=bucket, Key=obj.key, **extra)
+        answered = response.get("ETag")  # none: the size is still compared (_fetch)
+        if answered is not None and _etag(answered) != _etag(obj.etag):
+            response["Body"].close()
+            raise _precondition_failed("GetObject")
+        return response
+
+    def _still(self, obj: _Object) -> bool:
+        """The key still holds the object listed: HEAD without condition, ETags compared."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.source.bucket, Key=obj.key)
+        except ClientError as exc:
+            if _changed(exc):
+                return False
+            raise
+        return _etag(head.get("ETag")) == _etag(obj.etag)
 
     def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str],
               size: int) -> None:
@@ -690,12 +737,8 @@ class BucketPoller:
         from botocore.exceptions import ClientError
 
         client, bucket = self.client, self.source.bucket
-        try:
-            client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+        if self._still(obj):
             return True
-        except ClientError as exc:
-            if not _changed(exc):
-                raise
         try:
             now = client.get_object_tagging(Bucket=bucket, Key=obj.key)["TagSet"]
             kept = [t for t in now if t["Key"] not in (TAG, TAG_IMPORT)]
@@ -754,6 +797,21 @@ def _store_now(page: dict) -> datetime:
     if when is None or when.tzinfo is None:
         return datetime.now(UTC)
     return when
+
+
+def _etag(value: str | None) -> str:
+    """An ETag as compared: quotes and a weak marker off (stores differ in both)."""
+    text = (value or "").strip()
+    return text[2:].strip('"') if text.startswith("W/") else text.strip('"')
+
+
+def _precondition_failed(operation: str) -> Exception:
+    """The error a conditional request gets when the key holds another object: raised
+    when the condition was checked by us (a store without a working If-Match)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "PreconditionFailed",
+                                  "Message": "the key holds another object"}}, operation)
 
 
 def _own(tags: dict[str, str] | None) -> dict[str, str]:

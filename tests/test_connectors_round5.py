@@ -282,3 +282,37 @@ def test_a_link_moved_to_failed_is_never_followed_by_what_comes_after(sqlite_ctx
     assert list(elsewhere.iterdir()) == []
     assert sorted(p.name for p in (drop / "failed" / "lab.1").iterdir()) == [
         "empty.hl7", "empty.hl7.error.txt"]
+
+
+# -- S3: a store whose If-Match refuses its own ETags -----------------------------------------
+def _quoted_if_match_refused(method: str, path: str, query: dict[str, list[str]],
+                             headers: dict[str, str]) -> tuple[int, str] | None:
+    """DigitalOcean Spaces' If-Match takes an ETag unquoted only: the quoted form S3 gives
+    (and boto3 sends back) is answered 412 PreconditionFailed."""
+    value = next((v for k, v in headers.items() if k.lower() == "if-match"), "")
+    return (412, "PreconditionFailed") if value.startswith('"') else None
+
+
+@pytest.mark.parametrize("after", ["tag", "move"])
+def test_a_store_that_refuses_its_own_etags_in_if_match(sqlite_ctx, quirky, after) -> None:  # noqa: ANN001
+    """Every GET If-Match was answered 412, which the poller took for 'replaced since the
+    listing, looked at again at the next poll': no object was ever taken, and no poll said
+    anything. Now a 412 for an object HEAD still finds with the ETag listed turns If-Match
+    off for that poller (a plain GET, its ETag compared; a HEAD before a tag check or a
+    delete), and the objects are taken, marked once, not again."""
+    store, name, client = quirky
+    data = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    client.put_object(Bucket=name, Key="incoming/a.hl7", Body=data)
+    client.put_object(Bucket=name, Key="incoming/b.hl7", Body=data + b"NTE|1||x\r")
+    store.refuse = _quoted_if_match_refused
+    poller = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    first = poller.poll()
+    assert first.error is None and first.taken == 2
+    if after == "tag":
+        assert tags(client, name, "incoming/a.hl7")["dmp-intake"] == "done"
+        assert tags(client, name, "incoming/b.hl7")["dmp-intake"] == "done"
+    else:
+        assert keys(client, name) == ["processed/incoming/a.hl7", "processed/incoming/b.hl7"]
+    assert poller.poll().taken == 0
+    assert len([r for r in ledger(sqlite_ctx.engine) if r["batch_of"] is None]) == 2
