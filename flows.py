@@ -18,13 +18,12 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 from functools import cache
-from itertools import islice
 from pathlib import Path
 from typing import IO
 
 from prefect import flow, task
 
-from connectors.files import iter_files, read_files
+from connectors.files import grouped, iter_files, read_files
 from pipelines.intake import intake
 from pipelines.intake_stream import intake_file, is_large_hl7
 from pipelines.ledger import claim_batch
@@ -44,6 +43,7 @@ from pipelines.resilient import process_or_defer
 from pipelines.settings import load_settings
 
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
+CHUNK_BYTES = 64 * 1024 * 1024  # and no more bytes than this held per call
 
 
 @cache
@@ -65,7 +65,7 @@ def intake_files(paths: list[str], source: str) -> dict:
     every = list(iter_files(paths))
     large = [p for p in every if is_large_hl7(p)]  # streamed, never read whole
     files = read_files([p for p in every if p not in large], source)
-    while chunk := list(islice(files, INTAKE_CHUNK)):
+    for chunk in grouped(files, INTAKE_CHUNK, CHUNK_BYTES):
         for result in intake(ctx.engine, ctx.archive, chunk):
             ids.extend(result.message_ids)
             if result.batch_id is not None:

@@ -72,3 +72,20 @@ def read_files(paths: Iterable[str | Path], source: str,
             raise InputPathError(f"cannot read {path}: {exc.strerror}") from exc
         yield Received(data=data, source=source, channel=channel, peer=str(path.parent),
                        file_name=path.name, received_at=datetime.now(UTC))
+
+
+def grouped(items: Iterable[Received], count: int, size: int) -> Iterator[list[Received]]:
+    """Items in groups of at most ``count``, a group closed once it holds ``size`` bytes:
+    each group is one intake call (one archive sync, one commit) and is held in memory
+    whole, so a count alone let 200 files of 15 MB each (an `ingest` of a lab's folder)
+    sit in memory at once."""
+    group: list[Received] = []
+    held = 0
+    for item in items:
+        group.append(item)
+        held += len(item.data)
+        if len(group) >= count or held >= size:
+            yield group
+            group, held = [], 0
+    if group:
+        yield group

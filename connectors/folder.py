@@ -29,9 +29,10 @@ One poll:
    atomic, so of two pollers only one gets a file (the other's rename finds nothing).
 4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
    one commit); once it has returned they move to ``done/`` (same relative path; a name already
-   there gets ``.1``, ``.2``... before its extension). Refused files are recorded by intake as
-   failed imports (code ``FOLDER_*``, the first 64 KiB archived for a file over ``max_bytes``)
-   and moved to ``failed/`` with a ``.error.txt``.
+   there gets ``.1``, ``.2``... before its extension, a folder name held there by a file or
+   a link gets ``.1``, ``.2``...: links there are never followed). Refused files are
+   recorded by intake as failed imports (code ``FOLDER_*``, the first 64 KiB archived for a
+   file over ``max_bytes``) and moved to ``failed/`` with a ``.error.txt``.
 5. When intake raises because the archive or the store is down, the files stay claimed and the
    poll stops; the next poll takes them again first.
 
@@ -601,7 +602,7 @@ class FolderPoller:
         """To done/ (or failed/ with the reason beside it) under the same relative path."""
         where = DONE if not code else FAILED
         try:
-            target = _place(claim.path, self.root / where / claim.rel)
+            target = _place(claim.path, _beneath(self.root / where, claim.rel))
         except OSError as exc:
             result.error = (f"folder source {self.source.id}: a recorded file cannot be moved "
                             f"to {where}/ ({exc.strerror}); retried at the next poll")
@@ -703,6 +704,30 @@ def _read_up_to(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
     return b"".join(chunks)
+
+
+def _beneath(top: Path, rel: str) -> Path:
+    """Where ``rel`` goes under done/ or failed/: its folders made as needed, each one
+    that is not a real folder there (a file of that name moved out before: a sender's
+    marker 'lab' and later a folder 'lab/'; a link moved to failed/ as it is) replaced by
+    ``name.1``, ``name.2``... A file there made every file of that folder unmovable, the
+    poll failing for good; a link there was followed, so a sender who dropped a link to
+    another folder, then a folder of that name, had our files and .error.txt written
+    wherever the link pointed. ``top`` itself may be a link (an admin's other disk)."""
+    top.mkdir(parents=True, exist_ok=True)
+    folder = top
+    *parts, name = rel.split("/")
+    for part in parts:
+        n = 0
+        while True:
+            candidate = folder / (part if n == 0 else _fit(part, f".{n}"))
+            n += 1
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(candidate)
+            if stat.S_ISDIR(os.lstat(candidate).st_mode):  # a real folder, never a link
+                folder = candidate
+                break
+    return folder / name
 
 
 def _place(src: Path, target: Path) -> Path:

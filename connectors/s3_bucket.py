@@ -15,7 +15,20 @@ Marking (``after``):
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
   from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
-  refused prefixes are never taken.
+  refused prefixes are never taken. An object over CopyObject's 5 GiB (or one the store will
+  not copy in one request: InvalidRequest) is copied in parts (UploadPartCopy).
+
+``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
+by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
+share, a gateway in front of a file system) lists a file its sender is still writing, with a
+LastModified that moves on as it grows; without it a cut file could be read (its size matches
+the listing when nothing was written between the two).
+
+An object that already carries the 10 tags S3 allows has no room for ours, and none of the
+sender's is ours to drop: with ``tag`` it is left untagged and a poller that does not know it
+(restarted) reads it and finds it in the ledger (same source, key and bytes) instead of
+recording it again; with ``move`` its copy keeps the sender's tags (the prefix says it was
+taken). With 9, ``dmp-intake`` fits and ``dmp-intake-import`` is left off.
 
 A sender may put a new object under the same key between our read and our mark (a result file
 exported again under its name). The mark must not reach it: the delete is conditional on the
@@ -33,6 +46,16 @@ touches the local file system, and a key with ``../``, a leading ``/`` or contro
 is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
 cut to the ledger's column sizes).
 
+A store whose If-Match refuses its own ETags (DigitalOcean Spaces takes them unquoted only)
+is found out at its first 412 for an object HEAD still finds unchanged: from then on this
+poller reads with a plain GET and compares the ETag answered, and checks by HEAD before a
+delete.
+
+An object listed and then not found when read (NoSuchKey) is taken to be deleted since the
+listing (a store's listing may lag behind); listed and not found at two polls in a row it is
+a poll error: the store lists a key it does not serve under that name (some stores answer
+encoding-type=url but leave a '+' unencoded, which boto3 then reads as a space).
+
 An object the store will not give us while it gives the others (archived by a lifecycle rule:
 ``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
 may not use) is left in place, unrecorded and unmarked; the poll's error says how many and
@@ -44,13 +67,15 @@ second copy is recorded as a byte-identical repeat and never filed twice).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 from connectors.folder import (
@@ -65,6 +90,7 @@ from connectors.folder import (
     shown,
 )
 from pipelines.intake import Received, intake
+from pipelines.ledger import recorded_as
 from pipelines.settings import BucketSource
 
 log = logging.getLogger("dmp.s3_bucket")
@@ -73,6 +99,8 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+COPY_LIMIT = 5 * 1024 ** 3  # CopyObject's limit on S3 and most compatible stores
+PART_BYTES = 1024 ** 3  # each part of a multipart copy (S3: 5 MiB to 5 GiB, 10,000 parts)
 # What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
 _WRONG = "the S3 credentials are wrong or expired (access key, secret, session token)"
 AUTH_HINTS = {"InvalidAccessKeyId": _WRONG, "SignatureDoesNotMatch": _WRONG,
@@ -114,6 +142,16 @@ class _Object:
     item: Received | None = None
     pending: _Mark | None = None  # recorded by intake before, only its mark is left
     unreadable: str | None = None  # the store's code when it refused this object only
+    missing: bool = False  # listed, then not found when read
+    modified: str = ""  # LastModified listed: the same bytes put again have the same ETag
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        """What a poller remembers an object by: key and ETag alone took the same bytes
+        put again under the same key (a sender's resend: a new object, untagged, or back
+        under the prefix after a move) for the object already marked, and left it alone for
+        the life of the process."""
+        return (self.key, self.etag, self.modified)
 
 
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
@@ -137,7 +175,7 @@ class BucketPoller:
         self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
         self._own_client = False  # True when self._client was made here (see client)
-        self._known: dict[tuple[str, str], str] = {}  # (key, etag) -> done/refused
+        self._known: dict[tuple[str, str, str], str] = {}  # _Object.ident -> done/refused
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -146,7 +184,11 @@ class BucketPoller:
         self._tagging = True
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
+        self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
+        # listed, then not found when read (NoSuchKey): this poll's and the previous one's
+        self._missing: set[tuple[str, str]] = set()
+        self._missing_before: set[tuple[str, str]] = set()
 
     @property
     def client(self):  # noqa: ANN201
@@ -189,7 +231,8 @@ class BucketPoller:
 
         result = PollResult(self.source.id)
         self._unreadable = {}
-        seen: dict[tuple[str, str], str] = {}
+        self._missing_before, self._missing = self._missing, set()
+        seen: dict[tuple[str, str, str], str] = {}
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
         try:
@@ -215,6 +258,13 @@ class BucketPoller:
             result.error = (f"bucket source {self.source.id}: "
                             f"{sum(self._unreadable.values())} object(s) cannot be read "
                             f"({codes}); left in place, tried again at the next poll")
+        stuck = self._missing & self._missing_before
+        if stuck and result.error is None:
+            result.error = (f"bucket source {self.source.id}: {len(stuck)} object(s) listed "
+                            f"at two polls in a row are not found when read (NoSuchKey): the "
+                            f"store lists keys it does not serve under that name (a key with "
+                            f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
+            log.error("%s", result.error)
         return result
 
     def _describe(self, exc: Exception) -> str:
@@ -239,7 +289,7 @@ class BucketPoller:
             return "no S3 credentials (environment or AWS profile)"
         return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
 
-    def _chunks(self, seen: dict[tuple[str, str], str],
+    def _chunks(self, seen: dict[tuple[str, str, str], str],
                 listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
         """Objects to look at, listed page by page, in groups bounded in count and bytes."""
         skip = ()
@@ -248,19 +298,26 @@ class BucketPoller:
         pages = self._pages()
         chunk: list[_Object] = []
         size = 0
+        settle = timedelta(seconds=self.source.settle_seconds)
         for page in pages:
+            newest = _store_now(page) - settle
             for entry in page.get("Contents", []):
                 key, etag = entry["Key"], entry.get("ETag", "")
                 if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
                     continue  # ours, or a "folder" marker
-                known = self._known.get((key, etag))
+                modified = entry.get("LastModified")
+                if settle and modified is not None and modified > newest:
+                    continue  # still being written, maybe: looked at again next poll
+                ident = (key, etag, str(modified or ""))
+                known = self._known.get(ident)
                 if known is not None:
-                    seen[(key, etag)] = known
+                    seen[ident] = known
                     continue
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
                     listed.add((key, etag))
-                chunk.append(_Object(key, etag, entry["Size"], pending=pending))
+                chunk.append(_Object(key, etag, entry["Size"], pending=pending,
+                                     modified=ident[2]))
                 size += min(entry["Size"], self.source.max_bytes)
                 if len(chunk) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
                     yield chunk
@@ -320,16 +377,18 @@ class BucketPoller:
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
-              seen: dict[tuple[str, str], str], result: PollResult) -> bool:
+              seen: dict[tuple[str, str, str], str], result: PollResult) -> bool:
         fetched = [obj for obj in pool.map(self._fetch, chunk) if obj is not None]
         todo, marks = [], []
         for obj in fetched:
             if obj.pending is not None:  # recorded at an earlier poll, only the mark is left
                 marks.append(obj.pending)
+            elif obj.missing:  # gone since listed, or listed under a name it is not served by
+                self._missing.add((obj.key, obj.etag))
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
-                seen[(obj.key, obj.etag)] = (obj.tags or {}).get(TAG, DONE)
+                seen[obj.ident] = (obj.tags or {}).get(TAG, DONE)
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -340,7 +399,7 @@ class BucketPoller:
         return recorded is not None
 
     def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
-               seen: dict[tuple[str, str], str], result: PollResult) -> None:
+               seen: dict[tuple[str, str, str], str], result: PollResult) -> None:
         """Mark recorded objects; those the endpoint did not let us mark wait for the next
         poll (remembered by this poller: intake is not asked twice for one object)."""
         marked = list(pool.map(lambda m: self._mark(*m), marks))
@@ -353,7 +412,7 @@ class BucketPoller:
                 continue
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
-                seen[(obj.key, obj.etag)] = status
+                seen[obj.ident] = status
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "
@@ -366,7 +425,7 @@ class BucketPoller:
 
         if obj.pending is not None:
             return obj
-        client, bucket = self.client, self.source.bucket
+        bucket = self.source.bucket
         try:
             obj.tags = self._tags(obj.key)
             if obj.tags.get(TAG) in (DONE, REFUSED):
@@ -375,15 +434,14 @@ class BucketPoller:
             limit = self.source.max_bytes
             rejection = None
             if obj.size > limit:
-                response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
-                                             Range=f"bytes=0-{HEAD_KEPT - 1}")
+                response = self._get(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
                 data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
-                response = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+                response = self._get(obj)
                 data = _read_body(response, limit + 1)
                 if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
                     log.warning("bucket source %s: object %s is not the one listed (%d bytes "
@@ -394,9 +452,18 @@ class BucketPoller:
                     rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
                                  "sender put nothing in it")
             obj.version = response.get("VersionId")
+            if self.source.after != "move" and len(_own(obj.tags)) >= MAX_TAGS:
+                first = recorded_as(self.engine, self.source.id,
+                                    hashlib.sha256(data).hexdigest(),
+                                    shown(obj.key, FILE_NAME_MAX))
+                if first is not None:  # taken before; it could not carry our tag
+                    return obj
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404", "PreconditionFailed", "412", "InvalidRange"):
+            if code in ("NoSuchKey", "404"):  # deleted since (a listing lagging behind?)
+                obj.missing = True
+                return obj
+            if code in ("PreconditionFailed", "412", "InvalidRange"):
                 return None
             if code not in UNREADABLE:
                 raise
@@ -484,6 +551,13 @@ class BucketPoller:
             tags[TAG_IMPORT] = str(import_id)
         if len(tags) > MAX_TAGS:
             tags.pop(TAG_IMPORT, None)
+        if len(tags) > MAX_TAGS:  # the sender's own 10 tags: none of them is ours to drop
+            if self.source.after != "move":
+                log.warning("bucket source %s: object %s carries %d tags of its own, no room "
+                            "for %s (import %s); left untagged, known by the ledger",
+                            self.source.id, key_ref(obj.key), MAX_TAGS, TAG, import_id)
+                return True
+            tags = _own(obj.tags)  # moved: the prefix says it was taken, its tags kept
         bucket = self.source.bucket
         try:
             if self.source.after == "move":
@@ -492,7 +566,7 @@ class BucketPoller:
                 source = {"Bucket": bucket, "Key": obj.key}
                 if obj.version:
                     source["VersionId"] = obj.version
-                self._copy(prefix + obj.key, source, obj.etag, tags)
+                self._copy(prefix + obj.key, source, obj.etag, tags, obj.size)
                 try:  # only the object read: one put since is not ours to delete
                     self._delete_if_match(obj)
                 except ClientError as exc:
@@ -528,20 +602,118 @@ class BucketPoller:
                 self.client.delete_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
                 return
             except ClientError as exc:
-                if _code(exc) not in NO_TAGGING:  # NotImplemented / 501
+                # NotImplemented / 501; or 412 for the very object read (an If-Match that
+                # refuses the store's own ETags)
+                if _code(exc) not in NO_TAGGING and not (_changed(exc) and self._still(obj)):
                     raise
-            log.warning("bucket source %s: the store does not implement conditional deletes; "
-                        "checked by HEAD before each delete", self.source.id)
+            log.warning("bucket source %s: the store does not implement conditional deletes "
+                        "(or refuses its own ETags in If-Match); checked by HEAD before each "
+                        "delete", self.source.id)
             self._conditional_delete = False
         if obj.version:
             self.client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version)
             return
-        self.client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+        if not self._still(obj):
+            raise _precondition_failed("DeleteObject")
         self.client.delete_object(Bucket=bucket, Key=obj.key)
 
-    def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str]) -> None:
-        """Copy under processed/ or refused/ if still the object read, tagged when the store
-        has tagging (one that refuses a tagged copy gets a copy without tags, from then on)."""
+    def _get(self, obj: _Object, **extra: str) -> dict:
+        """GetObject of the object listed: If-Match its ETag. A store whose If-Match refuses
+        its own ETags (DigitalOcean Spaces takes them unquoted only, as boto3 never sends
+        them) answered 412 for every object: each one taken for replaced since the listing,
+        none ever taken, nothing said. A 412 for an object whose ETag is still the one
+        listed (HEAD) turns If-Match off for this poller: a plain GET, its ETag compared."""
+        from botocore.exceptions import ClientError
+
+        bucket = self.source.bucket
+        if self._if_match:
+            try:
+                return self.client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag,
+                                              **extra)
+            except ClientError as exc:
+                if _code(exc) not in ("PreconditionFailed", "412") or not self._still(obj):
+                    raise
+            log.warning("bucket source %s: the store refuses its own ETags in If-Match; the "
+                        "ETag of each object read is compared instead", self.source.id)
+            self._if_match = False
+        response = self.client.get_object(Bucket=bucket, Key=obj.key, **extra)
+        answered = response.get("ETag")  # none: the size is still compared (_fetch)
+        if answered is not None and _etag(answered) != _etag(obj.etag):
+            response["Body"].close()
+            raise _precondition_failed("GetObject")
+        return response
+
+    def _still(self, obj: _Object) -> bool:
+        """The key still holds the object listed: HEAD without condition, ETags compared."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.source.bucket, Key=obj.key)
+        except ClientError as exc:
+            if _changed(exc):
+                return False
+            raise
+        return _etag(head.get("ETag")) == _etag(obj.etag)
+
+    def _copy(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str],
+              size: int) -> None:
+        """Copy under processed/ or refused/ if still the object read. CopyObject takes at
+        most 5 GiB: a larger object (one refused as too large: a backup dropped in the
+        bucket) is copied in parts, as is any object on a store that refuses the single copy
+        with InvalidRequest (a lower limit of its own); refused, it stayed in place and was
+        'copied again at the next poll', for ever."""
+        from botocore.exceptions import ClientError
+
+        if size > COPY_LIMIT:
+            self._copy_parts(key, source, etag, tags, size)
+            return
+        try:
+            self._copy_whole(key, source, etag, tags)
+        except ClientError as exc:
+            if _code(exc) != "InvalidRequest":
+                raise
+            log.warning("bucket source %s: the store refused a copy of %d bytes in one "
+                        "request (InvalidRequest); copied in parts", self.source.id, size)
+            self._copy_parts(key, source, etag, tags, size)
+
+    def _copy_parts(self, key: str, source: dict[str, str], etag: str, tags: dict[str, str],
+                    size: int) -> None:
+        """A multipart copy (UploadPartCopy, each part only if still the object read); the
+        upload is aborted when a part fails, leaving no parts billed in the bucket."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client, bucket = self.client, self.source.bucket
+        upload = None
+        if self._tagging and tags:
+            try:
+                upload = client.create_multipart_upload(
+                    Bucket=bucket, Key=key, Tagging=urlencode(tags))["UploadId"]
+            except ClientError as exc:
+                if _code(exc) not in NO_TAGGING:
+                    raise
+                self._tagging = False
+        if upload is None:
+            upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, max(size, 1), PART_BYTES), 1):
+                part = {"Bucket": bucket, "Key": key, "CopySource": source,
+                        "CopySourceIfMatch": etag, "UploadId": upload, "PartNumber": number}
+                if size:
+                    part["CopySourceRange"] = f"bytes={start}-{min(start + PART_BYTES, size) - 1}"
+                done = client.upload_part_copy(**part)
+                parts.append({"PartNumber": number, "ETag": done["CopyPartResult"]["ETag"]})
+            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                             MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(BotoCoreError, ClientError):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise
+
+    def _copy_whole(self, key: str, source: dict[str, str], etag: str,
+                    tags: dict[str, str]) -> None:
+        """CopyObject, tagged when the store has tagging (one that refuses a tagged copy gets
+        a copy without tags, from then on)."""
         from botocore.exceptions import ClientError
 
         args = {"Bucket": self.source.bucket, "Key": key, "CopySource": source,
@@ -565,12 +737,8 @@ class BucketPoller:
         from botocore.exceptions import ClientError
 
         client, bucket = self.client, self.source.bucket
-        try:
-            client.head_object(Bucket=bucket, Key=obj.key, IfMatch=obj.etag)
+        if self._still(obj):
             return True
-        except ClientError as exc:
-            if not _changed(exc):
-                raise
         try:
             now = client.get_object_tagging(Bucket=bucket, Key=obj.key)["TagSet"]
             kept = [t for t in now if t["Key"] not in (TAG, TAG_IMPORT)]
@@ -616,6 +784,39 @@ def _read_body(response: dict, limit: int) -> bytes:
     finally:
         body.close()
     return b"".join(chunks)
+
+
+def _store_now(page: dict) -> datetime:
+    """The store's clock when it answered (its Date header): an object's LastModified is by
+    that clock, and ours may be minutes apart from a NAS's. Ours when it sent none."""
+    date = page.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        when = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        when = None
+    if when is None or when.tzinfo is None:
+        return datetime.now(UTC)
+    return when
+
+
+def _etag(value: str | None) -> str:
+    """An ETag as compared: quotes and a weak marker off (stores differ in both)."""
+    text = (value or "").strip()
+    return text[2:].strip('"') if text.startswith("W/") else text.strip('"')
+
+
+def _precondition_failed(operation: str) -> Exception:
+    """The error a conditional request gets when the key holds another object: raised
+    when the condition was checked by us (a store without a working If-Match)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "PreconditionFailed",
+                                  "Message": "the key holds another object"}}, operation)
+
+
+def _own(tags: dict[str, str] | None) -> dict[str, str]:
+    """An object's tags that are not ours."""
+    return {k: v for k, v in (tags or {}).items() if k not in (TAG, TAG_IMPORT)}
 
 
 def _code(exc: Exception) -> str | None:

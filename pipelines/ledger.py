@@ -356,3 +356,13 @@ def counts_by_status(conn: Connection, ids: list[int] | None = None) -> dict[str
 def pending_count(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(imports).where(
         imports.c.status.in_((RECEIVED, PROCESSING)))).scalar_one()
+
+
+def recorded_as(engine: Engine, source: str, sha256: str, file_name: str) -> int | None:
+    """The first import of these bytes from this source under this name, if any: how a
+    connector that cannot mark an input where it lies (an S3 object already carrying the 10
+    tags S3 allows) knows, after a restart, that it has it already."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.min(imports.c.id)).where(
+            imports.c.source == source, imports.c.sha256 == sha256,
+            imports.c.file_name == file_name)).scalar_one()

@@ -121,6 +121,9 @@ class BucketSource:
     refused_prefix: str = "refused/"  # after = "move": where refused (too large) objects go
     max_bytes: int = DEFAULT_POLL_MAX_BYTES  # larger objects are refused (tagged/moved)
     poll_interval: float | None = None
+    # an object is taken once its LastModified is this old by the store's clock: a bucket
+    # served from a NAS (MinIO on a share) lists files its senders are still writing
+    settle_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,7 @@ def _sources(table: dict) -> tuple[Source, ...]:
 
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
-                "refused_prefix", "max_bytes", "poll_interval"}
+                "refused_prefix", "max_bytes", "poll_interval", "settle_seconds"}
 
 
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
@@ -501,7 +504,7 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 
 def _buckets(table: object) -> tuple[BucketSource, ...]:
     """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
-    processed_prefix, refused_prefix, max_bytes, poll_interval."""
+    processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds."""
     found = []
     for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS):
         where = f"[buckets.{source_id}]"
@@ -537,7 +540,8 @@ def _buckets(table: object) -> tuple[BucketSource, ...]:
             max_bytes=_max_bytes(f"{where} max_bytes",
                                  conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
             poll_interval=(None if interval is None else
-                           _seconds(f"{where} poll_interval", interval, positive=True))))
+                           _seconds(f"{where} poll_interval", interval, positive=True)),
+            settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0))))
     _check_bucket_areas(found)
     return tuple(found)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,8 @@ class QuirkyStore:
     # (method, path, query, body) -> the body answered (a store's own listing XML...)
     reply: Callable[[str, str, dict[str, list[str]], bytes], bytes] | None = None
     seen: list[tuple[str, str, str]] = field(default_factory=list)
+    # seconds the store's clock (its Date header) is ahead of ours; a NAS's drifts
+    clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
         store = self
@@ -52,6 +55,9 @@ class QuirkyStore:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return super().date_time_string(time.time() + store.clock_offset)
 
             def _any(self) -> None:
                 parts = urlsplit(self.path)
