@@ -10,8 +10,10 @@ Rules (IHE PAM France / CI-SIS):
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable. Those
   whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
   'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept.
-- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage); a
-  pseudonym (type 'S', anonymous patient) is not a name: never used, so never matched on.
+- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
+  plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
+  them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
+  not a name: never used, so never matched on.
   The first given name is PID-5.2, else the first of the list in PID-5.3.
 - PID-32 is the identity status; it repeats (a status and attributes: 'QUAL~DOUTE'), all
   kept, '~'-joined. ``read_identity_status`` reads it with tables/identity_status.csv: the
@@ -52,10 +54,11 @@ _OID = re.compile(r"[0-2](?:\.\d+)+")
 _UNKNOWN_PARTS = re.compile(r"\d{4}(?:00\d\d|\d\d00)\d*")
 BILLING_NIR = "NH"
 INS_TYPE = "INS"
-BIRTH_NAME = "L"
-USED_NAME = "D"
+BIRTH_NAME = "birth"  # roles of PID-5.7 name types (tables/name_types.csv)
+MAIDEN_NAME = "maiden"
+USED_NAME = "used"
+PSEUDONYM = "pseudonym"  # a coded pseudo-name (anonymity): never matched on
 IDENTITY_UNKNOWN = "Y"  # PID-31 identity unknown indicator (HL7 v2.5 table 0136)
-PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched on
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
@@ -262,8 +265,17 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code))
 
 
+@cache
+def _name_types() -> dict[str, tuple[str, int]]:
+    """PID-5.7 name type -> (role, rank) from tables/name_types.csv."""
+    return {row["code"].upper(): (row["role"], int(row["rank"] or 1))
+            for row in table("name_types")}
+
+
 def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     by_type: dict[str, tuple[str, str]] = {}
+    ranks: dict[str, int] = {}
+    untyped: tuple[str, str] | None = None
     first: tuple[str, str] | None = None
     pseudonym = False
     for rep in reps(msg, pid, 5):
@@ -275,19 +287,26 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
             given = next(iter(sub(msg, part(c, 3), 1).replace(",", " ").split()), "")
         if not family and not given:
             continue
-        name_type = text(msg, part(c, 7)).upper()
-        if name_type == PSEUDONYM:
+        role, rank = _name_types().get(text(msg, part(c, 7)).strip().upper(), ("", 0))
+        if role == PSEUDONYM:
             pseudonym = True
             continue
         if first is None:
             first = (family, given)
-        by_type.setdefault(name_type, (family, given))
+        if role and (role not in by_type or rank < ranks[role]):
+            by_type[role], ranks[role] = (family, given), rank
+        elif not role and untyped is None:
+            untyped = (family, given)
     if pseudonym:
         ident.warnings.append(f"{loc(pid, 5)}: a pseudonym (name type S) is not the patient's "
                               "name: not used")
     birth = by_type.get(BIRTH_NAME)
     used = by_type.get(USED_NAME)
-    if birth is None and used is None:
+    maiden = by_type.get(MAIDEN_NAME)
+    if maiden is not None:
+        # plain HL7: the birth name typed 'B' or 'M', the legal name 'L' the one used now
+        birth, used = maiden, used or birth or untyped or maiden
+    elif birth is None and used is None:
         birth = used = first
     elif birth is None:
         birth = used

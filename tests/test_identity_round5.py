@@ -3,11 +3,37 @@ with made-up digits and valid keys, real LOINC codes and realistic values."""
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
+
+from dossiers.db import create_schema, make_engine
 from dossiers.deposit import fact_of
 from normalizers.model import Entry
 from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
+from tests.test_identity_round4 import CHU, dossier, identity, pid, resolve
 
 GLUCOSE = "2345-7"  # Glucose [Mass/volume] in Serum or Plasma
+INS_NIR = "1.2.250.1.213.1.4.8"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):  # noqa: ANN001, ANN201
+    """One empty store for the module; each test files into its own copy."""
+    path = tmp_path_factory.mktemp("template") / "store.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def engine(template, tmp_path):  # noqa: ANN001, ANN201
+    copy = tmp_path / "store.sqlite3"
+    shutil.copyfile(template, copy)
+    made = make_engine(f"sqlite:///{copy}")
+    yield made
+    made.dispose()
 
 
 def result(effective: str) -> Entry:
@@ -41,3 +67,30 @@ def test_oru_and_cr_bio_both_to_the_hour_are_one_entry(sqlite_ctx) -> None:  # n
     hospital = file(sqlite_ctx, cr_bio(when="2025020310+0100"), "chu")
     (entry,) = cholesterol(sqlite_ctx)
     assert links(sqlite_ctx, entry.id) == [(lab.id, "created"), (hospital.id, "confirmed")]
+
+
+# -- PID-5: a birth name typed the plain HL7 way ('M' maiden name, 'B' name at birth) ----------
+@pytest.mark.parametrize(("names", "used", "birth"), [
+    ("DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^M", "DUPONT", "MARTIN"),  # used name and maiden name
+    ("DUPONT^Marie^^^^^L~MARTIN^Marie^^^^^M", "DUPONT", "MARTIN"),  # plain HL7: L is legal
+    ("DUPONT^Marie^^^^^U~MARTIN^Marie^^^^^B", "DUPONT", "MARTIN"),  # unspecified, at birth
+    ("DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^L", "DUPONT", "MARTIN"),  # PAM France, unchanged
+    ("DUPONT^Marie^^^^^A~MARTIN^Marie^^^^^L", "MARTIN", "MARTIN"),  # an alias is no name
+    ("MARTIN^Marie^^^^^M", "MARTIN", "MARTIN"),
+])
+def test_maiden_name_typed_m_or_b_is_the_birth_name(names: str, used: str, birth: str) -> None:
+    """'DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^M': the maiden name was read as no name at all,
+    the used name became the birth name too."""
+    ident = identity(pid(f"4711^^^CHU-RENNES&{CHU}&ISO^PI", names))
+    assert (ident.family, ident.birth_family, ident.given) == (used, birth, "Marie")
+
+
+def test_a_maiden_name_other_than_the_dossiers_birth_name_is_another_person(engine) -> None:  # noqa: ANN001
+    """Mme Dupont née Martin has a dossier; a message for Mme Dupont née Leroy (same first
+    name, birth date, sex: another woman who married another Dupont) sent her maiden name
+    typed 'M'. The maiden name dropped, she matched Mme Dupont née Martin's dossier."""
+    dossier(engine, family="Dupont", given="Marie", birth_family="Martin")
+    res = resolve(engine, pid("", "DUPONT^Marie^^^^^D~LEROY^Marie^^^^^M"))
+    assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+    found = dossier(engine, family="Dupont", given="Marie", birth_family="Leroy")
+    assert resolve(engine, pid("", "DUPONT^Marie^^^^^D~LEROY^Marie^^^^^M")).patient_id == found
