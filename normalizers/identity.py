@@ -90,6 +90,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
     for field_no in (3, 2):
         for n, rep in enumerate(reps(msg, pid, field_no), start=1):
             _add_identifier(msg, ident, rep, f"{loc(pid, field_no)} repetition {n}", seen)
+    _mothers_ids(msg, pid, ident)
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
     if text(msg, _first(msg, pid, 31)).strip().upper() == IDENTITY_UNKNOWN:
@@ -104,6 +105,26 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
         code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()
                           for rep in reps(msg, pid, 32)) if code)
     return ident
+
+
+MOTHERS_ID = 21  # PID-21 mother's identifier (a newborn's messages)
+
+
+def _mothers_ids(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
+    """A PID-3 identifier that PID-21 gives as the mother's: a newborn's message filled with
+    its mother's INS or IPP (the child has no NIR yet, the software copied the mother's).
+    Filed by it, the baby's results went into the mother's dossier: a conflict, quarantined
+    by identity resolution. Compared as read (INS by number, local ids by authority)."""
+    if not pid.raw(MOTHERS_ID):
+        return
+    mother = identifiers_in(msg, pid, MOTHERS_ID)
+    nirs = {i.nir for i in mother.ins}
+    locals_ = {(li.authority, li.value) for li in mother.local_ids}
+    if any(i.nir in nirs for i in ident.ins) or any(
+            (li.authority, li.value) in locals_ for li in ident.local_ids):
+        ident.conflicts.append(f"{loc(pid, 3)} holds the mother's identifier "
+                               f"({loc(pid, MOTHERS_ID)}): a newborn's message carrying its "
+                               "mother's identity")
 
 
 STATUS_SEPARATOR = "~"  # PID-32 repeats: a status and its attributes, kept in order

@@ -112,6 +112,9 @@ class PatientIdentity:
     sex: str = ""  # F, M, U, O...
     identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
     warnings: list[str] = field(default_factory=list)
+    # where the identity contradicts itself (a newborn's PID-3 holding the mother's
+    # identifier of PID-21): resolution quarantines it, whatever else would find a dossier
+    conflicts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,9 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     opposition, and what lifts it."""
     lookup = lookup or StoreLookup(conn)
     warnings: list[str] = []
+    if identity.conflicts:
+        return _quarantine("IDENTITY_CONFLICT", f"{identity.conflicts[0]}: not filed on a "
+                           "guess", warnings)
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
     for kind in sorted({i.kind for i in identity.ins if i.kind not in TRUSTED_KINDS}):

@@ -10,8 +10,9 @@ import pytest
 from dossiers.db import create_schema, make_engine
 from dossiers.deposit import fact_of
 from normalizers.model import Entry
+from pipelines.identity import resolve_identity
 from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
-from tests.test_identity_round4 import CHU, dossier, identity, pid, resolve
+from tests.test_identity_round4 import CHU, dossier, identity, nir, pid, resolve
 
 GLUCOSE = "2345-7"  # Glucose [Mass/volume] in Serum or Plasma
 INS_NIR = "1.2.250.1.213.1.4.8"
@@ -94,3 +95,52 @@ def test_a_maiden_name_other_than_the_dossiers_birth_name_is_another_person(engi
     assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
     found = dossier(engine, family="Dupont", given="Marie", birth_family="Leroy")
     assert resolve(engine, pid("", "DUPONT^Marie^^^^^D~LEROY^Marie^^^^^M")).patient_id == found
+
+
+# -- a newborn's message carrying its mother's identifier ----------------------------------------
+MOTHER_NIR = nir("2840699351042")  # Mme Le Bihan née Martin, born June 1984 abroad (99)
+
+
+def newborn_pid(ids: str, mother: str, status: str = "VALI", birth: str = "202611200412",
+                sex: str = "M", given: str = "Noé") -> str:
+    """PID of a baby born on 20 Nov 2026, PID-21 naming the mother."""
+    fields = ["PID", "", "", ids, "", f"LE BIHAN^{given}^^^^^L", "", birth, sex]
+    fields += [""] * (21 - len(fields)) + [mother] + [""] * 10 + [status]
+    return "|".join(fields)
+
+
+MOTHER = f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS~7311^^^CHU-RENNES&{CHU}&ISO^PI"
+
+
+@pytest.mark.parametrize("ids", [
+    f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS~88001^^^CHU-RENNES&{CHU}&ISO^PI",
+    f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+    f"7311^^^CHU-RENNES&{CHU}&ISO^PI",  # the mother's IPP
+])
+@pytest.mark.parametrize(("feeding", "birth", "sex", "given"), [
+    (False, "202611200412", "M", "Noé"),  # the birth's ADT^A01: an identity update
+    (True, "", "F", "Maëlle"),  # results for a girl named after her mother, no birth date
+])
+def test_newborn_message_with_the_mothers_identifier_is_a_conflict(
+        engine, ids: str, feeding: bool, birth: str, sex: str, given: str) -> None:  # noqa: ANN001
+    """The maternity's software filled the baby's PID-3 with the mother's INS (or IPP), the
+    one PID-21 gives as the mother's. Found by it, the mother's dossier took the baby's ADT
+    (traits differing are a warning in an identity update: her identity became the baby's),
+    and results whose traits did not contradict hers (no birth date)."""
+    dossier(engine, ins=MOTHER_NIR, ins_oid=INS_NIR, ids=((CHU, "7311", "PI"),))
+    with engine.begin() as conn:
+        res = resolve_identity(conn, identity(newborn_pid(ids, MOTHER, birth=birth, sex=sex,
+                                                          given=given)),
+                               auto_create=True, feeding=feeding)
+    assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
+    assert "mother" in res.reason and MOTHER_NIR not in res.reason and "7311" not in res.reason
+
+
+def test_newborn_with_his_own_ipp_and_his_mother_in_pid21_is_filed(engine) -> None:  # noqa: ANN001
+    dossier(engine, ins=MOTHER_NIR, ins_oid=INS_NIR)
+    baby = dossier(engine, family="Le Bihan", given="Noé", birth_date="2026-11-20", sex="M",
+                   birth_family="Le Bihan", ids=((CHU, "88001", "PI"),))
+    res = resolve(engine, newborn_pid(f"88001^^^CHU-RENNES&{CHU}&ISO^PI",
+                                      f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+                                      status="PROV"))
+    assert (res.patient_id, res.code) == (baby, None)
