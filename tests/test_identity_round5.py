@@ -9,8 +9,11 @@ import pytest
 
 from dossiers.db import create_schema, make_engine
 from dossiers.deposit import fact_of
+from normalizers.cda import normalize_cda
 from normalizers.model import Entry
+from parsers.cda import parse_cda
 from pipelines.identity import resolve_identity
+from tests.conftest import SAMPLES
 from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
 from tests.test_identity_round4 import CHU, dossier, identity, nir, pid, resolve
 
@@ -144,3 +147,43 @@ def test_newborn_with_his_own_ipp_and_his_mother_in_pid21_is_filed(engine) -> No
                                       f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
                                       status="PROV"))
     assert (res.patient_id, res.code) == (baby, None)
+
+
+# -- CDA recordTarget: ids with a nullFlavor, roots written as URNs ------------------------------
+CRBIO = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_text(encoding="utf-8")
+CRBIO_IDS = ('      <id extension="155112923219071" root="1.2.250.1.213.1.4.10"/>\n'
+             '      <id extension="4100001953" root="2.999.250.1.1"/>')
+
+
+def cda_identity(ids: str):  # noqa: ANN201
+    assert CRBIO_IDS in CRBIO
+    data = CRBIO.replace(CRBIO_IDS, ids).encode()
+    return normalize_cda(parse_cda(data), data, "chu").identity
+
+
+def test_cda_id_with_a_null_flavor_is_no_identifier() -> None:
+    """'<id nullFlavor="MSK" root="1.2.250.1.213.1.4.10" extension="..."/>': an II with a
+    nullFlavor is null; its extension was read as the INS (trusted as VALI), and a
+    placeholder IPP under nullFlavor UNK as the patient's."""
+    ident = cda_identity('<id nullFlavor="MSK" extension="155112923219071" '
+                         'root="1.2.250.1.213.1.4.10"/>\n'
+                         '<id nullFlavor="UNK" extension="0000000000" root="2.999.250.1.1"/>\n'
+                         '<id extension="4100001953" root="2.999.250.1.2"/>')
+    assert ident.ins == [] and ident.identity_status == ""
+    assert [(li.authority, li.value) for li in ident.local_ids] == [("2.999.250.1.2",
+                                                                      "4100001953")]
+    assert sum("nullFlavor" in w for w in ident.warnings) == 2
+    assert not any("155112923219071" in w or "0000000000" in w for w in ident.warnings)
+
+
+def test_cda_ins_root_written_as_an_oid_urn_is_the_ins() -> None:
+    """root="urn:oid:1.2.250.1.213.1.4.10": the INS was a local identifier of authority
+    'urn:oid:...', never checked as an INS (PID-32 rule, key, test vs production)."""
+    ident = cda_identity('<id extension="1 55 11 29 232 190 71" '
+                         'root="urn:oid:1.2.250.1.213.1.4.10"/>\n'
+                         '<id extension="4100001953" root=" urn:oid:2.999.250.1.1 "/>')
+    assert [(i.nir, i.oid, i.kind, i.key_valid) for i in ident.ins] == [
+        ("155112923219071", "1.2.250.1.213.1.4.10", "INS-NIR-TEST", True)]
+    assert [(li.authority, li.value) for li in ident.local_ids] == [("2.999.250.1.1",
+                                                                      "4100001953")]
+    assert ident.identity_status == "VALI"
