@@ -592,6 +592,9 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
         identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "
                                  "(year or month), kept empty")
+        if len(rt.birth_time.value) in (4, 6) and rt.birth_time.value.isdigit():
+            value = rt.birth_time.value
+            identity.birth_date_partial = value[:4] + (f"-{value[4:6]}" if value[4:] else "")
     if rt.birth_time is not None and len(rt.birth_time.value) >= 8:
         try:
             identity.birth_date = hl7_ts_to_iso(rt.birth_time.value[:8])

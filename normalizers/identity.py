@@ -100,6 +100,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
             ident.warnings.append(f"{loc(pid, 31)}: identity unknown (Y): the names and birth "
                                   "date sent are placeholders, not used")
         ident.family = ident.given = ident.birth_family = ident.birth_date = ""
+        ident.birth_date_partial = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
     ident.identity_status = STATUS_SEPARATOR.join(
         code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()
@@ -370,11 +371,15 @@ def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
         if _UNKNOWN_PARTS.fullmatch(text(msg, raw)):
             ident.warnings.append(f"{loc(pid, 7)}: birth date with unknown month or day "
                                   "('00', as the INS traits state it), kept empty")
+            digits = text(msg, raw)
+            ident.birth_date_partial = digits[:4] if digits[4:6] == "00" \
+                else f"{digits[:4]}-{digits[4:6]}"
         else:
             ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
         return
     if len(iso) < 10:
         ident.warnings.append(f"{loc(pid, 7)}: birth date is partial, kept empty")
+        ident.birth_date_partial = iso
         return
     ident.birth_date = iso[:10]
 

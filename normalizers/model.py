@@ -109,6 +109,9 @@ class PatientIdentity:
     given: str = ""
     birth_family: str = ""
     birth_date: str = ""  # ISO YYYY-MM-DD ('' when absent or partial)
+    # a birth date sent to the year or the month only ('1984', '1984-06'): never matched on,
+    # but a dossier born another year (or month) is not this person
+    birth_date_partial: str = ""
     sex: str = ""  # F, M, U, O...
     identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
     warnings: list[str] = field(default_factory=list)

@@ -540,10 +540,16 @@ def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,
 
 def traits_differ(identity: PatientIdentity, patient: Patient) -> str:
     """Which trait of ``identity`` contradicts ``patient`` ('birth date', 'sex', 'names'),
-    '' when none does (a trait missing on either side contradicts nothing). Names are
+    '' when none does (a trait missing on either side contradicts nothing; a birth date sent
+    to the year or the month contradicts a dossier born in another). Names are
     compared by the keys the demographic match uses (``name_key``, ``first_given_key``):
     'D'ARTAGNAN' and 'DARTAGNAN' are one family name here too."""
     if identity.birth_date and patient.birth_date and identity.birth_date != patient.birth_date:
+        return "birth date"
+    # a year or a month only ('1984', '1984-06'): the dossier's date must fall in it
+    partial = identity.birth_date_partial
+    if partial and not identity.birth_date and patient.birth_date \
+            and not patient.birth_date.startswith(partial):
         return "birth date"
     if identity.sex in ("F", "M") and patient.sex in ("F", "M") and identity.sex != patient.sex:
         return "sex"

@@ -187,3 +187,25 @@ def test_cda_ins_root_written_as_an_oid_urn_is_the_ins() -> None:
     assert [(li.authority, li.value) for li in ident.local_ids] == [("2.999.250.1.1",
                                                                       "4100001953")]
     assert ident.identity_status == "VALI"
+
+
+# -- a birth date to the year or the month still contradicts a dossier born in another ---------
+@pytest.mark.parametrize(("birth", "code"), [
+    ("1984", None), ("198406", None), ("19840600", None), ("19840000", None),
+    ("1990", "IDENTITY_TRAITS_MISMATCH"),  # the IPP of another person (or a typing error)
+    ("198407", "IDENTITY_TRAITS_MISMATCH"),
+    ("19570000", "IDENTITY_TRAITS_MISMATCH"),  # INS traits of someone born abroad, in 1957
+])
+def test_partial_birth_date_is_compared_with_the_dossiers(engine, birth: str, code) -> None:  # noqa: ANN001
+    """PID-7 '1990' was kept empty and compared with nothing: the results of a man born in
+    1990 were filed in the dossier of Mme Le Bihan, born 12 June 1984, its IPP sent."""
+    found = dossier(engine, ids=((CHU, "7311", "PI"),))
+    res = resolve(engine, pid(f"7311^^^CHU-RENNES&{CHU}&ISO^PI", birth=birth))
+    assert (res.patient_id, res.code) == ((None, code) if code else (found, None))
+
+
+def test_cda_birth_time_to_the_year_is_kept_for_the_traits_check() -> None:
+    assert '<birthTime value="19551102"/>' in CRBIO
+    data = CRBIO.replace('<birthTime value="19551102"/>', '<birthTime value="1955"/>').encode()
+    ident = normalize_cda(parse_cda(data), data, "chu").identity
+    assert (ident.birth_date, ident.birth_date_partial) == ("", "1955")
