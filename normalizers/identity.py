@@ -59,6 +59,8 @@ MAIDEN_NAME = "maiden"
 USED_NAME = "used"
 PSEUDONYM = "pseudonym"  # a coded pseudo-name (anonymity): never matched on
 IDENTITY_UNKNOWN = "Y"  # PID-31 identity unknown indicator (HL7 v2.5 table 0136)
+MULTIPLE_BIRTH, BIRTH_ORDER = 24, 25  # PID-24 multiple birth indicator, PID-25 birth order
+MULTIPLE_BIRTH_YES = "Y"  # HL7 v2.5 table 0136
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
@@ -102,6 +104,11 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
         ident.family = ident.given = ident.birth_family = ident.birth_date = ""
         ident.birth_date_partial = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
+    # PID-24 'Y', else a birth order past the first (some senders fill '1' for everyone)
+    said = text(msg, _first(msg, pid, MULTIPLE_BIRTH)).strip().upper()
+    order = text(msg, _first(msg, pid, BIRTH_ORDER)).strip()
+    ident.multiple_birth = said == MULTIPLE_BIRTH_YES or (
+        not said and order.isdigit() and int(order) > 1)
     ident.identity_status = STATUS_SEPARATOR.join(
         code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()
                           for rep in reps(msg, pid, 32)) if code)

@@ -297,6 +297,14 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "
                            "incomplete for a strict match", warnings)
+    if identity.multiple_birth:
+        # twins share family name, birth date and often sex; a newborn's given name is
+        # often a placeholder ('BEBE 1', 'BEBE 2' both key as BEBE): matched on traits, the
+        # second twin's results went into the first one's dossier
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           "no trusted INS, no known local identifier, and the patient is one "
+                           "of a multiple birth (PID-24, PID-25): twins are not told apart by "
+                           "their traits, no demographic match", warnings)
     found = _demographic_matches(lookup, identity)
     if len(found) == 1:
         refused = _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),

@@ -209,3 +209,33 @@ def test_cda_birth_time_to_the_year_is_kept_for_the_traits_check() -> None:
     data = CRBIO.replace('<birthTime value="19551102"/>', '<birthTime value="1955"/>').encode()
     ident = normalize_cda(parse_cda(data), data, "chu").identity
     assert (ident.birth_date, ident.birth_date_partial) == ("", "1955")
+
+
+# -- twins: never told apart by their traits ---------------------------------------------------
+def twin_pid(given: str, multiple: str = "Y", order: str = "2") -> str:
+    """PID of the second of twin boys born on 20 Nov 2026 (PID-24, PID-25), no INS yet."""
+    fields = ["PID", "", "", f"88002^^^CHU-RENNES&{CHU}&ISO^PI", "", f"LE BIHAN^{given}", "",
+              "20261120", "M"] + [""] * 15 + [multiple, order] + [""] * 6 + ["PROV"]
+    return "|".join(fields)
+
+
+@pytest.mark.parametrize(("given", "multiple", "order"), [
+    ("BEBE 2", "Y", "2"), ("Bébé 2", "", "2"), ("BEBE", "Y", ""),
+])
+def test_a_twin_is_never_filed_by_demographics(engine, given: str, multiple: str,  # noqa: ANN001
+                                               order: str) -> None:
+    """Twin boys, 'BEBE 1' and 'BEBE 2' until named: the first one's dossier exists, the
+    second one's IPP is not known yet. 'BEBE 2' keys as BEBE, so the second twin matched
+    the first one's dossier by family name, first given name, birth date and sex."""
+    dossier(engine, given="BEBE 1", birth_date="2026-11-20", sex="M", birth_family="Le Bihan")
+    res = resolve(engine, twin_pid(given, multiple, order))
+    assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+    assert "multiple birth" in res.reason
+
+
+@pytest.mark.parametrize(("multiple", "order"), [("N", ""), ("", "1"), ("N", "1"), ("", "")])
+def test_a_single_birth_still_matches_by_demographics(engine, multiple: str,  # noqa: ANN001
+                                                      order: str) -> None:
+    found = dossier(engine, given="Noé", birth_date="2026-11-20", sex="M",
+                    birth_family="Le Bihan")
+    assert resolve(engine, twin_pid("Noé", multiple, order)).patient_id == found
