@@ -359,6 +359,16 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         refused = _incoherent(identity, chosen.kind, known, warnings, feeding)
         if refused:
             return refused
+        # the NIR's own digits (sex, birth year and month) must agree with the dossier it
+        # is given to: a newborn's message carrying its mother's INS beside the baby's IPP
+        # gave the baby's dossier the mother's INS, and her results then went there
+        contradicted = nir_contradicts(chosen.nir, known.birth_date, known.sex) or \
+            nir_contradicts(chosen.nir, identity.birth_date, identity.sex)
+        if contradicted:
+            return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                               f"the {chosen.kind}'s own digits contradict the {contradicted} "
+                               "of the dossier the local identifiers name: it is not given "
+                               "to it (identity to check)", warnings)
         found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding,
                         patient=known)
         if found.patient_id is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from dossiers.db import create_schema, make_engine
 from dossiers.deposit import fact_of
+from dossiers.patients import get_patient
 from normalizers.cda import normalize_cda
 from normalizers.model import Entry
 from parsers.cda import parse_cda
@@ -239,3 +240,32 @@ def test_a_single_birth_still_matches_by_demographics(engine, multiple: str,  # 
     found = dossier(engine, given="Noé", birth_date="2026-11-20", sex="M",
                     birth_family="Le Bihan")
     assert resolve(engine, twin_pid("Noé", multiple, order)).patient_id == found
+
+
+@pytest.mark.parametrize(("birth", "sex", "given"), [
+    ("202611200412", "M", "Noé"),  # her son: sex and birth year contradict her NIR
+    ("202611200412", "F", "Léa"),  # her daughter: the birth year does
+])
+def test_mothers_ins_is_not_given_to_her_babys_dossier(engine, birth: str, sex: str,  # noqa: ANN001
+                                                       given: str) -> None:
+    """The baby's dossier (made under a provisional identity, known by its IPP 88001); the
+    maternity's message sends the baby's IPP beside the mother's INS, qualified, and no
+    PID-21. The INS no dossier held was given to the baby's dossier: the mother's results
+    went there from then on. The NIR's digits say a woman born in June 1984."""
+    baby = dossier(engine, family="Le Bihan", given=given, birth_date="2026-11-20", sex=sex,
+                   birth_family="Le Bihan", ids=((CHU, "88001", "PI"),))
+    ids = f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS~88001^^^CHU-RENNES&{CHU}&ISO^PI"
+    res = resolve(engine, newborn_pid(ids, "", birth=birth, sex=sex, given=given))
+    assert (res.patient_id, res.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+    with engine.connect() as conn:
+        assert get_patient(conn, baby).ins is None
+
+
+def test_the_babys_own_ins_is_given_to_its_dossier(engine) -> None:  # noqa: ANN001
+    own = nir("1261199351042")  # a boy born in November 2026
+    baby = dossier(engine, family="Le Bihan", given="Noé", birth_date="2026-11-20", sex="M",
+                   birth_family="Le Bihan", ids=((CHU, "88001", "PI"),))
+    ids = f"{own}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS~88001^^^CHU-RENNES&{CHU}&ISO^PI"
+    assert resolve(engine, newborn_pid(ids, "")).patient_id == baby
+    with engine.connect() as conn:
+        assert get_patient(conn, baby).ins == own
