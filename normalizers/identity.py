@@ -332,8 +332,9 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     birth = by_type.get(BIRTH_NAME)
     used = by_type.get(USED_NAME)
     maiden = by_type.get(MAIDEN_NAME)
-    if maiden is not None:
+    if maiden is not None and (birth is None or used is None):
         # plain HL7: the birth name typed 'B' or 'M', the legal name 'L' the one used now
+        # ('L' beside 'D' is PAM France's birth name: it stays so, whatever 'M' says)
         birth, used = maiden, used or birth or untyped or maiden
     elif birth is None and used is None:
         birth = used = first

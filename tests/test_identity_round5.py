@@ -82,6 +82,8 @@ def test_oru_and_cr_bio_both_to_the_hour_are_one_entry(sqlite_ctx) -> None:  # n
     ("DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^L", "DUPONT", "MARTIN"),  # PAM France, unchanged
     ("DUPONT^Marie^^^^^A~MARTIN^Marie^^^^^L", "MARTIN", "MARTIN"),  # an alias is no name
     ("MARTIN^Marie^^^^^M", "MARTIN", "MARTIN"),
+    # PAM France's pair (L birth, D used) is read as such whatever else is sent
+    ("DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^L~LEROY^Marie^^^^^M", "DUPONT", "MARTIN"),
 ])
 def test_maiden_name_typed_m_or_b_is_the_birth_name(names: str, used: str, birth: str) -> None:
     """'DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^M': the maiden name was read as no name at all,
