@@ -389,7 +389,11 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         return _quarantine("IDENTITY_INCOMPLETE",
                            "dossier auto-creation needs family name, given name, "
                            "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
-    look_alikes = _demographic_matches(lookup, identity)
+    # a look-alike holding its own INS-NIR is another person (one person, one INS): twins
+    # named 'BEBE 1' and 'BEBE 2', homonyms born the same day; one holding an INS that a
+    # NIR replaces (an INS-NIA) may be this person still
+    look_alikes = [p for p in _demographic_matches(lookup, identity)
+                   if not _holds_lasting_ins(lookup.patient(p))]
     if look_alikes:
         return _quarantine("IDENTITY_AMBIGUOUS" if auto_create else "IDENTITY_UNKNOWN_PATIENT",
                            f"no dossier holds this {chosen.kind}, but {len(look_alikes)} "
@@ -413,6 +417,12 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     # operator's `dossier create` is (under the sender's source id, with the import)
     return Resolution(pid, via="auto-create", warnings=warnings,
                       audit=("dossier.create", {"ins": True, "auto": True}))
+
+
+def _holds_lasting_ins(patient: Patient | None) -> bool:
+    """The dossier holds an INS no other replaces (an INS-NIR, not a temporary INS-NIA)."""
+    held = ins_kind(patient.ins_oid or "") if patient is not None and patient.ins else None
+    return held is not None and ins_replaced_by(held) is None
 
 
 def _replaced_holder(lookup: StoreLookup, chosen: InsIdentifier,

@@ -20,6 +20,7 @@ from tests.test_identity_round4 import CHU, dossier, identity, nir, pid, resolve
 
 GLUCOSE = "2345-7"  # Glucose [Mass/volume] in Serum or Plasma
 INS_NIR = "1.2.250.1.213.1.4.8"
+INS_NIA = "1.2.250.1.213.1.4.9"
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +272,23 @@ def test_the_babys_own_ins_is_given_to_its_dossier(engine) -> None:  # noqa: ANN
     assert resolve(engine, newborn_pid(ids, "")).patient_id == baby
     with engine.connect() as conn:
         assert get_patient(conn, baby).ins == own
+
+
+def test_a_twins_own_ins_makes_its_dossier_beside_its_twins(engine) -> None:  # noqa: ANN001
+    """Twin boys 'BEBE 1' (dossier with his INS-NIR) and 'BEBE 2', whose own INS-NIR arrives
+    qualified: the first twin's dossier was a look-alike (same keyed traits), so the second
+    was quarantined for an admin, though one person has one INS and that dossier holds
+    another. A look-alike holding a temporary INS-NIA may still be this person."""
+    first = dossier(engine, family="Le Bihan", given="BEBE 1", birth_date="2026-11-20",
+                    sex="M", birth_family="Le Bihan", ins=nir("1261199351042"), ins_oid=INS_NIR)
+    second_ins = nir("1261199351043")
+    segment = newborn_pid(f"{second_ins}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS", "",
+                          given="BEBE 2")
+    res = resolve(engine, segment, auto_create=True)
+    assert res.code is None and res.via == "auto-create" and res.patient_id != first
+    nia = dossier(engine, family="Le Bihan", given="BEBE", birth_date="2026-11-20", sex="F",
+                  birth_family="Le Bihan", ins=nir("8261199351044"), ins_oid=INS_NIA)
+    segment = newborn_pid(f"{nir('2261199351045')}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+                          "", given="BEBE", sex="F")
+    res = resolve(engine, segment, auto_create=True)
+    assert (res.patient_id, res.code) == (None, "IDENTITY_AMBIGUOUS") and nia
