@@ -292,3 +292,17 @@ def test_a_twins_own_ins_makes_its_dossier_beside_its_twins(engine) -> None:  # 
                           "", given="BEBE", sex="F")
     res = resolve(engine, segment, auto_create=True)
     assert (res.patient_id, res.code) == (None, "IDENTITY_AMBIGUOUS") and nia
+
+
+def test_pipeline_results_with_the_mothers_ins_in_pid21_are_quarantined(sqlite_ctx) -> None:  # noqa: ANN001
+    """The whole way: an ORU whose PID-21 gives as the mother's the INS that PID-3 sends
+    (a sample patient's, whose dossier exists): quarantined, on the ledger with its code
+    and a reason naming fields only."""
+    message = oru().decode()
+    old = next(seg for seg in message.split("\r") if seg.startswith("PID|"))
+    f = old.split("|")
+    f[21] = f[3].split("~")[0]
+    row = file(sqlite_ctx, message.replace(old, "|".join(f)).encode(), "LABM")
+    assert (row.status, row.error_code) == ("quarantined", "IDENTITY_CONFLICT")
+    assert "mother" in row.error_message and "155112923219071" not in row.error_message
+    assert cholesterol(sqlite_ctx) == []
