@@ -143,7 +143,11 @@ def _qualifier_key(qualifier: object) -> str:
 @lru_cache(maxsize=4096)
 def _instant(iso: str | None) -> str | None:
     """'2025-01-13T10:47+01:00' and '2025-01-13T09:47:00Z' -> '2025-01-13T09:47Z'; a date
-    stays a date; a time without offset stays as written, to the minute.
+    stays a date; a time without offset stays as written, to the minute. A time to the hour
+    (HL7 TS '2024031508+0100' -> '2024-03-15T08+01:00') keeps its precision: '2024-03-15T07Z'
+    (``HOUR_ONLY`` after the minutes when the offset is not whole hours). Read as 08:00 it
+    was one fact with a result of 08:00 to the minute, where a result to the day and one to
+    the minute stay two: a precision is part of what was stated.
 
     Cached: the results of one message (and of one lab's day) share a few instants, and
     parsing plus strftime cost more than the fact's hash."""
@@ -155,9 +159,19 @@ def _instant(iso: str | None) -> str | None:
         moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    if moment.tzinfo is None:
-        return _minute(moment, "")
-    return _minute(moment.astimezone(UTC), "Z")
+    hour_only = len(iso) == 13 or iso[13] in "+-Z"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    suffix = "Z" if moment.tzinfo is not None else ""
+    written = _minute(moment, suffix)
+    if not hour_only:
+        return written
+    if moment.minute == 0:
+        return written[:written.rindex(":")] + suffix
+    return written + HOUR_ONLY
+
+
+HOUR_ONLY = "/hour"  # an instant to the hour whose UTC minute is not 0 (offset +05:30)
 
 
 def _minute(moment: datetime, suffix: str) -> str:

@@ -38,7 +38,7 @@ from normalizers.cda_sources import PATIENT, informants
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
-from normalizers.identity import read_joined_family
+from normalizers.identity import authority_of, read_joined_family
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -541,19 +541,35 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
     birthTime that is no date is said and ignored, never compared."""
     identity = PatientIdentity()
     for ii in rt.ids:
-        if not ii.root or not ii.extension:
+        if ii.null_flavor:
+            # an II with a nullFlavor is no identifier (HL7 V3 data types), whatever its
+            # extension says: a masked (MSK) or unknown INS was read as the INS, a
+            # placeholder IPP as the patient's
+            if ii.extension.strip():
+                identity.warnings.append(f"{_PATIENT_PATH}/id: nullFlavor "
+                                         f"{ii.null_flavor[:8]} beside an extension: no "
+                                         "identifier, not used")
             continue
-        kind = ins_kind(ii.root)
+        # the root as its bare OID: 'urn:oid:1.2.250.1.213.1.4.8' (FHIR-minded generators)
+        # was a local identifier of authority 'urn:oid:...', the INS never read as one
+        root = authority_of("", ii.root.strip(), "ISO")
+        extension = ii.extension.strip()
+        if not root or not extension:
+            continue
+        if root != ii.root.strip():
+            identity.warnings.append(f"{_PATIENT_PATH}/id: root written as a URN "
+                                     "('urn:oid:'), read as its OID")
+        kind = ins_kind(root)
         if kind is not None:
-            nir = "".join(ii.extension.split()).upper()
-            valid = nir_key_valid(nir) if ins_nir_like(ii.root) else True
-            identity.ins.append(InsIdentifier(nir, ii.root, kind, valid))
+            nir = "".join(extension.split()).upper()
+            valid = nir_key_valid(nir) if ins_nir_like(root) else True
+            identity.ins.append(InsIdentifier(nir, root, kind, valid))
         else:
-            if ii.root.startswith(_INS_ARC):
-                identity.warnings.append(f"{_PATIENT_PATH}/id: root {ii.root[:64]} is in the "
+            if root.startswith(_INS_ARC):
+                identity.warnings.append(f"{_PATIENT_PATH}/id: root {root[:64]} is in the "
                                          "INS arc but names no INS kind known here: read "
                                          "as a local identifier, never as an INS")
-            identity.local_ids.append(LocalIdentifier(ii.root, ii.extension.strip(), "PI"))
+            identity.local_ids.append(LocalIdentifier(root, extension, "PI"))
     if identity.ins:
         identity.identity_status = "VALI"  # CI-SIS: only a qualified INS goes into a CDA
     name = _legal_name(rt.names)
@@ -576,6 +592,9 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
         identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "
                                  "(year or month), kept empty")
+        if len(rt.birth_time.value) in (4, 6) and rt.birth_time.value.isdigit():
+            value = rt.birth_time.value
+            identity.birth_date_partial = value[:4] + (f"-{value[4:6]}" if value[4:] else "")
     if rt.birth_time is not None and len(rt.birth_time.value) >= 8:
         try:
             identity.birth_date = hl7_ts_to_iso(rt.birth_time.value[:8])

@@ -50,7 +50,7 @@ from normalizers.fields import (
     ts_field,
     unescaped,
 )
-from normalizers.identity import extract_identity, single_pid
+from normalizers.identity import authority_of, extract_identity, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_NEW,
@@ -918,7 +918,8 @@ def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> s
     cda_ins: set[tuple[str, str]] = set()
     cda_local: dict[str, set[str]] = {}
     for root, ext in header.patient_ids:
-        root, ext = root.strip(), ext.strip()
+        # the root as its bare OID ('urn:oid:...'), as normalizers/cda.py reads the patient
+        root, ext = authority_of("", root.strip(), "ISO"), ext.strip()
         if not root or not ext:
             continue
         if ins_kind(root):

@@ -10,8 +10,10 @@ Rules (IHE PAM France / CI-SIS):
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable. Those
   whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
   'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept.
-- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage); a
-  pseudonym (type 'S', anonymous patient) is not a name: never used, so never matched on.
+- PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
+  plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
+  them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
+  not a name: never used, so never matched on.
   The first given name is PID-5.2, else the first of the list in PID-5.3.
 - PID-32 is the identity status; it repeats (a status and attributes: 'QUAL~DOUTE'), all
   kept, '~'-joined. ``read_identity_status`` reads it with tables/identity_status.csv: the
@@ -52,10 +54,13 @@ _OID = re.compile(r"[0-2](?:\.\d+)+")
 _UNKNOWN_PARTS = re.compile(r"\d{4}(?:00\d\d|\d\d00)\d*")
 BILLING_NIR = "NH"
 INS_TYPE = "INS"
-BIRTH_NAME = "L"
-USED_NAME = "D"
+BIRTH_NAME = "birth"  # roles of PID-5.7 name types (tables/name_types.csv)
+MAIDEN_NAME = "maiden"
+USED_NAME = "used"
+PSEUDONYM = "pseudonym"  # a coded pseudo-name (anonymity): never matched on
 IDENTITY_UNKNOWN = "Y"  # PID-31 identity unknown indicator (HL7 v2.5 table 0136)
-PSEUDONYM = "S"  # HL7 table 0200: coded pseudo-name (anonymity); never matched on
+MULTIPLE_BIRTH, BIRTH_ORDER = 24, 25  # PID-24 multiple birth indicator, PID-25 birth order
+MULTIPLE_BIRTH_YES = "Y"  # HL7 v2.5 table 0136
 
 
 def authority_of(namespace: str, universal_id: str, universal_type: str) -> str:
@@ -87,6 +92,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
     for field_no in (3, 2):
         for n, rep in enumerate(reps(msg, pid, field_no), start=1):
             _add_identifier(msg, ident, rep, f"{loc(pid, field_no)} repetition {n}", seen)
+    _mothers_ids(msg, pid, ident)
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
     if text(msg, _first(msg, pid, 31)).strip().upper() == IDENTITY_UNKNOWN:
@@ -96,11 +102,37 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
             ident.warnings.append(f"{loc(pid, 31)}: identity unknown (Y): the names and birth "
                                   "date sent are placeholders, not used")
         ident.family = ident.given = ident.birth_family = ident.birth_date = ""
+        ident.birth_date_partial = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
+    # PID-24 'Y', else a birth order past the first (some senders fill '1' for everyone)
+    said = text(msg, _first(msg, pid, MULTIPLE_BIRTH)).strip().upper()
+    order = text(msg, _first(msg, pid, BIRTH_ORDER)).strip()
+    ident.multiple_birth = said == MULTIPLE_BIRTH_YES or (
+        not said and order.isdigit() and int(order) > 1)
     ident.identity_status = STATUS_SEPARATOR.join(
         code for code in (text(msg, part(comps(msg, rep), 1)).strip().upper()
                           for rep in reps(msg, pid, 32)) if code)
     return ident
+
+
+MOTHERS_ID = 21  # PID-21 mother's identifier (a newborn's messages)
+
+
+def _mothers_ids(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
+    """A PID-3 identifier that PID-21 gives as the mother's: a newborn's message filled with
+    its mother's INS or IPP (the child has no NIR yet, the software copied the mother's).
+    Filed by it, the baby's results went into the mother's dossier: a conflict, quarantined
+    by identity resolution. Compared as read (INS by number, local ids by authority)."""
+    if not pid.raw(MOTHERS_ID):
+        return
+    mother = identifiers_in(msg, pid, MOTHERS_ID)
+    nirs = {i.nir for i in mother.ins}
+    locals_ = {(li.authority, li.value) for li in mother.local_ids}
+    if any(i.nir in nirs for i in ident.ins) or any(
+            (li.authority, li.value) in locals_ for li in ident.local_ids):
+        ident.conflicts.append(f"{loc(pid, 3)} holds the mother's identifier "
+                               f"({loc(pid, MOTHERS_ID)}): a newborn's message carrying its "
+                               "mother's identity")
 
 
 STATUS_SEPARATOR = "~"  # PID-32 repeats: a status and its attributes, kept in order
@@ -262,8 +294,17 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code))
 
 
+@cache
+def _name_types() -> dict[str, tuple[str, int]]:
+    """PID-5.7 name type -> (role, rank) from tables/name_types.csv."""
+    return {row["code"].upper(): (row["role"], int(row["rank"] or 1))
+            for row in table("name_types")}
+
+
 def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     by_type: dict[str, tuple[str, str]] = {}
+    ranks: dict[str, int] = {}
+    untyped: tuple[str, str] | None = None
     first: tuple[str, str] | None = None
     pseudonym = False
     for rep in reps(msg, pid, 5):
@@ -275,19 +316,27 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
             given = next(iter(sub(msg, part(c, 3), 1).replace(",", " ").split()), "")
         if not family and not given:
             continue
-        name_type = text(msg, part(c, 7)).upper()
-        if name_type == PSEUDONYM:
+        role, rank = _name_types().get(text(msg, part(c, 7)).strip().upper(), ("", 0))
+        if role == PSEUDONYM:
             pseudonym = True
             continue
         if first is None:
             first = (family, given)
-        by_type.setdefault(name_type, (family, given))
+        if role and (role not in by_type or rank < ranks[role]):
+            by_type[role], ranks[role] = (family, given), rank
+        elif not role and untyped is None:
+            untyped = (family, given)
     if pseudonym:
         ident.warnings.append(f"{loc(pid, 5)}: a pseudonym (name type S) is not the patient's "
                               "name: not used")
     birth = by_type.get(BIRTH_NAME)
     used = by_type.get(USED_NAME)
-    if birth is None and used is None:
+    maiden = by_type.get(MAIDEN_NAME)
+    if maiden is not None and (birth is None or used is None):
+        # plain HL7: the birth name typed 'B' or 'M', the legal name 'L' the one used now
+        # ('L' beside 'D' is PAM France's birth name: it stays so, whatever 'M' says)
+        birth, used = maiden, used or birth or untyped or maiden
+    elif birth is None and used is None:
         birth = used = first
     elif birth is None:
         birth = used
@@ -330,11 +379,15 @@ def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
         if _UNKNOWN_PARTS.fullmatch(text(msg, raw)):
             ident.warnings.append(f"{loc(pid, 7)}: birth date with unknown month or day "
                                   "('00', as the INS traits state it), kept empty")
+            digits = text(msg, raw)
+            ident.birth_date_partial = digits[:4] if digits[4:6] == "00" \
+                else f"{digits[:4]}-{digits[4:6]}"
         else:
             ident.warnings.append(f"{loc(pid, 7)}: birth date is not a valid date, ignored")
         return
     if len(iso) < 10:
         ident.warnings.append(f"{loc(pid, 7)}: birth date is partial, kept empty")
+        ident.birth_date_partial = iso
         return
     ident.birth_date = iso[:10]
 

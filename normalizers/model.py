@@ -109,9 +109,18 @@ class PatientIdentity:
     given: str = ""
     birth_family: str = ""
     birth_date: str = ""  # ISO YYYY-MM-DD ('' when absent or partial)
+    # a birth date sent to the year or the month only ('1984', '1984-06'): never matched on,
+    # but a dossier born another year (or month) is not this person
+    birth_date_partial: str = ""
+    # one of twins, triplets... (PID-24 'Y', PID-25 a birth order): they share family name,
+    # birth date and often sex, their given names are often placeholders ('BEBE 1')
+    multiple_birth: bool = False
     sex: str = ""  # F, M, U, O...
     identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
     warnings: list[str] = field(default_factory=list)
+    # where the identity contradicts itself (a newborn's PID-3 holding the mother's
+    # identifier of PID-21): resolution quarantines it, whatever else would find a dossier
+    conflicts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,9 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     opposition, and what lifts it."""
     lookup = lookup or StoreLookup(conn)
     warnings: list[str] = []
+    if identity.conflicts:
+        return _quarantine("IDENTITY_CONFLICT", f"{identity.conflicts[0]}: not filed on a "
+                           "guess", warnings)
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
     for kind in sorted({i.kind for i in identity.ins if i.kind not in TRUSTED_KINDS}):
@@ -294,6 +297,14 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "
                            "incomplete for a strict match", warnings)
+    if identity.multiple_birth:
+        # twins share family name, birth date and often sex; a newborn's given name is
+        # often a placeholder ('BEBE 1', 'BEBE 2' both key as BEBE): matched on traits, the
+        # second twin's results went into the first one's dossier
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           "no trusted INS, no known local identifier, and the patient is one "
+                           "of a multiple birth (PID-24, PID-25): twins are not told apart by "
+                           "their traits, no demographic match", warnings)
     found = _demographic_matches(lookup, identity)
     if len(found) == 1:
         refused = _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),
@@ -348,6 +359,16 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         refused = _incoherent(identity, chosen.kind, known, warnings, feeding)
         if refused:
             return refused
+        # the NIR's own digits (sex, birth year and month) must agree with the dossier it
+        # is given to: a newborn's message carrying its mother's INS beside the baby's IPP
+        # gave the baby's dossier the mother's INS, and her results then went there
+        contradicted = nir_contradicts(chosen.nir, known.birth_date, known.sex) or \
+            nir_contradicts(chosen.nir, identity.birth_date, identity.sex)
+        if contradicted:
+            return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                               f"the {chosen.kind}'s own digits contradict the {contradicted} "
+                               "of the dossier the local identifiers name: it is not given "
+                               "to it (identity to check)", warnings)
         found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding,
                         patient=known)
         if found.patient_id is not None:
@@ -368,7 +389,11 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         return _quarantine("IDENTITY_INCOMPLETE",
                            "dossier auto-creation needs family name, given name, "
                            "full birth date and sex (PID-5, PID-7, PID-8)", warnings)
-    look_alikes = _demographic_matches(lookup, identity)
+    # a look-alike holding its own INS-NIR is another person (one person, one INS): twins
+    # named 'BEBE 1' and 'BEBE 2', homonyms born the same day; one holding an INS that a
+    # NIR replaces (an INS-NIA) may be this person still
+    look_alikes = [p for p in _demographic_matches(lookup, identity)
+                   if not _holds_lasting_ins(lookup.patient(p))]
     if look_alikes:
         return _quarantine("IDENTITY_AMBIGUOUS" if auto_create else "IDENTITY_UNKNOWN_PATIENT",
                            f"no dossier holds this {chosen.kind}, but {len(look_alikes)} "
@@ -392,6 +417,12 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     # operator's `dossier create` is (under the sender's source id, with the import)
     return Resolution(pid, via="auto-create", warnings=warnings,
                       audit=("dossier.create", {"ins": True, "auto": True}))
+
+
+def _holds_lasting_ins(patient: Patient | None) -> bool:
+    """The dossier holds an INS no other replaces (an INS-NIR, not a temporary INS-NIA)."""
+    held = ins_kind(patient.ins_oid or "") if patient is not None and patient.ins else None
+    return held is not None and ins_replaced_by(held) is None
 
 
 def _replaced_holder(lookup: StoreLookup, chosen: InsIdentifier,
@@ -537,10 +568,16 @@ def _incoherent(identity: PatientIdentity, named_by: str, patient: Patient,
 
 def traits_differ(identity: PatientIdentity, patient: Patient) -> str:
     """Which trait of ``identity`` contradicts ``patient`` ('birth date', 'sex', 'names'),
-    '' when none does (a trait missing on either side contradicts nothing). Names are
+    '' when none does (a trait missing on either side contradicts nothing; a birth date sent
+    to the year or the month contradicts a dossier born in another). Names are
     compared by the keys the demographic match uses (``name_key``, ``first_given_key``):
     'D'ARTAGNAN' and 'DARTAGNAN' are one family name here too."""
     if identity.birth_date and patient.birth_date and identity.birth_date != patient.birth_date:
+        return "birth date"
+    # a year or a month only ('1984', '1984-06'): the dossier's date must fall in it
+    partial = identity.birth_date_partial
+    if partial and not identity.birth_date and patient.birth_date \
+            and not patient.birth_date.startswith(partial):
         return "birth date"
     if identity.sex in ("F", "M") and patient.sex in ("F", "M") and identity.sex != patient.sex:
         return "sex"
