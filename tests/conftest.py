@@ -161,6 +161,16 @@ def migrated_sqlite(template: Path, path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture
+def sqlite_engine(sqlite_template, tmp_path):  # noqa: ANN001, ANN201
+    """An engine on a SQLite store of the test's own at head (a copy of the template)."""
+    from dossiers.db import make_engine
+
+    engine = make_engine(migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:  # noqa: ANN001
     """A store at the head revision, on SQLite and on PostgreSQL."""

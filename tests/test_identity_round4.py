@@ -3,11 +3,8 @@ another dossier. Invented patients; INS with made-up digits and valid keys; real
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from dossiers.db import create_schema, make_engine
 from dossiers.patients import add_identifier, create_patient, update_demographics
 from normalizers.identity import extract_identity
 from parsers.hl7v2.er7 import parse_text
@@ -29,23 +26,10 @@ def pid(ids: str, names: str = "MARTIN^Maëlle^^^^^L", birth: str = "19840612",
     return f"PID|||{ids}||{names}||{birth}|{sex}" + "|" * 24 + status
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):  # noqa: ANN001, ANN201
-    """One empty store for the module; each test files into its own copy."""
-    path = tmp_path_factory.mktemp("template") / "store.sqlite3"
-    engine = make_engine(f"sqlite:///{path}")
-    create_schema(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def engine(template, tmp_path):  # noqa: ANN001, ANN201
-    copy = tmp_path / "store.sqlite3"
-    shutil.copyfile(template, copy)
-    made = make_engine(f"sqlite:///{copy}")
-    yield made
-    made.dispose()
+def engine(sqlite_engine):  # noqa: ANN001, ANN201
+    """A store of the test's own (tests/conftest.py)."""
+    return sqlite_engine
 
 
 def identity(segment: str):  # noqa: ANN201

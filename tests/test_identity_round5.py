@@ -3,11 +3,8 @@ with made-up digits and valid keys, real LOINC codes and realistic values."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from dossiers.db import create_schema, make_engine
 from dossiers.deposit import fact_of
 from dossiers.patients import get_patient
 from normalizers.cda import normalize_cda
@@ -23,23 +20,10 @@ INS_NIR = "1.2.250.1.213.1.4.8"
 INS_NIA = "1.2.250.1.213.1.4.9"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):  # noqa: ANN001, ANN201
-    """One empty store for the module; each test files into its own copy."""
-    path = tmp_path_factory.mktemp("template") / "store.sqlite3"
-    engine = make_engine(f"sqlite:///{path}")
-    create_schema(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def engine(template, tmp_path):  # noqa: ANN001, ANN201
-    copy = tmp_path / "store.sqlite3"
-    shutil.copyfile(template, copy)
-    made = make_engine(f"sqlite:///{copy}")
-    yield made
-    made.dispose()
+def engine(sqlite_engine):  # noqa: ANN001, ANN201
+    """A store of the test's own (tests/conftest.py)."""
+    return sqlite_engine
 
 
 def result(effective: str) -> Entry:
