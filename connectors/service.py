@@ -152,12 +152,26 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         on_ready(server.port if server else None)
     if on_http_ready is not None and api is not None:
         on_http_ready(api.port)
-    while not stop.is_set():  # a worker process that died (OOM killer...) is replaced
+    # A worker process that died (OOM killer...) is replaced as soon as it ends (its
+    # sentinel becomes readable), and looked for every SUPERVISE_SECONDS besides: the
+    # listener went on acknowledging for up to 2 s with nothing draining the ledger.
+    died = asyncio.Event()
+    if workers is not None:
+        workers.watch(loop, died.set)
+    while not stop.is_set():
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(died.wait())]
         try:
-            await asyncio.wait_for(stop.wait(), timeout=SUPERVISE_SECONDS)
-        except TimeoutError:
-            if workers is not None:
-                await loop.run_in_executor(None, workers.revive, ctx)
+            await asyncio.wait(waits, timeout=SUPERVISE_SECONDS,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if workers is not None and not stop.is_set():
+            died.clear()
+            await loop.run_in_executor(None, workers.revive, ctx)
+            workers.watch(loop, died.set)
+    if workers is not None:
+        workers.unwatch(loop)
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:
         await server.stop()
@@ -289,6 +303,9 @@ class Workers:
 
     def __init__(self, ctx: Context, name: str) -> None:
         count = ctx.settings.workers
+        # the processes ``watch`` watches, by sentinel: held until their sentinel is no
+        # longer watched (a Process freed closes it, and the number could be reused)
+        self._watched: dict[int, Any] = {}
         self.threads: list[threading.Thread] = []
         self.processes: list = []
         if count <= 0:
@@ -332,6 +349,24 @@ class Workers:
             self.wake_event.set()
             revived += 1
         return revived
+
+    def watch(self, loop: asyncio.AbstractEventLoop, ended: Callable[[], None]) -> None:
+        """Call ``ended`` in ``loop`` when one of the worker processes ends."""
+        for proc in self.processes:
+            if proc.sentinel not in self._watched:
+                self._watched[proc.sentinel] = proc
+                loop.add_reader(proc.sentinel, self._ended, loop, proc.sentinel, ended)
+
+    def _ended(self, loop: asyncio.AbstractEventLoop, sentinel: int,
+               ended: Callable[[], None]) -> None:
+        loop.remove_reader(sentinel)
+        self._watched.pop(sentinel, None)
+        ended()
+
+    def unwatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sentinel in self._watched:
+            loop.remove_reader(sentinel)
+        self._watched.clear()
 
     def wake(self) -> None:
         self.wake_event.set()

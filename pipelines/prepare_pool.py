@@ -53,6 +53,10 @@ CHUNKS_PER_PROCESS = 4
 INLINE_FORMATS = frozenset({"pdf"})
 
 Decided = dict[int, tuple["Outcome", datetime]]
+# What the forkserver imports before it forks the preparing processes ('__main__', as
+# multiprocessing does by default, then what _worker_init imports).
+PRELOAD = ["__main__", "pipelines.prepare_pool", "pipelines.process", "pipelines.logs",
+           "pipelines.gc_tuning", "parsers.pdf", "parsers.process_lifetime"]
 
 
 def pool_processes(settings: Settings) -> int:
@@ -197,6 +201,10 @@ def _pool(processes: int) -> ProcessPoolExecutor:
                 pool.shutdown(wait=False, cancel_futures=True)
         # forkserver, not fork: this process runs threads (Prefect, the listener)
         context = multiprocessing.get_context("forkserver")
+        # The forkserver, when this starts it, imports the pipeline once and every preparing
+        # process is forked with it imported: each imported it for itself in _worker_init
+        # (a second of CPU each, all of them at once, while the batch waited).
+        context.set_forkserver_preload(PRELOAD)
         pool = ProcessPoolExecutor(max_workers=processes, mp_context=context,
                                    initializer=_worker_init, initargs=(os.getpid(),))
         _current = (os.getpid(), processes, pool)

@@ -17,14 +17,20 @@ import os
 import signal
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from parsers.process_lifetime import die_with_parent
-from pipelines.gc_tuning import tune_for_batches
 from pipelines.logs import configure_logging
-from pipelines.prepare_pool import Preparing, shutdown_pool
-from pipelines.process import Context, claim_and_start
-from pipelines.resilient import file_or_defer
-from pipelines.retry import is_store_outage
+
+if TYPE_CHECKING:
+    from pipelines.prepare_pool import Preparing
+    from pipelines.process import Context
+
+# The pipeline (SQLAlchemy, the parsers and normalizers: about a second) is imported by the
+# functions that run it, not by this module: a worker process imports this module before it
+# runs (multiprocessing 'spawn'), and it must reach ``die_with_parent`` first. A service
+# killed while its worker was importing left an orphan importing for a second or two before
+# it could notice and end; it now notices at once.
 
 log = logging.getLogger("dmp.worker")
 
@@ -50,6 +56,9 @@ class Worker:
         self.wake_event.set()
 
     def run(self, parent_pid: int | None = None) -> None:
+        from pipelines.process import claim_and_start
+        from pipelines.resilient import file_or_defer
+
         backoff = self.poll_seconds
         ahead: Preparing | None = None  # the next batch, being prepared by the pool
         while not self.stop_event.is_set() or ahead is not None:
@@ -81,6 +90,9 @@ class Worker:
     def _claim_ahead(self) -> Preparing | None:
         """The next batch, or None if the store does not answer now: the batch in hand is
         filed (or deferred) first either way."""
+        from pipelines.process import claim_and_start
+        from pipelines.retry import is_store_outage
+
         try:
             return claim_and_start(self.ctx)
         except Exception as exc:
@@ -116,6 +128,10 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     configure_logging()
+    from pipelines.gc_tuning import tune_for_batches
+    from pipelines.prepare_pool import shutdown_pool
+    from pipelines.process import Context
+
     ctx = Context.from_settings(settings, worker=name, trigger="serve")
     tune_for_batches()
     worker = Worker(ctx, stop_event=stop_event, wake_event=wake_event)

@@ -381,7 +381,7 @@ def _no_survivor(home: str, timeout: float = 30) -> None:
         if not left:
             return
         assert time.monotonic() < deadline, f"processes of the killed service left: {left}"
-        time.sleep(0.2)
+        time.sleep(0.02)  # a scan of /proc: a few ms
 
 
 LISTENER_POINTS = [("accept", "archive.written", 5), ("accept", "intake.archived", 7),

@@ -149,7 +149,7 @@ def _wait_processed(url: str, expected_rows: int, timeout: float = 120) -> None:
                 rows = conn.execute(select(func.count()).select_from(imports)).scalar_one()
             if pending == 0 and rows >= expected_rows:
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise AssertionError(f"{pending} row(s) pending, {rows} row(s) after {timeout}s")
     finally:
         engine.dispose()

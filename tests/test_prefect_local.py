@@ -113,7 +113,10 @@ def test_a_lease_keeps_the_server_stop_ends_it_and_the_ephemeral_choice(home: Pa
     url = flows.use_local_server(prefect_home, idle_seconds=1)
     server = flows.read_local_server(prefect_home)
     assert server is not None and url == server.api_url
-    time.sleep(4)
+    # 2.5 s: more than twice its idle time plus its 0.25 s check (idle_seconds / 4); an
+    # unleased server would have removed its state file and be leaving well before
+    time.sleep(2.5)
+    assert flows.read_local_server(prefect_home) == server
     assert flows.local_server_answers(server)
     assert "stopped" in _cli(env, "prefect", "stop").stdout
     assert _gone(server.pid, within=15)
