@@ -7,27 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from dossiers.fhir import to_bundle
 from tests.test_cda_real_world import _entries, _section
-from tests.test_fhir_export import PATIENT, _rows_read, check_bundle
+from tests.test_cda_senders_round14 import _bundle, _resources
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
-
-
-def _bundle(entries: list) -> dict:  # noqa: ANN001
-    """The FHIR Bundle of a document's body entries, checked against R4."""
-    rows = _rows_read(entries)
-    for row, entry in zip(rows, entries, strict=True):
-        row["value_type"] = entry.value_type
-        row["comparator"] = entry.comparator
-    bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
-    return bundle
-
-
-def _resources(bundle: dict, resource_type: str) -> list[dict]:
-    return [e["resource"] for e in bundle["entry"]
-            if e["resource"]["resourceType"] == resource_type]
 
 
 # -- a procedure with no code element ----------------------------------------------------------
