@@ -35,6 +35,23 @@ def _resources(bundle: dict, resource_type: str) -> list[dict]:
             if e["resource"]["resourceType"] == resource_type]
 
 
+def _filed(ctx, data: bytes, code: str) -> tuple:  # noqa: ANN001
+    """``data`` received from a file and drained: its ledger row, and the values filed
+    under ``code``."""
+    from sqlalchemy import select
+
+    from dossiers.schema import entries, imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    intake(ctx.engine, ctx.archive, [Received(data, "hopital-x", "file")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(imports)).one()
+        values = conn.execute(select(entries.c.value).where(entries.c.code == code)).all()
+    return row, values
+
+
 # -- a date typed with a specialization of TS ---------------------------------------------------
 def _dated(xsi_type: str) -> str:
     """A CI-SIS FR-Simple-Observation of a PPS (programme personnalisé de soins): the date
@@ -84,11 +101,6 @@ def test_a_utf16_document_with_a_line_break_first_is_filed(sqlite_ctx) -> None: 
     alone were skipped. The blanks are skipped in UTF-16 too, and said on the ledger."""
     from dataclasses import replace
 
-    from sqlalchemy import select
-
-    from dossiers.schema import entries, imports
-    from pipelines.intake import Received, intake
-    from pipelines.process import drain
     from tests.test_cda_senders_round9 import _battery, _result
 
     sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
@@ -98,12 +110,7 @@ def test_a_utf16_document_with_a_line_break_first_is_filed(sqlite_ctx) -> None: 
     ).replace('<birthTime value="19620415"/>', '<birthTime value="19680314"/>')
     text = "\ufeff\r\n" + head + _section("11502-2", "Créatinine", _battery(_result(
         "2160-0", "Créatinine", '<value xsi:type="PQ" value="72" unit="umol/L"/>'))) + TAIL
-    received = Received(text.encode("utf-16-le"), "hopital-x", "file")
-    intake(sqlite_ctx.engine, sqlite_ctx.archive, [received])
-    drain(sqlite_ctx)
-    with sqlite_ctx.engine.connect() as conn:
-        row = conn.execute(select(imports)).one()
-        values = conn.execute(select(entries.c.value).where(entries.c.code == "2160-0")).all()
+    row, values = _filed(sqlite_ctx, text.encode("utf-16-le"), "2160-0")
     assert (row.status, row.error_code) == ("deposited", None)
     assert [w for w in row.warnings if w.startswith("CDA_BLANKS_BEFORE_DECLARATION")]
     assert [v for (v,) in values] == ["72"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_cda_real_world import _entries, _section
-from tests.test_cda_senders_round14 import _bundle, _resources
+from tests.test_cda_senders_round14 import _bundle, _filed, _resources
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 
@@ -200,19 +200,8 @@ def test_a_utf16_document_without_bom_nor_declaration_is_filed(sqlite_ctx) -> No
     (CDA_NOT_XML, 'Char 0x0 out of allowed range'). It is read, and said on the ledger."""
     from dataclasses import replace
 
-    from sqlalchemy import select
-
-    from dossiers.schema import entries, imports
-    from pipelines.intake import Received, intake
-    from pipelines.process import drain
-
     sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
-    received = Received(_creatinine_document().encode("utf-16-le"), "hopital-x", "file")
-    intake(sqlite_ctx.engine, sqlite_ctx.archive, [received])
-    drain(sqlite_ctx)
-    with sqlite_ctx.engine.connect() as conn:
-        row = conn.execute(select(imports)).one()
-        values = conn.execute(select(entries.c.value).where(entries.c.code == "2160-0")).all()
+    row, values = _filed(sqlite_ctx, _creatinine_document().encode("utf-16-le"), "2160-0")
     assert (row.status, row.error_code) == ("deposited", None)
     assert [w for w in row.warnings if w.startswith("CDA_UTF16_WITHOUT_BOM")]
     assert [v for (v,) in values] == ["72"]
