@@ -278,6 +278,21 @@ def migrated_prefect_db() -> Path | None:
     return _migrated_prefect_db()
 
 
+def _private_websocket_random() -> None:
+    """Prefect's events client keeps a websocket to the harness's server open for the whole
+    session, and its keepalive ping (every 20 s, from Prefect's event-loop thread) draws its
+    payload from the global ``random``. Hypothesis checks that the global generator is left
+    alone while it generates data, so a ping landing then made it warn "Do not use the
+    random module inside strategies" about strategies that use none. The pings draw from a
+    generator of their own instead."""
+    import random
+
+    import websockets.asyncio.connection as connection
+
+    if getattr(connection, "random", None) is random:
+        connection.random = random.Random()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():  # noqa: ANN201
     """One Prefect test server for the whole session (it takes seconds to start)."""
@@ -296,6 +311,7 @@ def prefect_harness():  # noqa: ANN201
 
     if migrated is not None:
         harness.mkdtemp = with_database
+    _private_websocket_random()
     try:
         with prefect_test_harness(server_startup_timeout=120):
             if mkdtemp is not None:
