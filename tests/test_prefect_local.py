@@ -7,6 +7,7 @@ session's Prefect harness is not involved.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -77,23 +78,25 @@ def home(tmp_path: Path, tmp_path_factory, migrated_prefect_db: Path | None):  #
 
 
 def test_commands_share_one_server_that_leaves_when_idle(home: Path) -> None:
-    # Idle long enough for the second command to start and reach it on a loaded machine
-    # (2 s was less than one CLI start there: the server had left, a new one came).
-    env = _env(home, DMP_PREFECT_IDLE_SECONDS="8")
+    env = _env(home, DMP_PREFECT_IDLE_SECONDS="3")
     sample = sorted(SAMPLE.glob("*.hl7"))[0]
     first = _cli(env, "ingest", "--json", str(sample))
     assert first.returncode == 0, first.stderr[-2000:]
     server = flows.read_local_server(home / "prefect")
     assert server is not None and flows.local_server_answers(server)
 
-    again = _cli(env, "ingest", "--json", str(sample))
+    # Between the commands this test holds the lease, as a command does for its whole
+    # life: on a loaded machine one CLI start took longer than any idle time the test could
+    # wait for at its end, and the server had left in the gap (then a new one came).
+    with open(home / "prefect" / flows.LEASE_FILE, "a+") as lease:
+        fcntl.flock(lease, fcntl.LOCK_SH)
+        again = _cli(env, "ingest", "--json", str(sample))
+        status = _cli(env, "prefect", "status")
     assert again.returncode == 0, again.stderr[-2000:]
     assert flows.read_local_server(home / "prefect") == server  # the same process, reused
     assert '"duplicate": 1' in again.stdout
-
-    status = _cli(env, "prefect", "status")
     assert f"pid {server.pid}" in status.stdout
-    # nobody holds the lease any more: the server leaves after 8 s without a request
+    # nobody holds the lease any more: the server leaves after 3 s without a request
     assert _gone(server.pid, within=30), "the idle local server did not leave"
     assert flows.read_local_server(home / "prefect") is None
     assert "no local Prefect server" in _cli(env, "prefect", "status").stdout
