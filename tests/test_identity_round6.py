@@ -4,11 +4,18 @@ with made-up digits and valid keys, real LOINC codes and realistic values."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dossiers.patients import find_by_local_id
+from dossiers.schema import audit_log
 from normalizers.cda import normalize_cda
+from normalizers.lab import normalize_message
+from normalizers.model import NormalizationError
 from parsers.cda import parse_cda
+from parsers.hl7v2 import parse_message
 from pipelines.identity import resolve_identity
-from tests.test_identity_round4 import CHU, dossier, pid, resolve
+from tests.test_dedup_channels import cholesterol, file, oru
+from tests.test_identity_round4 import CHU, dossier, nir, pid, resolve
 from tests.test_identity_round5 import CRBIO, CRBIO_IDS
 
 
@@ -74,3 +81,119 @@ def test_sex_unknown_is_no_strict_match_and_the_reason_says_so(engine, sex: str)
     res = resolve(engine, pid(f"7311^^^CHU-RENNES&{CHU}&ISO^PI", sex=sex))
     assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
     assert "sex" in res.reason and "no dossier matches" not in res.reason
+
+
+# -- ADT^A40 / A18: the merged patient's identifier names the surviving dossier ---------------
+def merge_adt(pid3: str, mrg1: str, *, trigger: str = "A40", control: str = "ADT-40-1",
+              status: str = "VALI", names: str = "LE BIHAN^Maëlle^^^^^D~MARTIN^Maëlle^^^^^L",
+              mrg: bool = True) -> bytes:
+    """The CHU's merge: its duplicate record (MRG-1) merged into Mme Le Bihan's (PID-3)."""
+    structure = "ADT_A39" if trigger == "A40" else "ADT_A18"
+    segments = [f"MSH|^~\\&|DXCARE|CHU-RENNES|DMP|DMP|20261127093000+0100||ADT^{trigger}^"
+                f"{structure}|{control}|P|2.5|||||FRA|8859/15",
+                "EVN||20261127092900+0100",
+                pid(pid3, names=names, status=status)]
+    if mrg:
+        segments.append(f"MRG|{mrg1}")
+    return "\r".join(segments).encode("iso-8859-15")
+
+
+IPP = f"7311^^^CHU-RENNES&{CHU}&ISO^PI"  # the surviving record's IPP
+OLD_IPP = f"7399^^^CHU-RENNES&{CHU}&ISO^PI"  # the duplicate record's, merged into it
+CERBA_IPP = "4100001953^^^CERBA-LYON&2.999.250.1.1&ISO^PI"  # Le Goff's, at the lab
+
+
+def resolved_by(engine, pid3: str):  # noqa: ANN001, ANN201
+    """How a later result naming the patient by ``pid3`` alone (PID-32 PROV) resolves."""
+    return resolve(engine, pid(pid3, status="PROV"))
+
+
+def test_a40_makes_the_merged_ipp_name_the_surviving_dossier(ctx) -> None:  # noqa: ANN001
+    """A40 was refused (HL7_UNSUPPORTED_EVENT): a result still sent under the duplicate's
+    IPP afterwards (a lab's order placed before the merge) found no dossier, or a second
+    one made for the same person."""
+    hers = dossier(ctx.engine, ids=((CHU, "7311", "PI"),))
+    row = file(ctx, merge_adt(IPP, OLD_IPP, status="PROV"), "chu")
+    assert (row.status, row.error_code, row.patient_id) == ("deposited", None, hers)
+    assert "merge" in row.error_message and "7399" not in row.error_message
+    found = resolved_by(ctx.engine, OLD_IPP)
+    assert (found.patient_id, found.via) == (hers, "local-id")
+    with ctx.engine.connect() as conn:
+        trail = conn.execute(select(audit_log.c.action, audit_log.c.details).where(
+            audit_log.c.patient_id == hers, audit_log.c.action == "identity.merged")).all()
+    assert [(a, d["trigger"]) for a, d in trail] == [("identity.merged", "A40")]
+    again = file(ctx, merge_adt(IPP, OLD_IPP, status="PROV"), "chu")  # resent: level 2
+    assert (again.status, again.duplicate_of) == ("duplicate", row.id)
+
+
+def test_a18_is_read_as_a_merge(sqlite_ctx) -> None:  # noqa: ANN001
+    hers = dossier(sqlite_ctx.engine, ids=((CHU, "7311", "PI"),))
+    row = file(sqlite_ctx, merge_adt(IPP, OLD_IPP, trigger="A18", status="PROV"), "chu")
+    assert (row.status, row.patient_id) == ("deposited", hers)
+    assert resolved_by(sqlite_ctx.engine, OLD_IPP).patient_id == hers
+
+
+def test_a40_whose_merged_ipp_another_dossier_holds_moves_nothing(sqlite_ctx) -> None:  # noqa: ANN001
+    """The lab's IPP of M. Le Goff (whose dossier holds his cholesterol) given by the CHU as
+    merged into Mme Le Bihan: applied, his next results went to her dossier. Quarantined:
+    merging two dossiers is an admin's decision; his dossier keeps its IPP and entries."""
+    file(sqlite_ctx, oru(), "LABM")  # M. Le Goff's cholesterol, his lab IPP remembered
+    (his_entry,) = cholesterol(sqlite_ctx)
+    hers = dossier(sqlite_ctx.engine, ids=((CHU, "7311", "PI"),))
+    row = file(sqlite_ctx, merge_adt(IPP, CERBA_IPP, status="PROV"), "chu")
+    assert (row.status, row.error_code, row.error_location) == (
+        "quarantined", "ADT_MERGE_DOSSIERS", "MRG[4]-1")
+    assert f"dossier {his_entry.patient_id} (holding" in row.error_message
+    assert f"surviving dossier {hers}" in row.error_message
+    assert "4100001953" not in row.error_message and "Goff" not in row.error_message
+    with sqlite_ctx.engine.connect() as conn:
+        assert find_by_local_id(conn, "2.999.250.1.1", "4100001953") == [his_entry.patient_id]
+    assert [e.patient_id for e in cholesterol(sqlite_ctx)] == [his_entry.patient_id]
+
+
+LEFEVRE = "268036912354128"  # Mme Lefèvre's INS (samples/patients.csv)
+LE_GOFF = "155112923219071"
+
+
+@pytest.mark.parametrize("mrg1", [
+    CERBA_IPP,  # the merged IPP names the dossier holding M. Le Goff's INS
+    f"{LE_GOFF}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS",  # his INS itself
+    f"{nir('2840699351042')}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS",  # no one's
+])
+def test_a40_never_merges_two_different_ins(sqlite_ctx, mrg1: str) -> None:  # noqa: ANN001
+    """Mme Lefèvre, named by her qualified INS, said to absorb a patient with another INS:
+    one person has one INS, so two persons are never merged on the sender's word."""
+    file(sqlite_ctx, oru(), "LABM")
+    pid3 = f"{LEFEVRE}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS~{IPP}"
+    row = file(sqlite_ctx, merge_adt(pid3, mrg1, names="LEFEVRE^Hélène^^^^^D~BERANGER^Hélène"
+                                     "^^^^^L"), "chu")
+    assert (row.status, row.error_code) == ("quarantined", "IDENTITY_CONFLICT")
+    assert "INS" in row.error_message and LE_GOFF not in row.error_message
+    his = cholesterol(sqlite_ctx)[0].patient_id
+    with sqlite_ctx.engine.connect() as conn:
+        assert find_by_local_id(conn, "2.999.250.1.1", "4100001953") == [his]
+
+
+def test_a40_survivor_found_by_demographics_alone_is_not_merged_into(sqlite_ctx) -> None:  # noqa: ANN001
+    """PID-3 names an IPP no dossier holds: Mme Le Bihan's dossier matches by her traits,
+    but an identifier moved on look-alike traits files another person's results there."""
+    hers = dossier(sqlite_ctx.engine)
+    row = file(sqlite_ctx, merge_adt(IPP, OLD_IPP, status="PROV"), "chu")
+    assert (row.status, row.error_code) == ("quarantined", "IDENTITY_UNKNOWN_PATIENT")
+    assert "demographics" in row.error_message
+    with sqlite_ctx.engine.connect() as conn:
+        assert find_by_local_id(conn, CHU, "7399") == []
+    assert resolved_by(sqlite_ctx.engine, OLD_IPP).patient_id == hers  # by traits, as before
+
+
+@pytest.mark.parametrize(("mrg", "mrg1", "code", "where"), [
+    (False, "", "HL7_NO_MRG", "MRG"),
+    (True, "", "ADT_MERGE_NO_IDENTIFIER", "MRG[4]-1"),
+    (True, "^^^CHU-RENNES&1.2.250.1.71.4.2.2.350000001&ISO^PI", "ADT_MERGE_NO_IDENTIFIER",
+     "MRG[4]-1"),
+])
+def test_a40_without_the_merged_identifier_fails_saying_where(mrg: bool, mrg1: str, code: str,
+                                                               where: str) -> None:
+    with pytest.raises(NormalizationError) as exc:
+        normalize_message(parse_message(merge_adt(IPP, mrg1, mrg=mrg)), "chu")
+    assert (exc.value.code, exc.value.location) == (code, where)
