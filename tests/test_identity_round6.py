@@ -3,20 +3,28 @@ with made-up digits and valid keys, real LOINC codes and realistic values."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import importlib
 
+import pytest
+from alembic import command
+from sqlalchemy import select, update
+
+from dossiers import migrate
+from dossiers.deposit import _instant, fact_of
 from dossiers.patients import find_by_local_id
-from dossiers.schema import audit_log
+from dossiers.schema import audit_log, entries
 from normalizers.cda import normalize_cda
 from normalizers.lab import normalize_message
-from normalizers.model import NormalizationError
+from normalizers.model import Entry, NormalizationError
 from parsers.cda import parse_cda
 from parsers.hl7v2 import parse_message
 from pipelines.identity import resolve_identity
-from tests.test_dedup_channels import cholesterol, file, oru
+from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
 from tests.test_identity_round4 import CHU, dossier, nir, pid, resolve
 from tests.test_identity_round5 import CRBIO, CRBIO_IDS
+
+_0011 = importlib.import_module("dossiers.migrations.versions.0011_hour_only_facts")
+rehash, instant_0010, instant_0011 = _0011.rehash, _0011.instant_0010, _0011.instant_0011
 
 
 @pytest.fixture
@@ -197,3 +205,54 @@ def test_a40_without_the_merged_identifier_fails_saying_where(mrg: bool, mrg1: s
     with pytest.raises(NormalizationError) as exc:
         normalize_message(parse_message(merge_adt(IPP, mrg1, mrg=mrg)), "chu")
     assert (exc.value.code, exc.value.location) == (code, where)
+
+
+# -- migration 0011: facts to the hour filed before round 5 keep the old ':00' hash ------------
+def _as_entry(row, effective: str) -> Entry:  # noqa: ANN001
+    return Entry(type=row.type, key=row.key, source_ref="OBX[1]", system=row.system,
+                 code=row.code, value=row.value, value_num=row.value_num, comparator=row.comparator,
+                 unit=row.unit, effective=effective, details=row.details or {})
+
+
+def test_migration_0011_rehashes_old_hour_facts_so_the_other_channel_dedupes(ctx) -> None:  # noqa: ANN001
+    """The lab's ORU to the hour filed before round 5 holds the fact of '09:00Z'; round 5
+    hashes the hour as '09Z', so the CR-BIO to the same hour, filed after the upgrade, was
+    a second cholesterol entry. 0011 rewrites the old hash (downgrade puts it back)."""
+    lab = file(ctx, oru(obx14="2025020310+0100"), "LABM")
+    (row,) = cholesterol(ctx)
+    assert fact_of(_as_entry(row, row.effective)) == row.fact  # the row says all of its fact
+    hour_fact = row.fact
+    old_fact = fact_of(_as_entry(row, "2025-02-03T10:00+01:00"))  # how 0010 read the hour
+    assert old_fact != hour_fact
+    with ctx.engine.begin() as conn:  # the store as it was before round 5
+        conn.execute(update(entries).where(entries.c.id == row.id).values(fact=old_fact))
+        command.stamp(migrate.alembic_config(conn), "0010")
+    assert migrate.upgrade(ctx.engine) == ["upgraded to 0011"]
+    assert [r.fact for r in cholesterol(ctx)] == [hour_fact]
+    with ctx.engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0010")
+    assert [r.fact for r in cholesterol(ctx)] == [old_fact]
+    migrate.upgrade(ctx.engine)
+    hospital = file(ctx, cr_bio(when="2025020310+0100"), "chu")
+    (entry,) = cholesterol(ctx)
+    assert links(ctx, entry.id) == [(lab.id, "created"), (hospital.id, "confirmed")]
+
+
+def test_migration_0011_leaves_a_fact_it_cannot_reproduce(sqlite_ctx) -> None:  # noqa: ANN001
+    file(sqlite_ctx, oru(obx14="2025020310+0100"), "LABM")
+    (row,) = cholesterol(sqlite_ctx)
+    with sqlite_ctx.engine.begin() as conn:
+        conn.execute(update(entries).where(entries.c.id == row.id).values(fact="f" * 32))
+        command.stamp(migrate.alembic_config(conn), "0010")
+        assert rehash(conn, instant_0010, instant_0011) == 0
+    assert [r.fact for r in cholesterol(sqlite_ctx)] == ["f" * 32]
+
+
+@pytest.mark.parametrize("iso", ["2025-02-03T10+01:00", "2025-02-03T10", "2025-02-03T10Z",
+                                 "2024-03-15T08+05:30", "2024-10-27T02-03:00",
+                                 "0999-01-01T08+01:00"])
+def test_migration_0011_reads_the_hour_as_deposit_does(iso: str) -> None:
+    """The copy frozen in 0011 gives the instant ``deposit._instant`` gives today, and the
+    one it gave before round 5 (the same instant to the minute)."""
+    minute = iso[:13] + ":00" + iso[13:]
+    assert instant_0011(iso) == _instant(iso) and instant_0010(iso) == _instant(minute)
