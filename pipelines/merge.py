@@ -49,10 +49,14 @@ class MergeDone:
 
 
 def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, PatientIdentity]],
-                *, actor: str, import_id: int, trigger: str,
-                warnings: list[str]) -> MergeDone:
+                *, actor: str, import_id: int, trigger: str, warnings: list[str],
+                domains: frozenset[str] = frozenset()) -> MergeDone:
     """Make MRG-1's identifiers name dossier ``survivor_id`` (found by PID-3), after checking
-    all of them: raises MergeRefused before any write when one cannot be (see module)."""
+    all of them: raises MergeRefused before any write when one cannot be (see module).
+
+    ``domains``: the assigning authorities of PID-3's local identifiers. IHE PAM merges two
+    records of one identifier domain: a merged identifier of another authority (a lab's
+    IPP copied into MRG-1) is not the sender's to reassign; warned about, not merged."""
     survivor = get_patient(conn, survivor_id)
     if survivor is None:  # resolved a moment ago: only a concurrent delete gets here
         raise MergeRefused("IDENTITY_UNKNOWN_PATIENT", "the surviving dossier no longer "
@@ -65,6 +69,10 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
         for li in ident.local_ids:
             if not (li.authority and li.value):
                 warnings.append(f"{where}: identifier without assigning authority: not merged")
+                continue
+            if domains and li.authority not in domains:
+                warnings.append(f"{where}: identifier of another assigning authority than "
+                                "PID-3's: not the sender's to merge, not merged")
                 continue
             holders = find_by_local_id(conn, li.authority, li.value)
             if survivor.id in holders:

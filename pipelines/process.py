@@ -991,7 +991,9 @@ def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     adt = normalized.adt
     try:
         done = apply_merge(conn, patient_id, adt.merged, actor=item.row.source,
-                           import_id=item.row.id, trigger=adt.trigger, warnings=warnings)
+                           import_id=item.row.id, trigger=adt.trigger, warnings=warnings,
+                           domains=frozenset(li.authority for li in normalized.identity.local_ids
+                                             if li.authority))
     except MergeRefused as refused:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refused.code,
                             error_message=refused.reason, error_location=refused.location,

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from dossiers import migrate
 from dossiers.deposit import _instant, fact_of
-from dossiers.patients import find_by_local_id
+from dossiers.patients import add_identifier, find_by_local_id
 from dossiers.schema import audit_log, entries
 from normalizers.cda import normalize_cda
 from normalizers.lab import normalize_message
@@ -141,22 +141,45 @@ def test_a18_is_read_as_a_merge(sqlite_ctx) -> None:  # noqa: ANN001
     assert resolved_by(sqlite_ctx.engine, OLD_IPP).patient_id == hers
 
 
+def his_dossier_under_the_old_ipp(ctx) -> int:  # noqa: ANN001
+    """M. Le Goff's dossier, holding his cholesterol, and the CHU's IPP 7399 (his results
+    were filed under it before the CHU reused the record for Mme Le Bihan)."""
+    file(ctx, oru(), "LABM")
+    (his_entry,) = cholesterol(ctx)
+    with ctx.engine.begin() as conn:
+        add_identifier(conn, his_entry.patient_id, CHU, "7399", "PI")
+    return his_entry.patient_id
+
+
 def test_a40_whose_merged_ipp_another_dossier_holds_moves_nothing(sqlite_ctx) -> None:  # noqa: ANN001
-    """The lab's IPP of M. Le Goff (whose dossier holds his cholesterol) given by the CHU as
-    merged into Mme Le Bihan: applied, his next results went to her dossier. Quarantined:
-    merging two dossiers is an admin's decision; his dossier keeps its IPP and entries."""
-    file(sqlite_ctx, oru(), "LABM")  # M. Le Goff's cholesterol, his lab IPP remembered
-    (his_entry,) = cholesterol(sqlite_ctx)
+    """The CHU's IPP 7399, which names M. Le Goff's dossier here (his cholesterol in it),
+    given as merged into Mme Le Bihan: applied, his next results went to her dossier.
+    Quarantined: merging two dossiers is an admin's decision; his keeps its IPP, entries."""
+    his = his_dossier_under_the_old_ipp(sqlite_ctx)
     hers = dossier(sqlite_ctx.engine, ids=((CHU, "7311", "PI"),))
-    row = file(sqlite_ctx, merge_adt(IPP, CERBA_IPP, status="PROV"), "chu")
+    row = file(sqlite_ctx, merge_adt(IPP, OLD_IPP, status="PROV"), "chu")
     assert (row.status, row.error_code, row.error_location) == (
         "quarantined", "ADT_MERGE_DOSSIERS", "MRG[4]-1")
-    assert f"dossier {his_entry.patient_id} (holding" in row.error_message
+    assert f"dossier {his} (holding" in row.error_message
     assert f"surviving dossier {hers}" in row.error_message
-    assert "4100001953" not in row.error_message and "Goff" not in row.error_message
+    assert "7399" not in row.error_message and "Goff" not in row.error_message
     with sqlite_ctx.engine.connect() as conn:
-        assert find_by_local_id(conn, "2.999.250.1.1", "4100001953") == [his_entry.patient_id]
-    assert [e.patient_id for e in cholesterol(sqlite_ctx)] == [his_entry.patient_id]
+        assert find_by_local_id(conn, CHU, "7399") == [his]
+    assert [e.patient_id for e in cholesterol(sqlite_ctx)] == [his]
+
+
+def test_a40_merges_no_identifier_of_another_authority(sqlite_ctx) -> None:  # noqa: ANN001
+    """IHE PAM merges two records of one identifier domain: the lab's IPP of M. Le Goff in
+    the CHU's MRG-1 is not the CHU's to give to Mme Le Bihan's dossier."""
+    file(sqlite_ctx, oru(), "LABM")
+    hers = dossier(sqlite_ctx.engine, ids=((CHU, "7311", "PI"),))
+    row = file(sqlite_ctx, merge_adt(IPP, f"{CERBA_IPP}~{OLD_IPP}", status="PROV"), "chu")
+    assert (row.status, row.patient_id) == ("deposited", hers)
+    assert any("another assigning authority" in w for w in row.warnings)
+    his = cholesterol(sqlite_ctx)[0].patient_id
+    with sqlite_ctx.engine.connect() as conn:
+        assert find_by_local_id(conn, "2.999.250.1.1", "4100001953") == [his]
+        assert find_by_local_id(conn, CHU, "7399") == [hers]
 
 
 LEFEVRE = "268036912354128"  # Mme Lefèvre's INS (samples/patients.csv)
@@ -164,22 +187,21 @@ LE_GOFF = "155112923219071"
 
 
 @pytest.mark.parametrize("mrg1", [
-    CERBA_IPP,  # the merged IPP names the dossier holding M. Le Goff's INS
+    OLD_IPP,  # the merged IPP names the dossier holding M. Le Goff's INS
     f"{LE_GOFF}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS",  # his INS itself
     f"{nir('2840699351042')}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS",  # no one's
 ])
 def test_a40_never_merges_two_different_ins(sqlite_ctx, mrg1: str) -> None:  # noqa: ANN001
     """Mme Lefèvre, named by her qualified INS, said to absorb a patient with another INS:
     one person has one INS, so two persons are never merged on the sender's word."""
-    file(sqlite_ctx, oru(), "LABM")
+    his = his_dossier_under_the_old_ipp(sqlite_ctx)
     pid3 = f"{LEFEVRE}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS~{IPP}"
     row = file(sqlite_ctx, merge_adt(pid3, mrg1, names="LEFEVRE^Hélène^^^^^D~BERANGER^Hélène"
                                      "^^^^^L"), "chu")
     assert (row.status, row.error_code) == ("quarantined", "IDENTITY_CONFLICT")
     assert "INS" in row.error_message and LE_GOFF not in row.error_message
-    his = cholesterol(sqlite_ctx)[0].patient_id
     with sqlite_ctx.engine.connect() as conn:
-        assert find_by_local_id(conn, "2.999.250.1.1", "4100001953") == [his]
+        assert find_by_local_id(conn, CHU, "7399") == [his]
 
 
 def test_a40_survivor_found_by_demographics_alone_is_not_merged_into(sqlite_ctx) -> None:  # noqa: ANN001
