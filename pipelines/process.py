@@ -1205,9 +1205,10 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
         "adt", adt.trigger, adt.stated_at, adt.updates_identity, adt.consent,
         adt.removed_ins,
         # a merge's MRG-1 only when there is one: every other ADT's fingerprint unchanged
-        *([[(where, [(i.nir, i.oid) for i in m.ins],
+        # (not where MRG sits: a resend with one more segment says the same)
+        *([[([(i.nir, i.oid) for i in m.ins],
              [(li.authority, li.value, li.type_code) for li in m.local_ids])
-            for where, m in adt.merged]] if adt.merged else []),
+            for _, m in adt.merged]] if adt.merged else []),
         [(i.nir, i.oid) for i in ident.ins],
         [(li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,

@@ -134,6 +134,16 @@ def test_a40_makes_the_merged_ipp_name_the_surviving_dossier(ctx) -> None:  # no
     assert (again.status, again.duplicate_of) == ("duplicate", row.id)
 
 
+def test_a40_resent_with_another_segment_layout_is_a_duplicate(sqlite_ctx) -> None:  # noqa: ANN001
+    """The same merge (same MSH-10) resent with a PD1 before its MRG: the same statement, a
+    duplicate (level 2), not a 'control id reused' second application."""
+    dossier(sqlite_ctx.engine, ids=((CHU, "7311", "PI"),))
+    first = file(sqlite_ctx, merge_adt(IPP, OLD_IPP, status="PROV"), "chu")
+    resent = merge_adt(IPP, OLD_IPP, status="PROV").replace(b"\rMRG|", b"\rPD1|||\rMRG|")
+    again = file(sqlite_ctx, resent, "chu")
+    assert (again.status, again.duplicate_of) == ("duplicate", first.id)
+
+
 def test_a18_is_read_as_a_merge(sqlite_ctx) -> None:  # noqa: ANN001
     hers = dossier(sqlite_ctx.engine, ids=((CHU, "7311", "PI"),))
     row = file(sqlite_ctx, merge_adt(IPP, OLD_IPP, trigger="A18", status="PROV"), "chu")
