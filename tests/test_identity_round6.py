@@ -21,7 +21,7 @@ from parsers.hl7v2 import parse_message
 from pipelines.identity import resolve_identity
 from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
 from tests.test_identity_round4 import CHU, dossier, nir, pid, resolve
-from tests.test_identity_round5 import CRBIO, CRBIO_IDS
+from tests.test_identity_round5 import CRBIO, CRBIO_IDS, INS_NIR, newborn_pid, twin_pid
 
 _0011 = importlib.import_module("dossiers.migrations.versions.0011_hour_only_facts")
 rehash, instant_0010, instant_0011 = _0011.rehash, _0011.instant_0010, _0011.instant_0011
@@ -77,6 +77,32 @@ def test_a_cda_single_birth_still_matches_by_demographics(engine, sdtc: str) -> 
     assert not ident.multiple_birth
     with engine.begin() as conn:
         assert resolve_identity(conn, ident, auto_create=False).patient_id == found
+
+
+# -- twins' placeholder names: 'BEBE 1' and 'BEBE 2' key alike -------------------------------
+@pytest.mark.parametrize(("given", "same"), [
+    ("BEBE 2", False), ("BEBE", False), ("Bébé 1", True), ("BEBE 01", True),
+])
+def test_twins_placeholder_numbers_are_compared(engine, given: str, same: bool) -> None:  # noqa: ANN001
+    """Twin boys 'BEBE 1' (dossier) and 'BEBE 2', the lab sending no PID-24/25: both names
+    key as BEBE, so the second twin's results matched the first one's dossier by traits."""
+    first = dossier(engine, family="Le Bihan", given="BEBE 1", birth_date="2026-11-20",
+                    sex="M", birth_family="Le Bihan")
+    res = resolve(engine, twin_pid(given, multiple="", order=""))
+    assert res.patient_id == (first if same else None)
+    if not same:
+        assert res.code == "IDENTITY_UNKNOWN_PATIENT"
+
+
+def test_a_twins_ins_makes_its_dossier_beside_its_unqualified_twins(engine) -> None:  # noqa: ANN001
+    """'BEBE 2' arrives with his own qualified INS-NIR; 'BEBE 1' has a dossier without INS:
+    he was a look-alike ('a new dossier would duplicate it'), the INS quarantined."""
+    first = dossier(engine, family="Le Bihan", given="BEBE 1", birth_date="2026-11-20",
+                    sex="M", birth_family="Le Bihan")
+    segment = newborn_pid(f"{nir('1261199351043')}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+                          "", given="BEBE 2")
+    res = resolve(engine, segment, auto_create=True)
+    assert res.code is None and res.via == "auto-create" and res.patient_id != first
 
 
 # -- sex unknown: no strict demographic match, and the reason says why -----------------------
