@@ -314,3 +314,18 @@ def test_migration_0011_reads_the_hour_as_deposit_does(iso: str) -> None:
     one it gave before round 5 (the same instant to the minute)."""
     minute = iso[:13] + ":00" + iso[13:]
     assert instant_0011(iso) == _instant(iso) and instant_0010(iso) == _instant(minute)
+
+
+def test_a40_with_two_groups_of_one_survivor_merges_both_and_two_survivors_fail() -> None:
+    """ADT_A39 repeats its PID-MRG group: two records merged into one survivor are read;
+    two survivors in one message are two patients, refused (nothing mixed)."""
+    one = merge_adt(IPP, OLD_IPP) + b"\r" + pid(IPP, status="VALI").encode() + \
+        f"\rMRG|7398^^^CHU-RENNES&{CHU}&ISO^PI".encode()
+    merged = normalize_message(parse_message(one), "chu").adt.merged
+    assert [(where, [li.value for li in m.local_ids]) for where, m in merged] == [
+        ("MRG[4]-1", ["7399"]), ("MRG[6]-1", ["7398"])]
+    two = merge_adt(IPP, OLD_IPP) + b"\r" + pid(f"7400^^^CHU-RENNES&{CHU}&ISO^PI").encode() + \
+        f"\rMRG|7398^^^CHU-RENNES&{CHU}&ISO^PI".encode()
+    with pytest.raises(NormalizationError) as exc:
+        normalize_message(parse_message(two), "chu")
+    assert exc.value.code == "HL7_MULTIPLE_PATIENTS"
