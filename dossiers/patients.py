@@ -200,12 +200,24 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
         or_(patients.c.family_key == family, patients.c.birth_family_key == family),
         patients.c.birth_date == birth_date,
         patients.c.sex == sex)).all()
-    keys = {r.id: first_given_key(r.given) for r in rows}
+    marks = birth_order_marks(given)  # 'BEBE 2' is not 'BEBE 1' (twins' placeholders)
+    keys = {r.id: first_given_key(r.given) for r in rows if birth_order_marks(r.given) == marks}
     found = [pid for pid, key in keys.items() if key == first_given]
     joined = _joined_given_keys(given)
     if found and joined:
         found += [pid for pid, key in keys.items() if key in joined]
     return found
+
+
+def birth_order_marks(given: str) -> tuple[str, ...]:
+    """The numbers among the given names: a maternity's placeholder names twins 'BEBE 1' and
+    'BEBE 2' (or 'JUMEAU 1', 'JUMEAU 2') until they are named, and both key as BEBE
+    (``first_given_key`` keeps the first name of the list). A laboratory rarely sends the
+    multiple birth (PID-24/25), so the strict match compares these too: 'BEBE 2' is not the
+    dossier of 'BEBE 1', nor of a plain 'BEBE' (which twin is unknown); names without a
+    number are as before."""
+    names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
+    return tuple(n.lstrip("0") or "0" for n in names if n.isdigit())
 
 
 def _joined_given_keys(given: str) -> set[str]:

@@ -7,7 +7,9 @@ DMP-FACTS.md). An ADT yields no entry: an ``AdtEvent`` that the pipeline applies
 dossier (dossiers/consent.py).
 
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
-  PID); the others (merges, identifier moves) stay HL7_UNSUPPORTED_EVENT.
+  PID), the merges of normalizers/tables/adt_merges.csv (A40, A18: MRG-1 the merged
+  patient's identifiers, applied by pipelines/merge.py) and A47 (an INS removed); the others
+  (links, identifier moves) stay HL7_UNSUPPORTED_EVENT.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
@@ -21,7 +23,13 @@ from functools import cache
 
 from normalizers.fields import field_text, loc, logical_id, ts_field
 from normalizers.identity import extract_identity, identifiers_in, single_pid
-from normalizers.model import AdtEvent, ConsentStatement, NormalizationError, NormalizedMessage
+from normalizers.model import (
+    AdtEvent,
+    ConsentStatement,
+    NormalizationError,
+    NormalizedMessage,
+    PatientIdentity,
+)
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
 
@@ -49,9 +57,16 @@ def zfa_codes() -> dict[int, frozenset[str]]:
 CHANGE_IDENTIFIER = "A47"  # read apart: only to remove an INS named in MRG-1
 
 
+@cache
+def merge_triggers() -> frozenset[str]:
+    """The ADT triggers that merge the patient of MRG-1 into the patient of PID-3."""
+    return frozenset(row["trigger"].upper() for row in table("adt_merges"))
+
+
 def handles(kind: str, trigger: str) -> bool:
     return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
-                                      or trigger.upper() == CHANGE_IDENTIFIER)
+                                      or trigger.upper() == CHANGE_IDENTIFIER
+                                      or trigger.upper() in merge_triggers())
 
 
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
@@ -72,6 +87,9 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
                      updates_identity=adt_triggers().get(trigger, False), consent=consent)
     if trigger == CHANGE_IDENTIFIER:
         event.removed_ins = _removed_ins(msg)
+    elif trigger in merge_triggers():
+        event.merged = _merged(msg, trigger)
+        warnings.extend(w for _, ident in event.merged for w in ident.warnings)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=[],
                              warnings=identity.warnings + warnings, adt=event)
 
@@ -113,6 +131,28 @@ def _removed_ins(msg: Message) -> list[tuple[str, str]]:
                                  "a change of local identifiers is not applied by this "
                                  "intake", where)
     return [(i.nir, i.kind) for i in ins]
+
+
+def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
+    """ADT^A40 / A18: the identifiers of MRG-1, one list per MRG segment (an A40 may repeat
+    its PID-MRG group for one surviving patient: ``single_pid`` refuses two survivors).
+
+    Raises NormalizationError HL7_NO_MRG without MRG segment, ADT_MERGE_NO_IDENTIFIER when
+    an MRG-1 names no identifier (nothing says which patient is merged)."""
+    mrgs = msg.all("MRG")
+    if not mrgs:
+        raise NormalizationError("HL7_NO_MRG", f"ADT^{trigger} (a merge) without MRG segment: "
+                                 "the merged patient is not named", "MRG")
+    merged = []
+    for mrg in mrgs:
+        ident = identifiers_in(msg, mrg, 1)
+        where = loc(mrg, 1)
+        if not ident.ins and not ident.local_ids:
+            raise NormalizationError("ADT_MERGE_NO_IDENTIFIER",
+                                     f"{where}: names no identifier of the merged patient "
+                                     f"(ADT^{trigger})", where)
+        merged.append((where, ident))
+    return merged
 
 
 def _event_time(msg: Message) -> str:

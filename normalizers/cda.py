@@ -588,6 +588,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         identity.given = first[0] if first else ""
     if rt.administrative_gender is not None:
         identity.sex = rt.administrative_gender.code.upper()[:1]
+    identity.multiple_birth = _multiple_birth(rt)
     if rt.birth_time is not None and 0 < len(rt.birth_time.value) < 8:
         # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
         identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "
@@ -602,6 +603,27 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             identity.warnings.append(f"CDA_BAD_DATE: {_PATIENT_PATH}/patient/birthTime: "
                                      f"{BAD_TS_TEXT}, birth date ignored")
     return identity
+
+
+SDTC = "urn:hl7-org:sdtc"
+
+
+def _multiple_birth(rt: RecordTarget) -> bool:
+    """The patient is one of a multiple birth: ``sdtc:multipleBirthInd`` true, else (none
+    sent) an ``sdtc:multipleBirthOrderNumber`` past the first, as PID-24/PID-25 are read
+    (normalizers/identity.py). Twins share family name, birth date and often sex, and a
+    newborn's given name is a placeholder: identity resolution never matches them on their
+    traits. Read, the document's twin went into the other twin's dossier."""
+    said = order = ""
+    for ext in rt.extensions:
+        if ext.namespace != SDTC:
+            continue
+        if ext.name == "multipleBirthInd":
+            said = ext.attributes.get("value", "").strip().lower()
+        elif ext.name == "multipleBirthOrderNumber":
+            order = ext.attributes.get("value", "").strip()
+    return said == "true" or (said not in ("true", "false") and order.isdigit()
+                              and int(order) > 1)
 
 
 # HL7 EntityNameUse codes of a name that is not the one a person is registered under: a

@@ -151,6 +151,9 @@ class AdtEvent:
     # ADT^A47 with an INS in MRG-1: the hospital says that INS is not this patient's; the
     # dossier holding it loses it. [(NIR, kind)]
     removed_ins: list[tuple[str, str]] = field(default_factory=list)
+    # ADT^A40 / A18 (merge): MRG-1's identifiers, the merged patient's, that from now on name
+    # the dossier of PID-3 (normalizers/adt.py); (MRG field location, identifiers)
+    merged: list[tuple[str, PatientIdentity]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

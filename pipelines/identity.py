@@ -41,6 +41,7 @@ CLOSED = "FERME"
 # found by a local id, in a dossier holding a qualified INS, for an identity without a trusted
 # INS: filed, but not an identity update (pipelines/process.py TRUSTED_MATCHES lacks it)
 LOCAL_ID_NO_INS = "local-id-no-ins"
+KNOWN_SEXES = ("F", "M")  # what a strict demographic match compares; dossiers hold one
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
 NOT_IDENTITY_KINDS = {
     "INS-C": "the computed INS (OID 1.2.250.1.213.1.4.2) is obsolete, replaced by the INS-NIR",
@@ -297,6 +298,13 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
                            "no trusted INS, no known local identifier, and demographics "
                            "incomplete for a strict match", warnings)
+    if identity.sex not in KNOWN_SEXES:
+        # PID-8 'U', 'O', 'A', 'N', CDA 'UN': the sex is not known, a trait missing; a strict
+        # match needs all four (dossiers hold F or M), so none is made, and the reason says so
+        return _quarantine("IDENTITY_UNKNOWN_PATIENT",
+                           "no trusted INS, no known local identifier, and the sex is not "
+                           "stated as F or M (unknown, other...): demographics incomplete for "
+                           "a strict match", warnings)
     if identity.multiple_birth:
         # twins share family name, birth date and often sex; a newborn's given name is
         # often a placeholder ('BEBE 1', 'BEBE 2' both key as BEBE): matched on traits, the

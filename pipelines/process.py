@@ -75,6 +75,7 @@ from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.identity import (
+    LOCAL_ID_NO_INS,
     BatchLookup,
     NeedsOwnTransaction,
     StoreLookup,
@@ -95,6 +96,7 @@ from pipelines.ledger import (
     record_outcomes,
 )
 from pipelines.mapping_policy import unmapped_failure
+from pipelines.merge import MergeRefused, apply_merge
 from pipelines.prepare_pool import Preparing, start_preparing
 from pipelines.retry import transient_outcome
 from pipelines.settings import Settings
@@ -825,6 +827,8 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_patients(ctx, conn, item)
     if item.normalized.adt is not None and item.normalized.adt.removed_ins:
         return _file_ins_removal(conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.merged:
+        return _file_merge(ctx, conn, item)
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
     if item.normalized.adt is not None:
         return _file_adt(conn, item, patient_id, via, warnings)
@@ -968,6 +972,42 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
+
+
+def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """ADT^A40 / A18: the surviving dossier is PID-3's (resolved as any ADT's, but never by
+    demographics alone: moving identifiers on look-alike traits would file one patient's
+    results in another's dossier), then MRG-1's identifiers name it (pipelines/merge.py;
+    quarantined, nothing changed, when that would merge two dossiers), then the rest of the
+    ADT (dedupe level 2, its ZFA) as ``_file_adt``."""
+    normalized = item.normalized
+    patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    if via not in MERGE_SURVIVOR_MATCHES:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_UNKNOWN_PATIENT",
+                            error_message="the surviving patient of a merge (PID-3) was found "
+                            f"by {via} only: a merge is applied to a dossier named by its INS "
+                            "or a known identifier", error_location="PID-3",
+                            logical_id=normalized.logical_id, warnings=warnings))
+    adt = normalized.adt
+    try:
+        done = apply_merge(conn, patient_id, adt.merged, actor=item.row.source,
+                           import_id=item.row.id, trigger=adt.trigger, warnings=warnings,
+                           domains=frozenset(li.authority for li in normalized.identity.local_ids
+                                             if li.authority))
+    except MergeRefused as refused:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refused.code,
+                            error_message=refused.reason, error_location=refused.location,
+                            logical_id=normalized.logical_id, warnings=warnings)) from None
+    outcome = _file_adt(conn, item, patient_id, via, warnings)
+    rest = outcome.error_message or ""
+    note = done.note(adt.trigger)
+    if rest and not rest.endswith("nothing to apply"):
+        note += "; " + rest
+    return replace(outcome, error_message=note)
+
+
+# How the surviving dossier of a merge may have been found: not by demographics alone.
+MERGE_SURVIVOR_MATCHES = ("ins", "local-id", LOCAL_ID_NO_INS, "auto-create", "assigned")
 
 
 def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN001
@@ -1164,6 +1204,11 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
     return hashlib.sha256(repr((
         "adt", adt.trigger, adt.stated_at, adt.updates_identity, adt.consent,
         adt.removed_ins,
+        # a merge's MRG-1 only when there is one: every other ADT's fingerprint unchanged
+        # (not where MRG sits: a resend with one more segment says the same)
+        *([[([(i.nir, i.oid) for i in m.ins],
+             [(li.authority, li.value, li.type_code) for li in m.local_ids])
+            for _, m in adt.merged]] if adt.merged else []),
         [(i.nir, i.oid) for i in ident.ins],
         [(li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,

@@ -758,8 +758,8 @@ def test_international_unit_spellings_map_to_ucum():
     assert to_ucum("G/L") == ("10*9/L", True) and to_ucum("g/L") == ("g/L", True)
 
 
-def test_adt_merge_is_refused_saying_what_it_is():
-    """An ADT^A40 (merge) or A18/A34-A51 (links, identifier moves) is refused on purpose; the
+def test_adt_identifier_move_is_refused_saying_what_it_is():
+    """An ADT^A43 or A24/A34-A51 (links, identifier moves) is refused on purpose; the
     error said only 'not handled', as for a message type nobody knows. It now says what the
     message is and why it is not applied; an unknown trigger keeps the short text."""
     import pytest
@@ -773,10 +773,10 @@ def test_adt_merge_is_refused_saying_what_it_is():
                           "MRG|LD-0^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI"]) + "\r"
 
     with pytest.raises(NormalizationError) as exc:
-        norm(adt("A40"))
+        norm(adt("A43"))  # A40/A18 merges are read since identity round 6
     assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_EVENT", "MSH-9")
-    assert str(exc.value).startswith("message type ADT^A40 (merge patient - patient "
-                                     "identifier list) is not applied by this intake")
+    assert str(exc.value).startswith("message type ADT^A43 (move patient information - "
+                                     "patient identifier list) is not applied by this intake")
     with pytest.raises(NormalizationError) as exc:
         norm(adt("A99"))
     assert str(exc.value) == "message type ADT^A99 is not handled by this intake"

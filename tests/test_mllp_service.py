@@ -376,9 +376,9 @@ def test_application_mode_answers_after_processing(tmp_path, database_url) -> No
         err = segment(bad, "ERR")
         assert err[2] == "OBX^2^5^1" and err[3].startswith("102^") and err[4] == "E"
         assert err[8].startswith("OBX_BAD_NUMBER")
-        # ADT are read now (consent, identity); a merge (A40) is still refused: 201, a
-        # trigger of a type we read
-        merge = sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01", b"ADT^A40^ADT_A39")
+        # ADT are read now (consent, identity, merges since identity round 6); an identifier
+        # move (A43) is still refused: 201, a trigger of a type we read
+        merge = sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01", b"ADT^A43^ADT_A43")
         adt = client.send(original_mode(merge))
         fields = msa(adt, "latin-1")
         assert fields[1] == "AR" and segment(adt, "ERR", "latin-1")[3].startswith("201^")
@@ -708,15 +708,16 @@ def test_unusable_encoding_characters_are_refused_answering_the_control_id(ctx) 
 
 
 def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # noqa: ANN001
-    """An order (ORM^O01) or a merge (ADT^A40) to this results intake was answered AA/CA in
+    """An order (ORM^O01) or an identifier move (ADT^A43) to this intake was answered AA/CA in
     accept mode and failed later, unseen by its sender. HL7 v2.5 2.9.2 has the receiver
     check MSH-9 before accepting: AR (CR in enhanced mode) with ERR at MSH-9, recorded
     under its source: 200 for a message type not read, 201 for a trigger not read of a type
     that is (the sender's engine tells the two apart); the supported types on the same
     connection are accepted as before."""
     order = sample("01_labm_nfs.hl7").replace(b"ORU^R01^ORU_R01", b"ORM^O01^ORM_O01", 1)
+    # (an ADT^A40 merge was the example until identity round 6, which reads it)
     merge = original_mode(sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01",
-                                                                 b"ADT^A40^ADT_A39", 1))
+                                                                 b"ADT^A43^ADT_A43", 1))
     with running_service(ctx) as svc, Client(svc.port) as client:
         refused = [client.send(order), client.send(merge)]
         accepted = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
@@ -744,6 +745,7 @@ def _dispatch_cases() -> list[tuple[str, str]]:
 
     return sorted({*_HANDLED, *(("ADT", t) for t in adt_triggers()),
                    ("ADT", CHANGE_IDENTIFIER), ("ORU", ""), ("ORM", "O01"), ("ADT", "A40"),
+                   ("ADT", "A18"), ("ADT", "A43"),
                    ("QRY", "A19"), ("ACK", "R01"), ("MDM", "T01"), ("ORU", "R99"), ("", ""),
                    ("oru", "r01")})
 

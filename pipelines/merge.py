@@ -1,0 +1,125 @@
+"""ADT^A40 / A18 (IHE PAM, French extension): the patient of MRG-1 is merged into the patient
+of PID-3, the hospital's duplicate record closed. What it means for the DMP intake: the
+merged patient's local identifiers (MRG-1) name the surviving dossier from now on, so that
+a late result still sent under the old IPP, or a quarantined one rerun, files there.
+
+What is never done on the sender's word (an admin decides, the ADT is quarantined with the
+reason and nothing is changed):
+- moving entries: a merged identifier that another dossier already holds means that dossier
+  received something under it; merging two dossiers moves their entries
+  (ADT_MERGE_DOSSIERS, naming both dossiers and how many entries the other holds);
+- merging two dossiers that hold different INS, or giving the survivor a merged patient
+  whose INS is another than its own: one person has one INS (IDENTITY_CONFLICT).
+An INS in MRG-1 that no dossier holds is not given to the survivor (the merge does not
+qualify it): said in a warning. Reasons name dossiers by id and identifiers by field,
+never by value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from dossiers.audit import record as record_audit
+from dossiers.patients import Patient, add_identifier, find_by_ins, find_by_local_id, get_patient
+from dossiers.schema import entries
+from normalizers.model import PatientIdentity
+
+
+class MergeRefused(Exception):
+    """The merge is not applied: ``code`` and ``reason`` for the ledger, ``location`` the
+    MRG field."""
+
+    def __init__(self, code: str, reason: str, location: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.location = code, reason, location
+
+
+@dataclass(slots=True)
+class MergeDone:
+    learnt: int = 0  # identifiers that name the surviving dossier from now on
+    known: int = 0  # identifiers it held already
+
+    def note(self, trigger: str) -> str:
+        if not self.learnt:
+            return f"ADT^{trigger} merge: the dossier held MRG-1's identifiers already"
+        return (f"ADT^{trigger} merge: {self.learnt} identifier(s) of MRG-1 now name the "
+                "dossier")
+
+
+def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, PatientIdentity]],
+                *, actor: str, import_id: int, trigger: str, warnings: list[str],
+                domains: frozenset[str] = frozenset()) -> MergeDone:
+    """Make MRG-1's identifiers name dossier ``survivor_id`` (found by PID-3), after checking
+    all of them: raises MergeRefused before any write when one cannot be (see module).
+
+    ``domains``: the assigning authorities of PID-3's local identifiers. IHE PAM merges two
+    records of one identifier domain: a merged identifier of another authority (a lab's
+    IPP copied into MRG-1) is not the sender's to reassign; warned about, not merged."""
+    survivor = get_patient(conn, survivor_id)
+    if survivor is None:  # resolved a moment ago: only a concurrent delete gets here
+        raise MergeRefused("IDENTITY_UNKNOWN_PATIENT", "the surviving dossier no longer "
+                           "exists", "PID-3")
+    to_learn = []
+    done = MergeDone()
+    for where, ident in merged:
+        for ins in ident.ins:
+            _check_ins(conn, survivor, ins.nir, ins.kind, where, warnings)
+        for li in ident.local_ids:
+            if not (li.authority and li.value):
+                warnings.append(f"{where}: identifier without assigning authority: not merged")
+                continue
+            if domains and li.authority not in domains:
+                warnings.append(f"{where}: identifier of another assigning authority than "
+                                "PID-3's: not the sender's to merge, not merged")
+                continue
+            holders = find_by_local_id(conn, li.authority, li.value)
+            if survivor.id in holders:
+                done.known += 1
+                continue
+            if holders:
+                _refuse_other_dossier(conn, survivor, holders[0], where)
+            to_learn.append(li)
+    for li in to_learn:
+        add_identifier(conn, survivor.id, li.authority, li.value, li.type_code)
+    done.learnt = len(to_learn)
+    if to_learn:
+        record_audit(conn, actor, "identity.merged", patient_id=survivor.id,
+                     import_id=import_id,
+                     details={"trigger": trigger, "identifiers": len(to_learn)})
+    return done
+
+
+def _check_ins(conn: Connection, survivor: Patient, nir: str, kind: str, where: str,
+               warnings: list[str]) -> None:
+    holder = find_by_ins(conn, nir)
+    if holder is not None and holder.id == survivor.id:
+        return
+    if survivor.ins and survivor.ins != nir:
+        raise MergeRefused("IDENTITY_CONFLICT",
+                           f"{where}: the merged patient's {kind} is another than the INS of "
+                           f"the surviving dossier {survivor.id}: two persons with different "
+                           "INS are never merged (identity to check with the sender)", where)
+    if holder is not None:
+        _refuse_other_dossier(conn, survivor, holder.id, where)
+    warnings.append(f"{where}: the merged patient's {kind} is held by no dossier: not given "
+                    "to the surviving dossier (a merge does not qualify an INS)")
+
+
+def _refuse_other_dossier(conn: Connection, survivor: Patient, other_id: int,
+                          where: str) -> None:
+    other = get_patient(conn, other_id)
+    if other is not None and other.ins and survivor.ins and other.ins != survivor.ins:
+        raise MergeRefused("IDENTITY_CONFLICT",
+                           f"{where}: the merged identifier names dossier {other_id}, which "
+                           f"holds another INS than the surviving dossier {survivor.id}: two "
+                           "dossiers with different INS are never merged (identity to check "
+                           "with the sender)", where)
+    held = conn.execute(select(func.count()).select_from(entries)
+                        .where(entries.c.patient_id == other_id)).scalar_one()
+    raise MergeRefused("ADT_MERGE_DOSSIERS",
+                       f"{where}: the merged identifier names dossier {other_id} (holding "
+                       f"{held} entr{'y' if held == 1 else 'ies'}), not the surviving dossier "
+                       f"{survivor.id} that PID-3 names: merging two dossiers moves what "
+                       "they hold, an admin's decision; nothing was changed", where)
