@@ -317,6 +317,21 @@ def peer_address(peername: object) -> str | None:
     return host
 
 
+# What an empty frame may hold: nothing, or the line ends, blanks and NUL of a template
+KEEP_ALIVE_BYTES = b"\r\n \t\x00"
+
+
+def is_empty_frame(payload: bytes) -> bool:
+    """Whether a frame holds no message at all (VT FS CR, or VT CR FS CR): the keep-alive
+    some engines send on an idle connection. It has no MSH, so no MSA-2 to answer: it was
+    stored as a failed import and answered AR with an empty MSA-2, which the sender read as
+    the answer to its next message (an engine that does not wait for an answer to its
+    keep-alive), every later ACK then one message late. HL7 v2.5 2.9 acknowledges
+    messages, and the MLLP release 2 commit acknowledgement acknowledges content; an
+    empty frame is neither: not stored, not answered, logged."""
+    return not payload.strip(KEEP_ALIVE_BYTES)
+
+
 FDS_KEPT = 256  # file descriptors left for storing (archive files, database, pools, API)
 OVER_LIMIT_LOG_EVERY = 10.0  # seconds between two warnings of connections closed at the limit
 
@@ -479,7 +494,7 @@ class MLLPServer:
                             "start block", peer)
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
-        count = acknowledged = 0
+        count = acknowledged = empty = 0
         try:
             while not self.closing:
                 self._idle[task] = True
@@ -501,6 +516,12 @@ class MLLPServer:
                 if isinstance(got, bytes) and got in ACK_BLOCKS:  # a release 2 peer
                     acknowledged += 1  # acknowledging our ACK: no message (stored as one,
                     continue           # it was answered AR, which the peer acknowledged...)
+                if isinstance(got, bytes) and is_empty_frame(got):
+                    empty += 1
+                    if empty == 1:  # a heartbeat every minute: one line per connection
+                        log.info("connection from %s: empty frame (no MSH: a keep-alive), "
+                                 "not stored, not answered", peer)
+                    continue
                 self._idle[task] = False
                 received_at = datetime.now(UTC)
                 if isinstance(got, Oversize):
@@ -530,8 +551,9 @@ class MLLPServer:
                                 "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
                                 "read as content", peer, frames.skipped, frames.abandoned,
                                 frames.inner_fs)
-            log.debug("connection from %s closed after %d frame(s) and %d MLLP release 2 "
-                      "acknowledgement block(s)", peer, count, acknowledged)
+            log.debug("connection from %s closed after %d frame(s), %d MLLP release 2 "
+                      "acknowledgement block(s) and %d empty frame(s)", peer, count,
+                      acknowledged, empty)
             writer.close()
             try:
                 await asyncio.wait_for(writer.wait_closed(), 5)
