@@ -7,15 +7,22 @@ limit)."""
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from dossiers.schema import imports
 from tests.conftest import migrated_sqlite
-from tests.mllp_support import CR, FS, VT, Client, msa, running_service
+from tests.mllp_support import CR, FS, VT, Client, msa, read_frame, running_service
 from tests.test_mllp_service import make_ctx, original_mode, sample
+
+TLS_IDLE = 1.0  # the TLS service's idle timeout, hence its handshake's
 
 
 class Service:
@@ -33,6 +40,38 @@ class Service:
 def service(tmp_path_factory, sqlite_template) -> Iterator[Service]:  # noqa: ANN001
     tmp = tmp_path_factory.mktemp("round8")
     ctx = make_ctx(tmp, migrated_sqlite(sqlite_template, tmp / "store.sqlite3"))
+    try:
+        with running_service(ctx, process=False) as svc:
+            yield Service(svc, ctx)
+    finally:
+        ctx.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
+    """A CA and a server certificate for 127.0.0.1, on P-256 keys (RSA keys took most of
+    this file's time budget to make)."""
+    d = tmp_path_factory.mktemp("tls8")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=test-ca")
+    run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    return {n: d / n for n in ("ca.pem", "server.pem", "server.key")}
+
+
+@pytest.fixture(scope="module")
+def tls_service(tmp_path_factory, sqlite_template, tls_files) -> Iterator[Service]:  # noqa: ANN001
+    tmp = tmp_path_factory.mktemp("round8-tls")
+    ctx = make_ctx(tmp, migrated_sqlite(sqlite_template, tmp / "store.sqlite3"),
+                   tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
+                   idle_timeout=TLS_IDLE)
     try:
         with running_service(ctx, process=False) as svc:
             yield Service(svc, ctx)
@@ -79,3 +118,101 @@ def test_a_frame_of_text_without_msh_is_still_refused(service: Service) -> None:
         answer = client.send(b"PID|1||123^^^LABM\r", timeout=3)
     assert msa(answer)[1] == "AR"
     assert service.rows() == before + 1
+
+
+# -- TLS clients closing their side ---------------------------------------------------------
+
+def tls_send_and_close(port: int, ca: Path, payload: bytes, close: str) -> bytes:
+    """A TLS client (memory buffers, to control each record) that sends ``payload`` and at
+    once closes its sending side: ``close_notify`` (as Java's SSLSocket.shutdownOutput does
+    in TLS 1.3) or ``fin`` (a TCP FIN under TLS, no close_notify); then reads what comes
+    back until the listener closes. The plaintext received."""
+    context = ssl.create_default_context(cafile=str(ca))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        tls.write(payload)
+        if close == "close_notify":
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.unwrap()  # sent; the listener's own is not in yet
+        raw.sendall(outgoing.read())
+        if close == "fin":
+            raw.shutdown(socket.SHUT_WR)
+        received = bytearray()
+        while chunk := raw.recv(65536):
+            incoming.write(chunk)
+            try:
+                while data := tls.read(65536):
+                    received += data
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
+    return bytes(received)
+
+
+@pytest.mark.parametrize("close", ["close_notify", "fin"])
+def test_a_tls_client_closing_its_side_after_its_last_frame_gets_its_acks(
+        tls_service: Service, tls_files, close: str) -> None:  # noqa: ANN001
+    """asyncio's TLS shut the connection down on the client's close_notify (or a FIN under
+    TLS) and dropped the ACK written after it: both messages were stored, neither was
+    answered, and the engine sent them again. Each is answered now, then the listener
+    closes (what the same client over plain TCP got already, round 7)."""
+    before = tls_service.rows()
+    frames = VT + message(f"TLS-{close}-1") + FS + CR + VT + message(f"TLS-{close}-2") + FS
+    received = tls_send_and_close(tls_service.port, tls_files["ca.pem"], frames, close)
+    buffer = bytearray(received)
+    acks = [read_frame(_Closed(), buffer) for _ in range(2)]
+    assert [msa(a)[1:3] for a in acks] == [["AA", f"TLS-{close}-1"], ["AA", f"TLS-{close}-2"]]
+    assert not buffer
+    assert tls_service.rows() == before + 2
+
+
+class _Closed:
+    """A socket already read to its end, for ``read_frame`` over what was received."""
+
+    def settimeout(self, timeout: float) -> None:
+        pass
+
+    def recv(self, size: int) -> bytes:
+        return b""
+
+
+def test_a_tls_client_that_never_sends_close_notify_is_served_and_let_go(
+        tls_service: Service, tls_files) -> None:  # noqa: ANN001
+    """Found right, pinned on the new TLS layer: a client that reads its ACK and drops the
+    TCP connection without close_notify (most engines on restart) leaves no connection
+    behind; the next one is served at once."""
+    context = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
+    for n in range(2):
+        raw = socket.create_connection(("127.0.0.1", tls_service.port), timeout=3)
+        sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        sock.sendall(VT + message(f"TLS-DROP-{n}") + FS + CR)
+        assert msa(read_frame(sock, bytearray(), timeout=3))[1:3] == ["AA", f"TLS-DROP-{n}"]
+        socket.socket(fileno=sock.detach()).close()  # no close_notify
+
+
+def test_a_tls_handshake_that_never_ends_is_cut_and_said_so(
+        tls_service: Service, caplog) -> None:  # noqa: ANN001
+    """A peer that connects to the TLS port and sends nothing (a port scanner, a load
+    balancer's check): its connection is closed once the handshake timeout (here the idle
+    timeout, 1 s) has passed, and the warning says so. It said "the peer closed the
+    connection (ConnectionAbortedError)", sending the operator after the peer."""
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="dmp.mllp"), \
+            socket.create_connection(("127.0.0.1", tls_service.port), timeout=3) as raw:
+        raw.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, no more
+        assert raw.recv(100) == b""  # closed by the listener
+        waited = time.monotonic() - started
+        deadline = time.monotonic() + 2
+        while "TLS handshake" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert TLS_IDLE * 0.9 <= waited < TLS_IDLE + 1.5
+    said = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert said == ["TLS handshake with 127.0.0.1 failed (no handshake within the timeout): "
+                    "connection closed"]

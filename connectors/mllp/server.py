@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
+from connectors.mllp.tls import TLSServerProtocol
 from pipelines.acknowledge import ACK_BLOCKS, Answered, Frame
 from pipelines.faults import fault_point
 from pipelines.logs import Throttle
@@ -266,20 +267,27 @@ def _tls_failure(exc: BaseException) -> str:
 
 
 class _TLSAccept(asyncio.Protocol):
-    """A TLS connection just accepted: reading paused at once, so that the ClientHello stays
-    in the socket for the TLS layer, and the handshake handed to ``MLLPServer._accept_tls``."""
+    """A TLS connection just accepted: handed at once to its TLS layer (``TLSServerProtocol``,
+    which keeps answering a client that closed its side), the handshake awaited by
+    ``MLLPServer._accept_tls``."""
 
     def __init__(self, server: MLLPServer) -> None:
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.server._over_limit(transport.get_extra_info("peername")):
+        server = self.server
+        if server._over_limit(transport.get_extra_info("peername")):
             transport.close()
             return
-        transport.pause_reading()  # type: ignore[attr-defined]
-        task = asyncio.get_running_loop().create_task(self.server._accept_tls(transport))
-        self.server._handshakes.add(task)
-        task.add_done_callback(self.server._handshakes.discard)
+        assert server.ssl_context is not None and isinstance(transport, asyncio.Transport)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        tls = TLSServerProtocol(server.ssl_context, asyncio.StreamReaderProtocol(reader), loop)
+        transport.set_protocol(tls)  # before any byte is read: the ClientHello goes to it
+        tls.connection_made(transport)
+        task = loop.create_task(server._accept_tls(tls, reader))
+        server._handshakes.add(task)
+        task.add_done_callback(server._handshakes.discard)
 
 
 ALL_IPV6 = "::"
@@ -435,36 +443,35 @@ class MLLPServer:
             await asyncio.wait([self._committer_task], timeout=grace)
         self.committer.shutdown()
 
-    async def _accept_tls(self, transport: asyncio.BaseTransport) -> None:
+    async def _accept_tls(self, tls: TLSServerProtocol, reader: asyncio.StreamReader) -> None:
         """The TLS handshake of a connection accepted in plain TCP, then the connection.
         asyncio's own (``start_server(ssl=...)``) drops a failed handshake without a word
         outside its debug mode: a lab sending plain MLLP to the TLS port, or connecting
         without the client certificate asked for, got no ACK and nobody could tell it why.
-        A failure is one warning naming the peer and the TLS reason (no traceback)."""
-        loop = asyncio.get_running_loop()
+        A failure is one warning naming the peer and the TLS reason (no traceback); a
+        handshake not done within ``HANDSHAKE_TIMEOUT`` (at most ``idle_timeout``) frees its
+        slot, said as such (it was said "the peer closed the connection")."""
+        assert tls.transport is not None
+        transport = tls.transport
         peer = peer_address(transport.get_extra_info("peername"))
-        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        assert self.ssl_context is not None
         try:
-            tls = await loop.start_tls(transport, protocol, self.ssl_context, server_side=True,
-                                       ssl_handshake_timeout=min(self.idle_timeout,
-                                                                 HANDSHAKE_TIMEOUT))
+            async with asyncio.timeout(min(self.idle_timeout, HANDSHAKE_TIMEOUT)):
+                await asyncio.shield(tls.handshake)
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
             reason = _tls_failure(exc)
             self._warn_peer(peer, "tls " + reason,
                             "TLS handshake with %s failed (%s): connection closed", peer,
                             reason)
-            transport.close()
+            transport.abort() if isinstance(exc, TimeoutError) else transport.close()
             return
         except asyncio.CancelledError:  # stopping
-            transport.close()
+            transport.abort()
             raise
-        if tls is None:  # the peer went away during the handshake
-            transport.close()
-            return
-        protocol.connection_made(tls)
-        await self._serve_connection(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
+        protocol = tls.app
+        assert isinstance(protocol, asyncio.StreamReaderProtocol)
+        writer = asyncio.StreamWriter(tls.app_transport, protocol, reader,
+                                      asyncio.get_running_loop())
+        await self._serve_connection(reader, writer)
 
     async def _write(self, writer: asyncio.StreamWriter, answers: list[bytes]) -> None:
         """Each answer in a frame of its own."""
