@@ -23,6 +23,7 @@ from tests.mllp_support import CR, FS, VT, Client, msa, read_frame, running_serv
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 TLS_IDLE = 1.0  # the TLS service's idle timeout, hence its handshake's
+PER_PEER = 3  # the plain service's max_connections_per_peer
 
 
 class Service:
@@ -39,7 +40,8 @@ class Service:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, sqlite_template) -> Iterator[Service]:  # noqa: ANN001
     tmp = tmp_path_factory.mktemp("round8")
-    ctx = make_ctx(tmp, migrated_sqlite(sqlite_template, tmp / "store.sqlite3"))
+    ctx = make_ctx(tmp, migrated_sqlite(sqlite_template, tmp / "store.sqlite3"),
+                   max_connections_per_peer=PER_PEER)
     try:
         with running_service(ctx, process=False) as svc:
             yield Service(svc, ctx)
@@ -216,3 +218,49 @@ def test_a_tls_handshake_that_never_ends_is_cut_and_said_so(
     said = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
     assert said == ["TLS handshake with 127.0.0.1 failed (no handshake within the timeout): "
                     "connection closed"]
+
+
+# -- connections per peer ---------------------------------------------------------------------
+
+def test_one_peer_cannot_take_every_connection(service: Service, caplog) -> None:  # noqa: ANN001
+    """An engine that opens a connection per retry and never closes the old ones took every
+    slot of the listener (only a total limit), and every other lab was closed at once.
+    With ``max_connections_per_peer`` its own extra connection is closed at once, with a
+    warning naming it; another peer is served meanwhile, and the peer again once one of
+    its connections has closed."""
+    clients = [Client(service.port) for _ in range(PER_PEER)]
+    try:
+        for n, client in enumerate(clients):
+            assert msa(client.send(message(f"PEER-{n}"), timeout=3))[1] == "AA"
+        with caplog.at_level(logging.WARNING, logger="dmp.mllp"), \
+                socket.create_connection(("127.0.0.1", service.port), timeout=3) as extra:
+            extra.sendall(VT + message("PEER-EXTRA") + FS + CR)
+            assert extra.recv(100) == b""  # closed at once, unanswered
+        assert "max_connections_per_peer 3" in caplog.text
+        with Client(service.port, source="127.0.0.2") as other:
+            assert msa(other.send(message("OTHER-PEER"), timeout=3))[1] == "AA"
+        clients.pop().close()
+        deadline = time.monotonic() + 3
+        while True:  # its end is seen by the listener a moment later
+            with socket.create_connection(("127.0.0.1", service.port), timeout=3) as sock:
+                sock.sendall(VT + message("PEER-AGAIN") + FS + CR)
+                answer = read_frame(sock, bytearray(), timeout=3)
+            if answer is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert answer is not None and msa(answer)[1:3] == ["AA", "PEER-AGAIN"]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_the_limit_per_peer_is_read_from_the_settings(tmp_path) -> None:  # noqa: ANN001
+    from pipelines.settings import load_settings
+
+    env = {"DMP_HOME": str(tmp_path), "DMP_MLLP_MAX_CONNECTIONS_PER_PEER": "8"}
+    assert load_settings(env=env).listener.max_connections_per_peer == 8
+    (tmp_path / "dmp.toml").write_text("[mllp]\nmax_connections_per_peer = 5\n")
+    assert load_settings(env={"DMP_HOME": str(tmp_path)}).listener.max_connections_per_peer \
+        == 5
+    assert load_settings(env={"DMP_HOME": str(tmp_path / "none")}
+                         ).listener.max_connections_per_peer == 0

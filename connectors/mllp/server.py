@@ -288,6 +288,8 @@ class _TLSAccept(asyncio.Protocol):
         task = loop.create_task(server._accept_tls(tls, reader))
         server._handshakes.add(task)
         task.add_done_callback(server._handshakes.discard)
+        peer = peer_address(transport.get_extra_info("peername"))
+        task.add_done_callback(lambda _: server._release(peer))  # run or cancelled
 
 
 ALL_IPV6 = "::"
@@ -363,7 +365,8 @@ class MLLPServer:
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
                  ssl_context: ssl.SSLContext | None = None,
-                 prepare: Prepare | None = None, max_connections: int = 0) -> None:
+                 prepare: Prepare | None = None, max_connections: int = 0,
+                 max_connections_per_peer: int = 0) -> None:
         self.committer = GroupCommitter(handler, prepare=prepare)
         self.host, self.port = host, port
         self.max_frame_bytes = max_frame_bytes
@@ -378,6 +381,8 @@ class MLLPServer:
         self.acks = 0
         self.max_connections = connection_limit(max_connections)
         self.turned_away = 0  # connections closed at the limit since the last warning
+        self.max_per_peer = max_connections_per_peer  # 0: no limit but the listener's
+        self._per_peer: dict[str | None, int] = {}  # peer address -> connections open
         self._warned_at: float | None = None
         self._peer_warnings = Throttle(window_seconds=PEER_WARNING_WINDOW)
 
@@ -396,9 +401,14 @@ class MLLPServer:
     def _over_limit(self, peername: object) -> bool:
         """Whether a connection just accepted is one too many (closed at once): a warning
         names the peer and the limit, then at most one every ``OVER_LIMIT_LOG_EVERY``
-        seconds with the count (a sender retrying in a loop must not flood the log)."""
+        seconds with the count (a sender retrying in a loop must not flood the log).
+        Admitted, it is counted for its peer until ``_release``."""
+        peer = peer_address(peername)
+        if self._peer_over_limit(peer):
+            return True
         open_now = len(self._handshakes.union(self._idle))  # a TLS connection is in both
         if open_now < self.max_connections:
+            self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             return False
         self.turned_away += 1
         now = asyncio.get_running_loop().time()
@@ -406,9 +416,32 @@ class MLLPServer:
             log.warning("connection from %s closed at once: %d connection(s) open, the "
                         "listener's limit (max_connections %d); %d turned away since the "
                         "last warning. Idle connections hold the others: see idle_timeout",
-                        peer_address(peername), open_now, self.max_connections, self.turned_away)
+                        peer, open_now, self.max_connections, self.turned_away)
             self._warned_at, self.turned_away = now, 0
         return True
+
+    def _peer_over_limit(self, peer: str | None) -> bool:
+        """Whether the peer already has ``max_per_peer`` connections open. One engine that
+        opens a connection per retry and never closes the old ones (a channel restarted in
+        a loop, half-open connections behind a firewall) took every slot of the listener,
+        and every other lab's connection was closed at once until its idle ones timed out.
+        Its own new connections are closed now; the other peers are served."""
+        open_now = self._per_peer.get(peer, 0)
+        if self.max_per_peer <= 0 or open_now < self.max_per_peer:
+            return False
+        self._warn_peer(peer, "per-peer limit",
+                        "connection from %s closed at once: %d connection(s) open from this "
+                        "peer, the listener's limit per peer (max_connections_per_peer %d); "
+                        "the other peers are served", peer, open_now, self.max_per_peer)
+        return True
+
+    def _release(self, peer: str | None) -> None:
+        """An admitted connection has ended: one fewer for its peer."""
+        left = self._per_peer.get(peer, 0) - 1
+        if left > 0:
+            self._per_peer[peer] = left
+        else:
+            self._per_peer.pop(peer, None)
 
     async def start(self) -> None:
         self._committer_task = asyncio.create_task(self.committer.run())
@@ -492,6 +525,7 @@ class MLLPServer:
             return
         _fix_send_buffer(writer.get_extra_info("socket"))
         peer = peer_address(writer.get_extra_info("peername"))
+        plain = self.ssl_context is None  # counted for its peer here (TLS: by its task)
         self._idle[task] = True
         self.connections += 1
         def unframed() -> None:
@@ -551,6 +585,8 @@ class MLLPServer:
             _log_bug("connection from %s failed", peer, exc=exc)
         finally:
             self._idle.pop(task, None)
+            if plain:
+                self._release(peer)
             self.committer.forget(task)
             if frames.skipped or frames.abandoned or frames.inner_fs:
                 self._warn_peer(peer, "noise",
