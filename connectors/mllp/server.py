@@ -375,7 +375,8 @@ class MLLPServer:
         self.server: asyncio.Server | None = None
         self._committer_task: asyncio.Task | None = None
         self._idle: dict[asyncio.Task, bool] = {}  # connection task -> waiting for a frame
-        self._handshakes: set[asyncio.Task] = set()  # TLS connections being accepted
+        # TLS connections in their handshake (their task then serves them, in ``_idle``)
+        self._handshakes: set[asyncio.Task] = set()
         self.closing = False
         self.connections = 0
         self.acks = 0
@@ -406,7 +407,7 @@ class MLLPServer:
         peer = peer_address(peername)
         if self._peer_over_limit(peer):
             return True
-        open_now = len(self._handshakes.union(self._idle))  # a TLS connection is in both
+        open_now = len(self._handshakes) + len(self._idle)
         if open_now < self.max_connections:
             self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             return False
@@ -500,6 +501,9 @@ class MLLPServer:
         except asyncio.CancelledError:  # stopping
             transport.abort()
             raise
+        # a connection now: stop() lets it finish the frame it is handling (it cancelled
+        # every TLS connection at once, ACKs of stored frames unsent)
+        self._handshakes.discard(asyncio.current_task())  # type: ignore[arg-type]
         protocol = tls.app
         assert isinstance(protocol, asyncio.StreamReaderProtocol)
         writer = asyncio.StreamWriter(tls.app_transport, protocol, reader,
