@@ -10,6 +10,10 @@ ledger commit: throughput grows with concurrency while each ACK still follows du
 With a ``prepare`` function, each frame's own work (parsing its header, writing its bytes) is
 done by another thread as soon as it arrives, while the previous group is being stored.
 
+An empty frame (VT FS CR: a keep-alive) is no message: not stored, not answered
+(``is_empty_frame``). TLS is ``connectors.mllp.tls``: a client that closes its side after its
+last frame is still answered.
+
 Shutdown (``stop``): stop accepting, let every connection finish the frame it is handling and
 write its ACK, close the idle ones, then stop the committer. Nothing here parses HL7: the
 handler (pipelines.acknowledge) does, on bytes.
