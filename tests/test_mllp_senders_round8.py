@@ -6,6 +6,7 @@ limit)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -298,6 +299,66 @@ def test_the_limit_per_peer_is_read_from_the_settings(tmp_path) -> None:  # noqa
         == 5
     assert load_settings(env={"DMP_HOME": str(tmp_path / "none")}
                          ).listener.max_connections_per_peer == 0
+
+
+# -- a peer that neither reads nor closes ------------------------------------------------------
+
+def _tcp_state(local_port: int, remote_port: int) -> str | None:
+    """The kernel's state of the IPv4 socket from ``local_port`` to ``remote_port`` (hex, as
+    /proc/net/tcp says it: '01' established), None when there is none."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(local.split(":")[1], 16) == local_port and \
+                int(remote.split(":")[1], 16) == remote_port:
+            return state
+    return None
+
+
+def test_a_peer_that_neither_reads_nor_closes_does_not_keep_its_socket(monkeypatch) -> None:  # noqa: ANN001
+    """A hung engine: it sends, never reads its ACKs, never closes. After idle_timeout the
+    listener closed the connection, but asyncio's close waits for the queued ACKs to be
+    taken: the socket, its descriptor and buffers stayed established for ever, no longer
+    counted against max_connections (a hung engine reconnecting leaked one per connection
+    toward the descriptors storing needs). It is aborted after CLOSE_GRACE now."""
+    from connectors.mllp import server as mllp_server
+
+    monkeypatch.setattr(mllp_server, "CLOSE_GRACE", 0.2)
+    ack = b"MSH|^~\\&|DMP|DMP|||20260101||ACK|1|P|2.5\rMSA|AA|1|" + b"x" * 4000 + b"\r"
+    ready, done = threading.Event(), threading.Event()
+    box: dict = {}
+
+    async def serve() -> None:
+        listener = mllp_server.MLLPServer(lambda frames: [[ack] for _ in frames], port=0,
+                                          idle_timeout=0.3)
+        await listener.start()
+        box["port"] = listener.port
+        ready.set()
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+        await listener.stop(grace=1)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(5)
+        with socket.socket() as hung:
+            hung.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hung.connect(("127.0.0.1", box["port"]))
+            hung.settimeout(0.5)
+            try:
+                for _ in range(2000):  # its ACKs back up long before
+                    hung.sendall(VT + b"MSH|^~\\&|LABM|X|||20260101||ORU^R01|1|P|2.5\r" + FS + CR)
+            except TimeoutError:
+                pass
+            mine = hung.getsockname()[1]
+            deadline = time.monotonic() + 3
+            while _tcp_state(box["port"], mine) == "01" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _tcp_state(box["port"], mine) != "01", "still established"
+    finally:
+        done.set()
+        thread.join(5)
 
 
 # -- last: stops the TLS service ----------------------------------------------------------------

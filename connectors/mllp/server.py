@@ -235,6 +235,12 @@ def tls_context(cert: Path, key: Path | None = None,
     return context
 
 
+# Seconds a closed connection has to take the answers still queued for it before it is
+# aborted: a peer that neither reads nor closes (a hung engine) kept the socket, its file
+# descriptor and its buffers for ever once closed (asyncio's close waits for the queue to
+# empty), its connection no longer counted against max_connections: a hung engine that
+# reconnects leaked one descriptor per connection towards the limit storing needs.
+CLOSE_GRACE = 5.0
 STREAM_LIMIT = 1 << 20  # a connection's StreamReader buffer (frames are read 64 KiB at a time)
 HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake (asyncio's default), at most idle_timeout
 # A connection's kernel send buffer, fixed (Linux doubles it: 64 KiB). ACKs are a few hundred
@@ -607,6 +613,8 @@ class MLLPServer:
                       acknowledged, empty)
             writer.close()
             try:
-                await asyncio.wait_for(writer.wait_closed(), 5)
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
+            except TimeoutError:  # the peer takes none of what is left: let it go
+                writer.transport.abort()
             except (Exception, asyncio.CancelledError):
                 pass
