@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from dossiers.schema import imports
@@ -200,6 +202,57 @@ def test_a_tls_client_closing_its_side_after_its_last_frame_gets_its_acks(
     assert [msa(a)[1:3] for a in acks] == [["AA", f"TLS-{close}-1"], ["AA", f"TLS-{close}-2"]]
     assert not buffer
     assert tls_service.rows() == before + 2
+
+
+def tls_send_in_records(port: int, ca: Path, records: list[bytes], close: str) -> bytes:
+    """``tls_send_and_close`` with each of ``records`` written as TLS records of its own."""
+    context = ssl.create_default_context(cafile=str(ca))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        for record in records:
+            tls.write(record)
+            raw.sendall(outgoing.read())
+        if close == "close_notify":
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.unwrap()
+            raw.sendall(outgoing.read())
+        else:
+            raw.shutdown(socket.SHUT_WR)
+        received = bytearray()
+        while chunk := raw.recv(65536):
+            incoming.write(chunk)
+            try:
+                while data := tls.read(65536):
+                    received += data
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
+    return bytes(received)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cuts=st.lists(st.integers(min_value=1, max_value=8000), max_size=6),
+       close=st.sampled_from(["close_notify", "fin"]))
+def test_tls_records_cut_anywhere_still_give_one_ack_per_frame(
+        tls_service: Service, tls_files, cuts: list[int], close: str) -> None:  # noqa: ANN001
+    """The TLS layer is ours now: frames cut into records at any byte (a record ending
+    between FS and CR, or inside a multi-byte accent), then the client's close: one ACK per
+    frame, in order."""
+    ids = [f"TLS-REC-{n}-{sum(cuts) % 997}-{close[0]}" for n in range(3)]
+    stream = b"".join(VT + message(i) + FS + CR for i in ids)
+    points = sorted({c % len(stream) for c in cuts} - {0})
+    records = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    received = tls_send_in_records(tls_service.port, tls_files["ca.pem"], records, close)
+    buffer = bytearray(received)
+    acks = [read_frame(_Closed(), buffer) for _ in ids]
+    assert [msa(a)[1:3] for a in acks] == [["AA", i] for i in ids]
 
 
 class _Closed:
