@@ -151,6 +151,29 @@ def test_a_frame_of_text_without_msh_is_still_refused(service: Service) -> None:
     assert service.rows() == before + 1
 
 
+# -- pipelining ---------------------------------------------------------------------------------
+
+def test_a_sender_pipelining_enhanced_messages_gets_both_acks_of_each_in_order(
+        service: Service) -> None:
+    """Found right, pinned: an engine that sends its next frames before reading our answers,
+    each message asking AL/AL (a commit ACK, then an application ACK after processing):
+    the listener reads one frame at a time, so the answers come in pairs, in order."""
+    ids = [f"PIPE-{n}" for n in range(3)]
+    with Client(service.port) as client:
+        client.sock.sendall(b"".join(VT + _enhanced(message(i), "AL", "AL") + FS + CR
+                                     for i in ids))
+        answers = [read_frame(client.sock, client.buffer, timeout=5) for _ in range(6)]
+    assert [msa(a)[1:3] for a in answers] == [[code, i] for i in ids for code in ("CA", "AA")]
+
+
+def _enhanced(data: bytes, accept: str, application: str) -> bytes:
+    """``data`` with MSH-15 and MSH-16 set."""
+    first, _, rest = data.partition(b"\r")
+    fields = first.split(b"|")
+    fields[14:16] = [accept.encode(), application.encode()]
+    return b"|".join(fields) + b"\r" + rest
+
+
 # -- TLS clients closing their side ---------------------------------------------------------
 
 def tls_send_and_close(port: int, ca: Path, payload: bytes, close: str) -> bytes:
