@@ -115,7 +115,8 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         server = MLLPServer(handler, host=listener.host, port=listener.port,
                             max_frame_bytes=listener.max_frame_bytes,
                             idle_timeout=listener.idle_timeout, ssl_context=context,
-                            prepare=prepare, max_connections=listener.max_connections)
+                            prepare=prepare, max_connections=listener.max_connections,
+                            max_connections_per_peer=listener.max_connections_per_peer)
         await server.start()
         status.listener, status.listener_tls = server, listener.tls_cert is not None
         if not ctx.settings.sources and not listener.accept_unknown_senders:

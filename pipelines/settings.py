@@ -76,6 +76,10 @@ class ListenerSettings:
     # connections open at once; beyond, a new one is closed at once (its sender keeps its
     # messages and reconnects). 0: the file descriptor limit less what storing needs
     max_connections: int = 0
+    # connections open at once from one peer address; beyond, its new one is closed at once
+    # and the other peers are served. 0: no limit but max_connections (an EAI hub or a NAT
+    # may carry many labs' connections from one address)
+    max_connections_per_peer: int = 0
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,8 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
             tls_cert=path("mllp_tls_cert"), tls_key=path("mllp_tls_key"),
             tls_client_ca=path("mllp_tls_client_ca"),
             processing_ids=_processing_ids(pick("mllp_processing_ids", "P")),
-            max_connections=int(str(pick("mllp_max_connections", 0))))
+            max_connections=int(str(pick("mllp_max_connections", 0))),
+            max_connections_per_peer=int(str(pick("mllp_max_connections_per_peer", 0))))
     except ValueError as exc:
         raise SettingsError(f"invalid mllp setting: {exc}") from None
 

@@ -10,6 +10,10 @@ ledger commit: throughput grows with concurrency while each ACK still follows du
 With a ``prepare`` function, each frame's own work (parsing its header, writing its bytes) is
 done by another thread as soon as it arrives, while the previous group is being stored.
 
+An empty frame (VT FS CR: a keep-alive) is no message: not stored, not answered
+(``is_empty_frame``). TLS is ``connectors.mllp.tls``: a client that closes its side after its
+last frame is still answered.
+
 Shutdown (``stop``): stop accepting, let every connection finish the frame it is handling and
 write its ACK, close the idle ones, then stop the committer. Nothing here parses HL7: the
 handler (pipelines.acknowledge) does, on bytes.
@@ -30,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
+from connectors.mllp.tls import TLSServerProtocol
 from pipelines.acknowledge import ACK_BLOCKS, Answered, Frame
 from pipelines.faults import fault_point
 from pipelines.logs import Throttle
@@ -230,6 +235,12 @@ def tls_context(cert: Path, key: Path | None = None,
     return context
 
 
+# Seconds a closed connection has to take the answers still queued for it before it is
+# aborted: a peer that neither reads nor closes (a hung engine) kept the socket, its file
+# descriptor and its buffers for ever once closed (asyncio's close waits for the queue to
+# empty), its connection no longer counted against max_connections: a hung engine that
+# reconnects leaked one descriptor per connection towards the limit storing needs.
+CLOSE_GRACE = 5.0
 STREAM_LIMIT = 1 << 20  # a connection's StreamReader buffer (frames are read 64 KiB at a time)
 HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake (asyncio's default), at most idle_timeout
 # A connection's kernel send buffer, fixed (Linux doubles it: 64 KiB). ACKs are a few hundred
@@ -266,20 +277,29 @@ def _tls_failure(exc: BaseException) -> str:
 
 
 class _TLSAccept(asyncio.Protocol):
-    """A TLS connection just accepted: reading paused at once, so that the ClientHello stays
-    in the socket for the TLS layer, and the handshake handed to ``MLLPServer._accept_tls``."""
+    """A TLS connection just accepted: handed at once to its TLS layer (``TLSServerProtocol``,
+    which keeps answering a client that closed its side), the handshake awaited by
+    ``MLLPServer._accept_tls``."""
 
     def __init__(self, server: MLLPServer) -> None:
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.server._over_limit(transport.get_extra_info("peername")):
+        server = self.server
+        if server._over_limit(transport.get_extra_info("peername")):
             transport.close()
             return
-        transport.pause_reading()  # type: ignore[attr-defined]
-        task = asyncio.get_running_loop().create_task(self.server._accept_tls(transport))
-        self.server._handshakes.add(task)
-        task.add_done_callback(self.server._handshakes.discard)
+        assert server.ssl_context is not None and isinstance(transport, asyncio.Transport)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        tls = TLSServerProtocol(server.ssl_context, asyncio.StreamReaderProtocol(reader), loop)
+        transport.set_protocol(tls)  # before any byte is read: the ClientHello goes to it
+        tls.connection_made(transport)
+        task = loop.create_task(server._accept_tls(tls, reader))
+        server._handshakes.add(task)
+        task.add_done_callback(server._handshakes.discard)
+        peer = peer_address(transport.get_extra_info("peername"))
+        task.add_done_callback(lambda _: server._release(peer))  # run or cancelled
 
 
 ALL_IPV6 = "::"
@@ -317,6 +337,21 @@ def peer_address(peername: object) -> str | None:
     return host
 
 
+# What an empty frame may hold: nothing, or the line ends, blanks and NUL of a template
+KEEP_ALIVE_BYTES = b"\r\n \t\x00"
+
+
+def is_empty_frame(payload: bytes) -> bool:
+    """Whether a frame holds no message at all (VT FS CR, or VT CR FS CR): the keep-alive
+    some engines send on an idle connection. It has no MSH, so no MSA-2 to answer: it was
+    stored as a failed import and answered AR with an empty MSA-2, which the sender read as
+    the answer to its next message (an engine that does not wait for an answer to its
+    keep-alive), every later ACK then one message late. HL7 v2.5 2.9 acknowledges
+    messages, and the MLLP release 2 commit acknowledgement acknowledges content; an
+    empty frame is neither: not stored, not answered, logged."""
+    return not payload.strip(KEEP_ALIVE_BYTES)
+
+
 FDS_KEPT = 256  # file descriptors left for storing (archive files, database, pools, API)
 OVER_LIMIT_LOG_EVERY = 10.0  # seconds between two warnings of connections closed at the limit
 
@@ -340,7 +375,8 @@ class MLLPServer:
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 2575,
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
                  ssl_context: ssl.SSLContext | None = None,
-                 prepare: Prepare | None = None, max_connections: int = 0) -> None:
+                 prepare: Prepare | None = None, max_connections: int = 0,
+                 max_connections_per_peer: int = 0) -> None:
         self.committer = GroupCommitter(handler, prepare=prepare)
         self.host, self.port = host, port
         self.max_frame_bytes = max_frame_bytes
@@ -349,12 +385,15 @@ class MLLPServer:
         self.server: asyncio.Server | None = None
         self._committer_task: asyncio.Task | None = None
         self._idle: dict[asyncio.Task, bool] = {}  # connection task -> waiting for a frame
-        self._handshakes: set[asyncio.Task] = set()  # TLS connections being accepted
+        # TLS connections in their handshake (their task then serves them, in ``_idle``)
+        self._handshakes: set[asyncio.Task] = set()
         self.closing = False
         self.connections = 0
         self.acks = 0
         self.max_connections = connection_limit(max_connections)
         self.turned_away = 0  # connections closed at the limit since the last warning
+        self.max_per_peer = max_connections_per_peer  # 0: no limit but the listener's
+        self._per_peer: dict[str | None, int] = {}  # peer address -> connections open
         self._warned_at: float | None = None
         self._peer_warnings = Throttle(window_seconds=PEER_WARNING_WINDOW)
 
@@ -373,9 +412,14 @@ class MLLPServer:
     def _over_limit(self, peername: object) -> bool:
         """Whether a connection just accepted is one too many (closed at once): a warning
         names the peer and the limit, then at most one every ``OVER_LIMIT_LOG_EVERY``
-        seconds with the count (a sender retrying in a loop must not flood the log)."""
-        open_now = len(self._handshakes.union(self._idle))  # a TLS connection is in both
+        seconds with the count (a sender retrying in a loop must not flood the log).
+        Admitted, it is counted for its peer until ``_release``."""
+        peer = peer_address(peername)
+        if self._peer_over_limit(peer):
+            return True
+        open_now = len(self._handshakes) + len(self._idle)
         if open_now < self.max_connections:
+            self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             return False
         self.turned_away += 1
         now = asyncio.get_running_loop().time()
@@ -383,9 +427,32 @@ class MLLPServer:
             log.warning("connection from %s closed at once: %d connection(s) open, the "
                         "listener's limit (max_connections %d); %d turned away since the "
                         "last warning. Idle connections hold the others: see idle_timeout",
-                        peer_address(peername), open_now, self.max_connections, self.turned_away)
+                        peer, open_now, self.max_connections, self.turned_away)
             self._warned_at, self.turned_away = now, 0
         return True
+
+    def _peer_over_limit(self, peer: str | None) -> bool:
+        """Whether the peer already has ``max_per_peer`` connections open. One engine that
+        opens a connection per retry and never closes the old ones (a channel restarted in
+        a loop, half-open connections behind a firewall) took every slot of the listener,
+        and every other lab's connection was closed at once until its idle ones timed out.
+        Its own new connections are closed now; the other peers are served."""
+        open_now = self._per_peer.get(peer, 0)
+        if self.max_per_peer <= 0 or open_now < self.max_per_peer:
+            return False
+        self._warn_peer(peer, "per-peer limit",
+                        "connection from %s closed at once: %d connection(s) open from this "
+                        "peer, the listener's limit per peer (max_connections_per_peer %d); "
+                        "the other peers are served", peer, open_now, self.max_per_peer)
+        return True
+
+    def _release(self, peer: str | None) -> None:
+        """An admitted connection has ended: one fewer for its peer."""
+        left = self._per_peer.get(peer, 0) - 1
+        if left > 0:
+            self._per_peer[peer] = left
+        else:
+            self._per_peer.pop(peer, None)
 
     async def start(self) -> None:
         self._committer_task = asyncio.create_task(self.committer.run())
@@ -420,36 +487,38 @@ class MLLPServer:
             await asyncio.wait([self._committer_task], timeout=grace)
         self.committer.shutdown()
 
-    async def _accept_tls(self, transport: asyncio.BaseTransport) -> None:
+    async def _accept_tls(self, tls: TLSServerProtocol, reader: asyncio.StreamReader) -> None:
         """The TLS handshake of a connection accepted in plain TCP, then the connection.
         asyncio's own (``start_server(ssl=...)``) drops a failed handshake without a word
         outside its debug mode: a lab sending plain MLLP to the TLS port, or connecting
         without the client certificate asked for, got no ACK and nobody could tell it why.
-        A failure is one warning naming the peer and the TLS reason (no traceback)."""
-        loop = asyncio.get_running_loop()
+        A failure is one warning naming the peer and the TLS reason (no traceback); a
+        handshake not done within ``HANDSHAKE_TIMEOUT`` (at most ``idle_timeout``) frees its
+        slot, said as such (it was said "the peer closed the connection")."""
+        assert tls.transport is not None
+        transport = tls.transport
         peer = peer_address(transport.get_extra_info("peername"))
-        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        assert self.ssl_context is not None
         try:
-            tls = await loop.start_tls(transport, protocol, self.ssl_context, server_side=True,
-                                       ssl_handshake_timeout=min(self.idle_timeout,
-                                                                 HANDSHAKE_TIMEOUT))
+            async with asyncio.timeout(min(self.idle_timeout, HANDSHAKE_TIMEOUT)):
+                await asyncio.shield(tls.handshake)
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
             reason = _tls_failure(exc)
             self._warn_peer(peer, "tls " + reason,
                             "TLS handshake with %s failed (%s): connection closed", peer,
                             reason)
-            transport.close()
+            transport.abort() if isinstance(exc, TimeoutError) else transport.close()
             return
         except asyncio.CancelledError:  # stopping
-            transport.close()
+            transport.abort()
             raise
-        if tls is None:  # the peer went away during the handshake
-            transport.close()
-            return
-        protocol.connection_made(tls)
-        await self._serve_connection(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
+        # a connection now: stop() lets it finish the frame it is handling (it cancelled
+        # every TLS connection at once, ACKs of stored frames unsent)
+        self._handshakes.discard(asyncio.current_task())  # type: ignore[arg-type]
+        protocol = tls.app
+        assert isinstance(protocol, asyncio.StreamReaderProtocol)
+        writer = asyncio.StreamWriter(tls.app_transport, protocol, reader,
+                                      asyncio.get_running_loop())
+        await self._serve_connection(reader, writer)
 
     async def _write(self, writer: asyncio.StreamWriter, answers: list[bytes]) -> None:
         """Each answer in a frame of its own."""
@@ -470,6 +539,7 @@ class MLLPServer:
             return
         _fix_send_buffer(writer.get_extra_info("socket"))
         peer = peer_address(writer.get_extra_info("peername"))
+        plain = self.ssl_context is None  # counted for its peer here (TLS: by its task)
         self._idle[task] = True
         self.connections += 1
         def unframed() -> None:
@@ -479,7 +549,7 @@ class MLLPServer:
                             "start block", peer)
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
-        count = acknowledged = 0
+        count = acknowledged = empty = 0
         try:
             while not self.closing:
                 self._idle[task] = True
@@ -501,6 +571,12 @@ class MLLPServer:
                 if isinstance(got, bytes) and got in ACK_BLOCKS:  # a release 2 peer
                     acknowledged += 1  # acknowledging our ACK: no message (stored as one,
                     continue           # it was answered AR, which the peer acknowledged...)
+                if isinstance(got, bytes) and is_empty_frame(got):
+                    empty += 1
+                    if empty == 1:  # a heartbeat every minute: one line per connection
+                        log.info("connection from %s: empty frame (no MSH: a keep-alive), "
+                                 "not stored, not answered", peer)
+                    continue
                 self._idle[task] = False
                 received_at = datetime.now(UTC)
                 if isinstance(got, Oversize):
@@ -523,6 +599,8 @@ class MLLPServer:
             _log_bug("connection from %s failed", peer, exc=exc)
         finally:
             self._idle.pop(task, None)
+            if plain:
+                self._release(peer)
             self.committer.forget(task)
             if frames.skipped or frames.abandoned or frames.inner_fs:
                 self._warn_peer(peer, "noise",
@@ -530,10 +608,13 @@ class MLLPServer:
                                 "unfinished frame(s) abandoned, %d FS byte(s) inside frames "
                                 "read as content", peer, frames.skipped, frames.abandoned,
                                 frames.inner_fs)
-            log.debug("connection from %s closed after %d frame(s) and %d MLLP release 2 "
-                      "acknowledgement block(s)", peer, count, acknowledged)
+            log.debug("connection from %s closed after %d frame(s), %d MLLP release 2 "
+                      "acknowledgement block(s) and %d empty frame(s)", peer, count,
+                      acknowledged, empty)
             writer.close()
             try:
-                await asyncio.wait_for(writer.wait_closed(), 5)
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
+            except TimeoutError:  # the peer takes none of what is left: let it go
+                writer.transport.abort()
             except (Exception, asyncio.CancelledError):
                 pass
