@@ -138,6 +138,7 @@ _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
             ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
             ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
             **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
+POINT_OF_CARE = frozenset({"R30", "R31", "R32"})  # ORU triggers of point-of-care results
 
 
 def normalize_message(msg: Message, source: str,
@@ -568,7 +569,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     empty: list[NormalizationError] = []  # ED_EMPTY documents
     for g in groups:
         obr = g.obr
-        order_no, ns = _order_number(msg, g)
+        order_no, ns = _order_number(msg, g, ctx)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
         if not obr_code and sub(msg, part(c4, 4), 1):
@@ -1096,8 +1097,9 @@ def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
     return said
 
 
-def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
-    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
+def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str]:
+    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2);
+    for a point-of-care result sent without either, see ``_point_of_care_set``.
 
     An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
     own numbers: its filler number is that other order's, and taking it first filed the
@@ -1121,9 +1123,46 @@ def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
         if number:
             return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
     where = loc(g.obr, 3)
+    if msg.message_type[1].strip().upper() in POINT_OF_CARE:
+        return _point_of_care_set(ctx, g, where)
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
+
+
+def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:
+    """(number, namespace) of a point-of-care observation set sent without any order number.
+
+    ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6, IHE LPOCT): a glucose meter or blood gas analyser
+    reports what it measured before any order exists; the order is made from the result, and
+    many devices and data managers send neither OBR-2 nor OBR-3. Such a message was refused
+    whole (HL7_NO_ORDER_NUMBER). What tells one reading from another is when it was observed
+    (OBR-7, else the first OBX-14) and on which device (the first OBX-18 equipment instance,
+    else the sending application and facility): the same reading sent again (a new MSH-10)
+    gets the same keys and is a duplicate, its correction (OBX-11 C) replaces it, and a
+    reading of another time or device is another result. Without any time nothing tells the
+    readings apart: still refused, saying so."""
+    msg = ctx.msg
+    obr = g.obr
+    observed = ts_field(msg, obr, 7)
+    device = ""
+    for obx, _ in g.observations:
+        f = obx.fields
+        if observed is None and len(f) > 14 and f[14]:
+            observed = _ts(obx, 14, msg.delimiters, ctx.zone)
+        if not device and len(f) > 18 and f[18]:
+            c = comps(msg, first_rep(msg, obx, 18))
+            device = "^".join(x for x in (sub(msg, part(c, i), 1) for i in (1, 2, 3)) if x)
+    if observed is None:
+        raise NormalizationError(
+            "HL7_NO_ORDER_NUMBER", f"{where}: point-of-care result without order number "
+            "(OBR-3, OBR-2, ORC) nor observation time (OBR-7, OBX-14): nothing tells this "
+            "reading from another", where)
+    namespace = device or msg.sender.replace("|", "^")
+    ctx.warnings.append(f"{where}: point-of-care result without order number (OBR-3, OBR-2, "
+                        "ORC): identified by its observation time and "
+                        + ("its device (OBX-18)" if device else "its sender (MSH-3, MSH-4)"))
+    return f"POC-{observed}", namespace
 
 
 def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:

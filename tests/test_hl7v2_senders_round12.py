@@ -1,0 +1,120 @@
+"""HL7v2 lab results, round 12: what senders we have not seen send that earlier rounds refused
+or filed wrong (point-of-care results without any order number, two laboratories giving the
+same order number), each written as such a sender writes it (French lab traffic, invented
+patients) and checked against what must be filed, through the store where dedupe decides."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from normalizers.model import NormalizationError
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_lab_normalizer import PID, norm
+
+GLU = "2345-7"  # Glucose [Mass or Moles/volume] in Serum or Plasma
+K = "2823-3"  # Potassium [Moles/volume] in Serum or Plasma
+
+
+def _header(app: str, facility: str, control_id: str, sent: str, trigger: str = "R01",
+            version: str = "2.5") -> str:
+    return (f"MSH|^~\\&|{app}|{facility}|DMP-INTAKE|GHT|{sent}||ORU^{trigger}^ORU_{trigger}|"
+            f"{control_id}|P|{version}|||||FRA|UNICODE UTF-8")
+
+
+def _file(ctx, *messages: tuple[str, str]) -> list[int]:  # noqa: ANN001
+    """Intake and process each (message, intake source) in turn: the import ids."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    ids: list[int] = []
+    for n, (text, source) in enumerate(messages):
+        ids += intake(ctx.engine, ctx.archive, [Received(text.encode(), source, "file",
+                                                         file_name=f"{n}.hl7")])[0].message_ids
+        drain(ctx)
+    return ids
+
+
+def _results(ctx, code: str) -> list[tuple[str, bool, str]]:  # noqa: ANN001
+    """(value, current, status) of every stored version of ``code``'s results, in filing order."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.value, entries.c.current, entries.c.status)
+                            .where(entries.c.code == code, entries.c.type == "lab_result")
+                            .order_by(entries.c.id)).all()
+    return [tuple(r) for r in rows]
+
+
+def _states(ctx, ids: list[int]) -> list[str]:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        by_id = dict(conn.execute(select(imports.c.id, imports.c.status)
+                                  .where(imports.c.id.in_(ids))).all())
+    return [by_id[i] for i in ids]
+
+
+# -- point-of-care results without an order number (ORU^R30/R31/R32, IHE LPOCT) -------------
+
+def _poct(control_id: str, observed: str, value: str, status: str = "F",
+          device: str = "GLU-0042^ACCUCHEK-INFORM^1.2.250.1.999.7.1^ISO", obr7: bool = True,
+          trigger: str = "R30") -> str:
+    """A capillary glucose read on a ward's meter, sent by the point-of-care data manager as
+    IHE LPOCT's LAB-32 does: ORC-1 NW, no placer nor filler number."""
+    return "\r".join([
+        _header("POCDM", "CHU-DEMO-POC", control_id, "20240315101500", trigger),
+        PID, "PV1|1|I|CARDIO^204^1",
+        "ORC|NW|||||||||||||||||||||||||||",
+        f"OBR|1|||{GLU}^Glucose capillaire^LN|||{observed if obr7 else ''}",
+        f"OBX|1|NM|{GLU}^Glucose capillaire^LN||{value}|mmol/L|3.9-6.1||||{status}|||"
+        f"{observed}||^DURAND^Claire^^^IDE||{device}",
+    ]) + "\r"
+
+
+@pytest.mark.parametrize("trigger", ["R30", "R31", "R32"])
+def test_a_point_of_care_result_without_order_number_is_read(trigger):
+    """A device reading sent before any order exists (v2.5 7.3.4-7.3.6): no OBR-2, OBR-3 nor
+    ORC number. It was refused whole (HL7_NO_ORDER_NUMBER); it is the reading, identified by
+    its observation time and the device that made it, and said."""
+    nm = norm(_poct("POC-1", "202403150742", "6,8", trigger=trigger))
+    report, result = nm.entries
+    assert (result.code, result.value_num, result.unit, result.effective) == (
+        GLU, 6.8, "mmol/L", "2024-03-15T07:42+01:00")
+    assert result.key.startswith("result|POC-2024-03-15T07:42+01:00|GLU-0042^")
+    assert result.parent_key == report.key
+    assert any("point-of-care result without order number" in w and "OBX-18" in w
+               for w in nm.warnings)
+
+
+def test_a_point_of_care_time_comes_from_the_result_when_obr7_is_empty():
+    """OBR-7 left empty, the time only in OBX-14: the reading keeps its identity."""
+    without = norm(_poct("POC-1", "202403150742", "6,8", obr7=False)).entries[1]
+    assert without.key == norm(_poct("POC-2", "202403150742", "6,8")).entries[1].key
+
+
+def test_a_point_of_care_result_without_any_time_is_still_refused():
+    """Neither order number nor time: nothing tells this reading from the next one on the
+    same meter; refused, saying why and where."""
+    with pytest.raises(NormalizationError) as exc:
+        norm(_poct("POC-1", "", "6,8"))
+    assert (exc.value.code, exc.value.location) == ("HL7_NO_ORDER_NUMBER", "OBR[5]-3")
+    assert "nor observation time" in str(exc.value)
+    # an ORU^R01 without order number is refused as before: a lab order always has one
+    text = _poct("POC-1", "202403150742", "6,8").replace("ORU^R30^ORU_R30", "ORU^R01^ORU_R01")
+    with pytest.raises(NormalizationError) as exc:
+        norm(text)
+    assert str(exc.value) == "OBR[5]-3: no filler or placer order number (OBR-3, OBR-2, ORC)"
+
+
+def test_point_of_care_readings_resent_corrected_and_repeated(sqlite_ctx):  # noqa: ANN001
+    """The data manager sends the 07:42 reading, sends it again after a lost ACK (another
+    MSH-10), corrects it (OBX-11 C: the strip was read on the wrong patient's meter profile),
+    then the 11:30 reading of the same meter: one reading corrected, one other reading, none
+    overwriting the other."""
+    ids = _file(sqlite_ctx,
+                (_poct("POC-1", "202403150742", "6,8"), "poc-dm"),
+                (_poct("POC-2", "202403150742", "6,8"), "poc-dm"),
+                (_poct("POC-3", "202403150742", "7,1", status="C"), "poc-dm"),
+                (_poct("POC-4", "202403151130", "9,4"), "poc-dm"))
+    assert _states(sqlite_ctx, ids) == ["deposited", "duplicate", "deposited", "deposited"]
+    assert _results(sqlite_ctx, GLU) == [("6,8", False, "final"), ("7,1", True, "corrected"),
+                                         ("9,4", True, "final")]
