@@ -569,7 +569,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     empty: list[NormalizationError] = []  # ED_EMPTY documents
     for g in groups:
         obr = g.obr
-        order_no, ns = _order_number(msg, g, ctx)
+        order_no, ns, scope_ns = _order_number(msg, g, ctx)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
         if not obr_code and sub(msg, part(c4, 4), 1):
@@ -580,7 +580,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             obr_code = sub(msg, part(c4, 1), 1)
         parent = _parent_result(msg, obr)
         scope = parent.scope if parent is not None else ""
-        report_key = f"report|{order_no}|{ns}|{obr_code}"
+        report_key = f"report|{order_no}|{scope_ns}|{obr_code}"
         if scope:
             report_key = f"{report_key}|{scope}"
         if report_key in ctx.keys:
@@ -619,7 +619,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if line is not None and last_text is not None and last_text[0] == line:
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
-                result = _result(ctx, obx, notes, order_no, ns, effective, issued,
+                result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
                                  specimen_time, report_key if with_report else None, scope)
                 if result is None:  # a line of text without identifier: the report's
                     if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
@@ -1041,7 +1041,7 @@ def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
 
 
 def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
-                 parent_order: tuple[str, str] | None) -> None:
+                 parent_order: tuple[str, str, str] | None) -> None:
     """A child order (a susceptibility panel) points at the result it is about (the
     organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
     result's key: the last one of the message with that identifier and sub-id, else, when
@@ -1064,19 +1064,21 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
             report.parent_key = entry.key
             return
     if parent_order is not None and parent.system:
-        number, ns = parent_order
-        report.parent_key = f"result|{number}|{ns}|{parent.code}|{parent.system}|" \
+        number, _, scope = parent_order
+        report.parent_key = f"result|{number}|{scope}|{parent.code}|{parent.system}|" \
                             f"{parent.sub_id}"
 
 
-def _parent_order(msg: Message, obr: Segment) -> tuple[str, str] | None:
-    """(number, namespace) of the parent order OBR-29 names (EIP: placer ^ filler, each
-    number & namespace), filler first as ``_order_number`` keys an order; None if unsaid."""
+def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
+    """(number, namespace, scope) of the parent order OBR-29 names (EIP: placer ^ filler,
+    each number & namespace & universal id), filler first as ``_order_number`` keys an order;
+    None if unsaid."""
     c29 = comps(msg, first_rep(msg, obr, 29))
     for i in (2, 1):
         number = sub(msg, part(c29, i), 1)
         if number:
-            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+            namespace, universal = sub(msg, part(c29, i), 2), sub(msg, part(c29, i), 3)
+            return number, namespace or universal, order_scope(msg, namespace, universal)
     return None
 
 
@@ -1097,9 +1099,11 @@ def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
     return said
 
 
-def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str]:
-    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2);
-    for a point-of-care result sent without either, see ``_point_of_care_set``.
+def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
+    """(number, namespace, scope): filler order (OBR-3, ORC-3) first, else placer (OBR-2,
+    ORC-2); the namespace as sent (EI.2, else EI.3), the scope its assigning authority as the
+    keys of its results and report name it (``order_scope``); for a point-of-care result
+    sent without any number, see ``_point_of_care_set``.
 
     An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
     own numbers: its filler number is that other order's, and taking it first filed the
@@ -1114,20 +1118,39 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str]:
         c = comps(msg, first_rep(msg, seg, n))
         number = sub(msg, part(c, 1), 1)
         if number:
-            return number, sub(msg, part(c, 2), 1) or sub(msg, part(c, 3), 1)
+            namespace, universal = sub(msg, part(c, 2), 1), sub(msg, part(c, 3), 1)
+            return number, namespace or universal, order_scope(msg, namespace, universal)
     # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
     # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
-    c29 = comps(msg, first_rep(msg, g.obr, 29)) if _parent_result(msg, g.obr) else []
-    for i in (2, 1):
-        number = sub(msg, part(c29, i), 1)
-        if number:
-            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+    if _parent_result(msg, g.obr):
+        parent = _parent_order(msg, g.obr)
+        if parent is not None:
+            return parent
     where = loc(g.obr, 3)
     if msg.message_type[1].strip().upper() in POINT_OF_CARE:
-        return _point_of_care_set(ctx, g, where)
+        number, namespace = _point_of_care_set(ctx, g, where)
+        return number, namespace, namespace
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
+
+
+def order_scope(msg: Message, namespace: str, universal: str) -> str:
+    """The namespace part of an order's keys: who assigned its number (EI.2 namespace id,
+    EI.3 universal id; v2.5 2.A.28), as ``dossiers.deposit.unscoped_order_key`` reads it.
+
+    An order number is unique only within its assigning authority. Keyed by the namespace
+    id alone, two laboratories giving the same number under one namespace name ('LAB',
+    universal ids 1.2.250.1.999.1 and .2), or giving a bare number ('24C0315-07', no EI.2 nor
+    EI.3, as many LIS write OBR-3), filed their results under one key: the potassium of one
+    lab became a 'new version' of the other's, the first hidden from the dossier. Now: both
+    ids when both are sent ('LAB&1.2.250.1.999.1', as an HD is written), either alone as
+    before, and a bare number scoped by the application and facility that sent it (the
+    filler of an ORU, v2.5 4.5.1.3: '&SIL-BIO^LABO-DEMO'). What comes before the '&' is the
+    key's namespace as it was before: deposit follows results filed then."""
+    if namespace and universal:
+        return namespace if namespace == universal else f"{namespace}&{universal}"
+    return namespace or universal or "&" + msg.sender.replace("|", "^")
 
 
 def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:

@@ -118,3 +118,81 @@ def test_point_of_care_readings_resent_corrected_and_repeated(sqlite_ctx):  # no
     assert _states(sqlite_ctx, ids) == ["deposited", "duplicate", "deposited", "deposited"]
     assert _results(sqlite_ctx, GLU) == [("6,8", False, "final"), ("7,1", True, "corrected"),
                                          ("9,4", True, "final")]
+
+
+# -- two laboratories giving the same order number (EI compared with its authority) ----------
+
+def _lab(app: str, facility: str, control_id: str, obr3: str, day: str, value: str,
+         status: str = "F") -> str:
+    """A potassium of order ``obr3`` (OBR-3 as the lab writes it), sampled that day."""
+    return "\r".join([
+        _header(app, facility, control_id, f"202403{day}110000"), PID,
+        f"OBR|1||{obr3}|IONO^Ionogramme^L|||202403{day}0810|||||||||||||||"
+        f"202403{day}1030|||{status}",
+        f"OBX|1|NM|{K}^Potassium^LN||{value}|mmol/L|3.5-5.1||||{status}",
+    ]) + "\r"
+
+
+@pytest.mark.parametrize(("obr3", "scope"), [
+    ("24031500123", "&SIL-A^LABO-A"),  # a bare number: scoped by who sent it
+    ("777^LAB^1.2.250.1.999.1^ISO", "LAB&1.2.250.1.999.1"),  # namespace and universal id
+    ("777^LAB", "LAB"),  # either alone: as before
+    ("777^^1.2.250.1.999.1^ISO", "1.2.250.1.999.1"),
+])
+def test_an_order_number_is_keyed_with_its_assigning_authority(obr3, scope):
+    """EI (v2.5 2.A.28): a number is unique only within the authority that assigned it."""
+    report, result = norm(_lab("SIL-A", "LABO-A", "A-1", obr3, "10", "4,1")).entries
+    number = obr3.split("^")[0]
+    assert report.key == f"report|{number}|{scope}|IONO"
+    assert result.key == f"result|{number}|{scope}|{K}|LN|"
+    assert result.parent_key == report.key
+
+
+@pytest.mark.parametrize(("lab_a", "lab_b"), [
+    ("24031500123", "24031500123"),
+    ("777^LAB^1.2.250.1.999.1^ISO", "777^LAB^1.2.250.1.999.2^ISO"),
+])
+def test_two_laboratories_giving_one_order_number_keep_both_results(sqlite_ctx, lab_a, lab_b):  # noqa: ANN001
+    """Lab A's potassium of 10 March and lab B's of 15 March, both under order number
+    24031500123 (two LIS numbering by date) or both '777' under a namespace both call 'LAB':
+    lab B's was filed as a new version of lab A's, whose result vanished from the dossier's
+    current view. They are two results now, each current; and lab B's correction corrects
+    its own."""
+    _file(sqlite_ctx, (_lab("SIL-A", "LABO-A", "A-1", lab_a, "10", "4,1"), "lab-a"),
+          (_lab("SIL-B", "LABO-B", "B-1", lab_b, "15", "5,0"), "lab-b"),
+          (_lab("SIL-B", "LABO-B", "B-2", lab_b, "15", "5,3", status="C"), "lab-b"))
+    assert _results(sqlite_ctx, K) == [("4,1", True, "final"), ("5,0", False, "final"),
+                                       ("5,3", True, "corrected")]
+
+
+def _unscope(ctx) -> None:  # noqa: ANN001
+    """Rewrite every stored result and report key as it was before numbers were scoped by
+    their authority (what a dossier filed by an earlier version holds)."""
+    from dossiers.deposit import unscoped_order_key
+
+    with ctx.engine.begin() as conn:
+        for row in conn.execute(select(entries.c.id, entries.c.key)).all():
+            old = unscoped_order_key(row.key)
+            if old is not None:
+                conn.execute(entries.update().where(entries.c.id == row.id).values(key=old))
+
+
+def test_results_filed_before_numbers_were_scoped_are_followed(sqlite_ctx):  # noqa: ANN001
+    """A preliminary filed under the unscoped key, then its final from the same lab: the
+    final replaces it (one current potassium, not two), and a correction after that too.
+    Another lab's order of the same bare number, filed after, is not taken for it."""
+    ctx = sqlite_ctx
+    _file(ctx, (_lab("SIL-A", "LABO-A", "A-1", "24031500123", "10", "4,1", status="P"),
+                "lab-a"))
+    _unscope(ctx)
+    _file(ctx, (_lab("SIL-A", "LABO-A", "A-2", "24031500123", "10", "4,2"), "lab-a"),
+          (_lab("SIL-A", "LABO-A", "A-3", "24031500123", "10", "4,4", status="C"), "lab-a"),
+          (_lab("SIL-B", "LABO-B", "B-1", "24031500123", "15", "5,0"), "lab-b"))
+    assert _results(ctx, K) == [("4,1", False, "preliminary"), ("4,2", False, "final"),
+                                ("4,4", True, "corrected"), ("5,0", True, "final")]
+    with ctx.engine.connect() as conn:
+        keys = conn.execute(select(entries.c.key).where(entries.c.type == "lab_result")
+                            .order_by(entries.c.id)).scalars().all()
+    assert keys == [f"result|24031500123||{K}|LN|"] * 3 + [
+        f"result|24031500123|&SIL-B^LABO-B|{K}|LN|"]
+
