@@ -55,6 +55,7 @@ from normalizers.fields import (
     comps,
     first_rep,
     header_warnings,
+    id_code,
     leaf,
     loc,
     logical_id,
@@ -1344,6 +1345,8 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
                          sub(msg, part(c4, 5), 1), sub(msg, part(c4, 6), 1),
                          source=ctx.source, mappings=ctx.mappings, sent_system=sent_system)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
+    if msg.delimiters.component in code25:
+        code25 = _coded_id(ctx, obr, 25, "result status")
     if code25:
         status = _report_statuses().get(code25)
         if status is None:
@@ -1543,6 +1546,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if scope:
         key = f"{key}|{scope}"
     status_code = lf(f[11]).upper() if nf > 11 else ""
+    if status_code and d.component in f[11]:
+        status_code = _coded_id(ctx, obx, 11, "result status")
     if not status_code:
         # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a
         # preliminary one, and it is what a message cut in transit loses first.
@@ -1768,6 +1773,14 @@ def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str
         ctx.warnings.append(f"{said} holds words, text empty: read as the text, the code as "
                             f"local (first at {loc(seg, n)})")
     return text(ctx.msg, raw), ""
+
+
+def _coded_id(ctx: _Ctx, seg: Segment, n: int, what: str) -> str:
+    """An ID field sent as a coded element ('F^Final^HL70085'): its code, said (``id_code``)."""
+    code, _ = id_code(ctx.msg, seg, n)
+    ctx.warnings.append(f"{loc(seg, n)}: {what} sent with components (an ID holds one code): "
+                        "its first component read as the code")
+    return code
 
 
 def _why_no_status(f: list[str]) -> str:

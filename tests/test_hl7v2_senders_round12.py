@@ -196,3 +196,27 @@ def test_results_filed_before_numbers_were_scoped_are_followed(sqlite_ctx):  # n
     assert keys == [f"result|24031500123||{K}|LN|"] * 3 + [
         f"result|24031500123|&SIL-B^LABO-B|{K}|LN|"]
 
+
+# -- statuses written as coded elements --------------------------------------------------------
+
+@pytest.mark.parametrize(("obx11", "status", "action"), [
+    ("F^Final results^HL70085", "final", "new"),
+    ("C^Record coming over is a correction^HL70085", "corrected", "replace"),
+    ("D^Deletes the OBX record^HL70085", "entered-in-error", "delete"),
+    ("P^Preliminary^HL70085", "preliminary", "new"),
+])
+def test_a_result_status_written_as_a_coded_element_is_its_code(obx11, status, action):
+    """OBX-11 and OBR-25 are ID fields up to v2.9 (tables 0085, 0123), but a v2.7+ engine
+    writing every coded field as a CWE sends 'C^Record coming over is a correction^HL70085':
+    read whole it was an unknown status, the correction filed as a new result of unknown
+    status beside the value it corrects. The first component is the code, with a warning."""
+    text = _lab("SIL-A", "LABO-A", "A-1", "24C0315-07^LABO-A", "10", "4,1", status="F")
+    text = text.replace("||||F\r", f"||||{obx11}\r").replace(
+        "|||F\rOBX", "|||C^Correction^HL70123\rOBX")
+    nm = norm(text)
+    report, result = nm.entries
+    assert (result.status, result.action) == (status, action)
+    assert (report.status, report.action) == ("corrected", "replace")
+    assert sorted(w.split(":")[0] for w in nm.warnings if "sent with components" in w) == [
+        "OBR[3]-25", "OBX[4]-11"]
+
