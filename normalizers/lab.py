@@ -806,6 +806,8 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
         name = _participant(msg, g.order_parts, "PI")
         if name:
             report.performer = name
+    if report is not None and g.order_parts and "ordering_provider" not in report.details:
+        _ordering_provider(msg, g.order_parts, report)
     if not g.result_parts:
         return
     by_ref = {r.source_ref: r for r in results if r.type == LAB_RESULT}
@@ -832,6 +834,24 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
                     if observer:
                         result.details["responsible_observer"] = observer
                     break
+
+
+def _ordering_provider(msg: Message, parts: list[Segment], report: Entry) -> None:
+    """The ordering provider of a v2.7+ order: the PRT in role OP (table 0912) after its ORC
+    or OBR, PRT-5 its person, read as OBR-16 and ORC-12 are (they win when sent). v2.7
+    deprecates OBR-16 for it; a v2.8 lab's report did not say who had ordered the tests
+    (the prescriber a result goes back to)."""
+    for prt in parts:
+        if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() != "OP":
+            continue
+        rep = first_rep(msg, prt, 5)
+        name = person_name(msg, rep) if rep else ""
+        if name:
+            report.details["ordering_provider"] = name
+            said = _provider_id(msg, rep)
+            if said:
+                report.details["ordering_provider_id"] = said
+            return
 
 
 def _organization_said(msg: Message, rep: str) -> dict[str, Any] | None:

@@ -220,3 +220,29 @@ def test_a_result_status_written_as_a_coded_element_is_its_code(obx11, status, a
     assert sorted(w.split(":")[0] for w in nm.warnings if "sent with components" in w) == [
         "OBR[3]-25", "OBX[4]-11"]
 
+
+# -- v2.7+ participations ----------------------------------------------------------------------
+
+RPPS = "^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^L^^^RPPS"
+
+
+@pytest.mark.parametrize("where", ["after the ORC", "after the OBR"])
+def test_the_ordering_provider_named_by_a_prt_is_the_reports(where):
+    """v2.7 deprecates OBR-16 for a PRT in role OP (table 0912), after the ORC (COMMON_ORDER)
+    or the OBR; the report did not say who ordered the tests. Read as OBR-16 is, RPPS kept;
+    an OBR-16 sent beside it keeps winning."""
+    prt = f"PRT||AD||OP^Ordering Provider^HL70912|10003791976^MARTIN^Paul^^^DR{RPPS}"
+    orc = "ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-A"
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-A|IONO^Ionogramme^L|||202403100810"
+           "|||||||||||||||202403101030|||F")
+    obx = f"OBX|1|NM|{K}^Potassium^LN||4,1|mmol/L|3.5-5.1||||F"
+    order = [orc, prt, obr] if where == "after the ORC" else [orc, obr, prt]
+    header = _header("SIL-A", "LABO-A", "A-1", "20240310110000", version="2.8")
+    report = norm("\r".join([header, PID, *order, obx]) + "\r").entries[0]
+    assert report.details["ordering_provider"] == "DR Paul MARTIN"
+    assert report.details["ordering_provider_id"] == {
+        "id": "10003791976", "authority": "1.2.250.1.71.4.2.1", "type": "RPPS"}
+    obr16 = obr.replace("||||||||||||||", "|||||||||^DUBOIS^Anne^^^DR|||||", 1)
+    order = [orc, prt, obr16]
+    report = norm("\r".join([header, PID, *order, obx]) + "\r").entries[0]
+    assert report.details["ordering_provider"] == "DR Anne DUBOIS"
