@@ -2316,17 +2316,32 @@ def _comparator(ctx: _Ctx, sent: str, where: str) -> str:
     return comparator
 
 
+# A titre or a range typed as one text where SN wants its parts ('1:128', '1/64', '10-20'):
+# unsigned numbers only, so that no signed number ('-5') is ever read as a range
+_GLUED_RATIO = re.compile(r"\s*(\d+(?:[.,]\d+)?)\s*([:/-])\s*(\d+(?:[.,]\d+)?)\s*")
+
+
 def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
     """SN = comparator ^ num1 ^ separator/suffix ^ num2. '<^0.5' -> comparator '<', 0.5;
     ratios and ranges ('1^:^128', '^10^-^20') are kept as text."""
     msg = ctx.msg
     if len(c) == 1:
-        # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a sender
-        # means is clear, and it is what an NM value may hold: read the same way.
-        _numeric(ctx, text(msg, c[0]), entry, where, "SN")
-        return
+        glued = _GLUED_RATIO.fullmatch(text(msg, c[0]))
+        if glued is None:
+            # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a
+            # sender means is clear, and it is what an NM value may hold: read the same way.
+            _numeric(ctx, text(msg, c[0]), entry, where, "SN")
+            return
+        c = ["", *glued.groups()]
+        ctx.warnings.append(f"{where}: SN ratio or range written without components, read as "
+                            "num1^separator^num2")
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if num1 and not separator and not num2 and (glued := _GLUED_RATIO.fullmatch(num1)):
+        # '^1:128', '<^1:10': the ratio (or range) typed whole into num1
+        num1, separator, num2 = glued.groups()
+        ctx.warnings.append(f"{where}: SN ratio or range written whole in num1, read as "
+                            "num1^separator^num2")
     if comparator in _comparator_signs():  # '≤^0.25'
         comparator = _comparator(ctx, comparator, where)
     if comparator and comparator not in COMPARATORS and len(c) < 4 \

@@ -246,3 +246,37 @@ def test_the_ordering_provider_named_by_a_prt_is_the_reports(where):
     order = [orc, prt, obr16]
     report = norm("\r".join([header, PID, *order, obx]) + "\r").entries[0]
     assert report.details["ordering_provider"] == "DR Anne DUBOIS"
+
+
+# -- SN ratios and ranges typed whole ----------------------------------------------------------
+
+def _serology(value: str) -> str:
+    return "\r".join([
+        _header("SIL-A", "LABO-A", "A-1", "20240310110000", version="2.3.1"), PID,
+        "OBR|1||24C0310-11^LABO-A|SERO^Sérologie^L|||202403100810|||||||||||||||"
+        "202403101030|||F",
+        f"OBX|1|SN|22496-4^Rubella virus Ab [Titer] in Serum^LN||{value}||<1:8||||F",
+    ]) + "\r"
+
+
+@pytest.mark.parametrize(("sent", "comparator", "num1", "separator", "num2"), [
+    ("1:128", "", "1", ":", "128"),  # no component at all
+    ("1/64", "", "1", "/", "64"),
+    ("10-20", "", "10", "-", "20"),  # a range
+    ("^1:128", "", "1", ":", "128"),  # whole in num1
+    ("<^1:8", "<", "1", ":", "8"),  # below the first dilution
+])
+def test_an_sn_ratio_typed_as_one_text_is_the_ratio(sent, comparator, num1, separator, num2):
+    """SN is comparator ^ num1 ^ separator ^ num2 (v2.5 2.A.71); a serology titre typed whole
+    ('1:128', '^1:128') failed the whole message (OBX_BAD_NUMBER) where '<0.5' typed whole
+    was read. It is the ratio it spells, said; a signed or worded value still fails."""
+    nm = norm(_serology(sent))
+    result = nm.entries[1]
+    assert result.details["sn"] == {"comparator": comparator, "num1": num1,
+                                    "separator": separator, "num2": num2}
+    assert (result.value, result.value_num) == (f"{comparator}{num1}{separator}{num2}", None)
+    assert any("SN ratio or range written" in w for w in nm.warnings)
+    for refused in ("-1:128", "1:", "positif 1:128"):
+        with pytest.raises(NormalizationError) as exc:
+            norm(_serology(refused))
+        assert exc.value.code == "OBX_BAD_NUMBER"
