@@ -590,19 +590,21 @@ def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
                         targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
                         sources: Sequence[str]) -> None:
     """A result, report or correction keyed by its scoped order number that the dossier holds
-    no version of, where the same source (and, for a number scoped by its sender, the same
-    MSH-3/MSH-4) filed it before numbers were scoped: it keeps the key held, so that the final
-    of a preliminary filed then replaces it instead of standing beside it, and a resend is a
-    duplicate. Another source's or sender's entry under the unscoped key is another
-    laboratory's order (the reason numbers are scoped): left alone. Call right after
-    ``held_entries`` (the rows followed join ``stored``)."""
-    named: dict[tuple[int, str], tuple[str, str]] = {}  # (patient, old key) -> (key, source)
+    no version of, filed before numbers were scoped by the same sender (MSH-3/MSH-4, for a
+    bare number scoped by it; whatever channel it came through) or, for a number scoped by
+    namespace and universal id, through the same source: it keeps the key held, so that the
+    final of a preliminary filed then replaces it instead of standing beside it, and a resend
+    is a duplicate. Another sender's entry under the unscoped key is another laboratory's
+    order (the reason numbers are scoped): left alone. Call right after ``held_entries``
+    (the rows followed join ``stored``)."""
+    # (patient, old key) -> {(scoped key, source)}: one batch may hold two labs' same number
+    named: dict[tuple[int, str], set[tuple[str, str]]] = {}
     for (patient_id, items), source in zip(targets, sources, strict=True):
         for entry, _ in items:
             for key in (entry.key, entry.replaces_key, entry.parent_key):
                 old = unscoped_order_key(key) if key else None
                 if old is not None and not stored.get((patient_id, key)):
-                    named[(patient_id, old)] = (key, source)
+                    named.setdefault((patient_id, old), set()).add((key, source))
     if not named:
         return
     held = held_entries(conn, set(named))
@@ -614,13 +616,14 @@ def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
         .where(imports.c.id.in_(imports_of)))}
     real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> unscoped key held
     for (patient_id, old), rows in held.items():
-        key, source = named[(patient_id, old)]
-        scope = key.split("|")[2]
-        sender = scope[1:].replace("^", "|") + "|" if scope.startswith("&") else None
-        if any((imp := of_import.get(r.import_id)) is not None and imp.source == source
-               and (sender is None or (imp.logical_id or "").startswith(sender))
-               for r in rows):
-            real[(patient_id, key)] = old
+        for key, source in named[(patient_id, old)]:
+            scope = key.split("|")[2]
+            sender = scope[1:].replace("^", "|") + "|" if scope.startswith("&") else None
+            if any((imp := of_import.get(r.import_id)) is not None
+                   and (imp.source == source if sender is None
+                        else (imp.logical_id or "").startswith(sender))
+                   for r in rows):
+                real[(patient_id, key)] = old
     if not real:
         return
     for patient_id, items in targets:

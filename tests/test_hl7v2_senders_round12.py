@@ -178,14 +178,15 @@ def _unscope(ctx) -> None:  # noqa: ANN001
 
 
 def test_results_filed_before_numbers_were_scoped_are_followed(sqlite_ctx):  # noqa: ANN001
-    """A preliminary filed under the unscoped key, then its final from the same lab: the
-    final replaces it (one current potassium, not two), and a correction after that too.
-    Another lab's order of the same bare number, filed after, is not taken for it."""
+    """A preliminary filed under the unscoped key, then its final from the same lab (through
+    its new MLLP channel): the final replaces it (one current potassium, not two), and a
+    correction after that too. Another lab's order of the same bare number, filed after, is
+    not taken for it."""
     ctx = sqlite_ctx
     _file(ctx, (_lab("SIL-A", "LABO-A", "A-1", "24031500123", "10", "4,1", status="P"),
                 "lab-a"))
     _unscope(ctx)
-    _file(ctx, (_lab("SIL-A", "LABO-A", "A-2", "24031500123", "10", "4,2"), "lab-a"),
+    _file(ctx, (_lab("SIL-A", "LABO-A", "A-2", "24031500123", "10", "4,2"), "lab-a-mllp"),
           (_lab("SIL-A", "LABO-A", "A-3", "24031500123", "10", "4,4", status="C"), "lab-a"),
           (_lab("SIL-B", "LABO-B", "B-1", "24031500123", "15", "5,0"), "lab-b"))
     assert _results(ctx, K) == [("4,1", False, "preliminary"), ("4,2", False, "final"),
@@ -280,3 +281,21 @@ def test_an_sn_ratio_typed_as_one_text_is_the_ratio(sent, comparator, num1, sepa
         with pytest.raises(NormalizationError) as exc:
             norm(_serology(refused))
         assert exc.value.code == "OBX_BAD_NUMBER"
+
+
+def test_two_laboratories_in_one_batch_each_follow_their_own(sqlite_ctx):  # noqa: ANN001
+    """Lab A's final and lab B's result of the same bare number drained in one batch, lab A's
+    preliminary filed before numbers were scoped: lab A's final replaces its preliminary,
+    lab B's stands apart (one batch may name one old key for two laboratories)."""
+    ctx = sqlite_ctx
+    _file(ctx, (_lab("SIL-A", "LABO-A", "A-1", "24031500123", "10", "4,1", status="P"),
+                "lab-a"))
+    _unscope(ctx)
+    intake(ctx.engine, ctx.archive, [
+        Received(_lab("SIL-A", "LABO-A", "A-2", "24031500123", "10", "4,2").encode(), "lab-a",
+                 "file", file_name="a2.hl7"),
+        Received(_lab("SIL-B", "LABO-B", "B-1", "24031500123", "15", "5,0").encode(), "lab-b",
+                 "file", file_name="b1.hl7")])
+    drain(ctx)
+    assert _results(ctx, K) == [("4,1", False, "preliminary"), ("4,2", True, "final"),
+                                ("5,0", True, "final")]
