@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
+from dossiers.deposit import unscoped_order_key
 from dossiers.schema import entries, imports
 from normalizers.model import NormalizationError
 from pipelines.intake import Received, intake
@@ -86,9 +89,11 @@ def test_a_point_of_care_result_without_order_number_is_read(trigger):
 
 
 def test_a_point_of_care_time_comes_from_the_result_when_obr7_is_empty():
-    """OBR-7 left empty, the time only in OBX-14: the reading keeps its identity."""
+    """OBR-7 left empty, the time only in OBX-14: the reading keeps its identity; the same
+    instant written with its offset too (the key holds the instant, not the text)."""
     without = norm(_poct("POC-1", "202403150742", "6,8", obr7=False)).entries[1]
     assert without.key == norm(_poct("POC-2", "202403150742", "6,8")).entries[1].key
+    assert without.key == norm(_poct("POC-3", "202403150742+0100", "6,8")).entries[1].key
 
 
 def test_a_point_of_care_result_without_any_time_is_still_refused():
@@ -148,6 +153,29 @@ def test_an_order_number_is_keyed_with_its_assigning_authority(obr3, scope):
     assert result.parent_key == report.key
 
 
+_ID = st.text(st.characters(codec="utf-8", exclude_characters="|^~\\&\r\n"), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(number=_ID.filter(str.strip), namespace=_ID, universal=_ID)
+def test_property_a_scoped_key_unscopes_to_the_key_filed_before(number, namespace, universal):
+    """Whatever EI a sender writes, the scoped key's unscoped form is the key earlier versions
+    filed (namespace, else universal id): what deposit follows for results filed then."""
+    obr3 = "^".join([number, namespace, universal, "ISO" if universal else ""]).rstrip("^")
+    try:
+        report, result = norm(_lab("SIL-A", "LABO-A", "A-1", obr3, "10", "4,1")).entries
+    except NormalizationError:
+        return  # an identifier that escapes or blanks to nothing: refused, not this property
+    sent = [p.strip() for p in (number, namespace, universal)]
+    legacy = sent[1] or sent[2]
+    for entry in (report, result):
+        parts = entry.key.split("|")
+        if "&" in parts[2]:  # scoped by both ids, or by the sender
+            assert unscoped_order_key(entry.key).split("|")[2] == legacy
+        else:  # one authority alone (or both the same): keyed as before
+            assert parts[2] == legacy
+
+
 @pytest.mark.parametrize(("lab_a", "lab_b"), [
     ("24031500123", "24031500123"),
     ("777^LAB^1.2.250.1.999.1^ISO", "777^LAB^1.2.250.1.999.2^ISO"),
@@ -168,8 +196,6 @@ def test_two_laboratories_giving_one_order_number_keep_both_results(sqlite_ctx, 
 def _unscope(ctx) -> None:  # noqa: ANN001
     """Rewrite every stored result and report key as it was before numbers were scoped by
     their authority (what a dossier filed by an earlier version holds)."""
-    from dossiers.deposit import unscoped_order_key
-
     with ctx.engine.begin() as conn:
         for row in conn.execute(select(entries.c.id, entries.c.key)).all():
             old = unscoped_order_key(row.key)
