@@ -1361,6 +1361,8 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if system and not display and text_in_system_slot(system):
         sent_system = system
         display, system = _name_in_system_slot(ctx, obr, 4, part(c4, 3))
+    if not display:
+        display = _original_text(msg, obr, 4)
     coded = resolve_code(obr_code, display, system, sub(msg, part(c4, 4), 1),
                          sub(msg, part(c4, 5), 1), sub(msg, part(c4, 6), 1),
                          source=ctx.source, mappings=ctx.mappings, sent_system=sent_system)
@@ -1418,6 +1420,15 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+def _original_text(msg: Message, seg: Segment, n: int) -> str:
+    """CWE.9, the original text (v2.5 2.A.74), of a test's identifier sent without its text
+    (CWE.2): what the laboratory calls it ('2823-3^^LN^^^^2.74^^Kaliémie', as v2.7+ and LRI
+    senders write OBX-3 and OBR-4). It was dropped: the result had no name to show beside a
+    local code, and a LOINC none but its number."""
+    c = comps(msg, first_rep(msg, seg, n))
+    return text(msg, part(c, 9)) if len(c) > 8 else ""
 
 
 _VERIFIED = frozenset({"final", "corrected", "amended"})
@@ -1516,6 +1527,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     nf = len(f)
     lf = _leaf_reader(d, f)
     c3 = split_field(d, f[3]) if nf > 3 else [""]
+    sent3 = c3
     n3 = len(c3)
     code = lf(c3[0])
     if not code and n3 > 3 and lf(c3[3]):
@@ -1546,6 +1558,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     coding = system  # the coding system the code is read under
     if system and not display and text_in_system_slot(system):
         display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
+    if not display and len(sent3) > 8:
+        display = text(msg, sent3[8])  # CWE.9, original text: see _original_text
     if coding == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:

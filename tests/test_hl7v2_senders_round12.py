@@ -325,3 +325,22 @@ def test_two_laboratories_in_one_batch_each_follow_their_own(sqlite_ctx):  # noq
     drain(ctx)
     assert _results(ctx, K) == [("4,1", False, "preliminary"), ("4,2", True, "final"),
                                 ("5,0", True, "final")]
+
+
+# -- the original text of a test's identifier --------------------------------------------------
+
+def test_a_test_named_only_by_its_original_text_keeps_that_name():
+    """CWE.9 (original text) is how v2.7+ and LRI senders name a test they code without its
+    text ('2823-3^^LN^^^^2.74^^Kaliémie'): it was dropped, the result shown by its number
+    alone. It is the display when CWE.2 is empty, for OBX-3 and OBR-4; a CWE.2 sent wins."""
+    text = "\r".join([
+        _header("SIL-A", "LABO-A", "A-1", "20240310110000", version="2.8"), PID,
+        "OBR|1||24C0310-11^LABO-A|24326-1^^LN^IONO^^L^2.74^^Ionogramme sanguin|||"
+        "202403100810|||||||||||||||202403101030|||F",
+        f"OBX|1|NM|{K}^^LN^^^^2.74^^Kaliémie||4,1|mmol/L|3.5-5.1||||F",
+        "OBX|2|NM|SIL-NA^^L^^^^^^Natrémie||139|mmol/L|136-145||||F",
+        "OBX|3|NM|2075-0^Chlorure^LN^^^^2.74^^Chlore sanguin||101|mmol/L|98-107||||F",
+    ]) + "\r"
+    report, k, na, cl = norm(text).entries
+    assert report.display == "Ionogramme sanguin"
+    assert (k.display, na.display, cl.display) == ("Kaliémie", "Natrémie", "Chlorure")
