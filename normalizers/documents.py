@@ -718,7 +718,7 @@ def is_addendum(msg: Message) -> bool:
 def obx_status_source(msg: Message, obx: Segment, cisis: bool) -> ActionSource:
     """OBX-11 as an action source. Outside CI-SIS, 'F' is what every sender puts on every
     document, so only C/D/W speak there."""
-    code, _ = id_code(msg, obx, 11)  # 'C^Correction^HL70085' is C (see id_code)
+    code = id_code(msg, obx, 11)  # 'C^Correction^HL70085' is C (see id_code)
     action = column_map("result_status", "code", "action").get(code)
     if not cisis and action == ACTION_NEW:
         action = None

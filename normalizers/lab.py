@@ -1811,7 +1811,7 @@ def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str
 
 def _coded_id(ctx: _Ctx, seg: Segment, n: int, what: str) -> str:
     """An ID field sent as a coded element ('F^Final^HL70085'): its code, said (``id_code``)."""
-    code, _ = id_code(ctx.msg, seg, n)
+    code = id_code(ctx.msg, seg, n)
     ctx.warnings.append(f"{loc(seg, n)}: {what} sent with components (an ID holds one code): "
                         "its first component read as the code")
     return code

@@ -1114,7 +1114,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         follow_document_numbers(conn, stored, every_target, every_source)
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
-        every = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
+        every = every_target
         by_code = held_by_code(conn, orphan_corrections(stored, every))
         replacements = held_replacements(conn, originals(stored, every))
         children = held_children(conn, stored)
