@@ -348,6 +348,8 @@ class _Group:
     # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
     result_parts: dict[int, list[Segment]] = field(default_factory=dict)
     order_parts: list[Segment] = field(default_factory=list)
+    # TQ1 (v2.5+: the order's timing and priority), after its OBR, or its ORC in an OUL
+    timing: list[Segment] = field(default_factory=list)
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
@@ -444,6 +446,8 @@ def _groups(msg: Message) -> list[_Group]:
                 # TQ1 TQ2 CTD FT1 CTI: parts of the order (v2.5 7.3.1); an NTE after them
                 # is the order's, no longer its last result's (and no longer dropped)
                 notes = current.notes
+                if name == "TQ1":
+                    current.timing.append(seg)
     return groups
 
 
@@ -525,6 +529,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
             elif current is not None:
                 notes = current.notes  # TQ1 TQ2 CTD FT1 CTI SAC: parts of the order
+                if name == "TQ1":
+                    current.timing.append(seg)
             elif name == "SAC" and specimen:
                 notes = specimen_notes  # R22: the container of the specimen before its orders
     if waiting:
@@ -1403,6 +1409,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
         said = _provider_id(msg, ordering)
         if said:
             details["ordering_provider_id"] = said
+    priority = _priority(ctx, g)
+    if priority:
+        details["priority"] = priority
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
@@ -1429,6 +1438,37 @@ def _original_text(msg: Message, seg: Segment, n: int) -> str:
     local code, and a LOINC none but its number."""
     c = comps(msg, first_rep(msg, seg, n))
     return text(msg, part(c, 9)) if len(c) > 8 else ""
+
+
+def _priority(ctx: _Ctx, g: _Group) -> dict[str, str] | None:
+    """How urgently the order was to be done: TQ1-9 (CWE, table 0485, v2.5+), else the
+    priority component of the order's TQ (OBR-27.6, ORC-7.6, v2.3-2.4), else OBR-5 (v2.3);
+    as {code, meaning} (tables/order_priorities.csv; a code not listed kept alone). It was
+    not read: a stat potassium looked like any routine one in the dossier."""
+    msg = ctx.msg
+    code = ""
+    for tq1 in g.timing:
+        code = text(msg, part(comps(msg, first_rep(msg, tq1, 9)), 1))
+        if code:
+            break
+    if not code:
+        for seg, n in ((g.obr, 27), (g.orc if g.own_orc else None, 7)):
+            if seg is not None and len(seg.fields) > n and seg.fields[n]:
+                code = text(msg, part(comps(msg, first_rep(msg, seg, n)), 6))
+                if code:
+                    break
+    if not code and len(g.obr.fields) > 5 and g.obr.fields[5]:
+        code = text(msg, first_rep(msg, g.obr, 5))
+    if not code:
+        return None
+    code = code.upper()
+    meaning = _priority_meanings().get(code)
+    return {"code": code, "meaning": meaning} if meaning else {"code": code}
+
+
+@cache
+def _priority_meanings() -> dict[str, str]:
+    return column_map("order_priorities", "code", "meaning")
 
 
 _VERIFIED = frozenset({"final", "corrected", "amended"})

@@ -344,3 +344,51 @@ def test_a_test_named_only_by_its_original_text_keeps_that_name():
     report, k, na, cl = norm(text).entries
     assert report.display == "Ionogramme sanguin"
     assert (k.display, na.display, cl.display) == ("Kaliémie", "Natrémie", "Chlorure")
+
+
+# -- the order's priority ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("version", "where", "priority"), [
+    ("2.5.1", "TQ1-9", {"code": "S", "meaning": "Stat"}),  # IHE LAB-3, LRI
+    ("2.3.1", "ORC-7.6", {"code": "S", "meaning": "Stat"}),  # a TQ's priority component
+    ("2.3", "OBR-5", {"code": "A", "meaning": "ASAP"}),
+    ("2.5", "TQ1-9", {"code": "TS300"}),  # timing critical within 300 s: kept as sent
+])
+def test_the_priority_of_an_order_is_kept_on_its_report(version, where, priority):
+    """A potassium asked stat from the emergency ward: TQ1-9 (table 0485, after the OBR of an
+    ORU, after the ORC of an OUL), the priority component of ORC-7/OBR-27 in v2.3-2.4, OBR-5
+    in v2.3. None was read: the report did not say the result was urgent."""
+    orc = "ORC|RE|CMD-1^URGENCES|24C0315-07^LABO-A"
+    obr = ("OBR|1|CMD-1^URGENCES|24C0315-07^LABO-A|IONO^Ionogramme^L|||202403100810"
+           "|||||||||||||||202403101030|||F")
+    order = [orc, obr]
+    if where == "TQ1-9":
+        order.append(f"TQ1|||||||||{priority['code']}^^HL70485")
+    elif where == "ORC-7.6":
+        order[0] = orc + "||||^^^^^S"
+    else:
+        order[1] = obr.replace("IONO^Ionogramme^L|", "IONO^Ionogramme^L|A")
+    header = _header("SIL-A", "LABO-A", "A-1", "20240310110000", version=version)
+    obx = f"OBX|1|NM|{K}^Potassium^LN||6,1|mmol/L|3.5-5.1|H|||F"
+    report = norm("\r".join([header, PID, *order, obx]) + "\r").entries[0]
+    assert report.details["priority"] == priority
+    assert "priority" not in norm("\r".join([header, PID, orc, obr, obx]) + "\r"
+                                  ).entries[0].details
+
+
+def test_the_priority_of_an_oul_order_follows_its_orc():
+    """OUL^R22 (IHE LAB-3): SPM, OBR, ORC, TQ1: the TQ1 after the ORC is that order's."""
+    text = "\r".join([
+        _header("SIL-A", "LABO-A", "A-1", "20240310110000", "R22", "2.5.1")
+        .replace("ORU^R22^ORU_R22", "OUL^R22^OUL_R22"), PID,
+        "SPM|1|SP-0310-42^LABO-A||SER^Sérum^HL70487|||||||||||||20240310080500",
+        "OBR|1|CMD-1^URGENCES|24C0310-07^LABO-A|IONO^Ionogramme^L|||20240310080500",
+        "ORC|SC|CMD-1^URGENCES|24C0310-07^LABO-A||CM", "TQ1|||||||||S^Stat^HL70485",
+        f"OBX|1|NM|{K}^Potassium^LN||6,1|mmol/L|3.5-5.1|H|||F",
+        "OBR|2|CMD-2^URGENCES|24C0310-08^LABO-A|CREA^Créatinine^L|||20240310080500",
+        "ORC|SC|CMD-2^URGENCES|24C0310-08^LABO-A||CM",
+        "OBX|1|NM|2160-0^Créatinine^LN||78|umol/L|45-84|N|||F",
+    ]) + "\r"
+    reports = [e for e in norm(text).entries if e.type == "lab_report"]
+    assert [r.details.get("priority") for r in reports] == [{"code": "S", "meaning": "Stat"},
+                                                            None]
