@@ -574,6 +574,70 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
 
 
+def unscoped_order_key(key: str) -> str | None:
+    """The key a result or report had before its order number was scoped by its assigning
+    authority (normalizers.lab.order_scope): 'result|24C0315-07||2823-3|LN|' for
+    'result|24C0315-07|&SIL-BIO^LABO-DEMO|2823-3|LN|', 'report|77|LAB|K' for
+    'report|77|LAB&1.2.250.1.999.1|K'; None for any other key."""
+    parts = key.split("|")
+    if len(parts) < 4 or parts[0] not in ("result", "report") or "&" not in parts[2]:
+        return None
+    parts[2] = parts[2].partition("&")[0]
+    return "|".join(parts)
+
+
+def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
+                        targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                        sources: Sequence[str]) -> None:
+    """A result, report or correction keyed by its scoped order number that the dossier holds
+    no version of, filed before numbers were scoped by the same sender (MSH-3/MSH-4, for a
+    bare number scoped by it; whatever channel it came through) or, for a number scoped by
+    namespace and universal id, through the same source: it keeps the key held, so that the
+    final of a preliminary filed then replaces it instead of standing beside it, and a resend
+    is a duplicate. Another sender's entry under the unscoped key is another laboratory's
+    order (the reason numbers are scoped): left alone. Call right after ``held_entries``
+    (the rows followed join ``stored``)."""
+    # (patient, old key) -> {(scoped key, source)}: one batch may hold two labs' same number
+    named: dict[tuple[int, str], set[tuple[str, str]]] = {}
+    for (patient_id, items), source in zip(targets, sources, strict=True):
+        for entry, _ in items:
+            for key in (entry.key, entry.replaces_key, entry.parent_key):
+                old = unscoped_order_key(key) if key else None
+                if old is not None and not stored.get((patient_id, key)):
+                    named.setdefault((patient_id, old), set()).add((key, source))
+    if not named:
+        return
+    held = held_entries(conn, set(named))
+    imports_of = {r.import_id for rows in held.values() for r in rows}
+    if not imports_of:
+        return
+    of_import = {row.id: row for row in conn.execute(
+        select(imports.c.id, imports.c.source, imports.c.logical_id)
+        .where(imports.c.id.in_(imports_of)))}
+    real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> unscoped key held
+    for (patient_id, old), rows in held.items():
+        for key, source in named[(patient_id, old)]:
+            scope = key.split("|")[2]
+            sender = scope[1:].replace("^", "|") + "|" if scope.startswith("&") else None
+            if any((imp := of_import.get(r.import_id)) is not None
+                   and (imp.source == source if sender is None
+                        else (imp.logical_id or "").startswith(sender))
+                   for r in rows):
+                real[(patient_id, key)] = old
+    if not real:
+        return
+    for patient_id, items in targets:
+        for entry, _ in items:
+            entry.key = real.get((patient_id, entry.key), entry.key)
+            if entry.replaces_key:
+                entry.replaces_key = real.get((patient_id, entry.replaces_key),
+                                              entry.replaces_key)
+            if entry.parent_key:
+                entry.parent_key = real.get((patient_id, entry.parent_key), entry.parent_key)
+    followed = {(patient_id, old) for (patient_id, _), old in real.items()}
+    stored.update({pair: rows for pair, rows in held.items() if pair in followed})
+
+
 def document_set(entry: Entry) -> tuple[str, str, str | None] | None:
     """(set id, version number, effective time) of a versioned document entry (a CDA, as a
     file or inside HL7v2); None for anything else."""
@@ -684,6 +748,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     mine = entry_facts(items)
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
+    follow_order_scopes(conn, stored, [(patient_id, items)], [source])
     follow_document_numbers(conn, stored, [(patient_id, items)], [source])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))

@@ -13,8 +13,9 @@ Which keys are looked up across dossiers: the documents (``document|<id>``: a CD
 document number) and the lab reports a result hangs from (``report|<order>|<namespace>|...``):
 the partial index ``ix_entries_report_key`` holds those two types only, a tenth of the
 entries, so that looking up a key across dossiers costs one index probe without a b-tree
-more per result written. A report key without the order number's namespace is not looked
-up: two laboratories may number their orders alike. An original withdrawn in the other
+more per result written. A report key without the order number's namespace (filed before
+bare numbers were scoped by their sender, normalizers.lab.order_scope) is not looked up: two
+laboratories may number their orders alike. An original withdrawn in the other
 dossier (a document deleted there because it was sent to the wrong patient) holds nothing to
 act on: the new version is filed in its own dossier.
 """

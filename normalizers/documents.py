@@ -40,6 +40,7 @@ from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import (
     comps,
     first_rep,
+    id_code,
     loc,
     logical_id,
     part,
@@ -717,7 +718,7 @@ def is_addendum(msg: Message) -> bool:
 def obx_status_source(msg: Message, obx: Segment, cisis: bool) -> ActionSource:
     """OBX-11 as an action source. Outside CI-SIS, 'F' is what every sender puts on every
     document, so only C/D/W speak there."""
-    code = text(msg, first_rep(msg, obx, 11)).upper()
+    code = id_code(msg, obx, 11)  # 'C^Correction^HL70085' is C (see id_code)
     action = column_map("result_status", "code", "action").get(code)
     if not cisis and action == ACTION_NEW:
         action = None

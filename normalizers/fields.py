@@ -80,6 +80,20 @@ def field_text(msg: Message, seg: Segment, n: int, comp: int = 1) -> str:
     return sub(msg, part(comps(msg, first_rep(msg, seg, n)), comp), 1)
 
 
+def id_code(msg: Message, seg: Segment, n: int) -> str:
+    """The code of an ID field (one code of an HL7 table, no components), upper case: its
+    first component when the sender wrote it as a coded element.
+
+    Why: OBX-11 and OBR-25 stay ID up to v2.9, but engines that write every coded field as a
+    CWE (v2.7+ senders, FHIR-to-v2 bridges) send 'F^Final^HL70085' or 'C^Correction^HL70123'.
+    Read whole, the status was 'unknown': a final result filed as of unknown status, a
+    correction filed as a new result beside the value it corrects."""
+    raw = first_rep(msg, seg, n)
+    if msg.delimiters.component in raw:
+        raw = part(comps(msg, raw), 1)
+    return text(msg, raw).upper()
+
+
 def person_name(msg: Message, rep: str, family_at: int = 2) -> str:
     """An XCN / CNN / NDL person as 'PREFIX GIVEN FAMILY' (or its id when no name is given).
 

@@ -55,6 +55,7 @@ from normalizers.fields import (
     comps,
     first_rep,
     header_warnings,
+    id_code,
     leaf,
     loc,
     logical_id,
@@ -138,6 +139,7 @@ _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
             ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
             ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
             **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
+POINT_OF_CARE = frozenset({"R30", "R31", "R32"})  # ORU triggers of point-of-care results
 
 
 def normalize_message(msg: Message, source: str,
@@ -346,6 +348,8 @@ class _Group:
     # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
     result_parts: dict[int, list[Segment]] = field(default_factory=dict)
     order_parts: list[Segment] = field(default_factory=list)
+    # TQ1 (v2.5+: the order's timing and priority), after its OBR, or its ORC in an OUL
+    timing: list[Segment] = field(default_factory=list)
     # NTE of the PATIENT group (PID [PD1] [{NTE}]): comments on the patient ('sous AVK'),
     # the same list for every order of that patient
     patient_notes: list[Segment] = field(default_factory=list)
@@ -442,6 +446,8 @@ def _groups(msg: Message) -> list[_Group]:
                 # TQ1 TQ2 CTD FT1 CTI: parts of the order (v2.5 7.3.1); an NTE after them
                 # is the order's, no longer its last result's (and no longer dropped)
                 notes = current.notes
+                if name == "TQ1":
+                    current.timing.append(seg)
     return groups
 
 
@@ -523,6 +529,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
                 notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
             elif current is not None:
                 notes = current.notes  # TQ1 TQ2 CTD FT1 CTI SAC: parts of the order
+                if name == "TQ1":
+                    current.timing.append(seg)
             elif name == "SAC" and specimen:
                 notes = specimen_notes  # R22: the container of the specimen before its orders
     if waiting:
@@ -568,7 +576,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     empty: list[NormalizationError] = []  # ED_EMPTY documents
     for g in groups:
         obr = g.obr
-        order_no, ns = _order_number(msg, g)
+        order_no, ns, scope_ns = _order_number(msg, g, ctx)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
         if not obr_code and sub(msg, part(c4, 4), 1):
@@ -579,7 +587,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             obr_code = sub(msg, part(c4, 1), 1)
         parent = _parent_result(msg, obr)
         scope = parent.scope if parent is not None else ""
-        report_key = f"report|{order_no}|{ns}|{obr_code}"
+        report_key = f"report|{order_no}|{scope_ns}|{obr_code}"
         if scope:
             report_key = f"{report_key}|{scope}"
         if report_key in ctx.keys:
@@ -618,7 +626,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if line is not None and last_text is not None and last_text[0] == line:
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
-                result = _result(ctx, obx, notes, order_no, ns, effective, issued,
+                result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
                                  specimen_time, report_key if with_report else None, scope)
                 if result is None:  # a line of text without identifier: the report's
                     if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
@@ -804,6 +812,8 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
         name = _participant(msg, g.order_parts, "PI")
         if name:
             report.performer = name
+    if report is not None and g.order_parts and "ordering_provider" not in report.details:
+        _ordering_provider(msg, g.order_parts, report)
     if not g.result_parts:
         return
     by_ref = {r.source_ref: r for r in results if r.type == LAB_RESULT}
@@ -830,6 +840,24 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
                     if observer:
                         result.details["responsible_observer"] = observer
                     break
+
+
+def _ordering_provider(msg: Message, parts: list[Segment], report: Entry) -> None:
+    """The ordering provider of a v2.7+ order: the PRT in role OP (table 0912) after its ORC
+    or OBR, PRT-5 its person, read as OBR-16 and ORC-12 are (they win when sent). v2.7
+    deprecates OBR-16 for it; a v2.8 lab's report did not say who had ordered the tests
+    (the prescriber a result goes back to)."""
+    for prt in parts:
+        if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() != "OP":
+            continue
+        rep = first_rep(msg, prt, 5)
+        name = person_name(msg, rep) if rep else ""
+        if name:
+            report.details["ordering_provider"] = name
+            said = _provider_id(msg, rep)
+            if said:
+                report.details["ordering_provider_id"] = said
+            return
 
 
 def _organization_said(msg: Message, rep: str) -> dict[str, Any] | None:
@@ -1040,7 +1068,7 @@ def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
 
 
 def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
-                 parent_order: tuple[str, str] | None) -> None:
+                 parent_order: tuple[str, str, str] | None) -> None:
     """A child order (a susceptibility panel) points at the result it is about (the
     organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
     result's key: the last one of the message with that identifier and sub-id, else, when
@@ -1063,19 +1091,21 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
             report.parent_key = entry.key
             return
     if parent_order is not None and parent.system:
-        number, ns = parent_order
-        report.parent_key = f"result|{number}|{ns}|{parent.code}|{parent.system}|" \
+        number, _, scope = parent_order
+        report.parent_key = f"result|{number}|{scope}|{parent.code}|{parent.system}|" \
                             f"{parent.sub_id}"
 
 
-def _parent_order(msg: Message, obr: Segment) -> tuple[str, str] | None:
-    """(number, namespace) of the parent order OBR-29 names (EIP: placer ^ filler, each
-    number & namespace), filler first as ``_order_number`` keys an order; None if unsaid."""
+def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
+    """(number, namespace, scope) of the parent order OBR-29 names (EIP: placer ^ filler,
+    each number & namespace & universal id), filler first as ``_order_number`` keys an order;
+    None if unsaid."""
     c29 = comps(msg, first_rep(msg, obr, 29))
     for i in (2, 1):
         number = sub(msg, part(c29, i), 1)
         if number:
-            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+            namespace, universal = sub(msg, part(c29, i), 2), sub(msg, part(c29, i), 3)
+            return number, namespace or universal, order_scope(msg, namespace, universal)
     return None
 
 
@@ -1096,8 +1126,11 @@ def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
     return said
 
 
-def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
-    """(number, namespace): filler order (OBR-3, ORC-3) first, else placer (OBR-2, ORC-2).
+def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
+    """(number, namespace, scope): filler order (OBR-3, ORC-3) first, else placer (OBR-2,
+    ORC-2); the namespace as sent (EI.2, else EI.3), the scope its assigning authority as the
+    keys of its results and report name it (``order_scope``); for a point-of-care result
+    sent without any number, see ``_point_of_care_set``.
 
     An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
     own numbers: its filler number is that other order's, and taking it first filed the
@@ -1112,18 +1145,74 @@ def _order_number(msg: Message, g: _Group) -> tuple[str, str]:
         c = comps(msg, first_rep(msg, seg, n))
         number = sub(msg, part(c, 1), 1)
         if number:
-            return number, sub(msg, part(c, 2), 1) or sub(msg, part(c, 3), 1)
+            namespace, universal = sub(msg, part(c, 2), 1), sub(msg, part(c, 3), 1)
+            return number, namespace or universal, order_scope(msg, namespace, universal)
     # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
     # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
-    c29 = comps(msg, first_rep(msg, g.obr, 29)) if _parent_result(msg, g.obr) else []
-    for i in (2, 1):
-        number = sub(msg, part(c29, i), 1)
-        if number:
-            return number, sub(msg, part(c29, i), 2) or sub(msg, part(c29, i), 3)
+    if _parent_result(msg, g.obr):
+        parent = _parent_order(msg, g.obr)
+        if parent is not None:
+            return parent
     where = loc(g.obr, 3)
+    if msg.message_type[1].strip().upper() in POINT_OF_CARE:
+        number, namespace = _point_of_care_set(ctx, g, where)
+        return number, namespace, namespace
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
+
+
+def order_scope(msg: Message, namespace: str, universal: str) -> str:
+    """The namespace part of an order's keys: who assigned its number (EI.2 namespace id,
+    EI.3 universal id; v2.5 2.A.28), as ``dossiers.deposit.unscoped_order_key`` reads it.
+
+    An order number is unique only within its assigning authority. Keyed by the namespace
+    id alone, two laboratories giving the same number under one namespace name ('LAB',
+    universal ids 1.2.250.1.999.1 and .2), or giving a bare number ('24C0315-07', no EI.2 nor
+    EI.3, as many LIS write OBR-3), filed their results under one key: the potassium of one
+    lab became a 'new version' of the other's, the first hidden from the dossier. Now: both
+    ids when both are sent ('LAB&1.2.250.1.999.1', as an HD is written), either alone as
+    before, and a bare number scoped by the application and facility that sent it (the
+    filler of an ORU, v2.5 4.5.1.3: '&SIL-BIO^LABO-DEMO'). What comes before the '&' is the
+    key's namespace as it was before: deposit follows results filed then."""
+    if namespace and universal:
+        return namespace if namespace == universal else f"{namespace}&{universal}"
+    return namespace or universal or "&" + msg.sender.replace("|", "^")
+
+
+def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:
+    """(number, namespace) of a point-of-care observation set sent without any order number.
+
+    ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6, IHE LPOCT): a glucose meter or blood gas analyser
+    reports what it measured before any order exists; the order is made from the result, and
+    many devices and data managers send neither OBR-2 nor OBR-3. Such a message was refused
+    whole (HL7_NO_ORDER_NUMBER). What tells one reading from another is when it was observed
+    (OBR-7, else the first OBX-14) and on which device (the first OBX-18 equipment instance,
+    else the sending application and facility): the same reading sent again (a new MSH-10)
+    gets the same keys and is a duplicate, its correction (OBX-11 C) replaces it, and a
+    reading of another time or device is another result. Without any time nothing tells the
+    readings apart: still refused, saying so."""
+    msg = ctx.msg
+    obr = g.obr
+    observed = ts_field(msg, obr, 7)
+    device = ""
+    for obx, _ in g.observations:
+        f = obx.fields
+        if observed is None and len(f) > 14 and f[14]:
+            observed = _ts(obx, 14, msg.delimiters, ctx.zone)
+        if not device and len(f) > 18 and f[18]:
+            c = comps(msg, first_rep(msg, obx, 18))
+            device = "^".join(x for x in (sub(msg, part(c, i), 1) for i in (1, 2, 3)) if x)
+    if observed is None:
+        raise NormalizationError(
+            "HL7_NO_ORDER_NUMBER", f"{where}: point-of-care result without order number "
+            "(OBR-3, OBR-2, ORC) nor observation time (OBR-7, OBX-14): nothing tells this "
+            "reading from another", where)
+    namespace = device or msg.sender.replace("|", "^")
+    ctx.warnings.append(f"{where}: point-of-care result without order number (OBR-3, OBR-2, "
+                        "ORC): identified by its observation time and "
+                        + ("its device (OBX-18)" if device else "its sender (MSH-3, MSH-4)"))
+    return f"POC-{observed}", namespace
 
 
 def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
@@ -1278,10 +1367,14 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if system and not display and text_in_system_slot(system):
         sent_system = system
         display, system = _name_in_system_slot(ctx, obr, 4, part(c4, 3))
+    if not display:
+        display = _original_text(msg, obr, 4)
     coded = resolve_code(obr_code, display, system, sub(msg, part(c4, 4), 1),
                          sub(msg, part(c4, 5), 1), sub(msg, part(c4, 6), 1),
                          source=ctx.source, mappings=ctx.mappings, sent_system=sent_system)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
+    if msg.delimiters.component in code25:
+        code25 = _coded_id(ctx, obr, 25, "result status")
     if code25:
         status = _report_statuses().get(code25)
         if status is None:
@@ -1316,6 +1409,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
         said = _provider_id(msg, ordering)
         if said:
             details["ordering_provider_id"] = said
+    priority = _priority(ctx, g)
+    if priority:
+        details["priority"] = priority
     comments = _notes(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
@@ -1333,6 +1429,46 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+def _original_text(msg: Message, seg: Segment, n: int) -> str:
+    """CWE.9, the original text (v2.5 2.A.74), of a test's identifier sent without its text
+    (CWE.2): what the laboratory calls it ('2823-3^^LN^^^^2.74^^Kaliémie', as v2.7+ and LRI
+    senders write OBX-3 and OBR-4). It was dropped: the result had no name to show beside a
+    local code, and a LOINC none but its number."""
+    c = comps(msg, first_rep(msg, seg, n))
+    return text(msg, part(c, 9)) if len(c) > 8 else ""
+
+
+def _priority(ctx: _Ctx, g: _Group) -> dict[str, str] | None:
+    """How urgently the order was to be done: TQ1-9 (CWE, table 0485, v2.5+), else the
+    priority component of the order's TQ (OBR-27.6, ORC-7.6, v2.3-2.4), else OBR-5 (v2.3);
+    as {code, meaning} (tables/order_priorities.csv; a code not listed kept alone). It was
+    not read: a stat potassium looked like any routine one in the dossier."""
+    msg = ctx.msg
+    code = ""
+    for tq1 in g.timing:
+        code = text(msg, part(comps(msg, first_rep(msg, tq1, 9)), 1))
+        if code:
+            break
+    if not code:
+        for seg, n in ((g.obr, 27), (g.orc if g.own_orc else None, 7)):
+            if seg is not None and len(seg.fields) > n and seg.fields[n]:
+                code = text(msg, part(comps(msg, first_rep(msg, seg, n)), 6))
+                if code:
+                    break
+    if not code and len(g.obr.fields) > 5 and g.obr.fields[5]:
+        code = text(msg, first_rep(msg, g.obr, 5))
+    if not code:
+        return None
+    code = code.upper()
+    meaning = _priority_meanings().get(code)
+    return {"code": code, "meaning": meaning} if meaning else {"code": code}
+
+
+@cache
+def _priority_meanings() -> dict[str, str]:
+    return column_map("order_priorities", "code", "meaning")
 
 
 _VERIFIED = frozenset({"final", "corrected", "amended"})
@@ -1431,6 +1567,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     nf = len(f)
     lf = _leaf_reader(d, f)
     c3 = split_field(d, f[3]) if nf > 3 else [""]
+    sent3 = c3
     n3 = len(c3)
     code = lf(c3[0])
     if not code and n3 > 3 and lf(c3[3]):
@@ -1461,6 +1598,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     coding = system  # the coding system the code is read under
     if system and not display and text_in_system_slot(system):
         display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
+    if not display and len(sent3) > 8:
+        display = text(msg, sent3[8])  # CWE.9, original text: see _original_text
     if coding == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
         r_code, r_system, r_display, mapped, local = code, "LN", display, True, None
     elif n3 > 3:
@@ -1481,6 +1620,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if scope:
         key = f"{key}|{scope}"
     status_code = lf(f[11]).upper() if nf > 11 else ""
+    if status_code and d.component in f[11]:
+        status_code = _coded_id(ctx, obx, 11, "result status")
     if not status_code:
         # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a
         # preliminary one, and it is what a message cut in transit loses first.
@@ -1706,6 +1847,14 @@ def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str
         ctx.warnings.append(f"{said} holds words, text empty: read as the text, the code as "
                             f"local (first at {loc(seg, n)})")
     return text(ctx.msg, raw), ""
+
+
+def _coded_id(ctx: _Ctx, seg: Segment, n: int, what: str) -> str:
+    """An ID field sent as a coded element ('F^Final^HL70085'): its code, said (``id_code``)."""
+    code = id_code(ctx.msg, seg, n)
+    ctx.warnings.append(f"{loc(seg, n)}: {what} sent with components (an ID holds one code): "
+                        "its first component read as the code")
+    return code
 
 
 def _why_no_status(f: list[str]) -> str:
@@ -2221,17 +2370,32 @@ def _comparator(ctx: _Ctx, sent: str, where: str) -> str:
     return comparator
 
 
+# A titre or a range typed as one text where SN wants its parts ('1:128', '1/64', '10-20'):
+# unsigned numbers only, so that no signed number ('-5') is ever read as a range
+_GLUED_RATIO = re.compile(r"\s*(\d+(?:[.,]\d+)?)\s*([:/-])\s*(\d+(?:[.,]\d+)?)\s*")
+
+
 def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
     """SN = comparator ^ num1 ^ separator/suffix ^ num2. '<^0.5' -> comparator '<', 0.5;
     ratios and ranges ('1^:^128', '^10^-^20') are kept as text."""
     msg = ctx.msg
     if len(c) == 1:
-        # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a sender
-        # means is clear, and it is what an NM value may hold: read the same way.
-        _numeric(ctx, text(msg, c[0]), entry, where, "SN")
-        return
+        glued = _GLUED_RATIO.fullmatch(text(msg, c[0]))
+        if glued is None:
+            # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a
+            # sender means is clear, and it is what an NM value may hold: read the same way.
+            _numeric(ctx, text(msg, c[0]), entry, where, "SN")
+            return
+        c = ["", *glued.groups()]
+        ctx.warnings.append(f"{where}: SN ratio or range written without components, read as "
+                            "num1^separator^num2")
     comparator, num1 = text(msg, part(c, 1)), text(msg, part(c, 2))
     separator, num2 = text(msg, part(c, 3)), text(msg, part(c, 4))
+    if num1 and not separator and not num2 and (glued := _GLUED_RATIO.fullmatch(num1)):
+        # '^1:128', '<^1:10': the ratio (or range) typed whole into num1
+        num1, separator, num2 = glued.groups()
+        ctx.warnings.append(f"{where}: SN ratio or range written whole in num1, read as "
+                            "num1^separator^num2")
     if comparator in _comparator_signs():  # '≤^0.25'
         comparator = _comparator(ctx, comparator, where)
     if comparator and comparator not in COMPARATORS and len(c) < 4 \

@@ -43,6 +43,7 @@ from dossiers.deposit import (
     entry_facts,
     facts_of,
     follow_document_numbers,
+    follow_order_scopes,
     held_by_code,
     held_children,
     held_entries,
@@ -1147,13 +1148,13 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                      for t in targets for k in t.keys})
         stored.update(held_set_documents(conn, {pair for item, _, _ in filing
                                                 for pair in doc_sets[item.row.id]}))
-        follow_document_numbers(conn, stored, [(t.patient_id, t.items)
-                                               for _, targets, _ in filing for t in targets],
-                                [item.row.source for item, targets, _ in filing
-                                 for _ in targets])
+        every_target = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
+        every_source = [item.row.source for item, targets, _ in filing for _ in targets]
+        follow_order_scopes(conn, stored, every_target, every_source)
+        follow_document_numbers(conn, stored, every_target, every_source)
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
-        every = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
+        every = every_target
         by_code = held_by_code(conn, orphan_corrections(stored, every))
         replacements = held_replacements(conn, originals(stored, every))
         children = held_children(conn, stored)
