@@ -35,6 +35,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.cda_sources import PATIENT, informants
+from normalizers.cda_text_values import text_quantity
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
@@ -1076,19 +1077,22 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 # -- the body -----------------------------------------------------------------------------------
 def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None = None) -> Iterator[Entry]:
+                     about: dict[str, Any] | None = None,
+                     authors: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
-    about when it names a subject (see ``_statement``)."""
+    about when it names a subject (see ``_statement``); ``authors``: the nearest enclosing
+    section's authors (see ``_attributed``)."""
     if section.subject is not None:
         about = _relative_of(section.subject)
+    authors = tuple(section.authors) or authors
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, outer_code, about)
+        yield from _section_content(section, ctx, outer_code, about, authors)
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, outer_code, about)
+        yield from _section_content(section, ctx, outer_code, about, authors)
     finally:
         ctx.masking = document_masking
 
@@ -1112,7 +1116,7 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
 
 
 def _section_content(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None) -> Iterator[Entry]:
+                     about: dict[str, Any] | None, authors: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: the code of the nearest enclosing results section, else of the top
     section. A results section makes results of what its subsections hold at any depth: a
     '30954-2 Résultats' nested in a letter's 'Synthèse' passed on the top section's code,
@@ -1123,9 +1127,52 @@ def _section_content(section: Section, ctx: _Ctx, outer_code: str,
     inner_code = code if code in RESULT_SECTIONS else outer_code
     for entry in section.entries:
         if entry.act is not None:
-            yield from _statement(entry.act, section, ctx, results_section, None, about=about)
+            made = list(_statement(entry.act, section, ctx, results_section, None,
+                                   about=about))
+            if made:
+                _attributed(entry.act, made, authors, ctx)
+            yield from made
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, inner_code, about)
+        yield from _section_entries(sub, ctx, inner_code, about, authors)
+
+
+def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,
+                ctx: _Ctx) -> None:
+    """Who recorded the facts of one entry that name no author of their own: the nearest
+    enclosing statement's author (an organizer's, an act's: CDA R2 context conduction
+    through component and entryRelationship), else the section's (CDA R2 Section.author,
+    which its nested sections and entries inherit unless they say otherwise), as
+    details.recorded_by. A problem list a specialist wrote in a GP's summary (the section's
+    author) read as recorded by nobody, and the results of a battery the lab's biologist
+    authored likewise. The header's author stays implicit: every entry points at its
+    document, whose details name it."""
+    if all("recorded_by" in e.details for e in made):
+        return
+    nested: dict[str, list] = {}
+    _authored(act, nested)
+    if not nested and not section_authors:
+        return
+    for entry in made:
+        if "recorded_by" in entry.details:
+            continue
+        path = entry.source_ref
+        owner = max((p for p in nested if path.startswith(p + "/")), key=len, default=None)
+        authors = nested[owner] if owner is not None else section_authors
+        recorded = [a for a in (_entry_author(x, ctx) for x in authors) if a]
+        if recorded:
+            entry.details["recorded_by"] = recorded
+
+
+def _authored(act: ClinicalStatement, out: dict[str, list]) -> None:
+    """The path of every statement in ``act`` (itself included) that names authors -> them."""
+    if act.authors:
+        out[act.path] = act.authors
+    for rel in act.entry_relationships:
+        if rel.act is not None:
+            _authored(rel.act, out)
+    if isinstance(act, Organizer):
+        for component in act.components:
+            _authored(component, out)
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
@@ -3724,6 +3771,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if value.code is not None and value.code.code:  # SC: a string with a code
             entry.details["value_code"] = {"code": value.code.code,
                                            "system": system_name(value.code.code_system)}
+        _text_as_quantity(value, entry, ctx)
     elif isinstance(value, ED):
         # inline text, else the narrative its reference points at (it read as ''); a B64
         # text (text/plain, possibly compressed) decoded: it was dropped with the binaries
@@ -3734,6 +3782,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         else:
             entry.value = (value.text[:2000] or
                            referenced_text(value.reference, section)[:2000]) or None
+        _text_as_quantity(value, entry, ctx)
     elif isinstance(value, TS):
         # a date the sender did not write as an HL7 TS is kept as written, with a warning
         iso = _iso_value(value.value)
@@ -3761,6 +3810,28 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         # why there is no value: NA (pending, C-CDA), MSK (withheld), NAV, UNK, ASKU...;
         # the result read as one sent without a word
         entry.details["value_null_flavor"] = value.null_flavor[:8]
+
+
+def _text_as_quantity(value: ST | ED, entry: Entry, ctx: _Ctx) -> None:
+    """A result written as text that is a comparator and a number ('<0,5', '< 0.5 mg/L',
+    '≥ 60') or a number and a known unit (normalizers/cda_text_values.py): its number,
+    comparator and unit, as an HL7v2 SN '<^0.5' gives them. It was text alone: no number,
+    out of every trend, a valueString in the export. The text and its type stay as sent;
+    said as CDA_TEXT_QUANTITY, by where it is (never the value)."""
+    if not entry.value or len(entry.value) > 40:
+        return
+    said = text_quantity(entry.value)
+    if said is None or not math.isfinite(said.number):
+        return
+    entry.value_num = float(said.number)
+    entry.comparator = said.comparator
+    if said.unit_sent:
+        entry.unit, entry.unit_original = said.unit, said.unit_sent[:ENTRY_MAX["unit_original"]]
+        entry.details["unit_in_value"] = True
+    ctx.warnings.append(f"CDA_TEXT_QUANTITY: {value.path}: a {value.type or 'text'} value "
+                        "that is a quantity, read as its number"
+                        f"{', comparator' if said.comparator else ''}"
+                        f"{' and unit' if said.unit_sent else ''} (the text kept as sent)")
 
 
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")

@@ -1,0 +1,163 @@
+"""CDA R2 documents the way other senders write them (round 16: results written as text,
+who recorded a fact, documents referred to). Each test builds a small invented document
+with one structure CDA R2 / CI-SIS / C-CDA allows, or runs an ANS example when
+../shared/corpus is there, and checks what is filed against what a clinician reading the
+document understands."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normalizers.cda import normalize_cda
+from normalizers.cda_text_values import text_quantity
+from parsers.cda import parse_cda
+from tests.conftest import corpus_path
+from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_senders_round14 import _bundle, _resources
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+
+
+def _corpus(name: str):  # noqa: ANN202
+    """The NormalizedMessage of one ANS example; the test skips when the corpus is absent."""
+    data = corpus_path("cda", name).read_bytes()
+    return normalize_cda(parse_cda(data), data, "corpus")
+
+
+# -- a result below the limit written as text ---------------------------------------------------
+def _crp(value: str) -> str:
+    """A CI-SIS FR-Resultat-examens-de-biologie (IHE LAB) CRP whose value the LIS wrote as
+    text, as the ANS's own CR-BIO example does ('<value xsi:type="ED">&lt;1.0 mg/L')."""
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/><templateId root="1.2.250.1.213.1.1.3.209"/>
+      <id root="1.2.250.1.999.16" extension="CRP-1"/>
+      <code code="1988-5" displayName="CRP [Masse/Volume] Sérum/Plasma" {LOINC}/>
+      <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>{value}
+      <interpretationCode code="N" codeSystem="2.16.840.1.113883.5.83"/>
+      </observation></entry>"""
+
+
+@pytest.mark.parametrize(("value", "comparator", "number", "unit"), [
+    ('<value xsi:type="ST">&lt;0,5</value>', "<", 0.5, None),
+    ('<value xsi:type="ST">&lt; 0.5 mg/L</value>', "<", 0.5, "mg/L"),
+    ('<value xsi:type="ED">&lt;1.0 mg/L</value>', "<", 1.0, "mg/L"),
+    ('<value xsi:type="ST">\u2265 160</value>', ">=", 160.0, None),
+    ('<value xsi:type="ST">12,5 mg/L</value>', None, 12.5, "mg/L"),
+])
+def test_a_result_written_as_text_below_a_limit_is_a_compared_quantity(
+        value: str, comparator: str | None, number: float, unit: str | None) -> None:
+    """'<0,5' written in an ST or ED: it was filed as text only (no number, no comparator):
+    out of every trend, a valueString in the export, while the same CRP sent by HL7v2 as an
+    SN '<^0.5' has both. Now the number, the comparator and a unit the text gives; the
+    text and its type stay as sent."""
+    (crp,) = _entries(_section("30954-2", "Résultats", _crp(value)))
+    assert (crp.value_num, crp.comparator, crp.unit) == (number, comparator, unit)
+    assert crp.value_type in ("ST", "ED") and crp.value.strip()[-1] in "05L"
+    (obs,) = _resources(_bundle([crp]), "Observation")
+    quantity = obs["valueQuantity"]
+    assert quantity["value"] == number
+    assert quantity.get("comparator") == comparator
+
+
+@pytest.mark.parametrize("text", ["négatif", "2", "<5 colonies", "1.250,5", "> 3 croix",
+                                  "stade 2"])
+def test_text_that_is_no_quantity_stays_text(text: str) -> None:
+    """A word, a bare number (a class, a stage), a count of something that is no unit, or
+    digits that could be grouped thousands: one reading is not certain, the text stays."""
+    (crp,) = _entries(_section("30954-2", "Résultats",
+                               _crp(f'<value xsi:type="ST">{text.replace("<", "&lt;")}</value>')))
+    assert (crp.value, crp.value_num, crp.comparator) == (text, None, None)
+
+
+@given(st.sampled_from(["<", ">", "<=", ">=", "\u2264", "\u2265"]),
+       st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False),
+       st.sampled_from(["", " "]), st.booleans())
+def test_a_comparator_and_any_decimal_read_back(sign: str, number: Decimal, blank: str,
+                                                comma: bool) -> None:
+    """Whatever the number and however it is written (point or French comma, a blank after
+    the sign or not), the comparator and the number are what was written."""
+    written = f"{number:f}".replace(".", ",") if comma else f"{number:f}"
+    said = text_quantity(f"{sign}{blank}{written}")
+    assert said is not None
+    assert said.number == number
+    assert said.comparator == {"\u2264": "<=", "\u2265": ">="}.get(sign, sign)
+
+
+def test_corpus_cr_bio_crp_written_as_text_has_its_number() -> None:
+    """The ANS CR-BIO example writes its CRP '<1.0 mg/L' as an ED: now a quantity."""
+    msg = _corpus("BIO-CR-BIO_2021.01_Auto-Presentable.xml")
+    crp = [e for e in msg.entries if e.code == "1988-5" and e.value_type == "ED"]
+    assert crp and all((e.value_num, e.comparator, e.unit) == (1.0, "<", "mg/L") for e in crp)
+    assert any(w.startswith("CDA_TEXT_QUANTITY") for w in msg.warnings)
+    assert not any("1.0" in w for w in msg.warnings)  # no value in the warnings
+
+
+# -- who recorded a fact: the nearest author -----------------------------------------------------
+SPECIALIST = """<author><time value="20240301"/><assignedAuthor>
+  <id root="1.2.250.1.71.4.2.1" extension="810000099999"/>
+  <code code="SM04" codeSystem="1.2.250.1.71.1.2.5" displayName="Cardiologie"/>
+  </assignedAuthor></author>"""
+BIOLOGIST = """<author><time value="20240311120000+0100"/><assignedAuthor>
+  <id root="1.2.250.1.71.4.2.1" extension="810000055555"/></assignedAuthor></author>"""
+HTA = """<entry><observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+  <id root="1.2.250.1.999.16" extension="P-HTA"/>
+  <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+  <effectiveTime><low value="2019"/></effectiveTime>
+  <value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3"
+    displayName="Hypertension essentielle"/>{author}</observation></entry>"""
+
+
+def _authored_section(section_author: str, entries: str, sub: str = "") -> str:
+    return (f'<component><section><code code="11450-4" {LOINC}/><title>Problèmes</title>'
+            f"<text>HTA</text>{section_author}{entries}{sub}</section></component>")
+
+
+def test_a_problem_in_a_section_written_by_a_specialist_is_recorded_by_him() -> None:
+    """CDA R2 Section.author conducts to the section's entries: the cardiologist wrote the
+    problem list of the GP's summary. The hypertension read as recorded by nobody; it is
+    recorded by the cardiologist, and exported so."""
+    (hta,) = _entries(_authored_section(SPECIALIST, HTA.format(author="")))
+    assert hta.details["recorded_by"] == [{"ids": ["1.2.250.1.71.4.2.1^810000099999"],
+                                           "role": "SM04", "time": "2024-03-01"}]
+    (res,) = _resources(_bundle([hta]), "Condition")
+    assert res["recorder"]["identifier"]["value"] == "810000099999"
+    assert res["recordedDate"] == "2024-03-01"
+
+
+def test_an_entrys_own_author_wins_over_its_sections() -> None:
+    """The entry names its author: it is the nearer one, the section's does not replace it;
+    a nested section without author inherits its parent's."""
+    sub = ('<component><section><code code="11450-4" ' + LOINC + '/><title>Antécédents'
+           "</title><text>HTA</text>" + HTA.replace("P-HTA", "P-OLD").format(author="")
+           + "</section></component>")
+    own, inherited = _entries(_authored_section(SPECIALIST, HTA.format(author=BIOLOGIST),
+                                                sub))
+    assert own.details["recorded_by"][0]["ids"] == ["1.2.250.1.71.4.2.1^810000055555"]
+    assert inherited.details["recorded_by"][0]["ids"] == ["1.2.250.1.71.4.2.1^810000099999"]
+
+
+def test_the_results_of_a_battery_are_recorded_by_the_batterys_author() -> None:
+    """An organizer's author conducts to its components (CDA R2 context conduction), before
+    the section's: the biologist who authored the battery, not the section's writer."""
+    battery = f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+      <code code="24326-1" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240311083000+0100"/>{BIOLOGIST}
+      <component>{_crp('<value xsi:type="PQ" value="3" unit="mg/L"/>')[7:-8]}</component>
+      </organizer></entry>"""
+    (crp,) = _entries(f'<component><section><code code="30954-2" {LOINC}/><title>Résultats'
+                      f"</title><text>CRP 3 mg/L</text>{SPECIALIST}{battery}"
+                      "</section></component>")
+    assert crp.details["recorded_by"][0]["ids"] == ["1.2.250.1.71.4.2.1^810000055555"]
+
+
+def test_an_entry_in_a_section_without_author_names_none() -> None:
+    """No author in the entry nor its section: the header's stays implicit (the document's
+    own details name it), nothing is invented."""
+    (hta,) = _entries(_authored_section("", HTA.format(author="")))
+    assert "recorded_by" not in hta.details
