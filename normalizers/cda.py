@@ -237,6 +237,9 @@ class _Ctx:
     exams: frozenset[tuple[str, str]] = frozenset()
     # the DICOM studies a CR-IMG's object catalog references (for the document's details)
     dicom_studies: list[dict[str, Any]] = field(default_factory=list)
+    # what the body's stand-alone external reference entries (IHE PCC / CI-SIS
+    # FR-Reference-externe) point at, for the document's details.external_references
+    external_references: list[dict[str, Any]] = field(default_factory=list)
     # units read as their template says (tables/cda_template_units.csv), said once per
     # document and unit: (unit sent, unit read) -> [count, first path]
     units_read: dict[tuple[str, str], list] = field(default_factory=dict)
@@ -448,6 +451,8 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     entries = [document, *_body(doc, ctx)]
     if ctx.dicom_studies:
         document.details["dicom_studies"] = ctx.dicom_studies
+    if ctx.external_references:
+        document.details["external_references"] = ctx.external_references
     return identity, document, entries, ctx
 
 
@@ -512,6 +517,8 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
     fit_free_text(entries, warnings)  # the message they join checks sizes once for all
     if document is not None and ctx.dicom_studies:
         document.details["dicom_studies"] = ctx.dicom_studies
+    if document is not None and ctx.external_references:
+        document.details["external_references"] = ctx.external_references
     return entries
 
 
@@ -1208,6 +1215,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             study = _dicom_study(act)
             if study:
                 ctx.dicom_studies.append(study)
+        elif act.references and EXTERNAL_REFERENCE in act.template_roots:
+            # a document the whole document refers to (CARD-F-PRC: 'Document externe')
+            ctx.external_references.extend(_references(act, ctx.external_references))
         return
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)
@@ -1332,6 +1342,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # medication is a prescription (CI-SIS eP-MED, an EHR's orders) and stays one
         made.type = PLAN
         made.details["planned"] = kind
+    if made is not None and act.references:
+        _keep_references(made.details, act)
     if made is not None and act.entry_relationships:
         restricted = _privacy_annotation(act)
         if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
@@ -1394,6 +1406,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and isinstance(rel.act, ObservationMedia):
             # what the statement shows (IPS-FR: the advance directives' PDF): where it is
             made.details.setdefault("media", []).append(_media_ref(rel.act))
+            continue
+        if made is not None and EXTERNAL_REFERENCE in rel.act.template_roots:
+            # the document the statement refers to, written as an external reference
+            # entry nested in it (IHE PCC, CI-SIS FR-Reference-externe): skipped, lost
+            _keep_references(made.details, rel.act)
             continue
         if made is not None and _is_comment(rel.act):
             # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
@@ -1599,6 +1616,42 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+EXTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4"  # IHE PCC (CI-SIS FR-Reference-externe)
+EXTERNAL_REFERENCES_KEPT = 20  # per statement (CDA allows any number)
+
+
+def _keep_references(details: dict[str, Any], act: ClinicalStatement) -> None:
+    """details.external_references of an entry, with what ``act`` refers to."""
+    kept = details.get("external_references") or []
+    found = _references(act, kept)
+    if found:
+        details["external_references"] = [*kept, *found]
+
+
+def _references(act: ClinicalStatement, kept: list) -> list[dict[str, Any]]:
+    """What a statement's reference elements point at (CDA R2 act.reference: an
+    externalDocument, externalAct, externalObservation or externalProcedure): the
+    advance directives an observation is the summary of (CI-SIS DLU), the prescription a
+    dispense fulfils (eDISP typeCode XCRPT), the guideline a problem refers to (IPS-FR), the
+    report of a procedure (C-CDA). They were dropped: the dossier could not find the
+    document a fact came from or rests on. Kept as {kind, type, id, code, text, url, set_id,
+    version}: identifiers and where it is, never fetched. Bounded with those ``kept``."""
+    out: list[dict[str, Any]] = []
+    for ref in act.references[:max(0, EXTERNAL_REFERENCES_KEPT - len(kept))]:
+        ids = [i.key for i in ref.ids if i.root and not i.null_flavor]
+        said: dict[str, Any] = {
+            "kind": ref.kind or None, "type": ref.type_code or None,
+            "id": ids[0] if ids else None,
+            "code": ({"code": ref.code.code, "system": system_name(ref.code.code_system),
+                      **({"display": ref.code.display} if ref.code.display else {})}
+                     if ref.code is not None and ref.code.code else None),
+            "text": ref.text[:500] or None, "url": ref.text_reference.strip()[:500] or None,
+            "set_id": ref.set_id.key if ref.set_id is not None and ref.set_id.root else None,
+            "version": ref.version_number.strip()[:20] or None}
+        said = {k: v for k, v in said.items() if v is not None}
+        if {"id", "url", "code", "text"} & said.keys():  # something that finds it
+            out.append(said)
+    return out
 
 
 def _parent_result(parent: Entry) -> dict[str, str]:
@@ -3262,6 +3315,10 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             found = _coded_or_words(act.code, ctx, section)
             if found:
                 entry.details[key] = found
+        elif reads == "reference":
+            fulfilled = _item_reference(act, ctx)
+            if fulfilled:
+                entry.details[key] = fulfilled
         elif reads == "quantity":
             quantity = getattr(act, "quantity", None)
             if isinstance(quantity, PQ) and quantity.value:
@@ -3296,6 +3353,22 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             entry.details.setdefault("reactions", []).append(reaction)
         return
     _describe(act, entry, "observations", ctx, section)
+
+
+def _item_reference(act: ClinicalStatement, ctx: _Ctx) -> dict[str, Any] | None:
+    """The prescription item a dispense fulfils (IHE Pharm / CI-SIS eDISP): the item's id,
+    who prescribed it and the prescription document it is in (its reference XCRPT). It was
+    skipped: a dispense could not be tied to the prescription it executes, nor the
+    prescriber named. None when it says none of them."""
+    ids = [i.key for i in act.ids if i.root and not i.null_flavor]
+    out: dict[str, Any] = {"item": ids[0] if ids else None}
+    prescribers = [a for a in (_entry_author(x, ctx) for x in act.authors) if a]
+    if prescribers:
+        out["prescribed_by"] = prescribers
+    documents = _references(act, [])
+    if documents:
+        out["documents"] = documents
+    return out if out["item"] or len(out) > 1 else None
 
 
 def _delivery(act: Supply, ctx: _Ctx) -> dict[str, Any] | None:

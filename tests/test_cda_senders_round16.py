@@ -161,3 +161,74 @@ def test_an_entry_in_a_section_without_author_names_none() -> None:
     own details name it), nothing is invented."""
     (hta,) = _entries(_authored_section("", HTA.format(author="")))
     assert "recorded_by" not in hta.details
+
+
+# -- documents a fact refers to -----------------------------------------------------------------
+COLONOSCOPY = f"""<entry><procedure classCode="PROC" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.14"/>
+  <id root="1.2.250.1.999.16" extension="PR-COLO"/>
+  <code code="73761001" codeSystem="2.16.840.1.113883.6.96" displayName="Coloscopie"/>
+  <statusCode code="completed"/><effectiveTime value="20240105"/>
+  <reference typeCode="REFR"><externalDocument classCode="DOC" moodCode="EVN">
+    <id root="1.2.250.1.999.77" extension="CR-COLO-2024-001"/>
+    <code code="28570-0" {LOINC} displayName="Compte rendu de procédure"/>
+    <setId root="1.2.250.1.999.78" extension="SET-COLO"/><versionNumber value="2"/>
+  </externalDocument></reference>{{nested}}</procedure></entry>"""
+EXTERNAL_ENTRY = """<entryRelationship typeCode="REFR"><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.4"/><templateId root="1.2.250.1.213.1.1.3.35"/>
+  <id root="1.2.250.1.999.16" extension="X1"/><code nullFlavor="NA"/>
+  <reference typeCode="REFR"><externalDocument classCode="DOC" moodCode="EVN">
+    <id root="1.2.250.1.999.79" extension="ANAPATH-2024-17"/>
+    <text><reference value="https://dpi.example.fr/documents/ANAPATH-2024-17"/></text>
+  </externalDocument></reference></act></entryRelationship>"""
+
+
+def test_the_report_a_procedure_refers_to_is_kept() -> None:
+    """CDA R2 act.reference (C-CDA procedure, CI-SIS entries): the procedure's own report,
+    by id, type, set and version, and an IHE PCC external reference entry nested in it
+    (the pathology report, by id and where it is) were dropped: the dossier could not find
+    the document the procedure rests on."""
+    (colo,) = _entries(_section("47519-4", "Actes", COLONOSCOPY.format(nested=EXTERNAL_ENTRY)))
+    assert colo.details["external_references"] == [
+        {"kind": "externalDocument", "type": "REFR", "id": "1.2.250.1.999.77^CR-COLO-2024-001",
+         "code": {"code": "28570-0", "system": "LN", "display": "Compte rendu de procédure"},
+         "set_id": "1.2.250.1.999.78^SET-COLO", "version": "2"},
+        {"kind": "externalDocument", "type": "REFR", "id": "1.2.250.1.999.79^ANAPATH-2024-17",
+         "url": "https://dpi.example.fr/documents/ANAPATH-2024-17"}]
+
+
+def test_a_procedure_without_reference_says_none() -> None:
+    (colo,) = _entries(_section("47519-4", "Actes", COLONOSCOPY.format(nested="").replace(
+        COLONOSCOPY[COLONOSCOPY.index("<reference"):COLONOSCOPY.index("</reference>") + 12],
+        "")))
+    assert "external_references" not in colo.details
+
+
+def test_corpus_references_of_the_ans_examples_are_kept() -> None:
+    """The DLU's advance directives (an observation's externalDocument, where they are),
+    the IPS-FR problem's guideline (a URL, no id) and the CARD-F-PRC document's external
+    reference entry (on the document)."""
+    dlu = _corpus("DLU-EHPAD-DLU_2022.01.xml")
+    (directives,) = [e for e in dlu.entries if "external_references" in e.details]
+    assert directives.code == "42348-3"
+    assert directives.details["external_references"][0]["url"].startswith("ftp://")
+    ips = _corpus("IPS-FR_2024.01.xml")
+    assert any(r.get("url", "").endswith("ORPHA658.pdf") and "id" not in r
+               for e in ips.entries for r in e.details.get("external_references", ()))
+    card = _corpus("CARD-F-PRC-AVK_2022.01.xml")
+    assert card.entries[0].details["external_references"][0]["id"] == \
+        "A49FA706-28A1-418E-BC56-94070C9D3681"
+
+
+def test_corpus_a_dispense_says_which_prescription_it_fulfils() -> None:
+    """eDISP (IHE Pharm DIS): the prescription item a dispense executes (its id, its
+    prescriber, the prescription document by XCRPT) was skipped."""
+    msg = _corpus("eDISP-MED_2024.01.xml")
+    dispensed = [e for e in msg.entries if e.details.get("dispensed")]
+    assert dispensed
+    for e in dispensed:
+        fulfilled = e.details["prescription"]
+        assert fulfilled["item"]
+        assert fulfilled["prescribed_by"][0]["ids"] == ["1.2.250.1.71.4.2.1^801234567897"]
+        assert fulfilled["documents"] == [{"kind": "externalDocument", "type": "XCRPT",
+                                           "id": "1.2.250.1.213.1.1.1.39.12345.1"}]
