@@ -1217,7 +1217,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 ctx.dicom_studies.append(study)
         elif act.references and EXTERNAL_REFERENCE in act.template_roots:
             # a document the whole document refers to (CARD-F-PRC: 'Document externe')
-            ctx.external_references.extend(_references(act, ctx.external_references))
+            ctx.external_references.extend(_references(act, ctx.external_references,
+                                                        section))
         return
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)
@@ -1343,7 +1344,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None and act.references:
-        _keep_references(made.details, act)
+        _keep_references(made.details, act, section)
     if made is not None and act.entry_relationships:
         restricted = _privacy_annotation(act)
         if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
@@ -1410,7 +1411,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and EXTERNAL_REFERENCE in rel.act.template_roots:
             # the document the statement refers to, written as an external reference
             # entry nested in it (IHE PCC, CI-SIS FR-Reference-externe): skipped, lost
-            _keep_references(made.details, rel.act)
+            _keep_references(made.details, rel.act, section)
             continue
         if made is not None and _is_comment(rel.act):
             # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
@@ -1620,32 +1621,40 @@ EXTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4"  # IHE PCC (CI-SIS FR-Refer
 EXTERNAL_REFERENCES_KEPT = 20  # per statement (CDA allows any number)
 
 
-def _keep_references(details: dict[str, Any], act: ClinicalStatement) -> None:
+def _keep_references(details: dict[str, Any], act: ClinicalStatement,
+                     section: Section) -> None:
     """details.external_references of an entry, with what ``act`` refers to."""
     kept = details.get("external_references") or []
-    found = _references(act, kept)
+    found = _references(act, kept, section)
     if found:
         details["external_references"] = [*kept, *found]
 
 
-def _references(act: ClinicalStatement, kept: list) -> list[dict[str, Any]]:
+def _references(act: ClinicalStatement, kept: list,
+                section: Section | None = None) -> list[dict[str, Any]]:
     """What a statement's reference elements point at (CDA R2 act.reference: an
     externalDocument, externalAct, externalObservation or externalProcedure): the
     advance directives an observation is the summary of (CI-SIS DLU), the prescription a
     dispense fulfils (eDISP typeCode XCRPT), the guideline a problem refers to (IPS-FR), the
     report of a procedure (C-CDA). They were dropped: the dossier could not find the
     document a fact came from or rests on. Kept as {kind, type, id, code, text, url, set_id,
-    version}: identifiers and where it is, never fetched. Bounded with those ``kept``."""
+    version}: identifiers and where it is, never fetched. A reference into the narrative
+    ('#document-ref-1', as the CI-SIS PPS writes it) is no location: the words it points at
+    are the text. Bounded with those ``kept``."""
     out: list[dict[str, Any]] = []
     for ref in act.references[:max(0, EXTERNAL_REFERENCES_KEPT - len(kept))]:
         ids = [i.key for i in ref.ids if i.root and not i.null_flavor]
+        url, text = ref.text_reference.strip(), ref.text
+        if url.startswith("#"):
+            text = text or (referenced_text(url, section) if section is not None else "")
+            url = ""
         said: dict[str, Any] = {
             "kind": ref.kind or None, "type": ref.type_code or None,
             "id": ids[0] if ids else None,
             "code": ({"code": ref.code.code, "system": system_name(ref.code.code_system),
                       **({"display": ref.code.display} if ref.code.display else {})}
                      if ref.code is not None and ref.code.code else None),
-            "text": ref.text[:500] or None, "url": ref.text_reference.strip()[:500] or None,
+            "text": text[:500] or None, "url": url[:500] or None,
             "set_id": ref.set_id.key if ref.set_id is not None and ref.set_id.root else None,
             "version": ref.version_number.strip()[:20] or None}
         said = {k: v for k, v in said.items() if v is not None}

@@ -232,3 +232,14 @@ def test_corpus_a_dispense_says_which_prescription_it_fulfils() -> None:
         assert fulfilled["prescribed_by"][0]["ids"] == ["1.2.250.1.71.4.2.1^801234567897"]
         assert fulfilled["documents"] == [{"kind": "externalDocument", "type": "XCRPT",
                                            "id": "1.2.250.1.213.1.1.1.39.12345.1"}]
+
+
+def test_corpus_a_reference_into_the_narrative_is_its_words_not_a_url() -> None:
+    """The CI-SIS PPS writes each referenced document's text as '#document-ref-1', a
+    pointer into its narrative: the words there, not a location to fetch."""
+    refs = _corpus("CANCER-PPS_2022.01_Autopresentable.xml").entries[0] \
+        .details["external_references"]
+    assert refs[0] == {"kind": "externalDocument", "type": "REFR",
+                       "id": "1.2.3.4.567.8.9.10^FRCP-2021-00001-1",
+                       "text": "FRCP-2021-00001-1 (1.2.3.4.567.8.9.10)."}
+    assert not any("url" in r for r in refs)
