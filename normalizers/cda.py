@@ -240,6 +240,9 @@ class _Ctx:
     # what the body's stand-alone external reference entries (IHE PCC / CI-SIS
     # FR-Reference-externe) point at, for the document's details.external_references
     external_references: list[dict[str, Any]] = field(default_factory=list)
+    # images and files of the body no entry holds (an observationMedia entry of a section,
+    # a component of an organizer that is no battery), for the document's details.media
+    media: list[dict[str, Any]] = field(default_factory=list)
     # units read as their template says (tables/cda_template_units.csv), said once per
     # document and unit: (unit sent, unit read) -> [count, first path]
     units_read: dict[tuple[str, str], list] = field(default_factory=dict)
@@ -453,6 +456,8 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
         document.details["dicom_studies"] = ctx.dicom_studies
     if ctx.external_references:
         document.details["external_references"] = ctx.external_references
+    if ctx.media:
+        document.details["media"] = ctx.media
     return identity, document, entries, ctx
 
 
@@ -519,6 +524,8 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
         document.details["dicom_studies"] = ctx.dicom_studies
     if document is not None and ctx.external_references:
         document.details["external_references"] = ctx.external_references
+    if document is not None and ctx.media:
+        document.details["media"] = ctx.media
     return entries
 
 
@@ -1208,6 +1215,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     subject is the newborn was filed as the mother's); ``group`` what the enclosing
     organizer says its components measure (tables/cda_group_organizers.csv: lenses
     prescribed or delivered, which visual acuity), for the entry's details.group."""
+    if isinstance(act, ObservationMedia):
+        # an image or file no entry holds (CI-SIS FR-Image-illustrative as a section's
+        # entry, OPH-CR-RTN's retinographies in an organizer): it was dropped without a
+        # word; where it is goes to the document's details.media (an entry's or battery's
+        # own media are read there)
+        if len(ctx.media) < MEDIA_KEPT:
+            ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
+        return
     own_section = section_code(section)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
@@ -1385,6 +1400,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         isolate = _isolate(act, ctx, section) or isolate
         measured = _group(act, ctx, section)
         for component in act.components:
+            if media and isinstance(component, ObservationMedia):
+                continue  # the battery's, read above
             inner = _statement(component, section, ctx, inner_results, parent_key,
                                specimen, battery or panel, family, own_time or when,
                                isolate, lab, material, relative, measured)
@@ -1670,6 +1687,9 @@ def _parent_result(parent: Entry) -> dict[str, str]:
             "value": (parent.value or "")[:200], "key": parent.key}  # a finding's prose: its
     # start names it
     return {k: v for k, v in said.items() if v}
+
+
+MEDIA_KEPT = 50  # images of the body no entry holds, listed on the document
 
 
 def _media_ref(media: ObservationMedia) -> dict[str, Any]:
@@ -2720,11 +2740,22 @@ def _qualifier_values(act: ClinicalStatement, ctx: _Ctx,
     return found
 
 
+RESOLVED_UNKNOWN = "UNK"  # the nullFlavor of effectiveTime/high of a problem that ended
+
+
 def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
     """A problem's or allergy's effectiveTime is its onset (low) and resolution (high): the
     resolution goes to details.resolved; when only it is given, it is no onset (it was
-    filed as the problem's date)."""
+    filed as the problem's date). A high of nullFlavor UNK says the problem ended on a day
+    nobody knows (IHE PCC Problem Entry, C-CDA 2.1 Problem Observation: 'if the problem is
+    known to be resolved, but the date of resolution is not known, then the high element
+    SHALL be present, and the nullFlavor attribute SHALL be set to UNK'):
+    details.resolved_date_unknown. It was read as no end at all, and a resolved asthma
+    under a concern still followed was exported active."""
     low, high = period.low, period.high
+    if isinstance(high, TS) and not high.value.strip() and \
+            high.null_flavor.strip().upper() == RESOLVED_UNKNOWN:
+        entry.details["resolved_date_unknown"] = True
     if isinstance(high, TS) and high.value:
         resolved = _iso_value(high.value, ctx.warnings, high.path)
         if resolved:

@@ -16,7 +16,7 @@ from normalizers.cda import normalize_cda
 from normalizers.cda_text_values import text_quantity
 from parsers.cda import parse_cda
 from tests.conftest import corpus_path
-from tests.test_cda_real_world import _entries, _section
+from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
 from tests.test_cda_senders_round14 import _bundle, _resources
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
@@ -243,3 +243,107 @@ def test_corpus_a_reference_into_the_narrative_is_its_words_not_a_url() -> None:
                        "id": "1.2.3.4.567.8.9.10^FRCP-2021-00001-1",
                        "text": "FRCP-2021-00001-1 (1.2.3.4.567.8.9.10)."}
     assert not any("url" in r for r in refs)
+
+
+# -- a problem that ended on a day nobody knows ----------------------------------------------------
+def _asthma(concern: str, high: str, status: str = "") -> str:
+    """An IHE PCC / CI-SIS concern holding a problem whose end date is unknown."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+      <templateId root="2.16.840.1.113883.10.20.1.27"/>
+      <id root="1.2.250.1.999.16" extension="C-ASTHME"/><code nullFlavor="NA"/>
+      <statusCode code="{concern}"/><effectiveTime><low value="2010"/></effectiveTime>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+        <id root="1.2.250.1.999.16" extension="P-ASTHME"/>
+        <code code="282291009" codeSystem="2.16.840.1.113883.6.96"/>
+        <statusCode code="completed"/>
+        <effectiveTime><low value="2010"/>{high}</effectiveTime>
+        <value xsi:type="CD" code="J45.9" codeSystem="2.16.840.1.113883.6.3"
+          displayName="Asthme"/>{status}</observation></entryRelationship></act></entry>"""
+
+
+ACTIVE_STATUS = """<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.1.1"/>
+  <code code="33999-4" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+  <value xsi:type="CD" code="55561003" codeSystem="2.16.840.1.113883.6.96"/></observation>
+  </entryRelationship>"""
+
+
+def test_a_problem_ended_on_an_unknown_day_is_resolved() -> None:
+    """IHE PCC and C-CDA 2.1: a resolved problem whose resolution date is unknown has
+    effectiveTime/high nullFlavor UNK. It read as no end at all: under a concern still
+    followed (active) the asthma was exported active. Now resolved, abatement 'unknown'."""
+    (asthma,) = _entries(_section("11450-4", "Problèmes",
+                                  _asthma("active", '<high nullFlavor="UNK"/>')))
+    assert asthma.details["resolved_date_unknown"] is True
+    assert "resolved" not in asthma.details
+    (res,) = _resources(_bundle([asthma]), "Condition")
+    assert res["clinicalStatus"]["coding"][0]["code"] == "resolved"
+    assert res["abatementString"] == "unknown"
+    assert "abatementDateTime" not in res
+
+
+@pytest.mark.parametrize("high", ["", '<high nullFlavor="NI"/>'])
+def test_a_problem_without_a_known_end_stays_as_its_concern_says(high: str) -> None:
+    """No high, or one that says nothing ('no information'): the problem has not been said
+    to end; the active concern's word stands."""
+    (asthma,) = _entries(_section("11450-4", "Problèmes", _asthma("active", high)))
+    assert "resolved_date_unknown" not in asthma.details
+    (res,) = _resources(_bundle([asthma]), "Condition")
+    assert res["clinicalStatus"]["coding"][0]["code"] == "active"
+    assert "abatementString" not in res
+
+
+def test_an_unknown_end_the_problems_own_status_contradicts_keeps_the_status() -> None:
+    """The problem's own status observation says active: the sender's word is kept, and
+    no abatement is given with it (R4 con-4)."""
+    (asthma,) = _entries(_section("11450-4", "Problèmes", _asthma(
+        "active", '<high nullFlavor="UNK"/>', ACTIVE_STATUS)))
+    (res,) = _resources(_bundle([asthma]), "Condition")
+    assert res["clinicalStatus"]["coding"][0]["code"] == "active"
+    assert "abatementString" not in res
+
+
+# -- images no entry holds ------------------------------------------------------------------
+JPEG = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////2Q=="
+
+
+def _document(*sections: str):  # noqa: ANN202
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+def test_an_image_a_section_holds_is_listed_on_the_document() -> None:
+    """An observationMedia as a section's entry (CI-SIS FR-Image-illustrative; the eP-MED
+    2D code) and as a component of an organizer that is no battery (OPH-CR-RTN: the
+    retinographies of each eye) was dropped without a word: the dossier did not know the
+    document held images. Where they are, by ID, type and size, is on the document."""
+    image = (f'<observationMedia classCode="OBS" moodCode="EVN" ID="fond-oeil-od">'
+             f'<value mediaType="image/jpeg" representation="B64">{JPEG}</value>'
+             "</observationMedia>")
+    cluster = (f'<entry><organizer classCode="CLUSTER" moodCode="EVN"><code code="PHOTOS" '
+               f'codeSystem="1.2.250.1.999.3"/><statusCode code="completed"/>'
+               f"<component>{image.replace('-od', '-og')}</component></organizer></entry>")
+    msg = _document(_section("55113-5", "Images", f"<entry>{image}</entry>" + cluster))
+    media = msg.entries[0].details["media"]
+    assert [(m["id"], m["media_type"], m["section"]) for m in media] == [
+        ("fond-oeil-od", "image/jpeg", "55113-5"), ("fond-oeil-og", "image/jpeg", "55113-5")]
+    assert all(m["bytes"] > 0 and JPEG not in str(m) for m in media)
+
+
+def test_a_batterys_image_stays_the_batterys_only() -> None:
+    """An electrophoresis curve in its battery (CR-BIO) is read there, not again on the
+    document."""
+    image = (f'<component><observationMedia classCode="OBS" moodCode="EVN" ID="courbe">'
+             f'<value mediaType="image/jpeg" representation="B64">{JPEG}</value>'
+             "</observationMedia></component>")
+    battery = f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+      <code code="24351-9" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240311083000+0100"/>
+      <component>{_crp('<value xsi:type="PQ" value="3" unit="mg/L"/>')[7:-8]}</component>
+      {image}</organizer></entry>"""
+    msg = _document(_section("30954-2", "Résultats", battery))
+    assert "media" not in msg.entries[0].details
+    assert msg.entries[1].details["panel"]["media"][0]["id"] == "courbe"
