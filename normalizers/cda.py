@@ -3813,6 +3813,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = amount or None
         if amount and number is None:
             number = _decimal_comma(amount, value, ctx)
+        if amount and number is None:
+            number = _compared_number(amount, value, entry, ctx)
         entry.value_num = float(number) if number is not None else None
         if amount and number is None:
             _not_a_number(value, ctx)
@@ -3830,6 +3832,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         number = value.number
         if entry.value and number is None and isinstance(value, REAL):
             number = _decimal_comma(entry.value, value, ctx)
+        if entry.value and number is None:
+            number = _compared_number(entry.value, value, entry, ctx)
         entry.value_num = float(number) if number is not None else None
         if entry.value and number is None:
             _not_a_number(value, ctx)
@@ -3962,6 +3966,23 @@ def _decimal_comma(amount: str, value: Value, ctx: _Ctx) -> Decimal | None:
     ctx.warnings.append(f"CDA_DECIMAL_COMMA: {value.path}: a {value.type} value with a "
                         "decimal comma, read as a decimal point")
     return Decimal(amount.replace(",", "."))
+
+
+def _compared_number(amount: str, value: Value, entry: Entry, ctx: _Ctx) -> Decimal | None:
+    """The number of a PQ, INT or REAL whose value attribute starts with a comparator
+    ('>60' for an eGFR, '<0,5': invalid for xs:double, but what LIS write when the result
+    is beyond a limit and the type says a number), its comparator set on ``entry`` and
+    said as CDA_COMPARATOR_IN_NUMBER; None for anything else (a unit or words after the
+    number are not read here: the element has its own unit). It was filed as text without
+    number, as CDA_BAD_NUMBER, while an IVL_PQ with one bound has both."""
+    said = text_quantity(amount)
+    if said is None or said.comparator is None or said.unit_sent is not None or \
+            not said.number.is_finite():
+        return None
+    entry.comparator = said.comparator
+    ctx.warnings.append(f"CDA_COMPARATOR_IN_NUMBER: {value.path}: a {value.type} value "
+                        "written with a comparator, read as the comparator and the number")
+    return said.number
 
 
 def _not_a_number(value: Value, ctx: _Ctx) -> None:

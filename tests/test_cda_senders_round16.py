@@ -96,6 +96,28 @@ def test_corpus_cr_bio_crp_written_as_text_has_its_number() -> None:
     assert not any("1.0" in w for w in msg.warnings)  # no value in the warnings
 
 
+@pytest.mark.parametrize(("value", "comparator", "number", "unit"), [
+    ('<value xsi:type="PQ" value="&gt;60" unit="mL/min/{1.73_m2}"/>', ">", 60.0,
+     "mL/min/{1.73_m2}"),
+    ('<value xsi:type="PQ" value="&lt;0,5" unit="mg/L"/>', "<", 0.5, "mg/L"),
+    ('<value xsi:type="INT" value="&gt;=90"/>', ">=", 90.0, None),
+])
+def test_a_number_written_with_its_comparator_is_read(value: str, comparator: str,
+                                                       number: float, unit: str | None) -> None:
+    """An eGFR '>60' in a PQ's value attribute (invalid for xs:double, written so by LIS
+    whose result is beyond the reported range): CDA_BAD_NUMBER, text without number, while
+    the same as an IVL_PQ with one bound had both. Now the comparator and the number, the
+    PQ's own unit, said as CDA_COMPARATOR_IN_NUMBER."""
+    data = (HEAD + _section("30954-2", "Résultats", _crp(value)) + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    (result,) = msg.entries[1:]
+    assert (result.value_num, result.comparator, result.unit) == (number, comparator, unit)
+    assert any(w.startswith("CDA_COMPARATOR_IN_NUMBER") for w in msg.warnings)
+    assert not any(w.startswith("CDA_BAD_NUMBER") for w in msg.warnings)
+    (obs,) = _resources(_bundle([result]), "Observation")
+    assert obs["valueQuantity"]["comparator"] == comparator
+
+
 # -- who recorded a fact: the nearest author -----------------------------------------------------
 SPECIALIST = """<author><time value="20240301"/><assignedAuthor>
   <id root="1.2.250.1.71.4.2.1" extension="810000099999"/>
