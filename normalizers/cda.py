@@ -1480,6 +1480,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             elif "not_done_reason" not in made.details:
                 _describe(rel.act, made, "reasons", ctx, section)
             continue
+        if made is not None and kind == ENCOUNTER and rel.type_code == "RSON" and \
+                isinstance(rel.act, Observation) and not _typed(rel.act):
+            # why the visit took place (C-CDA Indication, an IHE PCC reason): read into the
+            # encounter's details.diagnoses (role 'reason'), as a medication's or a
+            # procedure's reasons are. It was filed a second time as a fact of its own: the
+            # cough a patient came for, an undated problem 'Toux' of the problem list
+            continue
         if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
                 INTERNAL_REFERENCE in rel.act.template_roots:
             _procedure_reference(rel, made, ctx, section)

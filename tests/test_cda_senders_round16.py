@@ -369,3 +369,43 @@ def test_a_batterys_image_stays_the_batterys_only() -> None:
     msg = _document(_section("30954-2", "Résultats", battery))
     assert "media" not in msg.entries[0].details
     assert msg.entries[1].details["panel"]["media"][0]["id"] == "courbe"
+
+
+# -- why a visit took place is no problem of its own ------------------------------------------
+def _visit(reason: str) -> str:
+    """A C-CDA Encounter Activity (a consultation for a cough) with its reason (RSON)."""
+    return f"""<entry><encounter classCode="ENC" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.49" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.16" extension="ENC-1"/>
+      <code code="AMB" codeSystem="2.16.840.1.113883.5.4" displayName="Consultation"/>
+      <effectiveTime value="20240105"/>
+      <entryRelationship typeCode="RSON">{reason}</entryRelationship></encounter></entry>"""
+
+
+INDICATION = """<observation classCode="OBS" moodCode="EVN">
+  <templateId root="2.16.840.1.113883.10.20.22.4.19" extension="2014-06-09"/>
+  <id root="1.2.250.1.999.16" extension="IND-1"/>
+  <code code="75321-0" codeSystem="2.16.840.1.113883.6.1" displayName="Clinical finding"/>
+  <statusCode code="completed"/>
+  <value xsi:type="CD" code="R05" codeSystem="2.16.840.1.113883.6.3" displayName="Toux"/>
+  </observation>"""
+
+
+def test_the_reason_for_a_visit_is_the_visits_not_a_problem() -> None:
+    """C-CDA Indication under RSON: the cough the patient came for was read as the visit's
+    reason and filed a second time as an undated problem 'Toux' of the problem list (the
+    CIM-10 value made it one). A medication's or a procedure's indication was already
+    read as their reason only; a visit's now too."""
+    (visit,) = _entries(_section("46240-8", "Rencontres", _visit(INDICATION)))
+    assert visit.type == "encounter"
+    assert visit.details["diagnoses"] == [{"role": "reason", "code": "R05", "system": "CIM-10",
+                                           "display": "Toux"}]
+
+
+def test_a_problem_entry_given_as_a_visits_reason_is_still_a_problem() -> None:
+    """A statement with a template of its own (a C-CDA Problem Observation) under RSON is
+    a fact of its own: still filed, and the visit's reason."""
+    problem = INDICATION.replace("2.16.840.1.113883.10.20.22.4.19",
+                                 "2.16.840.1.113883.10.20.22.4.4")
+    visit, cough = _entries(_section("46240-8", "Rencontres", _visit(problem)))
+    assert (visit.type, cough.type, cough.code) == ("encounter", "problem", "R05")
