@@ -35,7 +35,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.cda_sources import PATIENT, informants
-from normalizers.cda_text_values import text_quantity
+from normalizers.cda_text_values import text_quantity, text_titre
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
@@ -3943,6 +3943,13 @@ def _text_as_quantity(value: ST | ED, entry: Entry, ctx: _Ctx) -> None:
     out of every trend, a valueString in the export. The text and its type stay as sent;
     said as CDA_TEXT_QUANTITY, by where it is (never the value)."""
     if not entry.value or len(entry.value) > 40:
+        return
+    titre = text_titre(entry.value)
+    if titre is not None:  # a serology written '1/160': the ratio (valueRatio), said
+        entry.details["sn"] = {"comparator": "", "num1": "1", "separator": titre[0],
+                               "num2": titre[1]}
+        ctx.warnings.append(f"CDA_TEXT_TITRE: {value.path}: a {value.type or 'text'} value "
+                            "that is a titre (1:n), read as a ratio (the text kept as sent)")
         return
     said = text_quantity(entry.value)
     if said is None or not math.isfinite(said.number):

@@ -5,10 +5,10 @@ below the limit of detection as text ('<0,5', '< 0.5 mg/L', '≥ 60'): filed as 
 number, fell out of every trend and was exported as a valueString, while the same result
 sent in an HL7v2 SN ('<^0.5') is a comparator and a quantity. What is read here is only what
 has one reading: a comparator and a number (the unit after it only when the units table
-knows it), or a number followed by a known unit. A bare number stays text, as it does in an
-HL7v2 ST without OBX-6 (a class, a stage, a score may be written so); so does anything with
-words after the number that are no unit ('<5 colonies', '> 3 croix') or whose digits could
-be grouped thousands ('1.250,5').
+knows it), a number followed by a known unit, or a titre ('1/160'). A bare number stays
+text, as it does in an HL7v2 ST without OBX-6 (a class, a stage, a score may be written
+so); so does anything with words after the number that are no unit ('<5 colonies',
+'> 3 croix') or whose digits could be grouped thousands ('1.250,5').
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from functools import cache
 from normalizers.tabledata import column_map
 from normalizers.units import to_ucum
 
+# a titre: 1, then ':' or '/', then the dilution ('1/160', '1 : 128'), as an HL7v2 LIS types it
+_TITRE = re.compile(r"1\s*([:/])\s*(\d{1,9})")
 _COMPARED = re.compile(r"(<=|>=|<|>|[\u2264\u2265\u2a7d\u2a7e])\s*(\S.*)")
 # one number: digits, one decimal mark (point, or a French comma) and digits
 _NUMBER_THEN_REST = re.compile(r"([+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+))(?:\s*(\S.*))?")
@@ -67,3 +69,12 @@ def text_quantity(text: str) -> TextQuantity | None:
     except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
         return None
     return TextQuantity(comparator, number, unit, unit_sent)
+
+
+def text_titre(text: str) -> tuple[str, str] | None:
+    """(separator, dilution) of a titre written as text ('1/160', '1:128'), as HL7v2 reads
+    an ST titre into an SN '^1^/^160'; None for anything else or a dilution of 0."""
+    m = _TITRE.fullmatch(text.strip())
+    if m is None or int(m.group(2)) == 0:
+        return None
+    return m.group(1), str(int(m.group(2)))

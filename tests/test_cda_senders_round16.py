@@ -118,6 +118,29 @@ def test_a_number_written_with_its_comparator_is_read(value: str, comparator: st
     assert obs["valueQuantity"]["comparator"] == comparator
 
 
+@pytest.mark.parametrize(("text", "separator", "dilution"), [("1/160", "/", "160"),
+                                                            ("1 : 128", ":", "128")])
+def test_a_titre_written_as_text_is_a_ratio(text: str, separator: str, dilution: str) -> None:
+    """A toxoplasmosis IgG titre written '1/160' in an ST: a valueString, while the same
+    sent as an RTO or an HL7v2 ST (read as an SN) is a ratio. Now details.sn, exported as
+    valueRatio; the text stays as sent."""
+    (titre,) = _entries(_section("30954-2", "Résultats", _crp(
+        f'<value xsi:type="ST">{text}</value>').replace('code="1988-5"', 'code="5206-8"')))
+    assert titre.value == text and titre.value_num is None
+    assert titre.details["sn"] == {"comparator": "", "num1": "1", "separator": separator,
+                                   "num2": dilution}
+    (obs,) = _resources(_bundle([titre]), "Observation")
+    assert obs["valueRatio"] == {"numerator": {"value": 1.0},
+                                 "denominator": {"value": float(dilution)}}
+
+
+def test_a_titre_below_a_limit_stays_text() -> None:
+    """'<1/20' has no ratio FHIR can hold with its comparator: text, as HL7v2 leaves it."""
+    (titre,) = _entries(_section("30954-2", "Résultats",
+                                 _crp('<value xsi:type="ST">&lt;1/20</value>')))
+    assert "sn" not in titre.details and titre.value_num is None
+
+
 # -- who recorded a fact: the nearest author -----------------------------------------------------
 SPECIALIST = """<author><time value="20240301"/><assignedAuthor>
   <id root="1.2.250.1.71.4.2.1" extension="810000099999"/>
