@@ -1510,6 +1510,19 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                     isinstance(act, Observation) else None,
                                     *((None, None) if isinstance(act, Observation) else
                                       (isolate, lab)), inner_material, relative)
+        if made is not None and kind == ENCOUNTER and \
+                (ENCOUNTER_DIAGNOSIS in rel.act.template_roots or rel.type_code == "RSON"):
+            # the diagnosis made at a visit (C-CDA Encounter Diagnosis) or the problem it
+            # was for, filed as a problem: it said nothing of the visit, and read as a
+            # problem found anywhere. details.visit: the encounter entry's key and the role
+            role = "reason" if rel.type_code == "RSON" else "diagnosis"
+            for nested in nested_entries:
+                if nested.type == PROBLEM and (nested.source_ref == rel.act.path or
+                                               nested.source_ref.startswith(rel.act.path +
+                                                                            "/")):
+                    nested.details.setdefault("visit", {"key": made.key, "role": role})
+                yield nested
+            continue
         if made is not None and made.type in (MEDICATION, IMMUNIZATION) and \
                 rel.type_code in ("CAUS", "MFST"):
             # the fever a vaccination caused (IHE PCC / CI-SIS FR-Vaccination: a problem

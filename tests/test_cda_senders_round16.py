@@ -432,3 +432,20 @@ def test_a_problem_entry_given_as_a_visits_reason_is_still_a_problem() -> None:
                                  "2.16.840.1.113883.10.20.22.4.4")
     visit, cough = _entries(_section("46240-8", "Rencontres", _visit(problem)))
     assert (visit.type, cough.type, cough.code) == ("encounter", "problem", "R05")
+    assert cough.details["visit"] == {"key": visit.key, "role": "reason"}
+
+
+def test_a_diagnosis_made_at_a_visit_says_which_visit() -> None:
+    """C-CDA Encounter Diagnosis (4.80) under the encounter: its problem was filed as one
+    found anywhere; it now names the visit (details.visit) with the role 'diagnosis'."""
+    diagnosis = """<act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.80" extension="2015-08-01"/>
+      <code code="29308-4" codeSystem="2.16.840.1.113883.6.1"/>
+      <entryRelationship typeCode="SUBJ">""" + INDICATION.replace(
+        "2.16.840.1.113883.10.20.22.4.19", "2.16.840.1.113883.10.20.22.4.4").replace(
+        "R05", "J20.9").replace("Toux", "Bronchite aiguë") + "</entryRelationship></act>"
+    visit, bronchitis = _entries(_section("46240-8", "Rencontres", _visit(
+        INDICATION + "</entryRelationship><entryRelationship typeCode=\"COMP\">" + diagnosis)))
+    assert [d["code"] for d in visit.details["diagnoses"]] == ["R05", "J20.9"]
+    assert (bronchitis.code, bronchitis.details["visit"]) == (
+        "J20.9", {"key": visit.key, "role": "diagnosis"})
