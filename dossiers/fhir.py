@@ -2220,6 +2220,10 @@ def _abatement(res: dict, status: str | None, details: Mapping) -> None:
     said otherwise in a status observation: then its word is kept, and the end date, which
     cannot be an abatement then, is said in a note."""
     abated = fhir_datetime(details.get("resolved"))
+    if not abated and details.get("resolved_date_unknown") and \
+            fhir_status(status, "Condition") != "entered-in-error":
+        _ended_on_an_unknown_day(res, details)
+        return
     if not abated or fhir_status(status, "Condition") == "entered-in-error":
         res["abatementDateTime"] = abated
         return
@@ -2234,6 +2238,21 @@ def _abatement(res: dict, status: str | None, details: Mapping) -> None:
     else:  # only the concern said 'active': the concern is followed, the problem ended
         res["clinicalStatus"] = {"coding": [dict(_ABATED)]}
         res["abatementDateTime"] = abated
+
+
+def _ended_on_an_unknown_day(res: dict, details: Mapping) -> None:
+    """A problem the sender says ended on a day nobody knows (details.resolved_date_unknown:
+    CDA effectiveTime/high nullFlavor UNK): resolved, with abatementString 'unknown' (R4
+    Condition.abatement[x] allows a string), unless a status observation of the problem
+    itself says otherwise, which is then kept. Only the concern (still followed, 'active')
+    made it an active problem."""
+    clinical = res.get("clinicalStatus")
+    code = clinical["coding"][0]["code"] if clinical else None
+    if code in _ONGOING and _stated_status(details, "Condition"):
+        return  # the sender's own word on this problem: ongoing, no abatement (con-4)
+    if code in _ONGOING or clinical is None:
+        res["clinicalStatus"] = {"coding": [dict(_ABATED)]}
+    res["abatementString"] = "unknown"
 
 
 def _stated_status(details: Mapping, resource: str) -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 
 from normalizers.cda_header import confidentiality_masking
 from normalizers.cda_sources import PATIENT, informants
+from normalizers.cda_text_values import text_quantity, text_titre
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
@@ -236,6 +237,12 @@ class _Ctx:
     exams: frozenset[tuple[str, str]] = frozenset()
     # the DICOM studies a CR-IMG's object catalog references (for the document's details)
     dicom_studies: list[dict[str, Any]] = field(default_factory=list)
+    # what the body's stand-alone external reference entries (IHE PCC / CI-SIS
+    # FR-Reference-externe) point at, for the document's details.external_references
+    external_references: list[dict[str, Any]] = field(default_factory=list)
+    # images and files of the body no entry holds (an observationMedia entry of a section,
+    # a component of an organizer that is no battery), for the document's details.media
+    media: list[dict[str, Any]] = field(default_factory=list)
     # units read as their template says (tables/cda_template_units.csv), said once per
     # document and unit: (unit sent, unit read) -> [count, first path]
     units_read: dict[tuple[str, str], list] = field(default_factory=dict)
@@ -447,6 +454,10 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     entries = [document, *_body(doc, ctx)]
     if ctx.dicom_studies:
         document.details["dicom_studies"] = ctx.dicom_studies
+    if ctx.external_references:
+        document.details["external_references"] = ctx.external_references
+    if ctx.media:
+        document.details["media"] = ctx.media
     return identity, document, entries, ctx
 
 
@@ -511,6 +522,10 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
     fit_free_text(entries, warnings)  # the message they join checks sizes once for all
     if document is not None and ctx.dicom_studies:
         document.details["dicom_studies"] = ctx.dicom_studies
+    if document is not None and ctx.external_references:
+        document.details["external_references"] = ctx.external_references
+    if document is not None and ctx.media:
+        document.details["media"] = ctx.media
     return entries
 
 
@@ -1098,19 +1113,22 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 
 # -- the body -----------------------------------------------------------------------------------
 def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None = None) -> Iterator[Entry]:
+                     about: dict[str, Any] | None = None,
+                     authors: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
-    about when it names a subject (see ``_statement``)."""
+    about when it names a subject (see ``_statement``); ``authors``: the nearest enclosing
+    section's authors (see ``_attributed``)."""
     if section.subject is not None:
         about = _relative_of(section.subject)
+    authors = tuple(section.authors) or authors
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, outer_code, about)
+        yield from _section_content(section, ctx, outer_code, about, authors)
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, outer_code, about)
+        yield from _section_content(section, ctx, outer_code, about, authors)
     finally:
         ctx.masking = document_masking
 
@@ -1134,7 +1152,7 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
 
 
 def _section_content(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None) -> Iterator[Entry]:
+                     about: dict[str, Any] | None, authors: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: the code of the nearest enclosing results section, else of the top
     section. A results section makes results of what its subsections hold at any depth: a
     '30954-2 Résultats' nested in a letter's 'Synthèse' passed on the top section's code,
@@ -1145,9 +1163,52 @@ def _section_content(section: Section, ctx: _Ctx, outer_code: str,
     inner_code = code if code in RESULT_SECTIONS else outer_code
     for entry in section.entries:
         if entry.act is not None:
-            yield from _statement(entry.act, section, ctx, results_section, None, about=about)
+            made = list(_statement(entry.act, section, ctx, results_section, None,
+                                   about=about))
+            if made:
+                _attributed(entry.act, made, authors, ctx)
+            yield from made
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, inner_code, about)
+        yield from _section_entries(sub, ctx, inner_code, about, authors)
+
+
+def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,
+                ctx: _Ctx) -> None:
+    """Who recorded the facts of one entry that name no author of their own: the nearest
+    enclosing statement's author (an organizer's, an act's: CDA R2 context conduction
+    through component and entryRelationship), else the section's (CDA R2 Section.author,
+    which its nested sections and entries inherit unless they say otherwise), as
+    details.recorded_by. A problem list a specialist wrote in a GP's summary (the section's
+    author) read as recorded by nobody, and the results of a battery the lab's biologist
+    authored likewise. The header's author stays implicit: every entry points at its
+    document, whose details name it."""
+    if all("recorded_by" in e.details for e in made):
+        return
+    nested: dict[str, list] = {}
+    _authored(act, nested)
+    if not nested and not section_authors:
+        return
+    for entry in made:
+        if "recorded_by" in entry.details:
+            continue
+        path = entry.source_ref
+        owner = max((p for p in nested if path.startswith(p + "/")), key=len, default=None)
+        authors = nested[owner] if owner is not None else section_authors
+        recorded = [a for a in (_entry_author(x, ctx) for x in authors) if a]
+        if recorded:
+            entry.details["recorded_by"] = recorded
+
+
+def _authored(act: ClinicalStatement, out: dict[str, list]) -> None:
+    """The path of every statement in ``act`` (itself included) that names authors -> them."""
+    if act.authors:
+        out[act.path] = act.authors
+    for rel in act.entry_relationships:
+        if rel.act is not None:
+            _authored(rel.act, out)
+    if isinstance(act, Organizer):
+        for component in act.components:
+            _authored(component, out)
 
 
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
@@ -1176,6 +1237,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     subject is the newborn was filed as the mother's); ``group`` what the enclosing
     organizer says its components measure (tables/cda_group_organizers.csv: lenses
     prescribed or delivered, which visual acuity), for the entry's details.group."""
+    if isinstance(act, ObservationMedia):
+        # an image or file no entry holds (CI-SIS FR-Image-illustrative as a section's
+        # entry, OPH-CR-RTN's retinographies in an organizer): it was dropped without a
+        # word; where it is goes to the document's details.media (an entry's or battery's
+        # own media are read there)
+        if len(ctx.media) < MEDIA_KEPT:
+            ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
+        return
     own_section = section_code(section)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
@@ -1183,6 +1252,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             study = _dicom_study(act)
             if study:
                 ctx.dicom_studies.append(study)
+        elif act.references and EXTERNAL_REFERENCE in act.template_roots:
+            # a document the whole document refers to (CARD-F-PRC: 'Document externe')
+            ctx.external_references.extend(_references(act, ctx.external_references,
+                                                        section))
         return
     if kind == NOT_FILED:
         _not_filed(act, kind, ctx, section)
@@ -1307,6 +1380,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # medication is a prescription (CI-SIS eP-MED, an EHR's orders) and stays one
         made.type = PLAN
         made.details["planned"] = kind
+    if made is not None and act.references:
+        _keep_references(made.details, act, section)
     if made is not None and act.entry_relationships:
         restricted = _privacy_annotation(act)
         if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
@@ -1347,6 +1422,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         isolate = _isolate(act, ctx, section) or isolate
         measured = _group(act, ctx, section)
         for component in act.components:
+            if media and isinstance(component, ObservationMedia):
+                continue  # the battery's, read above
             inner = _statement(component, section, ctx, inner_results, parent_key,
                                specimen, battery or panel, family, own_time or when,
                                isolate, lab, material, relative, measured)
@@ -1369,6 +1446,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and isinstance(rel.act, ObservationMedia):
             # what the statement shows (IPS-FR: the advance directives' PDF): where it is
             made.details.setdefault("media", []).append(_media_ref(rel.act))
+            continue
+        if made is not None and EXTERNAL_REFERENCE in rel.act.template_roots:
+            # the document the statement refers to, written as an external reference
+            # entry nested in it (IHE PCC, CI-SIS FR-Reference-externe): skipped, lost
+            _keep_references(made.details, rel.act, section)
             continue
         if made is not None and _is_comment(rel.act):
             # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
@@ -1420,6 +1502,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             elif "not_done_reason" not in made.details:
                 _describe(rel.act, made, "reasons", ctx, section)
             continue
+        if made is not None and kind == ENCOUNTER and rel.type_code == "RSON" and \
+                isinstance(rel.act, Observation) and not _typed(rel.act):
+            # why the visit took place (C-CDA Indication, an IHE PCC reason): read into the
+            # encounter's details.diagnoses (role 'reason'), as a medication's or a
+            # procedure's reasons are. It was filed a second time as a fact of its own: the
+            # cough a patient came for, an undated problem 'Toux' of the problem list
+            continue
         if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
                 INTERNAL_REFERENCE in rel.act.template_roots:
             _procedure_reference(rel, made, ctx, section)
@@ -1443,6 +1532,19 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                     isinstance(act, Observation) else None,
                                     *((None, None) if isinstance(act, Observation) else
                                       (isolate, lab)), inner_material, relative)
+        if made is not None and kind == ENCOUNTER and \
+                (ENCOUNTER_DIAGNOSIS in rel.act.template_roots or rel.type_code == "RSON"):
+            # the diagnosis made at a visit (C-CDA Encounter Diagnosis) or the problem it
+            # was for, filed as a problem: it said nothing of the visit, and read as a
+            # problem found anywhere. details.visit: the encounter entry's key and the role
+            role = "reason" if rel.type_code == "RSON" else "diagnosis"
+            for nested in nested_entries:
+                if nested.type == PROBLEM and (nested.source_ref == rel.act.path or
+                                               nested.source_ref.startswith(rel.act.path +
+                                                                            "/")):
+                    nested.details.setdefault("visit", {"key": made.key, "role": role})
+                yield nested
+            continue
         if made is not None and made.type in (MEDICATION, IMMUNIZATION) and \
                 rel.type_code in ("CAUS", "MFST"):
             # the fever a vaccination caused (IHE PCC / CI-SIS FR-Vaccination: a problem
@@ -1574,6 +1676,50 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
+EXTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4"  # IHE PCC (CI-SIS FR-Reference-externe)
+EXTERNAL_REFERENCES_KEPT = 20  # per statement (CDA allows any number)
+
+
+def _keep_references(details: dict[str, Any], act: ClinicalStatement,
+                     section: Section) -> None:
+    """details.external_references of an entry, with what ``act`` refers to."""
+    kept = details.get("external_references") or []
+    found = _references(act, kept, section)
+    if found:
+        details["external_references"] = [*kept, *found]
+
+
+def _references(act: ClinicalStatement, kept: list,
+                section: Section | None = None) -> list[dict[str, Any]]:
+    """What a statement's reference elements point at (CDA R2 act.reference: an
+    externalDocument, externalAct, externalObservation or externalProcedure): the
+    advance directives an observation is the summary of (CI-SIS DLU), the prescription a
+    dispense fulfils (eDISP typeCode XCRPT), the guideline a problem refers to (IPS-FR), the
+    report of a procedure (C-CDA). They were dropped: the dossier could not find the
+    document a fact came from or rests on. Kept as {kind, type, id, code, text, url, set_id,
+    version}: identifiers and where it is, never fetched. A reference into the narrative
+    ('#document-ref-1', as the CI-SIS PPS writes it) is no location: the words it points at
+    are the text. Bounded with those ``kept``."""
+    out: list[dict[str, Any]] = []
+    for ref in act.references[:max(0, EXTERNAL_REFERENCES_KEPT - len(kept))]:
+        ids = [i.key for i in ref.ids if i.root and not i.null_flavor]
+        url, text = ref.text_reference.strip(), ref.text
+        if url.startswith("#"):
+            text = text or (referenced_text(url, section) if section is not None else "")
+            url = ""
+        said: dict[str, Any] = {
+            "kind": ref.kind or None, "type": ref.type_code or None,
+            "id": ids[0] if ids else None,
+            "code": ({"code": ref.code.code, "system": system_name(ref.code.code_system),
+                      **({"display": ref.code.display} if ref.code.display else {})}
+                     if ref.code is not None and ref.code.code else None),
+            "text": text[:500] or None, "url": url[:500] or None,
+            "set_id": ref.set_id.key if ref.set_id is not None and ref.set_id.root else None,
+            "version": ref.version_number.strip()[:20] or None}
+        said = {k: v for k, v in said.items() if v is not None}
+        if {"id", "url", "code", "text"} & said.keys():  # something that finds it
+            out.append(said)
+    return out
 
 
 def _parent_result(parent: Entry) -> dict[str, str]:
@@ -1583,6 +1729,9 @@ def _parent_result(parent: Entry) -> dict[str, str]:
             "value": (parent.value or "")[:200], "key": parent.key}  # a finding's prose: its
     # start names it
     return {k: v for k, v in said.items() if v}
+
+
+MEDIA_KEPT = 50  # images of the body no entry holds, listed on the document
 
 
 def _media_ref(media: ObservationMedia) -> dict[str, Any]:
@@ -2633,11 +2782,22 @@ def _qualifier_values(act: ClinicalStatement, ctx: _Ctx,
     return found
 
 
+RESOLVED_UNKNOWN = "UNK"  # the nullFlavor of effectiveTime/high of a problem that ended
+
+
 def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
     """A problem's or allergy's effectiveTime is its onset (low) and resolution (high): the
     resolution goes to details.resolved; when only it is given, it is no onset (it was
-    filed as the problem's date)."""
+    filed as the problem's date). A high of nullFlavor UNK says the problem ended on a day
+    nobody knows (IHE PCC Problem Entry, C-CDA 2.1 Problem Observation: 'if the problem is
+    known to be resolved, but the date of resolution is not known, then the high element
+    SHALL be present, and the nullFlavor attribute SHALL be set to UNK'):
+    details.resolved_date_unknown. It was read as no end at all, and a resolved asthma
+    under a concern still followed was exported active."""
     low, high = period.low, period.high
+    if isinstance(high, TS) and not high.value.strip() and \
+            high.null_flavor.strip().upper() == RESOLVED_UNKNOWN:
+        entry.details["resolved_date_unknown"] = True
     if isinstance(high, TS) and high.value:
         resolved = _iso_value(high.value, ctx.warnings, high.path)
         if resolved:
@@ -3237,6 +3397,10 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             found = _coded_or_words(act.code, ctx, section)
             if found:
                 entry.details[key] = found
+        elif reads == "reference":
+            fulfilled = _item_reference(act, ctx)
+            if fulfilled:
+                entry.details[key] = fulfilled
         elif reads == "quantity":
             quantity = getattr(act, "quantity", None)
             if isinstance(quantity, PQ) and quantity.value:
@@ -3271,6 +3435,22 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             entry.details.setdefault("reactions", []).append(reaction)
         return
     _describe(act, entry, "observations", ctx, section)
+
+
+def _item_reference(act: ClinicalStatement, ctx: _Ctx) -> dict[str, Any] | None:
+    """The prescription item a dispense fulfils (IHE Pharm / CI-SIS eDISP): the item's id,
+    who prescribed it and the prescription document it is in (its reference XCRPT). It was
+    skipped: a dispense could not be tied to the prescription it executes, nor the
+    prescriber named. None when it says none of them."""
+    ids = [i.key for i in act.ids if i.root and not i.null_flavor]
+    out: dict[str, Any] = {"item": ids[0] if ids else None}
+    prescribers = [a for a in (_entry_author(x, ctx) for x in act.authors) if a]
+    if prescribers:
+        out["prescribed_by"] = prescribers
+    documents = _references(act, [])
+    if documents:
+        out["documents"] = documents
+    return out if out["item"] or len(out) > 1 else None
 
 
 def _delivery(act: Supply, ctx: _Ctx) -> dict[str, Any] | None:
@@ -3675,6 +3855,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value = amount or None
         if amount and number is None:
             number = _decimal_comma(amount, value, ctx)
+        if amount and number is None:
+            number = _compared_number(amount, value, entry, ctx)
         entry.value_num = float(number) if number is not None else None
         if amount and number is None:
             _not_a_number(value, ctx)
@@ -3692,6 +3874,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         number = value.number
         if entry.value and number is None and isinstance(value, REAL):
             number = _decimal_comma(entry.value, value, ctx)
+        if entry.value and number is None:
+            number = _compared_number(entry.value, value, entry, ctx)
         entry.value_num = float(number) if number is not None else None
         if entry.value and number is None:
             _not_a_number(value, ctx)
@@ -3746,6 +3930,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if value.code is not None and value.code.code:  # SC: a string with a code
             entry.details["value_code"] = {"code": value.code.code,
                                            "system": system_name(value.code.code_system)}
+        _text_as_quantity(value, entry, ctx)
     elif isinstance(value, ED):
         # inline text, else the narrative its reference points at (it read as ''); a B64
         # text (text/plain, possibly compressed) decoded: it was dropped with the binaries
@@ -3756,6 +3941,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         else:
             entry.value = (value.text[:2000] or
                            referenced_text(value.reference, section)[:2000]) or None
+        _text_as_quantity(value, entry, ctx)
     elif isinstance(value, TS):
         # a date the sender did not write as an HL7 TS is kept as written, with a warning
         iso = _iso_value(value.value)
@@ -3785,6 +3971,35 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.details["value_null_flavor"] = value.null_flavor[:8]
 
 
+def _text_as_quantity(value: ST | ED, entry: Entry, ctx: _Ctx) -> None:
+    """A result written as text that is a comparator and a number ('<0,5', '< 0.5 mg/L',
+    '≥ 60') or a number and a known unit (normalizers/cda_text_values.py): its number,
+    comparator and unit, as an HL7v2 SN '<^0.5' gives them. It was text alone: no number,
+    out of every trend, a valueString in the export. The text and its type stay as sent;
+    said as CDA_TEXT_QUANTITY, by where it is (never the value)."""
+    if not entry.value or len(entry.value) > 40:
+        return
+    titre = text_titre(entry.value)
+    if titre is not None:  # a serology written '1/160': the ratio (valueRatio), said
+        entry.details["sn"] = {"comparator": "", "num1": "1", "separator": titre[0],
+                               "num2": titre[1]}
+        ctx.warnings.append(f"CDA_TEXT_TITRE: {value.path}: a {value.type or 'text'} value "
+                            "that is a titre (1:n), read as a ratio (the text kept as sent)")
+        return
+    said = text_quantity(entry.value)
+    if said is None or not math.isfinite(said.number):
+        return
+    entry.value_num = float(said.number)
+    entry.comparator = said.comparator
+    if said.unit_sent:
+        entry.unit, entry.unit_original = said.unit, said.unit_sent[:ENTRY_MAX["unit_original"]]
+        entry.details["unit_in_value"] = True
+    ctx.warnings.append(f"CDA_TEXT_QUANTITY: {value.path}: a {value.type or 'text'} value "
+                        "that is a quantity, read as its number"
+                        f"{', comparator' if said.comparator else ''}"
+                        f"{' and unit' if said.unit_sent else ''} (the text kept as sent)")
+
+
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 
 
@@ -3800,6 +4015,23 @@ def _decimal_comma(amount: str, value: Value, ctx: _Ctx) -> Decimal | None:
     ctx.warnings.append(f"CDA_DECIMAL_COMMA: {value.path}: a {value.type} value with a "
                         "decimal comma, read as a decimal point")
     return Decimal(amount.replace(",", "."))
+
+
+def _compared_number(amount: str, value: Value, entry: Entry, ctx: _Ctx) -> Decimal | None:
+    """The number of a PQ, INT or REAL whose value attribute starts with a comparator
+    ('>60' for an eGFR, '<0,5': invalid for xs:double, but what LIS write when the result
+    is beyond a limit and the type says a number), its comparator set on ``entry`` and
+    said as CDA_COMPARATOR_IN_NUMBER; None for anything else (a unit or words after the
+    number are not read here: the element has its own unit). It was filed as text without
+    number, as CDA_BAD_NUMBER, while an IVL_PQ with one bound has both."""
+    said = text_quantity(amount)
+    if said is None or said.comparator is None or said.unit_sent is not None or \
+            not said.number.is_finite():
+        return None
+    entry.comparator = said.comparator
+    ctx.warnings.append(f"CDA_COMPARATOR_IN_NUMBER: {value.path}: a {value.type} value "
+                        "written with a comparator, read as the comparator and the number")
+    return said.number
 
 
 def _not_a_number(value: Value, ctx: _Ctx) -> None:

@@ -618,7 +618,7 @@ class _Walker:
         return None
 
     def reference(self, el: etree._Element, path: str) -> Reference:
-        ref = _new_Reference(type_code=el.get("typeCode", ""))
+        ref = _new_Reference(type_code=el.get("typeCode", ""), path=path)
         for n, ext, ep in kids(el, path):
             if not n.startswith("external"):
                 continue
@@ -629,7 +629,7 @@ class _Walker:
                 elif k == "code":
                     ref.code = cd(c, p, "CD")
                 elif k == "text":
-                    ref.text = text_and_reference(c)[0]
+                    ref.text, ref.text_reference = text_and_reference(c)
                 elif k == "setId":
                     ref.set_id = ii(c, p)
                 elif k == "versionNumber":

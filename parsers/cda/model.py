@@ -558,6 +558,8 @@ class Reference:
     text: str = ""
     set_id: II | None = None
     version_number: str = ""
+    text_reference: str = ""  # text/reference/@value: where the document is (a URL)
+    path: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
