@@ -1104,6 +1104,22 @@ def _collected_at(m: re.Match[str]) -> str | None:
     return None
 
 
+def collection_days(lines: list[str]) -> list[str]:
+    """The days (YYYY-MM-DD) of the specimen collections printed on ``lines`` (one page's),
+    in order, up to a block of former results ('ANTÉRIORITÉS', 'Résultats antérieurs du
+    ...': their collections are not this report's): what tells one report from the next in
+    a PDF of several (a batch print of one patient's reports of different days, each
+    report's results dated by its own specimen)."""
+    out: list[str] = []
+    for line in lines:
+        key = re.sub(r"\s+(?:du|le|au)$", "", _fold(_DATED.sub(" ", line)).strip(" :()-"))
+        if _columns().get(key.replace("(s)", "s")) == "previous":
+            break
+        out.extend(d[:10] for m in _collected().finditer(_fold(line))
+                   if (d := _collected_at(m)) is not None)
+    return out
+
+
 def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
     03/03/26 à 08:15', 'Date/heure de prélèvement : 12.03.2025 08:15', 'Prélevé le 12 mars

@@ -51,7 +51,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from normalizers.lab_pdf import lab_results
+from normalizers.lab_pdf import collection_days, lab_results
 from normalizers.model import (
     Attachment,
     Entry,
@@ -615,7 +615,10 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
     birth name, or another birth date), or when it starts another exam: its own title line (a
     modality) among its first lines, before its own conclusion heading, with the patient
     block or an exam date printed on it, while the report before it has its conclusion
-    already. A header or footer repeating the patient on every page, a conclusion carried
+    already; or, for a laboratory's reports, when it prints the patient block and a specimen
+    collected another day than the report before it (one patient's reports of January and
+    March printed together: March's results were dated January). A header or footer
+    repeating the patient (and the same collection) on every page, a conclusion carried
     over to page 2, an annex page: one report."""
     by_page: dict[int, list[_Line]] = {}
     for line in lines:
@@ -623,6 +626,7 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
     segments: list[list[_Line]] = []
     person: dict[str, str] = {}  # what the current report says of its patient
     concluded = False
+    collected = ""  # the day the current report's specimen was collected, once printed
     for page_lines in by_page.values():
         fields: dict[str, dict[str, Any]] = {}
         _identity_fields(page_lines, fields)
@@ -634,9 +638,12 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
         named = bool(here["family"] and here["birth_date"])
         conclusion_at = next((n for n, ln in enumerate(page_lines)
                               if _CONCLUSION.match(ln.folded)), None)
+        days = collection_days([ln.text for ln in page_lines])
         new = False
         if segments and _other_patient(person, here):
             new = True
+        elif segments and named and collected and days and days[0] != collected:
+            new = True  # the same patient's report of a specimen of another day
         elif segments and concluded and conclusion_at is not None:
             title_at = _title_line(page_lines[:min(conclusion_at, _MAX_TITLE_LINE)])
             exam: dict[str, dict[str, Any]] = {}
@@ -644,8 +651,9 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
             new = title_at is not None and (named or "exam_date" in exam)
         if new or not segments:
             segments.append([])
-            person, concluded = {}, False
+            person, concluded, collected = {}, False, ""
         segments[-1].extend(page_lines)
+        collected = collected or (days[0] if days else "")
         for name, value in here.items():
             person[name] = person.get(name) or value
         concluded = concluded or conclusion_at is not None
