@@ -6,8 +6,26 @@ helpers), read by parsers.pdf and normalized as the pipeline does."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import zlib
+
+import pypdfium2 as pdfium
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from parsers.pdf import PdfLimits, PdfParseError, parse_pdf
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
 from samples import generate_pdf as g
-from tests.test_pdf_round3 import C_HEAD, LEFEVRE, C, _lab_pdf_pages, _read, _row
+from tests.conftest import SAMPLES
+from tests.test_pdf_parser import build_pdf
+from tests.test_pdf_round3 import C_HEAD, LE_GOFF, LEFEVRE, C, _lab_pdf_pages, _read, _row
 
 CERBA = ("centre", "LABORATOIRE CERBA - Biologie médicale")
 
@@ -60,3 +78,106 @@ def test_a_report_repeating_its_patient_and_specimen_or_former_results_stays_one
         assert [e.type for e in msg.entries].count("report") == 1
         assert {e.effective for e in msg.entries if e.type == "lab_result"} == {
             "2026-03-12T09:30+01:00"}
+
+
+# -- a PDF/A-3 carrying its structured copy (an embedded CDA) ---------------------------------
+LE_GOFF_PAGE = [("centre", "LABORATOIRE LABM DES CHARMES - Biologie médicale"), *LE_GOFF,
+                ("label", "Prélèvement du 04/02/2025 à 08h30"), ("title", "BIOCHIMIE"), C_HEAD,
+                _row(C, "Glycémie à jeun", "5,20", "mmol/L", "(4,10 - 5,90)")]
+
+
+def _with_attachment(pdf: bytes, name: str, data: bytes) -> bytes:
+    """``pdf`` with ``data`` embedded as a PDF/A-3 producer attaches a file (pdfium)."""
+    doc = pdfium.PdfDocument(pdf)
+    doc.new_attachment(name).set_data(data)
+    buf = io.BytesIO()
+    doc.save(buf)
+    doc.close()
+    return buf.getvalue()
+
+
+def _filed(ctx, data: bytes) -> tuple[list[tuple], dict]:  # noqa: ANN001
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)
+                                     if r["key"] == "K2"])
+    intake(ctx.engine, ctx.archive, [Received(data, "labm-charmes", "file", file_name="cr.pdf")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.type, entries.c.code, entries.c.media_type,
+                                   entries.c.attachment_sha256).order_by(entries.c.id)).all()
+        row = conn.execute(select(imports)).one()._asdict()
+    row["warnings"] = "\n".join(row["warnings"] or [])
+    return [tuple(r) for r in rows], row
+
+
+def test_an_embedded_cda_is_filed_through_the_cda_path_with_the_pdf_as_the_document(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """A LIS's PDF/A-3 report with its CR-BIO attached: the CDA was ignored ('not read'
+    warning) and the printed table read instead (a glycaemia under its printed name, no INS).
+    The CDA now files its own coded entries, exactly those it files when received alone,
+    and the document entry's file is the PDF (what people read), not the XML."""
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    pdf = _with_attachment(g.write_pdf(_lab_pdf_pages(LE_GOFF_PAGE), title="CR"),
+                           "LE_GOFF_Jerome_CR-BIO.xml", cda)
+    doc = parse_pdf(pdf, PdfLimits(processes=1))
+    assert len(doc.embedded) == 1 and doc.embedded[0].data == cda
+    assert not any(w.startswith("PDF_ATTACHMENTS") for w in doc.warnings)
+    rows, row = _filed(sqlite_ctx, pdf)
+    assert row["status"] == "deposited" and "PDF_EMBEDDED_CDA: " in row["warnings"]
+    assert "LE_GOFF" not in row["warnings"] and "Goff" not in row["warnings"]
+    alone = normalize_cda(parse_cda(cda), cda, "labm-charmes")
+    assert [(t, c) for t, c, *_ in rows] == [(e.type, e.code) for e in alone.entries]
+    document = [r for r in rows if r[0] == "document"]
+    assert document == [("document", "11502-2", "application/pdf",
+                         hashlib.sha256(pdf).hexdigest())]
+
+
+def test_an_embedded_cda_that_cannot_be_read_is_said_and_the_pages_are_read(sqlite_ctx) -> None:  # noqa: ANN001
+    """A broken CDA attached (truncated XML): the report is read from its pages as before,
+    with a warning naming the embedded file and the CDA parser's code."""
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()[:3000]
+    pdf = _with_attachment(g.write_pdf(_lab_pdf_pages(LE_GOFF_PAGE), title="CR"),
+                           "cr.xml", cda)
+    rows, row = _filed(sqlite_ctx, pdf)
+    assert row["status"] == "deposited"
+    assert "PDF_EMBEDDED_CDA_UNREADABLE: embedded file 1 is a CDA document that cannot be " \
+           "read (CDA_NOT_XML" in row["warnings"]
+    assert [(t, c, m) for t, c, m, _ in rows] == [("report", None, "application/pdf"),
+                                                  ("lab_result", "14749-6", None)]
+
+
+def _pdf_a3(attachment: bytes, catalog_files: bytes) -> bytes:
+    """A one-page PDF whose catalog lists a deflated embedded file as a PDF/A-3 producer
+    does (``catalog_files``: the catalog's /Names and/or /AF, the file spec being object 6)."""
+    page = b"BT /F1 12 Tf 72 770 Td (Compte rendu de biologie - voir le fichier joint) Tj ET"
+    packed = zlib.compress(attachment, 9)
+    return build_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R " + catalog_files + b" >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
+        b"<< /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(page) + page + b"\nendstream",
+        b"<< /Type /Filespec /F (cr-bio.xml) /UF (cr-bio.xml) /AFRelationship /Alternative "
+        b"/EF << /F 7 0 R >> >>",
+        b"<< /Type /EmbeddedFile /Subtype /text#2Fxml /Filter /FlateDecode /Length %d >>\n"
+        b"stream\n" % len(packed) + packed + b"\nendstream"])
+
+
+def test_an_embedded_file_is_found_by_af_and_names_once_and_inflated_within_the_budget() -> None:
+    """PDF/A-3 lists its associated file twice (the catalog's /AF and the /EmbeddedFiles
+    name tree): read once, with its /Subtype and /AFRelationship. A deflated attachment
+    inflating past the document's budget (a bomb) is PDF_TOO_LARGE, never read whole."""
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    both = b"/Names << /EmbeddedFiles << /Names [(cr-bio.xml) 6 0 R] >> >> /AF [6 0 R]"
+    doc = parse_pdf(_pdf_a3(cda, both), PdfLimits(processes=1))
+    assert [(f.data == cda, f.media_type, f.relationship) for f in doc.embedded] == [
+        (True, "text/xml", "Alternative")]
+    assert doc.warnings == []
+    only_af = parse_pdf(_pdf_a3(cda, b"/AF [6 0 R]"), PdfLimits(processes=1))
+    assert len(only_af.embedded) == 1
+    bomb = cda.replace(b"<ClinicalDocument", b"<!--" + b" " * 3_000_000 + b"-->"
+                       b"<ClinicalDocument", 1)
+    with pytest.raises(PdfParseError) as caught:
+        parse_pdf(_pdf_a3(bomb, both), PdfLimits(processes=1, max_inflated_bytes=1_000_000))
+    assert (caught.value.code, caught.value.location) == ("PDF_TOO_LARGE", "embedded files")

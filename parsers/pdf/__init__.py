@@ -51,6 +51,7 @@ from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 from pdfminer.pdftypes import resolve1
 from pdfminer.utils import decode_text
 
+from ._embedded import embedded_files
 from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
 from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
 from .errors import (
@@ -68,10 +69,10 @@ from .errors import (
     PDF_TOO_MANY_PAGES,
     PdfParseError,
 )
-from .model import OCR, TEXT_LAYER, Page, PdfDocument, Word
+from .model import OCR, TEXT_LAYER, EmbeddedFile, Page, PdfDocument, Word
 
-__all__ = ["OCR", "TEXT_LAYER", "Page", "PdfDocument", "PdfLimits", "PdfParseError", "Word",
-           "parse_pdf"]
+__all__ = ["OCR", "TEXT_LAYER", "EmbeddedFile", "Page", "PdfDocument", "PdfLimits",
+           "PdfParseError", "Word", "parse_pdf"]
 
 install()  # pdfminer inflates within PdfLimits.max_inflated_bytes (see _inflate.py)
 
@@ -124,14 +125,19 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
 
     sizes, metadata, attached = _open_with_pdfium(data, limits)
     warnings: list[str] = []
-    if attached:
-        warnings.append(f"{PDF_ATTACHMENTS}: the PDF carries {attached} embedded file(s) "
-                        "(attachments), not read: only its pages are; if it is the report's "
-                        "structured copy (a CDA, an HPRIM or HL7 file), ask the sender to send "
-                        "that file itself")
     pages: list[Page | None] = [None] * len(sizes)
     to_ocr: list[int] = []
     with budget(limits.max_inflated_bytes), _open_with_pdfminer(data, limits) as plumber:
+        try:
+            embedded, others = embedded_files(plumber.pdf.doc, limits.max_bytes)
+        except InflateLimit:
+            raise _inflate_error(limits, "embedded files") from None
+        unread = max(attached - len(embedded), others)
+        if unread:
+            warnings.append(f"{PDF_ATTACHMENTS}: the PDF carries {unread} embedded file(s) "
+                            "(attachments) that are no CDA document, not read: only its "
+                            "pages are; if one is the report's structured copy (an HPRIM or "
+                            "HL7 file), ask the sender to send that file itself")
         count = len(plumber.pages)
         for index in range(len(sizes)):
             _check_deadline(deadline, limits, index)
@@ -175,7 +181,7 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
         elif page.source == OCR and page.confidence < limits.low_confidence:
             warnings.append(f"{PDF_OCR_LOW_CONFIDENCE}: page {page.number} mean confidence "
                             f"{page.confidence:.0f}")
-    return PdfDocument(pages=done, metadata=metadata, warnings=warnings)
+    return PdfDocument(pages=done, metadata=metadata, warnings=warnings, embedded=embedded)
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
 def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float, float]],
                                                                  dict[str, str], int]:
     """Page sizes (points, as displayed), the info dictionary and how many files are
-    embedded (attachments: never read, but said, so that nothing sent goes unseen); refuses
+    embedded (attachments: read or said, so that nothing sent goes unseen); refuses
     encrypted, broken and over-long documents."""
     with PDFIUM_LOCK:
         try:
