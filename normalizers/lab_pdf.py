@@ -53,9 +53,12 @@ What is read, and what is not (nothing is invented):
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
   LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
-  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare, one
-  headed with its unit ('Résultat (G/L)') or under a section printing it ('IONOGRAMME
-  (mmol/L)') values in that unit.
+  ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
+  values printed without a name on the next page (the page break cut the table between
+  them), when the two make an analysis we know; values under a heading with no name are
+  said (PDF_LAB_NAME_NOT_READ), never filed under a guess. A column headed '%' holds
+  percentages printed bare, one headed with its unit ('Résultat (G/L)') or under a section
+  printing it ('IONOGRAMME (mmol/L)') values in that unit.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
   outside a table a name and a unit of the table make a result, and so does a line laid
@@ -1158,9 +1161,15 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     furniture = _page_furniture(rows)
     page, started = 0, False  # started: a heading or a result read on this page
     former = 0  # the page of the block of former results we are in (0: none)
+    # the name left alone at the foot of a page (and the line whose comment it was taken
+    # for), carried to the next page's first values printed without a name: a table cut by
+    # the page break between an analysis's name and its values
+    tail: tuple[str, _Line | None] = ("", None)
+    carried: tuple[str, _Line | None] = ("", None)
     for row in rows:
         if row.page != page:
-            page, started = row.page, False
+            carried = tail if row.page == page + 1 else ("", None)
+            page, started, tail = row.page, False, ("", None)
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
         text = " ".join(row.text.split())
@@ -1179,6 +1188,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         found = _heading(row)
         if found:
             heading, pending, last, gap = found[0], "", None, 0
+            tail = ("", None)
             section = found[1] or section
             started = True
             continue
@@ -1238,6 +1248,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                 # 'Examen cytobactériologique des urines (ECBU)' in lower case, outside a
                 # table: the specimen of what follows
                 section, pending, last = text, "", None
+                tail = ("", None)
                 continue
             if _NOT_COMMENT.search(text):
                 pending = ""
@@ -1249,10 +1260,27 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                     and heading is not None:
                 last.extra.setdefault("comment", []).append(text)
                 pending = text if len(text.split()) <= 6 and not text.endswith(".") else ""
+                tail = (pending, last) if pending else tail
                 continue
             pending = text if len(text.split()) <= 6 and ":" not in text else ""
+            tail = (pending, last) if pending else tail
             continue
         name = line.name
+        if not pending and carried[0] and (not name or name.startswith("(")) \
+                and _analyte(f"{carried[0]} {name}") is not None:
+            # 'Hémoglobine glyquée' at the foot of page 1, '(HbA1c) 6,5 %' or '6,5 %' under
+            # the repeated heading of page 2: one result (its values were dropped unsaid)
+            name = f"{carried[0]} {name}".strip()
+            comments = carried[1].extra.get("comment", []) if carried[1] is not None else []
+            if carried[0] in comments:
+                comments.remove(carried[0])
+                if not comments and carried[1] is not None:
+                    del carried[1].extra["comment"]
+        elif not name and not pending and heading is not None:
+            warnings.append(f"PDF_LAB_NAME_NOT_READ: {where}: values under the table's "
+                            "heading with no analysis name (on the page before, cut by the "
+                            "page break?): not filed (read them on the report)")
+        carried = ("", None)
         if pending and (not name or name.startswith("(")  # '(ALAT)' under its name
                         or _analyte(name) is None and _analyte(f"{pending} {name}")):
             name = f"{pending} {name}".strip()
@@ -1266,7 +1294,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if not name:
             continue
         lines.append((line, section, where, heading))
-        last, gap, started = line, 0, True
+        last, gap, started, tail = line, 0, True, ("", None)
     _bold_flags([line for line, *_ in lines])
     entries: list[Entry] = []
     keys: set[str] = set()

@@ -181,3 +181,42 @@ def test_an_embedded_file_is_found_by_af_and_names_once_and_inflated_within_the_
     with pytest.raises(PdfParseError) as caught:
         parse_pdf(_pdf_a3(bomb, both), PdfLimits(processes=1, max_inflated_bytes=1_000_000))
     assert (caught.value.code, caught.value.location) == ("PDF_TOO_LARGE", "embedded files")
+
+
+# -- a result cut by the page break --------------------------------------------------------------
+def _cut(name: str, values: tuple[str, ...]) -> list[list[tuple]]:
+    """Page 1 ends with ``name`` alone over the footer; page 2 reprints the laboratory, a
+    patient banner and the table's heading, then ``values`` (name column first)."""
+    page1 = [CERBA, *LEFEVRE, ("label", "Prélèvement du 12/03/2026 à 08h15"),
+             ("title", "BIOCHIMIE"), C_HEAD, _row(C, "Créatinine", "68", "µmol/L", "(45 - 84)"),
+             _row(C, name), ("body", "Edité le 12/03/2026 - page 1/2")]
+    page2 = [CERBA, ("small", "LEFÈVRE Hélène - née le 14/03/1968 - Dossier 260312-0042"),
+             C_HEAD, _row(C, *values), _row(C, "Potassium", "4,2", "mmol/L", "(3,5 - 5,0)"),
+             ("body", "Edité le 12/03/2026 - page 2/2")]
+    return [page1, page2]
+
+
+def test_an_analysis_named_at_the_foot_of_a_page_and_valued_on_the_next_is_one_result() -> None:
+    """'Hémoglobine glyquée (HbA1c)' last on page 1, its '6,5 %' on page 2 under the repeated
+    heading: the HbA1c was dropped without a word (and its name kept as a comment of the
+    creatinine). The name is now carried over the page break to its values; with the
+    abbreviation on page 2 the whole name is the result's too."""
+    for name, values in (("Hémoglobine glyquée (HbA1c)", ("", "6,5", "%", "(4,0 - 6,0)")),
+                         ("Hémoglobine glyquée", ("(HbA1c)", "6,5", "%", "(4,0 - 6,0)"))):
+        msg = _read(g.write_pdf(_lab_pdf_pages(*_cut(name, values)), title="CR"))
+        found = [(e.display, e.code, e.value, e.unit, e.reference_range)
+                 for e in msg.entries if e.type == "lab_result"]
+        assert found == [("Créatinine", "14682-9", "68", "umol/L", "45 - 84"),
+                         ("Hémoglobine glyquée (HbA1c)", "4548-4", "6,5", "%", "4,0 - 6,0"),
+                         ("Potassium", "2823-3", "4,2", "mmol/L", "3,5 - 5,0")]
+        assert "comment" not in msg.entries[1].details and msg.warnings == []
+
+
+def test_values_whose_name_cannot_be_told_over_the_page_break_are_said_not_dropped() -> None:
+    """The line at the foot of page 1 is no analysis we know (a name or a comment: it cannot
+    be told): the values under page 2's heading with no name are not filed, and now said."""
+    msg = _read(g.write_pdf(_lab_pdf_pages(*_cut("Facteur rhumatoïde IgM",
+                                                 ("", "6,5", "UI/mL", "(< 14)"))), title="CR"))
+    assert [e.code for e in msg.entries if e.type == "lab_result"] == ["14682-9", "2823-3"]
+    assert [w.split(":")[0:2] for w in msg.warnings] == [["PDF_LAB_NAME_NOT_READ",
+                                                           " page 2 line 4"]]
