@@ -1107,6 +1107,12 @@ def _collected_at(m: re.Match[str]) -> str | None:
     return None
 
 
+def ends_a_table(text: str) -> bool:
+    """Whether a line ends a laboratory's result table: the biologist's validation or
+    signature, the conclusion ('Résultats validés par Dr ...', 'Fin du compte rendu')."""
+    return _TABLE_END.search(" ".join(text.split())) is not None
+
+
 def collection_days(lines: list[str]) -> list[str]:
     """The days (YYYY-MM-DD) of the specimen collections printed on ``lines`` (one page's),
     in order, up to a block of former results ('ANTÉRIORITÉS', 'Résultats antérieurs du
@@ -1130,11 +1136,14 @@ def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     8601, with Paris's offset when a time is printed. A report printing it twice, in its
     header without the time and above the results with it, is dated to the minute; the
     same day only (another day is another specimen's)."""
+    return _collection_in([p.text or "" for p in doc.pages if p.number in pages])
+
+
+def _collection_in(texts: list[str]) -> str | None:
+    """collection_time's reading of ``texts`` (pages, or one report's lines)."""
     found: list[str] = []
-    for page in doc.pages:
-        if page.number not in pages:
-            continue
-        for m in _collected().finditer(_fold(page.text or "")):
+    for text in texts:
+        for m in _collected().finditer(_fold(text)):
             if (iso := _collected_at(m)) is not None:
                 found.append(iso)
     if not found:
@@ -1144,13 +1153,17 @@ def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
 
 
 def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
-                effective: str | None, issued: str | None) -> LabPdfResults:
-    """The results of the result table(s) on ``pages`` of ``doc``, each a LAB_RESULT under
-    ``parent_key``, dated by the specimen's collection (``collection_time``, else
+                effective: str | None, issued: str | None,
+                only: set[tuple[int, int]] | None = None) -> LabPdfResults:
+    """The results of the result table(s) on ``pages`` of ``doc`` (on the lines ``only``,
+    (page, line number), when the report shares a page with another), each a LAB_RESULT
+    under ``parent_key``, dated by the specimen's collection (``collection_time``, else
     ``effective``)."""
-    rows = _side_by_side([r for r in _rows(doc) if r.page in pages])
+    rows = _side_by_side([r for r in _rows(doc) if r.page in pages
+                          and (only is None or (r.page, r.line) in only)])
     comma = _comma_decimals(rows)
-    when = collection_time(doc, pages) or effective
+    when = (collection_time(doc, pages) if only is None
+            else _collection_in([r.text for r in rows])) or effective
     warnings: list[str] = []
     lines: list[tuple[_Line, str, str, _Heading | None]] = []
     heading: _Heading | None = None

@@ -25,6 +25,7 @@ from pipelines.process import drain
 from samples import generate_pdf as g
 from tests.conftest import SAMPLES
 from tests.test_pdf_parser import build_pdf
+from tests.test_pdf_round2 import _report
 from tests.test_pdf_round3 import C_HEAD, LE_GOFF, LEFEVRE, C, _lab_pdf_pages, _read, _row
 
 CERBA = ("centre", "LABORATOIRE CERBA - Biologie médicale")
@@ -220,3 +221,38 @@ def test_values_whose_name_cannot_be_told_over_the_page_break_are_said_not_dropp
     assert [e.code for e in msg.entries if e.type == "lab_result"] == ["14682-9", "2823-3"]
     assert [w.split(":")[0:2] for w in msg.warnings] == [["PDF_LAB_NAME_NOT_READ",
                                                            " page 2 line 4"]]
+
+
+# -- two reports on one page -------------------------------------------------------------------
+def test_two_exams_printed_on_one_page_are_two_reports() -> None:
+    """A mammography and its breast ultrasound printed one under the other on one page: one
+    entry, the ultrasound's modality and conclusion lost. A title line under a conclusion
+    now starts another report on the page (with the rules that tell pages apart)."""
+    page = [*_report("MAMMOGRAPHIE BILATÉRALE", LEFEVRE, "05/05/2025", "ACR 1 bilatéral."),
+            *_report("ÉCHOGRAPHIE MAMMAIRE BILATÉRALE", LEFEVRE, "05/05/2025",
+                     "Pas d'anomalie échographique. ACR 1.")]
+    pages = g.layout(page)
+    assert len(pages) == 1
+    msg = _read(g.write_pdf(pages, title="CR"))
+    assert msg.patients is None and msg.identity.family == "LEFÈVRE"
+    assert [(e.code, e.value, e.effective) for e in msg.entries] == [
+        ("MG", "ACR 1 bilatéral.", "2025-05-05"),
+        ("US", "Pas d'anomalie échographique. ACR 1.", "2025-05-05")]
+    assert [e.details["report_lines"][0] for e in msg.entries] == [1, 14]
+
+
+def test_two_laboratory_reports_on_one_page_each_with_its_own_results() -> None:
+    """January's report, validated, then March's under it on the same page: each its own
+    report with its own results, dated by its own specimen (a shared page's results are
+    read on each report's lines only, never twice)."""
+    page = [*_cerba("12/01/2026 à 08h15", "72", "4,2", "12/01/2026 à 14h02"),
+            *_cerba("12/03/2026 à 09h30", "68", "5,8", "12/03/2026 à 15h10")]
+    msg = _read(g.write_pdf(_lab_pdf_pages(page), title="Lot"))
+    assert _dated(msg) == [
+        ("report", None, None, "2026-01-12"),
+        ("lab_result", "14682-9", "72", "2026-01-12T08:15+01:00"),
+        ("lab_result", "2823-3", "4,2", "2026-01-12T08:15+01:00"),
+        ("report", None, None, "2026-03-12"),
+        ("lab_result", "14682-9", "68", "2026-03-12T09:30+01:00"),
+        ("lab_result", "2823-3", "5,8", "2026-03-12T09:30+01:00")]
+    assert msg.warnings[0].startswith("REPORT_SEVERAL: the PDF holds 2 reports (page 1 lines")
