@@ -18,7 +18,8 @@ from sqlalchemy import select
 from dossiers.schema import entries, imports
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
-from parsers.pdf import PdfLimits, PdfParseError, parse_pdf
+from parsers.pdf import TEXT_LAYER, PdfLimits, PdfParseError, parse_pdf
+from parsers.pdf import _ocr as ocrmod
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -256,3 +257,22 @@ def test_two_laboratory_reports_on_one_page_each_with_its_own_results() -> None:
         ("lab_result", "14682-9", "68", "2026-03-12T09:30+01:00"),
         ("lab_result", "2823-3", "5,8", "2026-03-12T09:30+01:00")]
     assert msg.warnings[0].startswith("REPORT_SEVERAL: the PDF holds 2 reports (page 1 lines")
+
+
+# -- a page that draws nothing ------------------------------------------------------------------
+def test_the_blank_back_of_a_duplex_print_is_empty_without_ocr(monkeypatch) -> None:  # noqa: ANN001
+    """A report printed recto-verso with blank backs: each blank page was rasterised and
+    read by tesseract (seconds a page; a batch's blank backs reached the time limit, and a
+    worker without tesseract failed a born-digital report). A page drawing nothing is now
+    empty at once, said as before (PDF_PAGE_EMPTY)."""
+    def no_render(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a blank page was rasterised")
+
+    monkeypatch.setattr(ocrmod, "render_page", no_render)
+    pages = g.layout(_report("IRM DU GENOU DROIT", LEFEVRE, "12/03/2025", "Normal."))
+    data = g.write_pdf([pages[0], [], pages[0], []], title="CR")
+    doc = parse_pdf(data, PdfLimits(processes=1))
+    assert [(p.source, len(p.words) > 0) for p in doc.pages] == [
+        (TEXT_LAYER, True), (TEXT_LAYER, False), (TEXT_LAYER, True), (TEXT_LAYER, False)]
+    assert doc.warnings == ["PDF_PAGE_EMPTY: page 2 has no text",
+                            "PDF_PAGE_EMPTY: page 4 has no text"]

@@ -12,9 +12,11 @@
   tesseract's reading order, source OCR; a page whose lines come back as column blocks side
   by side (a table) is read again by rows (``--psm 4``, _ocr.py's TABLE_*).
 
-Mixed documents are handled page by page. When several pages need OCR they run in parallel
-in a process pool reused across documents (module level, one per worker count, started with
-'forkserver' so that it is safe in a threaded service), at most ``processes`` pages in flight:
+A page that draws nothing at all (no glyph, image, path nor annotation: a duplex print's blank
+back) is empty at once, never rasterised. Mixed documents are handled page by page. When
+several pages need OCR they run in parallel in a process pool reused across documents
+(module level, one per worker count, started with 'forkserver' so that it is safe in a
+threaded service), at most ``processes`` pages in flight:
 each worker rasterises its own page from the PDF bytes, so memory stays bounded whatever the
 page count. One page to OCR is read inline (no pool at all).
 
@@ -147,6 +149,9 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
             ppage = plumber.pages[index]
             try:
                 page = _text_layer_page(ppage, index + 1, limits.min_text_chars)
+                if page is None and _draws_nothing(ppage):
+                    page = Page(number=index + 1, source=TEXT_LAYER, text="", words=[],
+                                width=float(ppage.width), height=float(ppage.height))
             except InflateLimit:
                 raise _inflate_error(limits, f"page {index + 1}") from None
             except Exception as exc:  # noqa: BLE001 (pdfminer raises anything on a broken stream)
@@ -348,6 +353,24 @@ def _garbled(texts: list[str]) -> bool:
     wordy = [t.lower() for t in texts if sum(c.isalpha() for c in t) >= 3]
     voweled = sum(any(c in _VOWELS for c in t) for t in wordy)
     return bool(wordy) and voweled < 0.5 * len(wordy)
+
+
+# What a page may draw that OCR could read: glyphs, images (inline ones too), paths (text
+# converted to outlines is curves); annotations (a stamp's appearance) are rendered as well.
+_DRAWN = ("char", "image", "curve", "line", "rect")
+
+
+def _draws_nothing(ppage) -> bool:  # noqa: ANN001
+    """Whether a page draws nothing at all: no glyph, image, path nor annotation (the blank
+    back of a duplex print, a separator page). It is empty without OCR: rasterising and
+    reading it took seconds a page (a batch of blank backs reached the time limit) and needed
+    tesseract for nothing. A page drawing anything (a white rectangle included) is OCR'd."""
+    try:
+        objects = ppage.objects
+        annots = ppage.annots
+    except Exception:  # noqa: BLE001 (a damaged page: OCR decides)
+        return False
+    return not annots and not any(objects.get(kind) for kind in _DRAWN)
 
 
 def _image_coverage(ppage) -> float:  # noqa: ANN001
