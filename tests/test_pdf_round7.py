@@ -276,3 +276,19 @@ def test_the_blank_back_of_a_duplex_print_is_empty_without_ocr(monkeypatch) -> N
         (TEXT_LAYER, True), (TEXT_LAYER, False), (TEXT_LAYER, True), (TEXT_LAYER, False)]
     assert doc.warnings == ["PDF_PAGE_EMPTY: page 2 has no text",
                             "PDF_PAGE_EMPTY: page 4 has no text"]
+
+
+def test_an_embedded_cda_of_another_patient_than_the_printed_one_is_quarantined(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """The CDA attached to Mme LEFÈVRE's printed report is M. LE GOFF's (a LIS attaching the
+    wrong file): filed on the CDA's identity, the PDF showing Mme LEFÈVRE would have been in
+    M. LE GOFF's dossier. Quarantined, saying on which page and which field disagree, never
+    their values."""
+    cda = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+    page = [LE_GOFF_PAGE[0], *LEFEVRE, *LE_GOFF_PAGE[3:]]
+    pdf = _with_attachment(g.write_pdf(_lab_pdf_pages(page), title="CR"), "cr.xml", cda)
+    rows, row = _filed(sqlite_ctx, pdf)
+    assert rows == [] and row["status"] == "quarantined"
+    assert (row["error_code"], row["error_location"]) == ("PDF_EMBEDDED_CDA_PATIENT_MISMATCH",
+                                                          "page 1")
+    assert "(birth date)" in row["error_message"] and "1968" not in row["error_message"]
