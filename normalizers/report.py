@@ -705,15 +705,16 @@ def _page_blocks(lines: list[_Line]) -> list[list[_Line]]:
     ended = False  # a conclusion or a validation seen on the page, since the last start
     for n, line in enumerate(lines):
         if ended and n > 0 and _title_line([line]) is not None:
+            # every such line is a cut ('Échographie de contrôle dans 6 mois' in the
+            # conclusion too): a block with no conclusion of its own goes on the report above
             at = n
             while at - 1 > (starts[-1] if starts else 0) and _identity_line(lines[at - 1]):
                 at -= 1  # the patient block printed above the title
             starts.append(at)
-            ended = False
         elif ended and n > 0 and (_L_PATIENT.match(line.folded)
                                   or _NAME_LABEL.search(line.folded)) \
-                and not _identity_line(lines[n - 1]):
-            starts.append(n)
+                and not _identity_line(lines[n - 1]) and starts[-1:] != [n - 1]:
+            starts.append(n)  # (not the patient block right under a title cut: its own)
             ended = False
         if _CONCLUSION.match(line.folded) or ends_a_table(line.text):
             ended = True

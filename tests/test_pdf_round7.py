@@ -240,6 +240,15 @@ def test_two_exams_printed_on_one_page_are_two_reports() -> None:
         ("MG", "ACR 1 bilatéral.", "2025-05-05"),
         ("US", "Pas d'anomalie échographique. ACR 1.", "2025-05-05")]
     assert [e.details["report_lines"][0] for e in msg.entries] == [1, 14]
+    # a conclusion naming an exam ('Échographie de contrôle ...') starts no report: it has
+    # no conclusion of its own, it stays the first one's
+    for conclusion in ("Échographie de contrôle dans 6 mois", "Échographie normale."):
+        page = [*_report("ÉCHOGRAPHIE ABDOMINALE", LEFEVRE, "05/05/2025", conclusion),
+                *_report("RADIOGRAPHIE DU THORAX", LEFEVRE, "05/05/2025", "Pas de foyer.")]
+        msg = _read(g.write_pdf(g.layout(page), title="CR"))
+        assert [(e.code, e.display, e.value) for e in msg.entries] == [
+            ("US", "ÉCHOGRAPHIE ABDOMINALE", conclusion),
+            ("XR", "RADIOGRAPHIE DU THORAX", "Pas de foyer.")]
 
 
 def test_two_laboratory_reports_on_one_page_each_with_its_own_results() -> None:
