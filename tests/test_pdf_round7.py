@@ -1,8 +1,12 @@
 """PDF reports from laboratories and imaging centres (round 7): what real French reports and
 scans still made us read wrong. One patient's laboratory reports of different days printed in
-one PDF (every result was dated by the first report's specimen), ...
+one PDF (every result was dated by the first report's specimen); two reports printed on one
+page (one entry); a PDF/A-3 carrying its CDA (ignored; now read through the CDA path, the PDF
+kept as the document, and checked against the patient printed); an analysis named at a page's
+foot with its values on the next (dropped unsaid); blank pages OCR'd for nothing.
 Born-digital PDFs are written with samples/generate_pdf.py's writer (tests/test_pdf_round3.py's
-helpers), read by parsers.pdf and normalized as the pipeline does."""
+helpers) or by hand (tests/test_pdf_parser.build_pdf), read by parsers.pdf and normalized as
+the pipeline does; no OCR here (the blank page is asserted never rasterised)."""
 
 from __future__ import annotations
 
