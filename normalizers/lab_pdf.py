@@ -53,9 +53,12 @@ What is read, and what is not (nothing is invented):
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
   LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
-  ('erythrocytaire (%)') its end. A column headed '%' holds percentages printed bare, one
-  headed with its unit ('Résultat (G/L)') or under a section printing it ('IONOGRAMME
-  (mmol/L)') values in that unit.
+  ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
+  values printed without a name on the next page (the page break cut the table between
+  them), when the two make an analysis we know; values under a heading with no name are
+  said (PDF_LAB_NAME_NOT_READ), never filed under a guess. A column headed '%' holds
+  percentages printed bare, one headed with its unit ('Résultat (G/L)') or under a section
+  printing it ('IONOGRAMME (mmol/L)') values in that unit.
 - An analysis whose name is not in the table is filed unmapped under its printed name
   (system PDF-LABEL), inside a result table only, under 'Résultat' or with a unit we know;
   outside a table a name and a unit of the table make a result, and so does a line laid
@@ -1104,6 +1107,28 @@ def _collected_at(m: re.Match[str]) -> str | None:
     return None
 
 
+def ends_a_table(text: str) -> bool:
+    """Whether a line ends a laboratory's result table: the biologist's validation or
+    signature, the conclusion ('Résultats validés par Dr ...', 'Fin du compte rendu')."""
+    return _TABLE_END.search(" ".join(text.split())) is not None
+
+
+def collection_days(lines: list[str]) -> list[str]:
+    """The days (YYYY-MM-DD) of the specimen collections printed on ``lines`` (one page's),
+    in order, up to a block of former results ('ANTÉRIORITÉS', 'Résultats antérieurs du
+    ...': their collections are not this report's): what tells one report from the next in
+    a PDF of several (a batch print of one patient's reports of different days, each
+    report's results dated by its own specimen)."""
+    out: list[str] = []
+    for line in lines:
+        key = re.sub(r"\s+(?:du|le|au)$", "", _fold(_DATED.sub(" ", line)).strip(" :()-"))
+        if _columns().get(key.replace("(s)", "s")) == "previous":
+            break
+        out.extend(d[:10] for m in _collected().finditer(_fold(line))
+                   if (d := _collected_at(m)) is not None)
+    return out
+
+
 def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     """The specimen's collection ('Prélèvement du 12/03/2026 à 08h15', 'Prélevé le
     03/03/26 à 08:15', 'Date/heure de prélèvement : 12.03.2025 08:15', 'Prélevé le 12 mars
@@ -1111,11 +1136,14 @@ def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
     8601, with Paris's offset when a time is printed. A report printing it twice, in its
     header without the time and above the results with it, is dated to the minute; the
     same day only (another day is another specimen's)."""
+    return _collection_in([p.text or "" for p in doc.pages if p.number in pages])
+
+
+def _collection_in(texts: list[str]) -> str | None:
+    """collection_time's reading of ``texts`` (pages, or one report's lines)."""
     found: list[str] = []
-    for page in doc.pages:
-        if page.number not in pages:
-            continue
-        for m in _collected().finditer(_fold(page.text or "")):
+    for text in texts:
+        for m in _collected().finditer(_fold(text)):
             if (iso := _collected_at(m)) is not None:
                 found.append(iso)
     if not found:
@@ -1125,13 +1153,17 @@ def collection_time(doc: PdfDocument, pages: list[int]) -> str | None:
 
 
 def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
-                effective: str | None, issued: str | None) -> LabPdfResults:
-    """The results of the result table(s) on ``pages`` of ``doc``, each a LAB_RESULT under
-    ``parent_key``, dated by the specimen's collection (``collection_time``, else
+                effective: str | None, issued: str | None,
+                only: set[tuple[int, int]] | None = None) -> LabPdfResults:
+    """The results of the result table(s) on ``pages`` of ``doc`` (on the lines ``only``,
+    (page, line number), when the report shares a page with another), each a LAB_RESULT
+    under ``parent_key``, dated by the specimen's collection (``collection_time``, else
     ``effective``)."""
-    rows = _side_by_side([r for r in _rows(doc) if r.page in pages])
+    rows = _side_by_side([r for r in _rows(doc) if r.page in pages
+                          and (only is None or (r.page, r.line) in only)])
     comma = _comma_decimals(rows)
-    when = collection_time(doc, pages) or effective
+    when = (collection_time(doc, pages) if only is None
+            else _collection_in([r.text for r in rows])) or effective
     warnings: list[str] = []
     lines: list[tuple[_Line, str, str, _Heading | None]] = []
     heading: _Heading | None = None
@@ -1142,9 +1174,15 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     furniture = _page_furniture(rows)
     page, started = 0, False  # started: a heading or a result read on this page
     former = 0  # the page of the block of former results we are in (0: none)
+    # the name left alone at the foot of a page (and the line whose comment it was taken
+    # for), carried to the next page's first values printed without a name: a table cut by
+    # the page break between an analysis's name and its values
+    tail: tuple[str, _Line | None] = ("", None)
+    carried: tuple[str, _Line | None] = ("", None)
     for row in rows:
         if row.page != page:
-            page, started = row.page, False
+            carried = tail if row.page == page + 1 else ("", None)
+            page, started, tail = row.page, False, ("", None)
         if last is not None and row.page != last.row.page:
             last, pending = None, ""  # the page's header is no comment of the line above
         text = " ".join(row.text.split())
@@ -1163,6 +1201,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         found = _heading(row)
         if found:
             heading, pending, last, gap = found[0], "", None, 0
+            tail = ("", None)
             section = found[1] or section
             started = True
             continue
@@ -1222,6 +1261,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                 # 'Examen cytobactériologique des urines (ECBU)' in lower case, outside a
                 # table: the specimen of what follows
                 section, pending, last = text, "", None
+                tail = ("", None)
                 continue
             if _NOT_COMMENT.search(text):
                 pending = ""
@@ -1233,10 +1273,27 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                     and heading is not None:
                 last.extra.setdefault("comment", []).append(text)
                 pending = text if len(text.split()) <= 6 and not text.endswith(".") else ""
+                tail = (pending, last) if pending else tail
                 continue
             pending = text if len(text.split()) <= 6 and ":" not in text else ""
+            tail = (pending, last) if pending else tail
             continue
         name = line.name
+        if not pending and carried[0] and (not name or name.startswith("(")) \
+                and _analyte(f"{carried[0]} {name}") is not None:
+            # 'Hémoglobine glyquée' at the foot of page 1, '(HbA1c) 6,5 %' or '6,5 %' under
+            # the repeated heading of page 2: one result (its values were dropped unsaid)
+            name = f"{carried[0]} {name}".strip()
+            comments = carried[1].extra.get("comment", []) if carried[1] is not None else []
+            if carried[0] in comments:
+                comments.remove(carried[0])
+                if not comments and carried[1] is not None:
+                    del carried[1].extra["comment"]
+        elif not name and not pending and heading is not None:
+            warnings.append(f"PDF_LAB_NAME_NOT_READ: {where}: values under the table's "
+                            "heading with no analysis name (on the page before, cut by the "
+                            "page break?): not filed (read them on the report)")
+        carried = ("", None)
         if pending and (not name or name.startswith("(")  # '(ALAT)' under its name
                         or _analyte(name) is None and _analyte(f"{pending} {name}")):
             name = f"{pending} {name}".strip()
@@ -1250,7 +1307,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if not name:
             continue
         lines.append((line, section, where, heading))
-        last, gap, started = line, 0, True
+        last, gap, started, tail = line, 0, True, ("", None)
     _bold_flags([line for line, *_ in lines])
     entries: list[Entry] = []
     keys: set[str] = set()

@@ -51,7 +51,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from normalizers.lab_pdf import lab_results
+from normalizers.lab_pdf import collection_days, ends_a_table, lab_results
 from normalizers.model import (
     Attachment,
     Entry,
@@ -127,6 +127,7 @@ class _Line:
     # column starts on a page printed in two ('Conclusion' right of the result table)
     xs: list[tuple[float, float]] = field(default_factory=list)
     top: float | None = None  # the line's top in points, when its words have boxes
+    number: int = -1  # the line's number on its page (Word.line; in the page's text, else)
 
 
 def _lines(doc: PdfDocument) -> list[_Line]:
@@ -152,14 +153,14 @@ def _lines(doc: PdfDocument) -> list[_Line]:
                 tops = [_top_of(w) for w in by_line[n]]
                 out.append(_Line(page.number, source, text, _fold_line(text), spans,
                                  xs if all(x is not None for x in xs) else [],
-                                 min(tops) if all(t is not None for t in tops) else None))
+                                 min(tops) if all(t is not None for t in tops) else None, n))
         else:
-            for raw in unicodedata.normalize("NFC", page.text or "").splitlines():
+            for n, raw in enumerate(unicodedata.normalize("NFC", page.text or "").splitlines()):
                 text = raw.replace("\f", " ").rstrip()
                 if not text.strip():
                     continue
                 spans = [(m.start(), m.end(), default) for m in re.finditer(r"\S+", text)]
-                out.append(_Line(page.number, source, text, _fold_line(text), spans))
+                out.append(_Line(page.number, source, text, _fold_line(text), spans, number=n))
     return out
 
 
@@ -474,16 +475,23 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
                                  entries=[entry, *_results(entry, doc, pages, warnings)],
                                  warnings=warnings, quarantine_reasons=quarantine)
     reports = []
+    shared = _shared_pages(segments)
     for segment in segments:
         pages = sorted({ln.page for ln in segment})
+        only = {(ln.page, ln.number) for ln in segment} if shared & set(pages) else None
         text = "\n\f\n".join(p.text for p in doc.pages if p.number in pages) \
-            if any((p.text or "").strip() for p in doc.pages if p.number in pages) \
+            if only is None and any((p.text or "").strip() for p in doc.pages
+                                    if p.number in pages) \
             else "\n".join(ln.text for ln in segment)
         entry, identity, warnings, quarantine = _read_report(
             segment, pages, doc, data, source, text, min_identity_confidence)
         entry.details["report_pages"] = pages
-        results = _results(entry, doc, pages, warnings)
-        reports.append((_where(pages), entry, identity, warnings, quarantine, results))
+        where = _where(pages)
+        if only is not None:  # two reports on one page: which lines are this one's
+            where += f" lines {segment[0].number + 1}-{segment[-1].number + 1}"
+            entry.details["report_lines"] = [segment[0].number + 1, segment[-1].number + 1]
+        results = _results(entry, doc, pages, warnings, only)
+        reports.append((where, entry, identity, warnings, quarantine, results))
     warnings = [f"REPORT_SEVERAL: the PDF holds {len(reports)} reports ("
                 + "; ".join(where for where, *_ in reports) + "): one entry each"]
     quarantine = []
@@ -504,18 +512,28 @@ def normalize_report(doc: PdfDocument, data: bytes, source: str, *,
 
 
 def _results(report: Entry, doc: PdfDocument, pages: list[int],
-             warnings: list[str]) -> list[Entry]:
+             warnings: list[str], only: set[tuple[int, int]] | None = None) -> list[Entry]:
     """The coded results of a laboratory's report (normalizers/lab_pdf.py), under the
-    report; none for an imaging report (its measurements are no lab results). The report
-    says how many it gave (``details.lab_results``)."""
+    report, on its ``pages`` (on its lines ``only``, (page, line), when it shares a page
+    with another); none for an imaging report (its measurements are no lab results). The
+    report says how many it gave (``details.lab_results``)."""
     if report.type != REPORT:
         return []
     found = lab_results(doc, pages, report.key, effective=report.effective,
-                        issued=report.issued)
+                        issued=report.issued, only=only)
     warnings.extend(found.warnings)
     if found.entries:
         report.details["lab_results"] = len(found.entries)
     return found.entries
+
+
+def _shared_pages(segments: list[list[_Line]]) -> set[int]:
+    """The pages on which more than one report is printed."""
+    seen: dict[int, int] = {}
+    for segment in segments:
+        for page in {ln.page for ln in segment}:
+            seen[page] = seen.get(page, 0) + 1
+    return {page for page, n in seen.items() if n > 1}
 
 
 def _where(pages: list[int]) -> str:
@@ -615,15 +633,26 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
     birth name, or another birth date), or when it starts another exam: its own title line (a
     modality) among its first lines, before its own conclusion heading, with the patient
     block or an exam date printed on it, while the report before it has its conclusion
-    already. A header or footer repeating the patient on every page, a conclusion carried
-    over to page 2, an annex page: one report."""
+    already; or, for a laboratory's reports, when it prints the patient block and a specimen
+    collected another day than the report before it (one patient's reports of January and
+    March printed together: March's results were dated January). A header or footer
+    repeating the patient (and the same collection) on every page, a conclusion carried
+    over to page 2, an annex page: one report.
+
+    A page is read as blocks (_page_blocks): where a report ends on a page and another starts
+    under it (two short exams printed on one page), the same rules tell them apart (another
+    patient only by a name and a birth date: a block under the biologist's validation
+    repeating 'Patient' over the INS is no other patient)."""
     by_page: dict[int, list[_Line]] = {}
     for line in lines:
         by_page.setdefault(line.page, []).append(line)
     segments: list[list[_Line]] = []
     person: dict[str, str] = {}  # what the current report says of its patient
     concluded = False
-    for page_lines in by_page.values():
+    collected = ""  # the day the current report's specimen was collected, once printed
+    blocks = [(n == 0, block) for on_page in by_page.values()
+              for n, block in enumerate(_page_blocks(on_page))]
+    for page_top, page_lines in blocks:
         fields: dict[str, dict[str, Any]] = {}
         _identity_fields(page_lines, fields)
         here = {name: _normalised(_value(fields, name))
@@ -634,9 +663,12 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
         named = bool(here["family"] and here["birth_date"])
         conclusion_at = next((n for n, ln in enumerate(page_lines)
                               if _CONCLUSION.match(ln.folded)), None)
+        days = collection_days([ln.text for ln in page_lines])
         new = False
-        if segments and _other_patient(person, here):
-            new = True
+        if segments and _other_patient(person, here) and (page_top or named):
+            new = True  # under another report on its page: only a whole patient block tells
+        elif segments and named and collected and days and days[0] != collected:
+            new = True  # the same patient's report of a specimen of another day
         elif segments and concluded and conclusion_at is not None:
             title_at = _title_line(page_lines[:min(conclusion_at, _MAX_TITLE_LINE)])
             exam: dict[str, dict[str, Any]] = {}
@@ -644,8 +676,9 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
             new = title_at is not None and (named or "exam_date" in exam)
         if new or not segments:
             segments.append([])
-            person, concluded = {}, False
+            person, concluded, collected = {}, False, ""
         segments[-1].extend(page_lines)
+        collected = collected or (days[0] if days else "")
         for name, value in here.items():
             person[name] = person.get(name) or value
         concluded = concluded or conclusion_at is not None
@@ -654,6 +687,39 @@ def _report_segments(lines: list[_Line]) -> list[list[_Line]]:
 
 _NAME_LABEL = re.compile("|".join(p.pattern for p in (_L_USED, _L_BIRTH_NAME, _L_FAMILY,
                                                       _L_FULL_NAME)))
+
+
+def _identity_line(line: _Line) -> bool:
+    """A line of the patient block: 'Patient : ...', 'Nom : ...', 'Née le ...'."""
+    return bool(_L_PATIENT.match(line.folded) or _NAME_LABEL.search(line.folded)
+                or _L_BIRTH_DATE.search(line.folded))
+
+
+def _page_blocks(lines: list[_Line]) -> list[list[_Line]]:
+    """A page's lines cut where a report ended on it and another may start under it: at an
+    exam's title line (a modality) under a conclusion heading, or at a patient block under
+    the biologist's validation; a patient block just above such a title goes with it. One
+    block (the page) when nothing ended on it: what _report_segments decides for a page
+    is unchanged."""
+    starts: list[int] = []
+    ended = False  # a conclusion or a validation seen on the page, since the last start
+    for n, line in enumerate(lines):
+        if ended and n > 0 and _title_line([line]) is not None:
+            # every such line is a cut ('Échographie de contrôle dans 6 mois' in the
+            # conclusion too): a block with no conclusion of its own goes on the report above
+            at = n
+            while at - 1 > (starts[-1] if starts else 0) and _identity_line(lines[at - 1]):
+                at -= 1  # the patient block printed above the title
+            starts.append(at)
+        elif ended and n > 0 and (_L_PATIENT.match(line.folded)
+                                  or _NAME_LABEL.search(line.folded)) \
+                and not _identity_line(lines[n - 1]) and starts[-1:] != [n - 1]:
+            starts.append(n)  # (not the patient block right under a title cut: its own)
+            ended = False
+        if _CONCLUSION.match(line.folded) or ends_a_table(line.text):
+            ended = True
+    bounds = [0, *starts, len(lines)]
+    return [lines[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def _other_patient(person: dict[str, str], here: dict[str, str]) -> bool:

@@ -640,6 +640,7 @@ def _prepare_cda(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
 
 def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:  # noqa: ANN001
     """PDF report -> text layer or OCR, page by page (parsers/pdf) -> fields (normalizers)."""
+    from normalizers.pdf_embedded import embedded_cda
     from normalizers.report import normalize_report
     from parsers.pdf import PdfLimits, PdfParseError, parse_pdf
 
@@ -651,13 +652,20 @@ def _prepare_pdf(ctx: Context, row, data: bytes, started: datetime) -> Prepared:
         document = parse_pdf(data, limits)
     except PdfParseError as exc:
         raise _failed("parse", exc) from None
+    said: list[str] = []
+    if document.embedded:  # PDF/A-3 with its structured copy: the CDA path, the PDF kept
+        structured, said = embedded_cda(document, data, row.source, ctx.mappings,
+                                        settings.source_zone(row.source))
+        if structured is not None:
+            return _prepared(row, structured,
+                             list(document.warnings) + list(structured.warnings), started)
     try:
         normalized = normalize_report(document, data, row.source,
                                       min_identity_confidence=settings.ocr_identity_confidence)
     except NormalizationError as exc:
         raise _failed("normalize", exc) from None
-    return _prepared(row, normalized, list(document.warnings) + list(normalized.warnings),
-                     started)
+    return _prepared(row, normalized,
+                     list(document.warnings) + said + list(normalized.warnings), started)
 
 
 def _resolve_targets(ctx: Context, conn, item: Prepared,  # noqa: ANN001

@@ -185,7 +185,11 @@ def test_too_little_text_goes_to_ocr() -> None:
     doc = parse_pdf(text_pdf([["Page 1"]]))
     assert doc.pages[0].source == OCR and doc.pages[0].text == "Page 1"
     assert doc.pages[0].words[0].confidence < 100
-    doc = parse_pdf(text_pdf([[]]))  # a blank page: OCR'd, nothing found, a warning
+    # a page drawing nothing at all (round 7): empty without OCR (it took seconds), a warning
+    doc = parse_pdf(text_pdf([[]]))
+    assert doc.pages[0].source == TEXT_LAYER and doc.pages[0].words == []
+    assert doc.pages[0].text == "" and doc.warnings == [f"{PDF_PAGE_EMPTY}: page 1 has no text"]
+    doc = parse_pdf(text_pdf([["."]]))  # a mark but no text: OCR'd, nothing found, a warning
     assert doc.pages[0].source == OCR and doc.pages[0].words == [] and doc.pages[0].text == ""
     assert doc.warnings == [f"{PDF_PAGE_EMPTY}: page 1 has no text"]
     doc = parse_pdf(text_pdf([["Page 1"]]), PdfLimits(min_text_chars=3))
@@ -495,7 +499,8 @@ def test_huge_page_refused_before_rasterising(monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError("rasterised")
 
     monkeypatch.setattr(ocrmod, "render_page", no_render)
-    data = text_pdf([[]], mediabox=(200 * 72, 200 * 72))  # 200 x 200 inches, no text
+    # 200 x 200 inches, no text but a mark (a page drawing nothing is not rasterised at all)
+    data = text_pdf([["."]], mediabox=(200 * 72, 200 * 72))
     started = time.monotonic()
     with pytest.raises(PdfParseError) as excinfo:
         parse_pdf(data)

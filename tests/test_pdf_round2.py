@@ -433,12 +433,13 @@ def test_a_garbled_scanner_text_layer_is_read_again_by_ocr() -> None:
 
 
 def test_embedded_files_are_said_not_dropped_silently() -> None:
-    """A PDF/A-3 report carrying its structured copy as an attachment (a CDA): the file was
-    ignored without a word. Its pages are read as before, and a warning says how many files
-    it carries (their names are not said: they may name the patient)."""
+    """A PDF/A-3 report carrying its structured copy as an attachment (an HPRIM file: a
+    CDA is read since round 7, tests/test_pdf_round7.py): the file was ignored without a
+    word. Its pages are read as before, and a warning says how many files it carries (their
+    names are not said: they may name the patient)."""
     pdf = pdfium.PdfDocument(_hand_pdf(REPORT))
-    pdf.new_attachment("LEFEVRE_Helene_CR.xml").set_data(
-        b'<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"/>')
+    pdf.new_attachment("LEFEVRE_Helene_CR.hpr").set_data(
+        b"H|~^\\&|||LABO|||||||P|H2.2|20250312\rP|1||||LEFEVRE^HELENE\rL|1\r")
     buf = io.BytesIO()
     pdf.save(buf)
     pdf.close()

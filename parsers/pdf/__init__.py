@@ -12,9 +12,11 @@
   tesseract's reading order, source OCR; a page whose lines come back as column blocks side
   by side (a table) is read again by rows (``--psm 4``, _ocr.py's TABLE_*).
 
-Mixed documents are handled page by page. When several pages need OCR they run in parallel
-in a process pool reused across documents (module level, one per worker count, started with
-'forkserver' so that it is safe in a threaded service), at most ``processes`` pages in flight:
+A page that draws nothing at all (no glyph, image, path nor annotation: a duplex print's blank
+back) is empty at once, never rasterised. Mixed documents are handled page by page. When
+several pages need OCR they run in parallel in a process pool reused across documents
+(module level, one per worker count, started with 'forkserver' so that it is safe in a
+threaded service), at most ``processes`` pages in flight:
 each worker rasterises its own page from the PDF bytes, so memory stays bounded whatever the
 page count. One page to OCR is read inline (no pool at all).
 
@@ -51,6 +53,7 @@ from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
 from pdfminer.pdftypes import resolve1
 from pdfminer.utils import decode_text
 
+from ._embedded import embedded_files
 from ._inflate import DEFAULT_MAX_INFLATED, InflateLimit, budget, install
 from ._ocr import PDFIUM_LOCK, ocr_page, worker_init
 from .errors import (
@@ -68,10 +71,10 @@ from .errors import (
     PDF_TOO_MANY_PAGES,
     PdfParseError,
 )
-from .model import OCR, TEXT_LAYER, Page, PdfDocument, Word
+from .model import OCR, TEXT_LAYER, EmbeddedFile, Page, PdfDocument, Word
 
-__all__ = ["OCR", "TEXT_LAYER", "Page", "PdfDocument", "PdfLimits", "PdfParseError", "Word",
-           "parse_pdf"]
+__all__ = ["OCR", "TEXT_LAYER", "EmbeddedFile", "Page", "PdfDocument", "PdfLimits",
+           "PdfParseError", "Word", "parse_pdf"]
 
 install()  # pdfminer inflates within PdfLimits.max_inflated_bytes (see _inflate.py)
 
@@ -124,14 +127,19 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
 
     sizes, metadata, attached = _open_with_pdfium(data, limits)
     warnings: list[str] = []
-    if attached:
-        warnings.append(f"{PDF_ATTACHMENTS}: the PDF carries {attached} embedded file(s) "
-                        "(attachments), not read: only its pages are; if it is the report's "
-                        "structured copy (a CDA, an HPRIM or HL7 file), ask the sender to send "
-                        "that file itself")
     pages: list[Page | None] = [None] * len(sizes)
     to_ocr: list[int] = []
     with budget(limits.max_inflated_bytes), _open_with_pdfminer(data, limits) as plumber:
+        try:
+            embedded, others = embedded_files(plumber.pdf.doc, limits.max_bytes)
+        except InflateLimit:
+            raise _inflate_error(limits, "embedded files") from None
+        unread = max(attached - len(embedded), others)
+        if unread:
+            warnings.append(f"{PDF_ATTACHMENTS}: the PDF carries {unread} embedded file(s) "
+                            "(attachments) that are no CDA document, not read: only its "
+                            "pages are; if one is the report's structured copy (an HPRIM or "
+                            "HL7 file), ask the sender to send that file itself")
         count = len(plumber.pages)
         for index in range(len(sizes)):
             _check_deadline(deadline, limits, index)
@@ -141,6 +149,9 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
             ppage = plumber.pages[index]
             try:
                 page = _text_layer_page(ppage, index + 1, limits.min_text_chars)
+                if page is None and _draws_nothing(ppage):
+                    page = Page(number=index + 1, source=TEXT_LAYER, text="", words=[],
+                                width=float(ppage.width), height=float(ppage.height))
             except InflateLimit:
                 raise _inflate_error(limits, f"page {index + 1}") from None
             except Exception as exc:  # noqa: BLE001 (pdfminer raises anything on a broken stream)
@@ -175,7 +186,7 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
         elif page.source == OCR and page.confidence < limits.low_confidence:
             warnings.append(f"{PDF_OCR_LOW_CONFIDENCE}: page {page.number} mean confidence "
                             f"{page.confidence:.0f}")
-    return PdfDocument(pages=done, metadata=metadata, warnings=warnings)
+    return PdfDocument(pages=done, metadata=metadata, warnings=warnings, embedded=embedded)
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -183,7 +194,7 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
 def _open_with_pdfium(data: bytes, limits: PdfLimits) -> tuple[list[tuple[float, float]],
                                                                  dict[str, str], int]:
     """Page sizes (points, as displayed), the info dictionary and how many files are
-    embedded (attachments: never read, but said, so that nothing sent goes unseen); refuses
+    embedded (attachments: read or said, so that nothing sent goes unseen); refuses
     encrypted, broken and over-long documents."""
     with PDFIUM_LOCK:
         try:
@@ -342,6 +353,24 @@ def _garbled(texts: list[str]) -> bool:
     wordy = [t.lower() for t in texts if sum(c.isalpha() for c in t) >= 3]
     voweled = sum(any(c in _VOWELS for c in t) for t in wordy)
     return bool(wordy) and voweled < 0.5 * len(wordy)
+
+
+# What a page may draw that OCR could read: glyphs, images (inline ones too), paths (text
+# converted to outlines is curves); annotations (a stamp's appearance) are rendered as well.
+_DRAWN = ("char", "image", "curve", "line", "rect")
+
+
+def _draws_nothing(ppage) -> bool:  # noqa: ANN001
+    """Whether a page draws nothing at all: no glyph, image, path nor annotation (the blank
+    back of a duplex print, a separator page). It is empty without OCR: rasterising and
+    reading it took seconds a page (a batch of blank backs reached the time limit) and needed
+    tesseract for nothing. A page drawing anything (a white rectangle included) is OCR'd."""
+    try:
+        objects = ppage.objects
+        annots = ppage.annots
+    except Exception:  # noqa: BLE001 (a damaged page: OCR decides)
+        return False
+    return not annots and not any(objects.get(kind) for kind in _DRAWN)
 
 
 def _image_coverage(ppage) -> float:  # noqa: ANN001

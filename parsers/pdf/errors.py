@@ -25,7 +25,7 @@ ERROR_CODES = frozenset({PDF_NOT_PDF, PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_LARGE,
 PDF_OCR_LOW_CONFIDENCE = "PDF_OCR_LOW_CONFIDENCE"  # an OCR'd page's mean confidence < 60
 PDF_PAGE_EMPTY = "PDF_PAGE_EMPTY"  # no text at all on a page, even after OCR (blank page)
 PDF_TEXT_LAYER_UNREADABLE = "PDF_TEXT_LAYER_UNREADABLE"  # pdfminer failed on a page: OCR'd
-PDF_ATTACHMENTS = "PDF_ATTACHMENTS"  # files embedded in the PDF (/EmbeddedFiles): not read
+PDF_ATTACHMENTS = "PDF_ATTACHMENTS"  # files embedded in the PDF that are no CDA: not read
 
 
 class PdfParseError(ValueError):

@@ -40,11 +40,24 @@ class Page:
     styles_seen: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddedFile:
+    """A file the PDF carries (PDF/A-3: the report's structured copy, a CDA): its bytes as
+    embedded, the /Subtype it is said to be ('text/xml', '' when none) and its
+    /AFRelationship ('Alternative', 'Source', 'Data', ''). No name: it may be the patient's."""
+    data: bytes
+    media_type: str = ""
+    relationship: str = ""
+
+
 @dataclass(slots=True)
 class PdfDocument:
     pages: list[Page]
     metadata: dict[str, str] = field(default_factory=dict)  # Title, Author, Producer...
     warnings: list[str] = field(default_factory=list)  # 'CODE: text', never content
+    # the CDA documents embedded in the PDF (parsers/pdf/_embedded.py), for the pipeline to
+    # read through the CDA path; other embedded files are only counted (PDF_ATTACHMENTS)
+    embedded: list[EmbeddedFile] = field(default_factory=list)
 
     @property
     def text(self) -> str:
