@@ -195,6 +195,28 @@ def edit(engine: Engine, archive: Archive, import_id: int, data: bytes, actor: A
     return new_ids
 
 
+def edited_text_bytes(engine: Engine, archive: Archive, import_id: int, text: str,
+                      actor: Actor, settings: Settings | None = None) -> bytes:
+    """An admin's corrected text of an import as the bytes to store: in the message's own
+    charset (MSH-18, the XML declaration: an ISO-8859-15 message stays one, its accents
+    intact), HL7v2 segments joined by CR again whatever line ends the text came with. The
+    console and the admin API take text; both go through here so that one correction gives
+    the same bytes whichever way it came. Reading the original is audited (import.raw)."""
+    raw = read_raw(engine, archive, import_id, actor, reason="edit", settings=settings)
+    if raw.text is None:
+        raise AdminError(f"import {import_id} is binary ({raw.format}): it cannot be edited "
+                         "as text")
+    if raw.format == "hl7v2":
+        text = "\r".join(line for line in text.replace("\r\n", "\n").replace("\r", "\n")
+                         .split("\n") if line.strip()) + "\r"
+    codec = raw.charset if raw.charset and "replacement" not in raw.charset else "utf-8"
+    try:
+        return text.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        raise AdminError("the edited text cannot be written in the message's charset "
+                         f"({codec})") from None
+
+
 def discard(engine: Engine, import_id: int, actor: Actor, reason: str) -> bool:
     """Close an import deliberately ('discarded', with the reason); the archived bytes stay.
     False if it was discarded already (nothing done)."""
