@@ -88,9 +88,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
   authorities sent by name; a national PS id and the RPPS it holds both on it, FR Core's
   idNatPs and rpps, fhir_national_ps_ids.csv); the performing laboratory -> one
-  Organization per identifier (details.performing_organization: a FINESS under
-  urn:oid:1.2.250.1.71.4.2.2), else per name; an organism's results (details.isolate) ->
-  its identification's hasMember.
+  Organization per identifier (details.performing_organization: the idNatSt under
+  urn:oid:1.2.250.1.71.4.2.2 and the FINESS, SIREN or SIRET it holds, typed as FR Core's
+  slices, fhir_structure_ids.csv), else per name; an organism's results (details.isolate)
+  -> its identification's hasMember.
 - Body sites (details.target_site, details.approach_site: CDA targetSiteCode /
   approachSiteCode with their laterality qualifiers) -> Observation/Condition/Procedure
   .bodySite, Immunization.site, Dosage.site; the side in the concept's text
@@ -1393,8 +1394,53 @@ def _organization(name: str, details: Mapping) -> tuple[str, dict]:
         if isinstance(ident, Mapping) else None
     if identifier is None:
         return full_url("organization", name), {"resourceType": "Organization", "name": name}
-    return full_url("organization", _identifier_key(identifier)), {
-        "resourceType": "Organization", "identifier": [identifier], "name": name}
+    identifiers = _organization_identifiers(identifier, _text(ident.get("type")))
+    return full_url("organization", _identifier_key(identifiers[0])), {
+        "resourceType": "Organization", "identifier": identifiers, "name": name}
+
+
+@cache
+def _structure_registers() -> tuple[tuple[str, re.Pattern, str, str], ...]:
+    """(prefix, number pattern, type, system) of the registers behind an idNatSt
+    (fhir_structure_ids.csv)."""
+    return tuple((r["prefix"], re.compile(r["pattern"]), r["type"], r["system"])
+                 for r in read_csv_rows(TABLES / "fhir_structure_ids.csv"))
+
+
+def _fr_core_type(code: str) -> dict:
+    return {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": code}]}
+
+
+def _organization_identifiers(identifier: dict, kind: str | None) -> list[dict]:
+    """An Organization's identifiers as FR Core types them, from the one its source gave
+    under the structures' OID (1.2.250.1.71.4.2.2): the idNatSt (type IDNST, use official,
+    '1' + FINESS) and the register number it holds under the register's system (finess,
+    siren, siret... with the sender's type, FINEG or FINEJ), whichever of the two was sent
+    (fhir_structure_ids.csv). An HL7v2 lab sends the bare FINESS with XON.7 'FINEG', a CDA
+    the idNatSt: one laboratory, one Organization, found by either number. They were typed
+    by the sender's text alone, the bare FINESS under the idNatSt's system as if it were
+    one. A value of neither form is exported as it was sent: we never guess a register."""
+    if identifier.get("system") != f"urn:oid:{FINESS_OID}":
+        return [identifier]
+    value, kind = identifier["value"], (kind or "").strip().upper()
+    registers = _structure_registers()
+    bare = next((r for r in registers if r[2] == kind and r[1].fullmatch(value)), None)
+    if bare is not None:
+        national, number, kinds = bare[0] + value, value, {kind: bare[3]}
+    else:
+        held = [r for r in registers if value.startswith(r[0]) and
+                r[1].fullmatch(value[len(r[0]):])]
+        if not held:
+            return [identifier]
+        national, number = value, value[len(held[0][0]):]
+        kinds = {r[2]: r[3] for r in held}
+    out = [{"use": "official", "type": _fr_core_type("IDNST"), "system": identifier["system"],
+            "value": national}]
+    # the sender's type when the number is of that register, else the prefix's only one
+    said = kind if kind in kinds else next(iter(kinds)) if len(kinds) == 1 else None
+    if said and kinds[said]:
+        out.append({"type": _fr_core_type(said), "system": kinds[said], "value": number})
+    return out
 
 
 def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,

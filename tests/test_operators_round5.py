@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 
+from dossiers.fhir import to_bundle
 from pipelines.report import show_import
 from tests.test_admin import BAD
 from tests.test_api import api  # noqa: F401 (a fixture)
+from tests.test_fhir_export import PATIENT, _fr_core_id, _resource, _row, by_entry_id, check_bundle
 from tests.test_operators_round import _audit
 from tests.test_pipeline import ingest, make_patient, oru
 
@@ -78,3 +80,54 @@ def test_admin_api_edit_without_wait_leaves_the_new_import_to_the_workers(api) -
     assert r.json()["processing"] == "queued"
     assert show_import(ctx.engine, new)["status"] == "received"
     assert ctx.archive.get(show_import(ctx.engine, new)["sha256"]) == fixed
+
+
+# -- FHIR: a laboratory's FINESS as FR Core types it -------------------------------------------
+ID_NAT_ST = "urn:oid:1.2.250.1.71.4.2.2"
+FINESS_SYSTEM = "https://finess.esante.gouv.fr"
+
+
+def _lab(ident: str, kind: str | None, name: str = "LABORATOIRE CERBALLIANCE LYON") -> dict:
+    return {"performer": name, "details": {"performing_organization": {"name": name, "id": {
+        "id": ident, "authority": "1.2.250.1.71.4.2.2", "type": kind}}}}
+
+
+def _organizations(*rows: dict) -> list[dict | None]:
+    bundle = to_bundle(PATIENT, list(rows))
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    return [_resource(bundle, res[r["id"]]["performer"][0]["reference"]) for r in rows]
+
+
+def test_a_laboratory_s_finess_is_typed_and_found_by_either_number() -> None:
+    """An HL7v2 lab gives its FINESS bare in XON.10 with XON.7 'FINEG' under the structures'
+    OID; a CDA gives the idNatSt ('1' + FINESS) under the same OID. The Organization carried
+    the bare number under the idNatSt's system with the sender's word as type text (a FR
+    Core reader found no finess and a wrong idNatSt), and the two forms were two
+    Organizations. Now one, with FR Core's idNatSt (IDNST, official) and finess (FINEG)."""
+    hl7, cda = _organizations(_row(1, **_lab("690041132", "FINEG")),
+                              _row(2, code="2823-3", **_lab("1690041132", "FINEG")))
+    assert hl7 is cda or hl7 == cda
+    assert hl7["identifier"] == [
+        _fr_core_id("IDNST", ID_NAT_ST, "1690041132", use="official"),
+        _fr_core_id("FINEG", FINESS_SYSTEM, "690041132")]
+    (siret,) = _organizations(_row(3, **_lab("377568501900017", None, "SELAS BIOLAB")))
+    assert siret["identifier"] == [
+        _fr_core_id("IDNST", ID_NAT_ST, "377568501900017", use="official"),
+        _fr_core_id("SIRET", "https://sirene.fr", "77568501900017")]
+
+
+def test_an_id_nat_st_without_its_register_type_or_an_unknown_form_is_not_guessed() -> None:
+    """'1' + FINESS says FINESS, not whether géographique or juridique: without the
+    sender's type only the idNatSt; a value of no known form stays as it was sent."""
+    plain, odd, siren = _organizations(
+        _row(1, **_lab("1750300550", None)),
+        _row(2, code="2823-3", **_lab("ABC-42", "FINEG", "LABO DE QUARTIER")),
+        _row(3, code="2951-2", **_lab("2775685019", None, "CENTRE DE BIOLOGIE")))
+    assert plain["identifier"] == [_fr_core_id("IDNST", ID_NAT_ST, "1750300550",
+                                               use="official")]
+    assert odd["identifier"] == [{"type": {"text": "FINEG"}, "system": ID_NAT_ST,
+                                  "value": "ABC-42"}]
+    assert siren["identifier"] == [
+        _fr_core_id("IDNST", ID_NAT_ST, "2775685019", use="official"),
+        _fr_core_id("SIREN", "https://sirene.fr", "775685019")]
