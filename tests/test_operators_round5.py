@@ -131,3 +131,85 @@ def test_an_id_nat_st_without_its_register_type_or_an_unknown_form_is_not_guesse
     assert siren["identifier"] == [
         _fr_core_id("IDNST", ID_NAT_ST, "2775685019", use="official"),
         _fr_core_id("SIREN", "https://sirene.fr", "775685019")]
+
+
+# -- FHIR: who ordered, as a ServiceRequest with its requester ---------------------------------
+PRESCRIBER = ("10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^"
+              "RPPS")
+IDNPS_MARTIN = _fr_core_id("IDNPS", "urn:oid:1.2.250.1.71.4.2.1", "810003791976")
+RPPS_MARTIN = _fr_core_id("RPPS", "https://rpps.esante.gouv.fr", "10003791976")
+
+
+def _report_order(bundle: dict) -> tuple[dict, dict]:
+    (report,) = [e["resource"] for e in bundle["entry"]
+                 if e["resource"]["resourceType"] == "DiagnosticReport"]
+    (based,) = report["basedOn"]
+    return report, _resource(bundle, based["reference"])
+
+
+def test_a_lab_report_s_prescriber_is_its_service_request_s_requester(sqlite_ctx) -> None:  # noqa: ANN001
+    """OBR-16 (or ORC-12 when OBR-16 is empty) names the prescriber with his RPPS; the
+    normalizer kept it, the export dropped it, and basedOn was a logical reference to a
+    ServiceRequest by placer number, resolved nowhere in the Bundle. Now the OBR's
+    ServiceRequest (HL7 v2-to-FHIR) is in the Bundle: placer number, what was ordered,
+    intent 'order', requester the prescriber's Practitioner with FR Core's ids."""
+    from dossiers.export import load_dossier_rows
+
+    make_patient(sqlite_ctx)
+    with_obr16 = oru("P1").replace(
+        b"|20240315083000+0100|||||||||", f"|20240315083000+0100|||||||||{PRESCRIBER}"
+        .encode(), 1)
+    with_orc12 = oru("P2", filler="CMD-2002").replace(
+        b"ORC|RE|P-77|CMD-2002^LABO-LYON", f"ORC|RE|P-78|CMD-2002^LABO-LYON{'|' * 9}"
+        f"{PRESCRIBER}".encode()).replace(b"OBR|1|P-77|", b"OBR|1|P-78|")
+    ingest(sqlite_ctx, with_obr16)
+    with sqlite_ctx.engine.connect() as conn:
+        patient, rows = load_dossier_rows(conn, 1)
+    bundle = to_bundle(patient, rows)
+    check_bundle(bundle)
+    report, order = _report_order(bundle)
+    assert order["resourceType"] == "ServiceRequest"
+    assert (order["status"], order["intent"]) == ("unknown", "order")
+    assert order["identifier"][0]["value"] == "P-77"
+    assert order["code"] == report["code"] and order["subject"] == report["subject"]
+    prescriber = _resource(bundle, order["requester"]["reference"])
+    assert prescriber["identifier"] == [IDNPS_MARTIN, RPPS_MARTIN]
+    assert order["requester"]["display"] == prescriber["name"][0]["text"]
+    assert "MARTIN" in prescriber["name"][0]["text"]
+    ingest(sqlite_ctx, with_orc12)
+    with sqlite_ctx.engine.connect() as conn:
+        patient, rows = load_dossier_rows(conn, 1)
+    bundle = to_bundle(patient, rows)
+    check_bundle(bundle)
+    orders = [e["resource"] for e in bundle["entry"]
+              if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert sorted(o["identifier"][0]["value"] for o in orders) == ["P-77", "P-78"]
+    # one prescriber, one Practitioner, whichever field named him
+    assert len({o["requester"]["reference"] for o in orders}) == 1
+
+
+def test_a_cr_bio_s_order_and_prescriber_are_its_document_s_context() -> None:
+    """A CR-BIO's inFulfillmentOf (the order it answers) and its participant REF (the
+    prescriber, idNatPS, with the prescription's date) were read and dropped: R4
+    DocumentReference has no basedOn, so the ServiceRequest is its context.related, with
+    its id, its requester (FR Core's idNatPs and rpps) and authoredOn."""
+    from normalizers.cda import normalize_cda
+    from parsers.cda import parse_cda
+    from tests.conftest import ROOT
+    from tests.test_fhir_export import _rows_read
+
+    name = "01_crbio_labm_lipides_glycemie.xml"
+    data = (ROOT / "samples" / "cda" / name).read_bytes()
+    bundle = to_bundle(PATIENT, _rows_read(normalize_cda(parse_cda(data), data, name).entries))
+    check_bundle(bundle)
+    (doc,) = [e["resource"] for e in bundle["entry"]
+              if e["resource"]["resourceType"] == "DocumentReference"]
+    orders = [_resource(bundle, r["reference"]) for r in doc["context"]["related"]
+              if "reference" in r]
+    (order,) = [o for o in orders if o["resourceType"] == "ServiceRequest"]
+    assert order["identifier"] == [{"system": "urn:oid:2.999.250.1.1.13", "value": "8127079"}]
+    assert order["authoredOn"] == "2025-02-01T10:07:00+01:00"
+    prescriber = _resource(bundle, order["requester"]["reference"])
+    assert prescriber["identifier"] == [
+        _fr_core_id("IDNPS", "urn:oid:1.2.250.1.71.4.2.1", "806790762954"),
+        _fr_core_id("RPPS", "https://rpps.esante.gouv.fr", "06790762954")]
