@@ -266,7 +266,7 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
     total = count_imports(ctx.engine, flt)
     first, last = args.offset + 1, args.offset + len(rows)
     _table(f"Imports {first}-{last} of {total}" if rows else f"Imports (none of {total})",
-           ["id", "received", "source", "channel", "file", "format", "status", "stage",
+           ["id", "received (UTC)", "source", "channel", "file", "format", "status", "stage",
             "code", "where", "entries", "dup.", "att.", "warn."],
            [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
              r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
@@ -282,7 +282,12 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
     from pipelines.report import import_stats
 
     ctx = _context()
-    stats = import_stats(ctx.engine, _filter(ctx, args))
+    flt = _filter(ctx, args)
+    stats = import_stats(ctx.engine, flt)
+    # a code, channel or stage no import ever had counts nothing: a typo, said as `list` says
+    # it (zero everywhere read as 'no such failure')
+    if not stats["total"] and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
     if args.json:
         _print_json(stats)
         return EXIT_OK

@@ -157,10 +157,16 @@ def imports_stats(request: Request, who: ADMIN,
                   patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
                   warnings: bool = Query(False, description="only imports with warnings"),
                   file: Annotated[str | None, Query(max_length=500)] = None) -> dict:
+    """Counts, and ``notes`` when nothing is counted because the filter names a code, a
+    channel or a stage no import ever had (as the list says it: zero is no good news then)."""
     flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
                                   code=code, since=since, until=until, patient=patient,
                                   warnings=warnings, file=file))
-    return import_stats(state(request).ctx.engine, flt)
+    engine = state(request).ctx.engine
+    stats = import_stats(engine, flt)
+    if not stats["total"] and (notes := filter_notes(engine, flt)):
+        stats["notes"] = notes
+    return stats
 
 
 @router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")

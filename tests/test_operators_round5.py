@@ -5,13 +5,15 @@ in-process; SQLite and PostgreSQL where the store is touched."""
 from __future__ import annotations
 
 import base64
+import json
+from datetime import datetime
 
 from dossiers.fhir import to_bundle
 from pipelines.report import show_import
 from tests.test_admin import BAD
 from tests.test_api import api  # noqa: F401 (a fixture)
 from tests.test_fhir_export import PATIENT, _fr_core_id, _resource, _row, by_entry_id, check_bundle
-from tests.test_operators_round import _audit
+from tests.test_operators_round import _audit, no_prefect, run, store  # noqa: F401 (fixtures)
 from tests.test_pipeline import ingest, make_patient, oru
 
 
@@ -213,3 +215,49 @@ def test_a_cr_bio_s_order_and_prescriber_are_its_document_s_context() -> None:
     assert prescriber["identifier"] == [
         _fr_core_id("IDNPS", "urn:oid:1.2.250.1.71.4.2.1", "806790762954"),
         _fr_core_id("RPPS", "https://rpps.esante.gouv.fr", "06790762954")]
+
+
+# -- times and counts a script reads -----------------------------------------------------------
+def test_ledger_times_carry_their_offset_on_every_store(store, capsys) -> None:  # noqa: ANN001, F811
+    """`imports list --json` and `show --json` gave '2026-11-25T07:30:00.123' on SQLite
+    (stored in UTC, read back naive) and '...+00:00' on PostgreSQL: a script comparing them
+    with a Paris time was an hour off on one store and right on the other. Every ledger,
+    attempt and audit time now says its offset; the table says its column is UTC."""
+    ctx, (dep, warned, quar, fail) = store
+    code, out, _ = run(capsys, "imports", "rerun", str(fail), "--reason", "ticket 12")
+    assert code == 0
+    code, out, _ = run(capsys, "imports", "list", "--json")
+    assert code == 0
+    for row in json.loads(out):
+        assert datetime.fromisoformat(row["received_at"]).utcoffset() is not None
+    code, out, _ = run(capsys, "imports", "show", str(fail), "--json")
+    info = json.loads(out)
+    stamps = [info["received_at"]] + [a["started_at"] for a in info["attempts"]] + \
+        [a["finished_at"] for a in info["attempts"]] + [a["at"] for a in info["audit"]]
+    assert len(stamps) > 3 and all(datetime.fromisoformat(t).utcoffset() is not None
+                                   for t in stamps if t), stamps
+    code, out, _ = run(capsys, "imports", "list")
+    assert "received (UTC)" in out
+
+
+def test_stats_of_a_code_no_import_had_says_so(store, capsys) -> None:  # noqa: ANN001, F811
+    """`imports list --code OBX_BAD_NUMBR` said the code was never seen; `imports stats`
+    with the same typo printed zero everywhere, which reads as 'no such failure'."""
+    code, out, err = run(capsys, "imports", "stats", "--code", "OBX_BAD_NUMBR", "--json")
+    assert code == 0 and json.loads(out)["total"] == 0
+    assert err.startswith("dmp-ingest: no import has error code OBX_BAD_NUMBR")
+    code, out, err = run(capsys, "imports", "stats", "--code", "OBX_BAD_NUMBER", "--json")
+    assert code == 0 and json.loads(out)["total"] == 1 and err == ""
+
+
+def test_admin_api_stats_say_a_filter_s_typo(api) -> None:  # noqa: ANN001, F811
+    make_patient(api.ctx)
+    ingest(api.ctx, oru("S1"), oru("S3", extra_obx=BAD))
+    with api.client("admin", subject="alice") as c:
+        stats = c.get("/admin/imports/stats", params={"channel": "hl7"}).json()
+        assert stats["total"] == 0 and "channel 'hl7'" in stats["notes"][0]
+        stats = c.get("/admin/imports/stats", params={"code": "obx_bad_number"}).json()
+        assert stats["total"] == 1 and "notes" not in stats
+        page = c.get("/admin/imports").json()
+        assert all(datetime.fromisoformat(r["received_at"]).utcoffset() is not None
+                   for r in page["imports"])
