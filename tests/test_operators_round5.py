@@ -261,3 +261,49 @@ def test_admin_api_stats_say_a_filter_s_typo(api) -> None:  # noqa: ANN001, F811
         page = c.get("/admin/imports").json()
         assert all(datetime.fromisoformat(r["received_at"]).utcoffset() is not None
                    for r in page["imports"])
+
+
+# -- one import edited twice at once -----------------------------------------------------------
+def test_two_edits_of_one_import_at_once_file_one(sqlite_ctx, monkeypatch) -> None:  # noqa: ANN001
+    """Two admins (or a console's double submit) editing the same failed import: both
+    passed the 'failed or quarantined' check before either closed it, and both corrected
+    messages were filed, the glucose twice. Now the edit's rows are held until the original
+    is closed by that edit; the one that comes second is refused and its rows are closed,
+    saying why, their bytes kept. No worker can take a held row meanwhile."""
+    import pytest
+
+    from pipelines import admin
+    from pipelines.admin import AdminError, edit
+    from pipelines.audit import Actor
+    from pipelines.process import drain
+
+    ctx = sqlite_ctx
+    make_patient(ctx)
+    (fail,) = ingest(ctx, oru("R1", extra_obx=BAD))
+    first = oru("R1", extra_obx=BAD.replace("||abc|", "||6.1|"))
+    second = oru("R1", extra_obx=BAD.replace("||abc|", "||6.2|"))
+    real_intake, seen = admin.intake, {}
+
+    def racing(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        results = real_intake(*args, **kw)
+        if not seen:  # the other admin's edit lands while this one is being stored
+            seen["held"] = [show_import(ctx.engine, i)["status"]
+                            for i in results[0].message_ids]
+            seen["other"] = edit(ctx.engine, ctx.archive, fail, second, Actor("bob"))
+        return results
+
+    monkeypatch.setattr(admin, "intake", racing)
+    with pytest.raises(AdminError, match="not applied"):
+        edit(ctx.engine, ctx.archive, fail, first, Actor("alice"))
+    assert seen["held"] == ["processing"]  # not 'received': no worker takes it
+    (winner,) = seen["other"]
+    assert drain(ctx) == {"deposited": 1}
+    assert show_import(ctx.engine, winner)["status"] == "deposited"
+    old = show_import(ctx.engine, fail)
+    assert old["discard_reason"] == f"edited as import {winner}"
+    (loser,) = [i for i in old["edited_as"] if i != winner]
+    lost = show_import(ctx.engine, loser)
+    assert lost["status"] == "discarded" and "not applied" in lost["discard_reason"]
+    assert ctx.archive.get(lost["sha256"]) == first
+    assert [(a, act) for a, act, i, _ in _audit(ctx) if act == "import.edit"] == [
+        ("bob", "import.edit")]
