@@ -307,3 +307,24 @@ def test_two_edits_of_one_import_at_once_file_one(sqlite_ctx, monkeypatch) -> No
     assert ctx.archive.get(lost["sha256"]) == first
     assert [(a, act) for a, act, i, _ in _audit(ctx) if act == "import.edit"] == [
         ("bob", "import.edit")]
+
+
+def test_an_id_too_big_for_the_store_is_a_usage_error_not_a_traceback(store, capsys) -> None:  # noqa: ANN001, F811
+    """An id pasted with extra digits (`imports show 99999999999999999999`, a page offset
+    likewise) reached the database: an OverflowError traceback on SQLite, a driver error on
+    PostgreSQL. It is bad usage now (exit 2), saying what was expected; 'no import 0' and a
+    negative offset stay user errors (exit 1) as before."""
+    import pytest
+
+    huge = "99999999999999999999"
+    for argv in (("imports", "show", huge), ("imports", "rerun", "1", huge),
+                 ("imports", "discard", huge, "--reason", "x"),
+                 ("imports", "edit", huge, "--from-file", "/dev/null"),
+                 ("imports", "list", "--offset", huge), ("imports", "list", "--limit", huge)):
+        with pytest.raises(SystemExit) as exit_:
+            run(capsys, *argv)
+        _, err = capsys.readouterr()
+        assert exit_.value.code == 2, argv
+        assert "expected, at most 9223372036854775807" in err and "Traceback" not in err, argv
+    code, _, err = run(capsys, "imports", "show", "0")
+    assert (code, err) == (1, "dmp-ingest: no import 0\n")
