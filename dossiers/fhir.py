@@ -776,7 +776,9 @@ def _performer(value: Any) -> dict | None:  # noqa: ANN401
         return None
     root, sep, ext = text.partition("^")
     if sep and _OID.fullmatch(root.strip()) and _text(ext):
-        return {"identifier": {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}}
+        identifier = {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}
+        # a structure's idNatSt typed as its Organization's is (IDNST, official)
+        return {"identifier": _organization_identifiers(identifier, None)[0]}
     return {"display": text}
 
 

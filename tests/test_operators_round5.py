@@ -328,3 +328,19 @@ def test_an_id_too_big_for_the_store_is_a_usage_error_not_a_traceback(store, cap
         assert "expected, at most 9223372036854775807" in err and "Traceback" not in err, argv
     code, _, err = run(capsys, "imports", "show", "0")
     assert (code, err) == (1, "dmp-ingest: no import 0\n")
+
+
+def test_a_clinic_named_by_reference_carries_its_typed_id_nat_st() -> None:
+    """A procedure done on behalf of a clinic (CDA performer's representedOrganization,
+    idNatSt '1' + FINESS) was a logical reference by an untyped identifier while the same
+    idNatSt on an Organization is typed IDNST: now typed alike, so a reader matches them."""
+    party = {"ids": ["1.2.250.1.71.4.2.1^810001234567"],
+             "organization": ["1.2.250.1.71.4.2.2^1690000001"],
+             "organization_name": "Clinique du Parc"}
+    bundle = to_bundle(PATIENT, [_row(1, type="procedure", code="EBFA012", system="CCAM",
+                                      details={"performed_by": party})])
+    check_bundle(bundle)
+    (done,) = by_entry_id(bundle)[1]["performer"]
+    assert done["onBehalfOf"] == {
+        "identifier": _fr_core_id("IDNST", ID_NAT_ST, "1690000001", use="official"),
+        "display": "Clinique du Parc"}
