@@ -290,7 +290,13 @@ def imports_edit(import_id: ImportId, body: Edit, request: Request,
     (import.edit under the admin's name, with the reason). A script had to reach for the
     CLI on the server to correct what the API listed."""
     ctx = state(request).ctx
-    _known(request, import_id)
+    info = show_import(ctx.engine, import_id)
+    if info is None:
+        raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
+    if info["status"] not in ("failed", "quarantined"):  # refused before its bytes are read
+        # (a read of patient data, audited) for nothing; edit() decides again when storing
+        raise ApiError(409, "ACTION_REFUSED", f"import {import_id} is {info['status']}: only "
+                       "failed or quarantined imports can be edited")
     data = _edited(request, import_id, body, who)
     try:
         new_ids = edit(ctx.engine, ctx.archive, import_id, data, Actor(who.subject),

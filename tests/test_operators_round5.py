@@ -47,6 +47,8 @@ def test_admin_api_edits_a_failed_message_into_a_new_import(api) -> None:  # noq
         r = c.post(f"/admin/imports/{dep}/edit", json={"content": "MSH|^~\\&|X"})
         assert (r.status_code, r.json()["error"]) == (409, "ACTION_REFUSED")
         assert "only failed or quarantined" in r.json()["message"]
+        # refused before the deposited message's bytes were read (no import.raw for it)
+        assert not [a for a in _audit(ctx) if a[1] == "import.raw" and a[2] == dep]
         r = c.post("/admin/imports/987654/edit", json={"content": "MSH|^~\\&|X"})
         assert (r.status_code, r.json()["error"]) == (404, "NOT_FOUND")
         r = c.post(f"/admin/imports/{fail}/edit",
