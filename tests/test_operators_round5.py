@@ -263,6 +263,10 @@ def test_admin_api_stats_say_a_filter_s_typo(api) -> None:  # noqa: ANN001, F811
         page = c.get("/admin/imports").json()
         assert all(datetime.fromisoformat(r["received_at"]).utcoffset() is not None
                    for r in page["imports"])
+    from tests.test_console import _login
+
+    with _login(api, "admin", subject="alice") as c:  # the console's times are UTC too
+        assert "(UTC)</th>" in c.get("/console/imports").text
 
 
 # -- one import edited twice at once -----------------------------------------------------------
