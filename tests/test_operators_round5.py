@@ -350,3 +350,22 @@ def test_a_clinic_named_by_reference_carries_its_typed_id_nat_st() -> None:
     assert done["onBehalfOf"] == {
         "identifier": _fr_core_id("IDNST", ID_NAT_ST, "1690000001", use="official"),
         "display": "Clinique du Parc"}
+
+
+def test_a_time_with_its_offset_in_an_unencoded_url_is_read(api) -> None:  # noqa: ANN001, F811
+    """`curl '.../admin/imports?since=2026-11-25T08:00+01:00'`: the '+' of the offset, not
+    percent-encoded, arrives as a space, and the filter was refused as 'not a date' (400).
+    A space where only an offset can be is read as the '+' it was."""
+    from datetime import UTC, timedelta, timezone
+
+    make_patient(api.ctx)
+    ingest(api.ctx, oru("T1"), oru("T3", extra_obx=BAD))
+    paris = timezone(timedelta(hours=1))
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).astimezone(paris)
+    since = hour_ago.strftime("%Y-%m-%dT%H:%M") + "+01:00"
+    with api.client("admin", subject="alice") as c:
+        r = c.get(f"/admin/imports?since={since}&status=failed")
+        assert r.status_code == 200, r.text
+        assert r.json()["total"] == 1
+        r = c.get(f"/admin/imports/stats?until={since}")
+        assert r.status_code == 200 and r.json()["total"] == 0
