@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -266,7 +266,7 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
     total = count_imports(ctx.engine, flt)
     first, last = args.offset + 1, args.offset + len(rows)
     _table(f"Imports {first}-{last} of {total}" if rows else f"Imports (none of {total})",
-           ["id", "received", "source", "channel", "file", "format", "status", "stage",
+           ["id", "received (UTC)", "source", "channel", "file", "format", "status", "stage",
             "code", "where", "entries", "dup.", "att.", "warn."],
            [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
              r["format"], r["status"], r["stage"], r["error_code"], r["error_location"],
@@ -282,7 +282,12 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
     from pipelines.report import import_stats
 
     ctx = _context()
-    stats = import_stats(ctx.engine, _filter(ctx, args))
+    flt = _filter(ctx, args)
+    stats = import_stats(ctx.engine, flt)
+    # a code, channel or stage no import ever had counts nothing: a typo, said as `list` says
+    # it (zero everywhere read as 'no such failure')
+    if not stats["total"] and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
     if args.json:
         _print_json(stats)
         return EXIT_OK
@@ -917,6 +922,30 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------
+MAX_ID = 2**63 - 1  # ledger ids, pages and offsets are BIGINT in the store
+
+
+def _number(what: str) -> Callable[[str], int]:
+    """An argparse type for an import id, a page size, an offset: a whole number the store
+    can hold. A number pasted with extra digits ('imports show 99999999999999999999')
+    reached the database and came back as an OverflowError traceback; it is a usage error
+    (exit 2) saying what was expected, as 'abc' is. Below 1 (or 0) stays the command's to
+    say (exit 1, 'no import 0')."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} expected, not {text!r}") from None
+        if abs(value) > MAX_ID:
+            raise argparse.ArgumentTypeError(f"{what} expected, at most {MAX_ID}; not {text}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+IMPORT_ID = _number("an import id")
+
+
 def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", help="received, processing, deposited, duplicate, failed, "
                    "quarantined, split, discarded")
@@ -956,8 +985,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", default="-id",
                    help="id, received, updated, status, source, code, stage, attempts; "
                    "'-' first for descending (default -id: newest first)")
-    p.add_argument("--limit", type=int, default=200, help="rows per page (default 200)")
-    p.add_argument("--offset", type=int, default=0,
+    p.add_argument("--limit", type=_number("a page size"), default=200,
+                   help="rows per page (default 200)")
+    p.add_argument("--offset", type=_number("an offset"), default=0,
                    help="rows skipped: the next page starts at --offset + --limit")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_list)
@@ -967,7 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_imports_stats)
     p = imports.add_parser("show", help="one import: error and what to do, attempts, entries, "
                            "raw content")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=IMPORT_ID)
     p.add_argument("--raw", action="store_true",
                    help="print the archived message (patient data: the access is audited)")
     p.add_argument("--output", help="with --raw: write the archived bytes to this file")
@@ -976,7 +1006,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_show)
     p = imports.add_parser("rerun", help="replay imports from the archive (ids or a filter)")
-    p.add_argument("ids", nargs="*", type=int,
+    p.add_argument("ids", nargs="*", type=IMPORT_ID,
                    help="import ids (with filter options too: both are rerun)")
     _filter_options(p)
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
@@ -986,7 +1016,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_rerun)
     p = imports.add_parser("assign", help="file a quarantined import in a dossier, then rerun")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=IMPORT_ID)
     p.add_argument("--patient", required=True, help="INS or dossier id")
     p.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     p.add_argument("--as", dest="actor", help="who decides (default DMP_ADMIN, OS user)")
@@ -994,14 +1024,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_imports_assign)
     p = imports.add_parser("edit", help="correct a message ($EDITOR or --from-file), rerun "
                            "it as a new import; the original is kept")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=IMPORT_ID)
     p.add_argument("--from-file", dest="from_file", help="the corrected message")
     p.add_argument("--reason", help="why (kept in the audit trail)")
     p.add_argument("--as", dest="actor", help="who edits (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_edit)
     p = imports.add_parser("discard", help="close an import deliberately (bytes kept)")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=IMPORT_ID)
     p.add_argument("--reason", required=True, help="why (kept on the import and audited)")
     p.add_argument("--as", dest="actor", help="who decides (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")

@@ -1,5 +1,5 @@
 """The admin's endpoints, mirroring `dmp-ingest imports list / stats / show [--raw] / rerun /
-assign / discard` for a console or a script.
+assign / edit / discard` for a console or a script.
 
 Same filters, same dicts as the CLI (pipelines/filters.py, pipelines/report.py,
 pipelines/rerun.py). A rerun reopens the imports and lets the service's workers process them
@@ -10,6 +10,8 @@ name, with the reason given.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -19,7 +21,7 @@ from pydantic import BaseModel, Field
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
 from dossiers.patients import find_by_reference
-from pipelines.admin import AdminError, assign, discard, read_raw
+from pipelines.admin import AdminError, assign, discard, edit, edited_text_bytes, read_raw
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
@@ -90,6 +92,19 @@ class Assign(BaseModel):
     wait: bool = Field(False, description="process now and return the outcome")
 
 
+class Edit(BaseModel):
+    """A corrected message: as text (what `/raw` or the console shows; stored in the
+    message's own charset, HL7v2 segments joined by CR) or as the exact bytes in base64
+    (a PDF, or bytes the admin prepared). One of the two."""
+
+    content: str | None = Field(None, description="the corrected message as text")
+    content_base64: str | None = Field(None, description="the corrected message's bytes, "
+                                       "base64")
+    reason: str | None = Field(None, max_length=1000,
+                               description="why (kept in the audit trail)")
+    wait: bool = Field(False, description="process now and return the outcome")
+
+
 class Discard(BaseModel):
     reason: str = Field(min_length=1, max_length=1000, pattern=r"\S",
                         description="why (kept on the import and in the audit trail)")
@@ -142,10 +157,16 @@ def imports_stats(request: Request, who: ADMIN,
                   patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
                   warnings: bool = Query(False, description="only imports with warnings"),
                   file: Annotated[str | None, Query(max_length=500)] = None) -> dict:
+    """Counts, and ``notes`` when nothing is counted because the filter names a code, a
+    channel or a stage no import ever had (as the list says it: zero is no good news then)."""
     flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
                                   code=code, since=since, until=until, patient=patient,
                                   warnings=warnings, file=file))
-    return import_stats(state(request).ctx.engine, flt)
+    engine = state(request).ctx.engine
+    stats = import_stats(engine, flt)
+    if not stats["total"] and (notes := filter_notes(engine, flt)):
+        stats["notes"] = notes
+    return stats
 
 
 @router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")
@@ -253,6 +274,71 @@ def imports_assign(import_id: ImportId, body: Assign, request: Request,
     except ArchiveUnavailable:
         raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") from None
     return _process(request, [import_id], plan, body.wait, patient_id=patient_id)
+
+
+@router.post("/imports/{import_id}/edit",
+             summary="Correct a failed or quarantined message and rerun it as a new import "
+                     "(imports edit); the original is kept",
+             responses={202: {"description": "stored as a new import; the workers process "
+                                             "it"}})
+def imports_edit(import_id: ImportId, body: Edit, request: Request,
+                 who: ADMIN) -> JSONResponse:
+    """What `imports edit` and the console do: the corrected bytes become a new archived
+    object and a new import (channel 'edit', ``edited_from`` this one), the original is
+    closed 'discarded' with "edited as import N" and its bytes are never touched. The same
+    rules (only a failed or quarantined import, a change required) and the same audit
+    (import.edit under the admin's name, with the reason). A script had to reach for the
+    CLI on the server to correct what the API listed."""
+    ctx = state(request).ctx
+    info = show_import(ctx.engine, import_id)
+    if info is None:
+        raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
+    if info["status"] not in ("failed", "quarantined"):  # refused before its bytes are read
+        # (a read of patient data, audited) for nothing; edit() decides again when storing
+        raise ApiError(409, "ACTION_REFUSED", f"import {import_id} is {info['status']}: only "
+                       "failed or quarantined imports can be edited")
+    data = _edited(request, import_id, body, who)
+    try:
+        new_ids = edit(ctx.engine, ctx.archive, import_id, data, Actor(who.subject),
+                       reason=body.reason)
+        plan = reopen_checked(ctx.engine, ctx.archive, new_ids, code_version=CODE_VERSION,
+                              settings=ctx.settings)
+    except AdminError as exc:
+        raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+    except ArchiveUnavailable:
+        raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be stored or read "
+                       "now") from None
+    return _process(request, new_ids, plan, body.wait, **{"import": import_id,
+                                                         "new_imports": new_ids})
+
+
+def _edited(request: Request, import_id: int, body: Edit, who: Principal) -> bytes:
+    """The bytes of an Edit: its text in the message's charset, or its base64 decoded;
+    400 for neither or both, bad base64; 413 over the service's body limit."""
+    ctx = state(request).ctx
+    if (body.content is None) == (body.content_base64 is None):
+        raise ApiError(400, "BAD_EDIT", "give the corrected message as content (text) or "
+                       "content_base64 (bytes), one of the two")
+    limit = ctx.settings.http.max_body
+    if len(body.content_base64 if body.content is None else body.content) > 2 * limit:
+        raise ApiError(413, "TOO_LARGE", f"the message is over the limit of {limit} bytes")
+    if body.content_base64 is not None:
+        try:
+            data = base64.b64decode(body.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "BAD_EDIT", "content_base64 is not valid base64") from None
+    else:
+        try:
+            data = edited_text_bytes(ctx.engine, ctx.archive, import_id, body.content,
+                                     Actor(who.subject), ctx.settings)
+        except AdminError as exc:
+            raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+        except ArchiveUnavailable:
+            raise ApiError(503, "ARCHIVE_UNAVAILABLE", "the archive cannot be read now") \
+                from None
+    if len(data) > limit:
+        raise ApiError(413, "TOO_LARGE", f"the message is over the limit of {limit} bytes")
+    return data
 
 
 @router.post("/imports/{import_id}/discard",

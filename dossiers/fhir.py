@@ -88,9 +88,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   Practitioner per identifier (urn:oid: of the authority, fhir_identifier_systems.csv for
   authorities sent by name; a national PS id and the RPPS it holds both on it, FR Core's
   idNatPs and rpps, fhir_national_ps_ids.csv); the performing laboratory -> one
-  Organization per identifier (details.performing_organization: a FINESS under
-  urn:oid:1.2.250.1.71.4.2.2), else per name; an organism's results (details.isolate) ->
-  its identification's hasMember.
+  Organization per identifier (details.performing_organization: the idNatSt under
+  urn:oid:1.2.250.1.71.4.2.2 and the FINESS, SIREN or SIRET it holds, typed as FR Core's
+  slices, fhir_structure_ids.csv), else per name; an organism's results (details.isolate)
+  -> its identification's hasMember.
 - Body sites (details.target_site, details.approach_site: CDA targetSiteCode /
   approachSiteCode with their laterality qualifiers) -> Observation/Condition/Procedure
   .bodySite, Immunization.site, Dosage.site; the side in the concept's text
@@ -113,9 +114,15 @@ Mapping decisions (the tables are in dossiers/tables/):
   (fhir_allergy_types.csv). The qualifiers of a code or a coded value
   (details.code_qualifiers / value_qualifiers: a side, a kind of treatment) -> notes
   'name: value' (R4 CodeableConcept has no qualifiers; Encounter keeps them as types).
-  A lab report's placer order (OBR-2, details.placer_order) -> DiagnosticReport.basedOn,
-  a logical ServiceRequest reference by its PLAC identifier; a result's OBX-5 repetitions
-  beyond the first (details.other_values) -> a note.
+  A lab report's order -> DiagnosticReport.basedOn, the OBR's ServiceRequest (HL7
+  v2-to-FHIR) in the Bundle: placer number OBR-2 (details.placer_order) as its PLAC
+  identifier, the report's code, the prescriber OBR-16 / ORC-12
+  (details.ordering_provider[_id]) as requester, a Practitioner with FR Core's ids; a CDA
+  document's orders (details.orders: inFulfillmentOf) and prescriber (details.ordered_by:
+  participant REF, its time authoredOn) -> ServiceRequests in DocumentReference.context
+  .related (R4 has no DocumentReference.basedOn); status 'unknown' (we hold the order as
+  its answer says it), intent 'order'. A result's OBX-5 repetitions beyond the first
+  (details.other_values) -> a note.
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -769,7 +776,9 @@ def _performer(value: Any) -> dict | None:  # noqa: ANN401
         return None
     root, sep, ext = text.partition("^")
     if sep and _OID.fullmatch(root.strip()) and _text(ext):
-        return {"identifier": {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}}
+        identifier = {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}
+        # a structure's idNatSt typed as its Organization's is (IDNST, official)
+        return {"identifier": _organization_identifiers(identifier, None)[0]}
     return {"display": text}
 
 
@@ -1393,8 +1402,53 @@ def _organization(name: str, details: Mapping) -> tuple[str, dict]:
         if isinstance(ident, Mapping) else None
     if identifier is None:
         return full_url("organization", name), {"resourceType": "Organization", "name": name}
-    return full_url("organization", _identifier_key(identifier)), {
-        "resourceType": "Organization", "identifier": [identifier], "name": name}
+    identifiers = _organization_identifiers(identifier, _text(ident.get("type")))
+    return full_url("organization", _identifier_key(identifiers[0])), {
+        "resourceType": "Organization", "identifier": identifiers, "name": name}
+
+
+@cache
+def _structure_registers() -> tuple[tuple[str, re.Pattern, str, str], ...]:
+    """(prefix, number pattern, type, system) of the registers behind an idNatSt
+    (fhir_structure_ids.csv)."""
+    return tuple((r["prefix"], re.compile(r["pattern"]), r["type"], r["system"])
+                 for r in read_csv_rows(TABLES / "fhir_structure_ids.csv"))
+
+
+def _fr_core_type(code: str) -> dict:
+    return {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": code}]}
+
+
+def _organization_identifiers(identifier: dict, kind: str | None) -> list[dict]:
+    """An Organization's identifiers as FR Core types them, from the one its source gave
+    under the structures' OID (1.2.250.1.71.4.2.2): the idNatSt (type IDNST, use official,
+    '1' + FINESS) and the register number it holds under the register's system (finess,
+    siren, siret... with the sender's type, FINEG or FINEJ), whichever of the two was sent
+    (fhir_structure_ids.csv). An HL7v2 lab sends the bare FINESS with XON.7 'FINEG', a CDA
+    the idNatSt: one laboratory, one Organization, found by either number. They were typed
+    by the sender's text alone, the bare FINESS under the idNatSt's system as if it were
+    one. A value of neither form is exported as it was sent: we never guess a register."""
+    if identifier.get("system") != f"urn:oid:{FINESS_OID}":
+        return [identifier]
+    value, kind = identifier["value"], (kind or "").strip().upper()
+    registers = _structure_registers()
+    bare = next((r for r in registers if r[2] == kind and r[1].fullmatch(value)), None)
+    if bare is not None:
+        national, number, kinds = bare[0] + value, value, {kind: bare[3]}
+    else:
+        held = [r for r in registers if value.startswith(r[0]) and
+                r[1].fullmatch(value[len(r[0]):])]
+        if not held:
+            return [identifier]
+        national, number = value, value[len(held[0][0]):]
+        kinds = {r[2]: r[3] for r in held}
+    out = [{"use": "official", "type": _fr_core_type("IDNST"), "system": identifier["system"],
+            "value": national}]
+    # the sender's type when the number is of that register, else the prefix's only one
+    said = kind if kind in kinds else next(iter(kinds)) if len(kinds) == 1 else None
+    if said and kinds[said]:
+        out.append({"type": _fr_core_type(said), "system": kinds[said], "value": number})
+    return out
 
 
 def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
@@ -1434,6 +1488,99 @@ def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
             extras.setdefault(url, organization)
             performers.insert(0, {"reference": url, "display": said})
     res["performer"] = performers
+
+
+# -- orders and their prescribers -------------------------------------------------------------
+PLACER_TYPE = {"coding": [{"system": IDENTIFIER_TYPES, "code": "PLAC",
+                           "display": "Placer Identifier"}]}
+
+
+def _prescriber(identifier: dict | None, name: str | None,
+                extras: dict[str, dict]) -> dict | None:
+    """A reference to the Practitioner who ordered (added to ``extras``): one per
+    identifier in the Bundle, the same as the biologist's when it is the same person (their
+    RPPS and idNatPS as ``_practitioner_identifiers`` gives them); a name without identifier
+    is a display only (two Dr MARTIN are not one)."""
+    if identifier is None:
+        return {"display": name} if name else None
+    url = full_url("practitioner", _identifier_key(identifier))
+    held = extras.setdefault(url, {"resourceType": "Practitioner",
+                                   "identifier": _practitioner_identifiers(identifier),
+                                   "name": [{"text": name}] if name else []})
+    if not held.get("name") and name:
+        held["name"] = [{"text": name}]
+    return {"reference": url, "display": name or _text(
+        (held.get("name") or [{}])[0].get("text"))}
+
+
+def _service_request(key: str, entry: Mapping, details: Mapping, subject: dict,
+                     extras: dict[str, dict], *, identifier: dict | None,
+                     requester: dict | None, code: dict | None = None,
+                     authored: str | None = None) -> dict:
+    """A reference to the ServiceRequest of an order (added to ``extras``): what FHIR R4
+    and FR Core say an order is, with its prescriber as requester. We hold the order as
+    the report or document that answers it says it: its status is 'unknown', its intent
+    'order'; it carries the labels of the entry that names it (a masked document's
+    prescriber says as much as the document)."""
+    url = full_url("service-request", key)
+    security = _security(entry, details)
+    extras.setdefault(url, {"resourceType": "ServiceRequest",
+                            "meta": {"security": security} if security else None,
+                            "identifier": [identifier] if identifier else [],
+                            "status": "unknown", "intent": "order", "code": code,
+                            "subject": subject, "authoredOn": authored,
+                            "requester": requester})
+    return {"reference": url}
+
+
+def _lab_order(entry: Mapping, details: Mapping, res: Mapping, subject: dict,
+               extras: dict[str, dict] | None) -> dict | None:
+    """DiagnosticReport.basedOn of an HL7v2 report: the ServiceRequest of its OBR (HL7's
+    v2-to-FHIR: OBR -> ServiceRequest), placer number OBR-2 as its PLAC identifier, what
+    was ordered OBR-4, and the prescriber OBR-16 (or ORC-12) as requester with the RPPS
+    the XCN gives. The prescriber was not exported at all, the order a logical reference
+    to nothing in the Bundle. Without ``extras`` (no Bundle to add to), the logical
+    reference by placer number as before."""
+    placer = _text(details.get("placer_order"))
+    said = details.get("ordering_provider_id")
+    name = _text(details.get("ordering_provider"))
+    identifier = _identifier(said.get("id"), said.get("authority"), said.get("type")) \
+        if isinstance(said, Mapping) else None
+    placed = {"type": PLACER_TYPE, "value": placer} if placer else None
+    if extras is None or not (placed or identifier or name):
+        return {"type": "ServiceRequest", "identifier": placed} if placed else None
+    return _service_request(f"entry/{entry.get('id')}", entry, details, subject, extras,
+                            identifier=placed, requester=_prescriber(identifier, name, extras),
+                            code=res.get("code"))
+
+
+def _document_orders(entry: Mapping, details: Mapping, subject: dict,
+                     extras: dict[str, dict] | None) -> list[dict]:
+    """The ServiceRequests a CDA document answers (details.orders: inFulfillmentOf/order/id,
+    'root^extension'), each with the prescriber (details.ordered_by: participant REF, its
+    RPPS or idNatPS; the prescription's date as authoredOn); one without identifier when a
+    prescriber is named and no order id. Both were dropped."""
+    if extras is None:
+        return []
+    orders = [i for i in (_entity_identifier(k) for k in details.get("orders") or ()) if i]
+    said = _first(details, "ordered_by") or {}
+    ids = [i for i in said.get("ids") or () if isinstance(i, str) and _text(i)]
+    # the national PS id when the prescriber has several (as for the biologist)
+    chosen = next((i for i in ids if i.strip().startswith(f"{NATIONAL_PS_OID}^")),
+                  ids[0] if ids else "")
+    root, _, ext = chosen.partition("^")
+    identifier = _identifier(ext, root.strip()) if _OID.fullmatch(root.strip()) and \
+        _text(ext) else None
+    requester = _prescriber(identifier, None, extras)
+    if requester is None and _text(said.get("organization_name")):
+        requester = {"display": _text(said["organization_name"])}
+    authored = fhir_datetime(_text(said.get("time")))
+    if not orders and requester is None:
+        return []
+    return [_service_request(f"entry/{entry.get('id')}/order/{_identifier_key(o) if o else ''}",
+                             entry, details, subject, extras, identifier=o,
+                             requester=requester, authored=authored)
+            for o in orders or [None]]
 
 
 # -- resources --------------------------------------------------------------------------------
@@ -1716,13 +1863,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
                    conclusion=_text(entry.get("value")))
-        placer = _text(details.get("placer_order"))
-        if placer:  # OBR-2: the order this report answers (v2-to-FHIR: the ServiceRequest's
-            # placer identifier); we hold no ServiceRequest: a logical reference
-            res["basedOn"] = [{"type": "ServiceRequest", "identifier": {
-                "type": {"coding": [{"system": IDENTIFIER_TYPES, "code": "PLAC",
-                                     "display": "Placer Identifier"}]},
-                "value": placer}}]
+        order = _lab_order(entry, details, res, subject, extras)
+        if order:  # OBR-2 and OBR-16/ORC-12: the order this report answers, its prescriber
+            res["basedOn"] = [order]
         if entry.get("attachment_sha256") or entry.get("media_type"):
             res["presentedForm"] = [_attachment(entry, base_url)]
         studies = _imaging_studies(entry, details, subject, extras)
@@ -1747,8 +1890,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
         studies = _imaging_studies(entry, details, subject, extras)
-        if studies:  # R4 DocumentReference has no imagingStudy: its related context
-            res["context"] = {"related": studies}
+        # R4 DocumentReference has neither imagingStudy nor basedOn: the images and the
+        # orders it answers (CDA inFulfillmentOf, with the REF prescriber) are its context
+        related = studies + _document_orders(entry, details, subject, extras)
+        if related:
+            res["context"] = {"related": related}
     elif resource == "Condition":
         res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
                    verificationStatus=_verification(status, resource, details,

@@ -9,9 +9,10 @@ Processing after assign/edit is the caller's (the rerun flow): these functions o
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
 from dossiers.patients import find_by_reference
 from dossiers.schema import import_attempts, imports
@@ -24,6 +25,7 @@ from pipelines.ledger import (
     FAILED,
     PROCESSING,
     QUARANTINED,
+    RECEIVED,
     SPLIT,
     now,
     reset_for_rerun,
@@ -178,21 +180,67 @@ def edit(engine: Engine, archive: Archive, import_id: int, data: bytes, actor: A
         raise AdminError(f"import {import_id}: the edited content is unchanged")
     if not data.strip():
         raise AdminError(f"import {import_id}: the edited content is empty")
+    # The new rows are written held (claimed by this edit): no worker processes them before
+    # the original is closed, and they are released only if it is closed by this edit.
+    holder = f"edit:{import_id}:{uuid.uuid4().hex[:12]}"
     result = intake(engine, archive, [Received(data=data, source=row.source, channel="edit",
                                                peer=f"import:{import_id}",
-                                               file_name=row.file_name)])[0]
+                                               file_name=row.file_name)],
+                    claim_for=holder)[0]
     new_ids = list(result.message_ids)
     linked = new_ids + ([result.batch_id] if result.batch_id is not None else [])
     first = min(new_ids) if new_ids else result.batch_id
+    held = and_(imports.c.id.in_(linked), imports.c.claimed_by == holder)
     with engine.begin() as conn:
-        conn.execute(update(imports).where(imports.c.id.in_(linked)).values(
-            edited_from=import_id, assigned_patient_id=row.assigned_patient_id))
-        conn.execute(update(imports).where(imports.c.id == import_id).values(
-            status=DISCARDED, discard_reason=f"edited as import {first}", updated_at=now()))
-        _attempt(conn, import_id, DISCARDED, f"edited as import {first} by {actor.name}")
-        record(conn, actor, "import.edit", import_id=import_id, reason=reason,
-               details={"new_imports": new_ids, "sha256": sha256_hex(data)})
+        # closed only if still failed or quarantined: two admins editing the same import at
+        # once (a console's double submit, the API and the CLI) both passed the check above
+        # and both replacements were filed; a rerun may have reopened it meanwhile
+        closed = conn.execute(update(imports).where(
+            imports.c.id == import_id, imports.c.status.in_((FAILED, QUARANTINED))).values(
+            status=DISCARDED, discard_reason=f"edited as import {first}",
+            updated_at=now())).rowcount
+        if closed:
+            conn.execute(update(imports).where(imports.c.id.in_(linked)).values(
+                edited_from=import_id, assigned_patient_id=row.assigned_patient_id))
+            conn.execute(update(imports).where(held).values(
+                status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now()))
+            _attempt(conn, import_id, DISCARDED, f"edited as import {first} by {actor.name}")
+            record(conn, actor, "import.edit", import_id=import_id, reason=reason,
+                   details={"new_imports": new_ids, "sha256": sha256_hex(data)})
+    if not closed:  # the bytes stay archived; their rows say why nothing was done with them
+        with engine.begin() as conn:
+            became = _row(conn, import_id).status
+            conn.execute(update(imports).where(imports.c.id.in_(linked)).values(
+                edited_from=import_id))
+            conn.execute(update(imports).where(held).values(
+                status=DISCARDED, claimed_by=None, claimed_until=None, updated_at=now(),
+                discard_reason=f"edit of import {import_id} not applied: it was {became} "
+                "by then"))
+        raise AdminError(f"import {import_id} is {became} now (another edit or a rerun came "
+                         "first): this edit was not applied")
     return new_ids
+
+
+def edited_text_bytes(engine: Engine, archive: Archive, import_id: int, text: str,
+                      actor: Actor, settings: Settings | None = None) -> bytes:
+    """An admin's corrected text of an import as the bytes to store: in the message's own
+    charset (MSH-18, the XML declaration: an ISO-8859-15 message stays one, its accents
+    intact), HL7v2 segments joined by CR again whatever line ends the text came with. The
+    console and the admin API take text; both go through here so that one correction gives
+    the same bytes whichever way it came. Reading the original is audited (import.raw)."""
+    raw = read_raw(engine, archive, import_id, actor, reason="edit", settings=settings)
+    if raw.text is None:
+        raise AdminError(f"import {import_id} is binary ({raw.format}): it cannot be edited "
+                         "as text")
+    if raw.format == "hl7v2":
+        text = "\r".join(line for line in text.replace("\r\n", "\n").replace("\r", "\n")
+                         .split("\n") if line.strip()) + "\r"
+    codec = raw.charset if raw.charset and "replacement" not in raw.charset else "utf-8"
+    try:
+        return text.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        raise AdminError("the edited text cannot be written in the message's charset "
+                         f"({codec})") from None
 
 
 def discard(engine: Engine, import_id: int, actor: Actor, reason: str) -> bool:

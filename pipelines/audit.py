@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, or_, select
 
-from dossiers.audit import AuditEvent, append
+from dossiers.audit import AuditEvent, append, iso_utc
 from dossiers.schema import audit_log
 
 
@@ -61,6 +61,6 @@ def trail(engine: Engine, *, import_id: int | None = None,
     if conds:
         q = q.where(or_(*conds))
     with engine.connect() as conn:
-        return [{"at": r.at.isoformat() if r.at else None, "actor": r.actor,
+        return [{"at": iso_utc(r.at), "actor": r.actor,
                  "action": r.action, "import_id": r.import_id, "patient_id": r.patient_id,
                  "reason": r.reason, "details": r.details} for r in conn.execute(q)]

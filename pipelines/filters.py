@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 # outside them (a typo, 'quarantine', 'error') would select nothing and look like good news.
 STATUSES = (RECEIVED, PROCESSING, DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+# '2026-11-25T08:00 01:00': the '+' of an offset sent unencoded in a URL query
+# (?since=2026-11-25T08:00+01:00) arrives as a space; no other input puts a space there
+_PLUS_AS_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) "
+                            r"(\d{2}(?::?\d{2})?)$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -45,7 +49,7 @@ def parse_time(text: str | datetime | None) -> datetime | None:
     duration back from now: '30m', '24h', '7d', '2w'."""
     if text is None or isinstance(text, datetime):
         return _utc(text) if text is not None else None
-    value = text.strip()
+    value = _PLUS_AS_SPACE.sub(r"\1+\2", text.strip())
     if m := _RELATIVE.match(value.lower()):
         return now() - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
     try:

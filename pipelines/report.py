@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, and_, func, or_, select
 
+from dossiers.audit import iso_utc
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
 from pipelines.advice import advice
@@ -23,7 +24,10 @@ SORTS = {"id": imports.c.id, "received": imports.c.received_at, "updated": impor
 
 
 def _iso(value) -> str | None:  # noqa: ANN001
-    return value.isoformat() if value is not None else None
+    """A ledger time as ISO text with its offset: SQLite gives it back naive (stored in UTC),
+    and `imports list --json`, `show --json` and the admin API said '2026-11-25T07:30:00'
+    there, '...+00:00' on PostgreSQL: a script could not tell 07:30 UTC from 07:30 Paris."""
+    return iso_utc(value)
 
 
 def _chunks(ids: list[int], size: int = 500):  # noqa: ANN202

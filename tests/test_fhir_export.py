@@ -86,6 +86,13 @@ def _entry_resources(bundle: dict) -> int:
                    "/entries"))
 
 
+def _fr_core_id(kind: str, system: str, value: str, **more: str) -> dict:
+    """An Identifier typed with FR Core's identifier types (fr-core-cs-v2-0203)."""
+    return {**more, "type": {"coding": [{
+        "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203", "code": kind}]},
+        "system": system, "value": value}
+
+
 def check_bundle(bundle: dict) -> Counter:
     """Validate the Bundle and each resource; statuses in their value sets; references
     resolved inside the Bundle. Returns the count of resources per type."""
@@ -1330,8 +1337,11 @@ def test_the_biologist_the_analyser_the_lab_and_the_specimen_are_resources(sqlit
     lab, biologist = chol["performer"]
     assert _resource(bundle, lab["reference"]) == {
         "resourceType": "Organization", "id": lab["reference"][9:],
-        "identifier": [{"type": {"text": "FINEG"}, "system": "urn:oid:1.2.250.1.71.4.2.2",
-                        "value": "950010019"}],  # its FINESS (XON.10), since round 4
+        # its FINESS (XON.10, since round 4), typed as FR Core types it since operators'
+        # round 5: the idNatSt ('1' + FINESS) and the FINESS itself, FINEG as XON.7 says
+        "identifier": [_fr_core_id("IDNST", "urn:oid:1.2.250.1.71.4.2.2", "1950010019",
+                                   use="official"),
+                       _fr_core_id("FINEG", "https://finess.esante.gouv.fr", "950010019")],
         "name": "LABORATOIRE CERBA"}
     practitioner = _resource(bundle, biologist["reference"])
     # the bare RPPS under ASIP-SANTE-PS: the national PS id ('8' + RPPS), as CDA gives it,
@@ -1725,11 +1735,13 @@ def test_the_performing_laboratory_is_an_organization_with_its_finess() -> None:
     check_bundle(bundle)
     res = by_entry_id(bundle)
     orgs = [_resource(bundle, res[n]["performer"][0]["reference"]) for n in (1, 2, 3, 4)]
-    finess = "urn:oid:1.2.250.1.71.4.2.2"
+    def finess(number: str) -> list[dict]:  # FR Core's idNatSt and finess (round 5)
+        return [_fr_core_id("IDNST", "urn:oid:1.2.250.1.71.4.2.2", f"1{number}",
+                            use="official"),
+                _fr_core_id("FINEG", "https://finess.esante.gouv.fr", number)]
+
     assert [o.get("identifier") for o in orgs] == [
-        [{"type": {"text": "FINEG"}, "system": finess, "value": "750000001"}],
-        [{"type": {"text": "FINEG"}, "system": finess, "value": "690000001"}],
-        [{"type": {"text": "FINEG"}, "system": finess, "value": "750000001"}], None]
+        finess("750000001"), finess("690000001"), finess("750000001"), None]
     assert orgs[0] is orgs[2] or orgs[0] == orgs[2]  # one laboratory, one Organization
     assert len({o["id"] for o in orgs}) == 3
     assert {o["name"] for o in orgs} == {"LABO DEMO"}

@@ -418,9 +418,13 @@ def test_the_order_a_report_answers_and_a_results_other_values(sqlite_ctx) -> No
     (report,) = [e["resource"] for e in bundle["entry"]
                  if e["resource"]["resourceType"] == "DiagnosticReport"]
     (based,) = report["basedOn"]
-    assert based["type"] == "ServiceRequest"
-    assert based["identifier"]["value"] == "8127079-1"
-    assert based["identifier"]["type"]["coding"][0]["code"] == "PLAC"
+    # a ServiceRequest in the Bundle since operators' round 5 (its prescriber as requester),
+    # no longer a logical reference by identifier
+    order = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == based["reference"])
+    assert order["resourceType"] == "ServiceRequest"
+    (placer,) = order["identifier"]
+    assert placer["value"] == "8127079-1"
+    assert placer["type"]["coding"][0]["code"] == "PLAC"
     rows = [_row(1, type="lab_result", code="5196-1", display="AgHBs", value="positif",
                  details={"other_values": ["faible"]}), _row(2, code="5195-3", value="négatif")]
     bundle = to_bundle(PATIENT, rows)

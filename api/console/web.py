@@ -55,7 +55,14 @@ from api.tokens import TokenError, principal_from
 from dossiers import access
 from dossiers.access import AccessError, Principal
 from pipelines import dashboard
-from pipelines.admin import AdminError, assign, discard, edit, read_raw
+from pipelines.admin import (
+    AdminError,
+    assign,
+    discard,
+    edit,
+    edited_text_bytes,
+    read_raw,
+)
 from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
@@ -343,7 +350,8 @@ async def import_action(import_id: ImportId, action: str, request: Request) -> R
             discard(api.ctx.engine, import_id, actor, reason)
             return import_id, {"outcomes": {"discarded": 1}}
         if action == "edit":
-            data = _edited_bytes(api, import_id, fields.get("content", ""), actor)
+            data = edited_text_bytes(api.ctx.engine, api.ctx.archive, import_id,
+                                     fields.get("content", ""), actor, api.ctx.settings)
             new_ids = edit(api.ctx.engine, api.ctx.archive, import_id, data, actor,
                            reason=reason or None)
             return (min(new_ids) if new_ids else import_id), jobs.run(api, new_ids)
@@ -362,24 +370,6 @@ async def import_action(import_id: ImportId, action: str, request: Request) -> R
             from None
     outcome = ",".join(f"{s}:{n}" for s, n in sorted(result.get("outcomes", {}).items()))
     return redirect(f"/console/imports/{shown}?{urlencode({'done': action, 'outcome': outcome})}")
-
-
-def _edited_bytes(api, import_id: int, text: str, actor: Actor) -> bytes:  # noqa: ANN001
-    """The edited text in the message's own charset; HL7v2 segments joined by CR again."""
-    raw = read_raw(api.ctx.engine, api.ctx.archive, import_id, actor,
-                   reason="edit", settings=api.ctx.settings)
-    if raw.text is None:
-        raise AdminError(f"import {import_id} is binary ({raw.format}): it cannot be edited "
-                         "as text")
-    if raw.format == "hl7v2":
-        text = "\r".join(line for line in text.replace("\r\n", "\n").split("\n")
-                         if line.strip()) + "\r"
-    codec = raw.charset if raw.charset and "replacement" not in raw.charset else "utf-8"
-    try:
-        return text.encode(codec)
-    except (UnicodeEncodeError, LookupError):
-        raise AdminError(f"the edited text cannot be written in the message's charset "
-                         f"({codec})") from None
 
 
 @router.post("/bulk-rerun")
