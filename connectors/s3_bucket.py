@@ -14,9 +14,14 @@ Marking (``after``):
   key and ETag, so a poller does not ask again for the objects it already knows).
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
-  from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
-  refused prefixes are never taken. An object over CopyObject's 5 GiB (or one the store will
-  not copy in one request: InvalidRequest) is copied in parts (UploadPartCopy).
+  from under the prefix. On a versioned bucket that is a delete marker: the version read
+  stays, noncurrent (a retention decision: by default we delete nothing a sender put; a
+  lifecycle rule on noncurrent versions expires them). ``delete_moved_version = true``
+  deletes that version, and only it, once the copy is made and intake has committed it
+  (never a version put since, never an older one: the marker keeps hiding those). Keys
+  under the processed and refused prefixes are never taken. An object over CopyObject's
+  5 GiB (or one the store will not copy in one request: InvalidRequest) is copied in parts
+  (UploadPartCopy).
 
 ``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
@@ -573,6 +578,8 @@ class BucketPoller:
                     if not _changed(exc):
                         raise
                     return self._left(obj, import_id)
+                if self.source.delete_moved_version:
+                    self._delete_version(obj, import_id)
             else:
                 extra = {"VersionId": obj.version} if obj.version else {}
                 self.client.put_object_tagging(
@@ -610,12 +617,53 @@ class BucketPoller:
                         "(or refuses its own ETags in If-Match); checked by HEAD before each "
                         "delete", self.source.id)
             self._conditional_delete = False
-        if obj.version:
-            self.client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version)
+        if obj.version and obj.version != "null":
+            self._hide_version(obj)
             return
         if not self._still(obj):
             raise _precondition_failed("DeleteObject")
         self.client.delete_object(Bucket=bucket, Key=obj.key)
+
+    def _hide_version(self, obj: _Object) -> None:
+        """On a versioned bucket without a conditional DELETE: a delete marker, then a look
+        at the versions under it. The version read was deleted by its VersionId before: an
+        older version of the key (a sender's first export, replaced before our poll)
+        became current again and was taken at the next poll, the superseded bytes filed
+        after the newer ones (and the version read, kept by default, was gone for good).
+        A put between our read and our marker is hidden by it: the marker is then removed
+        again (only it), that object is taken at the next poll."""
+        client, bucket = self.client, self.source.bucket
+        marker = client.delete_object(Bucket=bucket, Key=obj.key).get("VersionId")
+        listed = client.list_object_versions(Bucket=bucket, Prefix=obj.key, MaxKeys=100)
+        versions = [v for v in listed.get("Versions", []) if v["Key"] == obj.key]
+        # a key's versions are listed newest first (LastModified is to the second on many
+        # stores: two puts in one second tie)
+        if not versions or versions[0]["VersionId"] == obj.version:
+            return
+        if not marker:  # a store that does not say: the marker on top of the key
+            marker = next((m["VersionId"] for m in listed.get("DeleteMarkers", [])
+                           if m["Key"] == obj.key and m.get("IsLatest")), None)
+        if marker:
+            client.delete_object(Bucket=bucket, Key=obj.key, VersionId=marker)
+        raise _precondition_failed("DeleteObject")
+
+    def _delete_version(self, obj: _Object, import_id: int | None) -> None:
+        """``delete_moved_version``: the version read, now noncurrent under our delete marker
+        and copied under processed/ (or refused/), deleted for good. Only ever after intake
+        has committed it and the copy is made; the marker stays (it hides the key's older
+        versions). Refused, the version is kept (the default) and the failure logged."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not obj.version or obj.version == "null":
+            return
+        try:
+            self.client.delete_object(Bucket=self.source.bucket, Key=obj.key,
+                                      VersionId=obj.version)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("bucket source %s: import %s moved but the version read of object %s "
+                        "not deleted (%s); kept as a noncurrent version", self.source.id,
+                        import_id, key_ref(obj.key),
+                        _code(exc) if isinstance(exc, ClientError) else type(exc).__name__)
 
     def _get(self, obj: _Object, **extra: str) -> dict:
         """GetObject of the object listed: If-Match its ETag. A store whose If-Match refuses

@@ -6,10 +6,33 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from connectors.folder import FolderPoller
-from tests.test_folder_connector import files_under, ledger
+from connectors.s3_bucket import BucketPoller
+from tests.s3_quirks import QuirkyStore
+from tests.test_folder_connector import files_under
 from tests.test_folder_connector import source as folder_source
-from tests.test_s3_connector import HL7
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    HL7,
+    aws_env,
+    bucket,
+    bucket_source,
+    keys,
+    ledger,
+    s3_server,
+)
+
+
+@pytest.fixture
+def quirky(bucket):  # noqa: ANN001, ANN201, F811
+    """(store proxy, bucket name, direct client to moto)."""
+    endpoint, name, client = bucket
+    store = QuirkyStore(endpoint)
+    try:
+        yield store, name, client
+    finally:
+        store.close()
 
 
 # -- folders: a Windows copy over SMB fills a file of its final size --------------------------
@@ -53,3 +76,110 @@ def test_a_file_filled_in_place_at_its_final_size_is_not_taken_cut(sqlite_ctx, t
     [row] = ledger(sqlite_ctx.engine)
     assert row["size"] == len(data)
     assert sqlite_ctx.archive.get(row["sha256"]) == data
+
+
+# -- S3: move on a versioned bucket -----------------------------------------------------------
+def _versioned(client, name: str) -> None:  # noqa: ANN001
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _versions(client, name: str, key: str) -> tuple[list[bytes], int]:  # noqa: ANN001
+    """The bytes of every version of ``key`` (newest first) and how many delete markers."""
+    listed = client.list_object_versions(Bucket=name, Prefix=key)
+    bodies = [client.get_object(Bucket=name, Key=key, VersionId=v["VersionId"])["Body"].read()
+              for v in listed.get("Versions", []) if v["Key"] == key]
+    return bodies, len([m for m in listed.get("DeleteMarkers", []) if m["Key"] == key])
+
+
+def _no_conditional_delete(method: str, path: str, query: dict[str, list[str]],
+                           headers: dict[str, str]) -> tuple[int, str] | None:
+    """A store without DELETE If-Match (most S3-compatible stores): 501."""
+    if method == "DELETE" and any(k.lower() == "if-match" for k in headers):
+        return 501, "NotImplemented"
+    return None
+
+
+V1 = (HL7 / "01_labm_nfs.hl7").read_bytes()
+V2 = V1 + "NTE|1||Résultat corrigé: hémolyse\r".encode()
+
+
+def test_a_superseded_version_does_not_come_back_after_a_move(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """A versioned bucket on a store without conditional deletes: the move deleted the
+    version read by its VersionId. A lab that exported a result and then its correction
+    under the same key before our poll had the correction taken, then its first export
+    became current again and was taken at the next poll: the superseded result filed after
+    the corrected one (and the version read, kept by default elsewhere, gone). Now a delete
+    marker hides the key; the versions stay, noncurrent."""
+    store, name, client = quirky
+    store.refuse = _no_conditional_delete
+    _versioned(client, name)
+    client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V1)
+    client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V2)
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    first = poller.poll()
+    assert (first.error, first.taken) == (None, 1)
+    again = poller.poll()
+    assert (again.error, again.taken) == (None, 0)
+    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(V2)]
+    assert keys(client, name) == ["processed/incoming/cr.hl7"]
+    assert _versions(client, name, "incoming/cr.hl7") == ([V2, V1], 1)  # kept, noncurrent
+
+
+def test_a_put_between_read_and_delete_marker_is_not_hidden(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """The same store: a sender's new put in the instant between our read and our delete
+    marker would be hidden under it, never taken. The marker is taken off again."""
+    store, name, client = quirky
+    store.refuse = _no_conditional_delete
+    _versioned(client, name)
+    client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V1)
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+
+    def sender_puts(params, **_) -> None:  # noqa: ANN001, ANN003
+        if params["Key"] == "incoming/cr.hl7" and not params.get("VersionId") \
+                and not params.get("IfMatch"):
+            client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V2)
+
+    event = "before-parameter-build.s3.DeleteObject"
+    poller.client.meta.events.register(event, sender_puts)
+    assert poller.poll().taken == 1
+    poller.client.meta.events.unregister(event, sender_puts)
+    later = poller.poll()
+    assert (later.error, later.taken) == (None, 1)
+    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(V1), len(V2)]
+    assert keys(client, name, "incoming/") == []
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_delete_moved_version_deletes_the_version_moved_and_only_it(sqlite_ctx, quirky,  # noqa: ANN001
+                                                                   conditional) -> None:
+    """Retention: by default the move leaves the version read as a noncurrent version (the
+    bucket's storage grows with every input: a lifecycle rule expires them). A source may
+    set delete_moved_version: the version moved, copied under processed/ and committed, is
+    deleted; the older version and the marker stay (the key stays hidden)."""
+    store, name, client = quirky
+    if not conditional:
+        store.refuse = _no_conditional_delete
+    _versioned(client, name)
+    client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V1)
+    client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V2)
+    source = bucket_source(name, after="move", delete_moved_version=True)
+    poller = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint)
+    assert (poller.poll().taken, poller.poll().taken) == (1, 0)
+    assert _versions(client, name, "incoming/cr.hl7") == ([V1], 1)
+    moved = client.get_object(Bucket=name, Key="processed/incoming/cr.hl7")["Body"].read()
+    assert moved == V2
+
+
+def test_delete_moved_version_is_a_move_setting() -> None:
+    from pipelines.settings import SettingsError, _buckets
+
+    conf = {"bucket": "dmp-drop", "prefix": "synlab/", "after": "move"}
+    assert _buckets({"lab": conf | {"delete_moved_version": True}})[0].delete_moved_version
+    assert not _buckets({"lab": conf})[0].delete_moved_version
+    with pytest.raises(SettingsError, match="only with after = 'move'"):
+        _buckets({"lab": conf | {"after": "tag", "delete_moved_version": True}})
+    with pytest.raises(SettingsError, match="true or false"):
+        _buckets({"lab": conf | {"delete_moved_version": "yes"}})
