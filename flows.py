@@ -25,7 +25,7 @@ from prefect import flow, task
 
 from connectors.files import grouped, iter_files, read_files
 from pipelines.intake import intake
-from pipelines.intake_stream import intake_file, is_large_hl7
+from pipelines.intake_stream import intake_file, intake_path, is_large, is_large_hl7
 from pipelines.ledger import claim_batch
 from pipelines.local_server import (  # noqa: F401 (the commands' side, re-exported)
     DEFAULT_IDLE_SECONDS,
@@ -64,12 +64,16 @@ def intake_files(paths: list[str], source: str) -> dict:
     batch_ids: list[int] = []
     every = list(iter_files(paths))
     large = [p for p in every if is_large_hl7(p)]  # streamed, never read whole
-    files = read_files([p for p in every if p not in large], source)
+    big = [p for p in every if p not in large and is_large(p)]  # CDA, PDF...: streamed too
+    files = read_files([p for p in every if p not in large and p not in big], source)
     for chunk in grouped(files, INTAKE_CHUNK, CHUNK_BYTES):
         for result in intake(ctx.engine, ctx.archive, chunk):
             ids.extend(result.message_ids)
             if result.batch_id is not None:
                 batch_ids.append(result.batch_id)
+    for path in big:
+        ids.extend(intake_path(ctx.engine, ctx.archive, path, source=source,
+                               peer=str(path.parent), file_name=path.name).message_ids)
     for path in large:
         result = intake_file(ctx.engine, ctx.archive, path, source=source,
                              peer=str(path.parent), file_name=path.name)

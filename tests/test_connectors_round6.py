@@ -8,8 +8,11 @@ import os
 
 import pytest
 
+import flows
 from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
+from pipelines.archive import DirectoryArchive
+from pipelines.process import drain
 from tests.s3_quirks import QuirkyStore
 from tests.test_folder_connector import files_under
 from tests.test_folder_connector import source as folder_source
@@ -183,3 +186,71 @@ def test_delete_moved_version_is_a_move_setting() -> None:
         _buckets({"lab": conf | {"after": "tag", "delete_moved_version": True}})
     with pytest.raises(SettingsError, match="true or false"):
         _buckets({"lab": conf | {"delete_moved_version": "yes"}})
+
+
+# -- ingest: a file too large for its parser ---------------------------------------------------
+CDA_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">'
+            '<title>Compte rendu d\'imagerie médicale</title><!-- ').encode()
+
+
+def test_ingest_streams_a_huge_scan_and_the_worker_refuses_it_unread(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`dmp-ingest ingest` read a 60 MB scanned PDF or CDA whole (read_files), archived it,
+    and the worker read it whole again from the archive before the parser refused it as too
+    large (PDF_TOO_LARGE, CDA_TOO_LARGE at 50 MiB). Now a file over 16 MiB of any format is
+    streamed to the archive (hashed while copied), and the worker refuses a row over its
+    parser's limit by its size, without reading it: same stage, code and text as the parser,
+    bytes archived, so a rerun decides again. An ordinary report beside them is unchanged."""
+    import tracemalloc
+
+    from pipelines import input_limits
+
+    monkeypatch.setenv("DMP_HOME", str(tmp_path / "home"))
+    for name in ("DMP_CONFIG", "DMP_DATABASE_URL", "DMP_ARCHIVE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    drop = tmp_path / "imagerie"
+    drop.mkdir()
+    # 50 MiB for both parsers; 16 MiB here (files over it are streamed): less disk to write
+    size = 17 * 1024 * 1024
+    monkeypatch.setattr(input_limits, "PDF_MAX_BYTES", 16 * 1024 * 1024)
+    monkeypatch.setattr(input_limits, "CDA_MAX_BYTES", 16 * 1024 * 1024)
+    for name, head in (("scan IRM genou.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"),
+                       ("CR scanner thorax.xml", CDA_HEAD)):
+        with open(drop / name, "wb") as fh:  # sparse: made at once, read back as zeros
+            fh.write(head)
+            fh.truncate(size)
+    small = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    (drop / "bilan.hl7").write_bytes(small)
+    flows._context.cache_clear()
+    read: list[int] = []
+    real_get = DirectoryArchive.get
+
+    def get(self, sha: str) -> bytes:  # noqa: ANN001
+        data = real_get(self, sha)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(DirectoryArchive, "get", get)
+    try:
+        ctx = flows._context("ingest")
+        tracemalloc.start()
+        received = flows.intake_files.fn([str(drop)], "imagerie")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        drain(ctx)
+        rows = {r["file_name"]: r for r in ledger(ctx.engine)}
+    finally:
+        tracemalloc.stop()
+        flows._context.cache_clear()
+    assert peak < 8 * 1024 * 1024, peak
+    assert len(received["message_ids"]) == 3
+    assert max(read) < 1024 * 1024  # only the HL7 message was read back
+    pdf, cda = rows["scan IRM genou.pdf"], rows["CR scanner thorax.xml"]
+    assert (pdf["format"], pdf["size"], pdf["status"], pdf["stage"], pdf["error_code"]) == (
+        "pdf", size, "failed", "parse", "PDF_TOO_LARGE")
+    assert pdf["error_message"] == f"PDF of {size} bytes, over the limit of {16 * 1024 ** 2} bytes"
+    assert (cda["format"], cda["status"], cda["stage"], cda["error_code"]) == (
+        "cda", "failed", "parse", "CDA_TOO_LARGE")
+    assert rows["bilan.hl7"]["status"] != "failed"
+    for row in (pdf, cda):  # every byte archived
+        [blob] = list((tmp_path / "home").rglob(row["sha256"]))
+        assert blob.stat().st_size == size
