@@ -283,6 +283,8 @@ class BucketPoller:
             hint = AUTH_HINTS.get(code)
             if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
                 hint = _NO_TAGGING_HINT
+            if code == "RequestTimeTooSkewed":
+                hint = _skew_hint(exc)
             if code == "AuthorizationHeaderMalformed":  # boto3 follows a store naming its own
                 hint = ("the requests are signed for another region than the store's: set "
                         "region in the bucket source")
@@ -845,6 +847,44 @@ def _store_now(page: dict) -> datetime:
     if when is None or when.tzinfo is None:
         return datetime.now(UTC)
     return when
+
+
+def _skew_hint(exc: Exception) -> str:
+    """Why a store answers RequestTimeTooSkewed, and by how much: boto3 signs with this
+    host's clock and does not correct it, so every request of the poller (and the S3
+    archive's) is refused until the clock is set right; the code alone read like a store
+    fault. The skew is the store's ServerTime (AWS, MinIO, Ceph RGW send it beside our
+    RequestTime) or its Date header, against our clock."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    store = _when(error.get("ServerTime"))
+    ours = _when(error.get("RequestTime"))
+    if store is None:
+        date = getattr(exc, "response", {}).get("ResponseMetadata", {}).get(
+            "HTTPHeaders", {}).get("date")
+        store, ours = _when(date), datetime.now(UTC)
+    if store is None or ours is None:
+        return ("this host's clock is too far from the store's (S3 refuses requests signed "
+                "15 minutes off): synchronise it (NTP)")
+    minutes = round((ours - store).total_seconds() / 60)
+    way = "ahead of" if minutes > 0 else "behind"
+    return (f"this host's clock is about {abs(minutes)} min {way} the store's (S3 refuses "
+            f"requests signed 15 minutes off): synchronise it (NTP)")
+
+
+def _when(text: str | None) -> datetime | None:
+    """A time of an S3 error (ISO 8601 '2026-11-27T04:50:27Z', or compact '20261127T045027Z')
+    or an HTTP date; None when absent or unreadable."""
+    if not text:
+        return None
+    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%Y%m%dT%H%M%SZ"),
+                  parsedate_to_datetime):
+        try:
+            when = parse(text.strip().replace("Z", "+00:00") if parse is datetime.fromisoformat
+                         else text.strip())
+        except (TypeError, ValueError):
+            continue
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return None
 
 
 def _etag(value: str | None) -> str:

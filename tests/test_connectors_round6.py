@@ -254,3 +254,33 @@ def test_ingest_streams_a_huge_scan_and_the_worker_refuses_it_unread(tmp_path, m
     for row in (pdf, cda):  # every byte archived
         [blob] = list((tmp_path / "home").rglob(row["sha256"]))
         assert blob.stat().st_size == size
+
+
+# -- S3: this host's clock off the store's ----------------------------------------------------
+def _skewed(times: str):  # noqa: ANN202
+    def refuse(method: str, path: str, query: dict[str, list[str]],
+               headers: dict[str, str]) -> tuple[int, str, str]:
+        return 403, "RequestTimeTooSkewed", times
+    return refuse
+
+
+@pytest.mark.parametrize(("times", "offset", "said"), [
+    ("<RequestTime>20261127T045000Z</RequestTime><ServerTime>2026-11-27T05:12:00Z"
+     "</ServerTime><MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>", 0,
+     "about 22 min behind the store's"),
+    ("", -40 * 60, "about 40 min ahead of the store's"),  # no times: the store's Date header
+])
+def test_a_clock_off_the_stores_is_named_as_such(sqlite_ctx, quirky, times, offset,  # noqa: ANN001
+                                                 said) -> None:
+    """boto3 signs with this host's clock and never corrects it: a VM whose clock drifted
+    (no NTP towards the outside in a hospital network) had every request refused with
+    RequestTimeTooSkewed, and the poll said only that code. It now says the clock is off,
+    by how much and which way, from the store's ServerTime or its Date header."""
+    store, name, client = quirky
+    client.put_object(Bucket=name, Key="incoming/bilan.hl7", Body=V1)
+    store.refuse = _skewed(times)
+    store.clock_offset = offset
+    result = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint).poll()
+    assert result.taken == 0 and "RequestTimeTooSkewed: this host's clock is " in result.error
+    assert said in result.error and "synchronise it (NTP)" in result.error
