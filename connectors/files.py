@@ -22,6 +22,14 @@ SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~"
 SKIPPED_PREFIXES = (".", "~$")
 # Files Windows Explorer writes by itself into a shared folder (thumbnails, folder settings)
 SKIPPED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+# A Windows file's alternate data streams, stored as files of their own beside it: by WSL and
+# Linux tools copying from Windows ('x.pdf:Zone.Identifier', the "downloaded from the
+# Internet" mark), by Samba's streams_depot/catia mapping (':' written as U+F022), by macOS
+# over SMB (AFP_AfpInfo, AFP_Resource, com.apple.* extended attributes). Only these stream
+# names: ':' is a legal character in a Linux or SFTP sender's file name ('CR 12:30.hl7').
+STREAM_SEPARATORS = (":", "\uf022")
+SKIPPED_STREAMS = ("zone.identifier", "smartscreen", "afp_afpinfo", "afp_resource",
+                   "com.apple.", "com.dropbox.", "encryptable", "$data")
 # Folders a NAS or an operating system keeps inside a shared folder: recycle bins (what a
 # sender deleted), snapshots (every file again), indexers' thumbnails and streams, a volume's
 # lost+found. Synology: #recycle, #snapshot, @eaDir; QNAP: @Recycle, @Recently-Snapshot;
@@ -34,14 +42,24 @@ SYSTEM_FOLDERS = frozenset({"#recycle", "#snapshot", "@eadir", "@recycle", "@rec
 
 def is_temporary(name: str) -> bool:
     """A name never taken: hidden files, temporary upload names, Office owner files,
-    Explorer's own files and the system folders of a NAS. They are not what a sender meant
-    to send (an upload in progress, an editor's lock, a thumbnail cache, a recycle bin or a
-    snapshot); taking one would archive a cut file, move a lock from under the program
-    holding it, file what a sender withdrew, or fill the failures list with what nobody
-    sent."""
+    Explorer's own files, Windows streams kept as files and the system folders of a NAS.
+    They are not what a sender meant to send (an upload in progress, an editor's lock, a
+    thumbnail cache, a download mark, a recycle bin or a snapshot); taking one would archive
+    a cut file, move a lock from under the program holding it, file what a sender withdrew,
+    or fill the failures list with what nobody sent."""
     lower = name.lower()
     return (name.startswith(SKIPPED_PREFIXES) or lower.endswith(SKIPPED_SUFFIXES)
-            or lower in SKIPPED_NAMES or lower in SYSTEM_FOLDERS)
+            or lower in SKIPPED_NAMES or lower in SYSTEM_FOLDERS or _is_stream(lower))
+
+
+def _is_stream(lower: str) -> bool:
+    """A Windows alternate data stream kept as a file ('x.pdf:Zone.Identifier'): taken, each
+    was a failed import of no known format ('[ZoneTransfer] ZoneId=3') beside the report."""
+    for separator in STREAM_SEPARATORS:
+        _, found, stream = lower.rpartition(separator)
+        if found and stream.startswith(SKIPPED_STREAMS):
+            return True
+    return False
 
 
 class InputPathError(ValueError):

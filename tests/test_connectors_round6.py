@@ -284,3 +284,32 @@ def test_a_clock_off_the_stores_is_named_as_such(sqlite_ctx, quirky, times, offs
                           endpoint_url=store.endpoint).poll()
     assert result.taken == 0 and "RequestTimeTooSkewed: this host's clock is " in result.error
     assert said in result.error and "synchronise it (NTP)" in result.error
+
+
+# -- folders: Windows streams kept as files --------------------------------------------------
+def test_windows_streams_beside_a_report_are_not_taken(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """A report copied from Windows by WSL or a Linux tool arrives with its download mark
+    as a file of its own ('x.pdf:Zone.Identifier'; Samba's catia mapping writes the ':' as
+    U+F022; macOS over SMB leaves AFP_AfpInfo): each was recorded, failed UNKNOWN_FORMAT,
+    and sat in the failures list beside every report. They are left alone now; a name
+    with ':' that is no stream (a Linux sender's 'CR 12:30.hl7') is still taken."""
+    from connectors.files import iter_files
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    report = (HL7 / "01_labm_nfs.hl7").read_bytes()
+    mark = b"[ZoneTransfer]\r\nZoneId=3\r\nHostUrl=https://labo.example.fr/\r\n"
+    (drop / "Résultats Hélène.hl7").write_bytes(report)
+    for stream in ("Résultats Hélène.hl7:Zone.Identifier",
+                   "Résultats Hélène.hl7\uf022Zone.Identifier",
+                   "Résultats Hélène.hl7:AFP_AfpInfo",
+                   "Résultats Hélène.hl7:com.apple.quarantine"):
+        (drop / stream).write_bytes(mark)
+    (drop / "CR 12:30.hl7").write_bytes(report + b"NTE|1||second envoi\r")
+    assert sorted(p.name for p in iter_files([drop])) == ["CR 12:30.hl7",
+                                                         "Résultats Hélène.hl7"]
+    poller = FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 2)
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == [
+        "CR 12:30.hl7", "Résultats Hélène.hl7"]
