@@ -190,6 +190,7 @@ class BucketPoller:
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
+        self._versions_listable = True  # False once ListObjectVersions was refused (logged)
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
@@ -634,9 +635,23 @@ class BucketPoller:
         after the newer ones (and the version read, kept by default, was gone for good).
         A put between our read and our marker is hidden by it: the marker is then removed
         again (only it), that object is taken at the next poll."""
+        from botocore.exceptions import ClientError
+
         client, bucket = self.client, self.source.bucket
         marker = client.delete_object(Bucket=bucket, Key=obj.key).get("VersionId")
-        listed = client.list_object_versions(Bucket=bucket, Prefix=obj.key, MaxKeys=100)
+        try:
+            listed = client.list_object_versions(Bucket=bucket, Prefix=obj.key, MaxKeys=100)
+        except ClientError as exc:
+            if _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
+                raise
+            # moved all the same (copied, hidden): only the check for a put since is missing
+            if self._versions_listable:
+                log.warning("bucket source %s: the store refuses ListObjectVersions (%s): a "
+                            "put in the instant between our read and our delete marker "
+                            "cannot be found (grant s3:ListBucketVersions)", self.source.id,
+                            _code(exc))
+            self._versions_listable = False
+            return
         versions = [v for v in listed.get("Versions", []) if v["Key"] == obj.key]
         # a key's versions are listed newest first (LastModified is to the second on many
         # stores: two puts in one second tie)

@@ -313,3 +313,25 @@ def test_windows_streams_beside_a_report_are_not_taken(sqlite_ctx, tmp_path) -> 
     assert (result.error, result.taken) == (None, 2)
     assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == [
         "CR 12:30.hl7", "Résultats Hélène.hl7"]
+
+
+def test_a_move_without_permission_to_list_versions_still_completes(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """The poller's policy may grant delete and copy but not s3:ListBucketVersions: the
+    object is moved all the same (copied, hidden by the marker), once, with a warning;
+    not 'recorded but not moved' at every poll."""
+    store, name, client = quirky
+
+    def refuse(method, path, query, headers):  # noqa: ANN001, ANN202
+        if method == "GET" and "versions" in query:
+            return 403, "AccessDenied"
+        return _no_conditional_delete(method, path, query, headers)
+
+    store.refuse = refuse
+    _versioned(client, name)
+    client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V1)
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    result = poller.poll()
+    assert (result.error, result.taken) == (None, 1)
+    assert keys(client, name) == ["processed/incoming/cr.hl7"]
+    assert (poller.poll().error, poller.poll().taken) == (None, 0)
