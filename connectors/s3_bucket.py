@@ -11,7 +11,11 @@ Marking (``after``):
 - ``tag`` (default): the object stays where it is and gets the tag ``dmp-intake=done`` (its
   other tags kept) and ``dmp-intake-import=<first import id>``. Objects tagged ``done`` or
   ``refused`` are skipped (one GetObjectTagging per object and process; then remembered by
-  key and ETag, so a poller does not ask again for the objects it already knows).
+  a digest of key, ETag and LastModified, so a poller does not ask again for the objects it
+  already knows; at most ``remember_max``, a million: past it the others' tags are read at
+  every poll, with a warning. Objects tagged done stay under the prefix, listed at every
+  poll: ``move``, or a lifecycle rule expiring objects tagged ``dmp-intake=done``, keeps
+  both the listing and the memory small).
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
   from under the prefix. On a versioned bucket that is a delete marker: the version read
@@ -104,6 +108,9 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+# objects a poller remembers taken (16 bytes each: about 80 MB with the set's own cost);
+# past it their tags are read again at every poll (_Remembered)
+REMEMBER_MAX = 1_000_000
 COPY_LIMIT = 5 * 1024 ** 3  # CopyObject's limit on S3 and most compatible stores
 PART_BYTES = 1024 ** 3  # each part of a multipart copy (S3: 5 MiB to 5 GiB, 10,000 parts)
 # What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
@@ -162,6 +169,45 @@ class _Object:
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
 
 
+def _digest(ident: tuple[str, str, str]) -> bytes:
+    """16 bytes for an object's (key, ETag, LastModified): what a poller remembers."""
+    return hashlib.blake2b("\0".join(ident).encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()
+
+
+class _Remembered:
+    """The objects a poller knows taken (tagged done or refused, or marked by it), by digest,
+    at most ``limit``. With after = "tag" every object stays under the prefix: remembered by
+    their (key, ETag, LastModified) tuples, a poller's memory grew with the bucket for ever,
+    about 400 bytes an object (a laboratory's year: millions). Now 16-byte digests, and
+    none past ``limit``: an object not remembered is looked at as a new one, its tag read
+    (GetObjectTagging) and found done: never taken twice, never missed, only dearer."""
+
+    __slots__ = ("digests", "full", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.digests: set[bytes] = set()
+        self.full = False  # one was left out for want of room
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self.digests
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def add(self, digest: bytes) -> None:
+        if len(self.digests) < self.limit or digest in self.digests:
+            self.digests.add(digest)
+        else:
+            self.full = True
+
+    def update(self, other: _Remembered) -> None:
+        for digest in other.digests:
+            self.add(digest)
+        self.full = self.full or other.full
+
+
 class BucketPoller:
     """Polls one declared bucket prefix; ``poll()`` is synchronous (serve runs it in a thread).
     """
@@ -170,7 +216,7 @@ class BucketPoller:
                  endpoint_url: str | None = None, client=None,  # noqa: ANN001
                  on_intake: Callable[[], None] | None = None,
                  stop_event: threading.Event | None = None, concurrency: int = 8,
-                 list_page_size: int = 1000) -> None:
+                 list_page_size: int = 1000, remember_max: int = REMEMBER_MAX) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
         self.endpoint_url = source.endpoint_url or endpoint_url
@@ -180,7 +226,10 @@ class BucketPoller:
         self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
         self._own_client = False  # True when self._client was made here (see client)
-        self._known: dict[tuple[str, str, str], str] = {}  # _Object.ident -> done/refused
+        # objects taken (tagged or marked), not looked at again: at most remember_max
+        self.remember_max = remember_max
+        self._known = _Remembered(remember_max)
+        self._said_full = False  # the warning that remember_max was reached, given
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -238,7 +287,7 @@ class BucketPoller:
         result = PollResult(self.source.id)
         self._unreadable = {}
         self._missing_before, self._missing = self._missing, set()
-        seen: dict[tuple[str, str, str], str] = {}
+        seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
         try:
@@ -254,6 +303,12 @@ class BucketPoller:
                         self._unmarked.pop(gone, None)
                 else:
                     self._known.update(seen)
+            if self._known.full and not self._said_full:
+                self._said_full = True
+                log.warning("bucket source %s: more than %d objects taken stay under the "
+                            "prefix; the others' tags are read again at every poll (use after "
+                            "= \"move\", or a lifecycle rule expiring objects tagged "
+                            "dmp-intake=done)", self.source.id, self.remember_max)
         except (BotoCoreError, ClientError, ListingStuck) as exc:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
@@ -297,8 +352,7 @@ class BucketPoller:
             return "no S3 credentials (environment or AWS profile)"
         return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
 
-    def _chunks(self, seen: dict[tuple[str, str, str], str],
-                listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
+    def _chunks(self, seen: _Remembered, listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
         """Objects to look at, listed page by page, in groups bounded in count and bytes."""
         skip = ()
         if self.source.after == "move":
@@ -317,9 +371,9 @@ class BucketPoller:
                 if settle and modified is not None and modified > newest:
                     continue  # still being written, maybe: looked at again next poll
                 ident = (key, etag, str(modified or ""))
-                known = self._known.get(ident)
-                if known is not None:
-                    seen[ident] = known
+                digest = _digest(ident)
+                if digest in self._known:
+                    seen.add(digest)
                     continue
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
@@ -385,7 +439,7 @@ class BucketPoller:
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
-              seen: dict[tuple[str, str, str], str], result: PollResult) -> bool:
+              seen: _Remembered, result: PollResult) -> bool:
         fetched = [obj for obj in pool.map(self._fetch, chunk) if obj is not None]
         todo, marks = [], []
         for obj in fetched:
@@ -396,7 +450,7 @@ class BucketPoller:
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
-                seen[obj.ident] = (obj.tags or {}).get(TAG, DONE)
+                seen.add(_digest(obj.ident))
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -407,20 +461,20 @@ class BucketPoller:
         return recorded is not None
 
     def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
-               seen: dict[tuple[str, str, str], str], result: PollResult) -> None:
+               seen: _Remembered, result: PollResult) -> None:
         """Mark recorded objects; those the endpoint did not let us mark wait for the next
         poll (remembered by this poller: intake is not asked twice for one object)."""
         marked = list(pool.map(lambda m: self._mark(*m), marks))
         failed = 0
         for mark, done in zip(marks, marked, strict=True):
-            obj, status = mark[0], mark[1]
+            obj = mark[0]
             if done is None:
                 self._unmarked[(obj.key, obj.etag)] = mark
                 failed += 1
                 continue
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
-                seen[obj.ident] = status
+                seen.add(_digest(obj.ident))
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "

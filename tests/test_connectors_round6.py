@@ -335,3 +335,33 @@ def test_a_move_without_permission_to_list_versions_still_completes(sqlite_ctx, 
     assert (result.error, result.taken) == (None, 1)
     assert keys(client, name) == ["processed/incoming/cr.hl7"]
     assert (poller.poll().error, poller.poll().taken) == (None, 0)
+
+
+# -- S3: tag mode remembers a bounded number of objects ---------------------------------------
+def test_tag_mode_remembers_at_most_remember_max_objects_and_takes_none_twice(sqlite_ctx,  # noqa: ANN001
+                                                                              quirky) -> None:
+    """With after = "tag" the objects stay under the prefix and the poller remembered every
+    one it had taken, as tuples of strings, for ever: its memory grew with the bucket. Now
+    digests, at most remember_max: the objects past it have their tag read again at every
+    poll, are found done and never taken twice; a new object is still taken."""
+    store, name, client = quirky
+    for n in range(5):
+        client.put_object(Bucket=name, Key=f"incoming/2026/11/cr-{n}.hl7",
+                          Body=V1 + f"NTE|{n + 1}||Prélèvement n°{n}\r".encode())
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint, remember_max=3)
+    assert poller.poll().taken == 5
+    assert len(poller._known) == 3
+
+    def tag_reads() -> int:
+        return sum(1 for method, _, query in store.seen if method == "GET" and "tagging" in query)
+
+    for _ in range(2):
+        before = tag_reads()
+        again = poller.poll()
+        assert (again.error, again.taken) == (None, 0)
+        assert tag_reads() - before == 2  # the two not remembered, and only them
+        assert len(poller._known) == 3
+    client.put_object(Bucket=name, Key="incoming/2026/11/cr-new.hl7", Body=V2)
+    assert poller.poll().taken == 1
+    assert len(ledger(sqlite_ctx.engine)) == 6
