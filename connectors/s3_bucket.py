@@ -76,6 +76,7 @@ second copy is recorded as a byte-identical repeat and never filed twice).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -108,6 +109,8 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+# Requests of ours whose body S3 says must carry a checksum: sent with Content-MD5 too
+MD5_OPERATIONS = ("PutObjectTagging",)
 # objects a poller remembers taken (16 bytes each: about 80 MB with the set's own cost);
 # past it their tags are read again at every poll (_Remembered)
 REMEMBER_MAX = 1_000_000
@@ -261,6 +264,8 @@ class BucketPoller:
                 config=Config(retries={"max_attempts": 3, "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
+            for operation in MD5_OPERATIONS:
+                self._client.meta.events.register(f"before-sign.s3.{operation}", _content_md5)
             self._own_client = True
         return self._client
 
@@ -916,6 +921,20 @@ def _store_now(page: dict) -> datetime:
     if when is None or when.tzinfo is None:
         return datetime.now(UTC)
     return when
+
+
+def _content_md5(request, **_: object) -> None:  # noqa: ANN001
+    """Content-MD5 on a request whose body S3's model says must carry a checksum. botocore
+    1.36 and later send a CRC32 there instead; MinIO before 2025, Ceph RGW before Squid and
+    other S3-compatible stores refuse such a request without Content-MD5 (MissingContentMD5,
+    InvalidRequest): every tag was refused after intake, 'recorded but not tagged' at every
+    poll, and a restarted poller recorded every object again. AWS accepts both headers."""
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if isinstance(body, bytes) and "Content-MD5" not in request.headers:
+        request.headers["Content-MD5"] = base64.b64encode(
+            hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
 
 
 def _skew_hint(exc: Exception) -> str:

@@ -24,6 +24,7 @@ from tests.test_s3_connector import (  # noqa: F401 - fixtures
     keys,
     ledger,
     s3_server,
+    tags,
 )
 
 
@@ -365,3 +366,37 @@ def test_tag_mode_remembers_at_most_remember_max_objects_and_takes_none_twice(sq
     client.put_object(Bucket=name, Key="incoming/2026/11/cr-new.hl7", Body=V2)
     assert poller.poll().taken == 1
     assert len(ledger(sqlite_ctx.engine)) == 6
+
+
+# -- S3: stores that want Content-MD5 ---------------------------------------------------------
+def test_tags_reach_a_store_that_requires_content_md5(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """botocore 1.36 stopped sending Content-MD5 (a CRC32 instead) on requests whose body
+    must carry a checksum; MinIO before 2025 and older Ceph RGW refuse PutObjectTagging
+    without it (MissingContentMD5). Every object was recorded, then 'not tagged; done at
+    the next poll' for ever. The poller's requests carry Content-MD5 again (the right one)."""
+    import base64
+    import hashlib
+
+    store, name, client = quirky
+    bodies: list[tuple[str, bytes]] = []
+
+    def needs_md5(method, path, query, headers):  # noqa: ANN001, ANN202
+        if method == "PUT" and "tagging" in query and not any(
+                k.lower() == "content-md5" for k in headers):
+            return 400, "MissingContentMD5"
+        return None
+
+    def keep(method, path, query, headers, body):  # noqa: ANN001, ANN202
+        if method == "PUT" and "tagging" in query:
+            bodies.append((next(v for k, v in headers.items() if k.lower() == "content-md5"),
+                           body))
+        return headers, body
+
+    store.refuse, store.alter = needs_md5, keep
+    client.put_object(Bucket=name, Key="incoming/bilan.hl7", Body=V1)
+    result = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint).poll()
+    assert (result.error, result.taken) == (None, 1)
+    assert tags(client, name, "incoming/bilan.hl7")["dmp-intake"] == "done"
+    assert bodies and all(md5 == base64.b64encode(hashlib.md5(body).digest()).decode()
+                          for md5, body in bodies)
