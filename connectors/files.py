@@ -62,6 +62,36 @@ def _is_stream(lower: str) -> bool:
     return False
 
 
+PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
+WIRE_HEX = "hex:"  # a path sent over JSON as the hex of its bytes (to_wire)
+
+
+def shown(text: str, limit: int) -> str:
+    """A name for the ledger: bytes that are not UTF-8 as \\xNN, cut to the column's size."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def to_wire(path: str | Path) -> str:
+    """A path as a flow parameter (Prefect sends them as JSON, in UTF-8). A name that is not
+    UTF-8 (a Windows host's CP1252 'Résultat.hl7' on an NFS or SMB share without charset
+    mapping) holds surrogates that UTF-8 cannot encode: `ingest` of its folder stopped
+    with a traceback before anything was taken. Such a path (and one that begins with the
+    marker) goes as ``hex:`` and the hex of its bytes; any other as it is."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return WIRE_HEX + os.fsencode(text).hex()
+    return WIRE_HEX + os.fsencode(text).hex() if text.startswith(WIRE_HEX) else text
+
+
+def from_wire(text: str) -> str:
+    """The path ``to_wire`` sent."""
+    return os.fsdecode(bytes.fromhex(text[len(WIRE_HEX):])) if text.startswith(WIRE_HEX) \
+        else text
+
+
 class InputPathError(ValueError):
     """A path given by the user does not exist or cannot be read."""
 
@@ -88,8 +118,9 @@ def read_files(paths: Iterable[str | Path], source: str,
             data = path.read_bytes()
         except OSError as exc:
             raise InputPathError(f"cannot read {path}: {exc.strerror}") from exc
-        yield Received(data=data, source=source, channel=channel, peer=str(path.parent),
-                       file_name=path.name, received_at=datetime.now(UTC))
+        yield Received(data=data, source=source, channel=channel,
+                       peer=shown(str(path.parent), PEER_MAX),
+                       file_name=shown(path.name, FILE_NAME_MAX), received_at=datetime.now(UTC))
 
 
 def grouped(items: Iterable[Received], count: int, size: int) -> Iterator[list[Received]]:

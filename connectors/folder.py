@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.files import is_temporary
+from connectors.files import FILE_NAME_MAX, PEER_MAX, is_temporary, shown
 from pipelines.archive import ArchiveError
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, intake
@@ -81,7 +81,6 @@ CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
-PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
 # An empty file is refused, not processed: its sender wrote nothing, or created it and had not
 # begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
 # later empty file of the source would be a 'duplicate' of the first, out of the failures list.
@@ -122,12 +121,6 @@ def outage_text(exc: BaseException) -> str:
     if isinstance(exc, ArchiveError):
         return f"archive unavailable: {exc}"
     return f"store or archive unavailable ({type(exc).__name__})"
-
-
-def shown(text: str, limit: int) -> str:
-    """A name for the ledger: bytes that are not UTF-8 as \\xNN, cut to the column's size."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @dataclass

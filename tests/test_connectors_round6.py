@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flows
 from connectors.folder import FolderPoller
@@ -400,3 +402,53 @@ def test_tags_reach_a_store_that_requires_content_md5(sqlite_ctx, quirky) -> Non
     assert tags(client, name, "incoming/bilan.hl7")["dmp-intake"] == "done"
     assert bodies and all(md5 == base64.b64encode(hashlib.md5(body).digest()).decode()
                           for md5, body in bodies)
+
+
+# -- ingest: file names a Windows host wrote in CP1252 ----------------------------------------
+def test_ingest_of_a_folder_with_cp1252_names(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """A share written by a Windows host without charset mapping holds names in CP1252
+    ('Résultat Hélène.hl7' as b'R\\xe9sultat H\\xe9l\\xe8ne.hl7'). `ingest` of that folder
+    stopped with a traceback: the file list, a Prefect flow parameter, is sent as UTF-8
+    JSON, which cannot hold the name; past it, the ledger could not store the name either.
+    Paths now cross as ``hex:`` when they are not UTF-8, and names are recorded as the
+    folder poller records them (\\xNN)."""
+    import json
+
+    from connectors.files import from_wire, iter_files, to_wire
+
+    monkeypatch.setenv("DMP_HOME", str(tmp_path / "home"))
+    for name in ("DMP_CONFIG", "DMP_DATABASE_URL", "DMP_ARCHIVE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    drop = tmp_path / "labo"
+    drop.mkdir()
+    cp1252 = os.fsdecode("Résultat Hélène.hl7".encode("cp1252"))
+    (drop / cp1252).write_bytes(V1)
+    (drop / "hex:bilan créatinine.hl7").write_bytes(V2)  # the marker itself, as a name
+    files = [to_wire(p) for p in iter_files([drop])]
+    json.dumps(files, ensure_ascii=False).encode("utf-8")  # what Prefect does with them
+    assert sorted(from_wire(f) for f in files) == sorted(str(p) for p in iter_files([drop]))
+    flows._context.cache_clear()
+    try:
+        ctx = flows._context("ingest")
+        received = flows.intake_files.fn(files, "labo")
+        rows = ledger(ctx.engine)
+    finally:
+        flows._context.cache_clear()
+    assert len(received["message_ids"]) == 2
+    assert sorted(r["file_name"] for r in rows) == ["R\\xe9sultat H\\xe9l\\xe8ne.hl7",
+                                                    "hex:bilan créatinine.hl7"]
+    assert {r["peer"] for r in rows} == {str(drop)}
+
+
+@given(st.binary(min_size=1, max_size=40).filter(lambda b: b"/" not in b and b"\0" not in b))
+@settings(max_examples=200, deadline=None)
+def test_any_file_name_crosses_to_a_flow_and_back(name: bytes) -> None:
+    """Whatever bytes a file name holds, its path crosses the JSON boundary and comes back."""
+    import json
+
+    from connectors.files import from_wire, to_wire
+
+    path = "/srv/depot/" + os.fsdecode(name)
+    wire = to_wire(path)
+    json.dumps([wire], ensure_ascii=False).encode("utf-8")
+    assert from_wire(wire) == path
