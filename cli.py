@@ -165,10 +165,10 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
 
 # -- ingest ---------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from connectors.files import InputPathError, iter_files
+    from connectors.files import InputPathError, iter_files, to_wire
 
     try:
-        files = [str(p) for p in iter_files(args.paths)]
+        files = [to_wire(p) for p in iter_files(args.paths)]
     except InputPathError as exc:
         raise UserError(str(exc)) from None
     ctx = _context()  # fail early (exit 3) when the store or archive is unreachable

@@ -23,9 +23,17 @@ from typing import IO
 
 from prefect import flow, task
 
-from connectors.files import grouped, iter_files, read_files
+from connectors.files import (
+    FILE_NAME_MAX,
+    PEER_MAX,
+    from_wire,
+    grouped,
+    iter_files,
+    read_files,
+    shown,
+)
 from pipelines.intake import intake
-from pipelines.intake_stream import intake_file, is_large_hl7
+from pipelines.intake_stream import intake_file, intake_path, is_large, is_large_hl7
 from pipelines.ledger import claim_batch
 from pipelines.local_server import (  # noqa: F401 (the commands' side, re-exported)
     DEFAULT_IDLE_SECONDS,
@@ -62,17 +70,23 @@ def intake_files(paths: list[str], source: str) -> dict:
     ctx = _context("ingest")
     ids: list[int] = []
     batch_ids: list[int] = []
-    every = list(iter_files(paths))
+    every = list(iter_files([from_wire(p) for p in paths]))
     large = [p for p in every if is_large_hl7(p)]  # streamed, never read whole
-    files = read_files([p for p in every if p not in large], source)
+    big = [p for p in every if p not in large and is_large(p)]  # CDA, PDF...: streamed too
+    files = read_files([p for p in every if p not in large and p not in big], source)
     for chunk in grouped(files, INTAKE_CHUNK, CHUNK_BYTES):
         for result in intake(ctx.engine, ctx.archive, chunk):
             ids.extend(result.message_ids)
             if result.batch_id is not None:
                 batch_ids.append(result.batch_id)
+    for path in big:
+        ids.extend(intake_path(ctx.engine, ctx.archive, path, source=source,
+                               peer=shown(str(path.parent), PEER_MAX),
+                               file_name=shown(path.name, FILE_NAME_MAX)).message_ids)
     for path in large:
         result = intake_file(ctx.engine, ctx.archive, path, source=source,
-                             peer=str(path.parent), file_name=path.name)
+                             peer=shown(str(path.parent), PEER_MAX),
+                             file_name=shown(path.name, FILE_NAME_MAX))
         ids.extend(result.message_ids)
         batch_ids.append(result.batch_id)
     return {"message_ids": ids, "batch_ids": batch_ids}

@@ -22,6 +22,14 @@ SKIPPED_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", "~"
 SKIPPED_PREFIXES = (".", "~$")
 # Files Windows Explorer writes by itself into a shared folder (thumbnails, folder settings)
 SKIPPED_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+# A Windows file's alternate data streams, stored as files of their own beside it: by WSL and
+# Linux tools copying from Windows ('x.pdf:Zone.Identifier', the "downloaded from the
+# Internet" mark), by Samba's streams_depot/catia mapping (':' written as U+F022), by macOS
+# over SMB (AFP_AfpInfo, AFP_Resource, com.apple.* extended attributes). Only these stream
+# names: ':' is a legal character in a Linux or SFTP sender's file name ('CR 12:30.hl7').
+STREAM_SEPARATORS = (":", "\uf022")
+SKIPPED_STREAMS = ("zone.identifier", "smartscreen", "afp_afpinfo", "afp_resource",
+                   "com.apple.", "com.dropbox.", "encryptable", "$data")
 # Folders a NAS or an operating system keeps inside a shared folder: recycle bins (what a
 # sender deleted), snapshots (every file again), indexers' thumbnails and streams, a volume's
 # lost+found. Synology: #recycle, #snapshot, @eaDir; QNAP: @Recycle, @Recently-Snapshot;
@@ -34,14 +42,54 @@ SYSTEM_FOLDERS = frozenset({"#recycle", "#snapshot", "@eadir", "@recycle", "@rec
 
 def is_temporary(name: str) -> bool:
     """A name never taken: hidden files, temporary upload names, Office owner files,
-    Explorer's own files and the system folders of a NAS. They are not what a sender meant
-    to send (an upload in progress, an editor's lock, a thumbnail cache, a recycle bin or a
-    snapshot); taking one would archive a cut file, move a lock from under the program
-    holding it, file what a sender withdrew, or fill the failures list with what nobody
-    sent."""
+    Explorer's own files, Windows streams kept as files and the system folders of a NAS.
+    They are not what a sender meant to send (an upload in progress, an editor's lock, a
+    thumbnail cache, a download mark, a recycle bin or a snapshot); taking one would archive
+    a cut file, move a lock from under the program holding it, file what a sender withdrew,
+    or fill the failures list with what nobody sent."""
     lower = name.lower()
     return (name.startswith(SKIPPED_PREFIXES) or lower.endswith(SKIPPED_SUFFIXES)
-            or lower in SKIPPED_NAMES or lower in SYSTEM_FOLDERS)
+            or lower in SKIPPED_NAMES or lower in SYSTEM_FOLDERS or _is_stream(lower))
+
+
+def _is_stream(lower: str) -> bool:
+    """A Windows alternate data stream kept as a file ('x.pdf:Zone.Identifier'): taken, each
+    was a failed import of no known format ('[ZoneTransfer] ZoneId=3') beside the report."""
+    for separator in STREAM_SEPARATORS:
+        _, found, stream = lower.rpartition(separator)
+        if found and stream.startswith(SKIPPED_STREAMS):
+            return True
+    return False
+
+
+PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
+WIRE_HEX = "hex:"  # a path sent over JSON as the hex of its bytes (to_wire)
+
+
+def shown(text: str, limit: int) -> str:
+    """A name for the ledger: bytes that are not UTF-8 as \\xNN, cut to the column's size."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def to_wire(path: str | Path) -> str:
+    """A path as a flow parameter (Prefect sends them as JSON, in UTF-8). A name that is not
+    UTF-8 (a Windows host's CP1252 'Résultat.hl7' on an NFS or SMB share without charset
+    mapping) holds surrogates that UTF-8 cannot encode: `ingest` of its folder stopped
+    with a traceback before anything was taken. Such a path (and one that begins with the
+    marker) goes as ``hex:`` and the hex of its bytes; any other as it is."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return WIRE_HEX + os.fsencode(text).hex()
+    return WIRE_HEX + os.fsencode(text).hex() if text.startswith(WIRE_HEX) else text
+
+
+def from_wire(text: str) -> str:
+    """The path ``to_wire`` sent."""
+    return os.fsdecode(bytes.fromhex(text[len(WIRE_HEX):])) if text.startswith(WIRE_HEX) \
+        else text
 
 
 class InputPathError(ValueError):
@@ -70,8 +118,9 @@ def read_files(paths: Iterable[str | Path], source: str,
             data = path.read_bytes()
         except OSError as exc:
             raise InputPathError(f"cannot read {path}: {exc.strerror}") from exc
-        yield Received(data=data, source=source, channel=channel, peer=str(path.parent),
-                       file_name=path.name, received_at=datetime.now(UTC))
+        yield Received(data=data, source=source, channel=channel,
+                       peer=shown(str(path.parent), PEER_MAX),
+                       file_name=shown(path.name, FILE_NAME_MAX), received_at=datetime.now(UTC))
 
 
 def grouped(items: Iterable[Received], count: int, size: int) -> Iterator[list[Received]]:

@@ -21,10 +21,13 @@ One poll:
    ``*.partial``, ``*~``), Office owner files (``~$x``), Explorer's ``Thumbs.db`` and
    ``desktop.ini``, and the folders of a NAS or of Windows (``#recycle``, ``@eaDir``,
    ``~snapshot``, ``$RECYCLE.BIN``... see connectors/files.py) are skipped. A file is *settled*
-   when it was seen unchanged (size, mtime, inode) by scans at least ``settle_seconds``
-   apart and its mtime is at least ``settle_seconds`` old; a poller's first poll scans,
-   waits ``settle_seconds`` and scans again. A settled file its writer holds locked, or
-   holds open for writing on this host (sftp-server, smbd), is left until it lets go.
+   when it was seen unchanged (size, mtime, inode, ctime, allocated blocks: a Windows copy
+   over SMB sets the final size first and then fills the file, and a copy keeping the
+   original's mtime leaves that still; any write moves ctime) by scans at least
+   ``settle_seconds`` apart and its mtime is at least ``settle_seconds`` old; a poller's
+   first poll scans, waits ``settle_seconds`` and scans again. A settled file its writer
+   holds locked, or holds open for writing on this host (sftp-server, smbd), is left until
+   it lets go.
 3. Settled files are claimed by renaming them into this poller's claim folder: ``rename`` is
    atomic, so of two pollers only one gets a file (the other's rename finds nothing).
 4. Claimed files are read (``O_NOFOLLOW``) and handed to ``intake`` in groups (one archive sync,
@@ -66,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.files import is_temporary
+from connectors.files import FILE_NAME_MAX, PEER_MAX, is_temporary, shown
 from pipelines.archive import ArchiveError
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, intake
@@ -78,7 +81,6 @@ CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
-PEER_MAX, FILE_NAME_MAX = 200, 500  # the ledger's column sizes
 # An empty file is refused, not processed: its sender wrote nothing, or created it and had not
 # begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
 # later empty file of the source would be a 'duplicate' of the first, out of the failures list.
@@ -121,12 +123,6 @@ def outage_text(exc: BaseException) -> str:
     return f"store or archive unavailable ({type(exc).__name__})"
 
 
-def shown(text: str, limit: int) -> str:
-    """A name for the ledger: bytes that are not UTF-8 as \\xNN, cut to the column's size."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 @dataclass
 class Claim:
     path: Path  # where it is now, under .claimed/<poller>/<n>/
@@ -139,6 +135,11 @@ class _Seen:
     size: int
     mtime_ns: int
     ino: int
+    # Also watched: any write moves ctime and a sparse file's allocated blocks, when size and
+    # mtime stand still (an SMB copy that sets the final size first, then fills it; a sender
+    # that restores the original mtime as it writes)
+    ctime_ns: int
+    blocks: int
     since: float  # monotonic time of the first scan that saw it in this state
     scan: int  # the number of that scan
     regular: bool = True  # a regular file (only those are opened before they are claimed)
@@ -248,8 +249,9 @@ class FolderPoller:
         current: dict[str, _Seen] = {}
         for rel, st in self._walk():
             before = previous.get(rel)
-            state = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if before is not None and (before.size, before.mtime_ns, before.ino) == state:
+            state = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_blocks)
+            if before is not None and (before.size, before.mtime_ns, before.ino,
+                                       before.ctime_ns, before.blocks) == state:
                 current[rel] = before
             else:
                 current[rel] = _Seen(*state, since=now, scan=self._scans,
@@ -519,7 +521,8 @@ class FolderPoller:
                     os.close(fd)
                 over = over or len(data) > limit
                 if not over and (after.st_size != len(data)
-                                 or after.st_mtime_ns != st.st_mtime_ns):
+                                 or after.st_mtime_ns != st.st_mtime_ns
+                                 or after.st_ctime_ns != st.st_ctime_ns):
                     return self._still_written(claim)
                 if not data:
                     rejection = EMPTY_FILE

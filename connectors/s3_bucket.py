@@ -11,12 +11,21 @@ Marking (``after``):
 - ``tag`` (default): the object stays where it is and gets the tag ``dmp-intake=done`` (its
   other tags kept) and ``dmp-intake-import=<first import id>``. Objects tagged ``done`` or
   ``refused`` are skipped (one GetObjectTagging per object and process; then remembered by
-  key and ETag, so a poller does not ask again for the objects it already knows).
+  a digest of key, ETag and LastModified, so a poller does not ask again for the objects it
+  already knows; at most ``remember_max``, a million: past it the others' tags are read at
+  every poll, with a warning. Objects tagged done stay under the prefix, listed at every
+  poll: ``move``, or a lifecycle rule expiring objects tagged ``dmp-intake=done``, keeps
+  both the listing and the memory small).
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
-  from under the prefix (a delete marker on a versioned bucket). Keys under the processed and
-  refused prefixes are never taken. An object over CopyObject's 5 GiB (or one the store will
-  not copy in one request: InvalidRequest) is copied in parts (UploadPartCopy).
+  from under the prefix. On a versioned bucket that is a delete marker: the version read
+  stays, noncurrent (a retention decision: by default we delete nothing a sender put; a
+  lifecycle rule on noncurrent versions expires them). ``delete_moved_version = true``
+  deletes that version, and only it, once the copy is made and intake has committed it
+  (never a version put since, never an older one: the marker keeps hiding those). Keys
+  under the processed and refused prefixes are never taken. An object over CopyObject's
+  5 GiB (or one the store will not copy in one request: InvalidRequest) is copied in parts
+  (UploadPartCopy).
 
 ``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
@@ -67,6 +76,7 @@ second copy is recorded as a byte-identical repeat and never filed twice).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -99,6 +109,11 @@ TAG = "dmp-intake"
 TAG_IMPORT = "dmp-intake-import"
 DONE, REFUSED = "done", "refused"
 MAX_TAGS = 10  # S3's limit per object
+# Requests of ours whose body S3 says must carry a checksum: sent with Content-MD5 too
+MD5_OPERATIONS = ("PutObjectTagging",)
+# objects a poller remembers taken (16 bytes each: about 80 MB with the set's own cost);
+# past it their tags are read again at every poll (_Remembered)
+REMEMBER_MAX = 1_000_000
 COPY_LIMIT = 5 * 1024 ** 3  # CopyObject's limit on S3 and most compatible stores
 PART_BYTES = 1024 ** 3  # each part of a multipart copy (S3: 5 MiB to 5 GiB, 10,000 parts)
 # What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
@@ -157,6 +172,45 @@ class _Object:
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
 
 
+def _digest(ident: tuple[str, str, str]) -> bytes:
+    """16 bytes for an object's (key, ETag, LastModified): what a poller remembers."""
+    return hashlib.blake2b("\0".join(ident).encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()
+
+
+class _Remembered:
+    """The objects a poller knows taken (tagged done or refused, or marked by it), by digest,
+    at most ``limit``. With after = "tag" every object stays under the prefix: remembered by
+    their (key, ETag, LastModified) tuples, a poller's memory grew with the bucket for ever,
+    about 400 bytes an object (a laboratory's year: millions). Now 16-byte digests, and
+    none past ``limit``: an object not remembered is looked at as a new one, its tag read
+    (GetObjectTagging) and found done: never taken twice, never missed, only dearer."""
+
+    __slots__ = ("digests", "full", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.digests: set[bytes] = set()
+        self.full = False  # one was left out for want of room
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self.digests
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def add(self, digest: bytes) -> None:
+        if len(self.digests) < self.limit or digest in self.digests:
+            self.digests.add(digest)
+        else:
+            self.full = True
+
+    def update(self, other: _Remembered) -> None:
+        for digest in other.digests:
+            self.add(digest)
+        self.full = self.full or other.full
+
+
 class BucketPoller:
     """Polls one declared bucket prefix; ``poll()`` is synchronous (serve runs it in a thread).
     """
@@ -165,7 +219,7 @@ class BucketPoller:
                  endpoint_url: str | None = None, client=None,  # noqa: ANN001
                  on_intake: Callable[[], None] | None = None,
                  stop_event: threading.Event | None = None, concurrency: int = 8,
-                 list_page_size: int = 1000) -> None:
+                 list_page_size: int = 1000, remember_max: int = REMEMBER_MAX) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
         self.endpoint_url = source.endpoint_url or endpoint_url
@@ -175,7 +229,10 @@ class BucketPoller:
         self.list_page_size = list_page_size  # S3's own maximum per listing page
         self._client = client
         self._own_client = False  # True when self._client was made here (see client)
-        self._known: dict[tuple[str, str, str], str] = {}  # _Object.ident -> done/refused
+        # objects taken (tagged or marked), not looked at again: at most remember_max
+        self.remember_max = remember_max
+        self._known = _Remembered(remember_max)
+        self._said_full = False  # the warning that remember_max was reached, given
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -185,6 +242,7 @@ class BucketPoller:
         self._list_v2 = True  # False once the store refused ListObjectsV2 (older stores)
         self._conditional_delete = True  # False once the store refused DELETE If-Match
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
+        self._versions_listable = True  # False once ListObjectVersions was refused (logged)
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
@@ -206,6 +264,8 @@ class BucketPoller:
                 config=Config(retries={"max_attempts": 3, "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
+            for operation in MD5_OPERATIONS:
+                self._client.meta.events.register(f"before-sign.s3.{operation}", _content_md5)
             self._own_client = True
         return self._client
 
@@ -232,7 +292,7 @@ class BucketPoller:
         result = PollResult(self.source.id)
         self._unreadable = {}
         self._missing_before, self._missing = self._missing, set()
-        seen: dict[tuple[str, str, str], str] = {}
+        seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
         try:
@@ -248,6 +308,12 @@ class BucketPoller:
                         self._unmarked.pop(gone, None)
                 else:
                     self._known.update(seen)
+            if self._known.full and not self._said_full:
+                self._said_full = True
+                log.warning("bucket source %s: more than %d objects taken stay under the "
+                            "prefix; the others' tags are read again at every poll (use after "
+                            "= \"move\", or a lifecycle rule expiring objects tagged "
+                            "dmp-intake=done)", self.source.id, self.remember_max)
         except (BotoCoreError, ClientError, ListingStuck) as exc:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
@@ -278,6 +344,8 @@ class BucketPoller:
             hint = AUTH_HINTS.get(code)
             if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
                 hint = _NO_TAGGING_HINT
+            if code == "RequestTimeTooSkewed":
+                hint = _skew_hint(exc)
             if code == "AuthorizationHeaderMalformed":  # boto3 follows a store naming its own
                 hint = ("the requests are signed for another region than the store's: set "
                         "region in the bucket source")
@@ -289,8 +357,7 @@ class BucketPoller:
             return "no S3 credentials (environment or AWS profile)"
         return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
 
-    def _chunks(self, seen: dict[tuple[str, str, str], str],
-                listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
+    def _chunks(self, seen: _Remembered, listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
         """Objects to look at, listed page by page, in groups bounded in count and bytes."""
         skip = ()
         if self.source.after == "move":
@@ -309,9 +376,9 @@ class BucketPoller:
                 if settle and modified is not None and modified > newest:
                     continue  # still being written, maybe: looked at again next poll
                 ident = (key, etag, str(modified or ""))
-                known = self._known.get(ident)
-                if known is not None:
-                    seen[ident] = known
+                digest = _digest(ident)
+                if digest in self._known:
+                    seen.add(digest)
                     continue
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
@@ -377,7 +444,7 @@ class BucketPoller:
 
     # -- one group --------------------------------------------------------------------------
     def _take(self, chunk: list[_Object], pool: ThreadPoolExecutor,
-              seen: dict[tuple[str, str, str], str], result: PollResult) -> bool:
+              seen: _Remembered, result: PollResult) -> bool:
         fetched = [obj for obj in pool.map(self._fetch, chunk) if obj is not None]
         todo, marks = [], []
         for obj in fetched:
@@ -388,7 +455,7 @@ class BucketPoller:
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
-                seen[obj.ident] = (obj.tags or {}).get(TAG, DONE)
+                seen.add(_digest(obj.ident))
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -399,20 +466,20 @@ class BucketPoller:
         return recorded is not None
 
     def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
-               seen: dict[tuple[str, str, str], str], result: PollResult) -> None:
+               seen: _Remembered, result: PollResult) -> None:
         """Mark recorded objects; those the endpoint did not let us mark wait for the next
         poll (remembered by this poller: intake is not asked twice for one object)."""
         marked = list(pool.map(lambda m: self._mark(*m), marks))
         failed = 0
         for mark, done in zip(marks, marked, strict=True):
-            obj, status = mark[0], mark[1]
+            obj = mark[0]
             if done is None:
                 self._unmarked[(obj.key, obj.etag)] = mark
                 failed += 1
                 continue
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
-                seen[obj.ident] = status
+                seen.add(_digest(obj.ident))
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "
@@ -573,6 +640,8 @@ class BucketPoller:
                     if not _changed(exc):
                         raise
                     return self._left(obj, import_id)
+                if self.source.delete_moved_version:
+                    self._delete_version(obj, import_id)
             else:
                 extra = {"VersionId": obj.version} if obj.version else {}
                 self.client.put_object_tagging(
@@ -610,12 +679,67 @@ class BucketPoller:
                         "(or refuses its own ETags in If-Match); checked by HEAD before each "
                         "delete", self.source.id)
             self._conditional_delete = False
-        if obj.version:
-            self.client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version)
+        if obj.version and obj.version != "null":
+            self._hide_version(obj)
             return
         if not self._still(obj):
             raise _precondition_failed("DeleteObject")
         self.client.delete_object(Bucket=bucket, Key=obj.key)
+
+    def _hide_version(self, obj: _Object) -> None:
+        """On a versioned bucket without a conditional DELETE: a delete marker, then a look
+        at the versions under it. The version read was deleted by its VersionId before: an
+        older version of the key (a sender's first export, replaced before our poll)
+        became current again and was taken at the next poll, the superseded bytes filed
+        after the newer ones (and the version read, kept by default, was gone for good).
+        A put between our read and our marker is hidden by it: the marker is then removed
+        again (only it), that object is taken at the next poll."""
+        from botocore.exceptions import ClientError
+
+        client, bucket = self.client, self.source.bucket
+        marker = client.delete_object(Bucket=bucket, Key=obj.key).get("VersionId")
+        try:
+            listed = client.list_object_versions(Bucket=bucket, Prefix=obj.key, MaxKeys=100)
+        except ClientError as exc:
+            if _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
+                raise
+            # moved all the same (copied, hidden): only the check for a put since is missing
+            if self._versions_listable:
+                log.warning("bucket source %s: the store refuses ListObjectVersions (%s): a "
+                            "put in the instant between our read and our delete marker "
+                            "cannot be found (grant s3:ListBucketVersions)", self.source.id,
+                            _code(exc))
+            self._versions_listable = False
+            return
+        versions = [v for v in listed.get("Versions", []) if v["Key"] == obj.key]
+        # a key's versions are listed newest first (LastModified is to the second on many
+        # stores: two puts in one second tie)
+        if not versions or versions[0]["VersionId"] == obj.version:
+            return
+        if not marker:  # a store that does not say: the marker on top of the key
+            marker = next((m["VersionId"] for m in listed.get("DeleteMarkers", [])
+                           if m["Key"] == obj.key and m.get("IsLatest")), None)
+        if marker:
+            client.delete_object(Bucket=bucket, Key=obj.key, VersionId=marker)
+        raise _precondition_failed("DeleteObject")
+
+    def _delete_version(self, obj: _Object, import_id: int | None) -> None:
+        """``delete_moved_version``: the version read, now noncurrent under our delete marker
+        and copied under processed/ (or refused/), deleted for good. Only ever after intake
+        has committed it and the copy is made; the marker stays (it hides the key's older
+        versions). Refused, the version is kept (the default) and the failure logged."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not obj.version or obj.version == "null":
+            return
+        try:
+            self.client.delete_object(Bucket=self.source.bucket, Key=obj.key,
+                                      VersionId=obj.version)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("bucket source %s: import %s moved but the version read of object %s "
+                        "not deleted (%s); kept as a noncurrent version", self.source.id,
+                        import_id, key_ref(obj.key),
+                        _code(exc) if isinstance(exc, ClientError) else type(exc).__name__)
 
     def _get(self, obj: _Object, **extra: str) -> dict:
         """GetObject of the object listed: If-Match its ETag. A store whose If-Match refuses
@@ -797,6 +921,58 @@ def _store_now(page: dict) -> datetime:
     if when is None or when.tzinfo is None:
         return datetime.now(UTC)
     return when
+
+
+def _content_md5(request, **_: object) -> None:  # noqa: ANN001
+    """Content-MD5 on a request whose body S3's model says must carry a checksum. botocore
+    1.36 and later send a CRC32 there instead; MinIO before 2025, Ceph RGW before Squid and
+    other S3-compatible stores refuse such a request without Content-MD5 (MissingContentMD5,
+    InvalidRequest): every tag was refused after intake, 'recorded but not tagged' at every
+    poll, and a restarted poller recorded every object again. AWS accepts both headers."""
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if isinstance(body, bytes) and "Content-MD5" not in request.headers:
+        request.headers["Content-MD5"] = base64.b64encode(
+            hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
+
+
+def _skew_hint(exc: Exception) -> str:
+    """Why a store answers RequestTimeTooSkewed, and by how much: boto3 signs with this
+    host's clock and does not correct it, so every request of the poller (and the S3
+    archive's) is refused until the clock is set right; the code alone read like a store
+    fault. The skew is the store's ServerTime (AWS, MinIO, Ceph RGW send it beside our
+    RequestTime) or its Date header, against our clock."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    store = _when(error.get("ServerTime"))
+    ours = _when(error.get("RequestTime"))
+    if store is None:
+        date = getattr(exc, "response", {}).get("ResponseMetadata", {}).get(
+            "HTTPHeaders", {}).get("date")
+        store, ours = _when(date), datetime.now(UTC)
+    if store is None or ours is None:
+        return ("this host's clock is too far from the store's (S3 refuses requests signed "
+                "15 minutes off): synchronise it (NTP)")
+    minutes = round((ours - store).total_seconds() / 60)
+    way = "ahead of" if minutes > 0 else "behind"
+    return (f"this host's clock is about {abs(minutes)} min {way} the store's (S3 refuses "
+            f"requests signed 15 minutes off): synchronise it (NTP)")
+
+
+def _when(text: str | None) -> datetime | None:
+    """A time of an S3 error (ISO 8601 '2026-11-27T04:50:27Z', or compact '20261127T045027Z')
+    or an HTTP date; None when absent or unreadable."""
+    if not text:
+        return None
+    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%Y%m%dT%H%M%SZ"),
+                  parsedate_to_datetime):
+        try:
+            when = parse(text.strip().replace("Z", "+00:00") if parse is datetime.fromisoformat
+                         else text.strip())
+        except (TypeError, ValueError):
+            continue
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return None
 
 
 def _etag(value: str | None) -> str:

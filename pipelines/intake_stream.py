@@ -23,8 +23,8 @@ from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import Batch, iter_batch
 from pipelines.archive import Archive
-from pipelines.intake import EMPTY_BATCH, IntakeResult, Received, intake
-from pipelines.ledger import FAILED, SPLIT, now
+from pipelines.intake import EMPTY_BATCH, IntakeResult, Received, _first_seen, intake
+from pipelines.ledger import DUPLICATE, FAILED, RECEIVED, SPLIT, now
 
 # Above this an HL7v2 file is streamed. Held whole, a batch file costs about six times its
 # size at its peak (its bytes, each message's, their rows: 398 MB for a 63 MB file, measured
@@ -33,6 +33,14 @@ LARGE_FILE_BYTES = 16 * 1024 * 1024
 GROUP_MESSAGES = 2000  # messages per intake group: one sync and one commit
 WINDOW_BYTES = 8 * 1024 * 1024
 INTERRUPTED = "HL7_INTAKE_INTERRUPTED"
+
+
+def is_large(path: Path, limit: int = LARGE_FILE_BYTES) -> bool:
+    """A file worth streaming whatever its format (``intake_path``; HL7v2: ``intake_file``)."""
+    try:
+        return path.stat().st_size > limit
+    except OSError:
+        return False  # the normal path reads it and reports why it cannot
 
 
 def is_large_hl7(path: Path, limit: int = LARGE_FILE_BYTES) -> bool:
@@ -44,6 +52,34 @@ def is_large_hl7(path: Path, limit: int = LARGE_FILE_BYTES) -> bool:
             return detect_format(fh.read(65536)) == "hl7v2"
     except OSError:
         return False  # the normal path reads it and reports why it cannot
+
+
+def intake_path(engine: Engine, archive: Archive, path: Path, *, source: str,
+                channel: str = "file", peer: str | None = None,
+                file_name: str | None = None) -> IntakeResult:
+    """Archive and record one big file of another format (a CDA, a scanned PDF, a file of no
+    known format) without holding it: streamed to the archive (hashed while copied), its
+    format detected from its head, its row written as ``intake`` writes one (received, or a
+    byte-identical repeat). Held whole, a 2 GB scan given to `ingest` took 2 GB of memory
+    here and again in the worker; the worker now refuses an input over its parser's limit
+    by the row's size, before reading it (pipelines/input_limits.py)."""
+    with open(path, "rb") as fh:
+        fmt = detect_format(fh.read(65536))
+    sha, size = archive.put_file(path)
+    received_at = now()
+    row = {"source": source, "channel": channel, "peer": peer, "file_name": file_name,
+           "received_at": received_at, "updated_at": received_at, "sha256": sha,
+           "size": size, "format": fmt, "stage": "intake", "entries_count": 0,
+           "duplicates_count": 0, "attempts": 0}
+    with engine.begin() as conn:
+        original = _first_seen(conn, {(source, sha)}).get((source, sha))
+        if original is None:
+            row.update(status=RECEIVED)
+        else:
+            row.update(status=DUPLICATE, duplicate_of=original,
+                       error_message=f"same bytes as import {original} from this source")
+        new_id = conn.execute(insert(imports).values(row).returning(imports.c.id)).scalar_one()
+    return IntakeResult(message_ids=[new_id], repeats=int(original is not None))
 
 
 def intake_file(engine: Engine, archive: Archive, path: Path, *, source: str,

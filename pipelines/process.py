@@ -83,6 +83,7 @@ from pipelines.identity import (
     dossier_refusal,
     resolve_identity,
 )
+from pipelines.input_limits import too_large
 from pipelines.ledger import (
     ADT_STAGE,
     DEPOSITED,
@@ -498,6 +499,8 @@ def claim_and_start(ctx: Context, *, ids: list[int] | None = None) -> Preparing 
 
 def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     """Archive -> parse -> normalize (raises _Stop with the outcome when it ends here)."""
+    if (over := too_large(row.format, row.size or 0)) is not None:  # never read whole
+        raise _Stop(Outcome(FAILED, stage="parse", error_code=over[0], error_message=over[1]))
     try:
         data = ctx.archive.get(row.sha256)
     except ArchiveUnavailable as exc:  # transient: back to the queue after a backoff

@@ -128,6 +128,9 @@ class BucketSource:
     # an object is taken once its LastModified is this old by the store's clock: a bucket
     # served from a NAS (MinIO on a share) lists files its senders are still writing
     settle_seconds: float = 0.0
+    # after = "move" on a versioned bucket: delete the version moved (kept by default, as a
+    # noncurrent version under the delete marker) once intake has committed it
+    delete_moved_version: bool = False
 
 
 @dataclass(frozen=True)
@@ -409,7 +412,8 @@ def _sources(table: dict) -> tuple[Source, ...]:
 
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
-                "refused_prefix", "max_bytes", "poll_interval", "settle_seconds"}
+                "refused_prefix", "max_bytes", "poll_interval", "settle_seconds",
+                "delete_moved_version"}
 
 
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
@@ -509,7 +513,8 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 
 def _buckets(table: object) -> tuple[BucketSource, ...]:
     """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
-    processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds."""
+    processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds,
+    delete_moved_version."""
     found = []
     for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS):
         where = f"[buckets.{source_id}]"
@@ -537,6 +542,13 @@ def _buckets(table: object) -> tuple[BucketSource, ...]:
         if region is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,40}", region):
             raise SettingsError(f"{where} region: a region name (fr-par, gra, eu-west-3), "
                                 f"not {region!r}")
+        delete_version = conf.get("delete_moved_version", False)
+        if not isinstance(delete_version, bool):
+            raise SettingsError(f"{where} delete_moved_version: true or false expected, not "
+                                f"{delete_version!r}")
+        if delete_version and after != "move":
+            raise SettingsError(f"{where} delete_moved_version: only with after = 'move' "
+                                f"(with 'tag' nothing is moved)")
         interval = conf.get("poll_interval")
         found.append(BucketSource(
             id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
@@ -546,7 +558,8 @@ def _buckets(table: object) -> tuple[BucketSource, ...]:
                                  conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
             poll_interval=(None if interval is None else
                            _seconds(f"{where} poll_interval", interval, positive=True)),
-            settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0))))
+            settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0)),
+            delete_moved_version=delete_version))
     _check_bucket_areas(found)
     return tuple(found)
 
