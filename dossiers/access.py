@@ -80,6 +80,7 @@ from dossiers.schema import (
     professionals,
     provenance,
 )
+from dossiers.versions import current_versions, earlier_versions
 from normalizers.model import ConsentStatement
 from normalizers.tabledata import read_csv_rows
 
@@ -335,20 +336,13 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
 def _documents_of(conn: Connection, rows: Sequence) -> dict[int, object]:
     """{parent id: the parent's current version}. An entry confirmed unchanged by a new
     version of its report or document keeps pointing at the version that brought it: what it
-    follows (masking, author, withdrawal) is the newest version of that parent."""
+    follows (masking, author, withdrawal) is the newest version of that parent, found
+    through ``superseded_by`` (a CDA document's versions have keys of their own) or the key
+    (dossiers/versions.py)."""
     parents = {r.parent_id for r in rows if r.parent_id is not None}
     if not parents:
         return {}
-    found = {r.id: r for r in conn.execute(select(entries).where(entries.c.id.in_(parents)))}
-    stale = {(r.patient_id, r.key) for r in found.values() if not r.current}
-    if stale:
-        newest = {(r.patient_id, r.key): r for r in conn.execute(select(entries).where(
-            entries.c.patient_id.in_({p for p, _ in stale}),
-            entries.c.key.in_({k for _, k in stale}), entries.c.current.is_(True)))}
-        for parent_id, r in list(found.items()):
-            if not r.current and (r.patient_id, r.key) in newest:
-                found[parent_id] = newest[(r.patient_id, r.key)]
-    return found
+    return current_versions(conn, parents)
 
 
 def _visible(conn: Connection, rows: Sequence, access: Access) -> list:
@@ -546,12 +540,26 @@ def hidden_entries(conn: Connection, patient_id: int, flags: frozenset[str]) -> 
     if not flags:
         return set()
     rows = list(conn.execute(select(entries.c.id, entries.c.key, entries.c.parent_id,
-                                    entries.c.masking).where(
+                                    entries.c.masking, entries.c.superseded_by).where(
         entries.c.patient_id == patient_id)))
     keys = {r.key for r in rows if is_flagged(r, flags)}
     if not keys:
         return set()
     key_of = {r.id: r.key for r in rows}
+    # the versions of a CDA document have keys of their own, linked by superseded_by: one
+    # flagged version makes them all secret (and the results hanging from any of them)
+    linked: dict[str, set[str]] = {}
+    for r in rows:
+        other = key_of.get(r.superseded_by)
+        if other is not None and other != r.key:
+            linked.setdefault(r.key, set()).add(other)
+            linked.setdefault(other, set()).add(r.key)
+    todo = list(keys)
+    while todo:
+        for other in linked.get(todo.pop(), ()):
+            if other not in keys:
+                keys.add(other)
+                todo.append(other)
     return {r.id for r in rows if r.key in keys or key_of.get(r.parent_id) in keys}
 
 
@@ -659,11 +667,16 @@ def _document_family(conn: Connection, row) -> list:  # noqa: ANN001
     report the patient masked (or its author withdrew) stayed shown to every professional."""
     family, seen, keys = [row], {row.id}, {row.key}
     while keys:
-        versions = select(entries.c.id).where(entries.c.patient_id == row.patient_id,
-                                              entries.c.key.in_(keys))
-        children = [c for c in conn.execute(select(entries).where(
-            entries.c.parent_id.in_(versions), entries.c.current.is_(True)))
-            if c.id not in seen]
+        # every version: those of the key, and those the rows of the key replaced (a CDA
+        # document's earlier versions have keys of their own; the results a new version
+        # confirmed unchanged still hang from them)
+        versions = sorted(earlier_versions(conn, conn.execute(select(entries.c.id).where(
+            entries.c.patient_id == row.patient_id, entries.c.key.in_(keys))).scalars()))
+        children = [c for start in range(0, len(versions), 500)
+                    for c in conn.execute(select(entries).where(
+                        entries.c.parent_id.in_(versions[start:start + 500]),
+                        entries.c.current.is_(True)))
+                    if c.id not in seen]
         seen.update(c.id for c in children)
         family += children
         keys = {c.key for c in children}

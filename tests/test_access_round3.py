@@ -1,0 +1,109 @@
+"""Dossier access, round 3 (dossiers/access.py, dossiers/versions.py, dossiers/deposit.py):
+what the versions of a CDA document do to what each reader sees.
+
+A CDA document's versions have document ids (keys) of their own, linked by setId, RPLC and
+``superseded_by``; the results a new version confirms unchanged stay attached to the version
+that brought them. Samples: the SYNLAB renal panel (samples/cda/02 v1, 03 v2 RPLC v1:
+créatinine, DFG CKD-EPI, urée, ionogramme), filed through the pipeline, on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select, update
+
+from dossiers import access
+from dossiers.access import Principal
+from dossiers.audit import verify
+from dossiers.schema import entries
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.conftest import SAMPLES
+
+ADMIN = Principal("admin", "alice")
+TREATING, NURSE = "10000000001", "10000000002"
+V1 = "02_crbio_synlab_bilan_renal_v1.xml"
+V2 = "03_crbio_synlab_bilan_renal_v2_rplc.xml"
+
+
+def _file(ctx, data: bytes, name: str) -> None:  # noqa: ANN001
+    intake(ctx.engine, ctx.archive, [Received(data, "synlab", "file", file_name=name)])
+    drain(ctx)
+
+
+@pytest.fixture
+def panel(ctx):  # noqa: ANN001, ANN201
+    """The patient of the renal panel with v1 filed, a médecin traitant and an authorised
+    nurse."""
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    _file(ctx, (SAMPLES / "cda" / V1).read_bytes(), V1)
+    with ctx.engine.connect() as conn:
+        doc = conn.execute(select(entries).where(entries.c.type == "document")).one()
+    for rpps, family, role in ((TREATING, "Durand", "médecin"),
+                               (NURSE, "Nguyen", "infirmière")):
+        access.register_professional(ctx.engine, ADMIN, rpps, family, "Anne", role)
+    patient = Principal("patient", str(doc.patient_id))
+    access.set_treating(ctx.engine, ADMIN, patient.subject, TREATING)
+    access.grant(ctx.engine, patient, patient.subject, NURSE)
+    return SimpleNamespace(ctx=ctx, engine=ctx.engine, patient=patient, pid=patient.subject,
+                           v1=doc.id)
+
+
+def _current(engine) -> list:  # noqa: ANN001
+    with engine.connect() as conn:
+        return conn.execute(select(entries).where(entries.c.current.is_(True))).all()
+
+
+def _seen(p, who: Principal) -> set[int]:  # noqa: ANN001
+    return {e["id"] for e in access.read_entries(p.engine, who, p.pid)["entries"]}
+
+
+def pro(rpps: str) -> Principal:
+    return Principal("professional", rpps, "médecin")
+
+
+def test_results_a_new_cda_version_confirms_stay_visible_and_follow_it(panel) -> None:  # noqa: ANN001, E501
+    """v2 corrects one result of v1 and confirms the others, which keep pointing at v1. They
+    were read as following v1, no longer current: gone from every read, the patient's
+    included (2 of 10 entries shown). They follow v2 now, and masking v2 masks them."""
+    p = panel
+    _file(p.ctx, (SAMPLES / "cda" / V2).read_bytes(), V2)
+    current = _current(p.engine)
+    kept = [r for r in current if r.parent_id == p.v1]
+    assert kept, "the samples no longer exercise a result confirmed by a new version"
+    everything = {r.id for r in current}
+    assert _seen(p, p.patient) == everything
+    assert _seen(p, pro(NURSE)) == everything
+    assert access.read_dossier(p.engine, p.patient, p.pid)["counts"]["lab_result"] \
+        == len(everything) - 1
+    v2 = next(r.id for r in current if r.type == "document")
+    bundle = access.export_fhir(p.engine, p.patient, p.pid)
+    observations = [e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Observation"]
+    assert len(observations) == len(everything) - 1
+    assert all(o.get("derivedFrom") for o in observations)  # linked to v2, not to nothing
+    assert access.set_mask(p.engine, p.patient, v2, True)["entries"] == len(everything)
+    assert _seen(p, pro(NURSE)) == set()
+    assert _seen(p, pro(TREATING)) == everything
+    assert verify(p.engine).ok
+
+
+def test_a_version_made_invisible_to_representatives_hides_its_earlier_ones(panel) -> None:  # noqa: ANN001, E501
+    """v2 flagged INVISIBLE_REP_LEGAUX (a MODIF_CONF_CODE update): the representative's trail
+    leaves out every version's events. By key alone v1 (its own key) and the results it
+    brought stayed outside the secret."""
+    p = panel
+    _file(p.ctx, (SAMPLES / "cda" / V2).read_bytes(), V2)
+    current = _current(p.engine)
+    v2 = next(r.id for r in current if r.type == "document")
+    with p.engine.begin() as conn:
+        conn.execute(update(entries).where(entries.c.id == v2)
+                     .values(masking={"INVISIBLE_REP_LEGAUX": True}))
+        hidden = access.hidden_entries(conn, int(p.pid),
+                                       access.hidden_flags("representative"))
+    assert p.v1 in hidden and {r.id for r in current} <= hidden
