@@ -30,6 +30,20 @@ V1 = "02_crbio_synlab_bilan_renal_v1.xml"
 V2 = "03_crbio_synlab_bilan_renal_v2_rplc.xml"
 
 
+def _v3_naming_v2() -> bytes:
+    """Version 3 of the panel, RPLC naming version 2, which the dossier never received (the
+    sender's v2 went to another system, or is still quarantined)."""
+    data = (SAMPLES / "cda" / V2).read_text(encoding="utf-8")
+    data = (data.replace('extension="SB25061039530-2"', 'extension="SB25061039530-3"')
+                .replace('<versionNumber value="2"/>', '<versionNumber value="3"/>')
+                .replace('<parentDocument>\n      <id root="2.999.250.1.2.10" '
+                         'extension="SB25061039530-1"/>',
+                         '<parentDocument>\n      <id root="2.999.250.1.2.10" '
+                         'extension="SB25061039530-2"/>'))
+    assert "SB25061039530-1" not in data
+    return data.encode("utf-8")
+
+
 def _file(ctx, data: bytes, name: str) -> None:  # noqa: ANN001
     intake(ctx.engine, ctx.archive, [Received(data, "synlab", "file", file_name=name)])
     drain(ctx)
@@ -91,6 +105,21 @@ def test_results_a_new_cda_version_confirms_stay_visible_and_follow_it(panel) ->
     assert _seen(p, pro(NURSE)) == set()
     assert _seen(p, pro(TREATING)) == everything
     assert verify(p.engine).ok
+
+
+def test_a_version_naming_one_never_received_keeps_the_patients_mask(panel) -> None:  # noqa: ANN001, E501
+    """The patient masked v1; v3 arrives naming v2, never received. v3 replaced v1 but was
+    filed without the patient's mask: the document shown again to the nurse, and the
+    results v3 confirms hidden from everyone, the patient included."""
+    p = panel
+    access.set_mask(p.engine, p.patient, p.v1, True)
+    _file(p.ctx, _v3_naming_v2(), "v3.xml")
+    current = _current(p.engine)
+    v3 = next(r for r in current if r.type == "document")
+    assert v3.id != p.v1 and v3.mask_override is True
+    assert _seen(p, pro(NURSE)) == set()
+    assert _seen(p, p.patient) == {r.id for r in current}
+    assert _seen(p, pro(TREATING)) == {r.id for r in current}
 
 
 def test_a_version_made_invisible_to_representatives_hides_its_earlier_ones(panel) -> None:  # noqa: ANN001, E501
