@@ -350,6 +350,30 @@ def _visible(conn: Connection, rows: Sequence, access: Access) -> list:
     return [r for r in rows if is_visible(r, access, documents.get(r.parent_id))]
 
 
+def files_withheld(conn: Connection, patient_id: int, access: Access) -> set[int]:
+    """The ids of the reader's visible entries whose original file (a CDA, the PDF of a
+    report) holds an entry hidden from them: a result the patient masked inside a report
+    they did not mask, a section flagged INVISIBLE_PATIENT in a document that is not. The
+    entry is shown, its file is not: the file says everything the document said, and
+    handing it over showed a professional the result the patient had masked, and the
+    patient the result awaiting its announcement consultation."""
+    rows = _current_rows(conn, patient_id)
+    documents = _documents_of(conn, rows)
+    by_id = {r.id: r for r in rows}
+    found: set[int] = set()
+    for r in rows:
+        if is_visible(r, access, documents.get(r.parent_id)):
+            continue
+        parent, steps = documents.get(r.parent_id), 0
+        while parent is not None and steps < 64:
+            if parent.attachment_sha256 is not None:
+                found.add(parent.id)
+            held = by_id.get(parent.id)
+            parent = documents.get(held.parent_id) if held is not None else None
+            steps += 1
+    return found
+
+
 def entry_dict(e) -> dict:  # noqa: ANN001
     """An entry as readers get it (no internal keys, no import ids)."""
     return {"id": e.id, "type": e.type, "code": e.code, "system": e.system,
@@ -449,8 +473,14 @@ def read_entries(engine: Engine, principal: Principal, patient_ref: str, *,
                                      ("to", date_to)) if v}
         append(conn, [_read_event(access, "entries.read", entries=len(page),
                                   filters=filters or None)])
+        withheld = files_withheld(conn, patient.id, access) \
+            if any(r.attachment_sha256 is not None for r in page) else set()
+        shown = [entry_dict(r) for r in page]
+        for e in shown:
+            if e["id"] in withheld:
+                e["has_file"] = False
         return {"patient_id": patient.id, "access": access.as_dict(), "total": len(rows),
-                "offset": offset, "entries": [entry_dict(r) for r in page]}
+                "offset": offset, "entries": shown}
     return _with_trace(engine, principal, work)
 
 
@@ -473,7 +503,9 @@ def read_document(engine: Engine, principal: Principal, entry_id: int) -> dict:
     """Where the original file of a document entry is (its sha256 in the archive)."""
     def work(conn: Connection) -> dict:
         row, _, _, access = _entry_for(conn, principal, entry_id, "document.read")
-        if row.attachment_sha256 is None:
+        if row.attachment_sha256 is None \
+                or row.id in files_withheld(conn, row.patient_id, access):
+            # the same answer: that part of it is hidden from the reader is not said
             raise NotFound("NO_FILE", f"entry {entry_id} has no original file")
         append(conn, [_read_event(access, "document.read", entry=entry_id)])
         return {"entry_id": row.id, "patient_id": row.patient_id,

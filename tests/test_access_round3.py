@@ -136,3 +136,28 @@ def test_a_version_made_invisible_to_representatives_hides_its_earlier_ones(pane
         hidden = access.hidden_entries(conn, int(p.pid),
                                        access.hidden_flags("representative"))
     assert p.v1 in hidden and {r.id for r in current} <= hidden
+
+
+def test_the_file_of_a_report_holding_a_result_masked_from_the_reader_is_withheld(panel) -> None:  # noqa: ANN001, E501
+    """The patient masks one result (the créatinine, LOINC 14682-9) of the renal panel, not
+    the report. The nurse no longer sees the result, but downloaded the report's original
+    CDA, which states it: the file is withheld from her now (no file, as for a document
+    without one), and still given to the patient and the médecin traitant."""
+    p = panel
+    with p.engine.connect() as conn:
+        creat = conn.execute(select(entries.c.id).where(
+            entries.c.code == "14682-9", entries.c.current.is_(True))).scalar_one()
+    access.set_mask(p.engine, p.patient, creat, True)
+    nurse = pro(NURSE)
+    shown = {e["id"]: e for e in access.read_entries(p.engine, nurse, p.pid)["entries"]}
+    assert creat not in shown and shown[p.v1]["has_file"] is False
+    with pytest.raises(access.NotFound) as refused:
+        access.read_document(p.engine, nurse, p.v1)
+    assert refused.value.code == "NO_FILE" and "masked" not in refused.value.message
+    for who in (p.patient, pro(TREATING)):
+        shown = {e["id"]: e for e in access.read_entries(p.engine, who, p.pid)["entries"]}
+        assert creat in shown and shown[p.v1]["has_file"] is True
+        assert access.read_document(p.engine, who, p.v1)["sha256"]
+    access.set_mask(p.engine, p.patient, creat, False)
+    assert access.read_document(p.engine, nurse, p.v1)["sha256"]
+
