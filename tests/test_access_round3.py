@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from dossiers import access
 from dossiers.access import Principal
 from dossiers.audit import verify
-from dossiers.schema import entries
+from dossiers.schema import audit_log, entries, imports
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -161,3 +161,43 @@ def test_the_file_of_a_report_holding_a_result_masked_from_the_reader_is_withhel
     access.set_mask(p.engine, p.patient, creat, False)
     assert access.read_document(p.engine, nurse, p.v1)["sha256"]
 
+
+def test_reading_a_batch_file_raw_is_in_the_trail_of_every_patient_it_holds(
+        panel, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """`imports show --raw` of an HL7v2 batch file (samples/hl7v2/15: three ORU^R01 of
+    three patients) and of a duplicate (a copy of samples/hl7v2/02): the file-level row and
+    the duplicate's row name no patient, so the reads were written in the trail of no
+    dossier, and none of the patients whose results the admin read could see it."""
+    from cli import main
+
+    p = panel
+    for name in ("15_chu_batch.hl7", "02_labm_lipides_glycemie.hl7",
+                 "13_labm_lipides_glycemie_copie.hl7"):
+        intake(p.engine, p.ctx.archive, [Received((SAMPLES / "hl7v2" / name).read_bytes(),
+                                                  "labm", "file", file_name=name)])
+        drain(p.ctx)
+    with p.engine.connect() as conn:
+        rows = conn.execute(select(imports).where(imports.c.source == "labm")
+                            .order_by(imports.c.id)).all()
+    batch = next(r for r in rows if r.status == "split")
+    parts = {r.patient_id for r in rows if r.batch_of == batch.id}
+    copy = next(r for r in rows if r.status == "duplicate")
+    original = next(r for r in rows if r.id == copy.duplicate_of)
+    assert len(parts) == 3 and None not in parts and copy.patient_id is None
+    for var, value in (("DMP_HOME", str(p.ctx.settings.home)),
+                       ("DMP_DATABASE_URL", p.ctx.settings.database_url),
+                       ("DMP_ARCHIVE_URL", p.ctx.settings.archive_url)):
+        monkeypatch.setenv(var, value)
+    for row in (batch, copy):
+        assert main(["imports", "show", str(row.id), "--raw", "--as", "alice",
+                     "--reason", "ticket 4521"]) == 0
+    capsys.readouterr()
+    with p.engine.connect() as conn:
+        read = {(r.patient_id, r.import_id) for r in conn.execute(
+            select(audit_log).where(audit_log.c.action == "import.raw"))}
+    assert {(pid, batch.id) for pid in parts} | {(original.patient_id, copy.id)} == read
+    first = min(parts)
+    trail = access.read_audit(p.engine, Principal("patient", str(first)), str(first))
+    assert [e["reason"] for e in trail["events"] if e["action"] == "import.raw"] \
+        == ["ticket 4521"] * (1 + (first == original.patient_id))
+    assert verify(p.engine).ok
