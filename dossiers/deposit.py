@@ -41,6 +41,7 @@ from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert, insert_values
 from dossiers.schema import entries, imports, provenance
+from dossiers.versions import versions_of
 from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
 from normalizers.tabledata import read_csv_rows
 
@@ -670,10 +671,17 @@ def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict
     doc_ids = {r.id for rows in stored.values() for r in rows
                if r.current and r.type == DOCUMENT}
     found: dict[int, list] = {}
-    if doc_ids:
-        for row in conn.execute(select(entries).where(entries.c.parent_id.in_(doc_ids),
-                                                      entries.c.current)):
-            found.setdefault(row.parent_id, []).append(row)
+    if not doc_ids:
+        return found
+    # The results an earlier version stated and this one confirmed unchanged still hang from
+    # that earlier version (a CDA version has its own id and key): grouped under the
+    # current one, or a third version dropping them left them current, shown as its own.
+    owner = versions_of(conn, doc_ids)
+    ids = sorted(owner)
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(select(entries).where(
+                entries.c.parent_id.in_(ids[start:start + 500]), entries.c.current)):
+            found.setdefault(owner[row.parent_id], []).append(row)
     return found
 
 

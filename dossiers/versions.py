@@ -65,15 +65,23 @@ def current_versions(conn: Connection, ids: Iterable[int]) -> dict[int, object]:
 def earlier_versions(conn: Connection, ids: Iterable[int]) -> set[int]:
     """The ids of every row replaced, directly or not, by one of ``ids`` (through
     ``superseded_by``), ``ids`` included."""
-    seen = set(ids)
-    frontier = sorted(seen)
+    return set(versions_of(conn, ids))
+
+
+def versions_of(conn: Connection, ids: Iterable[int]) -> dict[int, int]:
+    """{id of a row, or of a row it replaced directly or not: the id among ``ids`` it leads
+    to} (``superseded_by`` walked backwards; each of ``ids`` maps to itself)."""
+    owner = {i: i for i in ids}
+    frontier = sorted(owner)
     for _ in range(_HOPS):
         if not frontier:
             break
-        found: set[int] = set()
+        found: list[int] = []
         for start in range(0, len(frontier), _CHUNK):
-            found.update(conn.execute(select(entries.c.id).where(
-                entries.c.superseded_by.in_(frontier[start:start + _CHUNK]))).scalars())
-        frontier = sorted(found - seen)
-        seen.update(found)
-    return seen
+            for r in conn.execute(select(entries.c.id, entries.c.superseded_by).where(
+                    entries.c.superseded_by.in_(frontier[start:start + _CHUNK]))):
+                if r.id not in owner:
+                    owner[r.id] = owner[r.superseded_by]
+                    found.append(r.id)
+        frontier = sorted(found)
+    return owner

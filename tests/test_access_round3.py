@@ -44,6 +44,21 @@ def _v3_naming_v2() -> bytes:
     return data.encode("utf-8")
 
 
+def _v3_without_uree() -> bytes:
+    """Version 3, RPLC naming version 2, which no longer states the urée (LOINC 22664-7)
+    that v1 stated and v2 confirmed unchanged."""
+    data = (SAMPLES / "cda" / V2).read_text(encoding="utf-8")
+    start = data.index("<component>", data.rindex("<component>", 0,
+                                                  data.index('code="22664-7"')) - 1)
+    end = data.index("</component>", data.index('code="22664-7"')) + len("</component>")
+    data = data[:start] + data[end:]
+    data = (data.replace('extension="SB25061039530-2"', 'extension="SB25061039530-3"')
+                .replace('<versionNumber value="2"/>', '<versionNumber value="3"/>')
+                .replace('extension="SB25061039530-1"', 'extension="SB25061039530-2"'))
+    assert "22664-7" not in data and "SB25061039530-2" in data
+    return data.encode("utf-8")
+
+
 def _file(ctx, data: bytes, name: str) -> None:  # noqa: ANN001
     intake(ctx.engine, ctx.archive, [Received(data, "synlab", "file", file_name=name)])
     drain(ctx)
@@ -105,6 +120,21 @@ def test_results_a_new_cda_version_confirms_stay_visible_and_follow_it(panel) ->
     assert _seen(p, pro(NURSE)) == set()
     assert _seen(p, pro(TREATING)) == everything
     assert verify(p.engine).ok
+
+
+def test_a_result_dropped_by_a_third_version_is_withdrawn(panel) -> None:  # noqa: ANN001
+    """v1 states the urée, v2 confirms it (it stays attached to v1), v3 no longer states
+    it. What a replaced document no longer says is withdrawn with it; the urée, hanging from
+    v1, was not among v3's predecessor's results and stayed current."""
+    p = panel
+    _file(p.ctx, (SAMPLES / "cda" / V2).read_bytes(), V2)
+    _file(p.ctx, _v3_without_uree(), "v3.xml")
+    with p.engine.connect() as conn:
+        uree = conn.execute(select(entries).where(entries.c.code == "22664-7",
+                                                  entries.c.current.is_(True))).one()
+    assert uree.status == "withdrawn"
+    seen = access.read_entries(p.engine, p.patient, p.pid)["entries"]
+    assert "22664-7" not in {e["code"] for e in seen} and len(seen) == 9
 
 
 def test_a_version_naming_one_never_received_keeps_the_patients_mask(panel) -> None:  # noqa: ANN001, E501
