@@ -406,7 +406,7 @@ def _with_trace(engine: Engine, principal: Principal, work):  # noqa: ANN001, AN
     try:
         with engine.begin() as conn:
             return work(conn)
-    except AccessDenied as exc:
+    except AccessError as exc:  # AccessDenied, or the NotFound an entry's denial answers
         patient_id = getattr(exc, "patient_id", None)
         if patient_id is not None:
             with engine.begin() as conn:
@@ -486,11 +486,22 @@ def read_entries(engine: Engine, principal: Principal, patient_ref: str, *,
 
 def _entry_for(conn: Connection, principal: Principal, entry_id: int, action: str) -> tuple:
     """(entry row, its document row or None, patients row, Access); NotFound when the
-    entry does not exist or the reader may not see it (the same answer for both)."""
+    entry does not exist, when the reader may not see it, and when it is in a dossier they
+    may not open (the same answer for all three; the last one still traced in that
+    patient's trail). A 403 for the last one made ids an oracle: 403 said 'another
+    dossier', so a 404 below the highest id said 'a version or an entry of the dossier you
+    read that is hidden from you', a legal representative probing ids learnt that the
+    minor's dossier held documents kept from them."""
     row = conn.execute(select(entries).where(entries.c.id == entry_id)).first()
     if row is None:
         raise NotFound("NOT_FOUND", f"no document {entry_id}")
-    patient, access = _open(conn, principal, str(row.patient_id), action)
+    try:
+        patient, access = _open(conn, principal, str(row.patient_id), action)
+    except AccessDenied as exc:
+        unseen = NotFound("NOT_FOUND", f"no document {entry_id}")
+        unseen.patient_id = exc.patient_id  # type: ignore[attr-defined]
+        unseen.action = exc.action  # type: ignore[attr-defined]
+        raise unseen from None
     if not row.current:  # an old version's id: the reader gets the current one's rules
         raise NotFound("NOT_FOUND", f"no document {entry_id}")
     document = _documents_of(conn, [row]).get(row.parent_id)
@@ -753,7 +764,7 @@ def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -
     """The author withdraws a document: a new version with status 'withdrawn' (its entries
     too) replaces what readers saw; the old versions stay, for the audit. The author needs
     no read access to the dossier (``_own_document``); anyone else is refused, as a read
-    would be (403 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
+    would be (404 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise InvalidRequest("REASON_REQUIRED",
@@ -762,7 +773,7 @@ def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -
     def work(conn: Connection) -> dict:
         own = _own_document(conn, principal, entry_id)
         if own is None:
-            _entry_for(conn, principal, entry_id, "document.withdraw")  # 404 / 403, traced
+            _entry_for(conn, principal, entry_id, "document.withdraw")  # 404, traced
             raise AccessDenied("AUTHOR_ONLY", "only the document's author withdraws it")
         row, access = own
         now = datetime.now(UTC)

@@ -231,3 +231,36 @@ def test_reading_a_batch_file_raw_is_in_the_trail_of_every_patient_it_holds(
     assert [e["reason"] for e in trail["events"] if e["action"] == "import.raw"] \
         == ["ticket 4521"] * (1 + (first == original.patient_id))
     assert verify(p.engine).ok
+
+
+def test_an_entry_of_a_dossier_not_open_to_the_reader_is_not_found_like_a_hidden_one(
+        panel) -> None:  # noqa: ANN001
+    """The nurse reads the panel's dossier, where the patient masked the créatinine. Ids were
+    an oracle: an entry of another dossier answered 403, a hidden one 404, so a 404 below the
+    highest id told her what the dossier keeps from her. All three answer alike now, and the
+    attempt on the other dossier is still in that patient's trail."""
+    p = panel
+    _file(p.ctx, (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes(), "01")
+    with p.engine.connect() as conn:
+        creat = conn.execute(select(entries.c.id).where(
+            entries.c.code == "14682-9", entries.c.current.is_(True))).scalar_one()
+        other = conn.execute(select(entries).where(
+            entries.c.type == "document", entries.c.patient_id != int(p.pid))).one()
+        highest = conn.execute(select(entries.c.id).order_by(entries.c.id.desc())).first()[0]
+    access.set_mask(p.engine, p.patient, creat, True)
+    nurse = pro(NURSE)
+    answers = []
+    for entry_id in (creat, other.id, highest + 1000):
+        for call in (lambda i: access.read_document(p.engine, nurse, i),
+                     lambda i: access.withdraw(p.engine, nurse, i, "erreur de dossier")):
+            with pytest.raises(access.AccessError) as refused:
+                call(entry_id)
+            answers.append((refused.value.status, refused.value.code,
+                            refused.value.message.replace(str(entry_id), "N")))
+    assert set(answers) == {(404, "NOT_FOUND", "no document N")}
+    owner = Principal("patient", str(other.patient_id))
+    trail = access.read_audit(p.engine, owner, owner.subject)["events"]
+    assert [(e["actor"], e["details"]["action"]) for e in trail
+            if e["action"] == "access.denied"] == [
+        (f"professional:{NURSE}", "document.read"),
+        (f"professional:{NURSE}", "document.withdraw")]
