@@ -75,6 +75,7 @@ from dossiers.schema import (
     authorizations,
     break_glass,
     entries,
+    imports,
     legal_representatives,
     patients,
     professionals,
@@ -616,6 +617,21 @@ def _imports_of(conn: Connection, entry_ids: set[int]) -> set[int]:
     return found
 
 
+def _with_kin(conn: Connection, import_ids: set[int]) -> set[int]:
+    """These imports, the batch files they were split from, and the imports that repeat
+    them (duplicates): reading the raw bytes of a batch file or of a duplicate is a read of
+    the same message, in the patients' trails too (pipelines/admin.py read_raw)."""
+    found = set(import_ids)
+    ids = sorted(import_ids)
+    i = imports.c
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found.update(b for b in conn.execute(select(i.batch_of).where(
+            i.id.in_(part), i.batch_of.is_not(None))).scalars())
+        found.update(conn.execute(select(i.id).where(i.duplicate_of.in_(part))).scalars())
+    return found
+
+
 def _trail_for(conn: Connection, patient_id: int, rows: Sequence, access: Access) -> list:
     """The audit rows as ``access`` is shown them. When the dossier holds entries hidden from
     the reader (INVISIBLE_PATIENT for the patient; also INVISIBLE_REP_LEGAUX and
@@ -625,13 +641,13 @@ def _trail_for(conn: Connection, patient_id: int, rows: Sequence, access: Access
     hidden = hidden_entries(conn, patient_id, hidden_flags(access.basis))
     if not hidden:
         return list(rows)
-    imports = _imports_of(conn, hidden)
+    unseen = _with_kin(conn, _imports_of(conn, hidden))
     me = access.principal.actor
     shown = []
     for r in rows:
         details = r.details if isinstance(r.details, dict) else {}
-        if details.get("entry") in hidden or (r.import_id is not None and r.import_id in imports) \
-                or imports.intersection(details.get("imports") or ()):
+        if details.get("entry") in hidden or (r.import_id is not None and r.import_id in unseen) \
+                or unseen.intersection(details.get("imports") or ()):
             continue
         shown_details = r.details
         if r.actor != me and details:

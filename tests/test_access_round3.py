@@ -19,6 +19,8 @@ from dossiers import access
 from dossiers.access import Principal
 from dossiers.audit import verify
 from dossiers.schema import audit_log, entries, imports
+from pipelines.admin import read_raw
+from pipelines.audit import Actor
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -264,3 +266,35 @@ def test_an_entry_of_a_dossier_not_open_to_the_reader_is_not_found_like_a_hidden
             if e["action"] == "access.denied"] == [
         (f"professional:{NURSE}", "document.read"),
         (f"professional:{NURSE}", "document.withdraw")]
+
+
+def test_a_raw_read_of_a_copy_of_a_message_invisible_to_the_patient_stays_out_of_their_trail(
+        panel) -> None:  # noqa: ANN001
+    """A SYNLAB ORU sent with INVISIBLE_PATIENT=Y (a blood count awaiting the announcement
+    consultation), then again (a duplicate). Both raw reads now reach Hélène's dossier; the
+    original's was left out of her trail (the import brought what she may not see), the
+    duplicate's, the same bytes, told her of it."""
+    p = panel
+    data = (SAMPLES / "hl7v2" / "09_synlab_nfs_crp_groupe.hl7").read_bytes().replace(
+        "Document Non Visible par le patient^MetaDMPMSS||N".encode("latin-1"),
+        "Document Non Visible par le patient^MetaDMPMSS||Y".encode("latin-1"))
+    assert b"patient^MetaDMPMSS||Y" in data
+    for name in ("nfs.hl7", "nfs-renvoi.hl7"):
+        intake(p.engine, p.ctx.archive, [Received(data, "synlab", "file", file_name=name)])
+        drain(p.ctx)
+    with p.engine.connect() as conn:
+        rows = conn.execute(select(imports).where(imports.c.source == "synlab",
+                                                  imports.c.file_name.like("nfs%"))
+                            .order_by(imports.c.id)).all()
+    assert [r.status for r in rows] == ["deposited", "duplicate"]
+    assert rows[1].duplicate_of == rows[0].id
+    for row in rows:
+        read_raw(p.engine, p.ctx.archive, row.id, Actor("alice"), reason="ticket 4522")
+    hélène = Principal("patient", str(rows[0].patient_id))
+    trail = access.read_audit(p.engine, hélène, hélène.subject)["events"]
+    assert [e for e in trail if e["action"] == "import.raw"] == []
+    with p.engine.connect() as conn:
+        assert conn.execute(select(audit_log.c.import_id).where(
+            audit_log.c.action == "import.raw",
+            audit_log.c.patient_id == rows[0].patient_id)).scalars().all() \
+            == [rows[0].id, rows[1].id]
