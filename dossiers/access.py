@@ -75,11 +75,13 @@ from dossiers.schema import (
     authorizations,
     break_glass,
     entries,
+    imports,
     legal_representatives,
     patients,
     professionals,
     provenance,
 )
+from dossiers.versions import current_versions, earlier_versions
 from normalizers.model import ConsentStatement
 from normalizers.tabledata import read_csv_rows
 
@@ -335,25 +337,42 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
 def _documents_of(conn: Connection, rows: Sequence) -> dict[int, object]:
     """{parent id: the parent's current version}. An entry confirmed unchanged by a new
     version of its report or document keeps pointing at the version that brought it: what it
-    follows (masking, author, withdrawal) is the newest version of that parent."""
+    follows (masking, author, withdrawal) is the newest version of that parent, found
+    through ``superseded_by`` (a CDA document's versions have keys of their own) or the key
+    (dossiers/versions.py)."""
     parents = {r.parent_id for r in rows if r.parent_id is not None}
     if not parents:
         return {}
-    found = {r.id: r for r in conn.execute(select(entries).where(entries.c.id.in_(parents)))}
-    stale = {(r.patient_id, r.key) for r in found.values() if not r.current}
-    if stale:
-        newest = {(r.patient_id, r.key): r for r in conn.execute(select(entries).where(
-            entries.c.patient_id.in_({p for p, _ in stale}),
-            entries.c.key.in_({k for _, k in stale}), entries.c.current.is_(True)))}
-        for parent_id, r in list(found.items()):
-            if not r.current and (r.patient_id, r.key) in newest:
-                found[parent_id] = newest[(r.patient_id, r.key)]
-    return found
+    return current_versions(conn, parents)
 
 
 def _visible(conn: Connection, rows: Sequence, access: Access) -> list:
     documents = _documents_of(conn, rows)
     return [r for r in rows if is_visible(r, access, documents.get(r.parent_id))]
+
+
+def files_withheld(conn: Connection, patient_id: int, access: Access) -> set[int]:
+    """The ids of the reader's visible entries whose original file (a CDA, the PDF of a
+    report) holds an entry hidden from them: a result the patient masked inside a report
+    they did not mask, a section flagged INVISIBLE_PATIENT in a document that is not. The
+    entry is shown, its file is not: the file says everything the document said, and
+    handing it over showed a professional the result the patient had masked, and the
+    patient the result awaiting its announcement consultation."""
+    rows = _current_rows(conn, patient_id)
+    documents = _documents_of(conn, rows)
+    by_id = {r.id: r for r in rows}
+    found: set[int] = set()
+    for r in rows:
+        if is_visible(r, access, documents.get(r.parent_id)):
+            continue
+        parent, steps = documents.get(r.parent_id), 0
+        while parent is not None and steps < 64:
+            if parent.attachment_sha256 is not None:
+                found.add(parent.id)
+            held = by_id.get(parent.id)
+            parent = documents.get(held.parent_id) if held is not None else None
+            steps += 1
+    return found
 
 
 def entry_dict(e) -> dict:  # noqa: ANN001
@@ -388,7 +407,7 @@ def _with_trace(engine: Engine, principal: Principal, work):  # noqa: ANN001, AN
     try:
         with engine.begin() as conn:
             return work(conn)
-    except AccessDenied as exc:
+    except AccessError as exc:  # AccessDenied, or the NotFound an entry's denial answers
         patient_id = getattr(exc, "patient_id", None)
         if patient_id is not None:
             with engine.begin() as conn:
@@ -455,18 +474,35 @@ def read_entries(engine: Engine, principal: Principal, patient_ref: str, *,
                                      ("to", date_to)) if v}
         append(conn, [_read_event(access, "entries.read", entries=len(page),
                                   filters=filters or None)])
+        withheld = files_withheld(conn, patient.id, access) \
+            if any(r.attachment_sha256 is not None for r in page) else set()
+        shown = [entry_dict(r) for r in page]
+        for e in shown:
+            if e["id"] in withheld:
+                e["has_file"] = False
         return {"patient_id": patient.id, "access": access.as_dict(), "total": len(rows),
-                "offset": offset, "entries": [entry_dict(r) for r in page]}
+                "offset": offset, "entries": shown}
     return _with_trace(engine, principal, work)
 
 
 def _entry_for(conn: Connection, principal: Principal, entry_id: int, action: str) -> tuple:
     """(entry row, its document row or None, patients row, Access); NotFound when the
-    entry does not exist or the reader may not see it (the same answer for both)."""
+    entry does not exist, when the reader may not see it, and when it is in a dossier they
+    may not open (the same answer for all three; the last one still traced in that
+    patient's trail). A 403 for the last one made ids an oracle: 403 said 'another
+    dossier', so a 404 below the highest id said 'a version or an entry of the dossier you
+    read that is hidden from you', a legal representative probing ids learnt that the
+    minor's dossier held documents kept from them."""
     row = conn.execute(select(entries).where(entries.c.id == entry_id)).first()
     if row is None:
         raise NotFound("NOT_FOUND", f"no document {entry_id}")
-    patient, access = _open(conn, principal, str(row.patient_id), action)
+    try:
+        patient, access = _open(conn, principal, str(row.patient_id), action)
+    except AccessDenied as exc:
+        unseen = NotFound("NOT_FOUND", f"no document {entry_id}")
+        unseen.patient_id = exc.patient_id  # type: ignore[attr-defined]
+        unseen.action = exc.action  # type: ignore[attr-defined]
+        raise unseen from None
     if not row.current:  # an old version's id: the reader gets the current one's rules
         raise NotFound("NOT_FOUND", f"no document {entry_id}")
     document = _documents_of(conn, [row]).get(row.parent_id)
@@ -479,7 +515,9 @@ def read_document(engine: Engine, principal: Principal, entry_id: int) -> dict:
     """Where the original file of a document entry is (its sha256 in the archive)."""
     def work(conn: Connection) -> dict:
         row, _, _, access = _entry_for(conn, principal, entry_id, "document.read")
-        if row.attachment_sha256 is None:
+        if row.attachment_sha256 is None \
+                or row.id in files_withheld(conn, row.patient_id, access):
+            # the same answer: that part of it is hidden from the reader is not said
             raise NotFound("NO_FILE", f"entry {entry_id} has no original file")
         append(conn, [_read_event(access, "document.read", entry=entry_id)])
         return {"entry_id": row.id, "patient_id": row.patient_id,
@@ -546,12 +584,26 @@ def hidden_entries(conn: Connection, patient_id: int, flags: frozenset[str]) -> 
     if not flags:
         return set()
     rows = list(conn.execute(select(entries.c.id, entries.c.key, entries.c.parent_id,
-                                    entries.c.masking).where(
+                                    entries.c.masking, entries.c.superseded_by).where(
         entries.c.patient_id == patient_id)))
     keys = {r.key for r in rows if is_flagged(r, flags)}
     if not keys:
         return set()
     key_of = {r.id: r.key for r in rows}
+    # the versions of a CDA document have keys of their own, linked by superseded_by: one
+    # flagged version makes them all secret (and the results hanging from any of them)
+    linked: dict[str, set[str]] = {}
+    for r in rows:
+        other = key_of.get(r.superseded_by)
+        if other is not None and other != r.key:
+            linked.setdefault(r.key, set()).add(other)
+            linked.setdefault(other, set()).add(r.key)
+    todo = list(keys)
+    while todo:
+        for other in linked.get(todo.pop(), ()):
+            if other not in keys:
+                keys.add(other)
+                todo.append(other)
     return {r.id for r in rows if r.key in keys or key_of.get(r.parent_id) in keys}
 
 
@@ -565,6 +617,21 @@ def _imports_of(conn: Connection, entry_ids: set[int]) -> set[int]:
     return found
 
 
+def _with_kin(conn: Connection, import_ids: set[int]) -> set[int]:
+    """These imports, the batch files they were split from, and the imports that repeat
+    them (duplicates): reading the raw bytes of a batch file or of a duplicate is a read of
+    the same message, in the patients' trails too (pipelines/admin.py read_raw)."""
+    found = set(import_ids)
+    ids = sorted(import_ids)
+    i = imports.c
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found.update(b for b in conn.execute(select(i.batch_of).where(
+            i.id.in_(part), i.batch_of.is_not(None))).scalars())
+        found.update(conn.execute(select(i.id).where(i.duplicate_of.in_(part))).scalars())
+    return found
+
+
 def _trail_for(conn: Connection, patient_id: int, rows: Sequence, access: Access) -> list:
     """The audit rows as ``access`` is shown them. When the dossier holds entries hidden from
     the reader (INVISIBLE_PATIENT for the patient; also INVISIBLE_REP_LEGAUX and
@@ -574,13 +641,13 @@ def _trail_for(conn: Connection, patient_id: int, rows: Sequence, access: Access
     hidden = hidden_entries(conn, patient_id, hidden_flags(access.basis))
     if not hidden:
         return list(rows)
-    imports = _imports_of(conn, hidden)
+    unseen = _with_kin(conn, _imports_of(conn, hidden))
     me = access.principal.actor
     shown = []
     for r in rows:
         details = r.details if isinstance(r.details, dict) else {}
-        if details.get("entry") in hidden or (r.import_id is not None and r.import_id in imports) \
-                or imports.intersection(details.get("imports") or ()):
+        if details.get("entry") in hidden or (r.import_id is not None and r.import_id in unseen) \
+                or unseen.intersection(details.get("imports") or ()):
             continue
         shown_details = r.details
         if r.actor != me and details:
@@ -659,11 +726,16 @@ def _document_family(conn: Connection, row) -> list:  # noqa: ANN001
     report the patient masked (or its author withdrew) stayed shown to every professional."""
     family, seen, keys = [row], {row.id}, {row.key}
     while keys:
-        versions = select(entries.c.id).where(entries.c.patient_id == row.patient_id,
-                                              entries.c.key.in_(keys))
-        children = [c for c in conn.execute(select(entries).where(
-            entries.c.parent_id.in_(versions), entries.c.current.is_(True)))
-            if c.id not in seen]
+        # every version: those of the key, and those the rows of the key replaced (a CDA
+        # document's earlier versions have keys of their own; the results a new version
+        # confirmed unchanged still hang from them)
+        versions = sorted(earlier_versions(conn, conn.execute(select(entries.c.id).where(
+            entries.c.patient_id == row.patient_id, entries.c.key.in_(keys))).scalars()))
+        children = [c for start in range(0, len(versions), 500)
+                    for c in conn.execute(select(entries).where(
+                        entries.c.parent_id.in_(versions[start:start + 500]),
+                        entries.c.current.is_(True)))
+                    if c.id not in seen]
         seen.update(c.id for c in children)
         family += children
         keys = {c.key for c in children}
@@ -708,7 +780,7 @@ def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -
     """The author withdraws a document: a new version with status 'withdrawn' (its entries
     too) replaces what readers saw; the old versions stay, for the audit. The author needs
     no read access to the dossier (``_own_document``); anyone else is refused, as a read
-    would be (403 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
+    would be (404 on a dossier they may not read, AUTHOR_ONLY on one they may)."""
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise InvalidRequest("REASON_REQUIRED",
@@ -717,7 +789,7 @@ def withdraw(engine: Engine, principal: Principal, entry_id: int, reason: str) -
     def work(conn: Connection) -> dict:
         own = _own_document(conn, principal, entry_id)
         if own is None:
-            _entry_for(conn, principal, entry_id, "document.withdraw")  # 404 / 403, traced
+            _entry_for(conn, principal, entry_id, "document.withdraw")  # 404, traced
             raise AccessDenied("AUTHOR_ONLY", "only the document's author withdraws it")
         row, access = own
         now = datetime.now(UTC)

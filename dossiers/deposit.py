@@ -41,6 +41,7 @@ from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert, insert_values
 from dossiers.schema import entries, imports, provenance
+from dossiers.versions import versions_of
 from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
 from normalizers.tabledata import read_csv_rows
 
@@ -734,10 +735,17 @@ def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict
     doc_ids = {r.id for rows in stored.values() for r in rows
                if r.current and r.type == DOCUMENT}
     found: dict[int, list] = {}
-    if doc_ids:
-        for row in conn.execute(select(entries).where(entries.c.parent_id.in_(doc_ids),
-                                                      entries.c.current)):
-            found.setdefault(row.parent_id, []).append(row)
+    if not doc_ids:
+        return found
+    # The results an earlier version stated and this one confirmed unchanged still hang from
+    # that earlier version (a CDA version has its own id and key): grouped under the
+    # current one, or a third version dropping them left them current, shown as its own.
+    owner = versions_of(conn, doc_ids)
+    ids = sorted(owner)
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(select(entries).where(
+                entries.c.parent_id.in_(ids[start:start + 500]), entries.c.current)):
+            found.setdefault(owner[row.parent_id], []).append(row)
     return found
 
 
@@ -988,6 +996,12 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         elif key in held:  # a replacement re-sent under its own key: one current version
             supersedes.append((row, held[key].id))
         earlier = old if old is not None else held.get(key)
+        if earlier is None and entry is doc and older:
+            # a new version of a set whose version it names was never received (v3 naming
+            # v2, v1 held), or naming none: it replaces the newest held (below) and takes
+            # its masking as any replacement does; it was filed with neither, the
+            # document the patient had masked shown again to every professional
+            earlier = _newest_of(older)
         if earlier is not None and earlier.parent_id is not None:
             # a new version whose parent is not found keeps its version's: a corrected
             # susceptibility panel sent without its organism stays linked to the organism
@@ -1092,6 +1106,18 @@ def _buried(items: Sequence[tuple[Entry, str | None]], held: dict[str, object]) 
             if entry.parent_key in keys and entry.action != ACTION_DELETE:
                 keys.add(entry.key)
     return keys
+
+
+def _newest_of(versions: Sequence) -> object:
+    """The latest of held versions of one document set (arrival order when they cannot be
+    ordered)."""
+    newest = versions[0]
+    for row in versions[1:]:
+        later = _later(_set_version(row.details, row.effective),
+                       _set_version(newest.details, newest.effective))
+        if later or (later is None and row.id > newest.id):
+            newest = row
+    return newest
 
 
 def _versions_around(doc: Entry, held: dict[str, object]) -> tuple[object | None, list]:

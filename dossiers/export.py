@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy import Connection, select
 
 from dossiers.schema import entries, patients, provenance
+from dossiers.versions import current_versions
 
 
 def load_dossier_rows(conn: Connection, patient_id: int
@@ -49,14 +50,5 @@ def load_parent_versions(conn: Connection, rows: Sequence[Mapping]) -> dict[int,
     wanted = {r["parent_id"] for r in rows if r["parent_id"] is not None} - held
     if not wanted:
         return {}
-    stale = {r.id: (r.patient_id, r.key) for r in conn.execute(
-        select(entries.c.id, entries.c.patient_id, entries.c.key).where(
-            entries.c.id.in_(sorted(wanted)), entries.c.current.is_(False)))}
-    if not stale:
-        return {}
-    keys = set(stale.values())
-    newest = {(r.patient_id, r.key): r.id for r in conn.execute(
-        select(entries.c.id, entries.c.patient_id, entries.c.key).where(
-            entries.c.patient_id.in_({p for p, _ in keys}),
-            entries.c.key.in_({k for _, k in keys}), entries.c.current.is_(True)))}
-    return {old: newest[k] for old, k in stale.items() if k in newest}
+    return {old: row.id for old, row in current_versions(conn, wanted).items()
+            if row.id != old and row.current}

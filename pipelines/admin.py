@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from dossiers.patients import find_by_reference
 from dossiers.schema import import_attempts, imports
@@ -97,6 +97,23 @@ def decode_raw(data: bytes, fmt: str | None, fallback: str | None = None) -> tup
     return data.decode("utf-8", errors="replace"), "utf-8 (with replacements)"
 
 
+def concerned_patients(conn: Connection, row) -> list[int | None]:  # noqa: ANN001
+    """The dossiers whose patient data an import's bytes hold: its own patient and the one
+    an admin assigned it to, the patients of the messages of a batch file (the file-level
+    row has none of its own), the patient of the import it repeats (a duplicate's row has
+    none either). [None] when no dossier is known (a quarantined message): the read then
+    goes in the trail of no dossier, as before. Each read of the bytes is in the trail of
+    every patient they concern: a batch file read whole was in no patient's trail."""
+    found = {row.patient_id, row.assigned_patient_id}
+    i = imports.c
+    related = or_(i.batch_of == row.id, i.id == row.duplicate_of) \
+        if row.duplicate_of is not None else i.batch_of == row.id
+    for other in conn.execute(select(i.patient_id, i.assigned_patient_id).where(related)):
+        found.update((other.patient_id, other.assigned_patient_id))
+    found.discard(None)
+    return sorted(found) or [None]
+
+
 def read_raw(engine: Engine, archive: Archive, import_id: int, actor: Actor,
              reason: str | None = None, settings: Settings | None = None) -> RawContent:
     """The archived bytes of an import (patient data): audited before they are returned.
@@ -104,8 +121,9 @@ def read_raw(engine: Engine, archive: Archive, import_id: int, actor: Actor,
     with engine.begin() as conn:
         row = _row(conn, import_id)
         data = _archived(archive, import_id, row.sha256)
-        record(conn, actor, "import.raw", import_id=import_id, patient_id=row.patient_id,
-               reason=reason)
+        for patient_id in concerned_patients(conn, row):
+            record(conn, actor, "import.raw", import_id=import_id, patient_id=patient_id,
+                   reason=reason)
     fallback = settings.fallback_charset(row.source) if settings is not None else None
     text, charset = decode_raw(data, row.format, fallback)
     return RawContent(data, row.format, text, charset)

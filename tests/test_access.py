@@ -160,9 +160,9 @@ def test_author_withdraws_without_access_to_the_dossier(dossier) -> None:  # noq
     d = dossier
     with pytest.raises(AccessDenied):  # the author may not read this dossier...
         access.read_entries(d.engine, pro(AUTHOR), d.pid)
-    with pytest.raises(AccessDenied) as refused:  # a stranger: refused like a read
+    with pytest.raises(NotFound) as refused:  # a stranger: as for an entry not there
         access.withdraw(d.engine, pro(STRANGER), d.doc, "erreur de patient")
-    assert refused.value.code == "ACCESS_DENIED"
+    assert refused.value.code == "NOT_FOUND"
     with pytest.raises(AccessDenied) as refused:  # one who reads it, not its author
         access.withdraw(d.engine, pro(TREATING), d.doc, "erreur de patient")
     assert refused.value.code == "AUTHOR_ONLY"
@@ -171,7 +171,7 @@ def test_author_withdraws_without_access_to_the_dossier(dossier) -> None:  # noq
     # ...but withdraws the document they wrote
     assert access.withdraw(d.engine, pro(AUTHOR), d.doc, "erreur de patient")["withdrawn"] == 2
     assert _seen(d, d.patient) == set() and _seen(d, pro(TREATING)) == set()
-    with pytest.raises(AccessDenied):  # once withdrawn, no longer the author's to act on
+    with pytest.raises(NotFound):  # once withdrawn, no longer the author's to act on
         access.withdraw(d.engine, pro(AUTHOR), d.doc, "erreur de patient")
     trail = access.read_audit(d.engine, d.patient, d.pid)["events"]
     done = [e for e in trail if e["action"] == "document.withdraw"]

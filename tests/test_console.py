@@ -286,7 +286,7 @@ def test_level1_cda_shows_the_pdf_it_carries(world) -> None:  # noqa: ANN001
         audit = c.get(f"/console/dossiers/{patient}/audit").text
         assert audit.count('data-action="document.read"') == 2  # the page, then the PDF
     with _login(api, "professional", rpps=TRUSTED, role="médecin") as c:
-        assert c.get(f"/console/documents/{doc}/embedded.pdf").status_code == 403
+        assert c.get(f"/console/documents/{doc}/embedded.pdf").status_code == 404
     with _login(api, "professional", rpps=TREATING, role="médecin") as c:
         r = c.get(f"/console/documents/{data['masked_doc']}/embedded.pdf")
         assert r.status_code == 404 and "NO_EMBEDDED_PDF" in r.text
