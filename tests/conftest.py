@@ -334,3 +334,18 @@ def home(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     flows._context.cache_clear()
     yield tmp_path
     flows._context.cache_clear()
+
+
+@pytest.fixture
+def quirky(bucket):  # noqa: ANN001, ANN201
+    """An S3 store with a real-world quirk in front of moto: (store proxy, bucket name, direct
+    client to moto). ``bucket`` is tests/test_s3_connector.py's fixture, which the connector
+    rounds using this one import."""
+    from tests.s3_quirks import QuirkyStore
+
+    endpoint, name, client = bucket
+    store = QuirkyStore(endpoint)
+    try:
+        yield store, name, client
+    finally:
+        store.close()

@@ -23,17 +23,6 @@ from tests.test_s3_connector import (  # noqa: F401 - fixtures
 )
 
 
-@pytest.fixture
-def quirky(bucket):  # noqa: ANN001, ANN201, F811
-    """(store proxy, bucket name, direct client to moto)."""
-    endpoint, name, client = bucket
-    store = QuirkyStore(endpoint)
-    try:
-        yield store, name, client
-    finally:
-        store.close()
-
-
 def test_move_works_on_a_store_without_object_tagging(sqlite_ctx, quirky) -> None:  # noqa: ANN001
     """Garage and some hosting providers' stores answer 501 NotImplemented to every tagging
     request. after = "move" needs no tag (what was taken is under processed/), yet the poller

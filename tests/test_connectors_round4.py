@@ -30,17 +30,6 @@ from tests.test_s3_connector import (  # noqa: F401 - fixtures
 )
 
 
-@pytest.fixture
-def quirky(bucket):  # noqa: ANN001, ANN201, F811
-    """(store proxy, bucket name, direct client to moto)."""
-    endpoint, name, client = bucket
-    store = QuirkyStore(endpoint)
-    try:
-        yield store, name, client
-    finally:
-        store.close()
-
-
 def _poller(store: QuirkyStore, name: str, ctx, **kw) -> BucketPoller:  # noqa: ANN001, ANN003
     page = kw.pop("list_page_size", 1000)
     return BucketPoller(bucket_source(name, **kw), ctx.engine, ctx.archive,

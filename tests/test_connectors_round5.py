@@ -9,7 +9,6 @@ import pytest
 
 from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
-from tests.s3_quirks import QuirkyStore
 from tests.test_folder_connector import claimed_files, files_under
 from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
@@ -24,17 +23,6 @@ from tests.test_s3_connector import (  # noqa: F401 - fixtures
 )
 
 TEN = "&".join(f"team{i}=x{i}" for i in range(10))
-
-
-@pytest.fixture
-def quirky(bucket):  # noqa: ANN001, ANN201, F811
-    """(store proxy, bucket name, direct client to moto)."""
-    endpoint, name, client = bucket
-    store = QuirkyStore(endpoint)
-    try:
-        yield store, name, client
-    finally:
-        store.close()
 
 
 def _poller(endpoint: str, name: str, ctx, **kw) -> BucketPoller:  # noqa: ANN001, ANN003

@@ -15,7 +15,6 @@ from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
 from pipelines.archive import DirectoryArchive
 from pipelines.process import drain
-from tests.s3_quirks import QuirkyStore
 from tests.test_folder_connector import files_under
 from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
@@ -28,17 +27,6 @@ from tests.test_s3_connector import (  # noqa: F401 - fixtures
     s3_server,
     tags,
 )
-
-
-@pytest.fixture
-def quirky(bucket):  # noqa: ANN001, ANN201, F811
-    """(store proxy, bucket name, direct client to moto)."""
-    endpoint, name, client = bucket
-    store = QuirkyStore(endpoint)
-    try:
-        yield store, name, client
-    finally:
-        store.close()
 
 
 # -- folders: a Windows copy over SMB fills a file of its final size --------------------------
