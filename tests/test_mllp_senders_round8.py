@@ -181,33 +181,7 @@ def tls_send_and_close(port: int, ca: Path, payload: bytes, close: str) -> bytes
     once closes its sending side: ``close_notify`` (as Java's SSLSocket.shutdownOutput does
     in TLS 1.3) or ``fin`` (a TCP FIN under TLS, no close_notify); then reads what comes
     back until the listener closes. The plaintext received."""
-    context = ssl.create_default_context(cafile=str(ca))
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                raw.sendall(outgoing.read())
-                incoming.write(raw.recv(65536))
-        tls.write(payload)
-        if close == "close_notify":
-            with pytest.raises(ssl.SSLWantReadError):
-                tls.unwrap()  # sent; the listener's own is not in yet
-        raw.sendall(outgoing.read())
-        if close == "fin":
-            raw.shutdown(socket.SHUT_WR)
-        received = bytearray()
-        while chunk := raw.recv(65536):
-            incoming.write(chunk)
-            try:
-                while data := tls.read(65536):
-                    received += data
-            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-                pass
-    return bytes(received)
+    return tls_send_in_records(port, ca, [payload], close)
 
 
 @pytest.mark.parametrize("close", ["close_notify", "fin"])
@@ -228,7 +202,8 @@ def test_a_tls_client_closing_its_side_after_its_last_frame_gets_its_acks(
 
 
 def tls_send_in_records(port: int, ca: Path, records: list[bytes], close: str) -> bytes:
-    """``tls_send_and_close`` with each of ``records`` written as TLS records of its own."""
+    """``tls_send_and_close`` with each of ``records`` written as TLS records of its own, the
+    last one in the same write as the close."""
     context = ssl.create_default_context(cafile=str(ca))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
@@ -240,14 +215,15 @@ def tls_send_in_records(port: int, ca: Path, records: list[bytes], close: str) -
             except ssl.SSLWantReadError:
                 raw.sendall(outgoing.read())
                 incoming.write(raw.recv(65536))
-        for record in records:
+        for n, record in enumerate(records, 1):
             tls.write(record)
-            raw.sendall(outgoing.read())
+            if n < len(records):
+                raw.sendall(outgoing.read())
         if close == "close_notify":
             with pytest.raises(ssl.SSLWantReadError):
-                tls.unwrap()
-            raw.sendall(outgoing.read())
-        else:
+                tls.unwrap()  # sent; the listener's own is not in yet
+        raw.sendall(outgoing.read())
+        if close == "fin":
             raw.shutdown(socket.SHUT_WR)
         received = bytearray()
         while chunk := raw.recv(65536):
