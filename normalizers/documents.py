@@ -1120,6 +1120,20 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*)){2,}")
 
 
+def sender_scope(msg: Message) -> str:
+    """The namespace of a bare document number (no EI.2 nor EI.3): the application and
+    facility that sent it ('&DPI-Z^CHU-NANTES', MSH-3^MSH-4, as ``normalizers.lab.order_scope``
+    scopes a bare order number); '' when the message names no sender.
+
+    Why: a bare TXA-12 '100234' was keyed 'document|100234', and a bare OBR-3 document
+    'document|100234||1': a hospital's MDM^T11 for its 100234 withdrew the report an imaging
+    centre had filed under its own 100234 in the same dossier, and its T02 became a new
+    version of it. The '&' marks the scope as the sender's, not a namespace the sender gave:
+    ``dossiers.deposit`` follows what the same sender filed under the bare key before."""
+    sender = msg.sender
+    return "" if sender == "|" else "&" + sender.replace("|", "^")
+
+
 def ei_namespace(msg: Message, rep: str) -> str:
     """EI.2, the namespace of an EI (the application that assigned the number)."""
     return sub(msg, part(comps(msg, rep), 2), 1).strip()
@@ -1169,13 +1183,14 @@ def normalize_mdm(msg: Message, source: str,
     if txa is None:
         raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
     cisis = is_cisis(msg)
-    doc_id = ei_id(msg, first_rep(msg, txa, 12))  # '' refused unless a CDA id stands in
+    scope = sender_scope(msg)  # of a bare number (no EI.2, EI.3): see sender_scope
+    doc_id = ei_id(msg, first_rep(msg, txa, 12), scope)  # '' refused unless a CDA id stands in
     orc = msg.first("ORC")
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
         # a parent number sent without its namespace is one of the same application's
         parent_id=ei_id(msg, first_rep(msg, txa, 13),
-                        ei_namespace(msg, first_rep(msg, txa, 12))),
+                        ei_namespace(msg, first_rep(msg, txa, 12)) or scope),
         action_sources=[trigger_source(msg, cisis),
                         order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),

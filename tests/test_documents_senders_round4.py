@@ -1,0 +1,122 @@
+"""Documents carried in HL7v2, round 4: bare document numbers of several senders in one
+dossier, the same CDA by two channels, TXA-17/18/19 as document servers send them.
+
+Why: each test pins what a real sender sends and what we must file for it; the ones marked
+'was' failed before the fix of the same commit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from normalizers.model import ACTION_DELETE, DOCUMENT
+from tests.test_documents_normalizer import b64, norm, oru
+from tests.test_documents_senders import PDF_REPORT, _filed
+
+PDF = b64(PDF_REPORT.read_bytes())
+
+
+def _mdm(trigger: str, obx11: str, number: str, app: str = "RIS-Y",
+         facility: str = "IMAGERIE-EST", pdf: str = PDF, txa17: str = "LA",
+         txa18: str = "", txa19: str = "AV", parent: str = "") -> str:
+    """An MDM (v2.5) of an imaging centre's RIS or a hospital DPI: a CR-IMG as a PDF, TXA-12
+    a bare document number (no EI.2 nor EI.3), as many document servers write it."""
+    pid = oru("NW", "F", "X").split("\r")[1]
+    segs = [f"MSH|^~\\&|{app}|{facility}|DMP|GHT|202403151050||MDM^{trigger}^MDM_T02|"
+            f"{app}-{trigger}-{number}-{obx11}|P|2.5|||||FRA|UNICODE UTF-8",
+            "EVN||20240315105000", pid, "PV1|1|O",
+            f"TXA|1|18748-4^CR d'imagerie médicale^LN|AP|202403151000||||||||{number}|"
+            f"{parent}||||{txa17}|{txa18}|{txa19}"]
+    if trigger != "T11":
+        segs.append(f"OBX|1|ED|18748-4^CR d'imagerie médicale^LN||^AP^PDF^Base64^{pdf}"
+                    f"||||||{obx11}")
+    return "\r".join(segs) + "\r"
+
+
+def _auto(ctx):  # noqa: ANN001, ANN202
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    return ctx
+
+
+def _through(ctx, *messages: str, source: str = "mllp-ght") -> list:  # noqa: ANN001
+    """Each message through intake and processing from one source (an MLLP listener that
+    many senders share); the ledger rows in order."""
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    ids = []
+    for n, text in enumerate(messages):
+        ids += intake(ctx.engine, ctx.archive, [Received(text.encode(), source, "mllp",
+                                                         file_name=f"{n}.hl7")])[0].message_ids
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(imports).where(imports.c.id.in_(ids))
+                            .order_by(imports.c.id)).all()
+
+
+def _current_documents(ctx) -> set[tuple[str, str]]:  # noqa: ANN001
+    return {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
+
+
+# -- a bare document number is its sender's -----------------------------------------------------
+RIS_KEY = "document|100234|&RIS-Y^IMAGERIE-EST"
+DPI_KEY = "document|100234|&DPI-Z^CHU-NORD"
+
+
+def test_a_bare_txa12_is_scoped_by_its_sender():
+    """TXA-12 '100234' (no EI.2, EI.3) from RIS-Y and from DPI-Z: two documents; the T11 of
+    the DPI withdraws the DPI's. Was: both 'document|100234'."""
+    ris = norm(_mdm("T02", "F", "100234")).entries[0]
+    dpi = norm(_mdm("T02", "F", "100234", app="DPI-Z", facility="CHU-NORD")).entries[0]
+    assert (ris.key, dpi.key) == (RIS_KEY, DPI_KEY)
+    cancel, = norm(_mdm("T11", "", "100234", app="DPI-Z", facility="CHU-NORD")).entries
+    assert (cancel.action, cancel.replaces_key) == (ACTION_DELETE, DPI_KEY)
+    # a bare TXA-13 is the same sender's number
+    t10 = norm(_mdm("T10", "C", "100235", parent="100234")).entries[0]
+    assert t10.replaces_key == RIS_KEY
+
+
+def test_a_bare_order_number_of_an_oru_document_is_scoped_by_its_sender():
+    """A PDF in an ORU whose OBR-3 is a bare '1001-E1': keyed with the lab's MSH-3^MSH-4.
+    Was: 'document|1001-E1||1', the same slot as any other lab's 1001-E1."""
+    text = oru("NW", "F", b64(PDF_REPORT.read_bytes()), profile="").replace(
+        "1001-E1^labo", "1001-E1").replace("^TEXT^XML^", "^AP^PDF^")
+    doc = next(e for e in norm(text).entries if e.type == DOCUMENT)
+    assert doc.key == "document|1001-E1|&SIL-Y^labo|1"
+
+
+def test_one_senders_cancel_leaves_another_senders_same_number_alone(sqlite_ctx):
+    """Through one MLLP listener: RIS-Y and DPI-Z each file their 100234, then DPI-Z cancels
+    its own (T11). Was: one document, the DPI's T02 a new version of the RIS's report and its
+    T11 withdrawing it."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, _mdm("T02", "F", "100234"),
+                    _mdm("T02", "F", "100234", app="DPI-Z", facility="CHU-NORD"),
+                    _mdm("T11", "", "100234", app="DPI-Z", facility="CHU-NORD"))
+    assert [r.status for r in rows] == ["deposited"] * 3
+    assert _current_documents(ctx) == {(RIS_KEY, "final"), (DPI_KEY, "withdrawn")}
+
+
+def test_a_bare_number_filed_before_scoping_is_followed_for_its_own_sender_only(sqlite_ctx):
+    """A dossier holding 'document|100234' from RIS-Y (filed before bare numbers were scoped):
+    DPI-Z's T11 of its 100234, through the same listener, leaves it; RIS-Y's own T02 sent
+    again is that document (a duplicate), and RIS-Y's T11 withdraws it."""
+    from sqlalchemy import update
+
+    from dossiers.schema import entries
+
+    ctx = _auto(sqlite_ctx)
+    _through(ctx, _mdm("T02", "F", "100234"))
+    with ctx.engine.begin() as conn:  # as the code before scoping filed it
+        conn.execute(update(entries).where(entries.c.key == RIS_KEY)
+                     .values(key="document|100234"))
+    _through(ctx, _mdm("T11", "", "100234", app="DPI-Z", facility="CHU-NORD"))
+    assert ("document|100234", "final") in _current_documents(ctx)
+    again = _mdm("T02", "F", "100234").replace("-T02-100234-F|", "-T02-100234-F-B|")
+    row, = _through(ctx, again)
+    assert row.status == "duplicate"
+    _through(ctx, _mdm("T11", "", "100234"))
+    assert ("document|100234", "withdrawn") in _current_documents(ctx)
+    assert not any(key == RIS_KEY for key, _ in _current_documents(ctx))
