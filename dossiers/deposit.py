@@ -232,10 +232,29 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
     makes it another version: compared on the columns alone, the resend was a duplicate
     and the comment was lost. A resend without the comments (cumulative reports repeat
     the values, not always the notes) still states the same."""
-    if not all(new[c] == getattr(old, c) for c in _COMPARED):
+    compared = _COMPARED_CARRIED if _carried_cda(new, old) else _COMPARED
+    if not all(new[c] == getattr(old, c) for c in compared):
         return False
     said = (new["details"] or {}).get("comments")
     return not said or said == (getattr(old, "details", None) or {}).get("comments")
+
+
+_COMPARED_CARRIED = tuple(c for c in _COMPARED if c != "attachment_sha256")
+
+
+def _carried_cda(new: dict, old) -> bool:  # noqa: ANN001
+    """Whether ``new`` and ``old`` are one CDA document (same ClinicalDocument/id: the key),
+    of which one came carried by a PDF/A-3 report (``details['structured_copy']``,
+    normalizers/pdf_embedded.py) and the other alone or carried otherwise: the files differ
+    (the PDF people read, the XML), the document is the same. CDA R2 gives every version a
+    new id, so the same id is never a new version: it was filed as version 2 of itself
+    ('control id reused'), a second current copy of one report in the history."""
+    if new["type"] != DOCUMENT or new["key"] != getattr(old, "key", None):
+        return False
+    mine, theirs = new["details"] or {}, getattr(old, "details", None) or {}
+    # the carried one's key is its CDA's id (pdf_embedded files it through the CDA path):
+    # the other, under the same key, is that CDA (a file, an HL7v2 ED, an MDM naming it)
+    return ("structured_copy" in mine) != ("structured_copy" in theirs)
 
 
 @dataclass(slots=True)

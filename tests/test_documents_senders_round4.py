@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from normalizers.model import ACTION_DELETE, DOCUMENT
 from tests.test_documents_normalizer import b64, norm, oru
 from tests.test_documents_senders import PDF_REPORT, _filed
@@ -120,3 +122,81 @@ def test_a_bare_number_filed_before_scoping_is_followed_for_its_own_sender_only(
     _through(ctx, _mdm("T11", "", "100234"))
     assert ("document|100234", "withdrawn") in _current_documents(ctx)
     assert not any(key == RIS_KEY for key, _ in _current_documents(ctx))
+
+
+# -- the same CDA by two channels is one document -----------------------------------------------
+CR_BIO = "01_crbio_labm_lipides_glycemie.xml"
+CR_BIO_KEY = "document|2.999.250.1.1.10^RB2502040000002"
+
+
+def _cda_channels() -> dict[str, bytes]:
+    """The LABM des Charmes CR-BIO (M. Le Goff) alone, attached to its PDF/A-3 print, and
+    carried by the lab's CI-SIS ORU^R01."""
+    from samples import generate_pdf as g
+    from tests.conftest import SAMPLES
+    from tests.test_pdf_round7 import LE_GOFF_PAGE, _lab_pdf_pages, _with_attachment
+
+    cda = (SAMPLES / "cda" / CR_BIO).read_bytes()
+    pdf = _with_attachment(g.write_pdf(_lab_pdf_pages(LE_GOFF_PAGE), title="CR"),
+                           "LE_GOFF_CR-BIO.xml", cda)
+    oru_msg = "\r".join([
+        "MSH|^~\\&|SIL-CHARMES|LABM-CHARMES|DMP|GHT|202502041050||ORU^R01^ORU_R01|CH-77|P|2.5"
+        "|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2",
+        "PID|||155112923219071^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||"
+        "LE GOFF^Jérôme^^^^^L||19551102|M",
+        "ORC|NW|98765431^Charmes|25B0204-11^SIL-CHARMES",
+        "OBR|1|98765431^Charmes|25B0204-11^SIL-CHARMES|11502-2^CR d'examens biologiques^LN|||"
+        "202502040830" + "|" * 18 + "F",
+        f"OBX|1|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^{b64(cda)}||||||F",
+        ""])
+    return {"xml": cda, "pdf": pdf, "oru": oru_msg.encode()}
+
+
+def _le_goff(ctx) -> None:  # noqa: ANN001
+    import csv
+
+    from pipelines.dossier_admin import DossierInput, create_dossiers
+    from tests.conftest import SAMPLES
+
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)
+                                     if r["key"] == "K2"])
+
+
+def _document_and_links(ctx) -> tuple[list[tuple], set[int]]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from dossiers.schema import entries, provenance
+
+    with ctx.engine.connect() as conn:
+        docs = conn.execute(select(entries.c.id, entries.c.version, entries.c.current)
+                            .where(entries.c.key == CR_BIO_KEY)).all()
+        linked = {r.import_id for r in conn.execute(
+            select(provenance.c.import_id).where(provenance.c.entry_id.in_([d.id for d in docs])))}
+    return [tuple(d) for d in docs], linked
+
+
+@pytest.mark.parametrize("first, then", [("xml", "pdf"), ("pdf", "xml"), ("oru", "pdf")])
+def test_the_same_cda_alone_and_attached_to_its_pdf_is_one_document(sqlite_ctx, first, then):
+    """The CR-BIO received alone (or in the lab's ORU) and again attached to its PDF/A-3
+    print, in either order: one document, linked to both imports; the second import a
+    duplicate, not 'control id reused'. Was: version 2 of itself, the first superseded."""
+    _le_goff(sqlite_ctx)
+    data = _cda_channels()
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    for n, kind in enumerate((first, then)):
+        intake(sqlite_ctx.engine, sqlite_ctx.archive,
+               [Received(data[kind], "labm-charmes", "file", file_name=f"{n}.{kind}")])
+        drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports).order_by(imports.c.id)).all()
+    assert [r.status for r in rows] == ["deposited", "duplicate"]
+    assert not any("control id reused" in w for w in rows[1].warnings or [])
+    docs, linked = _document_and_links(sqlite_ctx)
+    assert [(v, c) for _, v, c in docs] == [(1, True)]
+    assert linked == {rows[0].id, rows[1].id}
