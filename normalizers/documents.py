@@ -1001,17 +1001,25 @@ def refuse_not_for_dmp(meta: MessageMeta) -> None:
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,
                           warnings: list[str]) -> dict[str, bool]:
-    """The message's flags, and what the carried CDA's confidentialityCode masks (R, V:
-    tables/cda_confidentiality.csv), as the same CDA received as a file is masked: a
+    """The message's flags, and what the carried CDA's confidentialityCode and the MDM's TXA-18
+    mask (R, V: tables/cda_confidentiality.csv), as the same CDA received as a file is masked: a
     restricted document sent without MetaDMPMSS flags (or with MASQUE_PS=N) was shown to
     every professional. Masking wins: the flag that says N is overruled, with a warning."""
     code = str((doc.details.get("cda") or {}).get("confidentiality_code") or "")
-    flags = confidentiality_masking(code) if code else None
-    for name, masked in (flags or {}).items():
-        if masked and masking.get(name) is False:
-            warnings.append(f"{doc.source_ref}: the CDA confidentialityCode {code[:4]!r} "
-                            f"masks the document ({name}) though the message's flag says N")
-        masking[name] = masking.get(name, False) or masked
+    said = [("the CDA confidentialityCode", code, confidentiality_masking(code) if code
+             else None)]
+    # TXA-18 (HL7 table 0272: V very restricted, R restricted, U usual control), the same
+    # scale as the CDA's: a PDF an MDM sent 'V' was filed unmasked, shown to every
+    # professional; the code was kept in details, and nothing read it
+    txa18 = str(doc.details.get("confidentiality_status") or "").strip().upper()
+    if txa18:  # a code of no table is said by txa_status_sources, where its place is known
+        said.append(("TXA-18", txa18, confidentiality_masking(txa18)))
+    for what, value, flags in said:
+        for name, masked in (flags or {}).items():
+            if masked and masking.get(name) is False:
+                warnings.append(f"{doc.source_ref}: {what} {value[:4]!r} masks the document "
+                                f"({name}) though the message's flag says N")
+            masking[name] = masking.get(name, False) or masked
     return masking
 
 
@@ -1303,12 +1311,23 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     """TXA-17 and TXA-19 on the document (tables/txa_statuses.csv): a completion status
     short of authenticated (dictated, in progress, pre-authenticated) makes a final OBX a
     preliminary document, and an availability 'CA' (deleted) withdraws the document, as a
-    status change notification says it (both were kept in details and the document filed
-    final and current). An availability 'UN' or 'OB' is filed as sent, with a warning."""
+    status change notification says it, as does a completion status 'CA' (canceled) (both
+    were kept in details and the document filed final and current). TXA-18 masks the
+    document in ``apply_meta``; a code of no table is said here. An availability 'UN' or
+    'OB' is filed as sent, with a warning."""
     completion = text(msg, first_rep(msg, txa, 17)).upper()
     row = _txa_statuses().get(("17", completion))
     if row is not None and row["status"]:
         ctx.completion_status = row["status"]
+    if row is not None and row["action"]:
+        # 'CA' (canceled, table 0271 since v2.6): the document is withdrawn, as TXA-19 'CA'
+        # says it; it was filed current and final
+        ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row["action"]))
+    confidentiality = text(msg, first_rep(msg, txa, 18)).upper()
+    if confidentiality and confidentiality_masking(confidentiality) is None:
+        warnings.append(f"{loc(txa, 18)}: document confidentiality status "
+                        f"{confidentiality[:6]!r} is not of HL7 table 0272 (V, R, U): it "
+                        "masks nothing")
     availability = text(msg, first_rep(msg, txa, 19)).upper()
     row = _txa_statuses().get(("19", availability))
     if row is None:

@@ -14,13 +14,16 @@ from normalizers.model import ACTION_DELETE, DOCUMENT
 from tests.test_documents_normalizer import b64, norm, oru
 from tests.test_documents_senders import PDF_REPORT, _filed
 
-PDF = b64(PDF_REPORT.read_bytes())
+PDF = "^AP^PDF^Base64^" + b64(PDF_REPORT.read_bytes())
+TEXT = "^TEXT^PLAIN^Base64^" + b64("IRM du genou droit : pas de lésion méniscale. "
+                                   "Conclusion : examen normal.".encode())
 
 
 def _mdm(trigger: str, obx11: str, number: str, app: str = "RIS-Y",
-         facility: str = "IMAGERIE-EST", pdf: str = PDF, txa17: str = "LA",
+         facility: str = "IMAGERIE-EST", ed: str = TEXT, txa17: str = "LA",
          txa18: str = "", txa19: str = "AV", parent: str = "") -> str:
-    """An MDM (v2.5) of an imaging centre's RIS or a hospital DPI: a CR-IMG as a PDF, TXA-12
+    """An MDM (v2.5) of an imaging centre's RIS or a hospital DPI: a CR-IMG (``ed``: its text
+    by default, or the PDF), TXA-12
     a bare document number (no EI.2 nor EI.3), as many document servers write it."""
     pid = oru("NW", "F", "X").split("\r")[1]
     segs = [f"MSH|^~\\&|{app}|{facility}|DMP|GHT|202403151050||MDM^{trigger}^MDM_T02|"
@@ -29,7 +32,7 @@ def _mdm(trigger: str, obx11: str, number: str, app: str = "RIS-Y",
             f"TXA|1|18748-4^CR d'imagerie médicale^LN|AP|202403151000||||||||{number}|"
             f"{parent}||||{txa17}|{txa18}|{txa19}"]
     if trigger != "T11":
-        segs.append(f"OBX|1|ED|18748-4^CR d'imagerie médicale^LN||^AP^PDF^Base64^{pdf}"
+        segs.append(f"OBX|1|ED|18748-4^CR d'imagerie médicale^LN||{ed}"
                     f"||||||{obx11}")
     return "\r".join(segs) + "\r"
 
@@ -200,3 +203,38 @@ def test_the_same_cda_alone_and_attached_to_its_pdf_is_one_document(sqlite_ctx, 
     docs, linked = _document_and_links(sqlite_ctx)
     assert [(v, c) for _, v, c in docs] == [(1, True)]
     assert linked == {rows[0].id, rows[1].id}
+
+
+# -- TXA-17, TXA-18, TXA-19 as document servers send them ---------------------------------------
+def test_txa18_very_restricted_masks_the_document_and_what_is_read_from_it():
+    """A hospital document server's MDM^T02, TXA-18 'V' (HL7 table 0272, very restricted),
+    a PDF without CDA: masked to professionals, the report read from the PDF with it. Was:
+    'V' kept in details, the document shown to every professional."""
+    nm = norm(_mdm("T02", "F", "CR-88", txa18="V", ed=PDF))
+    assert [e.type for e in nm.entries] == [DOCUMENT, "imaging_report"]
+    assert all(e.masking.get("MASQUE_PS") is True for e in nm.entries)
+    usual = norm(_mdm("T02", "F", "CR-88", txa18="U"))
+    assert not any(e.masking.get("MASQUE_PS") for e in usual.entries)
+
+
+def test_txa18_restricted_overrules_a_masque_ps_n_and_an_unknown_code_is_said():
+    """TXA-18 'R' with MetaDMPMSS MASQUE_PS=N: masked (masking wins), said; TXA-18 'X'
+    (no table's code): masks nothing, said with its place."""
+    flagged = _mdm("T02", "F", "CR-89", txa18="R") + \
+        "OBX|2|CE|MASQUE_PS^^MetaDMPMSS||N||||||F\r"
+    nm = norm(flagged)
+    assert nm.entries[0].masking["MASQUE_PS"] is True
+    assert any("TXA-18 'R' masks the document (MASQUE_PS)" in w for w in nm.warnings)
+    odd = norm(_mdm("T02", "F", "CR-90", txa18="X"))
+    assert not odd.entries[0].masking.get("MASQUE_PS")
+    assert any(w.startswith("TXA[5]-18: document confidentiality status 'X'")
+               for w in odd.warnings)
+
+
+def test_txa17_canceled_withdraws_the_document():
+    """MDM^T04 (v2.5: status change with content) whose TXA-17 is 'CA' (canceled, table 0271
+    of v2.6+ that document servers send already): the document is withdrawn. Was: a new
+    final version of it, current."""
+    doc = norm(_mdm("T04", "F", "CR-91", txa17="CA")).entries[0]
+    assert (doc.action, doc.replaces_key) == (ACTION_DELETE,
+                                             "document|CR-91|&RIS-Y^IMAGERIE-EST")
