@@ -366,7 +366,39 @@ def decode_ed(msg: Message, obx: Segment,
             media = found
             said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
             note = f"{note}; {said}" if note else said
+    if media == TEXT_MEDIA_TYPE and data:
+        data, said = _utf8_text(msg, data)
+        if said:
+            note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
+
+
+def _utf8_text(msg: Message, data: bytes) -> tuple[bytes, str | None]:
+    """A plain-text document's bytes in UTF-8, as every text document is kept (a text ED
+    not in base64 is written out in UTF-8, ``text_bytes``). Base64 of a report typed in
+    ISO-8859-1/15 or Windows-1252 (what French LIS and RIS on Windows write, whatever MSH-18
+    says) was kept in that charset under 'text/plain', and every accented word read back as
+    UTF-8 was broken ('l\ufffdsion'). Bytes that are UTF-8 stay as sent; others are read in
+    the message's single-byte charset (MSH-18), else Windows-1252, else ISO-8859-1."""
+    try:
+        data.decode("utf-8")
+        return data, None
+    except UnicodeDecodeError:
+        pass
+    codecs = [msg.charset] if msg.charset.lower() not in _UTF8_NAMES else []
+    for codec in [*codecs, "cp1252", "latin-1"]:
+        try:
+            text_ = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if codec in codecs and any("\x80" <= c <= "\x9f" for c in text_):
+            continue  # C1 controls: the text is not in that charset (cp1252's quotes)
+        return text_.encode("utf-8"), (f"text document not in UTF-8: read as {codec} "
+                                       "and kept in UTF-8")
+    return data, None  # unreachable: latin-1 reads any bytes
 
 
 # -- a document split over several OBX or repetitions --------------------------------------

@@ -238,3 +238,27 @@ def test_txa17_canceled_withdraws_the_document():
     doc = norm(_mdm("T04", "F", "CR-91", txa17="CA")).entries[0]
     assert (doc.action, doc.replaces_key) == (ACTION_DELETE,
                                              "document|CR-91|&RIS-Y^IMAGERIE-EST")
+
+
+# -- documents in another charset than UTF-8 ----------------------------------------------------
+REPORT_TEXT = "Œdème osseux du condyle fémoral interne. Conclusion : contusion, pas de lésion."
+
+
+@pytest.mark.parametrize("msh18, codec", [("8859/15", "iso8859-15"),
+                                          ("UNICODE UTF-8", "cp1252"),
+                                          ("UNICODE UTF-8", "utf-8")])
+def test_a_plain_text_document_is_kept_in_utf8_whatever_charset_it_was_typed_in(msh18, codec):
+    """A RIS's report as base64 text/plain, typed in ISO-8859-15 (the message's MSH-18) or in
+    Windows-1252 under a UTF-8 message: kept in UTF-8, said. Was: kept in the sender's
+    charset under 'text/plain', 'Œdème' and 'fémoral' unreadable as UTF-8."""
+    from normalizers.lab import normalize_message
+    from parsers.hl7v2 import parse_message
+    from tests.test_documents_normalizer import MAPS
+
+    ed = "^TEXT^PLAIN^Base64^" + b64(REPORT_TEXT.encode(codec))
+    text = _mdm("T02", "F", "CR-92", ed=ed).replace("UNICODE UTF-8", msh18)
+    data = text.encode("iso8859-15" if msh18 == "8859/15" else "utf-8")
+    nm = normalize_message(parse_message(data), "ris-y", MAPS)
+    doc = nm.entries[0]
+    assert doc.attachment.data.decode("utf-8") == REPORT_TEXT
+    assert any("not in UTF-8" in w for w in nm.warnings) is (codec != "utf-8")
