@@ -495,6 +495,27 @@ def _sub_id_follows(first: str, previous: str, candidate: str) -> bool:
                 and int(c_last) == int(last) + 1)
 
 
+def _numbered_on(first: str, previous: str, candidate: str) -> bool:
+    """The pieces of a document known to be cut numbered by OBX-4 as engines number them
+    besides the dotted series: no sub-id on any piece, or '1', '2', '3'... A PDF cut over
+    three OBX so was filed as three documents, none of them readable."""
+    if not first:
+        return not candidate
+    return previous.isdigit() and candidate.isdigit() and int(candidate) == int(previous) + 1
+
+
+_DOCUMENT_HEADS = (b"%PDF-", b"<?xml", b"<ClinicalDocument")
+
+
+def _starts_a_document(encoding: str, clean: str) -> bool:
+    """Whether encoded data begins a document of its own (a PDF, an XML document): the next
+    document of the message, not a piece of a cut one, however its OBX-4 is numbered."""
+    q = _PIECED_ENCODINGS[encoding]
+    head = _decoded(encoding, clean[:64 // q * q])
+    return head is not None and head.removeprefix(b"\xef\xbb\xbf").lstrip() \
+        .startswith(_DOCUMENT_HEADS)
+
+
 def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
                   warnings: list[str]) -> dict[int, Pieces]:
     """For each document OBX (by its position in ``obxs``) whose ED data is cut, the pieces
@@ -573,13 +594,15 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
         if not bare and ed_encodings().get(text(msg, part(c, 4)).upper()) != encoding:
             return None
         if not (bare or strong) or not (bare and not o_sub
-                                         or _sub_id_follows(sub_id, previous, o_sub)):
+                                         or _sub_id_follows(sub_id, previous, o_sub)
+                                         or strong and _numbered_on(sub_id, previous, o_sub)):
             return None
         out = []
         for rep in rep_list:
             rc = comps(msg, rep)
             out.append(part(rc, 5) if len(rc) > 1 else rep)
-        return "".join(out)
+        data = "".join(out)
+        return None if _starts_a_document(encoding, _clean(msg, data)) else data
     if strong and kind == OBX_RESULT and vtype in TEXT_DOCUMENT_TYPES and rep_list \
             and (not o_sub or _sub_id_follows(sub_id, previous, o_sub)):
         value = "".join(rep_list)

@@ -262,3 +262,40 @@ def test_a_plain_text_document_is_kept_in_utf8_whatever_charset_it_was_typed_in(
     doc = nm.entries[0]
     assert doc.attachment.data.decode("utf-8") == REPORT_TEXT
     assert any("not in UTF-8" in w for w in nm.warnings) is (codec != "utf-8")
+
+
+# -- a document cut over several OBX numbered 1, 2, 3 or not at all -----------------------------
+def _cut_over(sub_ids: list[str], typed: bool, data: bytes | None = None) -> str:
+    """An MDM whose PDF is cut over len(sub_ids) OBX, each with that OBX-4; ``typed``: each
+    piece an ED with its own type and encoding (else the data alone after the first)."""
+    text = b64(data if data is not None else PDF_REPORT.read_bytes())
+    size = -(-len(text) // len(sub_ids))
+    chunks = [text[i:i + size] for i in range(0, len(text), size)]
+    head = _mdm("T02", "F", "CR-93").split("OBX|")[0]
+    segs = [f"OBX|{n}|ED|18748-4^CR d'imagerie médicale^LN|{sub_id}|"
+            f"{'^AP^PDF^Base64^' if typed or n == 1 else ''}{chunk}||||||F"
+            for n, (sub_id, chunk) in enumerate(zip(sub_ids, chunks, strict=True), start=1)]
+    return head + "\r".join(segs) + "\r"
+
+
+@pytest.mark.parametrize("sub_ids, typed", [(["1", "2", "3"], True), (["1", "2", "3"], False),
+                                            (["", "", ""], True)])
+def test_a_pdf_cut_over_obx_numbered_one_two_three_or_not_at_all_is_one_document(sub_ids,
+                                                                                typed):
+    """A document server cutting its PDF at 1.5 KB over three OBX, OBX-4 '1', '2', '3' or
+    empty each time: one document, the whole PDF. Was: three documents, none readable."""
+    nm = norm(_cut_over(sub_ids, typed))
+    docs = [e for e in nm.entries if e.type == DOCUMENT]
+    assert [d.attachment.data for d in docs] == [PDF_REPORT.read_bytes()]
+    assert any("goes on in OBX[7], OBX[8]: read as one" in w for w in nm.warnings)
+
+
+def test_a_truncated_pdf_then_another_pdf_numbered_on_stay_two_documents():
+    """OBX-4 '1' a PDF cut short by the sender (no %%EOF), OBX-4 '2' a whole PDF: two
+    documents; the second begins a PDF of its own and is no piece of the first."""
+    pdf = PDF_REPORT.read_bytes()
+    head = _mdm("T02", "F", "CR-94").split("OBX|")[0]
+    text = head + (f"OBX|1|ED|18748-4^CR^LN|1|^AP^PDF^Base64^{b64(pdf[:1200])}||||||F\r"
+                   f"OBX|2|ED|18748-4^CR^LN|2|^AP^PDF^Base64^{b64(pdf)}||||||F\r")
+    docs = [e for e in norm(text).entries if e.type == DOCUMENT]
+    assert [d.attachment.data for d in docs] == [pdf[:1200], pdf]
