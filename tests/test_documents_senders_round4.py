@@ -299,3 +299,28 @@ def test_a_truncated_pdf_then_another_pdf_numbered_on_stay_two_documents():
                    f"OBX|2|ED|18748-4^CR^LN|2|^AP^PDF^Base64^{b64(pdf)}||||||F\r")
     docs = [e for e in norm(text).entries if e.type == DOCUMENT]
     assert [d.attachment.data for d in docs] == [pdf[:1200], pdf]
+
+
+def test_an_oru_document_filed_before_scoping_gets_its_correction(sqlite_ctx):
+    """A lab's PDF in an ORU with a bare OBR-3, filed before bare numbers were scoped
+    ('document|1001-E1||1'): its correction (OBX-11 C) from the same lab supersedes it. Was
+    (with the scoping alone): a second current report beside the first."""
+    from sqlalchemy import update
+
+    from dossiers.schema import entries
+
+    ctx = _auto(sqlite_ctx)
+    first = oru("NW", "F", b64(PDF_REPORT.read_bytes()), profile="").replace(
+        "1001-E1^labo", "1001-E1").replace("^TEXT^XML^", "^AP^PDF^")
+    _through(ctx, first)
+    with ctx.engine.begin() as conn:  # as the code before scoping filed it
+        conn.execute(update(entries).where(entries.c.key == "document|1001-E1|&SIL-Y^labo|1")
+                     .values(key="document|1001-E1||1"))
+    corrected = "\r".join(line[:-1] + "C" if line.startswith("OBX|1|") else line
+                          for line in first.replace("|MSG-42|", "|MSG-43|").split("\r"))
+    row, = _through(ctx, corrected.replace(b64(PDF_REPORT.read_bytes()),
+                                           b64(PDF_REPORT.read_bytes() + b"\n")))
+    assert row.status == "deposited"
+    filed = [(e.key, e.status, e.current) for e in _filed(ctx) if e.type == DOCUMENT]
+    assert filed == [("document|1001-E1||1", "final", False),
+                     ("document|1001-E1|&SIL-Y^labo|1", "corrected", True)]
