@@ -233,10 +233,29 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
     makes it another version: compared on the columns alone, the resend was a duplicate
     and the comment was lost. A resend without the comments (cumulative reports repeat
     the values, not always the notes) still states the same."""
-    if not all(new[c] == getattr(old, c) for c in _COMPARED):
+    compared = _COMPARED_CARRIED if _carried_cda(new, old) else _COMPARED
+    if not all(new[c] == getattr(old, c) for c in compared):
         return False
     said = (new["details"] or {}).get("comments")
     return not said or said == (getattr(old, "details", None) or {}).get("comments")
+
+
+_COMPARED_CARRIED = tuple(c for c in _COMPARED if c != "attachment_sha256")
+
+
+def _carried_cda(new: dict, old) -> bool:  # noqa: ANN001
+    """Whether ``new`` and ``old`` are one CDA document (same ClinicalDocument/id: the key),
+    of which one came carried by a PDF/A-3 report (``details['structured_copy']``,
+    normalizers/pdf_embedded.py) and the other alone or carried otherwise: the files differ
+    (the PDF people read, the XML), the document is the same. CDA R2 gives every version a
+    new id, so the same id is never a new version: it was filed as version 2 of itself
+    ('control id reused'), a second current copy of one report in the history."""
+    if new["type"] != DOCUMENT or new["key"] != getattr(old, "key", None):
+        return False
+    mine, theirs = new["details"] or {}, getattr(old, "details", None) or {}
+    # the carried one's key is its CDA's id (pdf_embedded files it through the CDA path):
+    # the other, under the same key, is that CDA (a file, an HL7v2 ED, an MDM naming it)
+    return ("structured_copy" in mine) != ("structured_copy" in theirs)
 
 
 @dataclass(slots=True)
@@ -510,11 +529,28 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
 
 def _unscoped(key: str) -> str | None:
     """'document|100234' for a key 'document|100234|RIS-Y' (a document number scoped by its
-    namespace, normalizers.documents.ei_id), None for any other key."""
+    namespace, normalizers.documents.ei_id) or 'document|100234|&DPI-Z^CHU' (a bare number
+    scoped by its sender, normalizers.documents.sender_scope); 'document|77||1' for the
+    document of an ORU 'document|77|&SIL^LAB|1' whose bare order number is scoped by its
+    sender; None for any other key."""
     parts = key.split("|")
-    if len(parts) != 3 or parts[0] != "document" or "^" in parts[1] or not parts[2]:
+    if parts[0] != "document" or "^" in parts[1]:
         return None
-    return f"document|{parts[1]}"
+    if len(parts) == 3 and parts[2]:
+        return f"document|{parts[1]}"
+    if len(parts) == 4 and parts[2].startswith("&"):
+        return f"document|{parts[1]}||{parts[3]}"
+    return None
+
+
+def _scoped_sender(key: str) -> str | None:
+    """'DPI-Z|CHU|': the MSH-3|MSH-4 a document key is scoped by ('document|100234|&DPI-Z^CHU'),
+    as an import's logical id begins; None when the key's namespace is the sender's own
+    (EI.2) or there is none."""
+    parts = key.split("|")
+    if len(parts) < 3 or not parts[2].startswith("&"):
+        return None
+    return parts[2][1:].replace("^", "|") + "|"
 
 
 def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], list],
@@ -545,13 +581,19 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
         number = f"document|{(row.details or {}).get('message_document_id')}"
         held.setdefault((row.patient_id, number), []).append(row)
     imports_of = {r.import_id for rows in held.values() for r in rows}
-    source_of = dict(conn.execute(select(imports.c.id, imports.c.source)
-                                  .where(imports.c.id.in_(imports_of))).all()) if imports_of else {}
+    of_import = {row.id: (row.source, row.logical_id or "") for row in conn.execute(
+        select(imports.c.id, imports.c.source, imports.c.logical_id)
+        .where(imports.c.id.in_(imports_of)))} if imports_of else {}
     real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> key held
     legacy: dict[tuple[int, str], str] = {}  # the same, the unscoped key itself only
     for (patient_id, old), rows in held.items():
         key, source = named[(patient_id, old)]
-        keys = {r.key for r in rows if source_of.get(r.import_id) == source}
+        # a number scoped by its sender: only that sender's (MSH-3, MSH-4) filing is its
+        # own; one source (an MLLP listener) carries many senders, who number alike
+        sender = _scoped_sender(key)
+        keys = {r.key for r in rows
+                if (imp := of_import.get(r.import_id)) is not None and imp[0] == source
+                and (sender is None or imp[1].startswith(sender))}
         if len(keys) == 1:
             real[(patient_id, key)] = next(iter(keys))
         if old in keys:

@@ -366,7 +366,39 @@ def decode_ed(msg: Message, obx: Segment,
             media = found
             said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
             note = f"{note}; {said}" if note else said
+    if media == TEXT_MEDIA_TYPE and data:
+        data, said = _utf8_text(msg, data)
+        if said:
+            note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
+
+
+def _utf8_text(msg: Message, data: bytes) -> tuple[bytes, str | None]:
+    """A plain-text document's bytes in UTF-8, as every text document is kept (a text ED
+    not in base64 is written out in UTF-8, ``text_bytes``). Base64 of a report typed in
+    ISO-8859-1/15 or Windows-1252 (what French LIS and RIS on Windows write, whatever MSH-18
+    says) was kept in that charset under 'text/plain', and every accented word read back as
+    UTF-8 was broken ('l\ufffdsion'). Bytes that are UTF-8 stay as sent; others are read in
+    the message's single-byte charset (MSH-18), else Windows-1252, else ISO-8859-1."""
+    try:
+        data.decode("utf-8")
+        return data, None
+    except UnicodeDecodeError:
+        pass
+    codecs = [msg.charset] if msg.charset.lower() not in _UTF8_NAMES else []
+    for codec in [*codecs, "cp1252", "latin-1"]:
+        try:
+            text_ = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if codec in codecs and any("\x80" <= c <= "\x9f" for c in text_):
+            continue  # C1 controls: the text is not in that charset (cp1252's quotes)
+        return text_.encode("utf-8"), (f"text document not in UTF-8: read as {codec} "
+                                       "and kept in UTF-8")
+    return data, None  # unreachable: latin-1 reads any bytes
 
 
 # -- a document split over several OBX or repetitions --------------------------------------
@@ -463,6 +495,27 @@ def _sub_id_follows(first: str, previous: str, candidate: str) -> bool:
                 and int(c_last) == int(last) + 1)
 
 
+def _numbered_on(first: str, previous: str, candidate: str) -> bool:
+    """The pieces of a document known to be cut numbered by OBX-4 as engines number them
+    besides the dotted series: no sub-id on any piece, or '1', '2', '3'... A PDF cut over
+    three OBX so was filed as three documents, none of them readable."""
+    if not first:
+        return not candidate
+    return previous.isdigit() and candidate.isdigit() and int(candidate) == int(previous) + 1
+
+
+_DOCUMENT_HEADS = (b"%PDF-", b"<?xml", b"<ClinicalDocument")
+
+
+def _starts_a_document(encoding: str, clean: str) -> bool:
+    """Whether encoded data begins a document of its own (a PDF, an XML document): the next
+    document of the message, not a piece of a cut one, however its OBX-4 is numbered."""
+    q = _PIECED_ENCODINGS[encoding]
+    head = _decoded(encoding, clean[:64 // q * q])
+    return head is not None and head.removeprefix(b"\xef\xbb\xbf").lstrip() \
+        .startswith(_DOCUMENT_HEADS)
+
+
 def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
                   warnings: list[str]) -> dict[int, Pieces]:
     """For each document OBX (by its position in ``obxs``) whose ED data is cut, the pieces
@@ -541,13 +594,15 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
         if not bare and ed_encodings().get(text(msg, part(c, 4)).upper()) != encoding:
             return None
         if not (bare or strong) or not (bare and not o_sub
-                                         or _sub_id_follows(sub_id, previous, o_sub)):
+                                         or _sub_id_follows(sub_id, previous, o_sub)
+                                         or strong and _numbered_on(sub_id, previous, o_sub)):
             return None
         out = []
         for rep in rep_list:
             rc = comps(msg, rep)
             out.append(part(rc, 5) if len(rc) > 1 else rep)
-        return "".join(out)
+        data = "".join(out)
+        return None if _starts_a_document(encoding, _clean(msg, data)) else data
     if strong and kind == OBX_RESULT and vtype in TEXT_DOCUMENT_TYPES and rep_list \
             and (not o_sub or _sub_id_follows(sub_id, previous, o_sub)):
         value = "".join(rep_list)
@@ -1001,17 +1056,25 @@ def refuse_not_for_dmp(meta: MessageMeta) -> None:
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,
                           warnings: list[str]) -> dict[str, bool]:
-    """The message's flags, and what the carried CDA's confidentialityCode masks (R, V:
-    tables/cda_confidentiality.csv), as the same CDA received as a file is masked: a
+    """The message's flags, and what the carried CDA's confidentialityCode and the MDM's TXA-18
+    mask (R, V: tables/cda_confidentiality.csv), as the same CDA received as a file is masked: a
     restricted document sent without MetaDMPMSS flags (or with MASQUE_PS=N) was shown to
     every professional. Masking wins: the flag that says N is overruled, with a warning."""
     code = str((doc.details.get("cda") or {}).get("confidentiality_code") or "")
-    flags = confidentiality_masking(code) if code else None
-    for name, masked in (flags or {}).items():
-        if masked and masking.get(name) is False:
-            warnings.append(f"{doc.source_ref}: the CDA confidentialityCode {code[:4]!r} "
-                            f"masks the document ({name}) though the message's flag says N")
-        masking[name] = masking.get(name, False) or masked
+    said = [("the CDA confidentialityCode", code, confidentiality_masking(code) if code
+             else None)]
+    # TXA-18 (HL7 table 0272: V very restricted, R restricted, U usual control), the same
+    # scale as the CDA's: a PDF an MDM sent 'V' was filed unmasked, shown to every
+    # professional; the code was kept in details, and nothing read it
+    txa18 = str(doc.details.get("confidentiality_status") or "").strip().upper()
+    if txa18:  # a code of no table is said by txa_status_sources, where its place is known
+        said.append(("TXA-18", txa18, confidentiality_masking(txa18)))
+    for what, value, flags in said:
+        for name, masked in (flags or {}).items():
+            if masked and masking.get(name) is False:
+                warnings.append(f"{doc.source_ref}: {what} {value[:4]!r} masks the document "
+                                f"({name}) though the message's flag says N")
+            masking[name] = masking.get(name, False) or masked
     return masking
 
 
@@ -1120,6 +1183,20 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]*)){2,}")
 
 
+def sender_scope(msg: Message) -> str:
+    """The namespace of a bare document number (no EI.2 nor EI.3): the application and
+    facility that sent it ('&DPI-Z^CHU-NANTES', MSH-3^MSH-4, as ``normalizers.lab.order_scope``
+    scopes a bare order number); '' when the message names no sender.
+
+    Why: a bare TXA-12 '100234' was keyed 'document|100234', and a bare OBR-3 document
+    'document|100234||1': a hospital's MDM^T11 for its 100234 withdrew the report an imaging
+    centre had filed under its own 100234 in the same dossier, and its T02 became a new
+    version of it. The '&' marks the scope as the sender's, not a namespace the sender gave:
+    ``dossiers.deposit`` follows what the same sender filed under the bare key before."""
+    sender = msg.sender
+    return "" if sender == "|" else "&" + sender.replace("|", "^")
+
+
 def ei_namespace(msg: Message, rep: str) -> str:
     """EI.2, the namespace of an EI (the application that assigned the number)."""
     return sub(msg, part(comps(msg, rep), 2), 1).strip()
@@ -1169,13 +1246,14 @@ def normalize_mdm(msg: Message, source: str,
     if txa is None:
         raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
     cisis = is_cisis(msg)
-    doc_id = ei_id(msg, first_rep(msg, txa, 12))  # '' refused unless a CDA id stands in
+    scope = sender_scope(msg)  # of a bare number (no EI.2, EI.3): see sender_scope
+    doc_id = ei_id(msg, first_rep(msg, txa, 12), scope)  # '' refused unless a CDA id stands in
     orc = msg.first("ORC")
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
         # a parent number sent without its namespace is one of the same application's
         parent_id=ei_id(msg, first_rep(msg, txa, 13),
-                        ei_namespace(msg, first_rep(msg, txa, 12))),
+                        ei_namespace(msg, first_rep(msg, txa, 12)) or scope),
         action_sources=[trigger_source(msg, cisis),
                         order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
@@ -1288,12 +1366,23 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     """TXA-17 and TXA-19 on the document (tables/txa_statuses.csv): a completion status
     short of authenticated (dictated, in progress, pre-authenticated) makes a final OBX a
     preliminary document, and an availability 'CA' (deleted) withdraws the document, as a
-    status change notification says it (both were kept in details and the document filed
-    final and current). An availability 'UN' or 'OB' is filed as sent, with a warning."""
+    status change notification says it, as does a completion status 'CA' (canceled) (both
+    were kept in details and the document filed final and current). TXA-18 masks the
+    document in ``apply_meta``; a code of no table is said here. An availability 'UN' or
+    'OB' is filed as sent, with a warning."""
     completion = text(msg, first_rep(msg, txa, 17)).upper()
     row = _txa_statuses().get(("17", completion))
     if row is not None and row["status"]:
         ctx.completion_status = row["status"]
+    if row is not None and row["action"]:
+        # 'CA' (canceled, table 0271 since v2.6): the document is withdrawn, as TXA-19 'CA'
+        # says it; it was filed current and final
+        ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row["action"]))
+    confidentiality = text(msg, first_rep(msg, txa, 18)).upper()
+    if confidentiality and confidentiality_masking(confidentiality) is None:
+        warnings.append(f"{loc(txa, 18)}: document confidentiality status "
+                        f"{confidentiality[:6]!r} is not of HL7 table 0272 (V, R, U): it "
+                        "masks nothing")
     availability = text(msg, first_rep(msg, txa, 19)).upper()
     row = _txa_statuses().get(("19", availability))
     if row is None:

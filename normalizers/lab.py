@@ -50,6 +50,7 @@ from normalizers.documents import (
     order_control_source,
     reference_warning,
     sender_performer,
+    sender_scope,
 )
 from normalizers.fields import (
     comps,
@@ -653,7 +654,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         performer=sender_performer(msg) or report_performer,
                         parent_key=report_key if with_report else None)
                 sub_id = text(msg, obx.raw(4)) or text(msg, obx.raw(1)) or str(obx.index)
-                doc_ctx.fallback_id = f"{order_no}|{ns}|{sub_id}"
+                # a bare order number is scoped by its sender (documents.sender_scope):
+                # two senders' '100234' were one document, the second replacing the first
+                doc_ctx.fallback_id = f"{order_no}|{ns or sender_scope(msg)}|{sub_id}"
                 try:
                     entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
                                            quarantine, pieces=cut.get(n))

@@ -757,6 +757,9 @@ def _audit_resolution(conn, item: Prepared, resolution) -> None:  # noqa: ANN001
 _PATIENT_PLACE = {"hl7v2": "PID", "cda": "/ClinicalDocument/recordTarget/patientRole"}
 
 
+CDA_LOGICAL_PREFIX = "cda|"  # a CDA's logical id: 'cda|' + ClinicalDocument/id (normalizers.cda)
+
+
 def _dedupe(item: Prepared, held: list, patient_id: int | None,
             warnings: list[str]) -> dict | None:
     """Dedupe level 2: the same logical message (sender + MSH-10, document id) deposited
@@ -772,7 +775,14 @@ def _dedupe(item: Prepared, held: list, patient_id: int | None,
                             f"{same[0].import_id}", warnings=warnings))
     if any(h.import_id == item.row.id for h in held):
         return None
-    if held:
+    if held and logical_id.startswith(CDA_LOGICAL_PREFIX):
+        # a CDA's id is no control id: the same document received again in another form
+        # (carried by a PDF/A-3, or by an HL7v2 message) has other bytes; whether it says
+        # anything new is decided entry by entry (a duplicate, or a new version)
+        warnings.append("the same CDA document (ClinicalDocument/id) was received before in "
+                        f"another form by import {held[0].import_id}: compared with what "
+                        "that import filed")
+    elif held:
         warnings.append("control id reused by the sender for a message with other content "
                         f"(first deposited by import {held[0].import_id})")
     return {"logical_id": _variant(item) if held else logical_id, "import_id": item.row.id,
