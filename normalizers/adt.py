@@ -22,7 +22,7 @@ from __future__ import annotations
 from functools import cache
 
 from normalizers.fields import field_text, loc, logical_id, ts_field
-from normalizers.identity import extract_identity, identifiers_in, single_pid
+from normalizers.identity import birth_name_stated, extract_identity, identifiers_in, single_pid
 from normalizers.model import (
     AdtEvent,
     ConsentStatement,
@@ -76,7 +76,8 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     ZFA-10, ZFA-12), ZFA_UNKNOWN_CODE, ADT_NO_DATE (neither EVN-2 nor MSH-7)."""
     lid = logical_id(msg)
     trigger = msg.message_type[1].upper()
-    identity = extract_identity(msg, single_pid(msg))
+    pid = single_pid(msg)
+    identity = extract_identity(msg, pid)
     warnings: list[str] = []
     stated_at = _event_time(msg)
     zfas = msg.all("ZFA")
@@ -84,7 +85,9 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     if len(zfas) > 1:
         warnings.append(f"{loc(zfas[1])}: more than one ZFA segment, only the first is read")
     event = AdtEvent(trigger=trigger, stated_at=stated_at,
-                     updates_identity=adt_triggers().get(trigger, False), consent=consent)
+                     updates_identity=adt_triggers().get(trigger, False), consent=consent,
+                     birth_name_stated=(birth_name_stated(msg, pid)
+                                        or identity.birth_family != identity.family))
     if trigger == CHANGE_IDENTIFIER:
         event.removed_ins = _removed_ins(msg)
     elif trigger in merge_triggers():

@@ -1,0 +1,122 @@
+"""HL7v2 hospital feeds, round 13: IHE PAM France ADT as a real GAM / EAI sends it.
+
+What the round found:
+- the movements of IHE PAM ITI-31 beyond A01-A13/A21/A22/A52/A53 (A54/A55 attending doctor,
+  pending events A14-A16/A25-A27, tracking A09/A10/A32/A33, Z99 movement update) and PAM
+  France's ward changes (Z80/Z81, Z84/Z85) failed HL7_UNSUPPORTED_EVENT: they are now read as
+  any movement (acknowledged, their ZFA applied, no entry);
+- a movement or an update without ZFA for a patient with no dossier here was quarantined
+  (IDENTITY_UNKNOWN_PATIENT): every movement of every patient the hospital treats, work for
+  nobody. It is now recorded (deposited, no dossier, no entry); with a ZFA it still waits;
+- an A08/A31 naming only the used name (PID-5 typed 'D') overwrote the dossier's birth name
+  with it: the birth name is now left as the dossier holds it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import audit_log
+from normalizers.model import NormalizationError
+from tests.test_adt_consent import SOURCE, adt, ledger, normalize, patient_row, zfa
+from tests.test_pipeline import ingest, make_patient, statuses
+
+MOVEMENTS = ["A09", "A10", "A14", "A15", "A16", "A25", "A26", "A27", "A32", "A33", "A54",
+             "A55", "Z80", "Z81", "Z84", "Z85", "Z99"]
+
+
+def with_zbe(data: bytes, trigger: str) -> bytes:
+    """The PAM France movement segment after PV1 (ZBE-1 movement id, ZBE-2 its date, ZBE-4
+    the action: INSERT, UPDATE for Z99, CANCEL for a cancellation)."""
+    action = "UPDATE" if trigger == "Z99" else ("CANCEL" if trigger in (
+        "A25", "A26", "A27", "A32", "A33", "A55", "Z81", "Z85") else "INSERT")
+    return data.replace(b"PV1|1|I|CHIR^^^CHU-X\r",
+                        b"PV1|1|I|CHIR^^^CHU-X\rZBE|MVT-0042^CHU-X|20240306111154||"
+                        + action.encode() + b"|N\r")
+
+
+# -- every PAM movement is read ---------------------------------------------------------------
+@pytest.mark.parametrize("trigger", MOVEMENTS)
+def test_pam_movements_are_read_and_apply_their_zfa(trigger: str) -> None:
+    n = normalize(with_zbe(adt("M1", trigger, zfa=zfa("ACTIF", "INO", "20240301")), trigger))
+    assert n.entries == [] and n.adt.trigger == trigger and not n.adt.updates_identity
+    assert (n.adt.consent.dmp_status, n.adt.consent.opposition) == ("ACTIF", "INO")
+
+
+def test_a54_through_the_pipeline_records_and_applies_consent(ctx) -> None:  # noqa: ANN001
+    pid = make_patient(ctx)
+    ids = ingest(ctx, with_zbe(adt("M1", "A54", zfa=zfa("ACTIF", "IO", "20240306")), "A54"),
+                 with_zbe(adt("M2", "Z99", evn="20240307080000"), "Z99"), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "deposited"]
+    assert patient_row(ctx, pid).opposed
+    assert ledger(ctx, ids[1]).error_message == "ADT^Z99 recorded, nothing to apply"
+    assert ledger(ctx, ids[1]).entries_count == 0
+
+
+def test_links_and_identifier_moves_still_refused() -> None:
+    with pytest.raises(NormalizationError) as exc:
+        normalize(adt("M1", "A37"))
+    assert exc.value.code == "HL7_UNSUPPORTED_EVENT"
+
+
+# -- a patient without a dossier here -----------------------------------------------------------
+@pytest.mark.parametrize("trigger", ["A01", "A03", "A08", "A31", "A55"])
+def test_adt_without_zfa_for_unknown_patient_is_recorded(ctx, trigger: str) -> None:  # noqa: ANN001
+    ids = ingest(ctx, adt("U1", trigger), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.stage, row.patient_id, row.entries_count) == (
+        "deposited", "consent", None, 0)
+    assert row.error_code is None
+    assert row.error_message == (f"ADT^{trigger} recorded: no dossier for this patient here, "
+                                 "nothing to apply")
+    assert any("no dossier for this INS" in w for w in row.warnings)
+    assert "Hélène" not in repr(row.warnings) and "LEFÈVRE" not in repr(row.warnings)
+    # the same message again is a duplicate (dedupe level 2 holds without a dossier)
+    again = ingest(ctx, adt("U1", trigger, eol="\n"), source=SOURCE)
+    assert statuses(ctx, again) == ["duplicate"]
+
+
+def test_adt_with_zfa_or_identity_problem_still_quarantined(ctx) -> None:  # noqa: ANN001
+    ids = ingest(ctx, adt("U1", "A01", zfa=zfa("ACTIF", "IO", "20240306")), source=SOURCE)
+    assert (ledger(ctx, ids[0]).status, ledger(ctx, ids[0]).error_code) == (
+        "quarantined", "IDENTITY_UNKNOWN_PATIENT")
+    # an invalid INS key is an identity problem for an admin to see, ZFA or not
+    ids = ingest(ctx, adt("U2", "A01", nir="279035121518988"), source=SOURCE)
+    assert (ledger(ctx, ids[0]).status, ledger(ctx, ids[0]).error_code) == (
+        "quarantined", "IDENTITY_INS_INVALID_KEY")
+
+
+# -- PID-5: the used name alone does not replace the birth name -----------------------------
+def _names(data: bytes, names: str) -> bytes:
+    return data.replace("LEFÈVRE^Hélène^Hélène^^^^L".encode(), names.encode())
+
+
+def test_a31_with_only_the_used_name_keeps_the_birth_name(ctx) -> None:  # noqa: ANN001
+    pid = make_patient(ctx)
+    ingest(ctx, adt("N0", "A31"), source=SOURCE)  # born LEFÈVRE (PID-5 typed L)
+    assert patient_row(ctx, pid).birth_family == "LEFÈVRE"
+    ids = ingest(ctx, _names(adt("N1", "A31", evn="20240401100000"),
+                             "MARTIN^Hélène^Hélène^^^^D"), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"]
+    row = patient_row(ctx, pid)
+    assert (row.family, row.birth_family) == ("MARTIN", "LEFÈVRE")
+    assert ledger(ctx, ids[0]).error_message == "identity updated: family"
+    with ctx.engine.connect() as conn:
+        audit = conn.execute(select(audit_log).where(
+            audit_log.c.action == "identity.update", audit_log.c.import_id == ids[0])).one()
+    assert audit.details == {"fields": ["family"]}
+    # both names typed the PAM France way: the birth name is stated, and applied
+    ingest(ctx, _names(adt("N2", "A31"), "MARTIN^Hélène^^^^^D~LEFEVRE-ROY^Hélène^^^^^L"),
+           source=SOURCE)
+    row = patient_row(ctx, pid)
+    assert (row.family, row.birth_family) == ("MARTIN", "LEFEVRE-ROY")
+
+
+def test_birth_name_stated_reads_name_types() -> None:
+    only_used = normalize(_names(adt("N1", "A08"), "MARTIN^Hélène^^^^^D"))
+    assert not only_used.adt.birth_name_stated
+    assert only_used.identity.birth_family == "MARTIN"  # matching reads it as before
+    for names in ("MARTIN^Hélène^^^^^D~LEFÈVRE^Hélène^^^^^L", "LEFÈVRE^Hélène",
+                  "MARTIN^Hélène^^^^^L~LEFÈVRE^Hélène^^^^^M", "MARTIN ÉPOUSE LEFÈVRE^Hélène^^^^^D"):
+        assert normalize(_names(adt("N1", "A08"), names)).adt.birth_name_stated, names
