@@ -73,6 +73,7 @@ from normalizers.model import Entry, NormalizationError, NormalizedMessage, Pati
 from parsers.cda import CdaParseError, parse_cda
 from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
+from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.identity import (
@@ -971,16 +972,14 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
                             + ", ".join(change.kept_newer))
     if adt.updates_identity:
         if via in TRUSTED_MATCHES:
-            ident = item.normalized.identity
-            sex = ident.sex if ident.sex in ("F", "M") else None
+            values, held = identity_update(get_patient(conn, patient_id),
+                                           item.normalized.identity, adt)
+            warnings.extend(held)
             changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
-                                      family=ident.family, given=ident.given,
-                                      birth_family=(ident.birth_family
-                                                    if adt.birth_name_stated else None),
-                                      birth_date=ident.birth_date, sex=sex)
+                                      **values) if values else []
             if changed:
                 done.append("identity updated: " + ", ".join(changed))
-        else:
+        elif via != LOCAL_ID_NO_INS:  # that match's own warning says why already
             warnings.append("identity not updated: the patient was not matched by a "
                             "qualified INS (PID-32 VALI) or a known local identifier")
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"

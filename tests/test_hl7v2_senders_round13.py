@@ -9,7 +9,13 @@ What the round found:
   (IDENTITY_UNKNOWN_PATIENT): every movement of every patient the hospital treats, work for
   nobody. It is now recorded (deposited, no dossier, no entry); with a ZFA it still waits;
 - an A08/A31 naming only the used name (PID-5 typed 'D') overwrote the dossier's birth name
-  with it: the birth name is now left as the dossier holds it.
+  with it: the birth name is now left as the dossier holds it;
+- an A08/A31 whose birth date or sex contradicts the digits of the dossier's INS (a typo in
+  the GAM, another person's traits) was applied: the dossier then contradicted its own INS.
+  Nothing of that PID's identity is applied now, with a warning naming the trait;
+- an A31 of a non-qualified identity (PID-32 PROV) found by its local id in a dossier
+  holding an INS was told 'not matched by ... a known local identifier': it was; the
+  warning of that match (qualified dossier, traits not applied) now stands alone.
 """
 
 from __future__ import annotations
@@ -120,3 +126,32 @@ def test_birth_name_stated_reads_name_types() -> None:
     for names in ("MARTIN^Hélène^^^^^D~LEFÈVRE^Hélène^^^^^L", "LEFÈVRE^Hélène",
                   "MARTIN^Hélène^^^^^L~LEFÈVRE^Hélène^^^^^M", "MARTIN ÉPOUSE LEFÈVRE^Hélène^^^^^D"):
         assert normalize(_names(adt("N1", "A08"), names)).adt.birth_name_stated, names
+
+
+# -- PID-7/PID-8 against the dossier's INS ------------------------------------------------------
+@pytest.mark.parametrize("birth,sex,trait", [("19800328", "F", "birth year"),
+                                             ("19790428", "F", "birth month"),
+                                             ("19790328", "M", "sex")])
+def test_update_contradicting_the_ins_digits_not_applied(ctx, birth, sex, trait) -> None:  # noqa: ANN001
+    pid = make_patient(ctx)  # NIR 2 79 03...: a woman born in March 1979
+    ids = ingest(ctx, adt("D1", "A31", birth=birth, sex=sex, family="MARTIN"), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.error_message) == ("deposited", "ADT^A31 recorded, nothing to apply")
+    assert any(f"PID-7/PID-8 ({trait}) contradict" in w for w in row.warnings)
+    assert birth not in repr(row.warnings)
+    p = patient_row(ctx, pid)
+    assert (p.birth_date, p.sex, p.family) == ("1979-03-28", "F", "Lefèvre")
+    # the same patient's day of birth corrected (the NIR does not say the day): applied
+    ids = ingest(ctx, adt("D2", "A31", birth="19790329"), source=SOURCE)
+    assert "birth_date" in ledger(ctx, ids[0]).error_message
+    assert patient_row(ctx, pid).birth_date == "1979-03-29"
+
+
+def test_unqualified_identity_in_qualified_dossier_one_clear_warning(ctx) -> None:  # noqa: ANN001
+    pid = make_patient(ctx)
+    ingest(ctx, adt("L1", "A31"), source=SOURCE)  # the hospital's id learnt with the INS
+    ids = ingest(ctx, adt("L2", "A31", pid32="PROV", family="DUPONT"), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert row.patient_id == pid and patient_row(ctx, pid).family == "LEFÈVRE"
+    assert any("traits do not update the dossier" in w for w in row.warnings)
+    assert not any("known local identifier" in w for w in row.warnings)
