@@ -987,8 +987,13 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
                    error_message=note, warnings=warnings or None)
 
 
+# Identity quarantines that only say the patient has no dossier here (none found; none
+# auto-created for want of the traits to create it), for ``_adt_without_dossier``.
+NO_DOSSIER_CODES = ("IDENTITY_UNKNOWN_PATIENT", "IDENTITY_INCOMPLETE")
+
+
 def _adt_without_dossier(conn, item: Prepared, stop: _Stop) -> Outcome:  # noqa: ANN001
-    """An ADT whose patient has no dossier here (IDENTITY_UNKNOWN_PATIENT) and that carries
+    """An ADT whose patient has no dossier here (NO_DOSSIER_CODES) and that carries
     no ZFA: recorded (deposited, stage 'consent', no dossier, no entry), not quarantined.
 
     Why: a hospital's GAM sends every movement (A01-A03, A21/A22, A52-A55, Z99...) and every
@@ -1000,7 +1005,7 @@ def _adt_without_dossier(conn, item: Prepared, stop: _Stop) -> Outcome:  # noqa:
     see. Dedupe level 2 still applies (a resend is a duplicate)."""
     outcome = stop.outcome
     adt = item.normalized.adt
-    if (outcome.status != QUARANTINED or outcome.error_code != "IDENTITY_UNKNOWN_PATIENT"
+    if (outcome.status != QUARANTINED or outcome.error_code not in NO_DOSSIER_CODES
             or adt.consent is not None or item.row.assigned_patient_id is not None):
         raise stop
     warnings = [*(outcome.warnings or item.warnings), f"not filed: {outcome.error_message}"]

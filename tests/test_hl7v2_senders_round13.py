@@ -7,7 +7,8 @@ What the round found:
   any movement (acknowledged, their ZFA applied, no entry);
 - a movement or an update without ZFA for a patient with no dossier here was quarantined
   (IDENTITY_UNKNOWN_PATIENT): every movement of every patient the hospital treats, work for
-  nobody. It is now recorded (deposited, no dossier, no entry); with a ZFA it still waits;
+  nobody. It is now recorded (deposited, no dossier, no entry), and so is one that
+  auto-creation could not make a dossier for (IDENTITY_INCOMPLETE); with a ZFA it waits;
 - an A08/A31 naming only the used name (PID-5 typed 'D') overwrote the dossier's birth name
   with it: the birth name is now left as the dossier holds it;
 - an A08/A31 whose birth date or sex contradicts the digits of the dossier's INS (a typo in
@@ -19,6 +20,8 @@ What the round found:
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -67,7 +70,7 @@ def test_links_and_identifier_moves_still_refused() -> None:
 
 
 # -- a patient without a dossier here -----------------------------------------------------------
-@pytest.mark.parametrize("trigger", ["A01", "A03", "A08", "A31", "A55"])
+@pytest.mark.parametrize("trigger", ["A03", "A31", "A55"])
 def test_adt_without_zfa_for_unknown_patient_is_recorded(ctx, trigger: str) -> None:  # noqa: ANN001
     ids = ingest(ctx, adt("U1", trigger), source=SOURCE)
     row = ledger(ctx, ids[0])
@@ -81,6 +84,17 @@ def test_adt_without_zfa_for_unknown_patient_is_recorded(ctx, trigger: str) -> N
     # the same message again is a duplicate (dedupe level 2 holds without a dossier)
     again = ingest(ctx, adt("U1", trigger, eol="\n"), source=SOURCE)
     assert statuses(ctx, again) == ["duplicate"]
+
+
+def test_adt_without_zfa_not_auto_created_for_want_of_traits_is_recorded(ctx) -> None:  # noqa: ANN001
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    ids = ingest(ctx, adt("U3", "A02", birth=""), source=SOURCE)  # no PID-7: no dossier made
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", None)
+    assert any("auto-creation needs" in w for w in row.warnings)
+    ids = ingest(ctx, adt("U4", "A02", birth="", zfa=zfa("ACTIF", "IO")), source=SOURCE)
+    assert (ledger(ctx, ids[0]).status, ledger(ctx, ids[0]).error_code) == (
+        "quarantined", "IDENTITY_INCOMPLETE")
 
 
 def test_adt_with_zfa_or_identity_problem_still_quarantined(ctx) -> None:  # noqa: ANN001
