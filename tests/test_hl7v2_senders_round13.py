@@ -11,6 +11,9 @@ What the round found:
   auto-creation could not make a dossier for (IDENTITY_INCOMPLETE); with a ZFA it waits;
 - an A08/A31 naming only the used name (PID-5 typed 'D') overwrote the dossier's birth name
   with it: the birth name is now left as the dossier holds it;
+- several ZFA segments: only the first was read, an empty one before the one stating the
+  patient's opposition dropped it. Those stating something are read and must agree
+  (ZFA_CONTRADICTORY otherwise), an empty one is passed over with a warning;
 - an A08/A31 whose birth date or sex contradicts the digits of the dossier's INS (a typo in
   the GAM, another person's traits) was applied: the dossier then contradicted its own INS.
   Nothing of that PID's identity is applied now, with a warning naming the trait;
@@ -169,3 +172,30 @@ def test_unqualified_identity_in_qualified_dossier_one_clear_warning(ctx) -> Non
     assert row.patient_id == pid and patient_row(ctx, pid).family == "LEFÈVRE"
     assert any("traits do not update the dossier" in w for w in row.warnings)
     assert not any("known local identifier" in w for w in row.warnings)
+
+
+# -- several ZFA segments -------------------------------------------------------------------------
+def _two_zfas(first: str, second: str) -> bytes:
+    return adt("Z1", "A04", zfa=first) + f"ZFA|{second}\r".encode()
+
+
+def test_empty_zfa_before_the_stating_one_is_passed_over() -> None:
+    n = normalize(_two_zfas("||||||||||", zfa("ACTIF", "IO", "20240301")))
+    assert (n.adt.consent.dmp_status, n.adt.consent.opposition) == ("ACTIF", "IO")
+    assert any("2 ZFA segments (1 stating" in w and "ZFA[6] read" in w for w in n.warnings)
+    same = normalize(_two_zfas(zfa("ACTIF", "IO", "20240301"), zfa("ACTIF", "IO", "20240301")))
+    assert same.adt.consent.opposition == "IO"
+
+
+def test_contradictory_zfas_fail_naming_the_second(ctx) -> None:  # noqa: ANN001
+    with pytest.raises(NormalizationError) as exc:
+        normalize(_two_zfas(zfa("ACTIF", "INO", "20240301"), zfa("ACTIF", "IO", "20240301")))
+    assert (exc.value.code, exc.value.location) == ("ZFA_CONTRADICTORY", "ZFA[6]")
+    make_patient(ctx)
+    ids = ingest(ctx, _two_zfas(zfa("ACTIF", "INO"), zfa("FERME")), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.error_code, row.error_location) == (
+        "failed", "ZFA_CONTRADICTORY", "ZFA[6]")
+    from pipelines.advice import advice
+
+    assert "several ZFA segments" in advice("ZFA_CONTRADICTORY")
