@@ -2,7 +2,8 @@
 
 Why a module of its own: the rules are about identity, not filing. A PID that a trusted match
 found (a qualified INS, the hospital's own identifier) states the patient's traits, but:
-- a PID naming only the used name (PID-5 type 'D') states no birth name: the dossier keeps
+- a PID naming only the used name (PID-5 type 'D') states neither the birth name nor the
+  birth given names (its given name is the one used, 'prénom utilisé'): the dossier keeps
   its own (normalizers/identity.py ``birth_name_stated``);
 - a PID whose birth date or sex contradicts the digits of the INS the dossier holds (digit 1
   the sex, 2-3 the birth year, 4-5 the birth month) is not a statement of that person's
@@ -30,6 +31,7 @@ def identity_update(patient: Patient | None, ident: PatientIdentity,
         if said:
             return {}, [f"identity not updated: PID-7/PID-8 ({', '.join(said)}) contradict "
                         "the digits of the INS the dossier holds: not this person's traits"]
-    return {"family": ident.family, "given": ident.given,
-            "birth_family": ident.birth_family if adt.birth_name_stated else None,
+    birth = adt.birth_name_stated
+    return {"family": ident.family, "given": ident.given if birth else None,
+            "birth_family": ident.birth_family if birth else None,
             "birth_date": ident.birth_date, "sex": sex}, []

@@ -10,7 +10,7 @@ What the round found:
   nobody. It is now recorded (deposited, no dossier, no entry), and so is one that
   auto-creation could not make a dossier for (IDENTITY_INCOMPLETE); with a ZFA it waits;
 - an A08/A31 naming only the used name (PID-5 typed 'D') overwrote the dossier's birth name
-  with it: the birth name is now left as the dossier holds it;
+  and first given name with the used ones: both are now left as the dossier holds them;
 - several ZFA segments: only the first was read, an empty one before the one stating the
   patient's opposition dropped it. Those stating something are read and must agree
   (ZFA_CONTRADICTORY otherwise), an empty one is passed over with a warning;
@@ -119,11 +119,12 @@ def test_a31_with_only_the_used_name_keeps_the_birth_name(ctx) -> None:  # noqa:
     pid = make_patient(ctx)
     ingest(ctx, adt("N0", "A31"), source=SOURCE)  # born LEFÈVRE (PID-5 typed L)
     assert patient_row(ctx, pid).birth_family == "LEFÈVRE"
+    # the used name and the used given name (prénom utilisé) only
     ids = ingest(ctx, _names(adt("N1", "A31", evn="20240401100000"),
-                             "MARTIN^Hélène^Hélène^^^^D"), source=SOURCE)
+                             "MARTIN^Léna^^^^^D"), source=SOURCE)
     assert statuses(ctx, ids) == ["deposited"]
     row = patient_row(ctx, pid)
-    assert (row.family, row.birth_family) == ("MARTIN", "LEFÈVRE")
+    assert (row.family, row.birth_family, row.given) == ("MARTIN", "LEFÈVRE", "Hélène")
     assert ledger(ctx, ids[0]).error_message == "identity updated: family"
     with ctx.engine.connect() as conn:
         audit = conn.execute(select(audit_log).where(
