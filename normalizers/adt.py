@@ -107,16 +107,17 @@ def feeding_refused(msg: Message) -> str | None:
     ZFA in its ORU or MDM states the patient's choice for this very message; filing it
     because no ADT said so first would feed a DMP against an objection the message itself
     carries. Held for a person, as an opposition recorded on the dossier is (an admin's
-    assignment overrides it)."""
-    zfa = msg.first("ZFA")
-    if zfa is None:
-        return None
-    if field_text(msg, zfa, ZFA_OPPOSITION).strip().upper() == "IO":
-        return (f"OPPOSITION {loc(zfa, ZFA_OPPOSITION)}: the message states that the patient "
-                "objects to the feeding of their DMP (ZFA-9 IO)")
-    if field_text(msg, zfa, ZFA_STATUS).strip().upper() == "FERME":
-        return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
-                "patient's DMP is closed (ZFA-1 FERME)")
+    assignment overrides it). Every ZFA segment is read: an empty one before the one that
+    states the objection hid it."""
+    zfas = msg.all("ZFA")
+    for zfa in zfas:
+        if field_text(msg, zfa, ZFA_OPPOSITION).strip().upper() == "IO":
+            return (f"OPPOSITION {loc(zfa, ZFA_OPPOSITION)}: the message states that the "
+                    "patient objects to the feeding of their DMP (ZFA-9 IO)")
+    for zfa in zfas:
+        if field_text(msg, zfa, ZFA_STATUS).strip().upper() == "FERME":
+            return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
+                    "patient's DMP is closed (ZFA-1 FERME)")
     return None
 
 

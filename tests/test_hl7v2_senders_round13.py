@@ -13,7 +13,8 @@ What the round found:
   and first given name with the used ones: both are now left as the dossier holds them;
 - several ZFA segments: only the first was read, an empty one before the one stating the
   patient's opposition dropped it. Those stating something are read and must agree
-  (ZFA_CONTRADICTORY otherwise), an empty one is passed over with a warning;
+  (ZFA_CONTRADICTORY otherwise), an empty one is passed over with a warning; a result
+  message carrying ZFAs (round 8's rule) is held when any of them objects or says FERME;
 - an A08/A31 whose birth date or sex contradicts the digits of the dossier's INS (a typo in
   the GAM, another person's traits) was applied: the dossier then contradicted its own INS.
   Nothing of that PID's identity is applied now, with a warning naming the trait;
@@ -200,3 +201,12 @@ def test_contradictory_zfas_fail_naming_the_second(ctx) -> None:  # noqa: ANN001
     from pipelines.advice import advice
 
     assert "several ZFA segments" in advice("ZFA_CONTRADICTORY")
+
+
+def test_oru_with_an_empty_zfa_before_the_objection_is_held() -> None:
+    from tests.test_lab_normalizer import PID, norm, oru
+
+    obx = "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.8|N|||F"
+    msg = oru(obx, pid=PID + "\rZFA|||||||||||\rZFA|" + zfa(opposition="IO"))
+    reasons = norm(msg).quarantine_reasons
+    assert [r.split(" ", 2)[:2] for r in reasons] == [["OPPOSITION", "ZFA[4]-9:"]]
