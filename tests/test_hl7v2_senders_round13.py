@@ -90,7 +90,8 @@ def test_adt_without_zfa_for_unknown_patient_is_recorded(ctx, trigger: str) -> N
     assert statuses(ctx, again) == ["duplicate"]
 
 
-def test_adt_without_zfa_not_auto_created_for_want_of_traits_is_recorded(ctx) -> None:  # noqa: ANN001
+def test_adt_without_zfa_not_auto_created_for_want_of_traits_is_recorded(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # logic, not the database: SQLite only
     ctx.settings = replace(ctx.settings, auto_create=True)
     ids = ingest(ctx, adt("U3", "A02", birth=""), source=SOURCE)  # no PID-7: no dossier made
     row = ledger(ctx, ids[0])
@@ -101,7 +102,8 @@ def test_adt_without_zfa_not_auto_created_for_want_of_traits_is_recorded(ctx) ->
         "quarantined", "IDENTITY_INCOMPLETE")
 
 
-def test_adt_with_zfa_or_identity_problem_still_quarantined(ctx) -> None:  # noqa: ANN001
+def test_adt_with_zfa_or_identity_problem_still_quarantined(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # logic, not the database: SQLite only
     ids = ingest(ctx, adt("U1", "A01", zfa=zfa("ACTIF", "IO", "20240306")), source=SOURCE)
     assert (ledger(ctx, ids[0]).status, ledger(ctx, ids[0]).error_code) == (
         "quarantined", "IDENTITY_UNKNOWN_PATIENT")
@@ -116,7 +118,8 @@ def _names(data: bytes, names: str) -> bytes:
     return data.replace("LEFÈVRE^Hélène^Hélène^^^^L".encode(), names.encode())
 
 
-def test_a31_with_only_the_used_name_keeps_the_birth_name(ctx) -> None:  # noqa: ANN001
+def test_a31_with_only_the_used_name_keeps_the_birth_name(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # logic, not the database: SQLite only
     pid = make_patient(ctx)
     ingest(ctx, adt("N0", "A31"), source=SOURCE)  # born LEFÈVRE (PID-5 typed L)
     assert patient_row(ctx, pid).birth_family == "LEFÈVRE"
@@ -151,7 +154,8 @@ def test_birth_name_stated_reads_name_types() -> None:
 @pytest.mark.parametrize("birth,sex,trait", [("19800328", "F", "birth year"),
                                              ("19790428", "F", "birth month"),
                                              ("19790328", "M", "sex")])
-def test_update_contradicting_the_ins_digits_not_applied(ctx, birth, sex, trait) -> None:  # noqa: ANN001
+def test_update_contradicting_the_ins_digits_not_applied(sqlite_ctx, birth, sex, trait) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # logic, not the database: SQLite only
     pid = make_patient(ctx)  # NIR 2 79 03...: a woman born in March 1979
     ids = ingest(ctx, adt("D1", "A31", birth=birth, sex=sex, family="MARTIN"), source=SOURCE)
     row = ledger(ctx, ids[0])
@@ -166,7 +170,8 @@ def test_update_contradicting_the_ins_digits_not_applied(ctx, birth, sex, trait)
     assert patient_row(ctx, pid).birth_date == "1979-03-29"
 
 
-def test_unqualified_identity_in_qualified_dossier_one_clear_warning(ctx) -> None:  # noqa: ANN001
+def test_unqualified_identity_in_qualified_dossier_one_clear_warning(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # logic, not the database: SQLite only
     pid = make_patient(ctx)
     ingest(ctx, adt("L1", "A31"), source=SOURCE)  # the hospital's id learnt with the INS
     ids = ingest(ctx, adt("L2", "A31", pid32="PROV", family="DUPONT"), source=SOURCE)
@@ -189,7 +194,8 @@ def test_empty_zfa_before_the_stating_one_is_passed_over() -> None:
     assert same.adt.consent.opposition == "IO"
 
 
-def test_contradictory_zfas_fail_naming_the_second(ctx) -> None:  # noqa: ANN001
+def test_contradictory_zfas_fail_naming_the_second(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # logic, not the database: SQLite only
     with pytest.raises(NormalizationError) as exc:
         normalize(_two_zfas(zfa("ACTIF", "INO", "20240301"), zfa("ACTIF", "IO", "20240301")))
     assert (exc.value.code, exc.value.location) == ("ZFA_CONTRADICTORY", "ZFA[6]")
