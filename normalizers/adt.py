@@ -13,6 +13,8 @@ dossier (dossiers/consent.py).
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
+- Several ZFA segments: the ones stating something must agree (else ZFA_CONTRADICTORY); an
+  empty one beside them is passed over with a warning.
 - The statement is dated by EVN-2 (recorded), else MSH-7: what orders statements arriving out
   of order; ZFA-10 / ZFA-12 date the opposition and the consent themselves when present.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 from functools import cache
 
 from normalizers.fields import field_text, loc, logical_id, ts_field
-from normalizers.identity import extract_identity, identifiers_in, single_pid
+from normalizers.identity import birth_name_stated, extract_identity, identifiers_in, single_pid
 from normalizers.model import (
     AdtEvent,
     ConsentStatement,
@@ -73,18 +75,19 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     """ADT^Axx to a NormalizedMessage without entries, carrying an ``AdtEvent``.
 
     Raises NormalizationError: HL7_NO_PID, HL7_MULTIPLE_PATIENTS, HL7_BAD_DATE (EVN-2, MSH-7,
-    ZFA-10, ZFA-12), ZFA_UNKNOWN_CODE, ADT_NO_DATE (neither EVN-2 nor MSH-7)."""
+    ZFA-10, ZFA-12), ZFA_UNKNOWN_CODE, ZFA_CONTRADICTORY, ADT_NO_DATE (neither EVN-2 nor MSH-7)."""
     lid = logical_id(msg)
     trigger = msg.message_type[1].upper()
-    identity = extract_identity(msg, single_pid(msg))
+    pid = single_pid(msg)
+    identity = extract_identity(msg, pid)
     warnings: list[str] = []
     stated_at = _event_time(msg)
     zfas = msg.all("ZFA")
-    consent = _consent(msg, zfas[0], stated_at, warnings) if zfas else None
-    if len(zfas) > 1:
-        warnings.append(f"{loc(zfas[1])}: more than one ZFA segment, only the first is read")
+    consent = _consents(msg, zfas, stated_at, warnings) if zfas else None
     event = AdtEvent(trigger=trigger, stated_at=stated_at,
-                     updates_identity=adt_triggers().get(trigger, False), consent=consent)
+                     updates_identity=adt_triggers().get(trigger, False), consent=consent,
+                     birth_name_stated=(birth_name_stated(msg, pid)
+                                        or identity.birth_family != identity.family))
     if trigger == CHANGE_IDENTIFIER:
         event.removed_ins = _removed_ins(msg)
     elif trigger in merge_triggers():
@@ -104,16 +107,17 @@ def feeding_refused(msg: Message) -> str | None:
     ZFA in its ORU or MDM states the patient's choice for this very message; filing it
     because no ADT said so first would feed a DMP against an objection the message itself
     carries. Held for a person, as an opposition recorded on the dossier is (an admin's
-    assignment overrides it)."""
-    zfa = msg.first("ZFA")
-    if zfa is None:
-        return None
-    if field_text(msg, zfa, ZFA_OPPOSITION).strip().upper() == "IO":
-        return (f"OPPOSITION {loc(zfa, ZFA_OPPOSITION)}: the message states that the patient "
-                "objects to the feeding of their DMP (ZFA-9 IO)")
-    if field_text(msg, zfa, ZFA_STATUS).strip().upper() == "FERME":
-        return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
-                "patient's DMP is closed (ZFA-1 FERME)")
+    assignment overrides it). Every ZFA segment is read: an empty one before the one that
+    states the objection hid it."""
+    zfas = msg.all("ZFA")
+    for zfa in zfas:
+        if field_text(msg, zfa, ZFA_OPPOSITION).strip().upper() == "IO":
+            return (f"OPPOSITION {loc(zfa, ZFA_OPPOSITION)}: the message states that the "
+                    "patient objects to the feeding of their DMP (ZFA-9 IO)")
+    for zfa in zfas:
+        if field_text(msg, zfa, ZFA_STATUS).strip().upper() == "FERME":
+            return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
+                    "patient's DMP is closed (ZFA-1 FERME)")
     return None
 
 
@@ -165,14 +169,41 @@ def _event_time(msg: Message) -> str:
     return stated
 
 
-def _consent(msg: Message, zfa: Segment, stated_at: str,
-             warnings: list[str]) -> ConsentStatement | None:
+def _consents(msg: Message, zfas: list[Segment], stated_at: str,
+              warnings: list[str]) -> ConsentStatement | None:
+    """The consent statement of the message's ZFA segments (PAM France sends one).
+
+    Why every segment is read: an EAI that merges two sources' segments sends an empty ZFA
+    before the one that states the choices; reading the first only dropped the patient's
+    opposition. Two that state different choices are refused (ZFA_CONTRADICTORY, the second
+    one's location): whether the patient objects decides whether the DMP is fed, and which
+    one they said is not guessed."""
+    stating = [(zfa, c) for zfa in zfas
+               if (c := _consent(msg, zfa, stated_at)) is not None]
+    if not stating:
+        warnings.append(f"{loc(zfas[0])}: ZFA states neither DMP status, opposition nor "
+                        "consent; nothing applied")
+        return None
+    (first_zfa, first), others = stating[0], stating[1:]
+    for zfa, consent in others:
+        if consent != first:
+            where = loc(zfa)
+            raise NormalizationError("ZFA_CONTRADICTORY", f"{where}: states other DMP choices "
+                                     f"than {loc(first_zfa)} (status, opposition, consent or "
+                                     "their dates): which the patient made is not guessed",
+                                     where)
+    if len(zfas) > 1:
+        warnings.append(f"{loc(zfas[1])}: {len(zfas)} ZFA segments ({len(stating)} stating the "
+                        f"patient's choices, the same ones): {loc(first_zfa)} read")
+    return first
+
+
+def _consent(msg: Message, zfa: Segment, stated_at: str) -> ConsentStatement | None:
+    """One ZFA's statement; None when it states neither status, opposition nor consent."""
     status = _code(msg, zfa, ZFA_STATUS)
     opposition = _code(msg, zfa, ZFA_OPPOSITION)
     consultation = _code(msg, zfa, ZFA_CONSULTATION)
     if status is None and opposition is None and consultation is None:
-        warnings.append(f"{loc(zfa)}: ZFA states neither DMP status, opposition nor consent; "
-                        "nothing applied")
         return None
     return ConsentStatement(
         stated_at=stated_at, dmp_status=status, opposition=opposition,

@@ -301,6 +301,24 @@ def _name_types() -> dict[str, tuple[str, int]]:
             for row in table("name_types")}
 
 
+def birth_name_stated(msg: Message, pid: Segment) -> bool:
+    """Whether PID-5 states the patient's birth name: a repetition typed as one (PAM France
+    'L', plain HL7 'B' or 'M'), or an untyped name (one field for both names), or a family
+    name written 'X ÉPOUSE Y' (``read_joined_family``).
+
+    Why: a PID naming only the used name (PAM France 'D') reads, for matching, with that name
+    as the birth name too (``_names``); an ADT^A08/A31 applying it then overwrote the
+    dossier's birth name with the married name."""
+    for rep in reps(msg, pid, 5):
+        c = comps(msg, rep)
+        if not sub(msg, part(c, 1), 1):
+            continue
+        role, _ = _name_types().get(text(msg, part(c, 7)).strip().upper(), ("", 0))
+        if role in ("", BIRTH_NAME, MAIDEN_NAME):
+            return True
+    return False
+
+
 def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     by_type: dict[str, tuple[str, str]] = {}
     ranks: dict[str, int] = {}

@@ -154,6 +154,9 @@ class AdtEvent:
     # ADT^A40 / A18 (merge): MRG-1's identifiers, the merged patient's, that from now on name
     # the dossier of PID-3 (normalizers/adt.py); (MRG field location, identifiers)
     merged: list[tuple[str, PatientIdentity]] = field(default_factory=list)
+    # PID-5 states the birth name (False: only a used name 'D', which the identity also
+    # carries as its birth name for matching): an update leaves the dossier's birth name
+    birth_name_stated: bool = True
 
 
 @dataclass(slots=True)

@@ -73,6 +73,7 @@ from normalizers.model import Entry, NormalizationError, NormalizedMessage, Pati
 from parsers.cda import CdaParseError, parse_cda
 from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
+from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.faults import fault_point
 from pipelines.identity import (
@@ -851,9 +852,13 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_ins_removal(conn, item)
     if item.normalized.adt is not None and item.normalized.adt.merged:
         return _file_merge(ctx, conn, item)
-    patient_id, via, warnings = _resolve_via(ctx, conn, item)
     if item.normalized.adt is not None:
+        try:
+            patient_id, via, warnings = _resolve_via(ctx, conn, item)
+        except _Stop as stop:
+            return _adt_without_dossier(conn, item, stop)
         return _file_adt(conn, item, patient_id, via, warnings)
+    patient_id, via, warnings = _resolve_via(ctx, conn, item)
     _refuse_corrections_elsewhere(
         conn, item, [_Target(patient_id, item.items, item.item_facts, set(), set())], warnings)
     _claim_logical_id(conn, item, patient_id, warnings, "deposited")
@@ -980,20 +985,47 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
                             + ", ".join(change.kept_newer))
     if adt.updates_identity:
         if via in TRUSTED_MATCHES:
-            ident = item.normalized.identity
-            sex = ident.sex if ident.sex in ("F", "M") else None
+            values, held = identity_update(get_patient(conn, patient_id),
+                                           item.normalized.identity, adt)
+            warnings.extend(held)
             changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
-                                      family=ident.family, given=ident.given,
-                                      birth_family=ident.birth_family,
-                                      birth_date=ident.birth_date, sex=sex)
+                                      **values) if values else []
             if changed:
                 done.append("identity updated: " + ", ".join(changed))
-        else:
+        elif via != LOCAL_ID_NO_INS:  # that match's own warning says why already
             warnings.append("identity not updated: the patient was not matched by a "
                             "qualified INS (PID-32 VALI) or a known local identifier")
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
+
+
+# Identity quarantines that only say the patient has no dossier here (none found; none
+# auto-created for want of the traits to create it), for ``_adt_without_dossier``.
+NO_DOSSIER_CODES = ("IDENTITY_UNKNOWN_PATIENT", "IDENTITY_INCOMPLETE")
+
+
+def _adt_without_dossier(conn, item: Prepared, stop: _Stop) -> Outcome:  # noqa: ANN001
+    """An ADT whose patient has no dossier here (NO_DOSSIER_CODES) and that carries
+    no ZFA: recorded (deposited, stage 'consent', no dossier, no entry), not quarantined.
+
+    Why: a hospital's GAM sends every movement (A01-A03, A21/A22, A52-A55, Z99...) and every
+    update (A08, A31) of every patient it treats, most of whom have no dossier here. Without
+    a ZFA there is nothing an admin could apply by assigning a dossier (an assigned dossier
+    never takes the PID's traits), so each one in quarantine was work for nobody. An ADT with
+    a ZFA states the patient's DMP choices: it stays quarantined until the dossier is known;
+    any other identity problem (ambiguous, conflicting, invalid INS) too, for an admin to
+    see. Dedupe level 2 still applies (a resend is a duplicate)."""
+    outcome = stop.outcome
+    adt = item.normalized.adt
+    if (outcome.status != QUARANTINED or outcome.error_code not in NO_DOSSIER_CODES
+            or adt.consent is not None or item.row.assigned_patient_id is not None):
+        raise stop
+    warnings = [*(outcome.warnings or item.warnings), f"not filed: {outcome.error_message}"]
+    _claim_logical_id(conn, item, None, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
+                   error_message=f"ADT^{adt.trigger} recorded: no dossier for this patient "
+                   "here, nothing to apply", warnings=warnings or None)
 
 
 def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
@@ -1231,6 +1263,8 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
         *([[([(i.nir, i.oid) for i in m.ins],
              [(li.authority, li.value, li.type_code) for li in m.local_ids])
             for _, m in adt.merged]] if adt.merged else []),
+        # only when PID-5 names no birth name: every other ADT's fingerprint unchanged
+        *(["no birth name"] if not adt.birth_name_stated else []),
         [(i.nir, i.oid) for i in ident.ins],
         [(li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,
