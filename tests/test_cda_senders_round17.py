@@ -1,0 +1,65 @@
+"""C-CDA R2.1 (and R1.1) documents the way US and international EHRs export them (round 17:
+CCD, Discharge Summary, Referral Note from Epic, Oracle Health, athenahealth,
+eClinicalWorks, NextGen, Allscripts). Each test builds a small invented document with one
+structure C-CDA / CDA R2 allows and checks what is filed against what a clinician reading
+the document understands."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from parsers.cda.narrative import flatten
+from tests.test_cda_international import normalized
+
+V3 = "urn:hl7-org:v3"
+
+
+def _flat(table: str) -> tuple[str, dict[str, str]]:
+    return flatten(etree.fromstring(f'<text xmlns="{V3}">{table}</text>'))
+
+
+# -- narrative tables: cells spanning rows or columns stay in their columns ---------------------
+RESULTS_TABLE = """<table border="1"><thead><tr><th>Date</th><th>Examen</th><th>Résultat</th>
+  <th>Valeurs de référence</th></tr></thead>
+  <tbody><tr><td rowspan="2" ID="day1">10/03/2024</td><td>Hémoglobine</td>
+    <td ID="hb">13,2 g/dL</td><td>12,0-16,0</td></tr>
+  <tr><td>Plaquettes</td><td>98 G/L</td><td>150-400</td></tr>
+  <tr><td colspan="2">Commentaire du biologiste</td><td>Contrôle à 8 jours</td><td/></tr>
+  <tr><td colspan="4">Résultats validés par Dr Élise Martin</td></tr></tbody></table>"""
+
+
+def test_a_cell_spanning_rows_is_read_in_each_row_it_covers() -> None:
+    """Epic and Cerner results tables give the date once for the rows of a day (rowspan):
+    the rows below lost a cell, 'Plaquettes' read under 'Date' and '98 G/L' under
+    'Examen'. Each row now has its four columns, the date read again."""
+    text, ids = _flat(RESULTS_TABLE)
+    assert text.splitlines() == [
+        "Date | Examen | Résultat | Valeurs de référence",
+        "10/03/2024 | Hémoglobine | 13,2 g/dL | 12,0-16,0",
+        "10/03/2024 | Plaquettes | 98 G/L | 150-400",
+        "Commentaire du biologiste | | Contrôle à 8 jours |",
+        "Résultats validés par Dr Élise Martin",
+    ]
+    assert (ids["day1"], ids["hb"]) == ("10/03/2024", "13,2 g/dL")  # references unchanged
+
+
+def test_spanned_columns_at_the_end_and_inside_a_row() -> None:
+    """A span in the middle or last columns (a status for two medications) is read in its
+    column, after the row's own cells; a hostile span is not a loop of that many cells."""
+    text, _ = _flat("""<table><tr><th>Médicament</th><th>Posologie</th><th>Statut</th></tr>
+      <tr><td>Lisinopril 10 mg</td><td>1 cp/j</td><td rowspan="2">Actif</td></tr>
+      <tr><td>Metformine 500 mg</td><td>1 à 2 cp avant les repas</td></tr>
+      <tr><td>a</td><td rowspan="99999999999">b</td><td>c</td></tr><tr><td>d</td></tr>
+      </table>""")
+    assert text.splitlines()[1:] == [
+        "Lisinopril 10 mg | 1 cp/j | Actif",
+        "Metformine 500 mg | 1 à 2 cp avant les repas | Actif",
+        "a | b | c", "d"]
+
+
+def test_the_sections_narrative_of_a_ccd_keeps_its_columns() -> None:
+    """Through the whole path: the section text of the document keeps the spanned cell."""
+    section = ('<component><section><code code="30954-2" codeSystem="2.16.840.1.113883.6.1"/>'
+               f"<title>Results</title><text>{RESULTS_TABLE}</text></section></component>")
+    (sect,) = normalized(section).entries[0].details["sections"]
+    assert "10/03/2024 | Plaquettes | 98 G/L | 150-400" in sect["text"].splitlines()
