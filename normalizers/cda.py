@@ -825,7 +825,10 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
                 iso = _iso_value(bound.value)
                 if iso:
                     out[name] = iso
-    performers = [p for p in map(_performing_party, event.performers) if p]
+    # the care team (C-CDA: the CCD's serviceEvent PCPR, each performer with its
+    # functionCode, PCP the primary care physician, and NUCC specialty): read as the header's
+    # other participants are; only the ids were kept, not who was the primary care physician
+    performers = _participants(event.performers)
     if performers:
         out["performers"] = performers
     return {k: v for k, v in out.items() if v not in (None, [], {})}

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from lxml import etree
 
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
 from parsers.cda.narrative import flatten
-from tests.test_cda_international import normalized
+from tests.test_cda_international import CCDA_HEAD, TAIL, normalized
 
 V3 = "urn:hl7-org:v3"
 
@@ -63,3 +65,48 @@ def test_the_sections_narrative_of_a_ccd_keeps_its_columns() -> None:
                f"<title>Results</title><text>{RESULTS_TABLE}</text></section></component>")
     (sect,) = normalized(section).entries[0].details["sections"]
     assert "10/03/2024 | Plaquettes | 98 G/L | 150-400" in sect["text"].splitlines()
+
+
+# -- the care team: who is the primary care physician -------------------------------------------
+CARE_TEAM = """<documentationOf><serviceEvent classCode="PCPR">
+    <effectiveTime><low value="20230101"/><high value="20240315"/></effectiveTime>
+    <performer typeCode="PRF">
+      <functionCode code="PCP" codeSystem="2.16.840.1.113883.5.88"
+        displayName="primary care physician"/>
+      <time><low value="20190601"/></time>
+      <assignedEntity><id root="2.16.840.1.113883.4.6" extension="1234567893"/>
+        <code code="207Q00000X" codeSystem="2.16.840.1.113883.6.101"
+          displayName="Family Medicine Physician"/>
+        <assignedPerson><name><given>Anne</given><family>Dupont</family></name></assignedPerson>
+      </assignedEntity></performer>
+    <performer typeCode="SPRF">
+      <assignedEntity><id root="2.16.840.1.113883.4.6" extension="1987654321"/>
+        <code code="207RC0000X" codeSystem="2.16.840.1.113883.6.101" displayName="Cardiology"/>
+      </assignedEntity></performer>
+    <performer typeCode="PRF">
+      <assignedEntity><id nullFlavor="UNK"/>
+        <assignedPerson><name><given>John</given><family>Smith</family></name></assignedPerson>
+      </assignedEntity></performer>
+  </serviceEvent></documentationOf>
+  <component><structuredBody>"""
+
+
+def test_the_care_team_says_who_is_the_primary_care_physician() -> None:
+    """A CCD's care team (documentationOf/serviceEvent/performer, C-CDA R2.1): the
+    performers were kept as ids alone; the primary care physician (functionCode PCP, the
+    médecin traitant's equivalent), each one's specialty (NUCC) and since when were
+    dropped. A member known by name alone is still not kept (no third party's name)."""
+    msg = normalized(effective="20240315143200-0500").entries[0]
+    assert "service_events" not in msg.details  # the plain header has no care team
+    head = CCDA_HEAD.format(effective="20240315143200-0500").replace(
+        "  <component><structuredBody>\n", CARE_TEAM)
+    data = (head + TAIL).encode()
+    document = normalize_cda(parse_cda(data), data, "test").entries[0]
+    (event,) = document.details["service_events"]
+    assert event["performers"] == [
+        {"type": "PRF", "function": {"code": "PCP", "system": "HL7-PARTICIPATIONFUNCTION",
+                                     "display": "primary care physician"},
+         "role": "207Q00000X", "time": "2019-06-01",
+         "ids": ["2.16.840.1.113883.4.6^1234567893"]},
+        {"type": "SPRF", "role": "207RC0000X", "ids": ["2.16.840.1.113883.4.6^1987654321"]}]
+    assert "Dupont" not in str(document.details) and "Smith" not in str(document.details)
