@@ -1337,7 +1337,7 @@ def test_vaccination_not_given_says_why() -> None:
       </substanceAdministration></entry>"""))
     assert (entry.type, entry.details["negated"]) == ("immunization", True)
     assert entry.details["not_done_reason"] == {"code": "PATOBJ",
-                                                "system": "2.16.840.1.113883.5.8",
+                                                "system": "HL7-ACTREASON",
                                                 "display": "refus du patient"}
 
 

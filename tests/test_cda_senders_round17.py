@@ -6,12 +6,14 @@ the document understands."""
 
 from __future__ import annotations
 
+import pytest
 from lxml import etree
 
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from parsers.cda.narrative import flatten
 from tests.test_cda_international import CCDA_HEAD, TAIL, normalized
+from tests.test_cda_senders_round14 import _bundle, _resources
 
 V3 = "urn:hl7-org:v3"
 
@@ -110,3 +112,66 @@ def test_the_care_team_says_who_is_the_primary_care_physician() -> None:
          "ids": ["2.16.840.1.113883.4.6^1234567893"]},
         {"type": "SPRF", "role": "207RC0000X", "ids": ["2.16.840.1.113883.4.6^1987654321"]}]
     assert "Dupont" not in str(document.details) and "Smith" not in str(document.details)
+
+
+# -- US terminologies: national codes are not local ones ----------------------------------------
+def _procedure(code: str) -> str:
+    """A C-CDA Procedure Activity Procedure (4.14) as Epic or Cerner write it."""
+    return f"""<entry><procedure classCode="PROC" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.14" extension="2014-06-09"/>
+      <id root="d68b7e32-7810-4f5b-9cc2-acd54b0fd85d"/>{code}
+      <statusCode code="completed"/><effectiveTime value="20231201"/></procedure></entry>"""
+
+
+def _section(code: str, entries: str) -> str:
+    return (f'<component><section><code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>'
+            f"<title>Section</title><text>texte</text>{entries}</section></component>")
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ('<code code="0DTJ4ZZ" codeSystem="2.16.840.1.113883.6.4" displayName="Resection of '
+     'Appendix, Percutaneous Endoscopic Approach"/>', ("0DTJ4ZZ", "ICD-10-PCS")),
+    ('<code code="G0105" codeSystem="2.16.840.1.113883.6.285" displayName="Colorectal cancer '
+     'screening; colonoscopy on individual at high risk"/>', ("G0105", "HCPCS")),
+    ('<code code="D1110" codeSystem="2.16.840.1.113883.6.13" displayName="prophylaxis - '
+     'adult"/>', ("D1110", "2.16.840.1.113883.6.13")),
+    # Epic's own procedure code (EAP) with its HCPCS translation: filed under HCPCS
+    ('<code code="45378" codeSystem="1.2.840.114350.1.13.531.2.7.2.696580" '
+     'displayName="COLONOSCOPIE"><translation code="G0105" '
+     'codeSystem="2.16.840.1.113883.6.285"/></code>', ("G0105", "HCPCS")),
+])
+def test_a_procedure_in_a_us_procedure_terminology_is_mapped(code: str,
+                                                             expected: tuple) -> None:
+    """ICD-10-PCS (a discharge summary's inpatient procedures), HCPCS and CDT are national
+    terminologies: a procedure coded in one was filed under the bare OID as a local code
+    ('unmapped', for an admin to map), and an EHR's local code translated into HCPCS kept
+    the local code."""
+    (proc,) = normalized(_section("47519-4", _procedure(code))).entries[1:]
+    assert (proc.code, proc.system, proc.mapped) == (*expected, True)
+
+
+def test_a_vaccine_refused_says_why_in_hl7_act_reason() -> None:
+    """C-CDA Immunization Refusal Reason (4.53): its HL7 ActReason code (PATOBJ) was filed
+    under a bare OID and exported as urn:oid:; FHIR R4's Immunization.statusReason value set
+    is that code system's, under its canonical URI."""
+    imm = """<entry><substanceAdministration classCode="SBADM" moodCode="EVN" negationInd="true">
+      <templateId root="2.16.840.1.113883.10.20.22.4.52" extension="2015-08-01"/>
+      <id root="e6f1ba43-c0ed-4b9b-9f12-f435d8ad8f93"/><statusCode code="completed"/>
+      <effectiveTime value="20231015"/>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.54" extension="2014-06-09"/>
+        <manufacturedMaterial><code code="115" codeSystem="2.16.840.1.113883.12.292"
+          displayName="Tdap"/></manufacturedMaterial></manufacturedProduct></consumable>
+      <entryRelationship typeCode="RSON"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.53"/>
+        <code code="59785-6" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+        <value xsi:type="CD" code="PATOBJ" codeSystem="2.16.840.1.113883.5.8"
+          displayName="patient objection"/></observation></entryRelationship>
+    </substanceAdministration></entry>"""
+    (entry,) = normalized(_section("11369-6", imm)).entries[1:]
+    assert entry.details["not_done_reason"]["system"] == "HL7-ACTREASON"
+    (resource,) = _resources(_bundle([entry]), "Immunization")
+    assert resource["status"] == "not-done"
+    assert resource["statusReason"]["coding"] == [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "PATOBJ",
+         "display": "patient objection"}]
