@@ -175,3 +175,59 @@ def test_a_vaccine_refused_says_why_in_hl7_act_reason() -> None:
     assert resource["statusReason"]["coding"] == [
         {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "PATOBJ",
          "display": "patient objection"}]
+
+
+# -- allergies: C-CDA's criticality reaches the export --------------------------------------------
+def _penicillin_allergy(criticality: str) -> str:
+    """A C-CDA Allergy Concern Act (4.30) with its Allergy - Intolerance Observation (4.7),
+    hives as reaction and a Criticality Observation (4.145) valued in HL7 ObservationValue."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.30" extension="2015-08-01"/>
+      <id root="36e3e930-7b14-11db-9fe1-0800200c9a66"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+      <statusCode code="active"/><effectiveTime><low value="20070501"/></effectiveTime>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7" extension="2014-06-09"/>
+        <id root="4adc1020-7b14-11db-9fe1-0800200c9a66"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <statusCode code="completed"/><effectiveTime><low value="20070501"/></effectiveTime>
+        <value xsi:type="CD" code="419511003" codeSystem="2.16.840.1.113883.6.96"
+          displayName="Propensity to adverse reactions to drug"/>
+        <participant typeCode="CSM"><participantRole classCode="MANU">
+          <playingEntity classCode="MMAT"><code code="7980" codeSystem="2.16.840.1.113883.6.88"
+            displayName="Penicillin G"/></playingEntity></participantRole></participant>
+        <entryRelationship typeCode="MFST" inversionInd="true">
+          <observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.9" extension="2014-06-09"/>
+          <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+          <statusCode code="completed"/>
+          <value xsi:type="CD" code="247472004" codeSystem="2.16.840.1.113883.6.96"
+            displayName="Urticaire"/></observation></entryRelationship>
+        <entryRelationship typeCode="SUBJ" inversionInd="true">
+          <observation classCode="OBS" moodCode="EVN">
+          <templateId root="2.16.840.1.113883.10.20.22.4.145"/>
+          <code code="82606-5" codeSystem="2.16.840.1.113883.6.1" displayName="Criticality"/>
+          <statusCode code="completed"/>{criticality}</observation></entryRelationship>
+      </observation></entryRelationship></act></entry>"""
+
+
+@pytest.mark.parametrize(("criticality", "exported"), [
+    ('<value xsi:type="CD" code="CRITH" codeSystem="2.16.840.1.113883.5.1063" '
+     'displayName="high criticality"/>', "high"),
+    ('<value xsi:type="CD" code="CRITL" codeSystem="2.16.840.1.113883.5.1063"/>', "low"),
+    ('<value xsi:type="CD" code="CRITU" codeSystem="2.16.840.1.113883.5.1063"/>',
+     "unable-to-assess"),
+    ('<value xsi:type="CD" code="high" codeSystem="2.16.840.1.113883.4.642.4.130"/>', "high"),
+    ('<value xsi:type="CD" nullFlavor="UNK"/>', None),
+    ('<value xsi:type="CD" code="CRITH" codeSystem="2.16.840.1.113883.5.4"/>', None),
+])
+def test_the_criticality_of_a_c_cda_allergy_is_exported(criticality: str,
+                                                        exported: str | None) -> None:
+    """C-CDA's Criticality Observation says CRITH / CRITL / CRITU (HL7 ObservationValue):
+    it was read into the store but the export took only FHIR's own codes (CI-SIS), so a
+    high-criticality penicillin allergy was exported without its criticality. A code of
+    no known vocabulary, or none, exports none (not a guess)."""
+    (allergy,) = normalized(_section("48765-2", _penicillin_allergy(criticality))).entries[1:]
+    assert (allergy.type, allergy.code) == ("allergy", "7980")
+    (resource,) = _resources(_bundle([allergy]), "AllergyIntolerance")
+    assert resource.get("criticality") == exported
