@@ -1644,19 +1644,37 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
     without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
     reference pointed nowhere (eDISP-MED)."""
-    if kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
+    if kind == CONCERN and not act.entry_relationships and \
+            (act.text.strip() or act.text_reference):
+        # a concern said in words alone (C-CDA R2.1 Health Concern Act, whose
+        # observations are optional): not filed, but not without a word either
+        what = "concern act holding no statement, only words"
+    elif kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
         return  # what they hold was said (or filed) on its own; a container is read
         # elsewhere (the imaging act of a CR-IMG: in the header's service_events)
-    elsewhere = _read_elsewhere()
-    if any(t.root in elsewhere for t in act.template_ids):
+    elif any(t.root in _read_elsewhere() for t in act.template_ids):
         return
+    else:
+        what = _not_filed_what(act, kind, section)
+        if what is None:
+            return
+    seen = ctx.not_filed.get(what)
+    if seen is None:
+        ctx.not_filed[what] = [1, act.path]
+    else:
+        seen[0] += 1
+
+
+def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) -> str | None:
+    """What a statement not filed is, for the CDA_NOT_FILED warning; None: nothing to say
+    (structure read elsewhere, or nothing said beyond the narrative)."""
     if kind == NOT_FILED:
         meanings = _kind_meanings()
         what = next((meanings[t.root] for t in act.template_ids
                      if _kinds().get(t.root) == NOT_FILED), act.kind)
     elif kind in _FILED_KINDS:
         if isinstance(act, Supply) and act.mood_code not in ("", "EVN"):
-            return  # a supply ordered with a prescription: its quantity, read there
+            return None  # a supply ordered with a prescription: its quantity, read there
         what = f"{kind} statement naming nothing (no code, words nor value)"
         if isinstance(act, Observation) and act.values and \
                 _placeholder_value(_untyped(act.values[0]), section):
@@ -1664,18 +1682,14 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     else:
         parts = _medication_parts()
         if _is_comment(act) or any(t.root in parts for t in act.template_ids):
-            return
+            return None
         if not act.template_ids and (act.code is None or not act.code.code):
-            return  # no template, no code: nothing said beyond the narrative
+            return None  # no template, no code: nothing said beyond the narrative
         template = act.template_ids[0].root if act.template_ids else "no templateId"
         code = f" code {act.code.code[:40]}" if act.code is not None and act.code.code \
             else ""
         what = f"{act.kind} {template[:64]}{code} of a kind not read here"
-    seen = ctx.not_filed.get(what)
-    if seen is None:
-        ctx.not_filed[what] = [1, act.path]
-    else:
-        seen[0] += 1
+    return what
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)

@@ -231,3 +231,59 @@ def test_the_criticality_of_a_c_cda_allergy_is_exported(criticality: str,
     assert (allergy.type, allergy.code) == ("allergy", "7980")
     (resource,) = _resources(_bundle([allergy]), "AllergyIntolerance")
     assert resource.get("criticality") == exported
+
+
+# -- health concerns (C-CDA R2.1 Health Concern Act) ----------------------------------------------
+def _health_concern(status: str, inner: str) -> str:
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.132" extension="2015-08-01"/>
+      <id root="4eab0e52-dd7d-4285-99eb-72d32ddb195c"/>
+      <code code="75310-3" codeSystem="2.16.840.1.113883.6.1" displayName="Health Concern"/>
+      <text><reference value="#hc1"/></text>
+      <statusCode code="{status}"/><effectiveTime><low value="20240101"/></effectiveTime>
+      {inner}</act></entry>"""
+
+
+OBESITY = """<entryRelationship typeCode="REFR"><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+      <id root="ab1791b0-5c71-11db-b0de-0800200c9a66"/>
+      <code code="55607006" codeSystem="2.16.840.1.113883.6.96" displayName="Problem"/>
+      <statusCode code="completed"/><effectiveTime><low value="20240101"/></effectiveTime>
+      <value xsi:type="CD" code="414916001" codeSystem="2.16.840.1.113883.6.96"
+        displayName="Obésité"/></observation></entryRelationship>"""
+HC_TEXT = '<paragraph ID="hc1">Obésité, risque de chute à domicile</paragraph>'
+
+
+@pytest.mark.parametrize(("status", "concern", "filed", "clinical"), [
+    ("active", "active", "final", "active"),
+    ("completed", "completed", "final", "resolved"),
+    ("nullified", "nullified", "entered-in-error", None),
+])
+def test_a_health_concern_says_the_status_of_its_problem(status: str, concern: str,
+                                                         filed: str,
+                                                         clinical: str | None) -> None:
+    """The Health Concern Act's statusCode is the status of the concern (C-CDA R2.1 4.132),
+    as a Problem Concern Act's is: it was read as a container, so a concern recorded in
+    error (nullified) filed its obesity as a fact and an active one said no status."""
+    msg = normalized(_section_text("75310-3", HC_TEXT, _health_concern(status, OBESITY)))
+    (problem,) = msg.entries[1:]
+    assert (problem.type, problem.code, problem.status) == ("problem", "414916001", filed)
+    assert problem.details["concern_status"] == concern
+    if filed != "entered-in-error":
+        (resource,) = _resources(_bundle([problem]), "Condition")
+        assert resource["clinicalStatus"]["coding"][0]["code"] == clinical
+
+
+def test_a_health_concern_in_words_alone_is_not_dropped_silently() -> None:
+    """A Health Concern Act with its words and no observation is not filed (there is no
+    coded fact), but the integrator is told, as for any statement not filed."""
+    msg = normalized(_section_text("75310-3", HC_TEXT, _health_concern("active", "")))
+    assert msg.entries[1:] == []
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert "concern act holding no statement, only words" in warning
+    assert "chute" not in warning  # no patient data in warnings
+
+
+def _section_text(code: str, narrative: str, entries: str) -> str:
+    return (f'<component><section><code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>'
+            f"<title>Section</title><text>{narrative}</text>{entries}</section></component>")
