@@ -61,6 +61,20 @@ def test_spanned_columns_at_the_end_and_inside_a_row() -> None:
         "a | b | c", "d"]
 
 
+def test_a_line_break_inside_a_cell_does_not_cut_the_row() -> None:
+    """Epic writes a medication's name and directions in one cell, a <br/> between them
+    (and some senders paragraphs): the row was cut in two lines, the cells after the
+    break read as a row of their own under the first headers. The row stays one line;
+    what a reference to the cell reads keeps its lines."""
+    text, ids = _flat("""<table><thead><tr><th>Date</th><th>Traitement</th><th>Statut</th>
+      </tr></thead><tbody><tr><td>10/03/2024</td><td ID="med1">Lisinopril 10 mg<br/>1 cp
+      le matin<paragraph>Depuis 2023</paragraph></td><td>Actif</td></tr></tbody></table>""")
+    assert text.splitlines() == [
+        "Date | Traitement | Statut",
+        "10/03/2024 | Lisinopril 10 mg 1 cp le matin Depuis 2023 | Actif"]
+    assert ids["med1"] == "Lisinopril 10 mg\n1 cp le matin\nDepuis 2023"
+
+
 def test_the_sections_narrative_of_a_ccd_keeps_its_columns() -> None:
     """Through the whole path: the section text of the document keeps the spanned cell."""
     section = ('<component><section><code code="30954-2" codeSystem="2.16.840.1.113883.6.1"/>'

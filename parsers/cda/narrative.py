@@ -162,6 +162,10 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
         ident = c.get("ID")
         if ident:
             ids[ident] = text
+        if _BREAK in out[start:]:  # a <br/> or paragraphs inside the cell: the row
+            # stays one line (it was cut in two, the cells after the break read as a row
+            # of their own, each under the header of the first columns)
+            out[start:] = ["".join(out[start:]).replace(_BREAK, " ")]
         rows, width = _span(c, "rowspan"), _span(c, "colspan")
         if rows > 1:
             for k in range(width):
