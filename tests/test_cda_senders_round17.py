@@ -6,11 +6,15 @@ the document understands."""
 
 from __future__ import annotations
 
+from html.entities import name2codepoint
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from normalizers.cda import normalize_cda
-from parsers.cda import parse_cda
+from parsers.cda import CdaParseError, parse_cda
 from parsers.cda.narrative import flatten
 from tests.test_cda_international import CCDA_HEAD, TAIL, normalized
 from tests.test_cda_senders_round14 import _bundle, _resources
@@ -301,3 +305,44 @@ def test_a_health_concern_in_words_alone_is_not_dropped_silently() -> None:
 def _section_text(code: str, narrative: str, entries: str) -> str:
     return (f'<component><section><code code="{code}" codeSystem="2.16.840.1.113883.6.1"/>'
             f"<title>Section</title><text>{narrative}</text>{entries}</section></component>")
+
+
+# -- HTML entities in the narrative ----------------------------------------------------------------
+def _with_narrative(narrative: str) -> bytes:
+    section = ('<component><section><code code="29762-2" codeSystem="2.16.840.1.113883.6.1"/>'
+               f"<title>Social History</title><text>{narrative}</text></section></component>")
+    return (CCDA_HEAD.format(effective="20240315143200-0500") + section + TAIL).encode()
+
+
+def test_html_entities_in_the_narrative_are_read_as_their_characters() -> None:
+    """Narrative generators that write HTML put '&nbsp;' and '&eacute;' in the section
+    text; XML defines five entities only, and the whole document was refused
+    (CDA_NOT_XML) for a no-break space. They are read as the characters HTML names, with
+    a warning naming the entities (no text of the document)."""
+    data = _with_narrative("Tabac&nbsp;: ancien fumeur, sevr&eacute; &lt; 2019 &amp; "
+                           "alcool 1&nbsp;verre/j")
+    msg = normalize_cda(parse_cda(data), data, "test")
+    (section,) = msg.entries[0].details["sections"]
+    assert section["text"] == "Tabac : ancien fumeur, sevré < 2019 & alcool 1 verre/j"
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_HTML_ENTITY")]
+    assert "&nbsp;" in warning and "&eacute;" in warning and "fumeur" not in warning
+    assert msg.entries[0].attachment.data == data  # the document is kept as it was sent
+
+
+def test_an_entity_neither_xml_nor_html_defines_is_still_refused() -> None:
+    data = _with_narrative("Tabac&nbsp;&inconnu; arrêté")
+    with pytest.raises(CdaParseError) as refused:
+        parse_cda(data)
+    assert refused.value.code == "CDA_NOT_XML" and "inconnu" in refused.value.message
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(sorted(set(name2codepoint) - {"amp", "lt", "gt", "quot"})))
+def test_every_html_entity_reads_as_its_character(name: str) -> None:
+    data = _with_narrative(f"avant&{name};après")
+    document = parse_cda(data)
+    (section,) = document.sections
+    character = chr(name2codepoint[name])
+    assert section.text.startswith("avant") and section.text.endswith("après")
+    assert character in section.text or character.isspace()
+    assert [w.code for w in document.warnings] == ["CDA_HTML_ENTITY"]
