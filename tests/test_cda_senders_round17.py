@@ -346,3 +346,26 @@ def test_every_html_entity_reads_as_its_character(name: str) -> None:
     assert section.text.startswith("avant") and section.text.endswith("après")
     assert character in section.text or character.isspace()
     assert [w.code for w in document.warnings] == ["CDA_HTML_ENTITY"]
+
+
+# -- care plans: entry references are links, not statements of a kind unknown -----------------
+def test_an_entry_reference_of_a_care_plan_is_no_statement_not_filed() -> None:
+    """C-CDA Entry Reference (4.122: an entry of the same document by id, code nullFlavor
+    NP) links a Care Plan's outcome to its goal: it was reported as an act 'of a kind not
+    read here' (CDA_NOT_FILED) on every Care Plan, though it states nothing. The outcome
+    it is nested in is still filed."""
+    outcome = """<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.144"/>
+      <id root="8b3b6b5e-6d9f-4a55-8a6b-3a0a7a1a0003"/>
+      <code code="29463-7" codeSystem="2.16.840.1.113883.6.1" displayName="Body weight"/>
+      <statusCode code="completed"/><effectiveTime value="20240601"/>
+      <value xsi:type="PQ" value="72" unit="kg"/>
+      <entryRelationship typeCode="GEVL"><act classCode="ACT" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.122"/>
+        <id root="3700b3b0-fbed-11e2-b778-0800200c9a66"/>
+        <code nullFlavor="NP"/><statusCode code="completed"/></act></entryRelationship>
+    </observation></entry>"""
+    msg = normalized(_section("11383-7", outcome))
+    (weight,) = msg.entries[1:]
+    assert (weight.code, weight.value, weight.unit) == ("29463-7", "72", "kg")
+    assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
