@@ -2630,8 +2630,17 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
-        if isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
-                                      _asserts(act, kind)):
+        question = _assertion_question(act) if _asserts(act, kind) else None
+        if question is not None:
+            # C-CDA R1.1 smoking status (ASSERTION, value 'former smoker'): the question
+            # R2.1 codes it with (LOINC 72166-2); it was filed under the value's code, the
+            # same fact from an R2.1 document under another
+            entry.details["observation_code"] = entry.code
+            entry.details.pop("local_code", None)
+            entry.code, entry.system, entry.display = question
+            entry.mapped = True
+        elif isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
+                                        _asserts(act, kind)):
             # the diagnosis / allergy type is the value; the observation code only says
             # 'diagnosis' or 'assertion' (C-CDA Pregnancy Observation: ASSERTION, value
             # 'pregnant', was an observation 'ASSERTION')
@@ -2704,6 +2713,19 @@ def _template_unit(act: Observation, entry: Entry, ctx: _Ctx) -> None:
     seen = ctx.units_read.setdefault((entry.unit_original or "", unit), [0, act.path])
     seen[0] += 1
     entry.unit = unit
+
+
+@cache
+def _assertion_questions() -> dict[str, tuple[str, str, str]]:
+    return {row["template"]: (row["code"], row["system"], row["display"])
+            for row in table("cda_assertion_questions")}
+
+
+def _assertion_question(act: Observation) -> tuple[str, str, str] | None:
+    """(code, system, display) of the question an ASSERTION observation answers, by its
+    template (tables/cda_assertion_questions.csv); None for any other."""
+    questions = _assertion_questions()
+    return next((questions[t.root] for t in act.template_ids if t.root in questions), None)
 
 
 def _asserts(act: Observation, kind: str) -> bool:

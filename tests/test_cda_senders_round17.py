@@ -369,3 +369,44 @@ def test_an_entry_reference_of_a_care_plan_is_no_statement_not_filed() -> None:
     (weight,) = msg.entries[1:]
     assert (weight.code, weight.value, weight.unit) == ("29463-7", "72", "kg")
     assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+
+
+# -- smoking status: one code whatever the C-CDA version -------------------------------------------
+def _smoking_status(template: str, code: str) -> str:
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="{template}"/>
+      <id root="45efb604-7049-4a2e-ad33-d38556c9636c"/>{code}
+      <statusCode code="completed"/><effectiveTime value="20240315"/>
+      <value xsi:type="CD" code="8517006" codeSystem="2.16.840.1.113883.6.96"
+        displayName="Ex-fumeur"/></observation></entry>"""
+
+
+R21_SMOKING = '<code code="72166-2" codeSystem="2.16.840.1.113883.6.1"/>'
+R11_SMOKING = '<code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>'
+
+
+@pytest.mark.parametrize(("template", "code"), [
+    ("2.16.840.1.113883.10.20.22.4.78", R21_SMOKING),  # C-CDA R2.1
+    ("2.16.840.1.113883.10.20.22.4.78", R11_SMOKING),  # C-CDA R1.1
+    ("2.16.840.1.113883.10.22.4.78", R11_SMOKING),  # R1.1 under its misprinted templateId
+])
+def test_a_smoking_status_has_one_code_whatever_the_c_cda_version(template: str,
+                                                                   code: str) -> None:
+    """C-CDA R1.1 coded the smoking status ASSERTION and R2.1 codes it LOINC 72166-2: the
+    R1.1 one was filed under its value's code (SNOMED 'former smoker'), so the same fact
+    from two versions was two facts, and the export had no smoking status observation."""
+    (smoking,) = normalized(_section("29762-2", _smoking_status(template, code))).entries[1:]
+    assert (smoking.code, smoking.system, smoking.value) == ("72166-2", "LN", "Ex-fumeur")
+    assert smoking.details["value_code"] == {"code": "8517006", "system": "SNOMED-CT"}
+    (resource,) = _resources(_bundle([smoking]), "Observation")
+    assert resource["code"]["coding"][0]["code"] == "72166-2"
+    assert resource["valueCodeableConcept"]["coding"][0]["code"] == "8517006"
+
+
+def test_another_assertion_is_still_of_what_its_value_says() -> None:
+    """A pregnancy observation (ASSERTION, value 'pregnant', no question in any version)
+    is still filed under its value."""
+    pregnancy = _smoking_status("2.16.840.1.113883.10.20.15.3.8", R11_SMOKING).replace(
+        'code="8517006"', 'code="77386006"')
+    (pregnant,) = normalized(_section("29762-2", pregnancy)).entries[1:]
+    assert (pregnant.code, pregnant.system) == ("77386006", "SNOMED-CT")
