@@ -129,9 +129,10 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
     if tr.text:
         append(tr.text)
     column = cells = pad = 0
+    local = _LOCAL
     for c in tr[:]:
         tag = c.tag
-        name = _local(tag) if tag.__class__ is str else ""
+        name = (local.get(tag) or _local(tag)) if tag.__class__ is str else ""
         if name not in _CELLS:
             if name and name not in _SKIP:  # not a cell (a sender's stray markup): inline
                 start = len(out)
@@ -145,28 +146,31 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
             if c.tail:
                 append(c.tail)
             continue
-        for _ in range(pad):  # the columns the colspan before covers, as empty cells
-            append(" | ")
-        column, pad = column + pad, 0
-        column, cells = _spanned(column, cells, spans, out)
+        if pad:  # the columns the colspan before covers, as empty cells
+            out.extend([" | "] * pad)
+            column, pad = column + pad, 0
+        if spans:
+            column, cells = _spanned(column, cells, spans, out)
         if cells:
             append(" | ")
         cells += 1
         start = len(out)
-        if c.get("revised") != "delete":
+        keys = c.keys()  # most cells have no attribute: one call instead of four
+        ident = c.get("ID") if keys else None
+        if not keys or c.get("revised") != "delete":
             if c.text:
                 append(c.text)
             if len(c):
                 _children(c, out, ids)
-        text = _lines("".join(out[start:]))
-        ident = c.get("ID")
+        rows = _span(c, "rowspan") if keys else 1
+        text = _lines("".join(out[start:])) if ident or rows > 1 else ""
         if ident:
             ids[ident] = text
-        if _BREAK in out[start:]:  # a <br/> or paragraphs inside the cell: the row
-            # stays one line (it was cut in two, the cells after the break read as a row
-            # of their own, each under the header of the first columns)
+        if len(out) - start > 1 and _BREAK in out[start:]:  # a <br/> or paragraphs inside
+            # the cell: the row stays one line (it was cut in two, the cells after the
+            # break read as a row of their own, each under the header of the first columns)
             out[start:] = ["".join(out[start:]).replace(_BREAK, " ")]
-        rows, width = _span(c, "rowspan"), _span(c, "colspan")
+        width = _span(c, "colspan") if keys else 1
         if rows > 1:
             for k in range(width):
                 spans[column + k] = [rows - 1, text.replace("\n", " ") if k == 0 else ""]
