@@ -1869,6 +1869,13 @@ PLANNED_SUPPLY = "2.16.840.1.113883.10.20.22.4.43"  # C-CDA Planned Supply (mood
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 
+@cache
+def _result_statuses() -> dict[str, str]:
+    """A laboratory result's ActStatus -> its result status where they differ
+    (tables/cda_result_statuses.csv: active -> preliminary)."""
+    return column_map("cda_result_statuses", "status_code", "status")
+
+
 def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entry) -> None:
     """What an organizer's own statusCode says of what it holds. Nullified: the battery
     (or vital signs cluster) was recorded in error, and all of it with it; its results
@@ -1880,6 +1887,8 @@ def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entr
     elif not component.status_code and nested.source_ref == component.path and \
             "lab_status" not in nested.details and nested.status != "entered-in-error":
         nested.status = _status(act.status_code)
+        if nested.type == LAB_RESULT:
+            nested.status = _result_statuses().get(act.status_code.strip(), nested.status)
 
 
 def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
@@ -2479,6 +2488,8 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
                   display=coded[2] if coded else None, mapped=coded[3] if coded else True,
                   status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
                   masking=dict(ctx.masking))
+    if kind == LAB_RESULT:
+        entry.status = _result_statuses().get(act.status_code.strip(), entry.status)
     entry.effective = _effective(act.effective_time, ctx) or None
     local = _local_code(code, coded) if code is not None and coded else None
     if local:

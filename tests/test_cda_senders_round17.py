@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from dossiers.deposit import status_order
 from normalizers.cda import normalize_cda
 from parsers.cda import CdaParseError, parse_cda
 from parsers.cda.narrative import flatten
@@ -410,3 +411,34 @@ def test_another_assertion_is_still_of_what_its_value_says() -> None:
         'code="8517006"', 'code="77386006"')
     (pregnant,) = normalized(_section("29762-2", pregnancy)).entries[1:]
     assert (pregnant.code, pregnant.system) == ("77386006", "SNOMED-CT")
+
+
+# -- results in progress ------------------------------------------------------------------------
+def _creatinine(own_status: str, battery_status: str = "completed") -> str:
+    """A C-CDA Result Organizer (4.1) holding one Result Observation (4.2)."""
+    status = f'<statusCode code="{own_status}"/>' if own_status else ""
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.1" extension="2015-08-01"/>
+      <id root="7d5a02b0-67a4-11db-bd13-0800200c9a61"/>
+      <code code="24323-8" codeSystem="2.16.840.1.113883.6.1" displayName="CMP"/>
+      <statusCode code="{battery_status}"/><effectiveTime value="20240310"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2" extension="2015-08-01"/>
+        <id root="b1c2d3e4-0000-4000-8000-000000000001"/>
+        <code code="2160-0" codeSystem="2.16.840.1.113883.6.1" displayName="Créatinine"/>
+        {status}<effectiveTime value="20240310"/>
+        <value xsi:type="PQ" value="1.1" unit="mg/dL"/></observation></component>
+    </organizer></entry>"""
+
+
+@pytest.mark.parametrize(("own", "battery", "expected"), [
+    ("active", "active", "preliminary"), ("", "active", "preliminary"),
+    ("completed", "active", "final"), ("aborted", "completed", "cancelled")])
+def test_a_result_in_progress_is_preliminary(own: str, battery: str, expected: str) -> None:
+    """C-CDA Result Status 'active' (the result is not final yet) was filed 'active', a
+    status no result has on the HL7v2 path (OBX-11 P is 'preliminary'): the same result by
+    both channels differed, and a final after it was not its later state. It is
+    'preliminary', as a document whose results are still to come already was."""
+    (result,) = normalized(_section("30954-2", _creatinine(own, battery))).entries[1:]
+    assert (result.code, result.status) == ("2160-0", expected)
+    assert result.status in status_order()
