@@ -1,8 +1,13 @@
 """C-CDA R2.1 (and R1.1) documents the way US and international EHRs export them (round 17:
-CCD, Discharge Summary, Referral Note from Epic, Oracle Health, athenahealth,
+CCD, Discharge Summary, Referral Note, Care Plan from Epic, Oracle Health, athenahealth,
 eClinicalWorks, NextGen, Allscripts). Each test builds a small invented document with one
 structure C-CDA / CDA R2 allows and checks what is filed against what a clinician reading
-the document understands."""
+the document understands. The round found: narrative table cells spanning rows or columns
+and line breaks inside cells shifting columns; the care team's functions dropped; ICD-10-PCS,
+HCPCS and CDT procedures filed as local codes; ActReason under a bare OID; C-CDA allergy
+criticality not exported; the Health Concern Act's status ignored; HTML entities refusing
+the document; Entry References reported as not filed; R1.1 smoking status under its
+value's code; results in progress filed 'active' instead of 'preliminary'."""
 
 from __future__ import annotations
 
