@@ -246,6 +246,14 @@ def _verification_statuses() -> dict[tuple[str, str], dict[str, str]]:
 
 
 @cache
+def _criticalities() -> dict[tuple[str, str], str]:
+    """(system, code) -> FHIR criticality of an allergy stated in another vocabulary than
+    FHIR's (tables/fhir_allergy_criticality.csv: C-CDA's CRITH was not exported)."""
+    return {(r["system"], r["code"]): r["criticality"]
+            for r in read_csv_rows(TABLES / "fhir_allergy_criticality.csv")}
+
+
+@cache
 def _reaction_severities() -> dict[tuple[str, str], str]:
     return {(r["system"], r["code"]): r["severity"]
             for r in read_csv_rows(TABLES / "fhir_reaction_severity.csv")}
@@ -1928,6 +1936,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         critical = details.get("criticality")  # CI-SIS FR-Criticite: FHIR's own codes
         if isinstance(critical, Mapping) and critical.get("code") in CRITICALITIES:
             res["criticality"] = critical["code"]
+        elif isinstance(critical, Mapping):  # C-CDA: HL7 ObservationValue CRITH...
+            res["criticality"] = _criticalities().get(
+                (str(critical.get("system") or ""), str(critical.get("code") or "")))
     elif resource == "MedicationRequest":
         low = fhir_datetime(details.get("period_low"))
         high = fhir_datetime(details.get("period_high"))

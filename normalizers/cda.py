@@ -825,7 +825,10 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
                 iso = _iso_value(bound.value)
                 if iso:
                     out[name] = iso
-    performers = [p for p in map(_performing_party, event.performers) if p]
+    # the care team (C-CDA: the CCD's serviceEvent PCPR, each performer with its
+    # functionCode, PCP the primary care physician, and NUCC specialty): read as the header's
+    # other participants are; only the ids were kept, not who was the primary care physician
+    performers = _participants(event.performers)
     if performers:
         out["performers"] = performers
     return {k: v for k, v in out.items() if v not in (None, [], {})}
@@ -1641,19 +1644,37 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     (a comment, a specimen, a reference, an empty organizer or concern). They were dropped
     without a word: an IHE Pharm PADV, a CI-SIS patient transfer, a dispense whose product
     reference pointed nowhere (eDISP-MED)."""
-    if kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
+    if kind == CONCERN and not act.entry_relationships and \
+            (act.text.strip() or act.text_reference):
+        # a concern said in words alone (C-CDA R2.1 Health Concern Act, whose
+        # observations are optional): not filed, but not without a word either
+        what = "concern act holding no statement, only words"
+    elif kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
         return  # what they hold was said (or filed) on its own; a container is read
         # elsewhere (the imaging act of a CR-IMG: in the header's service_events)
-    elsewhere = _read_elsewhere()
-    if any(t.root in elsewhere for t in act.template_ids):
+    elif any(t.root in _read_elsewhere() for t in act.template_ids):
         return
+    else:
+        what = _not_filed_what(act, kind, section)
+        if what is None:
+            return
+    seen = ctx.not_filed.get(what)
+    if seen is None:
+        ctx.not_filed[what] = [1, act.path]
+    else:
+        seen[0] += 1
+
+
+def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) -> str | None:
+    """What a statement not filed is, for the CDA_NOT_FILED warning; None: nothing to say
+    (structure read elsewhere, or nothing said beyond the narrative)."""
     if kind == NOT_FILED:
         meanings = _kind_meanings()
         what = next((meanings[t.root] for t in act.template_ids
                      if _kinds().get(t.root) == NOT_FILED), act.kind)
     elif kind in _FILED_KINDS:
         if isinstance(act, Supply) and act.mood_code not in ("", "EVN"):
-            return  # a supply ordered with a prescription: its quantity, read there
+            return None  # a supply ordered with a prescription: its quantity, read there
         what = f"{kind} statement naming nothing (no code, words nor value)"
         if isinstance(act, Observation) and act.values and \
                 _placeholder_value(_untyped(act.values[0]), section):
@@ -1661,18 +1682,14 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     else:
         parts = _medication_parts()
         if _is_comment(act) or any(t.root in parts for t in act.template_ids):
-            return
+            return None
         if not act.template_ids and (act.code is None or not act.code.code):
-            return  # no template, no code: nothing said beyond the narrative
+            return None  # no template, no code: nothing said beyond the narrative
         template = act.template_ids[0].root if act.template_ids else "no templateId"
         code = f" code {act.code.code[:40]}" if act.code is not None and act.code.code \
             else ""
         what = f"{act.kind} {template[:64]}{code} of a kind not read here"
-    seen = ctx.not_filed.get(what)
-    if seen is None:
-        ctx.not_filed[what] = [1, act.path]
-    else:
-        seen[0] += 1
+    return what
 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
@@ -1852,6 +1869,13 @@ PLANNED_SUPPLY = "2.16.840.1.113883.10.20.22.4.43"  # C-CDA Planned Supply (mood
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 
+@cache
+def _result_statuses() -> dict[str, str]:
+    """A laboratory result's ActStatus -> its result status where they differ
+    (tables/cda_result_statuses.csv: active -> preliminary)."""
+    return column_map("cda_result_statuses", "status_code", "status")
+
+
 def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entry) -> None:
     """What an organizer's own statusCode says of what it holds. Nullified: the battery
     (or vital signs cluster) was recorded in error, and all of it with it; its results
@@ -1863,6 +1887,8 @@ def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entr
     elif not component.status_code and nested.source_ref == component.path and \
             "lab_status" not in nested.details and nested.status != "entered-in-error":
         nested.status = _status(act.status_code)
+        if nested.type == LAB_RESULT:
+            nested.status = _result_statuses().get(act.status_code.strip(), nested.status)
 
 
 def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
@@ -2462,6 +2488,8 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
                   display=coded[2] if coded else None, mapped=coded[3] if coded else True,
                   status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
                   masking=dict(ctx.masking))
+    if kind == LAB_RESULT:
+        entry.status = _result_statuses().get(act.status_code.strip(), entry.status)
     entry.effective = _effective(act.effective_time, ctx) or None
     local = _local_code(code, coded) if code is not None and coded else None
     if local:
@@ -2613,8 +2641,17 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
-        if isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
-                                      _asserts(act, kind)):
+        question = _assertion_question(act) if _asserts(act, kind) else None
+        if question is not None:
+            # C-CDA R1.1 smoking status (ASSERTION, value 'former smoker'): the question
+            # R2.1 codes it with (LOINC 72166-2); it was filed under the value's code, the
+            # same fact from an R2.1 document under another
+            entry.details["observation_code"] = entry.code
+            entry.details.pop("local_code", None)
+            entry.code, entry.system, entry.display = question
+            entry.mapped = True
+        elif isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
+                                        _asserts(act, kind)):
             # the diagnosis / allergy type is the value; the observation code only says
             # 'diagnosis' or 'assertion' (C-CDA Pregnancy Observation: ASSERTION, value
             # 'pregnant', was an observation 'ASSERTION')
@@ -2687,6 +2724,19 @@ def _template_unit(act: Observation, entry: Entry, ctx: _Ctx) -> None:
     seen = ctx.units_read.setdefault((entry.unit_original or "", unit), [0, act.path])
     seen[0] += 1
     entry.unit = unit
+
+
+@cache
+def _assertion_questions() -> dict[str, tuple[str, str, str]]:
+    return {row["template"]: (row["code"], row["system"], row["display"])
+            for row in table("cda_assertion_questions")}
+
+
+def _assertion_question(act: Observation) -> tuple[str, str, str] | None:
+    """(code, system, display) of the question an ASSERTION observation answers, by its
+    template (tables/cda_assertion_questions.csv); None for any other."""
+    questions = _assertion_questions()
+    return next((questions[t.root] for t in act.template_ids if t.root in questions), None)
 
 
 def _asserts(act: Observation, kind: str) -> bool:

@@ -211,7 +211,7 @@ def _status_battery(battery_status: str, result_status: str) -> str:
     # a result stating no status of its own takes its battery's
     ("aborted", "", "cancelled"),
     ("cancelled", "", "cancelled"),
-    ("active", "", "active"),
+    ("active", "", "preliminary"),  # a result in progress: HL7v2's word (round 17)
     # a result's own statusCode is the nearest word on it
     ("aborted", "completed", "final"),
     ("active", "completed", "final"),

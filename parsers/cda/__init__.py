@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from parsers.cda.document import build_document
 from parsers.cda.errors import (
     CDA_BLANKS_BEFORE_DECLARATION,
+    CDA_HTML_ENTITY,
     CDA_UTF16_WITHOUT_BOM,
     ERROR_CODES,
     CdaParseError,
@@ -46,8 +47,10 @@ from parsers.cda.reader import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DEPTH,
     add_missing_utf16_bom,
+    html_entities_as_characters,
     read_root,
     skip_blanks_before_declaration,
+    undefined_entity,
 )
 
 __all__ = ["CD", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "ED", "ERROR_CODES", "II", "IVL",
@@ -69,7 +72,18 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     if isinstance(data, bytes):
         data, no_bom = add_missing_utf16_bom(data)
         data, blanks = skip_blanks_before_declaration(data)
-    root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth)
+    html_entities: list[str] = []
+    try:
+        root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth)
+    except CdaParseError as exc:
+        # only after a failure on it: a well-formed document pays nothing
+        repaired = html_entities_as_characters(data) if isinstance(data, bytes) and \
+            undefined_entity(exc) else None
+        if repaired is None:
+            raise
+        data, html_entities = repaired
+        first = exc.location
+        root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth)
     # The walk allocates thousands of small objects (a lab report's Document holds ~5,000) and
     # no reference cycles: the cyclic GC would only rescan them, several times per document
     # (~10% of the time). It is paused for the walk and resumed after, unless the caller had
@@ -82,6 +96,12 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
             document = build_document(root, envelope)
         finally:
             gc.enable()
+    if html_entities:
+        names = ", ".join(f"&{n};" for n in html_entities[:5])
+        document.warnings.insert(0, ParseWarning(
+            CDA_HTML_ENTITY, f"HTML entity references XML does not define ({names}"
+            f"{', ...' if len(html_entities) > 5 else ''}): read as the characters they "
+            "name", first))
     if blanks:
         document.warnings.insert(0, ParseWarning(
             CDA_BLANKS_BEFORE_DECLARATION, "blank characters before the XML declaration "

@@ -33,6 +33,8 @@ CDA_BLANKS_BEFORE_DECLARATION = "CDA_BLANKS_BEFORE_DECLARATION"  # whitespace be
 # (not well-formed XML; template engines and file concatenation leave it): skipped
 CDA_UTF16_WITHOUT_BOM = "CDA_UTF16_WITHOUT_BOM"  # UTF-16 without its byte order mark (XML
 # requires it): read in the byte order its first characters show
+CDA_HTML_ENTITY = "CDA_HTML_ENTITY"  # HTML named entities XML does not define ('&nbsp;',
+# '&eacute;': narrative generators writing HTML): read as the characters they name
 
 
 class CdaParseError(ValueError):

@@ -3,7 +3,9 @@
 Why plain text: it is what a human reads in the document and what report entries and search
 keep; the markup (styleCode, tables laid out for print) is presentation. Rules: paragraphs,
 list items, captions and table rows go on their own lines; table cells are separated by
-' | ' (empty cells kept, so columns stay countable); <br/> breaks the line; inline markup
+' | ' (empty cells kept, so columns stay countable: a cell spanning rows (rowspan) is read
+again in each row it covers, one spanning columns (colspan) is followed by the empty cells it
+covers); <br/> breaks the line; inline markup
 (content, sub, sup, linkHtml, footnote) reads as its text; renderMultiMedia has no text, nor
 does content marked revised="delete" (what the previous version said and this one deletes:
 CDA R2 requires receivers to suppress or mark it; it read as if still said, in the
@@ -59,6 +61,7 @@ def _children(el: etree._Element, out: list[str], ids: dict[str, str]) -> None:
     append = out.append
     local = _LOCAL
     first_cell = True
+    spans: dict[int, list] = {}  # the rows of ``el`` (a table or row group): see _row
     for c in el[:]:
         tag = c.tag
         if tag.__class__ is str:
@@ -75,6 +78,8 @@ def _children(el: etree._Element, out: list[str], ids: dict[str, str]) -> None:
                 pass
             elif name == "br":
                 append(_BREAK)
+            elif name == "tr":
+                _row(c, out, ids, spans)
             elif name in _BLOCKS:
                 append(_BREAK)
                 text = c.text
@@ -94,6 +99,107 @@ def _children(el: etree._Element, out: list[str], ids: dict[str, str]) -> None:
         tail = c.tail
         if tail:
             append(tail)
+
+
+def _span(cell: etree._Element, name: str) -> int:
+    """A cell's rowspan or colspan: 1 when absent, not a number or out of reason."""
+    text = cell.get(name)
+    if not text:
+        return 1
+    text = text.strip()
+    return int(text) if text.isdigit() and 0 < int(text) <= _MAX_SPAN else 1
+
+
+_MAX_SPAN = 1000  # a hostile rowspan="99999999" must not make a loop of that many cells
+
+
+def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
+         spans: dict[int, list]) -> None:
+    """One table row on its own line, its cells in the columns they are in.
+
+    A cell with rowspan="n" covers its column in the n-1 rows below: those rows' own cells
+    start one column further (HTML table model, which the CDA narrative table is). It was
+    read once: the rows below had a cell less, each under the header of the column before
+    (a results table whose first column, the date, spans the rows of the day read
+    'Hémoglobine' under 'Date'). Its text is read again in those rows, so each row says
+    all it shows. A colspan="n" cell is followed by n-1 empty cells when more cells come.
+    ``spans``: column -> [rows still covered, text], shared by the rows of one row group."""
+    append = out.append
+    append(_BREAK)
+    if tr.text:
+        append(tr.text)
+    column = cells = pad = 0
+    local = _LOCAL
+    for c in tr[:]:
+        tag = c.tag
+        name = (local.get(tag) or _local(tag)) if tag.__class__ is str else ""
+        if name not in _CELLS:
+            if name and name not in _SKIP:  # not a cell (a sender's stray markup): inline
+                start = len(out)
+                if c.text:
+                    append(c.text)
+                if len(c):
+                    _children(c, out, ids)
+                ident = c.get("ID")
+                if ident:
+                    ids[ident] = _lines("".join(out[start:]))
+            if c.tail:
+                append(c.tail)
+            continue
+        if pad:  # the columns the colspan before covers, as empty cells
+            out.extend([" | "] * pad)
+            column, pad = column + pad, 0
+        if spans:
+            column, cells = _spanned(column, cells, spans, out)
+        if cells:
+            append(" | ")
+        cells += 1
+        start = len(out)
+        keys = c.keys()  # most cells have no attribute: one call instead of four
+        ident = c.get("ID") if keys else None
+        if not keys or c.get("revised") != "delete":
+            if c.text:
+                append(c.text)
+            if len(c):
+                _children(c, out, ids)
+        rows = _span(c, "rowspan") if keys else 1
+        text = _lines("".join(out[start:])) if ident or rows > 1 else ""
+        if ident:
+            ids[ident] = text
+        if len(out) - start > 1 and _BREAK in out[start:]:  # a <br/> or paragraphs inside
+            # the cell: the row stays one line (it was cut in two, the cells after the
+            # break read as a row of their own, each under the header of the first columns)
+            out[start:] = ["".join(out[start:]).replace(_BREAK, " ")]
+        width = _span(c, "colspan") if keys else 1
+        if rows > 1:
+            for k in range(width):
+                spans[column + k] = [rows - 1, text.replace("\n", " ") if k == 0 else ""]
+        column, pad = column + 1, width - 1
+        if c.tail:
+            append(c.tail)
+    if spans and any(col >= column + pad for col in spans):
+        # columns after the last cell covered by rows above: read in their place
+        for _ in range(pad):
+            append(" | ")
+        _spanned(column + pad, cells, spans, out)
+    append(_BREAK)
+
+
+def _spanned(column: int, cells: int, spans: dict[int, list],
+             out: list[str]) -> tuple[int, int]:
+    """The cells of rows above covering ``column`` and the ones after it (rowspan),
+    written before the row's next cell; (next column, cells written)."""
+    while column in spans:
+        covered = spans[column]
+        covered[0] -= 1
+        if covered[0] <= 0:
+            del spans[column]
+        if cells:
+            out.append(" | ")
+        out.append(covered[1])
+        cells += 1
+        column += 1
+    return column, cells
 
 
 def _lines(text: str) -> str:

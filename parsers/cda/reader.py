@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from html.entities import name2codepoint
 from typing import Any
 
 from lxml import etree
@@ -207,6 +208,38 @@ def _ascii_compatible(data: bytes) -> bytes:
     if len(head) == 4 and not head[0] and head[1] and not head[2]:
         return data.decode("utf-16-be", "replace").encode("utf-8")
     return data
+
+
+_ENTITY_REF = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+
+
+def undefined_entity(exc: CdaParseError) -> bool:
+    """Whether a parse failed on an entity reference XML does not define."""
+    return exc.code == CDA_NOT_XML and "entity '" in exc.message.lower() and \
+        "not defined" in exc.message.lower()
+
+
+def html_entities_as_characters(data: bytes) -> tuple[bytes, list[str]] | None:
+    """``data`` with its HTML named entity references ('&nbsp;', '&eacute;': narrative
+    generators that write HTML) as the character references XML reads ('&#160;'), and the
+    names replaced; None when there is none (or the bytes are no ASCII-compatible encoding).
+    XML defines five entities only; the document was refused whole for a no-break space.
+    No DTD is read nor allowed for it: the names are HTML 4's fixed list."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        return None
+    names: dict[str, None] = {}
+
+    def character(m: re.Match[bytes]) -> bytes:
+        name = m.group(1).decode("ascii")
+        point = name2codepoint.get(name)
+        if point is None or name in _XML_ENTITIES:
+            return m.group(0)
+        names[name] = None
+        return b"&#%d;" % point
+
+    repaired = _ENTITY_REF.sub(character, data)
+    return (repaired, list(names)) if names else None
 
 
 def _syntax_error(exc: etree.XMLSyntaxError) -> CdaParseError:
