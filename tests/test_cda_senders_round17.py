@@ -85,6 +85,18 @@ def test_a_line_break_inside_a_cell_does_not_cut_the_row() -> None:
     assert ids["med1"] == "Lisinopril 10 mg\n1 cp le matin\nDepuis 2023"
 
 
+def test_a_table_of_one_column_keeps_the_lines_of_its_cell() -> None:
+    """A table used as a frame (the ANS molecular genetics report: one cell holding the
+    conclusion's paragraphs) has no columns to keep together: its paragraphs stay lines,
+    as they read before the row was kept on one line."""
+    text, _ = _flat("""<table><tbody><tr><td><paragraph>Présence de la mutation c.2573T&gt;G
+      du gène EGFR.</paragraph><paragraph>Pas d'anomalie dans les autres gènes
+      analysés.</paragraph></td></tr></tbody></table>""")
+    assert [" ".join(line.split()) for line in text.splitlines()] == [
+        "Présence de la mutation c.2573T>G du gène EGFR.",
+        "Pas d'anomalie dans les autres gènes analysés."]
+
+
 def test_the_sections_narrative_of_a_ccd_keeps_its_columns() -> None:
     """Through the whole path: the section text of the document keeps the spanned cell."""
     section = ('<component><section><code code="30954-2" codeSystem="2.16.840.1.113883.6.1"/>'

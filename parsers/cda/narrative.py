@@ -129,6 +129,7 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
     if tr.text:
         append(tr.text)
     column = cells = pad = 0
+    broken: list[tuple[int, int]] = []  # where cells holding a line break were written
     local = _LOCAL
     for c in tr[:]:
         tag = c.tag
@@ -167,9 +168,7 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
         if ident:
             ids[ident] = text
         if len(out) - start > 1 and _BREAK in out[start:]:  # a <br/> or paragraphs inside
-            # the cell: the row stays one line (it was cut in two, the cells after the
-            # break read as a row of their own, each under the header of the first columns)
-            out[start:] = ["".join(out[start:]).replace(_BREAK, " ")]
+            broken.append((start, len(out)))
         width = _span(c, "colspan") if keys else 1
         if rows > 1:
             for k in range(width):
@@ -182,6 +181,13 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
         for _ in range(pad):
             append(" | ")
         _spanned(column + pad, cells, spans, out)
+    if broken and cells > 1:
+        # a <br/> or paragraphs inside a cell of a row of several: the row stays one line
+        # (it was cut in two, the cells after the break read as a row of their own, each
+        # under the header of the first columns). A row of one cell (a table used for
+        # layout, a conclusion in a frame) keeps its lines.
+        for begin, end in reversed(broken):
+            out[begin:end] = ["".join(out[begin:end]).replace(_BREAK, " ")]
     append(_BREAK)
 
 
