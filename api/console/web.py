@@ -516,8 +516,8 @@ def audit_page(patient: PatientRef, request: Request) -> Response:
         trail = access.read_audit(state(request).ctx.engine, session.principal, patient)
     except AccessError as exc:
         raise _access_error(exc) from None
-    events = list(reversed(trail["events"]))
-    return page(request, "audit.html", session, patient=patient, events=events)
+    # newest first, as read_audit gives them (it was reversed here: the oldest page, upside down)
+    return page(request, "audit.html", session, patient=patient, events=trail["events"])
 
 
 @router.get("/documents/{entry_id}")
