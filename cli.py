@@ -303,13 +303,16 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_imports_show(args: argparse.Namespace) -> int:
+    from pipelines.admin import record_show
     from pipelines.report import show_import
 
     if args.output and not args.raw:  # it was ignored: exit 0, and no file written
         raise UserError("--output writes the raw content: give --raw with it")
     ctx = _context()
     raw = _read_raw(ctx, args) if args.raw else None  # first: the audit shows this read
-    info = show_import(ctx.engine, args.id)
+    # the entries it filed are what a dossier holds: the look is in the patient's trail
+    info = show_import(ctx.engine, args.id) if record_show(
+        ctx.engine, args.id, _actor(args), args.reason) else None
     if info is None:
         raise UserError(f"no import {args.id}")
     if args.json:
@@ -1001,7 +1004,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="print the archived message (patient data: the access is audited)")
     p.add_argument("--output", help="with --raw: write the archived bytes to this file")
-    p.add_argument("--reason", help="why the raw content is read (kept in the audit trail)")
+    p.add_argument("--reason", help="why the import is read (kept in the audit trail of the "
+                   "patients it concerns)")
     p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_show)
