@@ -746,16 +746,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- token ----------------------------------------------------------------------------------
 def cmd_token_mint(args: argparse.Namespace) -> int:
-    """A signed API token, for tests, demos and the senders' configuration."""
-    from api.tokens import mint
+    """A signed API token, for tests, demos and the senders' configuration. Audited (who
+    handed a key to whom) before it is printed: no trace, no token."""
+    from api.tokens import claims_of, mint
+    from pipelines.audit import record_token
     from pipelines.settings import SettingsError, load_settings
 
     try:
-        token = mint(load_settings(), args.scope, subject=args.name, source=args.source,
+        settings = load_settings()
+        token = mint(settings, args.scope, subject=args.name, source=args.source,
                      rpps=args.rpps, role=args.role, patient=args.patient,
                      representative=args.representative, ttl=args.ttl)
     except (ValueError, SettingsError, OSError) as exc:
         raise UserError(f"token: {exc}") from None
+    record_token(_context().engine, _actor(args), claims_of(settings, token))
     print(token)
     return EXIT_OK
 
@@ -1112,6 +1116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="representative: their account id (as declared on dossiers)")
     p.add_argument("--name", help="admin: who (also the subject of other scopes)")
     p.add_argument("--ttl", type=int, default=3600, help="seconds of validity (default 3600)")
+    p.add_argument("--as", dest="actor", help="who mints it (default DMP_ADMIN, OS user); "
+                   "kept in the audit trail")
     p.set_defaults(func=cmd_token_mint)
 
     db = sub.add_parser("db", help="the store's schema (Alembic migrations)").add_subparsers(
