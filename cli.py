@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -759,8 +760,13 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
                      representative=args.representative, ttl=args.ttl)
     except (ValueError, SettingsError, OSError) as exc:
         raise UserError(f"token: {exc}") from None
-    record_token(_context().engine, _actor(args), claims_of(settings, token))
-    print(token)
+    claims = claims_of(settings, token)
+    record_token(_context().engine, _actor(args), claims)
+    if args.json:  # as every other command has it, for scripts that provision senders
+        _print_json({"token": token, "scope": claims["scope"], "subject": claims["sub"],
+                     "expires_at": datetime.fromtimestamp(claims["exp"], UTC).isoformat()})
+    else:
+        print(token)
     return EXIT_OK
 
 
@@ -1118,6 +1124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=3600, help="seconds of validity (default 3600)")
     p.add_argument("--as", dest="actor", help="who mints it (default DMP_ADMIN, OS user); "
                    "kept in the audit trail")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_token_mint)
 
     db = sub.add_parser("db", help="the store's schema (Alembic migrations)").add_subparsers(

@@ -181,3 +181,18 @@ def test_an_edit_of_an_import_assigned_to_a_dossier_is_in_its_trail(store, capsy
         assert conn.execute(select(imports.c.status).where(imports.c.id == quar)
                             ).scalar_one() == "discarded"
     assert verify(ctx.engine).ok
+
+
+def test_token_mint_has_json_as_every_command(store, capsys) -> None:  # noqa: ANN001, F811
+    """`token mint` was the one command without --json (scripts that provision senders
+    parsed the bare token)."""
+    import json
+    ctx, _ = store
+    code, out, _ = run(capsys, "token", "mint", "--scope", "sender", "--source", "lab",
+                       "--ttl", "120", "--as", "alice", "--json")
+    assert code == 0
+    minted = json.loads(out)
+    assert (minted["scope"], minted["subject"]) == ("sender", "lab")
+    assert jwt.decode(minted["token"], options={"verify_signature": False})["source"] == "lab"
+    assert minted["expires_at"].endswith("+00:00")
+    assert _rows(ctx, "token.mint")[-1].details["source"] == "lab"
