@@ -452,9 +452,29 @@ def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202
             thread.join()
 
 
+def _waiting_for(ctx, ref: str) -> list[int]:  # noqa: ANN001
+    """``--waiting-for PATIENT``: the quarantined imports that name this dossier's INS."""
+    from dossiers.patients import find_by_reference
+    from pipelines.waiting import waiting_for
+
+    with ctx.engine.connect() as conn:
+        patient = find_by_reference(conn, ref)
+    if patient is None:
+        raise UserError(f"no dossier {ref}")
+    waiting = waiting_for(ctx, [patient.id]).get(patient.id, [])
+    if not waiting:
+        print(f"dmp-ingest: no quarantined import names the INS of dossier {ref}",
+              file=sys.stderr)
+    return waiting
+
+
 def cmd_imports_rerun(args: argparse.Namespace) -> int:
     ctx = _context()
     flt = _filter(ctx, args)
+    if args.waiting_for:
+        args.ids = sorted({*args.ids, *_waiting_for(ctx, args.waiting_for)})
+        if not args.ids and flt.is_empty():
+            raise UserError("nothing to rerun: no import waits for this dossier")
     if not args.ids and flt.is_empty():
         raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
     if not args.ids and (unseen := _unseen_code(ctx, flt)) is not None:
@@ -793,10 +813,20 @@ def cmd_dossier_create(args: argparse.Namespace) -> int:
                                   actor=_actor(args))
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    # the quarantined imports that were waiting for these dossiers: told, not filed (the
+    # operator reruns them: `imports rerun --waiting-for`, the identity decided again)
+    from pipelines.waiting import waiting_for
+
+    waiting = waiting_for(ctx, created) if created else {}
     if args.json:
-        _print_json({"created": created})
-    else:
-        print(f"created {len(created)} dossier(s): " + ", ".join(map(str, created)))
+        _print_json({"created": created,
+                     "waiting": {str(pid): ids for pid, ids in sorted(waiting.items())}})
+        return EXIT_OK
+    print(f"created {len(created)} dossier(s): " + ", ".join(map(str, created)))
+    for pid, ids in sorted(waiting.items()):
+        print(f"dossier {pid}: {len(ids)} quarantined import(s) name its INS: "
+              + ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+              + f"; rerun them with `dmp-ingest imports rerun --waiting-for {pid}`")
     return EXIT_OK
 
 
@@ -1025,6 +1055,9 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_options(p)
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="say what would be reopened, left alone (and why), not reprocessable")
+    p.add_argument("--waiting-for", dest="waiting_for", metavar="PATIENT",
+                   help="the quarantined imports (no dossier found) that name this dossier's "
+                   "INS: after `dossier create`")
     p.add_argument("--reason", help="why (kept in the audit trail)")
     p.add_argument("--as", dest="actor", help="who reruns (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")

@@ -196,3 +196,32 @@ def test_token_mint_has_json_as_every_command(store, capsys) -> None:  # noqa: A
     assert jwt.decode(minted["token"], options={"verify_signature": False})["source"] == "lab"
     assert minted["expires_at"].endswith("+00:00")
     assert _rows(ctx, "token.mint")[-1].details["source"] == "lab"
+
+
+# -- a dossier created for a quarantined patient ----------------------------------------------
+def test_dossier_create_tells_which_quarantined_imports_it_unblocks(store, capsys) -> None:  # noqa: ANN001, F811
+    """Ange Santoni's result was quarantined IDENTITY_UNKNOWN_PATIENT (no dossier). The
+    operator creates his dossier: the command names the import waiting for it (and files
+    nothing); `imports rerun --waiting-for` reruns exactly that one."""
+    import json
+    ctx, (dep, _, quar, fail) = store
+    code, out, _ = run(capsys, "dossier", "create", "--ins", NIR_2, "--family", "Santoni",
+                       "--given", "Ange", "--birth-date", "1988-10-02", "--sex", "M",
+                       "--as", "alice", "--json")
+    assert code == 0, out
+    made = json.loads(out)
+    (ange,) = made["created"]
+    assert made["waiting"] == {str(ange): [quar]}
+    assert show_import(ctx.engine, quar)["status"] == "quarantined"  # nothing filed by it
+    # Hélène's dossier existed: nothing waits for it
+    code, _, err = run(capsys, "imports", "rerun", "--waiting-for", "1", "--as", "alice")
+    assert code == 1 and "no quarantined import names the INS of dossier 1" in err
+    code, out, _ = run(capsys, "imports", "rerun", "--waiting-for", NIR_2, "--as", "alice",
+                       "--reason", "dossier créé", "--json")
+    assert code == 0, out
+    assert json.loads(out)["reopen"] == [quar]
+    row = show_import(ctx.engine, quar)
+    assert (row["status"], row["patient_id"]) == ("deposited", ange)
+    assert show_import(ctx.engine, fail)["status"] == "failed"  # not touched
+    code, _, err = run(capsys, "imports", "rerun", "--waiting-for", "424242")
+    assert code == 1 and "no dossier 424242" in err
