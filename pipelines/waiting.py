@@ -7,6 +7,10 @@ quarantined imports by hand. The ledger keeps no identity (no patient data on it
 archived bytes are read and normalized again (no database write) and the INS they state is
 compared with the dossiers'. A hint only: nothing is filed here; the rerun resolves the
 identity with every rule (INS qualified, traits) and decides.
+
+HL7v2 messages and CDA documents only: a scanned PDF's identity is read by OCR, seconds a
+page, too slow to redo for every quarantined scan on each ``dossier create``; those are found
+as before (``imports list --code IDENTITY_UNKNOWN_PATIENT``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ def waiting_for(ctx: Context, patient_ids: list[int]) -> dict[int, list[int]]:
             select(patients.c.id, patients.c.ins).where(
                 patients.c.id.in_(patient_ids), patients.c.ins.is_not(None)))}
         rows = conn.execute(select(imports).where(
-            imports.c.status == QUARANTINED, imports.c.error_code.in_(NO_DOSSIER_CODES))
+            imports.c.status == QUARANTINED, imports.c.error_code.in_(NO_DOSSIER_CODES),
+            imports.c.format.in_(("hl7v2", "cda")))
             .order_by(imports.c.id.desc()).limit(SCAN_LIMIT)).all() if by_ins else []
     found: dict[int, list[int]] = {}
     started = datetime.now(UTC)
