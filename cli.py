@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -303,13 +304,16 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_imports_show(args: argparse.Namespace) -> int:
+    from pipelines.admin import record_show
     from pipelines.report import show_import
 
     if args.output and not args.raw:  # it was ignored: exit 0, and no file written
         raise UserError("--output writes the raw content: give --raw with it")
     ctx = _context()
     raw = _read_raw(ctx, args) if args.raw else None  # first: the audit shows this read
-    info = show_import(ctx.engine, args.id)
+    # the entries it filed are what a dossier holds: the look is in the patient's trail
+    info = show_import(ctx.engine, args.id) if record_show(
+        ctx.engine, args.id, _actor(args), args.reason) else None
     if info is None:
         raise UserError(f"no import {args.id}")
     if args.json:
@@ -448,9 +452,29 @@ def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202
             thread.join()
 
 
+def _waiting_for(ctx, ref: str) -> list[int]:  # noqa: ANN001
+    """``--waiting-for PATIENT``: the quarantined imports that name this dossier's INS."""
+    from dossiers.patients import find_by_reference
+    from pipelines.waiting import waiting_for
+
+    with ctx.engine.connect() as conn:
+        patient = find_by_reference(conn, ref)
+    if patient is None:
+        raise UserError(f"no dossier {ref}")
+    waiting = waiting_for(ctx, [patient.id]).get(patient.id, [])
+    if not waiting:
+        print(f"dmp-ingest: no quarantined import names the INS of dossier {ref}",
+              file=sys.stderr)
+    return waiting
+
+
 def cmd_imports_rerun(args: argparse.Namespace) -> int:
     ctx = _context()
     flt = _filter(ctx, args)
+    if args.waiting_for:
+        args.ids = sorted({*args.ids, *_waiting_for(ctx, args.waiting_for)})
+        if not args.ids and flt.is_empty():
+            raise UserError("nothing to rerun: no import waits for this dossier")
     if not args.ids and flt.is_empty():
         raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
     if not args.ids and (unseen := _unseen_code(ctx, flt)) is not None:
@@ -743,17 +767,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- token ----------------------------------------------------------------------------------
 def cmd_token_mint(args: argparse.Namespace) -> int:
-    """A signed API token, for tests, demos and the senders' configuration."""
-    from api.tokens import mint
+    """A signed API token, for tests, demos and the senders' configuration. Audited (who
+    handed a key to whom) before it is printed: no trace, no token."""
+    from api.tokens import claims_of, mint
+    from pipelines.audit import record_token
     from pipelines.settings import SettingsError, load_settings
 
     try:
-        token = mint(load_settings(), args.scope, subject=args.name, source=args.source,
+        settings = load_settings()
+        token = mint(settings, args.scope, subject=args.name, source=args.source,
                      rpps=args.rpps, role=args.role, patient=args.patient,
                      representative=args.representative, ttl=args.ttl)
     except (ValueError, SettingsError, OSError) as exc:
         raise UserError(f"token: {exc}") from None
-    print(token)
+    claims = claims_of(settings, token)
+    record_token(_context().engine, _actor(args), claims)
+    if args.json:  # as every other command has it, for scripts that provision senders
+        _print_json({"token": token, "scope": claims["scope"], "subject": claims["sub"],
+                     "expires_at": datetime.fromtimestamp(claims["exp"], UTC).isoformat()})
+    else:
+        print(token)
     return EXIT_OK
 
 
@@ -780,10 +813,20 @@ def cmd_dossier_create(args: argparse.Namespace) -> int:
                                   actor=_actor(args))
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    # the quarantined imports that were waiting for these dossiers: told, not filed (the
+    # operator reruns them: `imports rerun --waiting-for`, the identity decided again)
+    from pipelines.waiting import waiting_for
+
+    waiting = waiting_for(ctx, created) if created else {}
     if args.json:
-        _print_json({"created": created})
-    else:
-        print(f"created {len(created)} dossier(s): " + ", ".join(map(str, created)))
+        _print_json({"created": created,
+                     "waiting": {str(pid): ids for pid, ids in sorted(waiting.items())}})
+        return EXIT_OK
+    print(f"created {len(created)} dossier(s): " + ", ".join(map(str, created)))
+    for pid, ids in sorted(waiting.items()):
+        print(f"dossier {pid}: {len(ids)} quarantined import(s) name its INS: "
+              + ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+              + f"; rerun them with `dmp-ingest imports rerun --waiting-for {pid}`")
     return EXIT_OK
 
 
@@ -1001,7 +1044,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="print the archived message (patient data: the access is audited)")
     p.add_argument("--output", help="with --raw: write the archived bytes to this file")
-    p.add_argument("--reason", help="why the raw content is read (kept in the audit trail)")
+    p.add_argument("--reason", help="why the import is read (kept in the audit trail of the "
+                   "patients it concerns)")
     p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_show)
@@ -1011,6 +1055,9 @@ def build_parser() -> argparse.ArgumentParser:
     _filter_options(p)
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="say what would be reopened, left alone (and why), not reprocessable")
+    p.add_argument("--waiting-for", dest="waiting_for", metavar="PATIENT",
+                   help="the quarantined imports (no dossier found) that name this dossier's "
+                   "INS: after `dossier create`")
     p.add_argument("--reason", help="why (kept in the audit trail)")
     p.add_argument("--as", dest="actor", help="who reruns (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
@@ -1108,6 +1155,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="representative: their account id (as declared on dossiers)")
     p.add_argument("--name", help="admin: who (also the subject of other scopes)")
     p.add_argument("--ttl", type=int, default=3600, help="seconds of validity (default 3600)")
+    p.add_argument("--as", dest="actor", help="who mints it (default DMP_ADMIN, OS user); "
+                   "kept in the audit trail")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_token_mint)
 
     db = sub.add_parser("db", help="the store's schema (Alembic migrations)").add_subparsers(

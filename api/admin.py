@@ -21,7 +21,15 @@ from pydantic import BaseModel, Field
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers.access import Principal
 from dossiers.patients import find_by_reference
-from pipelines.admin import AdminError, assign, discard, edit, edited_text_bytes, read_raw
+from pipelines.admin import (
+    AdminError,
+    assign,
+    discard,
+    edit,
+    edited_text_bytes,
+    read_raw,
+    record_show,
+)
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.filters import FilterError, build_filter
@@ -170,8 +178,15 @@ def imports_stats(request: Request, who: ADMIN,
 
 
 @router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")
-def imports_show(import_id: ImportId, request: Request, who: ADMIN) -> dict:
-    info = show_import(state(request).ctx.engine, import_id)
+def imports_show(import_id: ImportId, request: Request, who: ADMIN,
+                 reason: str | None = Query(None, max_length=500,
+                                            description="why (kept in the audit trail)"),
+                 ) -> dict:
+    """The entries an import filed are what a dossier holds: the look is in the trail of
+    every patient the import concerns (pipelines/admin.py ``record_show``)."""
+    engine = state(request).ctx.engine
+    info = show_import(engine, import_id) if record_show(
+        engine, import_id, Actor(who.subject), reason) else None
     if info is None:
         raise ApiError(404, "NOT_FOUND", f"no import {import_id}")
     return info

@@ -94,13 +94,21 @@ def get_entries(patient: PatientRef, request: Request, who: READER,
 
 
 @router.get("/dossiers/{patient}/audit",
-            summary="Who read or changed the dossier (patient, legal representative)")
+            summary="Who read or changed the dossier, newest first (patient, legal "
+            "representative)")
 def get_audit(patient: PatientRef, request: Request, who: PATIENT_SIDE,
               limit: int = Query(1000, ge=1, le=10000),
-              offset: int = Query(0, ge=0, le=MAX_ID)) -> dict:
-    """The dossier's access traces, newest first, a page at a time. ``offset`` is bounded
-    as ids are: a larger one reached the database's OFFSET and came back as a 500."""
-    return access.read_audit(_engine(request), who, patient, limit=limit, offset=offset)
+              offset: int = Query(0, ge=0, le=MAX_ID),
+              before: int | None = Query(None, ge=1, le=MAX_ID,
+                                         description="only events older than this seq: "
+                                         "the previous answer's next_before")) -> dict:
+    """The dossier's access traces, newest first (the first page is the latest; ``seq``
+    numbers the events in the order they happened), a page at a time: pass the answer's
+    ``next_before`` as ``before`` for the next page (each read of the trail adds an event
+    on top, which shifts an ``offset``). ``offset`` is bounded as ids are: a larger one
+    reached the database's OFFSET and came back as a 500."""
+    return access.read_audit(_engine(request), who, patient, limit=limit, offset=offset,
+                             before=before)
 
 
 @router.get("/dossiers/{patient}/fhir", summary="The dossier as a FHIR R4 Bundle",

@@ -129,6 +129,11 @@ def mint(settings: Settings, scope: str, *, subject: str | None = None,
     return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 
+def claims_of(settings: Settings, token: str) -> dict:
+    """The claims of a token this service signed (``token mint`` audits them)."""
+    return jwt.decode(token, signing_key(settings), algorithms=[ALGORITHM])
+
+
 def principal_from(token: str, key: bytes) -> Principal:
     """The Principal a token names, or TokenError (expired, signature, algorithm, claims)."""
     try:

@@ -533,21 +533,34 @@ def _suffix(media_type: str | None) -> str:
 
 
 def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
-               limit: int = 1000, offset: int = 0) -> dict:
+               limit: int = 1000, offset: int = 0, before: int | None = None) -> dict:
     """The patient's trail: every access and change, with who did it (professionals and
     legal representatives by name). Read by the patient, or by a legal representative, whose
-    trail leaves out what is hidden from them (``_trail_for``)."""
+    trail leaves out what is hidden from them (``_trail_for``).
+
+    Newest first, as the API documents it: a patient opens their trail to see who read the
+    dossier lately, and the first page (offset 0) must be the latest events. It was oldest
+    first, so a dossier with more events than a page never showed its recent reads (the
+    console reversed the oldest page). Each read of the trail adds a row on top, so paging
+    by ``offset`` shows one row twice per page: ``before`` (a ``seq``; the answer's
+    ``next_before``) pages from a fixed point instead."""
     def work(conn: Connection) -> dict:
         patient, access = _open(conn, principal, patient_ref, "audit.read")
         if access.basis not in READS_AS_PATIENT:
             raise AccessDenied(*DENIED)
-        rows = list(conn.execute(select(audit_log).where(audit_log.c.chain == patient.id)
-                                 .order_by(audit_log.c.seq).limit(limit).offset(offset)))
+        q = select(audit_log).where(audit_log.c.chain == patient.id)
+        if before is not None:
+            q = q.where(audit_log.c.seq < before)
+        rows = list(conn.execute(q.order_by(audit_log.c.seq.desc()).limit(limit)
+                                 .offset(offset)))
+        # from the rows read, before some are left out for this reader: a page of hidden
+        # rows still has a next one
+        next_before = rows[-1].seq if len(rows) == limit and rows[-1].seq > 1 else None
         rows = _trail_for(conn, patient.id, rows, access)
         names = {**_professional_names(conn, rows),
                  **_representative_names(conn, patient.id, rows)}
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
-        return {"patient_id": patient.id, "events": [
+        return {"patient_id": patient.id, "next_before": next_before, "events": [
             {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from dossiers.patients import find_by_reference
-from dossiers.schema import import_attempts, imports
+from dossiers.schema import entries, import_attempts, imports, provenance
 from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing, sha256_hex
 from pipelines.audit import Actor, record
 from pipelines.intake import Received, intake
@@ -129,6 +129,30 @@ def read_raw(engine: Engine, archive: Archive, import_id: int, actor: Actor,
     return RawContent(data, row.format, text, charset)
 
 
+def record_show(engine: Engine, import_id: int, actor: Actor,
+                reason: str | None = None) -> bool:
+    """An admin's look at an import (``imports show`` without ``--raw``, GET
+    /admin/imports/{id}, the console's page) in the trail of every patient it concerns: it
+    lists the entries the import filed in their dossier (types and codes: what the dossier
+    holds), a read of patient data as a raw read is. Nothing recorded when the import names
+    no dossier (a failed or quarantined message: nothing of a dossier is shown). False when
+    there is no such import."""
+    with engine.begin() as conn:
+        row = conn.execute(select(imports).where(imports.c.id == import_id)).first()
+        if row is None:
+            return False
+        patients = set(concerned_patients(conn, row))
+        patients.update(conn.execute(
+            select(entries.c.patient_id).distinct()
+            .join(provenance, provenance.c.entry_id == entries.c.id)
+            .where(provenance.c.import_id == import_id)).scalars())
+        patients.discard(None)
+        for patient_id in sorted(patients):
+            record(conn, actor, "import.show", import_id=import_id, patient_id=patient_id,
+                   reason=reason)
+    return True
+
+
 def assign(engine: Engine, import_id: int, patient_ref: str, actor: Actor,
            reason: str, archive: Archive | None = None) -> int:
     """Resolve a quarantined identity by hand: the import will be filed in this dossier on
@@ -223,8 +247,12 @@ def edit(engine: Engine, archive: Archive, import_id: int, data: bytes, actor: A
             conn.execute(update(imports).where(held).values(
                 status=RECEIVED, claimed_by=None, claimed_until=None, updated_at=now()))
             _attempt(conn, import_id, DISCARDED, f"edited as import {first} by {actor.name}")
-            record(conn, actor, "import.edit", import_id=import_id, reason=reason,
-                   details={"new_imports": new_ids, "sha256": sha256_hex(data)})
+            # in the trail of each patient the import names (it was in no dossier's trail
+            # only: a patient never saw an admin rewrite a message about them)
+            for patient_id in concerned_patients(conn, row):
+                record(conn, actor, "import.edit", import_id=import_id,
+                       patient_id=patient_id, reason=reason,
+                       details={"new_imports": new_ids, "sha256": sha256_hex(data)})
     if not closed:  # the bytes stay archived; their rows say why nothing was done with them
         with engine.begin() as conn:
             became = _row(conn, import_id).status

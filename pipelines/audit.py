@@ -10,12 +10,12 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, or_, select
 
 from dossiers.audit import AuditEvent, append, iso_utc
-from dossiers.schema import audit_log
+from dossiers.schema import audit_log, patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,23 @@ def record(conn: Connection, actor: Actor, action: str, *, import_id: int | None
     if at is not None:
         event.at = at
     append(conn, [event])
+
+
+def record_token(engine: Engine, actor: Actor, claims: dict) -> None:
+    """Who minted a token for whom (``token mint``): a token is a key to dossiers, and it was
+    handed out without a trace. A patient's token goes in that patient's trail (their dossier
+    can now be read with it), others in the trail of no dossier. The claims that say who and
+    for how long are kept (scope, subject, RPPS, role, source, expiry), never the token."""
+    kept = {k: claims[k] for k in ("scope", "sub", "rpps", "role", "source", "patient",
+                                   "representative", "exp") if claims.get(k) is not None}
+    if "exp" in kept:
+        kept["exp"] = datetime.fromtimestamp(int(kept["exp"]), UTC).isoformat()
+    with engine.begin() as conn:
+        patient_id = None
+        if claims.get("scope") == "patient" and str(claims.get("patient", "")).isdigit():
+            patient_id = conn.execute(select(patients.c.id).where(
+                patients.c.id == int(claims["patient"]))).scalar_one_or_none()
+        record(conn, actor, "token.mint", patient_id=patient_id, details=kept)
 
 
 def trail(engine: Engine, *, import_id: int | None = None,

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from dossiers.schema import imports
+from pipelines.admin import concerned_patients
 from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing
 from pipelines.audit import Actor, record
 from pipelines.faults import fault_point
@@ -228,10 +229,32 @@ def audit_rerun(engine: Engine, actor: Actor, ids: list[int], reason: str | None
             select(imports.c.id).where(imports.c.id.in_(wanted[n:n + 500]))
             .order_by(imports.c.id))]
         if len(known) == 1:
-            record(conn, actor, "import.rerun", import_id=known[0], reason=reason)
+            row = conn.execute(select(imports).where(imports.c.id == known[0])).one()
+            for patient_id in concerned_patients(conn, row):
+                record(conn, actor, "import.rerun", import_id=known[0],
+                       patient_id=patient_id, reason=reason)
         elif known:
             record(conn, actor, "import.rerun", reason=reason,
                    details={"imports": known[:10_000], "count": len(known)})
+            # and in each named patient's trail, their imports among them (they were in no
+            # dossier's trail only)
+            for patient_id, theirs in sorted(_per_patient(conn, known).items()):
+                record(conn, actor, "import.rerun", patient_id=patient_id, reason=reason,
+                       details={"imports": theirs[:10_000], "count": len(theirs)})
+
+
+def _per_patient(conn: Connection, ids: list[int]) -> dict[int, list[int]]:
+    """patient id -> the imports among ``ids`` that name them (their own patient or the one
+    an admin assigned), read in chunks of ids (bounded IN lists)."""
+    found: dict[int, list[int]] = {}
+    for n in range(0, len(ids), 500):
+        for r in conn.execute(select(imports.c.id, imports.c.patient_id,
+                                     imports.c.assigned_patient_id)
+                              .where(imports.c.id.in_(ids[n:n + 500]))
+                              .order_by(imports.c.id)):
+            for patient_id in {r.patient_id, r.assigned_patient_id} - {None}:
+                found.setdefault(patient_id, []).append(r.id)
+    return found
 
 
 def rerun_outcomes(engine: Engine, ids: list[int]) -> dict:

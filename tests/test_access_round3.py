@@ -261,7 +261,7 @@ def test_an_entry_of_a_dossier_not_open_to_the_reader_is_not_found_like_a_hidden
                             refused.value.message.replace(str(entry_id), "N")))
     assert set(answers) == {(404, "NOT_FOUND", "no document N")}
     owner = Principal("patient", str(other.patient_id))
-    trail = access.read_audit(p.engine, owner, owner.subject)["events"]
+    trail = access.read_audit(p.engine, owner, owner.subject)["events"][::-1]  # oldest 1st
     assert [(e["actor"], e["details"]["action"]) for e in trail
             if e["action"] == "access.denied"] == [
         (f"professional:{NURSE}", "document.read"),

@@ -683,7 +683,8 @@ def test_patient_opposes_feeding_over_http(api) -> None:  # noqa: ANN001
         assert patient.put(path, json={"opposed": False}).json()["opposed"] is False
         r = admin.post(f"/admin/imports/{pushed}/rerun", json={"wait": True})
         assert r.json()["outcomes"] == {"deposited": 1}
-        trail = patient.get(f"/dossiers/{pid}/audit").json()["events"]
+        # newest first (round 6): read back oldest first
+        trail = patient.get(f"/dossiers/{pid}/audit").json()["events"][::-1]
     mine = [e["details"]["opposition"] for e in trail
             if e["action"] == "consent.update" and e["actor"] == f"patient:{pid}"]
     assert mine == ["IO", "INO"]

@@ -62,6 +62,7 @@ from pipelines.admin import (
     edit,
     edited_text_bytes,
     read_raw,
+    record_show,
 )
 from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
@@ -266,7 +267,9 @@ def imports_page(request: Request, offset: int = 0) -> Response:
 def import_page(import_id: ImportId, request: Request, raw: int = 0) -> Response:
     session = require(request, "admin")
     ctx = state(request).ctx
-    info = show_import(ctx.engine, import_id)
+    # in the trail of the patients it concerns, as the CLI's and the API's show are
+    info = show_import(ctx.engine, import_id) if record_show(
+        ctx.engine, import_id, Actor(session.principal.subject), "console") else None
     if info is None:
         raise ConsoleError(404, "NOT_FOUND", f"no import {import_id}")
     content = lines = None
@@ -516,8 +519,8 @@ def audit_page(patient: PatientRef, request: Request) -> Response:
         trail = access.read_audit(state(request).ctx.engine, session.principal, patient)
     except AccessError as exc:
         raise _access_error(exc) from None
-    events = list(reversed(trail["events"]))
-    return page(request, "audit.html", session, patient=patient, events=events)
+    # newest first, as read_audit gives them (it was reversed here: the oldest page, upside down)
+    return page(request, "audit.html", session, patient=patient, events=trail["events"])
 
 
 @router.get("/documents/{entry_id}")
