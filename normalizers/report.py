@@ -1328,6 +1328,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                     continue
                 empty = 0
             folded = nxt.folded[start:]
+            if _goes_on_next_page(folded):
+                continue  # 'Page 1/2' under a conclusion going on over the page
             if _CONCLUSION_END.match(folded):
                 break
             if not texts and _CONCLUSION.fullmatch(folded.strip()):
@@ -1343,6 +1345,17 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
         if value:
             fields["conclusion"] = _multi_field(value, parts)
             return
+
+
+_PAGE_OF = re.compile(r"^\W{0,3}page (\d{1,3})\s*/\s*(\d{1,3})\s*$")
+
+
+def _goes_on_next_page(folded: str) -> bool:
+    """A bare page footer 'Page 1/2' that is not the last page's: the conclusion cut there by
+    the page break goes on after the next page's running header (which _page_margins skips);
+    'Page 2/2' still ends it."""
+    m = _PAGE_OF.match(folded.strip())
+    return bool(m) and int(m.group(1)) < int(m.group(2))
 
 
 # A word cut at a line's end ('pré-' over 'lèvement'): a letter, the hyphen (or a soft
