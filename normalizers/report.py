@@ -17,7 +17,8 @@ dedupe level 4 reads: named by the title, else implied by the modality with ``im
 else named by the 'Technique' or 'Indication' section with ``found_in``), laterality,
 prescriber, radiologist (the signer), conclusion (under its heading at a line's start, or
 heading a column right of other text: a lab's conclusion beside its result table; words cut
-at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefixes.csv).
+at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefixes.csv),
+birads (a breast report's ACR BI-RADS category, overall and ``by_side``: report_birads.py).
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -62,6 +63,7 @@ from normalizers.model import (
     PatientPart,
 )
 from normalizers.nir import nir_key_valid
+from normalizers.report_birads import birads
 from normalizers.tabledata import table
 from parsers.pdf.model import OCR, TEXT_LAYER, PdfDocument
 
@@ -424,6 +426,7 @@ _SECTION_KIND = {"technique": "technique", "protocole": "technique",
                  "indication": "indication", "motif": "indication",
                  "renseignement": "indication", "demande": "indication"}
 _MAX_SECTION_LINES = 15
+_BREAST = re.compile(r"(?<![a-z])(?:seins?|mammo|mammaire|bi-? ?rads)")  # where ACR is BI-RADS
 _SENTENCE_END = re.compile(r"[.;](?:\s|$)")
 _SIDE_REACH = 30  # characters around a region named in running text where its side may be
 _DOCTOR_NAME_STOP = (_NAME_STOP - {"de", "du", "la"}) | {"radiologue", "(medecin"}
@@ -567,7 +570,15 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
     if "body_region" not in fields:
         _region_in_body(lines, fields)
     _people(lines, fields)
-    _conclusion(lines, fields)
+    concluded = _conclusion(lines, fields)
+    if _BREAST.search(" ".join(ln.folded for ln in lines)):
+        found, more = birads(concluded, min_identity_confidence)
+        if found is None and not more:
+            found, more = birads([(ln, 0, len(ln.folded)) for ln in lines],
+                                 min_identity_confidence)
+        warnings.extend(more)
+        if found:
+            fields["birads"] = found
 
     identity = PatientIdentity(
         family=_value(fields, "family"), given=_first_given(_value(fields, "given")),
@@ -1297,7 +1308,9 @@ def _column_start(line: _Line, x: float) -> int | None:
                  if x0 >= x - 4), None)
 
 
-def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
+        -> list[tuple[_Line, int, int]]:
+    """Reads the 'conclusion' field; returns its (line, start, end) parts ([] when none)."""
     for i, line in enumerate(lines):
         found = _heading_at(line)
         if found is None:
@@ -1344,7 +1357,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
         value = _EDGE_PUNCT.sub("", "\n".join(texts))
         if value:
             fields["conclusion"] = _multi_field(value, parts)
-            return
+            return parts
+    return []
 
 
 _PAGE_OF = re.compile(r"^\W{0,3}page (\d{1,3})\s*/\s*(\d{1,3})\s*$")

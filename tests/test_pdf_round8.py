@@ -1,13 +1,18 @@
 """PDF imaging reports (round 8): what French radiology centres print and we still read wrong.
 A conclusion going over a page break under a bare 'Page 1/2' footer (cut at the footer: the
-follow-up recommendation on page 2 lost).
+follow-up recommendation on page 2 lost); the ACR BI-RADS category of a breast report, per
+breast and overall, never read (and, read now, never made of the density, of another *-RADS
+scale, of an OCR misread or of an unsure OCR digit).
 Born-digital PDFs are written with samples/generate_pdf.py's writer, read by parsers.pdf and
 normalized as the pipeline does."""
 
 from __future__ import annotations
 
+from normalizers.report import normalize_report
+from parsers.pdf import OCR
 from samples import generate_pdf as g
 from tests.test_pdf_round3 import _read
+from tests.test_report_normalizer import PDF, doc, page
 
 PARC = ("centre", "CENTRE D'IMAGERIE DU PARC - 12 avenue Jean Jaurès, 69007 Lyon")
 LEFEVRE = [("label", "Patiente : Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968")]
@@ -44,3 +49,100 @@ def test_a_conclusion_going_over_a_page_footer_is_read_whole() -> None:
         "Nodule pulmonaire solide lobaire supérieur droit de 8 mm.\n"
         "Contrôle scanographique à 3 mois recommandé (Fleischner 2017).")
     assert msg.entries[0].details["fields"]["conclusion"]["page"] == 1
+
+
+# -- ACR / BI-RADS categories of a breast imaging report ----------------------------------------
+MAMMO = [PARC, ("small", "Dr Sophie MARCHAND - Radiologue - RPPS 10003456789"), *LEFEVRE,
+         ("title", "MAMMOGRAPHIE BILATÉRALE ET ÉCHOGRAPHIE MAMMAIRE"),
+         ("label", "Examen du 28/03/2025"), ("head", "Indication :"),
+         ("body", "Dépistage organisé, deuxième lecture."), ("head", "Résultats :"),
+         ("body", "Seins de densité ACR 3 (type C), hétérogènes."),
+         ("body", "Sein droit : kyste simple de 9 mm du QSE.")]
+
+
+def _birads(*conclusion: str) -> tuple[dict | None, list[str]]:
+    msg = _read(_pdf([*MAMMO, ("head", "CONCLUSION :"),
+                      *(("body", c) for c in conclusion), ("body", "Dr Sophie MARCHAND")]))
+    return msg.entries[0].details["fields"].get("birads"), msg.warnings
+
+
+def test_the_birads_category_of_each_breast_and_overall_is_read() -> None:
+    """A screening mammogram and ultrasound whose conclusion classes each breast: no category
+    was read at all (the dossier's most asked fact of a breast report). Each breast's is
+    read ('Sein gauche : ... ACR 4b', 'ACR 2 à droite', '2 à droite et 4a à gauche'), the
+    overall one is the breast's of highest rank in the atlas' order; the density 'ACR 3'
+    before it is no category, nor 4 of 'ACR 4 à gauche' read '4a'."""
+    found, warnings = _birads("Sein droit : kyste simple, ACR 2.",
+                              "Sein gauche : masse spiculée de 12 mm du QSE, ACR 4b.",
+                              "Microbiopsie sous échographie proposée.")
+    assert (found["value"], found["by_side"], found["meaning"]) == (
+        "4b", {"droit": "2", "gauche": "4b"}, "suspicion modérée de malignité")
+    assert (found["page"], found["source"], found["confidence"]) == (1, "text", 100.0)
+    assert warnings == []
+    found, _ = _birads("Classification BI-RADS de l'ACR : 2 à droite et 4a à gauche.")
+    assert (found["value"], found["by_side"]) == ("4a", {"droit": "2", "gauche": "4a"})
+    found, _ = _birads("ACR 4 à gauche, ACR 0 à droite : compléter par une IRM.")
+    assert (found["value"], found["by_side"]) == ("4", {"droit": "0", "gauche": "4"})
+    found, _ = _birads("Pas d'anomalie suspecte. ACR 1 bilatéral.")
+    assert (found["value"], found["by_side"]) == ("1", {"droit": "1", "gauche": "1"})
+    found, _ = _birads("Examen rassurant classé BI-RADS 2.")
+    assert found["value"] == "2" and "by_side" not in found
+    # none in the conclusion: the one the description gives
+    msg = _read(_pdf([*MAMMO[:-1], ("body", "Sein gauche : ganglion intramammaire, ACR 2."),
+                      ("head", "Conclusion :"), ("body", "Examen bénin."), ("body", "Dr X")]))
+    assert msg.entries[0].details["fields"]["birads"]["by_side"] == {"gauche": "2"}
+
+
+def test_no_category_is_made_of_density_other_scales_or_non_breast_reports() -> None:
+    """'Seins de densité ACR 2' / 'type ACR 3' is the density, PI-RADS and TI-RADS are other
+    scales, and 'critères ACR 2010' of a rheumatology report is no breast's category."""
+    assert _birads("Seins de densité ACR 2, sans anomalie.") == (None, [])
+    assert _birads("Nodule thyroïdien TI-RADS 4, PI-RADS 3 non concerné.") == (None, [])
+    msg = _read(_pdf([PARC, *LEFEVRE, ("title", "IRM DES MAINS ET DES POIGNETS"),
+                      ("label", "Examen du 28/03/2025"), ("head", "Conclusion :"),
+                      ("body", "Synovite compatible avec une PR (critères ACR 2010 à 6/10)."),
+                      ("body", "ACR 2 non applicable."), ("body", "Dr Sophie MARCHAND")]))
+    assert "birads" not in msg.entries[0].details["fields"] and msg.warnings == []
+
+
+def test_two_categories_for_one_breast_are_said_and_not_coded() -> None:
+    """'Sein gauche : ACR 4' then 'Sein gauche : ACR 3' (a copy-paste left in the report):
+    which one holds cannot be told; a warning, no category for that breast (the other
+    breast's kept)."""
+    found, warnings = _birads("Sein droit : ACR 1.", "Sein gauche : ACR 4.",
+                              "Sein gauche : ACR 3.")
+    assert (found["value"], found["by_side"]) == ("1", {"droit": "1"})
+    assert warnings == ["REPORT_BIRADS_CONFLICT: two different BI-RADS categories are printed "
+                        "for the left breast (page 1); not coded"]
+
+
+SCANNED = """CABINET DE SÉNOLOGIE DU VIEUX-PORT
+Patiente : Mme GARCIA Inès
+Née le 21/09/1971
+MAMMOGRAPHIE BILATÉRALE
+Examen du 12/02/2025
+Conclusion :
+Sein droit : {right}.
+Sein gauche : {left}.
+Dr Marc BLANC"""
+
+
+def test_a_scanned_category_misread_or_read_unsure_is_warned_never_coded() -> None:
+    """A scan whose 'ACR 2' OCR made 'ACR Z' (and whose 'ACR 4' it read at confidence 52):
+    a Z is no category, and a digit read that unsure may be another; each is warned about
+    with its page and confidence (never its value) and not coded, the breast read well
+    keeps its category."""
+    text = SCANNED.format(right="ACR Z", left="ACR 4")
+    msg = normalize_report(doc(page(1, text, OCR, conf=92.0, low={"4.": 52.0})), PDF, "s")
+    assert "birads" not in msg.entries[0].details["fields"]
+    assert msg.warnings == [
+        "REPORT_BIRADS_UNREADABLE: a BI-RADS category on page 1 was read as a letter (OCR, "
+        "confidence 92); not coded",
+        "REPORT_BIRADS_UNCERTAIN: a BI-RADS category on page 1 was read by OCR with "
+        "confidence 52 (below 80); not coded"]
+    msg = normalize_report(doc(page(1, SCANNED.format(right="ACR 1", left="ACR Z"), OCR,
+                                    conf=92.0)), PDF, "s")
+    found = msg.entries[0].details["fields"]["birads"]
+    assert (found["by_side"], found["source"], found["confidence"]) == ({"droit": "1"}, OCR,
+                                                                         92.0)
+    assert [w[:26] for w in msg.warnings] == ["REPORT_BIRADS_UNREADABLE: "]
