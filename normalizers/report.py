@@ -18,7 +18,9 @@ else named by the 'Technique' or 'Indication' section with ``found_in``), latera
 prescriber, radiologist (the signer), conclusion (under its heading at a line's start, or
 heading a column right of other text: a lab's conclusion beside its result table; words cut
 at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefixes.csv),
-birads (a breast report's ACR BI-RADS category, overall and ``by_side``: report_birads.py).
+birads (a breast report's ACR BI-RADS category, overall and ``by_side``: report_birads.py),
+addendum ('Compte rendu complémentaire', with its ``date``: it follows the conclusion in the
+entry's value, and so in its key).
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -398,9 +400,19 @@ _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par
 # followed by ':'; 'Synthèse du profil médical' is a title, not a conclusion)
 _CONCLUSION = re.compile(r"^\W{0,3}(?:(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
                          r"[:\-.,]?|(?:synthese|au total)(?=\s*(?:[:\-]|$))\s*[:\-]?)\s*")
+# An addendum to the report, under the signature or on a page of its own ('Compte rendu
+# complémentaire du 02/04/2025', 'ADDENDUM', 'Complément au compte rendu', 'Additif')
+# complémentaire du 02/04/2025', 'ADDENDUM', 'Complément au compte rendu :', 'Additif'), a
+# heading: alone, or followed by ':', '-' or its date ('Complément d'examen par échographie'
+# in a conclusion is none)
+_ADDENDUM_HEAD = (r"(?:compte[ -]rendu (?:complementaire|additionnel|rectificatif)|addendum"
+                  r"|additif|complement au compte[ -]rendu)(?=\s*(?:$|[:\-(]|du\b|[li1|]e\b"
+                  r"|[0-9]))")
+_ADDENDUM = re.compile(rf"^\W{{0,3}}{_ADDENDUM_HEAD}\s*(?:du\s*)?:?\s*")
 _CONCLUSION_END = re.compile(
-    r"^\W{0,3}(?:(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature|compte[ -]rendu valide"
-    r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
+    rf"^\W{{0,3}}(?:{_ADDENDUM_HEAD}|(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature"
+    r"|compte[ -]rendu valide|(?:resultats? |examen )?valides? (?:electroniquement )?par"
+    r"|ce compte[ -]rendu|cordialement"
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
@@ -571,6 +583,7 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
         _region_in_body(lines, fields)
     _people(lines, fields)
     concluded = _conclusion(lines, fields)
+    _addendum(lines, fields)
     if _BREAST.search(" ".join(ln.folded for ln in lines)):
         found, more = birads(concluded, min_identity_confidence)
         if found is None and not more:
@@ -598,6 +611,12 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
     quarantine = _identity_reasons(fields, min_identity_confidence, pages)
 
     conclusion = _value(fields, "conclusion")
+    if "addendum" in fields:  # what the dossier shows: the conclusion as the addendum left it
+        added = fields["addendum"]
+        day = ("/".join(reversed(added["date"].split("-"))) if added.get("date") else "")
+        conclusion = "\n\n".join(filter(None, [conclusion, "Compte rendu complémentaire"
+                                                + (f" du {day}" if day else "") + " :\n"
+                                                + added["value"]]))
     modality = _value(fields, "modality")
     region = _value(fields, "body_region")
     exam_date = _value(fields, "exam_date")
@@ -1370,6 +1389,48 @@ def _goes_on_next_page(folded: str) -> bool:
     'Page 2/2' still ends it."""
     m = _PAGE_OF.match(folded.strip())
     return bool(m) and int(m.group(1)) < int(m.group(2))
+
+
+def _addendum(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    """An addendum printed with the report ('Compte rendu complémentaire du 02/04/2025'
+    after the signature): its text up to its own signature ('addendum', with its ``date``
+    when printed on its heading line or the line under it). The conclusion alone was what
+    the dossier showed, the radiologist's second reading lost."""
+    for i, line in enumerate(lines):
+        m = _ADDENDUM.match(line.folded)
+        if m is None:
+            continue
+        found = _date_after(line, m.end(), 4)
+        parts: list[tuple[_Line, int, int]] = []
+        texts: list[str] = []
+        rest = line.text[found[2] if found else m.end():].strip(" :-")
+        if rest:
+            parts.append((line, len(line.text) - len(rest), len(line.text)))
+            texts.append(rest)
+        margins = _page_margins(lines, fields)
+        for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
+            if found is None and not texts and (lead := _ADDENDUM_DATE.match(nxt.folded)):
+                found = _date_after(nxt, lead.end(), 4)
+                if found and not nxt.text[found[2]:].strip(" :-,."):
+                    continue  # 'Le 02/04/2025' alone under the heading
+            if _goes_on_next_page(nxt.folded):
+                continue
+            if _CONCLUSION_END.match(nxt.folded):
+                break
+            if id(nxt) in margins or _PAGE_NUMBER.fullmatch(nxt.folded.strip()):
+                continue
+            parts.append((nxt, 0, len(nxt.text)))
+            texts.append(nxt.text.strip())
+        texts = _dehyphenated(texts, " ".join(ln.folded for ln in lines))
+        value = _EDGE_PUNCT.sub("", "\n".join(texts))
+        if value:
+            fields["addendum"] = _multi_field(value, parts)
+            if found:
+                fields["addendum"]["date"] = found[0]
+            return
+
+
+_ADDENDUM_DATE = re.compile(r"^\W{0,3}(?:(?:[a-z][a-z\- ]{1,30}, )?[li1|]e |date\s*:\s*|du )?")
 
 
 # A word cut at a line's end ('pré-' over 'lèvement'): a letter, the hyphen (or a soft

@@ -2,7 +2,8 @@
 A conclusion going over a page break under a bare 'Page 1/2' footer (cut at the footer: the
 follow-up recommendation on page 2 lost); the ACR BI-RADS category of a breast report, per
 breast and overall, never read (and, read now, never made of the density, of another *-RADS
-scale, of an OCR misread or of an unsure OCR digit).
+scale, of an OCR misread or of an unsure OCR digit); an addendum ('Compte rendu
+complémentaire') under the signed report dropped.
 Born-digital PDFs are written with samples/generate_pdf.py's writer, read by parsers.pdf and
 normalized as the pipeline does."""
 
@@ -146,3 +147,45 @@ def test_a_scanned_category_misread_or_read_unsure_is_warned_never_coded() -> No
     assert (found["by_side"], found["source"], found["confidence"]) == ({"droit": "1"}, OCR,
                                                                          92.0)
     assert [w[:26] for w in msg.warnings] == ["REPORT_BIRADS_UNREADABLE: "]
+
+
+# -- an addendum --------------------------------------------------------------------------------
+def _irm(*after: tuple[str, str]) -> bytes:
+    return _pdf([PARC, *LEFEVRE, ("title", "IRM CÉRÉBRALE SANS ET AVEC INJECTION"),
+                 ("label", "Examen du 28/03/2025"), ("head", "Conclusion :"),
+                 ("body", "Pas d'anomalie de signal du parenchyme cérébral."), *after])
+
+
+def test_an_addendum_under_the_signature_is_read_into_what_the_dossier_shows() -> None:
+    """'Compte rendu complémentaire' printed under the signed report (a second reading): it
+    was dropped (the conclusion stops at the signature), the dossier showing the first
+    reading only, and a PDF reissued with it was the same fact as the first (the key made of
+    the conclusion alone). It is now the 'addendum' field (with its date) and follows the
+    conclusion in the entry's value (and key); printed right under the conclusion, with no
+    signature between, it is no part of the conclusion."""
+    addendum = [("title", "COMPTE RENDU COMPLÉMENTAIRE"), ("label", "Le 02/04/2025"),
+                ("body", "Après relecture avec les séquences de perfusion : petite lésion"),
+                ("body", "de la substance blanche frontale gauche, à contrôler à 6 mois."),
+                ("body", "Dr Paul RENAUD")]
+    first = _read(_irm(("body", "Dr Paul RENAUD")))
+    msg = _read(_irm(("body", "Dr Paul RENAUD"), *addendum))
+    f = _fields(msg)
+    assert f["conclusion"] == "Pas d'anomalie de signal du parenchyme cérébral."
+    assert f["addendum"] == ("Après relecture avec les séquences de perfusion : petite lésion\n"
+                             "de la substance blanche frontale gauche, à contrôler à 6 mois.")
+    assert msg.entries[0].details["fields"]["addendum"]["date"] == "2025-04-02"
+    assert msg.entries[0].value == (
+        "Pas d'anomalie de signal du parenchyme cérébral.\n\n"
+        "Compte rendu complémentaire du 02/04/2025 :\n" + f["addendum"])
+    assert msg.entries[0].key != first.entries[0].key and len(msg.entries) == 1
+    assert first.entries[0].value == "Pas d'anomalie de signal du parenchyme cérébral."
+    unsigned = _fields(_read(_irm(("head", "Addendum du 02/04/2025 : lésion frontale gauche."),
+                                  ("body", "Dr Paul RENAUD"))))
+    assert unsigned["conclusion"] == "Pas d'anomalie de signal du parenchyme cérébral."
+    assert unsigned["addendum"] == "lésion frontale gauche."
+    # 'Complément d'examen ...' / 'Compte rendu complémentaire à suivre' in a conclusion: no
+    # addendum heading
+    plain = _fields(_read(_irm(("body", "Complément d'examen par IRM de diffusion souhaitable."),
+                               ("body", "Compte rendu complémentaire à suivre."),
+                               ("body", "Dr Paul RENAUD"))))
+    assert "addendum" not in plain and plain["conclusion"].endswith("complémentaire à suivre.")
