@@ -3,7 +3,8 @@ A conclusion going over a page break under a bare 'Page 1/2' footer (cut at the 
 follow-up recommendation on page 2 lost); the ACR BI-RADS category of a breast report, per
 breast and overall, never read (and, read now, never made of the density, of another *-RADS
 scale, of an OCR misread or of an unsure OCR digit); an addendum ('Compte rendu
-complémentaire') under the signed report dropped.
+complémentaire') under the signed report dropped; the dose (PDL, CTDIvol, PDS) never read
+(and, read now, never in another quantity's unit, of one acquisition among several, or unsure).
 Born-digital PDFs are written with samples/generate_pdf.py's writer, read by parsers.pdf and
 normalized as the pipeline does."""
 
@@ -189,3 +190,45 @@ def test_an_addendum_under_the_signature_is_read_into_what_the_dossier_shows() -
                                ("body", "Compte rendu complémentaire à suivre."),
                                ("body", "Dr Paul RENAUD"))))
     assert "addendum" not in plain and plain["conclusion"].endswith("complémentaire à suivre.")
+
+
+# -- the dose report ----------------------------------------------------------------------------
+def _ct(*technique: str) -> dict:
+    msg = _read(_pdf([PARC, *LEFEVRE, ("title", "SCANNER THORACO-ABDOMINO-PELVIEN"),
+                      ("label", "Examen du 28/03/2025"), ("head", "Technique :"),
+                      *(("body", t) for t in technique), ("head", "Conclusion :"),
+                      ("body", "Pas de lésion secondaire."), ("body", "Dr Paul RENAUD")]))
+    fields = msg.entries[0].details["fields"]
+    return {k: (v["value"], v["unit"]) for k, v in fields.items() if k.startswith("dose_")}, \
+        msg.warnings
+
+
+def test_the_dose_printed_on_a_ct_report_is_read_with_its_unit() -> None:
+    """The dose a French report must print ('PDL : 245 mGy.cm, CTDIvol 6,1 mGy', 'Produit
+    Dose.Longueur (PDL) = 1 024,5 mGy x cm', 'Produit dose surface : 0,35 Gy.cm²') was never
+    read. It is now, in UCUM with a full stop for decimals; of several acquisitions, the
+    total printed."""
+    assert _ct("Acquisition hélicoïdale. PDL : 245 mGy.cm, CTDIvol 6,1 mGy.") == (
+        {"dose_dlp": ("245", "mGy.cm"), "dose_ctdivol": ("6.1", "mGy")}, [])
+    assert _ct("Produit Dose.Longueur (PDL) = 1 024,5 mGy x cm") == (
+        {"dose_dlp": ("1024.5", "mGy.cm")}, [])
+    assert _ct("PDL sans injection : 245 mGy.cm", "PDL temps portal : 310 mGy.cm",
+               "PDL total : 555 mGy.cm") == ({"dose_dlp": ("555", "mGy.cm")}, [])
+    assert _ct("Produit dose surface : 0,35 Gy.cm²", "Dose efficace estimée : 2,3 mSv") == (
+        {"dose_dap": ("0.35", "Gy.cm2"), "dose_effective": ("2.3", "mSv")}, [])
+
+
+def test_a_dose_in_the_wrong_unit_several_without_total_or_unsure_is_said_not_read() -> None:
+    """A PDL printed in mGy (a CTDIvol's unit), two acquisitions' PDL and no total, a scanned
+    PDL read at confidence 48: each is warned about, with its page, and not read."""
+    assert _ct("Dose délivrée : PDL = 245 mGy") == ({}, [
+        "REPORT_DOSE_UNIT: a dose-length product on page 1 is printed in a unit of another "
+        "quantity; not read"])
+    assert _ct("PDL sans injection : 245 mGy.cm", "PDL temps portal : 310 mGy.cm") == ({}, [
+        "REPORT_DOSE_SEVERAL: 2 different values of the dose-length product on page 1 and no "
+        "total among them; not read"])
+    text = SCANNED.format(right="ACR 1", left="ACR 1") + "\nPDS : 0,42 Gy.cm²"
+    msg = normalize_report(doc(page(1, text, OCR, conf=91.0, low={"0,42": 48.0})), PDF, "s")
+    assert "dose_dap" not in msg.entries[0].details["fields"]
+    assert msg.warnings == ["REPORT_DOSE_UNCERTAIN: a dose-area product on page 1 was read by "
+                            "OCR with confidence 48 (below 80); not read"]
