@@ -21,7 +21,8 @@ at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefix
 birads (a breast report's ACR BI-RADS category, overall and ``by_side``: report_birads.py),
 addendum ('Compte rendu complémentaire', with its ``date``: it follows the conclusion in the
 entry's value, and so in its key), dose_dlp / dose_ctdivol / dose_dap / dose_effective (the
-radiation dose printed, with its UCUM ``unit``: report_dose.py).
+radiation dose printed, with its UCUM ``unit``: report_dose.py), ccam (the acts' CCAM codes
+printed on a 'Cotation' / 'CCAM' line: report_ccam.py).
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -67,6 +68,7 @@ from normalizers.model import (
 )
 from normalizers.nir import nir_key_valid
 from normalizers.report_birads import birads
+from normalizers.report_ccam import ccam_codes
 from normalizers.report_dose import doses
 from normalizers.tabledata import table
 from parsers.pdf.model import OCR, TEXT_LAYER, PdfDocument
@@ -589,6 +591,10 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
     dose_fields, dose_warnings = doses(lines, min_identity_confidence)
     fields.update(dose_fields)
     warnings.extend(dose_warnings)
+    ccam, ccam_warnings = ccam_codes(lines, min_identity_confidence)
+    warnings.extend(ccam_warnings)
+    if ccam:
+        fields["ccam"] = ccam
     if _BREAST.search(" ".join(ln.folded for ln in lines)):
         found, more = birads(concluded, min_identity_confidence)
         if found is None and not more:

@@ -29,7 +29,8 @@ class ReadLine(Protocol):
     """What is needed of a report's line (normalizers/report._Line)."""
     page: int
     source: str
-    folded: str
+    text: str
+    folded: str  # ``text`` folded one character for one (normalizers/report.fold)
     spans: list[tuple[int, int, float]]
 
 

@@ -232,3 +232,21 @@ def test_a_dose_in_the_wrong_unit_several_without_total_or_unsure_is_said_not_re
     assert "dose_dap" not in msg.entries[0].details["fields"]
     assert msg.warnings == ["REPORT_DOSE_UNCERTAIN: a dose-area product on page 1 was read by "
                             "OCR with confidence 48 (below 80); not read"]
+
+
+# -- CCAM codes ---------------------------------------------------------------------------------
+def test_the_ccam_codes_of_the_acts_printed_are_read_and_a_misread_one_is_said() -> None:
+    """A mammography and a breast ultrasound in one report, 'Cotation : QEQK004 + QEQM001':
+    the codes of the acts were never read (the entry's modality says the mammography only).
+    They are now, in the order printed; a file number elsewhere ('Dossier : IMGP123') is
+    none, and a code OCR read 'QEQK0O4' is warned about, not read."""
+    msg = _read(_pdf([*MAMMO, ("label", "Dossier : IMGP123"),
+                      ("label", "Cotation CCAM : QEQK004 + QEQM001 (ACR 2 à droite)"),
+                      ("head", "Conclusion :"), ("body", "Examen bénin."),
+                      ("body", "Dr Sophie MARCHAND")]))
+    assert msg.entries[0].details["fields"]["ccam"]["value"] == ["QEQK004", "QEQM001"]
+    text = SCANNED.format(right="ACR 1", left="ACR 1") + "\nActes CCAM : QEQK0O4"
+    msg = normalize_report(doc(page(1, text, OCR, conf=91.0)), PDF, "s")
+    assert "ccam" not in msg.entries[0].details["fields"]
+    assert msg.warnings == ["REPORT_CCAM_UNREADABLE: a CCAM code on page 1 holds a character "
+                            "OCR may have misread; not read"]
