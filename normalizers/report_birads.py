@@ -52,6 +52,7 @@ _MORE = re.compile(rf"\s*(?:,|et|;)\s*(?:(?:bi-? ?rads|acr)\s*)?([0-6][abc]?)(?!
 _SIDE_BEFORE = re.compile(rf"(?:\bsein\s+{_SIDE}|(?:^|\n)\W*{_SIDE}\s*:)")
 _DENSITY = re.compile(r"densit|\btype\s*$")
 _DENSITY_REACH = 30  # characters before a label where 'densité' makes it the density
+_CLAUSE_END = re.compile(r"[.;]\s|\n")
 
 
 @dataclass
@@ -76,8 +77,9 @@ def birads(parts: list[tuple[ReadLine, int, int]], min_confidence: float) \
     for m in _LABEL.finditer(text):
         if m.start() < pos:
             continue
-        if _DENSITY.search(text[max(0, m.start() - _DENSITY_REACH):m.start()]):
-            continue
+        clause = _CLAUSE_END.split(text[max(0, m.start() - _DENSITY_REACH):m.start()])[-1]
+        if _DENSITY.search(clause):
+            continue  # 'densité ACR 2'; not 'Densité B. ACR 2', another clause
         cat = _CATEGORY.match(text, m.end())
         if cat is None:
             bad = _MISREAD.match(text, m.end())

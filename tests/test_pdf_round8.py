@@ -87,6 +87,8 @@ def test_the_birads_category_of_each_breast_and_overall_is_read() -> None:
     assert (found["value"], found["by_side"]) == ("4", {"droit": "0", "gauche": "4"})
     found, _ = _birads("Pas d'anomalie suspecte. ACR 1 bilatéral.")
     assert (found["value"], found["by_side"]) == ("1", {"droit": "1", "gauche": "1"})
+    found, _ = _birads("Seins de densité B. ACR 2 bilatéral.")
+    assert (found["value"], found["by_side"]) == ("2", {"droit": "2", "gauche": "2"})
     found, _ = _birads("Examen rassurant classé BI-RADS 2.")
     assert found["value"] == "2" and "by_side" not in found
     # none in the conclusion: the one the description gives
