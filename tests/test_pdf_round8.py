@@ -10,9 +10,14 @@ normalized as the pipeline does."""
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
+
 from normalizers.report import normalize_report
-from parsers.pdf import OCR
+from parsers.pdf import OCR, PdfLimits, parse_pdf
 from samples import generate_pdf as g
+from tests.test_pdf_parser import image_pdf, make_scan
 from tests.test_pdf_round3 import _read
 from tests.test_report_normalizer import PDF, doc, page
 
@@ -252,3 +257,19 @@ def test_the_ccam_codes_of_the_acts_printed_are_read_and_a_misread_one_is_said()
     assert "ccam" not in msg.entries[0].details["fields"]
     assert msg.warnings == ["REPORT_CCAM_UNREADABLE: a CCAM code on page 1 holds a character "
                             "OCR may have misread; not read"]
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is absent")
+def test_a_scanned_mammography_gives_each_breasts_category_through_real_ocr() -> None:
+    """One scanned strip (real tesseract, French): the categories come through OCR with
+    their confidence, per breast, and the density before them is none."""
+    lines = ["CABINET DE SÉNOLOGIE DU VIEUX-PORT", "Patiente : Mme GARCIA Inès",
+             "Née le 21/09/1971", "MAMMOGRAPHIE BILATÉRALE", "Examen du 12/02/2025",
+             "Conclusion :", "Seins de densité ACR 3.", "Sein droit : kyste simple, ACR 2.",
+             "Sein gauche : masse spiculée, ACR 4b.", "Dr Marc BLANC"]
+    data = image_pdf([make_scan(lines, dpi=200)], dpi=200)
+    msg = normalize_report(parse_pdf(data, PdfLimits(processes=1)), data, "s")
+    found = msg.entries[0].details["fields"]["birads"]
+    assert (found["value"], found["by_side"], found["source"]) == (
+        "4b", {"droit": "2", "gauche": "4b"}, OCR)
+    assert found["confidence"] >= 80 and msg.warnings == []
