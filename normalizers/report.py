@@ -414,7 +414,8 @@ _ADDENDUM_HEAD = (r"(?:compte[ -]rendu (?:complementaire|additionnel|rectificati
                   r"|[0-9]))")
 _ADDENDUM = re.compile(rf"^\W{{0,3}}{_ADDENDUM_HEAD}\s*(?:du\s*)?:?\s*")
 _CONCLUSION_END = re.compile(
-    rf"^\W{{0,3}}(?:{_ADDENDUM_HEAD}|(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature"
+    rf"^\W{{0,3}}(?:{_ADDENDUM_HEAD}|(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signature"
+    r"|signee?s?(?:\s*$|\s*:|\s+(?:electroniquement|numeriquement|par|le|dr|docteur|pr)\b)"
     r"|compte[ -]rendu valide|(?:resultats? |examen )?valides? (?:electroniquement )?par"
     r"|ce compte[ -]rendu|cordialement"
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"

@@ -273,3 +273,20 @@ def test_a_scanned_mammography_gives_each_breasts_category_through_real_ocr() ->
     assert (found["value"], found["by_side"], found["source"]) == (
         "4b", {"droit": "2", "gauche": "4b"}, OCR)
     assert found["confidence"] >= 80 and msg.warnings == []
+
+
+# -- a conclusion line starting with 'Signes' ---------------------------------------------------
+def test_a_conclusion_line_starting_with_signes_is_no_signature() -> None:
+    """'Signes d'arthrose fémoro-tibiale interne modérée.' on the conclusion's second line:
+    read as the signature block ('signe' at a line's start), the conclusion cut before it.
+    Only 'Signé', 'Signé :', 'Signé électroniquement / par / le / Dr' end a conclusion."""
+    blocks = [PARC, ("label", "Patient : M. LE GOFF Jérôme"), ("label", "Né le 02/11/1955"),
+              ("title", "RADIOGRAPHIE DU GENOU DROIT EN CHARGE"),
+              ("label", "Examen du 28/03/2025"), ("head", "Conclusion :"),
+              ("body", "Pincement fémoro-tibial interne."),
+              ("body", "Signes d'arthrose fémoro-tibiale interne modérée.")]
+    for signature in ("Signé électroniquement par Dr Paul RENAUD", "Signé Dr Paul RENAUD",
+                      "Signé le 29/03/2025"):
+        msg = _read(_pdf([*blocks, ("body", signature)]))
+        assert msg.entries[0].value == ("Pincement fémoro-tibial interne.\n"
+                                        "Signes d'arthrose fémoro-tibiale interne modérée.")
