@@ -4,7 +4,9 @@ follow-up recommendation on page 2 lost); the ACR BI-RADS category of a breast r
 breast and overall, never read (and, read now, never made of the density, of another *-RADS
 scale, of an OCR misread or of an unsure OCR digit); an addendum ('Compte rendu
 complémentaire') under the signed report dropped; the dose (PDL, CTDIvol, PDS) never read
-(and, read now, never in another quantity's unit, of one acquisition among several, or unsure).
+(and, read now, never in another quantity's unit, of one acquisition among several, or unsure);
+the CCAM codes of the acts never read; a conclusion line 'Signes d'arthrose ...' taken for the
+signature.
 Born-digital PDFs are written with samples/generate_pdf.py's writer, read by parsers.pdf and
 normalized as the pipeline does."""
 
