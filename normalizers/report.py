@@ -17,7 +17,12 @@ dedupe level 4 reads: named by the title, else implied by the modality with ``im
 else named by the 'Technique' or 'Indication' section with ``found_in``), laterality,
 prescriber, radiologist (the signer), conclusion (under its heading at a line's start, or
 heading a column right of other text: a lab's conclusion beside its result table; words cut
-at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefixes.csv).
+at a line's end joined again, a compound's own hyphen kept: tables/hyphen_prefixes.csv),
+birads (a breast report's ACR BI-RADS category, overall and ``by_side``: report_birads.py),
+addendum ('Compte rendu complémentaire', with its ``date``: it follows the conclusion in the
+entry's value, and so in its key), dose_dlp / dose_ctdivol / dose_dap / dose_effective (the
+radiation dose printed, with its UCUM ``unit``: report_dose.py), ccam (the acts' CCAM codes
+printed on a 'Cotation' / 'CCAM' line: report_ccam.py).
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -62,6 +67,9 @@ from normalizers.model import (
     PatientPart,
 )
 from normalizers.nir import nir_key_valid
+from normalizers.report_birads import birads
+from normalizers.report_ccam import ccam_codes
+from normalizers.report_dose import doses
 from normalizers.tabledata import table
 from parsers.pdf.model import OCR, TEXT_LAYER, PdfDocument
 
@@ -396,9 +404,20 @@ _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par
 # followed by ':'; 'Synthèse du profil médical' is a title, not a conclusion)
 _CONCLUSION = re.compile(r"^\W{0,3}(?:(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
                          r"[:\-.,]?|(?:synthese|au total)(?=\s*(?:[:\-]|$))\s*[:\-]?)\s*")
+# An addendum to the report, under the signature or on a page of its own ('Compte rendu
+# complémentaire du 02/04/2025', 'ADDENDUM', 'Complément au compte rendu', 'Additif')
+# complémentaire du 02/04/2025', 'ADDENDUM', 'Complément au compte rendu :', 'Additif'), a
+# heading: alone, or followed by ':', '-' or its date ('Complément d'examen par échographie'
+# in a conclusion is none)
+_ADDENDUM_HEAD = (r"(?:compte[ -]rendu (?:complementaire|additionnel|rectificatif)|addendum"
+                  r"|additif|complement au compte[ -]rendu)(?=\s*(?:$|[:\-(]|du\b|[li1|]e\b"
+                  r"|[0-9]))")
+_ADDENDUM = re.compile(rf"^\W{{0,3}}{_ADDENDUM_HEAD}\s*(?:du\s*)?:?\s*")
 _CONCLUSION_END = re.compile(
-    r"^\W{0,3}(?:(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signe|signature|compte[ -]rendu valide"
-    r"|(?:resultats? |examen )?valides? (?:electroniquement )?par|ce compte[ -]rendu|cordialement"
+    rf"^\W{{0,3}}(?:{_ADDENDUM_HEAD}|(?:dr|pr)(?:\.|\s)|docteur\s|professeur\s|signature"
+    r"|signee?s?(?:\s*$|\s*:|\s+(?:electroniquement|numeriquement|par|le|dr|docteur|pr)\b)"
+    r"|compte[ -]rendu valide|(?:resultats? |examen )?valides? (?:electroniquement )?par"
+    r"|ce compte[ -]rendu|cordialement"
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
@@ -424,6 +443,7 @@ _SECTION_KIND = {"technique": "technique", "protocole": "technique",
                  "indication": "indication", "motif": "indication",
                  "renseignement": "indication", "demande": "indication"}
 _MAX_SECTION_LINES = 15
+_BREAST = re.compile(r"(?<![a-z])(?:seins?|mammo|mammaire|bi-? ?rads)")  # where ACR is BI-RADS
 _SENTENCE_END = re.compile(r"[.;](?:\s|$)")
 _SIDE_REACH = 30  # characters around a region named in running text where its side may be
 _DOCTOR_NAME_STOP = (_NAME_STOP - {"de", "du", "la"}) | {"radiologue", "(medecin"}
@@ -567,7 +587,23 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
     if "body_region" not in fields:
         _region_in_body(lines, fields)
     _people(lines, fields)
-    _conclusion(lines, fields)
+    concluded = _conclusion(lines, fields)
+    _addendum(lines, fields)
+    dose_fields, dose_warnings = doses(lines, min_identity_confidence)
+    fields.update(dose_fields)
+    warnings.extend(dose_warnings)
+    ccam, ccam_warnings = ccam_codes(lines, min_identity_confidence)
+    warnings.extend(ccam_warnings)
+    if ccam:
+        fields["ccam"] = ccam
+    if _BREAST.search(" ".join(ln.folded for ln in lines)):
+        found, more = birads(concluded, min_identity_confidence)
+        if found is None and not more:
+            found, more = birads([(ln, 0, len(ln.folded)) for ln in lines],
+                                 min_identity_confidence)
+        warnings.extend(more)
+        if found:
+            fields["birads"] = found
 
     identity = PatientIdentity(
         family=_value(fields, "family"), given=_first_given(_value(fields, "given")),
@@ -587,6 +623,12 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
     quarantine = _identity_reasons(fields, min_identity_confidence, pages)
 
     conclusion = _value(fields, "conclusion")
+    if "addendum" in fields:  # what the dossier shows: the conclusion as the addendum left it
+        added = fields["addendum"]
+        day = ("/".join(reversed(added["date"].split("-"))) if added.get("date") else "")
+        conclusion = "\n\n".join(filter(None, [conclusion, "Compte rendu complémentaire"
+                                                + (f" du {day}" if day else "") + " :\n"
+                                                + added["value"]]))
     modality = _value(fields, "modality")
     region = _value(fields, "body_region")
     exam_date = _value(fields, "exam_date")
@@ -1297,7 +1339,9 @@ def _column_start(line: _Line, x: float) -> int | None:
                  if x0 >= x - 4), None)
 
 
-def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
+        -> list[tuple[_Line, int, int]]:
+    """Reads the 'conclusion' field; returns its (line, start, end) parts ([] when none)."""
     for i, line in enumerate(lines):
         found = _heading_at(line)
         if found is None:
@@ -1328,6 +1372,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                     continue
                 empty = 0
             folded = nxt.folded[start:]
+            if _goes_on_next_page(folded):
+                continue  # 'Page 1/2' under a conclusion going on over the page
             if _CONCLUSION_END.match(folded):
                 break
             if not texts and _CONCLUSION.fullmatch(folded.strip()):
@@ -1342,7 +1388,61 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
         value = _EDGE_PUNCT.sub("", "\n".join(texts))
         if value:
             fields["conclusion"] = _multi_field(value, parts)
+            return parts
+    return []
+
+
+_PAGE_OF = re.compile(r"^\W{0,3}page (\d{1,3})\s*/\s*(\d{1,3})\s*$")
+
+
+def _goes_on_next_page(folded: str) -> bool:
+    """A bare page footer 'Page 1/2' that is not the last page's: the conclusion cut there by
+    the page break goes on after the next page's running header (which _page_margins skips);
+    'Page 2/2' still ends it."""
+    m = _PAGE_OF.match(folded.strip())
+    return bool(m) and int(m.group(1)) < int(m.group(2))
+
+
+def _addendum(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
+    """An addendum printed with the report ('Compte rendu complémentaire du 02/04/2025'
+    after the signature): its text up to its own signature ('addendum', with its ``date``
+    when printed on its heading line or the line under it). The conclusion alone was what
+    the dossier showed, the radiologist's second reading lost."""
+    for i, line in enumerate(lines):
+        m = _ADDENDUM.match(line.folded)
+        if m is None:
+            continue
+        found = _date_after(line, m.end(), 4)
+        parts: list[tuple[_Line, int, int]] = []
+        texts: list[str] = []
+        rest = line.text[found[2] if found else m.end():].strip(" :-")
+        if rest:
+            parts.append((line, len(line.text) - len(rest), len(line.text)))
+            texts.append(rest)
+        margins = _page_margins(lines, fields)
+        for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
+            if found is None and not texts and (lead := _ADDENDUM_DATE.match(nxt.folded)):
+                found = _date_after(nxt, lead.end(), 4)
+                if found and not nxt.text[found[2]:].strip(" :-,."):
+                    continue  # 'Le 02/04/2025' alone under the heading
+            if _goes_on_next_page(nxt.folded):
+                continue
+            if _CONCLUSION_END.match(nxt.folded):
+                break
+            if id(nxt) in margins or _PAGE_NUMBER.fullmatch(nxt.folded.strip()):
+                continue
+            parts.append((nxt, 0, len(nxt.text)))
+            texts.append(nxt.text.strip())
+        texts = _dehyphenated(texts, " ".join(ln.folded for ln in lines))
+        value = _EDGE_PUNCT.sub("", "\n".join(texts))
+        if value:
+            fields["addendum"] = _multi_field(value, parts)
+            if found:
+                fields["addendum"]["date"] = found[0]
             return
+
+
+_ADDENDUM_DATE = re.compile(r"^\W{0,3}(?:(?:[a-z][a-z\- ]{1,30}, )?[li1|]e |date\s*:\s*|du )?")
 
 
 # A word cut at a line's end ('pré-' over 'lèvement'): a letter, the hyphen (or a soft
