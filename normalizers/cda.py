@@ -3840,7 +3840,26 @@ def _dispensed(act: Supply, entry: Entry, ctx: _Ctx, section: Section) -> Entry:
         times = [a.time for a in (*act.authors, *section.authors)
                  if isinstance(a.time, TS) and a.time.value]
         entry.effective = _iso_value(times[0].value) or None if times else None
+    by = _dispenser(act, section)
+    if by:
+        entry.details["dispensed_by"] = by
     return entry
+
+
+def _dispenser(act: Supply, section: Section) -> dict[str, Any] | None:
+    """Who dispensed (the pharmacist, and the pharmacy: ids, FINESS, name), as ids like a
+    vaccinator's: the supply's performer (C-CDA Medication Dispense, IHE PCC Supply Entry),
+    else the person who authored the dispense or its section (CI-SIS eDISP and IHE PHARM
+    DIS name the dispensing pharmacist and the pharmacy as the section's author). It was
+    dropped: a dispense filed without the pharmacy that handed it out (the pharmacist's
+    RPPS in recorded_by, never the pharmacy's name). Software authors dispense nothing."""
+    if act.performers:
+        by = _performed_by(act)
+        if by:
+            return by
+    people = [a for a in (*act.authors, *section.authors)
+              if a.entity is not None and not _is_device(a)]
+    return _party(people[0].entity) if people else None
 
 
 def _untyped(value: Value) -> Value:
