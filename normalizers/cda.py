@@ -249,6 +249,12 @@ class _Ctx:
     # the patient's own ids (recordTarget/patientRole/id): an entry author or informant
     # named by one of them is the patient (C-CDA patient-generated data), not a professional
     patient_ids: frozenset[str] = frozenset()
+    # the id of each filed statement -> its entry's key (the first entry of that id), for
+    # the entry references that name a statement of this document by id
+    entry_ids: dict[str, str] = field(default_factory=dict)
+    # the id of each statement read -> its path (the first of that id): one that files no
+    # entry of its own (a concern, an organizer) is found through the entries it holds
+    statement_ids: dict[str, str] = field(default_factory=dict)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -533,8 +539,10 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
     ctx.patient_ids = frozenset(i.key for rt in doc.header.record_targets for i in rt.ids
                                 if i.root and not i.null_flavor)
-    for section in doc.sections:
-        yield from _section_entries(section, ctx, section_code(section))
+    made = [entry for section in doc.sections
+            for entry in _section_entries(section, ctx, section_code(section))]
+    _resolve_entry_links(made, ctx)  # an entry may name one read after it
+    yield from made
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
                             (f" ({count} in the document)" if count > 1 else ""))
@@ -1249,6 +1257,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
         return
     own_section = section_code(section)
+    for ii in act.ids[:1]:
+        if ii.root and not ii.null_flavor:
+            ctx.statement_ids.setdefault(ii.key, act.path)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:
@@ -1450,6 +1461,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             # what the statement shows (IPS-FR: the advance directives' PDF): where it is
             made.details.setdefault("media", []).append(_media_ref(rel.act))
             continue
+        if made is not None and ENTRY_REFERENCES & rel.act.template_roots:
+            link = _entry_link(rel)  # read as before too (a procedure's reason, by code)
+            links = made.details.setdefault("entry_links", [])
+            if link and len(links) < ENTRY_LINKS_KEPT:
+                links.append(link)
+            if not links:
+                del made.details["entry_links"]
         if made is not None and EXTERNAL_REFERENCE in rel.act.template_roots:
             # the document the statement refers to, written as an external reference
             # entry nested in it (IHE PCC, CI-SIS FR-Reference-externe): skipped, lost
@@ -1694,6 +1712,51 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
 EXTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4"  # IHE PCC (CI-SIS FR-Reference-externe)
+ENTRY_REFERENCES = frozenset({
+    INTERNAL_REFERENCE,
+    "2.16.840.1.113883.10.20.22.4.122",  # C-CDA Entry Reference
+})
+ENTRY_LINKS_KEPT = 20  # per entry: a reference list is no place for a document's worth
+
+
+def _entry_link(rel: EntryRelationship) -> dict[str, Any] | None:
+    """What an entry reference nested in a statement names (IHE PCC internal reference,
+    CI-SIS FR-Reference-interne, C-CDA Entry Reference 4.122: another entry of the same
+    document, by its id): {type (the entryRelationship's typeCode: RSON, GEVL, SPRT...),
+    id}; the key of the entry it names is added once the whole body is read
+    (``_resolve_entry_links``). It was skipped: a care plan's outcome lost the goal it
+    evaluates, an intervention the concern it is for."""
+    act = rel.act
+    ids = [i.key for i in act.ids if i.root and not i.null_flavor] if act is not None else []
+    if not ids:
+        return None
+    return {k: v for k, v in {"type": rel.type_code or None, "id": ids[0]}.items() if v}
+
+
+def _resolve_entry_links(entries: list[Entry], ctx: _Ctx) -> None:
+    """Each entry link gets the key of the entry of this document it names; one naming a
+    statement that files no entry of its own but holds some (a problem concern, an
+    organizer of measurements) gets theirs (``keys``). One naming nothing read here (an
+    id mistyped, a statement not filed) keeps its id and is said once per document: what
+    it points at is not in the dossier."""
+    missing: list[str] = []
+    for entry in entries:
+        for link in entry.details.get("entry_links") or ():
+            key = ctx.entry_ids.get(link["id"])
+            path = ctx.statement_ids.get(link["id"]) if key is None else None
+            held = [e.key for e in entries if path and e.source_ref.startswith(path + "/")
+                    and e.key != entry.key][:ENTRY_LINKS_KEPT] if path else []
+            if key is not None and key != entry.key:
+                link["key"] = key
+            elif held:
+                link["keys"] = held
+            elif key is None:
+                missing.append(entry.source_ref)
+    if missing:
+        ctx.warnings.append(f"CDA_ENTRY_REFERENCE_UNRESOLVED: {missing[0]}: entry reference "
+                            "to an id no statement of this document files: kept as the id"
+                            + (f" ({len(missing)} in the document)" if len(missing) > 1
+                               else ""))
 EXTERNAL_REFERENCES_KEPT = 20  # per statement (CDA allows any number)
 
 
@@ -2483,6 +2546,8 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
     if key in ctx.keys:  # two statements with one id: keep both
         key = f"{key}#{act.path}"
     ctx.keys.add(key)
+    if own:
+        ctx.entry_ids.setdefault(own, key)
     entry = Entry(type=kind, key=key, source_ref=act.path,
                   code=coded[0] if coded else None, system=coded[1] if coded else None,
                   display=coded[2] if coded else None, mapped=coded[3] if coded else True,

@@ -2,14 +2,17 @@
 CSE, IPS-FR...). Each test builds a small invented document with one structure CDA R2 /
 CI-SIS / the IHE PCC, PHARM and LAB templates allow, or runs an ANS example when
 ../shared/corpus is there, and checks what is filed against what a clinician reading the
-document understands. The round found: the pharmacy that performed a dispense dropped."""
+document understands. The round found: the pharmacy that performed a dispense dropped;
+entry references (IHE PCC internal reference, C-CDA 4.122) skipped, what they name lost."""
 
 from __future__ import annotations
+
+import pytest
 
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.conftest import corpus_path
-from tests.test_cda_real_world import _entries
+from tests.test_cda_real_world import HEAD, TAIL, _entries
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 
@@ -93,3 +96,104 @@ def test_the_ans_edisp_example_names_its_pharmacy() -> None:
     assert dispensed
     assert {e.details["dispensed_by"]["organization_name"] for e in dispensed} == {
         "Pharmacie du village"}
+
+
+# -- an entry reference is a link to the entry it names -----------------------------------------
+def _problem(obs_id: str, code: str, display: str) -> str:
+    return f"""<observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+  <id root="{obs_id}"/><code code="55607006" codeSystem="2.16.840.1.113883.6.96"/>
+  <statusCode code="completed"/><effectiveTime><low value="2019"/></effectiveTime>
+  <value xsi:type="CD" code="{code}" codeSystem="2.16.840.1.113883.6.3"
+    displayName="{display}"/></observation>"""
+
+
+CONCERN = f"""<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.1"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5.2"/>
+  <id root="6f1c2a4e-2b3d-4c5e-8f90-a1b2c3d4e5f6"/><code nullFlavor="NA"/>
+  <statusCode code="active"/><effectiveTime><low value="2019"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ">{_problem("0a1b2c3d-1111-4e5f-9a8b-7c6d5e4f3a2b",
+                                                "E11", "Diabète de type 2")}
+  </entryRelationship></act></entry>"""
+
+
+def _reference(type_code: str, ref_id: str, template: str) -> str:
+    return f"""<entryRelationship typeCode="{type_code}"><act classCode="ACT" moodCode="EVN">
+  <templateId root="{template}"/><id root="{ref_id}"/>
+  <code nullFlavor="NP"/></act></entryRelationship>"""
+
+
+IHE_INTERNAL = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"
+CCDA_ENTRY_REFERENCE = "2.16.840.1.113883.10.20.22.4.122"
+
+
+def _metformin(refs: str) -> str:
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7.1"/>
+  <id root="1.2.250.1.999.18.3" extension="MED-1"/><statusCode code="active"/>
+  <effectiveTime xsi:type="IVL_TS"><low value="20230105"/></effectiveTime>
+  <consumable><manufacturedProduct><manufacturedMaterial>
+    <code code="3400930011574" codeSystem="1.2.250.1.213.2.3.1"
+      displayName="METFORMINE ARROW 500 mg, comprimé pelliculé"/>
+  </manufacturedMaterial></manufacturedProduct></consumable>{refs}
+  </substanceAdministration></entry>"""
+
+
+def _sections(problems: str, treatments: str) -> tuple:
+    return (f'<component><section><code code="11450-4" {LOINC}/><title>Problèmes</title>'
+            f"<text>Diabète de type 2</text>{problems}</section></component>",
+            f'<component><section><code code="10160-0" {LOINC}/><title>Traitements</title>'
+            f"<text>Metformine</text>{treatments}</section></component>")
+
+
+@pytest.mark.parametrize("template", [IHE_INTERNAL, CCDA_ENTRY_REFERENCE])
+def test_an_entry_reference_links_to_the_entry_it_names(template: str) -> None:
+    """IHE PCC (CI-SIS FR-Reference-interne) and C-CDA (Entry Reference 4.122) name the
+    problem a treatment is for by the id of its entry elsewhere in the document: it was
+    skipped, the metformin filed for no reason. It is kept as a link to the problem's
+    entry, found even when the problem is read after the treatment."""
+    problems, treatments = _sections(
+        f"<entry>{_problem('0a1b2c3d-1111-4e5f-9a8b-7c6d5e4f3a2b', 'E11', 'Diabète de type 2')}"
+        "</entry>",
+        _metformin(_reference("RSON", "0a1b2c3d-1111-4e5f-9a8b-7c6d5e4f3a2b", template)))
+    for order in ((problems, treatments), (treatments, problems)):
+        got = {e.type: e for e in _entries(*order)}
+        assert got["medication"].details["entry_links"] == [
+            {"type": "RSON", "id": "0a1b2c3d-1111-4e5f-9a8b-7c6d5e4f3a2b",
+             "key": got["problem"].key}]
+
+
+def test_a_reference_to_a_concern_links_to_the_problems_it_holds() -> None:
+    """A concern (IHE PCC Problem Concern, as the ANS VSM names it from a treatment) files
+    no entry of its own: the link names the problems it holds."""
+    problems, treatments = _sections(CONCERN, _metformin(_reference(
+        "RSON", "6f1c2a4e-2b3d-4c5e-8f90-a1b2c3d4e5f6", IHE_INTERNAL)))
+    got = {e.type: e for e in _entries(problems, treatments)}
+    (link,) = got["medication"].details["entry_links"]
+    assert link["keys"] == [got["problem"].key] and "key" not in link
+
+
+def test_a_reference_to_nothing_in_the_document_keeps_its_id_and_says_so() -> None:
+    """An id no statement of the document has (the ANS CR-ANEST names its devices so):
+    the link keeps the id, a warning says what it names is not here."""
+    problems, treatments = _sections("", _metformin(_reference(
+        "RSON", "99999999-2222-4e5f-9a8b-7c6d5e4f3a2b", CCDA_ENTRY_REFERENCE)))
+    data = (HEAD + problems + treatments + TAIL).encode()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    (med,) = msg.entries[1:]
+    assert med.details["entry_links"] == [{"type": "RSON",
+                                           "id": "99999999-2222-4e5f-9a8b-7c6d5e4f3a2b"}]
+    assert [w.split(":")[0] for w in msg.warnings
+            if "ENTRY_REFERENCE" in w] == ["CDA_ENTRY_REFERENCE_UNRESOLVED"]
+
+
+def test_the_procedure_reason_read_from_an_internal_reference_is_unchanged() -> None:
+    """The IHE internal reference a procedure nests was already read, by its code, as the
+    procedure's reason (details.reasons): it still is, the link beside it."""
+    msg = _corpus("CARD-F-PRC-DCI_2022.01.xml")
+    linked = [e for e in msg.entries if e.details.get("entry_links")]
+    assert linked and all(e.details.get("reasons") for e in linked if e.type == "procedure")
+    keys = {e.key for e in msg.entries}
+    assert all(link["key"] in keys for e in linked for link in e.details["entry_links"])
