@@ -1125,23 +1125,40 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 # -- the body -----------------------------------------------------------------------------------
 def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
                      about: dict[str, Any] | None = None,
-                     authors: tuple = ()) -> Iterator[Entry]:
+                     authors: tuple = (), told_by: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
     about when it names a subject (see ``_statement``); ``authors``: the nearest enclosing
-    section's authors (see ``_attributed``)."""
+    section's authors (see ``_attributed``); ``told_by`` its informants (see
+    ``_section_informants``)."""
     if section.subject is not None:
         about = _relative_of(section.subject)
     authors = tuple(section.authors) or authors
+    told_by = tuple(section.informants) or told_by
+    content = _section_informants(
+        _section_content(section, ctx, outer_code, about, authors, told_by), told_by, ctx)
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, outer_code, about, authors)
+        yield from content
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, outer_code, about, authors)
+        yield from content
     finally:
         ctx.masking = document_masking
+
+
+def _section_informants(made: Iterator[Entry], told_by: tuple, ctx: _Ctx) -> Iterator[Entry]:
+    """Who gave the information of a whole section (CDA R2 Section.informant: the mother
+    for a child's history, the patient for his own, the referring doctor) is the
+    informant of each of its entries that names none of its own (context conduction, as
+    for its author): it was not read, a history the mother told looked like one the
+    clinician saw. The entry's own informant, or its concern's, stays."""
+    said = informants(list(told_by), ctx.patient_ids) if told_by else []
+    for entry in made:
+        if said and "informants" not in entry.details:
+            entry.details["informants"] = [dict(s) for s in said]
+        yield entry
 
 
 def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
@@ -1163,7 +1180,8 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
 
 
 def _section_content(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None, authors: tuple = ()) -> Iterator[Entry]:
+                     about: dict[str, Any] | None, authors: tuple = (),
+                     told_by: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: the code of the nearest enclosing results section, else of the top
     section. A results section makes results of what its subsections hold at any depth: a
     '30954-2 Résultats' nested in a letter's 'Synthèse' passed on the top section's code,
@@ -1180,7 +1198,7 @@ def _section_content(section: Section, ctx: _Ctx, outer_code: str,
                 _attributed(entry.act, made, authors, ctx)
             yield from made
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, inner_code, about, authors)
+        yield from _section_entries(sub, ctx, inner_code, about, authors, told_by)
 
 
 def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,

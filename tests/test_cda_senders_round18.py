@@ -3,7 +3,8 @@ CSE, IPS-FR...). Each test builds a small invented document with one structure C
 CI-SIS / the IHE PCC, PHARM and LAB templates allow, or runs an ANS example when
 ../shared/corpus is there, and checks what is filed against what a clinician reading the
 document understands. The round found: the pharmacy that performed a dispense dropped;
-entry references (IHE PCC internal reference, C-CDA 4.122) skipped, what they name lost."""
+entry references (IHE PCC internal reference, C-CDA 4.122) skipped, what they name lost;
+a section's informant (who told the whole section) not read."""
 
 from __future__ import annotations
 
@@ -197,3 +198,56 @@ def test_the_procedure_reason_read_from_an_internal_reference_is_unchanged() -> 
     assert linked and all(e.details.get("reasons") for e in linked if e.type == "procedure")
     keys = {e.key for e in msg.entries}
     assert all(link["key"] in keys for e in linked for link in e.details["entry_links"])
+
+
+# -- who gave the information of a whole section -------------------------------------------------
+MOTHER_TELLS = """<informant><relatedEntity classCode="PRS"><code code="MTH"
+  codeSystem="2.16.840.1.113883.5.111" displayName="mère"/>
+  <relatedPerson><name><given>Odile</given><family>Lefèvre</family></name></relatedPerson>
+  </relatedEntity></informant>"""
+PATIENT_TELLS = '<informant><relatedEntity classCode="PAT"/></informant>'
+
+
+def _history(section_informant: str, sub: str = "", own_informant: str = "") -> str:
+    """A child's history (CSE: antécédents) told by whoever the section says."""
+    asthma = f"""<entry><observation classCode="OBS" moodCode="EVN">
+  <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.5"/>
+  <id root="1.2.250.1.999.18.4" extension="ATCD-1"/>
+  <code code="55607006" codeSystem="2.16.840.1.113883.6.96"/><statusCode code="completed"/>
+  <effectiveTime><low value="2021"/></effectiveTime>
+  <value xsi:type="CD" code="J45.9" codeSystem="2.16.840.1.113883.6.3"
+    displayName="Asthme, sans précision"/>{own_informant}</observation></entry>"""
+    return (f'<component><section><code code="11348-0" {LOINC}/><title>Antécédents</title>'
+            f"<text>Asthme depuis 2021</text>{section_informant}{asthma}{sub}"
+            "</section></component>")
+
+
+MOTHER = [{"source": "relative", "relationship": {
+    "code": "MTH", "system": "HL7-ROLECODE", "display": "mère"}}]
+
+
+def test_a_section_told_by_the_mother_says_so_on_its_entries() -> None:
+    """CDA R2 Section.informant: the mother gave the child's whole history; it was not
+    read, the asthma looked seen first-hand. Each entry says the mother told it (her name
+    not kept), a subsection's entries too."""
+    sub = _history("").replace("ATCD-1", "ATCD-2").replace("11348-0", "10157-6")
+    first, second = _entries(_history(MOTHER_TELLS, sub=sub))
+    assert first.details["informants"] == MOTHER == second.details["informants"]
+    assert "Lefèvre" not in repr(first.details)
+
+
+def test_an_entrys_own_informant_wins_over_its_sections() -> None:
+    (asthma,) = _entries(_history(MOTHER_TELLS, own_informant=PATIENT_TELLS))
+    assert asthma.details["informants"] == [{"source": "patient"}]
+
+
+def test_a_subsections_informant_wins_over_the_enclosing_sections() -> None:
+    sub = _history(PATIENT_TELLS).replace("ATCD-1", "ATCD-2").replace("11348-0", "10157-6")
+    first, second = _entries(_history(MOTHER_TELLS, sub=sub))
+    assert (first.details["informants"], second.details["informants"]) == (
+        MOTHER, [{"source": "patient"}])
+
+
+def test_a_section_without_informant_gives_none() -> None:
+    (asthma,) = _entries(_history(""))
+    assert "informants" not in asthma.details
