@@ -1196,9 +1196,74 @@ def _section_content(section: Section, ctx: _Ctx, outer_code: str,
                                    about=about))
             if made:
                 _attributed(entry.act, made, authors, ctx)
+                _diagnosis_roles(entry.act, made, section)
             yield from made
     for sub in section.sections:
         yield from _section_entries(sub, ctx, inner_code, about, authors, told_by)
+
+
+@cache
+def _diagnosis_role_table() -> dict[tuple[str, str], str]:
+    return {(row["kind"], row["id"]): row["role"] for row in table("cda_diagnosis_roles")}
+
+
+def _role_of(template_roots: set[str], code: CD | None) -> str | None:
+    """The diagnosis role an act or section says (tables/cda_diagnosis_roles.csv): by its
+    template, else by its LOINC code."""
+    roles = _diagnosis_role_table()
+    found = next((roles[("template", t)] for t in sorted(template_roots)
+                  if ("template", t) in roles), None)
+    if found is None and code is not None and code.code and is_loinc_system(code.code_system):
+        found = roles.get(("loinc", code.code.strip()))
+    return found
+
+
+def _roled(act: ClinicalStatement, out: dict[str, str], diagnoses: set[str]) -> None:
+    """The path of every statement in ``act`` (itself included) that says a role -> it;
+    into ``diagnoses`` the paths of those that are problems by their template (IHE PCC,
+    CCD, C-CDA Problem Entry) or name none."""
+    role = _role_of(act.template_roots, act.code)
+    if role:
+        out[act.path] = role
+    kinds = _kinds()
+    if not act.template_roots or any(kinds.get(t) == PROBLEM for t in act.template_roots):
+        diagnoses.add(act.path)
+    for rel in act.entry_relationships:
+        if rel.act is not None:
+            _roled(rel.act, out, diagnoses)
+    if isinstance(act, Organizer):
+        for component in act.components:
+            _roled(component, out, diagnoses)
+
+
+def _diagnosis_roles(act: ClinicalStatement, made: list[Entry], section: Section) -> None:
+    """Whether a problem is an admission or a discharge diagnosis (details.diagnosis_role):
+    said by the nearest act wrapping it (C-CDA Hospital Admission / Discharge Diagnosis
+    4.34 / 4.33), else by its section (IHE PCC, CI-SIS, C-CDA admission and discharge
+    diagnosis sections). Only the section's code said it: such an act placed elsewhere
+    (a discharge diagnosis in the problem list of a discharge summary) read as any
+    problem. A problem nested in another, or an observation filed as a problem for its
+    ICD-10 value (a sign beside the diagnosis, CI-SIS SDM-MR's FR-Simple-Observation), is
+    no diagnosis of the stay."""
+    problems = [e.source_ref for e in made if e.type == PROBLEM]
+    if not problems:
+        return
+    holders: dict[str, str] = {}
+    diagnoses: set[str] = set()
+    _roled(act, holders, diagnoses)
+    own = _role_of(section.template_roots, section.code)
+    if not holders and own is None:
+        return
+    for entry in made:
+        path = entry.source_ref
+        if entry.type != PROBLEM or path not in diagnoses or \
+                any(path.startswith(p + "/") for p in problems):
+            continue
+        owner = max((p for p in holders if path == p or path.startswith(p + "/")), key=len,
+                    default=None)
+        role = holders[owner] if owner is not None else own
+        if role:
+            entry.details["diagnosis_role"] = role
 
 
 def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,

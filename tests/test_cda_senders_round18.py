@@ -4,7 +4,8 @@ CI-SIS / the IHE PCC, PHARM and LAB templates allow, or runs an ANS example when
 ../shared/corpus is there, and checks what is filed against what a clinician reading the
 document understands. The round found: the pharmacy that performed a dispense dropped;
 entry references (IHE PCC internal reference, C-CDA 4.122) skipped, what they name lost;
-a section's informant (who told the whole section) not read."""
+a section's informant (who told the whole section) not read; an admission or discharge
+diagnosis act placed outside its section read as any problem."""
 
 from __future__ import annotations
 
@@ -251,3 +252,60 @@ def test_a_subsections_informant_wins_over_the_enclosing_sections() -> None:
 def test_a_section_without_informant_gives_none() -> None:
     (asthma,) = _entries(_history(""))
     assert "informants" not in asthma.details
+
+
+# -- an admission or discharge diagnosis keeps its role wherever it is ---------------------------
+def _stay_diagnosis(template: str, code: str, value: str, display: str) -> str:
+    """A C-CDA Hospital Admission (4.34) / Discharge (4.33) Diagnosis act around a problem."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+  <templateId root="{template}" extension="2015-08-01"/>
+  <id root="1.2.250.1.999.18.5" extension="DX-{value}"/>
+  <code code="{code}" {LOINC}/><statusCode code="active"/>
+  <effectiveTime><low value="20240305"/></effectiveTime>
+  <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+    <id root="1.2.250.1.999.18.6" extension="PB-{value}"/>
+    <code code="282291009" codeSystem="2.16.840.1.113883.6.96" displayName="Diagnosis"/>
+    <statusCode code="completed"/><effectiveTime><low value="20240305"/></effectiveTime>
+    <value xsi:type="CD" code="{value}" codeSystem="2.16.840.1.113883.6.3"
+      displayName="{display}"/></observation></entryRelationship></act></entry>"""
+
+
+DISCHARGE = _stay_diagnosis("2.16.840.1.113883.10.20.22.4.33", "11535-2", "I21.4",
+                            "Infarctus du myocarde sous-endocardique")
+ADMISSION = _stay_diagnosis("2.16.840.1.113883.10.20.22.4.34", "46241-6", "R07.4",
+                            "Douleur thoracique, sans précision")
+
+
+def _problem_list(entries: str, code: str = "11450-4") -> str:
+    return (f'<component><section><code code="{code}" {LOINC}/><title>Problèmes</title>'
+            f"<text>IDM, douleur thoracique, HTA</text>{entries}</section></component>")
+
+
+def test_stay_diagnoses_placed_in_the_problem_list_keep_their_role() -> None:
+    """A discharge summary putting its C-CDA admission and discharge diagnosis acts in
+    the problem list: only the section's code said the role, so both read as any problem.
+    Each says its role now; a plain problem beside them says none."""
+    hta = f"<entry>{_problem('1.2.250.1.999.18.7', 'I10', 'Hypertension essentielle')}</entry>"
+    got = {e.code: e for e in _entries(_problem_list(DISCHARGE + ADMISSION + hta))}
+    assert got["I21.4"].details["diagnosis_role"] == "discharge"
+    assert got["R07.4"].details["diagnosis_role"] == "admission"
+    assert "diagnosis_role" not in got["I10"].details
+
+
+def test_a_problem_in_a_discharge_diagnosis_section_is_a_discharge_diagnosis() -> None:
+    """IHE PCC / CI-SIS FR-Diagnostic-de-sortie-episode-de-soins (as in the ANS DLU-FLUDR):
+    the section says the role of the problems it holds; a wrapping act says more."""
+    hta = f"<entry>{_problem('1.2.250.1.999.18.7', 'I10', 'Hypertension essentielle')}</entry>"
+    got = {e.code: e for e in _entries(_problem_list(hta + ADMISSION, code="11535-2"))}
+    assert got["I10"].details["diagnosis_role"] == "discharge"
+    assert got["R07.4"].details["diagnosis_role"] == "admission"  # its act's, nearer
+
+
+def test_the_ans_examples_say_their_stay_diagnoses_and_not_the_signs_beside_them() -> None:
+    fludr = _corpus("DLU-EHPAD-FLUDR_2022.01.xml")
+    assert [(e.code, e.details["diagnosis_role"]) for e in fludr.entries
+            if "diagnosis_role" in e.details] == [("J41.0", "discharge")]
+    rare = _corpus("SDM-MR_2022.01.xml")  # its ataxia (R26.0) is a sign, not the diagnosis
+    assert [(e.code, e.details["diagnosis_role"]) for e in rare.entries
+            if "diagnosis_role" in e.details] == [("513", "admission")]
