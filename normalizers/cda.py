@@ -1816,6 +1816,19 @@ def _entry_link(rel: EntryRelationship) -> dict[str, Any] | None:
     return {k: v for k, v in {"type": rel.type_code or None, "id": ids[0]}.items() if v}
 
 
+def _entries_under(entries: list[Entry]) -> dict[str, list[str]]:
+    """Each statement path -> the keys of the entries read from statements under it (one
+    pass over the paths' steps: a hostile document's thousands of links cost no more)."""
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        steps = entry.source_ref.split("/")
+        for depth in range(2, len(steps)):
+            held = out.setdefault("/".join(steps[:depth]), [])
+            if len(held) <= ENTRY_LINKS_KEPT:
+                held.append(entry.key)
+    return out
+
+
 def _resolve_entry_links(entries: list[Entry], ctx: _Ctx) -> None:
     """Each entry link gets the key of the entry of this document it names; one naming a
     statement that files no entry of its own but holds some (a problem concern, an
@@ -1823,12 +1836,15 @@ def _resolve_entry_links(entries: list[Entry], ctx: _Ctx) -> None:
     id mistyped, a statement not filed) keeps its id and is said once per document: what
     it points at is not in the dossier."""
     missing: list[str] = []
+    under: dict[str, list[str]] | None = None  # statement path -> keys of entries under it
     for entry in entries:
         for link in entry.details.get("entry_links") or ():
             key = ctx.entry_ids.get(link["id"])
             path = ctx.statement_ids.get(link["id"]) if key is None else None
-            held = [e.key for e in entries if path and e.source_ref.startswith(path + "/")
-                    and e.key != entry.key][:ENTRY_LINKS_KEPT] if path else []
+            if path and under is None:
+                under = _entries_under(entries)
+            held = [k for k in (under or {}).get(path or "", ())
+                    if k != entry.key][:ENTRY_LINKS_KEPT]
             if key is not None and key != entry.key:
                 link["key"] = key
             elif held:

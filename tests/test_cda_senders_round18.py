@@ -191,6 +191,23 @@ def test_a_reference_to_nothing_in_the_document_keeps_its_id_and_says_so() -> No
             if "ENTRY_REFERENCE" in w] == ["CDA_ENTRY_REFERENCE_UNRESOLVED"]
 
 
+def test_thousands_of_links_to_a_concern_cost_one_pass() -> None:
+    """Every treatment of a long list naming the same concern: what the concern holds is
+    found once, not by rereading every entry for every link."""
+    import time
+
+    meds = "".join(_metformin(_reference("RSON", "6f1c2a4e-2b3d-4c5e-8f90-a1b2c3d4e5f6",
+                                         IHE_INTERNAL)).replace("MED-1", f"MED-{n}")
+                   for n in range(1500))
+    problems, treatments = _sections(CONCERN, meds)
+    started = time.perf_counter()
+    got = _entries(problems, treatments)
+    assert time.perf_counter() - started < 6
+    problem = next(e for e in got if e.type == "problem")
+    assert all(e.details["entry_links"][0]["keys"] == [problem.key]
+               for e in got if e.type == "medication")
+
+
 def test_the_procedure_reason_read_from_an_internal_reference_is_unchanged() -> None:
     """The IHE internal reference a procedure nests was already read, by its code, as the
     procedure's reason (details.reasons): it still is, the link beside it."""
