@@ -1390,6 +1390,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
         material = _specimen_material(act, ctx, section) or material
     lab = _lab_of(act, lab)
+    if isinstance(act, Act | Organizer) and act.participants:  # not a procedure's tools
+        kits = _kits(act, ctx, section)
+        if kits:
+            lab = replace(lab or _Lab(), devices=tuple(kits))
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
@@ -1412,6 +1416,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     made.details["validated_by"] = lab.validated_by
                 if lab.comments:  # what the lab wrote of the whole exam, on each result
                     made.details["exam_comments"] = list(lab.comments)
+                if lab.devices and "devices" not in made.details:  # its own is nearer
+                    made.details["devices"] = [dict(d) for d in lab.devices]
             status = (_lab_status([r.act for r in act.entry_relationships if r.act], ctx)
                       if act.entry_relationships else None) or (lab.status if lab else None)
             if status is not None and act.status_code != "nullified":
@@ -2394,9 +2400,29 @@ class _Lab:
     validated_by: dict[str, Any] | None = None
     comments: tuple[str, ...] = ()
     status: tuple[str, str, str] | None = None
+    # the test kits or instruments the act names for all its results (CI-SIS BIO-TROD: the
+    # rapid test device, its UDI, on the results act), each as a result's own
+    devices: tuple[dict[str, Any], ...] = ()
 
 
 VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
+
+
+def _kits(act: ClinicalStatement, ctx: _Ctx, section: Section) -> list[dict[str, Any]]:
+    """The devices a statement names as participants (typeCode DEV: an analyser, a test
+    kit), each coded or in words, with the device's own ids when it has some (a UDI, GS1
+    2.51.1.1: which kit and lot, CI-SIS BIO-TROD)."""
+    out = []
+    for part in act.participants:
+        entity = part.entity
+        if part.type_code != "DEV" or entity is None or entity.player_code is None:
+            continue
+        kit = _coded_or_words(entity.player_code, ctx, section)
+        if not kit:
+            continue
+        ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
+        out.append({**kit, "ids": ids[:5]} if ids else kit)
+    return out
 
 
 def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
@@ -2842,9 +2868,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
-    played = [p.entity.player_code for p in act.participants if p.type_code == "DEV" and
-              p.entity is not None and p.entity.player_code is not None]
-    kits = [k for k in (_coded_or_words(c, ctx, section) for c in played) if k]
+    kits = _kits(act, ctx, section)
     if kits:  # the instrument or test kit the result was obtained with (IHE LAB, CI-SIS
         # DEP-CCU: the HPV detection kit)
         entry.details["devices"] = kits

@@ -5,7 +5,8 @@ CI-SIS / the IHE PCC, PHARM and LAB templates allow, or runs an ANS example when
 document understands. The round found: the pharmacy that performed a dispense dropped;
 entry references (IHE PCC internal reference, C-CDA 4.122) skipped, what they name lost;
 a section's informant (who told the whole section) not read; an admission or discharge
-diagnosis act placed outside its section read as any problem."""
+diagnosis act placed outside its section read as any problem; the rapid test device a
+TROD report names on its results act lost to its results."""
 
 from __future__ import annotations
 
@@ -326,3 +327,52 @@ def test_the_ans_examples_say_their_stay_diagnoses_and_not_the_signs_beside_them
     rare = _corpus("SDM-MR_2022.01.xml")  # its ataxia (R26.0) is a sign, not the diagnosis
     assert [(e.code, e.details["diagnosis_role"]) for e in rare.entries
             if "diagnosis_role" in e.details] == [("513", "admission")]
+
+
+# -- the rapid test device (TROD) named on the results act -----------------------------------
+def _trod(own_device: str = "") -> str:
+    """A CI-SIS CR-BIO TROD (test rapide d'orientation diagnostique): the device used is a
+    participant DEV of the results act (IHE PaLM Laboratory Report Data Processing Entry)."""
+    return f"""<component><section><code code="18725-2" {LOINC}/><title>Microbiologie</title>
+  <text><content ID="kit">Bionysex. | 8029 | B987654 | 31/12/2025</content></text>
+  <entry typeCode="DRIV"><templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+  <act classCode="ACT" moodCode="EVN"><code code="18725-2" {LOINC}/>
+  <statusCode code="completed"/>
+  <participant typeCode="DEV"><participantRole classCode="MANU">
+    <id root="2.51.1.1" extension="(01)03612345678903(17)251231(10)B987654"/>
+    <playingDevice><code><originalText><reference value="#kit"/></originalText></code>
+    </playingDevice></participantRole></participant>
+  <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+    <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+    <id root="1.2.250.1.999.18.8" extension="TROD-1"/>
+    <code code="78012-2" {LOINC}
+      displayName="Streptococcus pyogenes Ag [Présence] Gorge par immunoessai rapide"/>
+    <statusCode code="completed"/><effectiveTime value="20240106113623+0100"/>
+    <value xsi:type="CD" code="260385009" codeSystem="2.16.840.1.113883.6.96"
+      displayName="négatif"/>{own_device}</observation></entryRelationship>
+  </act></entry></section></component>"""
+
+
+def test_a_rapid_tests_device_named_on_its_act_is_on_its_result() -> None:
+    """The strep A rapid test's device (maker, reference, lot, expiry; its UDI) is named
+    once on the results act: a device on the result itself was read, on the act it was
+    lost. The result says which kit and lot it was obtained with."""
+    (strep,) = _entries(_trod())
+    assert strep.details["devices"] == [{
+        "text": "Bionysex. | 8029 | B987654 | 31/12/2025",
+        "ids": ["2.51.1.1^(01)03612345678903(17)251231(10)B987654"]}]
+
+
+def test_a_results_own_device_wins_over_its_acts() -> None:
+    own = """<participant typeCode="DEV"><participantRole>
+      <playingDevice><code code="AUTRE-KIT" codeSystem="1.2.250.1.999.18.9"
+      displayName="Autre bandelette"/></playingDevice></participantRole></participant>"""
+    (strep,) = _entries(_trod(own))
+    assert [d.get("display") for d in strep.details["devices"]] == ["Autre bandelette"]
+
+
+def test_the_ans_trod_examples_name_their_device_on_each_result() -> None:
+    msg = _corpus("BIO-TROD_2024.01_COVID-19_Grippe-A_Grippe-B.xml")
+    results = [e for e in msg.entries if e.type == "lab_result"]
+    assert len(results) == 3
+    assert all(e.details["devices"][0]["ids"][0].startswith("2.51.1.1^(01)") for e in results)
