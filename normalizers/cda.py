@@ -249,6 +249,12 @@ class _Ctx:
     # the patient's own ids (recordTarget/patientRole/id): an entry author or informant
     # named by one of them is the patient (C-CDA patient-generated data), not a professional
     patient_ids: frozenset[str] = frozenset()
+    # the id of each filed statement -> its entry's key (the first entry of that id), for
+    # the entry references that name a statement of this document by id
+    entry_ids: dict[str, str] = field(default_factory=dict)
+    # the id of each statement read -> its path (the first of that id): one that files no
+    # entry of its own (a concern, an organizer) is found through the entries it holds
+    statement_ids: dict[str, str] = field(default_factory=dict)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -533,8 +539,10 @@ def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
     ctx.specimens = _specimens_by_id(doc.sections, ctx)
     ctx.patient_ids = frozenset(i.key for rt in doc.header.record_targets for i in rt.ids
                                 if i.root and not i.null_flavor)
-    for section in doc.sections:
-        yield from _section_entries(section, ctx, section_code(section))
+    made = [entry for section in doc.sections
+            for entry in _section_entries(section, ctx, section_code(section))]
+    _resolve_entry_links(made, ctx)  # an entry may name one read after it
+    yield from made
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +
                             (f" ({count} in the document)" if count > 1 else ""))
@@ -1117,23 +1125,40 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
 # -- the body -----------------------------------------------------------------------------------
 def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
                      about: dict[str, Any] | None = None,
-                     authors: tuple = ()) -> Iterator[Entry]:
+                     authors: tuple = (), told_by: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
     about when it names a subject (see ``_statement``); ``authors``: the nearest enclosing
-    section's authors (see ``_attributed``)."""
+    section's authors (see ``_attributed``); ``told_by`` its informants (see
+    ``_section_informants``)."""
     if section.subject is not None:
         about = _relative_of(section.subject)
     authors = tuple(section.authors) or authors
+    told_by = tuple(section.informants) or told_by
+    content = _section_informants(
+        _section_content(section, ctx, outer_code, about, authors, told_by), told_by, ctx)
     masking = _section_masking(section, ctx) if section.confidentiality_code is not None \
         else None
     if masking is None:
-        yield from _section_content(section, ctx, outer_code, about, authors)
+        yield from content
         return
     document_masking, ctx.masking = ctx.masking, masking
     try:
-        yield from _section_content(section, ctx, outer_code, about, authors)
+        yield from content
     finally:
         ctx.masking = document_masking
+
+
+def _section_informants(made: Iterator[Entry], told_by: tuple, ctx: _Ctx) -> Iterator[Entry]:
+    """Who gave the information of a whole section (CDA R2 Section.informant: the mother
+    for a child's history, the patient for his own, the referring doctor) is the
+    informant of each of its entries that names none of its own (context conduction, as
+    for its author): it was not read, a history the mother told looked like one the
+    clinician saw. The entry's own informant, or its concern's, stays."""
+    said = informants(list(told_by), ctx.patient_ids) if told_by else []
+    for entry in made:
+        if said and "informants" not in entry.details:
+            entry.details["informants"] = [dict(s) for s in said]
+        yield entry
 
 
 def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
@@ -1155,7 +1180,8 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
 
 
 def _section_content(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None, authors: tuple = ()) -> Iterator[Entry]:
+                     about: dict[str, Any] | None, authors: tuple = (),
+                     told_by: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: the code of the nearest enclosing results section, else of the top
     section. A results section makes results of what its subsections hold at any depth: a
     '30954-2 Résultats' nested in a letter's 'Synthèse' passed on the top section's code,
@@ -1170,9 +1196,74 @@ def _section_content(section: Section, ctx: _Ctx, outer_code: str,
                                    about=about))
             if made:
                 _attributed(entry.act, made, authors, ctx)
+                _diagnosis_roles(entry.act, made, section)
             yield from made
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, inner_code, about, authors)
+        yield from _section_entries(sub, ctx, inner_code, about, authors, told_by)
+
+
+@cache
+def _diagnosis_role_table() -> dict[tuple[str, str], str]:
+    return {(row["kind"], row["id"]): row["role"] for row in table("cda_diagnosis_roles")}
+
+
+def _role_of(template_roots: set[str], code: CD | None) -> str | None:
+    """The diagnosis role an act or section says (tables/cda_diagnosis_roles.csv): by its
+    template, else by its LOINC code."""
+    roles = _diagnosis_role_table()
+    found = next((roles[("template", t)] for t in sorted(template_roots)
+                  if ("template", t) in roles), None)
+    if found is None and code is not None and code.code and is_loinc_system(code.code_system):
+        found = roles.get(("loinc", code.code.strip()))
+    return found
+
+
+def _roled(act: ClinicalStatement, out: dict[str, str], diagnoses: set[str]) -> None:
+    """The path of every statement in ``act`` (itself included) that says a role -> it;
+    into ``diagnoses`` the paths of those that are problems by their template (IHE PCC,
+    CCD, C-CDA Problem Entry) or name none."""
+    role = _role_of(act.template_roots, act.code)
+    if role:
+        out[act.path] = role
+    kinds = _kinds()
+    if not act.template_roots or any(kinds.get(t) == PROBLEM for t in act.template_roots):
+        diagnoses.add(act.path)
+    for rel in act.entry_relationships:
+        if rel.act is not None:
+            _roled(rel.act, out, diagnoses)
+    if isinstance(act, Organizer):
+        for component in act.components:
+            _roled(component, out, diagnoses)
+
+
+def _diagnosis_roles(act: ClinicalStatement, made: list[Entry], section: Section) -> None:
+    """Whether a problem is an admission or a discharge diagnosis (details.diagnosis_role):
+    said by the nearest act wrapping it (C-CDA Hospital Admission / Discharge Diagnosis
+    4.34 / 4.33), else by its section (IHE PCC, CI-SIS, C-CDA admission and discharge
+    diagnosis sections). Only the section's code said it: such an act placed elsewhere
+    (a discharge diagnosis in the problem list of a discharge summary) read as any
+    problem. A problem nested in another, or an observation filed as a problem for its
+    ICD-10 value (a sign beside the diagnosis, CI-SIS SDM-MR's FR-Simple-Observation), is
+    no diagnosis of the stay."""
+    problems = [e.source_ref for e in made if e.type == PROBLEM]
+    if not problems:
+        return
+    holders: dict[str, str] = {}
+    diagnoses: set[str] = set()
+    _roled(act, holders, diagnoses)
+    own = _role_of(section.template_roots, section.code)
+    if not holders and own is None:
+        return
+    for entry in made:
+        path = entry.source_ref
+        if entry.type != PROBLEM or path not in diagnoses or \
+                any(path.startswith(p + "/") for p in problems):
+            continue
+        owner = max((p for p in holders if path == p or path.startswith(p + "/")), key=len,
+                    default=None)
+        role = holders[owner] if owner is not None else own
+        if role:
+            entry.details["diagnosis_role"] = role
 
 
 def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,
@@ -1249,6 +1340,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
         return
     own_section = section_code(section)
+    for ii in act.ids[:1]:
+        if ii.root and not ii.null_flavor:
+            ctx.statement_ids.setdefault(ii.key, act.path)
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:
@@ -1296,6 +1390,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
         material = _specimen_material(act, ctx, section) or material
     lab = _lab_of(act, lab)
+    if isinstance(act, Act | Organizer) and act.participants:  # not a procedure's tools
+        kits = _kits(act, ctx, section)
+        if kits:
+            lab = replace(lab or _Lab(), devices=tuple(kits))
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
@@ -1318,6 +1416,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     made.details["validated_by"] = lab.validated_by
                 if lab.comments:  # what the lab wrote of the whole exam, on each result
                     made.details["exam_comments"] = list(lab.comments)
+                if lab.devices and "devices" not in made.details:  # its own is nearer
+                    made.details["devices"] = [dict(d) for d in lab.devices]
             status = (_lab_status([r.act for r in act.entry_relationships if r.act], ctx)
                       if act.entry_relationships else None) or (lab.status if lab else None)
             if status is not None and act.status_code != "nullified":
@@ -1450,6 +1550,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             # what the statement shows (IPS-FR: the advance directives' PDF): where it is
             made.details.setdefault("media", []).append(_media_ref(rel.act))
             continue
+        if made is not None and ENTRY_REFERENCES & rel.act.template_roots:
+            link = _entry_link(rel)  # read as before too (a procedure's reason, by code)
+            links = made.details.setdefault("entry_links", [])
+            if link and len(links) < ENTRY_LINKS_KEPT:
+                links.append(link)
+            if not links:
+                del made.details["entry_links"]
         if made is not None and EXTERNAL_REFERENCE in rel.act.template_roots:
             # the document the statement refers to, written as an external reference
             # entry nested in it (IHE PCC, CI-SIS FR-Reference-externe): skipped, lost
@@ -1694,6 +1801,67 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
 
 INTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4.1"  # IHE PCC (CI-SIS FR-Reference-interne)
 EXTERNAL_REFERENCE = "1.3.6.1.4.1.19376.1.5.3.1.4.4"  # IHE PCC (CI-SIS FR-Reference-externe)
+ENTRY_REFERENCES = frozenset({
+    INTERNAL_REFERENCE,
+    "2.16.840.1.113883.10.20.22.4.122",  # C-CDA Entry Reference
+})
+ENTRY_LINKS_KEPT = 20  # per entry: a reference list is no place for a document's worth
+
+
+def _entry_link(rel: EntryRelationship) -> dict[str, Any] | None:
+    """What an entry reference nested in a statement names (IHE PCC internal reference,
+    CI-SIS FR-Reference-interne, C-CDA Entry Reference 4.122: another entry of the same
+    document, by its id): {type (the entryRelationship's typeCode: RSON, GEVL, SPRT...),
+    id}; the key of the entry it names is added once the whole body is read
+    (``_resolve_entry_links``). It was skipped: a care plan's outcome lost the goal it
+    evaluates, an intervention the concern it is for."""
+    act = rel.act
+    ids = [i.key for i in act.ids if i.root and not i.null_flavor] if act is not None else []
+    if not ids:
+        return None
+    return {k: v for k, v in {"type": rel.type_code or None, "id": ids[0]}.items() if v}
+
+
+def _entries_under(entries: list[Entry]) -> dict[str, list[str]]:
+    """Each statement path -> the keys of the entries read from statements under it (one
+    pass over the paths' steps: a hostile document's thousands of links cost no more)."""
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        steps = entry.source_ref.split("/")
+        for depth in range(2, len(steps)):
+            held = out.setdefault("/".join(steps[:depth]), [])
+            if len(held) <= ENTRY_LINKS_KEPT:
+                held.append(entry.key)
+    return out
+
+
+def _resolve_entry_links(entries: list[Entry], ctx: _Ctx) -> None:
+    """Each entry link gets the key of the entry of this document it names; one naming a
+    statement that files no entry of its own but holds some (a problem concern, an
+    organizer of measurements) gets theirs (``keys``). One naming nothing read here (an
+    id mistyped, a statement not filed) keeps its id and is said once per document: what
+    it points at is not in the dossier."""
+    missing: list[str] = []
+    under: dict[str, list[str]] | None = None  # statement path -> keys of entries under it
+    for entry in entries:
+        for link in entry.details.get("entry_links") or ():
+            key = ctx.entry_ids.get(link["id"])
+            path = ctx.statement_ids.get(link["id"]) if key is None else None
+            if path and under is None:
+                under = _entries_under(entries)
+            held = [k for k in (under or {}).get(path or "", ())
+                    if k != entry.key][:ENTRY_LINKS_KEPT]
+            if key is not None and key != entry.key:
+                link["key"] = key
+            elif held:
+                link["keys"] = held
+            elif key is None:
+                missing.append(entry.source_ref)
+    if missing:
+        ctx.warnings.append(f"CDA_ENTRY_REFERENCE_UNRESOLVED: {missing[0]}: entry reference "
+                            "to an id no statement of this document files: kept as the id"
+                            + (f" ({len(missing)} in the document)" if len(missing) > 1
+                               else ""))
 EXTERNAL_REFERENCES_KEPT = 20  # per statement (CDA allows any number)
 
 
@@ -2232,9 +2400,29 @@ class _Lab:
     validated_by: dict[str, Any] | None = None
     comments: tuple[str, ...] = ()
     status: tuple[str, str, str] | None = None
+    # the test kits or instruments the act names for all its results (CI-SIS BIO-TROD: the
+    # rapid test device, its UDI, on the results act), each as a result's own
+    devices: tuple[dict[str, Any], ...] = ()
 
 
 VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
+
+
+def _kits(act: ClinicalStatement, ctx: _Ctx, section: Section) -> list[dict[str, Any]]:
+    """The devices a statement names as participants (typeCode DEV: an analyser, a test
+    kit), each coded or in words, with the device's own ids when it has some (a UDI, GS1
+    2.51.1.1: which kit and lot, CI-SIS BIO-TROD)."""
+    out = []
+    for part in act.participants:
+        entity = part.entity
+        if part.type_code != "DEV" or entity is None or entity.player_code is None:
+            continue
+        kit = _coded_or_words(entity.player_code, ctx, section)
+        if not kit:
+            continue
+        ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
+        out.append({**kit, "ids": ids[:5]} if ids else kit)
+    return out
 
 
 def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
@@ -2483,6 +2671,8 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
     if key in ctx.keys:  # two statements with one id: keep both
         key = f"{key}#{act.path}"
     ctx.keys.add(key)
+    if own:
+        ctx.entry_ids.setdefault(own, key)
     entry = Entry(type=kind, key=key, source_ref=act.path,
                   code=coded[0] if coded else None, system=coded[1] if coded else None,
                   display=coded[2] if coded else None, mapped=coded[3] if coded else True,
@@ -2678,9 +2868,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
         _allergen(act, entry, ctx, section)
-    played = [p.entity.player_code for p in act.participants if p.type_code == "DEV" and
-              p.entity is not None and p.entity.player_code is not None]
-    kits = [k for k in (_coded_or_words(c, ctx, section) for c in played) if k]
+    kits = _kits(act, ctx, section)
     if kits:  # the instrument or test kit the result was obtained with (IHE LAB, CI-SIS
         # DEP-CCU: the HPV detection kit)
         entry.details["devices"] = kits
@@ -3840,7 +4028,26 @@ def _dispensed(act: Supply, entry: Entry, ctx: _Ctx, section: Section) -> Entry:
         times = [a.time for a in (*act.authors, *section.authors)
                  if isinstance(a.time, TS) and a.time.value]
         entry.effective = _iso_value(times[0].value) or None if times else None
+    by = _dispenser(act, section)
+    if by:
+        entry.details["dispensed_by"] = by
     return entry
+
+
+def _dispenser(act: Supply, section: Section) -> dict[str, Any] | None:
+    """Who dispensed (the pharmacist, and the pharmacy: ids, FINESS, name), as ids like a
+    vaccinator's: the supply's performer (C-CDA Medication Dispense, IHE PCC Supply Entry),
+    else the person who authored the dispense or its section (CI-SIS eDISP and IHE PHARM
+    DIS name the dispensing pharmacist and the pharmacy as the section's author). It was
+    dropped: a dispense filed without the pharmacy that handed it out (the pharmacist's
+    RPPS in recorded_by, never the pharmacy's name). Software authors dispense nothing."""
+    if act.performers:
+        by = _performed_by(act)
+        if by:
+            return by
+    people = [a for a in (*act.authors, *section.authors)
+              if a.entity is not None and not _is_device(a)]
+    return _party(people[0].entity) if people else None
 
 
 def _untyped(value: Value) -> Value:

@@ -495,6 +495,8 @@ class _Walker:
                 s.id = ii(c, p)
             elif n == "author":
                 s.authors.append(self.participation(c, p, Author, "TS"))
+            elif n == "informant":
+                s.informants.append(self.participation(c, p))
             elif n == "languageCode":
                 s.language_code = c.get("code", "")
             elif n == "confidentialityCode":

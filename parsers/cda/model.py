@@ -748,6 +748,9 @@ class Section:
     language_code: str = ""
     confidentiality_code: CD | None = None
     authors: list[Author] = field(default_factory=list)
+    # who gave the information of the whole section (CDA R2 Section.informant: the patient,
+    # a relative, the referring doctor); its statements inherit it unless they name one
+    informants: list[Participation] = field(default_factory=list)
     # whom the section is about when not the patient (CDA R2 Section.subject: the newborn's
     # section of a delivery summary); its statements inherit it
     subject: Entity | None = None
