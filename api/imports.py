@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.app import ApiError, requires, state
-from api.upload import UploadError, decoded_body, uploaded_files
+from api.upload import UploadError, decoded_body, refuse_stripped_line_breaks, uploaded_files
 from dossiers.access import Principal
 from dossiers.schema import imports as ledger
 from pipelines.intake import Received, intake
@@ -98,8 +98,9 @@ async def post_import(request: Request, who: SENDER) -> JSONResponse:
     limit = api.ctx.settings.http.max_body
     data = await _body(request, limit)
     try:
-        files = uploaded_files(decoded_body(data, request.headers.get("content-encoding"),
-                                            limit), request.headers.get("content-type"))
+        body = decoded_body(data, request.headers.get("content-encoding"), limit)
+        refuse_stripped_line_breaks(body, request.headers.get("content-type"))
+        files = uploaded_files(body, request.headers.get("content-type"))
     except UploadError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
     if not any(f.data.strip() for f in files):

@@ -157,3 +157,23 @@ def _header_value(value: str) -> tuple[str, dict[str, str]]:
         return "", {}
     found = {key.lower(): collapse_rfc2231_value(val) for key, val in params[1:]}
     return params[0][0].lower(), found
+
+
+_FORM_URLENCODED = "application/x-www-form-urlencoded"
+# What an HL7v2 message or a PDF starts with: both are unusable without their line breaks.
+_NEEDS_LINE_BREAKS = (b"MSH|", b"FHS|", b"BHS|", b"%PDF")
+
+
+def refuse_stripped_line_breaks(body: bytes, content_type: str | None) -> None:
+    """400 for the body `curl -d @result.hl7` sends: curl's -d is for form fields, so it
+    drops every CR and LF of the file and labels it x-www-form-urlencoded. An HL7v2 message
+    is then one segment (its PID and OBX run into MSH) and a PDF is corrupt: accepted, they
+    failed later with no hint of the cause. A CDA keeps its meaning without line breaks
+    and is taken as sent."""
+    kind, _ = _header_value(content_type or "")
+    if kind != _FORM_URLENCODED or b"\r" in body or b"\n" in body:
+        return
+    if body.lstrip()[:4] in _NEEDS_LINE_BREAKS:
+        raise UploadError(400, "LINE_BREAKS_STRIPPED",
+                          "the body has no line break left, as `curl -d @file` sends a "
+                          "file: send it with `curl --data-binary @file` (or -F file=@file)")
