@@ -33,15 +33,48 @@ router = APIRouter(tags=["imports"])
 _UNSAFE = re.compile(r"[^\w.()+@ -]")
 SENDER = Annotated[Principal, Depends(requires("sender"))]
 
-_BODY = {"content": {"application/octet-stream": {"schema": {"type": "string",
-                                                             "format": "binary"}},
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The types senders label their bodies with; any other (or none) is taken the same way: the
+# format is detected from the bytes, the Content-Type only recorded.
+_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/xml", "text/xml",
+          "application/pdf", "application/octet-stream")
+_BODY = {"content": {**{kind: _BINARY for kind in _TYPES},
                      "multipart/form-data": {"schema": {"type": "object", "properties": {
                          "file": {"type": "array", "items": {"type": "string",
                                                              "format": "binary"}}}}}},
          "required": True,
          "description": "An HL7v2 message (or batch), a CDA R2 document or a PDF, as is "
                         "(Content-Encoding gzip or deflate read), or several as the file "
-                        "parts of a form."}
+                        "parts of a form. The format is detected from the bytes, whatever "
+                        "the Content-Type says. Send files with `curl --data-binary @file` "
+                        "or `curl -F file=@file`: `curl -d` drops line breaks."}
+_FILE = {"type": "object", "properties": {
+    "import_id": {"type": "integer"},
+    "status": {"type": "string", "description": "ledger state: received, duplicate..."},
+    "duplicate_of": {"type": ["integer", "null"],
+                     "description": "the first import's id when already received"},
+    "format": {"type": ["string", "null"], "enum": ["hl7v2", "cda", "pdf", "unknown", None]},
+    "already_received": {"type": "boolean", "description": "the same bytes from this "
+                         "source are held already (a retry): nothing is processed again"},
+    "messages": {"type": "array", "description": "an HL7v2 batch: one per message",
+                 "items": {"type": "object"}},
+    "batch_problems": {"type": "array", "items": {"type": "string"}}}}
+_ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+    "error": {"type": "string"}, "message": {"type": "string"}}}}}}
+_RESPONSES: dict[int | str, dict] = {
+    202: {"description": "Stored: archived and recorded in the ledger before this answer. "
+                         "Several files (a form): every file's answer in ``files``.",
+          "content": {"application/json": {"schema": {**_FILE, "properties": {
+              **_FILE["properties"], "files": {"type": "array", "items": _FILE}}}}}},
+    400: {"description": "EMPTY_BODY, BAD_ENCODING, BAD_MULTIPART, NO_FILE_PART, "
+                         "LINE_BREAKS_STRIPPED", **_ERROR},
+    401: {"description": "TOKEN_MISSING, TOKEN_EXPIRED, TOKEN_INVALID", **_ERROR},
+    403: {"description": "WRONG_SCOPE, UNKNOWN_SOURCE, PEER_NOT_ALLOWED", **_ERROR},
+    413: {"description": "TOO_LARGE (decompressed size included): nothing stored", **_ERROR},
+    415: {"description": "UNSUPPORTED_ENCODING (Content-Encoding other than gzip, "
+                         "deflate)", **_ERROR},
+    503: {"description": "STORE_UNAVAILABLE: nothing stored, send again after "
+                         "Retry-After", **_ERROR}}
 
 
 def clean_file_name(value: str | None) -> str | None:
@@ -80,14 +113,18 @@ def _declared_source(request: Request, who: Principal, peer: str | None) -> str:
     if source is None:
         if settings.listener.accept_unknown_senders:
             return who.subject
+        log.warning("POST /imports refused 403 UNKNOWN_SOURCE: peer %s", peer or "-")
         raise ApiError(403, "UNKNOWN_SOURCE", "this token's source is not a declared sender")
     if not source.allows_peer(peer):
+        log.warning("POST /imports refused 403 PEER_NOT_ALLOWED: source %s, peer %s",
+                    source.id, peer or "-")
         raise ApiError(403, "PEER_NOT_ALLOWED",
                        "this sender may not send from this address")
     return source.id
 
 
 @router.post("/imports", status_code=202, openapi_extra={"requestBody": _BODY},
+             responses=_RESPONSES,
              summary="Push an HL7v2 message, a CDA document or a PDF (sender token)")
 async def post_import(request: Request, who: SENDER) -> JSONResponse:
     """202 with the import id once the bytes are durable (archive synced, ledger committed);
@@ -134,9 +171,19 @@ async def _answer_or_guess(api, result) -> dict:  # noqa: ANN001
     except Exception as exc:  # stored and committed: 202 all the same, with what we know
         log.warning("import %s: its state could not be read back (%s)",
                     (result.batch_id or result.message_ids[0]), type(exc).__name__)
+        repeat = bool(result.repeats) and len(result.message_ids) == 1
         return {"import_id": result.batch_id or result.message_ids[0],
-                "status": "duplicate" if result.repeats and len(result.message_ids) == 1
-                else "received", "duplicate_of": None, "format": None}
+                "status": "duplicate" if repeat else "received", "duplicate_of": None,
+                "format": None, "already_received": repeat}
+
+
+def _repeat(result, head) -> bool:  # noqa: ANN001
+    """Whether this file is bytes we already held from this source (dedupe level 1): a
+    client retrying after a lost answer reads ``already_received`` and ``duplicate_of``
+    (the first import's id) instead of telling "duplicate" from a status alone, which a
+    processed message that repeats another's MSH-10 also ends in."""
+    return bool(result.repeats) and head.status == "duplicate" and \
+        head.duplicate_of is not None
 
 
 def _answer(api, result) -> dict:  # noqa: ANN001
@@ -148,7 +195,7 @@ def _answer(api, result) -> dict:  # noqa: ANN001
             .where(ledger.c.id.in_(ids)))}
     head = rows[ids[0]]
     answer = {"import_id": head.id, "status": head.status, "duplicate_of": head.duplicate_of,
-              "format": head.format}
+              "format": head.format, "already_received": _repeat(result, head)}
     if result.batch_id is not None:
         answer["messages"] = [{"import_id": i, "status": rows[i].status,
                                "duplicate_of": rows[i].duplicate_of}

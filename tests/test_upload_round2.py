@@ -1,17 +1,22 @@
 """Senders pushing over HTTP, round 2: what an integration engineer trips on when their
 engine or script posts HL7v2, CDA and PDF to POST /imports (the real `serve` HTTP port).
 
-Found: `curl -d @file` (line breaks stripped) accepted then failed later with no hint.
+Found: `curl -d @file` (line breaks stripped) accepted then failed later with no hint; a
+retry's answer said "duplicate" with no sign it was the bytes already received; refused
+tokens were not logged at all; the OpenAPI description listed one content type and no error.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import subprocess
 
 import pytest
 from sqlalchemy import select
 
+from api.app import create_app
 from dossiers.schema import imports
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context
@@ -22,6 +27,8 @@ MAX_BODY = 256 * 1024
 HL7 = SAMPLES / "hl7v2" / "01_labm_nfs.hl7"
 PDF = SAMPLES / "pdf" / "01_irm_genou_droit_K1_texte.pdf"
 CDA = SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml"
+# what does not touch the store runs on SQLite only (the file stays under 8 s)
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -48,12 +55,11 @@ def _curl(api, *args: str) -> tuple[int, str]:  # noqa: ANN001
     return int(status), body
 
 
+@SQLITE
 def test_curl_d_strips_line_breaks_and_is_told_so(api) -> None:  # noqa: ANN001
     """`curl -d @result.hl7` drops every CR/LF: the message was archived as one long MSH
     segment (and a PDF corrupted), 202, and failed later. It is now 400 with the fix;
     --data-binary and a CDA sent with -d (whose XML survives) are taken."""
-    import json
-
     for path in (HL7, PDF):
         status, body = _curl(api, "-d", f"@{path}")
         assert (status, json.loads(body)["error"]) == (400, "LINE_BREAKS_STRIPPED"), body
@@ -63,3 +69,80 @@ def test_curl_d_strips_line_breaks_and_is_told_so(api) -> None:  # noqa: ANN001
     assert status == 202 and json.loads(body)["format"] == "hl7v2", body
     status, body = _curl(api, "-d", f"@{CDA}")
     assert status == 202 and json.loads(body)["format"] == "cda", body
+
+
+@pytest.fixture
+def client(settings):  # noqa: ANN001, ANN201
+    """The API in-process (FastAPI TestClient), with a token per source."""
+    from fastapi.testclient import TestClient
+
+    ctx = Context.from_settings(api_settings(settings, max_body=MAX_BODY))
+    with TestClient(create_app(ctx)) as c:
+        c.ctx = ctx
+        yield c
+    ctx.engine.dispose()
+
+
+def _token(client, source: str, **kw: object) -> dict[str, str]:  # noqa: ANN001
+    from api.tokens import mint
+
+    return {"Authorization": f"Bearer {mint(client.ctx.settings, 'sender', source=source, **kw)}"}
+
+
+def test_a_retry_is_told_already_received_with_the_first_id(client) -> None:  # noqa: ANN001
+    """A client that timed out posts the same body again: one import processed, and the
+    answer says it is the bytes already received, with the first import's id (before, only
+    status "duplicate", which a processed repeat of an MSH-10 also ends in)."""
+    data = HL7.read_bytes()
+    first = client.post("/imports", content=data, headers=_token(client, "labm")).json()
+    assert (first["status"], first["already_received"]) == ("received", False)
+    again = client.post("/imports", content=data, headers=_token(client, "labm")).json()
+    assert (again["status"], again["duplicate_of"], again["already_received"]) == (
+        "duplicate", first["import_id"], True)
+    # another source sending the same bytes is not a retry (dedupe level 1 is per source)
+    other = client.post("/imports", content=data, headers=_token(client, "hospital")).json()
+    assert (other["status"], other["already_received"]) == ("received", False)
+    # a form re-sent with a new boundary: every file says it
+    form = [("file", ("a.hl7", data, "application/hl7-v2")),
+            ("file", ("b.pdf", PDF.read_bytes(), "application/pdf"))]
+    once = client.post("/imports", files=form, headers=_token(client, "labm")).json()
+    twice = client.post("/imports", files=form, headers=_token(client, "labm")).json()
+    assert [f["already_received"] for f in once["files"]] == [True, False]
+    assert [(f["already_received"], f["duplicate_of"]) for f in twice["files"]] == [
+        (True, first["import_id"]), (True, once["files"][1]["import_id"])]
+
+
+@SQLITE
+def test_refused_tokens_are_logged_with_their_code_only(client, caplog) -> None:  # noqa: ANN001
+    """A sender's engineer asks why their push is refused: every refusal is now one log
+    line with the code, the route and the peer; never the token or the body."""
+    caplog.set_level(logging.INFO, logger="dmp")
+    expired = _token(client, "labm", ttl=1, now=1_000_000)
+    forged = {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}
+    pro = {"Authorization": "Bearer " + __import__("api.tokens").tokens.mint(
+        client.ctx.settings, "professional", rpps="10000000001", role="médecin")}
+    for headers, expected in (({}, (401, "TOKEN_MISSING")), (expired, (401, "TOKEN_EXPIRED")),
+                              (forged, (401, "TOKEN_INVALID")), (pro, (403, "WRONG_SCOPE")),
+                              (_token(client, "unknown-lab"), (403, "UNKNOWN_SOURCE"))):
+        caplog.clear()
+        r = client.post("/imports", content=HL7.read_bytes(), headers=headers)
+        assert (r.status_code, r.json()["error"]) == expected
+        lines = [rec.getMessage() for rec in caplog.records]
+        assert any(expected[1] in line for line in lines), (expected, lines)
+        token = headers.get("Authorization", "Bearer -").split()[1]
+        assert not any(token in line or "NFS" in line for line in lines if token != "-")
+        assert r.headers.get("www-authenticate") if expected[0] == 401 else True
+
+
+@SQLITE
+def test_openapi_describes_the_push(client) -> None:  # noqa: ANN001
+    """The OpenAPI document listed application/octet-stream and form data only, and a 202
+    with an empty schema: client generators and engineers reading it saw no error codes."""
+    op = client.get("/openapi.json").json()["paths"]["/imports"]["post"]
+    kinds = set(op["requestBody"]["content"])
+    assert {"application/hl7-v2", "application/xml", "text/xml", "application/pdf",
+            "multipart/form-data"} <= kinds
+    assert {"202", "400", "401", "403", "413", "415", "503"} <= set(op["responses"])
+    answer = op["responses"]["202"]["content"]["application/json"]["schema"]["properties"]
+    assert {"import_id", "status", "duplicate_of", "already_received", "files"} <= set(answer)
+    assert "TOO_LARGE" in op["responses"]["413"]["description"]
