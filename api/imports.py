@@ -11,6 +11,7 @@ i.e. the bytes are synced in the archive and the ledger row committed: a sender 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from starlette.requests import ClientDisconnect
 
 from api.app import ApiError, requires, state
 from api.upload import UploadError, decoded_body, refuse_stripped_line_breaks, uploaded_files
@@ -31,6 +33,8 @@ from pipelines.intake import Received, intake
 log = logging.getLogger("dmp.api.imports")
 router = APIRouter(tags=["imports"])
 _UNSAFE = re.compile(r"[^\w.()+@ -]")
+# Seconds a body may go without a byte before 408 (nginx's client_body_timeout is 60 s).
+BODY_IDLE_SECONDS = 60.0
 SENDER = Annotated[Principal, Depends(requires("sender"))]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -70,6 +74,8 @@ _RESPONSES: dict[int | str, dict] = {
                          "LINE_BREAKS_STRIPPED", **_ERROR},
     401: {"description": "TOKEN_MISSING, TOKEN_EXPIRED, TOKEN_INVALID", **_ERROR},
     403: {"description": "WRONG_SCOPE, UNKNOWN_SOURCE, PEER_NOT_ALLOWED", **_ERROR},
+    408: {"description": "BODY_TIMEOUT: the body stopped arriving; nothing stored",
+          **_ERROR},
     413: {"description": "TOO_LARGE (decompressed size included): nothing stored", **_ERROR},
     415: {"description": "UNSUPPORTED_ENCODING (Content-Encoding other than gzip, "
                          "deflate)", **_ERROR},
@@ -92,12 +98,29 @@ def clean_file_name(value: str | None) -> str | None:
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to exceed ``limit``."""
+    """The request body, refused (413) as soon as it is known to exceed ``limit``; 408 when
+    no byte of it has come for ``BODY_IDLE_SECONDS`` (uvicorn has no such limit: a sender
+    whose upload stalled, or a slow-loris, held a connection and its buffer for ever)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "TOO_LARGE", f"the body is over the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_SECONDS)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            log.warning("POST /imports: body stalled after %d bytes, %s s without data",
+                        size, BODY_IDLE_SECONDS)
+            raise ApiError(408, "BODY_TIMEOUT", f"no data of the body came for "
+                           f"{BODY_IDLE_SECONDS} s; nothing was stored, send it again",
+                           {"Connection": "close"}) from None
+        except ClientDisconnect:  # the sender gave up: nothing stored, nobody to answer
+            log.info("POST /imports: the sender left after %d bytes of the body", size)
+            raise ApiError(400, "BODY_INCOMPLETE", "the connection closed before the end "
+                           "of the body; nothing was stored") from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, "TOO_LARGE", f"the body is over the limit of {limit} bytes")

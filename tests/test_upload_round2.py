@@ -11,7 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
+import socket
 import subprocess
+import time
 
 import pytest
 from sqlalchemy import select
@@ -146,3 +149,78 @@ def test_openapi_describes_the_push(client) -> None:  # noqa: ANN001
     answer = op["responses"]["202"]["content"]["application/json"]["schema"]["properties"]
     assert {"import_id", "status", "duplicate_of", "already_received", "files"} <= set(answer)
     assert "TOO_LARGE" in op["responses"]["413"]["description"]
+
+
+def _raw(api, headers: dict[str, object], body: bytes | None = None, *,  # noqa: ANN001
+         wait: float = 3.0, close_after_body: bool = False) -> bytes:
+    """One POST /imports over a plain socket, as an engine's HTTP stack sends it: headers,
+    then (after a 100 Continue when it asked for one) the body."""
+    token = api.token("sender", source="labm")
+    host, port = api.url.rsplit("/", 1)[-1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=wait) as s:
+        lines = {"Host": host, "Authorization": f"Bearer {token}", **headers}
+        s.sendall(("POST /imports HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in lines.items() if v is not None) + "\r\n").encode())
+        if headers.get("Expect"):
+            first = _response(s)
+            if not first.startswith(b"HTTP/1.1 100 "):
+                return first  # answered without the body
+        if body is not None:
+            s.sendall(body)
+        if close_after_body:
+            return b""
+        return _response(s)
+
+
+def _response(s: socket.socket) -> bytes:
+    """One response: its head, then Content-Length bytes of body."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        got = s.recv(65536)
+        if not got:
+            return out
+        out += got
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length: *(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        got = s.recv(65536)
+        if not got:
+            break
+        body += got
+    return head + b"\r\n\r\n" + body
+
+
+@SQLITE
+def test_100_continue_stalled_and_abandoned_bodies(api, monkeypatch, caplog) -> None:  # noqa: ANN001
+    """Over the real HTTP port. Expect: 100-continue (curl sends it for bodies over 1 kB,
+    .NET and Java clients by default): a refusal comes before the body, an accepted push
+    after it. A body that stops arriving held the connection for ever (uvicorn has no body
+    timeout): now 408 BODY_TIMEOUT after BODY_IDLE_SECONDS, nothing stored. A sender that
+    hangs up mid-body was logged as an unexpected failure of ours: now one info line."""
+    import api.imports as endpoint
+
+    hl7 = HL7.read_bytes()
+    refused = _raw(api, {"Expect": "100-continue", "Content-Length": len(hl7),
+                         "Authorization": None})
+    assert refused.startswith(b"HTTP/1.1 401 ") and b"TOKEN_MISSING" in refused
+    large = _raw(api, {"Expect": "100-continue", "Content-Length": MAX_BODY + 1})
+    assert large.startswith(b"HTTP/1.1 413 ") and b"TOO_LARGE" in large
+    taken = _raw(api, {"Expect": "100-continue", "Content-Length": len(hl7),
+                       "Content-Type": "application/hl7-v2; charset=UTF-8"}, hl7)
+    assert taken.startswith(b"HTTP/1.1 202 ") and b'"format":"hl7v2"' in taken
+    assert _count(api) == 1
+
+    monkeypatch.setattr(endpoint, "BODY_IDLE_SECONDS", 0.5)
+    started = time.monotonic()
+    stalled = _raw(api, {"Content-Length": len(hl7)}, hl7[:100])
+    assert stalled.startswith(b"HTTP/1.1 408 ") and b"BODY_TIMEOUT" in stalled, stalled
+    assert time.monotonic() - started < 2.5
+    caplog.set_level(logging.INFO, logger="dmp")
+    _raw(api, {"Content-Length": len(hl7)}, hl7[:100], close_after_body=True)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not any(
+            "sender left" in r.getMessage() for r in caplog.records):
+        time.sleep(0.05)
+    assert any("sender left" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert _count(api) == 1
