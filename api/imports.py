@@ -70,8 +70,8 @@ _RESPONSES: dict[int | str, dict] = {
                          "Several files (a form): every file's answer in ``files``.",
           "content": {"application/json": {"schema": {**_FILE, "properties": {
               **_FILE["properties"], "files": {"type": "array", "items": _FILE}}}}}},
-    400: {"description": "EMPTY_BODY, BAD_ENCODING, BAD_MULTIPART, NO_FILE_PART, "
-                         "LINE_BREAKS_STRIPPED", **_ERROR},
+    400: {"description": "EMPTY_BODY, EMPTY_FILE, BAD_ENCODING, BAD_MULTIPART, "
+                         "NO_FILE_PART, LINE_BREAKS_STRIPPED", **_ERROR},
     401: {"description": "TOKEN_MISSING, TOKEN_EXPIRED, TOKEN_INVALID", **_ERROR},
     403: {"description": "WRONG_SCOPE, UNKNOWN_SOURCE, PEER_NOT_ALLOWED", **_ERROR},
     408: {"description": "BODY_TIMEOUT: the body stopped arriving; nothing stored",

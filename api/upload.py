@@ -90,11 +90,23 @@ def uploaded_files(body: bytes, content_type: str | None) -> list[UploadedFile]:
         raise UploadError(400, "BAD_MULTIPART", f"{kind} without a usable boundary parameter")
     parts = _parts(body, boundary.encode("latin-1", "replace"))
     files = [_file(headers, data) for headers, data in parts if _is_file(headers)]
+    _refuse_named_empty_files(files)
     files = [f for f in files if f.data.strip()]
     if not files:
         raise UploadError(400, "NO_FILE_PART", f"the {kind} body holds no file part (a part "
                           "with a filename, e.g. curl -F file=@result.hl7)")
     return files
+
+
+def _refuse_named_empty_files(files: list[UploadedFile]) -> None:
+    """400 for an empty file that has a name (`curl -F file=@result.hl7` of a file its
+    engine had not written yet): it was dropped in silence and the answer listed the other
+    files only. A browser form's unchosen file input (no file name, no content) is still
+    skipped. The message gives the part's position, not its name (names hold patients')."""
+    for n, f in enumerate(files, 1):
+        if f.file_name and not f.data.strip():
+            raise UploadError(400, "EMPTY_FILE", f"file part {n} of the form is empty; "
+                              "nothing was stored, send the form again with its content")
 
 
 def _parts(body: bytes, boundary: bytes) -> list[tuple[dict[str, str], bytes]]:

@@ -224,3 +224,22 @@ def test_100_continue_stalled_and_abandoned_bodies(api, monkeypatch, caplog) -> 
     assert any("sender left" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert _count(api) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_an_empty_named_file_of_a_form_is_refused_not_dropped(client) -> None:  # noqa: ANN001
+    """`curl -F a=@result.hl7 -F b=@empty.hl7`: the empty file was dropped in silence, 202
+    listed one file, and the sender believed both sent. Now 400 EMPTY_FILE, nothing stored
+    (no half of a form); a browser's unchosen file input (no name, no content) is skipped."""
+    data = HL7.read_bytes()
+    form = [("a", ("DUPONT_result.hl7", data, "application/hl7-v2")),
+            ("b", ("DUPONT_empty.hl7", b"", "application/hl7-v2"))]
+    r = client.post("/imports", files=form, headers=_token(client, "labm"))
+    assert (r.status_code, r.json()["error"]) == (400, "EMPTY_FILE"), r.text
+    assert "2" in r.json()["message"] and "DUPONT" not in r.json()["message"]
+    with client.ctx.engine.connect() as conn:
+        assert conn.execute(select(imports.c.id)).all() == []
+    browser = [("a", ("result.hl7", data, "application/hl7-v2")),
+               ("b", ("", b"", "application/octet-stream"))]
+    r = client.post("/imports", files=browser, headers=_token(client, "labm"))
+    assert r.status_code == 202 and "files" not in r.json(), r.text
