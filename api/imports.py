@@ -200,28 +200,37 @@ async def _answer_or_guess(api, result) -> dict:  # noqa: ANN001
                 "format": None, "already_received": repeat}
 
 
-def _repeat(result, head) -> bool:  # noqa: ANN001
-    """Whether this file is bytes we already held from this source (dedupe level 1): a
-    client retrying after a lost answer reads ``already_received`` and ``duplicate_of``
-    (the first import's id) instead of telling "duplicate" from a status alone, which a
-    processed message that repeats another's MSH-10 also ends in."""
-    return bool(result.repeats) and head.status == "duplicate" and \
-        head.duplicate_of is not None
-
-
 def _answer(api, result) -> dict:  # noqa: ANN001
-    """The ids and states intake gave (a batch: its file row and one row per message)."""
+    """The ids and states intake gave (a batch: its file row and one row per message).
+
+    ``already_received``: the bytes were held already from this source (dedupe level 1), so
+    a client retrying after a lost answer reads it with ``duplicate_of`` (the first import's
+    id) instead of guessing from a status "duplicate", which a processed message repeating
+    another's MSH-10 also ends in. A row is a repeat when the row it duplicates has the
+    same sha256: exact even when a worker has processed it already. A batch is a repeat
+    when all its messages are."""
     ids = ([result.batch_id] if result.batch_id is not None else []) + result.message_ids
     with api.ctx.engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(
-            select(ledger.c.id, ledger.c.status, ledger.c.duplicate_of, ledger.c.format)
-            .where(ledger.c.id.in_(ids)))}
+            select(ledger.c.id, ledger.c.status, ledger.c.duplicate_of, ledger.c.format,
+                   ledger.c.sha256).where(ledger.c.id.in_(ids)))}
+        firsts = [r.duplicate_of for r in rows.values() if r.duplicate_of is not None]
+        held = dict(conn.execute(select(ledger.c.id, ledger.c.sha256)
+                                 .where(ledger.c.id.in_(firsts))).all()) if firsts else {}
+
+    def repeat(i: int) -> bool:
+        return rows[i].duplicate_of is not None and \
+            held.get(rows[i].duplicate_of) == rows[i].sha256
+
     head = rows[ids[0]]
     answer = {"import_id": head.id, "status": head.status, "duplicate_of": head.duplicate_of,
-              "format": head.format, "already_received": _repeat(result, head)}
+              "format": head.format,
+              "already_received": all(repeat(i) for i in result.message_ids)
+              if result.message_ids else False}
     if result.batch_id is not None:
         answer["messages"] = [{"import_id": i, "status": rows[i].status,
-                               "duplicate_of": rows[i].duplicate_of}
+                               "duplicate_of": rows[i].duplicate_of,
+                               "already_received": repeat(i)}
                               for i in result.message_ids]
         answer["batch_problems"] = result.batch_problems
     return answer

@@ -113,6 +113,14 @@ def test_a_retry_is_told_already_received_with_the_first_id(client) -> None:  # 
     assert [f["already_received"] for f in once["files"]] == [True, False]
     assert [(f["already_received"], f["duplicate_of"]) for f in twice["files"]] == [
         (True, first["import_id"]), (True, once["files"][1]["import_id"])]
+    # an HL7v2 batch (FHS/BHS) sent again: its file row is new ("split"), every message
+    # a repeat; the batch said already_received false before
+    batch = (SAMPLES / "hl7v2" / "15_chu_batch.hl7").read_bytes()
+    sent = client.post("/imports", content=batch, headers=_token(client, "hospital")).json()
+    again = client.post("/imports", content=batch, headers=_token(client, "hospital")).json()
+    assert (sent["already_received"], again["already_received"]) == (False, True)
+    assert [(m["already_received"], m["duplicate_of"]) for m in again["messages"]] == [
+        (True, m["import_id"]) for m in sent["messages"]]
 
 
 @SQLITE
