@@ -2,8 +2,10 @@
 engine or script posts HL7v2, CDA and PDF to POST /imports (the real `serve` HTTP port).
 
 Found: `curl -d @file` (line breaks stripped) accepted then failed later with no hint; a
-retry's answer said "duplicate" with no sign it was the bytes already received; refused
-tokens were not logged at all; the OpenAPI description listed one content type and no error.
+retry's answer (a batch's above all) did not say it was bytes already received; refused
+tokens were not logged at all; the OpenAPI description listed one content type and no error;
+a stalled body held its connection for ever and a sender hanging up was logged as our ERROR;
+an empty named file of a form was dropped in silence.
 """
 
 from __future__ import annotations
