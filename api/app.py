@@ -90,18 +90,30 @@ def requires(*scopes: str) -> Callable[..., Principal]:
     async def principal(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
+            _refused(request, 401, "TOKEN_MISSING")
             raise ApiError(401, "TOKEN_MISSING", "a bearer token is required",
                            {"WWW-Authenticate": "Bearer"})
         try:
             who = principal_from(credentials.credentials, state(request).key)
         except TokenError as exc:
+            _refused(request, 401, exc.code)
             raise ApiError(401, exc.code, exc.message,
                            {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         if who.kind not in scopes:
+            _refused(request, 403, "WRONG_SCOPE", who.kind)
             raise ApiError(403, "WRONG_SCOPE",
                            f"this endpoint needs a {' or '.join(scopes)} token")
         return who
     return principal
+
+
+def _refused(request: Request, status: int, code: str, scope: str | None = None) -> None:
+    """One log line per refused token, so that a sender's integration engineer and our
+    support can see why a push is refused: the code, the route's template, the peer and
+    the token's scope; never the token, the path (it may hold an INS) or the body."""
+    peer = request.client.host if request.client else "-"
+    log.warning("%s %s refused %s %s: peer %s, token scope %s", request.method,
+                _template(request.scope), status, code, peer, scope or "-")
 
 
 def create_app(ctx: Context, *, on_intake: Callable[[], None] | None = None) -> FastAPI:

@@ -90,11 +90,23 @@ def uploaded_files(body: bytes, content_type: str | None) -> list[UploadedFile]:
         raise UploadError(400, "BAD_MULTIPART", f"{kind} without a usable boundary parameter")
     parts = _parts(body, boundary.encode("latin-1", "replace"))
     files = [_file(headers, data) for headers, data in parts if _is_file(headers)]
+    _refuse_named_empty_files(files)
     files = [f for f in files if f.data.strip()]
     if not files:
         raise UploadError(400, "NO_FILE_PART", f"the {kind} body holds no file part (a part "
                           "with a filename, e.g. curl -F file=@result.hl7)")
     return files
+
+
+def _refuse_named_empty_files(files: list[UploadedFile]) -> None:
+    """400 for an empty file that has a name (`curl -F file=@result.hl7` of a file its
+    engine had not written yet): it was dropped in silence and the answer listed the other
+    files only. A browser form's unchosen file input (no file name, no content) is still
+    skipped. The message gives the part's position, not its name (names hold patients')."""
+    for n, f in enumerate(files, 1):
+        if f.file_name and not f.data.strip():
+            raise UploadError(400, "EMPTY_FILE", f"file part {n} of the form is empty; "
+                              "nothing was stored, send the form again with its content")
 
 
 def _parts(body: bytes, boundary: bytes) -> list[tuple[dict[str, str], bytes]]:
@@ -157,3 +169,23 @@ def _header_value(value: str) -> tuple[str, dict[str, str]]:
         return "", {}
     found = {key.lower(): collapse_rfc2231_value(val) for key, val in params[1:]}
     return params[0][0].lower(), found
+
+
+_FORM_URLENCODED = "application/x-www-form-urlencoded"
+# What an HL7v2 message or a PDF starts with: both are unusable without their line breaks.
+_NEEDS_LINE_BREAKS = (b"MSH|", b"FHS|", b"BHS|", b"%PDF")
+
+
+def refuse_stripped_line_breaks(body: bytes, content_type: str | None) -> None:
+    """400 for the body `curl -d @result.hl7` sends: curl's -d is for form fields, so it
+    drops every CR and LF of the file and labels it x-www-form-urlencoded. An HL7v2 message
+    is then one segment (its PID and OBX run into MSH) and a PDF is corrupt: accepted, they
+    failed later with no hint of the cause. A CDA keeps its meaning without line breaks
+    and is taken as sent."""
+    kind, _ = _header_value(content_type or "")
+    if kind != _FORM_URLENCODED or b"\r" in body or b"\n" in body:
+        return
+    if body.lstrip()[:4] in _NEEDS_LINE_BREAKS:
+        raise UploadError(400, "LINE_BREAKS_STRIPPED",
+                          "the body has no line break left, as `curl -d @file` sends a "
+                          "file: send it with `curl --data-binary @file` (or -F file=@file)")
