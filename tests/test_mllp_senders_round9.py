@@ -87,8 +87,8 @@ def exchange(sock: socket.socket, payload: bytes) -> bytes | None:
     return read_frame(sock, bytearray(), 5)
 
 
-def closed_at_once(sock: socket.socket) -> bool:
-    sock.settimeout(2)
+def closed_at_once(sock: socket.socket, within: float = 2.0) -> bool:
+    sock.settimeout(within)
     try:
         return sock.recv(100) == b""
     except ConnectionResetError:
@@ -178,6 +178,28 @@ def test_a_balancer_health_check_is_not_a_sender(proxied: Svc) -> None:
         sock.sendall(v2("10.1.2.3", command=0))
         ack = exchange(sock, message("PXLOCAL"))
     assert ack is not None and msa(ack)[1] == "AR"
+
+
+def test_connections_waiting_for_their_header_count_against_max_connections(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """A balancer's connections that never send their header held descriptors beyond
+    max_connections (until the header timeout), the limit that keeps storing able to
+    open the archive's files."""
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "s.sqlite3"),
+                   sources=SOURCES, proxy_protocol=True, proxy_trusted=TRUSTED,
+                   max_connections=2, idle_timeout=5)
+    try:
+        with running_service(ctx, process=False) as svc, connect(svc.port) as one, \
+                connect(svc.port) as two:
+            for sock in (one, two):  # both accepted and waiting (a header not yet complete)
+                sock.sendall(b"PROXY TCP4")
+            with connect(svc.port) as third:
+                assert closed_at_once(third, within=1.0)
+            one.settimeout(0.1)
+            with pytest.raises(TimeoutError):  # the first ones still wait for their header
+                one.recv(1)
+    finally:
+        ctx.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -317,6 +317,15 @@ class _ProxyAccept(asyncio.Protocol):
                               "load balancers (proxy_trusted)", self.peer)
             transport.abort()
             return
+        open_now = len(server._handshakes) + len(server._idle) + len(server._proxy_pending)
+        if open_now >= server.max_connections:  # each holds a descriptor as any connection
+            server._warn_peer(self.peer, "proxy full",
+                              "connection from the load balancer %s closed at once: %d "
+                              "connection(s) open or waiting for their PROXY header, the "
+                              "listener's limit (max_connections %d)", self.peer, open_now,
+                              server.max_connections)
+            transport.abort()
+            return
         server._proxy_pending.add(transport)
         self.timer = asyncio.get_running_loop().call_later(
             min(server.idle_timeout, HANDSHAKE_TIMEOUT), self._refuse,
@@ -562,7 +571,7 @@ class MLLPServer:
         peer = peer_address(peername)
         if self._peer_over_limit(peer):
             return True
-        open_now = len(self._handshakes) + len(self._idle)
+        open_now = len(self._handshakes) + len(self._idle) + len(self._proxy_pending)
         if open_now < self.max_connections:
             self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             return False
