@@ -283,6 +283,7 @@ def server_side(client: socket.socket) -> socket.socket:
     raise AssertionError("server side not found")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds sockets in /proc")
 def test_accepted_connections_have_tcp_keepalive(proxied: Svc) -> None:
     """A sender whose NAT or VPN dropped the flow held its slot until idle_timeout."""
     with connect(proxied.port) as sock:
