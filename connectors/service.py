@@ -116,8 +116,15 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
                             max_frame_bytes=listener.max_frame_bytes,
                             idle_timeout=listener.idle_timeout, ssl_context=context,
                             prepare=prepare, max_connections=listener.max_connections,
-                            max_connections_per_peer=listener.max_connections_per_peer)
-        await server.start()
+                            max_connections_per_peer=listener.max_connections_per_peer,
+                            proxy_protocol=listener.proxy_protocol,
+                            proxy_trusted=listener.proxy_trusted)
+        try:
+            await server.start()
+        except BaseException:  # port taken: the worker processes just started end too (the
+            if workers is not None:  # service exited under them: tracebacks from each)
+                await loop.run_in_executor(None, workers.stop)
+            raise
         status.listener, status.listener_tls = server, listener.tls_cert is not None
         if not ctx.settings.sources and not listener.accept_unknown_senders:
             log.warning("no sources declared: every MLLP message will be refused (AR); "
@@ -139,7 +146,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         if api.server is not None:  # the console's dashboard reads it
             api.server.config.app.state.service_status = status
     polling = Pollers(ctx, workers, status) if pollers else None
-    print(f"dmp-ingest serve: MLLP on {listener.host}:{server.port}" if server
+    print(f"dmp-ingest serve: MLLP on {server.bound()}" if server
           else "dmp-ingest serve: processing only" if not api and (not polling
                                                                   or not polling.loops)
           else "dmp-ingest serve: no MLLP listener", flush=True)

@@ -51,7 +51,11 @@ class Source:
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
-        return any(address in net for net in self.peers)
+        # an entry in the IPv4-mapped form (::ffff:10.1.2.0/120) matches IPv4 peers too:
+        # peers of a dual-stack listener are known by their IPv4 address
+        mapped = ipaddress.IPv6Address(f"::ffff:{address}") if address.version == 4 else None
+        return any(address in net or (mapped is not None and mapped in net)
+                   for net in self.peers)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ class ListenerSettings:
     # and the other peers are served. 0: no limit but max_connections (an EAI hub or a NAT
     # may carry many labs' connections from one address)
     max_connections_per_peer: int = 0
+    # behind a TCP load balancer (HAProxy, AWS NLB, F5...): each connection starts with a
+    # PROXY protocol header (v1 or v2) naming its sender, whose address then counts for
+    # sources' peers, per-peer limits and logs; believed only from ``proxy_trusted``
+    proxy_protocol: bool = False
+    proxy_trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,6 +316,12 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
         return Path(str(value)) if value else None
 
     mode = str(pick("mllp_ack_mode", "accept"))
+    proxy = _truthy(str(pick("mllp_proxy_protocol", "")))
+    trusted = _networks("mllp proxy_trusted", pick("mllp_proxy_trusted", ""))
+    if proxy and not trusted:
+        raise SettingsError("mllp proxy_protocol is on but proxy_trusted names no load "
+                            "balancer address: a PROXY header from anyone would let it "
+                            "claim any sender's address")
     if mode not in ("accept", "application"):
         raise SettingsError(f"mllp ack_mode must be 'accept' or 'application', not {mode!r}")
     try:
@@ -321,9 +336,21 @@ def _listener(pick) -> ListenerSettings:  # noqa: ANN001
             tls_client_ca=path("mllp_tls_client_ca"),
             processing_ids=_processing_ids(pick("mllp_processing_ids", "P")),
             max_connections=int(str(pick("mllp_max_connections", 0))),
-            max_connections_per_peer=int(str(pick("mllp_max_connections_per_peer", 0))))
+            max_connections_per_peer=int(str(pick("mllp_max_connections_per_peer", 0))),
+            proxy_protocol=proxy, proxy_trusted=trusted)
     except ValueError as exc:
         raise SettingsError(f"invalid mllp setting: {exc}") from None
+
+
+def _networks(where: str, value: object) -> tuple[ipaddress.IPv4Network
+                                                   | ipaddress.IPv6Network, ...]:
+    """Addresses or networks (CIDR), as a TOML array or a comma-separated string."""
+    items = value if isinstance(value, list | tuple) else str(value or "").split(",")
+    try:
+        return tuple(ipaddress.ip_network(str(i).strip(), strict=False)
+                     for i in items if str(i).strip())
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
 
 
 def _processing_ids(value: object) -> tuple[str, ...]:

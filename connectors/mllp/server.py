@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.mllp.framing import FrameReader, Oversize
+from connectors.mllp.proxy import ProxyHeaderError, parse_header
 from connectors.mllp.tls import TLSServerProtocol
 from pipelines.acknowledge import ACK_BLOCKS, Answered, Frame
 from pipelines.faults import fault_point
@@ -285,21 +286,90 @@ class _TLSAccept(asyncio.Protocol):
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.server._start_tls(transport, transport.get_extra_info("peername"))
+
+
+class _ProxyAccept(asyncio.Protocol):
+    """A connection from a load balancer (``proxy_protocol``): its PROXY header read first,
+    then the connection handed on as coming from the sender the header names (plain MLLP,
+    or TLS: the balancer writes the header in clear before the client's ClientHello).
+    Refused, with one warning naming the balancer and the reason, when it comes from an
+    address not in ``proxy_trusted`` (anyone could otherwise claim any lab's address), when
+    its first bytes are not a header, or when none came within the handshake timeout."""
+
+    def __init__(self, server: MLLPServer) -> None:
+        self.server = server
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.peer: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
         server = self.server
-        if server._over_limit(transport.get_extra_info("peername")):
-            transport.close()
+        self.transport, self.peer = transport, peer_address(transport.get_extra_info("peername"))
+        _keep_alive(transport.get_extra_info("socket"))
+        if not server.trusts_balancer(self.peer):
+            server._warn_peer(self.peer, "proxy untrusted",
+                              "connection from %s closed at once: the listener expects a "
+                              "PROXY protocol header and this address is not one of its "
+                              "load balancers (proxy_trusted)", self.peer)
+            transport.abort()
             return
-        assert server.ssl_context is not None and isinstance(transport, asyncio.Transport)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
-        tls = TLSServerProtocol(server.ssl_context, asyncio.StreamReaderProtocol(reader), loop)
-        transport.set_protocol(tls)  # before any byte is read: the ClientHello goes to it
-        tls.connection_made(transport)
-        task = loop.create_task(server._accept_tls(tls, reader))
-        server._handshakes.add(task)
-        task.add_done_callback(server._handshakes.discard)
-        peer = peer_address(transport.get_extra_info("peername"))
-        task.add_done_callback(lambda _: server._release(peer))  # run or cancelled
+        open_now = len(server._handshakes) + len(server._idle) + len(server._proxy_pending)
+        if open_now >= server.max_connections:  # each holds a descriptor as any connection
+            server._warn_peer(self.peer, "proxy full",
+                              "connection from the load balancer %s closed at once: %d "
+                              "connection(s) open or waiting for their PROXY header, the "
+                              "listener's limit (max_connections %d)", self.peer, open_now,
+                              server.max_connections)
+            transport.abort()
+            return
+        server._proxy_pending.add(transport)
+        self.timer = asyncio.get_running_loop().call_later(
+            min(server.idle_timeout, HANDSHAKE_TIMEOUT), self._refuse,
+            "no PROXY protocol header within the handshake timeout")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        try:
+            parsed = parse_header(self.buffer)
+        except ProxyHeaderError as exc:
+            self._refuse(str(exc))
+            return
+        if parsed is None:
+            return
+        header, taken = parsed
+        self._done()
+        assert self.transport is not None
+        peername = header.source or self.transport.get_extra_info("peername")
+        log.debug("connection from %s through the load balancer %s (PROXY protocol v%d)",
+                  peer_address(peername), self.peer, header.version)
+        self.server._after_proxy(self.transport, peername, self.buffer[taken:])
+
+    def eof_received(self) -> bool:
+        self._refuse("closed before its PROXY protocol header was complete")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
+
+    def _done(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.transport is not None:
+            self.server._proxy_pending.discard(self.transport)
+
+    def _refuse(self, reason: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.server._warn_peer(self.peer, "proxy " + reason,
+                               "connection from the load balancer %s refused: %s", self.peer,
+                               reason)
+        self._done()
+        self.transport.abort()
 
 
 ALL_IPV6 = "::"
@@ -313,13 +383,39 @@ def dual_stack_socket(port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((ALL_IPV6, port))
+        try:
+            sock.bind((ALL_IPV6, port))
+        except OSError as exc:  # said only "Address already in use": which one, as asyncio
+            raise OSError(exc.errno, f"error while attempting to bind on address "
+                          f"[{ALL_IPV6}]:{port}: {(exc.strerror or str(exc)).lower()}") from None
         sock.listen(socket.SOMAXCONN)
         sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+# TCP keepalive on accepted connections: a sender whose network went away without a word
+# (a NAT or firewall forgetting the flow, a VPN down) held its connection slot, and its
+# per-peer slot, until idle_timeout (5 minutes by default; hours for a frame being written).
+# Probes after 60 s of silence, every 15 s, 4 unanswered: the connection ends in about 2 min.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 15, 4
+
+
+def _keep_alive(sock: socket.socket | None) -> None:
+    """TCP keepalive on an accepted connection (``KEEPALIVE_*``), where the system has it."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+                            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                            ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:  # the connection already gone
+        pass
 
 
 def peer_address(peername: object) -> str | None:
@@ -376,7 +472,9 @@ class MLLPServer:
                  max_frame_bytes: int = 10 * 1024 * 1024, idle_timeout: float = 300.0,
                  ssl_context: ssl.SSLContext | None = None,
                  prepare: Prepare | None = None, max_connections: int = 0,
-                 max_connections_per_peer: int = 0) -> None:
+                 max_connections_per_peer: int = 0, proxy_protocol: bool = False,
+                 proxy_trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
+                 ) -> None:
         self.committer = GroupCommitter(handler, prepare=prepare)
         self.host, self.port = host, port
         self.max_frame_bytes = max_frame_bytes
@@ -396,6 +494,62 @@ class MLLPServer:
         self._per_peer: dict[str | None, int] = {}  # peer address -> connections open
         self._warned_at: float | None = None
         self._peer_warnings = Throttle(window_seconds=PEER_WARNING_WINDOW)
+        # behind a load balancer: each connection starts with a PROXY protocol header
+        # naming its sender, read from the balancers ``proxy_trusted`` only
+        self.proxy_protocol = proxy_protocol
+        self.proxy_trusted = proxy_trusted
+        self._proxy_pending: set[asyncio.Transport] = set()  # their header not yet read
+        self._proxied_tasks: set[asyncio.Task] = set()  # plain ones, until they start
+
+    def trusts_balancer(self, peer: str | None) -> bool:
+        """Whether ``peer`` is one of the load balancers whose PROXY headers are believed."""
+        try:
+            address = ipaddress.ip_address((peer or "").split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(address in net for net in self.proxy_trusted)
+
+    def _start_tls(self, transport: asyncio.Transport, peername: object,
+                   data: bytes = b"") -> None:
+        """A TLS connection accepted (from ``peername``: the sender's address, a PROXY
+        header's when behind a balancer): handed at once to its TLS layer, ``data`` (what
+        followed the PROXY header) its first bytes."""
+        if self._over_limit(peername):
+            transport.close()
+            return
+        assert self.ssl_context is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        tls = TLSServerProtocol(self.ssl_context, asyncio.StreamReaderProtocol(reader), loop)
+        transport.set_protocol(tls)  # before any byte is read: the ClientHello goes to it
+        tls.connection_made(transport)
+        if data:
+            tls.data_received(data)
+        task = loop.create_task(self._accept_tls(tls, reader, peername))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+        peer = peer_address(peername)
+        task.add_done_callback(lambda _: self._release(peer))  # run or cancelled
+
+    def _after_proxy(self, transport: asyncio.Transport, peername: object, data: bytes) -> None:
+        """A balancer's connection whose PROXY header is read: served as the sender's."""
+        if self.closing:
+            transport.abort()
+            return
+        if self.ssl_context is not None:
+            self._start_tls(transport, peername, data)
+            return
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if data:
+            protocol.data_received(data)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        task = loop.create_task(self._serve_connection(reader, writer, peername))
+        self._proxied_tasks.add(task)
+        task.add_done_callback(self._proxied_tasks.discard)
 
     def _warn_peer(self, peer: str | None, kind: str, what: str, *args: object) -> None:
         """``log.warning(what, *args)``, five a minute per peer and ``kind`` at most, the
@@ -417,7 +571,7 @@ class MLLPServer:
         peer = peer_address(peername)
         if self._peer_over_limit(peer):
             return True
-        open_now = len(self._handshakes) + len(self._idle)
+        open_now = len(self._handshakes) + len(self._idle) + len(self._proxy_pending)
         if open_now < self.max_connections:
             self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             return False
@@ -458,15 +612,29 @@ class MLLPServer:
         self._committer_task = asyncio.create_task(self.committer.run())
         where: dict = ({"sock": dual_stack_socket(self.port)} if self.host == ALL_IPV6
                        else {"host": self.host, "port": self.port, "reuse_address": True})
-        if self.ssl_context is None:
+        if self.proxy_protocol:  # the PROXY header first (``_ProxyAccept``), then TLS if any
+            self.server = await asyncio.get_running_loop().create_server(
+                lambda: _ProxyAccept(self), **where)
+        elif self.ssl_context is None:
             self.server = await asyncio.start_server(self._serve_connection,
                                                      limit=STREAM_LIMIT, **where)
         else:  # the handshake is ours, to say who failed it and why (``_accept_tls``)
             self.server = await asyncio.get_running_loop().create_server(
                 lambda: _TLSAccept(self), **where)
         self.port = self.server.sockets[0].getsockname()[1]  # the real one when port was 0
-        log.info("MLLP listening on %s:%s%s", f"[{self.host}]" if ":" in self.host
-                 else self.host, self.port, " (TLS)" if self.ssl_context else "")
+        log.info("MLLP listening on %s%s%s", self.bound(), " (TLS)" if self.ssl_context
+                 else "", " (PROXY protocol)" if self.proxy_protocol else "")
+
+    def bound(self) -> str:
+        """Where it listens, as the operator writes it: every bound address ('localhost'
+        is two), an IPv6 one in brackets ('[::]:2575', not ':::2575')."""
+        if self.server is None:
+            return ""
+        found = []
+        for sock in self.server.sockets:
+            host, port = sock.getsockname()[:2]
+            found.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return ", ".join(dict.fromkeys(found))
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting; finish in-flight frames (ACK written); close idle connections."""
@@ -475,6 +643,8 @@ class MLLPServer:
             self.server.close()
         for task in list(self._handshakes):  # not a connection yet: nothing in flight
             task.cancel()
+        for transport in list(self._proxy_pending):  # no PROXY header yet: nothing either
+            transport.abort()
         for task, idle in list(self._idle.items()):
             if idle:
                 task.cancel()
@@ -487,7 +657,8 @@ class MLLPServer:
             await asyncio.wait([self._committer_task], timeout=grace)
         self.committer.shutdown()
 
-    async def _accept_tls(self, tls: TLSServerProtocol, reader: asyncio.StreamReader) -> None:
+    async def _accept_tls(self, tls: TLSServerProtocol, reader: asyncio.StreamReader,
+                          peername: object = None) -> None:
         """The TLS handshake of a connection accepted in plain TCP, then the connection.
         asyncio's own (``start_server(ssl=...)``) drops a failed handshake without a word
         outside its debug mode: a lab sending plain MLLP to the TLS port, or connecting
@@ -497,7 +668,8 @@ class MLLPServer:
         slot, said as such (it was said "the peer closed the connection")."""
         assert tls.transport is not None
         transport = tls.transport
-        peer = peer_address(transport.get_extra_info("peername"))
+        peername = peername or transport.get_extra_info("peername")
+        peer = peer_address(peername)
         try:
             async with asyncio.timeout(min(self.idle_timeout, HANDSHAKE_TIMEOUT)):
                 await asyncio.shield(tls.handshake)
@@ -518,7 +690,7 @@ class MLLPServer:
         assert isinstance(protocol, asyncio.StreamReaderProtocol)
         writer = asyncio.StreamWriter(tls.app_transport, protocol, reader,
                                       asyncio.get_running_loop())
-        await self._serve_connection(reader, writer)
+        await self._serve_connection(reader, writer, peername)
 
     async def _write(self, writer: asyncio.StreamWriter, answers: list[bytes]) -> None:
         """Each answer in a frame of its own."""
@@ -531,14 +703,18 @@ class MLLPServer:
         fault_point("mllp.acked")  # acknowledged: the sender will not send it again
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
-                                writer: asyncio.StreamWriter) -> None:
+                                writer: asyncio.StreamWriter, peername: object = None) -> None:
+        """One connection's frames; ``peername``: its sender's address when it is not the
+        socket's own (a PROXY protocol header's)."""
         task = asyncio.current_task()
         assert task is not None
-        if self.ssl_context is None and self._over_limit(writer.get_extra_info("peername")):
+        peername = peername or writer.get_extra_info("peername")
+        if self.ssl_context is None and self._over_limit(peername):
             writer.close()
             return
         _fix_send_buffer(writer.get_extra_info("socket"))
-        peer = peer_address(writer.get_extra_info("peername"))
+        _keep_alive(writer.get_extra_info("socket"))
+        peer = peer_address(peername)
         plain = self.ssl_context is None  # counted for its peer here (TLS: by its task)
         self._idle[task] = True
         self.connections += 1
