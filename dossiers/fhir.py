@@ -778,11 +778,19 @@ def _site_words(site: Any) -> str | None:  # noqa: ANN401
 
 
 def _performer(value: Any) -> dict | None:  # noqa: ANN401
-    """'<oid>^<id>' (a CDA author id) -> a logical reference; a name -> a display."""
+    """'<oid>^<id>' (a CDA author id) -> a logical reference; a name -> a display.
+
+    A professional's id (national PS OID) is a Practitioner reference typed as the
+    Practitioner resources are (``_practitioner_identifiers``: IDNPS, the bare RPPS
+    made the idNatPS): it was an untyped identifier whose value, for an HL7v2 sender's
+    bare RPPS, matched no Practitioner of the Bundle."""
     text = _text(value)
     if not text:
         return None
     root, sep, ext = text.partition("^")
+    if sep and root.strip() == NATIONAL_PS_OID and _text(ext):
+        said = _identifier(ext, NATIONAL_PS_OID) or {}
+        return {"type": "Practitioner", "identifier": _practitioner_identifiers(said)[0]}
     if sep and _OID.fullmatch(root.strip()) and _text(ext):
         identifier = {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}
         # a structure's idNatSt typed as its Organization's is (IDNST, official)

@@ -1,0 +1,57 @@
+"""FHIR export round 6: what a FHIR consumer (an FR Core validator, a server taking the
+Bundle, an EHR importing it) still tripped on.
+
+Rows are built by hand as the store holds them (no Prefect, no database); every Bundle is
+validated whole (check_bundle).
+"""
+
+from __future__ import annotations
+
+from dossiers.fhir import full_url, to_bundle
+from tests.test_fhir_export import PATIENT, _row, by_entry_id, check_bundle
+
+IDNPS_TYPE = {"coding": [{"system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
+                          "code": "IDNPS"}]}
+PS = "urn:oid:1.2.250.1.71.4.2.1"
+
+
+def _practitioners(bundle: dict) -> list[dict]:
+    return [e["resource"] for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Practitioner"]
+
+
+# -- professionals named by their id ----------------------------------------------------------
+def test_a_professional_by_id_is_typed_as_the_practitioner_resources_are() -> None:
+    """A document's author, a procedure's performer, a problem's informant named by their
+    national PS id were logical references with an untyped identifier, and a bare RPPS (an
+    HL7v2 sender's) kept as sent: a reader matching on the typed idNatPS of the Bundle's
+    Practitioners found none. Each is now a Practitioner reference by the IDNPS-typed
+    idNatPS ('8' + RPPS), the very identifier the Practitioner resources carry."""
+    doc = {"type": "document", "code": "11502-2", "system": "LN", "display": "CR-BIO",
+           "performer": f"{PS[8:]}^10003791976",  # a bare RPPS under the PS OID
+           "details": {"ordered_by": [{"ids": [f"{PS[8:]}^810003791976"]}],
+                       "orders": ["1.2.250.1.213.1.1.9^2024-77"]}}
+    problem = {"type": "problem", "code": "38341003", "system": "SNOMED-CT",
+               "display": "HTA", "details": {"informants": [
+                   {"source": "professional", "ids": [f"{PS[8:]}^810003791976"]}]}}
+    rows = [_row(1, **doc), _row(2, **problem)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    expected = {"type": "Practitioner",
+                "identifier": {"type": IDNPS_TYPE, "system": PS, "value": "810003791976"}}
+    assert res[1]["author"] == [expected]
+    assert res[2]["asserter"] == expected
+    (prescriber,) = _practitioners(bundle)
+    assert expected["identifier"] in prescriber["identifier"]
+
+
+def test_an_other_registers_id_stays_as_it_was_sent() -> None:
+    """A structure's or a local id is not a professional's: no Practitioner type."""
+    rows = [_row(1, type="document", code="11502-2", system="LN", display="CR",
+                 performer="1.2.250.1.213.1.1.9^ABC")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    assert by_entry_id(bundle)[1]["author"] == [
+        {"identifier": {"system": "urn:oid:1.2.250.1.213.1.1.9", "value": "ABC"}}]
+    assert full_url("entry", 1) in {e["fullUrl"] for e in bundle["entry"]}
