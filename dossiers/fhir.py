@@ -2848,6 +2848,30 @@ def _bundle_entry(url: str, resource: dict) -> dict:
                                          "id": url.removeprefix("urn:uuid:"), **rest}}
 
 
+def _link_orders(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                 versions: Mapping[int, int], extras: Mapping[str, dict]) -> None:
+    """The orders a document answers (its ServiceRequests, DocumentReference.context
+    .related: R4 gives a DocumentReference no basedOn) -> basedOn of the reports and lab
+    results read from it, as R4 DiagnosticReport and Observation say it. Only the
+    DocumentReference pointed at the CR-BIO's order: a reader of the results (a lab
+    Observation is what FR Core and IPS look at) could not find what was prescribed nor by
+    whom. An order the report already names (HL7v2 OBR) is kept, the document's added."""
+    for e in kept:
+        parent = e.get("parent_id")
+        parent = versions.get(parent, parent) if parent is not None else None
+        mine = resources[e["id"]]
+        if parent not in resources or parent == e["id"] or \
+                resources[parent]["resourceType"] != "DocumentReference" or not (
+                    mine["resourceType"] == "DiagnosticReport" or
+                    (e.get("type") == LAB_RESULT and is_lab_result(mine))):
+            continue
+        related = (resources[parent].get("context") or {}).get("related") or ()
+        for ref in related:
+            if (extras.get(ref.get("reference") or "") or {}).get("resourceType") \
+                    == "ServiceRequest" and ref not in mine.get("basedOn", ()):
+                mine.setdefault("basedOn", []).append(dict(ref))
+
+
 def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                  urls: Mapping[int, str], versions: Mapping[int, int],
                  extras: dict[str, dict], subject: dict, base_url: str) -> None:
@@ -2943,6 +2967,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link(kept, resources, urls, versions or {})
     _link_isolates(kept, resources, urls, versions or {}, extras)
     _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
+    _link_orders(kept, resources, versions or {}, extras)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

@@ -55,3 +55,30 @@ def test_an_other_registers_id_stays_as_it_was_sent() -> None:
     assert by_entry_id(bundle)[1]["author"] == [
         {"identifier": {"system": "urn:oid:1.2.250.1.213.1.1.9", "value": "ABC"}}]
     assert full_url("entry", 1) in {e["fullUrl"] for e in bundle["entry"]}
+
+
+# -- the order a CR-BIO answers ---------------------------------------------------------------
+def test_a_cr_bios_results_and_report_are_based_on_its_order() -> None:
+    """A CR-BIO's inFulfillmentOf became a ServiceRequest in the DocumentReference's
+    context only: the report and the results read from it (what a reader of lab results
+    looks at) had no basedOn, the prescription and its prescriber unreachable from them.
+    Each now points at the document's order; a problem read from it does not (R4 Condition
+    has no basedOn), nor a result of another document."""
+    doc = {"type": "document", "code": "11502-2", "system": "LN", "display": "CR-BIO",
+           "details": {"orders": ["1.2.250.1.213.1.1.9^2024-77"],
+                       "ordered_by": [{"ids": [f"{PS[8:]}^810003791976"],
+                                       "time": "2024-03-09T10:07+01:00"}]}}
+    rows = [_row(1, **doc), _row(2, type="lab_report", code="24331-1", parent_id=1),
+            _row(3, parent_id=2, value_num=5.2, unit="mmol/L"),
+            _row(4, parent_id=1, value_num=1.1, unit="g/L"),
+            _row(5, type="problem", code="44054006", system="SNOMED-CT", parent_id=1),
+            _row(6, type="document", code="11502-2", system="LN", display="CR-BIO 2"),
+            _row(7, parent_id=6, value_num=6.0, unit="mmol/L")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    (order,) = [r["reference"] for r in res[1]["context"]["related"]]
+    assert res[2]["basedOn"] == [{"reference": order}]
+    assert res[4]["basedOn"] == [{"reference": order}]
+    assert "basedOn" not in res[3]  # its report's: the report is based on the order
+    assert "basedOn" not in res[5] and "basedOn" not in res[7]
