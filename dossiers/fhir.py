@@ -2872,6 +2872,32 @@ def _link_orders(kept: Sequence[Mapping], resources: Mapping[int, dict],
                 mine.setdefault("basedOn", []).append(dict(ref))
 
 
+def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                 urls: Mapping[int, str]) -> None:
+    """A problem diagnosed at a visit, or that the visit was for (details.visit: the
+    encounter entry's key and the role, C-CDA Encounter Diagnosis or an RSON problem) ->
+    Condition.encounter, and the Encounter's diagnosis or reasonReference (R4). The store
+    said it, the Bundle did not: the diagnosis read as a problem found anywhere. An
+    encounter the Bundle does not hold (masked, superseded) links nothing."""
+    by_key = {str(e["key"]): e["id"] for e in kept if e.get("key")}
+    for e in kept:
+        details = _json(e.get("details"))
+        visit = details.get("visit") if isinstance(details, Mapping) else None
+        if not isinstance(visit, Mapping) or not _text(visit.get("key")):
+            continue
+        found = by_key.get(str(visit["key"]))
+        mine = resources[e["id"]]
+        if found is None or found == e["id"] or mine["resourceType"] != "Condition" or \
+                resources[found]["resourceType"] != "Encounter":
+            continue
+        mine["encounter"] = {"reference": urls[found]}
+        me = {"reference": urls[e["id"]]}
+        if visit.get("role") == "reason":
+            resources[found].setdefault("reasonReference", []).append(me)
+        else:
+            resources[found].setdefault("diagnosis", []).append({"condition": me})
+
+
 def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                  urls: Mapping[int, str], versions: Mapping[int, int],
                  extras: dict[str, dict], subject: dict, base_url: str) -> None:
@@ -2968,6 +2994,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_isolates(kept, resources, urls, versions or {}, extras)
     _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
     _link_orders(kept, resources, versions or {}, extras)
+    _link_visits(kept, resources, urls)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

@@ -82,3 +82,29 @@ def test_a_cr_bios_results_and_report_are_based_on_its_order() -> None:
     assert res[4]["basedOn"] == [{"reference": order}]
     assert "basedOn" not in res[3]  # its report's: the report is based on the order
     assert "basedOn" not in res[5] and "basedOn" not in res[7]
+
+
+# -- the visit a problem was diagnosed at -----------------------------------------------------
+def test_a_problem_diagnosed_at_a_visit_is_that_encounters() -> None:
+    """C-CDA Encounter Diagnosis (and a problem under RSON): the store keeps the visit
+    (details.visit, the encounter entry's key and the role) but the Condition said nothing
+    of it. Condition.encounter names it now, and the Encounter lists it as its diagnosis
+    or its reason; a visit the Bundle does not hold links nothing."""
+    enc = {"type": "encounter", "code": "AMB", "system": "ActCode", "display": "Consultation",
+           "key": "enc-2024-03-10", "effective": "2024-03-10T08:30+01:00"}
+    rows = [_row(1, **enc),
+            _row(2, type="problem", code="38341003", system="SNOMED-CT", display="HTA",
+                 details={"visit": {"key": "enc-2024-03-10", "role": "diagnosis"}}),
+            _row(3, type="problem", code="25064002", system="SNOMED-CT",
+                 display="Céphalées",
+                 details={"visit": {"key": "enc-2024-03-10", "role": "reason"}}),
+            _row(4, type="problem", code="73211009", system="SNOMED-CT", display="Diabète",
+                 details={"visit": {"key": "enc-masked", "role": "diagnosis"}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    visit = {"reference": full_url("entry", 1)}
+    assert res[2]["encounter"] == visit and res[3]["encounter"] == visit
+    assert res[1]["diagnosis"] == [{"condition": {"reference": full_url("entry", 2)}}]
+    assert res[1]["reasonReference"] == [{"reference": full_url("entry", 3)}]
+    assert "encounter" not in res[4]
