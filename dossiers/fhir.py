@@ -2898,6 +2898,76 @@ def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
             resources[found].setdefault("diagnosis", []).append({"condition": me})
 
 
+# Where R4 lets a resource name what it rests on: (element, wraps in evidence.detail,
+# only documents); R4 Procedure.report and Observation.derivedFrom take a DocumentReference,
+# not an act; the others any resource
+_REFERENCED_BY = {"DocumentReference": ("context.related", False),
+                  "Procedure": ("report", True), "Observation": ("derivedFrom", True),
+                  "Condition": ("evidence", False), "MedicationStatement": ("derivedFrom", False),
+                  "MedicationRequest": ("supportingInformation", False)}
+
+
+def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                     extras: dict[str, dict], subject: dict, base_url: str) -> None:
+    """What a fact or a document refers to (details.external_references, CDA
+    act.reference: a procedure's report, the advance directives a DLU summarises, the
+    guideline an IPS-FR problem follows, a document's external document) -> a reference
+    where R4 gives one a place. A reference that says where it is (a URL) is a
+    DocumentReference of its own, its attachment's url, as R4 says a document found at an
+    address; one by id alone a logical reference by identifier. They were dropped: the
+    dossier's reader could not find the document a fact rests on. Never fetched."""
+    for e in kept:
+        details = _json(e.get("details"))
+        said = details.get("external_references") if isinstance(details, Mapping) else None
+        mine = resources[e["id"]]
+        where = _REFERENCED_BY.get(mine["resourceType"])
+        if not isinstance(said, list) or where is None:
+            continue
+        element, documents_only = where
+        for ref in said:
+            if not isinstance(ref, Mapping):
+                continue
+            if documents_only and ref.get("kind") != "externalDocument" and \
+                    not _text(ref.get("url")):
+                continue
+            found = _external_reference(ref, e, details, subject, base_url, extras)
+            if found is None:
+                continue
+            if element == "context.related":
+                mine.setdefault("context", {}).setdefault("related", []).append(found)
+            elif element == "evidence":
+                mine.setdefault("evidence", []).append({"detail": [found]})
+            else:
+                mine.setdefault(element, []).append(found)
+
+
+def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject: dict,
+                        base_url: str, extras: dict[str, dict]) -> dict | None:
+    """One act.reference as a Reference: with a URL, to a DocumentReference added to
+    ``extras`` (one per id and URL, with the labels of the entries that name it); by id
+    alone, logical (typed DocumentReference for an externalDocument)."""
+    identifier = _entity_identifier(ref.get("id"))
+    url, text = _text(ref.get("url")), _text(ref.get("text"))
+    code = ref.get("code") if isinstance(ref.get("code"), Mapping) else {}
+    words = text or _text(code.get("display"))
+    if url:
+        key = full_url("external-document", f"{ref.get('id') or ''}|{url}")
+        held = extras.setdefault(key, {
+            "resourceType": "DocumentReference", "meta": {"security": []},
+            "identifier": [identifier] if identifier else [], "status": "current",
+            "type": _said_concept(code.get("code"), code.get("system"), code.get("display"),
+                                  base_url), "subject": subject, "description": words,
+            "content": [{"attachment": {"url": url, "title": words}}]})
+        for label in _security(entry, details):
+            if label not in held["meta"]["security"]:
+                held["meta"]["security"].append(label)
+        return {"reference": key, "display": words}
+    if identifier is None:
+        return {"display": words} if words else None
+    kind = "DocumentReference" if ref.get("kind") == "externalDocument" else None
+    return {"type": kind, "identifier": identifier, "display": words}
+
+
 def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                  urls: Mapping[int, str], versions: Mapping[int, int],
                  extras: dict[str, dict], subject: dict, base_url: str) -> None:
@@ -2995,6 +3065,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
     _link_orders(kept, resources, versions or {}, extras)
     _link_visits(kept, resources, urls)
+    _link_references(kept, resources, extras, subject, base_url)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

@@ -108,3 +108,50 @@ def test_a_problem_diagnosed_at_a_visit_is_that_encounters() -> None:
     assert res[1]["diagnosis"] == [{"condition": {"reference": full_url("entry", 2)}}]
     assert res[1]["reasonReference"] == [{"reference": full_url("entry", 3)}]
     assert "encounter" not in res[4]
+
+
+# -- what a fact or a document refers to ------------------------------------------------------
+def test_what_a_procedure_a_problem_and_a_document_refer_to_is_referenced() -> None:
+    """details.external_references (CDA act.reference) were dropped from the Bundle: the
+    colonoscopy's report (by id) is its Procedure.report, the pathology report found at an
+    address a DocumentReference with that url, the IPS-FR problem's guideline (a URL, no
+    id) its evidence, the CARD-F-PRC document's external document (a UUID) its context."""
+    colo_refs = [
+        {"kind": "externalDocument", "type": "REFR", "id": "1.2.250.1.999.77^CR-COLO-2024-001",
+         "code": {"code": "28570-0", "system": "LN", "display": "Compte rendu de procédure"},
+         "set_id": "1.2.250.1.999.78^SET-COLO", "version": "2"},
+        {"kind": "externalDocument", "type": "REFR", "id": "1.2.250.1.999.79^ANAPATH-2024-17",
+         "url": "https://dpi.example.fr/documents/ANAPATH-2024-17"},
+        {"kind": "externalAct", "type": "REFR", "id": "1.2.250.1.999.80^ACT-1"}]
+    guideline = "https://www.orpha.net/data/patho/Pro/fr/ORPHA658.pdf"
+    rows = [_row(1, type="document", code="11488-4", system="LN", display="CR-CARD",
+                 details={"external_references": [
+                     {"kind": "externalDocument", "type": "REFR",
+                      "id": "A49FA706-28A1-418E-BC56-94070C9D3681"}]}),
+            _row(2, type="procedure", code="HHQE002", system="CCAM", display="Coloscopie",
+                 details={"external_references": colo_refs}, masking={"MASQUE_PS": True}),
+            _row(3, type="problem", code="ORPHA:658", system="ORPHANET",
+                 display="Syndrome de Marfan", details={"external_references": [
+                     {"kind": "externalDocument", "type": "REFR", "url": guideline,
+                      "text": "PNDS Marfan"}]})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["context"]["related"] == [
+        {"type": "DocumentReference", "identifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": "urn:uuid:a49fa706-28a1-418e-bc56-94070c9d3681"}}]
+    report, anapath = res[2]["report"]  # the act is no document: not a report
+    assert report == {"type": "DocumentReference", "identifier": {
+        "system": "urn:oid:1.2.250.1.999.77", "value": "CR-COLO-2024-001"},
+        "display": "Compte rendu de procédure"}
+    found = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    held = found[anapath["reference"]]
+    assert held["content"] == [{"attachment": {
+        "url": "https://dpi.example.fr/documents/ANAPATH-2024-17"}}]
+    assert held["identifier"] == [{"system": "urn:oid:1.2.250.1.999.79",
+                                   "value": "ANAPATH-2024-17"}]
+    assert held["meta"]["security"]  # masked as the procedure that names it
+    (evidence,) = res[3]["evidence"]
+    doc = found[evidence["detail"][0]["reference"]]
+    assert doc["content"][0]["attachment"] == {"url": guideline, "title": "PNDS Marfan"}
