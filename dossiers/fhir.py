@@ -2941,6 +2941,30 @@ def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
                 mine.setdefault(element, []).append(found)
 
 
+def _link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                        extras: dict[str, dict], subject: dict, base_url: str) -> None:
+    """The prescription a dispense fulfils (details.prescription, CDA eDISP / IHE Pharm
+    DIS: the prescription item's id, the prescription document by XCRPT) -> the
+    MedicationStatement's basedOn (the MedicationRequest by its identifier) and derivedFrom
+    (the document). It was read by the CDA round and dropped here: a pharmacist's dispense
+    named no prescription. (A MedicationDispense resource would say it better: not yet.)"""
+    for e in kept:
+        details = _json(e.get("details"))
+        said = details.get("prescription") if isinstance(details, Mapping) else None
+        mine = resources[e["id"]]
+        if not isinstance(said, Mapping) or mine["resourceType"] != "MedicationStatement":
+            continue
+        item = _entity_identifier(said.get("item"))
+        if item is not None:
+            mine.setdefault("basedOn", []).append({"type": "MedicationRequest",
+                                                   "identifier": item})
+        for ref in said.get("documents") or ():
+            found = _external_reference(ref, e, details, subject, base_url, extras) \
+                if isinstance(ref, Mapping) else None
+            if found is not None and found not in mine.get("derivedFrom", ()):
+                mine.setdefault("derivedFrom", []).append(found)
+
+
 def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject: dict,
                         base_url: str, extras: dict[str, dict]) -> dict | None:
     """One act.reference as a Reference: with a URL, to a DocumentReference added to
@@ -3066,6 +3090,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_orders(kept, resources, versions or {}, extras)
     _link_visits(kept, resources, urls)
     _link_references(kept, resources, extras, subject, base_url)
+    _link_prescriptions(kept, resources, extras, subject, base_url)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
