@@ -7,6 +7,8 @@ validated whole (check_bundle).
 
 from __future__ import annotations
 
+import re
+
 from dossiers.fhir import full_url, to_bundle
 from tests.test_fhir_export import PATIENT, _row, by_entry_id, check_bundle
 
@@ -178,3 +180,42 @@ def test_a_dispense_names_the_prescription_it_fulfils() -> None:
         "value": "urn:uuid:aadc9c14-f1ca-4177-b2c8-a5178d5b3ca0"}}]
     assert dispense["derivedFrom"] == [{"type": "DocumentReference", "identifier": {
         "system": "urn:oid:1.2.250.1.213.1.1.1.39.12345", "value": "1"}}]
+
+
+# -- times to the hour ------------------------------------------------------------------------
+HOUR_ONLY = "2024-03-10T08+01:00"  # as the store keeps a CDA/HL7v2 time to the hour
+
+
+def _times(obj: object) -> list[str]:
+    """Every string of the Bundle that starts like a date with a time."""
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _times(v)]
+    if isinstance(obj, list):
+        return [t for v in obj for t in _times(v)]
+    return [obj] if isinstance(obj, str) and re.match(r"\d{4}-\d\d-\d\dT", obj) else []
+
+
+def test_a_time_to_the_hour_is_a_date_or_a_full_time_everywhere() -> None:
+    """FHIR dateTime and instant need minutes and seconds when a time is given: a time to
+    the hour in any date field (effective, issued, end, period, recorded, authored,
+    resolved) is exported as its date alone, never '2024-03-10T08+01:00'."""
+    who = [{"ids": [f"{PS[8:]}^810003791976"], "time": HOUR_ONLY, "source": "professional"}]
+    rows = [_row(1, type="document", code="11502-2", system="LN", display="CR-BIO",
+                 effective=HOUR_ONLY, issued=HOUR_ONLY,
+                 details={"orders": ["1.2.250.1.213.1.1.9^2024-77"], "ordered_by": who}),
+            _row(2, parent_id=1, effective=HOUR_ONLY, issued=HOUR_ONLY, value_num=5.0,
+                 unit="mmol/L"),
+            _row(3, type="problem", code="38341003", system="SNOMED-CT", effective=HOUR_ONLY,
+                 details={"resolved": HOUR_ONLY, "recorded_by": who}),
+            _row(4, type="medication", code="3400933516390", system="CIP",
+                 effective=HOUR_ONLY, details={"period_low": HOUR_ONLY,
+                                               "period_high": HOUR_ONLY}),
+            _row(5, type="medication", code="3400933516390", system="CIP",
+                 details={"mood": "INT", "period_low": HOUR_ONLY, "period_high": HOUR_ONLY}),
+            _row(6, type="procedure", code="HHQE002", system="CCAM", effective=HOUR_ONLY),
+            _row(7, type="encounter", code="AMB", system="ActCode", effective=HOUR_ONLY)]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    full = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+    assert all(full.fullmatch(t) for t in _times(bundle)), _times(bundle)
+    assert by_entry_id(bundle)[2]["effectiveDateTime"] == "2024-03-10"
