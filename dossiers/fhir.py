@@ -2872,6 +2872,11 @@ def _link_orders(kept: Sequence[Mapping], resources: Mapping[int, dict],
                 mine.setdefault("basedOn", []).append(dict(ref))
 
 
+_ENCOUNTER_DIAGNOSIS = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+    "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}
+
+
 def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
                  urls: Mapping[int, str]) -> None:
     """A problem diagnosed at a visit, or that the visit was for (details.visit: the
@@ -2894,8 +2899,9 @@ def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
         me = {"reference": urls[e["id"]]}
         if visit.get("role") == "reason":
             resources[found].setdefault("reasonReference", []).append(me)
-        else:
+        else:  # made at the visit: R4 condition-category says so
             resources[found].setdefault("diagnosis", []).append({"condition": me})
+            mine.setdefault("category", []).append(_ENCOUNTER_DIAGNOSIS)
 
 
 # Where R4 lets a resource name what it rests on: (element, wraps in evidence.detail,

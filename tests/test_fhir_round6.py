@@ -110,6 +110,8 @@ def test_a_problem_diagnosed_at_a_visit_is_that_encounters() -> None:
     assert res[1]["diagnosis"] == [{"condition": {"reference": full_url("entry", 2)}}]
     assert res[1]["reasonReference"] == [{"reference": full_url("entry", 3)}]
     assert "encounter" not in res[4]
+    assert [c["coding"][0]["code"] for c in res[2]["category"]] == ["encounter-diagnosis"]
+    assert "category" not in res[3] and "category" not in res[4]
 
 
 # -- what a fact or a document refers to ------------------------------------------------------
