@@ -778,11 +778,19 @@ def _site_words(site: Any) -> str | None:  # noqa: ANN401
 
 
 def _performer(value: Any) -> dict | None:  # noqa: ANN401
-    """'<oid>^<id>' (a CDA author id) -> a logical reference; a name -> a display."""
+    """'<oid>^<id>' (a CDA author id) -> a logical reference; a name -> a display.
+
+    A professional's id (national PS OID) is a Practitioner reference typed as the
+    Practitioner resources are (``_practitioner_identifiers``: IDNPS, the bare RPPS
+    made the idNatPS): it was an untyped identifier whose value, for an HL7v2 sender's
+    bare RPPS, matched no Practitioner of the Bundle."""
     text = _text(value)
     if not text:
         return None
     root, sep, ext = text.partition("^")
+    if sep and root.strip() == NATIONAL_PS_OID and _text(ext):
+        said = _identifier(ext, NATIONAL_PS_OID) or {}
+        return {"type": "Practitioner", "identifier": _practitioner_identifiers(said)[0]}
     if sep and _OID.fullmatch(root.strip()) and _text(ext):
         identifier = {"system": f"urn:oid:{root.strip()}", "value": _text(ext)}
         # a structure's idNatSt typed as its Organization's is (IDNST, official)
@@ -2840,6 +2848,156 @@ def _bundle_entry(url: str, resource: dict) -> dict:
                                          "id": url.removeprefix("urn:uuid:"), **rest}}
 
 
+def _link_orders(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                 versions: Mapping[int, int], extras: Mapping[str, dict]) -> None:
+    """The orders a document answers (its ServiceRequests, DocumentReference.context
+    .related: R4 gives a DocumentReference no basedOn) -> basedOn of the reports and lab
+    results read from it, as R4 DiagnosticReport and Observation say it. Only the
+    DocumentReference pointed at the CR-BIO's order: a reader of the results (a lab
+    Observation is what FR Core and IPS look at) could not find what was prescribed nor by
+    whom. An order the report already names (HL7v2 OBR) is kept, the document's added."""
+    for e in kept:
+        parent = e.get("parent_id")
+        parent = versions.get(parent, parent) if parent is not None else None
+        mine = resources[e["id"]]
+        if parent not in resources or parent == e["id"] or \
+                resources[parent]["resourceType"] != "DocumentReference" or not (
+                    mine["resourceType"] == "DiagnosticReport" or
+                    (e.get("type") == LAB_RESULT and is_lab_result(mine))):
+            continue
+        related = (resources[parent].get("context") or {}).get("related") or ()
+        for ref in related:
+            if (extras.get(ref.get("reference") or "") or {}).get("resourceType") \
+                    == "ServiceRequest" and ref not in mine.get("basedOn", ()):
+                mine.setdefault("basedOn", []).append(dict(ref))
+
+
+_ENCOUNTER_DIAGNOSIS = {"coding": [{
+    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+    "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}
+
+
+def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                 urls: Mapping[int, str]) -> None:
+    """A problem diagnosed at a visit, or that the visit was for (details.visit: the
+    encounter entry's key and the role, C-CDA Encounter Diagnosis or an RSON problem) ->
+    Condition.encounter, and the Encounter's diagnosis or reasonReference (R4). The store
+    said it, the Bundle did not: the diagnosis read as a problem found anywhere. An
+    encounter the Bundle does not hold (masked, superseded) links nothing."""
+    by_key = {str(e["key"]): e["id"] for e in kept if e.get("key")}
+    for e in kept:
+        details = _json(e.get("details"))
+        visit = details.get("visit") if isinstance(details, Mapping) else None
+        if not isinstance(visit, Mapping) or not _text(visit.get("key")):
+            continue
+        found = by_key.get(str(visit["key"]))
+        mine = resources[e["id"]]
+        if found is None or found == e["id"] or mine["resourceType"] != "Condition" or \
+                resources[found]["resourceType"] != "Encounter":
+            continue
+        mine["encounter"] = {"reference": urls[found]}
+        me = {"reference": urls[e["id"]]}
+        if visit.get("role") == "reason":
+            resources[found].setdefault("reasonReference", []).append(me)
+        else:  # made at the visit: R4 condition-category says so
+            resources[found].setdefault("diagnosis", []).append({"condition": me})
+            mine.setdefault("category", []).append(_ENCOUNTER_DIAGNOSIS)
+
+
+# Where R4 lets a resource name what it rests on: (element, wraps in evidence.detail,
+# only documents); R4 Procedure.report and Observation.derivedFrom take a DocumentReference,
+# not an act; the others any resource
+_REFERENCED_BY = {"DocumentReference": ("context.related", False),
+                  "Procedure": ("report", True), "Observation": ("derivedFrom", True),
+                  "Condition": ("evidence", False), "MedicationStatement": ("derivedFrom", False),
+                  "MedicationRequest": ("supportingInformation", False)}
+
+
+def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                     extras: dict[str, dict], subject: dict, base_url: str) -> None:
+    """What a fact or a document refers to (details.external_references, CDA
+    act.reference: a procedure's report, the advance directives a DLU summarises, the
+    guideline an IPS-FR problem follows, a document's external document) -> a reference
+    where R4 gives one a place. A reference that says where it is (a URL) is a
+    DocumentReference of its own, its attachment's url, as R4 says a document found at an
+    address; one by id alone a logical reference by identifier. They were dropped: the
+    dossier's reader could not find the document a fact rests on. Never fetched."""
+    for e in kept:
+        details = _json(e.get("details"))
+        said = details.get("external_references") if isinstance(details, Mapping) else None
+        mine = resources[e["id"]]
+        where = _REFERENCED_BY.get(mine["resourceType"])
+        if not isinstance(said, list) or where is None:
+            continue
+        element, documents_only = where
+        for ref in said:
+            if not isinstance(ref, Mapping):
+                continue
+            if documents_only and ref.get("kind") != "externalDocument" and \
+                    not _text(ref.get("url")):
+                continue
+            found = _external_reference(ref, e, details, subject, base_url, extras)
+            if found is None:
+                continue
+            if element == "context.related":
+                mine.setdefault("context", {}).setdefault("related", []).append(found)
+            elif element == "evidence":
+                mine.setdefault("evidence", []).append({"detail": [found]})
+            else:
+                mine.setdefault(element, []).append(found)
+
+
+def _link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                        extras: dict[str, dict], subject: dict, base_url: str) -> None:
+    """The prescription a dispense fulfils (details.prescription, CDA eDISP / IHE Pharm
+    DIS: the prescription item's id, the prescription document by XCRPT) -> the
+    MedicationStatement's basedOn (the MedicationRequest by its identifier) and derivedFrom
+    (the document). It was read by the CDA round and dropped here: a pharmacist's dispense
+    named no prescription. (A MedicationDispense resource would say it better: not yet.)"""
+    for e in kept:
+        details = _json(e.get("details"))
+        said = details.get("prescription") if isinstance(details, Mapping) else None
+        mine = resources[e["id"]]
+        if not isinstance(said, Mapping) or mine["resourceType"] != "MedicationStatement":
+            continue
+        item = _entity_identifier(said.get("item"))
+        if item is not None:
+            mine.setdefault("basedOn", []).append({"type": "MedicationRequest",
+                                                   "identifier": item})
+        for ref in said.get("documents") or ():
+            found = _external_reference(ref, e, details, subject, base_url, extras) \
+                if isinstance(ref, Mapping) else None
+            if found is not None and found not in mine.get("derivedFrom", ()):
+                mine.setdefault("derivedFrom", []).append(found)
+
+
+def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject: dict,
+                        base_url: str, extras: dict[str, dict]) -> dict | None:
+    """One act.reference as a Reference: with a URL, to a DocumentReference added to
+    ``extras`` (one per id and URL, with the labels of the entries that name it); by id
+    alone, logical (typed DocumentReference for an externalDocument)."""
+    identifier = _entity_identifier(ref.get("id"))
+    url, text = _text(ref.get("url")), _text(ref.get("text"))
+    code = ref.get("code") if isinstance(ref.get("code"), Mapping) else {}
+    words = text or _text(code.get("display"))
+    if url:
+        key = full_url("external-document", f"{ref.get('id') or ''}|{url}")
+        held = extras.setdefault(key, {
+            "resourceType": "DocumentReference", "meta": {"security": []},
+            "identifier": [identifier] if identifier else [], "status": "current",
+            "type": _said_concept(code.get("code"), code.get("system"), code.get("display"),
+                                  base_url), "subject": subject, "description": words,
+            "content": [{"attachment": {"url": url, "title": words}}]})
+        for label in _security(entry, details):
+            if label not in held["meta"]["security"]:
+                held["meta"]["security"].append(label)
+        return {"reference": key, "display": words}
+    if identifier is None:
+        return {"display": words} if words else None
+    kind = "DocumentReference" if ref.get("kind") == "externalDocument" else None
+    return {"type": kind, "identifier": identifier, "display": words}
+
+
 def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                  urls: Mapping[int, str], versions: Mapping[int, int],
                  extras: dict[str, dict], subject: dict, base_url: str) -> None:
@@ -2935,6 +3093,10 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link(kept, resources, urls, versions or {})
     _link_isolates(kept, resources, urls, versions or {}, extras)
     _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
+    _link_orders(kept, resources, versions or {}, extras)
+    _link_visits(kept, resources, urls)
+    _link_references(kept, resources, extras, subject, base_url)
+    _link_prescriptions(kept, resources, extras, subject, base_url)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

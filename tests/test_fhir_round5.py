@@ -290,8 +290,11 @@ def test_the_vaccinator_and_the_maker_are_the_immunizations() -> None:
     assert res[1]["manufacturer"] == {"display": "MSD VACCINS"}
     assert "performer" not in res[1]
     assert res[2]["performer"] == [{
-        "actor": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1",
-                                 "value": "810001234567"}},
+        # typed as its Practitioner would be (round 6)
+        "actor": {"type": "Practitioner", "identifier": {
+            "type": {"coding": [{"system": "https://hl7.fr/ig/fhir/core/CodeSystem/"
+                                           "fr-core-cs-v2-0203", "code": "IDNPS"}]},
+            "system": "urn:oid:1.2.250.1.71.4.2.1", "value": "810001234567"}},
         "onBehalfOf": {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.2",
                                       "value": "690000001"}, "display": "Clinique du Parc"}}]
 
