@@ -130,8 +130,11 @@ def test_a_patient_reported_allergy_says_the_patient_stated_it() -> None:
         "organization": ["1.2.250.1.71.4.2.2^1750000000"], "time": "2023-09-14T10:30:00+02:00"}]
     (res,) = _resources(_bundle([allergy]), "AllergyIntolerance")
     assert res["asserter"] == res["patient"]
-    assert res["recorder"]["identifier"] == {"system": "urn:oid:1.2.250.1.71.4.2.1",
-                                             "value": "810000000888"}
+    # typed as the Practitioner resources are since FHIR round 6
+    assert res["recorder"]["type"] == "Practitioner"
+    assert res["recorder"]["identifier"]["system"] == "urn:oid:1.2.250.1.71.4.2.1"
+    assert res["recorder"]["identifier"]["value"] == "810000000888"
+    assert res["recorder"]["identifier"]["type"]["coding"][0]["code"] == "IDNPS"
     assert res["recordedDate"] == "2023-09-14T10:30:00+02:00"
 
 
