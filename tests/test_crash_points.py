@@ -133,14 +133,18 @@ class Zygote:
     def run(self, argv: list[str], env: dict[str, str], out: Path,
             timeout: float = 120) -> subprocess.CompletedProcess:
         import json
-        import select
+        import selectors
 
         self.runs += 1
         stdout, stderr = out / f"child{self.runs}.out", out / f"child{self.runs}.err"
         self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": str(ROOT),
                                           "stdout": str(stdout), "stderr": str(stderr)}) + "\n")
         self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        # a selector, not select(): the session may hold over 1,024 descriptors by now,
+        # and select() cannot watch one numbered past that (FD_SETSIZE)
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = waiting.select(timeout)
         assert ready, f"the child did not end within {timeout} s"
         line = self.proc.stdout.readline()
         assert line, f"the zygote is gone (status {self.proc.poll()})"
