@@ -84,11 +84,25 @@ def _context():  # noqa: ANN202
     from pipelines.settings import SettingsError, load_settings
 
     try:
-        return Context.from_settings(load_settings())
+        ctx = Context.from_settings(load_settings())
     except SettingsError as exc:
         raise UserError(f"settings: {exc}") from None
     except (OperationalError, ArchiveError) as exc:
         raise Unavailable(f"store or archive unavailable: {type(exc).__name__}") from exc
+    _opened.append(ctx.engine)
+    return ctx
+
+
+# The engines the command opened, closed when ``main`` returns: a process's exit would close
+# them, but ``main`` also runs in-process (tests, the console's own calls), where each
+# command left its SQLite connections and write-turn lock files open (hundreds of
+# descriptors over a test session).
+_opened: list = []
+
+
+def _close_opened() -> None:
+    while _opened:
+        _opened.pop().dispose()
 
 
 def _engine():  # noqa: ANN202
@@ -1252,6 +1266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
+    finally:
+        _close_opened()
 
 
 if __name__ == "__main__":
