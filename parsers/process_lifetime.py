@@ -62,7 +62,11 @@ def die_with(owner_pid: int) -> None:
 
 def _watch(owner_pid: int, fd: int | None) -> None:
     if fd is not None:
-        select.select([fd], [], [])  # a pidfd is readable once its process has ended
+        # a pidfd is readable once its process has ended; poll(), not select(), which
+        # refuses a descriptor numbered past 1,024 (a process holding many files)
+        watch = select.poll()
+        watch.register(fd, select.POLLIN)
+        watch.poll()
     else:
         while process_alive(owner_pid):
             time.sleep(1.0)
