@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -141,3 +143,21 @@ def statuses(ctx) -> dict[str, int]:  # noqa: ANN001
     with ctx.engine.connect() as conn:
         return dict(conn.execute(select(imports.c.status, func.count())
                                  .group_by(imports.c.status)).all())
+
+
+def ec_tls_files(d: Path) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1 in folder ``d``, made with openssl on
+    P-256 keys (RSA keys took most of a test file's time budget to make): ca.pem,
+    server.pem, server.key."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=test-ca")
+    run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    return {n: d / n for n in ("ca.pem", "server.pem", "server.key")}

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from sqlalchemy import func, select
 
 from dossiers.schema import imports
 from tests.conftest import migrated_sqlite
-from tests.mllp_support import CR, FS, VT, Client, msa, read_frame, running_service
+from tests.mllp_support import CR, FS, VT, Client, ec_tls_files, msa, read_frame, running_service
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 TLS_IDLE = 0.5  # the TLS service's idle timeout, hence its handshake's
@@ -79,21 +78,8 @@ def service(tmp_path_factory, sqlite_template) -> Iterator[Service]:  # noqa: AN
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
-    """A CA and a server certificate for 127.0.0.1, on P-256 keys (RSA keys took most of
-    this file's time budget to make)."""
-    d = tmp_path_factory.mktemp("tls8")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=test-ca")
-    run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server")
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
-    return {n: d / n for n in ("ca.pem", "server.pem", "server.key")}
+    """A CA and a server certificate for 127.0.0.1 (tests/mllp_support.py)."""
+    return ec_tls_files(tmp_path_factory.mktemp("tls8"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import os
 import socket
 import ssl
 import struct
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from connectors.mllp.proxy import ProxyHeaderError, parse_header
 from dossiers.schema import imports
 from pipelines.settings import SettingsError, Source, load_settings
 from tests.conftest import migrated_sqlite
-from tests.mllp_support import CR, FS, VT, msa, read_frame, running_service
+from tests.mllp_support import CR, FS, VT, ec_tls_files, msa, read_frame, running_service
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -204,19 +203,8 @@ def test_connections_waiting_for_their_header_count_against_max_connections(
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
-    d = tmp_path_factory.mktemp("tls9")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=test-ca")
-    run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server")
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
-    return {n: d / n for n in ("ca.pem", "server.pem", "server.key")}
+    """A CA and a server certificate for 127.0.0.1 (tests/mllp_support.py)."""
+    return ec_tls_files(tmp_path_factory.mktemp("tls9"))
 
 
 def test_tls_follows_the_proxy_header(tmp_path, sqlite_template, tls_files) -> None:  # noqa: ANN001
