@@ -94,9 +94,9 @@ def _context():  # noqa: ANN202
 
 
 # The engines the command opened, closed when ``main`` returns: a process's exit would close
-# them, but ``main`` also runs in-process (tests, the console's own calls), where each
-# command left its SQLite connections and write-turn lock files open (hundreds of
-# descriptors over a test session).
+# them, but ``main`` also runs in-process (the tests call it so), where each command left
+# its SQLite connections and write-turn lock files open (hundreds of descriptors over a
+# test session).
 _opened: list = []
 
 
