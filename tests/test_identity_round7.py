@@ -66,6 +66,10 @@ def test_the_quarantine_names_the_command_that_merges(sqlite_ctx) -> None:  # no
     his, other, row = quarantined_merge(sqlite_ctx)
     assert f"dmp-ingest dossier merge {other} {his} --reason" in row.error_message
     assert "7399" not in row.error_message and "Goff" not in row.error_message
+    from pipelines.advice import advice  # what `imports show` says to do about the code
+
+    assert "dossier merge SURVIVOR MERGED" in advice("ADT_MERGE_DOSSIERS")
+    assert "dossier merge" in advice("IDENTITY_CONFLICT")
 
 
 def test_cli_merge_moves_everything_and_the_quarantined_a40_then_reruns(
@@ -251,3 +255,48 @@ def test_admin_api_merges_with_the_same_checks(ctx) -> None:  # noqa: ANN001
     assert [e.patient_id for e in cholesterol(ctx)] == [his]
     assert trail(ctx, his) == [("dossier.merge", REASON)]
     assert trail(ctx, dup) == [("dossier.merged_into", REASON)]
+
+
+def same_result_twice(ctx, value: str = "1.84"):  # noqa: ANN001, ANN202
+    """The lab's ORU filed in M. Le Goff's dossier (by INS), then sent again under another
+    control id naming him by a second lab IPP alone, which a duplicate dossier holds: the
+    same order's results under the same keys, in each dossier."""
+    first = file(ctx, oru(), "LABM")
+    dup = dossier(ctx.engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02",
+                  sex="M", birth_family="Le Goff", ids=(("2.999.250.1.1", "4100009999", "PI"),))
+    pid3 = ("155112923219071^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS~4100001953^^^"
+            "CERBA-LYON&2.999.250.1.1&ISO^PI")
+    data = oru(control="RB2502040000099", value=value).decode()
+    assert pid3 in data
+    again = file(ctx, data.replace(pid3, "4100009999^^^CERBA-LYON&2.999.250.1.1&ISO^PI")
+                 .encode(), "LABM")
+    assert (again.status, again.patient_id) == ("deposited", dup)
+    return first, again, dup
+
+
+def test_the_same_entry_under_one_key_in_both_is_kept_once_with_both_links(sqlite_ctx) -> None:  # noqa: ANN001
+    """Dedupe level 2 across the merge: moved as they were, the two rows broke the unique
+    (patient, key, version) and the merge could not be done at all."""
+    first, again, dup = same_result_twice(sqlite_ctx)
+    his = first.patient_id
+    plan = merge_dossiers(sqlite_ctx.engine, str(his), str(dup), OPERATOR, REASON)
+    assert plan.absorbed_same_key >= 1 and plan.entries_moved == 0
+    (entry,) = cholesterol(sqlite_ctx)
+    assert entry.patient_id == his
+    assert links(sqlite_ctx, entry.id) == [(first.id, "created"), (again.id, "confirmed")]
+    with sqlite_ctx.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(entries).where(
+            entries.c.patient_id == dup)).scalar_one() == 0
+
+
+def test_one_key_with_other_content_in_both_refuses_the_whole_merge(sqlite_ctx) -> None:  # noqa: ANN001
+    """1.84 g/L in one dossier, 1.95 g/L under the same key in the other: which is current
+    would be a guess. Refused, nothing moved; the dry run says so too."""
+    first, _, dup = same_result_twice(sqlite_ctx, value="1.95")
+    for dry_run in (True, False):
+        with pytest.raises(MergeRefusedError) as exc:
+            merge_dossiers(sqlite_ctx.engine, str(first.patient_id), str(dup), OPERATOR,
+                           REASON, dry_run=dry_run)
+        assert exc.value.code == "MERGE_ENTRIES_CONFLICT" and "1.95" not in str(exc.value)
+    assert sorted(e.patient_id for e in cholesterol(sqlite_ctx)) == sorted(
+        [first.patient_id, dup])
