@@ -339,8 +339,8 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
         exc.patient_id = patient.id  # type: ignore[attr-defined]
         exc.action = action  # type: ignore[attr-defined]
         raise
-    went = merged_into(conn, patient.id)
-    if went is not None:
+    went = merged_into(conn, patient.id) if action != "audit.read" else None
+    if went is not None:  # its trail stays readable: who read it before is the patient's
         raise Merged("DOSSIER_MERGED", f"dossier {patient.id} was merged into dossier {went}: "
                      f"read dossier {went}")
     return patient, Access(patient.id, basis, principal)

@@ -234,6 +234,9 @@ def test_a_tombstone_is_not_matched_by_traits_nor_merged_again_reads_say_where(s
     with pytest.raises(access.Merged) as gone:
         access.read_dossier(sqlite_ctx.engine, Principal("patient", str(dup)), str(dup))
     assert gone.value.code == "DOSSIER_MERGED" and f"dossier {his}" in gone.value.message
+    # the tombstone's trail (who read it before the merge) stays the patient's to read
+    read = access.read_audit(sqlite_ctx.engine, Principal("patient", str(dup)), str(dup))
+    assert "dossier.merged_into" in {e["action"] for e in read["events"]}
 
 
 def test_admin_api_merges_with_the_same_checks(ctx) -> None:  # noqa: ANN001
