@@ -15,6 +15,9 @@ never patient data), the same safeguards as round 6's merges:
 - one key held by both with different content or history (MERGE_ENTRIES_CONFLICT): which
   version is current would be a guess;
 - a dossier merged already, or the same dossier twice (DOSSIER_MERGED, MERGE_SAME_DOSSIER).
+  The same merge again is not refused: it moves what was filed in the tombstone since (a
+  worker that resolved the merged dossier just before the merge committed; `check` reports
+  ENTRIES_IN_MERGED_DOSSIER).
 
 Entries that are now the same fact twice in one dossier become one (dedupe levels 2 and 4,
 as deposit decides them): the merged dossier's entry is absorbed into the survivor's, its
@@ -119,7 +122,9 @@ def _both(conn: Connection, survivor_ref: str, merged_ref: str) -> tuple[Patient
             sorted((survivor.id, merged.id)))).order_by(patients.c.id).with_for_update())
     for patient in (survivor, merged):
         went = merged_into(conn, patient.id)
-        if went is not None:
+        # the same merge again sweeps what a worker filed in the merged dossier while the
+        # first one ran (it resolved the dossier before the merge committed)
+        if went is not None and not (patient is merged and went == survivor.id):
             raise MergeRefusedError("DOSSIER_MERGED", f"dossier {patient.id} was merged into "
                                     f"dossier {went} already: name dossier {went} instead")
     return survivor, merged
@@ -131,7 +136,9 @@ def plan_merge(conn: Connection, survivor: Patient, merged: Patient) -> MergePla
         raise MergeRefusedError("IDENTITY_CONFLICT", f"dossiers {survivor.id} and {merged.id} "
                                 "hold different INS: two persons with different INS are never "
                                 "merged (identity to check)")
-    _check_choices(conn, survivor, merged)
+    again = merged_into(conn, merged.id) == survivor.id
+    if not again:  # merged already: a tombstone is closed (FERME) by the merge itself
+        _check_choices(conn, survivor, merged)
     plan = MergePlan(survivor.id, merged.id, ins_moved=bool(merged.ins))
     plan.identifiers = conn.execute(select(func.count()).select_from(patient_identifiers)
                                     .where(patient_identifiers.c.patient_id == merged.id)
@@ -140,9 +147,9 @@ def plan_merge(conn: Connection, survivor: Patient, merged: Patient) -> MergePla
                         .order_by(entries.c.id)).all()
     theirs = conn.execute(select(entries).where(entries.c.patient_id == survivor.id)).all()
     _plan_entries(plan, mine, theirs)
-    ids = [r.id for r in mine]
     plan.provenance_links = conn.execute(select(func.count()).select_from(provenance).where(
-        provenance.c.entry_id.in_(ids))).scalar_one() if ids else 0
+        provenance.c.entry_id.in_(select(entries.c.id).where(entries.c.patient_id == merged.id))
+    )).scalar_one()
     plan.imports_refiled = conn.execute(select(func.count()).select_from(imports).where(
         (imports.c.patient_id == merged.id) | (imports.c.assigned_patient_id == merged.id))
     ).scalar_one()
@@ -150,7 +157,7 @@ def plan_merge(conn: Connection, survivor: Patient, merged: Patient) -> MergePla
                         ("legal_representatives", legal_representatives)):
         held = conn.execute(select(func.count()).select_from(table).where(
             table.c.patient_id == merged.id, table.c.revoked_at.is_(None))).scalar_one()
-        if held:
+        if held and not again:  # said by the first merge
             plan.not_moved[name] = held
     return plan
 

@@ -228,9 +228,13 @@ def test_a_tombstone_is_not_matched_by_traits_nor_merged_again_reads_say_where(s
     merge_dossiers(sqlite_ctx.engine, str(his), str(dup), OPERATOR, REASON)
     res = resolve(sqlite_ctx.engine, pid("", **LE_GOFF_TRAITS))
     assert (res.patient_id, res.code) == (his, None)
+    third = dossier(sqlite_ctx.engine)
     with pytest.raises(MergeRefusedError) as exc:
-        merge_dossiers(sqlite_ctx.engine, str(his), str(dup), OPERATOR, REASON)
+        merge_dossiers(sqlite_ctx.engine, str(third), str(dup), OPERATOR, REASON)
     assert exc.value.code == "DOSSIER_MERGED" and f"dossier {his}" in str(exc.value)
+    with pytest.raises(MergeRefusedError) as exc:  # nor merged into
+        merge_dossiers(sqlite_ctx.engine, str(dup), str(third), OPERATOR, REASON)
+    assert exc.value.code == "DOSSIER_MERGED"
     with pytest.raises(access.Merged) as gone:
         access.read_dossier(sqlite_ctx.engine, Principal("patient", str(dup)), str(dup))
     assert gone.value.code == "DOSSIER_MERGED" and f"dossier {his}" in gone.value.message
@@ -303,3 +307,27 @@ def test_one_key_with_other_content_in_both_refuses_the_whole_merge(sqlite_ctx) 
         assert exc.value.code == "MERGE_ENTRIES_CONFLICT" and "1.95" not in str(exc.value)
     assert sorted(e.patient_id for e in cholesterol(sqlite_ctx)) == sorted(
         [first.patient_id, dup])
+
+
+def test_what_a_worker_filed_in_the_tombstone_meanwhile_is_found_and_swept(ctx) -> None:  # noqa: ANN001
+    """A worker that resolved the merged dossier just before the merge committed files its
+    result there after it (PostgreSQL, READ COMMITTED): invisible in a closed dossier.
+    `check` names the dossier, and the same merge again moves what is there."""
+    from pipelines.check import check
+
+    his, dup, _, hospital = le_goff_twice(ctx)
+    merge_dossiers(ctx.engine, str(his), str(dup), OPERATOR, REASON)
+    with ctx.engine.begin() as conn:  # the late worker's report, as it would have filed it
+        late = conn.execute(select(entries.c.id).where(
+            entries.c.import_id == hospital.id, entries.c.patient_id == his)
+            .order_by(entries.c.id)).scalars().first()
+        conn.execute(update(entries).where(entries.c.id == late).values(patient_id=dup))
+    found = {f.code: f.ids for f in check(ctx.engine, ctx.archive).findings}
+    assert found.get("ENTRIES_IN_MERGED_DOSSIER") == [dup]
+    plan = merge_dossiers(ctx.engine, str(his), str(dup), OPERATOR, REASON)
+    assert plan.entries_moved + plan.absorbed_same_key + plan.absorbed_same_fact == 1
+    assert "ENTRIES_IN_MERGED_DOSSIER" not in {
+        f.code for f in check(ctx.engine, ctx.archive).findings}
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(entries.c.patient_id).where(entries.c.id == late)
+                            ).scalar_one() == his
