@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
+from dossiers.audit import AuditEvent, append
 from dossiers.deposit import FACT_TYPES, REPORT_TYPES, _same, _same_fact
 from dossiers.merged import merged_into, pointer_row
 from dossiers.patients import Patient, add_identifiers, find_by_reference
@@ -49,7 +50,7 @@ from dossiers.schema import (
     provenance,
 )
 from pipelines.admin import AdminError
-from pipelines.audit import Actor, record
+from pipelines.audit import Actor
 from pipelines.identity import CLOSED
 
 COMMAND = "dmp-ingest dossier merge SURVIVOR MERGED --reason TEXT"
@@ -240,12 +241,14 @@ def _apply(conn: Connection, plan: MergePlan, survivor: Patient, merged: Patient
            actor: Actor, reason: str) -> None:
     details = {k: v for k, v in plan.as_dict().items()
                if k not in ("codes", "dry_run", "survivor", "merged")}
-    # the trails first: their heads are taken for this transaction (PostgreSQL), so writers
-    # of either dossier wait for the merge rather than interleave with it
-    record(conn, actor, "dossier.merge", patient_id=survivor.id, reason=reason,
-           details={"merged": merged.id, **details})
-    record(conn, actor, "dossier.merged_into", patient_id=merged.id, reason=reason,
-           details={"survivor": survivor.id, **details})
+    # the trails first, in one append: both heads are taken for this transaction
+    # (PostgreSQL) in the order every appender takes them (two appends, survivor first,
+    # could deadlock with a worker filing both dossiers in one piece), so writers of either
+    # dossier wait for the merge rather than interleave with it
+    append(conn, [AuditEvent(actor.name, "dossier.merge", patient_id=survivor.id,
+                             reason=reason, details={"merged": merged.id, **details}),
+                  AuditEvent(actor.name, "dossier.merged_into", patient_id=merged.id,
+                             reason=reason, details={"survivor": survivor.id, **details})])
     for absorbed, kept in plan.absorb.items():
         conn.execute(update(provenance).where(provenance.c.entry_id == absorbed,
                                               provenance.c.relation == "created")
