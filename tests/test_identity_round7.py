@@ -174,12 +174,22 @@ def le_goff_twice(ctx):  # noqa: ANN001, ANN202
     return his_entry.patient_id, dup, lab, hospital
 
 
+def counts(ctx) -> tuple[int, int]:  # noqa: ANN001
+    """(entries, provenance links) in the whole store."""
+    with ctx.engine.connect() as conn:
+        return (conn.execute(select(func.count()).select_from(entries)).scalar_one(),
+                conn.execute(select(func.count()).select_from(provenance)).scalar_one())
+
+
 def test_the_same_fact_in_both_becomes_one_entry_with_both_links(ctx) -> None:  # noqa: ANN001
     """Dedupe level 4 across the merge: the ORU's cholesterol and the CR-BIO's, one in each
     dossier, were two entries of one dossier after the merge."""
     his, dup, lab, hospital = le_goff_twice(ctx)
+    before = counts(ctx)
     plan = merge_dossiers(ctx.engine, str(his), str(dup), OPERATOR, REASON)
     assert plan.absorbed_same_fact >= 1
+    absorbed = plan.absorbed_same_fact + plan.absorbed_same_key
+    assert counts(ctx) == (before[0] - absorbed, before[1])  # every link kept
     (entry,) = cholesterol(ctx)
     assert entry.patient_id == his
     assert links(ctx, entry.id) == sorted([(lab.id, "created"), (hospital.id, "confirmed")])
