@@ -112,7 +112,9 @@ def _both(conn: Connection, survivor_ref: str, merged_ref: str) -> tuple[Patient
     for role, ref in (("surviving", survivor_ref), ("merged", merged_ref)):
         patient = find_by_reference(conn, ref)
         if patient is None:
-            raise MergeRefusedError("NOT_FOUND", f"no {role} dossier {ref}")
+            # the reference not repeated: it may be an INS (patient data, in an API answer)
+            raise MergeRefusedError("NOT_FOUND", f"no {role} dossier: no dossier has that "
+                                    f"{'INS or id' if len(ref.strip()) == 15 else 'id'}")
         found.append(patient)
     survivor, merged = found
     if survivor.id == merged.id:

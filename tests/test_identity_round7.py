@@ -138,6 +138,9 @@ def test_two_different_ins_are_refused_and_nothing_moves(cli_env, capsys) -> Non
         hers = find_by_ins(conn, LEFEVRE).id
     code, out, err = run(capsys, "dossier", "merge", str(hers), str(his), "--reason", REASON)
     assert code == 1 and "IDENTITY_CONFLICT" in err and LEFEVRE not in err
+    unknown = "299129935104270"  # a well-formed INS no dossier holds
+    code, _, err = run(capsys, "dossier", "merge", unknown, str(his), "--reason", REASON)
+    assert code == 1 and "NOT_FOUND" in err and unknown not in err
     assert [e.patient_id for e in cholesterol(ctx)] == [his]
     with ctx.engine.connect() as conn:
         assert merged_into(conn, his) is None and find_by_ins(conn, LE_GOFF).id == his
