@@ -863,6 +863,9 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     p = dossier["patient"]
     print(f"dossier {p['id']}: {p['family']} {p['given']}, born {p['birth_date']}, "
           f"sex {p['sex']}, INS {p['ins'] or '-'}")
+    if p["merged_into"] is not None:
+        print(f"merged into dossier {p['merged_into']} (closed): its identifiers and entries "
+              f"are there; `dmp-ingest dossier show {p['merged_into']}`")
     _table(f"Entries ({len(dossier['entries'])})",
            ["type", "code", "system", "display", "value", "unit", "range", "flag", "status",
             "effective", "v"],
@@ -870,6 +873,42 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
              (e["value"] or "")[:40], e["unit"], e["reference_range"], e["interpretation"],
              e["status"] + ("" if e["mapped"] else " (unmapped)"), e["effective"],
              e["version"]) for e in dossier["entries"]])
+    return EXIT_OK
+
+
+def cmd_dossier_merge(args: argparse.Namespace) -> int:
+    """An identity-vigilance operator's merge of two dossiers of one person."""
+    from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
+
+    ctx = _context()
+    try:
+        plan = merge_dossiers(ctx.engine, args.survivor, args.merged, _actor(args),
+                              args.reason, dry_run=args.dry_run)
+    except MergeRefusedError as exc:
+        raise UserError(f"{exc.code}: {exc}") from None
+    if args.json:
+        _print_json(plan.as_dict())
+        return EXIT_OK
+    verb = "would move" if plan.dry_run else "moved"
+    print(f"dossier {plan.merged} {'would be' if plan.dry_run else 'was'} merged into dossier "
+          f"{plan.survivor}: {verb} {plan.identifiers} identifier(s)"
+          f"{' and the INS' if plan.ins_moved else ''}, {plan.entries_moved} entr"
+          f"{'y' if plan.entries_moved == 1 else 'ies'} ({plan.provenance_links} provenance "
+          f"link(s)); {plan.absorbed_same_key + plan.absorbed_same_fact} entr"
+          f"{'y' if plan.absorbed_same_key + plan.absorbed_same_fact == 1 else 'ies'} already "
+          f"held (same entry: {plan.absorbed_same_key}, same fact by another channel: "
+          f"{plan.absorbed_same_fact}) kept once with both links; {plan.imports_refiled} "
+          "import(s) now name the surviving dossier")
+    if plan.entry_types:
+        _table("Entries moved", ["type", "count"], sorted(plan.entry_types.items()))
+    if plan.codes:
+        _table("Codes moved", ["system|code", "count"], sorted(plan.codes.items()))
+    for name, count in sorted(plan.not_moved.items()):
+        print(f"not moved: {count} active {name.replace('_', ' ')} of dossier {plan.merged} "
+              f"(declare them on dossier {plan.survivor} if they still hold)")
+    if not plan.dry_run:
+        print("quarantined ADT_MERGE_DOSSIERS imports: `dmp-ingest imports rerun --code "
+              "ADT_MERGE_DOSSIERS`")
     return EXIT_OK
 
 
@@ -945,6 +984,7 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
     from dossiers.audit import record
     from dossiers.export import load_dossier_rows, load_parent_versions, load_provenance
     from dossiers.fhir import to_bundle
+    from dossiers.merged import merged_into
     from dossiers.patients import find_by_reference
 
     ctx = _context()
@@ -955,6 +995,10 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
             patient = find_by_reference(conn, args.patient)
             if patient is None:
                 raise UserError(f"no dossier {args.patient}")
+            went = merged_into(conn, patient.id)
+            if went is not None:  # a tombstone: nothing of the patient's is left in it
+                raise UserError(f"dossier {patient.id} was merged into dossier {went}: "
+                                f"export dossier {went}")
             row, rows = load_dossier_rows(conn, patient.id)
             provenance = load_provenance(conn, [r["id"] for r in rows])
             bundle = to_bundle(row, rows, provenance=provenance,
@@ -1210,6 +1254,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the Bundle to this file instead of stdout")
     p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.set_defaults(func=cmd_dossier_export)
+
+    p = dossier.add_parser("merge", help="merge a dossier into another of the same person "
+                           "(identity vigilance): identifiers, INS and entries move, the merged "
+                           "one stays as a closed pointer to the survivor")
+    p.add_argument("survivor", help="the surviving dossier (INS or internal id)")
+    p.add_argument("merged", help="the dossier merged into it (INS or internal id)")
+    p.add_argument("--reason", required=True, help="why (kept in both audit trails)")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="print what would move (counts, codes), change nothing")
+    p.add_argument("--as", dest="actor", help="who merges (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dossier_merge)
 
     rep = dossier.add_parser("representative", help="the legal representatives of a minor or "
                              "a protected adult (parents, guardian)").add_subparsers(

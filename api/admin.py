@@ -32,6 +32,7 @@ from pipelines.admin import (
 )
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
+from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
 from pipelines.process import CODE_VERSION
@@ -111,6 +112,14 @@ class Edit(BaseModel):
     reason: str | None = Field(None, max_length=1000,
                                description="why (kept in the audit trail)")
     wait: bool = Field(False, description="process now and return the outcome")
+
+
+class Merge(BaseModel):
+    survivor: str = Field(pattern=PATIENT_REF, description="the surviving dossier (INS or id)")
+    merged: str = Field(pattern=PATIENT_REF, description="the dossier merged into it")
+    reason: str = Field(min_length=1, max_length=1000, pattern=r"\S",
+                        description="why (kept in both patients' audit trails)")
+    dry_run: bool = Field(False, description="what would move (counts, codes); nothing done")
 
 
 class Discard(BaseModel):
@@ -394,3 +403,21 @@ def imports_raw(import_id: ImportId, request: Request, who: ADMIN,
     return Response(raw.data, media_type=RAW_TYPES.get(raw.format or "",
                                                        "application/octet-stream"),
                     headers=headers)
+
+
+# HTTP status of a refused merge, by its code (anything else: 409)
+_MERGE_STATUS = {"NOT_FOUND": 404, "REASON_REQUIRED": 400}
+
+
+@router.post("/dossiers/merge", summary="Merge a dossier into another of the same person "
+             "(dossier merge): identifiers, INS, entries move; the merged one stays as a "
+             "closed pointer")
+def dossiers_merge(body: Merge, request: Request, who: ADMIN) -> dict:
+    """What `dmp-ingest dossier merge` does, for the console: the same checks, codes and
+    counts (pipelines/dossier_merge.py); audited under the admin's name in both trails."""
+    try:
+        plan = merge_dossiers(state(request).ctx.engine, body.survivor, body.merged,
+                              Actor(who.subject), body.reason, dry_run=body.dry_run)
+    except MergeRefusedError as exc:
+        raise ApiError(_MERGE_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
+    return plan.as_dict()

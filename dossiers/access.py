@@ -69,6 +69,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from dossiers.audit import AuditEvent, append, iso_utc
 from dossiers.consent import DOES_NOT_OBJECT, OBJECTS, apply_consent
+from dossiers.merged import merged_into
 from dossiers.patients import find_by_reference
 from dossiers.schema import (
     audit_log,
@@ -142,6 +143,13 @@ class NotFound(AccessError):
 
 class InvalidRequest(AccessError):
     status = 400
+
+
+class Merged(AccessError):
+    """The dossier was merged into another (dossiers/merged.py): told to whoever may read
+    it, with where its entries are now, rather than shown empty."""
+
+    status = 410
 
 
 DENIED = ("ACCESS_DENIED", "no access to this dossier")
@@ -331,6 +339,10 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
         exc.patient_id = patient.id  # type: ignore[attr-defined]
         exc.action = action  # type: ignore[attr-defined]
         raise
+    went = merged_into(conn, patient.id) if action != "audit.read" else None
+    if went is not None:  # its trail stays readable: who read it before is the patient's
+        raise Merged("DOSSIER_MERGED", f"dossier {patient.id} was merged into dossier {went}: "
+                     f"read dossier {went}")
     return patient, Access(patient.id, basis, principal)
 
 

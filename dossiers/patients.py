@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, or_, select, text, update
 
+from dossiers.merged import tombstone_ids
 from dossiers.names import fold_name, name_key
 from dossiers.schema import patient_identifiers, patients
 
@@ -199,7 +200,10 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
     rows = conn.execute(select(patients.c.id, patients.c.given).where(
         or_(patients.c.family_key == family, patients.c.birth_family_key == family),
         patients.c.birth_date == birth_date,
-        patients.c.sex == sex)).all()
+        patients.c.sex == sex,
+        # a dossier merged into another is a tombstone: its traits match the survivor's,
+        # and matched as well they made every message ambiguous (dossiers/merged.py)
+        patients.c.id.not_in(tombstone_ids()))).all()
     marks = birth_order_marks(given)  # 'BEBE 2' is not 'BEBE 1' (twins' placeholders)
     keys = {r.id: first_given_key(r.given) for r in rows if birth_order_marks(r.given) == marks}
     found = [pid for pid, key in keys.items() if key == first_given]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
+from dossiers.merged import merged_into
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, provenance
 from pipelines.archive import Archive, ArchiveCorrupt, ArchiveMissing, sha256_hex
@@ -180,6 +181,10 @@ def assign(engine: Engine, import_id: int, patient_ref: str, actor: Actor,
         patient = find_by_reference(conn, patient_ref)
         if patient is None:
             raise AdminError(f"no dossier {patient_ref}")
+        went = merged_into(conn, patient.id)
+        if went is not None:  # a tombstone is closed: what it held is in the survivor
+            raise AdminError(f"dossier {patient.id} was merged into dossier {went}: assign "
+                             f"the import to dossier {went}")
         # An opposed or closed dossier is not refused here: the rerun decides (a document is
         # quarantined OPPOSITION again; an ADT that lifts the opposition is applied).
         conn.execute(update(imports).where(imports.c.id == import_id)

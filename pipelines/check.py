@@ -19,6 +19,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, and_, exists, func, not_, or_, select, union
 
 from dossiers.deposit import FACT_TYPES
+from dossiers.merged import tombstone_ids
 from dossiers.schema import entries, imports, provenance
 from pipelines.archive import Archive, ArchiveError, ArchiveMissing, DirectoryArchive, sha256_hex
 from pipelines.ledger import DEPOSITED, PROCESSING, RECEIVED, now
@@ -117,6 +118,11 @@ def _store_queries(t, backlog_minutes: float) -> list[tuple[str, str, object]]: 
                 current.c.status != "withdrawn", current.c.type.in_(sorted(FACT_TYPES)))
          .group_by(current.c.patient_id, current.c.fact).having(func.count() > 1)
          .order_by(current.c.patient_id, current.c.fact)),
+        # filed in a dossier merged into another (a worker that resolved it just before the
+        # merge committed): `dossier merge SURVIVOR MERGED` again moves them
+        ("ENTRIES_IN_MERGED_DOSSIER", "patient",
+         select(e.patient_id).where(e.patient_id.in_(tombstone_ids())).distinct()
+         .order_by(e.patient_id)),
         ("LEASE_EXPIRED", "import",
          select(i.id).where(i.status == PROCESSING, i.claimed_until < t).order_by(i.id)),
         ("BACKLOG", "import",

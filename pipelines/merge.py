@@ -122,4 +122,6 @@ def _refuse_other_dossier(conn: Connection, survivor: Patient, other_id: int,
                        f"{where}: the merged identifier names dossier {other_id} (holding "
                        f"{held} entr{'y' if held == 1 else 'ies'}), not the surviving dossier "
                        f"{survivor.id} that PID-3 names: merging two dossiers moves what "
-                       "they hold, an admin's decision; nothing was changed", where)
+                       "they hold, an admin's decision; nothing was changed. If they are one "
+                       f"person: `dmp-ingest dossier merge {survivor.id} {other_id} --reason "
+                       "...` (or POST /admin/dossiers/merge), then rerun this import", where)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine, and_, func, or_, select
 
 from dossiers.audit import iso_utc
+from dossiers.merged import merged_into
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
 from pipelines.advice import advice
@@ -299,10 +300,13 @@ def show_dossier(engine: Engine, ref: str, *, history: bool = False) -> dict | N
         if not history:
             q = q.where(entries.c.current.is_(True))
         rows = conn.execute(q.order_by(entries.c.id)).all()
+        merged = merged_into(conn, patient.id)
     return {"patient": {"id": row.id, "ins": row.ins, "ins_oid": row.ins_oid,
                         "family": row.family, "given": row.given,
                         "birth_family": row.birth_family, "birth_date": row.birth_date,
                         "sex": row.sex, "opposed": row.opposed, "created_by": row.created_by,
                         "dmp_status": row.dmp_status,
-                        "consultation_consent": row.consultation_consent},
+                        "consultation_consent": row.consultation_consent,
+                        # a tombstone: the dossier that holds what this one held
+                        "merged_into": merged},
             "entries": [_entry_dict(e) for e in rows]}
