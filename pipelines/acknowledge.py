@@ -34,7 +34,7 @@ back what we return. The rules:
 - An acknowledgement received (MSH-9.1 ACK: an engine routing its ACKs here, a peer
   acknowledging our ACK) is stored and recorded as refused, and never answered: answered
   AR, it was acknowledged again by such a peer, in a loop. A batch of ACKs alone gets no
-  answer either.
+  answer either, nor an empty batch whose BHS-12 names the batch it answers.
 
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
@@ -737,9 +737,30 @@ def _is_acknowledgement(header: Header | None) -> bool:
 
 
 def _acknowledgements_only(batch: BatchFrame) -> bool:
-    """A batch holding acknowledgements alone (a response batch sent back to us): no
-    answer at all, not even an empty batch, which its sender would answer again."""
-    return bool(batch.headers) and all(_is_acknowledgement(h) for h in batch.headers)
+    """A batch holding acknowledgements alone (a response batch sent back to us), or an
+    empty answering batch: no answer at all, not even an empty batch, which its sender
+    would answer again.
+
+    An empty batch whose BHS-12 (reference batch control id) is valued answers a batch:
+    v2.5 BHS-11 is "echoed back in BHS-12 ... if an answering batch is needed", and
+    2.10.3.3 (option c) has an empty response batch mean that every message was accepted.
+    Such a batch holds no ACK for ``_is_acknowledgement`` to see, and was answered with an
+    empty batch of ours naming it in BHS-12: an engine routing responses back to this
+    listener (or echoing them) answered that one too, and the two batches went back and
+    forth without end. A periodic empty batch (BHS-12 empty) is still answered."""
+    if not batch.headers:
+        heads = [g.header for g in batch.shape.groups]
+        return (not batch.problems and bool(heads)
+                and all(_envelope_field(h, 12) for h in heads))
+    return all(_is_acknowledgement(h) for h in batch.headers)
+
+
+def _envelope_field(line: bytes | None, n: int) -> str:
+    """Field ``n`` of a BHS (or FHS) line as sent, stripped; '' when absent."""
+    if not line or len(line) < 4:
+        return ""
+    parts = line.decode("latin-1").split(line[3:4].decode("latin-1"))
+    return parts[n - 1].strip() if len(parts) >= n else ""
 
 
 TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})
