@@ -128,3 +128,26 @@ def test_an_empty_answering_batch_is_not_answered(port: int) -> None:
             b"|RB2501140000001|", b"|R10-AFTER-ECHO|", 1)
         ack = parsed(client.send(data))
     assert [str(f) for f in ack.segment("MSA")[1:3]] == ["AA", "R10-AFTER-ECHO"]
+
+
+# --- the response batch in the sender's encoding characters -------------------------------
+
+
+def test_response_batch_keeps_the_v27_truncation_character(port: int) -> None:
+    """A v2.7 sender declares the truncation character in MSH-2 and BHS-2 ('^~\\&#'). Each
+    ACK of the response batch echoed it in its MSH-2 while the BHS-2 around them dropped
+    it ('^~\\&'): the batch said other encoding characters than the messages it holds."""
+    message = original_mode(sample("01_labm_nfs.hl7")).replace(
+        b"|RB2501140000001|", b"|R10-V27-1|", 1).replace(b"MSH|^~\\&|", b"MSH|^~\\&#|", 1)
+    message = message.replace(b"|P|2.5|", b"|P|2.7|", 1)
+    batch = (b"BHS|^~\\&#|LABM|CERBALLIANCE_LYON|DMP-INTAKE|DMP|20261127083000+0100||||R10B27\r"
+             + message + b"BTS|1\r")
+    with Client(port) as client:
+        answer = client.send(batch)
+    lines = answer.split(b"\r")
+    assert lines[0].split(b"|")[:2] == [b"BHS", b"^~\\&#"]
+    assert lines[0].split(b"|")[11] == b"R10B27"
+    ack = parsed(b"\r".join(line for line in lines if line[:3] in (b"MSH", b"MSA", b"ERR")))
+    assert str(ack.segment("MSH")[2]) == "^~\\&#"
+    assert [str(f) for f in ack.segment("MSA")[1:3]] == ["AA", "R10-V27-1"]
+    assert lines[-2] == b"BTS|1"
