@@ -544,9 +544,7 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
         return [_batch_answer(p, p.batch, result.message_ids, outcomes,
                               application or after_commit)]
     if item.rejection is not None:
-        code, text = item.rejection
-        return _answers(header, "AR", AckError(_rule(code).hl7_code, f"{code}: {text}",
-                                               p.where))
+        return _refused(header, *item.rejection, p.where)
     if not after_commit:
         return _answers(header, "AA", None)
     outcome = _frame_outcome(item.data, result.message_ids, outcomes)
@@ -639,9 +637,7 @@ def _batch_answer(p: Prepared, batch: BatchFrame, ids: list[int], outcomes: dict
         refusal = _frame_refusal(p, n) if p.item.rejection is not None else (
             None if n == 1 else _message_refusal(header))  # the first one: the frame's
         if refusal is not None:
-            code, text, where = refusal
-            acks.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
-                                                        f"{code}: {text}", where)))
+            acks.append(_refused(header, *refusal))
         elif not application:
             acks.append(_answers(header, "AA", None))
         else:
@@ -693,6 +689,14 @@ def _batch_ack(batch: BatchFrame, acks: list[list[bytes]], refused: str | None =
     return build_batch_ack(batch.shape, acks, first, comments=comments)
 
 
+def _refused(header: Header | None, code: str, text: str, where: str) -> list[bytes]:
+    """The answers to a message refused before processing, for our ``code``: AE or AR and
+    the table 0357 code as ack_codes.csv says (it said AR for every refusal code, and the
+    listener wrote AR whatever it said), CR at the commit level in enhanced mode."""
+    rule = _rule(code)
+    return _answers(header, rule.ack, AckError(rule.hl7_code, f"{code}: {text}", where))
+
+
 def _answers(header: Header | None, code: str, error: AckError | None, *,
              processed: bool = False, stored: bool = True, commit: bool = True) -> list[bytes]:
     """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
@@ -703,8 +707,8 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
 
     A message refused or not stored is never processed: when MSH-15 keeps its CR/CE back
     (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
-    AR with the same ERR: an engine asking NE/AL got no answer at all, and waited for an
-    application ACK that could never come."""
+    AR (a refusal: AE or AR as its code's row says) with the same ERR: an engine asking
+    NE/AL got no answer at all, and waited for an application ACK that could never come."""
     if _is_acknowledgement(header):
         return []
     if header is None or not header.enhanced:
@@ -712,7 +716,7 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     out = []
     if not stored:
         code_, commit_error = "CE", error  # not stored: ours to fix, the sender retries
-    elif code == "AR" and not processed:
+    elif code in ("AR", "AE") and not processed:  # refused (``_refused``)
         code_, commit_error = "CR", error
     else:
         code_, commit_error = "CA", None
@@ -720,7 +724,7 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
         out.append(build_ack(header, code_, error=commit_error))
     elif commit and code_ != "CA" and _app_ack_wanted(header) and _condition(header.get(16),
                                                                              False):
-        out.append(build_ack(header, "AR", error=commit_error))
+        out.append(build_ack(header, code, error=commit_error))
     if processed and _condition(header.get(16), code == "AA"):
         out.append(build_ack(header, code, error=error))
     return out

@@ -14,7 +14,8 @@ from pathlib import Path
 import hl7
 import pytest
 
-from pipelines.acknowledge import ack_rules
+import pipelines.acknowledge
+from pipelines.acknowledge import AckRule, ack_rules
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context
 from pipelines.settings import ListenerSettings, Source, load_settings
@@ -103,6 +104,37 @@ def test_unmapped_local_code_is_ae_103_at_its_obx(port: int) -> None:
     assert str(err[4]) == "E"
     assert str(err[8]).startswith("CODE_UNMAPPED: OBX[25]-3: local code ZZGLU")
     assert str(ack.segment("MSA")[3]).startswith("CODE_UNMAPPED")
+
+
+def _refused_type(control_id: str, accept: str = "", application: str = "") -> bytes:
+    """The lab's message as a type no normalizer reads (refused from MSH-9, before
+    processing), with MSH-15/16 as given."""
+    data = sample("01_labm_nfs.hl7").replace(b"|RB2501140000001|", f"|{control_id}|".encode(),
+                                            1).replace(b"|ORU^R01^ORU_R01|", b"|ZLB^Z01|", 1)
+    return data.replace(b"|AL|NE|FRA|", f"|{accept}|{application}|FRA|".encode(), 1)
+
+
+def test_a_refusal_answers_what_its_table_row_says(port: int, monkeypatch) -> None:  # noqa: ANN001
+    """The MSA-1 of a refusal (a message refused before processing) is its code's row of
+    ack_codes.csv, as for a processed message: the listener wrote AR whatever the row said.
+    A row made AE here: AE in original mode, AE as the application ACK an NE/AL sender
+    waits for, CR at the commit level (the message is refused, not stored in error)."""
+    rules = dict(ack_rules())
+    assert rules["HL7_UNSUPPORTED_TYPE"] == AckRule("AR", "200")  # as shipped
+    with Client(port) as client:
+        shipped = parsed(client.send(_refused_type("R10-REF-0")))
+        rules["HL7_UNSUPPORTED_TYPE"] = AckRule("AE", "200")
+        monkeypatch.setattr(pipelines.acknowledge, "ack_rules", lambda: rules)
+        original = parsed(client.send(_refused_type("R10-REF-1")))
+        waiting = parsed(client.send(_refused_type("R10-REF-2", "NE", "AL")))
+        commit = parsed(client.send(_refused_type("R10-REF-3", "AL", "NE")))
+    assert str(shipped.segment("MSA")[1]) == "AR"
+    assert str(original.segment("MSA")[1]) == "AE"
+    assert str(waiting.segment("MSA")[1]) == "AE"
+    assert str(commit.segment("MSA")[1]) == "CR"
+    for ack in (shipped, original, waiting, commit):
+        assert str(ack.segment("ERR")[3]) == "200^Unsupported message type^HL70357"
+        assert str(ack.segment("ERR")[2]) == "MSH^1^9^1"
 
 
 # --- a batch that answers a batch is not answered -----------------------------------------
