@@ -11,7 +11,8 @@ back what we return. The rules:
   peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
   no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
-  with an ERR saying why.
+  with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
+  processed message (every refusal row says AR).
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
