@@ -11,7 +11,8 @@ back what we return. The rules:
   peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
   no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
-  with an ERR saying why.
+  with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
+  processed message (every refusal row says AR).
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
@@ -34,7 +35,7 @@ back what we return. The rules:
 - An acknowledgement received (MSH-9.1 ACK: an engine routing its ACKs here, a peer
   acknowledging our ACK) is stored and recorded as refused, and never answered: answered
   AR, it was acknowledged again by such a peer, in a loop. A batch of ACKs alone gets no
-  answer either.
+  answer either, nor an empty batch whose BHS-12 names the batch it answers.
 
 A sender that retransmits after a lost ACK gets AA again; the repeat is recorded as a
 duplicate (dedupe level 1) and files nothing twice.
@@ -544,9 +545,7 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
         return [_batch_answer(p, p.batch, result.message_ids, outcomes,
                               application or after_commit)]
     if item.rejection is not None:
-        code, text = item.rejection
-        return _answers(header, "AR", AckError(_rule(code).hl7_code, f"{code}: {text}",
-                                               p.where))
+        return _refused(header, *item.rejection, p.where)
     if not after_commit:
         return _answers(header, "AA", None)
     outcome = _frame_outcome(item.data, result.message_ids, outcomes)
@@ -639,9 +638,7 @@ def _batch_answer(p: Prepared, batch: BatchFrame, ids: list[int], outcomes: dict
         refusal = _frame_refusal(p, n) if p.item.rejection is not None else (
             None if n == 1 else _message_refusal(header))  # the first one: the frame's
         if refusal is not None:
-            code, text, where = refusal
-            acks.append(_answers(header, "AR", AckError(_rule(code).hl7_code,
-                                                        f"{code}: {text}", where)))
+            acks.append(_refused(header, *refusal))
         elif not application:
             acks.append(_answers(header, "AA", None))
         else:
@@ -693,6 +690,14 @@ def _batch_ack(batch: BatchFrame, acks: list[list[bytes]], refused: str | None =
     return build_batch_ack(batch.shape, acks, first, comments=comments)
 
 
+def _refused(header: Header | None, code: str, text: str, where: str) -> list[bytes]:
+    """The answers to a message refused before processing, for our ``code``: AE or AR and
+    the table 0357 code as ack_codes.csv says (it said AR for every refusal code, and the
+    listener wrote AR whatever it said), CR at the commit level in enhanced mode."""
+    rule = _rule(code)
+    return _answers(header, rule.ack, AckError(rule.hl7_code, f"{code}: {text}", where))
+
+
 def _answers(header: Header | None, code: str, error: AckError | None, *,
              processed: bool = False, stored: bool = True, commit: bool = True) -> list[bytes]:
     """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
@@ -703,8 +708,8 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
 
     A message refused or not stored is never processed: when MSH-15 keeps its CR/CE back
     (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
-    AR with the same ERR: an engine asking NE/AL got no answer at all, and waited for an
-    application ACK that could never come."""
+    AR (a refusal: AE or AR as its code's row says) with the same ERR: an engine asking
+    NE/AL got no answer at all, and waited for an application ACK that could never come."""
     if _is_acknowledgement(header):
         return []
     if header is None or not header.enhanced:
@@ -712,7 +717,7 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     out = []
     if not stored:
         code_, commit_error = "CE", error  # not stored: ours to fix, the sender retries
-    elif code == "AR" and not processed:
+    elif code in ("AR", "AE") and not processed:  # refused (``_refused``)
         code_, commit_error = "CR", error
     else:
         code_, commit_error = "CA", None
@@ -720,7 +725,7 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
         out.append(build_ack(header, code_, error=commit_error))
     elif commit and code_ != "CA" and _app_ack_wanted(header) and _condition(header.get(16),
                                                                              False):
-        out.append(build_ack(header, "AR", error=commit_error))
+        out.append(build_ack(header, code, error=commit_error))
     if processed and _condition(header.get(16), code == "AA"):
         out.append(build_ack(header, code, error=error))
     return out
@@ -737,9 +742,30 @@ def _is_acknowledgement(header: Header | None) -> bool:
 
 
 def _acknowledgements_only(batch: BatchFrame) -> bool:
-    """A batch holding acknowledgements alone (a response batch sent back to us): no
-    answer at all, not even an empty batch, which its sender would answer again."""
-    return bool(batch.headers) and all(_is_acknowledgement(h) for h in batch.headers)
+    """A batch holding acknowledgements alone (a response batch sent back to us), or an
+    empty answering batch: no answer at all, not even an empty batch, which its sender
+    would answer again.
+
+    An empty batch whose BHS-12 (reference batch control id) is valued answers a batch:
+    v2.5 BHS-11 is "echoed back in BHS-12 ... if an answering batch is needed", and
+    2.10.3.3 (option c) has an empty response batch mean that every message was accepted.
+    Such a batch holds no ACK for ``_is_acknowledgement`` to see, and was answered with an
+    empty batch of ours naming it in BHS-12: an engine routing responses back to this
+    listener (or echoing them) answered that one too, and the two batches went back and
+    forth without end. A periodic empty batch (BHS-12 empty) is still answered."""
+    if not batch.headers:
+        heads = [g.header for g in batch.shape.groups]
+        return (not batch.problems and bool(heads)
+                and all(_envelope_field(h, 12) for h in heads))
+    return all(_is_acknowledgement(h) for h in batch.headers)
+
+
+def _envelope_field(line: bytes | None, n: int) -> str:
+    """Field ``n`` of a BHS (or FHS) line as sent, stripped; '' when absent."""
+    if not line or len(line) < 4:
+        return ""
+    parts = line.decode("latin-1").split(line[3:4].decode("latin-1"))
+    return parts[n - 1].strip() if len(parts) >= n else ""
 
 
 TABLE_0155 = frozenset({"AL", "NE", "ER", "SU"})

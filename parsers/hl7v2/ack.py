@@ -220,7 +220,12 @@ def _envelope_header(received: bytes | None, header: Header | None, d: Delimiter
     12 the received BHS-11."""
     got = _raw_fields(received, codec)
     msh = {n: header.raw(n) if header is not None else "" for n in (3, 4, 5, 6)}
-    fields = ["BHS", _encoding(d),
+    # the encoding characters of the ACKs inside, as their MSH-2 echoes them: a v2.7+
+    # sender's truncation character too ('^~\\&#'), which BHS-2 dropped while each MSH-2
+    # inside kept it
+    encoding = header.raw(2) if header is not None and header.invalid is None \
+        else _encoding(d)
+    fields = ["BHS", encoding,
               got.get(5) or msh[5] or application, got.get(6) or msh[6],
               got.get(3) or msh[3], got.get(4) or msh[4], stamp, "", "",
               _truncate(comment, 80, d) if comment else "", new_control_id(),
