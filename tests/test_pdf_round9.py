@@ -1,0 +1,141 @@
+"""PDF reports (round 9): reissued reports, lab PDFs, PDFs we have not seen.
+
+A report sent again with an addendum ('Compte rendu complémentaire') or as a rectification
+('Rectificatif', 'Annule et remplace') was filed beside the report it reissues, both current:
+it is now a new version of it (dedupe level 3, history kept) when the PDFs say they are one
+exam's (same centre, date, modality, region, and the same exam number when printed), and a
+doubt on the ledger otherwise, never a supersession on a guess.
+Born-digital PDFs are written with samples/generate_pdf.py's writer, read by parsers.pdf and
+normalized and filed as the pipeline does."""
+
+from __future__ import annotations
+
+import csv
+
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from samples import generate_pdf as g
+from tests.conftest import SAMPLES
+from tests.test_pdf_round3 import _read
+
+PARC = ("centre", "CENTRE D'IMAGERIE DU PARC - 12 avenue Jean Jaurès, 69007 Lyon")
+LEFEVRE = [("label", "Patiente : Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968")]
+FIRST = "Pas d'anomalie de signal du parenchyme cérébral."
+ADDENDUM = [("title", "COMPTE RENDU COMPLÉMENTAIRE"), ("label", "Le 02/04/2025"),
+            ("body", "Après relecture avec les séquences de perfusion : petite lésion"),
+            ("body", "de la substance blanche frontale gauche, à contrôler à 6 mois."),
+            ("body", "Dr Paul RENAUD")]
+
+
+def _irm(*after: tuple[str, str], number: str | None = None, day: str = "28/03/2025",
+         banner: str | None = None, conclusion: str = FIRST) -> bytes:
+    head = [("title", banner)] if banner else []
+    exam = [("label", f"N° d'examen : {number}")] if number else []
+    blocks = [PARC, *head, *LEFEVRE, *exam, ("title", "IRM CÉRÉBRALE SANS ET AVEC INJECTION"),
+              ("label", f"Examen du {day}"), ("head", "Conclusion :"), ("body", conclusion),
+              ("body", "Dr Paul RENAUD"), *after]
+    return g.write_pdf(g.layout(blocks), title="Compte rendu")
+
+
+def _details(data: bytes) -> dict:
+    msg = _read(data)
+    assert len(msg.entries) == 1
+    return msg.entries[0].details
+
+
+# -- what the PDF says --------------------------------------------------------------------------
+def test_a_reissue_says_so_and_the_exam_number_is_read() -> None:
+    """An addendum, an 'ANNULE ET REMPLACE' banner and a 'Rectificatif' heading mark the
+    report as a reissue (with its kind); 'N° d'examen' is read; a plain report and a
+    conclusion announcing a complement ('Compte rendu complémentaire à suivre.') are none."""
+    plain = _details(_irm(number="2025-004512"))
+    assert "reissue" not in plain
+    assert plain["fields"]["exam_number"]["value"] == "2025-004512"
+    assert _details(_irm(*ADDENDUM))["reissue"] == {"kind": "addendum", "page": 1}
+    assert _details(_irm(banner="ANNULE ET REMPLACE LE COMPTE RENDU DU 28/03/2025")
+                    )["reissue"]["kind"] == "rectification"
+    assert _details(_irm(("head", "Rectificatif :"), ("body", "Lire « gauche » et non "
+                         "« droite »."))) ["reissue"]["kind"] == "rectification"
+    announced = _details(_irm(conclusion="Compte rendu complémentaire à suivre."))
+    assert "reissue" not in announced and "exam_number" not in announced["fields"]
+
+
+# -- what the dossier keeps ---------------------------------------------------------------------
+def _file(ctx, *sent: tuple[bytes, str]) -> tuple[list[dict], list[dict]]:  # noqa: ANN001
+    """File each (pdf, source) in turn into Mme Lefèvre's dossier: the report rows in id
+    order, and the ledger rows."""
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)
+                                     if r["key"] == "K1"])
+    for data, source in sent:
+        intake(ctx.engine, ctx.archive, [Received(data, source, "file", file_name="cr.pdf")])
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = [r._asdict() for r in conn.execute(
+            select(entries.c.id, entries.c.current, entries.c.superseded_by, entries.c.version,
+                   entries.c.value, entries.c.import_id).order_by(entries.c.id))]
+        ledger = [r._asdict() for r in conn.execute(
+            select(imports.c.id, imports.c.status, imports.c.warnings).order_by(imports.c.id))]
+    return rows, ledger
+
+
+def _warned(ledger: list[dict]) -> str:
+    return "\n".join(w for row in ledger for w in row["warnings"] or [])
+
+
+def test_an_addendum_and_a_rectification_supersede_the_report_of_that_exam(sqlite_ctx) -> None:  # noqa: ANN001
+    """The report, then the same report with its addendum, then a rectification changing the
+    conclusion, all of exam 2025-004512: the first reading was current beside each reissue.
+    Each now supersedes the one before (one current, history kept, versions 1, 2, 3), and
+    nothing is said on the ledger; the deposit is told by the ledger as before."""
+    rectified = "Petite lésion de la substance blanche frontale droite, à contrôler à 6 mois."
+    rows, ledger = _file(sqlite_ctx, (_irm(number="2025-004512"), "cim-parc"),
+                         (_irm(*ADDENDUM, number="2025-004512"), "cim-parc"),
+                         (_irm(number="2025-004512", conclusion=rectified,
+                               banner="RECTIFICATIF - ANNULE ET REMPLACE"), "cim-parc"))
+    assert [r["status"] for r in ledger] == ["deposited"] * 3
+    assert [(r["current"], r["superseded_by"], r["version"]) for r in rows] == [
+        (False, rows[1]["id"], 1), (False, rows[2]["id"], 2), (True, None, 3)]
+    assert rows[2]["value"] == rectified
+    assert "REPORT_REISSUE" not in _warned(ledger)
+
+
+def test_a_reissue_arriving_before_its_report_keeps_the_report_as_history(sqlite_ctx) -> None:  # noqa: ANN001
+    """The addendum filed first (the original quarantined and rerun, or slower): the original
+    arriving after it was current beside it; it is history now, superseded by the addendum,
+    and sent again it is one more provenance link, not a third row."""
+    original = _irm(number="2025-004512")
+    rows, ledger = _file(sqlite_ctx, (_irm(*ADDENDUM, number="2025-004512"), "cim-parc"),
+                         (original, "cim-parc"), (original + b"\n%resent\n", "cim-parc"))
+    assert [(r["current"], r["superseded_by"]) for r in rows] == [(True, None),
+                                                                  (False, rows[0]["id"])]
+    assert [r["status"] for r in ledger] == ["deposited", "deposited", "duplicate"]
+
+
+def test_a_reissue_that_cannot_be_matched_is_filed_beside_and_said(sqlite_ctx) -> None:  # noqa: ANN001
+    """Never a supersession on a guess: another exam number (a related report of the same day:
+    filed beside it), a number printed on one report only, another source than the report
+    held, or no report of that exam held: both stay current, REPORT_REISSUE_NOT_MATCHED says
+    why on the reissue's ledger row (no value of the report)."""
+    rows, ledger = _file(
+        sqlite_ctx,
+        (_irm(number="2025-004512"), "cim-parc"),
+        (_irm(*ADDENDUM, number="2025-004513"), "cim-parc"),  # another exam number
+        (_irm(day="29/03/2025", number="2025-004600"), "cim-parc"),
+        (_irm(*ADDENDUM, day="29/03/2025"), "cim-parc"),  # the number on the first only
+        (_irm(day="30/03/2025"), "cim-parc"),
+        (_irm(*ADDENDUM, day="30/03/2025"), "cim-bellecour"),  # another centre
+        (_irm(*ADDENDUM, day="31/03/2025"), "cim-parc"))  # nothing held of that exam
+    assert [r["status"] for r in ledger] == ["deposited"] * 7
+    assert all(r["current"] and r["superseded_by"] is None for r in rows)
+    said = [row["warnings"] or [] for row in ledger]
+    assert [len([w for w in ws if w.startswith("REPORT_REISSUE_NOT_MATCHED")]) for ws in said] \
+        == [0, 1, 0, 1, 0, 1, 1]
+    text = _warned(ledger)
+    assert "another exam number" in text and "on one of them only" in text
+    assert "another source" in text and "holds no report of that exam" in text
+    assert "2025-0045" not in text and "LEFÈVRE" not in text and "lésion" not in text
