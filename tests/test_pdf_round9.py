@@ -11,15 +11,20 @@ normalized and filed as the pipeline does."""
 from __future__ import annotations
 
 import csv
+import shutil
 
+import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
+from normalizers.report import normalize_report
+from parsers.pdf import OCR, TEXT_LAYER, PdfLimits, parse_pdf
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from samples import generate_pdf as g
 from tests.conftest import SAMPLES
+from tests.test_pdf_parser import build_pdf
 from tests.test_pdf_round3 import _read
 
 PARC = ("centre", "CENTRE D'IMAGERIE DU PARC - 12 avenue Jean Jaurès, 69007 Lyon")
@@ -139,3 +144,72 @@ def test_a_reissue_that_cannot_be_matched_is_filed_beside_and_said(sqlite_ctx) -
     assert "another exam number" in text and "on one of them only" in text
     assert "another source" in text and "holds no report of that exam" in text
     assert "2025-0045" not in text and "LEFÈVRE" not in text and "lésion" not in text
+
+
+# -- a text layer that gives no text ------------------------------------------------------------
+def _tounicode(mapping: bytes) -> bytes:
+    body = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
+            b"<< /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def /CMapName /X def "
+            b"/CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange\n" + mapping
+            + b"\nendcmap CMapName currentdict /CMap defineresource pop end end")
+    return b"<< /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"
+
+
+def _two_font_pdf(lines: list[tuple[str, float, str]], size: tuple[int, int],
+                  f2_map: bytes) -> bytes:
+    """One page of (font, x, text) lines: /F1 Helvetica that maps, /F2 Helvetica-Bold whose
+    ToUnicode maps as ``f2_map`` says (pdfium draws both right: only the text layer lies)."""
+    ops, y = [b"BT"], size[1] - 30
+    for font, x, text in lines:
+        if font == "F2+F1":  # a bullet in F2, then the line in F1, on one row
+            ops.append(b"/F2 11 Tf 1 0 0 1 %d %d Tm (l) Tj" % (x, y))
+            font, x = "F1", x + 14
+        ops.append(b"/%s 11 Tf 1 0 0 1 %d %d Tm (" % (font.encode(), x, y)
+                   + text.encode("cp1252") + b") Tj")
+        y -= 16
+    content = b"\n".join([*ops, b"ET"])
+    return build_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 3 0 R "
+        b"/F2 6 0 R >> >> /Contents 5 0 R >>" % size,
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding "
+        b"/ToUnicode 7 0 R >>", _tounicode(f2_map)])
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
+def test_a_text_layer_whose_title_and_conclusion_give_no_text_is_ocrd() -> None:
+    """The header in a font that maps, the title and the conclusion in a bold font whose
+    ToUnicode maps every glyph to private-use codes: the page had letters enough to be read
+    from its text layer, and the exam and its conclusion were filed as U+E0xx characters.
+    The page is OCR'd now (real tesseract, French), said by PDF_TEXT_LAYER_GARBLED."""
+    data = _two_font_pdf([("F1", 30, "CENTRE D'IMAGERIE DU PARC"),
+                          ("F1", 30, "Patiente : Mme LEFÈVRE Hélène"),
+                          ("F1", 30, "Née le 14/03/1968"), ("F2", 30, "IRM CÉRÉBRALE"),
+                          ("F1", 30, "Examen du 28/03/2025"),
+                          ("F2", 30, "Conclusion : pas de lésion.")], (430, 150),
+                         b"1 beginbfrange <20> <FF> <E020> endbfrange")
+    doc = parse_pdf(data, PdfLimits(processes=1))
+    assert doc.pages[0].source == OCR
+    assert [w.split(":")[0] for w in doc.warnings] == ["PDF_TEXT_LAYER_GARBLED"]
+    assert "LEFÈVRE" not in doc.warnings[0] and "lésion" not in doc.warnings[0]
+    msg = normalize_report(doc, data, "cim-parc")
+    fields = msg.entries[0].details["fields"]
+    assert fields["modality"]["value"] == "MR"
+    assert fields["conclusion"]["value"] == "pas de lésion."
+    assert not any("\ue000" <= c <= "\uf8ff" for c in msg.entries[0].details["text"])
+
+
+def test_word_bullets_in_a_symbol_font_keep_the_text_layer() -> None:
+    """Word prints its bullets in Symbol, mapped to U+F0B7 (private use): a glyph alone as a
+    word is no text lost, and such a report keeps its text layer (no OCR, no warning)."""
+    bullets = [("F2+F1", 30, t) for t in (
+        "Pas de lésion focale hépatique.", "Vésicule alithiasique.", "Reins sans dilatation.",
+        "Rate homogène.", "Pancréas normal.", "Pas d'épanchement.", "Aorte de calibre normal.",
+        "Pas d'adénopathie.", "Vessie en réplétion normale.", "Prostate homogène.")]
+    data = _two_font_pdf([("F1", 30, "ÉCHOGRAPHIE ABDOMINALE"), *bullets], (430, 230),
+                         b"1 beginbfchar <6C> <F0B7> endbfchar")
+    doc = parse_pdf(data, PdfLimits(processes=1))
+    assert doc.pages[0].source == TEXT_LAYER and doc.warnings == []
+    assert doc.pages[0].text.count("\uf0b7") == 10
