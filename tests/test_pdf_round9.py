@@ -213,3 +213,27 @@ def test_word_bullets_in_a_symbol_font_keep_the_text_layer() -> None:
     doc = parse_pdf(data, PdfLimits(processes=1))
     assert doc.pages[0].source == TEXT_LAYER and doc.warnings == []
     assert doc.pages[0].text.count("\uf0b7") == 10
+
+
+# -- lab reports --------------------------------------------------------------------------------
+def test_a_result_marked_checked_says_so() -> None:
+    """'5,80 H (contrôlé)', 'Contrôlé' after the value: the mark that the value was measured
+    again before validation was dropped without a word; it is details.checked now, the value,
+    unit, flag and the antériorité beside it read as before."""
+    from tests.test_pdf_round3 import _lab_pdf, _row
+
+    x = (40.0, 180.0, 300.0, 370.0, 480.0)
+    msg = _read(_lab_pdf([("centre", "LABORATOIRE BIOMED - Biologie médicale"), *LEFEVRE,
+                          ("label", "Prélèvement du 12/03/2026 à 08h15"), ("title", "BIOCHIMIE"),
+                          _row(x, "", "Résultat", "Unité", "Valeurs de référence",
+                               "Antériorités", style="label"),
+                          _row(x, "Potassium", "5,80 H (contrôlé)", "mmol/L", "3,50 - 5,00",
+                               "4,10"),
+                          _row(x, "Calcium", "3,05 Contrôlé", "mmol/L", "2,20 - 2,60"),
+                          _row(x, "Sodium", "139", "mmol/L", "136 - 145", "140"),
+                          ("label", "Validé par Dr Anne MARTIN, biologiste")]))
+    got = [(e.code, e.value, e.unit, e.interpretation, e.details.get("checked"),
+            e.details.get("previous")) for e in msg.entries if e.type == "lab_result"]
+    assert got == [("2823-3", "5,80", "mmol/L", "H", True, "4,10"),
+                   ("2000-8", "3,05", "mmol/L", None, True, None),
+                   ("2951-2", "139", "mmol/L", None, None, "140")]
