@@ -15,6 +15,9 @@ earlier state (table status_order.csv: a preliminary after the final, a final af
 correction) than the current one, unless it says it was issued later. A document newer
 than a version of its set the dossier holds supersedes that version (with what it no
 longer states) even when its RPLC names another one.
+A PDF report reissued with an addendum or as a rectification supersedes the report of that
+exam the dossier holds, under its own key, when both PDFs say they are one exam's
+(dossiers/report_reissue.py); that report arriving after it is history.
 A withdrawal stays: a deletion of something the dossier does not hold yet (its original
 quarantined, rerun later, or still on its way) is filed as a withdrawn entry under the key it
 names (a tombstone), and an entry arriving where the dossier holds a withdrawn version (the
