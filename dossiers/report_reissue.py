@@ -11,6 +11,9 @@ history kept, when the dossier says without a guess which report that is:
 - the same exam number when one is printed: both print the same one, or neither does. Two
   numbers that differ are two exams (a related report: filed beside it); a number printed on
   one of them only, or read unsure by OCR, cannot tell: doubt;
+- it reprints the report: it has a conclusion of its own (an addendum or a correction printed
+  alone is a related report: superseding the report with it hid the report's conclusion),
+  and an addendum's is the held report's (REPORT_SIMILARITY alike: it says it only adds);
 - exactly one such report held.
 
 Anything else is a doubt said on the ledger (with the source_ref, never a value), and the
@@ -19,8 +22,12 @@ reissue is filed as a report of its own, as before.
 
 from __future__ import annotations
 
+import difflib
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
+
+REPORT_SIMILARITY = 0.9  # as dossiers/deposit.py's level 4 for two readings of one report
 
 
 def _details(row: Any) -> dict:
@@ -36,6 +43,20 @@ def _number(details: dict) -> tuple[str, bool] | None:
     return str(field["value"]), bool(field.get("unsure"))
 
 
+def _conclusion(details: dict) -> str:
+    field = (details.get("fields") or {}).get("conclusion")
+    text = str(field.get("value") or "") if isinstance(field, dict) else ""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c if c.isalnum() else " " for c in folded
+                            if not unicodedata.combining(c)).split())
+
+
+def _alike(a: str, b: str) -> bool:
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return bool(a and b) and matcher.quick_ratio() >= REPORT_SIMILARITY \
+        and matcher.ratio() >= REPORT_SIMILARITY
+
+
 def is_reissue(row: Any) -> bool:
     return isinstance(_details(row).get("reissue"), dict)
 
@@ -47,8 +68,13 @@ def reissued_report(row: dict, holding: Sequence[Any]) -> tuple[Any | None, str]
     mine = _details(row)
     source = mine.get("source")
     number = _number(mine)
+    conclusion = _conclusion(mine)
+    if not conclusion:
+        return None, ("it prints no conclusion of its own (an addendum or a correction printed "
+                      "without the report): a related report, not a new version of it")
+    adds_only = (mine.get("reissue") or {}).get("kind") == "addendum"
     candidates = []
-    related = doubtful = other_source = 0
+    related = doubtful = other_source = changed = 0
     for held in holding:
         theirs = _details(held)
         if theirs.get("source") != source:
@@ -56,15 +82,23 @@ def reissued_report(row: dict, holding: Sequence[Any]) -> tuple[Any | None, str]
             continue
         their_number = _number(theirs)
         if number is None and their_number is None:
-            candidates.append(held)
+            same_exam = True
         elif number is None or their_number is None or number[1] or their_number[1]:
             doubtful += 1
-        elif number[0] == their_number[0]:
-            candidates.append(held)
+            continue
         else:
+            same_exam = number[0] == their_number[0]
+        if not same_exam:
             related += 1
-    if len(candidates) == 1 and not doubtful:
+        elif adds_only and not _alike(conclusion, _conclusion(theirs)):
+            changed += 1
+        else:
+            candidates.append(held)
+    if len(candidates) == 1 and not doubtful and not changed:
         return candidates[0], ""
+    if changed:
+        return None, ("it says it adds to the report (an addendum) but its conclusion is not "
+                      "the held report's: which report it reissues cannot be told")
     if len(candidates) > 1:
         return None, (f"{len(candidates)} reports of that exam are held; which one it "
                       "reissues cannot be told")

@@ -146,6 +146,29 @@ def test_a_reissue_that_cannot_be_matched_is_filed_beside_and_said(sqlite_ctx) -
     assert "2025-0045" not in text and "LEFÈVRE" not in text and "lésion" not in text
 
 
+def test_an_addendum_printed_alone_or_over_another_conclusion_is_a_related_report(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """An addendum printed without the report (its heading, the exam, its text: no conclusion
+    of its own) superseding the report hid the report's conclusion from every reader; one
+    saying it only adds to the report over another conclusion than the held report's cannot
+    be told a version of it. Both are filed beside the report, and said."""
+    alone = g.write_pdf(g.layout([PARC, *LEFEVRE, ("title", "COMPTE RENDU COMPLÉMENTAIRE"),
+                                  ("title", "IRM CÉRÉBRALE SANS ET AVEC INJECTION"),
+                                  ("label", "Examen du 28/03/2025"), *ADDENDUM[2:]]),
+                        title="Compte rendu")
+    assert _details(alone)["reissue"]["kind"] == "addendum"
+    rows, ledger = _file(
+        sqlite_ctx, (_irm(), "cim-parc"), (alone, "cim-parc"),
+        (_irm(day="29/03/2025"), "cim-parc"),
+        (_irm(*ADDENDUM, day="29/03/2025", conclusion="Méningiome frontal droit de 12 mm."),
+         "cim-parc"))
+    assert [r["status"] for r in ledger] == ["deposited"] * 4
+    assert all(r["current"] and r["superseded_by"] is None for r in rows)
+    text = _warned(ledger)
+    assert text.count("REPORT_REISSUE_NOT_MATCHED") == 2
+    assert "prints no conclusion of its own" in text and "adds to the report" in text
+
+
 # -- a text layer that gives no text ------------------------------------------------------------
 def _tounicode(mapping: bytes) -> bytes:
     body = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CIDSystemInfo "
