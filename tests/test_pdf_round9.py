@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import csv
 import shutil
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
+from dossiers.report_reissue import reissued_report
 from dossiers.schema import entries, imports
 from normalizers.report import normalize_report
 from parsers.pdf import OCR, TEXT_LAYER, PdfLimits, parse_pdf
@@ -260,3 +264,57 @@ def test_a_result_marked_checked_says_so() -> None:
     assert got == [("2823-3", "5,80", "mmol/L", "H", True, "4,10"),
                    ("2000-8", "3,05", "mmol/L", None, True, None),
                    ("2951-2", "139", "mmol/L", None, None, "140")]
+
+
+# -- the rule, whatever the reports held --------------------------------------------------------
+_HELD = st.fixed_dictionaries({
+    "source": st.sampled_from(["cim-parc", "cim-bellecour"]),
+    "number": st.sampled_from([None, "2025-004512", "2025-004513"]),
+    "unsure": st.booleans(),
+    "conclusion": st.sampled_from([FIRST, "Méningiome frontal droit de 12 mm."]),
+    "reissue": st.sampled_from([None, "addendum", "rectification"])})
+
+
+def _report_details(d: dict) -> SimpleNamespace:
+    fields = {"conclusion": {"value": d["conclusion"]}}
+    if d["number"]:
+        fields["exam_number"] = {"value": d["number"], **({"unsure": True} if d["unsure"]
+                                                          else {})}
+    details = {"source": d["source"], "fields": fields}
+    if d["reissue"]:
+        details["reissue"] = {"kind": d["reissue"], "page": 1}
+    return SimpleNamespace(details=details)
+
+
+@settings(max_examples=80, deadline=None)
+@given(new=_HELD, held=st.lists(_HELD, max_size=3))
+def test_a_reissue_supersedes_only_the_one_report_of_its_exam(new: dict, held: list) -> None:
+    """Whatever the reports of that exam the dossier holds, a reissue supersedes one of them
+    only when it is the only one from its source whose number agrees (both printed and read
+    sure and equal, or neither printed) and, for an addendum, whose conclusion it repeats;
+    never with a number on one side only or unsure; when it supersedes none, it says why."""
+    new = {**new, "reissue": new["reissue"] or "addendum"}
+    mine = _report_details(new)
+    rows = [_report_details(h) for h in held]
+    target, why = reissued_report({"details": mine.details}, rows)
+
+    def agrees(h: dict) -> bool:
+        return h["source"] == new["source"] and (
+            (h["number"] is None and new["number"] is None)
+            or (h["number"] is not None and new["number"] is not None and not h["unsure"]
+                and not new["unsure"] and h["number"] == new["number"]))
+
+    def doubtful(h: dict) -> bool:
+        return h["source"] == new["source"] and (h["number"] is None) != (new["number"] is None) \
+            or h["source"] == new["source"] and h["number"] is not None \
+            and new["number"] is not None and (h["unsure"] or new["unsure"])
+
+    fits = [h for h in held if agrees(h) and (new["reissue"] == "rectification"
+                                             or h["conclusion"] == new["conclusion"])]
+    clean = not any(doubtful(h) for h in held) and not any(
+        agrees(h) and h["conclusion"] != new["conclusion"] for h in held
+        if new["reissue"] == "addendum")
+    if len(fits) == 1 and clean:
+        assert target is rows[held.index(fits[0])] and why == ""
+    else:
+        assert target is None and (why or not held)
