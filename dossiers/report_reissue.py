@@ -10,7 +10,8 @@ history kept, when the dossier says without a guess which report that is:
 - the same centre: both came from the same source (the sender's connector);
 - the same exam number when one is printed: both print the same one, or neither does. Two
   numbers that differ are two exams (a related report: filed beside it); a number printed on
-  one of them only, or read unsure by OCR, cannot tell: doubt;
+  one of them only, read unsure by OCR, or read by OCR differing only by characters OCR
+  confuses ('MR25O3' and 'MR2503'), cannot tell: doubt;
 - it reprints the report: it has a conclusion of its own (an addendum or a correction printed
   alone is a related report: superseding the report with it hid the report's conclusion),
   and an addendum's is the held report's (REPORT_SIMILARITY alike: it says it only adds);
@@ -35,12 +36,22 @@ def _details(row: Any) -> dict:
     return got if isinstance(got, dict) else {}
 
 
-def _number(details: dict) -> tuple[str, bool] | None:
-    """(exam number, read unsure) as printed, None when none is."""
+def _number(details: dict) -> tuple[str, bool, bool] | None:
+    """(exam number, read unsure, read by OCR) as printed, None when none is."""
     field = (details.get("fields") or {}).get("exam_number")
     if not isinstance(field, dict) or not field.get("value"):
         return None
-    return str(field["value"]), bool(field.get("unsure"))
+    return str(field["value"]), bool(field.get("unsure")), field.get("source") == "ocr"
+
+
+# Characters OCR takes for one another in an identifier ('MR25O3' for 'MR2503')
+_CONFUSABLE = str.maketrans("OQDIL|SBZG", "0001115826")
+
+
+def _misread(a: tuple[str, bool, bool], b: tuple[str, bool, bool]) -> bool:
+    """Whether two different numbers, one of them read by OCR, may be one number misread."""
+    return (a[2] or b[2]) and len(a[0]) == len(b[0]) \
+        and a[0].upper().translate(_CONFUSABLE) == b[0].upper().translate(_CONFUSABLE)
 
 
 def _conclusion(details: dict) -> str:
@@ -83,7 +94,8 @@ def reissued_report(row: dict, holding: Sequence[Any]) -> tuple[Any | None, str]
         their_number = _number(theirs)
         if number is None and their_number is None:
             same_exam = True
-        elif number is None or their_number is None or number[1] or their_number[1]:
+        elif number is None or their_number is None or number[1] or their_number[1] \
+                or (number[0] != their_number[0] and _misread(number, their_number)):
             doubtful += 1
             continue
         else:
@@ -104,8 +116,8 @@ def reissued_report(row: dict, holding: Sequence[Any]) -> tuple[Any | None, str]
                       "reissues cannot be told")
     if doubtful:
         return None, ("a report of that exam is held, but the exam number is printed on one "
-                      "of them only, or read unsure by OCR; which exam it reissues cannot be "
-                      "told")
+                      "of them only, or read by OCR unsure or with characters OCR confuses; which "
+                      "exam it reissues cannot be told")
     if related:
         return None, ("the report of that day, modality and region held prints another exam "
                       "number: a related report, not a version of it")

@@ -318,3 +318,22 @@ def test_a_reissue_supersedes_only_the_one_report_of_its_exam(new: dict, held: l
         assert target is rows[held.index(fits[0])] and why == ""
     else:
         assert target is None and (why or not held)
+
+
+def test_exam_numbers_differing_by_what_ocr_confuses_are_a_doubt_not_two_exams() -> None:
+    """The scanned addendum's 'MR25O3141757' (O for 0) beside the born-digital report's
+    'MR2503141757' was two exams ('a related report'); it may be one number misread: a
+    doubt. Two text layers printing those numbers are two exams."""
+    def held(number: str, source: str) -> SimpleNamespace:
+        return SimpleNamespace(details={"source": "cim-parc", "fields": {
+            "conclusion": {"value": FIRST},
+            "exam_number": {"value": number, "source": source}}})
+
+    new = {"details": {**held("MR25O3141757", "ocr").details,
+                       "reissue": {"kind": "addendum", "page": 1}}}
+    target, why = reissued_report(new, [held("MR2503141757", "text")])
+    assert target is None and "characters OCR confuses" in why
+    new["details"]["fields"]["exam_number"]["source"] = "text"
+    target, why = reissued_report(new, [held("MR2503141757", "text")])
+    assert target is None and "another exam number" in why
+    assert reissued_report(new, [held("MR25O3141757", "ocr")])[0] is not None
