@@ -15,6 +15,9 @@ earlier state (table status_order.csv: a preliminary after the final, a final af
 correction) than the current one, unless it says it was issued later. A document newer
 than a version of its set the dossier holds supersedes that version (with what it no
 longer states) even when its RPLC names another one.
+A PDF report reissued with an addendum or as a rectification supersedes the report of that
+exam the dossier holds, under its own key, when both PDFs say they are one exam's
+(dossiers/report_reissue.py); that report arriving after it is history.
 A withdrawal stays: a deletion of something the dossier does not hold yet (its original
 quarantined, rerun later, or still on its way) is filed as a withdrawn entry under the key it
 names (a tombstone), and an entry arriving where the dossier holds a withdrawn version (the
@@ -40,6 +43,7 @@ from types import SimpleNamespace
 from sqlalchemy import Connection, bindparam, select, text, update
 
 from dossiers.db import allocate_ids, bulk_insert, insert_values
+from dossiers.report_reissue import is_reissue, reissued_report
 from dossiers.schema import entries, imports, provenance
 from dossiers.versions import versions_of
 from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
@@ -203,6 +207,8 @@ class DepositResult:
     missing_documents: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
     deleted_replaced: list[str] = field(default_factory=list)
+    # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
+    reissue_doubts: list[str] = field(default_factory=list)
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -404,6 +410,37 @@ def _stale_fact(row: dict, versions: list) -> object | None:
     past = [r for r in versions if not r.current and r.superseded_by is not None
             and r.status != "withdrawn"]
     return max(past, key=lambda r: r.id) if past else None
+
+
+def _reissue_target(row: dict, key: str, holding: list, has_children: bool) \
+        -> tuple[object | None, str]:
+    """The held report a reissued PDF report supersedes (dossiers/report_reissue.py), or
+    None and why not. The held reports that are this reissue scanned again (a reissue too,
+    REPORT_SIMILARITY alike) are left to level 4."""
+    if has_children:
+        return None, ("a reissued laboratory report: its results are filed by their own keys "
+                      "and the report it reissues is not superseded")
+    others = [h for h in holding if h.key != key
+              and not (is_reissue(h) and _same_fact(row, [h]) is not None)]
+    if len(others) < len(holding):
+        return None, ""
+    if not row.get("fact"):
+        return None, "no exam date is read on it: which exam it reissues cannot be told"
+    target, doubt = reissued_report(row, others)
+    if target is None and not doubt:
+        doubt = "the dossier holds no report of that exam (same date, modality and region)"
+    return target, doubt
+
+
+def _reissued_since(row: dict, key: str, holding: list) -> object | None:
+    """The one held reissue (addendum, rectification) of the report ``row`` is, by the rules
+    a reissue supersedes a report by (dossiers/report_reissue.py), when ``row`` is none."""
+    if is_reissue(row):
+        return None
+    found = [h for h in holding if h.key != key and is_reissue(h)
+             and reissued_report({"details": h.details}, [SimpleNamespace(details=row["details"])]
+                                 )[0] is not None]
+    return found[0] if len(found) == 1 else None
 
 
 def _same_fact(row: dict, held: list) -> object | None:
@@ -940,7 +977,20 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         versions = facts.get((patient_id, fact)) if fact else None  # mostly none: no call
         holding = [r for r in versions if r.current and r.status != "withdrawn"] \
             if versions else None
-        same = _same_fact(row, holding) if holding else None
+        reissued = None
+        if row["type"] in REPORT_TYPES and is_reissue(row) and entry.action == ACTION_NEW \
+                and old is None and key not in held and key not in taken:
+            # A report sent again with an addendum or as a rectification: a new version of
+            # the report of that exam it reissues (level 3), history kept; filed beside it,
+            # both were current, the first reading shown as if never added to nor corrected
+            reissued, doubt = _reissue_target(row, key, holding or [], key in parents)
+            if reissued is None and doubt:
+                result.reissue_doubts.append(f"{entry.source_ref}: {doubt}")
+        since = _reissued_since(row, key, holding) if holding and reissued is None \
+            and old is None and key not in held and key not in parents and key not in taken \
+            and entry.action == ACTION_NEW and row["type"] in REPORT_TYPES else None
+        same = _same_fact(row, holding) if holding and reissued is None and since is None \
+            else None
         if same is not None and any(c.id == same.id for d, _ in replaced_docs
                                     for c in children.get(d.id, ())):
             # what the document this message replaces said: the new version says it again
@@ -955,6 +1005,24 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if same.import_id != import_id:
                 links.append(_link(same.id, import_id, source, entry.source_ref, "confirmed",
                                    now))
+            continue
+        if since is not None:
+            # the report an addendum or a rectification the dossier holds reissues, arriving
+            # after it (a rerun, a slower channel): history, superseded by the reissue; it
+            # was filed current beside it. Received again (a rerun, a rescan: other bytes, the
+            # same text), one more link on that history
+            past = [r for r in stored.get((patient_id, key), ()) if not r.current]
+            kept = _in_history(row, past) or _same_fact(row, past)
+            if kept is not None:
+                result.duplicates += 1
+                if kept.import_id != import_id:
+                    links.append(_link(kept.id, import_id, source, entry.source_ref,
+                                       "confirmed", now))
+                continue
+            row.update(version=latest.get(key, 0) + 1, current=False, superseded_by=since.id)
+            taken[key] = row
+            new_rows.append(row)
+            result.history += 1
             continue
         stale = _stale_fact(row, versions) if versions and not holding else None
         if stale is not None and old is None and key not in held and stale.key != key \
@@ -983,6 +1051,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             twin.setdefault("_confirmed_by", []).append(entry.source_ref)
             continue
         row["version"] = latest.get(key, 0) + 1
+        if reissued is not None:
+            old = reissued
+            row["version"] = max(row["version"], reissued.version + 1)
         if entry.action != ACTION_DELETE and (key in buried or entry.parent_key in buried):
             # withdrawn in this dossier: the original after its deletion, or sent again
             kept = _in_history(row, stored.get((patient_id, key), ()))

@@ -29,6 +29,8 @@ What is read, and what is not (nothing is invented):
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
   0,5', 'Inf. à 0,5'); an uncertainty after the value ('± 0,2': details.uncertainty); a
+  'checked' mark after it ('5,80 H (contrôlé)', tables/pdf_lab_checked_marks.csv:
+  details.checked); a
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
   number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
   range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
@@ -119,6 +121,16 @@ def _columns() -> dict[str, str]:
 @cache
 def _flags() -> dict[str, str]:
     return {r["sign"]: r["interpretation"] for r in table("pdf_lab_flags")}
+
+
+@cache
+def _checked_marks() -> frozenset[str]:
+    return frozenset(" ".join(_fold(r["mark"]).split()) for r in table("pdf_lab_checked_marks"))
+
+
+def _checked_mark(text: str) -> bool:
+    """Whether a word after a value is a 'checked' mark ('contrôlé', '(Contrôlé)', '[vérifié]')."""
+    return " ".join(_fold(text).strip("()[]*. ").split()) in _checked_marks()
 
 
 @cache
@@ -720,6 +732,7 @@ class _Value:
     bold: bool = False  # the value printed in bold type
     doubtful: bool = False  # a minus sign apart before it, outside a result column
     uncertainty: str | None = None  # '± 0,2' printed after it
+    checked: bool = False  # 'contrôlé' printed after it (tables/pdf_lab_checked_marks.csv)
     raw: list[str] = field(default_factory=list)  # as printed: value, flag, unit, words after
 
 
@@ -951,6 +964,9 @@ def _interpret(line: _Line, toks: list[tuple[_Tok, _Cell]], comma: bool) -> None
             current.raw.append(tok.text)
         elif tok.kind == "flag" and current is not None and current.flag is None:
             current.flag = _flags()[tok.text]
+            current.raw.append(tok.text)
+        elif tok.kind == "text" and current is not None and _checked_mark(tok.text):
+            current.checked = True  # '5,80 H (contrôlé)': measured again before validation
             current.raw.append(tok.text)
         elif current is not None:
             current.raw.append(tok.text)  # 'le' of '4,61 le 12/01/26', kept if it is one
@@ -1592,6 +1608,8 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         details["previous"] = " ".join(line.previous)
     if value.uncertainty:
         details["uncertainty"] = value.uncertainty
+    if value.checked:
+        details["checked"] = True
     details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})
     status, vtype, text_value = "final", "NM", value.text
     num = value.num

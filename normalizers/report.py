@@ -22,7 +22,10 @@ birads (a breast report's ACR BI-RADS category, overall and ``by_side``: report_
 addendum ('Compte rendu complémentaire', with its ``date``: it follows the conclusion in the
 entry's value, and so in its key), dose_dlp / dose_ctdivol / dose_dap / dose_effective (the
 radiation dose printed, with its UCUM ``unit``: report_dose.py), ccam (the acts' CCAM codes
-printed on a 'Cotation' / 'CCAM' line: report_ccam.py).
+printed on a 'Cotation' / 'CCAM' line: report_ccam.py), exam_number (the exam's own number,
+'N° d'examen', report_reissue.py). A report saying it reissues an earlier one (an addendum, a
+'Rectificatif', 'Annule et remplace') has ``details['reissue']`` ({'kind', 'page'}): the
+deposit supersedes the report of that exam it reissues (dossiers/report_reissue.py).
 
 Identity: a NIR printed on a report is the social security number, not a qualified INS (no
 identity status vouches for it). It goes into ``identity.ins`` as kind 'NIR' (OID
@@ -70,6 +73,7 @@ from normalizers.nir import nir_key_valid
 from normalizers.report_birads import birads
 from normalizers.report_ccam import ccam_codes
 from normalizers.report_dose import doses
+from normalizers.report_reissue import exam_number, reissue
 from normalizers.tabledata import table
 from parsers.pdf.model import OCR, TEXT_LAYER, PdfDocument
 
@@ -589,6 +593,11 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
     _people(lines, fields)
     concluded = _conclusion(lines, fields)
     _addendum(lines, fields)
+    number, number_warnings = exam_number(lines, min_identity_confidence)
+    warnings.extend(number_warnings)
+    if number:
+        fields["exam_number"] = number
+    again = reissue(lines, fields.get("addendum"))
     dose_fields, dose_warnings = doses(lines, min_identity_confidence)
     fields.update(dose_fields)
     warnings.extend(dose_warnings)
@@ -646,6 +655,8 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
         "source": source,
         "media_type": MEDIA_PDF,
     }
+    if again:  # an addendum or a rectification: the deposit supersedes the report reissued
+        details["reissue"] = again
     if len(text_bytes) > TEXT_CAP:
         details["text_truncated"] = True
         warnings.append(f"REPORT_TEXT_TRUNCATED: the text ({len(text_bytes)} bytes) is kept "

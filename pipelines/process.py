@@ -810,6 +810,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
                         "replaced: that version is recorded as withdrawn, the later version "
                         "stays current; if the sender meant the whole document, it must "
                         "delete the current version")
+    for where in result.reissue_doubts[:5]:
+        warnings.append(f"REPORT_REISSUE_NOT_MATCHED: {where}; the report says it reissues "
+                        "an earlier one (addendum, rectification) but supersedes none: filed "
+                        "as a report of its own")
     if result.tombstones:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "

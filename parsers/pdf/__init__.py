@@ -3,9 +3,9 @@
 ``parse_pdf(data, limits)`` reads a PDF from bytes, page by page:
 
 - a page whose text layer (pdfplumber) holds at least ``min_text_chars`` letters or digits
-  (and is not a page-sized image with a stamped line of text, see SCAN_COVERAGE) is read
-  from it: words with their boxes, grouped into lines by their top, confidence 100, source
-  TEXT_LAYER;
+  (and is not a page-sized image with a stamped line of text, see SCAN_COVERAGE, nor one
+  whose glyphs too often give no text, see GARBLED_GLYPHS) is read from it: words with their
+  boxes, grouped into lines by their top, confidence 100, source TEXT_LAYER;
 - any other page (scanned, image-only, text layer unreadable) is rasterised by pdfium at
   ``dpi`` and read by tesseract (``lang``, ``--psm 3``, Sauvola binarisation): words with
   tesseract's confidence (specks of dirt dropped), boxes converted back to points, lines in
@@ -65,6 +65,7 @@ from .errors import (
     PDF_OCR_UNAVAILABLE,
     PDF_PAGE_EMPTY,
     PDF_PAGE_TOO_LARGE,
+    PDF_TEXT_LAYER_GARBLED,
     PDF_TEXT_LAYER_UNREADABLE,
     PDF_TIMEOUT,
     PDF_TOO_LARGE,
@@ -154,6 +155,12 @@ def parse_pdf(data: bytes, limits: PdfLimits | None = None) -> PdfDocument:
                                 width=float(ppage.width), height=float(ppage.height))
             except InflateLimit:
                 raise _inflate_error(limits, f"page {index + 1}") from None
+            except _GarbledTextLayer as garbled:
+                warnings.append(f"{PDF_TEXT_LAYER_GARBLED}: page {index + 1} text layer gives "
+                                f"no text for {garbled.unreadable} of its {garbled.glyphs} "
+                                "glyphs (a font without a Unicode mapping, or mapped to "
+                                "private-use codes), page OCR'd")
+                page = None
             except Exception as exc:  # noqa: BLE001 (pdfminer raises anything on a broken stream)
                 if isinstance(exc.__cause__ or exc.__context__, InflateLimit):
                     raise _inflate_error(limits, f"page {index + 1}") from None
@@ -312,6 +319,33 @@ def _open_with_pdfminer(data: bytes, limits: PdfLimits) -> _Plumber:
 # -- text layer -------------------------------------------------------------------------------
 
 _CID = re.compile(r"\(cid:\d+\)")  # glyphs without a Unicode mapping: not text
+# Glyphs a text layer gives no readable text for: a code with no Unicode mapping ('(cid:12)'),
+# a private-use code point (a font whose ToUnicode maps its glyphs there), U+FFFD
+_NO_TEXT = re.compile(r"\(cid:\d+\)|[\ue000-\uf8ff\ufffd\U000f0000-\U0010ffff]")
+# A page whose words hold at least GARBLED_GLYPHS such glyphs, and at least GARBLED_SHARE of
+# its glyphs, is OCR'd: its readable part (a header in a font that maps) reached
+# min_text_chars and the rest (the title, the conclusion in a font that does not) was filed
+# as private-use characters or dropped. A glyph alone as a word (a Symbol or Wingdings
+# bullet, U+F0B7 in Word's PDFs) is no such glyph: bullets are no text to lose.
+GARBLED_GLYPHS = 8
+GARBLED_SHARE = 0.05
+
+
+class _GarbledTextLayer(Exception):
+    """A text layer too many of whose glyphs read as no text (see GARBLED_GLYPHS)."""
+
+    def __init__(self, unreadable: int, glyphs: int) -> None:
+        super().__init__(unreadable, glyphs)
+        self.unreadable = unreadable
+        self.glyphs = glyphs
+
+
+def _unreadable_glyphs(chars: Iterable[dict]) -> tuple[int, int]:
+    """(glyphs giving no text, glyphs) of one word; a word of one glyph gives (0, 1)."""
+    texts = [str(c.get("text", "")) for c in chars]
+    if len(texts) < 2:
+        return 0, len(texts)
+    return sum(bool(_NO_TEXT.search(t)) for t in texts), len(texts)
 # A page mostly covered by images (>= SCAN_COVERAGE of its area) with a little text
 # (< STAMP_CHARS letters/digits: a fax header, a scanner's banner, a page number) is a scan
 # whose text is in the image: OCR'd. Searchable scans (an OCR text layer over the image)
@@ -547,7 +581,11 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
         if aside else ppage
     words = []
     bold: set[tuple[float, float, float, float]] = set()
+    unreadable = glyphs = 0
     for w in main.extract_words(keep_blank_chars=False, use_text_flow=False, return_chars=True):
+        lost, count = _unreadable_glyphs(w.get("chars", ()))
+        unreadable += lost
+        glyphs += count
         # NFC: producers that map a glyph to a letter plus a combining accent ('e' U+0301:
         # macOS Quartz, some LaTeX and report engines) give the same text as precomposed
         # 'é' (canonical equivalence): what a reader sees, and what the labels are matched on
@@ -562,6 +600,8 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
                      for ch in text)
     if meaningful < min_text_chars:
         return None
+    if unreadable >= GARBLED_GLYPHS and unreadable >= GARBLED_SHARE * glyphs:
+        raise _GarbledTextLayer(unreadable, glyphs)
     scan = _image_coverage(ppage) >= SCAN_COVERAGE
     ocr_layer = scan and _invisible_text(ppage)  # a searchable scan: the scanner's own OCR
     if ocr_layer and _garbled([w[4] for w in words]):

@@ -25,6 +25,8 @@ ERROR_CODES = frozenset({PDF_NOT_PDF, PDF_ENCRYPTED, PDF_CORRUPT, PDF_TOO_LARGE,
 PDF_OCR_LOW_CONFIDENCE = "PDF_OCR_LOW_CONFIDENCE"  # an OCR'd page's mean confidence < 60
 PDF_PAGE_EMPTY = "PDF_PAGE_EMPTY"  # no text at all on a page, even after OCR (blank page)
 PDF_TEXT_LAYER_UNREADABLE = "PDF_TEXT_LAYER_UNREADABLE"  # pdfminer failed on a page: OCR'd
+# a text layer giving no text for too many glyphs (unmapped '(cid:N)', private-use codes): OCR'd
+PDF_TEXT_LAYER_GARBLED = "PDF_TEXT_LAYER_GARBLED"
 PDF_ATTACHMENTS = "PDF_ATTACHMENTS"  # files embedded in the PDF that are no CDA: not read
 
 
