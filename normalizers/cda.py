@@ -1340,7 +1340,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
         return
     own_section = section_code(section)
-    for ii in act.ids[:1]:
+    # an entry reference carries the id of the statement it names, not one of its own: had
+    # it registered that id, a reference read before its target (a C-CDA goal naming the
+    # health concern of a later section) would have named itself, and nothing resolved
+    for ii in act.ids[:1] if ENTRY_REFERENCES.isdisjoint(act.template_roots) else ():
         if ii.root and not ii.null_flavor:
             ctx.statement_ids.setdefault(ii.key, act.path)
     kind = _kind(act, in_results, own_section)
