@@ -25,7 +25,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   period, EIVL event as 'when', duration); immunization -> Immunization (lot, dose number,
   route, dose, why not done); procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
-  plan -> ServiceRequest (intent from the CDA moodCode); device -> DeviceUseStatement and
+  plan -> ServiceRequest (intent from the CDA moodCode), a goal (moodCode GOL) -> Goal
+  (its value the target); device -> DeviceUseStatement and
   the Device it points at; encounter -> Encounter (class from an ActEncounterCode, else
   'unknown'; place, provider and diagnoses by display and code, no resources of their
   own). Any other type (absence) becomes an Observation coded as the entry is.
@@ -298,6 +299,10 @@ def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     if resource == "ServiceRequest" and details.get("planned") == "medication":
         # a medication to start (plan of care): R4 reserves ServiceRequest for services
         return "MedicationRequest"
+    if resource == "ServiceRequest" and str(details.get("mood") or "").upper() == "GOL":
+        # a goal (CDA moodCode GOL: C-CDA Goal Observation, IHE PCC / CI-SIS objectives):
+        # an HbA1c at or below 7 % is a target to reach, not an HbA1c test requested
+        return "Goal"
     return resource
 
 
@@ -1630,7 +1635,7 @@ _NOTE_DETAILS = ("comments", "exam_comments", "concern_comments")
 _NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement",
                     "MedicationRequest", "Immunization",
                     "Procedure", "FamilyMemberHistory", "ServiceRequest",
-                    "DeviceUseStatement"})
+                    "DeviceUseStatement", "Goal"})
 
 
 def _notes(details: Mapping) -> list[dict]:
@@ -2027,6 +2032,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["occurrencePeriod"] = {"start": effective, "end": end}
         if details.get("negated"):
             res["doNotPerform"] = True
+    elif resource == "Goal":
+        _goal(res, entry, details, subject, base_url,
+              fhir_status(status, resource) or "active")
     elif resource == "Encounter":
         _encounter(res, entry, details, subject, base_url)
         _destination(res, details, base_url, extras if extras is not None else {})
@@ -2080,9 +2088,44 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     return res
 
 
-# A plan's CDA moodCode -> ServiceRequest.intent (a goal, a promise: a plan of care's)
+# A plan's CDA moodCode -> ServiceRequest.intent (a promise: a plan of care's; a goal is a
+# Goal, resource_type)
 _INTENTS = {"INT": "plan", "RQO": "order", "PRP": "proposal", "PRMS": "directive",
             "ARQ": "order", "APT": "plan", "GOL": "plan"}
+# Observation value[x] -> Goal.target.detail[x] (R4 allows these types only; a date, a
+# period or no value leave the target without a detail)
+_GOAL_DETAILS = {"valueQuantity": "detailQuantity", "valueRange": "detailRange",
+                 "valueCodeableConcept": "detailCodeableConcept",
+                 "valueString": "detailString", "valueBoolean": "detailBoolean",
+                 "valueInteger": "detailInteger", "valueRatio": "detailRatio"}
+
+
+def _fhir_date(value: str | None) -> str | None:
+    """A FHIR date (Goal.startDate, target.dueDate are dates, not dateTimes): the day,
+    month or year of ours."""
+    when = fhir_datetime(value)
+    return when.split("T")[0] if when else None
+
+
+def _goal(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: str,
+          lifecycle: str) -> None:
+    """A goal (CDA moodCode GOL): what it is about as its description, its value as the
+    target (C-CDA Goal Observation: code the measure, value the detail: HbA1c at or below
+    7 %), its effectiveTime's low the start and high the date it is due. It was a
+    ServiceRequest for the measure (an HbA1c requested) and its target was dropped."""
+    concept = _concept(entry, base_url, "plan", details)
+    res.update(lifecycleStatus=lifecycle, description=concept, subject=subject,
+               startDate=_fhir_date(entry.get("effective")))
+    target: dict[str, Any] = {}
+    if entry.get("value") is not None or entry.get("value_num") is not None:
+        for key, value in _value(entry, details, base_url).items():
+            if key in _GOAL_DETAILS:
+                target = {"measure": concept, _GOAL_DETAILS[key]: value}
+    due = _fhir_date(details.get("period_high"))
+    if due:
+        target["dueDate"] = due
+    if target:
+        res["target"] = [target]
 _ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 _GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
 

@@ -99,3 +99,79 @@ def test_a_reference_to_nothing_is_still_said_unresolved() -> None:
     assert [w for w in msg.warnings if "CDA_ENTRY_REFERENCE_UNRESOLVED" in w]
     goal = next(e for e in msg.entries if e.code == "4548-4")
     assert goal.details["entry_links"] == [{"type": "RSON", "id": "1.2.250.1.999.19^PREOC-1"}]
+
+
+# -- a goal is exported as a goal ----------------------------------------------------------------
+def _bundle_of(*sections: str) -> dict:
+    """The FHIR Bundle of the body's entries as the store keeps them; the plan's resources
+    validated against R4 (the whole Bundle's models cost seconds to load: the export tests
+    validate those)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from dossiers.fhir import to_bundle
+    from tests.test_fhir_export import PATIENT, _rows_read
+
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    entries = normalize_cda(parse_cda(data), data, "test").entries[1:]
+    rows = _rows_read(entries)
+    for row, entry in zip(rows, entries, strict=True):
+        row["value_type"], row["comparator"] = entry.value_type, entry.comparator
+    bundle = to_bundle(PATIENT, rows)
+    for item in bundle["entry"]:
+        if item["resource"]["resourceType"] in ("Goal", "ServiceRequest"):
+            get_fhir_model_class(item["resource"]["resourceType"]).model_validate(
+                item["resource"])
+    return bundle
+
+
+def _of_type(bundle: dict, kind: str) -> list[dict]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def test_a_goal_with_a_target_is_a_goal_not_a_request_for_the_test() -> None:
+    """C-CDA Goal Observation (moodCode GOL: HbA1c at or below 7 % by September) was
+    exported as a ServiceRequest coded 4548-4: an HbA1c test ordered, the 7 % dropped. It is
+    a FHIR Goal: its code the description and the target's measure, its value the target's
+    detail, its effectiveTime the start and the date it is due."""
+    bundle = _bundle_of(_goal(""))
+    assert not _of_type(bundle, "ServiceRequest")
+    (goal,) = _of_type(bundle, "Goal")
+    assert goal["lifecycleStatus"] == "active"
+    assert goal["description"]["coding"][0]["code"] == "4548-4"
+    assert goal["startDate"] == "2024-03-01"
+    (target,) = goal["target"]
+    assert target["measure"]["coding"][0]["code"] == "4548-4"
+    assert target["detailQuantity"] == {"value": 7.0, "comparator": "<=", "unit": "%",
+                                        "system": "http://unitsofmeasure.org", "code": "%"}
+    assert target["dueDate"] == "2024-09-01"
+
+
+@pytest.mark.parametrize(("status", "lifecycle"), [("active", "active"),
+                                                   ("completed", "completed"),
+                                                   ("cancelled", "cancelled")])
+def test_a_goal_in_words_has_no_target_and_keeps_its_status(status: str,
+                                                            lifecycle: str) -> None:
+    """'Marcher 30 minutes par jour' (SNOMED CT, no value, one date): a description, no
+    target; the CDA statusCode is its lifecycle."""
+    bundle = _bundle_of(f"""<component><section><code code="61146-7" {LOINC}/>
+<title>Objectifs</title><text><paragraph ID="g2">Marcher 30 minutes par jour</paragraph></text>
+<entry><observation classCode="OBS" moodCode="GOL">
+<templateId root="2.16.840.1.113883.10.20.22.4.121"/><id root="1.2.250.1.999.19" extension="OBJ-2"/>
+<code code="229065009" codeSystem="2.16.840.1.113883.6.96" displayName="Exercise therapy"/>
+<text><reference value="#g2"/></text><statusCode code="{status}"/><effectiveTime value="20240301"/>
+</observation></entry></section></component>""")
+    (goal,) = _of_type(bundle, "Goal")
+    assert goal["lifecycleStatus"] == lifecycle
+    assert goal["description"]["coding"][0]["code"] == "229065009"
+    assert "target" not in goal
+
+
+def test_a_planned_measurement_is_still_a_service_request() -> None:
+    """The same HbA1c to be done (moodCode INT, C-CDA Planned Observation) stays a
+    ServiceRequest, as before."""
+    bundle = _bundle_of(_goal("").replace('moodCode="GOL"', 'moodCode="INT"')
+                        .replace("<value xsi:type=\"IVL_PQ\"><high value=\"7\" unit=\"%\"/>"
+                                 "</value>", ""))
+    assert not _of_type(bundle, "Goal")
+    (request,) = _of_type(bundle, "ServiceRequest")
+    assert request["intent"] == "plan"
