@@ -728,7 +728,10 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     """The entry's code as a CodeableConcept; its display (or the fallback) as text when it
     has no code (FHIR requires a code on most resources). The sender's own code, when we
     mapped it to LOINC (details.local_code), and a product's other codes (details.substance:
-    the ATC of a CIS) follow as further codings: nothing the sender coded is lost."""
+    the ATC of a CIS) follow as further codings: nothing the sender coded is lost. So do
+    the other codes of a value that is the entry's code (a problem: the SNOMED CT of a
+    C-CDA problem with its ICD-10-CM translation, a CR-ACP diagnosis with its ADICAP):
+    details.value_code.translations, kept in the store, were dropped from the export."""
     code, display = _code(entry.get("code")), _text(entry.get("display"))
     concept: dict[str, Any] = {"text": display or (None if code else
                                                    _text(fallback) or "entry")}
@@ -736,6 +739,12 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     details = details or {}
     substances = details.get("substance")
     others = [details.get("local_code"), *(substances if isinstance(substances, list) else [])]
+    value_code = details.get("value_code")
+    if code and isinstance(value_code, Mapping) and \
+            (_code(value_code.get("code")), value_code.get("system")) == (code,
+                                                                           entry.get("system")):
+        translations = value_code.get("translations")
+        others.extend(translations if isinstance(translations, list) else ())
     for other in others:
         if isinstance(other, Mapping) and _code(other.get("code")):
             coding = _coding(other.get("code"), other.get("system"), other.get("display"),
@@ -1920,7 +1929,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
                    verificationStatus=_verification(status, resource, details,
                                                     "condition-ver-status"),
-                   code=_concept(entry, base_url, "problem"), subject=subject,
+                   code=_concept(entry, base_url, "problem", details), subject=subject,
                    onsetDateTime=effective,
                    severity=_coded_concept(details.get("severity"), base_url),
                    bodySite=[_body_site(details.get("target_site"), base_url)])
@@ -1980,7 +1989,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "Immunization":
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "completed",
-                   vaccineCode=_concept(entry, base_url, "immunization"), patient=subject,
+                   vaccineCode=_concept(entry, base_url, "immunization", details),
+                   patient=subject,
                    site=_body_site(details.get("approach_site"), base_url))
         _vaccination(res, details, base_url)
         maker = _text(details.get("manufacturer"))

@@ -118,7 +118,8 @@ def _bundle_of(*sections: str) -> dict:
         row["value_type"], row["comparator"] = entry.value_type, entry.comparator
     bundle = to_bundle(PATIENT, rows)
     for item in bundle["entry"]:
-        if item["resource"]["resourceType"] in ("Goal", "ServiceRequest"):
+        if item["resource"]["resourceType"] in ("Goal", "ServiceRequest", "Condition",
+                                                 "Immunization"):
             get_fhir_model_class(item["resource"]["resourceType"]).model_validate(
                 item["resource"])
     return bundle
@@ -175,3 +176,68 @@ def test_a_planned_measurement_is_still_a_service_request() -> None:
     assert not _of_type(bundle, "Goal")
     (request,) = _of_type(bundle, "ServiceRequest")
     assert request["intent"] == "plan"
+
+
+# -- the codes a sender gives a problem or a vaccine beside the one filed ------------------------
+CCDA_PROBLEM = f"""<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.5.1" extension="2015-08-01"/>
+<code code="11450-4" {LOINC}/><title>Problèmes</title>
+<text><content ID="p2">Insuffisance rénale chronique stade 3</content></text>
+<entry><act classCode="ACT" moodCode="EVN">
+<templateId root="2.16.840.1.113883.10.20.22.4.3" extension="2015-08-01"/>
+<id root="1.2.250.1.999.19" extension="PREOC-2"/>
+<code code="CONC" codeSystem="2.16.840.1.113883.5.6"/>
+<statusCode code="active"/><effectiveTime><low value="20210104"/></effectiveTime>
+<entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+<templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+<id root="1.2.250.1.999.19" extension="PB-2"/>
+<code code="55607006" codeSystem="2.16.840.1.113883.6.96" displayName="Problem"/>
+<statusCode code="completed"/><effectiveTime><low value="20210104"/></effectiveTime>
+<value xsi:type="CD" code="433146000" codeSystem="2.16.840.1.113883.6.96"
+  displayName="Chronic kidney disease stage 3"><originalText><reference value="#p2"/></originalText>
+<translation code="N18.30" codeSystem="2.16.840.1.113883.6.90"
+  displayName="Chronic kidney disease, stage 3 unspecified"/>
+<translation code="N18.3" codeSystem="2.16.840.1.113883.6.3"
+  displayName="Maladie rénale chronique, stade 3"/></value>
+</observation></entryRelationship></act></entry></section></component>"""
+
+
+def test_a_problems_other_codes_are_codings_of_the_condition() -> None:
+    """A C-CDA problem in SNOMED CT with its ICD-10-CM and CIM-10 translations: the store
+    kept them (details.value_code.translations, round 13) but Condition.code had the
+    SNOMED CT alone; a reader coding in CIM-10 found nothing. They are further codings."""
+    (condition,) = _of_type(_bundle_of(CCDA_PROBLEM), "Condition")
+    assert [(c["system"], c["code"]) for c in condition["code"]["coding"]] == [
+        ("http://snomed.info/sct", "433146000"),
+        ("http://hl7.org/fhir/sid/icd-10-cm", "N18.30"),
+        ("http://hl7.org/fhir/sid/icd-10", "N18.3")]
+
+
+def test_a_problem_without_other_codes_has_one_coding() -> None:
+    (condition,) = _of_type(_bundle_of(CCDA_PROBLEM.replace(
+        CCDA_PROBLEM[CCDA_PROBLEM.index("<translation"):CCDA_PROBLEM.index("</value>")], "")),
+        "Condition")
+    assert [c["code"] for c in condition["code"]["coding"]] == ["433146000"]
+
+
+def test_a_vaccines_local_code_is_a_coding_of_the_vaccine() -> None:
+    """A C-CDA Immunization Activity whose vaccine is the EHR's own code with its CVX in
+    translation: filed under the CVX, the local code kept (details.local_code), but
+    vaccineCode had the CVX alone, as Observation.code keeps a lab's own code beside its
+    LOINC."""
+    (shot,) = _of_type(_bundle_of(f"""<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.2.1" extension="2015-08-01"/>
+<code code="11369-6" {LOINC}/><title>Vaccinations</title><text>Grippe</text>
+<entry><substanceAdministration classCode="SBADM" moodCode="EVN" negationInd="false">
+<templateId root="2.16.840.1.113883.10.20.22.4.52" extension="2015-08-01"/>
+<id root="1.2.250.1.999.19" extension="VAC-1"/><statusCode code="completed"/>
+<effectiveTime value="20231015"/><consumable><manufacturedProduct classCode="MANU">
+<templateId root="2.16.840.1.113883.10.20.22.4.54" extension="2014-06-09"/>
+<manufacturedMaterial><code code="GRIPPE-4V" codeSystem="1.2.250.1.999.19.7"
+  displayName="Vaccin grippal quadrivalent"><translation code="150"
+  codeSystem="2.16.840.1.113883.12.292" displayName="Influenza, injectable, quadrivalent"/>
+</code><lotNumberText>UT1234AB</lotNumberText></manufacturedMaterial>
+</manufacturedProduct></consumable></substanceAdministration></entry></section></component>"""),
+        "Immunization")
+    assert [(c["system"], c["code"]) for c in shot["vaccineCode"]["coding"]] == [
+        ("http://hl7.org/fhir/sid/cvx", "150"), ("urn:oid:1.2.250.1.999.19.7", "GRIPPE-4V")]
