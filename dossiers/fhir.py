@@ -738,7 +738,9 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     codings = [_coding(code, entry.get("system"), display, base_url)] if code else []
     details = details or {}
     substances = details.get("substance")
-    others = [details.get("local_code"), *(substances if isinstance(substances, list) else [])]
+    others = [details.get("local_code"), *(substances if isinstance(substances, list) else []),
+              *(details.get("other_codes") if isinstance(details.get("other_codes"), list)
+                else [])]
     value_code = details.get("value_code")
     if code and isinstance(value_code, Mapping) and \
             (_code(value_code.get("code")), value_code.get("system")) == (code,

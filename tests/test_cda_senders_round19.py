@@ -119,7 +119,7 @@ def _bundle_of(*sections: str) -> dict:
     bundle = to_bundle(PATIENT, rows)
     for item in bundle["entry"]:
         if item["resource"]["resourceType"] in ("Goal", "ServiceRequest", "Condition",
-                                                 "Immunization"):
+                                                 "Immunization", "Procedure"):
             get_fhir_model_class(item["resource"]["resourceType"]).model_validate(
                 item["resource"])
     return bundle
@@ -241,3 +241,50 @@ def test_a_vaccines_local_code_is_a_coding_of_the_vaccine() -> None:
         "Immunization")
     assert [(c["system"], c["code"]) for c in shot["vaccineCode"]["coding"]] == [
         ("http://hl7.org/fhir/sid/cvx", "150"), ("urn:oid:1.2.250.1.999.19.7", "GRIPPE-4V")]
+
+
+# -- a procedure's other codes -------------------------------------------------------------------
+def _operation(code: str) -> str:
+    """A C-CDA Procedure Activity Procedure (4.14) of an Operative Note."""
+    return f"""<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.7.1" extension="2014-06-09"/>
+<code code="47519-4" {LOINC}/><title>Interventions</title>
+<text><content ID="op1">Appendicectomie par cœlioscopie</content></text>
+<entry><procedure classCode="PROC" moodCode="EVN">
+<templateId root="2.16.840.1.113883.10.20.22.4.14" extension="2014-06-09"/>
+<id root="1.2.250.1.999.19" extension="OP-1"/>{code}<statusCode code="completed"/>
+<effectiveTime><low value="20240305081500+0100"/><high value="20240305092000+0100"/>
+</effectiveTime></procedure></entry></section></component>"""
+
+
+CPT_AND_SNOMED = """<code nullFlavor="OTH"><originalText><reference value="#op1"/></originalText>
+<translation code="44970" codeSystem="2.16.840.1.113883.6.12"
+  displayName="Laparoscopy, surgical, appendectomy"/>
+<translation code="6025007" codeSystem="2.16.840.1.113883.6.96"
+  displayName="Laparoscopic appendectomy"/></code>"""
+
+
+def test_a_procedures_other_translation_is_kept_and_exported() -> None:
+    """Code nullFlavor OTH with the CPT and the SNOMED CT in translation (as US EHRs write
+    an operation): filed under the CPT, as before; the SNOMED CT was dropped from the store
+    and the export. It is details.other_codes and a further coding of Procedure.code."""
+    data = (HEAD + _operation(CPT_AND_SNOMED) + TAIL).encode()
+    (op,) = normalize_cda(parse_cda(data), data, "test").entries[1:]
+    assert (op.type, op.code, op.system) == ("procedure", "44970", "CPT")
+    assert op.details["other_codes"] == [{"code": "6025007", "system": "SNOMED-CT",
+                                          "display": "Laparoscopic appendectomy"}]
+    (proc,) = _of_type(_bundle_of(_operation(CPT_AND_SNOMED)), "Procedure")
+    assert [(c["system"], c["code"]) for c in proc["code"]["coding"]] == [
+        ("http://www.ama-assn.org/go/cpt", "44970"), ("http://snomed.info/sct", "6025007")]
+
+
+def test_a_local_act_code_with_its_ccam_is_not_another_code_twice() -> None:
+    """A hospital's own act code with its CCAM translation: the CCAM filed, the local code
+    in details.local_code (round 15), nothing more."""
+    data = (HEAD + _operation("""<code code="APP-COE" codeSystem="1.2.250.1.999.19.8"
+  displayName="Appendicectomie coelio"><translation code="HHFA016"
+  codeSystem="1.2.250.1.213.2.5" displayName="Appendicectomie, par cœlioscopie"/></code>""")
+            + TAIL).encode()
+    (op,) = normalize_cda(parse_cda(data), data, "test").entries[1:]
+    assert (op.code, op.details["local_code"]["code"]) == ("HHFA016", "APP-COE")
+    assert "other_codes" not in op.details
