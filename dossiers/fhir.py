@@ -21,9 +21,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
   MedicationStatement, or MedicationRequest when prescribed or intended (CDA moodCode INT,
-  RQO...: details.mood), with its dosage in words and its timing structured (frequency,
-  period, EIVL event as 'when', duration); immunization -> Immunization (lot, dose number,
-  route, dose, why not done); procedure -> Procedure;
+  RQO...: details.mood), with its dosage in words, its dose (a quantity or a range) and
+  timing structured (frequency, period, EIVL event as 'when', duration); immunization ->
+  Immunization (lot, dose number, route, dose, why not done); procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
   plan -> ServiceRequest (intent from the CDA moodCode), a goal (moodCode GOL) -> Goal
   (its value the target); device -> DeviceUseStatement and
@@ -572,6 +572,9 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     text = "; ".join(f"{prefix}{_text(said[k])}" for k, prefix in _DOSAGE_TEXT
                      if _text(said.get(k)))
     out: dict[str, Any] = {"text": text or None}
+    dose = _dose_and_rate(details.get("dose"), words)
+    if dose:
+        out["doseAndRate"] = [dose]
     timing = _timing_repeat(details)
     if timing:
         out["timing"] = {"repeat": timing}
@@ -581,6 +584,27 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     said = [_text(t) for t in (told if isinstance(told, list) else [told])]
     out["patientInstruction"] = " ".join(t for t in said if t) or None
     return out
+
+
+_DOSE = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(?:-(\d{1,9}(?:\.\d{1,9})?))?(?: (\S+))?")
+
+
+def _dose_and_rate(dose: Any, words: str | None) -> dict | None:  # noqa: ANN401
+    """Dosage.doseAndRate of details.dose ('1 {tablet}', '500 mg', '1-2 {tablet}': a CDA
+    doseQuantity PQ or IVL_PQ), its unit else the administration unit's words (C-CDA dose
+    1 with administrationUnitCode 'comprimé'). The dose was in the dosage text only, and
+    no reader could compute with it. None for what is no plain amount or range ('>=1')."""
+    m = _DOSE.fullmatch(_text(dose) or "")
+    if m is None:
+        return None
+    unit = m.group(3) or words
+    low = _quantity(_decimal(m.group(1)), unit, None)
+    if m.group(2) is None:
+        return {"doseQuantity": low}
+    high = _quantity(_decimal(m.group(2)), unit, None)
+    if float(m.group(2)) < float(m.group(1)):
+        return None
+    return {"doseRange": {"low": low, "high": high}}
 
 
 def _timing_repeat(details: Mapping) -> dict:

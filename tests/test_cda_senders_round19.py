@@ -119,7 +119,8 @@ def _bundle_of(*sections: str) -> dict:
     bundle = to_bundle(PATIENT, rows)
     for item in bundle["entry"]:
         if item["resource"]["resourceType"] in ("Goal", "ServiceRequest", "Condition",
-                                                 "Immunization", "Procedure"):
+                                                 "Immunization", "Procedure",
+                                                 "MedicationStatement"):
             get_fhir_model_class(item["resource"]["resourceType"]).model_validate(
                 item["resource"])
     return bundle
@@ -288,3 +289,55 @@ def test_a_local_act_code_with_its_ccam_is_not_another_code_twice() -> None:
     (op,) = normalize_cda(parse_cda(data), data, "test").entries[1:]
     assert (op.code, op.details["local_code"]["code"]) == ("HHFA016", "APP-COE")
     assert "other_codes" not in op.details
+
+
+# -- a medication's dose is a quantity in the export ---------------------------------------------
+def _metformin(dose: str, unit_code: str = "") -> str:
+    """A C-CDA Medication Activity (4.16): metformine, twice a day."""
+    return f"""<component><section>
+<templateId root="2.16.840.1.113883.10.20.22.2.1.1" extension="2014-06-09"/>
+<code code="10160-0" {LOINC}/><title>Traitements</title>
+<text><content ID="m1">Metformine 500 mg, matin et soir</content></text>
+<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+<templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+<id root="1.2.250.1.999.19" extension="TT-1"/><text><reference value="#m1"/></text>
+<statusCode code="active"/><effectiveTime xsi:type="IVL_TS"><low value="20230105"/></effectiveTime>
+<effectiveTime xsi:type="PIVL_TS" institutionSpecified="true" operator="A">
+<period value="12" unit="h"/></effectiveTime>{dose}{unit_code}
+<consumable><manufacturedProduct classCode="MANU">
+<templateId root="2.16.840.1.113883.10.20.22.4.23" extension="2014-06-09"/>
+<manufacturedMaterial><code code="A10BA02" codeSystem="2.16.840.1.113883.6.73"
+  displayName="metformine"/></manufacturedMaterial></manufacturedProduct></consumable>
+</substanceAdministration></entry></section></component>"""
+
+
+@pytest.mark.parametrize(("dose", "unit_code", "expected"), [
+    ('<doseQuantity value="500" unit="mg"/>', "",
+     {"doseQuantity": {"value": 500, "unit": "mg", "system": "http://unitsofmeasure.org",
+                       "code": "mg"}}),
+    ('<doseQuantity value="1"/>', '<administrationUnitCode code="C48542" '
+     'codeSystem="2.16.840.1.113883.3.26.1.1" displayName="comprimé"/>',
+     {"doseQuantity": {"value": 1, "unit": "comprimé"}}),
+    ('<doseQuantity><low value="1" unit="{comprimé}"/><high value="2" unit="{comprimé}"/>'
+     "</doseQuantity>", "",
+     {"doseRange": {"low": {"value": 1, "unit": "{comprimé}"},
+                    "high": {"value": 2, "unit": "{comprimé}"}}}),
+])
+def test_a_dose_is_a_quantity_of_the_dosage(dose: str, unit_code: str, expected: dict) -> None:
+    """500 mg, one tablet (C-CDA dose 1 with its administration unit), 1 to 2 tablets: the
+    dose was in Dosage.text alone ('500 mg; 2 times a day'), no reader could compute with
+    it. It is Dosage.doseAndRate (doseQuantity, or doseRange for a range)."""
+    (statement,) = _of_type(_bundle_of(_metformin(dose, unit_code)), "MedicationStatement")
+    (dosage,) = statement["dosage"]
+    assert dosage["doseAndRate"] == [expected]
+    assert dosage["timing"]["repeat"] == {"frequency": 2, "period": 1, "periodUnit": "d"}
+
+
+@pytest.mark.parametrize("dose", ['<doseQuantity nullFlavor="UNK"/>',
+                                  '<doseQuantity><low value="1" unit="mg"/></doseQuantity>',
+                                  ""])
+def test_a_dose_that_is_no_amount_has_no_quantity(dose: str) -> None:
+    """No dose, an unknown one, or one with a lower bound only ('>=1 mg'): no doseAndRate
+    (the words stay in the text)."""
+    (statement,) = _of_type(_bundle_of(_metformin(dose)), "MedicationStatement")
+    assert "doseAndRate" not in statement["dosage"][0]
