@@ -21,11 +21,12 @@ Mapping decisions (the tables are in dossiers/tables/):
   Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
   MedicationStatement, or MedicationRequest when prescribed or intended (CDA moodCode INT,
-  RQO...: details.mood), with its dosage in words and its timing structured (frequency,
-  period, EIVL event as 'when', duration); immunization -> Immunization (lot, dose number,
-  route, dose, why not done); procedure -> Procedure;
+  RQO...: details.mood), with its dosage in words, its dose (a quantity or a range) and
+  timing structured (frequency, period, EIVL event as 'when', duration); immunization ->
+  Immunization (lot, dose number, route, dose, why not done); procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
-  plan -> ServiceRequest (intent from the CDA moodCode); device -> DeviceUseStatement and
+  plan -> ServiceRequest (intent from the CDA moodCode), a goal (moodCode GOL) -> Goal
+  (its value the target); device -> DeviceUseStatement and
   the Device it points at; encounter -> Encounter (class from an ActEncounterCode, else
   'unknown'; place, provider and diagnoses by display and code, no resources of their
   own). Any other type (absence) becomes an Observation coded as the entry is.
@@ -298,6 +299,10 @@ def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     if resource == "ServiceRequest" and details.get("planned") == "medication":
         # a medication to start (plan of care): R4 reserves ServiceRequest for services
         return "MedicationRequest"
+    if resource == "ServiceRequest" and str(details.get("mood") or "").upper() == "GOL":
+        # a goal (CDA moodCode GOL: C-CDA Goal Observation, IHE PCC / CI-SIS objectives):
+        # an HbA1c at or below 7 % is a target to reach, not an HbA1c test requested
+        return "Goal"
     return resource
 
 
@@ -567,6 +572,9 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     text = "; ".join(f"{prefix}{_text(said[k])}" for k, prefix in _DOSAGE_TEXT
                      if _text(said.get(k)))
     out: dict[str, Any] = {"text": text or None}
+    dose = _dose_and_rate(details.get("dose"), words)
+    if dose:
+        out["doseAndRate"] = [dose]
     timing = _timing_repeat(details)
     if timing:
         out["timing"] = {"repeat": timing}
@@ -576,6 +584,27 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     said = [_text(t) for t in (told if isinstance(told, list) else [told])]
     out["patientInstruction"] = " ".join(t for t in said if t) or None
     return out
+
+
+_DOSE = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(?:-(\d{1,9}(?:\.\d{1,9})?))?(?: (\S+))?")
+
+
+def _dose_and_rate(dose: Any, words: str | None) -> dict | None:  # noqa: ANN401
+    """Dosage.doseAndRate of details.dose ('1 {tablet}', '500 mg', '1-2 {tablet}': a CDA
+    doseQuantity PQ or IVL_PQ), its unit else the administration unit's words (C-CDA dose
+    1 with administrationUnitCode 'comprimé'). The dose was in the dosage text only, and
+    no reader could compute with it. None for what is no plain amount or range ('>=1')."""
+    m = _DOSE.fullmatch(_text(dose) or "")
+    if m is None:
+        return None
+    unit = m.group(3) or words
+    low = _quantity(_decimal(m.group(1)), unit, None)
+    if m.group(2) is None:
+        return {"doseQuantity": low}
+    high = _quantity(_decimal(m.group(2)), unit, None)
+    if float(m.group(2)) < float(m.group(1)):
+        return None
+    return {"doseRange": {"low": low, "high": high}}
 
 
 def _timing_repeat(details: Mapping) -> dict:
@@ -723,14 +752,25 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     """The entry's code as a CodeableConcept; its display (or the fallback) as text when it
     has no code (FHIR requires a code on most resources). The sender's own code, when we
     mapped it to LOINC (details.local_code), and a product's other codes (details.substance:
-    the ATC of a CIS) follow as further codings: nothing the sender coded is lost."""
+    the ATC of a CIS) follow as further codings: nothing the sender coded is lost. So do
+    the other codes of a value that is the entry's code (a problem: the SNOMED CT of a
+    C-CDA problem with its ICD-10-CM translation, a CR-ACP diagnosis with its ADICAP):
+    details.value_code.translations, kept in the store, were dropped from the export."""
     code, display = _code(entry.get("code")), _text(entry.get("display"))
     concept: dict[str, Any] = {"text": display or (None if code else
                                                    _text(fallback) or "entry")}
     codings = [_coding(code, entry.get("system"), display, base_url)] if code else []
     details = details or {}
     substances = details.get("substance")
-    others = [details.get("local_code"), *(substances if isinstance(substances, list) else [])]
+    others = [details.get("local_code"), *(substances if isinstance(substances, list) else []),
+              *(details.get("other_codes") if isinstance(details.get("other_codes"), list)
+                else [])]
+    value_code = details.get("value_code")
+    if code and isinstance(value_code, Mapping) and \
+            (_code(value_code.get("code")), value_code.get("system")) == (code,
+                                                                           entry.get("system")):
+        translations = value_code.get("translations")
+        others.extend(translations if isinstance(translations, list) else ())
     for other in others:
         if isinstance(other, Mapping) and _code(other.get("code")):
             coding = _coding(other.get("code"), other.get("system"), other.get("display"),
@@ -1630,7 +1670,7 @@ _NOTE_DETAILS = ("comments", "exam_comments", "concern_comments")
 _NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement",
                     "MedicationRequest", "Immunization",
                     "Procedure", "FamilyMemberHistory", "ServiceRequest",
-                    "DeviceUseStatement"})
+                    "DeviceUseStatement", "Goal"})
 
 
 def _notes(details: Mapping) -> list[dict]:
@@ -1915,7 +1955,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
                    verificationStatus=_verification(status, resource, details,
                                                     "condition-ver-status"),
-                   code=_concept(entry, base_url, "problem"), subject=subject,
+                   code=_concept(entry, base_url, "problem", details), subject=subject,
                    onsetDateTime=effective,
                    severity=_coded_concept(details.get("severity"), base_url),
                    bodySite=[_body_site(details.get("target_site"), base_url)])
@@ -1975,7 +2015,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "Immunization":
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "completed",
-                   vaccineCode=_concept(entry, base_url, "immunization"), patient=subject,
+                   vaccineCode=_concept(entry, base_url, "immunization", details),
+                   patient=subject,
                    site=_body_site(details.get("approach_site"), base_url))
         _vaccination(res, details, base_url)
         maker = _text(details.get("manufacturer"))
@@ -2027,6 +2068,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["occurrencePeriod"] = {"start": effective, "end": end}
         if details.get("negated"):
             res["doNotPerform"] = True
+    elif resource == "Goal":
+        _goal(res, entry, details, subject, base_url,
+              fhir_status(status, resource) or "active")
     elif resource == "Encounter":
         _encounter(res, entry, details, subject, base_url)
         _destination(res, details, base_url, extras if extras is not None else {})
@@ -2080,9 +2124,44 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     return res
 
 
-# A plan's CDA moodCode -> ServiceRequest.intent (a goal, a promise: a plan of care's)
+# A plan's CDA moodCode -> ServiceRequest.intent (a promise: a plan of care's; a goal is a
+# Goal, resource_type)
 _INTENTS = {"INT": "plan", "RQO": "order", "PRP": "proposal", "PRMS": "directive",
             "ARQ": "order", "APT": "plan", "GOL": "plan"}
+# Observation value[x] -> Goal.target.detail[x] (R4 allows these types only; a date, a
+# period or no value leave the target without a detail)
+_GOAL_DETAILS = {"valueQuantity": "detailQuantity", "valueRange": "detailRange",
+                 "valueCodeableConcept": "detailCodeableConcept",
+                 "valueString": "detailString", "valueBoolean": "detailBoolean",
+                 "valueInteger": "detailInteger", "valueRatio": "detailRatio"}
+
+
+def _fhir_date(value: str | None) -> str | None:
+    """A FHIR date (Goal.startDate, target.dueDate are dates, not dateTimes): the day,
+    month or year of ours."""
+    when = fhir_datetime(value)
+    return when.split("T")[0] if when else None
+
+
+def _goal(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: str,
+          lifecycle: str) -> None:
+    """A goal (CDA moodCode GOL): what it is about as its description, its value as the
+    target (C-CDA Goal Observation: code the measure, value the detail: HbA1c at or below
+    7 %), its effectiveTime's low the start and high the date it is due. It was a
+    ServiceRequest for the measure (an HbA1c requested) and its target was dropped."""
+    concept = _concept(entry, base_url, "plan", details)
+    res.update(lifecycleStatus=lifecycle, description=concept, subject=subject,
+               startDate=_fhir_date(entry.get("effective")))
+    target: dict[str, Any] = {}
+    if entry.get("value") is not None or entry.get("value_num") is not None:
+        for key, value in _value(entry, details, base_url).items():
+            if key in _GOAL_DETAILS:
+                target = {"measure": concept, _GOAL_DETAILS[key]: value}
+    due = _fhir_date(details.get("period_high"))
+    if due:
+        target["dueDate"] = due
+    if target:
+        res["target"] = [target]
 _ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 _GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
 

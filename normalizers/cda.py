@@ -1340,7 +1340,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
         return
     own_section = section_code(section)
-    for ii in act.ids[:1]:
+    # an entry reference carries the id of the statement it names, not one of its own: had
+    # it registered that id, a reference read before its target (a C-CDA goal naming the
+    # health concern of a later section) would have named itself, and nothing resolved
+    for ii in act.ids[:1] if ENTRY_REFERENCES.isdisjoint(act.template_roots) else ():
         if ii.root and not ii.null_flavor:
             ctx.statement_ids.setdefault(ii.key, act.path)
     kind = _kind(act, in_results, own_section)
@@ -2684,6 +2687,13 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
     local = _local_code(code, coded) if code is not None and coded else None
     if local:
         entry.details["local_code"] = local
+    # the code's other translations (a C-CDA procedure coded nullFlavor OTH with its CPT
+    # and its SNOMED CT: filed under the CPT, the SNOMED CT was dropped)
+    others = [c for c in _other_codes(code, coded) if local is None or
+              (c.get("code"), c.get("system")) != (local.get("code"), local.get("system"))] \
+        if code is not None and coded else None
+    if others:
+        entry.details["other_codes"] = others
     if section.code is not None and section.code.code:
         entry.details["section"] = section_code(section)
     if act.negation_ind == "true":
@@ -2838,6 +2848,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # same fact from an R2.1 document under another
             entry.details["observation_code"] = entry.code
             entry.details.pop("local_code", None)
+            entry.details.pop("other_codes", None)
             entry.code, entry.system, entry.display = question
             entry.mapped = True
         elif isinstance(value, CD) and (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) or
@@ -2849,6 +2860,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
             entry.details.pop("local_code", None)  # the question's, not the value's
+            entry.details.pop("other_codes", None)
             if coded and coded[0]:
                 entry.code, entry.system, entry.display, entry.mapped = coded
             elif entry.value:  # not coded (nullFlavor OTH...): the sender's words are all
@@ -3253,6 +3265,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     product = act.consumable if isinstance(act, SubstanceAdministration) else act.product
     entry = _base(act, kind, section, ctx, parent_key)
     entry.details.pop("local_code", None)  # the act's code's: not the product's
+    entry.details.pop("other_codes", None)
     if entry.code is not None and (entry.system, entry.code) not in _absent_codes():
         entry.details["act_code"] = entry.code
         entry.code = entry.system = entry.display = None
@@ -3829,6 +3842,8 @@ def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
     others = [t for t in (code.translations if code is not None else [])
               if t.code and t is not klass and t.code != entry.code]
     said = [c for c in (_coded_or_words(t, ctx, section) for t in others) if c]
+    entry.details.pop("other_codes", None)  # an encounter's translations say more than its
+    # code (where the patient was transferred to): code_translations below
     if said:  # what else the code says in another terminology (CI-SIS FR-Transfert-du-
         # patient: the type of service transferred to, 'unité de soins intensifs
         # néonatals', in SNOMED CT under LOINC 80413-8): dropped with the translation

@@ -1068,6 +1068,9 @@ class Problem:
     display: str
     start: date
     end: date | None = None
+    # The id of its problem observation once problem_entries wrote it: a treatment's reason
+    # (IHE PCC internal reference) names this id, so the reference points at the problem.
+    entry_id: str | None = None
 
 
 @dataclass
@@ -1123,18 +1126,20 @@ def problem_entries(problems: Sequence[Problem], prefix: str, rng: Random,
     out = []
     for i, pb in enumerate(problems, start=1):
         anchor = f"{prefix}-{i}"
+        concern_id = det_uuid(rng)
+        pb.entry_id = obs_id = det_uuid(rng)
         eff = E("effectiveTime", None, E("low", {"value": day(pb.start)}),
                 E("high", {"value": day(pb.end)}) if pb.end else None)
         out.append(E(
             "act", {"classCode": "ACT", "moodCode": "EVN"},
             T("2.16.840.1.113883.10.20.1.27"), T("1.3.6.1.4.1.19376.1.5.3.1.4.5.1"),
             T("1.3.6.1.4.1.19376.1.5.3.1.4.5.2"), T("1.2.250.1.213.1.1.3.39"),
-            II(det_uuid(rng)), E("code", {"nullFlavor": "NA"}),
+            II(concern_id), E("code", {"nullFlavor": "NA"}),
             E("statusCode", {"code": "completed" if pb.end else status}), eff,
             E("entryRelationship", {"typeCode": "SUBJ", "inversionInd": "false"}, E(
                 "observation", {"classCode": "OBS", "moodCode": "EVN", "negationInd": "false"},
                 T("2.16.840.1.113883.10.20.1.28"), T("1.3.6.1.4.1.19376.1.5.3.1.4.5"),
-                T("1.2.250.1.213.1.1.3.37"), II(det_uuid(rng)),
+                T("1.2.250.1.213.1.1.3.37"), II(obs_id),
                 CD("code", "282291009", SNOMED, "interprétation diagnostique", "SNOMED CT"),
                 text_ref(anchor), E("statusCode", {"code": "completed"}),
                 E("effectiveTime", None, E("low", {"value": day(pb.start)}),
@@ -1211,8 +1216,17 @@ def medication_entry(m: Medication, anchor: str, rng: Random) -> E:
         E("entryRelationship", {"typeCode": "RSON"}, E(
             "act", {"classCode": "ACT", "moodCode": "EVN"},
             T("1.3.6.1.4.1.19376.1.5.3.1.4.4.1"), T("1.2.250.1.213.1.1.3.36"),
-            II(det_uuid(rng)),
+            II(_written_id(m.reason)),
             CD("code", m.reason.code, CIM10, m.reason.display, "CIM10"))) if m.reason else None)
+
+
+def _written_id(pb: Problem) -> str:
+    """The id of ``pb``'s problem observation: an IHE PCC internal reference (CI-SIS
+    FR-Reference-interne) names an entry of the same document by its id, so a treatment's
+    reason must be written after its problem (a fresh id would point at nothing)."""
+    if pb.entry_id is None:
+        raise ValueError(f"problem {pb.code} referenced before problem_entries wrote it")
+    return pb.entry_id
 
 
 def medication_text(meds: Sequence[Medication], prefix: str) -> E:
