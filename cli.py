@@ -863,6 +863,9 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     p = dossier["patient"]
     print(f"dossier {p['id']}: {p['family']} {p['given']}, born {p['birth_date']}, "
           f"sex {p['sex']}, INS {p['ins'] or '-'}")
+    if p.get("deceased"):
+        print(f"deceased{' ' + p['deceased_at'] if p.get('deceased_at') else ''} "
+              "(recorded from the hospital's ADT)")
     _table(f"Entries ({len(dossier['entries'])})",
            ["type", "code", "system", "display", "value", "unit", "range", "flag", "status",
             "effective", "v"],

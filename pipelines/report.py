@@ -304,5 +304,7 @@ def show_dossier(engine: Engine, ref: str, *, history: bool = False) -> dict | N
                         "birth_family": row.birth_family, "birth_date": row.birth_date,
                         "sex": row.sex, "opposed": row.opposed, "created_by": row.created_by,
                         "dmp_status": row.dmp_status,
-                        "consultation_consent": row.consultation_consent},
+                        "consultation_consent": row.consultation_consent,
+                        "deceased": bool(row.deceased),
+                        "deceased_at": row.deceased_at if row.deceased else None},
             "entries": [_entry_dict(e) for e in rows]}
