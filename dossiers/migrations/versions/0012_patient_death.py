@@ -6,8 +6,8 @@ Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-27
 
-Nullable columns only, no index: a store upgraded from before holds no death (None: never stated), and
-every read it served stays as it was. A store created at head by create_all before
+Nullable columns only, no index: a store upgraded from before holds no death (None: never
+stated), and every read it served stays as it was. A store created at head by create_all before
 migrations is stamped 0001 then upgraded: a column already there is left as it is.
 """
 
