@@ -7,9 +7,11 @@ warnings on the import (counts and field names, never dates or values):
 - entries dated (effective, else specimen time) more than ``AFTER_DEATH_GRACE`` after the
   end of the death's stated period: care after a death is the sign of a wrong patient;
 - a message that feeds the dossier (results, a document) and states the patient's death
-  (PID-29/30, sdtc:deceasedInd) when the dossier records none, or states the patient alive
-  when it records one: never applied from there (only the hospital's ADT, which identity
-  management trusts, records a death), said so that the ADT can be chased.
+  (PID-29/30, sdtc:deceasedInd) when the dossier records none: never applied from there
+  (only the hospital's ADT, which identity management trusts, records a death), said so
+  that the ADT can be chased. The reverse is not said: laboratory systems fill PID-30 = N
+  by default (the real PAM and LIS messages do), and a result of a deceased patient sent
+  with it is the common case, not a contradiction.
 """
 
 from __future__ import annotations
@@ -45,12 +47,10 @@ def death_warnings(deaths: dict[int, str | None], patient_id: int,
     """The warnings of filing ``items`` in dossier ``patient_id`` (see the module's doc)."""
     warnings: list[str] = []
     recorded = patient_id in deaths
-    if stated is not None and stated.deceased != recorded:
-        warnings.append(
-            f"{stated.location}: the message states the patient "
-            f"{'deceased' if stated.deceased else 'alive'}, the dossier records "
-            f"{'a death' if recorded else 'none'}: not applied (only the hospital's ADT "
-            "records a death)")
+    if stated is not None and stated.deceased and not recorded:
+        warnings.append(f"{stated.location}: the message states the patient deceased, the "
+                        "dossier records no death: not applied (only the hospital's ADT "
+                        "records a death)")
     death_at = deaths.get(patient_id)
     end = period_end(death_at) if death_at else None
     if end is None:

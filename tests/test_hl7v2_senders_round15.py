@@ -219,7 +219,12 @@ def test_a_result_message_stating_a_death_does_not_record_it(ctx) -> None:  # no
     assert statuses(ctx, ids) == ["deposited"]
     assert patient_row(ctx, pid).deceased is None
     assert any(w.startswith("PID[2]-30: the message states the patient deceased, the "
-                            "dossier records none") for w in ledger(ctx, ids[0]).warnings)
+                            "dossier records no death") for w in ledger(ctx, ids[0]).warnings)
+    # PID-30 = N (filled by default by laboratory systems) says nothing worth a warning,
+    # even for a dossier that records a death
+    ingest(ctx, death_adt("D1", time="20240310"), source=SOURCE)
+    plain = ingest(ctx, with_death(oru("R3", value="4.9"), "", "N"))
+    assert not any("states the patient" in w for w in ledger(ctx, plain[0]).warnings or [])
     # a PID-30 it cannot read does not fail the results it carries
     bad = ingest(ctx, with_death(oru("R2", value="6.1"), "", "Q"))
     assert statuses(ctx, bad) == ["deposited"]
