@@ -155,6 +155,19 @@ def test_a08_with_pid_30_n_reverts_the_death_and_an_older_one_does_not(ctx) -> N
     assert audit_actions(ctx, pid) == ["patient.death", "patient.death_reverted"]
 
 
+def test_a_later_update_corrects_the_date_and_an_undated_one_keeps_it(ctx) -> None:  # noqa: ANN001
+    pid = make_patient(ctx)
+    ingest(ctx, death_adt("D1", time="20240309"), source=SOURCE)
+    ingest(ctx, death_adt("D2", "A31", time="202403090545", evn="20240310100000"),
+           source=SOURCE)
+    assert patient_row(ctx, pid).deceased_at == "2024-03-09T05:45+01:00"
+    ingest(ctx, death_adt("D3", "A08", time="", evn="20240310110000"), source=SOURCE)
+    row = patient_row(ctx, pid)
+    assert (row.deceased, row.deceased_at, row.death_trigger) == (
+        True, "2024-03-09T05:45+01:00", "A31")
+    assert audit_actions(ctx, pid) == ["patient.death", "patient.death"]
+
+
 def test_a13_cancelling_the_discharge_by_death_reverts_it(ctx) -> None:  # noqa: ANN001
     pid = make_patient(ctx)
     ingest(ctx, death_adt("D1", "A03"), source=SOURCE)
@@ -285,6 +298,10 @@ def test_the_patient_is_refused_professionals_and_a_parent_keep_reading(ctx) -> 
     read = access.read_dossier(ctx.engine, Principal("professional", DOCTOR), ref)
     assert read["access"]["basis"] == "authorised"
     assert (read["patient"]["deceased"], read["patient"]["deceased_at"]) == (True, "2024-03-10")
+    bundle = access.export_fhir(ctx.engine, Principal("professional", DOCTOR), ref)
+    resource = next(e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Patient")
+    assert resource["deceasedDateTime"] == "2024-03-10"
     mother = access.read_dossier(ctx.engine, Principal("representative", "rep-mere"), ref)
     assert mother["access"]["basis"] == "representative"
     with pytest.raises(AccessDenied) as tutor:
