@@ -1023,7 +1023,7 @@ def _apply_death(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN00
     if adt.death is None and adt.trigger not in death_cancels():
         return
     if via not in DEATH_MATCHES:
-        if adt.death is not None:
+        if adt.death is not None and adt.death.deceased:  # PID-30 N on a look-alike: no news
             warnings.append(f"{adt.death.location}: death not applied: the patient was "
                             f"matched by {via} only, not by an identifier")
         return

@@ -333,6 +333,11 @@ def test_death_of_a_dossier_found_by_demographics_only_is_not_applied(ctx) -> No
     assert statuses(ctx, ids) == ["deposited"]
     assert patient_row(ctx, pid).deceased is None
     assert any("death not applied" in w for w in ledger(ctx, ids[0]).warnings)
+    alive = re.sub(rb"~[^|]*\^INS", b"", death_adt("D2", "A08", time="", indicator="N",
+                                                   evn="20240311090000"))
+    later = ingest(ctx, alive.replace(b"IPP0042", b"IPP9999").replace(b"|VALI", b"|PROV"),
+                   source=SOURCE)
+    assert not any("death" in w for w in ledger(ctx, later[0]).warnings or [])
 
 
 def test_a_death_ledger_row_names_no_date(ctx) -> None:  # noqa: ANN001
