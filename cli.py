@@ -866,6 +866,9 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     if p["merged_into"] is not None:
         print(f"merged into dossier {p['merged_into']} (closed): its identifiers and entries "
               f"are there; `dmp-ingest dossier show {p['merged_into']}`")
+    if p.get("deceased"):
+        print(f"deceased{' ' + p['deceased_at'] if p.get('deceased_at') else ''} "
+              "(recorded from the hospital's ADT)")
     _table(f"Entries ({len(dossier['entries'])})",
            ["type", "code", "system", "display", "value", "unit", "range", "flag", "status",
             "effective", "v"],

@@ -121,6 +121,13 @@ def representative_qualities() -> dict[str, str]:
             for r in read_csv_rows(TABLES / "representative_qualities.csv")}
 
 
+@cache
+def qualities_after_death() -> frozenset[str]:
+    """The qualities whose reading outlives the patient (representative_qualities.csv)."""
+    return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
+                     if r.get("after_death", "").lower() == "yes")
+
+
 class AccessError(Exception):
     """A refusal shown to the caller: ``code`` for programs, ``message`` for people. Never
     carries patient data."""
@@ -153,6 +160,13 @@ class Merged(AccessError):
 
 
 DENIED = ("ACCESS_DENIED", "no access to this dossier")
+# The patient's own access (and a representative's whose representation ends with the
+# person) after a death recorded on the dossier (dossiers/death.py); the dossier is kept and
+# professionals keep reading it. Said only to the patient's own account, or to a
+# representative declared on the dossier: anyone else gets DENIED as before.
+DECEASED = ("PATIENT_DECEASED", "the patient's death is recorded on this dossier: the "
+            "patient's own access has ended (the dossier is kept; professionals caring for it "
+            "keep their access)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +229,8 @@ def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
     patient's statement about professionals)."""
     if principal.kind == "patient":
         if str(patient.id) == principal.subject:
+            if getattr(patient, "deceased", None):
+                raise AccessDenied(*DECEASED)
             return "patient"
         raise AccessDenied(*DENIED)
     if principal.kind == "representative":
@@ -313,6 +329,27 @@ def _represents(conn: Connection, patient_id: int, principal: Principal, today: 
         .limit(1)).first() is not None
 
 
+def _represents_after_death(conn: Connection, patient, principal: Principal) -> bool:  # noqa: ANN001
+    """After the patient's death: a representative reads on when a declaration of a quality
+    that outlives the patient (``qualities_after_death``) held on the day of death (today
+    when the death is not dated), not revoked since. A declaration that held that day but
+    of another quality: AccessDenied PATIENT_DECEASED (the representation ended with the
+    person); none: False (DENIED, as for anyone)."""
+    if principal.kind != "representative":
+        return False
+    day = (patient.deceased_at or "")[:10]
+    day = day if len(day) == 10 else local_today()
+    r = legal_representatives.c
+    held = {row.quality for row in conn.execute(select(r.quality).where(
+        r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
+        r.valid_from <= day, or_(r.valid_until.is_(None), r.valid_until > day)))}
+    if held & qualities_after_death():
+        return True
+    if held:
+        raise AccessDenied(*DECEASED)
+    return False
+
+
 def _break_glass_open(conn: Connection, patient_id: int, rpps: str | None,
                       at: datetime) -> bool:
     if rpps is None:
@@ -330,11 +367,13 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
         raise AccessDenied(*DENIED)
     now = datetime.now(UTC)
     try:
+        represents = (_represents_after_death(conn, patient, principal) if patient.deceased
+                      else _represents(conn, patient.id, principal, local_today()))
         basis = decide(principal, patient,
                        authorised=_authorised(conn, patient.id, principal.rpps),
                        break_glass_open=_break_glass_open(conn, patient.id, principal.rpps,
                                                           now),
-                       represents=_represents(conn, patient.id, principal, local_today()))
+                       represents=represents)
     except AccessDenied as exc:
         exc.patient_id = patient.id  # type: ignore[attr-defined]
         exc.action = action  # type: ignore[attr-defined]
@@ -405,7 +444,8 @@ def patient_dict(p) -> dict:  # noqa: ANN001
             "given": p.given, "birth_family": p.birth_family, "birth_date": p.birth_date,
             "sex": p.sex, "dmp_status": p.dmp_status, "opposed": bool(p.opposed),
             "consultation_consent": p.consultation_consent,
-            "treating_rpps": p.treating_rpps}
+            "treating_rpps": p.treating_rpps, "deceased": bool(p.deceased),
+            "deceased_at": p.deceased_at if p.deceased else None}
 
 
 def _read_event(access: Access, action: str, **details: object) -> AuditEvent:

@@ -1657,9 +1657,14 @@ def _patient_resource(patient: Mapping) -> dict:
     birth = _text(patient.get("birth_family"))
     if birth and birth != _text(patient.get("family")):
         names.append({"use": "maiden", "family": birth, "given": [given] if given else []})
-    return {"resourceType": "Patient", "identifier": identifiers, "name": names,
-            "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
-            "birthDate": fhir_date(patient.get("birth_date"))}
+    resource = {"resourceType": "Patient", "identifier": identifiers, "name": names,
+                "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
+                "birthDate": fhir_date(patient.get("birth_date"))}
+    if patient.get("deceased"):
+        # Patient.deceased[x]: the dateTime when the death is dated, else the boolean
+        when = fhir_datetime(_text(patient.get("deceased_at")))
+        resource.update({"deceasedDateTime": when} if when else {"deceasedBoolean": True})
+    return resource
 
 
 # Details holding what the sender wrote about an entry in words, wherever it was written:

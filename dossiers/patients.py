@@ -29,11 +29,14 @@ class Patient:
     dmp_status: str | None = None  # ZFA-1 as last stated: a FERME dossier is not fed
     birth_family: str | None = None
     ins_oid: str | None = None  # which kind of INS ``ins`` is (production, test...)
+    deceased: bool | None = None  # PID-30 as last stated (dossiers/death.py); None: never
+    deceased_at: str | None = None  # PID-29, ISO with its precision
 
 
 def patient_from_row(row) -> Patient:  # noqa: ANN001
     return Patient(row.id, row.ins, row.family, row.given, row.birth_date, row.sex,
-                   bool(row.opposed), row.dmp_status, row.birth_family, row.ins_oid)
+                   bool(row.opposed), row.dmp_status, row.birth_family, row.ins_oid,
+                   row.deceased, row.deceased_at)
 
 
 _GIVEN_SEPARATORS = re.compile(r"[\s,]+")

@@ -147,6 +147,16 @@ patients = Table(
     Column("dmp_status", String(12)),
     Column("consultation_consent", String(3)),
     Column("treating_rpps", String(20)),  # the médecin traitant (RPPS id)
+    # The patient's death (migration 0012; dossiers/death.py), as a hospital's ADT last
+    # stated it (PID-29/30): deceased None = never stated, False = stated alive (a death
+    # reverted); deceased_at the ISO date/time with its precision (None: not dated);
+    # death_stated_at orders the statements (EVN-2, else MSH-7); death_import_id and
+    # death_trigger say where it came from (no foreign key: imports already points here).
+    Column("deceased", Boolean),
+    Column("deceased_at", String(40)),
+    Column("death_stated_at", DateTime(timezone=True)),
+    Column("death_import_id", Id),
+    Column("death_trigger", String(8)),
 )
 Index("ix_patients_demo", patients.c.family_key, patients.c.birth_date, patients.c.sex)
 Index("ix_patients_birth_demo", patients.c.birth_family_key, patients.c.birth_date,

@@ -15,6 +15,9 @@ dossier (dossiers/consent.py).
   decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
 - Several ZFA segments: the ones stating something must agree (else ZFA_CONTRADICTORY); an
   empty one beside them is passed over with a warning.
+- PID-29 / PID-30 (the patient's death) are read by normalizers/death.py, whatever the
+  trigger (PAM France states a death on the A03 discharge and on A08/A31 updates) and
+  applied by dossiers/death.py.
 - The statement is dated by EVN-2 (recorded), else MSH-7: what orders statements arriving out
   of order; ZFA-10 / ZFA-12 date the opposition and the consent themselves when present.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from normalizers.death import check_death, pid_death
 from normalizers.fields import field_text, loc, logical_id, ts_field
 from normalizers.identity import birth_name_stated, extract_identity, identifiers_in, single_pid
 from normalizers.model import (
@@ -75,7 +79,8 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     """ADT^Axx to a NormalizedMessage without entries, carrying an ``AdtEvent``.
 
     Raises NormalizationError: HL7_NO_PID, HL7_MULTIPLE_PATIENTS, HL7_BAD_DATE (EVN-2, MSH-7,
-    ZFA-10, ZFA-12), ZFA_UNKNOWN_CODE, ZFA_CONTRADICTORY, ADT_NO_DATE (neither EVN-2 nor MSH-7)."""
+    ZFA-10, ZFA-12, PID-29), ZFA_UNKNOWN_CODE, ZFA_CONTRADICTORY, ADT_NO_DATE (neither EVN-2
+    nor MSH-7), ADT_DEATH_* (PID-29/30: normalizers/death.py)."""
     lid = logical_id(msg)
     trigger = msg.message_type[1].upper()
     pid = single_pid(msg)
@@ -84,10 +89,14 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     stated_at = _event_time(msg)
     zfas = msg.all("ZFA")
     consent = _consents(msg, zfas, stated_at, warnings) if zfas else None
+    death = pid_death(msg, pid, warnings) if pid is not None else None
+    if death is not None:
+        check_death(death, identity.birth_date or identity.birth_date_partial, stated_at)
     event = AdtEvent(trigger=trigger, stated_at=stated_at,
                      updates_identity=adt_triggers().get(trigger, False), consent=consent,
                      birth_name_stated=(birth_name_stated(msg, pid)
-                                        or identity.birth_family != identity.family))
+                                        or identity.birth_family != identity.family),
+                     death=death)
     if trigger == CHANGE_IDENTIFIER:
         event.removed_ins = _removed_ins(msg)
     elif trigger in merge_triggers():

@@ -39,6 +39,7 @@ from normalizers.cda_text_values import text_quantity, text_titre
 from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, resolve_code
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
+from normalizers.death import feeding_cda_death
 from normalizers.identity import authority_of, read_joined_family
 from normalizers.model import (
     ACTION_NEW,
@@ -316,9 +317,13 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
         identity, document, entries, ctx = _structured(doc, data, source, mappings)
     entries.extend(level1_body_entries(doc, document, source, ctx.warnings))
     logical_id = f"cda|{doc.header.id.key}"
+    rt = doc.header.record_targets[0]
+    death = feeding_cda_death(rt.deceased_ind, rt.deceased_time.value if rt.deceased_time
+                              else None, identity.birth_date, f"{_PATIENT_PATH}/patient",
+                              ctx.warnings)
     try:
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
-                                 warnings=ctx.warnings)
+                                 warnings=ctx.warnings, death=death)
     except NormalizationError as exc:  # sizes are checked there once for all
         if exc.code != "FIELD_TOO_LONG":
             raise
@@ -326,7 +331,7 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
             raise NormalizationError(exc.code, str(exc), _HL7_PLACES[exc.location]) from None
         fit_free_text(entries, ctx.warnings)
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
-                                 warnings=ctx.warnings)
+                                 warnings=ctx.warnings, death=death)
 
 
 def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str, ...],

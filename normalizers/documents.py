@@ -37,6 +37,7 @@ from normalizers.codes import (
     resolve_code,
 )
 from normalizers.dates import hl7_ts_to_iso
+from normalizers.death import feeding_pid_death
 from normalizers.fields import (
     comps,
     first_rep,
@@ -1241,7 +1242,9 @@ def normalize_mdm(msg: Message, source: str,
     (tables/mdm_triggers.csv). One DOCUMENT entry per ED OBX, else one for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
-    identity = extract_identity(msg, single_pid(msg))
+    pid = single_pid(msg)
+    identity = extract_identity(msg, pid)
+    death = feeding_pid_death(msg, pid, identity.birth_date, warnings)
     txa = msg.first("TXA")
     if txa is None:
         raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
@@ -1321,7 +1324,7 @@ def normalize_mdm(msg: Message, source: str,
     apply_meta(entries, meta, warnings)
     return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                              warnings=identity.warnings + warnings,
-                             quarantine_reasons=quarantine)
+                             quarantine_reasons=quarantine, death=death)
 
 
 TEXT_DOCUMENT_TYPES = frozenset({"TX", "FT", "ST"})

@@ -30,6 +30,7 @@ from normalizers.codes import (
     text_in_system_slot,
 )
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_tm_to_iso, hl7_ts_to_iso
+from normalizers.death import feeding_pid_death
 from normalizers.documents import (
     OBX_DOCUMENT,
     OBX_PIECE,
@@ -562,7 +563,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     warnings: list[str] = []
     sender = msg.sender  # MSH-3|MSH-4: part of the logical id, and a mapping table candidate
     lid = logical_id(msg, sender)
-    identity = extract_identity(msg, single_pid(msg))
+    pid = single_pid(msg)
+    identity = extract_identity(msg, pid)
+    death = feeding_pid_death(msg, pid, identity.birth_date, warnings)
     if groups is None:
         groups = _groups(msg)
     _orders_without_request(msg, groups, warnings)
@@ -726,7 +729,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     try:
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
-                                 quarantine_reasons=quarantine)
+                                 quarantine_reasons=quarantine, death=death)
     except NormalizationError as exc:  # checked there once for all: nothing to pay before
         if exc.code != "FIELD_TOO_LONG":
             raise
@@ -735,7 +738,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 _fit(entry, warnings)
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
-                                 quarantine_reasons=quarantine)
+                                 quarantine_reasons=quarantine, death=death)
 
 
 def _message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:

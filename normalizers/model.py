@@ -140,6 +140,21 @@ class ConsentStatement:
     consultation_date: str | None = None  # ZFA-12
 
 
+@dataclass(frozen=True, slots=True)
+class DeathStatement:
+    """What a message says about the patient's death (HL7 PID-29 / PID-30, CDA
+    ``sdtc:deceasedInd`` / ``sdtc:deceasedTime``).
+
+    ``deceased`` False: the patient is stated alive (PID-30 N, or the death fields sent as
+    the HL7 null ""), which reverts a death the dossier holds. ``time`` is ISO 8601 with its
+    precision, None when the death is not dated. ``location`` names the field (PID[3]-30),
+    never a value."""
+
+    deceased: bool
+    time: str | None
+    location: str
+
+
 @dataclass(slots=True)
 class AdtEvent:
     """An ADT message: no entries, but the patient's consent and perhaps their identity."""
@@ -157,6 +172,8 @@ class AdtEvent:
     # PID-5 states the birth name (False: only a used name 'D', which the identity also
     # carries as its birth name for matching): an update leaves the dossier's birth name
     birth_name_stated: bool = True
+    # PID-29 / PID-30 (normalizers/death.py); None: the message says nothing of a death
+    death: DeathStatement | None = None
 
 
 @dataclass(slots=True)
@@ -188,6 +205,10 @@ class NormalizedMessage:
     # order, whose ``entries`` counts add up to ``entries``; ``identity`` is then empty
     # (nothing can be filed on it by mistake). None: one patient, ``identity`` (nearly all).
     patients: list[PatientPart] | None = None
+    # A message that feeds the dossier (results, a document) and states the patient's death
+    # (PID-29/30, sdtc:deceasedInd): never applied from there (only a hospital's ADT records
+    # a death), compared with the dossier's at filing (pipelines/death.py). None: not said.
+    death: DeathStatement | None = None
 
     def __post_init__(self) -> None:
         check_sizes(self)

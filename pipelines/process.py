@@ -29,13 +29,14 @@ from sqlalchemy.exc import IntegrityError
 
 from dossiers.audit import AuditEvent, append
 from dossiers.audit import record as record_audit
-from dossiers.consent import apply_consent, update_identity
+from dossiers.consent import apply_consent, instant, update_identity
 from dossiers.db import (
     begin_replayable,
     bulk_insert,
     replayable_commits,
     write_turn_wanted,
 )
+from dossiers.death import apply_death, death_cancels
 from dossiers.deposit import (
     DepositResult,
     codes_of,
@@ -75,6 +76,7 @@ from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
 from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
+from pipelines.death import death_warnings, deaths_of
 from pipelines.faults import fault_point
 from pipelines.identity import (
     LOCAL_ID_NO_INS,
@@ -836,8 +838,11 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
 
 
 def _deposited(item: Prepared, patient_id: int, result: DepositResult,
-               warnings: list[str]) -> Outcome:
+               warnings: list[str], deaths: dict[int, str | None]) -> Outcome:
+    """The outcome of filing one patient's message; ``deaths``: the batch's dossiers that
+    record a death (pipelines/death.py), for its warnings."""
     deposit_warnings(result, warnings)
+    warnings.extend(death_warnings(deaths, patient_id, item.items, item.normalized.death))
     if result.history:
         warnings.append(f"{result.history} entr{'y' if result.history == 1 else 'ies'} filed "
                         "as history, not current: the dossier holds a later version (a later "
@@ -874,7 +879,7 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     result = deposit(conn, patient_id=patient_id, import_id=item.row.id,
                      source=item.row.source, items=item.items)
     fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
-    return _deposited(item, patient_id, result, warnings)
+    return _deposited(item, patient_id, result, warnings, deaths_of(conn, [patient_id]))
 
 
 def _file_patients(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
@@ -892,7 +897,8 @@ def _file_patients(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN0
     results = [deposit(conn, patient_id=t.patient_id, import_id=item.row.id,
                        source=item.row.source, items=t.items) for t in targets]
     fault_point("deposit.written")
-    return _deposited_patients(item, targets, results, warnings)
+    return _deposited_patients(item, targets, results, warnings,
+                               deaths_of(conn, [t.patient_id for t in targets]))
 
 
 def _resolve_patients(ctx: Context, conn, item: Prepared,  # noqa: ANN001
@@ -943,12 +949,14 @@ def _targets(item: Prepared, resolved: list[tuple[int, PatientShare]]) -> list[_
 
 
 def _deposited_patients(item: Prepared, targets: list[_Target], results: list[DepositResult],
-                        warnings: list[str]) -> Outcome:
+                        warnings: list[str], deaths: dict[int, str | None]) -> Outcome:
     """``_deposited`` for a message of several patients: the counts added up, each dossier
     and its entries kept for the audit trails, and which dossier each PID went to (dossier
     ids and segment positions only) among the warnings for whoever reads the import."""
     for result in results:
         deposit_warnings(result, warnings)
+    for target in targets:
+        warnings.extend(death_warnings(deaths, target.patient_id, target.items, None))
     warnings.append(f"{sum(len(t.where) for t in targets)} patient groups (PID) filed apart: "
                     + "; ".join(f"{', '.join(t.where)} in dossier {t.patient_id}"
                                 for t in targets))
@@ -987,6 +995,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
         if change.kept_newer:
             warnings.append("older than what the dossier holds, kept in its history only: "
                             + ", ".join(change.kept_newer))
+    _apply_death(conn, item, patient_id, via, done, warnings)
     if adt.updates_identity:
         if via in TRUSTED_MATCHES:
             values, held = identity_update(get_patient(conn, patient_id),
@@ -1002,6 +1011,32 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
+
+
+# Matches on which an ADT's death is recorded: every one that names the dossier by an
+# identifier or an admin's word, not demographics alone (a look-alike's death would end the
+# wrong patient's access to their dossier).
+DEATH_MATCHES = ("ins", "local-id", LOCAL_ID_NO_INS, "auto-create", "assigned")
+
+
+def _apply_death(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
+                 done: list[str], warnings: list[str]) -> None:
+    """PID-29/30 of an ADT (or the cancellation of the movement that stated a death) applied
+    to the dossier (dossiers/death.py); what it did goes to the ledger note."""
+    adt = item.normalized.adt
+    if adt.death is None and adt.trigger not in death_cancels():
+        return
+    if via not in DEATH_MATCHES:
+        if adt.death is not None and adt.death.deceased:  # PID-30 N on a look-alike: no news
+            warnings.append(f"{adt.death.location}: death not applied: the patient was "
+                            f"matched by {via} only, not by an identifier")
+        return
+    change = apply_death(conn, patient_id, adt.death, stated_at=instant(adt.stated_at),
+                         trigger=adt.trigger, actor=item.row.source, import_id=item.row.id)
+    if change.done is not None:
+        done.append(f"death {change.done}")
+    if change.older:
+        warnings.append("death: older than what the dossier holds (EVN-2/MSH-7), not applied")
 
 
 # Identity quarantines that only say the patient has no dossier here (none found; none
@@ -1237,13 +1272,14 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             bulk_insert(conn, logical_messages, records)
         write_deposits(conn, [plan for plans in planned for plan in plans])
         fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
+        deaths = deaths_of(conn, [t.patient_id for _, targets, _ in filing for t in targets])
         for (item, targets, warnings), plans in zip(filing, planned, strict=True):
             if item.shares is None:
                 decided[item.row.id] = _deposited(item, targets[0].patient_id,
-                                                  plans[0].result, warnings)
+                                                  plans[0].result, warnings, deaths)
             else:
                 decided[item.row.id] = _deposited_patients(
-                    item, targets, [plan.result for plan in plans], warnings)
+                    item, targets, [plan.result for plan in plans], warnings, deaths)
         savepoint.commit()
     except Exception as exc:  # a conflict with another worker, a bug: take the safe path
         savepoint.rollback()
@@ -1269,6 +1305,8 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
             for _, m in adt.merged]] if adt.merged else []),
         # only when PID-5 names no birth name: every other ADT's fingerprint unchanged
         *(["no birth name"] if not adt.birth_name_stated else []),
+        # only when PID-29/30 say something: every other ADT's fingerprint unchanged
+        *([("death", adt.death.deceased, adt.death.time)] if adt.death is not None else []),
         [(i.nir, i.oid) for i in ident.ins],
         [(li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,

@@ -308,5 +308,7 @@ def show_dossier(engine: Engine, ref: str, *, history: bool = False) -> dict | N
                         "dmp_status": row.dmp_status,
                         "consultation_consent": row.consultation_consent,
                         # a tombstone: the dossier that holds what this one held
-                        "merged_into": merged},
+                        "merged_into": merged,
+                        "deceased": bool(row.deceased),
+                        "deceased_at": row.deceased_at if row.deceased else None},
             "entries": [_entry_dict(e) for e in rows]}

@@ -285,7 +285,7 @@ def test_migration_0011_rehashes_old_hour_facts_so_the_other_channel_dedupes(ctx
     with ctx.engine.begin() as conn:  # the store as it was before round 5
         conn.execute(update(entries).where(entries.c.id == row.id).values(fact=old_fact))
         command.stamp(migrate.alembic_config(conn), "0010")
-    assert migrate.upgrade(ctx.engine) == ["upgraded to 0011"]
+    assert migrate.upgrade(ctx.engine, "0011") == ["upgraded to 0011"]  # 0011 alone
     assert [r.fact for r in cholesterol(ctx)] == [hour_fact]
     with ctx.engine.begin() as conn:
         command.downgrade(migrate.alembic_config(conn), "0010")

@@ -15,7 +15,7 @@ from dossiers.db import create_schema, make_engine
 from dossiers.schema import audit_log, imports, metadata
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-HEAD = "0011"  # the newest revision: a new one changes it here
+HEAD = "0012"  # the newest revision: a new one changes it here
 
 
 @pytest.fixture
@@ -266,3 +266,38 @@ def test_upgrade_to_0010_keeps_a_dossier_readable_and_adds_representatives(engin
     with engine.begin() as conn:
         command.downgrade(migrate.alembic_config(conn), "0009")
     assert "legal_representatives" not in inspect(engine).get_table_names()
+
+
+def test_upgrade_to_0012_adds_the_death_and_keeps_a_dossier_readable(engine) -> None:  # noqa: ANN001, E501
+    """A store at 0011 with a dossier: after the upgrade it holds no death (never stated),
+    its patient reads it as before; a death recorded, the patient's own read is refused
+    PATIENT_DECEASED; downgrade drops the columns and the dossier is as it was."""
+    from alembic import command
+
+    from dossiers import access
+
+    migrate.upgrade(engine, "0011")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
+            " opposed, created_at) VALUES ('Lefèvre', 'Hélène', '1968-03-14', 'F',"
+            " 'LEFEVRE', 'HELENE', :no, :t)"), {"no": False, "t": NOW})
+        pid = str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
+    assert differences(engine) == []
+    patient = access.Principal("patient", pid)
+    shown = access.read_dossier(engine, patient, pid)["patient"]
+    assert (shown["deceased"], shown["deceased_at"]) == (False, None)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE patients SET deceased = :yes, deceased_at = '2026-11-20'"),
+                     {"yes": True})
+    with pytest.raises(access.AccessDenied) as refused:
+        access.read_dossier(engine, patient, pid)
+    assert refused.value.code == "PATIENT_DECEASED"
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0011")
+    held = {c["name"] for c in inspect(engine).get_columns("patients")}
+    assert not held & {"deceased", "deceased_at", "death_stated_at", "death_import_id",
+                       "death_trigger"}
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT family FROM patients")).scalar_one() == "Lefèvre"
