@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import Connection, insert, or_, select, text, update
 
@@ -38,6 +39,7 @@ def patient_from_row(row) -> Patient:  # noqa: ANN001
 _GIVEN_SEPARATORS = re.compile(r"[\s,]+")
 
 
+@lru_cache(maxsize=4096)  # a pure function of the string, asked for every message filed
 def first_given_key(given: str) -> str:
     """The key of the first given name ('premier prénom'): the list's first name, names being
     separated by blanks or commas, then keyed as a family name is (``name_key``). A hyphen
