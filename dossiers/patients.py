@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
 
 from dossiers.names import fold_name, name_key
 from dossiers.schema import patient_identifiers, patients
@@ -179,6 +179,15 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
     return [r.patient_id for r in rows]
 
 
+# Built once: built per call (every message without an INS or a known local identifier),
+# the statement cost about as much as the query.
+_BY_DEMOGRAPHICS = select(patients.c.id, patients.c.given).where(
+    or_(patients.c.family_key == bindparam("family"),
+        patients.c.birth_family_key == bindparam("family")),
+    patients.c.birth_date == bindparam("birth_date"),
+    patients.c.sex == bindparam("sex"))
+
+
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
     """Strict match: family name (``name_key``: folded, separators dropped, 'LE GOFF' is
@@ -198,10 +207,8 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
     family = name_key(family)
     if not family or not first_given:
         return []
-    rows = conn.execute(select(patients.c.id, patients.c.given).where(
-        or_(patients.c.family_key == family, patients.c.birth_family_key == family),
-        patients.c.birth_date == birth_date,
-        patients.c.sex == sex)).all()
+    rows = conn.execute(_BY_DEMOGRAPHICS, {"family": family, "birth_date": birth_date,
+                                           "sex": sex}).all()
     marks = birth_order_marks(given)  # 'BEBE 2' is not 'BEBE 1' (twins' placeholders)
     keys = {r.id: first_given_key(r.given) for r in rows if birth_order_marks(r.given) == marks}
     found = [pid for pid, key in keys.items() if key == first_given]
