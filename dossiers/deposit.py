@@ -649,15 +649,18 @@ def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
     (the rows followed join ``stored``)."""
     # (patient, old key) -> {(scoped key, source)}: one batch may hold two labs' same number
     named: dict[tuple[int, str], set[tuple[str, str]]] = {}
-    for (patient_id, items), source in zip(targets, sources, strict=True):
-        for entry, _ in items:
-            for key in (entry.key, entry.replaces_key, entry.parent_key):
-                # no '&', no scope: skipped without a call (three keys of every entry filed)
-                if not key or "&" not in key:
-                    continue
-                old = unscoped_order_key(key)
-                if old is not None and not stored.get((patient_id, key)):
-                    named.setdefault((patient_id, old), set()).add((key, source))
+    # Three keys of every entry filed; one without '&' has no scope (skipped without a
+    # call). Each scoped key asked once: every result of an order names its report key as
+    # parent. ``named`` is a dict of sets: the order they are asked in changes nothing.
+    scoped = {(patient_id, key, source)
+              for (patient_id, items), source in zip(targets, sources, strict=True)
+              for entry, _ in items
+              for key in (entry.key, entry.replaces_key, entry.parent_key)
+              if key and "&" in key}
+    for patient_id, key, source in scoped:
+        old = unscoped_order_key(key)
+        if old is not None and not stored.get((patient_id, key)):
+            named.setdefault((patient_id, old), set()).add((key, source))
     if not named:
         return
     held = held_entries(conn, set(named))
