@@ -654,13 +654,20 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
 
 
+_ORDER_KEY_TYPES = ("result|", "report|")  # the keys an order number is part of
+
+
 def unscoped_order_key(key: str) -> str | None:
     """The key a result or report had before its order number was scoped by its assigning
     authority (normalizers.lab.order_scope): 'result|24C0315-07||2823-3|LN|' for
     'result|24C0315-07|&SIL-BIO^LABO-DEMO|2823-3|LN|', 'report|77|LAB|K' for
     'report|77|LAB&1.2.250.1.999.1|K'; None for any other key."""
+    # most keys have no '&' at all (a namespace alone, another type): answered before the
+    # split, for every key of every message filed
+    if "&" not in key or not key.startswith(_ORDER_KEY_TYPES):
+        return None
     parts = key.split("|")
-    if len(parts) < 4 or parts[0] not in ("result", "report") or "&" not in parts[2]:
+    if len(parts) < 4 or "&" not in parts[2]:
         return None
     parts[2] = parts[2].partition("&")[0]
     return "|".join(parts)
@@ -679,12 +686,18 @@ def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
     (the rows followed join ``stored``)."""
     # (patient, old key) -> {(scoped key, source)}: one batch may hold two labs' same number
     named: dict[tuple[int, str], set[tuple[str, str]]] = {}
-    for (patient_id, items), source in zip(targets, sources, strict=True):
-        for entry, _ in items:
-            for key in (entry.key, entry.replaces_key, entry.parent_key):
-                old = unscoped_order_key(key) if key else None
-                if old is not None and not stored.get((patient_id, key)):
-                    named.setdefault((patient_id, old), set()).add((key, source))
+    # Three keys of every entry filed; one without '&' has no scope (skipped without a
+    # call). Each scoped key asked once: every result of an order names its report key as
+    # parent. ``named`` is a dict of sets: the order they are asked in changes nothing.
+    scoped = {(patient_id, key, source)
+              for (patient_id, items), source in zip(targets, sources, strict=True)
+              for entry, _ in items
+              for key in (entry.key, entry.replaces_key, entry.parent_key)
+              if key and "&" in key}
+    for patient_id, key, source in scoped:
+        old = unscoped_order_key(key)
+        if old is not None and not stored.get((patient_id, key)):
+            named.setdefault((patient_id, old), set()).add((key, source))
     if not named:
         return
     held = held_entries(conn, set(named))

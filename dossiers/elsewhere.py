@@ -32,6 +32,7 @@ from normalizers.model import ACTION_DELETE, ACTION_REPLACE, DOCUMENT, Entry
 # The types ``ix_entries_report_key`` holds: the predicate is written out as the index's,
 # so that both SQLite and PostgreSQL use the partial index.
 INDEXED_TYPES = "type IN ('lab_report', 'document')"
+_ACTING = (ACTION_REPLACE, ACTION_DELETE)  # the actions that name an original
 _HOLDERS = (text(f"SELECT patient_id, key, import_id FROM entries WHERE {INDEXED_TYPES} "
                 "AND key IN :keys AND current AND status <> 'withdrawn'")
             .bindparams(bindparam("keys", expanding=True)))
@@ -50,7 +51,7 @@ class Elsewhere:
 def named_keys(entry: Entry) -> set[str]:
     """The indexed keys a correction or cancel acts on: the document it replaces or
     deletes, or the report (order) of the result it corrects. Empty for anything else."""
-    if entry.action not in (ACTION_REPLACE, ACTION_DELETE):
+    if entry.action not in _ACTING:
         return set()
     keys = {entry.replaces_key or entry.key}
     if entry.type != DOCUMENT and entry.parent_key:
@@ -67,6 +68,8 @@ def originals_elsewhere(conn: Connection, patient_id: int,
                         items: Sequence[tuple[Entry, str | None]]) -> list[Elsewhere]:
     """The corrections of ``items`` (one message's, for dossier ``patient_id``) none of whose
     named keys this dossier holds while another dossier does; one per correction."""
+    if not any(entry.action in _ACTING for entry, _ in items):
+        return []  # nothing corrected nor cancelled (most messages): no key set built
     wanted = {id(entry): named_keys(entry) for entry, _ in items}
     keys = sorted(set().union(*wanted.values())) if wanted else []
     if not keys:

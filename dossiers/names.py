@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _SEPARATORS = re.compile(r"[\s\-'’`.]+")
 # Letters Unicode does not decompose into a base letter and an accent: Polish Ł, Danish and
@@ -31,6 +32,9 @@ def fold_name(name: str) -> str:
     return _SEPARATORS.sub(" ", text).strip().upper()
 
 
+@lru_cache(maxsize=4096)
 def name_key(name: str) -> str:
-    """The matching key of one name: ``fold_name`` without its separators."""
+    """The matching key of one name: ``fold_name`` without its separators. Cached: filing
+    compares every message's names with its dossier's (``traits_differ``), and a batch names
+    the same patients again and again; a pure function of the string."""
     return fold_name(name).replace(" ", "")

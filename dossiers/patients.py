@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import Connection, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
 
 from dossiers.merged import tombstone_ids
 from dossiers.names import fold_name, name_key
@@ -42,6 +43,7 @@ def patient_from_row(row) -> Patient:  # noqa: ANN001
 _GIVEN_SEPARATORS = re.compile(r"[\s,]+")
 
 
+@lru_cache(maxsize=4096)  # a pure function of the string, asked for every message filed
 def first_given_key(given: str) -> str:
     """The key of the first given name ('premier prénom'): the list's first name, names being
     separated by blanks or commas, then keyed as a family name is (``name_key``). A hyphen
@@ -181,6 +183,18 @@ def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
     return [r.patient_id for r in rows]
 
 
+# Built once: built per call (every message without an INS or a known local identifier),
+# the statement cost about as much as the query.
+_BY_DEMOGRAPHICS = select(patients.c.id, patients.c.given).where(
+    or_(patients.c.family_key == bindparam("family"),
+        patients.c.birth_family_key == bindparam("family")),
+    patients.c.birth_date == bindparam("birth_date"),
+    patients.c.sex == bindparam("sex"),
+    # a dossier merged into another is a tombstone: its traits match the survivor's,
+    # and matched as well they made every message ambiguous (dossiers/merged.py)
+    patients.c.id.not_in(tombstone_ids()))
+
+
 def find_by_demographics(conn: Connection, family: str, given: str, birth_date: str,
                          sex: str) -> list[int]:
     """Strict match: family name (``name_key``: folded, separators dropped, 'LE GOFF' is
@@ -200,13 +214,8 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
     family = name_key(family)
     if not family or not first_given:
         return []
-    rows = conn.execute(select(patients.c.id, patients.c.given).where(
-        or_(patients.c.family_key == family, patients.c.birth_family_key == family),
-        patients.c.birth_date == birth_date,
-        patients.c.sex == sex,
-        # a dossier merged into another is a tombstone: its traits match the survivor's,
-        # and matched as well they made every message ambiguous (dossiers/merged.py)
-        patients.c.id.not_in(tombstone_ids()))).all()
+    rows = conn.execute(_BY_DEMOGRAPHICS, {"family": family, "birth_date": birth_date,
+                                           "sex": sex}).all()
     marks = birth_order_marks(given)  # 'BEBE 2' is not 'BEBE 1' (twins' placeholders)
     keys = {r.id: first_given_key(r.given) for r in rows if birth_order_marks(r.given) == marks}
     found = [pid for pid, key in keys.items() if key == first_given]
