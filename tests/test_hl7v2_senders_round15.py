@@ -80,6 +80,13 @@ def test_pid_30_n_states_the_patient_alive_and_the_hl7_null_erases() -> None:
     assert normalize(adt("D1", "A08")).adt.death is None  # nothing said
 
 
+
+def test_pid_30_spelled_out_as_a_word_is_read_as_its_code() -> None:
+    """Microsoft's FHIR-converter sample ORU sends PID-30 'NO': it was refused as an unknown
+    code (a warning on every such result message); the words are rows of the table."""
+    assert normalize(death_adt("D1", "A08", time="", indicator="NO")).adt.death.deceased is False
+    assert normalize(death_adt("D1", "A08", indicator="Yes")).adt.death.deceased is True
+
 def test_pid_29_without_pid_30_is_a_death_with_a_warning() -> None:
     n = normalize(death_adt("D1", "A08", indicator=""))
     assert n.adt.death.deceased and n.adt.death.time == "2024-03-10T04:15+01:00"
