@@ -2568,8 +2568,10 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
 
     '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
     bare number and no unit's text starts with a digit, so the two are put back together
-    (with a warning) rather than filing the unit '10'."""
-    if 1 < len(c) < 4 and c[0].strip().isdigit() and c[1][:1].isdigit() \
+    (with a warning) rather than filing the unit '10'. The same holds for the power written
+    with its multiplication sign ('x10^9/l', 'x 10^12/L', '×10^3/µL'): code 'x10' was filed
+    as the unit, unmapped, and the '10*9/L' it meant lost."""
+    if 1 < len(c) < 4 and _UNIT_POWER_HEAD.fullmatch(c[0]) and c[1][:1].isdigit() \
             and (len(c) == 2 or not c[2].strip()):
         c = [f"{c[0].strip()}^{c[1].strip()}"]
         warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
@@ -2601,6 +2603,11 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True
+
+
+# What the code of a unit split at an unescaped '^' is when the '^' was an exponent: a bare
+# number ('10' of '10^9/L'), or ten after a multiplication sign ('x10' of 'x10^9/l').
+_UNIT_POWER_HEAD = re.compile(r"\s*(?:\d+|[xX\u00d7*]\s*10)\s*")
 
 
 def _observer(msg: Message, rep: str) -> dict[str, Any] | None:
