@@ -10,15 +10,25 @@ What the round found:
 - the multiplication sign '×' itself ('×10^9/L', '×10⁹/L', as the LIS prints it) was no
   spelling of the unit table: unmapped;
 - French urinary ratios and osmolality with their denominator in words ('mg/mmol créat',
-  'mOsm/kg H2O') and 'mUI/24h' were unmapped.
+  'mOsm/kg H2O') and 'mUI/24h' were unmapped;
+- a blood culture's organism identified under its bottle's LOINC (17928-3 aerobe, 17934-1
+  anaerobe) or a CSF, stool, throat, sputum or wound culture's (606-4, 625-4, 626-2, 6460-0,
+  6462-6) named no isolate: the antibiotics of a second organism, sent in a later message
+  with the same interpretation, were taken for the first organism's and never filed.
 """
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries
 from normalizers.units import to_ucum
-from tests.test_lab_normalizer import norm, oru
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_lab_normalizer import MSH, ORC, PID, norm, oru
 
 
 def _result(*obx: str):  # noqa: ANN202
@@ -64,3 +74,49 @@ def test_multiplication_sign_through_obx6_escaped():
     (plt,), warnings = _result("OBX|1|NM|777-3^Plaquettes^LN||245|×10\\S\\9/L|150-400|N|||F")
     assert (plt.unit, plt.unit_original) == ("10*9/L", "×10^9/L")
     assert warnings == []
+
+
+# -- organisms identified under the culture's own LOINC ----------------------------------------
+OXA = "18964-7"  # Oxacillin [Susceptibility]
+SAUR, ECOLI = "3092008^Staphylococcus aureus^SCT", "112283007^Escherichia coli^SCT"
+
+
+def _culture(control_id: str, culture: str, *obx: str) -> str:
+    obr = (f"OBR|1|CMD-9^SERV-REA|24H0315-02^LABO-DEMO|{culture}^Culture^LN|||202403150730"
+           + "|" * 14 + "202403161015|||P")
+    return "\r".join([MSH.replace("MSG-0001", control_id), PID, ORC, obr, *obx]) + "\r"
+
+
+def _germ(n: int, sub_id: str, culture: str, germ: str) -> str:
+    return f"OBX|{n}|CWE|{culture}^Germe identifié^LN|{sub_id}|{germ}||||||P"
+
+
+def _oxacillin(n: int, sub_id: str) -> str:
+    return f"OBX|{n}|CWE|{OXA}^Oxacilline^LN|{sub_id}|S^Sensible^HL70078|||S|||P"
+
+
+@pytest.mark.parametrize("culture", ["17928-3", "17934-1", "606-4", "625-4", "626-2", "6460-0",
+                                     "6462-6"])
+def test_each_organism_of_a_culture_names_its_antibiotics(culture: str):
+    n = norm(_culture("MSG-1", culture, _germ(1, "1", culture, SAUR), _oxacillin(2, "1.1"),
+                      _germ(3, "2", culture, ECOLI), _oxacillin(4, "2.1")))
+    oxa = [e for e in n.entries if e.code == OXA]
+    assert [e.details["isolate"]["code"] for e in oxa] == ["3092008", "112283007"]
+
+
+def test_second_organism_sent_later_keeps_its_antibiogram(ctx) -> None:  # noqa: ANN001
+    """Day 1 the aerobic bottle grows S. aureus (oxacillin S); day 2 the lab adds E. coli
+    with its own oxacillin S. Without the isolate, day 2's was day 1's fact: never filed."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    messages = [_culture("MSG-1", "17928-3", _germ(1, "1", "17928-3", SAUR), _oxacillin(2, "1.1")),
+                _culture("MSG-2", "17928-3", _germ(1, "2", "17928-3", ECOLI), _oxacillin(2, "2.1"))]
+    for n, text in enumerate(messages):
+        intake(ctx.engine, ctx.archive, [Received(text.encode(), "demo-lab", "file",
+                                                  file_name=f"{n}.hl7")])
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.details).where(entries.c.code == OXA)
+                            .order_by(entries.c.id)).all()
+    assert len(rows) == 2
+    assert [r.details["isolate"]["display"] for r in rows] == ["Staphylococcus aureus",
+                                                               "Escherichia coli"]
