@@ -73,6 +73,7 @@ from normalizers.fields import (
     zone_of,
 )
 from normalizers.identity import authority_of, extract_identity, patient_starts, single_pid
+from normalizers.loinc_units import PROPERTY_NAMES, unit_contradicts_code
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
@@ -1670,6 +1671,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
         if in_value is not None:
             _check_unit_in_value(obx, entry, in_value)
+    if r_system == "LN" and entry.unit and (clash := unit_contradicts_code(r_code, entry.unit)):
+        _unit_contradicts_code(ctx, obx, entry, clash)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
         if d.repetition in f[7]:
@@ -1712,6 +1715,20 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.details["comments"] = comments
         _keep_comment_types(msg, notes, entry.details)
     return entry
+
+
+def _unit_contradicts_code(ctx: _Ctx, obx: Segment, entry: Entry,
+                           clash: tuple[str, str]) -> None:
+    """The unit is of another kind than the LOINC code says (normalizers/loinc_units.py):
+    '75 nmol/L' under 1989-3, 25-OH vitamin D [Mass/volume]. Filed as sent, never
+    converted; said, and kept in ``details['unit_contradicts_code']`` for whoever trends by
+    code (read by the code, 75 is ng/mL: two and a half times the vitamin D measured)."""
+    code_property, unit_property = clash
+    entry.details["unit_contradicts_code"] = {"code_property": code_property,
+                                              "unit_property": unit_property}
+    ctx.warnings.append(
+        f"{loc(obx, 6)}: the unit is a {PROPERTY_NAMES[unit_property]} concentration, the "
+        f"LOINC code one of {PROPERTY_NAMES[code_property]}: filed as sent, not converted")
 
 
 def _reference_ranges(ctx: _Ctx, obx: Segment, entry: Entry) -> None:

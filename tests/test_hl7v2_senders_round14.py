@@ -14,7 +14,11 @@ What the round found:
 - a blood culture's organism identified under its bottle's LOINC (17928-3 aerobe, 17934-1
   anaerobe) or a CSF, stool, throat, sputum or wound culture's (606-4, 625-4, 626-2, 6460-0,
   6462-6) named no isolate: the antibiotics of a second organism, sent in a later message
-  with the same interpretation, were taken for the first organism's and never filed.
+  with the same interpretation, were taken for the first organism's and never filed;
+- a result whose unit is of another kind than its LOINC code (25-OH vitamin D '75 nmol/L'
+  under 1989-3 [Mass/volume], glucose in mmol/L under 2345-7, from the sender's table or
+  ours) was filed without a word: read by its code, 75 is ng/mL. It is filed as sent, never
+  converted, with a warning and details['unit_contradicts_code'].
 """
 
 from __future__ import annotations
@@ -120,3 +124,44 @@ def test_second_organism_sent_later_keeps_its_antibiogram(ctx) -> None:  # noqa:
     assert len(rows) == 2
     assert [r.details["isolate"]["display"] for r in rows] == ["Staphylococcus aureus",
                                                                "Escherichia coli"]
+
+
+# -- a unit of another kind than its LOINC code ------------------------------------------------
+@pytest.mark.parametrize("obx, code_property, unit_property", [
+    ("OBX|1|NM|1989-3^25-OH vitamine D^LN||75|nmol/L|75-250|N|||F", "MCnc", "SCnc"),
+    ("OBX|1|NM|2345-7^Glycémie^LN||5,4|mmol/L|3,9-5,8|N|||F", "MCnc", "SCnc"),
+    ("OBX|1|NM|14682-9^Créatinine^LN||8,8|mg/L|6-12|N|||F", "SCnc", "MCnc"),
+    ("OBX|1|NM|2093-3^Cholestérol total^LN||5,1|mmol/L|<5,2|N|||F", "MCnc", "SCnc"),
+    ("OBX|1|NM|718-7^Hémoglobine^LN||8,4|mmol/L|7,5-10|N|||F", "MCnc", "SCnc"),
+    ("OBX|1|NM|6690-2^Leucocytes^LN||7,2|g/L|4-10|N|||F", "NCnc", "MCnc"),
+    # the demo table maps GLY to 2345-7, a mass concentration
+    ("OBX|1|NM|GLY^Glycémie à jeun^L||5,4|mmol/L|3,9-5,8|N|||F", "MCnc", "SCnc"),
+])
+def test_a_unit_of_another_kind_than_the_loinc_code_is_said_never_converted(
+        obx: str, code_property: str, unit_property: str):
+    """25-OH vitamin D in nmol/L under 1989-3 ([Mass/volume]): read by its code, 75 is
+    ng/mL, 187 nmol/L. Filed as sent (value, unit) and said; it was filed without a word."""
+    (r,), warnings = _result(obx)
+    value = obx.split("|")[5]
+    assert (r.value, r.unit_original) == (value, obx.split("|")[6])
+    assert r.details["unit_contradicts_code"] == {"code_property": code_property,
+                                                  "unit_property": unit_property}
+    assert any(w.startswith("OBX[5]-6: the unit is a ") and "not converted" in w
+               for w in warnings)
+
+
+@pytest.mark.parametrize("obx", [
+    "OBX|1|NM|14635-7^25-OH vitamine D3^LN||75|nmol/L|75-250|N|||F",
+    "OBX|1|NM|1989-3^25-OH vitamine D^LN||30|ng/mL|30-100|N|||F",
+    "OBX|1|NM|14749-6^Glycémie^LN||5,4|mmol/L|3,9-5,8|N|||F",
+    "OBX|1|NM|2160-0^Créatinine^LN||8,8|mg/L|6-12|N|||F",
+    "OBX|1|NM|2951-2^Sodium^LN||140|mEq/L|135-145|N|||F",
+    "OBX|1|NM|6690-2^Leucocytes^LN||7,2|G/L|4-10|N|||F",
+    "OBX|1|NM|777-3^Plaquettes^LN||245000|/mm3|150000-400000|N|||F",
+    "OBX|1|NM|1742-6^ALAT^LN||32|UI/L|<45|N|||F",  # enzymes: U/L or [IU]/L, not checked
+    "OBX|1|NM|4548-4^HbA1c^LN||6,1|%|4-6|H|||F",
+])
+def test_a_unit_of_the_kind_of_its_code_is_filed_quietly(obx: str):
+    (r,), warnings = _result(obx)
+    assert "unit_contradicts_code" not in r.details
+    assert not any("not converted" in w for w in warnings)
