@@ -550,6 +550,9 @@ class _Ctx:
     mappings: CodeMappings | None
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
+    # a result key -> the OBX-14 its first result was sent with ('' for none): what tells a
+    # cumulative report's previous results of one test apart (``_make_unique``)
+    observed: dict[str, str] = field(default_factory=dict)
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
     # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
     sent_iso: str = ""
@@ -1640,8 +1643,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
                   action=action)
+    observed_sent = lf(f[14].split(d.component, 1)[0]) if nf > 14 and f[14] else ""
     if key in ctx.keys:
-        _make_unique(ctx, entry, obx)
+        _make_unique(ctx, entry, obx, observed_sent)
+    else:
+        ctx.observed[key] = observed_sent
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
@@ -1938,8 +1944,21 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
                                  where) from None
 
 
-def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
-    entry.key = _unique_key(ctx, entry.key, obx)
+def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> None:
+    """A result under the key of an earlier one of the message. Observed at another time
+    (OBX-14) than the first, it is a previous result a cumulative report repeats (French
+    labs' 'antériorités'): its key says that time ('...@202401100805'). By rank ('#2') the
+    key named whichever previous result came second: the next report, listing one more,
+    filed December's potassium as a correction of January's, and January's was gone."""
+    key = entry.key
+    first = ctx.observed.get(key)
+    if observed and first is not None and observed != first \
+            and f"{key}@{observed}" not in ctx.keys:
+        entry.key = f"{key}@{observed}"
+        ctx.warnings.append(f"{loc(obx)}: same test as an earlier segment of the message, "
+                            "observed at another time (OBX-14): told apart by that time")
+        return
+    entry.key = _unique_key(ctx, key, obx)
 
 
 def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:

@@ -18,7 +18,12 @@ What the round found:
 - a result whose unit is of another kind than its LOINC code (25-OH vitamin D '75 nmol/L'
   under 1989-3 [Mass/volume], glucose in mmol/L under 2345-7, from the sender's table or
   ours) was filed without a word: read by its code, 75 is ng/mL. It is filed as sent, never
-  converted, with a warning and details['unit_contradicts_code'].
+  converted, with a warning and details['unit_contradicts_code'];
+- a cumulative report repeats the previous results of a test under the same code
+  ('antériorités', each with its own OBX-14): they were keyed by rank ('#2', '#3'), so the
+  order's next report listing one more previous result filed December's potassium as a
+  correction of January's (January's superseded, never filed again). Each is now keyed by
+  its observation time.
 """
 
 from __future__ import annotations
@@ -165,3 +170,47 @@ def test_a_unit_of_the_kind_of_its_code_is_filed_quietly(obx: str):
     (r,), warnings = _result(obx)
     assert "unit_contradicts_code" not in r.details
     assert not any("not converted" in w for w in warnings)
+
+
+# -- cumulative reports: previous results of one test ('antériorités') -----------------------
+K = "2823-3"  # Potassium [Moles/volume] in Serum or Plasma
+TODAY = f"OBX|1|NM|{K}^Potassium^LN||4,3|mmol/L|3,5-5,1|N|||F|||202403150810"
+JAN = f"OBX|2|NM|{K}^Potassium^LN||3,9|mmol/L|3,5-5,1|N|||F|||202401100805"
+DEC = f"OBX|3|NM|{K}^Potassium^LN||4,0|mmol/L|3,5-5,1|N|||F|||202312050805"
+
+
+def _report(control_id: str, obr25: str, *obx: str) -> str:
+    obr = ("OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|IONO^Ionogramme^L|||202403150810"
+           + "|" * 14 + f"202403151045|||{obr25}")
+    return "\r".join([MSH.replace("MSG-0001", control_id), PID, ORC, obr, *obx]) + "\r"
+
+
+def test_previous_results_are_keyed_by_their_observation_time():
+    keys = {e.value: e.key for e in norm(_report("M1", "F", TODAY, DEC, JAN)).entries
+            if e.type == "lab_result"}
+    again = {e.value: e.key for e in norm(_report("M2", "F", TODAY, JAN, DEC)).entries
+             if e.type == "lab_result"}
+    assert keys == again  # listed in another order, each previous result keeps its key
+    assert keys["3,9"].endswith("@202401100805") and keys["4,0"].endswith("@202312050805")
+    assert "@" not in keys["4,3"]
+
+
+def test_a_same_time_repeat_is_still_told_apart_by_rank():
+    """Two results of one test at one time (a lab's dual report, a rerun on the same tube)
+    are told apart by rank as before."""
+    e = [x for x in norm(_report("M1", "F", TODAY, TODAY.replace("4,3", "4,4"))).entries
+         if x.type == "lab_result"]
+    assert [x.key.rsplit("|", 1)[1] for x in e] == ["", "#2"]
+
+
+def test_a_report_listing_one_more_previous_result_corrects_nothing(ctx) -> None:  # noqa: ANN001
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    for n, text in enumerate([_report("M1", "P", TODAY, JAN), _report("M2", "F", TODAY, DEC, JAN)]):
+        intake(ctx.engine, ctx.archive, [Received(text.encode(), "demo-lab", "file",
+                                                  file_name=f"{n}.hl7")])
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.value, entries.c.current, entries.c.superseded_by)
+                            .where(entries.c.code == K).order_by(entries.c.id)).all()
+    assert sorted((r.value, r.current, r.superseded_by) for r in rows) == [
+        ("3,9", True, None), ("4,0", True, None), ("4,3", True, None)]
