@@ -2207,7 +2207,19 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
     if m is not None:
         ctx.warnings.append(f"{where}: number in scientific notation read as one number")
         return float(f"{m.group(1).replace(',', '.')}e{m.group(2)}")
+    m = _POWER_TEXT.fullmatch(value)
+    if m is not None:
+        # '10\S\5' (a colony count, its '^' escaped as HL7 wants): the unescaped '10^5'
+        # was read as a power of ten, this one failed the whole message (OBX_BAD_NUMBER)
+        mantissa = float(m.group(1).replace(",", ".")) if m.group(1) else 1.0
+        ctx.warnings.append(f"{where}: power of ten ('10^n') read as the number it spells")
+        return float(f"{mantissa!r}e{int(m.group(2))}")
     return None
+
+
+# A power of ten written out with its '^' escaped ('10\S\5', '2,5x10\S\6'): '10^5' once
+# unescaped. Mantissa and its multiplication sign optional, as in ``_POWER_OF_TEN``.
+_POWER_TEXT = re.compile(r"\s*(?:(\d+(?:[.,]\d+)?)\s*[x\u00d7*]\s*)?10\^([+-]?\d{1,2})\s*")
 
 
 # A power of ten written with an unescaped '^' ('>10^3', '2,5x10^6', '1.2 x 10^5'): it reaches

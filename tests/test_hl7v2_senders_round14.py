@@ -23,7 +23,10 @@ What the round found:
   ('antériorités', each with its own OBX-14): they were keyed by rank ('#2', '#3'), so the
   order's next report listing one more previous result filed December's potassium as a
   correction of January's (January's superseded, never filed again). Each is now keyed by
-  its observation time.
+  its observation time;
+- a colony count written as HL7 wants it, its '^' escaped ('10\\S\\5' UFC/mL under NM,
+  '>^10\\S\\5' under SN), failed the whole message OBX_BAD_NUMBER, where the same count
+  with its '^' left unescaped was read as 100000.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries
+from normalizers.model import NormalizationError
 from normalizers.units import to_ucum
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -214,3 +218,27 @@ def test_a_report_listing_one_more_previous_result_corrects_nothing(ctx) -> None
                             .where(entries.c.code == K).order_by(entries.c.id)).all()
     assert sorted((r.value, r.current, r.superseded_by) for r in rows) == [
         ("3,9", True, None), ("4,0", True, None), ("4,3", True, None)]
+
+
+# -- a power of ten with its '^' escaped --------------------------------------------------------
+@pytest.mark.parametrize("vtype, value, shown, number, comparator", [
+    ("NM", "10\\S\\5", "10^5", 1e5, None),
+    ("NM", "<10\\S\\3", "<10^3", 1e3, "<"),
+    ("NM", "2,5x10\\S\\6", "2,5x10^6", 2.5e6, None),
+    ("SN", ">^10\\S\\5", ">10^5", 1e5, ">"),
+    ("SN", ">=^10\\S\\5", ">=10^5", 1e5, ">="),
+    ("SN", "^10\\S\\4", "10^4", 1e4, None),
+])
+def test_an_escaped_power_of_ten_is_the_number_it_spells(vtype: str, value: str, shown: str,
+                                                         number: float, comparator: str | None):
+    (count,), warnings = _result(f"OBX|1|{vtype}|564-5^Numération bactérienne^LN|1|{value}|"
+                                 "UFC/mL|<10\\S\\3||||F")
+    assert (count.value_num, count.comparator, count.unit) == (number, comparator, "{CFU}/mL")
+    assert count.value == shown
+    assert "OBX[5]-5: power of ten ('10^n') read as the number it spells" in warnings
+
+
+def test_a_number_that_only_looks_like_a_power_still_fails():
+    with pytest.raises(NormalizationError) as exc:
+        _result("OBX|1|NM|564-5^Numération bactérienne^LN|1|10\\S\\beaucoup|UFC/mL|||||F")
+    assert (exc.value.code, exc.value.location) == ("OBX_BAD_NUMBER", "OBX[5]-5")
