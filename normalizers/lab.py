@@ -2281,7 +2281,10 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
 
 # A number then its unit in one value ('12,5 g/dL', '245 G/L', '1.2E+03 copies/mL'), as v2.3
 # LIS print a result into OBX-5; the unit is read only when the units table knows it.
-_NUMBER_THEN_UNIT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d{1,2})?)"
+# A colony count '10^5 UFC/mL' (its '^' escaped: '10\S\5') is such a number: the power
+# first, else '10' and the unit '^5 UFC/mL' were read
+_NUMBER_THEN_UNIT = re.compile(r"((?:\d+(?:[.,]\d+)?\s*[x\u00d7*]\s*)?10\^[+-]?\d{1,2}"
+                               r"|[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d{1,2})?)"
                                r"\s*([^\d\s.,+\-].*)")
 
 
@@ -2351,8 +2354,10 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     value = entry.value.strip() if entry.value else ""
     m = _COMPARED.fullmatch(value)
     number = m.group(2) if m is not None else value
-    if not (_NUMBER.fullmatch(number.replace(",", ".", 1)) or _EXPONENT.fullmatch(number)):
-        return  # a viral load typed ST '1.2E+03' 'copies/mL' is a number too
+    if not (_NUMBER.fullmatch(number.replace(",", ".", 1)) or _EXPONENT.fullmatch(number)
+            or _POWER_TEXT.fullmatch(number)):
+        return  # a viral load typed ST '1.2E+03' 'copies/mL' is a number too, and a colony
+        # count '10^5' (escaped '10\S\5') 'UFC/mL' one
     num = _parse_number(ctx, number, where)
     if num is None:
         return

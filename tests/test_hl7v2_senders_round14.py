@@ -26,7 +26,8 @@ What the round found:
   its observation time;
 - a colony count written as HL7 wants it, its '^' escaped ('10\\S\\5' UFC/mL under NM,
   '>^10\\S\\5' under SN), failed the whole message OBX_BAD_NUMBER, where the same count
-  with its '^' left unescaped was read as 100000.
+  with its '^' left unescaped was read as 100000; typed ST ('>10\\S\\5 UFC/mL', as most
+  French LIS send a count) it was text alone, where '100000 UFC/mL' is read as a quantity.
 """
 
 from __future__ import annotations
@@ -242,3 +243,24 @@ def test_a_number_that_only_looks_like_a_power_still_fails():
     with pytest.raises(NormalizationError) as exc:
         _result("OBX|1|NM|564-5^Numération bactérienne^LN|1|10\\S\\beaucoup|UFC/mL|||||F")
     assert (exc.value.code, exc.value.location) == ("OBX_BAD_NUMBER", "OBX[5]-5")
+
+
+@pytest.mark.parametrize("vtype, value, obx6, number, comparator, unit_original", [
+    ("ST", ">10\\S\\5 UFC/mL", "", 1e5, ">", "UFC/mL"),
+    ("ST", "<10\\S\\3 UFC/ml", "", 1e3, "<", "UFC/ml"),
+    ("ST", "10\\S\\5", "UFC/mL", 1e5, None, "UFC/mL"),
+    ("NM", "10\\S\\5 UFC/mL", "", 1e5, None, "UFC/mL"),
+])
+def test_a_colony_count_typed_as_text_is_a_quantity(vtype: str, value: str, obx6: str,
+                                                    number: float, comparator: str | None,
+                                                    unit_original: str):
+    (count,), _ = _result(f"OBX|1|{vtype}|564-5^Numération bactérienne^LN|1|{value}|{obx6}"
+                          "|||||F")
+    assert (count.value_num, count.comparator, count.unit, count.unit_original) == (
+        number, comparator, "{CFU}/mL", unit_original)
+
+
+def test_text_that_only_starts_like_a_count_stays_text():
+    (r,), _ = _result("OBX|1|ST|564-5^Numération bactérienne^LN|1|10\\S\\5 germes divers||"
+                      "||||F")
+    assert (r.value, r.value_num) == ("10^5 germes divers", None)
