@@ -15,6 +15,7 @@ built once, dates are cached, nothing is compiled per call.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -1816,10 +1817,31 @@ def _flag(ctx: _Ctx, obx: Segment, sent: str) -> str:
         return sent
     code = codes.get(sent.upper())
     if code is None:
+        code = _flag_word(ctx, obx, sent)
+    if code is None:
         ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag is no code of HL7 table 0078 "
                             "(interpretation codes): kept as sent")
         return sent
     return code
+
+
+def _flag_word(ctx: _Ctx, obx: Segment, sent: str) -> str | None:
+    """The table 0078 code of a flag written as a French word ('Sensible', 'RÉSISTANT',
+    'Haut': tables/hl7_flag_words.csv), said; None for any other text. Kept as sent, an
+    antibiogram's 'Sensible' was an interpretation no reader (nor the same result of a CDA,
+    coded S) knew."""
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", sent.strip().lower())
+                     if not unicodedata.combining(ch))
+    code = _flag_words().get(folded)
+    if code is not None:
+        ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag written as a word, read as its "
+                            "code of HL7 table 0078")
+    return code
+
+
+@cache
+def _flag_words() -> dict[str, str]:
+    return column_map("hl7_flag_words", "word", "interpretation")
 
 
 def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -> str | None:
@@ -1844,7 +1866,10 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
             else:
                 flag = text(ctx.msg, part(c, 2)) or text(ctx.msg, part(c, 5)) \
                     or text(ctx.msg, part(c, 9))
-                if flag:
+                word = _flag_word(ctx, obx, flag) if flag else None
+                if word is not None:
+                    flag = word
+                elif flag:
                     ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag sent as words, "
                                         "without a code: kept as its words")
         if flag:

@@ -27,7 +27,10 @@ What the round found:
 - a colony count written as HL7 wants it, its '^' escaped ('10\\S\\5' UFC/mL under NM,
   '>^10\\S\\5' under SN), failed the whole message OBX_BAD_NUMBER, where the same count
   with its '^' left unescaped was read as 100000; typed ST ('>10\\S\\5 UFC/mL', as most
-  French LIS send a count) it was text alone, where '100000 UFC/mL' is read as a quantity.
+  French LIS send a count) it was text alone, where '100000 UFC/mL' is read as a quantity;
+- OBX-8 written as a French word ('Sensible', 'RÉSISTANT', '^Intermédiaire^HL70078', 'Haut')
+  was kept as the word: an antibiogram's S/I/R no reader knew. The word is read as its table
+  0078 code (tables/hl7_flag_words.csv), with a warning.
 """
 
 from __future__ import annotations
@@ -264,3 +267,22 @@ def test_text_that_only_starts_like_a_count_stays_text():
     (r,), _ = _result("OBX|1|ST|564-5^Numération bactérienne^LN|1|10\\S\\5 germes divers||"
                       "||||F")
     assert (r.value, r.value_num) == ("10^5 germes divers", None)
+
+
+# -- OBX-8 written as a French word ---------------------------------------------------------------
+@pytest.mark.parametrize("obx8, code", [
+    ("Sensible", "S"), ("RÉSISTANT", "R"), ("résistant", "R"), ("Intermediaire", "I"),
+    ("^Intermédiaire^HL70078", "I"), ("Haut", "H"), ("Bas~Anormal", "L,A"),
+])
+def test_a_flag_written_as_a_french_word_is_its_code(obx8: str, code: str):
+    (r,), warnings = _result(f"OBX|1|SN|18862-3^Amoxicilline CMI^LN|1|<=^2|mg/L||{obx8}|||F")
+    assert r.interpretation == code
+    assert "OBX[5]-8: an abnormal flag written as a word, read as its code of HL7 table 0078" \
+        in warnings
+
+
+@pytest.mark.parametrize("obx8", ["Sensibilité diminuée", "++", "Elevé pour l'âge"])
+def test_other_flag_words_stay_as_sent(obx8: str):
+    (r,), warnings = _result(f"OBX|1|SN|18862-3^Amoxicilline CMI^LN|1|<=^2|mg/L||{obx8}|||F")
+    assert r.interpretation == obx8
+    assert not any("read as its code" in w for w in warnings)
