@@ -15,6 +15,7 @@ built once, dates are cached, nothing is compiled per call.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,6 +75,7 @@ from normalizers.fields import (
     zone_of,
 )
 from normalizers.identity import authority_of, extract_identity, patient_starts, single_pid
+from normalizers.loinc_units import PROPERTY_NAMES, unit_contradicts_code
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_REPLACE,
@@ -550,6 +552,9 @@ class _Ctx:
     mappings: CodeMappings | None
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
+    # a result key -> the OBX-14 its first result was sent with ('' for none): what tells a
+    # cumulative report's previous results of one test apart (``_make_unique``)
+    observed: dict[str, str] = field(default_factory=dict)
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
     # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
     sent_iso: str = ""
@@ -1642,8 +1647,11 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
                   action=action)
+    observed_sent = lf(f[14].split(d.component, 1)[0]) if nf > 14 and f[14] else ""
     if key in ctx.keys:
-        _make_unique(ctx, entry, obx)
+        _make_unique(ctx, entry, obx, observed_sent)
+    else:
+        ctx.observed[key] = observed_sent
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
@@ -1673,6 +1681,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
         if in_value is not None:
             _check_unit_in_value(obx, entry, in_value)
+    if r_system == "LN" and entry.unit and (clash := unit_contradicts_code(r_code, entry.unit)):
+        _unit_contradicts_code(ctx, obx, entry, clash)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
         if d.repetition in f[7]:
@@ -1715,6 +1725,20 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         entry.details["comments"] = comments
         _keep_comment_types(msg, notes, entry.details)
     return entry
+
+
+def _unit_contradicts_code(ctx: _Ctx, obx: Segment, entry: Entry,
+                           clash: tuple[str, str]) -> None:
+    """The unit is of another kind than the LOINC code says (normalizers/loinc_units.py):
+    '75 nmol/L' under 1989-3, 25-OH vitamin D [Mass/volume]. Filed as sent, never
+    converted; said, and kept in ``details['unit_contradicts_code']`` for whoever trends by
+    code (read by the code, 75 is ng/mL: two and a half times the vitamin D measured)."""
+    code_property, unit_property = clash
+    entry.details["unit_contradicts_code"] = {"code_property": code_property,
+                                              "unit_property": unit_property}
+    ctx.warnings.append(
+        f"{loc(obx, 6)}: the unit is a {PROPERTY_NAMES[unit_property]} concentration, the "
+        f"LOINC code one of {PROPERTY_NAMES[code_property]}: filed as sent, not converted")
 
 
 def _reference_ranges(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
@@ -1796,10 +1820,31 @@ def _flag(ctx: _Ctx, obx: Segment, sent: str) -> str:
         return sent
     code = codes.get(sent.upper())
     if code is None:
+        code = _flag_word(ctx, obx, sent)
+    if code is None:
         ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag is no code of HL7 table 0078 "
                             "(interpretation codes): kept as sent")
         return sent
     return code
+
+
+def _flag_word(ctx: _Ctx, obx: Segment, sent: str) -> str | None:
+    """The table 0078 code of a flag written as a French word ('Sensible', 'RÉSISTANT',
+    'Haut': tables/hl7_flag_words.csv), said; None for any other text. Kept as sent, an
+    antibiogram's 'Sensible' was an interpretation no reader (nor the same result of a CDA,
+    coded S) knew."""
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", sent.strip().lower())
+                     if not unicodedata.combining(ch))
+    code = _flag_words().get(folded)
+    if code is not None:
+        ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag written as a word, read as its "
+                            "code of HL7 table 0078")
+    return code
+
+
+@cache
+def _flag_words() -> dict[str, str]:
+    return column_map("hl7_flag_words", "word", "interpretation")
 
 
 def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -> str | None:
@@ -1824,7 +1869,10 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
             else:
                 flag = text(ctx.msg, part(c, 2)) or text(ctx.msg, part(c, 5)) \
                     or text(ctx.msg, part(c, 9))
-                if flag:
+                word = _flag_word(ctx, obx, flag) if flag else None
+                if word is not None:
+                    flag = word
+                elif flag:
                     ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag sent as words, "
                                         "without a code: kept as its words")
         if flag:
@@ -1924,8 +1972,21 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
                                  where) from None
 
 
-def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
-    entry.key = _unique_key(ctx, entry.key, obx)
+def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> None:
+    """A result under the key of an earlier one of the message. Observed at another time
+    (OBX-14) than the first, it is a previous result a cumulative report repeats (French
+    labs' 'antériorités'): its key says that time ('...@202401100805'). By rank ('#2') the
+    key named whichever previous result came second: the next report, listing one more,
+    filed December's potassium as a correction of January's, and January's was gone."""
+    key = entry.key
+    first = ctx.observed.get(key)
+    if observed and first is not None and observed != first \
+            and f"{key}@{observed}" not in ctx.keys:
+        entry.key = f"{key}@{observed}"
+        ctx.warnings.append(f"{loc(obx)}: same test as an earlier segment of the message, "
+                            "observed at another time (OBX-14): told apart by that time")
+        return
+    entry.key = _unique_key(ctx, key, obx)
 
 
 def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
@@ -2174,7 +2235,19 @@ def _parse_number(ctx: _Ctx, value: str, where: str) -> float | None:
     if m is not None:
         ctx.warnings.append(f"{where}: number in scientific notation read as one number")
         return float(f"{m.group(1).replace(',', '.')}e{m.group(2)}")
+    m = _POWER_TEXT.fullmatch(value)
+    if m is not None:
+        # '10\S\5' (a colony count, its '^' escaped as HL7 wants): the unescaped '10^5'
+        # was read as a power of ten, this one failed the whole message (OBX_BAD_NUMBER)
+        mantissa = float(m.group(1).replace(",", ".")) if m.group(1) else 1.0
+        ctx.warnings.append(f"{where}: power of ten ('10^n') read as the number it spells")
+        return float(f"{mantissa!r}e{int(m.group(2))}")
     return None
+
+
+# A power of ten written out with its '^' escaped ('10\S\5', '2,5x10\S\6'): '10^5' once
+# unescaped. Mantissa and its multiplication sign optional, as in ``_POWER_OF_TEN``.
+_POWER_TEXT = re.compile(r"\s*(?:(\d+(?:[.,]\d+)?)\s*[x\u00d7*]\s*)?10\^([+-]?\d{1,2})\s*")
 
 
 # A power of ten written with an unescaped '^' ('>10^3', '2,5x10^6', '1.2 x 10^5'): it reaches
@@ -2236,7 +2309,10 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
 
 # A number then its unit in one value ('12,5 g/dL', '245 G/L', '1.2E+03 copies/mL'), as v2.3
 # LIS print a result into OBX-5; the unit is read only when the units table knows it.
-_NUMBER_THEN_UNIT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d{1,2})?)"
+# A colony count '10^5 UFC/mL' (its '^' escaped: '10\S\5') is such a number: the power
+# first, else '10' and the unit '^5 UFC/mL' were read
+_NUMBER_THEN_UNIT = re.compile(r"((?:\d+(?:[.,]\d+)?\s*[x\u00d7*]\s*)?10\^[+-]?\d{1,2}"
+                               r"|[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d{1,2})?)"
                                r"\s*([^\d\s.,+\-].*)")
 
 
@@ -2306,8 +2382,10 @@ def _text_quantity(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
     value = entry.value.strip() if entry.value else ""
     m = _COMPARED.fullmatch(value)
     number = m.group(2) if m is not None else value
-    if not (_NUMBER.fullmatch(number.replace(",", ".", 1)) or _EXPONENT.fullmatch(number)):
-        return  # a viral load typed ST '1.2E+03' 'copies/mL' is a number too
+    if not (_NUMBER.fullmatch(number.replace(",", ".", 1)) or _EXPONENT.fullmatch(number)
+            or _POWER_TEXT.fullmatch(number)):
+        return  # a viral load typed ST '1.2E+03' 'copies/mL' is a number too, and a colony
+        # count '10^5' (escaped '10\S\5') 'UFC/mL' one
     num = _parse_number(ctx, number, where)
     if num is None:
         return
@@ -2571,8 +2649,10 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
 
     '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
     bare number and no unit's text starts with a digit, so the two are put back together
-    (with a warning) rather than filing the unit '10'."""
-    if 1 < len(c) < 4 and c[0].strip().isdigit() and c[1][:1].isdigit() \
+    (with a warning) rather than filing the unit '10'. The same holds for the power written
+    with its multiplication sign ('x10^9/l', 'x 10^12/L', '×10^3/µL'): code 'x10' was filed
+    as the unit, unmapped, and the '10*9/L' it meant lost."""
+    if 1 < len(c) < 4 and _UNIT_POWER_HEAD.fullmatch(c[0]) and c[1][:1].isdigit() \
             and (len(c) == 2 or not c[2].strip()):
         c = [f"{c[0].strip()}^{c[1].strip()}"]
         warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
@@ -2604,6 +2684,11 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True
+
+
+# What the code of a unit split at an unescaped '^' is when the '^' was an exponent: a bare
+# number ('10' of '10^9/L'), or ten after a multiplication sign ('x10' of 'x10^9/l').
+_UNIT_POWER_HEAD = re.compile(r"\s*(?:\d+|[xX\u00d7*]\s*10)\s*")
 
 
 def _observer(msg: Message, rep: str) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """Units as sent (OBX-6) to UCUM, from the data table tables/ucum_units.csv.
 
-Lookup is exact first, then on a normalized spelling (case, µ/μ -> u, blanks, ²/³). The
+Lookup is exact first, then on a normalized spelling (case, µ/μ -> u, blanks, ²/³, the
+multiplication sign × -> x as in 'x10^9/L'). The
 normalized lookup only uses spellings that cannot be confused: 'G/L' (giga per litre, i.e.
 10*9/L) and 'g/L' (grams per litre) fold to the same text, so such folds are dropped from the
 normalized index and an unknown variant stays unmapped rather than being mapped wrongly.
@@ -13,7 +14,7 @@ from typing import NamedTuple
 
 from normalizers.tabledata import table
 
-_FOLD = str.maketrans({"µ": "u", "μ": "u", "²": "2", "³": "3", " ": None, "^": "*"})
+_FOLD = str.maketrans({"µ": "u", "μ": "u", "²": "2", "³": "3", " ": None, "^": "*", "×": "x"})
 
 
 class UnitResult(NamedTuple):
