@@ -32,7 +32,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,8 @@ class Preparing:
     rows: list[Any]
     parts: list[tuple[list[Any], Future | None]]
     _next: int = 0  # the part ``chunks`` reads next
+    # parts this process took back from the pool's queue and prepared itself (``_steal``)
+    _stolen: dict[int, tuple[list[Prepared], Decided]] = field(default_factory=dict)
 
     @property
     def parallel(self) -> bool:
@@ -98,6 +100,11 @@ class Preparing:
             if future is None:
                 yield prepare_rows(self.ctx, rows)
                 continue
+            if n in self._stolen:
+                yield self._stolen.pop(n)
+                continue
+            while not future.done() and self._steal(n):
+                pass
             try:
                 done, decided = future.result()
             except Exception as exc:  # BrokenProcessPool: a worker died; else a bug
@@ -113,12 +120,32 @@ class Preparing:
                 item.row = by_id[item.row.id]  # the ledger row, not its copy
             yield done, decided
 
+    def _steal(self, waiting: int) -> bool:
+        """While part ``waiting`` is still being prepared in the pool, prepare here the last
+        part the pool has not started (cancelled in its queue, so prepared once); False when
+        there is none.
+
+        Why: this process would otherwise wait idle, one core doing nothing. Above all while
+        the pool starts (its forkserver imports the pipeline: a second or more of one core,
+        several under load), when the whole first batch waited; and whenever the pool is
+        behind. The last part, so that the pool keeps the order it files in. The result is
+        the same (``prepare_rows`` in either process); ``chunks`` yields it in its turn."""
+        from pipelines.process import prepare_rows
+
+        for m in range(len(self.parts) - 1, waiting, -1):
+            rows, future = self.parts[m]
+            if future is not None and m not in self._stolen and future.cancel():
+                self._stolen[m] = prepare_rows(self.ctx, rows)
+                return True
+        return False
+
     def ready_ahead(self) -> bool:
         """Whether ``chunks`` would yield its next part at once, with no work: the pool has
-        prepared it (or nothing is left). Not a part prepared in this process: that is work,
-        maybe OCR. The filing process files what it has instead of waiting idle, and ends
-        its transaction rather than hold the store's write lock meanwhile."""
-        if self._next >= len(self.parts):
+        prepared it, or this process did (``_steal``), or nothing is left. Not a part to
+        prepare in this process: that is work, maybe OCR. The filing process files what it
+        has instead of waiting idle, and ends its transaction rather than hold the store's
+        write lock meanwhile."""
+        if self._next >= len(self.parts) or self._next in self._stolen:
             return True
         future = self.parts[self._next][1]
         return future is not None and future.done()

@@ -1205,15 +1205,20 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             named = {k for t in targets for e, _ in t.items for k in named_keys(e)}
             if logical_id in logical_seen or pairs & pairs_seen or fixes & codes_seen \
                     or codes & fixes_seen or named & keys_seen:
-                later.append(item)  # depends on another message of this batch
-                continue
+                # depends on another message of this batch: filed after the bulk ones. What
+                # it touches stays marked (below), so that a later message depending on it
+                # is filed after it too: it went in bulk, before it (the second of two
+                # documents stating one fact owned the entry, the first only confirmed it),
+                # and which one won depended on where the pool's pace cut the batch
+                later.append(item)
+            else:
+                resolved.append((item, targets, warnings))
             logical_seen.add(logical_id)
             for t in targets:
                 keys_seen |= t.keys
             pairs_seen |= pairs
             codes_seen |= codes
             fixes_seen |= fixes
-            resolved.append((item, targets, warnings))
 
         wanted = {x for item, _, _ in resolved for x in (item.normalized.logical_id,
                                                         _variant(item))}

@@ -149,3 +149,42 @@ def test_a_document_is_not_copied_to_the_filing_process(rows_ctx) -> None:  # no
     embedded = [(e, sha) for p in prepared for e, sha in p.items
                 if sha is not None and sha != p.row.sha256]
     assert embedded and all(len(e.attachment.data) > 0 for e, _ in embedded)  # HL7 ED: kept
+
+
+def test_the_filing_process_prepares_what_the_pool_has_not_started(rows_ctx) -> None:  # noqa: ANN001
+    """While the part it needs is still in the pool (a pool starting, or behind), the filing
+    process takes the last parts the pool has not started out of its queue and prepares them
+    itself, rather than wait idle: each part is prepared once (taken parts are cancelled in
+    the queue), the batch comes out in ledger order and as inline preparation gives it, and
+    a part prepared ahead this way counts as ready for filing."""
+    from concurrent.futures import Future
+
+    from pipelines.process import prepare_rows
+
+    ctx, rows = rows_ctx
+    rows = [r for r in rows if r.format != "pdf"]  # no OCR: quick
+    runs = [rows[i:i + 8] for i in range(0, len(rows), 8)]
+    assert len(runs) >= 4
+    futures: list[Future] = [Future() for _ in runs]
+    futures[0].set_running_or_notify_cancel()  # the pool is at the first part: not taken
+    first = prepare_rows(ctx, runs[0])
+
+    def pool_ends_its_part() -> None:  # once this process has taken the second part
+        for _ in range(1000):  # 10 s at most: without taking, the part would wait for ever
+            if futures[1].cancelled():
+                break
+            threading.Event().wait(0.01)
+        futures[0].set_result(first)
+
+    threading.Thread(target=pool_ends_its_part, daemon=True).start()
+    preparing = prepare_pool.Preparing(ctx, rows, list(zip(runs, futures, strict=True)))
+    chunks = preparing.chunks()
+    ahead = [_comparable(*next(chunks))]
+    assert all(f.cancelled() for f in futures[1:])  # every later part taken, none prepared twice
+    assert preparing.ready_ahead()  # the next part is prepared already
+    ahead += [_comparable(*chunk) for chunk in chunks]
+    prepared = [item for items, _ in ahead for item in items]
+    assert [item[0] for item in prepared] == [r.id for r in rows if r.id in
+                                              {item[0] for item in prepared}]
+    assert (prepared, sorted(o for _, outcomes in ahead for o in outcomes)) == \
+        _inline(ctx, rows)
