@@ -10,12 +10,14 @@ Marking (``after``):
 
 - ``tag`` (default): the object stays where it is and gets the tag ``dmp-intake=done`` (its
   other tags kept) and ``dmp-intake-import=<first import id>``. Objects tagged ``done`` or
-  ``refused`` are skipped (one GetObjectTagging per object and process; then remembered by
-  a digest of key, ETag and LastModified, so a poller does not ask again for the objects it
+  ``refused`` are skipped (one GetObjectTagging per object, once; then remembered by a
+  digest of key, ETag and LastModified, so a poller does not ask again for the objects it
   already knows; at most ``remember_max``, a million: past it the others' tags are read at
-  every poll, with a warning. Objects tagged done stay under the prefix, listed at every
-  poll: ``move``, or a lifecycle rule expiring objects tagged ``dmp-intake=done``, keeps
-  both the listing and the memory small).
+  every poll, with a warning). That memory is kept under the service's home (``s3-taken/``,
+  connectors/s3_taken.py): a new poller, each run of the poll-buckets flow and each restart
+  of serve, starts from it instead of reading every object's tag again. Objects tagged
+  done stay under the prefix, listed at every poll: ``move``, or a lifecycle rule expiring
+  objects tagged ``dmp-intake=done``, keeps both the listing and the memory small.
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
   from under the prefix. On a versioned bucket that is a delete marker: the version read
@@ -86,6 +88,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 from connectors.folder import (
@@ -99,6 +102,7 @@ from connectors.folder import (
     outage_text,
     shown,
 )
+from connectors.s3_taken import load, save, taken_path
 from pipelines.intake import Received, intake
 from pipelines.ledger import recorded_as
 from pipelines.settings import BucketSource
@@ -114,6 +118,9 @@ MD5_OPERATIONS = ("PutObjectTagging",)
 # objects a poller remembers taken (16 bytes each: about 80 MB with the set's own cost);
 # past it their tags are read again at every poll (_Remembered)
 REMEMBER_MAX = 1_000_000
+# under the service's home: each source's memory of the objects taken, kept between pollers
+# (connectors/s3_taken.py), so a new poller does not read every object's tag again
+TAKEN_DIR = "s3-taken"
 COPY_LIMIT = 5 * 1024 ** 3  # CopyObject's limit on S3 and most compatible stores
 PART_BYTES = 1024 ** 3  # each part of a multipart copy (S3: 5 MiB to 5 GiB, 10,000 parts)
 # What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
@@ -219,7 +226,8 @@ class BucketPoller:
                  endpoint_url: str | None = None, client=None,  # noqa: ANN001
                  on_intake: Callable[[], None] | None = None,
                  stop_event: threading.Event | None = None, concurrency: int = 8,
-                 list_page_size: int = 1000, remember_max: int = REMEMBER_MAX) -> None:
+                 list_page_size: int = 1000, remember_max: int = REMEMBER_MAX,
+                 state_dir: Path | None = None) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
         self.endpoint_url = source.endpoint_url or endpoint_url
@@ -233,6 +241,12 @@ class BucketPoller:
         self.remember_max = remember_max
         self._known = _Remembered(remember_max)
         self._said_full = False  # the warning that remember_max was reached, given
+        # where the memory is kept between lives (connectors/s3_taken.py); None: not kept
+        self._taken_path = (None if state_dir is None else taken_path(
+            state_dir, source.id, (self.endpoint_url or "", source.region or "",
+                                   source.bucket, source.prefix)))
+        self._loaded = False
+        self._dirty = False  # the memory changed since it was loaded or written
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -290,6 +304,7 @@ class BucketPoller:
         from botocore.exceptions import BotoCoreError, ClientError
 
         result = PollResult(self.source.id)
+        self._load_taken()
         self._unreadable = {}
         self._missing_before, self._missing = self._missing, set()
         seen = _Remembered(self.remember_max)
@@ -303,6 +318,7 @@ class BucketPoller:
                         complete = False
                         break
                 if complete:
+                    self._dirty |= len(seen) != len(self._known)  # some no longer there
                     self._known = seen  # forget objects no longer there
                     for gone in waiting - listed:
                         self._unmarked.pop(gone, None)
@@ -318,6 +334,7 @@ class BucketPoller:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
             self._forget_client(exc)
+        self._save_taken()
         if self._unreadable and result.error is None:
             codes = "; ".join(code + (f": {UNREADABLE_HINTS[code]}" if code in UNREADABLE_HINTS
                                       else "") for code in sorted(self._unreadable))
@@ -332,6 +349,23 @@ class BucketPoller:
                             f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
             log.error("%s", result.error)
         return result
+
+    def _load_taken(self) -> None:
+        """At the first poll, the memory of earlier pollers of this source (kept on disk):
+        each new poller (every run of the poll-buckets flow, each restart of serve) read the
+        tag of every object under the prefix again, one request each."""
+        if self._loaded or self._taken_path is None:
+            return
+        self._loaded = True
+        for digest in load(self._taken_path, self.remember_max):
+            self._known.add(digest)
+
+    def _save_taken(self) -> None:
+        """The memory written back when it changed (objects taken, or gone from the
+        prefix), so the next poller starts from it."""
+        if self._taken_path is not None and self._dirty and save(self._taken_path,
+                                                                  self._known.digests):
+            self._dirty = False
 
     def _describe(self, exc: Exception) -> str:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -456,6 +490,7 @@ class BucketPoller:
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
             elif obj.item is None:  # marked before
                 seen.add(_digest(obj.ident))
+                self._dirty = True
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -480,6 +515,7 @@ class BucketPoller:
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
                 seen.add(_digest(obj.ident))
+                self._dirty = True
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "

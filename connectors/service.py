@@ -231,7 +231,7 @@ class Pollers:
     def __init__(self, ctx: Context, workers: Workers | None,
                  status: ServiceStatus | None = None) -> None:
         from connectors.folder import FolderPoller
-        from connectors.s3_bucket import BucketPoller
+        from connectors.s3_bucket import TAKEN_DIR, BucketPoller
 
         settings = ctx.settings
         self.stopping = asyncio.Event()
@@ -244,7 +244,8 @@ class Pollers:
                                         "folder"))
         for bucket in settings.buckets:
             poller = BucketPoller(bucket, ctx.engine, ctx.archive,
-                                  endpoint_url=settings.s3_endpoint_url, on_intake=wake)
+                                  endpoint_url=settings.s3_endpoint_url, on_intake=wake,
+                                  state_dir=settings.home / TAKEN_DIR)
             self.loops.append(_PollLoop(poller, bucket.poll_interval or settings.poll_interval,
                                         "bucket"))
         for p in self.loops:

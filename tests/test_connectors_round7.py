@@ -1,0 +1,120 @@
+"""Connectors round 7: what a bucket poller costs and skips in real deployments (the memory
+of objects taken kept between pollers, archived objects), drop folders on busy shares. Real
+moto server on loopback (through a counting proxy), real folders."""
+
+from __future__ import annotations
+
+import flows
+from connectors.s3_bucket import TAKEN_DIR, BucketPoller
+from tests.test_connectors_round6 import V1, V2
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    aws_env,
+    bucket,
+    bucket_source,
+    ledger,
+    s3_server,
+    tags,
+)
+
+
+def _tag_reads(store) -> int:  # noqa: ANN001
+    return sum(1 for method, _, query in store.seen if method == "GET" and "tagging" in query)
+
+
+def _cr(n: int) -> bytes:
+    return V1 + f"NTE|{n + 1}||Prélèvement n°{n} contrôlé\r".encode()
+
+
+# -- S3 tag mode: a new poller does not read every object's tag again ------------------------
+def test_a_new_poller_starts_from_the_memory_of_the_last_one(sqlite_ctx, quirky,  # noqa: ANN001
+                                                             tmp_path) -> None:
+    """With after = "tag" every object taken stays under the prefix. Each new poller (every
+    run of the poll-buckets flow, each restart of serve) read the tag of every one of them
+    again: with 100,000 taken, 100,000 GetObjectTagging per scheduled poll. The memory is
+    now kept under the home: a new poller reads the tags of the new objects only, takes
+    them, and takes an object put again under a known key."""
+    store, name, client = quirky
+    for n in range(6):
+        client.put_object(Bucket=name, Key=f"incoming/2026/11/cr-{n}.hl7", Body=_cr(n))
+    state = tmp_path / "state"
+
+    def poller() -> BucketPoller:
+        return BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                            endpoint_url=store.endpoint, state_dir=state)
+
+    assert poller().poll().taken == 6
+    before = _tag_reads(store)
+    again = poller().poll()
+    assert (again.error, again.taken) == (None, 0)
+    assert _tag_reads(store) == before  # nothing asked about the six taken
+
+    # a new object, sorting before every key taken, and a known key put again
+    client.put_object(Bucket=name, Key="incoming/2025/12/cr-late.hl7", Body=_cr(40))
+    client.put_object(Bucket=name, Key="incoming/2026/11/cr-3.hl7", Body=V2)
+    before = _tag_reads(store)
+    third = poller().poll()
+    assert (third.error, third.taken) == (None, 2)
+    assert _tag_reads(store) - before == 2
+    assert tags(client, name, "incoming/2025/12/cr-late.hl7")["dmp-intake"] == "done"
+    before = _tag_reads(store)
+    assert poller().poll().taken == 0
+    assert _tag_reads(store) == before
+    assert len(ledger(sqlite_ctx.engine)) == 8
+
+
+def test_a_damaged_or_foreign_memory_costs_requests_never_an_object(sqlite_ctx, quirky,  # noqa: ANN001
+                                                                    tmp_path) -> None:
+    """The file is a cache, the tag is the truth: a damaged file, or the memory of the same
+    source id pointed at another bucket, is not trusted; the tags are read again and nothing
+    is taken twice or missed."""
+    store, name, client = quirky
+    for n in range(3):
+        client.put_object(Bucket=name, Key=f"incoming/cr-{n}.hl7", Body=_cr(n))
+    state = tmp_path / "state"
+    first = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                         endpoint_url=store.endpoint, state_dir=state)
+    assert first.poll().taken == 3
+    [kept] = list(state.iterdir())
+    kept.write_bytes(kept.read_bytes()[:-5])  # cut short (a full disk, a crash of the host)
+    client.put_object(Bucket=name, Key="incoming/cr-new.hl7", Body=_cr(9))
+    before = _tag_reads(store)
+    second = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint, state_dir=state)
+    assert second.poll().taken == 1
+    assert _tag_reads(store) - before == 4
+    other = BucketPoller(bucket_source(name, prefix="incoming/cr-"), sqlite_ctx.engine,
+                         sqlite_ctx.archive, endpoint_url=store.endpoint, state_dir=state)
+    before = _tag_reads(store)
+    assert other.poll().taken == 0  # a prefix of its own: its own memory, tags read once
+    assert _tag_reads(store) - before == 4
+    assert len(ledger(sqlite_ctx.engine)) == 4
+
+
+def test_the_poll_buckets_flow_keeps_its_memory_under_the_home(tmp_path, monkeypatch,  # noqa: ANN001
+                                                               quirky) -> None:
+    """The poll-buckets flow makes a new poller at every run: it read the tag of every
+    object under the prefix at every scheduled poll."""
+    store, name, client = quirky
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dmp.toml").write_text(f"""
+[buckets.biologie-s3]
+bucket = "{name}"
+prefix = "incoming/"
+endpoint_url = "{store.endpoint}"
+""", encoding="utf-8")
+    monkeypatch.setenv("DMP_HOME", str(home))
+    for var in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_CONFIG", "DMP_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    for n in range(4):
+        client.put_object(Bucket=name, Key=f"incoming/cr-{n}.hl7", Body=_cr(n))
+    flows._context.cache_clear()
+    try:
+        assert flows.poll_bucket.fn("biologie-s3")["taken"] == 4
+        before = _tag_reads(store)
+        assert flows.poll_bucket.fn("biologie-s3")["taken"] == 0
+        assert _tag_reads(store) == before
+        assert len(list((home / TAKEN_DIR).iterdir())) == 1
+    finally:
+        flows._context.cache_clear()
+
