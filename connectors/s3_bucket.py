@@ -83,6 +83,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -141,7 +142,18 @@ NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
 # object is left in place and the others are taken; the poll says how many and why.
 UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
               "KMS.DisabledException", "KMS.AccessDeniedException")
+# Of those, the refusals that stay until someone acts on the object (a restore takes hours
+# from Glacier, half a day from Deep Archive; an SSE-C object needs its customer's key): such
+# an object is parked, not asked for again before PARK_SECONDS. Asked at every poll (its tags
+# and its bytes), it failed every poll, which slowed the polling of the whole source to the
+# service's longest back-off, and a lifecycle rule archiving thousands of objects cost
+# thousands of requests per poll. AccessDenied is not parked: a missing permission is fixed
+# by an admin who expects the objects taken at the next poll.
+PARKED = ("InvalidObjectState", "InvalidRequest", "KMS.DisabledException",
+          "KMS.AccessDeniedException")
+PARK_SECONDS = 3600.0
 UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore it",
+                    "InvalidRequest": "encrypted with a customer key (SSE-C) we are not given",
                     "AccessDenied": "no permission on it (its owner, its encryption key, the "
                                     "bucket policy)"}
 
@@ -227,7 +239,8 @@ class BucketPoller:
                  on_intake: Callable[[], None] | None = None,
                  stop_event: threading.Event | None = None, concurrency: int = 8,
                  list_page_size: int = 1000, remember_max: int = REMEMBER_MAX,
-                 state_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, park_seconds: float = PARK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
         self.endpoint_url = source.endpoint_url or endpoint_url
@@ -258,6 +271,11 @@ class BucketPoller:
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._versions_listable = True  # False once ListObjectVersions was refused (logged)
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
+        # objects the store will not give before someone acts on them (PARKED): digest ->
+        # when (clock) to ask again
+        self._parked: dict[bytes, float] = {}
+        self._parked_listed: set[bytes] = set()  # this poll: parked objects still listed
+        self.park_seconds, self._clock = park_seconds, clock
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
         self._missing_before: set[tuple[str, str]] = set()
@@ -306,6 +324,7 @@ class BucketPoller:
         result = PollResult(self.source.id)
         self._load_taken()
         self._unreadable = {}
+        self._parked_listed = set()
         self._missing_before, self._missing = self._missing, set()
         seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
@@ -320,6 +339,8 @@ class BucketPoller:
                 if complete:
                     self._dirty |= len(seen) != len(self._known)  # some no longer there
                     self._known = seen  # forget objects no longer there
+                    self._parked = {d: u for d, u in self._parked.items()
+                                    if d in self._parked_listed}
                     for gone in waiting - listed:
                         self._unmarked.pop(gone, None)
                 else:
@@ -338,9 +359,11 @@ class BucketPoller:
         if self._unreadable and result.error is None:
             codes = "; ".join(code + (f": {UNREADABLE_HINTS[code]}" if code in UNREADABLE_HINTS
                                       else "") for code in sorted(self._unreadable))
+            when = ("at the next poll" if any(c not in PARKED for c in self._unreadable)
+                    else f"in {self.park_seconds / 60:g} min")
             result.error = (f"bucket source {self.source.id}: "
                             f"{sum(self._unreadable.values())} object(s) cannot be read "
-                            f"({codes}); left in place, tried again at the next poll")
+                            f"({codes}); left in place, tried again {when}")
         stuck = self._missing & self._missing_before
         if stuck and result.error is None:
             result.error = (f"bucket source {self.source.id}: {len(stuck)} object(s) listed "
@@ -414,6 +437,10 @@ class BucketPoller:
                 if digest in self._known:
                     seen.add(digest)
                     continue
+                if digest in self._parked:
+                    self._parked_listed.add(digest)
+                    if self._clock() < self._parked[digest]:
+                        continue  # archived, or encrypted with a key we lack: not yet
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
                     listed.add((key, etag))
@@ -488,6 +515,10 @@ class BucketPoller:
                 self._missing.add((obj.key, obj.etag))
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
+                if obj.unreadable in PARKED:
+                    digest = _digest(obj.ident)
+                    self._parked[digest] = self._clock() + self.park_seconds
+                    self._parked_listed.add(digest)
             elif obj.item is None:  # marked before
                 seen.add(_digest(obj.ident))
                 self._dirty = True
@@ -570,8 +601,10 @@ class BucketPoller:
                 return None
             if code not in UNREADABLE:
                 raise
-            log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place",
-                        self.source.id, key_ref(obj.key), code, exc.operation_name)
+            log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place%s",
+                        self.source.id, key_ref(obj.key), code, exc.operation_name,
+                        f", asked for again in {self.park_seconds / 60:g} min" if code in PARKED
+                        else "")
             obj.unreadable = code
             return obj
         obj.item = Received(data=data, source=self.source.id, channel="s3",

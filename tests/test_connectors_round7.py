@@ -118,3 +118,43 @@ endpoint_url = "{store.endpoint}"
     finally:
         flows._context.cache_clear()
 
+
+
+# -- S3: an object in an archive storage class -----------------------------------------------
+def test_an_archived_object_is_parked_not_asked_for_at_every_poll(sqlite_ctx, quirky,  # noqa: ANN001
+                                                                  caplog) -> None:
+    """An object a sender put in (or a lifecycle rule moved to) Glacier or Deep Archive
+    answers GetObject with InvalidObjectState until restored, which takes hours. It was
+    asked for (its tags, its bytes) at every poll and failed every poll: the service backs
+    off a failing source, so one archived report slowed the intake of all the others to
+    one poll in five minutes. Now it is parked for an hour: said once, the next polls are
+    clean and send no request for it; restored, it is taken."""
+    store, name, client = quirky
+    client.put_object(Bucket=name, Key="incoming/2024/cr-archivé.hl7", Body=_cr(1),
+                      StorageClass="GLACIER")
+    client.put_object(Bucket=name, Key="incoming/2026/cr-du-jour.hl7", Body=_cr(2))
+    now = [1000.0]
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint, clock=lambda: now[0])
+    first = poller.poll()
+    assert first.taken == 1
+    assert first.error == ("bucket source lab-s3: 1 object(s) cannot be read "
+                           "(InvalidObjectState: in an archive storage class: restore it); "
+                           "left in place, tried again in 60 min")
+    asked = len([s for s in store.seen if "archiv" in s[1]])
+    client.put_object(Bucket=name, Key="incoming/2026/cr-suivant.hl7", Body=_cr(3))
+    second = poller.poll()
+    assert (second.error, second.taken) == (None, 1)
+    assert len([s for s in store.seen if "archiv" in s[1]]) == asked  # not asked again
+    client.restore_object(Bucket=name, Key="incoming/2024/cr-archivé.hl7",
+                          RestoreRequest={"Days": 2})
+    now[0] += 1800
+    assert poller.poll().taken == 0  # parked for an hour
+    now[0] += 1801
+    third = poller.poll()
+    assert (third.error, third.taken) == (None, 1)
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == [
+        "incoming/2024/cr-archivé.hl7", "incoming/2026/cr-du-jour.hl7",
+        "incoming/2026/cr-suivant.hl7"]
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("dmp"))
+    assert "asked for again in 60 min" in ours and "archivé" not in ours
