@@ -57,6 +57,10 @@ touches the local file system, and a key with ``../``, a leading ``/`` or contro
 is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
 cut to the ledger's column sizes).
 
+An object stored compressed (``Content-Encoding: gzip``; S3 serves it as stored, boto3 does
+not decompress) is taken decompressed, never past ``max_bytes`` (connectors/s3_encoding.py);
+one that does not decompress is refused (``S3_BAD_CONTENT_ENCODING``, archived as stored).
+
 A store whose If-Match refuses its own ETags (DigitalOcean Spaces takes them unquoted only)
 is found out at its first 412 for an object HEAD still finds unchanged: from then on this
 poller reads with a plain GET and compares the ETag answered, and checks by HEAD before a
@@ -103,6 +107,7 @@ from connectors.folder import (
     outage_text,
     shown,
 )
+from connectors.s3_encoding import Damaged, TooLarge, codings, decode
 from connectors.s3_taken import load, save, taken_path
 from pipelines.intake import Received, intake
 from pipelines.ledger import recorded_as
@@ -585,6 +590,8 @@ class BucketPoller:
                 if not data:  # refused, as an empty file in a folder (connectors/folder.py)
                     rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
                                  "sender put nothing in it")
+                elif codings(response.get("ContentEncoding")):
+                    data, rejection = self._decoded(obj, data, response["ContentEncoding"])
             obj.version = response.get("VersionId")
             if self.source.after != "move" and len(_own(obj.tags)) >= MAX_TAGS:
                 first = recorded_as(self.engine, self.source.id,
@@ -612,6 +619,26 @@ class BucketPoller:
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
                             rejection=rejection)
         return obj
+
+    def _decoded(self, obj: _Object, data: bytes,
+                 header: str) -> tuple[bytes, tuple[str, str] | None]:
+        """An object stored compressed (Content-Encoding: gzip), decompressed: its bytes
+        and no refusal; or, when it cannot be, the bytes as stored (archived for the admin)
+        or the first 64 KiB of an object over max_bytes once decompressed, and why."""
+        limit = self.source.max_bytes
+        try:
+            return decode(data, header, limit), None
+        except TooLarge:
+            code = "S3_OBJECT_TOO_LARGE"
+            why = (f"object of {obj.size} bytes stored compressed ({header.strip()[:40]}) is "
+                   f"over the bucket source's limit of {limit} bytes (max_bytes) once "
+                   f"decompressed; only its first {HEAD_KEPT} bytes as stored were archived")
+            data = data[:HEAD_KEPT]
+        except Damaged:
+            code = "S3_BAD_CONTENT_ENCODING"
+            why = (f"the object says it is compressed (Content-Encoding: {header.strip()[:40]}) "
+                   f"but its bytes do not decompress (cut or damaged); archived as stored")
+        return data, (code, why)  # logged by _record, with the import id
 
     def _tags(self, key: str) -> dict[str, str]:
         """An object's tags; with after = "move" on a store without object tagging, none

@@ -4,8 +4,14 @@ moto server on loopback (through a counting proxy), real folders."""
 
 from __future__ import annotations
 
+import gzip
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import flows
 from connectors.s3_bucket import TAKEN_DIR, BucketPoller
+from connectors.s3_encoding import Damaged, TooLarge, decode
 from tests.test_connectors_round6 import V1, V2
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
     aws_env,
@@ -158,3 +164,53 @@ def test_an_archived_object_is_parked_not_asked_for_at_every_poll(sqlite_ctx, qu
         "incoming/2026/cr-suivant.hl7"]
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("dmp"))
     assert "asked for again in 60 min" in ours and "archivé" not in ours
+
+
+# -- S3: objects stored compressed ------------------------------------------------------------
+def test_an_object_stored_with_content_encoding_gzip_is_taken_decompressed(sqlite_ctx,  # noqa: ANN001
+                                                                          quirky) -> None:
+    """A sender that uploads with Content-Encoding: gzip stores the compressed bytes; S3
+    serves them as stored and boto3 does not decompress. The gzip stream was archived and
+    failed as no known format. Now it is decompressed (bounded by max_bytes); a charset put
+    in Content-Encoding by mistake changes nothing; a damaged stream, or one over max_bytes
+    once decompressed, is refused with its own code."""
+    store, name, client = quirky
+    endpoint = store.endpoint
+    nfs = _cr(1)
+    note = "NTE|2||Hémoglobine contrôlée, prélèvement à jeun\r".encode()
+    big = V1 + note * 400  # about 20 KB, compresses to a few hundred bytes
+    client.put_object(Bucket=name, Key="incoming/nfs.hl7.gz", Body=gzip.compress(nfs),
+                      ContentEncoding="gzip")
+    client.put_object(Bucket=name, Key="incoming/utf8.hl7", Body=V2, ContentEncoding="utf-8")
+    client.put_object(Bucket=name, Key="incoming/cut.hl7", Body=gzip.compress(nfs)[:-12],
+                      ContentEncoding="gzip")
+    client.put_object(Bucket=name, Key="incoming/big.hl7", Body=gzip.compress(big),
+                      ContentEncoding="x-gzip, aws-chunked")
+    poller = BucketPoller(bucket_source(name, max_bytes=10_000), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    result = poller.poll()
+    assert (result.error, result.taken, result.refused) == (None, 4, 2)
+    rows = {r["file_name"]: r for r in ledger(sqlite_ctx.engine)}
+    gz = rows["incoming/nfs.hl7.gz"]
+    assert (gz["format"], gz["size"], gz["error_code"]) == ("hl7v2", len(nfs), None)
+    assert sqlite_ctx.archive.get(gz["sha256"]) == nfs
+    assert sqlite_ctx.archive.get(rows["incoming/utf8.hl7"]["sha256"]) == V2
+    assert rows["incoming/cut.hl7"]["error_code"] == "S3_BAD_CONTENT_ENCODING"
+    assert rows["incoming/big.hl7"]["error_code"] == "S3_OBJECT_TOO_LARGE"
+    assert tags(client, name, "incoming/cut.hl7")["dmp-intake"] == "refused"
+
+
+@given(st.binary(max_size=3000), st.integers(0, 4000))
+@settings(max_examples=150, deadline=None)
+def test_decoding_never_passes_the_limit_and_gives_back_what_was_compressed(data: bytes,  # noqa: D103
+                                                                            limit: int) -> None:
+    try:
+        assert decode(gzip.compress(data) + gzip.compress(data), "gzip", limit) == data * 2
+        assert len(data) * 2 <= limit
+    except TooLarge:
+        assert len(data) * 2 > limit
+    for damaged in (gzip.compress(data)[:-1], b"\x1f\x8b" + data):
+        try:
+            assert len(decode(damaged, "GZIP", limit)) <= limit
+        except (TooLarge, Damaged):
+            pass
