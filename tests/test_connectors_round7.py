@@ -214,3 +214,36 @@ def test_decoding_never_passes_the_limit_and_gives_back_what_was_compressed(data
             assert len(decode(damaged, "GZIP", limit)) <= limit
         except (TooLarge, Damaged):
             pass
+
+
+# -- serve: what each poller watches, said at start ------------------------------------------
+def test_serve_says_at_start_what_each_source_polls_and_no_secret(tmp_path) -> None:  # noqa: ANN001
+    """'polling 1 folder(s), 1 bucket(s)' alone left the admin to guess which path,
+    prefix and endpoint a running service had read from its settings."""
+    from connectors.service import Pollers
+    from pipelines.process import Context
+    from tests.test_folder_connector import settings_from
+
+    settings = settings_from(tmp_path, f"""
+poll_interval = 15
+[folders.labo-cerballiance]
+path = "{tmp_path / 'dépôt'}"
+settle_seconds = 3
+[buckets.imagerie-s3]
+bucket = "cr-imagerie"
+prefix = "entrant/"
+endpoint_url = "https://AKIAEXAMPLE:s3cr3t@s3.fr-par.scw.cloud"
+region = "fr-par"
+after = "move"
+poll_interval = 60
+""")
+    ctx = Context.from_settings(settings)
+    try:
+        lines = Pollers(ctx, None).lines()
+    finally:
+        ctx.engine.dispose()
+    assert lines == [
+        f"folder source labo-cerballiance: {tmp_path / 'dépôt'} (every 15 s, settled 3 s, "
+        f"with subfolders, then moved to done/ or failed/)",
+        "bucket source imagerie-s3: s3://cr-imagerie/entrant/ at https://s3.fr-par.scw.cloud "
+        "(fr-par) (every 60 s, then moved under processed/)"]
