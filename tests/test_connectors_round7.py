@@ -5,6 +5,7 @@ moto server on loopback (through a counting proxy), real folders."""
 from __future__ import annotations
 
 import gzip
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -247,3 +248,62 @@ poll_interval = 60
         f"with subfolders, then moved to done/ or failed/)",
         "bucket source imagerie-s3: s3://cr-imagerie/entrant/ at https://s3.fr-par.scw.cloud "
         "(fr-par) (every 60 s, then moved under processed/)"]
+
+
+# -- folders: a share that goes away and comes back -------------------------------------------
+def _mount(path, *args: str) -> bool:  # noqa: ANN001
+    import subprocess
+
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path), *args],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def _umount(path) -> None:  # noqa: ANN001
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def test_a_share_unmounted_under_the_poller_is_a_poll_error_not_an_empty_folder(  # noqa: ANN001
+        sqlite_ctx, tmp_path) -> None:
+    """A share mounted on the drop folder that goes away (an automount expired, a lazy
+    unmount after the server was lost) leaves the empty local folder under it: polls found
+    nothing, said nothing, and wrote their claim folder on the local disk while the lab's
+    results piled up unseen. Now the poll says the share is gone and writes nothing there;
+    mounted again, the poller takes the files and its claims are locked on the new mount."""
+    import pytest
+
+    from connectors.folder import CLAIMED, FolderPoller
+    from tests.test_folder_connector import files_under
+    from tests.test_folder_connector import source as folder_source
+
+    drop = tmp_path / "partage-labo"
+    drop.mkdir()
+    if not _mount(drop):
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount permission)")
+    try:
+        now = [0.0]
+        poller = FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive,
+                              clock=lambda: now[0])
+        (drop / "NFS Hélène.hl7").write_bytes(_cr(1))
+        first = poller.poll()
+        assert (first.error, first.taken) == (None, 1)
+        _umount(drop)
+        gone = poller.poll()
+        assert gone.error is not None and "share mounted on it is gone" in gone.error
+        assert os.listdir(drop) == []  # no claim folder made on the local disk
+        assert _mount(drop)
+        (drop / "iono.hl7").write_bytes(_cr(2))
+        now[0] += 5
+        back = poller.poll()
+        assert back.error is None
+        now[0] += 5
+        back = poller.poll()
+        assert (back.error, back.taken) == (None, 1)
+        assert files_under(drop) == {"done/iono.hl7": _cr(2)}
+        held = [p for p in (drop / CLAIMED).iterdir() if not p.name.startswith(".")]
+        assert list(poller._held) == held  # its claim folder, locked on the new mount
+        poller.close()
+    finally:
+        _umount(drop)
