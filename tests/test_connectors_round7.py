@@ -307,3 +307,47 @@ def test_a_share_unmounted_under_the_poller_is_a_poll_error_not_an_empty_folder(
         poller.close()
     finally:
         _umount(drop)
+
+
+# -- settings: every mistake of the sources at once -------------------------------------------
+def test_every_mistake_of_the_folder_and_bucket_sources_is_said_at_once(tmp_path) -> None:  # noqa: ANN001
+    """The settings stopped at their first mistake: an admin declaring a dozen sources found
+    them one start at a time. Now one line per mistake, folders and buckets together; a
+    correct file is read as before."""
+    import pytest
+
+    from pipelines.settings import SettingsError
+    from tests.test_folder_connector import settings_from
+
+    with pytest.raises(SettingsError) as caught:
+        settings_from(tmp_path, f"""
+[folders.labo-biomnis]
+path = "{tmp_path / 'biomnis'}"
+settle_secondes = 2
+recursif = false
+[folders.scanner-chu]
+path = ""
+[folders.ok]
+path = "{tmp_path / 'ok'}"
+[buckets.imagerie]
+bucket = "cr-imagerie"
+after = "copy"
+[buckets.synlab]
+bucket = "synlab-résultats"
+max_bytes = -1
+""")
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith("[folders.labo-biomnis] unknown setting 'recursif'")
+    assert lines[1].startswith("[folders.labo-biomnis] unknown setting 'settle_secondes'")
+    assert lines[2:] == [
+        "[folders.scanner-chu] path: required (the folder to watch)",
+        "[buckets.imagerie] after: 'tag' or 'move', not 'copy'",
+        "[buckets.synlab] max_bytes: a positive whole number of bytes expected, not -1"]
+    settings = settings_from(tmp_path, f"""
+[folders.ok]
+path = "{tmp_path / 'ok'}"
+[buckets.synlab]
+bucket = "synlab-resultats"
+""")
+    assert [f.id for f in settings.folders] == ["ok"]
+    assert [b.id for b in settings.buckets] == ["synlab"]
