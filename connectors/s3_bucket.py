@@ -303,6 +303,8 @@ class BucketPoller:
                               max_pool_connections=self.concurrency + 2))
             for operation in MD5_OPERATIONS:
                 self._client.meta.events.register(f"before-sign.s3.{operation}", _content_md5)
+            if self.source.requester_pays:
+                self._client.meta.events.register("before-sign.s3", _requester_pays)
             self._own_client = True
         return self._client
 
@@ -404,6 +406,8 @@ class BucketPoller:
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             hint = AUTH_HINTS.get(code)
+            if code == "AccessDenied" and not self.source.requester_pays:
+                hint += ", or the bucket is requester-pays (set requester_pays = true)"
             if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
                 hint = _NO_TAGGING_HINT
             if code == "RequestTimeTooSkewed":
@@ -1031,6 +1035,11 @@ def _content_md5(request, **_: object) -> None:  # noqa: ANN001
     if isinstance(body, bytes) and "Content-MD5" not in request.headers:
         request.headers["Content-MD5"] = base64.b64encode(
             hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
+
+
+def _requester_pays(request, **_: object) -> None:  # noqa: ANN001
+    """Every request to a requester-pays bucket says we pay for it (signed with it)."""
+    request.headers["x-amz-request-payer"] = "requester"
 
 
 def _skew_hint(exc: Exception) -> str:

@@ -141,6 +141,9 @@ class BucketSource:
     # after = "move" on a versioned bucket: delete the version moved (kept by default, as a
     # noncurrent version under the delete marker) once intake has committed it
     delete_moved_version: bool = False
+    # a requester-pays bucket (a lab's, read with our account): every request says we pay
+    # (x-amz-request-payer); without it S3 refuses them all with AccessDenied
+    requester_pays: bool = False
 
 
 @dataclass(frozen=True)
@@ -448,7 +451,7 @@ def _sources(table: dict) -> tuple[Source, ...]:
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
                 "refused_prefix", "max_bytes", "poll_interval", "settle_seconds",
-                "delete_moved_version"}
+                "delete_moved_version", "requester_pays"}
 
 
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
@@ -574,7 +577,7 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 def _buckets(table: object) -> tuple[BucketSource, ...]:
     """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
     processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds,
-    delete_moved_version."""
+    delete_moved_version, requester_pays. Every source's mistake is said, one line each."""
     found = []
     problems: list[str] = []
     for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS, problems):
@@ -622,6 +625,9 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
     if delete_version and after != "move":
         raise SettingsError(f"{where} delete_moved_version: only with after = 'move' "
                             f"(with 'tag' nothing is moved)")
+    payer = conf.get("requester_pays", False)
+    if not isinstance(payer, bool):
+        raise SettingsError(f"{where} requester_pays: true or false expected, not {payer!r}")
     interval = conf.get("poll_interval")
     return BucketSource(
         id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
@@ -632,7 +638,7 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
         poll_interval=(None if interval is None else
                        _seconds(f"{where} poll_interval", interval, positive=True)),
         settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0)),
-        delete_moved_version=delete_version)
+        delete_moved_version=delete_version, requester_pays=payer)
 
 
 def _areas(source: BucketSource) -> list[tuple[str, str]]:

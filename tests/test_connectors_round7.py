@@ -351,3 +351,33 @@ bucket = "synlab-resultats"
 """)
     assert [f.id for f in settings.folders] == ["ok"]
     assert [b.id for b in settings.buckets] == ["synlab"]
+
+
+# -- S3: a requester-pays bucket ----------------------------------------------------------------
+def test_a_requester_pays_bucket_is_read_when_declared_so(sqlite_ctx, quirky) -> None:  # noqa: ANN001
+    """A lab's bucket set to requester-pays refuses every request that does not say the
+    requester pays (AccessDenied, as a missing permission would): there was no way to read
+    it. ``requester_pays = true`` sends x-amz-request-payer on every request (signed), and
+    the refusal without it says that it may be the cause."""
+    store, name, client = quirky
+
+    def requester_pays(method, path, query, headers):  # noqa: ANN001, ANN202
+        sent = {k.lower(): v for k, v in headers.items()}
+        if sent.get("x-amz-request-payer") != "requester":
+            return 403, "AccessDenied"
+        return None
+
+    store.refuse = requester_pays
+    client.put_object(Bucket=name, Key="incoming/cr-scanner-thorax.hl7", Body=_cr(7))
+    plain = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                         endpoint_url=store.endpoint)
+    refused = plain.poll()
+    assert refused.taken == 0
+    assert "or the bucket is requester-pays (set requester_pays = true)" in refused.error
+    paying = BucketPoller(bucket_source(name, requester_pays=True), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    result = paying.poll()
+    assert (result.error, result.taken) == (None, 1)
+    store.refuse = None
+    assert tags(client, name, "incoming/cr-scanner-thorax.hl7")["dmp-intake"] == "done"
+    assert paying.poll().taken == 0
