@@ -108,7 +108,7 @@ from connectors.folder import (
     shown,
 )
 from connectors.s3_encoding import Damaged, TooLarge, codings, decode
-from connectors.s3_taken import load, save, taken_path
+from connectors.s3_taken import append, load, save, taken_path
 from pipelines.intake import Received, intake
 from pipelines.ledger import recorded_as
 from pipelines.settings import BucketSource
@@ -265,6 +265,8 @@ class BucketPoller:
                                    source.bucket, source.prefix)))
         self._loaded = False
         self._dirty = False  # the memory changed since it was loaded or written
+        self._fresh: list[bytes] = []  # digests remembered since the file was written
+        self._in_file = 0  # digests in the file (those of objects gone included)
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -389,13 +391,25 @@ class BucketPoller:
         self._loaded = True
         for digest in load(self._taken_path, self.remember_max):
             self._known.add(digest)
+        self._in_file = len(self._known)
 
     def _save_taken(self) -> None:
         """The memory written back when it changed (objects taken, or gone from the
         prefix), so the next poller starts from it."""
-        if self._taken_path is not None and self._dirty and save(self._taken_path,
-                                                                  self._known.digests):
+        if self._taken_path is None or not self._dirty:
+            return
+        if not self._fresh:  # only objects gone: the file holds them until compacted
             self._dirty = False
+            return
+        if (self._in_file > 2 * len(self._known) + 1000
+                or not append(self._taken_path, self._fresh)):
+            if not save(self._taken_path, self._known.digests):
+                return
+            self._in_file = len(self._known)
+        else:
+            self._in_file += len(self._fresh)
+        self._fresh.clear()
+        self._dirty = False
 
     def _describe(self, exc: Exception) -> str:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -529,8 +543,7 @@ class BucketPoller:
                     self._parked[digest] = self._clock() + self.park_seconds
                     self._parked_listed.add(digest)
             elif obj.item is None:  # marked before
-                seen.add(_digest(obj.ident))
-                self._dirty = True
+                self._remember(seen, _digest(obj.ident))
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -539,6 +552,12 @@ class BucketPoller:
         if recorded and self.on_intake is not None:
             self.on_intake()
         return recorded is not None
+
+    def _remember(self, seen: _Remembered, digest: bytes) -> None:
+        """An object found or made taken at this poll: remembered, and kept on disk."""
+        seen.add(digest)
+        self._fresh.append(digest)
+        self._dirty = True
 
     def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
                seen: _Remembered, result: PollResult) -> None:
@@ -554,8 +573,7 @@ class BucketPoller:
                 continue
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
-                seen.add(_digest(obj.ident))
-                self._dirty = True
+                self._remember(seen, _digest(obj.ident))
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "

@@ -12,6 +12,11 @@ The file is a cache, never the truth: the tag on the object is. A digest names o
 object missing from the file is looked at as before (its tag read), and a file lost,
 damaged, or written for another bucket or prefix only costs those requests again. To have
 an object taken again, put it again (or delete this file along with its tag).
+
+Objects taken are appended (16 bytes each, fsynced): rewriting the whole file at every poll
+that took one wrote 1.6 MB per poll for 100,000 objects remembered. The file is rewritten
+whole (compacted) only once it holds mostly objects gone from the prefix. A crash in an
+append leaves a partial digest at the end: the whole ones before it are kept.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ def taken_path(folder: Path, source_id: str, scope: tuple[str, ...]) -> Path:
 
 
 def load(path: Path, limit: int) -> set[bytes]:
-    """The digests kept in ``path`` (at most ``limit``); none when there is no file or it
-    is not one of ours (logged: the poller reads the tags again, nothing else is lost)."""
+    """The digests kept in ``path`` (at most ``limit``; a partial one at the end, a crash in
+    an append, left out); none when there is no file or it is not one of ours (logged: the
+    poller reads the tags again, nothing else is lost)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -52,12 +58,33 @@ def load(path: Path, limit: int) -> set[bytes]:
                     "prefix are read again", path.name, type(exc).__name__)
         return set()
     body = data[len(MAGIC):]
-    if not data.startswith(MAGIC) or len(body) % DIGEST:
-        log.warning("the S3 taken index %s is damaged (not a list of digests); ignored, the "
+    if not data.startswith(MAGIC):
+        log.warning("the S3 taken index %s is not one of ours (no header); ignored, the "
                     "tags of objects under the prefix are read again", path.name)
         return set()
     count = min(len(body) // DIGEST, limit)
     return {body[i * DIGEST:(i + 1) * DIGEST] for i in range(count)}
+
+
+def append(path: Path, digests: list[bytes]) -> bool:
+    """Add digests at the end of an existing file (fsynced); False (logged) when there is
+    no file to add to or the disk refused: the caller writes it whole instead."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if os.fstat(fh.fileno()).st_size % DIGEST != len(MAGIC) % DIGEST:
+                return False  # a partial digest at the end (a crash): rewritten whole
+            fh.write(b"".join(digests))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        log.warning("cannot add to the S3 taken index %s (%s)", path.name,
+                    type(exc).__name__)
+        return False
+    return True
 
 
 def save(path: Path, digests: set[bytes]) -> bool:

@@ -71,30 +71,39 @@ def test_a_new_poller_starts_from_the_memory_of_the_last_one(sqlite_ctx, quirky,
 
 def test_a_damaged_or_foreign_memory_costs_requests_never_an_object(sqlite_ctx, quirky,  # noqa: ANN001
                                                                     tmp_path) -> None:
-    """The file is a cache, the tag is the truth: a damaged file, or the memory of the same
-    source id pointed at another bucket, is not trusted; the tags are read again and nothing
-    is taken twice or missed."""
+    """The file is a cache, the tag is the truth: a file cut in an append keeps its whole
+    digests, one that is not ours is ignored, the memory of the same source id pointed at
+    another prefix is not used; the tags are read again, nothing taken twice or missed.
+    What a poll takes is appended (16 bytes an object), not the whole file rewritten."""
     store, name, client = quirky
     for n in range(3):
         client.put_object(Bucket=name, Key=f"incoming/cr-{n}.hl7", Body=_cr(n))
     state = tmp_path / "state"
-    first = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
-                         endpoint_url=store.endpoint, state_dir=state)
-    assert first.poll().taken == 3
+
+    def poller(**kw) -> BucketPoller:  # noqa: ANN003
+        return BucketPoller(bucket_source(name, **kw), sqlite_ctx.engine, sqlite_ctx.archive,
+                            endpoint_url=store.endpoint, state_dir=state)
+
+    assert poller().poll().taken == 3
     [kept] = list(state.iterdir())
-    kept.write_bytes(kept.read_bytes()[:-5])  # cut short (a full disk, a crash of the host)
+    size = kept.stat().st_size
+    client.put_object(Bucket=name, Key="incoming/cr-3.hl7", Body=_cr(3))
+    assert poller().poll().taken == 1
+    assert kept.stat().st_size == size + 16  # appended
+    kept.write_bytes(kept.read_bytes()[:-5])  # a crash in the append: 3 whole, 1 cut
     client.put_object(Bucket=name, Key="incoming/cr-new.hl7", Body=_cr(9))
     before = _tag_reads(store)
-    second = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
-                          endpoint_url=store.endpoint, state_dir=state)
-    assert second.poll().taken == 1
-    assert _tag_reads(store) - before == 4
-    other = BucketPoller(bucket_source(name, prefix="incoming/cr-"), sqlite_ctx.engine,
-                         sqlite_ctx.archive, endpoint_url=store.endpoint, state_dir=state)
+    assert poller().poll().taken == 1
+    assert _tag_reads(store) - before == 2  # the one cut and the new one
+    kept.write_bytes(b"not ours" + kept.read_bytes())
     before = _tag_reads(store)
-    assert other.poll().taken == 0  # a prefix of its own: its own memory, tags read once
-    assert _tag_reads(store) - before == 4
-    assert len(ledger(sqlite_ctx.engine)) == 4
+    assert poller().poll().taken == 0
+    assert _tag_reads(store) - before == 5
+    before = _tag_reads(store)
+    assert poller(prefix="incoming/cr-").poll().taken == 0  # a memory of its own
+    assert _tag_reads(store) - before == 5
+    assert len(list(state.iterdir())) == 2
+    assert len(ledger(sqlite_ctx.engine)) == 5
 
 
 def test_the_poll_buckets_flow_keeps_its_memory_under_the_home(tmp_path, monkeypatch,  # noqa: ANN001
