@@ -390,3 +390,26 @@ def test_a_requester_pays_bucket_is_read_when_declared_so(sqlite_ctx, quirky) ->
     store.refuse = None
     assert tags(client, name, "incoming/cr-scanner-thorax.hl7")["dmp-intake"] == "done"
     assert paying.poll().taken == 0
+
+
+def test_an_object_encrypted_with_a_customer_key_is_parked_and_said_so(sqlite_ctx,  # noqa: ANN001
+                                                                       quirky) -> None:
+    """An object put with SSE-C can only be read with its customer's key: S3 answers 400
+    InvalidRequest to a GET without it, at every poll, for ever. It is said once, with what
+    it means, then left alone for an hour; the others are taken."""
+    store, name, client = quirky
+    client.put_object(Bucket=name, Key="incoming/chiffré-sse-c.hl7", Body=_cr(5))
+    client.put_object(Bucket=name, Key="incoming/clair.hl7", Body=_cr(6))
+    store.refuse = lambda method, path, query, headers: (
+        (400, "InvalidRequest") if method == "GET" and "sse-c" in path and "tagging" not in query
+        else None)
+    now = [0.0]
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint, clock=lambda: now[0])
+    first = poller.poll()
+    assert first.taken == 1
+    assert "(InvalidRequest: encrypted with a customer key (SSE-C) we are not given)" in (
+        first.error)
+    gets = len([s for s in store.seen if "sse-c" in s[1]])
+    assert poller.poll().error is None
+    assert len([s for s in store.seen if "sse-c" in s[1]]) == gets
