@@ -29,6 +29,12 @@ Marking (``after``):
   5 GiB (or one the store will not copy in one request: InvalidRequest) is copied in parts
   (UploadPartCopy).
 
+``full_listing_seconds`` (0 by default: every poll lists the whole prefix): with ``tag``
+every object taken stays listed, 100 LIST requests a poll for 100,000 of them. With N, the
+prefix is listed whole once in N seconds and the polls between start after the last key
+settled (StartAfter, see _Frontier): an object put under a key sorting before it waits for
+the next whole listing. A store without ListObjectsV2 is always listed whole.
+
 ``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
 share, a gateway in front of a file system) lists a file its sender is still writing, with a
@@ -235,6 +241,47 @@ class _Remembered:
         self.full = self.full or other.full
 
 
+class _Frontier:
+    """With ``full_listing_seconds``: the greatest key W such that every object listed up to
+    it is settled (known taken, taken by this poll, parked). The next partial listing starts
+    after W (StartAfter); an object left below it (still being written, unreadable, not
+    marked, the store down) stops W there, so it is listed again at the next poll. Objects
+    are resolved in listing order, those of a group once the group has been taken."""
+
+    __slots__ = ("blocked", "mark", "pending")
+
+    def __init__(self, start: str) -> None:
+        self.mark = start
+        self.blocked = False
+        self.pending: list[tuple[str | None, _Object | None]] = []
+
+    def fine(self, key: str) -> None:
+        if self.pending:
+            self.pending.append((key, None))
+        elif not self.blocked:
+            self.mark = key
+
+    def left(self) -> None:
+        if self.pending:
+            self.pending.append((None, None))
+        else:
+            self.blocked = True
+
+    def looked_at(self, obj: _Object) -> None:
+        if not self.blocked:
+            self.pending.append((obj.key, obj))
+
+    def resolve(self, settled: Callable[[_Object], bool]) -> None:
+        for key, obj in self.pending:
+            if self.blocked:
+                break
+            if key is None or (obj is not None and not settled(obj)):
+                self.blocked = True
+            else:
+                self.mark = key
+        self.pending = []
+
+
 class BucketPoller:
     """Polls one declared bucket prefix; ``poll()`` is synchronous (serve runs it in a thread).
     """
@@ -283,6 +330,11 @@ class BucketPoller:
         self._parked: dict[bytes, float] = {}
         self._parked_listed: set[bytes] = set()  # this poll: parked objects still listed
         self.park_seconds, self._clock = park_seconds, clock
+        # full_listing_seconds: the key after which partial listings start, and when the
+        # last full listing began (clock); None: never
+        self._watermark = ""
+        self._last_full: float | None = None
+        self._frontier: _Frontier | None = None  # this poll's, when listings are partial
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
         self._missing_before: set[tuple[str, str]] = set()
@@ -338,21 +390,33 @@ class BucketPoller:
         seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
+        started = self._clock()
+        full = self._full_listing(started)
+        self._frontier = (None if not self.source.full_listing_seconds
+                          else _Frontier("" if full else self._watermark))
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-poll") as pool:
                 complete = True
                 for chunk in self._chunks(seen, listed):
-                    if self.stop_event.is_set() or not self._take(chunk, pool, seen, result):
+                    taken = (not self.stop_event.is_set()
+                             and self._take(chunk, pool, seen, result))
+                    self._resolve(seen)
+                    if not taken:
                         complete = False
                         break
-                if complete:
+                self._resolve(seen)
+                if self._frontier is not None:
+                    self._watermark = self._frontier.mark
+                    if full and complete:
+                        self._last_full = started
+                if complete and full:
                     self._dirty |= len(seen) != len(self._known)  # some no longer there
                     self._known = seen  # forget objects no longer there
                     self._parked = {d: u for d, u in self._parked.items()
                                     if d in self._parked_listed}
                     for gone in waiting - listed:
                         self._unmarked.pop(gone, None)
-                else:
+                else:  # stopped, or a partial listing: the objects not listed are kept
                     self._known.update(seen)
             if self._known.full and not self._said_full:
                 self._said_full = True
@@ -381,6 +445,20 @@ class BucketPoller:
                             f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
             log.error("%s", result.error)
         return result
+
+    def _full_listing(self, now: float) -> bool:
+        """Whether this poll lists the whole prefix: always, unless full_listing_seconds is
+        set (then once in that time; the polls between list the keys after the watermark
+        only). A store without ListObjectsV2 (no StartAfter) is always listed whole."""
+        every = self.source.full_listing_seconds
+        return (not every or not self._list_v2 or self._last_full is None
+                or now - self._last_full >= every)
+
+    def _resolve(self, seen: _Remembered) -> None:
+        """The objects of the group just taken, settled or left, in listing order."""
+        if self._frontier is not None:
+            self._frontier.resolve(lambda obj: _digest(obj.ident) in seen
+                                   or _digest(obj.ident) in self._parked)
 
     def _load_taken(self) -> None:
         """At the first poll, the memory of earlier pollers of this source (kept on disk):
@@ -442,7 +520,11 @@ class BucketPoller:
         skip = ()
         if self.source.after == "move":
             skip = (self.source.processed_prefix, self.source.refused_prefix)
-        pages = self._pages()
+        frontier = self._frontier
+        if frontier is None:  # listings are whole: a frontier that records nothing
+            frontier = _Frontier("")
+            frontier.blocked = True
+        pages = self._pages(frontier.mark)
         chunk: list[_Object] = []
         size = 0
         settle = timedelta(seconds=self.source.settle_seconds)
@@ -451,24 +533,29 @@ class BucketPoller:
             for entry in page.get("Contents", []):
                 key, etag = entry["Key"], entry.get("ETag", "")
                 if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
+                    frontier.fine(key)
                     continue  # ours, or a "folder" marker
                 modified = entry.get("LastModified")
                 if settle and modified is not None and modified > newest:
+                    frontier.left()
                     continue  # still being written, maybe: looked at again next poll
                 ident = (key, etag, str(modified or ""))
                 digest = _digest(ident)
                 if digest in self._known:
                     seen.add(digest)
+                    frontier.fine(key)
                     continue
                 if digest in self._parked:
                     self._parked_listed.add(digest)
                     if self._clock() < self._parked[digest]:
+                        frontier.fine(key)
                         continue  # archived, or encrypted with a key we lack: not yet
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
                     listed.add((key, etag))
-                chunk.append(_Object(key, etag, entry["Size"], pending=pending,
-                                     modified=ident[2]))
+                obj = _Object(key, etag, entry["Size"], pending=pending, modified=ident[2])
+                frontier.looked_at(obj)
+                chunk.append(obj)
                 size += min(entry["Size"], self.source.max_bytes)
                 if len(chunk) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
                     yield chunk
@@ -476,7 +563,7 @@ class BucketPoller:
         if chunk:
             yield chunk
 
-    def _pages(self) -> Iterator[dict]:
+    def _pages(self, after: str = "") -> Iterator[dict]:
         """Listing pages: ListObjectsV2, or ListObjects (markers) on a store that does not
         implement version 2 (older Ceph RGW, some appliances: 501 NotImplemented, or 400
         InvalidArgument on list-type); remembered for this poller."""
@@ -485,7 +572,7 @@ class BucketPoller:
         args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
                 "PaginationConfig": {"PageSize": self.list_page_size}}
         if self._list_v2:
-            pages = self._pages_v2()
+            pages = self._pages_v2(after)
             try:
                 first = next(pages, None)
             except ClientError as exc:
@@ -501,7 +588,7 @@ class BucketPoller:
                 return
         yield from self.client.get_paginator("list_objects").paginate(**args)
 
-    def _pages_v2(self) -> Iterator[dict]:
+    def _pages_v2(self, after: str = "") -> Iterator[dict]:
         """ListObjectsV2 pages. Not botocore's paginator: a page truncated without a
         NextContinuationToken (older Ceph RGW, appliances) ended its listing without a word,
         and no object past that page was ever taken. Such a page is followed by the next one
@@ -509,7 +596,7 @@ class BucketPoller:
         token) or the same token again stops the poll with an error."""
         args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
                 "MaxKeys": self.list_page_size}
-        way: dict[str, str] = {}
+        way: dict[str, str] = {"StartAfter": after} if after else {}
         tokens: set[str] = set()
         while True:
             page = self.client.list_objects_v2(**args, **way)

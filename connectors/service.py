@@ -327,7 +327,12 @@ def describe_source(source: Any, interval: float, poller: Any = None) -> str:  #
              f"moved under {source.processed_prefix or '(no prefix)'}")
     return (f"bucket source {source.id}: s3://{source.bucket}/{source.prefix} at "
             f"{endpoint or 'AWS'}{f' ({source.region})' if source.region else ''} (every "
-            f"{interval:g} s, then {after}{', requester pays' if source.requester_pays else ''})")
+            f"{interval:g} s, then {after}{', requester pays' if source.requester_pays else ''}"
+            f"{_whole(source.full_listing_seconds)})")
+
+
+def _whole(seconds: float) -> str:
+    return f", whole listing every {seconds:g} s" if seconds else ""
 
 
 def _health(p: _PollLoop, error: str | None) -> None:

@@ -144,6 +144,11 @@ class BucketSource:
     # a requester-pays bucket (a lab's, read with our account): every request says we pay
     # (x-amz-request-payer); without it S3 refuses them all with AccessDenied
     requester_pays: bool = False
+    # with after = "tag" every object taken stays listed: 0 lists the whole prefix at every
+    # poll; N lists it whole once in N seconds and, between, only the keys after the last
+    # one settled (StartAfter): for keys that grow (dated names), an object put under a key
+    # sorting before is taken at the next whole listing
+    full_listing_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -451,7 +456,7 @@ def _sources(table: dict) -> tuple[Source, ...]:
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
                 "refused_prefix", "max_bytes", "poll_interval", "settle_seconds",
-                "delete_moved_version", "requester_pays"}
+                "delete_moved_version", "requester_pays", "full_listing_seconds"}
 
 
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
@@ -577,7 +582,8 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 def _buckets(table: object) -> tuple[BucketSource, ...]:
     """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
     processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds,
-    delete_moved_version, requester_pays. Every source's mistake is said, one line each."""
+    delete_moved_version, requester_pays, full_listing_seconds. Every source's mistake is
+    said, one line each."""
     found = []
     problems: list[str] = []
     for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS, problems):
@@ -638,7 +644,9 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
         poll_interval=(None if interval is None else
                        _seconds(f"{where} poll_interval", interval, positive=True)),
         settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0)),
-        delete_moved_version=delete_version, requester_pays=payer)
+        delete_moved_version=delete_version, requester_pays=payer,
+        full_listing_seconds=_seconds(f"{where} full_listing_seconds",
+                                      conf.get("full_listing_seconds", 0)))
 
 
 def _areas(source: BucketSource) -> list[tuple[str, str]]:

@@ -413,3 +413,58 @@ def test_an_object_encrypted_with_a_customer_key_is_parked_and_said_so(sqlite_ct
     gets = len([s for s in store.seen if "sse-c" in s[1]])
     assert poller.poll().error is None
     assert len([s for s in store.seen if "sse-c" in s[1]]) == gets
+
+
+# -- S3 tag mode: partial listings after a watermark ----------------------------------------
+def test_partial_listings_start_after_the_last_key_settled_and_miss_nothing(sqlite_ctx,  # noqa: ANN001
+                                                                           quirky) -> None:
+    """With after = "tag" every object taken stays under the prefix, and each poll listed
+    them all (100,000 objects: 100 LIST requests every 10 s). With full_listing_seconds the
+    polls between two whole listings start after the last key settled (StartAfter). An
+    object left below it (unreadable this time) stops the watermark there, so it is listed
+    again; an object put under a key sorting before the watermark waits for the next whole
+    listing; nothing is taken twice."""
+    from urllib.parse import parse_qs
+
+    store, name, client = quirky
+    now = [0.0]
+    poller = BucketPoller(bucket_source(name, full_listing_seconds=600), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint, clock=lambda: now[0])
+
+    def put(stamp: str, n: int) -> None:
+        client.put_object(Bucket=name, Key=f"incoming/2026-11-27T{stamp}_cr.hl7", Body=_cr(n))
+
+    def start_after() -> str | None:
+        query = next(q for m, _, q in reversed(store.seen) if m == "GET" and "list-type" in q)
+        return parse_qs(query).get("start-after", [None])[0]
+
+    for n in range(4):
+        put(f"08-0{n}", n)
+    assert poller.poll().taken == 4
+    assert start_after() is None  # the first listing is whole
+    put("09-00", 10)
+    before = _tag_reads(store)
+    assert poller.poll().taken == 1
+    assert start_after() == "incoming/2026-11-27T08-03_cr.hl7"
+    assert _tag_reads(store) - before == 1
+
+    put("10-00", 11)  # refused this time (AccessDenied on it alone)
+    put("10-30", 12)
+    store.refuse = lambda method, path, query, headers: (
+        (403, "AccessDenied") if method == "GET" and "10-00" in path and "tagging" not in query
+        else None)
+    third = poller.poll()
+    assert third.taken == 1 and "1 object(s) cannot be read" in third.error
+    store.refuse = None
+    assert poller.poll().taken == 1  # listed again: the watermark stopped before it
+    assert start_after() == "incoming/2026-11-27T09-00_cr.hl7"
+
+    client.put_object(Bucket=name, Key="incoming/2026-11-26T23-59_retard.hl7", Body=_cr(13))
+    assert poller.poll().taken == 0  # sorts before the watermark: not listed yet
+    now[0] += 601
+    assert poller.poll().taken == 1  # the whole listing
+    assert start_after() is None
+    assert poller.poll().taken == 0
+    assert start_after() == "incoming/2026-11-27T10-30_cr.hl7"
+    rows = ledger(sqlite_ctx.engine)
+    assert len(rows) == len({r["file_name"] for r in rows}) == 8
