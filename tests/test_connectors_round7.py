@@ -468,3 +468,32 @@ def test_partial_listings_start_after_the_last_key_settled_and_miss_nothing(sqli
     assert start_after() == "incoming/2026-11-27T10-30_cr.hl7"
     rows = ledger(sqlite_ctx.engine)
     assert len(rows) == len({r["file_name"] for r in rows}) == 8
+
+
+@given(st.lists(st.tuples(st.sampled_from(["known", "left", "taken", "not-taken"]),
+                          st.booleans()), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_the_watermark_is_the_last_key_before_the_first_object_left(entries) -> None:  # noqa: ANN001
+    """Whatever the order of objects known, taken, left or not taken, and wherever the
+    groups are cut, the watermark never passes an object left."""
+    from connectors.s3_bucket import _Frontier, _Object
+
+    frontier = _Frontier("incoming/")
+    taken: set[str] = set()
+    expected, blocked = "incoming/", False
+    for n, (kind, cut) in enumerate(entries):
+        key = f"incoming/{n:03d}.hl7"
+        if kind == "known":
+            frontier.fine(key)
+        elif kind == "left":
+            frontier.left()
+        else:
+            frontier.looked_at(_Object(key, '"e"', 1))
+            if kind == "taken":
+                taken.add(key)
+        if cut:
+            frontier.resolve(lambda obj: obj.key in taken)
+        blocked = blocked or kind in ("left", "not-taken")
+        expected = expected if blocked else key
+    frontier.resolve(lambda obj: obj.key in taken)
+    assert frontier.mark == expected
