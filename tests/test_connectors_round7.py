@@ -1,6 +1,8 @@
-"""Connectors round 7: what a bucket poller costs and skips in real deployments (the memory
-of objects taken kept between pollers, archived objects), drop folders on busy shares. Real
-moto server on loopback (through a counting proxy), real folders."""
+"""Connectors round 7: what a bucket poller costs in real deployments (the memory of objects
+taken kept between pollers, partial listings), objects it could not take (archived, SSE-C,
+gzip-encoded, requester-pays buckets), a drop folder's share unmounted, what serve says at
+start, settings mistakes all at once. Real moto server on loopback (through a counting
+proxy), real folders (a real tmpfs mount when permitted)."""
 
 from __future__ import annotations
 
