@@ -195,12 +195,13 @@ def poll_folder(source_id: str) -> dict:
 @task(name="poll-bucket")
 def poll_bucket(source_id: str) -> dict:
     """One poll of a declared bucket prefix: new objects recorded, then tagged or moved."""
-    from connectors.s3_bucket import BucketPoller
+    from connectors.s3_bucket import TAKEN_DIR, BucketPoller
 
     ctx = _context("poll")
     source = next(b for b in ctx.settings.buckets if b.id == source_id)
     with BucketPoller(source, ctx.engine, ctx.archive,
-                      endpoint_url=ctx.settings.s3_endpoint_url) as poller:
+                      endpoint_url=ctx.settings.s3_endpoint_url,
+                      state_dir=ctx.settings.home / TAKEN_DIR) as poller:
         return asdict(poller.poll())
 
 

@@ -171,6 +171,8 @@ class FolderPoller:
         self._other_fs = 0  # files of this poll on a mount inside the folder (EXDEV)
         self._unlisted = 0  # subfolders the last scan could not list (their files not seen)
         self._unlistable: set[str] = set()  # and why (strerror)
+        self._was_mount = False  # the folder was seen a mount point (a share mounted on it)
+        self._dev: int | None = None  # its file system then (st_dev)
 
     # -- the poll ---------------------------------------------------------------------------
     def poll(self) -> PollResult:
@@ -179,8 +181,10 @@ class FolderPoller:
         result = PollResult(self.source.id)
         self._other_fs = 0
         try:
-            if not stat.S_ISDIR(os.stat(self.root).st_mode):
+            root = os.stat(self.root)
+            if not stat.S_ISDIR(root.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+            self._check_mount(root)
             self.claimed_root.mkdir(exist_ok=True)
             self._adopt()
             # 1. what was claimed before (by us, or by a poller that is gone) goes first
@@ -207,6 +211,30 @@ class FolderPoller:
         finally:
             self._tidy()
         return result
+
+    def _check_mount(self, root: os.stat_result) -> None:
+        """A share mounted on the folder that goes away (unmounted, an automount expired, a
+        lazy unmount after the server was lost) leaves the empty local folder under it: the
+        poll found nothing and said nothing, made its claim folder on the local disk, and
+        the lab's files piled up unseen. A folder seen a mount point that no longer is one is
+        now a poll error, and nothing is written there. When the share is back (another file
+        system: a new st_dev), the claim folders held on the old one are let go and locked
+        again on the new one (adopted when their lock is free)."""
+        if not os.path.ismount(self.root):
+            if self._was_mount:
+                raise OSError(errno.ENODEV, "it was a mount point and is not one now: the "
+                                            "share mounted on it is gone; nothing is taken "
+                                            "or written there until it is mounted again")
+            return
+        if self._dev is not None and root.st_dev != self._dev and self._held:
+            log.warning("folder source %s: the share mounted on the folder was mounted again; "
+                        "its claim folders are locked again", self.source.id)
+            for fd in self._held.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._held.clear()
+            self._own = self._current = None
+        self._was_mount, self._dev = True, root.st_dev
 
     def _take_new(self, result: PollResult) -> None:
         if self._seen is None:  # first poll: two scans settle_seconds apart

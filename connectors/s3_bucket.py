@@ -10,12 +10,14 @@ Marking (``after``):
 
 - ``tag`` (default): the object stays where it is and gets the tag ``dmp-intake=done`` (its
   other tags kept) and ``dmp-intake-import=<first import id>``. Objects tagged ``done`` or
-  ``refused`` are skipped (one GetObjectTagging per object and process; then remembered by
-  a digest of key, ETag and LastModified, so a poller does not ask again for the objects it
+  ``refused`` are skipped (one GetObjectTagging per object, once; then remembered by a
+  digest of key, ETag and LastModified, so a poller does not ask again for the objects it
   already knows; at most ``remember_max``, a million: past it the others' tags are read at
-  every poll, with a warning. Objects tagged done stay under the prefix, listed at every
-  poll: ``move``, or a lifecycle rule expiring objects tagged ``dmp-intake=done``, keeps
-  both the listing and the memory small).
+  every poll, with a warning). That memory is kept under the service's home (``s3-taken/``,
+  connectors/s3_taken.py): a new poller, each run of the poll-buckets flow and each restart
+  of serve, starts from it instead of reading every object's tag again. Objects tagged
+  done stay under the prefix, listed at every poll: ``move``, or a lifecycle rule expiring
+  objects tagged ``dmp-intake=done``, keeps both the listing and the memory small.
 - ``move``: the object is copied to ``<processed_prefix><key>`` (tagged the same way; the copy
   only succeeds if the object is still the one read: ``CopySourceIfMatch``) and then deleted
   from under the prefix. On a versioned bucket that is a delete marker: the version read
@@ -26,6 +28,12 @@ Marking (``after``):
   under the processed and refused prefixes are never taken. An object over CopyObject's
   5 GiB (or one the store will not copy in one request: InvalidRequest) is copied in parts
   (UploadPartCopy).
+
+``full_listing_seconds`` (0 by default: every poll lists the whole prefix): with ``tag``
+every object taken stays listed, 100 LIST requests a poll for 100,000 of them. With N, the
+prefix is listed whole once in N seconds and the polls between start after the last key
+settled (StartAfter, see _Frontier): an object put under a key sorting before it waits for
+the next whole listing. A store without ListObjectsV2 is always listed whole.
 
 ``settle_seconds`` (0 by default): an object is taken only once its LastModified is that old
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
@@ -55,6 +63,10 @@ touches the local file system, and a key with ``../``, a leading ``/`` or contro
 is recorded as given (in the ledger's ``file_name``; ``peer`` is ``s3://bucket/key``; both
 cut to the ledger's column sizes).
 
+An object stored compressed (``Content-Encoding: gzip``; S3 serves it as stored, boto3 does
+not decompress) is taken decompressed, never past ``max_bytes`` (connectors/s3_encoding.py);
+one that does not decompress is refused (``S3_BAD_CONTENT_ENCODING``, archived as stored).
+
 A store whose If-Match refuses its own ETags (DigitalOcean Spaces takes them unquoted only)
 is found out at its first 412 for an object HEAD still finds unchanged: from then on this
 poller reads with a plain GET and compares the ETag answered, and checks by HEAD before a
@@ -81,11 +93,13 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 from connectors.folder import (
@@ -99,6 +113,8 @@ from connectors.folder import (
     outage_text,
     shown,
 )
+from connectors.s3_encoding import Damaged, TooLarge, codings, decode
+from connectors.s3_taken import append, load, save, taken_path
 from pipelines.intake import Received, intake
 from pipelines.ledger import recorded_as
 from pipelines.settings import BucketSource
@@ -114,6 +130,9 @@ MD5_OPERATIONS = ("PutObjectTagging",)
 # objects a poller remembers taken (16 bytes each: about 80 MB with the set's own cost);
 # past it their tags are read again at every poll (_Remembered)
 REMEMBER_MAX = 1_000_000
+# under the service's home: each source's memory of the objects taken, kept between pollers
+# (connectors/s3_taken.py), so a new poller does not read every object's tag again
+TAKEN_DIR = "s3-taken"
 COPY_LIMIT = 5 * 1024 ** 3  # CopyObject's limit on S3 and most compatible stores
 PART_BYTES = 1024 ** 3  # each part of a multipart copy (S3: 5 MiB to 5 GiB, 10,000 parts)
 # What an admin should look at when the endpoint refuses who we are (the code alone is cryptic)
@@ -134,7 +153,18 @@ NO_LIST_V2 = ("NotImplemented", "501", "InvalidArgument")
 # object is left in place and the others are taken; the poll says how many and why.
 UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
               "KMS.DisabledException", "KMS.AccessDeniedException")
+# Of those, the refusals that stay until someone acts on the object (a restore takes hours
+# from Glacier, half a day from Deep Archive; an SSE-C object needs its customer's key): such
+# an object is parked, not asked for again before PARK_SECONDS. Asked at every poll (its tags
+# and its bytes), it failed every poll, which slowed the polling of the whole source to the
+# service's longest back-off, and a lifecycle rule archiving thousands of objects cost
+# thousands of requests per poll. AccessDenied is not parked: a missing permission is fixed
+# by an admin who expects the objects taken at the next poll.
+PARKED = ("InvalidObjectState", "InvalidRequest", "KMS.DisabledException",
+          "KMS.AccessDeniedException")
+PARK_SECONDS = 3600.0
 UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore it",
+                    "InvalidRequest": "encrypted with a customer key (SSE-C) we are not given",
                     "AccessDenied": "no permission on it (its owner, its encryption key, the "
                                     "bucket policy)"}
 
@@ -211,6 +241,47 @@ class _Remembered:
         self.full = self.full or other.full
 
 
+class _Frontier:
+    """With ``full_listing_seconds``: the greatest key W such that every object listed up to
+    it is settled (known taken, taken by this poll, parked). The next partial listing starts
+    after W (StartAfter); an object left below it (still being written, unreadable, not
+    marked, the store down) stops W there, so it is listed again at the next poll. Objects
+    are resolved in listing order, those of a group once the group has been taken."""
+
+    __slots__ = ("blocked", "mark", "pending")
+
+    def __init__(self, start: str) -> None:
+        self.mark = start
+        self.blocked = False
+        self.pending: list[tuple[str | None, _Object | None]] = []
+
+    def fine(self, key: str) -> None:
+        if self.pending:
+            self.pending.append((key, None))
+        elif not self.blocked:
+            self.mark = key
+
+    def left(self) -> None:
+        if self.pending:
+            self.pending.append((None, None))
+        else:
+            self.blocked = True
+
+    def looked_at(self, obj: _Object) -> None:
+        if not self.blocked:
+            self.pending.append((obj.key, obj))
+
+    def resolve(self, settled: Callable[[_Object], bool]) -> None:
+        for key, obj in self.pending:
+            if self.blocked:
+                break
+            if key is None or (obj is not None and not settled(obj)):
+                self.blocked = True
+            else:
+                self.mark = key
+        self.pending = []
+
+
 class BucketPoller:
     """Polls one declared bucket prefix; ``poll()`` is synchronous (serve runs it in a thread).
     """
@@ -219,7 +290,9 @@ class BucketPoller:
                  endpoint_url: str | None = None, client=None,  # noqa: ANN001
                  on_intake: Callable[[], None] | None = None,
                  stop_event: threading.Event | None = None, concurrency: int = 8,
-                 list_page_size: int = 1000, remember_max: int = REMEMBER_MAX) -> None:
+                 list_page_size: int = 1000, remember_max: int = REMEMBER_MAX,
+                 state_dir: Path | None = None, park_seconds: float = PARK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
         self.endpoint_url = source.endpoint_url or endpoint_url
@@ -233,6 +306,14 @@ class BucketPoller:
         self.remember_max = remember_max
         self._known = _Remembered(remember_max)
         self._said_full = False  # the warning that remember_max was reached, given
+        # where the memory is kept between lives (connectors/s3_taken.py); None: not kept
+        self._taken_path = (None if state_dir is None else taken_path(
+            state_dir, source.id, (self.endpoint_url or "", source.region or "",
+                                   source.bucket, source.prefix)))
+        self._loaded = False
+        self._dirty = False  # the memory changed since it was loaded or written
+        self._fresh: list[bytes] = []  # digests remembered since the file was written
+        self._in_file = 0  # digests in the file (those of objects gone included)
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
         self._unmarked: dict[tuple[str, str], _Mark] = {}
@@ -244,6 +325,16 @@ class BucketPoller:
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._versions_listable = True  # False once ListObjectVersions was refused (logged)
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
+        # objects the store will not give before someone acts on them (PARKED): digest ->
+        # when (clock) to ask again
+        self._parked: dict[bytes, float] = {}
+        self._parked_listed: set[bytes] = set()  # this poll: parked objects still listed
+        self.park_seconds, self._clock = park_seconds, clock
+        # full_listing_seconds: the key after which partial listings start, and when the
+        # last full listing began (clock); None: never
+        self._watermark = ""
+        self._last_full: float | None = None
+        self._frontier: _Frontier | None = None  # this poll's, when listings are partial
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
         self._missing_before: set[tuple[str, str]] = set()
@@ -266,6 +357,8 @@ class BucketPoller:
                               max_pool_connections=self.concurrency + 2))
             for operation in MD5_OPERATIONS:
                 self._client.meta.events.register(f"before-sign.s3.{operation}", _content_md5)
+            if self.source.requester_pays:
+                self._client.meta.events.register("before-sign.s3", _requester_pays)
             self._own_client = True
         return self._client
 
@@ -290,23 +383,40 @@ class BucketPoller:
         from botocore.exceptions import BotoCoreError, ClientError
 
         result = PollResult(self.source.id)
+        self._load_taken()
         self._unreadable = {}
+        self._parked_listed = set()
         self._missing_before, self._missing = self._missing, set()
         seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
+        started = self._clock()
+        full = self._full_listing(started)
+        self._frontier = (None if not self.source.full_listing_seconds
+                          else _Frontier("" if full else self._watermark))
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-poll") as pool:
                 complete = True
                 for chunk in self._chunks(seen, listed):
-                    if self.stop_event.is_set() or not self._take(chunk, pool, seen, result):
+                    taken = (not self.stop_event.is_set()
+                             and self._take(chunk, pool, seen, result))
+                    self._resolve(seen)
+                    if not taken:
                         complete = False
                         break
-                if complete:
+                self._resolve(seen)
+                if self._frontier is not None:
+                    self._watermark = self._frontier.mark
+                    if full and complete:
+                        self._last_full = started
+                if complete and full:
+                    self._dirty |= len(seen) != len(self._known)  # some no longer there
                     self._known = seen  # forget objects no longer there
+                    self._parked = {d: u for d, u in self._parked.items()
+                                    if d in self._parked_listed}
                     for gone in waiting - listed:
                         self._unmarked.pop(gone, None)
-                else:
+                else:  # stopped, or a partial listing: the objects not listed are kept
                     self._known.update(seen)
             if self._known.full and not self._said_full:
                 self._said_full = True
@@ -318,12 +428,15 @@ class BucketPoller:
             result.error = f"bucket source {self.source.id}: {self._describe(exc)}"
             log.error("%s; unmarked objects are taken at a later poll", result.error)
             self._forget_client(exc)
+        self._save_taken()
         if self._unreadable and result.error is None:
             codes = "; ".join(code + (f": {UNREADABLE_HINTS[code]}" if code in UNREADABLE_HINTS
                                       else "") for code in sorted(self._unreadable))
+            when = ("at the next poll" if any(c not in PARKED for c in self._unreadable)
+                    else f"in {self.park_seconds / 60:g} min")
             result.error = (f"bucket source {self.source.id}: "
                             f"{sum(self._unreadable.values())} object(s) cannot be read "
-                            f"({codes}); left in place, tried again at the next poll")
+                            f"({codes}); left in place, tried again {when}")
         stuck = self._missing & self._missing_before
         if stuck and result.error is None:
             result.error = (f"bucket source {self.source.id}: {len(stuck)} object(s) listed "
@@ -332,6 +445,49 @@ class BucketPoller:
                             f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
             log.error("%s", result.error)
         return result
+
+    def _full_listing(self, now: float) -> bool:
+        """Whether this poll lists the whole prefix: always, unless full_listing_seconds is
+        set (then once in that time; the polls between list the keys after the watermark
+        only). A store without ListObjectsV2 (no StartAfter) is always listed whole."""
+        every = self.source.full_listing_seconds
+        return (not every or not self._list_v2 or self._last_full is None
+                or now - self._last_full >= every)
+
+    def _resolve(self, seen: _Remembered) -> None:
+        """The objects of the group just taken, settled or left, in listing order."""
+        if self._frontier is not None:
+            self._frontier.resolve(lambda obj: _digest(obj.ident) in seen
+                                   or _digest(obj.ident) in self._parked)
+
+    def _load_taken(self) -> None:
+        """At the first poll, the memory of earlier pollers of this source (kept on disk):
+        each new poller (every run of the poll-buckets flow, each restart of serve) read the
+        tag of every object under the prefix again, one request each."""
+        if self._loaded or self._taken_path is None:
+            return
+        self._loaded = True
+        for digest in load(self._taken_path, self.remember_max):
+            self._known.add(digest)
+        self._in_file = len(self._known)
+
+    def _save_taken(self) -> None:
+        """The memory written back when it changed (objects taken, or gone from the
+        prefix), so the next poller starts from it."""
+        if self._taken_path is None or not self._dirty:
+            return
+        if not self._fresh:  # only objects gone: the file holds them until compacted
+            self._dirty = False
+            return
+        if (self._in_file > 2 * len(self._known) + 1000
+                or not append(self._taken_path, self._fresh)):
+            if not save(self._taken_path, self._known.digests):
+                return
+            self._in_file = len(self._known)
+        else:
+            self._in_file += len(self._fresh)
+        self._fresh.clear()
+        self._dirty = False
 
     def _describe(self, exc: Exception) -> str:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -342,6 +498,8 @@ class BucketPoller:
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             hint = AUTH_HINTS.get(code)
+            if code == "AccessDenied" and not self.source.requester_pays:
+                hint += ", or the bucket is requester-pays (set requester_pays = true)"
             if code in NO_TAGGING and exc.operation_name in TAGGING_OPERATIONS:
                 hint = _NO_TAGGING_HINT
             if code == "RequestTimeTooSkewed":
@@ -362,7 +520,11 @@ class BucketPoller:
         skip = ()
         if self.source.after == "move":
             skip = (self.source.processed_prefix, self.source.refused_prefix)
-        pages = self._pages()
+        frontier = self._frontier
+        if frontier is None:  # listings are whole: a frontier that records nothing
+            frontier = _Frontier("")
+            frontier.blocked = True
+        pages = self._pages(frontier.mark)
         chunk: list[_Object] = []
         size = 0
         settle = timedelta(seconds=self.source.settle_seconds)
@@ -371,20 +533,29 @@ class BucketPoller:
             for entry in page.get("Contents", []):
                 key, etag = entry["Key"], entry.get("ETag", "")
                 if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
+                    frontier.fine(key)
                     continue  # ours, or a "folder" marker
                 modified = entry.get("LastModified")
                 if settle and modified is not None and modified > newest:
+                    frontier.left()
                     continue  # still being written, maybe: looked at again next poll
                 ident = (key, etag, str(modified or ""))
                 digest = _digest(ident)
                 if digest in self._known:
                     seen.add(digest)
+                    frontier.fine(key)
                     continue
+                if digest in self._parked:
+                    self._parked_listed.add(digest)
+                    if self._clock() < self._parked[digest]:
+                        frontier.fine(key)
+                        continue  # archived, or encrypted with a key we lack: not yet
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
                     listed.add((key, etag))
-                chunk.append(_Object(key, etag, entry["Size"], pending=pending,
-                                     modified=ident[2]))
+                obj = _Object(key, etag, entry["Size"], pending=pending, modified=ident[2])
+                frontier.looked_at(obj)
+                chunk.append(obj)
                 size += min(entry["Size"], self.source.max_bytes)
                 if len(chunk) >= INTAKE_CHUNK or size >= CHUNK_BYTES:
                     yield chunk
@@ -392,7 +563,7 @@ class BucketPoller:
         if chunk:
             yield chunk
 
-    def _pages(self) -> Iterator[dict]:
+    def _pages(self, after: str = "") -> Iterator[dict]:
         """Listing pages: ListObjectsV2, or ListObjects (markers) on a store that does not
         implement version 2 (older Ceph RGW, some appliances: 501 NotImplemented, or 400
         InvalidArgument on list-type); remembered for this poller."""
@@ -401,7 +572,7 @@ class BucketPoller:
         args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
                 "PaginationConfig": {"PageSize": self.list_page_size}}
         if self._list_v2:
-            pages = self._pages_v2()
+            pages = self._pages_v2(after)
             try:
                 first = next(pages, None)
             except ClientError as exc:
@@ -417,7 +588,7 @@ class BucketPoller:
                 return
         yield from self.client.get_paginator("list_objects").paginate(**args)
 
-    def _pages_v2(self) -> Iterator[dict]:
+    def _pages_v2(self, after: str = "") -> Iterator[dict]:
         """ListObjectsV2 pages. Not botocore's paginator: a page truncated without a
         NextContinuationToken (older Ceph RGW, appliances) ended its listing without a word,
         and no object past that page was ever taken. Such a page is followed by the next one
@@ -425,7 +596,7 @@ class BucketPoller:
         token) or the same token again stops the poll with an error."""
         args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
                 "MaxKeys": self.list_page_size}
-        way: dict[str, str] = {}
+        way: dict[str, str] = {"StartAfter": after} if after else {}
         tokens: set[str] = set()
         while True:
             page = self.client.list_objects_v2(**args, **way)
@@ -454,8 +625,12 @@ class BucketPoller:
                 self._missing.add((obj.key, obj.etag))
             elif obj.unreadable is not None:  # this object refused: left, the others go on
                 self._unreadable[obj.unreadable] = self._unreadable.get(obj.unreadable, 0) + 1
+                if obj.unreadable in PARKED:
+                    digest = _digest(obj.ident)
+                    self._parked[digest] = self._clock() + self.park_seconds
+                    self._parked_listed.add(digest)
             elif obj.item is None:  # marked before
-                seen.add(_digest(obj.ident))
+                self._remember(seen, _digest(obj.ident))
             else:
                 todo.append(obj)
         recorded = self._record(todo, result) if todo else []
@@ -464,6 +639,12 @@ class BucketPoller:
         if recorded and self.on_intake is not None:
             self.on_intake()
         return recorded is not None
+
+    def _remember(self, seen: _Remembered, digest: bytes) -> None:
+        """An object found or made taken at this poll: remembered, and kept on disk."""
+        seen.add(digest)
+        self._fresh.append(digest)
+        self._dirty = True
 
     def _marks(self, marks: list[_Mark], pool: ThreadPoolExecutor,
                seen: _Remembered, result: PollResult) -> None:
@@ -479,7 +660,7 @@ class BucketPoller:
                 continue
             self._unmarked.pop((obj.key, obj.etag), None)
             if done:  # a key whose object was replaced meanwhile is looked at again
-                seen.add(_digest(obj.ident))
+                self._remember(seen, _digest(obj.ident))
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "
@@ -518,6 +699,8 @@ class BucketPoller:
                 if not data:  # refused, as an empty file in a folder (connectors/folder.py)
                     rejection = ("S3_EMPTY_OBJECT", "the object is empty (0 bytes): its "
                                  "sender put nothing in it")
+                elif codings(response.get("ContentEncoding")):
+                    data, rejection = self._decoded(obj, data, response["ContentEncoding"])
             obj.version = response.get("VersionId")
             if self.source.after != "move" and len(_own(obj.tags)) >= MAX_TAGS:
                 first = recorded_as(self.engine, self.source.id,
@@ -534,8 +717,10 @@ class BucketPoller:
                 return None
             if code not in UNREADABLE:
                 raise
-            log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place",
-                        self.source.id, key_ref(obj.key), code, exc.operation_name)
+            log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place%s",
+                        self.source.id, key_ref(obj.key), code, exc.operation_name,
+                        f", asked for again in {self.park_seconds / 60:g} min" if code in PARKED
+                        else "")
             obj.unreadable = code
             return obj
         obj.item = Received(data=data, source=self.source.id, channel="s3",
@@ -543,6 +728,26 @@ class BucketPoller:
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
                             rejection=rejection)
         return obj
+
+    def _decoded(self, obj: _Object, data: bytes,
+                 header: str) -> tuple[bytes, tuple[str, str] | None]:
+        """An object stored compressed (Content-Encoding: gzip), decompressed: its bytes
+        and no refusal; or, when it cannot be, the bytes as stored (archived for the admin)
+        or the first 64 KiB of an object over max_bytes once decompressed, and why."""
+        limit = self.source.max_bytes
+        try:
+            return decode(data, header, limit), None
+        except TooLarge:
+            code = "S3_OBJECT_TOO_LARGE"
+            why = (f"object of {obj.size} bytes stored compressed ({header.strip()[:40]}) is "
+                   f"over the bucket source's limit of {limit} bytes (max_bytes) once "
+                   f"decompressed; only its first {HEAD_KEPT} bytes as stored were archived")
+            data = data[:HEAD_KEPT]
+        except Damaged:
+            code = "S3_BAD_CONTENT_ENCODING"
+            why = (f"the object says it is compressed (Content-Encoding: {header.strip()[:40]}) "
+                   f"but its bytes do not decompress (cut or damaged); archived as stored")
+        return data, (code, why)  # logged by _record, with the import id
 
     def _tags(self, key: str) -> dict[str, str]:
         """An object's tags; with after = "move" on a store without object tagging, none
@@ -935,6 +1140,11 @@ def _content_md5(request, **_: object) -> None:  # noqa: ANN001
     if isinstance(body, bytes) and "Content-MD5" not in request.headers:
         request.headers["Content-MD5"] = base64.b64encode(
             hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
+
+
+def _requester_pays(request, **_: object) -> None:  # noqa: ANN001
+    """Every request to a requester-pays bucket says we pay for it (signed with it)."""
+    request.headers["x-amz-request-payer"] = "requester"
 
 
 def _skew_hint(exc: Exception) -> str:

@@ -156,6 +156,8 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
     if polling is not None and polling.loops:
         polling.start()
         print(f"dmp-ingest serve: polling {polling.describe()}", flush=True)
+        for line in polling.lines():
+            print(f"dmp-ingest serve:   {line}", flush=True)
     if on_ready is not None:
         on_ready(server.port if server else None)
     if on_http_ready is not None and api is not None:
@@ -231,7 +233,7 @@ class Pollers:
     def __init__(self, ctx: Context, workers: Workers | None,
                  status: ServiceStatus | None = None) -> None:
         from connectors.folder import FolderPoller
-        from connectors.s3_bucket import BucketPoller
+        from connectors.s3_bucket import TAKEN_DIR, BucketPoller
 
         settings = ctx.settings
         self.stopping = asyncio.Event()
@@ -244,7 +246,8 @@ class Pollers:
                                         "folder"))
         for bucket in settings.buckets:
             poller = BucketPoller(bucket, ctx.engine, ctx.archive,
-                                  endpoint_url=settings.s3_endpoint_url, on_intake=wake)
+                                  endpoint_url=settings.s3_endpoint_url, on_intake=wake,
+                                  state_dir=settings.home / TAKEN_DIR)
             self.loops.append(_PollLoop(poller, bucket.poll_interval or settings.poll_interval,
                                         "bucket"))
         for p in self.loops:
@@ -255,6 +258,13 @@ class Pollers:
     def describe(self) -> str:
         folders = sum(1 for p in self.loops if p.kind == "folder")
         return f"{folders} folder(s), {len(self.loops) - folders} bucket(s)"
+
+    def lines(self) -> list[str]:
+        """One line per source, printed at start: which folder or bucket each poller
+        watches, how often, and what it does with what it took. 'polling 2 folder(s), 1
+        bucket(s)' alone left an admin to guess which path or prefix (or endpoint: the
+        global one, or the source's own) a running service had read from the settings."""
+        return [describe_source(p.poller.source, p.interval, p.poller) for p in self.loops]
 
     def start(self) -> None:
         for p in self.loops:
@@ -298,6 +308,31 @@ class Pollers:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return {p.poller.source.id: p.taken for p in self.loops}
+
+
+def describe_source(source: Any, interval: float, poller: Any = None) -> str:  # noqa: ANN401
+    """A folder or bucket source in one line, no secret: an endpoint's user and password
+    (``https://key:secret@host``) are left out."""
+    from urllib.parse import urlsplit
+
+    if hasattr(source, "path"):
+        return (f"folder source {source.id}: {source.path} (every {interval:g} s, settled "
+                f"{source.settle_seconds:g} s, {'with' if source.recursive else 'without'} "
+                f"subfolders, then moved to done/ or failed/)")
+    endpoint = getattr(poller, "endpoint_url", None) or source.endpoint_url
+    if endpoint:
+        parts = urlsplit(endpoint)
+        endpoint = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    after = ("tagged dmp-intake=done" if source.after == "tag" else
+             f"moved under {source.processed_prefix or '(no prefix)'}")
+    return (f"bucket source {source.id}: s3://{source.bucket}/{source.prefix} at "
+            f"{endpoint or 'AWS'}{f' ({source.region})' if source.region else ''} (every "
+            f"{interval:g} s, then {after}{', requester pays' if source.requester_pays else ''}"
+            f"{_whole(source.full_listing_seconds)})")
+
+
+def _whole(seconds: float) -> str:
+    return f", whole listing every {seconds:g} s" if seconds else ""
 
 
 def _health(p: _PollLoop, error: str | None) -> None:

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,14 @@ class BucketSource:
     # after = "move" on a versioned bucket: delete the version moved (kept by default, as a
     # noncurrent version under the delete marker) once intake has committed it
     delete_moved_version: bool = False
+    # a requester-pays bucket (a lab's, read with our account): every request says we pay
+    # (x-amz-request-payer); without it S3 refuses them all with AccessDenied
+    requester_pays: bool = False
+    # with after = "tag" every object taken stays listed: 0 lists the whole prefix at every
+    # poll; N lists it whole once in N seconds and, between, only the keys after the last
+    # one settled (StartAfter): for keys that grow (dated names), an object put under a key
+    # sorting before is taken at the next whole listing
+    full_listing_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,13 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
             charsets.setdefault(src.id, src.charset)
         if src.timezone:
             zones.setdefault(src.id, src.timezone)
+    # every mistake of the folder and bucket sources at once, one line each: an admin
+    # declaring a dozen sources fixed them one start at a time
+    problems: list[str] = []
+    folders = _each(problems, _folders, conf.get("folders", {}), config_path.parent)
+    buckets = _each(problems, _buckets, conf.get("buckets", {}))
+    if problems:
+        raise SettingsError("\n".join(problems))
     values: dict[str, object] = dict(
         home=home,
         database_url=database_url,
@@ -272,8 +288,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         sources=sources,
         worker_id=str(pick("worker_id") or socket.gethostname()),
         listener=_listener(pick),
-        folders=_folders(conf.get("folders", {}), config_path.parent),
-        buckets=_buckets(conf.get("buckets", {})),
+        folders=folders,
+        buckets=buckets,
         poll_interval=_seconds("poll_interval", pick("poll_interval", 10.0), positive=True),
         retry_max=max(1, int(str(pick("retry_max", 5)))),
         retry_base_seconds=_seconds("retry_base_seconds", pick("retry_base_seconds", 30.0)),
@@ -440,7 +456,7 @@ def _sources(table: dict) -> tuple[Source, ...]:
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
                 "refused_prefix", "max_bytes", "poll_interval", "settle_seconds",
-                "delete_moved_version"}
+                "delete_moved_version", "requester_pays", "full_listing_seconds"}
 
 
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
@@ -465,21 +481,35 @@ def _max_bytes(where: str, value: object) -> int:
     return value
 
 
-def _poll_tables(kind: str, table: object, keys: set[str]) -> list[tuple[str, dict]]:
+def _each(problems: list[str], parse: Callable[..., tuple], *args: object) -> tuple:
+    """``parse(*args)``, its mistakes (one a line) added to ``problems`` instead of raised."""
+    try:
+        return parse(*args)
+    except SettingsError as exc:
+        problems.extend(str(exc).splitlines())
+        return ()
+
+
+def _poll_tables(kind: str, table: object, keys: set[str],
+                 problems: list[str]) -> list[tuple[str, dict]]:
+    """The [<kind>.<id>] tables; a table's mistakes of shape (not a table, unknown names:
+    each its own line) go to ``problems`` and the table is left out."""
     if not isinstance(table, dict):
         raise SettingsError(f"[{kind}] must hold [{kind}.<source>] tables")
     found = []
     for source_id, conf in table.items():
         where = f"[{kind}.{source_id}]"
         if not str(source_id).strip():
-            raise SettingsError(f"[{kind}] a source id cannot be empty")
+            problems.append(f"[{kind}] a source id cannot be empty")
+            continue
         if not isinstance(conf, dict):
-            raise SettingsError(f"{where} must be a table")
+            problems.append(f"{where} must be a table")
+            continue
         unknown = sorted(set(conf) - keys)
-        if unknown:
-            raise SettingsError(f"{where} unknown setting {unknown[0]!r} "
-                                f"(known: {', '.join(sorted(keys))})")
-        found.append((str(source_id), conf))
+        problems.extend(f"{where} unknown setting {name!r} (known: {', '.join(sorted(keys))})"
+                        for name in unknown)
+        if not unknown:
+            found.append((str(source_id), conf))
     return found
 
 
@@ -495,31 +525,42 @@ def _folders(table: object, base: Path) -> tuple[FolderSource, ...]:
     file's folder), settle_seconds, max_bytes, recursive, poll_interval."""
     found = []
     paths: dict[Path, str] = {}
-    for source_id, conf in _poll_tables("folders", table, _FOLDER_KEYS):
-        where = f"[folders.{source_id}]"
-        raw = _text(where, conf, "path")
-        if not raw or not raw.strip():
-            raise SettingsError(f"{where} path: required (the folder to watch)")
-        if "\0" in raw:
-            raise SettingsError(f"{where} path: must not contain a NUL character")
-        path = (base / Path(raw).expanduser()).resolve()
-        if path in paths:
-            raise SettingsError(f"{where} path: already watched by [folders.{paths[path]}]")
-        paths[path] = source_id
-        recursive = conf.get("recursive", True)
-        if not isinstance(recursive, bool):
-            raise SettingsError(f"{where} recursive: true or false expected, not {recursive!r}")
-        interval = conf.get("poll_interval")
-        found.append(FolderSource(
-            id=source_id, path=path,
-            settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 2.0)),
-            max_bytes=_max_bytes(f"{where} max_bytes",
-                                 conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
-            recursive=recursive,
-            poll_interval=(None if interval is None else
-                           _seconds(f"{where} poll_interval", interval, positive=True))))
+    problems: list[str] = []
+    for source_id, conf in _poll_tables("folders", table, _FOLDER_KEYS, problems):
+        try:
+            found.append(_folder(source_id, conf, base, paths))
+        except SettingsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SettingsError("\n".join(problems))
     _check_nested_folders(found)
     return tuple(found)
+
+
+def _folder(source_id: str, conf: dict, base: Path, paths: dict[Path, str]) -> FolderSource:
+    """One [folders.<id>] table."""
+    where = f"[folders.{source_id}]"
+    raw = _text(where, conf, "path")
+    if not raw or not raw.strip():
+        raise SettingsError(f"{where} path: required (the folder to watch)")
+    if "\0" in raw:
+        raise SettingsError(f"{where} path: must not contain a NUL character")
+    path = (base / Path(raw).expanduser()).resolve()
+    if path in paths:
+        raise SettingsError(f"{where} path: already watched by [folders.{paths[path]}]")
+    paths[path] = source_id
+    recursive = conf.get("recursive", True)
+    if not isinstance(recursive, bool):
+        raise SettingsError(f"{where} recursive: true or false expected, not {recursive!r}")
+    interval = conf.get("poll_interval")
+    return FolderSource(
+        id=source_id, path=path,
+        settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 2.0)),
+        max_bytes=_max_bytes(f"{where} max_bytes",
+                             conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
+        recursive=recursive,
+        poll_interval=(None if interval is None else
+                       _seconds(f"{where} poll_interval", interval, positive=True)))
 
 
 def _check_nested_folders(sources: list[FolderSource]) -> None:
@@ -541,54 +582,71 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 def _buckets(table: object) -> tuple[BucketSource, ...]:
     """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
     processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds,
-    delete_moved_version."""
+    delete_moved_version, requester_pays, full_listing_seconds. Every source's mistake is
+    said, one line each."""
     found = []
-    for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS):
-        where = f"[buckets.{source_id}]"
-        bucket = _text(where, conf, "bucket")
-        if not bucket or not bucket.strip() or "/" in bucket:
-            raise SettingsError(f"{where} bucket: required, a bucket name (no '/'), "
-                                f"not {bucket!r}")
-        after = _text(where, conf, "after", "tag")
-        if after not in ("tag", "move"):
-            raise SettingsError(f"{where} after: 'tag' or 'move', not {after!r}")
-        prefix = _text(where, conf, "prefix", "") or ""
-        processed = _text(where, conf, "processed_prefix", "processed/") or ""
-        refused = _text(where, conf, "refused_prefix", "refused/") or ""
-        if after == "move":
-            for name, value in (("processed_prefix", processed), ("refused_prefix", refused)):
-                if not value.strip("/"):
-                    raise SettingsError(f"{where} {name}: required with after = 'move'")
-            if processed == refused:
-                raise SettingsError(f"{where} processed_prefix and refused_prefix must differ")
-        endpoint = _text(where, conf, "endpoint_url")
-        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-            raise SettingsError(f"{where} endpoint_url: an http(s):// URL expected, "
-                                f"not {endpoint!r}")
-        region = _text(where, conf, "region")
-        if region is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,40}", region):
-            raise SettingsError(f"{where} region: a region name (fr-par, gra, eu-west-3), "
-                                f"not {region!r}")
-        delete_version = conf.get("delete_moved_version", False)
-        if not isinstance(delete_version, bool):
-            raise SettingsError(f"{where} delete_moved_version: true or false expected, not "
-                                f"{delete_version!r}")
-        if delete_version and after != "move":
-            raise SettingsError(f"{where} delete_moved_version: only with after = 'move' "
-                                f"(with 'tag' nothing is moved)")
-        interval = conf.get("poll_interval")
-        found.append(BucketSource(
-            id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
-            region=region or None,
-            after=after, processed_prefix=processed, refused_prefix=refused,
-            max_bytes=_max_bytes(f"{where} max_bytes",
-                                 conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
-            poll_interval=(None if interval is None else
-                           _seconds(f"{where} poll_interval", interval, positive=True)),
-            settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0)),
-            delete_moved_version=delete_version))
+    problems: list[str] = []
+    for source_id, conf in _poll_tables("buckets", table, _BUCKET_KEYS, problems):
+        try:
+            found.append(_bucket(source_id, conf))
+        except SettingsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SettingsError("\n".join(problems))
     _check_bucket_areas(found)
     return tuple(found)
+
+
+def _bucket(source_id: str, conf: dict) -> BucketSource:
+    """One [buckets.<id>] table."""
+    where = f"[buckets.{source_id}]"
+    bucket = _text(where, conf, "bucket")
+    if not bucket or not bucket.strip() or "/" in bucket:
+        raise SettingsError(f"{where} bucket: required, a bucket name (no '/'), "
+                            f"not {bucket!r}")
+    after = _text(where, conf, "after", "tag")
+    if after not in ("tag", "move"):
+        raise SettingsError(f"{where} after: 'tag' or 'move', not {after!r}")
+    prefix = _text(where, conf, "prefix", "") or ""
+    processed = _text(where, conf, "processed_prefix", "processed/") or ""
+    refused = _text(where, conf, "refused_prefix", "refused/") or ""
+    if after == "move":
+        for name, value in (("processed_prefix", processed), ("refused_prefix", refused)):
+            if not value.strip("/"):
+                raise SettingsError(f"{where} {name}: required with after = 'move'")
+        if processed == refused:
+            raise SettingsError(f"{where} processed_prefix and refused_prefix must differ")
+    endpoint = _text(where, conf, "endpoint_url")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"{where} endpoint_url: an http(s):// URL expected, "
+                            f"not {endpoint!r}")
+    region = _text(where, conf, "region")
+    if region is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,40}", region):
+        raise SettingsError(f"{where} region: a region name (fr-par, gra, eu-west-3), "
+                            f"not {region!r}")
+    delete_version = conf.get("delete_moved_version", False)
+    if not isinstance(delete_version, bool):
+        raise SettingsError(f"{where} delete_moved_version: true or false expected, not "
+                            f"{delete_version!r}")
+    if delete_version and after != "move":
+        raise SettingsError(f"{where} delete_moved_version: only with after = 'move' "
+                            f"(with 'tag' nothing is moved)")
+    payer = conf.get("requester_pays", False)
+    if not isinstance(payer, bool):
+        raise SettingsError(f"{where} requester_pays: true or false expected, not {payer!r}")
+    interval = conf.get("poll_interval")
+    return BucketSource(
+        id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
+        region=region or None,
+        after=after, processed_prefix=processed, refused_prefix=refused,
+        max_bytes=_max_bytes(f"{where} max_bytes",
+                             conf.get("max_bytes", DEFAULT_POLL_MAX_BYTES)),
+        poll_interval=(None if interval is None else
+                       _seconds(f"{where} poll_interval", interval, positive=True)),
+        settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0)),
+        delete_moved_version=delete_version, requester_pays=payer,
+        full_listing_seconds=_seconds(f"{where} full_listing_seconds",
+                                      conf.get("full_listing_seconds", 0)))
 
 
 def _areas(source: BucketSource) -> list[tuple[str, str]]:
