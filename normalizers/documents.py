@@ -819,6 +819,8 @@ class DocumentContext:
     fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
     parent_where: str = ""  # where parent_id was read ('TXA[5]-13')
     completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
+    # (location, why) when TXA-17/TXA-19 say the document is not for patient care yet
+    held_back: tuple[str, str] | None = None
     # TXA-2 when it is a LOINC document type (CI-SIS: '18748-4'): (code, display)
     document_type: tuple[str, str] | None = None
 
@@ -1304,6 +1306,7 @@ def normalize_mdm(msg: Message, source: str,
         entries.append(_cancelled(msg, txa, ctx))
     else:
         mdm_trigger_checks(msg, bool(entries), warnings)
+    check_available(ctx, entries)
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
                   and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
     if not entries and referenced:
@@ -1368,30 +1371,52 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     preliminary document, and an availability 'CA' (deleted) withdraws the document, as a
     status change notification says it, as does a completion status 'CA' (canceled) (both
     were kept in details and the document filed final and current). TXA-18 masks the
-    document in ``apply_meta``; a code of no table is said here. An availability 'UN' or
-    'OB' is filed as sent, with a warning."""
+    document in ``apply_meta``; a code of no table is said here. Whether the document may
+    be read for care (column care) is kept in ``ctx.held_back`` for ``check_available``."""
     completion = text(msg, first_rep(msg, txa, 17)).upper()
-    row = _txa_statuses().get(("17", completion))
-    if row is not None and row["status"]:
-        ctx.completion_status = row["status"]
-    if row is not None and row["action"]:
+    row17 = _txa_statuses().get(("17", completion))
+    if row17 is not None and row17["status"]:
+        ctx.completion_status = row17["status"]
+    if row17 is not None and row17["action"]:
         # 'CA' (canceled, table 0271 since v2.6): the document is withdrawn, as TXA-19 'CA'
         # says it; it was filed current and final
-        ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row["action"]))
+        ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row17["action"]))
     confidentiality = text(msg, first_rep(msg, txa, 18)).upper()
     if confidentiality and confidentiality_masking(confidentiality) is None:
         warnings.append(f"{loc(txa, 18)}: document confidentiality status "
                         f"{confidentiality[:6]!r} is not of HL7 table 0272 (V, R, U): it "
                         "masks nothing")
     availability = text(msg, first_rep(msg, txa, 19)).upper()
-    row = _txa_statuses().get(("19", availability))
-    if row is None:
+    row19 = _txa_statuses().get(("19", availability))
+    if row19 is not None and row19["action"]:
+        ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row19["action"]))
+    if row19 is not None and row19["care"] == "no":
+        # UN, OB: filed current (with a warning), a professional read a document its sender
+        # says is not for patient care (a draft, a replaced version) as any other
+        ctx.held_back = (loc(txa, 19), f"the document is sent as {row19['meaning']} "
+                                       f"({availability})")
+    elif row17 is not None and row17["care"] == "if_available" \
+            and (row19 is None or row19["care"] != "yes"):
+        # v2.5 9.6.1.19: a document is used for care before it is authenticated only when
+        # TXA-19 says AV; a dictated report without it was filed as a preliminary version
+        ctx.held_back = (loc(txa, 17), f"the document is {row17['meaning']} ({completion}), "
+                                       "not authenticated, and TXA-19 does not make it "
+                                       "available for patient care (AV)")
+
+
+def check_available(ctx: DocumentContext, entries: list[Entry]) -> None:
+    """MDM_NOT_AVAILABLE: the sender says its document is not for patient care yet (TXA-19
+    UN or OB, or TXA-17 short of authenticated without TXA-19 AV): nothing is filed, and
+    a version the dossier holds stays as it is. The document is filed when the sender sends
+    it available (MDM^T04 or T08 with its content, TXA-17 AU/LA, or TXA-19 AV: then a
+    preliminary version the authenticated one replaces). A cancel or a deletion is not held
+    back: it withdraws, whatever the status of what it withdraws."""
+    if ctx.held_back is None or all(e.action == ACTION_DELETE for e in entries):
         return
-    if row["action"]:
-        ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row["action"]))
-    elif availability != "AV":
-        warnings.append(f"{loc(txa, 19)}: the document is sent as {row['meaning']} "
-                        f"({availability}); filed as sent")
+    where, why = ctx.held_back
+    raise NormalizationError(
+        "MDM_NOT_AVAILABLE", f"{where}: {why}: not for patient care yet, nothing filed (the "
+        "document is filed once sent available, with its content: MDM^T04 or T08)", where)
 
 
 _LOINC_FORM = re.compile(r"\d{1,7}-\d")

@@ -1,0 +1,77 @@
+"""Documents carried in HL7v2, round 5: what a document server says of a document's
+availability for care (TXA-17, TXA-19), ...
+
+Why: each test pins what a real sender sends and what we must file for it; the ones marked
+'was' failed before the fix of the same commit."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from normalizers.model import ACTION_DELETE, NormalizationError
+from tests.test_documents_normalizer import norm
+from tests.test_documents_senders_round4 import _auto, _current_documents, _mdm, _through
+
+SIGNED = "^TEXT^PLAIN^Base64^" + base64.b64encode(
+    "IRM du genou droit : pas de lésion méniscale. Conclusion : examen normal. "
+    "Compte rendu validé par le Dr Hélène Martin.".encode()).decode()
+KEY = "document|{n}|&RIS-Y^IMAGERIE-EST"
+
+
+# -- TXA-17, TXA-19: a document not for patient care yet is held back ----------------------------
+@pytest.mark.parametrize("txa19", ["UN", "OB", "un"])
+def test_a_document_unavailable_or_obsolete_for_care_is_held_back(txa19):
+    """TXA-19 UN (unavailable for patient care) or OB (obsolete: replaced): nothing to file,
+    at TXA-19. Was: filed current and final, with a warning."""
+    with pytest.raises(NormalizationError) as exc:
+        norm(_mdm("T02", "F", "CR-71", txa17="LA", txa19=txa19))
+    assert (exc.value.code, exc.value.location) == ("MDM_NOT_AVAILABLE", "TXA[5]-19")
+    assert f"({txa19.upper()})" in str(exc.value)
+
+
+@pytest.mark.parametrize("txa17", ["DI", "IP", "IN", "PA"])
+def test_an_unauthenticated_report_is_for_care_only_when_txa19_says_available(txa17):
+    """v2.5 9.6.1.19: a document is used for patient care before its authentication only
+    when TXA-19 says AV. Without it (TXA-19 empty, or UN) a dictated report is held back;
+    with it, it is a preliminary version. Was: filed preliminary whatever TXA-19 said."""
+    for txa19, where in (("", "TXA[5]-17"), ("UN", "TXA[5]-19")):
+        with pytest.raises(NormalizationError) as exc:
+            norm(_mdm("T02", "F", "CR-72", txa17=txa17, txa19=txa19))
+        assert (exc.value.code, exc.value.location) == ("MDM_NOT_AVAILABLE", where)
+    doc, = norm(_mdm("T02", "F", "CR-72", txa17=txa17, txa19="AV")).entries
+    assert doc.status == "preliminary"
+
+
+@pytest.mark.parametrize("txa17, txa19", [("AU", ""), ("LA", ""), ("DO", ""), ("AU", "AV")])
+def test_an_authenticated_report_is_filed_without_txa19(txa17, txa19):
+    """The CI-SIS examples send TXA-17 LA and no TXA-19: final, as before."""
+    doc, = norm(_mdm("T02", "F", "CR-73", txa17=txa17, txa19=txa19)).entries
+    assert doc.status == "final"
+
+
+def test_a_cancel_of_an_unavailable_document_still_withdraws_it():
+    """MDM^T11 whose TXA-19 says UN (the cancelled document is unavailable): a withdrawal is
+    never held back."""
+    cancel, = norm(_mdm("T11", "", "CR-74", txa17="DI", txa19="UN")).entries
+    assert (cancel.action, cancel.replaces_key) == (ACTION_DELETE, KEY.format(n="CR-74"))
+
+
+def test_a_dictated_report_is_filed_when_signed_and_a_draft_replaces_nothing(sqlite_ctx):
+    """The transcription flow: T02 dictated (no TXA-19) is held back on the ledger; the
+    T04 that signs it files the final report. A preliminary sent available (AV) is replaced
+    by its signed T08; a later 'unavailable' status change leaves the signed report as it
+    is. Was: the draft was filed, read by professionals as a report."""
+    rows = _through(_auto(sqlite_ctx),
+                    _mdm("T02", "F", "CR-75", txa17="DI", txa19=""),
+                    _mdm("T04", "F", "CR-75", txa17="AU", txa19="AV", ed=SIGNED),
+                    _mdm("T02", "F", "CR-76", txa17="IP", txa19="AV"),
+                    _mdm("T08", "F", "CR-76", txa17="LA", txa19="AV", ed=SIGNED),
+                    _mdm("T04", "F", "CR-76", txa17="LA", txa19="UN", ed=SIGNED))
+    assert [(r.status, r.error_code) for r in rows] == [
+        ("failed", "MDM_NOT_AVAILABLE"), ("deposited", None), ("deposited", None),
+        ("deposited", None), ("failed", "MDM_NOT_AVAILABLE")]
+    assert rows[0].error_location == "TXA[5]-17"
+    assert _current_documents(sqlite_ctx) == {(KEY.format(n="CR-75"), "final"),
+                                              (KEY.format(n="CR-76"), "final")}
