@@ -1094,6 +1094,7 @@ def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
 
 
 PDF_MEDIA_TYPE = "application/pdf"
+PRELIMINARY = "preliminary"  # tables/result_status.csv, tables/txa_statuses.csv
 
 
 def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...],
@@ -1126,6 +1127,11 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
         entry.parent_key = document.key
         entry.source_ref = f"{where} (PDF)"
         entry.masking = dict(document.masking)
+        if document.status == PRELIMINARY:
+            # a draft's report is a draft (TXA-17 DI/IP/IN/PA with TXA-19 AV, OBX-11 P): it
+            # was filed final, read as a signed report beside its preliminary document;
+            # the signed version's report, final, is a new version of it
+            entry.status = PRELIMINARY
         out.append(entry)
     return out
 

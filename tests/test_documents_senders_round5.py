@@ -12,7 +12,8 @@ import pytest
 
 from normalizers.model import ACTION_DELETE, NormalizationError
 from tests.test_documents_normalizer import norm
-from tests.test_documents_senders_round4 import _auto, _current_documents, _mdm, _through
+from tests.test_documents_senders import _filed
+from tests.test_documents_senders_round4 import PDF, _auto, _current_documents, _mdm, _through
 
 SIGNED = "^TEXT^PLAIN^Base64^" + base64.b64encode(
     "IRM du genou droit : pas de lésion méniscale. Conclusion : examen normal. "
@@ -75,3 +76,20 @@ def test_a_dictated_report_is_filed_when_signed_and_a_draft_replaces_nothing(sql
     assert rows[0].error_location == "TXA[5]-17"
     assert _current_documents(sqlite_ctx) == {(KEY.format(n="CR-75"), "final"),
                                               (KEY.format(n="CR-76"), "final")}
+
+
+def test_the_report_read_from_a_draft_pdf_is_a_draft_until_signed(sqlite_ctx):
+    """A dictated CR-IMG sent available (TXA-17 DI, TXA-19 AV) as a PDF: the imaging report
+    read from it is preliminary like its document, and the T04 that signs the same PDF
+    makes both final. Was: the report filed final beside its preliminary document, read
+    as a signed report."""
+    doc, report = norm(_mdm("T02", "F", "CR-77", txa17="DI", txa19="AV", ed=PDF)).entries
+    assert (doc.status, report.type, report.status) == ("preliminary", "imaging_report",
+                                                        "preliminary")
+    _through(_auto(sqlite_ctx), _mdm("T02", "F", "CR-77", txa17="DI", txa19="AV", ed=PDF),
+             _mdm("T04", "F", "CR-77", txa17="LA", txa19="AV", ed=PDF))
+    versions = [(e.type, e.version, e.status, e.current) for e in _filed(sqlite_ctx)]
+    assert sorted(versions) == [("document", 1, "preliminary", False),
+                                ("document", 2, "final", True),
+                                ("imaging_report", 1, "preliminary", False),
+                                ("imaging_report", 2, "final", True)]
