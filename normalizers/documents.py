@@ -58,6 +58,7 @@ from normalizers.model import (
     ACTION_REPLACE,
     DOCUMENT,
     LAB_RESULT,
+    STATUS_CHANGE_DETAIL,
     Attachment,
     Entry,
     NormalizationError,
@@ -1310,6 +1311,8 @@ def normalize_mdm(msg: Message, source: str,
                         or decide_action(ctx.action_sources) == ACTION_DELETE):
         # T11, or a status change whose TXA-19 says CA: the document TXA-12 names is withdrawn
         entries.append(_cancelled(msg, txa, ctx))
+    elif not entries and (changed := _status_change(msg, txa, ctx)) is not None:
+        entries.append(changed)  # T03: the held document, in the status TXA-17 says
     else:
         mdm_trigger_checks(msg, bool(entries), warnings)
     check_available(ctx, entries)
@@ -1363,6 +1366,28 @@ def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
     return Entry(type=DOCUMENT, key=key, source_ref=loc(txa), status="entered-in-error",
                  effective=ctx.effective, issued=ctx.issued, performer=ctx.performer,
                  action=ACTION_DELETE, replaces_key=key, details=dict(ctx.details))
+
+
+def _status_change(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry | None:
+    """MDM^T03 without content (v2.5 9.3.3, 'a document is authenticated': its TXA-17 goes
+    from pre-authenticated to authenticated): the document TXA-12 names, in the status its
+    TXA-17 says (final, or preliminary), no content; deposit makes it a new version of the
+    document held with that content (nothing is filed when none is held). It was refused
+    as a notification only (MDM_NOTIFICATION_ONLY): a report filed preliminary stayed a
+    draft in the dossier after its author signed it. None when the trigger is no status
+    change, or TXA-17 states no status (empty, unknown, 'CA')."""
+    trigger = _mdm_triggers().get(msg.message_type[1].strip().upper())
+    completion = _txa_statuses().get(("17", text(msg, first_rep(msg, txa, 17)).upper()))
+    if trigger is None or trigger["status_only"] != "yes" or completion is None \
+            or completion["care"] not in ("yes", "if_available") \
+            or decide_action(ctx.action_sources) != ACTION_NEW:
+        return None
+    if not ctx.fallback_id:
+        _no_document_number(ctx)
+    return Entry(type=DOCUMENT, key=f"document|{ctx.fallback_id}", source_ref=loc(txa),
+                 status=ctx.completion_status or "final", effective=ctx.effective,
+                 issued=ctx.issued, performer=ctx.performer, action=ACTION_NEW,
+                 details={**ctx.details, STATUS_CHANGE_DETAIL: True})
 
 
 @cache

@@ -20,6 +20,9 @@ DOCUMENT = "document"
 ACTION_NEW = "new"
 ACTION_REPLACE = "replace"
 ACTION_DELETE = "delete"
+# details key of a document entry stating a status only, no content (MDM^T03): deposit files
+# it as a new version of the document held, that content carried over
+STATUS_CHANGE_DETAIL = "status_change"
 
 
 @dataclass(slots=True)

@@ -274,8 +274,10 @@ def _mdm(trigger: str, txa12: str = "CR-100^RIS-Y", txa13: str = "", cisis: bool
 
 @pytest.mark.parametrize("trigger", ["T01", "T03", "T05", "T07", "T09"])
 def test_a_notification_without_its_document_says_so(trigger):
+    # T03 with a TXA-17 (here AU) changes the status of the document held (round 5): the
+    # notification only is a T03 stating none
     with pytest.raises(NormalizationError) as exc:
-        norm(_mdm(trigger, content=None))
+        norm(_with_txa(_mdm(trigger, content=None), 17, ""))
     assert (exc.value.code, exc.value.location) == ("MDM_NOTIFICATION_ONLY", "MSH-9")
     assert f"MDM^{trigger}" in str(exc.value)
 

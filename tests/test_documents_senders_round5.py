@@ -93,3 +93,49 @@ def test_the_report_read_from_a_draft_pdf_is_a_draft_until_signed(sqlite_ctx):
                                 ("document", 2, "final", True),
                                 ("imaging_report", 1, "preliminary", False),
                                 ("imaging_report", 2, "final", True)]
+
+
+# -- MDM^T03 without content: the status of the document held changes ----------------------------
+def _status_change(number: str, txa17: str, txa19: str = "AV") -> str:
+    """MDM^T03 as a transcription system sends it when the radiologist signs: TXA alone."""
+    return "\r".join(s for s in _mdm("T03", "F", number, txa17=txa17, txa19=txa19).split("\r")
+                     if not s.startswith("OBX"))
+
+
+def test_a_status_change_without_content_states_the_document_in_its_new_status():
+    """v2.5 9.3.3: 'a document is authenticated'. Was: MDM_NOTIFICATION_ONLY."""
+    doc, = norm(_status_change("CR-78", "LA")).entries
+    assert (doc.key, doc.status, doc.action, doc.attachment) == (
+        KEY.format(n="CR-78"), "final", "new", None)
+    assert doc.details["status_change"] is True
+    with pytest.raises(NormalizationError) as exc:  # no status stated: nothing to change
+        norm(_status_change("CR-78", ""))
+    assert exc.value.code == "MDM_NOTIFICATION_ONLY"
+    with pytest.raises(NormalizationError) as exc:  # a draft not for care: held back
+        norm(_status_change("CR-78", "DI", txa19=""))
+    assert exc.value.code == "MDM_NOT_AVAILABLE"
+
+
+def test_a_signature_sent_without_content_makes_the_draft_and_its_report_final(sqlite_ctx):
+    """T02 of a dictated PDF sent available (preliminary, its report too), then the T03 that
+    says it is legally authenticated: the document and its report are final, with the same
+    file; the T03 sent again is a duplicate; a T03 for a document never received files
+    nothing and says so. Was: the T03 refused, the draft left current."""
+    rows = _through(_auto(sqlite_ctx),
+                    _mdm("T02", "F", "CR-79", txa17="DI", txa19="AV", ed=PDF),
+                    _status_change("CR-79", "LA"),
+                    _status_change("CR-79", "LA").replace("RIS-Y-T03-CR-79", "RIS-Y-T03b-CR-79"),
+                    _status_change("CR-80", "AU"))
+    assert [(r.status, r.error_code) for r in rows] == [("deposited", None)] * 2 + [
+        ("duplicate", None), ("deposited", None)]
+    assert any("TXA[5]" in w and "does not hold" in w for w in rows[3].warnings)
+    filed = _filed(sqlite_ctx)
+    current = {e.type: e for e in filed if e.current}
+    assert {(t, e.version, e.status) for t, e in current.items()} == {
+        ("document", 2, "final"), ("imaging_report", 2, "final")}
+    first = next(e for e in filed if e.type == "document" and e.version == 1)
+    assert current["document"].attachment_sha256 == first.attachment_sha256
+    assert current["document"].media_type == "application/pdf"
+    assert current["imaging_report"].parent_id == current["document"].id
+    assert current["document"].details["completion_status"] == "LA"
+    assert KEY.format(n="CR-80") not in {e.key for e in filed}
