@@ -367,8 +367,8 @@ def decode_ed(msg: Message, obx: Segment,
             media = found
             said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
             note = f"{note}; {said}" if note else said
-    if media == TEXT_MEDIA_TYPE and data:
-        data, said = _utf8_text(msg, data)
+    if media in (TEXT_MEDIA_TYPE, HTML_MEDIA_TYPE) and data:
+        data, said = _utf8_text(msg, data, html=media == HTML_MEDIA_TYPE)
         if said:
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
@@ -377,28 +377,42 @@ def decode_ed(msg: Message, obx: Segment,
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
 
 
-def _utf8_text(msg: Message, data: bytes) -> tuple[bytes, str | None]:
-    """A plain-text document's bytes in UTF-8, as every text document is kept (a text ED
-    not in base64 is written out in UTF-8, ``text_bytes``). Base64 of a report typed in
-    ISO-8859-1/15 or Windows-1252 (what French LIS and RIS on Windows write, whatever MSH-18
-    says) was kept in that charset under 'text/plain', and every accented word read back as
-    UTF-8 was broken ('l\ufffdsion'). Bytes that are UTF-8 stay as sent; others are read in
-    the message's single-byte charset (MSH-18), else Windows-1252, else ISO-8859-1."""
+HTML_MEDIA_TYPE = "text/html"
+# <meta charset="iso-8859-15"> or <meta http-equiv="Content-Type" content="...; charset=...">
+_HTML_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""",
+                           re.IGNORECASE)
+
+
+def _utf8_text(msg: Message, data: bytes, html: bool = False) -> tuple[bytes, str | None]:
+    """A plain-text or HTML document's bytes in UTF-8, as every text document is kept (a
+    text ED not in base64 is written out in UTF-8, ``text_bytes``), and as it is served
+    (text/* with charset utf-8). Base64 of a report typed in ISO-8859-1/15 or Windows-1252
+    (what French LIS and RIS on Windows write, whatever MSH-18 says) was kept in that
+    charset, and every accented word read back as UTF-8 was broken ('l\ufffdsion'). Bytes
+    that are UTF-8 stay as sent; others are read in the charset an HTML document declares
+    (its meta charset, then rewritten 'utf-8'), else the message's single-byte charset
+    (MSH-18), else Windows-1252, else ISO-8859-1."""
     try:
         data.decode("utf-8")
         return data, None
     except UnicodeDecodeError:
         pass
+    meta = _HTML_CHARSET.search(data[:4096]) if html else None
+    declared = [meta.group(1).decode("ascii")] if meta is not None else []
     codecs = [msg.charset] if msg.charset.lower() not in _UTF8_NAMES else []
-    for codec in [*codecs, "cp1252", "latin-1"]:
+    for codec in [*declared, *codecs, "cp1252", "latin-1"]:
         try:
             text_ = data.decode(codec)
         except (UnicodeDecodeError, LookupError):
             continue
         if codec in codecs and any("\x80" <= c <= "\x9f" for c in text_):
             continue  # C1 controls: the text is not in that charset (cp1252's quotes)
-        return text_.encode("utf-8"), (f"text document not in UTF-8: read as {codec} "
-                                       "and kept in UTF-8")
+        out = text_.encode("utf-8")
+        if meta is not None:  # the declaration says what the bytes now are
+            start, end = meta.span(1)
+            out = data[:start].decode(codec).encode("utf-8") + b"utf-8" \
+                + data[end:].decode(codec).encode("utf-8")
+        return out, (f"text document not in UTF-8: read as {codec} and kept in UTF-8")
     return data, None  # unreachable: latin-1 reads any bytes
 
 
@@ -846,7 +860,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
                             or looks_like_xml(attachment.data)):
         header = read_cda_header(attachment.data)
         if header is None:
-            warnings.append(f"{where}: payload is not a CDA document")
+            if attachment.media_type != HTML_MEDIA_TYPE:  # an HTML report is no CDA missed
+                warnings.append(f"{where}: payload is not a CDA document")
         else:
             attachment.media_type = "text/xml"
             reason = check_patient(identity, header, where)

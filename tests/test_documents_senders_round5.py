@@ -139,3 +139,30 @@ def test_a_signature_sent_without_content_makes_the_draft_and_its_report_final(s
     assert current["imaging_report"].parent_id == current["document"].id
     assert current["document"].details["completion_status"] == "LA"
     assert KEY.format(n="CR-80") not in {e.key for e in filed}
+
+
+# -- a document in another charset than the message's --------------------------------------------
+HTML_REPORT = ("<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; "
+               "charset=windows-1252\"><title>Compte rendu</title></head><body><p>Échographie "
+               "abdominale : pas d’épanchement, vésicule alithiasique.</p></body></html>")
+
+
+@pytest.mark.parametrize("html, codec", [
+    (HTML_REPORT, "cp1252"),  # declared: its meta charset is the one read, then rewritten
+    (HTML_REPORT.replace(" http-equiv=\"Content-Type\" content=\"text/html; "
+                         "charset=windows-1252\"", "").replace("’", "'"),
+     "iso-8859-15")])  # undeclared
+def test_an_html_report_in_a_single_byte_charset_is_kept_in_utf8(html, codec):
+    """TEXT^HTML^Base64 of a report a Windows RIS wrote in Windows-1252 (or ISO-8859-15, no
+    meta charset) in a UTF-8 message: kept in UTF-8, as it is served (text/html; charset
+    utf-8), its declaration saying so. Was: kept in its charset, every accent broken
+    ('\ufffdchographie'), and said 'not a CDA document'."""
+    ed = "^TEXT^HTML^Base64^" + base64.b64encode(html.encode(codec)).decode()
+    nm = norm(_mdm("T02", "F", "CR-81", ed=ed))
+    doc, = nm.entries
+    assert doc.attachment.media_type == "text/html"
+    kept = doc.attachment.data.decode("utf-8")
+    assert "Échographie abdominale : pas d" in kept and "vésicule" in kept
+    assert kept == html.replace("windows-1252", "utf-8")
+    assert not any("not a CDA document" in w for w in nm.warnings)
+    assert any("read as" in w and "kept in UTF-8" in w for w in nm.warnings)
