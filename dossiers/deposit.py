@@ -47,6 +47,7 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    DOCUMENT_STATUS_DETAIL,
     STATUS_CHANGE_DETAIL,
     Entry,
 )
@@ -496,9 +497,10 @@ def held_replacements(conn: Connection, pairs: set[tuple[int, str]]
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
                             sources: Sequence[str] | None = None) -> None:
-    """A replacement or deletion naming a document the dossier does not hold by that key, but
-    holds under its CDA id with this number as the message's own (``message_document_id``):
-    its ``replaces_key`` becomes that document's key, and that document's versions join
+    """A replacement, deletion or status change naming a document the dossier does not hold by
+    that key, but holds under its CDA id with this number as the message's own
+    (``message_document_id``): its ``replaces_key`` (a status change's ``key``) becomes
+    that document's key, and that document's versions join
     ``stored`` (call before ``held_children``: what was read from it goes with it).
 
     Why: an MDM^T02 carrying a CDA is filed under the CDA's id, its TXA-12 kept beside it; the
@@ -514,8 +516,7 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     if sources is not None:
         _follow_unscoped_numbers(conn, stored, targets, sources)
     wanted = {(patient_id, entry.replaces_key or entry.key)
-              for patient_id, items in targets for entry, _ in items
-              if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE)}
+              for patient_id, items in targets for entry, _ in items if _names_one(entry)}
     wanted = {(p, k) for p, k in wanted if k.startswith("document|") and not stored.get((p, k))}
     if not wanted:
         return
@@ -530,10 +531,19 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     for patient_id, items in targets:
         for entry, _ in items:
             named = (patient_id, entry.replaces_key or entry.key)
-            if named in real and entry.type == DOCUMENT \
-                    and entry.action in (ACTION_REPLACE, ACTION_DELETE):
-                entry.replaces_key = real[named]
+            if named in real and _names_one(entry):
+                if entry.action == ACTION_NEW:  # a status change: it is that document
+                    entry.key = real[named]
+                else:
+                    entry.replaces_key = real[named]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
+
+
+def _names_one(entry: Entry) -> bool:
+    """A document entry naming one held (its TXA-12 may be the message's number of a document
+    filed under its CDA id): a replacement, a deletion, a status change (MDM^T03)."""
+    return entry.type == DOCUMENT and (entry.action in (ACTION_REPLACE, ACTION_DELETE)
+                                       or bool(entry.details.get(STATUS_CHANGE_DETAIL)))
 
 
 def _unscoped(key: str) -> str | None:
@@ -1145,16 +1155,17 @@ def _carry_held_document(row: dict, old) -> None:  # noqa: ANN001
 
 def _carry_children_status(doc, new_doc: dict | None, children: Sequence, ref: str,  # noqa: ANN001
                            plan: tuple, import_id: int, now: datetime) -> None:
-    """The entries read from a document in its status (the report of a preliminary PDF,
-    preliminary) follow the status change of their document: a new version in its new
-    status, under the new version of the document. Left as they were, the report of a
-    signed document stayed a draft. Entries with a status of their own (a CDA's results)
-    stay as they are."""
+    """The entries read from a document that took its status (the report of a preliminary
+    PDF, ``DOCUMENT_STATUS_DETAIL``) follow the status change of their document: a new
+    version in its new status, under the new version of the document. Left as they were,
+    the report of a signed document stayed a draft. Entries with a status of their own (a
+    CDA's results, preliminary as the CDA says) stay as they are."""
     stated, taken, latest, new_rows, supersedes = plan
     if new_doc is None or not new_doc.get("current") or new_doc.get("_withdraw"):
         return  # a duplicate (the same status again) or filed as history
     for child in children:
-        if child.key in stated or child.key in taken or child.status != doc.status \
+        if child.key in stated or child.key in taken \
+                or not (child.details or {}).get(DOCUMENT_STATUS_DETAIL) \
                 or child.status == new_doc["status"]:
             continue
         row = {c.name: getattr(child, c.name) for c in entries.columns if c.name != "id"}

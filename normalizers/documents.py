@@ -57,6 +57,7 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    DOCUMENT_STATUS_DETAIL,
     LAB_RESULT,
     STATUS_CHANGE_DETAIL,
     Attachment,
@@ -1148,6 +1149,7 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
             # was filed final, read as a signed report beside its preliminary document;
             # the signed version's report, final, is a new version of it
             entry.status = PRELIMINARY
+            entry.details[DOCUMENT_STATUS_DETAIL] = True  # a status change carries it along
         out.append(entry)
     return out
 

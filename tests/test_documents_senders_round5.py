@@ -166,3 +166,24 @@ def test_an_html_report_in_a_single_byte_charset_is_kept_in_utf8(html, codec):
     assert kept == html.replace("windows-1252", "utf-8")
     assert not any("not a CDA document" in w for w in nm.warnings)
     assert any("read as" in w and "kept in UTF-8" in w for w in nm.warnings)
+
+
+def test_a_status_change_naming_the_number_of_a_carried_cda_finds_it(sqlite_ctx):
+    """An MDM^T02 carrying a CDA (filed under its ClinicalDocument/id, TXA-12 kept beside
+    it) in progress but available (TXA-17 IP, TXA-19 AV), then the T03 naming TXA-12 alone
+    when it is legally authenticated: that document becomes final. Was (before the T03
+    was read): 'does not hold', the draft left current."""
+    from tests.test_documents_normalizer import b64, cda, mdm
+
+    sent = mdm("T02", "F", b64(cda("DOC-9"))).replace("|CISIS_CDA_HL7_V2", "|") \
+        .replace("DOC-9^Organisation-Y^1.2.250.1.999.1.7", "CR-2024-0042^RIS-Y") \
+        .replace("||||LA", "||||IP||AV")
+    signed = "\r".join(s for s in sent.split("\r") if not s.startswith("OBX")) \
+        .replace("MDM^T02", "MDM^T03").replace("|MSG-43|", "|MSG-44|") \
+        .replace("||||IP||AV", "||||LA||AV")
+    rows = _through(_auto(sqlite_ctx), sent, signed)
+    assert [(r.status, r.error_code) for r in rows] == [("deposited", None)] * 2
+    docs = [(e.key, e.version, e.status, e.current) for e in _filed(sqlite_ctx)
+            if e.type == "document"]
+    assert docs == [("document|1.2.250.1.999.1.7^DOC-9", 1, "preliminary", False),
+                    ("document|1.2.250.1.999.1.7^DOC-9", 2, "final", True)]
