@@ -1264,7 +1264,10 @@ def normalize_mdm(msg: Message, source: str,
     with content: a new version), T06 (an addendum: a new document), T08 (edit: a new
     version), T11 (cancel: delete, with or without content); the notifications T01, T03, T05,
     T07 and T09 read as their trigger with content when they carry a document
-    (tables/mdm_triggers.csv). One DOCUMENT entry per ED OBX, else one for the text lines."""
+    (tables/mdm_triggers.csv); a T03 without content stating TXA-17 is a status change of
+    the document held (``_status_change``). A document its sender says is not for patient
+    care yet is held back (``check_available``). One DOCUMENT entry per ED OBX, else one
+    for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
     identity = extract_identity(msg, single_pid(msg))

@@ -32,11 +32,12 @@ def test_a_document_unavailable_or_obsolete_for_care_is_held_back(txa19):
     assert f"({txa19.upper()})" in str(exc.value)
 
 
-@pytest.mark.parametrize("txa17", ["DI", "IP", "IN", "PA"])
+@pytest.mark.parametrize("txa17", ["DI", "IP", "IN", "PA", "DO"])
 def test_an_unauthenticated_report_is_for_care_only_when_txa19_says_available(txa17):
     """v2.5 9.6.1.19: a document is used for patient care before its authentication only
     when TXA-19 says AV. Without it (TXA-19 empty, or UN) a dictated report is held back;
-    with it, it is a preliminary version. Was: filed preliminary whatever TXA-19 said."""
+    with it, it is a preliminary version. Was: filed preliminary whatever TXA-19 said, and
+    DO (documented: received, not yet in its final form, HL7 v3 DocumentCompletion) final."""
     for txa19, where in (("", "TXA[5]-17"), ("UN", "TXA[5]-19")):
         with pytest.raises(NormalizationError) as exc:
             norm(_mdm("T02", "F", "CR-72", txa17=txa17, txa19=txa19))
@@ -45,7 +46,7 @@ def test_an_unauthenticated_report_is_for_care_only_when_txa19_says_available(tx
     assert doc.status == "preliminary"
 
 
-@pytest.mark.parametrize("txa17, txa19", [("AU", ""), ("LA", ""), ("DO", ""), ("AU", "AV")])
+@pytest.mark.parametrize("txa17, txa19", [("AU", ""), ("LA", ""), ("AU", "AV")])
 def test_an_authenticated_report_is_filed_without_txa19(txa17, txa19):
     """The CI-SIS examples send TXA-17 LA and no TXA-19: final, as before."""
     doc, = norm(_mdm("T02", "F", "CR-73", txa17=txa17, txa19=txa19)).entries
