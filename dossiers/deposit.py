@@ -207,12 +207,12 @@ class DepositResult:
     stale: int = 0  # of the duplicates: facts held as a version superseded since
     crossed: int = 0  # corrections of a result the dossier holds from another channel
     gaps: int = 0  # documents replacing a version not held, superseding an earlier one
+    # where a status change (MDM^T03, no content) names a document the dossier does not hold
+    unheld_status_changes: list[str] = field(default_factory=list)
     # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
     missing_documents: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
     deleted_replaced: list[str] = field(default_factory=list)
-    # where a status change (MDM^T03, no content) names a document the dossier does not hold
-    unheld_status_changes: list[str] = field(default_factory=list)
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
