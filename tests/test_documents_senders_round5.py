@@ -188,3 +188,17 @@ def test_a_status_change_naming_the_number_of_a_carried_cda_finds_it(sqlite_ctx)
             if e.type == "document"]
     assert docs == [("document|1.2.250.1.999.1.7^DOC-9", 1, "preliminary", False),
                     ("document|1.2.250.1.999.1.7^DOC-9", 2, "final", True)]
+
+
+def test_a_status_change_of_confidentiality_masks_the_document_held(sqlite_ctx):
+    """MDM^T03 whose TXA-18 becomes V (very restricted) for a signed report filed unmasked:
+    a new version, same file, masked from professionals. Was: refused as a notification
+    only, the report left readable by every authorised professional."""
+    masked = _status_change("CR-82", "AU").replace("|AU||AV", "|AU|V|AV")
+    rows = _through(_auto(sqlite_ctx), _mdm("T02", "F", "CR-82", txa17="AU"), masked)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    first, second = _filed(sqlite_ctx)
+    assert (first.current, first.masking) == (False, None)
+    assert (second.version, second.current, second.status) == (2, True, "final")
+    assert second.masking == {"MASQUE_PS": True}
+    assert second.attachment_sha256 == first.attachment_sha256
