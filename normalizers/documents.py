@@ -1426,6 +1426,9 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     be read for care (column care) is kept in ``ctx.held_back`` for ``check_available``."""
     completion = text(msg, first_rep(msg, txa, 17)).upper()
     row17 = _txa_statuses().get(("17", completion))
+    if completion and row17 is None:
+        warnings.append(f"{loc(txa, 17)}: document completion status {completion[:6]!r} is "
+                        "not of HL7 table 0271: the document is read as authenticated")
     if row17 is not None and row17["status"]:
         ctx.completion_status = row17["status"]
     if row17 is not None and row17["action"]:
@@ -1439,6 +1442,9 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
                         "masks nothing")
     availability = text(msg, first_rep(msg, txa, 19)).upper()
     row19 = _txa_statuses().get(("19", availability))
+    if availability and row19 is None:
+        warnings.append(f"{loc(txa, 19)}: document availability status {availability[:6]!r} "
+                        "is not of HL7 table 0273: it says nothing of the document")
     if row19 is not None and row19["action"]:
         ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row19["action"]))
     if row19 is not None and row19["care"] == "no":

@@ -202,3 +202,26 @@ def test_a_status_change_of_confidentiality_masks_the_document_held(sqlite_ctx):
     assert (second.version, second.current, second.status) == (2, True, "final")
     assert second.masking == {"MASQUE_PS": True}
     assert second.attachment_sha256 == first.attachment_sha256
+
+
+def test_no_completion_and_availability_pair_files_an_unsigned_draft_as_final():
+    """Every TXA-17 x TXA-19 of tables 0271 and 0273 (and empty, and a code of neither): a
+    document is filed final only when its completion status is authenticated (AU, LA) or
+    unstated and its availability is not UN/OB; an unauthenticated one is filed only with
+    AV, and preliminary; a cancelled one is withdrawn or refused, never filed current."""
+    for txa17 in ("", "AU", "LA", "DO", "PA", "DI", "IP", "IN", "CA", "ZZ"):
+        for txa19 in ("", "AV", "UN", "OB", "CA", "ZZ"):
+            try:
+                nm = norm(_mdm("T02", "F", "CR-83", txa17=txa17, txa19=txa19))
+            except NormalizationError as exc:
+                assert exc.code in ("MDM_NOT_AVAILABLE", "CISIS_ACTION_MISMATCH"), (txa17, txa19)
+                continue
+            doc, = nm.entries
+            assert txa19 not in ("UN", "OB") and "CA" not in (txa17, txa19), (txa17, txa19)
+            if txa17 in ("", "AU", "LA", "ZZ"):
+                assert doc.status == "final", (txa17, txa19)
+                # a code of no table is said (it was read silently)
+                assert ("ZZ" in (txa17, txa19)) == any(
+                    "'ZZ' is not of HL7 table" in w for w in nm.warnings), (txa17, txa19)
+            else:
+                assert (doc.status, txa19) == ("preliminary", "AV"), (txa17, txa19)
