@@ -1397,7 +1397,7 @@ def _status_change(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry | 
     draft in the dossier after its author signed it. None when the trigger is no status
     change, or TXA-17 states no status (empty, unknown, 'CA')."""
     trigger = _mdm_triggers().get(msg.message_type[1].strip().upper())
-    completion = _txa_statuses().get(("17", text(msg, first_rep(msg, txa, 17)).upper()))
+    completion = _txa_statuses().get(("17", id_code(msg, txa, 17)))
     if trigger is None or trigger["status_only"] != "yes" or completion is None \
             or completion["care"] not in ("yes", "if_available") \
             or decide_action(ctx.action_sources) != ACTION_NEW:
@@ -1424,7 +1424,7 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     were kept in details and the document filed final and current). TXA-18 masks the
     document in ``apply_meta``; a code of no table is said here. Whether the document may
     be read for care (column care) is kept in ``ctx.held_back`` for ``check_available``."""
-    completion = text(msg, first_rep(msg, txa, 17)).upper()
+    completion = id_code(msg, txa, 17)
     row17 = _txa_statuses().get(("17", completion))
     if completion and row17 is None:
         warnings.append(f"{loc(txa, 17)}: document completion status {completion[:6]!r} is "
@@ -1435,12 +1435,12 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
         # 'CA' (canceled, table 0271 since v2.6): the document is withdrawn, as TXA-19 'CA'
         # says it; it was filed current and final
         ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row17["action"]))
-    confidentiality = text(msg, first_rep(msg, txa, 18)).upper()
+    confidentiality = id_code(msg, txa, 18)
     if confidentiality and confidentiality_masking(confidentiality) is None:
         warnings.append(f"{loc(txa, 18)}: document confidentiality status "
                         f"{confidentiality[:6]!r} is not of HL7 table 0272 (V, R, U): it "
                         "masks nothing")
-    availability = text(msg, first_rep(msg, txa, 19)).upper()
+    availability = id_code(msg, txa, 19)
     row19 = _txa_statuses().get(("19", availability))
     if availability and row19 is None:
         warnings.append(f"{loc(txa, 19)}: document availability status {availability[:6]!r} "
@@ -1494,10 +1494,13 @@ def loinc_document_type(msg: Message, txa: Segment) -> tuple[str, str] | None:
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:
+    # TXA-17/18/19 are ID fields; engines writing every coded field as a CWE send
+    # 'V^Very restricted^HL70272': read whole, a very restricted document was filed unmasked
+    # and a dictated one ('DI^Dictated^HL70271') final (``id_code``: the first component)
     out = {"document_type": text(msg, part(comps(msg, first_rep(msg, txa, 2)), 1)),
-           "completion_status": text(msg, first_rep(msg, txa, 17)),
-           "confidentiality_status": text(msg, first_rep(msg, txa, 18)),
-           "availability_status": text(msg, first_rep(msg, txa, 19))}
+           "completion_status": id_code(msg, txa, 17),
+           "confidentiality_status": id_code(msg, txa, 18),
+           "availability_status": id_code(msg, txa, 19)}
     return {k: v for k, v in out.items() if v}
 
 

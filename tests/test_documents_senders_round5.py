@@ -225,3 +225,20 @@ def test_no_completion_and_availability_pair_files_an_unsigned_draft_as_final():
                     "'ZZ' is not of HL7 table" in w for w in nm.warnings), (txa17, txa19)
             else:
                 assert (doc.status, txa19) == ("preliminary", "AV"), (txa17, txa19)
+
+
+def test_txa_statuses_written_as_coded_elements_are_read_by_their_code():
+    """An engine writing every coded field as a CWE (v2.7+ style): TXA-17
+    'DI^Dictated^HL70271', TXA-18 'V^Very restricted^HL70272', TXA-19
+    'AV^Available for patient care^HL70273'. Was: read whole, no code of any table: the
+    dictated report filed final and the very restricted one unmasked."""
+    nm = norm(_mdm("T02", "F", "CR-84", txa17="DI^Dictated^HL70271",
+                   txa18="V^Very restricted^HL70272",
+                   txa19="AV^Available for patient care^HL70273"))
+    doc, = nm.entries
+    assert (doc.status, doc.masking.get("MASQUE_PS")) == ("preliminary", True)
+    assert doc.details["completion_status"] == "DI"
+    assert not any("not of HL7 table" in w for w in nm.warnings)
+    with pytest.raises(NormalizationError) as exc:
+        norm(_mdm("T02", "F", "CR-84", txa17="LA", txa19="UN^Unavailable^HL70273"))
+    assert exc.value.code == "MDM_NOT_AVAILABLE"
