@@ -731,7 +731,7 @@ def order_control_source(msg: Message, orc: Segment | None, cisis: bool,
                          warnings: list[str]) -> ActionSource | None:
     if orc is None:
         return None
-    code = text(msg, first_rep(msg, orc, 1)).upper()
+    code = id_code(msg, orc, 1)  # 'CA^Cancel order request^HL70119' is CA
     if not cisis:  # outside CI-SIS, ORC-1 on results is order bookkeeping ('NW', 'RE'...)
         return ActionSource(loc(orc, 1), code, None)
     action = _actions().get(("ORC-1", code))

@@ -242,3 +242,16 @@ def test_txa_statuses_written_as_coded_elements_are_read_by_their_code():
     with pytest.raises(NormalizationError) as exc:
         norm(_mdm("T02", "F", "CR-84", txa17="LA", txa19="UN^Unavailable^HL70273"))
     assert exc.value.code == "MDM_NOT_AVAILABLE"
+
+
+def test_an_order_control_written_as_a_coded_element_speaks_for_the_action():
+    """CI-SIS ORU whose ORC-1 is 'CA^Cancel order request^HL70119' (deletion) while OBX-11
+    says F (new): the two disagree, refused naming both. Was: ORC-1 read whole, 'not
+    NW/RO/CA', ignored with a warning, and the document filed as new."""
+    from tests.test_documents_normalizer import b64, cda, oru
+
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru("CA^Cancel order request^HL70119", "F", b64(cda("DOC-3"))))
+    assert exc.value.code == "CISIS_ACTION_MISMATCH" and "ORC[4]-1" in exc.value.location
+    doc, = norm(oru("NW^New order^HL70119", "F", b64(cda("DOC-3")))).entries
+    assert doc.action == "new"
