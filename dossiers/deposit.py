@@ -46,7 +46,15 @@ from dossiers.db import allocate_ids, bulk_insert, insert_values
 from dossiers.report_reissue import is_reissue, reissued_report
 from dossiers.schema import entries, imports, provenance
 from dossiers.versions import versions_of
-from normalizers.model import ACTION_DELETE, ACTION_NEW, ACTION_REPLACE, DOCUMENT, Entry
+from normalizers.model import (
+    ACTION_DELETE,
+    ACTION_NEW,
+    ACTION_REPLACE,
+    DOCUMENT,
+    DOCUMENT_STATUS_DETAIL,
+    STATUS_CHANGE_DETAIL,
+    Entry,
+)
 from normalizers.tabledata import read_csv_rows
 
 _COMPARED = ("status", "code", "system", "value", "value_num", "comparator", "unit",
@@ -203,6 +211,8 @@ class DepositResult:
     stale: int = 0  # of the duplicates: facts held as a version superseded since
     crossed: int = 0  # corrections of a result the dossier holds from another channel
     gaps: int = 0  # documents replacing a version not held, superseding an earlier one
+    # where a status change (MDM^T03, no content) names a document the dossier does not hold
+    unheld_status_changes: list[str] = field(default_factory=list)
     # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
     missing_documents: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
@@ -524,9 +534,10 @@ def held_replacements(conn: Connection, pairs: set[tuple[int, str]]
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
                             sources: Sequence[str] | None = None) -> None:
-    """A replacement or deletion naming a document the dossier does not hold by that key, but
-    holds under its CDA id with this number as the message's own (``message_document_id``):
-    its ``replaces_key`` becomes that document's key, and that document's versions join
+    """A replacement, deletion or status change naming a document the dossier does not hold by
+    that key, but holds under its CDA id with this number as the message's own
+    (``message_document_id``): its ``replaces_key`` (a status change's ``key``) becomes
+    that document's key, and that document's versions join
     ``stored`` (call before ``held_children``: what was read from it goes with it).
 
     Why: an MDM^T02 carrying a CDA is filed under the CDA's id, its TXA-12 kept beside it; the
@@ -542,8 +553,7 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     if sources is not None:
         _follow_unscoped_numbers(conn, stored, targets, sources)
     wanted = {(patient_id, entry.replaces_key or entry.key)
-              for patient_id, items in targets for entry, _ in items
-              if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE)}
+              for patient_id, items in targets for entry, _ in items if _names_one(entry)}
     wanted = {(p, k) for p, k in wanted if k.startswith("document|") and not stored.get((p, k))}
     if not wanted:
         return
@@ -558,10 +568,19 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     for patient_id, items in targets:
         for entry, _ in items:
             named = (patient_id, entry.replaces_key or entry.key)
-            if named in real and entry.type == DOCUMENT \
-                    and entry.action in (ACTION_REPLACE, ACTION_DELETE):
-                entry.replaces_key = real[named]
+            if named in real and _names_one(entry):
+                if entry.action == ACTION_NEW:  # a status change: it is that document
+                    entry.key = real[named]
+                else:
+                    entry.replaces_key = real[named]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
+
+
+def _names_one(entry: Entry) -> bool:
+    """A document entry naming one held (its TXA-12 may be the message's number of a document
+    filed under its CDA id): a replacement, a deletion, a status change (MDM^T03)."""
+    return entry.type == DOCUMENT and (entry.action in (ACTION_REPLACE, ACTION_DELETE)
+                                       or bool(entry.details.get(STATUS_CHANGE_DETAIL)))
 
 
 def _unscoped(key: str) -> str | None:
@@ -902,6 +921,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     message_facts: dict[str, dict] = {}  # fact -> the row of this message first stating it
     parents = {e.parent_key for e, _ in items if e.parent_key}  # keys others hang from
     carried = {e.key for e, _ in items if e.type == DOCUMENT}  # entries read from one: its channel
+    status_changed: list[tuple[object, str, str]] = []  # (document held, key, source_ref)
 
     if item_facts is None:
         item_facts = entry_facts(items)
@@ -915,6 +935,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                 replaced_docs.append((old, entry.source_ref))
         else:
             old = held.get(entry.key)
+            if entry.type == DOCUMENT and entry.details.get(STATUS_CHANGE_DETAIL):
+                if old is None or old.status == "withdrawn":
+                    # nothing to change: never received, held back (not for care yet),
+                    # or withdrawn; filing it would make an empty current document
+                    result.unheld_status_changes.append(entry.source_ref)
+                    continue
+                _carry_held_document(row, old)
+                status_changed.append((old, entry.key, entry.source_ref))
             if old is not None and entry.details.get("value_held"):
                 _carry_held_value(row, old)
             if old is not None and not row["masking"] and old.masking:
@@ -1162,6 +1190,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             taken[child.key] = row
             new_rows.append(row)
             supersedes.append((row, child.id))
+    for doc, key, ref in status_changed:
+        _carry_children_status(doc, taken.get(key), children.get(doc.id, ()), ref,
+                               (stated, taken, latest, new_rows, supersedes), import_id, now)
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
@@ -1188,6 +1219,46 @@ def _carry_held_value(row: dict, old) -> None:  # noqa: ANN001
     row["details"] = {**(old.details or {}), **(row["details"] or {})}
     if row["effective"] == old.effective:
         row["fact"] = old.fact
+
+
+# What a document's content is made of: a status change sent without it (MDM^T03) keeps the
+# held version's.
+_DOCUMENT_COLUMNS = ("code", "system", "display", "mapped", "value_type", "effective",
+                     "issued", "performer", "attachment_sha256", "media_type", "fact")
+
+
+def _carry_held_document(row: dict, old) -> None:  # noqa: ANN001
+    """A document whose status alone changes (MDM^T03, v2.5 9.3.3: TXA-17 from
+    pre-authenticated to authenticated, no content sent): the new version is the held
+    one's content, code, dates and details (updated by the new TXA's) in the new status. A
+    resend of the same status is then the same entry: a duplicate."""
+    for column in _DOCUMENT_COLUMNS:
+        row[column] = getattr(old, column)
+    row["details"] = {**(old.details or {}), **(row["details"] or {})}
+
+
+def _carry_children_status(doc, new_doc: dict | None, children: Sequence, ref: str,  # noqa: ANN001
+                           plan: tuple, import_id: int, now: datetime) -> None:
+    """The entries read from a document that took its status (the report of a preliminary
+    PDF, ``DOCUMENT_STATUS_DETAIL``) follow the status change of their document: a new
+    version in its new status, under the new version of the document. Left as they were,
+    the report of a signed document stayed a draft. Entries with a status of their own (a
+    CDA's results, preliminary as the CDA says) stay as they are."""
+    stated, taken, latest, new_rows, supersedes = plan
+    if new_doc is None or not new_doc.get("current") or new_doc.get("_withdraw"):
+        return  # a duplicate (the same status again) or filed as history
+    for child in children:
+        if child.key in stated or child.key in taken \
+                or not (child.details or {}).get(DOCUMENT_STATUS_DETAIL) \
+                or child.status == new_doc["status"]:
+            continue
+        row = {c.name: getattr(child, c.name) for c in entries.columns if c.name != "id"}
+        row.update(status=new_doc["status"], import_id=import_id, created_at=now,
+                   version=latest.get(child.key, child.version) + 1, current=True,
+                   _parent_key=new_doc["key"], _ref=ref)
+        taken[child.key] = row
+        new_rows.append(row)
+        supersedes.append((row, child.id))
 
 
 def _replaced_away(stored: dict[tuple[int, str], list], patient_id: int,

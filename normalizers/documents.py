@@ -58,7 +58,9 @@ from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
     DOCUMENT,
+    DOCUMENT_STATUS_DETAIL,
     LAB_RESULT,
+    STATUS_CHANGE_DETAIL,
     Attachment,
     Entry,
     NormalizationError,
@@ -367,8 +369,8 @@ def decode_ed(msg: Message, obx: Segment,
             media = found
             said = f"media type {found} taken from the content (ED.2/ED.3 do not name it)"
             note = f"{note}; {said}" if note else said
-    if media == TEXT_MEDIA_TYPE and data:
-        data, said = _utf8_text(msg, data)
+    if media in (TEXT_MEDIA_TYPE, HTML_MEDIA_TYPE) and data:
+        data, said = _utf8_text(msg, data, html=media == HTML_MEDIA_TYPE)
         if said:
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
@@ -377,28 +379,42 @@ def decode_ed(msg: Message, obx: Segment,
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
 
 
-def _utf8_text(msg: Message, data: bytes) -> tuple[bytes, str | None]:
-    """A plain-text document's bytes in UTF-8, as every text document is kept (a text ED
-    not in base64 is written out in UTF-8, ``text_bytes``). Base64 of a report typed in
-    ISO-8859-1/15 or Windows-1252 (what French LIS and RIS on Windows write, whatever MSH-18
-    says) was kept in that charset under 'text/plain', and every accented word read back as
-    UTF-8 was broken ('l\ufffdsion'). Bytes that are UTF-8 stay as sent; others are read in
-    the message's single-byte charset (MSH-18), else Windows-1252, else ISO-8859-1."""
+HTML_MEDIA_TYPE = "text/html"
+# <meta charset="iso-8859-15"> or <meta http-equiv="Content-Type" content="...; charset=...">
+_HTML_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""",
+                           re.IGNORECASE)
+
+
+def _utf8_text(msg: Message, data: bytes, html: bool = False) -> tuple[bytes, str | None]:
+    """A plain-text or HTML document's bytes in UTF-8, as every text document is kept (a
+    text ED not in base64 is written out in UTF-8, ``text_bytes``), and as it is served
+    (text/* with charset utf-8). Base64 of a report typed in ISO-8859-1/15 or Windows-1252
+    (what French LIS and RIS on Windows write, whatever MSH-18 says) was kept in that
+    charset, and every accented word read back as UTF-8 was broken ('l\ufffdsion'). Bytes
+    that are UTF-8 stay as sent; others are read in the charset an HTML document declares
+    (its meta charset, then rewritten 'utf-8'), else the message's single-byte charset
+    (MSH-18), else Windows-1252, else ISO-8859-1."""
     try:
         data.decode("utf-8")
         return data, None
     except UnicodeDecodeError:
         pass
+    meta = _HTML_CHARSET.search(data[:4096]) if html else None
+    declared = [meta.group(1).decode("ascii")] if meta is not None else []
     codecs = [msg.charset] if msg.charset.lower() not in _UTF8_NAMES else []
-    for codec in [*codecs, "cp1252", "latin-1"]:
+    for codec in [*declared, *codecs, "cp1252", "latin-1"]:
         try:
             text_ = data.decode(codec)
         except (UnicodeDecodeError, LookupError):
             continue
         if codec in codecs and any("\x80" <= c <= "\x9f" for c in text_):
             continue  # C1 controls: the text is not in that charset (cp1252's quotes)
-        return text_.encode("utf-8"), (f"text document not in UTF-8: read as {codec} "
-                                       "and kept in UTF-8")
+        out = text_.encode("utf-8")
+        if meta is not None:  # the declaration says what the bytes now are
+            start, end = meta.span(1)
+            out = data[:start].decode(codec).encode("utf-8") + b"utf-8" \
+                + data[end:].decode(codec).encode("utf-8")
+        return out, (f"text document not in UTF-8: read as {codec} and kept in UTF-8")
     return data, None  # unreachable: latin-1 reads any bytes
 
 
@@ -716,7 +732,7 @@ def order_control_source(msg: Message, orc: Segment | None, cisis: bool,
                          warnings: list[str]) -> ActionSource | None:
     if orc is None:
         return None
-    code = text(msg, first_rep(msg, orc, 1)).upper()
+    code = id_code(msg, orc, 1)  # 'CA^Cancel order request^HL70119' is CA
     if not cisis:  # outside CI-SIS, ORC-1 on results is order bookkeeping ('NW', 'RE'...)
         return ActionSource(loc(orc, 1), code, None)
     action = _actions().get(("ORC-1", code))
@@ -820,6 +836,8 @@ class DocumentContext:
     fallback_where: str = ""  # where fallback_id was read ('TXA[5]-12'), for an MDM
     parent_where: str = ""  # where parent_id was read ('TXA[5]-13')
     completion_status: str | None = None  # from TXA-17 (tables/txa_statuses.csv)
+    # (location, why) when TXA-17/TXA-19 say the document is not for patient care yet
+    held_back: tuple[str, str] | None = None
     # TXA-2 when it is a LOINC document type (CI-SIS: '18748-4'): (code, display)
     document_type: tuple[str, str] | None = None
 
@@ -844,7 +862,8 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
                             or looks_like_xml(attachment.data)):
         header = read_cda_header(attachment.data)
         if header is None:
-            warnings.append(f"{where}: payload is not a CDA document")
+            if attachment.media_type != HTML_MEDIA_TYPE:  # an HTML report is no CDA missed
+                warnings.append(f"{where}: payload is not a CDA document")
         else:
             attachment.media_type = "text/xml"
             reason = check_patient(identity, header, where)
@@ -1093,6 +1112,7 @@ def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
 
 
 PDF_MEDIA_TYPE = "application/pdf"
+PRELIMINARY = "preliminary"  # tables/result_status.csv, tables/txa_statuses.csv
 
 
 def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...],
@@ -1125,6 +1145,12 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
         entry.parent_key = document.key
         entry.source_ref = f"{where} (PDF)"
         entry.masking = dict(document.masking)
+        if document.status == PRELIMINARY:
+            # a draft's report is a draft (TXA-17 DI/IP/IN/PA with TXA-19 AV, OBX-11 P): it
+            # was filed final, read as a signed report beside its preliminary document;
+            # the signed version's report, final, is a new version of it
+            entry.status = PRELIMINARY
+            entry.details[DOCUMENT_STATUS_DETAIL] = True  # a status change carries it along
         out.append(entry)
     return out
 
@@ -1239,7 +1265,10 @@ def normalize_mdm(msg: Message, source: str,
     with content: a new version), T06 (an addendum: a new document), T08 (edit: a new
     version), T11 (cancel: delete, with or without content); the notifications T01, T03, T05,
     T07 and T09 read as their trigger with content when they carry a document
-    (tables/mdm_triggers.csv). One DOCUMENT entry per ED OBX, else one for the text lines."""
+    (tables/mdm_triggers.csv); a T03 without content stating TXA-17 is a status change of
+    the document held (``_status_change``). A document its sender says is not for patient
+    care yet is held back (``check_available``). One DOCUMENT entry per ED OBX, else one
+    for the text lines."""
     warnings: list[str] = []
     lid = logical_id(msg)
     pid = single_pid(msg)
@@ -1305,8 +1334,11 @@ def normalize_mdm(msg: Message, source: str,
                         or decide_action(ctx.action_sources) == ACTION_DELETE):
         # T11, or a status change whose TXA-19 says CA: the document TXA-12 names is withdrawn
         entries.append(_cancelled(msg, txa, ctx))
+    elif not entries and (changed := _status_change(msg, txa, ctx)) is not None:
+        entries.append(changed)  # T03: the held document, in the status TXA-17 says
     else:
         mdm_trigger_checks(msg, bool(entries), warnings)
+    check_available(ctx, entries)
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
                   and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
     if not entries and referenced:
@@ -1359,6 +1391,28 @@ def _cancelled(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry:
                  action=ACTION_DELETE, replaces_key=key, details=dict(ctx.details))
 
 
+def _status_change(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry | None:
+    """MDM^T03 without content (v2.5 9.3.3, 'a document is authenticated': its TXA-17 goes
+    from pre-authenticated to authenticated): the document TXA-12 names, in the status its
+    TXA-17 says (final, or preliminary), no content; deposit makes it a new version of the
+    document held with that content (nothing is filed when none is held). It was refused
+    as a notification only (MDM_NOTIFICATION_ONLY): a report filed preliminary stayed a
+    draft in the dossier after its author signed it. None when the trigger is no status
+    change, or TXA-17 states no status (empty, unknown, 'CA')."""
+    trigger = _mdm_triggers().get(msg.message_type[1].strip().upper())
+    completion = _txa_statuses().get(("17", id_code(msg, txa, 17)))
+    if trigger is None or trigger["status_only"] != "yes" or completion is None \
+            or completion["care"] not in ("yes", "if_available") \
+            or decide_action(ctx.action_sources) != ACTION_NEW:
+        return None
+    if not ctx.fallback_id:
+        _no_document_number(ctx)
+    return Entry(type=DOCUMENT, key=f"document|{ctx.fallback_id}", source_ref=loc(txa),
+                 status=ctx.completion_status or "final", effective=ctx.effective,
+                 issued=ctx.issued, performer=ctx.performer, action=ACTION_NEW,
+                 details={**ctx.details, STATUS_CHANGE_DETAIL: True})
+
+
 @cache
 def _txa_statuses() -> dict[tuple[str, str], dict[str, str]]:
     return {(row["field"], row["code"]): row for row in table("txa_statuses")}
@@ -1371,30 +1425,58 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
     preliminary document, and an availability 'CA' (deleted) withdraws the document, as a
     status change notification says it, as does a completion status 'CA' (canceled) (both
     were kept in details and the document filed final and current). TXA-18 masks the
-    document in ``apply_meta``; a code of no table is said here. An availability 'UN' or
-    'OB' is filed as sent, with a warning."""
-    completion = text(msg, first_rep(msg, txa, 17)).upper()
-    row = _txa_statuses().get(("17", completion))
-    if row is not None and row["status"]:
-        ctx.completion_status = row["status"]
-    if row is not None and row["action"]:
+    document in ``apply_meta``; a code of no table is said here. Whether the document may
+    be read for care (column care) is kept in ``ctx.held_back`` for ``check_available``."""
+    completion = id_code(msg, txa, 17)
+    row17 = _txa_statuses().get(("17", completion))
+    if completion and row17 is None:
+        warnings.append(f"{loc(txa, 17)}: document completion status {completion[:6]!r} is "
+                        "not of HL7 table 0271: the document is read as authenticated")
+    if row17 is not None and row17["status"]:
+        ctx.completion_status = row17["status"]
+    if row17 is not None and row17["action"]:
         # 'CA' (canceled, table 0271 since v2.6): the document is withdrawn, as TXA-19 'CA'
         # says it; it was filed current and final
-        ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row["action"]))
-    confidentiality = text(msg, first_rep(msg, txa, 18)).upper()
+        ctx.action_sources.append(ActionSource(loc(txa, 17), completion, row17["action"]))
+    confidentiality = id_code(msg, txa, 18)
     if confidentiality and confidentiality_masking(confidentiality) is None:
         warnings.append(f"{loc(txa, 18)}: document confidentiality status "
                         f"{confidentiality[:6]!r} is not of HL7 table 0272 (V, R, U): it "
                         "masks nothing")
-    availability = text(msg, first_rep(msg, txa, 19)).upper()
-    row = _txa_statuses().get(("19", availability))
-    if row is None:
+    availability = id_code(msg, txa, 19)
+    row19 = _txa_statuses().get(("19", availability))
+    if availability and row19 is None:
+        warnings.append(f"{loc(txa, 19)}: document availability status {availability[:6]!r} "
+                        "is not of HL7 table 0273: it says nothing of the document")
+    if row19 is not None and row19["action"]:
+        ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row19["action"]))
+    if row19 is not None and row19["care"] == "no":
+        # UN, OB: filed current (with a warning), a professional read a document its sender
+        # says is not for patient care (a draft, a replaced version) as any other
+        ctx.held_back = (loc(txa, 19), f"the document is sent as {row19['meaning']} "
+                                       f"({availability})")
+    elif row17 is not None and row17["care"] == "if_available" \
+            and (row19 is None or row19["care"] != "yes"):
+        # v2.5 9.6.1.19: a document is used for care before it is authenticated only when
+        # TXA-19 says AV; a dictated report without it was filed as a preliminary version
+        ctx.held_back = (loc(txa, 17), f"the document is {row17['meaning']} ({completion}), "
+                                       "not authenticated, and TXA-19 does not make it "
+                                       "available for patient care (AV)")
+
+
+def check_available(ctx: DocumentContext, entries: list[Entry]) -> None:
+    """MDM_NOT_AVAILABLE: the sender says its document is not for patient care yet (TXA-19
+    UN or OB, or TXA-17 short of authenticated without TXA-19 AV): nothing is filed, and
+    a version the dossier holds stays as it is. The document is filed when the sender sends
+    it available (MDM^T04 or T08 with its content, TXA-17 AU/LA, or TXA-19 AV: then a
+    preliminary version the authenticated one replaces). A cancel or a deletion is not held
+    back: it withdraws, whatever the status of what it withdraws."""
+    if ctx.held_back is None or all(e.action == ACTION_DELETE for e in entries):
         return
-    if row["action"]:
-        ctx.action_sources.append(ActionSource(loc(txa, 19), availability, row["action"]))
-    elif availability != "AV":
-        warnings.append(f"{loc(txa, 19)}: the document is sent as {row['meaning']} "
-                        f"({availability}); filed as sent")
+    where, why = ctx.held_back
+    raise NormalizationError(
+        "MDM_NOT_AVAILABLE", f"{where}: {why}: not for patient care yet, nothing filed (the "
+        "document is filed once sent available, with its content: MDM^T04 or T08)", where)
 
 
 _LOINC_FORM = re.compile(r"\d{1,7}-\d")
@@ -1415,10 +1497,13 @@ def loinc_document_type(msg: Message, txa: Segment) -> tuple[str, str] | None:
 
 
 def _txa_details(msg: Message, txa: Segment) -> dict[str, Any]:
+    # TXA-17/18/19 are ID fields; engines writing every coded field as a CWE send
+    # 'V^Very restricted^HL70272': read whole, a very restricted document was filed unmasked
+    # and a dictated one ('DI^Dictated^HL70271') final (``id_code``: the first component)
     out = {"document_type": text(msg, part(comps(msg, first_rep(msg, txa, 2)), 1)),
-           "completion_status": text(msg, first_rep(msg, txa, 17)),
-           "confidentiality_status": text(msg, first_rep(msg, txa, 18)),
-           "availability_status": text(msg, first_rep(msg, txa, 19))}
+           "completion_status": id_code(msg, txa, 17),
+           "confidentiality_status": id_code(msg, txa, 18),
+           "availability_status": id_code(msg, txa, 19)}
     return {k: v for k, v in out.items() if v}
 
 

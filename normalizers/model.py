@@ -20,6 +20,12 @@ DOCUMENT = "document"
 ACTION_NEW = "new"
 ACTION_REPLACE = "replace"
 ACTION_DELETE = "delete"
+# details key of a document entry stating a status only, no content (MDM^T03): deposit files
+# it as a new version of the document held, that content carried over
+STATUS_CHANGE_DETAIL = "status_change"
+# details key of an entry read from a document whose status is its document's (the report
+# read from a preliminary PDF): a status change of the document changes it too
+DOCUMENT_STATUS_DETAIL = "status_of_document"
 
 
 @dataclass(slots=True)

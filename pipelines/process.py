@@ -820,6 +820,11 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "
                         "is kept in the history, not filed as current")
+    for where in result.unheld_status_changes[:5]:
+        warnings.append(f"{where}: a status change (MDM^T03, no content) of a document the "
+                        "dossier does not hold (never received, held back as not for patient "
+                        "care yet, or withdrawn): nothing filed; the document is filed when "
+                        "its sender sends it with its content (MDM^T04 or T08)")
     if result.gaps:
         warnings.append(f"{result.gaps} document(s) replace a version the dossier does not "
                         "hold (relatedDocument RPLC): the earlier version of the set it holds "

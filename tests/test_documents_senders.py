@@ -274,8 +274,10 @@ def _mdm(trigger: str, txa12: str = "CR-100^RIS-Y", txa13: str = "", cisis: bool
 
 @pytest.mark.parametrize("trigger", ["T01", "T03", "T05", "T07", "T09"])
 def test_a_notification_without_its_document_says_so(trigger):
+    # T03 with a TXA-17 (here AU) changes the status of the document held (round 5): the
+    # notification only is a T03 stating none
     with pytest.raises(NormalizationError) as exc:
-        norm(_mdm(trigger, content=None))
+        norm(_with_txa(_mdm(trigger, content=None), 17, ""))
     assert (exc.value.code, exc.value.location) == ("MDM_NOTIFICATION_ONLY", "MSH-9")
     assert f"MDM^{trigger}" in str(exc.value)
 
@@ -346,10 +348,12 @@ def test_a_status_change_to_cancelled_withdraws_the_document(sqlite_ctx):
     assert exc.value.code == "CISIS_ACTION_MISMATCH" and "TXA[5]-19" in exc.value.location
 
 
-def test_unavailable_for_patient_care_is_filed_with_a_warning():
-    nm = norm(_with_txa(_mdm("T02"), 19, "UN"))
-    assert _doc(nm).details["availability_status"] == "UN"
-    assert any(w.startswith("TXA[5]-19:") for w in nm.warnings)
+def test_unavailable_for_patient_care_is_held_back():
+    # was filed (current, final) with a warning: v2.5 9.6.1.19, a document not available
+    # for patient care is not one a professional may read (round 5: MDM_NOT_AVAILABLE)
+    with pytest.raises(NormalizationError) as exc:
+        norm(_with_txa(_mdm("T02"), 19, "UN"))
+    assert (exc.value.code, exc.value.location) == ("MDM_NOT_AVAILABLE", "TXA[5]-19")
 
 
 def test_a_txa_12_that_is_not_the_cda_id_is_said():
