@@ -21,9 +21,11 @@ Mapping decisions (the tables are in dossiers/tables/):
   Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
   MedicationStatement, or MedicationRequest when prescribed or intended (CDA moodCode INT,
-  RQO...: details.mood), with its dosage in words and its timing structured (frequency,
-  period, EIVL event as 'when', duration); immunization -> Immunization (lot, dose number,
-  route, dose, why not done); procedure -> Procedure;
+  RQO...: details.mood), or MedicationDispense when a pharmacy handed it out
+  (details.dispensed: quantity, pharmacist and pharmacy, the posology given with it, the
+  prescription as authorizingPrescription), with its dosage in words and its timing
+  structured (frequency, period, EIVL event as 'when', duration); immunization ->
+  Immunization (lot, dose number, route, dose, why not done); procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
   plan -> ServiceRequest (intent from the CDA moodCode); device -> DeviceUseStatement and
   the Device it points at; encounter -> Encounter (class from an ActEncounterCode, else
@@ -295,6 +297,10 @@ def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
         return resource
     if resource == "MedicationStatement" and str(details.get("mood") or "EVN").upper() != "EVN":
         return "MedicationRequest"
+    if resource == "MedicationStatement" and details.get("dispensed") is True:
+        # handed out by a pharmacy (CDA supply EVN: eDISP, IHE Pharm DIS, C-CDA Medication
+        # Dispense): what the pharmacist gave, not a statement that the patient takes it
+        return "MedicationDispense"
     if resource == "ServiceRequest" and details.get("planned") == "medication":
         # a medication to start (plan of care): R4 reserves ServiceRequest for services
         return "MedicationRequest"
@@ -1628,7 +1634,7 @@ def _patient_resource(patient: Mapping) -> dict:
 _NOTE_DETAILS = ("comments", "exam_comments", "concern_comments")
 # Resources with a 'note' (R4) besides Observation, which always has its list.
 _NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement",
-                    "MedicationRequest", "Immunization",
+                    "MedicationRequest", "MedicationDispense", "Immunization",
                     "Procedure", "FamilyMemberHistory", "ServiceRequest",
                     "DeviceUseStatement"})
 
@@ -1972,6 +1978,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["effectivePeriod"] = {"start": low, "end": high}
         else:
             res["effectiveDateTime"] = effective
+    elif resource == "MedicationDispense":
+        _dispense(res, entry, details, subject, base_url)
     elif resource == "Immunization":
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "completed",
@@ -2078,6 +2086,51 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     if security:
         res["meta"] = {"security": security}
     return res
+
+
+_DISPENSED_QUANTITY = re.compile(r"\s*([+-]?\d+(?:[.,]\d+)?)(?:\s+(\S+))?\s*")
+
+
+def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
+              base_url: str) -> None:
+    """A dispense as a MedicationDispense (R4): the product, how many were handed out
+    (details.dispensed_quantity, '2 30009000': the unit UCUM only when our table says so,
+    an EDQM or CIP packaging code is no UCUM), when (whenHandedOver), by whom (the
+    pharmacist and the pharmacy, details.dispensed_by), the posology handed out with it
+    (details.dosage, IHE Pharm Dosage Instructions). It was a MedicationStatement, which
+    says the patient takes a drug, with the quantity, the pharmacy and the posology
+    dropped."""
+    res.update(status=fhir_status(entry.get("status"), "MedicationDispense") or "unknown",
+               medicationCodeableConcept=_concept(entry, base_url, "medication", details),
+               subject=subject, whenHandedOver=fhir_datetime(entry.get("effective")),
+               performer=_dispensers(details.get("dispensed_by")))
+    m = _DISPENSED_QUANTITY.fullmatch(str(details.get("dispensed_quantity") or ""))
+    if m is not None:
+        res["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")), m.group(2), None)
+    dosing = details.get("dosage")
+    if isinstance(dosing, Mapping) and dosing:
+        res["dosageInstruction"] = _sited(_dosages(dosing, base_url), dosing, base_url)
+    lot = _text(details.get("lot_number"))
+    if lot:  # R4 holds a lot on a Medication only: said in words rather than dropped
+        res["note"] = [{"text": f"lot: {lot}"}]
+
+
+def _dispensers(party: Any) -> list[dict]:  # noqa: ANN401
+    """MedicationDispense.performer: the pharmacist (a Practitioner by idNatPS) and the
+    pharmacy (an Organization by its idNatSt, with its name); R4's performer has no
+    onBehalfOf, so each is a performer of its own."""
+    if not isinstance(party, Mapping):
+        return []
+    ids = [i for i in party.get("ids") or () if _text(i)]
+    person = _performer(ids[0]) if ids else None
+    orgs = [i for i in party.get("organization") or () if _text(i)]
+    org = (_performer(orgs[0]) if orgs else None) or {}
+    name = _text(party.get("organization_name"))
+    if name:
+        org = {**org, "display": name}
+    if org and "identifier" in org:
+        org = {"type": "Organization", **org}
+    return [{"actor": a} for a in (person, org) if a]
 
 
 # A plan's CDA moodCode -> ServiceRequest.intent (a goal, a promise: a plan of care's)
@@ -2696,7 +2749,7 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
         elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
             if mine["resourceType"] in ("Observation", "MedicationStatement"):
                 mine.setdefault("derivedFrom", []).append(ref)
-            elif mine["resourceType"] == "MedicationRequest":
+            elif mine["resourceType"] in ("MedicationRequest", "MedicationDispense"):
                 mine.setdefault("supportingInformation", []).append(ref)
             elif mine["resourceType"] == "Condition":
                 mine.setdefault("evidence", []).append({"detail": [ref]})
@@ -2910,7 +2963,8 @@ def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
 _REFERENCED_BY = {"DocumentReference": ("context.related", False),
                   "Procedure": ("report", True), "Observation": ("derivedFrom", True),
                   "Condition": ("evidence", False), "MedicationStatement": ("derivedFrom", False),
-                  "MedicationRequest": ("supportingInformation", False)}
+                  "MedicationRequest": ("supportingInformation", False),
+                  "MedicationDispense": ("supportingInformation", False)}
 
 
 def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
@@ -2951,24 +3005,28 @@ def _link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
                         extras: dict[str, dict], subject: dict, base_url: str) -> None:
     """The prescription a dispense fulfils (details.prescription, CDA eDISP / IHE Pharm
     DIS: the prescription item's id, the prescription document by XCRPT) -> the
-    MedicationStatement's basedOn (the MedicationRequest by its identifier) and derivedFrom
-    (the document). It was read by the CDA round and dropped here: a pharmacist's dispense
-    named no prescription. (A MedicationDispense resource would say it better: not yet.)"""
+    MedicationDispense's authorizingPrescription (the MedicationRequest by its identifier)
+    and supportingInformation (the document); a MedicationStatement's basedOn and
+    derivedFrom. It was read by the CDA round and dropped here: a pharmacist's dispense
+    named no prescription."""
+    elements = {"MedicationDispense": ("authorizingPrescription", "supportingInformation"),
+                "MedicationStatement": ("basedOn", "derivedFrom")}
     for e in kept:
         details = _json(e.get("details"))
         said = details.get("prescription") if isinstance(details, Mapping) else None
         mine = resources[e["id"]]
-        if not isinstance(said, Mapping) or mine["resourceType"] != "MedicationStatement":
+        if not isinstance(said, Mapping) or mine["resourceType"] not in elements:
             continue
+        based_on, derived_from = elements[mine["resourceType"]]
         item = _entity_identifier(said.get("item"))
         if item is not None:
-            mine.setdefault("basedOn", []).append({"type": "MedicationRequest",
-                                                   "identifier": item})
+            mine.setdefault(based_on, []).append({"type": "MedicationRequest",
+                                                  "identifier": item})
         for ref in said.get("documents") or ():
             found = _external_reference(ref, e, details, subject, base_url, extras) \
                 if isinstance(ref, Mapping) else None
-            if found is not None and found not in mine.get("derivedFrom", ()):
-                mine.setdefault("derivedFrom", []).append(found)
+            if found is not None and found not in mine.get(derived_from, ()):
+                mine.setdefault(derived_from, []).append(found)
 
 
 def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject: dict,

@@ -52,6 +52,8 @@ STATUSES = {
                             "on-hold", "unknown", "not-taken"},
     "MedicationRequest": {"active", "on-hold", "cancelled", "completed", "entered-in-error",
                           "stopped", "draft", "unknown"},
+    "MedicationDispense": {"preparation", "in-progress", "cancelled", "on-hold", "completed",
+                           "entered-in-error", "stopped", "declined", "unknown"},
     "Immunization": {"completed", "entered-in-error", "not-done"},
     "Procedure": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                   "entered-in-error", "unknown"},
