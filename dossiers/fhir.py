@@ -182,6 +182,7 @@ ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 APPROACH_SITE = "approach site (CDA approachSiteCode)"
 OTHER_VALUES = "further values sent (OBX-5 repeated)"
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 
 # FHIR R4 primitive formats (what the validators check)
 _FHIR_DATETIME = re.compile(
@@ -283,6 +284,20 @@ def _fr_core_ins() -> dict[str, tuple[str, str]]:
     INS by FR Core's coded type (identifier[INS-NIR]), not by a text (fhir_ins_identifiers.csv)."""
     return {r["kind"]: (r["type_code"], r["use"])
             for r in read_csv_rows(TABLES / "fhir_ins_identifiers.csv")}
+
+
+@cache
+def _ins_tags() -> dict[str, str]:
+    """INS kind -> the v3-ActReason tag its Patient carries (HTEST: a test or demo INS)."""
+    return {r["kind"]: r["tag"] for r in read_csv_rows(TABLES / "fhir_ins_identifiers.csv")
+            if r.get("tag")}
+
+
+@cache
+def _patient_identifier_types() -> dict[str, str]:
+    """CX.5 code -> its v2-0203 display, for a local id typed with FHIR's CodeSystem."""
+    return {r["code"]: r["display"]
+            for r in read_csv_rows(TABLES / "fhir_patient_identifier_types.csv")}
 
 
 def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
@@ -1606,26 +1621,61 @@ def _document_orders(entry: Mapping, details: Mapping, subject: dict,
 
 
 # -- resources --------------------------------------------------------------------------------
-def _patient_resource(patient: Mapping) -> dict:
+def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> dict:
+    """The Patient as FR Core reads it: the INS typed (fhir_ins_identifiers.csv; a test or
+    demo INS tags the Patient HTEST), the local ids (an IPP, CX.4 / CDA id root) with their
+    assigning authority, the birth name as the 'official' name and the used name as the
+    'usual' one (FR Core: nom de naissance / nom utilisé)."""
     ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
-    identifiers = []
+    out: list[dict] = []
+    tag = None
     if ins:
         kind = _ins_kinds().get(oid or "", "INS")
         fr_core = _fr_core_ins().get(kind)
         typed = {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": fr_core[0]}]} \
             if fr_core else {}
-        identifiers.append({"use": fr_core[1] if fr_core else "official",
-                            "type": {**typed, "text": kind},
-                            "system": f"urn:oid:{oid}" if oid else None, "value": ins})
+        out.append({"use": fr_core[1] if fr_core else "official",
+                    "type": {**typed, "text": kind},
+                    "system": f"urn:oid:{oid}" if oid else None, "value": ins})
+        tag = _ins_tags().get(kind)
+    out += [i for i in map(_local_patient_identifier, identifiers) if i]
     given = _text(patient.get("given"))
-    names = [{"use": "usual", "family": _text(patient.get("family")),
-              "given": [given] if given else []}]
-    birth = _text(patient.get("birth_family"))
-    if birth and birth != _text(patient.get("family")):
-        names.append({"use": "maiden", "family": birth, "given": [given] if given else []})
-    return {"resourceType": "Patient", "identifier": identifiers, "name": names,
-            "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
-            "birthDate": fhir_date(patient.get("birth_date"))}
+    family, birth = _text(patient.get("family")), _text(patient.get("birth_family"))
+    given_names = [given] if given else []
+    if birth:
+        names = [{"use": "official", "family": birth, "given": given_names}]
+        if family and family != birth:
+            names.append({"use": "usual", "family": family, "given": given_names})
+    else:  # which name this is was not said: the one the patient goes by
+        names = [{"use": "usual", "family": family, "given": given_names}]
+    res = {"resourceType": "Patient", "identifier": out, "name": names,
+           "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
+           "birthDate": fhir_date(patient.get("birth_date"))}
+    if tag:
+        res["meta"] = {"tag": [{"system": ACT_REASON, "code": tag,
+                                "display": "test health data"}]}
+    return res
+
+
+def _local_patient_identifier(row: Mapping) -> dict | None:
+    """One of the patient's local ids (patient_identifiers: authority, value, CX.5 type):
+    under urn:oid: of its authority when that is an OID, the authority as
+    Identifier.assigner (by its OID, or by name when a sender gave only a namespace). The
+    caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
+    authority, value = _text(row.get("authority")), _text(row.get("value"))
+    if not value or not authority:
+        return None
+    code = _text(row.get("type_code"))
+    kind = None
+    if code and code in _patient_identifier_types():
+        kind = {"coding": [{"system": IDENTIFIER_TYPES, "code": code,
+                            "display": _patient_identifier_types()[code]}]}
+    elif code:
+        kind = {"text": code}
+    oid = _OID.fullmatch(authority) is not None
+    return {"type": kind, "system": f"urn:oid:{authority}" if oid else None, "value": value,
+            "assigner": {"identifier": {"system": RFC3986, "value": f"urn:oid:{authority}"}}
+            if oid else {"display": authority}}
 
 
 # Details holding what the sender wrote about an entry in words, wherever it was written:
@@ -3128,7 +3178,8 @@ def _exported(entry: Mapping) -> bool:
 def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
               versions: Mapping[int, int] | None = None, import_ids: bool = True,
-              base_url: str = "urn:dmp", timestamp: datetime | None = None) -> dict:
+              base_url: str = "urn:dmp", timestamp: datetime | None = None,
+              identifiers: Sequence[Mapping] = ()) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
@@ -3136,7 +3187,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     earlier versions that entries name as their parent to the id of that parent's current
     version (dossiers/export.py ``load_parent_versions``); ``import_ids`` False leaves our
     import ids out of the Provenances (a reader's export); ``timestamp`` (given by
-    the caller, so that the same dossier exports the same) becomes Bundle.timestamp."""
+    the caller, so that the same dossier exports the same) becomes Bundle.timestamp;
+    ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP)."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
     subject = {"reference": patient_url}
@@ -3155,7 +3207,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_visits(kept, resources, urls)
     _link_references(kept, resources, extras, subject, base_url)
     _link_prescriptions(kept, resources, extras, subject, base_url)
-    bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
+    bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
                        for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]

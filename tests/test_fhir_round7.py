@@ -9,10 +9,18 @@ Rows are built by hand as the store holds them, or read from the public ANS docu
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import insert, select
+
+import cli
 from dossiers.fhir import full_url, to_bundle
+from dossiers.merged import pointer_row
+from dossiers.schema import entries, patient_identifiers
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
-from tests.conftest import corpus_path
+from tests.conftest import SAMPLES, corpus_path
+from tests.test_dedup_channels import file
 from tests.test_fhir_export import PATIENT, _row, _rows_read, by_entry_id, check_bundle
 
 PS = "1.2.250.1.71.4.2.1"
@@ -98,3 +106,80 @@ def test_the_ans_edisp_example_is_a_dispense_read_from_its_document() -> None:
         "Pharmacie du village"}
     assert not _of_type(bundle, "MedicationStatement")
 
+
+# -- the patient as FR Core reads it ----------------------------------------------------------
+def _patient_of(bundle: dict) -> dict:
+    (patient,) = _of_type(bundle, "Patient")
+    return patient
+
+
+def test_the_birth_name_is_official_and_the_used_name_usual() -> None:
+    """FR Core (as the INS referential): the birth name (nom de naissance) is the name of
+    use 'official', the used name (nom utilisé) 'usual'. The birth name was exported as
+    'maiden', which FR Core readers do not take for the INS identity's name; a dossier whose
+    two names are one has its official name alone; one whose birth name was never said
+    keeps its name as the one the patient goes by."""
+    names = _patient_of(to_bundle(PATIENT, []))["name"]
+    assert names == [{"use": "official", "family": "MARTIN", "given": ["Marie"]},
+                     {"use": "usual", "family": "DURAND", "given": ["Marie"]}]
+    same = _patient_of(to_bundle({**PATIENT, "birth_family": "DURAND"}, []))["name"]
+    assert same == [{"use": "official", "family": "DURAND", "given": ["Marie"]}]
+    unsaid = _patient_of(to_bundle({**PATIENT, "birth_family": None}, []))["name"]
+    assert unsaid == [{"use": "usual", "family": "DURAND", "given": ["Marie"]}]
+
+
+def test_a_test_ins_tags_its_patient_as_test_data() -> None:
+    """A test INS (OID 1.2.250.1.213.1.4.10) looks like a real NIR: only its OID tells.
+    Its type said so (INS-NIR-TEST); the Patient itself now carries the HTEST tag a FHIR
+    server filters test data by. A real INS-NIR none."""
+    tagged = _patient_of(to_bundle(PATIENT, []))
+    assert tagged["meta"]["tag"] == [{
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST",
+        "display": "test health data"}]
+    real = _patient_of(to_bundle({**PATIENT, "ins_oid": "1.2.250.1.213.1.4.8"}, []))
+    assert "meta" not in real
+    assert real["identifier"][0]["type"]["coding"][0]["code"] == "INS-NIR"
+
+
+def test_local_ids_carry_their_assigning_authority() -> None:
+    """The IPP (PID-3 typed PI, CX.4 the lab's OID) was not exported: the Patient had its
+    INS alone, and a receiving EHR could not match it to its own record. Each local id is
+    now an identifier: typed from v2-0203 when CX.5 is a code of it, under urn:oid: of its
+    authority with the authority as assigner; a namespace without OID is the assigner by
+    name, with no system invented."""
+    ids = [{"authority": "2.999.250.1.2", "value": "SB20000756", "type_code": "PI"},
+           {"authority": "CH-ANNECY", "value": "A-77", "type_code": None},
+           {"authority": "1.2.250.1.999.3", "value": "X1", "type_code": "ZZ"}]
+    patient = _patient_of(to_bundle(PATIENT, [], identifiers=ids))
+    ins, ipp, named, local = patient["identifier"]
+    assert ins["value"] == PATIENT["ins"]
+    assert ipp == {"type": {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PI",
+        "display": "Patient internal identifier"}]},
+        "system": "urn:oid:2.999.250.1.2", "value": "SB20000756",
+        "assigner": {"identifier": {"system": "urn:ietf:rfc:3986",
+                                    "value": "urn:oid:2.999.250.1.2"}}}
+    assert named == {"value": "A-77", "assigner": {"display": "CH-ANNECY"}}
+    assert local["type"] == {"text": "ZZ"}
+
+
+def test_cli_export_names_the_ipp_and_not_a_merged_dossier(sqlite_ctx, monkeypatch,  # noqa: ANN001
+                                                           capsys) -> None:  # noqa: ANN001
+    """dmp-ingest dossier export, in process: the lab's IPP is on the Patient; our pointer
+    to a dossier merged into this one (dossiers/merged.py) is no identifier of the patient."""
+    data = (SAMPLES / "hl7v2" / "04_synlab_bilan_hepatique.hl7").read_bytes()
+    file(sqlite_ctx, data, "SYNLAB")
+    with sqlite_ctx.engine.begin() as conn:
+        pid = conn.execute(select(entries.c.patient_id)).scalars().first()
+        conn.execute(insert(patient_identifiers), [pointer_row(pid, 999)])
+    monkeypatch.setenv("DMP_HOME", str(sqlite_ctx.settings.home))
+    monkeypatch.setenv("DMP_DATABASE_URL", sqlite_ctx.settings.database_url)
+    for name in ("DMP_ARCHIVE_URL", "DMP_CONFIG", "DMP_ADMIN"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["dossier", "export", str(pid), "--as", "tester"]) == 0
+    bundle = json.loads(capsys.readouterr().out)
+    check_bundle(bundle)
+    ids = _patient_of(bundle)["identifier"]
+    assert {"SB20000756"} <= {i["value"] for i in ids}
+    assert "999" not in {i["value"] for i in ids}
+    assert not [i for i in ids if "merged" in json.dumps(i)]
