@@ -294,6 +294,25 @@ def _ins_tags() -> dict[str, str]:
 
 
 @cache
+def _reissue_statuses() -> dict[str, dict[str, str]]:
+    """A reissued report's kind (addendum, rectification) -> its status per resource."""
+    return {r["kind"]: r for r in read_csv_rows(TABLES / "fhir_reissue_statuses.csv")}
+
+
+def _reissued_status(status: str, details: Mapping, resource: str) -> str:
+    """The status of a report, 'appended' or 'corrected' (DocumentReference: 'amended') when
+    the sender says it reissues a final report with an addendum or as a rectification
+    (fhir_reissue_statuses.csv): exported 'final', the reader could not tell the
+    complemented or corrected reading from a first one."""
+    said = details.get("reissue")
+    kind = said.get("kind") if isinstance(said, Mapping) else None
+    row = _reissue_statuses().get(str(kind or ""))
+    if row is None or status not in ("final", "amended"):
+        return status
+    return row.get(resource) or status
+
+
+@cache
 def _patient_identifier_types() -> dict[str, str]:
     """CX.5 code -> its v2-0203 display, for a local id typed with FHIR's CodeSystem."""
     return {r["code"]: r["display"]
@@ -1930,7 +1949,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             _lab_parties(res, entry, details, subject, base_url,
                          extras if extras is not None else {})
     elif resource == "DiagnosticReport":
-        res.update(status=fhir_status(status, resource), category=category,
+        res.update(status=_reissued_status(fhir_status(status, resource), details, resource),
+                   category=category,
                    code=_concept(entry, base_url, "report", details), subject=subject,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
@@ -1952,7 +1972,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "DocumentReference":
         error = fhir_status(status, resource) == "entered-in-error"
         res.update(status="entered-in-error" if error else "current",
-                   docStatus=None if error else fhir_status(status, resource),
+                   docStatus=None if error else _reissued_status(
+                       fhir_status(status, resource), details, resource),
+                   masterIdentifier=_document_id(entry.get("key")),
                    type=_concept(entry, base_url, "document"), subject=subject,
                    date=fhir_instant(entry.get("effective")) or
                    fhir_instant(entry.get("issued")),
@@ -1961,6 +1983,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
+        replaced = _text(details.get("replaces"))
+        if replaced and not error:  # a new version (CDA RPLC, MDM^T10 / TXA-13)
+            target = _document_id(replaced) or {"value": replaced.removeprefix(DOCUMENT_KEY)}
+            res["relatesTo"] = [{"code": "replaces", "target": {
+                "type": "DocumentReference", "identifier": target}}]
         studies = _imaging_studies(entry, details, subject, extras)
         # R4 DocumentReference has neither imagingStudy nor basedOn: the images and the
         # orders it answers (CDA inFulfillmentOf, with the REF prescriber) are its context
@@ -2706,6 +2733,20 @@ def _attachment(entry: Mapping, base_url: str) -> dict:
     return {"contentType": _code(entry.get("media_type")),
             "url": f"{base_url}/documents/{entry.get('id')}",
             "title": _text(entry.get("display"))}
+
+
+DOCUMENT_KEY = "document|"  # how a document's entry key starts (normalizers: its id follows)
+
+
+def _document_id(key: Any) -> dict | None:  # noqa: ANN401
+    """A document's own id (its entry key 'document|root^extension': the CDA
+    ClinicalDocument/id, an MDM's TXA-12) as DocumentReference.masterIdentifier, written as
+    IHE MHD writes a uniqueId; None when it is no II (a bare number of a sender's,
+    a PDF's digest): no system is invented."""
+    text = _text(key)
+    if not text or not text.startswith(DOCUMENT_KEY):
+        return None
+    return _entity_identifier(text[len(DOCUMENT_KEY):])
 
 
 def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:

@@ -14,6 +14,7 @@ import json
 from sqlalchemy import insert, select
 
 import cli
+from dossiers.export import load_dossier_rows
 from dossiers.fhir import full_url, to_bundle
 from dossiers.merged import pointer_row
 from dossiers.schema import entries, patient_identifiers
@@ -183,3 +184,76 @@ def test_cli_export_names_the_ipp_and_not_a_merged_dossier(sqlite_ctx, monkeypat
     assert {"SB20000756"} <= {i["value"] for i in ids}
     assert "999" not in {i["value"] for i in ids}
     assert not [i for i in ids if "merged" in json.dumps(i)]
+
+
+# -- versions: a document that replaces another, a report reissued ---------------------------
+def test_a_new_version_of_a_document_says_which_it_replaces() -> None:
+    """CI-SIS replacement (relatedDocument RPLC, MDM^T10 TXA-13): the store keeps the key of
+    the version replaced (details.replaces) but the DocumentReference said nothing of it,
+    nor carried the document's own id: a receiving server holding version 1 could not tell
+    that version 2 replaces it. Now masterIdentifier is the CDA's id and relatesTo
+    'replaces' names version 1 by the same identifier; only the current version is in the
+    Bundle (status current)."""
+    rows = [_row(1, type="document", code="11502-2", system="LN", display="CR-BIO",
+                 key="document|2.999.250.1.2.10^SB25061039530-2",
+                 details={"replaces": "document|2.999.250.1.2.10^SB25061039530-1",
+                          "set_id": "2.999.250.1.2.11^SB25061039530", "version": "2"}),
+            _row(2, type="document", code="11502-2", system="LN", display="CR-BIO",
+                 current=False, superseded_by=1,
+                 key="document|2.999.250.1.2.10^SB25061039530-1"),
+            _row(3, type="document", code="11488-4", system="LN", display="CR",
+                 key="document|MDM-0042", details={"replaces": "document|MDM-0041"})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert set(res) == {1, 3}
+    assert res[1]["status"] == "current"
+    assert res[1]["masterIdentifier"] == {"system": "urn:oid:2.999.250.1.2.10",
+                                          "value": "SB25061039530-2"}
+    assert res[1]["relatesTo"] == [{"code": "replaces", "target": {
+        "type": "DocumentReference", "identifier": {
+            "system": "urn:oid:2.999.250.1.2.10", "value": "SB25061039530-1"}}}]
+    # a sender's bare number: no system invented, for the document as for the one replaced
+    assert "masterIdentifier" not in res[3]
+    assert res[3]["relatesTo"][0]["target"]["identifier"] == {"value": "MDM-0041"}
+
+
+def test_a_reissued_report_is_appended_or_corrected() -> None:
+    """A PDF report reissued with an addendum or as a rectification supersedes the report
+    of that exam (dossiers/report_reissue.py), but was exported 'final' as a first reading.
+    R4's DiagnosticReport has no relatesTo: its status says it, 'appended' (content added)
+    or 'corrected'; a reissue in error keeps 'entered-in-error'."""
+    rows = [_row(1, type="imaging_report", code="MR", system="DCM", value="Petite lésion",
+                 details={"reissue": {"kind": "addendum", "page": 1}}),
+            _row(2, type="imaging_report", code="CT", system="DCM", value="Pas de lésion",
+                 details={"reissue": {"kind": "rectification", "page": 1}}),
+            _row(3, type="imaging_report", code="US", system="DCM", status="entered-in-error",
+                 details={"reissue": {"kind": "rectification", "page": 1}}),
+            _row(4, type="imaging_report", code="US", system="DCM", value="Normal"),
+            _row(5, type="document", code="18748-4", system="LN",
+                 details={"reissue": {"kind": "addendum", "page": 2}})]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert [res[i]["status"] for i in (1, 2, 3, 4)] == [
+        "appended", "corrected", "entered-in-error", "final"]
+    assert res[5]["docStatus"] == "amended" and res[5]["status"] == "current"
+
+
+def test_a_replaced_cda_filed_exports_its_current_version_replacing_the_first(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """The SYNLAB CR-BIO v1 then its v2 (RPLC), filed: one DocumentReference, v2's, which
+    replaces v1 by the id v1 was exported under."""
+    ids = {}
+    for n in ("02_crbio_synlab_bilan_renal_v1.xml", "03_crbio_synlab_bilan_renal_v2_rplc.xml"):
+        file(sqlite_ctx, (SAMPLES / "cda" / n).read_bytes(), "chu")
+        with sqlite_ctx.engine.connect() as conn:
+            pid = conn.execute(select(entries.c.patient_id)).scalars().first()
+            bundle = to_bundle(*load_dossier_rows(conn, pid))
+        check_bundle(bundle)
+        (doc,) = _of_type(bundle, "DocumentReference")
+        ids[n[:2]] = doc
+    assert "relatesTo" not in ids["02"]
+    assert ids["03"]["relatesTo"][0]["target"]["identifier"] == ids["02"]["masterIdentifier"]
+    assert ids["03"]["masterIdentifier"] != ids["02"]["masterIdentifier"]
+
