@@ -1035,6 +1035,14 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     if typed:
         return typed
     number = _number(entry.get("value_num"))
+    compared = _text(entry.get("comparator"))
+    if number is not None and compared and compared != "=" and compared not in COMPARATORS:
+        # HL7 SN '<>' (not equal): R4 Quantity.comparator has < <= >= > only; a Quantity
+        # without it said the result WAS the number
+        shown = _text(entry.get("value")) or f"{compared}{_decimal(repr(number))}"
+        unit = _text(entry.get("unit_original")) or _text(entry.get("unit"))
+        return {"valueString": f"{shown} {unit}" if unit and not shown.endswith(unit)
+                else shown}
     if number is not None:
         return {"valueQuantity": _quantity(number, entry.get("unit"),
                                            entry.get("unit_original"),

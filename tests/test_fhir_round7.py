@@ -257,3 +257,38 @@ def test_a_replaced_cda_filed_exports_its_current_version_replacing_the_first(
     assert ids["03"]["relatesTo"][0]["target"]["identifier"] == ids["02"]["masterIdentifier"]
     assert ids["03"]["masterIdentifier"] != ids["02"]["masterIdentifier"]
 
+
+# -- values -----------------------------------------------------------------------------------
+def test_a_not_equal_comparator_is_no_plain_quantity() -> None:
+    """HL7 SN '<>^5' (SN.1 '<>': not equal) is stored with its number and
+    comparator; R4 Quantity.comparator has < <= >= > only, and the comparator was dropped:
+    the Observation said the result was 5 g/L. It is the text as sent now; the comparators
+    R4 has stay on valueQuantity, '=' is no comparator."""
+    rows = [_row(1, code="2885-2", display="Protéines", value="<>5", value_num=5.0,
+                 comparator="<>", unit="g/L", unit_original="g/l"),
+            _row(2, code="2885-2", value="<5", value_num=5.0, comparator="<", unit="g/L"),
+            _row(3, code="2885-2", value="5", value_num=5.0, comparator="=", unit="g/L")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["valueString"] == "<>5 g/l" and "valueQuantity" not in res[1]
+    assert res[2]["valueQuantity"]["comparator"] == "<"
+    assert res[3]["valueQuantity"] == {"value": 5, "unit": "g/L",
+                                       "system": "http://unitsofmeasure.org", "code": "g/L"}
+
+
+def test_a_unit_we_could_not_map_claims_no_ucum() -> None:
+    """What was checked and found right (kept so): a unit the normalizer could not map
+    (details.unit_unmapped: 'UI/L', a lab's own 'U.Arb') is the unit's text alone on the
+    value and on the range's limits; a UCUM unit of our table carries system and code."""
+    rows = [_row(1, code="1920-8", value_num=32.0, unit="UI/L", reference_range="5-34",
+                 details={"unit_unmapped": True}),
+            _row(2, code="1920-8", value_num=32.0, unit="U/L", unit_original="UI/L",
+                 reference_range="5-34")]
+    bundle = to_bundle(PATIENT, rows)
+    check_bundle(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["valueQuantity"] == {"value": 32, "unit": "UI/L"}
+    assert res[1]["referenceRange"][0]["low"] == {"value": 5, "unit": "UI/L"}
+    assert res[2]["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+    assert res[2]["valueQuantity"]["code"] == "U/L"
