@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 import cli
+from api.app import create_app
+from api.tokens import mint
+from dossiers import access
+from dossiers.access import Principal
 from dossiers.export import load_dossier_rows
 from dossiers.fhir import full_url, to_bundle
 from dossiers.merged import pointer_row
 from dossiers.schema import entries, patient_identifiers
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
-from tests.conftest import SAMPLES, corpus_path
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.process import Context
+from pipelines.settings import load_settings
+from tests.conftest import SAMPLES, corpus_path, migrated_sqlite
+from tests.test_access_round2 import ADMIN, NIR, NURSE, SECRET, TEST_OID, _file, _oru
 from tests.test_dedup_channels import file
 from tests.test_fhir_export import PATIENT, _row, _rows_read, by_entry_id, check_bundle
 
@@ -29,6 +39,141 @@ FINESS = "1.2.250.1.71.4.2.2"
 MEDICATION_DISPENSE_STATUSES = {"preparation", "in-progress", "cancelled", "on-hold",
                                 "completed", "entered-in-error", "stopped", "declined",
                                 "unknown"}
+
+
+# -- the R4 rules a receiving server checks that the models do not ----------------------------
+# Where a Reference may point (R4 element definitions: the target types a validator checks);
+# None: Reference(Any). An element not listed here fails the check: add it with its R4 types.
+_PEOPLE = {"Practitioner", "PractitionerRole", "Patient", "RelatedPerson"}
+REFERENCE_TARGETS: dict[tuple[str, str], set[str] | None] = {
+    ("*", "subject"): {"Patient"}, ("*", "patient"): {"Patient"},
+    ("*", "encounter"): {"Encounter"}, ("*", "specimen"): {"Specimen"},
+    ("*", "locationReference"): {"Location"},
+    ("Specimen", "subject"): {"Patient", "Group", "Device", "Substance", "Location"},
+    ("Observation", "hasMember"): {"Observation", "QuestionnaireResponse", "MolecularSequence"},
+    ("Observation", "derivedFrom"): {"DocumentReference", "ImagingStudy", "Media",
+                                     "QuestionnaireResponse", "Observation",
+                                     "MolecularSequence"},
+    ("Observation", "basedOn"): {"CarePlan", "DeviceRequest", "ImmunizationRecommendation",
+                                 "MedicationRequest", "NutritionOrder", "ServiceRequest"},
+    ("Observation", "performer"): _PEOPLE | {"Organization", "CareTeam"},
+    ("Observation", "device"): {"Device", "DeviceMetric"}, ("Observation", "focus"): None,
+    ("DiagnosticReport", "result"): {"Observation"},
+    ("DiagnosticReport", "basedOn"): {"CarePlan", "ImmunizationRecommendation",
+                                      "MedicationRequest", "NutritionOrder", "ServiceRequest"},
+    ("DiagnosticReport", "performer"): {"Practitioner", "PractitionerRole", "Organization",
+                                        "CareTeam"},
+    ("DiagnosticReport", "imagingStudy"): {"ImagingStudy"},
+    ("DocumentReference", "author"): _PEOPLE | {"Organization", "Device"},
+    ("DocumentReference", "context.related"): None,
+    ("DocumentReference", "relatesTo.target"): {"DocumentReference"},
+    ("Condition", "evidence.detail"): None,
+    ("Condition", "asserter"): _PEOPLE, ("Condition", "recorder"): _PEOPLE,
+    ("Condition", "stage.assessment"): {"ClinicalImpression", "DiagnosticReport",
+                                        "Observation"},
+    ("AllergyIntolerance", "asserter"): _PEOPLE, ("AllergyIntolerance", "recorder"): _PEOPLE,
+    ("MedicationStatement", "basedOn"): {"MedicationRequest", "CarePlan", "ServiceRequest"},
+    ("MedicationStatement", "derivedFrom"): None,
+    ("MedicationStatement", "informationSource"): _PEOPLE | {"Organization"},
+    ("MedicationRequest", "supportingInformation"): None,
+    ("MedicationDispense", "authorizingPrescription"): {"MedicationRequest"},
+    ("MedicationDispense", "supportingInformation"): None,
+    ("MedicationDispense", "performer.actor"): _PEOPLE | {"Organization", "Device"},
+    ("Immunization", "performer.actor"): {"Practitioner", "PractitionerRole", "Organization"},
+    ("Procedure", "report"): {"DiagnosticReport", "DocumentReference", "Composition"},
+    ("Procedure", "performer.actor"): _PEOPLE | {"Organization", "Device"},
+    ("Procedure", "performer.onBehalfOf"): {"Organization"},
+    ("ServiceRequest", "requester"): _PEOPLE | {"Organization", "Device"},
+    ("Encounter", "diagnosis.condition"): {"Condition", "Procedure"},
+    ("Encounter", "reasonReference"): {"Condition", "Procedure", "Observation",
+                                       "ImmunizationRecommendation"},
+    ("Encounter", "participant.individual"): {"Practitioner", "PractitionerRole",
+                                              "RelatedPerson"},
+    ("Encounter", "hospitalization.destination"): {"Location", "Organization"},
+    ("DeviceUseStatement", "device"): {"Device"},
+    ("ImagingStudy", "endpoint"): {"Endpoint"}, ("ImagingStudy", "series.endpoint"): {"Endpoint"},
+    ("Provenance", "target"): None,
+}
+
+
+def _references(obj: object, path: str = "") -> list[tuple[str, dict]]:
+    """(element path, Reference) of every Reference of a resource: a dict with a
+    'reference', or a logical one (type and identifier)."""
+    if isinstance(obj, list):
+        return [r for v in obj for r in _references(v, path)]
+    if not isinstance(obj, dict):
+        return []
+    found = [(path, obj)] if isinstance(obj.get("reference"), str) or (
+        "identifier" in obj and "type" in obj and set(obj) <= {"type", "identifier",
+                                                               "display"}) else []
+    return found + [r for k, v in obj.items()
+                    for r in _references(v, f"{path}.{k}" if path else k)]
+
+
+def _broken(obj: object, where: str) -> list[str]:
+    """R4 rules of the data types: ele-1 (no empty element), qty-3 (a code needs its
+    system), rng-2 (low <= high), per-1 (start <= end)."""
+    out = []
+    if isinstance(obj, dict):
+        if not obj:
+            out.append(f"ele-1 {where}")
+        if "code" in obj and isinstance(obj.get("value"), (int, float)) and "system" not in obj:
+            out.append(f"qty-3 {where}")
+        low, high = obj.get("low"), obj.get("high")
+        if isinstance(low, dict) and isinstance(high, dict) and \
+                isinstance(low.get("value"), (int, float)) and \
+                isinstance(high.get("value"), (int, float)) and low["value"] > high["value"]:
+            out.append(f"rng-2 {where}")
+        start, end = obj.get("start"), obj.get("end")
+        if isinstance(start, str) and isinstance(end, str) and start[:10] > end[:10]:
+            out.append(f"per-1 {where}")
+        out += [b for k, v in obj.items() for b in _broken(v, f"{where}.{k}")]
+    elif isinstance(obj, list):
+        out += [f"ele-1 {where}"] if not obj else [b for v in obj for b in _broken(v, where)]
+    elif isinstance(obj, str) and not obj.strip():
+        out.append(f"ele-1 {where}")
+    return out
+
+
+def check_r4_rules(bundle: dict) -> None:
+    """What an R4 validator (HAPI's, the ANS's) checks beyond the models check_bundle runs:
+    each Reference's target of a type its element allows (a reference and its type
+    agreeing), the data types' rules, obs-6/obs-7, con-4/con-5."""
+    kinds = {e["fullUrl"]: e["resource"]["resourceType"] for e in bundle["entry"]}
+    broken = []
+    for item in bundle["entry"]:
+        res = item["resource"]
+        kind = res["resourceType"]
+        for path, ref in _references(res):
+            allowed = REFERENCE_TARGETS.get((kind, path), REFERENCE_TARGETS.get(
+                ("*", path), {"(element not listed)"}))
+            target = kinds.get(ref["reference"]) if "reference" in ref else ref.get("type")
+            if "reference" in ref and ref.get("type") not in (None, target):
+                broken.append(f"{kind}.{path}: typed {ref['type']}, points at {target}")
+            if allowed is not None and target is not None and target not in allowed:
+                broken.append(f"{kind}.{path} -> {target}")
+        broken += _broken(res, kind)
+        if kind == "Observation":
+            valued = any(k.startswith("value") for k in res)
+            if valued and "dataAbsentReason" in res:
+                broken.append("obs-6")
+            if valued and any(c.get("code") == res.get("code")
+                              for c in res.get("component", ())):
+                broken.append("obs-7")
+        if kind == "Condition":
+            clinical = (res.get("clinicalStatus") or {}).get("coding", [{}])[0].get("code")
+            verified = (res.get("verificationStatus") or {}).get("coding", [{}])[0].get("code")
+            if any(k.startswith("abatement") for k in res) and \
+                    clinical not in (None, "inactive", "resolved", "remission"):
+                broken.append("con-4")
+            if verified == "entered-in-error" and clinical:
+                broken.append("con-5")
+    assert not broken, broken
+
+
+def _valid(bundle: dict) -> None:
+    check_bundle(bundle)
+    check_r4_rules(bundle)
 
 
 def _of_type(bundle: dict, kind: str) -> list[dict]:
@@ -56,7 +201,7 @@ def test_a_dispense_is_a_medication_dispense() -> None:
             _row(2, type="medication", code="3400933516390", system="CIP",
                  display="PARACETAMOL VIATRIS 500 mg", details={})]
     bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
+    _valid(bundle)
     res = by_entry_id(bundle)
     dispense = res[1]
     assert dispense["resourceType"] == "MedicationDispense"
@@ -82,7 +227,7 @@ def test_a_dispense_in_error_or_cancelled_keeps_r4_statuses() -> None:
         rows = [_row(1, type="medication", status=ours, code="3400933516390", system="CIP",
                      details={"dispensed": True})]
         bundle = to_bundle(PATIENT, rows)
-        check_bundle(bundle)
+        _valid(bundle)
         (dispense,) = _of_type(bundle, "MedicationDispense")
         assert dispense["status"] == theirs
         assert dispense["status"] in MEDICATION_DISPENSE_STATUSES
@@ -98,7 +243,7 @@ def test_the_ans_edisp_example_is_a_dispense_read_from_its_document() -> None:
         if r is not document:
             r["parent_id"] = document["id"]
     bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
+    _valid(bundle)
     (dispense,) = _of_type(bundle, "MedicationDispense")
     assert {"reference": full_url("entry", document["id"])} in dispense["supportingInformation"]
     assert dispense["quantity"]["value"] == 2 and "system" not in dispense["quantity"]
@@ -179,7 +324,7 @@ def test_cli_export_names_the_ipp_and_not_a_merged_dossier(sqlite_ctx, monkeypat
         monkeypatch.delenv(name, raising=False)
     assert cli.main(["dossier", "export", str(pid), "--as", "tester"]) == 0
     bundle = json.loads(capsys.readouterr().out)
-    check_bundle(bundle)
+    _valid(bundle)
     ids = _patient_of(bundle)["identifier"]
     assert {"SB20000756"} <= {i["value"] for i in ids}
     assert "999" not in {i["value"] for i in ids}
@@ -204,7 +349,7 @@ def test_a_new_version_of_a_document_says_which_it_replaces() -> None:
             _row(3, type="document", code="11488-4", system="LN", display="CR",
                  key="document|MDM-0042", details={"replaces": "document|MDM-0041"})]
     bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
+    _valid(bundle)
     res = by_entry_id(bundle)
     assert set(res) == {1, 3}
     assert res[1]["status"] == "current"
@@ -233,7 +378,7 @@ def test_a_reissued_report_is_appended_or_corrected() -> None:
             _row(5, type="document", code="18748-4", system="LN",
                  details={"reissue": {"kind": "addendum", "page": 2}})]
     bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
+    _valid(bundle)
     res = by_entry_id(bundle)
     assert [res[i]["status"] for i in (1, 2, 3, 4)] == [
         "appended", "corrected", "entered-in-error", "final"]
@@ -250,7 +395,7 @@ def test_a_replaced_cda_filed_exports_its_current_version_replacing_the_first(
         with sqlite_ctx.engine.connect() as conn:
             pid = conn.execute(select(entries.c.patient_id)).scalars().first()
             bundle = to_bundle(*load_dossier_rows(conn, pid))
-        check_bundle(bundle)
+        _valid(bundle)
         (doc,) = _of_type(bundle, "DocumentReference")
         ids[n[:2]] = doc
     assert "relatesTo" not in ids["02"]
@@ -269,7 +414,7 @@ def test_a_not_equal_comparator_is_no_plain_quantity() -> None:
             _row(2, code="2885-2", value="<5", value_num=5.0, comparator="<", unit="g/L"),
             _row(3, code="2885-2", value="5", value_num=5.0, comparator="=", unit="g/L")]
     bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
+    _valid(bundle)
     res = by_entry_id(bundle)
     assert res[1]["valueString"] == "<>5 g/l" and "valueQuantity" not in res[1]
     assert res[2]["valueQuantity"]["comparator"] == "<"
@@ -286,9 +431,93 @@ def test_a_unit_we_could_not_map_claims_no_ucum() -> None:
             _row(2, code="1920-8", value_num=32.0, unit="U/L", unit_original="UI/L",
                  reference_range="5-34")]
     bundle = to_bundle(PATIENT, rows)
-    check_bundle(bundle)
+    _valid(bundle)
     res = by_entry_id(bundle)
     assert res[1]["valueQuantity"] == {"value": 32, "unit": "UI/L"}
     assert res[1]["referenceRange"][0]["low"] == {"value": 5, "unit": "UI/L"}
     assert res[2]["valueQuantity"]["system"] == "http://unitsofmeasure.org"
     assert res[2]["valueQuantity"]["code"] == "U/L"
+
+
+# -- every Bundle against the R4 rules; what a reader may not see -----------------------------
+def test_the_r4_rules_check_can_fail() -> None:
+    """check_r4_rules finds what it is for: a report's result that is a Condition, a
+    reference whose type is not its target's, a Quantity code without its system."""
+    bundle = to_bundle(PATIENT, [_row(1, type="lab_report", code="24331-1"),
+                                 _row(2, value_num=5.2, unit="mmol/L")])
+    report, result = by_entry_id(bundle)[1], by_entry_id(bundle)[2]
+    report["result"] = [{"reference": full_url("entry", 2), "type": "Condition"}]
+    result["valueQuantity"].pop("system")
+    try:
+        check_r4_rules(bundle)
+    except AssertionError as exc:
+        said = str(exc)
+    else:  # pragma: no cover - the check must fail here
+        raise AssertionError("check_r4_rules passed a broken Bundle")
+    assert "typed Condition" in said and "qty-3" in said
+
+
+CORPUS = ("eDISP-MED_2024.01.xml", "IPS-FR_2024.01.xml", "CANCER-FRCP_2022.01_Appareil.xml",
+          "BIO-CR-BIO_2021.01_Microbiologie_V2.xml", "IMG_CR_IMG_2024.01.xml",
+          "DLU-EHPAD-DLU_2022.01.xml", "eP-MED-DM_2023.01_PosoStruct.xml", "VAC_2023.01.xml")
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_the_ans_examples_export_within_the_r4_rules(name: str) -> None:
+    """The public ANS documents of the kinds this round touches (dispense, prescription,
+    summary, cancer, lab, imaging, vaccination), read and exported: each Bundle valid
+    whole, every reference to a type its element allows."""
+    data = corpus_path("cda", name).read_bytes()
+    bundle = to_bundle(PATIENT, _rows_read(normalize_cda(parse_cda(data), data, name).entries))
+    _valid(bundle)
+
+
+def test_a_professional_reads_no_trace_of_a_masked_document_over_the_api(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """GET /dossiers/{patient}/fhir (the API app, in process) for a nurse the patient
+    authorised: the document the sender masked from professionals (MASQUE_PS) and its
+    result are not in the Bundle, nothing references them, no Provenance targets them; the
+    Bundle is valid whole. The patient's export holds them, labelled masked."""
+    url = migrated_sqlite(sqlite_template, tmp_path / "dmp.sqlite3")
+    ctx = Context.from_settings(load_settings(env={
+        "DMP_HOME": str(tmp_path), "DMP_DATABASE_URL": url, "DMP_API_SECRET": SECRET}))
+    create_dossiers(ctx.engine, [DossierInput(family="Da Silva", given="Maëlys",
+                                              birth_date="2010-09-14", sex="F", ins=NIR,
+                                              ins_oid=TEST_OID)])
+    _file(ctx, _oru(1, "PLAIN", "3"), _oru(4, "MASKED", "12", MASQUE_PS="Y"))
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries).where(entries.c.current.is_(True))).all()
+    pid = str(rows[0].patient_id)
+    masked = {r.id for r in rows if r.key.endswith("RB-MASKED")}
+    masked |= {r.id for r in rows if r.parent_id in masked}
+    assert len(masked) >= 2
+    access.register_professional(ctx.engine, ADMIN, NURSE, "Nguyen", "Anne", "infirmière")
+    access.grant(ctx.engine, Principal("patient", pid), pid, NURSE)
+    client = TestClient(create_app(ctx))
+
+    def export(scope: str, **claims: object) -> dict:
+        r = client.get(f"/dossiers/{pid}/fhir", headers={
+            "Authorization": "Bearer " + mint(ctx.settings, scope, **claims)})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    nurse = export("professional", rpps=NURSE, role="infirmière")
+    _valid(nurse)
+    hidden = {full_url("entry", i) for i in masked}
+    text = json.dumps(nurse)
+    assert not [u for u in hidden if u in text]
+    assert not set(by_entry_id_of(nurse)) & masked
+    assert "RB-MASKED" not in text and '"value": 12' not in text
+    patient = export("patient", patient=pid)
+    _valid(patient)
+    shown = by_entry_id_of(patient)
+    assert masked <= set(shown)
+    assert all(shown[i]["meta"]["security"] for i in masked)
+    ctx.engine.dispose()
+
+
+def by_entry_id_of(bundle: dict) -> dict[int, dict]:
+    """entry id -> resource, whatever the base URL of the export (the API's own)."""
+    return {int(i["value"]): e["resource"] for e in bundle["entry"]
+            for i in e["resource"].get("identifier", ()) if i.get("system", "").endswith(
+                "/entries")}
