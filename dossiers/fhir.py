@@ -12,7 +12,12 @@ superseded or withdrawn fact must never leave the store as if it were valid.
 Mapping decisions (the tables are in dossiers/tables/):
 - Bundle type ``collection``: a dossier export is a set of resources about one patient, not
   the answer to a search (``searchset`` would need search modes and a total that mean
-  nothing here) and not a ``document`` (that needs a Composition nobody authored).
+  nothing here) and not a ``document`` (that needs a Composition nobody authored). Nor a
+  ``transaction``: the export is a read, a transaction an order to write on the receiver
+  (each entry's request, the receiver's id policy); a server importing the dossier (HAPI)
+  takes the collection as it is or turns it into its own transaction. No ``meta.profile``
+  is claimed: the resources are not validated against FR Core's profiles here, and a
+  profile claimed and not met fails the receiver's validation.
 - fullUrl ``urn:uuid:`` + uuid5 of the entry id (patient: its id), resource id the same uuid:
   two exports of one dossier name every resource alike, and a reference never points outside
   the Bundle. Each resource also carries our entry id as an identifier
@@ -136,9 +141,16 @@ Mapping decisions (the tables are in dossiers/tables/):
   RelatedPerson by display only (no resource, no name kept); a professional a logical
   reference by its first id (RPPS...).
 - Patient: the INS as identifier with system urn:oid:<ins_oid>, typed with FR Core's code
-  (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv); a dossier created without
-  the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
-  the OID tells them apart, we never guess it).
+  (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv; a test or demo INS tags
+  the Patient HTEST); a dossier created without the INS's OID gets the INS without a system
+  (real, test and demo INS-NIR look alike: only the OID tells them apart, we never guess it).
+  The local ids (patient_identifiers: the IPP) under urn:oid: of their authority, which is
+  their assigner; the birth name 'official', the used name 'usual' (FR Core).
+- Versions: a document's own id (its key) is DocumentReference.masterIdentifier, a new
+  version's relatesTo 'replaces' names the one it replaced; a reissued report (an addendum,
+  a rectification) is 'appended' or 'corrected' (fhir_reissue_statuses.csv).
+- Dispenses (details.dispensed; the deliveries a medication or a vaccination holds,
+  details.dispenses) -> MedicationDispense.
 """
 
 from __future__ import annotations
@@ -2170,6 +2182,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     security = _security(entry, details)
     if security:
         res["meta"] = {"security": security}
+    if resource in _DELIVERED and extras is not None:
+        _deliveries(res, entry, details, subject, base_url, extras)
     return res
 
 
@@ -2198,6 +2212,40 @@ def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
     lot = _text(details.get("lot_number"))
     if lot:  # R4 holds a lot on a Medication only: said in words rather than dropped
         res["note"] = [{"text": f"lot: {lot}"}]
+
+
+# Resources whose entry may hold the dispenses of its product (details.dispenses)
+_DELIVERED = frozenset({"MedicationStatement", "MedicationRequest", "Immunization"})
+
+
+def _deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: str,
+                extras: dict[str, dict]) -> None:
+    """The dispenses nested in a medication or a vaccination (details.dispenses: IHE PCC
+    supply entries without a product of their own, CNAM-HR's 'delivered on, by, how many')
+    -> one MedicationDispense each, of the entry's product, labelled as the entry is; a
+    MedicationStatement derivedFrom them. They were dropped from the export: the pharmacy
+    and the day a drug was handed out, said by the insurer's history, were nowhere."""
+    said = details.get("dispenses")
+    if not isinstance(said, list):
+        return
+    product = res.get("medicationCodeableConcept") or res.get("vaccineCode")
+    for n, delivery in enumerate(d for d in said if isinstance(d, Mapping)):
+        url = full_url("dispense", f"{entry.get('id')}/{n}")
+        dispense: dict[str, Any] = {
+            "resourceType": "MedicationDispense",
+            "status": fhir_status(entry.get("status"), "MedicationDispense") or "unknown",
+            "medicationCodeableConcept": product, "subject": subject,
+            "whenHandedOver": fhir_datetime(_text(delivery.get("time"))),
+            "performer": _dispensers(delivery.get("by"))}
+        m = _DISPENSED_QUANTITY.fullmatch(str(delivery.get("quantity") or ""))
+        if m is not None:
+            dispense["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")),
+                                             m.group(2), None)
+        if (res.get("meta") or {}).get("security"):
+            dispense["meta"] = {"security": list(res["meta"]["security"])}
+        extras[url] = dispense
+        if res["resourceType"] == "MedicationStatement":
+            res.setdefault("derivedFrom", []).append({"reference": url})
 
 
 def _dispensers(party: Any) -> list[dict]:  # noqa: ANN401

@@ -253,6 +253,52 @@ def test_the_ans_edisp_example_is_a_dispense_read_from_its_document() -> None:
     assert not _of_type(bundle, "MedicationStatement")
 
 
+
+def test_the_dispenses_a_medication_or_a_vaccination_holds_are_medication_dispenses() -> None:
+    """CNAM-HR (the insurer's history, IHE PCC supply entries nested in the medication):
+    each delivery's day, quantity and pharmacy were in the store (details.dispenses) and
+    nowhere in the Bundle. Each is a MedicationDispense of the entry's product, labelled
+    masked as its entry is; the MedicationStatement is derived from them. A vaccine bought
+    at the pharmacy too (Immunization has no element to point at it: the dispense stands
+    on its own)."""
+    rows = [_row(1, type="medication", code="3400939169002", system="CIP",
+                 display="DOLIPRANE 1000 mg", effective="2019-03-11",
+                 masking={"MASQUE_PS": True},
+                 details={"dispenses": [{"time": "2019-03-11", "quantity": "1",
+                                         "by": {"organization_name": "PHARMACIE COMPAIN"}},
+                                        {"time": "2019-04-02", "quantity": "2"}]}),
+            _row(2, type="immunization", code="3400932857241", system="CIP",
+                 display="REPEVAX", effective="2019-07-11",
+                 details={"dispenses": [{"time": "2019-06-26",
+                                         "by": {"organization_name": "PHARMACIE COMPAIN"}}]})]
+    bundle = to_bundle(PATIENT, rows)
+    _valid(bundle)
+    res = by_entry_id(bundle)
+    dispenses = {e["fullUrl"]: e["resource"] for e in bundle["entry"]
+                 if e["resource"]["resourceType"] == "MedicationDispense"}
+    assert len(dispenses) == 3
+    first, second = (dispenses[r["reference"]] for r in res[1]["derivedFrom"])
+    assert first["whenHandedOver"] == "2019-03-11" and first["status"] == "completed"
+    assert first["quantity"] == {"value": 1}
+    assert first["performer"] == [{"actor": {"display": "PHARMACIE COMPAIN"}}]
+    assert first["medicationCodeableConcept"] == res[1]["medicationCodeableConcept"]
+    assert first["meta"]["security"] == res[1]["meta"]["security"] != []
+    assert second["quantity"] == {"value": 2} and "performer" not in second
+    (vaccine,) = [d for d in dispenses.values() if d["whenHandedOver"] == "2019-06-26"]
+    assert vaccine["medicationCodeableConcept"] == res[2]["vaccineCode"]
+    assert "meta" not in vaccine
+
+
+def test_the_cnam_history_exports_its_deliveries() -> None:
+    data = corpus_path("cda", "CNAM-HR_2021.01.xml").read_bytes()
+    rows = _rows_read(normalize_cda(parse_cda(data), data, "CNAM-HR_2021.01.xml").entries)
+    bundle = to_bundle(PATIENT, rows)
+    _valid(bundle)
+    dispenses = _of_type(bundle, "MedicationDispense")
+    assert len(dispenses) >= 6
+    assert {"HARMACIE COMPAIN", "PHARMACIE COMPAIN"} <= {
+        p["actor"].get("display") for d in dispenses for p in d.get("performer", ())}
+
 # -- the patient as FR Core reads it ----------------------------------------------------------
 def _patient_of(bundle: dict) -> dict:
     (patient,) = _of_type(bundle, "Patient")
