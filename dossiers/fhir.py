@@ -1702,7 +1702,9 @@ def _local_patient_identifier(row: Mapping) -> dict | None:
     Identifier.assigner (by its OID, or by name when a sender gave only a namespace). The
     caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
     authority, value = _text(row.get("authority")), _text(row.get("value"))
-    if not value or not authority:
+    if not value or not authority or authority in _ins_kinds():
+        # a NIR under an INS OID kept as a local id (CX.5 'NH': the billing NIR) is no
+        # identity: under the INS's system a reader would take it for the INS
         return None
     code = _text(row.get("type_code"))
     kind = None

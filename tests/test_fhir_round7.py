@@ -341,7 +341,9 @@ def test_local_ids_carry_their_assigning_authority() -> None:
     name, with no system invented."""
     ids = [{"authority": "2.999.250.1.2", "value": "SB20000756", "type_code": "PI"},
            {"authority": "CH-ANNECY", "value": "A-77", "type_code": None},
-           {"authority": "1.2.250.1.999.3", "value": "X1", "type_code": "ZZ"}]
+           {"authority": "1.2.250.1.999.3", "value": "X1", "type_code": "ZZ"},
+           # the billing NIR (CX.5 NH) under the INS-NIR OID: no identity, not exported
+           {"authority": "1.2.250.1.213.1.4.8", "value": "268036912354128", "type_code": "NH"}]
     patient = _patient_of(to_bundle(PATIENT, [], identifiers=ids))
     ins, ipp, named, local = patient["identifier"]
     assert ins["value"] == PATIENT["ins"]
