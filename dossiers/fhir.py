@@ -1664,7 +1664,7 @@ def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> 
     """The Patient as FR Core reads it: the INS typed (fhir_ins_identifiers.csv; a test or
     demo INS tags the Patient HTEST), the local ids (an IPP, CX.4 / CDA id root) with their
     assigning authority, the birth name as the 'official' name and the used name as the
-    'usual' one (FR Core: nom de naissance / nom utilisé)."""
+    'usual' one (FR Core: nom de naissance / nom utilisé) when the two differ."""
     ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
     out: list[dict] = []
     tag = None
@@ -1681,12 +1681,12 @@ def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> 
     given = _text(patient.get("given"))
     family, birth = _text(patient.get("family")), _text(patient.get("birth_family"))
     given_names = [given] if given else []
-    if birth:
-        names = [{"use": "official", "family": birth, "given": given_names}]
-        if family and family != birth:
-            names.append({"use": "usual", "family": family, "given": given_names})
-    else:  # which name this is was not said: the one the patient goes by
-        names = [{"use": "usual", "family": family, "given": given_names}]
+    names = [{"use": "usual", "family": family, "given": given_names}]
+    if birth and birth != family:
+        # told apart by the sender (PID-5 L and D, 'MARTIN épouse DURAND'): the birth name
+        # is the official one. One name for both may be an untyped name the store keeps as
+        # both: which it is was not said, it stays the one the patient goes by
+        names.insert(0, {"use": "official", "family": birth, "given": given_names})
     res = {"resourceType": "Patient", "identifier": out, "name": names,
            "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
            "birthDate": fhir_date(patient.get("birth_date"))}

@@ -308,14 +308,14 @@ def _patient_of(bundle: dict) -> dict:
 def test_the_birth_name_is_official_and_the_used_name_usual() -> None:
     """FR Core (as the INS referential): the birth name (nom de naissance) is the name of
     use 'official', the used name (nom utilisé) 'usual'. The birth name was exported as
-    'maiden', which FR Core readers do not take for the INS identity's name; a dossier whose
-    two names are one has its official name alone; one whose birth name was never said
-    keeps its name as the one the patient goes by."""
+    'maiden', which FR Core readers do not take for the INS identity's name. A dossier
+    holding one name for both (maybe an untyped name, kept as both) or no birth name keeps
+    its name as the one the patient goes by, as before: which it is was not said."""
     names = _patient_of(to_bundle(PATIENT, []))["name"]
     assert names == [{"use": "official", "family": "MARTIN", "given": ["Marie"]},
                      {"use": "usual", "family": "DURAND", "given": ["Marie"]}]
     same = _patient_of(to_bundle({**PATIENT, "birth_family": "DURAND"}, []))["name"]
-    assert same == [{"use": "official", "family": "DURAND", "given": ["Marie"]}]
+    assert same == [{"use": "usual", "family": "DURAND", "given": ["Marie"]}]
     unsaid = _patient_of(to_bundle({**PATIENT, "birth_family": None}, []))["name"]
     assert unsaid == [{"use": "usual", "family": "DURAND", "given": ["Marie"]}]
 
