@@ -2465,7 +2465,11 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
         kind = _said_concept(said.get("code"), said.get("system"), said.get("display"),
                              base_url)
         url = full_url("staging", f"{entry.get('id')}/{n}")
-        extras[url] = {"resourceType": "Observation", "status": "final",
+        # a staging of a problem recorded in error is in error too (it was 'final': a
+        # reader of Observations found a cancer's stage the sender had withdrawn)
+        in_error = fhir_status(entry.get("status"), "Observation") == "entered-in-error"
+        extras[url] = {"resourceType": "Observation",
+                       "status": "entered-in-error" if in_error else "final",
                        "code": kind or {"text": "cancer staging"}, "subject": subject,
                        "effectiveDateTime": fhir_datetime(entry.get("effective")),
                        "valueCodeableConcept": summary, "component": components,

@@ -451,6 +451,25 @@ def test_a_replaced_cda_filed_exports_its_current_version_replacing_the_first(
     assert ids["03"]["masterIdentifier"] != ids["02"]["masterIdentifier"]
 
 
+
+def test_the_staging_of_a_cancer_recorded_in_error_is_in_error() -> None:
+    """CANCER-FRCP: the cancer's TNM staging is an Observation of its own (the stage's
+    assessment). With the problem recorded in error (CDA nullified) the staging stayed
+    'final': a reader of Observations found the stage of a cancer the sender withdrew.
+    It follows the problem now; a problem still followed ('active') keeps a final staging."""
+    data = corpus_path("cda", "CANCER-FRCP_2022.01_Appareil.xml").read_bytes()
+    rows = _rows_read(normalize_cda(parse_cda(data), data, "frcp").entries)
+    bundle = to_bundle(PATIENT, rows)
+    (cancer,) = [r for r in by_entry_id(bundle).values() if r.get("stage")]
+    entry_id = int(cancer["identifier"][0]["value"])
+    for status, staged in (("entered-in-error", "entered-in-error"), ("active", "final")):
+        again = [{**r, "status": status} if r["id"] == entry_id else r for r in rows]
+        bundle = to_bundle(PATIENT, again)
+        _valid(bundle)
+        stage = by_entry_id(bundle)[entry_id]["stage"][0]["assessment"][0]["reference"]
+        (staging,) = [e["resource"] for e in bundle["entry"] if e["fullUrl"] == stage]
+        assert staging["status"] == staged
+
 # -- values -----------------------------------------------------------------------------------
 def test_a_not_equal_comparator_is_no_plain_quantity() -> None:
     """HL7 SN '<>^5' (SN.1 '<>': not equal) is stored with its number and
