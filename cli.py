@@ -985,7 +985,12 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from dossiers.audit import record
-    from dossiers.export import load_dossier_rows, load_parent_versions, load_provenance
+    from dossiers.export import (
+        load_dossier_rows,
+        load_parent_versions,
+        load_patient_identifiers,
+        load_provenance,
+    )
     from dossiers.fhir import to_bundle
     from dossiers.merged import merged_into
     from dossiers.patients import find_by_reference
@@ -1006,6 +1011,7 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
             provenance = load_provenance(conn, [r["id"] for r in rows])
             bundle = to_bundle(row, rows, provenance=provenance,
                                versions=load_parent_versions(conn, rows),
+                               identifiers=load_patient_identifiers(conn, patient.id),
                                timestamp=datetime.now(UTC))
             if args.output:  # before the audit row: a file we cannot write is no read
                 try:

@@ -747,7 +747,7 @@ def _representative_names(conn: Connection, patient_id: int, rows: Iterable) -> 
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                 base_url: str = "urn:dmp") -> dict:
     """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir.py)."""
-    from dossiers.export import load_parent_versions, load_provenance
+    from dossiers.export import load_parent_versions, load_patient_identifiers, load_provenance
     from dossiers.fhir import to_bundle
 
     def work(conn: Connection) -> dict:
@@ -759,7 +759,8 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
         return to_bundle(patient._mapping, found, versions=load_parent_versions(conn, found),
                          provenance=_shown_provenance(conn, patient.id, rows, access,
                                                       load_provenance),
-                         import_ids=False, base_url=base_url)
+                         import_ids=False, base_url=base_url,
+                         identifiers=load_patient_identifiers(conn, patient.id))
     return _with_trace(engine, principal, work)
 
 

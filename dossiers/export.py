@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, select
 
-from dossiers.schema import entries, patients, provenance
+from dossiers.merged import MERGED_AUTHORITY
+from dossiers.schema import entries, patient_identifiers, patients, provenance
 from dossiers.versions import current_versions
 
 
@@ -26,6 +27,16 @@ def load_dossier_rows(conn: Connection, patient_id: int
         entries.c.patient_id == patient_id, entries.c.current.is_(True),
         entries.c.status != "withdrawn").order_by(entries.c.id)).all()
     return patient._mapping, [r._mapping for r in rows]
+
+
+def load_patient_identifiers(conn: Connection, patient_id: int) -> list[Mapping]:
+    """The patient's local ids (an IPP and its assigning authority) for ``to_bundle``, in
+    the order they were learnt; not our pointers to dossiers merged into this one
+    (dossiers/merged.py), which name no identifier a sender gave."""
+    return [r._mapping for r in conn.execute(select(patient_identifiers).where(
+        patient_identifiers.c.patient_id == patient_id,
+        patient_identifiers.c.authority != MERGED_AUTHORITY).order_by(
+        patient_identifiers.c.id))]
 
 
 def load_provenance(conn: Connection, entry_ids: Iterable[int],

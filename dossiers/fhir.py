@@ -12,7 +12,12 @@ superseded or withdrawn fact must never leave the store as if it were valid.
 Mapping decisions (the tables are in dossiers/tables/):
 - Bundle type ``collection``: a dossier export is a set of resources about one patient, not
   the answer to a search (``searchset`` would need search modes and a total that mean
-  nothing here) and not a ``document`` (that needs a Composition nobody authored).
+  nothing here) and not a ``document`` (that needs a Composition nobody authored). Nor a
+  ``transaction``: the export is a read, a transaction an order to write on the receiver
+  (each entry's request, the receiver's id policy); a server importing the dossier (HAPI)
+  takes the collection as it is or turns it into its own transaction. No ``meta.profile``
+  is claimed: the resources are not validated against FR Core's profiles here, and a
+  profile claimed and not met fails the receiver's validation.
 - fullUrl ``urn:uuid:`` + uuid5 of the entry id (patient: its id), resource id the same uuid:
   two exports of one dossier name every resource alike, and a reference never points outside
   the Bundle. Each resource also carries our entry id as an identifier
@@ -21,8 +26,11 @@ Mapping decisions (the tables are in dossiers/tables/):
   Observation; lab_report, imaging_report, report -> DiagnosticReport; document ->
   DocumentReference; problem -> Condition; allergy -> AllergyIntolerance; medication ->
   MedicationStatement, or MedicationRequest when prescribed or intended (CDA moodCode INT,
-  RQO...: details.mood), with its dosage in words, its dose (a quantity or a range) and
-  timing structured (frequency, period, EIVL event as 'when', duration); immunization ->
+  RQO...: details.mood), or MedicationDispense when a pharmacy handed it out
+  (details.dispensed: quantity, pharmacist and pharmacy, the posology given with it, the
+  prescription as authorizingPrescription), with its dosage in words, its dose (a
+  quantity or a range) and its timing structured (frequency, period, EIVL event as
+  'when', duration); immunization ->
   Immunization (lot, dose number, route, dose, why not done); procedure -> Procedure;
   family_history -> FamilyMemberHistory (the relative's role code, else 'family member');
   plan -> ServiceRequest (intent from the CDA moodCode), a goal (moodCode GOL) -> Goal
@@ -135,9 +143,16 @@ Mapping decisions (the tables are in dossiers/tables/):
   RelatedPerson by display only (no resource, no name kept); a professional a logical
   reference by its first id (RPPS...).
 - Patient: the INS as identifier with system urn:oid:<ins_oid>, typed with FR Core's code
-  (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv); a dossier created without
-  the INS's OID gets the INS without a system (real, test and demo INS-NIR look alike: only
-  the OID tells them apart, we never guess it).
+  (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv; a test or demo INS tags
+  the Patient HTEST); a dossier created without the INS's OID gets the INS without a system
+  (real, test and demo INS-NIR look alike: only the OID tells them apart, we never guess it).
+  The local ids (patient_identifiers: the IPP) under urn:oid: of their authority, which is
+  their assigner; the birth name 'official', the used name 'usual' (FR Core).
+- Versions: a document's own id (its key) is DocumentReference.masterIdentifier, a new
+  version's relatesTo 'replaces' names the one it replaced; a reissued report (an addendum,
+  a rectification) is 'appended' or 'corrected' (fhir_reissue_statuses.csv).
+- Dispenses (details.dispensed; the deliveries a medication or a vaccination holds,
+  details.dispenses) -> MedicationDispense.
 """
 
 from __future__ import annotations
@@ -181,6 +196,7 @@ ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 APPROACH_SITE = "approach site (CDA approachSiteCode)"
 OTHER_VALUES = "further values sent (OBX-5 repeated)"
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 
 # FHIR R4 primitive formats (what the validators check)
 _FHIR_DATETIME = re.compile(
@@ -284,6 +300,39 @@ def _fr_core_ins() -> dict[str, tuple[str, str]]:
             for r in read_csv_rows(TABLES / "fhir_ins_identifiers.csv")}
 
 
+@cache
+def _ins_tags() -> dict[str, str]:
+    """INS kind -> the v3-ActReason tag its Patient carries (HTEST: a test or demo INS)."""
+    return {r["kind"]: r["tag"] for r in read_csv_rows(TABLES / "fhir_ins_identifiers.csv")
+            if r.get("tag")}
+
+
+@cache
+def _reissue_statuses() -> dict[str, dict[str, str]]:
+    """A reissued report's kind (addendum, rectification) -> its status per resource."""
+    return {r["kind"]: r for r in read_csv_rows(TABLES / "fhir_reissue_statuses.csv")}
+
+
+def _reissued_status(status: str, details: Mapping, resource: str) -> str:
+    """The status of a report, 'appended' or 'corrected' (DocumentReference: 'amended') when
+    the sender says it reissues a final report with an addendum or as a rectification
+    (fhir_reissue_statuses.csv): exported 'final', the reader could not tell the
+    complemented or corrected reading from a first one."""
+    said = details.get("reissue")
+    kind = said.get("kind") if isinstance(said, Mapping) else None
+    row = _reissue_statuses().get(str(kind or ""))
+    if row is None or status not in ("final", "amended"):
+        return status
+    return row.get(resource) or status
+
+
+@cache
+def _patient_identifier_types() -> dict[str, str]:
+    """CX.5 code -> its v2-0203 display, for a local id typed with FHIR's CodeSystem."""
+    return {r["code"]: r["display"]
+            for r in read_csv_rows(TABLES / "fhir_patient_identifier_types.csv")}
+
+
 def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     """The FHIR resource an entry type is exported as (Observation when not listed). A
     medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
@@ -296,6 +345,10 @@ def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
         return resource
     if resource == "MedicationStatement" and str(details.get("mood") or "EVN").upper() != "EVN":
         return "MedicationRequest"
+    if resource == "MedicationStatement" and details.get("dispensed") is True:
+        # handed out by a pharmacy (CDA supply EVN: eDISP, IHE Pharm DIS, C-CDA Medication
+        # Dispense): what the pharmacist gave, not a statement that the patient takes it
+        return "MedicationDispense"
     if resource == "ServiceRequest" and details.get("planned") == "medication":
         # a medication to start (plan of care): R4 reserves ServiceRequest for services
         return "MedicationRequest"
@@ -1035,6 +1088,14 @@ def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     if typed:
         return typed
     number = _number(entry.get("value_num"))
+    compared = _text(entry.get("comparator"))
+    if number is not None and compared and compared != "=" and compared not in COMPARATORS:
+        # HL7 SN '<>' (not equal): R4 Quantity.comparator has < <= >= > only; a Quantity
+        # without it said the result WAS the number
+        shown = _text(entry.get("value")) or f"{compared}{_decimal(repr(number))}"
+        unit = _text(entry.get("unit_original")) or _text(entry.get("unit"))
+        return {"valueString": f"{shown} {unit}" if unit and not shown.endswith(unit)
+                else shown}
     if number is not None:
         return {"valueQuantity": _quantity(number, entry.get("unit"),
                                            entry.get("unit_original"),
@@ -1640,31 +1701,67 @@ def _document_orders(entry: Mapping, details: Mapping, subject: dict,
 
 
 # -- resources --------------------------------------------------------------------------------
-def _patient_resource(patient: Mapping) -> dict:
+def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> dict:
+    """The Patient as FR Core reads it: the INS typed (fhir_ins_identifiers.csv; a test or
+    demo INS tags the Patient HTEST), the local ids (an IPP, CX.4 / CDA id root) with their
+    assigning authority, the birth name as the 'official' name and the used name as the
+    'usual' one (FR Core: nom de naissance / nom utilisé) when the two differ."""
     ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
-    identifiers = []
+    out: list[dict] = []
+    tag = None
     if ins:
         kind = _ins_kinds().get(oid or "", "INS")
         fr_core = _fr_core_ins().get(kind)
         typed = {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": fr_core[0]}]} \
             if fr_core else {}
-        identifiers.append({"use": fr_core[1] if fr_core else "official",
-                            "type": {**typed, "text": kind},
-                            "system": f"urn:oid:{oid}" if oid else None, "value": ins})
+        out.append({"use": fr_core[1] if fr_core else "official",
+                    "type": {**typed, "text": kind},
+                    "system": f"urn:oid:{oid}" if oid else None, "value": ins})
+        tag = _ins_tags().get(kind)
+    out += [i for i in map(_local_patient_identifier, identifiers) if i]
     given = _text(patient.get("given"))
-    names = [{"use": "usual", "family": _text(patient.get("family")),
-              "given": [given] if given else []}]
-    birth = _text(patient.get("birth_family"))
-    if birth and birth != _text(patient.get("family")):
-        names.append({"use": "maiden", "family": birth, "given": [given] if given else []})
-    resource = {"resourceType": "Patient", "identifier": identifiers, "name": names,
-                "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
-                "birthDate": fhir_date(patient.get("birth_date"))}
+    family, birth = _text(patient.get("family")), _text(patient.get("birth_family"))
+    given_names = [given] if given else []
+    names = [{"use": "usual", "family": family, "given": given_names}]
+    if birth and birth != family:
+        # told apart by the sender (PID-5 L and D, 'MARTIN épouse DURAND'): the birth name
+        # is the official one. One name for both may be an untyped name the store keeps as
+        # both: which it is was not said, it stays the one the patient goes by
+        names.insert(0, {"use": "official", "family": birth, "given": given_names})
+    res = {"resourceType": "Patient", "identifier": out, "name": names,
+           "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
+           "birthDate": fhir_date(patient.get("birth_date"))}
+    if tag:
+        res["meta"] = {"tag": [{"system": ACT_REASON, "code": tag,
+                                "display": "test health data"}]}
     if patient.get("deceased"):
         # Patient.deceased[x]: the dateTime when the death is dated, else the boolean
         when = fhir_datetime(_text(patient.get("deceased_at")))
-        resource.update({"deceasedDateTime": when} if when else {"deceasedBoolean": True})
-    return resource
+        res.update({"deceasedDateTime": when} if when else {"deceasedBoolean": True})
+    return res
+
+
+def _local_patient_identifier(row: Mapping) -> dict | None:
+    """One of the patient's local ids (patient_identifiers: authority, value, CX.5 type):
+    under urn:oid: of its authority when that is an OID, the authority as
+    Identifier.assigner (by its OID, or by name when a sender gave only a namespace). The
+    caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
+    authority, value = _text(row.get("authority")), _text(row.get("value"))
+    if not value or not authority or authority in _ins_kinds():
+        # a NIR under an INS OID kept as a local id (CX.5 'NH': the billing NIR) is no
+        # identity: under the INS's system a reader would take it for the INS
+        return None
+    code = _text(row.get("type_code"))
+    kind = None
+    if code and code in _patient_identifier_types():
+        kind = {"coding": [{"system": IDENTIFIER_TYPES, "code": code,
+                            "display": _patient_identifier_types()[code]}]}
+    elif code:
+        kind = {"text": code}
+    oid = _OID.fullmatch(authority) is not None
+    return {"type": kind, "system": f"urn:oid:{authority}" if oid else None, "value": value,
+            "assigner": {"identifier": {"system": RFC3986, "value": f"urn:oid:{authority}"}}
+            if oid else {"display": authority}}
 
 
 # Details holding what the sender wrote about an entry in words, wherever it was written:
@@ -1673,7 +1770,7 @@ def _patient_resource(patient: Mapping) -> dict:
 _NOTE_DETAILS = ("comments", "exam_comments", "concern_comments")
 # Resources with a 'note' (R4) besides Observation, which always has its list.
 _NOTED = frozenset({"Condition", "AllergyIntolerance", "MedicationStatement",
-                    "MedicationRequest", "Immunization",
+                    "MedicationRequest", "MedicationDispense", "Immunization",
                     "Procedure", "FamilyMemberHistory", "ServiceRequest",
                     "DeviceUseStatement", "Goal"})
 
@@ -1919,7 +2016,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             _lab_parties(res, entry, details, subject, base_url,
                          extras if extras is not None else {})
     elif resource == "DiagnosticReport":
-        res.update(status=fhir_status(status, resource), category=category,
+        res.update(status=_reissued_status(fhir_status(status, resource), details, resource),
+                   category=category,
                    code=_concept(entry, base_url, "report", details), subject=subject,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
                    performer=[performer] if performer else [],
@@ -1941,7 +2039,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     elif resource == "DocumentReference":
         error = fhir_status(status, resource) == "entered-in-error"
         res.update(status="entered-in-error" if error else "current",
-                   docStatus=None if error else fhir_status(status, resource),
+                   docStatus=None if error else _reissued_status(
+                       fhir_status(status, resource), details, resource),
+                   masterIdentifier=_document_id(entry.get("key")),
                    type=_concept(entry, base_url, "document"), subject=subject,
                    date=fhir_instant(entry.get("effective")) or
                    fhir_instant(entry.get("issued")),
@@ -1950,6 +2050,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])
         res["identifier"] = _document_identifiers(entry, details)
+        replaced = _text(details.get("replaces"))
+        if replaced and not error:  # a new version (CDA RPLC, MDM^T10 / TXA-13)
+            target = _document_id(replaced) or {"value": replaced.removeprefix(DOCUMENT_KEY)}
+            res["relatesTo"] = [{"code": "replaces", "target": {
+                "type": "DocumentReference", "identifier": target}}]
         studies = _imaging_studies(entry, details, subject, extras)
         # R4 DocumentReference has neither imagingStudy nor basedOn: the images and the
         # orders it answers (CDA inFulfillmentOf, with the REF prescriber) are its context
@@ -2017,6 +2122,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
             res["effectivePeriod"] = {"start": low, "end": high}
         else:
             res["effectiveDateTime"] = effective
+    elif resource == "MedicationDispense":
+        _dispense(res, entry, details, subject, base_url)
     elif resource == "Immunization":
         res.update(status="not-done" if details.get("negated")
                    else fhir_status(status, resource) or "completed",
@@ -2126,7 +2233,88 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
     security = _security(entry, details)
     if security:
         res["meta"] = {"security": security}
+    if resource in _DELIVERED and extras is not None:
+        _deliveries(res, entry, details, subject, base_url, extras)
     return res
+
+
+_DISPENSED_QUANTITY = re.compile(r"\s*([+-]?\d+(?:[.,]\d+)?)(?:\s+(\S+))?\s*")
+
+
+def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
+              base_url: str) -> None:
+    """A dispense as a MedicationDispense (R4): the product, how many were handed out
+    (details.dispensed_quantity, '2 30009000': the unit UCUM only when our table says so,
+    an EDQM or CIP packaging code is no UCUM), when (whenHandedOver), by whom (the
+    pharmacist and the pharmacy, details.dispensed_by), the posology handed out with it
+    (details.dosage, IHE Pharm Dosage Instructions). It was a MedicationStatement, which
+    says the patient takes a drug, with the quantity, the pharmacy and the posology
+    dropped."""
+    res.update(status=fhir_status(entry.get("status"), "MedicationDispense") or "unknown",
+               medicationCodeableConcept=_concept(entry, base_url, "medication", details),
+               subject=subject, whenHandedOver=fhir_datetime(entry.get("effective")),
+               performer=_dispensers(details.get("dispensed_by")))
+    m = _DISPENSED_QUANTITY.fullmatch(str(details.get("dispensed_quantity") or ""))
+    if m is not None:
+        res["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")), m.group(2), None)
+    dosing = details.get("dosage")
+    if isinstance(dosing, Mapping) and dosing:
+        res["dosageInstruction"] = _sited(_dosages(dosing, base_url), dosing, base_url)
+    lot = _text(details.get("lot_number"))
+    if lot:  # R4 holds a lot on a Medication only: said in words rather than dropped
+        res["note"] = [{"text": f"lot: {lot}"}]
+
+
+# Resources whose entry may hold the dispenses of its product (details.dispenses)
+_DELIVERED = frozenset({"MedicationStatement", "MedicationRequest", "Immunization"})
+
+
+def _deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: str,
+                extras: dict[str, dict]) -> None:
+    """The dispenses nested in a medication or a vaccination (details.dispenses: IHE PCC
+    supply entries without a product of their own, CNAM-HR's 'delivered on, by, how many')
+    -> one MedicationDispense each, of the entry's product, labelled as the entry is; a
+    MedicationStatement derivedFrom them. They were dropped from the export: the pharmacy
+    and the day a drug was handed out, said by the insurer's history, were nowhere."""
+    said = details.get("dispenses")
+    if not isinstance(said, list):
+        return
+    product = res.get("medicationCodeableConcept") or res.get("vaccineCode")
+    for n, delivery in enumerate(d for d in said if isinstance(d, Mapping)):
+        url = full_url("dispense", f"{entry.get('id')}/{n}")
+        dispense: dict[str, Any] = {
+            "resourceType": "MedicationDispense",
+            "status": fhir_status(entry.get("status"), "MedicationDispense") or "unknown",
+            "medicationCodeableConcept": product, "subject": subject,
+            "whenHandedOver": fhir_datetime(_text(delivery.get("time"))),
+            "performer": _dispensers(delivery.get("by"))}
+        m = _DISPENSED_QUANTITY.fullmatch(str(delivery.get("quantity") or ""))
+        if m is not None:
+            dispense["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")),
+                                             m.group(2), None)
+        if (res.get("meta") or {}).get("security"):
+            dispense["meta"] = {"security": list(res["meta"]["security"])}
+        extras[url] = dispense
+        if res["resourceType"] == "MedicationStatement":
+            res.setdefault("derivedFrom", []).append({"reference": url})
+
+
+def _dispensers(party: Any) -> list[dict]:  # noqa: ANN401
+    """MedicationDispense.performer: the pharmacist (a Practitioner by idNatPS) and the
+    pharmacy (an Organization by its idNatSt, with its name); R4's performer has no
+    onBehalfOf, so each is a performer of its own."""
+    if not isinstance(party, Mapping):
+        return []
+    ids = [i for i in party.get("ids") or () if _text(i)]
+    person = _performer(ids[0]) if ids else None
+    orgs = [i for i in party.get("organization") or () if _text(i)]
+    org = (_performer(orgs[0]) if orgs else None) or {}
+    name = _text(party.get("organization_name"))
+    if name:
+        org = {**org, "display": name}
+    if org and "identifier" in org:
+        org = {"type": "Organization", **org}
+    return [{"actor": a} for a in (person, org) if a]
 
 
 # A plan's CDA moodCode -> ServiceRequest.intent (a promise: a plan of care's; a goal is a
@@ -2361,7 +2549,11 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
         kind = _said_concept(said.get("code"), said.get("system"), said.get("display"),
                              base_url)
         url = full_url("staging", f"{entry.get('id')}/{n}")
-        extras[url] = {"resourceType": "Observation", "status": "final",
+        # a staging of a problem recorded in error is in error too (it was 'final': a
+        # reader of Observations found a cancer's stage the sender had withdrawn)
+        in_error = fhir_status(entry.get("status"), "Observation") == "entered-in-error"
+        extras[url] = {"resourceType": "Observation",
+                       "status": "entered-in-error" if in_error else "final",
                        "code": kind or {"text": "cancer staging"}, "subject": subject,
                        "effectiveDateTime": fhir_datetime(entry.get("effective")),
                        "valueCodeableConcept": summary, "component": components,
@@ -2689,6 +2881,20 @@ def _attachment(entry: Mapping, base_url: str) -> dict:
             "title": _text(entry.get("display"))}
 
 
+DOCUMENT_KEY = "document|"  # how a document's entry key starts (normalizers: its id follows)
+
+
+def _document_id(key: Any) -> dict | None:  # noqa: ANN401
+    """A document's own id (its entry key 'document|root^extension': the CDA
+    ClinicalDocument/id, an MDM's TXA-12) as DocumentReference.masterIdentifier, written as
+    IHE MHD writes a uniqueId; None when it is no II (a bare number of a sender's,
+    a PDF's digest): no system is invented."""
+    text = _text(key)
+    if not text or not text.startswith(DOCUMENT_KEY):
+        return None
+    return _entity_identifier(text[len(DOCUMENT_KEY):])
+
+
 def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
     out = []
     sha = _text(entry.get("attachment_sha256"))
@@ -2780,7 +2986,7 @@ def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[
         elif parent["resourceType"] in ("DocumentReference", "DiagnosticReport"):
             if mine["resourceType"] in ("Observation", "MedicationStatement"):
                 mine.setdefault("derivedFrom", []).append(ref)
-            elif mine["resourceType"] == "MedicationRequest":
+            elif mine["resourceType"] in ("MedicationRequest", "MedicationDispense"):
                 mine.setdefault("supportingInformation", []).append(ref)
             elif mine["resourceType"] == "Condition":
                 mine.setdefault("evidence", []).append({"detail": [ref]})
@@ -2994,7 +3200,8 @@ def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
 _REFERENCED_BY = {"DocumentReference": ("context.related", False),
                   "Procedure": ("report", True), "Observation": ("derivedFrom", True),
                   "Condition": ("evidence", False), "MedicationStatement": ("derivedFrom", False),
-                  "MedicationRequest": ("supportingInformation", False)}
+                  "MedicationRequest": ("supportingInformation", False),
+                  "MedicationDispense": ("supportingInformation", False)}
 
 
 def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
@@ -3035,24 +3242,28 @@ def _link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
                         extras: dict[str, dict], subject: dict, base_url: str) -> None:
     """The prescription a dispense fulfils (details.prescription, CDA eDISP / IHE Pharm
     DIS: the prescription item's id, the prescription document by XCRPT) -> the
-    MedicationStatement's basedOn (the MedicationRequest by its identifier) and derivedFrom
-    (the document). It was read by the CDA round and dropped here: a pharmacist's dispense
-    named no prescription. (A MedicationDispense resource would say it better: not yet.)"""
+    MedicationDispense's authorizingPrescription (the MedicationRequest by its identifier)
+    and supportingInformation (the document); a MedicationStatement's basedOn and
+    derivedFrom. It was read by the CDA round and dropped here: a pharmacist's dispense
+    named no prescription."""
+    elements = {"MedicationDispense": ("authorizingPrescription", "supportingInformation"),
+                "MedicationStatement": ("basedOn", "derivedFrom")}
     for e in kept:
         details = _json(e.get("details"))
         said = details.get("prescription") if isinstance(details, Mapping) else None
         mine = resources[e["id"]]
-        if not isinstance(said, Mapping) or mine["resourceType"] != "MedicationStatement":
+        if not isinstance(said, Mapping) or mine["resourceType"] not in elements:
             continue
+        based_on, derived_from = elements[mine["resourceType"]]
         item = _entity_identifier(said.get("item"))
         if item is not None:
-            mine.setdefault("basedOn", []).append({"type": "MedicationRequest",
-                                                   "identifier": item})
+            mine.setdefault(based_on, []).append({"type": "MedicationRequest",
+                                                  "identifier": item})
         for ref in said.get("documents") or ():
             found = _external_reference(ref, e, details, subject, base_url, extras) \
                 if isinstance(ref, Mapping) else None
-            if found is not None and found not in mine.get("derivedFrom", ()):
-                mine.setdefault("derivedFrom", []).append(found)
+            if found is not None and found not in mine.get(derived_from, ()):
+                mine.setdefault(derived_from, []).append(found)
 
 
 def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject: dict,
@@ -3154,7 +3365,8 @@ def _exported(entry: Mapping) -> bool:
 def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
               versions: Mapping[int, int] | None = None, import_ids: bool = True,
-              base_url: str = "urn:dmp", timestamp: datetime | None = None) -> dict:
+              base_url: str = "urn:dmp", timestamp: datetime | None = None,
+              identifiers: Sequence[Mapping] = ()) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
@@ -3162,7 +3374,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     earlier versions that entries name as their parent to the id of that parent's current
     version (dossiers/export.py ``load_parent_versions``); ``import_ids`` False leaves our
     import ids out of the Provenances (a reader's export); ``timestamp`` (given by
-    the caller, so that the same dossier exports the same) becomes Bundle.timestamp."""
+    the caller, so that the same dossier exports the same) becomes Bundle.timestamp;
+    ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP)."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
     subject = {"reference": patient_url}
@@ -3181,7 +3394,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_visits(kept, resources, urls)
     _link_references(kept, resources, extras, subject, base_url)
     _link_prescriptions(kept, resources, extras, subject, base_url)
-    bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient))]
+    bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
                        for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]

@@ -52,6 +52,8 @@ STATUSES = {
                             "on-hold", "unknown", "not-taken"},
     "MedicationRequest": {"active", "on-hold", "cancelled", "completed", "entered-in-error",
                           "stopped", "draft", "unknown"},
+    "MedicationDispense": {"preparation", "in-progress", "cancelled", "on-hold", "completed",
+                           "entered-in-error", "stopped", "declined", "unknown"},
     "Immunization": {"completed", "entered-in-error", "not-done"},
     "Procedure": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                   "entered-in-error", "unknown"},
@@ -449,7 +451,8 @@ def test_patient_ins_and_partial_dates() -> None:
     assert patient["identifier"][0]["value"] == PATIENT["ins"]
     assert patient["identifier"][0]["type"]["text"] == "INS-NIR-TEST"
     assert patient["gender"] == "female" and patient["birthDate"] == "1968-03-14"
-    assert {n["use"] for n in patient["name"]} == {"usual", "maiden"}
+    # FR Core: the birth name is the official name, the used name the usual one
+    assert {n["use"] for n in patient["name"]} == {"usual", "official"}
     assert bundle["entry"][1]["fullUrl"] == full_url("entry", 1)
     # without the INS's OID: no system guessed
     no_oid = to_bundle({**PATIENT, "ins_oid": None}, [])

@@ -165,8 +165,8 @@ def test_what_a_procedure_a_problem_and_a_document_refer_to_is_referenced() -> N
 def test_a_dispense_names_the_prescription_it_fulfils() -> None:
     """eDISP: the prescription item a dispense executes and the prescription document
     (XCRPT) were in the store (details.prescription) and nowhere in the Bundle. The
-    MedicationStatement is now basedOn the MedicationRequest (by the item's id) and
-    derivedFrom the prescription document."""
+    dispense (a MedicationDispense since round 7) is authorised by the MedicationRequest
+    (by the item's id) and supported by the prescription document."""
     prescription = {"item": "AADC9C14-F1CA-4177-B2C8-A5178D5B3CA0",
                     "prescribed_by": [{"ids": [f"{PS[8:]}^801234567897"]}],
                     "documents": [{"kind": "externalDocument", "type": "XCRPT",
@@ -177,10 +177,11 @@ def test_a_dispense_names_the_prescription_it_fulfils() -> None:
     bundle = to_bundle(PATIENT, rows)
     check_bundle(bundle)
     (dispense,) = by_entry_id(bundle).values()
-    assert dispense["basedOn"] == [{"type": "MedicationRequest", "identifier": {
+    assert dispense["resourceType"] == "MedicationDispense"
+    assert dispense["authorizingPrescription"] == [{"type": "MedicationRequest", "identifier": {
         "system": "urn:ietf:rfc:3986",
         "value": "urn:uuid:aadc9c14-f1ca-4177-b2c8-a5178d5b3ca0"}}]
-    assert dispense["derivedFrom"] == [{"type": "DocumentReference", "identifier": {
+    assert dispense["supportingInformation"] == [{"type": "DocumentReference", "identifier": {
         "system": "urn:oid:1.2.250.1.213.1.1.1.39.12345", "value": "1"}}]
 
 
