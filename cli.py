@@ -652,25 +652,59 @@ def cmd_imports_discard(args: argparse.Namespace) -> int:
 
 # -- check ----------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from pipelines.check import check
+    """Exit 0 ok, 1 warning, 2 critical (Nagios/Icinga plugins; the first line of the text
+    output is the status line they show), 3 unknown: the check could not be made (store or
+    archive unreachable, settings unusable: a user error here is no WARNING)."""
+    try:
+        return _check(args)
+    except UserError as exc:
+        print(f"dmp-ingest: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
+
+def _check(args: argparse.Namespace) -> int:
+    from pipelines.check import check
+    from pipelines.silence import say_duration
+
+    for name in ("backlog_minutes", "backlog_critical_minutes"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < float("inf"):
+            raise UserError(f"--{name.replace('_', '-')}: a number of minutes above 0 "
+                            f"expected, not {value}")
+    if (args.backlog_minutes is not None and args.backlog_critical_minutes is not None
+            and args.backlog_critical_minutes < args.backlog_minutes):
+        raise UserError("--backlog-critical-minutes must be at least --backlog-minutes")
     ctx = _context()
     report = check(ctx.engine, ctx.archive, backlog_minutes=args.backlog_minutes,
-                   verify_hashes=not args.quick)
+                   backlog_critical_minutes=args.backlog_critical_minutes,
+                   verify_hashes=not args.quick, settings=ctx.settings)
     if args.json:
         _print_json(report.as_dict())
-    else:
-        orphans = "not countable" if report.orphans is None else str(report.orphans)
-        print(f"checked {report.imports} import(s), {report.entries} entries, "
-              f"{report.archive_objects_checked} archived object(s); "
-              f"{orphans} orphan archive object(s)")
-        for f in report.findings:
-            shown = ", ".join(map(str, f.ids))
-            more = f" (first {len(f.ids)})" if f.count > len(f.ids) else ""
-            print(f"{f.code}: {f.count} {f.what}{more}: {shown}")
-        print("consistent" if report.consistent else
-              f"inconsistent: {len(report.findings)} kind(s) of finding")
-    return EXIT_OK if report.consistent else EXIT_USER
+        return report.exit_code
+    b = report.backlog
+    kinds = ", ".join(f"{f.count} {f.code}" for f in report.findings)
+    print(f"{report.status.upper()}: {kinds or 'nothing to report'}")
+    orphans = "not countable" if report.orphans is None else str(report.orphans)
+    print(f"checked {report.imports} import(s), {report.entries} entries, "
+          f"{report.archive_objects_checked} archived object(s); "
+          f"{orphans} orphan archive object(s)")
+    oldest = (f"the oldest waiting {say_duration(b['oldest_age_seconds'])}"
+              if b["oldest_age_seconds"] is not None else "none waiting")
+    print(f"backlog: {b['received']} received ({oldest}; {b['waiting_retry']} waiting for a "
+          f"retry), {b['processing']} processing; warning after "
+          f"{say_duration(b['warning_minutes'] * 60)}, critical after "
+          f"{say_duration(b['critical_minutes'] * 60)}")
+    for f in report.findings:
+        if f.lines:  # one line per item (a silent source): what the operator acts on
+            for line in f.lines:
+                print(f"{f.code} ({f.severity}) {line}")
+            continue
+        shown = ", ".join(map(str, f.ids))
+        more = f" (first {len(f.ids)})" if f.count > len(f.ids) else ""
+        print(f"{f.code} ({f.severity}): {f.count} {f.what}{more}: {shown}")
+    print("consistent" if report.consistent else
+          f"inconsistent: {len(report.findings)} kind(s) of finding")
+    return report.exit_code
 
 
 def cmd_professional_add(args: argparse.Namespace) -> int:
@@ -1143,8 +1177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_imports_discard)
 
     p = sub.add_parser("check", help="consistency of ledger, archive and dossiers (read-only)")
-    p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float, default=60,
-                   help="report 'received' rows older than this (default 60)")
+    p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float,
+                   help="a warning for 'received' rows older than this (default: [check] "
+                   "backlog_minutes, 60)")
+    p.add_argument("--backlog-critical-minutes", dest="backlog_critical_minutes", type=float,
+                   help="critical once the oldest waits longer than this (default: [check] "
+                   "backlog_critical_minutes, 240)")
     p.add_argument("--quick", action="store_true",
                    help="check that archived objects exist, without re-reading them")
     p.add_argument("--json", action="store_true")
