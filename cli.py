@@ -268,6 +268,8 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
         raise UserError("--limit must be 1 or more and --offset 0 or more")
     ctx = _context()
     flt = _filter(ctx, args)
+    if args.group_by is not None:
+        return _imports_groups(ctx, flt, args)
     try:
         rows = list_imports(ctx.engine, flt, sort=args.sort, limit=args.limit,
                             offset=args.offset)
@@ -291,6 +293,73 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
         print(f"{total - last} more: --offset {last} for the next page "
               f"(--json pages the same way)")
     return EXIT_OK
+
+
+def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """``imports list --group-by code,source``: one line per group ('412 × CODE_UNMAPPED
+    from labo-x, first 02:14'), not 412 lines; with the words that select a group alone."""
+    from pipelines.report import group_imports, group_keys
+
+    try:
+        keys = group_keys(args.group_by)
+    except ValueError as exc:
+        raise UserError(f"--group-by: {exc}") from None
+    if args.sort != "-id":
+        raise UserError("--sort orders imports; groups come largest first")
+    found = group_imports(ctx.engine, flt, keys, limit=args.limit, offset=args.offset)
+    if not found["groups"] and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
+    given = _given_filter(args, flt)
+    for group in found["groups"]:
+        if group["filter"] is not None:  # the group's values replace the same options
+            group["filter"] = {**{k: v for k, v in given.items() if k not in keys},
+                               **group["filter"]}
+            group["select"] = _filter_words(group["filter"])
+    if args.json:
+        _print_json(found)
+        return EXIT_OK
+    shown = found["groups"]
+    first, last = args.offset + 1, args.offset + len(shown)
+    _table(f"Imports by {', '.join(keys)}: groups {first}-{last} of {found['groups_total']} "
+           f"({found['total']} imports)" if shown else
+           f"Imports by {', '.join(keys)} (no group of {found['total']} imports)",
+           ["count", *keys, "first received (UTC)", "last received (UTC)", "select with"],
+           [(g["count"], *[g[k] for k in keys], _minute(g["first_received"]),
+             _minute(g["last_received"]), g["select"]) for g in shown])
+    if last < found["groups_total"]:
+        print(f"{found['groups_total'] - last} more group(s): --offset {last} for the next "
+              "page")
+    if shown and shown[0]["select"] is not None:
+        print(f"rerun a group: dmp-ingest imports rerun {shown[0]['select']} --dry-run "
+              "(then without --dry-run)")
+    return EXIT_OK
+
+
+def _minute(iso: str | None) -> str:
+    return (iso or "")[:16].replace("T", " ")
+
+
+def _given_filter(args: argparse.Namespace, flt) -> dict:  # noqa: ANN001
+    """The filter options given, by name; times as the instants they meant ('24h' pasted
+    an hour later would select another window)."""
+    given: dict = {}
+    for name in ("status", "source", "channel", "stage", "code", "since", "until",
+                 "patient", "file"):
+        value = getattr(args, name, None)
+        if value:
+            given[name] = getattr(flt, name).isoformat() if name in ("since", "until") \
+                else value
+    if getattr(args, "warnings", False):
+        given["warnings"] = True
+    return given
+
+
+def _filter_words(given: dict) -> str:
+    """Filter options as shell words, in the order given."""
+    import shlex
+
+    return " ".join(f"--{k}" if v is True else f"--{k} {shlex.quote(str(v))}"
+                    for k, v in given.items())
 
 
 def cmd_imports_stats(args: argparse.Namespace) -> int:
@@ -1122,6 +1191,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "'-' first for descending (default -id: newest first)")
     p.add_argument("--limit", type=_number("a page size"), default=200,
                    help="rows per page (default 200)")
+    p.add_argument("--group-by", dest="group_by", metavar="KEYS",
+                   help="count per code, source, status, stage or channel (comma-separated: "
+                   "'code,source'), the largest group first, with its first and last "
+                   "import and the options that select it (for rerun)")
     p.add_argument("--offset", type=_number("an offset"), default=0,
                    help="rows skipped: the next page starts at --offset + --limit")
     p.add_argument("--json", action="store_true")

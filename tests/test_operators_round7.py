@@ -10,8 +10,11 @@ an hour old; a burst of one error code from one source was 412 lines of `imports
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -19,6 +22,7 @@ from sqlalchemy import select, update
 from dossiers.schema import imports
 from pipelines.ledger import now
 from pipelines.settings import SettingsError, load_settings
+from tests.test_api import api  # noqa: F401 (a fixture)
 from tests.test_operators_round import no_prefect, run, store  # noqa: F401 (fixtures)
 
 
@@ -143,3 +147,123 @@ def test_an_integrity_finding_outranks_a_warning(store, capsys) -> None:  # noqa
     code, out, _ = run(capsys, "check", "--quick")
     assert code == 2 and out.splitlines()[0] == "CRITICAL: 1 ARCHIVE_MISSING, 1 BACKLOG"
     assert f"ARCHIVE_MISSING (critical): 1 sha256: {sha}" in out
+
+
+# -- the console's dashboard ------------------------------------------------------------------
+@pytest.fixture
+def watched_api(settings):  # noqa: ANN001, ANN201
+    """The service (HTTP API alone) of a store whose 'lab' may be silent 1 hour and
+    'labo-nuit' 30 minutes."""
+    from pipelines.process import Context
+    from tests.api_support import api_settings, running_api
+
+    watched = dataclasses.replace(settings, max_silence={"lab": 3600.0, "labo-nuit": 1800.0})
+    ctx = Context.from_settings(api_settings(watched))
+    with running_api(ctx) as running:
+        yield running
+    ctx.engine.dispose()
+
+
+def test_the_dashboard_shows_silent_sources_and_the_backlog_s_level(watched_api) -> None:  # noqa: ANN001
+    from tests.test_console import _login
+    from tests.test_pipeline import ingest, oru
+
+    ctx = watched_api.ctx
+    ids = ingest(ctx, oru("D1"), oru("D2", value="6.1"))
+    _age(ctx, None, hours=3, minutes=12)
+    with ctx.engine.begin() as conn:
+        conn.execute(update(imports).where(imports.c.id == ids[1]).values(
+            status="received", received_at=now() - timedelta(minutes=95)))
+    with _login(watched_api, "admin", subject="alice") as c:
+        page = html.unescape(c.get("/console/dashboard", params={"lang": "en"}).text)
+    silent = re.search(r'<section class="card" id="silent">(.*?)</section>', page, re.S)
+    assert silent is not None, page
+    text = re.sub(r"<[^>]+>", "", silent.group(1))
+    assert "Silent sources 2" in text
+    # the newest row is the one waiting for a worker, received 95 minutes ago
+    assert re.search(r"lab : nothing received for 1h3[45]m \(silence allowed: 1h\) — "
+                     r"last received \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
+    assert "labo-nuit : nothing ever received (silence allowed: 30m)" in text
+    assert 'id="backlog-level">warning<' in page
+    assert re.search(r'id="backlog-oldest">the oldest has waited 1h3[45]m \(', page), page
+    assert "warning after 1h, critical after 4h" in page
+
+
+# -- a burst of one code from one source ------------------------------------------------------
+def test_a_burst_of_one_code_from_one_source_is_one_line_and_one_rerun(store, capsys) -> None:  # noqa: ANN001, F811
+    """LABO-X changed its format overnight: 6 failures of one code, beside the store's own
+    (one failure from 'lab'). Grouped, the operator sees 6 × OBX_BAD_NUMBER from labo-x with
+    when it began, and the options that select exactly that group for a rerun."""
+    import shlex
+
+    from tests.test_admin import BAD
+    from tests.test_operators_round import _ingest
+    from tests.test_pipeline import oru
+
+    ctx, (dep, warn, quar, fail) = store
+    burst = _ingest(ctx, *[oru(f"X{n}", value=f"5.{n}", extra_obx=BAD) for n in range(6)],
+                    source="labo-x")
+    _age(ctx, burst[:1], hours=1)
+    code, out, _ = run(capsys, "imports", "list", "--status", "failed", "--group-by",
+                       "code,source", "--json")
+    found = json.loads(out)
+    assert code == 0 and (found["total"], found["groups_total"]) == (7, 2)
+    first, second = found["groups"]
+    assert {k: first[k] for k in ("code", "source", "count", "select")} == {
+        "code": "OBX_BAD_NUMBER", "source": "labo-x", "count": 6,
+        "select": "--status failed --code OBX_BAD_NUMBER --source labo-x"}
+    assert first["first_received"] < first["last_received"]
+    assert (second["source"], second["count"]) == ("lab", 1)
+    code, out, _ = run(capsys, "imports", "list", "--status", "failed", "--group-by",
+                       "code,source", "--since", "2h")
+    assert code == 0 and "groups 1-2 of 2 (7 imports)" in out
+    # '2h' pasted later would be another window: the instant it meant
+    hint = re.search(r"rerun a group: dmp-ingest imports rerun --status failed --since "
+                     r"(\S+) --code OBX_BAD_NUMBER --source labo-x --dry-run", out)
+    assert hint is not None, out
+    assert abs(datetime.fromisoformat(hint.group(1)) - (now() - timedelta(hours=2))) \
+        < timedelta(minutes=1)
+    # the group's words select that group and nothing else: a dry run counts it
+    code, out, _ = run(capsys, "imports", "rerun", *shlex.split(first["select"]),
+                       "--dry-run", "--json")
+    assert code == 0 and sorted(json.loads(out)["reopen"]) == sorted(burst)
+    # every import, grouped by status alone: no code to select the filed ones by
+    code, out, _ = run(capsys, "imports", "list", "--group-by", "status,code", "--json")
+    groups = {(g["status"], g["code"]): g for g in json.loads(out)["groups"]}
+    assert groups[("deposited", None)]["count"] == 2
+    assert groups[("deposited", None)]["select"] is None
+    assert groups[("quarantined", "IDENTITY_UNKNOWN_PATIENT")]["select"] == (
+        "--status quarantined --code IDENTITY_UNKNOWN_PATIENT")
+    code, _, err = run(capsys, "imports", "list", "--group-by", "code,lab")
+    assert code == 1 and err.strip() == (
+        "dmp-ingest: --group-by: unknown group key 'lab' (one or more of: code, source, "
+        "status, stage, channel, comma-separated)")
+
+
+def test_the_admin_api_groups_a_burst_and_reruns_that_group(api) -> None:  # noqa: ANN001, F811
+    from tests.test_admin import BAD
+    from tests.test_pipeline import ingest, make_patient, oru
+
+    make_patient(api.ctx)
+    ingest(api.ctx, oru("A1"), oru("A2", extra_obx=BAD))
+    burst = ingest(api.ctx, *[oru(f"Y{n}", value=f"4.{n}", extra_obx=BAD) for n in range(4)],
+                   source="labo-x")
+    with api.client("admin", subject="alice") as c:
+        r = c.get("/admin/imports/groups", params={"status": "failed", "since": "2h"})
+        assert r.status_code == 200, r.text
+        found = r.json()
+        assert (found["group_by"], found["total"], found["groups_total"]) == (
+            ["code", "source"], 5, 2)
+        top = found["groups"][0]
+        assert (top["code"], top["source"], top["count"]) == ("OBX_BAD_NUMBER", "labo-x", 4)
+        since = top["filter"].pop("since")  # the instant '2h' meant
+        assert abs(datetime.fromisoformat(since) - (now() - timedelta(hours=2))) \
+            < timedelta(minutes=1)
+        assert top["filter"] == {"status": "failed", "code": "OBX_BAD_NUMBER",
+                                 "source": "labo-x"}
+        r = c.post("/admin/imports/rerun", json={"filter": {**top["filter"], "since": since},
+                                                 "dry_run": True})
+        assert r.status_code == 200, r.text
+        assert sorted(r.json()["reopen"]) == sorted(burst)
+        r = c.get("/admin/imports/groups", params={"group_by": "code,patient"})
+        assert (r.status_code, r.json()["error"]) == (400, "BAD_GROUP_BY")

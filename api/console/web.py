@@ -54,7 +54,7 @@ from api.console.session import (
 from api.tokens import TokenError, principal_from
 from dossiers import access
 from dossiers.access import AccessError, Principal
-from pipelines import dashboard
+from pipelines import dashboard, silence
 from pipelines.admin import (
     AdminError,
     assign,
@@ -219,13 +219,20 @@ def dashboard_page(request: Request, source: str | None = None) -> Response:
     hourly = dashboard.timeline(engine, hourly=True, source=source or None)
     daily = dashboard.timeline(engine, hourly=False, source=source or None)
     status = getattr(request.app.state, "service_status", None)
+    settings = state(request).ctx.settings
+    waiting = dashboard.backlog(engine, warning_minutes=settings.backlog_minutes,
+                                critical_minutes=settings.backlog_critical_minutes)
     return page(request, "dashboard.html", session, source=source or "",
                 hourly=hourly, daily=daily,
                 hourly_chart=stacked_bars(hourly["labels"], hourly["series"],
                                           title=t("chart_24h")),
                 daily_chart=stacked_bars(daily["labels"], daily["series"],
                                          title=t("chart_30d")),
-                per_source=dashboard.per_source(engine), backlog=dashboard.backlog(engine),
+                per_source=dashboard.per_source(engine), backlog=waiting,
+                # what `check` says SILENT_SOURCE, and when each source (as the ledger names
+                # it) last sent: a feed stopped at 2 a.m. shows here, not only by its absence
+                silent=silence.silent_sources(engine, settings),
+                heard=silence.last_received(engine), duration=silence.say_duration,
                 codes=import_stats(engine)["by_code"][:15],
                 service=status.snapshot() if status is not None else None)
 
