@@ -86,6 +86,14 @@ def test_max_silence_is_read_from_each_kind_of_source_table(tmp_path) -> None:  
     settings = load_settings({"DMP_HOME": str(tmp_path), "DMP_CONFIG": str(conf),
                               "DMP_MAX_SILENCE": "labo-x=45m"})
     assert settings.max_silence == {"labo-x": 2700.0, "imagerie": 86400.0, "files": 5400.0}
+    assert (settings.backlog_minutes, settings.backlog_critical_minutes) == (60, 240)
+    conf.write_text("[check]\nbacklog_minutes = 30\nbacklog_critical_minutes = 90\n",
+                    encoding="utf-8")
+    settings = load_settings({"DMP_HOME": str(tmp_path), "DMP_CONFIG": str(conf)})
+    assert (settings.backlog_minutes, settings.backlog_critical_minutes) == (30, 90)
+    with pytest.raises(SettingsError, match="at least backlog_minutes"):
+        load_settings({"DMP_HOME": str(tmp_path), "DMP_CONFIG": str(conf),
+                       "DMP_CHECK_BACKLOG_MINUTES": "120"})
     for bad in ('"0"', '"2 hours"', '"-1h"', "true"):
         conf.write_text(f"[max_silence]\nlabo-x = {bad}\n", encoding="utf-8")
         with pytest.raises(SettingsError, match=r"\[max_silence\] labo-x: a duration above 0"):
