@@ -12,7 +12,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except InputPathError as exc:
         raise UserError(str(exc)) from None
     ctx = _context()  # fail early (exit 3) when the store or archive is unreachable
-    with _prefect_api():
+    with _prefect_api(), _give_back_if_interrupted("ingest"):
         from flows import ingest_files
 
         received = ingest_files(files, source=args.source)
@@ -490,7 +491,7 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
                       patient=args.patient, warnings=args.warnings, file=args.file,
                       actor=_actor(args).name, reason=args.reason)
     try:
-        with _prefect_api():
+        with _prefect_api(), _give_back_if_interrupted("rerun"):
             from flows import rerun_imports
 
             if not progress or not sys.stderr.isatty():
@@ -500,6 +501,29 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
         raise UserError(str(exc)) from None
     except ArchiveUnavailable as exc:
         raise Unavailable(str(exc)) from None
+
+
+@contextmanager
+def _give_back_if_interrupted(trigger: str) -> Iterator[None]:
+    """Ctrl-C in a rerun or an ingest: the batch in hand is given back at once (it stayed
+    'processing' until its lease expired, taken by no one), and the operator is told what
+    is left and how to finish it, in one line, instead of a bare exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from flows import give_back_claims
+
+        try:
+            given = give_back_claims(trigger)
+        except Exception:  # noqa: BLE001 - the store went away too: the leases expire
+            given = None
+        back = ("the imports in hand could not be given back (they are taken again when "
+                "their lease expires)" if given is None else
+                f"{given} import(s) in hand given back, nothing half-filed")
+        print(f"dmp-ingest: interrupted: {back}; what was filed stays filed, what was not "
+              "waits as 'received': `dmp-ingest serve` processes it, or `dmp-ingest imports "
+              "rerun --status received` now", file=sys.stderr)
+        raise
 
 
 def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202

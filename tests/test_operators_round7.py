@@ -275,3 +275,42 @@ def test_the_admin_api_groups_a_burst_and_reruns_that_group(api) -> None:  # noq
         assert sorted(r.json()["reopen"]) == sorted(burst)
         r = c.get("/admin/imports/groups", params={"group_by": "code,patient"})
         assert (r.status_code, r.json()["error"]) == (400, "BAD_GROUP_BY")
+
+
+# -- Ctrl-C in a rerun -------------------------------------------------------------------------
+def test_ctrl_c_in_a_rerun_gives_the_batch_back_and_says_what_is_left(store, capsys,  # noqa: ANN001, F811
+                                                                      monkeypatch) -> None:
+    """Interrupted while its batch was in hand, the rerun left those rows 'processing' for
+    the lease's 10 minutes, taken by no one, and exited 130 without a word."""
+    import flows
+    from pipelines.ledger import claim_batch
+
+    ctx, (_, _, quar, fail) = store
+    planned = flows.process_batch  # the plain function (no Prefect), put back below
+
+    def interrupted(ids: list[int], trigger: str) -> dict:
+        flow_ctx = flows._context(trigger)
+        assert claim_batch(flow_ctx.engine, limit=len(ids), worker=flow_ctx.worker,
+                           ids=ids, lease_seconds=600) == ids
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flows, "process_batch", interrupted)
+    code, out, err = run(capsys, "imports", "rerun", str(quar), str(fail))
+    assert code == 130 and out == ""
+    assert err.startswith("dmp-ingest: interrupted: 2 import(s) in hand given back, nothing "
+                          "half-filed; what was filed stays filed, what was not waits as "
+                          "'received'"), err
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(imports.c.status, imports.c.claimed_by).where(
+            imports.c.id.in_((quar, fail)))).all()
+    assert rows == [("received", None), ("received", None)]
+    monkeypatch.setattr(flows, "process_batch", planned)
+    # what the line says finishes the job (rows whose claim ended without an outcome are
+    # taken one at a time, as after a crash: they may be what stopped the worker)
+    for _ in range(2):
+        code, _, _ = run(capsys, "imports", "rerun", "--status", "received")
+        assert code == 0
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(imports.c.status).where(imports.c.id.in_((quar, fail)))
+                            .order_by(imports.c.id)).scalars().all() == ["quarantined",
+                                                                         "failed"]
