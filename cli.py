@@ -770,7 +770,8 @@ def _check(args: argparse.Namespace) -> int:
     ctx = _context()
     report = check(ctx.engine, ctx.archive, backlog_minutes=args.backlog_minutes,
                    backlog_critical_minutes=args.backlog_critical_minutes,
-                   verify_hashes=not args.quick, settings=ctx.settings)
+                   verify_hashes=not args.quick, settings=ctx.settings,
+                   archive_scan=not args.no_archive)
     if args.json:
         _print_json(report.as_dict())
         return report.exit_code
@@ -778,9 +779,10 @@ def _check(args: argparse.Namespace) -> int:
     kinds = ", ".join(f"{f.count} {f.code}" for f in report.findings)
     print(f"{report.status.upper()}: {kinds or 'nothing to report'}")
     orphans = "not countable" if report.orphans is None else str(report.orphans)
-    print(f"checked {report.imports} import(s), {report.entries} entries, "
-          f"{report.archive_objects_checked} archived object(s); "
-          f"{orphans} orphan archive object(s)")
+    print(f"checked {report.imports} import(s), {report.entries} entries, " + (
+        "not the archive (--no-archive)" if args.no_archive else
+        f"{report.archive_objects_checked} archived object(s); "
+        f"{orphans} orphan archive object(s)"))
     oldest = (f"the oldest waiting {say_duration(b['oldest_age_seconds'])}"
               if b["oldest_age_seconds"] is not None else "none waiting")
     print(f"backlog: {b['received']} received ({oldest}; {b['waiting_retry']} waiting for a "
@@ -1282,6 +1284,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "backlog_critical_minutes, 240)")
     p.add_argument("--quick", action="store_true",
                    help="check that archived objects exist, without re-reading them")
+    p.add_argument("--no-archive", dest="no_archive", action="store_true",
+                   help="leave the archive alone (a probe every few minutes: the ledger, "
+                   "the dossiers, the backlog and the silent sources only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 

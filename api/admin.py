@@ -32,6 +32,7 @@ from pipelines.admin import (
 )
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
+from pipelines.check import health as check_health
 from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
@@ -186,6 +187,17 @@ def imports_stats(request: Request, who: ADMIN,
     if not stats["total"] and (notes := filter_notes(engine, flt)):
         stats["notes"] = notes
     return stats
+
+
+@router.get("/health", summary="Backlog and silent sources, with a status for monitoring")
+def health(request: Request, who: ADMIN) -> dict:
+    """``status`` ok, warning or critical as `dmp-ingest check` rates the same things (the
+    backlog's oldest wait against [check] backlog_minutes / backlog_critical_minutes, the
+    sources silent past their max_silence), ``backlog``, ``silent`` and when each source
+    last sent (``last_received``). Two small queries: fit for a poll every minute; the
+    store's and the archive's consistency is `dmp-ingest check`'s."""
+    ctx = state(request).ctx
+    return check_health(ctx.engine, ctx.settings)
 
 
 @router.get("/imports/groups", summary="Imports counted per code, source, status... "

@@ -33,7 +33,7 @@ from pipelines.archive import Archive, ArchiveError, ArchiveMissing, DirectoryAr
 from pipelines.dashboard import backlog as backlog_summary
 from pipelines.ledger import DEPOSITED, PROCESSING, RECEIVED, now
 from pipelines.settings import Settings
-from pipelines.silence import silent_sources
+from pipelines.silence import last_received, silent_sources
 
 MAX_IDS = 20  # ids listed per finding; the count says how many there are in all
 LEVELS = ("ok", "warning", "critical")  # a status's exit code is its index (Nagios)
@@ -84,6 +84,7 @@ class Report:
     orphans: int | None  # archive objects no row references (None: not countable)
     backlog: dict = field(default_factory=dict)  # pipelines.dashboard.backlog's answer
     silent: list[dict] = field(default_factory=list)  # Silence.as_dict() of each
+    archive_checked: bool = True  # False: check(archive_scan=False), nothing said of it
 
     @property
     def consistent(self) -> bool:
@@ -102,6 +103,7 @@ class Report:
     def as_dict(self) -> dict:
         return {"status": self.status, "consistent": self.consistent,
                 "imports": self.imports, "entries": self.entries,
+                "archive_checked": self.archive_checked,
                 "archive_objects_checked": self.archive_objects_checked,
                 "orphans": self.orphans, "backlog": self.backlog, "silent": self.silent,
                 "findings": [f.as_dict() for f in self.findings]}
@@ -109,10 +111,12 @@ class Report:
 
 def check(engine: Engine, archive: Archive, *, backlog_minutes: float | None = None,
           verify_hashes: bool = True, workers: int = 8, settings: Settings | None = None,
-          backlog_critical_minutes: float | None = None) -> Report:
+          backlog_critical_minutes: float | None = None, archive_scan: bool = True) -> Report:
     """Run every check; ``verify_hashes`` re-reads every archived object (otherwise only
-    its presence is checked). With ``settings``: its backlog thresholds (unless given here)
-    and its sources' ``max_silence``."""
+    its presence is checked); without ``archive_scan`` the archive is not looked at (a
+    probe every few minutes: listing millions of objects is the nightly run's job). With
+    ``settings``: its backlog thresholds (unless given here) and its sources'
+    ``max_silence``."""
     if backlog_minutes is None:
         backlog_minutes = settings.backlog_minutes if settings is not None else 60.0
     if backlog_critical_minutes is None:
@@ -140,12 +144,31 @@ def check(engine: Engine, archive: Archive, *, backlog_minutes: float | None = N
     if silent:
         findings.append(Finding("SILENT_SOURCE", len(silent), [s.source for s in silent],
                                 "source", lines=[s.line() for s in silent]))
+    if not archive_scan:
+        return Report(findings, n_imports, n_entries, 0, None, waiting,
+                      [s.as_dict() for s in silent], archive_checked=False)
     missing, corrupt, orphans = _check_archive(archive, referenced, verify_hashes, workers)
     for code, shas in (("ARCHIVE_MISSING", missing), ("ARCHIVE_CORRUPT", corrupt)):
         if shas:
             findings.insert(0, Finding(code, len(shas), sorted(shas)[:MAX_IDS], "sha256"))
     return Report(findings, n_imports, n_entries, len(referenced), orphans, waiting,
                   [s.as_dict() for s in silent])
+
+
+def health(engine: Engine, settings: Settings) -> dict:
+    """What an HTTP monitor polls every minute (GET /admin/health): the backlog and the
+    silent sources, with the status ``check`` would give them, read in two small queries;
+    none of check's scans of the store and the archive (those are `dmp-ingest check`'s, run
+    less often)."""
+    at = now()
+    waiting = backlog_summary(engine, warning_minutes=settings.backlog_minutes,
+                              critical_minutes=settings.backlog_critical_minutes, at=at)
+    last = last_received(engine, settings)
+    silent = silent_sources(engine, settings, at, last=last)
+    levels = [waiting["level"]] + ([severity("SILENT_SOURCE")] if silent else [])
+    return {"status": max(levels, key=LEVELS.index), "at": at.isoformat(),
+            "backlog": waiting, "silent": [s.as_dict() for s in silent],
+            "last_received": {k: v.isoformat() for k, v in sorted(last.items())}}
 
 
 def _store_queries(t, backlog_minutes: float) -> list[tuple[str, str, object]]:  # noqa: ANN001

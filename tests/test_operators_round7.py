@@ -155,6 +155,12 @@ def test_an_integrity_finding_outranks_a_warning(store, capsys) -> None:  # noqa
     code, out, _ = run(capsys, "check", "--quick")
     assert code == 2 and out.splitlines()[0] == "CRITICAL: 1 ARCHIVE_MISSING, 1 BACKLOG"
     assert f"ARCHIVE_MISSING (critical): 1 sha256: {sha}" in out
+    # a probe every few minutes leaves the archive alone, and says so
+    code, out, _ = run(capsys, "check", "--no-archive")
+    assert code == 1 and out.splitlines()[0] == "WARNING: 1 BACKLOG"
+    assert "entries, not the archive (--no-archive)" in out
+    code, out, _ = run(capsys, "check", "--no-archive", "--json")
+    assert json.loads(out)["archive_checked"] is False
 
 
 # -- the console's dashboard ------------------------------------------------------------------
@@ -314,3 +320,34 @@ def test_ctrl_c_in_a_rerun_gives_the_batch_back_and_says_what_is_left(store, cap
         assert conn.execute(select(imports.c.status).where(imports.c.id.in_((quar, fail)))
                             .order_by(imports.c.id)).scalars().all() == ["quarantined",
                                                                          "failed"]
+
+
+def test_the_admin_api_health_is_what_check_says_of_the_backlog_and_the_silence(  # noqa: ANN001
+        watched_api) -> None:
+    """An HTTP monitor polls GET /admin/health: the same status as `check` for the backlog
+    and the silent sources, and when each source last sent."""
+    from tests.test_pipeline import ingest, oru
+
+    ctx = watched_api.ctx
+    with watched_api.client("admin", subject="nagios") as c:
+        ids = ingest(ctx, oru("H1"), oru("H2", value="6.3"))
+        r = c.get("/admin/health")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        # 'lab' sent just now; 'labo-nuit' never did: critical
+        assert body["status"] == "critical" and list(body["last_received"]) == ["lab"]
+        assert [s["source"] for s in body["silent"]] == ["labo-nuit"]
+        with ctx.engine.begin() as conn:
+            conn.execute(update(imports).where(imports.c.source == "lab").values(
+                source="labo-nuit"))
+            conn.execute(update(imports).where(imports.c.id == ids[0]).values(
+                source="lab", status="received", received_at=now() - timedelta(minutes=50)))
+        body = c.get("/admin/health").json()
+        assert (body["status"], body["silent"], body["backlog"]["level"]) == (
+            "ok", [], "ok")
+        _age(ctx, [ids[0]], minutes=75)  # lab: silent 75 min of the hour allowed
+        body = c.get("/admin/health").json()
+        assert body["status"] == "critical" and body["backlog"]["level"] == "warning"
+        assert [s["source"] for s in body["silent"]] == ["lab"]
+    with watched_api.client("sender", source="lab") as c:
+        assert c.get("/admin/health").status_code == 403
