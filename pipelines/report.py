@@ -225,18 +225,23 @@ def group_keys(text: str) -> list[str]:
 
 
 def group_imports(engine: Engine, flt: ImportFilter | None, keys: list[str], *,
-                  limit: int | None = None, offset: int = 0) -> dict:
+                  limit: int | None = None, offset: int = 0, coded: bool = False) -> dict:
     """The rows a filter selects, counted per value of ``keys`` (the database groups: a
     burst of 10,000 failures is one row), the largest group first, with when its first and
     last import came in, ``select``: the filter words that select that group alone (for
     `imports list` or `imports rerun --dry-run`) and ``filter``: the same as the API's
     filter fields; both None when a value cannot be selected (no error code). ``total``
-    counts the imports, ``groups_total`` the groups."""
+    counts the imports, ``groups_total`` the groups. ``coded``: only imports that ended with
+    an error code (the dashboard's bursts)."""
     flt = flt or ImportFilter()
     cols = [GROUP_KEYS[k][0] for k in keys]
     n = func.count().label("n")
     q = where_filter(select(*cols, n, func.min(imports.c.received_at),
                             func.max(imports.c.received_at)).group_by(*cols), flt)
+    counted = where_filter(select(func.count()).select_from(imports), flt)
+    if coded:
+        q = q.where(imports.c.error_code.is_not(None))
+        counted = counted.where(imports.c.error_code.is_not(None))
     page = q.order_by(n.desc(), *[c.asc() for c in cols])
     if limit is not None:
         page = page.limit(limit)
@@ -245,7 +250,7 @@ def group_imports(engine: Engine, flt: ImportFilter | None, keys: list[str], *,
     with engine.connect() as conn:
         rows = conn.execute(page).all()
         groups_total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    total = count_imports(engine, flt)
+        total = conn.execute(counted).scalar_one()
     groups = []
     for row in rows:
         values = dict(zip(keys, row[:len(keys)], strict=True))

@@ -179,11 +179,14 @@ def watched_api(settings):  # noqa: ANN001, ANN201
 
 
 def test_the_dashboard_shows_silent_sources_and_the_backlog_s_level(watched_api) -> None:  # noqa: ANN001
+    from tests.test_admin import BAD
     from tests.test_console import _login
     from tests.test_pipeline import ingest, oru
 
     ctx = watched_api.ctx
     ids = ingest(ctx, oru("D1"), oru("D2", value="6.1"))
+    ingest(ctx, *[oru(f"E{n}", value=f"4.{n}", extra_obx=BAD) for n in range(3)],
+           source="labo-x")
     _age(ctx, None, hours=3, minutes=12)
     with ctx.engine.begin() as conn:
         conn.execute(update(imports).where(imports.c.id == ids[1]).values(
@@ -198,6 +201,12 @@ def test_the_dashboard_shows_silent_sources_and_the_backlog_s_level(watched_api)
     assert re.search(r"lab : nothing received for 1h3[45]m \(silence allowed: 1h\) — "
                      r"last received \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
     assert "labo-nuit : nothing ever received (silence allowed: 30m)" in text
+    # the errors, one line per code and source, with since when
+    burst = re.search(r'<tr id="burst-1">(.*?)</tr>', page, re.S).group(1)
+    cells = [re.sub(r"<[^>]+>", "", td) for td in re.findall(r"<td[^>]*>(.*?)</td>", burst)]
+    assert cells[:4] == ["OBX_BAD_NUMBER", "labo-x", "failed", "3"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", cells[4])
+    assert "/console/imports?code=OBX_BAD_NUMBER&source=labo-x&status=failed" in burst
     assert 'id="backlog-level">warning<' in page
     assert re.search(r'id="backlog-oldest">the oldest has waited 1h3[45]m \(', page), page
     assert "warning after 1h, critical after 4h" in page

@@ -64,11 +64,18 @@ from pipelines.admin import (
     read_raw,
     record_show,
 )
+from pipelines.advice import advice
 from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
 from pipelines.filters import FilterError, build_filter
-from pipelines.report import filter_notes, import_stats, list_imports, show_import
+from pipelines.ledger import FAILED, QUARANTINED
+from pipelines.report import (
+    filter_notes,
+    group_imports,
+    list_imports,
+    show_import,
+)
 from pipelines.rerun import targets
 
 log = logging.getLogger("dmp.console")
@@ -233,8 +240,19 @@ def dashboard_page(request: Request, source: str | None = None) -> Response:
                 # it) last sent: a feed stopped at 2 a.m. shows here, not only by its absence
                 silent=silence.silent_sources(engine, settings),
                 heard=silence.last_received(engine), duration=silence.say_duration,
-                codes=import_stats(engine)["by_code"][:15],
+                # a burst of one code from one source is one line: how many, since when
+                codes=_bursts(engine),
                 service=status.snapshot() if status is not None else None)
+
+
+def _bursts(engine) -> list[dict]:  # noqa: ANN001
+    """The 15 largest (error code, source, status) groups, with their first and last import
+    and, for what waits on an admin, the advice for the code."""
+    groups = group_imports(engine, None, ["code", "source", "status"], limit=15,
+                           coded=True)["groups"]
+    for g in groups:
+        g["advice"] = advice(g["code"]) if g["status"] in (FAILED, QUARANTINED) else None
+    return groups
 
 
 # -- admin: imports ---------------------------------------------------------------------------
