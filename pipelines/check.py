@@ -127,10 +127,11 @@ def check(engine: Engine, archive: Archive, *, backlog_minutes: float | None = N
     with engine.connect() as conn:
         n_imports = conn.execute(select(func.count()).select_from(imports)).scalar_one()
         n_entries = conn.execute(select(func.count()).select_from(entries)).scalar_one()
+        # every sha256 the store names (loaded only when the archive is checked against it)
         referenced = set(conn.execute(union(
             select(imports.c.sha256),
             select(entries.c.attachment_sha256).where(
-                entries.c.attachment_sha256.is_not(None)))).scalars())
+                entries.c.attachment_sha256.is_not(None)))).scalars()) if archive_scan else set()
         for code, what, query in _store_queries(t, backlog_minutes):
             ids = [tuple(r) if len(r) > 1 else r[0] for r in conn.execute(query)]
             if ids:
