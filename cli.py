@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (failed messages are data, shown in the summary), 1 a user error with
 a one-line message (or, with --strict, an input that failed or was quarantined), 2 bad usage,
-3 the store or archive could not be reached.
+3 the store or archive could not be reached. `check` is a monitoring plugin's: 0 ok,
+1 warning, 2 critical, 3 unknown (it could not be made: a user error included).
 """
 
 from __future__ import annotations
@@ -1275,7 +1276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_discard)
 
-    p = sub.add_parser("check", help="consistency of ledger, archive and dossiers (read-only)")
+    p = sub.add_parser("check", help="consistency of ledger, archive and dossiers, the "
+                       "backlog and silent sources (read-only); exit 0 ok, 1 warning, "
+                       "2 critical, 3 unknown")
     p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float,
                    help="a warning for 'received' rows older than this (default: [check] "
                    "backlog_minutes, 60)")
