@@ -4,8 +4,11 @@ store is touched.
 
 What the round found: a sender that went silent (a lab's MLLP feed stopped at 2 a.m.) was
 said by nothing; `check` exited 1 for everything, so monitoring could not tell a lost
-archived object from a late worker, and said nothing of the backlog unless a row was already
-an hour old; a burst of one error code from one source was 412 lines of `imports list`.
+archived object from a late worker, said nothing of the backlog unless a row was already an
+hour old, and listed the whole archive at every probe; a burst of one error code from one
+source was 412 lines of `imports list`, and one line without source or time on the
+dashboard; Ctrl-C in a rerun left its batch 'processing' for the lease's 10 minutes, without
+a word.
 """
 
 from __future__ import annotations
