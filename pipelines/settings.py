@@ -507,6 +507,8 @@ _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interv
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
                 "refused_prefix", "max_bytes", "poll_interval", "settle_seconds",
                 "delete_moved_version"}
+
+
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
     """A number of seconds (>= 0, or > 0 when ``positive``); TOML numbers or numeric text."""
     try:
