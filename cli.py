@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (failed messages are data, shown in the summary), 1 a user error with
 a one-line message (or, with --strict, an input that failed or was quarantined), 2 bad usage,
-3 the store or archive could not be reached.
+3 the store or archive could not be reached. `check` is a monitoring plugin's: 0 ok,
+1 warning, 2 critical, 3 unknown (it could not be made: a user error included).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -187,7 +189,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except InputPathError as exc:
         raise UserError(str(exc)) from None
     ctx = _context()  # fail early (exit 3) when the store or archive is unreachable
-    with _prefect_api():
+    with _prefect_api(), _give_back_if_interrupted("ingest"):
         from flows import ingest_files
 
         received = ingest_files(files, source=args.source)
@@ -268,6 +270,8 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
         raise UserError("--limit must be 1 or more and --offset 0 or more")
     ctx = _context()
     flt = _filter(ctx, args)
+    if args.group_by is not None:
+        return _imports_groups(ctx, flt, args)
     try:
         rows = list_imports(ctx.engine, flt, sort=args.sort, limit=args.limit,
                             offset=args.offset)
@@ -291,6 +295,73 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
         print(f"{total - last} more: --offset {last} for the next page "
               f"(--json pages the same way)")
     return EXIT_OK
+
+
+def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """``imports list --group-by code,source``: one line per group ('412 × CODE_UNMAPPED
+    from labo-x, first 02:14'), not 412 lines; with the words that select a group alone."""
+    from pipelines.report import group_imports, group_keys
+
+    try:
+        keys = group_keys(args.group_by)
+    except ValueError as exc:
+        raise UserError(f"--group-by: {exc}") from None
+    if args.sort != "-id":
+        raise UserError("--sort orders imports; groups come largest first")
+    found = group_imports(ctx.engine, flt, keys, limit=args.limit, offset=args.offset)
+    if not found["groups"] and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
+    given = _given_filter(args, flt)
+    for group in found["groups"]:
+        if group["filter"] is not None:  # the group's values replace the same options
+            group["filter"] = {**{k: v for k, v in given.items() if k not in keys},
+                               **group["filter"]}
+            group["select"] = _filter_words(group["filter"])
+    if args.json:
+        _print_json(found)
+        return EXIT_OK
+    shown = found["groups"]
+    first, last = args.offset + 1, args.offset + len(shown)
+    _table(f"Imports by {', '.join(keys)}: groups {first}-{last} of {found['groups_total']} "
+           f"({found['total']} imports)" if shown else
+           f"Imports by {', '.join(keys)} (no group of {found['total']} imports)",
+           ["count", *keys, "first received (UTC)", "last received (UTC)", "select with"],
+           [(g["count"], *[g[k] for k in keys], _minute(g["first_received"]),
+             _minute(g["last_received"]), g["select"]) for g in shown])
+    if last < found["groups_total"]:
+        print(f"{found['groups_total'] - last} more group(s): --offset {last} for the next "
+              "page")
+    if shown and shown[0]["select"] is not None:
+        print(f"rerun a group: dmp-ingest imports rerun {shown[0]['select']} --dry-run "
+              "(then without --dry-run)")
+    return EXIT_OK
+
+
+def _minute(iso: str | None) -> str:
+    return (iso or "")[:16].replace("T", " ")
+
+
+def _given_filter(args: argparse.Namespace, flt) -> dict:  # noqa: ANN001
+    """The filter options given, by name; times as the instants they meant ('24h' pasted
+    an hour later would select another window)."""
+    given: dict = {}
+    for name in ("status", "source", "channel", "stage", "code", "since", "until",
+                 "patient", "file"):
+        value = getattr(args, name, None)
+        if value:
+            given[name] = getattr(flt, name).isoformat() if name in ("since", "until") \
+                else value
+    if getattr(args, "warnings", False):
+        given["warnings"] = True
+    return given
+
+
+def _filter_words(given: dict) -> str:
+    """Filter options as shell words, in the order given."""
+    import shlex
+
+    return " ".join(f"--{k}" if v is True else f"--{k} {shlex.quote(str(v))}"
+                    for k, v in given.items())
 
 
 def cmd_imports_stats(args: argparse.Namespace) -> int:
@@ -421,7 +492,7 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
                       patient=args.patient, warnings=args.warnings, file=args.file,
                       actor=_actor(args).name, reason=args.reason)
     try:
-        with _prefect_api():
+        with _prefect_api(), _give_back_if_interrupted("rerun"):
             from flows import rerun_imports
 
             if not progress or not sys.stderr.isatty():
@@ -431,6 +502,29 @@ def _rerun(ctx, ids: list[int] | None, args: argparse.Namespace | None = None,  
         raise UserError(str(exc)) from None
     except ArchiveUnavailable as exc:
         raise Unavailable(str(exc)) from None
+
+
+@contextmanager
+def _give_back_if_interrupted(trigger: str) -> Iterator[None]:
+    """Ctrl-C in a rerun or an ingest: the batch in hand is given back at once (it stayed
+    'processing' until its lease expired, taken by no one), and the operator is told what
+    is left and how to finish it, in one line, instead of a bare exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from flows import give_back_claims
+
+        try:
+            given = give_back_claims(trigger)
+        except Exception:  # noqa: BLE001 - the store went away too: the leases expire
+            given = None
+        back = ("the imports in hand could not be given back (they are taken again when "
+                "their lease expires)" if given is None else
+                f"{given} import(s) in hand given back, nothing half-filed")
+        print(f"dmp-ingest: interrupted: {back}; what was filed stays filed, what was not "
+              "waits as 'received': `dmp-ingest serve` processes it, or `dmp-ingest imports "
+              "rerun --status received` now", file=sys.stderr)
+        raise
 
 
 def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202
@@ -652,25 +746,61 @@ def cmd_imports_discard(args: argparse.Namespace) -> int:
 
 # -- check ----------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from pipelines.check import check
+    """Exit 0 ok, 1 warning, 2 critical (Nagios/Icinga plugins; the first line of the text
+    output is the status line they show), 3 unknown: the check could not be made (store or
+    archive unreachable, settings unusable: a user error here is no WARNING)."""
+    try:
+        return _check(args)
+    except UserError as exc:
+        print(f"dmp-ingest: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
+
+def _check(args: argparse.Namespace) -> int:
+    from pipelines.check import check
+    from pipelines.silence import say_duration
+
+    for name in ("backlog_minutes", "backlog_critical_minutes"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < float("inf"):
+            raise UserError(f"--{name.replace('_', '-')}: a number of minutes above 0 "
+                            f"expected, not {value}")
+    if (args.backlog_minutes is not None and args.backlog_critical_minutes is not None
+            and args.backlog_critical_minutes < args.backlog_minutes):
+        raise UserError("--backlog-critical-minutes must be at least --backlog-minutes")
     ctx = _context()
     report = check(ctx.engine, ctx.archive, backlog_minutes=args.backlog_minutes,
-                   verify_hashes=not args.quick)
+                   backlog_critical_minutes=args.backlog_critical_minutes,
+                   verify_hashes=not args.quick, settings=ctx.settings,
+                   archive_scan=not args.no_archive)
     if args.json:
         _print_json(report.as_dict())
-    else:
-        orphans = "not countable" if report.orphans is None else str(report.orphans)
-        print(f"checked {report.imports} import(s), {report.entries} entries, "
-              f"{report.archive_objects_checked} archived object(s); "
-              f"{orphans} orphan archive object(s)")
-        for f in report.findings:
-            shown = ", ".join(map(str, f.ids))
-            more = f" (first {len(f.ids)})" if f.count > len(f.ids) else ""
-            print(f"{f.code}: {f.count} {f.what}{more}: {shown}")
-        print("consistent" if report.consistent else
-              f"inconsistent: {len(report.findings)} kind(s) of finding")
-    return EXIT_OK if report.consistent else EXIT_USER
+        return report.exit_code
+    b = report.backlog
+    kinds = ", ".join(f"{f.count} {f.code}" for f in report.findings)
+    print(f"{report.status.upper()}: {kinds or 'nothing to report'}")
+    orphans = "not countable" if report.orphans is None else str(report.orphans)
+    print(f"checked {report.imports} import(s), {report.entries} entries, " + (
+        "not the archive (--no-archive)" if args.no_archive else
+        f"{report.archive_objects_checked} archived object(s); "
+        f"{orphans} orphan archive object(s)"))
+    oldest = (f"the oldest waiting {say_duration(b['oldest_age_seconds'])}"
+              if b["oldest_age_seconds"] is not None else "none waiting")
+    print(f"backlog: {b['received']} received ({oldest}; {b['waiting_retry']} waiting for a "
+          f"retry), {b['processing']} processing; warning after "
+          f"{say_duration(b['warning_minutes'] * 60)}, critical after "
+          f"{say_duration(b['critical_minutes'] * 60)}")
+    for f in report.findings:
+        if f.lines:  # one line per item (a silent source): what the operator acts on
+            for line in f.lines:
+                print(f"{f.code} ({f.severity}) {line}")
+            continue
+        shown = ", ".join(map(str, f.ids))
+        more = f" (first {len(f.ids)})" if f.count > len(f.ids) else ""
+        print(f"{f.code} ({f.severity}): {f.count} {f.what}{more}: {shown}")
+    print("consistent" if report.consistent else
+          f"inconsistent: {len(report.findings)} kind(s) of finding")
+    return report.exit_code
 
 
 def cmd_professional_add(args: argparse.Namespace) -> int:
@@ -1097,6 +1227,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "'-' first for descending (default -id: newest first)")
     p.add_argument("--limit", type=_number("a page size"), default=200,
                    help="rows per page (default 200)")
+    p.add_argument("--group-by", dest="group_by", metavar="KEYS",
+                   help="count per code, source, status, stage or channel (comma-separated: "
+                   "'code,source'), the largest group first, with its first and last "
+                   "import and the options that select it (for rerun)")
     p.add_argument("--offset", type=_number("an offset"), default=0,
                    help="rows skipped: the next page starts at --offset + --limit")
     p.add_argument("--json", action="store_true")
@@ -1151,11 +1285,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_discard)
 
-    p = sub.add_parser("check", help="consistency of ledger, archive and dossiers (read-only)")
-    p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float, default=60,
-                   help="report 'received' rows older than this (default 60)")
+    p = sub.add_parser("check", help="consistency of ledger, archive and dossiers, the "
+                       "backlog and silent sources (read-only); exit 0 ok, 1 warning, "
+                       "2 critical, 3 unknown")
+    p.add_argument("--backlog-minutes", dest="backlog_minutes", type=float,
+                   help="a warning for 'received' rows older than this (default: [check] "
+                   "backlog_minutes, 60)")
+    p.add_argument("--backlog-critical-minutes", dest="backlog_critical_minutes", type=float,
+                   help="critical once the oldest waits longer than this (default: [check] "
+                   "backlog_critical_minutes, 240)")
     p.add_argument("--quick", action="store_true",
                    help="check that archived objects exist, without re-reading them")
+    p.add_argument("--no-archive", dest="no_archive", action="store_true",
+                   help="leave the archive alone (a probe every few minutes: the ledger, "
+                   "the dossiers, the backlog and the silent sources only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 

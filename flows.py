@@ -34,7 +34,7 @@ from connectors.files import (
 )
 from pipelines.intake import intake
 from pipelines.intake_stream import intake_file, intake_path, is_large, is_large_hl7
-from pipelines.ledger import claim_batch
+from pipelines.ledger import claim_batch, release_worker
 from pipelines.local_server import (  # noqa: F401 (the commands' side, re-exported)
     DEFAULT_IDLE_SECONDS,
     LEASE_FILE,
@@ -63,6 +63,16 @@ def _context(trigger: str) -> Context:
     settings = load_settings()
     return Context.from_settings(settings, trigger=trigger,
                                  worker=f"flow:{settings.worker_id}:{os.getpid()}")
+
+
+def give_back_claims(trigger: str) -> int:
+    """The rows this process claimed for ``trigger`` and did not finish (the command was
+    interrupted: Ctrl-C) made 'received' again at once, for any worker: they stayed
+    'processing' until their lease expired (10 minutes by default), taken by no one. What a
+    batch committed is kept; what it had not is rolled back and done again by whoever
+    takes the rows."""
+    ctx = _context(trigger)
+    return release_worker(ctx.engine, ctx.worker)
 
 
 @task(name="intake-files")

@@ -32,6 +32,7 @@ from pipelines.admin import (
 )
 from pipelines.archive import ArchiveUnavailable
 from pipelines.audit import Actor
+from pipelines.check import health as check_health
 from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
 from pipelines.filters import FilterError, build_filter
 from pipelines.ledger import ImportFilter, claim_batch
@@ -40,6 +41,8 @@ from pipelines.report import (
     code_seen,
     count_imports,
     filter_notes,
+    group_imports,
+    group_keys,
     import_stats,
     list_imports,
     show_import,
@@ -184,6 +187,58 @@ def imports_stats(request: Request, who: ADMIN,
     if not stats["total"] and (notes := filter_notes(engine, flt)):
         stats["notes"] = notes
     return stats
+
+
+@router.get("/health", summary="Backlog and silent sources, with a status for monitoring")
+def health(request: Request, who: ADMIN) -> dict:
+    """``status`` ok, warning or critical as `dmp-ingest check` rates the same things (the
+    backlog's oldest wait against [check] backlog_minutes / backlog_critical_minutes, the
+    sources silent past their max_silence), ``backlog``, ``silent`` and when each source
+    last sent (``last_received``). Two small queries: fit for a poll every minute; the
+    store's and the archive's consistency is `dmp-ingest check`'s."""
+    ctx = state(request).ctx
+    return check_health(ctx.engine, ctx.settings)
+
+
+@router.get("/imports/groups", summary="Imports counted per code, source, status... "
+            "(imports list --group-by)")
+def imports_groups(request: Request, who: ADMIN,
+                   group_by: str = Query("code,source", max_length=200,
+                                         description="code, source, status, stage, channel; "
+                                         "comma-separated"),
+                   status: str | None = None, source: str | None = None,
+                   channel: str | None = None, stage: str | None = None,
+                   code: str | None = None, since: str | None = None,
+                   until: str | None = None,
+                   patient: Annotated[str | None, Query(pattern=PATIENT_REF)] = None,
+                   warnings: bool = Query(False, description="only imports with warnings"),
+                   file: Annotated[str | None, Query(max_length=500)] = None,
+                   limit: int = Query(200, ge=1, le=5000),
+                   offset: int = Query(0, ge=0, le=MAX_LISTED)) -> dict:
+    """A burst of one code from one source is one group, not thousands of rows: its count,
+    its first and last import, and ``filter``: the request's filter with the group's values,
+    what `POST /admin/imports/rerun` takes (``dry_run`` first) to rerun that group alone."""
+    given = Filter(status=status, source=source, channel=channel, stage=stage, code=code,
+                   since=since, until=until, patient=patient, warnings=warnings, file=file)
+    flt = _filter(request, given)
+    try:
+        keys = group_keys(group_by)
+    except ValueError as exc:
+        raise ApiError(400, "BAD_GROUP_BY", str(exc)) from None
+    engine = state(request).ctx.engine
+    found = group_imports(engine, flt, keys, limit=limit, offset=offset)
+    base = {k: v for k, v in given.model_dump().items() if v not in (None, False)}
+    for name in ("since", "until"):  # '24h' sent later would select another window
+        if name in base:
+            base[name] = getattr(flt, name).isoformat()
+    for group in found["groups"]:
+        group.pop("select")
+        if group["filter"] is not None:
+            group["filter"] = {**base, **group["filter"]}
+    found.update(offset=offset, limit=limit)
+    if not found["total"]:
+        found["notes"] = filter_notes(engine, flt)
+    return found
 
 
 @router.get("/imports/{import_id}", summary="One import: attempts, error, entries, audit")

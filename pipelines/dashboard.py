@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, literal, select
+from sqlalchemy import Engine, and_, func, literal, not_, select
 
 from dossiers.schema import imports
 from pipelines.ledger import PROCESSING, RECEIVED
@@ -69,16 +69,33 @@ def per_source(engine: Engine) -> list[dict]:
             for s in sorted(table)]
 
 
-def backlog(engine: Engine) -> dict:
+def backlog(engine: Engine, *, warning_minutes: float = 60.0,
+            critical_minutes: float = 240.0, at: datetime | None = None) -> dict:
     """Rows waiting for a worker (received) or in a worker's hands (processing), and the
-    age of the oldest one waiting."""
+    age of the oldest one waiting, against the thresholds ``check`` uses: ``level`` is 'ok',
+    'warning' (the oldest waits longer than ``warning_minutes``) or 'critical'. A row waiting
+    for its retry time (``not_before`` ahead) is counted apart: it is not stuck, and it is
+    not the oldest waiting (``check`` says BACKLOG of the same rows)."""
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    i = imports.c
+    retry_later = and_(i.status == RECEIVED, i.not_before.is_not(None), i.not_before >= at)
     with engine.connect() as conn:
-        counts = dict(conn.execute(select(imports.c.status, func.count())
-                                   .where(imports.c.status.in_((RECEIVED, PROCESSING)))
-                                   .group_by(imports.c.status)).all())
-        oldest = conn.execute(select(func.min(imports.c.received_at))
-                              .where(imports.c.status == RECEIVED)).scalar()
+        counts = dict(conn.execute(select(i.status, func.count())
+                                   .where(i.status.in_((RECEIVED, PROCESSING)))
+                                   .group_by(i.status)).all())
+        later = conn.execute(select(func.count()).select_from(imports)
+                             .where(retry_later)).scalar_one()
+        oldest = conn.execute(select(func.min(i.received_at))
+                              .where(i.status == RECEIVED, not_(retry_later))).scalar()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
+    age = max(0.0, (at - oldest).total_seconds()) if oldest is not None else None
+    level = "ok"
+    if age is not None and age > warning_minutes * 60:
+        level = "critical" if age > critical_minutes * 60 else "warning"
     return {"received": counts.get(RECEIVED, 0), "processing": counts.get(PROCESSING, 0),
-            "oldest_waiting": oldest.isoformat() if oldest is not None else None}
+            "waiting_retry": later,
+            "oldest_waiting": oldest.isoformat() if oldest is not None else None,
+            "oldest_age_seconds": round(age) if age is not None else None,
+            "level": level, "warning_minutes": warning_minutes,
+            "critical_minutes": critical_minutes}

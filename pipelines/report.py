@@ -6,6 +6,7 @@ JSON, and the HTTP API will serve the same dicts.
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
 
 from sqlalchemy import Engine, and_, func, or_, select
@@ -205,6 +206,67 @@ def import_stats(engine: Engine, flt: ImportFilter | None = None) -> dict:
     by_code.sort(key=lambda r: (-r["count"], r["error_code"], r["status"]))
     return {"total": sum(by_status.values()), "by_status": dict(sorted(by_status.items())),
             "by_code": by_code, "with_warnings": warned}
+
+
+# `imports list --group-by`: a key -> (column, the filter option that selects its value)
+GROUP_KEYS = {"code": (imports.c.error_code, "--code"), "source": (imports.c.source, "--source"),
+              "status": (imports.c.status, "--status"), "stage": (imports.c.stage, "--stage"),
+              "channel": (imports.c.channel, "--channel")}
+
+
+def group_keys(text: str) -> list[str]:
+    """'code,source' -> ['code', 'source']; ValueError naming the keys there are."""
+    keys = [k.strip().lower() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in GROUP_KEYS]
+    if not keys or unknown:
+        raise ValueError(f"unknown group key {(unknown or [text])[0]!r} (one or more of: "
+                         f"{', '.join(GROUP_KEYS)}, comma-separated)")
+    return list(dict.fromkeys(keys))
+
+
+def group_imports(engine: Engine, flt: ImportFilter | None, keys: list[str], *,
+                  limit: int | None = None, offset: int = 0, coded: bool = False) -> dict:
+    """The rows a filter selects, counted per value of ``keys`` (the database groups: a
+    burst of 10,000 failures is one row), the largest group first, with when its first and
+    last import came in, ``select``: the filter words that select that group alone (for
+    `imports list` or `imports rerun --dry-run`) and ``filter``: the same as the API's
+    filter fields; both None when a value cannot be selected (no error code). ``total``
+    counts the imports, ``groups_total`` the groups. ``coded``: only imports that ended with
+    an error code (the dashboard's bursts)."""
+    flt = flt or ImportFilter()
+    cols = [GROUP_KEYS[k][0] for k in keys]
+    n = func.count().label("n")
+    q = where_filter(select(*cols, n, func.min(imports.c.received_at),
+                            func.max(imports.c.received_at)).group_by(*cols), flt)
+    counted = where_filter(select(func.count()).select_from(imports), flt)
+    if coded:
+        q = q.where(imports.c.error_code.is_not(None))
+        counted = counted.where(imports.c.error_code.is_not(None))
+    page = q.order_by(n.desc(), *[c.asc() for c in cols])
+    if limit is not None:
+        page = page.limit(limit)
+    if offset:
+        page = page.offset(offset)
+    with engine.connect() as conn:
+        rows = conn.execute(page).all()
+        groups_total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+        total = conn.execute(counted).scalar_one()
+    groups = []
+    for row in rows:
+        values = dict(zip(keys, row[:len(keys)], strict=True))
+        count, first, last = row[len(keys):]
+        words = None if any(v is None for v in values.values()) else " ".join(
+            f"{GROUP_KEYS[k][1]} {_shell_word(str(v))}" for k, v in values.items())
+        groups.append({**values, "count": count, "first_received": _iso(first),
+                       "last_received": _iso(last), "select": words,
+                       "filter": None if words is None else values})
+    return {"group_by": keys, "total": total, "groups_total": groups_total,
+            "groups": groups}
+
+
+def _shell_word(text: str) -> str:
+    """A value as one shell word (a source id with a space or a quote, pasted back)."""
+    return shlex.quote(text)
 
 
 def show_import(engine: Engine, import_id: int) -> dict | None:

@@ -197,6 +197,14 @@ class Settings:
     # a rerun of what came in before the rename is read as it was (charset, time zone,
     # required mappings, senders allowed), not as from an undeclared source.
     renamed_sources: dict[str, str] = field(default_factory=dict)
+    # source -> seconds it may stay silent (nothing received) before `check` and the console
+    # say so (``max_silence = "2h"`` in its [sources.X], [folders.X] or [buckets.X] table,
+    # or in a [max_silence] table for any source id). A source not named is never silent.
+    max_silence: dict[str, float] = field(default_factory=dict)
+    # `check` and the console's backlog: a 'received' row waiting longer than the first is a
+    # warning, than the second critical ([check] backlog_minutes, backlog_critical_minutes)
+    backlog_minutes: float = 60.0
+    backlog_critical_minutes: float = 240.0
 
     def current_source(self, source: str) -> str:
         """The id a source has now, following renames (old -> new -> newer)."""
@@ -298,9 +306,67 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         api_secret=str(pick("api_secret")) if pick("api_secret") else None,
         renamed_sources=_renamed(conf.get("renamed_sources", {}),
                                  env.get("DMP_RENAMED_SOURCES", "")),
+        max_silence=_silences(conf, env.get("DMP_MAX_SILENCE", "")),
+        backlog_minutes=_minutes("check backlog_minutes", pick("check_backlog_minutes", 60)),
+        backlog_critical_minutes=_minutes("check backlog_critical_minutes",
+                                          pick("check_backlog_critical_minutes", 240)),
     )
+    if values["backlog_critical_minutes"] < values["backlog_minutes"]:  # type: ignore[operator]
+        raise SettingsError("check backlog_critical_minutes must be at least backlog_minutes "
+                            "(a wait is a warning before it is critical)")
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
+_DURATION_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(where: str, value: object) -> float:
+    """Seconds of a duration written '90s', '30m', '2h', '1d', '1w' or as a number of
+    seconds; above 0 (a silence allowed of 0 would be an alarm at every check)."""
+    text = "" if isinstance(value, bool) else str(value).strip().lower()
+    m = _DURATION.match(text)
+    seconds = float(m.group(1)) * _DURATION_SECONDS[m.group(2)] if m else 0.0
+    if not m or seconds <= 0:
+        raise SettingsError(f"{where}: a duration above 0 expected ('30m', '2h', '1d' or a "
+                            f"number of seconds), not {value!r}")
+    return seconds
+
+
+def _minutes(where: str, value: object) -> float:
+    """A number of minutes above 0 (TOML number or numeric text)."""
+    try:
+        minutes = float("nan" if isinstance(value, bool) else str(value))
+    except ValueError:
+        minutes = float("nan")
+    if not 0 < minutes < float("inf"):
+        raise SettingsError(f"{where}: a number of minutes above 0 expected, not {value!r}")
+    return minutes
+
+
+def _silences(conf: dict, env_value: str) -> dict[str, float]:
+    """Every source's ``max_silence``: in its [sources.X], [folders.X] or [buckets.X] table,
+    then the [max_silence] table (any source id: an HTTP sender, 'files'), then
+    DMP_MAX_SILENCE ('labo-x=2h,imagerie=1d'), each later one winning."""
+    found: dict[str, float] = {}
+    for kind in ("sources", "folders", "buckets"):
+        table = conf.get(kind, {})
+        for source_id, sub in (table.items() if isinstance(table, dict) else ()):
+            if isinstance(sub, dict) and "max_silence" in sub:
+                found[str(source_id)] = duration(f"[{kind}.{source_id}] max_silence",
+                                                 sub["max_silence"])
+    table = conf.get("max_silence", {})
+    if not isinstance(table, dict):
+        raise SettingsError('[max_silence] must be a table of source = "2h"')
+    for source_id, value in table.items():
+        found[str(source_id).strip()] = duration(f"[max_silence] {source_id}", value)
+    for item in filter(None, (i.strip() for i in env_value.split(","))):
+        source_id, sep, value = item.partition("=")
+        if not sep or not source_id.strip():
+            raise SettingsError(f"DMP_MAX_SILENCE: 'source=duration' expected, not {item!r}")
+        found[source_id.strip()] = duration(f"DMP_MAX_SILENCE {source_id.strip()}", value)
+    return found
 
 
 def _renamed(table: object, env: str) -> dict[str, str]:
@@ -679,3 +745,8 @@ def _check_bucket_areas(sources: list[BucketSource]) -> None:
                             f"[buckets.{x.id}] prefix {x.prefix!r} overlaps [buckets.{y.id}] "
                             f"{what} {area!r} on bucket {a.bucket!r}: both would take the "
                             f"same objects (give each source its own prefix, e.g. 'labA/')")
+
+
+# Every kind of source may say how long it may stay silent (read by ``_silences``).
+_FOLDER_KEYS.add("max_silence")
+_BUCKET_KEYS.add("max_silence")

@@ -134,10 +134,13 @@ def test_cli_check_exit_codes_and_json(settings, tmp_path) -> None:  # noqa: ANN
             conn.execute(delete(provenance).where(provenance.c.entry_id == entry.id))
         bad = subprocess.run([*cmd, "--json"], env=env, cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
-        assert bad.returncode == 1, bad.stderr
+        # an entry no import created: critical, exit 2 (Nagios/Icinga; it was 1, which
+        # monitoring reads as a mere warning)
+        assert bad.returncode == 2, bad.stderr
         report = json.loads(bad.stdout)
-        assert report["consistent"] is False
+        assert report["consistent"] is False and report["status"] == "critical"
         assert report["findings"] == [{"code": "ENTRY_WITHOUT_PROVENANCE", "count": 1,
-                                       "ids": [entry.id], "what": "entry"}]
+                                       "ids": [entry.id], "what": "entry",
+                                       "severity": "critical"}]
     finally:
         ctx.engine.dispose()

@@ -54,7 +54,7 @@ from api.console.session import (
 from api.tokens import TokenError, principal_from
 from dossiers import access
 from dossiers.access import AccessError, Principal
-from pipelines import dashboard
+from pipelines import dashboard, silence
 from pipelines.admin import (
     AdminError,
     assign,
@@ -64,11 +64,18 @@ from pipelines.admin import (
     read_raw,
     record_show,
 )
+from pipelines.advice import advice
 from pipelines.archive import ArchiveError, ArchiveUnavailable
 from pipelines.audit import Actor
 from pipelines.documents import PDF_MEDIA_TYPE, embedded_pdf
 from pipelines.filters import FilterError, build_filter
-from pipelines.report import filter_notes, import_stats, list_imports, show_import
+from pipelines.ledger import FAILED, QUARANTINED
+from pipelines.report import (
+    filter_notes,
+    group_imports,
+    list_imports,
+    show_import,
+)
 from pipelines.rerun import targets
 
 log = logging.getLogger("dmp.console")
@@ -219,15 +226,33 @@ def dashboard_page(request: Request, source: str | None = None) -> Response:
     hourly = dashboard.timeline(engine, hourly=True, source=source or None)
     daily = dashboard.timeline(engine, hourly=False, source=source or None)
     status = getattr(request.app.state, "service_status", None)
+    settings = state(request).ctx.settings
+    waiting = dashboard.backlog(engine, warning_minutes=settings.backlog_minutes,
+                                critical_minutes=settings.backlog_critical_minutes)
     return page(request, "dashboard.html", session, source=source or "",
                 hourly=hourly, daily=daily,
                 hourly_chart=stacked_bars(hourly["labels"], hourly["series"],
                                           title=t("chart_24h")),
                 daily_chart=stacked_bars(daily["labels"], daily["series"],
                                          title=t("chart_30d")),
-                per_source=dashboard.per_source(engine), backlog=dashboard.backlog(engine),
-                codes=import_stats(engine)["by_code"][:15],
+                per_source=dashboard.per_source(engine), backlog=waiting,
+                # what `check` says SILENT_SOURCE, and when each source (as the ledger names
+                # it) last sent: a feed stopped at 2 a.m. shows here, not only by its absence
+                silent=silence.silent_sources(engine, settings),
+                heard=silence.last_received(engine), duration=silence.say_duration,
+                # a burst of one code from one source is one line: how many, since when
+                codes=_bursts(engine),
                 service=status.snapshot() if status is not None else None)
+
+
+def _bursts(engine) -> list[dict]:  # noqa: ANN001
+    """The 15 largest (error code, source, status) groups, with their first and last import
+    and, for what waits on an admin, the advice for the code."""
+    groups = group_imports(engine, None, ["code", "source", "status"], limit=15,
+                           coded=True)["groups"]
+    for g in groups:
+        g["advice"] = advice(g["code"]) if g["status"] in (FAILED, QUARANTINED) else None
+    return groups
 
 
 # -- admin: imports ---------------------------------------------------------------------------
