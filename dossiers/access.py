@@ -611,6 +611,8 @@ def _entry_for(conn: Connection, principal: Principal, entry_id: int, action: st
     try:
         patient, access = _open(conn, principal, str(row.patient_id), action)
     except AccessDenied as exc:
+        if exc.code == DECEASED[0]:  # said to the patient's own account (or representative)
+            raise                    # only: no id oracle, and the same code as every read
         unseen = NotFound("NOT_FOUND", f"no document {entry_id}")
         unseen.denied_code = exc.code  # type: ignore[attr-defined]  # the trail's: the real one
         unseen.patient_id = exc.patient_id  # type: ignore[attr-defined]

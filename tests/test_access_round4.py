@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 
 from dossiers import access
 from dossiers.access import AccessDenied, InvalidRequest, Merged, Principal
@@ -221,6 +221,24 @@ def test_merged_dossier_refuses_break_glass_and_admin_changes(dossier) -> None: 
     with d.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(break_glass)).scalar_one() == 0
     assert access.list_representatives(d.engine, ADMIN, str(twin))["representatives"] == []
+
+
+def test_a_deceased_patient_gets_the_same_code_on_every_read(dossier) -> None:  # noqa: ANN001
+    """After the death, the patient's own document download answered NOT_FOUND (a document
+    that does not exist) where every other read answers PATIENT_DECEASED."""
+    d = dossier
+    assert access.read_document(d.engine, d.patient, d.doc)["entry_id"] == d.doc
+    with d.engine.begin() as conn:
+        conn.execute(update(patients).where(patients.c.id == int(d.pid))
+                     .values(deceased=True, deceased_at="2026-11-20"))
+    codes = {_code(call, d.engine, d.patient, ref) for call, ref in (
+        (access.read_dossier, d.pid), (access.read_entries, d.pid),
+        (access.export_fhir, d.pid), (access.read_document, d.doc))}
+    assert codes == {"PATIENT_DECEASED"}
+    # another patient probing the id still gets a document that does not exist
+    other = Principal("patient", str(int(d.pid) + 1))
+    assert _code(access.read_document, d.engine, other, d.doc) == "NOT_FOUND"
+    assert access.read_document(d.engine, pro(TREATING), d.doc)["entry_id"] == d.doc
 
 
 def test_http_and_cli_set_the_opposition(dossier, capsys, monkeypatch) -> None:  # noqa: ANN001
