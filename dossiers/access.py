@@ -184,6 +184,7 @@ OPPOSITIONS = {
                    "the patient opposes access by the SAMU-Centre 15 regulating doctor to "
                    "their dossier"),
 }
+OPPOSITION_CODES = frozenset(code for _, code, _ in OPPOSITIONS.values())
 # The patient's own access (and a representative's whose representation ends with the
 # person) after a death recorded on the dossier (dossiers/death.py); the dossier is kept and
 # professionals keep reading it. Said only to the patient's own account, or to a

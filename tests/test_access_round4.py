@@ -281,3 +281,33 @@ def test_http_and_cli_set_the_opposition(dossier, capsys, monkeypatch) -> None: 
         row = conn.execute(select(patients.c.break_glass_opposed, patients.c.regulation_opposed)
                            .where(patients.c.id == int(d.pid))).one()
     assert (row.break_glass_opposed, row.regulation_opposed) == (False, True)
+
+
+def test_console_does_not_offer_break_glass_the_patient_opposed(dossier) -> None:  # noqa: ANN001
+    """The console's refusal page offered the break-glass form on every 403: to a
+    professional whose break-glass the patient opposed since it was opened (refused
+    BREAK_GLASS_OPPOSED) it offered what would be refused again. It says the patient refused
+    the emergency access now, in the reader's language."""
+    import dataclasses
+
+    from api.app import create_app
+    from api.console.session import SESSION_COOKIE
+    from api.tokens import mint
+
+    d = dossier
+    d.ctx.settings = dataclasses.replace(d.ctx.settings, api_secret="s" * 64)
+    token = mint(d.ctx.settings, "professional", rpps=URGENTISTE, role="médecin urgentiste")
+    client = TestClient(create_app(d.ctx), cookies={SESSION_COOKIE: token})
+    denied = client.get(f"/console/dossiers/{d.pid}?lang=fr")
+    assert denied.status_code == 403 and "break-glass-form" in denied.text
+    access.open_break_glass(d.engine, pro(URGENTISTE, "médecin urgentiste"), d.pid, EMERGENCY)
+    assert client.get(f"/console/dossiers/{d.pid}").status_code == 200
+    access.set_emergency_opposition(d.engine, d.patient, d.pid, break_glass=True)
+    access.set_emergency_opposition(d.engine, d.patient, d.pid, break_glass=True)  # again
+    opposed = client.get(f"/console/dossiers/{d.pid}?lang=fr")
+    assert opposed.status_code == 403 and "BREAK_GLASS_OPPOSED" in opposed.text
+    assert "break-glass-form" not in opposed.text
+    assert "Le patient s&#39;oppose à l&#39;accès en mode « bris de glace »" in opposed.text
+    trail = _trail(d)
+    assert [e["details"]["changed"] for e in trail
+            if e["action"] == "break_glass.opposition"] == [["break_glass_opposed"], []]
