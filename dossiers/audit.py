@@ -32,13 +32,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dossiers.db import bulk_insert
 from dossiers.schema import audit_heads, audit_log
 
 GENESIS = "0" * 64  # the prev_hash of a chain's first row
+COMPARE_EVERY = 1000  # verify: chains read to their end, compared with their anchors at once
 NO_DOSSIER = 0  # the chain of rows about no dossier (admin actions on imports only)
 
 
@@ -172,29 +173,38 @@ class Verification:
     rows: int = 0
     chains: int = 0
     breaks: list[Break] = field(default_factory=list)
-    heads: dict[int, tuple[int, str]] = field(default_factory=dict)  # chain -> (seq, hash)
+    digest: str = ""  # sha256 over every chain's end as read ("chain:seq:hash" lines)
 
     @property
     def ok(self) -> bool:
         return not self.breaks
 
     def heads_digest(self) -> str:
-        """sha256 over every chain's end (chain, seq, hash), in chain order."""
-        text_ = "\n".join(f"{c}:{s}:{h}" for c, (s, h) in sorted(self.heads.items()))
-        return hashlib.sha256(text_.encode("ascii")).hexdigest()
+        """sha256 over every chain's end (chain, seq, hash), in chain order: what an
+        operator keeps outside the store to compare with a later verification."""
+        return self.digest
 
 
 def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Verification:
     """Recompute every chain (or one) from its first row; report each row whose hash, seq or
-    link does not follow. Reads in batches: a store with millions of rows verifies in
-    bounded memory."""
+    link does not follow, and each chain whose end is not its anchor (``audit_heads``).
+    Reads in batches: a store with millions of rows (and of dossiers: the chains' ends are
+    compared ``COMPARE_EVERY`` chains at a time) verifies in bounded memory."""
     result = Verification()
     q = select(audit_log).order_by(audit_log.c.chain, audit_log.c.seq, audit_log.c.id)
     if chain is not None:
         q = q.where(audit_log.c.chain == chain)
     current: int | None = None
     expected_seq, prev = 0, GENESIS
+    ends: dict[int, tuple[int, str]] = {}  # chains read to their end, not yet compared
+    digest = hashlib.sha256()
     with engine.connect() as conn:
+        def compare() -> None:
+            result.breaks.extend(anchor_breaks(ends, _anchors(conn, sorted(ends))))
+            for c, (s, h) in sorted(ends.items()):
+                digest.update(f"{c}:{s}:{h}\n".encode("ascii"))
+            ends.clear()
+
         for part in conn.execution_options(yield_per=batch).execute(q).partitions():
             for r in part:
                 result.rows += 1
@@ -202,6 +212,10 @@ def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Ve
                     result.breaks.append(Break(-1, None, r.id, "unchained"))
                     continue
                 if r.chain != current:
+                    if current is not None:
+                        ends[current] = (expected_seq, prev)
+                        if len(ends) >= COMPARE_EVERY:
+                            compare()
                     current, expected_seq, prev = r.chain, 0, GENESIS
                     result.chains += 1
                 expected_seq += 1
@@ -210,22 +224,36 @@ def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Ve
                     expected_seq = r.seq
                 if r.prev_hash != prev:
                     result.breaks.append(Break(r.chain, r.seq, r.id, "reordered"))
-                digest = row_hash(r.prev_hash or "", chain=r.chain, seq=r.seq, at=r.at,
-                                  actor=r.actor, action=r.action, import_id=r.import_id,
-                                  patient_id=r.patient_id, reason=r.reason,
-                                  details=r.details)
-                if digest != r.hash:
+                digest_ = row_hash(r.prev_hash or "", chain=r.chain, seq=r.seq, at=r.at,
+                                   actor=r.actor, action=r.action, import_id=r.import_id,
+                                   patient_id=r.patient_id, reason=r.reason,
+                                   details=r.details)
+                if digest_ != r.hash:
                     result.breaks.append(Break(r.chain, r.seq, r.id, "edited"))
                 if r.chain != (r.patient_id if r.patient_id is not None else NO_DOSSIER):
                     result.breaks.append(Break(r.chain, r.seq, r.id, "moved to another chain"))
                 prev = r.hash
-                result.heads[r.chain] = (r.seq, r.hash)
-        q = select(audit_heads)
+        if current is not None:
+            ends[current] = (expected_seq, prev)
+        compare()
+        # anchors of chains that have no row left at all
+        gone = select(audit_heads).where(~exists().where(audit_log.c.chain
+                                                        == audit_heads.c.chain))
         if chain is not None:
-            q = q.where(audit_heads.c.chain == chain)
-        anchors = {a.chain: (a.seq, a.hash) for a in conn.execute(q)}
-    result.breaks += anchor_breaks(result.heads, anchors)
+            gone = gone.where(audit_heads.c.chain == chain)
+        result.breaks.extend(anchor_breaks({}, {a.chain: (a.seq, a.hash)
+                                                for a in conn.execute(gone)}))
+    result.digest = digest.hexdigest()
     return result
+
+
+def _anchors(conn: Connection, chains: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """The anchors (seq, hash) of these chains, read 500 at a time (bounded IN lists)."""
+    found: dict[int, tuple[int, str]] = {}
+    for start in range(0, len(chains), 500):
+        found.update((a.chain, (a.seq, a.hash)) for a in conn.execute(
+            select(audit_heads).where(audit_heads.c.chain.in_(chains[start:start + 500]))))
+    return found
 
 
 def anchor_breaks(ends: dict[int, tuple[int, str]],

@@ -161,11 +161,16 @@ def test_a_deleted_tail_of_the_audit_trail_is_detected(dossier, capsys, monkeypa
     (audit_heads, written with the rows) shows it, as does a chain deleted whole and rows
     written around ``append``. `audit verify` exits 1 and names the chain."""
     from cli import main
+    from dossiers import audit
 
     d = dossier
     for _ in range(3):
         access.read_dossier(d.engine, pro(TREATING), d.pid)
-    assert verify(d.engine).ok
+    intact = verify(d.engine)
+    assert intact.ok and intact.chains == 2
+    monkeypatch.setattr(audit, "COMPARE_EVERY", 1)  # every chain compared as it ends
+    assert verify(d.engine, batch=2).ok
+    assert verify(d.engine, batch=2).heads_digest() == intact.heads_digest()
     chain = int(d.pid)
     with d.engine.begin() as conn:
         last = conn.execute(select(func.max(audit_log.c.seq)).where(
@@ -174,8 +179,9 @@ def test_a_deleted_tail_of_the_audit_trail_is_detected(dossier, capsys, monkeypa
             audit_heads.c.chain == chain)).scalar_one() == last
         conn.execute(delete(audit_log).where(audit_log.c.chain == chain,
                                              audit_log.c.seq > last - 2))
-    broken = verify(d.engine)
+    broken = verify(d.engine, batch=2)
     assert [(b.chain, b.seq) for b in broken.breaks] == [(chain, last - 2)]
+    assert broken.heads_digest() != intact.heads_digest()
     assert broken.breaks[0].problem.startswith("missing tail")
     monkeypatch.setenv("DMP_HOME", str(d.ctx.settings.home))
     monkeypatch.setenv("DMP_DATABASE_URL", d.ctx.settings.database_url)
