@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, text, update
 
 from dossiers import access
@@ -86,6 +88,18 @@ def test_rpps_key_and_regulation_mode() -> None:
     # an authorised professional is not reading through break-glass: the opposition is moot
     assert access.decide(pro(URGENTISTE), opposed, authorised=True,
                          break_glass_open=True) == "authorised"
+
+
+@given(st.text("0123456789", min_size=10, max_size=10), st.integers(0, 10),
+       st.integers(1, 9))
+def test_rpps_key_catches_every_single_digit_error(body: str, where: int, shift: int) -> None:
+    """Exactly one check digit makes a valid RPPS, and a typo in any one digit of it is
+    refused (what the key is for: a number typed into a token by hand)."""
+    valid = [body + k for k in "0123456789" if access.rpps_key_ok(body + k)]
+    assert len(valid) == 1
+    digits = list(valid[0])
+    digits[where] = str((int(digits[where]) + shift) % 10)
+    assert not access.rpps_key_ok("".join(digits))
 
 
 def test_opposition_refuses_break_glass_and_reads_through_one_already_open(dossier) -> None:  # noqa: ANN001, E501
