@@ -331,3 +331,7 @@ def test_console_does_not_offer_break_glass_the_patient_opposed(dossier) -> None
     trail = _trail(d)
     assert [e["details"]["changed"] for e in trail
             if e["action"] == "break_glass.opposition"] == [["break_glass_opposed"], []]
+    mine = TestClient(create_app(d.ctx), cookies={SESSION_COOKIE: mint(
+        d.ctx.settings, "patient", patient=d.pid)}).get(f"/console/dossiers/{d.pid}/audit?lang=fr")
+    assert mine.status_code == 200
+    assert mine.text.count("a enregistré l&#39;opposition du patient aux accès d&#39;urgence") == 2
