@@ -43,6 +43,16 @@ def pro(rpps: str, role: str = "médecin") -> Principal:
 
 @pytest.fixture
 def dossier(ctx):  # noqa: ANN001, ANN201
+    return _dossier(ctx)
+
+
+@pytest.fixture
+def sqlite_dossier(sqlite_ctx):  # noqa: ANN001, ANN201
+    """The same on SQLite alone: for the HTTP API, the console and the CLI over it."""
+    return _dossier(sqlite_ctx)
+
+
+def _dossier(ctx):  # noqa: ANN001, ANN202
     with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
         create_dossiers(ctx.engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
     name = "10_crbio_hcg_restreint.xml"
@@ -261,7 +271,7 @@ def test_a_deceased_patient_gets_the_same_code_on_every_read(dossier) -> None:  
     assert access.read_document(d.engine, pro(TREATING), d.doc)["entry_id"] == d.doc
 
 
-def test_http_and_cli_set_the_opposition(dossier, capsys, monkeypatch) -> None:  # noqa: ANN001
+def test_http_and_cli_set_the_opposition(sqlite_dossier, capsys, monkeypatch) -> None:  # noqa: ANN001
     """The patient over the API, an admin over the API and the CLI; the refusal's code in
     the API's answer."""
     import dataclasses
@@ -270,7 +280,7 @@ def test_http_and_cli_set_the_opposition(dossier, capsys, monkeypatch) -> None: 
     from api.tokens import mint
     from cli import main
 
-    d = dossier
+    d = sqlite_dossier
     d.ctx.settings = dataclasses.replace(d.ctx.settings, api_secret="s" * 64)
     client = TestClient(create_app(d.ctx))
 
@@ -303,7 +313,7 @@ def test_http_and_cli_set_the_opposition(dossier, capsys, monkeypatch) -> None: 
     assert (row.break_glass_opposed, row.regulation_opposed) == (False, True)
 
 
-def test_console_does_not_offer_break_glass_the_patient_opposed(dossier) -> None:  # noqa: ANN001
+def test_console_does_not_offer_break_glass_the_patient_opposed(sqlite_dossier) -> None:  # noqa: ANN001
     """The console's refusal page offered the break-glass form on every 403: to a
     professional whose break-glass the patient opposed since it was opened (refused
     BREAK_GLASS_OPPOSED) it offered what would be refused again. It says the patient refused
@@ -314,7 +324,7 @@ def test_console_does_not_offer_break_glass_the_patient_opposed(dossier) -> None
     from api.console.session import SESSION_COOKIE
     from api.tokens import mint
 
-    d = dossier
+    d = sqlite_dossier
     d.ctx.settings = dataclasses.replace(d.ctx.settings, api_secret="s" * 64)
     token = mint(d.ctx.settings, "professional", rpps=URGENTISTE, role="médecin urgentiste")
     client = TestClient(create_app(d.ctx), cookies={SESSION_COOKIE: token})
