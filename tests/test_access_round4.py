@@ -253,6 +253,28 @@ def test_merged_dossier_refuses_break_glass_and_admin_changes(dossier) -> None: 
     assert access.list_representatives(d.engine, ADMIN, str(twin))["representatives"] == []
 
 
+def test_a_merge_does_not_lift_an_opposition_to_break_glass(dossier) -> None:  # noqa: ANN001
+    """A dossier whose patient opposed break-glass merged into one without the opposition:
+    its entries were open to the break-glass the patient had refused. The merge is refused
+    MERGE_CONSENT_DIFFERS, as for the other choices, until the survivor carries it."""
+    from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
+
+    d = dossier
+    twin = str(create_dossiers(d.engine, [DossierInput(family="LEFEVRE", given="Hélène",
+                                                       birth_date="1968-03-14", sex="F")])[0])
+    access.set_emergency_opposition(d.engine, ADMIN, twin, regulation=True,
+                                    reason="demande écrite de la patiente")
+    with pytest.raises(MergeRefusedError) as refused:
+        merge_dossiers(d.engine, d.pid, twin, Actor("alice"), "doublon créé aux urgences")
+    assert refused.value.code == "MERGE_CONSENT_DIFFERS"
+    assert "SAMU regulating doctor" in str(refused.value)
+    access.set_emergency_opposition(d.engine, d.patient, d.pid, regulation=True)
+    merge_dossiers(d.engine, d.pid, twin, Actor("alice"), "doublon créé aux urgences")
+    regulateur = pro(REGULATEUR, "médecin régulateur")
+    assert _code(access.open_break_glass, d.engine, regulateur, d.pid,
+                 EMERGENCY) == "REGULATION_OPPOSED"
+
+
 def test_a_deceased_patient_gets_the_same_code_on_every_read(dossier) -> None:  # noqa: ANN001
     """After the death, the patient's own document download answered NOT_FOUND (a document
     that does not exist) where every other read answers PATIENT_DECEASED."""
