@@ -871,6 +871,10 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     if p.get("deceased"):
         print(f"deceased{' ' + p['deceased_at'] if p.get('deceased_at') else ''} "
               "(recorded from the hospital's ADT)")
+    opposed = [what for what, key in (("break-glass", "break_glass_opposed"),
+                                      ("SAMU regulation", "regulation_opposed")) if p.get(key)]
+    if opposed:
+        print(f"the patient opposes emergency access: {', '.join(opposed)}")
     _table(f"Entries ({len(dossier['entries'])})",
            ["type", "code", "system", "display", "value", "unit", "range", "flag", "status",
             "effective", "v"],

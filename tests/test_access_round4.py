@@ -326,6 +326,8 @@ def test_http_and_cli_set_the_opposition(sqlite_dossier, capsys, monkeypatch) ->
                  "--regulation", "yes", "--reason", "formulaire signé à l'accueil",
                  "--as", "bob"]) == 0
     assert "changed: break_glass_opposed, regulation_opposed" in capsys.readouterr().out
+    assert main(["dossier", "show", d.pid]) == 0  # what the operator just recorded
+    assert "the patient opposes emergency access: SAMU regulation" in capsys.readouterr().out
     assert main(["dossier", "emergency-opposition", "999999", "--break-glass", "no",
                  "--reason", "formulaire"]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
