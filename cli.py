@@ -858,6 +858,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     result = verify(ctx.engine, chain=chain)
     if args.json:
         _print_json({"ok": result.ok, "rows": result.rows, "chains": result.chains,
+                     "heads_digest": result.heads_digest(),
                      "breaks": [{"chain": b.chain, "seq": b.seq, "row_id": b.row_id,
                                  "problem": b.problem} for b in result.breaks]})
     else:
@@ -866,6 +867,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             print(f"broken: {b.describe()}")
         if len(result.breaks) > 200:
             print(f"... and {len(result.breaks) - 200} more")
+        print(f"heads digest {result.heads_digest()} (keep it outside the store)")
         print("intact" if result.ok else f"TAMPERED: {len(result.breaks)} break(s)")
     return EXIT_OK if result.ok else EXIT_USER
 
@@ -999,6 +1001,10 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     if p.get("deceased"):
         print(f"deceased{' ' + p['deceased_at'] if p.get('deceased_at') else ''} "
               "(recorded from the hospital's ADT)")
+    opposed = [what for what, key in (("break-glass", "break_glass_opposed"),
+                                      ("SAMU regulation", "regulation_opposed")) if p.get(key)]
+    if opposed:
+        print(f"the patient opposes emergency access: {', '.join(opposed)}")
     _table(f"Entries ({len(dossier['entries'])})",
            ["type", "code", "system", "display", "value", "unit", "range", "flag", "status",
             "effective", "v"],
@@ -1085,6 +1091,32 @@ def cmd_representative_revoke(args: argparse.Namespace) -> int:
         _print_json(done)
     else:
         print(f"representative {done['subject']} revoked on dossier {done['patient_id']}")
+    return EXIT_OK
+
+
+def cmd_dossier_emergency_opposition(args: argparse.Namespace) -> int:
+    """The patient's opposition to break-glass (and to the SAMU regulating doctor's access),
+    set by an operator on the patient's request; audited in the patient's trail."""
+    from dossiers.access import AccessError, set_emergency_opposition
+
+    def yes(value: str | None) -> bool | None:
+        return None if value is None else value == "yes"
+
+    ctx = _context()
+    try:
+        done = set_emergency_opposition(ctx.engine, _admin_principal(args), args.patient,
+                                        break_glass=yes(args.break_glass),
+                                        regulation=yes(args.regulation), reason=args.reason)
+    except AccessError as exc:
+        raise UserError(f"{exc.code}: {exc.message}") from None
+    if args.json:
+        _print_json(done)
+    else:
+        print(f"dossier {done['patient_id']}: break-glass "
+              f"{'opposed' if done['break_glass_opposed'] else 'not opposed'}, SAMU "
+              f"regulation {'opposed' if done['regulation_opposed'] else 'not opposed'}"
+              + (f" (changed: {', '.join(done['changed'])})" if done["changed"]
+                 else " (unchanged)"))
     return EXIT_OK
 
 
@@ -1339,8 +1371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="action", required=True)
-    p = audit.add_parser("verify", help="recompute the audit trail's hash chains; exit 1 "
-                         "when a row was edited, deleted or inserted")
+    p = audit.add_parser("verify", help="recompute the audit trail's hash chains and check "
+                         "each chain's end against its anchor (audit_heads); exit 1 when a "
+                         "row was edited, deleted (the last ones too) or inserted")
     p.add_argument("--patient", help="only this dossier's chain (INS or internal id)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit_verify)
@@ -1418,6 +1451,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="actor", help="who merges (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_merge)
+
+    p = dossier.add_parser("emergency-opposition", help="record the patient's opposition to "
+                           "break-glass access and/or to the SAMU-Centre 15 regulating doctor's "
+                           "access (on the patient's request; audited)")
+    p.add_argument("patient", help="INS or internal id")
+    p.add_argument("--break-glass", dest="break_glass", choices=["yes", "no"],
+                   help="yes: the patient opposes break-glass; no: no longer")
+    p.add_argument("--regulation", choices=["yes", "no"],
+                   help="yes: the patient opposes the SAMU regulating doctor's access")
+    p.add_argument("--reason", required=True, help="the patient's request (kept in the "
+                   "audit trail)")
+    p.add_argument("--as", dest="actor", help="who records it (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dossier_emergency_opposition)
 
     rep = dossier.add_parser("representative", help="the legal representatives of a minor or "
                              "a protected adult (parents, guardian)").add_subparsers(

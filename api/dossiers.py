@@ -52,6 +52,15 @@ class Opposition(BaseModel):
     opposed: bool = Field(description="true: the dossier is no longer fed; false: it is again")
 
 
+class EmergencyOpposition(BaseModel):
+    break_glass: bool | None = Field(None, description="true: the patient opposes break-glass "
+                                     "access; false: no longer; null: unchanged")
+    regulation: bool | None = Field(None, description="the same for the SAMU-Centre 15 "
+                                    "regulating doctor's access")
+    reason: str | None = Field(None, description="an admin: the patient's request (kept in "
+                               "the audit trail)")
+
+
 class Representative(BaseModel):
     account: str = Field(description="the representative's account id (what their token "
                          "names; never a NIR nor a name)")
@@ -182,6 +191,16 @@ def treating(patient: PatientRef, body: Treating, request: Request,
 def opposition(patient: PatientRef, body: Opposition, request: Request,
                who: PATIENT) -> dict:
     return access.set_opposition(_engine(request), who, patient, body.opposed)
+
+
+@router.put("/dossiers/{patient}/break-glass-opposition",
+            summary="Oppose (or stop opposing) break-glass and SAMU regulation access "
+            "(patient, or admin on the patient's request)")
+def emergency_opposition(patient: PatientRef, body: EmergencyOpposition, request: Request,
+                         who: PATIENT_OR_ADMIN) -> dict:
+    return access.set_emergency_opposition(_engine(request), who, patient,
+                                           break_glass=body.break_glass,
+                                           regulation=body.regulation, reason=body.reason)
 
 
 @router.post("/dossiers/{patient}/break-glass", status_code=201,

@@ -17,6 +17,21 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   ``BREAK_GLASS_HOURS``; every read inside it is traced as such). A patient who stated no
   consent to consultation (ZFA-11 ``INC``), or whose DMP is closed (``FERME``), can be read
   by nobody but themselves, except through break-glass.
+- **Oppositions to emergency access**: the patient may oppose break-glass ("bris de glace")
+  and, separately, the access of a SAMU-Centre 15 regulating doctor (a professional whose
+  role is in tables/regulation_roles.csv breaks the glass in the 'regulation' mode; anyone
+  else in the 'emergency' mode). Set by the patient or, on the patient's request, by an admin
+  with a reason (``set_emergency_opposition``), audited 'break_glass.opposition'; never from
+  an ADT: ZFA-4 to ZFA-8, which carried them in IHE PAM France, are obsolete. Opposed, the
+  opening is refused BREAK_GLASS_OPPOSED (REGULATION_OPPOSED), and so is every read through
+  a break-glass opened before the opposition; each refusal is in the patient's trail.
+- **Break-glass by a professional not in our registry** is allowed: an emergency physician
+  (a SAMU, an emergency department) is rarely registered by the platform that holds the
+  dossier, and refusing would leave the emergency without the dossier the DMP opens to any
+  professional authenticated by their card. What the registry vouched for is checked
+  instead: the RPPS number's check digit (Luhn), a typo or a made-up number is refused
+  RPPS_KEY_INVALID, and the opening is flagged ``registered: false`` in the trail the
+  patient reads (registered professionals are named there; this one is a bare number).
 - **Masked** documents and entries (the sender's MASQUE_PS, or the patient's own choice,
   which wins) are seen by the patient, the médecin traitant and the document's author only;
   break-glass does not reveal them. An entry inside a document (a result of a CDA lab
@@ -70,6 +85,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from dossiers.audit import AuditEvent, append, iso_utc
 from dossiers.consent import DOES_NOT_OBJECT, OBJECTS, apply_consent
 from dossiers.merged import merged_into
+from dossiers.names import fold_name
 from dossiers.patients import find_by_reference
 from dossiers.schema import (
     audit_log,
@@ -160,6 +176,15 @@ class Merged(AccessError):
 
 
 DENIED = ("ACCESS_DENIED", "no access to this dossier")
+# The patient's oppositions to emergency access (mode -> the patients column, the refusal)
+OPPOSITIONS = {
+    "emergency": ("break_glass_opposed", "BREAK_GLASS_OPPOSED",
+                  "the patient opposes break-glass access to their dossier"),
+    "regulation": ("regulation_opposed", "REGULATION_OPPOSED",
+                   "the patient opposes access by the SAMU-Centre 15 regulating doctor to "
+                   "their dossier"),
+}
+OPPOSITION_CODES = frozenset(code for _, code, _ in OPPOSITIONS.values())
 # The patient's own access (and a representative's whose representation ends with the
 # person) after a death recorded on the dossier (dossiers/death.py); the dossier is kept and
 # professionals keep reading it. Said only to the patient's own account, or to a
@@ -188,6 +213,29 @@ class Principal:
     @property
     def rpps(self) -> str | None:
         return normalize_rpps(self.subject) if self.kind == "professional" else None
+
+
+@cache
+def regulation_roles() -> frozenset[str]:
+    """The regulating doctor's roles, folded (tables/regulation_roles.csv)."""
+    return frozenset(fold_name(r["role"]) for r in read_csv_rows(TABLES / "regulation_roles.csv"))
+
+
+def emergency_mode(principal: Principal) -> str:
+    """'regulation' for a SAMU-Centre 15 regulating doctor, 'emergency' for anyone else."""
+    return "regulation" if fold_name(principal.role or "") in regulation_roles() \
+        else "emergency"
+
+
+def rpps_key_ok(number: str) -> bool:
+    """Whether an 11-digit RPPS number's last digit is its Luhn check digit."""
+    if len(number) != 11 or not number.isdigit():
+        return False
+    total = 0
+    for i, c in enumerate(reversed(number)):
+        d = int(c) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
 
 
 def normalize_rpps(value: str | None) -> str | None:
@@ -246,8 +294,17 @@ def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
         if authorised:
             return "authorised"
     if break_glass_open:
+        _not_opposed(patient, principal)
         return "break_glass"
     raise AccessDenied(*DENIED)
+
+
+def _not_opposed(patient, principal: Principal) -> None:  # noqa: ANN001
+    """AccessDenied BREAK_GLASS_OPPOSED (REGULATION_OPPOSED) when the patient opposes the
+    mode of emergency access this professional's role breaks the glass in."""
+    column, code, message = OPPOSITIONS[emergency_mode(principal)]
+    if getattr(patient, column, None):
+        raise AccessDenied(code, message)
 
 
 def author_rpps(row) -> set[str]:  # noqa: ANN001
@@ -445,7 +502,9 @@ def patient_dict(p) -> dict:  # noqa: ANN001
             "sex": p.sex, "dmp_status": p.dmp_status, "opposed": bool(p.opposed),
             "consultation_consent": p.consultation_consent,
             "treating_rpps": p.treating_rpps, "deceased": bool(p.deceased),
-            "deceased_at": p.deceased_at if p.deceased else None}
+            "deceased_at": p.deceased_at if p.deceased else None,
+            "break_glass_opposed": bool(p.break_glass_opposed),
+            "regulation_opposed": bool(p.regulation_opposed)}
 
 
 def _read_event(access: Access, action: str, **details: object) -> AuditEvent:
@@ -465,7 +524,9 @@ def _with_trace(engine: Engine, principal: Principal, work):  # noqa: ANN001, AN
             with engine.begin() as conn:
                 append(conn, [AuditEvent(principal.actor, "access.denied",
                                          patient_id=patient_id,
-                                         details={"action": getattr(exc, "action", None)})])
+                                         details={"action": getattr(exc, "action", None),
+                                                  "code": getattr(exc, "denied_code",
+                                                                  exc.code)})])
         raise
 
 
@@ -551,7 +612,10 @@ def _entry_for(conn: Connection, principal: Principal, entry_id: int, action: st
     try:
         patient, access = _open(conn, principal, str(row.patient_id), action)
     except AccessDenied as exc:
+        if exc.code == DECEASED[0]:  # said to the patient's own account (or representative)
+            raise                    # only: no id oracle, and the same code as every read
         unseen = NotFound("NOT_FOUND", f"no document {entry_id}")
+        unseen.denied_code = exc.code  # type: ignore[attr-defined]  # the trail's: the real one
         unseen.patient_id = exc.patient_id  # type: ignore[attr-defined]
         unseen.action = exc.action  # type: ignore[attr-defined]
         raise unseen from None
@@ -625,7 +689,8 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
 # from them: who acted on what basis, not how many entries they read (a count that tells there
 # is more than one sees), nor what they searched for (a code names a hidden result).
 _TRAIL_DETAILS = frozenset({"basis", "rpps", "format", "expires_at", "action", "entry",
-                            "subject", "quality", "valid_from", "valid_until"})
+                            "subject", "quality", "valid_from", "valid_until", "code",
+                            "mode", "registered", "break_glass", "regulation"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -931,9 +996,8 @@ def set_treating(engine: Engine, principal: Principal, patient_ref: str,
     """Name (or clear, with None) the médecin traitant: the patient, or an admin."""
     def work(conn: Connection) -> dict:
         if principal.kind == "admin":
-            patient = _patient_row(conn, patient_ref)
-            if patient is None:
-                raise NotFound("NOT_FOUND", "no such dossier")
+            patient = _admin_dossier(conn, principal, patient_ref, "sets a médecin traitant",
+                                     open_only=True)
         else:
             patient, _ = _patient_only(conn, principal, patient_ref, "treating.set")
         number = _known_professional(conn, rpps) if rpps else None
@@ -979,6 +1043,23 @@ def open_break_glass(engine: Engine, principal: Principal, patient_ref: str,
         patient = _patient_row(conn, patient_ref)
         if patient is None:
             raise AccessDenied(*DENIED)
+        went = merged_into(conn, patient.id)
+        if went is not None:  # the emergency's dossier is the survivor: open that one
+            raise Merged("DOSSIER_MERGED", f"dossier {patient.id} was merged into dossier "
+                         f"{went}: break the glass on dossier {went}")
+        mode = emergency_mode(principal)
+        registered = conn.execute(select(professionals.c.id).where(
+            professionals.c.rpps == principal.rpps)).first() is not None
+        try:
+            if not registered and not rpps_key_ok(principal.rpps or ""):
+                raise AccessDenied("RPPS_KEY_INVALID", "break-glass by a professional not in "
+                                   "the registry needs an RPPS number with its right check "
+                                   "digit (Luhn)")
+            _not_opposed(patient, principal)
+        except AccessDenied as exc:
+            exc.patient_id = patient.id  # type: ignore[attr-defined]
+            exc.action = "break_glass.open"  # type: ignore[attr-defined]
+            raise
         now = datetime.now(UTC)
         expires = now + timedelta(hours=BREAK_GLASS_HOURS)
         conn.execute(insert(break_glass).values(patient_id=patient.id, rpps=principal.rpps,
@@ -986,10 +1067,53 @@ def open_break_glass(engine: Engine, principal: Principal, patient_ref: str,
                                                 expires_at=expires))
         append(conn, [AuditEvent(principal.actor, "break_glass.open", patient_id=patient.id,
                                  reason=reason,
-                                 details={"basis": "break_glass",
+                                 details={"basis": "break_glass", "mode": mode,
+                                          "registered": registered,
                                           "expires_at": expires.isoformat()})])
         return {"patient_id": patient.id, "expires_at": expires.isoformat(),
-                "break_glass": True}
+                "break_glass": True, "mode": mode, "registered": registered}
+    return _with_trace(engine, principal, work)
+
+
+def set_emergency_opposition(engine: Engine, principal: Principal, patient_ref: str, *,
+                             break_glass: bool | None = None, regulation: bool | None = None,
+                             reason: str | None = None) -> dict:
+    """The patient opposes (or stops opposing) break-glass access to their dossier, and
+    apart from it the access of the SAMU-Centre 15 regulating doctor (None: that one left
+    as it is). The patient themselves, or an admin acting on the patient's request with a
+    reason (a letter, a form signed at the desk). Audited 'break_glass.opposition' with the
+    values stated, those changed, and the admin's reason. From then on an opening in an
+    opposed mode is refused, and so is a read through one opened before."""
+    if break_glass is None and regulation is None:
+        raise InvalidRequest("NOTHING_STATED", "state break_glass and/or regulation "
+                             "(true: opposed, false: not opposed)")
+    reason = (reason or "").strip() or None
+    if principal.kind == "admin" and (reason is None or len(reason) < 3):
+        raise InvalidRequest("REASON_REQUIRED", "an admin states why (the patient's request, "
+                             "3 characters or more)")
+
+    def work(conn: Connection) -> dict:
+        if principal.kind == "admin":
+            patient = _admin_dossier(conn, principal, patient_ref, "sets an opposition",
+                                     open_only=True)
+            basis = "admin"
+        else:
+            patient, access = _patient_only(conn, principal, patient_ref,
+                                            "break_glass.opposition")
+            basis = access.basis
+        stated = {"break_glass_opposed": break_glass, "regulation_opposed": regulation}
+        values = {k: v for k, v in stated.items() if v is not None}
+        changed = sorted(k for k, v in values.items() if bool(getattr(patient, k)) != v)
+        conn.execute(update(patients).where(patients.c.id == patient.id).values(**values))
+        append(conn, [AuditEvent(principal.actor, "break_glass.opposition",
+                                 patient_id=patient.id, reason=reason,
+                                 details={"basis": basis, "break_glass": break_glass,
+                                          "regulation": regulation, "changed": changed})])
+        now = conn.execute(select(patients.c.break_glass_opposed,
+                                  patients.c.regulation_opposed)
+                           .where(patients.c.id == patient.id)).one()
+        return {"patient_id": patient.id, "break_glass_opposed": bool(now[0]),
+                "regulation_opposed": bool(now[1]), "changed": changed}
     return _with_trace(engine, principal, work)
 
 
@@ -1031,12 +1155,19 @@ def _day(value: str | None, name: str) -> str | None:
         raise InvalidRequest("BAD_DATE", f"{name}: YYYY-MM-DD expected") from None
 
 
-def _admin_dossier(conn: Connection, principal: Principal, ref: str, what: str):  # noqa: ANN202
+def _admin_dossier(conn: Connection, principal: Principal, ref: str, what: str, *,  # noqa: ANN202
+                   open_only: bool = False):
+    """The dossier an admin acts on; ``open_only``: a change, refused DOSSIER_MERGED on a
+    merged dossier (a tombstone is closed: what it held, and whom, is in the survivor)."""
     if principal.kind != "admin":
         raise AccessDenied("ADMIN_ONLY", f"only an admin {what}")
     patient = _patient_row(conn, ref)
     if patient is None:
         raise NotFound("NOT_FOUND", "no such dossier")
+    went = merged_into(conn, patient.id) if open_only else None
+    if went is not None:
+        raise Merged("DOSSIER_MERGED", f"dossier {patient.id} was merged into dossier {went}: "
+                     f"act on dossier {went}")
     return patient
 
 
@@ -1078,7 +1209,7 @@ def declare_representative(engine: Engine, principal: Principal, patient_ref: st
 
     def work(conn: Connection) -> dict:
         patient = _admin_dossier(conn, principal, patient_ref, "declares a legal "
-                                 "representative")
+                                 "representative", open_only=True)
         r = legal_representatives.c
         if conn.execute(select(r.id).where(r.patient_id == patient.id, r.subject == subject,
                                            r.revoked_at.is_(None))).first() is not None:

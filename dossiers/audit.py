@@ -6,6 +6,16 @@ rows about no dossier): ``seq`` counts the chain's rows from 1 and ``hash`` is t
 the previous row's hash followed by this row's content. Editing a row, deleting one, or
 inserting one in the middle breaks the chain; ``verify`` finds where.
 
+The chain alone cannot tell its last rows deleted from rows never written (what is left
+still links from GENESIS). So each chain's head (its last seq and hash) is also written in
+``audit_heads``, by ``append`` in the transaction that appends the rows (migration 0013), and
+``verify`` compares every chain's end with it: a deleted tail, a chain deleted whole, rows
+written around ``append``, a rewritten end all show. What it does not stop is someone who
+rewrites both tables consistently: the anchor guards against a truncation (a careless
+``DELETE``, a restore from an older backup of one table, someone hiding the last reads), and
+``audit verify`` prints one digest of every head, for an operator to keep outside the store
+(a later digest that differs while nothing was appended says the trail was rewritten).
+
 Why one chain per dossier rather than one for the whole store: appending takes the chain's
 head under a lock, and with several workers filing different patients a single chain would
 make every transaction wait for every other. Per dossier, only writers of the same patient
@@ -22,12 +32,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from dossiers.db import bulk_insert
-from dossiers.schema import audit_log
+from dossiers.schema import audit_heads, audit_log
 
 GENESIS = "0" * 64  # the prev_hash of a chain's first row
+COMPARE_EVERY = 1000  # verify: chains read to their end, compared with their anchors at once
 NO_DOSSIER = 0  # the chain of rows about no dossier (admin actions on imports only)
 
 
@@ -122,6 +134,18 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
                      "reason": event.reason, "details": event.details, "chain": chain,
                      "seq": seq, "prev_hash": prev, "hash": digest})
     bulk_insert(conn, audit_log, rows)
+    _anchor(conn, [{"chain": chain, "seq": seq, "hash": digest}
+                   for chain, (seq, digest) in sorted(heads.items())])
+
+
+def _anchor(conn: Connection, heads: list[dict]) -> None:
+    """Write the chains' new heads (insert, or update the row held): under the chain's lock
+    (``_lock_chains``), in the transaction of the rows it anchors."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(audit_heads)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[audit_heads.c.chain],
+        set_={"seq": stmt.excluded.seq, "hash": stmt.excluded.hash}), heads)
 
 
 def record(conn: Connection, actor: str, action: str, **kwargs: object) -> None:
@@ -136,11 +160,12 @@ class Break:
     chain: int
     seq: int | None
     row_id: int | None
-    problem: str  # 'edited', 'missing row', 'unchained', 'reordered'
+    problem: str  # 'edited', 'missing row', 'unchained', 'reordered', 'missing tail', ...
 
     def describe(self) -> str:
         where = f"chain {self.chain}" + (f" seq {self.seq}" if self.seq is not None else "")
-        return f"{where} (audit row {self.row_id}): {self.problem}"
+        row = f" (audit row {self.row_id})" if self.row_id is not None else ""
+        return f"{where}{row}: {self.problem}"
 
 
 @dataclass(slots=True)
@@ -148,23 +173,38 @@ class Verification:
     rows: int = 0
     chains: int = 0
     breaks: list[Break] = field(default_factory=list)
+    digest: str = ""  # sha256 over every chain's end as read ("chain:seq:hash" lines)
 
     @property
     def ok(self) -> bool:
         return not self.breaks
 
+    def heads_digest(self) -> str:
+        """sha256 over every chain's end (chain, seq, hash), in chain order: what an
+        operator keeps outside the store to compare with a later verification."""
+        return self.digest
+
 
 def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Verification:
     """Recompute every chain (or one) from its first row; report each row whose hash, seq or
-    link does not follow. Reads in batches: a store with millions of rows verifies in
-    bounded memory."""
+    link does not follow, and each chain whose end is not its anchor (``audit_heads``).
+    Reads in batches: a store with millions of rows (and of dossiers: the chains' ends are
+    compared ``COMPARE_EVERY`` chains at a time) verifies in bounded memory."""
     result = Verification()
     q = select(audit_log).order_by(audit_log.c.chain, audit_log.c.seq, audit_log.c.id)
     if chain is not None:
         q = q.where(audit_log.c.chain == chain)
     current: int | None = None
     expected_seq, prev = 0, GENESIS
+    ends: dict[int, tuple[int, str]] = {}  # chains read to their end, not yet compared
+    digest = hashlib.sha256()
     with engine.connect() as conn:
+        def compare() -> None:
+            result.breaks.extend(anchor_breaks(ends, _anchors(conn, sorted(ends))))
+            for c, (s, h) in sorted(ends.items()):
+                digest.update(f"{c}:{s}:{h}\n".encode("ascii"))
+            ends.clear()
+
         for part in conn.execution_options(yield_per=batch).execute(q).partitions():
             for r in part:
                 result.rows += 1
@@ -172,6 +212,10 @@ def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Ve
                     result.breaks.append(Break(-1, None, r.id, "unchained"))
                     continue
                 if r.chain != current:
+                    if current is not None:
+                        ends[current] = (expected_seq, prev)
+                        if len(ends) >= COMPARE_EVERY:
+                            compare()
                     current, expected_seq, prev = r.chain, 0, GENESIS
                     result.chains += 1
                 expected_seq += 1
@@ -180,16 +224,60 @@ def verify(engine: Engine, *, chain: int | None = None, batch: int = 5000) -> Ve
                     expected_seq = r.seq
                 if r.prev_hash != prev:
                     result.breaks.append(Break(r.chain, r.seq, r.id, "reordered"))
-                digest = row_hash(r.prev_hash or "", chain=r.chain, seq=r.seq, at=r.at,
-                                  actor=r.actor, action=r.action, import_id=r.import_id,
-                                  patient_id=r.patient_id, reason=r.reason,
-                                  details=r.details)
-                if digest != r.hash:
+                digest_ = row_hash(r.prev_hash or "", chain=r.chain, seq=r.seq, at=r.at,
+                                   actor=r.actor, action=r.action, import_id=r.import_id,
+                                   patient_id=r.patient_id, reason=r.reason,
+                                   details=r.details)
+                if digest_ != r.hash:
                     result.breaks.append(Break(r.chain, r.seq, r.id, "edited"))
                 if r.chain != (r.patient_id if r.patient_id is not None else NO_DOSSIER):
                     result.breaks.append(Break(r.chain, r.seq, r.id, "moved to another chain"))
                 prev = r.hash
+        if current is not None:
+            ends[current] = (expected_seq, prev)
+        compare()
+        # anchors of chains that have no row left at all
+        gone = select(audit_heads).where(~exists().where(audit_log.c.chain
+                                                        == audit_heads.c.chain))
+        if chain is not None:
+            gone = gone.where(audit_heads.c.chain == chain)
+        result.breaks.extend(anchor_breaks({}, {a.chain: (a.seq, a.hash)
+                                                for a in conn.execute(gone)}))
+    result.digest = digest.hexdigest()
     return result
+
+
+def _anchors(conn: Connection, chains: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """The anchors (seq, hash) of these chains, read 500 at a time (bounded IN lists)."""
+    found: dict[int, tuple[int, str]] = {}
+    for start in range(0, len(chains), 500):
+        found.update((a.chain, (a.seq, a.hash)) for a in conn.execute(
+            select(audit_heads).where(audit_heads.c.chain.in_(chains[start:start + 500]))))
+    return found
+
+
+def anchor_breaks(ends: dict[int, tuple[int, str]],
+                  anchors: dict[int, tuple[int, str]]) -> list[Break]:
+    """Each chain's end as read (``ends``) against its anchor in ``audit_heads``."""
+    found = []
+    for chain in sorted(set(ends) | set(anchors)):
+        end, anchor = ends.get(chain), anchors.get(chain)
+        if anchor is None:
+            found.append(Break(chain, end[0], None, "no anchor: audit_heads has no row for "
+                               "this chain"))
+        elif end is None:
+            found.append(Break(chain, anchor[0], None, f"missing tail: the anchor says "
+                               f"{anchor[0]} row(s), the chain has none"))
+        elif end[0] < anchor[0]:
+            found.append(Break(chain, end[0], None, f"missing tail: the chain ends at seq "
+                               f"{end[0]}, the anchor says seq {anchor[0]}"))
+        elif end[0] > anchor[0]:
+            found.append(Break(chain, end[0], None, f"unanchored rows: the chain ends at seq "
+                               f"{end[0]}, the anchor says seq {anchor[0]}"))
+        elif end[1] != anchor[1]:
+            found.append(Break(chain, end[0], None, "anchor mismatch: the chain's last hash "
+                               "is not the anchor's"))
+    return found
 
 
 def iso_utc(at: datetime | None) -> str | None:

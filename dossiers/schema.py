@@ -112,6 +112,17 @@ Index("uq_audit_chain_seq", audit_log.c.chain, audit_log.c.seq, unique=True)
 Index("ix_audit_import", audit_log.c.import_id)
 Index("ix_audit_patient", audit_log.c.patient_id)
 
+# The anchor of each audit chain (migration 0013): its last seq and hash, written by
+# dossiers/audit.py ``append`` in the transaction that appends the rows. The chain alone
+# cannot tell its last rows deleted from rows never written; ``audit verify`` compares the
+# chain's end with this row.
+audit_heads = Table(
+    "audit_heads", metadata,
+    Column("chain", Id, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 # A logical message or document is deposited once (dedupe level 2): the primary key is the
 # arbiter, even with several workers racing.
 logical_messages = Table(
@@ -157,6 +168,12 @@ patients = Table(
     Column("death_stated_at", DateTime(timezone=True)),
     Column("death_import_id", Id),
     Column("death_trigger", String(8)),
+    # The patient's oppositions to emergency access (migration 0013; dossiers/access.py):
+    # to break-glass by any professional ("bris de glace"), and separately to the access of
+    # the SAMU-Centre 15 regulating doctor. None: never stated (not opposed). Set by the
+    # patient or an admin, never from ZFA (ZFA-4 to ZFA-8, which carried them, are obsolete).
+    Column("break_glass_opposed", Boolean),
+    Column("regulation_opposed", Boolean),
 )
 Index("ix_patients_demo", patients.c.family_key, patients.c.birth_date, patients.c.sex)
 Index("ix_patients_birth_demo", patients.c.birth_family_key, patients.c.birth_date,

@@ -177,6 +177,12 @@ def _check_choices(conn: Connection, survivor: Patient, merged: Patient) -> None
         lifted.append("closed DMP")
     if row_m.consultation_consent == "INC" and row_s.consultation_consent != "INC":
         lifted.append("refusal of consultation")
+    # the oppositions to emergency access (migration 0013): moved into a dossier without
+    # them, the merged patient's entries were open to the break-glass they had refused
+    if row_m.break_glass_opposed and not row_s.break_glass_opposed:
+        lifted.append("opposition to break-glass")
+    if row_m.regulation_opposed and not row_s.regulation_opposed:
+        lifted.append("opposition to the SAMU regulating doctor's access")
     if lifted:
         raise MergeRefusedError("MERGE_CONSENT_DIFFERS", f"dossier {merged.id} carries the "
                                 f"patient's {', '.join(lifted)}, dossier {survivor.id} does "

@@ -372,5 +372,8 @@ def show_dossier(engine: Engine, ref: str, *, history: bool = False) -> dict | N
                         # a tombstone: the dossier that holds what this one held
                         "merged_into": merged,
                         "deceased": bool(row.deceased),
-                        "deceased_at": row.deceased_at if row.deceased else None},
+                        "deceased_at": row.deceased_at if row.deceased else None,
+                        # the patient's oppositions to emergency access (migration 0013)
+                        "break_glass_opposed": bool(row.break_glass_opposed),
+                        "regulation_opposed": bool(row.regulation_opposed)},
             "entries": [_entry_dict(e) for e in rows]}

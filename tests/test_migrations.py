@@ -15,7 +15,7 @@ from dossiers.db import create_schema, make_engine
 from dossiers.schema import audit_log, imports, metadata
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-HEAD = "0012"  # the newest revision: a new one changes it here
+HEAD = "0013"  # the newest revision: a new one changes it here
 
 
 @pytest.fixture
@@ -299,5 +299,62 @@ def test_upgrade_to_0012_adds_the_death_and_keeps_a_dossier_readable(engine) -> 
     held = {c["name"] for c in inspect(engine).get_columns("patients")}
     assert not held & {"deceased", "deceased_at", "death_stated_at", "death_import_id",
                        "death_trigger"}
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT family FROM patients")).scalar_one() == "Lefèvre"
+
+
+def test_upgrade_to_0013_anchors_the_chains_and_adds_the_oppositions(engine) -> None:  # noqa: ANN001, E501
+    """A store at 0012 with a dossier and its trail: the upgrade anchors every chain where
+    it ends (it verifies intact, and a deleted last row is found from then on), the
+    dossier holds no opposition (never stated) and its patient reads it as before; the
+    patient opposes break-glass, which is then refused; downgrade drops the table and the
+    columns, the dossier and its trail as they were."""
+    from alembic import command
+
+    from dossiers import access
+    from dossiers.audit import verify
+
+    migrate.upgrade(engine, "0012")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
+            " opposed, created_at) VALUES ('Lefèvre', 'Hélène', '1968-03-14', 'F',"
+            " 'LEFEVRE', 'HELENE', :no, :t)"), {"no": False, "t": NOW})
+        pid = str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+    patient = access.Principal("patient", pid)
+    # two reads at 0012: two rows in the dossier's chain, written with no anchor
+    with engine.begin() as conn:
+        from dossiers.audit import GENESIS, row_hash
+        prev = GENESIS
+        for seq in (1, 2):
+            digest = row_hash(prev, chain=int(pid), seq=seq, at=NOW, actor=patient.actor,
+                              action="dossier.read", import_id=None, patient_id=int(pid),
+                              reason=None, details={"basis": "patient"})
+            conn.execute(audit_log.insert().values(
+                at=NOW, actor=patient.actor, action="dossier.read", patient_id=int(pid),
+                details={"basis": "patient"}, chain=int(pid), seq=seq, prev_hash=prev,
+                hash=digest))
+            prev = digest
+    assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
+    assert differences(engine) == []
+    assert verify(engine).ok
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT seq, hash FROM audit_heads")).one() == (2, prev)
+    shown = access.read_dossier(engine, patient, pid)["patient"]
+    assert (shown["break_glass_opposed"], shown["regulation_opposed"]) == (False, False)
+    access.set_emergency_opposition(engine, patient, pid, break_glass=True)
+    with pytest.raises(access.AccessDenied) as refused:
+        access.open_break_glass(engine, access.Principal("professional", "10000000009",
+                                                         "médecin urgentiste"),
+                                pid, "patient inconscient aux urgences")
+    assert refused.value.code == "BREAK_GLASS_OPPOSED"
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)"))
+    assert [b.problem[:12] for b in verify(engine).breaks] == ["missing tail"]
+    with engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0012")
+    assert "audit_heads" not in inspect(engine).get_table_names()
+    held = {c["name"] for c in inspect(engine).get_columns("patients")}
+    assert not held & {"break_glass_opposed", "regulation_opposed"}
     with engine.begin() as conn:
         assert conn.execute(text("SELECT family FROM patients")).scalar_one() == "Lefèvre"

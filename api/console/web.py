@@ -483,8 +483,10 @@ def dossier_page(patient: PatientRef, request: Request) -> Response:
         found = access.read_entries(engine, _reader(session), patient, limit=5000)
     except AccessError as exc:
         if exc.status == 403 and session.principal.kind == "professional":
+            # an opposed emergency access is not offered again (it would be refused)
             raise ConsoleError(403, exc.code, exc.message, template="denied.html",
-                               patient=patient) from None
+                               patient=patient,
+                               opposed=exc.code in access.OPPOSITION_CODES) from None
         raise _access_error(exc) from None
     return page(request, "dossier.html", session, patient=patient, dossier=dossier,
                 **group_entries(found["entries"]))
