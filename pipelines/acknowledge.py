@@ -12,7 +12,10 @@ back what we return. The rules:
   no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
   with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
-  processed message (every refusal row says AR).
+  processed message. Table 0008: AR when MSH-9/11/12 is not accepted or the sender is
+  refused (sending it again unchanged may work elsewhere or later), AE when the message
+  itself is wrong (a malformed MSH, unusable encoding characters: sent again unchanged, it
+  would fail again).
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined

@@ -233,3 +233,24 @@ def test_route_settings_are_read_and_checked() -> None:
         with pytest.raises(SettingsError):
             _sources({"lab": bad})
 
+
+def test_table_0008_bad_msh_is_an_error_not_a_reject() -> None:
+    """Table 0008: AR (reject) is for MSH-9/11/12 not accepted or a receiver unable to
+    take the message now, and invites sending it again unchanged; a malformed MSH or
+    unusable encoding characters is the message's error: AE."""
+    rules = ack_rules()
+    assert rules["HL7_BAD_MSH"].ack == "AE"
+    assert rules["HL7_BAD_ENCODING_CHARS"].ack == "AE"
+
+
+def test_unusable_encoding_characters_original_mode_are_ae_over_the_socket(service) -> None:  # noqa: ANN001
+    """Sample 18 (MSH-2 '^^\\&') in original mode: AE with ERR-3 102 at MSH-2 (it was AR,
+    which tells an engine to send it again unchanged); enhanced mode keeps CR."""
+    bad = sample("18_casse_delimiteurs.hl7")
+    first, _, rest = bad.partition(b"\r")
+    fields = first.split(b"|")
+    fields[9], fields[14:16] = b"R11-ENC1", [b"", b""]
+    with Client(service.port) as client:
+        ack = client.send(b"|".join(fields) + b"\r" + rest)
+    assert ack is not None and b"MSA|AE|R11-ENC1" in ack and b"|102^" in ack
+
