@@ -254,3 +254,18 @@ def test_unusable_encoding_characters_original_mode_are_ae_over_the_socket(servi
         ack = client.send(b"|".join(fields) + b"\r" + rest)
     assert ack is not None and b"MSA|AE|R11-ENC1" in ack and b"|102^" in ack
 
+
+def test_err_8_is_capped_at_250_characters() -> None:
+    """ERR-8 (TX 250 in v2.5) carried the whole text, however long; it is cut at 250
+    characters once escaped, the cut marked, MSA-3 still 80."""
+    from parsers.hl7v2.ack import AckError, build_ack
+    from parsers.hl7v2.header import read_header
+
+    header = read_header(message("01_labm_nfs.hl7", "R11-LONG", "LABM", "", ""))
+    text = "OBX_BAD_NUMBER: " + "valeur non numérique|" * 30
+    ack = hl7.parse(build_ack(header, "AE", error=AckError("102", text, "OBX[3]-5"))
+                    .decode("utf-8"))
+    err8 = str(ack.segment("ERR")[8])
+    assert len(err8) <= 250 and err8.endswith("...")
+    assert err8.startswith("OBX_BAD_NUMBER: valeur non num")
+    assert len(str(ack.segment("MSA")[3])) <= 80
