@@ -31,7 +31,7 @@ from typing import Any
 from connectors.mllp.ack_sender import AckSender
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import Answered, Frame, Prepared, prepare_frame, store_group
-from pipelines.app_acks import AckOutbox, outbox_of
+from pipelines.app_acks import HELD_DAYS, AckOutbox, outbox_of
 from pipelines.ledger import release_claims, release_worker
 from pipelines.process import Context
 from pipelines.settings import Source
@@ -210,6 +210,14 @@ class AckSenders:
         self.senders = {s.id: AckSender(s, outbox) for s in sources if s.ack_route}
         self.tasks: list[asyncio.Task] = []
         outbox.on_queued(self._queued)
+        try:
+            pruned = outbox.prune_held()
+        except OSError as exc:
+            log.warning("held application ACKs not pruned: %s", type(exc).__name__)
+        else:
+            if pruned:
+                log.info("%d held application ACK(s) older than %d days removed", pruned,
+                         HELD_DAYS)
 
     def _queued(self, source: str) -> None:  # in a processing thread
         sender = self.senders.get(source)

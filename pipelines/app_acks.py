@@ -47,6 +47,7 @@ OUTBOX_DIR = "application-acks"
 _SAFE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 _NAME = re.compile(r"^(\d{20})-(\d+)\.hl7$")
 _held = Throttle(window_seconds=60.0)
+HELD_DAYS = 30  # days a held application ACK is kept (``AckOutbox.prune_held``)
 
 
 def _folder(source: str) -> str:
@@ -111,6 +112,18 @@ class AckOutbox:
         """``path`` has been written to its route: no longer owed."""
         path.unlink(missing_ok=True)
         _sync_folder(path.parent)
+
+    def prune_held(self, days: float = HELD_DAYS) -> int:
+        """Remove the held ACKs older than ``days`` (a sender asking AL/AL without a route
+        holds one per message: kept for the operator to look at, not for ever)."""
+        limit = time.time_ns() - int(days * 86400e9)
+        removed = 0
+        for path in (self.root / HELD).glob("*/*.hl7"):
+            m = _NAME.match(path.name)
+            if m and int(m.group(1)) < limit:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def find(self, import_id: int) -> list[OwedAck]:
         """The ACKs of one import still in the outbox (for ``imports show``)."""

@@ -269,3 +269,16 @@ def test_err_8_is_capped_at_250_characters() -> None:
     assert len(err8) <= 250 and err8.endswith("...")
     assert err8.startswith("OBX_BAD_NUMBER: valeur non num")
     assert len(str(ack.segment("MSA")[3])) <= 80
+
+
+def test_held_acks_are_pruned_after_their_retention(tmp_path) -> None:  # noqa: ANN001
+    """Held ACKs (one per AL/AL message of a source without a route) are kept 30 days, not
+    for ever; queued ones, still owed, are never pruned."""
+    outbox = outbox_of(tmp_path)
+    old = outbox.put("held", "labs", 7, b"MSH|^~\\&|\rMSA|AA|X\r")
+    outbox.put("queued", "routed", 8, b"MSH|^~\\&|\rMSA|AA|Y\r")
+    recent = outbox.put("held", "labs", 9, b"MSH|^~\\&|\rMSA|AA|Z\r")
+    aged = old.with_name(f"{int(old.name[:20]) - 31 * 86400 * 10**9:020d}-7.hl7")
+    old.rename(aged)
+    assert outbox.prune_held() == 1
+    assert not aged.exists() and recent.exists() and len(outbox.queued("routed")) == 1
