@@ -282,3 +282,32 @@ def test_held_acks_are_pruned_after_their_retention(tmp_path) -> None:  # noqa: 
     old.rename(aged)
     assert outbox.prune_held() == 1
     assert not aged.exists() and recent.exists() and len(outbox.queued("routed")) == 1
+
+
+def test_imports_show_names_the_held_application_ack(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """`dmp-ingest imports show` tells the operator an import's application ACK was held
+    (not sent: no route), with its MSA-1; in --json too."""
+    import json
+
+    import cli
+    from pipelines.intake import Received, intake
+    from pipelines.process import Context
+    from pipelines.settings import load_settings
+
+    monkeypatch.setenv("DMP_HOME", str(tmp_path / "var"))
+    for name in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    ctx = Context.from_settings(load_settings())
+    data = message(ERROR_SAMPLE, "R11-SHOW", "LABM")
+    [result] = intake(ctx.engine, ctx.archive, [Received(data, "labs", "mllp")])
+    ctx.engine.dispose()
+    [import_id] = result.message_ids
+    outbox_of(ctx.settings.home).put(
+        "held", "labs", import_id,
+        b"MSH|^~\\&|DMP|DMP|LABM|X|20261127||ACK^R01^ACK|A1|P|2.5\rMSA|AE|R11-SHOW\r")
+    assert cli.main(["imports", "show", str(import_id)]) == 0
+    out = capsys.readouterr().out
+    assert "application ACK: AE held: not sent" in out
+    assert cli.main(["imports", "show", str(import_id), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["application_acks"]
+    assert [(a["state"], a["code"]) for a in shown] == [("held", "AE")]
