@@ -390,6 +390,7 @@ def cmd_imports_stats(args: argparse.Namespace) -> int:
 
 def cmd_imports_show(args: argparse.Namespace) -> int:
     from pipelines.admin import record_show
+    from pipelines.app_acks import application_acks
     from pipelines.report import show_import
 
     if args.output and not args.raw:  # it was ignored: exit 0, and no file written
@@ -401,6 +402,7 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
         ctx.engine, args.id, _actor(args), args.reason) else None
     if info is None:
         raise UserError(f"no import {args.id}")
+    info["application_acks"] = application_acks(ctx.settings.home, args.id)
     if args.json:
         if raw is not None:
             info["raw"] = {"format": raw.format, "charset": raw.charset, "text": raw.text,
@@ -425,6 +427,8 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
               f"{info['id']} --reason 'resent as import {info['resent_as'][0]['id']}')")
     for w in info.get("warnings") or []:
         print(f"{'warning':>19}: {w}")
+    for a in info["application_acks"]:
+        print(f"{'application ACK':>19}: {a['code']} {a['state']}: {a['meaning']}")
     if info["attempts"]:
         _table("Attempts", ["started", "trigger", "code version", "status", "code", "message"],
                [(a["started_at"][:19], a["trigger"], a["code_version"], a["status"],

@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.mllp.ack_sender import AckSender
 from connectors.mllp.server import MLLPServer, tls_context
 from pipelines.acknowledge import Answered, Frame, Prepared, prepare_frame, store_group
+from pipelines.app_acks import HELD_DAYS, AckOutbox, outbox_of
 from pipelines.ledger import release_claims, release_worker
 from pipelines.process import Context
+from pipelines.settings import Source
 from pipelines.worker import Worker, run_worker_process
 
 log = logging.getLogger("dmp.service")
@@ -102,9 +105,12 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
         def prepare(frame: Frame) -> Prepared:
             return prepare_frame(receiving, frame)
 
+        outbox = outbox_of(ctx.settings.home)
+        senders = AckSenders(outbox, ctx.settings.sources, loop)
+
         def handler(prepared: list[Prepared]) -> Answered:
             answers = store_group(receiving, prepared, mode=listener.ack_mode,
-                                  ledger_turn=ledger_turn)
+                                  ledger_turn=ledger_turn, outbox=outbox)
             if workers is not None:
                 workers.wake()
             return answers
@@ -126,6 +132,7 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
                 await loop.run_in_executor(None, workers.stop)
             raise
         status.listener, status.listener_tls = server, listener.tls_cert is not None
+        senders.start()
         if not ctx.settings.sources and not listener.accept_unknown_senders:
             log.warning("no sources declared: every MLLP message will be refused (AR); "
                         "declare [sources.<id>] in the settings file")
@@ -185,12 +192,54 @@ async def serve(ctx: Context, *, mllp: bool = True, process: bool = True, poller
     print("dmp-ingest serve: stopping", flush=True)
     if server is not None:
         await server.stop()
+        await senders.stop()  # after the listener: the ACKs of its last frames are queued
     if api is not None:
         await api.stop()
     polled = await polling.stop() if polling is not None else {}
     processed = await loop.run_in_executor(None, workers.stop) if workers else {}
     return {"connections": server.connections if server else 0,
             "acks": server.acks if server else 0, "processed": processed, "polled": polled}
+
+
+class AckSenders:
+    """The application ACK senders, one per source with a return route (``ack_route``),
+    each woken when the listener queues an ACK for its source."""
+
+    def __init__(self, outbox: AckOutbox, sources: tuple[Source, ...],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.stopping = asyncio.Event()
+        self.senders = {s.id: AckSender(s, outbox) for s in sources if s.ack_route}
+        self.tasks: list[asyncio.Task] = []
+        outbox.on_queued(self._queued)
+        try:
+            pruned = outbox.prune_held()
+        except OSError as exc:
+            log.warning("held application ACKs not pruned: %s", type(exc).__name__)
+        else:
+            if pruned:
+                log.info("%d held application ACK(s) older than %d days removed", pruned,
+                         HELD_DAYS)
+
+    def _queued(self, source: str) -> None:  # in a processing thread
+        sender = self.senders.get(source)
+        if sender is not None:
+            self.loop.call_soon_threadsafe(sender.wake.set)
+
+    def start(self) -> None:
+        for source, sender in self.senders.items():
+            self.tasks.append(asyncio.create_task(sender.run(self.stopping),
+                                                  name=f"app-acks-{source}"))
+            log.info("application ACKs of source %s go to %s", source, sender.where())
+
+    async def stop(self) -> None:
+        """The ACK being written is finished; those still queued wait for the next start."""
+        self.stopping.set()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=CLOSE_SENDERS)
+
+
+CLOSE_SENDERS = 10.0  # seconds the ACK senders have to finish the ACK in hand at shutdown
 
 
 # The signals that stop the service. A closing terminal (SIGHUP), Ctrl-C (SIGINT) or

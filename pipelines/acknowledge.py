@@ -12,7 +12,10 @@ back what we return. The rules:
   no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
   with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
-  processed message (every refusal row says AR).
+  processed message. Table 0008: AR when MSH-9/11/12 is not accepted or the sender is
+  refused (sending it again unchanged may work elsewhere or later), AE when the message
+  itself is wrong (a malformed MSH, unusable encoding characters: sent again unchanged, it
+  would fail again).
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
@@ -22,10 +25,12 @@ back what we return. The rules:
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
   CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). If
   MSH-16 asks for an application ACK (AL, ER, SU), the message is processed before answering,
-  in either mode, and that ACK follows the commit ACK on the same connection (the way MLLP
-  clients such as @medplum/hl7 wait for it): MSH-16 is the sender's request, not ours to
-  ignore, and a sender asking NE/AL got no answer at all in accept mode. With MSH-16 NE the
-  message is left to the background worker; NE/NE gets no answer, as table 0155 says.
+  in either mode: MSH-16 is the sender's request, not ours to ignore, and a sender asking
+  NE/AL got no answer at all in accept mode. Where that ACK goes (``pipelines.app_acks``):
+  the source's return route when declared; with none, on the connection when it is the one
+  reply (no commit ACK sent), else held (a sender reads one reply per message), or both on
+  the connection for a source declared to read both. With MSH-16 NE the message is left to
+  the background worker; NE/NE gets no answer, as table 0155 says.
 
 - MLLP release 2: a source declared so (``Source.mllp_release``) is sent the commit
   acknowledgement block (content 0x06) once its frame is stored, before its HL7 ACKs, or
@@ -113,6 +118,7 @@ from parsers.hl7v2.framing import (
     starts_with_envelope,
 )
 from parsers.hl7v2.header import Header, occurrence_location, read_header
+from pipelines.app_acks import AckOutbox, place_application_acks
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, Staged, stage, store_staged
 from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, release_claims
@@ -413,9 +419,14 @@ class Answered:
 
 
 def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
-                ledger_turn: AbstractContextManager | None = None) -> Answered:
+                ledger_turn: AbstractContextManager | None = None,
+                outbox: AckOutbox | None = None) -> Answered:
     """Store a group of prepared frames (their archive sync, then their ledger rows in one
     committed transaction); answer what needs no processing, and leave the rest to ``then``.
+
+    ``outbox`` (the listener's): the application ACKs that follow a commit ACK go where
+    their source says (``pipelines.app_acks``: its return route, held, or the connection);
+    without it (``acknowledge``), every answer goes on the connection.
 
     ``ledger_turn`` (a lock), when groups are stored by several threads: they store in
     turn. SQLite would serialize the ledger writes anyway, but with its busy handler's
@@ -457,7 +468,15 @@ def store_group(ctx: Context, prepared: list[Prepared], *, mode: str = ACCEPT,
         return Answered(now, pending)
 
     def then() -> list[list[bytes]]:
-        return _process_and_answer(ctx, prepared, results, wanted, pending, application)
+        later = _process_and_answer(ctx, prepared, results, wanted, pending, application)
+        if outbox is None:
+            return later
+        # an original-mode message's one ACK, a batch's one frame: on the connection
+        frames = [(p.item.source, (r.message_ids or [r.batch_id])[0],
+                   p.batch is not None or p.header is None or not p.header.enhanced)
+                  for p, r in zip(prepared, results, strict=True)]
+        return place_application_acks(ctx.settings.sources, outbox, frames, now, later,
+                                      ACK_BLOCKS)
     return Answered(now, pending, then)
 
 
@@ -692,8 +711,8 @@ def _batch_ack(batch: BatchFrame, acks: list[list[bytes]], refused: str | None =
 
 def _refused(header: Header | None, code: str, text: str, where: str) -> list[bytes]:
     """The answers to a message refused before processing, for our ``code``: AE or AR and
-    the table 0357 code as ack_codes.csv says (it said AR for every refusal code, and the
-    listener wrote AR whatever it said), CR at the commit level in enhanced mode."""
+    the table 0357 code as ack_codes.csv says (the listener wrote AR whatever it said), CR
+    at the commit level in enhanced mode."""
     rule = _rule(code)
     return _answers(header, rule.ack, AckError(rule.hl7_code, f"{code}: {text}", where))
 

@@ -38,6 +38,18 @@ class Source:
     # waits for that block and reads anything else as a failed delivery; a release 1
     # sender would read the block as its ACK: a setting of the sender, not a guess.
     mllp_release: int = 1
+    # Where its application ACKs go in enhanced mode (MSH-16 AL/ER/SU; v2.5 2.10: a new
+    # message from us, which Mirth, Rhapsody, Cloverleaf and InterSystems take on an inbound
+    # channel of their own). ``ack_route`` "host:port": sent there by an MLLP client, queued
+    # durably until sent (``connectors.mllp.ack_sender``). Without it, a sender in a
+    # request/response loop reads ONE reply per message: when the commit ACK is that reply,
+    # the application ACK is kept (held, logged, shown by `imports show`), not sent as a
+    # second frame it would take for the reply to its next message. ``ack_same_connection``:
+    # the sender reads both (as @medplum/hl7 and node-hl7-client can): both on the connection.
+    ack_route: tuple[str, int] | None = None
+    ack_route_tls: bool = False
+    ack_route_ca: Path | None = None  # the CA of the route's certificate (TLS); default: system
+    ack_same_connection: bool = False
 
     def names(self, application: str, facility: str) -> bool:
         return (self.sending_application in ("*", application)
@@ -515,8 +527,45 @@ def _sources(table: dict) -> tuple[Source, ...]:
             peers=peers, charset=conf.get("charset"),
             timezone=(_check_zone(f"[sources.{source_id}] timezone", conf["timezone"])
                       if conf.get("timezone") else None),
-            mllp_release=release))
+            mllp_release=release, **_ack_route(str(source_id), conf)))
     return tuple(found)
+
+
+def _ack_route(source_id: str, conf: dict) -> dict:
+    """A source's application ACK settings (``Source.ack_route``...): application_ack_route
+    ("host:port", "[v6]:port"), application_ack_tls, application_ack_ca,
+    application_ack_same_connection; a route and the same connection exclude each other."""
+    where = f"[sources.{source_id}]"
+    route, tls = conf.get("application_ack_route"), conf.get("application_ack_tls", False)
+    same = conf.get("application_ack_same_connection", False)
+    ca = conf.get("application_ack_ca")
+    if not isinstance(tls, bool) or not isinstance(same, bool):
+        raise SettingsError(f"{where} application_ack_tls and application_ack_same_connection "
+                            "must be true or false")
+    if route is not None and same:
+        raise SettingsError(f"{where} application_ack_route and "
+                            "application_ack_same_connection exclude each other: the "
+                            "application ACK goes to one place")
+    if route is None and (tls or ca):
+        raise SettingsError(f"{where} application_ack_tls/application_ack_ca need an "
+                            "application_ack_route")
+    return {"ack_route": parse_host_port(f"{where} application_ack_route", route)
+            if route is not None else None,
+            "ack_route_tls": tls, "ack_route_ca": Path(ca) if ca else None,
+            "ack_same_connection": same}
+
+
+_HOST_PORT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$")
+
+
+def parse_host_port(where: str, value: object) -> tuple[str, int]:
+    """'host:port' (an IPv6 address in brackets) -> (host, port), else a SettingsError."""
+    m = _HOST_PORT.match(str(value).strip()) if isinstance(value, str) else None
+    port = int(m.group(3)) if m else 0
+    if not m or not 0 < port < 65536:
+        raise SettingsError(f"{where}: 'host:port' expected (e.g. 'mirth.labo.fr:6661', "
+                            f"'[2001:db8::1]:6661'), not {value!r}")
+    return (m.group(1) or m.group(2)), port
 
 
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports, patients
+from pipelines.settings import Source
 from tests import test_mllp_service
 from tests.conftest import ROOT
 from tests.mllp_support import running_service, statuses, wait_processed
@@ -298,9 +299,11 @@ def test_node_hl7_client_application_mode_commit_then_application_ack(tmp_path, 
                                                                        database_url) -> None:
     """Application mode, a message asking for both ACKs (MSH-15/16 AL/AL) whose OBX-5 is no
     number: node-hl7-client receives the commit ACK (CA) then the application ACK (AE) whose
-    ERR points at the 2nd OBX's field 5 with table 0357 code 102 and severity E."""
+    ERR points at the 2nd OBX's field 5 with table 0357 code 102 and severity E, both on
+    its connection: a client that reads both, declared so (``ack_same_connection``)."""
     _node_hl7_client()
-    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application",
+                   sources=(Source("labs", ack_same_connection=True),))
     path = tmp_path / "nm.hl7"
     path.write_bytes(sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|"))
     try:

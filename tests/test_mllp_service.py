@@ -173,11 +173,13 @@ def _answers_to(client: Client, data: bytes) -> list[list[str]]:
 
 
 # (MSH-15, MSH-16, the ACK codes a message stored and valid gets in accept mode): an
-# application ACK asked by MSH-16 is sent in accept mode too, once the message is processed
+# application ACK asked by MSH-16 is sent in accept mode too, once the message is processed,
+# on the connection when it is the one reply; after a commit ACK, it goes to the source's
+# return route or is held (no route declared here: held; tests/test_mllp_senders_round11.py)
 ACCEPT_MODE_ACKS = [
     ("AL", "NE", ["CA"]), ("NE", "AL", ["AA"]), ("ER", "NE", []), ("SU", "NE", ["CA"]),
-    ("", "AL", ["CA", "AA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
-    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA", "AA"]),
+    ("", "AL", ["CA"]),  # enhanced, MSH-15 empty: the commit ACK is always sent
+    ("al", "ne", ["CA"]), (" AL", "NE", ["CA"]), ("XX", "", ["CA"]), ("Y", "Y", ["CA"]),
     (" ", " ", ["AA"]),  # spaces are no value: original mode
     ("NE", "NE", []), ("NE", "ER", []), ("NE", "SU", ["AA"]), ("AL", "ER", ["CA"]),
 ]
@@ -261,9 +263,10 @@ def test_a_slow_processing_holds_back_no_other_connection(tmp_path, database_url
         ctx.engine.dispose()
 
 
-# (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid)
+# (MSH-15, MSH-16, the ACK codes of a message processed at once and found invalid, on the
+# connection: after a commit ACK the application ACK is held, no return route declared)
 APPLICATION_MODE_ACKS = [
-    ("AL", "AL", ["CA", "AE"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA", "AE"]),
+    ("AL", "AL", ["CA"]), ("NE", "ER", ["AE"]), ("NE", "SU", []), ("SU", "AL", ["CA"]),
     ("ER", "ER", ["AE"]), ("AL", "NE", ["CA"]),  # NE: left to the worker, no application ACK
     ("AL", "", ["CA"]),  # no application ACK asked: not an AA for a message not processed
 ]
@@ -517,7 +520,9 @@ def test_batch_problem_outcome_names_its_envelope_segment(frame, code, location)
 
 
 def test_application_mode_enhanced_commit_then_application_ack(tmp_path, database_url) -> None:  # noqa: ANN001, E501
-    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    """A source declared to read both replies on its connection (``ack_same_connection``)."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application",
+                   sources=(Source("labs", ack_same_connection=True),))
     data = sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|", 1)
     with running_service(ctx, process=False) as svc, Client(svc.port) as client:
         commit = client.send(data)
@@ -695,7 +700,8 @@ def test_unusable_encoding_characters_are_refused_answering_the_control_id(ctx) 
         enhanced = client.send(bad)  # AL/NE: the commit ACK, a reject
         original = client.send(original_mode(bad).replace(b"|RB2503120000009|", b"|RB25-2|"))
     assert msa(enhanced)[1:3] == ["CR", "RB2503120000009"]
-    assert msa(original)[1:3] == ["AR", "RB25-2"]
+    # AE, not AR (table 0008: AR invites sending it again unchanged; round 11)
+    assert msa(original)[1:3] == ["AE", "RB25-2"]
     for ack in (enhanced, original):
         assert ack.startswith(b"MSH|^~\\&|DMP-INTAKE|DMP|LABM|CERBALLIANCE_LYON^690041231^M|")
         err = segment(ack, "ERR")

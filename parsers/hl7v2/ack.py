@@ -38,6 +38,9 @@ ERROR_TEXTS = {
 _LOCATION = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\[(\d+)\])?"
                        r"(?:\.(\d+))?(?:\.(\d+))?)?")
 _counter = itertools.count()
+# ERR-8 (user message) is TX 250 in v2.5 and v2.6: a longer text (a location list, a long
+# reason) made an ACK that engines validating lengths (HAPI's strict parser) reject
+ERR_TEXT_MAX = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,7 @@ def _err(error: AckError, version: str, d: Delimiters) -> str:
     """The ERR segment. A location naming several fields ('MSH-9,OBX[6]-11': a CI-SIS
     trigger and OBX-11 that disagree) is one repetition of ERR-2 (ERR-1 before v2.5) per
     field: only the first was given, and the sender was pointed at MSH-9 alone."""
-    text = escape(error.text, d)
+    text = _truncate(error.text, ERR_TEXT_MAX, d)
     hl7_text = ERROR_TEXTS.get(error.hl7_code, "")
     places = [_location(one) for one in (error.location or "").split(",")]
     if _version_at_least(version, (2, 5)):
