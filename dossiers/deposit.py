@@ -240,13 +240,36 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
     and the comment was lost. A resend without the comments (cumulative reports repeat
     the values, not always the notes) still states the same."""
     compared = _COMPARED_CARRIED if _carried_cda(new, old) else _COMPARED
-    if not all(new[c] == getattr(old, c) for c in compared):
+    if not all(new[c] == getattr(old, c) for c in compared if c != "masking"):
+        return False
+    if _hiding(new["masking"]) != _hiding(getattr(old, "masking", None)):
         return False
     said = (new["details"] or {}).get("comments")
     return not said or said == (getattr(old, "details", None) or {}).get("comments")
 
 
 _COMPARED_CARRIED = tuple(c for c in _COMPARED if c != "attachment_sha256")
+_VISIBILITY_FLAGS = Path(__file__).resolve().parent / "tables" / "visibility_flags.csv"
+
+
+@lru_cache(maxsize=1)
+def _hiding_flags() -> frozenset[str]:
+    """The flags that hide a document from someone: MASQUE_PS (access.is_masked) and those of
+    tables/visibility_flags.csv."""
+    return frozenset({"MASQUE_PS"} | {r["flag"] for r in read_csv_rows(_VISIBILITY_FLAGS)})
+
+
+def _hiding(masking: dict | None) -> frozenset[str]:
+    """What a row's flags hide, the ground on which two statements of one fact differ.
+    The CR-BIO a hospital dropped in a folder (no flags) and the same CR-BIO carried in
+    the lab's CI-SIS ORU (MetaDMPMSS MASQUE_PS=N, DESTDMP=Y) state the same: compared on
+    the flags as written, the second superseded every entry of the first with a copy (a
+    new version of nothing), where it is a confirmation. Routing flags (DESTDMP...) and
+    flags stated N hide nothing."""
+    if not masking:
+        return frozenset()
+    hiding = _hiding_flags()
+    return frozenset(k for k, v in masking.items() if v is True and k in hiding)
 
 
 def _carried_cda(new: dict, old) -> bool:  # noqa: ANN001

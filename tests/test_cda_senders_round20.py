@@ -11,6 +11,7 @@ order of arrival."""
 
 from __future__ import annotations
 
+import base64
 import codecs
 import io
 import zipfile
@@ -18,7 +19,7 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
-from dossiers.schema import entries
+from dossiers.schema import entries, provenance
 from normalizers.cda import normalize_cda
 from parsers.cda import CdaParseError, parse_cda
 from parsers.detect import detect_format, unknown_reason
@@ -198,3 +199,50 @@ def test_an_rplc_chain_in_any_order_keeps_the_last_version_current(sqlite_ctx, o
             entries.c.code == "2823-3")).all())
     assert current == ["document|2.999.250.1.2.10^SB25061039530-3"]
     assert potassium == [("4.5", True), ("4.7", False), ("6.4", False)]
+
+
+# -- one CR-BIO through two channels; a value its next version corrects -----------------------
+PID = next(s for s in (SAMPLES / "hl7v2" / "02_labm_lipides_glycemie.hl7").read_bytes()
+           .decode().split("\r") if s.startswith("PID|"))
+
+
+def _carried(cda: bytes) -> bytes:
+    """The CR-BIO carried in the lab's CI-SIS ORU^R01 (MSH-21 2.1^CISIS_CDA_HL7_V2), with the
+    MetaDMPMSS flags the guide requires: MASQUE_PS=N, DESTDMP=Y."""
+    segments = [
+        "MSH|^~\\&|LABM|CERBALLIANCE_LYON^690041231^M|DMP-INTAKE|DMP|20250204100500+0100||"
+        "ORU^R01^ORU_R01|CDA-RB2502040000002|P|2.5|||AL|NE|FRA|UNICODE UTF-8|||"
+        "2.1^CISIS_CDA_HL7_V2", PID, "PV1|1|O", "ORC|NW|CMD-1^LABM|RB2502040000002^LABM",
+        "OBR|1|CMD-1^LABM|RB2502040000002^LABM|11502-2^CR d'examens biologiques^LN|||"
+        "202502031007+0100" + "|" * 18 + "F",
+        "OBX|1|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^"
+        + base64.b64encode(cda).decode() + "||||||F",
+        "OBX|2|CE|MASQUE_PS^MASQUE_PS^MetaDMPMSS||N^^expandedYes-NoIndicator||||||F",
+        "OBX|3|CE|DESTDMP^DESTDMP^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F"]
+    return ("\r".join(segments) + "\r").encode()
+
+
+def _relations(ctx) -> dict[str, int]:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(provenance.c.relation)).scalars().all()
+    return {r: rows.count(r) for r in set(rows)}
+
+
+@pytest.mark.parametrize("folder_first", [True, False])
+def test_one_cr_bio_by_folder_and_carried_in_an_oru_is_filed_once(sqlite_ctx,  # noqa: ANN001
+                                                                   folder_first: bool) -> None:
+    """The hospital drops the CR-BIO in a folder (no flags); the lab's ORU carries the same
+    document with MASQUE_PS=N, DESTDMP=Y. Carried second, it superseded all six entries of
+    the first with copies (a version of nothing: the flags as written differed, what they
+    hide did not); carried first, the folder's copy was a duplicate. Both orders now: six
+    entries, each created once and confirmed once."""
+    inputs = [(cr_bio(), "chu"), (_carried(cr_bio()), "LABM")]
+    if not folder_first:
+        inputs.reverse()
+    first, second = (file(sqlite_ctx, *i) for i in inputs)
+    assert (first.status, second.status) == ("deposited", "duplicate")
+    with sqlite_ctx.engine.connect() as conn:
+        filed = conn.execute(select(entries.c.current)).scalars().all()
+    assert filed == [True] * 6
+    assert _relations(sqlite_ctx) == {"created": 6, "confirmed": 6}
+
