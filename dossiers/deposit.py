@@ -864,6 +864,36 @@ def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict
     return found
 
 
+def held_confirmed(conn: Connection, stored: dict[tuple[int, str], list]) -> dict[int, list]:
+    """The current results of other keys that the documents among ``stored`` (or their
+    earlier versions) confirmed instead of filing them (level 4: a CR-BIO stating a result
+    the lab's ORU brought first), under the current document's id. A new version of that
+    document stating another value for the same test supersedes them (``plan_deposit``)."""
+    docs = {r.id: r for rows in stored.values() for r in rows
+            if r.current and r.type == DOCUMENT}
+    found: dict[int, list] = {}
+    if not docs:
+        return found
+    owner = versions_of(conn, docs)
+    ids = sorted(owner)
+    by_import: dict[tuple[int, int], set[int]] = {}  # (import, patient) -> current doc ids
+    for start in range(0, len(ids), 500):
+        for r in conn.execute(select(entries.c.id, entries.c.import_id, entries.c.patient_id)
+                              .where(entries.c.id.in_(ids[start:start + 500]))):
+            by_import.setdefault((r.import_id, r.patient_id), set()).add(owner[r.id])
+    imported = sorted({i for i, _ in by_import})
+    for start in range(0, len(imported), 500):
+        for row in conn.execute(select(entries).join(
+                provenance, provenance.c.entry_id == entries.c.id).where(
+                provenance.c.import_id.in_(imported[start:start + 500]),
+                provenance.c.relation == "confirmed", entries.c.current,
+                entries.c.type.in_(sorted(FACT_TYPES)))
+                .add_columns(provenance.c.import_id.label("confirmed_by"))):
+            for doc_id in by_import.get((row.confirmed_by, row.patient_id), ()):
+                found.setdefault(doc_id, []).append(row)
+    return found
+
+
 def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
             items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
     """Deposit (entry, attachment sha256) pairs of one message (one query, then a handful of
@@ -878,7 +908,8 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
-                        item_facts=mine, by_code=by_code, replacements=replacements)
+                        item_facts=mine, by_code=by_code, replacements=replacements,
+                        confirmed=held_confirmed(conn, stored))
     write_deposits(conn, [plan])
     return plan.result
 
@@ -890,13 +921,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  now: datetime | None = None,
                  item_facts: Sequence[str | None] | None = None,
                  by_code: dict[tuple[int, str], list] | None = None,
-                 replacements: dict[tuple[int, str], list] | None = None) -> DepositPlan:
+                 replacements: dict[tuple[int, str], list] | None = None,
+                 confirmed: dict[int, list] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
     entries read from the documents it replaces or deletes (``held_children``).
     ``item_facts``: ``entry_facts(items)`` when the caller has it already. ``by_code``: the
     ``held_by_code`` of its ``orphan_corrections``. ``replacements``: the
-    ``held_replacements`` of its ``originals``."""
+    ``held_replacements`` of its ``originals``. ``confirmed``: ``held_confirmed``."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
@@ -1172,6 +1204,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if sibling.id not in done:
                 supersedes.append((taken[doc.key], sibling.id))
                 replaced_docs.append((sibling, doc.source_ref))
+    _supersede_confirmed(replaced_docs, confirmed or {}, new_rows, supersedes, result)
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
     for doc, ref in replaced_docs:
@@ -1188,6 +1221,40 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _supersede_confirmed(replaced_docs: list[tuple[object, str]], confirmed: dict[int, list],
+                         new_rows: list[dict], supersedes: list[tuple[dict, int]],
+                         result: DepositResult) -> None:
+    """A new version of a document correcting a result its earlier version only confirmed:
+    the lab's ORU said cholesterol 1.84 g/L, the hospital's CR-BIO v1 said it too (one
+    entry, two links), v2 (RPLC) says 1.90 for the same test and instant. The 1.90 was
+    filed beside the 1.84, both current; the 1.84 is the version v2 corrects (history kept,
+    as a correction by the other channel does). Only the one current result of that test
+    is taken, never a guess; a result v2 no longer states stays: the lab still states it."""
+    if not replaced_docs or not confirmed:
+        return
+    done = {old_id for _, old_id in supersedes}
+    mine: dict[tuple, list[dict]] = {}
+    for row in new_rows:
+        if row.get("current") and row["type"] in FACT_TYPES and not row.get("_withdraw") \
+                and row["status"] != "withdrawn":
+            test = _test_of(row["type"], row["system"], row["code"], row["effective"],
+                            row["specimen_time"], row["details"])
+            if test is not None:
+                mine.setdefault(test, []).append(row)
+    if not mine:
+        return
+    for doc, _ in replaced_docs:
+        for held in confirmed.get(doc.id, ()):
+            if held.id in done:
+                continue
+            rows = mine.get(_test_of(held.type, held.system, held.code, held.effective,
+                                     held.specimen_time, held.details), ())
+            if len(rows) == 1 and rows[0]["fact"] != held.fact:
+                supersedes.append((rows[0], held.id))
+                done.add(held.id)
+                result.crossed += 1
 
 
 # What a result's value is made of: a status change sent without it (HL7v2 OBX-11 U) keeps

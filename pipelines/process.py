@@ -47,6 +47,7 @@ from dossiers.deposit import (
     follow_order_scopes,
     held_by_code,
     held_children,
+    held_confirmed,
     held_entries,
     held_facts,
     held_replacements,
@@ -1250,6 +1251,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         by_code = held_by_code(conn, orphan_corrections(stored, every))
         replacements = held_replacements(conn, originals(stored, every))
         children = held_children(conn, stored)
+        confirmed = held_confirmed(conn, stored)
         # plan_deposit reads every stored version it is given: one patient's, not the batch's
         by_patient: dict[int, dict[tuple[int, str], list]] = {}
         for pair, versions in stored.items():
@@ -1259,7 +1261,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                  import_id=item.row.id, source=item.row.source,
                                  items=t.items, facts=facts, children=children,
                                  item_facts=t.item_facts, by_code=by_code,
-                                 replacements=replacements)
+                                 replacements=replacements, confirmed=confirmed)
                     for t in targets]
                    for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written

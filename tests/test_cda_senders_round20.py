@@ -246,3 +246,42 @@ def test_one_cr_bio_by_folder_and_carried_in_an_oru_is_filed_once(sqlite_ctx,  #
     assert filed == [True] * 6
     assert _relations(sqlite_ctx) == {"created": 6, "confirmed": 6}
 
+
+def _cr_bio_v2(value: str) -> bytes:
+    """Version 2 of the hospital's CR-BIO (new id, RPLC of v1), cholesterol ``value``."""
+    text = cr_bio(value=value).decode()
+    v1_id = '<id root="2.999.250.1.1.10" extension="RB2502040000002"/>'
+    text = text.replace(v1_id, v1_id.replace('RB2502040000002"', 'RB2502040000002-2"'), 1)
+    text = text.replace('<versionNumber value="1"/>', '<versionNumber value="2"/>').replace(
+        "<componentOf>", f'<relatedDocument typeCode="RPLC"><parentDocument>{v1_id}'
+        "</parentDocument></relatedDocument><componentOf>", 1)
+    assert "RB2502040000002-2" in text and "RPLC" in text
+    return text.encode()
+
+
+def test_a_value_the_next_cr_bio_version_corrects_is_versioned_not_left_current(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """The lab's ORU: cholesterol 1.84 g/L; the hospital's CR-BIO v1 says 1.84 too (level 4:
+    one entry, two links); CR-BIO v2 (RPLC) says 1.90 for the same sample. The 1.90 was
+    filed beside the 1.84, two current values of one test: v1 only confirmed the lab's
+    entry, so replacing v1 did not reach it. The 1.84 is now history, superseded by 1.90."""
+    lab = file(sqlite_ctx, oru(), "LABM")
+    v1 = file(sqlite_ctx, cr_bio(), "chu")
+    v2 = file(sqlite_ctx, _cr_bio_v2("1.90"), "chu")
+    final, corrected = cholesterol(sqlite_ctx)
+    assert (final.value, final.current, final.superseded_by) == ("1.84", False, corrected.id)
+    assert (corrected.value, corrected.current, corrected.import_id) == ("1.90", True, v2.id)
+    assert links(sqlite_ctx, final.id) == [(lab.id, "created"), (v1.id, "confirmed"),
+                                           (v2.id, "superseded")]
+    assert any("another channel" in w for w in v2.warnings)
+
+
+def test_a_next_version_restating_a_confirmed_value_confirms_it_again(sqlite_ctx) -> None:  # noqa: ANN001
+    """The same v2 saying 1.84 again confirms the lab's entry once more: no new version."""
+    lab = file(sqlite_ctx, oru(), "LABM")
+    file(sqlite_ctx, cr_bio(), "chu")
+    file(sqlite_ctx, _cr_bio_v2("1.84"), "chu")
+    (entry,) = cholesterol(sqlite_ctx)
+    assert (entry.current, entry.import_id) == (True, lab.id)
+    assert [r for _, r in links(sqlite_ctx, entry.id)] == ["created", "confirmed", "confirmed"]
+
