@@ -205,6 +205,8 @@ class DepositResult:
     gaps: int = 0  # documents replacing a version not held, superseding an earlier one
     # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
     missing_documents: list[str] = field(default_factory=list)
+    # where an addendum took the masking of the document it adds to (held masked)
+    masked_like_parent: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
     deleted_replaced: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
@@ -301,9 +303,26 @@ class DepositPlan:
 
 
 def keys_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
-    """Every key a message reads or writes (its own, the ones it replaces, its parents)."""
+    """Every key a message reads or writes (its own, the ones it replaces, its parents, the
+    documents it is an addendum to)."""
     return {e.key for e, _ in items} | {e.replaces_key for e, _ in items if e.replaces_key} \
-        | {e.parent_key for e, _ in items if e.parent_key}
+        | {e.parent_key for e, _ in items if e.parent_key} \
+        | {k for e, _ in items for k in appended_to(e)}
+
+
+def appended_to(entry: Entry) -> list[str]:
+    """The keys of the documents a document entry is an addendum to (CDA relatedDocument
+    APND, CDA R2 4.2.3.1; an MDM^T06's TXA-13)."""
+    if entry.type != DOCUMENT or not entry.details:
+        return []
+    details = entry.details
+    if details.get("addendum_to"):
+        return [str(details["addendum_to"])]
+    cda = details.get("cda") if isinstance(details.get("cda"), dict) else {}
+    return [f"document|{i}" for r in (*(details.get("related") or ()),
+                                      *(cda.get("related") or ()))
+            if isinstance(r, dict) and r.get("type") == "APND"
+            for i in (r.get("ids") or ([r["parent_id"]] if r.get("parent_id") else []))]
 
 
 # Lookups by (patient, something) pairs join the entries with the list of pairs, so that each
@@ -964,6 +983,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref
+        if entry.type == DOCUMENT and entry.action == ACTION_NEW:
+            _mask_like_parent(row, entry, held, result)
         if entry.action in (ACTION_REPLACE, ACTION_DELETE):
             old = held.get(entry.replaces_key or entry.key) or held.get(entry.key)
             if old is not None and entry.type == DOCUMENT and newer is None:
@@ -1221,6 +1242,30 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _mask_like_parent(row: dict, entry: Entry, held: dict[str, object],
+                      result: DepositResult) -> None:
+    """An addendum (APND) to a document the dossier holds masked takes its parent's hiding
+    flags when it states none that hide (and the patient's choice to mask it): the lab's
+    addendum to a masked HIV or pregnancy test report, sent with confidentialityCode N, was
+    shown to every professional, and with it what the masked report was about. An addendum
+    is read with what it adds to; flags are lifted by stating them on the parent, as for a
+    replacement (``plan_deposit``)."""
+    if _hiding(row["masking"]):
+        return
+    for key in appended_to(entry):
+        parent = held.get(key)
+        if parent is None or parent.type != DOCUMENT:
+            continue
+        hiding = _hiding(parent.masking)
+        if hiding:
+            row["masking"] = {**(row["masking"] or {}), **{f: True for f in sorted(hiding)}}
+        if parent.mask_override:
+            row["mask_override"] = True
+        if hiding or parent.mask_override:
+            result.masked_like_parent.append(entry.source_ref)
+            return
 
 
 def _supersede_confirmed(replaced_docs: list[tuple[object, str]], confirmed: dict[int, list],

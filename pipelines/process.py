@@ -808,6 +808,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{where}: replaces a document the dossier does not hold (TXA-13 or "
                         "the CDA's relatedDocument names one never received here): filed as a "
                         "new document")
+    for where in result.masked_like_parent[:5]:
+        warnings.append(f"{where}: an addendum (relatedDocument APND, MDM^T06) to a document "
+                        "the dossier holds masked, stating no masking of its own: masked as "
+                        "that document is")
     for where in result.deleted_replaced[:5]:
         warnings.append(f"{where}: deletes a version of a document that a later version has "
                         "replaced: that version is recorded as withdrawn, the later version "

@@ -285,3 +285,52 @@ def test_a_next_version_restating_a_confirmed_value_confirms_it_again(sqlite_ctx
     assert (entry.current, entry.import_id) == (True, lab.id)
     assert [r for _, r in links(sqlite_ctx, entry.id)] == ["created", "confirmed", "confirmed"]
 
+
+# -- an addendum to a masked document ---------------------------------------------------------
+@pytest.mark.parametrize("parent_code", ["R", "V", "N"])
+def test_an_addendum_to_a_masked_report_is_masked_as_its_parent(sqlite_ctx,  # noqa: ANN001
+                                                                parent_code: str) -> None:
+    """The renal panel sent restricted (confidentialityCode R or V: MASQUE_PS), then the
+    lab's addendum to it (relatedDocument APND, potassium on a second sample) sent N, as
+    its template writes every document. The addendum and its potassium were shown to every
+    professional beside a report the patient's care team had masked. It is masked as its
+    parent, and the ledger says so; an addendum to an unmasked report stays as sent."""
+    file(sqlite_ctx, oru(control="OTHER"), "LABM")  # the dossiers and mappings
+    parent = RENAL_V1.replace('<confidentialityCode code="N" displayName="Normal"',
+                              f'<confidentialityCode code="{parent_code}"')
+    assert parent != RENAL_V1 or parent_code == "N"
+    first = file(sqlite_ctx, parent.encode(), "synlab")
+    addendum = file(sqlite_ctx, RENAL_V2.replace('typeCode="RPLC"', 'typeCode="APND"').encode(),
+                    "synlab")
+    with sqlite_ctx.engine.connect() as conn:
+        masking = dict(conn.execute(select(entries.c.import_id, entries.c.masking).where(
+            entries.c.type == "document")).all())
+    masked = parent_code != "N"
+    assert bool((masking[first.id] or {}).get("MASQUE_PS")) is masked
+    assert bool((masking[addendum.id] or {}).get("MASQUE_PS")) is masked
+    assert any("addendum" in w for w in addendum.warnings or ()) is masked
+
+
+def test_an_mdm_addendum_to_a_masked_report_is_masked_as_its_parent(sqlite_ctx) -> None:  # noqa: ANN001
+    """The same through HL7v2: MDM^T02 of CR-100 with MetaDMPMSS MASQUE_PS=Y, then the
+    MDM^T06 addendum CR-101 naming it in TXA-13, without the MetaDMPMSS OBX."""
+    from dataclasses import replace
+
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from tests.test_documents_senders import _mdm
+
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    flag = "OBX|2|CE|MASQUE_PS^MASQUE_PS^MetaDMPMSS||Y^^expandedYes-NoIndicator||||||F\r"
+    for n, message in enumerate((
+            _mdm("T02", "CR-100^RIS-Y") + flag,
+            _mdm("T06", "CR-101^RIS-Y", "CR-100^RIS-Y",
+                 content="Complément : nodule de 4 mm du lobe inférieur droit."))):
+        intake(sqlite_ctx.engine, sqlite_ctx.archive, [Received(
+            message.replace("|M-T", f"|M{n}-T").encode(), "ris", "file", file_name=f"{n}")])
+        drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        masking = dict(conn.execute(select(entries.c.key, entries.c.masking).where(
+            entries.c.type == "document")).all())
+    assert masking["document|CR-100|RIS-Y"]["MASQUE_PS"] is True
+    assert (masking["document|CR-101|RIS-Y"] or {}).get("MASQUE_PS") is True
