@@ -95,6 +95,19 @@ def test_the_element_estimate_is_checked_before_refusing() -> None:
     assert err.value.code == "CDA_TOO_MANY_ELEMENTS"
 
 
+
+@pytest.mark.parametrize("xmlns", ['xmlns=""', 'xmlns="urn:hl7-org:sdtc"'])
+def test_a_body_rebound_to_another_namespace_is_said_not_just_missing(xmlns: str) -> None:
+    """'<structuredBody xmlns="">' deep in a document: no CDA body for the schema, filed
+    without any result; the warning said 'no structuredBody', which the sender reads as
+    false. It says where the body went (prefixes rebound to the CDA namespace read well)."""
+    data = CRBIO.replace(b"<structuredBody>", f"<structuredBody {xmlns}>".encode(), 1)
+    (warning,) = parse_cda(data).warnings
+    assert warning.code == "CDA_NO_BODY" and "structuredBody is in" in warning.message
+    rebound = CRBIO.replace(b"<structuredBody>", b'<v3:structuredBody xmlns:v3="urn:hl7-org:v3">',
+                            1).replace(b"</structuredBody>", b"</v3:structuredBody>", 1)
+    assert _results(rebound) == _results(CRBIO)
+
 # -- wrappers ----------------------------------------------------------------------------------
 SOAP = ('<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope '
         'xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>'
