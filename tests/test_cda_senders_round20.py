@@ -96,6 +96,21 @@ def test_the_element_estimate_is_checked_before_refusing() -> None:
 
 
 
+def test_attributes_count_and_a_long_text_does_not_end_the_count() -> None:
+    """Attributes are nodes too: 200,000 elements of 20 attributes fit in 50 MB. And a long
+    base64 text (a level-1 PDF over 7.5 MB) made the count's parse fail, which let every
+    element through."""
+    many = b"".join(b"<br " + b" ".join(b"a%d='x'" % i for i in range(20)) + b"/>"
+                    for _ in range(300))
+    with pytest.raises(CdaParseError) as err:
+        parse_cda(CRBIO.replace(b"<title>", b"<title>" + many, 1), max_elements=1000)
+    assert (err.value.code, err.value.message) == (
+        "CDA_TOO_MANY_ELEMENTS", "more than 5000 attributes in the document")
+    long_text = CRBIO.replace(b"</title>", b"A" * 11_000_000 + b"</title>", 1)
+    with pytest.raises(CdaParseError) as err:
+        parse_cda(long_text, max_elements=100)
+    assert err.value.message == "more than 100 elements in the document"
+
 @pytest.mark.parametrize("xmlns", ['xmlns=""', 'xmlns="urn:hl7-org:sdtc"'])
 def test_a_body_rebound_to_another_namespace_is_said_not_just_missing(xmlns: str) -> None:
     """'<structuredBody xmlns="">' deep in a document: no CDA body for the schema, filed

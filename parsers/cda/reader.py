@@ -52,6 +52,7 @@ DEFAULT_MAX_DEPTH = 256
 # The largest public CI-SIS documents hold about 6,000 elements, a cumulative CR-BIO of
 # several years some 50,000; 200,000 leaves room and bounds a worker's memory (~250 MB).
 DEFAULT_MAX_ELEMENTS = 200_000
+ATTRIBUTES_PER_ELEMENT = 5  # real documents hold 2 to 3 per element
 LIBXML_MAX_DEPTH = 256  # libxml2's nesting cap without XML_PARSE_HUGE
 
 _PARSER_OPTIONS: dict[str, Any] = {
@@ -190,8 +191,11 @@ def utf8_under_one_byte_label(data: bytes) -> tuple[bytes, str | None]:
         return data, None
     if not _ONE_BYTE.fullmatch(name):
         return data, None
+    decoder = codecs.getincrementaldecoder("utf-8")()  # by MB: never a copy of it all
     try:
-        data.decode("utf-8")
+        for start in range(0, len(data), 1 << 20):
+            decoder.decode(data[start:start + (1 << 20)])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return data, None
     return data[:m.start(2)] + b"UTF-8" + data[m.end(2):], label
@@ -211,39 +215,48 @@ def _skip_wide_blanks(data: bytes, start: int, codec: str, unit: int) -> tuple[b
 
 
 def _refuse_too_many_elements(data: bytes, max_elements: int) -> None:
-    """CDA_TOO_MANY_ELEMENTS when the document holds more than ``max_elements`` elements.
-    The number of '<' not followed by '/' is an upper bound (start tags, plus declarations,
-    comments, CDATA and the '<' inside CDATA; in UTF-16/32 end tags too), counted in C; only
-    when it is over the limit are the elements counted, by a parse that builds no tree."""
-    if data.count(b"<") - data.count(b"</") <= max_elements:
+    """CDA_TOO_MANY_ELEMENTS when the document holds more than ``max_elements`` elements or
+    more than ATTRIBUTES_PER_ELEMENT times as many attributes (each is a node of the tree
+    too: 200,000 elements of 20 attributes fit in 50 MB). The number of '<' not followed by
+    '/' bounds the elements, the number of '=' the attributes (both counted in C; in UTF-16
+    and UTF-32 they overcount); only when a bound is over its limit are they counted, by a
+    parse that builds no tree (huge_tree: a long base64 text node must not end the count
+    early; no DTD can be there, refused before)."""
+    max_attributes = max_elements * ATTRIBUTES_PER_ELEMENT
+    if data.count(b"<") - data.count(b"</") <= max_elements and \
+            data.count(b"=") <= max_attributes:
         return
-    counter = _ElementCounter(max_elements)
-    parser = etree.XMLParser(target=counter, **_PARSER_OPTIONS)
+    counter = _ElementCounter(max_elements, max_attributes)
+    parser = etree.XMLParser(target=counter, **{**_PARSER_OPTIONS, "huge_tree": True})
     try:
         etree.fromstring(data, parser)
-    except _TooManyElements:
-        raise CdaParseError(CDA_TOO_MANY_ELEMENTS,
-                            f"more than {max_elements} elements in the document",
+    except _TooManyElements as exc:
+        raise CdaParseError(CDA_TOO_MANY_ELEMENTS, f"more than {exc} in the document",
                             "/ClinicalDocument") from None
     except (etree.XMLSyntaxError, ValueError):
         return  # broken XML: the parse that follows says where
 
 
 class _TooManyElements(Exception):
-    """Internal: the element counter went over its limit."""
+    """Internal: the element counter went over its limit (the message says which)."""
 
 
 class _ElementCounter:
-    """An lxml parser target that only counts start tags (no tree, no text kept)."""
+    """An lxml parser target that only counts start tags and attributes (no tree, no text)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.seen = 0
+    def __init__(self, max_elements: int, max_attributes: int) -> None:
+        self.max_elements = max_elements
+        self.max_attributes = max_attributes
+        self.elements = 0
+        self.attributes = 0
 
     def start(self, tag: str, attrib: dict) -> None:  # noqa: ARG002
-        self.seen += 1
-        if self.seen > self.limit:
-            raise _TooManyElements
+        self.elements += 1
+        self.attributes += len(attrib)
+        if self.elements > self.max_elements:
+            raise _TooManyElements(f"{self.max_elements} elements")
+        if self.attributes > self.max_attributes:
+            raise _TooManyElements(f"{self.max_attributes} attributes")
 
     def close(self) -> None:
         return None
