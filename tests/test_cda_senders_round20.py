@@ -67,6 +67,16 @@ def test_utf8_bytes_under_an_iso_8859_1_declaration_are_read_as_utf8() -> None:
         assert doc.warnings == [] and doc.header.title == parse_cda(CRBIO).header.title
 
 
+@pytest.mark.parametrize("label", [b"utf-16", b"UTF-16", b"UCS-2", b"UTF-32"])
+def test_utf8_bytes_under_a_utf16_declaration_are_read_as_utf8(label: bytes) -> None:
+    """.NET's XmlWriter over a StringWriter declares 'utf-16', the string is then saved as
+    UTF-8: refused as 'not well-formed XML: Blank needed here'. A declaration readable one
+    byte a character is in no 16/32-bit encoding."""
+    data = CRBIO.replace(b'encoding="UTF-8"', b'encoding="' + label + b'"', 1)
+    doc = parse_cda(data)
+    assert [w.code for w in doc.warnings] == ["CDA_ENCODING_MISMATCH"]
+    assert _results(data) == _results(CRBIO)
+
 def test_iso_8859_1_bytes_under_a_utf8_declaration_stay_refused() -> None:
     data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + BODY).encode("latin-1", "replace")
     with pytest.raises(CdaParseError) as err:

@@ -53,7 +53,7 @@ from parsers.cda.reader import (
     read_root,
     skip_blanks_before_declaration,
     undefined_entity,
-    utf8_under_one_byte_label,
+    utf8_under_another_label,
 )
 
 __all__ = ["CD", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_ELEMENTS", "ED",
@@ -81,7 +81,7 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
         data, no_bom = add_missing_utf16_bom(data)
         data, blanks = skip_blanks_before_declaration(data)
         if len(data) <= max_bytes:
-            data, mislabelled = utf8_under_one_byte_label(data)
+            data, mislabelled = utf8_under_another_label(data)
     html_entities: list[str] = []
     try:
         root, envelope = read_root(data, max_bytes=max_bytes, max_depth=max_depth,
@@ -117,7 +117,7 @@ def parse_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     if mislabelled:
         document.warnings.insert(0, ParseWarning(
             CDA_ENCODING_MISMATCH, f"the XML declaration names {mislabelled[:20]!r} but the "
-            "bytes are UTF-8 (accented letters as multi-byte sequences): read as UTF-8",
+            "bytes are UTF-8: read as UTF-8",
             "line 1"))
     if blanks:
         document.warnings.insert(0, ParseWarning(

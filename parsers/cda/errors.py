@@ -36,7 +36,7 @@ CDA_BLANKS_BEFORE_DECLARATION = "CDA_BLANKS_BEFORE_DECLARATION"  # whitespace be
 CDA_UTF16_WITHOUT_BOM = "CDA_UTF16_WITHOUT_BOM"  # UTF-16 without its byte order mark (XML
 # requires it): read in the byte order its first characters show
 CDA_ENCODING_MISMATCH = "CDA_ENCODING_MISMATCH"  # the XML declaration names a one-byte
-# character set (ISO-8859-1...) but the bytes are UTF-8: read as UTF-8
+# (ISO-8859-1...) or 16/32-bit (UTF-16...) encoding but the bytes are UTF-8: read as UTF-8
 CDA_HTML_ENTITY = "CDA_HTML_ENTITY"  # HTML named entities XML does not define ('&nbsp;',
 # '&eacute;': narrative generators writing HTML): read as the characters they name
 

@@ -167,29 +167,41 @@ _DECLARED_ENCODING = re.compile(
 # Windows-125x, DOS and Mac code pages, ASCII): every byte is a character in them, so a
 # document in UTF-8 reads 'well-formed' under such a label, each accented letter as two.
 _ONE_BYTE = re.compile(r"iso8859-\d+|cp125\d|cp437|cp850|cp858|mac-roman|ascii|latin-1")
+# The 16 and 32-bit labels (IANA and libxml2 names Python's codecs may not know)
+_WIDE_LABELS = frozenset({"UTF-16", "UTF-16LE", "UTF-16BE", "UTF-32", "UTF-32LE", "UTF-32BE",
+                          "UCS-2", "UCS-4", "ISO-10646-UCS-2", "ISO-10646-UCS-4", "UNICODE"})
 
 
-def utf8_under_one_byte_label(data: bytes) -> tuple[bytes, str | None]:
+def utf8_under_another_label(data: bytes) -> tuple[bytes, str | None]:
     """``data`` with its XML declaration saying UTF-8, and the label it had, when the
-    declaration names a one-byte character set (ISO-8859-1, ISO-8859-15, Windows-1252) but
-    the bytes are UTF-8 (a template that kept its header while the engine writing it moved
-    to UTF-8); ``(data, None)`` otherwise.
+    declaration names a one-byte character set (ISO-8859-1, ISO-8859-15, Windows-1252) or a
+    16/32-bit one (UTF-16, UCS-2, UTF-32) but the bytes are UTF-8; ``(data, None)``
+    otherwise.
 
-    Why: read under the label, the document was filed without any complaint and every
-    accented letter as two characters ('HÃ©lÃ¨ne', 'CholestÃ©rol'): names and texts of the
-    dossier corrupted in silence. Non-ASCII bytes that all form valid UTF-8 sequences are
-    not French text in a one-byte set (its accented letters are lone bytes over 0x7F, which
-    UTF-8 never has), so the bytes say which encoding it is. The reverse (a UTF-8 label on
-    ISO-8859-1 bytes) stays refused as CDA_NOT_XML: it cannot be told from broken bytes."""
+    Why, one-byte: a template kept its header while the engine writing it moved to UTF-8.
+    Read under the label, the document was filed without any complaint and every accented
+    letter as two characters ('HÃ©lÃ¨ne', 'CholestÃ©rol'): names and texts of the dossier
+    corrupted in silence. Non-ASCII bytes that all form valid UTF-8 sequences are not French
+    text in a one-byte set (its accented letters are lone bytes over 0x7F, which UTF-8 never
+    has), so the bytes say which encoding it is.
+    Why, 16/32-bit: .NET's XmlWriter over a StringWriter declares 'utf-16' whatever the
+    bytes are later saved in; a declaration readable as single bytes is not in UTF-16, and
+    the document was refused as 'Blank needed here'.
+    The reverse (a UTF-8 label on ISO-8859-1 bytes) stays refused as CDA_NOT_XML: it cannot
+    be told from broken bytes."""
     m = _DECLARED_ENCODING.match(data, 3 if data.startswith(codecs.BOM_UTF8) else 0)
-    if m is None or data.isascii():
+    if m is None:
         return data, None
     label = m.group(2).decode("ascii")
+    wide = label.upper().replace("_", "-") in _WIDE_LABELS
     try:
         name = codecs.lookup(label).name
     except LookupError:
-        return data, None
-    if not _ONE_BYTE.fullmatch(name):
+        if not wide:
+            return data, None
+        name = "utf-16"
+    wide = wide or name.startswith(("utf-16", "utf-32"))
+    if not wide and (data.isascii() or not _ONE_BYTE.fullmatch(name)):
         return data, None
     decoder = codecs.getincrementaldecoder("utf-8")()  # by MB: never a copy of it all
     try:
