@@ -1,13 +1,16 @@
 """CDA R2, round 20: hostile, huge and odd documents, against issue 4's checklist.
 
 Found wrong and fixed here: a UTF-32 CDA (which the parser reads) was 'binary content' of no
-known format; a UTF-8 document whose declaration says ISO-8859-1 was filed without a word,
-every accented letter as two ('CholestÃ©rol'); a million small sibling elements under the
-size limit (24 MB) cost a worker 1 GB; a SOAP envelope and an IHE XDM package (the DMP's
-media exchange) were refused in words that did not say what they were. Checked right and
-kept so: external parameter entities, internal-subset DOCTYPEs, XInclude (never resolved),
-rebound prefixes, dedupe level 4 across units' case, precisions and zones, RPLC chains in any
-order of arrival."""
+known format; UTF-8 bytes declared ISO-8859-1 were filed without a word, every accented letter
+as two ('CholestÃ©rol'), and declared UTF-16 (.NET) refused; a million small sibling elements
+under the size limit (24 MB) cost a worker 1 GB; a SOAP envelope and an IHE XDM package (the
+DMP's media exchange) were refused in words that did not say what they were; a body rebound
+to another namespace was reported missing; the same CR-BIO by folder then carried in the
+lab's ORU superseded every entry; a value a CR-BIO v2 corrects stayed current when v1 had only
+confirmed the lab's; an addendum to a masked report was shown to every professional.
+Checked right and kept so: external parameter entities, internal-subset DOCTYPEs, XInclude
+(never resolved), rebound prefixes, dedupe level 4 across units' case, precisions and zones,
+an RPLC chain arriving v1, v3, v2."""
 
 from __future__ import annotations
 
