@@ -215,6 +215,8 @@ class DepositResult:
     unheld_status_changes: list[str] = field(default_factory=list)
     # where (source_ref) a document replaces one the dossier never received (TXA-13, RPLC)
     missing_documents: list[str] = field(default_factory=list)
+    # where an addendum took the masking of the document it adds to (held masked)
+    masked_like_parent: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
     deleted_replaced: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
@@ -250,13 +252,36 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
     and the comment was lost. A resend without the comments (cumulative reports repeat
     the values, not always the notes) still states the same."""
     compared = _COMPARED_CARRIED if _carried_cda(new, old) else _COMPARED
-    if not all(new[c] == getattr(old, c) for c in compared):
+    if not all(new[c] == getattr(old, c) for c in compared if c != "masking"):
+        return False
+    if _hiding(new["masking"]) != _hiding(getattr(old, "masking", None)):
         return False
     said = (new["details"] or {}).get("comments")
     return not said or said == (getattr(old, "details", None) or {}).get("comments")
 
 
 _COMPARED_CARRIED = tuple(c for c in _COMPARED if c != "attachment_sha256")
+_VISIBILITY_FLAGS = Path(__file__).resolve().parent / "tables" / "visibility_flags.csv"
+
+
+@lru_cache(maxsize=1)
+def _hiding_flags() -> frozenset[str]:
+    """The flags that hide a document from someone: MASQUE_PS (access.is_masked) and those of
+    tables/visibility_flags.csv."""
+    return frozenset({"MASQUE_PS"} | {r["flag"] for r in read_csv_rows(_VISIBILITY_FLAGS)})
+
+
+def _hiding(masking: dict | None) -> frozenset[str]:
+    """What a row's flags hide, the ground on which two statements of one fact differ.
+    The CR-BIO a hospital dropped in a folder (no flags) and the same CR-BIO carried in
+    the lab's CI-SIS ORU (MetaDMPMSS MASQUE_PS=N, DESTDMP=Y) state the same: compared on
+    the flags as written, the second superseded every entry of the first with a copy (a
+    new version of nothing), where it is a confirmation. Routing flags (DESTDMP...) and
+    flags stated N hide nothing."""
+    if not masking:
+        return frozenset()
+    hiding = _hiding_flags()
+    return frozenset(k for k, v in masking.items() if v is True and k in hiding)
 
 
 def _carried_cda(new: dict, old) -> bool:  # noqa: ANN001
@@ -288,9 +313,26 @@ class DepositPlan:
 
 
 def keys_of(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
-    """Every key a message reads or writes (its own, the ones it replaces, its parents)."""
+    """Every key a message reads or writes (its own, the ones it replaces, its parents, the
+    documents it is an addendum to)."""
     return {e.key for e, _ in items} | {e.replaces_key for e, _ in items if e.replaces_key} \
-        | {e.parent_key for e, _ in items if e.parent_key}
+        | {e.parent_key for e, _ in items if e.parent_key} \
+        | {k for e, _ in items for k in appended_to(e)}
+
+
+def appended_to(entry: Entry) -> list[str]:
+    """The keys of the documents a document entry is an addendum to (CDA relatedDocument
+    APND, CDA R2 4.2.3.1; an MDM^T06's TXA-13)."""
+    if entry.type != DOCUMENT or not entry.details:
+        return []
+    details = entry.details
+    if details.get("addendum_to"):
+        return [str(details["addendum_to"])]
+    cda = details.get("cda") if isinstance(details.get("cda"), dict) else {}
+    return [f"document|{i}" for r in (*(details.get("related") or ()),
+                                      *(cda.get("related") or ()))
+            if isinstance(r, dict) and r.get("type") == "APND"
+            for i in (r.get("ids") or ([r["parent_id"]] if r.get("parent_id") else []))]
 
 
 # Lookups by (patient, something) pairs join the entries with the list of pairs, so that each
@@ -860,6 +902,36 @@ def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict
     return found
 
 
+def held_confirmed(conn: Connection, stored: dict[tuple[int, str], list]) -> dict[int, list]:
+    """The current results of other keys that the documents among ``stored`` (or their
+    earlier versions) confirmed instead of filing them (level 4: a CR-BIO stating a result
+    the lab's ORU brought first), under the current document's id. A new version of that
+    document stating another value for the same test supersedes them (``plan_deposit``)."""
+    docs = {r.id: r for rows in stored.values() for r in rows
+            if r.current and r.type == DOCUMENT}
+    found: dict[int, list] = {}
+    if not docs:
+        return found
+    owner = versions_of(conn, docs)
+    ids = sorted(owner)
+    by_import: dict[tuple[int, int], set[int]] = {}  # (import, patient) -> current doc ids
+    for start in range(0, len(ids), 500):
+        for r in conn.execute(select(entries.c.id, entries.c.import_id, entries.c.patient_id)
+                              .where(entries.c.id.in_(ids[start:start + 500]))):
+            by_import.setdefault((r.import_id, r.patient_id), set()).add(owner[r.id])
+    imported = sorted({i for i, _ in by_import})
+    for start in range(0, len(imported), 500):
+        for row in conn.execute(select(entries).join(
+                provenance, provenance.c.entry_id == entries.c.id).where(
+                provenance.c.import_id.in_(imported[start:start + 500]),
+                provenance.c.relation == "confirmed", entries.c.current,
+                entries.c.type.in_(sorted(FACT_TYPES)))
+                .add_columns(provenance.c.import_id.label("confirmed_by"))):
+            for doc_id in by_import.get((row.confirmed_by, row.patient_id), ()):
+                found.setdefault(doc_id, []).append(row)
+    return found
+
+
 def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
             items: Sequence[tuple[Entry, str | None]]) -> DepositResult:
     """Deposit (entry, attachment sha256) pairs of one message (one query, then a handful of
@@ -874,7 +946,8 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
-                        item_facts=mine, by_code=by_code, replacements=replacements)
+                        item_facts=mine, by_code=by_code, replacements=replacements,
+                        confirmed=held_confirmed(conn, stored))
     write_deposits(conn, [plan])
     return plan.result
 
@@ -886,13 +959,14 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  now: datetime | None = None,
                  item_facts: Sequence[str | None] | None = None,
                  by_code: dict[tuple[int, str], list] | None = None,
-                 replacements: dict[tuple[int, str], list] | None = None) -> DepositPlan:
+                 replacements: dict[tuple[int, str], list] | None = None,
+                 confirmed: dict[int, list] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
     entries read from the documents it replaces or deletes (``held_children``).
     ``item_facts``: ``entry_facts(items)`` when the caller has it already. ``by_code``: the
     ``held_by_code`` of its ``orphan_corrections``. ``replacements``: the
-    ``held_replacements`` of its ``originals``."""
+    ``held_replacements`` of its ``originals``. ``confirmed``: ``held_confirmed``."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
@@ -929,6 +1003,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref
+        if entry.type == DOCUMENT and entry.action == ACTION_NEW:
+            _mask_like_parent(row, entry, held, result)
         if entry.action in (ACTION_REPLACE, ACTION_DELETE):
             old = held.get(entry.replaces_key or entry.key) or held.get(entry.key)
             if old is not None and entry.type == DOCUMENT and newer is None:
@@ -1177,6 +1253,7 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if sibling.id not in done:
                 supersedes.append((taken[doc.key], sibling.id))
                 replaced_docs.append((sibling, doc.source_ref))
+    _supersede_confirmed(replaced_docs, confirmed or {}, new_rows, supersedes, result)
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
     for doc, ref in replaced_docs:
@@ -1196,6 +1273,64 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _mask_like_parent(row: dict, entry: Entry, held: dict[str, object],
+                      result: DepositResult) -> None:
+    """An addendum (APND) to a document the dossier holds masked takes its parent's hiding
+    flags when it states none that hide (and the patient's choice to mask it): the lab's
+    addendum to a masked HIV or pregnancy test report, sent with confidentialityCode N, was
+    shown to every professional, and with it what the masked report was about. An addendum
+    is read with what it adds to; flags are lifted by stating them on the parent, as for a
+    replacement (``plan_deposit``)."""
+    if _hiding(row["masking"]):
+        return
+    for key in appended_to(entry):
+        parent = held.get(key)
+        if parent is None or parent.type != DOCUMENT:
+            continue
+        hiding = _hiding(parent.masking)
+        if hiding:
+            row["masking"] = {**(row["masking"] or {}), **{f: True for f in sorted(hiding)}}
+        if parent.mask_override:
+            row["mask_override"] = True
+        if hiding or parent.mask_override:
+            result.masked_like_parent.append(entry.source_ref)
+            return
+
+
+def _supersede_confirmed(replaced_docs: list[tuple[object, str]], confirmed: dict[int, list],
+                         new_rows: list[dict], supersedes: list[tuple[dict, int]],
+                         result: DepositResult) -> None:
+    """A new version of a document correcting a result its earlier version only confirmed:
+    the lab's ORU said cholesterol 1.84 g/L, the hospital's CR-BIO v1 said it too (one
+    entry, two links), v2 (RPLC) says 1.90 for the same test and instant. The 1.90 was
+    filed beside the 1.84, both current; the 1.84 is the version v2 corrects (history kept,
+    as a correction by the other channel does). Only the one current result of that test
+    is taken, never a guess; a result v2 no longer states stays: the lab still states it."""
+    if not replaced_docs or not confirmed:
+        return
+    done = {old_id for _, old_id in supersedes}
+    mine: dict[tuple, list[dict]] = {}
+    for row in new_rows:
+        if row.get("current") and row["type"] in FACT_TYPES and not row.get("_withdraw") \
+                and row["status"] != "withdrawn":
+            test = _test_of(row["type"], row["system"], row["code"], row["effective"],
+                            row["specimen_time"], row["details"])
+            if test is not None:
+                mine.setdefault(test, []).append(row)
+    if not mine:
+        return
+    for doc, _ in replaced_docs:
+        for held in confirmed.get(doc.id, ()):
+            if held.id in done:
+                continue
+            rows = mine.get(_test_of(held.type, held.system, held.code, held.effective,
+                                     held.specimen_time, held.details), ())
+            if len(rows) == 1 and rows[0]["fact"] != held.fact:
+                supersedes.append((rows[0], held.id))
+                done.add(held.id)
+                result.crossed += 1
 
 
 # What a result's value is made of: a status change sent without it (HL7v2 OBX-11 U) keeps

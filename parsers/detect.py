@@ -57,10 +57,17 @@ def detect_format(data: bytes) -> str:
 
 
 def _text_head(data: bytes) -> bytes:
-    """The first KB without BOM and leading whitespace; UTF-16 re-encoded as UTF-8 so that the
-    byte patterns apply (XML is legitimately sent as UTF-16)."""
+    """The first KB without BOM and leading whitespace; UTF-16 and UTF-32 re-encoded as UTF-8
+    so that the byte patterns apply (XML is legitimately sent in either: XML 1.0 appendix F;
+    a UTF-32 CDA, which the CDA parser reads, was 'binary content' of unknown format)."""
     head = data[:_HEAD]
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: FF FE 00 00
+        head = head[: len(head) // 4 * 4].decode("utf-32", "replace").encode("utf-8")
+    elif head[:8] in (b"<\x00\x00\x00?\x00\x00\x00", b"<\x00\x00\x00C\x00\x00\x00"):
+        head = head[: len(head) // 4 * 4].decode("utf-32-le", "replace").encode("utf-8")
+    elif head[:8] in (b"\x00\x00\x00<\x00\x00\x00?", b"\x00\x00\x00<\x00\x00\x00C"):
+        head = head[: len(head) // 4 * 4].decode("utf-32-be", "replace").encode("utf-8")
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         head = head[: len(head) // 2 * 2].decode("utf-16", "replace").encode("utf-8")
     elif head[:4] in (b"<\x00?\x00", b"<\x00C\x00", b"M\x00S\x00"):
         head = head[: len(head) // 2 * 2].decode("utf-16-le", "replace").encode("utf-8")
@@ -85,7 +92,21 @@ def _is_cda(head: bytes) -> bool:
 
 
 UNKNOWN_FORMAT = "UNKNOWN_FORMAT"
+XDM_NOT_UNPACKED = "XDM_NOT_UNPACKED"
+SOAP_NAMESPACES = frozenset({b"http://www.w3.org/2003/05/soap-envelope",
+                             b"http://schemas.xmlsoap.org/soap/envelope/"})
+# A CDA in a SOAP body is no transport of CI-SIS or IHE (ITI-41 sends it base64 or MTOM with
+# its XDS metadata): the envelope's headers and operation would be ignored, so it is refused
+# with what to send instead (here for the detector, in parsers/cda/reader.py for the parser).
+SOAP_REFUSED = ("a SOAP envelope (a web-service call such as IHE ITI-41): envelopes are not "
+                "unwrapped, send the CDA document it carries as a file of its own")
 _NEITHER = "neither HL7v2 (MSH, FHS or BHS at the start), CDA (ClinicalDocument) nor PDF (%PDF-)"
+
+
+def _is_xdm(data: bytes) -> bool:
+    """A ZIP holding an IHE_XDM folder (IHE ITI TF-3 4.2.1.1), seen from the names of its
+    first local header and its central directory (at the end), never inflating anything."""
+    return b"IHE_XDM/" in data[:_HEAD] or b"IHE_XDM/" in data[-65536:]
 
 
 def unknown_reason(data: bytes) -> tuple[str, str, str]:
@@ -114,9 +135,16 @@ def unknown_reason(data: bytes) -> tuple[str, str, str]:
             return ("CDA_NOT_CDA", f"ClinicalDocument in {where}, expected "
                     f"{CDA_NAMESPACE.decode()!r} (xmlns=\"urn:hl7-org:v3\" on the root)",
                     "/ClinicalDocument")
+        if name == "Envelope" and any((n.group(2) or n.group(3) or b"") in SOAP_NAMESPACES
+                                      for n in _XMLNS.finditer(m.group(3))):
+            return "CDA_NOT_CDA", SOAP_REFUSED, "/Envelope"
         if name:
             return ("CDA_NOT_CDA", f"XML whose root element is {name!r}, not a CDA "
                     "ClinicalDocument", f"/{name}")
+    if head.startswith(b"PK\x03\x04") and _is_xdm(data):
+        return (XDM_NOT_UNPACKED, "an IHE XDM package (a ZIP with an IHE_XDM folder and its "
+                "METADATA.XML, the DMP's media exchange): packages are not unpacked here, send "
+                "the CDA documents of its IHE_XDM/SUBSET folders one by one", "IHE_XDM/")
     if head.startswith(b"PK\x03\x04"):
         return (UNKNOWN_FORMAT, "a ZIP archive: archives are not unpacked, send the files "
                 "it holds one by one", "")

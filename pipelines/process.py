@@ -47,6 +47,7 @@ from dossiers.deposit import (
     follow_order_scopes,
     held_by_code,
     held_children,
+    held_confirmed,
     held_entries,
     held_facts,
     held_replacements,
@@ -807,6 +808,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{where}: replaces a document the dossier does not hold (TXA-13 or "
                         "the CDA's relatedDocument names one never received here): filed as a "
                         "new document")
+    for where in result.masked_like_parent[:5]:
+        warnings.append(f"{where}: an addendum (relatedDocument APND, MDM^T06) to a document "
+                        "the dossier holds masked, stating no masking of its own: masked as "
+                        "that document is")
     for where in result.deleted_replaced[:5]:
         warnings.append(f"{where}: deletes a version of a document that a later version has "
                         "replaced: that version is recorded as withdrawn, the later version "
@@ -1260,6 +1265,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         by_code = held_by_code(conn, orphan_corrections(stored, every))
         replacements = held_replacements(conn, originals(stored, every))
         children = held_children(conn, stored)
+        confirmed = held_confirmed(conn, stored)
         # plan_deposit reads every stored version it is given: one patient's, not the batch's
         by_patient: dict[int, dict[tuple[int, str], list]] = {}
         for pair, versions in stored.items():
@@ -1269,7 +1275,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                  import_id=item.row.id, source=item.row.source,
                                  items=t.items, facts=facts, children=children,
                                  item_facts=t.item_facts, by_code=by_code,
-                                 replacements=replacements)
+                                 replacements=replacements, confirmed=confirmed)
                     for t in targets]
                    for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written

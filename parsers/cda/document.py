@@ -133,6 +133,25 @@ _QUANTITIES = {
 }
 
 
+_BODIES = frozenset({"structuredBody", "nonXMLBody"})
+
+
+def _foreign_body(root: etree._Element) -> str:
+    """Why the body was not read when one is there in another namespace (an xmlns rebinding
+    the default namespace inside the document, '<structuredBody xmlns="">'): said, since
+    the document is filed without any of its content; '' otherwise."""
+    for component in root:
+        if not isinstance(component.tag, str) or etree.QName(component).localname != "component":
+            continue
+        for child in component:
+            if isinstance(child.tag, str) and etree.QName(child).localname in _BODIES:
+                ns = etree.QName(child).namespace
+                where = f"namespace {ns[:60]!r}" if ns else "no namespace"
+                return (f" ({etree.QName(child).localname} is in {where}, not 'urn:hl7-org:v3':"
+                        " an xmlns inside the document rebinds it; its content is not read)")
+    return ""
+
+
 class _Walker:
     """Holds the warnings of one parse; methods read one kind of element each."""
 
@@ -152,8 +171,8 @@ class _Walker:
             _share_narrative_ids(doc.sections)
         if doc.body_kind == "none":
             self.warnings.append(ParseWarning(
-                CDA_NO_BODY, "no structuredBody nor nonXMLBody: the document has no content",
-                f"{ROOT_PATH}/component"))
+                CDA_NO_BODY, "no structuredBody nor nonXMLBody: the document has no content"
+                + _foreign_body(root), f"{ROOT_PATH}/component"))
         doc.warnings = self.warnings
         return doc
 

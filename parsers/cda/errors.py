@@ -15,11 +15,13 @@ CDA_NOT_CDA = "CDA_NOT_CDA"  # root is not {urn:hl7-org:v3}ClinicalDocument
 CDA_DTD_FORBIDDEN = "CDA_DTD_FORBIDDEN"  # DOCTYPE / ENTITY / other DTD markup: refused
 CDA_TOO_LARGE = "CDA_TOO_LARGE"  # over max_bytes, or a text node over the XML parser's limit
 CDA_TOO_DEEP = "CDA_TOO_DEEP"  # element nesting over max_depth
+CDA_TOO_MANY_ELEMENTS = "CDA_TOO_MANY_ELEMENTS"  # more elements than max_elements
 CDA_BAD_BASE64 = "CDA_BAD_BASE64"  # nonXMLBody B64 content that does not decode
 CDA_BAD_COMPRESSION = "CDA_BAD_COMPRESSION"  # NonXmlBody.decompressed() on a broken stream
 
 ERROR_CODES = frozenset({CDA_NOT_XML, CDA_NOT_CDA, CDA_DTD_FORBIDDEN, CDA_TOO_LARGE,
-                         CDA_TOO_DEEP, CDA_BAD_BASE64, CDA_BAD_COMPRESSION})
+                         CDA_TOO_DEEP, CDA_TOO_MANY_ELEMENTS, CDA_BAD_BASE64,
+                         CDA_BAD_COMPRESSION})
 
 # -- warning codes (the document was read; something is odd) ----------------------------------
 CDA_NO_BODY = "CDA_NO_BODY"  # no structuredBody nor nonXMLBody: an empty document, not an error
@@ -33,6 +35,8 @@ CDA_BLANKS_BEFORE_DECLARATION = "CDA_BLANKS_BEFORE_DECLARATION"  # whitespace be
 # (not well-formed XML; template engines and file concatenation leave it): skipped
 CDA_UTF16_WITHOUT_BOM = "CDA_UTF16_WITHOUT_BOM"  # UTF-16 without its byte order mark (XML
 # requires it): read in the byte order its first characters show
+CDA_ENCODING_MISMATCH = "CDA_ENCODING_MISMATCH"  # the XML declaration names a one-byte
+# (ISO-8859-1...) or 16/32-bit (UTF-16...) encoding but the bytes are UTF-8: read as UTF-8
 CDA_HTML_ENTITY = "CDA_HTML_ENTITY"  # HTML named entities XML does not define ('&nbsp;',
 # '&eacute;': narrative generators writing HTML): read as the characters they name
 

@@ -11,6 +11,10 @@ Why each guard:
 - lxml/libxml2 with ``resolve_entities=False, no_network=True, load_dtd=False,
   huge_tree=False`` (the options of normalizers/cda_header.py): libxml2 then also caps the
   nesting at 256 levels and a single text node at 10,000,000 bytes;
+- element count (``max_elements``): a document of a million small sibling elements fits
+  well under the size limit (24 MB) and cost 420 MB to parse and 1 GB to read; the count is
+  estimated from the bytes before parsing, and counted exactly (without building a tree)
+  only when the estimate is over the limit;
 - depth (``max_depth``): our walkers recurse along the tree, so the nesting is bounded before
   they run. Above 256, libxml2's own cap answers first (huge_tree stays off), so 256 is both
   the default and the effective maximum.
@@ -33,8 +37,10 @@ from parsers.cda.errors import (
     CDA_NOT_XML,
     CDA_TOO_DEEP,
     CDA_TOO_LARGE,
+    CDA_TOO_MANY_ELEMENTS,
     CdaParseError,
 )
+from parsers.detect import SOAP_NAMESPACES, SOAP_REFUSED
 
 V3 = "urn:hl7-org:v3"
 CDA_ROOT = f"{{{V3}}}ClinicalDocument"
@@ -43,6 +49,10 @@ CISIS_CONTENT = "{urn:asip-sante:ci-sis}Contenu"
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 256
+# The largest public CI-SIS documents hold about 6,000 elements, a cumulative CR-BIO of
+# several years some 50,000; 200,000 leaves room and bounds a worker's memory (~250 MB).
+DEFAULT_MAX_ELEMENTS = 200_000
+ATTRIBUTES_PER_ELEMENT = 5  # real documents hold 2 to 3 per element
 LIBXML_MAX_DEPTH = 256  # libxml2's nesting cap without XML_PARSE_HUGE
 
 _PARSER_OPTIONS: dict[str, Any] = {
@@ -66,7 +76,8 @@ def hardened_parser() -> etree.XMLParser:
 
 
 def read_root(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
-              max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[etree._Element, str]:
+              max_depth: int = DEFAULT_MAX_DEPTH,
+              max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[etree._Element, str]:
     """(the ClinicalDocument element, envelope) or CdaParseError.
 
     ``envelope`` is '' for a plain CDA and 'xsl:stylesheet' for the CI-SIS self-presenting
@@ -79,6 +90,7 @@ def read_root(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES,
         raise CdaParseError(CDA_TOO_LARGE,
                             f"document of {len(data)} bytes over the limit of {max_bytes}")
     _refuse_dtd(data)
+    _refuse_too_many_elements(data, max_elements)
     huge = False
     try:
         root = _parse(data, huge=False)
@@ -110,9 +122,9 @@ def skip_blanks_before_declaration(data: bytes) -> tuple[bytes, bool]:
     refused as CDA_NOT_XML though format detection, which skips it, had called it a CDA.
     UTF-16 with its BOM too (a Windows export writing a line break first): the blanks are
     16-bit units there, and the document was refused the same way."""
-    for bom, codec in _UTF16_BOMS:
-        if data.startswith(bom) and not data.startswith(codecs.BOM_UTF32_LE):
-            return _skip_utf16_blanks(data, len(bom), codec)
+    for bom, codec, unit in _WIDE_BOMS:  # UTF-32 first: its LE mark begins as UTF-16's
+        if data.startswith(bom):
+            return _skip_wide_blanks(data, len(bom), codec, unit)
     start = 3 if data[:3] == codecs.BOM_UTF8 else 0
     end = start
     while end < len(data) and data[end] in _BLANKS:
@@ -122,7 +134,8 @@ def skip_blanks_before_declaration(data: bytes) -> tuple[bytes, bool]:
     return data[:start] + data[end:], True
 
 
-_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le", 4), (codecs.BOM_UTF32_BE, "utf-32-be", 4),
+              (codecs.BOM_UTF16_LE, "utf-16-le", 2), (codecs.BOM_UTF16_BE, "utf-16-be", 2))
 _FIRST_CHARS = frozenset(b"< \t\r\n")  # what a document may begin with: its prolog
 
 
@@ -147,15 +160,118 @@ def add_missing_utf16_bom(data: bytes) -> tuple[bytes, bool]:
     return data, False
 _BLANK_CHARS = frozenset(" \t\r\n")
 
+# The XML declaration's encoding pseudo-attribute, in an ASCII-compatible document
+_DECLARED_ENCODING = re.compile(
+    rb"<\?xml[ \t\r\n][^>]*?encoding[ \t\r\n]*=[ \t\r\n]*([\"'])([A-Za-z][A-Za-z0-9._\-]*)\1")
+# Python's canonical names of the one-byte character sets senders declare (ISO-8859-x,
+# Windows-125x, DOS and Mac code pages, ASCII): every byte is a character in them, so a
+# document in UTF-8 reads 'well-formed' under such a label, each accented letter as two.
+_ONE_BYTE = re.compile(r"iso8859-\d+|cp125\d|cp437|cp850|cp858|mac-roman|ascii|latin-1")
+# The 16 and 32-bit labels (IANA and libxml2 names Python's codecs may not know)
+_WIDE_LABELS = frozenset({"UTF-16", "UTF-16LE", "UTF-16BE", "UTF-32", "UTF-32LE", "UTF-32BE",
+                          "UCS-2", "UCS-4", "ISO-10646-UCS-2", "ISO-10646-UCS-4", "UNICODE"})
 
-def _skip_utf16_blanks(data: bytes, start: int, codec: str) -> tuple[bytes, bool]:
-    """``skip_blanks_before_declaration`` for UTF-16 after its BOM (``start`` bytes)."""
+
+def utf8_under_another_label(data: bytes) -> tuple[bytes, str | None]:
+    """``data`` with its XML declaration saying UTF-8, and the label it had, when the
+    declaration names a one-byte character set (ISO-8859-1, ISO-8859-15, Windows-1252) or a
+    16/32-bit one (UTF-16, UCS-2, UTF-32) but the bytes are UTF-8; ``(data, None)``
+    otherwise.
+
+    Why, one-byte: a template kept its header while the engine writing it moved to UTF-8.
+    Read under the label, the document was filed without any complaint and every accented
+    letter as two characters ('HÃ©lÃ¨ne', 'CholestÃ©rol'): names and texts of the dossier
+    corrupted in silence. Non-ASCII bytes that all form valid UTF-8 sequences are not French
+    text in a one-byte set (its accented letters are lone bytes over 0x7F, which UTF-8 never
+    has), so the bytes say which encoding it is.
+    Why, 16/32-bit: .NET's XmlWriter over a StringWriter declares 'utf-16' whatever the
+    bytes are later saved in; a declaration readable as single bytes is not in UTF-16, and
+    the document was refused as 'Blank needed here'.
+    The reverse (a UTF-8 label on ISO-8859-1 bytes) stays refused as CDA_NOT_XML: it cannot
+    be told from broken bytes."""
+    m = _DECLARED_ENCODING.match(data, 3 if data.startswith(codecs.BOM_UTF8) else 0)
+    if m is None:
+        return data, None
+    label = m.group(2).decode("ascii")
+    wide = label.upper().replace("_", "-") in _WIDE_LABELS
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        if not wide:
+            return data, None
+        name = "utf-16"
+    wide = wide or name.startswith(("utf-16", "utf-32"))
+    if not wide and (data.isascii() or not _ONE_BYTE.fullmatch(name)):
+        return data, None
+    decoder = codecs.getincrementaldecoder("utf-8")()  # by MB: never a copy of it all
+    try:
+        for start in range(0, len(data), 1 << 20):
+            decoder.decode(data[start:start + (1 << 20)])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return data, None
+    return data[:m.start(2)] + b"UTF-8" + data[m.end(2):], label
+
+
+def _skip_wide_blanks(data: bytes, start: int, codec: str, unit: int) -> tuple[bytes, bool]:
+    """``skip_blanks_before_declaration`` for UTF-16 or UTF-32 (``unit`` bytes a character)
+    after its BOM (``start`` bytes). UTF-32 with a line break before '<?xml' was refused
+    as CDA_NOT_XML while the same in UTF-16 was read."""
     end = start
-    while end + 1 < len(data) and data[end:end + 2].decode(codec, "replace") in _BLANK_CHARS:
-        end += 2
+    while end + unit - 1 < len(data) and \
+            data[end:end + unit].decode(codec, "replace") in _BLANK_CHARS:
+        end += unit
     if end == start or not data.startswith("<?xml".encode(codec), end):
         return data, False
     return data[:start] + data[end:], True
+
+
+def _refuse_too_many_elements(data: bytes, max_elements: int) -> None:
+    """CDA_TOO_MANY_ELEMENTS when the document holds more than ``max_elements`` elements or
+    more than ATTRIBUTES_PER_ELEMENT times as many attributes (each is a node of the tree
+    too: 200,000 elements of 20 attributes fit in 50 MB). The number of '<' not followed by
+    '/' bounds the elements, the number of '=' the attributes (both counted in C; in UTF-16
+    and UTF-32 they overcount); only when a bound is over its limit are they counted, by a
+    parse that builds no tree (huge_tree: a long base64 text node must not end the count
+    early; no DTD can be there, refused before)."""
+    max_attributes = max_elements * ATTRIBUTES_PER_ELEMENT
+    if data.count(b"<") - data.count(b"</") <= max_elements and \
+            data.count(b"=") <= max_attributes:
+        return
+    counter = _ElementCounter(max_elements, max_attributes)
+    parser = etree.XMLParser(target=counter, **{**_PARSER_OPTIONS, "huge_tree": True})
+    try:
+        etree.fromstring(data, parser)
+    except _TooManyElements as exc:
+        raise CdaParseError(CDA_TOO_MANY_ELEMENTS, f"more than {exc} in the document",
+                            "/ClinicalDocument") from None
+    except (etree.XMLSyntaxError, ValueError):
+        return  # broken XML: the parse that follows says where
+
+
+class _TooManyElements(Exception):
+    """Internal: the element counter went over its limit (the message says which)."""
+
+
+class _ElementCounter:
+    """An lxml parser target that only counts start tags and attributes (no tree, no text)."""
+
+    def __init__(self, max_elements: int, max_attributes: int) -> None:
+        self.max_elements = max_elements
+        self.max_attributes = max_attributes
+        self.elements = 0
+        self.attributes = 0
+
+    def start(self, tag: str, attrib: dict) -> None:  # noqa: ARG002
+        self.elements += 1
+        self.attributes += len(attrib)
+        if self.elements > self.max_elements:
+            raise _TooManyElements(f"{self.max_elements} elements")
+        if self.attributes > self.max_attributes:
+            raise _TooManyElements(f"{self.max_attributes} attributes")
+
+    def close(self) -> None:
+        return None
 
 
 class _TextTooLong(Exception):
@@ -290,6 +406,9 @@ def _clinical_document(root: etree._Element) -> tuple[etree._Element, str]:
                             "ClinicalDocument inside", "/stylesheet")
     qname = etree.QName(root) if isinstance(tag, str) else None
     name = qname.localname if qname else "?"
+    if name == "Envelope" and qname is not None and \
+            (qname.namespace or "").encode() in SOAP_NAMESPACES:
+        raise CdaParseError(CDA_NOT_CDA, SOAP_REFUSED, "/Envelope")
     if name == "ClinicalDocument":
         ns = qname.namespace if qname else None
         where = f"namespace {ns!r}" if ns else "no namespace"
