@@ -427,7 +427,7 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
             return outcome
         except _Stop as stop:
             savepoint.rollback()
-            return stop.outcome
+            return _without_undone_dossier(conn, stop.outcome)
         except Exception as exc:
             savepoint.rollback()
             # SQLite has one writer: a constraint error there is a bug, never a race
@@ -451,6 +451,17 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
                 continue
             return _internal_error(item.row.id, exc)
     raise AssertionError("unreachable")
+
+
+def _without_undone_dossier(conn, outcome: Outcome) -> Outcome:  # noqa: ANN001
+    """A message stopped after its identity created a dossier in its savepoint (auto-create):
+    a duplicate of what a message filed for another patient (the ANS examples reuse one
+    MSH-10 and one document for two patients). The dossier went with the savepoint: the
+    outcome names none, or recording it failed (the ledger's patient_id pointed at no
+    dossier) and with it the whole transaction of the batch."""
+    if outcome.patient_id is not None and get_patient(conn, outcome.patient_id) is None:
+        outcome.patient_id = None
+    return outcome
 
 
 def _concurrent_conflict(exc: Exception) -> str | None:
