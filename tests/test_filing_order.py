@@ -7,12 +7,13 @@ the cut, the store must be the one of filing every message alone in ledger order
 run here from the same prepared messages (pickled as the pool does), on copies of one store:
 once one message per piece (each alone: the one-by-one path), once cut as given.
 
-The ANS "Volets TRANS DOC CDA HL7V2" v2.0/v2.1 ORU examples exposed the bugs: ten messages of
-two patients who have no dossier yet (auto-create), all under one MSH-10 ('015'), initial,
-replacement and deletion of one document number ('1001-E1'). A message creating a dossier
-went to one-by-one filing without holding back the later messages of its piece: one for the
-other patient went in bulk before it, owned the document number first, and the replacement
-of the first patient was quarantined (CORRECTION_OTHER_DOSSIER) instead of filed.
+The ANS "Volets TRANS DOC CDA HL7V2" v2.0/v2.1 ORU examples exposed the bugs: two patients,
+the v2.1 one's dossier created by a BIO-TROD before, all under one MSH-10 ('015'),
+replacement, deletion and initial of one document number ('1001-E1'). A message creating a
+dossier went to one-by-one filing without holding back the later messages of its piece:
+one for the other patient went in bulk before it, owned the document number first, and the
+replacement of the first patient was quarantined (CORRECTION_OTHER_DOSSIER) instead of
+filed. Bench: bench/diff_batching.py runs the same comparison over samples and corpus.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from bench.diff_batching import snapshot
 from dossiers.db import make_engine
 from pipelines.dossier_admin import DossierInput, create_dossiers
@@ -31,6 +35,7 @@ from pipelines.ledger import claim_batch
 from pipelines.process import Context, file_prepared, prepare_rows, read_claimed
 from pipelines.settings import load_settings
 from tests.conftest import SAMPLES, corpus_path, migrated_sqlite
+from tests.test_dedup_channels import cr_bio, oru
 
 VOLETS = "Volets_TRANS_DOC_CDA_HL7V2_V2.{}_ORU_{}_ORU_message_ORU_CR_Bio_{}"
 
@@ -109,6 +114,122 @@ def file_cut(base: Prepared, cuts: list[int], name: str) -> dict[str, list[str]]
 def one_by_one(base: Prepared) -> dict[str, list[str]]:
     count = len(pickle.loads(base.blob)[0])
     return file_cut(base, list(range(1, count)), "alone")
+
+
+def test_the_volets_oru_sets_file_alike_in_one_piece_and_one_by_one(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """A BIO-TROD creating the dossier of the v2.1 set's patient, then the v2.0 and v2.1 ORU.
+    Cut after the BIO-TROD, the v2.0 replacement (its patient's dossier to create) went
+    one by one after the v2.1 one (its dossier now there), which went in bulk and owned the
+    document number first: the v2.0 replacement, and its deletion, were quarantined
+    CORRECTION_OTHER_DOSSIER instead of filed, and the v2.1 ones deposited instead of
+    found duplicates. Each creation of a dossier now holds back what comes after it."""
+    trod = corpus_path("cda", "BIO-TROD_2024.01_COVID-19.xml")
+    files = [trod, *volets("0"), *volets("1")]
+    base = prepare(tmp_path, sqlite_template, [(p.read_bytes(), "labs") for p in files])
+    alone = one_by_one(base)
+    assert sum('"duplicate"' in line for line in alone["ledger"]) == 3  # the v2.1 ones
+    for cuts in ([], [1], [1, 4], [2, 5]):
+        assert file_cut(base, cuts, f"c{'-'.join(map(str, cuts))}") == alone, cuts
+
+
+def test_bio_trod_documents_sharing_a_fact_file_alike_whatever_the_cut(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """The four ANS BIO-TROD documents, whose patient has no dossier yet: the first creates
+    it; two state the same influenza B result, which the first of them must own."""
+    files = sorted(corpus_path("cda").glob("BIO-TROD_2024.01_*.xml"))
+    base = prepare(tmp_path, sqlite_template, [(p.read_bytes(), "ans") for p in files])
+    alone = one_by_one(base)
+    for cuts in ([], [1], [2], [1, 3]):
+        assert file_cut(base, cuts, f"c{'-'.join(map(str, cuts))}") == alone, cuts
+
+
+def test_a_cancel_naming_the_number_of_a_document_of_its_piece_files_after_it(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """A RIS's T02 carries a CDA (filed under its ClinicalDocument/id, TXA-12 kept beside
+    it); its T11, without content, names TXA-12 alone and is followed to that document.
+    In one piece the two share no key: both went in bulk, the cancel found nothing and
+    filed a tombstone, and the report stayed current. The number a document may be named
+    by marks it as a key does."""
+    from tests.test_documents_senders import _mdm, b64, cda
+
+    ed = f"OBX|1|ED|18748-4^CR d'imagerie^LN||^TEXT^XML^Base64^{b64(cda('DOC-9'))}||||||F"
+    messages = [_mdm("T02", txa12="CR-2024-0041^RIS-Y"),  # creates the dossier
+                _mdm("T02", txa12="CR-2024-0042^RIS-Y", content=None) + ed + "\r",
+                _mdm("T11", txa12="CR-2024-0042^RIS-Y", content=None)]
+    base = prepare(tmp_path, sqlite_template, [(m.encode(), "labo-y") for m in messages])
+    alone = one_by_one(base)
+    assert not any('"document|CR-2024-0042' in line for line in alone["entries"])
+    assert file_cut(base, [1], "bulk") == alone
+
+
+def test_a_cancel_held_back_in_its_piece_files_before_the_original_sent_after_it(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """Patient B's T11 names report CR-777, which patient A's T02 files after it. Filed in
+    ledger order, nothing holds CR-777 when the cancel comes (a tombstone in B's dossier),
+    then A's report is filed. In one piece the cancel was held back (its control id is the
+    one of B's report before it) while A's report, sharing no key of B's dossier, went in
+    bulk before it: the cancel then found CR-777 in A's dossier and was quarantined
+    (CORRECTION_OTHER_DOSSIER). What a held-back message corrects holds back a message
+    filing it, in any dossier."""
+    from tests.test_documents_senders import _mdm
+    from tests.test_documents_senders_round2 import _other_patient
+
+    cancel = _other_patient(_mdm("T11", txa12="CR-777^RIS-Y", content=None))
+    messages = [_mdm("T02", txa12="CR-100^RIS-Y"),  # A's dossier
+                _other_patient(_mdm("T02", txa12="CR-5^RIS-Y")),  # B's
+                _other_patient(_mdm("T02", txa12="CR-6^RIS-Y")),
+                cancel.replace("|M-T11-CR-777|", "|M-T02-CR-6^R|"),  # B's control id again
+                _mdm("T02", txa12="CR-777^RIS-Y")]
+    base = prepare(tmp_path, sqlite_template, [(m.encode(), "labo-y") for m in messages])
+    alone = one_by_one(base)
+    assert not any("CORRECTION_OTHER_DOSSIER" in line for line in alone["ledger"])
+    assert file_cut(base, [1, 2], "bulk") == alone
+
+
+def related_messages() -> list[tuple[bytes, str]]:
+    """Messages that act on each other, in one ledger order: a preliminary result and its
+    final from another channel (the CR-BIO), its correction; two versions of a CR-BIO
+    (relatedDocument RPLC); the four BIO-TROD of a patient without a dossier (the first
+    creates it, two state one fact); the replacement, deletion and initial of one
+    document for another patient without a dossier, all under one MSH-10."""
+    trod = sorted(corpus_path("cda").glob("BIO-TROD_2024.01_*.xml"))
+    renal = [SAMPLES / "cda" / "02_crbio_synlab_bilan_renal_v1.xml",
+             SAMPLES / "cda" / "03_crbio_synlab_bilan_renal_v2_rplc.xml"]
+    v20, v21 = volets("0"), volets("1")
+    return [(oru(control="RB-P", value="1.80", status="P"), "LABM"),
+            (trod[0].read_bytes(), "ans"),
+            (cr_bio(), "chu"),
+            (v20[0].read_bytes(), "labs"),
+            (renal[0].read_bytes(), "synlab"),
+            (trod[1].read_bytes(), "ans"),
+            (oru(control="RB-C", value="1.90", status="C"), "LABM"),
+            (v21[0].read_bytes(), "labs"),
+            (v20[1].read_bytes(), "labs"),
+            (trod[2].read_bytes(), "ans"),
+            (renal[1].read_bytes(), "synlab"),
+            (trod[3].read_bytes(), "ans"),
+            (v20[2].read_bytes(), "labs")]
+
+
+_related: dict[str, object] = {}
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=1, max_value=12), max_size=5))
+def test_related_messages_file_alike_wherever_the_batch_is_cut(
+        tmp_path_factory, sqlite_template, cuts) -> None:  # noqa: ANN001
+    """Versions, corrections, cancellations, one fact through two channels, messages
+    creating a dossier followed by others for the same patient: cut into pieces anywhere,
+    the store is the one of filing them one by one."""
+    if "base" not in _related:
+        base = prepare(tmp_path_factory.mktemp("related"), sqlite_template,
+                       related_messages())
+        _related.update(base=base, alone=one_by_one(base), n=0)
+    _related["n"] += 1
+    batched = file_cut(_related["base"], cuts, f"h{_related['n']}")
+    assert batched == _related["alone"]
 
 
 def test_a_duplicate_whose_dossier_was_to_be_created_names_no_dossier(
