@@ -21,9 +21,10 @@ from __future__ import annotations
 import csv
 import pickle
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,7 @@ from dossiers.db import make_engine
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.ledger import claim_batch
-from pipelines.process import Context, file_prepared, prepare_rows, read_claimed
+from pipelines.process import Context, drain, file_prepared, prepare_rows, read_claimed
 from pipelines.settings import load_settings
 from tests.conftest import SAMPLES, corpus_path, migrated_sqlite
 from tests.test_dedup_channels import cr_bio, oru
@@ -255,3 +256,51 @@ def test_a_duplicate_whose_dossier_was_to_be_created_names_no_dossier(
     assert ledger[0].status == "deposited" and ledger[0].patient_id is not None
     assert tuple(ledger[3]) == ("duplicate", None)
     assert after == before + 1
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_stores(request, tmp_path) -> tuple[str, str]:  # noqa: ANN001
+    """Two stores at head, on SQLite and on PostgreSQL (the bulk path's statements differ)."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        return (migrated_sqlite(template, tmp_path / "a" / "dmp.sqlite3"),
+                migrated_sqlite(template, tmp_path / "b" / "dmp.sqlite3"))
+    server = request.getfixturevalue("postgres_server")
+    return server.new_database(), server.new_database()
+
+
+def _drained(url: str, home: Path, batch_size: int,
+             groups: list[list[tuple[bytes, str]]]) -> dict[str, list[str]]:
+    """Each group intaken then drained in batches of ``batch_size`` (no pool)."""
+    conf = load_settings(env={"DMP_HOME": str(home), "DMP_DATABASE_URL": url,
+                              "DMP_AUTO_CREATE": "1",
+                              "DMP_MAPPINGS_DIR": str(SAMPLES / "mappings")})
+    ctx = Context.from_settings(replace(conf, batch_size=batch_size, prepare_processes=0))
+    try:
+        n = 0
+        for group in groups:
+            intake(ctx.engine, ctx.archive, [Received(data, source, "file", file_name=f"{n + i}")
+                                             for i, (data, source) in enumerate(group)])
+            n += len(group)
+            drain(ctx)
+        return snapshot(ctx.engine)
+    finally:
+        ctx.engine.dispose()
+
+
+def test_drained_in_one_batch_or_one_by_one_the_store_is_the_same(
+        two_stores, tmp_path) -> None:  # noqa: ANN001
+    """Through ``drain``, on both stores: the dossiers of the v2.1 Volets patient and of
+    the RIS's patient created first, then one batch of the v2.0 and v2.1 ORU and of a T02
+    carrying a CDA with the T11 naming its number."""
+    from tests.test_documents_senders import _mdm, b64, cda
+
+    ed = f"OBX|1|ED|18748-4^CR d'imagerie^LN||^TEXT^XML^Base64^{b64(cda('DOC-9'))}||||||F"
+    first = [(corpus_path("cda", "BIO-TROD_2024.01_COVID-19.xml").read_bytes(), "labs"),
+             (_mdm("T02", txa12="CR-2024-0041^RIS-Y").encode(), "labo-y")]
+    batch = [(p.read_bytes(), "labs") for p in [*volets("0"), *volets("1")]] + [
+        ((_mdm("T02", txa12="CR-2024-0042^RIS-Y", content=None) + ed + "\r").encode(),
+         "labo-y"),
+        (_mdm("T11", txa12="CR-2024-0042^RIS-Y", content=None).encode(), "labo-y")]
+    alone = _drained(two_stores[0], tmp_path / "one", 1, [first, batch])
+    assert _drained(two_stores[1], tmp_path / "bulk", 100, [first, batch]) == alone
