@@ -193,7 +193,9 @@ def related_messages() -> list[tuple[bytes, str]]:
     final from another channel (the CR-BIO), its correction; two versions of a CR-BIO
     (relatedDocument RPLC); the four BIO-TROD of a patient without a dossier (the first
     creates it, two state one fact); the replacement, deletion and initial of one
-    document for another patient without a dossier, all under one MSH-10."""
+    document for another patient without a dossier, all under one MSH-10, and the v2.1
+    replacement for the BIO-TROD patient; a patient's opposition (ADT^A31), a result
+    refused by it, an identity update (ADT^A08) among other patients' results."""
     trod = sorted(corpus_path("cda").glob("BIO-TROD_2024.01_*.xml"))
     renal = [SAMPLES / "cda" / "02_crbio_synlab_bilan_renal_v1.xml",
              SAMPLES / "cda" / "03_crbio_synlab_bilan_renal_v2_rplc.xml"]
@@ -210,7 +212,15 @@ def related_messages() -> list[tuple[bytes, str]]:
             (trod[2].read_bytes(), "ans"),
             (renal[1].read_bytes(), "synlab"),
             (trod[3].read_bytes(), "ans"),
-            (v20[2].read_bytes(), "labs")]
+            (v20[2].read_bytes(), "labs"),
+            (hl7("26_gam_annecy_a31_opposition.hl7"), "gam"),
+            (hl7("09_synlab_nfs_crp_groupe.hl7"), "synlab"),
+            (hl7("27_labm_tsh_opposition.hl7"), "LABM"),
+            (hl7("28_gam_annecy_a08_identite.hl7"), "gam")]
+
+
+def hl7(name: str) -> bytes:
+    return (SAMPLES / "hl7v2" / name).read_bytes()
 
 
 _related: dict[str, object] = {}
@@ -218,7 +228,7 @@ _related: dict[str, object] = {}
 
 @settings(max_examples=10, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cuts=st.lists(st.integers(min_value=1, max_value=12), max_size=5))
+@given(cuts=st.lists(st.integers(min_value=1, max_value=16), max_size=6))
 def test_related_messages_file_alike_wherever_the_batch_is_cut(
         tmp_path_factory, sqlite_template, cuts) -> None:  # noqa: ANN001
     """Versions, corrections, cancellations, one fact through two channels, messages
