@@ -72,8 +72,16 @@ def file_all(work: Path, files: list[Path], crbio: int, batch_size: int, process
 
 def snapshot(engine) -> dict[str, list[str]]:  # noqa: ANN001
     """Ledger outcomes by import id, entries and provenance links without their row ids
-    (an entry's parent by its key), as sorted JSON lines."""
-    from dossiers.schema import entries, imports, provenance
+    (an entry's parent by its key), the dossiers (ids included: created in the same order),
+    their identifiers and the logical messages claimed, as sorted JSON lines."""
+    from dossiers.schema import (
+        entries,
+        imports,
+        logical_messages,
+        patient_identifiers,
+        patients,
+        provenance,
+    )
 
     skip = {"id", "created_at", "patient_id", "supersedes", "superseded_by", "parent_id"}
     with engine.connect() as c:
@@ -91,7 +99,16 @@ def snapshot(engine) -> dict[str, list[str]]:  # noqa: ANN001
         links = sorted(json.dumps([r.import_id, r.relation, str(r.source_ref),
                                    key_of.get(r.entry_id)], ensure_ascii=False)
                        for r in c.execute(select(provenance)))
-    return {"ledger": ledger, "entries": stored, "provenance": links}
+        people = sorted(json.dumps({k: v for k, v in r._mapping.items()
+                                    if k not in ("created_at", "updated_at")},
+                                   sort_keys=True, ensure_ascii=False, default=str)
+                        for r in c.execute(select(patients)))
+        known = sorted(json.dumps([r.patient_id, r.authority, r.value, r.type_code])
+                       for r in c.execute(select(patient_identifiers)))
+        claimed = sorted(json.dumps([r.logical_id, r.import_id, r.fingerprint])
+                         for r in c.execute(select(logical_messages)))
+    return {"ledger": ledger, "entries": stored, "provenance": links, "patients": people,
+            "identifiers": known, "logical": claimed}
 
 
 def differences(one: dict[str, list[str]], batched: dict[str, list[str]]) -> list[str]:

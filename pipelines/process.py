@@ -1196,7 +1196,17 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
     try:
         lookup = BatchLookup(conn, [p.normalized.identity for p in prepared]
                              + [s.identity for p in prepared if p.shares for s in p.shares])
-        resolved: list[tuple[Prepared, list[_Target], list[str]]] = []
+        # the records of the batch's logical ids (dedupe level 2), read once: a duplicate is
+        # decided as soon as it is resolved, so that what its identity taught is forgotten
+        # (filed alone, its savepoint is rolled back with it)
+        wanted = {x for item in prepared for x in (item.normalized.logical_id, _variant(item))}
+        held: dict[str, list] = {}
+        ids = sorted(w for w in wanted if w is not None)
+        if ids:
+            for h in conn.execute(_HELD_LOGICAL, {"ids": ids}):
+                held.setdefault(h.logical_id, []).append(h)
+        records: list[dict] = []
+        filing: list[tuple[Prepared, list[_Target], list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
         codes_seen: set[tuple[int, str]] = set()  # (patient, code) of results
@@ -1261,33 +1271,22 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                     cut = n + 1
                     break
             else:
-                resolved.append((item, targets, warnings))
+                mine = held.get(logical_id, []) + held.get(_variant(item), [])
+                try:
+                    record = _dedupe(item, mine,
+                                     None if item.shares else targets[0].patient_id, warnings)
+                except _Stop as stop:
+                    lookup.undo(mark)  # a duplicate files nothing, learns nothing
+                    decided[item.row.id] = stop.outcome
+                    continue
+                if record is not None:
+                    records.append(record)
+                filing.append((item, targets, warnings))
             logical_seen.add(logical_id)
             keys_seen |= keys
             pairs_seen |= pairs
             codes_seen |= codes
             fixes_seen |= fixes
-
-        wanted = {x for item, _, _ in resolved for x in (item.normalized.logical_id,
-                                                        _variant(item))}
-        held: dict[str, list] = {}
-        if wanted:
-            ids = sorted(w for w in wanted if w is not None)
-            for h in conn.execute(_HELD_LOGICAL, {"ids": ids}):
-                held.setdefault(h.logical_id, []).append(h)
-        records: list[dict] = []
-        filing: list[tuple[Prepared, list[_Target], list[str]]] = []
-        for item, targets, warnings in resolved:
-            mine = held.get(item.normalized.logical_id, []) + held.get(_variant(item), [])
-            try:
-                record = _dedupe(item, mine, None if item.shares else targets[0].patient_id,
-                                 warnings)
-            except _Stop as stop:
-                decided[item.row.id] = stop.outcome
-                continue
-            if record is not None:
-                records.append(record)
-            filing.append((item, targets, warnings))
 
         stored = held_entries(conn, {(t.patient_id, k) for _, targets, _ in filing
                                      for t in targets for k in t.keys})

@@ -188,6 +188,22 @@ def test_a_cancel_held_back_in_its_piece_files_before_the_original_sent_after_it
     assert file_cut(base, [1, 2], "bulk") == alone
 
 
+def test_a_duplicate_filed_in_bulk_teaches_no_identifier(tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """The lab sends its ORU again (same MSH-10, same results), its PID now with the
+    hospital's IPP too: a duplicate. Alone, its savepoint is rolled back with what its
+    identity taught; in bulk, the IPP was learnt for the dossier all the same (and the
+    next messages found by it)."""
+    again = oru(control="RB-1").replace(
+        b"^PI||Le Goff", b"^PI~77001^^^HCL&2.999.250.1.9&ISO^PI||Le Goff")
+    assert again != oru(control="RB-1")
+    base = prepare(tmp_path, sqlite_template, [(oru(control="RB-1"), "LABM"),
+                                               (again, "LABM"), (cr_bio(), "chu")])
+    alone = one_by_one(base)
+    assert sum('"duplicate"' in line for line in alone["ledger"]) == 1
+    assert not any("77001" in line for line in alone["identifiers"])
+    assert file_cut(base, [1], "bulk") == alone
+
+
 def related_messages() -> list[tuple[bytes, str]]:
     """Messages that act on each other, in one ledger order: a preliminary result and its
     final from another channel (the CR-BIO), its correction; two versions of a CR-BIO
