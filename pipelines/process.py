@@ -405,13 +405,29 @@ def _file_piece(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
                 outcomes: dict[int, tuple[Outcome, datetime]]) -> None:
     """File a piece as filing its messages one by one in ledger order would: in bulk up to
     the first message that must be filed on its own before the next ones are even resolved
-    (``file_in_bulk``'s rest), then that one and those deferred, then the rest likewise."""
-    rest = piece
+    (``file_in_bulk``'s rest), then that one and those deferred, then the rest likewise.
+
+    When the bulk path stops at its very first message (a run of messages creating their
+    dossiers, as when auto-create meets a new population), each try cost the look-ups of
+    the whole rest for nothing: the next messages are then filed one by one, 1, 2, 4... up
+    to ``ALONE_MAX`` of them between two tries. One by one is the reference: the outcome is
+    the same either way."""
+    rest, streak, alone = piece, 0, 0
     while rest:
-        one_by_one, rest = file_in_bulk(ctx, conn, rest, outcomes) if len(rest) > 1 \
-            else (rest, [])
+        if alone or len(rest) == 1:
+            one_by_one, rest = rest[:max(alone, 1)], rest[max(alone, 1):]
+            alone = 0
+        else:
+            before = len(rest)
+            one_by_one, rest = file_in_bulk(ctx, conn, rest, outcomes)
+            stalled = len(one_by_one) == 1 and len(rest) == before - 1
+            streak = min(2 * streak or 1, ALONE_MAX) if stalled else 0
+            alone = streak
         for item in one_by_one:
             outcomes[item.row.id] = (_file_in_savepoint(ctx, conn, item), item.started)
+
+
+ALONE_MAX = 16  # messages filed one by one between two tries of a bulk path that stalls
 
 
 CONFLICT_RETRIES = 3  # in place, with a growing random pause; then back to the queue
