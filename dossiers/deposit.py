@@ -335,6 +335,26 @@ def appended_to(entry: Entry) -> list[str]:
             for i in (r.get("ids") or ([r["parent_id"]] if r.get("parent_id") else []))]
 
 
+def document_aliases(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
+    """The other keys a replacement or cancel may name a document of these items by, and
+    follow to it (``follow_document_numbers``): the message's own number beside a CDA id
+    ('document|' + details.message_document_id) and a scoped number's unscoped form. Two
+    messages of one batch meeting under one of them depend on each other as if they shared
+    the key (pipelines.process.file_in_bulk)."""
+    aliases: set[str] = set()
+    for entry, _ in items:
+        if entry.type != DOCUMENT:
+            continue
+        number = (entry.details or {}).get("message_document_id")
+        if number:
+            aliases.add(f"document|{number}")
+        for key in (entry.key, entry.replaces_key):
+            old = _unscoped(key) if key else None
+            if old:
+                aliases.add(old)
+    return aliases
+
+
 # Lookups by (patient, something) pairs join the entries with the list of pairs, so that each
 # pair is one index probe: two IN lists (patient_id IN ... AND key IN ...) would make the
 # database try every patient with every key, half a second for a 500-message batch here. The

@@ -41,6 +41,7 @@ from dossiers.deposit import (
     DepositResult,
     codes_of,
     deposit,
+    document_aliases,
     entry_facts,
     facts_of,
     follow_document_numbers,
@@ -403,9 +404,31 @@ def deposit_events(decided: dict[int, tuple[Outcome, datetime]],
 
 def _file_piece(ctx: Context, conn, piece: list[Prepared],  # noqa: ANN001
                 outcomes: dict[int, tuple[Outcome, datetime]]) -> None:
-    one_by_one = file_in_bulk(ctx, conn, piece, outcomes) if len(piece) > 1 else piece
-    for item in one_by_one:
-        outcomes[item.row.id] = (_file_in_savepoint(ctx, conn, item), item.started)
+    """File a piece as filing its messages one by one in ledger order would: in bulk up to
+    the first message that must be filed on its own before the next ones are even resolved
+    (``file_in_bulk``'s rest), then that one and those deferred, then the rest likewise.
+
+    When the bulk path stops at its very first message (a run of messages creating their
+    dossiers, as when auto-create meets a new population), each try cost the look-ups of
+    the whole rest for nothing: the next messages are then filed one by one, 1, 2, 4... up
+    to ``ALONE_MAX`` of them between two tries. One by one is the reference: the outcome is
+    the same either way."""
+    rest, streak, alone = piece, 0, 0
+    while rest:
+        if alone or len(rest) == 1:
+            one_by_one, rest = rest[:max(alone, 1)], rest[max(alone, 1):]
+            alone = 0
+        else:
+            before = len(rest)
+            one_by_one, rest = file_in_bulk(ctx, conn, rest, outcomes)
+            stalled = len(one_by_one) == 1 and len(rest) == before - 1
+            streak = min(2 * streak or 1, ALONE_MAX) if stalled else 0
+            alone = streak
+        for item in one_by_one:
+            outcomes[item.row.id] = (_file_in_savepoint(ctx, conn, item), item.started)
+
+
+ALONE_MAX = 16  # messages filed one by one between two tries of a bulk path that stalls
 
 
 CONFLICT_RETRIES = 3  # in place, with a growing random pause; then back to the queue
@@ -428,7 +451,7 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
             return outcome
         except _Stop as stop:
             savepoint.rollback()
-            return stop.outcome
+            return _without_undone_dossier(conn, stop.outcome)
         except Exception as exc:
             savepoint.rollback()
             # SQLite has one writer: a constraint error there is a bug, never a race
@@ -452,6 +475,17 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
                 continue
             return _internal_error(item.row.id, exc)
     raise AssertionError("unreachable")
+
+
+def _without_undone_dossier(conn, outcome: Outcome) -> Outcome:  # noqa: ANN001
+    """A message stopped after its identity created a dossier in its savepoint (auto-create):
+    a duplicate of what a message filed for another patient (the ANS examples reuse one
+    MSH-10 and one document for two patients). The dossier went with the savepoint: the
+    outcome names none, or recording it failed (the ledger's patient_id pointed at no
+    dossier) and with it the whole transaction of the batch."""
+    if outcome.patient_id is not None and get_patient(conn, outcome.patient_id) is None:
+        outcome.patient_id = None
+    return outcome
 
 
 def _concurrent_conflict(exc: Exception) -> str | None:
@@ -1167,42 +1201,76 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
 
 
 def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
-                 outcomes: dict[int, tuple[Outcome, datetime]]) -> list[Prepared]:
+                 outcomes: dict[int, tuple[Outcome, datetime]]
+                 ) -> tuple[list[Prepared], list[Prepared]]:
     """File, with a few statements for the whole batch, the messages that touch nothing
-    another message of the batch touches; return the others (and all of them if anything
-    goes wrong) for the one-by-one path. Outcomes decided here are added to ``outcomes``."""
+    another message of the batch touches; return the others for the one-by-one path (all of
+    them if anything goes wrong), and the rest of the batch, not looked at, that must be
+    filed after those (``_file_piece``). Outcomes decided here are added to ``outcomes``.
+
+    The outcome must be the one of filing the messages one by one in ledger order, whatever
+    the batch (the pool's pace cuts batches into pieces): the bulk messages are filed first,
+    then the deferred ones in order, so nothing after a deferred message may depend on it.
+    What a message does to the identities the next ones are resolved with (an ADT, a dossier
+    created, an INS given, an identifier learnt by a deferred message), or a refusal that may
+    depend on what an earlier message of the batch files, cannot be marked: the batch is cut
+    there, and the messages after it are resolved once it is filed."""
     decided: dict[int, Outcome] = {}
     later: list[Prepared] = []
+    cut = len(prepared)
     savepoint = conn.begin_nested()
     try:
         lookup = BatchLookup(conn, [p.normalized.identity for p in prepared]
                              + [s.identity for p in prepared if p.shares for s in p.shares])
-        resolved: list[tuple[Prepared, list[_Target], list[str]]] = []
+        # the records of the batch's logical ids (dedupe level 2), read once: a duplicate is
+        # decided as soon as it is resolved, so that what its identity taught is forgotten
+        # (filed alone, its savepoint is rolled back with it)
+        wanted = {x for item in prepared for x in (item.normalized.logical_id, _variant(item))}
+        held: dict[str, list] = {}
+        ids = sorted(w for w in wanted if w is not None)
+        if ids:
+            for h in conn.execute(_HELD_LOGICAL, {"ids": ids}):
+                held.setdefault(h.logical_id, []).append(h)
+        records: list[dict] = []
+        filing: list[tuple[Prepared, list[_Target], list[str]]] = []
         logical_seen: set[str] = set()
         pairs_seen: set[tuple[int, str]] = set()
         codes_seen: set[tuple[int, str]] = set()  # (patient, code) of results
         fixes_seen: set[tuple[int, str]] = set()  # (patient, code) of corrected results
         keys_seen: set[str] = set()  # every key filed by the batch so far, any dossier
+        named_later: set[str] = set()  # keys that deferred messages correct, any dossier
         doc_sets: dict[int, set[tuple[int, str]]] = {}  # import id -> (patient, CDA set id)
         for n, item in enumerate(prepared):
             if item.normalized.adt is not None:
                 # An ADT changes what the messages after it may do (an opposition refuses
-                # them): it and everything after it are filed one by one, in order.
-                later.extend(prepared[n:])
+                # them, a merge moves their dossier): filed on its own, in its turn.
+                later.append(item)
+                cut = n + 1
                 break
+            named = {k for e, _ in item.items for k in named_keys(e)}
             mark = lookup.mark()
             try:
                 targets, warnings = _resolve_targets(ctx, conn, item, lookup)
             except _Stop as stop:
                 lookup.undo(mark)  # a message of several patients: nothing of it is kept
+                if named & keys_seen:
+                    # CORRECTION_OTHER_DOSSIER decided without what an earlier message of
+                    # the batch files: decided again in its turn
+                    later.append(item)
+                    cut = n + 1
+                    break
                 decided[item.row.id] = stop.outcome
                 continue
             except NeedsOwnTransaction:
+                # a dossier to create or an INS to give: the next messages may be that
+                # patient's (by INS, local id or demographics), resolved once it is done
                 lookup.undo(mark)
                 later.append(item)
-                continue
+                cut = n + 1
+                break
             doc_sets[item.row.id] = {(t.patient_id, s) for t in targets for s in sets_of(t.items)}
             pairs = {(t.patient_id, k) for t in targets for k in t.keys} | \
+                {(t.patient_id, k) for t in targets for k in document_aliases(t.items)} | \
                 {(t.patient_id, f"fact:{f}") for t in targets for f in t.facts} | \
                 {(pid, f"set:{s}") for pid, s in doc_sets[item.row.id]}
             logical_id = item.normalized.logical_id
@@ -1212,44 +1280,39 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
             fixes = {(t.patient_id, c) for t in targets for c in codes_of(t.items, True)}
             # a correction of what an earlier message of the batch files, maybe in another
             # dossier (CORRECTION_OTHER_DOSSIER): checked once that one is written
-            named = {k for t in targets for e, _ in t.items for k in named_keys(e)}
+            keys = {k for t in targets for k in t.keys}
             if logical_id in logical_seen or pairs & pairs_seen or fixes & codes_seen \
-                    or codes & fixes_seen or named & keys_seen:
+                    or codes & fixes_seen or named & keys_seen or keys & named_later:
                 # depends on another message of this batch: filed after the bulk ones. What
                 # it touches stays marked (below), so that a later message depending on it
                 # is filed after it too: it went in bulk, before it (the second of two
                 # documents stating one fact owned the entry, the first only confirmed it),
                 # and which one won depended on where the pool's pace cut the batch
                 later.append(item)
+                named_later |= named
+                if lookup.mark() != mark:
+                    # it taught the batch an identifier the next messages may be found by:
+                    # learnt when it is filed, and they resolved after it
+                    lookup.undo(mark)
+                    cut = n + 1
+                    break
             else:
-                resolved.append((item, targets, warnings))
+                mine = held.get(logical_id, []) + held.get(_variant(item), [])
+                try:
+                    record = _dedupe(item, mine,
+                                     None if item.shares else targets[0].patient_id, warnings)
+                except _Stop as stop:
+                    lookup.undo(mark)  # a duplicate files nothing, learns nothing
+                    decided[item.row.id] = stop.outcome
+                    continue
+                if record is not None:
+                    records.append(record)
+                filing.append((item, targets, warnings))
             logical_seen.add(logical_id)
-            for t in targets:
-                keys_seen |= t.keys
+            keys_seen |= keys
             pairs_seen |= pairs
             codes_seen |= codes
             fixes_seen |= fixes
-
-        wanted = {x for item, _, _ in resolved for x in (item.normalized.logical_id,
-                                                        _variant(item))}
-        held: dict[str, list] = {}
-        if wanted:
-            ids = sorted(w for w in wanted if w is not None)
-            for h in conn.execute(_HELD_LOGICAL, {"ids": ids}):
-                held.setdefault(h.logical_id, []).append(h)
-        records: list[dict] = []
-        filing: list[tuple[Prepared, list[_Target], list[str]]] = []
-        for item, targets, warnings in resolved:
-            mine = held.get(item.normalized.logical_id, []) + held.get(_variant(item), [])
-            try:
-                record = _dedupe(item, mine, None if item.shares else targets[0].patient_id,
-                                 warnings)
-            except _Stop as stop:
-                decided[item.row.id] = stop.outcome
-                continue
-            if record is not None:
-                records.append(record)
-            filing.append((item, targets, warnings))
 
         stored = held_entries(conn, {(t.patient_id, k) for _, targets, _ in filing
                                      for t in targets for k in t.keys})
@@ -1301,11 +1364,11 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         savepoint.rollback()
         log.warning("batch filing of %d message(s) fell back to one by one (%s)",
                     len(prepared), type(exc).__name__)
-        return prepared
+        return prepared, []
     for item in prepared:
         if item.row.id in decided:
             outcomes[item.row.id] = (decided[item.row.id], item.started)
-    return later
+    return later, prepared[cut:]
 
 
 def _adt_fingerprint(normalized: NormalizedMessage) -> str:

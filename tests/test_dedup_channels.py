@@ -138,8 +138,9 @@ def test_a_correction_and_the_final_of_the_other_channel_in_one_batch(sqlite_ctx
         for i in r.message_ids]
     prepared, outcomes = prepare_rows(sqlite_ctx, read_claimed(sqlite_ctx, ids))
     with sqlite_ctx.engine.begin() as conn:
-        later = file_in_bulk(sqlite_ctx, conn, prepared, outcomes)
+        later, rest = file_in_bulk(sqlite_ctx, conn, prepared, outcomes)
     assert [p.row.id for p in later] == [ids[1]]  # the correction: after the final
+    assert rest == []
 
 
 def test_a_correction_of_another_instant_is_not_applied_to_the_other_channel(sqlite_ctx) -> None:  # noqa: ANN001
