@@ -1,0 +1,219 @@
+"""Documents carried in HL7v2, round 6: a draft held back until signed is 'held' on the ledger
+(accepted, not filed, no failure), and the MDM^T03 that says it is signed files it.
+
+Why: HL7 v2.5 9.6.1.19 holds back a document not for patient care yet (round 5); chapter 9
+has a document server announce the signature with a T03 that carries no content. Each test
+pins what a real transcription flow sends; the ones marked 'was' failed before the fix."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import imports, provenance
+from tests.test_documents_senders import _filed
+from tests.test_documents_senders_round4 import PDF, _auto, _mdm, _through
+from tests.test_documents_senders_round5 import KEY, SIGNED, _status_change
+
+
+def _row(ctx, import_id: int):  # noqa: ANN001, ANN202
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(imports).where(imports.c.id == import_id)).one()
+
+
+def _links(ctx, entry_id: int) -> set[tuple[int, str]]:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return {(r.import_id, r.relation) for r in conn.execute(
+            select(provenance).where(provenance.c.entry_id == entry_id))}
+
+
+def _archived(ctx, doc) -> bytes:  # noqa: ANN001
+    """The file a filed document points at, as the archive keeps it."""
+    return ctx.archive.get(doc.attachment_sha256)
+
+
+def _documents(ctx) -> list[tuple]:  # noqa: ANN001
+    return [(e.key, e.version, e.status, e.current) for e in _filed(ctx)
+            if e.type == "document"]
+
+
+# -- the ledger tells the truth: held, not failed ------------------------------------------------
+def test_a_dictated_report_is_held_on_the_ledger_not_failed(ctx):
+    """MDM^T02 of a dictated CR-IMG (TXA-17 DI, no TXA-19): 'held' with MDM_NOT_AVAILABLE
+    at TXA-17, nothing filed; the failure filters, the ingest summary's failures and
+    `check` do not count it. Was: 'failed', one failure per report of a working flow."""
+    from pipelines.check import check
+    from pipelines.ledger import ImportFilter
+    from pipelines.report import ingest_summary
+    from pipelines.rerun import select_ids
+
+    row, = _through(_auto(ctx), _mdm("T02", "F", "CR-90", txa17="DI", txa19=""))
+    assert (row.status, row.error_code, row.error_location) == (
+        "held", "MDM_NOT_AVAILABLE", "TXA[5]-17")
+    assert _filed(ctx) == []
+    assert select_ids(ctx.engine, ImportFilter(status="failed")) == []
+    assert select_ids(ctx.engine, ImportFilter(status="held")) == [row.id]
+    summary = ingest_summary(ctx.engine, [row.id], [])
+    assert (summary["failed"], summary["held"]) == (0, 1)
+    assert [p["id"] for p in summary["problems"]] == []
+    report = check(ctx.engine, ctx.archive)  # no check of the store names a held import
+    assert not [f for f in report.findings if row.id in f.ids]
+
+
+def test_held_is_a_status_every_listing_knows():
+    """The admin's filters (CLI, API), the console's status list and its labels know
+    'held': a filter on it was refused as an unknown status."""
+    import json
+    from pathlib import Path
+
+    from api.console.render import STATUS_COLOURS
+    from api.console.web import STATUSES as CONSOLE
+    from pipelines.filters import STATUSES, _status
+    from pipelines.ledger import COUNTED, TERMINAL, reopenable
+
+    assert "held" in STATUSES and "held" in CONSOLE and "held" in STATUS_COLOURS
+    assert _status("Held") == "held"
+    assert "held" in TERMINAL and "held" in COUNTED
+    assert reopenable("held", "normalize")  # an admin may rerun it by id
+    labels = json.loads((Path(__file__).parents[1] / "api/console/messages.json").read_text())
+    assert labels["status.held"]["fr"] and labels["status.held"]["en"]
+
+
+def test_a_held_draft_is_acknowledged_aa_with_a_warning():
+    """Application ACK of a held draft: AA (accepted: it is kept and filed once signed) with
+    an ERR of severity W naming MDM_NOT_AVAILABLE and TXA-17. Was: AR 207, which tells the
+    sender it was refused and invites it to resend the draft unchanged."""
+    from pipelines.acknowledge import _verdict
+
+    code, error = _verdict(("held", "MDM_NOT_AVAILABLE", "TXA[5]-17: dictated", "TXA[5]-17"))
+    assert code == "AA"
+    assert (error.severity, error.hl7_code, error.location) == ("W", "0", "TXA[5]-17")
+    assert error.text.startswith("MDM_NOT_AVAILABLE")
+    assert _verdict(("failed", "MDM_NO_TXA", "no TXA", "TXA"))[0] == "AE"
+
+
+# -- the signature (MDM^T03, no content) releases the held draft ---------------------------------
+def test_a_signature_without_content_files_the_held_draft(ctx):
+    """T02 dictated (held), then the T03 that says it is legally authenticated (TXA-17 LA,
+    TXA-19 AV, no OBX): the held import's content is filed final, once, linked to both
+    imports; the held row says it was released; the T03 sent again (another MSH-10) is a
+    duplicate. Was: the T03 'does not hold', nothing filed, the sender asked to resend."""
+    rows = _through(_auto(ctx),
+                    _mdm("T02", "F", "CR-91", txa17="DI", txa19="", ed=SIGNED),
+                    _status_change("CR-91", "LA"),
+                    _status_change("CR-91", "LA").replace("RIS-Y-T03-CR-91",
+                                                          "RIS-Y-T03b-CR-91"))
+    assert [r.status for r in rows] == ["held", "deposited", "duplicate"]
+    assert not any("does not hold" in w for w in rows[1].warnings or [])
+    assert any(f"held back by import {rows[0].id}" in w for w in rows[1].warnings)
+    doc, = _filed(ctx)
+    assert (doc.key, doc.version, doc.status, doc.current) == (
+        KEY.format(n="CR-91"), 1, "final", True)
+    assert doc.media_type == "text/plain" and doc.attachment_sha256
+    assert (doc.details["completion_status"], doc.details["availability_status"]) == (
+        "LA", "AV")
+    assert _links(ctx, doc.id) >= {(rows[0].id, "created"), (rows[1].id, "created")}
+    assert _row(ctx, rows[0].id).status == "held"
+    assert f"released: filed by import {rows[1].id}" in _row(ctx, rows[0].id).discard_reason
+
+
+def test_the_report_of_a_held_pdf_is_filed_signed_with_it(ctx):
+    """A dictated CR-IMG sent as its PDF (held), signed by a T03 with TXA-18 V: the document
+    and the imaging report read from it are final, the document masked as the T03 says."""
+    masked = _status_change("CR-92", "AU").replace("|AU||AV", "|AU|V|AV")
+    rows = _through(_auto(ctx), _mdm("T02", "F", "CR-92", txa17="PA", txa19="UN", ed=PDF),
+                    masked)
+    assert [r.status for r in rows] == ["held", "deposited"]
+    filed = {e.type: e for e in _filed(ctx)}
+    assert {(t, e.status, e.current) for t, e in filed.items()} == {
+        ("document", "final", True), ("imaging_report", "final", True)}
+    assert filed["document"].masking == {"MASQUE_PS": True}
+    assert filed["imaging_report"].parent_id == filed["document"].id
+
+
+def test_a_signature_before_its_draft_files_the_draft_signed(ctx):
+    """Two interfaces, two queues: the T03 (signed) arrives before its T02 (dictated): the
+    T03 files nothing and says so; the T02, when it comes, is filed at once final, linked to
+    the T03. Was: the T02 held for ever, the signature already spent."""
+    rows = _through(_auto(ctx), _status_change("CR-93", "LA"),
+                    _mdm("T02", "F", "CR-93", txa17="DI", txa19="", ed=SIGNED))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert any("does not hold" in w for w in rows[0].warnings)
+    assert _documents(ctx) == [(KEY.format(n="CR-93"), 1, "final", True)]
+    doc, = _filed(ctx)
+    assert _links(ctx, doc.id) >= {(rows[0].id, "created"), (rows[1].id, "created")}
+    # the waiting signature is spent: a second draft of the same number is held again
+    again = _through(ctx, _mdm("T08", "F", "CR-93", txa17="DI", txa19="", ed=SIGNED)
+                     .replace("RIS-Y-T08-CR-93", "RIS-Y-T08b-CR-93"))
+    assert again[0].status == "held"
+
+
+def test_the_latest_draft_is_the_one_released(ctx):
+    """T02 dictated, then T08 (an edit of the draft, still dictated): the T03 files the
+    T08's content. The first draft's row stays held without being released."""
+    edited = "^TEXT^PLAIN^Base64^" + base64.b64encode(
+        "IRM du genou droit : fissure de la corne postérieure du ménisque interne.".encode()
+    ).decode()
+    rows = _through(_auto(ctx), _mdm("T02", "F", "CR-94", txa17="DI", txa19=""),
+                    _mdm("T08", "F", "CR-94", txa17="DI", txa19="", ed=edited),
+                    _status_change("CR-94", "LA"))
+    assert [r.status for r in rows] == ["held", "held", "deposited"]
+    doc, = _filed(ctx)
+    assert base64.b64decode(edited.rsplit("^", 1)[1]) == _archived(ctx, doc)
+    assert (rows[1].id, "created") in _links(ctx, doc.id)
+    assert (rows[0].id, "created") not in _links(ctx, doc.id)
+
+
+def test_a_draft_signed_since_with_its_content_is_not_released_over_it(ctx):
+    """T02 dictated (held), T04 with the signed content (filed), then a T03 restating the
+    signature: the signed content stays; the old draft is not filed over it."""
+    rows = _through(_auto(ctx), _mdm("T02", "F", "CR-95", txa17="DI", txa19=""),
+                    _mdm("T04", "F", "CR-95", txa17="AU", txa19="AV", ed=SIGNED),
+                    _status_change("CR-95", "LA"))
+    assert [r.status for r in rows][:2] == ["held", "deposited"]
+    current = [e for e in _filed(ctx) if e.current]
+    assert len(current) == 1 and current[0].import_id in (rows[1].id, rows[2].id)
+    first = next(e for e in _filed(ctx) if e.import_id == rows[1].id)
+    assert current[0].attachment_sha256 == first.attachment_sha256
+    assert "superseded" in (_row(ctx, rows[0].id).discard_reason or "")
+
+
+# -- a cancel closes the held draft --------------------------------------------------------------
+def test_a_cancel_closes_the_held_draft_and_a_later_signature_files_nothing(ctx):
+    """T02 dictated (held), T11 (cancelled before signing), then a T03 LA: nothing readable
+    is filed, the held row says it was cancelled, the T03 signs nothing. Was: the held row
+    left open (a late T03 filed the cancelled draft)."""
+    rows = _through(_auto(ctx), _mdm("T02", "F", "CR-96", txa17="DI", txa19=""),
+                    _mdm("T11", "", "CR-96", txa17="DI", txa19="UN"),
+                    _status_change("CR-96", "LA"))
+    assert [r.status for r in rows][:2] == ["held", "deposited"]
+    assert f"cancelled by import {rows[1].id}" in _row(ctx, rows[0].id).discard_reason
+    assert all(e.status == "withdrawn" for e in _filed(ctx))
+
+
+# -- a held draft is never read --------------------------------------------------------------------
+def test_a_held_draft_makes_no_dossier_and_no_entry(sqlite_ctx):
+    """Held, even with auto-creation on: no entry, no dossier made for it (identity is read
+    when it is filed), so no read path (API, FHIR export, dossier show, counts) has it."""
+    from dossiers.schema import patients
+
+    rows = _through(_auto(sqlite_ctx), _mdm("T02", "F", "CR-97", txa17="DI", txa19=""))
+    assert rows[0].status == "held" and rows[0].patient_id is None
+    assert _filed(sqlite_ctx) == []
+    with sqlite_ctx.engine.connect() as conn:
+        assert conn.execute(select(patients.c.id)).all() == []
+
+
+@pytest.mark.parametrize("txa17, txa19", [("DI", ""), ("LA", "UN")])
+def test_a_rerun_of_a_held_draft_is_held_again_and_files_nothing(ctx, txa17, txa19):
+    """An admin reruns a held import by id: held again (not failed), nothing filed."""
+    from pipelines.process import drain
+    from pipelines.rerun import reopen
+
+    row, = _through(_auto(ctx), _mdm("T02", "F", "CR-98", txa17=txa17, txa19=txa19))
+    assert reopen(ctx.engine, [row.id]) == [row.id]
+    drain(ctx)
+    assert _row(ctx, row.id).status == "held"
+    assert _filed(ctx) == []
