@@ -31,7 +31,7 @@ from normalizers.model import (
     Entry,
     NormalizedMessage,
 )
-from pipelines.ledger import DEPOSITED, HELD, now
+from pipelines.ledger import DEPOSITED, HELD, PROCESSING, now
 
 HELD_PREFIX = "held|"  # -> the held import (the latest draft of the document)
 SIGNED_PREFIX = "signed|"  # -> a status change that came before the draft it signs
@@ -61,19 +61,22 @@ def wait_for_draft(conn: Connection, keys: list[str], import_id: int) -> None:
 
 def held_import(conn: Connection, key: str) -> int | None:
     """The import holding the draft of document ``key``: still held, not closed since (an
-    admin may have discarded or rerun it)."""
+    admin may have discarded or rerun it). 'processing': held by an earlier message of the
+    batch being filed (its outcome is recorded with the batch's)."""
     return conn.execute(select(imports.c.id).join(
         logical_messages, logical_messages.c.import_id == imports.c.id).where(
         logical_messages.c.logical_id == _logical(HELD_PREFIX, key),
-        imports.c.status == HELD, imports.c.discard_reason.is_(None))).scalar()
+        imports.c.status.in_((HELD, PROCESSING)),
+        imports.c.discard_reason.is_(None))).scalar()
 
 
 def waiting_signature(conn: Connection, key: str) -> int | None:
-    """The status change (filed, its document not found then) that signs draft ``key``."""
+    """The status change (filed, its document not found then) that signs draft ``key``
+    ('processing': an earlier message of the batch being filed)."""
     return conn.execute(select(imports.c.id).join(
         logical_messages, logical_messages.c.import_id == imports.c.id).where(
         logical_messages.c.logical_id == _logical(SIGNED_PREFIX, key),
-        imports.c.status == DEPOSITED)).scalar()
+        imports.c.status.in_((DEPOSITED, PROCESSING)))).scalar()
 
 
 def forget(conn: Connection, keys: list[str], prefix: str = HELD_PREFIX) -> None:

@@ -180,6 +180,33 @@ def test_a_draft_signed_since_with_its_content_is_not_released_over_it(ctx):
     assert "superseded" in (_row(ctx, rows[0].id).discard_reason or "")
 
 
+def _in_one_batch(ctx, *messages: str) -> list:  # noqa: ANN001
+    """The messages received together (an MLLP burst, a file of several), then drained in
+    one batch: filed in one transaction, outcomes recorded together."""
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+
+    ids = []
+    for n, text in enumerate(messages):
+        ids += intake(ctx.engine, ctx.archive, [Received(text.encode(), "mllp-ght", "mllp",
+                                                         file_name=f"{n}.hl7")])[0].message_ids
+    drain(ctx)
+    return [_row(ctx, i) for i in ids]
+
+
+def test_a_draft_and_its_signature_in_one_batch(ctx):
+    """A transcription server's burst: the T02 (dictated) and the T03 that signs it, then
+    another report's T03 before its T02, drained in one batch. Was (before the batch's
+    own rows were looked at): the second message of each pair found its partner still
+    'processing' and the draft stayed held."""
+    rows = _in_one_batch(_auto(ctx), _mdm("T02", "F", "CR-99", txa17="DI", txa19=""),
+                         _status_change("CR-99", "LA"), _status_change("CR-100", "AU"),
+                         _mdm("T02", "F", "CR-100", txa17="IP", txa19="UN"))
+    assert [r.status for r in rows] == ["held", "deposited", "deposited", "deposited"]
+    assert set(_documents(ctx)) == {(KEY.format(n="CR-99"), 1, "final", True),
+                                    (KEY.format(n="CR-100"), 1, "final", True)}
+
+
 # -- a cancel closes the held draft --------------------------------------------------------------
 def test_a_cancel_closes_the_held_draft_and_a_later_signature_files_nothing(ctx):
     """T02 dictated (held), T11 (cancelled before signing), then a T03 LA: nothing readable
