@@ -46,7 +46,7 @@ def test_a_dictated_report_is_held_on_the_ledger_not_failed(ctx):
     `check` do not count it. Was: 'failed', one failure per report of a working flow."""
     from pipelines.check import check
     from pipelines.ledger import ImportFilter
-    from pipelines.report import ingest_summary
+    from pipelines.report import import_stats, ingest_summary
     from pipelines.rerun import select_ids
 
     row, = _through(_auto(ctx), _mdm("T02", "F", "CR-90", txa17="DI", txa19=""))
@@ -58,6 +58,9 @@ def test_a_dictated_report_is_held_on_the_ledger_not_failed(ctx):
     summary = ingest_summary(ctx.engine, [row.id], [])
     assert (summary["failed"], summary["held"]) == (0, 1)
     assert [p["id"] for p in summary["problems"]] == []
+    advice, = [r["advice"] for r in import_stats(ctx.engine, ImportFilter(status="held"))
+               ["by_code"]]
+    assert advice.startswith("nothing to do")  # was: none for a held row
     report = check(ctx.engine, ctx.archive)  # no check of the store names a held import
     assert not [f for f in report.findings if row.id in f.ids]
 
