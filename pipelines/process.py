@@ -907,6 +907,8 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         if signed is None:
             return _hold(conn, item)
         item = signed
+    elif (cancelled := _cancel_held(conn, item)) is not None:
+        return cancelled
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
     if item.held is None and item.released_from is None:
         item = _release_held(ctx, conn, item, patient_id, warnings)
@@ -1000,6 +1002,40 @@ def _release_held(ctx: Context, conn, item: Prepared, patient_id: int,  # noqa: 
         released.released_from = held_id
         return released
     return item
+
+
+def _cancel_held(conn, item: Prepared) -> Outcome | None:  # noqa: ANN001
+    """MDM^T11 (or a deletion) of drafts held back and filed nowhere: they are closed, the
+    held rows say by which import, and nothing is filed: no withdrawn entry (no dossier holds
+    the document; the draft, rerun, is held again), no dossier resolved or made for it. None
+    for anything else: a version filed somewhere is withdrawn the usual way, and the held
+    draft closed after (``_after_deposit``)."""
+    deletes = [e for e, _ in item.items if e.type == DOCUMENT and e.action == ACTION_DELETE]
+    if not deletes or len(deletes) != len(item.items):
+        return None
+    found = []
+    for entry in deletes:
+        key = entry.replaces_key or entry.key
+        held_id = held.held_import(conn, key)
+        if held_id is None or _filed_anywhere(conn, key):
+            return None
+        found.append((key, held_id, entry.source_ref))
+    warnings = list(item.warnings)
+    for key, held_id, where in found:
+        held.forget(conn, [key])
+        held.close(conn, held_id, f"cancelled by import {item.row.id} before it was signed: "
+                   "never filed")
+        warnings.append(f"{where}: cancels the draft held back by import {held_id}, never "
+                        "filed: nothing to withdraw")
+    return Outcome(DEPOSITED, stage="deposit", logical_id=item.normalized.logical_id,
+                   warnings=warnings)
+
+
+def _filed_anywhere(conn, key: str) -> bool:  # noqa: ANN001
+    """Whether any dossier holds a document under ``key`` (ix_entries_report_key)."""
+    e = entry_rows.c
+    return conn.execute(select(e.id).where(e.key == key, e.type == DOCUMENT).limit(1)) \
+        .first() is not None
 
 
 _NOTHING = NormalizedMessage(logical_id="", identity=PatientIdentity(), entries=[])

@@ -212,15 +212,34 @@ def test_a_draft_and_its_signature_in_one_batch(ctx):
 
 # -- a cancel closes the held draft --------------------------------------------------------------
 def test_a_cancel_closes_the_held_draft_and_a_later_signature_files_nothing(ctx):
-    """T02 dictated (held), T11 (cancelled before signing), then a T03 LA: nothing readable
-    is filed, the held row says it was cancelled, the T03 signs nothing. Was: the held row
-    left open (a late T03 filed the cancelled draft)."""
+    """T02 dictated (held), T11 (cancelled before signing), then a T03 LA: nothing is filed
+    (not even a withdrawn entry, nor a dossier made for it), the held row says it was
+    cancelled, the T03 signs nothing. Was: the held row left open (a late T03 filed the
+    cancelled draft), and a withdrawn tombstone filed, a dossier auto-created for it."""
+    from dossiers.schema import patients
+
     rows = _through(_auto(ctx), _mdm("T02", "F", "CR-96", txa17="DI", txa19=""),
-                    _mdm("T11", "", "CR-96", txa17="DI", txa19="UN"),
-                    _status_change("CR-96", "LA"))
-    assert [r.status for r in rows][:2] == ["held", "deposited"]
+                    _mdm("T11", "", "CR-96", txa17="DI", txa19="UN"))
+    assert [(r.status, r.entries_count) for r in rows] == [("held", 0), ("deposited", 0)]
+    assert any(f"held back by import {rows[0].id}" in w for w in rows[1].warnings)
     assert f"cancelled by import {rows[1].id}" in _row(ctx, rows[0].id).discard_reason
-    assert all(e.status == "withdrawn" for e in _filed(ctx))
+    assert _filed(ctx) == []
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(patients.c.id)).all() == []
+    late, = _through(ctx, _status_change("CR-96", "LA"))
+    assert any("does not hold" in w for w in late.warnings)
+    assert [e for e in _filed(ctx) if e.status != "withdrawn"] == []
+
+
+def test_a_cancel_of_a_filed_draft_held_again_withdraws_it_and_closes_the_hold(ctx):
+    """A preliminary draft filed (DI, AV), its update sent unavailable (held), then the T11:
+    the filed version is withdrawn as before, and the held update is closed."""
+    rows = _through(_auto(ctx), _mdm("T02", "F", "CR-101", txa17="DI", txa19="AV"),
+                    _mdm("T08", "F", "CR-101", txa17="DI", txa19="UN", ed=SIGNED),
+                    _mdm("T11", "", "CR-101", txa17="DI", txa19=""))
+    assert [r.status for r in rows] == ["deposited", "held", "deposited"]
+    assert _documents(ctx)[-1][2:] == ("withdrawn", True)
+    assert f"cancelled by import {rows[2].id}" in _row(ctx, rows[1].id).discard_reason
 
 
 # -- a held draft is never read --------------------------------------------------------------------
