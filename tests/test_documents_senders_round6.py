@@ -266,3 +266,15 @@ def test_a_rerun_of_a_held_draft_is_held_again_and_files_nothing(ctx, txa17, txa
     drain(ctx)
     assert _row(ctx, row.id).status == "held"
     assert _filed(ctx) == []
+
+
+def test_the_ingest_summary_says_held_drafts_apart(capsys):
+    """`dmp-ingest ingest` prints the held drafts on a line of their own (they were among
+    the failures): not failed, not filed."""
+    from cli import _print_ingest
+
+    _print_ingest({"received": 3, "deposited": 2, "duplicate": 0, "failed": 0,
+                   "quarantined": 0, "held": 1, "entries": 2, "adt": 0, "patients": [],
+                   "problems": []})
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "1 draft(s) held back" in out
