@@ -85,7 +85,7 @@ from normalizers.model import (
 from parsers.cda import CdaParseError, parse_cda
 from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
-from pipelines import held
+from pipelines import held as held_drafts
 from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.death import death_warnings, deaths_of
@@ -936,7 +936,7 @@ def _hold(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     code, message, location = item.held
     keys = _content_keys(item)
     if keys:
-        held.hold(conn, keys, item.row.id)
+        held_drafts.hold(conn, keys, item.row.id)
     return Outcome(HELD, stage="normalize", error_code=code, error_message=message,
                    error_location=location or None, logical_id=item.normalized.logical_id,
                    warnings=item.warnings or None)
@@ -953,15 +953,15 @@ def _signed_before(ctx: Context, conn, item: Prepared) -> Prepared | None:  # no
     it): the draft filed at once in the status the T03 states, both imports linked. None
     when no signature waits (the draft is held)."""
     for key in _content_keys(item):
-        signer = held.waiting_signature(conn, key)
+        signer = held_drafts.waiting_signature(conn, key)
         if signer is None:
             continue
         row = conn.execute(select(imports).where(imports.c.id == signer)).one()
-        change = held.status_change(_read_again(ctx, row) or _NOTHING, key)
+        change = held_drafts.status_change(_read_again(ctx, row) or _NOTHING, key)
         if change is None:
             continue
-        held.forget(conn, [key], held.SIGNED_PREFIX)
-        signed = _prepared(item.row, held.signed_content(item.normalized, change),
+        held_drafts.forget(conn, [key], held_drafts.SIGNED_PREFIX)
+        signed = _prepared(item.row, held_drafts.signed_content(item.normalized, change),
                            [*item.warnings, f"{change.source_ref}: filed as import {signer} "
                             "(its status change, received before it) says: not held back"],
                            item.started)
@@ -979,24 +979,24 @@ def _release_held(ctx: Context, conn, item: Prepared, patient_id: int,  # noqa: 
     is closed as superseded. Anything else: ``item`` as it is."""
     for change in (e for e, _ in item.items
                    if e.type == DOCUMENT and e.details.get(STATUS_CHANGE_DETAIL)):
-        held_id = held.held_import(conn, change.key)
+        held_id = held_drafts.held_import(conn, change.key)
         if held_id is None:
             continue
-        held.forget(conn, [change.key])
+        held_drafts.forget(conn, [change.key])
         if _filed_since(conn, patient_id, change.key, held_id):
-            held.close(conn, held_id, f"superseded: a later version was filed before import "
+            held_drafts.close(conn, held_id, f"superseded: a later version was filed before import "
                        f"{item.row.id} signed this draft; not filed")
             continue
         row = conn.execute(select(imports).where(imports.c.id == held_id)).one()
         content = _read_again(ctx, row)
-        if content is None or held.status_change(content, change.key) is not None \
+        if content is None or held_drafts.status_change(content, change.key) is not None \
                 or not any(e.key == change.key for e in content.entries):
             continue
-        held.close(conn, held_id, f"released: filed by import {item.row.id} (the status "
+        held_drafts.close(conn, held_id, f"released: filed by import {item.row.id} (the status "
                    "change that signs it)")
         warnings.append(f"{change.source_ref}: files the document held back by import "
                         f"{held_id} (its content) in the status stated here")
-        signed = held.signed_content(content, change)
+        signed = held_drafts.signed_content(content, change)
         released = _prepared(item.row, replace(signed, logical_id=item.normalized.logical_id),
                              [*item.warnings, *signed.warnings], item.started)
         released.released_from = held_id
@@ -1016,14 +1016,14 @@ def _cancel_held(conn, item: Prepared) -> Outcome | None:  # noqa: ANN001
     found = []
     for entry in deletes:
         key = entry.replaces_key or entry.key
-        held_id = held.held_import(conn, key)
+        held_id = held_drafts.held_import(conn, key)
         if held_id is None or _filed_anywhere(conn, key):
             return None
         found.append((key, held_id, entry.source_ref))
     warnings = list(item.warnings)
     for key, held_id, where in found:
-        held.forget(conn, [key])
-        held.close(conn, held_id, f"cancelled by import {item.row.id} before it was signed: "
+        held_drafts.forget(conn, [key])
+        held_drafts.close(conn, held_id, f"cancelled by import {item.row.id} before it was signed: "
                    "never filed")
         warnings.append(f"{where}: cancels the draft held back by import {held_id}, never "
                         "filed: nothing to withdraw")
@@ -1079,18 +1079,25 @@ def _after_deposit(conn, item: Prepared, result: DepositResult) -> None:  # noqa
     draft it signs."""
     if item.released_from is not None:
         _link_other(conn, item.row.id, item.released_from, item.row.source)
+    held_drafts.close_superseded(conn, _content_filed([item]))
     for entry, _ in item.items:
         if entry.type != DOCUMENT:
             continue
         if entry.action == ACTION_DELETE:
             key = entry.replaces_key or entry.key
-            if (held_id := held.held_import(conn, key)) is not None:
-                held.forget(conn, [key])
-                held.close(conn, held_id, f"cancelled by import {item.row.id} before it was "
+            if (held_id := held_drafts.held_import(conn, key)) is not None:
+                held_drafts.forget(conn, [key])
+                held_drafts.close(conn, held_id, f"cancelled by import {item.row.id} before it was "
                            "signed: never filed")
         elif entry.details.get(STATUS_CHANGE_DETAIL) \
                 and entry.source_ref in result.unheld_status_changes:
-            held.wait_for_draft(conn, [entry.key], item.row.id)
+            held_drafts.wait_for_draft(conn, [entry.key], item.row.id)
+
+
+def _content_filed(items: Sequence[Prepared]) -> list[tuple[str, int]]:
+    """(document key, import) of the documents these messages filed with their content."""
+    return [(key, item.row.id) for item in items if item.held is None
+            for key in _content_keys(item)]
 
 
 def _touches_held(item: Prepared) -> bool:
@@ -1512,6 +1519,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         write_deposits(conn, [plan for plans in planned for plan in plans])
         fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
         deaths = deaths_of(conn, [t.patient_id for _, targets, _ in filing for t in targets])
+        held_drafts.close_superseded(conn, _content_filed([item for item, _, _ in filing]))
         for (item, targets, warnings), plans in zip(filing, planned, strict=True):
             if item.shares is None:
                 decided[item.row.id] = _deposited(item, targets[0].patient_id,

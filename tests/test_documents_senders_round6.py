@@ -210,6 +210,22 @@ def test_a_draft_and_its_signature_in_one_batch(ctx):
                                     (KEY.format(n="CR-100"), 1, "final", True)}
 
 
+def test_a_draft_signed_with_its_content_is_closed_as_superseded(ctx):
+    """T02 dictated (held), then the T04 that signs it with its content, drained alone and
+    in a batch with another report: the held row says which import superseded it (it was
+    left 'held' with nothing said, as if still waiting for a signature)."""
+    first = _through(_auto(ctx), _mdm("T02", "F", "CR-102", txa17="DI", txa19=""),
+                     _mdm("T02", "F", "CR-103", txa17="DI", txa19=""))
+    alone, = _through(ctx, _mdm("T04", "F", "CR-102", txa17="LA", txa19="AV", ed=SIGNED))
+    batch = _in_one_batch(ctx, _mdm("T04", "F", "CR-103", txa17="LA", txa19="AV", ed=SIGNED),
+                          _mdm("T02", "F", "CR-104", txa17="AU", txa19="AV"))
+    assert [r.status for r in (alone, *batch)] == ["deposited"] * 3
+    assert f"filed by import {alone.id}" in _row(ctx, first[0].id).discard_reason
+    assert f"filed by import {batch[0].id}" in _row(ctx, first[1].id).discard_reason
+    assert {k: s for k, _, s, c in _documents(ctx) if c} == {
+        KEY.format(n=n): "final" for n in ("CR-102", "CR-103", "CR-104")}
+
+
 # -- a cancel closes the held draft --------------------------------------------------------------
 def test_a_cancel_closes_the_held_draft_and_a_later_signature_files_nothing(ctx):
     """T02 dictated (held), T11 (cancelled before signing), then a T03 LA: nothing is filed
