@@ -90,16 +90,20 @@ def forget(conn: Connection, keys: list[str], prefix: str = HELD_PREFIX) -> None
 def close_superseded(conn: Connection, filed: list[tuple[str, int]]) -> None:
     """The drafts held of documents just filed with their content by a later import (a T04
     or T08 signed, a preliminary sent available): closed as superseded, never filed (their
-    signature would file an older content over the newer one). One query per piece of 500
-    keys; nothing when no draft is held."""
-    wanted = {_logical(HELD_PREFIX, key): (key, by) for key, by in filed}
+    signature would file an older content over the newer one). A signature waiting for its
+    draft is spent too: it signed what was just filed, not a later draft of the document.
+    One query per piece of 500 keys; nothing when no draft is held."""
+    wanted = {_logical(prefix, key): (prefix, key, by) for key, by in filed
+              for prefix in (HELD_PREFIX, SIGNED_PREFIX)}
     names = sorted(wanted)
     for i in range(0, len(names), 500):
         for row in conn.execute(select(logical_messages).where(
                 logical_messages.c.logical_id.in_(names[i:i + 500]))).all():
-            key, by = wanted[row.logical_id]
-            if row.import_id < by:
-                forget(conn, [key])
+            prefix, key, by = wanted[row.logical_id]
+            if row.import_id >= by:
+                continue
+            forget(conn, [key], prefix)
+            if prefix == HELD_PREFIX:
                 close(conn, row.import_id, f"superseded: a later version of the document was "
                       f"filed by import {by}; this draft is not filed")
 

@@ -153,6 +153,17 @@ def test_a_signature_before_its_draft_files_the_draft_signed(ctx):
     assert again[0].status == "held"
 
 
+def test_a_signature_is_spent_once_its_document_is_filed(ctx):
+    """A T03 (signed) before a T02 already authenticated (filed final as it came), then a
+    later draft of the same document (T08 dictated): held, not filed as signed by a
+    signature given for the earlier version."""
+    rows = _through(_auto(ctx), _status_change("CR-105", "LA"),
+                    _mdm("T02", "F", "CR-105", txa17="LA", txa19="AV", ed=SIGNED),
+                    _mdm("T08", "F", "CR-105", txa17="DI", txa19=""))
+    assert [r.status for r in rows] == ["deposited", "deposited", "held"]
+    assert [d[1:] for d in _documents(ctx)] == [(1, "final", True)]
+
+
 def test_the_latest_draft_is_the_one_released(ctx):
     """T02 dictated, then T08 (an edit of the draft, still dictated): the T03 files the
     T08's content. The first draft's row stays held without being released."""
