@@ -88,12 +88,16 @@ def test_a_held_draft_is_acknowledged_aa_with_a_warning():
     """Application ACK of a held draft: AA (accepted: it is kept and filed once signed) with
     an ERR of severity W naming MDM_NOT_AVAILABLE and TXA-17. Was: AR 207, which tells the
     sender it was refused and invites it to resend the draft unchanged."""
+    from parsers.hl7v2.ack import build_ack
     from pipelines.acknowledge import _verdict
 
     code, error = _verdict(("held", "MDM_NOT_AVAILABLE", "TXA[5]-17: dictated", "TXA[5]-17"))
     assert code == "AA"
     assert (error.severity, error.hl7_code, error.location) == ("W", "0", "TXA[5]-17")
     assert error.text.startswith("MDM_NOT_AVAILABLE")
+    ack = build_ack(None, code, error=error).decode().split("\r")
+    assert ack[1].startswith("MSA|AA|")
+    assert ack[2].split("|")[2:5] == ["TXA^5^17^1", "0^Message accepted^HL70357", "W"]
     assert _verdict(("failed", "MDM_NO_TXA", "no TXA", "TXA"))[0] == "AE"
 
 
