@@ -182,8 +182,9 @@ class Prepared:
     # A document not for patient care yet (HeldBack): (code, text, location) of the hold;
     # ``items`` are what it files once signed (pipelines/held.py)
     held: tuple[str, str, str] | None = None
-    # Filed from two imports (a held draft and its signature): the other one, linked too
-    released_from: int | None = None
+    # Filed from two imports (a held draft and its signature): the other one and what it
+    # gave ('drafted': the content; 'signed': the status), linked too
+    released_from: tuple[int, str] | None = None
 
 
 @dataclass(slots=True)
@@ -965,7 +966,7 @@ def _signed_before(ctx: Context, conn, item: Prepared) -> Prepared | None:  # no
                            [*item.warnings, f"{change.source_ref}: filed as import {signer} "
                             "(its status change, received before it) says: not held back"],
                            item.started)
-        signed.released_from = signer
+        signed.released_from = (signer, "signed")
         return signed
     return None
 
@@ -999,7 +1000,7 @@ def _release_held(ctx: Context, conn, item: Prepared, patient_id: int,  # noqa: 
         signed = held_drafts.signed_content(content, change)
         released = _prepared(item.row, replace(signed, logical_id=item.normalized.logical_id),
                              [*item.warnings, *signed.warnings], item.started)
-        released.released_from = held_id
+        released.released_from = (held_id, "drafted")
         return released
     return item
 
@@ -1078,7 +1079,7 @@ def _after_deposit(conn, item: Prepared, result: DepositResult) -> None:  # noqa
     a later signature files nothing); a status change that found no document waits for the
     draft it signs."""
     if item.released_from is not None:
-        _link_other(conn, item.row.id, item.released_from, item.row.source)
+        _link_other(conn, item.row.id, *item.released_from, item.row.source)
     held_drafts.close_superseded(conn, _content_filed([item]))
     for entry, _ in item.items:
         if entry.type != DOCUMENT:
@@ -1108,16 +1109,20 @@ def _touches_held(item: Prepared) -> bool:
         for e, _ in item.items)
 
 
-def _link_other(conn, import_id: int, other: int, source: str) -> None:  # noqa: ANN001
+def _link_other(conn, import_id: int, other: int, relation: str,  # noqa: ANN001
+                source: str) -> None:
     """Provenance of a filing made of two imports (a draft and its signature): what
-    ``import_id`` created is linked as created by ``other`` too."""
+    ``import_id`` created is linked to ``other`` too, as what it gave ('drafted' the content,
+    'signed' the status): two 'created' links said the same of both, and a reader of the
+    provenance (imports show, the FHIR Provenance's activity) could not tell the draft's
+    author system from the signing message."""
     rows = conn.execute(select(provenance.c.entry_id, provenance.c.source_ref).where(
         provenance.c.import_id == import_id, provenance.c.relation == "created")).all()
     if rows:
         t = now()
         conn.execute(insert(provenance), [
             {"entry_id": r.entry_id, "import_id": other, "source": source,
-             "source_ref": r.source_ref, "relation": "created", "created_at": t}
+             "source_ref": r.source_ref, "relation": relation, "created_at": t}
             for r in rows])
 
 

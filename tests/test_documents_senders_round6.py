@@ -121,7 +121,8 @@ def test_a_signature_without_content_files_the_held_draft(ctx):
     assert doc.media_type == "text/plain" and doc.attachment_sha256
     assert (doc.details["completion_status"], doc.details["availability_status"]) == (
         "LA", "AV")
-    assert _links(ctx, doc.id) >= {(rows[0].id, "created"), (rows[1].id, "created")}
+    assert _links(ctx, doc.id) == {(rows[0].id, "drafted"), (rows[1].id, "created"),
+                                  (rows[2].id, "confirmed")}  # the T03 sent again
     assert _row(ctx, rows[0].id).status == "held"
     assert f"released: filed by import {rows[1].id}" in _row(ctx, rows[0].id).discard_reason
 
@@ -150,7 +151,7 @@ def test_a_signature_before_its_draft_files_the_draft_signed(ctx):
     assert any("does not hold" in w for w in rows[0].warnings)
     assert _documents(ctx) == [(KEY.format(n="CR-93"), 1, "final", True)]
     doc, = _filed(ctx)
-    assert _links(ctx, doc.id) >= {(rows[0].id, "created"), (rows[1].id, "created")}
+    assert _links(ctx, doc.id) == {(rows[0].id, "signed"), (rows[1].id, "created")}
     # the waiting signature is spent: a second draft of the same number is held again
     again = _through(ctx, _mdm("T08", "F", "CR-93", txa17="DI", txa19="", ed=SIGNED)
                      .replace("RIS-Y-T08-CR-93", "RIS-Y-T08b-CR-93"))
@@ -180,8 +181,7 @@ def test_the_latest_draft_is_the_one_released(ctx):
     assert [r.status for r in rows] == ["held", "held", "deposited"]
     doc, = _filed(ctx)
     assert base64.b64decode(edited.rsplit("^", 1)[1]) == _archived(ctx, doc)
-    assert (rows[1].id, "created") in _links(ctx, doc.id)
-    assert (rows[0].id, "created") not in _links(ctx, doc.id)
+    assert _links(ctx, doc.id) == {(rows[1].id, "drafted"), (rows[2].id, "created")}
 
 
 def test_a_draft_signed_since_with_its_content_is_not_released_over_it(ctx):
@@ -309,3 +309,25 @@ def test_the_ingest_summary_says_held_drafts_apart(capsys):
                    "problems": []})
     out = capsys.readouterr().out
     assert "0 failed" in out and "1 draft(s) held back" in out
+
+
+def test_a_released_report_is_one_document_in_the_fhir_export(sqlite_ctx):
+    """The dossier's FHIR export after a release, for an operator and for an API reader (no
+    import ids): one DocumentReference, current, its two imports as two Provenances with
+    distinct fullUrls."""
+    from dossiers.export import load_dossier_rows, load_provenance
+    from dossiers.fhir import to_bundle
+    from tests.test_fhir_export import check_bundle
+
+    rows = _through(_auto(sqlite_ctx), _mdm("T02", "F", "CR-106", txa17="DI", txa19=""),
+                    _status_change("CR-106", "LA"))
+    with sqlite_ctx.engine.connect() as conn:
+        patient, filed = load_dossier_rows(conn, rows[1].patient_id)
+        links = load_provenance(conn, [r["id"] for r in filed])
+    for import_ids in (True, False):
+        bundle = to_bundle(patient, filed, provenance=links, import_ids=import_ids)
+        check_bundle(bundle)
+        kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+        assert kinds.count("DocumentReference") == 1 and kinds.count("Provenance") == 2
+        urls = [e["fullUrl"] for e in bundle["entry"]]
+        assert len(urls) == len(set(urls))
