@@ -331,3 +331,28 @@ def test_a_released_report_is_one_document_in_the_fhir_export(sqlite_ctx):
         assert kinds.count("DocumentReference") == 1 and kinds.count("Provenance") == 2
         urls = [e["fullUrl"] for e in bundle["entry"]]
         assert len(urls) == len(set(urls))
+
+
+def test_every_order_of_draft_signature_and_cancel(sqlite_ctx):
+    """Every order in which a dictated T02, its signing T03 and (or not) its T11 can arrive,
+    one document number per order: the report is readable (current, final) exactly when it
+    was drafted and signed and not cancelled, whatever came first; no message fails; the
+    store's checks find nothing."""
+    from itertools import permutations
+
+    from pipelines.check import check
+
+    ctx = _auto(sqlite_ctx)
+    sent = {"T02": lambda n: _mdm("T02", "F", n, txa17="DI", txa19="", ed=SIGNED),
+            "T03": lambda n: _status_change(n, "LA"),
+            "T11": lambda n: _mdm("T11", "", n, txa17="", txa19="")}
+    expected, n = {}, 300
+    for kinds in (("T02", "T03"), ("T02", "T03", "T11")):
+        for order in permutations(kinds):
+            n += 1
+            rows = _through(ctx, *(sent[k](f"CR-{n}") for k in order))
+            assert {r.status for r in rows} <= {"held", "deposited"}, order
+            expected[KEY.format(n=f"CR-{n}")] = "T11" not in order
+    readable = {e.key for e in _filed(ctx) if e.current and e.status == "final"}
+    assert {k for k, want in expected.items() if want} == readable
+    assert check(ctx.engine, ctx.archive).findings == []
