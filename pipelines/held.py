@@ -30,6 +30,7 @@ from normalizers.model import (
     STATUS_CHANGE_DETAIL,
     Entry,
     NormalizedMessage,
+    PatientIdentity,
 )
 from pipelines.ledger import DEPOSITED, HELD, PROCESSING, now
 
@@ -142,6 +143,20 @@ def signed_content(normalized: NormalizedMessage, change: Entry) -> NormalizedMe
                 and entry.status == drafts[entry.parent_key]:
             entries[n] = replace(entry, status=change.status)
     return replace(normalized, entries=entries)
+
+
+def same_patient(draft: PatientIdentity, signature: PatientIdentity) -> bool:
+    """Whether a draft and the message signing it may be about one patient: they share an
+    INS when both state one (valid key), a local identifier when both state some. A
+    signature naming another patient than its draft does not file that draft in the
+    signature's dossier. Stating nothing to compare says nothing against it."""
+    mine = {i.nir for i in draft.ins if i.key_valid}
+    theirs = {i.nir for i in signature.ins if i.key_valid}
+    if mine and theirs:
+        return bool(mine & theirs)
+    mine_local = {(i.authority, i.value) for i in draft.local_ids}
+    theirs_local = {(i.authority, i.value) for i in signature.local_ids}
+    return not (mine_local and theirs_local) or bool(mine_local & theirs_local)
 
 
 def status_change(normalized: NormalizedMessage, key: str) -> Entry | None:

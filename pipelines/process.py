@@ -993,6 +993,11 @@ def _release_held(ctx: Context, conn, item: Prepared, patient_id: int,  # noqa: 
         if content is None or held_drafts.status_change(content, change.key) is not None \
                 or not any(e.key == change.key for e in content.entries):
             continue
+        if not held_drafts.same_patient(content.identity, item.normalized.identity):
+            held_drafts.hold(conn, [change.key], held_id)  # still held, for its own patient
+            warnings.append(f"{change.source_ref}: names another patient (PID-3) than the "
+                            f"draft held back by import {held_id}: the draft is not filed")
+            continue
         held_drafts.close(conn, held_id, f"released: filed by import {item.row.id} (the status "
                    "change that signs it)")
         warnings.append(f"{change.source_ref}: files the document held back by import "

@@ -355,3 +355,18 @@ def test_every_order_of_draft_signature_and_cancel(sqlite_ctx):
     readable = {e.key for e in _filed(ctx) if e.current and e.status == "final"}
     assert {k for k, want in expected.items() if want} == readable
     assert check(ctx.engine, ctx.archive).findings == []
+
+
+def test_a_signature_naming_another_patient_does_not_file_the_draft(ctx):
+    """A T03 whose PID-3 names another patient (another valid INS) than the held
+    draft of the same number: the draft is not filed in the T03's dossier; it stays held,
+    and the T03 says why. Was: filed in the dossier the T03 named."""
+    t02 = _mdm("T02", "F", "CR-107", txa17="DI", txa19="")
+    pid = next(s for s in t02.split("\r") if s.startswith("PID"))
+    other = _status_change("CR-107", "LA").replace(pid, pid.replace(
+        "279035121518989", "279037512345691").replace("LEFÈVRE-ÜNAL^Hélène", "MARTIN^Élise"))
+    rows = _through(_auto(ctx), t02, other)
+    assert [r.status for r in rows][0] == "held"
+    assert any("another patient" in w for w in rows[1].warnings or [])
+    assert [e for e in _filed(ctx) if e.status != "withdrawn"] == []
+    assert _row(ctx, rows[0].id).discard_reason is None
