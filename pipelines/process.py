@@ -958,9 +958,11 @@ def _signed_before(ctx: Context, conn, item: Prepared) -> Prepared | None:  # no
         if signer is None:
             continue
         row = conn.execute(select(imports).where(imports.c.id == signer)).one()
-        change = held_drafts.status_change(_read_again(ctx, row) or _NOTHING, key)
-        if change is None:
-            continue
+        signature = _read_again(ctx, row) or _NOTHING
+        change = held_drafts.status_change(signature, key)
+        if change is None or not held_drafts.same_patient(item.normalized.identity,
+                                                          signature.identity):
+            continue  # another patient's signature signs nothing of this one's
         held_drafts.forget(conn, [key], held_drafts.SIGNED_PREFIX)
         signed = _prepared(item.row, held_drafts.signed_content(item.normalized, change),
                            [*item.warnings, f"{change.source_ref}: filed as import {signer} "

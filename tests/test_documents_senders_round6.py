@@ -370,3 +370,7 @@ def test_a_signature_naming_another_patient_does_not_file_the_draft(ctx):
     assert any("another patient" in w for w in rows[1].warnings or [])
     assert [e for e in _filed(ctx) if e.status != "withdrawn"] == []
     assert _row(ctx, rows[0].id).discard_reason is None
+    # the other way round: that patient's signature first, then this patient's draft
+    later = _through(ctx, other.replace("CR-107", "CR-108"), t02.replace("CR-107", "CR-108"))
+    assert [r.status for r in later] == ["deposited", "held"]
+    assert [e for e in _filed(ctx) if e.status != "withdrawn"] == []
