@@ -209,6 +209,9 @@ def _print_ingest(summary: dict) -> None:
     print(f"received {summary['received']} message(s): {summary['deposited']} deposited, "
           f"{summary['duplicate']} duplicate, {summary['failed']} failed, "
           f"{summary['quarantined']} quarantined; {summary['entries']} entries filed")
+    if summary.get("held"):
+        print(f"{summary['held']} draft(s) held back, not for patient care yet: filed when "
+              "their sender says they are signed (MDM^T03, T04, T08)")
     if summary.get("adt"):
         print(f"{summary['adt']} hospital ADT message(s) applied to dossiers (consent, "
               "identity): deposited without entries")
@@ -636,10 +639,10 @@ def _print_rerun(result: dict) -> None:
     if not result["dry_run"]:
         done = ", ".join(f"{n} {s}" for s, n in sorted(result["outcomes"].items()))
         print(f"outcomes: {done or 'nothing processed'}")
-        pending = ("failed", "quarantined", "received", "processing")
+        pending = ("failed", "quarantined", "held", "received", "processing")
         told = [r for r in result.get("results", ()) if r["status"] in pending]
         for r in told[:RERUN_LINES]:
-            if r["status"] in ("failed", "quarantined"):
+            if r["status"] in ("failed", "quarantined", "held"):
                 where = f" at {r['error_location']}" if r["error_location"] else ""
                 print(f"  import {r['id']} {r['status']} again: {r['error_code']}{where}: "
                       f"{r['error_message']}")
@@ -1224,7 +1227,7 @@ IMPORT_ID = _number("an import id")
 
 def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", help="received, processing, deposited, duplicate, failed, "
-                   "quarantined, split, discarded")
+                   "quarantined, held (a draft waiting for its signature), split, discarded")
     p.add_argument("--source", help="source id: the declared sender, folder or bucket it came "
                    "through (`ingest --source`, default 'files')")
     p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")

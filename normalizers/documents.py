@@ -63,6 +63,7 @@ from normalizers.model import (
     STATUS_CHANGE_DETAIL,
     Attachment,
     Entry,
+    HeldBack,
     NormalizationError,
     NormalizedMessage,
     PatientIdentity,
@@ -1338,7 +1339,7 @@ def normalize_mdm(msg: Message, source: str,
         entries.append(changed)  # T03: the held document, in the status TXA-17 says
     else:
         mdm_trigger_checks(msg, bool(entries), warnings)
-    check_available(ctx, entries)
+    held_back = not_available(ctx, entries)
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
                   and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
     if not entries and referenced:
@@ -1354,9 +1355,13 @@ def normalize_mdm(msg: Message, source: str,
         meta.details["observations"] = others
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
     apply_meta(entries, meta, warnings)
-    return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
-                             warnings=identity.warnings + warnings,
-                             quarantine_reasons=quarantine, death=death)
+    normalized = NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
+                                   warnings=identity.warnings + warnings,
+                                   quarantine_reasons=quarantine, death=death)
+    if held_back is not None:
+        # read whole first: what it would file is kept for its release (pipelines/held.py)
+        raise HeldBack(held_back.code, str(held_back), held_back.location, normalized)
+    return normalized
 
 
 TEXT_DOCUMENT_TYPES = frozenset({"TX", "FT", "ST"})
@@ -1464,19 +1469,22 @@ def txa_status_sources(msg: Message, txa: Segment, ctx: DocumentContext,
                                        "available for patient care (AV)")
 
 
-def check_available(ctx: DocumentContext, entries: list[Entry]) -> None:
-    """MDM_NOT_AVAILABLE: the sender says its document is not for patient care yet (TXA-19
-    UN or OB, or TXA-17 short of authenticated without TXA-19 AV): nothing is filed, and
-    a version the dossier holds stays as it is. The document is filed when the sender sends
-    it available (MDM^T04 or T08 with its content, TXA-17 AU/LA, or TXA-19 AV: then a
-    preliminary version the authenticated one replaces). A cancel or a deletion is not held
-    back: it withdraws, whatever the status of what it withdraws."""
+def not_available(ctx: DocumentContext, entries: list[Entry]) -> NormalizationError | None:
+    """MDM_NOT_AVAILABLE (raised by ``normalize_mdm`` as HeldBack once the message is read
+    whole, with what it would file): the sender says its document is not for patient care
+    yet (TXA-19 UN or OB, or TXA-17 short of authenticated without TXA-19 AV): nothing is
+    filed, and a version the dossier holds stays as it is. The document is filed when the
+    sender sends it available (MDM^T04 or T08 with its content, TXA-17 AU/LA, or TXA-19 AV:
+    then a preliminary version the authenticated one replaces), or says it is signed (an
+    MDM^T03: pipelines/held.py). A cancel or a deletion is not held back: it withdraws,
+    whatever the status of what it withdraws."""
     if ctx.held_back is None or all(e.action == ACTION_DELETE for e in entries):
-        return
+        return None
     where, why = ctx.held_back
-    raise NormalizationError(
+    return NormalizationError(
         "MDM_NOT_AVAILABLE", f"{where}: {why}: not for patient care yet, nothing filed (the "
-        "document is filed once sent available, with its content: MDM^T04 or T08)", where)
+        "document is filed once sent available, with its content: MDM^T04 or T08, or once "
+        "its signature is announced: MDM^T03)", where)
 
 
 _LOINC_FORM = re.compile(r"\d{1,7}-\d")

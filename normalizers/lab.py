@@ -83,6 +83,7 @@ from normalizers.model import (
     LAB_REPORT,
     LAB_RESULT,
     Entry,
+    HeldBack,
     NormalizationError,
     NormalizedMessage,
     PatientIdentity,
@@ -161,12 +162,16 @@ def normalize_message(msg: Message, source: str,
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
     _refuse_fragment(msg)
     alias = _type_aliases().get((kind, trigger))
-    if alias is None:
-        nm = _dispatch(msg, source, mappings, kind, trigger)
-    else:
-        nm = _dispatch(msg, source, mappings, *alias)
-        nm.warnings.append(f"MSH-9: {kind}^{trigger} is no trigger of HL7 v2.5, read as "
-                           f"{alias[0]}^{alias[1]}")
+    try:
+        if alias is None:
+            nm = _dispatch(msg, source, mappings, kind, trigger)
+        else:
+            nm = _dispatch(msg, source, mappings, *alias)
+            nm.warnings.append(f"MSH-9: {kind}^{trigger} is no trigger of HL7 v2.5, read as "
+                               f"{alias[0]}^{alias[1]}")
+    except HeldBack as held:  # a draft held back: what it would file says the same
+        held.held.warnings.extend(header_warnings(msg))
+        raise
     nm.warnings.extend(header_warnings(msg))  # MSH-7, MSH-12: for every message type
     return nm
 

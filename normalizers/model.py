@@ -290,3 +290,18 @@ class NormalizationError(ValueError):
         super().__init__(message)
         self.code = code
         self.location = location
+
+
+class HeldBack(NormalizationError):
+    """MDM_NOT_AVAILABLE: the sender says its document is not for patient care yet (a draft,
+    HL7 v2.5 9.6.1.19). Nothing is filed now, but the message is read whole: ``held`` is what
+    it would file, kept so that the pipeline can file it once the document is signed (an
+    MDM^T03 stating it authenticated carries no content of its own)."""
+
+    def __init__(self, code: str, message: str, location: str,
+                 held: NormalizedMessage) -> None:
+        super().__init__(code, message, location)
+        self.held = held
+
+    def __reduce__(self):  # noqa: ANN204 - picklable across the preparing processes
+        return (HeldBack, (self.code, str(self), self.location, self.held))

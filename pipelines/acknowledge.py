@@ -19,7 +19,8 @@ back what we return. The rules:
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
-  (held for an admin) or a duplicate. A batch whose envelope is wrong (BTS-1 or FTS-1 count
+  (held for an admin) or a duplicate; AA with a warning ERR for a draft held back until
+  signed (ledger 'held'). A batch whose envelope is wrong (BTS-1 or FTS-1 count
   not reached, a BHS without its BTS) is answered AE even when every message it holds was
   filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
@@ -121,7 +122,7 @@ from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.app_acks import AckOutbox, place_application_acks
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, Staged, stage, store_staged
-from pipelines.ledger import DUPLICATE, FAILED, PROCESSING, RECEIVED, release_claims
+from pipelines.ledger import DUPLICATE, FAILED, HELD, PROCESSING, RECEIVED, release_claims
 from pipelines.logs import Throttle
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -824,6 +825,13 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
         return "AR", AckError("207", f"{PROCESSING_DEFERRED}: the message is stored but could "
                               f"not be processed now ({code or 'interrupted'}); send it again "
                               "later")
+    if status == HELD:
+        # A draft not for patient care yet (MDM_NOT_AVAILABLE): accepted and kept, filed when
+        # signed. Table 0008 AA with a warning ERR (severity W, 0357 code 0 'message
+        # accepted'): AR said 'refused', inviting the sender to resend it unchanged, or to
+        # stop sending drafts whose signature (MDM^T03) then had nothing to sign.
+        return "AA", AckError("0", f"{code}: {message}" if message else str(code),
+                              location or "", severity="W")
     if status != FAILED:
         return "AA", None
     rule = _rule(code)

@@ -18,6 +18,7 @@ from pipelines.ledger import (
     DISCARDED,
     DUPLICATE,
     FAILED,
+    HELD,
     PROCESSING,
     QUARANTINED,
     RECEIVED,
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 # Every status a ledger row can have (an attempt's 'retry' is no row's): a status filter
 # outside them (a typo, 'quarantine', 'error') would select nothing and look like good news.
-STATUSES = (RECEIVED, PROCESSING, DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
+STATUSES = (RECEIVED, PROCESSING, DEPOSITED, DUPLICATE, FAILED, QUARANTINED, HELD, SPLIT,
+            DISCARDED)
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 # '2026-11-25T08:00 01:00': the '+' of an offset sent unencoded in a URL query
 # (?since=2026-11-25T08:00+01:00) arrives as a space; no other input puts a space there

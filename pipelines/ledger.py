@@ -1,10 +1,15 @@
 """The import ledger: one row per received message, its status, and every attempt.
 
-Statuses: received -> processing -> deposited | duplicate | failed | quarantined (terminal),
-plus 'split' for the file-level row of a batch whose messages have rows of their own, and
-'discarded' for what an admin withdrew. Claims are leases so that a dead worker's batch is
-taken again once ``claimed_until`` has passed; on PostgreSQL concurrent workers skip each
-other's rows (FOR UPDATE SKIP LOCKED).
+Statuses: received -> processing -> deposited | duplicate | failed | quarantined | held
+(terminal), plus 'split' for the file-level row of a batch whose messages have rows of
+their own, and 'discarded' for what an admin withdrew. Claims are leases so that a dead
+worker's batch is taken again once ``claimed_until`` has passed; on PostgreSQL concurrent
+workers skip each other's rows (FOR UPDATE SKIP LOCKED).
+
+'held' is a document its sender says is not for patient care yet (a dictated report, HL7
+v2.5 9.6.1.19; MDM_NOT_AVAILABLE): accepted, nothing filed, nothing wrong. It was 'failed':
+a working dictate-then-sign flow left one failure per report for operators to look at. The
+signature (MDM^T03) files it (pipelines/held.py); the row then says by which import.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ DEPOSITED = "deposited"
 DUPLICATE = "duplicate"
 FAILED = "failed"
 QUARANTINED = "quarantined"
+HELD = "held"  # a draft not for patient care yet: accepted, not filed until signed
 SPLIT = "split"
 DISCARDED = "discarded"
 RETRY = "retry"  # an attempt's status only: transient failure, the row waits in 'received'
 ADT_STAGE = "consent"  # the stage of an ADT applied to a dossier: deposited without entries
-TERMINAL = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT, DISCARDED)
-COUNTED = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED)  # what a summary reports
+TERMINAL = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, HELD, SPLIT, DISCARDED)
+COUNTED = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, HELD)  # what a summary reports
 
 
 @dataclass(slots=True)
@@ -342,8 +348,9 @@ def reset_for_rerun(conn: Connection, ids: list[int]) -> list[int]:
 
 
 def reopenable(status: str, stage: str | None) -> bool:
-    """What a rerun puts back in the queue (``reset_for_rerun``)."""
-    return status in (FAILED, QUARANTINED, DUPLICATE) and stage != "intake"
+    """What a rerun puts back in the queue (``reset_for_rerun``): a held draft too, when an
+    admin names it (no filter on failures selects it)."""
+    return status in (FAILED, QUARANTINED, DUPLICATE, HELD) and stage != "intake"
 
 
 def counts_by_status(conn: Connection, ids: list[int] | None = None) -> dict[str, int]:

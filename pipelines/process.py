@@ -68,14 +68,26 @@ from dossiers.patients import (
     get_patient,
     remove_ins,
 )
-from dossiers.schema import imports, logical_messages
+from dossiers.schema import entries as entry_rows
+from dossiers.schema import imports, logical_messages, provenance
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.lab import normalize_message
-from normalizers.model import Entry, NormalizationError, NormalizedMessage, PatientIdentity
+from normalizers.model import (
+    ACTION_DELETE,
+    ACTION_NEW,
+    DOCUMENT,
+    STATUS_CHANGE_DETAIL,
+    Entry,
+    HeldBack,
+    NormalizationError,
+    NormalizedMessage,
+    PatientIdentity,
+)
 from parsers.cda import CdaParseError, parse_cda
 from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
+from pipelines import held as held_drafts
 from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.death import death_warnings, deaths_of
@@ -94,6 +106,7 @@ from pipelines.ledger import (
     DEPOSITED,
     DUPLICATE,
     FAILED,
+    HELD,
     QUARANTINED,
     Outcome,
     aware,
@@ -168,6 +181,12 @@ class Prepared:
     item_facts: list[str | None]  # the fact of each entry, in order
     # A message of several patients: each one's share of ``items``; None for one patient
     shares: list[PatientShare] | None = None
+    # A document not for patient care yet (HeldBack): (code, text, location) of the hold;
+    # ``items`` are what it files once signed (pipelines/held.py)
+    held: tuple[str, str, str] | None = None
+    # Filed from two imports (a held draft and its signature): the other one and what it
+    # gave ('drafted': the content; 'signed': the status), linked too
+    released_from: tuple[int, str] | None = None
 
 
 @dataclass(slots=True)
@@ -567,11 +586,23 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         raise _Stop(refused)
     try:
         normalized: NormalizedMessage = normalize_message(msg, row.source, ctx.mappings)
+    except HeldBack as exc:
+        return _held_prepared(row, exc, list(msg.warnings), started)
     except NormalizationError as exc:
         raise _failed("normalize", exc, logical_id=_logical_id(msg)) from None
     if (unmapped := unmapped_failure(ctx.settings, row.source, normalized)) is not None:
         raise _Stop(unmapped)
     return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
+
+
+def _held_prepared(row, exc: HeldBack, warnings: list[str],  # noqa: ANN001
+                   started: datetime) -> Prepared:
+    """A draft held back: prepared as what it would file (no quarantine: nothing is filed
+    now, its identity is read when it is), the hold kept for ``_file``."""
+    item = _prepared(row, replace(exc.held, quarantine_reasons=[]),
+                     warnings + list(exc.held.warnings), started)
+    item.held = (exc.code, str(exc), exc.location)
+    return item
 
 
 def sender_not_source(settings: Settings, source: str, sender: str) -> Outcome | None:
@@ -911,7 +942,16 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         except _Stop as stop:
             return _adt_without_dossier(conn, item, stop)
         return _file_adt(conn, item, patient_id, via, warnings)
+    if item.held is not None:
+        signed = _signed_before(ctx, conn, item)
+        if signed is None:
+            return _hold(conn, item)
+        item = signed
+    elif (cancelled := _cancel_held(conn, item)) is not None:
+        return cancelled
     patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    if item.held is None and item.released_from is None:
+        item = _release_held(ctx, conn, item, patient_id, warnings)
     _refuse_corrections_elsewhere(
         conn, item, [_Target(patient_id, item.items, item.item_facts, set(), set())], warnings)
     _claim_logical_id(conn, item, patient_id, warnings, "deposited")
@@ -922,8 +962,214 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         fault_point("deposit.attached")  # attachments durable, no entry points at them yet
     result = deposit(conn, patient_id=patient_id, import_id=item.row.id,
                      source=item.row.source, items=item.items)
+    _after_deposit(conn, item, result)
     fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
     return _deposited(item, patient_id, result, warnings, deaths_of(conn, [patient_id]))
+
+
+# -- documents held back until signed (pipelines/held.py) ----------------------------------
+def _hold(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """The outcome of a draft not for patient care yet: 'held', nothing filed, its document
+    recorded as held by this import (the latest draft of a document is the one held) for
+    the status change that will sign it. A held status change (a T03 saying 'dictated')
+    holds no content: there is nothing for a signature to file."""
+    code, message, location = item.held
+    keys = _content_keys(item)
+    if keys:
+        held_drafts.hold(conn, keys, item.row.id)
+    return Outcome(HELD, stage="normalize", error_code=code, error_message=message,
+                   error_location=location or None, logical_id=item.normalized.logical_id,
+                   warnings=item.warnings or None)
+
+
+def _content_keys(item: Prepared) -> list[str]:
+    """The documents a message carries with their content (not a status change)."""
+    return [e.key for e, _ in item.items if e.type == DOCUMENT and e.action == ACTION_NEW
+            and not e.details.get(STATUS_CHANGE_DETAIL)]
+
+
+def _signed_before(ctx: Context, conn, item: Prepared) -> Prepared | None:  # noqa: ANN001
+    """A draft whose signature came first (an MDM^T03 that found no document, waiting for
+    it): the draft filed at once in the status the T03 states, both imports linked. None
+    when no signature waits (the draft is held)."""
+    for key in _content_keys(item):
+        signer = held_drafts.waiting_signature(conn, key)
+        if signer is None:
+            continue
+        row = conn.execute(select(imports).where(imports.c.id == signer)).one()
+        signature = _read_again(ctx, row) or _NOTHING
+        change = held_drafts.status_change(signature, key)
+        if change is None or not held_drafts.same_patient(item.normalized.identity,
+                                                          signature.identity):
+            continue  # another patient's signature signs nothing of this one's
+        held_drafts.forget(conn, [key], held_drafts.SIGNED_PREFIX)
+        signed = _prepared(item.row, held_drafts.signed_content(item.normalized, change),
+                           [*item.warnings, f"{change.source_ref}: filed as import {signer} "
+                            "(its status change, received before it) says: not held back"],
+                           item.started)
+        signed.released_from = (signer, "signed")
+        return signed
+    return None
+
+
+def _release_held(ctx: Context, conn, item: Prepared, patient_id: int,  # noqa: ANN001
+                  warnings: list[str]) -> Prepared:
+    """A status change (MDM^T03, no content) of a document held back as a draft: the held
+    import's content, read again from the archive, filed in the status the T03 states, as
+    one filing of this import linked to both. The held row says it was released. A draft
+    the dossier holds a later version of (signed content filed since) is not released: it
+    is closed as superseded. Anything else: ``item`` as it is."""
+    for change in (e for e, _ in item.items
+                   if e.type == DOCUMENT and e.details.get(STATUS_CHANGE_DETAIL)):
+        held_id = held_drafts.held_import(conn, change.key)
+        if held_id is None:
+            continue
+        held_drafts.forget(conn, [change.key])
+        if _filed_since(conn, patient_id, change.key, held_id):
+            held_drafts.close(conn, held_id, f"superseded: a later version was filed before import "
+                       f"{item.row.id} signed this draft; not filed")
+            continue
+        row = conn.execute(select(imports).where(imports.c.id == held_id)).one()
+        content = _read_again(ctx, row)
+        if content is None or held_drafts.status_change(content, change.key) is not None \
+                or not any(e.key == change.key for e in content.entries):
+            continue
+        if not held_drafts.same_patient(content.identity, item.normalized.identity):
+            held_drafts.hold(conn, [change.key], held_id)  # still held, for its own patient
+            warnings.append(f"{change.source_ref}: names another patient (PID-3) than the "
+                            f"draft held back by import {held_id}: the draft is not filed")
+            continue
+        held_drafts.close(conn, held_id, f"released: filed by import {item.row.id} (the status "
+                   "change that signs it)")
+        warnings.append(f"{change.source_ref}: files the document held back by import "
+                        f"{held_id} (its content) in the status stated here")
+        signed = held_drafts.signed_content(content, change)
+        released = _prepared(item.row, replace(signed, logical_id=item.normalized.logical_id),
+                             [*item.warnings, *signed.warnings], item.started)
+        released.released_from = (held_id, "drafted")
+        return released
+    return item
+
+
+def _cancel_held(conn, item: Prepared) -> Outcome | None:  # noqa: ANN001
+    """MDM^T11 (or a deletion) of drafts held back and filed nowhere: they are closed, the
+    held rows say by which import, and nothing is filed: no withdrawn entry (no dossier holds
+    the document; the draft, rerun, is held again), no dossier resolved or made for it. None
+    for anything else: a version filed somewhere is withdrawn the usual way, and the held
+    draft closed after (``_after_deposit``)."""
+    deletes = [e for e, _ in item.items if e.type == DOCUMENT and e.action == ACTION_DELETE]
+    if not deletes or len(deletes) != len(item.items):
+        return None
+    found = []
+    for entry in deletes:
+        key = entry.replaces_key or entry.key
+        held_id = held_drafts.held_import(conn, key)
+        if held_id is None or _filed_anywhere(conn, key):
+            return None
+        found.append((key, held_id, entry.source_ref))
+    warnings = list(item.warnings)
+    for key, held_id, where in found:
+        held_drafts.forget(conn, [key])
+        held_drafts.close(conn, held_id, f"cancelled by import {item.row.id} before it was signed: "
+                   "never filed")
+        warnings.append(f"{where}: cancels the draft held back by import {held_id}, never "
+                        "filed: nothing to withdraw")
+    return Outcome(DEPOSITED, stage="deposit", logical_id=item.normalized.logical_id,
+                   warnings=warnings)
+
+
+def _filed_anywhere(conn, key: str) -> bool:  # noqa: ANN001
+    """Whether any dossier holds a document under ``key`` (ix_entries_report_key)."""
+    e = entry_rows.c
+    return conn.execute(select(e.id).where(e.key == key, e.type == DOCUMENT).limit(1)) \
+        .first() is not None
+
+
+_NOTHING = NormalizedMessage(logical_id="", identity=PatientIdentity(), entries=[])
+
+
+def _filed_since(conn, patient_id: int, key: str, import_id: int) -> bool:  # noqa: ANN001
+    """Whether the dossier's current version of ``key`` was filed after ``import_id``."""
+    e = entry_rows.c
+    return conn.execute(select(e.id).where(
+        e.patient_id == patient_id, e.key == key, e.current,
+        e.import_id > import_id).limit(1)).first() is not None
+
+
+def _read_again(ctx: Context, row) -> NormalizedMessage | None:  # noqa: ANN001
+    """An HL7v2 import normalized again from its archived bytes (a held draft: what it
+    would file); None when it no longer reads. The archive unreachable: the message waits
+    (a transient outcome), a signature is not filed without its content."""
+    try:
+        data = ctx.archive.get(row.sha256)
+    except ArchiveUnavailable as exc:
+        raise _Stop(transient_outcome(0, retry_max=ctx.settings.retry_max,
+                                      base_seconds=ctx.settings.retry_base_seconds,
+                                      stage="archive", code=exc.code,
+                                      message=str(exc))) from None
+    except ArchiveError:
+        return None
+    try:
+        msg = parse_message(data, ctx.settings.fallback_charset(row.source))
+        msg.zone = ctx.settings.source_zone(row.source)
+        return normalize_message(msg, row.source, ctx.mappings)
+    except HeldBack as exc:
+        return exc.held
+    except (HL7ParseError, NormalizationError):
+        return None
+
+
+def _after_deposit(conn, item: Prepared, result: DepositResult) -> None:  # noqa: ANN001
+    """What a document message tells the held drafts: a release links the other import to
+    what was filed; a cancel or deletion of a held draft closes it (nothing was filed, and
+    a later signature files nothing); a status change that found no document waits for the
+    draft it signs."""
+    if item.released_from is not None:
+        _link_other(conn, item.row.id, *item.released_from, item.row.source)
+    held_drafts.close_superseded(conn, _content_filed([item]))
+    for entry, _ in item.items:
+        if entry.type != DOCUMENT:
+            continue
+        if entry.action == ACTION_DELETE:
+            key = entry.replaces_key or entry.key
+            if (held_id := held_drafts.held_import(conn, key)) is not None:
+                held_drafts.forget(conn, [key])
+                held_drafts.close(conn, held_id, f"cancelled by import {item.row.id} before it was "
+                           "signed: never filed")
+        elif entry.details.get(STATUS_CHANGE_DETAIL) \
+                and entry.source_ref in result.unheld_status_changes:
+            held_drafts.wait_for_draft(conn, [entry.key], item.row.id)
+
+
+def _content_filed(items: Sequence[Prepared]) -> list[tuple[str, int]]:
+    """(document key, import) of the documents these messages filed with their content."""
+    return [(key, item.row.id) for item in items if item.held is None
+            for key in _content_keys(item)]
+
+
+def _touches_held(item: Prepared) -> bool:
+    """A draft held back, a status change or a document deletion: filed one by one
+    (``_file`` holds, releases or closes drafts)."""
+    return item.held is not None or any(
+        e.type == DOCUMENT and (e.action == ACTION_DELETE or e.details.get(STATUS_CHANGE_DETAIL))
+        for e, _ in item.items)
+
+
+def _link_other(conn, import_id: int, other: int, relation: str,  # noqa: ANN001
+                source: str) -> None:
+    """Provenance of a filing made of two imports (a draft and its signature): what
+    ``import_id`` created is linked to ``other`` too, as what it gave ('drafted' the content,
+    'signed' the status): two 'created' links said the same of both, and a reader of the
+    provenance (imports show, the FHIR Provenance's activity) could not tell the draft's
+    author system from the signing message."""
+    rows = conn.execute(select(provenance.c.entry_id, provenance.c.source_ref).where(
+        provenance.c.import_id == import_id, provenance.c.relation == "created")).all()
+    if rows:
+        t = now()
+        conn.execute(insert(provenance), [
+            {"entry_id": r.entry_id, "import_id": other, "source": source,
+             "source_ref": r.source_ref, "relation": relation, "created_at": t}
+            for r in rows])
 
 
 def _file_patients(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
@@ -1241,9 +1487,11 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         named_later: set[str] = set()  # keys that deferred messages correct, any dossier
         doc_sets: dict[int, set[tuple[int, str]]] = {}  # import id -> (patient, CDA set id)
         for n, item in enumerate(prepared):
-            if item.normalized.adt is not None:
+            if item.normalized.adt is not None or _touches_held(item):
                 # An ADT changes what the messages after it may do (an opposition refuses
-                # them, a merge moves their dossier): filed on its own, in its turn.
+                # them, a merge moves their dossier), and so does a document held back,
+                # signed or cancelled (pipelines/held.py): what it holds or releases decides
+                # what the messages after it file. Filed on its own, in its turn.
                 later.append(item)
                 cut = n + 1
                 break
@@ -1352,6 +1600,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         write_deposits(conn, [plan for plans in planned for plan in plans])
         fault_point("deposit.written")  # entries written (uncommitted), no outcome recorded
         deaths = deaths_of(conn, [t.patient_id for _, targets, _ in filing for t in targets])
+        held_drafts.close_superseded(conn, _content_filed([item for item, _, _ in filing]))
         for (item, targets, warnings), plans in zip(filing, planned, strict=True):
             if item.shares is None:
                 decided[item.row.id] = _deposited(item, targets[0].patient_id,

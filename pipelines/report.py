@@ -92,8 +92,9 @@ def _problem(r) -> dict:  # noqa: ANN001
 
 
 def _advice(status: str, code: str | None) -> str | None:
-    """What to do, for what waits on an admin (failed, quarantined); None otherwise."""
-    return advice(code) if status in ("failed", "quarantined") else None
+    """What to do, for what waits on an admin (failed, quarantined), and why a held draft
+    needs nothing (it waits for its signature); None otherwise."""
+    return advice(code) if status in ("failed", "quarantined", "held") else None
 
 
 def _import_dict(r) -> dict:  # noqa: ANN001

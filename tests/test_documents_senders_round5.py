@@ -72,8 +72,8 @@ def test_a_dictated_report_is_filed_when_signed_and_a_draft_replaces_nothing(sql
                     _mdm("T08", "F", "CR-76", txa17="LA", txa19="AV", ed=SIGNED),
                     _mdm("T04", "F", "CR-76", txa17="LA", txa19="UN", ed=SIGNED))
     assert [(r.status, r.error_code) for r in rows] == [
-        ("failed", "MDM_NOT_AVAILABLE"), ("deposited", None), ("deposited", None),
-        ("deposited", None), ("failed", "MDM_NOT_AVAILABLE")]
+        ("held", "MDM_NOT_AVAILABLE"), ("deposited", None), ("deposited", None),
+        ("deposited", None), ("held", "MDM_NOT_AVAILABLE")]
     assert rows[0].error_location == "TXA[5]-17"
     assert _current_documents(sqlite_ctx) == {(KEY.format(n="CR-75"), "final"),
                                               (KEY.format(n="CR-76"), "final")}

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 STATUS_COLOURS = {"deposited": "#2e7d32", "duplicate": "#78909c", "failed": "#c62828",
                   "quarantined": "#ef6c00", "received": "#1565c0", "processing": "#6a1b9a",
-                  "discarded": "#9e9e9e", "split": "#80cbc4"}
+                  "discarded": "#9e9e9e", "split": "#80cbc4", "held": "#8d6e63"}
 
 
 # -- charts ------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ PAGE = 50
 FILTERS = ("status", "source", "channel", "stage", "code", "file", "since", "until", "patient",
            "warnings")
 STATUSES = ("received", "processing", "deposited", "duplicate", "failed", "quarantined",
-            "discarded", "split")
+            "held", "discarded", "split")
 ImportId = Annotated[int, Path(ge=1, le=MAX_ID)]
 PatientRef = Annotated[str, Path(pattern=PATIENT_REF)]
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
