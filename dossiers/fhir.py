@@ -1857,6 +1857,20 @@ _ADMINISTERING = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v
                               "code": "AP", "display": "Administering Provider"}]}
 
 
+def _party(party: Mapping) -> tuple[dict | None, dict]:
+    """A party as our details hold it (ids: the person's, organization: the organization's
+    ids, organization_name) -> (the person as a reference by identifier, or None; the
+    organization by identifier and name, or {})."""
+    ids = [i for i in party.get("ids") or () if _text(i)]
+    person = _performer(ids[0]) if ids else None
+    orgs = [i for i in party.get("organization") or () if _text(i)]
+    org = (_performer(orgs[0]) if orgs else None) or {}
+    name = _text(party.get("organization_name"))
+    if name:
+        org = {**org, "display": name}
+    return person, org
+
+
 def _performers(details: Mapping, resource: str) -> list[dict]:
     """Who gave a vaccine or did a procedure (details.performed_by: the performer's ids, the
     organization's ids and name; kept apart from Entry.performer, the author): the person
@@ -1866,13 +1880,7 @@ def _performers(details: Mapping, resource: str) -> list[dict]:
     party = details.get("performed_by")
     if not isinstance(party, Mapping):
         return []
-    ids = [i for i in party.get("ids") or () if _text(i)]
-    person = _performer(ids[0]) if ids else None
-    orgs = [i for i in party.get("organization") or () if _text(i)]
-    org = (_performer(orgs[0]) if orgs else None) or {}
-    name = _text(party.get("organization_name"))
-    if name:
-        org = {**org, "display": name}
+    person, org = _party(party)
     if person is None and not org:
         return []
     if resource == "Immunization":
@@ -2305,13 +2313,7 @@ def _dispensers(party: Any) -> list[dict]:  # noqa: ANN401
     onBehalfOf, so each is a performer of its own."""
     if not isinstance(party, Mapping):
         return []
-    ids = [i for i in party.get("ids") or () if _text(i)]
-    person = _performer(ids[0]) if ids else None
-    orgs = [i for i in party.get("organization") or () if _text(i)]
-    org = (_performer(orgs[0]) if orgs else None) or {}
-    name = _text(party.get("organization_name"))
-    if name:
-        org = {**org, "display": name}
+    person, org = _party(party)
     if org and "identifier" in org:
         org = {"type": "Organization", **org}
     return [{"actor": a} for a in (person, org) if a]
