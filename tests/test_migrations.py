@@ -241,6 +241,19 @@ def test_upgrade_to_0009_folds_letters_without_decomposition(engine) -> None:  #
     assert keys() == {(f, k, bk) for f, k, _, bk in rows}
 
 
+def _one_dossier(engine, family: str, given: str, birth_date: str, family_key: str,  # noqa: ANN001
+                 given_key: str) -> str:
+    """A woman's dossier written with plain SQL (the store is at an old revision, the
+    code's tables are newer), its id as the API takes it."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
+            " opposed, created_at) VALUES (:f, :g, :b, 'F', :fk, :gk, :no, :t)"),
+            {"f": family, "g": given, "b": birth_date, "fk": family_key, "gk": given_key,
+             "no": False, "t": NOW})
+        return str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+
+
 def test_upgrade_to_0010_keeps_a_dossier_readable_and_adds_representatives(engine) -> None:  # noqa: ANN001, E501
     """A store at 0009 with a minor's dossier: after the upgrade the patient reads it as
     before, an admin declares her mother, who reads it too; downgrade drops the table."""
@@ -249,12 +262,7 @@ def test_upgrade_to_0010_keeps_a_dossier_readable_and_adds_representatives(engin
     from dossiers import access
 
     migrate.upgrade(engine, "0009")
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
-            " opposed, created_at) VALUES ('Da Silva', 'Maëlys', '2010-09-14', 'F',"
-            " 'DA SILVA', 'MAELYS', :no, :t)"), {"no": False, "t": NOW})
-        pid = str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+    pid = _one_dossier(engine, "Da Silva", "Maëlys", "2010-09-14", "DA SILVA", "MAELYS")
     assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
     patient = access.Principal("patient", pid)
     assert access.read_dossier(engine, patient, pid)["access"]["basis"] == "patient"
@@ -277,12 +285,7 @@ def test_upgrade_to_0012_adds_the_death_and_keeps_a_dossier_readable(engine) -> 
     from dossiers import access
 
     migrate.upgrade(engine, "0011")
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
-            " opposed, created_at) VALUES ('Lefèvre', 'Hélène', '1968-03-14', 'F',"
-            " 'LEFEVRE', 'HELENE', :no, :t)"), {"no": False, "t": NOW})
-        pid = str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+    pid = _one_dossier(engine, "Lefèvre", "Hélène", "1968-03-14", "LEFEVRE", "HELENE")
     assert migrate.upgrade(engine) == [f"upgraded to {HEAD}"]
     assert differences(engine) == []
     patient = access.Principal("patient", pid)
@@ -315,12 +318,7 @@ def test_upgrade_to_0013_anchors_the_chains_and_adds_the_oppositions(engine) -> 
     from dossiers.audit import verify
 
     migrate.upgrade(engine, "0012")
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO patients (family, given, birth_date, sex, family_key, given_key,"
-            " opposed, created_at) VALUES ('Lefèvre', 'Hélène', '1968-03-14', 'F',"
-            " 'LEFEVRE', 'HELENE', :no, :t)"), {"no": False, "t": NOW})
-        pid = str(conn.execute(text("SELECT id FROM patients")).scalar_one())
+    pid = _one_dossier(engine, "Lefèvre", "Hélène", "1968-03-14", "LEFEVRE", "HELENE")
     patient = access.Principal("patient", pid)
     # two reads at 0012: two rows in the dossier's chain, written with no anchor
     with engine.begin() as conn:
