@@ -108,9 +108,10 @@ _GROUPED_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3})+\.\d+|(?:,\d{3}){2,})")
 # print it. Not in the NM grammar (v2.5 2.A.47) but no other reading; the exponent is bounded
 # so that no value reads as infinite.
 _EXPONENT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))[eE]([+-]?\d{1,2})")
-# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2', '≥ 60'): _parse_number reads
-# the rest; a one-sign comparator (tables/comparator_signs.csv) is read by _comparator.
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=|[\u2264\u2265\u2a7d\u2a7e])\s*([+\-\d.,].*)")
+# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2', '≥ 60', '=<0,25'):
+# _parse_number reads the rest; a one-sign or reversed comparator (tables/
+# comparator_signs.csv) is read by _comparator.
+_COMPARED = re.compile(r"(<=|>=|=<|=>|<>|<|>|=|[\u2264\u2265\u2a7d\u2a7e])\s*([+\-\d.,].*)")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -2055,7 +2056,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     if vtype == "NM":
         c = comps(msg, first)
         head = text(msg, c[0]) if c else ""
-        if len(c) > 1 and (not head or head in COMPARATORS) and text(msg, c[1]):
+        if len(c) > 1 and (not head or _is_comparator(head)) and text(msg, c[1]):
             # '^182', '<^0.5': an SN's components under OBX-2 NM. Read as NM, the number in
             # component 2 was lost without a word ('^182') or the message failed ('<^0.5').
             ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
@@ -2188,7 +2189,7 @@ def _typed_by_components(msg: Message, rep: str) -> str | None:
     if len(c) > 3 and text(msg, c[3]).upper() in ed_encodings():
         return None  # an ED's shape ('^AP^PDF^Base64^JVBERi0...'): no coded value, as before
     head, second = text(msg, c[0]).strip(), text(msg, part(c, 2)).strip()
-    if (not head or head in COMPARATORS) and _NUMBER.fullmatch(second.replace(",", ".")):
+    if (not head or _is_comparator(head)) and _NUMBER.fullmatch(second.replace(",", ".")):
         return "SN"
     return "CWE"
 
@@ -2448,14 +2449,22 @@ def _comparator_signs() -> dict[str, str]:
     return column_map("comparator_signs", "sign", "comparator")
 
 
+def _is_comparator(sent: str) -> bool:
+    """Whether ``sent`` is an SN comparator, as HL7 writes it or as a sign or a reversed
+    pair stands for one (tables/comparator_signs.csv)."""
+    return sent in COMPARATORS or sent in _comparator_signs()
+
+
 def _comparator(ctx: _Ctx, sent: str, where: str) -> str:
     """The HL7 comparator (SN.1) ``sent`` is: itself, or the one a single sign stands for
-    ('≤0,5', '≥ 60' from systems that print them; the whole message failed as
-    OBX_BAD_NUMBER), said in a warning."""
+    ('≤0,5', '≥ 60' from systems that print them), or the one a reversed pair stands for
+    ('=<0,25', '=>32': microbiology systems print MICs so, MIMIC-IV's dilution comparisons
+    hold '=>'); the whole message failed as OBX_BAD_NUMBER. Said in a warning."""
     comparator = _comparator_signs().get(sent)
     if comparator is None:
         return sent
-    ctx.warnings.append(f"{where}: comparator written as one sign, read as {comparator}")
+    how = "as one sign" if len(sent) == 1 else f"reversed ({sent})"
+    ctx.warnings.append(f"{where}: comparator written {how}, read as {comparator}")
     return comparator
 
 

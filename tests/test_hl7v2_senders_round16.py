@@ -1,0 +1,51 @@
+"""HL7v2 lab results, round 16: results from senders we have not seen (French LIS, hospital
+microbiology systems), written as such a sender writes them (invented patients) and checked
+against what must be filed.
+
+What the round found:
+- a MIC printed with its comparator reversed ('=<0,25', '=>32', as microbiology systems print
+  dilutions: MIMIC-IV's microbiology holds '=>') failed the whole message OBX_BAD_NUMBER under
+  SN ('unknown SN comparator') and NM, and was text under ST: it is read as '<=' / '>=' with
+  a warning (tables/comparator_signs.csv);
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_lab_normalizer import norm, oru
+
+
+def _results(*obx: str, **kw):  # noqa: ANN202
+    """The lab results of one ORU^R01 holding these OBX, and the message's warnings."""
+    n = norm(oru(*obx, **kw))
+    return [e for e in n.entries if e.type == "lab_result"], n.warnings
+
+
+# -- MIC comparators written reversed --------------------------------------------------------
+@pytest.mark.parametrize("vtype, value, comparator, number", [
+    ("SN", "=<^0.25", "<=", 0.25),
+    ("SN", "=>^32", ">=", 32.0),
+    ("SN", "^=<0,5", "<=", 0.5),  # in num1's place, glued to its number
+    ("NM", "=<0,25", "<=", 0.25),
+    ("NM", "=>^16", ">=", 16.0),  # an SN's components under NM
+    ("ST", "=> 16", ">=", 16.0),  # text with its unit in OBX-6: a quantity
+])
+def test_a_mic_with_its_comparator_reversed_is_read(vtype: str, value: str, comparator: str,
+                                                    number: float) -> None:
+    """v2.5 2.A.71 spells the SN comparator '<=' and '>='; a MIC printed '=<0,25' failed the
+    whole message (every other antibiotic of the panel with it)."""
+    (mic,), warnings = _results(
+        f"OBX|1|{vtype}|18906-8^Ciprofloxacine [Susceptibilité] CMI^LN|1|{value}|mg/L||S|||F")
+    assert (mic.comparator, mic.value_num, mic.unit) == (comparator, number, "mg/L")
+    assert mic.interpretation == "S"
+    sign = "=<" if comparator == "<=" else "=>"
+    assert f"OBX[5]-5: comparator written reversed ({sign}), read as {comparator}" in warnings
+
+
+def test_a_plain_equals_sign_is_still_no_comparator() -> None:
+    """'=^16' says no more than the number: no comparator, no warning of a reversed one."""
+    (mic,), warnings = _results("OBX|1|SN|18864-9^Ampicilline CMI^LN|1|=^16|mg/L||R|||F")
+    assert (mic.comparator, mic.value_num) == (None, 16.0)
+    assert not any("reversed" in w for w in warnings)
+
