@@ -7,6 +7,10 @@ What the round found:
   dilutions: MIMIC-IV's microbiology holds '=>') failed the whole message OBX_BAD_NUMBER under
   SN ('unknown SN comparator') and NM, and was text under ST: it is read as '<=' / '>=' with
   a warning (tables/comparator_signs.csv);
+- an antibiogram's category as CA-SFM / EUCAST 2019 name it ('SFP', 'Sensible à forte
+  posologie', 'Sensible à posologie standard': French LIS print them in OBX-8) was kept as
+  sent, a flag no reader (nor the same result of a CR-BIO, coded I or S) knew: read as I and
+  S (tables/hl7_flag_words.csv), with a warning;
 """
 
 from __future__ import annotations
@@ -48,4 +52,21 @@ def test_a_plain_equals_sign_is_still_no_comparator() -> None:
     (mic,), warnings = _results("OBX|1|SN|18864-9^Ampicilline CMI^LN|1|=^16|mg/L||R|||F")
     assert (mic.comparator, mic.value_num) == (None, 16.0)
     assert not any("reversed" in w for w in warnings)
+
+
+# -- CA-SFM 2019 antibiogram categories -------------------------------------------------------
+@pytest.mark.parametrize("obx8, flag", [
+    ("SFP", "I"),
+    ("sfp", "I"),
+    ("Sensible à forte posologie", "I"),
+    ("^Sensible à posologie standard", "S"),  # a CWE's text alone (v2.7+ OBX-8)
+])
+def test_casfm_susceptibility_categories_are_read_as_table_0078(obx8: str, flag: str) -> None:
+    """Since CA-SFM 2019, 'I' reads 'sensible à forte posologie' (SFP, EUCAST's 'susceptible,
+    increased exposure') and 'S' 'sensible à posologie standard'."""
+    (amox,), warnings = _results(
+        f"OBX|1|SN|18864-9^Amoxicilline CMI^LN|1|<=^2|mg/L||{obx8}|||F")
+    assert amox.interpretation == flag
+    assert "OBX[5]-8: an abnormal flag written as a word, read as its code of HL7 table " \
+        "0078" in warnings
 
