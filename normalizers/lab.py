@@ -1289,11 +1289,24 @@ def _coded_specimen(msg: Message, c: list[str], *, subcomponents: bool) -> dict[
         first = part(c, 1)
         code, display, system = (sub(msg, first, i) for i in (1, 2, 3))
     else:
-        code, display, system = (text(msg, part(c, i)) for i in (1, 2, 3))
+        code, display, system = _specimen_cwe(msg, c)
     if code:
         return {"code": code, "system": system_name(system) if system else "",
                 "display": display}
     return {"text": display} if display else None
+
+
+def _specimen_cwe(msg: Message, c: list[str]) -> tuple[str, str, str]:
+    """(code, text, coding system) of a specimen type sent as a CWE (SPM-4, v2.5 7.4.3.4):
+    its identifier triplet, else its alternate one (CWE.4-6: '^^^BLD^Sang^HL70487', a
+    sender with no code of its own), the text else the original text (CWE.9: '^^^^^^^^Sang
+    veineux', or a code sent without its text). Only the first triplet was read: a specimen
+    coded in the alternate triplet or said in the original text alone was lost without a
+    word, as OBX-3 and OBR-4 were (rounds 7 and 9)."""
+    code, display, system = (text(msg, part(c, i)) for i in (1, 2, 3))
+    if not code and not display and text(msg, part(c, 4)):
+        code, display, system = (text(msg, part(c, i)) for i in (4, 5, 6))
+    return code, display or text(msg, part(c, 9)), system
 
 
 def _specimen_time(msg: Message, g: _Group) -> str | None:

@@ -11,6 +11,9 @@ What the round found:
   posologie', 'Sensible à posologie standard': French LIS print them in OBX-8) was kept as
   sent, a flag no reader (nor the same result of a CR-BIO, coded I or S) knew: read as I and
   S (tables/hl7_flag_words.csv), with a warning;
+- SPM-4 (the specimen type, a CWE) coded in its alternate triplet only ('^^^119297000^Sang
+  veineux^SCT') or said in its original text only (CWE.9) named no specimen: the result was
+  filed without one, silently; a code sent with its CWE.9 and no text lost the text;
 """
 
 from __future__ import annotations
@@ -70,3 +73,20 @@ def test_casfm_susceptibility_categories_are_read_as_table_0078(obx8: str, flag:
     assert "OBX[5]-8: an abnormal flag written as a word, read as its code of HL7 table " \
         "0078" in warnings
 
+
+# -- SPM-4 specimen type in the alternate triplet or the original text -----------------------
+@pytest.mark.parametrize("spm4, specimen", [
+    ("^^^119297000^Sang veineux^SCT",
+     {"code": "119297000", "system": "SNOMED-CT", "display": "Sang veineux"}),
+    ("^^^^^^^^Sang veineux", {"text": "Sang veineux"}),
+    ("119297000^^SCT^^^^^^Sang veineux",
+     {"code": "119297000", "system": "SNOMED-CT", "display": "Sang veineux"}),
+    ("SER^Sérum^HL70487^119364003^Serum specimen^SCT",  # both triplets: the first, as before
+     {"code": "SER", "system": "HL70487", "display": "Sérum"}),
+])
+def test_spm4_coded_in_the_alternate_triplet_or_the_original_text(spm4: str,
+                                                                  specimen: dict) -> None:
+    spm = f"SPM|1|24C0315-07-1^LABO-DEMO||{spm4}" + "|" * 13 + "202403150805"
+    (k,), _ = _results("OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F", tail=(spm,))
+    assert k.details["specimen"] == specimen
+    assert k.specimen_time == "2024-03-15T08:05+01:00"
