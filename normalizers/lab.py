@@ -561,6 +561,10 @@ class _Ctx:
     # a result key -> the OBX-14 its first result was sent with ('' for none): what tells a
     # cumulative report's previous results of one test apart (``_make_unique``)
     observed: dict[str, str] = field(default_factory=dict)
+    # a result or report key -> the OBR-7 of the order its first entry came in, as sent:
+    # what tells apart the orders of one number and code (``_order_time_key``)
+    ordered: dict[str, str] = field(default_factory=dict)
+    order_time: str = ""  # OBR-7 as sent of the order being read
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
     # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
     sent_iso: str = ""
@@ -605,8 +609,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         report_key = f"report|{order_no}|{scope_ns}|{obr_code}"
         if scope:
             report_key = f"{report_key}|{scope}"
+        ctx.order_time = _order_time_sent(msg, obr)
         if report_key in ctx.keys:
-            report_key = _unique_key(ctx, report_key, obr)
+            report_key = _order_time_key(ctx, report_key, obr) \
+                or _unique_key(ctx, report_key, obr)
+        else:
+            ctx.ordered[report_key] = ctx.order_time
         ctx.keys.add(report_key)
         collected = _specimen_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
@@ -1671,6 +1679,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         _make_unique(ctx, entry, obx, observed_sent)
     else:
         ctx.observed[key] = observed_sent
+        ctx.ordered[key] = ctx.order_time
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
@@ -2005,7 +2014,39 @@ def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> N
         ctx.warnings.append(f"{loc(obx)}: same test as an earlier segment of the message, "
                             "observed at another time (OBX-14): told apart by that time")
         return
+    if not observed and not first:
+        by_order = _order_time_key(ctx, key, obx)
+        if by_order is not None:
+            entry.key = by_order
+            return
     entry.key = _unique_key(ctx, key, obx)
+
+
+def _order_time_sent(msg: Message, obr: Segment) -> str:
+    """OBR-7 as sent (its first component, the time without its degree of precision)."""
+    f = obr.fields
+    if len(f) <= 7 or not f[7]:
+        return ""
+    return text(msg, part(comps(msg, first_rep(msg, obr, 7)), 1)).strip()
+
+
+def _order_time_key(ctx: _Ctx, key: str, seg: Segment) -> str | None:
+    """The key of a report or result under the key of an earlier one of the message whose
+    order has another observation time (OBR-7): that time appended ('...@202403150900'),
+    said; None when the times are the same or unsaid (ranked, ``_unique_key``).
+
+    A dynamic test (a glucose tolerance test's T0, T60, T120; serial troponins), or the
+    previous results of a cumulative report sent each in its own order group, repeats one
+    order number and code under several OBR-7, OBX-14 empty. Keyed by rank ('#2', '#3'),
+    the order's next report, with a time added between two others (the T30 the lab had
+    not validated yet), filed the T30 under the T60's key, as a new version of it: the
+    T60 was gone from the dossier. As round 14 keys a cumulative report's OBX by OBX-14."""
+    when, first = ctx.order_time, ctx.ordered.get(key)
+    if not when or first is None or first == when or f"{key}@{when}" in ctx.keys:
+        return None
+    ctx.warnings.append(f"{loc(seg)}: same test as in an earlier order of the message, "
+                        "observed at another time (OBR-7): told apart by that time")
+    return f"{key}@{when}"
 
 
 def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:

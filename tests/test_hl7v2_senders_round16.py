@@ -14,13 +14,27 @@ What the round found:
 - SPM-4 (the specimen type, a CWE) coded in its alternate triplet only ('^^^119297000^Sang
   veineux^SCT') or said in its original text only (CWE.9) named no specimen: the result was
   filed without one, silently; a code sent with its CWE.9 and no text lost the text;
+- several order groups of one order number and code, each with its own OBR-7 and no OBX-14
+  (a glucose tolerance test's T0, T60, T120 each in its OBR; serial troponins) were keyed
+  by rank ('#2', '#3'): the order's next report with a time added between two others filed
+  it as a new version of the later one, which was gone from the dossier. Reports and results
+  after the first are now keyed by their OBR-7 ('@202403150900'), as round 14 keys a
+  cumulative report's OBX by OBX-14;
 """
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
-from tests.test_lab_normalizer import norm, oru
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_lab_normalizer import MSH, ORC, PID, norm, oru
+
+GLU = "2345-7"  # Glucose [Mass or Moles/volume] in Serum or Plasma
 
 
 def _results(*obx: str, **kw):  # noqa: ANN202
@@ -90,3 +104,54 @@ def test_spm4_coded_in_the_alternate_triplet_or_the_original_text(spm4: str,
     (k,), _ = _results("OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F", tail=(spm,))
     assert k.details["specimen"] == specimen
     assert k.specimen_time == "2024-03-15T08:05+01:00"
+
+
+# -- order groups of one number told apart by their OBR-7 ---------------------------------------
+def _hgpo(control_id: str, *times: tuple[str, str]) -> str:
+    """One ORU^R01 of the glucose tolerance test 24C0315-07: an order group per (OBR-7,
+    glucose in g/L), each under the same order number and code, OBX-14 empty."""
+    segments = [MSH.replace("MSG-0001", control_id), PID, ORC]
+    for n, (when, glucose) in enumerate(times, 1):
+        segments += [f"OBR|{n}|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO|HGPO^Hyperglycémie "
+                     f"provoquée par voie orale^L|||{when}" + "|" * 18 + "F",
+                     f"OBX|1|NM|{GLU}^Glucose^LN||{glucose}|g/L|||||F"]
+    return "\r".join(segments) + "\r"
+
+
+T0, T30, T60 = ("202403150800", "0,92"), ("202403150830", "1,48"), ("202403150900", "1,31")
+
+
+def test_order_groups_of_one_number_are_keyed_by_their_obr7() -> None:
+    nm = norm(_hgpo("M1", T0, T60))
+    keys = [e.key for e in nm.entries]
+    assert keys == ["report|24C0315-07|LABO-DEMO|HGPO",
+                    f"result|24C0315-07|LABO-DEMO|{GLU}|LN|",
+                    "report|24C0315-07|LABO-DEMO|HGPO@202403150900",
+                    f"result|24C0315-07|LABO-DEMO|{GLU}|LN|@202403150900"]
+    assert nm.entries[3].parent_key == keys[2]
+    assert "OBX[7]: same test as in an earlier order of the message, observed at another " \
+        "time (OBR-7): told apart by that time" in nm.warnings
+    # a time added between them changes no key the others had
+    again = {e.value: e.key for e in norm(_hgpo("M2", T0, T30, T60)).entries if e.value}
+    assert again["1,31"] == keys[3] and again["0,92"] == keys[1]
+
+
+def test_order_groups_of_one_time_are_still_told_apart_by_rank() -> None:
+    """Two groups of one order number, code and OBR-7 (a lab's dual report): by rank."""
+    keys = [e.key for e in norm(_hgpo("M1", T0, (T0[0], "0,93"))).entries]
+    assert keys[2:] == ["report|24C0315-07|LABO-DEMO|HGPO#2",
+                        f"result|24C0315-07|LABO-DEMO|{GLU}|LN|#2"]
+
+
+def test_a_time_added_between_two_others_replaces_neither(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # keys, not the database, decide
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    for n, text in enumerate([_hgpo("M1", T0, T60), _hgpo("M2", T0, T30, T60)]):
+        intake(ctx.engine, ctx.archive, [Received(text.encode(), "demo-lab", "file",
+                                                  file_name=f"{n}.hl7")])
+        drain(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.value, entries.c.effective, entries.c.current)
+                            .where(entries.c.code == GLU)).all()
+    assert sorted((r.value, r.effective[11:16], r.current) for r in rows) == [
+        ("0,92", "08:00", True), ("1,31", "09:00", True), ("1,48", "08:30", True)]
