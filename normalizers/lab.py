@@ -2724,6 +2724,9 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
             and (len(c) == 2 or not c[2].strip()):
         c = [f"{c[0].strip()}^{c[1].strip()}"]
         warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
+    if len(c) > 3 and lf(c[3]) and not _unit_reads(lf, c[:3]) \
+            and (not lf(c[0]) or _unit_reads(lf, c[3:6])):
+        c = _alternate_unit(lf, c, entry, warnings, obx, field)
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -2752,6 +2755,32 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True
+
+
+def _unit_reads(lf: Callable[[str], str], triplet: list[str]) -> bool:
+    """Whether a triplet of a unit (code ^ text ^ system) says a unit we read: declared
+    UCUM, or its code or its text a unit the units table knows."""
+    code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
+    if code and lf(part(triplet, 3)).upper() == "UCUM":
+        return True
+    return any(x and to_ucum(x).mapped for x in (code, said))
+
+
+def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
+                    warnings: list[str], obx: Segment, field: int) -> list[str]:
+    """The alternate triplet of a unit (CE.4-6, v2.5 2.A.8) read as the unit, when the first
+    names none we read: empty ('^^^mmol/L^millimole par litre^UCUM'), or a LIS's own unit
+    code beside a UCUM or known unit ('MMOLL^^99LAB^mmol/L^^UCUM', as v2.5.1 LRI and ELR
+    senders send UCUM beside their local code). Only the first triplet was read: the
+    potassium was filed without any unit, or under the unmapped unit 'MMOLL'. A local code
+    is kept apart (details.unit_code), as when its text says the unit (``_unit``); two
+    local codes stay the first, as before."""
+    code = lf(c[0])
+    if code:
+        entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
+    warnings.append(f"{loc(obx, field)}: unit read from its alternate triplet (CE.4-6): the "
+                    "first names none")
+    return [c[3], part(c, 5), part(c, 6)]
 
 
 # What the code of a unit split at an unescaped '^' is when the '^' was an exponent: a bare

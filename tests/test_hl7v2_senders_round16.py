@@ -20,6 +20,10 @@ What the round found:
   it as a new version of the later one, which was gone from the dossier. Reports and results
   after the first are now keyed by their OBR-7 ('@202403150900'), as round 14 keys a
   cumulative report's OBX by OBX-14;
+- OBX-6 coded in its alternate triplet (CE.4-6, as v2.5.1 LRI / ELR senders put UCUM beside
+  their own unit code: 'MMOLL^^99LAB^mmol/L^^UCUM', or the alternate alone) was read from its
+  first triplet only: the unmapped 'MMOLL', or no unit at all. The alternate is read when
+  the first names no unit we read, the local code kept in details['unit_code'];
 """
 
 from __future__ import annotations
@@ -155,3 +159,28 @@ def test_a_time_added_between_two_others_replaces_neither(sqlite_ctx) -> None:  
                             .where(entries.c.code == GLU)).all()
     assert sorted((r.value, r.effective[11:16], r.current) for r in rows) == [
         ("0,92", "08:00", True), ("1,31", "09:00", True), ("1,48", "08:30", True)]
+
+
+# -- OBX-6 in its alternate triplet -----------------------------------------------------------
+@pytest.mark.parametrize("obx6, unit_code", [
+    ("^^^mmol/L^millimole par litre^UCUM", None),
+    ("MMOLL^^99LAB^mmol/L^millimole par litre^UCUM", {"code": "MMOLL", "system": "99LAB"}),
+    ("MMOLL^^99LAB^mmol/l^^L", {"code": "MMOLL", "system": "99LAB"}),  # a unit we know
+])
+def test_a_unit_in_the_alternate_triplet_is_read(obx6: str, unit_code: dict | None) -> None:
+    (k,), warnings = _results(f"OBX|1|NM|2823-3^Potassium^LN||4,1|{obx6}|3,5-5,1|N|||F")
+    assert (k.unit, k.details.get("unit_code")) == ("mmol/L", unit_code)
+    assert "unit_unmapped" not in k.details
+    assert "OBX[5]-6: unit read from its alternate triplet (CE.4-6): the first names none" \
+        in warnings
+
+
+@pytest.mark.parametrize("obx6, unit", [
+    ("mmol/l^^L^MMOLL^^99LAB", "mmol/L"),  # the first reads: kept, as before
+    ("MMOLL^^99LAB^MMOL2^^99LAB", "MMOLL"),  # two local codes: the first, as before
+])
+def test_a_first_triplet_that_reads_or_two_local_codes_stay_as_before(obx6: str,
+                                                                      unit: str) -> None:
+    (k,), warnings = _results(f"OBX|1|NM|2823-3^Potassium^LN||4,1|{obx6}|3,5-5,1|N|||F")
+    assert k.unit == unit and "unit_code" not in k.details
+    assert not any("alternate triplet" in w for w in warnings)
