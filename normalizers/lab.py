@@ -733,10 +733,13 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     r.details["parent_result"] = said
         if g.specimens or (len(obr.fields) > 15 and obr.fields[15]):
             specimen = _specimen_type(msg, g)
-            if specimen:
-                for r in results:
-                    if r.type == LAB_RESULT:
+            site = _specimen_site(msg, g)
+            for r in results:
+                if r.type == LAB_RESULT:
+                    if specimen:
                         r.details["specimen"] = dict(specimen)
+                    if site:
+                        r.details["specimen_site"] = dict(site)
             if len(g.specimens) > 1 and g.specimen_of:
                 _own_specimens(msg, g, results)
         if g.specimens:
@@ -1267,6 +1270,29 @@ def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
     return None
 
 
+def _specimen_site(msg: Message, g: _Group) -> dict[str, str] | None:
+    """Where on the body the specimen was taken: SPM-8, specimen source site (CWE, v2.5
+    7.4.3.8: 'Pied gauche', 'Cathéter veineux central'), else OBR-15.4, the body site of
+    the specimen source (v2.3-2.4 SPS). A wound swab of the left foot and one of the right
+    hand, a blood culture drawn through a catheter and one drawn peripherally (the
+    differential time to positivity tells a catheter infection), are told apart only by it;
+    it was not read, and every such result looked taken from nowhere in particular. In
+    ``details['specimen_site']`` (the FHIR Specimen's collection.bodySite); never part of a
+    key or of the dedupe fact, as the specimen type is not."""
+    for spm in g.specimens:
+        if len(spm.fields) > 8 and spm.fields[8]:
+            found = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 8)),
+                                    subcomponents=False)
+            if found:
+                return found
+    obr = g.obr
+    if len(obr.fields) > 15 and obr.fields[15]:
+        c = comps(msg, first_rep(msg, obr, 15))
+        if len(c) > 3 and c[3]:
+            return _coded_specimen(msg, [c[3]], subcomponents=True)
+    return None
+
+
 def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
     """The results of an order with several specimens (SPM) that came in a SPECIMEN group
     (v2.5.1 ORU_R01: SPM {OBX}) are about that SPM's specimen: its type (SPM-4) and its
@@ -1281,6 +1307,10 @@ def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
         own = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 4)), subcomponents=False)
         if own:
             result.details["specimen"] = own
+        site = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 8)), subcomponents=False) \
+            if len(spm.fields) > 8 and spm.fields[8] else None
+        if site:
+            result.details["specimen_site"] = site
         collected = _collected(msg, spm)
         if collected:
             result.specimen_time = collected

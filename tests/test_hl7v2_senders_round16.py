@@ -24,6 +24,11 @@ What the round found:
   their own unit code: 'MMOLL^^99LAB^mmol/L^^UCUM', or the alternate alone) was read from its
   first triplet only: the unmapped 'MMOLL', or no unit at all. The alternate is read when
   the first names no unit we read, the local code kept in details['unit_code'];
+- SPM-8 (specimen source site) and OBR-15.4 (its v2.3-2.4 place, the body site of the
+  specimen source) were never read: a wound swab of the left foot and one of the right hand,
+  a blood culture drawn through a catheter and one drawn peripherally, looked taken from
+  nowhere in particular. In details['specimen_site'] now, and the FHIR Specimen's
+  collection.bodySite; never part of a key or of the dedupe fact.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
+from dossiers.fhir import to_bundle
 from dossiers.schema import entries
 from pipelines.intake import Received, intake
 from pipelines.process import drain
-from tests.test_lab_normalizer import MSH, ORC, PID, norm, oru
+from tests.test_fhir_export import PATIENT, _resource, _row, by_entry_id, check_bundle
+from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
 
 GLU = "2345-7"  # Glucose [Mass or Moles/volume] in Serum or Plasma
 
@@ -184,3 +191,37 @@ def test_a_first_triplet_that_reads_or_two_local_codes_stay_as_before(obx6: str,
     (k,), warnings = _results(f"OBX|1|NM|2823-3^Potassium^LN||4,1|{obx6}|3,5-5,1|N|||F")
     assert k.unit == unit and "unit_code" not in k.details
     assert not any("alternate triplet" in w for w in warnings)
+
+
+# -- SPM-8 and OBR-15.4: where the specimen was taken ------------------------------------------
+STAPH = "OBX|1|CWE|6462-6^Germe identifié^LN|1|3092008^Staphylococcus aureus^SCT||||||F"
+
+
+@pytest.mark.parametrize("spm8, site", [
+    ("LFOOT^Pied gauche^L", {"code": "LFOOT", "system": "L", "display": "Pied gauche"}),
+    ("^^^^^^^^Cathéter veineux central", {"text": "Cathéter veineux central"}),
+])
+def test_spm8_the_specimen_source_site_is_kept(spm8: str, site: dict) -> None:
+    spm = f"SPM|1|||SWD^Écouvillonnage de plaie^HL70487||||{spm8}" + "|" * 9 + "202403150805"
+    (germ,), _ = _results(STAPH, tail=(spm,))
+    assert germ.details["specimen_site"] == site
+    assert germ.details["specimen"]["display"] == "Écouvillonnage de plaie"
+    assert germ.key == "result|24C0315-07|LABO-DEMO|6462-6|LN|1"  # no part of the key
+
+
+def test_obr15_4_the_body_site_of_a_v23_sender_is_kept() -> None:
+    obr = OBR.replace("|||||||^MARTIN", "||||||PLAIE&Plaie&L^^^MAIND&Main droite&L|^MARTIN")
+    (germ,), _ = _results(STAPH, order=(ORC, obr))
+    assert germ.details["specimen_site"] == {"code": "MAIND", "system": "L",
+                                             "display": "Main droite"}
+    assert germ.details["specimen"] == {"code": "PLAIE", "system": "L", "display": "Plaie"}
+
+
+def test_the_site_is_the_fhir_specimens_body_site() -> None:
+    site = {"code": "LFOOT", "system": "L", "display": "Pied gauche"}
+    bundle = to_bundle(PATIENT, [_row(1, specimen_time="2024-03-15T08:05+01:00",
+                                      details={"specimen_site": site})])
+    check_bundle(bundle)
+    specimen = _resource(bundle, by_entry_id(bundle)[1]["specimen"]["reference"])
+    assert specimen["collection"]["bodySite"]["text"] == "Pied gauche"
+    assert specimen["collection"]["bodySite"]["coding"][0]["code"] == "LFOOT"
