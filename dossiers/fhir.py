@@ -1426,17 +1426,19 @@ def is_lab_result(resource: Mapping) -> bool:
 
 def _specimen(entry: Mapping, details: Mapping, subject: dict, base_url: str) -> dict | None:
     """The Specimen a lab result was measured on: its type (SPM-4, OBR-15, CDA specimen),
-    its collection time (SPM-17 / OBR-7, CDA specimen collection), its condition (SPM-24,
-    table 0493: haemolysed, lipaemic: a potassium on a haemolysed serum reads falsely high)
-    and, when the laboratory rejected it (SPM-21, table 0490), status 'unsatisfactory' with
-    the reasons as a note (R4 has no element of its own for them)."""
+    its collection time (SPM-17 / OBR-7, CDA specimen collection) and site (SPM-8,
+    OBR-15.4), its condition (SPM-24, table 0493: haemolysed, lipaemic: a potassium on a
+    haemolysed serum reads falsely high) and, when the laboratory rejected it (SPM-21,
+    table 0490), status 'unsatisfactory' with the reasons as a note (R4 has no element of
+    its own for them)."""
     kind = _coded_concept(details.get("specimen"), base_url)
     collected = fhir_datetime(entry.get("specimen_time"))
     conditions = [c for c in (_coded_concept(i, base_url)
                               for i in _items(details.get("specimen_condition"))) if c]
     rejected = [c for c in (_coded_concept(i, base_url)
                             for i in _items(details.get("specimen_rejected"))) if c]
-    if not (kind or collected or conditions or rejected):
+    site = _coded_concept(details.get("specimen_site"), base_url)  # SPM-8, OBR-15.4
+    if not (kind or collected or conditions or rejected or site):
         return None
     why = "; ".join(c.get("text") or c["coding"][0]["code"] for c in rejected)
     notes = [{"text": f"rejected by the laboratory: {why}"}] if rejected else []
@@ -1450,7 +1452,8 @@ def _specimen(entry: Mapping, details: Mapping, subject: dict, base_url: str) ->
             "meta": {"security": security} if security else None,
             "status": REJECTED_SPECIMEN if rejected else None, "type": kind,
             "subject": subject if about is None else None,
-            "collection": {"collectedDateTime": collected}, "condition": conditions,
+            "collection": {"collectedDateTime": collected, "bodySite": site},
+            "condition": conditions,
             "note": notes}
 
 

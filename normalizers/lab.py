@@ -108,9 +108,10 @@ _GROUPED_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3})+\.\d+|(?:,\d{3}){2,})")
 # print it. Not in the NM grammar (v2.5 2.A.47) but no other reading; the exponent is bounded
 # so that no value reads as infinite.
 _EXPONENT = re.compile(r"([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))[eE]([+-]?\d{1,2})")
-# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2', '≥ 60'): _parse_number reads
-# the rest; a one-sign comparator (tables/comparator_signs.csv) is read by _comparator.
-_COMPARED = re.compile(r"(<=|>=|<>|<|>|=|[\u2264\u2265\u2a7d\u2a7e])\s*([+\-\d.,].*)")
+# A comparator and what follows it ('<0.5', '> 1 000', '<1.0E2', '≥ 60', '=<0,25'):
+# _parse_number reads the rest; a one-sign or reversed comparator (tables/
+# comparator_signs.csv) is read by _comparator.
+_COMPARED = re.compile(r"(<=|>=|=<|=>|<>|<|>|=|[\u2264\u2265\u2a7d\u2a7e])\s*([+\-\d.,].*)")
 COMPARATORS = frozenset({"<", ">", "<=", ">=", "=", "<>"})
 SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -560,6 +561,10 @@ class _Ctx:
     # a result key -> the OBX-14 its first result was sent with ('' for none): what tells a
     # cumulative report's previous results of one test apart (``_make_unique``)
     observed: dict[str, str] = field(default_factory=dict)
+    # a result or report key -> the OBR-7 of the order its first entry came in, as sent:
+    # what tells apart the orders of one number and code (``_order_time_key``)
+    ordered: dict[str, str] = field(default_factory=dict)
+    order_time: str = ""  # OBR-7 as sent of the order being read
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
     # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
     sent_iso: str = ""
@@ -604,8 +609,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         report_key = f"report|{order_no}|{scope_ns}|{obr_code}"
         if scope:
             report_key = f"{report_key}|{scope}"
+        ctx.order_time = _order_time_sent(msg, obr)
         if report_key in ctx.keys:
-            report_key = _unique_key(ctx, report_key, obr)
+            report_key = _order_time_key(ctx, report_key, obr) \
+                or _unique_key(ctx, report_key, obr)
+        else:
+            ctx.ordered[report_key] = ctx.order_time
         ctx.keys.add(report_key)
         collected = _specimen_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
@@ -724,10 +733,13 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     r.details["parent_result"] = said
         if g.specimens or (len(obr.fields) > 15 and obr.fields[15]):
             specimen = _specimen_type(msg, g)
-            if specimen:
-                for r in results:
-                    if r.type == LAB_RESULT:
+            site = _specimen_site(msg, g)
+            for r in results:
+                if r.type == LAB_RESULT:
+                    if specimen:
                         r.details["specimen"] = dict(specimen)
+                    if site:
+                        r.details["specimen_site"] = dict(site)
             if len(g.specimens) > 1 and g.specimen_of:
                 _own_specimens(msg, g, results)
         if g.specimens:
@@ -1258,6 +1270,29 @@ def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
     return None
 
 
+def _specimen_site(msg: Message, g: _Group) -> dict[str, str] | None:
+    """Where on the body the specimen was taken: SPM-8, specimen source site (CWE, v2.5
+    7.4.3.8: 'Pied gauche', 'Cathéter veineux central'), else OBR-15.4, the body site of
+    the specimen source (v2.3-2.4 SPS). A wound swab of the left foot and one of the right
+    hand, a blood culture drawn through a catheter and one drawn peripherally (the
+    differential time to positivity tells a catheter infection), are told apart only by it;
+    it was not read, and every such result looked taken from nowhere in particular. In
+    ``details['specimen_site']`` (the FHIR Specimen's collection.bodySite); never part of a
+    key or of the dedupe fact, as the specimen type is not."""
+    for spm in g.specimens:
+        if len(spm.fields) > 8 and spm.fields[8]:
+            found = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 8)),
+                                    subcomponents=False)
+            if found:
+                return found
+    obr = g.obr
+    if len(obr.fields) > 15 and obr.fields[15]:
+        c = comps(msg, first_rep(msg, obr, 15))
+        if len(c) > 3 and c[3]:
+            return _coded_specimen(msg, [c[3]], subcomponents=True)
+    return None
+
+
 def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
     """The results of an order with several specimens (SPM) that came in a SPECIMEN group
     (v2.5.1 ORU_R01: SPM {OBX}) are about that SPM's specimen: its type (SPM-4) and its
@@ -1272,6 +1307,10 @@ def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
         own = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 4)), subcomponents=False)
         if own:
             result.details["specimen"] = own
+        site = _coded_specimen(msg, comps(msg, first_rep(msg, spm, 8)), subcomponents=False) \
+            if len(spm.fields) > 8 and spm.fields[8] else None
+        if site:
+            result.details["specimen_site"] = site
         collected = _collected(msg, spm)
         if collected:
             result.specimen_time = collected
@@ -1288,11 +1327,24 @@ def _coded_specimen(msg: Message, c: list[str], *, subcomponents: bool) -> dict[
         first = part(c, 1)
         code, display, system = (sub(msg, first, i) for i in (1, 2, 3))
     else:
-        code, display, system = (text(msg, part(c, i)) for i in (1, 2, 3))
+        code, display, system = _specimen_cwe(msg, c)
     if code:
         return {"code": code, "system": system_name(system) if system else "",
                 "display": display}
     return {"text": display} if display else None
+
+
+def _specimen_cwe(msg: Message, c: list[str]) -> tuple[str, str, str]:
+    """(code, text, coding system) of a specimen type sent as a CWE (SPM-4, v2.5 7.4.3.4):
+    its identifier triplet, else its alternate one (CWE.4-6: '^^^BLD^Sang^HL70487', a
+    sender with no code of its own), the text else the original text (CWE.9: '^^^^^^^^Sang
+    veineux', or a code sent without its text). Only the first triplet was read: a specimen
+    coded in the alternate triplet or said in the original text alone was lost without a
+    word, as OBX-3 and OBR-4 were (rounds 7 and 9)."""
+    code, display, system = (text(msg, part(c, i)) for i in (1, 2, 3))
+    if not code and not display and text(msg, part(c, 4)):
+        code, display, system = (text(msg, part(c, i)) for i in (4, 5, 6))
+    return code, display or text(msg, part(c, 9)), system
 
 
 def _specimen_time(msg: Message, g: _Group) -> str | None:
@@ -1657,6 +1709,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         _make_unique(ctx, entry, obx, observed_sent)
     else:
         ctx.observed[key] = observed_sent
+        ctx.ordered[key] = ctx.order_time
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
@@ -1991,7 +2044,39 @@ def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> N
         ctx.warnings.append(f"{loc(obx)}: same test as an earlier segment of the message, "
                             "observed at another time (OBX-14): told apart by that time")
         return
+    if not observed and not first:
+        by_order = _order_time_key(ctx, key, obx)
+        if by_order is not None:
+            entry.key = by_order
+            return
     entry.key = _unique_key(ctx, key, obx)
+
+
+def _order_time_sent(msg: Message, obr: Segment) -> str:
+    """OBR-7 as sent (its first component, the time without its degree of precision)."""
+    f = obr.fields
+    if len(f) <= 7 or not f[7]:
+        return ""
+    return text(msg, part(comps(msg, first_rep(msg, obr, 7)), 1)).strip()
+
+
+def _order_time_key(ctx: _Ctx, key: str, seg: Segment) -> str | None:
+    """The key of a report or result under the key of an earlier one of the message whose
+    order has another observation time (OBR-7): that time appended ('...@202403150900'),
+    said; None when the times are the same or unsaid (ranked, ``_unique_key``).
+
+    A dynamic test (a glucose tolerance test's T0, T60, T120; serial troponins), or the
+    previous results of a cumulative report sent each in its own order group, repeats one
+    order number and code under several OBR-7, OBX-14 empty. Keyed by rank ('#2', '#3'),
+    the order's next report, with a time added between two others (the T30 the lab had
+    not validated yet), filed the T30 under the T60's key, as a new version of it: the
+    T60 was gone from the dossier. As round 14 keys a cumulative report's OBX by OBX-14."""
+    when, first = ctx.order_time, ctx.ordered.get(key)
+    if not when or first is None or first == when or f"{key}@{when}" in ctx.keys:
+        return None
+    ctx.warnings.append(f"{loc(seg)}: same test as in an earlier order of the message, "
+                        "observed at another time (OBR-7): told apart by that time")
+    return f"{key}@{when}"
 
 
 def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
@@ -2055,7 +2140,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     if vtype == "NM":
         c = comps(msg, first)
         head = text(msg, c[0]) if c else ""
-        if len(c) > 1 and (not head or head in COMPARATORS) and text(msg, c[1]):
+        if len(c) > 1 and (not head or _is_comparator(head)) and text(msg, c[1]):
             # '^182', '<^0.5': an SN's components under OBX-2 NM. Read as NM, the number in
             # component 2 was lost without a word ('^182') or the message failed ('<^0.5').
             ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
@@ -2188,7 +2273,7 @@ def _typed_by_components(msg: Message, rep: str) -> str | None:
     if len(c) > 3 and text(msg, c[3]).upper() in ed_encodings():
         return None  # an ED's shape ('^AP^PDF^Base64^JVBERi0...'): no coded value, as before
     head, second = text(msg, c[0]).strip(), text(msg, part(c, 2)).strip()
-    if (not head or head in COMPARATORS) and _NUMBER.fullmatch(second.replace(",", ".")):
+    if (not head or _is_comparator(head)) and _NUMBER.fullmatch(second.replace(",", ".")):
         return "SN"
     return "CWE"
 
@@ -2448,14 +2533,22 @@ def _comparator_signs() -> dict[str, str]:
     return column_map("comparator_signs", "sign", "comparator")
 
 
+def _is_comparator(sent: str) -> bool:
+    """Whether ``sent`` is an SN comparator, as HL7 writes it or as a sign or a reversed
+    pair stands for one (tables/comparator_signs.csv)."""
+    return sent in COMPARATORS or sent in _comparator_signs()
+
+
 def _comparator(ctx: _Ctx, sent: str, where: str) -> str:
     """The HL7 comparator (SN.1) ``sent`` is: itself, or the one a single sign stands for
-    ('≤0,5', '≥ 60' from systems that print them; the whole message failed as
-    OBX_BAD_NUMBER), said in a warning."""
+    ('≤0,5', '≥ 60' from systems that print them), or the one a reversed pair stands for
+    ('=<0,25', '=>32': microbiology systems print MICs so, MIMIC-IV's dilution comparisons
+    hold '=>'); the whole message failed as OBX_BAD_NUMBER. Said in a warning."""
     comparator = _comparator_signs().get(sent)
     if comparator is None:
         return sent
-    ctx.warnings.append(f"{where}: comparator written as one sign, read as {comparator}")
+    how = "as one sign" if len(sent) == 1 else f"reversed ({sent})"
+    ctx.warnings.append(f"{where}: comparator written {how}, read as {comparator}")
     return comparator
 
 
@@ -2661,6 +2754,9 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
             and (len(c) == 2 or not c[2].strip()):
         c = [f"{c[0].strip()}^{c[1].strip()}"]
         warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
+    if len(c) > 3 and lf(c[3]) and not _unit_reads(lf, c[:3]) \
+            and (not lf(c[0]) or _unit_reads(lf, c[3:6])):
+        c = _alternate_unit(lf, c, entry, warnings, obx, field)
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -2689,6 +2785,32 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     entry.unit = unit
     if not mapped:
         entry.details["unit_unmapped"] = True
+
+
+def _unit_reads(lf: Callable[[str], str], triplet: list[str]) -> bool:
+    """Whether a triplet of a unit (code ^ text ^ system) says a unit we read: declared
+    UCUM, or its code or its text a unit the units table knows."""
+    code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
+    if code and lf(part(triplet, 3)).upper() == "UCUM":
+        return True
+    return any(x and to_ucum(x).mapped for x in (code, said))
+
+
+def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
+                    warnings: list[str], obx: Segment, field: int) -> list[str]:
+    """The alternate triplet of a unit (CE.4-6, v2.5 2.A.8) read as the unit, when the first
+    names none we read: empty ('^^^mmol/L^millimole par litre^UCUM'), or a LIS's own unit
+    code beside a UCUM or known unit ('MMOLL^^99LAB^mmol/L^^UCUM', as v2.5.1 LRI and ELR
+    senders send UCUM beside their local code). Only the first triplet was read: the
+    potassium was filed without any unit, or under the unmapped unit 'MMOLL'. A local code
+    is kept apart (details.unit_code), as when its text says the unit (``_unit``); two
+    local codes stay the first, as before."""
+    code = lf(c[0])
+    if code:
+        entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
+    warnings.append(f"{loc(obx, field)}: unit read from its alternate triplet (CE.4-6): the "
+                    "first names none")
+    return [c[3], part(c, 5), part(c, 6)]
 
 
 # What the code of a unit split at an unescaped '^' is when the '^' was an exponent: a bare
