@@ -43,6 +43,10 @@ CLOSED = "FERME"
 LOCAL_ID_NO_INS = "local-id-no-ins"
 KNOWN_SEXES = ("F", "M")  # what a strict demographic match compares; dossiers hold one
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
+# the INSi test platform's and the demonstration INS (OIDs .4.10, .4.11): their numbers look
+# like real NIRs (some are), only the OID tells them apart; a production intake
+# (Settings.trust_test_ins false) never lets one choose or create a dossier
+TEST_KINDS = {"INS-NIR-TEST", "INS-NIR-DEMO"}
 NOT_IDENTITY_KINDS = {
     "INS-C": "the computed INS (OID 1.2.250.1.213.1.4.2) is obsolete, replaced by the INS-NIR",
     "NIR": "a NIR used as a social security number is not an INS",
@@ -212,12 +216,14 @@ def dossier_refusal(patient: Patient | None) -> tuple[str, str] | None:
 
 
 def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create: bool,
-                     lookup: StoreLookup | None = None, feeding: bool = True) -> Resolution:
+                     lookup: StoreLookup | None = None, feeding: bool = True,
+                     trust_test_ins: bool = True) -> Resolution:
     """Find the dossier (``lookup``: the store, or a batch's prefetched view of it).
 
     ``feeding``: the input would feed the dossier (results, documents), so a dossier the
     patient opposed or closed is refused. An ADT is not feeding: it is what states the
-    opposition, and what lifts it."""
+    opposition, and what lifts it. ``trust_test_ins`` false (a production intake): a test
+    or demonstration INS is ignored, as a NIR used for billing is (``_production_ins``)."""
     lookup = lookup or StoreLookup(conn)
     warnings: list[str] = []
     if identity.conflicts:
@@ -225,6 +231,8 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                            "guess", warnings)
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
+    if not trust_test_ins:
+        ins_candidates = _production_ins(ins_candidates, warnings)
     for kind in sorted({i.kind for i in identity.ins if i.kind not in TRUSTED_KINDS}):
         # INS-C: the computed INS withdrawn for the INS-NIR; NIR/NIA (OIDs .4.13, .4.14):
         # the number used for social security, not an identity (NOT_IDENTITY_KINDS)
@@ -425,6 +433,19 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     # operator's `dossier create` is (under the sender's source id, with the import)
     return Resolution(pid, via="auto-create", warnings=warnings,
                       audit=("dossier.create", {"ins": True, "auto": True}))
+
+
+def _production_ins(candidates: list[InsIdentifier],
+                    warnings: list[str]) -> list[InsIdentifier]:
+    """``candidates`` without the test and demonstration INS (``TEST_KINDS``), each kind
+    dropped warned about. Why: a sender's engine left on the INSi test platform goes live
+    and sends its patients' test INS under VALI; trusted, they found or created dossiers by
+    a number that is not the patient's (and may be a real person's NIR). Not even kept as an
+    unqualified INS that could veto a dossier: the number says nothing of this person."""
+    for kind in sorted({i.kind for i in candidates if i.kind in TEST_KINDS}):
+        warnings.append(f"{kind} ignored: a test or demonstration INS is not trusted by a "
+                        "production intake (trust_test_ins = false)")
+    return [i for i in candidates if i.kind not in TEST_KINDS]
 
 
 def _holds_lasting_ins(patient: Patient | None) -> bool:
