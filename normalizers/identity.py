@@ -116,23 +116,48 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
 
 
 MOTHERS_ID = 21  # PID-21 mother's identifier (a newborn's messages)
+MOTHER = "MTH"  # NK1-3 relationship: mother (HL7 v2.5 table 0063)
+NK1_RELATIONSHIP, NK1_IDENTIFIERS = 3, 33  # NK1-33: the associated party's identifiers
+# segments that may stand between a PID and its NK1s (v2.5 ADT: PID [PD1] [{ROL}] [{NK1}];
+# ORU: PID [PD1] [{NTE}] [{NK1}]): the NK1s after another segment are not this PID's
+_PATIENT_GROUP = frozenset({"PD1", "ROL", "NTE", "NK1"})
 
 
 def _mothers_ids(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
-    """A PID-3 identifier that PID-21 gives as the mother's: a newborn's message filled with
-    its mother's INS or IPP (the child has no NIR yet, the software copied the mother's).
-    Filed by it, the baby's results went into the mother's dossier: a conflict, quarantined
-    by identity resolution. Compared as read (INS by number, local ids by authority)."""
-    if not pid.raw(MOTHERS_ID):
-        return
-    mother = identifiers_in(msg, pid, MOTHERS_ID)
-    nirs = {i.nir for i in mother.ins}
-    locals_ = {(li.authority, li.value) for li in mother.local_ids}
-    if any(i.nir in nirs for i in ident.ins) or any(
-            (li.authority, li.value) in locals_ for li in ident.local_ids):
-        ident.conflicts.append(f"{loc(pid, 3)} holds the mother's identifier "
-                               f"({loc(pid, MOTHERS_ID)}): a newborn's message carrying its "
-                               "mother's identity")
+    """A PID-3 identifier that PID-21, or the identifiers (NK1-33) of an NK1 whose
+    relationship is the mother (NK1-3 'MTH'), give as the mother's: a newborn's message
+    filled with its mother's INS or IPP (the child has no NIR yet, the software copied the
+    mother's). Filed by it, the baby's results went into the mother's dossier: a conflict,
+    quarantined by identity resolution. Compared as read (INS by number, local ids by
+    authority). Plain HL7 senders name the mother in NK1 rather than PID-21: read only in
+    PID-21, her identifiers in PID-3 were not seen."""
+    for where, mother in _mothers(msg, pid):
+        nirs = {i.nir for i in mother.ins}
+        locals_ = {(li.authority, li.value) for li in mother.local_ids}
+        if any(i.nir in nirs for i in ident.ins) or any(
+                (li.authority, li.value) in locals_ for li in ident.local_ids):
+            ident.conflicts.append(f"{loc(pid, 3)} holds the mother's identifier "
+                                   f"({where}): a newborn's message carrying its "
+                                   "mother's identity")
+            return
+
+
+def _mothers(msg: Message, pid: Segment) -> list[tuple[str, PatientIdentity]]:
+    """(field position, identifiers) of the mother as this PID's message states her:
+    PID-21, and NK1-33 of this PID's NK1s whose relationship is 'MTH'."""
+    found = []
+    if pid.raw(MOTHERS_ID):
+        found.append((loc(pid, MOTHERS_ID), identifiers_in(msg, pid, MOTHERS_ID)))
+    for seg in msg.segments[pid.index:]:
+        if seg.name not in _PATIENT_GROUP:
+            break
+        if seg.name != "NK1" or not seg.raw(NK1_IDENTIFIERS):
+            continue
+        relation = text(msg, part(comps(msg, _first(msg, seg, NK1_RELATIONSHIP)), 1))
+        if relation.strip().upper() == MOTHER:
+            found.append((loc(seg, NK1_IDENTIFIERS),
+                          identifiers_in(msg, seg, NK1_IDENTIFIERS)))
+    return found
 
 
 STATUS_SEPARATOR = "~"  # PID-32 repeats: a status and its attributes, kept in order
