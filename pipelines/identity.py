@@ -293,9 +293,9 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                                 "qualified: its traits do not update the dossier")
         return _accept(lookup, matches.pop(), via, local_ids, warnings, feeding, patient=known)
     if len(matches) > 1:
-        return _quarantine("IDENTITY_AMBIGUOUS",
-                           f"local identifiers point to {len(matches)} different dossiers",
-                           warnings)
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the local identifiers point to {len(matches)} different dossiers "
+                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
 
     if not status.demographics:
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
@@ -353,14 +353,16 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         if named - {patient.id}:
             return _quarantine("IDENTITY_CONFLICT",
                                f"the {chosen.kind} and the local identifiers name different "
-                               "dossiers: not filed on a guess", warnings)
+                               f"dossiers ({chosen.kind} -> dossier {patient.id}; "
+                               f"{_naming(lookup, local_ids)}): not filed on a guess", warnings)
         refused = _incoherent(identity, chosen.kind, patient, warnings, feeding, chosen.nir)
         return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
                                   patient=patient)
     if len(named) > 1:
-        return _quarantine("IDENTITY_AMBIGUOUS",
+        return _quarantine("IDENTITY_CONFLICT",
                            f"no dossier holds this {chosen.kind} and the local identifiers "
-                           f"point to {len(named)} different dossiers", warnings)
+                           f"point to {len(named)} different dossiers "
+                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
     if named:
         known = lookup.patient(next(iter(named)))
         if known is None:
@@ -530,6 +532,21 @@ def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
                            f"{sent[0].kind} sent (not qualified): not filed on a guess",
                            warnings)
     return None
+
+
+def _naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
+    """Which identifier names which dossier, by assigning authority and type code and the
+    dossier's internal id ('1.2.250.1.71.4.2.2.1 (PI) -> dossier 12; LABO-X (PI) ->
+    dossier 34'), never the identifier's value: what the admin needs to find the two dossiers
+    (told only that there were two, they searched both by the patient's name)."""
+    said = []
+    for li in local_ids:
+        ids = sorted(set(lookup.by_local_id(li.authority, li.value)))
+        if ids:
+            typed = f" ({li.type_code})" if li.type_code else ""
+            said.append(f"{li.authority}{typed} -> dossier{'s' if len(ids) > 1 else ''} "
+                        f"{', '.join(map(str, ids))}")
+    return "; ".join(said)
 
 
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:
