@@ -1,0 +1,205 @@
+"""Identity round 8: what senders we had not seen send in PID. Invented patients, INS with
+made-up digits and valid keys; store behaviour on SQLite and on the PostgreSQL fixture."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.db import make_engine
+from dossiers.patients import get_patient
+from dossiers.schema import imports
+from normalizers.identity import extract_identity
+from parsers.hl7v2.er7 import parse_text
+from pipelines.identity import resolve_identity
+from pipelines.settings import load_settings
+from tests.test_dedup_channels import HL7, file
+from tests.test_identity_round4 import CHU, INS_NIR, MSH, dossier, nir, pid
+
+INS_TEST = "1.2.250.1.213.1.4.10"  # the INSi test platform's INS-NIR
+LABO = "2.999.250.1.7"  # a laboratory's own patient numbers
+
+
+@pytest.fixture
+def engine(database_url):  # noqa: ANN001, ANN201
+    """A store at head on SQLite and on PostgreSQL (tests/conftest.py)."""
+    store = make_engine(database_url)
+    yield store
+    store.dispose()
+
+
+def resolve(engine, *segments: str, auto_create: bool = False, trust_test_ins: bool = True):  # noqa: ANN001, ANN201
+    ident = extract_identity(parse_text(MSH + "\r" + "\r".join(segments) + "\r"))
+    with engine.begin() as conn:
+        return resolve_identity(conn, ident, auto_create=auto_create,
+                                trust_test_ins=trust_test_ins)
+
+
+# -- PID-32: plain HL7 v2.5 table 0445 codes ----------------------------------------------------
+@pytest.mark.parametrize(("status", "matched"), [
+    ("AL", False),  # the name is an alias: the traits are not the person's own
+    ("PROV~UD", False),  # a default birth date (19000101, 1st January of a year)
+    ("pROV~ud", False),  # lower case, as some engines write it
+    ("PROV~UA", True),  # only the address is a default one
+])
+def test_alias_or_default_birth_date_is_no_demographic_match(engine, status: str,  # noqa: ANN001
+                                                             matched: bool) -> None:
+    """An engine outside PAM France fills PID-32 from HL7 table 0445: 'AL' (the name is an
+    alias), 'UD' (a default birth date). Unknown to the table, the codes only withdrew trust
+    from the INS: the look-alike dossier of Maëlle Le Bihan was matched on an alias."""
+    hers = dossier(engine)
+    res = resolve(engine, pid("", "MARTIN^Maëlle^^^^^L", status=status))
+    if matched:
+        assert (res.patient_id, res.via) == (hers, "demographics")
+    else:
+        assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+        assert "no demographic match" in res.reason
+        assert not any("not in table" in w for w in res.warnings)
+
+
+def test_default_social_security_number_withdraws_the_ins(sqlite_engine) -> None:  # noqa: ANN001
+    """'VALI~US': the NIR (the French social security number) is a default one: the INS
+    is not the person's, whatever VALI says; it was trusted as soon as the code was known."""
+    ins = nir("2840699351042")
+    dossier(sqlite_engine, ins=ins, ins_oid=INS_NIR)
+    res = resolve(sqlite_engine, pid(f"{ins}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+                                     "MARTIN^Maëlle^^^^^L", status="VALI~US"))
+    assert res.via != "ins"
+    assert any("INS ignored" in w and "VALI~US" in w for w in res.warnings)
+    assert not any("not in table" in w for w in res.warnings)
+
+
+# -- a test INS in a production intake ----------------------------------------------------------
+TEST_NIR = nir("2840699351042")
+
+
+def test_a_test_ins_does_not_choose_a_dossier_in_production(engine) -> None:  # noqa: ANN001
+    """A laboratory's engine, qualified against the INSi test platform, goes live still
+    sending that platform's INS (OID .4.10) under VALI. Trusted, the test number was given
+    to the dossier its IPP names; a production intake (trust_test_ins false) ignores it."""
+    ipp = (CHU, "4711", "PI")
+    hers = dossier(engine, ids=(ipp,))
+    segment = pid(f"{TEST_NIR}^^^ASIP-SANTE-INS-NIR-TEST&{INS_TEST}&ISO^INS~4711^^^CHU&{CHU}"
+                  "&ISO^PI", "LE BIHAN^Maëlle^^^^^D~MARTIN^Maëlle^^^^^L", status="VALI")
+    res = resolve(engine, segment, trust_test_ins=False)
+    assert (res.patient_id, res.via) == (hers, "local-id")
+    assert any("INS-NIR-TEST ignored" in w and "production" in w for w in res.warnings)
+    assert TEST_NIR not in " ".join(res.warnings)
+    with engine.connect() as conn:
+        assert get_patient(conn, hers).ins is None
+    # as before where test INS are trusted (a test platform of our own)
+    assert resolve(engine, segment).patient_id == hers
+    with engine.connect() as conn:
+        assert (get_patient(conn, hers).ins, get_patient(conn, hers).ins_oid) == \
+            (TEST_NIR, INS_TEST)
+
+
+def test_a_test_ins_creates_no_dossier_in_production(engine) -> None:  # noqa: ANN001
+    """Auto-creation on: a test INS under VALI, no known identifier, no look-alike. It
+    created a dossier holding the test number; in production nothing is created."""
+    segment = pid(f"{TEST_NIR}^^^ASIP-SANTE-INS-NIR&{INS_TEST}&ISO^INS", "MARTIN^Maëlle^^^^^L",
+                  status="VALI")
+    res = resolve(engine, segment, auto_create=True, trust_test_ins=False)
+    assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+    assert resolve(engine, segment, auto_create=True).via == "auto-create"
+
+
+@pytest.mark.parametrize(("value", "trusted"), [("0", False), ("false", False), ("", True)])
+def test_trust_test_ins_setting(tmp_path, value: str, trusted: bool) -> None:  # noqa: ANN001
+    env = {"DMP_HOME": str(tmp_path)}
+    if value:
+        env["DMP_TRUST_TEST_INS"] = value
+    assert load_settings(env=env).trust_test_ins is trusted
+
+
+def test_pipeline_files_a_test_ins_by_traits_only_in_production(sqlite_ctx) -> None:  # noqa: ANN001
+    """The laboratory's ORU (test INS under VALI, its own IPP unknown here) reaches the
+    dossier by the strict demographic match, the ledger row saying why the INS was not
+    used; with test INS trusted it is filed by the INS, as before."""
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, trust_test_ins=False)
+    row = file(sqlite_ctx, HL7.encode(), "LABM")
+    assert row.status == "deposited"
+    assert any("INS-NIR-TEST ignored" in w for w in row.warnings)
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, trust_test_ins=True)
+    again = file(sqlite_ctx, HL7.replace("RB2502040000002", "RB2502040000099").encode(), "LABM")
+    assert again.status == "deposited"
+    assert not any("INS-NIR-TEST ignored" in w for w in again.warnings or ())
+    with sqlite_ctx.engine.connect() as conn:
+        assert conn.execute(select(imports.c.patient_id).where(
+            imports.c.id.in_([row.id, again.id]))).scalars().all() == [row.patient_id] * 2
+
+
+# -- a newborn's mother named in NK1 (relationship MTH), not in PID-21 --------------------------
+MOTHER_NIR = nir("2840699351042")
+MOTHER_IDS = f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS~7311^^^CHU&{CHU}&ISO^PI"
+
+
+def nk1(relation: str = "MTH^Mère^HL70063", ids: str = MOTHER_IDS) -> str:
+    return "NK1|1|LE BIHAN^Maëlle^^^^^D|" + relation + "|" * 30 + ids
+
+
+def baby(ids: str = f"7311^^^CHU&{CHU}&ISO^PI") -> str:
+    """Results for a girl named after her mother, sent before her birth date was keyed."""
+    return pid(ids, "LE BIHAN^Maëlle^^^^^L", birth="", sex="F")
+
+
+@pytest.mark.parametrize("ids", [f"7311^^^CHU&{CHU}&ISO^PI",
+                                 f"{MOTHER_NIR}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS"])
+def test_newborn_with_the_mothers_identifier_given_in_nk1_is_a_conflict(engine, ids: str) -> None:  # noqa: ANN001
+    """A plain HL7 maternity names the mother in NK1 (NK1-3 'MTH', her identifiers in
+    NK1-33), not in PID-21, and its software copied her IPP (or INS) into the baby's PID-3.
+    Read only in PID-21, the copy went unseen: the baby's results went to her dossier."""
+    dossier(engine, ins=MOTHER_NIR, ins_oid=INS_NIR, ids=((CHU, "7311", "PI"),))
+    res = resolve(engine, baby(ids).replace("PROV", "VALI"), nk1())
+    assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
+    assert "NK1[3]-33" in res.reason and "PID[2]-3" in res.reason
+    assert "7311" not in res.reason and MOTHER_NIR not in res.reason
+
+
+@pytest.mark.parametrize("segments", [
+    (nk1("FTH^Père^HL70063"),),  # the father's identifiers: not the mother's
+    ("PV1|1|I", nk1()),  # an NK1 after PV1 is no longer this PID's
+])
+def test_nk1_other_than_this_patients_mother_is_not_read(segments: tuple[str, ...]) -> None:
+    ident = extract_identity(parse_text("\r".join((MSH, baby(), *segments))))
+    assert ident.conflicts == []
+
+
+def test_newborn_with_its_own_ipp_and_its_mother_in_nk1_is_filed(sqlite_engine) -> None:  # noqa: ANN001
+    dossier(sqlite_engine, ins=MOTHER_NIR, ins_oid=INS_NIR, ids=((CHU, "7311", "PI"),))
+    girl = dossier(sqlite_engine, given="Maëlle", birth_date="2026-11-20",
+                   ids=((CHU, "88001", "PI"),))
+    res = resolve(sqlite_engine, baby(f"88001^^^CHU&{CHU}&ISO^PI"), nk1())
+    assert (res.patient_id, res.via) == (girl, "local-id")
+
+
+# -- PID-3: two identifiers naming two dossiers --------------------------------------------------
+def test_identifiers_naming_two_dossiers_name_both_without_patient_data(engine) -> None:  # noqa: ANN001
+    """The hospital's IPP names Mme Le Bihan's dossier, the laboratory's own number beside
+    it another woman's (a number keyed on the wrong request). It was IDENTITY_AMBIGUOUS
+    'local identifiers point to 2 different dossiers': the admin, told neither which nor
+    why, searched both by name. A conflict between identifiers, each dossier named by its
+    internal id and the identifier's authority, never by a value."""
+    hers = dossier(engine, ids=((CHU, "4711", "PI"),))
+    other = dossier(engine, family="Quéré", given="Anaïs", birth_family=None,
+                    birth_date="1991-02-03", ids=((LABO, "LB-20931", "PI"),))
+    res = resolve(engine, pid(f"4711^^^CHU&{CHU}&ISO^PI~LB-20931^^^LABO&{LABO}&ISO^PI"))
+    assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
+    assert f"{CHU} (PI) -> dossier {hers}" in res.reason
+    assert f"{LABO} (PI) -> dossier {other}" in res.reason
+    for said in ("4711", "LB-20931", "MARTIN", "Maëlle", "Quéré"):
+        assert said not in res.reason
+
+
+def test_an_unknown_ins_with_identifiers_naming_two_dossiers_names_both(sqlite_engine) -> None:  # noqa: ANN001
+    hers = dossier(sqlite_engine, ids=((CHU, "4711", "PI"),))
+    other = dossier(sqlite_engine, family="Quéré", given="Anaïs", birth_family=None,
+                    ids=((LABO, "LB-20931", "PI"),))
+    ins = nir("2840699351042")
+    res = resolve(sqlite_engine, pid(f"{ins}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS~4711^^^CHU&"
+                                     f"{CHU}&ISO^PI~LB-20931^^^LABO&{LABO}&ISO^PI", status="VALI"))
+    assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
+    assert f"dossier {hers}" in res.reason and f"dossier {other}" in res.reason
+    assert ins not in res.reason
