@@ -203,3 +203,30 @@ def test_an_unknown_ins_with_identifiers_naming_two_dossiers_names_both(sqlite_e
     assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
     assert f"dossier {hers}" in res.reason and f"dossier {other}" in res.reason
     assert ins not in res.reason
+
+
+# -- twins' placeholder names told apart by a letter ('BEBE A', 'BEBE B') ------------------------
+@pytest.mark.parametrize(("given", "same"), [
+    ("BEBE B", False), ("BEBE", False), ("Bébé a", True), ("BEBE A", True),
+    ("JUMEAU B", False),  # another placeholder: never twin A's
+])
+def test_twins_placeholder_letters_are_compared(engine, given: str, same: bool) -> None:  # noqa: ANN001
+    """Twin boys 'BEBE A' (dossier) and 'BEBE B', the laboratory sending no PID-24/25: only
+    numbers after the placeholder were compared, so both keyed as BEBE with no mark and
+    twin B's results went into twin A's dossier."""
+    first = dossier(engine, family="Le Bihan", given="BEBE A", birth_date="2026-11-20",
+                    sex="M", birth_family="Le Bihan")
+    res = resolve(engine, pid(f"88002^^^CHU&{CHU}&ISO^PI", f"LE BIHAN^{given}^^^^^L",
+                              birth="202611200412", sex="M"))
+    assert res.patient_id == (first if same else None)
+    if not same:
+        assert res.code == "IDENTITY_UNKNOWN_PATIENT"
+
+
+def test_a_named_patients_initial_is_not_a_birth_mark(sqlite_engine) -> None:  # noqa: ANN001
+    """Only after a placeholder does a letter count: 'Yann P' (a second name's initial) is
+    still Yann Le Bihan, as before."""
+    his = dossier(sqlite_engine, family="Le Bihan", given="Yann", birth_date="1979-04-30",
+                  sex="M", birth_family=None)
+    res = resolve(sqlite_engine, pid("", "LE BIHAN^Yann P^^^^^L", birth="19790430", sex="M"))
+    assert (res.patient_id, res.via) == (his, "demographics")
