@@ -262,6 +262,25 @@ def _ins_spelled_otherwise(namespace: str, oid: str, ident: PatientIdentity,
     return kind, bare
 
 
+def _oids_disagree(ident: PatientIdentity, namespace: str, universal_id: str, where: str,
+                   kind: str | None = None) -> None:
+    """CX.4.1 written as an OID other than CX.4.2's ('1.2.250.1.213.1.4.8&1.2.250.1.213.1.4.10'):
+    the universal id (CX.4.2) is the assigning authority (HL7 v2.5 2.A.33), said in a
+    warning; for an INS whose two OIDs name two kinds (a production and a test INS-NIR) a
+    conflict: which kind the number is, the sender does not know itself. Unread, the
+    namespace's OID was dropped in silence and the number filed as the other kind."""
+    said, used = _as_oid(namespace), _as_oid(universal_id)
+    if not said or not used or said == used:
+        return
+    said_kind = ins_kind(said)
+    if kind is not None and said_kind is not None and said_kind != kind:
+        ident.conflicts.append(f"{where}: the assigning authority names an {said_kind} "
+                               f"(CX.4.1) and an {kind} (CX.4.2)")
+        return
+    ident.warnings.append(f"{where}: assigning authority's namespace (CX.4.1) is another OID "
+                          "than its universal id (CX.4.2): CX.4.2 used")
+
+
 @cache
 def _not_patient_types() -> frozenset[str]:
     """CX.5 type codes of identifiers that name no patient (a stay, an account, an order)."""
@@ -292,6 +311,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
             oid, kind = guessed, ins_kind(guessed)
             ident.warnings.append(f"{where}: INS without OID, kind taken from {said}")
     if kind is not None and type_code != BILLING_NIR:
+        _oids_disagree(ident, namespace, oid, where, kind)
         nir = "".join(value.split()).upper()  # '2 88 02 99 351 042 xx', tabs, NBSP
         if ("ins", oid, nir) in seen:
             return
@@ -310,6 +330,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         return
     if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
+    _oids_disagree(ident, namespace, oid, where)
     authority = authority_of(namespace, oid, oid_type)
     if not authority:
         ident.warnings.append(f"{where}: identifier without assigning authority")

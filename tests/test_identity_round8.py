@@ -230,3 +230,36 @@ def test_a_named_patients_initial_is_not_a_birth_mark(sqlite_engine) -> None:  #
                   sex="M", birth_family=None)
     res = resolve(sqlite_engine, pid("", "LE BIHAN^Yann P^^^^^L", birth="19790430", sex="M"))
     assert (res.patient_id, res.via) == (his, "demographics")
+
+
+# -- CX.4: namespace and universal id both OIDs, and not the same -------------------------------
+def test_an_ins_whose_two_oids_name_two_kinds_is_a_conflict(engine) -> None:  # noqa: ANN001
+    """'NIR^^^1.2.250.1.213.1.4.8&1.2.250.1.213.1.4.10&ISO^INS': CX.4.1 names the production
+    INS-NIR, CX.4.2 the test one. The namespace was never read when CX.4.2 was an INS OID:
+    the number was a test INS in silence, and given to the dossier the IPP names."""
+    hers = dossier(engine, ids=((CHU, "4711", "PI"),))
+    res = resolve(engine, pid(f"{TEST_NIR}^^^{INS_NIR}&{INS_TEST}&ISO^INS~4711^^^CHU&{CHU}&ISO^PI",
+                              status="VALI"))
+    assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
+    assert "INS-NIR (CX.4.1) and an INS-NIR-TEST (CX.4.2)" in res.reason
+    assert "PID[2]-3 repetition 1" in res.reason and TEST_NIR not in res.reason
+    with engine.connect() as conn:
+        assert get_patient(conn, hers).ins is None
+    # the same OID twice (one as a URN) is no disagreement
+    same = resolve(engine, pid(f"{TEST_NIR}^^^urn:oid:{INS_TEST}&{INS_TEST}&ISO^INS~4711^^^CHU&"
+                               f"{CHU}&ISO^PI", status="VALI"))
+    assert same.patient_id == hers
+
+
+def test_a_local_id_whose_namespace_is_another_oid_is_read_by_its_universal_id(
+        sqlite_engine) -> None:  # noqa: ANN001
+    """CX.4.1 '1.2.250.1.71.4.2.2.9' (another site's OID left in an interface's template),
+    CX.4.2 the hospital's: CX.4.2 is the assigning authority, as before, and the ledger row
+    now says the two disagree."""
+    hers = dossier(sqlite_engine, ids=((CHU, "4711", "PI"),))
+    res = resolve(sqlite_engine, pid(f"4711^^^1.2.250.1.71.4.2.2.9&{CHU}&ISO^PI"))
+    assert (res.patient_id, res.via) == (hers, "local-id")
+    segment = pid(f"4711^^^1.2.250.1.71.4.2.2.9&{CHU}&ISO^PI")
+    ident = extract_identity(parse_text(f"{MSH}\r{segment}"))
+    assert ident.warnings == ["PID[2]-3 repetition 1: assigning authority's namespace (CX.4.1) "
+                              "is another OID than its universal id (CX.4.2): CX.4.2 used"]
